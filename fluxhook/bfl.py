@@ -1,0 +1,129 @@
+"""Client for BFL's API: submit a task and read its result, with timeouts, retries and clear errors.
+
+The API key goes only to ``BFL_API_BASE`` or to a ``polling_url`` whose host is in
+``API_HOST_ALLOWLIST``; any other polling URL is replaced by ``{base}/v1/get_result``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from .backoff import backoff_delay, retry_after_seconds
+from .config import Config
+from .errors import (
+    BFLAuthFailed,
+    BFLError,
+    BFLRateLimited,
+    BFLRejected,
+    BFLUnavailable,
+    HostNotAllowed,
+    InsufficientCredits,
+)
+from .hosts import Target, check_url
+from .http import HTTPClient
+
+TIMEOUT = (5, 20)
+MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+_RETRY_STATUSES = (500, 502, 503, 504)
+
+
+class BFLClient:
+    """BFL's task API at ``config.bfl_api_base``."""
+
+    def __init__(self, config: Config, http: HTTPClient, *, attempts: int = 3, sleep: Callable[[float], None] = time.sleep):
+        self.config = config
+        self.http = http
+        self.attempts = attempts
+        self.sleep = sleep
+        base = urlsplit(config.bfl_api_base)
+        # The base URL is the operator's own choice, so it is trusted like an exact allowlist entry.
+        self._base = Target(
+            url=config.bfl_api_base, scheme=base.scheme, host=base.hostname or "",
+            port=base.port or (443 if base.scheme == "https" else 80), exact=True,
+        )
+
+    def submit(self, model: str, body: dict[str, Any]) -> dict[str, str]:
+        """POST a task to ``/v1/{model}``; return BFL's ``{"id", "polling_url"}``."""
+        if not MODEL.match(model):
+            raise BFLRejected(f"invalid model name {model[:64]!r}")
+        data = self._request("POST", self._base, f"{self.config.bfl_api_base}/v1/{model}", json=body)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise BFLUnavailable("BFL's answer to the submission has no task id")
+        return {"id": data["id"], "polling_url": data.get("polling_url") if isinstance(data.get("polling_url"), str) else None}
+
+    def get_result(self, bfl_id: str, polling_url: str | None = None) -> dict[str, Any]:
+        """GET the task's current state from its polling URL (if allowed) or ``/v1/get_result``."""
+        target, url = self.poll_target(bfl_id, polling_url)
+        data = self._request("GET", target, url, not_found_ok=True)
+        if not isinstance(data, dict):
+            raise BFLUnavailable("BFL's result answer is not a JSON object")
+        return data
+
+    def credits(self) -> float | None:
+        """The account's remaining credits from ``/v1/credits``."""
+        data = self._request("GET", self._base, f"{self.config.bfl_api_base}/v1/credits")
+        return data.get("credits") if isinstance(data, dict) else None
+
+    def poll_target(self, bfl_id: str, polling_url: str | None) -> tuple[Target, str]:
+        """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""
+        if polling_url:
+            try:
+                return check_url(polling_url, self.config.api_host_allowlist), polling_url
+            except HostNotAllowed:
+                pass
+        return self._base, f"{self.config.bfl_api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
+
+    def _request(self, method: str, target: Target, url: str, *, json: Any = None, not_found_ok: bool = False) -> Any:
+        headers = {"x-key": self.config.bfl_api_key, "accept": "application/json"}
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self.http.session_for(target).request(
+                    method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
+                )
+            except requests.RequestException as exc:
+                error: BFLError = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
+            else:
+                if response.status_code < 300 or (not_found_ok and response.status_code == 404):
+                    try:
+                        return response.json()
+                    except ValueError:
+                        error = BFLUnavailable(f"BFL answered {response.status_code} without JSON")
+                elif response.status_code in _RETRY_STATUSES:
+                    error = BFLUnavailable(f"BFL answered {response.status_code}")
+                else:
+                    raise _error_for(response)
+            if attempt < self.attempts:
+                self.sleep(backoff_delay(attempt, base=0.5, cap=4))
+        raise error
+
+
+def _error_for(response: requests.Response) -> BFLError:
+    status = response.status_code
+    detail = _detail(response)
+    if status == 402:
+        return InsufficientCredits(f"BFL has no credits left on this account{detail}")
+    if status == 429:
+        return BFLRateLimited(
+            f"BFL has too many tasks in flight{detail}",
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), 5.0),
+        )
+    if status in (401, 403):
+        return BFLAuthFailed(f"BFL refused the API key ({status})")
+    if status in (400, 404, 405, 413, 422):
+        return BFLRejected(f"BFL refused the request ({status}){detail}")
+    return BFLError(f"BFL answered {status}{detail}")
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    if not detail:
+        return ""
+    return ": " + (detail if isinstance(detail, str) else str(detail))[:300]

@@ -1,0 +1,59 @@
+"""What BFL tells us about a task, from a callback body or a get_result answer (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import InvalidRequest
+from .status import BFL_READY, normalize_bfl_status
+
+MAX_CALLBACK_BYTES = 64 * 1024
+_MAX_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class BFLEvent:
+    """One report of a task's state: canonical status, result URL when Ready, BFL's message."""
+
+    bfl_id: str
+    status: str
+    sample_url: str | None = None
+    message: str | None = None
+
+
+def parse_callback(body: bytes) -> BFLEvent:
+    """Parse a callback body; raise InvalidRequest unless it is a JSON object with an id and a status."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("the body is not valid JSON") from None
+    return event_from_payload(payload)
+
+
+def event_from_payload(payload: object, bfl_id: str | None = None) -> BFLEvent:
+    """Build an event from a decoded callback or get_result payload (``task_id`` accepted for ``id``)."""
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    task_id = payload.get("id") or payload.get("task_id") or bfl_id
+    if not isinstance(task_id, str) or not task_id.strip() or len(task_id) > _MAX_ID_LENGTH:
+        raise InvalidRequest("the body needs a task id in 'id' (or 'task_id')")
+    raw_status = payload.get("status")
+    if not isinstance(raw_status, str):
+        raise InvalidRequest("the body needs a 'status' string")
+    status = normalize_bfl_status(raw_status)
+    if status is None:
+        raise InvalidRequest(f"unknown status {raw_status[:40]!r}")
+    sample = None
+    if status == BFL_READY:
+        result = payload.get("result")
+        sample = result.get("sample") if isinstance(result, dict) else None
+        if not isinstance(sample, str) or not sample:
+            raise InvalidRequest("a Ready report needs 'result.sample' with the image URL")
+    message = payload.get("message") or payload.get("error") or payload.get("details")
+    return BFLEvent(
+        bfl_id=task_id.strip(),
+        status=status,
+        sample_url=sample,
+        message=str(message)[:500] if message else None,
+    )

@@ -1,0 +1,178 @@
+"""Configuration: read once from the environment into a typed, validated object."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .hosts import HostPattern, parse_host_pattern
+
+DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
+DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of SPEC §2, validated."""
+
+    redis_url: str
+    bfl_api_key: str
+    secret_key: str
+    api_tokens: tuple[str, ...]
+    bfl_api_base: str = "https://api.bfl.ai"
+    bfl_webhook_secret: str | None = None
+    webhook_require_secret: bool = False
+    public_base_url: str = "http://localhost:8000"
+    storage_url: str = "file://./var/images"
+    result_host_allowlist: tuple[HostPattern, ...] = ()
+    api_host_allowlist: tuple[HostPattern, ...] = ()
+    callback_grace_seconds: int = 45
+    bfl_max_active: int = 24
+    bfl_max_active_kontext_max: int = 6
+    max_image_bytes: int = 52_428_800
+    job_retention_days: int = 30
+    image_url_ttl_seconds: int = 3600
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # secrets must never reach a log line through a repr
+        return f"Config(redis_url=<set>, bfl_api_base={self.bfl_api_base!r}, public_base_url={self.public_base_url!r})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
+        """Read and validate the environment; raise ConfigError listing one line per problem."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        port = reader.integer("PORT", 8000, minimum=1, maximum=65535)
+        config = cls(
+            redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
+            bfl_api_key=reader.string("BFL_API_KEY", required=True),
+            secret_key=reader.secret_key("SECRET_KEY"),
+            api_tokens=reader.tokens("API_TOKENS"),
+            bfl_api_base=reader.url("BFL_API_BASE", default="https://api.bfl.ai", schemes=("http", "https")).rstrip("/"),
+            bfl_webhook_secret=reader.string("BFL_WEBHOOK_SECRET") or None,
+            webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET", False),
+            public_base_url=reader.url(
+                "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https")
+            ).rstrip("/"),
+            storage_url=reader.storage_url("STORAGE_URL", "file://./var/images"),
+            result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
+            api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
+            callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", 45, minimum=0, maximum=3600),
+            bfl_max_active=reader.integer("BFL_MAX_ACTIVE", 24, minimum=1, maximum=10_000),
+            bfl_max_active_kontext_max=reader.integer("BFL_MAX_ACTIVE_KONTEXT_MAX", 6, minimum=1, maximum=10_000),
+            max_image_bytes=reader.integer("MAX_IMAGE_BYTES", 52_428_800, minimum=1024, maximum=2**31),
+            job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
+            image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=10, maximum=7 * 86400),
+            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+        if reader.problems:
+            raise ConfigError(reader.problems)
+        return config
+
+
+class _Reader:
+    """Reads variables, collecting one problem line per bad variable instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def _fail(self, name: str, why: str) -> None:
+        self.problems.append(f"{name}: {why}")
+
+    def string(self, name: str, *, required: bool = False) -> str:
+        value = self._raw(name)
+        if value is None and required:
+            self._fail(name, "is required but not set")
+        return value or ""
+
+    def secret_key(self, name: str) -> str:
+        value = self.string(name, required=True)
+        if value and len(value) < 16:
+            self._fail(name, "must be at least 16 characters (use a long random string)")
+        return value
+
+    def tokens(self, name: str) -> tuple[str, ...]:
+        raw = self.string(name, required=True)
+        tokens = tuple(t.strip() for t in raw.split(",") if t.strip())
+        if raw and not tokens:
+            self._fail(name, "must list at least one bearer token")
+        if any(len(t) < 8 or not re.fullmatch(r"[\x21-\x7e]+", t) for t in tokens):
+            self._fail(name, "every token must be at least 8 printable characters without spaces")
+        return tokens
+
+    def url(self, name: str, *, default: str = "", required: bool = False, schemes: tuple[str, ...]) -> str:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                self._fail(name, "is required but not set")
+            return default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or (parts.scheme != "unix" and not parts.netloc):
+            self._fail(name, f"must be a URL with scheme {' or '.join(schemes)}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        self._fail(name, "must be 1 or 0")
+        return default
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self._fail(name, f"must be a whole number, got {value!r}")
+            return default
+        if not minimum <= number <= maximum:
+            self._fail(name, f"must be between {minimum} and {maximum}, got {number}")
+            return default
+        return number
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self._raw(name) or default).upper()
+        if value not in choices:
+            self._fail(name, f"must be one of {', '.join(choices)}")
+            return default
+        return value
+
+    def hosts(self, name: str, default: str) -> tuple[HostPattern, ...]:
+        raw = self._raw(name) or default
+        patterns = []
+        for entry in (e.strip() for e in raw.split(",")):
+            if not entry:
+                continue
+            try:
+                patterns.append(parse_host_pattern(entry))
+            except ValueError as exc:
+                self._fail(name, str(exc))
+        if not patterns:
+            self._fail(name, "must list at least one host pattern")
+        return tuple(patterns)
+
+    def storage_url(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        scheme = urlsplit(value).scheme
+        if scheme == "s3":
+            self._fail(name, "s3:// storage is not available in this version; use file:///absolute/path")
+        elif scheme != "file":
+            self._fail(name, "must be file:///absolute/path (or file://./relative/path)")
+        return value

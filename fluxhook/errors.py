@@ -1,0 +1,152 @@
+"""fluxhook's exceptions: one root, subclasses named for what a caller would catch.
+
+Every error carries a snake_case ``code`` and the HTTP ``status`` the API answers with,
+so that views turn any of them into the JSON error shape of SPEC §3 in one place.
+"""
+
+from __future__ import annotations
+
+
+class FluxhookError(Exception):
+    """Root of every error fluxhook raises on purpose."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None):
+        super().__init__(message or self.__class__.__doc__)
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class RetryableError(FluxhookError):
+    """A passing failure: the same call may succeed later."""
+
+
+class ConfigError(FluxhookError):
+    """The environment does not describe a runnable service."""
+
+    code = "config_error"
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class InvalidRequest(FluxhookError):
+    """The client's request is malformed or names something that cannot be."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class Unauthorized(FluxhookError):
+    """Credentials are missing or wrong."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class JobNotFound(FluxhookError):
+    """No job has that id."""
+
+    code = "not_found"
+    status = 404
+
+
+# --- BFL -------------------------------------------------------------------
+
+class BFLError(FluxhookError):
+    """BFL answered with an error or could not be reached."""
+
+    code = "bfl_error"
+    status = 502
+
+
+class BFLUnavailable(BFLError, RetryableError):
+    """BFL could not be reached or answered 5xx, after retries."""
+
+    code = "bfl_unavailable"
+    status = 502
+
+
+class BFLRateLimited(BFLError, RetryableError):
+    """BFL answered 429: too many tasks in flight."""
+
+    code = "bfl_rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BFLRejected(BFLError):
+    """BFL refused the request body (400/422)."""
+
+    code = "bfl_rejected"
+    status = 400
+
+
+class BFLAuthFailed(BFLError):
+    """BFL refused the API key (401/403)."""
+
+    code = "bfl_auth_failed"
+    status = 502
+
+
+class InsufficientCredits(BFLError):
+    """BFL answered 402: the account has no credits left."""
+
+    code = "insufficient_credits"
+    status = 402
+
+
+class HostNotAllowed(FluxhookError):
+    """A URL points to a host that the allowlists or address rules refuse."""
+
+    code = "host_not_allowed"
+    status = 400
+
+
+# --- downloads -------------------------------------------------------------
+
+class DownloadError(FluxhookError):
+    """A result image could not be downloaded and stored."""
+
+    code = "download_failed"
+    status = 502
+
+
+class TransientDownloadError(DownloadError, RetryableError):
+    """The delivery host timed out, dropped the connection or answered 5xx."""
+
+
+class ResultURLExpired(DownloadError):
+    """The delivery host answered 403/404/410: the signed URL is no longer valid."""
+
+    code = "result_expired"
+
+
+class NotAnImage(DownloadError):
+    """The downloaded bytes are not a JPEG, PNG or WebP image."""
+
+    code = "not_an_image"
+
+
+class ImageTooLarge(DownloadError):
+    """The image is larger than MAX_IMAGE_BYTES."""
+
+    code = "too_large"
+
+
+class StorageError(FluxhookError):
+    """The image store refused a read or a write."""
+
+    code = "storage_error"

@@ -1,0 +1,137 @@
+"""Which hosts fluxhook may contact: allowlist patterns and address rules (pure functions).
+
+A pattern is a host name where ``*`` stands for one DNS label (``delivery-*.bfl.ai``,
+``api.*.bfl.ai``), or an exact ``host:port``. Pattern hosts are reached over https on
+port 443 and only at public addresses; an exact ``host:port`` entry is the operator
+naming one endpoint on purpose, so it may use http and a loopback or private address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import HostNotAllowed
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PATTERN_LABEL = re.compile(r"^(?:\*|[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?)$")
+
+
+@dataclass(frozen=True)
+class HostPattern:
+    """One allowlist entry: a host glob, or an exact host with a port."""
+
+    host: str
+    port: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.port is not None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}" if self.exact else self.host
+
+
+def parse_host_pattern(entry: str) -> HostPattern:
+    """Parse ``*.bfl.ai``, ``host:port`` or ``[::1]:8080``; raise ValueError naming the entry."""
+    text = entry.strip().lower()
+    port: int | None = None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"{entry!r}: an IPv6 entry must be [address]:port")
+        port = _parse_port(entry, rest[1:])
+        _parse_ip(entry, host)
+        return HostPattern(host, port)
+    if ":" in text:
+        text, _, port_text = text.rpartition(":")
+        port = _parse_port(entry, port_text)
+        if "*" in text:
+            raise ValueError(f"{entry!r}: an entry with a port must name one exact host, without *")
+    labels = text.split(".")
+    if not text or any(not _PATTERN_LABEL.match(label) for label in labels):
+        raise ValueError(f"{entry!r}: not a host name pattern (letters, digits, '-', '.', '*' for one label)")
+    if any("*" in label for label in labels[-2:]):
+        raise ValueError(f"{entry!r}: a wildcard may not cover a top-level or registrable domain")
+    return HostPattern(text, port)
+
+
+def _parse_port(entry: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{entry!r}: port must be a number from 1 to 65535")
+    return int(text)
+
+
+def _parse_ip(entry: str, text: str) -> None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{entry!r}: not an IP address in brackets") from None
+
+
+def _glob_to_regex(pattern: str) -> re.Pattern[str]:
+    parts = [re.escape(p).replace(r"\*", "[a-z0-9-]+") for p in pattern.split(".")]
+    return re.compile("^" + r"\.".join(parts) + "$")
+
+
+def host_matches(pattern: HostPattern, host: str, port: int) -> bool:
+    """Whether ``host:port`` is covered by ``pattern`` (globs cover port 443 only)."""
+    host = host.lower().rstrip(".")
+    if pattern.exact:
+        return host == pattern.host and port == pattern.port
+    return port == 443 and _glob_to_regex(pattern.host).match(host) is not None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL that passed the allowlist: where to connect and whether private addresses are allowed."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    exact: bool
+
+
+def check_url(url: str, allowlist: tuple[HostPattern, ...]) -> Target:
+    """Return the URL's target if the allowlist covers it; raise HostNotAllowed otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise HostNotAllowed("the URL cannot be parsed") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise HostNotAllowed(f"scheme {scheme or 'none'!r} is not allowed; only https")
+    if "@" in parts.netloc or parts.username is not None:
+        raise HostNotAllowed("URLs with user information are not allowed")
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host:
+        raise HostNotAllowed("the URL has no host")
+    port = port or (443 if scheme == "https" else 80)
+    for pattern in allowlist:
+        if host_matches(pattern, host, port):
+            if not pattern.exact and scheme != "https":
+                raise HostNotAllowed(f"{host} must be reached over https")
+            return Target(url=url, scheme=scheme, host=host, port=port, exact=pattern.exact)
+    raise HostNotAllowed(f"host {host}:{port} is not in the allowlist")
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address is globally routable (not loopback, private, link-local, reserved...)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            ip = mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")

@@ -1,0 +1,126 @@
+"""Downloading a result image safely: allowlisted hosts, checked redirects, capped size, real image bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import urljoin
+
+import requests
+from PIL import Image, UnidentifiedImageError
+
+from .errors import HostNotAllowed, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
+from .hosts import HostPattern, check_url
+from .http import HTTPClient
+
+MAX_REDIRECTS = 3
+TIMEOUT = (5, 30)  # connect, read (between bytes)
+_CHUNK = 256 * 1024
+_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
+_EXPIRED = (403, 404, 410)
+
+
+@dataclass
+class FetchedImage:
+    """A downloaded, verified image in a temporary file (closed and removed by ``close``)."""
+
+    file: BinaryIO
+    content_type: str
+    extension: str
+    size: int
+    sha256: str
+    width: int
+    height: int
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "FetchedImage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> dict:
+        """The ``image`` fields of the job object, without ``url``."""
+        return {
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "width": self.width,
+            "height": self.height,
+        }
+
+
+def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int) -> FetchedImage:
+    """Download ``url`` and check it is a JPEG, PNG or WebP of at most ``max_bytes``.
+
+    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or NotAnImage.
+    """
+    response = _get_following_allowed_redirects(http, url, allowlist)
+    with response:
+        if response.status_code in _EXPIRED:
+            raise ResultURLExpired(f"the delivery host answered {response.status_code}")
+        if response.status_code >= 500 or response.status_code == 429:
+            raise TransientDownloadError(f"the delivery host answered {response.status_code}")
+        if response.status_code != 200:
+            raise NotAnImage(f"the delivery host answered {response.status_code}")
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise ImageTooLarge(f"the image is {declared} bytes, more than the {max_bytes} allowed")
+        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        try:
+            digest, size = _stream(response, out, max_bytes)
+            out.seek(0)
+            content_type, extension, width, height = identify(out)
+        except BaseException:
+            out.close()
+            raise
+    out.seek(0)
+    return FetchedImage(out, content_type, extension, size, digest, width, height)
+
+
+def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> requests.Response:
+    for _ in range(MAX_REDIRECTS + 1):
+        target = check_url(url, allowlist)
+        try:
+            response = http.session_for(target).get(url, stream=True, timeout=TIMEOUT, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise TransientDownloadError(f"download failed: {type(exc).__name__}") from exc
+        if not response.is_redirect:
+            return response
+        response.close()
+        url = urljoin(url, response.headers.get("Location", ""))
+    raise HostNotAllowed(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _stream(response: requests.Response, out: BinaryIO, max_bytes: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ImageTooLarge(f"the image is larger than the {max_bytes} bytes allowed")
+            digest.update(chunk)
+            out.write(chunk)
+    except requests.RequestException as exc:
+        raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from exc
+    return digest.hexdigest(), size
+
+
+def identify(file: BinaryIO) -> tuple[str, str, int, int]:
+    """Content type, extension, width and height of a JPEG, PNG or WebP, judged by its bytes."""
+    try:
+        with Image.open(file, formats=list(_FORMATS)) as image:
+            kind = _FORMATS.get(image.format or "")
+            if kind is None:
+                raise NotAnImage(f"{image.format} images are not accepted; only JPEG, PNG and WebP")
+            width, height = image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise NotAnImage("the downloaded bytes are not a JPEG, PNG or WebP image") from exc
+    finally:
+        file.seek(0)
+    return kind[0], kind[1], width, height

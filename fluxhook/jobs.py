@@ -1,0 +1,278 @@
+"""Job records in Redis: create, read, list, delete, and the one place statuses change.
+
+A job is a hash ``fh:job:{id}``; ``fh:bfl:{bfl_id}`` maps BFL's task id to it; ``fh:jobs``
+and ``fh:status:{status}`` are lexically ordered sets of ids (ids sort by creation time)
+for newest-first listing. Every status change runs one Lua script, so a duplicate or late
+event can never move a job out of a terminal status, whichever process sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from redis import Redis
+
+from . import status as st
+from .errors import InvalidRequest
+
+PREFIX = "fh:"
+_JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_COUNTERS = ("webhooks", "polls", "downloads")
+_JSON_FIELDS = ("image", "error", "metadata", "input")
+
+# ARGV: job id, new status ('' = none), allowed current statuses, now, prefix, field/value pairs...
+_TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return {0, ''} end
+local allowed = false
+for s in string.gmatch(ARGV[3], '%S+') do
+  if s == current then allowed = true end
+end
+if not allowed then return {0, current} end
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[i] == 'bfl_id' then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
+if ARGV[2] ~= '' and ARGV[2] ~= current then
+  redis.call('HSET', KEYS[1], 'status', ARGV[2])
+  redis.call('ZREM', ARGV[5] .. 'status:' .. current, ARGV[1])
+  redis.call('ZADD', ARGV[5] .. 'status:' .. ARGV[2], 0, ARGV[1])
+end
+return {1, current}
+"""
+
+# ARGV: job id, bfl id ('' = none), status, prefix, field/value pairs...
+_CREATE = """
+if ARGV[2] ~= '' then
+  local existing = redis.call('GET', ARGV[4] .. 'bfl:' .. ARGV[2])
+  if existing and redis.call('EXISTS', ARGV[4] .. 'job:' .. existing) == 1 then return existing end
+  redis.call('SET', ARGV[4] .. 'bfl:' .. ARGV[2], ARGV[1])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5, #ARGV))
+redis.call('ZADD', ARGV[4] .. 'jobs', 0, ARGV[1])
+redis.call('ZADD', ARGV[4] .. 'status:' .. ARGV[3], 0, ARGV[1])
+return ARGV[1]
+"""
+
+_INCREMENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+"""
+
+# ARGV: job id, prefix
+_DELETE = """
+local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id')
+if not data[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', ARGV[2] .. 'jobs', ARGV[1])
+redis.call('ZREM', ARGV[2] .. 'status:' .. data[1], ARGV[1])
+if data[2] and data[2] ~= '' and redis.call('GET', ARGV[2] .. 'bfl:' .. data[2]) == ARGV[1] then
+  redis.call('DEL', ARGV[2] .. 'bfl:' .. data[2])
+end
+return 1
+"""
+
+
+def new_job_id(now: float | None = None) -> str:
+    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation time."""
+    millis = int((time.time() if now is None else now) * 1000)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "job_" + "".join(reversed(chars))
+
+
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a job id (checked before it reaches a Redis key or a path)."""
+    return bool(_JOB_ID.match(text or ""))
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch time as ``2026-11-21T10:00:00Z``."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Job:
+    """One job record, as stored."""
+
+    id: str
+    status: str
+    model: str | None = None
+    bfl_id: str | None = None
+    bfl_status: str | None = None
+    source: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    completed_at: float | None = None
+    ready_at: float | None = None
+    image: dict | None = None
+    error: dict | None = None
+    metadata: dict = field(default_factory=dict)
+    input: dict | None = None
+    polling_url: str | None = None
+    result_url: str | None = None
+    storage_key: str | None = None
+    per_job_webhook: bool = False
+    webhooks: int = 0
+    polls: int = 0
+    downloads: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in st.TERMINAL
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> "Job":
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            if name in _JSON_FIELDS:
+                values[name] = json.loads(raw) if raw else None
+            elif name in _COUNTERS:
+                values[name] = int(raw)
+            elif name in ("created_at", "updated_at", "completed_at", "ready_at"):
+                values[name] = float(raw) if raw else None
+            elif name == "per_job_webhook":
+                values[name] = raw == "1"
+            elif name in cls.__dataclass_fields__:
+                values[name] = raw or None
+        values["metadata"] = values.get("metadata") or {}
+        return cls(**values)
+
+    def to_api(self, image_url: str | None = None) -> dict:
+        """The job object of SPEC §3."""
+        image = dict(self.image, url=image_url) if self.image else None
+        return {
+            "id": self.id,
+            "bfl_id": self.bfl_id,
+            "model": self.model,
+            "status": self.status,
+            "bfl_status": self.bfl_status,
+            "source": self.source,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "completed_at": iso(self.completed_at),
+            "image": image,
+            "error": self.error,
+            "metadata": self.metadata,
+            "attempts": {"webhooks": self.webhooks, "polls": self.polls, "downloads": self.downloads},
+        }
+
+
+def _encode(fields: dict[str, Any]) -> list[str]:
+    flat: list[str] = []
+    for name, value in fields.items():
+        if name in _JSON_FIELDS:
+            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        elif value is None:
+            value = ""
+        flat += [name, str(value)]
+    return flat
+
+
+class JobStore:
+    """Job records on one Redis connection."""
+
+    def __init__(self, connection: Redis):
+        self.connection = connection
+        self._transition = connection.register_script(_TRANSITION)
+        self._create = connection.register_script(_CREATE)
+        self._increment = connection.register_script(_INCREMENT)
+        self._delete = connection.register_script(_DELETE)
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"{PREFIX}job:{job_id}"
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        """Store a new job; for a ``bfl_id`` already tracked, return that job instead. Returns (job, created)."""
+        fields = {k: v for k, v in job.__dict__.items() if v is not None}
+        stored_id = self._create(
+            keys=[self.key(job.id)],
+            args=[job.id, job.bfl_id or "", job.status, PREFIX, *_encode(fields)],
+        )
+        stored_id = stored_id.decode() if isinstance(stored_id, bytes) else stored_id
+        if stored_id != job.id:
+            existing = self.get(stored_id)
+            if existing is not None:
+                return existing, False
+        return job, True
+
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        if not is_job_id(job_id):
+            return None
+        data = self.connection.hgetall(self.key(job_id))
+        return Job.from_hash(_decode(data)) if data else None
+
+    def get_by_bfl_id(self, bfl_id: str) -> Job | None:
+        """The job tracking BFL task ``bfl_id``, or None."""
+        job_id = self.connection.get(f"{PREFIX}bfl:{bfl_id}")
+        return self.get(job_id.decode() if isinstance(job_id, bytes) else job_id) if job_id else None
+
+    def transition(self, job_id: str, new_status: str, **fields: Any) -> bool:
+        """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it."""
+        return self._apply(job_id, new_status, st.sources_for(new_status), fields)
+
+    def update(self, job_id: str, **fields: Any) -> bool:
+        """Set ``fields`` on a job that is not terminal; False if it is terminal or gone."""
+        return self._apply(job_id, "", st.ACTIVE, fields)
+
+    def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any]) -> bool:
+        now = time.time()
+        if new_status in st.TERMINAL:
+            fields.setdefault("completed_at", now)
+        done, _ = self._transition(
+            keys=[self.key(job_id)],
+            args=[job_id, new_status, " ".join(allowed), repr(now), PREFIX, *_encode(fields)],
+        )
+        return bool(done)
+
+    def count(self, job_id: str, counter: str) -> int:
+        """Add one to ``attempts.<counter>``; -1 if the job is gone (never recreates a deleted job)."""
+        if counter not in _COUNTERS:
+            raise ValueError(counter)
+        return int(self._increment(keys=[self.key(job_id)], args=[counter]))
+
+    def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Jobs newest first, ``limit`` at a time; the cursor is the last id of the previous page."""
+        if status is not None and status not in st.STATUSES:
+            raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
+        if cursor is not None and not is_job_id(cursor):
+            raise InvalidRequest("cursor is not one this service issued")
+        index = f"{PREFIX}status:{status}" if status else f"{PREFIX}jobs"
+        ids = self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)
+        ids = [i.decode() if isinstance(i, bytes) else i for i in ids]
+        page, more = ids[:limit], len(ids) > limit
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in page:
+            pipe.hgetall(self.key(job_id))
+        jobs = [Job.from_hash(_decode(d)) for d in pipe.execute() if d]
+        return jobs, (page[-1] if more and page else None)
+
+    def delete(self, job_id: str) -> bool:
+        """Remove the record and its indexes; False if there was none."""
+        if not is_job_id(job_id):
+            return False
+        return bool(self._delete(keys=[self.key(job_id)], args=[job_id, PREFIX]))
+
+
+def _decode(data: dict) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in data.items()
+    }

@@ -1,0 +1,53 @@
+"""Logging: one JSON object per line on stdout, with known secrets scrubbed as a last line of defence."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Iterable
+
+from pythonjsonlogger.json import JsonFormatter
+
+REDACTED = "[redacted]"
+
+
+class RedactSecrets(logging.Filter):
+    """Replace any configured secret that slipped into a log record's message."""
+
+    def __init__(self, secrets: Iterable[str]):
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = message
+        for secret in self.secrets:
+            cleaned = cleaned.replace(secret, REDACTED)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Send every log record to stdout as JSON (``ts``, ``level``, ``logger``, ``event`` and extra fields)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger", "message": "event"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
+    )
+    handler.addFilter(RedactSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # The access logs of these libraries name URL paths, which hold webhook tokens and image signatures.
+    for noisy in ("urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def config_secrets(config) -> list[str]:
+    """Every secret value in the configuration, for ``RedactSecrets``."""
+    return [config.bfl_api_key, config.secret_key, config.bfl_webhook_secret or "", *config.api_tokens]

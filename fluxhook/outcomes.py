@@ -1,0 +1,48 @@
+"""What a report from BFL does to a job: the same path for callbacks and polls."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from . import status as st
+from .callbacks import BFLEvent
+from .jobs import Job, JobStore
+from .queue import enqueue_confirm, enqueue_download
+
+log = logging.getLogger("fluxhook.outcomes")
+
+# What apply_event reports, for logs, metrics and the webhook's answer.
+DOWNLOAD_QUEUED = "download_queued"
+DUPLICATE = "duplicate"
+PENDING = "pending"
+CONFIRM_QUEUED = "confirm_queued"
+FINISHED = "finished"
+
+
+def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool) -> str:
+    """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check."""
+    if job.terminal:
+        return DUPLICATE
+    if event.status == st.BFL_READY:
+        moved = jobs.transition(
+            job.id, st.READY, bfl_status=st.BFL_READY, source=source, result_url=event.sample_url, ready_at=time.time()
+        )
+        if not moved:
+            return DUPLICATE
+        enqueue_download(queue, job.id)
+        return DOWNLOAD_QUEUED
+    if event.status == st.BFL_PENDING:
+        jobs.update(job.id, bfl_status=st.BFL_PENDING)
+        return PENDING
+    if not confirmed:
+        # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
+        enqueue_confirm(queue, job.id)
+        return CONFIRM_QUEUED
+    new_status, code, message = st.terminal_outcome(event.status)
+    if event.message and code == "bfl_error":
+        message = f"{message}: {event.message}"
+    moved = jobs.transition(
+        job.id, new_status, bfl_status=event.status, source=source, error={"code": code, "message": message}
+    )
+    return FINISHED if moved else DUPLICATE

@@ -1,0 +1,25 @@
+"""Asking BFL for a task's state: one poll, counted, turned into an event."""
+
+from __future__ import annotations
+
+import time
+
+from . import status as st
+from .callbacks import BFLEvent, event_from_payload
+from .jobs import Job
+from .services import Services
+
+
+def poll_job(svc: Services, job: Job) -> BFLEvent:
+    """Poll BFL once for ``job``'s task; ``Task not found`` inside the grace period reads as Pending.
+
+    BFL may not know a task for a moment after accepting it, so only a late "not found" is believed.
+    """
+    svc.jobs.count(job.id, "polls")
+    payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
+    if isinstance(payload, dict) and "status" not in payload:
+        payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
+    event = event_from_payload(payload, bfl_id=job.bfl_id)
+    if event.status == st.BFL_TASK_NOT_FOUND and time.time() - job.created_at < svc.config.callback_grace_seconds:
+        return BFLEvent(bfl_id=event.bfl_id, status=st.BFL_PENDING)
+    return event

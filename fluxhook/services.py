@@ -1,0 +1,54 @@
+"""The long-lived parts a process needs, built once from the configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Queue
+
+from .bfl import BFLClient
+from .config import Config
+from .http import HTTPClient
+from .jobs import JobStore
+from .queue import task_queue
+from .storage import FileStorage, storage_from_url
+
+
+@dataclass
+class Services:
+    """Configuration, Redis, job records, queue, storage and the BFL client of one process."""
+
+    config: Config
+    redis: Redis
+    jobs: JobStore
+    queue: Queue
+    storage: FileStorage
+    http: HTTPClient
+    bfl: BFLClient
+
+
+def connect_redis(url: str) -> Redis:
+    """A Redis client with timeouts, health checks and retries on a dropped connection."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+
+
+def build_services(config: Config) -> Services:
+    """Connect everything ``config`` describes (Redis is contacted lazily, on first use)."""
+    redis = connect_redis(config.redis_url)
+    http = HTTPClient()
+    return Services(
+        config=config,
+        redis=redis,
+        jobs=JobStore(redis),
+        queue=task_queue(redis),
+        storage=storage_from_url(config.storage_url),
+        http=http,
+        bfl=BFLClient(config, http),
+    )

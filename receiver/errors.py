@@ -1,0 +1,51 @@
+"""Every error leaves as ``{"error": {"code", "message"}}`` (SPEC §3), Flask's own included."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from fluxhook.errors import FluxhookError
+
+log = logging.getLogger("fluxhook.web")
+
+
+def error_response(status: int, code: str, message: str):
+    """A JSON error answer."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def init_app(app: Flask) -> None:
+    """Register the JSON error handlers."""
+
+    @app.errorhandler(FluxhookError)
+    def fluxhook_error(exc: FluxhookError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        response = error_response(exc.code or 500, _snake(exc.name), exc.description or exc.name)
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(redis.RedisError)
+    def redis_error(exc: redis.RedisError):
+        # A non-2xx makes BFL retry the callback later instead of losing it.
+        log.error("redis unavailable", extra={"error": type(exc).__name__})
+        return error_response(503, "unavailable", "the job store is unavailable; retry later")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -1,0 +1,31 @@
+"""gunicorn settings for the ``web:`` process (``gunicorn -c python:receiver.gunicorn_conf``)."""
+
+import os
+import sys
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Threads serve the many short callback and API requests; processes use both cores.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = 30
+graceful_timeout = 25
+keepalive = 5
+# Off: request paths carry webhook tokens and image signatures; the app logs route patterns instead.
+accesslog = None
+
+
+def on_starting(server):
+    """Validate the configuration before any worker forks; a bad setting stops gunicorn for good."""
+    from fluxhook.config import Config
+    from fluxhook.errors import ConfigError
+    from fluxhook.logs import config_secrets, configure_logging
+
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"fluxhook web: configuration error: {problem}", file=sys.stderr, flush=True)
+        # os._exit: a SystemExit here would be reported by gunicorn with a traceback.
+        os._exit(2)
+    configure_logging(config.log_level, config_secrets(config))

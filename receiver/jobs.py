@@ -1,0 +1,192 @@
+"""The ``/v1/jobs`` API: submit, track, read, list, fetch the image, delete."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+
+from flask import Blueprint, g, request, send_file
+
+from fluxhook import signing
+from fluxhook import status as st
+from fluxhook.bfl import MODEL
+from fluxhook.callbacks import parse_callback
+from fluxhook.errors import BFLError, FluxhookError, InvalidRequest, JobNotFound, Unauthorized
+from fluxhook.jobs import Job, new_job_id
+from fluxhook.outcomes import apply_event
+from fluxhook.orphans import take_orphan
+
+from .auth import bearer_token_valid, require_bearer
+from .context import services
+
+bp = Blueprint("jobs", __name__, url_prefix="/v1")
+log = logging.getLogger("fluxhook.jobs")
+
+MAX_METADATA_BYTES = 16 * 1024
+_BFL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+
+
+@bp.before_request
+def authenticate():
+    # The image endpoint also admits a signed URL; it checks for itself.
+    if request.endpoint != "jobs.image":
+        require_bearer()
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
+    return data
+
+
+def _metadata(data: dict) -> dict:
+    metadata = data.get("metadata", {})
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("'metadata' must be a JSON object")
+    if len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return metadata
+
+
+def _present(job: Job) -> dict:
+    config = services().config
+    image_url = None
+    if job.image:
+        token = signing.image_token(config.secret_key, job.id)
+        image_url = f"{config.public_base_url}/v1/jobs/{job.id}/image?token={token}"
+    return job.to_api(image_url)
+
+
+def _load(job_id: str) -> Job:
+    job = services().jobs.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id[:40]!r}")
+    g.job_id = job.id
+    return job
+
+
+@bp.post("/jobs")
+def create():
+    """Submit a task to BFL with this job's own callback URL and secret."""
+    data = _body()
+    model, task_input = data.get("model"), data.get("input")
+    if not isinstance(model, str) or not MODEL.match(model):
+        raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
+    if not isinstance(task_input, dict) or not task_input:
+        raise InvalidRequest("'input' must be a non-empty JSON object of BFL request fields")
+    if "webhook_url" in task_input or "webhook_secret" in task_input:
+        raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
+    metadata = _metadata(data)
+
+    svc = services()
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata,
+              per_job_webhook=True, created_at=now, updated_at=now)
+    svc.jobs.create(job)
+    g.job_id = job.id
+    body = dict(task_input,
+                webhook_url=signing.job_webhook_url(svc.config.public_base_url, svc.config.secret_key, job.id),
+                webhook_secret=signing.job_webhook_secret(svc.config.secret_key, job.id))
+    try:
+        task = svc.bfl.submit(model, body)
+    except BFLError:
+        # The task never reached BFL: leave nothing behind for the caller to clean up.
+        svc.jobs.delete(job.id)
+        raise
+    svc.jobs.transition(job.id, st.SUBMITTED, bfl_id=task["id"], polling_url=task["polling_url"],
+                        bfl_status=st.BFL_PENDING)
+    log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": model})
+    return _present(_load(job.id)), 202
+
+
+@bp.post("/jobs/track")
+def track():
+    """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
+    data = _body()
+    bfl_id, polling_url, model = data.get("bfl_id"), data.get("polling_url"), data.get("model")
+    if not isinstance(bfl_id, str) or not _BFL_ID.match(bfl_id):
+        raise InvalidRequest("'bfl_id' must be BFL's task id (letters, digits, '-', '_', '.', ':')")
+    if polling_url is not None and (not isinstance(polling_url, str) or len(polling_url) > 2048
+                                    or not polling_url.startswith(("https://", "http://"))):
+        raise InvalidRequest("'polling_url' must be an http(s) URL")
+    if model is not None and (not isinstance(model, str) or not MODEL.match(model)):
+        raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
+    metadata = _metadata(data)
+
+    svc = services()
+    now = time.time()
+    job, created = svc.jobs.create(Job(
+        id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, model=model, polling_url=polling_url,
+        metadata=metadata, created_at=now, updated_at=now,
+    ))
+    g.job_id = job.id
+    if created:
+        log.info("job tracked", extra={"job_id": job.id, "bfl_id": bfl_id})
+        orphan = take_orphan(svc.redis, bfl_id)
+        if orphan is not None:
+            svc.jobs.count(job.id, "webhooks")
+            outcome = apply_event(svc.jobs, svc.queue, job, parse_callback(orphan), source="webhook", confirmed=False)
+            log.info("early callback applied", extra={"job_id": job.id, "bfl_id": bfl_id, "outcome": outcome})
+    return _present(_load(job.id)), (201 if created else 200)
+
+
+@bp.get("/jobs/<job_id>")
+def show(job_id: str):
+    """One job."""
+    return _present(_load(job_id))
+
+
+@bp.get("/jobs")
+def index():
+    """Jobs newest first, filtered by ``status``, ``limit`` at a time, continued with ``cursor``."""
+    try:
+        limit = int(request.args.get("limit", 20))
+    except ValueError:
+        raise InvalidRequest("'limit' must be a whole number") from None
+    if not 1 <= limit <= 100:
+        raise InvalidRequest("'limit' must be between 1 and 100")
+    jobs, cursor = services().jobs.list(
+        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None
+    )
+    return {"jobs": [_present(j) for j in jobs], "next_cursor": cursor}
+
+
+@bp.get("/jobs/<job_id>/image")
+def image(job_id: str):
+    """The stored image, for a bearer token or a signed ``image.url``."""
+    svc = services()
+    token = request.args.get("token")
+    if not bearer_token_valid():
+        if not token or not signing.image_token_valid(
+            svc.config.secret_key, token, job_id, svc.config.image_url_ttl_seconds
+        ):
+            raise Unauthorized("send a bearer token, or use the job's signed image.url (it expires)")
+    job = _load(job_id)
+    if not job.image or not job.storage_key:
+        if job.terminal:
+            raise FluxhookError(f"job ended {job.status} without an image", code="gone", status=410)
+        raise FluxhookError("the image is not stored yet", code="not_ready", status=404)
+    file = svc.storage.open(job.storage_key)
+    if file is None:
+        raise FluxhookError("the stored image is missing", code="gone", status=410)
+    response = send_file(file, mimetype=job.image["content_type"], etag=job.image["sha256"],
+                         conditional=True, max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.delete("/jobs/<job_id>")
+def delete(job_id: str):
+    """Remove the record and its image."""
+    svc = services()
+    job = _load(job_id)
+    svc.jobs.delete(job.id)
+    if job.storage_key:
+        svc.storage.delete(job.storage_key)
+    return "", 204

@@ -1,0 +1,37 @@
+"""One log line per request, naming the route pattern, never the raw path (it holds tokens)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, g, request
+
+log = logging.getLogger("fluxhook.access")
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id and log it when it ends."""
+
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        log.info(
+            "request",
+            extra={
+                "request_id": g.get("request_id"),
+                "method": request.method,
+                "route": request.url_rule.rule if request.url_rule else "(unmatched)",
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+                "job_id": g.get("job_id"),
+            },
+        )
+        return response

@@ -1,0 +1,97 @@
+"""BFL's callbacks: verify, record, enqueue, answer in milliseconds (SPEC §4)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, g, request
+
+from fluxhook import signing
+from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
+from fluxhook.errors import FluxhookError, Unauthorized
+from fluxhook.jobs import Job
+from fluxhook.orphans import keep_orphan
+from fluxhook.outcomes import apply_event
+from fluxhook.verification import verify_callback
+
+from .context import services
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+log = logging.getLogger("fluxhook.webhooks")
+
+
+class PayloadTooLarge(FluxhookError):
+    """The callback body is over 64 KiB."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+def _raw_body() -> bytes:
+    if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
+        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+    body = request.stream.read(MAX_CALLBACK_BYTES + 1)
+    if len(body) > MAX_CALLBACK_BYTES:
+        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+    return body
+
+
+def _accept(job: Job, event: BFLEvent):
+    svc = services()
+    g.job_id = job.id
+    svc.jobs.count(job.id, "webhooks")
+    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
+    log.info("callback accepted", extra={"job_id": job.id, "bfl_id": event.bfl_id,
+                                         "bfl_status": event.status, "outcome": outcome})
+    return {"ok": True, "job_id": job.id, "outcome": outcome}, 200
+
+
+def _refuse(reason: str, exc: FluxhookError):
+    log.warning("callback refused", extra={"reason": reason, "job_id": g.get("job_id")})
+    raise exc
+
+
+@bp.post("/bfl/<token>")
+def job_callback(token: str):
+    """A callback on the URL minted for one job."""
+    svc = services()
+    body = _raw_body()
+    job_id = signing.job_id_from_webhook_token(svc.config.secret_key, token)
+    if job_id is None:
+        _refuse("bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise FluxhookError("this job no longer exists", code="gone", status=410)
+    g.job_id = job.id
+    try:
+        verify_callback(request.headers, body, [signing.job_webhook_secret(svc.config.secret_key, job.id)],
+                        required=svc.config.webhook_require_secret)
+    except Unauthorized as exc:
+        _refuse("bad_secret", exc)
+    event = parse_callback(body)
+    if not job.bfl_id:
+        # Submission is still being recorded: a non-2xx makes BFL send it again shortly.
+        raise FluxhookError("the job is still being submitted; retry", code="not_ready", status=409)
+    if event.bfl_id != job.bfl_id:
+        _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
+    return _accept(job, event)
+
+
+@bp.post("/bfl")
+def static_callback():
+    """A callback for a task submitted elsewhere with BFL_WEBHOOK_SECRET."""
+    svc = services()
+    body = _raw_body()
+    try:
+        verify_callback(request.headers, body, [svc.config.bfl_webhook_secret or ""], required=True)
+    except Unauthorized as exc:
+        _refuse("bad_secret", exc)
+    event = parse_callback(body)
+    job = svc.jobs.get_by_bfl_id(event.bfl_id)
+    if job is None:
+        keep_orphan(svc.redis, event.bfl_id, body)
+        log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id})
+        return {"ok": True, "outcome": "kept_until_tracked"}, 202
+    return _accept(job, event)
+
+

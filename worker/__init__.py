@@ -1,0 +1,1 @@
+"""fluxhook's RQ tasks and the worker process that runs them (``python -m worker``)."""

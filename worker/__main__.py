@@ -1,0 +1,36 @@
+"""Start an RQ worker for fluxhook's queue: ``python -m worker`` (the Procfile's ``worker:`` line)."""
+
+from __future__ import annotations
+
+import sys
+
+from rq import Worker
+
+from fluxhook.config import Config
+from fluxhook.errors import ConfigError
+from fluxhook.logs import config_secrets, configure_logging
+from fluxhook.services import build_services
+
+from . import runtime
+
+# RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
+WORKER_TTL = 45
+
+
+def main() -> int:
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"fluxhook worker: configuration error: {problem}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level, config_secrets(config))
+    svc = build_services(config)
+    runtime.init(svc)
+    worker = Worker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL)
+    worker.work(with_scheduler=True, logging_level=config.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The confirm task: a failure reported by callback is believed only once a poll of BFL agrees."""
+
+from __future__ import annotations
+
+from fluxhook.outcomes import apply_event
+from fluxhook.polling import poll_job
+
+from .runtime import services
+
+
+def confirm_outcome(job_id: str) -> str:
+    """Poll BFL once for the job and apply its answer as confirmed."""
+    svc = services()
+    job = svc.jobs.get(job_id)
+    if job is None or job.terminal:
+        return "skipped"
+    event = poll_job(svc, job)
+    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=True)
+    svc.redis.delete(f"fh:confirm:{job_id}")
+    return outcome

@@ -1,0 +1,12 @@
+"""The download task: fetch a ready job's image and store it."""
+
+from __future__ import annotations
+
+from fluxhook.results import download_and_store
+
+from .runtime import last_attempt, services
+
+
+def download_result(job_id: str) -> str:
+    """Download and store the job's result image; raises (so RQ retries) on transient failures."""
+    return download_and_store(services(), job_id, last_attempt=last_attempt())
