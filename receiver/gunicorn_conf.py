@@ -29,3 +29,6 @@ def on_starting(server):
         # os._exit: a SystemExit here would be reported by gunicorn with a traceback.
         os._exit(2)
     configure_logging(config.log_level, config_secrets(config))
+
+# gunicorn 27's control socket lives at one per-user path: two instances on a host would fight over it.
+control_socket_disable = True

@@ -1,0 +1,60 @@
+"""``make run``: the whole service on this machine, with an embedded Redis and the BFL simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .processes import ROOT
+from .stack import Stack, shell_quote
+
+
+def main() -> int:
+    stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")))
+    try:
+        stack.start()
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
+    env = stack.env
+    token = env["API_TOKENS"].split(",")[0]
+    url = f"http://localhost:{env['PORT']}"
+    body = json.dumps({"model": "flux-2-pro", "input": {"prompt": "a lighthouse at dawn, watercolor"}})
+    print()
+    print(f"fluxhook is running at {url}")
+    print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
+    print(f"  BFL:    {'simulator at ' + env['BFL_API_BASE'] if 'simulator' in stack.processes else env.get('BFL_API_BASE', 'https://api.bfl.ai')}")
+    print(f"  logs:   {stack.var_dir}/web.log, worker.log")
+    print(f"  dev token: {token}")
+    print()
+    print("Submit a first job:")
+    print(f"  curl -s -X POST {url}/v1/jobs -H {shell_quote('Authorization: Bearer ' + token)} "
+          f"-H 'Content-Type: application/json' -d {shell_quote(body)}")
+    print("Then read it (the image is stored within seconds):")
+    print(f"  curl -s {url}/v1/jobs/JOB_ID -H {shell_quote('Authorization: Bearer ' + token)}")
+    print("\nCtrl-C stops everything.", flush=True)
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    try:
+        while not stopping:
+            for name, process in stack.processes.items():
+                if process.poll() is not None:
+                    print(f"make run: the {name} process exited (code {process.returncode}); "
+                          f"see {stack.var_dir}/{name}.log", file=sys.stderr)
+                    stopping.append(True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    print("stopping...", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

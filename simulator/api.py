@@ -1,0 +1,52 @@
+"""The BFL-shaped endpoints: submit, get_result, credits."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, request
+from flask.typing import ResponseReturnValue
+
+from .errors import Rejected
+from .state import current_simulator
+
+bp = Blueprint("bfl_api", __name__)
+MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
+
+
+def _authenticate() -> None:
+    current_simulator().check_key(request.headers.get("x-key"))
+
+
+@bp.post("/v1/<model>")
+def submit(model: str) -> ResponseReturnValue:
+    """Accept a generation task for any model name."""
+    if not MODEL_NAME.fullmatch(model):
+        raise Rejected(404, {"detail": "Not Found"})
+    _authenticate()
+    sim = current_simulator()
+    # force=True: BFL accepts JSON bodies even without a JSON content type.
+    task = sim.submit(model, request.get_json(force=True, silent=True))
+    polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"
+    return {"id": task.id, "polling_url": polling_url, "cost": 1.0}
+
+
+@bp.get("/v1/get_result")
+def get_result() -> ResponseReturnValue:
+    """Poll a task; Ready answers carry a freshly signed sample URL."""
+    _authenticate()
+    task_id = request.args.get("id")
+    if not task_id:
+        detail = [{"loc": ["query", "id"], "msg": "Field required", "type": "missing"}]
+        raise Rejected(422, {"detail": detail})
+    body = current_simulator().poll(task_id)
+    if body is None:
+        return {"id": task_id, "status": "Task not found"}, 404
+    return body
+
+
+@bp.get("/v1/credits")
+def credits() -> ResponseReturnValue:
+    """Remaining credits."""
+    _authenticate()
+    return {"credits": current_simulator().credits()}

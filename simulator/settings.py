@@ -1,0 +1,110 @@
+"""Simulator settings: start-up options plus the knobs the control API may change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+WEBHOOK_MODES = ("secret", "hmac", "both")
+OUTCOMES = ("ready", "error", "request_moderated", "content_moderated")
+IMAGE_FORMATS = ("png", "jpeg")
+
+
+@dataclass
+class SimSettings:
+    """Everything the simulator can be configured with; defaults match the CLI."""
+
+    # Start-up only: fixed for the life of the process.
+    host: str = "127.0.0.1"
+    port: int = 8900
+    api_key: str = "sim-key"
+    public_url: str | None = None
+    verbose: bool = False
+    # Runtime knobs: readable and writable through /_sim/settings.
+    task_delay: float | None = 0.3
+    webhook_mode: str = "secret"
+    retry_scale: float = 1.0
+    url_ttl: int = 600
+    max_active: int = 24
+    max_active_kontext_max: int = 6
+    credits: int | None = None
+    image_format: str = "png"
+    image_bytes: int | None = None
+    drop_callbacks: bool = False
+    duplicate_callbacks: bool = False
+    callback_delay: float = 0.0
+    outcome: str = "ready"
+    delivery_fail_status: int | None = None
+    delivery_fail_count: int = 0
+    delivery_delay: float = 0.0
+    delivery_truncate: bool = False
+
+    def runtime_dict(self) -> dict[str, Any]:
+        """The runtime knobs as a JSON-ready dict (never the api key)."""
+        data = asdict(self)
+        return {key: data[key] for key in RUNTIME_KEYS}
+
+    def public_base(self) -> str:
+        """Base URL that clients should use to reach this simulator."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+_STARTUP_KEYS = ("host", "port", "api_key", "public_url", "verbose")
+RUNTIME_KEYS: tuple[str, ...] = tuple(f.name for f in fields(SimSettings) if f.name not in _STARTUP_KEYS)
+
+
+def _number(value: Any, *, nullable: bool = False, minimum: float | None = 0) -> bool:
+    if value is None:
+        return nullable
+    # bool is an int subclass; True must not pass as a delay of 1 s.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return minimum is None or value >= minimum
+
+
+def _integer(value: Any, *, nullable: bool = False, minimum: int | None = 0) -> bool:
+    if value is None:
+        return nullable
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return minimum is None or value >= minimum
+
+
+_VALIDATORS: dict[str, tuple[Any, str]] = {
+    "task_delay": (lambda v: _number(v, nullable=True, minimum=None), "a number or null"),
+    "webhook_mode": (lambda v: v in WEBHOOK_MODES, f"one of {list(WEBHOOK_MODES)}"),
+    "retry_scale": (_number, "a number >= 0"),
+    "url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),
+    "max_active": (_integer, "an integer >= 0"),
+    "max_active_kontext_max": (_integer, "an integer >= 0"),
+    "credits": (lambda v: _integer(v, nullable=True, minimum=None), "an integer or null"),
+    "image_format": (lambda v: v in IMAGE_FORMATS, f"one of {list(IMAGE_FORMATS)}"),
+    "image_bytes": (lambda v: _integer(v, nullable=True, minimum=1), "an integer >= 1 or null"),
+    "drop_callbacks": (lambda v: isinstance(v, bool), "a boolean"),
+    "duplicate_callbacks": (lambda v: isinstance(v, bool), "a boolean"),
+    "callback_delay": (_number, "a number >= 0"),
+    "outcome": (lambda v: v in OUTCOMES, f"one of {list(OUTCOMES)}"),
+    "delivery_fail_status": (
+        lambda v: v is None or (_integer(v) and 100 <= v <= 599),
+        "an HTTP status code or null",
+    ),
+    "delivery_fail_count": (_integer, "an integer >= 0"),
+    "delivery_delay": (_number, "a number >= 0"),
+    "delivery_truncate": (lambda v: isinstance(v, bool), "a boolean"),
+}
+
+
+def validate_updates(updates: Any) -> dict[str, Any]:
+    """Check a partial settings update; raise ValueError with a readable message."""
+    if not isinstance(updates, dict):
+        raise ValueError("body must be a JSON object")
+    unknown = sorted(set(updates) - set(RUNTIME_KEYS))
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(RUNTIME_KEYS)}")
+    for key, value in updates.items():
+        check, expected = _VALIDATORS[key]
+        if not check(value):
+            raise ValueError(f"setting {key!r} must be {expected}, got {value!r}")
+    return dict(updates)

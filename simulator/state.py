@@ -1,0 +1,289 @@
+"""The simulator's shared state: tasks, counters and settings behind one lock."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from .callbacks import CallbackSender, encode_body
+from .errors import Rejected
+from .images import ImageCache
+from .settings import OUTCOMES, SimSettings, validate_updates
+from .signing import UrlSigner
+from .stats import Stats
+from .tasks import STATUS_BY_OUTCOME, CallbackAttempt, Task, new_task, validate_submission
+
+KONTEXT_MAX = "flux-kontext-max"
+UNLIMITED_CREDITS = 1_000_000
+
+
+@dataclass
+class DeliveryPlan:
+    """How the next delivery request should misbehave, decided atomically."""
+
+    delay: float
+    fail_status: int | None
+    truncate: bool
+
+
+def _limit_group(model: str) -> str:
+    return KONTEXT_MAX if model == KONTEXT_MAX else "*"
+
+
+class Simulator:
+    """Owns every task and counter; all mutation happens under `self.lock`."""
+
+    def __init__(self, settings: SimSettings) -> None:
+        self.lock = threading.Lock()
+        self._initial = replace(settings)
+        self.settings = replace(settings)
+        self.signer = UrlSigner()
+        self.images = ImageCache()
+        self.callbacks = CallbackSender(self)
+        self.tasks: dict[str, Task] = {}
+        self.stats = Stats()
+        self._cancel = threading.Event()
+
+    # -- configuration -------------------------------------------------------
+
+    def bind(self, port: int) -> None:
+        """Record the port actually bound (matters for `--port 0`)."""
+        with self.lock:
+            self.settings.port = port
+            self._initial.port = port
+
+    def current(self, key: str) -> Any:
+        """One setting's current value."""
+        with self.lock:
+            return getattr(self.settings, key)
+
+    def public_base(self) -> str:
+        """Base URL for links handed to clients."""
+        with self.lock:
+            return self.settings.public_base()
+
+    def settings_view(self) -> dict[str, Any]:
+        """The runtime settings as JSON."""
+        with self.lock:
+            return self.settings.runtime_dict()
+
+    def update_settings(self, updates: Any) -> dict[str, Any]:
+        """Merge validated runtime settings; raises ValueError on bad input."""
+        clean = validate_updates(updates)
+        with self.lock:
+            for key, value in clean.items():
+                setattr(self.settings, key, value)
+            return self.settings.runtime_dict()
+
+    def reset(self) -> None:
+        """Forget all tasks and counters and restore the start-up settings."""
+        with self.lock:
+            # Timers and retry loops of old tasks watch this event and give up.
+            self._cancel.set()
+            self._cancel = threading.Event()
+            for task in self.tasks.values():
+                if task.timer is not None:
+                    task.timer.cancel()
+            self.tasks.clear()
+            self.stats = Stats()
+            self.settings = replace(self._initial)
+        self.images.clear()
+
+    # -- BFL API -------------------------------------------------------------
+
+    def check_key(self, key: str | None) -> None:
+        """Raise 401 unless `key` is the api key."""
+        if key is None or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
+            raise Rejected(401, {"detail": "Not authenticated"})
+
+    def credits(self) -> int:
+        """Remaining credits; unlimited shows as a large number."""
+        with self.lock:
+            return UNLIMITED_CREDITS if self.settings.credits is None else self.settings.credits
+
+    def submit(self, model: str, body: Any) -> Task:
+        """Accept a task or raise Rejected (402, 429, 422 in that order)."""
+        errors = validate_submission(body)
+        with self.lock:
+            s = self.settings
+            if s.credits is not None and s.credits <= 0:
+                self.stats.rejected_402 += 1
+                raise Rejected(402, {"detail": "Insufficient credits"})
+            group = _limit_group(model)
+            limit = s.max_active_kontext_max if group == KONTEXT_MAX else s.max_active
+            if self._active_in_group(group) >= limit:
+                self.stats.rejected_429 += 1
+                raise Rejected(429, {"detail": "Too many active tasks"}, {"Retry-After": "1"})
+            if errors:
+                raise Rejected(422, {"detail": errors})
+            task = new_task(model, body, s.image_format, self._cancel)
+            if s.credits is not None:
+                s.credits -= 1
+            self.tasks[task.id] = task
+            self._count_active(model, +1)
+            self.stats.submitted += 1
+            delay = s.task_delay
+            if delay is not None and delay >= 0 and "pending" not in task.markers:
+                task.timer = threading.Timer(delay, self._timer_fired, args=(task,))
+                task.timer.daemon = True
+                task.timer.start()
+        return task
+
+    def poll(self, task_id: str) -> dict[str, Any] | None:
+        """The get_result body for a task (None if unknown); counts the poll."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                return None
+            task.polls += 1
+            self.stats.polls_total += 1
+            # Each poll of a Ready task mints a fresh link: how clients recover from expiry.
+            sample = None
+            if task.outcome == "ready":
+                sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
+            return task.poll_body(sample)
+
+    # -- completion and callbacks -------------------------------------------
+
+    def _timer_fired(self, task: Task) -> None:
+        if task.cancel.is_set():
+            return
+        try:
+            self.complete(task.id, expected=task)
+        except Rejected:
+            pass  # completed meanwhile through the control API
+
+    def complete(self, task_id: str, outcome: str | None = None, *, expected: Task | None = None) -> Task:
+        """Finish a Pending task now and start its callback; raises Rejected 404/409."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise Rejected(400, {"detail": f"outcome must be one of {list(OUTCOMES)}"})
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None or (expected is not None and task is not expected):
+                raise Rejected(404, {"detail": "Task not found"})
+            if not task.is_pending:
+                raise Rejected(409, {"detail": f"Task already completed ({task.status})"})
+            if task.timer is not None:
+                task.timer.cancel()
+            s = self.settings
+            task.outcome = outcome or task.marker_outcome() or s.outcome
+            task.status = STATUS_BY_OUTCOME[task.outcome]
+            task.completed_at = time.time()
+            self._count_active(task.model, -1)
+            task.callback_plan = self._callback_plan(task)
+            ttl, base = s.url_ttl, s.public_base()
+            delay, scale = s.callback_delay, s.retry_scale
+        if task.callback_plan in ("send", "duplicate"):
+            body = self._webhook_bytes(task, ttl, base)
+            self.callbacks.schedule(task, body, 2 if task.callback_plan == "duplicate" else 1, delay, scale)
+        return task
+
+    def replay_callback(self, task_id: str) -> int | None:
+        """Send a completed task's webhook once, synchronously, without retries."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                raise Rejected(404, {"detail": "Task not found"})
+            if task.is_pending:
+                raise Rejected(409, {"detail": "Task is still Pending"})
+            if task.webhook_url is None:
+                raise Rejected(409, {"detail": "Task has no webhook_url"})
+            ttl, base = self.settings.url_ttl, self.settings.public_base()
+        return self.callbacks.send_once(task, self._webhook_bytes(task, ttl, base), replay=True)
+
+    def record_callback(self, task: Task, status: int | None, error: str | None, *, replay: bool) -> None:
+        """Count one webhook attempt (called by the sender after each POST)."""
+        with self.lock:
+            task.callback_attempts.append(CallbackAttempt(time.time(), status, error, replay))
+            # Attempts for tasks forgotten by a reset must not leak into fresh stats.
+            if self.tasks.get(task.id) is not task:
+                return
+            self.stats.callbacks_sent += 1
+            if status is not None and 200 <= status < 300:
+                self.stats.callbacks_delivered += 1
+
+    # -- delivery ------------------------------------------------------------
+
+    def delivery_plan(self) -> DeliveryPlan:
+        """Count a delivery request and decide which configured fault (if any) it gets."""
+        with self.lock:
+            s = self.settings
+            self.stats.delivery_requests += 1
+            fail = None
+            if s.delivery_fail_status is not None and s.delivery_fail_count > 0:
+                s.delivery_fail_count -= 1
+                fail = s.delivery_fail_status
+            return DeliveryPlan(s.delivery_delay, fail, s.delivery_truncate)
+
+    def deliverable(self, task_id: str, ext: str) -> Task | None:
+        """The Ready task whose image `task_id.ext` names, if any."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None or task.outcome != "ready" or task.image_format != ext:
+                return None
+            return task
+
+    def image_bytes(self, task: Task) -> bytes:
+        """The task's encoded image (generated once, then cached)."""
+        return self.images.get(task.id, task.image_format, self.current("image_bytes"))
+
+    # -- stats ---------------------------------------------------------------
+
+    def stats_view(self) -> dict[str, Any]:
+        """Counters as JSON."""
+        with self.lock:
+            data = asdict(self.stats)
+            data.pop("active_by_model")
+            data["active"] = sum(self.stats.active_by_model.values())
+            data["polls"] = {task_id: t.polls for task_id, t in self.tasks.items() if t.polls}
+            return data
+
+    def task_view(self, task_id: str) -> dict[str, Any] | None:
+        """Control-API view of one task."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            return None if task is None else task.public_state()
+
+    # -- helpers (callers hold the lock where noted) -------------------------
+
+    def _active_in_group(self, group: str) -> int:
+        """Caller holds the lock."""
+        return sum(n for model, n in self.stats.active_by_model.items() if _limit_group(model) == group)
+
+    def _count_active(self, model: str, delta: int) -> None:
+        """Caller holds the lock."""
+        by_model = self.stats.active_by_model
+        by_model[model] = by_model.get(model, 0) + delta
+        if delta > 0:
+            seen = self.stats.max_active_seen_by_model
+            seen[model] = max(seen.get(model, 0), by_model[model])
+            self.stats.max_active_seen = max(self.stats.max_active_seen, sum(by_model.values()))
+
+    def _callback_plan(self, task: Task) -> str:
+        """Caller holds the lock."""
+        if task.webhook_url is None:
+            return "none"
+        if "drop" in task.markers or self.settings.drop_callbacks:
+            return "dropped"
+        if "dup" in task.markers or self.settings.duplicate_callbacks:
+            return "duplicate"
+        return "send"
+
+    def _sample_url(self, task: Task, ttl: int, base: str) -> str:
+        exp = self.signer.expiry(ttl)
+        sig = self.signer.sign(task.id, exp)
+        return f"{base}/delivery/{task.id}.{task.image_format}?exp={exp}&sig={sig}"
+
+    def _webhook_bytes(self, task: Task, ttl: int, base: str) -> bytes:
+        sample = self._sample_url(task, ttl, base) if task.outcome == "ready" else None
+        return encode_body(task.webhook_body(sample))
+
+
+def current_simulator() -> Simulator:
+    """The Simulator of the Flask app handling the current request."""
+    from flask import current_app
+
+    return current_app.extensions["simulator"]

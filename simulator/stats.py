@@ -1,0 +1,22 @@
+"""Counters reported by `GET /_sim/stats`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Stats:
+    """Counters exposed by `GET /_sim/stats`."""
+
+    submitted: int = 0
+    rejected_429: int = 0
+    rejected_402: int = 0
+    polls_total: int = 0
+    callbacks_sent: int = 0
+    callbacks_delivered: int = 0
+    delivery_requests: int = 0
+    max_active_seen: int = 0
+    max_active_seen_by_model: dict[str, int] = field(default_factory=dict)
+    # Live count per model; the view reports only its sum as "active".
+    active_by_model: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,173 @@
+"""A simulated generation task, its prompt markers, and the JSON shapes BFL uses for it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .settings import IMAGE_FORMATS
+
+PENDING = "Pending"
+STATUS_BY_OUTCOME = {
+    "ready": "Ready",
+    "error": "Error",
+    "request_moderated": "Request Moderated",
+    "content_moderated": "Content Moderated",
+}
+MARKERS = frozenset(
+    {"error", "content-moderated", "request-moderated", "drop", "dup", "pending", "jpeg", "png"}
+)
+_OUTCOME_MARKERS = {
+    "error": "error",
+    "content-moderated": "content_moderated",
+    "request-moderated": "request_moderated",
+}
+ERROR_INFO = {"error": "Generation failed", "message": "Internal error"}
+
+
+def parse_markers(prompt: str) -> frozenset[str]:
+    """The known `[marker]` tokens found in a prompt."""
+    return frozenset(re.findall(r"\[([a-z-]+)\]", prompt.lower())) & MARKERS
+
+
+def validate_submission(body: Any) -> list[dict[str, Any]]:
+    """FastAPI-style validation errors for a submission body (empty when valid)."""
+    if not isinstance(body, dict):
+        return [{"loc": ["body"], "msg": "Input should be a valid JSON object", "type": "model_attributes_type"}]
+    errors = []
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        errors.append({"loc": ["body", "prompt"], "msg": "Field required (non-empty string)", "type": "missing"})
+    for key in ("webhook_url", "webhook_secret"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            errors.append({"loc": ["body", key], "msg": "Input should be a valid string", "type": "string_type"})
+    return errors
+
+
+@dataclass
+class CallbackAttempt:
+    """One HTTP POST of a task's webhook."""
+
+    at: float
+    status_code: int | None
+    error: str | None = None
+    replay: bool = False
+
+
+@dataclass
+class Task:
+    """State of one submitted task; mutated only under the simulator lock."""
+
+    id: str
+    model: str
+    prompt: str
+    seed: int
+    image_format: str
+    markers: frozenset[str]
+    created_at: float
+    cancel: threading.Event
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    status: str = PENDING
+    outcome: str | None = None
+    completed_at: float | None = None
+    polls: int = 0
+    callback_plan: str | None = None
+    callback_attempts: list[CallbackAttempt] = field(default_factory=list)
+    timer: threading.Timer | None = field(default=None, repr=False)
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == PENDING
+
+    def marker_outcome(self) -> str | None:
+        """Outcome forced by a prompt marker, if any."""
+        for marker, outcome in _OUTCOME_MARKERS.items():
+            if marker in self.markers:
+                return outcome
+        return None
+
+    def result(self, sample_url: str) -> dict[str, Any]:
+        """The `result` object of a Ready task."""
+        return {
+            "sample": sample_url,
+            "seed": self.seed,
+            "prompt": self.prompt,
+            "start_time": self.created_at,
+            "end_time": self.completed_at,
+        }
+
+    def poll_body(self, sample_url: str | None) -> dict[str, Any]:
+        """What `GET /v1/get_result` answers for this task."""
+        if self.is_pending:
+            return {"id": self.id, "status": PENDING, "result": None, "progress": 0.5}
+        if self.outcome == "ready":
+            assert sample_url is not None
+            return {"id": self.id, "status": "Ready", "result": self.result(sample_url), "progress": 1.0}
+        details = ERROR_INFO if self.outcome == "error" else {"Moderation Reasons": ["Simulated moderation"]}
+        return {"id": self.id, "status": self.status, "result": None, "progress": None, "details": dict(details)}
+
+    def webhook_body(self, sample_url: str | None) -> dict[str, Any]:
+        """The JSON a completed task POSTs to its webhook."""
+        if self.outcome == "ready":
+            assert sample_url is not None
+            return {"id": self.id, "status": "Ready", "result": self.result(sample_url)}
+        if self.outcome == "error":
+            return {"id": self.id, "status": "Error", **ERROR_INFO}
+        return {"id": self.id, "status": self.status}
+
+    def public_state(self) -> dict[str, Any]:
+        """Inspection view for the control API; never includes the webhook secret."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "prompt": self.prompt,
+            "status": self.status,
+            "outcome": self.outcome,
+            "image_format": self.image_format,
+            "markers": sorted(self.markers),
+            "webhook_url": self.webhook_url,
+            "has_webhook_secret": self.webhook_secret is not None,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+            "polls": self.polls,
+            "callback_plan": self.callback_plan,
+            "callback_attempts": [
+                {"at": a.at, "status_code": a.status_code, "error": a.error, "replay": a.replay}
+                for a in self.callback_attempts
+            ],
+        }
+
+
+def new_task(model: str, body: dict[str, Any], default_format: str, cancel: threading.Event) -> Task:
+    """Build a Pending task from a validated submission body."""
+    task_id = str(uuid.uuid4())
+    prompt = body["prompt"]
+    markers = parse_markers(prompt)
+    seed = body.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        seed = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:4], "big")
+    # Precedence: prompt marker, then BFL's own output_format field, then the setting.
+    fmt = default_format
+    if body.get("output_format") in IMAGE_FORMATS:
+        fmt = body["output_format"]
+    for marker in IMAGE_FORMATS:
+        if marker in markers:
+            fmt = marker
+    return Task(
+        id=task_id,
+        model=model,
+        prompt=prompt,
+        seed=seed,
+        image_format=fmt,
+        markers=markers,
+        created_at=time.time(),
+        cancel=cancel,
+        webhook_url=body.get("webhook_url"),
+        webhook_secret=body.get("webhook_secret"),
+    )
