@@ -1,0 +1,264 @@
+"""Real parts for the suite: a redis-server, the BFL simulator, the Procfile's web and worker, a spy host.
+
+Everything listens on 127.0.0.1 and is started once per test session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from devtools.processes import RedisServer, free_port, stop_process, wait_until
+from devtools.stack import SIMULATOR_KEY, Stack, start_simulator
+from fluxhook import signing
+
+SECRET_KEY = "test-secret-key-0123456789abcdef"
+API_TOKEN = "test-token-0123456789"
+STATIC_SECRET = "static-webhook-secret-0123"
+MAX_IMAGE_BYTES = 200_000
+TERMINAL = ("stored", "failed", "moderated", "expired")
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+class Simulator:
+    """Handle on the BFL simulator process: its URL and its control API."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+
+    def control(self, method: str, path: str, **kwargs):
+        response = self.http.request(method, f"{self.url}/_sim{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def settings(self, **changes) -> dict:
+        return self.control("POST", "/settings", json=changes)
+
+    def reset(self) -> None:
+        self.control("POST", "/reset")
+
+    def stats(self) -> dict:
+        return self.control("GET", "/stats")
+
+    def task(self, task_id: str) -> dict:
+        return self.control("GET", f"/tasks/{task_id}")
+
+    def complete(self, task_id: str, outcome: str = "ready") -> dict:
+        return self.control("POST", f"/tasks/{task_id}/complete", json={"outcome": outcome})
+
+    def result(self, task_id: str) -> dict:
+        response = self.http.get(f"{self.url}/v1/get_result", params={"id": task_id},
+                                 headers={"x-key": SIMULATOR_KEY}, timeout=10)
+        return response.json()
+
+    def image_bytes(self, task_id: str) -> bytes:
+        """The task's image as BFL would deliver it (through a fresh signed URL)."""
+        sample = self.result(task_id)["result"]["sample"]
+        return self.http.get(sample, timeout=10).content
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("sim") / "simulator.log"
+    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05")
+    yield Simulator(f"http://127.0.0.1:{port}")
+    stop_process(process)
+
+
+@pytest.fixture()
+def sim(simulator):
+    """The simulator with its start-up settings and no tasks, before and after the test."""
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+@dataclass
+class SpyHost:
+    """A plain HTTP server that answers scripted routes and records every request it gets."""
+
+    port: int
+    routes: dict[str, tuple[int, dict, bytes]] = field(default_factory=dict)
+    hits: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def route(self, path: str, status: int = 200, body: bytes = b"", headers: dict | None = None) -> str:
+        self.routes[path] = (status, headers or {}, body)
+        return self.url + path
+
+
+def _spy_handler(spy: SpyHost):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            spy.hits.append(self.path)
+            status, headers, body = spy.routes.get(self.path, (404, {}, b"not found"))
+            if callable(body):
+                status, headers, body = body()
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+def _serve_spy() -> tuple[SpyHost, ThreadingHTTPServer]:
+    spy = SpyHost(port=free_port())
+    server = ThreadingHTTPServer(("127.0.0.1", spy.port), _spy_handler(spy))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return spy, server
+
+
+@pytest.fixture(scope="session")
+def _spies():
+    allowed, allowed_server = _serve_spy()
+    unlisted, unlisted_server = _serve_spy()
+    yield allowed, unlisted
+    allowed_server.shutdown()
+    unlisted_server.shutdown()
+
+
+@pytest.fixture()
+def spy(_spies) -> SpyHost:
+    """A delivery host in RESULT_HOST_ALLOWLIST (by exact host:port)."""
+    host = _spies[0]
+    host.routes.clear()
+    host.hits.clear()
+    return host
+
+
+@pytest.fixture()
+def unlisted_spy(_spies) -> SpyHost:
+    """A host in no allowlist: fluxhook must never send it a request."""
+    host = _spies[1]
+    host.routes.clear()
+    host.hits.clear()
+    return host
+
+
+def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) -> dict[str, str]:
+    """The environment of a fluxhook process wired to the test Redis, simulator and spy host."""
+    sim_host = simulator.url.removeprefix("http://")
+    env = {
+        "REDIS_URL": redis_server.url,
+        "BFL_API_KEY": SIMULATOR_KEY,
+        "BFL_API_BASE": simulator.url,
+        "BFL_WEBHOOK_SECRET": STATIC_SECRET,
+        "SECRET_KEY": SECRET_KEY,
+        "API_TOKENS": f"{API_TOKEN},second-token-abcdef",
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "RESULT_HOST_ALLOWLIST": f"{sim_host},127.0.0.1:{spy_port},localhost,*.fluxhook-test.invalid",
+        "API_HOST_ALLOWLIST": sim_host,
+        "MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES),
+        "CALLBACK_GRACE_SECONDS": "2",
+        "IMAGE_URL_TTL_SECONDS": "60",
+        "WEB_CONCURRENCY": "2",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server, simulator, _spies, tmp_path_factory):
+    """The Procfile's web and worker processes, started as a PaaS would start them."""
+    import os
+
+    var_dir = tmp_path_factory.mktemp("stack")
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{var_dir / 'images'}"))
+    running = Stack(env=env, var_dir=Path(var_dir))
+    running.start()
+    yield running
+    running.stop()
+
+
+class API:
+    """A bearer-authenticated client of one fluxhook web process."""
+
+    def __init__(self, base_url: str, token: str = API_TOKEN):
+        self.base_url = base_url
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.http.request(method, self.base_url + path, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def job(self, job_id: str) -> dict:
+        response = self.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def submit(self, prompt: str = "a red fox", model: str = "flux-2-pro", **extra) -> dict:
+        response = self.post("/v1/jobs", json={"model": model, "input": {"prompt": prompt}, **extra})
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def track(self, bfl_id: str, **extra) -> requests.Response:
+        return self.post("/v1/jobs/track", json={"bfl_id": bfl_id, **extra})
+
+    def wait_for(self, job_id: str, *statuses: str, timeout: float = 20.0) -> dict:
+        """Poll the job until its status is one of ``statuses`` (any terminal one by default)."""
+        wanted = statuses or TERMINAL
+        return wait_until(lambda: (lambda j: j if j["status"] in wanted else None)(self.job(job_id)),
+                          timeout=timeout, interval=0.05, message=f"job {job_id} to reach {wanted}")
+
+    def callback(self, job_id: str, payload: dict | bytes, *, secret: str | None = "derived",
+                 signature: bool = False, headers: dict | None = None) -> requests.Response:
+        """POST a callback to the job's own webhook URL, proving its secret the way BFL's SDK does."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if secret == "derived":
+            secret = signing.job_webhook_secret(SECRET_KEY, job_id)
+        sent = {"Content-Type": "application/json"}
+        if secret is not None:
+            sent["X-BFL-Signature" if signature else "X-Webhook-Secret"] = (
+                "sha256=" + __import__("hmac").new(secret.encode(), body, hashlib.sha256).hexdigest()
+                if signature else secret
+            )
+        sent.update(headers or {})
+        url = signing.job_webhook_url(self.base_url, SECRET_KEY, job_id)
+        return requests.post(url, data=body, headers=sent, timeout=10)
+
+
+@pytest.fixture()
+def api(stack) -> API:
+    return API(stack.base_url)
+
+
+def ready_payload(bfl_id: str, sample: str) -> dict:
+    """A BFL ``Ready`` callback body."""
+    return {"id": bfl_id, "status": "Ready", "result": {"sample": sample, "seed": 42, "prompt": "x"}}

@@ -1,0 +1,100 @@
+"""Job records on a real Redis: atomic transitions, terminal statuses that never move, indexes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from fluxhook import status as st
+from fluxhook.jobs import Job, JobStore, new_job_id
+
+
+@pytest.fixture()
+def store(redis_server):
+    # Database 1: the session's web and worker processes use database 0.
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
+    connection.flushdb()
+    yield JobStore(connection)
+    connection.flushdb()
+
+
+def _job(store: JobStore, status: str = st.SUBMITTED, bfl_id: str | None = None) -> Job:
+    now = time.time()
+    job, created = store.create(Job(id=new_job_id(now), status=status, bfl_id=bfl_id or new_job_id(),
+                                    created_at=now, updated_at=now))
+    assert created
+    return job
+
+
+def test_terminal_status_never_changes(store):
+    job = _job(store)
+    assert store.transition(job.id, st.READY, result_url="https://x/1.png")
+    assert store.transition(job.id, st.STORED, image={"sha256": "a"})
+    for late in (st.READY, st.FAILED, st.EXPIRED, st.SUBMITTED, st.STORED):
+        assert not store.transition(job.id, late, error={"code": "late", "message": "late"})
+    assert not store.update(job.id, bfl_status="Pending")
+    again = store.get(job.id)
+    assert again.status == st.STORED and again.error is None and again.bfl_status is None
+    assert again.completed_at is not None
+
+
+def test_concurrent_transitions_have_exactly_one_winner(store):
+    job = _job(store)
+    store.transition(job.id, st.READY)
+    results: list[bool] = []
+    barrier = threading.Barrier(16)
+
+    def race(target: str):
+        barrier.wait()
+        results.append(store.transition(job.id, target))
+
+    threads = [threading.Thread(target=race, args=((st.STORED, st.FAILED, st.EXPIRED)[n % 3],)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(True) == 1
+    final = store.get(job.id).status
+    assert final in st.TERMINAL
+    # The status indexes agree with the record: the job is listed under its final status only.
+    for name in st.STATUSES:
+        listed = [j.id for j in store.list(status=name, limit=100)[0]]
+        assert (job.id in listed) == (name == final)
+
+
+def test_a_tracked_bfl_id_maps_to_one_job(store):
+    first = _job(store, bfl_id="task-1")
+    duplicate, created = store.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="task-1"))
+    assert not created and duplicate.id == first.id
+    assert store.get_by_bfl_id("task-1").id == first.id
+
+
+def test_bfl_id_set_by_a_transition_is_indexed(store):
+    job, _ = store.create(Job(id=new_job_id(), status=st.QUEUED))
+    assert store.transition(job.id, st.SUBMITTED, bfl_id="task-2")
+    assert store.get_by_bfl_id("task-2").id == job.id
+
+
+def test_counting_a_deleted_job_does_not_recreate_it(store):
+    job = _job(store)
+    assert store.count(job.id, "webhooks") == 1
+    assert store.delete(job.id)
+    assert store.count(job.id, "webhooks") == -1
+    assert store.get(job.id) is None
+    assert not store.transition(job.id, st.READY)
+    assert store.get(job.id) is None
+    assert store.get_by_bfl_id(job.bfl_id) is None
+
+
+def test_listing_pages_through_every_job_once(store):
+    made = [_job(store).id for _ in range(7)]
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.list(limit=3, cursor=cursor)
+        seen += [j.id for j in page]
+        if cursor is None:
+            break
+    assert seen == sorted(made, reverse=True)
