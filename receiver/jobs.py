@@ -9,11 +9,11 @@ import time
 
 from flask import Blueprint, g, request, send_file
 
-from fluxhook import signing
+from fluxhook import signing, submission
 from fluxhook import status as st
 from fluxhook.bfl import MODEL
 from fluxhook.callbacks import parse_callback
-from fluxhook.errors import BFLError, FluxhookError, InvalidRequest, JobNotFound, Unauthorized
+from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, InvalidRequest, JobNotFound, Unauthorized
 from fluxhook.jobs import Job, new_job_id
 from fluxhook.outcomes import apply_event
 from fluxhook.orphans import take_orphan
@@ -89,18 +89,14 @@ def create():
               per_job_webhook=True, created_at=now, updated_at=now)
     svc.jobs.create(job)
     g.job_id = job.id
-    body = dict(task_input,
-                webhook_url=signing.job_webhook_url(svc.config.public_base_url, svc.config.secret_key, job.id),
-                webhook_secret=signing.job_webhook_secret(svc.config.secret_key, job.id))
     try:
-        task = svc.bfl.submit(model, body)
+        submission.submit(svc, job, task_input)
+    except BFLRateLimited as exc:
+        submission.queue_for_later(svc, job, task_input, exc)
     except BFLError:
         # The task never reached BFL: leave nothing behind for the caller to clean up.
         svc.jobs.delete(job.id)
         raise
-    svc.jobs.transition(job.id, st.SUBMITTED, bfl_id=task["id"], polling_url=task["polling_url"],
-                        bfl_status=st.BFL_PENDING)
-    log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": model})
     return _present(_load(job.id)), 202
 
 

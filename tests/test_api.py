@@ -139,3 +139,26 @@ def test_health_endpoints(stack):
     assert ready.status_code == 200, ready.text
     metrics = requests.get(stack.base_url + "/metrics", timeout=5)
     assert metrics.status_code == 200 and 'fluxhook_jobs{status="stored"}' in metrics.text
+
+
+def test_a_submission_bfl_answers_429_waits_queued_and_goes_out_later(api, sim):
+    sim.settings(max_active=1)
+    blocker = api.submit("[pending] holds the only slot")
+    waiting = api.submit("waits for the slot")
+    assert waiting["status"] == "queued" and waiting["bfl_id"] is None
+    sim.complete(blocker["bfl_id"])
+    stored = api.wait_for(waiting["id"], timeout=30)
+    assert stored["status"] == "stored", stored
+    assert stored["bfl_id"] and stored["source"] == "webhook"
+
+
+def test_a_queued_job_fails_when_bfl_then_says_no_credits(api, sim):
+    sim.settings(max_active=1)
+    blocker = api.submit("[pending] holds the only slot")
+    waiting = api.submit("waits for the slot")
+    assert waiting["status"] == "queued"
+    sim.settings(credits=0)
+    sim.complete(blocker["bfl_id"])
+    failed = api.wait_for(waiting["id"], timeout=30)
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "insufficient_credits"
