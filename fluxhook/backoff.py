@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 
 def backoff_delay(attempt: int, *, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None) -> float:
@@ -23,8 +24,6 @@ def backoff_schedule(retries: int, *, base: float = 1.0, cap: float = 60.0, rng:
 
 def retry_after_seconds(header: str | None, default: float, *, cap: float = 300.0) -> float:
     """A ``Retry-After`` header in seconds (numeric form; dates fall back to ``default``), capped."""
-    try:
-        value = float(header) if header is not None else default
-    except ValueError:
-        value = default
+    text = (header or "").strip()
+    value = float(text) if re.fullmatch(r"-?\d+(\.\d+)?", text) else default
     return max(0.0, min(cap, value))

@@ -156,15 +156,17 @@ class _Reader:
 
     def hosts(self, name: str, default: str) -> tuple[HostPattern, ...]:
         raw = self._raw(name) or default
-        patterns = []
+        patterns, errors = [], []
         for entry in (e.strip() for e in raw.split(",")):
             if not entry:
                 continue
             try:
                 patterns.append(parse_host_pattern(entry))
             except ValueError as exc:
-                self._fail(name, str(exc))
-        if not patterns:
+                errors.append(str(exc))
+        if errors:
+            self._fail(name, "; ".join(errors))
+        elif not patterns:
             self._fail(name, "must list at least one host pattern")
         return tuple(patterns)
 

@@ -129,9 +129,10 @@ def is_public_address(address: str) -> bool:
         mapped = ip.ipv4_mapped or ip.sixtofour
         if mapped is not None:
             ip = mapped
-        elif ip in _NAT64:
+        elif ip in _NAT64 or ip in _IPV4_COMPATIBLE:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d form

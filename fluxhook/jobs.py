@@ -94,7 +94,7 @@ def new_job_id(now: float | None = None) -> str:
 
 def is_job_id(text: str) -> bool:
     """Whether ``text`` has the shape of a job id (checked before it reaches a Redis key or a path)."""
-    return bool(_JOB_ID.match(text or ""))
+    return bool(_JOB_ID.fullmatch(text or ""))
 
 
 def iso(ts: float | None) -> str | None:

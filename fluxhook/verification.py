@@ -29,9 +29,10 @@ def verify_callback(headers: Mapping[str, str], body: bytes, secrets: Iterable[s
 
     Raises Unauthorized when a header is wrong, or when none is present and ``required``.
     """
+    headers = {name.lower(): value for name, value in headers.items()}  # header names ignore case
     candidates = [s for s in secrets if s]
-    given_secret = headers.get(SECRET_HEADER)
-    given_signature = headers.get(SIGNATURE_HEADER)
+    given_secret = headers.get(SECRET_HEADER.lower())
+    given_signature = headers.get(SIGNATURE_HEADER.lower())
     if given_secret is None and given_signature is None:
         if required:
             raise Unauthorized("this callback URL requires the webhook secret")
