@@ -11,35 +11,23 @@ import select
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from PIL import Image
 
+from devtools.processes import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "test-key-do-not-log"
 KEY = {"x-key": API_KEY}
-T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T], timeout: float = 5.0, interval: float = 0.02) -> T:
-    """Poll `check` until it returns something truthy, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 # -- webhook receiver -------------------------------------------------------
