@@ -49,7 +49,7 @@ class BFLClient:
 
     def submit(self, model: str, body: dict[str, Any]) -> dict[str, str]:
         """POST a task to ``/v1/{model}``; return BFL's ``{"id", "polling_url"}``."""
-        if not MODEL.match(model):
+        if not MODEL.fullmatch(model):
             raise BFLRejected(f"invalid model name {model[:64]!r}")
         data = self._request("POST", self._base, f"{self.config.bfl_api_base}/v1/{model}", json=body)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):

@@ -51,7 +51,7 @@ def parse_host_pattern(entry: str) -> HostPattern:
         if "*" in text:
             raise ValueError(f"{entry!r}: an entry with a port must name one exact host, without *")
     labels = text.split(".")
-    if not text or any(not _PATTERN_LABEL.match(label) for label in labels):
+    if not text or any(not _PATTERN_LABEL.fullmatch(label) for label in labels):
         raise ValueError(f"{entry!r}: not a host name pattern (letters, digits, '-', '.', '*' for one label)")
     if any("*" in label for label in labels[-2:]):
         raise ValueError(f"{entry!r}: a wildcard may not cover a top-level or registrable domain")
@@ -81,7 +81,7 @@ def host_matches(pattern: HostPattern, host: str, port: int) -> bool:
     host = host.lower().rstrip(".")
     if pattern.exact:
         return host == pattern.host and port == pattern.port
-    return port == 443 and _glob_to_regex(pattern.host).match(host) is not None
+    return port == 443 and _glob_to_regex(pattern.host).fullmatch(host) is not None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ class FileStorage:
 
     def _path(self, key: str) -> Path:
         # Keys are made by us from job ids, but a path must never escape the root whatever it holds.
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise StorageError(f"invalid storage key {key!r}")
         return self.root / key
 

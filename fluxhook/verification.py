@@ -42,7 +42,7 @@ def verify_callback(headers: Mapping[str, str], body: bytes, secrets: Iterable[s
     if given_secret is not None and not any(_same(given_secret, s) for s in candidates):
         raise Unauthorized("the webhook secret does not match")
     if given_signature is not None:
-        match = _SIGNATURE.match(given_signature.strip())
+        match = _SIGNATURE.fullmatch(given_signature.strip())
         if not match or not any(_same(given_signature.strip().lower(), body_signature(s, body)) for s in candidates):
             raise Unauthorized("the webhook signature does not match")
     return True

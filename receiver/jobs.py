@@ -75,7 +75,7 @@ def create():
     """Submit a task to BFL with this job's own callback URL and secret."""
     data = _body()
     model, task_input = data.get("model"), data.get("input")
-    if not isinstance(model, str) or not MODEL.match(model):
+    if not isinstance(model, str) or not MODEL.fullmatch(model):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     if not isinstance(task_input, dict) or not task_input:
         raise InvalidRequest("'input' must be a non-empty JSON object of BFL request fields")
@@ -105,12 +105,12 @@ def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
     data = _body()
     bfl_id, polling_url, model = data.get("bfl_id"), data.get("polling_url"), data.get("model")
-    if not isinstance(bfl_id, str) or not _BFL_ID.match(bfl_id):
+    if not isinstance(bfl_id, str) or not _BFL_ID.fullmatch(bfl_id):
         raise InvalidRequest("'bfl_id' must be BFL's task id (letters, digits, '-', '_', '.', ':')")
     if polling_url is not None and (not isinstance(polling_url, str) or len(polling_url) > 2048
                                     or not polling_url.startswith(("https://", "http://"))):
         raise InvalidRequest("'polling_url' must be an http(s) URL")
-    if model is not None and (not isinstance(model, str) or not MODEL.match(model)):
+    if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     metadata = _metadata(data)
 
