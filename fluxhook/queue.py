@@ -30,9 +30,13 @@ def enqueue_download(queue: Queue, job_id: str) -> None:
     )
 
 
+def _confirm_lock(job_id: str) -> str:
+    return f"fh:confirm:{job_id}"
+
+
 def enqueue_confirm(queue: Queue, job_id: str) -> bool:
-    """Queue one poll of BFL to confirm a reported failure; at most one in flight per job."""
-    if not queue.connection.set(f"fh:confirm:{job_id}", 1, nx=True, ex=60):
+    """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
+    if not queue.connection.set(_confirm_lock(job_id), 1, nx=True, ex=60):
         return False
     queue.enqueue(
         CONFIRM_TASK, job_id,
@@ -40,3 +44,8 @@ def enqueue_confirm(queue: Queue, job_id: str) -> bool:
         job_timeout=120, result_ttl=3600, failure_ttl=7 * 86400, description=f"confirm {job_id}",
     )
     return True
+
+
+def release_confirm(queue: Queue, job_id: str) -> None:
+    """Let the next failure report for this job queue a check again."""
+    queue.connection.delete(_confirm_lock(job_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fluxhook.outcomes import apply_event
 from fluxhook.polling import poll_job
+from fluxhook.queue import release_confirm
 
 from .runtime import services
 
@@ -14,7 +15,7 @@ def confirm_outcome(job_id: str) -> str:
     job = svc.jobs.get(job_id)
     if job is None or job.terminal:
         return "skipped"
+    # Released before polling: a failure report arriving during this poll must queue a check of its own.
+    release_confirm(svc.queue, job_id)
     event = poll_job(svc, job)
-    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=True)
-    svc.redis.delete(f"fh:confirm:{job_id}")
-    return outcome
+    return apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=True)
