@@ -25,7 +25,7 @@ from .errors import (
     InsufficientCredits,
 )
 from .hosts import Target, check_url
-from .http import HTTPClient
+from .http import HTTPClient, check_resolves_public
 
 TIMEOUT = (5, 20)
 MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
@@ -73,9 +73,12 @@ class BFLClient:
         """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""
         if polling_url:
             try:
-                return check_url(polling_url, self.config.api_host_allowlist), polling_url
+                target = check_url(polling_url, self.config.api_host_allowlist)
+                if not target.exact:
+                    check_resolves_public(target.host, target.port)
+                return target, polling_url
             except HostNotAllowed:
-                pass
+                pass  # the key must not go there: BFL's own base URL answers for every task
         return self._base, f"{self.config.bfl_api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
 
     def _request(self, method: str, target: Target, url: str, *, json: Any = None, not_found_ok: bool = False) -> Any:
@@ -85,6 +88,9 @@ class BFLClient:
                 response = self.http.session_for(target).request(
                     method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
                 )
+            except HostNotAllowed as exc:
+                # The address changed between the allowlist check and the connection.
+                raise BFLError(f"refused to contact BFL there: {exc.message}") from exc
             except requests.RequestException as exc:
                 error: BFLError = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
             else:

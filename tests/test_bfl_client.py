@@ -1,0 +1,79 @@
+"""The BFL client against real HTTP servers: error mapping, retries, where the API key may go."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devtools.processes import free_port
+from devtools.stack import SIMULATOR_KEY
+from fluxhook.bfl import BFLClient
+from fluxhook.config import Config
+from fluxhook.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
+from fluxhook.http import HTTPClient
+
+
+def _client(base: str, key: str = SIMULATOR_KEY, api_hosts: str = "api.bfl.ai,api.*.bfl.ai") -> BFLClient:
+    config = Config.from_env({
+        "REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": key, "BFL_API_BASE": base,
+        "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456", "API_HOST_ALLOWLIST": api_hosts,
+    })
+    return BFLClient(config, HTTPClient(), sleep=lambda seconds: None)
+
+
+def test_submit_and_get_result(sim):
+    client = _client(sim.url)
+    task = client.submit("flux-2-pro", {"prompt": "[pending] x"})
+    assert task["id"] and task["polling_url"].startswith(sim.url)
+    assert client.get_result(task["id"], task["polling_url"])["status"] == "Pending"
+    assert client.get_result("no-such-task")["status"] == "Task not found"
+
+
+def test_bfl_refusals_map_to_named_errors(sim):
+    with pytest.raises(BFLAuthFailed):
+        _client(sim.url, key="wrong-key").submit("flux-2-pro", {"prompt": "x"})
+    with pytest.raises(BFLRejected):
+        _client(sim.url).submit("flux-2-pro", {"width": 5})  # no prompt: 422
+    with pytest.raises(BFLRejected):
+        _client(sim.url).submit("Not A Model", {"prompt": "x"})
+    sim.settings(max_active=1)
+    _client(sim.url).submit("flux-2-pro", {"prompt": "[pending] holds the slot"})
+    with pytest.raises(BFLRateLimited) as limited:
+        _client(sim.url).submit("flux-2-pro", {"prompt": "x"})
+    assert limited.value.retry_after == 1.0
+    sim.settings(max_active=24, credits=0)
+    with pytest.raises(InsufficientCredits):
+        _client(sim.url).submit("flux-2-pro", {"prompt": "x"})
+
+
+def test_unreachable_bfl_is_retried_then_reported():
+    with pytest.raises(BFLUnavailable):
+        _client(f"http://127.0.0.1:{free_port()}").get_result("task")
+
+
+def test_5xx_is_retried(spy):
+    answers = iter([(503, {}, b"busy"), (502, {}, b"bad gateway"),
+                    (200, {"Content-Type": "application/json"}, json.dumps({"id": "t", "status": "Pending"}).encode())])
+    spy.route("/v1/get_result?id=t", body=lambda: next(answers))
+    assert _client(spy.url).get_result("t")["status"] == "Pending"
+    assert spy.hits == ["/v1/get_result?id=t"] * 3
+
+
+def test_polling_url_outside_the_allowlist_is_replaced_by_the_base_url(sim, unlisted_spy):
+    client = _client(sim.url)
+    for polling_url in (f"{unlisted_spy.url}/v1/get_result?id=t",  # not listed
+                        "https://localhost/v1/get_result?id=t",      # listed below by pattern, but loopback
+                        "http://api.bfl.ai/v1/get_result?id=t",      # listed, but not https
+                        "ftp://api.bfl.ai/x"):
+        target, url = _client(sim.url, api_hosts="localhost,api.bfl.ai").poll_target("t", polling_url)
+        assert url == f"{sim.url}/v1/get_result?id=t"
+    assert client.get_result("t", f"{unlisted_spy.url}/v1/get_result?id=t")["status"] == "Task not found"
+    assert unlisted_spy.hits == []
+
+
+def test_listed_exact_polling_url_is_used(sim):
+    host = sim.url.removeprefix("http://")
+    target, url = _client(sim.url, api_hosts=host).poll_target("t", f"{sim.url}/v1/get_result?id=t&x=1")
+    assert url.endswith("&x=1") and target.exact
+
