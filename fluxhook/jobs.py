@@ -125,7 +125,6 @@ class Job:
     polling_url: str | None = None
     result_url: str | None = None
     storage_key: str | None = None
-    per_job_webhook: bool = False
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0
@@ -144,8 +143,6 @@ class Job:
                 values[name] = int(raw)
             elif name in ("created_at", "updated_at", "completed_at", "ready_at"):
                 values[name] = float(raw) if raw else None
-            elif name == "per_job_webhook":
-                values[name] = raw == "1"
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None
         values["metadata"] = values.get("metadata") or {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from redis import Redis
 from rq import Queue, Retry
 
@@ -10,10 +12,14 @@ from .backoff import backoff_schedule
 QUEUE_NAME = "fluxhook"
 DOWNLOAD_TASK = "worker.download.download_result"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
+SUBMIT_TASK = "worker.submit.submit_queued"
 
 # Eight retries spread over at most ~6 minutes: well inside a result URL's 10-minute life.
 DOWNLOAD_RETRIES = 8
 CONFIRM_RETRIES = 5
+# About an hour of retries while BFL answers 429 or cannot be reached.
+SUBMIT_RETRIES = 70
+_KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
 
 def task_queue(connection: Redis) -> Queue:
@@ -21,13 +27,21 @@ def task_queue(connection: Redis) -> Queue:
     return Queue(QUEUE_NAME, connection=connection)
 
 
+def _retry(retries: int, cap: float) -> Retry:
+    """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
+    return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
+
+
 def enqueue_download(queue: Queue, job_id: str) -> None:
     """Queue the download-and-store of a job's result image."""
-    queue.enqueue(
-        DOWNLOAD_TASK, job_id,
-        retry=Retry(max=DOWNLOAD_RETRIES, interval=[round(d, 1) for d in backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=120)]),
-        job_timeout=180, result_ttl=3600, failure_ttl=7 * 86400, description=f"download {job_id}",
-    )
+    queue.enqueue(DOWNLOAD_TASK, job_id, retry=_retry(DOWNLOAD_RETRIES, 120), job_timeout=180,
+                  description=f"download {job_id}", **_KEEP)
+
+
+def enqueue_submit(queue: Queue, job_id: str, delay: float) -> None:
+    """Queue the submission of a ``queued`` job to BFL in ``delay`` seconds."""
+    queue.enqueue_in(timedelta(seconds=delay), SUBMIT_TASK, job_id, retry=_retry(SUBMIT_RETRIES, 60),
+                     job_timeout=60, description=f"submit {job_id}", **_KEEP)
 
 
 def _confirm_lock(job_id: str) -> str:
@@ -38,11 +52,8 @@ def enqueue_confirm(queue: Queue, job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
     if not queue.connection.set(_confirm_lock(job_id), 1, nx=True, ex=60):
         return False
-    queue.enqueue(
-        CONFIRM_TASK, job_id,
-        retry=Retry(max=CONFIRM_RETRIES, interval=[round(d, 1) for d in backoff_schedule(CONFIRM_RETRIES, base=2, cap=60)]),
-        job_timeout=120, result_ttl=3600, failure_ttl=7 * 86400, description=f"confirm {job_id}",
-    )
+    queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
+                  description=f"confirm {job_id}", **_KEEP)
     return True
 
 

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-
-from rq import Retry
-
 from . import signing
 from . import status as st
-from .backoff import backoff_schedule
 from .errors import BFLError, BFLRateLimited, RetryableError
 from .jobs import Job
+from .queue import enqueue_submit
 from .services import Services
 
 log = logging.getLogger("fluxhook.submission")
 
-SUBMIT_TASK = "worker.submit.submit_queued"
-# About an hour of retries while BFL answers 429 or is unreachable.
-SUBMIT_RETRIES = 70
 
 
 def submit(svc: Services, job: Job, task_input: dict) -> None:
@@ -36,10 +29,7 @@ def submit(svc: Services, job: Job, task_input: dict) -> None:
 def queue_for_later(svc: Services, job: Job, task_input: dict, error: BFLRateLimited) -> None:
     """Keep the job ``queued`` with its input and retry the submission after BFL's Retry-After."""
     svc.jobs.update(job.id, input=task_input)
-    intervals = [round(d, 1) for d in backoff_schedule(SUBMIT_RETRIES, base=2, cap=60)]
-    svc.queue.enqueue_in(timedelta(seconds=error.retry_after or 1), SUBMIT_TASK, job.id,
-                         retry=Retry(max=SUBMIT_RETRIES, interval=intervals),
-                         job_timeout=60, result_ttl=3600, failure_ttl=7 * 86400, description=f"submit {job.id}")
+    enqueue_submit(svc.queue, job.id, error.retry_after or 1)
     log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": error.retry_after})
 
 

@@ -85,8 +85,7 @@ def create():
 
     svc = services()
     now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata,
-              per_job_webhook=True, created_at=now, updated_at=now)
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, created_at=now, updated_at=now)
     svc.jobs.create(job)
     g.job_id = job.id
     try:
