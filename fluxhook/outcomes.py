@@ -28,10 +28,11 @@ def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str
         moved = jobs.transition(
             job.id, st.READY, bfl_status=st.BFL_READY, source=source, result_url=event.sample_url, ready_at=time.time()
         )
-        if not moved:
-            return DUPLICATE
-        enqueue_download(queue, job.id)
-        return DOWNLOAD_QUEUED
+        # A job already ready may have lost its download to a crash between these two steps:
+        # the lock in enqueue_download lets a repeated Ready repair that without a second download.
+        if moved or (current := jobs.get(job.id)) is not None and current.status == st.READY:
+            return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE
+        return DUPLICATE
     if event.status == st.BFL_PENDING:
         jobs.update(job.id, bfl_status=st.BFL_PENDING)
         return PENDING

@@ -32,10 +32,19 @@ def _retry(retries: int, cap: float) -> Retry:
     return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
 
 
-def enqueue_download(queue: Queue, job_id: str) -> None:
-    """Queue the download-and-store of a job's result image."""
-    queue.enqueue(DOWNLOAD_TASK, job_id, retry=_retry(DOWNLOAD_RETRIES, 120), job_timeout=180,
-                  description=f"download {job_id}", **_KEEP)
+def enqueue_download(queue: Queue, job_id: str) -> bool:
+    """Queue the download-and-store of a job's result image, unless one is already queued or running."""
+    lock = f"fh:download:{job_id}"
+    # Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
+    if not queue.connection.set(lock, 1, nx=True, ex=900):
+        return False
+    try:
+        queue.enqueue(DOWNLOAD_TASK, job_id, retry=_retry(DOWNLOAD_RETRIES, 120), job_timeout=180,
+                      description=f"download {job_id}", **_KEEP)
+    except BaseException:
+        queue.connection.delete(lock)
+        raise
+    return True
 
 
 def enqueue_submit(queue: Queue, job_id: str, delay: float) -> None:

@@ -98,3 +98,23 @@ def test_listing_pages_through_every_job_once(store):
         if cursor is None:
             break
     assert seen == sorted(made, reverse=True)
+
+
+def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(redis_server):
+    from rq import Queue
+
+    from fluxhook.callbacks import BFLEvent
+    from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE, apply_event
+
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/2"))
+    connection.flushdb()
+    store, queue = JobStore(connection), Queue("lost-download-test", connection=connection)
+    job = _job(store, bfl_id="task-lost")
+    # The web process died after recording ready and before queueing the download:
+    assert store.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
+    assert queue.count == 0
+    ready = BFLEvent(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
+    assert apply_event(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DOWNLOAD_QUEUED
+    assert apply_event(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DUPLICATE
+    assert queue.count == 1
+    connection.flushdb()
