@@ -13,6 +13,21 @@ graceful_timeout = 25
 keepalive = 5
 # Off: request paths carry webhook tokens and image signatures; the app logs route patterns instead.
 accesslog = None
+# gunicorn's own lines (boot, worker exits) as JSON too, like every other log line.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "{asctime}{levelname}{name}{message}",
+        "style": "{",
+        "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+        "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger", "message": "event"},
+    }},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+    "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False}},
+}
 
 
 def on_starting(server):
