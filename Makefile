@@ -17,5 +17,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
+bench: $(VENV)/.installed
+	$(PY) -m bench.core_loop
+
 clean:
 	rm -rf $(VENV) var .pytest_cache
