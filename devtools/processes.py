@@ -88,7 +88,7 @@ class RedisServer:
 def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
                   log_path: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """Start ``args`` from the project root; with ``ready_line``, wait until its stdout prints it."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # a fresh log per run
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE if ready_line else out,
                                stderr=out if log_path else subprocess.DEVNULL, start_new_session=True)
     if ready_line:

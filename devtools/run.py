@@ -9,14 +9,28 @@ import sys
 import time
 from pathlib import Path
 
+from fluxhook.config import Config
+from fluxhook.errors import ConfigError
+
 from .processes import ROOT
 from .stack import Stack, shell_quote
 
 
 def main() -> int:
+    # Installed first: a shell starts background jobs with SIGINT ignored, and Ctrl-C must always stop us.
+    stopping: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: stopping.append(received))
     stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")))
     try:
+        stack.prepare()
+        Config.from_env(stack.env)
         stack.start()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"make run: configuration error: {problem}", file=sys.stderr)
+        stack.stop()
+        return 2
     except (RuntimeError, TimeoutError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
         stack.stop()
@@ -39,18 +53,13 @@ def main() -> int:
     print(f"  curl -s {url}/v1/jobs/JOB_ID -H {shell_quote('Authorization: Bearer ' + token)}")
     print("\nCtrl-C stops everything.", flush=True)
 
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        while not stopping:
-            for name, process in stack.processes.items():
-                if process.poll() is not None:
-                    print(f"make run: the {name} process exited (code {process.returncode}); "
-                          f"see {stack.var_dir}/{name}.log", file=sys.stderr)
-                    stopping.append(True)
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    while not stopping:
+        for name, process in stack.processes.items():
+            if process.poll() is not None:
+                print(f"make run: the {name} process exited (code {process.returncode}); "
+                      f"see {stack.var_dir}/{name}.log", file=sys.stderr)
+                stopping.append(0)
+        time.sleep(0.2)
     print("stopping...", flush=True)
     stack.stop()
     return 0

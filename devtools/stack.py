@@ -42,10 +42,14 @@ class Stack:
     var_dir: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     redis: RedisServer | None = None
+    prepared: bool = False
 
     def prepare(self) -> dict[str, str]:
-        """Fill in the dev defaults: embedded Redis, simulator, generated secrets."""
+        """Fill in the dev defaults: embedded Redis, simulator, generated secrets (once)."""
         env = self.env
+        if self.prepared:
+            return env
+        self.prepared = True
         self.var_dir.mkdir(parents=True, exist_ok=True)
         if not env.get("REDIS_URL"):
             self.redis = RedisServer(directory=str(self._dir("redis"))).start()

@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from .errors import HostNotAllowed, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
+from .errors import DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
 from .hosts import HostPattern, check_url
 from .http import HTTPClient
 
@@ -66,7 +66,7 @@ def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], 
         if response.status_code >= 500 or response.status_code == 429:
             raise TransientDownloadError(f"the delivery host answered {response.status_code}")
         if response.status_code != 200:
-            raise NotAnImage(f"the delivery host answered {response.status_code}")
+            raise DownloadError(f"the delivery host answered {response.status_code}")
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise ImageTooLarge(f"the image is {declared} bytes, more than the {max_bytes} allowed")
@@ -93,7 +93,7 @@ def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> r
             return response
         response.close()
         url = urljoin(url, response.headers.get("Location", ""))
-    raise HostNotAllowed(f"more than {MAX_REDIRECTS} redirects")
+    raise DownloadError(f"the delivery host redirected more than {MAX_REDIRECTS} times")
 
 
 def _stream(response: requests.Response, out: BinaryIO, max_bytes: int) -> tuple[str, int]:

@@ -124,6 +124,8 @@ class Job:
     input: dict | None = None
     polling_url: str | None = None
     result_url: str | None = None
+    # Whether the Ready report behind result_url proved itself (secret, signature, or BFL's own poll).
+    ready_proven: bool = True
     storage_key: str | None = None
     webhooks: int = 0
     polls: int = 0
@@ -141,6 +143,8 @@ class Job:
                 values[name] = json.loads(raw) if raw else None
             elif name in _COUNTERS:
                 values[name] = int(raw)
+            elif name == "ready_proven":
+                values[name] = raw != "0"
             elif name in ("created_at", "updated_at", "completed_at", "ready_at"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
@@ -225,9 +229,9 @@ class JobStore:
         """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it."""
         return self._apply(job_id, new_status, st.sources_for(new_status), fields)
 
-    def update(self, job_id: str, **fields: Any) -> bool:
-        """Set ``fields`` on a job that is not terminal; False if it is terminal or gone."""
-        return self._apply(job_id, "", st.ACTIVE, fields)
+    def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, **fields: Any) -> bool:
+        """Set ``fields`` if the job's status is one of ``only_in`` (any non-terminal one by default)."""
+        return self._apply(job_id, "", only_in, fields)
 
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any]) -> bool:
         now = time.time()

@@ -20,13 +20,18 @@ CONFIRM_QUEUED = "confirm_queued"
 FINISHED = "finished"
 
 
-def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool) -> str:
-    """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check."""
+def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,
+                proven: bool = True) -> str:
+    """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check.
+
+    ``proven`` says whether a callback proved its secret; an unproven Ready is checked with BFL if its URL fails.
+    """
     if job.terminal:
         return DUPLICATE
     if event.status == st.BFL_READY:
         moved = jobs.transition(
-            job.id, st.READY, bfl_status=st.BFL_READY, source=source, result_url=event.sample_url, ready_at=time.time()
+            job.id, st.READY, bfl_status=st.BFL_READY, source=source, result_url=event.sample_url,
+            ready_at=time.time(), ready_proven=proven,
         )
         # A job already ready may have lost its download to a crash between these two steps:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
@@ -34,7 +39,8 @@ def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str
             return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE
         return DUPLICATE
     if event.status == st.BFL_PENDING:
-        jobs.update(job.id, bfl_status=st.BFL_PENDING)
+        # Only while BFL has not reported otherwise: a late Pending must not overwrite a Ready.
+        jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=st.BFL_PENDING)
         return PENDING
     if not confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.

@@ -32,9 +32,13 @@ def _retry(retries: int, cap: float) -> Retry:
     return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
 
 
+def _download_lock(job_id: str) -> str:
+    return f"fh:download:{job_id}"
+
+
 def enqueue_download(queue: Queue, job_id: str) -> bool:
     """Queue the download-and-store of a job's result image, unless one is already queued or running."""
-    lock = f"fh:download:{job_id}"
+    lock = _download_lock(job_id)
     # Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
     if not queue.connection.set(lock, 1, nx=True, ex=900):
         return False
@@ -45,6 +49,11 @@ def enqueue_download(queue: Queue, job_id: str) -> bool:
         queue.connection.delete(lock)
         raise
     return True
+
+
+def release_download(queue: Queue, job_id: str) -> None:
+    """Let the next Ready report for this job queue a download again."""
+    queue.connection.delete(_download_lock(job_id))
 
 
 def enqueue_submit(queue: Queue, job_id: str, delay: float) -> None:

@@ -6,10 +6,12 @@ import logging
 import time
 
 from . import status as st
-from .errors import DownloadError, HostNotAllowed, ResultURLExpired, RetryableError
+from .errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from .images import FetchedImage, fetch_image
 from .jobs import Job
+from .outcomes import apply_event
 from .polling import poll_job
+from .queue import release_download
 from .services import Services
 
 log = logging.getLogger("fluxhook.results")
@@ -23,38 +25,71 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.READY:
         return "skipped"
-    svc.jobs.count(job.id, "downloads")
     started = time.perf_counter()
     try:
-        image = _fetch_renewing_expired_url(svc, job)
-    except ResultURLExpired as exc:
-        return _finish(svc, job, st.EXPIRED, exc.code, "the result URL expired before it could be downloaded")
+        image = _fetch(svc, job, job.result_url or "")
+    except RetryableError as exc:
+        return _retry_or_fail(svc, job, exc, last_attempt)
     except (DownloadError, HostNotAllowed) as exc:
-        if not isinstance(exc, RetryableError):
-            return _finish(svc, job, st.FAILED, exc.code, exc.message)
-        if last_attempt:
-            return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
-        log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
-        raise
-    except RetryableError as exc:  # BFL unreachable while renewing the URL
-        if last_attempt:
-            return _finish(svc, job, st.FAILED, "download_failed", exc.message)
-        raise
+        # SPEC §5: an expired URL is worth one poll for a fresh one. Any other failure ends the job
+        # at once, unless the Ready report never proved its secret: then BFL has the last word.
+        if isinstance(exc, ResultURLExpired) or not job.ready_proven:
+            return _recheck_with_bfl(svc, job, exc, started, last_attempt)
+        return _finish_on(svc, job, exc)
     with image:
         return _store(svc, job, image, started)
 
 
-def _fetch_renewing_expired_url(svc: Services, job: Job) -> FetchedImage:
-    config = svc.config
+def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
+    svc.jobs.count(job.id, "downloads")
+    return fetch_image(svc.http, url, svc.config.result_host_allowlist, svc.config.max_image_bytes)
+
+
+def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> str:
+    if last_attempt:
+        return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
+    log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
+    raise exc
+
+
+def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> str:
+    """Ask BFL once before a result URL that failed for good ends the job.
+
+    BFL mints a fresh signed URL on every get_result of a Ready task, which saves an expired
+    one; and an unproven Ready (a URL that is refused or not an image) must not end a job
+    that BFL says is still running.
+    """
     try:
-        return fetch_image(svc.http, job.result_url or "", config.result_host_allowlist, config.max_image_bytes)
-    except ResultURLExpired:
-        # BFL mints a fresh signed URL on every get_result of a Ready task: one poll may save the image.
         event = poll_job(svc, job)
-        if event.status != st.BFL_READY or not event.sample_url or event.sample_url == job.result_url:
-            raise
-        svc.jobs.update(job.id, result_url=event.sample_url)
-        return fetch_image(svc.http, event.sample_url, config.result_host_allowlist, config.max_image_bytes)
+    except RetryableError as exc:
+        return _retry_or_fail(svc, job, exc, last_attempt)
+    except BFLError:
+        return _finish_on(svc, job, failure)
+    if event.status == st.BFL_READY and event.sample_url and event.sample_url != job.result_url:
+        svc.jobs.update(job.id, result_url=event.sample_url, ready_proven=True)
+        try:
+            image = _fetch(svc, job, event.sample_url)
+        except RetryableError as exc:
+            return _retry_or_fail(svc, job, exc, last_attempt)
+        except (DownloadError, HostNotAllowed) as exc:
+            return _finish_on(svc, job, exc)
+        with image:
+            return _store(svc, job, image, started)
+    if event.status == st.BFL_PENDING and not job.ready_proven:
+        # BFL has not finished: the unproven Ready this download came from was not BFL's.
+        svc.jobs.transition(job.id, st.SUBMITTED, bfl_status=st.BFL_PENDING, source=None, result_url=None)
+        release_download(svc.queue, job.id)
+        log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
+        return st.SUBMITTED
+    if event.status in st.BFL_FAILURES:
+        return apply_event(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
+    return _finish_on(svc, job, failure)
+
+
+def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
+    if isinstance(failure, ResultURLExpired):
+        return _finish(svc, job, st.EXPIRED, failure.code, "the result URL expired before it could be downloaded")
+    return _finish(svc, job, st.FAILED, failure.code, failure.message)
 
 
 def _store(svc: Services, job: Job, image: FetchedImage, started: float) -> str:

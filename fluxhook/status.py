@@ -13,7 +13,8 @@ ACTIVE = tuple(s for s in STATUSES if s not in TERMINAL)
 TRANSITIONS: dict[str, frozenset[str]] = {
     QUEUED: frozenset({SUBMITTED, FAILED}),
     SUBMITTED: frozenset({READY, FAILED, MODERATED, EXPIRED}),
-    READY: frozenset({STORED, FAILED, EXPIRED}),
+    # Back to submitted only when BFL's own answer refutes the Ready report the job acted on.
+    READY: frozenset({STORED, FAILED, MODERATED, EXPIRED, SUBMITTED}),
     STORED: frozenset(),
     FAILED: frozenset(),
     MODERATED: frozenset(),

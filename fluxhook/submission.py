@@ -7,6 +7,7 @@ from . import signing
 from . import status as st
 from .errors import BFLError, BFLRateLimited, RetryableError
 from .jobs import Job
+from .orphans import apply_kept_callback
 from .queue import enqueue_submit
 from .services import Services
 
@@ -24,6 +25,9 @@ def submit(svc: Services, job: Job, task_input: dict) -> None:
     svc.jobs.transition(job.id, st.SUBMITTED, bfl_id=task["id"], polling_url=task["polling_url"],
                         bfl_status=st.BFL_PENDING, input=None)
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
+    submitted = svc.jobs.get(job.id)
+    if submitted is not None:
+        apply_kept_callback(svc, submitted)  # BFL's callback may have overtaken its answer to us
 
 
 def queue_for_later(svc: Services, job: Job, task_input: dict, error: BFLRateLimited) -> None:

@@ -12,11 +12,9 @@ from flask import Blueprint, g, request, send_file
 from fluxhook import signing, submission
 from fluxhook import status as st
 from fluxhook.bfl import MODEL
-from fluxhook.callbacks import parse_callback
 from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, InvalidRequest, JobNotFound, Unauthorized
 from fluxhook.jobs import Job, new_job_id
-from fluxhook.outcomes import apply_event
-from fluxhook.orphans import take_orphan
+from fluxhook.orphans import apply_kept_callback
 
 from .auth import bearer_token_valid, require_bearer
 from .context import services
@@ -122,10 +120,8 @@ def track():
     g.job_id = job.id
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": bfl_id})
-        orphan = take_orphan(svc.redis, bfl_id)
-        if orphan is not None:
-            svc.jobs.count(job.id, "webhooks")
-            outcome = apply_event(svc.jobs, svc.queue, job, parse_callback(orphan), source="webhook", confirmed=False)
+        outcome = apply_kept_callback(svc, job)
+        if outcome is not None:
             log.info("early callback applied", extra={"job_id": job.id, "bfl_id": bfl_id, "outcome": outcome})
     return _present(_load(job.id)), (201 if created else 200)
 
@@ -171,6 +167,8 @@ def image(job_id: str):
         raise FluxhookError("the stored image is missing", code="gone", status=410)
     response = send_file(file, mimetype=job.image["content_type"], etag=job.image["sha256"],
                          conditional=True, max_age=3600)
+    if response.status_code == 200:
+        response.content_length = job.image["size"]  # send_file cannot know it from an open file
     response.headers["Cache-Control"] = "private, max-age=3600, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

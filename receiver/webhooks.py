@@ -10,7 +10,7 @@ from fluxhook import signing
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
 from fluxhook.errors import FluxhookError, Unauthorized
 from fluxhook.jobs import Job
-from fluxhook.orphans import keep_orphan
+from fluxhook.orphans import apply_kept_callback, keep_orphan
 from fluxhook.outcomes import apply_event
 from fluxhook.verification import verify_callback
 
@@ -36,11 +36,11 @@ def _raw_body() -> bytes:
     return body
 
 
-def _accept(job: Job, event: BFLEvent):
+def _accept(job: Job, event: BFLEvent, proven: bool):
     svc = services()
     g.job_id = job.id
     svc.jobs.count(job.id, "webhooks")
-    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
+    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
     log.info("callback accepted", extra={"job_id": job.id, "bfl_id": event.bfl_id,
                                          "bfl_status": event.status, "outcome": outcome})
     return {"ok": True, "job_id": job.id, "outcome": outcome}, 200
@@ -49,6 +49,20 @@ def _accept(job: Job, event: BFLEvent):
 def _refuse(reason: str, exc: FluxhookError):
     log.warning("callback refused", extra={"reason": reason, "job_id": g.get("job_id")})
     raise exc
+
+
+def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
+    """A callback that overtook BFL's answer to our submission: keep it for when the job knows its task."""
+    if not proven:
+        # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
+        raise FluxhookError("the job is still being submitted; retry", code="not_ready", status=409)
+    svc = services()
+    keep_orphan(svc.redis, event.bfl_id, body)
+    current = svc.jobs.get(job.id)
+    if current is not None and current.bfl_id == event.bfl_id:
+        apply_kept_callback(svc, current)  # the submission finished meanwhile and found nothing to apply
+    log.info("callback kept until the submission is recorded", extra={"job_id": job.id, "bfl_id": event.bfl_id})
+    return {"ok": True, "outcome": "kept_until_submitted"}, 202
 
 
 @bp.post("/bfl/<token>")
@@ -64,17 +78,16 @@ def job_callback(token: str):
         raise FluxhookError("this job no longer exists", code="gone", status=410)
     g.job_id = job.id
     try:
-        verify_callback(request.headers, body, [signing.job_webhook_secret(svc.config.secret_key, job.id)],
-                        required=svc.config.webhook_require_secret)
+        proven = verify_callback(request.headers, body, [signing.job_webhook_secret(svc.config.secret_key, job.id)],
+                                 required=svc.config.webhook_require_secret)
     except Unauthorized as exc:
         _refuse("bad_secret", exc)
     event = parse_callback(body)
     if not job.bfl_id:
-        # Submission is still being recorded: a non-2xx makes BFL send it again shortly.
-        raise FluxhookError("the job is still being submitted; retry", code="not_ready", status=409)
+        return _keep_until_submitted(job, event, body, proven)
     if event.bfl_id != job.bfl_id:
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
-    return _accept(job, event)
+    return _accept(job, event, proven)
 
 
 @bp.post("/bfl")
@@ -92,6 +105,6 @@ def static_callback():
         keep_orphan(svc.redis, event.bfl_id, body)
         log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id})
         return {"ok": True, "outcome": "kept_until_tracked"}, 202
-    return _accept(job, event)
+    return _accept(job, event, proven=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import API, API_TOKEN
+from conftest import API, API_TOKEN
 
 
 def _error(response: requests.Response, status: int) -> dict:
@@ -78,7 +78,7 @@ def test_bfl_unreachable_is_a_502(redis_server, simulator, spy, tmp_path):
     from devtools.processes import free_port
     from fluxhook.config import Config
     from receiver import create_app
-    from tests.conftest import service_env
+    from conftest import service_env
 
     env = service_env(redis_server, simulator, spy.port, 8000, BFL_API_BASE=f"http://127.0.0.1:{free_port()}",
                       STORAGE_URL=f"file://{tmp_path}")

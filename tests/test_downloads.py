@@ -262,7 +262,7 @@ def test_four_redirects_are_too_many(api, sim, spy):
 
     job = deliver(api, _redirect_chain(spy, 4, final, "four"))
 
-    assert_failed(job, "failed", "host_not_allowed")
+    assert_failed(job, "failed", "download_failed")
     assert "/four.png" not in spy.hits
     assert len(spy.hits) == 4
 

@@ -341,7 +341,9 @@ def test_terminal_statuses_have_no_way_out(terminal):
         ("submitted", "expired"),
         ("ready", "stored"),
         ("ready", "failed"),
+        ("ready", "moderated"),
         ("ready", "expired"),
+        ("ready", "submitted"),  # only when BFL refutes an unproven Ready report
     ],
 )
 def test_allowed_transitions(current, new):
@@ -352,7 +354,6 @@ def test_allowed_transitions(current, new):
     ("current", "new"),
     [
         ("submitted", "queued"),
-        ("ready", "submitted"),
         ("ready", "queued"),
         ("stored", "ready"),
         ("queued", "stored"),
@@ -401,11 +402,11 @@ def test_every_active_status_can_reach_a_terminal_one_and_stored_is_reachable_fr
     ("new", "sources"),
     [
         ("queued", set()),
-        ("submitted", {"queued"}),
+        ("submitted", {"queued", "ready"}),
         ("ready", {"submitted"}),
         ("stored", {"ready"}),
         ("failed", {"queued", "submitted", "ready"}),
-        ("moderated", {"submitted"}),
+        ("moderated", {"submitted", "ready"}),
         ("expired", {"submitted", "ready"}),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fluxhook import status as st
 from fluxhook.outcomes import apply_event
 from fluxhook.polling import poll_job
 from fluxhook.queue import release_confirm
@@ -18,4 +19,6 @@ def confirm_outcome(job_id: str) -> str:
     # Released before polling: a failure report arriving during this poll must queue a check of its own.
     release_confirm(svc.queue, job_id)
     event = poll_job(svc, job)
-    return apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=True)
+    # A Ready found by this poll was learned by polling; a confirmed failure was reported by callback.
+    source = "poll" if event.status == st.BFL_READY else "webhook"
+    return apply_event(svc.jobs, svc.queue, job, event, source=source, confirmed=True)

@@ -1,0 +1,65 @@
+"""The run command as a newcomer meets it: it starts everything, its printed curl works, Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import requests
+
+from devtools.processes import ROOT, free_port, wait_until
+
+
+def _start(tmp_path, **env) -> tuple[subprocess.Popen, list[str]]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BFL_", "REDIS_URL", "API_TOKENS", "SECRET_KEY"))}
+    environ.update(FLUXHOOK_VAR=str(tmp_path / "var"), PORT=str(free_port()), **env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.run"], cwd=ROOT, env=environ, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # As a shell starts a background job: SIGINT ignored. Ctrl-C (SIGINT) must still stop it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if "Ctrl-C stops everything" in line:
+            break
+    return process, lines
+
+
+def test_printed_curl_submits_a_job_that_is_stored_then_sigint_stops_everything(tmp_path):
+    process, lines = _start(tmp_path)
+    try:
+        assert any("fluxhook is running at http://localhost:" in line for line in lines), lines
+        token = re.search(r"dev token: (\S+)", "\n".join(lines)).group(1)
+        curl = next(line.strip() for line in lines if line.strip().startswith("curl -s -X POST"))
+        assert "Authorization: Bearer " + token in curl
+
+        job = json.loads(subprocess.run(["sh", "-c", curl], capture_output=True, text=True, timeout=30).stdout)
+        assert job["status"] == "submitted"
+        base = re.search(r"(http://localhost:\d+)", curl).group(1)
+        headers = {"Authorization": f"Bearer {token}"}
+        stored = wait_until(lambda: (lambda j: j if j["status"] == "stored" else None)(
+            requests.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()),
+            timeout=20, message="the first job to be stored")
+        image = requests.get(stored["image"]["url"], timeout=5)
+        assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    try:
+        requests.get(f"{base}/healthz", timeout=2)
+        raise AssertionError("the web process still answers after SIGINT")
+    except requests.ConnectionError:
+        pass
+
+
+def test_a_bad_setting_is_named_on_the_terminal(tmp_path):
+    process, lines = _start(tmp_path, MAX_IMAGE_BYTES="abc")
+    assert process.wait(timeout=30) == 2
+    stderr = process.stderr.read()
+    assert "MAX_IMAGE_BYTES" in stderr and "Traceback" not in stderr
