@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -81,10 +82,22 @@ return 1
 """
 
 
+_last_id_value = 0
+_id_lock = threading.Lock()
+
+
 def new_job_id(now: float | None = None) -> str:
-    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation time."""
+    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation time.
+
+    Within one process ids are also strictly increasing, even for two made in the same millisecond.
+    """
+    global _last_id_value
     millis = int((time.time() if now is None else now) * 1000)
     value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    with _id_lock:
+        if value <= _last_id_value and millis == _last_id_value >> 80:
+            value = _last_id_value + 1
+        _last_id_value = value
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

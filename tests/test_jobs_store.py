@@ -118,3 +118,8 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     assert apply_event(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DUPLICATE
     assert queue.count == 1
     connection.flushdb()
+
+
+def test_ids_made_in_the_same_millisecond_still_sort_in_order():
+    ids = [new_job_id(1_700_000_000.0) for _ in range(500)]
+    assert ids == sorted(ids) and len(set(ids)) == 500
