@@ -82,15 +82,23 @@ class RedisServer:
     def stop(self, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
 
 
 def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
                   log_path: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
     """Start ``args`` from the project root; with ``ready_line``, wait until its stdout prints it."""
-    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # a fresh log per run
+    if log_path:
+        open(log_path, "wb").close()  # a fresh log per run; then appends from every writer
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE if ready_line else out,
                                stderr=out if log_path else subprocess.DEVNULL, start_new_session=True)
+    if log_path:
+        out.close()  # the child holds its own copy
     if ready_line:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

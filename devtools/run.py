@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from fluxhook.config import Config
 from fluxhook.errors import ConfigError
 
 from .processes import ROOT
-from .stack import Stack, shell_quote
+from .stack import Stack
 
 
 def main() -> int:
@@ -47,10 +48,10 @@ def main() -> int:
     print(f"  dev token: {token}")
     print()
     print("Submit a first job:")
-    print(f"  curl -s -X POST {url}/v1/jobs -H {shell_quote('Authorization: Bearer ' + token)} "
-          f"-H 'Content-Type: application/json' -d {shell_quote(body)}")
+    print(f"  curl -s -X POST {url}/v1/jobs -H {shlex.quote('Authorization: Bearer ' + token)} "
+          f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
     print("Then read it (the image is stored within seconds):")
-    print(f"  curl -s {url}/v1/jobs/JOB_ID -H {shell_quote('Authorization: Bearer ' + token)}")
+    print(f"  curl -s {url}/v1/jobs/JOB_ID -H {shlex.quote('Authorization: Bearer ' + token)}")
     print("\nCtrl-C stops everything.", flush=True)
 
     while not stopping:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,11 +106,7 @@ class Stack:
         # Kept across dev runs so signed image URLs and webhook URLs stay valid after a restart.
         path = self.var_dir / name
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Created private: never readable by others, not even for a moment.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(secrets.token_urlsafe(32))
         return path.read_text().strip()
-
-
-def shell_quote(text: str) -> str:
-    """``text`` quoted for a POSIX shell."""
-    return shlex.quote(text)

@@ -20,6 +20,7 @@ from .errors import (
     BFLError,
     BFLRateLimited,
     BFLRejected,
+    BFLSubmissionUncertain,
     BFLUnavailable,
     HostNotAllowed,
     InsufficientCredits,
@@ -64,11 +65,6 @@ class BFLClient:
             raise BFLUnavailable("BFL's result answer is not a JSON object")
         return data
 
-    def credits(self) -> float | None:
-        """The account's remaining credits from ``/v1/credits``."""
-        data = self._request("GET", self._base, f"{self.config.bfl_api_base}/v1/credits")
-        return data.get("credits") if isinstance(data, dict) else None
-
     def poll_target(self, bfl_id: str, polling_url: str | None) -> tuple[Target, str]:
         """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""
         if polling_url:
@@ -91,8 +87,14 @@ class BFLClient:
             except HostNotAllowed as exc:
                 # The address changed between the allowlist check and the connection.
                 raise BFLError(f"refused to contact BFL there: {exc.message}") from exc
-            except requests.RequestException as exc:
+            except requests.ReadTimeout as exc:
+                if method == "POST":
+                    # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
+                    raise BFLSubmissionUncertain("BFL did not answer the submission in time; "
+                                                 "it was not sent again") from None
                 error: BFLError = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
+            except requests.RequestException as exc:
+                error = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
             else:
                 if response.status_code < 300 or (not_found_ok and response.status_code == 404):
                     try:

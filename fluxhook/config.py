@@ -52,11 +52,12 @@ class Config:
             bfl_api_key=reader.string("BFL_API_KEY", required=True),
             secret_key=reader.secret_key("SECRET_KEY"),
             api_tokens=reader.tokens("API_TOKENS"),
-            bfl_api_base=reader.url("BFL_API_BASE", default="https://api.bfl.ai", schemes=("http", "https")).rstrip("/"),
+            bfl_api_base=reader.url("BFL_API_BASE", default="https://api.bfl.ai", schemes=("http", "https"),
+                                    prefix=True).rstrip("/"),
             bfl_webhook_secret=reader.string("BFL_WEBHOOK_SECRET") or None,
             webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET", False),
             public_base_url=reader.url(
-                "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https")
+                "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https"), prefix=True
             ).rstrip("/"),
             storage_url=reader.storage_url("STORAGE_URL", "file://./var/images"),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
@@ -111,7 +112,8 @@ class _Reader:
             self._fail(name, "every token must be at least 8 printable characters without spaces")
         return tokens
 
-    def url(self, name: str, *, default: str = "", required: bool = False, schemes: tuple[str, ...]) -> str:
+    def url(self, name: str, *, default: str = "", required: bool = False, schemes: tuple[str, ...],
+            prefix: bool = False) -> str:
         value = self._raw(name)
         if value is None:
             if required:
@@ -120,6 +122,8 @@ class _Reader:
         parts = urlsplit(value)
         if parts.scheme not in schemes or (parts.scheme != "unix" and not parts.netloc):
             self._fail(name, f"must be a URL with scheme {' or '.join(schemes)}")
+        elif prefix and (parts.query or parts.fragment or parts.username):
+            self._fail(name, "must be a base URL, without user, query or fragment")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -172,9 +176,10 @@ class _Reader:
 
     def storage_url(self, name: str, default: str) -> str:
         value = self._raw(name) or default
-        scheme = urlsplit(value).scheme
-        if scheme == "s3":
+        parts = urlsplit(value)
+        if parts.scheme == "s3":
             self._fail(name, "s3:// storage is not available in this version; use file:///absolute/path")
-        elif scheme != "file":
-            self._fail(name, "must be file:///absolute/path (or file://./relative/path)")
+        elif parts.scheme != "file" or parts.netloc not in ("", ".", "..", "localhost") or not parts.path \
+                or parts.query or parts.fragment:
+            self._fail(name, "must be file:///absolute/path or file://./relative/path")
         return value

@@ -60,6 +60,27 @@ class JobNotFound(FluxhookError):
     status = 404
 
 
+class NotReady(FluxhookError):
+    """What was asked for does not exist yet; asking again later may succeed."""
+
+    code = "not_ready"
+    status = 404
+
+
+class Gone(FluxhookError):
+    """What was asked for no longer exists and never will again."""
+
+    code = "gone"
+    status = 410
+
+
+class PayloadTooLarge(FluxhookError):
+    """The request body is larger than this endpoint accepts."""
+
+    code = "payload_too_large"
+    status = 413
+
+
 # --- BFL -------------------------------------------------------------------
 
 class BFLError(FluxhookError):
@@ -71,6 +92,13 @@ class BFLError(FluxhookError):
 
 class BFLUnavailable(BFLError, RetryableError):
     """BFL could not be reached or answered 5xx, after retries."""
+
+    code = "bfl_unavailable"
+    status = 502
+
+
+class BFLSubmissionUncertain(BFLError):
+    """BFL did not answer a submission in time; it may exist, so it is not sent again."""
 
     code = "bfl_unavailable"
     status = 502
@@ -88,7 +116,7 @@ class BFLRateLimited(BFLError, RetryableError):
 
 
 class BFLRejected(BFLError):
-    """BFL refused the request body (400/422)."""
+    """BFL refused the request as malformed (400, 404, 405, 413, 422)."""
 
     code = "bfl_rejected"
     status = 400
@@ -146,7 +174,7 @@ class ImageTooLarge(DownloadError):
     code = "too_large"
 
 
-class StorageError(FluxhookError):
-    """The image store refused a read or a write."""
+class StorageError(RetryableError):
+    """The image store refused a read or a write (a full disk or an outage may pass)."""
 
     code = "storage_error"

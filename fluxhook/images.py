@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urljoin
@@ -17,6 +18,7 @@ from .http import HTTPClient
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
+TOTAL_DEADLINE = 120
 _CHUNK = 256 * 1024
 _FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
 _EXPIRED = (403, 404, 410)
@@ -88,7 +90,8 @@ def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> r
         try:
             response = http.session_for(target).get(url, stream=True, timeout=TIMEOUT, allow_redirects=False)
         except requests.RequestException as exc:
-            raise TransientDownloadError(f"download failed: {type(exc).__name__}") from exc
+            # from None: urllib3's messages carry the URL, and a delivery URL's query is its signature.
+            raise TransientDownloadError(f"download failed: {type(exc).__name__}") from None
         if not response.is_redirect:
             return response
         response.close()
@@ -99,15 +102,19 @@ def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> r
 def _stream(response: requests.Response, out: BinaryIO, max_bytes: int) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
+    # The read timeout bounds each wait; this bounds the whole body against a host that trickles bytes.
+    deadline = time.monotonic() + TOTAL_DEADLINE
     try:
         for chunk in response.iter_content(_CHUNK):
+            if time.monotonic() > deadline:
+                raise TransientDownloadError(f"the download took longer than {TOTAL_DEADLINE} s")
             size += len(chunk)
             if size > max_bytes:
                 raise ImageTooLarge(f"the image is larger than the {max_bytes} bytes allowed")
             digest.update(chunk)
             out.write(chunk)
     except requests.RequestException as exc:
-        raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from exc
+        raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from None
     return digest.hexdigest(), size
 
 

@@ -28,7 +28,8 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _COUNTERS = ("webhooks", "polls", "downloads")
 _JSON_FIELDS = ("image", "error", "metadata", "input")
 
-# ARGV: job id, new status ('' = none), allowed current statuses, now, prefix, field/value pairs...
+# ARGV: job id, new status ('' = none), allowed current statuses, now, prefix,
+#       field that must hold a value ('' = none), that value, field/value pairs...
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {0, ''} end
@@ -37,7 +38,8 @@ for s in string.gmatch(ARGV[3], '%S+') do
   if s == current then allowed = true end
 end
 if not allowed then return {0, current} end
-for i = 6, #ARGV, 2 do
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) ~= ARGV[7] then return {0, current} end
+for i = 8, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'bfl_id' then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
 end
@@ -68,17 +70,17 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
 
-# ARGV: job id, prefix
+# ARGV: job id, prefix. Returns false if there was no job, else its storage key ('' if none).
 _DELETE = """
-local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id')
-if not data[1] then return 0 end
+local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id', 'storage_key')
+if not data[1] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[2] .. 'jobs', ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'status:' .. data[1], ARGV[1])
 if data[2] and data[2] ~= '' and redis.call('GET', ARGV[2] .. 'bfl:' .. data[2]) == ARGV[1] then
   redis.call('DEL', ARGV[2] .. 'bfl:' .. data[2])
 end
-return 1
+return data[3] or ''
 """
 
 
@@ -130,7 +132,6 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     completed_at: float | None = None
-    ready_at: float | None = None
     image: dict | None = None
     error: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -158,7 +159,7 @@ class Job:
                 values[name] = int(raw)
             elif name == "ready_proven":
                 values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at", "ready_at"):
+            elif name in ("created_at", "updated_at", "completed_at"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None
@@ -238,21 +239,29 @@ class JobStore:
         job_id = self.connection.get(f"{PREFIX}bfl:{bfl_id}")
         return self.get(job_id.decode() if isinstance(job_id, bytes) else job_id) if job_id else None
 
-    def transition(self, job_id: str, new_status: str, **fields: Any) -> bool:
-        """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it."""
-        return self._apply(job_id, new_status, st.sources_for(new_status), fields)
+    def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
+                   if_equal: tuple[str, str] | None = None, **fields: Any) -> bool:
+        """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it.
+
+        ``only_from`` narrows the statuses it may move from; ``if_equal`` is a (field, value) that must hold.
+        """
+        allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
+        return self._apply(job_id, new_status, allowed, fields, if_equal)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, **fields: Any) -> bool:
         """Set ``fields`` if the job's status is one of ``only_in`` (any non-terminal one by default)."""
         return self._apply(job_id, "", only_in, fields)
 
-    def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any]) -> bool:
+    def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
+               if_equal: tuple[str, str] | None = None) -> bool:
         now = time.time()
         if new_status in st.TERMINAL:
             fields.setdefault("completed_at", now)
+        compare_field, compare_value = if_equal or ("", "")
         done, _ = self._transition(
             keys=[self.key(job_id)],
-            args=[job_id, new_status, " ".join(allowed), repr(now), PREFIX, *_encode(fields)],
+            args=[job_id, new_status, " ".join(allowed), repr(now), PREFIX, compare_field, compare_value,
+                  *_encode(fields)],
         )
         return bool(done)
 
@@ -278,11 +287,12 @@ class JobStore:
         jobs = [Job.from_hash(_decode(d)) for d in pipe.execute() if d]
         return jobs, (page[-1] if more and page else None)
 
-    def delete(self, job_id: str) -> bool:
-        """Remove the record and its indexes; False if there was none."""
+    def delete(self, job_id: str) -> str | None:
+        """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""
         if not is_job_id(job_id):
-            return False
-        return bool(self._delete(keys=[self.key(job_id)], args=[job_id, PREFIX]))
+            return None
+        key = self._delete(keys=[self.key(job_id)], args=[job_id, PREFIX])
+        return None if key is None else (key.decode() if isinstance(key, bytes) else key)
 
 
 def _decode(data: dict) -> dict[str, str]:

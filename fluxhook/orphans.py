@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from redis import Redis
-
 from .callbacks import parse_callback
 from .outcomes import apply_event
 
@@ -20,20 +18,27 @@ if TYPE_CHECKING:
 ORPHAN_TTL_SECONDS = 3600
 
 
-def keep_orphan(connection: Redis, bfl_id: str, body: bytes) -> None:
-    """Keep a callback body for ``bfl_id`` for an hour (a newer one replaces an older one)."""
-    connection.set(f"fh:orphan:{bfl_id}", body, ex=ORPHAN_TTL_SECONDS)
+def _key(bfl_id: str) -> str:
+    return f"fh:orphan:{bfl_id}"
 
 
-def take_orphan(connection: Redis, bfl_id: str) -> bytes | None:
-    """The kept callback body for ``bfl_id``, removed as it is read; None if there is none."""
-    return connection.getdel(f"fh:orphan:{bfl_id}")
+def keep_callback(svc: Services, bfl_id: str, body: bytes) -> str | None:
+    """Keep a verified callback for a task no job knows yet; apply it at once if a job learned it meanwhile."""
+    svc.redis.set(_key(bfl_id), body, ex=ORPHAN_TTL_SECONDS)
+    # The job may have learned its task between our look-up and the keep, and found nothing then.
+    job = svc.jobs.get_by_bfl_id(bfl_id)
+    return apply_kept_callback(svc, job) if job is not None else None
 
 
 def apply_kept_callback(svc: Services, job: Job) -> str | None:
-    """Apply the callback kept for ``job``'s task, if any (whoever takes it first applies it)."""
-    body = take_orphan(svc.redis, job.bfl_id or "")
+    """Apply the callback kept for ``job``'s task, if any; whoever takes it first applies it."""
+    key = _key(job.bfl_id or "")
+    body = svc.redis.getdel(key)
     if body is None:
         return None
-    svc.jobs.count(job.id, "webhooks")
-    return apply_event(svc.jobs, svc.queue, job, parse_callback(body), source="webhook", confirmed=False)
+    try:
+        svc.jobs.count(job.id, "webhooks")
+        return apply_event(svc.jobs, svc.queue, job, parse_callback(body), source="webhook", confirmed=False)
+    except BaseException:
+        svc.redis.set(key, body, ex=ORPHAN_TTL_SECONDS, nx=True)  # put it back for the next attempt
+        raise

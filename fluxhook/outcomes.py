@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from . import status as st
 from .callbacks import BFLEvent
@@ -29,15 +28,19 @@ def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str
     if job.terminal:
         return DUPLICATE
     if event.status == st.BFL_READY:
-        moved = jobs.transition(
-            job.id, st.READY, bfl_status=st.BFL_READY, source=source, result_url=event.sample_url,
-            ready_at=time.time(), ready_proven=proven,
-        )
-        # A job already ready may have lost its download to a crash between these two steps:
+        moved = jobs.transition(job.id, st.READY, bfl_status=st.BFL_READY, source=source,
+                                result_url=event.sample_url, ready_proven=proven)
+        if not moved:
+            current = jobs.get(job.id)
+            if current is None or current.status != st.READY:
+                return DUPLICATE
+            if proven and not current.ready_proven:
+                # A proven report outranks the unproven one the job acted on; the running download
+                # will find the new URL when it rechecks.
+                jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True)
+        # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
-        if moved or (current := jobs.get(job.id)) is not None and current.status == st.READY:
-            return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE
-        return DUPLICATE
+        return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE
     if event.status == st.BFL_PENDING:
         # Only while BFL has not reported otherwise: a late Pending must not overwrite a Ready.
         jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=st.BFL_PENDING)

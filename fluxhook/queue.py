@@ -70,8 +70,12 @@ def enqueue_confirm(queue: Queue, job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
     if not queue.connection.set(_confirm_lock(job_id), 1, nx=True, ex=60):
         return False
-    queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
-                  description=f"confirm {job_id}", **_KEEP)
+    try:
+        queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
+                      description=f"confirm {job_id}", **_KEEP)
+    except BaseException:
+        release_confirm(queue, job_id)  # else BFL's retry of this callback would be answered 200 for nothing
+        raise
     return True
 
 

@@ -16,18 +16,39 @@ from .services import Services
 
 log = logging.getLogger("fluxhook.results")
 
+# What download_and_store reports besides a job status.
+SKIPPED = "skipped"
+RESTART = "restart"
+
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
     """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``.
 
-    Retryable errors propagate (the queue retries them) unless this is the ``last_attempt``.
+    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
     """
-    job = svc.jobs.get(job_id)
-    if job is None or job.status != st.READY:
-        return "skipped"
-    started = time.perf_counter()
     try:
-        image = _fetch(svc, job, job.result_url or "")
+        # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched.
+        for _ in range(2):
+            job = svc.jobs.get(job_id)
+            if job is None or job.status != st.READY:
+                return SKIPPED
+            outcome = _download(svc, job, last_attempt)
+            if outcome != RESTART:
+                return outcome
+        return SKIPPED
+    except Exception as exc:
+        if last_attempt:
+            job = svc.jobs.get(job_id)
+            if job is not None:
+                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {_reason(exc)}")
+        raise
+
+
+def _download(svc: Services, job: Job, last_attempt: bool) -> str:
+    started = time.perf_counter()
+    url = job.result_url or ""
+    try:
+        image = _fetch(svc, job, url)
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
     except (DownloadError, HostNotAllowed) as exc:
@@ -37,7 +58,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
             return _recheck_with_bfl(svc, job, exc, started, last_attempt)
         return _finish_on(svc, job, exc)
     with image:
-        return _store(svc, job, image, started)
+        return _store(svc, job, url, image, started)
 
 
 def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
@@ -63,10 +84,11 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
         event = poll_job(svc, job)
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
-    except BFLError:
+    except (BFLError, FluxhookError):
         return _finish_on(svc, job, failure)
     if event.status == st.BFL_READY and event.sample_url and event.sample_url != job.result_url:
-        svc.jobs.update(job.id, result_url=event.sample_url, ready_proven=True)
+        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True):
+            return SKIPPED
         try:
             image = _fetch(svc, job, event.sample_url)
         except RetryableError as exc:
@@ -74,16 +96,35 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
         except (DownloadError, HostNotAllowed) as exc:
             return _finish_on(svc, job, exc)
         with image:
-            return _store(svc, job, image, started)
+            return _store(svc, job, event.sample_url, image, started)
     if event.status == st.BFL_PENDING and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
-        svc.jobs.transition(job.id, st.SUBMITTED, bfl_status=st.BFL_PENDING, source=None, result_url=None)
-        release_download(svc.queue, job.id)
-        log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
-        return st.SUBMITTED
+        # Only if no proven report replaced that URL meanwhile.
+        if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,), if_equal=("result_url", job.result_url),
+                               bfl_status=st.BFL_PENDING, source=None, result_url=None):
+            release_download(svc.queue, job.id)
+            log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
+            return st.SUBMITTED
+        return RESTART
     if event.status in st.BFL_FAILURES:
         return apply_event(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
     return _finish_on(svc, job, failure)
+
+
+def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
+    key = f"{job.id}.{image.extension}"
+    svc.storage.put(key, image.file)
+    # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
+    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key):
+        log.info("image stored", extra={
+            "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        })
+        return st.STORED
+    current = svc.jobs.get(job.id)
+    if current is None or current.storage_key != key:
+        svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
+    return RESTART if current is not None and current.status == st.READY else SKIPPED
 
 
 def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
@@ -92,22 +133,11 @@ def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
     return _finish(svc, job, st.FAILED, failure.code, failure.message)
 
 
-def _store(svc: Services, job: Job, image: FetchedImage, started: float) -> str:
-    key = f"{job.id}.{image.extension}"
-    svc.storage.put(key, image.file)
-    if not svc.jobs.transition(job.id, st.STORED, image=image.describe(), storage_key=key):
-        current = svc.jobs.get(job.id)
-        if current is None:
-            svc.storage.delete(key)  # deleted while downloading: leave no orphan file
-        return "skipped"
-    log.info("image stored", extra={
-        "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-    })
-    return st.STORED
-
-
 def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> str:
-    svc.jobs.transition(job.id, status, error={"code": code, "message": message})
+    svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message})
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
     return status
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, FluxhookError) else type(exc).__name__

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 from rq import Queue
 
 from .bfl import BFLClient
@@ -29,14 +32,12 @@ class Services:
 
 
 def connect_redis(url: str) -> Redis:
-    """A Redis client with timeouts, health checks and retries on a dropped connection."""
-    return Redis.from_url(
-        url,
-        socket_connect_timeout=5,
-        socket_timeout=10,
-        health_check_interval=30,
-        retry_on_timeout=True,
-    )
+    """A Redis client with timeouts, health checks, and retries on connection errors only.
+
+    Not after a timeout (redis-py's default): the command may have run, and our scripts are not idempotent.
+    """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3, supported_errors=(RedisConnectionError,))
+    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30, retry=retry)
 
 
 def build_services(config: Config) -> Services:

@@ -71,5 +71,6 @@ def storage_from_url(url: str) -> FileStorage:
     parts = urlsplit(url)
     if parts.scheme != "file":
         raise StorageError(f"unsupported storage URL scheme {parts.scheme!r}")
+    # file://./images is relative to the working directory; file:///srv/images and file://localhost/srv/images are not.
     path = parts.netloc + parts.path if parts.netloc in (".", "..") else parts.path
     return FileStorage(Path(path).resolve())

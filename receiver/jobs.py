@@ -12,7 +12,7 @@ from flask import Blueprint, g, request, send_file
 from fluxhook import signing, submission
 from fluxhook import status as st
 from fluxhook.bfl import MODEL
-from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, InvalidRequest, JobNotFound, Unauthorized
+from fluxhook.errors import BFLError, BFLRateLimited, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
 from fluxhook.jobs import Job, new_job_id
 from fluxhook.orphans import apply_kept_callback
 
@@ -89,7 +89,11 @@ def create():
     try:
         submission.submit(svc, job, task_input)
     except BFLRateLimited as exc:
-        submission.queue_for_later(svc, job, task_input, exc)
+        try:
+            submission.queue_for_later(svc, job, task_input, exc)
+        except Exception:
+            svc.jobs.delete(job.id)  # not queued after all: leave no job that nothing will send
+            raise
     except BFLError:
         # The task never reached BFL: leave nothing behind for the caller to clean up.
         svc.jobs.delete(job.id)
@@ -160,11 +164,11 @@ def image(job_id: str):
     job = _load(job_id)
     if not job.image or not job.storage_key:
         if job.terminal:
-            raise FluxhookError(f"job ended {job.status} without an image", code="gone", status=410)
-        raise FluxhookError("the image is not stored yet", code="not_ready", status=404)
+            raise Gone(f"job ended {job.status} without an image")
+        raise NotReady("the image is not stored yet")
     file = svc.storage.open(job.storage_key)
     if file is None:
-        raise FluxhookError("the stored image is missing", code="gone", status=410)
+        raise Gone("the stored image is missing")
     response = send_file(file, mimetype=job.image["content_type"], etag=job.image["sha256"],
                          conditional=True, max_age=3600)
     if response.status_code == 200:
@@ -179,7 +183,8 @@ def delete(job_id: str):
     """Remove the record and its image."""
     svc = services()
     job = _load(job_id)
-    svc.jobs.delete(job.id)
-    if job.storage_key:
-        svc.storage.delete(job.storage_key)
+    # The key as deleted, not as read above: a download may have stored the image in between.
+    storage_key = svc.jobs.delete(job.id)
+    if storage_key:
+        svc.storage.delete(storage_key)
     return "", 204

@@ -8,9 +8,9 @@ from flask import Blueprint, g, request
 
 from fluxhook import signing
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
-from fluxhook.errors import FluxhookError, Unauthorized
+from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.jobs import Job
-from fluxhook.orphans import apply_kept_callback, keep_orphan
+from fluxhook.orphans import keep_callback
 from fluxhook.outcomes import apply_event
 from fluxhook.verification import verify_callback
 
@@ -18,13 +18,6 @@ from .context import services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger("fluxhook.webhooks")
-
-
-class PayloadTooLarge(FluxhookError):
-    """The callback body is over 64 KiB."""
-
-    code = "payload_too_large"
-    status = 413
 
 
 def _raw_body() -> bytes:
@@ -55,14 +48,11 @@ def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
     """A callback that overtook BFL's answer to our submission: keep it for when the job knows its task."""
     if not proven:
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
-        raise FluxhookError("the job is still being submitted; retry", code="not_ready", status=409)
-    svc = services()
-    keep_orphan(svc.redis, event.bfl_id, body)
-    current = svc.jobs.get(job.id)
-    if current is not None and current.bfl_id == event.bfl_id:
-        apply_kept_callback(svc, current)  # the submission finished meanwhile and found nothing to apply
-    log.info("callback kept until the submission is recorded", extra={"job_id": job.id, "bfl_id": event.bfl_id})
-    return {"ok": True, "outcome": "kept_until_submitted"}, 202
+        raise NotReady("the job is still being submitted; retry", status=409)
+    outcome = keep_callback(services(), event.bfl_id, body)
+    log.info("callback kept until the submission is recorded",
+             extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})
+    return {"ok": True, "outcome": outcome or "kept_until_submitted"}, 202
 
 
 @bp.post("/bfl/<token>")
@@ -75,7 +65,7 @@ def job_callback(token: str):
         _refuse("bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
     job = svc.jobs.get(job_id)
     if job is None:
-        raise FluxhookError("this job no longer exists", code="gone", status=410)
+        raise Gone("this job no longer exists")
     g.job_id = job.id
     try:
         proven = verify_callback(request.headers, body, [signing.job_webhook_secret(svc.config.secret_key, job.id)],
@@ -102,9 +92,9 @@ def static_callback():
     event = parse_callback(body)
     job = svc.jobs.get_by_bfl_id(event.bfl_id)
     if job is None:
-        keep_orphan(svc.redis, event.bfl_id, body)
-        log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id})
-        return {"ok": True, "outcome": "kept_until_tracked"}, 202
+        outcome = keep_callback(svc, event.bfl_id, body)
+        log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id, "outcome": outcome})
+        return {"ok": True, "outcome": outcome or "kept_until_tracked"}, 202
     return _accept(job, event, proven=True)
 
 

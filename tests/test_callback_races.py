@@ -84,3 +84,53 @@ def test_a_callback_that_overtakes_the_submission_is_kept_and_applied(api, sim, 
     assert apply_kept_callback(build_services(Config.from_env(stack.env)), store.get(job.id)) == "download_queued"
     done = api.wait_for(job.id)
     assert done["status"] == "stored" and done["attempts"]["webhooks"] == 1
+
+
+def _blocking_png_route(spy, path: str, color) -> tuple[str, threading.Event, bytes]:
+    """A delivery URL that answers only once the test sets the returned event."""
+    release = threading.Event()
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(out, "PNG")
+    data = out.getvalue()
+
+    def answer():
+        release.wait(10)
+        return 200, {"Content-Type": "image/png"}, data
+
+    return spy.route(path, body=answer), release, data
+
+
+def test_a_proven_ready_replaces_an_unproven_one_being_downloaded(api, sim, spy):
+    job = api.submit("[pending] [drop] replaced")
+    forged_url, release, forged_bytes = _blocking_png_route(spy, "/forged.png", (9, 9, 9))
+    api.callback(job["id"], ready_payload(job["bfl_id"], forged_url), secret=None)
+    wait_until(lambda: spy.hits, message="the unproven download to start")
+
+    sim.complete(job["bfl_id"])
+    genuine = sim.result(job["bfl_id"])["result"]["sample"]
+    assert api.callback(job["id"], ready_payload(job["bfl_id"], genuine)).status_code == 200
+    release.set()
+
+    done = api.wait_for(job["id"])
+    assert done["status"] == "stored", done
+    served = api.get(f"/v1/jobs/{job['id']}/image").content
+    assert served == sim.image_bytes(job["bfl_id"]) and served != forged_bytes
+
+
+def test_deleting_a_job_mid_download_leaves_no_image_behind(api, sim, spy, stack):
+    from pathlib import Path
+
+    job = api.submit("[pending] deleted while downloading")
+    url, release, _ = _blocking_png_route(spy, "/deleted.png", (7, 7, 7))
+    api.callback(job["id"], ready_payload(job["bfl_id"], url))
+    wait_until(lambda: spy.hits, message="the download to start")
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    release.set()
+    storage = Path(stack.env["STORAGE_URL"].removeprefix("file://"))
+    worker_done = lambda: not any(storage.glob(f"{job['id']}*")) and not any(storage.glob(".partial-*"))  # noqa: E731
+    # The worker may still be writing when we first look; give it until the download would have ended.
+    wait_until(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404 and worker_done(), timeout=10,
+               message="no stored file for the deleted job")
+    follow_up = api.submit("after the delete")
+    assert api.wait_for(follow_up["id"])["status"] == "stored"  # the worker finished the deleted job's task
+    assert worker_done()

@@ -369,3 +369,17 @@ def test_gunicorn_web_command_stops_on_bad_config():
 def test_worker_command_stops_on_bad_config():
     result = _run([sys.executable, "-m", "worker"])
     _assert_stopped_with_clear_lines(result)
+
+
+@pytest.mark.parametrize("value", ["file://var/images", "file://host/x", "ftp://x/y", "file:///x?y=1"])
+def test_storage_urls_that_would_point_elsewhere_are_refused(value):
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({**MINIMAL, "STORAGE_URL": value})
+    assert [p.split(":")[0] for p in refused.value.problems] == ["STORAGE_URL"]
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_BASE_URL", "BFL_API_BASE"])
+def test_base_urls_with_a_query_are_refused(name):
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({**MINIMAL, name: "https://example.com/?a=1"})
+    assert [p.split(":")[0] for p in refused.value.problems] == [name]

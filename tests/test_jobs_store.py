@@ -81,7 +81,7 @@ def test_bfl_id_set_by_a_transition_is_indexed(store):
 def test_counting_a_deleted_job_does_not_recreate_it(store):
     job = _job(store)
     assert store.count(job.id, "webhooks") == 1
-    assert store.delete(job.id)
+    assert store.delete(job.id) == ""
     assert store.count(job.id, "webhooks") == -1
     assert store.get(job.id) is None
     assert not store.transition(job.id, st.READY)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from fluxhook.config import Config
-from fluxhook.services import Services, build_services
+from fluxhook.services import Services
 
 _services: Services | None = None
 
@@ -17,10 +16,9 @@ def init(services: Services) -> None:
 
 
 def services() -> Services:
-    """The process's services, built from the environment on first use if ``init`` was not called."""
-    global _services
+    """The process's services, as ``init`` installed them."""
     if _services is None:
-        _services = build_services(Config.from_env())
+        raise RuntimeError("worker services are not initialised: start workers with `python -m worker`")
     return _services
 
 
