@@ -15,6 +15,8 @@ from . import runtime
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
 WORKER_TTL = 45
+# How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
+MAINTENANCE_INTERVAL = 30
 
 
 def main() -> int:
@@ -27,7 +29,8 @@ def main() -> int:
     configure_logging(config.log_level, config_secrets(config))
     svc = build_services(config)
     runtime.init(svc)
-    worker = Worker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL)
+    worker = Worker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
+                    maintenance_interval=MAINTENANCE_INTERVAL)
     worker.work(with_scheduler=True, logging_level=config.log_level)
     return 0
 
