@@ -141,22 +141,22 @@ def _spies():
     unlisted_server.shutdown()
 
 
-@pytest.fixture()
-def spy(_spies) -> SpyHost:
-    """A delivery host in RESULT_HOST_ALLOWLIST (by exact host:port)."""
-    host = _spies[0]
+def _fresh(host: SpyHost) -> SpyHost:
     host.routes.clear()
     host.hits.clear()
     return host
+
+
+@pytest.fixture()
+def spy(_spies) -> SpyHost:
+    """A delivery host in RESULT_HOST_ALLOWLIST (by exact host:port)."""
+    return _fresh(_spies[0])
 
 
 @pytest.fixture()
 def unlisted_spy(_spies) -> SpyHost:
     """A host in no allowlist: fluxhook must never send it a request."""
-    host = _spies[1]
-    host.routes.clear()
-    host.hits.clear()
-    return host
+    return _fresh(_spies[1])
 
 
 def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) -> dict[str, str]:
