@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+from rq import Queue
 
 from . import status as st
 from .callbacks import BFLEvent
 from .jobs import Job, JobStore
 from .queue import enqueue_confirm, enqueue_download
-
-log = logging.getLogger("fluxhook.outcomes")
 
 # What apply_event reports, for logs, metrics and the webhook's answer.
 DOWNLOAD_QUEUED = "download_queued"
@@ -19,7 +17,7 @@ CONFIRM_QUEUED = "confirm_queued"
 FINISHED = "finished"
 
 
-def apply_event(jobs: JobStore, queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,
+def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,
                 proven: bool = True) -> str:
     """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check.
 
