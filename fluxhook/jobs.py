@@ -2,8 +2,10 @@
 
 A job is a hash ``fh:job:{id}``; ``fh:bfl:{bfl_id}`` maps BFL's task id to it; ``fh:jobs``
 and ``fh:status:{status}`` are lexically ordered sets of ids (ids sort by creation time)
-for newest-first listing. Every status change runs one Lua script, so a duplicate or late
-event can never move a job out of a terminal status, whichever process sends it.
+for newest-first listing. ``fh:due`` orders active jobs by when the fallback sweep should
+look at them next. Every status change runs one Lua script, so a duplicate or late event
+can never move a job out of a terminal status, whichever process sends it; the same script
+frees the job's BFL slot (``fh:slots:{pool}``, see ``slots``) once BFL is done with it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _COUNTERS = ("webhooks", "polls", "downloads")
 _JSON_FIELDS = ("image", "error", "metadata", "input")
+DUE_KEY = f"{PREFIX}due"
+_TERMINAL_WORDS = " ".join(sorted(st.TERMINAL))
 
 # ARGV: job id, new status ('' = none), allowed current statuses, now, prefix,
-#       field that must hold a value ('' = none), that value, field/value pairs...
+#       field that must hold a value ('' = none), that value, due time ('' = keep), field/value pairs...
+# A job leaving for ready or a terminal status gives back its BFL slot; a terminal job is never due.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {0, ''} end
@@ -39,29 +44,42 @@ for s in string.gmatch(ARGV[3], '%S+') do
 end
 if not allowed then return {0, current} end
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) ~= ARGV[7] then return {0, current} end
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   if ARGV[i] == 'bfl_id' then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
-if ARGV[2] ~= '' and ARGV[2] ~= current then
-  redis.call('HSET', KEYS[1], 'status', ARGV[2])
+local new = ARGV[2]
+local terminal = string.find(' TERMINAL ', ' ' .. new .. ' ', 1, true) ~= nil
+if new ~= '' and new ~= current then
+  redis.call('HSET', KEYS[1], 'status', new)
   redis.call('ZREM', ARGV[5] .. 'status:' .. current, ARGV[1])
-  redis.call('ZADD', ARGV[5] .. 'status:' .. ARGV[2], 0, ARGV[1])
+  redis.call('ZADD', ARGV[5] .. 'status:' .. new, 0, ARGV[1])
+  local pool = redis.call('HGET', KEYS[1], 'pool')
+  if pool and (new == 'ready' or terminal) then
+    redis.call('ZREM', ARGV[5] .. 'slots:' .. pool, ARGV[1])
+    redis.call('ZREM', ARGV[5] .. 'waiting:' .. pool, ARGV[1])
+  end
+end
+if terminal then
+  redis.call('ZREM', ARGV[5] .. 'due', ARGV[1])
+elseif ARGV[8] ~= '' then
+  redis.call('ZADD', ARGV[5] .. 'due', ARGV[8], ARGV[1])
 end
 return {1, current}
-"""
+""".replace("TERMINAL", _TERMINAL_WORDS)
 
-# ARGV: job id, bfl id ('' = none), status, prefix, field/value pairs...
+# ARGV: job id, bfl id ('' = none), status, prefix, due time ('' = not due), field/value pairs...
 _CREATE = """
 if ARGV[2] ~= '' then
   local existing = redis.call('GET', ARGV[4] .. 'bfl:' .. ARGV[2])
   if existing and redis.call('EXISTS', ARGV[4] .. 'job:' .. existing) == 1 then return existing end
   redis.call('SET', ARGV[4] .. 'bfl:' .. ARGV[2], ARGV[1])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5, #ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6, #ARGV))
 redis.call('ZADD', ARGV[4] .. 'jobs', 0, ARGV[1])
 redis.call('ZADD', ARGV[4] .. 'status:' .. ARGV[3], 0, ARGV[1])
+if ARGV[5] ~= '' then redis.call('ZADD', ARGV[4] .. 'due', ARGV[5], ARGV[1]) end
 return ARGV[1]
 """
 
@@ -72,15 +90,35 @@ return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 
 # ARGV: job id, prefix. Returns false if there was no job, else its storage key ('' if none).
 _DELETE = """
-local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id', 'storage_key')
+local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id', 'storage_key', 'pool')
 if not data[1] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[2] .. 'jobs', ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'status:' .. data[1], ARGV[1])
+redis.call('ZREM', ARGV[2] .. 'due', ARGV[1])
+if data[4] then
+  redis.call('ZREM', ARGV[2] .. 'slots:' .. data[4], ARGV[1])
+  redis.call('ZREM', ARGV[2] .. 'waiting:' .. data[4], ARGV[1])
+end
 if data[2] and data[2] ~= '' and redis.call('GET', ARGV[2] .. 'bfl:' .. data[2]) == ARGV[1] then
   redis.call('DEL', ARGV[2] .. 'bfl:' .. data[2])
 end
 return data[3] or ''
+"""
+
+# KEYS: the due index. ARGV: now, most to take, the claim (score every taken job gets until checked).
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
+return ids
+"""
+
+# KEYS: the due index. ARGV: job id, the claim it was taken with, the score to hold while checking.
+_TAKE_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
 """
 
 
@@ -132,6 +170,8 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     completed_at: float | None = None
+    # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
+    submitted_at: float | None = None
     image: dict | None = None
     error: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -141,6 +181,8 @@ class Job:
     # Whether the Ready report behind result_url proved itself (secret, signature, or BFL's own poll).
     ready_proven: bool = True
     storage_key: str | None = None
+    # The BFL slot pool of a job fluxhook submits (see ``slots``); None for tracked jobs.
+    pool: str | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0
@@ -159,7 +201,7 @@ class Job:
                 values[name] = int(raw)
             elif name == "ready_proven":
                 values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at"):
+            elif name in ("created_at", "updated_at", "completed_at", "submitted_at"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None
@@ -208,17 +250,20 @@ class JobStore:
         self._create = connection.register_script(_CREATE)
         self._increment = connection.register_script(_INCREMENT)
         self._delete = connection.register_script(_DELETE)
+        self._claim_due = connection.register_script(_CLAIM_DUE)
+        self._take_claim = connection.register_script(_TAKE_CLAIM)
 
     @staticmethod
     def key(job_id: str) -> str:
         return f"{PREFIX}job:{job_id}"
 
-    def create(self, job: Job) -> tuple[Job, bool]:
-        """Store a new job; for a ``bfl_id`` already tracked, return that job instead. Returns (job, created)."""
+    def create(self, job: Job, *, due: float | None = None) -> tuple[Job, bool]:
+        """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` already tracked,
+        return that job instead. Returns (job, created)."""
         fields = {k: v for k, v in job.__dict__.items() if v is not None}
         stored_id = self._create(
             keys=[self.key(job.id)],
-            args=[job.id, job.bfl_id or "", job.status, PREFIX, *_encode(fields)],
+            args=[job.id, job.bfl_id or "", job.status, PREFIX, _score(due), *_encode(fields)],
         )
         stored_id = stored_id.decode() if isinstance(stored_id, bytes) else stored_id
         if stored_id != job.id:
@@ -240,20 +285,22 @@ class JobStore:
         return self.get(job_id.decode() if isinstance(job_id, bytes) else job_id) if job_id else None
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
-                   if_equal: tuple[str, str] | None = None, **fields: Any) -> bool:
+                   if_equal: tuple[str, str] | None = None, due: float | None = None, **fields: Any) -> bool:
         """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it.
 
-        ``only_from`` narrows the statuses it may move from; ``if_equal`` is a (field, value) that must hold.
+        ``only_from`` narrows the statuses it may move from; ``if_equal`` is a (field, value) that must hold;
+        ``due`` is when the sweep should next look at the job (terminal jobs are never due).
         """
         allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
-        return self._apply(job_id, new_status, allowed, fields, if_equal)
+        return self._apply(job_id, new_status, allowed, fields, if_equal, due)
 
-    def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, **fields: Any) -> bool:
-        """Set ``fields`` if the job's status is one of ``only_in`` (any non-terminal one by default)."""
-        return self._apply(job_id, "", only_in, fields)
+    def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
+               **fields: Any) -> bool:
+        """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by default)."""
+        return self._apply(job_id, "", only_in, fields, None, due)
 
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
-               if_equal: tuple[str, str] | None = None) -> bool:
+               if_equal: tuple[str, str] | None, due: float | None) -> bool:
         now = time.time()
         if new_status in st.TERMINAL:
             fields.setdefault("completed_at", now)
@@ -261,9 +308,26 @@ class JobStore:
         done, _ = self._transition(
             keys=[self.key(job_id)],
             args=[job_id, new_status, " ".join(allowed), repr(now), PREFIX, compare_field, compare_value,
-                  *_encode(fields)],
+                  _score(due), *_encode(fields)],
         )
         return bool(done)
+
+    def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
+        """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).
+
+        Atomic: two sweeps never take the same job. A claimed job comes due again at ``claim`` if
+        nobody checks it (a lost task), so nothing is dropped.
+        """
+        ids = self._claim_due(keys=[DUE_KEY], args=[repr(now), limit, _score(claim)])
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def take_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
+        """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
+        return bool(self._take_claim(keys=[DUE_KEY], args=[job_id, _score(claim), _score(hold_until)]))
+
+    def due_at(self, job_id: str) -> float | None:
+        """When the sweep will next look at the job; None if never."""
+        return self.connection.zscore(DUE_KEY, job_id)
 
     def count(self, job_id: str, counter: str) -> int:
         """Add one to ``attempts.<counter>``; -1 if the job is gone (never recreates a deleted job)."""
@@ -293,6 +357,11 @@ class JobStore:
             return None
         key = self._delete(keys=[self.key(job_id)], args=[job_id, PREFIX])
         return None if key is None else (key.decode() if isinstance(key, bytes) else key)
+
+
+def _score(when: float | None) -> str:
+    """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
+    return "" if when is None else f"{when:.3f}"
 
 
 def _decode(data: dict) -> dict[str, str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from rq import Queue
 
 from . import status as st
+from .schedule import READY_RECHECK
 from .callbacks import BFLEvent
 from .jobs import Job, JobStore
 from .queue import enqueue_confirm, enqueue_download
@@ -26,8 +29,9 @@ def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, sour
     if job.terminal:
         return DUPLICATE
     if event.status == st.BFL_READY:
+        # Due again only to check that its download was not lost: a ready job is never polled.
         moved = jobs.transition(job.id, st.READY, bfl_status=st.BFL_READY, source=source,
-                                result_url=event.sample_url, ready_proven=proven)
+                                result_url=event.sample_url, ready_proven=proven, due=time.time() + READY_RECHECK)
         if not moved:
             current = jobs.get(job.id)
             if current is None or current.status != st.READY:

@@ -20,6 +20,7 @@ def poll_job(svc: Services, job: Job) -> BFLEvent:
     if isinstance(payload, dict) and "status" not in payload:
         payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
     event = event_from_payload(payload, bfl_id=job.bfl_id)
-    if event.status == st.BFL_TASK_NOT_FOUND and time.time() - job.created_at < svc.config.callback_grace_seconds:
+    submitted_at = job.submitted_at or job.created_at
+    if event.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
         return BFLEvent(bfl_id=event.bfl_id, status=st.BFL_PENDING)
     return event

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from redis import Redis
 from rq import Queue, Retry
 
@@ -13,12 +11,11 @@ QUEUE_NAME = "fluxhook"
 DOWNLOAD_TASK = "worker.download.download_result"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 SUBMIT_TASK = "worker.submit.submit_queued"
+CHECK_TASK = "worker.sweep.check_job"
 
 # Eight retries spread over at most ~6 minutes: well inside a result URL's 10-minute life.
 DOWNLOAD_RETRIES = 8
 CONFIRM_RETRIES = 5
-# About an hour of retries while BFL answers 429 or cannot be reached.
-SUBMIT_RETRIES = 70
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
 
@@ -56,10 +53,20 @@ def release_download(queue: Queue, job_id: str) -> None:
     queue.connection.delete(_download_lock(job_id))
 
 
-def enqueue_submit(queue: Queue, job_id: str, delay: float) -> None:
-    """Queue the submission of a ``queued`` job to BFL in ``delay`` seconds."""
-    queue.enqueue_in(timedelta(seconds=delay), SUBMIT_TASK, job_id, retry=_retry(SUBMIT_RETRIES, 60),
-                     job_timeout=60, description=f"submit {job_id}", **_KEEP)
+def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
+    """Queue the submission of jobs just handed a BFL slot (no RQ retries: a failed one goes back in line)."""
+    queue.enqueue_many([
+        Queue.prepare_data(SUBMIT_TASK, (job_id,), timeout=180, description=f"submit {job_id}", **_KEEP)
+        for job_id in job_ids
+    ])
+
+
+def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
+    """Queue one fallback check per due job the sweep claimed (no RQ retries: the due index retries)."""
+    queue.enqueue_many([
+        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=120, description=f"check {job_id}", **_KEEP)
+        for job_id in job_ids
+    ])
 
 
 def _confirm_lock(job_id: str) -> str:

@@ -15,12 +15,13 @@ from .config import Config
 from .http import HTTPClient
 from .jobs import JobStore
 from .queue import task_queue
+from .slots import Slots
 from .storage import FileStorage, storage_from_url
 
 
 @dataclass
 class Services:
-    """Configuration, Redis, job records, queue, storage and the BFL client of one process."""
+    """Configuration, Redis, job records, queue, storage, the BFL client and its slots, of one process."""
 
     config: Config
     redis: Redis
@@ -29,6 +30,7 @@ class Services:
     storage: FileStorage
     http: HTTPClient
     bfl: BFLClient
+    slots: Slots
 
 
 def connect_redis(url: str) -> Redis:
@@ -52,4 +54,5 @@ def build_services(config: Config) -> Services:
         storage=storage_from_url(config.storage_url),
         http=http,
         bfl=BFLClient(config, http),
+        slots=Slots(redis, config),
     )

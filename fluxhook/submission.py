@@ -1,31 +1,71 @@
-"""Sending a job's task to BFL: with its own callback URL and secret, or queued while BFL is full."""
+"""Sending a job's task to BFL: with its own callback URL and secret, once, within its slot."""
 
 from __future__ import annotations
 
 import logging
+import time
 
+from . import schedule
 from . import signing
 from . import status as st
+from .backoff import backoff_delay
 from .errors import BFLError, BFLRateLimited, FluxhookError, RetryableError
 from .jobs import Job
 from .orphans import apply_kept_callback
-from .queue import enqueue_submit
 from .services import Services
+from .slots import pool_for
 
 log = logging.getLogger("fluxhook.submission")
 
+SKIPPED = "skipped"
+# Longer than the BFL client's worst case for one submission (connect timeouts and retries).
+SUBMIT_LOCK_SECONDS = 120
+# While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
+MAX_PAUSE = 60.0
 
-def submit(svc: Services, job: Job, task_input: dict) -> None:
-    """Submit ``job`` (status ``queued``) to BFL and move it to ``submitted``; BFL's errors propagate."""
+
+def _lock(job_id: str) -> str:
+    return f"fh:submit:{job_id}"
+
+
+def submitting(svc: Services, job_id: str) -> bool:
+    """Whether a submission of this job to BFL is under way in some process."""
+    return bool(svc.redis.exists(_lock(job_id)))
+
+
+def submit(svc: Services, job: Job) -> str:
+    """Send a ``queued`` job that holds a slot to BFL, at most once at a time.
+
+    Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
+    pool pauses for Retry-After); ``skipped`` if another process is submitting it. Other BFL
+    errors propagate.
+    """
+    if not svc.redis.set(_lock(job.id), 1, nx=True, ex=SUBMIT_LOCK_SECONDS):
+        return SKIPPED
+    try:
+        return _submit(svc, job)
+    finally:
+        svc.redis.delete(_lock(job.id))
+
+
+def _submit(svc: Services, job: Job) -> str:
     config = svc.config
-    body = dict(task_input,
+    body = dict(job.input or {},
                 webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_key, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_key, job.id))
-    task = svc.bfl.submit(job.model or "", body)
+    try:
+        task = svc.bfl.submit(job.model or "", body)
+    except BFLRateLimited as exc:
+        pause = wait_for_room(svc, job, exc.retry_after)
+        log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
+        return st.QUEUED
+    now = time.time()
+    svc.slots.accepted(job.pool or pool_for(job.model))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
-                               polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None):
+                               polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
+                               submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds)):
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
-        return
+        return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     submitted = svc.jobs.get(job.id)
     try:
@@ -35,24 +75,29 @@ def submit(svc: Services, job: Job, task_input: dict) -> None:
         # The task is at BFL and recorded: that must not read as a failed submission. The kept
         # callback stays kept (apply_kept_callback puts it back) for BFL's retry or a later look.
         log.exception("applying an early callback failed", extra={"job_id": job.id})
+    return st.SUBMITTED
 
 
-def queue_for_later(svc: Services, job: Job, task_input: dict, error: BFLRateLimited) -> None:
-    """Keep the job ``queued`` with its input and retry the submission after BFL's Retry-After."""
-    svc.jobs.update(job.id, input=task_input)
-    enqueue_submit(svc.queue, job.id, error.retry_after or 1)
-    log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": error.retry_after})
+def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
+    """Put the job back in line and pause its pool: BFL's Retry-After, or growing backoff if BFL keeps refusing."""
+    pool = job.pool or pool_for(job.model)
+    strikes = svc.slots.strike(pool)
+    pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
+    svc.slots.requeue(job, pause)
+    return pause
 
 
-def submit_queued(svc: Services, job_id: str, *, last_attempt: bool) -> str:
-    """Submit a queued job; retryable refusals propagate, others (and the last attempt) fail the job."""
+def submit_queued(svc: Services, job_id: str) -> str:
+    """Submit a queued job that was handed a slot; an error that will pass puts it back in line
+    (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
-        return "skipped"
+        return SKIPPED
     try:
-        submit(svc, job, job.input or {})
+        return submit(svc, job)
     except Exception as exc:
-        if isinstance(exc, RetryableError) and not last_attempt:
+        if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
+            wait_for_room(svc, job, None)
             raise
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
@@ -60,7 +105,6 @@ def submit_queued(svc: Services, job_id: str, *, last_attempt: bool) -> str:
         if not isinstance(exc, BFLError):
             raise
         return st.FAILED
-    return st.SUBMITTED
 
 
 def _failure_code(exc: Exception) -> str:

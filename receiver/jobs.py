@@ -9,12 +9,13 @@ import time
 
 from flask import Blueprint, g, request, send_file
 
-from fluxhook import signing, submission
+from fluxhook import schedule, signing, submission
 from fluxhook import status as st
 from fluxhook.bfl import MODEL
-from fluxhook.errors import BFLError, BFLRateLimited, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
+from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
 from fluxhook.jobs import Job, new_job_id
 from fluxhook.orphans import apply_kept_callback
+from fluxhook.slots import pool_for
 
 from .auth import bearer_token_valid, require_bearer
 from .context import services
@@ -70,7 +71,7 @@ def _load(job_id: str) -> Job:
 
 @bp.post("/jobs")
 def create():
-    """Submit a task to BFL with this job's own callback URL and secret."""
+    """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
     data = _body()
     model, task_input = data.get("model"), data.get("input")
     if not isinstance(model, str) or not MODEL.fullmatch(model):
@@ -83,21 +84,19 @@ def create():
 
     svc = services()
     now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, created_at=now, updated_at=now)
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
+              pool=pool_for(model), created_at=now, updated_at=now)
     svc.jobs.create(job)
     g.job_id = job.id
-    try:
-        submission.submit(svc, job, task_input)
-    except BFLRateLimited as exc:
+    if svc.slots.acquire(job):
         try:
-            submission.queue_for_later(svc, job, task_input, exc)
-        except Exception:
-            svc.jobs.delete(job.id)  # not queued after all: leave no job that nothing will send
+            submission.submit(svc, job)
+        except BFLError:
+            # The task never reached BFL: leave nothing behind for the caller to clean up.
+            svc.jobs.delete(job.id)
             raise
-    except BFLError:
-        # The task never reached BFL: leave nothing behind for the caller to clean up.
-        svc.jobs.delete(job.id)
-        raise
+    else:
+        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
     return _present(_load(job.id)), 202
 
 
@@ -119,8 +118,8 @@ def track():
     now = time.time()
     job, created = svc.jobs.create(Job(
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, model=model, polling_url=polling_url,
-        metadata=metadata, created_at=now, updated_at=now,
-    ))
+        metadata=metadata, created_at=now, updated_at=now, submitted_at=now,
+    ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
     g.job_id = job.id
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": bfl_id})

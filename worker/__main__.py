@@ -1,4 +1,4 @@
-"""Start an RQ worker for fluxhook's queue: ``python -m worker`` (the Procfile's ``worker:`` line)."""
+"""Start an RQ worker for fluxhook's queue and the cron scheduler of its sweep: ``python -m worker`` (the Procfile's ``worker:`` line)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fluxhook.errors import ConfigError
 from fluxhook.logs import config_secrets, configure_logging
 from fluxhook.services import build_services
 
-from . import runtime
+from . import cron, runtime
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
 WORKER_TTL = 45
@@ -31,7 +31,11 @@ def main() -> int:
     runtime.init(svc)
     worker = Worker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
                     maintenance_interval=MAINTENANCE_INTERVAL)
-    worker.work(with_scheduler=True, logging_level=config.log_level)
+    scheduler = cron.start(config)
+    try:
+        worker.work(with_scheduler=True, logging_level=config.log_level)
+    finally:
+        cron.stop(scheduler)
     return 0
 
 

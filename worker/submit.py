@@ -1,12 +1,12 @@
-"""The submit task: send a job that waited as ``queued`` to BFL."""
+"""The submit task: send a job that waited as ``queued`` to BFL once the sweep gave it a slot."""
 
 from __future__ import annotations
 
 from fluxhook.submission import submit_queued as submit_job
 
-from .runtime import last_attempt, services
+from .runtime import services
 
 
 def submit_queued(job_id: str) -> str:
-    """Submit the queued job; raises (so RQ retries with backoff) while BFL answers 429 or is down."""
-    return submit_job(services(), job_id, last_attempt=last_attempt())
+    """Submit the queued job; if BFL is full or down it goes back in line (and the error propagates)."""
+    return submit_job(services(), job_id)

@@ -1,0 +1,100 @@
+"""What the sweep does with one due job: poll BFL, repair a lost download, or restart a stalled submission."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from . import schedule
+from . import status as st
+from .errors import BFLError, BFLRateLimited
+from .jobs import Job
+from .outcomes import apply_event
+from .polling import poll_job
+from .queue import enqueue_download
+from .services import Services
+from .submission import submitting
+
+log = logging.getLogger("fluxhook.fallback")
+
+# While a check runs the job is held this long; if the check dies, the job comes due again then.
+CHECK_HOLD = 300.0
+
+SKIPPED = "skipped"
+TIMEOUT = "timeout"
+RESCHEDULED = "rescheduled"
+REQUEUED = "requeued"
+REPAIRED = "download_requeued"
+
+
+def check_job(svc: Services, job_id: str, claim: float) -> str:
+    """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
+    now = time.time()
+    if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
+        return SKIPPED
+    job = svc.jobs.get(job_id)
+    if job is None or job.terminal:
+        return SKIPPED
+    if job.status == st.QUEUED:
+        return _restart_submission(svc, job, now)
+    if job.status == st.READY:
+        return _repair_download(svc, job, now)
+    return poll_submitted(svc, job, now)
+
+
+def poll_submitted(svc: Services, job: Job, now: float) -> str:
+    """Poll BFL for a ``submitted`` job whose callback has not come; a Ready takes the callback's path."""
+    grace = svc.config.callback_grace_seconds
+    submitted_at = job.submitted_at or job.created_at
+    try:
+        event = poll_job(svc, job)
+    except BFLRateLimited as exc:
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
+        log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        return RESCHEDULED
+    except BFLError:
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+        raise  # RQ records it; the due index retries it
+    outcome = apply_event(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
+    if event.status == st.BFL_PENDING:
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+    log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": event.status,
+                                  "outcome": outcome})
+    return outcome
+
+
+def _time_out(svc: Services, job: Job) -> str:
+    if svc.jobs.transition(job.id, st.FAILED, only_from=(st.SUBMITTED,),
+                           error={"code": "timeout", "message": "BFL gave no result within an hour"}):
+        log.warning("job timed out", extra={"job_id": job.id, "bfl_id": job.bfl_id})
+    return TIMEOUT
+
+
+def _repair_download(svc: Services, job: Job, now: float) -> str:
+    # The lock in enqueue_download means a download is queued or running; without it, one was lost
+    # (a process died between recording Ready and queueing), and this queues it again.
+    repaired = enqueue_download(svc.queue, job.id)
+    svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
+    if repaired:
+        log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})
+        return REPAIRED
+    return RESCHEDULED
+
+
+def _restart_submission(svc: Services, job: Job, now: float) -> str:
+    # A job handed a slot that did not reach BFL within the lease: its submit task was lost.
+    if submitting(svc, job.id):
+        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + CHECK_HOLD)
+        return RESCHEDULED
+    svc.slots.requeue(job)
+    log.warning("stalled submission put back in line", extra={"job_id": job.id})
+    return REQUEUED

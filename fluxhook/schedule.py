@@ -1,0 +1,52 @@
+"""When the fallback sweep looks at a job again (pure).
+
+A ``submitted`` job is first polled ``CALLBACK_GRACE_SECONDS`` after BFL accepted it, then
+at intervals that start at a quarter of the grace period (at least 1 s) and grow by half
+each time up to a minute, each jittered by ±20 % so a burst of jobs does not poll in step.
+With the default 45 s grace that is polls at about 45, 56, 73, 98, 136 s, then every
+minute, until BFL answers or ``POLL_DEADLINE`` has passed (then ``failed`` / ``timeout``).
+"""
+
+from __future__ import annotations
+
+import random
+
+POLL_DEADLINE = 3600.0
+MAX_POLL_INTERVAL = 60.0
+GROWTH = 1.5
+JITTER = 0.2
+# How long after a job turned ready the sweep checks that its download was queued (crash repair).
+READY_RECHECK = 180.0
+
+
+def poll_interval(polls_made: int, grace: float, rng: random.Random | None = None) -> float:
+    """Seconds between poll number ``polls_made`` and the next one (``polls_made`` >= 1)."""
+    base = max(1.0, grace / 4)
+    interval = min(MAX_POLL_INTERVAL, base * GROWTH ** max(0, polls_made - 1))
+    return interval * (rng or random).uniform(1 - JITTER, 1 + JITTER)
+
+
+def first_poll_at(submitted_at: float, grace: float) -> float:
+    """When a job that BFL accepted at ``submitted_at`` is first polled if no callback came."""
+    return submitted_at + grace
+
+
+def next_poll_at(submitted_at: float, polls_made: int, now: float, grace: float,
+                 rng: random.Random | None = None) -> float:
+    """When to poll next after ``polls_made`` polls, never later than the deadline (so the timeout is on time)."""
+    if polls_made <= 0:
+        at = first_poll_at(submitted_at, grace)
+    else:
+        at = now + poll_interval(polls_made, grace, rng)
+    return min(at, submitted_at + POLL_DEADLINE)
+
+
+def timed_out(submitted_at: float, now: float) -> bool:
+    """Whether a job BFL accepted at ``submitted_at`` has had its hour."""
+    return now >= submitted_at + POLL_DEADLINE
+
+
+def rate_limited_until(now: float, retry_after: float | None, polls_made: int, grace: float,
+                       rng: random.Random | None = None) -> float:
+    """When to poll after BFL answered 429: no sooner than its Retry-After, nor than the usual schedule."""
+    return now + max(retry_after or 0.0, poll_interval(max(1, polls_made), grace, rng))
