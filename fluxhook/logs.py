@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Iterable
 
@@ -28,6 +29,19 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+# RQ logs four INFO lines for every job it runs, and its cron one per sweep queued: with a sweep
+# every second that drowns the events that matter. fluxhook's own lines say what each task did.
+_RQ_ROUTINE = re.compile(r"Job OK|result is kept|result discarded|Successfully completed|: fluxhook: |Enqueued job")
+
+
+class QuietRoutineJobs(logging.Filter):
+    """Drop RQ's per-job INFO chatter (kept at DEBUG level)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno > logging.INFO or not record.name.startswith("rq.")
+                or not _RQ_ROUTINE.search(record.getMessage()))
+
+
 def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     """Send every log record to stdout as JSON (``ts``, ``level``, ``logger``, ``event`` and extra fields)."""
     handler = logging.StreamHandler(sys.stdout)
@@ -40,6 +54,8 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
         )
     )
     handler.addFilter(RedactSecrets(secrets))
+    if level != "DEBUG":
+        handler.addFilter(QuietRoutineJobs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

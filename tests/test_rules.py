@@ -1184,3 +1184,20 @@ def test_identify_refuses_decompression_bomb_dimensions():
         _png_chunk(b"IEND", b"")
     with pytest.raises(NotAnImage):
         identify(io.BytesIO(raw))
+
+
+def test_rq_routine_job_lines_are_dropped_but_lifecycle_and_problems_kept():
+    import logging
+
+    from fluxhook.logs import QuietRoutineJobs
+
+    def record(name: str, level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+    quiet = QuietRoutineJobs()
+    assert not quiet.filter(record("rq.worker", logging.INFO, "Worker abc: fluxhook: worker.sweep.sweep() (x)"))
+    assert not quiet.filter(record("rq.worker", logging.INFO, "Worker abc: fluxhook: Job OK (x)"))
+    assert not quiet.filter(record("rq.cron", logging.INFO, "Enqueued job sweep to queue fluxhook"))
+    assert quiet.filter(record("rq.worker", logging.INFO, "Worker abc: warm shut down requested"))
+    assert quiet.filter(record("rq.worker", logging.ERROR, "Worker abc: fluxhook: Job OK (x)"))
+    assert quiet.filter(record("fluxhook.results", logging.INFO, "image stored: Job OK"))

@@ -1,0 +1,269 @@
+"""Fallback polling and BFL slots (SPEC §6) against real processes, a real Redis and the simulator."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from conftest import API, service_env
+from devtools.processes import free_port, start_process, stop_process, wait_until
+from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
+from fluxhook import fallback, schedule
+from fluxhook import status as st
+from fluxhook.config import Config
+from fluxhook.jobs import Job, new_job_id
+from fluxhook.services import build_services
+from fluxhook.sweep import sweep
+
+
+def _bfl_task(sim, prompt: str) -> dict:
+    """Submit a task to the simulator directly, as a user's own app would."""
+    response = requests.post(f"{sim.url}/v1/flux-2-pro", json={"prompt": prompt},
+                             headers={"x-key": SIMULATOR_KEY}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _redis_for(stack_env: dict) -> redis.Redis:
+    return redis.Redis.from_url(stack_env["REDIS_URL"])
+
+
+# -- polling only as a fallback ---------------------------------------------------------------
+
+def test_a_lost_callback_ends_stored_by_polling(api, sim):
+    job = api.submit("[drop] nobody calls back")
+    done = api.wait_for(job["id"], timeout=20)
+    assert done["status"] == "stored" and done["source"] == "poll"
+    assert done["bfl_status"] == "Ready" and done["attempts"]["webhooks"] == 0
+    assert 1 <= done["attempts"]["polls"] <= 2
+    assert sim.task(job["bfl_id"])["polls"] == done["attempts"]["polls"]
+
+
+def test_jobs_whose_callback_arrives_are_never_polled(api, sim):
+    normal = [api.submit(f"ordinary {n}") for n in range(3)]
+    # Submitted at the same time: once the lost-callback job has been polled (after the grace
+    # period), the sweep has had every chance to poll the others too.
+    lost = api.submit("[drop] the witness")
+    assert api.wait_for(lost["id"], timeout=20)["attempts"]["polls"] >= 1
+    for job in normal:
+        done = api.wait_for(job["id"])
+        assert (done["status"], done["source"], done["attempts"]["polls"]) == ("stored", "webhook", 0)
+        assert sim.task(job["bfl_id"])["polls"] == 0
+
+
+def test_a_tracked_task_whose_callback_is_lost_ends_stored(api, sim):
+    task = _bfl_task(sim, "[drop] submitted elsewhere")
+    response = api.track(task["id"], polling_url=task["polling_url"])
+    assert response.status_code == 201
+    done = api.wait_for(response.json()["id"], timeout=20)
+    assert (done["status"], done["source"]) == ("stored", "poll")
+
+
+def test_task_not_found_after_the_grace_period_fails_the_job(api, sim):
+    response = api.track("no-such-task-at-bfl")
+    assert response.status_code == 201
+    done = api.wait_for(response.json()["id"], timeout=20)
+    assert done["status"] == "failed" and done["error"]["code"] == "task_not_found"
+    assert done["bfl_status"] == "Task not found"
+
+
+def test_a_job_still_pending_after_an_hour_times_out(api, sim, stack):
+    job = api.submit("[pending] forever")
+    connection = _redis_for(stack.env)
+    # An hour ago, as far as the record knows; due now.
+    connection.hset(f"fh:job:{job['id']}", "submitted_at", repr(time.time() - schedule.POLL_DEADLINE - 1))
+    connection.zadd("fh:due", {job["id"]: time.time()})
+    done = api.wait_for(job["id"], timeout=20)
+    assert (done["status"], done["error"]["code"]) == ("failed", "timeout")
+    assert done["attempts"]["polls"] >= 1  # BFL was asked one last time
+    assert connection.zscore("fh:due", job["id"]) is None
+
+
+# -- in-process checks on their own database ----------------------------------------------------
+
+@pytest.fixture()
+def services(redis_server, simulator, spy):
+    """Services on database 4, wired to the simulator (or, with BFL_API_BASE overridden, a spy)."""
+    made = []
+
+    def build(**overrides):
+        env = service_env(redis_server, simulator, spy.port, free_port(), **overrides)
+        env["REDIS_URL"] = redis_server.url.replace("/0", "/4")
+        svc = build_services(Config.from_env(env))
+        svc.redis.flushdb()
+        made.append(svc)
+        return svc
+
+    yield build
+    for svc in made:
+        svc.redis.flushdb()
+
+
+def _tracked(svc, bfl_id: str, due: float) -> Job:
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=now,
+                                 updated_at=now, submitted_at=now), due=due)
+    return job
+
+
+def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
+    svc = services(BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}")
+    spy.route("/v1/get_result?id=busy-task", 429, b'{"detail": "slow down"}', {"Retry-After": "40"})
+    job = _tracked(svc, "busy-task", due=time.time() - 1)
+    report = sweep(svc)
+    assert report.due == 1
+    queued = svc.queue.get_jobs()
+    assert [j.func_name for j in queued] == ["worker.sweep.check_job"]
+    claim = queued[0].args[1]
+    before = time.time()
+    assert fallback.check_job(svc, job.id, claim) == fallback.RESCHEDULED
+    after = svc.jobs.get(job.id)
+    assert after.status == st.SUBMITTED and after.polls == 1
+    assert svc.jobs.due_at(job.id) >= before + 40 - 0.001  # scores keep milliseconds
+    assert spy.hits == ["/v1/get_result?id=busy-task"]
+
+
+def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
+    svc = services()
+    task = _bfl_task(sim, "[pending] claimed twice")
+    job = _tracked(svc, task["id"], due=time.time() - 1)
+    assert sweep(svc).due == 1
+    claim = svc.queue.get_jobs()[0].args[1]
+    assert fallback.check_job(svc, job.id, claim) == "pending"
+    assert fallback.check_job(svc, job.id, claim) == fallback.SKIPPED
+    assert svc.jobs.get(job.id).polls == 1 and sim.task(task["id"])["polls"] == 1
+    # Pending: due again on the schedule, not before.
+    assert svc.jobs.due_at(job.id) > time.time()
+
+
+def test_a_sweep_with_nothing_due_claims_nothing(services):
+    svc = services()
+    for n in range(50):
+        _tracked(svc, f"future-{n}", due=time.time() + 600)
+    report = sweep(svc)
+    assert (report.due, report.dispatched) == (0, 0)
+    assert svc.queue.count == 0
+
+
+# -- slots, on a stack of its own: BFL_MAX_ACTIVE=4 and two workers (two sweeps at once) -----------
+
+@pytest.fixture(scope="module")
+def small_stack(redis_server, simulator, _spies, tmp_path_factory):
+    var_dir = Path(tmp_path_factory.mktemp("small-stack"))
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_MAX_ACTIVE="4",
+                           BFL_MAX_ACTIVE_KONTEXT_MAX="2"))
+    env["REDIS_URL"] = redis_server.url.replace("/0", "/5")
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    running = Stack(env=env, var_dir=var_dir)
+    running.start()
+    second = start_process(["sh", "-c", "exec " + procfile_commands()["worker"]], running.prepare(),
+                           log_path=str(var_dir / "worker2.log"))
+    yield running
+    stop_process(second)
+    running.stop()
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture()
+def small(small_stack) -> API:
+    return API(small_stack.base_url)
+
+
+def test_never_more_than_bfl_max_active_in_flight(small, sim):
+    sim.settings(task_delay=0.4)
+    jobs = [small.submit(f"slot test {n}") for n in range(20)]
+    assert [j["status"] for j in jobs[:4]] == ["submitted"] * 4
+    assert {j["status"] for j in jobs[4:]} == {"queued"}
+    assert all(j["bfl_id"] is None for j in jobs[4:])
+    for job in jobs:
+        assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
+    stats = sim.stats()
+    assert stats["submitted"] == 20 and stats["rejected_429"] == 0
+    assert stats["max_active_seen"] <= 4
+
+
+def test_kontext_max_has_its_own_smaller_pool(small, sim):
+    sim.settings(task_delay=0.4)
+    kontext = [small.submit(f"k {n}", model="flux-kontext-max") for n in range(5)]
+    others = [small.submit(f"o {n}") for n in range(4)]
+    assert [j["status"] for j in kontext] == ["submitted"] * 2 + ["queued"] * 3
+    assert [j["status"] for j in others] == ["submitted"] * 4
+    for job in kontext + others:
+        assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
+    assert sim.stats()["max_active_seen_by_model"]["flux-kontext-max"] <= 2
+
+
+def test_bfl_429_keeps_jobs_queued_until_bfl_has_room(small, sim):
+    sim.settings(max_active=2, task_delay=0.4)
+    jobs = [small.submit(f"rate limited {n}") for n in range(6)]
+    assert {j["status"] for j in jobs[2:]} <= {"queued", "submitted"}
+    assert any(j["status"] == "queued" for j in jobs)
+    for job in jobs:
+        assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
+    stats = sim.stats()
+    assert stats["rejected_429"] >= 1 and stats["submitted"] == 6 and stats["max_active_seen"] <= 2
+
+
+def test_402_fails_queued_jobs_and_refuses_new_ones(small, sim):
+    holders = [small.submit(f"[pending] holder {n}") for n in range(4)]
+    waiting = [small.submit(f"waiting {n}") for n in range(2)]
+    assert {j["status"] for j in waiting} == {"queued"}
+    sim.settings(credits=0)
+    for job in holders:
+        sim.complete(job["bfl_id"])
+    for job in waiting:
+        done = small.wait_for(job["id"], timeout=30)
+        assert (done["status"], done["error"]["code"]) == ("failed", "insufficient_credits")
+    for job in holders:
+        assert small.wait_for(job["id"])["status"] == "stored"
+    refused = small.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "no credits"}})
+    assert refused.status_code == 402 and refused.json()["error"]["code"] == "insufficient_credits"
+
+
+def test_two_workers_sweeping_at_once_poll_each_job_once(small, sim):
+    jobs = [small.submit(f"[drop] lost {n}") for n in range(4)]
+    for job in jobs:
+        done = small.wait_for(job["id"], timeout=30)
+        assert (done["status"], done["source"]) == ("stored", "poll")
+        # Done at BFL within 0.2 s, first polled after the 2 s grace: one poll finds it Ready.
+        assert done["attempts"]["polls"] == 1
+        assert sim.task(job["bfl_id"])["polls"] == 1
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_sweep_scheduler_ends_with_its_worker_even_after_sigkill(small_stack, tmp_path):
+    import signal
+
+    worker = start_process(["sh", "-c", "exec " + procfile_commands()["worker"]], small_stack.prepare(),
+                           log_path=str(tmp_path / "worker.log"))
+    try:
+        # Two children: fluxhook's cron scheduler and RQ's own scheduler of delayed jobs.
+        children = wait_until(lambda: (lambda c: c if len(c) >= 2 else None)(_children(worker.pid)), timeout=20,
+                              message="the worker to start its schedulers")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        wait_until(lambda: not any(_alive(pid) for pid in children), timeout=15,
+                   message="the orphaned schedulers to stop")
+    finally:
+        stop_process(worker)
