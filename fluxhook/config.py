@@ -37,6 +37,19 @@ class Config:
     job_retention_days: int = 30
     image_url_ttl_seconds: int = 3600
     log_level: str = "INFO"
+    # Values being rotated out: still accepted, never used to sign anything new.
+    previous_secret_keys: tuple[str, ...] = ()
+    previous_webhook_secrets: tuple[str, ...] = ()
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """Every accepted ``SECRET_KEY``, oldest first and the current one last (itsdangerous's order)."""
+        return (*self.previous_secret_keys, self.secret_key)
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        """Every accepted ``BFL_WEBHOOK_SECRET``, the current one first."""
+        return tuple(s for s in (self.bfl_webhook_secret, *self.previous_webhook_secrets) if s)
 
     def __repr__(self) -> str:  # secrets must never reach a log line through a repr
         return f"Config(redis_url=<set>, bfl_api_base={self.bfl_api_base!r}, public_base_url={self.public_base_url!r})"
@@ -69,6 +82,8 @@ class Config:
             job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
             image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=10, maximum=7 * 86400),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
+            previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
         )
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -102,6 +117,12 @@ class _Reader:
         if value and len(value) < 16:
             self._fail(name, "must be at least 16 characters (use a long random string)")
         return value
+
+    def secret_list(self, name: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in (self._raw(name) or "").split(",") if v.strip())
+        if any(len(v) < 16 for v in values):
+            self._fail(name, "every value must be at least 16 characters")
+        return values
 
     def tokens(self, name: str) -> tuple[str, ...]:
         raw = self.string(name, required=True)

@@ -11,7 +11,7 @@ from .errors import BFLError, BFLRateLimited
 from .jobs import Job
 from .outcomes import apply_event
 from .polling import poll_job
-from .queue import enqueue_download
+from .queue import ensure_download
 from .services import Services
 from .submission import submitting
 
@@ -80,9 +80,9 @@ def _time_out(svc: Services, job: Job) -> str:
 
 
 def _repair_download(svc: Services, job: Job, now: float) -> str:
-    # The lock in enqueue_download means a download is queued or running; without it, one was lost
-    # (a process died between recording Ready and queueing), and this queues it again.
-    repaired = enqueue_download(svc.queue, job.id)
+    # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
+    # between recording Ready and queueing, or RQ dropped it), so this queues it again.
+    repaired = ensure_download(svc.queue, job.id)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})

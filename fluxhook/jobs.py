@@ -46,7 +46,11 @@ if not allowed then return {0, current} end
 if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) ~= ARGV[7] then return {0, current} end
 for i = 9, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  if ARGV[i] == 'bfl_id' then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
+  if ARGV[i] == 'bfl_id' then
+    local ttl = redis.call('TTL', KEYS[1])
+    if ttl > 0 then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1], 'EX', ttl)
+    else redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
+  end
 end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
 local new = ARGV[2]
@@ -69,17 +73,22 @@ end
 return {1, current}
 """.replace("TERMINAL", _TERMINAL_WORDS)
 
-# ARGV: job id, bfl id ('' = none), status, prefix, due time ('' = not due), field/value pairs...
+# ARGV: job id, bfl id ('' = none), status, prefix, due time ('' = not due), TTL in s ('' = none),
+#       field/value pairs...
 _CREATE = """
 if ARGV[2] ~= '' then
   local existing = redis.call('GET', ARGV[4] .. 'bfl:' .. ARGV[2])
   if existing and redis.call('EXISTS', ARGV[4] .. 'job:' .. existing) == 1 then return existing end
   redis.call('SET', ARGV[4] .. 'bfl:' .. ARGV[2], ARGV[1])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6, #ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV))
 redis.call('ZADD', ARGV[4] .. 'jobs', 0, ARGV[1])
 redis.call('ZADD', ARGV[4] .. 'status:' .. ARGV[3], 0, ARGV[1])
 if ARGV[5] ~= '' then redis.call('ZADD', ARGV[4] .. 'due', ARGV[5], ARGV[1]) end
+if ARGV[6] ~= '' then
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  if ARGV[2] ~= '' then redis.call('EXPIRE', ARGV[4] .. 'bfl:' .. ARGV[2], ARGV[6]) end
+end
 return ARGV[1]
 """
 
@@ -138,6 +147,15 @@ def new_job_id(now: float | None = None) -> str:
         if value <= _last_id_value and millis == _last_id_value >> 80:
             value = _last_id_value + 1
         _last_id_value = value
+    return _encode_id(value)
+
+
+def job_id_floor(when: float) -> str:
+    """The smallest job id that could be made at ``when``: every id made earlier sorts below it."""
+    return _encode_id(int(when * 1000) << 80)
+
+
+def _encode_id(value: int) -> str:
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)
@@ -242,10 +260,15 @@ def _encode(fields: dict[str, Any]) -> list[str]:
 
 
 class JobStore:
-    """Job records on one Redis connection."""
+    """Job records on one Redis connection.
 
-    def __init__(self, connection: Redis):
+    With ``ttl`` (seconds), records expire by themselves: a backstop behind the retention task,
+    so abandoned data cannot pile up whatever happens to the scheduler.
+    """
+
+    def __init__(self, connection: Redis, ttl: int | None = None):
         self.connection = connection
+        self.ttl = ttl
         self._transition = connection.register_script(_TRANSITION)
         self._create = connection.register_script(_CREATE)
         self._increment = connection.register_script(_INCREMENT)
@@ -263,7 +286,7 @@ class JobStore:
         fields = {k: v for k, v in job.__dict__.items() if v is not None}
         stored_id = self._create(
             keys=[self.key(job.id)],
-            args=[job.id, job.bfl_id or "", job.status, PREFIX, _score(due), *_encode(fields)],
+            args=[job.id, job.bfl_id or "", job.status, PREFIX, _score(due), self.ttl or "", *_encode(fields)],
         )
         stored_id = stored_id.decode() if isinstance(stored_id, bytes) else stored_id
         if stored_id != job.id:
@@ -350,6 +373,20 @@ class JobStore:
             pipe.hgetall(self.key(job_id))
         jobs = [Job.from_hash(_decode(d)) for d in pipe.execute() if d]
         return jobs, (page[-1] if more and page else None)
+
+    def created_before(self, when: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""
+        ids = self.connection.zrangebylex(f"{PREFIX}jobs", "-", f"({job_id_floor(when)}", start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def forget(self, job_id: str) -> None:
+        """Drop a job id whose record has already expired from every index."""
+        pipe = self.connection.pipeline()
+        pipe.zrem(f"{PREFIX}jobs", job_id)
+        pipe.zrem(DUE_KEY, job_id)
+        for status in st.STATUSES:
+            pipe.zrem(f"{PREFIX}status:{status}", job_id)
+        pipe.execute()
 
     def delete(self, job_id: str) -> str | None:
         """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 from redis import Redis
 from rq import Queue, Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob, JobStatus
 
 from .backoff import backoff_schedule
 
@@ -33,19 +37,45 @@ def _download_lock(job_id: str) -> str:
     return f"fh:download:{job_id}"
 
 
+# RQ states in which a task will still run (or is running).
+_PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
 def enqueue_download(queue: Queue, job_id: str) -> bool:
     """Queue the download-and-store of a job's result image, unless one is already queued or running."""
     lock = _download_lock(job_id)
+    task_id = f"download-{job_id}-{uuid.uuid4().hex[:8]}"
     # Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
-    if not queue.connection.set(lock, 1, nx=True, ex=900):
+    # It names the RQ task, so a repair can tell a live download from one that was lost.
+    if not queue.connection.set(lock, task_id, nx=True, ex=900):
         return False
     try:
         queue.enqueue(DOWNLOAD_TASK, job_id, retry=_retry(DOWNLOAD_RETRIES, 120), job_timeout=180,
-                      description=f"download {job_id}", **_KEEP)
+                      description=f"download {job_id}", job_id=task_id, **_KEEP)
     except BaseException:
         queue.connection.delete(lock)
         raise
     return True
+
+
+def download_pending(queue: Queue, job_id: str) -> bool:
+    """Whether a download task for the job is queued, scheduled for a retry, or running."""
+    task_id = queue.connection.get(_download_lock(job_id))
+    if task_id is None:
+        return False
+    try:
+        task = RQJob.fetch(task_id.decode(), connection=queue.connection)
+    except NoSuchJobError:
+        return False
+    return task.get_status(refresh=False) in _PENDING
+
+
+def ensure_download(queue: Queue, job_id: str) -> bool:
+    """Queue the job's download if none is pending (one lost to a crash); True if it queued one."""
+    if download_pending(queue, job_id):
+        return False
+    release_download(queue, job_id)
+    return enqueue_download(queue, job_id)
 
 
 def release_download(queue: Queue, job_id: str) -> None:

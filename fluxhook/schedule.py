@@ -16,7 +16,7 @@ MAX_POLL_INTERVAL = 60.0
 GROWTH = 1.5
 JITTER = 0.2
 # How long after a job turned ready the sweep checks that its download was queued (crash repair).
-READY_RECHECK = 180.0
+READY_RECHECK = 60.0
 
 
 def poll_interval(polls_made: int, grace: float, rng: random.Random | None = None) -> float:

@@ -49,7 +49,8 @@ def build_services(config: Config) -> Services:
     return Services(
         config=config,
         redis=redis,
-        jobs=JobStore(redis),
+        # Two days past retention: the retention task removes records (and their images) first.
+        jobs=JobStore(redis, ttl=(config.job_retention_days + 2) * 86400),
         queue=task_queue(redis),
         storage=storage_from_url(config.storage_url),
         http=http,

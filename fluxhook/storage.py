@@ -56,6 +56,28 @@ class FileStorage:
         """Remove the image; removing a missing image is not an error."""
         self._path(key).unlink(missing_ok=True)
 
+    def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
+        """Remove images last written before ``cutoff`` and partial files older than ``partial_before``.
+
+        Catches files whose record is gone (a crash between storing and recording, an expired record).
+        """
+        removed = 0
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            partial = entry.name.startswith(".partial-")
+            if not (partial or _KEY.fullmatch(entry.name)) or not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < (partial_before if partial else cutoff):
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+
     def writable(self) -> bool:
         """Whether a new file can be created in the store."""
         try:

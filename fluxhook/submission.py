@@ -51,8 +51,8 @@ def submit(svc: Services, job: Job) -> str:
 def _submit(svc: Services, job: Job) -> str:
     config = svc.config
     body = dict(job.input or {},
-                webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_key, job.id),
-                webhook_secret=signing.job_webhook_secret(config.secret_key, job.id))
+                webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+                webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
         task = svc.bfl.submit(job.model or "", body)
     except BFLRateLimited as exc:

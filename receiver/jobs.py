@@ -56,7 +56,7 @@ def _present(job: Job) -> dict:
     config = services().config
     image_url = None
     if job.image:
-        token = signing.image_token(config.secret_key, job.id)
+        token = signing.image_token(config.secret_keys, job.id)
         image_url = f"{config.public_base_url}/v1/jobs/{job.id}/image?token={token}"
     return job.to_api(image_url)
 
@@ -157,7 +157,7 @@ def image(job_id: str):
     token = request.args.get("token")
     if not bearer_token_valid():
         if not token or not signing.image_token_valid(
-            svc.config.secret_key, token, job_id, svc.config.image_url_ttl_seconds
+            svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds
         ):
             raise Unauthorized("send a bearer token, or use the job's signed image.url (it expires)")
     job = _load(job_id)

@@ -60,7 +60,7 @@ def job_callback(token: str):
     """A callback on the URL minted for one job."""
     svc = services()
     body = _raw_body()
-    job_id = signing.job_id_from_webhook_token(svc.config.secret_key, token)
+    job_id = signing.job_id_from_webhook_token(svc.config.secret_keys, token)
     if job_id is None:
         _refuse("bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
     job = svc.jobs.get(job_id)
@@ -68,7 +68,7 @@ def job_callback(token: str):
         raise Gone("this job no longer exists")
     g.job_id = job.id
     try:
-        proven = verify_callback(request.headers, body, [signing.job_webhook_secret(svc.config.secret_key, job.id)],
+        proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job.id),
                                  required=svc.config.webhook_require_secret)
     except Unauthorized as exc:
         _refuse("bad_secret", exc)
@@ -86,7 +86,7 @@ def static_callback():
     svc = services()
     body = _raw_body()
     try:
-        verify_callback(request.headers, body, [svc.config.bfl_webhook_secret or ""], required=True)
+        verify_callback(request.headers, body, svc.config.webhook_secrets, required=True)
     except Unauthorized as exc:
         _refuse("bad_secret", exc)
     event = parse_callback(body)

@@ -1,4 +1,4 @@
-"""RQ's cron scheduler, run beside the worker: it queues the fallback sweep every second.
+"""RQ's cron scheduler, run beside the worker: it queues the fallback sweep every second and retention hourly.
 
 Each worker process starts one (so the sweep keeps running however workers are scaled);
 duplicate sweeps are harmless because claiming due jobs is atomic.
@@ -17,11 +17,13 @@ from fluxhook.config import Config
 from fluxhook.queue import QUEUE_NAME
 from fluxhook.services import connect_redis
 
+from .retention import purge
 from .sweep import sweep
 
 SWEEP_INTERVAL = 1
 # A sweep not started within this long is dropped: the next one does the same work.
 SWEEP_TTL = 10
+RETENTION_INTERVAL = 3600
 
 
 class _ChildScheduler(CronScheduler):
@@ -38,11 +40,13 @@ class _ChildScheduler(CronScheduler):
 
 
 def run(config: Config, parent_pid: int) -> None:
-    """Queue a sweep on fluxhook's queue every ``SWEEP_INTERVAL`` seconds until stopped."""
+    """Queue a sweep every ``SWEEP_INTERVAL`` seconds and retention hourly, until stopped."""
     scheduler = _ChildScheduler(connection=connect_redis(config.redis_url), logging_level=config.log_level,
                                 parent_pid=parent_pid)
     scheduler.register(sweep, QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
                        result_ttl=0, failure_ttl=86400)
+    scheduler.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL, job_timeout=1800,
+                       result_ttl=86400, failure_ttl=7 * 86400)
     scheduler.start()
 
 

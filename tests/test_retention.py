@@ -1,0 +1,93 @@
+"""Retention and key TTLs on a real Redis and a real directory: old jobs go, with their images."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+
+from conftest import service_env
+from devtools.processes import free_port
+from fluxhook import status as st
+from fluxhook.config import Config
+from fluxhook.jobs import Job, new_job_id
+from fluxhook.retention import purge_expired
+from fluxhook.services import build_services
+
+DAY = 86400
+
+
+@pytest.fixture()
+def svc(redis_server, simulator, spy, tmp_path):
+    env = service_env(redis_server, simulator, spy.port, free_port(), JOB_RETENTION_DAYS="30",
+                      STORAGE_URL=f"file://{tmp_path / 'images'}")
+    env["REDIS_URL"] = redis_server.url.replace("/0", "/6")
+    services = build_services(Config.from_env(env))
+    services.redis.flushdb()
+    yield services
+    services.redis.flushdb()
+
+
+def _stored_job(svc, made_at: float, bfl_id: str) -> Job:
+    job = Job(id=new_job_id(made_at), status=st.SUBMITTED, bfl_id=bfl_id, created_at=made_at, updated_at=made_at)
+    svc.jobs.create(job)
+    key = f"{job.id}.png"
+    svc.storage.put(key, io.BytesIO(b"\x89PNG fake"))
+    os.utime(svc.storage.root / key, (made_at, made_at))
+    svc.jobs.transition(job.id, st.READY, result_url="https://x/1.png")
+    svc.jobs.transition(job.id, st.STORED, image={"sha256": "x"}, storage_key=key)
+    return job
+
+
+def test_jobs_past_retention_are_removed_with_their_images(svc):
+    now = time.time()
+    old = [_stored_job(svc, now - 31 * DAY + n, f"old-{n}") for n in range(3)]
+    recent = _stored_job(svc, now - 29 * DAY, "recent")
+    assert purge_expired(svc, now) == 3
+    for job in old:
+        assert svc.jobs.get(job.id) is None
+        assert svc.jobs.get_by_bfl_id(job.bfl_id) is None
+        assert not (svc.storage.root / f"{job.id}.png").exists()
+    assert svc.jobs.get(recent.id).status == st.STORED
+    assert (svc.storage.root / f"{recent.id}.png").exists()
+    listed, _ = svc.jobs.list(limit=10)
+    assert [j.id for j in listed] == [recent.id]
+    assert purge_expired(svc, now) == 0  # nothing left to do: idempotent
+
+
+def test_records_carry_a_ttl_beyond_retention(svc):
+    job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="ttl-1", created_at=time.time(),
+                                 updated_at=time.time()))
+    for key in (f"fh:job:{job.id}", "fh:bfl:ttl-1"):
+        assert 31 * DAY < svc.redis.ttl(key) <= 32 * DAY
+    queued, _ = svc.jobs.create(Job(id=new_job_id(), status=st.QUEUED, created_at=time.time(), updated_at=time.time()))
+    svc.jobs.transition(queued.id, st.SUBMITTED, bfl_id="ttl-2")
+    assert 31 * DAY < svc.redis.ttl("fh:bfl:ttl-2") <= 32 * DAY
+
+
+def test_index_entries_of_records_that_expired_by_ttl_are_dropped(svc):
+    now = time.time()
+    job = _stored_job(svc, now - 40 * DAY, "expired-by-ttl")
+    svc.redis.delete(f"fh:job:{job.id}")  # what the TTL does
+    assert purge_expired(svc, now) == 1
+    assert svc.redis.zscore("fh:jobs", job.id) is None
+    assert svc.redis.zcard("fh:status:stored") == 0
+    assert not (svc.storage.root / f"{job.id}.png").exists()  # removed as a stray old file
+
+
+def test_stray_files_and_old_partials_are_removed_but_nothing_else(svc):
+    now = time.time()
+    root = svc.storage.root
+    root.mkdir(parents=True, exist_ok=True)
+    stray, partial, fresh_partial, foreign = (root / "job_STRAY.png", root / ".partial-abc", root / ".partial-new",
+                                              root / "README")
+    for path in (stray, partial, fresh_partial, foreign):
+        path.write_bytes(b"x")
+    os.utime(stray, (now - 31 * DAY,) * 2)
+    os.utime(partial, (now - 7200,) * 2)
+    os.utime(foreign, (now - 365 * DAY,) * 2)
+    purge_expired(svc, now)
+    assert not stray.exists() and not partial.exists()
+    assert fresh_partial.exists() and foreign.exists()
