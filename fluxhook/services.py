@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Callable
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.retry import Retry
 from rq import Queue
 
@@ -40,6 +43,18 @@ def connect_redis(url: str) -> Redis:
     """
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3, supported_errors=(RedisConnectionError,))
     return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30, retry=retry)
+
+
+def wait_for_redis(connection: Redis, stop: Callable[[], bool], interval: float = 1.0) -> bool:
+    """Block until Redis answers a PING (True) or ``stop()`` says to give up (False)."""
+    while not stop():
+        try:
+            if connection.ping():
+                return True
+        except RedisError:
+            pass
+        time.sleep(interval)  # Redis is down: nothing to wait on but the clock
+    return False
 
 
 def build_services(config: Config) -> Services:

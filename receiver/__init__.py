@@ -7,7 +7,7 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import errors, health, jobs, requestlog, webhooks
+from . import errors, health, jobs, openapi, requestlog, webhooks
 
 # Large enough for BFL inputs carrying base64 images; the webhook endpoints cap themselves at 64 KiB.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -26,4 +26,5 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(jobs.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     return app

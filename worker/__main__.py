@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 
-from rq import Worker
+from redis.exceptions import RedisError
+from rq.worker import HerokuWorker
 
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError
 from fluxhook.logs import config_secrets, configure_logging
-from fluxhook.services import build_services
+from fluxhook.services import Services, build_services, wait_for_redis
 
 from . import cron, runtime
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
 WORKER_TTL = 45
 # How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
-MAINTENANCE_INTERVAL = 30
+MAINTENANCE_INTERVAL = 15
+# How often the worker checks on the running task; a killed worker's task counts as abandoned
+# this long plus RQ's fixed 60 s after its last check (RQ's default is 30 s).
+JOB_MONITORING_INTERVAL = 10
+# After SIGTERM, the task in hand gets this long to finish before it is handed back to the queue
+# (and retried): well inside the 30 s a PaaS waits before SIGKILL.
+IMMINENT_SHUTDOWN_DELAY = 10
+
+log = logging.getLogger("fluxhook.worker")
 
 
 def main() -> int:
@@ -29,14 +41,39 @@ def main() -> int:
     configure_logging(config.log_level, config_secrets(config))
     svc = build_services(config)
     runtime.init(svc)
-    worker = Worker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
-                    maintenance_interval=MAINTENANCE_INTERVAL)
     scheduler = cron.start(config)
     try:
-        worker.work(with_scheduler=True, logging_level=config.log_level)
+        while True:
+            worker = _worker(svc)
+            try:
+                worker.work(with_scheduler=True, logging_level=config.log_level)
+            except RedisError:
+                pass  # raised by RQ's own teardown when Redis is gone
+            if worker._shutdown_requested_date is not None:  # RQ saw SIGTERM or SIGINT: a requested stop
+                return 0
+            # RQ quits on a lost Redis connection; a worker must come back by itself when Redis does.
+            log.warning("worker lost Redis; starting again once it answers")
+            if not wait_for_redis(svc.redis, _stop_on_signal()):
+                return 0
     finally:
         cron.stop(scheduler)
-    return 0
+
+
+def _stop_on_signal():
+    """Until the next worker installs RQ's handlers, SIGTERM and SIGINT just end the wait."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop.is_set
+
+
+def _worker(svc: Services) -> HerokuWorker:
+    # HerokuWorker: on SIGTERM (every PaaS deploy) the task in hand finishes or, after
+    # IMMINENT_SHUTDOWN_DELAY, fails over to RQ's retry instead of being killed with the dyno.
+    worker = HerokuWorker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
+                          maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
+    worker.imminent_shutdown_delay = IMMINENT_SHUTDOWN_DELAY
+    return worker
 
 
 if __name__ == "__main__":

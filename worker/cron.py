@@ -10,12 +10,13 @@ import logging
 import multiprocessing
 import os
 
+from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
 from fluxhook.config import Config
 from fluxhook.queue import QUEUE_NAME
-from fluxhook.services import connect_redis
+from fluxhook.services import connect_redis, wait_for_redis
 
 from .retention import purge
 from .sweep import sweep
@@ -40,14 +41,31 @@ class _ChildScheduler(CronScheduler):
 
 
 def run(config: Config, parent_pid: int) -> None:
-    """Queue a sweep every ``SWEEP_INTERVAL`` seconds and retention hourly, until stopped."""
-    scheduler = _ChildScheduler(connection=connect_redis(config.redis_url), logging_level=config.log_level,
-                                parent_pid=parent_pid)
-    scheduler.register(sweep, QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
-                       result_ttl=0, failure_ttl=86400)
-    scheduler.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL, job_timeout=1800,
-                       result_ttl=86400, failure_ttl=7 * 86400)
-    scheduler.start()
+    """Queue a sweep every ``SWEEP_INTERVAL`` seconds and retention hourly, until stopped.
+
+    Outlives a Redis outage: it waits for Redis to answer again rather than exiting.
+    """
+    connection = connect_redis(config.redis_url)
+    try:
+        _schedule(config, connection, parent_pid)
+    except StopRequested:
+        pass  # SIGTERM while waiting for Redis
+
+
+def _schedule(config: Config, connection, parent_pid: int) -> None:
+    while True:
+        scheduler = _ChildScheduler(connection=connection, logging_level=config.log_level, parent_pid=parent_pid)
+        scheduler.register(sweep, QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
+                           result_ttl=0, failure_ttl=86400)
+        scheduler.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
+                           job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+        try:
+            scheduler.start()
+            return  # stopped on request, or its worker is gone
+        except RedisError:
+            logging.getLogger("fluxhook.worker").warning("cron scheduler lost Redis; waiting for it")
+        if not wait_for_redis(connection, lambda: os.getppid() != parent_pid):
+            return
 
 
 def start(config: Config) -> multiprocessing.Process:

@@ -1,0 +1,249 @@
+"""Faults fluxhook must survive (SPEC §5, §7): killed and stopped processes, a Redis restart, a
+misbehaving BFL. Each test runs its own Redis (AOF on) and the Procfile's processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from conftest import API, ready_payload, service_env
+from devtools.processes import RedisServer, free_port, stop_process, wait_until
+from devtools.stack import Stack
+from fluxhook import schedule
+
+
+class FaultStack(Stack):
+    """A Stack on a Redis of its own, whose processes a test may kill and restart."""
+
+    def kill(self, kind: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` to the process group of ``kind``, as a PaaS does; with SIGKILL, to every
+        descendant too (RQ's work horse runs in a process group of its own), as when a container dies."""
+        process = self.processes.pop(kind)
+        everyone = _descendants(process.pid) if sig == signal.SIGKILL else []
+        os.killpg(process.pid, sig)
+        for pid in everyone:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return process.wait(timeout=60)
+
+    def db(self) -> redis.Redis:
+        return redis.Redis.from_url(self.env["REDIS_URL"])
+
+
+@pytest.fixture()
+def faults(simulator, _spies, tmp_path):
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(directory=str(tmp_path / "redis")).start()
+    env = dict(os.environ)
+    env.update(service_env(server, simulator, _spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{tmp_path / 'images'}"))
+    running = FaultStack(env=env, var_dir=Path(tmp_path))
+    running.redis_server = server  # type: ignore[attr-defined]
+    running.start()
+    yield running
+    running.stop()
+    server.stop()
+
+
+def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> None:
+    """Every job stored, byte-identical to BFL's image, one file per job and nothing else."""
+    for job in jobs:
+        done = api.wait_for(job["id"], timeout=30)
+        assert done["status"] == "stored", done
+        served = requests.get(done["image"]["url"], timeout=10)
+        assert served.content == sim.image_bytes(job["bfl_id"])
+    files = sorted(p.name for p in (stack.var_dir / "images").iterdir())
+    assert files == sorted(f"{j['id']}.png" for j in jobs)
+
+
+# -- 1. a worker killed outright --------------------------------------------------------------
+
+def test_worker_killed_mid_download_recovers_every_job(faults, sim):
+    api = API(faults.base_url)
+    sim.settings(delivery_delay=2.0)
+    jobs = [api.submit(f"killed mid-download {n}") for n in range(4)]
+    wait_until(lambda: any(api.job(j["id"])["attempts"]["downloads"] for j in jobs), timeout=20,
+               message="a download to start")
+    faults.kill("worker", signal.SIGKILL)  # the worker, its work horse and its schedulers
+    sim.settings(delivery_delay=0)
+    assert any(api.job(j["id"])["status"] == "ready" for j in jobs)
+    started = time.monotonic()
+    faults.start("worker")
+    # RQ declares the killed task abandoned ~70 s after its last heartbeat and retries it.
+    for job in jobs:
+        assert api.wait_for(job["id"], timeout=150)["status"] == "stored"
+    assert time.monotonic() - started < 120  # SPEC §7: within two minutes of a worker running again
+    # The download that was cut off was made again.
+    assert any(api.job(j["id"])["attempts"]["downloads"] >= 2 for j in jobs)
+    _stored_exactly_once(api, sim, jobs, faults)
+
+
+def test_work_horse_killed_mid_download_is_retried_at_once(faults, sim):
+    api = API(faults.base_url)
+    worker_pid = faults.processes["worker"].pid
+    # At rest the worker has two children: fluxhook's cron scheduler and RQ's scheduler.
+    idle = wait_until(lambda: (lambda c: c if len(c) >= 2 else None)(_children(worker_pid)), timeout=20,
+                      message="the worker's schedulers")
+    sim.settings(delivery_delay=2.0)
+    job = api.submit("horse killed")
+    horse = wait_until(lambda: next(iter(_children(worker_pid) - idle), None), timeout=20,
+                       message="a work horse for the download")
+    wait_until(lambda: api.job(job["id"])["attempts"]["downloads"] >= 1, timeout=20, message="the download")
+    os.kill(horse, signal.SIGKILL)
+    sim.settings(delivery_delay=0)
+    assert api.wait_for(job["id"], timeout=30)["status"] == "stored"
+    _stored_exactly_once(api, sim, [job], faults)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+# -- 2. a graceful stop, as on every PaaS deploy -------------------------------------------------
+
+def test_sigterm_finishes_or_hands_back_the_task_in_hand_within_the_grace_period(faults, sim):
+    api = API(faults.base_url)
+    sim.settings(delivery_delay=3.0)
+    jobs = [api.submit(f"deploy {n}") for n in range(3)]
+    wait_until(lambda: any(api.job(j["id"])["attempts"]["downloads"] for j in jobs), timeout=20,
+               message="a download to start")
+    started = time.monotonic()
+    faults.kill("worker", signal.SIGTERM)
+    assert time.monotonic() - started < 30  # Heroku's grace before SIGKILL
+    sim.settings(delivery_delay=0)
+    faults.start("worker")
+    _stored_exactly_once(api, sim, jobs, faults)
+
+
+def test_sigterm_hands_back_a_task_too_long_for_the_grace_period(faults, sim):
+    api = API(faults.base_url)
+    sim.settings(delivery_delay=25.0)
+    job = api.submit("a very slow delivery host")
+    wait_until(lambda: api.job(job["id"])["attempts"]["downloads"] >= 1, timeout=20, message="the download")
+    started = time.monotonic()
+    faults.kill("worker", signal.SIGTERM)
+    assert time.monotonic() - started < 20  # handed back after 10 s, not waited for
+    sim.settings(delivery_delay=0)
+    faults.start("worker")
+    _stored_exactly_once(api, sim, [job], faults)
+
+
+# -- 3. Redis restarts -------------------------------------------------------------------------
+
+def test_redis_restart_loses_nothing_and_refuses_callbacks_while_down(faults, sim):
+    api = API(faults.base_url)
+    before = [api.submit(f"acknowledged {n}") for n in range(20)]
+    pending = api.submit("[pending] completes while Redis is down")
+    for job in before:
+        api.wait_for(job["id"])
+    server: RedisServer = faults.redis_server  # type: ignore[attr-defined]
+    server.stop(kill=True)  # no clean shutdown: only what the AOF holds survives
+
+    sim.complete(pending["bfl_id"])
+    sample = sim.result(pending["bfl_id"])["result"]["sample"]
+    refused = api.callback(pending["id"], ready_payload(pending["bfl_id"], sample))
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
+    assert requests.get(faults.base_url + "/readyz", timeout=10).status_code == 503
+
+    RedisServer(port=server.port, directory=server.directory).start()
+    faults.redis_server = server  # same port and directory
+    wait_until(lambda: requests.get(faults.base_url + "/readyz", timeout=10).status_code == 200, timeout=90,
+               message="web and worker to reconnect")
+    # BFL retries the refused callback: now it is taken, and the worker (reconnected) stores it.
+    assert api.callback(pending["id"], ready_payload(pending["bfl_id"], sample)).status_code == 200
+    assert api.wait_for(pending["id"], timeout=30)["status"] == "stored"
+    for job in before:
+        assert api.job(job["id"])["status"] == "stored"
+    after = api.submit("after the restart")
+    assert api.wait_for(after["id"])["status"] == "stored"
+
+
+# -- 4. BFL misbehaving --------------------------------------------------------------------------
+
+def test_truncated_then_whole_body_is_retried_and_stored(faults, sim):
+    api = API(faults.base_url)
+    sim.settings(delivery_truncate=True)
+    job = api.submit("truncated body")
+    wait_until(lambda: api.job(job["id"])["attempts"]["downloads"] >= 1, timeout=20, message="a download")
+    assert api.job(job["id"])["status"] == "ready"
+    sim.settings(delivery_truncate=False)
+    done = api.wait_for(job["id"], timeout=30)
+    assert done["status"] == "stored" and done["attempts"]["downloads"] >= 2
+    _stored_exactly_once(api, sim, [job], faults)
+
+
+def test_a_slow_delivery_host_still_ends_stored(faults, sim):
+    api = API(faults.base_url)
+    sim.settings(delivery_delay=4.0)
+    job = api.submit("slow delivery")
+    done = api.wait_for(job["id"], timeout=30)
+    assert (done["status"], done["attempts"]["downloads"]) == ("stored", 1)
+
+
+def test_ready_before_pending_and_duplicates_out_of_order_end_stored_once(faults, sim):
+    api = API(faults.base_url)
+    job = api.submit("[pending] out of order")
+    sim.complete(job["bfl_id"])
+    sample = sim.result(job["bfl_id"])["result"]["sample"]
+    for payload in (ready_payload(job["bfl_id"], sample), {"id": job["bfl_id"], "status": "Pending"},
+                    ready_payload(job["bfl_id"], sample), {"id": job["bfl_id"], "status": "Error"}):
+        assert api.callback(job["id"], payload).status_code == 200
+    done = api.wait_for(job["id"])
+    assert (done["status"], done["bfl_status"], done["attempts"]["downloads"]) == ("stored", "Ready", 1)
+    _stored_exactly_once(api, sim, [job], faults)
+
+
+# -- 5. the web process killed between recording a callback and queueing the download --------------
+
+@pytest.mark.parametrize("lock", ["none", "stale"])
+def test_a_ready_job_without_a_queued_download_is_repaired_by_the_sweep(faults, sim, lock):
+    api = API(faults.base_url)
+    job = api.submit("[pending] the web process dies")
+    sim.complete(job["bfl_id"])
+    sample = sim.result(job["bfl_id"])["result"]["sample"]
+    db = faults.db()
+    # What a web process leaves if it dies after recording Ready and before the download is queued:
+    # the job ready and due for its check a minute later (here: now), no RQ task, maybe a lock.
+    db.hset(f"fh:job:{job['id']}", mapping={"status": "ready", "bfl_status": "Ready", "source": "webhook",
+                                            "result_url": sample})
+    db.zrem("fh:status:submitted", job["id"])
+    db.zadd("fh:status:ready", {job["id"]: 0})
+    db.zadd("fh:due", {job["id"]: time.time()})
+    if lock == "stale":
+        db.set(f"fh:download:{job['id']}", "download-that-was-never-queued", ex=900)
+    done = api.wait_for(job["id"], timeout=30)
+    assert (done["status"], done["attempts"]["polls"]) == ("stored", 0)
+    _stored_exactly_once(api, sim, [job], faults)
+
+
+def test_ready_jobs_are_rechecked_a_minute_later(faults, sim):
+    api = API(faults.base_url)
+    job = api.submit("[pending] recheck scheduled")
+    sim.settings(delivery_delay=3.0)
+    sim.complete(job["bfl_id"])
+    wait_until(lambda: api.job(job["id"])["status"] == "ready", timeout=10, message="ready")
+    due = faults.db().zscore("fh:due", job["id"])
+    assert due is not None and 0 < due - time.time() <= schedule.READY_RECHECK
+    sim.settings(delivery_delay=0)
+    api.wait_for(job["id"])
+    assert faults.db().zscore("fh:due", job["id"]) is None
