@@ -20,6 +20,8 @@ class BFLEvent:
     status: str
     sample_url: str | None = None
     message: str | None = None
+    # BFL's own end_time for a Ready task, when it gives a plausible one (epoch seconds).
+    finished_at: float | None = None
 
 
 def parse_callback(body: bytes) -> BFLEvent:
@@ -44,16 +46,26 @@ def event_from_payload(payload: object, bfl_id: str | None = None) -> BFLEvent:
     status = normalize_bfl_status(raw_status)
     if status is None:
         raise InvalidRequest(f"unknown status {raw_status[:40]!r}")
-    sample = None
+    sample = finished_at = None
     if status == BFL_READY:
         result = payload.get("result")
         sample = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(sample, str) or not sample:
             raise InvalidRequest("a Ready report needs 'result.sample' with the image URL")
+        finished_at = _epoch(result.get("end_time"))
     message = payload.get("message") or payload.get("error") or payload.get("details")
     return BFLEvent(
         bfl_id=task_id.strip(),
         status=status,
         sample_url=sample,
         message=str(message)[:500] if message else None,
+        finished_at=finished_at,
     )
+
+
+def _epoch(value: object) -> float | None:
+    """A timestamp in seconds or milliseconds since the epoch, if it looks like one from this century."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    seconds = value / 1000 if value > 1e11 else float(value)
+    return seconds if 946684800 <= seconds <= 4102444800 else None

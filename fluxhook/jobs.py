@@ -190,6 +190,9 @@ class Job:
     completed_at: float | None = None
     # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
     submitted_at: float | None = None
+    # When BFL finished the task (its end_time, else when fluxhook learned it): the start of the
+    # 10-minute life of the result URL.
+    finished_at: float | None = None
     image: dict | None = None
     error: dict | None = None
     metadata: dict = field(default_factory=dict)
@@ -219,7 +222,7 @@ class Job:
                 values[name] = int(raw)
             elif name == "ready_proven":
                 values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at", "submitted_at"):
+            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None

@@ -30,8 +30,10 @@ def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, sour
         return DUPLICATE
     if event.status == st.BFL_READY:
         # Due again only to check that its download was not lost: a ready job is never polled.
+        now = time.time()
         moved = jobs.transition(job.id, st.READY, bfl_status=st.BFL_READY, source=source,
-                                result_url=event.sample_url, ready_proven=proven, due=time.time() + READY_RECHECK)
+                                result_url=event.sample_url, ready_proven=proven, due=now + READY_RECHECK,
+                                finished_at=min(event.finished_at or now, now))
         if not moved:
             current = jobs.get(job.id)
             if current is None or current.status != st.READY:

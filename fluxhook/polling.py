@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from . import metrics
 from . import status as st
 from .callbacks import BFLEvent, event_from_payload
+from .errors import FluxhookError
 from .jobs import Job
 from .services import Services
 
@@ -16,10 +18,15 @@ def poll_job(svc: Services, job: Job) -> BFLEvent:
     BFL may not know a task for a moment after accepting it, so only a late "not found" is believed.
     """
     svc.jobs.count(job.id, "polls")
-    payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
-    if isinstance(payload, dict) and "status" not in payload:
-        payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
-    event = event_from_payload(payload, bfl_id=job.bfl_id)
+    try:
+        payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
+        if isinstance(payload, dict) and "status" not in payload:
+            payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
+        event = event_from_payload(payload, bfl_id=job.bfl_id)
+    except FluxhookError as exc:
+        metrics.count(svc.redis, "fluxhook_polls", outcome=exc.code)
+        raise
+    metrics.count(svc.redis, "fluxhook_polls", outcome=event.status.lower().replace(" ", "_"))
     submitted_at = job.submitted_at or job.created_at
     if event.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
         return BFLEvent(bfl_id=event.bfl_id, status=st.BFL_PENDING)

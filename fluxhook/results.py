@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from . import metrics
 from . import status as st
 from .errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from .images import FetchedImage, fetch_image
@@ -26,6 +27,21 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
 
     Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
     """
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        outcome = _download_and_store(svc, job_id, last_attempt)
+        return outcome
+    except RetryableError:
+        outcome = "retry"
+        raise
+    finally:
+        metrics.count(svc.redis, "fluxhook_downloads", outcome=outcome)
+        if outcome != SKIPPED:
+            metrics.observe(svc.redis, "fluxhook_download_seconds", time.perf_counter() - started)
+
+
+def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
     try:
         # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched.
         for _ in range(2):
@@ -116,6 +132,8 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     svc.storage.put(key, image.file)
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key):
+        finished = job.finished_at or job.updated_at
+        metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished))
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

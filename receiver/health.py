@@ -6,10 +6,13 @@ import time
 
 import redis
 from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from rq import Worker
 
+from fluxhook import metrics as fm
 from fluxhook import status as st
-from fluxhook.jobs import PREFIX
+from fluxhook.jobs import DUE_KEY, PREFIX
+from fluxhook.slots import POOLS
 
 from .context import services
 
@@ -46,18 +49,38 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text: jobs by status and queue depth, read from Redis so every process agrees."""
-    svc = services()
-    pipe = svc.redis.pipeline(transaction=False)
-    for name in st.STATUSES:
-        pipe.zcard(f"{PREFIX}status:{name}")
-    counts = pipe.execute()
-    lines = ["# HELP fluxhook_jobs Jobs by status.", "# TYPE fluxhook_jobs gauge"]
-    lines += [f'fluxhook_jobs{{status="{name}"}} {count}' for name, count in zip(st.STATUSES, counts)]
-    lines += [
-        "# HELP fluxhook_queue_depth Tasks waiting on the RQ queue.", "# TYPE fluxhook_queue_depth gauge",
-        f"fluxhook_queue_depth {svc.queue.count}",
-        "# HELP fluxhook_failed_tasks Tasks in RQ's failed registry.", "# TYPE fluxhook_failed_tasks gauge",
-        f"fluxhook_failed_tasks {svc.queue.failed_job_registry.count}",
-    ]
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """Prometheus text: event counters and histograms, and gauges read from Redis, so every process agrees."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(services()))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+class _Snapshot:
+    """A prometheus_client collector over Redis: what was recorded, and the state right now."""
+
+    def __init__(self, svc):
+        self.svc = svc
+
+    def collect(self):
+        svc = self.svc
+        yield from fm.recorded_families(svc.redis)
+        pipe = svc.redis.pipeline(transaction=False)
+        for name in st.STATUSES:
+            pipe.zcard(f"{PREFIX}status:{name}")
+        for pool in POOLS:
+            pipe.zcard(f"{PREFIX}slots:{pool}")
+            pipe.zcard(f"{PREFIX}waiting:{pool}")
+        pipe.zcount(DUE_KEY, "-inf", time.time())
+        values = pipe.execute()
+        by_status, rest = values[:len(st.STATUSES)], values[len(st.STATUSES):]
+        yield fm.gauge("fluxhook_jobs", "Jobs by status.",
+                       {(name,): n for name, n in zip(st.STATUSES, by_status)}, ("status",))
+        yield fm.gauge("fluxhook_bfl_slots_in_use", "BFL tasks in flight, by slot pool.",
+                       {(pool,): rest[2 * i] for i, pool in enumerate(POOLS)}, ("pool",))
+        yield fm.gauge("fluxhook_bfl_slots_waiting", "Jobs queued for a BFL slot, by slot pool.",
+                       {(pool,): rest[2 * i + 1] for i, pool in enumerate(POOLS)}, ("pool",))
+        yield fm.gauge("fluxhook_sweep_due", "Jobs due for a fallback check now (growing: the sweep falls behind).",
+                       {(): rest[-1]})
+        yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on the RQ queue.", {(): svc.queue.count})
+        yield fm.gauge("fluxhook_failed_tasks", "Tasks in RQ's failed registry.",
+                       {(): svc.queue.failed_job_registry.count})

@@ -6,18 +6,36 @@ import logging
 
 from flask import Blueprint, g, request
 
-from fluxhook import signing
+from fluxhook import metrics, signing
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.jobs import Job
 from fluxhook.orphans import keep_callback
-from fluxhook.outcomes import apply_event
+from fluxhook.outcomes import DUPLICATE, apply_event
 from fluxhook.verification import verify_callback
 
 from .context import services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger("fluxhook.webhooks")
+
+
+@bp.after_request
+def count_callback(response):
+    """Count every callback by what became of it; refusals by the reason given."""
+    outcome = g.get("callback_outcome")
+    reason = ""
+    if outcome is None:
+        outcome = "refused"
+        reason = g.get("refusal") or _error_code(response)
+    metrics.count(services().redis, "fluxhook_callbacks", outcome=outcome, reason=reason)
+    return response
+
+
+def _error_code(response) -> str:
+    body = response.get_json(silent=True) if response.is_json else None
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code", "error")) if isinstance(error, dict) else f"http_{response.status_code}"
 
 
 def _raw_body() -> bytes:
@@ -34,12 +52,14 @@ def _accept(job: Job, event: BFLEvent, proven: bool):
     g.job_id = job.id
     svc.jobs.count(job.id, "webhooks")
     outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
+    g.callback_outcome = "duplicate" if outcome == DUPLICATE else "accepted"
     log.info("callback accepted", extra={"job_id": job.id, "bfl_id": event.bfl_id,
                                          "bfl_status": event.status, "outcome": outcome})
     return {"ok": True, "job_id": job.id, "outcome": outcome}, 200
 
 
 def _refuse(reason: str, exc: FluxhookError):
+    g.refusal = reason
     log.warning("callback refused", extra={"reason": reason, "job_id": g.get("job_id")})
     raise exc
 
@@ -50,6 +70,7 @@ def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
         raise NotReady("the job is still being submitted; retry", status=409)
     outcome = keep_callback(services(), event.bfl_id, body)
+    g.callback_outcome = "kept"
     log.info("callback kept until the submission is recorded",
              extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})
     return {"ok": True, "outcome": outcome or "kept_until_submitted"}, 202
@@ -93,6 +114,7 @@ def static_callback():
     job = svc.jobs.get_by_bfl_id(event.bfl_id)
     if job is None:
         outcome = keep_callback(svc, event.bfl_id, body)
+        g.callback_outcome = "kept"
         log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id, "outcome": outcome})
         return {"ok": True, "outcome": outcome or "kept_until_tracked"}, 202
     return _accept(job, event, proven=True)

@@ -1,0 +1,106 @@
+"""Prometheus metrics kept in Redis, so the counts add up across every web and worker process and dyno.
+
+prometheus_client's multiprocess mode shares files on one machine only; a PaaS runs web and
+worker on different machines. So each event is one HINCRBY on the ``fh:metrics`` hash, and
+``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
+prometheus_client. Recording never raises: a metric must not fail the work it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("fluxhook.metrics")
+
+KEY = "fh:metrics"
+_SEP = "\x1f"
+
+# name: (help, label names)
+COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fluxhook_callbacks": ("Callbacks received, by outcome (accepted, duplicate, kept, refused) and refusal reason.",
+                           ("outcome", "reason")),
+    "fluxhook_downloads": ("Download-and-store attempts by outcome.", ("outcome",)),
+    "fluxhook_polls": ("Polls of BFL by outcome.", ("outcome",)),
+    "fluxhook_submissions": ("Submissions to BFL by outcome.", ("outcome",)),
+}
+# name: (help, bucket upper bounds in seconds)
+HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "fluxhook_download_seconds": ("Duration of one download attempt, fetch and store.",
+                                  (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)),
+    "fluxhook_completion_to_stored_seconds": (
+        "Seconds from BFL finishing a task (its end_time, else when fluxhook learned of it) to the image stored.",
+        (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)),
+}
+
+
+def _field(name: str, labels: dict[str, str]) -> str:
+    return name + _SEP + _SEP.join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def count(connection: Redis, name: str, **labels: str) -> None:
+    """Add one to counter ``name`` with ``labels``."""
+    _write(connection, [(_field(name, labels), 1)])
+
+
+def observe(connection: Redis, name: str, seconds: float, **labels: str) -> None:
+    """Record one observation of histogram ``name``."""
+    _, buckets = HISTOGRAMS[name]
+    bound = next((str(b) for b in buckets if seconds <= b), "+Inf")
+    _write(connection, [(_field(name, {**labels, "le": bound}), 1), (_field(name + "_sum", labels), seconds)])
+
+
+def _write(connection: Redis, increments: list[tuple[str, float]]) -> None:
+    try:
+        pipe = connection.pipeline(transaction=False)
+        for field, amount in increments:
+            if isinstance(amount, int):
+                pipe.hincrby(KEY, field, amount)
+            else:
+                pipe.hincrbyfloat(KEY, field, amount)
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("metric not recorded", extra={"error": type(exc).__name__})
+
+
+def _parse(raw: dict) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The hash as {name: [(labels, value)]}."""
+    series: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for field, value in raw.items():
+        field = field.decode() if isinstance(field, bytes) else field
+        name, *pairs = field.split(_SEP)
+        labels = dict(p.split("=", 1) for p in pairs if "=" in p)
+        series.setdefault(name, []).append((labels, float(value)))
+    return series
+
+
+def recorded_families(connection: Redis) -> Iterable:
+    """Every counter and histogram in Redis as prometheus_client metric families."""
+    series = _parse(connection.hgetall(KEY))
+    for name, (help_text, label_names) in COUNTERS.items():
+        family = CounterMetricFamily(name, help_text, labels=label_names)
+        for labels, value in series.get(name, []):
+            family.add_metric([labels.get(n, "") for n in label_names], value)
+        yield family
+    for name, (help_text, buckets) in HISTOGRAMS.items():
+        family = HistogramMetricFamily(name, help_text)
+        counts = {labels.get("le"): value for labels, value in series.get(name, [])}
+        running, cumulative = 0.0, []
+        for bound in [str(b) for b in buckets] + ["+Inf"]:
+            running += counts.get(bound, 0.0)
+            cumulative.append((bound, running))
+        total = sum(v for _, v in series.get(name + "_sum", []))
+        family.add_metric([], cumulative, total)
+        yield family
+
+
+def gauge(name: str, help_text: str, values: dict[tuple[str, ...], float], label_names: tuple[str, ...] = ()):
+    """A gauge family from ``{label values: value}``."""
+    family = GaugeMetricFamily(name, help_text, labels=label_names)
+    for label_values, value in values.items():
+        family.add_metric(list(label_values), value)
+    return family

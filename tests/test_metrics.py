@@ -1,0 +1,67 @@
+"""/metrics over real HTTP: counts recorded by web and worker processes add up."""
+
+from __future__ import annotations
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import ready_payload
+from devtools.processes import wait_until
+from fluxhook.metrics import COUNTERS, HISTOGRAMS
+
+
+def _scrape(stack) -> dict[tuple[str, tuple], float]:
+    response = requests.get(stack.base_url + "/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _delta(before, after, name, **labels) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_every_family_is_exposed_with_help_and_type(stack):
+    text = requests.get(stack.base_url + "/metrics", timeout=10).text
+    for name in [*COUNTERS, *HISTOGRAMS, "fluxhook_jobs", "fluxhook_queue_depth", "fluxhook_failed_tasks",
+                 "fluxhook_bfl_slots_in_use", "fluxhook_bfl_slots_waiting", "fluxhook_sweep_due"]:
+        assert f"# HELP {name}" in text and f"# TYPE {name}" in text
+
+
+def test_counts_add_up_during_a_run(api, sim, stack):
+    before = _scrape(stack)
+    jobs = [api.submit(f"[pending] metrics {n}") for n in range(3)]
+    lost = api.submit("[drop] metrics lost callback")
+    for job in jobs:
+        sim.complete(job["bfl_id"])  # the simulator calls back, as BFL does
+    for job in jobs:
+        api.wait_for(job["id"], "ready", "stored")
+    assert api.callback(jobs[0]["id"], ready_payload(jobs[0]["bfl_id"], "https://x/y.png")).status_code == 200
+    assert api.callback(jobs[1]["id"], {"id": jobs[1]["bfl_id"], "status": "Ready"}, secret="wrong").status_code == 401
+    assert api.callback(jobs[2]["id"], b"not json").status_code == 400
+    for job in [*jobs, lost]:
+        assert api.wait_for(job["id"], timeout=20)["status"] == "stored"
+    polls = api.job(lost["id"])["attempts"]["polls"]
+
+    after = wait_until(lambda: (lambda s: s if _delta(before, s, "fluxhook_downloads_total", outcome="stored") >= 4
+                                else None)(_scrape(stack)), timeout=10, message="the worker's counts")
+    assert _delta(before, after, "fluxhook_callbacks_total", outcome="accepted", reason="") == 3
+    assert _delta(before, after, "fluxhook_callbacks_total", outcome="duplicate", reason="") == 1
+    assert _delta(before, after, "fluxhook_callbacks_total", outcome="refused", reason="bad_secret") == 1
+    assert _delta(before, after, "fluxhook_callbacks_total", outcome="refused", reason="invalid_request") == 1
+    assert _delta(before, after, "fluxhook_submissions_total", outcome="submitted") == 4
+    assert _delta(before, after, "fluxhook_downloads_total", outcome="stored") == 4
+    assert _delta(before, after, "fluxhook_polls_total", outcome="ready") == 1
+    assert _delta(before, after, "fluxhook_polls_total", outcome="pending") == polls - 1
+    # Every stored image is one observation of each histogram; the +Inf bucket counts them all.
+    for name in ("fluxhook_download_seconds", "fluxhook_completion_to_stored_seconds"):
+        assert _delta(before, after, f"{name}_count") == 4
+        assert _delta(before, after, f"{name}_bucket", le="+Inf") == 4
+        assert _delta(before, after, f"{name}_sum") > 0
+    listed = requests.get(stack.base_url + "/v1/jobs?status=stored&limit=100", timeout=10,
+                          headers=api.http.headers).json()
+    assert after[("fluxhook_jobs", (("status", "stored"),))] >= len(listed["jobs"])
