@@ -3,11 +3,22 @@
 import os
 import sys
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+
+def _whole(name: str, default: str) -> int:
+    """A positive whole number from the environment (empty counts as unset); a bad one stops gunicorn."""
+    raw = (os.environ.get(name) or "").strip() or default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        print(f"fluxhook web: configuration error: {name}: must be a whole number from 1 to 65535, got {raw!r}",
+              file=sys.stderr, flush=True)
+        os._exit(2)
+    return int(raw)
+
+
+bind = f"0.0.0.0:{_whole('PORT', '8000')}"
 # Threads serve the many short callback and API requests; processes use both cores.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
+workers = _whole("WEB_CONCURRENCY", "2")
+threads = _whole("WEB_THREADS", "8")
 timeout = 30
 graceful_timeout = 25
 keepalive = 5
