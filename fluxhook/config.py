@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .hosts import HostPattern, parse_host_pattern
+from .storage import parse_s3_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
@@ -28,6 +29,11 @@ class Config:
     webhook_require_secret: bool = False
     public_base_url: str = "http://localhost:8000"
     storage_url: str = "file://./var/images"
+    # s3:// storage only: another S3-compatible service than AWS (R2, MinIO, B2...), the region
+    # (AWS_REGION, else AWS_DEFAULT_REGION, else boto3's own sources), and how images are served.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_image_delivery: str = "redirect"
     result_host_allowlist: tuple[HostPattern, ...] = ()
     api_host_allowlist: tuple[HostPattern, ...] = ()
     callback_grace_seconds: int = 45
@@ -60,6 +66,7 @@ class Config:
         env = os.environ if environ is None else environ
         reader = _Reader(env)
         port = reader.integer("PORT", 8000, minimum=1, maximum=65535)
+        storage_url = reader.storage_url("STORAGE_URL", "file://./var/images")
         config = cls(
             redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
             bfl_api_key=reader.string("BFL_API_KEY", required=True),
@@ -72,7 +79,10 @@ class Config:
             public_base_url=reader.url(
                 "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https"), prefix=True
             ).rstrip("/"),
-            storage_url=reader.storage_url("STORAGE_URL", "file://./var/images"),
+            storage_url=storage_url,
+            s3_endpoint_url=reader.url("S3_ENDPOINT_URL", schemes=("http", "https"), prefix=True).rstrip("/") or None,
+            s3_region=reader.region(("AWS_REGION", "AWS_DEFAULT_REGION"), check=storage_url.startswith("s3:")),
+            s3_image_delivery=reader.word("S3_IMAGE_DELIVERY", "redirect", ("redirect", "stream")),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
             callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", 45, minimum=0, maximum=3600),
@@ -179,6 +189,25 @@ class _Reader:
             return default
         return value
 
+    def word(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self._raw(name) or default).lower()
+        if value not in choices:
+            self._fail(name, f"must be one of {', '.join(choices)}")
+            return default
+        return value
+
+    def region(self, names: tuple[str, ...], *, check: bool) -> str | None:
+        """The first of ``names`` that is set; checked (as botocore would) only where it is used."""
+        for name in names:
+            value = self._raw(name)
+            if value is None:
+                continue
+            if check and not re.fullmatch(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?", value):
+                self._fail(name, "must be a region name such as us-east-1 (auto for R2)")
+                return None
+            return value
+        return None
+
     def hosts(self, name: str, default: str) -> tuple[HostPattern, ...]:
         raw = self._raw(name) or default
         patterns, errors = [], []
@@ -199,8 +228,11 @@ class _Reader:
         value = self._raw(name) or default
         parts = urlsplit(value)
         if parts.scheme == "s3":
-            self._fail(name, "s3:// storage is not available in this version; use file:///absolute/path")
+            try:
+                parse_s3_url(value)
+            except ValueError as exc:
+                self._fail(name, str(exc))
         elif parts.scheme != "file" or parts.netloc not in ("", ".", "..", "localhost") or not parts.path \
                 or parts.query or parts.fragment:
-            self._fail(name, "must be file:///absolute/path or file://./relative/path")
+            self._fail(name, "must be file:///absolute/path, file://./relative/path or s3://bucket/optional/prefix")
         return value

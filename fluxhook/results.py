@@ -129,7 +129,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
 
 def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
     key = f"{job.id}.{image.extension}"
-    svc.storage.put(key, image.file)
+    svc.storage.put(key, image.file, sha256=image.sha256)
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key):
         finished = job.finished_at or job.updated_at

@@ -19,7 +19,7 @@ from .http import HTTPClient
 from .jobs import JobStore
 from .queue import task_queue
 from .slots import Slots
-from .storage import FileStorage, storage_from_url
+from .storage import Storage, storage_from_url
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Services:
     redis: Redis
     jobs: JobStore
     queue: Queue
-    storage: FileStorage
+    storage: Storage
     http: HTTPClient
     bfl: BFLClient
     slots: Slots
@@ -67,7 +67,7 @@ def build_services(config: Config) -> Services:
         # Two days past retention: the retention task removes records (and their images) first.
         jobs=JobStore(redis, ttl=(config.job_retention_days + 2) * 86400),
         queue=task_queue(redis),
-        storage=storage_from_url(config.storage_url),
+        storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,
         bfl=BFLClient(config, http),
         slots=Slots(redis, config),

@@ -1,18 +1,56 @@
-"""Where stored images live. ``file://`` stores write atomically: a crash never leaves a partial image."""
+"""Where stored images live: a directory (``file://``) or an S3-compatible bucket (``s3://``).
+
+Both write atomically (a crash never leaves a partial image visible) and idempotently (storing
+the same key twice is harmless).
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from .errors import StorageError
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[a-z0-9]{1,5}$")
+# S3's rules for bucket names (3-63 lowercase letters, digits, dots and hyphens; no IP address).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,255}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+
+class Storage(Protocol):
+    """What the rest of fluxhook needs of an image store."""
+
+    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None: ...
+
+    def open(self, key: str) -> BinaryIO | None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def writable(self) -> bool: ...
+
+    def remove_older_than(self, cutoff: float, *, partial_before: float) -> int: ...
+
+    def url_for(self, key: str, expires: int, content_type: str) -> str | None: ...
+
+
+def _check_key(key: str) -> str:
+    # Keys are made by us from job ids, but a key must never escape the store's root whatever it holds.
+    if not _KEY.fullmatch(key):
+        raise StorageError(f"invalid storage key {key!r}")
+    return key
 
 
 class FileStorage:
@@ -22,13 +60,13 @@ class FileStorage:
         self.root = Path(root)
 
     def _path(self, key: str) -> Path:
-        # Keys are made by us from job ids, but a path must never escape the root whatever it holds.
-        if not _KEY.fullmatch(key):
-            raise StorageError(f"invalid storage key {key!r}")
-        return self.root / key
+        return self.root / _check_key(key)
 
-    def put(self, key: str, source: BinaryIO) -> None:
-        """Store ``source`` under ``key``: written to a temp file, fsynced, then renamed into place."""
+    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
+        """Store ``source`` under ``key``: written to a temp file, fsynced, then renamed into place.
+
+        ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
+        """
         path = self._path(key)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -87,10 +125,239 @@ class FileStorage:
         except OSError:
             return False
 
+    def url_for(self, key: str, expires: int, content_type: str) -> str | None:
+        """Files have no URL of their own: the web process streams them."""
+        return None
 
-def storage_from_url(url: str) -> FileStorage:
-    """The store a ``STORAGE_URL`` names (``file:///abs/path`` or ``file://./relative``)."""
+
+class S3Storage:
+    """Images as objects in an S3-compatible bucket (AWS S3, R2, MinIO, B2...), under an optional prefix.
+
+    One PUT per image: an object is whole or absent, never partial, and putting a key again
+    replaces it with the same bytes. Credentials and region come from boto3's usual sources
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ~/.aws, instance roles).
+    """
+
+    CONNECT_TIMEOUT = 5
+    READ_TIMEOUT = 30
+    # One try and one retry here: a failed store is retried by the download task, with backoff.
+    MAX_ATTEMPTS = 2
+    # /readyz is probed often: a successful write check is trusted this long.
+    WRITABLE_FOR = 30.0
+    PROBE_NAME = ".fluxhook-writable"
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 region: str | None = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._root = f"{self.prefix}/" if self.prefix else ""
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._client_pid: int | None = None
+        self._writable_until = 0.0
+        # Built here, not on import nor per request. Loading botocore's models takes a quarter of a
+        # second; done once, before RQ forks a work horse per task, a horse's own client is cheap.
+        import boto3
+
+        self._session = boto3.session.Session(region_name=region)
+        self._s3()
+        # botocore's DEBUG lines carry request signatures and presigned URLs.
+        for name in ("boto3", "botocore", "s3transfer"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def __repr__(self) -> str:
+        return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+
+    def _s3(self) -> Any:
+        """This process's client: a forked child (RQ's work horse) makes its own, never sharing sockets."""
+        pid = os.getpid()
+        if self._client is not None and self._client_pid == pid:
+            return self._client
+        with self._lock:
+            if self._client is None or self._client_pid != pid:
+                from botocore.config import Config as BotoConfig
+
+                self._client = self._session.client("s3", endpoint_url=self.endpoint_url, config=BotoConfig(
+                    connect_timeout=self.CONNECT_TIMEOUT, read_timeout=self.READ_TIMEOUT,
+                    retries={"max_attempts": self.MAX_ATTEMPTS, "mode": "standard"},
+                    # SigV4 everywhere: R2 and MinIO refuse the legacy signature, also in presigned URLs.
+                    signature_version="s3v4",
+                ))
+                self._client_pid = pid
+            return self._client
+
+    def _name(self, key: str) -> str:
+        return self._root + _check_key(key)
+
+    def _call(self, doing: str, operation: str, **params) -> Any:
+        """One S3 call; any failure of the store or the network becomes a (retryable) StorageError."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._s3(), operation)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StorageError(f"cannot {doing} in s3://{self.bucket}: {error.get('Code') or 'error'} "
+                               f"(HTTP {exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')})",
+                               status=503) from exc
+        except (BotoCoreError, OSError) as exc:
+            raise StorageError(f"cannot {doing} in s3://{self.bucket}: {type(exc).__name__}", status=503) from exc
+
+    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
+        """Store ``source`` (from its current position) under ``key`` in one PUT.
+
+        The object carries its sha256 (``sha256`` if the caller has it, else computed here) as
+        metadata and, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required, as the PUT's
+        x-amz-checksum-sha256, so that S3 refuses bytes that changed on the way.
+        """
+        name = self._name(key)
+        if sha256 is not None and not _SHA256.fullmatch(sha256):
+            raise StorageError(f"invalid sha256 {sha256[:80]!r} for image {key}")
+        try:
+            body = _Measured(source, sha256)
+        except OSError as exc:
+            raise StorageError(f"cannot read image {key} to store it: {exc.strerror or type(exc).__name__}") from exc
+        with body:
+            params = {
+                "Bucket": self.bucket, "Key": name, "Body": body.file, "ContentLength": body.size,
+                "ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+                "Metadata": {"sha256": body.sha256},
+            }
+            if self._s3().meta.config.request_checksum_calculation != "when_required":
+                params["ChecksumAlgorithm"] = "SHA256"  # with the value given, botocore computes nothing itself
+                params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(body.sha256)).decode()
+            self._call(f"write image {key}", "put_object", **params)
+
+    def open(self, key: str) -> BinaryIO | None:
+        """The stored bytes as a stream (close it), or None if there are none."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._call(f"read image {key}", "get_object", Bucket=self.bucket, Key=self._name(key))["Body"]
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        """Remove the image; removing a missing image is not an error (S3 answers 204 either way)."""
+        self._call(f"delete image {key}", "delete_object", Bucket=self.bucket, Key=self._name(key))
+
+    def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
+        """Remove images under the prefix last written before ``cutoff``.
+
+        ``partial_before`` has nothing to act on: a single PUT never leaves a partial object.
+        """
+        removed, batch = 0, []
+        token: str | None = None
+        while True:
+            page = self._call("list images", "list_objects_v2", Bucket=self.bucket, Prefix=self._root,
+                              Delimiter="/", **({"ContinuationToken": token} if token else {}))
+            for item in page.get("Contents", ()):
+                if _KEY.fullmatch(item["Key"][len(self._root):]) and item["LastModified"].timestamp() < cutoff:
+                    batch.append(item["Key"])
+            # DeleteObjects takes at most 1000 keys.
+            while len(batch) >= 1000 or (batch and not page.get("IsTruncated")):
+                removed += self._delete_many(batch[:1000])
+                batch = batch[1000:]
+            if not page.get("IsTruncated"):
+                return removed
+            token = page["NextContinuationToken"]
+
+    def _delete_many(self, names: list[str]) -> int:
+        answer = self._call("remove old images", "delete_objects", Bucket=self.bucket,
+                            Delete={"Objects": [{"Key": n} for n in names], "Quiet": True})
+        return len(names) - len(answer.get("Errors", ()))
+
+    def writable(self) -> bool:
+        """Whether an object can be written under the prefix (a tiny probe object, rewritten each time)."""
+        if time.monotonic() < self._writable_until:
+            return True
+        try:
+            self._call("write a probe", "put_object", Bucket=self.bucket, Key=self._root + self.PROBE_NAME, Body=b"")
+        except StorageError:
+            return False
+        self._writable_until = time.monotonic() + self.WRITABLE_FOR
+        return True
+
+    def url_for(self, key: str, expires: int, content_type: str) -> str | None:
+        """A presigned GET URL of the image, valid ``expires`` seconds (signed locally, no request)."""
+        return self._call(f"sign a URL of image {key}", "generate_presigned_url", ClientMethod="get_object",
+                          ExpiresIn=expires, Params={"Bucket": self.bucket, "Key": self._name(key),
+                                                     "ResponseContentType": content_type})
+
+
+class _Measured:
+    """``source`` from its position on as a seekable file, with its size and sha256 (read once here)."""
+
+    def __init__(self, source: BinaryIO, sha256: str | None):
+        self._spool = None
+        try:
+            seekable = source.seekable()
+        except (AttributeError, ValueError):
+            seekable = False
+        try:
+            if not seekable:
+                self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+                shutil.copyfileobj(source, self._spool, 1024 * 1024)
+                self._spool.seek(0)
+                source = self._spool
+            start = source.tell()
+            if sha256 is None:
+                digest = hashlib.sha256()
+                while chunk := source.read(1024 * 1024):
+                    digest.update(chunk)
+                sha256 = digest.hexdigest()
+            end = source.seek(0, os.SEEK_END)
+            source.seek(start)
+        except BaseException:
+            self.__exit__()
+            raise
+        self.file, self.size, self.sha256 = source, end - start, sha256
+
+    def __enter__(self) -> "_Measured":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """The bucket and prefix of ``s3://bucket/optional/prefix``; ValueError says what is wrong."""
     parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ValueError("must be s3://bucket/optional/prefix")
+    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+        raise ValueError("must be s3://bucket/optional/prefix, without user, port, query or fragment")
+    bucket = parts.netloc
+    if (not _BUCKET.fullmatch(bucket) or ".." in bucket or ".-" in bucket or "-." in bucket
+            or _IP_ADDRESS.fullmatch(bucket)):
+        raise ValueError(f"{bucket!r} is not a valid bucket name "
+                         "(3 to 63 lowercase letters, digits, dots and hyphens, not an IP address)")
+    prefix = parts.path.strip("/")
+    if prefix and (len(prefix) > 512 or any(
+            part in (".", "..") or not _PREFIX_PART.fullmatch(part) for part in prefix.split("/"))):
+        raise ValueError("the prefix must be /-separated parts of letters, digits and !_.*'()- "
+                         "(no empty, '.' or '..' part, at most 512 characters)")
+    return bucket, prefix
+
+
+def storage_from_url(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Storage:
+    """The store a ``STORAGE_URL`` names: ``file:///abs/path``, ``file://./relative`` or ``s3://bucket/prefix``.
+
+    ``endpoint_url`` (an S3-compatible service instead of AWS) and ``region`` apply to ``s3://`` only.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        try:
+            bucket, prefix = parse_s3_url(url)
+        except ValueError as exc:
+            raise StorageError(f"bad storage URL: {exc}") from None
+        return S3Storage(bucket, prefix, endpoint_url=endpoint_url, region=region)
     if parts.scheme != "file":
         raise StorageError(f"unsupported storage URL scheme {parts.scheme!r}")
     # file://./images is relative to the working directory; file:///srv/images and file://localhost/srv/images are not.

@@ -7,7 +7,8 @@ import logging
 import re
 import time
 
-from flask import Blueprint, g, request, send_file
+from flask import Blueprint, Response, g, redirect, request, send_file
+from werkzeug.http import is_resource_modified
 
 from fluxhook import schedule, signing, submission
 from fluxhook import status as st
@@ -24,6 +25,8 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.jobs")
 
 MAX_METADATA_BYTES = 16 * 1024
+# Lifetime of a presigned storage URL the image endpoint redirects to: the redirect is followed at once.
+STORAGE_URL_MAX_SECONDS = 300
 _BFL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 
 
@@ -165,13 +168,32 @@ def image(job_id: str):
         if job.terminal:
             raise Gone(f"job ended {job.status} without an image")
         raise NotReady("the image is not stored yet")
+    etag, content_type = job.image["sha256"], job.image["content_type"]
+    if not is_resource_modified(request.environ, etag=etag):
+        # Answered before the store is asked: a client's cached copy costs no storage request.
+        response = Response(status=304)
+        response.set_etag(etag)
+        return _image_headers(response)
+    url = None
+    if svc.config.s3_image_delivery == "redirect":
+        # A store that serves its own objects (S3) gives a short-lived URL; files have none.
+        expires = min(STORAGE_URL_MAX_SECONDS, svc.config.image_url_ttl_seconds)
+        url = svc.storage.url_for(job.storage_key, expires, content_type)
+    if url:
+        response = redirect(url, 302)
+        response.headers["Cache-Control"] = "private, no-store"  # its target expires within minutes
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
     file = svc.storage.open(job.storage_key)
     if file is None:
         raise Gone("the stored image is missing")
-    response = send_file(file, mimetype=job.image["content_type"], etag=job.image["sha256"],
-                         conditional=True, max_age=3600)
+    response = send_file(file, mimetype=content_type, etag=etag, conditional=True, max_age=3600)
     if response.status_code == 200:
         response.content_length = job.image["size"]  # send_file cannot know it from an open file
+    return _image_headers(response)
+
+
+def _image_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "private, max-age=3600, immutable"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -204,7 +204,7 @@ def test_each_missing_required_variable_is_one_line(missing, how):
         ("API_TOKENS", "token with spaces"),
         ("WEBHOOK_REQUIRE_SECRET", "maybe"),
         ("WEBHOOK_REQUIRE_SECRET", "2"),
-        ("STORAGE_URL", "s3://bucket/prefix"),
+        ("STORAGE_URL", "s3://Bad_Bucket/prefix"),
         ("STORAGE_URL", "http://example.com/images"),
         ("STORAGE_URL", "/var/images"),
         ("RESULT_HOST_ALLOWLIST", "*"),
@@ -252,7 +252,7 @@ def test_several_problems_are_reported_at_once():
         REDIS_URL=None,
         SECRET_KEY="short",
         CALLBACK_GRACE_SECONDS="abc",
-        STORAGE_URL="s3://bucket/prefix",
+        STORAGE_URL="s3://Bad_Bucket/prefix",
         WEBHOOK_REQUIRE_SECRET="maybe",
         MAX_IMAGE_BYTES="-5",
     ))
