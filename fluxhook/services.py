@@ -36,13 +36,18 @@ class Services:
     slots: Slots
 
 
-def connect_redis(url: str) -> Redis:
+def connect_redis(config: Config) -> Redis:
     """A Redis client with timeouts, health checks, and retries on connection errors only.
 
     Not after a timeout (redis-py's default): the command may have run, and our scripts are not idempotent.
     """
     retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3, supported_errors=(RedisConnectionError,))
-    return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30, retry=retry)
+    tls = {}
+    if config.redis_url.startswith("rediss://") and not config.redis_tls_verify:
+        # Heroku's Key-Value Store serves TLS with a self-signed certificate.
+        tls["ssl_cert_reqs"] = "none"
+    return Redis.from_url(config.redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
+                          retry=retry, **tls)
 
 
 def wait_for_redis(connection: Redis, stop: Callable[[], bool], interval: float = 1.0) -> bool:
@@ -59,7 +64,7 @@ def wait_for_redis(connection: Redis, stop: Callable[[], bool], interval: float 
 
 def build_services(config: Config) -> Services:
     """Connect everything ``config`` describes (Redis is contacted lazily, on first use)."""
-    redis = connect_redis(config.redis_url)
+    redis = connect_redis(config)
     http = HTTPClient()
     return Services(
         config=config,

@@ -45,7 +45,7 @@ def run(config: Config, parent_pid: int) -> None:
 
     Outlives a Redis outage: it waits for Redis to answer again rather than exiting.
     """
-    connection = connect_redis(config.redis_url)
+    connection = connect_redis(config)
     try:
         _schedule(config, connection, parent_pid)
     except StopRequested:
