@@ -58,6 +58,16 @@ class Config:
         """Every accepted ``BFL_WEBHOOK_SECRET``, the current one first."""
         return tuple(s for s in (self.bfl_webhook_secret, *self.previous_webhook_secrets) if s)
 
+    def warnings(self) -> list[str]:
+        """Settings that are valid but almost certainly wrong, one sentence each (logged at start)."""
+        found = []
+        host = (urlsplit(self.public_base_url).hostname or "").lower()
+        talks_to_bfl = (urlsplit(self.bfl_api_base).hostname or "").endswith("bfl.ai")
+        if talks_to_bfl and (host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local")):
+            found.append(f"PUBLIC_BASE_URL is {self.public_base_url}: BFL cannot call back there, "
+                         "so every job waits for the fallback poll")
+        return found
+
     def __repr__(self) -> str:  # secrets must never reach a log line through a repr
         return f"Config(redis_url=<set>, bfl_api_base={self.bfl_api_base!r}, public_base_url={self.public_base_url!r})"
 

@@ -1,5 +1,6 @@
 """gunicorn settings for the ``web:`` process (``gunicorn -c python:receiver.gunicorn_conf``)."""
 
+import logging
 import os
 import sys
 
@@ -55,6 +56,8 @@ def on_starting(server):
         # os._exit: a SystemExit here would be reported by gunicorn with a traceback.
         os._exit(2)
     configure_logging(config.log_level, config_secrets(config))
+    for warning in config.warnings():
+        logging.getLogger("fluxhook.config").warning(warning)
 
 # gunicorn 27's control socket lives at one per-user path: two instances on a host would fight over it.
 control_socket_disable = True

@@ -383,3 +383,11 @@ def test_base_urls_with_a_query_are_refused(name):
     with pytest.raises(ConfigError) as refused:
         Config.from_env({**MINIMAL, name: "https://example.com/?a=1"})
     assert [p.split(":")[0] for p in refused.value.problems] == [name]
+
+
+def test_a_localhost_public_url_with_bfl_itself_is_warned_about():
+    base = {"REDIS_URL": "redis://x", "BFL_API_KEY": "k", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-123456"}
+    assert Config.from_env(base).warnings() and "PUBLIC_BASE_URL" in Config.from_env(base).warnings()[0]
+    assert Config.from_env({**base, "PUBLIC_BASE_URL": "https://images.example.com"}).warnings() == []
+    # With a simulator or another stand-in as BFL, localhost is right.
+    assert Config.from_env({**base, "BFL_API_BASE": "http://127.0.0.1:8900"}).warnings() == []

@@ -39,6 +39,8 @@ def main() -> int:
             print(f"fluxhook worker: configuration error: {problem}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config_secrets(config))
+    for warning in config.warnings():
+        log.warning(warning)
     svc = build_services(config)
     runtime.init(svc)
     scheduler = cron.start(config)
