@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from . import jsonbody
 from .errors import InvalidRequest
 from .status import BFL_READY, normalize_bfl_status
 
@@ -26,11 +26,7 @@ class BFLEvent:
 
 def parse_callback(body: bytes) -> BFLEvent:
     """Parse a callback body; raise InvalidRequest unless it is a JSON object with an id and a status."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise InvalidRequest("the body is not valid JSON") from None
-    return event_from_payload(payload)
+    return event_from_payload(jsonbody.loads(body))
 
 
 def event_from_payload(payload: object, bfl_id: str | None = None) -> BFLEvent:

@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, Response, g, redirect, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import schedule, signing, submission
+from fluxhook import jsonbody, schedule, signing, submission
 from fluxhook import status as st
 from fluxhook.bfl import MODEL
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
@@ -38,7 +38,9 @@ def authenticate():
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True)
+    if not request.is_json:
+        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
+    data = jsonbody.loads(request.get_data())
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
     return data
