@@ -6,6 +6,7 @@ BFL's answer to our own submission.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from .callbacks import parse_callback
@@ -17,28 +18,57 @@ if TYPE_CHECKING:
 
 ORPHAN_TTL_SECONDS = 3600
 
+log = logging.getLogger("fluxhook.orphans")
 
-def _key(bfl_id: str) -> str:
+
+def _orphan_key(bfl_id: str) -> str:
     return f"fh:orphan:{bfl_id}"
 
 
+def _early_key(job_id: str) -> str:
+    return f"fh:early:{job_id}"
+
+
 def keep_callback(svc: Services, bfl_id: str, body: bytes) -> str | None:
-    """Keep a verified callback for a task no job knows yet; apply it at once if a job learned it meanwhile."""
-    svc.redis.set(_key(bfl_id), body, ex=ORPHAN_TTL_SECONDS)
+    """Keep a callback verified by the static secret for a task no job tracks yet; apply it at once
+    if a job learned the task meanwhile."""
+    svc.redis.set(_orphan_key(bfl_id), body, ex=ORPHAN_TTL_SECONDS)
     # The job may have learned its task between our look-up and the keep, and found nothing then.
     job = svc.jobs.get_by_bfl_id(bfl_id)
     return apply_kept_callback(svc, job) if job is not None else None
 
 
+def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
+    """Keep a callback proven by a job's own secret that came before BFL's answer to its submission.
+
+    Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
+    secret must be worth nothing for any other job (SPEC §4).
+    """
+    svc.redis.set(_early_key(job_id), body, ex=ORPHAN_TTL_SECONDS)
+    job = svc.jobs.get(job_id)
+    return apply_kept_callback(svc, job) if job is not None and job.bfl_id else None
+
+
 def apply_kept_callback(svc: Services, job: Job) -> str | None:
-    """Apply the callback kept for ``job``'s task, if any; whoever takes it first applies it."""
-    key = _key(job.bfl_id or "")
-    body = svc.redis.getdel(key)
-    if body is None:
+    """Apply what was kept for ``job`` (early on its own URL, or on the static URL for its task), if anything.
+
+    Whoever takes a kept body first applies it; a body naming another task than the job's is dropped.
+    """
+    if not job.bfl_id:
         return None
-    try:
-        svc.jobs.count(job.id, "webhooks")
-        return apply_event(svc.jobs, svc.queue, job, parse_callback(body), source="webhook", confirmed=False)
-    except BaseException:
-        svc.redis.set(key, body, ex=ORPHAN_TTL_SECONDS, nx=True)  # put it back for the next attempt
-        raise
+    outcome = None
+    for key in (_early_key(job.id), _orphan_key(job.bfl_id)):
+        body = svc.redis.getdel(key)
+        if body is None:
+            continue
+        try:
+            event = parse_callback(body)
+            if event.bfl_id != job.bfl_id:
+                log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
+                continue
+            svc.jobs.count(job.id, "webhooks")
+            outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
+        except BaseException:
+            svc.redis.set(key, body, ex=ORPHAN_TTL_SECONDS, nx=True)  # put it back for the next attempt
+            raise
+    return outcome

@@ -10,7 +10,7 @@ from fluxhook import metrics, signing
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.jobs import Job
-from fluxhook.orphans import keep_callback
+from fluxhook.orphans import keep_callback, keep_early_callback
 from fluxhook.outcomes import DUPLICATE, apply_event
 from fluxhook.verification import verify_callback
 
@@ -65,11 +65,14 @@ def _refuse(reason: str, exc: FluxhookError):
 
 
 def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
-    """A callback that overtook BFL's answer to our submission: keep it for when the job knows its task."""
+    """A callback that overtook BFL's answer to our submission: keep it for this job, for when it knows its task."""
     if not proven:
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
         raise NotReady("the job is still being submitted; retry", status=409)
-    outcome = keep_callback(services(), event.bfl_id, body)
+    owner = services().jobs.get_by_bfl_id(event.bfl_id)
+    if owner is not None and owner.id != job.id:
+        _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
+    outcome = keep_early_callback(services(), job.id, body)
     g.callback_outcome = "kept"
     log.info("callback kept until the submission is recorded",
              extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})

@@ -35,6 +35,8 @@ from conftest import API, API_TOKEN, SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import signing
+from fluxhook import status as st
+from fluxhook.jobs import Job, JobStore, new_job_id
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
 OTHER_KEY = "an-attackers-secret-key-0123456789"
@@ -248,6 +250,50 @@ def test_replayed_callback_for_a_deleted_job_recreates_nothing(api, sim, spy):
     assert spy.hits == []
 
 
+@pytest.mark.parametrize("victim_kind, sample", [
+    ("submitted", "unlisted_host"),
+    ("submitted", "allowlisted_host"),
+    ("tracked_later", "allowlisted_host"),
+])
+def test_secret_of_a_queued_job_cannot_inject_a_callback_into_another_job(
+        api, sim, spy, unlisted_spy, stack, victim_kind, sample):
+    # A job as POST /v1/jobs leaves it while BFL's slots are all taken: queued, no task id yet. Made in
+    # Redis directly so that no BFL slot is held or paused for the tests that follow.
+    store = JobStore(redis.Redis.from_url(stack.env["REDIS_URL"]))
+    queued, _ = store.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro",
+                                 created_at=time.time(), updated_at=time.time()))
+    if victim_kind == "submitted":
+        victim = api.submit("[pending] victim")
+        task_id = victim["bfl_id"]
+    else:
+        task_id = sim.http.post(f"{sim.url}/v1/flux-2-pro", json={"prompt": "[pending] victim elsewhere"},
+                                headers={"x-key": SIMULATOR_KEY}, timeout=10).json()["id"]
+    host = unlisted_spy if sample == "unlisted_host" else spy
+    forged = ready_payload(task_id, serve_png(host, "planted"))
+
+    try:
+        # Proven with the queued job's own secret, on its own URL, but naming the victim's task.
+        response = api.callback(queued.id, forged)
+        if victim_kind == "tracked_later":
+            tracked = api.track(task_id)
+            assert tracked.status_code == 201, tracked.text
+            victim = tracked.json()
+        before = snapshot(victim)
+        after = api.job(victim["id"])
+        if after["status"] == "ready":
+            after = api.wait_for(victim["id"])  # let the planted download run its course
+
+        assert (after["status"], after["error"], after["image"]) == ("submitted", None, None), after
+        assert snapshot(after) == before
+        assert unlisted_spy.hits == [] and spy.hits == []
+        if response.status_code == 401:
+            assert_error(response, 401, "unauthorized")
+        else:  # kept for the queued job itself, to check against its own task id once it has one
+            assert response.status_code == 202, (response.status_code, response.text)
+    finally:
+        store.delete(queued.id)
+
+
 def _foreign_key_request(case: str, base_url: str, job: dict, body: bytes):
     json_type = {"Content-Type": "application/json"}
     if case == "token_and_secret_of_another_key":
@@ -307,7 +353,7 @@ _MALFORMED_PROOFS = {
     "signature_sha1_of_the_secret": lambda s, b: [("X-BFL-Signature",
                                                    "sha1=" + hmac.new(s.encode(), b, hashlib.sha1).hexdigest())],
     "signature_unkeyed_sha256_of_the_body": lambda s, b: [("X-BFL-Signature", "sha256=" + hashlib.sha256(b).hexdigest())],
-    "signature_keyed_with_the_job_id": lambda s, b: [("X-BFL-Signature", "sha256=" + hmac_hex("job", b))],
+    "signature_keyed_with_a_guessed_secret": lambda s, b: [("X-BFL-Signature", "sha256=" + hmac_hex("secret", b))],
     "signature_of_the_body_plus_a_space": lambda s, b: [("X-BFL-Signature", "sha256=" + hmac_hex(s, b + b" "))],
     "signature_empty": lambda s, b: [("X-BFL-Signature", "")],
     "secret_empty": lambda s, b: [("X-Webhook-Secret", "")],
@@ -347,12 +393,12 @@ def test_malformed_or_wrong_secret_headers_are_refused_and_change_nothing(api, s
     assert spy.hits == []
 
 
-@pytest.mark.parametrize("spelling", [
-    pytest.param(lambda hex_: "sha256=" + hex_, id="lower-case-hex"),
-    pytest.param(lambda hex_: "sha256=" + hex_.upper(), id="upper-case-hex"),
-    pytest.param(lambda hex_: "sha256=" + hex_[:32].upper() + hex_[32:], id="mixed-case-hex"),
+@pytest.mark.parametrize("header, spelling", [
+    pytest.param("X-BFL-Signature", lambda hex_: "sha256=" + hex_, id="lower-case-hex"),
+    pytest.param("X-BFL-Signature", lambda hex_: "sha256=" + hex_.upper(), id="upper-case-hex"),
+    pytest.param("x-bfl-signature", lambda hex_: "sha256=" + hex_[:32].upper() + hex_[32:],
+                 id="mixed-case-hex-lower-case-header-name"),
 ])
-@pytest.mark.parametrize("header", ["X-BFL-Signature", "x-bfl-signature"])
 def test_signature_hex_case_does_not_matter_but_its_value_does(api, sim, spy, spelling, header):
     """verification.py accepts ``sha256=`` followed by the HMAC in either case (hex is case-free)."""
     job = api.submit("[pending] hex case")
@@ -375,7 +421,6 @@ def _nested(depth: int) -> bytes:
 
 @pytest.mark.parametrize("url_kind", ["per_job", "static"])
 @pytest.mark.parametrize("body, status", [
-    pytest.param(b"x" * (MAX_CALLBACK_BYTES + 1), 413, id="64-kib-plus-one"),
     pytest.param(b"{" + b" " * (1024 * 1024) + b"}", 413, id="one-mib-of-whitespace"),
     pytest.param(_nested(100_000), 413, id="100000-nested-lists"),
     pytest.param(_nested(30_000), 400, id="30000-nested-lists-under-64-kib"),
@@ -432,9 +477,7 @@ def test_deeply_nested_api_body_never_takes_the_web_process_down(api, sim, stack
     assert sim.stats()["submitted"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a JSON body nested deeper than Python's recursion limit makes "
-                   "request.get_json raise RecursionError (not a ValueError, so silent=True does not catch it): "
-                   "POST /v1/jobs and /v1/jobs/track answer 500 internal_error instead of 400 invalid_request")
+# Found by this file (500 internal_error: get_json's RecursionError escaped silent=True); fixed in ea1363b.
 @pytest.mark.parametrize("case", list(_NESTED_API_BODIES))
 def test_deeply_nested_api_body_is_a_400_not_a_500(api, sim, case):
     path, body = _NESTED_API_BODIES[case]
@@ -444,8 +487,44 @@ def test_deeply_nested_api_body_is_a_400_not_a_500(api, sim, case):
     assert_error(response, 400, "invalid_request")
 
 
+_NOT_STRICT_JSON = {
+    "nan": lambda text: text.replace('"__X__"', "NaN"),
+    "infinity": lambda text: text.replace('"__X__"', "-Infinity"),
+    "lone-surrogate": lambda text: text.replace('"__X__"', '"\\ud800"'),
+    "lone-surrogate-key": lambda text: text.replace('"k"', '"\\udfff"'),
+}
+
+
+@pytest.mark.parametrize("spoil", list(_NOT_STRICT_JSON))
+@pytest.mark.parametrize("where", ["submit", "track", "callback"])
+def test_json_that_is_not_strict_is_a_400_and_changes_nothing(api, sim, spy, spoil, where):
+    """NaN, Infinity and lone surrogates parse in Python but cannot be stored or served back as JSON."""
+    job = api.submit("[pending] strict json")
+    before, ids = snapshot(api.job(job["id"])), job_ids(api)
+    if where == "submit":
+        url, payload = api.base_url + "/v1/jobs", {"model": "flux-2-pro", "input": {"prompt": "x"},
+                                                   "metadata": {"k": "__X__"}}
+    elif where == "track":
+        url, payload = api.base_url + "/v1/jobs/track", {"bfl_id": "strict-json-task", "metadata": {"k": "__X__"}}
+    else:
+        url = webhook_url(api.base_url, job["id"])
+        payload = dict(ready_payload(job["bfl_id"], serve_png(spy, "strict")), k="__X__")
+    body = _NOT_STRICT_JSON[spoil](json.dumps(payload)).encode()
+    assert body != json.dumps(payload).encode()
+
+    response = requests.post(url, data=body, timeout=10, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}",
+        "X-Webhook-Secret": secret_of(job["id"])})
+
+    assert_error(response, 400, "invalid_request")
+    assert snapshot(api.job(job["id"])) == before
+    assert job_ids(api) == ids
+    assert sim.stats()["submitted"] == 1
+    assert spy.hits == []
+
+
 @pytest.mark.parametrize("content_type", [
-    "text/plain", "text/plain; charset=utf-8", "application/x-www-form-urlencoded", "application/octet-stream", None,
+    "text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None,
 ])
 def test_callback_content_type_is_ignored_the_raw_body_is_what_is_verified_and_parsed(api, sim, spy, content_type):
     """receiver/webhooks.py reads the raw body whatever its Content-Type (BFL's may be missing or odd)."""
@@ -511,7 +590,6 @@ def test_api_takes_json_only_with_a_json_content_type(api, sim, content_type):
 SSRF_URLS = [
     # loopback
     pytest.param(lambda p, a: f"http://127.0.0.1:{p}/x.png", id="loopback-unlisted-port"),
-    pytest.param(lambda p, a: f"https://127.0.0.1:{p}/x.png", id="loopback-https"),
     pytest.param(lambda p, a: f"http://127.1:{p}/x.png", id="loopback-short-form"),
     pytest.param(lambda p, a: f"http://127.0.0.2:{p}/x.png", id="loopback-other-address"),
     pytest.param(lambda p, a: f"http://localhost:{p}/x.png", id="localhost-unlisted-port"),
@@ -521,11 +599,9 @@ SSRF_URLS = [
     pytest.param(lambda p, a: f"http://[::1]:{p}/x.png", id="ipv6-loopback"),
     pytest.param(lambda p, a: "https://[::1]/x.png", id="ipv6-loopback-https"),
     pytest.param(lambda p, a: f"http://0.0.0.0:{p}/x.png", id="unspecified-address"),
-    pytest.param(lambda p, a: f"http://0:{p}/x.png", id="zero"),
     # private, link-local, cloud metadata
     pytest.param(lambda p, a: "https://10.0.0.1/x.png", id="private-10"),
     pytest.param(lambda p, a: "https://172.16.0.1/x.png", id="private-172-16"),
-    pytest.param(lambda p, a: "https://172.31.255.254/x.png", id="private-172-31"),
     pytest.param(lambda p, a: "https://192.168.1.1/x.png", id="private-192-168"),
     pytest.param(lambda p, a: "http://169.254.169.254/latest/meta-data/iam/security-credentials/", id="cloud-metadata"),
     pytest.param(lambda p, a: "https://100.64.0.1/x.png", id="carrier-grade-nat"),
@@ -543,18 +619,13 @@ SSRF_URLS = [
     pytest.param(lambda p, a: f"http://0177.0.0.1:{p}/x.png", id="octal"),
     pytest.param(lambda p, a: f"http://0x7f.0.0.1:{p}/x.png", id="hex-octet"),
     pytest.param(lambda p, a: f"http://0x7f000001:{p}/x.png", id="hex-whole"),
-    pytest.param(lambda p, a: f"http://017700000001:{p}/x.png", id="octal-whole"),
-    pytest.param(lambda p, a: f"http://127.000.000.001:{p}/x.png", id="zero-padded"),
     pytest.param(lambda p, a: f"http://2130706433:{a}/x.png", id="decimal-on-the-allowlisted-port"),
     # names in /etc/hosts that resolve to 127.0.0.1
     pytest.param(lambda p, a: f"http://vm:{p}/x.png", id="hosts-file-name"),
-    pytest.param(lambda p, a: "https://runsc/x.png", id="hosts-file-name-https"),
     # other schemes
     pytest.param(lambda p, a: "file:///etc/passwd", id="file"),
-    pytest.param(lambda p, a: f"file://127.0.0.1:{p}/etc/passwd", id="file-with-host"),
     pytest.param(lambda p, a: f"ftp://127.0.0.1:{a}/x.png", id="ftp-to-the-allowlisted-host"),
     pytest.param(lambda p, a: f"gopher://127.0.0.1:{p}/_GET%20/x.png", id="gopher"),
-    pytest.param(lambda p, a: f"dict://127.0.0.1:{p}/info", id="dict"),
     pytest.param(lambda p, a: "data:image/png;base64,iVBORw0KGgo=", id="data"),
     pytest.param(lambda p, a: f"//127.0.0.1:{p}/x.png", id="scheme-relative"),
     pytest.param(lambda p, a: f"127.0.0.1:{a}/x.png", id="no-scheme"),
@@ -564,8 +635,11 @@ SSRF_URLS = [
     pytest.param(lambda p, a: f"https://127.0.0.1:{p}\\@delivery.bfl.ai/x.png", id="backslash-userinfo"),
     pytest.param(lambda p, a: f"http://127.0.0.1:{a}\\@127.0.0.1:{p}/x.png", id="backslash-userinfo-allowlisted"),
     pytest.param(lambda p, a: f"http://127.0.0.1:{p}#@127.0.0.1:{a}/x.png", id="fragment-at-allowlisted"),
-    pytest.param(lambda p, a: f"http://127.0.0.1:{p}?@127.0.0.1:{a}/x.png", id="query-at-allowlisted"),
     pytest.param(lambda p, a: f"http://127.0.0.1:{a}:{p}/x.png", id="two-ports"),
+    # control characters that URL parsers strip or keep differently
+    pytest.param(lambda p, a: f"http://127.0.0.1:{a}\t@127.0.0.1:{p}/x.png", id="tab-before-userinfo-end"),
+    pytest.param(lambda p, a: f"http://127.0.0.1:{a}\r\n@127.0.0.1:{p}/x.png", id="crlf-before-userinfo-end"),
+    pytest.param(lambda p, a: f" http://127.0.0.1:{p}/x.png", id="leading-space"),
 ]
 
 
@@ -648,40 +722,40 @@ def test_open_redirect_on_the_allowlisted_bfl_host_cannot_reach_an_unlisted_host
     assert unlisted_spy.hits == []
 
 
-# polling_url values whose host is not in API_HOST_ALLOWLIST: the API key must not go there.
+# polling_url values whose host is not in API_HOST_ALLOWLIST, the API key must not go there:
+# {p} is the unlisted spy's port, {a} the allowlisted delivery spy's, {s} the simulator's host:port.
 POLLING_URLS = {
-    "unlisted-spy": lambda p, a: f"http://127.0.0.1:{p}/v1/get_result?id=",
-    "allowlisted-delivery-host": lambda p, a: f"http://127.0.0.1:{a}/poll?id=",
-    "https-unlisted-spy": lambda p, a: f"https://127.0.0.1:{p}/v1/get_result?id=",
-    "localhost": lambda p, a: f"http://localhost:{p}/v1/get_result?id=",
-    "short-loopback": lambda p, a: f"http://127.1:{p}/v1/get_result?id=",
-    "decimal": lambda p, a: f"http://2130706433:{p}/v1/get_result?id=",
-    "octal": lambda p, a: f"http://0177.0.0.1:{p}/v1/get_result?id=",
-    "hex": lambda p, a: f"http://0x7f.0.0.1:{p}/v1/get_result?id=",
-    "ipv4-mapped-ipv6": lambda p, a: f"http://[::ffff:127.0.0.1]:{p}/v1/get_result?id=",
-    "ipv4-mapped-ipv6-hex": lambda p, a: f"http://[::ffff:7f00:1]:{p}/v1/get_result?id=",
-    "ipv6-loopback": lambda p, a: f"http://[::1]:{p}/v1/get_result?id=",
-    "hosts-file-name": lambda p, a: f"http://vm:{p}/v1/get_result?id=",
-    "private-10": lambda p, a: "https://10.0.0.1/v1/get_result?id=",
-    "private-192-168": lambda p, a: "https://192.168.0.1/v1/get_result?id=",
-    "cloud-metadata": lambda p, a: "http://169.254.169.254/latest/meta-data/?id=",
-    "unique-local": lambda p, a: "https://[fd00::1]/v1/get_result?id=",
-    "link-local": lambda p, a: "https://[fe80::1]/v1/get_result?id=",
-    "userinfo-bfl-host": lambda p, a: f"https://api.bfl.ai@127.0.0.1:{p}/v1/get_result?id=",
-    "userinfo-simulator": None,  # built from the simulator's own host:port below
-    "backslash-userinfo": lambda p, a: f"http://127.0.0.1:{p}\\@api.bfl.ai/v1/get_result?id=",
+    "unlisted-spy": "http://127.0.0.1:{p}/v1/get_result?id=",
+    "allowlisted-delivery-host": "http://127.0.0.1:{a}/poll?id=",
+    "https-unlisted-spy": "https://127.0.0.1:{p}/v1/get_result?id=",
+    "localhost": "http://localhost:{p}/v1/get_result?id=",
+    "short-loopback": "http://127.1:{p}/v1/get_result?id=",
+    "decimal": "http://2130706433:{p}/v1/get_result?id=",
+    "octal": "http://0177.0.0.1:{p}/v1/get_result?id=",
+    "hex": "http://0x7f.0.0.1:{p}/v1/get_result?id=",
+    "ipv4-mapped-ipv6": "http://[::ffff:127.0.0.1]:{p}/v1/get_result?id=",
+    "ipv4-mapped-ipv6-hex": "http://[::ffff:7f00:1]:{p}/v1/get_result?id=",
+    "ipv6-loopback": "http://[::1]:{p}/v1/get_result?id=",
+    "hosts-file-name": "http://vm:{p}/v1/get_result?id=",
+    "private-10": "https://10.0.0.1/v1/get_result?id=",
+    "private-192-168": "https://192.168.0.1/v1/get_result?id=",
+    "cloud-metadata": "http://169.254.169.254/latest/meta-data/?id=",
+    "unique-local": "https://[fd00::1]/v1/get_result?id=",
+    "link-local": "https://[fe80::1]/v1/get_result?id=",
+    "userinfo-bfl-host": "https://api.bfl.ai@127.0.0.1:{p}/v1/get_result?id=",
+    "userinfo-allowlisted-simulator": "http://{s}@127.0.0.1:{p}/v1/get_result?id=",
+    "backslash-userinfo": "http://127.0.0.1:{p}\\@{s}/v1/get_result?id=",
+    "fragment-at-simulator": "http://127.0.0.1:{p}/v1/get_result#@{s}/?id=",
 }
 
 
 def test_ssrf_through_polling_url_never_sends_the_api_key_there_and_polls_bfl_instead(api, sim, spy, unlisted_spy):
-    sim_host = sim.url.removeprefix("http://")
+    places = {"p": unlisted_spy.port, "a": spy.port, "s": sim.url.removeprefix("http://")}
     tasks = {}
-    for name, make in POLLING_URLS.items():
+    for name, template in POLLING_URLS.items():
         task = sim.http.post(f"{sim.url}/v1/flux-2-pro", json={"prompt": f"[pending] {name}"},
                              headers={"x-key": SIMULATOR_KEY}, timeout=10).json()
-        polling_url = (f"http://{sim_host}@127.0.0.1:{unlisted_spy.port}/v1/get_result?id=" if make is None
-                       else make(unlisted_spy.port, spy.port)) + task["id"]
-        response = api.track(task["id"], polling_url=polling_url)
+        response = api.track(task["id"], polling_url=template.format(**places) + task["id"])
         assert response.status_code == 201, (name, response.text)
         tasks[name] = (task["id"], response.json()["id"])
 
@@ -882,6 +956,13 @@ def test_listing_cursor_that_is_not_ours_is_refused(api, cursor):
     assert_error(response, 400, "invalid_request")
 
 
+@pytest.mark.parametrize("status", ["STORED", "stored ", "stored,failed", "*", "status:stored", "jobs", "../jobs"])
+def test_listing_status_filter_that_is_not_a_status_is_refused(api, status):
+    response = api.get("/v1/jobs", params={"status": status})
+
+    assert_error(response, 400, "invalid_request")
+
+
 @pytest.fixture(scope="module")
 def two_stored_jobs(stack, _spies):
     """Jobs A and B, both stored, delivered by the allowlisted spy (module-wide: images are read-only here)."""
@@ -962,6 +1043,25 @@ def test_signed_image_url_of_one_job_does_not_open_another(two_stored_jobs, stac
                         timeout=10).status_code == 200
 
 
+def test_host_and_forwarded_headers_cannot_poison_signed_urls(api, sim, stack, two_stored_jobs):
+    """Links are built from PUBLIC_BASE_URL, never from what the request says its host is."""
+    public = stack.env["PUBLIC_BASE_URL"]
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+            "Forwarded": "for=1.2.3.4;host=evil.example;proto=https", "X-Original-URL": "/v1/jobs"}
+    a, _ = two_stored_jobs
+
+    shown = api.get(f"/v1/jobs/{a['id']}", headers=evil)
+    listed = api.get("/v1/jobs", params={"status": "stored", "limit": 100}, headers=evil)
+    submitted = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[pending] host"}}, headers=evil)
+
+    assert shown.status_code == 200 and listed.status_code == 200 and submitted.status_code == 202
+    assert shown.json()["image"]["url"].startswith(f"{public}/v1/jobs/{a['id']}/image?token=")
+    urls = [j["image"]["url"] for j in listed.json()["jobs"] if j["image"]]
+    assert urls and all(url.startswith(f"{public}/v1/jobs/") for url in urls)
+    job = submitted.json()
+    assert sim.task(job["bfl_id"])["webhook_url"] == webhook_url(public, job["id"])
+
+
 # -- 9. secret hygiene of the logs --------------------------------------------------------------
 
 
@@ -981,6 +1081,11 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
     sim.settings(webhook_mode="both")  # BFL's callbacks carry the secret and an HMAC signature
     second = API(stack.base_url, token=SECOND_TOKEN)
     sent_signatures: list[str] = []
+    # A tracked task whose callback never comes is polled with the API key after the 2 s grace period
+    # (started first, so that the grace period passes while the rest of the flow runs).
+    polled_task = sim.http.post(f"{sim.url}/v1/flux-2-pro", json={"prompt": "[pending] hygiene polled"},
+                                headers={"x-key": SIMULATOR_KEY}, timeout=10).json()
+    polled = api.track(polled_task["id"], polling_url=polled_task["polling_url"]).json()
 
     # A job BFL completes by itself: its genuine callback is signed, its image comes from a signed link.
     job = api.submit("[pending] hygiene")
@@ -1023,10 +1128,6 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
                          headers={"X-BFL-Signature": "sha256=" + static_signature}).status_code == 200
     tracked_stored = api.wait_for(tracked["id"])
     assert tracked_stored["status"] == "stored", tracked_stored
-    # A tracked task whose callback never comes is polled with the API key after the grace period.
-    polled_task = sim.http.post(f"{sim.url}/v1/flux-2-pro", json={"prompt": "[pending] hygiene polled"},
-                                headers={"x-key": SIMULATOR_KEY}, timeout=10).json()
-    polled = api.track(polled_task["id"], polling_url=polled_task["polling_url"]).json()
     wait_until(lambda: api.job(polled["id"])["attempts"]["polls"] >= 1, timeout=20, message="a fallback poll")
     last = second.get(f"/v1/jobs/{tracked['id']}")
     assert last.status_code == 200
@@ -1052,6 +1153,12 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
         secrets[f"X-BFL-Signature #{n}"] = value
     for name, url in (("job", image_url), ("tracked job", tracked_stored["image"]["url"])):
         secrets[f"image-URL token of the {name}"] = parse_qs(urlsplit(url).query)["token"][0]
+
+    # What anyone may read without a token says nothing secret either.
+    public = {path: requests.get(api.base_url + path, timeout=10).text for path in ("/healthz", "/readyz", "/metrics")}
+    exposed = [f"{name} in {path}" for path, text in public.items() for name, value in secrets.items() if value in text]
+    assert exposed == []
+    assert [response.text for response in refused if any(v in response.text for v in secrets.values())] == []
 
     logs = {path: path.read_text(errors="replace") for path in _log_files(stack, tmp_path_factory)}
     assert web_log in logs and worker_log in logs
