@@ -165,8 +165,8 @@ def test_redis_restart_loses_nothing_and_refuses_callbacks_while_down(faults, si
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
     assert requests.get(faults.base_url + "/readyz", timeout=10).status_code == 503
 
-    RedisServer(port=server.port, directory=server.directory).start()
-    faults.redis_server = server  # same port and directory
+    # Same port and directory; the fixture stops this one.
+    faults.redis_server = RedisServer(port=server.port, directory=server.directory).start()
     wait_until(lambda: requests.get(faults.base_url + "/readyz", timeout=10).status_code == 200, timeout=90,
                message="web and worker to reconnect")
     # BFL retries the refused callback: now it is taken, and the worker (reconnected) stores it.
