@@ -12,6 +12,9 @@ from rq.job import Job as RQJob, JobStatus
 from .backoff import backoff_schedule
 
 QUEUE_NAME = "fluxhook"
+# The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
+# downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
+CONTROL_QUEUE_NAME = "fluxhook-control"
 DOWNLOAD_TASK = "worker.download.download_result"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 SUBMIT_TASK = "worker.submit.submit_queued"
@@ -24,8 +27,13 @@ _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
 
 def task_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue on ``connection``."""
+    """fluxhook's RQ queue for downloads and confirmations on ``connection``."""
     return Queue(QUEUE_NAME, connection=connection)
+
+
+def control_queue(connection: Redis) -> Queue:
+    """fluxhook's RQ queue for the sweep's work, which workers take first."""
+    return Queue(CONTROL_QUEUE_NAME, connection=connection)
 
 
 def _retry(retries: int, cap: float) -> Retry:

@@ -17,7 +17,7 @@ from .bfl import BFLClient
 from .config import Config
 from .http import HTTPClient
 from .jobs import JobStore
-from .queue import task_queue
+from .queue import control_queue, task_queue
 from .slots import Slots
 from .storage import Storage, storage_from_url
 
@@ -30,6 +30,7 @@ class Services:
     redis: Redis
     jobs: JobStore
     queue: Queue
+    control_queue: Queue
     storage: Storage
     http: HTTPClient
     bfl: BFLClient
@@ -72,6 +73,7 @@ def build_services(config: Config) -> Services:
         # Two days past retention: the retention task removes records (and their images) first.
         jobs=JobStore(redis, ttl=(config.job_retention_days + 2) * 86400),
         queue=task_queue(redis),
+        control_queue=control_queue(redis),
         storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,
         bfl=BFLClient(config, http),

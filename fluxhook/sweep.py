@@ -29,8 +29,8 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     claim = now + CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
-        enqueue_checks(svc.queue, due, claim)
+        enqueue_checks(svc.control_queue, due, claim)
     given = [job_id for pool in POOLS for job_id in svc.slots.dispatch(pool)]
     if given:
-        enqueue_submits(svc.queue, given)
+        enqueue_submits(svc.control_queue, given)
     return SweepReport(due=len(due), dispatched=len(given))

@@ -81,6 +81,8 @@ class _Snapshot:
                        {(pool,): rest[2 * i + 1] for i, pool in enumerate(POOLS)}, ("pool",))
         yield fm.gauge("fluxhook_sweep_due", "Jobs due for a fallback check now (growing: the sweep falls behind).",
                        {(): rest[-1]})
-        yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on the RQ queue.", {(): svc.queue.count})
-        yield fm.gauge("fluxhook_failed_tasks", "Tasks in RQ's failed registry.",
-                       {(): svc.queue.failed_job_registry.count})
+        queues = (svc.queue, svc.control_queue)
+        yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
+                       {(q.name,): q.count for q in queues}, ("queue",))
+        yield fm.gauge("fluxhook_failed_tasks", "Tasks in an RQ queue's failed registry.",
+                       {(q.name,): q.failed_job_registry.count for q in queues}, ("queue",))

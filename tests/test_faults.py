@@ -86,23 +86,6 @@ def test_worker_killed_mid_download_recovers_every_job(faults, sim):
     _stored_exactly_once(api, sim, jobs, faults)
 
 
-def test_work_horse_killed_mid_download_is_retried_at_once(faults, sim):
-    api = API(faults.base_url)
-    worker_pid = faults.processes["worker"].pid
-    # At rest the worker has two children: fluxhook's cron scheduler and RQ's scheduler.
-    idle = wait_until(lambda: (lambda c: c if len(c) >= 2 else None)(_children(worker_pid)), timeout=20,
-                      message="the worker's schedulers")
-    sim.settings(delivery_delay=2.0)
-    job = api.submit("horse killed")
-    horse = wait_until(lambda: next(iter(_children(worker_pid) - idle), None), timeout=20,
-                       message="a work horse for the download")
-    wait_until(lambda: api.job(job["id"])["attempts"]["downloads"] >= 1, timeout=20, message="the download")
-    os.kill(horse, signal.SIGKILL)
-    sim.settings(delivery_delay=0)
-    assert api.wait_for(job["id"], timeout=30)["status"] == "stored"
-    _stored_exactly_once(api, sim, [job], faults)
-
-
 def _children(pid: int) -> set[int]:
     try:
         return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}

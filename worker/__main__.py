@@ -8,7 +8,6 @@ import sys
 import threading
 
 from redis.exceptions import RedisError
-from rq.worker import HerokuWorker
 
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError
@@ -16,6 +15,7 @@ from fluxhook.logs import config_secrets, configure_logging
 from fluxhook.services import Services, build_services, wait_for_redis
 
 from . import cron, runtime
+from .inprocess import InProcessWorker
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
 WORKER_TTL = 45
@@ -69,11 +69,11 @@ def _stop_on_signal():
     return stop.is_set
 
 
-def _worker(svc: Services) -> HerokuWorker:
-    # HerokuWorker: on SIGTERM (every PaaS deploy) the task in hand finishes or, after
-    # IMMINENT_SHUTDOWN_DELAY, fails over to RQ's retry instead of being killed with the dyno.
-    worker = HerokuWorker([svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
-                          maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
+def _worker(svc: Services) -> InProcessWorker:
+    # On SIGTERM (every PaaS deploy) the task in hand finishes or, after IMMINENT_SHUTDOWN_DELAY,
+    # fails over to RQ's retry instead of being killed with the dyno.
+    worker = InProcessWorker([svc.control_queue, svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
+                             maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
     worker.imminent_shutdown_delay = IMMINENT_SHUTDOWN_DELAY
     return worker
 

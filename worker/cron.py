@@ -15,7 +15,7 @@ from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
 from fluxhook.config import Config
-from fluxhook.queue import QUEUE_NAME
+from fluxhook.queue import CONTROL_QUEUE_NAME, QUEUE_NAME
 from fluxhook.services import connect_redis, wait_for_redis
 
 from .retention import purge
@@ -55,7 +55,7 @@ def run(config: Config, parent_pid: int) -> None:
 def _schedule(config: Config, connection, parent_pid: int) -> None:
     while True:
         scheduler = _ChildScheduler(connection=connection, logging_level=config.log_level, parent_pid=parent_pid)
-        scheduler.register(sweep, QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
+        scheduler.register(sweep, CONTROL_QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
                            result_ttl=0, failure_ttl=86400)
         scheduler.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                            job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)

@@ -1,0 +1,62 @@
+"""The worker class: tasks run in the worker process itself, not in a process forked per task.
+
+RQ's default forks a work horse for every task, about 20 ms each; fluxhook's tasks are short
+downloads and polls, so that fork was most of the cost. What the fork gave is kept:
+- a heartbeat thread keeps RQ's record of the running task fresh, so a worker killed outright
+  has its task found abandoned (and retried) about 70 s later, as with a work horse;
+- on SIGTERM (every PaaS deploy) the task in hand gets ``imminent_shutdown_delay`` seconds, then
+  is interrupted and handed back to RQ's retry, like RQ's HerokuWorker does with its horse.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from redis.exceptions import RedisError
+from rq.exceptions import ShutDownImminentException
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
+
+
+class InProcessWorker(SimpleWorker):
+    """An RQ worker that runs each task in-process, with heartbeats and a timed hand-back on SIGTERM."""
+
+    imminent_shutdown_delay = 10
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, execution, done), name="rq-heartbeat", daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: Job, execution, done: threading.Event) -> None:
+        while not done.wait(self.job_monitoring_interval):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError:
+                pass  # Redis is away; the task's own calls will say so
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
+        # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes.
+        return BaseWorker.get_heartbeat_ttl(self, job, working_time)
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        if self.get_state() == WorkerStatus.BUSY:
+            self.log.warning("Worker %s: the task in hand has %d s before it is handed back",
+                             self.name, self.imminent_shutdown_delay)
+            # Replaces the task's timeout alarm; the task's end cancels it with its own.
+            signal.signal(signal.SIGALRM, self._hand_back)
+            signal.alarm(self.imminent_shutdown_delay)
+
+    def _hand_back(self, signum, frame) -> None:
+        raise ShutDownImminentException("shut down imminent: the task goes back to the queue", {})
