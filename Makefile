@@ -5,16 +5,18 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 run: $(VENV)/.installed
 	$(PY) -m devtools.run
 
 test: $(VENV)/.installed
+	@sh devtools/chromium.sh
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

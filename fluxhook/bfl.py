@@ -6,6 +6,7 @@ The API key goes only to ``BFL_API_BASE`` or to a ``polling_url`` whose host is 
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from typing import Any, Callable
@@ -64,6 +65,14 @@ class BFLClient:
         if not isinstance(data, dict):
             raise BFLUnavailable("BFL's result answer is not a JSON object")
         return data
+
+    def credits(self) -> float:
+        """GET ``/v1/credits``: the credits left on the account of ``BFL_API_KEY``."""
+        data = self._request("GET", self._base, f"{self.config.bfl_api_base}/v1/credits")
+        credits = data.get("credits") if isinstance(data, dict) else None
+        if isinstance(credits, bool) or not isinstance(credits, (int, float)) or not math.isfinite(credits):
+            raise BFLUnavailable("BFL's credits answer has no number of credits")
+        return float(credits)
 
     def poll_target(self, bfl_id: str, polling_url: str | None) -> tuple[Target, str]:
         """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""

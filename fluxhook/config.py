@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .hosts import HostPattern, parse_host_pattern
+from .errors import ConfigError, HostNotAllowed
+from .hosts import HostPattern, check_url, parse_host_pattern
 from .storage import parse_s3_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
+# Standard Webhooks: a secret is "whsec_" and the base64 of 24 to 64 random bytes.
+NOTIFY_SECRET_PREFIX = "whsec_"
+NOTIFY_SECRET_BYTES = (24, 64)
+MAX_NOTIFY_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,11 @@ class Config:
     # Values being rotated out: still accepted, never used to sign anything new.
     previous_secret_keys: tuple[str, ...] = ()
     previous_webhook_secrets: tuple[str, ...] = ()
+    # Notifications to the user's app (see ``notify``): the default URL of every job, the Standard
+    # Webhooks secret they are signed with, and the hosts a job's own notify_url may name.
+    notify_url: str | None = None
+    notify_secret: str | None = None
+    notify_host_allowlist: tuple[HostPattern, ...] = ()
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -106,6 +117,7 @@ class Config:
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", True),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
+            **reader.notifications(),
         )
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -118,6 +130,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]):
         self.env = env
         self.problems: list[str] = []
+        self.failed: set[str] = set()
 
     def _raw(self, name: str) -> str | None:
         value = self.env.get(name)
@@ -127,6 +140,7 @@ class _Reader:
 
     def _fail(self, name: str, why: str) -> None:
         self.problems.append(f"{name}: {why}")
+        self.failed.add(name)
 
     def string(self, name: str, *, required: bool = False) -> str:
         value = self._raw(name)
@@ -220,7 +234,7 @@ class _Reader:
             return value
         return None
 
-    def hosts(self, name: str, default: str) -> tuple[HostPattern, ...]:
+    def hosts(self, name: str, default: str, *, allow_empty: bool = False) -> tuple[HostPattern, ...]:
         raw = self._raw(name) or default
         patterns, errors = [], []
         for entry in (e.strip() for e in raw.split(",")):
@@ -232,9 +246,58 @@ class _Reader:
                 errors.append(str(exc))
         if errors:
             self._fail(name, "; ".join(errors))
-        elif not patterns:
+        elif not patterns and not allow_empty:
             self._fail(name, "must list at least one host pattern")
         return tuple(patterns)
+
+    def notifications(self) -> dict:
+        """NOTIFY_URL, NOTIFY_SECRET and NOTIFY_HOST_ALLOWLIST, checked together."""
+        url = self.url("NOTIFY_URL", schemes=("http", "https")) or None
+        if url and "NOTIFY_URL" not in self.failed and len(url) > MAX_NOTIFY_URL:
+            self._fail("NOTIFY_URL", f"must be at most {MAX_NOTIFY_URL} characters")
+        secret = self.notify_secret("NOTIFY_SECRET", required=url is not None)
+        usable = url is not None and "NOTIFY_URL" not in self.failed
+        if self._raw("NOTIFY_HOST_ALLOWLIST") is None:
+            # Default: NOTIFY_URL's host as a pattern (https on port 443, public addresses only), else none.
+            allowlist: tuple[HostPattern, ...] = ()
+            if usable:
+                try:
+                    allowlist = (parse_host_pattern(urlsplit(url).hostname or ""),)
+                except ValueError:
+                    self._fail("NOTIFY_URL", "its host cannot be a host pattern; list its exact host:port "
+                                             "in NOTIFY_HOST_ALLOWLIST")
+                    usable = False
+        else:
+            allowlist = self.hosts("NOTIFY_HOST_ALLOWLIST", "", allow_empty=True)
+            usable = usable and "NOTIFY_HOST_ALLOWLIST" not in self.failed
+        if usable:
+            try:
+                check_url(url, allowlist)
+            except HostNotAllowed as exc:
+                self._fail("NOTIFY_URL", f"{exc.message} (NOTIFY_HOST_ALLOWLIST); an http URL, a port other "
+                                         "than 443 or a private address must be listed as its exact host:port "
+                                         "in NOTIFY_HOST_ALLOWLIST")
+        return {"notify_url": url, "notify_secret": secret, "notify_host_allowlist": allowlist}
+
+    def notify_secret(self, name: str, *, required: bool) -> str | None:
+        """A Standard Webhooks secret: ``whsec_`` and base64 (padding optional) of 24 to 64 bytes."""
+        value = self._raw(name)
+        if value is None:
+            if required:
+                self._fail(name, "is required when NOTIFY_URL is set (whsec_ followed by base64 of 24 to 64 "
+                                 "random bytes)")
+            return None
+        low, high = NOTIFY_SECRET_BYTES
+        encoded = value[len(NOTIFY_SECRET_PREFIX):]
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not value.startswith(NOTIFY_SECRET_PREFIX) or not low <= len(key) <= high:
+            self._fail(name, f"must be whsec_ followed by the base64 of {low} to {high} random bytes "
+                             "(a Standard Webhooks secret)")
+            return None
+        return value
 
     def storage_url(self, name: str, default: str) -> str:
         value = self._raw(name) or default

@@ -5,7 +5,9 @@ and ``fh:status:{status}`` are lexically ordered sets of ids (ids sort by creati
 for newest-first listing. ``fh:due`` orders active jobs by when the fallback sweep should
 look at them next. Every status change runs one Lua script, so a duplicate or late event
 can never move a job out of a terminal status, whichever process sends it; the same script
-frees the job's BFL slot (``fh:slots:{pool}``, see ``slots``) once BFL is done with it.
+frees the job's BFL slot (``fh:slots:{pool}``, see ``slots``) once BFL is done with it, and
+puts a job that turns terminal with a ``notify_url`` in the notification outbox ``fh:notify``
+(see ``notify``), so a finished job and its pending notification are recorded together.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _COUNTERS = ("webhooks", "polls", "downloads")
 _JSON_FIELDS = ("image", "error", "metadata", "input")
 DUE_KEY = f"{PREFIX}due"
+# The notification outbox: ids of jobs that turned terminal with a notify_url, by when they are due to be queued.
+NOTIFY_KEY = f"{PREFIX}notify"
 _TERMINAL_WORDS = " ".join(sorted(st.TERMINAL))
 
 # ARGV: job id, new status ('' = none), allowed current statuses, now, prefix,
 #       field that must hold a value ('' = none), that value, due time ('' = keep), field/value pairs...
-# A job leaving for ready or a terminal status gives back its BFL slot; a terminal job is never due.
+# A job leaving for ready or a terminal status gives back its BFL slot; a terminal job is never due;
+# a job turning terminal with a notify_url enters the notification outbox.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {0, ''} end
@@ -63,6 +68,10 @@ if new ~= '' and new ~= current then
   if pool and (new == 'ready' or terminal) then
     redis.call('ZREM', ARGV[5] .. 'slots:' .. pool, ARGV[1])
     redis.call('ZREM', ARGV[5] .. 'waiting:' .. pool, ARGV[1])
+  end
+  if terminal then
+    local notify_url = redis.call('HGET', KEYS[1], 'notify_url')
+    if notify_url and notify_url ~= '' then redis.call('ZADD', ARGV[5] .. 'notify', ARGV[4], ARGV[1]) end
   end
 end
 if terminal then
@@ -105,6 +114,7 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', ARGV[2] .. 'jobs', ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'status:' .. data[1], ARGV[1])
 redis.call('ZREM', ARGV[2] .. 'due', ARGV[1])
+redis.call('ZREM', ARGV[2] .. 'notify', ARGV[1])
 if data[4] then
   redis.call('ZREM', ARGV[2] .. 'slots:' .. data[4], ARGV[1])
   redis.call('ZREM', ARGV[2] .. 'waiting:' .. data[4], ARGV[1])
@@ -115,7 +125,8 @@ end
 return data[3] or ''
 """
 
-# KEYS: the due index. ARGV: now, most to take, the claim (score every taken job gets until checked).
+# KEYS: the due index (or the notification outbox). ARGV: now, most to take, the claim (score every
+# taken job gets until checked).
 _CLAIM_DUE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
@@ -127,6 +138,14 @@ _TAKE_CLAIM = """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+
+# Sets one field of an existing record only: a job deleted meanwhile is not recreated.
+_SET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -202,8 +221,14 @@ class Job:
     # Whether the Ready report behind result_url proved itself (secret, signature, or BFL's own poll).
     ready_proven: bool = True
     storage_key: str | None = None
+    # The stored image's small preview (see ``thumbnails``); None if there is none.
+    thumbnail_key: str | None = None
     # The BFL slot pool of a job fluxhook submits (see ``slots``); None for tracked jobs.
     pool: str | None = None
+    # Where the job JSON is POSTed once the job is terminal (see ``notify``); None: nowhere.
+    notify_url: str | None = None
+    # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
+    notified_at: float | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0
@@ -222,7 +247,7 @@ class Job:
                 values[name] = int(raw)
             elif name == "ready_proven":
                 values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at"):
+            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None
@@ -278,6 +303,7 @@ class JobStore:
         self._delete = connection.register_script(_DELETE)
         self._claim_due = connection.register_script(_CLAIM_DUE)
         self._take_claim = connection.register_script(_TAKE_CLAIM)
+        self._set_if_exists = connection.register_script(_SET_IF_EXISTS)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -351,6 +377,27 @@ class JobStore:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
         return bool(self._take_claim(keys=[DUE_KEY], args=[job_id, _score(claim), _score(hold_until)]))
 
+    def claim_notifications(self, now: float, limit: int, claim: float) -> list[str]:
+        """Take up to ``limit`` jobs from the notification outbox, oldest first, marking each with ``claim``.
+
+        Atomic like ``claim_due``: two sweeps never take the same job. A taken job stays in the outbox
+        (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task.
+        """
+        ids = self._claim_due(keys=[NOTIFY_KEY], args=[repr(now), limit, _score(claim)])
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def notifications_queued(self, job_ids: list[str], pipeline=None) -> None:
+        """Remove jobs from the outbox: on ``pipeline``, the same MULTI that queues their tasks."""
+        (pipeline if pipeline is not None else self.connection).zrem(NOTIFY_KEY, *job_ids)
+
+    def mark_notified(self, job_id: str, when: float) -> bool:
+        """Record that the job's notification was delivered; False if the job is gone.
+
+        Not an ``update``: the job is terminal (its state never changes again), and this leaves
+        ``updated_at`` alone, so the job JSON reads the same before and after.
+        """
+        return bool(self._set_if_exists(keys=[self.key(job_id)], args=["notified_at", repr(when)]))
+
     def due_at(self, job_id: str) -> float | None:
         """When the sweep will next look at the job; None if never."""
         return self.connection.zscore(DUE_KEY, job_id)
@@ -387,6 +434,7 @@ class JobStore:
         pipe = self.connection.pipeline()
         pipe.zrem(f"{PREFIX}jobs", job_id)
         pipe.zrem(DUE_KEY, job_id)
+        pipe.zrem(NOTIFY_KEY, job_id)
         for status in st.STATUSES:
             pipe.zrem(f"{PREFIX}status:{status}", job_id)
         pipe.execute()

@@ -27,6 +27,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_downloads": ("Download-and-store attempts by outcome.", ("outcome",)),
     "fluxhook_polls": ("Polls of BFL by outcome.", ("outcome",)),
     "fluxhook_submissions": ("Submissions to BFL by outcome.", ("outcome",)),
+    "fluxhook_notifications": ("Notification attempts to the user's app by outcome (delivered, retry, rejected, "
+                               "exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
 }
 # name: (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {

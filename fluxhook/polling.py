@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import metrics
+from . import events, metrics
 from . import status as st
 from .callbacks import BFLEvent, event_from_payload
 from .errors import FluxhookError
@@ -25,8 +25,10 @@ def poll_job(svc: Services, job: Job) -> BFLEvent:
         event = event_from_payload(payload, bfl_id=job.bfl_id)
     except FluxhookError as exc:
         metrics.count(svc.redis, "fluxhook_polls", outcome=exc.code)
+        events.record(svc, job.id, "poll", error=exc.code)
         raise
     metrics.count(svc.redis, "fluxhook_polls", outcome=event.status.lower().replace(" ", "_"))
+    events.record(svc, job.id, "poll", answer=event.status)
     submitted_at = job.submitted_at or job.created_at
     if event.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
         return BFLEvent(bfl_id=event.bfl_id, status=st.BFL_PENDING)

@@ -19,10 +19,18 @@ DOWNLOAD_TASK = "worker.download.download_result"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
+NOTIFY_TASK = "worker.notify.notify_job"
 
 # Eight retries spread over at most ~6 minutes: well inside a result URL's 10-minute life.
 DOWNLOAD_RETRIES = 8
 CONFIRM_RETRIES = 5
+# Notifications: 13 retries, the n-th after a uniform draw in [d/2, d] with d = min(1800, 2^n) s:
+# about 1-2, 2-4, 4-8, ... s at first (a short outage costs seconds), then 30-minute steps; at least
+# 62 minutes in all (every draw at its low end) and at most 124, plus the first attempt.
+NOTIFY_RETRIES = 13
+NOTIFY_RETRY_CAP = 1800
+# One attempt is one POST with NOTIFY_TIMEOUT (see notify): far below this.
+NOTIFY_JOB_TIMEOUT = 60
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
 
@@ -39,6 +47,11 @@ def control_queue(connection: Redis) -> Queue:
 def _retry(retries: int, cap: float) -> Retry:
     """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
     return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
+
+
+def notify_retry() -> Retry:
+    """The retries of one notification: seconds apart at first, spanning over an hour in all."""
+    return _retry(NOTIFY_RETRIES, NOTIFY_RETRY_CAP)
 
 
 def _download_lock(job_id: str) -> str:
@@ -127,3 +140,27 @@ def enqueue_confirm(queue: Queue, job_id: str) -> bool:
 def release_confirm(queue: Queue, job_id: str) -> None:
     """Let the next failure report for this job queue a check again."""
     queue.connection.delete(_confirm_lock(job_id))
+
+
+def notify_task_id(job_id: str) -> str:
+    """The RQ id of a job's notification task: one per job, so a second drain cannot queue another."""
+    return f"notify-{job_id}"
+
+
+def enqueue_notifications(queue: Queue, job_ids: list[str], pipeline) -> int:
+    """Queue one notification task per job on ``pipeline`` (a MULTI the caller executes); returns how many.
+
+    A job whose task already exists (queued, waiting for a retry, running or done) gets none: a
+    drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
+    """
+    check = queue.connection.pipeline(transaction=False)
+    for job_id in job_ids:
+        check.exists(RQJob.key_for(notify_task_id(job_id)))
+    fresh = [job_id for job_id, exists in zip(job_ids, check.execute()) if not exists]
+    if fresh:
+        queue.enqueue_many([
+            Queue.prepare_data(NOTIFY_TASK, (job_id,), timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),
+                               description=f"notify {job_id}", job_id=notify_task_id(job_id), **_KEEP)
+            for job_id in fresh
+        ], pipeline=pipeline)
+    return len(fresh)

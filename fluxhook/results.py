@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import metrics
+from . import events, metrics
 from . import status as st
 from .errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from .images import FetchedImage, fetch_image
@@ -14,6 +14,7 @@ from .outcomes import apply_event
 from .polling import poll_job
 from .queue import release_download
 from .services import Services
+from .thumbnails import store_thumbnail
 
 log = logging.getLogger("fluxhook.results")
 
@@ -28,17 +29,19 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
     Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
     """
     started = time.perf_counter()
-    outcome = "error"
+    outcome, error = "error", None
     try:
         outcome = _download_and_store(svc, job_id, last_attempt)
         return outcome
-    except RetryableError:
-        outcome = "retry"
+    except RetryableError as exc:
+        outcome, error = "retry", exc.message
         raise
     finally:
         metrics.count(svc.redis, "fluxhook_downloads", outcome=outcome)
         if outcome != SKIPPED:
-            metrics.observe(svc.redis, "fluxhook_download_seconds", time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            metrics.observe(svc.redis, "fluxhook_download_seconds", seconds)
+            events.record(svc, job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)
 
 
 def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
@@ -130,8 +133,11 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
 def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
     key = f"{job.id}.{image.extension}"
     svc.storage.put(key, image.file, sha256=image.sha256)
+    # Made before the job turns stored, so its record never names a missing thumbnail.
+    thumbnail_key = store_thumbnail(svc, job.id, image.file)
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
-    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key):
+    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key,
+                           thumbnail_key=thumbnail_key):
         finished = job.finished_at or job.updated_at
         metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished))
         log.info("image stored", extra={
@@ -142,6 +148,8 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
+        if thumbnail_key and (current is None or current.thumbnail_key != thumbnail_key):
+            svc.storage.delete(thumbnail_key)
     return RESTART if current is not None and current.status == st.READY else SKIPPED
 
 

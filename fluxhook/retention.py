@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from .removal import remove_job
 from .services import Services
 
 log = logging.getLogger("fluxhook.retention")
@@ -22,11 +23,7 @@ def purge_expired(svc: Services, now: float | None = None) -> int:
     removed = 0
     while ids := svc.jobs.created_before(cutoff, BATCH):
         for job_id in ids:
-            key = svc.jobs.delete(job_id)
-            if key is None:
-                svc.jobs.forget(job_id)  # the record expired by its TTL: only its index entries are left
-            elif key:
-                svc.storage.delete(key)
+            remove_job(svc, job_id)
             removed += 1
     files = svc.storage.remove_older_than(cutoff, partial_before=now - 3600)
     if removed or files:

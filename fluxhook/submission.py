@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import metrics, schedule
+from . import events, metrics, schedule
 from . import signing
 from . import status as st
 from .backoff import backoff_delay
@@ -57,13 +57,16 @@ def _submit(svc: Services, job: Job) -> str:
         task = svc.bfl.submit(job.model or "", body)
     except BFLRateLimited as exc:
         metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
+        events.record(svc, job.id, "submission", outcome=exc.code)
         pause = wait_for_room(svc, job, exc.retry_after)
         log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
         return st.QUEUED
     except FluxhookError as exc:
         metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
+        events.record(svc, job.id, "submission", outcome=exc.code)
         raise
     metrics.count(svc.redis, "fluxhook_submissions", outcome="submitted")
+    events.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
     now = time.time()
     svc.slots.accepted(job.pool or pool_for(job.model))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],

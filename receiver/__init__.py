@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Flask
 
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import errors, health, jobs, openapi, requestlog, webhooks
+from . import dashboard, errors, health, jobs, openapi, requestlog, webhooks
 
 # Large enough for BFL inputs carrying base64 images; the webhook endpoints cap themselves at 64 KiB.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -20,6 +22,17 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False
+    # The dashboard's session cookie: signed with SECRET_KEY (still readable with the keys being
+    # rotated out), never readable by scripts, not sent on cross-site requests, HTTPS-only when served so.
+    app.secret_key = services.config.secret_key
+    app.config.update(
+        SECRET_KEY_FALLBACKS=list(services.config.previous_secret_keys),
+        SESSION_COOKIE_NAME="fluxhook_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=services.config.public_base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
     app.extensions["fluxhook"] = services
     errors.init_app(app)
     requestlog.init_app(app)
@@ -27,4 +40,5 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(dashboard.bp)
     return app

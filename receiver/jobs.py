@@ -15,7 +15,10 @@ from fluxhook import status as st
 from fluxhook.bfl import MODEL
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
 from fluxhook.jobs import Job, new_job_id
+from fluxhook.notify import requested_url
 from fluxhook.orphans import apply_kept_callback
+from fluxhook.removal import remove_job
+from fluxhook.presenting import present
 from fluxhook.slots import pool_for
 
 from .auth import bearer_token_valid, require_bearer
@@ -58,12 +61,7 @@ def _metadata(data: dict) -> dict:
 
 
 def _present(job: Job) -> dict:
-    config = services().config
-    image_url = None
-    if job.image:
-        token = signing.image_token(config.secret_keys, job.id)
-        image_url = f"{config.public_base_url}/v1/jobs/{job.id}/image?token={token}"
-    return job.to_api(image_url)
+    return present(services().config, job)
 
 
 def _load(job_id: str) -> Job:
@@ -88,9 +86,10 @@ def create():
     metadata = _metadata(data)
 
     svc = services()
+    notify_url = requested_url(data.get("notify_url"), svc.config)
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
-              pool=pool_for(model), created_at=now, updated_at=now)
+              pool=pool_for(model), created_at=now, updated_at=now, notify_url=notify_url)
     svc.jobs.create(job)
     g.job_id = job.id
     if svc.slots.acquire(job):
@@ -120,10 +119,11 @@ def track():
     metadata = _metadata(data)
 
     svc = services()
+    notify_url = requested_url(data.get("notify_url"), svc.config)
     now = time.time()
     job, created = svc.jobs.create(Job(
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, model=model, polling_url=polling_url,
-        metadata=metadata, created_at=now, updated_at=now, submitted_at=now,
+        metadata=metadata, created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url,
     ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
     g.job_id = job.id
     if created:
@@ -204,10 +204,6 @@ def _image_headers(response: Response) -> Response:
 @bp.delete("/jobs/<job_id>")
 def delete(job_id: str):
     """Remove the record and its image."""
-    svc = services()
     job = _load(job_id)
-    # The key as deleted, not as read above: a download may have stored the image in between.
-    storage_key = svc.jobs.delete(job.id)
-    if storage_key:
-        svc.storage.delete(storage_key)
+    remove_job(services(), job.id)
     return "", 204

@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, g, request
 
-from fluxhook import metrics, signing
+from fluxhook import events, metrics, signing
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.jobs import Job
@@ -53,6 +53,7 @@ def _accept(job: Job, event: BFLEvent, proven: bool):
     svc.jobs.count(job.id, "webhooks")
     outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
     g.callback_outcome = "duplicate" if outcome == DUPLICATE else "accepted"
+    events.record(svc, job.id, "callback", outcome=g.callback_outcome, bfl_status=event.status, result=outcome)
     log.info("callback accepted", extra={"job_id": job.id, "bfl_id": event.bfl_id,
                                          "bfl_status": event.status, "outcome": outcome})
     return {"ok": True, "job_id": job.id, "outcome": outcome}, 200
@@ -60,6 +61,8 @@ def _accept(job: Job, event: BFLEvent, proven: bool):
 
 def _refuse(reason: str, exc: FluxhookError):
     g.refusal = reason
+    if g.get("job_id"):  # refused on a job's own URL (bad secret, another task): worth seeing on its timeline
+        events.record(services(), g.job_id, "callback", outcome="refused", reason=reason)
     log.warning("callback refused", extra={"reason": reason, "job_id": g.get("job_id")})
     raise exc
 
@@ -74,6 +77,7 @@ def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
     outcome = keep_early_callback(services(), job.id, body)
     g.callback_outcome = "kept"
+    events.record(services(), job.id, "callback", outcome="kept", bfl_status=event.status)
     log.info("callback kept until the submission is recorded",
              extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})
     return {"ok": True, "outcome": outcome or "kept_until_submitted"}, 202

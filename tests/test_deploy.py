@@ -52,7 +52,7 @@ PROCFILE_ARGV = {name: argv(command) for name, command in procfile().items()}
 def config_variables() -> set[str]:
     """Every variable fluxhook/config.py asks its reader for."""
     source = (ROOT / "fluxhook" / "config.py").read_text()
-    found = set(re.findall(r'reader\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    found = set(re.findall(r'(?:reader|self)\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
     assert {"REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY"} <= found, found
     return found
 

@@ -351,7 +351,8 @@ def test_storage_is_atomic_and_holds_only_the_image(api, sim, spy, stack):
     root = storage_dir(stack)
     assert (root / f"{job['id']}.png").read_bytes() == data
     assert [p.name for p in root.iterdir() if p.name.startswith(".partial-")] == []
-    assert [p.name for p in root.iterdir() if job["id"] in p.name] == [f"{job['id']}.png"]
+    assert sorted(p.name for p in root.iterdir() if job["id"] in p.name) == [f"{job['id']}-thumb.webp",
+                                                                          f"{job['id']}.png"]
 
 
 # -- GET /v1/jobs/{id}/image and DELETE -------------------------------------------

@@ -54,14 +54,14 @@ def faults(simulator, _spies, tmp_path):
 
 
 def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> None:
-    """Every job stored, byte-identical to BFL's image, one file per job and nothing else."""
+    """Every job stored, byte-identical to BFL's image, one image (and its thumbnail) per job and nothing else."""
     for job in jobs:
         done = api.wait_for(job["id"], timeout=30)
         assert done["status"] == "stored", done
         served = requests.get(done["image"]["url"], timeout=10)
         assert served.content == sim.image_bytes(job["bfl_id"])
     files = sorted(p.name for p in (stack.var_dir / "images").iterdir())
-    assert files == sorted(f"{j['id']}.png" for j in jobs)
+    assert files == sorted([f"{j['id']}.png" for j in jobs] + [f"{j['id']}-thumb.webp" for j in jobs])
 
 
 # -- 1. a worker killed outright --------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""Small WebP previews of stored images, made by the worker when it stores the image (for the dashboard).
+
+A real small file, so a list of jobs never makes the browser fetch and scale full-size images.
+Making one is best effort: a thumbnail that cannot be made or stored never fails the job.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import BinaryIO
+
+from PIL import Image, ImageOps
+
+from .services import Services
+
+log = logging.getLogger("fluxhook.thumbnails")
+
+MAX_SIDE = 256
+CONTENT_TYPE = "image/webp"
+# Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
+MAX_SOURCE_PIXELS = 40_000_000
+
+
+def key_for(job_id: str) -> str:
+    """The storage key of a job's thumbnail (beside its image, ``{job_id}.{ext}``)."""
+    return f"{job_id}-thumb.webp"
+
+
+def make_thumbnail(source: BinaryIO) -> bytes:
+    """WebP bytes of ``source`` (a JPEG, PNG or WebP) fitted in MAX_SIDE x MAX_SIDE, never enlarged."""
+    source.seek(0)
+    with Image.open(source) as image:
+        if image.width * image.height > MAX_SOURCE_PIXELS:
+            raise ValueError(f"{image.width}x{image.height} is too large to make a thumbnail of")
+        # draft() lets a JPEG decode at a reduced scale; a no-op for other formats.
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+        # Browsers show the full image turned by its EXIF orientation: the thumbnail must match.
+        small = ImageOps.exif_transpose(image)
+        if small.mode not in ("RGB", "RGBA"):
+            small = small.convert("RGBA" if "A" in small.getbands() or "transparency" in small.info else "RGB")
+        small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        small.save(out, format="WEBP", quality=80, method=4)
+    return out.getvalue()
+
+
+def store_thumbnail(svc: Services, job_id: str, source: BinaryIO) -> str | None:
+    """Make and store the thumbnail of the image in ``source``; its key, or None if that failed (logged)."""
+    key = key_for(job_id)
+    try:
+        svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
+    except Exception as exc:  # a preview is never worth failing the job over, whatever went wrong
+        log.warning("thumbnail not made", extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None
+    return key

@@ -1,0 +1,189 @@
+"""The dashboard at ``/``: sign in with an API token, follow recent jobs live, read one job's story.
+
+Server-rendered pages (``templates/dashboard``) with one small script (``static/dashboard.js``)
+that polls the ``/live/...`` JSON every two seconds and updates the page in place. No build step
+and nothing from a CDN: it works on a machine without internet. Everything but the sign-in page
+needs a signed-in session (see ``dashboard_session``); the session grants nothing on ``/v1``.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+
+from fluxhook import events
+from fluxhook import status as st
+from fluxhook.errors import InvalidRequest
+from fluxhook.jobs import PREFIX, Job, is_job_id
+from fluxhook.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
+
+from . import dashboard_session as auth
+from .context import services
+from .dashboard_view import detail, row
+from .errors import error_response
+
+bp = Blueprint("dashboard", __name__)
+log = logging.getLogger("fluxhook.dashboard")
+
+PAGE_SIZE = 25
+# Thumbnails are at most a few tens of KiB; anything bigger is not one of ours.
+MAX_THUMBNAIL_BYTES = 1024 * 1024
+_OPEN = ("dashboard.sign_in_form", "dashboard.sign_in")
+
+
+@bp.before_request
+def require_session():
+    if request.endpoint in _OPEN or auth.signed_in():
+        return None
+    if request.endpoint == "dashboard.page" or request.endpoint == "dashboard.job_page":
+        return redirect(url_for("dashboard.sign_in_form", next=request.full_path.rstrip("?")))
+    return error_response(401, "unauthorized", "sign in to the dashboard first")
+
+
+@bp.after_request
+def protect(response: Response) -> Response:
+    """No inline script, no framing, no caching of job data by shared caches or the back button."""
+    images = "'self' data:"
+    if services().config.storage_url.startswith("s3:"):
+        # The image endpoint may redirect to a presigned URL of the bucket.
+        endpoint = services().config.s3_endpoint_url
+        images += f" {_origin(endpoint)}" if endpoint else " https:"
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "dashboard.thumbnail":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@bp.context_processor
+def template_values():
+    return {"csrf_token": auth.csrf_token, "signed_in": auth.signed_in, "statuses": st.STATUSES}
+
+
+@bp.get("/signin")
+def sign_in_form():
+    if auth.signed_in():
+        return redirect(_next_page())
+    return render_template("dashboard/signin.html", next=_next_page(), error=None)
+
+
+@bp.post("/signin")
+def sign_in():
+    """Open a session for a token from API_TOKENS; the token itself is never stored in the cookie."""
+    if not auth.csrf_valid(request.form.get("csrf_token")):
+        return render_template("dashboard/signin.html", next=_next_page(),
+                               error="The sign-in form had expired. Please try again."), 400
+    if not auth.token_accepted(request.form.get("token", "")):
+        log.warning("dashboard sign-in refused")
+        return render_template("dashboard/signin.html", next=_next_page(),
+                               error="That token is not one of this service's API tokens."), 401
+    auth.sign_in(request.form["token"])
+    log.info("dashboard sign-in")
+    return redirect(_next_page(), 303)
+
+
+@bp.post("/signout")
+def sign_out():
+    if not auth.csrf_valid(request.form.get("csrf_token")):
+        return error_response(400, "csrf_failed", "the sign-out form did not carry this session's CSRF token")
+    auth.sign_out()
+    return redirect(url_for("dashboard.sign_in_form"), 303)
+
+
+def _next_page() -> str:
+    """Where to go after signing in: a path on this site only (never //host or a full URL)."""
+    target = request.values.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//") or "\\" in target or urlsplit(target).netloc:
+        return "/"
+    return target
+
+
+def _listing() -> tuple[str | None, str | None, list[Job], str | None]:
+    status = request.args.get("status") or None
+    cursor = request.args.get("cursor") or None
+    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor)
+    return status, cursor, jobs, next_cursor
+
+
+def _counts() -> dict[str, int]:
+    pipe = services().redis.pipeline(transaction=False)
+    for name in st.STATUSES:
+        pipe.zcard(f"{PREFIX}status:{name}")
+    counts = dict(zip(st.STATUSES, pipe.execute()))
+    return {"all": sum(counts.values()), **counts}
+
+
+@bp.get("/")
+def page():
+    """Recent jobs, newest first, filtered by status, a page at a time."""
+    try:
+        status, cursor, jobs, next_cursor = _listing()
+    except InvalidRequest:
+        return redirect(url_for("dashboard.page"))  # an unknown status or a stale cursor: start over
+    return render_template("dashboard/jobs.html", status=status, cursor=cursor, jobs=[row(j) for j in jobs],
+                           next_cursor=next_cursor, counts=_counts())
+
+
+@bp.get("/live/jobs")
+def live_jobs():
+    """The list page's rows as JSON, for its live refresh."""
+    status, _, jobs, next_cursor = _listing()
+    return {"jobs": [row(j) for j in jobs], "next_cursor": next_cursor, "counts": _counts()}
+
+
+def _job(job_id: str) -> Job | None:
+    job = services().jobs.get(job_id)
+    if job is not None:
+        g.job_id = job.id
+    return job
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    """One job: its image, metadata, error and timeline."""
+    job = _job(job_id)
+    if job is None:
+        return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
+    svc = services()
+    return render_template("dashboard/job.html", job=detail(svc.config, job, events.recent(svc.redis, job.id)))
+
+
+@bp.get("/live/jobs/<job_id>")
+def live_job(job_id: str):
+    """The job page's contents as JSON, for its live refresh."""
+    job = _job(job_id)
+    if job is None:
+        return error_response(404, "job_not_found", "no such job (it may have been deleted)")
+    svc = services()
+    return {"job": detail(svc.config, job, events.recent(svc.redis, job.id))}
+
+
+@bp.get("/jobs/<job_id>/thumbnail")
+def thumbnail(job_id: str):
+    """The small preview the worker made when it stored the image."""
+    job = _job(job_id)
+    file = services().storage.open(job.thumbnail_key) if job is not None and job.thumbnail_key else None
+    if file is None:
+        return error_response(404, "not_found", "this job has no thumbnail")
+    try:
+        data = file.read(MAX_THUMBNAIL_BYTES + 1)
+    finally:
+        file.close()
+    if len(data) > MAX_THUMBNAIL_BYTES:
+        return error_response(404, "not_found", "this job has no thumbnail")
+    response = Response(data, mimetype=THUMBNAIL_TYPE)
+    # A job's thumbnail never changes: it is made once, with the image.
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response

@@ -1,0 +1,62 @@
+"""The dashboard's signed-in state: a Flask session cookie signed with SECRET_KEY.
+
+The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from
+API_TOKENS signs out every session opened with it. Each session carries its own CSRF token,
+which every form that changes something (sign-in, sign-out) must send back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from flask import session
+
+from .context import services
+
+_FINGERPRINT_SALT = b"fluxhook.dashboard-token"
+
+
+def _fingerprint(token: str) -> str:
+    key = hashlib.sha256(_FINGERPRINT_SALT + services().config.secret_key.encode()).digest()
+    return hmac.new(key, token.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:32]
+
+
+def token_accepted(token: str) -> bool:
+    """Whether ``token`` is one of API_TOKENS (compared with every one, in constant time)."""
+    given = token.strip().encode("utf-8", "surrogateescape")
+    return bool(given) and sum(hmac.compare_digest(given, t.encode()) for t in services().config.api_tokens) > 0
+
+
+def signed_in() -> bool:
+    """Whether this request's session was opened with a token API_TOKENS still lists."""
+    fingerprint = session.get("token")
+    if session.get("signed_in") is not True or not isinstance(fingerprint, str):
+        return False
+    return sum(hmac.compare_digest(fingerprint, _fingerprint(t)) for t in services().config.api_tokens) > 0
+
+
+def sign_in(token: str) -> None:
+    """Open a fresh session for an accepted ``token`` (a new CSRF token too: nothing carries over)."""
+    session.clear()
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without use
+    session["signed_in"] = True
+    session["token"] = _fingerprint(token.strip())
+    session["csrf"] = secrets.token_urlsafe(32)
+
+
+def sign_out() -> None:
+    session.clear()
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, made on first use (the sign-in form needs one before signing in)."""
+    if not isinstance(session.get("csrf"), str):
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def csrf_valid(given: str | None) -> bool:
+    expected = session.get("csrf")
+    return isinstance(expected, str) and isinstance(given, str) and hmac.compare_digest(given.encode(), expected.encode())

@@ -1,0 +1,163 @@
+"""How a job and its timeline read on the dashboard: plain dicts of display strings.
+
+The same dicts fill the server-rendered pages and the live JSON the page's script polls, so
+a row looks the same whether the server drew it or the script updated it in place.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from fluxhook import signing
+from fluxhook import status as st
+from fluxhook.config import Config
+from fluxhook.jobs import Job, iso
+
+_TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
+
+
+def clock(ts: float | None, *, millis: bool = False) -> str:
+    """``2026-11-21 10:00:01`` (UTC), or '' for no time."""
+    if ts is None:
+        return ""
+    moment = datetime.fromtimestamp(ts, timezone.utc)
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{moment.microsecond // 1000:03d}" if millis else text
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: ``850 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _after(later: float | None, earlier: float | None) -> str:
+    return f"+{duration(later - earlier)}" if later is not None and earlier is not None else ""
+
+
+def row(job: Job) -> dict:
+    """One job as a line of the list."""
+    submitted = job.submitted_at
+    return {
+        "id": job.id,
+        "href": f"/jobs/{job.id}",
+        "status": job.status,
+        "terminal": job.terminal,
+        "model": job.model or "",
+        "source": job.source or "",
+        "bfl_status": job.bfl_status or "",
+        "created": clock(job.created_at),
+        "submitted": clock(submitted) if submitted else ("waiting for a slot" if job.status == st.QUEUED else ""),
+        # Each step counted from the one before: submitted -> BFL done -> stored.
+        "bfl_done": _after(job.finished_at, submitted),
+        "stored": _after(job.completed_at, job.finished_at or submitted) if job.status == st.STORED else "",
+        "error": (job.error or {}).get("code", ""),
+        "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
+    }
+
+
+def detail(config: Config, job: Job, events: list[dict]) -> dict:
+    """Everything the job page shows."""
+    image = job.image or {}
+    return {
+        **row(job),
+        "bfl_id": job.bfl_id or "",
+        "updated": clock(job.updated_at),
+        "completed": clock(job.completed_at),
+        "finished": clock(job.finished_at),
+        "attempts": " · ".join(_count(n, word) for n, word in
+                                ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
+        # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
+        "image_url": f"/v1/jobs/{job.id}/image?token={signing.image_token(config.secret_keys, job.id)}"
+        if job.image and job.storage_key else None,
+        "image_width": image.get("width"),
+        "image_height": image.get("height"),
+        "image_info": _image_info(image) if image else "",
+        "sha256": image.get("sha256", ""),
+        "error_code": (job.error or {}).get("code", ""),
+        "error_message": (job.error or {}).get("message", ""),
+        "metadata": json.dumps(job.metadata, indent=2, ensure_ascii=False) if job.metadata else "",
+        "timeline": timeline(job, events),
+    }
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _image_info(image: dict) -> str:
+    size = image.get("size") or 0
+    amount = (f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024
+              else f"{size / 1024:.0f} KiB" if size >= 1024 else f"{size} bytes")
+    return f"{image.get('width')}×{image.get('height')} · {image.get('content_type', '')} · {amount}"
+
+
+def timeline(job: Job, events: list[dict]) -> list[dict]:
+    """The job's story, oldest first: the milestones its record holds, and every recorded event."""
+    # Jobs fluxhook submits hold a slot pool; tracked ones (submitted elsewhere) do not.
+    entries = [_entry(job.created_at, "created", "Job created" if job.pool else "Tracking started", "", "info")]
+    for event in events:
+        at = event["at"]
+        if event.get("kind") == "download" and isinstance(event.get("seconds"), (int, float)):
+            at -= event["seconds"]  # recorded when the attempt ended; shown where it began
+        entries.append(_entry(at, event.get("kind", ""), *_describe(event)))
+    if job.finished_at:
+        entries.append(_entry(job.finished_at, "bfl", "BFL finished the task", "", "info"))
+    if job.terminal and job.completed_at:
+        message = (job.error or {}).get("message", "")
+        entries.append(_entry(job.completed_at, "status", f"Job {job.status}", message, _TONE.get(job.status, "info")))
+    entries.sort(key=lambda e: e["ts"])
+    start = job.created_at
+    for entry in entries:
+        entry["offset"] = _after(entry["ts"], start) if entry["ts"] >= start else ""
+    return entries
+
+
+def _entry(ts: float, kind: str, title: str, text: str, tone: str) -> dict:
+    return {"ts": ts, "at": iso(ts), "clock": clock(ts, millis=True), "kind": kind, "title": title, "text": text,
+            "tone": tone}
+
+
+def _describe(event: dict) -> tuple[str, str, str]:
+    """Title, detail and tone (ok, info, warn, bad) of one recorded event."""
+    kind, outcome = event.get("kind"), event.get("outcome")
+    if kind == "callback":
+        bfl_status = event.get("bfl_status") or "?"
+        if outcome == "accepted":
+            # A failure report is only believed once a poll of BFL confirms it.
+            tone = "warn" if event.get("result") == "confirm_queued" else "ok"
+            return f"Callback: {bfl_status}", _words(event.get("result")), tone
+        if outcome == "duplicate":
+            return f"Duplicate callback: {bfl_status}", "answered 200, nothing done again", "info"
+        if outcome == "kept":
+            return f"Callback kept: {bfl_status}", "it overtook BFL's answer to the submission", "info"
+        return "Callback refused", _words(event.get("reason")), "bad"
+    if kind == "poll":
+        if event.get("error"):
+            return "Poll failed", _words(event.get("error")), "warn"
+        return f"Polled BFL: {event.get('answer')}", "", "info"
+    if kind == "submission":
+        if outcome == "submitted":
+            return "Submitted to BFL", f"task {event.get('bfl_id', '')}", "ok"
+        if outcome == "bfl_rate_limited":
+            return "BFL busy (429)", "back in line for a slot", "warn"
+        return "Submission failed", _words(outcome), "bad"
+    if kind == "download":
+        took = f"in {duration(float(event.get('seconds') or 0))}"
+        if outcome == st.STORED:
+            return "Downloaded and stored", took, "ok"
+        if outcome == "retry":
+            return "Download failed, will retry", f"{event.get('error') or ''} ({took})".strip(), "warn"
+        return f"Download: {_words(outcome)}", took, "bad" if outcome in ("failed", "expired", "error") else "info"
+    return _words(kind).capitalize(), _words(outcome), "info"
+
+
+def _words(code) -> str:
+    return str(code or "").replace("_", " ")

@@ -1,0 +1,172 @@
+// Live refresh for the dashboard: poll the page's JSON (data-live) every two seconds and update it
+// in place. Text goes in with textContent only: job data never becomes markup.
+(function () {
+  "use strict";
+
+  var INTERVAL = 2000;
+  var root = document.querySelector("[data-live]");
+  if (!root) return;
+  var indicator = document.getElementById("live");
+  var source = root.getAttribute("data-live");
+  var timer = null;
+
+  function fillFields(node, data) {
+    node.querySelectorAll("[data-field]").forEach(function (el) {
+      var value = data[el.getAttribute("data-field")];
+      var text = value === null || value === undefined ? "" : String(value);
+      if (el.textContent !== text) el.textContent = text;
+    });
+    node.querySelectorAll(".status").forEach(function (el) {
+      el.className = "status status-" + data.status;
+    });
+  }
+
+  // --- the list ------------------------------------------------------------------------------
+  function fillRow(tr, job) {
+    tr.setAttribute("data-job-id", job.id);
+    tr.setAttribute("data-status", job.status);
+    fillFields(tr, job);
+    tr.querySelectorAll("a[data-href]").forEach(function (a) { a.setAttribute("href", job.href); });
+    var link = tr.querySelector(".thumb a");
+    if (job.thumbnail && !link.querySelector("img")) {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.src = job.thumbnail;
+      link.appendChild(img);
+    }
+  }
+
+  function updateList(data) {
+    var body = document.getElementById("rows");
+    var template = document.getElementById("row-template");
+    var existing = {};
+    body.querySelectorAll("tr[data-job-id]").forEach(function (tr) {
+      existing[tr.getAttribute("data-job-id")] = tr;
+    });
+    var rows = data.jobs.map(function (job) {
+      var tr = existing[job.id] || template.content.firstElementChild.cloneNode(true);
+      fillRow(tr, job);
+      return tr;
+    });
+    // Same nodes where the job was already shown, so loaded thumbnails are not fetched again.
+    var same = rows.length === body.children.length && rows.every(function (tr, i) { return body.children[i] === tr; });
+    if (!same) body.replaceChildren.apply(body, rows);
+    document.getElementById("empty").hidden = rows.length > 0;
+    Object.keys(data.counts).forEach(function (name) {
+      var el = root.querySelector('[data-count="' + name + '"]');
+      if (el) el.textContent = String(data.counts[name]);
+    });
+    var older = document.getElementById("older");
+    if (data.next_cursor) {
+      var url = new URL(location.href);
+      url.searchParams.set("cursor", data.next_cursor);
+      older.href = url.pathname + url.search;
+    }
+    older.hidden = !data.next_cursor;
+    return true;
+  }
+
+  // --- one job -------------------------------------------------------------------------------
+  function showImage(job) {
+    var figure = document.getElementById("picture");
+    if (!job.image_url || figure.querySelector("img")) return;
+    var link = document.createElement("a");
+    link.href = job.image_url;
+    var img = document.createElement("img");
+    img.alt = "The stored image";
+    if (job.image_width) img.width = job.image_width;
+    if (job.image_height) img.height = job.image_height;
+    img.src = job.image_url;
+    link.appendChild(img);
+    var placeholder = figure.querySelector(".noimage");
+    if (placeholder) placeholder.replaceWith(link); else figure.prepend(link);
+  }
+
+  function showTimeline(entries) {
+    var list = document.getElementById("timeline");
+    var items = entries.map(function (entry) {
+      var li = document.createElement("li");
+      li.className = "tone-" + entry.tone;
+      li.setAttribute("data-kind", entry.kind);
+      var time = document.createElement("time");
+      time.dateTime = entry.at;
+      time.textContent = entry.clock;
+      var offset = document.createElement("span");
+      offset.className = "offset";
+      offset.textContent = entry.offset;
+      var title = document.createElement("strong");
+      title.textContent = entry.title;
+      var text = document.createElement("span");
+      text.className = "text";
+      text.textContent = entry.text;
+      li.append(time, " ", offset, " ", title, " ", text);
+      return li;
+    });
+    list.replaceChildren.apply(list, items);
+  }
+
+  function updateJob(data) {
+    var job = data.job;
+    fillFields(root, job);
+    document.getElementById("error").hidden = !job.error_code;
+    showImage(job);
+    var placeholder = document.querySelector("#picture .noimage");
+    if (placeholder && job.terminal) placeholder.textContent = "No image";
+    showTimeline(job.timeline);
+    root.setAttribute("data-terminal", job.terminal ? "true" : "false");
+    // A terminal job never changes again: stop asking, after one more look for the events that
+    // are recorded just after the last status change.
+    if (job.terminal) finalLooks += 1;
+    return finalLooks < 2;
+  }
+  var finalLooks = 0;
+
+  // --- polling -------------------------------------------------------------------------------
+  var update = root.classList.contains("jobpage") ? updateJob : updateList;
+
+  function setIndicator(state, title) {
+    if (!indicator) return;
+    indicator.hidden = false;
+    indicator.className = "live " + state;
+    indicator.textContent = state === "ok" ? "live" : state === "done" ? "final" : "offline";
+    indicator.title = title;
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(tick, INTERVAL);
+  }
+
+  function tick() {
+    if (document.hidden) return;  // resumed by visibilitychange
+    fetch(source, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 401) {
+          location.assign("/signin?next=" + encodeURIComponent(location.pathname + location.search));
+          return null;
+        }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (data === null) return;
+        var more = update(data);
+        setIndicator(more ? "ok" : "done", "updated " + new Date().toLocaleTimeString());
+        if (more) schedule();
+      })
+      .catch(function (error) {
+        setIndicator("offline", "could not refresh: " + error.message + "; retrying");
+        schedule();
+      });
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && !(update === updateJob && root.getAttribute("data-terminal") === "true")) tick();
+  });
+  if (update === updateJob && root.getAttribute("data-terminal") === "true") {
+    setIndicator("done", "this job is finished");
+  } else {
+    setIndicator("ok", "refreshing every " + INTERVAL / 1000 + " s");
+    schedule();
+  }
+})();
