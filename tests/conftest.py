@@ -184,6 +184,27 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
     return env
 
 
+@pytest.fixture()
+def make_services(redis_server, simulator, spy):
+    """Builds in-process Services on a Redis database of their own (flushed before and after)."""
+    from fluxhook.config import Config
+    from fluxhook.services import build_services
+
+    made = []
+
+    def build(db: int, **overrides):
+        env = service_env(redis_server, simulator, spy.port, free_port(), **overrides)
+        env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
+        svc = build_services(Config.from_env(env))
+        svc.redis.flushdb()
+        made.append(svc)
+        return svc
+
+    yield build
+    for svc in made:
+        svc.redis.flushdb()
+
+
 @pytest.fixture(scope="session")
 def stack(redis_server, simulator, _spies, tmp_path_factory):
     """The Procfile's web and worker processes, started as a PaaS would start them."""

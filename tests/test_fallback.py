@@ -15,9 +15,7 @@ from devtools.processes import free_port, start_process, stop_process, wait_unti
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook import fallback, schedule
 from fluxhook import status as st
-from fluxhook.config import Config
 from fluxhook.jobs import Job, new_job_id
-from fluxhook.services import build_services
 from fluxhook.sweep import sweep
 
 
@@ -87,21 +85,9 @@ def test_a_job_still_pending_after_an_hour_times_out(api, sim, stack):
 # -- in-process checks on their own database ----------------------------------------------------
 
 @pytest.fixture()
-def services(redis_server, simulator, spy):
+def services(make_services):
     """Services on database 4, wired to the simulator (or, with BFL_API_BASE overridden, a spy)."""
-    made = []
-
-    def build(**overrides):
-        env = service_env(redis_server, simulator, spy.port, free_port(), **overrides)
-        env["REDIS_URL"] = redis_server.url.replace("/0", "/4")
-        svc = build_services(Config.from_env(env))
-        svc.redis.flushdb()
-        made.append(svc)
-        return svc
-
-    yield build
-    for svc in made:
-        svc.redis.flushdb()
+    return lambda **overrides: make_services(4, **overrides)
 
 
 def _tracked(svc, bfl_id: str, due: float) -> Job:

@@ -13,7 +13,7 @@ import redis
 import requests
 
 from conftest import API, ready_payload, service_env
-from devtools.processes import RedisServer, free_port, stop_process, wait_until
+from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import Stack
 from fluxhook import schedule
 

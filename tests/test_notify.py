@@ -36,7 +36,6 @@ from fluxhook.config import Config
 from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.jobs import NOTIFY_KEY, Job, new_job_id
 from fluxhook.queue import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
-from fluxhook.services import build_services
 from fluxhook.sweep import drain_notifications
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
@@ -297,22 +296,13 @@ def test_without_notify_secret_a_notify_url_is_refused_with_the_reason(api):
 # -- the outbox and the task, in-process on database 11 --------------------------------------------
 
 @pytest.fixture()
-def services(redis_server, simulator, spy, receivers):
-    made = []
-
+def services(make_services, receivers):
     def build(**overrides):
         notifications = {"NOTIFY_URL": receivers[0].url(), "NOTIFY_SECRET": SECRET,
                          "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{receivers[0].port}"}
-        env = service_env(redis_server, simulator, spy.port, free_port(), **{**notifications, **overrides})
-        env["REDIS_URL"] = redis_server.url.replace("/0", "/11")
-        svc = build_services(Config.from_env(env))
-        svc.redis.flushdb()
-        made.append(svc)
-        return svc
+        return make_services(11, **{**notifications, **overrides})
 
-    yield build
-    for svc in made:
-        svc.redis.flushdb()
+    return build
 
 
 def _job(svc, notify_url: str | None) -> Job:

@@ -8,26 +8,16 @@ import time
 
 import pytest
 
-from conftest import service_env
-from devtools.processes import free_port
 from fluxhook import status as st
-from fluxhook.config import Config
 from fluxhook.jobs import Job, new_job_id
 from fluxhook.retention import purge_expired
-from fluxhook.services import build_services
 
 DAY = 86400
 
 
 @pytest.fixture()
-def svc(redis_server, simulator, spy, tmp_path):
-    env = service_env(redis_server, simulator, spy.port, free_port(), JOB_RETENTION_DAYS="30",
-                      STORAGE_URL=f"file://{tmp_path / 'images'}")
-    env["REDIS_URL"] = redis_server.url.replace("/0", "/6")
-    services = build_services(Config.from_env(env))
-    services.redis.flushdb()
-    yield services
-    services.redis.flushdb()
+def svc(make_services, tmp_path):
+    return make_services(6, JOB_RETENTION_DAYS="30", STORAGE_URL=f"file://{tmp_path / 'images'}")
 
 
 def _stored_job(svc, made_at: float, bfl_id: str) -> Job:

@@ -10,7 +10,7 @@ import redis
 
 from fluxhook import status as st
 from fluxhook.config import Config
-from fluxhook.jobs import DUE_KEY, PREFIX, Job, JobStore, new_job_id
+from fluxhook.jobs import PREFIX, Job, JobStore, new_job_id
 from fluxhook.slots import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, Slots, pool_for
 
 
