@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench bench-suite clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -21,6 +21,10 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop
+
+# Every benchmark beside its baseline (needs wrk: apt-get install wrk).
+bench-suite: $(VENV)/.installed
+	$(PY) -m bench.suite
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

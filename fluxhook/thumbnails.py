@@ -35,13 +35,17 @@ def make_thumbnail(source: BinaryIO) -> bytes:
             raise ValueError(f"{image.width}x{image.height} is too large to make a thumbnail of")
         # draft() lets a JPEG decode at a reduced scale; a no-op for other formats.
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+        image.load()
         # Browsers show the full image turned by its EXIF orientation: the thumbnail must match.
-        small = ImageOps.exif_transpose(image)
+        # In place: a copy of the full-size image was a tenth of the worker's time per download.
+        ImageOps.exif_transpose(image, in_place=True)
+        small = image
         if small.mode not in ("RGB", "RGBA"):
             small = small.convert("RGBA" if "A" in small.getbands() or "transparency" in small.info else "RGB")
-        small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        # reducing_gap: a fast box reduction first, LANCZOS only over the last factor of 3.
+        small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
         out = io.BytesIO()
-        small.save(out, format="WEBP", quality=80, method=4)
+        small.save(out, format="WEBP", quality=80, method=2)
     return out.getvalue()
 
 

@@ -1,0 +1,222 @@
+"""Benchmark 1, callback ingest: the real web process against a bare Flask endpoint, same gunicorn settings.
+
+Both are started with the Procfile's gunicorn command and ``--config python:receiver.gunicorn_conf``
+(gthread, WEB_CONCURRENCY x WEB_THREADS, bound to 127.0.0.1); the baseline only swaps the app
+for ``bench.bare_app``. ``wrk`` (32 connections, fixed duration) sends both byte-for-byte the
+same requests: signed Ready callbacks (per-job URL and ``X-Webhook-Secret``) for jobs created
+through ``POST /v1/jobs`` just before, with ``[pending] [drop]`` prompts so the simulator never
+completes nor calls back by itself. Each job gets one callback (each wrk thread walks its own
+share of the jobs); a share that runs out wraps around, which shows as duplicates below.
+
+No worker runs during this benchmark: queued downloads stay in RQ's queue, where they are
+counted, and neither the downloads nor the sweep take CPU from the web process (the baseline
+has no such work either). The callbacks' ``result.sample`` URLs are well-formed simulator
+delivery URLs that are never fetched. Runs alternate which server goes first.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from rq import Queue
+
+from devtools.processes import free_port
+
+from .common import (BenchJob, BenchStack, Row, Section, counter, create_jobs, fmt, log, median_of_reps,
+                     metrics_counts, read_jobs, signed_callback, tree_memory)
+
+CONNECTIONS = 32
+WRK_THREADS = 2
+LUA = Path(__file__).with_name("callbacks.lua")
+MAX_POOL = 9_000  # below BFL_MAX_ACTIVE: an unused job holds a fluxhook slot
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 30.0
+
+
+def run_wrk(port: int, data: Path, duration: float) -> dict:
+    """One wrk run against 127.0.0.1:``port``; wrk's figures (it stops by itself after ``duration``)."""
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{duration:g}s", "--latency", "-s", str(LUA),
+               f"http://127.0.0.1:{port}", "--", str(data), str(WRK_THREADS)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
+    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no figures: {out.stdout}")
+    figures = json.loads(line.removeprefix("WRKJSON "))
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["non2xx"] = figures["status"]
+    figures["socket_errors"] = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    return figures
+
+
+def write_data(stack: BenchStack, jobs: list[BenchJob], path: Path) -> None:
+    sim = stack.sim_base
+    with path.open("w") as out:
+        for job in jobs:
+            # A delivery URL of the simulator's shape; never fetched (no worker runs here).
+            callback = signed_callback(stack, job, f"{sim}/delivery/{job.bfl_id}.png?exp=4102444800&sig=bench")
+            path_only = "/" + callback.url.split("/", 3)[3]
+            out.write(f"{path_only}\t{callback.headers['X-Webhook-Secret']}\t{callback.body.decode()}\n")
+
+
+class Ingest:
+    def __init__(self, args):
+        self.args = args
+        self.duration = args.ingest_seconds
+        self.stack = BenchStack("ingest", log_level=args.log_level)
+        self.unused: list[BenchJob] = []
+        self.memory: dict[str, float] = {}
+
+    def run(self) -> Section:
+        args = self.args
+        stack = self.stack
+        try:
+            stack.start(workers=0)
+            stack.sim_settings(max_active=100_000)
+            bare_port = free_port()
+            stack.start_bare_app(bare_port)
+            web_port = int(stack.env["PORT"])
+            db = stack.redis()
+            queue = Queue("fluxhook", connection=stack.redis(decode=False))
+
+            # Warm-up (discarded): both servers' threads, connections and code paths, and a first rate.
+            log("ingest: warm-up")
+            warm = self._pool(600)
+            data = stack.var_dir / "warm.tsv"
+            write_data(stack, warm, data)
+            rate = run_wrk(web_port, data, 2)["rps"]
+            run_wrk(bare_port, data, 2)
+            self._settle(db)
+            self.unused = [j for j, r in zip(warm, read_jobs(db, [j.job_id for j in warm], ("status",)))
+                           if r["status"] == "submitted"]
+
+            reps = []
+            for rep in range(args.reps):
+                # Enough jobs that neither wrk thread runs out of its half (threads are not evenly fast).
+                size = min(MAX_POOL, int(rate * self.duration * 2.2) + 300)
+                log(f"ingest rep {rep + 1}/{args.reps}: preparing {size} jobs (estimated {rate:.0f} callbacks/s)")
+                pool = self._pool(size)
+                data = stack.var_dir / f"rep{rep}.tsv"
+                write_data(stack, pool, data)
+                figures = {}
+                order = ("fluxhook", "bare") if rep % 2 == 0 else ("bare", "fluxhook")
+                for which in order:
+                    if which == "bare":
+                        bare = run_wrk(bare_port, data, self.duration)
+                        figures.update(bare_rps=bare["rps"], bare_p50=bare["p50_us"] / 1000,
+                                       bare_p99=bare["p99_us"] / 1000, bare_errors=bare["non2xx"] + bare["socket_errors"])
+                    else:
+                        figures.update(self._fluxhook_run(db, queue, web_port, pool, data))
+                figures["ratio"] = figures["fh_rps"] / figures["bare_rps"]
+                rate = figures["fh_rps"]
+                log(f"ingest rep {rep + 1}: fluxhook {figures['fh_rps']:.0f}/s p99 {figures['fh_p99']:.1f} ms, "
+                    f"bare {figures['bare_rps']:.0f}/s p99 {figures['bare_p99']:.1f} ms, "
+                    f"accepted {figures['accepted']:.0f} queued {figures['queued']:.0f}")
+                reps.append(figures)
+            self.memory = tree_memory(stack.web.pid)
+            self.memory["bare_rss"] = tree_memory(stack.extra[0].pid)["rss"]
+            return self._section(reps)
+        finally:
+            stack.stop()
+            stack.cleanup()
+
+    def _pool(self, size: int) -> list[BenchJob]:
+        """``size`` submitted jobs that have had no callback: leftovers first, then fresh ones."""
+        pool, self.unused = self.unused[:size], self.unused[size:]
+        if len(pool) < size:
+            pool += create_jobs(self.stack, size - len(pool))
+        return pool
+
+    def _settle(self, db) -> dict[str, float]:
+        """Wait until requests still in flight when wrk stopped are counted; the counters then."""
+        last, stable_since = None, time.monotonic()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            counts = metrics_counts(db)
+            total = counter(counts, "fluxhook_callbacks")
+            if total != last:
+                last, stable_since = total, time.monotonic()
+            elif time.monotonic() - stable_since > 0.5:
+                break
+            time.sleep(0.1)
+        return metrics_counts(db)
+
+    def _fluxhook_run(self, db, queue: Queue, port: int, pool: list[BenchJob], data: Path) -> dict[str, float]:
+        before = metrics_counts(db)
+        queued_before = queue.count
+        wrk = run_wrk(port, data, self.duration)
+        after = self._settle(db)
+        queued = queue.count - queued_before
+
+        def delta(**labels) -> float:
+            return counter(after, "fluxhook_callbacks", **labels) - counter(before, "fluxhook_callbacks", **labels)
+
+        accepted, duplicate, refused = delta(outcome="accepted"), delta(outcome="duplicate"), delta(outcome="refused")
+        records = read_jobs(db, [j.job_id for j in pool], ("status",))
+        ready = [j for j, r in zip(pool, records) if r["status"] == "ready"]
+        pipe = db.pipeline(transaction=False)
+        for job in ready:
+            pipe.exists(f"fh:download:{job.job_id}")
+        locks = sum(pipe.execute())
+        # Jobs no callback reached go to the next repetition.
+        self.unused = [j for j, r in zip(pool, records) if r["status"] == "submitted"] + self.unused
+        server_total = accepted + duplicate + refused
+        return {
+            "fh_rps": wrk["rps"], "fh_p50": wrk["p50_us"] / 1000, "fh_p99": wrk["p99_us"] / 1000,
+            "fh_errors": wrk["non2xx"] + wrk["socket_errors"], "fh_requests": wrk["requests"],
+            "accepted": accepted, "duplicate": duplicate, "refused": refused, "queued": queued,
+            "ready_jobs": len(ready), "locks": locks,
+            # Requests wrk had sent but not seen answered when its time was up are still counted by the server.
+            "unanswered": server_total - wrk["requests"],
+            "one_each": float(accepted == queued == len(ready) == locks and refused == 0
+                              and wrk["non2xx"] == 0 and wrk["socket_errors"] == 0
+                              and 0 <= server_total - wrk["requests"] <= CONNECTIONS),
+        }
+
+    def _section(self, reps: list[dict]) -> Section:
+        m = median_of_reps(reps)
+        n = len(reps)
+        ok = all(r["one_each"] for r in reps)
+        section = Section("1. callback ingest")
+        section.rows = [
+            Row("ingest req/s (32 conns)", fmt(m["fh_rps"], 0), fmt(m["bare_rps"], 0), fmt(m["ratio"], 2),
+                f">= {TARGET_RATIO:g}x", m["ratio"] >= TARGET_RATIO),
+            Row("ingest latency p50, ms", fmt(m["fh_p50"], 1), fmt(m["bare_p50"], 1),
+                fmt(m["fh_p50"] / m["bare_p50"], 2)),
+            Row("ingest latency p99, ms", fmt(m["fh_p99"], 1), fmt(m["bare_p99"], 1),
+                fmt(m["fh_p99"] / m["bare_p99"], 2), f"<= {TARGET_P99_MS:g} ms", m["fh_p99"] <= TARGET_P99_MS),
+            Row("ingest: accepted = queued downloads, 0 dropped",
+                " / ".join(f"{r['accepted']:.0f}={r['queued']:.0f}" for r in reps),
+                f"{sum(r['bare_errors'] for r in reps):.0f} errors", "", "all, 0 errors", ok),
+        ]
+        section.notes = [
+            f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
+            "per-rep paired ratios; runs alternate which server goes first; a 2 s warm-up of each is discarded.",
+            "both servers: the Procfile's gunicorn with --config python:receiver.gunicorn_conf (gthread, "
+            f"WEB_CONCURRENCY x WEB_THREADS = 2 x 8 by default), bound to 127.0.0.1, LOG_LEVEL={self.args.log_level}; "
+            "the baseline app (bench/bare_app.py) only reads the body and answers 200.",
+            "every request is a valid signed Ready callback (per-job URL + X-Webhook-Secret) for a job created "
+            "by POST /v1/jobs ([pending] [drop]: the simulator never calls back); no worker runs, so queued "
+            "downloads stay in RQ and are counted there.",
+            "nothing dropped = per rep: wrk saw 0 non-2xx and 0 socket errors; fluxhook_callbacks_total "
+            "accepted == new RQ downloads == jobs now ready == their fh:download locks; 0 refused; and the "
+            "server counted every request wrk saw answered (plus at most the 32 in flight at wrk's stop).",
+            "per rep, fluxhook vs bare req/s and p99 ms: " + "; ".join(
+                f"{r['fh_rps']:.0f} vs {r['bare_rps']:.0f}, {r['fh_p99']:.1f} vs {r['bare_p99']:.1f}" for r in reps),
+            "per rep (fluxhook): " + "; ".join(
+                f"{r['fh_requests']:.0f} answered, accepted {r['accepted']:.0f}, duplicate {r['duplicate']:.0f} "
+                f"(a wrk thread wrapped), refused {r['refused']:.0f}, queued {r['queued']:.0f}, "
+                f"non-2xx+socket errors {r['fh_errors']:.0f}, in flight at stop {r['unanswered']:.0f}" for r in reps),
+            "wrk runs on the same 2 cores as the servers; its own ceiling is well above these rates "
+            f"(it drove the bare app at {max(r['bare_rps'] for r in reps):.0f} req/s).",
+        ]
+        return section
+
+
+def run(args) -> tuple[Section, Ingest]:
+    bench = Ingest(args)
+    return bench.run(), bench

@@ -1,0 +1,213 @@
+"""Benchmark 3, download throughput: K real worker processes against a direct ``requests`` loop of K threads.
+
+Images: ``--files`` simulator tasks (not fluxhook jobs) completed once, sizes spread evenly over
+1-2 MB, each fetched once up front so the simulator has rendered and cached it; their signed
+URLs stay valid for the whole run. Every repetition creates that many fresh fluxhook jobs
+(``POST /v1/jobs``, ``[pending] [drop]``) and sends each a signed Ready callback naming one of
+those URLs while no worker runs, so all downloads wait in RQ's queue. Then K of the Procfile's
+``python -m worker`` start together; the figure is files / (last download task's end - first
+one's start), both from RQ's own task records, so worker start-up (imports) is not counted;
+the spread of the workers' first starts is reported. The direct loop downloads the same URLs
+with K threads (one keep-alive ``requests`` session each), reading each body to the end,
+timed from the first request to the last byte. Runs alternate which goes first.
+
+Between repetitions the stored files are deleted. After the last repetition the footprint
+bench reads Redis's memory of these stored jobs.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+from rq import Queue
+from rq.job import Job as RQJob
+
+from .common import (MB, BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
+                     median, read_jobs, signed_callback, submit_sim_task, thread_map, tree_memory,
+                     wait_all_terminal)
+
+TARGET_RATIO = 0.7
+SIZES = (1.0, 1.25, 1.5, 1.75, 2.0)  # MB: "1-2 MB images", evenly spread
+
+
+class Throughput:
+    def __init__(self, args):
+        self.args = args
+        self.stack = BenchStack("throughput", log_level=args.log_level)
+        self.memory: dict[str, float] = {}
+        self.worker_memory: list[dict[str, float]] = []
+        self.redis_figures: dict[str, float] = {}
+        self.sizes: list[int] = []
+
+    def image_pool(self, count: int) -> list[str]:
+        """``count`` delivery URLs of rendered images, sizes spread over 1-2 MB, in a shuffled order."""
+        stack = self.stack
+        tasks = thread_map(lambda s, n: submit_sim_task(s, stack.sim_base, f"[pending] throughput image {n}")["id"],
+                           range(count), 4)
+        urls = thread_map(lambda s, task: complete_and_sample(s, stack.sim_base, task), tasks, 4)
+        for n, size in enumerate(SIZES):
+            # image_bytes is read when an image is first rendered: one size class at a time.
+            stack.sim_settings(image_bytes=int(size * MB))
+            self.sizes += thread_map(fetch, urls[n::len(SIZES)], 2)
+        random.Random(3).shuffle(urls)
+        return urls
+
+    def fluxhook_run(self, urls: list[str], workers: int) -> dict[str, float]:
+        stack = self.stack
+        db = stack.redis()
+        raw = stack.redis(decode=False)
+        queue = Queue("fluxhook", connection=raw)
+        used_before = db.info("memory")["used_memory"]
+        jobs = create_jobs(stack, len(urls))
+
+        def send(session, item) -> int:
+            job, url = item
+            callback = signed_callback(stack, job, url)
+            return session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30).status_code
+
+        codes = thread_map(send, list(zip(jobs, urls)), 4)
+        if any(code != 200 for code in codes) or queue.count != len(urls):
+            raise RuntimeError(f"downloads not all queued: {queue.count} queued, codes {set(codes)}")
+        stack.start_workers(workers, wait=False)
+        wait_all_terminal(db, [j.job_id for j in jobs], timeout=900, interval=0.2)
+        pipe = db.pipeline(transaction=False)
+        for job in jobs:
+            pipe.get(f"fh:download:{job.job_id}")
+        task_ids = pipe.execute()
+        deadline = time.monotonic() + 10
+        while True:  # a job turns stored a moment before RQ records its task's end
+            tasks = RQJob.fetch_many(task_ids, connection=raw)
+            if all(t is not None and t.ended_at for t in tasks) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        memory = [tree_memory(w.pid) for w in stack.workers]
+        stack.stop_workers()
+        records = read_jobs(db, [j.job_id for j in jobs], ("status",))
+        stored = sum(r["status"] == "stored" for r in records)
+        if stored != len(jobs):
+            raise RuntimeError(f"only {stored} of {len(jobs)} jobs stored")
+        starts = [t.started_at.timestamp() for t in tasks]
+        ends = [t.ended_at.timestamp() for t in tasks]
+        first_by_worker: dict[str, float] = {}
+        for t, start in zip(tasks, starts):
+            first_by_worker[t.worker_name] = min(start, first_by_worker.get(t.worker_name, start))
+        t0, t1 = min(starts), max(ends)
+        self.worker_memory += memory
+        self.last_jobs = jobs
+        return {"fh_fps": len(jobs) / (t1 - t0), "fh_seconds": t1 - t0,
+                "fh_stagger": max(first_by_worker.values()) - t0, "fh_workers_used": len(first_by_worker),
+                "fh_task_ms": median(e - s for s, e in zip(starts, ends)) * 1000,
+                "redis_used_per_job": (db.info("memory")["used_memory"] - used_before) / len(jobs)}
+
+    def direct_run(self, urls: list[str], threads: int) -> dict[str, float]:
+        bounds: list[float] = []
+        lock = threading.Lock()
+
+        def download(session, url) -> None:
+            started = time.monotonic()
+            fetch(session, url)
+            with lock:
+                bounds.extend((started, time.monotonic()))
+
+        thread_map(download, urls, threads)
+        return {"direct_fps": len(urls) / (max(bounds) - min(bounds)), "direct_seconds": max(bounds) - min(bounds)}
+
+    def run(self) -> Section:
+        args, stack = self.args, self.stack
+        results: dict[int, list[dict]] = {}
+        try:
+            stack.start(workers=0)
+            stack.sim_settings(max_active=100_000, url_ttl=7200)
+            log(f"throughput: rendering {args.files} images of 1-2 MB in the simulator")
+            urls = self.image_pool(args.files)
+            for workers in args.worker_counts:
+                results[workers] = []
+                for rep in range(args.reps):
+                    log(f"throughput K={workers} rep {rep + 1}/{args.reps}: {len(urls)} files")
+                    figures: dict[str, float] = {}
+                    parts = [lambda: figures.update(self.fluxhook_run(urls, workers)),
+                             lambda: figures.update(self.direct_run(urls, workers))]
+                    for part in (parts if rep % 2 == 0 else parts[::-1]):
+                        part()
+                    figures["ratio"] = figures["fh_fps"] / figures["direct_fps"]
+                    log(f"throughput K={workers} rep {rep + 1}: fluxhook {figures['fh_fps']:.1f} files/s, direct "
+                        f"{figures['direct_fps']:.1f} files/s, ratio {figures['ratio']:.2f}")
+                    results[workers].append(figures)
+                    if not (workers == args.worker_counts[-1] and rep == args.reps - 1):
+                        self._delete_images()
+            self.redis_figures = self._redis_footprint(results)
+            self.memory = tree_memory(stack.web.pid)
+            return self._section(results)
+        finally:
+            stack.stop()
+            stack.cleanup()
+
+    def _delete_images(self) -> None:
+        for path in self.stack.images_dir.rglob("*"):
+            if path.is_file():
+                path.unlink()
+
+    def _redis_footprint(self, results: dict[int, list[dict]]) -> dict[str, float]:
+        """MEMORY USAGE (SAMPLES 0: every element counted) of the last repetition's stored jobs' keys."""
+        db = self.stack.redis()
+        jobs: list[BenchJob] = self.last_jobs
+        pipe = db.pipeline(transaction=False)
+        for job in jobs:
+            pipe.memory_usage(f"fh:job:{job.job_id}", samples=0)
+            pipe.memory_usage(f"fh:bfl:{job.bfl_id}", samples=0)
+            pipe.memory_usage(f"fh:events:{job.job_id}", samples=0)
+            pipe.get(f"fh:download:{job.job_id}")
+        values = pipe.execute()
+        record = values[0::4]
+        bfl = [v or 0 for v in values[1::4]]
+        events = [v or 0 for v in values[2::4]]
+        pipe = db.pipeline(transaction=False)
+        for task in values[3::4]:
+            pipe.memory_usage(f"rq:job:{task}", samples=0)
+        rq_task = [v or 0 for v in pipe.execute()]
+        # Index entries: the sorted sets' memory shared out over their members.
+        index = 0.0
+        for key in ("fh:jobs", "fh:status:stored"):
+            members = db.zcard(key)
+            if members:
+                index += (db.memory_usage(key, samples=0) or 0) / members
+        used = [f["redis_used_per_job"] for rs in results.values() for f in rs]
+        info = db.info("server")
+        encoding = db.object("encoding", f"fh:job:{jobs[0].job_id}")
+        return {"redis_version": info.get("redis_version"), "encoding": encoding,
+                "record": median(record), "record_max": max(record), "bfl": median(bfl), "events": median(events),
+                "rq_task": median(rq_task), "index": index, "used_per_job": median(used), "jobs": len(jobs)}
+
+    def _section(self, results: dict[int, list[dict]]) -> Section:
+        section = Section("3. download throughput")
+        notes = []
+        for workers, reps in results.items():
+            fh, direct = median(r["fh_fps"] for r in reps), median(r["direct_fps"] for r in reps)
+            ratio = median(r["ratio"] for r in reps)
+            primary = workers == self.args.worker_counts[0]
+            section.rows.append(Row(f"files/s, {workers} workers vs {workers} threads", fmt(fh, 1), fmt(direct, 1),
+                                    fmt(ratio, 2), f">= {TARGET_RATIO:g}x" if primary else "(info)",
+                                    ratio >= TARGET_RATIO if primary else None))
+            notes.append(f"K={workers}: per rep fluxhook/direct files/s " + "; ".join(
+                f"{r['fh_fps']:.1f}/{r['direct_fps']:.1f} ({r['fh_seconds']:.1f} s vs {r['direct_seconds']:.1f} s, "
+                f"{r['fh_workers_used']:.0f} workers took tasks, last one started {r['fh_stagger'] * 1000:.0f} ms after "
+                f"the first, median task {r['fh_task_ms']:.0f} ms)" for r in reps))
+        total = sum(self.sizes)
+        section.notes = [
+            f"{self.args.files} files per run, {len(self.sizes)} images of {min(self.sizes) / MB:.2f}-"
+            f"{max(self.sizes) / MB:.2f} MB (mean {total / len(self.sizes) / MB:.2f} MB, PNG), {self.args.reps} rep(s) "
+            "per worker count, medians; ratio = median of per-rep paired ratios; the first worker count is the "
+            "target's (the machine's cores).",
+            "fluxhook's time runs from the first download task's start to the last one's end (RQ's started_at / "
+            "ended_at), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), stores the file "
+            "and a thumbnail and updates Redis; the direct loop only downloads into memory.",
+            *notes,
+        ]
+        return section
+
+
+def run(args) -> tuple[Section, Throughput]:
+    bench = Throughput(args)
+    return bench.run(), bench
