@@ -123,3 +123,22 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
 def test_ids_made_in_the_same_millisecond_still_sort_in_order():
     ids = [new_job_id(1_700_000_000.0) for _ in range(500)]
     assert ids == sorted(ids) and len(set(ids)) == 500
+
+
+def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
+    connection.flushdb()
+    store = JobStore(connection, ttl=86400)
+    now = time.time()
+    job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="compact-1", created_at=now,
+                              updated_at=now, polling_url="https://api.bfl.ai/v1/get_result?id=" + "x" * 60))
+    assert store.transition(job.id, st.READY, result_url="https://delivery-eu1.bfl.ai/r/" + "y" * 120)
+    image = {"content_type": "image/png", "size": 1456789, "sha256": "a" * 64, "width": 1024, "height": 768}
+    assert store.transition(job.id, st.STORED, image=image, storage_key=f"{job.id}.png")
+
+    stored = store.get(job.id)
+    assert stored.image == image and stored.result_url is None and stored.polling_url is None
+    assert connection.object("encoding", store.key(job.id)) in (b"listpack", b"ziplist")
+    assert connection.memory_usage(store.key(job.id), samples=0) <= 2048
+    assert 86000 < connection.ttl(store.key(job.id)) <= 86400
+    connection.flushdb()
