@@ -1105,11 +1105,15 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
         requests.get(f"{api.base_url}/v1/jobs", headers={"Authorization": f"Bearer {API_TOKEN}-nearly"}, timeout=10),
     ]
     assert [r.status_code for r in refused][:3] == [401, 401, 401]
+    # The signed delivery link fluxhook downloads from, read off its record while the (slowed) download
+    # runs: the record drops BFL's URLs once the job ends.
+    sim.settings(delivery_delay=1.0)
     sim.complete(job["bfl_id"])
+    record = redis.Redis.from_url(stack.env["REDIS_URL"])
+    sample = wait_until(lambda: record.hget(f"fh:job:{job['id']}", "result_url"), timeout=10,
+                        message="the Ready callback to be recorded").decode()
     stored = api.wait_for(job["id"])
     assert stored["status"] == "stored", stored
-    # The signed delivery link fluxhook downloaded from, as its record keeps it.
-    sample = redis.Redis.from_url(stack.env["REDIS_URL"]).hget(f"fh:job:{job['id']}", "result_url").decode()
     assert "sig=" in sample, sample
     image_url = stored["image"]["url"]
     assert requests.get(image_url, timeout=10).status_code == 200
