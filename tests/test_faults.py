@@ -50,7 +50,7 @@ def faults(simulator, _spies, tmp_path):
     running.start()
     yield running
     running.stop()
-    server.stop()
+    running.redis_server.stop()  # the test may have replaced it with a restarted one
 
 
 def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> None:
