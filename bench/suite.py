@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; --quick: 1)")
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of web and workers (default: fluxhook's own)")
-    parser.add_argument("--ingest-seconds", type=float, help="wrk duration per run (default 10; --quick: 4)")
+    parser.add_argument("--ingest-seconds", type=float, help="wrk duration per run (default 5, which the 9,000 jobs a rep may hold last; --quick: 4)")
     parser.add_argument("--jobs", type=int, help="callback -> stored jobs per rep (default 50; --quick: 20)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="callback -> stored: callbacks in flight = worker processes = floor threads (default 2)")
@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     quick = args.quick
     args.reps = args.reps or (1 if quick else 3)
-    args.ingest_seconds = args.ingest_seconds or (4.0 if quick else 10.0)
+    args.ingest_seconds = args.ingest_seconds or (4.0 if quick else 5.0)
     args.jobs = args.jobs or (20 if quick else 50)
     args.files = args.files or (100 if quick else 500)
     args.worker_counts = [int(n) for n in (args.workers or ("2" if quick else "2,4")).split(",")]

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
@@ -29,15 +30,19 @@ def key(job_id: str) -> str:
     return f"{PREFIX}{job_id}"
 
 
-def record(svc: "Services", job_id: str, kind: str, **detail: Any) -> None:
-    """Append event ``kind`` (``callback``, ``poll``, ``submission``, ``download``...) with ``detail`` to the job's timeline."""
+def record(svc: "Services", job_id: str, kind: str, pipeline: Pipeline | None = None, **detail: Any) -> None:
+    """Append event ``kind`` (``callback``, ``poll``, ``submission``, ``download``...) with ``detail`` to the job's timeline.
+
+    On ``pipeline``, the caller executes it (and sees its errors).
+    """
     try:
         event = json.dumps({"at": round(time.time(), 3), "kind": kind, **detail}, separators=(",", ":"), default=str)
-        pipe = svc.redis.pipeline(transaction=False)
+        pipe = pipeline if pipeline is not None else svc.redis.pipeline(transaction=False)
         pipe.lpush(key(job_id), event)
         pipe.ltrim(key(job_id), 0, MAX_EVENTS - 1)
         pipe.expire(key(job_id), (svc.config.job_retention_days + 2) * 86400)
-        pipe.execute()
+        if pipeline is None:
+            pipe.execute()
     except (RedisError, TypeError, ValueError) as exc:
         log.warning("event not recorded", extra={"job_id": job_id, "kind": kind, "error": type(exc).__name__})
 

@@ -19,9 +19,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 from redis import Redis
+from redis.client import Pipeline
 
 from . import status as st
 from .errors import InvalidRequest
@@ -41,27 +42,36 @@ NOTIFY_KEY = f"{PREFIX}notify"
 _TERMINAL_WORDS = " ".join(sorted(st.TERMINAL))
 
 # ARGV: job id, new status ('' = none), allowed current statuses, now, prefix,
-#       field that must hold a value ('' = none), that value, due time ('' = keep), field/value pairs...
+#       field that must hold a value ('' = none), that value, due time ('' = keep),
+#       counter to add one to ('' = none), lock key to take ('' = none), its value, its TTL in s,
+#       number n of field/value arguments, n field/value arguments,
+#       commands to run with the change (if a lock is named, only if it was taken), each as its length then its words.
+# Returns {done, status before ('' = no job), whether the lock was taken}.
 # A job leaving for ready or a terminal status gives back its BFL slot; a terminal job is never due;
 # a job turning terminal with a notify_url enters the notification outbox, and drops BFL's URLs.
+# The counter, the lock and the commands ride along so that a first Ready callback (the job moved,
+# its download lock taken and its RQ task queued) is one round trip to Redis.
 _TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {0, ''} end
+if not current then return {0, '', 0} end
 local allowed = false
 for s in string.gmatch(ARGV[3], '%S+') do
   if s == current then allowed = true end
 end
-if not allowed then return {0, current} end
-if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) ~= ARGV[7] then return {0, current} end
-for i = 9, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if not allowed then return {0, current, 0} end
+if ARGV[6] ~= '' and redis.call('HGET', KEYS[1], ARGV[6]) ~= ARGV[7] then return {0, current, 0} end
+if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[9], 1) end
+local locked = 0
+if ARGV[10] ~= '' and redis.call('SET', ARGV[10], ARGV[11], 'NX', 'EX', ARGV[12]) then locked = 1 end
+local last = 13 + tonumber(ARGV[13])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[4], unpack(ARGV, 14, last))
+for i = 14, last, 2 do
   if ARGV[i] == 'bfl_id' then
     local ttl = redis.call('TTL', KEYS[1])
     if ttl > 0 then redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1], 'EX', ttl)
     else redis.call('SET', ARGV[5] .. 'bfl:' .. ARGV[i + 1], ARGV[1]) end
   end
 end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
 local new = ARGV[2]
 local terminal = string.find(' TERMINAL ', ' ' .. new .. ' ', 1, true) ~= nil
 if new ~= '' and new ~= current then
@@ -97,7 +107,15 @@ if terminal then
 elseif ARGV[8] ~= '' then
   redis.call('ZADD', ARGV[5] .. 'due', ARGV[8], ARGV[1])
 end
-return {1, current}
+if ARGV[10] == '' or locked == 1 then
+  local i = last + 1
+  while i <= #ARGV do
+    local n = tonumber(ARGV[i])
+    redis.call(unpack(ARGV, i + 1, i + n))
+    i = i + n + 1
+  end
+end
+return {1, current, locked}
 """.replace("TERMINAL", _TERMINAL_WORDS)
 
 # ARGV: job id, bfl id ('' = none), status, prefix, due time ('' = not due), TTL in s ('' = none),
@@ -314,6 +332,28 @@ def _encode(fields: dict[str, Any]) -> list[str]:
     return flat
 
 
+class Lock(NamedTuple):
+    """A Redis key set (if free) together with a status change, so the change and the claim are one step."""
+
+    key: str
+    value: str
+    ttl: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a transition did: true if the job moved."""
+
+    moved: bool
+    # The job's status before ('' if there is no such job).
+    previous: str
+    # Whether the transition's ``lock`` was free and is now held.
+    locked: bool = False
+
+    def __bool__(self) -> bool:
+        return self.moved
+
+
 class JobStore:
     """Job records on one Redis connection.
 
@@ -364,32 +404,44 @@ class JobStore:
         return self.get(job_id.decode() if isinstance(job_id, bytes) else job_id) if job_id else None
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
-                   if_equal: tuple[str, str] | None = None, due: float | None = None, **fields: Any) -> bool:
-        """Move the job to ``new_status`` and set ``fields``, atomically; False if the rules forbid it.
+                   if_equal: tuple[str, str] | None = None, due: float | None = None, count: str | None = None,
+                   lock: Lock | None = None, then: Sequence[Pipeline] = (), **fields: Any) -> Change:
+        """Move the job to ``new_status`` and set ``fields``, atomically; a false Change if the rules forbid it.
 
         ``only_from`` narrows the statuses it may move from; ``if_equal`` is a (field, value) that must hold;
-        ``due`` is when the sweep should next look at the job (terminal jobs are never due).
+        ``due`` is when the sweep should next look at the job (terminal jobs are never due). With the move
+        come one more ``attempts.<count>`` and the ``lock`` key, taken if free (``Change.locked``); the
+        commands queued on ``then`` (pipelines never executed) run in the same step if the job moved
+        (and took the lock, if one is named).
         """
         allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
-        return self._apply(job_id, new_status, allowed, fields, if_equal, due)
+        return self._apply(job_id, new_status, allowed, fields, if_equal, due, count, lock, then)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
                **fields: Any) -> bool:
         """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by default)."""
-        return self._apply(job_id, "", only_in, fields, None, due)
+        return self._apply(job_id, "", only_in, fields, None, due).moved
 
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
-               if_equal: tuple[str, str] | None, due: float | None) -> bool:
+               if_equal: tuple[str, str] | None, due: float | None, count: str | None = None,
+               lock: Lock | None = None, then: Sequence[Pipeline] = ()) -> Change:
+        if count is not None and count not in _COUNTERS:
+            raise ValueError(count)
         now = time.time()
         if new_status in st.TERMINAL:
             fields.setdefault("completed_at", now)
         compare_field, compare_value = if_equal or ("", "")
-        done, _ = self._transition(
+        lock_args = (lock.key, lock.value, lock.ttl) if lock else ("", "", "")
+        encoded = _encode(fields)
+        commands: list[Any] = []
+        for words, _options in (command for pipeline in then for command in pipeline.command_stack):
+            commands += [len(words), *words]
+        done, previous, locked = self._transition(
             keys=[self.key(job_id)],
             args=[job_id, new_status, " ".join(allowed), repr(now), PREFIX, compare_field, compare_value,
-                  _score(due), *_encode(fields)],
+                  _score(due), count or "", *lock_args, len(encoded), *encoded, *commands],
         )
-        return bool(done)
+        return Change(bool(done), previous.decode() if isinstance(previous, bytes) else previous, bool(locked))
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).
@@ -424,6 +476,10 @@ class JobStore:
         ``updated_at`` alone, so the job JSON reads the same before and after.
         """
         return bool(self._set_if_exists(keys=[self.key(job_id)], args=["notified_at", repr(when)]))
+
+    def set_thumbnail(self, job_id: str, key: str) -> bool:
+        """Record the stored job's thumbnail; False if the job is gone. Bookkeeping, like ``mark_notified``."""
+        return bool(self._set_if_exists(keys=[self.key(job_id)], args=["thumbnail_key", key]))
 
     def due_at(self, job_id: str) -> float | None:
         """When the sweep will next look at the job; None if never."""

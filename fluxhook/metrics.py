@@ -13,6 +13,7 @@ from typing import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 log = logging.getLogger("fluxhook.metrics")
@@ -44,26 +45,37 @@ def _field(name: str, labels: dict[str, str]) -> str:
     return name + _SEP + _SEP.join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def count(connection: Redis, name: str, **labels: str) -> None:
-    """Add one to counter ``name`` with ``labels``."""
+def count(connection: Redis, name: str, pipeline: Pipeline | None = None, **labels: str) -> None:
+    """Add one to counter ``name`` with ``labels`` (on ``pipeline``, executed by the caller, if given)."""
+    if pipeline is not None:
+        _queue(pipeline, [(_field(name, labels), 1)])
+        return
     _write(connection, [(_field(name, labels), 1)])
 
 
-def observe(connection: Redis, name: str, seconds: float, **labels: str) -> None:
-    """Record one observation of histogram ``name``."""
+def observe(connection: Redis, name: str, seconds: float, pipeline: Pipeline | None = None, **labels: str) -> None:
+    """Record one observation of histogram ``name`` (on ``pipeline``, executed by the caller, if given)."""
     _, buckets = HISTOGRAMS[name]
     bound = next((str(b) for b in buckets if seconds <= b), "+Inf")
-    _write(connection, [(_field(name, {**labels, "le": bound}), 1), (_field(name + "_sum", labels), seconds)])
+    increments = [(_field(name, {**labels, "le": bound}), 1), (_field(name + "_sum", labels), seconds)]
+    if pipeline is not None:
+        _queue(pipeline, increments)
+        return
+    _write(connection, increments)
+
+
+def _queue(pipe: Pipeline, increments: list[tuple[str, float]]) -> None:
+    for field, amount in increments:
+        if isinstance(amount, int):
+            pipe.hincrby(KEY, field, amount)
+        else:
+            pipe.hincrbyfloat(KEY, field, amount)
 
 
 def _write(connection: Redis, increments: list[tuple[str, float]]) -> None:
     try:
         pipe = connection.pipeline(transaction=False)
-        for field, amount in increments:
-            if isinstance(amount, int):
-                pipe.hincrby(KEY, field, amount)
-            else:
-                pipe.hincrbyfloat(KEY, field, amount)
+        _queue(pipe, increments)
         pipe.execute()
     except RedisError as exc:
         log.warning("metric not recorded", extra={"error": type(exc).__name__})

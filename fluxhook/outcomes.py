@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
+from redis.client import Pipeline
 from rq import Queue
 
 from . import status as st
 from .schedule import READY_RECHECK
 from .callbacks import BFLEvent
-from .jobs import Job, JobStore
-from .queue import enqueue_confirm, enqueue_download
+from .jobs import Change, Job, JobStore
+from .queue import download_lock, enqueue_confirm, enqueue_download, queue_locked_download
 
 # What apply_event reports, for logs, metrics and the webhook's answer.
 DOWNLOAD_QUEUED = "download_queued"
@@ -18,6 +19,24 @@ DUPLICATE = "duplicate"
 PENDING = "pending"
 CONFIRM_QUEUED = "confirm_queued"
 FINISHED = "finished"
+
+
+def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event: BFLEvent, *, source: str,
+                 proven: bool, count: str | None = None, also: Pipeline | None = None) -> Change:
+    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
+
+    The commands queued on ``also`` (a pipeline never executed) run in the same step if the download
+    is queued. A false Change (a duplicate, another task, no such job) queues nothing.
+    """
+    lock = download_lock(job_id)
+    download = queue.connection.pipeline(transaction=False)
+    queue_locked_download(queue, job_id, lock, pipeline=download)
+    now = time.time()
+    # Due again only to check that its download was not lost: a ready job is never polled.
+    return jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
+                           lock=lock, then=(download, also) if also is not None else (download,), bfl_status=st.BFL_READY, source=source,
+                           result_url=event.sample_url, ready_proven=proven, due=now + READY_RECHECK,
+                           finished_at=min(event.finished_at or now, now))
 
 
 def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,
@@ -29,19 +48,17 @@ def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, sour
     if job.terminal:
         return DUPLICATE
     if event.status == st.BFL_READY:
-        # Due again only to check that its download was not lost: a ready job is never polled.
-        now = time.time()
-        moved = jobs.transition(job.id, st.READY, bfl_status=st.BFL_READY, source=source,
-                                result_url=event.sample_url, ready_proven=proven, due=now + READY_RECHECK,
-                                finished_at=min(event.finished_at or now, now))
-        if not moved:
-            current = jobs.get(job.id)
-            if current is None or current.status != st.READY:
-                return DUPLICATE
-            if proven and not current.ready_proven:
-                # A proven report outranks the unproven one the job acted on; the running download
-                # will find the new URL when it rechecks.
-                jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True)
+        change = accept_ready(jobs, queue, job.id, job.bfl_id or "", event, source=source, proven=proven)
+        if change.moved:
+            # Not locked: the download still running since BFL took back an earlier Ready finds this URL.
+            return DOWNLOAD_QUEUED if change.locked else DUPLICATE
+        current = jobs.get(job.id)
+        if current is None or current.status != st.READY:
+            return DUPLICATE
+        if proven and not current.ready_proven:
+            # A proven report outranks the unproven one the job acted on; the running download
+            # will find the new URL when it rechecks.
+            jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True)
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
         return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
+import random
 
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob, JobStatus
 
 from .backoff import backoff_schedule
+from .jobs import Lock
 
 QUEUE_NAME = "fluxhook"
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
 # downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
 CONTROL_QUEUE_NAME = "fluxhook-control"
+# Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
+THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
 DOWNLOAD_TASK = "worker.download.download_result"
+THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
@@ -44,6 +50,23 @@ def control_queue(connection: Redis) -> Queue:
     return Queue(CONTROL_QUEUE_NAME, connection=connection)
 
 
+def thumbnail_queue(connection: Redis) -> Queue:
+    """fluxhook's RQ queue for thumbnails, which workers take last."""
+    return Queue(THUMBNAIL_QUEUE_NAME, connection=connection)
+
+
+def thumbnail_task_id(job_id: str) -> str:
+    """The RQ id of a job's thumbnail task (one per job)."""
+    return f"thumbnail-{job_id}"
+
+
+def enqueue_thumbnail(connection: Redis, job_id: str, pipeline: Pipeline | None = None) -> None:
+    """Queue the thumbnail of a stored job's image (no retries: a preview is best effort); on ``pipeline``, if given."""
+    thumbnail_queue(connection).enqueue_call(THUMBNAIL_TASK, (job_id,), timeout=60, description=f"thumbnail {job_id}",
+                                             job_id=thumbnail_task_id(job_id), result_ttl=600, failure_ttl=86400,
+                                             pipeline=pipeline)
+
+
 def _retry(retries: int, cap: float) -> Retry:
     """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
     return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
@@ -58,25 +81,36 @@ def _download_lock(job_id: str) -> str:
     return f"fh:download:{job_id}"
 
 
+# Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
+DOWNLOAD_LOCK_TTL = 900
+
 # RQ states in which a task will still run (or is running).
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
+def download_lock(job_id: str) -> Lock:
+    """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
+    download from one that was lost."""
+    return Lock(_download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+
+
 def enqueue_download(queue: Queue, job_id: str) -> bool:
     """Queue the download-and-store of a job's result image, unless one is already queued or running."""
-    lock = _download_lock(job_id)
-    task_id = f"download-{job_id}-{uuid.uuid4().hex[:8]}"
-    # Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
-    # It names the RQ task, so a repair can tell a live download from one that was lost.
-    if not queue.connection.set(lock, task_id, nx=True, ex=900):
+    lock = download_lock(job_id)
+    if not queue.connection.set(lock.key, lock.value, nx=True, ex=lock.ttl):
         return False
     try:
-        queue.enqueue(DOWNLOAD_TASK, job_id, retry=_retry(DOWNLOAD_RETRIES, 120), job_timeout=180,
-                      description=f"download {job_id}", job_id=task_id, **_KEEP)
+        queue_locked_download(queue, job_id, lock)
     except BaseException:
-        queue.connection.delete(lock)
+        queue.connection.delete(lock.key)
         raise
     return True
+
+
+def queue_locked_download(queue: Queue, job_id: str, lock: Lock, pipeline: Pipeline | None = None) -> None:
+    """Queue the download whose ``lock`` the caller holds; on ``pipeline``, a MULTI the caller executes."""
+    queue.enqueue_call(DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, 120), timeout=180,
+                       description=f"download {job_id}", job_id=lock.value, pipeline=pipeline, **_KEEP)
 
 
 def download_pending(queue: Queue, job_id: str) -> bool:
@@ -99,9 +133,13 @@ def ensure_download(queue: Queue, job_id: str) -> bool:
     return enqueue_download(queue, job_id)
 
 
-def release_download(queue: Queue, job_id: str) -> None:
-    """Let the next Ready report for this job queue a download again."""
-    queue.connection.delete(_download_lock(job_id))
+def release_download(queue: Queue, job_id: str, quietly: bool = False) -> None:
+    """Let the next Ready report for this job queue a download again (``quietly``: if Redis answers)."""
+    try:
+        queue.connection.delete(_download_lock(job_id))
+    except RedisError:
+        if not quietly:
+            raise
 
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:

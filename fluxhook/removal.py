@@ -13,7 +13,7 @@ def remove_job(svc: Services, job_id: str) -> bool:
     if storage_key:
         svc.storage.delete(storage_key)
     if storage_key is not None:
-        svc.storage.delete(thumbnails.key_for(job_id))  # made with the image, if it could be
+        svc.storage.delete(thumbnails.key_for(job_id))  # made after the image, if it could be
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
     events.forget(svc.redis, job_id)

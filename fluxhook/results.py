@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from . import events, metrics
 from . import status as st
 from .errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
@@ -12,9 +14,8 @@ from .images import FetchedImage, fetch_image
 from .jobs import Job
 from .outcomes import apply_event
 from .polling import poll_job
-from .queue import release_download
+from .queue import enqueue_thumbnail, release_download
 from .services import Services
-from .thumbnails import store_thumbnail
 
 log = logging.getLogger("fluxhook.results")
 
@@ -37,11 +38,18 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
         outcome, error = "retry", exc.message
         raise
     finally:
-        metrics.count(svc.redis, "fluxhook_downloads", outcome=outcome)
+        # One round trip for the count, the duration and the timeline entry.
+        notes = svc.redis.pipeline(transaction=False)
+        metrics.count(svc.redis, "fluxhook_downloads", pipeline=notes, outcome=outcome)
         if outcome != SKIPPED:
             seconds = time.perf_counter() - started
-            metrics.observe(svc.redis, "fluxhook_download_seconds", seconds)
-            events.record(svc, job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)
+            metrics.observe(svc.redis, "fluxhook_download_seconds", seconds, pipeline=notes)
+            events.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
+                          error=error)
+        try:
+            notes.execute()
+        except RedisError as exc:  # notes must not fail the work they describe
+            log.warning("download not noted", extra={"job_id": job_id, "error": type(exc).__name__})
 
 
 def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
@@ -133,13 +141,16 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
 def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
     key = f"{job.id}.{image.extension}"
     svc.storage.put(key, image.file, sha256=image.sha256)
-    # Made before the job turns stored, so its record never names a missing thumbnail.
-    thumbnail_key = store_thumbnail(svc, job.id, image.file)
+    # With the job turning stored, in the same step: its thumbnail task and the time it took BFL's image to get here.
+    thumbnail = svc.redis.pipeline(transaction=False)
+    enqueue_thumbnail(svc.redis, job.id, pipeline=thumbnail)
+    latency = svc.redis.pipeline(transaction=False)
+    finished = job.finished_at or job.updated_at
+    metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished),
+                    pipeline=latency)
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key,
-                           thumbnail_key=thumbnail_key):
-        finished = job.finished_at or job.updated_at
-        metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished))
+                           then=(thumbnail, latency)):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -148,8 +159,6 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
-        if thumbnail_key and (current is None or current.thumbnail_key != thumbnail_key):
-            svc.storage.delete(thumbnail_key)
     return RESTART if current is not None and current.status == st.READY else SKIPPED
 
 

@@ -7,6 +7,7 @@ with the last one, and tokens signed with any of them are accepted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Sequence, Union
 
@@ -23,15 +24,21 @@ def _keys(secret_key: Keys) -> list[str]:
     return [secret_key] if isinstance(secret_key, str) else list(secret_key)
 
 
+@functools.lru_cache(maxsize=16)
+def _serializer(keys: tuple[str, ...], salt: str, timed: bool = False) -> URLSafeSerializer:
+    # Built once per key list: every callback reads a token, and building one costs as much as using it.
+    return (URLSafeTimedSerializer if timed else URLSafeSerializer)(list(keys), salt=salt)
+
+
 def webhook_token(secret_key: Keys, job_id: str) -> str:
     """The token in a job's own callback URL ``/webhooks/bfl/{token}``."""
-    return URLSafeSerializer(_keys(secret_key), salt=_WEBHOOK_URL_SALT).dumps(job_id)
+    return _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).dumps(job_id)
 
 
 def job_id_from_webhook_token(secret_key: Keys, token: str) -> str | None:
     """The job id a callback-URL token was minted for, or None if it is not ours."""
     try:
-        job_id = URLSafeSerializer(_keys(secret_key), salt=_WEBHOOK_URL_SALT).loads(token)
+        job_id = _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).loads(token)
     except (BadSignature, UnicodeError, ValueError):
         return None
     return job_id if isinstance(job_id, str) else None
@@ -50,13 +57,13 @@ def job_webhook_secrets(secret_key: Keys, job_id: str) -> list[str]:
 
 def image_token(secret_key: Keys, job_id: str) -> str:
     """A timestamped token that lets anyone holding it fetch this job's image."""
-    return URLSafeTimedSerializer(_keys(secret_key), salt=_IMAGE_URL_SALT).dumps(job_id)
+    return _serializer(tuple(_keys(secret_key)), _IMAGE_URL_SALT, timed=True).dumps(job_id)
 
 
 def image_token_valid(secret_key: Keys, token: str, job_id: str, max_age: int) -> bool:
     """Whether ``token`` was minted for ``job_id`` within the last ``max_age`` seconds."""
     try:
-        return URLSafeTimedSerializer(_keys(secret_key), salt=_IMAGE_URL_SALT).loads(token, max_age=max_age) == job_id
+        return _serializer(tuple(_keys(secret_key)), _IMAGE_URL_SALT, timed=True).loads(token, max_age=max_age) == job_id
     except (BadSignature, UnicodeError, ValueError):
         return False
 

@@ -1,7 +1,9 @@
-"""Small WebP previews of stored images, made by the worker when it stores the image (for the dashboard).
+"""Small WebP previews of stored images, for the dashboard: a task of their own, queued when a job is stored.
 
 A real small file, so a list of jobs never makes the browser fetch and scale full-size images.
-Making one is best effort: a thumbnail that cannot be made or stored never fails the job.
+Making one is best effort: a thumbnail that cannot be made or stored never fails the job. It is
+made after the job is stored, not before, and workers take thumbnails after every download: decoding
+a full-size image took half a worker's time per download, and a preview must not delay an image.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
+from . import status as st
 from .services import Services
 
 log = logging.getLogger("fluxhook.thumbnails")
@@ -49,12 +52,22 @@ def make_thumbnail(source: BinaryIO) -> bytes:
     return out.getvalue()
 
 
-def store_thumbnail(svc: Services, job_id: str, source: BinaryIO) -> str | None:
-    """Make and store the thumbnail of the image in ``source``; its key, or None if that failed (logged)."""
+def make_for_job(svc: Services, job_id: str) -> str | None:
+    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
+    job = svc.jobs.get(job_id)
+    if job is None or job.status != st.STORED or not job.storage_key or job.thumbnail_key:
+        return None
     key = key_for(job_id)
     try:
-        svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
-    except Exception as exc:  # a preview is never worth failing the job over, whatever went wrong
+        source = svc.storage.open(job.storage_key)
+        if source is None:
+            return None
+        with source:
+            svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
+    except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
         log.warning("thumbnail not made", extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None
+    if not svc.jobs.set_thumbnail(job_id, key):
+        svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
         return None
     return key

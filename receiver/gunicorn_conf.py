@@ -19,7 +19,10 @@ bind = f"0.0.0.0:{_whole('PORT', '8000')}"
 # Threads serve the many short callback and API requests; processes use both cores.
 worker_class = "gthread"
 workers = _whole("WEB_CONCURRENCY", "2")
-threads = _whole("WEB_THREADS", "8")
+threads = _whole("WEB_THREADS", "4")
+# A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
+# shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
+reuse_port = True
 timeout = 30
 graceful_timeout = 25
 keepalive = 5

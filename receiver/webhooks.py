@@ -7,11 +7,12 @@ import logging
 from flask import Blueprint, g, request
 
 from fluxhook import events, metrics, signing
+from fluxhook import status as st
 from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.jobs import Job
 from fluxhook.orphans import keep_callback, keep_early_callback
-from fluxhook.outcomes import DUPLICATE, apply_event
+from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE, accept_ready, apply_event
 from fluxhook.verification import verify_callback
 
 from .context import services
@@ -23,6 +24,8 @@ log = logging.getLogger("fluxhook.webhooks")
 @bp.after_request
 def count_callback(response):
     """Count every callback by what became of it; refusals by the reason given."""
+    if g.get("callback_counted"):
+        return response
     outcome = g.get("callback_outcome")
     reason = ""
     if outcome is None:
@@ -54,9 +57,35 @@ def _accept(job: Job, event: BFLEvent, proven: bool):
     outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
     g.callback_outcome = "duplicate" if outcome == DUPLICATE else "accepted"
     events.record(svc, job.id, "callback", outcome=g.callback_outcome, bfl_status=event.status, result=outcome)
-    log.info("callback accepted", extra={"job_id": job.id, "bfl_id": event.bfl_id,
-                                         "bfl_status": event.status, "outcome": outcome})
-    return {"ok": True, "job_id": job.id, "outcome": outcome}, 200
+    return _answer(job.id, event, outcome)
+
+
+def _accept_first_ready(job_id: str, event: BFLEvent, proven: bool):
+    """The common case in one round trip to Redis: the first Ready for a submitted job. None for any other case."""
+    svc = services()
+    # Run by the same script that moves the job and queues its download, and only then.
+    also = svc.redis.pipeline(transaction=False)
+    events.record(svc, job_id, "callback", pipeline=also, outcome="accepted", bfl_status=event.status,
+                  result=DOWNLOAD_QUEUED)
+    metrics.count(svc.redis, "fluxhook_callbacks", pipeline=also, outcome="accepted", reason="")
+    change = accept_ready(svc.jobs, svc.queue, job_id, event.bfl_id, event, source="webhook", proven=proven,
+                          count="webhooks", also=also)
+    if not change.moved:
+        return None
+    if change.locked:
+        g.callback_outcome = "accepted"
+        g.callback_counted = True
+        return _answer(job_id, event, DOWNLOAD_QUEUED)
+    # Moved but not locked: a download still running since BFL took back an earlier Ready finds this URL.
+    g.callback_outcome = "duplicate"
+    events.record(svc, job_id, "callback", outcome="duplicate", bfl_status=event.status, result=DUPLICATE)
+    return _answer(job_id, event, DUPLICATE)
+
+
+def _answer(job_id: str, event: BFLEvent, outcome: str):
+    # Said in the request's one log line, not a second one: at callback rates, log lines cost.
+    g.log_detail = {"bfl_id": event.bfl_id, "bfl_status": event.status, "outcome": outcome}
+    return {"ok": True, "job_id": job_id, "outcome": outcome}, 200
 
 
 def _refuse(reason: str, exc: FluxhookError):
@@ -91,16 +120,24 @@ def job_callback(token: str):
     job_id = signing.job_id_from_webhook_token(svc.config.secret_keys, token)
     if job_id is None:
         _refuse("bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
+    try:
+        # The secrets derive from the job id alone: checked before Redis is asked anything.
+        proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job_id),
+                                 required=svc.config.webhook_require_secret)
+    except Unauthorized as exc:
+        if svc.jobs.get(job_id) is None:
+            raise Gone("this job no longer exists")
+        g.job_id = job_id
+        _refuse("bad_secret", exc)
+    g.job_id = job_id
+    event = parse_callback(body)
+    if event.status == st.BFL_READY:
+        answer = _accept_first_ready(job_id, event, proven)
+        if answer is not None:
+            return answer
     job = svc.jobs.get(job_id)
     if job is None:
         raise Gone("this job no longer exists")
-    g.job_id = job.id
-    try:
-        proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job.id),
-                                 required=svc.config.webhook_require_secret)
-    except Unauthorized as exc:
-        _refuse("bad_secret", exc)
-    event = parse_callback(body)
     if not job.bfl_id:
         return _keep_until_submitted(job, event, body, proven)
     if event.bfl_id != job.bfl_id:

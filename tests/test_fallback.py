@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from rq.cron import CronScheduler
+from rq.scheduler import RQScheduler
 
 from conftest import API, service_env
 from devtools.processes import free_port, start_process, stop_process, wait_until
@@ -16,6 +18,7 @@ from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook import fallback, schedule
 from fluxhook import status as st
 from fluxhook.jobs import Job, new_job_id
+from fluxhook.queue import QUEUE_NAME
 from fluxhook.sweep import sweep
 
 
@@ -224,31 +227,25 @@ def test_two_workers_sweeping_at_once_poll_each_job_once(small, sim):
 
 
 def _children(pid: int) -> set[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return set()
-    return {int(p) for p in text.split()}
+    """Child processes forked by any thread of ``pid``."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children |= {int(p) for p in (task / "children").read_text().split()}
+        except FileNotFoundError:
+            continue
+    return children
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def test_the_sweep_scheduler_ends_with_its_worker_even_after_sigkill(small_stack, tmp_path):
-    import signal
-
+def test_the_worker_is_one_process_so_its_schedulers_end_with_it(small_stack, tmp_path):
     worker = start_process(["sh", "-c", "exec " + procfile_commands()["worker"]], small_stack.prepare(),
                            log_path=str(tmp_path / "worker.log"))
     try:
-        # fluxhook's cron scheduler, and RQ's scheduler of delayed jobs if this worker holds its lock.
-        children = wait_until(lambda: _children(worker.pid), timeout=20, message="the worker to start its cron")
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
-        wait_until(lambda: not any(_alive(pid) for pid in children), timeout=15,
-                   message="the orphaned schedulers to stop")
+        db = redis.Redis.from_url(small_stack.env["REDIS_URL"])
+        # The cron (the sweep) and RQ's scheduler of retries run: both registered in RQ's registries.
+        wait_until(lambda: CronScheduler.all(db) and db.exists(RQScheduler.get_locking_key(QUEUE_NAME)), timeout=20,
+                   message="the worker's clock to start")
+        # Threads of the worker: no process of theirs can outlive a worker killed with SIGKILL.
+        assert _children(worker.pid) == set()
     finally:
         stop_process(worker)

@@ -60,8 +60,12 @@ def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> 
         assert done["status"] == "stored", done
         served = requests.get(done["image"]["url"], timeout=10)
         assert served.content == sim.image_bytes(job["bfl_id"])
-    files = sorted(p.name for p in (stack.var_dir / "images").iterdir())
-    assert files == sorted([f"{j['id']}.png" for j in jobs] + [f"{j['id']}-thumb.webp" for j in jobs])
+    images = stack.var_dir / "images"
+    thumbs = [images / f"{j['id']}-thumb.webp" for j in jobs]
+    # Thumbnails are a task of their own, run after downloads.
+    wait_until(lambda: all(t.exists() for t in thumbs), timeout=30, message="every thumbnail")
+    files = sorted(p.name for p in images.iterdir())
+    assert files == sorted([f"{j['id']}.png" for j in jobs] + [t.name for t in thumbs])
 
 
 # -- 1. a worker killed outright --------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from fluxhook import status as st
-from fluxhook.jobs import Job, JobStore, new_job_id
+from fluxhook.jobs import Job, JobStore, Lock, new_job_id
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_concurrent_transitions_have_exactly_one_winner(store):
         thread.start()
     for thread in threads:
         thread.join()
-    assert results.count(True) == 1
+    assert [bool(r) for r in results].count(True) == 1
     final = store.get(job.id).status
     assert final in st.TERMINAL
     # The status indexes agree with the record: the job is listed under its final status only.
@@ -142,3 +142,50 @@ def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
     assert connection.memory_usage(store.key(job.id), samples=0) <= 2048
     assert 86000 < connection.ttl(store.key(job.id)) <= 86400
     connection.flushdb()
+
+
+# -- a transition's lock, counter and commands: one step --------------------------------------
+
+def _commands(store: JobStore, key: str, value: str):
+    pipe = store.connection.pipeline(transaction=False)
+    pipe.rpush(key, value)
+    pipe.expire(key, 60)
+    return pipe
+
+
+def test_a_transition_takes_its_lock_counts_and_runs_its_commands_together(store):
+    job = _job(store, bfl_id="task-1")
+    lock = Lock(f"test:lock:{job.id}", "holder-1", 60)
+    change = store.transition(job.id, st.READY, if_equal=("bfl_id", "task-1"), count="webhooks", lock=lock,
+                              then=(_commands(store, "test:ran", "first"),))
+    assert change and change.locked and change.previous == st.SUBMITTED
+    assert store.connection.get(lock.key) == b"holder-1" and 0 < store.connection.ttl(lock.key) <= 60
+    assert store.connection.lrange("test:ran", 0, -1) == [b"first"]
+    assert store.get(job.id).webhooks == 1
+
+
+def test_commands_do_not_run_when_the_lock_is_held_or_the_job_does_not_move(store):
+    job = _job(store, bfl_id="task-1")
+    store.connection.set(f"test:lock:{job.id}", "someone-else")
+    held = store.transition(job.id, st.READY, lock=Lock(f"test:lock:{job.id}", "me", 60),
+                            then=(_commands(store, "test:ran", "held"),))
+    assert held and not held.locked  # the job moved; the lock was not ours to take
+    assert store.connection.get(f"test:lock:{job.id}") == b"someone-else"
+    other = _job(store, bfl_id="task-2")
+    refused = store.transition(other.id, st.READY, if_equal=("bfl_id", "another-task"), count="webhooks",
+                               lock=Lock(f"test:lock:{other.id}", "me", 60), then=(_commands(store, "test:ran", "x"),))
+    assert not refused and refused.previous == st.SUBMITTED and not refused.locked
+    missing = store.transition(new_job_id(), st.READY, then=(_commands(store, "test:ran", "y"),))
+    assert not missing and missing.previous == ""
+    assert store.connection.exists("test:ran") == 0
+    assert not store.connection.exists(f"test:lock:{other.id}")
+    assert store.get(other.id).status == st.SUBMITTED and store.get(other.id).webhooks == 0
+
+
+def test_without_a_lock_commands_run_with_the_move(store):
+    job = _job(store)
+    assert store.transition(job.id, st.READY)
+    moved = store.transition(job.id, st.STORED, then=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
+    assert moved and store.connection.lrange("test:ran", 0, -1) == [b"a", b"b"]
+    again = store.transition(job.id, st.STORED, then=(_commands(store, "test:ran", "c"),))
+    assert not again and store.connection.llen("test:ran") == 2

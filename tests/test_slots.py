@@ -151,7 +151,7 @@ def test_due_index_follows_status(store):
     assert store.due_at(job.id) == pytest.approx(now + 45, abs=0.01)
     assert store.update(job.id, due=now + 90)
     assert store.due_at(job.id) == pytest.approx(now + 90, abs=0.01)
-    assert store.transition(job.id, st.STORED, image={"sha256": "a"}, storage_key="k") is False  # not ready yet
+    assert not store.transition(job.id, st.STORED, image={"sha256": "a"}, storage_key="k")  # not ready yet
     store.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     assert store.due_at(job.id) is None
     assert store.update(job.id, due=now) is False and store.due_at(job.id) is None

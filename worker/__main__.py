@@ -1,4 +1,4 @@
-"""Start an RQ worker for fluxhook's queue and the cron scheduler of its sweep: ``python -m worker`` (the Procfile's ``worker:`` line)."""
+"""Start an RQ worker for fluxhook's queues, with its clock (the sweep, retention, retries): ``python -m worker`` (the Procfile's ``worker:`` line)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import sys
 import threading
 
 from redis.exceptions import RedisError
+from rq import Queue
 
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError
 from fluxhook.logs import config_secrets, configure_logging
+from fluxhook.queue import thumbnail_queue
 from fluxhook.services import Services, build_services, wait_for_redis
 
 from . import cron, runtime
@@ -43,12 +45,14 @@ def main() -> int:
         log.warning(warning)
     svc = build_services(config)
     runtime.init(svc)
-    scheduler = cron.start(config)
+    queues = _queues(svc)
+    clock = cron.start(config, svc.redis, [q.name for q in queues])
     try:
         while True:
-            worker = _worker(svc)
+            worker = _worker(svc, queues)
             try:
-                worker.work(with_scheduler=True, logging_level=config.log_level)
+                # RQ's scheduler runs in the clock thread, not in the child process RQ would fork.
+                worker.work(with_scheduler=False, logging_level=config.log_level)
             except RedisError:
                 pass  # raised by RQ's own teardown when Redis is gone
             if worker._shutdown_requested_date is not None:  # RQ saw SIGTERM or SIGINT: a requested stop
@@ -58,7 +62,7 @@ def main() -> int:
             if not wait_for_redis(svc.redis, _stop_on_signal()):
                 return 0
     finally:
-        cron.stop(scheduler)
+        clock.stop()
 
 
 def _stop_on_signal():
@@ -69,10 +73,15 @@ def _stop_on_signal():
     return stop.is_set
 
 
-def _worker(svc: Services) -> InProcessWorker:
+def _queues(svc: Services) -> list[Queue]:
+    # In this order: the sweep's work, then downloads, then thumbnails (when downloads leave time).
+    return [svc.control_queue, svc.queue, thumbnail_queue(svc.redis)]
+
+
+def _worker(svc: Services, queues: list[Queue]) -> InProcessWorker:
     # On SIGTERM (every PaaS deploy) the task in hand finishes or, after IMMINENT_SHUTDOWN_DELAY,
     # fails over to RQ's retry instead of being killed with the dyno.
-    worker = InProcessWorker([svc.control_queue, svc.queue], connection=svc.redis, worker_ttl=WORKER_TTL,
+    worker = InProcessWorker(queues, connection=svc.redis, worker_ttl=WORKER_TTL,
                              maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
     worker.imminent_shutdown_delay = IMMINENT_SHUTDOWN_DELAY
     return worker

@@ -1,87 +1,107 @@
-"""RQ's cron scheduler, run beside the worker: it queues the fallback sweep every second and retention hourly.
+"""The worker's clock, a thread of the worker process: RQ's cron queues the fallback sweep every
+second and retention hourly; RQ's scheduler moves retries whose wait is over back onto their queues.
 
-Each worker process starts one (so the sweep keeps running however workers are scaled);
-duplicate sweeps are harmless because claiming due jobs is atomic.
+Each worker runs one (so the sweep keeps running however workers are scaled); duplicate sweeps
+are harmless because claiming due jobs is atomic, and RQ lets one scheduler at a time hold a
+queue's lock. A thread, not the child processes RQ would fork: each child was another 36 MB of
+the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
+import threading
+import time
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq.cron import CronScheduler
-from rq.exceptions import StopRequested
+from rq.scheduler import RQScheduler
 
 from fluxhook.config import Config
 from fluxhook.queue import CONTROL_QUEUE_NAME, QUEUE_NAME
-from fluxhook.services import connect_redis, wait_for_redis
 
 from .retention import purge
 from .sweep import sweep
+
+log = logging.getLogger("fluxhook.worker")
 
 SWEEP_INTERVAL = 1
 # A sweep not started within this long is dropped: the next one does the same work.
 SWEEP_TTL = 10
 RETENTION_INTERVAL = 3600
+# How often a scheduler that holds no lock on a queue tries for one (its holder may have died;
+# a lock outlives its holder by 61 s).
+LOCK_RETRY_INTERVAL = 15
+# How long to wait before trying Redis again after it failed to answer.
+REDIS_RETRY_INTERVAL = 1.0
 
 
-class _ChildScheduler(CronScheduler):
-    """A cron scheduler that stops when the worker that started it is gone (even after SIGKILL)."""
+class Clock(threading.Thread):
+    """RQ's cron and RQ's scheduler of delayed jobs, stepped in one thread until ``stop()``."""
 
-    def __init__(self, *args, parent_pid: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.parent_pid = parent_pid
+    def __init__(self, config: Config, connection: Redis, queue_names: list[str]):
+        super().__init__(name="fluxhook-clock", daemon=True)
+        self.config = config
+        self.connection = connection
+        self.queue_names = queue_names
+        self._stop_event = threading.Event()
+        self.cron: CronScheduler | None = None
+        self.scheduler: RQScheduler | None = None
 
-    def heartbeat(self) -> None:
-        if os.getppid() != self.parent_pid:
-            raise StopRequested()
-        super().heartbeat()
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop stepping, leave RQ's registries and release the scheduler's locks."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
 
+    def run(self) -> None:
+        next_lock_try = 0.0
+        wait = 0.0
+        while not self._stop_event.wait(wait):
+            try:
+                if self.cron is None:
+                    self.cron, self.scheduler = self._start()
+                if self.cron.enqueue_jobs():
+                    self.cron.save()  # when each job ran last, for RQ's view of the cron
+                self.cron.heartbeat()
+                if self.scheduler.acquired_locks != set(self.queue_names) and time.monotonic() >= next_lock_try:
+                    self.scheduler.acquire_locks()
+                    next_lock_try = time.monotonic() + LOCK_RETRY_INTERVAL
+                if self.scheduler.acquired_locks:
+                    self.scheduler.heartbeat()
+                    self.scheduler.enqueue_scheduled_jobs()
+                wait = min(self.cron.calculate_sleep_interval(), SWEEP_INTERVAL)
+            except RedisError as exc:
+                # Outlives a Redis outage: the next step tries again.
+                log.warning("worker clock lost Redis; trying again", extra={"error": type(exc).__name__})
+                wait = REDIS_RETRY_INTERVAL
+        self._finish()
 
-def run(config: Config, parent_pid: int) -> None:
-    """Queue a sweep every ``SWEEP_INTERVAL`` seconds and retention hourly, until stopped.
+    def _start(self) -> tuple[CronScheduler, RQScheduler]:
+        cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
+        cron.register(sweep, CONTROL_QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
+                      result_ttl=0, failure_ttl=86400)
+        cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
+                      job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+        cron.register_birth()
+        scheduler = RQScheduler(self.queue_names, connection=self.connection, logging_level=self.config.log_level)
+        scheduler.register_birth()
+        return cron, scheduler
 
-    Outlives a Redis outage: it waits for Redis to answer again rather than exiting.
-    """
-    connection = connect_redis(config)
-    try:
-        _schedule(config, connection, parent_pid)
-    except StopRequested:
-        pass  # SIGTERM while waiting for Redis
-
-
-def _schedule(config: Config, connection, parent_pid: int) -> None:
-    while True:
-        scheduler = _ChildScheduler(connection=connection, logging_level=config.log_level, parent_pid=parent_pid)
-        scheduler.register(sweep, CONTROL_QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
-                           result_ttl=0, failure_ttl=86400)
-        scheduler.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
-                           job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+    def _finish(self) -> None:
         try:
-            scheduler.start()
-            return  # stopped on request, or its worker is gone
+            if self.scheduler is not None:
+                self.scheduler.stop()  # releases its locks, so another worker's clock takes them at once
+            if self.cron is not None:
+                self.cron.register_death()
         except RedisError:
-            logging.getLogger("fluxhook.worker").warning("cron scheduler lost Redis; waiting for it")
-        if not wait_for_redis(connection, lambda: os.getppid() != parent_pid):
-            return
+            pass  # the registries expire the entries by themselves
 
 
-def start(config: Config) -> multiprocessing.Process:
-    """Start the scheduler in a child process of this worker."""
-    process = multiprocessing.get_context("fork").Process(
-        target=run, args=(config, os.getpid()), name="fluxhook-cron", daemon=False)
-    process.start()
-    logging.getLogger("fluxhook.worker").info("cron scheduler started", extra={"pid": process.pid})
-    return process
-
-
-def stop(process: multiprocessing.Process, timeout: float = 5.0) -> None:
-    """Stop the scheduler child and wait for it."""
-    if process.is_alive():
-        process.terminate()
-        process.join(timeout)
-    if process.is_alive():
-        process.kill()
-        process.join()
+def start(config: Config, connection: Redis, queue_names: list[str]) -> Clock:
+    """Start the worker's clock thread."""
+    clock = Clock(config, connection, queue_names)
+    clock.start()
+    log.info("worker clock started")
+    return clock
