@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 from urllib.parse import urljoin
 
 import requests
@@ -15,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
 from .hosts import HostPattern, check_url
 from .http import HTTPClient
+from .storage import discard_upload
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
@@ -26,7 +26,7 @@ _EXPIRED = (403, 404, 410)
 
 @dataclass
 class FetchedImage:
-    """A downloaded, verified image in a temporary file (closed and removed by ``close``)."""
+    """A downloaded, verified image in a storage upload file (closed and removed by ``close``, unless stored)."""
 
     file: BinaryIO
     content_type: str
@@ -37,7 +37,7 @@ class FetchedImage:
     height: int
 
     def close(self) -> None:
-        self.file.close()
+        discard_upload(self.file)
 
     def __enter__(self) -> "FetchedImage":
         return self
@@ -56,8 +56,9 @@ class FetchedImage:
         }
 
 
-def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int) -> FetchedImage:
-    """Download ``url`` and check it is a JPEG, PNG or WebP of at most ``max_bytes``.
+def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int,
+                new_upload: Callable[[], BinaryIO]) -> FetchedImage:
+    """Download ``url`` into a file from ``new_upload`` and check it is a JPEG, PNG or WebP of at most ``max_bytes``.
 
     Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or NotAnImage.
     """
@@ -72,13 +73,14 @@ def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], 
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
             raise ImageTooLarge(f"the image is {declared} bytes, more than the {max_bytes} allowed")
-        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        # Written where the store keeps images: storing it is then a rename, not a second copy.
+        out = new_upload()
         try:
             digest, size = _stream(response, out, max_bytes)
             out.seek(0)
             content_type, extension, width, height = identify(out)
         except BaseException:
-            out.close()
+            discard_upload(out)
             raise
     out.seek(0)
     return FetchedImage(out, content_type, extension, size, digest, width, height)

@@ -38,18 +38,22 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
         outcome, error = "retry", exc.message
         raise
     finally:
-        # One round trip for the count, the duration and the timeline entry.
-        notes = svc.redis.pipeline(transaction=False)
-        metrics.count(svc.redis, "fluxhook_downloads", pipeline=notes, outcome=outcome)
-        if outcome != SKIPPED:
-            seconds = time.perf_counter() - started
-            metrics.observe(svc.redis, "fluxhook_download_seconds", seconds, pipeline=notes)
-            events.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
-                          error=error)
-        try:
-            notes.execute()
-        except RedisError as exc:  # notes must not fail the work they describe
-            log.warning("download not noted", extra={"job_id": job_id, "error": type(exc).__name__})
+        if outcome != st.STORED:  # a stored image was noted with the job's change to stored
+            try:
+                _notes(svc, job_id, outcome, time.perf_counter() - started, error).execute()
+            except RedisError as exc:  # notes must not fail the work they describe
+                log.warning("download not noted", extra={"job_id": job_id, "error": type(exc).__name__})
+
+
+def _notes(svc: Services, job_id: str, outcome: str, seconds: float, error: str | None = None):
+    """The attempt's count, duration and timeline entry, queued on a pipeline the caller executes."""
+    notes = svc.redis.pipeline(transaction=False)
+    metrics.count(svc.redis, "fluxhook_downloads", pipeline=notes, outcome=outcome)
+    if outcome != SKIPPED:
+        metrics.observe(svc.redis, "fluxhook_download_seconds", seconds, pipeline=notes)
+        events.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
+                      error=error)
+    return notes
 
 
 def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
@@ -90,7 +94,8 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
 
 def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
     svc.jobs.count(job.id, "downloads")
-    return fetch_image(svc.http, url, svc.config.result_host_allowlist, svc.config.max_image_bytes)
+    return fetch_image(svc.http, url, svc.config.result_host_allowlist, svc.config.max_image_bytes,
+                       svc.storage.new_upload)
 
 
 def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> str:
@@ -141,16 +146,17 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
 def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
     key = f"{job.id}.{image.extension}"
     svc.storage.put(key, image.file, sha256=image.sha256)
-    # With the job turning stored, in the same step: its thumbnail task and the time it took BFL's image to get here.
+    # With the job turning stored, in the same step: its thumbnail task, the time it took BFL's image
+    # to get here, and the attempt's notes (one round trip to Redis, not four).
     thumbnail = svc.redis.pipeline(transaction=False)
     enqueue_thumbnail(svc.redis, job.id, pipeline=thumbnail)
-    latency = svc.redis.pipeline(transaction=False)
+    notes = _notes(svc, job.id, st.STORED, time.perf_counter() - started)
     finished = job.finished_at or job.updated_at
     metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished),
-                    pipeline=latency)
+                    pipeline=notes)
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key,
-                           then=(thumbnail, latency)):
+                           then=(thumbnail, notes)):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -35,6 +35,8 @@ class Storage(Protocol):
 
     def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None: ...
 
+    def new_upload(self) -> BinaryIO: ...
+
     def open(self, key: str) -> BinaryIO | None: ...
 
     def delete(self, key: str) -> None: ...
@@ -44,6 +46,20 @@ class Storage(Protocol):
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int: ...
 
     def url_for(self, key: str, expires: int, content_type: str) -> str | None: ...
+
+
+# Temporary files of images being written: never served, removed by retention if a crash leaves one.
+_PARTIAL = ".partial-"
+# An image being downloaded for S3 stays in memory up to this size, beyond it in a temporary file.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+def discard_upload(upload: BinaryIO) -> None:
+    """Close a file from ``new_upload`` and remove it, unless ``put`` has stored it."""
+    upload.close()
+    name = getattr(upload, "name", None)
+    if isinstance(name, str) and os.path.basename(name).startswith(_PARTIAL):
+        Path(name).unlink(missing_ok=True)
 
 
 def _check_key(key: str) -> str:
@@ -62,26 +78,54 @@ class FileStorage:
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
+    def new_upload(self) -> BinaryIO:
+        """An empty temporary file beside the images, for a download to be written into.
+
+        ``put`` stores it by renaming it into place: the image is written once, not spooled
+        elsewhere and copied. ``discard_upload`` removes it if it is never stored.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
+            os.close(fd)
+            return open(tmp, "w+b")
+        except OSError as exc:
+            raise StorageError(f"cannot write images: {exc.strerror}") from exc
+
     def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
         """Store ``source`` under ``key``: written to a temp file, fsynced, then renamed into place.
 
         ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
         """
         path = self._path(key)
+        if self._is_upload(source):
+            try:
+                source.flush()
+                os.fdatasync(source.fileno())
+                os.replace(source.name, path)
+            except OSError as exc:
+                raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".partial-")
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
             try:
                 with os.fdopen(fd, "wb") as out:
                     shutil.copyfileobj(source, out, 1024 * 1024)
                     out.flush()
-                    os.fsync(out.fileno())
+                    # The data and the size, which is what a reader after a crash needs.
+                    os.fdatasync(out.fileno())
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
+
+    def _is_upload(self, source: BinaryIO) -> bool:
+        name = getattr(source, "name", None)
+        return (isinstance(name, str) and os.path.dirname(name) == str(self.root)
+                and os.path.basename(name).startswith(_PARTIAL))
 
     def open(self, key: str) -> BinaryIO | None:
         """The stored bytes as an open file, or None if there are none."""
@@ -105,7 +149,7 @@ class FileStorage:
         except FileNotFoundError:
             return 0
         for entry in entries:
-            partial = entry.name.startswith(".partial-")
+            partial = entry.name.startswith(_PARTIAL)
             if not (partial or _KEY.fullmatch(entry.name)) or not entry.is_file(follow_symlinks=False):
                 continue
             try:
@@ -204,6 +248,10 @@ class S3Storage:
                                status=503) from exc
         except (BotoCoreError, OSError) as exc:
             raise StorageError(f"cannot {doing} in s3://{self.bucket}: {type(exc).__name__}", status=503) from exc
+
+    def new_upload(self) -> BinaryIO:
+        """A temporary file (in memory up to 8 MiB) for a download to be written into, then ``put``."""
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
 
     def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
         """Store ``source`` (from its current position) under ``key`` in one PUT.

@@ -6,7 +6,8 @@ downloads and polls, so that fork was most of the cost. What the fork gave is ke
   has its task found abandoned (and retried) about 70 s later, as with a work horse;
 - on SIGTERM (every PaaS deploy) the task in hand gets ``imminent_shutdown_delay`` seconds, then
   is interrupted and handed back to RQ's retry, like RQ's HerokuWorker does with its horse.
-RQ's heartbeats go out as one pipeline each: round trips to Redis were the worker's own main cost.
+RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
+written again: round trips to Redis were the worker's own main cost.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from redis.exceptions import RedisError
 from rq.exceptions import ShutDownImminentException
 from rq.job import Job
 from rq.queue import Queue
+from rq.utils import now
 from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
+
+
+# At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
+HEARTBEAT_EVERY = 1.0
 
 
 class InProcessWorker(SimpleWorker):
@@ -46,14 +52,23 @@ class InProcessWorker(SimpleWorker):
                 pass  # Redis is away; the task's own calls will say so
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
-        # Given no pipeline, RQ sends its three commands one at a time, several times per task:
-        # one round trip instead of three.
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline)
+        # RQ beats three times between two tasks, each time three commands one by one. The worker's
+        # key lives worker_ttl + 60 s: one beat a second, as one round trip, keeps it just as alive.
+        last = self.last_heartbeat
+        if timeout is None and last is not None and (now() - last).total_seconds() < HEARTBEAT_EVERY:
+            return None
         with self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
         return None
+
+    def set_state(self, state: str, pipeline=None) -> None:
+        # RQ marks the worker idle twice between two tasks; the second write tells Redis nothing new.
+        if pipeline is None and state == self.get_state():
+            return
+        super().set_state(state, pipeline)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
