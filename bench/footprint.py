@@ -8,7 +8,7 @@ their stacks, and this module turns that into rows.
   hash, which RQ drops after an hour) and its share of the sorted-set indexes, and the growth
   of Redis's ``used_memory`` per job over a repetition.
 - RSS: VmRSS summed over the process tree (``web`` = gunicorn master + its workers; ``worker``
-  = ``python -m worker`` + its cron and scheduler children), sampled after each benchmark's
+  = ``python -m worker`` and any child process; its cron and RQ's scheduler are threads), sampled after each benchmark's
   runs: the web after the ingest load, the others, and workers right after their downloads;
   the largest of each is reported. PSS (shared pages shared out) is given beside it.
 - BFL calls per job: from the simulator's counts in the callback -> stored bench.
@@ -56,7 +56,7 @@ def section(ingest=None, to_stored=None, throughput=None) -> Section:
         total = web_rss + worker_rss
         sec.rows += [
             Row("RSS web (gunicorn master + workers), MB", fmt(web_rss, 0)),
-            Row("RSS one worker (python -m worker + children), MB", fmt(worker_rss, 0)),
+            Row("RSS one worker (python -m worker), MB", fmt(worker_rss, 0)),
             Row("RSS web + one worker, MB", fmt(total, 0), "", "", f"<= {TARGET_RSS_MB:g}", total <= TARGET_RSS_MB),
         ]
         notes.append("RSS in MB of 10^6 bytes, VmRSS summed over each process tree (pages shared after fork counted "
@@ -65,7 +65,7 @@ def section(ingest=None, to_stored=None, throughput=None) -> Section:
                      + ", ".join(f"{name} {w['rss']:.0f} MB ({w['processes']:.0f} processes)" for name, w in named)
                      + "; worker samples (processes), MB: "
                      + ", ".join(f"{w['rss']:.0f} ({w['processes']:.0f})" for w in workers)
-                     + "; a worker tree has 3 processes when its worker also runs RQ's scheduler.")
+                     + "; a worker is one process (its cron and RQ's scheduler are threads of it).")
         if ingest is not None and ingest.memory.get("bare_rss"):
             notes.append(f"for scale: the bare Flask baseline under the same gunicorn settings, "
                          f"{ingest.memory['bare_rss']:.0f} MB RSS after its runs.")

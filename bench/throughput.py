@@ -201,8 +201,9 @@ class Throughput:
             "per worker count, medians; ratio = median of per-rep paired ratios; the first worker count is the "
             "target's (the machine's cores).",
             "fluxhook's time runs from the first download task's start to the last one's end (RQ's started_at / "
-            "ended_at), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), stores the file "
-            "and a thumbnail and updates Redis; the direct loop only downloads into memory.",
+            "ended_at), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), writes the file "
+            "(fdatasync, rename) and updates Redis, and queues a thumbnail task, which workers take after the "
+            "downloads (outside the timed span); the direct loop only downloads into memory.",
             *notes,
         ]
         return section
