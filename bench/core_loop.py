@@ -34,7 +34,9 @@ def main() -> None:
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="fluxhook-bench-"))
-    stack = Stack(env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING", "PORT": "8765"}, var_dir=var_dir)
+    # Every task stays Pending until the bench completes it: fluxhook's BFL slots must not make one wait.
+    stack = Stack(env={"PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING", "PORT": "8765",
+                       "BFL_MAX_ACTIVE": str(args.jobs + 1)}, var_dir=var_dir)
     stack.prepare()
     stack.env["PUBLIC_BASE_URL"] = stack.base_url
     stack.start()
@@ -68,6 +70,7 @@ def run(stack: Stack, count: int) -> None:
     ack_ms, sent_at = [], {}
     for job in jobs:
         sample = sim.get(f"{env['BFL_API_BASE']}/v1/get_result", params={"id": job["bfl_id"]}, timeout=10).json()
+        assert "result" in sample, sample
         body = json.dumps({"id": job["bfl_id"], "status": "Ready", "result": {"sample": sample["result"]["sample"]}})
         headers = {"Content-Type": "application/json",
                    "X-Webhook-Secret": signing.job_webhook_secret(env["SECRET_KEY"], job["id"])}
@@ -87,7 +90,7 @@ def run(stack: Stack, count: int) -> None:
         assert record[b"status"] == b"stored", record
         to_stored.append((float(record[b"completed_at"]) - sent_at[job["id"]]) * 1000)
 
-    print(f"core loop, {count} jobs, 1 web (gunicorn gthread 2x8), 1 RQ worker, embedded Redis, simulator")
+    print(f"core loop, {count} jobs, 1 web (the Procfile's gunicorn), 1 RQ worker, embedded Redis, simulator")
     print(f"{'figure':44} {'p50':>8} {'p95':>8} {'max':>8}")
     for name, values in (("POST /v1/jobs (incl. BFL submit), ms", submit_ms),
                          ("callback acknowledged (HTTP round trip), ms", ack_ms),
