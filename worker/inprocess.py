@@ -2,7 +2,7 @@
 
 RQ's default forks a work horse for every task, about 20 ms each; fluxhook's tasks are short
 downloads and polls, so that fork was most of the cost. What the fork gave is kept:
-- a heartbeat thread keeps RQ's record of the running task fresh, so a worker killed outright
+- a heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a worker killed outright
   has its task found abandoned (and retried) about 70 s later, as with a work horse;
 - on SIGTERM (every PaaS deploy) the task in hand gets ``imminent_shutdown_delay`` seconds, then
   is interrupted and handed back to RQ's retry, like RQ's HerokuWorker does with its horse.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
 from redis.exceptions import RedisError
 from rq.exceptions import ShutDownImminentException
@@ -25,6 +26,10 @@ from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
 
 # At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
 HEARTBEAT_EVERY = 1.0
+# How often the heartbeat thread looks whether the task in hand is due a beat.
+BEAT_CHECK_INTERVAL = 1.0
+# How often the worker asks whether `rq suspend` was run (RQ: before every task).
+SUSPENSION_CHECK_EVERY = 1.0
 
 
 class InProcessWorker(SimpleWorker):
@@ -34,22 +39,52 @@ class InProcessWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
-        done = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(job, execution, done), name="rq-heartbeat", daemon=True)
-        beat.start()
+        self._hold(job, execution)
         try:
             self.perform_job(job, queue, execution)
         finally:
-            done.set()
-            beat.join()
+            self._hold(None, None)
         self.set_state(WorkerStatus.IDLE)
 
-    def _beat(self, job: Job, execution, done: threading.Event) -> None:
-        while not done.wait(self.job_monitoring_interval):
-            try:
-                self.maintain_heartbeats(job, execution)
-            except RedisError:
-                pass  # Redis is away; the task's own calls will say so
+    def _hold(self, job: Job | None, execution) -> None:
+        """Tell the heartbeat thread which task is in hand (None: none); started with the first task."""
+        if getattr(self, "_beat_lock", None) is None:
+            self._beat_lock = threading.Lock()
+            self._in_hand: tuple | None = None
+            self._beat_stop = threading.Event()
+            # One thread for the worker's life: starting one per task cost a fraction of a millisecond each.
+            threading.Thread(target=self._beat, name="rq-heartbeat", daemon=True).start()
+        # Under the lock: a beat in progress finishes before the task is let go, so no beat ever
+        # revives the record of a task that has ended.
+        with self._beat_lock:
+            self._in_hand = (job, execution, time.monotonic()) if job is not None else None
+
+    def _beat(self) -> None:
+        while not self._beat_stop.wait(BEAT_CHECK_INTERVAL):
+            with self._beat_lock:
+                if self._in_hand is None:
+                    continue
+                job, execution, since = self._in_hand
+                if time.monotonic() - since < self.job_monitoring_interval:
+                    continue
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except RedisError:
+                    pass  # Redis is away; the task's own calls will say so
+                self._in_hand = (job, execution, time.monotonic())
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # RQ asks Redis before every task whether `rq suspend` was run; once a second sees it as well.
+        due = getattr(self, "_next_suspension_check", 0.0)
+        if time.monotonic() < due:
+            return
+        self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
+        super().check_for_suspension(burst)
+
+    def teardown(self) -> None:
+        if getattr(self, "_beat_stop", None) is not None:
+            self._beat_stop.set()
+        super().teardown()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         if pipeline is not None:
