@@ -206,7 +206,8 @@ class Ingest:
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
             "per-rep paired ratios; runs alternate which server goes first; a 2 s warm-up of each is discarded.",
             "both servers: the Procfile's gunicorn with --config python:receiver.gunicorn_conf (gthread, "
-            f"WEB_CONCURRENCY x WEB_THREADS = 2 x 4 by default, a socket per worker), bound to 127.0.0.1, LOG_LEVEL={self.args.log_level}; "
+            "WEB_CONCURRENCY x WEB_THREADS = 2 x 4 by default, a socket per worker), bound to 127.0.0.1, "
+            f"LOG_LEVEL={self.args.log_level}; "
             "the baseline app (bench/bare_app.py) only reads the body and answers 200.",
             "every request is a valid signed Ready callback (per-job URL + X-Webhook-Secret) for a job created "
             "by POST /v1/jobs ([pending] [drop]: the simulator never calls back); no worker runs, so queued "

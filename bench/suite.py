@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions per figure (default 3; --quick: 1)")
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of web and workers (default: fluxhook's own)")
-    parser.add_argument("--ingest-seconds", type=float, help="wrk duration per run (default 5, which the 9,000 jobs a rep may hold last; --quick: 4)")
+    parser.add_argument("--ingest-seconds", type=float,
+                        help="wrk duration per run (default 5, which the 9,000 jobs a rep may hold last; --quick: 4)")
     parser.add_argument("--jobs", type=int, help="callback -> stored jobs per rep (default 50; --quick: 20)")
     parser.add_argument("--concurrency", type=int, default=2,
                         help="callback -> stored: callbacks in flight = worker processes = floor threads (default 2)")

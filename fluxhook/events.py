@@ -31,7 +31,7 @@ def key(job_id: str) -> str:
 
 
 def record(svc: "Services", job_id: str, kind: str, pipeline: Pipeline | None = None, **detail: Any) -> None:
-    """Append event ``kind`` (``callback``, ``poll``, ``submission``, ``download``...) with ``detail`` to the job's timeline.
+    """Append event ``kind`` (``callback``, ``poll``, ``download``...) with ``detail`` to the job's timeline.
 
     On ``pipeline``, the caller executes it (and sees its errors).
     """

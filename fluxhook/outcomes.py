@@ -31,10 +31,11 @@ def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event:
     lock = download_lock(job_id)
     download = queue.connection.pipeline(transaction=False)
     queue_locked_download(queue, job_id, lock, pipeline=download)
+    then = (download,) if also is None else (download, also)
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
     return jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                           lock=lock, then=(download, also) if also is not None else (download,), bfl_status=st.BFL_READY, source=source,
+                           lock=lock, then=then, bfl_status=st.BFL_READY, source=source,
                            result_url=event.sample_url, ready_proven=proven, due=now + READY_RECHECK,
                            finished_at=min(event.finished_at or now, now))
 

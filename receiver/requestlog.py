@@ -19,7 +19,8 @@ def init_app(app: Flask) -> None:
         g.started = time.perf_counter()
         # An id for finding the request's lines, not a secret: no system call for randomness needed.
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else f"{random.getrandbits(128):032x}"
+        valid = 0 < len(incoming) <= 64 and incoming.isprintable()
+        g.request_id = incoming if valid else f"{random.getrandbits(128):032x}"
 
     @app.after_request
     def finish(response):

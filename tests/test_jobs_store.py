@@ -185,7 +185,8 @@ def test_commands_do_not_run_when_the_lock_is_held_or_the_job_does_not_move(stor
 def test_without_a_lock_commands_run_with_the_move(store):
     job = _job(store)
     assert store.transition(job.id, st.READY)
-    moved = store.transition(job.id, st.STORED, then=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
+    moved = store.transition(job.id, st.STORED,
+                             then=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
     assert moved and store.connection.lrange("test:ran", 0, -1) == [b"a", b"b"]
     again = store.transition(job.id, st.STORED, then=(_commands(store, "test:ran", "c"),))
     assert not again and store.connection.llen("test:ran") == 2

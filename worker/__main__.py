@@ -1,4 +1,5 @@
-"""Start an RQ worker for fluxhook's queues, with its clock (the sweep, retention, retries): ``python -m worker`` (the Procfile's ``worker:`` line)."""
+"""``python -m worker`` (the Procfile's ``worker:`` line): an RQ worker for fluxhook's queues, with its clock
+(the sweep, retention, retries)."""
 
 from __future__ import annotations
 
