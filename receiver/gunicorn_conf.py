@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 import sys
 
 
@@ -22,6 +23,7 @@ workers = _whole("WEB_CONCURRENCY", "2")
 threads = _whole("WEB_THREADS", "4")
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
+# A second gunicorn could then share the port too: on_starting refuses a port already listened on.
 reuse_port = True
 timeout = 30
 graceful_timeout = 25
@@ -61,6 +63,24 @@ def on_starting(server):
     configure_logging(config.log_level, config_secrets(config))
     for warning in config.warnings():
         logging.getLogger("fluxhook.config").warning(warning)
+    _refuse_a_port_in_use(server.cfg.address)
+
+
+def _refuse_a_port_in_use(addresses) -> None:
+    """Stop if something already listens where we would (``reuse_port`` would otherwise share the port with it)."""
+    for address in addresses:
+        if not isinstance(address, tuple):
+            continue  # a Unix socket path: gunicorn checks it itself
+        host, port = address[0], address[1]
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR, not SO_REUSEPORT: a port left in TIME_WAIT by a restart is free, a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                print(f"fluxhook web: cannot listen on {host}:{port}: {exc.strerror} (another web process?)",
+                      file=sys.stderr, flush=True)
+                os._exit(2)
 
 # gunicorn 27's control socket lives at one per-user path: two instances on a host would fight over it.
 control_socket_disable = True

@@ -366,6 +366,25 @@ def test_gunicorn_web_command_stops_on_bad_config():
     _assert_stopped_with_clear_lines(result)
 
 
+def test_gunicorn_web_command_refuses_a_port_another_web_process_listens_on():
+    # What a forgotten web process holds: with reuse_port, gunicorn alone would share the port with it.
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **MINIMAL, "REDIS_URL": "redis://127.0.0.1:1/0",
+           "PORT": str(port), "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
+    try:
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "python:receiver.gunicorn_conf",
+                               "receiver:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    finally:
+        held.close()
+    assert proc.returncode == 2, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "cannot listen on" in line] == [
+        f"fluxhook web: cannot listen on 127.0.0.1:{port}: Address already in use (another web process?)"]
+
+
 def test_worker_command_stops_on_bad_config():
     result = _run([sys.executable, "-m", "worker"])
     _assert_stopped_with_clear_lines(result)
