@@ -104,7 +104,7 @@ class Config:
             storage_url=storage_url,
             s3_endpoint_url=reader.url("S3_ENDPOINT_URL", schemes=("http", "https"), prefix=True).rstrip("/") or None,
             s3_region=reader.region(("AWS_REGION", "AWS_DEFAULT_REGION"), check=storage_url.startswith("s3:")),
-            s3_image_delivery=reader.word("S3_IMAGE_DELIVERY", "redirect", ("redirect", "stream")),
+            s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", "redirect", ("redirect", "stream")),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
             callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", 45, minimum=0, maximum=3600),
@@ -209,14 +209,9 @@ class _Reader:
         return number
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = (self._raw(name) or default).upper()
-        if value not in choices:
-            self._fail(name, f"must be one of {', '.join(choices)}")
-            return default
-        return value
-
-    def word(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = (self._raw(name) or default).lower()
+        """One of ``choices``, read in any case and given in theirs (all upper or all lower case)."""
+        raw = self._raw(name) or default
+        value = raw.upper() if choices[0].isupper() else raw.lower()
         if value not in choices:
             self._fail(name, f"must be one of {', '.join(choices)}")
             return default
