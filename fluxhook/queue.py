@@ -6,7 +6,6 @@ import random
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob, JobStatus
@@ -133,13 +132,9 @@ def ensure_download(queue: Queue, job_id: str) -> bool:
     return enqueue_download(queue, job_id)
 
 
-def release_download(queue: Queue, job_id: str, quietly: bool = False) -> None:
-    """Let the next Ready report for this job queue a download again (``quietly``: if Redis answers)."""
-    try:
-        queue.connection.delete(_download_lock(job_id))
-    except RedisError:
-        if not quietly:
-            raise
+def release_download(queue: Queue, job_id: str) -> None:
+    """Let the next Ready report for this job queue a download again."""
+    queue.connection.delete(_download_lock(job_id))
 
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
