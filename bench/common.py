@@ -200,12 +200,14 @@ class BenchStack:
             stop_process(process)
         self.workers = []
 
-    def start_bare_app(self, port: int) -> subprocess.Popen:
-        """The ingest baseline under the same gunicorn settings module, on 127.0.0.1:``port``."""
+    def start_bare_app(self, port: int, redis_write: bool = False) -> subprocess.Popen:
+        """The ingest baseline (with one Redis write per request, if asked) under the same gunicorn
+        settings module, on 127.0.0.1:``port``."""
         env = dict(self.env, PORT=str(port), GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
         gunicorn = str(Path(python()).parent / "gunicorn")
-        process = start_process([gunicorn, "--config", GUNICORN_CONFIG, "bench.bare_app:create_app()"], env,
-                                log_path=str(self.var_dir / "bare.log"))
+        app = f"bench.bare_app:create_app(redis_write={redis_write})"
+        process = start_process([gunicorn, "--config", GUNICORN_CONFIG, app], env,
+                                log_path=str(self.var_dir / f"bare{'-redis' if redis_write else ''}.log"))
         self.extra.append(process)
 
         def answers() -> bool:

@@ -80,6 +80,8 @@ class Ingest:
             stack.sim_settings(max_active=100_000)
             bare_port = free_port()
             stack.start_bare_app(bare_port)
+            reference_port = free_port()
+            stack.start_bare_app(reference_port, redis_write=True)
             web_port = int(stack.env["PORT"])
             db = stack.redis()
             queue = Queue("fluxhook", connection=stack.redis(decode=False))
@@ -91,6 +93,7 @@ class Ingest:
             write_data(stack, warm, data)
             rate = run_wrk(web_port, data, 2)["rps"]
             run_wrk(bare_port, data, 2)
+            run_wrk(reference_port, data, 2)
             self._settle(db)
             self.unused = [j for j, r in zip(warm, read_jobs(db, [j.job_id for j in warm], ("status",)))
                            if r["status"] == "submitted"]
@@ -104,18 +107,21 @@ class Ingest:
                 data = stack.var_dir / f"rep{rep}.tsv"
                 write_data(stack, pool, data)
                 figures = {}
-                order = ("fluxhook", "bare") if rep % 2 == 0 else ("bare", "fluxhook")
+                order = ("fluxhook", "bare", "ref") if rep % 2 == 0 else ("bare", "ref", "fluxhook")
                 for which in order:
-                    if which == "bare":
-                        bare = run_wrk(bare_port, data, self.duration)
-                        figures.update(bare_rps=bare["rps"], bare_p50=bare["p50_us"] / 1000,
-                                       bare_p99=bare["p99_us"] / 1000, bare_errors=bare["non2xx"] + bare["socket_errors"])
-                    else:
+                    if which == "fluxhook":
                         figures.update(self._fluxhook_run(db, queue, web_port, pool, data))
+                        continue
+                    run = run_wrk(bare_port if which == "bare" else reference_port, data, self.duration)
+                    figures.update({f"{which}_rps": run["rps"], f"{which}_p50": run["p50_us"] / 1000,
+                                    f"{which}_p99": run["p99_us"] / 1000,
+                                    f"{which}_errors": run["non2xx"] + run["socket_errors"]})
                 figures["ratio"] = figures["fh_rps"] / figures["bare_rps"]
+                figures["ref_ratio"] = figures["ref_rps"] / figures["bare_rps"]
                 rate = figures["fh_rps"]
                 log(f"ingest rep {rep + 1}: fluxhook {figures['fh_rps']:.0f}/s p99 {figures['fh_p99']:.1f} ms, "
                     f"bare {figures['bare_rps']:.0f}/s p99 {figures['bare_p99']:.1f} ms, "
+                    f"bare + Redis INCR {figures['ref_rps']:.0f}/s, "
                     f"accepted {figures['accepted']:.0f} queued {figures['queued']:.0f}")
                 reps.append(figures)
             self.memory = tree_memory(stack.web.pid)
@@ -201,6 +207,10 @@ class Ingest:
             Row("ingest: accepted = queued downloads, 0 dropped",
                 " / ".join(f"{r['accepted']:.0f}={r['queued']:.0f}" for r in reps),
                 f"{sum(r['bare_errors'] for r in reps):.0f} errors", "", "all, 0 errors", ok),
+            Row("reference: bare + one Redis INCR, req/s", fmt(m["ref_rps"], 0), fmt(m["bare_rps"], 0),
+                fmt(m["ref_ratio"], 2), "(info)"),
+            Row("reference: bare + one Redis INCR, p99 ms", fmt(m["ref_p99"], 1), fmt(m["bare_p99"], 1),
+                fmt(m["ref_p99"] / m["bare_p99"], 2), "(info)"),
         ]
         section.notes = [
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
@@ -215,8 +225,13 @@ class Ingest:
             "nothing dropped = per rep: wrk saw 0 non-2xx and 0 socket errors; fluxhook_callbacks_total "
             "accepted == new RQ downloads == jobs now ready == their fh:download locks; 0 refused; and the "
             "server counted every request wrk saw answered (plus at most the 32 in flight at wrk's stop).",
+            "reference (not a target): the bare app plus one INCR on the same Redis per request, started the "
+            "same way (bench/bare_app.py, redis_write=True): what one round trip to Redis costs before any "
+            "work of fluxhook's own; it answers 200 whatever Redis says.",
             "per rep, fluxhook vs bare req/s and p99 ms: " + "; ".join(
-                f"{r['fh_rps']:.0f} vs {r['bare_rps']:.0f}, {r['fh_p99']:.1f} vs {r['bare_p99']:.1f}" for r in reps),
+                f"{r['fh_rps']:.0f} vs {r['bare_rps']:.0f}, {r['fh_p99']:.1f} vs {r['bare_p99']:.1f}" for r in reps)
+            + "; bare + one Redis INCR req/s (non-2xx + socket errors): " + ", ".join(
+                f"{r['ref_rps']:.0f} ({r['ref_errors']:.0f})" for r in reps),
             "per rep (fluxhook): " + "; ".join(
                 f"{r['fh_requests']:.0f} answered, accepted {r['accepted']:.0f}, duplicate {r['duplicate']:.0f} "
                 f"(a wrk thread wrapped), refused {r['refused']:.0f}, queued {r['queued']:.0f}, "

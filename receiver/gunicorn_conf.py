@@ -1,5 +1,6 @@
 """gunicorn settings for the ``web:`` process (``gunicorn -c python:receiver.gunicorn_conf``)."""
 
+import gc
 import logging
 import os
 import socket
@@ -64,6 +65,16 @@ def on_starting(server):
     for warning in config.warnings():
         logging.getLogger("fluxhook.config").warning(warning)
     _refuse_a_port_in_use(server.cfg.address)
+
+
+def post_worker_init(worker):
+    """Freeze what the loaded app holds, so that the collector's full passes skip it.
+
+    A full pass over the ~75,000 objects of a loaded app took 26 ms, during which no thread of the
+    worker answers a request. Frozen, a full pass sees only the objects made since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _refuse_a_port_in_use(addresses) -> None:

@@ -385,6 +385,16 @@ def test_gunicorn_web_command_refuses_a_port_another_web_process_listens_on():
         f"fluxhook web: cannot listen on 127.0.0.1:{port}: Address already in use (another web process?)"]
 
 
+def test_web_workers_freeze_what_the_loaded_app_holds():
+    # In a child: freezing is for the life of the process.
+    probe = ("import gc; from receiver import gunicorn_conf; before = gc.get_freeze_count(); "
+             "gunicorn_conf.post_worker_init(None); print(before, gc.get_freeze_count())")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
+                          capture_output=True, text=True, timeout=30)
+    before, after = map(int, proc.stdout.split())
+    assert before == 0 and after > 1000, proc.stderr
+
+
 def test_worker_command_stops_on_bad_config():
     result = _run([sys.executable, "-m", "worker"])
     _assert_stopped_with_clear_lines(result)
