@@ -9,7 +9,7 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import dashboard, errors, health, jobs, openapi, requestlog, webhooks
+from . import dashboard, dashboard_session, errors, health, jobs, openapi, requestlog, webhooks
 
 # Large enough for BFL inputs carrying base64 images; the webhook endpoints cap themselves at 64 KiB.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -25,6 +25,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # The dashboard's session cookie: signed with SECRET_KEY (still readable with the keys being
     # rotated out), never readable by scripts, not sent on cross-site requests, HTTPS-only when served so.
     app.secret_key = services.config.secret_key
+    app.session_interface = dashboard_session.SessionInterface()
     app.config.update(
         SECRET_KEY_FALLBACKS=list(services.config.previous_secret_keys),
         SESSION_COOKIE_NAME="fluxhook_session",
