@@ -49,6 +49,7 @@ class Config:
     job_retention_days: int = 30
     image_url_ttl_seconds: int = 3600
     log_level: str = "INFO"
+    worker_processes: int = 1
     redis_tls_verify: bool = True
     # Values being rotated out: still accepted, never used to sign anything new.
     previous_secret_keys: tuple[str, ...] = ()
@@ -114,6 +115,7 @@ class Config:
             job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
             image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=10, maximum=7 * 86400),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            worker_processes=reader.integer("WORKER_PROCESSES", 1, minimum=1, maximum=32),
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", True),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),

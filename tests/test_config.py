@@ -234,6 +234,9 @@ def test_each_missing_required_variable_is_one_line(missing, how):
         ("PORT", "0"),
         ("PORT", "70000"),
         ("PORT", "http"),
+        ("WORKER_PROCESSES", "0"),
+        ("WORKER_PROCESSES", "33"),
+        ("WORKER_PROCESSES", "two"),
     ],
 )
 def test_each_bad_value_is_exactly_one_line_naming_the_variable(name, value):
@@ -393,6 +396,13 @@ def test_web_workers_freeze_what_the_loaded_app_holds():
                           capture_output=True, text=True, timeout=30)
     before, after = map(int, proc.stdout.split())
     assert before == 0 and after > 1000, proc.stderr
+
+
+def test_worker_command_refuses_arguments_it_does_not_know():
+    proc = subprocess.run([sys.executable, "-m", "worker", "--burst"], cwd=ROOT, env={**os.environ, **MINIMAL},
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "usage: python -m worker (got '--burst')"
 
 
 def test_worker_command_stops_on_bad_config():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from rq import Worker
 
 from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
@@ -38,19 +39,29 @@ class FaultStack(Stack):
         return redis.Redis.from_url(self.env["REDIS_URL"])
 
 
-@pytest.fixture()
-def faults(simulator, _spies, tmp_path):
+def _fault_stack(simulator, spies, tmp_path, **overrides):
     (tmp_path / "redis").mkdir()
     server = RedisServer(directory=str(tmp_path / "redis")).start()
     env = dict(os.environ)
-    env.update(service_env(server, simulator, _spies[0].port, free_port(),
-                           STORAGE_URL=f"file://{tmp_path / 'images'}"))
+    env.update(service_env(server, simulator, spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{tmp_path / 'images'}", **overrides))
     running = FaultStack(env=env, var_dir=Path(tmp_path))
     running.redis_server = server  # type: ignore[attr-defined]
     running.start()
     yield running
     running.stop()
     running.redis_server.stop()  # the test may have replaced it with a restarted one
+
+
+@pytest.fixture()
+def faults(simulator, _spies, tmp_path):
+    yield from _fault_stack(simulator, _spies, tmp_path)
+
+
+@pytest.fixture()
+def pooled(simulator, _spies, tmp_path):
+    """A FaultStack whose ``python -m worker`` runs two member worker processes (WORKER_PROCESSES=2)."""
+    yield from _fault_stack(simulator, _spies, tmp_path, WORKER_PROCESSES="2")
 
 
 def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> None:
@@ -133,6 +144,75 @@ def test_sigterm_hands_back_a_task_too_long_for_the_grace_period(faults, sim):
     sim.settings(delivery_delay=0)
     faults.start("worker")
     _stored_exactly_once(api, sim, [job], faults)
+
+
+# -- 2b. a pool of workers under one command (WORKER_PROCESSES) ---------------------------------
+
+def _members(stack: FaultStack) -> set[int]:
+    return _children(stack.processes["worker"].pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _busy_workers(stack: FaultStack) -> int:
+    return sum(w.get_state() == "busy" for w in Worker.all(connection=stack.db()))
+
+
+def test_a_pool_runs_its_members_side_by_side(pooled, sim):
+    api = API(pooled.base_url)
+    wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
+    wait_until(lambda: {w.pid for w in Worker.all(connection=pooled.db())} == _members(pooled), timeout=30,
+               message="both members registered with RQ")
+    sim.settings(delivery_delay=1.5)
+    jobs = [api.submit(f"pooled {n}") for n in range(2)]
+    # One download each, at the same time: two tasks in hand under one worker command.
+    wait_until(lambda: _busy_workers(pooled) == 2, timeout=20, message="both members busy at once")
+    sim.settings(delivery_delay=0)
+    _stored_exactly_once(api, sim, jobs, pooled)
+
+
+def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, sim):
+    api = API(pooled.base_url)
+    wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
+    members = _members(pooled)
+    sim.settings(delivery_delay=2.0)
+    jobs = [api.submit(f"pool deploy {n}") for n in range(3)]
+    wait_until(lambda: _busy_workers(pooled) == 2, timeout=20, message="both members busy")
+    started = time.monotonic()
+    # To the whole process group, as Heroku does: members get SIGTERM too, and must not take it as a second stop.
+    assert pooled.kill("worker", signal.SIGTERM) == 0
+    assert time.monotonic() - started < 30
+    assert not any(_running(pid) for pid in members)
+    log = (pooled.var_dir / "worker.log").read_text()
+    assert "cold shut down" not in log
+    sim.settings(delivery_delay=0)
+    pooled.start("worker")
+    _stored_exactly_once(api, sim, jobs, pooled)
+
+
+def test_members_stop_by_themselves_when_their_supervisor_is_killed(pooled):
+    wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
+    members = _members(pooled)
+    supervisor = pooled.processes.pop("worker")
+    os.kill(supervisor.pid, signal.SIGKILL)  # the supervisor alone: its members are left behind
+    supervisor.wait(timeout=10)
+    wait_until(lambda: not any(_running(pid) for pid in members), timeout=30, message="the members to stop")
+
+
+def test_a_member_that_dies_is_replaced(pooled, sim):
+    api = API(pooled.base_url)
+    wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
+    killed = min(_members(pooled))
+    os.kill(killed, signal.SIGKILL)
+    wait_until(lambda: len(_members(pooled)) == 2 and killed not in _members(pooled), timeout=30,
+               message="a new member in place of the killed one")
+    job = api.submit("after a member died")
+    assert api.wait_for(job["id"], timeout=30)["status"] == "stored"
 
 
 # -- 3. Redis restarts -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from fluxhook.http import check_resolves_public
 from fluxhook.images import identify
 from fluxhook.jobs import Job, _encode, is_job_id, iso, new_job_id
 from fluxhook.verification import body_signature, verify_callback
+from worker.pool import RESTART_DELAYS, restart_delay
 
 KEY = "unit-test-secret-key-0123456789"
 OTHER_KEY = "another-secret-key-9876543210"
@@ -1201,3 +1202,12 @@ def test_rq_routine_job_lines_are_dropped_but_lifecycle_and_problems_kept():
     assert quiet.filter(record("rq.worker", logging.INFO, "Worker abc: warm shut down requested"))
     assert quiet.filter(record("rq.worker", logging.ERROR, "Worker abc: fluxhook: Job OK (x)"))
     assert quiet.filter(record("fluxhook.results", logging.INFO, "image stored: Job OK"))
+
+
+# -- a pool of workers: when to start a failed member again -------------------------------------
+
+def test_a_failing_pool_member_waits_longer_each_time_up_to_a_cap():
+    delays = [restart_delay(n) for n in range(1, 9)]
+    assert delays[0] == 1.0
+    assert delays == sorted(delays)
+    assert delays[-1] == delays[-2] == RESTART_DELAYS[-1] == 30.0

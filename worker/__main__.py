@@ -1,5 +1,5 @@
 """``python -m worker`` (the Procfile's ``worker:`` line): an RQ worker for fluxhook's queues, with its clock
-(the sweep, retention, retries)."""
+(the sweep, retention, retries); with WORKER_PROCESSES above 1, the supervisor of that many (see pool)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fluxhook.logs import config_secrets, configure_logging
 from fluxhook.queue import thumbnail_queue
 from fluxhook.services import Services, build_services, wait_for_redis
 
-from . import cron, runtime
+from . import cron, pool, runtime
 from .inprocess import InProcessWorker
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
@@ -34,7 +34,18 @@ IMMINENT_SHUTDOWN_DELAY = 10
 log = logging.getLogger("fluxhook.worker")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    supervisor = _supervisor_pid(argv)
+    if supervisor is None and argv:
+        print(f"usage: python -m worker (got {' '.join(argv)!r})", file=sys.stderr)
+        return 2
+    member = supervisor > 0
+    if member:
+        # Until this member's worker runs, its supervisor's stop ends it; SIGTERM and SIGINT are for the supervisor.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        pool.become_member(supervisor)
     try:
         config = Config.from_env()
     except ConfigError as exc:
@@ -42,15 +53,19 @@ def main() -> int:
             print(f"fluxhook worker: configuration error: {problem}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config_secrets(config))
-    for warning in config.warnings():
-        log.warning(warning)
+    if not member:
+        for warning in config.warnings():
+            log.warning(warning)
+        if config.worker_processes > 1:
+            return pool.supervise(config.worker_processes)
+    stop_signals = (pool.STOP_SIGNAL,) if member else (signal.SIGTERM, signal.SIGINT)
     svc = build_services(config)
     runtime.init(svc)
     queues = _queues(svc)
     clock = cron.start(config, svc.redis, [q.name for q in queues])
     try:
         while True:
-            worker = _worker(svc, queues)
+            worker = _worker(svc, queues, stop_signals)
             try:
                 # RQ's scheduler runs in the clock thread, not in the child process RQ would fork.
                 worker.work(with_scheduler=False, logging_level=config.log_level)
@@ -60,16 +75,25 @@ def main() -> int:
                 return 0
             # RQ quits on a lost Redis connection; a worker must come back by itself when Redis does.
             log.warning("worker lost Redis; starting again once it answers")
-            if not wait_for_redis(svc.redis, _stop_on_signal()):
+            if not wait_for_redis(svc.redis, _stop_on_signal(stop_signals)):
                 return 0
     finally:
         clock.stop()
 
 
-def _stop_on_signal():
-    """Until the next worker installs RQ's handlers, SIGTERM and SIGINT just end the wait."""
+def _supervisor_pid(argv: list[str]) -> int | None:
+    """0 for a worker on its own, the supervisor's pid for a pool member, None for arguments not understood."""
+    if not argv:
+        return 0
+    if len(argv) == 2 and argv[0] == pool.MEMBER_FLAG and argv[1].isdigit():
+        return int(argv[1])
+    return None
+
+
+def _stop_on_signal(stop_signals):
+    """Until the next worker installs RQ's handlers, a stop signal just ends the wait."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in stop_signals:
         signal.signal(sig, lambda *_: stop.set())
     return stop.is_set
 
@@ -79,12 +103,13 @@ def _queues(svc: Services) -> list[Queue]:
     return [svc.control_queue, svc.queue, thumbnail_queue(svc.redis)]
 
 
-def _worker(svc: Services, queues: list[Queue]) -> InProcessWorker:
+def _worker(svc: Services, queues: list[Queue], stop_signals: tuple[int, ...]) -> InProcessWorker:
     # On SIGTERM (every PaaS deploy) the task in hand finishes or, after IMMINENT_SHUTDOWN_DELAY,
     # fails over to RQ's retry instead of being killed with the dyno.
     worker = InProcessWorker(queues, connection=svc.redis, worker_ttl=WORKER_TTL,
                              maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
     worker.imminent_shutdown_delay = IMMINENT_SHUTDOWN_DELAY
+    worker.stop_signals = stop_signals
     return worker
 
 

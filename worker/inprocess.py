@@ -36,6 +36,28 @@ class InProcessWorker(SimpleWorker):
     """An RQ worker that runs each task in-process, with heartbeats and a timed hand-back on SIGTERM."""
 
     imminent_shutdown_delay = 10
+    # The signals that stop it: RQ's SIGTERM and SIGINT on its own; its supervisor's one signal in a
+    # pool (see pool), which then ignores SIGTERM and SIGINT however often a PaaS sends them.
+    stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        self._route_stop_signals(self.request_stop)
+
+    def request_stop(self, signum, frame) -> None:
+        try:
+            super().request_stop(signum, frame)
+        finally:
+            # As RQ does with SIGTERM and SIGINT: a second stop signal stops the worker cold.
+            self._route_stop_signals(self.request_force_stop)
+
+    def _route_stop_signals(self, handler) -> None:
+        if set(self.stop_signals) == {signal.SIGTERM, signal.SIGINT}:
+            return  # RQ's own handlers
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        for sig in self.stop_signals:
+            signal.signal(sig, handler)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
