@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 log = logging.getLogger("fluxhook.worker")
@@ -74,18 +73,23 @@ class _Member:
 class _Pool:
     def __init__(self, size: int):
         self.members = [_Member(n) for n in range(1, size + 1)]
-        self.stopping = threading.Event()
+        self.stopping = False
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stopping.set())
+            signal.signal(sig, self._stop)
         log.info("worker pool starting", extra={"processes": len(self.members)})
-        while not self.stopping.is_set():
+        while not self.stopping:
             for member in self.members:
                 self._look_after(member)
-            self.stopping.wait(CHECK_INTERVAL)
+            time.sleep(CHECK_INTERVAL)
         self._stop_all()
         return 0
+
+    def _stop(self, signum, frame) -> None:
+        # Only a flag: a handler that took a lock (threading.Event.set) could deadlock on the one
+        # the interrupted main thread holds.
+        self.stopping = True
 
     def _look_after(self, member: _Member) -> None:
         if member.process is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -57,10 +56,11 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
 
 def _stop_on_signal(stop_signals):
     """Until the next worker installs RQ's handlers, a stop signal just ends the wait."""
-    stop = threading.Event()
+    # A flag, not a threading.Event: setting one from a handler could deadlock on its lock.
+    stopped: list[int] = []
     for sig in stop_signals:
-        signal.signal(sig, lambda *_: stop.set())
-    return stop.is_set
+        signal.signal(sig, lambda signum, frame: stopped.append(signum))
+    return lambda: bool(stopped)
 
 
 def _queues(svc: Services) -> list[Queue]:
