@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
+from rq import Worker
+from rq.job import Job as RQJob, JobStatus
 
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
@@ -195,6 +198,24 @@ def test_image_at_exactly_the_limit_is_stored(api, sim, spy):
 
     assert job["status"] == "stored", job
     assert job["image"]["size"] == MAX_IMAGE_BYTES
+
+
+def test_a_download_task_ends_recorded_and_its_worker_idle(api, sim, spy, redis_server):
+    # The worker writes the task's last heartbeat and its own idle state with the task's end,
+    # not in round trips of their own after it: both must still reach Redis.
+    url = spy.route("/recorded.png", body=image_bytes("PNG"), headers={"Content-Type": "image/png"})
+    job = deliver(api, url)
+    assert job["status"] == "stored", job
+
+    db = redis.Redis.from_url(redis_server.url)
+    task_id = db.get(f"fh:download:{job['id']}").decode()
+    task = wait_until(lambda: (lambda t: t if t.get_status() == JobStatus.FINISHED else None)(
+        RQJob.fetch(task_id, connection=db)), timeout=10, message="the download task recorded as finished")
+    assert task.started_at <= task.ended_at
+    assert task.last_heartbeat is not None and task.last_heartbeat >= task.ended_at
+    # Idle in Redis, not only in the worker's own memory (which skips writing an unchanged state).
+    wait_until(lambda: [w.get_state() for w in Worker.all(connection=db)] == ["idle"], timeout=10,
+               message="the one worker idle once the queue is empty")
 
 
 # -- redirects ----------------------------------------------------------------

@@ -127,6 +127,19 @@ class InProcessWorker(SimpleWorker):
             return
         super().set_state(state, pipeline)
 
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        # RQ writes the task's last_heartbeat here in a round trip of its own. Its end, a moment
+        # later, saves the task with that field anyway, and until then the heartbeat thread keeps
+        # the running record fresh.
+        job.ended_at = now()
+        job.last_heartbeat = job.ended_at
+
+    def cleanup_execution(self, job: Job, pipeline, execution=None) -> None:
+        super().cleanup_execution(job, pipeline, execution)
+        # Idle from the moment the task's end is written, in the same round trip: RQ writes it
+        # in one of its own just after.
+        self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
         # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes.
