@@ -42,15 +42,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-delay", type=float, default=1.0, help="naive poller: seconds until a task completes")
     parser.add_argument("--image-bytes", type=int, default=1_000_000, help="callback -> stored image size")
     parser.add_argument("--files", type=int, help="throughput: files per run (default 500; --quick: 100)")
-    parser.add_argument("--workers", help="throughput: worker counts, first one has the target (default 2,4; "
-                                          "--quick: 2)")
+    parser.add_argument("--workers", help="throughput: worker counts, first one has the target (default: two "
+                                          "per core, then one per core; --quick: two per core)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.reps = args.reps or (1 if quick else 3)
     args.ingest_seconds = args.ingest_seconds or (4.0 if quick else 5.0)
     args.jobs = args.jobs or (20 if quick else 50)
     args.files = args.files or (100 if quick else 500)
-    args.worker_counts = [int(n) for n in (args.workers or ("2" if quick else "2,4")).split(",")]
+    # Two worker processes per core is the README's setting (a worker mostly waits on the network and
+    # the disk), so it has the target; one per core is measured beside it.
+    cores = os.cpu_count() or 1
+    default_workers = f"{2 * cores}" if quick else f"{2 * cores},{cores}"
+    args.worker_counts = [int(n) for n in (args.workers or default_workers).split(",")]
     args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(args.only) - set(BENCHES)
     if unknown:
