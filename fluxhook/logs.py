@@ -12,16 +12,29 @@ from pythonjsonlogger.json import JsonFormatter
 REDACTED = "[redacted]"
 
 
-class RedactSecrets(logging.Filter):
-    """Replace any configured secret that slipped into a log record's message."""
+# Credentials that URLs carry, whoever quotes the URL (gunicorn quotes a request line it refuses):
+# webhook-URL tokens in paths, image-link tokens and delivery-link signatures in queries.
+_URL_CREDENTIALS = re.compile(
+    r"(/webhooks/bfl/)[^/\s'\"?#]+"
+    r"|([?&](?:token|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s'\"#]+",
+    re.IGNORECASE)
 
-    def __init__(self, secrets: Iterable[str]):
+
+def redact_urls(text: str) -> str:
+    """``text`` with the credentials of any URL in it replaced."""
+    return _URL_CREDENTIALS.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+
+
+class RedactSecrets(logging.Filter):
+    """Replace any configured secret, and any URL's credentials, that slipped into a log record's message."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
         super().__init__()
         self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = message
+        cleaned = redact_urls(message)
         for secret in self.secrets:
             cleaned = cleaned.replace(secret, REDACTED)
         if cleaned != message:

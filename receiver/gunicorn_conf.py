@@ -1,10 +1,13 @@
 """gunicorn settings for the ``web:`` process (``gunicorn -c python:receiver.gunicorn_conf``)."""
 
 import gc
+import json
 import logging
 import os
 import socket
 import sys
+
+from gunicorn import util as gunicorn_util
 
 
 def _whole(name: str, default: str) -> int:
@@ -42,7 +45,10 @@ logconfig_dict = {
         "datefmt": "%Y-%m-%dT%H:%M:%S%z",
         "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger", "message": "event"},
     }},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    # Scrubs URL credentials from gunicorn's lines (on_starting adds the configured secrets).
+    "filters": {"redact": {"()": "fluxhook.logs.RedactSecrets"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
+                            "filters": ["redact"]}},
     "root": {"handlers": ["stdout"], "level": "INFO"},
     "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False}},
 }
@@ -52,7 +58,7 @@ def on_starting(server):
     """Validate the configuration before any worker forks; a bad setting stops gunicorn for good."""
     from fluxhook.config import Config
     from fluxhook.errors import ConfigError
-    from fluxhook.logs import config_secrets, configure_logging
+    from fluxhook.logs import RedactSecrets, config_secrets, configure_logging
 
     try:
         config = Config.from_env()
@@ -61,10 +67,39 @@ def on_starting(server):
             print(f"fluxhook web: configuration error: {problem}", file=sys.stderr, flush=True)
         # os._exit: a SystemExit here would be reported by gunicorn with a traceback.
         os._exit(2)
-    configure_logging(config.log_level, config_secrets(config))
+    secrets = config_secrets(config)
+    configure_logging(config.log_level, secrets)
+    # gunicorn's own lines go out through logconfig_dict's handler, not the app's.
+    for handler in logging.getLogger("gunicorn.error").handlers:
+        handler.addFilter(RedactSecrets(secrets))
     for warning in config.warnings():
         logging.getLogger("fluxhook.config").warning(warning)
     _refuse_a_port_in_use(server.cfg.address)
+    # Before any worker forks: they inherit it (gunicorn's one place that writes such answers).
+    gunicorn_util.write_error = write_json_error
+
+
+# gunicorn answers the requests it refuses before the app sees them (a request line over 4094
+# bytes, headers too large, bytes that are not HTTP) with an HTML page; SPEC §3 wants every
+# error as JSON. The codes follow the app's (receiver/errors.py); gunicorn's own message is not
+# echoed, since it can quote the request line, whose path may carry a webhook token.
+_REFUSALS = {
+    400: ("bad_request", "the request is not valid HTTP/1.1"),
+    403: ("forbidden", "the request is forbidden"),
+    414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
+    417: ("expectation_failed", "the Expect header's expectation cannot be met"),
+    431: ("request_header_fields_too_large", "the request's headers are too large"),
+    501: ("not_implemented", "the request's transfer coding is not supported"),
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it refuses or fails outside the app, as SPEC §3's JSON error."""
+    code, message = _REFUSALS.get(status_int, ("internal_error", "an unexpected error occurred"))
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def post_worker_init(worker):

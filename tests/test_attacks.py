@@ -21,6 +21,7 @@ import http.client
 import io
 import json
 import re
+import socket
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
@@ -902,10 +903,39 @@ def test_job_id_longer_than_the_request_line_limit_is_refused_without_a_500(api,
 
     response = api.get("/v1/jobs/" + "A" * 10_000)
 
-    # gunicorn refuses the request line before the app sees it (414 URI Too Long).
-    assert 400 <= response.status_code < 500, response.status_code
+    # gunicorn refuses the request line before the app sees it; the answer is still SPEC §3's JSON.
+    assert_error(response, 414, "uri_too_long")
     assert requests.get(api.base_url + "/healthz", timeout=5).status_code == 200
     assert web_worker_pids(stack) == workers
+
+
+def raw_exchange(stack, raw: bytes) -> bytes:
+    """Send ``raw`` bytes to the web process and read its whole answer (it closes the connection)."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("raw, status, code", [
+    pytest.param(b"GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431,
+                 "request_header_fields_too_large",
+                 id="header-line-too-long"),
+    pytest.param(b"GET /webhooks/bfl/secret-token-in-path HTTP/9.9\r\nHost: x\r\n\r\n", 400, "bad_request",
+                 id="bad-http-version"),
+    pytest.param(b"\x16\x03\x01 not http at all\r\n\r\n", 400, "bad_request", id="not-http"),
+])
+def test_requests_gunicorn_refuses_get_a_json_error_that_quotes_nothing(stack, raw, status, code):
+    answer = raw_exchange(stack, raw)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == str(status).encode(), head
+    assert b"Content-Type: application/json" in head, head
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"], error
+    assert b"secret-token" not in answer and b"<html" not in answer
 
 
 @pytest.mark.parametrize("endpoint", ["submit", "track"])
@@ -1105,6 +1135,10 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
         requests.get(f"{api.base_url}/v1/jobs", headers={"Authorization": f"Bearer {API_TOKEN}-nearly"}, timeout=10),
     ]
     assert [r.status_code for r in refused][:3] == [401, 401, 401]
+    # A request line gunicorn refuses before the app sees it, on a real webhook URL.
+    malformed = raw_exchange(stack, b"POST /webhooks/bfl/" + signing.webhook_token(SECRET_KEY, job["id"]).encode()
+                             + b"\x80 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert malformed.startswith(b"HTTP/1.1 400 "), malformed[:80]
     # The signed delivery link fluxhook downloads from, read off its record while the (slowed) download
     # runs: the record drops BFL's URLs once the job ends.
     sim.settings(delivery_delay=1.0)

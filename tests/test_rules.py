@@ -29,6 +29,7 @@ from fluxhook.hosts import HostPattern, check_url, host_matches, is_public_addre
 from fluxhook.http import check_resolves_public
 from fluxhook.images import identify
 from fluxhook.jobs import Job, _encode, is_job_id, iso, new_job_id
+from fluxhook.logs import redact_urls
 from fluxhook.verification import body_signature, verify_callback
 from worker.pool import RESTART_DELAYS, restart_delay
 
@@ -1211,3 +1212,22 @@ def test_a_failing_pool_member_waits_longer_each_time_up_to_a_cap():
     assert delays[0] == 1.0
     assert delays == sorted(delays)
     assert delays[-1] == delays[-2] == RESTART_DELAYS[-1] == 30.0
+
+
+# -- log scrubbing -----------------------------------------------------------------------------
+
+
+def test_redact_urls_scrubs_the_credentials_urls_carry_and_keeps_the_rest():
+    line = ("Invalid HTTP request line: 'POST /webhooks/bfl/ImpvYl8.zQGv-Ld_W45 HTTP/1.1' "
+            "GET /v1/jobs/job_1/image?token=eyJ.x-y_z&w=1 https://d.example/s.png?se=2026-11-21&Sig=Zm9v%3D "
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=abc123")
+    assert redact_urls(line) == (
+        "Invalid HTTP request line: 'POST /webhooks/bfl/[redacted] HTTP/1.1' "
+        "GET /v1/jobs/job_1/image?token=[redacted]&w=1 https://d.example/s.png?se=2026-11-21&Sig=[redacted] "
+        "https://b.s3.amazonaws.com/k?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]")
+
+
+@pytest.mark.parametrize("text", ["POST /webhooks/bfl 200", "callback refused reason=bad_token job_id=job_1",
+                                  "/v1/jobs?status=stored&cursor=abc", "tokens=3 signature_checked=true"])
+def test_redact_urls_leaves_text_without_url_credentials_alone(text):
+    assert redact_urls(text) == text
