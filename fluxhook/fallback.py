@@ -13,12 +13,15 @@ from .outcomes import apply_event
 from .polling import poll_job
 from .queue import ensure_download
 from .services import Services
-from .submission import submitting
+from .submission import submission_lock_left
 
 log = logging.getLogger("fluxhook.fallback")
 
-# While a check runs the job is held this long; if the check dies, the job comes due again then.
-CHECK_HOLD = 300.0
+# While a check runs the job is held this long; if the check dies (its worker killed), the job
+# comes due again then. Longer than a check can take (the BFL client's three attempts of at most
+# 25 s each and their backoff: under 80 s), short enough that a job whose check was killed is
+# polled again within SPEC §7's two minutes of a worker running again.
+CHECK_HOLD = 90.0
 
 SKIPPED = "skipped"
 TIMEOUT = "timeout"
@@ -91,9 +94,11 @@ def _repair_download(svc: Services, job: Job, now: float) -> str:
 
 
 def _restart_submission(svc: Services, job: Job, now: float) -> str:
-    # A job handed a slot that did not reach BFL within the lease: its submit task was lost.
-    if submitting(svc, job.id):
-        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + CHECK_HOLD)
+    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
+    # still at it; then look again the moment its lock would lapse (a killed one never lets go).
+    left = submission_lock_left(svc, job.id)
+    if left:
+        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
         return RESCHEDULED
     svc.slots.requeue(job)
     log.warning("stalled submission put back in line", extra={"job_id": job.id})

@@ -22,8 +22,9 @@ KONTEXT_MAX_POOL = "flux-kontext-max"
 POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
 # The one-hour limit on a task, plus the sweep's margin to time the job out first.
 SLOT_LEASE = 3600 + 120
-# A job given a slot must reach BFL within this long, or the sweep hands it back to the queue.
-SUBMIT_LEASE = 120
+# A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
+# (once the submission's lock, as long, has lapsed: see submission).
+SUBMIT_LEASE = 90
 
 # Shared prelude: ARGV[1] prefix, ARGV[2] pool, ARGV[3] now; drops slots held past the lease.
 _PRELUDE = """
@@ -84,7 +85,10 @@ def pool_for(model: str | None) -> str:
 
 def pool_limit(config: Config, pool: str) -> int:
     """How many of the pool's tasks may be in flight at once."""
-    return config.bfl_max_active_kontext_max if pool == KONTEXT_MAX_POOL else config.bfl_max_active
+    if pool == KONTEXT_MAX_POOL:
+        # BFL's 6 for flux-kontext-max comes on top of its overall limit: never more than BFL_MAX_ACTIVE.
+        return min(config.bfl_max_active_kontext_max, config.bfl_max_active)
+    return config.bfl_max_active
 
 
 class Slots:

@@ -18,8 +18,10 @@ from .slots import pool_for
 log = logging.getLogger("fluxhook.submission")
 
 SKIPPED = "skipped"
-# Longer than the BFL client's worst case for one submission (connect timeouts and retries).
-SUBMIT_LOCK_SECONDS = 120
+# Longer than the BFL client's worst case for one submission (three attempts of at most 25 s and
+# their backoff: under 80 s); a submission killed with its worker is started again soon after
+# (SPEC §7: within two minutes of a worker running again).
+SUBMIT_LOCK_SECONDS = 90
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
 
@@ -28,9 +30,9 @@ def _lock(job_id: str) -> str:
     return f"fh:submit:{job_id}"
 
 
-def submitting(svc: Services, job_id: str) -> bool:
-    """Whether a submission of this job to BFL is under way in some process."""
-    return bool(svc.redis.exists(_lock(job_id)))
+def submission_lock_left(svc: Services, job_id: str) -> float:
+    """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
+    return max(0.0, svc.redis.pttl(_lock(job_id)) / 1000)
 
 
 def submit(svc: Services, job: Job) -> str:

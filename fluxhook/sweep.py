@@ -12,8 +12,9 @@ from .slots import POOLS
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
 SWEEP_BATCH = 500
-# A claimed job whose check never ran comes due again after this long.
-CLAIM_LEASE = 300.0
+# A claimed job whose check never ran (its worker killed before it was queued or taken) comes
+# due again after this long; a check that runs later finds its claim superseded and does nothing.
+CLAIM_LEASE = 90.0
 # Most notifications one sweep queues; a job taken from the outbox but not queued is taken again after the lease.
 NOTIFY_BATCH = 500
 NOTIFY_LEASE = 60.0

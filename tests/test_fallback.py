@@ -130,6 +130,35 @@ def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     assert svc.jobs.due_at(job.id) > time.time()
 
 
+def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_lapses(services):
+    svc = services()
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
+                                 input={"prompt": "x"}, created_at=now, updated_at=now))
+    assert svc.slots.acquire(job)
+    # Its submit task took the lock, then died with its worker: the lock has 1.5 s left.
+    lock = f"fh:submit:{job.id}"
+    svc.redis.set(lock, 1, px=1500)
+    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=time.time() - 1)  # the slot's lease is over
+    assert sweep(svc).due == 1
+    claim = svc.control_queue.get_jobs()[0].args[1]
+
+    before = time.time()
+    assert fallback.check_job(svc, job.id, claim) == fallback.RESCHEDULED
+    # Looked at again when the lock lapses, not a whole check hold later.
+    assert before + 1 <= svc.jobs.due_at(job.id) <= time.time() + 2.5
+
+    wait_until(lambda: not svc.redis.exists(lock), timeout=5, message="the dead submission's lock to lapse")
+    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=time.time() - 1)
+    svc.control_queue.empty()
+    assert sweep(svc).due == 1
+    claim = svc.control_queue.get_jobs()[0].args[1]
+    assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
+    # Back in line, and handed the free slot again by the next sweep.
+    assert sweep(svc).dispatched == 1
+    assert svc.jobs.get(job.id).status == st.QUEUED
+
+
 def test_a_sweep_with_nothing_due_claims_nothing(services):
     svc = services()
     for n in range(50):

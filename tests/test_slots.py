@@ -11,7 +11,7 @@ import redis
 from fluxhook import status as st
 from fluxhook.config import Config
 from fluxhook.jobs import PREFIX, Job, JobStore, new_job_id
-from fluxhook.slots import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, Slots, pool_for
+from fluxhook.slots import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, Slots, pool_for, pool_limit
 
 
 @pytest.fixture()
@@ -103,6 +103,13 @@ def test_kontext_max_counts_separately(store, slots):
     assert not slots.acquire(_queued(store, "flux-kontext-max"))
     assert all(slots.acquire(_queued(store)) for _ in range(3))
     assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 3
+
+
+def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=2, bfl_max_active_kontext_max=6))
+    assert [slots.acquire(_queued(store, "flux-kontext-max")) for _ in range(3)] == [True, True, False]
+    assert pool_limit(_config(bfl_max_active=24, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 6
+    assert pool_limit(_config(bfl_max_active=2, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 2
 
 
 def test_a_slot_held_past_the_lease_is_reclaimed(store, slots, connection):
