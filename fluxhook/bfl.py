@@ -87,7 +87,9 @@ class BFLClient:
         return self._base, f"{self.config.bfl_api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
 
     def _request(self, method: str, target: Target, url: str, *, json: Any = None, not_found_ok: bool = False) -> Any:
-        headers = {"x-key": self.config.bfl_api_key, "accept": "application/json"}
+        headers = {"accept": "application/json"}
+        if self.config.bfl_api_key:
+            headers["x-key"] = self.config.bfl_api_key
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self.http.session_for(target).request(

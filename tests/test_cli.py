@@ -261,9 +261,9 @@ def test_doctor_reports_a_refused_key_and_no_credits(stack, sim):
 
 
 def test_doctor_lists_every_configuration_problem(stack):
-    code, checks, output = _doctor(dict(stack.env, SECRET_KEY="short", CALLBACK_GRACE_SECONDS="soon"))
+    code, checks, output = _doctor(dict(stack.env, API_TOKENS="tok en", CALLBACK_GRACE_SECONDS="soon"))
     assert code == 1, output
-    assert any("SECRET_KEY: must be at least 16 characters" in line for line in checks["config"])
+    assert any("API_TOKENS: every token must be printable" in line for line in checks["config"])
     assert any("CALLBACK_GRACE_SECONDS: must be a whole number" in line for line in checks["config"])
     assert checks["redis"] == ["skip needs a valid configuration"]
 

@@ -24,8 +24,9 @@ DEPLOY_README = DEPLOY / "README.md"
 
 # Variables with a default that only suits a laptop: a deployment must set them even though
 # the configuration does not refuse to start without them (SPEC §2: PUBLIC_BASE_URL defaults
-# to localhost, STORAGE_URL to a local directory; BFL_WEBHOOK_SECRET is the static URL's secret).
-DEPLOY_ALSO_REQUIRED = {"PUBLIC_BASE_URL", "STORAGE_URL", "BFL_WEBHOOK_SECRET"}
+# to localhost, STORAGE_URL to a local directory; BFL_WEBHOOK_SECRET is the static URL's secret;
+# BFL_API_KEY may be unset outside the dev run, but then BFL refuses every submission).
+DEPLOY_ALSO_REQUIRED = {"PUBLIC_BASE_URL", "STORAGE_URL", "BFL_WEBHOOK_SECRET", "BFL_API_KEY"}
 # Secrets never belong in a committed file's plain values.
 SECRETS = {"SECRET_KEY", "API_TOKENS", "BFL_API_KEY", "BFL_WEBHOOK_SECRET", "REDIS_URL"}
 MIN_GRACE_SECONDS = 30
@@ -61,8 +62,8 @@ def config_required() -> set[str]:
     """The variables config.py refuses to start without."""
     source = (ROOT / "fluxhook" / "config.py").read_text()
     required = set(re.findall(r'reader\.\w+\(\s*"([A-Z][A-Z0-9_]*)"[^)]*required=True', source))
-    # secret_key() and tokens() read their variable as required.
-    required |= set(re.findall(r'reader\.(?:secret_key|tokens)\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    # tokens() reads its variable as required.
+    required |= set(re.findall(r'reader\.tokens\(\s*"([A-Z][A-Z0-9_]*)"', source))
     return required
 
 
