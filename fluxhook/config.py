@@ -80,7 +80,7 @@ class Config:
             found.append("BFL_API_KEY is not set: BFL refuses submissions and polls without a key, so only "
                          "callbacks of tracked tasks can complete jobs")
         # Accepted, as SPEC sets no minimum, but as weak as they are short.
-        if len(self.secret_key) < MIN_SECRET_LENGTH or any(len(k) < MIN_SECRET_LENGTH for k in self.previous_secret_keys):
+        if any(len(key) < MIN_SECRET_LENGTH for key in self.secret_keys):
             found.append(f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: the tokens and webhook secrets "
                          "derived from it are only as hard to guess as it is (use a long random string)")
         if any(len(t) < MIN_TOKEN_LENGTH for t in self.api_tokens):
