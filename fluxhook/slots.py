@@ -1,11 +1,13 @@
 """BFL concurrency slots: at most ``BFL_MAX_ACTIVE`` tasks in flight, shared by every process.
 
-Each pool (``flux-kontext-max`` has its own limit, every other model shares ``default``) has a
-sorted set of slot holders scored by when they took the slot, and a FIFO of waiting jobs
-scored by creation time. Taking and handing out slots are Lua scripts, so web and worker
-processes can never over-commit; slots are given back by the job-record transition script
-when a job reaches ``ready`` or a terminal status (see ``jobs``). A job that never finishes
-loses its slot after ``SLOT_LEASE`` seconds.
+Each pool (``flux-kontext-max``, with its own smaller limit, and ``default`` for every other
+model) has a sorted set of slot holders scored by when they took the slot, and a FIFO of
+waiting jobs scored by creation time. Every task counts toward ``BFL_MAX_ACTIVE``; a
+``flux-kontext-max`` task also toward its pool's limit. Taking and handing out slots are Lua
+scripts over both pools, so web and worker processes can never over-commit and the lines stay
+first come, first served across pools; slots are given back by the job-record transition
+script when a job reaches ``ready`` or a terminal status (see ``jobs``). A job that never
+finishes loses its slot after ``SLOT_LEASE`` seconds.
 """
 
 from __future__ import annotations
@@ -26,53 +28,80 @@ SLOT_LEASE = 3600 + 120
 # (once the submission's lock, as long, has lapsed: see submission).
 SUBMIT_LEASE = 90
 
-# Shared prelude: ARGV[1] prefix, ARGV[2] pool, ARGV[3] now; drops slots held past the lease.
+# Shared prelude. ARGV[1] prefix, ARGV[2] now, ARGV[3] BFL_MAX_ACTIVE, ARGV[4] the kontext-max pool's
+# limit. Drops slots held past the lease; room(pool): a slot of it may be taken now.
 _PRELUDE = """
-local slots = ARGV[1] .. 'slots:' .. ARGV[2]
-local waiting = ARGV[1] .. 'waiting:' .. ARGV[2]
-local paused = redis.call('EXISTS', ARGV[1] .. 'paused:' .. ARGV[2]) == 1
-redis.call('ZREMRANGEBYSCORE', slots, '-inf', tonumber(ARGV[3]) - SLOT_LEASE)
-""".replace("SLOT_LEASE", str(SLOT_LEASE))
+local prefix, now = ARGV[1], tonumber(ARGV[2])
+local total = tonumber(ARGV[3])
+local limits = {['DEFAULT'] = total, ['KONTEXT'] = tonumber(ARGV[4])}
+local pools = {'DEFAULT', 'KONTEXT'}
+for _, pool in ipairs(pools) do
+  redis.call('ZREMRANGEBYSCORE', prefix .. 'slots:' .. pool, '-inf', now - SLOT_LEASE)
+end
+local function held(pool) return redis.call('ZCARD', prefix .. 'slots:' .. pool) end
+local function room(pool)
+  if redis.call('EXISTS', prefix .. 'paused:' .. pool) == 1 then return false end
+  return held(pool) < limits[pool] and held('DEFAULT') + held('KONTEXT') < total
+end
+local function waiting(pool) return prefix .. 'waiting:' .. pool end
+local function take(pool, job)
+  redis.call('ZADD', prefix .. 'slots:' .. pool, now, job)
+  redis.call('ZADD', prefix .. 'due', now + SUBMIT_LEASE, job)
+end
+""".replace("SLOT_LEASE", str(SLOT_LEASE)).replace("SUBMIT_LEASE", str(SUBMIT_LEASE)) \
+    .replace("'DEFAULT'", repr(DEFAULT_POOL)).replace("'KONTEXT'", repr(KONTEXT_MAX_POOL))
 
-# ARGV: prefix, pool, now, job id, limit, its place in line (creation time).
-# A slot only if nobody waits before it: the line is first come, first served.
+# ARGV 5-7: pool, job id, its place in line (creation time). A slot only if nobody who could use
+# it waits in either line: first come, first served.
 _ACQUIRE = _PRELUDE + """
-if not paused and redis.call('ZCARD', waiting) == 0 and redis.call('ZCARD', slots) < tonumber(ARGV[5]) then
-  redis.call('ZADD', slots, ARGV[3], ARGV[4])
-  redis.call('ZADD', ARGV[1] .. 'due', tonumber(ARGV[3]) + SUBMIT_LEASE, ARGV[4])
+local pool, job = ARGV[5], ARGV[6]
+local ahead = false
+for _, other in ipairs(pools) do
+  if redis.call('ZCARD', waiting(other)) > 0 and room(other) then ahead = true end
+end
+if room(pool) and not ahead then
+  take(pool, job)
   return 1
 end
-redis.call('ZADD', waiting, ARGV[6], ARGV[4])
+redis.call('ZADD', waiting(pool), ARGV[7], job)
 return 0
-""".replace("SUBMIT_LEASE", str(SUBMIT_LEASE))
+"""
 
-# ARGV: prefix, pool, now, limit, most to hand out. Returns the jobs given a slot, first in line first.
+# ARGV 5: most to hand out. Returns the jobs given a slot: the earliest in either line first,
+# of the pools that have room.
 _DISPATCH = _PRELUDE + """
 local given = {}
-if paused then return given end
-while #given < tonumber(ARGV[5]) and redis.call('ZCARD', slots) < tonumber(ARGV[4]) do
-  local head = redis.call('ZRANGE', waiting, 0, 0)[1]
-  if not head then break end
-  redis.call('ZREM', waiting, head)
-  if redis.call('HGET', ARGV[1] .. 'job:' .. head, 'status') == 'queued' then
-    redis.call('ZADD', slots, ARGV[3], head)
-    redis.call('ZADD', ARGV[1] .. 'due', tonumber(ARGV[3]) + SUBMIT_LEASE, head)
-    given[#given + 1] = head
+while #given < tonumber(ARGV[5]) do
+  local best_pool, best_job, best_place = nil, nil, nil
+  for _, pool in ipairs(pools) do
+    if room(pool) then
+      local head = redis.call('ZRANGE', waiting(pool), 0, 0, 'WITHSCORES')
+      if head[1] and (best_place == nil or tonumber(head[2]) < best_place) then
+        best_pool, best_job, best_place = pool, head[1], tonumber(head[2])
+      end
+    end
+  end
+  if not best_job then break end
+  redis.call('ZREM', waiting(best_pool), best_job)
+  if redis.call('HGET', prefix .. 'job:' .. best_job, 'status') == 'queued' then
+    take(best_pool, best_job)
+    given[#given + 1] = best_job
   end
 end
 return given
-""".replace("SUBMIT_LEASE", str(SUBMIT_LEASE))
+"""
 
-# ARGV: prefix, pool, now, job id, its place in line, pause in ms (0 = none).
+# ARGV 5-8: pool, job id, its place in line, pause in ms (0 = none).
 # Back in line at its old place (so still first come, first served) and out of the due index.
 _REQUEUE = _PRELUDE + """
-if redis.call('HGET', ARGV[1] .. 'job:' .. ARGV[4], 'status') ~= 'queued' then return 0 end
-redis.call('ZREM', slots, ARGV[4])
-redis.call('ZREM', ARGV[1] .. 'due', ARGV[4])
-redis.call('ZADD', waiting, ARGV[5], ARGV[4])
-if tonumber(ARGV[6]) > 0 then
-  local left = redis.call('PTTL', ARGV[1] .. 'paused:' .. ARGV[2])
-  if left < tonumber(ARGV[6]) then redis.call('SET', ARGV[1] .. 'paused:' .. ARGV[2], 1, 'PX', ARGV[6]) end
+local pool, job = ARGV[5], ARGV[6]
+if redis.call('HGET', prefix .. 'job:' .. job, 'status') ~= 'queued' then return 0 end
+redis.call('ZREM', prefix .. 'slots:' .. pool, job)
+redis.call('ZREM', prefix .. 'due', job)
+redis.call('ZADD', waiting(pool), ARGV[7], job)
+if tonumber(ARGV[8]) > 0 then
+  local left = redis.call('PTTL', prefix .. 'paused:' .. pool)
+  if left < tonumber(ARGV[8]) then redis.call('SET', prefix .. 'paused:' .. pool, 1, 'PX', ARGV[8]) end
 end
 return 1
 """
@@ -104,12 +133,11 @@ class Slots:
     def acquire(self, job: Job) -> bool:
         """Give the ``queued`` job a slot now (True), or put it in line for one (False)."""
         pool = job.pool or pool_for(job.model)
-        return bool(self._acquire(args=[PREFIX, pool, repr(time.time()), job.id, pool_limit(self.config, pool),
-                                        repr(job.created_at)]))
+        return bool(self._acquire(args=[*self._prelude_args(), pool, job.id, repr(job.created_at)]))
 
-    def dispatch(self, pool: str, limit: int = 100) -> list[str]:
-        """Hand free slots of ``pool`` to waiting jobs, first in line first; returns their ids."""
-        given = self._dispatch(args=[PREFIX, pool, repr(time.time()), pool_limit(self.config, pool), limit])
+    def dispatch(self, limit: int = 100) -> list[str]:
+        """Hand free slots to waiting jobs, the earliest in either line first; returns their ids."""
+        given = self._dispatch(args=[*self._prelude_args(), limit])
         return [g.decode() if isinstance(g, bytes) else g for g in given]
 
     def requeue(self, job: Job, pause: float = 0.0) -> bool:
@@ -118,8 +146,12 @@ class Slots:
         ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full.
         """
         pool = job.pool or pool_for(job.model)
-        return bool(self._requeue(args=[PREFIX, pool, repr(time.time()), job.id, repr(job.created_at),
+        return bool(self._requeue(args=[*self._prelude_args(), pool, job.id, repr(job.created_at),
                                         int(pause * 1000)]))
+
+    def _prelude_args(self) -> list:
+        return [PREFIX, repr(time.time()), pool_limit(self.config, DEFAULT_POOL),
+                pool_limit(self.config, KONTEXT_MAX_POOL)]
 
     def accepted(self, pool: str) -> None:
         """BFL accepted a task: the next refusal starts the backoff afresh."""

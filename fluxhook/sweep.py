@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from .queue import enqueue_checks, enqueue_notifications, enqueue_submits
 from .services import Services
-from .slots import POOLS
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
 SWEEP_BATCH = 500
@@ -37,7 +36,7 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
-    given = [job_id for pool in POOLS for job_id in svc.slots.dispatch(pool)]
+    given = svc.slots.dispatch()
     if given:
         enqueue_submits(svc.control_queue, given)
     return SweepReport(due=len(due), dispatched=len(given), notifications=drain_notifications(svc, now))

@@ -53,16 +53,16 @@ def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
     jobs = [_queued(store) for _ in range(6)]
     assert [slots.acquire(j) for j in jobs] == [True, True, True, False, False, False]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
-    assert slots.dispatch(DEFAULT_POOL) == []
+    assert slots.dispatch() == []
 
     # Ready frees a slot (BFL is done); the first in line gets it.
     assert store.transition(jobs[0].id, st.SUBMITTED, bfl_id="b0")
     assert store.transition(jobs[0].id, st.READY, result_url="https://x/0.png")
-    assert slots.dispatch(DEFAULT_POOL) == [jobs[3].id]
+    assert slots.dispatch() == [jobs[3].id]
     # Terminal statuses free slots too.
     store.transition(jobs[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     store.delete(jobs[2].id)
-    assert slots.dispatch(DEFAULT_POOL) == [jobs[4].id, jobs[5].id]
+    assert slots.dispatch() == [jobs[4].id, jobs[5].id]
     assert sorted(_held(connection)) == sorted([jobs[3].id, jobs[4].id, jobs[5].id])
 
 
@@ -74,7 +74,7 @@ def test_a_new_job_does_not_overtake_the_line(store, slots):
     # A slot is free, but first[3] waits for it: the newcomer queues behind.
     late = _queued(store)
     assert slots.acquire(late) is False
-    assert slots.dispatch(DEFAULT_POOL) == [first[3].id]
+    assert slots.dispatch() == [first[3].id]
 
 
 def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
@@ -83,11 +83,11 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
         slots.acquire(job)
     assert slots.requeue(jobs[1], pause=30)
     assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
-    assert slots.dispatch(DEFAULT_POOL) == []  # paused, though a slot is free
+    assert slots.dispatch() == []  # paused, though a slot is free
     assert slots.acquire(_queued(store)) is False
     store.connection.delete(f"{PREFIX}paused:{DEFAULT_POOL}")
     # jobs[1] was created before jobs[3], so it is first again.
-    assert slots.dispatch(DEFAULT_POOL) == [jobs[1].id]
+    assert slots.dispatch() == [jobs[1].id]
 
 
 def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
@@ -98,11 +98,32 @@ def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
     assert slots.in_flight(DEFAULT_POOL) == 1 and slots.waiting(DEFAULT_POOL) == 0
 
 
-def test_kontext_max_counts_separately(store, slots):
-    assert slots.acquire(_queued(store, "flux-kontext-max"))
-    assert not slots.acquire(_queued(store, "flux-kontext-max"))
-    assert all(slots.acquire(_queued(store)) for _ in range(3))
-    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 3
+def test_kontext_max_counts_toward_its_own_limit_and_the_overall_one(store, slots):
+    # Limits: 3 in all, 1 of them flux-kontext-max.
+    kontext = [_queued(store, "flux-kontext-max") for _ in range(2)]
+    assert [slots.acquire(j) for j in kontext] == [True, False]
+    # The waiting kontext-max job cannot use a slot (its pool is full): it does not hold others up.
+    others = [_queued(store) for _ in range(3)]
+    assert [slots.acquire(j) for j in others] == [True, True, False]
+    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+
+
+def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store, slots):
+    holders = [_queued(store, "flux-kontext-max"), _queued(store), _queued(store)]
+    assert all(slots.acquire(j) for j in holders)
+    waiting_kontext, waiting_other = _queued(store, "flux-kontext-max"), _queued(store)
+    assert not slots.acquire(waiting_kontext) and not slots.acquire(waiting_other)
+
+    # A default slot frees: only the default job may take it (kontext-max is still at its limit).
+    store.transition(holders[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    assert slots.dispatch() == [waiting_other.id]
+    # The kontext-max holder ends: the kontext-max job, first in line, gets the slot.
+    store.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    late = _queued(store)
+    assert slots.acquire(late) is False  # it would overtake the kontext-max job
+    assert slots.dispatch() == [waiting_kontext.id]
+    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+    assert slots.waiting(DEFAULT_POOL) == 1
 
 
 def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
