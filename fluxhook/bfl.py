@@ -30,6 +30,12 @@ from .hosts import Target, check_url
 from .http import HTTPClient, check_resolves_public
 
 TIMEOUT = (5, 20)
+ATTEMPTS = 3
+# Longer than one call can take with its retries (every attempt at its timeouts, and the pauses
+# between them: 3 x 25 + 0.5 + 1 = 76.5 s). A job's check hold, a submission's lock and slot lease,
+# and those tasks' timeouts are this long: they outlast a call, and work cut off with its worker
+# is still taken up again within SPEC §7's two minutes.
+CALL_BOUND = 90
 MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 _RETRY_STATUSES = (500, 502, 503, 504)
 
@@ -37,7 +43,7 @@ _RETRY_STATUSES = (500, 502, 503, 504)
 class BFLClient:
     """BFL's task API at ``config.bfl_api_base``."""
 
-    def __init__(self, config: Config, http: HTTPClient, *, attempts: int = 3, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: Config, http: HTTPClient, *, attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.http = http
         self.attempts = attempts

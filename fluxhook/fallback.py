@@ -7,6 +7,7 @@ import time
 
 from . import schedule
 from . import status as st
+from .bfl import CALL_BOUND
 from .errors import BFLError, BFLRateLimited
 from .jobs import Job
 from .outcomes import apply_event
@@ -18,10 +19,8 @@ from .submission import submission_lock_left
 log = logging.getLogger("fluxhook.fallback")
 
 # While a check runs the job is held this long; if the check dies (its worker killed), the job
-# comes due again then. Longer than a check can take (the BFL client's three attempts of at most
-# 25 s each and their backoff: under 80 s), short enough that a job whose check was killed is
-# polled again within SPEC §7's two minutes of a worker running again.
-CHECK_HOLD = 90.0
+# comes due again then.
+CHECK_HOLD = float(CALL_BOUND)
 
 SKIPPED = "skipped"
 TIMEOUT = "timeout"

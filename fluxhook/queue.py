@@ -11,6 +11,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob, JobStatus
 
 from .backoff import backoff_schedule
+from .bfl import CALL_BOUND
 from .jobs import Lock
 
 QUEUE_NAME = "fluxhook"
@@ -139,18 +140,18 @@ def release_download(queue: Queue, job_id: str) -> None:
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
     """Queue the submission of jobs just handed a BFL slot (no RQ retries: a failed one goes back in line)."""
-    # Within the submission's lock (submission.SUBMIT_LOCK_SECONDS): no second one starts while it runs.
+    # Within the submission's lock: no second one starts while it runs.
     queue.enqueue_many([
-        Queue.prepare_data(SUBMIT_TASK, (job_id,), timeout=90, description=f"submit {job_id}", **_KEEP)
+        Queue.prepare_data(SUBMIT_TASK, (job_id,), timeout=CALL_BOUND, description=f"submit {job_id}", **_KEEP)
         for job_id in job_ids
     ])
 
 
 def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
     """Queue one fallback check per due job the sweep claimed (no RQ retries: the due index retries)."""
-    # Within the hold a check puts on its job (fallback.CHECK_HOLD).
+    # Within the hold a check puts on its job.
     queue.enqueue_many([
-        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=90, description=f"check {job_id}", **_KEEP)
+        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=CALL_BOUND, description=f"check {job_id}", **_KEEP)
         for job_id in job_ids
     ])
 

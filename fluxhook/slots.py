@@ -16,6 +16,7 @@ import time
 
 from redis import Redis
 
+from .bfl import CALL_BOUND
 from .config import Config
 from .jobs import PREFIX, Job
 
@@ -26,7 +27,7 @@ POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
 SLOT_LEASE = 3600 + 120
 # A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
 # (once the submission's lock, as long, has lapsed: see submission).
-SUBMIT_LEASE = 90
+SUBMIT_LEASE = CALL_BOUND
 
 # Shared prelude. ARGV[1] prefix, ARGV[2] now, ARGV[3] BFL_MAX_ACTIVE, ARGV[4] the kontext-max pool's
 # limit. Drops slots held past the lease; room(pool): a slot of it may be taken now.

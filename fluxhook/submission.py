@@ -9,6 +9,7 @@ from . import events, metrics, schedule
 from . import signing
 from . import status as st
 from .backoff import backoff_delay
+from .bfl import CALL_BOUND
 from .errors import BFLError, BFLRateLimited, FluxhookError, RetryableError
 from .jobs import Job
 from .orphans import apply_kept_callback
@@ -18,10 +19,8 @@ from .slots import pool_for
 log = logging.getLogger("fluxhook.submission")
 
 SKIPPED = "skipped"
-# Longer than the BFL client's worst case for one submission (three attempts of at most 25 s and
-# their backoff: under 80 s); a submission killed with its worker is started again soon after
-# (SPEC §7: within two minutes of a worker running again).
-SUBMIT_LOCK_SECONDS = 90
+# Outlasts one submission to BFL; one killed with its worker is started again soon after.
+SUBMIT_LOCK_SECONDS = CALL_BOUND
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
 
