@@ -1,11 +1,13 @@
 """The ingest benchmark's baselines: a bare Flask endpoint that only reads the body and answers 200,
-and the same endpoint with one Redis write per request (a reference, not a target).
+and, as references (not targets), the same endpoint with one Redis write per request, and with the
+steps every verified, durable callback takes (``create_steps_app``).
 
 Served by the same gunicorn command and settings module as the real web process, only with
 another app:
 
     gunicorn --config python:receiver.gunicorn_conf 'bench.bare_app:create_app()'
     gunicorn --config python:receiver.gunicorn_conf 'bench.bare_app:create_app(redis_write=True)'
+    gunicorn --config python:receiver.gunicorn_conf 'bench.bare_app:create_steps_app(enqueue=False)'
 
 It answers the callback paths the real app serves (``POST /webhooks/bfl/<token>``), so the
 load generator sends byte-for-byte the same requests to both; ``GET /healthz`` lets the bench
@@ -18,6 +20,13 @@ import os
 
 from flask import Flask, request
 from redis import Redis
+
+from fluxhook import signing, status
+from fluxhook.callbacks import parse_callback
+from fluxhook.config import Config
+from fluxhook.outcomes import accept_ready
+from fluxhook.services import build_services
+from fluxhook.verification import verify_callback
 
 COUNTER = "bench:bare-callbacks"
 
@@ -34,6 +43,42 @@ def create_app(redis_write: bool = False) -> Flask:
             # The least any receiver that keeps what it acknowledged must do: one round trip to Redis.
             redis.incr(COUNTER)
         return {"ok": True}
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+def create_steps_app(enqueue: bool = True) -> Flask:
+    """The bare app plus the steps no receiver can skip, taken with fluxhook's own functions.
+
+    Per callback: the URL token, the secret, the body, and the one atomic transition that records
+    Ready and, with ``enqueue``, queues the RQ download. Nothing else of fluxhook's receiver runs
+    (request hooks, its log line, the job's timeline event, metrics, error handling): the gap to
+    fluxhook's rate is what those cost.
+    """
+    app = Flask(__name__)
+    svc = build_services(Config.from_env())
+
+    @app.post("/webhooks/bfl/<token>")
+    def callback(token: str):
+        body = request.get_data()
+        job_id = signing.job_id_from_webhook_token(svc.config.secret_keys, token)
+        if job_id is None:
+            return {"ok": False}, 401
+        proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job_id),
+                                 required=True)
+        event = parse_callback(body)
+        if enqueue:
+            change = accept_ready(svc.jobs, svc.queue, job_id, event.bfl_id, event, source="webhook", proven=proven,
+                                  count="webhooks")
+        else:
+            change = svc.jobs.transition(job_id, status.READY, if_equal=("bfl_id", event.bfl_id), count="webhooks",
+                                         bfl_status=event.status, source="webhook", result_url=event.sample_url,
+                                         ready_proven=proven)
+        return {"ok": True, "moved": change.moved}
 
     @app.get("/healthz")
     def healthz():

@@ -200,19 +200,19 @@ class BenchStack:
             stop_process(process)
         self.workers = []
 
-    def start_bare_app(self, port: int, redis_write: bool = False) -> subprocess.Popen:
-        """The ingest baseline (with one Redis write per request, if asked) under the same gunicorn
-        settings module, on 127.0.0.1:``port``."""
+    def start_bare_app(self, port: int, redis_write: bool = False, app: str = "") -> subprocess.Popen:
+        """The ingest baseline (with one Redis write per request, if asked; or another factory of
+        bench.bare_app, ``app``) under the same gunicorn settings module, on 127.0.0.1:``port``."""
         env = dict(self.env, PORT=str(port), GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
         gunicorn = str(Path(python()).parent / "gunicorn")
-        app = f"bench.bare_app:create_app(redis_write={redis_write})"
-        process = start_process([gunicorn, "--config", GUNICORN_CONFIG, app], env,
-                                log_path=str(self.var_dir / f"bare{'-redis' if redis_write else ''}.log"))
+        app = f"bench.bare_app:{app or f'create_app(redis_write={redis_write})'}"
+        log_path = self.var_dir / f"bare-{port}.log"
+        process = start_process([gunicorn, "--config", GUNICORN_CONFIG, app], env, log_path=str(log_path))
         self.extra.append(process)
 
         def answers() -> bool:
             if process.poll() is not None:
-                raise RuntimeError(f"the bare app exited; see {self.var_dir / 'bare.log'}")
+                raise RuntimeError(f"{app} exited; see {log_path}")
             try:
                 return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
             except requests.RequestException:

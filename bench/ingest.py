@@ -16,14 +16,17 @@ delivery URLs that are never fetched. Runs alternate which server goes first.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from rq import Queue
 
 from devtools.processes import free_port, wait_until
+from fluxhook.jobs import JobStore, new_job_id
 
 from .common import (BenchJob, BenchStack, Row, Section, counter, create_jobs, fmt, log, median_of_reps,
                      metrics_counts, read_jobs, signed_callback, tree_memory)
@@ -34,6 +37,8 @@ LUA = Path(__file__).with_name("callbacks.lua")
 MAX_POOL = 9_000  # below BFL_MAX_ACTIVE: an unused job holds a fluxhook slot
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 30.0
+# The reference apps with the callback's steps alone (bench/bare_app.py): name -> whether they queue the download.
+STEPS_APPS = {"steps": True, "transition": False}
 
 
 def run_wrk(port: int, data: Path, duration: float) -> dict:
@@ -53,6 +58,28 @@ def run_wrk(port: int, data: Path, duration: float) -> dict:
     return figures
 
 
+def wait_for_aof_rewrite(db) -> None:
+    """Until no AOF rewrite (a forked Redis rewriting its log) is running."""
+    wait_until(lambda: not db.info("persistence")["aof_rewrite_in_progress"], timeout=120, interval=0.1,
+               message="Redis's AOF rewrite to finish")
+
+
+def clone_jobs(db, template: BenchJob, count: int) -> list[BenchJob]:
+    """``count`` records like ``template``'s (a submitted job), written straight to Redis with new ids and task ids.
+
+    For the reference apps only: writing them takes seconds where ``POST /v1/jobs`` takes a minute,
+    and they hold no fluxhook slot, so BFL_MAX_ACTIVE does not bound their number.
+    """
+    store = JobStore(db, ttl=86400)
+    record = store.get(template.job_id)
+    clones = []
+    for _ in range(count):
+        clone = dataclasses.replace(record, id=new_job_id(), bfl_id=str(uuid.uuid4()))
+        store.create(clone)
+        clones.append(BenchJob(clone.id, clone.bfl_id))
+    return clones
+
+
 def write_data(stack: BenchStack, jobs: list[BenchJob], path: Path) -> None:
     sim = stack.sim_base
     with path.open("w") as out:
@@ -69,6 +96,7 @@ class Ingest:
         self.duration = args.ingest_seconds
         self.stack = BenchStack("ingest", log_level=args.log_level)
         self.unused: list[BenchJob] = []
+        self.template: BenchJob | None = None
         self.memory: dict[str, float] = {}
         self.rewrites_during = 0
 
@@ -82,6 +110,10 @@ class Ingest:
             stack.start_bare_app(bare_port)
             reference_port = free_port()
             stack.start_bare_app(reference_port, redis_write=True)
+            steps_ports = {}
+            for name, enqueue in STEPS_APPS.items():
+                steps_ports[name] = free_port()
+                stack.start_bare_app(steps_ports[name], app=f"create_steps_app(enqueue={enqueue})")
             web_port = int(stack.env["PORT"])
             db = stack.redis()
             queue = Queue("fluxhook", connection=stack.redis(decode=False))
@@ -95,6 +127,13 @@ class Ingest:
             run_wrk(bare_port, data, 2)
             run_wrk(reference_port, data, 2)
             self._settle(db)
+            # A submitted job no callback will reach: the reference apps' records are copies of it.
+            self.template = create_jobs(stack, 1)[0]
+            steps_rates = {}
+            for name, port in steps_ports.items():
+                clones = clone_jobs(stack.redis(decode=False), self.template, 600)
+                write_data(stack, clones, stack.var_dir / "warm-steps.tsv")
+                steps_rates[name] = run_wrk(port, stack.var_dir / "warm-steps.tsv", 2)["rps"]
             self.unused = [j for j, r in zip(warm, read_jobs(db, [j.job_id for j in warm], ("status",)))
                            if r["status"] == "submitted"]
 
@@ -116,6 +155,10 @@ class Ingest:
                     figures.update({f"{which}_rps": run["rps"], f"{which}_p50": run["p50_us"] / 1000,
                                     f"{which}_p99": run["p99_us"] / 1000,
                                     f"{which}_errors": run["non2xx"] + run["socket_errors"]})
+                for name, port in steps_ports.items():
+                    figures.update(self._steps_run(name, port, steps_rates[name]))
+                    steps_rates[name] = figures[f"{name}_rps"]
+                    figures[f"{name}_ratio"] = figures[f"{name}_rps"] / figures["bare_rps"]
                 figures["ratio"] = figures["fh_rps"] / figures["bare_rps"]
                 figures["ref_ratio"] = figures["ref_rps"] / figures["bare_rps"]
                 rate = figures["fh_rps"]
@@ -138,6 +181,20 @@ class Ingest:
             pool += create_jobs(self.stack, size - len(pool))
         return pool
 
+    def _steps_run(self, name: str, port: int, rate: float) -> dict[str, float]:
+        """One run of a reference app with the callback's steps, on fresh job records; its figures."""
+        stack = self.stack
+        # Enough records that neither wrk thread wraps (a repeated callback takes a shorter path).
+        pool = clone_jobs(stack.redis(decode=False), self.template, int(rate * self.duration * 1.6) + 300)
+        data = stack.var_dir / f"{name}.tsv"
+        write_data(stack, pool, data)
+        wait_for_aof_rewrite(stack.redis())
+        run = run_wrk(port, data, self.duration)
+        moved = sum(r["status"] == "ready" for r in read_jobs(stack.redis(), [j.job_id for j in pool], ("status",)))
+        return {f"{name}_rps": run["rps"], f"{name}_p99": run["p99_us"] / 1000,
+                f"{name}_errors": run["non2xx"] + run["socket_errors"], f"{name}_requests": run["requests"],
+                f"{name}_moved": moved}
+
     def _settle(self, db) -> dict[str, float]:
         """Wait until requests still in flight when wrk stopped are counted; the counters then."""
         last, stable_since = None, time.monotonic()
@@ -155,8 +212,7 @@ class Ingest:
     def _fluxhook_run(self, db, queue: Queue, port: int, pool: list[BenchJob], data: Path) -> dict[str, float]:
         # Creating the jobs just before may have set off an AOF rewrite (a forked Redis rewriting its
         # log): it would take CPU from fluxhook's run only, not the bare app's.
-        wait_until(lambda: not db.info("persistence")["aof_rewrite_in_progress"], timeout=120, interval=0.1,
-                   message="Redis's AOF rewrite to finish")
+        wait_for_aof_rewrite(db)
         base_before = db.info("persistence").get("aof_base_size")
         before = metrics_counts(db)
         queued_before = queue.count
@@ -211,6 +267,10 @@ class Ingest:
                 fmt(m["ref_ratio"], 2), "(info)"),
             Row("reference: bare + one Redis INCR, p99 ms", fmt(m["ref_p99"], 1), fmt(m["bare_p99"], 1),
                 fmt(m["ref_p99"] / m["bare_p99"], 2), "(info)"),
+            Row("reference: bare + the callback's steps, req/s", fmt(m["steps_rps"], 0), fmt(m["bare_rps"], 0),
+                fmt(m["steps_ratio"], 2), "(info)"),
+            Row("reference: the same without the RQ enqueue, req/s", fmt(m["transition_rps"], 0),
+                fmt(m["bare_rps"], 0), fmt(m["transition_ratio"], 2), "(info)"),
         ]
         section.notes = [
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
@@ -228,6 +288,16 @@ class Ingest:
             "reference (not a target): the bare app plus one INCR on the same Redis per request, started the "
             "same way (bench/bare_app.py, redis_write=True): what one round trip to Redis costs before any "
             "work of fluxhook's own; it answers 200 whatever Redis says.",
+            "references with the callback's steps (not targets; bench/bare_app.py create_steps_app, same gunicorn "
+            "settings, each run after the three above): the bare app plus fluxhook's own functions for what no "
+            "receiver can skip: the URL token, the secret, parsing, and the one atomic transition to ready that "
+            "also queues the RQ download (accept_ready); the second without the download (the transition alone). "
+            "Nothing else of fluxhook's receiver runs in them: request hooks, its log line, the timeline event, "
+            "metrics. Their jobs are copies of a submitted job's record written straight to Redis (no slots). "
+            "Per rep, req/s and p99 ms, jobs moved to ready of requests answered: " + "; ".join(
+                ", ".join(f"{name} {r[f'{name}_rps']:.0f} {r[f'{name}_p99']:.1f} ms {r[f'{name}_moved']:.0f} of "
+                          f"{r[f'{name}_requests']:.0f} ({r[f'{name}_errors']:.0f} errors)" for name in STEPS_APPS)
+                for r in reps),
             "per rep, fluxhook vs bare req/s and p99 ms: " + "; ".join(
                 f"{r['fh_rps']:.0f} vs {r['bare_rps']:.0f}, {r['fh_p99']:.1f} vs {r['bare_p99']:.1f}" for r in reps)
             + "; bare + one Redis INCR req/s (non-2xx + socket errors): " + ", ".join(
