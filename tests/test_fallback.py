@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from rq import Worker
 from rq.cron import CronScheduler
+from rq.job import JobStatus
+from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from conftest import API, service_env
@@ -18,7 +21,7 @@ from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook import fallback, schedule
 from fluxhook import status as st
 from fluxhook.jobs import Job, new_job_id
-from fluxhook.queue import QUEUE_NAME
+from fluxhook.queue import QUEUE_NAME, enqueue_thumbnail, thumbnail_queue
 from fluxhook.sweep import sweep
 
 
@@ -157,6 +160,24 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     # Back in line, and handed the free slot again by the next sweep.
     assert sweep(svc).dispatched == 1
     assert svc.jobs.get(job.id).status == st.QUEUED
+
+
+def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
+    # A killed worker's task stays "started" until RQ's maintenance finds its heartbeat lapsed,
+    # and RQ queues such a task again only if it has retries left.
+    svc = services()
+    enqueue_thumbnail(svc.redis, "job_cut_off")
+    queue = thumbnail_queue(svc.redis)
+    worker = Worker([queue], connection=svc.redis)
+    worker.register_birth()
+    task, _ = worker.dequeue_job_and_maintain_ttl(timeout=1)
+    worker.prepare_execution(task)
+    worker.prepare_job_execution(task)  # then the worker dies without a word
+    assert task.get_status() == JobStatus.STARTED and queue.count == 0
+
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)  # long after its last heartbeat
+    assert task.get_status() == JobStatus.QUEUED
+    assert queue.job_ids == [task.id]
 
 
 def test_a_sweep_with_nothing_due_claims_nothing(services):
