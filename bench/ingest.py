@@ -12,6 +12,10 @@ No worker runs during this benchmark: queued downloads stay in RQ's queue, where
 counted, and neither the downloads nor the sweep take CPU from the web process (the baseline
 has no such work either). The callbacks' ``result.sample`` URLs are well-formed simulator
 delivery URLs that are never fetched. Runs alternate which server goes first.
+
+References, not targets, under the same settings: the bare app plus one Redis ``INCR``, and the
+bare app plus only the steps no receiver may skip (``bench.bare_app.create_steps_app``), with
+and without the RQ enqueue of the download, on copies of a submitted job's record.
 """
 
 from __future__ import annotations
