@@ -295,7 +295,8 @@ class Ingest:
             "references with the callback's steps (not targets; bench/bare_app.py create_steps_app, same gunicorn "
             "settings, each run after the three above): the bare app plus fluxhook's own functions for what no "
             "receiver can skip: the URL token, the secret, parsing, and the one atomic transition to ready that "
-            "also queues the RQ download (accept_ready); the second without the download (the transition alone). "
+            "also takes the download's lock and queues its RQ task (accept_ready); the second the same transition "
+            "without the download's lock and task. "
             "Nothing else of fluxhook's receiver runs in them: request hooks, its log line, the timeline event, "
             "metrics. Their jobs are copies of a submitted job's record written straight to Redis (no slots). "
             "Per rep, req/s and p99 ms, jobs moved to ready of requests answered: " + "; ".join(

@@ -63,7 +63,8 @@ def thumbnail_task_id(job_id: str) -> str:
 def enqueue_thumbnail(connection: Redis, job_id: str, pipeline: Pipeline | None = None) -> None:
     """Queue the thumbnail of a stored job's image; on ``pipeline``, if given."""
     # The task never fails over an image (a preview is best effort), so its one retry is for a task
-    # cut off with its worker: RQ queues an abandoned task again only if it has retries left.
+    # that did not get to end: cut off with its worker (RQ queues an abandoned task again only if
+    # it has retries left), handed back on a graceful stop, or stopped by a Redis error.
     thumbnail_queue(connection).enqueue_call(THUMBNAIL_TASK, (job_id,), timeout=60, description=f"thumbnail {job_id}",
                                              job_id=thumbnail_task_id(job_id), result_ttl=600, failure_ttl=86400,
                                              retry=Retry(max=1), pipeline=pipeline)

@@ -401,18 +401,16 @@ def test_web_workers_freeze_what_the_loaded_app_holds():
 def test_gunicorn_builds_nothing_for_an_access_log_it_does_not_write():
     # logconfig_dict alone makes gunicorn's stock logger count its access log as on, and build
     # every request's log atoms for it (about 7 % of a callback's CPU time), though nothing writes them.
-    from gunicorn.config import Config as GunicornConfig
-    from gunicorn.glogging import Logger as StockLogger
-    from receiver import gunicorn_conf
-
-    cfg = GunicornConfig()
-    cfg.set("logconfig_dict", gunicorn_conf.logconfig_dict)
-    assert StockLogger(cfg).access_log_enabled  # what the override is for
-    cfg.set("logger_class", gunicorn_conf.logger_class)
-    logger = cfg.logger_class(cfg)
-    assert logger.access_log_enabled is False
-    # The stock access() would fail building atoms from these; the override never looks at them.
-    assert logger.access(None, None, None, None) is None
+    # In a child: building a gunicorn logger configures the process's logging.
+    probe = ("from gunicorn.config import Config; from gunicorn.glogging import Logger; "
+             "from receiver import gunicorn_conf; cfg = Config(); "
+             "cfg.set('logconfig_dict', gunicorn_conf.logconfig_dict); stock = Logger(cfg).access_log_enabled; "
+             "cfg.set('logger_class', gunicorn_conf.logger_class); ours = cfg.logger_class(cfg); "
+             "ours.access(None, None, None, None); print(stock, ours.access_log_enabled)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
+                          capture_output=True, text=True, timeout=30)
+    # The stock access() would have failed building atoms from those Nones.
+    assert proc.stdout.split() == ["True", "False"], proc.stderr
 
 
 def test_worker_command_refuses_arguments_it_does_not_know():
