@@ -53,13 +53,10 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     handling): the gap to fluxhook's rate is what those cost.
     """
     # Imported here: the bare baselines, whose memory the footprint section reports, load none of it.
-    import time
-
     from fluxhook import signing, status
     from fluxhook.callbacks import parse_callback
     from fluxhook.config import Config
-    from fluxhook.outcomes import accept_ready
-    from fluxhook.schedule import READY_RECHECK
+    from fluxhook.outcomes import accept_ready, ready_fields
     from fluxhook.services import build_services
     from fluxhook.verification import verify_callback
 
@@ -80,11 +77,8 @@ def create_steps_app(enqueue: bool = True) -> Flask:
                                   count="webhooks")
         else:
             # accept_ready's transition, without the download's lock and task.
-            now = time.time()
             change = svc.jobs.transition(job_id, status.READY, if_equal=("bfl_id", event.bfl_id), count="webhooks",
-                                         bfl_status=event.status, source="webhook", result_url=event.sample_url,
-                                         ready_proven=proven, due=now + READY_RECHECK,
-                                         finished_at=min(event.finished_at or now, now))
+                                         **ready_fields(event, source="webhook", proven=proven))
         return {"ok": True, "moved": change.moved}
 
     @app.get("/healthz")

@@ -32,12 +32,16 @@ def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event:
     download = queue.connection.pipeline(transaction=False)
     queue_locked_download(queue, job_id, lock, pipeline=download)
     then = (download,) if also is None else (download, also)
+    return jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
+                           lock=lock, then=then, **ready_fields(event, source=source, proven=proven))
+
+
+def ready_fields(event: BFLEvent, *, source: str, proven: bool) -> dict:
+    """What a job moving to ready records of BFL's Ready report ``event``, and when the sweep next looks at it."""
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
-    return jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                           lock=lock, then=then, bfl_status=st.BFL_READY, source=source,
-                           result_url=event.sample_url, ready_proven=proven, due=now + READY_RECHECK,
-                           finished_at=min(event.finished_at or now, now))
+    return {"bfl_status": st.BFL_READY, "source": source, "result_url": event.sample_url, "ready_proven": proven,
+            "due": now + READY_RECHECK, "finished_at": min(event.finished_at or now, now)}
 
 
 def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,

@@ -46,6 +46,7 @@ class Logger(glogging.Logger):
 
 
 logger_class = Logger
+
 # gunicorn's own lines (boot, worker exits) as JSON too, like every other log line.
 logconfig_dict = {
     "version": 1,
