@@ -53,12 +53,13 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     handling): the gap to fluxhook's rate is what those cost.
     """
     # Imported here: the bare baselines, whose memory the footprint section reports, load none of it.
-    from fluxhook import signing, status
-    from fluxhook.callbacks import parse_callback
+    from fluxhook import signing
+    from fluxhook import transitions
+    from fluxhook.bfl.reports import parse_callback
     from fluxhook.config import Config
-    from fluxhook.outcomes import accept_ready, ready_fields
+    from fluxhook.bfl.apply import accept_ready, ready_fields
     from fluxhook.services import build_services
-    from fluxhook.verification import verify_callback
+    from fluxhook.bfl.verification import verify_callback
 
     app = Flask(__name__)
     svc = build_services(Config.from_env())
@@ -77,7 +78,7 @@ def create_steps_app(enqueue: bool = True) -> Flask:
                                   count="webhooks")
         else:
             # accept_ready's transition, without the download's lock and task.
-            change = svc.jobs.transition(job_id, status.READY, if_equal=("bfl_id", event.bfl_id), count="webhooks",
+            change = svc.jobs.transition(job_id, transitions.READY, if_equal=("bfl_id", event.bfl_id), count="webhooks",
                                          **ready_fields(event, source="webhook", proven=proven))
         return {"ok": True, "moved": change.moved}
 

@@ -34,12 +34,13 @@ import requests
 
 from devtools.processes import free_port, start_process, stop_process
 from devtools.stack import Stack, procfile_commands
-from fluxhook import status as st
+from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.jobs import DUE_KEY, Job, JobStore, new_job_id
-from fluxhook.queue import task_queue
+from fluxhook.store.jobs import DUE_KEY, JobStore
+from fluxhook.job import Job, new_job_id
+from fluxhook.tasks import task_queue
 from fluxhook.services import build_services
-from fluxhook.sweep import sweep
+from fluxhook.recovery.sweep import sweep
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: slots must never make a job wait here.
 MAX_ACTIVE = 10_000

@@ -30,7 +30,8 @@ from pathlib import Path
 from rq import Queue
 
 from devtools.processes import free_port, wait_until
-from fluxhook.jobs import JobStore, new_job_id
+from fluxhook.store.jobs import JobStore
+from fluxhook.job import new_job_id
 
 from .common import (BenchJob, BenchStack, Row, Section, counter, create_jobs, fmt, log, median_of_reps,
                      metrics_counts, read_jobs, signed_callback, tree_memory)

@@ -34,8 +34,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from requests.auth import AuthBase
 
-from . import __version__
-from . import status as st
+from fluxhook import __version__
+from fluxhook import transitions as st
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -473,8 +473,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 # --- operator commands --------------------------------------------------------------
 
 def _config():
-    from .config import Config
-    from .errors import ConfigError
+    from fluxhook.config import Config
+    from fluxhook.errors import ConfigError
 
     try:
         return Config.from_env()
@@ -485,8 +485,8 @@ def _config():
 def cmd_sweep(args: argparse.Namespace) -> int:
     from redis.exceptions import RedisError
 
-    from .services import build_services
-    from .sweep import sweep
+    from fluxhook.services import build_services
+    from fluxhook.recovery.sweep import sweep
 
     config = _config()
     try:
@@ -520,8 +520,8 @@ class Check:
 
 def run_checks(environ: Mapping[str, str] | None = None) -> Iterable[Check]:
     """The doctor's checks, one at a time (each is printed as soon as it is known)."""
-    from .config import Config
-    from .errors import ConfigError
+    from fluxhook.config import Config
+    from fluxhook.errors import ConfigError
 
     try:
         config = Config.from_env(environ)
@@ -533,7 +533,7 @@ def run_checks(environ: Mapping[str, str] | None = None) -> Iterable[Check]:
         return
     yield from config_checks(config)
 
-    from .services import build_services
+    from fluxhook.services import build_services
 
     try:
         svc = build_services(config)
@@ -602,8 +602,8 @@ def _check_worker(svc) -> Check:
 
 
 def _check_bfl(svc) -> Check:
-    from .bfl import BFLClient
-    from .errors import BFLError
+    from fluxhook.bfl.client import BFLClient
+    from fluxhook.errors import BFLError
 
     base = svc.config.bfl_api_base
     try:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, HostNotAllowed
-from .hosts import HostPattern, check_url, parse_host_pattern
-from .storage import parse_s3_url
+from fluxhook.errors import ConfigError, HostNotAllowed
+from fluxhook.net.hosts import HostPattern, check_url, parse_host_pattern
+from fluxhook.media.storage import parse_s3_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"

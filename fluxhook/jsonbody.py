@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import InvalidRequest
+from fluxhook.errors import InvalidRequest
 
 MAX_DEPTH = 32
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import signing
-from .config import Config
-from .jobs import Job
+from fluxhook import signing
+from fluxhook.config import Config
+from fluxhook.job import Job
 
 
 def image_url(config: Config, job_id: str) -> str:

@@ -13,13 +13,13 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 from rq import Queue
 
-from .bfl import BFLClient
-from .config import Config
-from .http import HTTPClient
-from .jobs import JobStore
-from .queue import control_queue, task_queue
-from .slots import Slots
-from .storage import Storage, storage_from_url
+from fluxhook.bfl.client import BFLClient
+from fluxhook.config import Config
+from fluxhook.net.http_client import HTTPClient
+from fluxhook.store.jobs import JobStore
+from fluxhook.tasks import control_queue, task_queue
+from fluxhook.store.slots import Slots
+from fluxhook.media.storage import Storage, storage_from_url
 
 
 @dataclass

@@ -13,11 +13,12 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook import events
-from fluxhook import status as st
+from fluxhook import timeline
+from fluxhook import transitions as st
 from fluxhook.errors import InvalidRequest
-from fluxhook.jobs import PREFIX, Job, is_job_id
-from fluxhook.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
+from fluxhook.store.jobs import PREFIX
+from fluxhook.job import Job, is_job_id
+from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
 from .context import services
@@ -157,7 +158,7 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
-    return render_template("dashboard/job.html", job=detail(svc.config, job, events.recent(svc.redis, job.id)))
+    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.redis, job.id)))
 
 
 @bp.get("/live/jobs/<job_id>")
@@ -167,7 +168,7 @@ def live_job(job_id: str):
     if job is None:
         return error_response(404, "job_not_found", "no such job (it may have been deleted)")
     svc = services()
-    return {"job": detail(svc.config, job, events.recent(svc.redis, job.id))}
+    return {"job": detail(svc.config, job, timeline.recent(svc.redis, job.id))}
 
 
 @bp.get("/jobs/<job_id>/thumbnail")

@@ -10,9 +10,9 @@ import json
 from datetime import datetime, timezone
 
 from fluxhook import signing
-from fluxhook import status as st
+from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.jobs import Job, iso
+from fluxhook.job import Job, iso
 
 _TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
 

@@ -10,9 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from rq import Worker
 
 from fluxhook import metrics as fm
-from fluxhook import status as st
-from fluxhook.jobs import DUE_KEY, PREFIX
-from fluxhook.slots import POOLS
+from fluxhook import transitions as st
+from fluxhook.store.jobs import DUE_KEY, PREFIX
+from fluxhook.limits import POOLS
 
 from .context import services
 

@@ -10,16 +10,19 @@ import time
 from flask import Blueprint, Response, g, redirect, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody, schedule, signing, submission
-from fluxhook import status as st
-from fluxhook.bfl import MODEL
+from fluxhook import jsonbody
+from fluxhook.recovery import schedule
+from fluxhook import signing
+from fluxhook.bfl import submission
+from fluxhook import transitions as st
+from fluxhook.bfl.client import MODEL
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
-from fluxhook.jobs import Job, new_job_id
-from fluxhook.notify import requested_url
-from fluxhook.orphans import apply_kept_callback
+from fluxhook.job import Job, new_job_id
+from fluxhook.notifications import requested_url
+from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.removal import remove_job
 from fluxhook.presenting import present
-from fluxhook.slots import pool_for
+from fluxhook.limits import pool_for
 
 from .auth import bearer_token_valid, require_bearer
 from .context import services

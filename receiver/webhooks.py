@@ -6,14 +6,16 @@ import logging
 
 from flask import Blueprint, g, request
 
-from fluxhook import events, metrics, signing
-from fluxhook import status as st
-from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
+from fluxhook import timeline
+from fluxhook import metrics
+from fluxhook import signing
+from fluxhook import transitions as st
+from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
-from fluxhook.jobs import Job
-from fluxhook.orphans import keep_callback, keep_early_callback
-from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE, accept_ready, apply_event
-from fluxhook.verification import verify_callback
+from fluxhook.job import Job
+from fluxhook.bfl.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.bfl.apply import DOWNLOAD_QUEUED, DUPLICATE, accept_ready, apply_report
+from fluxhook.bfl.verification import verify_callback
 
 from .context import services
 
@@ -50,22 +52,22 @@ def _raw_body() -> bytes:
     return body
 
 
-def _accept(job: Job, event: BFLEvent, proven: bool):
+def _accept(job: Job, event: BFLReport, proven: bool):
     svc = services()
     g.job_id = job.id
     svc.jobs.count(job.id, "webhooks")
-    outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
+    outcome = apply_report(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
     g.callback_outcome = "duplicate" if outcome == DUPLICATE else "accepted"
-    events.record(svc, job.id, "callback", outcome=g.callback_outcome, bfl_status=event.status, result=outcome)
+    timeline.record(svc, job.id, "callback", outcome=g.callback_outcome, bfl_status=event.status, result=outcome)
     return _answer(job.id, event, outcome)
 
 
-def _accept_first_ready(job_id: str, event: BFLEvent, proven: bool):
+def _accept_first_ready(job_id: str, event: BFLReport, proven: bool):
     """The common case in one round trip to Redis: the first Ready for a submitted job. None for any other case."""
     svc = services()
     # Run by the same script that moves the job and queues its download, and only then.
     also = svc.redis.pipeline(transaction=False)
-    events.record(svc, job_id, "callback", pipeline=also, outcome="accepted", bfl_status=event.status,
+    timeline.record(svc, job_id, "callback", pipeline=also, outcome="accepted", bfl_status=event.status,
                   result=DOWNLOAD_QUEUED)
     metrics.count(svc.redis, "fluxhook_callbacks", pipeline=also, outcome="accepted", reason="")
     change = accept_ready(svc.jobs, svc.queue, job_id, event.bfl_id, event, source="webhook", proven=proven,
@@ -78,11 +80,11 @@ def _accept_first_ready(job_id: str, event: BFLEvent, proven: bool):
         return _answer(job_id, event, DOWNLOAD_QUEUED)
     # Moved but not locked: a download still running since BFL took back an earlier Ready finds this URL.
     g.callback_outcome = "duplicate"
-    events.record(svc, job_id, "callback", outcome="duplicate", bfl_status=event.status, result=DUPLICATE)
+    timeline.record(svc, job_id, "callback", outcome="duplicate", bfl_status=event.status, result=DUPLICATE)
     return _answer(job_id, event, DUPLICATE)
 
 
-def _answer(job_id: str, event: BFLEvent, outcome: str):
+def _answer(job_id: str, event: BFLReport, outcome: str):
     # Said in the request's one log line, not a second one: at callback rates, log lines cost.
     g.log_detail = {"bfl_id": event.bfl_id, "bfl_status": event.status, "outcome": outcome}
     return {"ok": True, "job_id": job_id, "outcome": outcome}, 200
@@ -91,12 +93,12 @@ def _answer(job_id: str, event: BFLEvent, outcome: str):
 def _refuse(reason: str, exc: FluxhookError):
     g.refusal = reason
     if g.get("job_id"):  # refused on a job's own URL (bad secret, another task): worth seeing on its timeline
-        events.record(services(), g.job_id, "callback", outcome="refused", reason=reason)
+        timeline.record(services(), g.job_id, "callback", outcome="refused", reason=reason)
     log.warning("callback refused", extra={"reason": reason, "job_id": g.get("job_id")})
     raise exc
 
 
-def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
+def _keep_until_submitted(job: Job, event: BFLReport, body: bytes, proven: bool):
     """A callback that overtook BFL's answer to our submission: keep it for this job, for when it knows its task."""
     if not proven:
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
@@ -106,7 +108,7 @@ def _keep_until_submitted(job: Job, event: BFLEvent, body: bytes, proven: bool):
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
     outcome = keep_early_callback(services(), job.id, body)
     g.callback_outcome = "kept"
-    events.record(services(), job.id, "callback", outcome="kept", bfl_status=event.status)
+    timeline.record(services(), job.id, "callback", outcome="kept", bfl_status=event.status)
     log.info("callback kept until the submission is recorded",
              extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})
     return {"ok": True, "outcome": outcome or "kept_until_submitted"}, 202

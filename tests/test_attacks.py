@@ -36,8 +36,9 @@ from conftest import API, API_TOKEN, SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import signing
-from fluxhook import status as st
-from fluxhook.jobs import Job, JobStore, new_job_id
+from fluxhook import transitions as st
+from fluxhook.job import Job, new_job_id
+from fluxhook.store.jobs import JobStore
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
 OTHER_KEY = "an-attackers-secret-key-0123456789"

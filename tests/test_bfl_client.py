@@ -8,10 +8,10 @@ import pytest
 
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.bfl import BFLClient
+from fluxhook.bfl.client import BFLClient
 from fluxhook.config import Config
 from fluxhook.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
-from fluxhook.http import HTTPClient
+from fluxhook.net.http_client import HTTPClient
 
 
 def _client(base: str, key: str = SIMULATOR_KEY, api_hosts: str = "api.bfl.ai,api.*.bfl.ai") -> BFLClient:

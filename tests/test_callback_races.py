@@ -10,10 +10,11 @@ from PIL import Image
 
 from conftest import ready_payload
 from devtools.processes import wait_until
-from fluxhook import status as st
+from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.jobs import Job, JobStore, new_job_id
-from fluxhook.orphans import apply_kept_callback
+from fluxhook.job import Job, new_job_id
+from fluxhook.store.jobs import JobStore
+from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.services import build_services
 
 

@@ -15,10 +15,10 @@ import pytest
 from devtools.processes import ROOT, free_port
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import cli
-from fluxhook.bfl import BFLClient
+from fluxhook.bfl.client import BFLClient
 from fluxhook.config import Config
 from fluxhook.errors import BFLAuthFailed, BFLUnavailable
-from fluxhook.http import HTTPClient
+from fluxhook.net.http_client import HTTPClient
 
 from conftest import API_TOKEN
 

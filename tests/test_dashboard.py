@@ -20,9 +20,10 @@ from rq.job import Job as RQJob, JobStatus
 
 from conftest import API_TOKEN, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
-from fluxhook import events, thumbnails
-from fluxhook.jobs import JobStore
-from fluxhook.queue import thumbnail_task_id
+from fluxhook import timeline
+from fluxhook.media import thumbnails
+from fluxhook.store.jobs import JobStore
+from fluxhook.tasks import thumbnail_task_id
 
 COOKIE = "fluxhook_session"
 
@@ -317,18 +318,18 @@ def test_deleting_a_job_removes_its_thumbnail_and_timeline(stack, api):
     connection = redis_of(stack)
     assert thumb.exists()
     assert JobStore(connection).get(job["id"]).thumbnail_key == thumb.name
-    assert events.recent(connection, job["id"])
+    assert timeline.recent(connection, job["id"])
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert not thumb.exists() and not (storage_dir(stack) / f"{job['id']}.png").exists()
-    assert events.recent(connection, job["id"]) == []
+    assert timeline.recent(connection, job["id"]) == []
 
 
 def test_the_timeline_is_capped_and_expires_with_the_job(stack, api):
     job = api.submit("[pending] a long story")
     connection = redis_of(stack)
-    wait_until(lambda: events.recent(connection, job["id"]), message="the submission event")
-    ttl = connection.ttl(events.key(job["id"]))
+    wait_until(lambda: timeline.recent(connection, job["id"]), message="the submission event")
+    ttl = connection.ttl(timeline.key(job["id"]))
     assert 30 * 86400 < ttl <= 32 * 86400  # JOB_RETENTION_DAYS (30) + 2, like the record
-    for n in range(events.MAX_EVENTS + 20):
+    for n in range(timeline.MAX_EVENTS + 20):
         assert api.callback(job["id"], {"id": job["bfl_id"], "status": "Pending"}).status_code == 200
-    assert connection.llen(events.key(job["id"])) == events.MAX_EVENTS
+    assert connection.llen(timeline.key(job["id"])) == timeline.MAX_EVENTS

@@ -18,11 +18,12 @@ from rq.scheduler import RQScheduler
 from conftest import API, service_env
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
-from fluxhook import fallback, schedule
-from fluxhook import status as st
-from fluxhook.jobs import Job, new_job_id
-from fluxhook.queue import QUEUE_NAME, enqueue_thumbnail, thumbnail_queue
-from fluxhook.sweep import sweep
+from fluxhook.recovery import fallback
+from fluxhook.recovery import schedule
+from fluxhook import transitions as st
+from fluxhook.job import Job, new_job_id
+from fluxhook.tasks import QUEUE_NAME, enqueue_thumbnail, thumbnail_queue
+from fluxhook.recovery.sweep import sweep
 
 
 def _bfl_task(sim, prompt: str) -> dict:

@@ -8,8 +8,9 @@ import time
 import pytest
 import redis
 
-from fluxhook import status as st
-from fluxhook.jobs import Job, JobStore, Lock, new_job_id
+from fluxhook import transitions as st
+from fluxhook.job import Job, new_job_id
+from fluxhook.store.jobs import JobStore, Lock
 
 
 @pytest.fixture()
@@ -103,8 +104,8 @@ def test_listing_pages_through_every_job_once(store):
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(redis_server):
     from rq import Queue
 
-    from fluxhook.callbacks import BFLEvent
-    from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE, apply_event
+    from fluxhook.bfl.reports import BFLReport
+    from fluxhook.bfl.apply import DOWNLOAD_QUEUED, DUPLICATE, apply_report
 
     connection = redis.Redis.from_url(redis_server.url.replace("/0", "/2"))
     connection.flushdb()
@@ -113,9 +114,9 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     # The web process died after recording ready and before queueing the download:
     assert store.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
     assert queue.count == 0
-    ready = BFLEvent(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
-    assert apply_event(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DOWNLOAD_QUEUED
-    assert apply_event(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DUPLICATE
+    ready = BFLReport(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
+    assert apply_report(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DOWNLOAD_QUEUED
+    assert apply_report(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DUPLICATE
     assert queue.count == 1
     connection.flushdb()
 

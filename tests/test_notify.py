@@ -29,14 +29,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import notify
-from fluxhook import status as st
+from fluxhook import notifications
+from fluxhook import transitions as st
 from fluxhook.backoff import backoff_schedule
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
-from fluxhook.jobs import NOTIFY_KEY, Job, new_job_id
-from fluxhook.queue import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
-from fluxhook.sweep import drain_notifications
+from fluxhook.store.jobs import NOTIFY_KEY
+from fluxhook.job import Job, new_job_id
+from fluxhook.tasks import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
+from fluxhook.recovery.sweep import drain_notifications
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 
@@ -369,13 +370,13 @@ def test_the_task_skips_a_deleted_job_and_refuses_a_host_no_longer_allowed(servi
     job = _job(svc, receivers[0].url())
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     svc.jobs.delete(job.id)
-    assert notify.deliver(svc, job.id, last_attempt=False) == notify.SKIPPED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.SKIPPED
     assert not svc.jobs.mark_notified(job.id, time.time())
     assert not svc.redis.exists(svc.jobs.key(job.id))  # not recreated
 
     moved = _job(svc, "http://127.0.0.1:1/was-allowed-once")
     svc.jobs.transition(moved.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    assert notify.deliver(svc, moved.id, last_attempt=False) == notify.HOST_NOT_ALLOWED
+    assert notifications.deliver(svc, moved.id, last_attempt=False) == notifications.HOST_NOT_ALLOWED
     assert hooks.for_job(moved.id) == []
 
 
@@ -385,10 +386,10 @@ def test_the_task_retries_while_the_app_fails_and_gives_up_on_the_last_attempt(s
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     hooks.failures = 2
     with pytest.raises(RetryableError):
-        notify.deliver(svc, job.id, last_attempt=False)
-    assert notify.deliver(svc, job.id, last_attempt=True) == notify.EXHAUSTED
+        notifications.deliver(svc, job.id, last_attempt=False)
+    assert notifications.deliver(svc, job.id, last_attempt=True) == notifications.EXHAUSTED
     assert svc.jobs.get(job.id).notified_at is None
-    assert notify.deliver(svc, job.id, last_attempt=False) == notify.DELIVERED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.DELIVERED
     assert svc.jobs.get(job.id).notified_at is not None
     assert len(hooks.for_job(job.id)) == 3
 
@@ -399,7 +400,7 @@ def test_an_unreachable_app_is_retried(services):
     job = _job(svc, f"http://127.0.0.1:{port}/h")
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     with pytest.raises(RetryableError):
-        notify.deliver(svc, job.id, last_attempt=False)
+        notifications.deliver(svc, job.id, last_attempt=False)
 
 
 # -- pure parts -------------------------------------------------------------------------------------
@@ -407,14 +408,14 @@ def test_an_unreachable_app_is_retried(services):
 def test_signature_matches_the_standard_webhooks_test_vector():
     # The example of the Standard Webhooks specification and its reference libraries.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    signature = notify.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}')
+    signature = notifications.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}')
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
 def test_signed_headers_are_what_a_receiver_verifies():
     body = json.dumps({"id": "job_x", "status": "stored", "note": "ünïcode"}, ensure_ascii=False)
     now = int(time.time())
-    headers = notify.signed_headers(SECRET, "msg_job_x", now, body)
+    headers = notifications.signed_headers(SECRET, "msg_job_x", now, body)
     assert headers["webhook-id"] == "msg_job_x" and headers["webhook-timestamp"] == str(now)
     version, signature = headers["webhook-signature"].split(",", 1)
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
@@ -429,18 +430,18 @@ def test_signed_headers_are_what_a_receiver_verifies():
 
 
 def test_the_webhook_id_is_the_same_for_every_attempt():
-    assert notify.message_id("job_01ABC") == notify.message_id("job_01ABC") == "msg_job_01ABC"
+    assert notifications.message_id("job_01ABC") == notifications.message_id("job_01ABC") == "msg_job_01ABC"
     assert datetime.fromtimestamp(0, timezone.utc).year == 1970  # timestamps are UTC epoch seconds
 
 
 @pytest.mark.parametrize("status, outcome", [
-    (200, notify.DELIVERED), (201, notify.DELIVERED), (204, notify.DELIVERED),
-    (408, notify.RETRY), (429, notify.RETRY), (500, notify.RETRY), (502, notify.RETRY), (503, notify.RETRY),
-    (301, notify.REJECTED), (302, notify.REJECTED), (400, notify.REJECTED), (401, notify.REJECTED),
-    (404, notify.REJECTED), (410, notify.REJECTED), (422, notify.REJECTED),
+    (200, notifications.DELIVERED), (201, notifications.DELIVERED), (204, notifications.DELIVERED),
+    (408, notifications.RETRY), (429, notifications.RETRY), (500, notifications.RETRY), (502, notifications.RETRY), (503, notifications.RETRY),
+    (301, notifications.REJECTED), (302, notifications.REJECTED), (400, notifications.REJECTED), (401, notifications.REJECTED),
+    (404, notifications.REJECTED), (410, notifications.REJECTED), (422, notifications.REJECTED),
 ])
 def test_what_an_answer_means(status, outcome):
-    assert notify.outcome_for(status) == outcome
+    assert notifications.outcome_for(status) == outcome
 
 
 class _Low(random.Random):
@@ -527,13 +528,13 @@ def test_unpadded_and_64_byte_secrets_are_accepted():
 def test_the_api_uses_the_default_unless_a_job_names_its_own():
     config = Config.from_env({**BASE, "NOTIFY_URL": "https://app.example.com/h", "NOTIFY_SECRET": SECRET,
                               "NOTIFY_HOST_ALLOWLIST": "app.example.com,*.hooks.example.com"})
-    assert notify.requested_url(None, config) == "https://app.example.com/h"
-    assert notify.requested_url("https://a.hooks.example.com/x?y=1", config) == "https://a.hooks.example.com/x?y=1"
+    assert notifications.requested_url(None, config) == "https://app.example.com/h"
+    assert notifications.requested_url("https://a.hooks.example.com/x?y=1", config) == "https://a.hooks.example.com/x?y=1"
     for bad in ("http://a.hooks.example.com/x", "https://a.b.hooks.example.com/", "https://evil.example.net/",
                 "https://app.example.com:8443/", "ftp://app.example.com/", "", "https://app.example.com/a b", 7, [],
                 "https://app.example.com/" + "x" * 2048):
         with pytest.raises(InvalidRequest):
-            notify.requested_url(bad, config)
-    assert notify.requested_url(None, Config.from_env(BASE)) is None
+            notifications.requested_url(bad, config)
+    assert notifications.requested_url(None, Config.from_env(BASE)) is None
     with pytest.raises(InvalidRequest, match="NOTIFY_SECRET"):
-        notify.requested_url("https://app.example.com/h", Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
+        notifications.requested_url("https://app.example.com/h", Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))

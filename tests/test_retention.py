@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from fluxhook import status as st
-from fluxhook.jobs import Job, new_job_id
-from fluxhook.retention import purge_expired
+from fluxhook import transitions as st
+from fluxhook.job import Job, new_job_id
+from fluxhook.recovery.retention import purge_expired
 
 DAY = 86400
 

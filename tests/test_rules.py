@@ -21,16 +21,16 @@ from PIL import Image
 from werkzeug.datastructures import Headers
 
 from fluxhook import signing
-from fluxhook import status as st
+from fluxhook import transitions as st
 from fluxhook.backoff import backoff_delay, backoff_schedule, retry_after_seconds
-from fluxhook.callbacks import MAX_CALLBACK_BYTES, BFLEvent, parse_callback
+from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
 from fluxhook.errors import HostNotAllowed, InvalidRequest, NotAnImage, Unauthorized
-from fluxhook.hosts import HostPattern, check_url, host_matches, is_public_address, parse_host_pattern
-from fluxhook.http import check_resolves_public
-from fluxhook.images import identify
-from fluxhook.jobs import Job, _encode, is_job_id, iso, new_job_id
+from fluxhook.net.hosts import HostPattern, check_url, host_matches, is_public_address, parse_host_pattern
+from fluxhook.net.http_client import check_resolves_public
+from fluxhook.media.fetch import identify
+from fluxhook.job import Job, encode_fields, is_job_id, iso, new_job_id
 from fluxhook.logs import redact_urls
-from fluxhook.verification import body_signature, verify_callback
+from fluxhook.bfl.verification import body_signature, verify_callback
 from worker.pool import RESTART_DELAYS, restart_delay
 
 KEY = "unit-test-secret-key-0123456789"
@@ -492,7 +492,7 @@ def body(payload) -> bytes:
 def test_parse_callback_ready_with_sample():
     event = parse_callback(body({"id": "abc-123", "status": "Ready",
                                  "result": {"sample": "https://delivery.eu.bfl.ai/x.png", "seed": 42}}))
-    assert event == BFLEvent(bfl_id="abc-123", status="Ready", sample_url="https://delivery.eu.bfl.ai/x.png")
+    assert event == BFLReport(bfl_id="abc-123", status="Ready", sample_url="https://delivery.eu.bfl.ai/x.png")
 
 
 def test_parse_callback_accepts_task_id_for_id():
@@ -1032,7 +1032,7 @@ SPEC_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "c
 
 def _stored_hash(job: Job) -> dict[str, str]:
     """What JobStore.create writes to Redis for ``job`` (None fields are left out)."""
-    flat = _encode({k: v for k, v in job.__dict__.items() if v is not None})
+    flat = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
     return dict(zip(flat[::2], flat[1::2]))
 
 

@@ -28,7 +28,7 @@ from devtools.processes import free_port, python, start_process, stop_process, w
 from devtools.stack import Stack
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, StorageError
-from fluxhook.storage import S3Storage, storage_from_url
+from fluxhook.media.storage import S3Storage, storage_from_url
 
 BUCKET = "fluxhook-test"
 # Fake credentials: moto accepts any; boto3 must find some to sign with.

@@ -9,10 +9,12 @@ import time
 import pytest
 import redis
 
-from fluxhook import status as st
+from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.jobs import PREFIX, Job, JobStore, new_job_id
-from fluxhook.slots import DEFAULT_POOL, KONTEXT_MAX_POOL, POOLS, Slots, pool_for, pool_limit
+from fluxhook.store.jobs import PREFIX, JobStore
+from fluxhook.job import Job, new_job_id
+from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, POOLS, pool_for, pool_limit
+from fluxhook.store.slots import Slots
 # The slot tests' database and store (their fixtures, used here by name).
 from test_slots import _config, connection, store  # noqa: F401
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fluxhook import status as st
-from fluxhook.outcomes import apply_event
-from fluxhook.polling import poll_job
-from fluxhook.queue import release_confirm
+from fluxhook import transitions as st
+from fluxhook.bfl.apply import apply_report
+from fluxhook.bfl.polling import poll_job
+from fluxhook.tasks import release_confirm
 
 from .runtime import services
 
@@ -21,4 +21,4 @@ def confirm_outcome(job_id: str) -> str:
     event = poll_job(svc, job)
     # A Ready found by this poll was learned by polling; a confirmed failure was reported by callback.
     source = "poll" if event.status == st.BFL_READY else "webhook"
-    return apply_event(svc.jobs, svc.queue, job, event, source=source, confirmed=True)
+    return apply_report(svc.jobs, svc.queue, job, event, source=source, confirmed=True)

@@ -19,7 +19,7 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 from fluxhook.config import Config
-from fluxhook.queue import CONTROL_QUEUE_NAME, QUEUE_NAME
+from fluxhook.tasks import CONTROL_QUEUE_NAME, QUEUE_NAME
 
 from .retention import purge
 from .sweep import sweep

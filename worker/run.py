@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from fluxhook.config import Config
-from fluxhook.queue import thumbnail_queue
+from fluxhook.tasks import thumbnail_queue
 from fluxhook.services import Services, build_services, wait_for_redis
 
 from . import cron, runtime

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fluxhook import fallback
-from fluxhook.sweep import sweep as run_sweep
+from fluxhook.recovery import fallback
+from fluxhook.recovery.sweep import sweep as run_sweep
 
 from .runtime import services
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import time
 
-from . import schedule
-from . import status as st
-from .bfl import CALL_BOUND
-from .errors import BFLError, BFLRateLimited
-from .jobs import Job
-from .outcomes import apply_event
-from .polling import poll_job
-from .queue import ensure_download
-from .services import Services
-from .submission import submission_lock_left
+from fluxhook.recovery import schedule
+from fluxhook import transitions as st
+from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.errors import BFLError, BFLRateLimited
+from fluxhook.job import Job
+from fluxhook.bfl.apply import apply_report
+from fluxhook.bfl.polling import poll_job
+from fluxhook.tasks import ensure_download
+from fluxhook.services import Services
+from fluxhook.bfl.submission import submission_lock_left
 
 log = logging.getLogger("fluxhook.fallback")
 
@@ -63,7 +63,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
         raise  # RQ records it; the due index retries it
-    outcome = apply_event(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
+    outcome = apply_report(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
     if event.status == st.BFL_PENDING:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)

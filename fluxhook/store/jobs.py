@@ -24,18 +24,11 @@ from typing import Any, NamedTuple, Sequence
 from redis import Redis
 from redis.client import Pipeline
 
-from . import status as st
-from .errors import InvalidRequest
+from fluxhook import transitions as st
+from fluxhook.errors import InvalidRequest
+from fluxhook.job import COUNTERS, Job, decode_hash, encode_fields, is_job_id, job_id_floor
 
 PREFIX = "fh:"
-_JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_COUNTERS = ("webhooks", "polls", "downloads")
-_JSON_FIELDS = ("error", "metadata", "input")
-# The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
-# at most 64 bytes in its compact encoding, about half the memory (the image JSON is ~140 bytes).
-_IMAGE_PREFIX = "image_"
-_IMAGE_NUMBERS = ("size", "width", "height")
 DUE_KEY = f"{PREFIX}due"
 # The notification outbox: ids of jobs that turned terminal with a notify_url, by when they are due to be queued.
 NOTIFY_KEY = f"{PREFIX}notify"
@@ -186,152 +179,6 @@ return 1
 """
 
 
-_last_id_value = 0
-_id_lock = threading.Lock()
-
-
-def new_job_id(now: float | None = None) -> str:
-    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation time.
-
-    Within one process ids are also strictly increasing, even for two made in the same millisecond.
-    """
-    global _last_id_value
-    millis = int((time.time() if now is None else now) * 1000)
-    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
-    with _id_lock:
-        if value <= _last_id_value and millis == _last_id_value >> 80:
-            value = _last_id_value + 1
-        _last_id_value = value
-    return _encode_id(value)
-
-
-def job_id_floor(when: float) -> str:
-    """The smallest job id that could be made at ``when``: every id made earlier sorts below it."""
-    return _encode_id(int(when * 1000) << 80)
-
-
-def _encode_id(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "job_" + "".join(reversed(chars))
-
-
-def is_job_id(text: str) -> bool:
-    """Whether ``text`` has the shape of a job id (checked before it reaches a Redis key or a path)."""
-    return bool(_JOB_ID.fullmatch(text or ""))
-
-
-def iso(ts: float | None) -> str | None:
-    """An epoch time as ``2026-11-21T10:00:00Z``."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Job:
-    """One job record, as stored."""
-
-    id: str
-    status: str
-    model: str | None = None
-    bfl_id: str | None = None
-    bfl_status: str | None = None
-    source: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    completed_at: float | None = None
-    # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
-    submitted_at: float | None = None
-    # When BFL finished the task (its end_time, else when fluxhook learned it): the start of the
-    # 10-minute life of the result URL.
-    finished_at: float | None = None
-    image: dict | None = None
-    error: dict | None = None
-    metadata: dict = field(default_factory=dict)
-    input: dict | None = None
-    polling_url: str | None = None
-    result_url: str | None = None
-    # Whether the Ready report behind result_url proved itself (secret, signature, or BFL's own poll).
-    ready_proven: bool = True
-    storage_key: str | None = None
-    # The stored image's small preview (see ``thumbnails``); None if there is none.
-    thumbnail_key: str | None = None
-    # The BFL slot pool of a job fluxhook submits (see ``slots``); None for tracked jobs.
-    pool: str | None = None
-    # Where the job JSON is POSTed once the job is terminal (see ``notify``); None: nowhere.
-    notify_url: str | None = None
-    # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
-    notified_at: float | None = None
-    webhooks: int = 0
-    polls: int = 0
-    downloads: int = 0
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in st.TERMINAL
-
-    @classmethod
-    def from_hash(cls, data: dict[str, str]) -> "Job":
-        values: dict[str, Any] = {}
-        image: dict[str, Any] = {}
-        for name, raw in data.items():
-            if name.startswith(_IMAGE_PREFIX):
-                part = name[len(_IMAGE_PREFIX):]
-                image[part] = int(raw) if part in _IMAGE_NUMBERS else raw
-            elif name in _JSON_FIELDS:
-                values[name] = json.loads(raw) if raw else None
-            elif name in _COUNTERS:
-                values[name] = int(raw)
-            elif name == "ready_proven":
-                values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at"):
-                values[name] = float(raw) if raw else None
-            elif name in cls.__dataclass_fields__:
-                values[name] = raw or None
-        values["metadata"] = values.get("metadata") or {}
-        values["image"] = image or None
-        return cls(**values)
-
-    def to_api(self, image_url: str | None = None) -> dict:
-        """The job object of SPEC §3."""
-        image = dict(self.image, url=image_url) if self.image else None
-        return {
-            "id": self.id,
-            "bfl_id": self.bfl_id,
-            "model": self.model,
-            "status": self.status,
-            "bfl_status": self.bfl_status,
-            "source": self.source,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "completed_at": iso(self.completed_at),
-            "image": image,
-            "error": self.error,
-            "metadata": self.metadata,
-            "attempts": {"webhooks": self.webhooks, "polls": self.polls, "downloads": self.downloads},
-        }
-
-
-def _encode(fields: dict[str, Any]) -> list[str]:
-    flat: list[str] = []
-    for name, value in fields.items():
-        if name == "image":
-            for part, item in (value or {}).items():
-                flat += [_IMAGE_PREFIX + part, str(item)]
-            continue
-        if name in _JSON_FIELDS:
-            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
-        elif isinstance(value, bool):
-            value = "1" if value else "0"
-        elif value is None:
-            value = ""
-        flat += [name, str(value)]
-    return flat
-
-
 class Lock(NamedTuple):
     """A Redis key set (if free) together with a status change, so the change and the claim are one step."""
 
@@ -382,7 +229,7 @@ class JobStore:
         fields = {k: v for k, v in job.__dict__.items() if v is not None}
         stored_id = self._create(
             keys=[self.key(job.id)],
-            args=[job.id, job.bfl_id or "", job.status, PREFIX, _score(due), self.ttl or "", *_encode(fields)],
+            args=[job.id, job.bfl_id or "", job.status, PREFIX, _score(due), self.ttl or "", *encode_fields(fields)],
         )
         stored_id = stored_id.decode() if isinstance(stored_id, bytes) else stored_id
         if stored_id != job.id:
@@ -396,7 +243,7 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.key(job_id))
-        return Job.from_hash(_decode(data)) if data else None
+        return Job.from_hash(decode_hash(data)) if data else None
 
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
         """The job tracking BFL task ``bfl_id``, or None."""
@@ -425,14 +272,14 @@ class JobStore:
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
                if_equal: tuple[str, str] | None, due: float | None, count: str | None = None,
                lock: Lock | None = None, then: Sequence[Pipeline] = ()) -> Change:
-        if count is not None and count not in _COUNTERS:
+        if count is not None and count not in COUNTERS:
             raise ValueError(count)
         now = time.time()
         if new_status in st.TERMINAL:
             fields.setdefault("completed_at", now)
         compare_field, compare_value = if_equal or ("", "")
         lock_args = (lock.key, lock.value, lock.ttl) if lock else ("", "", "")
-        encoded = _encode(fields)
+        encoded = encode_fields(fields)
         commands: list[Any] = []
         for words, _options in (command for pipeline in then for command in pipeline.command_stack):
             commands += [len(words), *words]
@@ -487,7 +334,7 @@ class JobStore:
 
     def count(self, job_id: str, counter: str) -> int:
         """Add one to ``attempts.<counter>``; -1 if the job is gone (never recreates a deleted job)."""
-        if counter not in _COUNTERS:
+        if counter not in COUNTERS:
             raise ValueError(counter)
         return int(self._increment(keys=[self.key(job_id)], args=[counter]))
 
@@ -504,7 +351,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in page:
             pipe.hgetall(self.key(job_id))
-        jobs = [Job.from_hash(_decode(d)) for d in pipe.execute() if d]
+        jobs = [Job.from_hash(decode_hash(d)) for d in pipe.execute() if d]
         return jobs, (page[-1] if more and page else None)
 
     def created_before(self, when: float, limit: int) -> list[str]:
@@ -533,10 +380,3 @@ class JobStore:
 def _score(when: float | None) -> str:
     """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
     return "" if when is None else f"{when:.3f}"
-
-
-def _decode(data: dict) -> dict[str, str]:
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in data.items()
-    }

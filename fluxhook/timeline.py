@@ -17,7 +17,7 @@ from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
-    from .services import Services
+    from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.events")
 

@@ -16,18 +16,10 @@ import time
 
 from redis import Redis
 
-from .bfl import CALL_BOUND
-from .config import Config
-from .jobs import PREFIX, Job
-
-DEFAULT_POOL = "default"
-KONTEXT_MAX_POOL = "flux-kontext-max"
-POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
-# The one-hour limit on a task, plus the sweep's margin to time the job out first.
-SLOT_LEASE = 3600 + 120
-# A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
-# (once the submission's lock, as long, has lapsed: see submission).
-SUBMIT_LEASE = CALL_BOUND
+from fluxhook.config import Config
+from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit
+from fluxhook.store.jobs import PREFIX
+from fluxhook.job import Job
 
 # Shared prelude. ARGV[1] prefix, ARGV[2] now, ARGV[3] BFL_MAX_ACTIVE, ARGV[4] the kontext-max pool's
 # limit. Drops slots held past the lease; room(pool): a slot of it may be taken now.
@@ -106,19 +98,6 @@ if tonumber(ARGV[8]) > 0 then
 end
 return 1
 """
-
-
-def pool_for(model: str | None) -> str:
-    """The slot pool a model's tasks count against."""
-    return KONTEXT_MAX_POOL if model == KONTEXT_MAX_POOL else DEFAULT_POOL
-
-
-def pool_limit(config: Config, pool: str) -> int:
-    """How many of the pool's tasks may be in flight at once."""
-    if pool == KONTEXT_MAX_POOL:
-        # BFL's 6 for flux-kontext-max comes on top of its overall limit: never more than BFL_MAX_ACTIVE.
-        return min(config.bfl_max_active_kontext_max, config.bfl_max_active)
-    return config.bfl_max_active
 
 
 class Slots:

@@ -22,12 +22,12 @@ from datetime import datetime, timezone
 import requests
 from standardwebhooks import Webhook
 
-from . import metrics
-from .config import MAX_NOTIFY_URL, Config
-from .errors import HostNotAllowed, InvalidRequest, RetryableError
-from .hosts import check_url
-from .presenting import present
-from .services import Services
+from fluxhook import metrics
+from fluxhook.config import MAX_NOTIFY_URL, Config
+from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.net.hosts import check_url
+from fluxhook.presenting import present
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.notify")
 

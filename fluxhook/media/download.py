@@ -7,15 +7,16 @@ import time
 
 from redis.exceptions import RedisError
 
-from . import events, metrics
-from . import status as st
-from .errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from .images import FetchedImage, fetch_image
-from .jobs import Job
-from .outcomes import apply_event
-from .polling import poll_job
-from .queue import enqueue_thumbnail, release_download
-from .services import Services
+from fluxhook import timeline
+from fluxhook import metrics
+from fluxhook import transitions as st
+from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.media.fetch import FetchedImage, fetch_image
+from fluxhook.job import Job
+from fluxhook.bfl.apply import apply_report
+from fluxhook.bfl.polling import poll_job
+from fluxhook.tasks import enqueue_thumbnail, release_download
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.results")
 
@@ -51,7 +52,7 @@ def _notes(svc: Services, job_id: str, outcome: str, seconds: float, error: str 
     metrics.count(svc.redis, "fluxhook_downloads", pipeline=notes, outcome=outcome)
     if outcome != SKIPPED:
         metrics.observe(svc.redis, "fluxhook_download_seconds", seconds, pipeline=notes)
-        events.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
+        timeline.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
                       error=error)
     return notes
 
@@ -139,7 +140,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             return st.SUBMITTED
         return RESTART
     if event.status in st.BFL_FAILURES:
-        return apply_event(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
+        return apply_report(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
     return _finish_on(svc, job, failure)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
-from .errors import StorageError
+from fluxhook.errors import StorageError
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[a-z0-9]{1,5}$")
 # S3's rules for bucket names (3-63 lowercase letters, digits, dots and hyphens; no IP address).

@@ -14,20 +14,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .backoff import backoff_delay, retry_after_seconds
-from .config import Config
-from .errors import (
-    BFLAuthFailed,
-    BFLError,
-    BFLRateLimited,
-    BFLRejected,
-    BFLSubmissionUncertain,
-    BFLUnavailable,
-    HostNotAllowed,
-    InsufficientCredits,
-)
-from .hosts import Target, check_url
-from .http import HTTPClient, check_resolves_public
+from fluxhook.backoff import backoff_delay, retry_after_seconds
+from fluxhook.config import Config
+from fluxhook.errors import BFLAuthFailed, BFLError, BFLRateLimited, BFLRejected, BFLSubmissionUncertain, BFLUnavailable, HostNotAllowed, InsufficientCredits
+from fluxhook.net.hosts import Target, check_url
+from fluxhook.net.http_client import HTTPClient, check_resolves_public
 
 TIMEOUT = (5, 20)
 ATTEMPTS = 3

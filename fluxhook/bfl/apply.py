@@ -7,13 +7,14 @@ import time
 from redis.client import Pipeline
 from rq import Queue
 
-from . import status as st
-from .schedule import READY_RECHECK
-from .callbacks import BFLEvent
-from .jobs import Change, Job, JobStore
-from .queue import download_lock, enqueue_confirm, enqueue_download, queue_locked_download
+from fluxhook import transitions as st
+from fluxhook.recovery.schedule import READY_RECHECK
+from fluxhook.bfl.reports import BFLReport
+from fluxhook.store.jobs import Change, JobStore
+from fluxhook.job import Job
+from fluxhook.tasks import download_lock, enqueue_confirm, enqueue_download, queue_locked_download
 
-# What apply_event reports, for logs, metrics and the webhook's answer.
+# What apply_report reports, for logs, metrics and the webhook's answer.
 DOWNLOAD_QUEUED = "download_queued"
 DUPLICATE = "duplicate"
 PENDING = "pending"
@@ -21,7 +22,7 @@ CONFIRM_QUEUED = "confirm_queued"
 FINISHED = "finished"
 
 
-def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event: BFLEvent, *, source: str,
+def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event: BFLReport, *, source: str,
                  proven: bool, count: str | None = None, also: Pipeline | None = None) -> Change:
     """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
 
@@ -36,7 +37,7 @@ def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event:
                            lock=lock, then=then, **ready_fields(event, source=source, proven=proven))
 
 
-def ready_fields(event: BFLEvent, *, source: str, proven: bool) -> dict:
+def ready_fields(event: BFLReport, *, source: str, proven: bool) -> dict:
     """What a job moving to ready records of BFL's Ready report ``event``, and when the sweep next looks at it."""
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
@@ -44,7 +45,7 @@ def ready_fields(event: BFLEvent, *, source: str, proven: bool) -> dict:
             "due": now + READY_RECHECK, "finished_at": min(event.finished_at or now, now)}
 
 
-def apply_event(jobs: JobStore, queue: Queue, job: Job, event: BFLEvent, *, source: str, confirmed: bool,
+def apply_report(jobs: JobStore, queue: Queue, job: Job, event: BFLReport, *, source: str, confirmed: bool,
                 proven: bool = True) -> str:
     """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check.
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 
-from . import events, metrics
-from . import status as st
-from .callbacks import BFLEvent, event_from_payload
-from .errors import FluxhookError
-from .jobs import Job
-from .services import Services
+from fluxhook import timeline
+from fluxhook import metrics
+from fluxhook import transitions as st
+from fluxhook.bfl.reports import BFLReport, report_from_payload
+from fluxhook.errors import FluxhookError
+from fluxhook.job import Job
+from fluxhook.services import Services
 
 
-def poll_job(svc: Services, job: Job) -> BFLEvent:
+def poll_job(svc: Services, job: Job) -> BFLReport:
     """Poll BFL once for ``job``'s task; ``Task not found`` inside the grace period reads as Pending.
 
     BFL may not know a task for a moment after accepting it, so only a late "not found" is believed.
@@ -22,14 +23,14 @@ def poll_job(svc: Services, job: Job) -> BFLEvent:
         payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
         if isinstance(payload, dict) and "status" not in payload:
             payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
-        event = event_from_payload(payload, bfl_id=job.bfl_id)
+        event = report_from_payload(payload, bfl_id=job.bfl_id)
     except FluxhookError as exc:
         metrics.count(svc.redis, "fluxhook_polls", outcome=exc.code)
-        events.record(svc, job.id, "poll", error=exc.code)
+        timeline.record(svc, job.id, "poll", error=exc.code)
         raise
     metrics.count(svc.redis, "fluxhook_polls", outcome=event.status.lower().replace(" ", "_"))
-    events.record(svc, job.id, "poll", answer=event.status)
+    timeline.record(svc, job.id, "poll", answer=event.status)
     submitted_at = job.submitted_at or job.created_at
     if event.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
-        return BFLEvent(bfl_id=event.bfl_id, status=st.BFL_PENDING)
+        return BFLReport(bfl_id=event.bfl_id, status=st.BFL_PENDING)
     return event

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import time
 
-from . import events, metrics, schedule
-from . import signing
-from . import status as st
-from .backoff import backoff_delay
-from .bfl import CALL_BOUND
-from .errors import BFLError, BFLRateLimited, FluxhookError, RetryableError
-from .jobs import Job
-from .orphans import apply_kept_callback
-from .services import Services
-from .slots import pool_for
+from fluxhook import timeline
+from fluxhook import metrics
+from fluxhook.recovery import schedule
+from fluxhook import signing
+from fluxhook import transitions as st
+from fluxhook.backoff import backoff_delay
+from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, RetryableError
+from fluxhook.job import Job
+from fluxhook.bfl.kept_callbacks import apply_kept_callback
+from fluxhook.services import Services
+from fluxhook.limits import pool_for
 
 log = logging.getLogger("fluxhook.submission")
 
@@ -58,16 +60,16 @@ def _submit(svc: Services, job: Job) -> str:
         task = svc.bfl.submit(job.model or "", body)
     except BFLRateLimited as exc:
         metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
-        events.record(svc, job.id, "submission", outcome=exc.code)
+        timeline.record(svc, job.id, "submission", outcome=exc.code)
         pause = wait_for_room(svc, job, exc.retry_after)
         log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
         return st.QUEUED
     except FluxhookError as exc:
         metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
-        events.record(svc, job.id, "submission", outcome=exc.code)
+        timeline.record(svc, job.id, "submission", outcome=exc.code)
         raise
     metrics.count(svc.redis, "fluxhook_submissions", outcome="submitted")
-    events.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
+    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
     now = time.time()
     svc.slots.accepted(job.pool or pool_for(job.model))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],

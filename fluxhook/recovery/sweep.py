@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .queue import enqueue_checks, enqueue_notifications, enqueue_submits
-from .services import Services
+from fluxhook.tasks import enqueue_checks, enqueue_notifications, enqueue_submits
+from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
 SWEEP_BATCH = 500

@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
-from . import status as st
-from .services import Services
+from fluxhook import transitions as st
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.thumbnails")
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import jsonbody
-from .errors import InvalidRequest
-from .status import BFL_READY, normalize_bfl_status
+from fluxhook import jsonbody
+from fluxhook.errors import InvalidRequest
+from fluxhook.transitions import BFL_READY, normalize_bfl_status
 
 MAX_CALLBACK_BYTES = 64 * 1024
 _MAX_ID_LENGTH = 200
 
 
 @dataclass(frozen=True)
-class BFLEvent:
+class BFLReport:
     """One report of a task's state: canonical status, result URL when Ready, BFL's message."""
 
     bfl_id: str
@@ -24,12 +24,12 @@ class BFLEvent:
     finished_at: float | None = None
 
 
-def parse_callback(body: bytes) -> BFLEvent:
+def parse_callback(body: bytes) -> BFLReport:
     """Parse a callback body; raise InvalidRequest unless it is a JSON object with an id and a status."""
-    return event_from_payload(jsonbody.loads(body))
+    return report_from_payload(jsonbody.loads(body))
 
 
-def event_from_payload(payload: object, bfl_id: str | None = None) -> BFLEvent:
+def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport:
     """Build an event from a decoded callback or get_result payload (``task_id`` accepted for ``id``)."""
     if not isinstance(payload, dict):
         raise InvalidRequest("the body must be a JSON object")
@@ -50,7 +50,7 @@ def event_from_payload(payload: object, bfl_id: str | None = None) -> BFLEvent:
             raise InvalidRequest("a Ready report needs 'result.sample' with the image URL")
         finished_at = _epoch(result.get("end_time"))
     message = payload.get("message") or payload.get("error") or payload.get("details")
-    return BFLEvent(
+    return BFLReport(
         bfl_id=task_id.strip(),
         status=status,
         sample_url=sample,

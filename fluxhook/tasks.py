@@ -10,9 +10,9 @@ from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob, JobStatus
 
-from .backoff import backoff_schedule
-from .bfl import CALL_BOUND
-from .jobs import Lock
+from fluxhook.backoff import backoff_schedule
+from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.store.jobs import Lock
 
 QUEUE_NAME = "fluxhook"
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .callbacks import parse_callback
-from .outcomes import apply_event
+from fluxhook.bfl.reports import parse_callback
+from fluxhook.bfl.apply import apply_report
 
 if TYPE_CHECKING:
-    from .jobs import Job
-    from .services import Services
+    from fluxhook.job import Job
+    from fluxhook.services import Services
 
 ORPHAN_TTL_SECONDS = 3600
 
@@ -67,7 +67,7 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
                 log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
                 continue
             svc.jobs.count(job.id, "webhooks")
-            outcome = apply_event(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
+            outcome = apply_report(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
         except BaseException:
             svc.redis.set(key, body, ex=ORPHAN_TTL_SECONDS, nx=True)  # put it back for the next attempt
             raise

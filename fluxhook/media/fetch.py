@@ -11,10 +11,10 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
-from .hosts import HostPattern, check_url
-from .http import HTTPClient
-from .storage import discard_upload
+from fluxhook.errors import DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
+from fluxhook.net.hosts import HostPattern, check_url
+from fluxhook.net.http_client import HTTPClient
+from fluxhook.media.storage import discard_upload
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from .removal import remove_job
-from .services import Services
+from fluxhook.removal import remove_job
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.retention")
 

@@ -1,0 +1,1 @@
+"""Talking to BFL: its API client, its reports (callbacks and polls), their verification, submission and polling."""

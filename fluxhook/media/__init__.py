@@ -1,0 +1,1 @@
+"""Results: downloading them safely, telling what they are by their bytes, storing them, and thumbnails."""

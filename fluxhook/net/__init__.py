@@ -1,0 +1,1 @@
+"""Reaching other hosts: the allowlists, and the one HTTP client that refuses private addresses."""

@@ -1,0 +1,1 @@
+"""Redis: every key fluxhook keeps and every script that changes them (the one owner of the data model)."""
