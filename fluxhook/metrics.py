@@ -1,7 +1,7 @@
 """Prometheus metrics kept in Redis, so the counts add up across every web and worker process and dyno.
 
 prometheus_client's multiprocess mode shares files on one machine only; a PaaS runs web and
-worker on different machines. So each event is one HINCRBY on the ``fh:metrics`` hash, and
+worker on different machines. So each event is one HINCRBY on one Redis hash (``Keys.metrics``), and
 ``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
 prometheus_client. Recording never raises: a metric must not fail the work it describes.
 """
@@ -9,16 +9,19 @@ prometheus_client. Recording never raises: a metric must not fail the work it de
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import RedisError
+
+from fluxhook.store.effects import CountMetrics, Effect
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+    from fluxhook.store import Store
 
 log = logging.getLogger("fluxhook.metrics")
 
-KEY = "fh:metrics"
 _SEP = "\x1f"
 
 # name: (help, label names)
@@ -45,38 +48,32 @@ def _field(name: str, labels: dict[str, str]) -> str:
     return name + _SEP + _SEP.join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def count(connection: Redis, name: str, pipeline: Pipeline | None = None, **labels: str) -> None:
-    """Add one to counter ``name`` with ``labels`` (on ``pipeline``, executed by the caller, if given)."""
-    if pipeline is not None:
-        _queue(pipeline, [(_field(name, labels), 1)])
-        return
-    _write(connection, [(_field(name, labels), 1)])
+def counted(name: str, **labels: str) -> CountMetrics:
+    """One more of counter ``name`` with ``labels``, as an effect to record with other work."""
+    return CountMetrics(((_field(name, labels), 1),))
 
 
-def observe(connection: Redis, name: str, seconds: float, pipeline: Pipeline | None = None, **labels: str) -> None:
-    """Record one observation of histogram ``name`` (on ``pipeline``, executed by the caller, if given)."""
+def observed(name: str, seconds: float, **labels: str) -> CountMetrics:
+    """One observation of histogram ``name``, as an effect to record with other work."""
     _, buckets = HISTOGRAMS[name]
     bound = next((str(b) for b in buckets if seconds <= b), "+Inf")
-    increments = [(_field(name, {**labels, "le": bound}), 1), (_field(name + "_sum", labels), seconds)]
-    if pipeline is not None:
-        _queue(pipeline, increments)
-        return
-    _write(connection, increments)
+    return CountMetrics(((_field(name, {**labels, "le": bound}), 1), (_field(name + "_sum", labels), float(seconds))))
 
 
-def _queue(pipe: Pipeline, increments: list[tuple[str, float]]) -> None:
-    for field, amount in increments:
-        if isinstance(amount, int):
-            pipe.hincrby(KEY, field, amount)
-        else:
-            pipe.hincrbyfloat(KEY, field, amount)
+def count(svc: "Services", name: str, **labels: str) -> None:
+    """Add one to counter ``name`` with ``labels`` now."""
+    record(svc, [counted(name, **labels)])
 
 
-def _write(connection: Redis, increments: list[tuple[str, float]]) -> None:
+def observe(svc: "Services", name: str, seconds: float, **labels: str) -> None:
+    """Record one observation of histogram ``name`` now."""
+    record(svc, [observed(name, seconds, **labels)])
+
+
+def record(svc: "Services", effects: Sequence[Effect]) -> None:
+    """Record metrics (and timeline entries) now, in one round trip; a failure is logged, never raised."""
     try:
-        pipe = connection.pipeline(transaction=False)
-        _queue(pipe, increments)
-        pipe.execute()
+        svc.store.effects.apply(effects)
     except RedisError as exc:
         log.warning("metric not recorded", extra={"error": type(exc).__name__})
 
@@ -92,9 +89,9 @@ def _parse(raw: dict) -> dict[str, list[tuple[dict[str, str], float]]]:
     return series
 
 
-def recorded_families(connection: Redis) -> Iterable:
+def recorded_families(store: "Store") -> Iterable:
     """Every counter and histogram in Redis as prometheus_client metric families."""
-    series = _parse(connection.hgetall(KEY))
+    series = _parse(store.metrics_fields())
     for name, (help_text, label_names) in COUNTERS.items():
         family = CounterMetricFamily(name, help_text, labels=label_names)
         for labels, value in series.get(name, []):

@@ -28,6 +28,7 @@ from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.net.hosts import check_url
 from fluxhook.presenting import present
 from fluxhook.services import Services
+from fluxhook.outcomes import SKIPPED
 
 log = logging.getLogger("fluxhook.notify")
 
@@ -42,7 +43,6 @@ REJECTED = "rejected"  # any other answer (3xx, 4xx): the app refuses it, so it 
 EXHAUSTED = "exhausted"  # still failing on the last retry
 HOST_NOT_ALLOWED = "host_not_allowed"  # the URL is no longer allowed, or resolves to a private address
 NOT_SIGNED = "not_signed"  # NOTIFY_SECRET was unset when it was due
-SKIPPED = "skipped"  # the job was deleted meanwhile
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
@@ -148,6 +148,6 @@ def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: boo
 
 
 def _record(svc: Services, job_id: str, outcome: str, level: int, event: str, **fields) -> str:
-    metrics.count(svc.redis, METRIC, outcome=outcome)
+    metrics.count(svc, METRIC, outcome=outcome)
     log.log(level, event, extra={"job_id": job_id, "outcome": outcome, **fields})
     return outcome

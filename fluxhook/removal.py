@@ -17,5 +17,5 @@ def remove_job(svc: Services, job_id: str) -> bool:
         svc.storage.delete(thumbnails.key_for(job_id))  # made after the image, if it could be
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
-    timeline.forget(svc.redis, job_id)
+    timeline.forget(svc.store, job_id)
     return storage_key is not None

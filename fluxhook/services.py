@@ -16,25 +16,35 @@ from rq import Queue
 from fluxhook.bfl.client import BFLClient
 from fluxhook.config import Config
 from fluxhook.net.http_client import HTTPClient
-from fluxhook.store.jobs import JobStore
-from fluxhook.tasks import control_queue, task_queue
-from fluxhook.store.slots import Slots
 from fluxhook.media.storage import Storage, storage_from_url
+from fluxhook.store import Store
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.slots import Slots
+from fluxhook.tasks import control_queue, task_queue
 
 
 @dataclass
 class Services:
-    """Configuration, Redis, job records, queue, storage, the BFL client and its slots, of one process."""
+    """Configuration, Redis and what fluxhook keeps there, queues, storage, the BFL client, of one process."""
 
     config: Config
     redis: Redis
-    jobs: JobStore
+    store: Store
     queue: Queue
     control_queue: Queue
     storage: Storage
     http: HTTPClient
     bfl: BFLClient
-    slots: Slots
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job records."""
+        return self.store.jobs
+
+    @property
+    def slots(self) -> Slots:
+        """BFL's concurrency slots."""
+        return self.store.slots
 
 
 def connect_redis(config: Config) -> Redis:
@@ -71,11 +81,10 @@ def build_services(config: Config) -> Services:
         config=config,
         redis=redis,
         # Two days past retention: the retention task removes records (and their images) first.
-        jobs=JobStore(redis, ttl=(config.job_retention_days + 2) * 86400),
+        store=Store(redis, config, ttl=(config.job_retention_days + 2) * 86400),
         queue=task_queue(redis),
         control_queue=control_queue(redis),
         storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,
         bfl=BFLClient(config, http),
-        slots=Slots(redis, config),
     )

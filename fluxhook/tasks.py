@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from redis.client import Pipeline
@@ -12,7 +13,12 @@ from rq.job import Job as RQJob, JobStatus
 
 from fluxhook.backoff import backoff_schedule
 from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
+from fluxhook.store.keys import KEYS
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
 
 QUEUE_NAME = "fluxhook"
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
@@ -60,14 +66,14 @@ def thumbnail_task_id(job_id: str) -> str:
     return f"thumbnail-{job_id}"
 
 
-def enqueue_thumbnail(connection: Redis, job_id: str, pipeline: Pipeline | None = None) -> None:
-    """Queue the thumbnail of a stored job's image; on ``pipeline``, if given."""
+def thumbnail_task(connection: Redis, job_id: str) -> QueueTask:
+    """The thumbnail of a stored job's image, to queue with the job's change to stored."""
     # The task never fails over an image (a preview is best effort), so its one retry is for a task
     # that did not get to end: cut off with its worker (RQ queues an abandoned task again only if
     # it has retries left), handed back on a graceful stop, or stopped by a Redis error.
-    thumbnail_queue(connection).enqueue_call(THUMBNAIL_TASK, (job_id,), timeout=60, description=f"thumbnail {job_id}",
-                                             job_id=thumbnail_task_id(job_id), result_ttl=600, failure_ttl=86400,
-                                             retry=Retry(max=1), pipeline=pipeline)
+    return QueueTask.record(lambda pipeline: thumbnail_queue(connection).enqueue_call(
+        THUMBNAIL_TASK, (job_id,), timeout=60, description=f"thumbnail {job_id}", job_id=thumbnail_task_id(job_id),
+        result_ttl=600, failure_ttl=86400, retry=Retry(max=1), pipeline=pipeline))
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -80,10 +86,6 @@ def notify_retry() -> Retry:
     return _retry(NOTIFY_RETRIES, NOTIFY_RETRY_CAP)
 
 
-def _download_lock(job_id: str) -> str:
-    return f"fh:download:{job_id}"
-
-
 # Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
 DOWNLOAD_LOCK_TTL = 900
 
@@ -94,51 +96,52 @@ _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.
 def download_lock(job_id: str) -> Lock:
     """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
     download from one that was lost."""
-    return Lock(_download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+    return Lock(KEYS.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
 
 
-def enqueue_download(queue: Queue, job_id: str) -> bool:
-    """Queue the download-and-store of a job's result image, unless one is already queued or running."""
+def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
+    """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
+    return QueueTask.record(lambda pipeline: queue.enqueue_call(
+        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, 120), timeout=180, description=f"download {job_id}",
+        job_id=lock.value, pipeline=pipeline, **_KEEP))
+
+
+def enqueue_download(svc: "Services", job_id: str) -> bool:
+    """Queue the download-and-store of a job's result, unless one is already queued or running."""
     lock = download_lock(job_id)
-    if not queue.connection.set(lock.key, lock.value, nx=True, ex=lock.ttl):
+    if not svc.store.locks.take(*lock):
         return False
     try:
-        queue_locked_download(queue, job_id, lock)
+        svc.store.effects.apply([download_task(svc.queue, job_id, lock)])
     except BaseException:
-        queue.connection.delete(lock.key)
+        svc.store.locks.release(lock.key)
         raise
     return True
 
 
-def queue_locked_download(queue: Queue, job_id: str, lock: Lock, pipeline: Pipeline | None = None) -> None:
-    """Queue the download whose ``lock`` the caller holds; on ``pipeline``, a MULTI the caller executes."""
-    queue.enqueue_call(DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, 120), timeout=180,
-                       description=f"download {job_id}", job_id=lock.value, pipeline=pipeline, **_KEEP)
-
-
-def download_pending(queue: Queue, job_id: str) -> bool:
+def download_pending(svc: "Services", job_id: str) -> bool:
     """Whether a download task for the job is queued, scheduled for a retry, or running."""
-    task_id = queue.connection.get(_download_lock(job_id))
+    task_id = svc.store.locks.holder(KEYS.download_lock(job_id))
     if task_id is None:
         return False
     try:
-        task = RQJob.fetch(task_id.decode(), connection=queue.connection)
+        task = RQJob.fetch(task_id, connection=svc.queue.connection)
     except NoSuchJobError:
         return False
     return task.get_status(refresh=False) in _PENDING
 
 
-def ensure_download(queue: Queue, job_id: str) -> bool:
+def ensure_download(svc: "Services", job_id: str) -> bool:
     """Queue the job's download if none is pending (one lost to a crash); True if it queued one."""
-    if download_pending(queue, job_id):
+    if download_pending(svc, job_id):
         return False
-    release_download(queue, job_id)
-    return enqueue_download(queue, job_id)
+    release_download(svc, job_id)
+    return enqueue_download(svc, job_id)
 
 
-def release_download(queue: Queue, job_id: str) -> None:
+def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
-    queue.connection.delete(_download_lock(job_id))
+    svc.store.locks.release(KEYS.download_lock(job_id))
 
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
@@ -159,26 +162,22 @@ def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
     ])
 
 
-def _confirm_lock(job_id: str) -> str:
-    return f"fh:confirm:{job_id}"
-
-
-def enqueue_confirm(queue: Queue, job_id: str) -> bool:
+def enqueue_confirm(svc: "Services", job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
-    if not queue.connection.set(_confirm_lock(job_id), 1, nx=True, ex=60):
+    if not svc.store.locks.take(KEYS.confirm_lock(job_id), "1", 60):
         return False
     try:
-        queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
-                      description=f"confirm {job_id}", **_KEEP)
+        svc.queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
+                          description=f"confirm {job_id}", **_KEEP)
     except BaseException:
-        release_confirm(queue, job_id)  # else BFL's retry of this callback would be answered 200 for nothing
+        release_confirm(svc, job_id)  # else BFL's retry of this callback would be answered 200 for nothing
         raise
     return True
 
 
-def release_confirm(queue: Queue, job_id: str) -> None:
+def release_confirm(svc: "Services", job_id: str) -> None:
     """Let the next failure report for this job queue a check again."""
-    queue.connection.delete(_confirm_lock(job_id))
+    svc.store.locks.release(KEYS.confirm_lock(job_id))
 
 
 def notify_task_id(job_id: str) -> str:

@@ -1,8 +1,8 @@
 """A job's timeline: what happened to it (callbacks, polls, submissions, downloads), for the dashboard.
 
-Each event is a small JSON object on a capped Redis list ``fh:events:{job_id}``, newest first,
-written with one pipelined LPUSH + LTRIM + EXPIRE. Recording never raises: the timeline must not
-fail the work it describes. The list expires with the job record (retention + two days).
+Each entry is a small JSON object on a capped Redis list (``store.timeline``), newest first, added
+with other work in one step (``entry``) or on its own (``record``). Recording never raises: the
+timeline must not fail the work it describes. The list expires with the job record.
 """
 
 from __future__ import annotations
@@ -12,57 +12,48 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import RedisError
+
+from fluxhook.store.effects import AddTimelineEntry
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
+    from fluxhook.store import Store
+    from fluxhook.store.timeline import TimelineStore
 
 log = logging.getLogger("fluxhook.events")
 
-PREFIX = "fh:events:"
-# Enough for the longest fallback story (an hour of polls with growing intervals) plus its callbacks.
-MAX_EVENTS = 100
+
+def entry(job_id: str, kind: str, **detail: Any) -> AddTimelineEntry:
+    """Entry ``kind`` (``callback``, ``poll``, ``download``...) with ``detail``, as an effect to add with other work."""
+    text = json.dumps({"at": round(time.time(), 3), "kind": kind, **detail}, separators=(",", ":"), default=str)
+    return AddTimelineEntry(job_id, text)
 
 
-def key(job_id: str) -> str:
-    return f"{PREFIX}{job_id}"
-
-
-def record(svc: "Services", job_id: str, kind: str, pipeline: Pipeline | None = None, **detail: Any) -> None:
-    """Append event ``kind`` (``callback``, ``poll``, ``download``...) with ``detail`` to the job's timeline.
-
-    On ``pipeline``, the caller executes it (and sees its errors).
-    """
+def record(svc: "Services", job_id: str, kind: str, **detail: Any) -> None:
+    """Append entry ``kind`` with ``detail`` to the job's timeline now."""
     try:
-        event = json.dumps({"at": round(time.time(), 3), "kind": kind, **detail}, separators=(",", ":"), default=str)
-        pipe = pipeline if pipeline is not None else svc.redis.pipeline(transaction=False)
-        pipe.lpush(key(job_id), event)
-        pipe.ltrim(key(job_id), 0, MAX_EVENTS - 1)
-        pipe.expire(key(job_id), (svc.config.job_retention_days + 2) * 86400)
-        if pipeline is None:
-            pipe.execute()
+        svc.store.effects.apply([entry(job_id, kind, **detail)])
     except (RedisError, TypeError, ValueError) as exc:
         log.warning("event not recorded", extra={"job_id": job_id, "kind": kind, "error": type(exc).__name__})
 
 
-def recent(connection: Redis, job_id: str, limit: int = MAX_EVENTS) -> list[dict]:
-    """The job's events, oldest first (at most ``limit``, the newest ones)."""
-    events = []
-    for raw in reversed(connection.lrange(key(job_id), 0, limit - 1)):
+def recent(timelines: "TimelineStore", job_id: str) -> list[dict]:
+    """The job's entries, oldest first (the newest ones the timeline keeps)."""
+    entries = []
+    for raw in reversed(timelines.newest(job_id)):
         try:
-            event = json.loads(raw)
+            item = json.loads(raw)
         except ValueError:
             continue
-        if isinstance(event, dict) and isinstance(event.get("at"), (int, float)):
-            events.append(event)
-    return events
+        if isinstance(item, dict) and isinstance(item.get("at"), (int, float)):
+            entries.append(item)
+    return entries
 
 
-def forget(connection: Redis, job_id: str) -> None:
+def forget(store: "Store", job_id: str) -> None:
     """Drop the job's timeline (with the job); a failure only leaves it to expire."""
     try:
-        connection.delete(key(job_id))
+        store.timeline.forget(job_id)
     except RedisError as exc:
         log.warning("events not removed", extra={"job_id": job_id, "error": type(exc).__name__})

@@ -1,6 +1,8 @@
-"""Job statuses and the rules for moving between them (pure; applied atomically by ``jobs``)."""
+"""Job statuses and the rules for moving between them (pure; applied atomically by ``store.jobs``)."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 QUEUED, SUBMITTED, READY, STORED = "queued", "submitted", "ready", "stored"
 FAILED, MODERATED, EXPIRED = "failed", "moderated", "expired"
@@ -46,6 +48,22 @@ def can_transition(current: str, new: str) -> bool:
 def sources_for(new: str) -> tuple[str, ...]:
     """Every status a job may move to ``new`` from."""
     return tuple(s for s in STATUSES if can_transition(s, new))
+
+
+class Consequences(NamedTuple):
+    """What a job's move to a status does besides the move itself."""
+
+    # BFL is done with the task: its slot is free for the next job.
+    free_slot: bool
+    # The job no longer waits for a slot (a line holds queued jobs only).
+    leave_line: bool
+    # The job never changes again: never due for the sweep, into the notification outbox, BFL's URLs dropped.
+    terminal: bool
+
+
+def consequences(new: str) -> Consequences:
+    """What moving a job to ``new`` does with it (``''``: no move, fields only)."""
+    return Consequences(free_slot=new == READY or new in TERMINAL, leave_line=new != "", terminal=new in TERMINAL)
 
 
 def normalize_bfl_status(word: str) -> str | None:

@@ -16,7 +16,6 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from fluxhook import timeline
 from fluxhook import transitions as st
 from fluxhook.errors import InvalidRequest
-from fluxhook.store.jobs import PREFIX
 from fluxhook.job import Job, is_job_id
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
@@ -119,10 +118,7 @@ def _listing() -> tuple[str | None, str | None, list[Job], str | None]:
 
 
 def _counts() -> dict[str, int]:
-    pipe = services().redis.pipeline(transaction=False)
-    for name in st.STATUSES:
-        pipe.zcard(f"{PREFIX}status:{name}")
-    counts = dict(zip(st.STATUSES, pipe.execute()))
+    counts = services().jobs.count_by_status()
     return {"all": sum(counts.values()), **counts}
 
 
@@ -158,7 +154,7 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
-    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.redis, job.id)))
+    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.store.timeline, job.id)))
 
 
 @bp.get("/live/jobs/<job_id>")
@@ -168,7 +164,7 @@ def live_job(job_id: str):
     if job is None:
         return error_response(404, "job_not_found", "no such job (it may have been deleted)")
     svc = services()
-    return {"job": detail(svc.config, job, timeline.recent(svc.redis, job.id))}
+    return {"job": detail(svc.config, job, timeline.recent(svc.store.timeline, job.id))}
 
 
 @bp.get("/jobs/<job_id>/thumbnail")

@@ -9,12 +9,11 @@ from flask import Blueprint, g, request
 from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import signing
-from fluxhook import transitions as st
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
 from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
-from fluxhook.job import Job
 from fluxhook.bfl.kept_callbacks import keep_callback, keep_early_callback
-from fluxhook.bfl.apply import DOWNLOAD_QUEUED, DUPLICATE, accept_ready, apply_report
+from fluxhook.bfl.apply import apply_report
+from fluxhook.outcomes import DUPLICATE, GONE, NOT_SUBMITTED, OTHER_TASK
 from fluxhook.bfl.verification import verify_callback
 
 from .context import services
@@ -33,7 +32,7 @@ def count_callback(response):
     if outcome is None:
         outcome = "refused"
         reason = g.get("refusal") or _error_code(response)
-    metrics.count(services().redis, "fluxhook_callbacks", outcome=outcome, reason=reason)
+    metrics.count(services(), "fluxhook_callbacks", outcome=outcome, reason=reason)
     return response
 
 
@@ -52,41 +51,41 @@ def _raw_body() -> bytes:
     return body
 
 
-def _accept(job: Job, event: BFLReport, proven: bool):
-    svc = services()
-    g.job_id = job.id
-    svc.jobs.count(job.id, "webhooks")
-    outcome = apply_report(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False, proven=proven)
-    g.callback_outcome = "duplicate" if outcome == DUPLICATE else "accepted"
-    timeline.record(svc, job.id, "callback", outcome=g.callback_outcome, bfl_status=event.status, result=outcome)
-    return _answer(job.id, event, outcome)
+def _notes(job_id: str, report: BFLReport):
+    """What an applied callback records: its timeline entry and its count, by outcome."""
 
-
-def _accept_first_ready(job_id: str, event: BFLReport, proven: bool):
-    """The common case in one round trip to Redis: the first Ready for a submitted job. None for any other case."""
-    svc = services()
-    # Run by the same script that moves the job and queues its download, and only then.
-    also = svc.redis.pipeline(transaction=False)
-    timeline.record(svc, job_id, "callback", pipeline=also, outcome="accepted", bfl_status=event.status,
-                  result=DOWNLOAD_QUEUED)
-    metrics.count(svc.redis, "fluxhook_callbacks", pipeline=also, outcome="accepted", reason="")
-    change = accept_ready(svc.jobs, svc.queue, job_id, event.bfl_id, event, source="webhook", proven=proven,
-                          count="webhooks", also=also)
-    if not change.moved:
-        return None
-    if change.locked:
-        g.callback_outcome = "accepted"
+    def notes(outcome: str):
+        accepted = "duplicate" if outcome == DUPLICATE else "accepted"
+        g.callback_outcome = accepted
         g.callback_counted = True
-        return _answer(job_id, event, DOWNLOAD_QUEUED)
-    # Moved but not locked: a download still running since BFL took back an earlier Ready finds this URL.
-    g.callback_outcome = "duplicate"
-    timeline.record(svc, job_id, "callback", outcome="duplicate", bfl_status=event.status, result=DUPLICATE)
-    return _answer(job_id, event, DUPLICATE)
+        return [timeline.entry(job_id, "callback", outcome=accepted, bfl_status=report.status, result=outcome),
+                metrics.counted("fluxhook_callbacks", outcome=accepted, reason="")]
+    return notes
 
 
-def _answer(job_id: str, event: BFLReport, outcome: str):
+def _apply(job_id: str, report: BFLReport, proven: bool) -> str:
+    """Apply a callback's report to the job; the outcome word (GONE, OTHER_TASK... when it was not applied)."""
+    g.job_id = job_id
+    try:
+        outcome = apply_report(services(), job_id, report, source="webhook", confirmed=False, proven=proven,
+                               expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
+    except BaseException:
+        _not_applied()
+        raise
+    if outcome in (GONE, NOT_SUBMITTED, OTHER_TASK):
+        _not_applied()
+    return outcome
+
+
+def _not_applied() -> None:
+    """The callback is counted by what the view answers, not as the outcome its notes were made for."""
+    g.callback_counted = False
+    g.pop("callback_outcome", None)
+
+
+def _answer(job_id: str, report: BFLReport, outcome: str):
     # Said in the request's one log line, not a second one: at callback rates, log lines cost.
-    g.log_detail = {"bfl_id": event.bfl_id, "bfl_status": event.status, "outcome": outcome}
+    g.log_detail = {"bfl_id": report.bfl_id, "bfl_status": report.status, "outcome": outcome}
     return {"ok": True, "job_id": job_id, "outcome": outcome}, 200
 
 
@@ -98,19 +97,19 @@ def _refuse(reason: str, exc: FluxhookError):
     raise exc
 
 
-def _keep_until_submitted(job: Job, event: BFLReport, body: bytes, proven: bool):
+def _keep_until_submitted(job_id: str, report: BFLReport, body: bytes, proven: bool):
     """A callback that overtook BFL's answer to our submission: keep it for this job, for when it knows its task."""
     if not proven:
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
         raise NotReady("the job is still being submitted; retry", status=409)
-    owner = services().jobs.get_by_bfl_id(event.bfl_id)
-    if owner is not None and owner.id != job.id:
+    owner = services().jobs.get_by_bfl_id(report.bfl_id)
+    if owner is not None and owner.id != job_id:
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
-    outcome = keep_early_callback(services(), job.id, body)
+    outcome = keep_early_callback(services(), job_id, body)
     g.callback_outcome = "kept"
-    timeline.record(services(), job.id, "callback", outcome="kept", bfl_status=event.status)
+    timeline.record(services(), job_id, "callback", outcome="kept", bfl_status=report.status)
     log.info("callback kept until the submission is recorded",
-             extra={"job_id": job.id, "bfl_id": event.bfl_id, "outcome": outcome})
+             extra={"job_id": job_id, "bfl_id": report.bfl_id, "outcome": outcome})
     return {"ok": True, "outcome": outcome or "kept_until_submitted"}, 202
 
 
@@ -132,19 +131,15 @@ def job_callback(token: str):
         g.job_id = job_id
         _refuse("bad_secret", exc)
     g.job_id = job_id
-    event = parse_callback(body)
-    if event.status == st.BFL_READY:
-        answer = _accept_first_ready(job_id, event, proven)
-        if answer is not None:
-            return answer
-    job = svc.jobs.get(job_id)
-    if job is None:
+    report = parse_callback(body)
+    outcome = _apply(job_id, report, proven)
+    if outcome == GONE:
         raise Gone("this job no longer exists")
-    if not job.bfl_id:
-        return _keep_until_submitted(job, event, body, proven)
-    if event.bfl_id != job.bfl_id:
+    if outcome == NOT_SUBMITTED:
+        return _keep_until_submitted(job_id, report, body, proven)
+    if outcome == OTHER_TASK:
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
-    return _accept(job, event, proven)
+    return _answer(job_id, report, outcome)
 
 
 @bp.post("/bfl")
@@ -156,13 +151,14 @@ def static_callback():
         verify_callback(request.headers, body, svc.config.webhook_secrets, required=True)
     except Unauthorized as exc:
         _refuse("bad_secret", exc)
-    event = parse_callback(body)
-    job = svc.jobs.get_by_bfl_id(event.bfl_id)
-    if job is None:
-        outcome = keep_callback(svc, event.bfl_id, body)
+    report = parse_callback(body)
+    job = svc.jobs.get_by_bfl_id(report.bfl_id)
+    outcome = GONE if job is None else _apply(job.id, report, proven=True)
+    if outcome == GONE:  # not tracked (yet): kept for when it is
+        outcome = keep_callback(svc, report.bfl_id, body)
         g.callback_outcome = "kept"
-        log.info("callback kept for an untracked task", extra={"bfl_id": event.bfl_id, "outcome": outcome})
+        log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
         return {"ok": True, "outcome": outcome or "kept_until_tracked"}, 202
-    return _accept(job, event, proven=True)
+    return _answer(job.id, report, outcome)
 
 

@@ -24,6 +24,8 @@ from fluxhook import timeline
 from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
 from fluxhook.tasks import thumbnail_task_id
+from fluxhook.store.keys import KEYS
+from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
 
 COOKIE = "fluxhook_session"
 
@@ -318,18 +320,18 @@ def test_deleting_a_job_removes_its_thumbnail_and_timeline(stack, api):
     connection = redis_of(stack)
     assert thumb.exists()
     assert JobStore(connection).get(job["id"]).thumbnail_key == thumb.name
-    assert timeline.recent(connection, job["id"])
+    assert timeline.recent(TimelineStore(connection), job["id"])
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert not thumb.exists() and not (storage_dir(stack) / f"{job['id']}.png").exists()
-    assert timeline.recent(connection, job["id"]) == []
+    assert timeline.recent(TimelineStore(connection), job["id"]) == []
 
 
 def test_the_timeline_is_capped_and_expires_with_the_job(stack, api):
     job = api.submit("[pending] a long story")
     connection = redis_of(stack)
-    wait_until(lambda: timeline.recent(connection, job["id"]), message="the submission event")
-    ttl = connection.ttl(timeline.key(job["id"]))
+    wait_until(lambda: timeline.recent(TimelineStore(connection), job["id"]), message="the submission event")
+    ttl = connection.ttl(KEYS.timeline(job["id"]))
     assert 30 * 86400 < ttl <= 32 * 86400  # JOB_RETENTION_DAYS (30) + 2, like the record
     for n in range(timeline.MAX_EVENTS + 20):
         assert api.callback(job["id"], {"id": job["bfl_id"], "status": "Pending"}).status_code == 200
-    assert connection.llen(timeline.key(job["id"])) == timeline.MAX_EVENTS
+    assert connection.llen(KEYS.timeline(job["id"])) == TIMELINE_CAP

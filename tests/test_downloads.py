@@ -25,6 +25,7 @@ from rq.job import Job as RQJob, JobStatus
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook import signing
+from fluxhook.store.keys import KEYS
 
 
 # -- helpers ----------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_a_download_task_ends_recorded_and_its_worker_idle(api, sim, spy, redis_
     assert job["status"] == "stored", job
 
     db = redis.Redis.from_url(redis_server.url)
-    task_id = db.get(f"fh:download:{job['id']}").decode()
+    task_id = db.get(KEYS.download_lock(job['id'])).decode()
     task = wait_until(lambda: (lambda t: t if t.get_status() == JobStatus.FINISHED else None)(
         RQJob.fetch(task_id, connection=db)), timeout=10, message="the download task recorded as finished")
     assert task.started_at <= task.ended_at

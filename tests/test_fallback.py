@@ -22,8 +22,9 @@ from fluxhook.recovery import fallback
 from fluxhook.recovery import schedule
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
-from fluxhook.tasks import QUEUE_NAME, enqueue_thumbnail, thumbnail_queue
+from fluxhook.tasks import QUEUE_NAME, thumbnail_queue, thumbnail_task
 from fluxhook.recovery.sweep import sweep
+from fluxhook.store.keys import KEYS
 
 
 def _bfl_task(sim, prompt: str) -> dict:
@@ -81,12 +82,12 @@ def test_a_job_still_pending_after_an_hour_times_out(api, sim, stack):
     job = api.submit("[pending] forever")
     connection = _redis_for(stack.env)
     # An hour ago, as far as the record knows; due now.
-    connection.hset(f"fh:job:{job['id']}", "submitted_at", repr(time.time() - schedule.POLL_DEADLINE - 1))
-    connection.zadd("fh:due", {job["id"]: time.time()})
+    connection.hset(KEYS.job(job['id']), "submitted_at", repr(time.time() - schedule.POLL_DEADLINE - 1))
+    connection.zadd(KEYS.due, {job["id"]: time.time()})
     done = api.wait_for(job["id"], timeout=20)
     assert (done["status"], done["error"]["code"]) == ("failed", "timeout")
     assert done["attempts"]["polls"] >= 1  # BFL was asked one last time
-    assert connection.zscore("fh:due", job["id"]) is None
+    assert connection.zscore(KEYS.due, job["id"]) is None
 
 
 # -- in-process checks on their own database ----------------------------------------------------
@@ -141,7 +142,7 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
                                  input={"prompt": "x"}, created_at=now, updated_at=now))
     assert svc.slots.acquire(job)
     # Its submit task took the lock, then died with its worker: the lock has 1.5 s left.
-    lock = f"fh:submit:{job.id}"
+    lock = KEYS.submit_lock(job.id)
     svc.redis.set(lock, 1, px=1500)
     svc.jobs.update(job.id, only_in=(st.QUEUED,), due=time.time() - 1)  # the slot's lease is over
     assert sweep(svc).due == 1
@@ -167,7 +168,7 @@ def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
     # A killed worker's task stays "started" until RQ's maintenance finds its heartbeat lapsed,
     # and RQ queues such a task again only if it has retries left.
     svc = services()
-    enqueue_thumbnail(svc.redis, "job_cut_off")
+    svc.store.effects.apply([thumbnail_task(svc.redis, "job_cut_off")])
     queue = thumbnail_queue(svc.redis)
     worker = Worker([queue], connection=svc.redis)
     worker.register_birth()

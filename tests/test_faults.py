@@ -18,6 +18,7 @@ from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
 from fluxhook.recovery import schedule
+from fluxhook.store.keys import KEYS
 
 
 class FaultStack(Stack):
@@ -329,13 +330,13 @@ def test_a_ready_job_without_a_queued_download_is_repaired_by_the_sweep(faults, 
     db = faults.db()
     # What a web process leaves if it dies after recording Ready and before the download is queued:
     # the job ready and due for its check a minute later (here: now), no RQ task, maybe a lock.
-    db.hset(f"fh:job:{job['id']}", mapping={"status": "ready", "bfl_status": "Ready", "source": "webhook",
+    db.hset(KEYS.job(job['id']), mapping={"status": "ready", "bfl_status": "Ready", "source": "webhook",
                                             "result_url": sample})
-    db.zrem("fh:status:submitted", job["id"])
-    db.zadd("fh:status:ready", {job["id"]: 0})
-    db.zadd("fh:due", {job["id"]: time.time()})
+    db.zrem(KEYS.status("submitted"), job["id"])
+    db.zadd(KEYS.status("ready"), {job["id"]: 0})
+    db.zadd(KEYS.due, {job["id"]: time.time()})
     if lock == "stale":
-        db.set(f"fh:download:{job['id']}", "download-that-was-never-queued", ex=900)
+        db.set(KEYS.download_lock(job['id']), "download-that-was-never-queued", ex=900)
     done = api.wait_for(job["id"], timeout=30)
     assert (done["status"], done["attempts"]["polls"]) == ("stored", 0)
     _stored_exactly_once(api, sim, [job], faults)
@@ -347,8 +348,8 @@ def test_ready_jobs_are_rechecked_a_minute_later(faults, sim):
     sim.settings(delivery_delay=3.0)
     sim.complete(job["bfl_id"])
     wait_until(lambda: api.job(job["id"])["status"] == "ready", timeout=10, message="ready")
-    due = faults.db().zscore("fh:due", job["id"])
+    due = faults.db().zscore(KEYS.due, job["id"])
     assert due is not None and 0 < due - time.time() <= schedule.READY_RECHECK
     sim.settings(delivery_delay=0)
     api.wait_for(job["id"])
-    assert faults.db().zscore("fh:due", job["id"]) is None
+    assert faults.db().zscore(KEYS.due, job["id"]) is None

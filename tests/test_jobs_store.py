@@ -10,6 +10,8 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
+from fluxhook.store.keys import KEYS
+from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import JobStore, Lock
 
 
@@ -101,24 +103,22 @@ def test_listing_pages_through_every_job_once(store):
     assert seen == sorted(made, reverse=True)
 
 
-def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(redis_server):
-    from rq import Queue
-
+def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
-    from fluxhook.bfl.apply import DOWNLOAD_QUEUED, DUPLICATE, apply_report
+    from fluxhook.bfl.apply import apply_report
+    from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE
 
-    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/2"))
-    connection.flushdb()
-    store, queue = JobStore(connection), Queue("lost-download-test", connection=connection)
-    job = _job(store, bfl_id="task-lost")
+    svc = make_services(2)
+    svc.redis.flushdb()
+    job = _job(svc.jobs, bfl_id="task-lost")
     # The web process died after recording ready and before queueing the download:
-    assert store.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
-    assert queue.count == 0
+    assert svc.jobs.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
+    assert svc.queue.count == 0
     ready = BFLReport(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
-    assert apply_report(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DOWNLOAD_QUEUED
-    assert apply_report(store, queue, store.get(job.id), ready, source="webhook", confirmed=False) == DUPLICATE
-    assert queue.count == 1
-    connection.flushdb()
+    assert apply_report(svc, job.id, ready, source="webhook", confirmed=False, job=svc.jobs.get(job.id)) == DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, ready, source="webhook", confirmed=False, job=svc.jobs.get(job.id)) == DUPLICATE
+    assert svc.queue.count == 1
+    svc.redis.flushdb()
 
 
 def test_ids_made_in_the_same_millisecond_still_sort_in_order():
@@ -139,26 +139,23 @@ def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
 
     stored = store.get(job.id)
     assert stored.image == image and stored.result_url is None and stored.polling_url is None
-    assert connection.object("encoding", store.key(job.id)) in (b"listpack", b"ziplist")
-    assert connection.memory_usage(store.key(job.id), samples=0) <= 2048
-    assert 86000 < connection.ttl(store.key(job.id)) <= 86400
+    assert connection.object("encoding", KEYS.job(job.id)) in (b"listpack", b"ziplist")
+    assert connection.memory_usage(KEYS.job(job.id), samples=0) <= 2048
+    assert 86000 < connection.ttl(KEYS.job(job.id)) <= 86400
     connection.flushdb()
 
 
-# -- a transition's lock, counter and commands: one step --------------------------------------
+# A transition's lock, counter and effects: one step.
 
-def _commands(store: JobStore, key: str, value: str):
-    pipe = store.connection.pipeline(transaction=False)
-    pipe.rpush(key, value)
-    pipe.expire(key, 60)
-    return pipe
+def _commands(store: JobStore, key: str, value: str) -> QueueTask:
+    return QueueTask.record(lambda pipeline: (pipeline.rpush(key, value), pipeline.expire(key, 60)))
 
 
 def test_a_transition_takes_its_lock_counts_and_runs_its_commands_together(store):
     job = _job(store, bfl_id="task-1")
     lock = Lock(f"test:lock:{job.id}", "holder-1", 60)
     change = store.transition(job.id, st.READY, if_equal=("bfl_id", "task-1"), count="webhooks", lock=lock,
-                              then=(_commands(store, "test:ran", "first"),))
+                              effects=(_commands(store, "test:ran", "first"),))
     assert change and change.locked and change.previous == st.SUBMITTED
     assert store.connection.get(lock.key) == b"holder-1" and 0 < store.connection.ttl(lock.key) <= 60
     assert store.connection.lrange("test:ran", 0, -1) == [b"first"]
@@ -169,14 +166,14 @@ def test_commands_do_not_run_when_the_lock_is_held_or_the_job_does_not_move(stor
     job = _job(store, bfl_id="task-1")
     store.connection.set(f"test:lock:{job.id}", "someone-else")
     held = store.transition(job.id, st.READY, lock=Lock(f"test:lock:{job.id}", "me", 60),
-                            then=(_commands(store, "test:ran", "held"),))
+                            effects=(_commands(store, "test:ran", "held"),))
     assert held and not held.locked  # the job moved; the lock was not ours to take
     assert store.connection.get(f"test:lock:{job.id}") == b"someone-else"
     other = _job(store, bfl_id="task-2")
     refused = store.transition(other.id, st.READY, if_equal=("bfl_id", "another-task"), count="webhooks",
-                               lock=Lock(f"test:lock:{other.id}", "me", 60), then=(_commands(store, "test:ran", "x"),))
+                               lock=Lock(f"test:lock:{other.id}", "me", 60), effects=(_commands(store, "test:ran", "x"),))
     assert not refused and refused.previous == st.SUBMITTED and not refused.locked
-    missing = store.transition(new_job_id(), st.READY, then=(_commands(store, "test:ran", "y"),))
+    missing = store.transition(new_job_id(), st.READY, effects=(_commands(store, "test:ran", "y"),))
     assert not missing and missing.previous == ""
     assert store.connection.exists("test:ran") == 0
     assert not store.connection.exists(f"test:lock:{other.id}")
@@ -187,7 +184,7 @@ def test_without_a_lock_commands_run_with_the_move(store):
     job = _job(store)
     assert store.transition(job.id, st.READY)
     moved = store.transition(job.id, st.STORED,
-                             then=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
+                             effects=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
     assert moved and store.connection.lrange("test:ran", 0, -1) == [b"a", b"b"]
-    again = store.transition(job.id, st.STORED, then=(_commands(store, "test:ran", "c"),))
+    again = store.transition(job.id, st.STORED, effects=(_commands(store, "test:ran", "c"),))
     assert not again and store.connection.llen("test:ran") == 2

@@ -34,10 +34,10 @@ from fluxhook import transitions as st
 from fluxhook.backoff import backoff_schedule
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
-from fluxhook.store.jobs import NOTIFY_KEY
 from fluxhook.job import Job, new_job_id
 from fluxhook.tasks import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
 from fluxhook.recovery.sweep import drain_notifications
+from fluxhook.store.keys import KEYS
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 
@@ -190,11 +190,11 @@ def test_a_stored_job_notifies_once_with_its_json_and_a_valid_signature(napi, si
 
     # Delivered: recorded, and never sent again.
     connection = redis.Redis.from_url(notify_stack.env["REDIS_URL"])
-    assert wait_until(lambda: connection.hget(f"fh:job:{job['id']}", "notified_at"), timeout=5)
+    assert wait_until(lambda: connection.hget(KEYS.job(job['id']), "notified_at"), timeout=5)
     assert napi.job(job["id"])["updated_at"] == stored["updated_at"]
     time.sleep(3)
     assert len(hooks.for_job(job["id"])) == 1
-    assert connection.zscore(NOTIFY_KEY, job["id"]) is None
+    assert connection.zscore(KEYS.outbox, job["id"]) is None
 
 
 def test_a_failed_job_notifies_too(napi, sim, hooks):
@@ -314,7 +314,7 @@ def _job(svc, notify_url: str | None) -> Job:
 
 
 def _outbox(svc) -> list[str]:
-    return [i.decode() for i in svc.redis.zrange(NOTIFY_KEY, 0, -1)]
+    return [i.decode() for i in svc.redis.zrange(KEYS.outbox, 0, -1)]
 
 
 def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(services, receivers):
@@ -326,7 +326,7 @@ def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(services, receiv
     assert svc.jobs.transition(notified.id, st.FAILED, error={"code": "download_failed", "message": "x"})
     assert _outbox(svc) == [notified.id]
     # A late event for the ended job changes nothing, and adds nothing.
-    svc.redis.zrem(NOTIFY_KEY, notified.id)
+    svc.redis.zrem(KEYS.outbox, notified.id)
     assert not svc.jobs.transition(notified.id, st.STORED)
     assert _outbox(svc) == []
     # Deleting a job takes it out of the outbox too.
@@ -349,7 +349,7 @@ def test_a_drain_queues_one_task_per_job_even_when_repeated(services, receivers)
     assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}
     assert all(t.retries_left == NOTIFY_RETRIES and t.timeout <= 60 for t in tasks)
     # A crash after queueing but before the outbox was emptied: the ids come back; no second task.
-    svc.redis.zadd(NOTIFY_KEY, {j.id: now for j in jobs})
+    svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
     assert drain_notifications(svc, now + 1) == 0
     assert _outbox(svc) == [] and svc.queue.count == 3
 
@@ -372,7 +372,7 @@ def test_the_task_skips_a_deleted_job_and_refuses_a_host_no_longer_allowed(servi
     svc.jobs.delete(job.id)
     assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.SKIPPED
     assert not svc.jobs.mark_notified(job.id, time.time())
-    assert not svc.redis.exists(svc.jobs.key(job.id))  # not recreated
+    assert not svc.redis.exists(KEYS.job(job.id))  # not recreated
 
     moved = _job(svc, "http://127.0.0.1:1/was-allowed-once")
     svc.jobs.transition(moved.id, st.FAILED, error={"code": "timeout", "message": "x"})

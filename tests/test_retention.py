@@ -11,6 +11,7 @@ import pytest
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
 from fluxhook.recovery.retention import purge_expired
+from fluxhook.store.keys import KEYS
 
 DAY = 86400
 
@@ -50,20 +51,20 @@ def test_jobs_past_retention_are_removed_with_their_images(svc):
 def test_records_carry_a_ttl_beyond_retention(svc):
     job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="ttl-1", created_at=time.time(),
                                  updated_at=time.time()))
-    for key in (f"fh:job:{job.id}", "fh:bfl:ttl-1"):
+    for key in (KEYS.job(job.id), KEYS.bfl_task("ttl-1")):
         assert 31 * DAY < svc.redis.ttl(key) <= 32 * DAY
     queued, _ = svc.jobs.create(Job(id=new_job_id(), status=st.QUEUED, created_at=time.time(), updated_at=time.time()))
     svc.jobs.transition(queued.id, st.SUBMITTED, bfl_id="ttl-2")
-    assert 31 * DAY < svc.redis.ttl("fh:bfl:ttl-2") <= 32 * DAY
+    assert 31 * DAY < svc.redis.ttl(KEYS.bfl_task("ttl-2")) <= 32 * DAY
 
 
 def test_index_entries_of_records_that_expired_by_ttl_are_dropped(svc):
     now = time.time()
     job = _stored_job(svc, now - 40 * DAY, "expired-by-ttl")
-    svc.redis.delete(f"fh:job:{job.id}")  # what the TTL does
+    svc.redis.delete(KEYS.job(job.id))  # what the TTL does
     assert purge_expired(svc, now) == 1
-    assert svc.redis.zscore("fh:jobs", job.id) is None
-    assert svc.redis.zcard("fh:status:stored") == 0
+    assert svc.redis.zscore(KEYS.all_jobs, job.id) is None
+    assert svc.redis.zcard(KEYS.status("stored")) == 0
     assert not (svc.storage.root / f"{job.id}.png").exists()  # removed as a stray old file
 
 

@@ -10,10 +10,11 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.jobs import PREFIX, JobStore
+from fluxhook.store.jobs import JobStore
 from fluxhook.job import Job, new_job_id
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
 from fluxhook.store.slots import Slots
+from fluxhook.store.keys import KEYS
 
 
 @pytest.fixture()
@@ -48,7 +49,7 @@ def _queued(store: JobStore, model: str = "flux-2-pro") -> Job:
 
 
 def _held(connection, pool: str = DEFAULT_POOL) -> list[str]:
-    return [m.decode() for m in connection.zrange(f"{PREFIX}slots:{pool}", 0, -1)]
+    return [m.decode() for m in connection.zrange(KEYS.slots(pool), 0, -1)]
 
 
 def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
@@ -87,7 +88,7 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
     assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
     assert slots.dispatch() == []  # paused, though a slot is free
     assert slots.acquire(_queued(store)) is False
-    store.connection.delete(f"{PREFIX}paused:{DEFAULT_POOL}")
+    store.connection.delete(KEYS.paused(DEFAULT_POOL))
     # jobs[1] was created before jobs[3], so it is first again.
     assert slots.dispatch() == [jobs[1].id]
 
@@ -138,7 +139,7 @@ def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
 def test_a_slot_held_past_the_lease_is_reclaimed(store, slots, connection):
     stuck = _queued(store)
     slots.acquire(stuck)
-    connection.zadd(f"{PREFIX}slots:{DEFAULT_POOL}", {stuck.id: time.time() - SLOT_LEASE - 1})
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
     for _ in range(2):
         assert slots.acquire(_queued(store))
     assert slots.acquire(_queued(store))  # the third slot was the stuck job's
@@ -165,8 +166,8 @@ def test_many_clients_never_exceed_the_limit(store, connection):
     for t in threads:
         t.join()
     assert len(granted) == limit
-    assert connection.zcard(f"{PREFIX}slots:{DEFAULT_POOL}") == limit
-    assert connection.zcard(f"{PREFIX}waiting:{DEFAULT_POOL}") == 200 - limit
+    assert connection.zcard(KEYS.slots(DEFAULT_POOL)) == limit
+    assert connection.zcard(KEYS.waiting(DEFAULT_POOL)) == 200 - limit
 
 
 def _url(connection) -> str:

@@ -11,10 +11,11 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.jobs import PREFIX, JobStore
+from fluxhook.store.jobs import JobStore
 from fluxhook.job import Job, new_job_id
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, POOLS, pool_for, pool_limit
 from fluxhook.store.slots import Slots
+from fluxhook.store.keys import KEYS
 # The slot tests' database and store (their fixtures, used here by name).
 from test_slots import _config, connection, store  # noqa: F401
 
@@ -44,7 +45,7 @@ def _state(connection) -> tuple[dict, dict]:
     """Slot holders (sets) and lines (ids in order) of both pools, read in one transaction."""
     pipe = connection.pipeline(transaction=True)
     for pool in POOLS:
-        pipe.zrange(f"{PREFIX}slots:{pool}", 0, -1).zrange(f"{PREFIX}waiting:{pool}", 0, -1)
+        pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.waiting(pool), 0, -1)
     h0, w0, h1, w1 = [[m.decode() for m in r] for r in pipe.execute()]
     return dict(zip(POOLS, (set(h0), set(h1)))), dict(zip(POOLS, (w0, w1)))
 
@@ -57,7 +58,6 @@ class Model:
         self.limits = {p: pool_limit(config, p) for p in POOLS}
         self.held = {p: set() for p in POOLS}
         self.line: dict[str, list[Job]] = {p: [] for p in POOLS}
-        self.stale: set[str] = set()  # in line, but no longer queued
 
     def room(self, pool: str) -> bool:
         return len(self.held[pool]) < self.limits[pool] and sum(map(len, self.held.values())) < self.total
@@ -74,9 +74,8 @@ class Model:
         while heads := [self.line[p][0] for p in POOLS if self.room(p) and self.line[p]]:
             job = min(heads, key=lambda j: j.created_at)
             self.line[job.pool].pop(0)
-            if job.id not in self.stale:
-                self.held[job.pool].add(job.id)
-                given.append(job.id)
+            self.held[job.pool].add(job.id)
+            given.append(job.id)
         return given
 
     def forget(self, job: Job) -> None:
@@ -92,7 +91,7 @@ def _check(model: Model, connection, dispatched: bool) -> None:
     everyone = [i for p in POOLS for i in [*held[p], *lines[p]]]
     assert len(everyone) == len(set(everyone))  # nobody both holds and waits, nor twice
     if dispatched:  # no idle capacity while a job that could use it waits
-        assert not any(model.room(p) and any(j.id not in model.stale for j in model.line[p]) for p in POOLS)
+        assert not any(model.room(p) and model.line[p] for p in POOLS)
 
 
 @pytest.mark.parametrize("seed,total,kontext", [(1, 4, 2), (2, 3, 1), (3, 5, 6), (4, 1, 1), (5, 6, 3)])
@@ -105,7 +104,7 @@ def test_random_mixed_runs_follow_the_rules(store, connection, seed, total, kont
     for _ in range(400):
         step = rng.random()
         holders = sorted(i for p in POOLS for i in model.held[p])
-        waiters = sorted(j.id for p in POOLS for j in model.line[p] if j.id not in model.stale)
+        waiters = sorted(j.id for p in POOLS for j in model.line[p])
         given, dispatched = [], False
         if step < 0.4:
             job = _queued(store, KONTEXT if rng.random() < 0.4 else "flux-2-pro")
@@ -122,9 +121,9 @@ def test_random_mixed_runs_follow_the_rules(store, connection, seed, total, kont
             model.forget(victim)
         elif step < 0.78 and waiters:
             victim, how = jobs[rng.choice(waiters)], rng.choice(["delete", "fail", "moved on"])
-            if how == "moved on":  # left queued while in line, slot-less: dispatch must skip it
+            if how == "moved on":  # left queued while in line, slot-less: it leaves its line with the move
                 assert store.transition(victim.id, st.SUBMITTED, bfl_id=f"b-{victim.id}")
-                model.stale.add(victim.id)
+                model.forget(victim)
             elif how == "delete":
                 assert store.delete(victim.id) is not None
                 model.forget(victim)
@@ -201,7 +200,7 @@ def test_a_paused_pool_does_not_hold_up_the_other(store, connection):
     assert slots.dispatch() == [d4.id]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.in_flight(KONTEXT_MAX_POOL) == 1
     # The pause over, the earliest waiting job gets the next free slot.
-    connection.delete(f"{PREFIX}paused:{KONTEXT_MAX_POOL}")
+    connection.delete(KEYS.paused(KONTEXT_MAX_POOL))
     store.transition(d2.id, st.FAILED, error=FAIL)
     assert slots.acquire(_queued(store)) is False
     assert slots.dispatch() == [k1.id]

@@ -17,8 +17,8 @@ def confirm_outcome(job_id: str) -> str:
     if job is None or job.terminal:
         return "skipped"
     # Released before polling: a failure report arriving during this poll must queue a check of its own.
-    release_confirm(svc.queue, job_id)
-    event = poll_job(svc, job)
+    release_confirm(svc, job_id)
+    report = poll_job(svc, job)
     # A Ready found by this poll was learned by polling; a confirmed failure was reported by callback.
-    source = "poll" if event.status == st.BFL_READY else "webhook"
-    return apply_report(svc.jobs, svc.queue, job, event, source=source, confirmed=True)
+    source = "poll" if report.status == st.BFL_READY else "webhook"
+    return apply_report(svc, job.id, report, source=source, confirmed=True, job=job)

@@ -1,85 +1,112 @@
-"""What a report from BFL does to a job: the same path for callbacks and polls."""
+"""What a report from BFL does to a job: one path for callbacks and polls alike."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from redis.client import Pipeline
-from rq import Queue
-
+from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook.recovery.schedule import READY_RECHECK
 from fluxhook.bfl.reports import BFLReport
-from fluxhook.store.jobs import Change, JobStore
 from fluxhook.job import Job
-from fluxhook.tasks import download_lock, enqueue_confirm, enqueue_download, queue_locked_download
+from fluxhook.outcomes import (CONFIRM_QUEUED, DOWNLOAD_QUEUED, DUPLICATE, FINISHED, GONE, NOT_SUBMITTED,
+                               OTHER_TASK, PENDING)
+from fluxhook.recovery.schedule import READY_RECHECK
+from fluxhook.store.effects import Effect
+from fluxhook.store.jobs import Change
+from fluxhook.tasks import download_lock, download_task, enqueue_confirm, enqueue_download
 
-# What apply_report reports, for logs, metrics and the webhook's answer.
-DOWNLOAD_QUEUED = "download_queued"
-DUPLICATE = "duplicate"
-PENDING = "pending"
-CONFIRM_QUEUED = "confirm_queued"
-FINISHED = "finished"
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+# What to record with a report's outcome (a timeline entry, metrics), given the outcome.
+Notes = Callable[[str], Sequence[Effect]]
 
 
-def accept_ready(jobs: JobStore, queue: Queue, job_id: str, task_id: str, event: BFLReport, *, source: str,
-                 proven: bool, count: str | None = None, also: Pipeline | None = None) -> Change:
-    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
+def _no_notes(outcome: str) -> Sequence[Effect]:
+    return ()
 
-    The commands queued on ``also`` (a pipeline never executed) run in the same step if the download
-    is queued. A false Change (a duplicate, another task, no such job) queues nothing.
+
+def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str, confirmed: bool,
+                 proven: bool = True, job: Job | None = None, expect_task: str | None = None,
+                 attempt: str | None = None, notes: Notes = _no_notes) -> str:
+    """Apply BFL's ``report`` to the job; returns the outcome word (see ``fluxhook.outcomes``).
+
+    ``expect_task``: the task the report must be about (a callback's), else ``OTHER_TASK`` or, while the
+    job does not know its task yet, ``NOT_SUBMITTED``; a job that is gone is ``GONE``. ``attempt`` is
+    the counter an applied report adds to; ``notes(outcome)`` what to record with it. Failure reports not
+    ``confirmed`` (by a poll) only queue a check; ``proven`` says whether a callback proved its secret.
     """
-    lock = download_lock(job_id)
-    download = queue.connection.pipeline(transaction=False)
-    queue_locked_download(queue, job_id, lock, pipeline=download)
-    then = (download,) if also is None else (download, also)
-    return jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                           lock=lock, then=then, **ready_fields(event, source=source, proven=proven))
-
-
-def ready_fields(event: BFLReport, *, source: str, proven: bool) -> dict:
-    """What a job moving to ready records of BFL's Ready report ``event``, and when the sweep next looks at it."""
-    now = time.time()
-    # Due again only to check that its download was not lost: a ready job is never polled.
-    return {"bfl_status": st.BFL_READY, "source": source, "result_url": event.sample_url, "ready_proven": proven,
-            "due": now + READY_RECHECK, "finished_at": min(event.finished_at or now, now)}
-
-
-def apply_report(jobs: JobStore, queue: Queue, job: Job, event: BFLReport, *, source: str, confirmed: bool,
-                proven: bool = True) -> str:
-    """Apply BFL's report to ``job``; failure reports that are not ``confirmed`` (by a poll) only queue a check.
-
-    ``proven`` says whether a callback proved its secret; an unproven Ready is checked with BFL if its URL fails.
-    """
-    if job.terminal:
-        return DUPLICATE
-    if event.status == st.BFL_READY:
-        change = accept_ready(jobs, queue, job.id, job.bfl_id or "", event, source=source, proven=proven)
+    task_id = expect_task if expect_task is not None else (job.bfl_id or "" if job else "")
+    if report.status == st.BFL_READY and (job is None or not job.terminal):
+        # The common case needs nothing read first: the job moves, its download is queued, and the
+        # notes are recorded in one step, or nothing happens.
+        change = accept_ready(svc, job_id, task_id, report, source=source, proven=proven, count=attempt,
+                              effects=notes(DOWNLOAD_QUEUED))
+        if change.moved and change.locked:
+            return DOWNLOAD_QUEUED
         if change.moved:
             # Not locked: the download still running since BFL took back an earlier Ready finds this URL.
-            return DOWNLOAD_QUEUED if change.locked else DUPLICATE
-        current = jobs.get(job.id)
-        if current is None or current.status != st.READY:
+            metrics.record(svc, notes(DUPLICATE))
             return DUPLICATE
-        if proven and not current.ready_proven:
+        job = None  # it did not move: read it as it is now
+    job = job or svc.jobs.get(job_id)
+    if job is None:
+        return GONE
+    if expect_task is not None and job.bfl_id != expect_task:
+        return OTHER_TASK if job.bfl_id else NOT_SUBMITTED
+    if attempt is not None:
+        svc.jobs.count(job_id, attempt)
+    outcome = _apply_to(svc, job, report, source=source, confirmed=confirmed, proven=proven)
+    metrics.record(svc, notes(outcome))
+    return outcome
+
+
+def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, confirmed: bool, proven: bool) -> str:
+    if job.terminal:
+        return DUPLICATE
+    if report.status == st.BFL_READY:
+        if job.status != st.READY:
+            return DUPLICATE  # apply_report's move to ready was refused: the job is past it
+        if proven and not job.ready_proven:
             # A proven report outranks the unproven one the job acted on; the running download
             # will find the new URL when it rechecks.
-            jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True)
+            svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True)
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
-        return DOWNLOAD_QUEUED if enqueue_download(queue, job.id) else DUPLICATE
-    if event.status == st.BFL_PENDING:
+        return DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else DUPLICATE
+    if report.status == st.BFL_PENDING:
         # Only while BFL has not reported otherwise: a late Pending must not overwrite a Ready.
-        jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=st.BFL_PENDING)
+        svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=st.BFL_PENDING)
         return PENDING
     if not confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
-        enqueue_confirm(queue, job.id)
+        enqueue_confirm(svc, job.id)
         return CONFIRM_QUEUED
-    new_status, code, message = st.terminal_outcome(event.status)
-    if event.message and code == "bfl_error":
-        message = f"{message}: {event.message}"
-    moved = jobs.transition(
-        job.id, new_status, bfl_status=event.status, source=source, error={"code": code, "message": message}
-    )
+    new_status, code, message = st.terminal_outcome(report.status)
+    if report.message and code == "bfl_error":
+        message = f"{message}: {report.message}"
+    moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=source,
+                                error={"code": code, "message": message})
     return FINISHED if moved else DUPLICATE
+
+
+def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, *, source: str, proven: bool,
+                 count: str | None = None, effects: Sequence[Effect] = ()) -> Change:
+    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
+
+    ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
+    task, no such job) queues nothing.
+    """
+    lock = download_lock(job_id)
+    return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
+                               lock=lock, effects=[download_task(svc.queue, job_id, lock), *effects],
+                               **ready_fields(report, source=source, proven=proven))
+
+
+def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
+    """What a job moving to ready records of BFL's Ready ``report``, and when the sweep next looks at it."""
+    now = time.time()
+    # Due again only to check that its download was not lost: a ready job is never polled.
+    return {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
+            "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now)}

@@ -16,23 +16,13 @@ if TYPE_CHECKING:
     from fluxhook.job import Job
     from fluxhook.services import Services
 
-ORPHAN_TTL_SECONDS = 3600
-
 log = logging.getLogger("fluxhook.orphans")
-
-
-def _orphan_key(bfl_id: str) -> str:
-    return f"fh:orphan:{bfl_id}"
-
-
-def _early_key(job_id: str) -> str:
-    return f"fh:early:{job_id}"
 
 
 def keep_callback(svc: Services, bfl_id: str, body: bytes) -> str | None:
     """Keep a callback verified by the static secret for a task no job tracks yet; apply it at once
     if a job learned the task meanwhile."""
-    svc.redis.set(_orphan_key(bfl_id), body, ex=ORPHAN_TTL_SECONDS)
+    svc.store.kept.keep_for_task(bfl_id, body)
     # The job may have learned its task between our look-up and the keep, and found nothing then.
     job = svc.jobs.get_by_bfl_id(bfl_id)
     return apply_kept_callback(svc, job) if job is not None else None
@@ -44,7 +34,7 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
     Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
     secret must be worth nothing for any other job (SPEC §4).
     """
-    svc.redis.set(_early_key(job_id), body, ex=ORPHAN_TTL_SECONDS)
+    svc.store.kept.keep_for_job(job_id, body)
     job = svc.jobs.get(job_id)
     return apply_kept_callback(svc, job) if job is not None and job.bfl_id else None
 
@@ -57,18 +47,17 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
     if not job.bfl_id:
         return None
     outcome = None
-    for key in (_early_key(job.id), _orphan_key(job.bfl_id)):
-        body = svc.redis.getdel(key)
-        if body is None:
-            continue
+    taken = svc.store.kept.take(job.id, job.bfl_id)
+    for i, (key, body) in enumerate(taken):
         try:
-            event = parse_callback(body)
-            if event.bfl_id != job.bfl_id:
+            report = parse_callback(body)
+            if report.bfl_id != job.bfl_id:
                 log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
                 continue
-            svc.jobs.count(job.id, "webhooks")
-            outcome = apply_report(svc.jobs, svc.queue, job, event, source="webhook", confirmed=False)
+            outcome = apply_report(svc, job.id, report, source="webhook", confirmed=False, job=job,
+                                   attempt="webhooks")
         except BaseException:
-            svc.redis.set(key, body, ex=ORPHAN_TTL_SECONDS, nx=True)  # put it back for the next attempt
+            for unapplied in taken[i:]:  # back for the next attempt
+                svc.store.kept.put_back(*unapplied)
             raise
     return outcome

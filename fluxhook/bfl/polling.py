@@ -1,4 +1,4 @@
-"""Asking BFL for a task's state: one poll, counted, turned into an event."""
+"""Asking BFL for a task's state: one poll, counted, turned into a report."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ def poll_job(svc: Services, job: Job) -> BFLReport:
         payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
         if isinstance(payload, dict) and "status" not in payload:
             payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
-        event = report_from_payload(payload, bfl_id=job.bfl_id)
+        report = report_from_payload(payload, bfl_id=job.bfl_id)
     except FluxhookError as exc:
-        metrics.count(svc.redis, "fluxhook_polls", outcome=exc.code)
+        metrics.count(svc, "fluxhook_polls", outcome=exc.code)
         timeline.record(svc, job.id, "poll", error=exc.code)
         raise
-    metrics.count(svc.redis, "fluxhook_polls", outcome=event.status.lower().replace(" ", "_"))
-    timeline.record(svc, job.id, "poll", answer=event.status)
+    metrics.count(svc, "fluxhook_polls", outcome=report.status.lower().replace(" ", "_"))
+    timeline.record(svc, job.id, "poll", answer=report.status)
     submitted_at = job.submitted_at or job.created_at
-    if event.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
-        return BFLReport(bfl_id=event.bfl_id, status=st.BFL_PENDING)
-    return event
+    if report.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
+        return BFLReport(bfl_id=report.bfl_id, status=st.BFL_PENDING)
+    return report

@@ -17,23 +17,20 @@ from fluxhook.job import Job
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.limits import pool_for
+from fluxhook.outcomes import SKIPPED
+from fluxhook.store.keys import KEYS
 
 log = logging.getLogger("fluxhook.submission")
 
-SKIPPED = "skipped"
 # Outlasts one submission to BFL; one killed with its worker is started again soon after.
 SUBMIT_LOCK_SECONDS = CALL_BOUND
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
 
 
-def _lock(job_id: str) -> str:
-    return f"fh:submit:{job_id}"
-
-
 def submission_lock_left(svc: Services, job_id: str) -> float:
     """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
-    return max(0.0, svc.redis.pttl(_lock(job_id)) / 1000)
+    return svc.store.locks.seconds_left(KEYS.submit_lock(job_id))
 
 
 def submit(svc: Services, job: Job) -> str:
@@ -43,12 +40,13 @@ def submit(svc: Services, job: Job) -> str:
     pool pauses for Retry-After); ``skipped`` if another process is submitting it. Other BFL
     errors propagate.
     """
-    if not svc.redis.set(_lock(job.id), 1, nx=True, ex=SUBMIT_LOCK_SECONDS):
+    lock = KEYS.submit_lock(job.id)
+    if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
         return _submit(svc, job)
     finally:
-        svc.redis.delete(_lock(job.id))
+        svc.store.locks.release(lock)
 
 
 def _submit(svc: Services, job: Job) -> str:
@@ -59,16 +57,16 @@ def _submit(svc: Services, job: Job) -> str:
     try:
         task = svc.bfl.submit(job.model or "", body)
     except BFLRateLimited as exc:
-        metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
+        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
         timeline.record(svc, job.id, "submission", outcome=exc.code)
         pause = wait_for_room(svc, job, exc.retry_after)
         log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
         return st.QUEUED
     except FluxhookError as exc:
-        metrics.count(svc.redis, "fluxhook_submissions", outcome=exc.code)
+        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
         timeline.record(svc, job.id, "submission", outcome=exc.code)
         raise
-    metrics.count(svc.redis, "fluxhook_submissions", outcome="submitted")
+    metrics.count(svc, "fluxhook_submissions", outcome="submitted")
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
     now = time.time()
     svc.slots.accepted(job.pool or pool_for(job.model))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import RedisError
 
 from fluxhook import timeline
 from fluxhook import metrics
@@ -15,13 +14,14 @@ from fluxhook.media.fetch import FetchedImage, fetch_image
 from fluxhook.job import Job
 from fluxhook.bfl.apply import apply_report
 from fluxhook.bfl.polling import poll_job
-from fluxhook.tasks import enqueue_thumbnail, release_download
+from fluxhook.store.effects import Effect
+from fluxhook.tasks import release_download, thumbnail_task
 from fluxhook.services import Services
+from fluxhook.outcomes import SKIPPED
 
 log = logging.getLogger("fluxhook.results")
 
 # What download_and_store reports besides a job status.
-SKIPPED = "skipped"
 RESTART = "restart"
 
 
@@ -40,20 +40,15 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
         raise
     finally:
         if outcome != st.STORED:  # a stored image was noted with the job's change to stored
-            try:
-                _notes(svc, job_id, outcome, time.perf_counter() - started, error).execute()
-            except RedisError as exc:  # notes must not fail the work they describe
-                log.warning("download not noted", extra={"job_id": job_id, "error": type(exc).__name__})
+            metrics.record(svc, _notes(job_id, outcome, time.perf_counter() - started, error))
 
 
-def _notes(svc: Services, job_id: str, outcome: str, seconds: float, error: str | None = None):
-    """The attempt's count, duration and timeline entry, queued on a pipeline the caller executes."""
-    notes = svc.redis.pipeline(transaction=False)
-    metrics.count(svc.redis, "fluxhook_downloads", pipeline=notes, outcome=outcome)
+def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
+    """The attempt's count, duration and timeline entry."""
+    notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
     if outcome != SKIPPED:
-        metrics.observe(svc.redis, "fluxhook_download_seconds", seconds, pipeline=notes)
-        timeline.record(svc, job_id, "download", pipeline=notes, outcome=outcome, seconds=round(seconds, 3),
-                      error=error)
+        notes += [metrics.observed("fluxhook_download_seconds", seconds),
+                  timeline.entry(job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)]
     return notes
 
 
@@ -114,33 +109,33 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     that BFL says is still running.
     """
     try:
-        event = poll_job(svc, job)
+        report = poll_job(svc, job)
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
     except (BFLError, FluxhookError):
         return _finish_on(svc, job, failure)
-    if event.status == st.BFL_READY and event.sample_url and event.sample_url != job.result_url:
-        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=event.sample_url, ready_proven=True):
+    if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
+        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True):
             return SKIPPED
         try:
-            image = _fetch(svc, job, event.sample_url)
+            image = _fetch(svc, job, report.sample_url)
         except RetryableError as exc:
             return _retry_or_fail(svc, job, exc, last_attempt)
         except (DownloadError, HostNotAllowed) as exc:
             return _finish_on(svc, job, exc)
         with image:
-            return _store(svc, job, event.sample_url, image, started)
-    if event.status == st.BFL_PENDING and not job.ready_proven:
+            return _store(svc, job, report.sample_url, image, started)
+    if report.status == st.BFL_PENDING and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
         # Only if no proven report replaced that URL meanwhile.
         if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,), if_equal=("result_url", job.result_url),
                                bfl_status=st.BFL_PENDING, source=None, result_url=None):
-            release_download(svc.queue, job.id)
+            release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
             return st.SUBMITTED
         return RESTART
-    if event.status in st.BFL_FAILURES:
-        return apply_report(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
+    if report.status in st.BFL_FAILURES:
+        return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
     return _finish_on(svc, job, failure)
 
 
@@ -148,16 +143,13 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     key = f"{job.id}.{image.extension}"
     svc.storage.put(key, image.file, sha256=image.sha256)
     # With the job turning stored, in the same step: its thumbnail task, the time it took BFL's image
-    # to get here, and the attempt's notes (one round trip to Redis, not four).
-    thumbnail = svc.redis.pipeline(transaction=False)
-    enqueue_thumbnail(svc.redis, job.id, pipeline=thumbnail)
-    notes = _notes(svc, job.id, st.STORED, time.perf_counter() - started)
+    # to get here, and the attempt's notes.
     finished = job.finished_at or job.updated_at
-    metrics.observe(svc.redis, "fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished),
-                    pipeline=notes)
+    effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
+               metrics.observed("fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished))]
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key,
-                           then=(thumbnail, notes)):
+                           effects=effects):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

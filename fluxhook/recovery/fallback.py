@@ -15,6 +15,7 @@ from fluxhook.bfl.polling import poll_job
 from fluxhook.tasks import ensure_download
 from fluxhook.services import Services
 from fluxhook.bfl.submission import submission_lock_left
+from fluxhook.outcomes import SKIPPED
 
 log = logging.getLogger("fluxhook.fallback")
 
@@ -22,7 +23,6 @@ log = logging.getLogger("fluxhook.fallback")
 # comes due again then.
 CHECK_HOLD = float(CALL_BOUND)
 
-SKIPPED = "skipped"
 TIMEOUT = "timeout"
 RESCHEDULED = "rescheduled"
 REQUEUED = "requeued"
@@ -49,7 +49,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
     grace = svc.config.callback_grace_seconds
     submitted_at = job.submitted_at or job.created_at
     try:
-        event = poll_job(svc, job)
+        report = poll_job(svc, job)
     except BFLRateLimited as exc:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
@@ -63,13 +63,13 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
         raise  # RQ records it; the due index retries it
-    outcome = apply_report(svc.jobs, svc.queue, job, event, source="poll", confirmed=True)
-    if event.status == st.BFL_PENDING:
+    outcome = apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
+    if report.status == st.BFL_PENDING:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
-    log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": event.status,
+    log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
                                   "outcome": outcome})
     return outcome
 
@@ -84,7 +84,7 @@ def _time_out(svc: Services, job: Job) -> str:
 def _repair_download(svc: Services, job: Job, now: float) -> str:
     # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
     # between recording Ready and queueing, or RQ dropped it), so this queues it again.
-    repaired = ensure_download(svc.queue, job.id)
+    repaired = ensure_download(svc, job.id)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})

@@ -1,1 +1,60 @@
-"""Redis: every key fluxhook keeps and every script that changes them (the one owner of the data model)."""
+"""Redis: every key fluxhook keeps (``keys``), every script that changes them (``lua/``), and the
+classes that own them. Nothing outside this package builds a key or runs a command on fluxhook's keys."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from redis import Redis
+
+from fluxhook import transitions as st
+from fluxhook.config import Config
+from fluxhook.limits import POOLS
+from fluxhook.store.effects import Effects
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.kept_callbacks import KeptCallbacks
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.locks import Locks
+from fluxhook.store.slots import Slots
+from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
+
+
+class Snapshot(NamedTuple):
+    """How many jobs are where, at one moment."""
+
+    by_status: dict[str, int]
+    in_flight: dict[str, int]
+    waiting: dict[str, int]
+    due: int
+
+
+class Store:
+    """Everything fluxhook keeps in Redis, on one connection."""
+
+    def __init__(self, connection: Redis, config: Config, ttl: int | None = None, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self.jobs = JobStore(connection, ttl=ttl, keys=keys)
+        self.slots = Slots(connection, config, keys=keys)
+        self.timeline = TimelineStore(connection, keys=keys)
+        self.effects = Effects(connection, keys, TIMELINE_CAP, self.jobs.timeline_ttl)
+        self.locks = Locks(connection, keys=keys)
+        self.kept = KeptCallbacks(connection, keys=keys)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for name in st.STATUSES:
+            pipe.zcard(self.keys.status(name))
+        for pool in POOLS:
+            pipe.zcard(self.keys.slots(pool))
+            pipe.zcard(self.keys.waiting(pool))
+        pipe.zcount(self.keys.due, "-inf", now)
+        values = [int(v) for v in pipe.execute()]
+        by_status, pools = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
+        return Snapshot(by_status=dict(zip(st.STATUSES, by_status)), in_flight=dict(zip(POOLS, pools[0::2])),
+                        waiting=dict(zip(POOLS, pools[1::2])), due=values[-1])
+
+    def metrics_fields(self) -> dict[bytes, bytes]:
+        """Every recorded metric field and its value (see ``fluxhook.metrics``)."""
+        return self.connection.hgetall(self.keys.metrics)

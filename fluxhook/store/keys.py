@@ -1,0 +1,90 @@
+"""Every Redis key fluxhook keeps, in one place: nothing else in fluxhook builds a key name.
+
+RQ's own keys (its queues and task records) are RQ's, reached only through RQ's API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one ``prefix``."""
+
+    prefix: str = "fh:"
+
+    def job(self, job_id: str) -> str:
+        """The job record, a hash (see ``fluxhook.job``)."""
+        return f"{self.prefix}job:{job_id}"
+
+    def bfl_task(self, bfl_id: str) -> str:
+        """BFL's task id -> the id of the job that tracks it."""
+        return f"{self.prefix}bfl:{bfl_id}"
+
+    @property
+    def all_jobs(self) -> str:
+        """Every job id, a sorted set ordered lexically (ids sort by creation time)."""
+        return f"{self.prefix}jobs"
+
+    def status(self, status: str) -> str:
+        """The ids of the jobs in ``status``, ordered like ``all_jobs``."""
+        return f"{self.prefix}status:{status}"
+
+    @property
+    def due(self) -> str:
+        """Active job ids scored by when the fallback sweep should next look at them."""
+        return f"{self.prefix}due"
+
+    @property
+    def outbox(self) -> str:
+        """The notification outbox: terminal jobs with a notify_url, scored by when they are due to be queued."""
+        return f"{self.prefix}notify"
+
+    def timeline(self, job_id: str) -> str:
+        """A job's timeline, a capped list of JSON entries, newest first."""
+        return f"{self.prefix}events:{job_id}"
+
+    @property
+    def metrics(self) -> str:
+        """Every counter and histogram bucket, one hash field each (see ``fluxhook.metrics``)."""
+        return f"{self.prefix}metrics"
+
+    def slots(self, pool: str) -> str:
+        """The jobs holding a BFL slot of ``pool``, scored by when they took it."""
+        return f"{self.prefix}slots:{pool}"
+
+    def waiting(self, pool: str) -> str:
+        """The queued jobs in line for a slot of ``pool``, scored by their place in line."""
+        return f"{self.prefix}waiting:{pool}"
+
+    def paused(self, pool: str) -> str:
+        """Set while BFL asked ``pool`` to wait (Retry-After); expires by itself."""
+        return f"{self.prefix}paused:{pool}"
+
+    def strikes(self, pool: str) -> str:
+        """BFL's refusals of ``pool`` in a row, for the backoff."""
+        return f"{self.prefix}strikes:{pool}"
+
+    def download_lock(self, job_id: str) -> str:
+        """Held by the job's queued or running download task (its value is the RQ task's id)."""
+        return f"{self.prefix}download:{job_id}"
+
+    def confirm_lock(self, job_id: str) -> str:
+        """Held while a poll confirming a reported failure is queued."""
+        return f"{self.prefix}confirm:{job_id}"
+
+    def submit_lock(self, job_id: str) -> str:
+        """Held while some process sends the job's task to BFL."""
+        return f"{self.prefix}submit:{job_id}"
+
+    def kept_for_task(self, bfl_id: str) -> str:
+        """A verified callback body for a task no job tracks yet."""
+        return f"{self.prefix}orphan:{bfl_id}"
+
+    def kept_for_job(self, job_id: str) -> str:
+        """A callback body that overtook BFL's answer to the job's submission."""
+        return f"{self.prefix}early:{job_id}"
+
+
+KEYS = Keys()

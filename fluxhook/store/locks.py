@@ -1,0 +1,32 @@
+"""Short-lived claims in Redis: who is downloading, confirming or submitting a job right now."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from fluxhook.store.keys import KEYS, Keys
+
+
+class Locks:
+    """Claims on one Redis connection; each expires by itself, so a process that dies frees it."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+
+    def take(self, key: str, value: str, ttl: int) -> bool:
+        """Set ``key`` to ``value`` for ``ttl`` seconds if nobody holds it; whether it was free."""
+        return bool(self.connection.set(key, value, nx=True, ex=ttl))
+
+    def holder(self, key: str) -> str | None:
+        """The value ``key`` is held with, or None if free."""
+        value = self.connection.get(key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    def seconds_left(self, key: str) -> float:
+        """Seconds until ``key`` lapses; 0 if free."""
+        return max(0.0, self.connection.pttl(key) / 1000)
+
+    def release(self, key: str) -> None:
+        """Free ``key`` whoever holds it."""
+        self.connection.delete(key)

@@ -1,0 +1,85 @@
+-- A job's change of status and fields, and what must happen with it, in one atomic step.
+--
+-- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
+-- the spec names by their position in KEYS: every status index, every pool's slots and line, the
+-- BFL task index of a bfl_id being set, the lock, and each effect's key.
+-- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
+-- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
+local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
+local spec = cjson.decode(ARGV[1])
+
+local current = redis.call('HGET', job, 'status')
+if not current then return {0, '', 0} end
+local allowed = false
+for _, status in ipairs(spec.from) do
+  if status == current then allowed = true end
+end
+if not allowed then return {0, current, 0} end
+if spec.if_equal and redis.call('HGET', job, spec.if_equal[1]) ~= spec.if_equal[2] then return {0, current, 0} end
+
+if spec.count then redis.call('HINCRBY', job, spec.count, 1) end
+local locked = 0
+if spec.lock and redis.call('SET', KEYS[spec.lock.key], spec.lock.value, 'NX', 'EX', spec.lock.ttl) then
+  locked = 1
+end
+redis.call('HSET', job, 'updated_at', spec.now, unpack(spec.fields))
+if spec.bfl then
+  -- The task's index lives as long as its record.
+  local ttl = redis.call('TTL', job)
+  if ttl > 0 then redis.call('SET', KEYS[spec.bfl.key], spec.id, 'EX', ttl)
+  else redis.call('SET', KEYS[spec.bfl.key], spec.id) end
+end
+
+local new = spec.to
+if new ~= '' and new ~= current then
+  redis.call('HSET', job, 'status', new)
+  redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
+  redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
+  for _, pool in ipairs(spec.pools) do
+    if spec.free_slot then redis.call('ZREM', KEYS[pool[1]], spec.id) end
+    if spec.leave_line then redis.call('ZREM', KEYS[pool[2]], spec.id) end
+  end
+  if spec.terminal then
+    local notify_url = redis.call('HGET', job, 'notify_url')
+    if notify_url and notify_url ~= '' then redis.call('ZADD', outbox, spec.now, spec.id) end
+    -- BFL's URLs are no use once the job has ended. Rewritten without them (and without empty
+    -- fields), a record Redis may keep in its compact encoding again takes half the memory.
+    local ttl = redis.call('PTTL', job)
+    local all = redis.call('HGETALL', job)
+    local keep = {}
+    for i = 1, #all, 2 do
+      if all[i] ~= 'result_url' and all[i] ~= 'polling_url' and all[i + 1] ~= '' then
+        keep[#keep + 1] = all[i]
+        keep[#keep + 1] = all[i + 1]
+      end
+    end
+    redis.call('DEL', job)
+    redis.call('HSET', job, unpack(keep))
+    if ttl > 0 then redis.call('PEXPIRE', job, ttl) end
+  end
+end
+if spec.terminal then
+  redis.call('ZREM', due, spec.id)
+elseif spec.due then
+  redis.call('ZADD', due, spec.due, spec.id)
+end
+
+-- The effects: only with a move, and only with the lock when one is named.
+if not spec.lock or locked == 1 then
+  for _, effect in ipairs(spec.effects) do
+    if effect.timeline then
+      local key = KEYS[effect.timeline]
+      redis.call('LPUSH', key, effect.entry)
+      redis.call('LTRIM', key, 0, effect.cap - 1)
+      redis.call('EXPIRE', key, effect.ttl)
+    elseif effect.metrics then
+      for _, increment in ipairs(effect.increments) do
+        local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
+        redis.call(command, KEYS[effect.metrics], increment[1], increment[2])
+      end
+    elseif effect.command then
+      redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
+    end
+  end
+end
+return {1, current, locked}

@@ -1,0 +1,26 @@
+"""Job timelines in Redis: a capped list of JSON entries per job, newest first (see ``fluxhook.timeline``)."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from fluxhook.store.keys import KEYS, Keys
+
+# Enough for the longest fallback story (an hour of polls with growing intervals) plus its callbacks.
+TIMELINE_CAP = 100
+
+
+class TimelineStore:
+    """Timelines on one Redis connection."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+
+    def newest(self, job_id: str, limit: int = TIMELINE_CAP) -> list[bytes]:
+        """The job's raw entries, newest first (at most ``limit``)."""
+        return self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1)
+
+    def forget(self, job_id: str) -> None:
+        """Drop the job's timeline."""
+        self.connection.delete(self.keys.timeline(job_id))
