@@ -1,0 +1,94 @@
+"""What one callback costs in Redis round trips, counted by Redis itself (MONITOR) on a web app of its own."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from conftest import API, ready_payload, service_env
+from devtools.processes import free_port
+from fluxhook.config import Config
+from receiver import create_app
+
+DB = 9
+END = "end-of-callback"
+
+
+@pytest.fixture()
+def lone_app(redis_server, simulator, _spies):
+    """A web app in this process on a Redis database no other process uses, with no worker."""
+    port = free_port()
+    env = service_env(redis_server, simulator, _spies[0].port, port)
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    connection.flushdb()
+    server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield API(f"http://127.0.0.1:{port}"), connection
+    server.shutdown()
+    thread.join(timeout=5)
+    connection.flushdb()
+
+
+def _commands_during(connection: redis.Redis, action) -> list[dict]:
+    """The commands sent to database DB while ``action()`` runs, as MONITOR reports them."""
+    seen: list[dict] = []
+    started = threading.Event()
+
+    def listen():
+        with connection.monitor() as monitor:
+            started.set()
+            for command in monitor.listen():
+                if command["db"] == DB and END in command["command"]:
+                    return
+                if command["db"] == DB:
+                    seen.append(command)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert started.wait(5)  # MONITOR has answered OK: it sees every command from here on
+    action()
+    connection.echo(END)
+    listener.join(timeout=10)
+    assert not listener.is_alive()
+    return seen
+
+
+def test_the_first_ready_callback_is_one_round_trip_to_redis(lone_app, spy):
+    api, connection = lone_app
+    # A callback before the counted one: connections are open and RQ knows the server's version.
+    warm_up = api.submit("[pending] warm-up")
+    assert api.callback(warm_up["id"], ready_payload(warm_up["bfl_id"], spy.route("/w.png", body=b"x"))).ok
+    job = api.submit("[pending] counted")
+    payload = ready_payload(job["bfl_id"], spy.route("/counted.png", body=b"x"))
+
+    answers = []
+    commands = _commands_during(connection, lambda: answers.append(api.callback(job["id"], payload)))
+
+    assert answers[0].status_code == 200 and answers[0].json()["outcome"] == "download_queued"
+    # A connection opened meanwhile says hello first (werkzeug's threads come and go; gunicorn's keep theirs).
+    handshake = ("SELECT", "HELLO", "CLIENT SETINFO", "AUTH")
+    sent = [c["command"] for c in commands if c["client_type"] != "lua" and not c["command"].startswith(handshake)]
+    assert len(sent) == 1 and sent[0].startswith("EVALSHA"), sent
+    # Inside that one script: the move, the download's lock and RQ task, the timeline entry, the metric.
+    inside = " ".join(c["command"] for c in commands if c["client_type"] == "lua")
+    assert "rq:queue:fluxhook" in inside and "fh:download:" in inside and "fh:events:" in inside
+    assert "fh:metrics" in inside
+    job_now = api.job(job["id"])
+    assert job_now["status"] == "ready" and job_now["attempts"]["webhooks"] == 1
+
+
+def test_a_duplicate_ready_queues_nothing_more(lone_app, spy):
+    api, connection = lone_app
+    job = api.submit("[pending] twice")
+    payload = ready_payload(job["bfl_id"], spy.route("/twice.png", body=b"x"))
+    assert api.callback(job["id"], payload).json()["outcome"] == "download_queued"
+
+    answer = api.callback(job["id"], payload)
+
+    assert answer.status_code == 200 and answer.json()["outcome"] == "duplicate"
+    assert connection.llen("rq:queue:fluxhook") == 1
