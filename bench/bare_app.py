@@ -74,7 +74,7 @@ def create_steps_app(enqueue: bool = True) -> Flask:
                                  required=True)
         event = parse_callback(body)
         if enqueue:
-            change = accept_ready(svc.jobs, svc.queue, job_id, event.bfl_id, event, source="webhook", proven=proven,
+            change = accept_ready(svc, job_id, event.bfl_id, event, source="webhook", proven=proven,
                                   count="webhooks")
         else:
             # accept_ready's transition, without the download's lock and task.

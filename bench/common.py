@@ -27,7 +27,7 @@ from rq import Worker
 from devtools.processes import ROOT, free_port, python, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook import signing
-from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: fluxhook's slots must never make a bench job wait.
 MAX_ACTIVE = 10_000
@@ -403,7 +403,7 @@ def read_jobs(db: redis.Redis, job_ids: Sequence[str], fields: Sequence[str]) ->
     """Fields of many job hashes in one round trip."""
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hmget(JobStore.key(job_id), list(fields))
+        pipe.hmget(KEYS.job(job_id), list(fields))
     return [dict(zip(fields, values)) for values in pipe.execute()]
 
 
@@ -425,8 +425,8 @@ def wait_all_terminal(db: redis.Redis, job_ids: Sequence[str], timeout: float, i
 
 
 def metrics_counts(db: redis.Redis) -> dict[str, float]:
-    """fluxhook's counters as kept in Redis (``fh:metrics``: what ``/metrics`` renders), by field."""
-    return {k: float(v) for k, v in db.hgetall("fh:metrics").items()}
+    """fluxhook's counters as kept in Redis (``KEYS.metrics``: what ``/metrics`` renders), by field."""
+    return {k: float(v) for k, v in db.hgetall(KEYS.metrics).items()}
 
 
 def counter(counts: dict[str, float], name: str, **labels: str) -> float:

@@ -21,6 +21,7 @@ import requests
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
 from fluxhook import signing
+from fluxhook.store.keys import KEYS
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -81,12 +82,12 @@ def run(stack: Stack, count: int) -> None:
         ack_ms.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.text
         # One at a time on an idle system: what SPEC §5's "within a second" is about.
-        wait_until(lambda: db.hget(f"fh:job:{job['id']}", "status") in (b"stored", b"failed", b"expired"),
+        wait_until(lambda: db.hget(KEYS.job(job['id']), "status") in (b"stored", b"failed", b"expired"),
                    timeout=30, interval=0.002)
 
     to_stored = []
     for job in jobs:
-        record = db.hgetall(f"fh:job:{job['id']}")
+        record = db.hgetall(KEYS.job(job['id']))
         assert record[b"status"] == b"stored", record
         to_stored.append((float(record[b"completed_at"]) - sent_at[job["id"]]) * 1000)
 

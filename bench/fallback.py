@@ -36,7 +36,7 @@ from devtools.processes import free_port, start_process, stop_process
 from devtools.stack import Stack, procfile_commands
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.jobs import DUE_KEY, JobStore
+from fluxhook.store.keys import KEYS
 from fluxhook.job import Job, new_job_id
 from fluxhook.tasks import task_queue
 from fluxhook.services import build_services
@@ -235,7 +235,7 @@ def read_jobs(db: redis.Redis, job_ids: list[str], fields: tuple[str, ...]) -> l
     """Fields of many job hashes in one round trip (not one HTTP GET per job)."""
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hmget(JobStore.key(job_id), fields)
+        pipe.hmget(KEYS.job(job_id), fields)
     return [dict(zip(fields, values)) for values in pipe.execute()]
 
 
@@ -265,7 +265,7 @@ def time_idle_sweeps(env: dict[str, str], tracked: int, sweeps: int) -> list[flo
                   created_at=now, updated_at=now, submitted_at=now)
         # Due times spread over the next hour, like jobs waiting for their next poll.
         svc.jobs.create(job, due=now + 600 + 3000 * n / tracked)
-    assert svc.redis.zcard(DUE_KEY) == tracked
+    assert svc.redis.zcard(KEYS.due) == tracked
     sweep(svc)  # loads the Lua scripts into Redis: a one-off, not the steady cost
     timings = []
     for _ in range(sweeps):

@@ -31,6 +31,7 @@ from rq import Queue
 
 from devtools.processes import free_port, wait_until
 from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
 from fluxhook.job import new_job_id
 
 from .common import (BenchJob, BenchStack, Row, Section, counter, create_jobs, fmt, log, median_of_reps,
@@ -236,7 +237,7 @@ class Ingest:
         ready = [j for j, r in zip(pool, records) if r["status"] == "ready"]
         pipe = db.pipeline(transaction=False)
         for job in ready:
-            pipe.exists(f"fh:download:{job.job_id}")
+            pipe.exists(KEYS.download_lock(job.job_id))
         locks = sum(pipe.execute())
         # Jobs no callback reached go to the next repetition.
         self.unused = [j for j, r in zip(pool, records) if r["status"] == "submitted"] + self.unused

@@ -24,6 +24,8 @@ import time
 from rq import Queue
 from rq.job import Job as RQJob
 
+from fluxhook.store.keys import KEYS
+
 from .common import (MB, BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
                      median, read_jobs, signed_callback, submit_sim_task, thread_map, tree_memory,
                      wait_all_terminal)
@@ -74,7 +76,7 @@ class Throughput:
         wait_all_terminal(db, [j.job_id for j in jobs], timeout=900, interval=0.2)
         pipe = db.pipeline(transaction=False)
         for job in jobs:
-            pipe.get(f"fh:download:{job.job_id}")
+            pipe.get(KEYS.download_lock(job.job_id))
         task_ids = pipe.execute()
         deadline = time.monotonic() + 10
         while True:  # a job turns stored a moment before RQ records its task's end
@@ -155,10 +157,10 @@ class Throughput:
         jobs: list[BenchJob] = self.last_jobs
         pipe = db.pipeline(transaction=False)
         for job in jobs:
-            pipe.memory_usage(f"fh:job:{job.job_id}", samples=0)
-            pipe.memory_usage(f"fh:bfl:{job.bfl_id}", samples=0)
-            pipe.memory_usage(f"fh:events:{job.job_id}", samples=0)
-            pipe.get(f"fh:download:{job.job_id}")
+            pipe.memory_usage(KEYS.job(job.job_id), samples=0)
+            pipe.memory_usage(KEYS.bfl_task(job.bfl_id), samples=0)
+            pipe.memory_usage(KEYS.timeline(job.job_id), samples=0)
+            pipe.get(KEYS.download_lock(job.job_id))
         values = pipe.execute()
         record = values[0::4]
         bfl = [v or 0 for v in values[1::4]]
@@ -169,13 +171,13 @@ class Throughput:
         rq_task = [v or 0 for v in pipe.execute()]
         # Index entries: the sorted sets' memory shared out over their members.
         index = 0.0
-        for key in ("fh:jobs", "fh:status:stored"):
+        for key in (KEYS.all_jobs, KEYS.status("stored")):
             members = db.zcard(key)
             if members:
                 index += (db.memory_usage(key, samples=0) or 0) / members
         used = [f["redis_used_per_job"] for rs in results.values() for f in rs]
         info = db.info("server")
-        encoding = db.object("encoding", f"fh:job:{jobs[0].job_id}")
+        encoding = db.object("encoding", KEYS.job(jobs[0].job_id))
         return {"redis_version": info.get("redis_version"), "encoding": encoding,
                 "record": median(record), "record_max": max(record), "bfl": median(bfl), "events": median(events),
                 "rq_task": median(rq_task), "index": index, "used_per_job": median(used), "jobs": len(jobs)}

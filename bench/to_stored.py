@@ -35,6 +35,8 @@ from rq.job import Job as RQJob
 
 from devtools.stack import SIMULATOR_KEY
 
+from fluxhook.store.keys import KEYS
+
 from .common import (BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
                      median_of_reps, percentile, read_jobs, signed_callback, submit_sim_task, thread_map,
                      tree_memory)
@@ -86,7 +88,7 @@ class ToStored:
                 except queue_mod.Empty:
                     return
                 callback = signed_callback(stack, job, sample)
-                key = f"fh:job:{job.job_id}"
+                key = KEYS.job(job.job_id)
                 sent_at[job.job_id] = time.time()
                 started = time.perf_counter()
                 response = session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
@@ -114,7 +116,7 @@ class ToStored:
         # Where the time goes, from RQ's own record of each download task.
         pipe = db.pipeline(transaction=False)
         for job in jobs:
-            pipe.get(f"fh:download:{job.job_id}")
+            pipe.get(KEYS.download_lock(job.job_id))
         task_ids = pipe.execute()
         raw = stack.redis(decode=False)
         deadline = time.monotonic() + 10
