@@ -1,4 +1,4 @@
-"""Retry delays: exponential growth, a ceiling, and full jitter (pure)."""
+"""Retry delays: exponential growth, a ceiling, and half jitter (pure)."""
 
 from __future__ import annotations
 

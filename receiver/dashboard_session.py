@@ -23,8 +23,8 @@ class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signer built only for requests that carry the cookie."""
 
     def open_session(self, app, request):
-        # Callbacks and API calls never carry one: building the signer for them cost about 7 % of
-        # a callback's CPU time in the web process (863 against 804 us, measured in-process).
+        # Callbacks and API calls never carry one, and building the signer is a noticeable share of
+        # a callback's CPU time (README, "Scaling, and the settings chosen").
         if not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class()
         return super().open_session(app, request)

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         for warning in config.warnings():
             log.warning(warning)
         if config.worker_processes > 1:
-            # Imports nothing of RQ's: a supervisor weighs 20 MB rather than a worker's 45.
+            # Imports nothing of RQ's: a supervisor that only watches its members stays small.
             return pool.supervise(config.worker_processes)
     from .run import run
 

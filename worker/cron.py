@@ -3,8 +3,8 @@ second and retention hourly; RQ's scheduler moves retries whose wait is over bac
 
 Each worker runs one (so the sweep keeps running however workers are scaled); duplicate sweeps
 are harmless because claiming due jobs is atomic, and RQ lets one scheduler at a time hold a
-queue's lock. A thread, not the child processes RQ would fork: each child was another 36 MB of
-the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL.
+queue's lock. A thread, not the child processes RQ would fork: each child would be another
+interpreter in the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL.
 """
 
 from __future__ import annotations

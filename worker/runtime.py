@@ -1,4 +1,4 @@
-"""The worker process's services, built once before RQ forks work horses (which inherit them)."""
+"""The worker process's services, built once when the worker starts; its tasks run in the same process."""
 
 from __future__ import annotations
 

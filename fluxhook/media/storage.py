@@ -56,7 +56,7 @@ SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 def _sync_directory(path: Path) -> None:
     # The rename itself survives a power loss only once the directory is synced: without this, a job
-    # could read "stored" while its image is back under its .partial- name. About 0.2 ms on ext4.
+    # could read "stored" while its image is back under its .partial- name.
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

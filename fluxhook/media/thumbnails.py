@@ -3,7 +3,7 @@
 A real small file, so a list of jobs never makes the browser fetch and scale full-size images.
 Making one is best effort: a thumbnail that cannot be made or stored never fails the job. It is
 made after the job is stored, not before, and workers take thumbnails after every download: decoding
-a full-size image took half a worker's time per download, and a preview must not delay an image.
+a full-size image costs as much as the download itself, and a preview must not delay an image.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def make_thumbnail(source: BinaryIO) -> bytes:
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))
         image.load()
         # Browsers show the full image turned by its EXIF orientation: the thumbnail must match.
-        # In place: a copy of the full-size image was a tenth of the worker's time per download.
+        # In place: a copy of the full-size image would cost as much again as decoding it.
         ImageOps.exif_transpose(image, in_place=True)
         small = image
         if small.mode not in ("RGB", "RGBA"):
