@@ -86,5 +86,14 @@ class Keys:
         """A callback body that overtook BFL's answer to the job's submission."""
         return f"{self.prefix}early:{job_id}"
 
+    def idempotency(self, scope: str, key: str) -> str:
+        """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
+        return f"{self.prefix}idem:{scope}:{key}"
+
+    @property
+    def job_changes(self) -> str:
+        """The pub/sub channel on which a job's id is published when it turns terminal."""
+        return f"{self.prefix}changed"
+
 
 KEYS = Keys()
