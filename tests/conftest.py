@@ -285,3 +285,14 @@ def api(stack) -> API:
 def ready_payload(bfl_id: str, sample: str) -> dict:
     """A BFL ``Ready`` callback body."""
     return {"id": bfl_id, "status": "Ready", "result": {"sample": sample, "seed": 42, "prompt": "x"}}
+
+
+@pytest.fixture(scope="module")
+def two_stored_jobs(stack, _spies):
+    """Jobs A and B, both stored, delivered by the allowlisted spy (module-wide: images are read-only here)."""
+    from helpers import stored_job  # helpers.py imports this module, so not at its top
+
+    api, spy = API(stack.base_url), _spies[0]
+    a = stored_job(api, spy, "image-token-a")
+    b = stored_job(api, spy, "image-token-b")
+    return a, b

@@ -1,0 +1,144 @@
+"""Helpers shared by the end-to-end test modules that talk to the Procfile's processes over HTTP.
+
+Only what several modules use is here; a helper used by one module stays in that module.
+The fixtures themselves (the stack, the simulator, the spy hosts, ``api``) are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import io
+import json
+import re
+import socket
+from urllib.parse import urlsplit
+
+from PIL import Image
+
+from conftest import API, SECRET_KEY, ready_payload
+from fluxhook import signing
+
+SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
+OTHER_KEY = "an-attackers-secret-key-0123456789"
+
+
+def png_bytes(color=(200, 30, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (12, 8), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def serve_png(host, name: str) -> str:
+    """A PNG on a spy host (allowlisted or not); returns its URL."""
+    return host.route(f"/{name}.png", body=png_bytes(), headers={"Content-Type": "image/png"})
+
+
+def nested(depth: int) -> bytes:
+    """A JSON array nested ``depth`` deep."""
+    return b"[" * depth + b"]" * depth
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The answer is ``status`` with exactly ``{"error": {"code", "message"}}``."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message"}, error
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"]), error
+    assert isinstance(error["message"], str) and error["message"], error
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def snapshot(job: dict) -> dict:
+    """Everything a refused request must leave as it was.
+
+    Only ``updated_at`` and ``attempts.polls`` may move: the fallback sweep polls a Pending job
+    after the stack's 2 s grace period, whatever the test does. ``image.url`` is signed afresh
+    (with the time) on every read, so the rest of ``image`` is what is compared.
+    """
+    kept = {key: value for key, value in job.items() if key != "updated_at"}
+    kept["attempts"] = {key: value for key, value in job["attempts"].items() if key != "polls"}
+    if job["image"] is not None:
+        kept["image"] = {key: value for key, value in job["image"].items() if key != "url"}
+    return kept
+
+
+def secret_of(job_id: str, key: str = SECRET_KEY) -> str:
+    return signing.job_webhook_secret(key, job_id)
+
+
+def hmac_hex(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_url(base_url: str, job_id: str, key: str = SECRET_KEY) -> str:
+    return signing.job_webhook_url(base_url, key, job_id)
+
+
+class RawResponse:
+    """The parts of a ``requests.Response`` that ``assert_error`` reads, for ``http.client`` answers."""
+
+    def __init__(self, status: int, data: bytes):
+        self.status_code = status
+        self.content = data
+        self.text = data.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+def send_raw(method: str, url: str, headers: list[tuple[str, str | bytes]], body: bytes = b"") -> RawResponse:
+    """A request with exactly these header lines, repeated names included (requests merges them)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.putrequest(method, parts.path + (f"?{parts.query}" if parts.query else ""),
+                              skip_accept_encoding=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return RawResponse(answer.status, answer.read())
+    finally:
+        connection.close()
+
+
+def raw_exchange(stack, raw: bytes) -> bytes:
+    """Send ``raw`` bytes to the web process and read its whole answer (it closes the connection)."""
+    host, port = stack.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(raw)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+def job_ids(api: API) -> list[str]:
+    return [job["id"] for job in api.get("/v1/jobs", params={"limit": 100}).json()["jobs"]]
+
+
+def deliver(api: API, sample_url: str, prompt: str = "[pending] attack") -> dict:
+    """Submit a job, send it a proven Ready callback naming ``sample_url``, return the terminal job."""
+    job = api.submit(prompt)
+    response = api.callback(job["id"], ready_payload(job["bfl_id"], sample_url))
+    assert response.status_code == 200, response.text
+    return api.wait_for(job["id"])
+
+
+def stored_job(api: API, host, name: str) -> dict:
+    """A job whose image is stored, delivered from ``host``."""
+    job = deliver(api, serve_png(host, name), prompt=f"[pending] {name}")
+    assert job["status"] == "stored", job
+    return job
+
+
+def web_worker_pids(stack) -> list[str]:
+    """The gunicorn workers booted so far: a crashed worker is replaced, and the list grows."""
+    return re.findall(r"Booting worker with pid: (\d+)", (stack.var_dir / "web.log").read_text())
