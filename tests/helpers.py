@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from conftest import API, SECRET_KEY, ready_payload
+from devtools.processes import wait_until
 from fluxhook import signing
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
@@ -51,6 +52,16 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     assert isinstance(error["message"], str) and error["message"], error
     if code is not None:
         assert error["code"] == code, error
+    return error
+
+
+def assert_error_status(response, status: int) -> dict:
+    """The answer is ``status`` with an error ``code`` and ``message`` (``assert_error`` also checks that
+    nothing else is in the body, and which code it is)."""
+    assert response.status_code == status, (response.status_code, response.text)
+    error = response.json()["error"]
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"]), error
+    assert isinstance(error["message"], str) and error["message"], error
     return error
 
 
@@ -142,3 +153,8 @@ def stored_job(api: API, host, name: str) -> dict:
 def web_worker_pids(stack) -> list[str]:
     """The gunicorn workers booted so far: a crashed worker is replaced, and the list grows."""
     return re.findall(r"Booting worker with pid: (\d+)", (stack.var_dir / "web.log").read_text())
+
+
+def wait_sim_ready(sim, task_id: str) -> dict:
+    return wait_until(lambda: (lambda r: r if r.get("status") == "Ready" else None)(sim.result(task_id)),
+                      timeout=10, message=f"simulator task {task_id} to be Ready")
