@@ -332,6 +332,6 @@ def test_the_timeline_is_capped_and_expires_with_the_job(stack, api):
     wait_until(lambda: timeline.recent(TimelineStore(connection), job["id"]), message="the submission event")
     ttl = connection.ttl(KEYS.timeline(job["id"]))
     assert 30 * 86400 < ttl <= 32 * 86400  # JOB_RETENTION_DAYS (30) + 2, like the record
-    for n in range(timeline.MAX_EVENTS + 20):
+    for n in range(TIMELINE_CAP + 20):
         assert api.callback(job["id"], {"id": job["bfl_id"], "status": "Pending"}).status_code == 200
     assert connection.llen(KEYS.timeline(job["id"])) == TIMELINE_CAP
