@@ -53,6 +53,8 @@ class Config:
     image_url_ttl_seconds: int = 3600
     log_level: str = "INFO"
     worker_processes: int = 1
+    # Requests a web process works on at once (gunicorn's thread pool adds room for waiting ones).
+    web_threads: int = 4
     redis_tls_verify: bool = True
     # Values being rotated out: still accepted, never used to sign anything new.
     previous_secret_keys: tuple[str, ...] = ()
@@ -129,6 +131,7 @@ class Config:
             image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=1, maximum=7 * 86400),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             worker_processes=reader.integer("WORKER_PROCESSES", 1, minimum=1, maximum=32),
+            web_threads=reader.integer("WEB_THREADS", 4, minimum=1, maximum=1000),
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", True),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),

@@ -9,6 +9,8 @@ import sys
 
 from gunicorn import glogging, util as gunicorn_util
 
+from fluxhook.waiting import WAITERS_PER_PROCESS
+
 
 def _whole(name: str, default: str) -> int:
     """A positive whole number from the environment (empty counts as unset); a bad one stops gunicorn."""
@@ -24,7 +26,9 @@ bind = f"0.0.0.0:{_whole('PORT', '8000')}"
 # Threads serve the many short callback and API requests; processes use both cores.
 worker_class = "gthread"
 workers = _whole("WEB_CONCURRENCY", "2")
-threads = _whole("WEB_THREADS", "4")
+# WEB_THREADS work at once (receiver/waiting.py holds the rest back); the others are room for
+# requests waiting on a job (Prefer: wait), which hold a thread but no CPU.
+threads = _whole("WEB_THREADS", "4") + WAITERS_PER_PROCESS
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.

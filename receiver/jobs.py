@@ -7,7 +7,7 @@ import logging
 import re
 import time
 
-from flask import Blueprint, Response, g, redirect, request, send_file
+from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
 from werkzeug.http import is_resource_modified
 
 from fluxhook import jsonbody
@@ -23,9 +23,11 @@ from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.removal import remove_job
 from fluxhook.presenting import present
 from fluxhook.limits import pool_for
+from fluxhook.waiting import requested_wait
 
 from .auth import bearer_token_valid, require_bearer
 from .context import services
+from .waiting import waiters
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.jobs")
@@ -139,8 +141,27 @@ def track():
 
 @bp.get("/jobs/<job_id>")
 def show(job_id: str):
-    """One job."""
-    return _present(_load(job_id))
+    """One job; with ``Prefer: wait=N``, as soon as it is terminal or after N seconds."""
+    return _answer_after_wait(_load(job_id), 200)
+
+
+def _answer_after_wait(job: Job, status: int):
+    """The job, once it is terminal if the request prefers to wait (SPEC §3, ``Prefer: wait``)."""
+    seconds = requested_wait(request.headers.get("Prefer"))
+    applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
+    if applied and not job.terminal:
+        job = _load(job.id)
+    response = jsonify(_present(job))
+    response.status_code = status
+    if applied:
+        response.headers["Preference-Applied"] = f"wait={seconds}"
+        response.vary.add("Prefer")
+    return response
+
+
+def _finished(job_id: str) -> bool:
+    job = services().jobs.get(job_id)
+    return job is None or job.terminal
 
 
 @bp.get("/jobs")

@@ -132,7 +132,7 @@ class JobStore:
             "statuses": {name: _place(keys, self.keys.status(name)) for name in st.STATUSES},
             "pools": [[_place(keys, self.keys.slots(p)), _place(keys, self.keys.waiting(p))] for p in POOLS],
             "free_slot": consequences.free_slot, "leave_line": consequences.leave_line,
-            "terminal": consequences.terminal, "effects": [],
+            "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
         if if_equal is not None:
             spec["if_equal"] = list(if_equal)

@@ -4,6 +4,7 @@
 -- the spec names by their position in KEYS: every status index, every pool's slots and line, the
 -- BFL task index of a bfl_id being set, the lock, and each effect's key.
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
+-- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
@@ -56,6 +57,7 @@ if new ~= '' and new ~= current then
     redis.call('DEL', job)
     redis.call('HSET', job, unpack(keep))
     if ttl > 0 then redis.call('PEXPIRE', job, ttl) end
+    redis.call('PUBLISH', spec.channel, spec.id)
   end
 end
 if spec.terminal then

@@ -1,0 +1,27 @@
+"""``Prefer: wait=N`` (RFC 7240), read the lenient way the RFC asks for (pure)."""
+
+from __future__ import annotations
+
+MIN_WAIT, MAX_WAIT = 1, 60
+# Requests one web process lets wait at once; past that a request is answered at once, as the job is.
+WAITERS_PER_PROCESS = 100
+
+
+def requested_wait(header: str | None) -> int | None:
+    """Seconds asked for by a ``Prefer`` header, clamped to 1..60; None if it asks for no wait.
+
+    Preferences a server does not understand are ignored, never an error: so are malformed ones.
+    """
+    for preference in (header or "").split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        value = value.strip().strip('"')
+        try:
+            seconds = float(value)
+        except ValueError:
+            return None
+        if seconds != seconds:  # NaN
+            return None
+        return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
+    return None
