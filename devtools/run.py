@@ -10,11 +10,28 @@ import sys
 import time
 from pathlib import Path
 
+from fluxhook.cli import DEV_RUN_FILE, write_dev_run
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError
 
 from .processes import ROOT
 from .stack import Stack
+
+
+class _Reads(dict):
+    """The environment, noting each name the configuration reads from it: those are the service's settings."""
+
+    def __init__(self, env: dict[str, str]):
+        super().__init__(env)
+        self.names: set[str] = set()
+
+    def get(self, name, default=None):
+        self.names.add(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name):
+        self.names.add(name)
+        return super().__getitem__(name)
 
 
 def main() -> int:
@@ -23,9 +40,13 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, frame: stopping.append(received))
     stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")))
+    # `fluxhook doctor` and the other commands read this file to find the run; a stale one must not mislead them.
+    settings_file = stack.var_dir / DEV_RUN_FILE
+    settings_file.unlink(missing_ok=True)
     try:
         stack.prepare()
-        Config.from_env(stack.env)
+        reads = _Reads(stack.env)
+        Config.from_env(reads)
         stack.start()
     except ConfigError as exc:
         for problem in exc.problems:
@@ -39,12 +60,14 @@ def main() -> int:
     env = stack.env
     token = env["API_TOKENS"].split(",")[0]
     url = f"http://localhost:{env['PORT']}"
+    write_dev_run(settings_file, {**{name: env[name] for name in reads.names if env.get(name)}, "FLUXHOOK_URL": url})
     body = json.dumps({"model": "flux-2-pro", "input": {"prompt": "a lighthouse at dawn, watercolor"}})
     print()
     print(f"fluxhook is running at {url}")
     print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
     print(f"  BFL:    {'simulator at ' + env['BFL_API_BASE'] if 'simulator' in stack.processes else env.get('BFL_API_BASE', 'https://api.bfl.ai')}")
     print(f"  logs:   {stack.var_dir}/web.log, worker.log")
+    print(f"  settings for the fluxhook command (fluxhook doctor, fluxhook list): {settings_file}")
     print(f"  dev token: {token}")
     print()
     print("Submit a first job:")
@@ -62,6 +85,7 @@ def main() -> int:
                 stopping.append(0)
         time.sleep(0.2)
     print("stopping...", flush=True)
+    settings_file.unlink(missing_ok=True)
     stack.stop()
     return 0
 

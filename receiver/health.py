@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import redis
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from rq import Worker
 
 from fluxhook import metrics as fm
+from fluxhook import readiness
 from fluxhook import transitions as st
 from fluxhook.store.jobs import DUE_KEY, PREFIX
 from fluxhook.limits import POOLS
@@ -17,8 +16,6 @@ from fluxhook.limits import POOLS
 from .context import services
 
 bp = Blueprint("health", __name__)
-
-HEARTBEAT_MAX_AGE = 60
 
 
 @bp.get("/healthz")
@@ -30,18 +27,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Redis answers, a worker sent a heartbeat in the last minute, and storage is writable."""
-    svc = services()
-    reasons = []
-    try:
-        svc.redis.ping()
-        workers = Worker.all(queue=svc.queue)
-        now = time.time()
-        if not any(w.last_heartbeat and now - w.last_heartbeat.timestamp() < HEARTBEAT_MAX_AGE for w in workers):
-            reasons.append(f"no worker heartbeat in the last {HEARTBEAT_MAX_AGE} s")
-    except redis.RedisError as exc:
-        reasons.append(f"redis unreachable: {type(exc).__name__}")
-    if not svc.storage.writable():
-        reasons.append("storage is not writable")
+    reasons = [check.reason for check in readiness.check(services()) if check.failed]
     if reasons:
         return {"status": "unavailable", "reasons": reasons}, 503
     return {"status": "ok", "reasons": []}

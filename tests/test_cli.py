@@ -1,4 +1,7 @@
-"""The `fluxhook` command, run as a real process against the session's stack; and its pure helpers."""
+"""The `fluxhook` command's API commands, run as a real process against the session's stack; its pure helpers.
+
+The operator commands (sweep, doctor) are in test_admin.py.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +16,20 @@ from pathlib import Path
 import pytest
 
 from devtools.processes import ROOT, free_port
-from devtools.stack import SIMULATOR_KEY
 from fluxhook import cli
-from fluxhook.bfl.client import BFLClient
-from fluxhook.config import Config
-from fluxhook.errors import BFLAuthFailed, BFLUnavailable
-from fluxhook.net.http_client import HTTPClient
+from fluxhook import client as fc
 
 from conftest import API_TOKEN
+
+# Where these tests' commands look for a dev run's settings: nowhere, unless a test puts a file there.
+NO_DEV_RUN = ROOT / "var" / "no-such-dev-run"
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without anything the CLI would take a URL or token from."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXHOOK_") and k != "API_TOKENS"}
     env["PYTHONPATH"] = str(ROOT)  # `python -m fluxhook.cli` from any directory, without an install
+    env["FLUXHOOK_VAR"] = str(NO_DEV_RUN)  # never a `make run` someone has running in this checkout
     env.update(extra)
     return env
 
@@ -108,10 +111,16 @@ def test_show_and_list(stack, api, sim):
     table = api_cli(stack, "list", "--limit", "5")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "MODEL", "CREATED", "IMAGE", "/", "ERROR"]
+    assert lines[0].split() == ["ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE", "/", "ERROR"]
     row = next(line for line in lines if line.startswith(job["id"]))
     assert row.split()[:4] == [job["id"], "stored", "flux-2-pro", job["created_at"]]
-    assert row.split()[4] == "png"
+    assert row.split()[5] == "png"
+
+    other = api.submit("[pending] another model", model="flux-kontext-pro")
+    by_model = api_cli(stack, "list", "--model", "flux-kontext-pro", "--limit", "3")
+    assert by_model.returncode == 0, by_model.stderr
+    rows = by_model.stdout.splitlines()[1:]
+    assert rows[0].startswith(other["id"]) and all(row.split()[2] == "flux-kontext-pro" for row in rows)
 
     raw = api_cli(stack, "list", "--status", "stored", "--limit", "1", "--json")
     assert raw.returncode == 0, raw.stderr
@@ -123,21 +132,6 @@ def test_show_and_list(stack, api, sim):
         assert f"more: fluxhook list --cursor {page['next_cursor']} --status stored" in more.stderr
 
 
-def test_image_download_falls_back_to_the_api_and_checks_the_sha256(stack, api, sim, tmp_path):
-    job = api.wait_for(api.submit("a fox behind a tunnel")["id"], "stored")
-    client = cli.APIClient(stack.base_url, API_TOKEN)
-    # PUBLIC_BASE_URL (a tunnel, a proxy) not reachable from here: the image comes from --url with the token.
-    unreachable = dict(job, image=dict(job["image"], url=f"http://127.0.0.1:{free_port()}/v1/jobs/x/image"))
-    client.save_image(unreachable, tmp_path / "via-api.png")
-    assert (tmp_path / "via-api.png").read_bytes() == sim.image_bytes(job["bfl_id"])
-
-    tampered = dict(job, image=dict(job["image"], sha256="0" * 64))
-    with pytest.raises(cli.CLIError) as mismatch:
-        client.save_image(tampered, tmp_path / "bad.png")
-    assert mismatch.value.exit_code == 3 and "does not match" in mismatch.value.message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["via-api.png"]
-
-
 def test_url_and_token_come_from_the_environment(stack, sim):
     result = run_cli("list", "--limit", "1", env=_clean_env(FLUXHOOK_URL=stack.base_url, FLUXHOOK_TOKEN=API_TOKEN))
     assert result.returncode == 0, result.stderr
@@ -147,6 +141,60 @@ def test_url_and_token_come_from_the_environment(stack, sim):
     assert result.returncode == 0, result.stderr
     result = run_cli("list", env=_clean_env(FLUXHOOK_URL=stack.base_url))
     assert result.returncode == 2 and "no API token" in result.stderr
+
+
+def test_url_and_token_default_to_the_running_dev_run(stack, sim, tmp_path):
+    # What devtools/run.py leaves in var/ while `make run` runs.
+    cli.write_dev_run(tmp_path / cli.DEV_RUN_FILE, {"FLUXHOOK_URL": stack.base_url,
+                                                    "API_TOKENS": f"{API_TOKEN},second-token-abcdef"})
+    job = fc.Client(stack.base_url, API_TOKEN).submit("flux-2-pro", {"prompt": "[pending] found via make run"})
+    result = run_cli("show", job.id, env=_clean_env(FLUXHOOK_VAR=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["id"] == job.id
+    # Another URL never gets the dev run's token.
+    elsewhere = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("show", job.id, "--url", elsewhere, env=_clean_env(FLUXHOOK_VAR=str(tmp_path)))
+    assert result.returncode == 2 and "no API token" in result.stderr
+
+
+def test_api_target():
+    dev = {"FLUXHOOK_URL": "http://localhost:8123", "API_TOKENS": "dev-token-1,dev-token-2"}
+    assert cli.api_target(None, None, {}, dev) == ("http://localhost:8123", "dev-token-1")
+    assert cli.api_target(None, None, {}, None) == ("http://localhost:8000", None)
+    assert cli.api_target("http://localhost:8123/", None, {}, dev) == ("http://localhost:8123/", "dev-token-1")
+    # What the caller says, then the environment, wins over the dev run.
+    assert cli.api_target(None, None, {"FLUXHOOK_URL": "https://fh.example", "FLUXHOOK_TOKEN": "t-1"}, dev) == (
+        "https://fh.example", "t-1")
+    assert cli.api_target(None, "mine-123", {}, dev) == ("http://localhost:8123", "mine-123")
+    assert cli.api_target("https://fh.example", None, {}, dev) == ("https://fh.example", None)
+    assert cli.api_target(None, None, {"API_TOKENS": "env-token"}, dev) == ("http://localhost:8123", "env-token")
+
+
+def test_dev_run_file_round_trip_and_privacy(tmp_path):
+    settings = {"SECRET_KEY": "s3cr3t with 'quotes' and $dollars", "API_TOKENS": "a,b", "EMPTY": "",
+                "REDIS_URL": "redis://:pw@127.0.0.1:6379/0"}
+    path = tmp_path / cli.DEV_RUN_FILE
+    cli.write_dev_run(path, {"SECRET_KEY": "old"})
+    cli.write_dev_run(path, settings)
+    assert cli.read_dev_run(path) == settings
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [cli.DEV_RUN_FILE]  # no temporary file left
+    assert cli.read_dev_run(tmp_path / "absent.env") is None
+    # A shell reads it as the commands do (`set -a; . var/dev-run.env` works too).
+    shell = subprocess.run(["sh", "-c", f'. {path} && printf %s "$SECRET_KEY"'], capture_output=True, text=True,
+                           timeout=10)
+    assert shell.stdout == settings["SECRET_KEY"]
+    assert cli.dev_run_path({"FLUXHOOK_VAR": str(tmp_path)}) == path
+    assert cli.dev_run_path({}) == ROOT / "var" / cli.DEV_RUN_FILE
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "fluxhook"
+    if not script.exists():
+        pytest.skip("the package is not installed in this environment (make installs it: pip install -e .)")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "exit codes:" in result.stdout and "doctor" in result.stdout
 
 
 def test_api_refusals_exit_2_with_the_error_code(stack, sim):
@@ -194,136 +242,30 @@ def test_usage_errors_exit_2_before_any_request():
         assert message in result.stderr, (argv, result.stderr)
 
 
-# --- operator commands with the service's environment -----------------------------------
-
-def test_sweep_runs_once_and_says_what_it_did(stack):
-    result = run_cli("sweep", env=dict(stack.env))
-    assert result.returncode == 0, result.stderr
-    assert re.match(r"swept: \d+ due \(a check queued for each\), \d+ dispatched \(queued jobs given a free "
-                    r"BFL slot\)", result.stdout)
-    assert len(result.stdout.splitlines()) == 1
-
-
-def test_sweep_with_a_bad_configuration_exits_2(stack):
-    env = {k: v for k, v in stack.env.items() if k != "REDIS_URL"}
-    result = run_cli("sweep", env=env)
-    assert result.returncode == 2
-    assert "REDIS_URL: is required but not set" in result.stderr
-
-
-def test_sweep_without_redis_exits_3(stack):
-    result = run_cli("sweep", env=dict(stack.env, REDIS_URL=f"redis://:pw-secret@127.0.0.1:{free_port()}/0"))
-    assert result.returncode == 3
-    assert "redis unreachable at redis://:***@127.0.0.1:" in result.stderr and "pw-secret" not in result.stderr
-
-
-def _doctor(env: dict[str, str]) -> tuple[int, dict[str, list[str]], str]:
-    result = run_cli("doctor", env=env)
-    checks: dict[str, list[str]] = {}
-    for line in result.stdout.splitlines():
-        state, name, detail = re.fullmatch(r"(\S+)\s+(\S+)\s+(.*)", line).groups()
-        checks.setdefault(name, []).append(f"{state} {detail}")
-    return result.returncode, checks, result.stdout + result.stderr
-
-
-def test_doctor_passes_against_the_running_stack(stack, sim):
-    code, checks, output = _doctor(dict(stack.env))
-    assert code == 0, output
-    assert set(checks) == {"config", "redis", "storage", "worker", "bfl"}
-    assert all(line.startswith("ok ") for lines in checks.values() for line in lines), output
-    assert re.search(r"PING \d+\.\d ms", checks["redis"][0])
-    assert "worker(s) alive" in checks["worker"][0]
-    assert f"{sim.url} answers; credits: " in checks["bfl"][0]
-
-
-def test_doctor_names_a_wrong_redis(stack):
-    code, checks, output = _doctor(dict(stack.env, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"))
-    assert code == 1, output
-    assert checks["redis"][0].startswith("FAIL redis://127.0.0.1:")
-    assert checks["worker"] == ["skip needs Redis"]
-    assert checks["storage"][0].startswith("ok ") and checks["bfl"][0].startswith("ok ")
-
-
-def test_doctor_names_an_unreachable_bfl(stack):
-    base = f"http://127.0.0.1:{free_port()}"
-    code, checks, output = _doctor(dict(stack.env, BFL_API_BASE=base))
-    assert code == 1, output
-    assert checks["bfl"] == [f"FAIL {base}: BFL unreachable: ConnectionError"]
-    assert checks["redis"][0].startswith("ok ")
-
-
-def test_doctor_reports_a_refused_key_and_no_credits(stack, sim):
-    code, checks, output = _doctor(dict(stack.env, BFL_API_KEY="wrong-key"))
-    assert code == 1 and "BFL refused the API key (401)" in checks["bfl"][0], output
-    sim.settings(credits=0)
-    code, checks, output = _doctor(dict(stack.env))
-    assert code == 1 and checks["bfl"][0].startswith("FAIL") and "no credits are left" in checks["bfl"][0], output
-
-
-def test_doctor_lists_every_configuration_problem(stack):
-    code, checks, output = _doctor(dict(stack.env, API_TOKENS="tok en", CALLBACK_GRACE_SECONDS="soon"))
-    assert code == 1, output
-    assert any("API_TOKENS: every token must be printable" in line for line in checks["config"])
-    assert any("CALLBACK_GRACE_SECONDS: must be a whole number" in line for line in checks["config"])
-    assert checks["redis"] == ["skip needs a valid configuration"]
-
-
-def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
-    # Checked without the network: the BFL check itself would contact api.bfl.ai.
-    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": "key", "SECRET_KEY": "x" * 32,
-                              "API_TOKENS": "token-123456", "PUBLIC_BASE_URL": "http://localhost:8000"})
-    lines = [check.line() for check in cli.config_checks(config)]
-    assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
-    assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
-
-
-def test_console_script_is_installed():
-    script = Path(sys.executable).parent / "fluxhook"
-    if not script.exists():
-        pytest.skip("the package is not installed in this environment (make installs it: pip install -e .)")
-    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "exit codes:" in result.stdout and "doctor" in result.stdout
-
-
-# --- BFLClient.credits ----------------------------------------------------------------------
-
-def _bfl(base: str, key: str = SIMULATOR_KEY) -> BFLClient:
-    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": key, "BFL_API_BASE": base,
-                              "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456"})
-    return BFLClient(config, HTTPClient(), sleep=lambda seconds: None)
-
-
-def test_credits(sim, spy):
-    sim.settings(credits=7)
-    assert _bfl(sim.url).credits() == 7.0
-    with pytest.raises(BFLAuthFailed):
-        _bfl(sim.url, key="wrong-key").credits()
-    spy.route("/v1/credits", body=json.dumps({"credits": "lots"}).encode(),
-              headers={"Content-Type": "application/json"})
-    with pytest.raises(BFLUnavailable):
-        _bfl(spy.url).credits()
-    spy.route("/v1/credits", body=b'{"credits": 12.5}', headers={"Content-Type": "application/json"})
-    assert _bfl(spy.url).credits() == 12.5
-
-
 # --- pure helpers ---------------------------------------------------------------------------
 
 def test_exit_codes():
-    assert [cli.exit_code_for_http(s) for s in (400, 401, 402, 404, 410, 429)] == [2] * 6
-    assert [cli.exit_code_for_http(s) for s in (500, 502, 503, None, 302)] == [3] * 5
+    assert [int(code) for code in cli.ExitCode] == [0, 1, 2, 3, 4, 130]
+    assert set(cli.EXIT_MEANINGS) == set(cli.ExitCode)
+    assert all(f"  {code.value:<4} " in cli.EXIT_CODES_HELP for code in cli.ExitCode)
+    refusals = [fc.InvalidRequest("x", status=400), fc.AuthenticationError("x", status=401),
+                fc.InsufficientCredits("x", status=402), fc.NotFound("x", status=404), fc.Gone("x", status=410),
+                fc.Conflict("x", status=409)]
+    assert [cli.exit_code_for_error(e) for e in refusals] == [2] * 6
+    failures = [fc.ServiceUnavailable("x", status=503), fc.ServiceUnavailable("x"), fc.RateLimited("x", status=429),
+                fc.ChecksumMismatch("x")]
+    assert [cli.exit_code_for_error(e) for e in failures] == [3] * 4
+    assert cli.exit_code_for_error(fc.WaitTimeout("x", job=fc.Job())) == 4
     assert cli.exit_code_for_job({"status": "stored"}) == 0
     assert [cli.exit_code_for_job({"status": s}) for s in ("failed", "moderated", "expired")] == [1, 1, 1]
     with pytest.raises(ValueError):
         cli.exit_code_for_job({"status": "submitted"})
 
 
-def test_error_text():
-    body = json.dumps({"error": {"code": "not_found", "message": "no job 'x'"}})
-    assert cli.error_text(404, body, "application/json") == "not_found: no job 'x'"
-    assert cli.error_text(502, b"<html>Bad Gateway</html>", "text/html; charset=utf-8").startswith(
-        "http_502: the server answered 502 (text/html), not a fluxhook error")
-    assert cli.error_text(500, b"", "").startswith("http_500: the server answered 500 (no content type)")
+def test_help_prints_the_exit_codes():
+    result = run_cli("--help")
+    assert result.returncode == 0 and cli.EXIT_CODES_HELP.strip() in result.stdout
+    assert all(name in result.stdout for name in ("submit", "show", "list", "sweep", "doctor"))
 
 
 def test_format_table():
@@ -338,12 +280,18 @@ def test_format_table():
 
 def test_job_rows():
     stored = {"id": "job_1", "status": "stored", "model": "flux-2-pro", "created_at": "2026-01-01T00:00:00Z",
-              "image": {"content_type": "image/png", "width": 64, "height": 48, "size": 1536}}
-    assert cli.job_row(stored) == ["job_1", "stored", "flux-2-pro", "2026-01-01T00:00:00Z", "png 64x48 1.5 KiB"]
-    failed = dict(stored, status="failed", image=None, error={"code": "bfl_error", "message": "x"}, model=None)
-    assert cli.job_row(failed)[1:] == ["failed", "-", "2026-01-01T00:00:00Z", "bfl_error"]
+              "image": {"content_type": "image/png", "width": 64, "height": 48, "size": 1536},
+              "cost": {"credits": 6.0, "input_mp": 0.0, "output_mp": 0.75}}
+    assert cli.job_row(stored) == ["job_1", "stored", "flux-2-pro", "2026-01-01T00:00:00Z", "6",
+                                   "png 64x48 1.5 KiB"]
+    failed = dict(stored, status="failed", image=None, error={"code": "bfl_error", "message": "x"}, model=None,
+                  cost=None)
+    assert cli.job_row(failed)[1:] == ["failed", "-", "2026-01-01T00:00:00Z", "-", "bfl_error"]
     pending = dict(stored, status="submitted", image=None, error=None, bfl_status="Pending")
     assert cli.job_row(pending)[-1] == "BFL: Pending"
+    video = dict(stored, image=None, video={"content_type": "video/mp4", "width": 1280, "height": 720,
+                                            "size": 3 * 1024 * 1024})
+    assert cli.job_row(video)[-1] == "mp4 1280x720 3.0 MiB"
 
 
 def test_output_path(tmp_path):
@@ -351,22 +299,15 @@ def test_output_path(tmp_path):
     assert cli.output_path(str(tmp_path), "job_1", "image/webp") == tmp_path / "job_1.webp"
     assert cli.output_path("new-dir/", "job_1", "image/png", cwd=tmp_path) == tmp_path / "new-dir" / "job_1.png"
     assert cli.output_path("out.png", "job_1", "image/png", cwd=tmp_path) == tmp_path / "out.png"
-    assert cli.image_extension("image/png; charset=binary") == "png"
-    assert cli.image_extension("application/octet-stream") == "bin"
-
-
-def test_sweep_summary():
-    assert cli.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
-        "swept: 2 due (a check queued for each), 0 dispatched (queued jobs given a free BFL slot), 1 notifications")
+    assert cli.output_path(None, "job_1", "video/mp4", cwd=tmp_path) == tmp_path / "job_1.mp4"
+    assert cli.file_extension("image/png; charset=binary") == "png"
+    assert cli.file_extension("application/octet-stream") == "bin"
 
 
 def test_small_helpers():
-    assert cli.redact_url("redis://user:secret@example.com:6380/0") == "redis://user:***@example.com:6380/0"
-    assert cli.redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert cli.default_token({"FLUXHOOK_TOKEN": " tok-1 ", "API_TOKENS": "a,b"}) == "tok-1"
     assert cli.default_token({"API_TOKENS": " , first-token, second"}) == "first-token"
     assert cli.default_token({}) is None
-    assert cli.format_credits(1e6) == "1,000,000" and cli.format_credits(12.5) == "12.50"
     assert cli.human_size(157) == "157 B" and cli.human_size(3 * 1024 * 1024) == "3.0 MiB"
     with pytest.raises(cli.CLIError) as bad:
         cli.json_object('"text"', "--input-json")

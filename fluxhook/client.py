@@ -1,0 +1,482 @@
+"""A Python client for fluxhook's HTTP API (SPEC §3), for apps and for the ``fluxhook`` command.
+
+    from fluxhook.client import Client
+
+    with Client("http://localhost:8000", token) as fluxhook:
+        job = fluxhook.submit("flux-2-pro", {"prompt": "a red fox in snow"})
+        job = fluxhook.wait(job.id, timeout=120)
+        fluxhook.download(job, "fox.png")
+
+It needs only ``requests`` and the standard library: an app uses it without the service's own
+dependencies. Every request has a timeout. Transport errors, ``5xx`` and ``429`` are retried with
+backoff and jitter on reads and deletes, and on ``submit``/``track`` through their
+``Idempotency-Key`` (one is made when the caller gives none), so a retried submission is never
+paid twice. What goes wrong is raised as an :class:`APIError` subclass named for what a caller
+would catch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+__all__ = [
+    "Client", "Job", "Page", "STATUSES", "TERMINAL",
+    "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "NotFound", "Gone", "Conflict",
+    "ServiceUnavailable", "RateLimited", "ChecksumMismatch", "WaitTimeout",
+]
+
+# SPEC §3's statuses; the last four never change.
+STATUSES = ("queued", "submitted", "ready", "stored", "failed", "moderated", "expired")
+TERMINAL = frozenset({"stored", "failed", "moderated", "expired"})
+
+DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, and to wait for each read
+MAX_WAIT = 60  # the longest ``Prefer: wait`` SPEC §3 allows
+MAX_BACKOFF = 8.0
+# A longer Retry-After is handed to the caller (RateLimited.retry_after) instead of slept through.
+MAX_RETRY_AFTER = 30.0
+# Between the gets of ``wait`` when the server answers at once (it does not honour ``Prefer: wait``).
+FIRST_PAUSE, MAX_PAUSE = 0.25, 2.0
+CHUNK = 64 * 1024
+USER_AGENT = f"fluxhook-client python-requests/{requests.__version__}"
+
+
+# --- errors ------------------------------------------------------------------------------------------
+
+class APIError(Exception):
+    """Root of everything the client raises: ``code`` (snake_case), ``message``, and the HTTP ``status``
+    of the answer (``None`` when no answer came)."""
+
+    default_code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.status = status
+
+    def __str__(self) -> str:
+        text = f"{self.code}: {self.message}"
+        return f"{text} (HTTP {self.status})" if self.status else text
+
+
+class InvalidRequest(APIError):
+    """The API refused the request as malformed (400, 422, and other 4xx without a class of their own)."""
+
+    default_code = "invalid_request"
+
+
+class AuthenticationError(APIError):
+    """The bearer token is missing or not accepted (401, 403)."""
+
+    default_code = "unauthorized"
+
+
+class InsufficientCredits(APIError):
+    """402: BFL has no credits left (``insufficient_credits``), or fluxhook's daily limit is spent
+    (``budget_exceeded``)."""
+
+    default_code = "insufficient_credits"
+
+
+class NotFound(APIError):
+    """No such job (404), or its file is not stored yet (``code`` ``not_ready``)."""
+
+    default_code = "not_found"
+
+
+class Gone(NotFound):
+    """The job ended without the file asked for, or the file was removed (410)."""
+
+    default_code = "gone"
+
+
+class Conflict(APIError):
+    """409, such as ``idempotency_key_in_use`` while the first request with that key is still handled."""
+
+    default_code = "conflict"
+
+
+class ServiceUnavailable(APIError):
+    """fluxhook could not be reached, answered 5xx, or what answered is not fluxhook; try again later."""
+
+    default_code = "unavailable"
+
+
+class RateLimited(ServiceUnavailable):
+    """429 after the retries; ``retry_after`` is the server's wish in seconds, when it said."""
+
+    default_code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ChecksumMismatch(APIError):
+    """The downloaded bytes do not match the job's sha256; nothing was written."""
+
+    default_code = "checksum_mismatch"
+
+
+class WaitTimeout(APIError, TimeoutError):
+    """``wait`` ran out of time before the job ended; ``job`` is the job as last seen (it goes on)."""
+
+    default_code = "wait_timeout"
+
+    def __init__(self, message: str, *, job: "Job", **kwargs):
+        super().__init__(message, **kwargs)
+        self.job = job
+
+
+_ERROR_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequest, 401: AuthenticationError, 402: InsufficientCredits, 403: AuthenticationError,
+    404: NotFound, 409: Conflict, 410: Gone, 422: InvalidRequest, 429: RateLimited,
+}
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+class Job(dict):
+    """A job as the API returns it (SPEC §3): a plain dict whose fields also read as attributes.
+
+    ``job.status``, ``job.image["sha256"]``; a SPEC field the server did not send reads as ``None``.
+    Being a dict, it goes to ``json.dumps`` as it came.
+    """
+
+    FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
+              "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
+              "video", "draft_cache")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name in Job.FIELDS:
+                return None
+            raise AttributeError(f"a job has no field {name!r}") from None
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job has ended (stored, failed, moderated or expired); it never changes again."""
+        return self.get("status") in TERMINAL
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of ``GET /v1/jobs``: its jobs, newest first, and the cursor of the next (``None``: the last)."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class _Bearer(AuthBase):
+    """The bearer token; as the session's auth it also keeps ~/.netrc from replacing it."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+# --- the client --------------------------------------------------------------------------------------
+
+class Client:
+    """The ``/v1`` API of one fluxhook, at ``url`` with a bearer ``token``.
+
+    ``timeout``: seconds, or (connect, read) seconds, for every request. ``retries``: how many times a
+    retryable failure is tried again, after ``backoff`` seconds, doubling, with jitter.
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+                 retries: int = 3, backoff: float = 0.5):
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"url must be an http(s) URL such as http://localhost:8000, got {url!r}")
+        if not token or not token.strip():
+            raise ValueError("token must be one of fluxhook's API_TOKENS")
+        self.url = url.rstrip("/")
+        self.timeout = (float(timeout), float(timeout)) if isinstance(timeout, (int, float)) else tuple(timeout)
+        self.retries = retries
+        self.backoff = backoff
+        self._session = requests.Session()
+        self._session.auth = _Bearer(token.strip())
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    def __repr__(self) -> str:  # never the token
+        return f"Client({self.url!r})"
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    # --- jobs ---
+
+    def submit(self, model: str, input: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
+               notify_url: str | None = None, idempotency_key: str | None = None, wait: int | None = None) -> Job:
+        """Submit a task to BFL through fluxhook (``POST /v1/jobs``); ``input`` holds BFL's request fields.
+
+        ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed.
+        """
+        body: dict[str, Any] = {"model": model, "input": dict(input)}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if notify_url is not None:
+            body["notify_url"] = notify_url
+        return Job(self._json("POST", "/v1/jobs", json=body, wait=wait,
+                              idempotency_key=_key(idempotency_key)))
+
+    def track(self, bfl_id: str, *, polling_url: str | None = None, model: str | None = None,
+              metadata: Mapping[str, Any] | None = None, notify_url: str | None = None,
+              idempotency_key: str | None = None) -> Job:
+        """Follow a task your app submitted to BFL itself (``POST /v1/jobs/track``); a known ``bfl_id``
+        gives its existing job."""
+        body: dict[str, Any] = {"bfl_id": bfl_id}
+        for name, value in (("polling_url", polling_url), ("model", model), ("notify_url", notify_url)):
+            if value is not None:
+                body[name] = value
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        return Job(self._json("POST", "/v1/jobs/track", json=body, idempotency_key=_key(idempotency_key)))
+
+    def get(self, job_id: str, *, wait: int | None = None) -> Job:
+        """One job. ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed."""
+        return Job(self._json("GET", f"/v1/jobs/{_part(job_id)}", wait=wait))
+
+    def pages(self, *, status: str | None = None, model: str | None = None, page_size: int = 100,
+              cursor: str | None = None) -> Iterator[Page]:
+        """The pages of the job list, newest first, each fetched when the iteration reaches it."""
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            for name, value in (("status", status), ("model", model), ("cursor", cursor)):
+                if value:
+                    params[name] = value
+            body = self._json("GET", "/v1/jobs", params=params)
+            jobs = [Job(job) for job in body.get("jobs") or []]
+            # SPEC §3 lists no model filter: against a server that ignores it, filtering here keeps the promise.
+            if model:
+                jobs = [job for job in jobs if job.get("model") == model]
+            cursor = body.get("next_cursor") or None
+            yield Page(jobs, cursor)
+            if cursor is None:
+                return
+
+    def list(self, *, status: str | None = None, model: str | None = None, page_size: int = 100) -> Iterator[Job]:
+        """Every job (with this ``status``, of this ``model``), newest first, fetched a page at a time."""
+        for page in self.pages(status=status, model=model, page_size=page_size):
+            yield from page.jobs
+
+    def wait(self, job_id: str, timeout: float, *,
+             on_update: Callable[[Job | None, APIError | None], None] | None = None) -> Job:
+        """The job once it has ended; ``WaitTimeout`` (with the job as last seen) after ``timeout`` seconds.
+
+        While it waits, fluxhook being unreachable for a while is not an error: the job goes on.
+        ``on_update(job, error)`` is called after every answer that does not end the wait, with the job
+        as last seen and the error when fluxhook could not be reached.
+        """
+        if not timeout > 0:
+            raise ValueError("timeout must be more than 0 seconds")
+        deadline = time.monotonic() + timeout
+        pause, job, error = FIRST_PAUSE, None, None
+        while (remaining := deadline - time.monotonic()) > 0:
+            asked = max(1, min(MAX_WAIT, int(remaining)))
+            started = time.monotonic()
+            try:
+                job, error = self.get(job_id, wait=asked), None
+            except ServiceUnavailable as exc:
+                error = exc
+            else:
+                if job.terminal:
+                    return job
+            if on_update:
+                on_update(job, error)
+            if time.monotonic() - started < asked:
+                # An early answer without an end: the server does not hold the request, so pace the gets.
+                time.sleep(max(min(pause, deadline - time.monotonic()), 0))
+                pause = min(pause * 1.5, MAX_PAUSE)
+        if job is None:
+            raise error or WaitTimeout(f"no answer about job {job_id} within {timeout:g} s", job=Job(id=job_id))
+        raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout:g} s", job=job)
+
+    def download(self, job: str | Job, path: str | os.PathLike) -> Path:
+        """Save the job's stored image (or video) at ``path`` once its sha256 matches; ``job`` is a
+        :class:`Job` or a job id. The file appears whole or not at all."""
+        if not isinstance(job, Job) or not (job.video or job.image):
+            job = self.get(job if isinstance(job, str) else job.id)
+        kind, media = ("video", job.video) if job.video else ("image", job.image)
+        if not media:
+            if job.terminal:
+                raise Gone(f"job {job.id} ended {job.status} without an image or a video")
+            raise NotFound(f"job {job.id} is {job.status}: its result is not stored yet", code="not_ready")
+        target = Path(path)
+        url_path = f"/v1/jobs/{_part(job.id)}/{kind}"
+
+        def attempt(number: int) -> None:
+            with self._send("GET", url_path, stream=True) as response:
+                self._save(response, target, media.get("sha256"))
+
+        self._retrying(True, attempt)
+        return target
+
+    def delete(self, job_id: str) -> None:
+        """Remove the job and its stored files (``DELETE /v1/jobs/{id}``)."""
+        def attempt(number: int) -> None:
+            try:
+                self._send("DELETE", f"/v1/jobs/{_part(job_id)}").close()
+            except NotFound:
+                if number == 1:
+                    raise
+                # An earlier attempt may have deleted it and lost only the answer.
+
+        self._retrying(True, attempt)
+
+    # --- transport ---
+
+    def _json(self, method: str, path: str, *, idempotency_key: str | None = None, wait: int | None = None,
+              **kwargs) -> dict:
+        headers = {}
+        if wait is not None:
+            if not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT:
+                raise ValueError(f"wait must be a whole number of seconds from 1 to {MAX_WAIT}")
+            headers["Prefer"] = f"wait={wait}"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+
+        def attempt(number: int) -> dict:
+            with self._send(method, path, headers=headers, wait=wait or 0, **kwargs) as response:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    raise ServiceUnavailable(f"{self.url} answered {response.status_code} without a JSON object; "
+                                             "is the URL fluxhook's?", code="not_fluxhook",
+                                             status=response.status_code)
+                return body
+
+        return self._retrying(method in ("GET", "DELETE") or idempotency_key is not None, attempt)
+
+    def _send(self, method: str, path: str, *, wait: int = 0, **kwargs) -> requests.Response:
+        """One request; a non-2xx answer or a failed transport raised as an APIError."""
+        connect, read = self.timeout
+        try:
+            # A request with ``Prefer: wait`` may rightly be held that much longer before its answer.
+            response = self._session.request(method, self.url + path, timeout=(connect, read + wait), **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(f"cannot reach fluxhook at {self.url}: {_reason(exc)}",
+                                     code="unreachable") from exc
+        if 200 <= response.status_code < 300:
+            return response
+        with response:
+            raise _error_from(response)
+
+    def _retrying(self, idempotent: bool, attempt: Callable[[int], Any]) -> Any:
+        number = 1
+        while True:
+            try:
+                return attempt(number)
+            except APIError as exc:
+                if not (idempotent and number <= self.retries and _retryable(exc)):
+                    raise
+                time.sleep(self._delay(number, exc))
+            number += 1
+
+    def _delay(self, number: int, exc: APIError) -> float:
+        delay = min(self.backoff * 2 ** (number - 1), MAX_BACKOFF)
+        delay = random.uniform(delay / 2, delay)  # jitter: clients that failed together do not return together
+        return max(delay, getattr(exc, "retry_after", None) or 0.0)
+
+    def _save(self, response: requests.Response, path: Path, sha256: str | None) -> None:
+        digest = hashlib.sha256()
+        # Beside the target, so the rename that publishes it is atomic; created as any new file would be
+        # (the umask applies), since it becomes the result.
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    for chunk in response.iter_content(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                except requests.RequestException as exc:
+                    raise ServiceUnavailable(f"the download from {self.url} broke off: {_reason(exc)}",
+                                             code="unreachable") from exc
+            if sha256 and digest.hexdigest() != sha256:
+                raise ChecksumMismatch(f"the file downloaded for {path.name} does not match the job's sha256")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def _error_from(response: requests.Response) -> APIError:
+    """The API's ``{"error": {"code", "message"}}`` (SPEC §3) as the exception for its status."""
+    status = response.status_code
+    cls = _ERROR_BY_STATUS.get(status) or (InvalidRequest if 400 <= status < 500 else ServiceUnavailable)
+    code = message = None
+    try:
+        error = response.json()["error"]
+        if isinstance(error["code"], str) and isinstance(error["message"], str):
+            code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    if code is None:
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        code, message = f"http_{status}", f"the server answered {status} ({kind}), not a fluxhook error; " \
+                                          "is the URL right?"
+    if cls is RateLimited:
+        return RateLimited(message, code=code, status=status, retry_after=_retry_after(response))
+    return cls(message, code=code, status=status)
+
+
+def _retryable(exc: APIError) -> bool:
+    if isinstance(exc, RateLimited):
+        return exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+    if isinstance(exc, Conflict):
+        return exc.code == "idempotency_key_in_use"  # the first request's answer will be replayed
+    # A 2xx that is not fluxhook's JSON stays so.
+    return isinstance(exc, ServiceUnavailable) and not (exc.status and exc.status < 300)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return max(float(response.headers.get("Retry-After", "")), 0.0)
+    except ValueError:
+        return None  # absent, or an HTTP date: the backoff decides
+
+
+def _key(given: str | None) -> str:
+    if given is None:
+        return str(uuid.uuid4())
+    if not 1 <= len(given) <= 255 or not given.isprintable():
+        raise ValueError("idempotency_key must be 1 to 255 printable characters")
+    return given
+
+
+def _part(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed (is it running, and is the URL right?)"
+    return type(exc).__name__

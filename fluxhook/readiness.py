@@ -1,0 +1,95 @@
+"""Whether the service can do its work: Redis answers, a worker is alive, storage takes writes.
+
+``GET /readyz`` answers with these checks and ``fluxhook doctor`` prints them, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.exceptions import RedisError
+from rq import Worker
+
+HEARTBEAT_MAX_AGE = 60  # seconds: SPEC §3's "a worker heartbeat seen in the last 60 s"
+
+OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's outcome: ``state`` is ok, FAIL, warn or skip.
+
+    ``detail`` is for an operator (it may name hosts, never a secret); ``reason`` says what is wrong in
+    words fit for ``/readyz``, which anyone may read, so it names nothing of the setup.
+    """
+
+    name: str
+    state: str
+    detail: str
+    reason: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.state == FAIL
+
+
+def check(svc) -> list[Check]:
+    """The Redis, worker and storage checks of ``svc`` (a ``Services``), in that order."""
+    redis_check = _redis(svc)
+    worker_check = _worker(svc) if not redis_check.failed else Check("worker", SKIP, "needs Redis")
+    return [redis_check, worker_check, _storage(svc)]
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (a Redis URL may carry one)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _redis(svc) -> Check:
+    where = redact_url(svc.config.redis_url)
+    try:
+        svc.redis.ping()  # opens the connection, so the timed PING below measures Redis alone
+        start = time.perf_counter()
+        svc.redis.ping()
+        latency = (time.perf_counter() - start) * 1000
+    except RedisError as exc:
+        return Check("redis", FAIL, f"{where}: {type(exc).__name__}: {exc}",
+                     f"redis unreachable: {type(exc).__name__}")
+    return Check("redis", OK, f"{where}: PING {latency:.1f} ms")
+
+
+def _worker(svc) -> Check:
+    try:
+        workers = Worker.all(queue=svc.queue)
+    except RedisError as exc:
+        return Check("worker", FAIL, f"cannot read the workers: {type(exc).__name__}: {exc}",
+                     f"redis unreachable: {type(exc).__name__}")
+    now = time.time()
+    ages = sorted(now - w.last_heartbeat.timestamp() for w in workers if w.last_heartbeat)
+    fresh = [age for age in ages if age < HEARTBEAT_MAX_AGE]
+    if fresh:
+        return Check("worker", OK, f"{len(fresh)} worker(s) alive, latest heartbeat {max(fresh[0], 0):.0f} s ago")
+    seen = f"; the latest, {ages[0]:.0f} s ago" if ages else ""
+    return Check("worker", FAIL, f"no worker heartbeat in the last {HEARTBEAT_MAX_AGE} s ({len(workers)} "
+                                 f"registered{seen}): start one with `python -m worker`",
+                 f"no worker heartbeat in the last {HEARTBEAT_MAX_AGE} s")
+
+
+def _storage(svc) -> Check:
+    where = svc.config.storage_url
+    try:
+        writable = svc.storage.writable()
+    except Exception as exc:  # noqa: BLE001 (any failure of the store means it cannot take an image)
+        return Check("storage", FAIL, f"{where}: {type(exc).__name__}: {exc}", "storage is not writable")
+    if writable:
+        return Check("storage", OK, f"{where} is writable")
+    return Check("storage", FAIL, f"{where} is not writable", "storage is not writable")
