@@ -9,9 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from fluxhook import metrics as fm
 from fluxhook import readiness
-from fluxhook import transitions as st
-from fluxhook.store.jobs import DUE_KEY, PREFIX
-from fluxhook.limits import POOLS
 
 from .context import services
 
@@ -49,24 +46,16 @@ class _Snapshot:
 
     def collect(self):
         svc = self.svc
-        yield from fm.recorded_families(svc.redis)
-        pipe = svc.redis.pipeline(transaction=False)
-        for name in st.STATUSES:
-            pipe.zcard(f"{PREFIX}status:{name}")
-        for pool in POOLS:
-            pipe.zcard(f"{PREFIX}slots:{pool}")
-            pipe.zcard(f"{PREFIX}waiting:{pool}")
-        pipe.zcount(DUE_KEY, "-inf", time.time())
-        values = pipe.execute()
-        by_status, rest = values[:len(st.STATUSES)], values[len(st.STATUSES):]
+        yield from fm.recorded_families(svc.store)
+        now = svc.store.snapshot(time.time())
         yield fm.gauge("fluxhook_jobs", "Jobs by status.",
-                       {(name,): n for name, n in zip(st.STATUSES, by_status)}, ("status",))
+                       {(name,): n for name, n in now.by_status.items()}, ("status",))
         yield fm.gauge("fluxhook_bfl_slots_in_use", "BFL tasks in flight, by slot pool.",
-                       {(pool,): rest[2 * i] for i, pool in enumerate(POOLS)}, ("pool",))
+                       {(pool,): n for pool, n in now.in_flight.items()}, ("pool",))
         yield fm.gauge("fluxhook_bfl_slots_waiting", "Jobs queued for a BFL slot, by slot pool.",
-                       {(pool,): rest[2 * i + 1] for i, pool in enumerate(POOLS)}, ("pool",))
+                       {(pool,): n for pool, n in now.waiting.items()}, ("pool",))
         yield fm.gauge("fluxhook_sweep_due", "Jobs due for a fallback check now (growing: the sweep falls behind).",
-                       {(): rest[-1]})
+                       {(): now.due})
         queues = (svc.queue, svc.control_queue)
         yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
                        {(q.name,): q.count for q in queues}, ("queue",))
