@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite clean
+.PHONY: run test bench bench-suite image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -25,6 +25,12 @@ bench: $(VENV)/.installed
 # Every benchmark beside its baseline (needs wrk: apt-get install wrk).
 bench-suite: $(VENV)/.installed
 	$(PY) -m bench.suite
+
+# The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
+# the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on
+# Debian 12, installs podman & co. with apt-get when missing; see README "Running it for real".
+image-check: $(VENV)/.installed
+	$(PY) -m devtools.image_check
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
