@@ -40,9 +40,14 @@ with Client(url, token, timeout=30) as fluxhook:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools writes its build/ and egg-info beside the sources.
+    source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
+    for name in ("pyproject.toml", "README.md", "requirements.txt"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("fluxhook", "receiver", "worker"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "--no-index", "-w", str(out), str(source)], check=True, capture_output=True, timeout=300)
     return next(out.glob("fluxhook-*.whl"))
 
 
