@@ -39,12 +39,15 @@ class InProcessWorker(SimpleWorker):
     # The signals that stop it: RQ's SIGTERM and SIGINT on its own; its supervisor's one signal in a
     # pool (see pool), which then ignores SIGTERM and SIGINT however often a PaaS sends them.
     stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
+    # Set by a stop signal: the worker's loop ended because it was asked to, not because Redis went away.
+    stop_requested = False
 
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
         self._route_stop_signals(self.request_stop)
 
     def request_stop(self, signum, frame) -> None:
+        self.stop_requested = True
         try:
             super().request_stop(signum, frame)
         finally:

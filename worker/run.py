@@ -44,7 +44,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
                 worker.work(with_scheduler=False, logging_level=config.log_level)
             except RedisError:
                 pass  # raised by RQ's own teardown when Redis is gone
-            if worker._shutdown_requested_date is not None:  # RQ saw a stop signal: a requested stop
+            if worker.stop_requested:
                 return 0
             # RQ quits on a lost Redis connection; a worker must come back by itself when Redis does.
             log.warning("worker lost Redis; starting again once it answers")
