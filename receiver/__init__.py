@@ -37,7 +37,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.extensions["fluxhook"] = services
     errors.init_app(app)
     requestlog.init_app(app)
-    waiting.init_app(app, waiting.Waiters(services.store.job_changes, services.config.web_threads))
+    waiting.init_app(app, waiting.Waiters(services.store.job_changes), services.config.web_threads)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(health.bp)

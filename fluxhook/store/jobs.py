@@ -129,9 +129,12 @@ class JobStore:
         keys = [self.keys.job(job_id), self.keys.due, self.keys.outbox]
         spec: dict[str, Any] = {
             "id": job_id, "now": repr(now), "to": new_status, "from": list(allowed), "fields": encode_fields(fields),
-            "statuses": {name: _place(keys, self.keys.status(name)) for name in st.STATUSES},
-            "pools": [[_place(keys, self.keys.slots(p)), _place(keys, self.keys.waiting(p))] for p in POOLS],
-            "free_slot": consequences.free_slot, "leave_line": consequences.leave_line,
+            # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
+            # the slots and lines a job in those statuses can hold.
+            "statuses": {name: _place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
+            "slots": [_place(keys, self.keys.slots(p)) for p in POOLS] if consequences.free_slot else [],
+            "lines": ([_place(keys, self.keys.waiting(p)) for p in POOLS]
+                      if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
         if if_equal is not None:

@@ -1,8 +1,9 @@
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
--- the spec names by their position in KEYS: every status index, every pool's slots and line, the
--- BFL task index of a bfl_id being set, the lock, and each effect's key.
+-- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
+-- enter, the slots and lines it gives up, the BFL task index of a bfl_id being set, the lock, and
+-- each effect's key.
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
@@ -36,10 +37,8 @@ if new ~= '' and new ~= current then
   redis.call('HSET', job, 'status', new)
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
-  for _, pool in ipairs(spec.pools) do
-    if spec.free_slot then redis.call('ZREM', KEYS[pool[1]], spec.id) end
-    if spec.leave_line then redis.call('ZREM', KEYS[pool[2]], spec.id) end
-  end
+  for _, key in ipairs(spec.slots) do redis.call('ZREM', KEYS[key], spec.id) end
+  for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], spec.id) end
   if spec.terminal then
     local notify_url = redis.call('HGET', job, 'notify_url')
     if notify_url and notify_url ~= '' then redis.call('ZADD', outbox, spec.now, spec.id) end
