@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 MIN_WAIT, MAX_WAIT = 1, 60
-# Requests one web process lets wait at once; past that a request is answered at once, as the job is.
-WAITERS_PER_PROCESS = 100
 
 
 def requested_wait(header: str | None) -> int | None:

@@ -9,7 +9,7 @@ import sys
 
 from gunicorn import glogging, util as gunicorn_util
 
-from fluxhook.waiting import WAITERS_PER_PROCESS
+from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
 
 
 def _whole(name: str, default: str) -> int:
@@ -26,9 +26,9 @@ bind = f"0.0.0.0:{_whole('PORT', '8000')}"
 # Threads serve the many short callback and API requests; processes use both cores.
 worker_class = "gthread"
 workers = _whole("WEB_CONCURRENCY", "2")
-# WEB_THREADS work at once (receiver/waiting.py holds the rest back); the others are room for
-# requests waiting on a job (Prefer: wait), which hold a thread but no CPU.
-threads = _whole("WEB_THREADS", "4") + WAITERS_PER_PROCESS
+# WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
+# for requests waiting on their job (Prefer: wait) or on BFL, which hold a thread but no CPU.
+threads = _whole("WEB_THREADS", "4") + WAITING_ROOM + BFL_CALL_ROOM
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.

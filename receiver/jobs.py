@@ -23,9 +23,11 @@ from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.removal import remove_job
 from fluxhook.presenting import present
 from fluxhook.limits import pool_for
+from fluxhook.tasks import enqueue_submits
 from fluxhook.waiting import requested_wait
 
 from .auth import bearer_token_valid, require_bearer
+from .bulkheads import bfl_calls
 from .context import services
 from .waiting import waiters
 
@@ -97,16 +99,22 @@ def create():
               pool=pool_for(model), created_at=now, updated_at=now, notify_url=notify_url)
     svc.jobs.create(job)
     g.job_id = job.id
-    if svc.slots.acquire(job):
+    if not svc.slots.acquire(job):
+        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
+        return _answer_after_wait(_load(job.id), 202)
+    with bfl_calls().enter() as inside:
+        if not inside:
+            # As many submissions of this process already wait on BFL as it may: a worker sends this one.
+            enqueue_submits(svc.control_queue, [job.id])
+            log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
+            return _answer_after_wait(_load(job.id), 202)
         try:
             submission.submit(svc, job)
         except BFLError:
             # The task never reached BFL: leave nothing behind for the caller to clean up.
             svc.jobs.delete(job.id)
             raise
-    else:
-        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
-    return _present(_load(job.id)), 202
+    return _answer_after_wait(_load(job.id), 202)
 
 
 @bp.post("/jobs/track")

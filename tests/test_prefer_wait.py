@@ -111,26 +111,3 @@ def test_past_its_room_a_process_answers_at_once_and_a_waiter_wakes_on_the_annou
     assert waited is True and took < 20  # woken by the announcement, not by the end of its wait
     waiters.close()
 
-
-def test_work_permits_go_to_requests_in_the_order_they_came():
-    from devtools.processes import wait_until
-    from receiver.waiting import WorkPermits
-
-    permits, order = WorkPermits(1), []
-    permits.acquire()
-
-    def worker(n: int):
-        permits.acquire()
-        order.append(n)
-        permits.release()
-
-    threads = []
-    for n in range(5):
-        threads.append(threading.Thread(target=worker, args=(n,)))
-        threads[-1].start()
-        wait_until(lambda: len(permits._line) == n + 1, timeout=5, message=f"request {n} in line")
-    assert order == []
-    permits.release()
-    for thread in threads:
-        thread.join(timeout=5)
-    assert order == [0, 1, 2, 3, 4]

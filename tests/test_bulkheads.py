@@ -1,0 +1,123 @@
+"""Bulkheads in the web process (receiver/bulkheads.py): a BFL that hangs never takes the capacity
+that callbacks and reads need, and work permits go to requests in the order they came."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from conftest import API, service_env
+from devtools.processes import free_port, wait_until
+from fluxhook.config import Config
+from receiver import create_app
+from receiver.bulkheads import BFL_CALL_ROOM, WorkPermits
+
+DB = 10
+
+
+class HangingBFL:
+    """A BFL whose submissions hang until released, then answer like BFL."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.hanging = 0
+        self._lock = threading.Lock()
+        bfl = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with bfl._lock:
+                    bfl.hanging += 1
+                bfl.release.wait(60)
+                task = str(uuid.uuid4())
+                body = json.dumps({"id": task, "polling_url": f"http://{self.headers['Host']}/v1/get_result?id={task}"})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture()
+def hung(redis_server, simulator, _spies):
+    """A web app in this process whose BFL hangs on every submission."""
+    bfl = HangingBFL()
+    port = free_port()
+    env = service_env(redis_server, simulator, _spies[0].port, port, BFL_API_BASE=bfl.url,
+                      API_HOST_ALLOWLIST=bfl.url.removeprefix("http://"))
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    connection.flushdb()
+    server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield API(f"http://127.0.0.1:{port}"), bfl
+    bfl.release.set()
+    server.shutdown()
+    bfl.server.shutdown()
+    connection.flushdb()
+
+
+def test_submissions_past_the_room_for_bfl_calls_go_to_a_worker_and_reads_go_on(hung):
+    api, bfl = hung
+    submissions = BFL_CALL_ROOM + 6
+    with ThreadPoolExecutor(submissions) as pool:
+        answers = [pool.submit(api.post, "/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": f"hung {n}"}},
+                               timeout=90) for n in range(submissions)]
+        wait_until(lambda: bfl.hanging == BFL_CALL_ROOM and sum(a.done() for a in answers) == submissions - BFL_CALL_ROOM,
+                   timeout=20, message="the room full of hanging submissions, the rest answered")
+        queued = [a.result().json() for a in answers if a.done()]
+        assert {a.result().status_code for a in answers if a.done()} == {202}
+        assert {job["status"] for job in queued} == {"queued"} and all(job["bfl_id"] is None for job in queued)
+        # Reads and callbacks still find a work permit while every BFL call hangs.
+        started = time.monotonic()
+        assert api.get(f"/v1/jobs/{queued[0]['id']}").json()["status"] == "queued"
+        callback = api.callback(queued[1]["id"], {"id": "not-yet", "status": "Pending"})
+        assert callback.status_code in (202, 409)  # the job does not know its task yet
+        assert time.monotonic() - started < 5
+        assert bfl.hanging == BFL_CALL_ROOM  # no more calls went to BFL from the web process
+        bfl.release.set()
+        finished = [a.result(timeout=60) for a in answers]
+    submitted = [r.json() for r in finished if r.json()["status"] == "submitted"]
+    assert len(submitted) == BFL_CALL_ROOM and all(job["bfl_id"] for job in submitted)
+
+
+def test_work_permits_go_to_requests_in_the_order_they_came():
+    permits, order = WorkPermits(1), []
+    permits.acquire()
+
+    def worker(n: int):
+        permits.acquire()
+        order.append(n)
+        permits.release()
+
+    threads = []
+    for n in range(5):
+        threads.append(threading.Thread(target=worker, args=(n,)))
+        threads[-1].start()
+        wait_until(lambda: len(permits._line) == n + 1, timeout=5, message=f"request {n} in line")
+    assert order == []
+    permits.release()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert order == [0, 1, 2, 3, 4]
