@@ -37,7 +37,10 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str
     the counter an applied report adds to; ``notes(outcome)`` what to record with it. Failure reports not
     ``confirmed`` (by a poll) only queue a check; ``proven`` says whether a callback proved its secret.
     """
-    task_id = expect_task if expect_task is not None else (job.bfl_id or "" if job else "")
+    if expect_task is not None:
+        task_id = expect_task
+    else:
+        task_id = (job.bfl_id or "") if job is not None else ""
     if report.status == st.BFL_READY and (job is None or not job.terminal):
         # The common case needs nothing read first: the job moves, its download is queued, and the
         # notes are recorded in one step, or nothing happens.
