@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite image-check clean
+.PHONY: run test bench bench-suite bench-waiting bench-bulkheads image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -25,6 +25,14 @@ bench: $(VENV)/.installed
 # Every benchmark beside its baseline (needs wrk: apt-get install wrk).
 bench-suite: $(VENV)/.installed
 	$(PY) -m bench.suite
+
+# Prefer: wait: how soon a waiting client hears of its job's end, 1 and 200 clients, beside polling.
+bench-waiting: $(VENV)/.installed
+	$(PY) -m bench.waiting
+
+# Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
+bench-bulkheads: $(VENV)/.installed
+	$(PY) -m bench.bulkheads
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on

@@ -3,18 +3,16 @@ that callbacks and reads need, and work permits go to requests in the order they
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
 from werkzeug.serving import make_server
 
 from conftest import API, service_env
+from devtools.hanging_bfl import HangingBFL
 from devtools.processes import free_port, wait_until
 from fluxhook.config import Config
 from receiver import create_app
@@ -23,48 +21,12 @@ from receiver.bulkheads import BFL_CALL_ROOM, WorkPermits
 DB = 10
 
 
-class HangingBFL:
-    """A BFL whose submissions hang until released, then answer like BFL."""
-
-    def __init__(self):
-        self.release = threading.Event()
-        self.hanging = 0
-        self._lock = threading.Lock()
-        bfl = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with bfl._lock:
-                    bfl.hanging += 1
-                bfl.release.wait(60)
-                task = str(uuid.uuid4())
-                body = json.dumps({"id": task, "polling_url": f"http://{self.headers['Host']}/v1/get_result?id={task}"})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
-
-
 @pytest.fixture()
 def hung(redis_server, simulator, _spies):
     """A web app in this process whose BFL hangs on every submission."""
     bfl = HangingBFL()
     port = free_port()
-    env = service_env(redis_server, simulator, _spies[0].port, port, BFL_API_BASE=bfl.url,
-                      API_HOST_ALLOWLIST=bfl.url.removeprefix("http://"))
+    env = service_env(redis_server, simulator, _spies[0].port, port, BFL_API_BASE=bfl.url, API_HOST_ALLOWLIST=bfl.host)
     env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
     connection = redis.Redis.from_url(env["REDIS_URL"])
     connection.flushdb()
@@ -72,9 +34,8 @@ def hung(redis_server, simulator, _spies):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield API(f"http://127.0.0.1:{port}"), bfl
-    bfl.release.set()
+    bfl.stop()
     server.shutdown()
-    bfl.server.shutdown()
     connection.flushdb()
 
 
