@@ -130,8 +130,8 @@ def run(args) -> Section:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bulkheads", description=__doc__.splitlines()[0])
     parser.add_argument("--hanging", default="0,16,64", help="hanging submission counts (default 0,16,64)")
-    parser.add_argument("--samples", type=int, default=100, help="callbacks and reads per count (default 100)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="longest wait for one answer, s (default 5)")
+    parser.add_argument("--samples", type=int, default=50, help="callbacks and reads per count (default 50)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="longest wait for one answer, s (default 2)")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the web processes")
     args = parser.parse_args(argv)
     args.hanging = [int(n) for n in args.hanging.split(",")]
