@@ -119,8 +119,8 @@ def run(args) -> Section:
             Row(f"{hanging} hanging: job read p99, ms", fmt(o["read_p99"]), fmt(b["read_p99"]), "",
                 f"<= {TARGET_P99_MS:g}", o["read_p99"] <= TARGET_P99_MS),
         ]
-        section.notes.append(f"{hanging} hanging: submissions held at BFL while measuring: {o['at_bfl']} "
-                             f"(fluxhook) vs {b['at_bfl']} (baseline)")
+        section.notes.append(f"{hanging} hanging: requests BFL held while measuring (the BFL client's retries of "
+                             f"submissions it gave up on included): {o['at_bfl']} (fluxhook) vs {b['at_bfl']} (baseline)")
     section.notes.append(f"{args.samples} callbacks and {args.samples} reads per count, one at a time; an answer "
                          f"not in {args.timeout:g} s counts as {args.timeout:g} s. Web: 2 processes, WEB_THREADS="
                          f"{WEB_THREADS}; baseline: gunicorn --threads {WEB_THREADS} (no rooms).")
