@@ -16,10 +16,14 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class HangingBFL:
-    """Answers submissions like BFL, at once or, while ``hang`` is set, only once ``release`` is."""
+    """Answers submissions like BFL, at once or, while ``hang`` is set, only once ``release`` is.
+
+    While ``fail_with`` is set, every submission is answered with that HTTP status instead.
+    """
 
     def __init__(self, hang: bool = True):
         self.hang = hang
+        self.fail_with: int | None = None
         self.release = threading.Event()
         self.hanging = 0
         self.submissions = 0
@@ -37,15 +41,17 @@ class HangingBFL:
                     bfl.release.wait(120)
                     with bfl._lock:
                         bfl.hanging -= 1
+                if bfl.fail_with is not None:
+                    return self._answer({"detail": "failing on purpose"}, bfl.fail_with)
                 task = str(uuid.uuid4())
                 self._answer({"id": task, "polling_url": f"http://{self.headers['Host']}/v1/get_result?id={task}"})
 
             def do_GET(self):  # noqa: N802
                 self._answer({"id": self.path.rsplit("=", 1)[-1], "status": "Pending"})
 
-            def _answer(self, payload: dict) -> None:
+            def _answer(self, payload: dict, status: int = 200) -> None:
                 body = json.dumps(payload).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -53,6 +53,26 @@ class Unauthorized(FluxhookError):
     status = 401
 
 
+class InvalidIdempotencyKey(InvalidRequest):
+    """The Idempotency-Key header is empty, longer than 255 characters, or not printable."""
+
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReused(FluxhookError):
+    """The Idempotency-Key was first used with another request body."""
+
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class IdempotencyKeyInUse(FluxhookError):
+    """The first request with this Idempotency-Key is still being handled."""
+
+    code = "idempotency_key_in_use"
+    status = 409
+
+
 class JobNotFound(FluxhookError):
     """No job has that id."""
 

@@ -9,7 +9,8 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import bulkheads, dashboard, dashboard_session, errors, health, jobs, openapi, requestlog, waiting, webhooks
+from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, openapi, requestlog, waiting,
+               webhooks)
 
 # Large enough for BFL inputs carrying base64 images; the webhook endpoints cap themselves at 64 KiB.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -37,6 +38,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.extensions["fluxhook"] = services
     errors.init_app(app)
     requestlog.init_app(app)
+    idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     app.register_blueprint(jobs.bp)

@@ -29,6 +29,7 @@ from fluxhook.waiting import requested_wait
 from .auth import bearer_token_valid, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
+from .idempotency import idempotent
 from .waiting import waiters
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -80,6 +81,7 @@ def _load(job_id: str) -> Job:
 
 
 @bp.post("/jobs")
+@idempotent
 def create():
     """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
     data = _body()
@@ -118,6 +120,7 @@ def create():
 
 
 @bp.post("/jobs/track")
+@idempotent
 def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
     data = _body()

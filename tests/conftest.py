@@ -185,6 +185,39 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
 
 
 @pytest.fixture()
+def local_app(redis_server, simulator, _spies):
+    """Starts web apps in this process (werkzeug's threaded server), each on a Redis database of its own.
+
+    ``local_app(db, **env)`` returns the app's API and a connection to its database (flushed before and after).
+    """
+    import redis
+    from werkzeug.serving import make_server
+
+    from fluxhook.config import Config
+    from receiver import create_app
+
+    made = []
+
+    def build(db: int, **overrides):
+        port = free_port()
+        env = service_env(redis_server, simulator, _spies[0].port, port, **overrides)
+        env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
+        connection = redis.Redis.from_url(env["REDIS_URL"])
+        connection.flushdb()
+        server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        made.append((server, thread, connection))
+        return API(f"http://127.0.0.1:{port}"), connection
+
+    yield build
+    for server, thread, connection in made:
+        server.shutdown()
+        thread.join(timeout=5)
+        connection.flushdb()
+
+
+@pytest.fixture()
 def make_services(redis_server, simulator, spy):
     """Builds in-process Services on a Redis database of their own (flushed before and after)."""
     from fluxhook.config import Config

@@ -13,6 +13,7 @@ import io
 import json
 import re
 import socket
+import threading
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -158,3 +159,28 @@ def web_worker_pids(stack) -> list[str]:
 def wait_sim_ready(sim, task_id: str) -> dict:
     return wait_until(lambda: (lambda r: r if r.get("status") == "Ready" else None)(sim.result(task_id)),
                       timeout=10, message=f"simulator task {task_id} to be Ready")
+
+
+def commands_during(connection, db: int, action) -> list[dict]:
+    """The commands sent to database ``db`` while ``action()`` runs, as Redis's MONITOR reports them."""
+    end = "end-of-action"
+    seen: list[dict] = []
+    started = threading.Event()
+
+    def listen():
+        with connection.monitor() as monitor:
+            started.set()
+            for command in monitor.listen():
+                if command["db"] == db and end in command["command"]:
+                    return
+                if command["db"] == db:
+                    seen.append(command)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert started.wait(5)  # MONITOR has answered OK: it sees every command from here on
+    action()
+    connection.echo(end)
+    listener.join(timeout=10)
+    assert not listener.is_alive()
+    return seen

@@ -8,35 +8,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
-from werkzeug.serving import make_server
 
-from conftest import API, service_env
 from devtools.hanging_bfl import HangingBFL
-from devtools.processes import free_port, wait_until
-from fluxhook.config import Config
-from receiver import create_app
+from devtools.processes import wait_until
 from receiver.bulkheads import BFL_CALL_ROOM, WorkPermits
 
 DB = 10
 
 
 @pytest.fixture()
-def hung(redis_server, simulator, _spies):
+def hung(local_app):
     """A web app in this process whose BFL hangs on every submission."""
     bfl = HangingBFL()
-    port = free_port()
-    env = service_env(redis_server, simulator, _spies[0].port, port, BFL_API_BASE=bfl.url, API_HOST_ALLOWLIST=bfl.host)
-    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    connection.flushdb()
-    server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield API(f"http://127.0.0.1:{port}"), bfl
+    api, _ = local_app(DB, BFL_API_BASE=bfl.url, API_HOST_ALLOWLIST=bfl.host)
+    yield api, bfl
     bfl.stop()
-    server.shutdown()
-    connection.flushdb()
 
 
 def test_submissions_past_the_room_for_bfl_calls_go_to_a_worker_and_reads_go_on(hung):

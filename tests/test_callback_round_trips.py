@@ -2,60 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import redis
-from werkzeug.serving import make_server
 
-from conftest import API, ready_payload, service_env
-from devtools.processes import free_port
-from fluxhook.config import Config
-from receiver import create_app
+from conftest import ready_payload
+from helpers import commands_during
 
 DB = 9
-END = "end-of-callback"
 
 
 @pytest.fixture()
-def lone_app(redis_server, simulator, _spies):
+def lone_app(local_app):
     """A web app in this process on a Redis database no other process uses, with no worker."""
-    port = free_port()
-    env = service_env(redis_server, simulator, _spies[0].port, port)
-    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    connection.flushdb()
-    server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield API(f"http://127.0.0.1:{port}"), connection
-    server.shutdown()
-    thread.join(timeout=5)
-    connection.flushdb()
-
-
-def _commands_during(connection: redis.Redis, action) -> list[dict]:
-    """The commands sent to database DB while ``action()`` runs, as MONITOR reports them."""
-    seen: list[dict] = []
-    started = threading.Event()
-
-    def listen():
-        with connection.monitor() as monitor:
-            started.set()
-            for command in monitor.listen():
-                if command["db"] == DB and END in command["command"]:
-                    return
-                if command["db"] == DB:
-                    seen.append(command)
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert started.wait(5)  # MONITOR has answered OK: it sees every command from here on
-    action()
-    connection.echo(END)
-    listener.join(timeout=10)
-    assert not listener.is_alive()
-    return seen
+    return local_app(DB)
 
 
 def test_the_first_ready_callback_is_one_round_trip_to_redis(lone_app, spy):
@@ -67,7 +25,7 @@ def test_the_first_ready_callback_is_one_round_trip_to_redis(lone_app, spy):
     payload = ready_payload(job["bfl_id"], spy.route("/counted.png", body=b"x"))
 
     answers = []
-    commands = _commands_during(connection, lambda: answers.append(api.callback(job["id"], payload)))
+    commands = commands_during(connection, DB, lambda: answers.append(api.callback(job["id"], payload)))
 
     assert answers[0].status_code == 200 and answers[0].json()["outcome"] == "download_queued"
     # A connection opened meanwhile says hello first (werkzeug's threads come and go; gunicorn's keep theirs).

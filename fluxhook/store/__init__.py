@@ -11,6 +11,7 @@ from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.limits import POOLS
 from fluxhook.store.effects import Effects
+from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
@@ -42,6 +43,7 @@ class Store:
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
+        self.idempotency = IdempotencyStore(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""

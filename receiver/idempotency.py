@@ -1,0 +1,66 @@
+"""``Idempotency-Key`` on the submitting endpoints: the first answer is replayed, not acted on again."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Flask, Response, g, request
+
+from fluxhook import idempotency
+from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from fluxhook.store.idempotency import DONE, IN_USE, REUSED
+from fluxhook.waiting import MAX_WAIT
+
+from .context import services
+
+# The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
+# repeat never acts while the first may still; a process that dies with it frees the key after it.
+CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+
+
+def idempotent(view):
+    """Answer a repeated request (same bearer token and key) with the first request's answer."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        claim = idempotency.claim(token, key, request.method, request.path, request.get_data())
+        first = services().store.idempotency.begin(claim, CLAIM_LEASE)
+        if first.state == DONE:
+            replay = Response(first.body, status=first.status, mimetype="application/json")
+            replay.headers["Idempotent-Replayed"] = "true"
+            return replay
+        if first.state == REUSED:
+            raise IdempotencyKeyReused(f"this {idempotency.HEADER} was first used with another request body")
+        if first.state == IN_USE:
+            raise IdempotencyKeyInUse(f"the first request with this {idempotency.HEADER} is still being handled; "
+                                      "retry shortly")
+        g.idempotency_claim = claim
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def init_app(app: Flask) -> None:
+    """Keep each claimed request's answer (errors included, but never a 5xx, which may be retried)."""
+
+    @app.after_request
+    def keep_answer(response):
+        claim = g.pop("idempotency_claim", None)
+        if claim is not None:
+            if response.status_code >= 500:
+                services().store.idempotency.abandon(claim)
+            else:
+                services().store.idempotency.finish(claim, response.status_code, response.get_data())
+        return response
+
+    @app.teardown_request
+    def free_key(exc):
+        # No answer was made (the process's own failure): the client may retry with the key.
+        claim = g.pop("idempotency_claim", None)
+        if claim is not None:
+            services().store.idempotency.abandon(claim)
