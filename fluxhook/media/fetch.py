@@ -11,7 +11,8 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from fluxhook.errors import DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, TransientDownloadError
+from fluxhook.errors import (DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, StorageError,
+                             TransientDownloadError)
 from fluxhook.net.hosts import HostPattern, check_url
 from fluxhook.net.http_client import HTTPClient
 from fluxhook.media.storage import discard_upload
@@ -114,10 +115,21 @@ def _stream(response: requests.Response, out: BinaryIO, max_bytes: int) -> tuple
             if size > max_bytes:
                 raise ImageTooLarge(f"the image is larger than the {max_bytes} bytes allowed")
             digest.update(chunk)
-            out.write(chunk)
+            _write(out, chunk)
     except requests.RequestException as exc:
         raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from None
+    _write(out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
     return digest.hexdigest(), size
+
+
+def _write(out: BinaryIO, chunk: bytes) -> None:
+    """Write to the store's upload file: a full or read-only disk is the store failing for a while."""
+    try:
+        out.write(chunk)
+        if not chunk:
+            out.flush()
+    except OSError as exc:
+        raise StorageError(f"cannot write the download: {exc.strerror or type(exc).__name__}") from exc
 
 
 def identify(file: BinaryIO) -> tuple[str, str, int, int]:

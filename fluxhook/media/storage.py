@@ -66,7 +66,10 @@ def _sync_directory(path: Path) -> None:
 
 def discard_upload(upload: BinaryIO) -> None:
     """Close a file from ``new_upload`` and remove it, unless ``put`` has stored it."""
-    upload.close()
+    try:
+        upload.close()
+    except OSError:
+        pass  # bytes a full disk would not take: the file is being thrown away anyway
     name = getattr(upload, "name", None)
     if isinstance(name, str) and os.path.basename(name).startswith(_PARTIAL):
         Path(name).unlink(missing_ok=True)
@@ -173,10 +176,13 @@ class FileStorage:
         return removed
 
     def writable(self) -> bool:
-        """Whether a new file can be created in the store."""
+        """Whether a new file can be created in the store and take bytes."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.root):
+            # One byte, not an empty file: a full disk still creates empty files, then refuses their bytes.
+            with tempfile.TemporaryFile(dir=self.root) as probe:
+                probe.write(b"\0")
+                probe.flush()
                 return True
         except OSError:
             return False

@@ -1,0 +1,102 @@
+"""A store that fails for a while (full, read-only or vanished directory) is transient (SPEC §5, §7):
+the download is retried, nothing partial is visible, /readyz's check says storage, and the job is
+stored once the store is back. The directory is a small tmpfs of its own (needs root and mount)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from fluxhook import readiness
+from fluxhook import transitions as st
+from fluxhook.errors import RetryableError
+from fluxhook.job import Job, new_job_id
+from fluxhook.media.download import download_and_store
+from helpers import png_bytes
+
+DB = 12
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs, unmounted afterwards."""
+    mount = tmp_path / "images"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root and mount")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def _ready_job(svc, spy, name: str) -> Job:
+    url = spy.route(f"/{name}.png", body=png_bytes())
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{name}", created_at=now,
+                                 updated_at=now, submitted_at=now))
+    assert svc.jobs.transition(job.id, st.READY, result_url=url, bfl_status=st.BFL_READY, finished_at=now)
+    return job
+
+
+def _storage_check(svc):
+    return next(c for c in readiness.check(svc) if c.name == "storage")
+
+
+def _visible(disk: Path) -> list[str]:
+    return sorted(p.name for p in disk.iterdir() if p.name != "filler")
+
+
+def test_a_full_disk_is_retried_says_storage_and_stores_once_freed(make_services, small_disk, spy):
+    svc = make_services(DB, STORAGE_URL=f"file://{small_disk}")
+    job = _ready_job(svc, spy, "full")
+    filler = _fill(small_disk)
+
+    assert _storage_check(svc).failed
+    with pytest.raises(RetryableError):
+        download_and_store(svc, job.id, last_attempt=False)
+    assert svc.jobs.get(job.id).status == st.READY and _visible(small_disk) == []
+
+    filler.unlink()
+    assert not _storage_check(svc).failed
+    assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+    assert _visible(small_disk) == [f"{job.id}.png"]
+
+
+def test_a_read_only_store_is_retried_and_stores_once_writable_again(make_services, small_disk, spy):
+    svc = make_services(DB, STORAGE_URL=f"file://{small_disk}")
+    job = _ready_job(svc, spy, "read-only")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        assert _storage_check(svc).failed
+        with pytest.raises(RetryableError):
+            download_and_store(svc, job.id, last_attempt=False)
+        assert svc.jobs.get(job.id).status == st.READY
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+    assert _visible(small_disk) == [f"{job.id}.png"]
+
+
+def test_a_vanished_directory_is_made_again(make_services, tmp_path, spy):
+    images = tmp_path / "gone" / "images"
+    svc = make_services(DB, STORAGE_URL=f"file://{images}")
+    job = _ready_job(svc, spy, "vanished")
+    assert not images.exists()
+    assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+    assert (images / f"{job.id}.png").exists()
