@@ -1,0 +1,51 @@
+"""Redis at its memory limit (maxmemory with noeviction): callbacks get 503 so BFL sends them again,
+nothing is half-written, and everything works again once memory is freed, with no restart (SPEC §7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ready_payload
+from helpers import serve_png
+
+DB = 13
+
+
+@pytest.fixture()
+def full_redis(local_app):
+    """A web app in this process, and a switch that puts its Redis at its memory limit."""
+    api, connection = local_app(DB)
+    policy = connection.config_get("maxmemory-policy")["maxmemory-policy"]
+    connection.config_set("maxmemory-policy", "noeviction")
+
+    def limit(full: bool) -> None:
+        connection.config_set("maxmemory", int(connection.info("memory")["used_memory"] * 0.5) if full else 0)
+
+    yield api, connection, limit
+    limit(False)
+    connection.config_set("maxmemory-policy", policy)
+
+
+def test_a_callback_at_the_memory_limit_is_refused_with_503_and_changes_nothing(full_redis, spy):
+    api, connection, limit = full_redis
+    job = api.submit("[pending] at the limit")
+    payload = ready_payload(job["bfl_id"], serve_png(spy, "at-the-limit"))
+    before = {key: connection.dump(key) for key in connection.keys("*")}
+
+    limit(True)
+    refused = api.callback(job["id"], payload)
+
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "unavailable"
+    assert connection.llen("rq:queue:fluxhook") == 0
+    assert {key: connection.dump(key) for key in connection.keys("*")} == before
+    limit(False)
+    accepted = api.callback(job["id"], payload)
+    assert accepted.status_code == 200 and accepted.json()["outcome"] == "download_queued"
+    assert api.job(job["id"])["status"] == "ready"
+
+
+def test_reads_still_answer_at_the_memory_limit(full_redis):
+    api, _, limit = full_redis
+    job = api.submit("[pending] read at the limit")
+    limit(True)
+    assert api.job(job["id"])["status"] == "submitted"
