@@ -1,6 +1,7 @@
-"""A store that fails for a while (full, read-only or vanished directory) is transient (SPEC §5, §7):
-the download is retried, nothing partial is visible, /readyz's check says storage, and the job is
-stored once the store is back. The directory is a small tmpfs of its own (needs root and mount)."""
+"""A store that fails for a while (a full, read-only or vanished directory; an S3 endpoint that is down)
+is transient (SPEC §5, §7): the download is retried, nothing partial is visible, /readyz's check says
+storage, and the job is stored once the store is back. Directories are a small tmpfs of their own
+(needs root and mount); S3 is a moto server of the test's own, stopped and started again."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
+from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from fluxhook import readiness
 from fluxhook import transitions as st
 from fluxhook.errors import RetryableError
 from fluxhook.job import Job, new_job_id
 from fluxhook.media.download import download_and_store
 from helpers import png_bytes
+from test_s3 import AWS_ENV, BUCKET, S3Server
 
 DB = 12
 
@@ -100,3 +104,42 @@ def test_a_vanished_directory_is_made_again(make_services, tmp_path, spy):
     assert not images.exists()
     assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
     assert (images / f"{job.id}.png").exists()
+
+
+def _moto(port: int, log: Path):
+    """A moto S3 server on ``port`` with the test bucket (a fresh, empty one each start)."""
+    process = start_process([python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], dict(os.environ),
+                            log_path=str(log))
+    server = S3Server(port, process)
+    wait_until(lambda: process.poll() is None and _answers(server.url), timeout=60, interval=0.1,
+               message="the moto S3 server to answer")
+    server.client.create_bucket(Bucket=BUCKET)
+    return server
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def test_an_s3_endpoint_that_is_down_is_retried_and_stores_once_back(make_services, spy, tmp_path, monkeypatch):
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()
+    moto = _moto(port, tmp_path / "moto-1.log")
+    svc = make_services(DB, STORAGE_URL=f"s3://{BUCKET}/faults", S3_ENDPOINT_URL=moto.url)
+    job = _ready_job(svc, spy, "s3-down")
+    stop_process(moto.process)
+    try:
+        assert _storage_check(svc).failed
+        with pytest.raises(RetryableError):
+            download_and_store(svc, job.id, last_attempt=False)
+        assert svc.jobs.get(job.id).status == st.READY
+        moto = _moto(port, tmp_path / "moto-2.log")
+        assert not _storage_check(svc).failed
+        assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+        assert moto.exists(f"faults/{job.id}.png")
+    finally:
+        stop_process(moto.process)
