@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-waiting bench-bulkheads image-check clean
+.PHONY: run test bench bench-suite bench-waiting bench-bulkheads soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -33,6 +33,10 @@ bench-waiting: $(VENV)/.installed
 # Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
+
+# The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
+soak: $(VENV)/.installed
+	$(PY) -m devtools.soak
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on
