@@ -33,8 +33,12 @@ SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
 NOTIFY_TASK = "worker.notify.notify_job"
 
-# Eight retries spread over at most ~6 minutes: well inside a result URL's 10-minute life.
-DOWNLOAD_RETRIES = 8
+# A result image's URL lives 10 minutes: retries of a download that fails for a while (the store
+# or the delivery host) go on at least that long, so a job is never failed while its URL could
+# still be fetched (15 retries, 2 s doubling to a 120 s cap, half jitter: 10 to 20 minutes in all).
+IMAGE_URL_LIFE = 600
+DOWNLOAD_RETRIES = 15
+DOWNLOAD_RETRY_CAP = 120
 CONFIRM_RETRIES = 5
 # Notifications: 13 retries, the n-th after a uniform draw in [d/2, d] with d = min(1800, 2^n) s:
 # about 1-2, 2-4, 4-8, ... s at first (a short outage costs seconds), then 30-minute steps; at least
@@ -86,8 +90,9 @@ def notify_retry() -> Retry:
     return _retry(NOTIFY_RETRIES, NOTIFY_RETRY_CAP)
 
 
-# Outlives the download's retries (~6 min): a duplicate callback meanwhile queues nothing.
-DOWNLOAD_LOCK_TTL = 900
+# Outlives the download's retries (at most ~20 min) and its last attempt: a duplicate callback
+# meanwhile queues nothing.
+DOWNLOAD_LOCK_TTL = 1500
 
 # RQ states in which a task will still run (or is running).
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -102,7 +107,7 @@ def download_lock(job_id: str) -> Lock:
 def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
     """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
     return QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, 120), timeout=180, description=f"download {job_id}",
+        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=180, description=f"download {job_id}",
         job_id=lock.value, pipeline=pipeline, **_KEEP))
 
 
