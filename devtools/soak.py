@@ -6,8 +6,8 @@ One web (gunicorn, 2 processes) and 2 workers on a real Redis with AOF, the BFL 
 callbacks dropped, some sent twice), images on a small tmpfs when run as root. For SOAK_MINUTES a
 client submits about 2 jobs a second (fluxhook.client: an Idempotency-Key per job, retries), and
 every 5-15 s one fault is injected at random: a web process or a worker SIGKILLed or SIGTERMed
-(workers are started again), Redis restarted, the disk filled for 20 s, BFL slow to call back for
-20 s. Then the faults stop, everything runs, and the soak waits for every job to end. It reports
+(workers are started again), Redis restarted, the disk filled for 20 s, BFL slow to call back or
+answering submissions 503 (out of capacity) for 20 s. Then the faults stop, everything runs, and the soak waits for every job to end. It reports
 jobs submitted, stored, failed by code, lost (never terminal), stored twice, callbacks answered
 late (> 1 s) or not 2xx, and the longest time an acknowledged job took; it exits 1 if any job was
 lost or stored twice. Traffic stays on 127.0.0.1.
@@ -106,7 +106,7 @@ class Soak:
 
     def chaos(self) -> None:
         """One fault every few seconds until told to stop."""
-        faults = [self.kill_web_process, self.kill_worker, self.restart_redis, self.slow_bfl]
+        faults = [self.kill_web_process, self.kill_worker, self.restart_redis, self.slow_bfl, self.bfl_out_of_capacity]
         if self.tmpfs:
             faults.append(self.fill_disk)
         while not self.stop.wait(self.rng.uniform(*FAULT_GAP)):
@@ -160,6 +160,12 @@ class Soak:
         self.faults["BFL calls back 5 s late for 20 s"] += 1
         self.stop.wait(20)
         requests.post(f"{self.sim_url}/_sim/settings", json={"callback_delay": 0.0}, timeout=10)
+
+    def bfl_out_of_capacity(self) -> None:
+        requests.post(f"{self.sim_url}/_sim/settings", json={"out_of_capacity": True}, timeout=10)
+        self.faults["BFL answers submissions 503 for 20 s"] += 1
+        self.stop.wait(20)
+        requests.post(f"{self.sim_url}/_sim/settings", json={"out_of_capacity": False}, timeout=10)
 
     # -- the run
 

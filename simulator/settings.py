@@ -38,6 +38,8 @@ class SimSettings:
     delivery_fail_count: int = 0
     delivery_delay: float = 0.0
     delivery_truncate: bool = False
+    # BFL out of capacity: every submission is answered 503 while this is on.
+    out_of_capacity: bool = False
 
     def runtime_dict(self) -> dict[str, Any]:
         """The runtime knobs as a JSON-ready dict (never the api key)."""
@@ -93,6 +95,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "delivery_fail_count": (_integer, "an integer >= 0"),
     "delivery_delay": (_number, "a number >= 0"),
     "delivery_truncate": (lambda v: isinstance(v, bool), "a boolean"),
+    "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
 }
 
 

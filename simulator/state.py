@@ -105,10 +105,13 @@ class Simulator:
             return UNLIMITED_CREDITS if self.settings.credits is None else self.settings.credits
 
     def submit(self, model: str, body: Any) -> Task:
-        """Accept a task or raise Rejected (402, 429, 422 in that order)."""
+        """Accept a task or raise Rejected (503, 402, 429, 422 in that order)."""
         errors = validate_submission(body)
         with self.lock:
             s = self.settings
+            if s.out_of_capacity:
+                self.stats.rejected_503 += 1
+                raise Rejected(503, {"detail": "Out of capacity, retry later"}, {"Retry-After": "2"})
             if s.credits is not None and s.credits <= 0:
                 self.stats.rejected_402 += 1
                 raise Rejected(402, {"detail": "Insufficient credits"})

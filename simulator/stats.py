@@ -11,6 +11,7 @@ class Stats:
 
     submitted: int = 0
     rejected_429: int = 0
+    rejected_503: int = 0
     rejected_402: int = 0
     polls_total: int = 0
     callbacks_sent: int = 0

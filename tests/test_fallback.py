@@ -258,6 +258,15 @@ def test_bfl_429_keeps_jobs_queued_until_bfl_has_room(small, sim):
     assert stats["rejected_429"] >= 1 and stats["submitted"] == 6 and stats["max_active_seen"] <= 2
 
 
+def test_bfl_out_of_capacity_keeps_a_submission_queued_until_bfl_has_room(small, sim):
+    sim.settings(out_of_capacity=True)
+    job = small.submit("out of capacity")
+    assert job["status"] == "queued" and job["bfl_id"] is None
+    assert sim.stats()["rejected_503"] == 1  # not sent again at once: BFL said it is full
+    sim.settings(out_of_capacity=False)
+    assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
+
+
 def test_402_fails_queued_jobs_and_refuses_new_ones(small, sim):
     holders = [small.submit(f"[pending] holder {n}") for n in range(4)]
     waiting = [small.submit(f"waiting {n}") for n in range(2)]
