@@ -213,28 +213,32 @@ class Soak:
                          if json.loads(raw).get("kind") == "download" and json.loads(raw).get("outcome") == st.STORED)
             if stores > 1:
                 stored_twice.append(job_id)
-        late, refused = self._callbacks()
+        late, refused, errors = self._web_answers_logged()
         return {"submitted": len(self.jobs), "submit errors (the client gave up)": dict(self.submit_errors),
                 "stored": statuses[st.STORED], "failed by code": dict(failures),
                 "lost (never terminal)": sum(n for s, n in statuses.items() if s not in st.TERMINAL),
                 "stored twice": len(stored_twice), "callbacks answered late (> 1 s)": late,
-                "callbacks answered not 2xx": refused, "longest time to terminal, s": round(longest, 1),
+                "callbacks answered not 2xx": refused, "web answers 500 (any route)": errors,
+                "longest time to terminal, s": round(longest, 1),
                 "drain, s": round(drained, 1), "faults": dict(self.faults)}
 
-    def _callbacks(self) -> tuple[int, dict]:
-        late, refused = 0, collections.Counter()
+    def _web_answers_logged(self) -> tuple[int, dict, int]:
+        """From the web's request log: callbacks answered late, callbacks not 2xx by status, 500s on any route."""
+        late, refused, errors = 0, collections.Counter(), 0
         for log in self.var.glob("web-*.log"):
             for line in log.read_text(errors="replace").splitlines():
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if entry.get("event") != "request" or not str(entry.get("route", "")).startswith("/webhooks/"):
+                if entry.get("event") != "request":
                     continue
-                late += entry.get("duration_ms", 0) > 1000
-                if not 200 <= entry.get("status", 0) < 300:
-                    refused[entry["status"]] += 1
-        return late, dict(refused)
+                errors += entry.get("status") == 500
+                if str(entry.get("route", "")).startswith("/webhooks/"):
+                    late += entry.get("duration_ms", 0) > 1000
+                    if not 200 <= entry.get("status", 0) < 300:
+                        refused[entry["status"]] += 1
+        return late, dict(refused), errors
 
     def close(self) -> None:
         for process in [*self.workers, self.web, self.simulator]:
