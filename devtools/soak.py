@@ -59,7 +59,9 @@ class Soak:
                         RESULT_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}", API_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}",
                         SECRET_KEY=secrets.token_urlsafe(32), API_TOKENS=self.token, PORT=str(web_port),
                         PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}", STORAGE_URL=f"file://{self.disk}",
-                        CALLBACK_GRACE_SECONDS="5", WEB_CONCURRENCY="2", LOG_LEVEL="INFO", BFL_MAX_ACTIVE="1000",
+                        CALLBACK_GRACE_SECONDS="5", WEB_CONCURRENCY="2", LOG_LEVEL="INFO",
+                        # BFL's limit and the simulator's are the same 24, as with a real account.
+                        BFL_MAX_ACTIVE="24",
                         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{web_port}",
                         PATH=os.pathsep.join([str(Path(python()).parent), os.environ.get("PATH", "")]))
         self.base_url = f"http://127.0.0.1:{web_port}"
@@ -249,6 +251,8 @@ class Soak:
 
 
 def main() -> int:
+    # A plain `kill` must stop the processes too (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda signum, frame: exit(128 + signum))
     soak = Soak(float(os.environ.get("SOAK_MINUTES", "10")), int(os.environ.get("SOAK_SEED", "1")))
     print(f"soak: {soak.minutes:g} min, logs in {soak.var}", flush=True)
     try:
