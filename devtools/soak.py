@@ -22,6 +22,7 @@ import random
 import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -252,7 +253,7 @@ class Soak:
 
 def main() -> int:
     # A plain `kill` must stop the processes too (they run in sessions of their own).
-    signal.signal(signal.SIGTERM, lambda signum, frame: exit(128 + signum))
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     soak = Soak(float(os.environ.get("SOAK_MINUTES", "10")), int(os.environ.get("SOAK_SEED", "1")))
     print(f"soak: {soak.minutes:g} min, logs in {soak.var}", flush=True)
     try:
