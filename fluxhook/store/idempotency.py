@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import NamedTuple
 
 from redis import Redis
@@ -13,12 +14,13 @@ from fluxhook.store.scripts import LuaScript
 CLAIMED, REUSED, IN_USE, DONE = "claimed", "reused", "in_use", "done"
 
 
-class FirstAnswer(NamedTuple):
-    """What became of the first request with a key: ``state`` and, once DONE, its answer."""
+class Begin(NamedTuple):
+    """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` once CLAIMED."""
 
     state: str
     status: int = 0
     body: bytes = b""
+    ticket: str = ""
 
 
 class IdempotencyStore:
@@ -31,21 +33,33 @@ class IdempotencyStore:
         self._finish = LuaScript(connection, "idempotency_finish")
         self._abandon = LuaScript(connection, "idempotency_abandon")
 
-    def begin(self, claim: Claim, lease: float) -> FirstAnswer:
-        """Claim the key for this request, or say what became of the first one (one round trip)."""
-        reply = self._begin([self._key(claim)], [claim.fingerprint, int(lease * 1000)])
-        state = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        if state != DONE:
-            return FirstAnswer(state)
-        return FirstAnswer(DONE, int(reply[1]), reply[2] if isinstance(reply[2], bytes) else reply[2].encode())
+    def begin(self, claim: Claim, lease: float) -> Begin:
+        """Claim the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
+        # The ticket tells this request's claim from a later one on the same key with the same body.
+        ticket = secrets.token_hex(16)
+        reply = self._begin([self._key(claim)], [claim.fingerprint, max(1, int(lease * 1000)), ticket])
+        state = _text(reply[0])
+        if state == CLAIMED:
+            return Begin(CLAIMED, ticket=ticket)
+        if state == DONE:
+            return Begin(DONE, int(reply[1]), _bytes(reply[2]))
+        return Begin(state)
 
-    def finish(self, claim: Claim, status: int, body: bytes) -> bool:
-        """Keep the answer to replay for 24 hours; False if the claim had lapsed."""
-        return bool(self._finish([self._key(claim)], [claim.fingerprint, status, body, KEEP_SECONDS]))
+    def finish(self, claim: Claim, ticket: str, status: int, body: bytes) -> bool:
+        """Keep the answer to replay for 24 hours; False if the claim had lapsed (nothing is kept)."""
+        return bool(self._finish([self._key(claim)], [ticket, status, body, KEEP_SECONDS]))
 
-    def abandon(self, claim: Claim) -> None:
-        """Give the key up, so that the client may retry with it."""
-        self._abandon([self._key(claim)], [claim.fingerprint])
+    def abandon(self, claim: Claim, ticket: str) -> bool:
+        """Give the key up so that the client may retry with it; False if the claim was no longer this one."""
+        return bool(self._abandon([self._key(claim)], [ticket]))
 
     def _key(self, claim: Claim) -> str:
         return self.keys.idempotency(claim.scope, claim.key)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()

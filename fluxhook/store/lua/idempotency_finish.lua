@@ -1,8 +1,13 @@
--- Keeps the first answer for replay, if this request still holds its claim.
--- KEYS[1] the key's record. ARGV: the fingerprint, the status code, the body, how long to keep it (s).
--- Returns 1 if kept.
-local record = redis.call('HMGET', KEYS[1], 'fingerprint', 'state')
+-- Keeps the first answer for replay, if the request still holds its claim: a request that outlived
+-- its lease must not write over the claim of the one that took the key after it.
+--
+-- KEYS[1] the key's record (see idempotency_begin.lua).
+-- ARGV[1] the request's ticket, ARGV[2] the status code, ARGV[3] the body, ARGV[4] how long to keep
+--         the answer, in s.
+-- Returns 1 if kept, 0 if the claim had lapsed.
+local record = redis.call('HMGET', KEYS[1], 'ticket', 'state')
 if record[1] ~= ARGV[1] or record[2] ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'body', ARGV[3])
+redis.call('HDEL', KEYS[1], 'ticket')
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
