@@ -465,8 +465,8 @@ def _retry_after(response: requests.Response) -> float | None:
 def _key(given: str | None) -> str:
     if given is None:
         return str(uuid.uuid4())
-    if not 1 <= len(given) <= 255 or not given.isprintable():
-        raise ValueError("idempotency_key must be 1 to 255 printable characters")
+    if not 1 <= len(given) <= 255 or not all(" " <= c <= "~" for c in given):
+        raise ValueError("idempotency_key must be 1 to 255 printable ASCII characters (as the server accepts)")
     return given
 
 
