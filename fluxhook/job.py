@@ -74,6 +74,8 @@ class Job:
     model: str | None = None
     bfl_id: str | None = None
     bfl_status: str | None = None
+    # BFL's last progress (0-1) while the task runs.
+    progress: float | None = None
     source: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -122,7 +124,8 @@ class Job:
                 values[name] = int(raw)
             elif name == "ready_proven":
                 values[name] = raw != "0"
-            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at"):
+            elif name in ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at",
+                          "progress"):
                 values[name] = float(raw) if raw else None
             elif name in cls.__dataclass_fields__:
                 values[name] = raw or None
@@ -147,6 +150,8 @@ class Job:
             "error": self.error,
             "metadata": self.metadata,
             "attempts": {"webhooks": self.webhooks, "polls": self.polls, "downloads": self.downloads},
+            # Only while the task runs at BFL (SPEC §3).
+            "progress": self.progress if self.status in (st.QUEUED, st.SUBMITTED) else None,
         }
 
 

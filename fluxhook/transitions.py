@@ -72,6 +72,41 @@ def normalize_bfl_status(word: str) -> str | None:
     return _SPELLINGS.get(key)
 
 
+# bfl_status keeps a word BFL adds (FLUX 3 video's Reasoning, Generating) as sent, this long at most.
+MAX_BFL_STATUS = 40
+
+
+def bfl_status_word(raw: str) -> str | None:
+    """BFL's status as a job records it: canonical when known, else BFL's own word, trimmed and cut to
+    ``MAX_BFL_STATUS`` characters (without control characters); None when there is no word at all."""
+    known = normalize_bfl_status(raw)
+    if known is not None:
+        return known
+    word = " ".join("".join(c for c in str(raw)[:4 * MAX_BFL_STATUS] if c.isprintable()).split())
+    return word[:MAX_BFL_STATUS].strip() or None
+
+
+def is_running(bfl_status: str) -> bool:
+    """Whether BFL's word means the task still runs: any word but Ready and the failure words (SPEC §4)."""
+    return bfl_status != BFL_READY and bfl_status not in BFL_FAILURES
+
+
+def status_label(bfl_status: str) -> str:
+    """A metric label for BFL's word: the known words in snake case, any other one ``running``."""
+    if bfl_status == BFL_READY or bfl_status in BFL_FAILURES or bfl_status == BFL_PENDING:
+        return bfl_status.lower().replace(" ", "_")
+    return "running"
+
+
+def progress_value(value: object) -> float | None:
+    """BFL's ``progress`` as a fraction from 0 to 1 (a percentage is read as one); None if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return None
+    if value > 1:
+        value = value / 100 if value <= 100 else 1.0
+    return round(float(value), 4)
+
+
 def terminal_outcome(bfl_status: str) -> tuple[str, str, str]:
     """For a confirmed BFL failure word: the job status, error code and message it ends with."""
     if bfl_status in (BFL_REQUEST_MODERATED, BFL_CONTENT_MODERATED):

@@ -84,7 +84,7 @@ def test_parse_callback_status_spellings(word, expected):
         body({"id": "abc", "status": None}),
         body({"id": "abc", "status": 1}),
         body({"id": "abc", "status": ["Ready"]}),
-        body({"id": "abc", "status": "Banana"}),
+        body({"id": "abc", "status": "\u0000\u0001"}),
         body({"id": "abc", "status": ""}),
         body({"id": "abc", "status": "Ready"}),
         body({"id": "abc", "status": "Ready", "result": None}),

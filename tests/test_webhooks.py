@@ -154,7 +154,7 @@ BAD_BODIES = {
     "missing_status": (None, 400),
     "missing_id": (None, 400),
     "status_not_a_string": (None, 400),
-    "unknown_status": (None, 400),
+    "empty_status": (None, 400),
     "ready_without_sample": (None, 400),
     "ready_with_empty_sample": (None, 400),
     "over_64_kib": (None, 413),
@@ -170,7 +170,7 @@ def _bad_body(case: str, bfl_id: str, url: str) -> bytes:
         "missing_status": {"id": bfl_id, "result": ready["result"]},
         "missing_id": {"status": "Ready", "result": ready["result"]},
         "status_not_a_string": dict(ready, status=["Ready"]),
-        "unknown_status": dict(ready, status="Done-ish"),
+        "empty_status": dict(ready, status="  "),
         "ready_without_sample": {"id": bfl_id, "status": "Ready", "result": {"seed": 1}},
         "ready_with_empty_sample": {"id": bfl_id, "status": "Ready", "result": {"sample": ""}},
     }.get(case)

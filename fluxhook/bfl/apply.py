@@ -78,9 +78,10 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
         return DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else DUPLICATE
-    if report.status == st.BFL_PENDING:
-        # Only while BFL has not reported otherwise: a late Pending must not overwrite a Ready.
-        svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=st.BFL_PENDING)
+    if st.is_running(report.status):
+        # Pending, or any word BFL added (Reasoning, Generating): still running. Only while BFL has not
+        # reported otherwise: a late one must not overwrite a Ready.
+        svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=report.status, progress=report.progress)
         return PENDING
     if not confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
@@ -112,4 +113,4 @@ def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
     return {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
-            "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now)}
+            "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now), "progress": None}

@@ -8,7 +8,7 @@ from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import transitions as st
 from fluxhook.bfl.reports import BFLReport, report_from_payload
-from fluxhook.errors import FluxhookError
+from fluxhook.errors import BFLUnavailable, FluxhookError, InvalidRequest
 from fluxhook.job import Job
 from fluxhook.services import Services
 
@@ -23,12 +23,16 @@ def poll_job(svc: Services, job: Job) -> BFLReport:
         payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
         if isinstance(payload, dict) and "status" not in payload:
             payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
-        report = report_from_payload(payload, bfl_id=job.bfl_id)
+        try:
+            report = report_from_payload(payload, bfl_id=job.bfl_id)
+        except InvalidRequest as exc:
+            # An answer we cannot read is BFL failing for now: the schedule polls again, the sweep goes on.
+            raise BFLUnavailable(f"BFL's answer to a poll could not be read: {exc.message}") from None
     except FluxhookError as exc:
         metrics.count(svc, "fluxhook_polls", outcome=exc.code)
         timeline.record(svc, job.id, "poll", error=exc.code)
         raise
-    metrics.count(svc, "fluxhook_polls", outcome=report.status.lower().replace(" ", "_"))
+    metrics.count(svc, "fluxhook_polls", outcome=st.status_label(report.status))
     timeline.record(svc, job.id, "poll", answer=report.status)
     submitted_at = job.submitted_at or job.created_at
     if report.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:

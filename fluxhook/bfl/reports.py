@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidRequest
-from fluxhook.transitions import BFL_READY, normalize_bfl_status
+from fluxhook.transitions import BFL_READY, bfl_status_word, progress_value
 
 MAX_CALLBACK_BYTES = 64 * 1024
 _MAX_ID_LENGTH = 200
@@ -22,6 +22,8 @@ class BFLReport:
     message: str | None = None
     # BFL's own end_time for a Ready task, when it gives a plausible one (epoch seconds).
     finished_at: float | None = None
+    # BFL's progress (0-1) while the task runs, if it said.
+    progress: float | None = None
 
 
 def parse_callback(body: bytes) -> BFLReport:
@@ -39,9 +41,10 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
     raw_status = payload.get("status")
     if not isinstance(raw_status, str):
         raise InvalidRequest("the body needs a 'status' string")
-    status = normalize_bfl_status(raw_status)
+    # A word BFL added (Reasoning, Generating...) means the task still runs: kept, never refused.
+    status = bfl_status_word(raw_status)
     if status is None:
-        raise InvalidRequest(f"unknown status {raw_status[:40]!r}")
+        raise InvalidRequest("the body needs a non-empty 'status'")
     sample = finished_at = None
     if status == BFL_READY:
         result = payload.get("result")
@@ -56,6 +59,7 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
         sample_url=sample,
         message=str(message)[:500] if message else None,
         finished_at=finished_at,
+        progress=progress_value(payload.get("progress")),
     )
 
 

@@ -125,7 +125,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             return _finish_on(svc, job, exc)
         with image:
             return _store(svc, job, report.sample_url, image, started)
-    if report.status == st.BFL_PENDING and not job.ready_proven:
+    if st.is_running(report.status) and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
         # Only if no proven report replaced that URL meanwhile.
         if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,), if_equal=("result_url", job.result_url),

@@ -64,7 +64,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
                         due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
         raise  # RQ records it; the due index retries it
     outcome = apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
-    if report.status == st.BFL_PENDING:
+    if st.is_running(report.status):
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
