@@ -16,6 +16,8 @@ from fluxhook.media.storage import parse_s3_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
+DEFAULT_MODEL_LIMITS = "flux-kontext-max=6,flux-3-video=5"
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 # Shorter secrets and bearer tokens are accepted, with a warning at start.
 MIN_SECRET_LENGTH = 16
 MIN_TOKEN_LENGTH = 8
@@ -23,6 +25,28 @@ MIN_TOKEN_LENGTH = 8
 NOTIFY_SECRET_PREFIX = "whsec_"
 NOTIFY_SECRET_BYTES = (24, 64)
 MAX_NOTIFY_URL = 2048
+
+
+def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
+    """``flux-kontext-max=6,flux-3-video=5`` as (model, limit) pairs; ``none`` for no model of its own.
+
+    Raises ValueError saying what is wrong.
+    """
+    if text.strip().lower() == "none":
+        return ()
+    limits: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        model, sep, number = (part.strip() for part in entry.partition("="))
+        if not sep or not _MODEL.fullmatch(model) or model == "default":
+            raise ValueError(f"{entry[:80]!r} is not model=n with a BFL model name such as flux-3-video")
+        if not number.isdigit() or not 1 <= int(number) <= 10_000:
+            raise ValueError(f"{entry[:80]!r}: the limit must be a whole number from 1 to 10000")
+        if model in limits:
+            raise ValueError(f"{model} is named twice")
+        limits[model] = int(number)
+    return tuple(limits.items())
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,8 @@ class Config:
     api_host_allowlist: tuple[HostPattern, ...] = ()
     callback_grace_seconds: int = 45
     bfl_max_active: int = 24
-    bfl_max_active_kontext_max: int = 6
+    # BFL_MODEL_LIMITS: (model, limit) pairs, each model a slot pool of its own within bfl_max_active.
+    bfl_model_limits: tuple[tuple[str, int], ...] = (("flux-kontext-max", 6), ("flux-3-video", 5))
     max_image_bytes: int = 52_428_800
     job_retention_days: int = 30
     image_url_ttl_seconds: int = 3600
@@ -125,7 +150,7 @@ class Config:
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
             callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", 45, minimum=0, maximum=3600),
             bfl_max_active=reader.integer("BFL_MAX_ACTIVE", 24, minimum=1, maximum=10_000),
-            bfl_max_active_kontext_max=reader.integer("BFL_MAX_ACTIVE_KONTEXT_MAX", 6, minimum=1, maximum=10_000),
+            bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX"),
             max_image_bytes=reader.integer("MAX_IMAGE_BYTES", 52_428_800, minimum=1, maximum=2**31),
             job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
             image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=1, maximum=7 * 86400),
@@ -253,6 +278,19 @@ class _Reader:
         elif not patterns and not allow_empty:
             self._fail(name, "must list at least one host pattern")
         return tuple(patterns)
+
+    def model_limits(self, name: str, kontext_alias: str) -> tuple[tuple[str, int], ...]:
+        """``model=n`` pairs; the deprecated ``kontext_alias`` sets flux-kontext-max's when ``name`` is unset."""
+        raw = self._raw(name)
+        try:
+            limits = parse_model_limits(DEFAULT_MODEL_LIMITS if raw is None else raw)
+        except ValueError as exc:
+            self._fail(name, str(exc))
+            return parse_model_limits(DEFAULT_MODEL_LIMITS)
+        if raw is None and self._raw(kontext_alias) is not None:
+            kontext = self.integer(kontext_alias, 6, minimum=1, maximum=10_000)
+            limits = tuple((m, kontext if m == "flux-kontext-max" else n) for m, n in limits)
+        return limits
 
     def notifications(self) -> dict:
         """NOTIFY_URL, NOTIFY_SECRET and NOTIFY_HOST_ALLOWLIST, checked together."""

@@ -1,13 +1,25 @@
-"""BFL's limits on tasks in flight: which pool a model's tasks count against, and each pool's limit (pure)."""
+"""BFL's limits on tasks in flight: which pool a model's tasks count against, and each pool's limit (pure).
+
+Every task counts toward ``BFL_MAX_ACTIVE``; a model named in ``BFL_MODEL_LIMITS`` also has a pool of
+its own with its own, smaller limit (BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
+line, so a model waiting for its own limit never holds up the others.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.config import Config
+
+if TYPE_CHECKING:
+    from fluxhook.config import Config
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"
-POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
+VIDEO_POOL = "flux-3-video"
+DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = ((KONTEXT_MAX_POOL, 6), (VIDEO_POOL, 5))
+# The pools under the default BFL_MODEL_LIMITS.
+POOLS = (DEFAULT_POOL, *(model for model, _ in DEFAULT_MODEL_LIMITS))
 # The one-hour limit on a task, plus the sweep's margin to time the job out first.
 SLOT_LEASE = 3600 + 120
 # A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
@@ -15,14 +27,19 @@ SLOT_LEASE = 3600 + 120
 SUBMIT_LEASE = CALL_BOUND
 
 
-def pool_for(model: str | None) -> str:
+def pools(model_limits: tuple[tuple[str, int], ...] = DEFAULT_MODEL_LIMITS) -> tuple[str, ...]:
+    """Every pool: the default one, then one per model with a limit of its own."""
+    return (DEFAULT_POOL, *(model for model, _ in model_limits))
+
+
+def pool_for(model: str | None, model_limits: tuple[tuple[str, int], ...] = DEFAULT_MODEL_LIMITS) -> str:
     """The slot pool a model's tasks count against."""
-    return KONTEXT_MAX_POOL if model == KONTEXT_MAX_POOL else DEFAULT_POOL
+    return model if model and any(model == named for named, _ in model_limits) else DEFAULT_POOL
 
 
-def pool_limit(config: Config, pool: str) -> int:
-    """How many of the pool's tasks may be in flight at once."""
-    if pool == KONTEXT_MAX_POOL:
-        # BFL's 6 for flux-kontext-max comes on top of its overall limit: never more than BFL_MAX_ACTIVE.
-        return min(config.bfl_max_active_kontext_max, config.bfl_max_active)
+def pool_limit(config: "Config", pool: str) -> int:
+    """How many of the pool's tasks may be in flight at once: never more than BFL_MAX_ACTIVE."""
+    for model, limit in config.bfl_model_limits:
+        if model == pool:
+            return min(limit, config.bfl_max_active)
     return config.bfl_max_active

@@ -98,7 +98,7 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config)
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
-              pool=pool_for(model), created_at=now, updated_at=now, notify_url=notify_url)
+              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
     svc.jobs.create(job)
     g.job_id = job.id
     if not svc.slots.acquire(job):

@@ -83,7 +83,7 @@ def test_minimal_env_gives_spec_defaults():
     assert config.storage_url == "file://./var/images"
     assert config.callback_grace_seconds == 45
     assert config.bfl_max_active == 24
-    assert config.bfl_max_active_kontext_max == 6
+    assert config.bfl_model_limits == (("flux-kontext-max", 6), ("flux-3-video", 5))
     assert config.max_image_bytes == 52_428_800
     assert config.job_retention_days == 30
     assert config.image_url_ttl_seconds == 3600

@@ -199,7 +199,7 @@ def small_stack(redis_server, simulator, _spies, tmp_path_factory):
     env = dict(os.environ)
     env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
                            STORAGE_URL=f"file://{var_dir / 'images'}", BFL_MAX_ACTIVE="4",
-                           BFL_MAX_ACTIVE_KONTEXT_MAX="2"))
+                           BFL_MODEL_LIMITS="flux-kontext-max=2,flux-3-video=1"))
     env["REDIS_URL"] = redis_server.url.replace("/0", "/5")
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     running = Stack(env=env, var_dir=var_dir)

@@ -26,8 +26,10 @@ def connection(redis_server):
     connection.flushdb()
 
 
-def _config(**limits) -> Config:
-    return Config(redis_url="redis://unused", bfl_api_key="k", secret_key="s" * 32, api_tokens=("t",), **limits)
+def _config(bfl_max_active_kontext_max: int = 6, **limits) -> Config:
+    """A config whose only model with a pool of its own is flux-kontext-max."""
+    return Config(redis_url="redis://unused", bfl_api_key="k", secret_key="s" * 32, api_tokens=("t",),
+                  bfl_model_limits=(("flux-kontext-max", bfl_max_active_kontext_max),), **limits)
 
 
 @pytest.fixture()

@@ -13,13 +13,15 @@ from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.store.jobs import JobStore
 from fluxhook.job import Job, new_job_id
-from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, POOLS, pool_for, pool_limit
+from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.store.slots import Slots
 from fluxhook.store.keys import KEYS
 # The slot tests' database and store (their fixtures, used here by name).
 from test_slots import _config, connection, store  # noqa: F401
 
 KONTEXT = "flux-kontext-max"
+# test_slots._config's pools.
+POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
 FAIL = {"code": "bfl_error", "message": "x"}
 
 

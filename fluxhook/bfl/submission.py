@@ -16,7 +16,6 @@ from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, RetryableEr
 from fluxhook.job import Job
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
-from fluxhook.limits import pool_for
 from fluxhook.outcomes import SKIPPED
 from fluxhook.store.keys import KEYS
 
@@ -69,7 +68,7 @@ def _submit(svc: Services, job: Job) -> str:
     metrics.count(svc, "fluxhook_submissions", outcome="submitted")
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
     now = time.time()
-    svc.slots.accepted(job.pool or pool_for(job.model))
+    svc.slots.accepted(svc.slots.pool_of(job))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
                                polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
                                submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds)):
@@ -89,7 +88,7 @@ def _submit(svc: Services, job: Job) -> str:
 
 def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
     """Put the job back in line and pause its pool: BFL's Retry-After, or growing backoff if BFL keeps refusing."""
-    pool = job.pool or pool_for(job.model)
+    pool = svc.slots.pool_of(job)
     strikes = svc.slots.strike(pool)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
     svc.slots.requeue(job, pause)

@@ -9,7 +9,7 @@ from redis import Redis
 
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.limits import POOLS
+from fluxhook.limits import pools
 from fluxhook.store.effects import Effects
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
@@ -36,7 +36,8 @@ class Store:
     def __init__(self, connection: Redis, config: Config, ttl: int | None = None, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self.jobs = JobStore(connection, ttl=ttl, keys=keys)
+        self.pools = pools(config.bfl_model_limits)
+        self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools)
         self.slots = Slots(connection, config, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
         self.effects = Effects(connection, keys, TIMELINE_CAP, self.jobs.timeline_ttl)
@@ -50,14 +51,14 @@ class Store:
         pipe = self.connection.pipeline(transaction=False)
         for name in st.STATUSES:
             pipe.zcard(self.keys.status(name))
-        for pool in POOLS:
+        for pool in self.pools:
             pipe.zcard(self.keys.slots(pool))
             pipe.zcard(self.keys.waiting(pool))
         pipe.zcount(self.keys.due, "-inf", now)
         values = [int(v) for v in pipe.execute()]
-        by_status, pools = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
-        return Snapshot(by_status=dict(zip(st.STATUSES, by_status)), in_flight=dict(zip(POOLS, pools[0::2])),
-                        waiting=dict(zip(POOLS, pools[1::2])), due=values[-1])
+        by_status, held = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
+        return Snapshot(by_status=dict(zip(st.STATUSES, by_status)), in_flight=dict(zip(self.pools, held[0::2])),
+                        waiting=dict(zip(self.pools, held[1::2])), due=values[-1])
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``)."""

@@ -57,10 +57,12 @@ class JobStore:
     so abandoned data cannot pile up whatever happens to the scheduler. Timelines live as long.
     """
 
-    def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS):
         self.connection = connection
         self.ttl = ttl
         self.keys = keys
+        # The slot pools (``limits.pools``): a job leaving them gives its slot or its place in line back.
+        self.pools = pools
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
         self._transition = LuaScript(connection, "job_transition")
         self._create = LuaScript(connection, "job_create")
@@ -132,8 +134,8 @@ class JobStore:
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
             # the slots and lines a job in those statuses can hold.
             "statuses": {name: _place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
-            "slots": [_place(keys, self.keys.slots(p)) for p in POOLS] if consequences.free_slot else [],
-            "lines": ([_place(keys, self.keys.waiting(p)) for p in POOLS]
+            "slots": [_place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
+            "lines": ([_place(keys, self.keys.waiting(p)) for p in self.pools]
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
@@ -265,7 +267,7 @@ class JobStore:
         bfl_id = _text(self.connection.hget(self.keys.job(job_id), "bfl_id") or b"")
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
                 *(self.keys.status(name) for name in st.STATUSES)]
-        for pool in POOLS:
+        for pool in self.pools:
             keys += [self.keys.slots(pool), self.keys.waiting(pool)]
         key = self._delete(keys, [job_id, bfl_id])
         return None if key is None else _text(key)

@@ -16,7 +16,7 @@ from redis import Redis
 
 from fluxhook.config import Config
 from fluxhook.job import Job
-from fluxhook.limits import POOLS, SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit
+from fluxhook.limits import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -28,13 +28,14 @@ class Slots:
         self.connection = connection
         self.config = config
         self.keys = keys
+        self.pools = pools(config.bfl_model_limits)
         self._acquire = LuaScript(connection, "slots_prelude", "slots_acquire")
         self._dispatch = LuaScript(connection, "slots_prelude", "slots_dispatch")
         self._requeue = LuaScript(connection, "slots_prelude", "slots_requeue")
 
     def acquire(self, job: Job) -> bool:
         """Give the ``queued`` job a slot now (True), or put it in line for one (False)."""
-        pool = job.pool or pool_for(job.model)
+        pool = self.pool_of(job)
         return bool(self._acquire(self._pool_keys(), [*self._pool_args(), pool, job.id, repr(job.created_at)]))
 
     def dispatch(self, limit: int = 100) -> list[str]:
@@ -47,19 +48,23 @@ class Slots:
 
         ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full.
         """
-        pool = job.pool or pool_for(job.model)
+        pool = self.pool_of(job)
         return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
                                   [*self._pool_args(), pool, job.id, repr(job.created_at), int(pause * 1000)]))
 
+    def pool_of(self, job: Job) -> str:
+        """The pool the job's task counts against (its recorded one, if BFL_MODEL_LIMITS still names it)."""
+        return job.pool if job.pool in self.pools else pool_for(job.model, self.config.bfl_model_limits)
+
     def _pool_keys(self) -> list[str]:
         keys = [self.keys.due]
-        for pool in POOLS:
+        for pool in self.pools:
             keys += [self.keys.slots(pool), self.keys.waiting(pool), self.keys.paused(pool)]
         return keys
 
     def _pool_args(self) -> list:
-        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, len(POOLS)]
-        for pool in POOLS:
+        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, len(self.pools)]
+        for pool in self.pools:
             args += [pool, pool_limit(self.config, pool)]
         return args
 
