@@ -1,7 +1,9 @@
 """Client for BFL's API: submit a task and read its result, with timeouts, retries and clear errors.
 
 The API key goes only to ``BFL_API_BASE`` or to a ``polling_url`` whose host is in
-``API_HOST_ALLOWLIST``; any other polling URL is replaced by ``{base}/v1/get_result``.
+``API_HOST_ALLOWLIST``; any other polling URL is replaced by ``{base}/v1/get_result``. A poll that
+BFL redirects (to a regional host) is followed here, hop by hop, at most ``MAX_REDIRECTS`` times and
+only to allowed hosts: requests would carry ``x-key`` to wherever a redirect points.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 import re
 import time
 from typing import Any, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -29,6 +31,8 @@ ATTEMPTS = 3
 CALL_BOUND = 90
 MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 _RETRY_STATUSES = (500, 502, 503, 504)
+MAX_REDIRECTS = 3
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class BFLClient:
@@ -89,11 +93,10 @@ class BFLClient:
             headers["x-key"] = self.config.bfl_api_key
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.http.session_for(target).request(
-                    method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
-                )
+                response = self._send(method, target, url, json, headers)
             except HostNotAllowed as exc:
-                # The address changed between the allowlist check and the connection.
+                # A redirect to a host the key must not go to, or an address that changed between the
+                # allowlist check and the connection: nothing was sent there.
                 raise BFLError(f"refused to contact BFL there: {exc.message}") from exc
             except requests.ReadTimeout as exc:
                 if method == "POST":
@@ -120,6 +123,30 @@ class BFLClient:
             if attempt < self.attempts:
                 self.sleep(backoff_delay(attempt, base=0.5, cap=4))
         raise error
+
+    def _send(self, method: str, target: Target, url: str, json: Any, headers: dict) -> requests.Response:
+        """One request; a GET that BFL redirects is followed to allowed hosts only (HostNotAllowed otherwise)."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.http.session_for(target).request(
+                method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
+            )
+            if method != "GET" or response.status_code not in _REDIRECTS:
+                return response
+            response.close()
+            target = redirect_target(url, response.headers.get("Location", ""), self.config.api_host_allowlist)
+            url = target.url
+        raise BFLError(f"BFL redirected a request more than {MAX_REDIRECTS} times")
+
+
+def redirect_target(current: str, location: str, allowlist) -> Target:
+    """Where a redirect from ``current`` to ``location`` leads, if the API key may go there (https, an allowed
+    host resolving to public addresses, or an exact ``host:port`` entry); HostNotAllowed otherwise."""
+    if not location:
+        raise HostNotAllowed("a redirect without a Location")
+    target = check_url(urljoin(current, location), allowlist)
+    if not target.exact:
+        check_resolves_public(target.host, target.port)
+    return target
 
 
 def _error_for(response: requests.Response) -> BFLError:
