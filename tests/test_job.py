@@ -91,7 +91,7 @@ def test_iso():
 
 
 SPEC_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
-                   "completed_at", "image", "error", "metadata", "attempts"}
+                   "completed_at", "image", "error", "metadata", "attempts", "progress"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
