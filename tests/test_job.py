@@ -140,6 +140,7 @@ def test_job_round_trip_of_every_spec_field():
         "error": None,
         "metadata": {"user": "u1", "tags": ["a", "b"], "n": 3, "nested": {"ü": True}},
         "attempts": {"webhooks": 2, "polls": 1, "downloads": 3},
+        "progress": None,
     }
     json.dumps(api)  # serialisable as the API answer
 
