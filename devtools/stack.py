@@ -55,7 +55,9 @@ class Stack:
             env["REDIS_URL"] = self.redis.url
         if not env.get("BFL_API_KEY"):
             port = free_port()
-            self.processes["simulator"] = start_simulator(port, str(self.var_dir / "simulator.log"))
+            # Images that look like generations: JPEG landscapes at the requested size (1 MP by default).
+            self.processes["simulator"] = start_simulator(port, str(self.var_dir / "simulator.log"),
+                                                          "--scene-images", "--image-format", "jpeg")
             base = f"http://127.0.0.1:{port}"
             env.update(BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=base,
                        RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")

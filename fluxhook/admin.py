@@ -11,13 +11,14 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook import readiness
+from fluxhook import budget, readiness, usage
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
 from fluxhook.config import Config
@@ -131,7 +132,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     except ConfigError as exc:
         for problem in exc.problems:
             yield Check("config", FAIL, problem)
-        for name in ("redis", "worker", "storage", "bfl"):
+        for name in ("redis", "worker", "storage", "budget", "bfl"):
             yield Check(name, SKIP, "needs a valid configuration")
         return
     yield from config_checks(config)
@@ -142,6 +143,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc}")
         return
     yield from readiness.check(svc)
+    yield _budget_check(svc)
     yield _bfl_check(svc)
 
 
@@ -157,6 +159,22 @@ def config_checks(config) -> list[Check]:
                                   f"PUBLIC_BASE_URL={config.public_base_url})")]
     checks += [Check("config", WARN, warning) for warning in config.warnings()]
     return checks
+
+
+def _budget_check(svc) -> Check:
+    """Today's spend against BFL_DAILY_CREDIT_LIMIT, and the balance a worker last read from BFL."""
+    now = time.time()
+    try:
+        spent = svc.store.usage.days([usage.utc_day(now)]).popitem()[1].get(usage.SPENT, 0)
+        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit)
+        balance = svc.store.usage.balance()
+    except RedisError:
+        return Check("budget", SKIP, "needs Redis")
+    if balance is None:
+        text += "; no balance read by a worker yet"
+    else:
+        text += f"; balance {format_credits(balance.credits)} (a worker read it {max(0, int(now - balance.at))} s ago)"
+    return Check("budget", WARN if refused else OK, text)
 
 
 def _bfl_check(svc) -> Check:

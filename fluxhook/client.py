@@ -271,7 +271,7 @@ class Client:
                     params[name] = value
             body = self._json("GET", "/v1/jobs", params=params)
             jobs = [Job(job) for job in body.get("jobs") or []]
-            # SPEC §3 lists no model filter: against a server that ignores it, filtering here keeps the promise.
+            # The server filters by model; against an older one that ignores the parameter, this keeps the promise.
             if model:
                 jobs = [job for job in jobs if job.get("model") == model]
             cursor = body.get("next_cursor") or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -74,8 +75,13 @@ class Config:
     # BFL_MODEL_LIMITS: (model, limit) pairs, each model a slot pool of its own within bfl_max_active.
     bfl_model_limits: tuple[tuple[str, int], ...] = (("flux-kontext-max", 6), ("flux-3-video", 5))
     max_image_bytes: int = 52_428_800
+    # The largest video (and draft cache) accepted.
+    max_video_bytes: int = 2_147_483_648
     job_retention_days: int = 30
     image_url_ttl_seconds: int = 3600
+    # Credits fluxhook may spend per UTC day (None: no limit), and how often a worker asks BFL for the balance.
+    bfl_daily_credit_limit: float | None = None
+    bfl_credits_refresh_seconds: int = 300
     log_level: str = "INFO"
     worker_processes: int = 1
     # Requests a web process works on at once (gunicorn's thread pool adds room for waiting ones).
@@ -152,8 +158,11 @@ class Config:
             bfl_max_active=reader.integer("BFL_MAX_ACTIVE", 24, minimum=1, maximum=10_000),
             bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX"),
             max_image_bytes=reader.integer("MAX_IMAGE_BYTES", 52_428_800, minimum=1, maximum=2**31),
+            max_video_bytes=reader.integer("MAX_VIDEO_BYTES", 2_147_483_648, minimum=1, maximum=2**40),
             job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
             image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=1, maximum=7 * 86400),
+            bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
+            bfl_credits_refresh_seconds=reader.integer("BFL_CREDITS_REFRESH_SECONDS", 300, minimum=1, maximum=86400),
             log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             worker_processes=reader.integer("WORKER_PROCESSES", 1, minimum=1, maximum=32),
             web_threads=reader.integer("WEB_THREADS", 4, minimum=1, maximum=1000),
@@ -240,6 +249,20 @@ class _Reader:
         if not minimum <= number <= maximum:
             self._fail(name, f"must be between {minimum} and {maximum}, got {number}")
             return default
+        return number
+
+    def positive_number(self, name: str, *, maximum: float) -> float | None:
+        """A number above 0 (a fraction allowed), or None when unset."""
+        value = self._raw(name)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not 0 < number <= maximum:  # NaN fails too
+            self._fail(name, f"must be a positive number of credits (at most {maximum:g}), got {value!r}")
+            return None
         return number
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:

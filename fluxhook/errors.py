@@ -94,6 +94,17 @@ class Gone(FluxhookError):
     status = 410
 
 
+class RangeNotSatisfiable(FluxhookError):
+    """The requested byte range lies outside the stored file."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+    def __init__(self, message: str = "", *, size: int):
+        super().__init__(message)
+        self.size = size
+
+
 class PayloadTooLarge(FluxhookError):
     """The request body is larger than this endpoint accepts."""
 
@@ -153,6 +164,13 @@ class InsufficientCredits(BFLError):
     """BFL answered 402: the account has no credits left."""
 
     code = "insufficient_credits"
+    status = 402
+
+
+class BudgetExceeded(FluxhookError):
+    """Today's credits (BFL_DAILY_CREDIT_LIMIT) are spent: no new submission until the next UTC day."""
+
+    code = "budget_exceeded"
     status = 402
 
 

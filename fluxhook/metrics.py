@@ -33,6 +33,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_submissions": ("Submissions to BFL by outcome.", ("outcome",)),
     "fluxhook_notifications": ("Notification attempts to the user's app by outcome (delivered, retry, rejected, "
                                "exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
+    "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model, as BFL stated them "
+                               "(a later, lower price in a result is not subtracted).", ("model",)),
 }
 # name: (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {
@@ -51,6 +53,11 @@ def _field(name: str, labels: dict[str, str]) -> str:
 def counted(name: str, **labels: str) -> CountMetrics:
     """One more of counter ``name`` with ``labels``, as an effect to record with other work."""
     return CountMetrics(((_field(name, labels), 1),))
+
+
+def added(name: str, amount: float, **labels: str) -> CountMetrics:
+    """``amount`` more of counter ``name`` with ``labels`` (a fraction, as credits are), as an effect."""
+    return CountMetrics(((_field(name, labels), float(amount)),))
 
 
 def observed(name: str, seconds: float, **labels: str) -> CountMetrics:

@@ -13,6 +13,17 @@ def image_url(config: Config, job_id: str) -> str:
     return f"{config.public_base_url}/v1/jobs/{job_id}/image?token={token}"
 
 
+def file_url(config: Config, job_id: str, name: str) -> str:
+    """A signed link to one of the job's stored files (``video``, ``poster``, ``draft_cache``), like ``image_url``."""
+    token = signing.image_token(config.secret_keys, job_id)
+    return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
+
+
 def present(config: Config, job: Job) -> dict:
-    """The job as ``GET /v1/jobs/{id}`` answers it, with a fresh signed ``image.url`` once stored."""
-    return job.to_api(image_url(config, job.id) if job.image else None)
+    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files."""
+    links = {}
+    if job.video:
+        links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
+    if job.draft_cache:
+        links["draft_cache_url"] = file_url(config, job.id, "draft_cache")
+    return job.to_api(image_url(config, job.id) if job.image else None, **links)

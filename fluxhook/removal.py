@@ -1,9 +1,11 @@
-"""Removing a job and everything kept for it: the record, its image and thumbnail, its timeline."""
+"""Removing a job and everything kept for it: the record, its image or video, their thumbnail, poster and
+draft cache, its timeline."""
 
 from __future__ import annotations
 
-from fluxhook import timeline
-from fluxhook.media import thumbnails
+from fluxhook import task_inputs, timeline
+from fluxhook.media import posters, thumbnails
+from fluxhook.media.draft_caches import key_for as draft_cache_key
 from fluxhook.services import Services
 
 
@@ -14,7 +16,10 @@ def remove_job(svc: Services, job_id: str) -> bool:
     if storage_key:
         svc.storage.delete(storage_key)
     if storage_key is not None:
-        svc.storage.delete(thumbnails.key_for(job_id))  # made after the image, if it could be
+        # Made beside the result, if they could be (deleting a missing file is harmless).
+        for key in (thumbnails.key_for(job_id), posters.key_for(job_id), draft_cache_key(job_id),
+                    task_inputs.key_for(job_id)):
+            svc.storage.delete(key)
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
     timeline.forget(svc.store, job_id)

@@ -12,6 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob, JobStatus
 
 from fluxhook.backoff import backoff_schedule
+from fluxhook.media import lifetimes
 from fluxhook.bfl.client import CALL_BOUND
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
@@ -33,12 +34,14 @@ SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
 NOTIFY_TASK = "worker.notify.notify_job"
 
-# A result image's URL lives 10 minutes: retries of a download that fails for a while (the store
-# or the delivery host) go on at least that long, so a job is never failed while its URL could
-# still be fetched (15 retries, 2 s doubling to a 120 s cap, half jitter: 10 to 20 minutes in all).
-IMAGE_URL_LIFE = 600
-DOWNLOAD_RETRIES = 15
-DOWNLOAD_RETRY_CAP = 120
+# A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
+# download that fails for a while (the store or the delivery host) go on at least as long as a video's
+# URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
+# stops retrying once its own URL's life is over (see ``media.lifetimes``), so an image's job is not
+# kept waiting for hours.
+IMAGE_URL_LIFE, VIDEO_URL_LIFE = lifetimes.IMAGE_URL_LIFE, lifetimes.VIDEO_URL_LIFE
+DOWNLOAD_RETRIES = 32
+DOWNLOAD_RETRY_CAP = 600
 CONFIRM_RETRIES = 5
 # Notifications: 13 retries, the n-th after a uniform draw in [d/2, d] with d = min(1800, 2^n) s:
 # about 1-2, 2-4, 4-8, ... s at first (a short outage costs seconds), then 30-minute steps; at least
@@ -90,9 +93,12 @@ def notify_retry() -> Retry:
     return _retry(NOTIFY_RETRIES, NOTIFY_RETRY_CAP)
 
 
-# Outlives the download's retries (at most ~20 min) and its last attempt: a duplicate callback
+# One attempt may last this long: a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest accepted rate
+# (1 MiB/s) takes 35 minutes; an image's own deadline is 2 minutes.
+DOWNLOAD_TIMEOUT = 3600
+# Outlives the download's retries (at most ~4 hours) and its last attempt: a duplicate callback
 # meanwhile queues nothing.
-DOWNLOAD_LOCK_TTL = 1500
+DOWNLOAD_LOCK_TTL = 4 * 3600 + 600 + DOWNLOAD_TIMEOUT
 
 # RQ states in which a task will still run (or is running).
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
@@ -107,7 +113,7 @@ def download_lock(job_id: str) -> Lock:
 def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
     """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
     return QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=180, description=f"download {job_id}",
+        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, description=f"download {job_id}",
         job_id=lock.value, pipeline=pipeline, **_KEEP))
 
 

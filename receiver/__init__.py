@@ -9,11 +9,12 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, openapi, requestlog, waiting,
-               webhooks)
+from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, media, openapi, requestlog,
+               usage, waiting, webhooks)
 
-# Large enough for BFL inputs carrying base64 images; the webhook endpoints cap themselves at 64 KiB.
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
+# or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 64 KiB.
+MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
 
 def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
@@ -42,7 +43,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     bulkheads.init_app(app, services.config.web_threads)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(usage.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)

@@ -51,7 +51,8 @@ def protect(response: Response) -> Response:
         endpoint = services().config.s3_endpoint_url
         images += f" {_origin(endpoint)}" if endpoint else " https:"
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; connect-src 'self'; "
+        f"default-src 'none'; script-src 'self'; style-src 'self'; img-src {images}; media-src {images}; "
+        "connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     response.headers["X-Frame-Options"] = "DENY"

@@ -59,13 +59,25 @@ def row(job: Job) -> dict:
         "bfl_done": _after(job.finished_at, submitted),
         "stored": _after(job.completed_at, job.finished_at or submitted) if job.status == st.STORED else "",
         "error": (job.error or {}).get("code", ""),
+        "running": running(job),
         "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
+        "kind": "video" if job.video else "image" if job.image else "",
     }
+
+
+def running(job: Job) -> str:
+    """BFL's word and progress while the task runs (``Reasoning · 35 %``), else ''."""
+    if job.status not in (st.QUEUED, st.SUBMITTED) or not job.bfl_status:
+        return ""
+    if job.progress is None:
+        return job.bfl_status
+    return f"{job.bfl_status} · {round(job.progress * 100)} %"
 
 
 def detail(config: Config, job: Job, events: list[dict]) -> dict:
     """Everything the job page shows."""
-    image = job.image or {}
+    image = job.image or job.video or {}
+    token = signing.image_token(config.secret_keys, job.id)
     return {
         **row(job),
         "bfl_id": job.bfl_id or "",
@@ -75,11 +87,13 @@ def detail(config: Config, job: Job, events: list[dict]) -> dict:
         "attempts": " · ".join(_count(n, word) for n, word in
                                 ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
         # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
-        "image_url": f"/v1/jobs/{job.id}/image?token={signing.image_token(config.secret_keys, job.id)}"
-        if job.image and job.storage_key else None,
+        "image_url": f"/v1/jobs/{job.id}/image?token={token}" if job.image and job.storage_key else None,
+        "video_url": f"/v1/jobs/{job.id}/video?token={token}" if job.video and job.storage_key else None,
+        "poster_url": f"/v1/jobs/{job.id}/poster?token={token}" if job.video and job.poster else None,
         "image_width": image.get("width"),
         "image_height": image.get("height"),
         "image_info": _image_info(image) if image else "",
+        "progress": "" if job.progress is None or not running(job) else f"{round(job.progress * 100)} %",
         "sha256": image.get("sha256", ""),
         "error_code": (job.error or {}).get("code", ""),
         "error_message": (job.error or {}).get("message", ""),
@@ -96,7 +110,10 @@ def _image_info(image: dict) -> str:
     size = image.get("size") or 0
     amount = (f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024
               else f"{size / 1024:.0f} KiB" if size >= 1024 else f"{size} bytes")
-    return f"{image.get('width')}×{image.get('height')} · {image.get('content_type', '')} · {amount}"
+    text = f"{image.get('width')}×{image.get('height')} · {image.get('content_type', '')} · {amount}"
+    if image.get("duration"):  # a video
+        text += f" · {image['duration']:g} s at {image.get('fps', 0):g} fps · {'sound' if image.get('has_audio') else 'silent'}"
+    return text
 
 
 def timeline(job: Job, events: list[dict]) -> list[dict]:
@@ -139,6 +156,10 @@ def _describe(event: dict) -> tuple[str, str, str]:
         if outcome == "kept":
             return f"Callback kept: {bfl_status}", "it overtook BFL's answer to the submission", "info"
         return "Callback refused", _words(event.get("reason")), "bad"
+    if kind == "draft_cache":
+        if outcome == "stored":
+            return "Draft cache stored", f"{event.get('size', 0)} bytes", "ok"
+        return "Draft cache not kept", f"{_words(event.get('error'))}: {event.get('reason', '')}", "warn"
     if kind == "poll":
         if event.get("error"):
             return "Poll failed", _words(event.get("error")), "warn"

@@ -9,7 +9,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from fluxhook.errors import FluxhookError
+from fluxhook.errors import FluxhookError, RangeNotSatisfiable
 
 log = logging.getLogger("fluxhook.web")
 
@@ -30,7 +30,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if isinstance(exc, RangeNotSatisfiable):
+            response.headers["Content-Range"] = f"bytes */{exc.size}"
+            response.headers["Accept-Ranges"] = "bytes"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from fluxhook import metrics as fm
 from fluxhook import readiness
+from fluxhook import usage
 
 from .context import services
 
@@ -56,8 +57,23 @@ class _Snapshot:
                        {(pool,): n for pool, n in now.waiting.items()}, ("pool",))
         yield fm.gauge("fluxhook_sweep_due", "Jobs due for a fallback check now (growing: the sweep falls behind).",
                        {(): now.due})
+        yield from _credits(svc, time.time())
         queues = (svc.queue, svc.control_queue)
         yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
                        {(q.name,): q.count for q in queues}, ("queue",))
         yield fm.gauge("fluxhook_failed_tasks", "Tasks in an RQ queue's failed registry.",
                        {(q.name,): q.failed_job_registry.count for q in queues}, ("queue",))
+
+
+def _credits(svc, now: float):
+    """The account's balance as a worker last read it, and today's spend against BFL_DAILY_CREDIT_LIMIT."""
+    balance = svc.store.usage.balance()
+    if balance is not None:
+        yield fm.gauge("fluxhook_bfl_credits", "The BFL account's credits, as GET /v1/credits last said (a worker "
+                                               "asks every BFL_CREDITS_REFRESH_SECONDS).", {(): balance.credits})
+    spent = svc.store.usage.days([usage.utc_day(now)]).popitem()[1].get(usage.SPENT, 0)
+    yield fm.gauge("fluxhook_credits_spent_today", "Credits spent this UTC day, as the daily limit counts them.",
+                   {(): usage.from_micro(spent)})
+    if svc.config.bfl_daily_credit_limit is not None:
+        yield fm.gauge("fluxhook_daily_credit_limit", "BFL_DAILY_CREDIT_LIMIT: credits fluxhook may spend per UTC day.",
+                       {(): svc.config.bfl_daily_credit_limit})

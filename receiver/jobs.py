@@ -6,11 +6,12 @@ import json
 import logging
 import re
 import time
+from dataclasses import replace
 
 from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody
+from fluxhook import jsonbody, task_inputs
 from fluxhook.recovery import schedule
 from fluxhook import signing
 from fluxhook.bfl import submission
@@ -99,7 +100,11 @@ def create():
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
-    svc.jobs.create(job)
+    submission.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
+    # A large input (reference images as base64) waits in storage, never in Redis; this request still
+    # sends the one in hand to BFL, untouched.
+    recorded = task_inputs.keep(svc, job.id, task_input, request.content_length or len(request.get_data()))
+    svc.jobs.create(job if recorded is not None else replace(job, input=None))
     g.job_id = job.id
     if not svc.slots.acquire(job):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
@@ -115,6 +120,7 @@ def create():
         except BFLError:
             # The task never reached BFL: leave nothing behind for the caller to clean up.
             svc.jobs.delete(job.id)
+            task_inputs.drop(svc, job.id)
             raise
     return _answer_after_wait(_load(job.id), 202)
 
@@ -177,7 +183,7 @@ def _finished(job_id: str) -> bool:
 
 @bp.get("/jobs")
 def index():
-    """Jobs newest first, filtered by ``status``, ``limit`` at a time, continued with ``cursor``."""
+    """Jobs newest first, filtered by ``status`` and ``model``, ``limit`` at a time, continued with ``cursor``."""
     try:
         limit = int(request.args.get("limit", 20))
     except ValueError:
@@ -185,7 +191,8 @@ def index():
     if not 1 <= limit <= 100:
         raise InvalidRequest("'limit' must be between 1 and 100")
     jobs, cursor = services().jobs.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None
+        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
+        model=request.args.get("model") or None,
     )
     return {"jobs": [_present(j) for j in jobs], "next_cursor": cursor}
 

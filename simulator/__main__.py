@@ -41,10 +41,16 @@ def parse_args(argv: list[str] | None = None) -> SimSettings:
     p.add_argument("--url-ttl", type=int, default=d.url_ttl)
     p.add_argument("--max-active", type=int, default=d.max_active)
     p.add_argument("--max-active-kontext-max", type=int, default=d.max_active_kontext_max)
-    p.add_argument("--credits", type=_optional(int), default=d.credits, help="omit for unlimited")
+    p.add_argument("--credits", type=_optional(float), default=d.credits, help="omit for unlimited")
     p.add_argument("--image-format", choices=IMAGE_FORMATS, default=d.image_format)
     p.add_argument("--image-bytes", type=_optional(int), default=d.image_bytes)
     p.add_argument("--public-url", default=d.public_url)
+    p.add_argument("--video-delay", type=float, default=d.video_delay,
+                   help="seconds a video task takes through Pending, Reasoning and Generating")
+    p.add_argument("--video-bytes", type=_optional(int), default=d.video_bytes,
+                   help="pad delivered MP4s to this size (a free box)")
+    p.add_argument("--max-active-video", type=int, default=d.max_active_video)
+    p.add_argument("--scene-images", action="store_true", help="JPEG-like generations at the requested size")
     p.add_argument("--verbose", action="store_true", help="log every request")
     args = p.parse_args(argv)
     return SimSettings(**{key.replace("-", "_"): value for key, value in vars(args).items()})

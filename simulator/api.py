@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, request
+from flask import Blueprint, redirect, request
 from flask.typing import ResponseReturnValue
 
 from .errors import Rejected
@@ -28,13 +28,28 @@ def submit(model: str) -> ResponseReturnValue:
     # force=True: BFL accepts JSON bodies even without a JSON content type.
     task = sim.submit(model, request.get_json(force=True, silent=True))
     polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"
-    return {"id": task.id, "polling_url": polling_url, "cost": 1.0}
+    return {"id": task.id, "polling_url": polling_url, **task.answer_cost}
 
 
 @bp.get("/v1/get_result")
 def get_result() -> ResponseReturnValue:
     """Poll a task; Ready answers carry a freshly signed sample URL."""
     _authenticate()
+    sim = current_simulator()
+    if sim.current("redirect_polls"):
+        # BFL may send a poll on to a regional host: here, another path of this one.
+        return redirect(f"{sim.public_base()}/v1/regional/get_result?{request.query_string.decode()}", code=307)
+    return _result()
+
+
+@bp.get("/v1/regional/get_result")
+def regional_get_result() -> ResponseReturnValue:
+    """Where redirected polls land."""
+    _authenticate()
+    return _result()
+
+
+def _result() -> ResponseReturnValue:
     task_id = request.args.get("id")
     if not task_id:
         detail = [{"loc": ["query", "id"], "msg": "Field required", "type": "missing"}]

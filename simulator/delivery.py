@@ -1,4 +1,4 @@
-"""Signed image delivery (with fault injection) and a redirect helper."""
+"""Signed delivery of images, videos and draft caches (with fault injection) and a redirect helper."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from flask.typing import ResponseReturnValue
 
 from .images import CONTENT_TYPES
 from .signing import is_expired
-from .state import current_simulator
+from .state import DRAFT_EXTENSION, current_simulator
+from .videos import padded_size, stream_padded
 
 bp = Blueprint("delivery", __name__)
 
@@ -35,6 +36,13 @@ def deliver(filename: str) -> ResponseReturnValue:
     task = sim.deliverable(task_id, ext)
     if task is None:
         return Response("BlobNotFound", status=404, content_type="text/plain")
+    if ext == DRAFT_EXTENSION:
+        return Response(sim.draft_bytes(task), content_type="application/octet-stream")
+    if task.is_video:
+        video, target = sim.video(task)
+        # Streamed: a video padded to hundreds of MB is never built in memory.
+        return Response(stream_padded(video, target), content_type="video/mp4",
+                        headers={"Content-Length": str(padded_size(video, target))}, direct_passthrough=True)
     data = sim.image_bytes(task)
     headers = {"Content-Length": str(len(data))}
     if plan.truncate:

@@ -1,4 +1,5 @@
-"""Real, deterministic images for delivery: a per-task gradient, padded with noise on demand."""
+"""Real, deterministic images for delivery: a per-task gradient, padded with noise on demand, or (``scene``)
+a landscape at the requested size, as a generation looks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import random
 import threading
 
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 BASE_SIZE = (64, 48)
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
@@ -62,6 +63,30 @@ def render_image(task_id: str, fmt: str, target_bytes: int | None = None) -> byt
     return data
 
 
+def render_scene(task_id: str, fmt: str, size: tuple[int, int]) -> bytes:
+    """A landscape of the task's colours at ``size``: sky, sun, hills and grain, encoded as ``fmt``."""
+    rng = random.Random(_seed(task_id))
+    width, height = size
+    top, bottom = hashlib.sha256(task_id.encode()).digest()[0:3], hashlib.sha256(task_id.encode()).digest()[3:6]
+    sky = Image.new("RGB", (1, 2))
+    sky.putdata([tuple(top), tuple(bottom)])
+    image = sky.resize((width, height), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(image)
+    sun = rng.randint(height // 12, height // 6)
+    cx, cy = rng.randint(sun, width - sun), rng.randint(sun, height // 2)
+    draw.ellipse((cx - sun, cy - sun, cx + sun, cy + sun), fill=(255, 236, 180))
+    for layer in range(4):
+        base = height * (0.5 + 0.12 * layer)
+        shade = tuple(rng.randint(20, 90) + 30 * layer for _ in range(3))
+        points = [(0, height)] + [(x, base + rng.uniform(-0.08, 0.08) * height)
+                                  for x in range(0, width + 64, 64)] + [(width, height)]
+        draw.polygon(points, fill=shade)
+    image = image.filter(ImageFilter.GaussianBlur(1.5))
+    grain = Image.effect_noise((width, height), 12).convert("RGB")
+    image = Image.blend(image, grain, 0.06)
+    return _encode(image, fmt)
+
+
 class ImageCache:
     """Encoded images per task, each generated once even under concurrent requests."""
 
@@ -70,7 +95,7 @@ class ImageCache:
         self._entries: dict[str, bytes] = {}
         self._key_locks: dict[str, threading.Lock] = {}
 
-    def get(self, task_id: str, fmt: str, target_bytes: int | None) -> bytes:
+    def get(self, task_id: str, fmt: str, target_bytes: int | None, size: tuple[int, int] | None = None) -> bytes:
         """Cached bytes for the task, rendering them on first use."""
         with self._lock:
             if task_id in self._entries:
@@ -81,7 +106,7 @@ class ImageCache:
             with self._lock:
                 if task_id in self._entries:
                     return self._entries[task_id]
-            data = render_image(task_id, fmt, target_bytes)
+            data = render_scene(task_id, fmt, size) if size else render_image(task_id, fmt, target_bytes)
             with self._lock:
                 self._entries[task_id] = data
                 self._key_locks.pop(task_id, None)

@@ -8,6 +8,7 @@ from typing import Any
 WEBHOOK_MODES = ("secret", "hmac", "both")
 OUTCOMES = ("ready", "error", "request_moderated", "content_moderated")
 IMAGE_FORMATS = ("png", "jpeg")
+PRICE_FIELDS = ("cost", "input_mp", "output_mp")
 
 
 @dataclass
@@ -27,7 +28,7 @@ class SimSettings:
     url_ttl: int = 600
     max_active: int = 24
     max_active_kontext_max: int = 6
-    credits: int | None = None
+    credits: float | None = None
     image_format: str = "png"
     image_bytes: int | None = None
     drop_callbacks: bool = False
@@ -38,8 +39,26 @@ class SimSettings:
     delivery_fail_count: int = 0
     delivery_delay: float = 0.0
     delivery_truncate: bool = False
+    # FLUX 3 video (models named *video*): seconds a task takes (Pending, Reasoning, Generating, then
+    # Ready), its URLs' life, the MP4's length, the size it is padded to (null: as rendered), the
+    # draft-cache bundle's size, and the active limit per organization and endpoint.
+    video_delay: float = 3.0
+    video_url_ttl: int = 7200
+    video_seconds: float = 3.0
+    video_bytes: int | None = None
+    draft_cache_bytes: int = 262_144
+    max_active_video: int = 5
+    # Polls answered with a 307 to a "regional" host (this one, another path), as BFL may.
+    redirect_polls: bool = False
+    # Images as generations look: a scene at the requested size (1 MP by default), not a small swatch.
+    scene_images: bool = False
     # BFL out of capacity: every submission is answered 503 while this is on.
     out_of_capacity: bool = False
+    # The price fields of the answer to a submission: null for the real price (see pricing), or an
+    # object that is sent instead, whatever its values (to test what a client makes of bad ones).
+    cost_fields: dict | None = None
+    # Price fields a Ready result carries beside its status (null: none, as BFL usually does).
+    result_cost_fields: dict | None = None
 
     def runtime_dict(self) -> dict[str, Any]:
         """The runtime knobs as a JSON-ready dict (never the api key)."""
@@ -66,6 +85,10 @@ def _number(value: Any, *, nullable: bool = False, minimum: float | None = 0) ->
     return minimum is None or value >= minimum
 
 
+def _price_fields(value: Any) -> bool:
+    return value is None or (isinstance(value, dict) and set(value) <= set(PRICE_FIELDS))
+
+
 def _integer(value: Any, *, nullable: bool = False, minimum: int | None = 0) -> bool:
     if value is None:
         return nullable
@@ -81,7 +104,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),
     "max_active": (_integer, "an integer >= 0"),
     "max_active_kontext_max": (_integer, "an integer >= 0"),
-    "credits": (lambda v: _integer(v, nullable=True, minimum=None), "an integer or null"),
+    "credits": (lambda v: _number(v, nullable=True, minimum=None), "a number or null"),
     "image_format": (lambda v: v in IMAGE_FORMATS, f"one of {list(IMAGE_FORMATS)}"),
     "image_bytes": (lambda v: _integer(v, nullable=True, minimum=1), "an integer >= 1 or null"),
     "drop_callbacks": (lambda v: isinstance(v, bool), "a boolean"),
@@ -95,7 +118,17 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "delivery_fail_count": (_integer, "an integer >= 0"),
     "delivery_delay": (_number, "a number >= 0"),
     "delivery_truncate": (lambda v: isinstance(v, bool), "a boolean"),
+    "video_delay": (_number, "a number >= 0"),
+    "video_url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),
+    "video_seconds": (lambda v: _number(v) and 0.1 <= v <= 30, "a number from 0.1 to 30"),
+    "video_bytes": (lambda v: _integer(v, nullable=True, minimum=1), "an integer >= 1 or null"),
+    "draft_cache_bytes": (_integer, "an integer >= 0"),
+    "max_active_video": (_integer, "an integer >= 0"),
+    "redirect_polls": (lambda v: isinstance(v, bool), "a boolean"),
+    "scene_images": (lambda v: isinstance(v, bool), "a boolean"),
     "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
+    "cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
+    "result_cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
 }
 
 

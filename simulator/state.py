@@ -8,15 +8,19 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from . import pricing
 from .callbacks import CallbackSender, encode_body
 from .errors import Rejected
 from .images import ImageCache
+from .videos import VideoCache, draft_bundle
 from .settings import OUTCOMES, SimSettings, validate_updates
 from .signing import UrlSigner
 from .stats import Stats
 from .tasks import STATUS_BY_OUTCOME, CallbackAttempt, Task, new_task, validate_submission
 
 KONTEXT_MAX = "flux-kontext-max"
+VIDEO = "video"
+DRAFT_EXTENSION = "draft"
 UNLIMITED_CREDITS = 1_000_000
 
 
@@ -30,6 +34,8 @@ class DeliveryPlan:
 
 
 def _limit_group(model: str) -> str:
+    if "video" in model:
+        return VIDEO  # FLUX 3 video: a few generations per organization and endpoint
     return KONTEXT_MAX if model == KONTEXT_MAX else "*"
 
 
@@ -42,6 +48,7 @@ class Simulator:
         self.settings = replace(settings)
         self.signer = UrlSigner()
         self.images = ImageCache()
+        self.videos = VideoCache()
         self.callbacks = CallbackSender(self)
         self.tasks: dict[str, Task] = {}
         self.stats = Stats()
@@ -91,6 +98,7 @@ class Simulator:
             self.stats = Stats()
             self.settings = replace(self._initial)
         self.images.clear()
+        self.videos.clear()
 
     # -- BFL API -------------------------------------------------------------
 
@@ -99,10 +107,13 @@ class Simulator:
         if key is None or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
             raise Rejected(401, {"detail": "Not authenticated"})
 
-    def credits(self) -> int:
-        """Remaining credits; unlimited shows as a large number."""
+    def credits(self) -> float:
+        """Remaining credits, less with each task by its price; unlimited starts at a large number (counts the asking)."""
         with self.lock:
-            return UNLIMITED_CREDITS if self.settings.credits is None else self.settings.credits
+            self.stats.credits_requests += 1
+            if self.settings.credits is None:
+                return round(UNLIMITED_CREDITS - self.stats.credits_spent, 2)
+            return self.settings.credits
 
     def submit(self, model: str, body: Any) -> Task:
         """Accept a task or raise Rejected (503, 402, 429, 422 in that order)."""
@@ -112,23 +123,27 @@ class Simulator:
             if s.out_of_capacity:
                 self.stats.rejected_503 += 1
                 raise Rejected(503, {"detail": "Out of capacity, retry later"}, {"Retry-After": "2"})
-            if s.credits is not None and s.credits <= 0:
+            charge = pricing.price(model, body) if isinstance(body, dict) else pricing.price(model, {})
+            if s.credits is not None and s.credits < charge["cost"]:
                 self.stats.rejected_402 += 1
                 raise Rejected(402, {"detail": "Insufficient credits"})
             group = _limit_group(model)
-            limit = s.max_active_kontext_max if group == KONTEXT_MAX else s.max_active
+            limit = {KONTEXT_MAX: s.max_active_kontext_max, VIDEO: s.max_active_video}.get(group, s.max_active)
             if self._active_in_group(group) >= limit:
                 self.stats.rejected_429 += 1
                 raise Rejected(429, {"detail": "Too many active tasks"}, {"Retry-After": "1"})
             if errors:
                 raise Rejected(422, {"detail": errors})
             task = new_task(model, body, s.image_format, self._cancel)
+            task.answer_cost = dict(charge if s.cost_fields is None else s.cost_fields)
+            task.result_cost = None if s.result_cost_fields is None else dict(s.result_cost_fields)
             if s.credits is not None:
-                s.credits -= 1
+                s.credits = round(s.credits - charge["cost"], 2)
+            self.stats.credits_spent = round(self.stats.credits_spent + charge["cost"], 2)
             self.tasks[task.id] = task
             self._count_active(model, +1)
             self.stats.submitted += 1
-            delay = s.task_delay
+            delay = s.video_delay if task.is_video and s.task_delay is not None else s.task_delay
             if delay is not None and delay >= 0 and "pending" not in task.markers:
                 task.timer = threading.Timer(delay, self._timer_fired, args=(task,))
                 task.timer.daemon = True
@@ -147,7 +162,8 @@ class Simulator:
             sample = None
             if task.outcome == "ready":
                 sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
-            return task.poll_body(sample)
+            return task.poll_body(sample, self._draft_url(task, self.settings.public_base()),
+                                  task.running(time.time(), self.settings.video_delay))
 
     # -- completion and callbacks -------------------------------------------
 
@@ -225,13 +241,24 @@ class Simulator:
         """The Ready task whose image `task_id.ext` names, if any."""
         with self.lock:
             task = self.tasks.get(task_id)
-            if task is None or task.outcome != "ready" or task.image_format != ext:
+            if task is None or task.outcome != "ready" or ext not in (task.image_format,
+                                                                          DRAFT_EXTENSION if task.draft else None):
                 return None
             return task
 
     def image_bytes(self, task: Task) -> bytes:
         """The task's encoded image (generated once, then cached)."""
+        if self.current("scene_images") and not self.current("image_bytes"):
+            return self.images.get(task.id, task.image_format, self.current("image_bytes"), task.size)
         return self.images.get(task.id, task.image_format, self.current("image_bytes"))
+
+    def video(self, task: Task) -> tuple[bytes, int | None]:
+        """The task's MP4 (made once) and the size it is delivered at (padded to ``video_bytes``)."""
+        return self.videos.get(task.id, self.current("video_seconds")), self.current("video_bytes")
+
+    def draft_bytes(self, task: Task) -> bytes:
+        """The task's draft-cache bundle."""
+        return draft_bundle(task.id, self.current("draft_cache_bytes"))
 
     # -- stats ---------------------------------------------------------------
 
@@ -275,14 +302,21 @@ class Simulator:
             return "duplicate"
         return "send"
 
-    def _sample_url(self, task: Task, ttl: int, base: str) -> str:
+    def _sample_url(self, task: Task, ttl: int, base: str, ext: str | None = None) -> str:
+        if task.is_video:
+            ttl = self.settings.video_url_ttl  # a video's URLs live about 2 hours
         exp = self.signer.expiry(ttl)
         sig = self.signer.sign(task.id, exp)
-        return f"{base}/delivery/{task.id}.{task.image_format}?exp={exp}&sig={sig}"
+        return f"{base}/delivery/{task.id}.{ext or task.image_format}?exp={exp}&sig={sig}"
+
+    def _draft_url(self, task: Task, base: str) -> str | None:
+        if not task.draft or task.outcome != "ready":
+            return None
+        return self._sample_url(task, self.settings.video_url_ttl, base, DRAFT_EXTENSION)
 
     def _webhook_bytes(self, task: Task, ttl: int, base: str) -> bytes:
         sample = self._sample_url(task, ttl, base) if task.outcome == "ready" else None
-        return encode_body(task.webhook_body(sample))
+        return encode_body(task.webhook_body(sample, self._draft_url(task, base)))
 
 
 def current_simulator() -> Simulator:

@@ -17,6 +17,9 @@ class Stats:
     callbacks_sent: int = 0
     callbacks_delivered: int = 0
     delivery_requests: int = 0
+    # Credits charged for the tasks submitted, and how often GET /v1/credits was asked.
+    credits_spent: float = 0.0
+    credits_requests: int = 0
     max_active_seen: int = 0
     max_active_seen_by_model: dict[str, int] = field(default_factory=dict)
     # Live count per model; the view reports only its sum as "active".

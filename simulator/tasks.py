@@ -13,6 +13,10 @@ from typing import Any
 from .settings import IMAGE_FORMATS
 
 PENDING = "Pending"
+# FLUX 3 video's words while a task runs, after Pending (the share of its time each starts at).
+RUNNING_PHASES = ((0.0, PENDING), (0.15, "Reasoning"), (0.45, "Generating"))
+VIDEO_FORMAT = "mp4"
+DEFAULT_SIZE = (1024, 1024)
 STATUS_BY_OUTCOME = {
     "ready": "Ready",
     "error": "Error",
@@ -80,6 +84,16 @@ class Task:
     callback_plan: str | None = None
     callback_attempts: list[CallbackAttempt] = field(default_factory=list)
     timer: threading.Timer | None = field(default=None, repr=False)
+    # The price fields of the answer to the submission, and those a Ready result carries (None: none).
+    answer_cost: dict[str, Any] = field(default_factory=dict)
+    result_cost: dict[str, Any] | None = None
+    # A video draft (`draft: true`) also returns a draft_cache; an image is rendered at this size.
+    draft: bool = False
+    size: tuple[int, int] = DEFAULT_SIZE
+
+    @property
+    def is_video(self) -> bool:
+        return self.image_format == VIDEO_FORMAT
 
     @property
     def is_pending(self) -> bool:
@@ -92,31 +106,45 @@ class Task:
                 return outcome
         return None
 
-    def result(self, sample_url: str) -> dict[str, Any]:
-        """The `result` object of a Ready task."""
-        return {
+    def result(self, sample_url: str, draft_url: str | None = None) -> dict[str, Any]:
+        """The `result` object of a Ready task (with `draft_cache` for a video draft)."""
+        result = {
             "sample": sample_url,
             "seed": self.seed,
             "prompt": self.prompt,
             "start_time": self.created_at,
             "end_time": self.completed_at,
         }
+        if draft_url is not None:
+            result["draft_cache"] = draft_url
+        return result
 
-    def poll_body(self, sample_url: str | None) -> dict[str, Any]:
+    def running(self, now: float, duration: float | None) -> tuple[str, float]:
+        """A pending task's status word and progress: a video goes Pending, Reasoning, Generating over ``duration``."""
+        if not self.is_video or not duration or duration <= 0:
+            return PENDING, 0.5
+        share = min(0.99, max(0.0, (now - self.created_at) / duration))
+        word = [name for start, name in RUNNING_PHASES if share >= start][-1]
+        return word, round(share, 2)
+
+    def poll_body(self, sample_url: str | None, draft_url: str | None = None,
+                  running: tuple[str, float] = (PENDING, 0.5)) -> dict[str, Any]:
         """What `GET /v1/get_result` answers for this task."""
         if self.is_pending:
-            return {"id": self.id, "status": PENDING, "result": None, "progress": 0.5}
+            return {"id": self.id, "status": running[0], "result": None, "progress": running[1]}
         if self.outcome == "ready":
             assert sample_url is not None
-            return {"id": self.id, "status": "Ready", "result": self.result(sample_url), "progress": 1.0}
+            return {"id": self.id, "status": "Ready", "result": self.result(sample_url, draft_url), "progress": 1.0,
+                    **(self.result_cost or {})}
         details = ERROR_INFO if self.outcome == "error" else {"Moderation Reasons": ["Simulated moderation"]}
         return {"id": self.id, "status": self.status, "result": None, "progress": None, "details": dict(details)}
 
-    def webhook_body(self, sample_url: str | None) -> dict[str, Any]:
+    def webhook_body(self, sample_url: str | None, draft_url: str | None = None) -> dict[str, Any]:
         """The JSON a completed task POSTs to its webhook."""
         if self.outcome == "ready":
             assert sample_url is not None
-            return {"id": self.id, "status": "Ready", "result": self.result(sample_url)}
+            return {"id": self.id, "status": "Ready", "result": self.result(sample_url, draft_url),
+                    **(self.result_cost or {})}
         if self.outcome == "error":
             return {"id": self.id, "status": "Error", **ERROR_INFO}
         return {"id": self.id, "status": self.status}
@@ -144,6 +172,14 @@ class Task:
         }
 
 
+def _requested_size(body: dict[str, Any]) -> tuple[int, int]:
+    """The width and height a submission asks for (64 to 2048 each), else 1 MP."""
+    width, height = body.get("width"), body.get("height")
+    if all(isinstance(v, int) and not isinstance(v, bool) and 64 <= v <= 2048 for v in (width, height)):
+        return width, height
+    return DEFAULT_SIZE
+
+
 def new_task(model: str, body: dict[str, Any], default_format: str, cancel: threading.Event) -> Task:
     """Build a Pending task from a validated submission body."""
     task_id = str(uuid.uuid4())
@@ -159,7 +195,11 @@ def new_task(model: str, body: dict[str, Any], default_format: str, cancel: thre
     for marker in IMAGE_FORMATS:
         if marker in markers:
             fmt = marker
+    if "video" in model:  # FLUX 3 video: an MP4
+        fmt = VIDEO_FORMAT
     return Task(
+        draft=body.get("draft") is True,
+        size=_requested_size(body),
         id=task_id,
         model=model,
         prompt=prompt,

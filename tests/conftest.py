@@ -23,6 +23,7 @@ SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
 STATIC_SECRET = "static-webhook-secret-0123"
 MAX_IMAGE_BYTES = 200_000
+MAX_VIDEO_BYTES = 3_000_000
 TERMINAL = ("stored", "failed", "moderated", "expired")
 
 
@@ -115,6 +116,12 @@ def _spy_handler(spy: SpyHost):
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
+            if isinstance(body, list):
+                # Pieces: sent without Content-Length, the end of the body is the end of the connection.
+                self.end_headers()
+                for piece in body:
+                    self.wfile.write(piece)
+                return
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -174,6 +181,7 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "RESULT_HOST_ALLOWLIST": f"{sim_host},127.0.0.1:{spy_port},localhost,*.fluxhook-test.invalid",
         "API_HOST_ALLOWLIST": sim_host,
         "MAX_IMAGE_BYTES": str(MAX_IMAGE_BYTES),
+        "MAX_VIDEO_BYTES": str(MAX_VIDEO_BYTES),
         "CALLBACK_GRACE_SECONDS": "2",
         # Tests leave many tasks pending: slots are tested on a stack of their own.
         "BFL_MAX_ACTIVE": "1000",

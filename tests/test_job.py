@@ -91,7 +91,11 @@ def test_iso():
 
 
 SPEC_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
-                   "completed_at", "image", "error", "metadata", "attempts", "progress"}
+                   "completed_at", "image", "error", "metadata", "attempts"}
+# BFL's progress while the task runs, and the files a video result brings (SPEC §3).
+SPEC_JOB_FIELDS |= {"progress", "video", "draft_cache"}
+# Provenance (SPEC §3): the prompt, BFL's seed and what the task cost.
+SPEC_JOB_FIELDS |= {"prompt", "seed", "cost"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
@@ -125,6 +129,9 @@ def test_job_round_trip_of_every_spec_field():
     assert again.to_api("https://x/img") == job.to_api("https://x/img")
     api = again.to_api("https://x/img")
     assert set(api) == SPEC_JOB_FIELDS
+    # An image job: no progress (it ended), no video, no draft cache.
+    assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
+    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost")) == (None, None, None)
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",
@@ -140,7 +147,6 @@ def test_job_round_trip_of_every_spec_field():
         "error": None,
         "metadata": {"user": "u1", "tags": ["a", "b"], "n": 3, "nested": {"ü": True}},
         "attempts": {"webhooks": 2, "polls": 1, "downloads": 3},
-        "progress": None,
     }
     json.dumps(api)  # serialisable as the API answer
 

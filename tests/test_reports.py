@@ -17,7 +17,7 @@ def body(payload) -> bytes:
 def test_parse_callback_ready_with_sample():
     event = parse_callback(body({"id": "abc-123", "status": "Ready",
                                  "result": {"sample": "https://delivery.eu.bfl.ai/x.png", "seed": 42}}))
-    assert event == BFLReport(bfl_id="abc-123", status="Ready", sample_url="https://delivery.eu.bfl.ai/x.png")
+    assert event == BFLReport(bfl_id="abc-123", status="Ready", sample_url="https://delivery.eu.bfl.ai/x.png", seed=42)
 
 
 def test_parse_callback_accepts_task_id_for_id():

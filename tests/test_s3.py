@@ -2,7 +2,8 @@
 
 First the store on its own (``S3Storage``), then the Procfile's web and worker with
 ``STORAGE_URL=s3://...`` on Redis database 9: images land in the bucket, ``image.url`` redirects to a
-presigned URL, or (``S3_IMAGE_DELIVERY=stream``) the web process streams the object itself.
+presigned URL, or (``S3_IMAGE_DELIVERY=stream``) the web process streams the object itself. Videos go
+up in parts (boto3's transfer manager) and are read back by byte ranges.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import redis
 import requests
 from botocore.config import Config as BotoConfig
 
-from conftest import API, service_env
+from conftest import API, ready_payload, service_env
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from devtools.stack import Stack
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, StorageError
 from fluxhook.media.storage import S3Storage, storage_from_url
+from mp4_samples import free_box, make_mp4
 
 BUCKET = "fluxhook-test"
 # Fake credentials: moto accepts any; boto3 must find some to sign with.
@@ -530,3 +532,60 @@ def test_readyz_with_s3_storage(s3_api, s3_server):
                           timeout=30, message="/readyz to answer 200")
     assert response.json() == {"status": "ok", "reasons": []}
     assert s3_server.exists(f"{PREFIX}/{S3Storage.PROBE_NAME}")
+
+
+# -- videos: multipart uploads, ranges from the bucket --------------------------------------------------
+
+VIDEO_MP4 = make_mp4(seconds=2, width=256, height=144)
+
+
+def test_a_large_object_goes_up_in_parts_and_reads_back_by_ranges(s3_server, store):
+    store.MULTIPART_THRESHOLD = 6 * 1024 * 1024  # parts of 8 MiB: three for this one
+    data = VIDEO_MP4 + os.urandom(20 * 1024 * 1024)
+    store.put("job_big.mp4", io.BytesIO(data), sha256=hashlib.sha256(data).hexdigest())
+
+    name = f"{store.prefix}/job_big.mp4"
+    head = s3_server.client.head_object(Bucket=BUCKET, Key=name)
+    assert head["ContentLength"] == len(data) and head["ContentType"] == "video/mp4"
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart object's ETag counts its parts
+    assert head["Metadata"] == {"sha256": hashlib.sha256(data).hexdigest()}
+    with store.open_at("job_big.mp4", 10_000_000, 10_000_099) as body:
+        assert body.read() == data[10_000_000:10_000_100]
+    with store.open("job_big.mp4") as body:
+        assert hashlib.sha256(body.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def _video_job(api: API, spy, name: str) -> dict:
+    url = spy.route(f"/{name}.mp4", body=VIDEO_MP4 + free_box(4096))
+    job = api.submit("[pending] a video for the bucket")
+    assert api.callback(job["id"], ready_payload(job["bfl_id"], url)).status_code == 200
+    done = api.wait_for(job["id"], timeout=30)
+    assert done["status"] == "stored", done
+    return done
+
+
+def test_a_video_job_lands_in_the_bucket_and_redirects_to_it(s3_api, s3_server, spy):
+    job = _video_job(s3_api, spy, "bucket-video")
+    body = VIDEO_MP4 + free_box(4096)
+    assert s3_server.body(f"{PREFIX}/{job['id']}.mp4") == body
+    assert s3_server.exists(f"{PREFIX}/{job['id']}-poster.jpg")
+
+    moved = requests.get(job["video"]["url"], allow_redirects=False, timeout=10)
+    assert moved.status_code == 302
+    part = requests.get(moved.headers["Location"], headers={"Range": "bytes=0-99"}, timeout=10)
+    assert part.status_code == 206 and part.content == body[:100]
+    poster = requests.get(job["video"]["poster_url"], timeout=10)
+    assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"
+
+
+def test_stream_delivery_reads_ranges_from_the_bucket(s3_api, s3_stream_web, spy):
+    job = _video_job(s3_api, spy, "streamed-video")
+    body = VIDEO_MP4 + free_box(4096)
+    streamer = API(s3_stream_web.base_url)
+
+    part = streamer.get(f"/v1/jobs/{job['id']}/video", headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == body[1000:2000]
+    assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(body)}"
+    whole = streamer.get(f"/v1/jobs/{job['id']}/video")
+    assert whole.status_code == 200 and whole.content == body
+    assert streamer.get(f"/v1/jobs/{job['id']}/video", headers={"Range": f"bytes={len(body)}-"}).status_code == 416

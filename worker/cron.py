@@ -1,5 +1,6 @@
 """The worker's clock, a thread of the worker process: RQ's cron queues the fallback sweep every
-second and retention hourly; RQ's scheduler moves retries whose wait is over back onto their queues.
+second, retention hourly and the refresh of BFL's balance every few minutes; RQ's scheduler moves
+retries whose wait is over back onto their queues.
 
 Each worker runs one (so the sweep keeps running however workers are scaled); duplicate sweeps
 are harmless because claiming due jobs is atomic, and RQ lets one scheduler at a time hold a
@@ -21,6 +22,7 @@ from rq.scheduler import RQScheduler
 from fluxhook.config import Config
 from fluxhook.tasks import CONTROL_QUEUE_NAME, QUEUE_NAME
 
+from .balance import refresh_balance
 from .retention import purge
 from .sweep import sweep
 
@@ -84,6 +86,10 @@ class Clock(threading.Thread):
                       result_ttl=0, failure_ttl=86400)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+        # Every worker queues it; the refresh lock lets one ask BFL per interval.
+        refresh = self.config.bfl_credits_refresh_seconds
+        cron.register(refresh_balance, QUEUE_NAME, interval=refresh, ttl=refresh, job_timeout=60, result_ttl=0,
+                      failure_ttl=86400)
         cron.register_birth()
         scheduler = RQScheduler(self.queue_names, connection=self.connection, logging_level=self.config.log_level)
         scheduler.register_birth()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from fluxhook import metrics
 from fluxhook import transitions as st
+from fluxhook import usage
 from fluxhook.bfl.reports import BFLReport
 from fluxhook.job import Job
 from fluxhook.outcomes import (CONFIRM_QUEUED, DOWNLOAD_QUEUED, DUPLICATE, FINISHED, GONE, NOT_SUBMITTED,
@@ -74,7 +75,8 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
         if proven and not job.ready_proven:
             # A proven report outranks the unproven one the job acted on; the running download
             # will find the new URL when it rechecks.
-            svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True)
+            svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
+                            draft_cache_source=report.draft_cache_url)
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
         return DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else DUPLICATE
@@ -91,7 +93,8 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
     if report.message and code == "bfl_error":
         message = f"{message}: {report.message}"
     moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=source,
-                                error={"code": code, "message": message})
+                                error={"code": code, "message": message},
+                                effects=usage.on_end(job, new_status, time.time()))
     return FINISHED if moved else DUPLICATE
 
 
@@ -112,5 +115,12 @@ def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
     """What a job moving to ready records of BFL's Ready ``report``, and when the sweep next looks at it."""
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
-    return {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
-            "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now), "progress": None}
+    fields = {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
+              "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now), "progress": None,
+              "draft_cache_source": report.draft_cache_url}
+    if report.seed is not None:
+        fields["seed"] = report.seed
+    if report.cost is not None:
+        # BFL's price in its result outranks its answer to the submission; usage counts the difference at the end.
+        fields.update(report.cost.fields())
+    return fields

@@ -19,6 +19,7 @@ import requests
 from fluxhook.backoff import backoff_delay, retry_after_seconds
 from fluxhook.config import Config
 from fluxhook.errors import BFLAuthFailed, BFLError, BFLRateLimited, BFLRejected, BFLSubmissionUncertain, BFLUnavailable, HostNotAllowed, InsufficientCredits
+from fluxhook.costs import parse_cost
 from fluxhook.net.hosts import Target, check_url
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
 
@@ -50,14 +51,16 @@ class BFLClient:
             port=base.port or (443 if base.scheme == "https" else 80), exact=True,
         )
 
-    def submit(self, model: str, body: dict[str, Any]) -> dict[str, str]:
-        """POST a task to ``/v1/{model}``; return BFL's ``{"id", "polling_url"}``."""
+    def submit(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a task to ``/v1/{model}``; return BFL's ``{"id", "polling_url"}`` and its price as ``cost``
+        (a ``costs.Cost``, None when BFL stated none usably)."""
         if not MODEL.fullmatch(model):
             raise BFLRejected(f"invalid model name {model[:64]!r}")
         data = self._request("POST", self._base, f"{self.config.bfl_api_base}/v1/{model}", json=body)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BFLUnavailable("BFL's answer to the submission has no task id")
-        return {"id": data["id"], "polling_url": data.get("polling_url") if isinstance(data.get("polling_url"), str) else None}
+        return {"id": data["id"], "polling_url": data.get("polling_url") if isinstance(data.get("polling_url"), str) else None,
+                "cost": parse_cost(data)}
 
     def get_result(self, bfl_id: str, polling_url: str | None = None) -> dict[str, Any]:
         """GET the task's current state from its polling URL (if allowed) or ``/v1/get_result``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fluxhook import jsonbody
+from fluxhook.costs import Cost, result_cost
 from fluxhook.errors import InvalidRequest
 from fluxhook.transitions import BFL_READY, bfl_status_word, progress_value
 
@@ -24,6 +25,11 @@ class BFLReport:
     finished_at: float | None = None
     # BFL's progress (0-1) while the task runs, if it said.
     progress: float | None = None
+    # A Ready video draft's result.draft_cache: a second signed URL, of an opaque bundle.
+    draft_cache_url: str | None = None
+    # A Ready result's seed, and the price when BFL puts one in the result.
+    seed: int | None = None
+    cost: Cost | None = None
 
 
 def parse_callback(body: bytes) -> BFLReport:
@@ -45,13 +51,15 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
     status = bfl_status_word(raw_status)
     if status is None:
         raise InvalidRequest("the body needs a non-empty 'status'")
-    sample = finished_at = None
+    sample = finished_at = seed = cost = None
     if status == BFL_READY:
         result = payload.get("result")
         sample = result.get("sample") if isinstance(result, dict) else None
         if not isinstance(sample, str) or not sample:
             raise InvalidRequest("a Ready report needs 'result.sample' with the image URL")
         finished_at = _epoch(result.get("end_time"))
+        seed = _seed(result.get("seed"))
+        cost = result_cost(payload)
     message = payload.get("message") or payload.get("error") or payload.get("details")
     return BFLReport(
         bfl_id=task_id.strip(),
@@ -60,7 +68,23 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
         message=str(message)[:500] if message else None,
         finished_at=finished_at,
         progress=progress_value(payload.get("progress")),
+        draft_cache_url=_draft_cache(payload.get("result")) if status == BFL_READY else None,
+        seed=seed,
+        cost=cost,
     )
+
+
+def _seed(value: object) -> int | None:
+    """BFL's seed, if it is a whole number a record can keep (a 64-bit one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -2**63 <= value < 2**64:
+        return None
+    return value
+
+
+def _draft_cache(result: object) -> str | None:
+    """``result.draft_cache`` when it is a URL (BFL's documents give it as one; anything else is ignored)."""
+    url = result.get("draft_cache") if isinstance(result, dict) else None
+    return url if isinstance(url, str) and url.startswith(("https://", "http://")) and len(url) <= 4096 else None
 
 
 def _epoch(value: object) -> float | None:

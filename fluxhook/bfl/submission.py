@@ -5,19 +5,23 @@ from __future__ import annotations
 import logging
 import time
 
+from fluxhook import budget, task_inputs
 from fluxhook import timeline
 from fluxhook import metrics
+from fluxhook import usage
 from fluxhook.recovery import schedule
 from fluxhook import signing
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_delay
 from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.errors import BFLError, BFLRateLimited, FluxhookError, RetryableError
+from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.job import Job
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.outcomes import SKIPPED
+from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
+from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submission")
 
@@ -32,12 +36,22 @@ def submission_lock_left(svc: Services, job_id: str) -> float:
     return svc.store.locks.seconds_left(KEYS.submit_lock(job_id))
 
 
+def admit(svc: Services, job: Job) -> None:
+    """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT``, or raise
+    ``BudgetExceeded`` (402) so that nothing is created. The reservation waits with the job for its submission."""
+    try:
+        budget.admit(svc, job.id, job.model or "")
+    except BudgetExceeded:
+        metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+        raise
+
+
 def submit(svc: Services, job: Job) -> str:
     """Send a ``queued`` job that holds a slot to BFL, at most once at a time.
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
-    pool pauses for Retry-After); ``skipped`` if another process is submitting it. Other BFL
-    errors propagate.
+    pool pauses for Retry-After) or today's credits are spent; ``failed`` when they were spent
+    for the job's whole hour; ``skipped`` if another process is submitting it. Other BFL errors propagate.
     """
     lock = KEYS.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
@@ -50,7 +64,10 @@ def submit(svc: Services, job: Job) -> str:
 
 def _submit(svc: Services, job: Job) -> str:
     config = svc.config
-    body = dict(job.input or {},
+    reservation = budget.reserve(svc, job.id, job.model or "")
+    if reservation is not None and not reservation.admitted:
+        return _over_budget(svc, job, reservation)
+    body = dict(task_inputs.load(svc, job.id, job.input),
                 webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
@@ -69,12 +86,21 @@ def _submit(svc: Services, job: Job) -> str:
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
     now = time.time()
     svc.slots.accepted(svc.slots.pool_of(job))
+    # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
+    fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now)
+    if reservation is not None:
+        effects.append(ReleaseBudget(job.id))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
                                polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
-                               submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds)):
+                               submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds),
+                               effects=effects, **fields):
+        # BFL has the task, and charges for it, though the job is gone: its price still counts.
+        metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
         return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
+    if job.input is None:
+        task_inputs.drop(svc, job.id)  # BFL has it now
     submitted = svc.jobs.get(job.id)
     try:
         if submitted is not None:
@@ -84,6 +110,25 @@ def _submit(svc: Services, job: Job) -> str:
         # callback stays kept (apply_kept_callback puts it back) for BFL's retry or a later look.
         log.exception("applying an early callback failed", extra={"job_id": job.id})
     return st.SUBMITTED
+
+
+def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
+    """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
+    tried again now and then, until its hour is up (SPEC §6)."""
+    metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+    timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
+    now = time.time()
+    if schedule.timed_out(job.created_at, now):
+        svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
+                            error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
+                                                                 "for the whole hour the job could wait"},
+                            effects=usage.on_end(job, st.FAILED, now))
+        task_inputs.drop(svc, job.id)
+        return st.FAILED
+    pause = wait_for_room(svc, job, budget.recheck_in(now))
+    log.info("job queued: today's credits are spent", extra={
+        "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(pause, 1)})
+    return st.QUEUED
 
 
 def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
@@ -109,7 +154,9 @@ def submit_queued(svc: Services, job_id: str) -> str:
             raise
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
-                            error={"code": _failure_code(exc), "message": message})
+                            error={"code": _failure_code(exc), "message": message},
+                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, time.time())])
+        task_inputs.drop(svc, job.id)
         if not isinstance(exc, BFLError):
             raise
         return st.FAILED

@@ -9,8 +9,11 @@ import time
 from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import transitions as st
+from fluxhook import usage
 from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from fluxhook.media.fetch import FetchedImage, fetch_image
+from fluxhook.media import draft_caches, lifetimes, posters
+from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
+from fluxhook.media.sniff import VIDEO
 from fluxhook.job import Job
 from fluxhook.bfl.apply import apply_report
 from fluxhook.bfl.polling import poll_job
@@ -74,6 +77,11 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
 def _download(svc: Services, job: Job, last_attempt: bool) -> str:
     started = time.perf_counter()
     url = job.result_url or ""
+    if lifetimes.past_life(job.model, job.finished_at, time.time()):
+        # BFL's URL has outlived its life (10 minutes for an image, 2 hours for a video): not worth a
+        # request; BFL mints a fresh one on a poll.
+        return _recheck_with_bfl(svc, job, ResultURLExpired("the result URL outlived its life"), started,
+                                 last_attempt)
     try:
         image = _fetch(svc, job, url)
     except RetryableError as exc:
@@ -90,12 +98,12 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
 
 def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
     svc.jobs.count(job.id, "downloads")
-    return fetch_image(svc.http, url, svc.config.result_host_allowlist, svc.config.max_image_bytes,
-                       svc.storage.new_upload)
+    return fetch_image(svc.http, url, svc.config.result_host_allowlist,
+                       SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
 def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> str:
-    if last_attempt:
+    if last_attempt or lifetimes.past_life(job.model, job.finished_at, time.time()):
         return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
     log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
     raise exc
@@ -115,7 +123,8 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     except (BFLError, FluxhookError):
         return _finish_on(svc, job, failure)
     if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
-        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True):
+        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
+                               draft_cache_source=report.draft_cache_url):
             return SKIPPED
         try:
             image = _fetch(svc, job, report.sample_url)
@@ -124,7 +133,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
         except (DownloadError, HostNotAllowed) as exc:
             return _finish_on(svc, job, exc)
         with image:
-            return _store(svc, job, report.sample_url, image, started)
+            return _store(svc, svc.jobs.get(job.id) or job, report.sample_url, image, started)
     if st.is_running(report.status) and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
         # Only if no proven report replaced that URL meanwhile.
@@ -141,15 +150,25 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
 
 def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
     key = f"{job.id}.{image.extension}"
+    result: dict = {"image": image.describe()}
+    if image.kind == VIDEO:
+        # The poster first: a job that reads stored always has its poster.
+        result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
+    draft = draft_caches.fetch_and_store(svc, job)
+    if draft is not None:
+        result["draft_cache"] = draft
     # With the job turning stored, in the same step: its thumbnail task, the time it took BFL's image
     # to get here, and the attempt's notes.
     finished = job.finished_at or job.updated_at
+    now = time.time()
+    latency = max(0.0, now - finished)
     effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
-               metrics.observed("fluxhook_completion_to_stored_seconds", max(0.0, time.time() - finished))]
+               metrics.observed("fluxhook_completion_to_stored_seconds", latency),
+               *usage.on_end(job, st.STORED, now, latency)]
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
-    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), image=image.describe(), storage_key=key,
-                           effects=effects):
+    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
+                           draft_cache_source=None, **result):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -158,6 +177,9 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
+        for extra in ("poster", "draft_cache"):
+            if extra in result:
+                svc.storage.delete(result[extra]["key"])
     return RESTART if current is not None and current.status == st.READY else SKIPPED
 
 
@@ -168,7 +190,8 @@ def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
 
 
 def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> str:
-    svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message})
+    svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message},
+                        draft_cache_source=None, effects=usage.on_end(job, status, time.time()))
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
     return status
 

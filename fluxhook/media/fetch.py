@@ -1,11 +1,14 @@
-"""Downloading a result image safely: allowlisted hosts, checked redirects, capped size, real image bytes."""
+"""Downloading a result safely: allowlisted hosts, checked redirects, capped size, real image or video bytes."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import queue
+import threading
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 from urllib.parse import urljoin
 
 import requests
@@ -15,19 +18,28 @@ from fluxhook.errors import (DownloadError, ImageTooLarge, NotAnImage, ResultURL
                              TransientDownloadError)
 from fluxhook.net.hosts import HostPattern, check_url
 from fluxhook.net.http_client import HTTPClient
+from fluxhook.media.sniff import HEAD_BYTES, IMAGE, VIDEO, sniff
 from fluxhook.media.storage import discard_upload
+from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE, EXTENSION as VIDEO_EXTENSION, VideoInfo
+from fluxhook.media.video import inspect as inspect_video
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
 TOTAL_DEADLINE = 120
-_CHUNK = 256 * 1024
+# A large body (a video) may take longer than TOTAL_DEADLINE, but must come at this rate at least (bytes/s).
+MIN_RATE = 1024 * 1024
+# Large reads: a video is hashed and written in pieces this big (memory stays at a few of them).
+_CHUNK = 1024 * 1024
 _FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
 _EXPIRED = (403, 404, 410)
 
 
 @dataclass
 class FetchedImage:
-    """A downloaded, verified image in a storage upload file (closed and removed by ``close``, unless stored)."""
+    """A downloaded, verified result in a storage upload file (closed and removed by ``close``, unless stored).
+
+    A video (``kind == VIDEO``) also carries what its ``video`` object says (``info``), poster included.
+    """
 
     file: BinaryIO
     content_type: str
@@ -36,6 +48,8 @@ class FetchedImage:
     sha256: str
     width: int
     height: int
+    kind: str = IMAGE
+    info: VideoInfo | None = None
 
     def close(self) -> None:
         discard_upload(self.file)
@@ -47,22 +61,90 @@ class FetchedImage:
         self.close()
 
     def describe(self) -> dict:
-        """The ``image`` fields of the job object, without ``url``."""
-        return {
+        """The ``image`` (or ``video``) fields of the job object, without the URLs."""
+        described = {
             "content_type": self.content_type,
             "size": self.size,
             "sha256": self.sha256,
             "width": self.width,
             "height": self.height,
         }
+        if self.info is not None:
+            described.update(duration=self.info.duration, fps=self.info.fps, has_audio=self.info.has_audio)
+        return described
 
 
-def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int,
+@dataclass(frozen=True)
+class SizeLimits:
+    """The largest image and the largest video (and draft cache) accepted, in bytes."""
+
+    image: int
+    video: int
+
+
+@dataclass
+class FetchedFile:
+    """Downloaded opaque bytes (a draft cache) in a storage upload file."""
+
+    file: BinaryIO
+    size: int
+    sha256: str
+
+    def close(self) -> None:
+        discard_upload(self.file)
+
+    def __enter__(self) -> "FetchedFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
                 new_upload: Callable[[], BinaryIO]) -> FetchedImage:
-    """Download ``url`` into a file from ``new_upload`` and check it is a JPEG, PNG or WebP of at most ``max_bytes``.
+    """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
+    an MP4 (up to ``limits.video``), judged by its bytes, and probed.
 
     Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or NotAnImage.
     """
+    if isinstance(limits, int):
+        limits = SizeLimits(limits, limits)
+    kinds = {}
+
+    def limit_for(head: bytes) -> int:
+        kind = sniff(head)
+        if kind is None:
+            raise NotAnImage("the downloaded bytes are not a JPEG, PNG, WebP image or an MP4 video")
+        kinds["kind"] = kind
+        return limits.video if kind == VIDEO else limits.image
+
+    out, digest, size = _download(http, url, allowlist, limit_for, new_upload)
+    try:
+        if kinds["kind"] == VIDEO:
+            info = inspect_video(out, size)
+            fetched = FetchedImage(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, 0, 0, VIDEO, info)
+            fetched.width, fetched.height = info.width, info.height
+        else:
+            content_type, extension, width, height = identify(out)
+            fetched = FetchedImage(out, content_type, extension, size, digest, width, height)
+    except BaseException:
+        discard_upload(out)
+        raise
+    out.seek(0)
+    return fetched
+
+
+def fetch_file(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int,
+               new_upload: Callable[[], BinaryIO]) -> FetchedFile:
+    """Download opaque bytes (a draft cache) of at most ``max_bytes`` with the same rules as a result."""
+    out, digest, size = _download(http, url, allowlist, lambda head: max_bytes, new_upload)
+    out.seek(0)
+    return FetchedFile(out, size, digest)
+
+
+def _download(http: HTTPClient, url: str, allowlist, limit_for: Callable[[bytes], int],
+              new_upload: Callable[[], BinaryIO]) -> tuple[BinaryIO, str, int]:
+    """Stream ``url`` into an upload file; ``limit_for(first bytes)`` says (or refuses) how large it may be."""
     response = _get_following_allowed_redirects(http, url, allowlist)
     with response:
         if response.status_code in _EXPIRED:
@@ -71,20 +153,27 @@ def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], 
             raise TransientDownloadError(f"the delivery host answered {response.status_code}")
         if response.status_code != 200:
             raise DownloadError(f"the delivery host answered {response.status_code}")
+        chunks = _chunks(response)
+        head = _read_head(chunks)
+        max_bytes = limit_for(head)
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise ImageTooLarge(f"the image is {declared} bytes, more than the {max_bytes} allowed")
-        # Written where the store keeps images: storing it is then a rename, not a second copy.
+            raise ImageTooLarge(f"the result is {declared} bytes, more than the {max_bytes} allowed")
+        # Written where the store keeps results: storing it is then a rename, not a second copy.
         out = new_upload()
         try:
-            digest, size = _stream(response, out, max_bytes)
-            out.seek(0)
-            content_type, extension, width, height = identify(out)
+            # Threads pay off for large bodies (a video); an image of a few MB is done before they would start.
+            large = not (declared and declared.isdigit() and int(declared) <= PIPELINE_FROM)
+            digest, size = _stream(head, chunks, out, max_bytes, _deadline(max_bytes), threaded=large)
         except BaseException:
             discard_upload(out)
             raise
-    out.seek(0)
-    return FetchedImage(out, content_type, extension, size, digest, width, height)
+    return out, digest, size
+
+
+def _deadline(max_bytes: int) -> float:
+    """How long a whole body may take: minutes for an image, longer for what may be gigabytes."""
+    return max(TOTAL_DEADLINE, max_bytes / MIN_RATE)
 
 
 def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> requests.Response:
@@ -102,24 +191,112 @@ def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> r
     raise DownloadError(f"the delivery host redirected more than {MAX_REDIRECTS} times")
 
 
-def _stream(response: requests.Response, out: BinaryIO, max_bytes: int) -> tuple[str, int]:
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    try:
+        yield from response.iter_content(_CHUNK)
+    except requests.RequestException as exc:
+        raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from None
+
+
+def _read_head(chunks: Iterator[bytes]) -> bytes:
+    """The body's first bytes, enough to tell what it is (all of it, if shorter)."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            break
+    return head
+
+
+def _stream(head: bytes, chunks: Iterator[bytes], out: BinaryIO, max_bytes: int, seconds: float, *,
+            threaded: bool) -> tuple[str, int]:
+    """Receive the body while (``threaded``) other threads hash and write what came before: the network,
+    sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them."""
     digest = hashlib.sha256()
     size = 0
     # The read timeout bounds each wait; this bounds the whole body against a host that trickles bytes.
-    deadline = time.monotonic() + TOTAL_DEADLINE
-    try:
-        for chunk in response.iter_content(_CHUNK):
+    deadline = time.monotonic() + seconds
+    with (_Writer if threaded else _InlineWriter)(out, digest) as writer:
+        for chunk in itertools.chain((head,), chunks):
             if time.monotonic() > deadline:
-                raise TransientDownloadError(f"the download took longer than {TOTAL_DEADLINE} s")
+                raise TransientDownloadError(f"the download took longer than {round(seconds)} s")
             size += len(chunk)
             if size > max_bytes:
-                raise ImageTooLarge(f"the image is larger than the {max_bytes} bytes allowed")
-            digest.update(chunk)
-            _write(out, chunk)
-    except requests.RequestException as exc:
-        raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from None
-    _write(out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
+                raise ImageTooLarge(f"the result is larger than the {max_bytes} bytes allowed")
+            writer.put(chunk)
     return digest.hexdigest(), size
+
+
+# Pieces received but not yet hashed (or written): the memory a download holds, whatever its size.
+_AHEAD = 4
+# Bodies declared larger than this (or not declared) are received, hashed and written in three threads.
+PIPELINE_FROM = 8 * 1024 * 1024
+
+
+class _InlineWriter:
+    """Hashes and writes each piece in the receiving thread."""
+
+    def __init__(self, out: BinaryIO, digest):
+        self.out, self.digest = out, digest
+
+    def __enter__(self) -> "_InlineWriter":
+        return self
+
+    def put(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        _write(self.out, chunk)
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is None:
+            _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
+
+
+class _Writer:
+    """Hashes pieces in one thread and writes them in another (sha256 and the disk each release the GIL, so
+    they run beside the receiving thread and each other); a failure (a full disk) is raised in the caller."""
+
+    def __init__(self, out: BinaryIO, digest):
+        self.out, self.digest = out, digest
+        self.error: BaseException | None = None
+        self.lines = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
+        self.threads = [threading.Thread(target=self._run, args=(line, work), name=f"download-{name}", daemon=True)
+                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"))]
+
+    def __enter__(self) -> "_Writer":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def put(self, chunk: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        for line in self.lines:
+            line.put(chunk)
+
+    def __exit__(self, kind, exc, tb) -> None:
+        for line in self.lines:
+            line.put(None)
+        for thread in self.threads:
+            thread.join()
+        if exc is None and self.error is not None:
+            raise self.error
+
+    def _write(self, chunk: bytes) -> None:
+        _write(self.out, chunk)
+
+    def _run(self, line: queue.Queue, work) -> None:
+        while (chunk := line.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so the receiving side never blocks on a thread that gave up
+            try:
+                work(chunk)
+            except BaseException as exc:  # handed to the receiving thread
+                self.error = exc
+        if work == self._write and self.error is None:
+            try:
+                _write(self.out, b"")  # what the buffer still holds reaches the disk now, or fails as the store's fault
+            except BaseException as exc:
+                self.error = exc
 
 
 def _write(out: BinaryIO, chunk: bytes) -> None:

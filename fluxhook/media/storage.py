@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import logging
 import os
 import re
@@ -27,7 +28,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,255}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+                  "mp4": "video/mp4", "bin": "application/octet-stream", "json": "application/json"}
 
 
 class Storage(Protocol):
@@ -38,6 +40,8 @@ class Storage(Protocol):
     def new_upload(self) -> BinaryIO: ...
 
     def open(self, key: str) -> BinaryIO | None: ...
+
+    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -62,6 +66,43 @@ def _sync_directory(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _WriteBehind(io.FileIO):
+    """An upload file that has the disk take what was written while more is still coming: every
+    ``SYNC_EVERY`` bytes a thread syncs the file, so the sync before the rename has little left to do
+    (a large video's fdatasync would otherwise come all at once, after its download)."""
+
+    SYNC_EVERY = 32 * 1024 * 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._unsynced = 0
+        self._syncing: threading.Thread | None = None
+
+    def write(self, data) -> int:
+        written = super().write(data)
+        self._unsynced += written or 0
+        if self._unsynced >= self.SYNC_EVERY and (self._syncing is None or not self._syncing.is_alive()):
+            self._unsynced = 0
+            self._syncing = threading.Thread(target=self._sync, name="write-behind", daemon=True)
+            self._syncing.start()
+        return written
+
+    def _sync(self) -> None:
+        try:
+            os.fdatasync(self.fileno())
+        except (OSError, ValueError):
+            pass  # the final sync in put() reports any failure; a closed file was discarded
+
+    def settle(self) -> None:
+        """Wait for a sync under way (before the final one)."""
+        if self._syncing is not None:
+            self._syncing.join()
+
+    def close(self) -> None:
+        self.settle()
+        super().close()
 
 
 def discard_upload(upload: BinaryIO) -> None:
@@ -101,7 +142,7 @@ class FileStorage:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
             os.close(fd)
-            return open(tmp, "w+b")
+            return io.BufferedRandom(_WriteBehind(tmp, "w+"), buffer_size=1024 * 1024)
         except OSError as exc:
             raise StorageError(f"cannot write images: {exc.strerror}") from exc
 
@@ -114,6 +155,8 @@ class FileStorage:
         if self._is_upload(source):
             try:
                 source.flush()
+                if isinstance(getattr(source, "raw", None), _WriteBehind):
+                    source.raw.settle()
                 os.fdatasync(source.fileno())
                 os.replace(source.name, path)
                 _sync_directory(self.root)
@@ -148,6 +191,13 @@ class FileStorage:
             return open(self._path(key), "rb")
         except FileNotFoundError:
             return None
+
+    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None:
+        """The stored bytes from ``start`` on (the caller reads up to ``end``, inclusive), or None."""
+        file = self.open(key)
+        if file is not None:
+            file.seek(start)
+        return file
 
     def delete(self, key: str) -> None:
         """Remove the image; removing a missing image is not an error."""
@@ -207,6 +257,11 @@ class S3Storage:
     # /readyz is probed often: a successful write check is trusted this long.
     WRITABLE_FOR = 30.0
     PROBE_NAME = ".fluxhook-writable"
+    # Objects this large (videos) go up in parts of PART_SIZE, PART_CONCURRENCY at a time: memory
+    # stays at a few parts whatever the size, and S3's 5 GB limit on one PUT never applies.
+    MULTIPART_THRESHOLD = 64 * 1024 * 1024
+    PART_SIZE = 8 * 1024 * 1024
+    PART_CONCURRENCY = 2
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None):
@@ -255,6 +310,7 @@ class S3Storage:
 
     def _call(self, doing: str, operation: str, **params) -> Any:
         """One S3 call; any failure of the store or the network becomes a (retryable) StorageError."""
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -264,7 +320,8 @@ class S3Storage:
             raise StorageError(f"cannot {doing} in s3://{self.bucket}: {error.get('Code') or 'error'} "
                                f"(HTTP {exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')})",
                                status=503) from exc
-        except (BotoCoreError, OSError) as exc:
+        except (BotoCoreError, Boto3Error, OSError) as exc:
+            # Boto3Error: the transfer manager's S3UploadFailedError, around a multipart upload's failure.
             raise StorageError(f"cannot {doing} in s3://{self.bucket}: {type(exc).__name__}", status=503) from exc
 
     def new_upload(self) -> BinaryIO:
@@ -272,7 +329,8 @@ class S3Storage:
         return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
 
     def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
-        """Store ``source`` (from its current position) under ``key`` in one PUT.
+        """Store ``source`` (from its current position) under ``key`` in one PUT, or, from
+        ``MULTIPART_THRESHOLD`` bytes on (a video), in parts through boto3's transfer manager.
 
         The object carries its sha256 (``sha256`` if the caller has it, else computed here) as
         metadata and, unless AWS_REQUEST_CHECKSUM_CALCULATION=when_required, as the PUT's
@@ -286,6 +344,9 @@ class S3Storage:
         except OSError as exc:
             raise StorageError(f"cannot read image {key} to store it: {exc.strerror or type(exc).__name__}") from exc
         with body:
+            if body.size >= self.MULTIPART_THRESHOLD:
+                self._put_in_parts(key, name, body)
+                return
             params = {
                 "Bucket": self.bucket, "Key": name, "Body": body.file, "ContentLength": body.size,
                 "ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
@@ -296,12 +357,34 @@ class S3Storage:
                 params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(body.sha256)).decode()
             self._call(f"write image {key}", "put_object", **params)
 
+    def _put_in_parts(self, key: str, name: str, body: "_Measured") -> None:
+        """A multipart upload: a few parts in memory at a time, whatever the size; whole or absent."""
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD, multipart_chunksize=self.PART_SIZE,
+                                max_concurrency=self.PART_CONCURRENCY)
+        # s3transfer reads a part of a file object into memory before sending it: bound how many wait.
+        config.max_in_memory_upload_chunks = self.PART_CONCURRENCY
+        extra = {"ContentType": _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream"),
+                 "Metadata": {"sha256": body.sha256}}
+        if self._s3().meta.config.request_checksum_calculation != "when_required":
+            extra["ChecksumAlgorithm"] = "SHA256"  # each part's own, checked by S3
+        self._call(f"write {key}", "upload_fileobj", Fileobj=body.file, Bucket=self.bucket, Key=name,
+                   ExtraArgs=extra, Config=config)
+
     def open(self, key: str) -> BinaryIO | None:
         """The stored bytes as a stream (close it), or None if there are none."""
+        return self._get(key, {})
+
+    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None:
+        """Bytes ``start`` to ``end`` (inclusive) of the stored object as a stream, or None."""
+        return self._get(key, {"Range": f"bytes={start}-{end}"})
+
+    def _get(self, key: str, params: dict) -> BinaryIO | None:
         from botocore.exceptions import ClientError
 
         try:
-            return self._call(f"read image {key}", "get_object", Bucket=self.bucket, Key=self._name(key))["Body"]
+            return self._call(f"read {key}", "get_object", Bucket=self.bucket, Key=self._name(key), **params)["Body"]
         except StorageError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):

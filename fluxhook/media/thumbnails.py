@@ -58,8 +58,10 @@ def make_for_job(svc: Services, job_id: str) -> str | None:
     if job is None or job.status != st.STORED or not job.storage_key or job.thumbnail_key:
         return None
     key = key_for(job_id)
+    # A video's thumbnail is made from its poster frame.
+    source_key = job.poster["key"] if job.video and job.poster else job.storage_key
     try:
-        source = svc.storage.open(job.storage_key)
+        source = svc.storage.open(source_key)
         if source is None:
             return None
         with source:

@@ -7,6 +7,7 @@ import time
 
 from fluxhook.recovery import schedule
 from fluxhook import transitions as st
+from fluxhook import usage
 from fluxhook.bfl.client import CALL_BOUND
 from fluxhook.errors import BFLError, BFLRateLimited
 from fluxhook.job import Job
@@ -76,7 +77,8 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
 
 def _time_out(svc: Services, job: Job) -> str:
     if svc.jobs.transition(job.id, st.FAILED, only_from=(st.SUBMITTED,),
-                           error={"code": "timeout", "message": "BFL gave no result within an hour"}):
+                           error={"code": "timeout", "message": "BFL gave no result within an hour"},
+                           effects=usage.on_end(job, st.FAILED, time.time())):
         log.warning("job timed out", extra={"job_id": job.id, "bfl_id": job.bfl_id})
     return TIMEOUT
 

@@ -19,6 +19,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
+from fluxhook.store.usage import UsageStore
 
 
 class Snapshot(NamedTuple):
@@ -45,6 +46,7 @@ class Store:
         self.kept = KeptCallbacks(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
+        self.usage = UsageStore(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""

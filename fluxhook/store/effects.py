@@ -47,7 +47,42 @@ class CountMetrics:
     increments: tuple[tuple[str, float], ...]
 
 
-Effect = Union[QueueTask, AddTimelineEntry, CountMetrics]
+@dataclass(frozen=True)
+class CountUsage:
+    """Add to one UTC day's usage counters (``Keys.usage``): (field, amount) pairs, whole numbers."""
+
+    day: str
+    increments: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class CountHourly:
+    """Add to one UTC hour's outcome counters (``Keys.hourly``): (field, amount) pairs, whole numbers."""
+
+    hour: str
+    increments: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class ReleaseBudget:
+    """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``)."""
+
+    job_id: str
+
+
+Effect = Union[QueueTask, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
+
+
+# Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
+USAGE_TTL = 400 * 86400
+HOURLY_TTL = 35 * 86400
+
+
+def counters_key(keys, effect: Union[CountUsage, CountHourly]) -> tuple[str, int]:
+    """The hash a counting effect adds to, and how long that hash is kept after its last change."""
+    if isinstance(effect, CountUsage):
+        return keys.usage(effect.day), USAGE_TTL
+    return keys.hourly(effect.hour), HOURLY_TTL
 
 
 class _CommandRecorder(CoreCommands):
@@ -95,6 +130,13 @@ class Effects:
                         pipe.hincrby(self.keys.metrics, field, amount)
                     else:
                         pipe.hincrbyfloat(self.keys.metrics, field, amount)
+            elif isinstance(effect, (CountUsage, CountHourly)):
+                key, ttl = counters_key(self.keys, effect)
+                for field, amount in effect.increments:
+                    pipe.hincrby(key, field, amount)
+                pipe.expire(key, ttl)
+            elif isinstance(effect, ReleaseBudget):
+                pipe.hdel(self.keys.budget_held, effect.job_id)
             else:
                 raise TypeError(f"not an effect: {effect!r}")
         pipe.execute()

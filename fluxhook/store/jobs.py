@@ -19,10 +19,12 @@ from typing import Any, NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook import transitions as st
+from fluxhook.bfl.client import MODEL
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import COUNTERS, Job, decode_hash, encode_fields, is_job_id, job_id_floor
 from fluxhook.limits import POOLS
-from fluxhook.store.effects import AddTimelineEntry, CountMetrics, Effect, QueueTask
+from fluxhook.store.effects import (AddTimelineEntry, CountHourly, CountMetrics, CountUsage, Effect, QueueTask,
+                                    ReleaseBudget, counters_key)
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
@@ -78,10 +80,12 @@ class JobStore:
         fields = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
         keys = [self.keys.job(job.id), self.keys.all_jobs, self.keys.status(job.status), self.keys.due,
                 self.keys.bfl_task(job.bfl_id or "")]
+        if job.model:
+            keys += [self.keys.model_jobs(job.model), self.keys.models]
         take_over = ""
         while True:
             stored_id = _text(self._create(keys, [job.id, job.bfl_id or "", _score(due), self.ttl or "", take_over,
-                                                  *fields]))
+                                                  job.model or "", *fields]))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)
@@ -163,6 +167,11 @@ class JobStore:
         if isinstance(effect, CountMetrics):
             return [{"metrics": _place(keys, self.keys.metrics),
                      "increments": [[field, amount, not isinstance(amount, int)] for field, amount in effect.increments]}]
+        if isinstance(effect, (CountUsage, CountHourly)):
+            key, ttl = counters_key(self.keys, effect)
+            return [{"counters": _place(keys, key), "increments": [list(i) for i in effect.increments], "ttl": ttl}]
+        if isinstance(effect, ReleaseBudget):
+            return [{"release": _place(keys, self.keys.budget_held), "member": effect.job_id}]
         if isinstance(effect, QueueTask):
             entries = []
             for name, key, *rest in effect.commands:
@@ -229,21 +238,59 @@ class JobStore:
             pipe.zcard(self.keys.status(name))
         return dict(zip(st.STATUSES, (int(n) for n in pipe.execute())))
 
-    def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Jobs newest first, ``limit`` at a time; the cursor is the last id of the previous page."""
+    def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
+             model: str | None = None) -> tuple[list[Job], str | None]:
+        """Jobs newest first (with ``status``, of ``model``), ``limit`` at a time; the cursor is the last id
+        of the previous page. With both filters a page may hold fewer than ``limit`` jobs and still have a cursor."""
         if status is not None and status not in st.STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
+        if model is not None and not MODEL.fullmatch(model):
+            raise InvalidRequest("model must be a BFL model name such as flux-2-pro")
         if cursor is not None and not is_job_id(cursor):
             raise InvalidRequest("cursor is not one this service issued")
-        index = self.keys.status(status) if status else self.keys.all_jobs
-        ids = self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)
-        ids = [_text(i) for i in ids]
-        page, more = ids[:limit], len(ids) > limit
+        indexes = [self.keys.status(status)] if status else []
+        if model:
+            indexes.append(self.keys.model_jobs(model))
+        if len(indexes) == 2:
+            page, next_cursor = self._page_of_both(indexes, limit, cursor)
+        else:
+            index = indexes[0] if indexes else self.keys.all_jobs
+            ids = self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)
+            ids = [_text(i) for i in ids]
+            page = ids[:limit]
+            next_cursor = page[-1] if len(ids) > limit and page else None
         pipe = self.connection.pipeline(transaction=False)
         for job_id in page:
             pipe.hgetall(self.keys.job(job_id))
         jobs = [Job.from_hash(decode_hash(d)) for d in pipe.execute() if d]
-        return jobs, (page[-1] if more and page else None)
+        return jobs, next_cursor
+
+    def _page_of_both(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
+        """Up to ``limit`` ids in both indexes, newest first: the smaller index walked, the other asked per batch.
+
+        At most ``BOTH_FILTERS_READ`` ids are read per page, so a rare combination costs a bounded page;
+        the cursor then continues where this page stopped reading.
+        """
+        sizes = self.connection.pipeline(transaction=False)
+        for index in indexes:
+            sizes.zcard(index)
+        smaller, larger = sizes.execute()
+        walked, other = indexes if smaller <= larger else indexes[::-1]
+        found: list[str] = []
+        start, read = f"({cursor}" if cursor else "+", 0
+        while read < BOTH_FILTERS_READ:
+            ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
+            if not ids:
+                return found, None
+            for job_id, score in zip(ids, self.connection.zmscore(other, ids)):
+                read += 1
+                if score is None:
+                    continue
+                if len(found) == limit:
+                    return found, found[-1]  # one more exists: the page is full
+                found.append(job_id)
+            start = f"({ids[-1]}"
+        return found, start[1:]
 
     def created_before(self, when: float, limit: int) -> list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""
@@ -252,7 +299,11 @@ class JobStore:
 
     def forget(self, job_id: str) -> None:
         """Drop a job id whose record has already expired from every index."""
+        models = [_text(m) for m in self.connection.smembers(self.keys.models)]
         pipe = self.connection.pipeline()
+        for model in models:
+            pipe.zrem(self.keys.model_jobs(model), job_id)
+        pipe.hdel(self.keys.budget_held, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
         pipe.zrem(self.keys.outbox, job_id)
@@ -264,17 +315,22 @@ class JobStore:
         """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""
         if not is_job_id(job_id):
             return None
-        bfl_id = _text(self.connection.hget(self.keys.job(job_id), "bfl_id") or b"")
+        bfl_id, model = (_text(v or b"") for v in self.connection.hmget(self.keys.job(job_id), "bfl_id", "model"))
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
-                *(self.keys.status(name) for name in st.STATUSES)]
+                self.keys.budget_held, *(self.keys.status(name) for name in st.STATUSES)]
         for pool in self.pools:
             keys += [self.keys.slots(pool), self.keys.waiting(pool)]
+        if model:
+            keys.append(self.keys.model_jobs(model))
         key = self._delete(keys, [job_id, bfl_id])
         return None if key is None else _text(key)
 
 
 # Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.
 DEFAULT_TIMELINE_TTL = 32 * 86400
+# A page filtered by status and model reads at most this many ids of one index, this many at a time.
+BOTH_FILTERS_READ = 2000
+BOTH_FILTERS_BATCH = 200
 
 
 def _place(keys: list[str], key: str) -> int:

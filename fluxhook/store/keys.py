@@ -86,6 +86,38 @@ class Keys:
         """A callback body that overtook BFL's answer to the job's submission."""
         return f"{self.prefix}early:{job_id}"
 
+    def model_jobs(self, model: str) -> str:
+        """The ids of the jobs of ``model``, ordered like ``all_jobs``."""
+        return f"{self.prefix}model:{model}"
+
+    @property
+    def models(self) -> str:
+        """Every model name a job was created with (a set), so an expired job can be dropped from its index."""
+        return f"{self.prefix}models"
+
+    def usage(self, day: str) -> str:
+        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.usage``)."""
+        return f"{self.prefix}usage:{day}"
+
+    def hourly(self, hour: str) -> str:
+        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.usage``)."""
+        return f"{self.prefix}hourly:{hour}"
+
+    @property
+    def budget_held(self) -> str:
+        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>``."""
+        return f"{self.prefix}budget:held"
+
+    @property
+    def bfl_balance(self) -> str:
+        """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""
+        return f"{self.prefix}balance"
+
+    @property
+    def balance_lock(self) -> str:
+        """Held for one refresh interval by the worker that asked BFL for the balance."""
+        return f"{self.prefix}balance:lock"
+
     def idempotency(self, scope: str, key: str) -> str:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
         return f"{self.prefix}idem:{scope}:{key}"

@@ -28,6 +28,7 @@
     fillFields(tr, job);
     tr.querySelectorAll("a[data-href]").forEach(function (a) { a.setAttribute("href", job.href); });
     var link = tr.querySelector(".thumb a");
+    link.classList.toggle("video", job.kind === "video");
     if (job.thumbnail && !link.querySelector("img")) {
       var img = document.createElement("img");
       img.alt = "";
@@ -67,6 +68,22 @@
   }
 
   // --- one job -------------------------------------------------------------------------------
+  function showVideo(job) {
+    var figure = document.getElementById("picture");
+    if (!job.video_url || figure.querySelector("video")) return;
+    var video = document.createElement("video");
+    video.id = "player";
+    video.controls = true;
+    video.preload = "metadata";
+    video.playsInline = true;
+    if (job.poster_url) video.poster = job.poster_url;
+    if (job.image_width) video.width = job.image_width;
+    if (job.image_height) video.height = job.image_height;
+    video.src = job.video_url;
+    var placeholder = figure.querySelector(".noimage");
+    if (placeholder) placeholder.replaceWith(video); else figure.prepend(video);
+  }
+
   function showImage(job) {
     var figure = document.getElementById("picture");
     if (!job.image_url || figure.querySelector("img")) return;
@@ -110,6 +127,7 @@
     fillFields(root, job);
     document.getElementById("error").hidden = !job.error_code;
     showImage(job);
+    showVideo(job);
     var placeholder = document.querySelector("#picture .noimage");
     if (placeholder && job.terminal) placeholder.textContent = "No image";
     showTimeline(job.timeline);

@@ -3,7 +3,8 @@
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
 -- enter, the slots and lines it gives up, the BFL task index of a bfl_id being set, the lock, and
--- each effect's key.
+-- each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
+-- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
@@ -78,6 +79,13 @@ if not spec.lock or locked == 1 then
         local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
         redis.call(command, KEYS[effect.metrics], increment[1], increment[2])
       end
+    elseif effect.counters then
+      for _, increment in ipairs(effect.increments) do
+        redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
+      end
+      redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
+    elseif effect.release then
+      redis.call('HDEL', KEYS[effect.release], effect.member)
     elseif effect.command then
       redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
     end

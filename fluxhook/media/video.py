@@ -1,0 +1,99 @@
+"""What a downloaded MP4 holds, read with PyAV (FFmpeg's libraries, bundled in its wheel): its size in
+pixels, duration, frame rate and audio, and a poster frame made from it.
+
+A file is accepted as a video only if its top-level boxes cover it exactly (not cut short, nothing
+appended), FFmpeg can read its header and decode a frame of it: an ``ftyp`` followed by garbage, or a
+truncated download, is not a video.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image
+
+from fluxhook.errors import NotAnImage
+from fluxhook.media.sniff import boxes_cover_file
+
+CONTENT_TYPE = "video/mp4"
+EXTENSION = "mp4"
+POSTER_CONTENT_TYPE = "image/jpeg"
+# A poster is a still for a <video> tag and the dashboard: full HD at most, whatever the video.
+POSTER_MAX_SIDE = 1920
+# Where the poster frame is taken, in seconds, when the video is longer than twice this.
+POSTER_AT = 1.0
+# FFmpeg reads headers and one frame: a file that needs more than this many packets to yield a frame is refused.
+MAX_PACKETS_FOR_A_FRAME = 2000
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the ``video`` object of a job says of its file, besides size and digest."""
+
+    width: int
+    height: int
+    duration: float
+    fps: float
+    has_audio: bool
+    poster: bytes
+
+
+def inspect(file: BinaryIO, size: int) -> VideoInfo:
+    """Probe an MP4 of ``size`` bytes and make its poster; NotAnImage (the SPEC's code) if it is not a real video."""
+    if not boxes_cover_file(file, size):
+        raise NotAnImage("the downloaded bytes are not a whole MP4 (its boxes do not cover the file)")
+    # Imported here, on the first video: FFmpeg's libraries cost a process ~15 MB, which the web
+    # processes and image-only workers never need.
+    import av
+
+    file.seek(0)
+    name = getattr(file, "name", None)
+    source = name if isinstance(name, str) else file  # a path lets FFmpeg read the file itself
+    try:
+        with av.open(source, mode="r", metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise NotAnImage("the MP4 has no video stream")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            duration = _duration(container, stream)
+            rate = stream.average_rate or stream.guessed_rate
+            fps = round(float(rate), 3) if rate else 0.0
+            has_audio = bool(container.streams.audio)
+            poster = _poster(container, stream, duration)
+    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
+        raise NotAnImage(f"the downloaded MP4 cannot be read: {type(exc).__name__}") from None
+    finally:
+        file.seek(0)
+    if width <= 0 or height <= 0 or duration <= 0:
+        raise NotAnImage("the MP4 has no picture or no duration")
+    return VideoInfo(width, height, round(duration, 3), fps, has_audio, poster)
+
+
+def _duration(container, stream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1_000_000 if container.duration else 0.0  # AV_TIME_BASE: microseconds
+
+
+def _poster(container, stream, duration: float) -> bytes:
+    """JPEG bytes of a frame near ``POSTER_AT`` s (the first frame of a short video)."""
+    if duration > 2 * POSTER_AT:
+        container.seek(int(POSTER_AT / stream.time_base), stream=stream)
+    packets = 0
+    for packet in container.demux(stream):
+        packets += 1
+        if packets > MAX_PACKETS_FOR_A_FRAME:
+            break
+        for frame in packet.decode():
+            return _encode_poster(frame.to_image())
+    raise NotAnImage("no frame of the MP4 can be decoded")
+
+
+def _encode_poster(image: Image.Image) -> bytes:
+    if max(image.size) > POSTER_MAX_SIDE:
+        image.thumbnail((POSTER_MAX_SIDE, POSTER_MAX_SIDE), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="JPEG", quality=85)
+    return out.getvalue()

@@ -1,0 +1,118 @@
+"""A job's stored video, its poster frame and its draft cache (SPEC §3): ``GET /v1/jobs/{id}/video``,
+``/poster`` and ``/draft_cache``, with byte ranges (so a ``<video>`` tag can seek), ETags, and the job's
+signed URLs. The file is streamed in pieces from the store: memory never grows with its size."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+from flask import Blueprint, Response, g, redirect, request
+from werkzeug.http import is_resource_modified, parse_etags
+
+from fluxhook import signing
+from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
+from fluxhook.job import Job
+from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
+
+from .auth import bearer_token_valid
+from .context import services
+
+bp = Blueprint("media", __name__, url_prefix="/v1")
+
+# Lifetime of a presigned storage URL these endpoints redirect to: the redirect is followed at once,
+# and a <video> tag keeps reading from it while it plays.
+STORAGE_URL_MAX_SECONDS = 3600
+_PIECE = 256 * 1024
+_NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "the draft cache"}
+
+
+def _authorized_job(job_id: str) -> Job:
+    svc = services()
+    token = request.args.get("token")
+    if not bearer_token_valid() and not (token and signing.image_token_valid(
+            svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds)):
+        raise Unauthorized("send a bearer token, or use the job's signed URL (it expires)")
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id[:40]!r}")
+    g.job_id = job.id
+    return job
+
+
+def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
+    """(storage key, content type, size, ETag) of the job's ``name`` file; NotReady or Gone if there is none."""
+    if name == "video" and job.video and job.storage_key:
+        return job.storage_key, job.video["content_type"], job.video["size"], job.video["sha256"]
+    if name == "poster" and job.video and job.poster:
+        return job.poster["key"], job.poster["content_type"], job.poster["size"], job.poster["sha256"]
+    if name == "draft_cache" and job.draft_cache:
+        return job.draft_cache["key"], "application/octet-stream", job.draft_cache["size"], job.draft_cache["sha256"]
+    if job.terminal:
+        raise Gone(f"job ended {job.status} without {_NAMES[name]}")
+    raise NotReady(f"{_NAMES[name]} is not stored yet")
+
+
+@bp.get("/jobs/<job_id>/video", defaults={"name": "video"})
+@bp.get("/jobs/<job_id>/poster", defaults={"name": "poster"})
+@bp.get("/jobs/<job_id>/draft_cache", defaults={"name": "draft_cache"})
+def stored_file(job_id: str, name: str):
+    """The job's stored video, poster frame or draft cache, whole or a byte range."""
+    job = _authorized_job(job_id)
+    key, content_type, size, etag = _file_of(job, name)
+    if not is_resource_modified(request.environ, etag=etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+        return _headers(response)
+    svc = services()
+    if svc.config.s3_image_delivery == "redirect":
+        url = svc.storage.url_for(key, min(STORAGE_URL_MAX_SECONDS, svc.config.image_url_ttl_seconds), content_type)
+        if url:  # the bucket serves its own ranges
+            response = redirect(url, 302)
+            response.headers["Cache-Control"] = "private, no-store"
+            response.headers["Referrer-Policy"] = "no-referrer"
+            return response
+    wanted = _range(size, etag)
+    part = wanted or ByteRange(0, size - 1)
+    stream = svc.storage.open_at(key, part.start, part.end) if size else None
+    if size and stream is None:
+        raise Gone(f"{_NAMES[name]} is missing from the store")
+    response = Response(_pieces(stream, part.length if size else 0), status=206 if wanted else 200,
+                        mimetype=content_type, direct_passthrough=True)
+    response.content_length = part.length if size else 0
+    if wanted:
+        response.headers["Content-Range"] = wanted.content_range(size)
+    response.set_etag(etag)
+    return _headers(response)
+
+
+def _range(size: int, etag: str) -> ByteRange | None:
+    """The range to send; None for the whole file (no Range, or an If-Range naming another version)."""
+    if_range = request.headers.get("If-Range")
+    if if_range and not parse_etags(if_range).contains(etag):
+        return None
+    try:
+        return parse_range(request.headers.get("Range"), size)
+    except Unsatisfiable:
+        raise RangeNotSatisfiable(f"the range asked for lies outside the {size} bytes stored", size=size) from None
+
+
+def _pieces(stream: BinaryIO | None, length: int) -> Iterator[bytes]:
+    if stream is None:
+        return
+    try:
+        left = length
+        while left > 0:
+            piece = stream.read(min(_PIECE, left))
+            if not piece:
+                break
+            left -= len(piece)
+            yield piece
+    finally:
+        stream.close()
+
+
+def _headers(response: Response) -> Response:
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Cache-Control"] = "private, max-age=3600, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

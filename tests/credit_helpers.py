@@ -1,0 +1,36 @@
+"""Helpers of the usage, budget and provenance tests: jobs taken through fluxhook's own paths in this process."""
+
+from __future__ import annotations
+
+import time
+
+from fluxhook import transitions as st
+from fluxhook.bfl import submission
+from fluxhook.bfl.apply import apply_report
+from fluxhook.bfl.polling import poll_job
+from fluxhook.job import Job, new_job_id
+from fluxhook.limits import pool_for
+from fluxhook.media.download import download_and_store
+from helpers import wait_sim_ready
+
+
+def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
+    """What ``POST /v1/jobs`` does: admit within the budget, create, take a slot, submit; the job as recorded."""
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt, **fields},
+              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now)
+    submission.admit(svc, job)
+    svc.jobs.create(job)
+    assert svc.slots.acquire(job)
+    submission.submit(svc, job)
+    return svc.jobs.get(job.id)
+
+
+def finish_job(svc, sim, job: Job) -> Job:
+    """Let the simulator finish the task, learn it by a poll and download the result, as a worker would."""
+    wait_sim_ready(sim, job.bfl_id)
+    report = poll_job(svc, svc.jobs.get(job.id))
+    apply_report(svc, job.id, report, source="poll", confirmed=True)
+    if svc.jobs.get(job.id).status == st.READY:
+        download_and_store(svc, job.id, last_attempt=True)
+    return svc.jobs.get(job.id)

@@ -1,0 +1,258 @@
+"""The daily credit budget (``fluxhook.budget``, ``BFL_DAILY_CREDIT_LIMIT``): its rules, the atomic reservation in
+real Redis, queued jobs that wait for the next day, and the refusal over HTTP from two web processes at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import redis
+from werkzeug.serving import make_server
+
+from conftest import API, service_env
+from credit_helpers import submit_job
+from devtools.processes import free_port
+from devtools.stack import Stack
+from fluxhook import admin, budget, usage
+from fluxhook import transitions as st
+from fluxhook.bfl import submission
+from fluxhook.config import Config
+from fluxhook.errors import BudgetExceeded, ConfigError
+from fluxhook.job import Job, new_job_id
+from fluxhook.limits import pool_for
+from fluxhook.services import build_services
+from fluxhook.store.keys import KEYS
+from helpers import assert_error
+from receiver import create_app
+
+DB = 12
+STACK_DB = 8
+LIMIT = 12  # credits: four flux-2-pro tasks of 1024 x 1024 at 3 credits each
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = usage.MICRO
+
+
+# --- the rules ----------------------------------------------------------------------------------------
+
+def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit():
+    assert budget.admits(spent=0, reserved=0, limit=1)
+    assert budget.admits(spent=8 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
+    assert not budget.admits(spent=12 * MICRO, reserved=0, limit=12 * MICRO)
+    assert not budget.admits(spent=9 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
+
+
+def test_the_day_ends_at_midnight_utc_and_a_refused_job_tries_again_within_a_minute():
+    late = datetime(2026, 11, 21, 23, 59, 30, tzinfo=timezone.utc).timestamp()
+    assert budget.seconds_until_next_day(late) == 30
+    assert budget.recheck_in(late) == 30
+    assert budget.recheck_in(late - 3600) == budget.RECHECK
+
+
+def test_the_refusal_and_the_doctors_line_say_where_the_day_stands():
+    late = datetime(2026, 11, 21, 21, 30, tzinfo=timezone.utc).timestamp()
+    assert budget.refusal(12 * MICRO, 0, 12.0, late) == (
+        "today's credits are spent: 12 of BFL_DAILY_CREDIT_LIMIT 12; new submissions are refused until 00:00 UTC "
+        "(in 2 h 30 min)")
+    assert "1.5 more reserved by submissions under way" in budget.refusal(10 * MICRO, 1_500_000, 11.5, late)
+    assert budget.summary(6 * MICRO, 0, 12.0) == (False, "spent today 6 of BFL_DAILY_CREDIT_LIMIT 12 credits (50%)")
+    assert budget.summary(12 * MICRO, 0, 12.0)[0] is True
+    assert budget.summary(2_500_000, 0, None) == (False, "spent today 2.5 credits; no BFL_DAILY_CREDIT_LIMIT")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "twelve", "nan", "inf", "1e10", "12 credits"])
+def test_a_limit_that_is_not_a_positive_number_is_a_configuration_error(value):
+    env = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "k" * 32, "API_TOKENS": "token-123456",
+           "BFL_DAILY_CREDIT_LIMIT": value}
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env(env)
+    assert [p for p in refused.value.problems if "BFL_DAILY_CREDIT_LIMIT" in p] == [
+        f"BFL_DAILY_CREDIT_LIMIT: must be a positive number of credits (at most 1e+09), got {value!r}"]
+    assert Config.from_env({**env, "BFL_DAILY_CREDIT_LIMIT": "12.5"}).bfl_daily_credit_limit == 12.5
+
+
+def test_the_worker_stops_at_start_on_a_bad_limit_naming_it():
+    env = {"PATH": os.environ.get("PATH", ""), "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "k" * 32,
+           "API_TOKENS": "token-123456", "BFL_DAILY_CREDIT_LIMIT": "-3"}
+    result = subprocess.run([sys.executable, "-m", "worker"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert len([line for line in result.stderr.splitlines() if "BFL_DAILY_CREDIT_LIMIT" in line]) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- the reservation, in Redis ------------------------------------------------------------------------
+
+@pytest.fixture()
+def svc(make_services):
+    return make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+
+
+def test_concurrent_reservations_never_pass_the_last_credit(svc):
+    other = build_services(svc.config)  # another process's connections
+    ids = [new_job_id() for _ in range(60)]
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda n: budget.reserve((svc, other)[n % 2], ids[n], "flux-2-pro"), range(60)))
+    # Nothing priced yet: each holds the default estimate of 1 credit, until 12 are held.
+    assert sum(a.admitted for a in answers) == LIMIT
+    assert svc.store.usage.reserved(time.time()) == LIMIT * MICRO
+
+
+def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
+    now = time.time()
+    first = budget.reserve(svc, "job_a", "flux-2-pro", now)
+    assert first.admitted and first.amount == MICRO
+    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, 11 * MICRO)
+    assert not budget.reserve(svc, "job_b", "flux-2-pro", now).admitted
+    assert budget.reserve(svc, "job_a", "flux-2-pro", now).admitted  # its own, taken when its request came in
+    later = now + budget.RESERVATION_LEASE + 1
+    assert budget.reserve(svc, "job_b", "flux-2-pro", later).admitted  # job_a's lapsed: its process died
+    svc.store.usage.release("job_b")
+    assert svc.store.usage.reserved(later) == 0
+
+
+def test_the_estimate_is_the_models_average_price_that_day(svc):
+    now = time.time()
+    svc.redis.hset(KEYS.usage(usage.utc_day(now - 86400)), mapping={"flux-2-max:jobs": 2, "flux-2-max:credits": 14 * MICRO})
+    assert budget.reserve(svc, "job_a", "flux-2-max", now).amount == 7 * MICRO
+    svc.redis.hset(KEYS.usage(usage.utc_day(now)), mapping={"flux-2-max:jobs": 4, "flux-2-max:credits": 30 * MICRO})
+    assert budget.reserve(svc, "job_b", "flux-2-max", now).amount == 7_500_000
+
+
+def test_a_submission_spends_its_price_in_place_of_its_reservation(svc, sim):
+    job = submit_job(svc, "priced")
+    assert job.status == st.SUBMITTED and job.cost() == {"credits": 3.0, "input_mp": 0.0, "output_mp": 1.0}
+    day = svc.store.usage.days([job.usage_day])[job.usage_day]
+    assert day[usage.SPENT] == 3 * MICRO and svc.store.usage.reserved(time.time()) == 0
+
+
+def test_past_the_limit_nothing_is_created_or_sent(svc, sim):
+    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    with pytest.raises(BudgetExceeded) as refused:
+        submit_job(svc, "one too many")
+    assert (refused.value.status, refused.value.code) == (402, "budget_exceeded")
+    assert svc.jobs.list()[0] == [] and sim.stats()["submitted"] == 0
+
+
+def _queued(svc, created_at: float) -> Job:
+    job = Job(id=new_job_id(created_at), status=st.QUEUED, model="flux-2-pro", input={"prompt": "waits"},
+              pool=pool_for("flux-2-pro"), created_at=created_at, updated_at=created_at)
+    svc.jobs.create(job)
+    return job
+
+
+def test_a_queued_job_refused_by_the_budget_waits_in_line(svc, sim):
+    job = _queued(svc, time.time())
+    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
+    assert svc.slots.waiting(job.pool) == 1
+    assert 0 < svc.redis.pttl(KEYS.paused(job.pool)) <= budget.RECHECK * 1000
+
+
+def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
+    job = _queued(svc, time.time() - 3601)
+    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    assert submission.submit_queued(svc, job.id) == st.FAILED
+    failed = svc.jobs.get(job.id)
+    assert failed.error["code"] == "timeout" and "BFL_DAILY_CREDIT_LIMIT" in failed.error["message"]
+    assert sim.stats()["submitted"] == 0
+
+
+def test_a_queued_job_whose_submission_fails_gives_its_reservation_back(svc, sim):
+    job = _queued(svc, time.time())
+    assert budget.reserve(svc, job.id, "flux-2-pro").admitted
+    sim.settings(credits=0)
+    assert submission.submit_queued(svc, job.id) == st.FAILED
+    assert svc.store.usage.reserved(time.time()) == 0
+
+
+# --- over HTTP: the Procfile's processes, and a second web process -----------------------------------------
+
+@pytest.fixture(scope="module")
+def budget_stack(redis_server, simulator, _spies, tmp_path_factory):
+    var_dir = Path(tmp_path_factory.mktemp("budget-stack"))
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(LIMIT)))
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{STACK_DB}")
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    running = Stack(env=env, var_dir=var_dir)
+    running.start()
+    # Another web process beside gunicorn's two, in this test process, on the same Redis.
+    port = free_port()
+    server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(env, PORT=str(port)))), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield running, API(f"http://127.0.0.1:{port}")
+    server.shutdown()
+    running.stop()
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture()
+def web(budget_stack, sim):
+    """Both web front doors, with today's spend at zero."""
+    running, second = budget_stack
+    connection = redis.Redis.from_url(running.env["REDIS_URL"])
+    today = usage.utc_day(time.time())
+    connection.delete(KEYS.usage(today), KEYS.usage(usage.utc_day(time.time() - 86400)), KEYS.budget_held)
+    return API(running.base_url), second
+
+
+def _post(api: API, prompt: str):
+    return api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": prompt}})
+
+
+def _count(api: API) -> int:
+    return len(api.get("/v1/jobs", params={"limit": 100}).json()["jobs"])
+
+
+def test_the_budget_refuses_exactly_when_the_days_spend_reaches_the_limit(web, sim):
+    api, _ = web
+    accepted = [_post(api, f"in budget {n}") for n in range(4)]
+    assert [r.status_code for r in accepted] == [202] * 4
+    assert [r.json()["cost"]["credits"] for r in accepted] == [3.0] * 4
+    jobs_before = _count(api)
+    refused = _post(api, "past the limit")
+    error = assert_error(refused, 402, "budget_exceeded")
+    assert "12 of BFL_DAILY_CREDIT_LIMIT 12" in error["message"]
+    assert _count(api) == jobs_before and sim.stats()["submitted"] == 4
+    assert 'fluxhook_submissions_total{outcome="budget_exceeded"}' in api.get("/metrics").text
+    body = api.get("/v1/usage").json()
+    assert (body["spent_today"], body["daily_limit"]) == (12.0, 12.0)
+
+
+def test_two_web_processes_submitting_at_once_never_pass_the_limit(web, sim):
+    api, second = web
+    assert _post(api, "prices the model").status_code == 202  # 3 credits spent, and the model's price known
+    jobs_before = _count(api)
+    fronts = [api, second] * 8
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda n: _post(fronts[n], f"at once {n}"), range(16)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [202] * 3 + [402] * 13, codes
+    assert all(r.json()["error"]["code"] == "budget_exceeded" for r in answers if r.status_code == 402)
+    for response in (r for r in answers if r.status_code == 202):
+        api.wait_for(response.json()["id"], "submitted", "ready", "stored")
+    assert sim.stats()["submitted"] == 4 and _count(api) == jobs_before + 3
+    assert api.get("/v1/usage").json()["spent_today"] == LIMIT
+
+
+def test_metrics_and_the_doctor_show_the_spend_against_the_limit(web, budget_stack):
+    api, _ = web
+    for n in range(4):
+        assert _post(api, f"spend {n}").status_code == 202
+    text = api.get("/metrics").text
+    assert "fluxhook_credits_spent_today 12.0" in text and "fluxhook_daily_credit_limit 12.0" in text
+    assert 'fluxhook_credits_spent_total{model="flux-2-pro"}' in text
+    checks = {check.name: check for check in admin.run_checks(admin.Settings(dict(budget_stack[0].env)))}
+    assert checks["budget"].state == admin.WARN
+    assert checks["budget"].detail.startswith("spent today 12 of BFL_DAILY_CREDIT_LIMIT 12 credits (100%); "
+                                              "new submissions are refused until 00:00 UTC")

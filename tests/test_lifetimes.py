@@ -1,0 +1,68 @@
+"""Each result URL's life (SPEC §5): 10 minutes for an image, about 2 hours for a video. A URL past its life is
+not fetched (BFL is asked for a fresh one); within it, a delivery host failing for a while is retried.
+In-process downloads on their own Redis database, with a spy host as BFL and as the delivery host."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from fluxhook import transitions as st
+from fluxhook.errors import TransientDownloadError
+from fluxhook.job import Job, new_job_id
+from fluxhook.media.download import download_and_store
+from mp4_samples import make_mp4
+
+MP4 = make_mp4(seconds=1, width=128, height=72)
+
+
+@pytest.fixture()
+def svc(make_services, spy):
+    return make_services(7, BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}")
+
+
+def _ready(svc, model: str, url: str, finished_ago: float) -> Job:
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.READY, model=model, bfl_id=f"task-{now}", result_url=url,
+              created_at=now - finished_ago - 60, updated_at=now, submitted_at=now - finished_ago - 60,
+              finished_at=now - finished_ago)
+    svc.jobs.create(job)
+    return job
+
+
+def test_an_image_url_past_its_ten_minutes_is_not_fetched_bfl_gives_a_fresh_one(svc, spy):
+    from helpers import png_bytes
+    old = spy.route("/old.png", body=png_bytes())
+    fresh = spy.route("/fresh.png", body=png_bytes())
+    job = _ready(svc, "flux-2-pro", old, finished_ago=11 * 60)
+    spy.route(f"/v1/get_result?id={job.bfl_id}",
+              body=json.dumps({"id": job.bfl_id, "status": "Ready", "result": {"sample": fresh}}).encode())
+
+    assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+
+    assert "/old.png" not in spy.hits and "/fresh.png" in spy.hits
+
+
+def test_a_video_url_eleven_minutes_old_is_still_fetched(svc, spy):
+    url = spy.route("/video.mp4", body=MP4)
+    job = _ready(svc, "flux-3-video", url, finished_ago=11 * 60)
+
+    assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
+
+    assert spy.hits == ["/video.mp4"]
+    assert svc.jobs.get(job.id).video["duration"] == 1.0
+
+
+def test_a_failing_host_is_retried_within_a_video_urls_life_and_not_after(svc, spy):
+    url = spy.route("/busy.mp4", status=503, body=b"busy")
+    young = _ready(svc, "flux-3-video", url, finished_ago=90 * 60)
+    with pytest.raises(TransientDownloadError):
+        download_and_store(svc, young.id, last_attempt=False)
+    assert svc.jobs.get(young.id).status == st.READY  # RQ retries it
+
+    image = _ready(svc, "flux-2-pro", url, finished_ago=5 * 60)
+    with pytest.raises(TransientDownloadError):
+        download_and_store(svc, image.id, last_attempt=False)
+    assert svc.jobs.get(image.id).status == st.READY

@@ -1,0 +1,79 @@
+"""Telling results apart by their bytes, and MP4 files that lie (fluxhook/media/sniff.py, video.py)."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pytest
+
+from fluxhook.errors import NotAnImage
+from fluxhook.media.sniff import IMAGE, VIDEO, boxes_cover_file, sniff
+from fluxhook.media.video import inspect
+from mp4_samples import free_box, make_mp4
+
+MP4 = make_mp4(seconds=2)
+
+
+@pytest.mark.parametrize("head, kind", [
+    (b"\xff\xd8\xff\xe0\0\x10JFIF\0", IMAGE),
+    (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", IMAGE),
+    (b"RIFF\0\0\0\0WEBPVP8 ", IMAGE),
+    (b"\0\0\0\x20ftypisom\0\0\x02\0", VIDEO),
+    (b"\0\0\0\x18ftypmp42\0\0\0\0", VIDEO),
+    (b"\0\0\0\x08ftyp", None),  # too short to hold a brand
+    (b"\0\0\0\x20ftyp\x00\x01\x02\x03", None),  # a brand that is not text
+    (b"\xff\xff\xff\xffftypisom", None),  # an ftyp box larger than any real one
+    (b"GIF89a\0\0\0\0\0\0", None),
+    (b"<html><body>", None),
+    (b"", None),
+])
+def test_sniff(head, kind):
+    assert sniff(head) == kind
+
+
+def _boxes(*boxes: tuple[bytes, int]) -> bytes:
+    return b"".join(struct.pack(">I", size) + kind + b"\0" * (size - 8) for kind, size in boxes)
+
+
+def test_boxes_that_cover_the_file():
+    data = _boxes((b"ftyp", 24), (b"moov", 100), (b"mdat", 1000))
+    assert boxes_cover_file(io.BytesIO(data), len(data))
+    large = _boxes((b"ftyp", 24)) + struct.pack(">I", 1) + b"mdat" + struct.pack(">Q", 40) + b"\0" * 24
+    assert boxes_cover_file(io.BytesIO(large), len(large))
+    to_the_end = _boxes((b"ftyp", 24)) + struct.pack(">I", 0) + b"mdat" + b"\0" * 500
+    assert boxes_cover_file(io.BytesIO(to_the_end), len(to_the_end))
+
+
+@pytest.mark.parametrize("data", [
+    _boxes((b"ftyp", 24), (b"moov", 100), (b"mdat", 1000))[:-1],  # cut short
+    _boxes((b"ftyp", 24), (b"moov", 100)) + b"trailing garbage",
+    _boxes((b"ftyp", 24)) + struct.pack(">I", 4) + b"moov",  # a box smaller than its header
+    _boxes((b"ftyp", 24)) + struct.pack(">I", 100) + b"\x01\x02\x03\x04" + b"\0" * 92,  # not a box type
+    _boxes((b"ftyp", 24)) + struct.pack(">I", 1) + b"mdat" + struct.pack(">Q", 8) + b"\0" * 8,
+])
+def test_boxes_that_do_not(data):
+    assert not boxes_cover_file(io.BytesIO(data), len(data))
+
+
+def test_a_real_mp4_is_probed_and_gets_a_poster():
+    info = inspect(io.BytesIO(MP4), len(MP4))
+    assert (info.width, info.height, info.duration, info.fps, info.has_audio) == (320, 240, 2.0, 24.0, True)
+    assert info.poster[:3] == b"\xff\xd8\xff"
+
+
+def test_a_silent_mp4_with_its_index_last_and_padding_is_a_video():
+    data = make_mp4(seconds=1, audio=False, faststart=False) + free_box(4096)
+    info = inspect(io.BytesIO(data), len(data))
+    assert info.has_audio is False and info.duration == 1.0
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(MP4[:32] + b"\x5a" * 4000, id="ftyp-then-garbage"),
+    pytest.param(MP4[:len(MP4) // 2], id="truncated"),
+    pytest.param(MP4[:32] + _boxes((b"moov", 64), (b"mdat", 4000)), id="boxes-without-media"),
+    pytest.param(MP4[:32] + bytes(len(MP4) - 32), id="zeros-after-ftyp"),
+])
+def test_mp4s_that_lie_are_not_videos(data):
+    with pytest.raises(NotAnImage):
+        inspect(io.BytesIO(data), len(data))
