@@ -47,7 +47,7 @@ def test_printed_curl_submits_a_job_that_is_stored_then_sigint_stops_everything(
             requests.get(f"{base}/v1/jobs/{job['id']}", headers=headers, timeout=5).json()),
             timeout=20, message="the first job to be stored")
         image = requests.get(stored["image"]["url"], timeout=5)
-        assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+        assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
