@@ -226,24 +226,47 @@ def merged(hours: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     return total
 
 
-def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14) -> dict:
+def hours_of_days(days: list[str]) -> list[str]:
+    """Every UTC hour of ``days`` (``YYYY-MM-DD``), oldest first, as ``YYYY-MM-DDTHH``."""
+    return [f"{day}T{hour:02d}" for day in days for hour in range(24)]
+
+
+def periods(by_hour: Mapping[str, Mapping[str, int]], names: list[str], by_day: bool) -> list[dict]:
+    """Outcomes and latency p50/p95 per hour of ``names``, or per UTC day (its hours added up) if ``by_day``."""
+    groups: dict[str, dict[str, Mapping[str, int]]] = {}
+    for name in names:
+        groups.setdefault(name[:10] if by_day else name, {})[name] = by_hour.get(name, {})
+    found = []
+    for period, hours in groups.items():
+        counts = merged(hours)
+        found.append({"period": period, **hourly_outcomes(counts), "latency_p50": latency_quantile(counts, 0.5),
+                      "latency_p95": latency_quantile(counts, 0.95)})
+    return found
+
+
+def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by_day: bool = False) -> dict:
     """What the dashboard's overview shows, from counters and indexes only (a few round trips, no scan).
 
     ``hours``: per UTC hour, jobs submitted and ended by status, and the completion-to-stored latency
-    p50/p95 over them all; ``days``: credits per UTC day and model; and now: today's spend against
-    the limit, the balance last read, BFL tasks in flight and jobs queued per pool against its limit.
+    p50/p95 over them all (``by_day``: instead every hour of the ``days``, with ``periods`` per day);
+    ``days``: credits per UTC day and model; and now: today's spend against the limit, the balance
+    last read, BFL tasks in flight and jobs queued per pool against its limit.
     """
-    hour_names = hours_before(now, hours)
-    by_hour = svc.store.usage.hours(hour_names)
     today = datetime.fromtimestamp(now, timezone.utc).date()
     start = today - timedelta(days=days - 1)
-    counters = svc.store.usage.days(days_between(start, today))
+    day_names = days_between(start, today)
+    # Hourly counters carry every outcome and the latency buckets (kept 35 days): a day's are its hours added up.
+    hour_names = hours_of_days(day_names) if by_day else hours_before(now, hours)
+    by_hour = svc.store.usage.hours(hour_names)
+    counters = svc.store.usage.days(day_names)
     snapshot = svc.store.snapshot(now)
     everything = merged(by_hour)
     balance = svc.store.usage.balance()
     return {
         "hours": [{"hour": name, **hourly_outcomes(by_hour[name])} for name in hour_names],
+        "periods": periods(by_hour, hour_names, by_day),
         "latency_p50": latency_quantile(everything, 0.5), "latency_p95": latency_quantile(everything, 0.95),
+        "day_names": day_names,
         "days": rows(counters),
         "spent_today": from_micro(counters[today.isoformat()].get(SPENT, 0)),
         "reserved": from_micro(svc.store.usage.reserved(now)),
