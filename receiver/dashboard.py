@@ -1,19 +1,21 @@
-"""The dashboard at ``/``: sign in with an API token, follow recent jobs live, read one job's story.
+"""The dashboard at ``/``: sign in with an API token, see the overview, follow recent jobs live, read a job's story.
 
-Server-rendered pages (``templates/dashboard``) with one small script (``static/dashboard.js``)
-that polls the ``/live/...`` JSON every two seconds and updates the page in place. No build step
-and nothing from a CDN: it works on a machine without internet. Everything but the sign-in page
+Server-rendered pages (``templates/dashboard``), the overview's charts drawn as inline SVG on the
+server (``charts``), and one small script (``static/dashboard.js``) that polls the ``/live/...``
+JSON every two seconds and updates the page in place. No build step and nothing from a CDN: it
+works on a machine without internet. Everything but the sign-in page
 needs a signed-in session (see ``dashboard_session``); the session grants nothing on ``/v1``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook import timeline
+from fluxhook import timeline, usage
 from fluxhook import transitions as st
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
@@ -21,6 +23,7 @@ from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
 from .context import services
+from .dashboard_overview import DEFAULT_RANGE, RANGES, overview_page
 from .dashboard_view import detail, row
 from .errors import error_response
 
@@ -31,13 +34,14 @@ PAGE_SIZE = 25
 # Thumbnails are at most a few tens of KiB; anything bigger is not one of ours.
 MAX_THUMBNAIL_BYTES = 1024 * 1024
 _OPEN = ("dashboard.sign_in_form", "dashboard.sign_in")
+_PAGES = ("dashboard.page", "dashboard.jobs", "dashboard.job_page")
 
 
 @bp.before_request
 def require_session():
     if request.endpoint in _OPEN or auth.signed_in():
         return None
-    if request.endpoint == "dashboard.page" or request.endpoint == "dashboard.job_page":
+    if request.endpoint in _PAGES:
         return redirect(url_for("dashboard.sign_in_form", next=request.full_path.rstrip("?")))
     return error_response(401, "unauthorized", "sign in to the dashboard first")
 
@@ -125,11 +129,24 @@ def _counts() -> dict[str, int]:
 
 @bp.get("/")
 def page():
+    """The overview, the first page after sign-in: jobs, latency and credits over ``?range=``, and the pools now."""
+    if request.args.get("status") or request.args.get("cursor"):
+        # The job list's links from before it moved to /jobs.
+        return redirect(url_for("dashboard.jobs", **request.args))
+    span = request.args.get("range", DEFAULT_RANGE)
+    if span not in RANGES:
+        return redirect(url_for("dashboard.page"))
+    data = usage.overview(services(), time.time(), **RANGES[span])
+    return render_template("dashboard/overview.html", view=overview_page(data, span))
+
+
+@bp.get("/jobs", endpoint="jobs")
+def job_list():
     """Recent jobs, newest first, filtered by status, a page at a time."""
     try:
         status, cursor, jobs, next_cursor = _listing()
     except InvalidRequest:
-        return redirect(url_for("dashboard.page"))  # an unknown status or a stale cursor: start over
+        return redirect(url_for("dashboard.jobs"))  # an unknown status or a stale cursor: start over
     return render_template("dashboard/jobs.html", status=status, cursor=cursor, jobs=[row(j) for j in jobs],
                            next_cursor=next_cursor, counts=_counts())
 

@@ -1,4 +1,5 @@
-"""The dashboard at ``/`` over real HTTP: sign-in, the session cookie, CSRF, pages, live JSON, thumbnails.
+"""The dashboard at ``/`` over real HTTP: sign-in, the session cookie, CSRF, pages (the overview, the job list),
+live JSON, thumbnails.
 
 The browser itself is driven in ``test_dashboard_browser.py``; these tests check what a browser
 relies on, with ``requests`` against the session stack.
@@ -73,7 +74,7 @@ def redis_of(stack):
 def test_pages_and_live_data_need_a_session(stack, api):
     job = api.submit("[pending] behind the session")
     base = stack.base_url
-    for path in ("/", f"/jobs/{job['id']}", "/?status=stored"):
+    for path in ("/", "/?range=30d", "/jobs", f"/jobs/{job['id']}", "/jobs?status=stored"):
         response = requests.get(base + path, allow_redirects=False, timeout=10)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/signin?next=")
@@ -167,12 +168,29 @@ def test_sign_in_returns_to_a_local_page_only(stack):
 
 # -- pages and live data ------------------------------------------------------------------------
 
+def test_the_overview_is_the_first_page_drawn_as_inline_svg_under_the_csp(stack, api, browser):
+    api.wait_for(api.submit("counted on the overview")["id"], "stored")
+    base = stack.base_url
+    for span, unit in (("24h", "hour"), ("30d", "day")):
+        page = browser.get(base + "/", params={"range": span}, timeout=10)
+        assert page.status_code == 200 and "<h1>Overview</h1>" in page.text
+        assert f'<div class="overview" data-range="{span}">' in page.text and f"Jobs per {unit} by outcome" in page.text
+        assert page.text.count('<svg class="chart"') == 3  # jobs, latency, credits
+        assert int(re.search(r'data-figure="stored">(\d+)<', page.text).group(1)) >= 1
+        # No style attribute (style-src 'self' would drop it), no script of its own, nothing from elsewhere.
+        policy = page.headers["Content-Security-Policy"]
+        assert "style-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "style=" not in page.text and "<script" not in page.text and "https://" not in page.text
+    assert browser.get(base + "/?range=1y", allow_redirects=False, timeout=10).headers["Location"] == "/"
+    assert 'href="/jobs"' in browser.get(base + "/", timeout=10).text  # the job list, one click away
+
+
 def test_list_page_filters_by_status_newest_first(stack, api, browser):
     stored = api.wait_for(api.submit("listed and stored")["id"], "stored")
     pending = api.submit("[pending] listed and waiting")
     base = stack.base_url
 
-    page = browser.get(base + "/", timeout=10)
+    page = browser.get(base + "/jobs", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
     assert page.text.index(pending["id"]) < page.text.index(stored["id"])  # newest first
     policy = page.headers["Content-Security-Policy"]
@@ -180,9 +198,13 @@ def test_list_page_filters_by_status_newest_first(stack, api, browser):
     assert "<script>" not in page.text and "https://" not in page.text  # no inline script, nothing from a CDN
     assert page.headers["Cache-Control"] == "no-store"
 
-    only_stored = browser.get(base + "/?status=stored", timeout=10).text
+    only_stored = browser.get(base + "/jobs?status=stored", timeout=10).text
     assert stored["id"] in only_stored and pending["id"] not in only_stored
-    assert browser.get(base + "/?status=no-such-status", allow_redirects=False, timeout=10).status_code == 302
+    unknown = browser.get(base + "/jobs?status=no-such-status", allow_redirects=False, timeout=10)
+    assert unknown.status_code == 302 and unknown.headers["Location"] == "/jobs"
+    # The list's links from when it was the root page lead to it still.
+    old = browser.get(base + "/?status=stored", allow_redirects=False, timeout=10)
+    assert old.status_code == 302 and old.headers["Location"] == "/jobs?status=stored"
 
     live = browser.get(base + "/live/jobs", params={"status": "submitted"}, timeout=10).json()
     row = next(j for j in live["jobs"] if j["id"] == pending["id"])
@@ -201,8 +223,8 @@ def test_list_pages_with_the_cursor(stack, api, browser):
     second = live(cursor=first["next_cursor"])
     assert second["jobs"] and second["jobs"][0]["id"] < first["jobs"][-1]["id"]
     assert not {j["id"] for j in first["jobs"]} & {j["id"] for j in second["jobs"]}
-    page = browser.get(stack.base_url + "/", timeout=10).text
-    assert f'href="/?cursor={first["next_cursor"]}"' in page
+    page = browser.get(stack.base_url + "/jobs", timeout=10).text
+    assert f'href="/jobs?cursor={first["next_cursor"]}"' in page
 
 
 def test_job_page_shows_image_metadata_error_and_timeline(stack, api, sim, browser):

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
 
-Sign-in, the list, the status filter, a job page, and a job turning ``stored`` while its page is
+Sign-in (onto the overview), the list, the status filter, a job page, and a job turning ``stored`` while its page is
 open, against the session stack. Every request the browser makes to another origin is blocked
 and counted: the dashboard must work on a machine without internet (no CDN). Skipped, with the
 reason, only where no Chromium is installed (``make test`` installs it where it can).
@@ -100,6 +100,9 @@ def test_sign_in_list_filter_and_job_page(tab, api):
     page.fill("#token", API_TOKEN)
     page.click("form button[type=submit]")
     expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("h1")).to_have_text("Overview")  # the first page after sign-in
+    page.click('nav.sections a:text("Jobs")')
+    expect(page).to_have_url(re.compile(r"/jobs$"))
 
     # The list, newest first: the pending job above the stored one, each with its status.
     expect(row(page, pending["id"]).locator('[data-field="status"]')).to_have_text("submitted")
@@ -116,7 +119,7 @@ def test_sign_in_list_filter_and_job_page(tab, api):
 
     # Filter by status.
     page.click('.filters a[data-filter="stored"]')
-    expect(page).to_have_url(re.compile(r"/\?status=stored$"))
+    expect(page).to_have_url(re.compile(r"/jobs\?status=stored$"))
     expect(page.locator('.filters a[aria-current="page"]')).to_contain_text("stored")
     expect(row(page, stored["id"])).to_be_visible()
     expect(row(page, pending["id"])).to_have_count(0)
@@ -154,7 +157,7 @@ def test_a_pending_job_turns_stored_while_the_list_is_open(tab, api, sim, tmp_pa
     failed = api.submit("[error] refused by BFL")
     job = api.submit("[pending] finishing while you watch")
     api.wait_for(failed["id"], "failed")
-    sign_in(page)
+    sign_in(page, goto="/jobs")
     status = row(page, job["id"]).locator('[data-field="status"]')
     expect(status).to_have_text("submitted")
     expect(row(page, job["id"]).locator(".thumb img")).to_have_count(0)

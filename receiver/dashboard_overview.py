@@ -1,0 +1,149 @@
+"""How the dashboard's overview reads: ``fluxhook.usage.overview``'s counters as charts and figures.
+
+Plain functions from the counters to what the template shows; the drawing is ``charts``'.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from markupsafe import Markup
+
+from fluxhook import transitions as st
+
+from .charts import Column, Series, bar_chart, gauge_bar, line_chart
+from .dashboard_view import clock, duration
+
+# What each range reads: the 24 hours hour by hour (and the credits of the days they touch), or 30 days day by day.
+RANGES: dict[str, dict] = {"24h": {"hours": 24, "days": 2, "by_day": False}, "30d": {"days": 30, "by_day": True}}
+RANGE_WORDS = {"24h": "the last 24 hours", "30d": "the last 30 days"}
+DEFAULT_RANGE = "24h"
+OUTCOMES = (Series(st.STORED, "stored", "s-stored"), Series(st.FAILED, "failed", "s-failed"),
+            Series(st.MODERATED, "moderated", "s-moderated"), Series(st.EXPIRED, "expired", "s-expired"))
+SUBMITTED = Series("submitted", "submitted", "s-submitted")
+LATENCY = (Series("latency_p50", "p50", "s-p50"), Series("latency_p95", "p95", "s-p95"))
+# Models take the palette's colours in name order; more models than colours share them.
+MODEL_COLOURS = 6
+# At most this many labels under a full-width chart's columns (half as many under a half-width one): no overlap.
+MAX_LABELS = 12
+
+
+def period_label(period: str, index: int, count: int, most: int = MAX_LABELS) -> str:
+    """The axis label of column ``index`` of ``count``: ``10:00`` for an hour, ``11-05`` for a day; '' between,
+    so that at most ``most`` are shown."""
+    if index % math.ceil(count / most):
+        return ""
+    return f"{period[11:13]}:00" if "T" in period else period[5:]
+
+
+def period_title(period: str) -> str:
+    """``2026-11-22 10:00–11:00 UTC`` for an hour, ``2026-11-22 (UTC)`` for a day."""
+    if "T" in period:
+        hour = int(period[11:13])
+        return f"{period[:10]} {hour:02d}:00–{(hour + 1) % 24:02d}:00 UTC"
+    return f"{period} (UTC)"
+
+
+def outcome_words(counts: Mapping[str, int]) -> str:
+    """``4 stored, 1 failed; 5 submitted``: what a column of the jobs chart stands for."""
+    ended = ", ".join(f"{counts.get(s.key, 0)} {s.label}" for s in OUTCOMES if counts.get(s.key)) or "none ended"
+    return f"{ended}; {counts.get('submitted', 0)} submitted"
+
+
+def seconds(value: float | None) -> str:
+    """A latency as the figures show it, '—' for none."""
+    return "—" if value is None else duration(value)
+
+
+def _columns(periods: list[dict], describe, most: int = MAX_LABELS) -> list[Column]:
+    return [Column(p["period"], period_label(p["period"], n, len(periods), most),
+                   f"{period_title(p['period'])}: {describe(p)}", p) for n, p in enumerate(periods)]
+
+
+def jobs_chart(periods: list[dict], span: str) -> Markup:
+    """Jobs ended per period, stacked by outcome, with the number submitted as a tick across each bar."""
+    unit = "hour" if span == "24h" else "day"
+    return bar_chart(_columns(periods, outcome_words), OUTCOMES, marker=SUBMITTED.key,
+                     label=f"Jobs per {unit} by outcome, {RANGE_WORDS[span]}")
+
+
+def latency_chart(periods: list[dict], span: str) -> Markup:
+    """Completion-to-stored latency p50 and p95 per period, a gap where nothing was stored."""
+    def describe(p: dict) -> str:
+        return f"p50 {seconds(p['latency_p50'])}, p95 {seconds(p['latency_p95'])}"
+    return line_chart(_columns(periods, describe, MAX_LABELS // 2), LATENCY, tick_text=lambda v: f"{v:g} s",
+                      label=f"Time from BFL finishing to stored, p50 and p95, {RANGE_WORDS[span]}")
+
+
+def credit_series(rows: list[dict]) -> list[Series]:
+    """One series per model with credits counted, in name order, each with its palette colour."""
+    models = sorted({row["model"] for row in rows})
+    return [Series(model, model, f"m{n % MODEL_COLOURS}") for n, model in enumerate(models)]
+
+
+def credits_chart(day_names: list[str], rows: list[dict], span: str) -> tuple[Markup, list[Series]]:
+    """Credits per UTC day, stacked by model; and the models, for the legend."""
+    series = credit_series(rows)
+    per_day: dict[str, dict[str, float]] = {day: {} for day in day_names}
+    for row in rows:
+        per_day.setdefault(row["date"], {})[row["model"]] = row["credits"]
+
+    def describe(values: dict) -> str:
+        spent = [f"{values[s.key]:g} {s.key}" for s in series if values.get(s.key)]
+        return f"{sum(values.values()):g} credits" + (f" ({', '.join(spent)})" if spent else "")
+
+    columns = [Column(day, period_label(day, n, len(day_names), MAX_LABELS // 2),
+                      f"{period_title(day)}: {describe(per_day[day])}", per_day[day]) for n, day in enumerate(day_names)]
+    chart = bar_chart(columns, series, whole=False, width=490, tick_text=lambda v: f"{v:g}",
+                      label=f"Credits per day by model, {RANGE_WORDS[span]}")
+    return chart, series
+
+
+def totals(periods: list[dict]) -> dict[str, int]:
+    """Jobs submitted and ended by outcome over all the periods."""
+    return {key: sum(p[key] for p in periods) for key in (SUBMITTED.key, *(s.key for s in OUTCOMES))}
+
+
+def pools(data: dict) -> list[dict]:
+    """Each slot pool now, and all of them against BFL_MAX_ACTIVE: in flight, queued, the limit, a gauge."""
+    shown = [{"name": p["pool"], "in_flight": p["in_flight"], "queued": p["queued"], "limit": p["limit"]}
+             for p in data["pools"]]
+    if len(shown) > 1:
+        shown.append({"name": "all models", "in_flight": sum(p["in_flight"] for p in shown),
+                      "queued": sum(p["queued"] for p in shown), "limit": data["max_active"]})
+    for pool in shown:
+        pool["gauge"] = gauge_bar(pool["in_flight"], pool["limit"],
+                                  label=f"{pool['in_flight']} of {pool['limit']} in flight")
+    return shown
+
+
+def overview_page(data: dict, span: str) -> dict:
+    """Everything the overview page shows for ``span`` (a key of RANGES), from ``usage.overview``'s answer."""
+    periods = data["periods"]
+    credits, models = credits_chart(data["day_names"], data["days"], span)
+    counted = totals(periods)
+    balance = data["balance"]
+    return {
+        "span": span,
+        "words": RANGE_WORDS[span],
+        "ranges": [{"key": key, "words": RANGE_WORDS[key]} for key in RANGES],
+        "totals": counted,
+        "ended_badly": sum(counted[s.key] for s in OUTCOMES if s.key != st.STORED),
+        "empty": not any(counted.values()),
+        "latency_p50": seconds(data["latency_p50"]),
+        "latency_p95": seconds(data["latency_p95"]),
+        "credits": round(sum(row["credits"] for row in data["days"]), 6),
+        "spent_today": data["spent_today"],
+        "reserved": data["reserved"],
+        "daily_limit": data["daily_limit"],
+        "balance": None if balance is None else {"credits": balance["credits"], "at": clock(balance["at"])},
+        "jobs_chart": jobs_chart(periods, span),
+        "latency_chart": latency_chart(periods, span),
+        "credits_chart": credits,
+        "outcomes": OUTCOMES,
+        "submitted": SUBMITTED,
+        "latency": LATENCY,
+        "models": models,
+        "pools": pools(data),
+    }
