@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-waiting bench-bulkheads soak image-check clean
+.PHONY: run test bench bench-suite bench-waiting bench-bulkheads bench-video bench-usage soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -33,6 +33,14 @@ bench-waiting: $(VENV)/.installed
 # Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
+
+# A 500 MB MP4 to stored (filesystem and the moto S3 server) beside a plain streaming copy; RSS of worker and web.
+bench-video: $(VENV)/.installed
+	$(PY) -m bench.video
+
+# GET /v1/usage for 366 days over a million jobs' counters, beside a scan of job records.
+bench-usage: $(VENV)/.installed
+	$(PY) -m bench.usage
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

@@ -34,6 +34,8 @@ from .common import (MB, BenchJob, BenchStack, Row, Section, complete_and_sample
                      wait_all_terminal)
 
 TARGET_RATIO = 0.7
+# Against a loop doing only what any crash-safe store must (stream, sha256, write, fdatasync, rename).
+SAFE_TARGET_RATIO = 0.8
 SIZES = (1.0, 1.25, 1.5, 1.75, 2.0)  # MB: "1-2 MB images", evenly spread
 
 
@@ -225,9 +227,11 @@ class Throughput:
             section.rows.append(Row(f"files/s, {workers} workers vs {workers} threads", fmt(fh, 1), fmt(direct, 1),
                                     fmt(ratio, 2), f">= {TARGET_RATIO:g}x" if primary else "(info)",
                                     ratio >= TARGET_RATIO if primary else None))
-            safe = median(r["safe_fps"] for r in reps)
+            safe_ratio = median(r["fh_fps"] / r["safe_fps"] for r in reps)
             section.rows.append(Row(f"files/s, {workers} workers vs a safe-store loop of {workers} threads",
-                                    fmt(fh, 1), fmt(safe, 1), fmt(fh / safe, 2), "(info)", None))
+                                    fmt(fh, 1), fmt(median(r["safe_fps"] for r in reps), 1), fmt(safe_ratio, 2),
+                                    f">= {SAFE_TARGET_RATIO:g}x" if primary else "(info)",
+                                    safe_ratio >= SAFE_TARGET_RATIO if primary else None))
             notes.append(f"K={workers}: per rep fluxhook/direct files/s " + "; ".join(
                 f"{r['fh_fps']:.1f}/{r['direct_fps']:.1f} ({r['fh_seconds']:.1f} s vs {r['direct_seconds']:.1f} s, "
                 f"{r['fh_workers_used']:.0f} workers took tasks, last one started {r['fh_stagger'] * 1000:.0f} ms after "

@@ -7,7 +7,8 @@ worker's RSS growth during the download, and the web process's while it serves t
 The simulator delivers a real MP4 padded to the size with a top-level ``free`` box (streamed, never in
 memory). fluxhook's time runs from the download task's start to its end (RQ's own record): fetch, sha256,
 write, fdatasync, rename (or the multipart upload), probe, poster, the job's move to ``stored``. The
-baseline streams the same URL in 1 MiB pieces into a file on the same disk (no hashing, no fsync).
+baseline streams the same URL in 1 MiB pieces into a file on the same disk (no hashing, no fsync). For S3,
+boto3's own ``upload_file`` of the same bytes from disk is timed too: the S3 server's ceiling.
 Memory is VmRSS of the process tree, sampled every 20 ms; the growth is the peak during the work over the
 value just before it (the worker first stores a small video, so PyAV and the store are loaded).
 """
@@ -95,6 +96,25 @@ def plain_copy(url: str, folder: Path, durable: bool = False) -> float:
     return seconds
 
 
+def s3_ceiling(url: str, folder: Path, endpoint: str) -> float:
+    """MB/s of boto3's own ``upload_file`` (its default transfer settings) of the same MP4 from disk to the
+    moto server: the most any store can put there on this machine, whatever it does first."""
+    source = folder / "ceiling.mp4"
+    with requests.get(url, stream=True, timeout=(5, 30)) as response, open(source, "wb") as out:
+        response.raise_for_status()
+        for piece in response.iter_content(1024 * 1024):
+            out.write(piece)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                          aws_secret_access_key="bench", config=BotoConfig(signature_version="s3v4"))
+    started = time.perf_counter()
+    client.upload_file(str(source), BUCKET, "ceiling.mp4")
+    seconds = time.perf_counter() - started
+    client.delete_object(Bucket=BUCKET, Key="ceiling.mp4")
+    size = source.stat().st_size
+    source.unlink()
+    return size / MB / seconds
+
+
 def video_job(stack: BenchStack) -> BenchJob:
     auth = {"Authorization": f"Bearer {stack.env['API_TOKENS'].split(',')[0]}"}
     answer = requests.post(stack.base_url + "/v1/jobs", headers=auth, timeout=30,
@@ -172,14 +192,14 @@ def start_moto(folder: Path):
 def run_store(kind: str, args) -> dict[str, list[float]]:
     size = args.mb * MB
     extra = {"MAX_VIDEO_BYTES": str(size + MB)}
-    moto = None
+    moto = endpoint = None
     stack = BenchStack(f"video-{kind}", log_level="WARNING", **extra)
     if kind == "s3":
         moto, endpoint = start_moto(stack.var_dir)
         stack.env.update(STORAGE_URL=f"s3://{BUCKET}/bench", S3_ENDPOINT_URL=endpoint,
                          S3_IMAGE_DELIVERY="stream", **AWS)
     figures: dict[str, list[float]] = {"plain": [], "durable": [], "fluxhook": [], "worker_growth": [],
-                                       "web_growth": [], "serve": []}
+                                       "web_growth": [], "serve": [], "s3_ceiling": []}
     try:
         stack.start(workers=1)
         folder = stack.var_dir
@@ -189,6 +209,8 @@ def run_store(kind: str, args) -> dict[str, list[float]]:
         plain_copy(url, folder)  # untimed: the simulator renders the task's MP4 on its first delivery
         for rep in range(args.reps):
             figures["durable"].append(size / MB / plain_copy(url, folder, durable=True))
+            if endpoint is not None:
+                figures["s3_ceiling"].append(s3_ceiling(url, folder, endpoint))
             parts = ["plain", "fluxhook"] if rep % 2 == 0 else ["fluxhook", "plain"]
             for part in parts:
                 if part == "plain":
@@ -234,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
               f"(the disk's pace, any durable store's bound) {median(figures['durable']):.0f} MB/s, fluxhook at "
               f"{fh / median(figures['durable']):.2f} of it; per rep fluxhook/plain "
               + "; ".join(f"{f:.0f}/{p:.0f}" for f, p in zip(figures["fluxhook"], figures["plain"]))
+              + (f"; boto3's own upload_file of the same file from disk to this S3 server (the server's ceiling) "
+                 f"{median(figures['s3_ceiling']):.0f} MB/s, fluxhook at {fh / median(figures['s3_ceiling']):.2f} of it"
+                 if figures["s3_ceiling"] else "")
               + f"; {'met' if met else 'NOT met'}", flush=True)
     return 1 if failed else 0
 
