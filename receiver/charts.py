@@ -205,7 +205,8 @@ def line_chart(columns: Sequence[Column], series: Sequence[Series], *, label: st
         runs = line_points(columns, kind.key, scale, plot)
         parts = [_tag("polyline", {"class_": f"line {kind.css}",
                                    "points": " ".join(f"{_n(x)},{_n(y)}" for x, y in run)}) for run in runs]
-        parts += [_tag("circle", {"class_": f"dot {kind.css}", "cx": x, "cy": y, "r": 3.5}) for run in runs for x, y in run]
+        parts += [_tag("circle", {"class_": f"dot {kind.css}", "cx": x, "cy": y, "r": 3.5})
+                  for run in runs for x, y in run]
         body.append(_tag("g", {"class_": "series", "data_series": kind.key}, *parts))
     for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0)):
         body.append(_tag("rect", {"class_": "hover", "x": left, "y": plot.top, "width": slot, "height": plot.height},
@@ -219,7 +220,7 @@ def gauge_bar(used: float, limit: float, *, label: str, width: float = 240, heig
     state = "full" if limit > 0 and used >= limit else "room"
     return Markup(_tag("svg", {"class_": "gauge", "viewBox": f"0 0 {_n(width)} {_n(height)}", "role": "img",
                                "aria_label": label, "xmlns": "http://www.w3.org/2000/svg"},
-                       _tag("rect", {"class_": "track", "x": 0.0, "y": 0.0, "width": float(width), "height": float(height),
-                                     "rx": 3}),
+                       _tag("rect", {"class_": "track", "x": 0.0, "y": 0.0, "width": float(width),
+                                     "height": float(height), "rx": 3}),
                        _tag("rect", {"class_": f"fill {state}", "data_value": _n(used), "x": 0.0, "y": 0.0,
                                      "width": filled, "height": float(height), "rx": 3})))

@@ -74,7 +74,8 @@ def tab(chromium, stack):
     context.close()
 
 
-def sign_in(page: Page, token: str = API_TOKEN, goto: str = "/") -> None:
+def sign_in(page: Page, token: str = API_TOKEN, goto: str = "/jobs") -> None:
+    """Open ``goto`` (the job list unless told), be sent to the sign-in form, and sign in: back on ``goto``."""
     page.goto(goto)
     expect(page).to_have_url(re.compile(r"/signin\?next="))
     page.fill("#token", token)
@@ -95,7 +96,7 @@ def test_sign_in_list_filter_and_job_page(tab, api):
     stored = api.wait_for(api.submit("a lighthouse at dawn", metadata={"user": "ann"})["id"], "stored")
     pending = api.submit("[pending] still at BFL")
 
-    sign_in(page, token="wrong-token-123")
+    sign_in(page, token="wrong-token-123", goto="/")
     expect(page.get_by_role("alert")).to_contain_text("not one of this service's API tokens")
     page.fill("#token", API_TOKEN)
     page.click("form button[type=submit]")
@@ -157,7 +158,7 @@ def test_a_pending_job_turns_stored_while_the_list_is_open(tab, api, sim, tmp_pa
     failed = api.submit("[error] refused by BFL")
     job = api.submit("[pending] finishing while you watch")
     api.wait_for(failed["id"], "failed")
-    sign_in(page, goto="/jobs")
+    sign_in(page)
     status = row(page, job["id"]).locator('[data-field="status"]')
     expect(status).to_have_text("submitted")
     expect(row(page, job["id"]).locator(".thumb img")).to_have_count(0)

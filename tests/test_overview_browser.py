@@ -111,7 +111,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     count_at(svc, today_noon - 3 * 86400, {st.STORED: 24, st.FAILED: 1}, model="flux-dev", credits=2.0)
     count_at(svc, today_noon - 12 * 86400, {st.STORED: 5}, model="flux-kontext-max", credits=4.0)
 
-    sign_in(page)
+    sign_in(page, goto="/")
     expect(page).to_have_url(base_url + "/")  # the overview is the first page after sign-in
     expect(page.locator("h1")).to_have_text("Overview")
     hours = usage.hours_before(now, 24)
