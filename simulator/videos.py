@@ -9,7 +9,7 @@ import random
 import struct
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -24,34 +24,46 @@ def render_mp4(task_id: str, seconds: float) -> bytes:
     """A ``seconds``-long MP4 for the task: a moving shape over the task's colours, and a tone."""
     digest = hashlib.sha256(task_id.encode()).digest()
     back, fore = tuple(digest[0:3]), tuple(digest[3:6])
+    frames = max(1, round(seconds * FPS))
+
+    def picture(n: int) -> Image.Image:
+        image = Image.new("RGB", (WIDTH, HEIGHT), back)
+        x = int((WIDTH - 120) * n / max(frames - 1, 1))
+        ImageDraw.Draw(image).ellipse((x, 120, x + 120, 240), fill=fore)
+        return image
+
+    return encode_mp4((picture(n) for n in range(frames)), seconds, WIDTH, HEIGHT, FPS, tone=220 + digest[6])
+
+
+def encode_mp4(pictures: Iterable[Image.Image], seconds: float, width: int, height: int, fps: int, *,
+               tone: float | None, faststart: bool = True) -> bytes:
+    """H.264 of ``pictures`` at ``fps``, with an AAC sine of ``tone`` Hz for ``seconds`` (None: no audio track)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "video.mp4"
         # faststart: the index before the media, as delivered MP4s have it.
-        with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            video = out.add_stream("libx264", rate=FPS)
-            video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        options = {"movflags": "+faststart"} if faststart else {}
+        with av.open(str(path), "w", format="mp4", options=options) as out:
+            video = out.add_stream("libx264", rate=fps)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             video.options = {"preset": "ultrafast"}
-            sound = out.add_stream("aac", rate=48000, layout="mono")
-            frames = max(1, round(seconds * FPS))
-            for n in range(frames):
-                picture = Image.new("RGB", (WIDTH, HEIGHT), back)
-                x = int((WIDTH - 120) * n / max(frames - 1, 1))
-                ImageDraw.Draw(picture).ellipse((x, 120, x + 120, 240), fill=fore)
-                for packet in video.encode(av.VideoFrame.from_image(picture)):
+            sound = out.add_stream("aac", rate=48000, layout="mono") if tone is not None else None
+            for image in pictures:
+                for packet in video.encode(av.VideoFrame.from_image(image)):
                     out.mux(packet)
             for packet in video.encode():
                 out.mux(packet)
-            samples, pitch = 1024, 220 + digest[6]
-            for block in range(int(seconds * 48000) // samples):
-                pcm = b"".join(struct.pack("<h", int(4000 * math.sin(2 * math.pi * pitch * (i + block * samples) / 48000)))
-                               for i in range(samples))
-                frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
-                frame.planes[0].update(pcm)
-                frame.sample_rate, frame.pts = 48000, block * samples
-                for packet in sound.encode(frame):
+            if sound is not None:
+                samples = 1024
+                for block in range(int(seconds * 48000) // samples):
+                    pcm = b"".join(struct.pack("<h", int(4000 * math.sin(2 * math.pi * tone * (i + block * samples) / 48000)))
+                                   for i in range(samples))
+                    frame = av.AudioFrame(format="s16", layout="mono", samples=samples)
+                    frame.planes[0].update(pcm)
+                    frame.sample_rate, frame.pts = 48000, block * samples
+                    for packet in sound.encode(frame):
+                        out.mux(packet)
+                for packet in sound.encode():
                     out.mux(packet)
-            for packet in sound.encode():
-                out.mux(packet)
         return path.read_bytes()
 
 
