@@ -7,14 +7,9 @@ from fluxhook.config import Config
 from fluxhook.job import Job
 
 
-def image_url(config: Config, job_id: str) -> str:
-    """A signed link to the job's stored image, valid ``IMAGE_URL_TTL_SECONDS`` from now, no token needed."""
-    token = signing.image_token(config.secret_keys, job_id)
-    return f"{config.public_base_url}/v1/jobs/{job_id}/image?token={token}"
-
-
 def file_url(config: Config, job_id: str, name: str) -> str:
-    """A signed link to one of the job's stored files (``video``, ``poster``, ``draft_cache``), like ``image_url``."""
+    """A signed link to one of the job's stored files (``image``, ``video``, ``poster``, ``draft_cache``), valid
+    ``IMAGE_URL_TTL_SECONDS`` from now, that works without a bearer token and for no other job."""
     token = signing.image_token(config.secret_keys, job_id)
     return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
 
@@ -26,4 +21,4 @@ def present(config: Config, job: Job) -> dict:
         links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
     if job.draft_cache:
         links["draft_cache_url"] = file_url(config, job.id, "draft_cache")
-    return job.to_api(image_url(config, job.id) if job.image else None, **links)
+    return job.to_api(file_url(config, job.id, "image") if job.image else None, **links)
