@@ -29,6 +29,7 @@ CONTROL_QUEUE_NAME = "fluxhook-control"
 THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
 DOWNLOAD_TASK = "worker.download.download_result"
 THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
+DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
@@ -108,6 +109,20 @@ def download_lock(job_id: str) -> Lock:
     """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
     download from one that was lost."""
     return Lock(KEYS.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+
+
+def draft_cache_task_id(job_id: str) -> str:
+    """The RQ id of a job's draft cache task (one per job)."""
+    return f"draft-cache-{job_id}"
+
+
+def draft_cache_task(connection: Redis, job_id: str) -> QueueTask:
+    """The download of a stored job's draft cache, to queue with the job's change to stored."""
+    # A download of its own, not the sample's: retried as long as one, its URL's life (2 hours) the
+    # real bound; up to MAX_VIDEO_BYTES, so as long a timeout.
+    return QueueTask.record(lambda pipeline: task_queue(connection).enqueue_call(
+        DRAFT_CACHE_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
+        description=f"draft cache {job_id}", job_id=draft_cache_task_id(job_id), pipeline=pipeline, **_KEEP))
 
 
 def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:

@@ -12,6 +12,7 @@ from werkzeug.http import is_resource_modified, parse_etags
 from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.job import Job
+from fluxhook.transitions import STORED
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
 from .auth import bearer_token_valid
@@ -47,6 +48,8 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
         return job.poster["key"], job.poster["content_type"], job.poster["size"], job.poster["sha256"]
     if name == "draft_cache" and job.draft_cache:
         return job.draft_cache["key"], "application/octet-stream", job.draft_cache["size"], job.draft_cache["sha256"]
+    if name == "draft_cache" and job.status == STORED and job.draft_cache_source:
+        raise NotReady(f"{_NAMES[name]} is not stored yet")  # its own task is still fetching it
     if job.terminal:
         raise Gone(f"job ended {job.status} without {_NAMES[name]}")
     raise NotReady(f"{_NAMES[name]} is not stored yet")

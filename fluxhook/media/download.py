@@ -11,14 +11,14 @@ from fluxhook import metrics
 from fluxhook import transitions as st
 from fluxhook import usage
 from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from fluxhook.media import draft_caches, lifetimes, posters
+from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
 from fluxhook.media.sniff import VIDEO
 from fluxhook.job import Job
 from fluxhook.bfl.apply import apply_report
 from fluxhook.bfl.polling import poll_job
 from fluxhook.store.effects import Effect
-from fluxhook.tasks import release_download, thumbnail_task
+from fluxhook.tasks import draft_cache_task, release_download, thumbnail_task
 from fluxhook.services import Services
 from fluxhook.outcomes import SKIPPED
 
@@ -155,20 +155,20 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
         # The poster first: a job that reads stored always has its poster.
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
-    draft = draft_caches.fetch_and_store(svc, job)
-    if draft is not None:
-        result["draft_cache"] = draft
-    # With the job turning stored, in the same step: its thumbnail task, the time it took BFL's image
-    # to get here, and the attempt's notes.
+    # With the job turning stored, in the same step: its thumbnail task, its draft cache's task (the job
+    # does not wait for that; draft_cache_source stays for it), the time it took BFL's image to get
+    # here, and the attempt's notes.
     finished = job.finished_at or job.updated_at
     now = time.time()
     latency = max(0.0, now - finished)
     effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
                *usage.on_end(job, st.STORED, now, latency)]
+    if job.draft_cache_source:
+        effects.append(draft_cache_task(svc.redis, job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
-                           draft_cache_source=None, **result):
+                           **result):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -177,9 +177,8 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
-        for extra in ("poster", "draft_cache"):
-            if extra in result:
-                svc.storage.delete(result[extra]["key"])
+        if "poster" in result:
+            svc.storage.delete(result["poster"]["key"])
     return RESTART if current is not None and current.status == st.READY else SKIPPED
 
 

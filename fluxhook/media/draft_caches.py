@@ -1,9 +1,11 @@
 """Draft caches (SPEC §4): the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``),
 kept beside the sample so it can be sent back in a ``draft_enhance`` request after BFL's URL has expired.
 
-Fetched with the same rules as a result (allowlisted hosts, checked redirects, ``MAX_VIDEO_BYTES``), but
-never at the sample's expense: a draft cache that cannot be had (a host off the allowlist, an expired URL,
-too large, a host that keeps failing) is noted on the job's timeline, and the job is stored without it.
+Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and
+it is retried like a download for as long as its URL lives (SPEC §5), with the same rules (allowlisted
+hosts, checked redirects, ``MAX_VIDEO_BYTES``). One that cannot be had (a host off the allowlist, a URL
+that stays expired, too large, a host that fails past the URL's life) is noted on the job's timeline,
+and fails nothing. ``draft_cache_source`` (BFL's URL) stays in the record until the task ends.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import time
 from typing import TYPE_CHECKING
 
 from fluxhook import timeline
-from fluxhook.backoff import backoff_delay
-from fluxhook.errors import FluxhookError, HostNotAllowed, RetryableError, StorageError
+from fluxhook import transitions as st
+from fluxhook.bfl.polling import poll_job
+from fluxhook.errors import FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.job import Job
+from fluxhook.media import lifetimes
 from fluxhook.media.fetch import fetch_file
 from fluxhook.net.hosts import check_url
+from fluxhook.outcomes import SKIPPED
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -25,8 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.draft_caches")
 
 EXTENSION = "bin"
-# Tries of a draft cache whose host fails for a while, within one download of the sample.
-ATTEMPTS = 3
+# What store_draft_cache reports when the job has its draft cache.
+STORED = "stored"
 
 
 def key_for(job_id: str) -> str:
@@ -34,39 +39,83 @@ def key_for(job_id: str) -> str:
     return f"{job_id}-draft.{EXTENSION}"
 
 
-def fetch_and_store(svc: "Services", job: Job) -> dict | None:
-    """Download and store the job's draft cache, if BFL gave one; the record's ``draft_cache`` fields
-    (key, size, sha256), or None when there is none to keep (the reason on the timeline).
+def past_life(finished_at: float | None, now: float) -> bool:
+    """Whether a draft cache URL of a task BFL finished at ``finished_at`` has outlived its 2 hours by ``now``."""
+    return finished_at is not None and now > finished_at + lifetimes.VIDEO_URL_LIFE
 
-    A store that fails for a while propagates (StorageError): the download is retried, sample and all.
+
+def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> str:
+    """Fetch and store a stored job's draft cache, filling in its ``draft_cache``; ``stored`` or ``skipped``.
+
+    Transient failures propagate (the queue retries them) while the URL lives; after that, or on the
+    ``last_attempt``, the draft cache is given up, the reason on the timeline.
     """
+    job = svc.jobs.get(job_id)
+    if job is None or job.status != st.STORED or not job.draft_cache_source:
+        return SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
     url = job.draft_cache_source
-    if not url:
-        return None
     try:
         check_url(url, svc.config.result_host_allowlist)
     except HostNotAllowed as exc:
-        return _skipped(svc, job, exc)  # not one request is sent there
+        return _give_up(svc, job, exc)  # not one request is sent there
+    if past_life(job.finished_at, time.time()):
+        # Not worth a request: BFL mints a fresh URL on a poll.
+        return _renew_with_bfl(svc, job, ResultURLExpired("the draft cache URL outlived its life"), last_attempt)
+    try:
+        return _fetch_and_store(svc, job, url)
+    except RetryableError as exc:
+        return _retry_or_give_up(svc, job, exc, last_attempt)
+    except ResultURLExpired as exc:
+        return _renew_with_bfl(svc, job, exc, last_attempt)
+    except FluxhookError as exc:
+        return _give_up(svc, job, exc)
+
+
+def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_attempt: bool) -> str:
+    """Poll BFL once for a fresh draft cache URL and fetch that; give up if BFL has none."""
+    try:
+        report = poll_job(svc, job)
+    except RetryableError as exc:
+        return _retry_or_give_up(svc, job, exc, last_attempt)
+    except FluxhookError:
+        return _give_up(svc, job, failure)
+    fresh = report.draft_cache_url
+    if report.status != st.BFL_READY or not fresh or fresh == job.draft_cache_source:
+        return _give_up(svc, job, failure)
+    # Kept for the retries: the next attempt starts from the fresh URL.
+    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh):
+        return SKIPPED
+    try:
+        check_url(fresh, svc.config.result_host_allowlist)
+        return _fetch_and_store(svc, job, fresh)
+    except RetryableError as exc:
+        return _retry_or_give_up(svc, job, exc, last_attempt)
+    except FluxhookError as exc:
+        return _give_up(svc, job, exc)
+
+
+def _fetch_and_store(svc: "Services", job: Job, url: str) -> str:
     key = key_for(job.id)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with fetch_file(svc.http, url, svc.config.result_host_allowlist, svc.config.max_video_bytes,
-                            svc.storage.new_upload) as fetched:
-                svc.storage.put(key, fetched.file, sha256=fetched.sha256)
-                timeline.record(svc, job.id, "draft_cache", outcome="stored", size=fetched.size)
-                return {"key": key, "size": fetched.size, "sha256": fetched.sha256}
-        except StorageError:
-            raise
-        except RetryableError as exc:
-            if attempt == ATTEMPTS:
-                return _skipped(svc, job, exc)
-            time.sleep(backoff_delay(attempt, base=1.0, cap=8.0))  # a host failing for a moment: nothing to wait on
-        except FluxhookError as exc:
-            return _skipped(svc, job, exc)
-    return None
+    with fetch_file(svc.http, url, svc.config.result_host_allowlist, svc.config.max_video_bytes,
+                    svc.storage.new_upload) as fetched:
+        svc.storage.put(key, fetched.file, sha256=fetched.sha256)
+        draft = {"key": key, "size": fetched.size, "sha256": fetched.sha256}
+    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache=draft, draft_cache_source=None):
+        svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
+        return SKIPPED
+    timeline.record(svc, job.id, "draft_cache", outcome="stored", size=draft["size"])
+    return STORED
 
 
-def _skipped(svc: "Services", job: Job, exc: FluxhookError) -> None:
-    timeline.record(svc, job.id, "draft_cache", outcome="skipped", error=exc.code, reason=exc.message[:200])
-    log.warning("draft cache not kept", extra={"job_id": job.id, "error": exc.code})
-    return None
+def _retry_or_give_up(svc: "Services", job: Job, exc: RetryableError, last_attempt: bool) -> str:
+    if last_attempt or past_life(job.finished_at, time.time()):
+        return _give_up(svc, job, exc)
+    log.warning("draft cache will be retried", extra={"job_id": job.id, "error": exc.message})
+    raise exc
+
+
+def _give_up(svc: "Services", job: Job, exc: FluxhookError) -> str:
+    if svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=None):
+        timeline.record(svc, job.id, "draft_cache", outcome="skipped", error=exc.code, reason=exc.message[:200])
+        log.warning("draft cache not kept", extra={"job_id": job.id, "error": exc.code})
+    return SKIPPED

@@ -1,0 +1,12 @@
+"""The draft cache task: fetch a stored video draft's ``result.draft_cache`` and keep it beside the video."""
+
+from __future__ import annotations
+
+from fluxhook.media.draft_caches import store_draft_cache as store
+
+from .runtime import last_attempt, services
+
+
+def store_draft_cache(job_id: str) -> str:
+    """Download and store the job's draft cache; raises (so RQ retries) on transient failures."""
+    return store(services(), job_id, last_attempt=last_attempt())
