@@ -23,6 +23,7 @@ from devtools.stack import Stack
 from fluxhook import admin, budget, usage
 from fluxhook import transitions as st
 from fluxhook.bfl import submission
+from fluxhook.recovery import fallback
 from fluxhook.config import Config
 from fluxhook.errors import BudgetExceeded, ConfigError
 from fluxhook.job import Job, new_job_id
@@ -46,6 +47,11 @@ def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit():
     assert budget.admits(spent=8 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
     assert not budget.admits(spent=12 * MICRO, reserved=0, limit=12 * MICRO)
     assert not budget.admits(spent=9 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
+
+
+def test_a_job_holding_a_reservation_goes_only_while_the_days_spend_is_below_the_limit():
+    assert budget.admits_holder(spent=11 * MICRO, limit=12 * MICRO)
+    assert not budget.admits_holder(spent=12 * MICRO, limit=12 * MICRO)
 
 
 def test_the_day_ends_at_midnight_utc_and_a_refused_job_tries_again_within_a_minute():
@@ -117,6 +123,15 @@ def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
     assert svc.store.usage.reserved(later) == 0
 
 
+def test_a_job_holding_a_reservation_is_refused_once_the_day_is_spent_and_keeps_it(svc):
+    now = time.time()
+    assert budget.reserve(svc, "job_a", "flux-2-pro", now).admitted
+    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, LIMIT * MICRO)
+    again = budget.reserve(svc, "job_a", "flux-2-pro", now + 1)
+    assert not again.admitted and again.spent == LIMIT * MICRO
+    assert svc.store.usage.reserved(now + 1) == MICRO  # still its own, for when the day turns
+
+
 def test_the_estimate_is_the_models_average_price_that_day(svc):
     now = time.time()
     svc.redis.hset(KEYS.usage(usage.utc_day(now - 86400)), mapping={"flux-2-max:jobs": 2, "flux-2-max:credits": 14 * MICRO})
@@ -147,13 +162,33 @@ def _queued(svc, created_at: float) -> Job:
     return job
 
 
-def test_a_queued_job_refused_by_the_budget_waits_in_line(svc, sim):
+def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, sim):
     job = _queued(svc, time.time())
+    assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    before = time.time()
     assert submission.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
+    # Neither a pause nor a strike: the pool's other jobs are not held back by this one's refusal.
+    assert not svc.redis.exists(KEYS.paused(job.pool), KEYS.strikes(job.pool))
+    assert svc.slots.acquire(_queued(svc, time.time()))
+    due = svc.jobs.due_at(job.id)
+    assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
+    # When it comes due, the sweep's check puts it back in line, for the next free slot.
+    claim = due + 60
+    assert svc.jobs.claim_due(due, 10, claim) == [job.id]
+    assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
-    assert 0 < svc.redis.pttl(KEYS.paused(job.pool)) <= budget.RECHECK * 1000
+
+
+def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim):
+    job = _queued(svc, time.time())
+    assert budget.reserve(svc, job.id, "flux-2-pro").admitted  # taken when its request came in
+    assert svc.slots.acquire(job)
+    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
+    assert svc.store.usage.reserved(time.time()) == MICRO
 
 
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):

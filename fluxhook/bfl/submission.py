@@ -46,28 +46,30 @@ def admit(svc: Services, job: Job) -> None:
         raise
 
 
-def submit(svc: Services, job: Job) -> str:
-    """Send a ``queued`` job that holds a slot to BFL, at most once at a time.
+def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
+    """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
+    is its input when the caller has it in hand, so a large one is not read back from storage.
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
-    pool pauses for Retry-After) or today's credits are spent; ``failed`` when they were spent
-    for the job's whole hour; ``skipped`` if another process is submitting it. Other BFL errors propagate.
+    pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
+    they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
+    Other BFL errors propagate.
     """
     lock = KEYS.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
-        return _submit(svc, job)
+        return _submit(svc, job, task_input)
     finally:
         svc.store.locks.release(lock)
 
 
-def _submit(svc: Services, job: Job) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     config = svc.config
     reservation = budget.reserve(svc, job.id, job.model or "")
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
-    body = dict(task_inputs.load(svc, job.id, job.input),
+    body = dict(task_input if task_input is not None else task_inputs.load(svc, job.id, job.input),
                 webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
@@ -100,7 +102,7 @@ def _submit(svc: Services, job: Job) -> str:
         return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     if job.input is None:
-        task_inputs.drop(svc, job.id)  # BFL has it now
+        task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
     submitted = svc.jobs.get(job.id)
     try:
         if submitted is not None:
@@ -122,12 +124,16 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
                                                                  "for the whole hour the job could wait"},
-                            effects=usage.on_end(job, st.FAILED, now))
+                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, now)])
         task_inputs.drop(svc, job.id)
         return st.FAILED
-    pause = wait_for_room(svc, job, budget.recheck_in(now))
+    wait = budget.recheck_in(now)
+    # Only this job waits, keeping its slot and any reservation: the budget says nothing about BFL's
+    # room, so its pool is neither paused nor struck. When it comes due, the sweep's check of a queued
+    # job puts it back in line at its old place (fallback._restart_submission), and it is tried again.
+    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + wait)
     log.info("job queued: today's credits are spent", extra={
-        "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(pause, 1)})
+        "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(wait, 1)})
     return st.QUEUED
 
 

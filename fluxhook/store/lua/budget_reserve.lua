@@ -1,8 +1,10 @@
 -- Admits a submission against the daily credit limit and reserves its estimated cost, in one step,
 -- so that two processes can never both pass the last credit. A submission is admitted while the
--- day's spend and every other live reservation stay below the limit; a job that already holds a
--- live reservation (made when its request came in) is admitted again and keeps it. Reservations
--- past their deadline belonged to submissions that died; they are dropped here.
+-- day's spend and every other live reservation stay below the limit. A job that already holds a
+-- live reservation (made when its request came in) was counted within the limit then: it is
+-- admitted again while the day's spend alone is below the limit, and keeps its reservation either
+-- way (refused, it waits for the next day). Reservations past their deadline belonged to
+-- submissions that died; they are dropped here.
 --
 -- KEYS[1] today's usage counters, KEYS[2] yesterday's, KEYS[3] the reservations
 --         (job id -> '<deadline ms> <micro-credits>').
@@ -28,6 +30,9 @@ for i = 1, #held, 2 do
 end
 
 local spent = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0')
+-- budget.admits and budget.admits_holder: a holder's own reservation is already inside the limit,
+-- so the others' cannot refuse it; but once the day's spend reaches the limit nothing goes (SPEC §6).
+if mine and spent >= limit then return {0, spent, others, 0} end
 if not mine and spent + others >= limit then return {0, spent, others, 0} end
 
 -- What the model's tasks cost on average today (else yesterday): BFL tells a task's price only in
