@@ -8,6 +8,7 @@ from typing import BinaryIO, Iterator
 
 from flask import Blueprint, Response, g, redirect, request
 from werkzeug.http import is_resource_modified, parse_etags
+from werkzeug.wsgi import ClosingIterator
 
 from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
@@ -79,8 +80,10 @@ def stored_file(job_id: str, name: str):
     stream = svc.storage.open_at(key, part.start, part.end) if size else None
     if size and stream is None:
         raise Gone(f"{_NAMES[name]} is missing from the store")
-    response = Response(_pieces(stream, part.length if size else 0), status=206 if wanted else 200,
-                        mimetype=content_type, direct_passthrough=True)
+    # The stream is closed with the response, not by the body's generator: on HEAD, or when the client
+    # leaves first, the generator never starts.
+    body = ClosingIterator(_pieces(stream, part.length), stream.close) if stream is not None else ()
+    response = Response(body, status=206 if wanted else 200, mimetype=content_type, direct_passthrough=True)
     response.content_length = part.length if size else 0
     if wanted:
         response.headers["Content-Range"] = wanted.content_range(size)
@@ -99,19 +102,14 @@ def _range(size: int, etag: str) -> ByteRange | None:
         raise RangeNotSatisfiable(f"the range asked for lies outside the {size} bytes stored", size=size) from None
 
 
-def _pieces(stream: BinaryIO | None, length: int) -> Iterator[bytes]:
-    if stream is None:
-        return
-    try:
-        left = length
-        while left > 0:
-            piece = stream.read(min(_PIECE, left))
-            if not piece:
-                break
-            left -= len(piece)
-            yield piece
-    finally:
-        stream.close()
+def _pieces(stream: BinaryIO, length: int) -> Iterator[bytes]:
+    left = length
+    while left > 0:
+        piece = stream.read(min(_PIECE, left))
+        if not piece:
+            break
+        left -= len(piece)
+        yield piece
 
 
 def _headers(response: Response) -> Response:

@@ -4,8 +4,11 @@ fail with ``not_an_image`` or ``too_large`` and leave nothing in storage."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
+import os
+import warnings
 
 import pytest
 import requests
@@ -83,6 +86,41 @@ def test_the_video_is_served_whole_and_by_ranges(video_job, api):
 
     cached = api.get(path, headers={"If-None-Match": whole.headers["ETag"]})
     assert cached.status_code == 304 and cached.content == b""
+
+
+def _open_files(name: str) -> list[str]:
+    """This process's open files whose path ends with ``name``."""
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass  # closed since the listing
+    return [p for p in paths if p.endswith(name)]
+
+
+def test_head_answers_the_headers_and_closes_the_file(video_job, stack):
+    from conftest import API_TOKEN
+    from fluxhook.config import Config
+    from receiver import create_app
+
+    # The app in this process, on the stack's Redis and store, so its open files can be seen.
+    client = create_app(Config.from_env(stack.env)).test_client()
+    job_id = video_job["id"]
+    for name, file, size in (("video", f"{job_id}.mp4", len(MP4)), ("poster", f"{job_id}-poster.jpg", None)):
+        # A file dropped unclosed is closed by the garbage collector, which warns: that is the leak seen.
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", ResourceWarning)
+            answer = client.head(f"/v1/jobs/{job_id}/{name}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+            assert answer.status_code == 200 and answer.data == b""
+            assert answer.headers["Accept-Ranges"] == "bytes"
+            if size is not None:
+                assert answer.headers["Content-Length"] == str(size)
+            answer.close()  # as the server does once it has sent the headers
+            del answer
+            gc.collect()
+        assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == [], name
+        assert _open_files(file) == [], name
 
 
 def test_signed_urls_work_without_a_token_and_for_no_other_job(video_job, api):
