@@ -101,10 +101,9 @@ def create():
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
     submission.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
-    # A large input (reference images as base64) waits in storage, never in Redis; this request still
-    # sends the one in hand to BFL, untouched.
-    recorded = task_inputs.keep(svc, job.id, task_input, request.content_length or len(request.get_data()))
-    svc.jobs.create(job if recorded is not None else replace(job, input=None))
+    # A large input (reference images as base64) waits in storage, never in Redis, in case the job
+    # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
+    job = _create(svc, job, request.content_length or len(request.get_data()))
     g.job_id = job.id
     if not svc.slots.acquire(job):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
@@ -116,13 +115,28 @@ def create():
             log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
             return _answer_after_wait(_load(job.id), 202)
         try:
-            submission.submit(svc, job)
+            submission.submit(svc, job, task_input)
         except BFLError:
             # The task never reached BFL: leave nothing behind for the caller to clean up.
             svc.jobs.delete(job.id)
             task_inputs.drop(svc, job.id)
             raise
     return _answer_after_wait(_load(job.id), 202)
+
+
+def _create(svc, job: Job, size: int) -> Job:
+    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
+    reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
+    recorded = job
+    try:
+        recorded = replace(job, input=task_inputs.keep(svc, job.id, job.input, size))
+        svc.jobs.create(recorded)
+    except Exception:
+        svc.store.usage.release(job.id)
+        if recorded.input is None:
+            task_inputs.drop(svc, job.id)
+        raise
+    return recorded
 
 
 @bp.post("/jobs/track")

@@ -11,7 +11,9 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -100,6 +102,7 @@ def test_eight_base64_images_go_to_bfl_untouched_and_never_into_redis(app, big_i
     assert first.status_code == 202 and first.json()["status"] == "submitted", first.text[:300]
     assert waiting.status_code == 202 and waiting.json()["status"] == "queued", waiting.text[:300]
     assert bfl.inputs == [_digest(big_input)]
+    assert svc.storage.open(task_inputs.key_for(first.json()["id"])) is None  # BFL had it at once
     job_id = waiting.json()["id"]
     # The queued job's record holds no input; its input waits in storage.
     assert connection.hget(KEYS.job(job_id), "input") is None
@@ -126,6 +129,41 @@ def test_a_small_input_stays_in_the_record_while_queued(app):
     assert [j["status"] for j in jobs] == ["submitted", "queued"]
     assert json.loads(connection.hget(KEYS.job(jobs[1]["id"]), "input")) == {"prompt": "fox 1"}
     assert svc.storage.open(task_inputs.key_for(jobs[1]["id"])) is None
+
+
+def test_a_large_input_goes_to_storage_only_while_its_job_waits(app, bfl):
+    api, connection, svc = app
+    task_input = {"prompt": "a fox", "input_image": base64.b64encode(os.urandom(60_000)).decode()}
+    first, waiting = (api.post("/v1/jobs", json={"model": "flux-2-pro", "input": task_input}).json()
+                      for _ in range(2))
+    assert (first["status"], waiting["status"]) == ("submitted", "queued")
+    assert bfl.inputs == [_digest(task_input)]
+    assert svc.storage.open(task_inputs.key_for(first["id"])) is None
+    with svc.storage.open(task_inputs.key_for(waiting["id"])) as stored:
+        assert stored.read() == json.dumps(task_input, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, task_inputs.CHUNK])
+def test_a_stored_input_is_written_in_pieces_that_make_its_json(chunk):
+    value = {"prompt": "fox \u00e9\U0001F98A \"q\"\n", "n": [1, 2.5, None, True, {}, []], "image": "QUJD" * 9}
+    pieces = list(task_inputs.json_chunks(value, chunk))
+    assert "".join(pieces) == json.dumps(value, separators=(",", ":"))
+    assert max(len(p) for p in pieces) <= max(6 * chunk, 16)  # no piece is a whole long string
+
+
+def test_a_request_whose_input_cannot_be_stored_holds_no_budget(local_app, make_services, tmp_path):
+    store = tmp_path / "store"
+    env = {"STORAGE_URL": f"file://{store}", "BFL_DAILY_CREDIT_LIMIT": "12"}
+    svc = make_services(8, **env)
+    api, connection = local_app(8, **env)
+    shutil.rmtree(store, ignore_errors=True)
+    store.write_text("not a directory: every write to the store fails")
+    body = {"model": "flux-2-pro", "input": {"prompt": "a fox", "input_image": "QUJD" * 10_000}}
+    for _ in range(2):  # a 5xx may be retried with its key
+        answer = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": "stored-input-fails"})
+        assert_error(answer, 500, "storage_error")
+    assert svc.store.usage.reserved(time.time()) == 0
+    assert connection.zcard(KEYS.all_jobs) == 0
 
 
 def test_a_body_over_the_limit_is_a_413_and_creates_nothing(app, bfl):
