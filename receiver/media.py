@@ -28,12 +28,13 @@ _PIECE = 256 * 1024
 _NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "the draft cache"}
 
 
-def _authorized_job(job_id: str) -> Job:
+def authorized_job(job_id: str, link: str = "URL") -> Job:
+    """The job whose stored file is asked for, with a bearer token or the job's signed ``link``."""
     svc = services()
     token = request.args.get("token")
     if not bearer_token_valid() and not (token and signing.image_token_valid(
             svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds)):
-        raise Unauthorized("send a bearer token, or use the job's signed URL (it expires)")
+        raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
     job = svc.jobs.get(job_id)
     if job is None:
         raise JobNotFound(f"no job {job_id[:40]!r}")
@@ -61,20 +62,16 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
 @bp.get("/jobs/<job_id>/draft_cache", defaults={"name": "draft_cache"})
 def stored_file(job_id: str, name: str):
     """The job's stored video, poster frame or draft cache, whole or a byte range."""
-    job = _authorized_job(job_id)
+    job = authorized_job(job_id)
     key, content_type, size, etag = _file_of(job, name)
     if not is_resource_modified(request.environ, etag=etag):
         response = Response(status=304)
         response.set_etag(etag)
         return _headers(response)
+    moved = storage_redirect(key, content_type, STORAGE_URL_MAX_SECONDS)
+    if moved is not None:  # the bucket serves its own ranges
+        return moved
     svc = services()
-    if svc.config.s3_image_delivery == "redirect":
-        url = svc.storage.url_for(key, min(STORAGE_URL_MAX_SECONDS, svc.config.image_url_ttl_seconds), content_type)
-        if url:  # the bucket serves its own ranges
-            response = redirect(url, 302)
-            response.headers["Cache-Control"] = "private, no-store"
-            response.headers["Referrer-Policy"] = "no-referrer"
-            return response
     wanted = _range(size, etag)
     part = wanted or ByteRange(0, size - 1)
     stream = svc.storage.open_at(key, part.start, part.end) if size else None
@@ -89,6 +86,20 @@ def stored_file(job_id: str, name: str):
         response.headers["Content-Range"] = wanted.content_range(size)
     response.set_etag(etag)
     return _headers(response)
+
+
+def storage_redirect(key: str, content_type: str, max_seconds: int) -> Response | None:
+    """A redirect to a short-lived URL of the stored file, when the store serves its own (S3) and is told to."""
+    svc = services()
+    if svc.config.s3_image_delivery != "redirect":
+        return None
+    url = svc.storage.url_for(key, min(max_seconds, svc.config.image_url_ttl_seconds), content_type)
+    if not url:
+        return None  # files have none
+    response = redirect(url, 302)
+    response.headers["Cache-Control"] = "private, no-store"  # its target expires
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def _range(size: int, etag: str) -> ByteRange | None:
