@@ -8,16 +8,15 @@ import re
 import time
 from dataclasses import replace
 
-from flask import Blueprint, Response, g, jsonify, redirect, request, send_file
+from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
 from fluxhook import jsonbody, task_inputs
 from fluxhook.recovery import schedule
-from fluxhook import signing
 from fluxhook.bfl import submission
 from fluxhook import transitions as st
 from fluxhook.bfl.client import MODEL
-from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady, Unauthorized
+from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.job import Job, new_job_id
 from fluxhook.notifications import requested_url
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
@@ -27,10 +26,11 @@ from fluxhook.limits import pool_for
 from fluxhook.tasks import enqueue_submits
 from fluxhook.waiting import requested_wait
 
-from .auth import bearer_token_valid, require_bearer
+from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent
+from .media import authorized_job, storage_redirect
 from .waiting import waiters
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -215,13 +215,7 @@ def index():
 def image(job_id: str):
     """The stored image, for a bearer token or a signed ``image.url``."""
     svc = services()
-    token = request.args.get("token")
-    if not bearer_token_valid():
-        if not token or not signing.image_token_valid(
-            svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds
-        ):
-            raise Unauthorized("send a bearer token, or use the job's signed image.url (it expires)")
-    job = _load(job_id)
+    job = authorized_job(job_id, "image.url")
     if not job.image or not job.storage_key:
         if job.terminal:
             raise Gone(f"job ended {job.status} without an image")
@@ -232,16 +226,9 @@ def image(job_id: str):
         response = Response(status=304)
         response.set_etag(etag)
         return _image_headers(response)
-    url = None
-    if svc.config.s3_image_delivery == "redirect":
-        # A store that serves its own objects (S3) gives a short-lived URL; files have none.
-        expires = min(STORAGE_URL_MAX_SECONDS, svc.config.image_url_ttl_seconds)
-        url = svc.storage.url_for(job.storage_key, expires, content_type)
-    if url:
-        response = redirect(url, 302)
-        response.headers["Cache-Control"] = "private, no-store"  # its target expires within minutes
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    moved = storage_redirect(job.storage_key, content_type, STORAGE_URL_MAX_SECONDS)
+    if moved is not None:
+        return moved
     file = svc.storage.open(job.storage_key)
     if file is None:
         raise Gone("the stored image is missing")
