@@ -165,7 +165,7 @@ def _budget_check(svc) -> Check:
     """Today's spend against BFL_DAILY_CREDIT_LIMIT, and the balance a worker last read from BFL."""
     now = time.time()
     try:
-        spent = svc.store.usage.days([usage.utc_day(now)]).popitem()[1].get(usage.SPENT, 0)
+        spent = usage.spent_today(svc, now)
         refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit)
         balance = svc.store.usage.balance()
     except RedisError:

@@ -176,6 +176,15 @@ def report(counters: Mapping[str, Mapping[str, int]], start: date, end: date, sp
             "daily_limit": daily_limit, "spent_today": from_micro(spent_today)}
 
 
+def spent_today(svc: "Services", now: float, counters: Mapping[str, Mapping[str, int]] | None = None) -> int:
+    """Micro-credits spent on ``now``'s UTC day, as the daily limit counts them; from ``counters`` (per day,
+    as ``UsageStore.days`` gives them) when they hold that day, else read."""
+    day = utc_day(now)
+    if counters is None or day not in counters:
+        counters = svc.store.usage.days([day])
+    return counters[day].get(SPENT, 0)
+
+
 def usage_report(svc: "Services", first: str | None, last: str | None, now: float) -> dict:
     """``GET /v1/usage?from=&to=``: credits and jobs per UTC day and model, read from the day counters."""
     today = datetime.fromtimestamp(now, timezone.utc).date()
@@ -183,9 +192,8 @@ def usage_report(svc: "Services", first: str | None, last: str | None, now: floa
     names = days_between(start, end)
     today_name = today.isoformat()
     counters = svc.store.usage.days(names if today_name in names else [*names, today_name])
-    spent_today = counters.get(today_name, {}).get(SPENT, 0)
     shown = {day: counters[day] for day in names}
-    return report(shown, start, end, spent_today, svc.config.bfl_daily_credit_limit)
+    return report(shown, start, end, spent_today(svc, now, counters), svc.config.bfl_daily_credit_limit)
 
 
 # --- the dashboard's hourly view ----------------------------------------------------------------------
@@ -268,7 +276,7 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
         "latency_p50": latency_quantile(everything, 0.5), "latency_p95": latency_quantile(everything, 0.95),
         "day_names": day_names,
         "days": rows(counters),
-        "spent_today": from_micro(counters[today.isoformat()].get(SPENT, 0)),
+        "spent_today": from_micro(spent_today(svc, now, counters)),
         "reserved": from_micro(svc.store.usage.reserved(now)),
         "daily_limit": svc.config.bfl_daily_credit_limit,
         "balance": None if balance is None else {"credits": balance.credits, "at": balance.at},

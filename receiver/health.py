@@ -71,7 +71,7 @@ def _credits(svc, now: float):
     if balance is not None:
         yield fm.gauge("fluxhook_bfl_credits", "The BFL account's credits, as GET /v1/credits last said (a worker "
                                                "asks every BFL_CREDITS_REFRESH_SECONDS).", {(): balance.credits})
-    spent = svc.store.usage.days([usage.utc_day(now)]).popitem()[1].get(usage.SPENT, 0)
+    spent = usage.spent_today(svc, now)
     yield fm.gauge("fluxhook_credits_spent_today", "Credits spent this UTC day, as the daily limit counts them.",
                    {(): usage.from_micro(spent)})
     if svc.config.bfl_daily_credit_limit is not None:

@@ -19,6 +19,7 @@ from fluxhook.job import Job
 from fluxhook.recovery.retention import purge_expired
 from fluxhook.services import build_services
 from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage
+from fluxhook.store.keys import KEYS
 from helpers import assert_error, commands_during
 
 DB = 11
@@ -154,6 +155,17 @@ def test_counters_ride_on_the_move_to_stored(svc, sim):
     assert 0 < svc.redis.ttl(svc.store.keys.usage(job.usage_day)) <= 400 * 86400
     hour = svc.store.usage.hours([usage.utc_hour(time.time())])[usage.utc_hour(time.time())]
     assert hour["submitted"] == 1 and hour["stored"] == 1 and sum(v for k, v in hour.items() if k.startswith("latency:")) == 1
+
+
+def test_spent_today_is_the_days_spend_from_counters_in_hand_or_redis(svc):
+    now = time.time()
+    today, yesterday = usage.utc_day(now), usage.utc_day(now - 86400)
+    svc.redis.hset(KEYS.usage(today), usage.SPENT, 4_500_000)
+    svc.redis.hset(KEYS.usage(yesterday), usage.SPENT, 9_000_000)
+    assert usage.spent_today(svc, now) == 4_500_000
+    assert usage.spent_today(svc, now, {yesterday: {usage.SPENT: 9_000_000}}) == 4_500_000  # today not in hand
+    assert usage.spent_today(svc, now, {today: {usage.SPENT: 2_000_000}}) == 2_000_000  # no second read
+    assert usage.spent_today(svc, now + 86400) == 0
 
 
 def test_concurrent_submissions_over_several_connections_add_up(svc, sim):
