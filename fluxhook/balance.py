@@ -1,11 +1,11 @@
 """The account's balance of BFL credits: asked of BFL (``GET /v1/credits``) every few minutes by a worker
 and kept in Redis, for ``/metrics`` (``fluxhook_bfl_credits``), the dashboard and ``fluxhook doctor``.
 
-Every worker's clock queues the refresh each ``BFL_CREDITS_REFRESH_SECONDS``; only the one that takes
-the refresh lock asks BFL. The lock is held a little less than the interval (``lock_seconds``), so a run
-that starts slightly early (a queue's delay on the previous one) still finds it free, while a second
-worker's run within the same interval does not. So BFL is asked about once per interval, whatever the
-number of workers, and one that fails is not retried before the next interval.
+Every worker's clock queues the refresh ``CHECKS_PER_INTERVAL`` times per ``BFL_CREDITS_REFRESH_SECONDS``;
+only a run that takes the refresh lock, held for the whole interval, asks BFL. So BFL is asked at most
+once per interval whatever the number of workers, and at most a fraction of an interval late (a run
+that comes a moment before the lock lapses finds it held, and the next check takes it). One that
+fails is not retried before the next interval.
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ log = logging.getLogger("fluxhook.balance")
 KEEP_INTERVALS = 10
 MIN_KEEP = 3600
 
-# The refresh lock lasts this share of the interval: runs queued every interval start a little late
-# or early by the queue's delay, and an exact TTL would make an early one skip a whole interval.
-LOCK_SHARE = 0.9
+# How often a worker's clock checks whether the interval has passed (see the module's docstring).
+CHECKS_PER_INTERVAL = 5
 
 REFRESHED, SKIPPED, FAILED = "refreshed", "skipped", "failed"
 
 
-def lock_seconds(interval: float) -> float:
-    """How long the refresh lock is held: a little under the interval, so no run finds it still held."""
-    return interval * LOCK_SHARE
+def check_every(interval: int) -> int:
+    """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one."""
+    return max(1, interval // CHECKS_PER_INTERVAL)
 
 
 def refresh(svc: Services, now: float | None = None) -> str:
@@ -42,7 +41,7 @@ def refresh(svc: Services, now: float | None = None) -> str:
     interval = svc.config.bfl_credits_refresh_seconds
     if not svc.config.bfl_api_key:
         return SKIPPED  # BFL would refuse: there is no account to ask about
-    if not svc.store.usage.claim_refresh(f"{socket.gethostname()}:{os.getpid()}", lock_seconds(interval)):
+    if not svc.store.usage.claim_refresh(f"{socket.gethostname()}:{os.getpid()}", interval):
         return SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.

@@ -48,14 +48,14 @@ def test_many_workers_at_once_ask_bfl_once(redis_server, own_sim, spy, make_serv
     assert sorted(outcomes).count(balance.REFRESHED) == 1 and own_sim.stats()["credits_requests"] == 1
     kept = first.store.usage.balance()
     assert kept.credits == 1234.5 and abs(kept.at - time.time()) < 30
-    # Held a little under the interval: the next interval's run, a little early, still finds it free.
-    assert 270 - 5 <= first.redis.ttl(KEYS.balance_lock) <= 270
+    # Held for the whole interval: no other run asks BFL within it.
+    assert 300 - 5 <= first.redis.ttl(KEYS.balance_lock) <= 300
     assert balance.refresh(first) == balance.SKIPPED and own_sim.stats()["credits_requests"] == 1
 
 
-def test_the_lock_lasts_a_little_under_the_interval():
-    assert balance.lock_seconds(300) == 270
-    assert balance.lock_seconds(1) == 0.9
+def test_a_worker_checks_five_times_per_interval_so_a_refresh_comes_at_most_a_fifth_late():
+    assert balance.check_every(300) == 60
+    assert balance.check_every(3) == 1
 
 
 def test_a_failed_refresh_keeps_the_last_balance_and_waits_for_the_next_interval(own_sim, spy, make_services):

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
+from fluxhook.balance import check_every
 from fluxhook.config import Config
 from fluxhook.tasks import CONTROL_QUEUE_NAME, QUEUE_NAME
 
@@ -87,8 +88,8 @@ class Clock(threading.Thread):
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
         # Every worker queues it; the refresh lock lets one ask BFL per interval.
-        refresh = self.config.bfl_credits_refresh_seconds
-        cron.register(refresh_balance, QUEUE_NAME, interval=refresh, ttl=refresh, job_timeout=60, result_ttl=0,
+        check = check_every(self.config.bfl_credits_refresh_seconds)
+        cron.register(refresh_balance, QUEUE_NAME, interval=check, ttl=check, job_timeout=60, result_ttl=0,
                       failure_ttl=86400)
         cron.register_birth()
         scheduler = RQScheduler(self.queue_names, connection=self.connection, logging_level=self.config.log_level)
