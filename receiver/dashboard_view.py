@@ -62,7 +62,23 @@ def row(job: Job) -> dict:
         "running": running(job),
         "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
         "kind": "video" if job.video else "image" if job.image else "",
+        "cost": credits(job.cost_credits),
+        # The list shows the prompt's start; the job page shows it whole (at most 2,000 characters).
+        "prompt": _excerpt(job.prompt or "", PROMPT_IN_LIST),
     }
+
+
+# Characters of the prompt the list shows under the job's id.
+PROMPT_IN_LIST = 80
+
+
+def credits(amount: float | None) -> str:
+    """BFL's price as the dashboard shows it (``6 credits``), or '' when BFL never said."""
+    return "" if amount is None else f"{amount:g} credit{'' if amount == 1 else 's'}"
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def running(job: Job) -> str:
@@ -98,8 +114,18 @@ def detail(config: Config, job: Job, events: list[dict]) -> dict:
         "error_code": (job.error or {}).get("code", ""),
         "error_message": (job.error or {}).get("message", ""),
         "metadata": json.dumps(job.metadata, indent=2, ensure_ascii=False) if job.metadata else "",
+        "prompt": job.prompt or "",
+        "seed": "" if job.seed is None else str(job.seed),
+        "cost_detail": _cost_detail(job),
         "timeline": timeline(job, events),
     }
+
+
+def _cost_detail(job: Job) -> str:
+    """Credits with the megapixels read and made (``6 credits · 0 MP in · 0.75 MP out``), what BFL said of them."""
+    parts = [credits(job.cost_credits)] if job.cost_credits is not None else []
+    parts += [f"{mp:g} MP {way}" for mp, way in ((job.cost_input_mp, "in"), (job.cost_output_mp, "out")) if mp is not None]
+    return " · ".join(parts)
 
 
 def _count(n: int, word: str) -> str:

@@ -254,6 +254,27 @@ def test_job_page_shows_image_metadata_error_and_timeline(stack, api, sim, brows
     assert browser.get(f"{base}/live/jobs/job_01ARZ3NDEKTSV4RRFFQ69G5FAV", timeout=10).status_code == 404
 
 
+def test_the_list_and_the_job_page_show_prompt_seed_and_cost(stack, api, sim, browser):
+    prompt = "a lighthouse at dusk, " + "waves " * 30
+    job = api.wait_for(api.submit(prompt)["id"], "stored")
+    assert job["seed"] is not None and job["cost"]["credits"] > 0  # what the simulator states
+    base = stack.base_url
+
+    row = next(j for j in browser.get(base + "/live/jobs", timeout=10).json()["jobs"] if j["id"] == job["id"])
+    assert row["cost"] == f"{job['cost']['credits']:g} credits"
+    assert row["prompt"].startswith("a lighthouse at dusk") and row["prompt"].endswith("…") and len(row["prompt"]) == 80
+    listing = browser.get(base + "/jobs", timeout=10).text
+    assert "<th title=\"BFL's price of the task\">Cost</th>" in listing.replace("&#39;", "'")
+
+    detail = browser.get(f"{base}/live/jobs/{job['id']}", timeout=10).json()["job"]
+    assert detail["prompt"] == job["prompt"] == prompt
+    assert detail["seed"] == str(job["seed"])
+    assert detail["cost_detail"].startswith(f"{job['cost']['credits']:g} credits")
+    assert f"{job['cost']['output_mp']:g} MP out" in detail["cost_detail"]
+    page = browser.get(f"{base}/jobs/{job['id']}", timeout=10).text
+    assert 'data-field="seed">' + str(job["seed"]) in page and "a lighthouse at dusk" in page
+
+
 def test_timeline_shows_failures_refused_callbacks_and_polls(stack, api, sim, browser):
     failed = api.submit("[pending] refused, then failed")
     assert api.callback(failed["id"], ready_payload(failed["bfl_id"], "https://x.invalid/a.png"),
