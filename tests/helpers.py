@@ -14,6 +14,7 @@ import json
 import re
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -184,3 +185,20 @@ def commands_during(connection, db: int, action) -> list[dict]:
     listener.join(timeout=10)
     assert not listener.is_alive()
     return seen
+
+
+def answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    """Send one whole answer from an ``http.server`` handler, its length declared."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A real HTTP server on 127.0.0.1:``port`` in a daemon thread (``shutdown()`` it when done)."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

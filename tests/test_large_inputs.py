@@ -12,9 +12,8 @@ import http.client
 import json
 import os
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -23,7 +22,7 @@ from fluxhook import task_inputs
 from fluxhook import transitions as st
 from fluxhook.bfl.submission import submit_queued
 from fluxhook.store.keys import KEYS
-from helpers import assert_error
+from helpers import answer, assert_error, serve
 from receiver import MAX_REQUEST_BYTES
 
 IMAGE_BYTES = 10 * 1000 * 1000
@@ -43,18 +42,13 @@ class RecordingBFL:
                 for field in ("webhook_url", "webhook_secret"):
                     body.pop(field)
                 bfl.inputs.append(_digest(body))
-                answer = json.dumps({"id": f"task-{len(bfl.inputs)}", "polling_url": None}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                answer(self, 200, json.dumps({"id": f"task-{len(bfl.inputs)}", "polling_url": None}).encode(),
+                       {"Content-Type": "application/json"})
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(self.port, Handler)
 
     @property
     def url(self) -> str:

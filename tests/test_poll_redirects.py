@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -15,6 +14,7 @@ from fluxhook.config import Config
 from fluxhook.errors import BFLError, HostNotAllowed
 from fluxhook.net.hosts import parse_host_pattern
 from fluxhook.net.http_client import HTTPClient
+from helpers import answer, serve
 
 KEY = "poll-redirect-key"
 
@@ -32,18 +32,12 @@ class Host:
             def do_GET(self):  # noqa: N802 (http.server's naming)
                 host.seen.append((self.path, self.headers.get("x-key")))
                 status, headers, body = host.routes.get(self.path, (404, {}, b"{}"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer(self, status, body, headers)
 
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(self.port, Handler)
 
     @property
     def url(self) -> str:
