@@ -18,6 +18,7 @@ import time
 from fluxhook.bfl.client import BFLClient
 from fluxhook.errors import FluxhookError
 from fluxhook.services import Services
+from fluxhook.store.keys import KEYS
 
 log = logging.getLogger("fluxhook.balance")
 
@@ -41,7 +42,7 @@ def refresh(svc: Services, now: float | None = None) -> str:
     interval = svc.config.bfl_credits_refresh_seconds
     if not svc.config.bfl_api_key:
         return SKIPPED  # BFL would refuse: there is no account to ask about
-    if not svc.store.usage.claim_refresh(f"{socket.gethostname()}:{os.getpid()}", interval):
+    if not svc.store.locks.take(KEYS.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
         return SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.

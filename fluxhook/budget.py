@@ -10,8 +10,7 @@ Lua script (``store/lua/budget_reserve.lua``), so two processes never both pass 
 
 ``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
 that fails after it gives the reservation back), and an accepted one keeps its reservation while it
-waits in line for a BFL slot; it goes then while the day's spend alone is below the limit
-(``admits_holder``). A queued job refused waits on its own, tried again every ``RECHECK`` seconds,
+waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued job refused waits on its own, tried again every ``RECHECK`` seconds,
 until the next UTC day or its hour is up. A reservation lives ``RESERVATION_LEASE`` seconds, so one
 left by a process that died frees itself.
 """
@@ -42,12 +41,6 @@ RECHECK = 60.0
 def admits(spent: int, reserved: int, limit: int) -> bool:
     """Whether a submission may go: the day's spend and the others' reservations are below the limit."""
     return spent + reserved < limit
-
-
-def admits_holder(spent: int, limit: int) -> bool:
-    """Whether a job that already holds a reservation may go: its own is inside the limit, but nothing
-    goes once the day's spend reaches it (SPEC §6)."""
-    return spent < limit
 
 
 def seconds_until_next_day(now: float) -> float:

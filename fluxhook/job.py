@@ -32,7 +32,7 @@ _PROMPT_PREFIX = "prompt_"
 _PIECE_BYTES = 64
 MAX_PROMPT_CHARS = 2000
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "progress",
-           "cost_credits", "cost_input_mp", "cost_output_mp")
+           "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since")
 _INTEGERS = ("seed", "counted_credits", "counted_spend")
 _last_id_value = 0
 _id_lock = threading.Lock()
@@ -105,6 +105,8 @@ class Job:
     poster: dict | None = None
     # BFL's draft_cache URL of a Ready result, and the bundle once stored (key, size, sha256).
     draft_cache_source: str | None = None
+    # When BFL gave that URL, if a poll renewed it (else its life runs from finished_at).
+    draft_cache_since: float | None = None
     draft_cache: dict | None = None
     error: dict | None = None
     metadata: dict = field(default_factory=dict)

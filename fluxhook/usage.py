@@ -256,7 +256,7 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
     """What the dashboard's overview shows, from counters and indexes only (a few round trips, no scan).
 
     ``hours``: per UTC hour, jobs submitted and ended by status, and the completion-to-stored latency
-    p50/p95 over them all (``by_day``: instead every hour of the ``days``, with ``periods`` per day);
+    p50/p95 over them all (``by_day``: the ``days``' hours added up into ``periods``, one per day, and no ``hours``);
     ``days``: credits per UTC day and model; and now: today's spend against the limit, the balance
     last read, BFL tasks in flight and jobs queued per pool against its limit.
     """
@@ -271,7 +271,7 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
     everything = merged(by_hour)
     balance = svc.store.usage.balance()
     return {
-        "hours": [{"hour": name, **hourly_outcomes(by_hour[name])} for name in hour_names],
+        "hours": [] if by_day else [{"hour": name, **hourly_outcomes(by_hour[name])} for name in hour_names],
         "periods": periods(by_hour, hour_names, by_day),
         "latency_p50": latency_quantile(everything, 0.5), "latency_p95": latency_quantile(everything, 0.95),
         "day_names": day_names,

@@ -33,6 +33,7 @@ class Box:
 
     @property
     def bottom(self) -> float:
+        """The y of the box's lower edge (SVG's y grows downwards)."""
         return self.top + self.height
 
 

@@ -131,8 +131,9 @@ def _counts() -> dict[str, int]:
 def page():
     """The overview, the first page after sign-in: jobs, latency and credits over ``?range=``, and the pools now."""
     if request.args.get("status") or request.args.get("cursor"):
-        # The job list's links from before it moved to /jobs.
-        return redirect(url_for("dashboard.jobs", **request.args))
+        # Bookmarks of the job list, which / used to be.
+        return redirect(url_for("dashboard.jobs", status=request.args.get("status"),
+                                cursor=request.args.get("cursor")))
     span = request.args.get("range", DEFAULT_RANGE)
     if span not in RANGES:
         return redirect(url_for("dashboard.page"))

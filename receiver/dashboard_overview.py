@@ -18,6 +18,8 @@ from .dashboard_view import clock, duration
 # What each range reads: the 24 hours hour by hour (and the credits of the days they touch), or 30 days day by day.
 RANGES: dict[str, dict] = {"24h": {"hours": 24, "days": 2, "by_day": False}, "30d": {"days": 30, "by_day": True}}
 RANGE_WORDS = {"24h": "the last 24 hours", "30d": "the last 30 days"}
+# Credits are counted per UTC day: the 24-hour view's figure is that of the days it touches.
+CREDIT_WORDS = {"24h": "credits, today and yesterday (UTC)", "30d": "credits"}
 DEFAULT_RANGE = "24h"
 OUTCOMES = (Series(st.STORED, "stored", "s-stored"), Series(st.FAILED, "failed", "s-failed"),
             Series(st.MODERATED, "moderated", "s-moderated"), Series(st.EXPIRED, "expired", "s-expired"))
@@ -134,6 +136,7 @@ def overview_page(data: dict, span: str) -> dict:
         "latency_p50": seconds(data["latency_p50"]),
         "latency_p95": seconds(data["latency_p95"]),
         "credits": round(sum(row["credits"] for row in data["days"]), 6),
+        "credit_words": CREDIT_WORDS[span],
         "spent_today": data["spent_today"],
         "reserved": data["reserved"],
         "daily_limit": data["daily_limit"],

@@ -21,6 +21,7 @@ from fluxhook.job import Job, new_job_id
 from fluxhook.notifications import requested_url
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.removal import remove_job
+from fluxhook.services import Services
 from fluxhook.presenting import present
 from fluxhook.limits import pool_for
 from fluxhook.tasks import enqueue_submits
@@ -124,7 +125,7 @@ def create():
     return _answer_after_wait(_load(job.id), 202)
 
 
-def _create(svc, job: Job, size: int) -> Job:
+def _create(svc: Services, job: Job, size: int) -> Job:
     """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job

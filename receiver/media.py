@@ -4,6 +4,7 @@ signed URLs. The file is streamed in pieces from the store: memory never grows w
 
 from __future__ import annotations
 
+import time
 from typing import BinaryIO, Iterator
 
 from flask import Blueprint, Response, g, redirect, request
@@ -14,6 +15,7 @@ from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.job import Job
 from fluxhook.transitions import STORED
+from fluxhook.media import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
 from .auth import bearer_token_valid
@@ -50,7 +52,7 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
         return job.poster["key"], job.poster["content_type"], job.poster["size"], job.poster["sha256"]
     if name == "draft_cache" and job.draft_cache:
         return job.draft_cache["key"], "application/octet-stream", job.draft_cache["size"], job.draft_cache["sha256"]
-    if name == "draft_cache" and job.status == STORED and job.draft_cache_source:
+    if name == "draft_cache" and job.status == STORED and draft_caches.still_coming(job, time.time()):
         raise NotReady(f"{_NAMES[name]} is not stored yet")  # its own task is still fetching it
     if job.terminal:
         raise Gone(f"job ended {job.status} without {_NAMES[name]}")

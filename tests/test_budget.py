@@ -49,11 +49,6 @@ def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit():
     assert not budget.admits(spent=9 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
 
 
-def test_a_job_holding_a_reservation_goes_only_while_the_days_spend_is_below_the_limit():
-    assert budget.admits_holder(spent=11 * MICRO, limit=12 * MICRO)
-    assert not budget.admits_holder(spent=12 * MICRO, limit=12 * MICRO)
-
-
 def test_the_day_ends_at_midnight_utc_and_a_refused_job_tries_again_within_a_minute():
     late = datetime(2026, 11, 21, 23, 59, 30, tzinfo=timezone.utc).timestamp()
     assert budget.seconds_until_next_day(late) == 30

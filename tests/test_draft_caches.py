@@ -18,6 +18,8 @@ from rq.job import Job as RQJob
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
 from fluxhook import timeline
+from fluxhook.job import Job
+from fluxhook.media import draft_caches, lifetimes
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.tasks import draft_cache_task_id
 from helpers import assert_error
@@ -40,7 +42,8 @@ def deliver(api, stack, sample: str, draft: str, job: dict | None = None) -> dic
     """The job once its draft cache task has ended (stored it or given it up)."""
     job_id = send_ready(api, sample, draft, job)["id"]
     api.wait_for(job_id)
-    wait_until(lambda: drafts(stack, job_id), timeout=20, message="the draft cache task to end")
+    # Long enough for RQ's own backoff between retries (up to about 14 s for three of them).
+    wait_until(lambda: drafts(stack, job_id), timeout=60, message="the draft cache task to end")
     return api.job(job_id)
 
 
@@ -127,7 +130,7 @@ def test_the_job_is_stored_without_waiting_for_its_draft_cache(api, sim, spy, st
 
 
 def test_a_draft_host_failing_for_a_while_is_retried_until_stored(api, sim, spy, stack):
-    # Three failures: more than one download of the sample used to try.
+    # Three failures: more than a few tries in a row, as a host down for a minute would cause.
     answers = [(503, {}, b"busy")] * 3 + [(200, {}, BUNDLE)]
     spy.route("/flaky.bundle", body=lambda: answers.pop(0) if len(answers) > 1 else answers[0])
 
@@ -167,3 +170,18 @@ def test_deleting_the_job_while_its_draft_cache_downloads_leaves_no_file(api, si
     wait_until(lambda: task.get_status(refresh=True) == "finished", timeout=10, message="the draft cache task to end")
 
     assert sorted(p.name for p in storage_dir(stack).glob(f"{job['id']}*")) == []
+
+
+def test_a_draft_urls_life_runs_from_its_renewal_and_the_wait_for_it_ends():
+    finished = 1_000_000.0
+    job = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/x")
+    life = lifetimes.VIDEO_URL_LIFE
+    assert not draft_caches.past_life(job, finished + life - 1)
+    assert draft_caches.past_life(job, finished + life + 1)
+    renewed = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/y",
+                  draft_cache_since=finished + life)
+    assert not draft_caches.past_life(renewed, finished + life + 1)
+    # /draft_cache answers 404 while the task may still bring it, 410 once even its last retries are over.
+    assert draft_caches.still_coming(job, finished + life + draft_caches.GRACE - 1)
+    assert not draft_caches.still_coming(job, finished + life + draft_caches.GRACE + 1)
+    assert not draft_caches.still_coming(Job(id="job_x", status="stored", finished_at=finished), finished)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fluxhook import timeline
 from fluxhook import transitions as st
 from fluxhook.bfl.polling import poll_job
-from fluxhook.errors import FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.job import Job
 from fluxhook.media import lifetimes
 from fluxhook.media.fetch import fetch_file
@@ -31,7 +31,10 @@ log = logging.getLogger("fluxhook.draft_caches")
 
 EXTENSION = "bin"
 # What store_draft_cache reports when the job has its draft cache.
-STORED = "stored"
+KEPT = "kept"
+# After its URL's life, how long a draft cache may still be on its way (its task's last retries) before
+# the job's /draft_cache answers 410 rather than 404.
+GRACE = 3600
 
 
 def key_for(job_id: str) -> str:
@@ -39,9 +42,16 @@ def key_for(job_id: str) -> str:
     return f"{job_id}-draft.{EXTENSION}"
 
 
-def past_life(finished_at: float | None, now: float) -> bool:
-    """Whether a draft cache URL of a task BFL finished at ``finished_at`` has outlived its 2 hours by ``now``."""
-    return finished_at is not None and now > finished_at + lifetimes.VIDEO_URL_LIFE
+def past_life(job: Job, now: float, grace: float = 0.0) -> bool:
+    """Whether the job's draft cache URL has outlived its 2 hours (and ``grace`` more) by ``now``: counted
+    from when a poll renewed it, else from when BFL finished the task."""
+    since = job.draft_cache_since or job.finished_at
+    return since is not None and now > since + lifetimes.VIDEO_URL_LIFE + grace
+
+
+def still_coming(job: Job, now: float) -> bool:
+    """Whether the stored job's draft cache may still arrive: its task has a URL to fetch and time to do it."""
+    return bool(job.draft_cache_source) and not past_life(job, now, GRACE)
 
 
 def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> str:
@@ -58,7 +68,7 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
         check_url(url, svc.config.result_host_allowlist)
     except HostNotAllowed as exc:
         return _give_up(svc, job, exc)  # not one request is sent there
-    if past_life(job.finished_at, time.time()):
+    if past_life(job, time.time()):
         # Not worth a request: BFL mints a fresh URL on a poll.
         return _renew_with_bfl(svc, job, ResultURLExpired("the draft cache URL outlived its life"), last_attempt)
     try:
@@ -69,6 +79,10 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
         return _renew_with_bfl(svc, job, exc, last_attempt)
     except FluxhookError as exc:
         return _give_up(svc, job, exc)
+    except Exception as exc:
+        if last_attempt:  # RQ records it, but the job must not wait for its draft cache forever
+            _give_up(svc, job, DownloadError(f"the draft cache could not be stored: {type(exc).__name__}"))
+        raise
 
 
 def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_attempt: bool) -> str:
@@ -83,8 +97,9 @@ def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_atte
     if report.status != st.BFL_READY or not fresh or fresh == job.draft_cache_source:
         return _give_up(svc, job, failure)
     # Kept for the retries: the next attempt starts from the fresh URL.
-    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh):
+    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh, draft_cache_since=time.time()):
         return SKIPPED
+    job = svc.jobs.get(job.id) or job
     try:
         check_url(fresh, svc.config.result_host_allowlist)
         return _fetch_and_store(svc, job, fresh)
@@ -100,22 +115,23 @@ def _fetch_and_store(svc: "Services", job: Job, url: str) -> str:
                     svc.storage.new_upload) as fetched:
         svc.storage.put(key, fetched.file, sha256=fetched.sha256)
         draft = {"key": key, "size": fetched.size, "sha256": fetched.sha256}
-    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache=draft, draft_cache_source=None):
+    if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache=draft, draft_cache_source=None,
+                           draft_cache_since=None):
         svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
         return SKIPPED
     timeline.record(svc, job.id, "draft_cache", outcome="stored", size=draft["size"])
-    return STORED
+    return KEPT
 
 
 def _retry_or_give_up(svc: "Services", job: Job, exc: RetryableError, last_attempt: bool) -> str:
-    if last_attempt or past_life(job.finished_at, time.time()):
+    if last_attempt or past_life(job, time.time()):
         return _give_up(svc, job, exc)
     log.warning("draft cache will be retried", extra={"job_id": job.id, "error": exc.message})
     raise exc
 
 
 def _give_up(svc: "Services", job: Job, exc: FluxhookError) -> str:
-    if svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=None):
+    if svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=None, draft_cache_since=None):
         timeline.record(svc, job.id, "draft_cache", outcome="skipped", error=exc.code, reason=exc.message[:200])
         log.warning("draft cache not kept", extra={"job_id": job.id, "error": exc.code})
     return SKIPPED

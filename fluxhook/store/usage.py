@@ -79,10 +79,6 @@ class UsageStore:
         return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2])))
                 for name, pairs in zip(names, self._read(keys))}
 
-    def claim_refresh(self, holder: str, seconds: float) -> bool:
-        """Take the balance refresh's lock for ``seconds`` (to the millisecond) if nobody holds it."""
-        return bool(self.connection.set(self.keys.balance_lock, holder, nx=True, px=max(1, int(seconds * 1000))))
-
     def set_balance(self, credits: float, at: float, ttl: int) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""
         pipe = self.connection.pipeline(transaction=True)

@@ -30,7 +30,7 @@ for i = 1, #held, 2 do
 end
 
 local spent = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0')
--- budget.admits and budget.admits_holder: a holder's own reservation is already inside the limit,
+-- budget.admits, and for a holder: its's own reservation is already inside the limit,
 -- so the others' cannot refuse it; but once the day's spend reaches the limit nothing goes (SPEC §6).
 if mine and spent >= limit then return {0, spent, others, 0} end
 if not mine and spent + others >= limit then return {0, spent, others, 0} end
