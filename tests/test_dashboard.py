@@ -182,6 +182,9 @@ def test_the_overview_is_the_first_page_drawn_as_inline_svg_under_the_csp(stack,
         assert "style-src 'self'" in policy and "unsafe-inline" not in policy
         assert "style=" not in page.text and "<script" not in page.text and "https://" not in page.text
     assert browser.get(base + "/?range=1y", allow_redirects=False, timeout=10).headers["Location"] == "/"
+    # A bookmark of the list from when it was at /: to /jobs with its filter, and no other query key.
+    old = browser.get(base + "/?status=stored&endpoint=x&_external=1", allow_redirects=False, timeout=10)
+    assert old.status_code == 302 and old.headers["Location"] == "/jobs?status=stored"
     assert 'href="/jobs"' in browser.get(base + "/", timeout=10).text  # the job list, one click away
 
 
