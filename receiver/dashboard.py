@@ -115,11 +115,12 @@ def _next_page() -> str:
     return target
 
 
-def _listing() -> tuple[str | None, str | None, list[Job], str | None]:
+def _listing() -> tuple[str | None, str | None, str | None, list[Job], str | None]:
     status = request.args.get("status") or None
     cursor = request.args.get("cursor") or None
-    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor)
-    return status, cursor, jobs, next_cursor
+    model = request.args.get("model") or None
+    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor, model=model)
+    return status, model, cursor, jobs, next_cursor
 
 
 def _counts() -> dict[str, int]:
@@ -143,19 +144,19 @@ def page():
 
 @bp.get("/jobs", endpoint="jobs")
 def job_list():
-    """Recent jobs, newest first, filtered by status, a page at a time."""
+    """Recent jobs, newest first, filtered by status and model, a page at a time."""
     try:
-        status, cursor, jobs, next_cursor = _listing()
+        status, model, cursor, jobs, next_cursor = _listing()
     except InvalidRequest:
-        return redirect(url_for("dashboard.jobs"))  # an unknown status or a stale cursor: start over
-    return render_template("dashboard/jobs.html", status=status, cursor=cursor, jobs=[row(j) for j in jobs],
-                           next_cursor=next_cursor, counts=_counts())
+        return redirect(url_for("dashboard.jobs"))  # an unknown status, a malformed model or a stale cursor
+    return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor,
+                           jobs=[row(j) for j in jobs], next_cursor=next_cursor, counts=_counts())
 
 
 @bp.get("/live/jobs")
 def live_jobs():
     """The list page's rows as JSON, for its live refresh."""
-    status, _, jobs, next_cursor = _listing()
+    _, _, _, jobs, next_cursor = _listing()
     return {"jobs": [row(j) for j in jobs], "next_cursor": next_cursor, "counts": _counts()}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from fluxhook import signing
 from fluxhook import transitions as st
@@ -51,6 +52,7 @@ def row(job: Job) -> dict:
         "status": job.status,
         "terminal": job.terminal,
         "model": job.model or "",
+        "model_href": "/jobs?" + urlencode({"model": job.model}) if job.model else "",
         "source": job.source or "",
         "bfl_status": job.bfl_status or "",
         "created": clock(job.created_at),

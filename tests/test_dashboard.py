@@ -217,6 +217,21 @@ def test_list_page_filters_by_status_newest_first(stack, api, browser):
     assert stored["id"] not in {j["id"] for j in live["jobs"]}
 
 
+def test_the_list_filters_by_model_with_the_status(stack, api, sim, browser):
+    video = api.post("/v1/jobs", json={"model": "flux-2-max", "input": {"prompt": "[pending] by model"}}).json()
+    other = api.submit("[pending] another model")
+    base = stack.base_url
+    live = browser.get(base + "/live/jobs", params={"model": "flux-2-max", "status": "submitted"}, timeout=10).json()
+    ids = {j["id"] for j in live["jobs"]}
+    assert video["id"] in ids and other["id"] not in ids
+    assert all(j["model"] == "flux-2-max" and j["status"] == "submitted" for j in live["jobs"])
+    page = browser.get(base + "/jobs", params={"model": "flux-2-max"}, timeout=10).text
+    assert "Jobs of flux-2-max" in page and 'href="/jobs?model=flux-2-max"' in page
+    assert video["id"] in page and other["id"] not in page
+    # A model that cannot be one: the whole list again, not an error page.
+    assert browser.get(base + "/jobs", params={"model": "../x"}, allow_redirects=False, timeout=10).status_code == 302
+
+
 def test_list_pages_with_the_cursor(stack, api, browser):
     live = lambda **params: browser.get(stack.base_url + "/live/jobs", params=params, timeout=10).json()  # noqa: E731
     for n in range(max(0, 26 - live()["counts"]["all"])):

@@ -27,6 +27,9 @@
     tr.setAttribute("data-status", job.status);
     fillFields(tr, job);
     tr.querySelectorAll("a[data-href]").forEach(function (a) { a.setAttribute("href", job.href); });
+    tr.querySelectorAll("a[data-href-field]").forEach(function (a) {
+      a.setAttribute("href", job[a.getAttribute("data-href-field")] || "#");
+    });
     var link = tr.querySelector(".thumb a");
     link.classList.toggle("video", job.kind === "video");
     if (job.thumbnail && !link.querySelector("img")) {
