@@ -164,8 +164,9 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     before = time.time()
     assert submission.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
-    # Neither a pause nor a strike: the pool's other jobs are not held back by this one's refusal.
+    # Neither a pause nor a strike, and its slot is free: the pool's other jobs are not held back.
     assert not svc.redis.exists(KEYS.paused(job.pool), KEYS.strikes(job.pool))
+    assert svc.redis.zcard(KEYS.slots(job.pool)) == 0 and svc.slots.waiting(job.pool) == 0
     assert svc.slots.acquire(_queued(svc, time.time()))
     due = svc.jobs.due_at(job.id)
     assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)

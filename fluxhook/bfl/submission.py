@@ -128,10 +128,10 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
         task_inputs.drop(svc, job.id)
         return st.FAILED
     wait = budget.recheck_in(now)
-    # Only this job waits, keeping its slot and any reservation: the budget says nothing about BFL's
-    # room, so its pool is neither paused nor struck. When it comes due, the sweep's check of a queued
-    # job puts it back in line at its old place (fallback._restart_submission), and it is tried again.
-    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + wait)
+    # Only this job waits, out of line with its slot freed and any reservation kept: the budget says
+    # nothing about BFL's room, so its pool is neither paused nor struck. When it comes due, the sweep's
+    # check of a queued job puts it back in line at its old place, and it is tried again.
+    svc.slots.requeue(job, wait=wait)
     log.info("job queued: today's credits are spent", extra={
         "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(wait, 1)})
     return st.QUEUED

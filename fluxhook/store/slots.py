@@ -43,14 +43,16 @@ class Slots:
         given = self._dispatch(self._pool_keys(), [*self._pool_args(), limit])
         return [g.decode() if isinstance(g, bytes) else g for g in given]
 
-    def requeue(self, job: Job, pause: float = 0.0) -> bool:
+    def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
         """Give back the ``queued`` job's slot and put it back in line at its old place.
 
-        ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full.
+        ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full. ``wait`` seconds
+        keep this job alone out of line instead, until the sweep puts it back (the budget said no to it).
         """
         pool = self.pool_of(job)
         return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
-                                  [*self._pool_args(), pool, job.id, repr(job.created_at), int(pause * 1000)]))
+                                  [*self._pool_args(), pool, job.id, repr(job.created_at), int(pause * 1000),
+                                   int(wait * 1000)]))
 
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if BFL_MODEL_LIMITS still names it)."""
