@@ -3,6 +3,7 @@ real Redis, queued jobs that wait for the next day, and the refusal over HTTP fr
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def _queued(svc, created_at: float) -> Job:
     return job
 
 
-def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, sim):
+def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, sim, caplog):
     job = _queued(svc, time.time())
     assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
@@ -170,11 +171,15 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     assert svc.slots.acquire(_queued(svc, time.time()))
     due = svc.jobs.due_at(job.id)
     assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
-    # When it comes due, the sweep's check puts it back in line, for the next free slot.
+    # When it comes due, the sweep's check puts it back in line, for the next free slot, and says so
+    # as the end of a wait, not as a stalled submission.
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
-    assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
+    assert not svc.slots.holds(job)
+    with caplog.at_level(logging.INFO, logger="fluxhook.fallback"):
+        assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.fallback"] == ["waiting job put back in line"]
 
 
 def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim):

@@ -97,10 +97,15 @@ def _repair_download(svc: Services, job: Job, now: float) -> str:
 def _restart_submission(svc: Services, job: Job, now: float) -> str:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
     # still at it; then look again the moment its lock would lapse (a killed one never lets go).
+    # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
     left = submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
         return RESCHEDULED
+    stalled = svc.slots.holds(job)
     svc.slots.requeue(job)
-    log.warning("stalled submission put back in line", extra={"job_id": job.id})
+    if stalled:
+        log.warning("stalled submission put back in line", extra={"job_id": job.id})
+    else:
+        log.info("waiting job put back in line", extra={"job_id": job.id})
     return REQUEUED

@@ -86,6 +86,10 @@ class Slots:
         """How many slots of ``pool`` are held."""
         return int(self.connection.zcard(self.keys.slots(pool)))
 
+    def holds(self, job: Job) -> bool:
+        """Whether the job holds a BFL slot (a job waiting out of line, or in it, holds none)."""
+        return self.connection.zscore(self.keys.slots(self.pool_of(job)), job.id) is not None
+
     def waiting(self, pool: str) -> int:
         """How many jobs wait in line for ``pool``."""
         return int(self.connection.zcard(self.keys.waiting(pool)))
