@@ -14,6 +14,7 @@ import json
 import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ from PIL import Image
 from conftest import API, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook import signing
+from fluxhook import transitions as st
+from fluxhook.job import Job, new_job_id
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
 OTHER_KEY = "an-attackers-secret-key-0123456789"
@@ -202,3 +205,12 @@ def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServ
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def tracked_job(svc, bfl_id: str, *, submitted_at: float | None = None, due: float | None = None) -> Job:
+    """A ``submitted`` job of BFL task ``bfl_id`` in the store, due for the sweep at ``due`` (now by default)."""
+    now = time.time()
+    submitted_at = now if submitted_at is None else submitted_at
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=submitted_at,
+                                 updated_at=now, submitted_at=submitted_at), due=now if due is None else due)
+    return job

@@ -16,6 +16,7 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from conftest import API, service_env
+from helpers import tracked_job
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook.recovery import fallback
@@ -98,17 +99,10 @@ def services(make_services):
     return lambda **overrides: make_services(4, **overrides)
 
 
-def _tracked(svc, bfl_id: str, due: float) -> Job:
-    now = time.time()
-    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=now,
-                                 updated_at=now, submitted_at=now), due=due)
-    return job
-
-
 def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
     svc = services(BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}")
     spy.route("/v1/get_result?id=busy-task", 429, b'{"detail": "slow down"}', {"Retry-After": "40"})
-    job = _tracked(svc, "busy-task", due=time.time() - 1)
+    job = tracked_job(svc, "busy-task", due=time.time() - 1)
     report = sweep(svc)
     assert report.due == 1
     queued = svc.control_queue.get_jobs()
@@ -125,7 +119,7 @@ def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
 def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     svc = services()
     task = _bfl_task(sim, "[pending] claimed twice")
-    job = _tracked(svc, task["id"], due=time.time() - 1)
+    job = tracked_job(svc, task["id"], due=time.time() - 1)
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
     assert fallback.check_job(svc, job.id, claim) == "pending"
@@ -185,7 +179,7 @@ def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
 def test_a_sweep_with_nothing_due_claims_nothing(services):
     svc = services()
     for n in range(50):
-        _tracked(svc, f"future-{n}", due=time.time() + 600)
+        tracked_job(svc, f"future-{n}", due=time.time() + 600)
     report = sweep(svc)
     assert (report.due, report.dispatched) == (0, 0)
     assert svc.control_queue.count == 0

@@ -14,9 +14,8 @@ import pytest
 from fluxhook import transitions as st
 from fluxhook.bfl.reports import report_from_payload
 from fluxhook.errors import BFLUnavailable
-from fluxhook.job import Job, new_job_id
 from fluxhook.recovery import fallback, schedule
-from helpers import serve_png
+from helpers import serve_png, tracked_job
 
 
 # -- the rules -------------------------------------------------------------------------------------
@@ -102,16 +101,9 @@ def services(make_services, spy):
     return make_services(6, BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}")
 
 
-def _tracked(svc, bfl_id: str, submitted_at: float) -> Job:
-    now = time.time()
-    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=submitted_at,
-                                 updated_at=now, submitted_at=submitted_at), due=now)
-    return job
-
-
 def test_a_poll_answering_reasoning_keeps_the_job_and_its_schedule(services, spy):
     spy.route("/v1/get_result?id=thinking", body=b'{"id": "thinking", "status": "Reasoning", "progress": 0.05}')
-    job = _tracked(services, "thinking", time.time() - 60)
+    job = tracked_job(services, "thinking", submitted_at=time.time() - 60)
 
     outcome = fallback.poll_submitted(services, job, time.time())
 
@@ -123,7 +115,7 @@ def test_a_poll_answering_reasoning_keeps_the_job_and_its_schedule(services, spy
 
 def test_a_job_still_generating_after_its_hour_times_out(services, spy):
     spy.route("/v1/get_result?id=slow", body=b'{"id": "slow", "status": "Generating", "progress": 0.9}')
-    job = _tracked(services, "slow", time.time() - schedule.POLL_DEADLINE - 1)
+    job = tracked_job(services, "slow", submitted_at=time.time() - schedule.POLL_DEADLINE - 1)
 
     assert fallback.poll_submitted(services, job, time.time()) == fallback.TIMEOUT
 
@@ -133,7 +125,7 @@ def test_a_job_still_generating_after_its_hour_times_out(services, spy):
 
 def test_an_unreadable_poll_answer_is_bfl_failing_for_now(services, spy):
     spy.route("/v1/get_result?id=odd", body=b'{"id": "odd", "status": 12}')
-    job = _tracked(services, "odd", time.time() - 60)
+    job = tracked_job(services, "odd", submitted_at=time.time() - 60)
 
     with pytest.raises(BFLUnavailable):
         fallback.poll_submitted(services, job, time.time())
