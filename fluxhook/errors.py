@@ -53,6 +53,37 @@ class Unauthorized(FluxhookError):
     status = 401
 
 
+class Forbidden(FluxhookError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class ModelNotAllowed(Forbidden):
+    """The app key may not use this model."""
+
+    code = "model_not_allowed"
+
+
+class RateLimited(FluxhookError):
+    """Too many requests; ``retry_after`` says in how many seconds one would be accepted."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "", retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class KeyNotFound(FluxhookError):
+    """No app key has this id."""
+
+    code = "not_found"
+    status = 404
+
+
 class InvalidIdempotencyKey(InvalidRequest):
     """The Idempotency-Key header is empty, longer than 255 characters, or not printable."""
 

@@ -134,6 +134,8 @@ class Job:
     # Usage bookkeeping (see ``fluxhook.usage``): the UTC day the job's counters live under (set when
     # fluxhook submitted it), and the micro-credits counted there as its credits and as budget spend.
     usage_day: str | None = None
+    # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.
+    key_id: str | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
     webhooks: int = 0
@@ -212,6 +214,7 @@ class Job:
             "video": video,
             "draft_cache": draft_cache,
             "cost": self.cost(),
+            "key_id": self.key_id,
         }
 
 

@@ -33,8 +33,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_submissions": ("Submissions to BFL by outcome.", ("outcome",)),
     "fluxhook_notifications": ("Notification attempts to the user's app by outcome (delivered, retry, rejected, "
                                "exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
-    "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model, as BFL stated them "
-                               "(a later, lower price in a result is not subtracted).", ("model",)),
+    "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model and app key (its "
+                               "name; empty for admin tokens' jobs), as BFL stated them (a later, lower price in a "
+                               "result is not subtracted).", ("model", "key")),
 }
 # name: (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {

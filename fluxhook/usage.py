@@ -12,6 +12,10 @@ Counted with transitions that happen anyway, as effects of the same atomic step,
   completion-to-stored latency in histogram buckets), for the dashboard. Tracked tasks, which your app
   submitted and paid for itself, count there only.
 
+A job created with an app key counts also under that key: its fields again with ``@<key id>`` after
+the model (``flux-2-pro@key_0123:credits``), and its budget spend as ``spent@<key id>``, in the same
+day's hash and the same atomic step, so a key's spend is one more field a limit can read.
+
 Credits are counted as whole micro-credits, so sums are exact.
 """
 
@@ -56,9 +60,26 @@ def from_micro(amount: int) -> float:
     return round(amount / MICRO, 6)
 
 
-def field(model: str, counter: str) -> str:
-    """The field of a day's counters that holds ``counter`` (jobs, stored, failed, credits) of ``model``."""
-    return f"{model}:{counter}"
+def field(model: str, counter: str, key_id: str | None = None) -> str:
+    """The field of a day's counters that holds ``counter`` (jobs, stored, failed, credits) of ``model``,
+    of the jobs of app key ``key_id`` if one is named."""
+    return f"{model}@{key_id}:{counter}" if key_id else f"{model}:{counter}"
+
+
+def spent_field(key_id: str | None = None) -> str:
+    """The field of a day's counters that holds the budget's spend: the account's, or app key ``key_id``'s."""
+    return f"{SPENT}@{key_id}" if key_id else SPENT
+
+
+def _with_key(increments: list[tuple[str, int]], key_id: str | None) -> tuple[tuple[str, int], ...]:
+    """The increments of account fields, and the same again on the key's fields when the job has a key."""
+    if not key_id:
+        return tuple(increments)
+    keyed = []
+    for name, amount in increments:
+        model, _, counter = name.rpartition(":")
+        keyed.append((spent_field(key_id) if name == SPENT else field(model, counter, key_id), amount))
+    return (*increments, *keyed)
 
 
 def utc_day(when: float) -> str:
@@ -73,10 +94,12 @@ def utc_hour(when: float) -> str:
 
 # --- what transitions count ---------------------------------------------------------------------------
 
-def on_submitted(model: str, cost: Cost | None, reserved: int, now: float) -> tuple[dict[str, Any], list[Effect]]:
+def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_id: str | None = None,
+                 key_name: str = "") -> tuple[dict[str, Any], list[Effect]]:
     """What a job records and counts when BFL accepted its task at ``now``: the job's fields and the effects.
 
-    ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price.
+    ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price;
+    ``key_id`` and ``key_name`` are the app key that created the job (none for an admin token's).
     """
     day = utc_day(now)
     credits = to_micro(cost.credits) if cost is not None and cost.credits is not None else None
@@ -84,16 +107,18 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float) -> tu
     fields: dict[str, Any] = {"usage_day": day, "counted_credits": credits or 0, "counted_spend": spend,
                               **(cost.fields() if cost else {})}
     effects: list[Effect] = [
-        CountUsage(day, ((field(model, "jobs"), 1), (field(model, "credits"), credits or 0), (SPENT, spend))),
+        CountUsage(day, _with_key([(field(model, "jobs"), 1), (field(model, "credits"), credits or 0),
+                                   (SPENT, spend)], key_id)),
         CountHourly(utc_hour(now), (("submitted", 1),)),
     ]
     if credits:
-        effects.append(_credits_metric(model, credits))
+        effects.append(_credits_metric(model, credits, key_name))
     return fields, effects
 
 
-def on_end(job: Job, status: str, now: float, latency: float | None = None) -> list[Effect]:
-    """What a job's move to terminal ``status`` at ``now`` counts (``latency``: BFL done to stored, in seconds)."""
+def on_end(job: Job, status: str, now: float, latency: float | None = None, key_name: str = "") -> list[Effect]:
+    """What a job's move to terminal ``status`` at ``now`` counts (``latency``: BFL done to stored, in seconds;
+    ``key_name``: the name of the job's app key, for the credits metric)."""
     hourly = [(status, 1)]
     if latency is not None:
         bound = next((b for b in LATENCY_BUCKETS if latency <= b), None)
@@ -109,13 +134,13 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None) -> l
                 counts += [(field(job.model, "credits"), credits - (job.counted_credits or 0)),
                            (SPENT, credits - (job.counted_spend or 0))]
                 if credits > (job.counted_credits or 0):
-                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0)))
-        effects.append(CountUsage(job.usage_day, tuple(counts)))
+                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name))
+        effects.append(CountUsage(job.usage_day, _with_key(counts, job.key_id)))
     return effects
 
 
-def _credits_metric(model: str, amount: int) -> CountMetrics:
-    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model)
+def _credits_metric(model: str, amount: int, key_name: str) -> CountMetrics:
+    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model, key=key_name)
 
 
 # --- GET /v1/usage ----------------------------------------------------------------------------------
@@ -156,7 +181,7 @@ def rows(counters: Mapping[str, Mapping[str, int]]) -> list[dict]:
         models: dict[str, dict[str, int]] = {}
         for name, value in counters[day].items():
             model, sep, counter = name.rpartition(":")
-            if sep and counter in _ROW_COUNTS:
+            if sep and counter in _ROW_COUNTS and "@" not in model:
                 models.setdefault(model, {})[counter] = value
         for model in sorted(models):
             counts = models[model]
@@ -167,33 +192,72 @@ def rows(counters: Mapping[str, Mapping[str, int]]) -> list[dict]:
     return found
 
 
+def key_rows(counters: Mapping[str, Mapping[str, int]], only: str | None = None) -> list[dict]:
+    """Rows like ``rows``, one per day, model and app key (``key_id`` None: the admin tokens' jobs, what the
+    account counted beyond its keys); with ``only``, that key's rows alone."""
+    found = []
+    for day in sorted(counters):
+        counts: dict[tuple[str, str | None], dict[str, int]] = {}
+        for name, value in counters[day].items():
+            owner, sep, counter = name.rpartition(":")
+            if not sep or counter not in _ROW_COUNTS:
+                continue
+            model, _, key_id = owner.partition("@")
+            counts.setdefault((model, key_id or None), {})[counter] = value
+        if only is None:
+            for (model, key_id), keyed in list(counts.items()):
+                if key_id is not None:
+                    rest = counts.setdefault((model, None), {})
+                    for counter, value in keyed.items():
+                        rest[counter] = rest.get(counter, 0) - value
+        for (model, key_id) in sorted(counts, key=lambda k: (k[0], k[1] or "")):
+            if only is not None and key_id != only:
+                continue
+            row = counts[(model, key_id)]
+            if any(row.values()):
+                found.append({"date": day, "model": model, "key_id": key_id, "jobs": row.get("jobs", 0),
+                              "stored": row.get("stored", 0), "failed": row.get("failed", 0),
+                              "credits": row.get("credits", 0) / MICRO})
+    return found
+
+
 def report(counters: Mapping[str, Mapping[str, int]], start: date, end: date, spent_today: int,
-           daily_limit: float | None) -> dict:
-    """The body of ``GET /v1/usage``."""
-    days = rows(counters)
-    total = sum(counts.get(field, 0) for counts in counters.values() for field in counts if field.endswith(":credits"))
+           daily_limit: float | None, key_id: str | None = None) -> dict:
+    """The body of ``GET /v1/usage``: the account's, or with ``key_id`` one app key's."""
+    days = key_rows(counters, key_id)
+    total = sum(round(row["credits"] * MICRO) for row in days)
     return {"from": start.isoformat(), "to": end.isoformat(), "days": days, "total_credits": from_micro(total),
             "daily_limit": daily_limit, "spent_today": from_micro(spent_today)}
 
 
-def spent_today(svc: "Services", now: float, counters: Mapping[str, Mapping[str, int]] | None = None) -> int:
-    """Micro-credits spent on ``now``'s UTC day, as the daily limit counts them; from ``counters`` (per day,
-    as ``UsageStore.days`` gives them) when they hold that day, else read."""
+def spent_today(svc: "Services", now: float, counters: Mapping[str, Mapping[str, int]] | None = None,
+                key_id: str | None = None) -> int:
+    """Micro-credits spent on ``now``'s UTC day, as the daily limit counts them (by app key ``key_id`` if
+    named); from ``counters`` (per day, as ``UsageStore.days`` gives them) when they hold that day, else read."""
     day = utc_day(now)
     if counters is None or day not in counters:
         counters = svc.store.usage.days([day])
-    return counters[day].get(SPENT, 0)
+    return counters[day].get(spent_field(key_id), 0)
 
 
-def usage_report(svc: "Services", first: str | None, last: str | None, now: float) -> dict:
-    """``GET /v1/usage?from=&to=``: credits and jobs per UTC day and model, read from the day counters."""
+def jobs_today(counters: Mapping[str, int], key_id: str) -> int:
+    """How many jobs app key ``key_id`` had submitted in a day's ``counters``."""
+    tail = f"@{key_id}:jobs"
+    return sum(value for name, value in counters.items() if name.endswith(tail))
+
+
+def usage_report(svc: "Services", first: str | None, last: str | None, now: float, key_id: str | None = None,
+                 daily_limit: float | None = None) -> dict:
+    """``GET /v1/usage?from=&to=``: credits and jobs per UTC day, model and app key, read from the day
+    counters; with ``key_id``, that key's alone against its own ``daily_limit``."""
     today = datetime.fromtimestamp(now, timezone.utc).date()
     start, end = parse_range(first, last, today)
     names = days_between(start, end)
     today_name = today.isoformat()
     counters = svc.store.usage.days(names if today_name in names else [*names, today_name])
     shown = {day: counters[day] for day in names}
-    return report(shown, start, end, spent_today(svc, now, counters), svc.config.bfl_daily_credit_limit)
+    limit = daily_limit if key_id else svc.config.bfl_daily_credit_limit
+    return report(shown, start, end, spent_today(svc, now, counters, key_id), limit, key_id)
 
 
 # --- the dashboard's hourly view ----------------------------------------------------------------------

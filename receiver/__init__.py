@@ -9,8 +9,8 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, media, openapi, requestlog,
-               usage, waiting, webhooks)
+from . import (auth, bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, keys, media, openapi,
+               requestlog, usage, waiting, webhooks)
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
 # or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 64 KiB.
@@ -37,6 +37,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
     app.extensions["fluxhook"] = services
+    auth.init_app(app)
     errors.init_app(app)
     requestlog.init_app(app)
     idempotency.init_app(app)
@@ -46,6 +47,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(keys.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)

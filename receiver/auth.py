@@ -1,27 +1,68 @@
-"""Bearer-token authentication for ``/v1``."""
+"""Authentication for ``/v1``: an admin token from API_TOKENS or an app key, as a bearer token."""
 
 from __future__ import annotations
 
 import hmac
 
-from flask import request
+from flask import Flask, current_app, g, request
 
-from fluxhook.errors import Unauthorized
+from fluxhook.app_keys import ADMIN, Caller, KeyResolver
+from fluxhook.errors import Forbidden, Unauthorized
 
 from .context import services
 
+_REFUSED = "send 'Authorization: Bearer <token>' with a token from API_TOKENS or an app key"
 
-def bearer_token_valid() -> bool:
-    """Whether the request carries ``Authorization: Bearer <token>`` with a token from API_TOKENS."""
+
+def init_app(app: Flask) -> None:
+    """Give the app its resolver of app keys (with its short cache)."""
+    app.extensions["fluxhook.keys"] = KeyResolver(app.extensions["fluxhook"].store.app_keys)
+
+
+def presented_token() -> str | None:
+    """The token the request presents: ``Authorization: Bearer <token>``."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return False
-    given = token.strip().encode("utf-8", "surrogateescape")
-    # Compare against every token so the time taken does not tell which one nearly matched.
-    return sum(hmac.compare_digest(given, t.encode()) for t in services().config.api_tokens) > 0
+        return None
+    return token.strip()
 
 
-def require_bearer() -> None:
-    """Refuse the request with 401 unless it carries a valid bearer token."""
-    if not bearer_token_valid():
-        raise Unauthorized("send 'Authorization: Bearer <token>' with a token from API_TOKENS")
+def authenticate() -> Caller | None:
+    """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
+
+    Unauthorized (with the reason) for an app key that is revoked or expired.
+    """
+    if "caller" in g:
+        return g.caller
+    token = presented_token()
+    found = None
+    if token is not None:
+        given = token.encode("utf-8", "surrogateescape")
+        # Compare against every token so the time taken does not tell which one nearly matched.
+        if sum(hmac.compare_digest(given, t.encode()) for t in services().config.api_tokens) > 0:
+            found = ADMIN
+        else:
+            found = current_app.extensions["fluxhook.keys"].caller(token)
+    g.caller = found
+    return found
+
+
+def bearer_token_valid() -> bool:
+    """Whether the request carries a valid admin token or app key."""
+    return authenticate() is not None
+
+
+def require_bearer() -> Caller:
+    """The caller; 401 unless the request carries a valid admin token or app key."""
+    found = authenticate()
+    if found is None:
+        raise Unauthorized(_REFUSED)
+    return found
+
+
+def require_admin() -> Caller:
+    """The caller, who must hold an admin token (401 without a token, 403 with an app key)."""
+    found = require_bearer()
+    if not found.admin:
+        raise Forbidden("only an admin token (from API_TOKENS) may do this; app keys may not")
+    return found

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from fluxhook.errors import FluxhookError, RangeNotSatisfiable
+from fluxhook.errors import FluxhookError, RangeNotSatisfiable, RateLimited
 
 log = logging.getLogger("fluxhook.web")
 
@@ -34,6 +35,8 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
 
     @app.errorhandler(HTTPException)

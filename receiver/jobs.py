@@ -11,7 +11,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody, task_inputs
+from fluxhook import app_keys, jsonbody, task_inputs
 from fluxhook.recovery import schedule
 from fluxhook.bfl import submission
 from fluxhook import transitions as st
@@ -76,7 +76,8 @@ def _present(job: Job) -> dict:
 
 def _load(job_id: str) -> Job:
     job = services().jobs.get(job_id)
-    if job is None:
+    # Another key's job is answered as if it did not exist.
+    if job is None or not require_bearer().sees(job):
         raise JobNotFound(f"no job {job_id[:40]!r}")
     g.job_id = job.id
     return job
@@ -97,10 +98,14 @@ def create():
     metadata = _metadata(data)
 
     svc = services()
+    caller = require_bearer()
+    app_keys.check_model(caller, model)
     notify_url = requested_url(data.get("notify_url"), svc.config)
     now = time.time()
+    app_keys.take_request(svc.store.app_keys, caller, now)  # past the key's requests_per_minute: 429
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
-              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
+              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url,
+              key_id=caller.key_id)
     submission.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
@@ -156,12 +161,16 @@ def track():
     metadata = _metadata(data)
 
     svc = services()
+    caller = require_bearer()
     notify_url = requested_url(data.get("notify_url"), svc.config)
     now = time.time()
     job, created = svc.jobs.create(Job(
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, model=model, polling_url=polling_url,
         metadata=metadata, created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url,
+        key_id=caller.key_id,
     ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
+    if not caller.sees(job):
+        raise JobNotFound("another app key tracks this BFL task")
     g.job_id = job.id
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": bfl_id})
@@ -198,16 +207,25 @@ def _finished(job_id: str) -> bool:
 
 @bp.get("/jobs")
 def index():
-    """Jobs newest first, filtered by ``status`` and ``model``, ``limit`` at a time, continued with ``cursor``."""
+    """Jobs newest first, filtered by ``status``, ``model`` and (admins) ``key_id``, ``limit`` at a time,
+    continued with ``cursor``; an app key lists only its own."""
     try:
         limit = int(request.args.get("limit", 20))
     except ValueError:
         raise InvalidRequest("'limit' must be a whole number") from None
     if not 1 <= limit <= 100:
         raise InvalidRequest("'limit' must be between 1 and 100")
+    key_id = request.args.get("key_id") or None
+    if key_id is not None and not app_keys.is_key_id(key_id):
+        raise InvalidRequest("'key_id' must be an app key's id, such as 'key_0123456789abcdef'")
+    caller = require_bearer()
+    if not caller.admin:
+        if key_id not in (None, caller.key_id):
+            return {"jobs": [], "next_cursor": None}  # an app key lists only its own jobs
+        key_id = caller.key_id
     jobs, cursor = services().jobs.list(
         status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        model=request.args.get("model") or None,
+        model=request.args.get("model") or None, key_id=key_id,
     )
     return {"jobs": [_present(j) for j in jobs], "next_cursor": cursor}
 

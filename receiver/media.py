@@ -18,7 +18,7 @@ from fluxhook.transitions import STORED
 from fluxhook.media import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
-from .auth import bearer_token_valid
+from .auth import authenticate
 from .context import services
 
 bp = Blueprint("media", __name__, url_prefix="/v1")
@@ -34,11 +34,14 @@ def authorized_job(job_id: str, link: str = "URL") -> Job:
     """The job whose stored file is asked for, with a bearer token or the job's signed ``link``."""
     svc = services()
     token = request.args.get("token")
-    if not bearer_token_valid() and not (token and signing.image_token_valid(
-            svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds)):
+    caller = authenticate()
+    signed = bool(token and signing.image_token_valid(svc.config.secret_keys, token, job_id,
+                                                      svc.config.image_url_ttl_seconds))
+    if caller is None and not signed:
         raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
     job = svc.jobs.get(job_id)
-    if job is None:
+    # An app key's bearer token opens only its own jobs; the signed link opens the job it was made for.
+    if job is None or not (signed or (caller is not None and caller.sees(job))):
         raise JobNotFound(f"no job {job_id[:40]!r}")
     g.job_id = job.id
     return job

@@ -6,6 +6,8 @@ import time
 
 from flask import Blueprint, request
 
+from fluxhook.app_keys import is_key_id
+from fluxhook.errors import InvalidRequest
 from fluxhook.usage import usage_report
 
 from .auth import require_bearer
@@ -21,5 +23,18 @@ def authenticate():
 
 @bp.get("/usage")
 def show():
-    """Usage from ``from`` to ``to`` (``YYYY-MM-DD``, at most 366 days; by default the last 30)."""
-    return usage_report(services(), request.args.get("from") or None, request.args.get("to") or None, time.time())
+    """Usage from ``from`` to ``to`` (``YYYY-MM-DD``, at most 366 days; by default the last 30): an app key's
+    own, or for an admin the account's (by key), or one key's with ``key_id``."""
+    svc = services()
+    caller = require_bearer()
+    key_id = request.args.get("key_id") or None
+    if key_id is not None and not is_key_id(key_id):
+        raise InvalidRequest("'key_id' must be an app key's id, such as 'key_0123456789abcdef'")
+    if not caller.admin:
+        key_id = caller.key_id
+    limit = None
+    if key_id is not None:
+        key = caller.key if caller.key_id == key_id else svc.store.app_keys.get(key_id)
+        limit = key.daily_credits if key is not None else None
+    return usage_report(svc, request.args.get("from") or None, request.args.get("to") or None, time.time(),
+                        key_id=key_id, daily_limit=limit)

@@ -93,7 +93,7 @@ def test_a_price_in_the_result_replaces_the_submissions_by_its_difference():
     effects = usage.on_end(job, st.STORED, _at("2026-11-21"))
     assert _day(effects) == CountUsage("2026-11-21", (("flux-2-pro:stored", 1), ("flux-2-pro:credits", 430_000),
                                                       ("spent", 430_000)))
-    assert CountMetrics((("fluxhook_credits_spent\x1fmodel=flux-2-pro", 0.43),)) in effects
+    assert CountMetrics((("fluxhook_credits_spent\x1fkey=\x1fmodel=flux-2-pro", 0.43),)) in effects
     unknown_before = Job(id="job_y", status=st.READY, model="m", usage_day="2026-11-21", cost_credits=2.0,
                          counted_credits=0, counted_spend=1_000_000)
     assert _day(usage.on_end(unknown_before, st.FAILED, _at("2026-11-21"))).increments == (
@@ -117,10 +117,38 @@ def test_rows_per_day_and_model_and_the_report():
                 "2026-11-22": {}}
     body = usage.report(counters, date(2026, 11, 20), date(2026, 11, 22), 5_500_000, 100.0)
     assert body == {"from": "2026-11-20", "to": "2026-11-22", "days": [
-        {"date": "2026-11-20", "model": "flux-2-pro", "jobs": 2, "stored": 2, "failed": 0, "credits": 6.0},
-        {"date": "2026-11-21", "model": "flux-2-pro", "jobs": 1, "stored": 0, "failed": 0, "credits": 4.5},
-        {"date": "2026-11-21", "model": "flux-dev", "jobs": 1, "stored": 0, "failed": 1, "credits": 1.0},
+        {"date": "2026-11-20", "model": "flux-2-pro", "key_id": None, "jobs": 2, "stored": 2, "failed": 0, "credits": 6.0},
+        {"date": "2026-11-21", "model": "flux-2-pro", "key_id": None, "jobs": 1, "stored": 0, "failed": 0, "credits": 4.5},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 0, "failed": 1, "credits": 1.0},
     ], "total_credits": 11.5, "daily_limit": 100.0, "spent_today": 5.5}
+
+
+def test_usage_rows_split_by_app_key_and_the_admin_tokens_jobs_are_the_rest():
+    counters = {"2026-11-21": {"flux-dev:jobs": 3, "flux-dev:credits": 3_000_000, "flux-dev:stored": 2,
+                               "flux-dev@key_a:jobs": 2, "flux-dev@key_a:credits": 2_000_000, "flux-dev@key_a:stored": 1,
+                               "spent": 3_000_000, "spent@key_a": 2_000_000}}
+    everyone = usage.key_rows(counters)
+    assert everyone == [
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 1, "failed": 0, "credits": 1.0},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": "key_a", "jobs": 2, "stored": 1, "failed": 0,
+         "credits": 2.0},
+    ]
+    assert usage.key_rows(counters, "key_a") == everyone[1:]
+    assert usage.key_rows(counters, "key_b") == []
+    assert usage.rows(counters) == [
+        {"date": "2026-11-21", "model": "flux-dev", "jobs": 3, "stored": 2, "failed": 0, "credits": 3.0}]
+
+
+def test_a_key_jobs_counts_count_again_under_its_key():
+    fields, effects = usage.on_submitted("flux-dev", Cost(2.0, 0.0, 1.0), 0, _at("2026-11-21"), key_id="key_a",
+                                         key_name="shop")
+    assert _day(effects).increments == (
+        ("flux-dev:jobs", 1), ("flux-dev:credits", 2_000_000), ("spent", 2_000_000),
+        ("flux-dev@key_a:jobs", 1), ("flux-dev@key_a:credits", 2_000_000), ("spent@key_a", 2_000_000))
+    assert CountMetrics((("fluxhook_credits_spent\x1fkey=shop\x1fmodel=flux-dev", 2.0),)) in effects
+    job = Job(id="job_k", status=st.READY, model="flux-dev", key_id="key_a", **fields)
+    assert _day(usage.on_end(job, st.STORED, _at("2026-11-21"))).increments == (
+        ("flux-dev:stored", 1), ("flux-dev@key_a:stored", 1))
 
 
 def test_latency_quantiles_from_the_hourly_buckets():
@@ -202,8 +230,8 @@ def test_usage_totals_after_a_run(api, sim):
         jobs = list(pool.map(lambda n: api.submit(f"run {n}" + (" [error]" if n == 0 else ""), model=model), range(6)))
     ended = [api.wait_for(job["id"], timeout=30) for job in jobs]
     assert sorted(job["status"] for job in ended) == ["failed"] + ["stored"] * 5
-    assert _row(api, model) == {"date": datetime.now(timezone.utc).date().isoformat(), "model": model, "jobs": 6,
-                                "stored": 5, "failed": 1, "credits": 6.0}
+    assert _row(api, model) == {"date": datetime.now(timezone.utc).date().isoformat(), "model": model, "key_id": None,
+                                "jobs": 6, "stored": 5, "failed": 1, "credits": 6.0}
     after = api.get("/v1/usage").json()
     assert round(after["total_credits"] - before["total_credits"], 6) == 6.0
     assert round(after["spent_today"] - before["spent_today"], 6) == 6.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook import budget, task_inputs
+from fluxhook import budget, key_revocation, task_inputs
 from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import usage
@@ -66,6 +66,14 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
 
 def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     config = svc.config
+    key_name = ""
+    if job.key_id:
+        # A job of a key revoked while it waited is never sent (its revocation may have missed it in line).
+        key = svc.store.app_keys.get(job.key_id)
+        if key is None or key.revoked_at is not None:
+            key_revocation.fail(svc, job)
+            return st.FAILED
+        key_name = key.name
     reservation = budget.reserve(svc, job.id, job.model or "")
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
@@ -89,7 +97,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     now = time.time()
     svc.slots.accepted(svc.slots.pool_of(job))
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
-    fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now)
+    fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
+                                         key_id=job.key_id, key_name=key_name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],

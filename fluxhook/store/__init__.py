@@ -10,6 +10,7 @@ from redis import Redis
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.limits import pools
+from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.effects import Effects
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
@@ -47,6 +48,7 @@ class Store:
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)
+        self.app_keys = AppKeys(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""

@@ -82,10 +82,12 @@ class JobStore:
                 self.keys.bfl_task(job.bfl_id or "")]
         if job.model:
             keys += [self.keys.model_jobs(job.model), self.keys.models]
+        if job.key_id:
+            keys.append(self.keys.key_jobs(job.key_id))
         take_over = ""
         while True:
             stored_id = _text(self._create(keys, [job.id, job.bfl_id or "", _score(due), self.ttl or "", take_over,
-                                                  job.model or "", *fields]))
+                                                  job.model or "", job.key_id or "", *fields]))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)
@@ -239,9 +241,10 @@ class JobStore:
         return dict(zip(st.STATUSES, (int(n) for n in pipe.execute())))
 
     def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
-             model: str | None = None) -> tuple[list[Job], str | None]:
-        """Jobs newest first (with ``status``, of ``model``), ``limit`` at a time; the cursor is the last id
-        of the previous page. With both filters a page may hold fewer than ``limit`` jobs and still have a cursor."""
+             model: str | None = None, key_id: str | None = None) -> tuple[list[Job], str | None]:
+        """Jobs newest first (with ``status``, of ``model``, created with app key ``key_id``), ``limit`` at a
+        time; the cursor is the last id of the previous page. With two filters or more a page may hold fewer
+        than ``limit`` jobs and still have a cursor."""
         if status is not None and status not in st.STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
         if model is not None and not MODEL.fullmatch(model):
@@ -251,8 +254,10 @@ class JobStore:
         indexes = [self.keys.status(status)] if status else []
         if model:
             indexes.append(self.keys.model_jobs(model))
-        if len(indexes) == 2:
-            page, next_cursor = self._page_of_both(indexes, limit, cursor)
+        if key_id:
+            indexes.append(self.keys.key_jobs(key_id))
+        if len(indexes) > 1:
+            page, next_cursor = self._page_of_all(indexes, limit, cursor)
         else:
             index = indexes[0] if indexes else self.keys.all_jobs
             ids = self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)
@@ -265,8 +270,8 @@ class JobStore:
         jobs = [Job.from_hash(decode_hash(d)) for d in pipe.execute() if d]
         return jobs, next_cursor
 
-    def _page_of_both(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
-        """Up to ``limit`` ids in both indexes, newest first: the smaller index walked, the other asked per batch.
+    def _page_of_all(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
+        """Up to ``limit`` ids in every index, newest first: the smallest index walked, the others asked per batch.
 
         At most ``BOTH_FILTERS_READ`` ids are read per page, so a rare combination costs a bounded page;
         the cursor then continues where this page stopped reading.
@@ -274,17 +279,20 @@ class JobStore:
         sizes = self.connection.pipeline(transaction=False)
         for index in indexes:
             sizes.zcard(index)
-        smaller, larger = sizes.execute()
-        walked, other = indexes if smaller <= larger else indexes[::-1]
+        walked, *others = [index for _, index in sorted(zip(sizes.execute(), indexes))]
         found: list[str] = []
         start, read = f"({cursor}" if cursor else "+", 0
         while read < BOTH_FILTERS_READ:
             ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
             if not ids:
                 return found, None
-            for job_id, score in zip(ids, self.connection.zmscore(other, ids)):
+            asked = self.connection.pipeline(transaction=False)
+            for other in others:
+                asked.zmscore(other, ids)
+            scores = asked.execute()
+            for n, job_id in enumerate(ids):
                 read += 1
-                if score is None:
+                if any(score[n] is None for score in scores):
                     continue
                 if len(found) == limit:
                     return found, found[-1]  # one more exists: the page is full
@@ -300,9 +308,12 @@ class JobStore:
     def forget(self, job_id: str) -> None:
         """Drop a job id whose record has already expired from every index."""
         models = [_text(m) for m in self.connection.smembers(self.keys.models)]
+        app_keys = [_text(k) for k in self.connection.zrange(self.keys.app_keys, 0, -1)]
         pipe = self.connection.pipeline()
         for model in models:
             pipe.zrem(self.keys.model_jobs(model), job_id)
+        for key_id in app_keys:
+            pipe.zrem(self.keys.key_jobs(key_id), job_id)
         pipe.hdel(self.keys.budget_held, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
@@ -315,13 +326,16 @@ class JobStore:
         """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""
         if not is_job_id(job_id):
             return None
-        bfl_id, model = (_text(v or b"") for v in self.connection.hmget(self.keys.job(job_id), "bfl_id", "model"))
+        bfl_id, model, key_id = (_text(v or b"") for v in self.connection.hmget(self.keys.job(job_id), "bfl_id", "model",
+                                                                                "key_id"))
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
                 self.keys.budget_held, *(self.keys.status(name) for name in st.STATUSES)]
         for pool in self.pools:
             keys += [self.keys.slots(pool), self.keys.waiting(pool)]
         if model:
             keys.append(self.keys.model_jobs(model))
+        if key_id:
+            keys.append(self.keys.key_jobs(key_id))
         key = self._delete(keys, [job_id, bfl_id])
         return None if key is None else _text(key)
 

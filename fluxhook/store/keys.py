@@ -122,6 +122,23 @@ class Keys:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
         return f"{self.prefix}idem:{scope}:{key}"
 
+    def app_key(self, key_id: str) -> str:
+        """An app key's record, a hash (see ``fluxhook.store.app_keys``): its limits, ``weight``, the hash of its secret."""
+        return f"{self.prefix}appkey:{key_id}"
+
+    @property
+    def app_keys(self) -> str:
+        """Every app key's id, a sorted set scored by creation time."""
+        return f"{self.prefix}appkeys"
+
+    def key_jobs(self, key_id: str) -> str:
+        """The ids of the jobs an app key created, ordered like ``all_jobs``."""
+        return f"{self.prefix}keyjobs:{key_id}"
+
+    def key_requests(self, key_id: str) -> str:
+        """An app key's submissions of the last minute, a sorted set scored by time (its rate limit)."""
+        return f"{self.prefix}keyrate:{key_id}"
+
     @property
     def job_changes(self) -> str:
         """The pub/sub channel on which a job's id is published when it turns terminal."""

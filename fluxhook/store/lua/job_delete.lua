@@ -3,7 +3,7 @@
 -- KEYS[1] the record, KEYS[2] every job's index, KEYS[3] the due index, KEYS[4] the outbox,
 -- KEYS[5] the BFL task index of the job's bfl_id as the caller read it (any key when none),
 -- KEYS[6] the budget's reservations, then every status index, each pool's slots and line, and the
--- index of the job's model as the caller read it (when it has one).
+-- indexes of the job's model and of its app key's jobs as the caller read them (when it has them).
 -- ARGV: job id, the bfl_id the caller read.
 -- Returns false if there was no job, else its storage key ('' if none).
 local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id', 'storage_key')

@@ -1,0 +1,175 @@
+"""App keys in Redis: one hash per key, an index of every key by creation time, each key's request log.
+
+The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (the secret's first
+characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
+number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
+``daily_credits`` (credits), ``max_active``, ``requests_per_minute``, ``expires_at``, ``created_at``,
+``last_used_at``, ``revoked_at`` (epoch seconds). A limit that is not set has no field. Scripts may
+read ``weight`` and ``max_active`` of a job's key straight from the record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from redis import Redis
+
+from fluxhook import transitions as st
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.scripts import LuaScript
+
+DEFAULT_WEIGHT = 1
+# The window of ``requests_per_minute``.
+RATE_WINDOW = 60.0
+# Changed: the record exists and was changed; missing: no such key; revoked: it was revoked, nothing changed.
+CHANGED, MISSING, REVOKED = 1, 0, 2
+
+
+@dataclass(frozen=True)
+class AppKey:
+    """One app key as stored."""
+
+    id: str
+    name: str
+    prefix: str
+    secret_sha256: str
+    weight: int = DEFAULT_WEIGHT
+    models: tuple[str, ...] | None = None
+    daily_credits: float | None = None
+    max_active: int | None = None
+    requests_per_minute: int | None = None
+    expires_at: float | None = None
+    created_at: float = 0.0
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> AppKey:
+        values: dict[str, Any] = {}
+        for name, raw in data.items():
+            if name not in _FIELDS or raw == "":
+                continue
+            kind = _FIELDS[name]
+            values[name] = tuple(m for m in raw.split(",") if m) if name == "models" else kind(raw)
+        return cls(**values)
+
+    def to_fields(self) -> dict[str, str]:
+        """The record's fields (a limit that is not set is left out)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = encode(f.name, value)
+        return out
+
+
+def encode(name: str, value: Any) -> str:
+    """A field's value as the record keeps it."""
+    if name == "models":
+        return ",".join(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+_FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
+           "daily_credits": float, "max_active": int, "requests_per_minute": int, "expires_at": float,
+           "created_at": float, "last_used_at": float, "revoked_at": float}
+
+
+class AppKeys:
+    """The app keys on one Redis connection."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._change = LuaScript(connection, "app_key_change")
+        self._take_request = LuaScript(connection, "app_key_take_request")
+        self._job_counts = LuaScript(connection, "app_key_job_counts")
+        self._set_if_exists = LuaScript(connection, "job_set_if_exists")
+
+    def create(self, key: AppKey) -> None:
+        """Keep a new key (its record and its place in the index), in one step."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hset(self.keys.app_key(key.id), mapping=key.to_fields())
+        pipe.zadd(self.keys.app_keys, {key.id: key.created_at})
+        pipe.execute()
+
+    def get(self, key_id: str) -> AppKey | None:
+        """The key with this id (revoked or not), or None: one round trip."""
+        data = self.connection.hgetall(self.keys.app_key(key_id))
+        return AppKey.from_hash(_decoded(data)) if data else None
+
+    def ids(self) -> list[str]:
+        """Every key's id, newest first."""
+        return [_text(i) for i in self.connection.zrevrange(self.keys.app_keys, 0, -1)]
+
+    def all(self) -> list[AppKey]:
+        """Every key, newest first (two round trips)."""
+        ids = self.ids()
+        pipe = self.connection.pipeline(transaction=False)
+        for key_id in ids:
+            pipe.hgetall(self.keys.app_key(key_id))
+        return [AppKey.from_hash(_decoded(d)) for d in pipe.execute() if d]
+
+    def change(self, key_id: str, values: dict[str, Any], unset: tuple[str, ...] = ()) -> int:
+        """Set ``values`` and remove the ``unset`` fields of a key that is not revoked: CHANGED, MISSING or REVOKED."""
+        words: list[str] = []
+        for name, value in values.items():
+            words += [name, encode(name, value)]
+        return int(self._change([self.keys.app_key(key_id)], [len(words), *words, *unset]))
+
+    def revoke(self, key_id: str, now: float) -> int:
+        """Mark the key revoked at ``now``: CHANGED, MISSING, or REVOKED (it already was; its time is kept)."""
+        return self.change(key_id, {"revoked_at": now})
+
+    def touch(self, key_id: str, now: float) -> None:
+        """Record that the key was used at ``now`` (a key removed meanwhile is not recreated)."""
+        self._set_if_exists([self.keys.app_key(key_id)], ["last_used_at", repr(now)])
+
+    def weight(self, key_id: str | None) -> int:
+        """The key's share of BFL's slots (``DEFAULT_WEIGHT`` for admin-token jobs and unknown keys)."""
+        if not key_id:
+            return DEFAULT_WEIGHT
+        raw = self.connection.hget(self.keys.app_key(key_id), "weight")
+        return int(raw) if raw else DEFAULT_WEIGHT
+
+    def is_revoked(self, key_id: str) -> bool:
+        """Whether the key was revoked (or no longer exists)."""
+        exists, revoked = self.connection.hmget(self.keys.app_key(key_id), "id", "revoked_at")
+        return exists is None or revoked is not None
+
+    def take_request(self, key_id: str, limit: int, now: float) -> float:
+        """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be."""
+        waited = self._take_request([self.keys.key_requests(key_id)],
+                                    [int(now * 1000), int(RATE_WINDOW * 1000), limit, uuid.uuid4().hex])
+        return int(waited) / 1000
+
+    def job_counts(self, key_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(queued, active) jobs of each key, reading only the jobs that are not terminal."""
+        if not key_ids:
+            return {}
+        keys = [self.keys.status(st.QUEUED), self.keys.status(st.SUBMITTED), self.keys.status(st.READY),
+                *(self.keys.key_jobs(k) for k in key_ids)]
+        counts = [int(n) for n in self._job_counts(keys)]
+        return {key_id: (counts[2 * i], counts[2 * i + 1]) for i, key_id in enumerate(key_ids)}
+
+    def queued_jobs(self, key_id: str) -> list[str]:
+        """The ids of the key's queued jobs, walking only the queued ones."""
+        queued = [_text(i) for i in self.connection.zrange(self.keys.status(st.QUEUED), 0, -1)]
+        if not queued:
+            return []
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in queued:
+            pipe.zscore(self.keys.key_jobs(key_id), job_id)
+        return [job_id for job_id, score in zip(queued, pipe.execute(), strict=True) if score is not None]
+
+
+def _decoded(data: dict) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in data.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,85 @@
+"""``/v1/keys``: admin tokens create, read, change and revoke app keys (the secret is shown once, on creation)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, request
+
+from fluxhook import app_keys, jsonbody, key_revocation
+from fluxhook.errors import FluxhookError, InvalidRequest, KeyNotFound
+from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
+
+from .auth import require_admin
+from .context import services
+
+bp = Blueprint("keys", __name__, url_prefix="/v1")
+log = logging.getLogger("fluxhook.keys")
+
+
+@bp.before_request
+def authenticate():
+    require_admin()
+
+
+def _body() -> object:
+    if not request.is_json:
+        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
+    return jsonbody.loads(request.get_data())
+
+
+def _key(key_id: str) -> AppKey:
+    key = services().store.app_keys.get(key_id) if app_keys.is_key_id(key_id) else None
+    if key is None:
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    return key
+
+
+def _shown(key: AppKey) -> dict:
+    return app_keys.described(services(), [key], time.time())[0]
+
+
+@bp.post("/keys")
+def create():
+    """A new app key; its secret is in this answer and never again."""
+    now = time.time()
+    values, _ = app_keys.parse(_body(), creating=True, now=now)
+    key, secret = app_keys.new_key(values, now)
+    services().store.app_keys.create(key)
+    log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
+    return app_keys.present(key, secret=secret), 201
+
+
+@bp.get("/keys")
+def index():
+    """Every key, newest first, without secrets."""
+    svc = services()
+    return {"keys": app_keys.described(svc, svc.store.app_keys.all(), time.time())}
+
+
+@bp.get("/keys/<key_id>")
+def show(key_id: str):
+    return _shown(_key(key_id))
+
+
+@bp.patch("/keys/<key_id>")
+def change(key_id: str):
+    """Change a key's name and limits (``null`` removes a limit)."""
+    _key(key_id)
+    values, unset = app_keys.parse(_body(), creating=False, now=time.time())
+    outcome = services().store.app_keys.change(key_id, values, unset)
+    if outcome == MISSING:
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    if outcome == REVOKED:
+        raise FluxhookError("this app key is revoked; create a new one", code="key_revoked", status=409)
+    log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
+    return _shown(_key(key_id))
+
+
+@bp.delete("/keys/<key_id>")
+def revoke(key_id: str):
+    """Revoke a key: within a second every process refuses it; its queued jobs end, its submitted ones finish."""
+    if not app_keys.is_key_id(key_id) or not key_revocation.revoke(services(), key_id):
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    return "", 204
