@@ -326,8 +326,8 @@ class JobStore:
         """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""
         if not is_job_id(job_id):
             return None
-        bfl_id, model, key_id = (_text(v or b"") for v in self.connection.hmget(self.keys.job(job_id), "bfl_id", "model",
-                                                                                "key_id"))
+        read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
+        bfl_id, model, key_id = (_text(v or b"") for v in read)
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
                 self.keys.budget_held, *(self.keys.status(name) for name in st.STATUSES)]
         for pool in self.pools:
