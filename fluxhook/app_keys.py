@@ -151,16 +151,16 @@ def _credits(value: Any, now: float) -> float:
 
 
 def _expires(value: Any, now: float) -> float:
-    when = None
+    stamp = None
     if isinstance(value, str):
         try:
             when = datetime.fromisoformat(value)
-        except ValueError:
-            when = None
-    if when is None or when.tzinfo is None:
+            stamp = when.astimezone(UTC).timestamp() if when.tzinfo is not None else None
+        except (ValueError, OverflowError):
+            stamp = None
+    if stamp is None:
         raise InvalidRequest("'expires_at' must be an ISO 8601 time with its zone, such as "
                              "'2027-01-01T00:00:00Z', or null")
-    stamp = when.astimezone(UTC).timestamp()
     if stamp <= now:
         raise InvalidRequest("'expires_at' must be in the future")
     return stamp

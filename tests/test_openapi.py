@@ -80,7 +80,10 @@ def test_document_names_every_route_of_the_app(stack):
     from receiver import create_app
 
     app = create_app(Config.from_env(stack.env))
-    routes = {(rule.rule.replace("<job_id>", "{id}").replace("<token>", "{token}"), method.lower())
+    def documented_path(rule: str) -> str:
+        return rule.replace("<job_id>", "{id}").replace("<key_id>", "{id}").replace("<token>", "{token}")
+
+    routes = {(documented_path(rule.rule), method.lower())
               for rule in app.url_map.iter_rules()
               # The dashboard is a browser UI, not part of the documented API.
               if rule.endpoint != "static" and not rule.endpoint.startswith("dashboard.")
