@@ -260,6 +260,17 @@ def usage_report(svc: "Services", first: str | None, last: str | None, now: floa
     return report(shown, start, end, spent_today(svc, now, counters, key_id), limit, key_id)
 
 
+def credits_by_key(counters: Mapping[str, Mapping[str, int]], names: Mapping[str, str]) -> list[dict]:
+    """Credits per app key over ``counters``' days, most first: ``{"key_id", "name", "credits"}``, the admin
+    tokens' jobs as ``key_id`` None; ``names`` are the keys' names by id."""
+    totals: dict[str | None, int] = {}
+    for row in key_rows(counters):
+        totals[row["key_id"]] = totals.get(row["key_id"], 0) + round(row["credits"] * MICRO)
+    found = [{"key_id": key_id, "name": names.get(key_id, key_id) if key_id else "admin tokens",
+              "credits": from_micro(amount)} for key_id, amount in totals.items() if amount]
+    return sorted(found, key=lambda k: (-k["credits"], k["name"] or ""))
+
+
 # --- the dashboard's hourly view ----------------------------------------------------------------------
 
 def hours_before(now: float, count: int) -> list[str]:
@@ -340,6 +351,7 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
         "latency_p50": latency_quantile(everything, 0.5), "latency_p95": latency_quantile(everything, 0.95),
         "day_names": day_names,
         "days": rows(counters),
+        "keys": credits_by_key(counters, {key.id: key.name for key in svc.store.app_keys.all()}),
         "spent_today": from_micro(spent_today(svc, now, counters)),
         "reserved": from_micro(svc.store.usage.reserved(now)),
         "daily_limit": svc.config.bfl_daily_credit_limit,

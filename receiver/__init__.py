@@ -9,7 +9,7 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import (auth, bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, keys, media, openapi,
+from . import (auth, bulkheads, dashboard, dashboard_keys, dashboard_session, errors, health, idempotency, jobs, keys, media, openapi,
                requestlog, usage, waiting, webhooks)
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
@@ -50,5 +50,5 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(keys.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard.bp)  # with dashboard_keys' routes
     return app

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 
 from fluxhook import timeline, usage
 from fluxhook import transitions as st
+from fluxhook.app_keys import is_key_id
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
@@ -34,7 +35,7 @@ PAGE_SIZE = 25
 # Thumbnails are at most a few tens of KiB; anything bigger is not one of ours.
 MAX_THUMBNAIL_BYTES = 1024 * 1024
 _OPEN = ("dashboard.sign_in_form", "dashboard.sign_in")
-_PAGES = ("dashboard.page", "dashboard.jobs", "dashboard.job_page")
+_PAGES = ("dashboard.page", "dashboard.jobs", "dashboard.job_page", "dashboard.keys")
 
 
 @bp.before_request
@@ -119,8 +120,18 @@ def _listing() -> tuple[str | None, str | None, str | None, list[Job], str | Non
     status = request.args.get("status") or None
     cursor = request.args.get("cursor") or None
     model = request.args.get("model") or None
-    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor, model=model)
+    key_id = _key_filter()
+    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor, model=model,
+                                             key_id=key_id)
     return status, model, cursor, jobs, next_cursor
+
+
+def _key_filter() -> str | None:
+    """The app key the job list is filtered by (``?key_id=``); InvalidRequest for what is not a key id."""
+    key_id = request.args.get("key_id") or None
+    if key_id is not None and not is_key_id(key_id):
+        raise InvalidRequest("not a key id")
+    return key_id
 
 
 def _counts() -> dict[str, int]:
@@ -149,8 +160,11 @@ def job_list():
         status, model, cursor, jobs, next_cursor = _listing()
     except InvalidRequest:
         return redirect(url_for("dashboard.jobs"))  # an unknown status, a malformed model or a stale cursor
-    return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor,
-                           jobs=[row(j) for j in jobs], next_cursor=next_cursor, counts=_counts())
+    key_id = _key_filter()
+    key = services().store.app_keys.get(key_id) if key_id else None
+    return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor, key_id=key_id,
+                           key_name=key.name if key else key_id, jobs=[row(j) for j in jobs],
+                           next_cursor=next_cursor, counts=_counts())
 
 
 @bp.get("/live/jobs")

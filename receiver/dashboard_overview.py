@@ -149,4 +149,5 @@ def overview_page(data: dict, span: str) -> dict:
         "latency": LATENCY,
         "models": models,
         "pools": pools(data),
+        "keys": data["keys"],
     }

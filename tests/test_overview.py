@@ -104,8 +104,10 @@ def test_the_page_from_the_counters():
     data = {"periods": periods, "latency_p50": 0.8, "latency_p95": 3.9, "day_names": ["2026-11-21", "2026-11-22"],
             "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3, "credits": 6.5}],
             "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0,
-            "balance": {"credits": 812.5, "at": 1_795_000_000.0}, "pools": [], "max_active": 24}
+            "balance": {"credits": 812.5, "at": 1_795_000_000.0}, "pools": [], "max_active": 24,
+            "keys": [{"key_id": "key_0123456789abcdef", "name": "shop", "credits": 4.5}]}
     page = view.overview_page(data, "24h")
+    assert page["keys"] == data["keys"]
     assert page["totals"] == {"submitted": 13, "stored": 10, "failed": 2, "moderated": 1, "expired": 0}
     assert (page["ended_badly"], page["empty"], page["credits"]) == (3, False, 6.5)
     assert (page["latency_p50"], page["latency_p95"]) == ("800 ms", "3.9 s")
