@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook import budget, readiness, usage
+from fluxhook import app_keys, budget, readiness, usage
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
 from fluxhook.config import Config
@@ -132,7 +132,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     except ConfigError as exc:
         for problem in exc.problems:
             yield Check("config", FAIL, problem)
-        for name in ("redis", "worker", "storage", "budget", "bfl"):
+        for name in ("redis", "worker", "storage", "budget", "keys", "bfl"):
             yield Check(name, SKIP, "needs a valid configuration")
         return
     yield from config_checks(config)
@@ -144,6 +144,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         return
     yield from readiness.check(svc)
     yield _budget_check(svc)
+    yield from _keys_checks(svc)
     yield _bfl_check(svc)
 
 
@@ -175,6 +176,21 @@ def _budget_check(svc) -> Check:
     else:
         text += f"; balance {format_credits(balance.credits)} (a worker read it {max(0, int(now - balance.at))} s ago)"
     return Check("budget", WARN if refused else OK, text)
+
+
+def _keys_checks(svc) -> list[Check]:
+    """The app keys near their limits (credits, max_active, expiry), one line each; else how many there are."""
+    now = time.time()
+    try:
+        keys = app_keys.described(svc, svc.store.app_keys.all(), now)
+    except RedisError:
+        return [Check("keys", SKIP, "needs Redis")]
+    near = [(key, app_keys.near_limits(key, now)) for key in keys]
+    warnings = [Check("keys", WARN, f"{key['name']} ({key['id']}): {'; '.join(what)}") for key, what in near if what]
+    if warnings:
+        return warnings
+    live = sum(1 for key in keys if not key["revoked_at"])
+    return [Check("keys", OK, f"{live} app keys in use, none near its limits" if live else "no app keys")]
 
 
 def _bfl_check(svc) -> Check:

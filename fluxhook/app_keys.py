@@ -279,3 +279,27 @@ def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
     return [present(key, spent_today=usage.from_micro(counters.get(usage.spent_field(key.id), 0)),
                     jobs_today=usage.jobs_today(counters, key.id), queued=counts[key.id][0], active=counts[key.id][1])
             for key in keys]
+
+
+# --- what the doctor tells of keys --------------------------------------------------------------------------
+
+# A key is near its daily credits from this share of them on.
+NEAR_SHARE = 0.8
+# A key expiring within this many seconds is near its end.
+NEAR_EXPIRY = 7 * 86400
+
+
+def near_limits(key: dict, now: float) -> list[str]:
+    """What a key object (as ``described`` gives it) is close to, in words; empty if nothing (or it is revoked
+    or expired: it is past its limits, not near them)."""
+    if key["revoked_at"]:
+        return []
+    found = []
+    if key["daily_credits"] and key["spent_today"] >= NEAR_SHARE * key["daily_credits"]:
+        found.append(f"spent {key['spent_today']:g} of its {key['daily_credits']:g} daily credits")
+    if key["max_active"] and key["active"] >= key["max_active"]:
+        found.append(f"{key['active']} jobs at BFL, its max_active"
+                     + (f", {key['queued']} more waiting" if key["queued"] else ""))
+    if key["expires_at"] and 0 < datetime.fromisoformat(key["expires_at"]).timestamp() - now <= NEAR_EXPIRY:
+        found.append(f"expires at {key['expires_at']}")
+    return found

@@ -84,7 +84,7 @@ def test_sweep_summary():
 def test_doctor_passes_against_the_running_stack(stack, sim):
     code, checks, output = _doctor(dict(stack.env))
     assert code == 0, output
-    assert set(checks) == {"settings", "config", "redis", "worker", "storage", "budget", "bfl"}
+    assert set(checks) == {"settings", "config", "redis", "worker", "storage", "budget", "keys", "bfl"}
     assert all(line.startswith("ok ") for lines in checks.values() for line in lines), output
     assert checks["settings"] == ["ok from the environment"]
     assert re.search(r"PING \d+\.\d ms", checks["redis"][0])

@@ -287,7 +287,7 @@ def test_metrics_and_the_doctor_show_the_spend_against_the_limit(web, budget_sta
         assert _post(api, f"spend {n}").status_code == 202
     text = api.get("/metrics").text
     assert "fluxhook_credits_spent_today 12.0" in text and "fluxhook_daily_credit_limit 12.0" in text
-    assert 'fluxhook_credits_spent_total{model="flux-2-pro",key=""}' in text
+    assert 'fluxhook_credits_spent_total{key="",model="flux-2-pro"}' in text
     checks = {check.name: check for check in admin.run_checks(admin.Settings(dict(budget_stack[0].env)))}
     assert checks["budget"].state == admin.WARN
     assert checks["budget"].detail.startswith("spent today 12 of BFL_DAILY_CREDIT_LIMIT 12 credits (100%); "

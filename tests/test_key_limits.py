@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,14 +42,15 @@ def limits_stack(redis_server, simulator, _spies, tmp_path_factory):
     running = Stack(env=env, var_dir=var_dir)
     running.start()
     with second_web(env) as other:
-        yield API(running.base_url), other
+        yield API(running.base_url), other, env
     running.stop()
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
 @pytest.fixture()
 def webs(limits_stack, sim):
-    return limits_stack
+    """Both web front doors: gunicorn's and the second process."""
+    return limits_stack[:2]
 
 
 def _post(client: API, prompt: str, model: str = "flux-2-pro"):
@@ -131,6 +133,25 @@ def test_revoking_ends_queued_jobs_unpaid_and_lets_submitted_ones_finish(webs, s
     assert sim.stats()["submitted"] - sent_before == MAX_ACTIVE
     shown = admin.get(f"/v1/keys/{created['id']}").json()
     assert (shown["queued"], shown["active"]) == (0, 0)
+
+
+def test_the_doctor_lists_the_keys_near_their_limits(webs, limits_stack):
+    from test_admin import run_cli
+
+    admin, _ = webs
+    wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the stack's earlier jobs to end")
+    _, app = make_key(admin, name="doctor-busy", max_active=1)
+    in_an_hour = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    make_key(admin, name="doctor-soon", expires_at=in_an_hour)
+    make_key(admin, name="doctor-calm", max_active=5, daily_credits=1000)
+    app.submit("[pending] holds its only place")
+
+    result = run_cli("doctor", env=dict(limits_stack[2]))
+
+    lines = [line for line in result.stdout.splitlines() if line.split()[1:2] == ["keys"]]
+    assert any(line.startswith("warn") and "doctor-busy" in line and "its max_active" in line for line in lines)
+    assert any(line.startswith("warn") and "doctor-soon" in line and "expires at" in line for line in lines)
+    assert not any("doctor-calm" in line for line in lines), result.stdout
 
 
 # --- in this process: the rules behind the limits ------------------------------------------------------------

@@ -159,3 +159,15 @@ def test_a_key_object_shows_its_spend_and_jobs_today(api, two_keys):
 
     assert (shown["spent_today"], shown["jobs_today"], shown["active"], shown["queued"]) == (
         job_a["cost"]["credits"], 1, 0, 0)
+
+
+def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
+    import requests
+
+    a, _, job_a, _ = two_keys
+
+    text = requests.get(api.base_url + "/metrics", timeout=10).text
+
+    line = next(line for line in text.splitlines()
+                if line.startswith('fluxhook_credits_spent_total{key="scope-a",model="flux-2-pro"}'))
+    assert float(line.split()[-1]) >= job_a["cost"]["credits"]
