@@ -430,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--cursor", help="continue after this cursor (printed as 'more: ...')")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
+    # Imported here: its commands take this module's helpers, so it cannot import this module first.
+    from fluxhook import cli_keys
+
+    cli_keys.add_commands(command, target, _client, print_json, format_table)
     command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
     command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
                                                "service's settings)")

@@ -348,6 +348,25 @@ class Client:
 
         self._retrying(True, attempt)
 
+    # --- app keys (admin tokens only) ---
+
+    def create_key(self, name: str, **limits: Any) -> dict:
+        """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active,
+        requests_per_minute, weight, expires_at); its ``key`` is the secret, shown this once."""
+        return self._json("POST", "/v1/keys", json={"name": name, **limits})
+
+    def keys(self) -> list[dict]:
+        """Every app key, newest first, without secrets."""
+        return self._json("GET", "/v1/keys")["keys"]
+
+    def update_key(self, key_id: str, **changes: Any) -> dict:
+        """Change a key's name and limits (``None`` removes a limit); the key as changed."""
+        return self._json("PATCH", f"/v1/keys/{_part(key_id)}", json=changes)
+
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke a key: it answers 401 from then on; its queued jobs end, its submitted ones finish."""
+        self._retrying(True, lambda number: self._send("DELETE", f"/v1/keys/{_part(key_id)}").close())
+
     # --- transport ---
 
     def _json(self, method: str, path: str, *, idempotency_key: str | None = None, wait: int | None = None,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
