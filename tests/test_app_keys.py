@@ -17,6 +17,7 @@ from fluxhook import app_keys
 from helpers import assert_error
 from key_helpers import as_key, make_key, second_web
 
+ROUND_TRIPS_DB = 9  # a web app of its own on a database no other process uses
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
               "queued"}
@@ -215,3 +216,24 @@ def test_admin_tokens_keep_working_beside_keys(api):
 
     assert api.get("/v1/jobs").status_code == 200
     assert API(api.base_url, token="second-token-abcdef").get("/v1/keys").status_code == 200
+
+
+def test_an_app_key_costs_one_read_then_none_while_cached(local_app):
+    from helpers import commands_during
+
+    api, connection = local_app(ROUND_TRIPS_DB)
+    _, app = make_key(api)
+    job = app.track("round-trip-task").json()
+
+    def key_commands(action) -> list[str]:
+        commands = commands_during(connection, ROUND_TRIPS_DB, action)
+        return [c["command"] for c in commands if c["client_type"] != "lua" and "fh:appkey:" in c["command"]]
+
+    # A process that has not read the key yet: one read (the first use also records last_used_at, once a minute).
+    fresh, _ = make_key(api)
+    fresh_app = as_key(api, fresh["key"])
+    first = key_commands(lambda: fresh_app.get("/v1/jobs?limit=1"))
+    assert [c.split()[0] for c in first] in (["HGETALL"], ["HGETALL", "EVALSHA"]), first
+    # The same key again and again: from the process's cache (at most one read, should half a second pass).
+    again = key_commands(lambda: [app.get(f"/v1/jobs/{job['id']}") for _ in range(5)])
+    assert len(again) <= 1, again
