@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-waiting bench-bulkheads bench-video bench-usage soak image-check clean
+.PHONY: run test bench bench-suite bench-keys bench-waiting bench-bulkheads bench-video bench-usage soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -27,6 +27,10 @@ bench-suite: $(VENV)/.installed
 	$(PY) -m bench.suite
 
 # Prefer: wait: how soon a waiting client hears of its job's end, 1 and 200 clients, beside polling.
+# An app key's authentication beside an admin token's.
+bench-keys: $(VENV)/.installed
+	$(PY) -m bench.app_keys
+
 bench-waiting: $(VENV)/.installed
 	$(PY) -m bench.waiting
 
