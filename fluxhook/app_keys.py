@@ -303,3 +303,11 @@ def near_limits(key: dict, now: float) -> list[str]:
     if key["expires_at"] and 0 < datetime.fromisoformat(key["expires_at"]).timestamp() - now <= NEAR_EXPIRY:
         found.append(f"expires at {key['expires_at']}")
     return found
+
+
+def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None:
+    """What the key may still spend today under its ``daily_credits`` (never below 0); None without that limit."""
+    if key.daily_credits is None:
+        return None
+    spent = usage.from_micro(usage.spent_today(svc, now, key_id=key.id))
+    return max(0.0, round(key.daily_credits - spent, 6))

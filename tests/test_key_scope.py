@@ -171,3 +171,19 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
     line = next(line for line in text.splitlines()
                 if line.startswith('fluxhook_credits_spent_total{key="scope-a",model="flux-2-pro"}'))
     assert float(line.split()[-1]) >= job_a["cost"]["credits"]
+
+
+def test_what_a_key_may_still_spend_today(api, two_keys, stack):
+    from fluxhook import app_keys
+    from fluxhook.config import Config
+    from fluxhook.services import build_services
+
+    a, _, job_a, _ = two_keys
+    svc = build_services(Config.from_env(stack.env))
+    key = svc.store.app_keys.get(_key_id(a))
+    assert app_keys.credits_left_today(svc, key, time.time()) is None
+    api.request("PATCH", f"/v1/keys/{key.id}", json={"daily_credits": job_a["cost"]["credits"] + 2})
+
+    left = app_keys.credits_left_today(svc, svc.store.app_keys.get(key.id), time.time())
+
+    assert left == 2.0
