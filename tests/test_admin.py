@@ -85,7 +85,8 @@ def test_doctor_passes_against_the_running_stack(stack, sim):
     code, checks, output = _doctor(dict(stack.env))
     assert code == 0, output
     assert set(checks) == {"settings", "config", "redis", "worker", "storage", "budget", "keys", "bfl"}
-    assert all(line.startswith("ok ") for lines in checks.values() for line in lines), output
+    # App keys near their limits are the apps' business (a warning), whichever tests made them.
+    assert all(line.startswith("ok ") for name, lines in checks.items() if name != "keys" for line in lines), output
     assert checks["settings"] == ["ok from the environment"]
     assert re.search(r"PING \d+\.\d ms", checks["redis"][0])
     assert "worker(s) alive" in checks["worker"][0]
