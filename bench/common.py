@@ -404,7 +404,7 @@ def read_jobs(db: redis.Redis, job_ids: Sequence[str], fields: Sequence[str]) ->
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(KEYS.job(job_id), list(fields))
-    return [dict(zip(fields, values)) for values in pipe.execute()]
+    return [dict(zip(fields, values, strict=False)) for values in pipe.execute()]
 
 
 TERMINAL = ("stored", "failed", "expired", "moderated")
@@ -415,7 +415,7 @@ def wait_all_terminal(db: redis.Redis, job_ids: Sequence[str], timeout: float, i
     started = time.monotonic()
     pending = list(job_ids)
     while pending:
-        pending = [j for j, r in zip(pending, read_jobs(db, pending, ("status",))) if r["status"] not in TERMINAL]
+        pending = [j for j, r in zip(pending, read_jobs(db, pending, ("status",)), strict=False) if r["status"] not in TERMINAL]
         if not pending:
             break
         if time.monotonic() - started > timeout:

@@ -82,7 +82,7 @@ def run(stack: Stack, count: int) -> None:
         ack_ms.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200, response.text
         # One at a time on an idle system: what SPEC §5's "within a second" is about.
-        wait_until(lambda: db.hget(KEYS.job(job['id']), "status") in (b"stored", b"failed", b"expired"),
+        wait_until(lambda job=job: db.hget(KEYS.job(job['id']), "status") in (b"stored", b"failed", b"expired"),
                    timeout=30, interval=0.002)
 
     to_stored = []

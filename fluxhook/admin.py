@@ -18,13 +18,14 @@ from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook import budget, readiness, usage
+from fluxhook import readiness
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
 from fluxhook.config import Config
+from fluxhook.credits import budget, usage
 from fluxhook.errors import BFLError, ConfigError
+from fluxhook.lifecycle.sweep import sweep
 from fluxhook.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
-from fluxhook.recovery.sweep import sweep
 from fluxhook.services import build_services
 
 # Any of these in the environment means it describes a service of its own: a dev run's file must not

@@ -135,7 +135,7 @@ def format_table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = []
     for row in table:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths)] + [row[-1]]
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 

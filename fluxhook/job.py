@@ -131,7 +131,7 @@ class Job:
     cost_credits: float | None = None
     cost_input_mp: float | None = None
     cost_output_mp: float | None = None
-    # Usage bookkeeping (see ``fluxhook.usage``): the UTC day the job's counters live under (set when
+    # Usage bookkeeping (see ``fluxhook.credits.usage``): the UTC day the job's counters live under (set when
     # fluxhook submitted it), and the micro-credits counted there as its credits and as budget spend.
     usage_day: str | None = None
     counted_credits: int | None = None

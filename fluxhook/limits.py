@@ -1,4 +1,5 @@
-"""BFL's limits on tasks in flight: which pool a model's tasks count against, and each pool's limit (pure).
+"""BFL's limits (pure): how long one call to BFL may take, which model names it accepts, and which pool of
+tasks in flight a model's tasks count against, with each pool's limit.
 
 Every task counts toward ``BFL_MAX_ACTIVE``; a model named in ``BFL_MODEL_LIMITS`` also has a pool of
 its own with its own, smaller limit (BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
@@ -7,12 +8,22 @@ line, so a model waiting for its own limit never holds up the others.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
-
-from fluxhook.bfl.client import CALL_BOUND
 
 if TYPE_CHECKING:
     from fluxhook.config import Config
+
+# A call to BFL: (connect, read) timeouts, and attempts in all.
+TIMEOUT = (5, 20)
+ATTEMPTS = 3
+# Longer than one call can take with its retries (every attempt at its timeouts, and the pauses
+# between them). A job's check hold, a submission's lock and slot lease, and those tasks' timeouts
+# are this long: they outlast a call, and work cut off with its worker is still taken up again
+# within the two minutes the sweep promises.
+CALL_BOUND = 90
+# A model's name, as it appears in BFL's task URLs (``/v1/{model}``).
+MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook import timeline, usage
 from fluxhook import transitions as st
+from fluxhook.credits import usage
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
+from fluxhook.lifecycle import timeline
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth

@@ -7,7 +7,8 @@ import os
 import socket
 import sys
 
-from gunicorn import glogging, util as gunicorn_util
+from gunicorn import glogging
+from gunicorn import util as gunicorn_util
 
 from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
 

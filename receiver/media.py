@@ -14,9 +14,9 @@ from werkzeug.wsgi import ClosingIterator
 from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.job import Job
-from fluxhook.transitions import STORED
-from fluxhook.media import draft_caches
+from fluxhook.lifecycle import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
+from fluxhook.transitions import STORED
 
 from .auth import bearer_token_valid
 from .context import services

@@ -6,15 +6,14 @@ import logging
 
 from flask import Blueprint, g, request
 
-from fluxhook import timeline
-from fluxhook import metrics
-from fluxhook import signing
+from fluxhook import metrics, signing
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
-from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
-from fluxhook.bfl.kept_callbacks import keep_callback, keep_early_callback
-from fluxhook.bfl.apply import apply_report
-from fluxhook.outcomes import DUPLICATE, GONE, NOT_SUBMITTED, OTHER_TASK
 from fluxhook.bfl.verification import verify_callback
+from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.outcomes import DUPLICATE, GONE, NOT_SUBMITTED, OTHER_TASK
 
 from .context import services
 
@@ -127,7 +126,7 @@ def job_callback(token: str):
                                  required=svc.config.webhook_require_secret)
     except Unauthorized as exc:
         if svc.jobs.get(job_id) is None:
-            raise Gone("this job no longer exists")
+            raise Gone("this job no longer exists") from None
         g.job_id = job_id
         _refuse("bad_secret", exc)
     g.job_id = job_id

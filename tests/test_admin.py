@@ -12,6 +12,7 @@ import sys
 import pytest
 import requests
 
+from conftest import API_TOKEN, SECRET_KEY
 from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import admin, cli
@@ -19,8 +20,6 @@ from fluxhook.bfl.client import BFLClient
 from fluxhook.config import Config
 from fluxhook.errors import BFLAuthFailed, BFLUnavailable
 from fluxhook.net.http_client import HTTPClient
-
-from conftest import API_TOKEN, SECRET_KEY
 
 NO_DEV_RUN = ROOT / "var" / "no-such-dev-run"
 

@@ -1,4 +1,4 @@
-"""The account's balance (``fluxhook.balance``): asked of BFL at most once per interval across every worker,
+"""The account's balance (``fluxhook.credits.balance``): asked of BFL at most once per interval across every worker,
 kept in Redis, shown by ``/metrics`` with the credits spent."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import requests
 from conftest import Simulator, service_env
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from devtools.stack import procfile_commands, start_simulator
-from fluxhook import balance
+from fluxhook.credits import balance
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 

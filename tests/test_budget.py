@@ -1,4 +1,4 @@
-"""The daily credit budget (``fluxhook.budget``, ``BFL_DAILY_CREDIT_LIMIT``): its rules, the atomic reservation in
+"""The daily credit budget (``fluxhook.credits.budget``, ``BFL_DAILY_CREDIT_LIMIT``): its rules, the atomic reservation in
 real Redis, queued jobs that wait for the next day, and the refusal over HTTP from two web processes at once."""
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from conftest import API, service_env
 from credit_helpers import submit_job
 from devtools.processes import free_port
 from devtools.stack import Stack
-from fluxhook import admin, budget, usage
+from fluxhook import admin
 from fluxhook import transitions as st
-from fluxhook.bfl import submission
-from fluxhook.recovery import fallback
 from fluxhook.config import Config
+from fluxhook.credits import budget, usage
 from fluxhook.errors import BudgetExceeded, ConfigError
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import checking, submitting
 from fluxhook.limits import pool_for
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
@@ -163,7 +163,7 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
     before = time.time()
-    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
     # Neither a pause nor a strike, and its slot is free: the pool's other jobs are not held back.
     assert not svc.redis.exists(KEYS.paused(job.pool), KEYS.strikes(job.pool))
@@ -172,12 +172,12 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     due = svc.jobs.due_at(job.id)
     assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
     # When it comes due, the sweep's check puts it back in line, for the next free slot, and says so
-    # as the end of a wait, not as a stalled submission.
+    # as the end of a wait, not as a stalled submitting.
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
     assert not svc.slots.holds(job)
     with caplog.at_level(logging.INFO, logger="fluxhook.fallback"):
-        assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
+        assert checking.check_job(svc, job.id, claim) == checking.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
     assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.fallback"] == ["waiting job put back in line"]
 
@@ -187,7 +187,7 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
     assert budget.reserve(svc, job.id, "flux-2-pro").admitted  # taken when its request came in
     assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
-    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
     assert svc.store.usage.reserved(time.time()) == MICRO
 
@@ -195,7 +195,7 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
     job = _queued(svc, time.time() - 3601)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
-    assert submission.submit_queued(svc, job.id) == st.FAILED
+    assert submitting.submit_queued(svc, job.id) == st.FAILED
     failed = svc.jobs.get(job.id)
     assert failed.error["code"] == "timeout" and "BFL_DAILY_CREDIT_LIMIT" in failed.error["message"]
     assert sim.stats()["submitted"] == 0
@@ -205,7 +205,7 @@ def test_a_queued_job_whose_submission_fails_gives_its_reservation_back(svc, sim
     job = _queued(svc, time.time())
     assert budget.reserve(svc, job.id, "flux-2-pro").admitted
     sim.settings(credits=0)
-    assert submission.submit_queued(svc, job.id) == st.FAILED
+    assert submitting.submit_queued(svc, job.id) == st.FAILED
     assert svc.store.usage.reserved(time.time()) == 0
 
 

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import API_TOKEN
 from devtools.processes import ROOT, free_port
 from fluxhook import cli
 from fluxhook import client as fc
-
-from conftest import API_TOKEN
 
 # Where these tests' commands look for a dev run's settings: nowhere, unless a test puts a file there.
 NO_DEV_RUN = ROOT / "var" / "no-such-dev-run"

@@ -502,7 +502,7 @@ def test_fly_has_every_required_variable():
 def readme_sections() -> dict[str, str]:
     text = DEPLOY_README.read_text()
     parts = re.split(r"^## (.+)$", text, flags=re.M)
-    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2])}
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2], strict=False)}
 
 
 @pytest.mark.parametrize("platform", ["Docker Compose", "Heroku", "Render", "Fly.io"])

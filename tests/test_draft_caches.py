@@ -12,16 +12,15 @@ from pathlib import Path
 
 import redis
 import requests
-
 from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
-from fluxhook import timeline
 from fluxhook.job import Job
-from fluxhook.media import draft_caches, lifetimes
+from fluxhook.lifecycle import draft_caches, timeline
+from fluxhook.lifecycle.enqueueing import draft_cache_task_id
+from fluxhook.media import lifetimes
 from fluxhook.store.timeline import TimelineStore
-from fluxhook.tasks import draft_cache_task_id
 from helpers import assert_error
 from mp4_samples import make_mp4
 

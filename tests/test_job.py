@@ -101,7 +101,7 @@ SPEC_JOB_FIELDS |= {"prompt", "seed", "cost"}
 def _stored_hash(job: Job) -> dict[str, str]:
     """What JobStore.create writes to Redis for ``job`` (None fields are left out)."""
     flat = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
-    return dict(zip(flat[::2], flat[1::2]))
+    return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
 def test_job_round_trip_of_every_spec_field():

@@ -10,9 +10,9 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
-from fluxhook.store.keys import KEYS
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import JobStore, Lock
+from fluxhook.store.keys import KEYS
 
 
 @pytest.fixture()
@@ -105,7 +105,7 @@ def test_listing_pages_through_every_job_once(store):
 
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
-    from fluxhook.bfl.apply import apply_report
+    from fluxhook.lifecycle.applying import apply_report
     from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE
 
     svc = make_services(2)

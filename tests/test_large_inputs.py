@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from devtools.processes import free_port
-from fluxhook import task_inputs
 from fluxhook import transitions as st
-from fluxhook.bfl.submission import submit_queued
+from fluxhook.lifecycle import task_inputs
+from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve
 from receiver import MAX_REQUEST_BYTES

@@ -12,7 +12,7 @@ import pytest
 from fluxhook import transitions as st
 from fluxhook.errors import TransientDownloadError
 from fluxhook.job import Job, new_job_id
-from fluxhook.media.download import download_and_store
+from fluxhook.lifecycle.storing import download_and_store
 from mp4_samples import make_mp4
 
 MP4 = make_mp4(seconds=1, width=128, height=72)

@@ -15,7 +15,14 @@ import requests
 
 from conftest import API_TOKEN, ready_payload
 from helpers import (
-    assert_error, job_ids, nested, raw_exchange, secret_of, serve_png, snapshot, web_worker_pids,
+    assert_error,
+    job_ids,
+    nested,
+    raw_exchange,
+    secret_of,
+    serve_png,
+    snapshot,
+    web_worker_pids,
     webhook_url,
 )
 

@@ -29,14 +29,14 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import notifications
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_schedule
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.job import Job, new_job_id
-from fluxhook.tasks import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
-from fluxhook.recovery.sweep import drain_notifications
+from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
+from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
@@ -436,7 +436,8 @@ def test_the_webhook_id_is_the_same_for_every_attempt():
 
 @pytest.mark.parametrize("status, outcome", [
     (200, notifications.DELIVERED), (201, notifications.DELIVERED), (204, notifications.DELIVERED),
-    (408, notifications.RETRY), (429, notifications.RETRY), (500, notifications.RETRY), (502, notifications.RETRY), (503, notifications.RETRY),
+    (408, notifications.RETRY), (429, notifications.RETRY), (500, notifications.RETRY), (502, notifications.RETRY),
+    (503, notifications.RETRY),
     (301, notifications.REJECTED), (302, notifications.REJECTED), (400, notifications.REJECTED), (401, notifications.REJECTED),
     (404, notifications.REJECTED), (410, notifications.REJECTED), (422, notifications.REJECTED),
 ])
@@ -537,4 +538,5 @@ def test_the_api_uses_the_default_unless_a_job_names_its_own():
             notifications.requested_url(bad, config)
     assert notifications.requested_url(None, Config.from_env(BASE)) is None
     with pytest.raises(InvalidRequest, match="NOTIFY_SECRET"):
-        notifications.requested_url("https://app.example.com/h", Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
+        notifications.requested_url("https://app.example.com/h",
+                                    Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))

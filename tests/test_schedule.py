@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for
 
 

@@ -18,7 +18,7 @@ from fluxhook import readiness
 from fluxhook import transitions as st
 from fluxhook.errors import RetryableError
 from fluxhook.job import Job, new_job_id
-from fluxhook.media.download import download_and_store
+from fluxhook.lifecycle.storing import download_and_store
 from helpers import png_bytes
 from test_s3 import AWS_ENV, BUCKET, S3Server
 

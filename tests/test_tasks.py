@@ -8,9 +8,15 @@ import random
 import pytest
 
 from fluxhook.backoff import backoff_schedule
+from fluxhook.lifecycle.enqueueing import (
+    DOWNLOAD_LOCK_TTL,
+    DOWNLOAD_RETRIES,
+    DOWNLOAD_RETRY_CAP,
+    DOWNLOAD_TIMEOUT,
+    IMAGE_URL_LIFE,
+    VIDEO_URL_LIFE,
+)
 from fluxhook.media import lifetimes
-from fluxhook.tasks import (DOWNLOAD_LOCK_TTL, DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP, DOWNLOAD_TIMEOUT, IMAGE_URL_LIFE,
-                            VIDEO_URL_LIFE)
 
 
 class _Low(random.Random):

@@ -18,7 +18,7 @@ import requests
 from PIL import Image
 from werkzeug.serving import make_server
 
-from conftest import SECRET_KEY, STATIC_SECRET, API, ready_payload, service_env
+from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import signing

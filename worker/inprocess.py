@@ -23,7 +23,6 @@ from rq.queue import Queue
 from rq.utils import now
 from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
 
-
 # At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
 HEARTBEAT_EVERY = 1.0
 # How often the heartbeat thread looks whether the task in hand is due a beat.

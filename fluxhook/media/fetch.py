@@ -14,14 +14,22 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from fluxhook.errors import (DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, StorageError,
-                             TransientDownloadError)
-from fluxhook.net.hosts import HostPattern, check_url
-from fluxhook.net.http_client import HTTPClient
+from fluxhook.errors import (
+    DownloadError,
+    ImageTooLarge,
+    NotAnImage,
+    ResultURLExpired,
+    StorageError,
+    TransientDownloadError,
+)
 from fluxhook.media.sniff import HEAD_BYTES, IMAGE, VIDEO, sniff
 from fluxhook.media.storage import discard_upload
-from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE, EXTENSION as VIDEO_EXTENSION, VideoInfo
+from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE
+from fluxhook.media.video import EXTENSION as VIDEO_EXTENSION
+from fluxhook.media.video import VideoInfo
 from fluxhook.media.video import inspect as inspect_video
+from fluxhook.net.hosts import HostPattern, check_url
+from fluxhook.net.http_client import HTTPClient
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
@@ -260,7 +268,8 @@ class _Writer:
         self.error: BaseException | None = None
         self.lines = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
         self.threads = [threading.Thread(target=self._run, args=(line, work), name=f"download-{name}", daemon=True)
-                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"))]
+                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"),
+                                                    strict=True)]
 
     def __enter__(self) -> "_Writer":
         for thread in self.threads:

@@ -59,8 +59,9 @@ class Store:
         pipe.zcount(self.keys.due, "-inf", now)
         values = [int(v) for v in pipe.execute()]
         by_status, held = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
-        return Snapshot(by_status=dict(zip(st.STATUSES, by_status)), in_flight=dict(zip(self.pools, held[0::2])),
-                        waiting=dict(zip(self.pools, held[1::2])), due=values[-1])
+        return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)),
+                        in_flight=dict(zip(self.pools, held[0::2], strict=False)),
+                        waiting=dict(zip(self.pools, held[1::2], strict=False)), due=values[-1])
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``)."""

@@ -19,12 +19,19 @@ from typing import Any, NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook import transitions as st
-from fluxhook.bfl.client import MODEL
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import COUNTERS, Job, decode_hash, encode_fields, is_job_id, job_id_floor
-from fluxhook.limits import POOLS
-from fluxhook.store.effects import (AddTimelineEntry, CountHourly, CountMetrics, CountUsage, Effect, QueueTask,
-                                    ReleaseBudget, counters_key)
+from fluxhook.limits import MODEL, POOLS
+from fluxhook.store.effects import (
+    AddTimelineEntry,
+    CountHourly,
+    CountMetrics,
+    CountUsage,
+    Effect,
+    QueueTask,
+    ReleaseBudget,
+    counters_key,
+)
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
@@ -236,7 +243,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for name in st.STATUSES:
             pipe.zcard(self.keys.status(name))
-        return dict(zip(st.STATUSES, (int(n) for n in pipe.execute())))
+        return dict(zip(st.STATUSES, (int(n) for n in pipe.execute()), strict=False))
 
     def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
              model: str | None = None) -> tuple[list[Job], str | None]:
@@ -282,7 +289,7 @@ class JobStore:
             ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
             if not ids:
                 return found, None
-            for job_id, score in zip(ids, self.connection.zmscore(other, ids)):
+            for job_id, score in zip(ids, self.connection.zmscore(other, ids), strict=False):
                 read += 1
                 if score is None:
                     continue

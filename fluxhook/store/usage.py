@@ -3,7 +3,7 @@
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
-jobs. What the fields mean is ``fluxhook.usage``'s business; this class only keeps them.
+jobs. What the fields mean is ``fluxhook.credits.usage``'s business; this class only keeps them.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class UsageStore:
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:
         # A year is thousands of fields: decoded in bulk (int() reads the bytes as they came).
-        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2])))
-                for name, pairs in zip(names, self._read(keys))}
+        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
+                for name, pairs in zip(names, self._read(keys), strict=False)}
 
     def set_balance(self, credits: float, at: float, ttl: int) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook.costs import Cost
+from fluxhook.bfl.costs import Cost
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job
 from fluxhook.limits import pool_limit

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from fluxhook.bfl.reports import parse_callback
-from fluxhook.bfl.apply import apply_report
+from fluxhook.lifecycle.applying import apply_report
 
 if TYPE_CHECKING:
     from fluxhook.job import Job
@@ -48,7 +48,7 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
         return None
     outcome = None
     taken = svc.store.kept.take(job.id, job.bfl_id)
-    for i, (key, body) in enumerate(taken):
+    for i, (_key, body) in enumerate(taken):
         try:
             report = parse_callback(body)
             if report.bfl_id != job.bfl_id:

@@ -25,10 +25,10 @@ from standardwebhooks import Webhook
 from fluxhook import metrics
 from fluxhook.config import MAX_NOTIFY_URL, Config
 from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.lifecycle.presenting import present
 from fluxhook.net.hosts import check_url
-from fluxhook.presenting import present
-from fluxhook.services import Services
 from fluxhook.outcomes import SKIPPED
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.notify")
 

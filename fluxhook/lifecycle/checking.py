@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook import transitions as st
-from fluxhook import usage
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.credits import usage
 from fluxhook.errors import BFLError, BFLRateLimited
 from fluxhook.job import Job
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
-from fluxhook.tasks import ensure_download
-from fluxhook.services import Services
-from fluxhook.bfl.submission import submission_lock_left
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import ensure_download
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.submitting import submission_lock_left
+from fluxhook.limits import CALL_BOUND
 from fluxhook.outcomes import SKIPPED
+from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.fallback")
 

@@ -6,27 +6,22 @@ import random
 from typing import TYPE_CHECKING
 
 from redis import Redis
-from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
-from rq.job import Job as RQJob, JobStatus
+from rq.job import Job as RQJob
+from rq.job import JobStatus
 
 from fluxhook.backoff import backoff_schedule
+from fluxhook.limits import CALL_BOUND
 from fluxhook.media import lifetimes
-from fluxhook.bfl.client import CALL_BOUND
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import KEYS
+from fluxhook.store.queues import task_queue, thumbnail_queue
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
-QUEUE_NAME = "fluxhook"
-# The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
-# downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
-CONTROL_QUEUE_NAME = "fluxhook-control"
-# Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
-THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
 DOWNLOAD_TASK = "worker.download.download_result"
 THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
@@ -53,20 +48,6 @@ NOTIFY_RETRY_CAP = 1800
 NOTIFY_JOB_TIMEOUT = 60
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
-
-def task_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for downloads and confirmations on ``connection``."""
-    return Queue(QUEUE_NAME, connection=connection)
-
-
-def control_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for the sweep's work, which workers take first."""
-    return Queue(CONTROL_QUEUE_NAME, connection=connection)
-
-
-def thumbnail_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for thumbnails, which workers take last."""
-    return Queue(THUMBNAIL_QUEUE_NAME, connection=connection)
 
 
 def thumbnail_task_id(job_id: str) -> str:
@@ -128,7 +109,8 @@ def draft_cache_task(connection: Redis, job_id: str) -> QueueTask:
 def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
     """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
     return QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, description=f"download {job_id}",
+        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
+        description=f"download {job_id}",
         job_id=lock.value, pipeline=pipeline, **_KEEP))
 
 
@@ -220,7 +202,7 @@ def enqueue_notifications(queue: Queue, job_ids: list[str], pipeline) -> int:
     check = queue.connection.pipeline(transaction=False)
     for job_id in job_ids:
         check.exists(RQJob.key_for(notify_task_id(job_id)))
-    fresh = [job_id for job_id, exists in zip(job_ids, check.execute()) if not exists]
+    fresh = [job_id for job_id, exists in zip(job_ids, check.execute(), strict=False) if not exists]
     if fresh:
         queue.enqueue_many([
             Queue.prepare_data(NOTIFY_TASK, (job_id,), timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),

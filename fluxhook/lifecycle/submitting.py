@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook import budget, task_inputs
-from fluxhook import timeline
-from fluxhook import metrics
-from fluxhook import usage
-from fluxhook.recovery import schedule
-from fluxhook import signing
+from fluxhook import metrics, schedule, signing
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_delay
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.credits import budget, usage
 from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.job import Job
-from fluxhook.bfl.kept_callbacks import apply_kept_callback
-from fluxhook.services import Services
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.limits import CALL_BOUND
 from fluxhook.outcomes import SKIPPED
+from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import Reservation

@@ -5,22 +5,21 @@ from __future__ import annotations
 import logging
 import time
 
-
-from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook import usage
+from fluxhook.credits import usage
 from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.job import Job
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
 from fluxhook.media.sniff import VIDEO
-from fluxhook.job import Job
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
-from fluxhook.store.effects import Effect
-from fluxhook.tasks import draft_cache_task, release_download, thumbnail_task
-from fluxhook.services import Services
 from fluxhook.outcomes import SKIPPED
+from fluxhook.services import Services
+from fluxhook.store.effects import Effect
 
 log = logging.getLogger("fluxhook.results")
 

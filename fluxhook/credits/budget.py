@@ -10,8 +10,9 @@ Lua script (``store/lua/budget_reserve.lua``), so two processes never both pass 
 
 ``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
 that fails after it gives the reservation back), and an accepted one keeps its reservation while it
-waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued job refused waits on its own, tried again every ``RECHECK`` seconds,
-until the next UTC day or its hour is up. A reservation lives ``RESERVATION_LEASE`` seconds, so one
+waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued
+job refused waits on its own, tried again every ``RECHECK`` seconds, until the next UTC day or its
+hour is up. A reservation lives ``RESERVATION_LEASE`` seconds, so one
 left by a process that died frees itself.
 """
 
@@ -21,10 +22,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from fluxhook import usage
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.credits import usage
 from fluxhook.errors import BudgetExceeded
-from fluxhook.recovery.schedule import POLL_DEADLINE
+from fluxhook.limits import CALL_BOUND
+from fluxhook.schedule import POLL_DEADLINE
 from fluxhook.store.usage import Reservation
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook import timeline
 from fluxhook import transitions as st
-from fluxhook.bfl.polling import poll_job
 from fluxhook.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.job import Job
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes
 from fluxhook.media.fetch import fetch_file
 from fluxhook.net.hosts import check_url

@@ -7,15 +7,23 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook import usage
 from fluxhook.bfl.reports import BFLReport
+from fluxhook.credits import usage
 from fluxhook.job import Job
-from fluxhook.outcomes import (CONFIRM_QUEUED, DOWNLOAD_QUEUED, DUPLICATE, FINISHED, GONE, NOT_SUBMITTED,
-                               OTHER_TASK, PENDING)
-from fluxhook.recovery.schedule import READY_RECHECK
+from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
+from fluxhook.outcomes import (
+    CONFIRM_QUEUED,
+    DOWNLOAD_QUEUED,
+    DUPLICATE,
+    FINISHED,
+    GONE,
+    NOT_SUBMITTED,
+    OTHER_TASK,
+    PENDING,
+)
+from fluxhook.schedule import READY_RECHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change
-from fluxhook.tasks import download_lock, download_task, enqueue_confirm, enqueue_download
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
