@@ -167,7 +167,9 @@ def _budget_check(svc) -> Check:
     now = time.time()
     try:
         spent = usage.spent_today(svc, now)
-        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit)
+        now_standing = budget.standing(svc, now)
+        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit,
+                                       refused=now_standing is not None and not now_standing.admitted)
         balance = svc.store.usage.balance()
     except RedisError:
         return Check("budget", SKIP, "needs Redis")

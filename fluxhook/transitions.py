@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NamedTuple
 
-QUEUED, SUBMITTED, READY, STORED = "queued", "submitted", "ready", "stored"
-FAILED, MODERATED, EXPIRED = "failed", "moderated", "expired"
 
-STATUSES = (QUEUED, SUBMITTED, READY, STORED, FAILED, MODERATED, EXPIRED)
+class Status(StrEnum):
+    """A job's status, as the API shows it."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    READY = "ready"
+    STORED = "stored"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    EXPIRED = "expired"
+
+
+# The statuses by name, for the rules below and their readers (``st.STORED``).
+QUEUED, SUBMITTED, READY, STORED = Status.QUEUED, Status.SUBMITTED, Status.READY, Status.STORED
+FAILED, MODERATED, EXPIRED = Status.FAILED, Status.MODERATED, Status.EXPIRED
+
+STATUSES = tuple(Status)
 TERMINAL = frozenset({STORED, FAILED, MODERATED, EXPIRED})
 ACTIVE = tuple(s for s in STATUSES if s not in TERMINAL)
 

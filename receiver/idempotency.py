@@ -21,7 +21,7 @@ log = logging.getLogger("fluxhook.idempotency")
 REPLAYED = "Idempotent-Replayed"
 # The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
-CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+KEY_CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
 
 
 def idempotent(view):
@@ -35,7 +35,7 @@ def idempotent(view):
         # The blueprint has checked the token already; only its digest is used from here on.
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
         claim = idempotency_keys.claim(token, key, request.method, request.path, request.get_data())
-        first = services().store.idempotency.begin(claim, CLAIM_LEASE)
+        first = services().store.idempotency.begin(claim, KEY_CLAIM_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
             replay.headers[REPLAYED] = "true"

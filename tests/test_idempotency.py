@@ -16,7 +16,7 @@ from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, Idem
 from fluxhook.store.keys import KEYS
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
 from receiver import idempotency_keys
-from receiver.idempotency import CLAIM_LEASE
+from receiver.idempotency import KEY_CLAIM_LEASE
 from receiver.prefer import MAX_WAIT
 
 DB = 15  # the in-process apps' own Redis database (no worker of the stack uses it)
@@ -279,7 +279,7 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
 
 
 def test_the_lease_outlasts_the_longest_a_first_request_can_take():
-    assert CLAIM_LEASE > CALL_BOUND + MAX_WAIT
+    assert KEY_CLAIM_LEASE > CALL_BOUND + MAX_WAIT
 
 
 def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(local_app):

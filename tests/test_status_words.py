@@ -16,6 +16,7 @@ from fluxhook import transitions as st
 from fluxhook.bfl.reports import report_from_payload
 from fluxhook.errors import BFLUnavailable
 from fluxhook.lifecycle import checking
+from fluxhook.outcomes import Outcome
 from helpers import serve_png, tracked_job
 
 # -- the rules -------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_a_job_still_generating_after_its_hour_times_out(services, spy):
     spy.route("/v1/get_result?id=slow", body=b'{"id": "slow", "status": "Generating", "progress": 0.9}')
     job = tracked_job(services, "slow", submitted_at=time.time() - schedule.POLL_DEADLINE - 1)
 
-    assert checking.poll_submitted(services, job, time.time()) == checking.TIMEOUT
+    assert checking.poll_submitted(services, job, time.time()) == Outcome.TIMEOUT
 
     seen = services.jobs.get(job.id)
     assert (seen.status, seen.error["code"]) == ("failed", "timeout")

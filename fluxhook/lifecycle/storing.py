@@ -17,14 +17,11 @@ from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
 from fluxhook.media.sniff import VIDEO
-from fluxhook.outcomes import SKIPPED
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.effects import Effect
 
 log = logging.getLogger("fluxhook.results")
-
-# What download_and_store reports besides a job status.
-RESTART = "restart"
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
@@ -48,7 +45,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
 def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
     """The attempt's count, duration and timeline entry."""
     notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
-    if outcome != SKIPPED:
+    if outcome != Outcome.SKIPPED:
         notes += [metrics.observed("fluxhook_download_seconds", seconds),
                   timeline.entry(job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)]
     return notes
@@ -60,11 +57,11 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
         for _ in range(2):
             job = svc.jobs.get(job_id)
             if job is None or job.status != st.READY:
-                return SKIPPED
+                return Outcome.SKIPPED
             outcome = _download(svc, job, last_attempt)
-            if outcome != RESTART:
+            if outcome != Outcome.RESTART:
                 return outcome
-        return SKIPPED
+        return Outcome.SKIPPED
     except Exception as exc:
         if last_attempt:
             job = svc.jobs.get(job_id)
@@ -124,7 +121,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
         if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
                                draft_cache_source=report.draft_cache_url):
-            return SKIPPED
+            return Outcome.SKIPPED
         try:
             image = _fetch(svc, job, report.sample_url)
         except RetryableError as exc:
@@ -141,7 +138,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
             return st.SUBMITTED
-        return RESTART
+        return Outcome.RESTART
     if report.status in st.BFL_FAILURES:
         return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
     return _finish_on(svc, job, failure)
@@ -178,7 +175,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
         if "poster" in result:
             svc.storage.delete(result["poster"]["key"])
-    return RESTART if current is not None and current.status == st.READY else SKIPPED
+    return Outcome.RESTART if current is not None and current.status == st.READY else Outcome.SKIPPED
 
 
 def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:

@@ -14,7 +14,7 @@ from fluxhook.job import Job
 from fluxhook.lifecycle import task_inputs, timeline
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.limits import CALL_BOUND
-from fluxhook.outcomes import SKIPPED
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
@@ -54,7 +54,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
     """
     lock = KEYS.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
-        return SKIPPED
+        return Outcome.SKIPPED
     try:
         return _submit(svc, job, task_input)
     finally:
@@ -96,7 +96,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
-        return SKIPPED
+        return Outcome.SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
@@ -148,7 +148,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
     (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
-        return SKIPPED
+        return Outcome.SKIPPED
     try:
         return submit(svc, job)
     except Exception as exc:

@@ -44,12 +44,14 @@ class UsageStore:
         self._read = LuaScript(connection, "counters_read")
 
     def reserve(self, job_id: str, *, day: str, previous_day: str, limit: int, estimate: int, spent_field: str,
-                credits_field: str, jobs_field: str, now: float, lease: float) -> Reservation:
+                credits_field: str, jobs_field: str, now: float, lease: float, dry_run: bool = False) -> Reservation:
         """Admit the job's submission while ``day``'s spend and the live reservations stay below ``limit``,
-        reserving its estimated cost (the model's average on ``day`` or ``previous_day``, else ``estimate``)."""
+        reserving its estimated cost (the model's average on ``day`` or ``previous_day``, else ``estimate``).
+
+        ``dry_run``: only say whether it would be admitted, reserving nothing."""
         keys = [self.keys.usage(day), self.keys.usage(previous_day), self.keys.budget_held]
         answer = self._reserve(keys, [job_id, limit, estimate, spent_field, credits_field, jobs_field,
-                                      int(now * 1000), int(lease * 1000)])
+                                      int(now * 1000), int(lease * 1000), int(dry_run)])
         admitted, spent, reserved, amount = (int(v) for v in answer)
         return Reservation(bool(admitted), spent, reserved, amount)
 
