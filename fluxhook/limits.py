@@ -9,10 +9,7 @@ line, so a model waiting for its own limit never holds up the others.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fluxhook.config import Config
+from typing import Protocol
 
 # A call to BFL: (connect, read) timeouts, and attempts in all.
 TIMEOUT = (5, 20)
@@ -48,7 +45,14 @@ def pool_for(model: str | None, model_limits: tuple[tuple[str, int], ...] = DEFA
     return model if model and any(model == named for named, _ in model_limits) else DEFAULT_POOL
 
 
-def pool_limit(config: "Config", pool: str) -> int:
+class Limits(Protocol):
+    """What ``pool_limit`` reads of a ``Config`` (which reads its defaults from here)."""
+
+    bfl_max_active: int
+    bfl_model_limits: tuple[tuple[str, int], ...]
+
+
+def pool_limit(config: Limits, pool: str) -> int:
     """How many of the pool's tasks may be in flight at once: never more than BFL_MAX_ACTIVE."""
     for model, limit in config.bfl_model_limits:
         if model == pool:

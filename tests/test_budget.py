@@ -21,8 +21,8 @@ from conftest import API, service_env
 from credit_helpers import submit_job
 from devtools.processes import free_port
 from devtools.stack import Stack
-from fluxhook import admin
 from fluxhook import transitions as st
+from fluxhook.cli import operator_commands
 from fluxhook.config import Config
 from fluxhook.credits import budget, usage
 from fluxhook.errors import BudgetExceeded, ConfigError
@@ -299,7 +299,7 @@ def test_metrics_and_the_doctor_show_the_spend_against_the_limit(web, budget_sta
     text = api.get("/metrics").text
     assert "fluxhook_credits_spent_today 12.0" in text and "fluxhook_daily_credit_limit 12.0" in text
     assert 'fluxhook_credits_spent_total{model="flux-2-pro"}' in text
-    checks = {check.name: check for check in admin.run_checks(admin.Settings(dict(budget_stack[0].env)))}
-    assert checks["budget"].state == admin.WARN
+    checks = {check.name: check for check in operator_commands.run_checks(operator_commands.Settings(dict(budget_stack[0].env)))}
+    assert checks["budget"].state == operator_commands.WARN
     assert checks["budget"].detail.startswith("spent today 12 of BFL_DAILY_CREDIT_LIMIT 12 credits (100%); "
                                               "new submissions are refused until 00:00 UTC")

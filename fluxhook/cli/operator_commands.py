@@ -2,7 +2,7 @@
 
 They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
 worker processes do. The settings come from the environment; when it has none of them, from the file
-a running ``make run`` keeps (``fluxhook.cli.dev_run_path``).
+a running ``make run`` keeps (``fluxhook.cli.dev_run``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from redis.exceptions import RedisError
 
 from fluxhook import readiness
 from fluxhook.bfl.client import BFLClient
-from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
+from fluxhook.cli.dev_run import dev_run_path, read_dev_run
+from fluxhook.cli.exits import CLIError, ExitCode
 from fluxhook.config import Config
 from fluxhook.credits import budget, usage
 from fluxhook.errors import BFLError, ConfigError
