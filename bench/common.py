@@ -366,7 +366,7 @@ class Callback:
 
 
 def signed_callback(stack: BenchStack, job: BenchJob, sample_url: str) -> Callback:
-    """The per-job URL and ``X-Webhook-Secret`` BFL would use for this job (SPEC §4)."""
+    """The per-job URL and ``X-Webhook-Secret`` BFL would use for this job."""
     key = stack.env["SECRET_KEY"]
     return Callback(signing.job_webhook_url(stack.base_url, key, job.job_id),
                     {"Content-Type": "application/json",

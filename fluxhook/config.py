@@ -56,7 +56,7 @@ def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of SPEC §2, validated."""
+    """Every setting, validated."""
 
     redis_url: str
     bfl_api_key: str
@@ -116,7 +116,7 @@ class Config:
         if not self.bfl_api_key:
             found.append("BFL_API_KEY is not set: BFL refuses submissions and polls without a key, so only "
                          "callbacks of tracked tasks can complete jobs")
-        # Accepted, as SPEC sets no minimum, but as weak as they are short.
+        # Accepted, as no minimum is required, but as weak as they are short.
         if any(len(key) < MIN_SECRET_LENGTH for key in self.secret_keys):
             found.append(f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: the tokens and webhook secrets "
                          "derived from it are only as hard to guess as it is (use a long random string)")

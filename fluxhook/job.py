@@ -18,7 +18,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
 _JSON_FIELDS = ("error", "metadata", "input")
 # The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
-# at most 64 bytes in its compact encoding, about half the memory (the image JSON is ~140 bytes).
+# at most 64 bytes (hash-max-listpack-value) in its compact encoding, which the image's JSON would exceed.
 _IMAGE_PREFIX = "image_"
 _IMAGE_NUMBERS = ("size", "width", "height")
 # So are a video, its poster and a draft cache: each object's fields under its own prefix.
@@ -124,7 +124,7 @@ class Job:
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
     notified_at: float | None = None
-    # Provenance (SPEC §3): the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
+    # Provenance: the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
     # goes), BFL's seed from the result, and BFL's price: credits and megapixels, each None if BFL never said.
     prompt: str | None = None
     seed: int | None = None
@@ -186,7 +186,7 @@ class Job:
 
     def to_api(self, image_url: str | None = None, *, video_url: str | None = None, poster_url: str | None = None,
                draft_cache_url: str | None = None) -> dict:
-        """The job object of SPEC §3."""
+        """The job object, as the API shows it."""
         image = dict(self.image, url=image_url) if self.image else None
         video = dict(self.video, url=video_url, poster_url=poster_url) if self.video else None
         draft_cache = ({"url": draft_cache_url, "size": self.draft_cache.get("size"),
@@ -207,7 +207,7 @@ class Job:
             "attempts": {"webhooks": self.webhooks, "polls": self.polls, "downloads": self.downloads},
             "prompt": self.prompt,
             "seed": self.seed,
-            # Only while the task runs at BFL (SPEC §3).
+            # Only while the task runs at BFL.
             "progress": self.progress if self.status in (st.QUEUED, st.SUBMITTED) else None,
             "video": video,
             "draft_cache": draft_cache,

@@ -102,7 +102,7 @@ def bfl_status_word(raw: str) -> str | None:
 
 
 def is_running(bfl_status: str) -> bool:
-    """Whether BFL's word means the task still runs: any word but Ready and the failure words (SPEC §4)."""
+    """Whether BFL's word means the task still runs: any word but Ready and the failure words."""
     return bfl_status != BFL_READY and bfl_status not in BFL_FAILURES
 
 

@@ -125,7 +125,7 @@ def _listing() -> tuple[str | None, str | None, str | None, list[Job], str | Non
 
 
 def _counts() -> dict[str, int]:
-    counts = services().jobs.count_by_status()
+    counts = services().store.snapshot(time.time()).by_status
     return {"all": sum(counts.values()), **counts}
 
 

@@ -176,7 +176,7 @@ def show(job_id: str):
 
 
 def _answer_after_wait(job: Job, status: int):
-    """The job, once it is terminal if the request prefers to wait (SPEC §3, ``Prefer: wait``)."""
+    """The job, once it is terminal if the request prefers to wait (``Prefer: wait``)."""
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:

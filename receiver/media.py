@@ -1,4 +1,4 @@
-"""A job's stored video, its poster frame and its draft cache (SPEC §3): ``GET /v1/jobs/{id}/video``,
+"""A job's stored video, its poster frame and its draft cache: ``GET /v1/jobs/{id}/video``,
 ``/poster`` and ``/draft_cache``, with byte ranges (so a ``<video>`` tag can seek), ETags, and the job's
 signed URLs. The file is streamed in pieces from the store: memory never grows with its size."""
 

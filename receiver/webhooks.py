@@ -1,4 +1,4 @@
-"""BFL's callbacks: verify, record, enqueue, answer in milliseconds (SPEC §4)."""
+"""BFL's callbacks: verify, record, enqueue, answer in milliseconds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fallback polling and BFL slots (SPEC §6) against real processes, a real Redis and the simulator."""
+"""Fallback polling and BFL slots against real processes, a real Redis and the simulator."""
 
 from __future__ import annotations
 

@@ -383,7 +383,7 @@ def test_the_module_loads_without_the_service():
 def test_job_reads_as_attributes_and_stays_a_dict():
     job = fc.Job(job_body(status="stored", image={"sha256": "ab"}))
     assert (job.id, job.status, job.image["sha256"]) == ("job_1", "stored", "ab") and job.terminal
-    assert job.video is None and job.cost is None  # SPEC fields this answer lacks
+    assert job.video is None and job.cost is None  # job fields this answer lacks
     with pytest.raises(AttributeError):
         _ = job.colour
     assert json.loads(json.dumps(job)) == dict(job)

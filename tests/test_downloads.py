@@ -1,4 +1,4 @@
-"""Downloading and storing result images (SPEC §5), and serving them, through the Procfile's processes.
+"""Downloading and storing result images, and serving them, through the Procfile's processes.
 
 Each test submits a ``[pending]`` job, sends a Ready callback whose ``result.sample`` is the
 URL under test, and waits for the job's terminal status.

@@ -1,4 +1,4 @@
-"""Draft caches (SPEC §3, §4, §5): ``result.draft_cache`` is downloaded by a task of its own once the sample is
+"""Draft caches: ``result.draft_cache`` is downloaded by a task of its own once the sample is
 stored, with the same safety rules, the video size limit and retries within its URL's life, served from
 ``/draft_cache``, listed in the job; one that cannot be had fails nothing and says why on the job's
 timeline. Through the Procfile's processes, the simulator and spy hosts."""

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track (SPEC §3), end to end: the Procfile's processes over
+"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track, end to end: the Procfile's processes over
 HTTP with the BFL simulator, which counts the tasks it is given; Redis's MONITOR counts the round trips."""
 
 from __future__ import annotations

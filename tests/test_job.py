@@ -90,12 +90,12 @@ def test_iso():
     assert iso(ts + 61.5) == "2026-11-21T10:01:01Z"
 
 
-SPEC_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
+API_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
                    "completed_at", "image", "error", "metadata", "attempts"}
-# BFL's progress while the task runs, and the files a video result brings (SPEC §3).
-SPEC_JOB_FIELDS |= {"progress", "video", "draft_cache"}
-# Provenance (SPEC §3): the prompt, BFL's seed and what the task cost.
-SPEC_JOB_FIELDS |= {"prompt", "seed", "cost"}
+# BFL's progress while the task runs, and the files a video result brings.
+API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
+# Provenance: the prompt, BFL's seed and what the task cost.
+API_JOB_FIELDS |= {"prompt", "seed", "cost"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
@@ -128,7 +128,7 @@ def test_job_round_trip_of_every_spec_field():
     again = Job.from_hash(data)
     assert again.to_api("https://x/img") == job.to_api("https://x/img")
     api = again.to_api("https://x/img")
-    assert set(api) == SPEC_JOB_FIELDS
+    assert set(api) == API_JOB_FIELDS
     # An image job: no progress (it ended), no video, no draft cache.
     assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
     assert (api.pop("prompt"), api.pop("seed"), api.pop("cost")) == (None, None, None)
@@ -167,7 +167,7 @@ def test_job_round_trip_of_a_failed_job():
 def test_job_round_trip_of_a_fresh_job_has_nulls_and_empty_metadata():
     job = Job(id=new_job_id(), status="submitted", created_at=1.0, updated_at=1.0)
     api = Job.from_hash(_stored_hash(job)).to_api()
-    assert set(api) == SPEC_JOB_FIELDS
+    assert set(api) == API_JOB_FIELDS
     for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error"):
         assert api[name] is None, name
     assert api["metadata"] == {}

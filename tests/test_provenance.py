@@ -1,4 +1,4 @@
-"""What an image was and what it cost (SPEC §3 ``prompt``, ``seed``, ``cost``), end to end: the Procfile's
+"""What an image was and what it cost (the job's ``prompt``, ``seed`` and ``cost``), end to end: the Procfile's
 processes, the BFL simulator reporting prices, the API and the ``fluxhook`` command."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ RQ_JOB_FIELDS = (
 
 def test_a_queued_download_is_exactly_the_writes_rq_makes(make_services):
     svc = make_services(DB)
-    lock = download_lock("job_pinned")
+    lock = download_lock(svc.store.keys, "job_pinned")
     commands = download_task(svc.queue, "job_pinned", lock).commands
     record = f"rq:job:{lock.value}"
 
@@ -34,7 +34,7 @@ def test_a_queued_download_is_exactly_the_writes_rq_makes(make_services):
 
 def test_the_recorded_writes_make_a_task_rq_can_read(make_services):
     svc = make_services(DB)
-    lock = download_lock("job_read")
+    lock = download_lock(svc.store.keys, "job_read")
     svc.store.effects.apply([download_task(svc.queue, "job_read", lock)])
 
     task = svc.queue.fetch_job(lock.value)

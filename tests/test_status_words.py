@@ -1,4 +1,4 @@
-"""BFL's status words beyond the known ones (SPEC §4): FLUX 3 video's Reasoning and Generating, and any word
+"""BFL's status words beyond the known ones: FLUX 3 video's Reasoning and Generating, and any word
 BFL adds later, mean "still running", from a callback or a poll, with BFL's ``progress``.
 
 The rules on their own (``fluxhook.transitions``), then callbacks through the Procfile's processes, then

@@ -13,8 +13,6 @@ from fluxhook.lifecycle.enqueueing import (
     DOWNLOAD_RETRIES,
     DOWNLOAD_RETRY_CAP,
     DOWNLOAD_TIMEOUT,
-    IMAGE_URL_LIFE,
-    VIDEO_URL_LIFE,
 )
 from fluxhook.media import lifetimes
 
@@ -33,7 +31,7 @@ class _High(random.Random):
 
 def test_a_failing_download_is_retried_for_as_long_as_a_video_url_lives():
     shortest = sum(backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=DOWNLOAD_RETRY_CAP, rng=_Low()))
-    assert shortest >= VIDEO_URL_LIFE >= IMAGE_URL_LIFE
+    assert shortest >= lifetimes.VIDEO_URL_LIFE >= lifetimes.IMAGE_URL_LIFE
 
 
 def test_the_download_lock_outlives_every_retry():

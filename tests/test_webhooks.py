@@ -1,4 +1,4 @@
-"""Receiving BFL's callbacks (SPEC §4) through the Procfile's web and worker processes, over real HTTP.
+"""Receiving BFL's callbacks through the Procfile's web and worker processes, over real HTTP.
 
 Jobs are submitted with ``[pending]`` prompts so the simulator keeps them Pending and the
 test sends the callbacks itself. Every refusal reads the job back and checks nothing changed.

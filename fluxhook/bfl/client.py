@@ -118,7 +118,7 @@ class BFLClient:
                     except ValueError:
                         error = BFLUnavailable(f"BFL answered {response.status_code} without JSON")
                 elif response.status_code == 503 and method == "POST":
-                    # BFL is out of capacity: like a 429, the job waits in line (SPEC §6), not sent again now.
+                    # BFL is out of capacity: like a 429, the job waits in line, not sent again now.
                     raise BFLRateLimited(f"BFL is out of capacity{_detail(response)}",
                                          retry_after=retry_after_seconds(response.headers.get("Retry-After"), 5.0))
                 elif response.status_code in _RETRY_STATUSES:

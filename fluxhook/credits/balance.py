@@ -19,7 +19,6 @@ from fluxhook.bfl.client import BFLClient
 from fluxhook.errors import FluxhookError
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.store.keys import KEYS
 
 log = logging.getLogger("fluxhook.balance")
 
@@ -41,7 +40,7 @@ def refresh(svc: Services, now: float | None = None) -> Outcome:
     interval = svc.config.bfl_credits_refresh_seconds
     if not svc.config.bfl_api_key:
         return Outcome.SKIPPED  # BFL would refuse: there is no account to ask about
-    if not svc.store.locks.take(KEYS.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
+    if not svc.store.locks.take(svc.store.keys.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
         return Outcome.SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.

@@ -1,4 +1,4 @@
-"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT`` (SPEC §6): its rules, and the submission's use of them.
+"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, and the submission's use of them.
 
 BFL tells a task's price only in its answer to the submission, so the check before submitting
 reserves something: a submission is admitted while the UTC day's spend plus what the submissions

@@ -104,7 +104,7 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
     task, no such job) queues nothing.
     """
-    lock = download_lock(job_id)
+    lock = download_lock(svc.store.keys, job_id)
     return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
                                lock=lock, effects=[download_task(svc.queue, job_id, lock), *effects],
                                **ready_fields(report, source=source, proven=proven))

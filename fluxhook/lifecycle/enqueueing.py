@@ -13,10 +13,9 @@ from rq.job import JobStatus
 
 from fluxhook.backoff import backoff_schedule
 from fluxhook.limits import CALL_BOUND
-from fluxhook.media import lifetimes
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
-from fluxhook.store.keys import KEYS
+from fluxhook.store.keys import Keys
 from fluxhook.store.queues import task_queue, thumbnail_queue
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ NOTIFY_TASK = "worker.notify.notify_job"
 # URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
 # stops retrying once its own URL's life is over (see ``media.lifetimes``), so an image's job is not
 # kept waiting for hours.
-IMAGE_URL_LIFE, VIDEO_URL_LIFE = lifetimes.IMAGE_URL_LIFE, lifetimes.VIDEO_URL_LIFE
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 CONFIRM_RETRIES = 5
@@ -86,10 +84,10 @@ DOWNLOAD_LOCK_TTL = 4 * 3600 + 600 + DOWNLOAD_TIMEOUT
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def download_lock(job_id: str) -> Lock:
+def download_lock(keys: Keys, job_id: str) -> Lock:
     """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
     download from one that was lost."""
-    return Lock(KEYS.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+    return Lock(keys.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
 
 
 def draft_cache_task_id(job_id: str) -> str:
@@ -116,7 +114,7 @@ def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
 
 def enqueue_download(svc: "Services", job_id: str) -> bool:
     """Queue the download-and-store of a job's result, unless one is already queued or running."""
-    lock = download_lock(job_id)
+    lock = download_lock(svc.store.keys, job_id)
     if not svc.store.locks.take(*lock):
         return False
     try:
@@ -129,7 +127,7 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
 
 def download_pending(svc: "Services", job_id: str) -> bool:
     """Whether a download task for the job is queued, scheduled for a retry, or running."""
-    task_id = svc.store.locks.holder(KEYS.download_lock(job_id))
+    task_id = svc.store.locks.holder(svc.store.keys.download_lock(job_id))
     if task_id is None:
         return False
     try:
@@ -149,7 +147,7 @@ def ensure_download(svc: "Services", job_id: str) -> bool:
 
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
-    svc.store.locks.release(KEYS.download_lock(job_id))
+    svc.store.locks.release(svc.store.keys.download_lock(job_id))
 
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
@@ -172,7 +170,7 @@ def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
 
 def enqueue_confirm(svc: "Services", job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
-    if not svc.store.locks.take(KEYS.confirm_lock(job_id), "1", 60):
+    if not svc.store.locks.take(svc.store.keys.confirm_lock(job_id), "1", 60):
         return False
     try:
         svc.queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
@@ -185,7 +183,7 @@ def enqueue_confirm(svc: "Services", job_id: str) -> bool:
 
 def release_confirm(svc: "Services", job_id: str) -> None:
     """Let the next failure report for this job queue a check again."""
-    svc.store.locks.release(KEYS.confirm_lock(job_id))
+    svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
 def notify_task_id(job_id: str) -> str:

@@ -1,4 +1,4 @@
-"""Download a ready job's image and store it (SPEC §5): the work behind the download task."""
+"""Download a ready job's image and store it: the work behind the download task."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
-from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
+from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.effects import Effect
 
-log = logging.getLogger("fluxhook.results")
+log = logging.getLogger("fluxhook.storing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
@@ -83,7 +83,7 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
     except (DownloadError, HostNotAllowed) as exc:
-        # SPEC §5: an expired URL is worth one poll for a fresh one. Any other failure ends the job
+        # An expired URL is worth one poll for a fresh one. Any other failure ends the job
         # at once, unless the Ready report never proved its secret: then BFL has the last word.
         if isinstance(exc, ResultURLExpired) or not job.ready_proven:
             return _recheck_with_bfl(svc, job, exc, started, last_attempt)
@@ -92,9 +92,9 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
         return _store(svc, job, url, image, started)
 
 
-def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
+def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
     svc.jobs.count(job.id, "downloads")
-    return fetch_image(svc.http, url, svc.config.result_host_allowlist,
+    return fetch_result(svc.http, url, svc.config.result_host_allowlist,
                        SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
@@ -144,7 +144,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     return _finish_on(svc, job, failure)
 
 
-def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
+def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: float) -> str:
     key = f"{job.id}.{image.extension}"
     result: dict = {"image": image.describe()}
     if image.kind == VIDEO:

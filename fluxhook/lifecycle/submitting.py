@@ -17,7 +17,6 @@ from fluxhook.limits import CALL_BOUND
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
-from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submission")
@@ -30,7 +29,7 @@ MAX_PAUSE = 60.0
 
 def submission_lock_left(svc: Services, job_id: str) -> float:
     """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
-    return svc.store.locks.seconds_left(KEYS.submit_lock(job_id))
+    return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
 def admit(svc: Services, job: Job) -> None:
@@ -52,7 +51,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
     they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
     Other BFL errors propagate.
     """
-    lock = KEYS.submit_lock(job.id)
+    lock = svc.store.keys.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
         return Outcome.SKIPPED
     try:
@@ -113,7 +112,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
 
 def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
     """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
-    tried again now and then, until its hour is up (SPEC §6)."""
+    tried again now and then, until its hour is up."""
     metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
     timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
     now = time.time()

@@ -195,22 +195,11 @@ class JobStore:
         """When the sweep will next look at the job; None if never."""
         return self.connection.zscore(self.keys.due, job_id)
 
-    def due_now(self, now: float) -> int:
-        """How many jobs are due for a fallback check by ``now``."""
-        return int(self.connection.zcount(self.keys.due, "-inf", now))
-
     def count(self, job_id: str, counter: str) -> int:
         """Add one to ``attempts.<counter>``; -1 if the job is gone (never recreates a deleted job)."""
         if counter not in COUNTERS:
             raise ValueError(counter)
         return int(self._count([self.keys.job(job_id)], [counter]))
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many jobs are in each status."""
-        pipe = self.connection.pipeline(transaction=False)
-        for name in st.STATUSES:
-            pipe.zcard(self.keys.status(name))
-        return dict(zip(st.STATUSES, (int(n) for n in pipe.execute()), strict=False))
 
     def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
              model: str | None = None) -> tuple[list[Job], str | None]:
