@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fluxhook.job import Job, encode_fields, is_job_id, iso, new_job_id
+from fluxhook.job import Job, is_job_id, iso, new_job_id
+from fluxhook.store.records import encode_fields, job_from_hash
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -125,7 +126,7 @@ def test_job_round_trip_of_every_spec_field():
     )
     data = _stored_hash(job)
     assert all(isinstance(v, str) for v in data.values())
-    again = Job.from_hash(data)
+    again = job_from_hash(data)
     assert again.to_api("https://x/img") == job.to_api("https://x/img")
     api = again.to_api("https://x/img")
     assert set(api) == API_JOB_FIELDS
@@ -155,7 +156,7 @@ def test_job_round_trip_of_a_failed_job():
     job = Job(id=new_job_id(), status="failed", model="flux-kontext-max", bfl_id="t-9", bfl_status="Error",
               source="poll", created_at=100.0, updated_at=200.0, completed_at=200.0,
               error={"code": "bfl_error", "message": "BFL reported that the generation failed"}, polls=4)
-    api = Job.from_hash(_stored_hash(job)).to_api()
+    api = job_from_hash(_stored_hash(job)).to_api()
     assert api["error"] == {"code": "bfl_error", "message": "BFL reported that the generation failed"}
     assert api["image"] is None
     assert api["source"] == "poll"
@@ -166,7 +167,7 @@ def test_job_round_trip_of_a_failed_job():
 
 def test_job_round_trip_of_a_fresh_job_has_nulls_and_empty_metadata():
     job = Job(id=new_job_id(), status="submitted", created_at=1.0, updated_at=1.0)
-    api = Job.from_hash(_stored_hash(job)).to_api()
+    api = job_from_hash(_stored_hash(job)).to_api()
     assert set(api) == API_JOB_FIELDS
     for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error"):
         assert api[name] is None, name
@@ -179,7 +180,7 @@ def test_job_from_hash_reads_empty_strings_as_null():
     data = {"id": new_job_id(), "status": "ready", "bfl_id": "", "bfl_status": "", "source": "",
             "created_at": "5", "updated_at": "6", "completed_at": "", "image": "", "error": "",
             "metadata": "", "webhooks": "1", "polls": "0", "downloads": "0"}
-    job = Job.from_hash(data)
+    job = job_from_hash(data)
     assert (job.bfl_id, job.bfl_status, job.source, job.completed_at, job.image, job.error) == (None,) * 6
     assert job.metadata == {}
     assert job.webhooks == 1

@@ -20,10 +20,11 @@ from redis import Redis
 
 from fluxhook import transitions as st
 from fluxhook.errors import InvalidRequest
-from fluxhook.job import COUNTERS, Job, decode_hash, encode_fields, is_job_id, job_id_floor
+from fluxhook.job import COUNTERS, Job, is_job_id, job_id_floor
 from fluxhook.limits import MODEL, POOLS
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
 
 
@@ -95,7 +96,7 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
-        return Job.from_hash(decode_hash(data)) if data else None
+        return job_from_hash(decode_hash(data)) if data else None
 
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
         """The job tracking BFL task ``bfl_id``, or None."""
@@ -225,7 +226,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in page:
             pipe.hgetall(self.keys.job(job_id))
-        jobs = [Job.from_hash(decode_hash(d)) for d in pipe.execute() if d]
+        jobs = [job_from_hash(decode_hash(d)) for d in pipe.execute() if d]
         return jobs, next_cursor
 
     def _page_of_both(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
