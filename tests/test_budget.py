@@ -187,10 +187,10 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
     assert not svc.slots.holds(job)
-    with caplog.at_level(logging.INFO, logger="fluxhook.fallback"):
+    with caplog.at_level(logging.INFO, logger="fluxhook.checking"):
         assert checking.check_job(svc, job.id, claim) == Outcome.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
-    assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.fallback"] == ["waiting job put back in line"]
+    assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.checking"] == ["waiting job put back in line"]
 
 
 def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim):

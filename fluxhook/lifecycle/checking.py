@@ -18,7 +18,7 @@ from fluxhook.limits import CALL_BOUND
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 
-log = logging.getLogger("fluxhook.fallback")
+log = logging.getLogger("fluxhook.checking")
 
 # While a check runs the job is held this long; if the check dies (its worker killed), the job
 # comes due again then.

@@ -30,7 +30,7 @@ from fluxhook.net.hosts import check_url
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 
-log = logging.getLogger("fluxhook.notify")
+log = logging.getLogger("fluxhook.notifications")
 
 METRIC = "fluxhook_notifications"
 # (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.

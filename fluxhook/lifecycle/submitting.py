@@ -19,7 +19,7 @@ from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.usage import Reservation
 
-log = logging.getLogger("fluxhook.submission")
+log = logging.getLogger("fluxhook.submitting")
 
 # Outlasts one submission to BFL; one killed with its worker is started again soon after.
 SUBMIT_LOCK_SECONDS = CALL_BOUND

@@ -14,7 +14,7 @@ from fluxhook import transitions as st
 from fluxhook.media.thumbnails import key_for, make_thumbnail
 from fluxhook.services import Services
 
-log = logging.getLogger("fluxhook.thumbnails")
+log = logging.getLogger("fluxhook.thumbnailing")
 
 
 def make_for_job(svc: Services, job_id: str) -> str | None:
