@@ -6,8 +6,8 @@ import hmac
 
 from flask import Flask, current_app, g, request
 
-from fluxhook.app_keys import ADMIN, Caller, KeyResolver
 from fluxhook.errors import Forbidden, Unauthorized
+from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver
 
 from .context import services
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from fluxhook import app_keys, key_revocation
 from fluxhook.errors import InvalidRequest
+from fluxhook.lifecycle import app_keys, revoking
 
 from . import dashboard_session as auth
 from .context import services
@@ -85,7 +85,7 @@ def revoke_key(key_id: str):
     """Revoke a key, then back to the Keys page."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
-    if not app_keys.is_key_id(key_id) or not key_revocation.revoke(services(), key_id):
+    if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         return error_response(404, "not_found", "no such app key")
     log.info("app key revoked on the dashboard", extra={"key_id": key_id})
     return redirect(url_for("dashboard.keys"), 303)

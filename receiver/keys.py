@@ -7,8 +7,9 @@ import time
 
 from flask import Blueprint, request
 
-from fluxhook import app_keys, jsonbody, key_revocation
+from fluxhook import jsonbody
 from fluxhook.errors import FluxhookError, InvalidRequest, KeyNotFound
+from fluxhook.lifecycle import app_keys, revoking
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
 
 from .auth import require_admin
@@ -80,6 +81,6 @@ def change(key_id: str):
 @bp.delete("/keys/<key_id>")
 def revoke(key_id: str):
     """Revoke a key: within a second every process refuses it; its queued jobs end, its submitted ones finish."""
-    if not app_keys.is_key_id(key_id) or not key_revocation.revoke(services(), key_id):
+    if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
     return "", 204

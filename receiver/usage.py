@@ -6,9 +6,9 @@ import time
 
 from flask import Blueprint, request
 
-from fluxhook.app_keys import is_key_id
+from fluxhook.credits.usage import usage_report
 from fluxhook.errors import InvalidRequest
-from fluxhook.usage import usage_report
+from fluxhook.lifecycle.app_keys import is_key_id
 
 from .auth import require_bearer
 from .context import services

@@ -13,7 +13,7 @@ import requests
 
 from conftest import API
 from devtools.processes import wait_until
-from fluxhook import app_keys
+from fluxhook.lifecycle import app_keys
 from helpers import assert_error
 from key_helpers import as_key, make_key, second_web
 

@@ -16,9 +16,9 @@ import redis
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import key_revocation
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import revoking
 from fluxhook.limits import pool_for
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
@@ -170,16 +170,16 @@ def test_a_queued_job_being_sent_to_bfl_is_left_to_finish(make_services):
     sending, waiting = _queued_job(svc, "key_00000000000000aa"), _queued_job(svc, "key_00000000000000aa")
     assert svc.store.locks.take(KEYS.submit_lock(sending.id), "1", 60)
 
-    assert key_revocation.revoke(svc, "key_00000000000000aa")
+    assert revoking.revoke(svc, "key_00000000000000aa")
 
     assert svc.jobs.get(sending.id).status == st.QUEUED
     assert svc.jobs.get(waiting.id).status == st.FAILED
     assert svc.jobs.get(waiting.id).error["code"] == "key_revoked"
-    assert not key_revocation.revoke(svc, "key_00000000000000bb")
+    assert not revoking.revoke(svc, "key_00000000000000bb")
 
 
 def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
-    from fluxhook.bfl import submission
+    from fluxhook.lifecycle import submitting as submission
 
     svc = make_services(DB)
     svc.store.app_keys.create(AppKey(id="key_00000000000000cc", name="k", prefix="fhk_0000", secret_sha256="x"))

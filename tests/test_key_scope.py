@@ -174,8 +174,8 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
 
 
 def test_what_a_key_may_still_spend_today(api, two_keys, stack):
-    from fluxhook import app_keys
     from fluxhook.config import Config
+    from fluxhook.lifecycle import app_keys
     from fluxhook.services import build_services
 
     a, _, job_a, _ = two_keys

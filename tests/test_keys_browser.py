@@ -8,9 +8,9 @@ import re
 
 import requests
 from playwright.sync_api import expect
-from test_dashboard_browser import Tab, chromium, pytestmark, sign_in, tab  # noqa: F401 (fixtures, the skip mark)
 
 from conftest import API
+from test_dashboard_browser import Tab, chromium, pytestmark, sign_in, tab  # noqa: F401 (fixtures, the skip mark)
 
 
 def key_row(page, name: str):

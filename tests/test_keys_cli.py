@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from test_cli import run_cli
-
 from conftest import API, API_TOKEN
+from test_cli import run_cli
 
 
 def keys_cli(stack, action: str, *args: str, token: str = API_TOKEN):

@@ -1,0 +1,124 @@
+"""``fluxhook keys create|list|update|revoke``: app keys over the API, with an admin token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from fluxhook.cli.api_commands import client_for, format_table, print_json
+
+# What the limit options set, and how a value is read ('none' removes the limit on update).
+_LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "models": ("--models", lambda text: [m for m in text.replace(",", " ").split() if m],
+               "models it may use, comma-separated (default: any)"),
+    "daily_credits": ("--daily-credits", float, "credits it may spend per UTC day"),
+    "max_active": ("--max-active", int, "its jobs at BFL at once; more wait queued"),
+    "requests_per_minute": ("--requests-per-minute", int, "submissions per minute"),
+    "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
+    "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
+}
+KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", "RATE", "WEIGHT", "LAST USED")
+
+
+def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
+    """Add ``keys`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
+    keys = command("keys", None, "manage app keys (one token per app, with its own limits): needs an admin token")
+    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+
+    def action(name: str, run, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, parents=[target], help=help_text, description=help_text)
+        sub.set_defaults(func=run)
+        return sub
+
+    create = action("create", _create, "create a key; prints it with its secret, shown this once")
+    create.add_argument("name", help="what the app using it is called")
+    _limit_options(create, removable=False)
+
+    listing = action("list", _list, "list every key, newest first")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+
+    update = action("update", _update, "change a key's name or limits ('none' removes a limit)")
+    update.add_argument("key_id", metavar="KEY_ID")
+    update.add_argument("--name", help="a new name")
+    _limit_options(update, removable=True)
+
+    revoke = action("revoke", _revoke, "revoke a key: its queued jobs end, its submitted ones finish")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
+
+def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
+    for field, (option, read, help_text) in _LIMITS.items():
+        parser.add_argument(option, dest=field, type=_value(read, removable), metavar="VALUE",
+                            help=help_text + ("; 'none' removes it" if removable else ""))
+
+
+def _value(read: Callable[[str], Any], removable: bool) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if removable and text.strip().lower() == "none":
+            return _NONE
+        try:
+            return read(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a valid value: {text!r}") from None
+    return parse
+
+
+class _Removed:
+    """An option given as 'none': the limit is removed (sent as null)."""
+
+
+_NONE = _Removed()
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    given = {field: getattr(args, field) for field in _LIMITS if getattr(args, field) is not None}
+    return {field: (None if value is _NONE else value) for field, value in given.items()}
+
+
+def _create(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        created = fluxhook.create_key(args.name, **_limits(args))
+    print_json(created)
+    print("the key's secret is shown this once: keep it now (fluxhook keeps only its hash)", file=sys.stderr)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        keys = fluxhook.keys()
+    if args.json:
+        print_json({"keys": keys})
+    elif keys:
+        print(format_table(KEY_COLUMNS, (key_row(key) for key in keys)))
+    else:
+        print("no app keys", file=sys.stderr)
+    return 0
+
+
+def key_row(key: dict) -> list[str]:
+    """A key as one row of ``fluxhook keys list``."""
+    state = "revoked" if key.get("revoked_at") else "active"
+    spent = f"{key['spent_today']:g}" + (f" / {key['daily_credits']:g}" if key.get("daily_credits") else "")
+    rate = f"{key['requests_per_minute']}/min" if key.get("requests_per_minute") else "-"
+    return [key["id"], key["name"], key["prefix"], state, spent, f"{key['active']}/{key['queued']}", rate,
+            str(key["weight"]), key.get("last_used_at") or "never"]
+
+
+def _update(args: argparse.Namespace) -> int:
+    changes = _limits(args)
+    if args.name is not None:
+        changes["name"] = args.name
+    if not changes:
+        print("fluxhook keys update: nothing to change; give --name or a limit", file=sys.stderr)
+        return 2
+    with client_for(args) as fluxhook:
+        print_json(fluxhook.update_key(args.key_id, **changes))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        fluxhook.revoke_key(args.key_id)
+    print(f"revoked {args.key_id}", file=sys.stderr)
+    return 0

@@ -1,0 +1,63 @@
+"""Revoking an app key: the key answers 401 from then on, its submitted jobs finish (BFL has them, and they
+are paid), and its queued jobs end ``failed`` / ``key_revoked``, unpaid (their reservations go back)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from fluxhook import transitions as st
+from fluxhook.credits import usage
+from fluxhook.job import Job
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.keys import KEYS
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.keys")
+
+KEY_REVOKED = "key_revoked"
+# As long as a submission holds its lock (``submission.SUBMIT_LOCK_SECONDS``): held here only for one step.
+_LOCK_SECONDS = 60
+
+
+def revoke(svc: Services, key_id: str, now: float | None = None) -> bool:
+    """Revoke the key (False if there is no such key) and end its queued jobs; revoking twice is harmless."""
+    now = time.time() if now is None else now
+    if svc.store.app_keys.revoke(key_id, now) == 0:
+        return False
+    ended = sum(end_queued(svc, job_id) for job_id in svc.store.app_keys.queued_jobs(key_id))
+    log.info("app key revoked", extra={"key_id": key_id, "queued_jobs_ended": ended})
+    return True
+
+
+def end_queued(svc: Services, job_id: str) -> bool:
+    """End a queued job of a revoked key, unless some process is sending it to BFL right now (then it
+    is submitted and finishes like the key's other submitted jobs). Whether it ended."""
+    lock = KEYS.submit_lock(job_id)
+    if not svc.store.locks.take(lock, "revoked", _LOCK_SECONDS):
+        return False
+    try:
+        job = svc.jobs.get(job_id)
+        if job is None or job.status != st.QUEUED:
+            return False
+        return fail(svc, job)
+    finally:
+        svc.store.locks.release(lock)
+
+
+def fail(svc: Services, job: Job) -> bool:
+    """Move a queued job of a revoked key to ``failed`` / ``key_revoked`` (the caller holds its submit lock)."""
+    now = time.time()
+    moved = svc.jobs.transition(
+        job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
+        error={"code": KEY_REVOKED, "message": "the app key that created this job was revoked before it was sent "
+                                               "to BFL; nothing was charged"},
+        effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, now)])
+    if moved:
+        timeline.record(svc, job.id, "submission", outcome=KEY_REVOKED)
+        task_inputs.drop(svc, job.id)
+    return bool(moved)
