@@ -216,7 +216,7 @@ def index():
 def image(job_id: str):
     """The stored image, for a bearer token or a signed ``image.url``."""
     svc = services()
-    job = authorized_job(job_id, "image.url")
+    job = authorized_job(job_id, "image", "image.url")
     if not job.image or not job.storage_key:
         if job.terminal:
             raise Gone(f"job ended {job.status} without an image")
