@@ -122,6 +122,10 @@ class Keys:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
         return f"{self.prefix}idem:{scope}:{key}"
 
+    def signed_out(self, session: str) -> str:
+        """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
+        return f"{self.prefix}signedout:{session}"
+
     @property
     def job_changes(self) -> str:
         """The pub/sub channel on which a job's id is published when it turns terminal."""
