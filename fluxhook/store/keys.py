@@ -105,8 +105,13 @@ class Keys:
 
     @property
     def budget_held(self) -> str:
-        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>``."""
+        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``."""
         return f"{self.prefix}budget:held"
+
+    @property
+    def prices(self) -> str:
+        """What BFL's answers taught of each model's prices, a hash (see ``fluxhook.price_bounds``)."""
+        return f"{self.prefix}prices"
 
     @property
     def bfl_balance(self) -> str:
