@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -15,12 +14,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from werkzeug.serving import make_server
 
-from conftest import API, service_env
-from credit_helpers import submit_job
-from devtools.processes import free_port
-from devtools.stack import Stack
+from conftest import API
+from credit_helpers import budget_stack as running_budget_stack, submit_job
 from fluxhook import admin, budget, usage
 from fluxhook import transitions as st
 from fluxhook.bfl import submission
@@ -34,7 +30,6 @@ from fluxhook.limits import pool_for
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from helpers import assert_error
-from receiver import create_app
 from simulator import pricing
 
 DB = 12
@@ -278,23 +273,9 @@ def test_a_queued_job_whose_submission_fails_gives_its_reservation_back(svc, sim
 
 @pytest.fixture(scope="module")
 def budget_stack(redis_server, simulator, _spies, tmp_path_factory):
-    var_dir = Path(tmp_path_factory.mktemp("budget-stack"))
-    env = dict(os.environ)
-    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
-                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(LIMIT)))
-    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{STACK_DB}")
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    running = Stack(env=env, var_dir=var_dir)
-    running.start()
-    # Another web process beside gunicorn's two, in this test process, on the same Redis.
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(env, PORT=str(port)))), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield running, API(f"http://127.0.0.1:{port}")
-    server.shutdown()
-    running.stop()
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with running_budget_stack(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("budget-stack")),
+                              STACK_DB, LIMIT) as both:
+        yield both
 
 
 @pytest.fixture()
