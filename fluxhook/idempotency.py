@@ -13,6 +13,16 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 # How long the first answer is replayed.
 KEEP_SECONDS = 24 * 3600
+# Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
+# 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
+# is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
+MAX_KEYS_PER_CALLER = 20_000
+
+
+def keeps(status: int) -> bool:
+    """Whether an answer is kept for replay: only a success (Stripe's rule). A request refused for its
+    input, its credentials or the budget did nothing; an error on our side (5xx) may be retried."""
+    return 200 <= status < 300
 
 
 class Claim(NamedTuple):

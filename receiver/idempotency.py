@@ -10,8 +10,8 @@ from flask import Flask, Response, g, request
 
 from fluxhook import idempotency
 from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from fluxhook.store.idempotency import DONE, IN_USE, REUSED
+from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
+from fluxhook.store.idempotency import DONE, FULL, IN_USE, REUSED
 from fluxhook.waiting import MAX_WAIT
 
 from .context import services
@@ -43,6 +43,10 @@ def idempotent(view):
         if first.state == REUSED:
             raise IdempotencyKeyReused(f"this {idempotency.HEADER} was first used with another request body "
                                        "or on another endpoint")
+        if first.state == FULL:
+            raise RateLimited(f"this token holds {idempotency.MAX_KEYS_PER_CALLER} {idempotency.HEADER}s kept "
+                              "for replay; retry after Retry-After seconds, or send the request without a key",
+                              retry_after=first.retry_after)
         if first.state == IN_USE:
             raise IdempotencyKeyInUse(f"the first request with this {idempotency.HEADER} is still being handled; "
                                       "retry shortly")
@@ -53,14 +57,15 @@ def idempotent(view):
 
 
 def init_app(app: Flask) -> None:
-    """Keep each claimed request's answer (errors included, but never a 5xx, which may be retried)."""
+    """Keep each claimed request's answer if it succeeded; give the key up otherwise (nothing was done,
+    or a 5xx may be retried), so that what one caller makes Redis keep grows only with its jobs."""
 
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_claim")
         if held is not None:
             claim, ticket = held
-            if response.status_code >= 500:
+            if not idempotency.keeps(response.status_code):
                 services().store.idempotency.abandon(claim, ticket)
             elif not services().store.idempotency.finish(claim, ticket, response.status_code, response.get_data()):
                 log.warning("idempotency claim lapsed before the answer: it is not kept")

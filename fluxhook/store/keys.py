@@ -131,6 +131,10 @@ class Keys:
         """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
         return f"{self.prefix}signedout:{session}"
 
+    def idempotency_of_caller(self, scope: str) -> str:
+        """The Idempotency-Key records one bearer token (``scope``, a digest) holds, scored by when each goes."""
+        return f"{self.prefix}idemof:{scope}"
+
     @property
     def job_changes(self) -> str:
         """The pub/sub channel on which a job's id is published when it turns terminal."""
