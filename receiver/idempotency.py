@@ -15,6 +15,7 @@ from fluxhook.store.idempotency import DONE, FULL, IN_USE, REUSED
 from fluxhook.waiting import MAX_WAIT
 
 from .context import services
+from .json_request import json_object
 
 log = logging.getLogger("fluxhook.idempotency")
 
@@ -34,7 +35,8 @@ def idempotent(view):
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        claim = idempotency.claim(token, key, request.method, request.path, request.get_data())
+        idempotency.check_key(key)  # a bad key is refused before the body is read
+        claim = idempotency.claim(token, key, request.method, request.path, idempotency.Parsed(json_object()))
         first = services().store.idempotency.begin(claim, CLAIM_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
