@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
 from fluxhook.idempotency import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
+
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")  # out of the repository
 
 BODY = b'{"model": "m", "input": {"a": 1, "b": [1, 2]}, "metadata": {"x": "caf\\u00e9"}}'
 
