@@ -16,6 +16,8 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack
 from devtools.processes import wait_until
+from fluxhook import usage
+from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import UsageStore
 from simulator import pricing
 
@@ -34,16 +36,25 @@ def fronts(redis_server, simulator, _spies, tmp_path_factory):
         yield running, API(running.base_url), second
 
 
-def test_forty_submissions_at_once_end_at_most_one_jobs_price_above_the_limit(fronts, sim):
+@pytest.fixture()
+def day(fronts, sim):
+    """A fresh day: no spend, no reservation, no job (what BFL's answers taught is kept, as it would be)."""
+    running, first, _ = fronts
+    connection = redis.Redis.from_url(running.env["REDIS_URL"])
+    for job in first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
+        first.delete(f"/v1/jobs/{job['id']}")
+    connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held)
+    return fronts
+
+
+def _at_once(fronts, sim, bodies: list[dict]) -> None:
     running, first, second = fronts
-    bodies = [dict(CHEAP, prompt=f"cheap {n}") for n in range(20)] + \
-             [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(20)]
 
     def post(n: int):
         return (first, second)[n % 2].post("/v1/jobs", json={"model": MODEL, "input": bodies[n]})
 
-    with ThreadPoolExecutor(40) as pool:
-        answers = list(pool.map(post, range(40)))
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        answers = list(pool.map(post, range(len(bodies))))
     assert {r.status_code for r in answers} <= {202, 402}, [r.text for r in answers if r.status_code not in (202, 402)]
     assert all(r.json()["error"]["code"] == "budget_exceeded" for r in answers if r.status_code == 402)
     created = [r.json()["id"] for r in answers if r.status_code == 202]
@@ -58,11 +69,28 @@ def test_forty_submissions_at_once_end_at_most_one_jobs_price_above_the_limit(fr
         return held.reserved(time.time()) == 0 and spent >= LIMIT
 
     wait_until(settled, timeout=90, interval=0.2)
-    jobs = [first.job(job_id) for job_id in created]
+    jobs = first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]  # this test's, all of them
     sent = [job for job in jobs if job["bfl_id"]]
     spent = first.get("/v1/usage").json()["spent_today"]
+    print(f"limit {LIMIT}: {len(created)} accepted, {len(bodies) - len(created)} refused, {len(sent)} sent, "
+          f"spent {spent}")
     assert LIMIT <= spent <= LIMIT + PRICE_OF_THE_DEAREST, spent
     assert spent == pytest.approx(sum(job["cost"]["credits"] for job in sent))
     assert sim.stats()["submitted"] == len(sent)
     assert any(job["cost"]["credits"] == PRICE_OF_THE_DEAREST for job in sent)  # expensive ones went too
     assert all(job["status"] == "queued" for job in jobs if not job["bfl_id"])
+
+
+def test_forty_submissions_at_once_end_at_most_one_jobs_price_above_the_limit(day, sim):
+    # Nothing priced yet: the first goes alone; cheap tasks first, then expensive ones.
+    _at_once(day, sim, [dict(CHEAP, prompt=f"cheap {n}") for n in range(20)] +
+             [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(20)])
+
+
+def test_the_issues_attack_cheap_tasks_priced_first_then_forty_expensive_at_once(day, sim):
+    # As reported: 12 credits spent on cheap tasks (which lowered an average per job), then 40 at 4096 x 4096.
+    _, first, _ = day
+    for n in range(2):
+        cheap = {"model": MODEL, "input": dict(CHEAP, prompt=f"first {n}")}
+        assert first.post("/v1/jobs", json=cheap).status_code == 202
+    _at_once(day, sim, [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(40)])
