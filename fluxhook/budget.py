@@ -81,10 +81,10 @@ def summary(spent: int, reserved: int, limit: float | None) -> tuple[bool, str]:
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
 
-def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
+def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
             now: float | None = None) -> Reservation | None:
-    """Admit the job's submission (``body``: its BFL request fields) against today's limit, reserving the
-    bound of its price (or all that is left, when it must go alone).
+    """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limit,
+    reserving the bound of its price (or all that is left, when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     """
@@ -92,7 +92,8 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
     if limit is None:
         return None
     now = time.time() if now is None else now
-    most = price_bounds.bound(svc.store.prices.of(model), price_bounds.request_size(body))
+    size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(body)
+    most = price_bounds.bound(svc.store.prices.of(model), size)
     account = svc.store.usage.account_limit(usage.utc_day(now), usage.SPENT, usage.to_micro(limit))
     return svc.store.usage.reserve(job_id, [account], most, now=now, lease=RESERVATION_LEASE)
 

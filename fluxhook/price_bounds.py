@@ -46,6 +46,18 @@ class Size(NamedTuple):
     # request to, a bound made against the most, so that rounding never takes a bound below a price.
     output_low: int = 0
 
+    def encode(self) -> str:
+        """As a job's record keeps it while its input waits in storage."""
+        return f"{self.output},{self.input_images},{self.output_low}"
+
+    @classmethod
+    def decode(cls, text: str | None) -> "Size | None":
+        """A size as ``encode`` wrote it; None for anything else."""
+        parts = (text or "").split(",")
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts):
+            return None
+        return cls(*(int(p) for p in parts))
+
 
 class Learned(NamedTuple):
     """What BFL's answers taught about one model's prices; each is None until an answer said it."""

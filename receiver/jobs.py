@@ -23,6 +23,7 @@ from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.removal import remove_job
 from fluxhook.services import Services
 from fluxhook.presenting import present
+from fluxhook.price_bounds import request_size
 from fluxhook.limits import pool_for
 from fluxhook.tasks import enqueue_submits
 from fluxhook.waiting import requested_wait
@@ -122,7 +123,9 @@ def _create(svc: Services, job: Job, size: int) -> Job:
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job
     try:
-        recorded = replace(job, input=task_inputs.keep(svc, job.id, job.input, size))
+        kept = task_inputs.keep(svc, job.id, job.input, size)
+        recorded = replace(job, input=kept,
+                           input_size=None if kept is not None else request_size(job.input or {}).encode())
         svc.jobs.create(recorded)
     except Exception:
         svc.store.usage.release(job.id)

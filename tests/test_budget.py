@@ -17,7 +17,7 @@ import redis
 
 from conftest import API
 from credit_helpers import budget_stack as running_budget_stack, submit_job
-from fluxhook import admin, budget, usage
+from fluxhook import admin, budget, price_bounds, usage
 from fluxhook import transitions as st
 from fluxhook.bfl import submission
 from fluxhook.recovery import fallback
@@ -250,6 +250,17 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
     assert submission.submit_queued(svc, job.id) == st.QUEUED
     assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
     assert svc.store.usage.reserved(time.time()) == LIMIT * MICRO  # never priced: it went alone
+
+
+def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it(svc, sim):
+    # Its record keeps the request's size; no input is stored here at all, so a read would fail the job.
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=PRO, input=None, pool=pool_for(PRO), created_at=now,
+              updated_at=now, input_size=price_bounds.request_size({"width": 4096, "height": 4096}).encode())
+    svc.jobs.create(job)
+    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, LIMIT * MICRO)
+    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
 
 
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):

@@ -80,3 +80,10 @@ def test_input_images_count_at_the_most_bfl_read_per_image():
     learned = _learned("flux-2-pro", [{"prompt": "x"}, {"input_image": "a"}])
     assert learned.input_per_image == 100
     assert bound(learned, request_size(edit)) >= _micro("flux-2-pro", edit)
+
+
+def test_a_size_is_kept_as_text_and_read_back():
+    size = request_size({"width": 1440, "height": 2048, "input_image": "a"})
+    assert Size.decode(size.encode()) == size
+    for text in (None, "", "1,2", "a,b,c", "1,2,3,4", "²,1,1", "9" * 20 + ",1,1"):
+        assert Size.decode(text) is None

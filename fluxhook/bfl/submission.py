@@ -19,6 +19,7 @@ from fluxhook.job import Job
 from fluxhook.bfl.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.outcomes import SKIPPED
+from fluxhook.price_bounds import Size
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import Reservation
@@ -66,10 +67,16 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
 
 def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     config = svc.config
-    request = task_input if task_input is not None else task_inputs.load(svc, job.id, job.input)
-    reservation = budget.reserve(svc, job.id, job.model or "", request)
+    request = task_input if task_input is not None else (job.input or None)
+    stored_size = Size.decode(job.input_size) if request is None else None
+    if request is None and stored_size is None:
+        request = task_inputs.load(svc, job.id, job.input)
+    # A large input waiting in storage is read only once the budget lets its job go.
+    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size)
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
+    if request is None:
+        request = task_inputs.load(svc, job.id, job.input)
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
