@@ -44,6 +44,7 @@ def day(fronts, sim):
     for job in first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
         first.delete(f"/v1/jobs/{job['id']}")
     connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held)
+    connection.close()
     return fronts
 
 
@@ -68,7 +69,10 @@ def _at_once(fronts, sim, bodies: list[dict]) -> None:
         spent = first.get("/v1/usage").json()["spent_today"]
         return held.reserved(time.time()) == 0 and spent >= LIMIT
 
-    wait_until(settled, timeout=90, interval=0.2)
+    try:
+        wait_until(settled, timeout=90, interval=0.2)
+    finally:
+        held.connection.close()
     jobs = first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]  # this test's, all of them
     sent = [job for job in jobs if job["bfl_id"]]
     spent = first.get("/v1/usage").json()["spent_today"]
