@@ -16,7 +16,7 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack
 from devtools.processes import wait_until
-from fluxhook import usage
+from fluxhook.credits import usage
 from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import UsageStore
 from simulator import pricing

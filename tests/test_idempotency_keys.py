@@ -13,7 +13,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
-from fluxhook.idempotency import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
+from receiver.idempotency_keys import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")  # out of the repository
 

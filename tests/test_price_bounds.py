@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from fluxhook.costs import parse_cost
-from fluxhook.price_bounds import Learned, Size, bound, observe, request_size
+from fluxhook.bfl.costs import parse_cost
+from fluxhook.credits.price_bounds import Learned, Size, bound, observe, request_size
 from simulator import pricing
 
 SIDES = (256, 512, 1024, 1440, 2048, 4096)

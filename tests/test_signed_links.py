@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from conftest import SECRET_KEY
-from helpers import assert_error, stored_job
 from fluxhook import signing
+from helpers import assert_error, stored_job
 
 KINDS = signing.FILE_KINDS
 

@@ -8,12 +8,23 @@ from typing import NamedTuple
 
 from redis import Redis
 
-from fluxhook import idempotency
-from fluxhook.idempotency import KEEP_SECONDS, Claim
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
 CLAIMED, REUSED, IN_USE, DONE, FULL = "claimed", "reused", "in_use", "done", "full"
+# How long the first answer is replayed.
+KEEP_SECONDS = 24 * 3600
+# Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
+# 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
+# is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
+MAX_KEYS_PER_CALLER = 20_000
+
+class Claim(NamedTuple):
+    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
+
+    scope: str
+    key: str
+    fingerprint: str
 
 
 class Begin(NamedTuple):
@@ -42,7 +53,7 @@ class IdempotencyStore:
         # The ticket tells this request's claim from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
         reply = self._begin(self._keys(claim), [claim.fingerprint, max(1, int(lease * 1000)), ticket,
-                                                idempotency.MAX_KEYS_PER_CALLER, _now_ms(), KEEP_SECONDS * 1000])
+                                                MAX_KEYS_PER_CALLER, _now_ms(), KEEP_SECONDS * 1000])
         state = _text(reply[0])
         if state == CLAIMED:
             return Begin(CLAIMED, ticket=ticket)

@@ -1,10 +1,9 @@
-"""What BFL's answers taught about each model's prices (see ``fluxhook.price_bounds``), in Redis."""
+"""What BFL's answers taught about each model's prices (see ``fluxhook.credits.price_bounds``), in Redis."""
 
 from __future__ import annotations
 
 from redis import Redis
 
-from fluxhook.price_bounds import Learned, Observation
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -19,12 +18,12 @@ class LearnedPrices:
         self.keys = keys
         self._learn = LuaScript(connection, "prices_learn")
 
-    def of(self, model: str) -> Learned:
-        """What is known of ``model`` (all None for a model never priced)."""
+    def of(self, model: str) -> tuple[int | None, int | None, int | None]:
+        """(rate, smallest, input_per_image) of ``model``, each None until an answer taught it."""
         values = self.connection.hmget(self.keys.prices, [f"{model}:{name}" for name in _FIELDS])
-        return Learned(*(int(value) if value is not None else None for value in values))
+        rate, smallest, per_image = (int(value) if value is not None else None for value in values)
+        return rate, smallest, per_image
 
-    def learn(self, model: str, seen: Observation) -> None:
+    def learn(self, model: str, rate: int, units: int, input_per_image: int | None) -> None:
         """Keep what one priced answer teaches (only ever widening the bounds)."""
-        self._learn([self.keys.prices], [model, seen.rate, seen.units,
-                                         "" if seen.input_per_image is None else seen.input_per_image])
+        self._learn([self.keys.prices], [model, rate, units, "" if input_per_image is None else input_per_image])

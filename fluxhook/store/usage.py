@@ -3,7 +3,7 @@
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
-jobs. What the fields mean is ``fluxhook.usage``'s business; this class only keeps them.
+jobs. What the fields mean is ``fluxhook.credits.usage``'s business; this class only keeps them.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ class UsageStore:
         return Limit(self.keys.usage(day), spent_field, self.keys.budget_held, limit)
 
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
-                lease: float) -> Reservation:
+                lease: float, dry_run: bool = False) -> Reservation:
         """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
         most it can cost; None if unknown) in each, or everything left there when it must go alone
-        (see ``lua/budget_reserve.lua``)."""
+        (see ``lua/budget_reserve.lua``). ``dry_run``: only say what would be decided, reserving nothing."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key)]
-        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound]
+        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run)]
         for limit in limits:
             args += [limit.limit, limit.spend_field]
         state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
@@ -97,8 +97,8 @@ class UsageStore:
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:
         # A year is thousands of fields: decoded in bulk (int() reads the bytes as they came).
-        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2])))
-                for name, pairs in zip(names, self._read(keys))}
+        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
+                for name, pairs in zip(names, self._read(keys), strict=False)}
 
     def set_balance(self, credits: float, at: float, ttl: int) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""

@@ -20,8 +20,9 @@
 -- KEYS, per limit i (1-based): KEYS[2i-1] the hash holding the day's spend, KEYS[2i] the limit's
 --       reservations (job id -> '<deadline ms> <micro-credits>', with ' alone' for one sent alone).
 -- ARGV[1] the job id, ARGV[2] now (ms), ARGV[3] how long a reservation lives (ms), ARGV[4] the
---       request's bound in micro-credits, or -1 for none; then per limit i: ARGV[3+2i] the limit
---       (micro-credits), ARGV[4+2i] the spend's field in KEYS[2i-1].
+--       request's bound in micro-credits, or -1 for none, ARGV[5] '1' to only say what would be
+--       decided, reserving nothing (the operator's view); then per limit i: ARGV[4+2i] the limit
+--       (micro-credits), ARGV[5+2i] the spend's field in KEYS[2i-1].
 -- Returns {state (1 admitted, 0 refused, 2 wait for the others to settle), the limit (1-based)
 -- that decided, its day's spend, credits reserved there by others, what this job holds in the
 -- first limit (0 unless admitted)}.
@@ -32,7 +33,7 @@ local first = {0, 0}
 
 for i = 1, count do
   local held_key = KEYS[2 * i]
-  local limit = tonumber(ARGV[3 + 2 * i])
+  local limit = tonumber(ARGV[4 + 2 * i])
   local others, live, alone, mine = 0, 0, false, nil
   local held = redis.call('HGETALL', held_key)
   for n = 1, #held, 2 do
@@ -47,7 +48,7 @@ for i = 1, count do
       if kind == ' alone' then alone = true end
     end
   end
-  local spent = tonumber(redis.call('HGET', KEYS[2 * i - 1], ARGV[4 + 2 * i]) or '0')
+  local spent = tonumber(redis.call('HGET', KEYS[2 * i - 1], ARGV[5 + 2 * i]) or '0')
   if i == 1 then first = {spent, others} end
   local left = limit - spent - others
   local state, record = 1, nil
@@ -75,6 +76,7 @@ for i = 1, count do
 end
 
 if decided then return decided end
+if ARGV[5] == '1' then return {1, 0, first[1], first[2], 0} end
 for i = 1, count do
   redis.call('HSET', KEYS[2 * i], job, records[i])
   redis.call('PEXPIRE', KEYS[2 * i], lease)

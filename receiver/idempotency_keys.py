@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` (SPEC §3): which requests count as the same, and whose key it is (pure)."""
+"""``Idempotency-Key`` : which requests count as the same, and whose key it is, read from the request (pure)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ import hashlib
 from typing import Any, NamedTuple
 
 from fluxhook import jsonbody
-from fluxhook.json_stream import json_chunks
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
+from fluxhook.json_stream import json_chunks
+from fluxhook.store.idempotency import Claim
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-# How long the first answer is replayed.
-KEEP_SECONDS = 24 * 3600
-# Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
-# 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
-# is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
-MAX_KEYS_PER_CALLER = 20_000
 
 
 def keeps(status: int) -> bool:
@@ -25,12 +20,6 @@ def keeps(status: int) -> bool:
     return 200 <= status < 300
 
 
-class Claim(NamedTuple):
-    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
-
-    scope: str
-    key: str
-    fingerprint: str
 
 
 def check_key(value: str) -> str:

@@ -1,8 +1,8 @@
-"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT`` (SPEC §6): its rules, and the submission's use of them.
+"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, and the submission's use of them.
 
 BFL tells a task's price only in its answer to the submission, so the check before submitting
 reserves something: an upper bound for that very request, made from what BFL's answers taught of
-its model's prices (``fluxhook.price_bounds``; docs/budgets.md). A submission whose bound fits in
+its model's prices (``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
 what is left (the limit less the day's spend and the live reservations) reserves it; one with no
 bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
 reservation is live, reserving all that is left) and otherwise waits for the others to settle. So
@@ -26,11 +26,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
-from fluxhook import price_bounds, usage
-from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.costs import Cost
+from fluxhook.bfl.costs import Cost
+from fluxhook.credits import price_bounds, usage
 from fluxhook.errors import BudgetExceeded
-from fluxhook.recovery.schedule import POLL_DEADLINE
+from fluxhook.limits import CALL_BOUND
+from fluxhook.schedule import POLL_DEADLINE
 from fluxhook.store.usage import Reservation
 
 if TYPE_CHECKING:
@@ -42,11 +42,6 @@ RESERVATION_LEASE = POLL_DEADLINE + CALL_BOUND
 RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.
 ALONE_RECHECK = 2.0
-
-
-def admits(spent: int, reserved: int, limit: int) -> bool:
-    """Whether a submission may go: the day's spend and the others' reservations are below the limit."""
-    return spent + reserved < limit
 
 
 def seconds_until_next_day(now: float) -> float:
@@ -69,33 +64,40 @@ def refusal(spent: int, reserved: int, limit: float, now: float) -> str:
             f"new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
 
 
-def summary(spent: int, reserved: int, limit: float | None) -> tuple[bool, str]:
-    """Today's spend against the limit in words, and whether new submissions are refused now."""
+def summary(spent: int, reserved: int, limit: float | None, refused: bool = False) -> tuple[bool, str]:
+    """Today's spend against the limit in words, and whether new submissions are refused now (``refused``,
+    as ``standing`` found it)."""
     held = f" ({usage.from_micro(reserved):,g} more reserved by submissions under way)" if reserved else ""
     if limit is None:
         return False, f"spent today {usage.from_micro(spent):,g} credits{held}; no BFL_DAILY_CREDIT_LIMIT"
     share = usage.from_micro(spent) / limit
-    refused = not admits(spent, reserved, usage.to_micro(limit))
     text = (f"spent today {usage.from_micro(spent):,g} of BFL_DAILY_CREDIT_LIMIT {limit:,g} credits "
             f"({share:.0%}){held}")
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
 
 def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-            now: float | None = None) -> Reservation | None:
+            now: float | None = None, *, dry_run: bool = False) -> Reservation | None:
     """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limit,
     reserving the bound of its price (or all that is left, when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
+    ``dry_run``: only say what would be decided, reserving nothing.
     """
     limit = svc.config.bfl_daily_credit_limit
     if limit is None:
         return None
     now = time.time() if now is None else now
     size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(body)
-    most = price_bounds.bound(svc.store.prices.of(model), size)
+    most = price_bounds.bound(price_bounds.Learned(*svc.store.prices.of(model)), size)
     account = svc.store.usage.account_limit(usage.utc_day(now), usage.SPENT, usage.to_micro(limit))
-    return svc.store.usage.reserve(job_id, [account], most, now=now, lease=RESERVATION_LEASE)
+    return svc.store.usage.reserve(job_id, [account], most, now=now, lease=RESERVATION_LEASE, dry_run=dry_run)
+
+
+def standing(svc: "Services", now: float | None = None) -> Reservation | None:
+    """Whether a new submission would be refused now (nothing left), with the day's spend and what others
+    hold reserved: the reservation's own rule, reserving nothing. None when no limit is set."""
+    return reserve(svc, "", "", price_bounds.Size(0, 0), now, dry_run=True)
 
 
 def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None) -> int:
@@ -114,4 +116,4 @@ def learn(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | Non
     """Keep what BFL's stated price for this request teaches of its model's prices."""
     seen = price_bounds.observe(price_bounds.request_size(body), cost)
     if seen is not None:
-        svc.store.prices.learn(model, seen)
+        svc.store.prices.learn(model, seen.rate, seen.units, seen.input_per_image)

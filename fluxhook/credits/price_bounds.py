@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, NamedTuple
 
-from fluxhook.costs import Cost
+from fluxhook.bfl.costs import Cost
 
 MEGAPIXEL = 1024 * 1024
 # One unit is a hundredth of a megapixel, as BFL states megapixels.
