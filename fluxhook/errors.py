@@ -66,17 +66,6 @@ class ModelNotAllowed(Forbidden):
     code = "model_not_allowed"
 
 
-class RateLimited(FluxhookError):
-    """Too many requests; ``retry_after`` says in how many seconds one would be accepted."""
-
-    code = "rate_limited"
-    status = 429
-
-    def __init__(self, message: str = "", retry_after: float = 1.0):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 class KeyNotFound(FluxhookError):
     """No app key has this id."""
 
@@ -102,6 +91,17 @@ class IdempotencyKeyInUse(FluxhookError):
 
     code = "idempotency_key_in_use"
     status = 409
+
+
+class RateLimited(FluxhookError):
+    """The caller holds as much as fluxhook keeps for one caller; it may go on after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class JobNotFound(FluxhookError):

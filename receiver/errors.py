@@ -10,7 +10,7 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from fluxhook.errors import FluxhookError, RangeNotSatisfiable, RateLimited
+from fluxhook.errors import FluxhookError, RangeNotSatisfiable
 
 log = logging.getLogger("fluxhook.web")
 
@@ -35,8 +35,9 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"
-        if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        retry_after = getattr(exc, "retry_after", None)
+        if exc.status == 429 and retry_after:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         return response
 
     @app.errorhandler(HTTPException)

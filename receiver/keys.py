@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, request
+from flask import Blueprint
 
-from fluxhook import jsonbody
-from fluxhook.errors import FluxhookError, InvalidRequest, KeyNotFound
+from fluxhook.errors import FluxhookError, KeyNotFound
 from fluxhook.lifecycle import app_keys, revoking
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
 
 from .auth import require_admin
 from .context import services
+from .json_request import json_object
 
 bp = Blueprint("keys", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.keys")
@@ -22,12 +22,6 @@ log = logging.getLogger("fluxhook.keys")
 @bp.before_request
 def authenticate():
     require_admin()
-
-
-def _body() -> object:
-    if not request.is_json:
-        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
-    return jsonbody.loads(request.get_data())
 
 
 def _key(key_id: str) -> AppKey:
@@ -45,7 +39,7 @@ def _shown(key: AppKey) -> dict:
 def create():
     """A new app key; its secret is in this answer and never again."""
     now = time.time()
-    values, _ = app_keys.parse(_body(), creating=True, now=now)
+    values, _ = app_keys.parse(json_object(), creating=True, now=now)
     key, secret = app_keys.new_key(values, now)
     services().store.app_keys.create(key)
     log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
@@ -68,7 +62,7 @@ def show(key_id: str):
 def change(key_id: str):
     """Change a key's name and limits (``null`` removes a limit)."""
     _key(key_id)
-    values, unset = app_keys.parse(_body(), creating=False, now=time.time())
+    values, unset = app_keys.parse(json_object(), creating=False, now=time.time())
     outcome = services().store.app_keys.change(key_id, values, unset)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
