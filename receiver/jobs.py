@@ -98,7 +98,7 @@ def create():
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url,
               key_id=caller.key_id)
     # Past BFL_DAILY_CREDIT_LIMIT or the key's daily_credits: 402, and nothing is created.
-    submitting.admit(svc, job)
+    submitting.admit(svc, job, key=caller.key)
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
     job = _create(svc, job, body_size())
@@ -132,7 +132,7 @@ def _create(svc: Services, job: Job, size: int) -> Job:
                            input_size=None if kept is not None else request_size(job.input or {}).encode())
         svc.jobs.create(recorded)
     except Exception:
-        svc.store.usage.release(job.id)
+        svc.store.usage.release(job.id, job.key_id)
         if recorded.input is None:
             task_inputs.drop(svc, job.id)
         raise

@@ -99,6 +99,53 @@ def test_bad_submissions_do_not_count_against_the_rate(webs):
     assert [_post(app, f"ok {n}").status_code for n in range(3)] == [202, 202, 429]
 
 
+def test_daily_credits_hold_under_concurrency_over_two_web_processes(api, stack, sim):
+    # On the session stack: with BFL's slots free, what is measured is the credit limit alone.
+    with second_web(stack.env) as second:
+        _daily_credits_hold(api, second)
+
+
+def _daily_credits_hold(admin: API, second: API) -> None:
+    from simulator import pricing
+
+    limit, model = 50, "flux-2-flex"
+    cheap, dear = {"width": 1024, "height": 1024}, {"width": 4096, "height": 4096}
+    dearest = pricing.price(model, dear)["cost"]
+    created, app = make_key(admin, daily_credits=limit)
+    _, other = make_key(admin)
+    clients = [app, as_key(second, app.http.headers["Authorization"].split()[1])]
+    # BFL's prices for the model are known (from another app's jobs), so each request reserves its bound.
+    for size in (cheap, dear):
+        admin.wait_for(admin.post("/v1/jobs", json={"model": model, "input": dict(size, prompt="priced")}).json()["id"])
+    # The cheap ones alone cannot reach the limit: a dear one must go too, bounded by what BFL charged.
+    bodies = [dict(cheap, prompt=f"cheap {n}") for n in range(6)] + [dict(dear, prompt=f"dear {n}") for n in range(14)]
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda n: clients[n % 2].post("/v1/jobs", json={"model": model, "input": bodies[n]}),
+                                range(20)))
+
+    assert {r.status_code for r in answers} <= {202, 402}, [r.text for r in answers]
+    refused = [r.json()["error"] for r in answers if r.status_code == 402]
+    assert all(e["code"] == "budget_exceeded" and "daily_credits" in e["message"] for e in refused)
+    ids = [r.json()["id"] for r in answers if r.status_code == 202]
+
+    def settled():
+        # Once the key's spend reaches its limit nothing more of it is sent; what was sent before must end.
+        spent = admin.get(f"/v1/keys/{created['id']}").json()["spent_today"]
+        jobs = [admin.job(job_id) for job_id in ids]
+        sent = [j for j in jobs if j["bfl_id"]]
+        done = all(j["status"] == "stored" or (j["status"] == "queued" and not j["bfl_id"]) for j in jobs)
+        return (spent, sent) if spent >= limit and done and spent == pytest.approx(
+            sum(j["cost"]["credits"] for j in sent)) else None
+
+    spent, sent = wait_until(settled, timeout=90, interval=0.3, message="the key's credits to be spent")
+    assert limit <= spent <= limit + dearest, spent
+    assert any(j["cost"]["credits"] == dearest for j in sent)  # dear ones went too, within the bound
+    assert_error(_post(app, "one more"), 402, "budget_exceeded")
+    assert _post(other, "another app goes on").status_code == 202  # only that key is refused
+    assert admin.get("/v1/usage", params={"key_id": created["id"]}).json()["daily_limit"] == limit
+
+
 def _idle(admin: API) -> bool:
     """Whether no job of the stack is still under way (earlier tests' jobs hold slots until they end)."""
     return all(not admin.get("/v1/jobs", params={"status": s}).json()["jobs"] for s in ("queued", "submitted", "ready"))

@@ -31,7 +31,8 @@ from fluxhook.credits import price_bounds, usage
 from fluxhook.errors import BudgetExceeded
 from fluxhook.limits import CALL_BOUND
 from fluxhook.schedule import POLL_DEADLINE
-from fluxhook.store.usage import Reservation
+from fluxhook.store.app_keys import AppKey
+from fluxhook.store.usage import Limit, Reservation
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -76,22 +77,35 @@ def summary(spent: int, reserved: int, limit: float | None, refused: bool = Fals
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
 
+def limits(svc: "Services", now: float, key: AppKey | None = None) -> list[Limit]:
+    """The credit limits a submission must stay within today: the account's ``BFL_DAILY_CREDIT_LIMIT`` and
+    its app key's ``daily_credits``, each when set."""
+    day, account = usage.utc_day(now), svc.config.bfl_daily_credit_limit
+    found = []
+    if account is not None:
+        found.append(svc.store.usage.account_limit(day, usage.SPENT, usage.to_micro(account)))
+    if key is not None and key.daily_credits is not None:
+        found.append(svc.store.usage.key_limit(day, usage.spent_field(key.id), key.id,
+                                               usage.to_micro(key.daily_credits)))
+    return found
+
+
 def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-            now: float | None = None, *, dry_run: bool = False) -> Reservation | None:
-    """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limit,
-    reserving the bound of its price (or all that is left, when it must go alone).
+            now: float | None = None, *, dry_run: bool = False, key: AppKey | None = None) -> Reservation | None:
+    """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limits (the
+    account's, and its app key's ``key``), reserving the bound of its price in each (or all that is left,
+    when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     ``dry_run``: only say what would be decided, reserving nothing.
     """
-    limit = svc.config.bfl_daily_credit_limit
-    if limit is None:
-        return None
     now = time.time() if now is None else now
+    applying = limits(svc, now, key)
+    if not applying:
+        return None
     size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(body)
     most = price_bounds.bound(price_bounds.Learned(*svc.store.prices.of(model)), size)
-    account = svc.store.usage.account_limit(usage.utc_day(now), usage.SPENT, usage.to_micro(limit))
-    return svc.store.usage.reserve(job_id, [account], most, now=now, lease=RESERVATION_LEASE, dry_run=dry_run)
+    return svc.store.usage.reserve(job_id, applying, most, now=now, lease=RESERVATION_LEASE, dry_run=dry_run)
 
 
 def standing(svc: "Services", now: float | None = None) -> Reservation | None:
@@ -100,16 +114,31 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
     return reserve(svc, "", "", price_bounds.Size(0, 0), now, dry_run=True)
 
 
-def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None) -> int:
+def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
+          key: AppKey | None = None) -> int:
     """Reserve the bound of the job's price, or raise ``BudgetExceeded``; returns the micro-credits reserved
     (0 also when the job must wait to go alone: it is created, and sent once the others have settled)."""
     now = time.time() if now is None else now
-    reservation = reserve(svc, job_id, model, body, now)
+    reservation = reserve(svc, job_id, model, body, now, key=key)
     if reservation is None or reservation.waits:
         return 0
     if not reservation.admitted:
-        raise BudgetExceeded(refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now))
+        raise BudgetExceeded(refusal_of(svc, reservation, now, key))
     return reservation.amount
+
+
+def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> str:
+    """The message of a refusal by whichever limit decided it: the account's, or the app key's."""
+    by_key = key is not None and key.daily_credits is not None and (
+        svc.config.bfl_daily_credit_limit is None or reservation.limit_index == 1)
+    if not by_key:
+        return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
+    held = (f", {usage.from_micro(reservation.reserved):g} more reserved by its submissions under way"
+            if reservation.reserved else "")
+    return (f"this app key's credits for today are spent: {usage.from_micro(reservation.spent):g} of its "
+            f"daily_credits {key.daily_credits:g}{held}; its new submissions are refused until 00:00 UTC "
+            f"(in {hours} h {rest // 60} min)")
 
 
 def learn(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:

@@ -17,6 +17,7 @@ from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.limits import CALL_BOUND
 from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
+from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.usage import Reservation
 
@@ -33,11 +34,12 @@ def submission_lock_left(svc: Services, job_id: str) -> float:
     return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
-def admit(svc: Services, job: Job) -> None:
-    """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT``, or raise
-    ``BudgetExceeded`` (402) so that nothing is created. The reservation waits with the job for its submission."""
+def admit(svc: Services, job: Job, key: AppKey | None = None) -> None:
+    """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT`` and its app
+    key's ``daily_credits``, or raise ``BudgetExceeded`` (402) so that nothing is created. The reservation
+    waits with the job for its submission."""
     try:
-        budget.admit(svc, job.id, job.model or "", job.input or {})
+        budget.admit(svc, job.id, job.model or "", job.input or {}, key=key)
     except BudgetExceeded:
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise
@@ -63,7 +65,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
 
 def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     config = svc.config
-    key_name = ""
+    key_name, key = "", None
     if job.key_id:
         # A job of a key revoked while it waited is never sent (its revocation may have missed it in line).
         key = svc.store.app_keys.get(job.key_id)
@@ -76,7 +78,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     if request is None and stored_size is None:
         request = task_inputs.load(svc, job.id, job.input)
     # A large input waiting in storage is read only once the budget lets its job go.
-    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size)
+    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size,
+                                 key=key)
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
     if request is None:
@@ -104,7 +107,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                          key_id=job.key_id, key_name=key_name)
     if reservation is not None:
-        effects.append(ReleaseBudget(job.id))
+        effects.append(ReleaseBudget(job.id, job.key_id))
     if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
                                polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
                                submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds),
@@ -144,7 +147,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
                                                                  "for the whole hour the job could wait"},
-                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, now)])
+                            effects=[ReleaseBudget(job.id, job.key_id), *usage.on_end(job, st.FAILED, now)])
         task_inputs.drop(svc, job.id)
         return st.FAILED
     wait = budget.recheck_in(now)
@@ -181,7 +184,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": _failure_code(exc), "message": message},
-                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, time.time())])
+                            effects=[ReleaseBudget(job.id, job.key_id), *usage.on_end(job, st.FAILED, time.time())])
         task_inputs.drop(svc, job.id)
         if not isinstance(exc, BFLError):
             raise

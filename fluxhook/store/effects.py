@@ -70,9 +70,11 @@ class CountHourly:
 
 @dataclass(frozen=True)
 class ReleaseBudget:
-    """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``)."""
+    """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``), and against its
+    app key's (``Keys.key_budget_held``) when it has one."""
 
     job_id: str
+    key_id: str | None = None
 
 
 Effect = Union[QueueTask, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
@@ -132,7 +134,8 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], words: list[A
             entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
                             "ttl": ttl})
         elif isinstance(effect, ReleaseBudget):
-            entries.append({"release": place(keys, store_keys.budget_held), "member": effect.job_id})
+            held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else [])
+            entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
         elif isinstance(effect, QueueTask):
             for name, key, *rest in effect.commands:
                 first = len(words) + 2  # ARGV[1] is the JSON

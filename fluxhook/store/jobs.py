@@ -278,6 +278,7 @@ class JobStore:
             pipe.zrem(self.keys.model_jobs(model), job_id)
         for key_id in app_keys:
             pipe.zrem(self.keys.key_jobs(key_id), job_id)
+            pipe.hdel(self.keys.key_budget_held(key_id), job_id)
         pipe.hdel(self.keys.budget_held, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
@@ -300,6 +301,8 @@ class JobStore:
             keys.append(self.keys.model_jobs(model))
         if key_id:
             keys.append(self.keys.key_jobs(key_id))
+            # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
+            self.connection.hdel(self.keys.key_budget_held(key_id), job_id)
         key = self._delete(keys, [job_id, bfl_id])
         return None if key is None else _text(key)
 

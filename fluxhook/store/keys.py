@@ -113,6 +113,10 @@ class Keys:
         """What BFL's answers taught of each model's prices, a hash (see ``fluxhook.credits.price_bounds``)."""
         return f"{self.prefix}prices"
 
+    def key_budget_held(self, key_id: str) -> str:
+        """Credits reserved against an app key's daily_credits, as ``budget_held`` holds the account's."""
+        return f"{self.prefix}budget:held:{key_id}"
+
     @property
     def bfl_balance(self) -> str:
         """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""

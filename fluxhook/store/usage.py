@@ -61,6 +61,10 @@ class UsageStore:
         """The account's daily limit on ``day``, as ``reserve`` takes it."""
         return Limit(self.keys.usage(day), spent_field, self.keys.budget_held, limit)
 
+    def key_limit(self, day: str, spent_field: str, key_id: str, limit: int) -> Limit:
+        """App key ``key_id``'s daily_credits on ``day`` (its spend in ``spent_field`` of the day's counters)."""
+        return Limit(self.keys.usage(day), spent_field, self.keys.key_budget_held(key_id), limit)
+
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
                 lease: float, dry_run: bool = False) -> Reservation:
         """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
@@ -73,9 +77,13 @@ class UsageStore:
         state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
         return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1))
 
-    def release(self, job_id: str) -> None:
-        """Drop the job's reservation (its submission failed or will not happen)."""
-        self.connection.hdel(self.keys.budget_held, job_id)
+    def release(self, job_id: str, key_id: str | None = None) -> None:
+        """Drop the job's reservation (its submission failed or will not happen), its app key's too."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hdel(self.keys.budget_held, job_id)
+        if key_id:
+            pipe.hdel(self.keys.key_budget_held(key_id), job_id)
+        pipe.execute()
 
     def reserved(self, now: float) -> int:
         """Micro-credits held by live reservations now."""
