@@ -151,6 +151,8 @@ class BufferingWorker(ThreadWorker):
             except Refused as refused:
                 self._refuse(conn, refused.status)
                 return
+            if incoming.waits_for_body and self._refused_before_body(incoming):
+                incoming.head_alone()
             if incoming.complete:
                 self._dispatch(conn)
                 return
@@ -162,6 +164,13 @@ class BufferingWorker(ThreadWorker):
                 conn.continue_sent = True
                 self._send_quietly(conn, CONTINUE)
         self._watch(conn, self._on_readable)
+
+    def _refused_before_body(self, incoming: RequestAssembler) -> bool:
+        """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
+        if incoming.body_received:
+            return False  # asked once, as the head comes in
+        check = getattr(self.wsgi, "refused_before_body", None)
+        return check is not None and check(*incoming.request_line())
 
     def _body_deadline(self, conn: BufferedConn) -> float:
         # The body's clock starts with the head's first byte: the head's time counts against the grace.

@@ -227,6 +227,21 @@ class RequestAssembler:
             self._spool.write(self._memory)
             self._memory = None
 
+    def request_line(self) -> tuple[str, str]:
+        """The head's method and request-target (empty strings if it has no such line)."""
+        parts = bytes(self.head[:self.head.find(b"\n")]).split(b" ")
+        if len(parts) != 3:
+            return "", ""
+        return parts[0].decode("latin-1"), parts[1].decode("latin-1")
+
+    def head_alone(self) -> None:
+        """Hand on the head without the body (the app refuses the request whatever its body says)."""
+        self.discard()
+        self.head_only = True
+        self.complete = True
+        self.expects_continue = False
+        self.leftover = b""
+
     @property
     def waits_for_body(self) -> bool:
         """The head is in and the body is still coming: a client that sent ``Expect: 100-continue`` waits for us."""

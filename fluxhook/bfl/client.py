@@ -18,7 +18,7 @@ import requests
 
 from fluxhook.backoff import backoff_delay, retry_after_seconds
 from fluxhook.config import Config
-from fluxhook.errors import BFLAuthFailed, BFLError, BFLRateLimited, BFLRejected, BFLSubmissionUncertain, BFLUnavailable, HostNotAllowed, InsufficientCredits
+from fluxhook.errors import BFLAuthFailed, BFLError, BFLRateLimited, BFLRedirectRefused, BFLRejected, BFLSubmissionUncertain, BFLUnavailable, HostNotAllowed, InsufficientCredits
 from fluxhook.costs import parse_cost
 from fluxhook.net.hosts import Target, check_url
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
@@ -100,7 +100,7 @@ class BFLClient:
             except HostNotAllowed as exc:
                 # A redirect to a host the key must not go to, or an address that changed between the
                 # allowlist check and the connection: nothing was sent there.
-                raise BFLError(f"refused to contact BFL there: {exc.message}") from exc
+                raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
             except requests.ReadTimeout as exc:
                 if method == "POST":
                     # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
