@@ -62,6 +62,7 @@ class BufferedConn(TConn):
         self.deadline = 0.0
         self.head_started = 0.0
         self.continue_sent = False
+        self.head_checked = False
         self.must_close = False
         self.lingering = False
         self.linger_read = 0
@@ -74,6 +75,7 @@ class BufferedConn(TConn):
     def next_request(self, leftover: bytes = b"") -> RequestAssembler:
         self.incoming = RequestAssembler(self.max_body)
         self.continue_sent = False
+        self.head_checked = False
         if leftover:
             self.incoming.feed(leftover)
         return self.incoming
@@ -151,8 +153,10 @@ class BufferingWorker(ThreadWorker):
             except Refused as refused:
                 self._refuse(conn, refused.status)
                 return
-            if incoming.waits_for_body and self._refused_before_body(incoming):
-                incoming.head_alone()
+            if incoming.waits_for_body and not conn.head_checked:
+                conn.head_checked = True
+                if self._refused_before_body(incoming):
+                    incoming.head_alone()
             if incoming.complete:
                 self._dispatch(conn)
                 return
@@ -167,8 +171,6 @@ class BufferingWorker(ThreadWorker):
 
     def _refused_before_body(self, incoming: RequestAssembler) -> bool:
         """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
-        if incoming.body_received:
-            return False  # asked once, as the head comes in
         check = getattr(self.wsgi, "refused_before_body", None)
         return check is not None and check(*incoming.request_line())
 
