@@ -1,7 +1,7 @@
 """Benchmark 1, callback ingest: the real web process against a bare Flask endpoint, same gunicorn settings.
 
 Both are started with the Procfile's gunicorn command and ``--config python:receiver.gunicorn_conf``
-(gthread, WEB_CONCURRENCY x WEB_THREADS, bound to 127.0.0.1); the baseline only swaps the app
+(receiver.buffering_worker, gthread threads; WEB_CONCURRENCY x WEB_THREADS, bound to 127.0.0.1); the baseline only swaps the app
 for ``bench.bare_app``. ``wrk`` (32 connections, fixed duration) sends both byte-for-byte the
 same requests: signed Ready callbacks (per-job URL and ``X-Webhook-Secret``) for jobs created
 through ``POST /v1/jobs`` just before, with ``[pending] [drop]`` prompts so the simulator never
@@ -281,7 +281,7 @@ class Ingest:
         section.notes = [
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
             "per-rep paired ratios; runs alternate which server goes first; a 2 s warm-up of each is discarded.",
-            "both servers: the Procfile's gunicorn with --config python:receiver.gunicorn_conf (gthread, "
+            "both servers: the Procfile's gunicorn with --config python:receiver.gunicorn_conf (the buffering gthread worker, "
             "WEB_CONCURRENCY x WEB_THREADS = 2 x 4 by default, a socket per worker), bound to 127.0.0.1, "
             f"LOG_LEVEL={self.args.log_level}; "
             "the baseline app (bench/bare_app.py) only reads the body and answers 200.",

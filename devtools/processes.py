@@ -90,12 +90,12 @@ class RedisServer:
 
 
 def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
-                  log_path: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
-    """Start ``args`` from the project root; with ``ready_line``, wait until its stdout prints it."""
+                  log_path: str | None = None, timeout: float = 30.0, cwd: Path = ROOT) -> subprocess.Popen:
+    """Start ``args`` from the project root (or ``cwd``); with ``ready_line``, wait until its stdout prints it."""
     if log_path:
         open(log_path, "wb").close()  # a fresh log per run; then appends from every writer
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE if ready_line else out,
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE if ready_line else out,
                                stderr=out if log_path else subprocess.DEVNULL, start_new_session=True)
     if log_path:
         out.close()  # the child holds its own copy
