@@ -3,21 +3,23 @@
 gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives,
 and the thread then waits on the socket, with no deadline, for the rest of the head and for the
 body the app reads. A few hundred clients that send slowly (slowloris) hold every thread, and
-the process answers nobody. Here the worker's main loop, which already waits on every idle
-connection at once, also receives each request: its head within ``HEAD_SECONDS``, its body at
-``MIN_BODY_RATE`` at least after ``BODY_GRACE_SECONDS``, or the connection is answered 408 and
-closed. A request goes to a thread only once whole, so a thread never waits on a client to
-send, and a work permit (``receiver/bulkheads.py``) is never held while a body trickles in.
-Bodies past ``MEMORY_BODY_BYTES`` go to a temporary file as they arrive, so memory does not grow
-with their size; one announced larger than the app takes is refused (413) before it is read.
+the process answers nobody. Here a thread never waits on a client: it takes what the socket
+holds without blocking and hands the connection back to the main loop, which watches every
+connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
+its body at ``MIN_BODY_RATE`` at least after ``BODY_GRACE_SECONDS`` and never pausing longer
+than ``BODY_IDLE_SECONDS``, or the connection is answered 408 and closed. Only a whole request
+is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held while a
+body trickles in. Bodies past ``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; one
+announced larger than the app takes is refused (413) before it is read. A request that arrives
+in one piece (nearly all) is taken and served by one thread in one go, as in ``gthread``.
 
 Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s
 per socket for the client's FIN on the main loop, so a few clients that never close stalled it.
 Here a connection to close is half-closed and watched with the others until the client closes
 or ``LINGER_SECONDS`` pass.
 
-TLS and HTTP/2 connections are served as gunicorn serves them (fluxhook runs plain HTTP/1.1
-behind the platform's TLS); the worker refuses to start with either configured.
+TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the
+worker refuses to start with either configured.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ HEAD_SECONDS = 10.0
 # gets any time it needs; one that trickles is cut off about BODY_GRACE_SECONDS after its head.
 BODY_GRACE_SECONDS = 10.0
 MIN_BODY_RATE = 32 * 1024  # bytes per second
+# And it may never pause longer than this (one that sent much fast, then stalls).
+BODY_IDLE_SECONDS = 10.0
 # How long a closing connection waits for the client's FIN (its last bytes are read and dropped).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
@@ -48,6 +52,9 @@ LINGER_BYTES = 64 * 1024
 # one fast upload cannot keep the loop from the others.
 RECV_BYTES = 256 * 1024
 RECVS_PER_TURN = 4
+# What a thread tells the main loop when the request is not whole: wait for more bytes; the
+# client closed; the request was refused (the answer is sent).
+_WAIT, _GONE, _REFUSED = object(), object(), object()
 # The deadlines are checked this often (and on every turn of the loop, which wakes once a second).
 SWEEP_SECONDS = 0.25
 
@@ -63,6 +70,7 @@ class BufferedConn(TConn):
         self.head_started = 0.0
         self.continue_sent = False
         self.head_checked = False
+        self.kept_alive = False
         self.must_close = False
         self.lingering = False
         self.linger_read = 0
@@ -82,7 +90,7 @@ class BufferedConn(TConn):
 
 
 class BufferingWorker(ThreadWorker):
-    """``gthread``, with requests received by the main loop and served by the threads once whole."""
+    """``gthread``, with threads that never wait on a client: the main loop watches until a request is whole."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -110,8 +118,12 @@ class BufferingWorker(ThreadWorker):
         conn.next_request()
         conn.head_started = time.monotonic()
         conn.deadline = conn.head_started + HEAD_SECONDS
+        self._wait_for_bytes(conn)
+
+    def _wait_for_bytes(self, conn: BufferedConn) -> None:
+        """Watch the connection with the others, under its deadline, until it has bytes for a thread to take."""
         self.receiving.add(conn)
-        self._receive(conn)
+        self._watch(conn, self._on_readable)
 
     def _watch(self, conn: BufferedConn, callback) -> None:
         if conn.registered:
@@ -129,45 +141,62 @@ class BufferingWorker(ThreadWorker):
                 pass
 
     def _on_readable(self, conn: BufferedConn, _sock) -> None:
-        self._receive(conn)
+        # A thread takes the bytes (a read that never waits), as gthread's threads read requests:
+        # the main loop only watches, so it does no more per request than gthread's does.
+        self._unwatch(conn)
+        self.receiving.discard(conn)
+        self.enqueue_req(conn)
 
-    def _receive(self, conn: BufferedConn) -> None:
-        """Read what the client has sent; hand the request on once whole."""
+    def handle(self, conn):
+        """In a thread: take what the client has sent, without waiting; serve the request once whole."""
+        if not isinstance(conn, BufferedConn):
+            return super().handle(conn)
         incoming = conn.incoming
+        if not incoming.complete:
+            outcome = self._take_bytes(conn)
+            if outcome is not None:
+                return outcome
+        conn.must_close = conn.must_close or incoming.head_only
+        conn.parser = http.get_parser(self.cfg, incoming.pieces(conn.continue_sent), conn.client)
+        return super().handle(conn)  # gunicorn's own, reading the request from memory, never the socket
+
+    def _take_bytes(self, conn: BufferedConn):
+        """Feed the request what the socket holds; None once it is whole, else what the main loop does next."""
+        incoming = conn.incoming
+        received = False
         for _ in range(RECVS_PER_TURN):
             try:
                 data = conn.sock.recv(RECV_BYTES)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                self._drop(conn)
-                return
+                return _GONE
             if not data:
-                self._drop(conn)
-                return
-            if not incoming.started:
+                return _GONE
+            received = True
+            if conn.kept_alive and not incoming.started:
+                # A kept-alive connection's next request: the head's clock starts with its first byte.
                 conn.head_started = time.monotonic()
                 conn.deadline = conn.head_started + HEAD_SECONDS
             try:
                 incoming.feed(data)
             except Refused as refused:
-                self._refuse(conn, refused.status)
-                return
+                self._send_quietly(conn, refusal(refused.status))
+                return _REFUSED
             if incoming.waits_for_body and not conn.head_checked:
                 conn.head_checked = True
                 if self._refused_before_body(incoming):
                     incoming.head_alone()
             if incoming.complete:
-                self._dispatch(conn)
-                return
+                return None
             if len(data) < RECV_BYTES:
                 break
-        if incoming.waits_for_body:
+        if incoming.waits_for_body and received:
             conn.deadline = self._body_deadline(conn)
             if incoming.expects_continue and not conn.continue_sent and incoming.body_received == 0:
                 conn.continue_sent = True
                 self._send_quietly(conn, CONTINUE)
-        self._watch(conn, self._on_readable)
+        return _WAIT
 
     def _refused_before_body(self, incoming: RequestAssembler) -> bool:
         """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
@@ -176,47 +205,44 @@ class BufferingWorker(ThreadWorker):
 
     def _body_deadline(self, conn: BufferedConn) -> float:
         # The body's clock starts with the head's first byte: the head's time counts against the grace.
-        return conn.head_started + BODY_GRACE_SECONDS + conn.incoming.body_received / MIN_BODY_RATE
-
-    def _dispatch(self, conn: BufferedConn) -> None:
-        """The request is whole: a thread serves it from memory (or its spool file), never from the socket."""
-        self._unwatch(conn)
-        self.receiving.discard(conn)
-        incoming = conn.incoming
-        conn.must_close = conn.must_close or incoming.head_only
-        conn.parser = http.get_parser(self.cfg, incoming.pieces(conn.continue_sent), conn.client)
-        conn.sock.setblocking(True)
-        self.enqueue_req(conn)
+        by_rate = conn.head_started + BODY_GRACE_SECONDS + conn.incoming.body_received / MIN_BODY_RATE
+        return min(by_rate, time.monotonic() + BODY_IDLE_SECONDS)
 
     # -- answers out
 
     def finish_request(self, conn, fs):
-        """A thread has answered (called on the main loop): receive the next request, or close."""
+        """A thread is done with the connection (called on the main loop): wait for more, or close."""
         if not isinstance(conn, BufferedConn):
             return super().finish_request(conn, fs)
         try:
-            keep = bool(fs.result()) if not fs.cancelled() else False
+            result = fs.result() if not fs.cancelled() else False
         except Exception:
-            keep = False
-        leftover = conn.incoming.leftover if conn.incoming else b""
-        if not keep or conn.must_close or not self.alive:
+            result = False
+        if result is _WAIT:
+            self._wait_for_bytes(conn)
+        elif result is _GONE:
+            self._drop(conn)
+        elif result is _REFUSED or not result or conn.must_close or not self.alive:
             self._close(conn)
-            return
+        else:
+            self._next_request(conn)
+
+    def _next_request(self, conn: BufferedConn) -> None:
         conn.sock.setblocking(False)
         try:
-            conn.next_request(leftover)
+            conn.next_request(conn.incoming.leftover)
         except Refused as refused:
             self._refuse(conn, refused.status)
             return
-        if conn.incoming.complete:
-            self._dispatch(conn)
-            return
         now = time.monotonic()
+        conn.kept_alive = True
         conn.head_started = now
-        # Waiting for the next request's first byte is keep-alive; the head's clock starts with it.
-        conn.deadline = now + (HEAD_SECONDS if conn.incoming.started else self.cfg.keepalive)
-        self.receiving.add(conn)
-        self._watch(conn, self._on_readable)
+        if conn.incoming.started:  # pipelined: the next request's bytes are here already
+            conn.deadline = now + HEAD_SECONDS
+            self.enqueue_req(conn)
+            return
+        conn.deadline = now + self.cfg.keepalive  # keep-alive, until its first byte
+        self._wait_for_bytes(conn)
 
     def _refuse(self, conn: BufferedConn, status: int) -> None:
         self._send_quietly(conn, refusal(status))

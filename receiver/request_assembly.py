@@ -21,8 +21,9 @@ from typing import BinaryIO, Iterator
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
 # what gunicorn's limits would let one connection make a worker hold (100 fields of 8 KiB).
 MAX_HEAD_BYTES = 64 * 1024
-# A body up to this size stays in memory; a larger one goes to a temporary file as it arrives.
-MEMORY_BODY_BYTES = 1024 * 1024 + 64 * 1024
+# A body up to this size stays in memory; a larger one goes to a temporary file as it arrives, so
+# a thousand connections each stalled near the end of a large body hold little memory.
+MEMORY_BODY_BYTES = 128 * 1024
 # What one chunk-size or trailer line may take (chunk extensions included).
 MAX_CHUNK_LINE = 4096
 SPOOL_READ = 1024 * 1024
