@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -38,10 +39,10 @@ ATTACKS = {"no attack": (0, 0), "300 slowloris + 50 slow bodies": (300, 50)}
 
 
 def _timed(call, timeout: float) -> float:
-    """Milliseconds ``call(timeout)`` took; ``timeout`` if it failed or did not answer in time."""
+    """Milliseconds ``call(timeout=timeout)`` took; ``timeout`` if it failed or did not answer in time."""
     started = time.perf_counter()
     try:
-        response = call(timeout)
+        response = call(timeout=timeout)
         if response.status_code >= 300:
             return timeout * 1000
     except requests.RequestException:
@@ -89,10 +90,10 @@ def measure(stack: BenchStack, jobs, slowloris: int, slow_bodies: int, args) -> 
             headers = {"Content-Type": "application/json",
                        "X-Webhook-Secret": signing.job_webhook_secret(key, job.job_id), "Connection": "close"}
             body = f'{{"id": "{job.bfl_id}", "status": "Pending"}}'
-            acks.append(_timed(lambda t: requests.post(url, data=body, headers=headers, timeout=t), args.timeout))
-            reads.append(_timed(lambda t: requests.get(f"{stack.base_url}/v1/jobs/{job.job_id}", timeout=t,
-                                                       headers={"Authorization": f"Bearer {token}",
-                                                                "Connection": "close"}), args.timeout))
+            read_url = f"{stack.base_url}/v1/jobs/{job.job_id}"
+            acks.append(_timed(partial(requests.post, url, data=body, headers=headers), args.timeout))
+            reads.append(_timed(partial(requests.get, read_url, headers={"Authorization": f"Bearer {token}",
+                                                                         "Connection": "close"}), args.timeout))
         figures = {"ack_p50": percentile(acks, 50), "ack_p99": percentile(acks, 99), "read_p99": percentile(reads, 99),
                    "answered": sum(a < args.timeout * 1000 for a in acks + reads) / (2 * args.samples)}
         if attack is not None:

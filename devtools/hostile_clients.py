@@ -62,7 +62,7 @@ class Attack:
     # -- life cycle
 
     def start(self) -> "Attack":
-        for n in range(self.slowloris):
+        for _ in range(self.slowloris):
             self._connect("slowloris", SLOWLORIS_HEAD)
         for n in range(self.slow_bodies):
             self._connect("slow_body", slow_body_head(SLOW_BODY_TARGETS[n % len(SLOW_BODY_TARGETS)]))
@@ -162,4 +162,5 @@ class Attack:
             if hostile.kind == "slowloris":
                 self._connect("slowloris", SLOWLORIS_HEAD)
             else:
-                self._connect("slow_body", slow_body_head(SLOW_BODY_TARGETS[self.opened_count % len(SLOW_BODY_TARGETS)]))
+                target = SLOW_BODY_TARGETS[self.opened_count % len(SLOW_BODY_TARGETS)]
+                self._connect("slow_body", slow_body_head(target))

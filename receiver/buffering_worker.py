@@ -31,10 +31,10 @@ import time
 from functools import partial
 
 from gunicorn import http
-from gunicorn.workers.gthread import ThreadWorker, TConn
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
-from receiver.request_assembly import CONTINUE, RequestAssembler, Refused, refusal
+from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
 
 # A request's head (request line and headers) must be in within this many seconds of its first
 # byte (of the connection's opening, for its first request).
@@ -81,6 +81,8 @@ class BufferedConn(TConn):
         self.initialized = True
 
     def next_request(self, leftover: bytes = b"") -> RequestAssembler:
+        if self.incoming is not None:
+            self.incoming.discard()
         self.incoming = RequestAssembler(self.max_body)
         self.continue_sent = False
         self.head_checked = False

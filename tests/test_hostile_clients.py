@@ -15,14 +15,14 @@ import time
 import pytest
 import redis
 import requests
-
 from conftest import API_TOKEN, ready_payload
+from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
+
 from devtools.hostile_clients import BODY_LENGTH, Attack, slow_body_head
 from devtools.processes import wait_until
 from fluxhook import timeline
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
 from fluxhook.store.timeline import TimelineStore
-from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
 from receiver.buffering_worker import BODY_GRACE_SECONDS, HEAD_SECONDS, SWEEP_SECONDS
 
 # The server's deadline for a connection that trickles, with room for a loaded machine.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.request_assembly import MAX_HEAD_BYTES, MEMORY_BODY_BYTES, RequestAssembler, Refused, refusal
+from receiver.request_assembly import MAX_HEAD_BYTES, MEMORY_BODY_BYTES, Refused, RequestAssembler, refusal
 
 HEAD = b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
 CHUNKED = (b"POST /webhooks/bfl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
