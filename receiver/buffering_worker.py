@@ -124,6 +124,11 @@ class BufferingWorker(ThreadWorker):
 
     def _wait_for_bytes(self, conn: BufferedConn) -> None:
         """Watch the connection with the others, under its deadline, until it has bytes for a thread to take."""
+        # Checked here too, not only by the sweep: a client that sends just often enough would
+        # otherwise always be with a thread when the sweep runs.
+        if conn.deadline <= time.monotonic():
+            self._expire(conn)
+            return
         self.receiving.add(conn)
         self._watch(conn, self._on_readable)
 
@@ -310,12 +315,15 @@ class BufferingWorker(ThreadWorker):
         if not self.alive and self.stopping_since is None:
             self.stopping_since = now
         for conn in [c for c in self.receiving if c.deadline <= now or self._idle_while_stopping(c, now)]:
-            if conn.lingering:
-                self._drop(conn)
-            elif conn.incoming is not None and conn.incoming.started:
-                self._refuse(conn, 408)
-            else:
-                self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
+            self._expire(conn)
+
+    def _expire(self, conn: BufferedConn) -> None:
+        if conn.lingering:
+            self._drop(conn)
+        elif conn.incoming is not None and conn.incoming.started:
+            self._refuse(conn, 408)
+        else:
+            self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
 
     def _idle_while_stopping(self, conn: BufferedConn, now: float) -> bool:
         # A stopping worker closes idle connections soon, as gunicorn's does (it waits 2 s).
