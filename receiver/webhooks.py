@@ -126,7 +126,7 @@ def job_callback(token: str):
     try:
         body = _raw_body()
     except PayloadTooLarge as exc:
-        _refuse_on_job(job_id, "too_large", exc)
+        _refuse_on_job(job_id, exc.code, exc)
     try:
         # The secrets derive from the job id alone: checked before Redis is asked anything.
         proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job_id),
@@ -141,7 +141,7 @@ def job_callback(token: str):
         report = parse_callback(body)
     except InvalidRequest as exc:
         g.pop("job_id")
-        _refuse_on_job(job_id, "bad_body", exc)
+        _refuse_on_job(job_id, exc.code, exc)
     outcome = _apply(job_id, report, proven)
     if outcome == GONE:
         raise Gone("this job no longer exists")

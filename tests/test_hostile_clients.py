@@ -180,7 +180,7 @@ def test_a_callback_over_1_mib_is_refused_and_on_its_jobs_timeline(api, stack, s
 
     assert_error(response, 413, "payload_too_large")
     refused = [e for e in _timeline(stack, job["id"]) if e.get("kind") == "callback"]
-    assert [(e["outcome"], e["reason"]) for e in refused] == [("refused", "too_large")]
+    assert [(e["outcome"], e["reason"]) for e in refused] == [("refused", "payload_too_large")]
     assert secret_of(job["id"]) not in json.dumps(refused)
 
 
@@ -191,4 +191,4 @@ def test_a_callback_with_a_bad_body_on_a_jobs_own_url_is_on_its_timeline(api, st
 
     assert_error(response, 400)
     refused = [e for e in _timeline(stack, job["id"]) if e.get("kind") == "callback"]
-    assert [(e["outcome"], e["reason"]) for e in refused] == [("refused", "bad_body")]
+    assert [(e["outcome"], e["reason"]) for e in refused] == [("refused", "invalid_request")]
