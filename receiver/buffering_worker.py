@@ -326,6 +326,7 @@ class BufferingWorker(ThreadWorker):
             self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
 
     def _idle_while_stopping(self, conn: BufferedConn, now: float) -> bool:
-        # A stopping worker closes idle connections soon, as gunicorn's does (it waits 2 s).
+        # A stopping worker gives a connection 2 s to finish sending a head, as gunicorn's gives an
+        # idle one; a body under way may finish within its deadline (and the graceful timeout).
         return (self.stopping_since is not None and now - self.stopping_since >= LINGER_SECONDS
-                and not conn.lingering and conn.incoming is not None and not conn.incoming.started)
+                and not conn.lingering and conn.incoming is not None and not conn.incoming.head_complete)

@@ -9,20 +9,24 @@ scale, that callbacks and reads are answered at all while the attack holds its c
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 import redis
 import requests
-from conftest import API_TOKEN, ready_payload
-from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
 
+from conftest import API_TOKEN, ready_payload, service_env
 from devtools.hostile_clients import BODY_LENGTH, Attack, slow_body_head
-from devtools.processes import wait_until
+from devtools.processes import free_port, wait_until
+from devtools.stack import Stack
 from fluxhook import timeline
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
 from fluxhook.store.timeline import TimelineStore
+from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
 from receiver.buffering_worker import BODY_GRACE_SECONDS, HEAD_SECONDS, SWEEP_SECONDS
 
 # The server's deadline for a connection that trickles, with room for a loaded machine.
@@ -192,3 +196,26 @@ def test_a_callback_with_a_bad_body_on_a_jobs_own_url_is_on_its_timeline(api, st
     assert_error(response, 400)
     refused = [e for e in _timeline(stack, job["id"]) if e.get("kind") == "callback"]
     assert [(e["outcome"], e["reason"]) for e in refused] == [("refused", "invalid_request")]
+
+
+def test_a_stopping_web_process_does_not_wait_on_slow_clients(redis_server, simulator, _spies, tmp_path):
+    env = dict(os.environ, **service_env(redis_server, simulator, _spies[0].port, free_port(),
+                                         STORAGE_URL=f"file://{tmp_path / 'images'}"))
+    own = Stack(env=env, var_dir=Path(tmp_path))
+    own.start("web")
+    try:
+        idle = _open(own, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle.settimeout(5)
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+        slow = [_open(own, b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(8)]
+        started = time.monotonic()
+        os.kill(own.processes["web"].pid, signal.SIGTERM)
+        own.processes["web"].wait(timeout=HEAD_SECONDS + 10)
+        # Not the head deadline, nor gunicorn's graceful timeout: 2 s for a head, 2 s to linger.
+        assert time.monotonic() - started < HEAD_SECONDS
+        # Each told 408 and closed (or closed unaccepted with the listener, if it was still in its backlog).
+        answers = [_answer(sock, timeout=1) for sock in slow]
+        assert all(answer == b"" or _status(answer) == 408 for answer in answers), answers
+        assert own.processes["web"].returncode == 0
+    finally:
+        own.stop()
