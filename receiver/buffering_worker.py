@@ -167,6 +167,11 @@ class BufferingWorker(ThreadWorker):
         conn.parser = http.get_parser(self.cfg, incoming.pieces(conn.continue_sent), conn.client)
         return super().handle(conn)  # gunicorn's own, reading the request from memory, never the socket
 
+    def handle_request(self, req, conn):
+        if isinstance(conn, BufferedConn) and conn.must_close:
+            req.must_close = True  # the answer says so: the connection ends after it
+        return super().handle_request(req, conn)
+
     def _take_bytes(self, conn: BufferedConn):
         """Feed the request what the socket holds; None once it is whole, else what the main loop does next."""
         incoming = conn.incoming

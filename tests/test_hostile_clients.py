@@ -123,6 +123,7 @@ def test_a_callback_on_a_url_fluxhook_did_not_issue_is_refused_before_its_body(a
     for answer in answers:
         head, _, body = answer.partition(b"\r\n\r\n")
         assert _status(answer) == 401, head
+        assert b"\r\nConnection: close\r\n" in head, head
         assert json.loads(body)["error"]["code"] == "unauthorized"
 
 
