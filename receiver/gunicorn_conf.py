@@ -6,7 +6,8 @@ import os
 import socket
 import sys
 
-from gunicorn import glogging, util as gunicorn_util
+from gunicorn import glogging
+from gunicorn import util as gunicorn_util
 
 from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
 from receiver.request_assembly import refusal
@@ -99,10 +100,10 @@ def on_starting(server):
 
 
 # gunicorn answers the requests it refuses before the app sees them (a request line over 4094
-# bytes, headers too large, bytes that are not HTTP) with an HTML page; SPEC §3 wants every
+# bytes, headers too large, bytes that are not HTTP) with an HTML page; the API answers every
 # error as JSON, in the shape and codes of receiver/request_assembly.py's refusals.
 def write_json_error(sock, status_int, reason, mesg):
-    """gunicorn's answer to a request it refuses or fails outside the app, as a JSON error."""
+    """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
     gunicorn_util.write_nonblock(sock, refusal(status_int, reason))
 
 

@@ -23,8 +23,8 @@ from conftest import API_TOKEN, ready_payload, service_env
 from devtools.hostile_clients import BODY_LENGTH, Attack, slow_body_head
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import timeline
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
+from fluxhook.lifecycle import timeline
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
 from receiver.buffering_worker import BODY_GRACE_SECONDS, HEAD_SECONDS, SWEEP_SECONDS

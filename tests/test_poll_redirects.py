@@ -1,4 +1,4 @@
-"""Polls that BFL redirects (SPEC §6): followed by hand, at most 3 hops, each to an allowed host only, so
+"""Polls that BFL redirects: followed by hand, at most 3 hops, each to an allowed host only, so
 ``x-key`` never reaches any other host. Real HTTP servers on 127.0.0.1 record every request and its headers."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from fluxhook.bfl.client import BFLClient, redirect_target
 from fluxhook.config import Config
 from fluxhook.errors import BFLError, HostNotAllowed
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import checking
 from fluxhook.net.hosts import parse_host_pattern
 from fluxhook.net.http_client import HTTPClient
-from fluxhook.recovery import fallback
+from fluxhook.outcomes import Outcome
 from helpers import answer, serve
 
 KEY = "poll-redirect-key"
@@ -151,13 +152,13 @@ def test_a_sweep_poll_redirected_off_the_allowlist_is_one_warning_per_job_not_a_
                                  submitted_at=now, polling_url=f"{api.url}/poll?id=t9"), due=now)
 
     with caplog.at_level(logging.DEBUG):
-        outcomes = [fallback.poll_submitted(svc, svc.jobs.get(job.id), time.time()) for _ in range(3)]
+        outcomes = [checking.poll_submitted(svc, svc.jobs.get(job.id), time.time()) for _ in range(3)]
 
-    assert outcomes == [fallback.RESCHEDULED] * 3
+    assert outcomes == [Outcome.RESCHEDULED] * 3
     assert elsewhere.seen == []
     mine = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [(r.name, r.getMessage(), r.job_id) for r in mine] == [
-        ("fluxhook.fallback", "poll redirected off the allowlist; not followed", job.id)]
+        ("fluxhook.checking", "poll redirected off the allowlist; not followed", job.id)]
     assert all(r.exc_info is None for r in caplog.records)
     after = svc.jobs.get(job.id)
     assert after.status == st.SUBMITTED and after.polls == 3
