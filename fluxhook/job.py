@@ -245,6 +245,15 @@ def prompt_of(task_input: dict | None) -> str | None:
     return prompt[:MAX_PROMPT_CHARS]
 
 
+def prompt_warnings(task_input: dict | None) -> list[str]:
+    """What the caller should know about how the job keeps ``input.prompt``: a word when it is cut."""
+    prompt = (task_input or {}).get("prompt")
+    if isinstance(prompt, str) and len(prompt) > MAX_PROMPT_CHARS:
+        return [f"input.prompt is {len(prompt):,} characters: BFL gets all of it, but the job's 'prompt' keeps "
+                f"only the first {MAX_PROMPT_CHARS:,}"]
+    return []
+
+
 def _pieces(text: str) -> list[str]:
     """``text`` cut into pieces of at most ``_PIECE_BYTES`` bytes of UTF-8, never inside a character."""
     pieces, piece, size = [], [], 0

@@ -8,6 +8,7 @@ only to allowed hosts: requests would carry ``x-key`` to wherever a redirect poi
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -164,6 +165,14 @@ def _error_for(response: requests.Response) -> BFLError:
         )
     if status in (401, 403):
         return BFLAuthFailed(f"BFL refused the API key ({status})")
+    submission = response.request.method == "POST"
+    if status == 404 and submission:
+        # A submission goes to /v1/{model}: BFL knows no such path, so no such model.
+        model = urlsplit(response.url).path.rsplit("/", 1)[-1]
+        return BFLRejected(f"BFL has no model {model[:64]!r} (it answered 404 to POST /v1/{model[:64]}): "
+                           "check 'model', such as 'flux-2-pro' or 'flux-kontext-pro'")
+    if status == 422 and submission:
+        return BFLRejected(f"BFL refused the input (422){detail}: fix these fields of 'input'")
     if status in (400, 404, 405, 413, 422):
         return BFLRejected(f"BFL refused the request ({status}){detail}")
     return BFLError(f"BFL answered {status}{detail}")
@@ -176,4 +185,19 @@ def _detail(response: requests.Response) -> str:
         return ""
     if not detail:
         return ""
-    return ": " + (detail if isinstance(detail, str) else str(detail))[:300]
+    return ": " + readable_detail(detail)[:300]
+
+
+def readable_detail(detail: Any) -> str:
+    """BFL's ``detail`` as a sentence: its validation errors (``[{"loc": ["body", "prompt"], "msg": ...}]``)
+    as ``prompt: Field required``, one per field; any other value as text."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
+        parts = []
+        for item in detail:
+            place = [str(p) for p in item.get("loc") or [] if p != "body"]
+            message = str(item.get("msg") or item.get("type") or "invalid")
+            parts.append(f"{'.'.join(place)}: {message}" if place else message)
+        return "; ".join(parts)
+    return json.dumps(detail, ensure_ascii=False)  # read from JSON: it goes back as JSON
