@@ -19,6 +19,7 @@ from typing import Any, Iterator, Mapping
 from redis.exceptions import RedisError
 
 from fluxhook import budget, readiness, usage
+from fluxhook.balance import format_credits
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
 from fluxhook.config import Config
@@ -190,7 +191,3 @@ def _bfl_check(svc) -> Check:
                                   "submissions fail with insufficient_credits")
     return Check("bfl", OK, f"{base} answers; credits: {format_credits(credits)}")
 
-
-def format_credits(credits: float) -> str:
-    """1000000.0 → '1,000,000'; 12.5 → '12.50'."""
-    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"

@@ -29,6 +29,11 @@ MIN_KEEP = 3600
 # How often a worker's clock checks whether the interval has passed (see the module's docstring).
 CHECKS_PER_INTERVAL = 5
 
+
+def format_credits(credits: float) -> str:
+    """A number of credits as people read it, wherever it is shown: 1000000.0 → '1,000,000'; 12.5 → '12.50'."""
+    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"
+
 REFRESHED, SKIPPED, FAILED = "refreshed", "skipped", "failed"
 
 
