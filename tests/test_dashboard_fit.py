@@ -167,3 +167,18 @@ def test_the_video_job_page_downloads_the_mp4(browser_context, varied_jobs, api)
     assert body[4:8] == b"ftyp"
     tab.clean()
 
+
+
+@pytest.mark.parametrize("width", [420, 1280])
+def test_no_page_overflows_sideways(browser_context, varied_jobs, width):
+    tab = browser_context(width)
+    page = tab.page
+    sign_in(page, goto="/")
+    for path in ("/", "/?range=30d", "/jobs", f"/jobs/{varied_jobs['stored']['id']}", f"/jobs/{varied_jobs['failed']['id']}"):
+        page.goto(path)
+        page.locator("main").wait_for()
+        scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        wide = page.evaluate("""w => [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > w)
+            .slice(0, 5).map(e => e.tagName + '.' + e.className.baseVal + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""", client)
+        assert scroll <= client, f"{path} is {scroll} px wide in a {client} px window: {wide}"
+    tab.clean()

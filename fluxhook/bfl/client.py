@@ -123,7 +123,7 @@ class BFLClient:
                 elif response.status_code in _RETRY_STATUSES:
                     error = BFLUnavailable(f"BFL answered {response.status_code}")
                 else:
-                    raise _error_for(response)
+                    raise error_for(response)
             if attempt < self.attempts:
                 self.sleep(backoff_delay(attempt, base=0.5, cap=4))
         raise error
@@ -153,7 +153,8 @@ def redirect_target(current: str, location: str, allowlist) -> Target:
     return target
 
 
-def _error_for(response: requests.Response) -> BFLError:
+def error_for(response: requests.Response) -> BFLError:
+    """The error for one of BFL's refusals, its message saying what to fix."""
     status = response.status_code
     detail = _detail(response)
     if status == 402:
