@@ -52,7 +52,9 @@ def authenticate():
 
 def _body() -> dict:
     if not request.is_json:
-        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
+        sent = (request.mimetype or "none")[:60]
+        raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
+                             f"(this request's Content-Type: {sent})")
     data = jsonbody.loads(request.get_data())
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")

@@ -108,8 +108,12 @@ def test_a_model_bfl_does_not_have_is_named_with_what_to_check():
 
 
 def test_a_body_without_its_content_type_says_which_header(api):
-    response = api.post("/v1/jobs", data=b'{"model": "flux-2-pro", "input": {"prompt": "x"}}')
-    assert "Content-Type: application/json" in _refusal(response, 400, "invalid_request")
+    # As curl -d sends it without -H 'Content-Type: application/json'.
+    response = api.post("/v1/jobs", data=b'{"model": "flux-2-pro", "input": {"prompt": "x"}}',
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert _refusal(response, 400, "invalid_request") == (
+        "send the body as JSON with the header 'Content-Type: application/json' "
+        "(this request's Content-Type: application/x-www-form-urlencoded)")
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token-9876", API_TOKEN])
