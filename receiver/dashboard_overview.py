@@ -1,4 +1,4 @@
-"""How the dashboard's overview reads: ``fluxhook.usage.overview``'s counters as charts and figures.
+"""How the dashboard's overview reads: ``fluxhook.credits.usage.overview``'s counters as charts and figures.
 
 Plain functions from the counters to what the template shows; the drawing is ``charts``'.
 """
@@ -12,7 +12,7 @@ from typing import Mapping
 from markupsafe import Markup
 
 from fluxhook import transitions as st
-from fluxhook.balance import format_credits
+from fluxhook.credits.balance import format_credits
 from fluxhook.limits import DEFAULT_POOL
 
 from .charts import Column, Series, bar_chart, gauge_bar, line_chart

@@ -1,4 +1,4 @@
-"""Every error leaves as ``{"error": {"code", "message"}}`` (SPEC §3), Flask's own included."""
+"""Every error leaves as ``{"error": {"code", "message"}}``, Flask's own included."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ from functools import wraps
 import redis
 from flask import Flask, Response, g, request
 
-from fluxhook import idempotency
-from fluxhook.bfl.client import CALL_BOUND
 from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from fluxhook.limits import CALL_BOUND
 from fluxhook.store.idempotency import DONE, IN_USE, REUSED
-from fluxhook.waiting import MAX_WAIT
+from receiver import idempotency_keys
+from receiver.prefer import MAX_WAIT
 
 from .context import services
 
@@ -21,7 +21,7 @@ log = logging.getLogger("fluxhook.idempotency")
 REPLAYED = "Idempotent-Replayed"
 # The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
-CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+KEY_CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
 
 
 def idempotent(view):
@@ -29,22 +29,22 @@ def idempotent(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(idempotency.HEADER)
+        key = request.headers.get(idempotency_keys.HEADER)
         if key is None:
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        claim = idempotency.claim(token, key, request.method, request.path, request.get_data())
-        first = services().store.idempotency.begin(claim, CLAIM_LEASE)
+        claim = idempotency_keys.claim(token, key, request.method, request.path, request.get_data())
+        first = services().store.idempotency.begin(claim, KEY_CLAIM_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
             replay.headers[REPLAYED] = "true"
             return replay
         if first.state == REUSED:
-            raise IdempotencyKeyReused(f"this {idempotency.HEADER} was first used with another request body "
+            raise IdempotencyKeyReused(f"this {idempotency_keys.HEADER} was first used with another request body "
                                        "or on another endpoint")
         if first.state == IN_USE:
-            raise IdempotencyKeyInUse(f"the first request with this {idempotency.HEADER} is still being handled; "
+            raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
                                       "retry shortly")
         g.idempotency_claim = (claim, first.ticket)
         return view(*args, **kwargs)

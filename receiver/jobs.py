@@ -11,21 +11,19 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody, task_inputs
-from fluxhook.recovery import schedule
-from fluxhook.bfl import submission
+from fluxhook import jsonbody, schedule
 from fluxhook import transitions as st
-from fluxhook.bfl.client import MODEL
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.job import Job, new_job_id, prompt_warnings
-from fluxhook.notifications import requested_url
-from fluxhook.bfl.kept_callbacks import apply_kept_callback
-from fluxhook.removal import remove_job
+from fluxhook.lifecycle import submitting, task_inputs
+from fluxhook.lifecycle.enqueueing import enqueue_submits
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.presenting import present
+from fluxhook.lifecycle.removal import remove_job
+from fluxhook.limits import MODEL, pool_for
 from fluxhook.services import Services
-from fluxhook.presenting import present
-from fluxhook.limits import pool_for
-from fluxhook.tasks import enqueue_submits
-from fluxhook.waiting import requested_wait
+from receiver.prefer import requested_wait
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
@@ -103,7 +101,7 @@ def create():
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
-    submission.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
+    submitting.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
     job = _create(svc, job, request.content_length or len(request.get_data()))
@@ -119,7 +117,7 @@ def create():
             log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
             return _answer_after_wait(_load(job.id), 202, warnings)
         try:
-            submission.submit(svc, job, task_input)
+            submitting.submit(svc, job, task_input)
         except BFLError:
             # The task never reached BFL: leave nothing behind for the caller to clean up.
             svc.jobs.delete(job.id)
@@ -196,7 +194,7 @@ def show(job_id: str):
 
 
 def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None):
-    """The job, once it is terminal if the request prefers to wait (SPEC §3, ``Prefer: wait``), with the
+    """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any."""
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))

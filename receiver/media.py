@@ -1,4 +1,4 @@
-"""A job's stored video, its poster frame and its draft cache (SPEC §3): ``GET /v1/jobs/{id}/video``,
+"""A job's stored video, its poster frame and its draft cache: ``GET /v1/jobs/{id}/video``,
 ``/poster`` and ``/draft_cache``, with byte ranges (so a ``<video>`` tag can seek), ETags, and the job's
 signed URLs. The file is streamed in pieces from the store: memory never grows with its size."""
 
@@ -14,9 +14,9 @@ from werkzeug.wsgi import ClosingIterator
 from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.job import Job
-from fluxhook.transitions import STORED
-from fluxhook.media import draft_caches
+from fluxhook.lifecycle import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
+from fluxhook.transitions import STORED
 
 from .auth import bearer_token_valid
 from .context import services

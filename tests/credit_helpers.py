@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from fluxhook import transitions as st
-from fluxhook.bfl import submission
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.storing import download_and_store
 from fluxhook.limits import pool_for
-from fluxhook.media.download import download_and_store
 from helpers import wait_sim_ready
 
 
@@ -19,10 +19,10 @@ def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt, **fields},
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now)
-    submission.admit(svc, job)
+    submitting.admit(svc, job)
     svc.jobs.create(job)
     assert svc.slots.acquire(job)
-    submission.submit(svc, job)
+    submitting.submit(svc, job)
     return svc.jobs.get(job.id)
 
 

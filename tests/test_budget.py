@@ -1,4 +1,4 @@
-"""The daily credit budget (``fluxhook.budget``, ``BFL_DAILY_CREDIT_LIMIT``): its rules, the atomic reservation in
+"""The daily credit budget (``fluxhook.credits.budget``, ``BFL_DAILY_CREDIT_LIMIT``): its rules, the atomic reservation in
 real Redis, queued jobs that wait for the next day, and the refusal over HTTP from two web processes at once."""
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from conftest import API, service_env
 from credit_helpers import submit_job
 from devtools.processes import free_port
 from devtools.stack import Stack
-from fluxhook import admin, budget, usage
 from fluxhook import transitions as st
-from fluxhook.bfl import submission
-from fluxhook.recovery import fallback
+from fluxhook.cli import operator_commands
 from fluxhook.config import Config
+from fluxhook.credits import budget, usage
 from fluxhook.errors import BudgetExceeded, ConfigError
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import checking, submitting
 from fluxhook.limits import pool_for
+from fluxhook.outcomes import Outcome
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from helpers import assert_error
@@ -42,13 +43,6 @@ MICRO = usage.MICRO
 
 
 # --- the rules ----------------------------------------------------------------------------------------
-
-def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit():
-    assert budget.admits(spent=0, reserved=0, limit=1)
-    assert budget.admits(spent=8 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
-    assert not budget.admits(spent=12 * MICRO, reserved=0, limit=12 * MICRO)
-    assert not budget.admits(spent=9 * MICRO, reserved=3 * MICRO, limit=12 * MICRO)
-
 
 def test_the_day_ends_at_midnight_utc_and_a_refused_job_tries_again_within_a_minute():
     late = datetime(2026, 11, 21, 23, 59, 30, tzinfo=timezone.utc).timestamp()
@@ -64,7 +58,7 @@ def test_the_refusal_and_the_doctors_line_say_where_the_day_stands():
         "(in 2 h 30 min)")
     assert "1.5 more reserved by submissions under way" in budget.refusal(10 * MICRO, 1_500_000, 11.5, late)
     assert budget.summary(6 * MICRO, 0, 12.0) == (False, "spent today 6 of BFL_DAILY_CREDIT_LIMIT 12 credits (50%)")
-    assert budget.summary(12 * MICRO, 0, 12.0)[0] is True
+    assert budget.summary(12 * MICRO, 0, 12.0, refused=True)[0] is True
     assert budget.summary(2_500_000, 0, None) == (False, "spent today 2.5 credits; no BFL_DAILY_CREDIT_LIMIT")
 
 
@@ -94,6 +88,23 @@ def test_the_worker_stops_at_start_on_a_bad_limit_naming_it():
 @pytest.fixture()
 def svc(make_services):
     return make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+
+
+@pytest.mark.parametrize("spent, reserved, limit, admitted", [
+    (0, 0, 1, True), (8 * MICRO, 3 * MICRO, 12 * MICRO, True),
+    (12 * MICRO, 0, 12 * MICRO, False), (9 * MICRO, 3 * MICRO, 12 * MICRO, False)])
+def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit(svc, spent, reserved, limit, admitted):
+    # The rule lives in store/lua/budget_reserve.lua only: pinned here through the store, in real Redis.
+    now = time.time()
+    day = usage.utc_day(now)
+    svc.redis.hset(KEYS.usage(day), usage.SPENT, spent)
+    if reserved:
+        svc.redis.hset(KEYS.budget_held, "job_other", f"{int((now + 60) * 1000)} {reserved}")
+    args = dict(day=day, previous_day=usage.utc_day(now - 86400), limit=limit, estimate=MICRO,
+                spent_field=usage.SPENT, credits_field="m:credits", jobs_field="m:jobs", now=now, lease=60)
+    assert svc.store.usage.reserve("job_new", dry_run=True, **args) == (admitted, spent, reserved, 0)
+    assert svc.store.usage.reserve("job_new", **args).admitted is admitted
+    assert svc.redis.hexists(KEYS.budget_held, "job_new") is admitted
 
 
 def test_concurrent_reservations_never_pass_the_last_credit(svc):
@@ -163,7 +174,7 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
     before = time.time()
-    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
     # Neither a pause nor a strike, and its slot is free: the pool's other jobs are not held back.
     assert not svc.redis.exists(KEYS.paused(job.pool), KEYS.strikes(job.pool))
@@ -172,14 +183,14 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     due = svc.jobs.due_at(job.id)
     assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
     # When it comes due, the sweep's check puts it back in line, for the next free slot, and says so
-    # as the end of a wait, not as a stalled submission.
+    # as the end of a wait, not as a stalled submitting.
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
     assert not svc.slots.holds(job)
-    with caplog.at_level(logging.INFO, logger="fluxhook.fallback"):
-        assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
+    with caplog.at_level(logging.INFO, logger="fluxhook.checking"):
+        assert checking.check_job(svc, job.id, claim) == Outcome.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
-    assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.fallback"] == ["waiting job put back in line"]
+    assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.checking"] == ["waiting job put back in line"]
 
 
 def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim):
@@ -187,7 +198,7 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
     assert budget.reserve(svc, job.id, "flux-2-pro").admitted  # taken when its request came in
     assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
-    assert submission.submit_queued(svc, job.id) == st.QUEUED
+    assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
     assert svc.store.usage.reserved(time.time()) == MICRO
 
@@ -195,7 +206,7 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
     job = _queued(svc, time.time() - 3601)
     svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
-    assert submission.submit_queued(svc, job.id) == st.FAILED
+    assert submitting.submit_queued(svc, job.id) == st.FAILED
     failed = svc.jobs.get(job.id)
     assert failed.error["code"] == "timeout" and "BFL_DAILY_CREDIT_LIMIT" in failed.error["message"]
     assert sim.stats()["submitted"] == 0
@@ -205,7 +216,7 @@ def test_a_queued_job_whose_submission_fails_gives_its_reservation_back(svc, sim
     job = _queued(svc, time.time())
     assert budget.reserve(svc, job.id, "flux-2-pro").admitted
     sim.settings(credits=0)
-    assert submission.submit_queued(svc, job.id) == st.FAILED
+    assert submitting.submit_queued(svc, job.id) == st.FAILED
     assert svc.store.usage.reserved(time.time()) == 0
 
 
@@ -288,7 +299,7 @@ def test_metrics_and_the_doctor_show_the_spend_against_the_limit(web, budget_sta
     text = api.get("/metrics").text
     assert "fluxhook_credits_spent_today 12.0" in text and "fluxhook_daily_credit_limit 12.0" in text
     assert 'fluxhook_credits_spent_total{model="flux-2-pro"}' in text
-    checks = {check.name: check for check in admin.run_checks(admin.Settings(dict(budget_stack[0].env)))}
-    assert checks["budget"].state == admin.WARN
+    checks = {check.name: check for check in operator_commands.run_checks(operator_commands.Settings(dict(budget_stack[0].env)))}
+    assert checks["budget"].state == operator_commands.WARN
     assert checks["budget"].detail.startswith("spent today 12 of BFL_DAILY_CREDIT_LIMIT 12 credits (100%); "
                                               "new submissions are refused until 00:00 UTC")

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track (SPEC §3), end to end: the Procfile's processes over
+"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track, end to end: the Procfile's processes over
 HTTP with the BFL simulator, which counts the tasks it is given; Redis's MONITOR counts the round trips."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from fluxhook import idempotency
-from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, IdempotencyStore
+from fluxhook.limits import CALL_BOUND
+from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, IdempotencyStore
 from fluxhook.store.keys import KEYS
-from fluxhook.waiting import MAX_WAIT
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
-from receiver.idempotency import CLAIM_LEASE
+from receiver import idempotency_keys
+from receiver.idempotency import KEY_CLAIM_LEASE
+from receiver.prefer import MAX_WAIT
 
 DB = 15  # the in-process apps' own Redis database (no worker of the stack uses it)
 REPLAYED = "Idempotent-Replayed"
@@ -269,7 +269,7 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
     key, body = _key(), _job("lapsed")
     # What a web process leaves when it dies after claiming the key: a claim nobody finishes.
     dead = IdempotencyStore(connection).begin(
-        idempotency.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
+        idempotency_keys.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
     assert dead.state == CLAIMED
     assert_error(_post(api, key, body), 409, "idempotency_key_in_use")
     answer = wait_until(lambda: (lambda a: a if a.status_code != 409 else None)(_post(api, key, body)),
@@ -279,13 +279,13 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
 
 
 def test_the_lease_outlasts_the_longest_a_first_request_can_take():
-    assert CLAIM_LEASE > CALL_BOUND + MAX_WAIT
+    assert KEY_CLAIM_LEASE > CALL_BOUND + MAX_WAIT
 
 
 def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(local_app):
     _, connection = local_app(DB)
     store = IdempotencyStore(connection)
-    claim = idempotency.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
     late = store.begin(claim, lease=0.2)
     nxt = wait_until(lambda: (lambda b: b if b.state == CLAIMED else None)(store.begin(claim, lease=60)),
                      timeout=5, message="the first claim to lapse")
@@ -294,4 +294,4 @@ def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(
     assert store.begin(claim, lease=60).state == IN_USE
     assert store.finish(claim, nxt.ticket, 201, b'{"next": true}')
     assert store.begin(claim, lease=60)[:3] == (DONE, 201, b'{"next": true}')
-    assert 0 < connection.ttl(KEYS.idempotency(claim.scope, claim.key)) <= idempotency.KEEP_SECONDS
+    assert 0 < connection.ttl(KEYS.idempotency(claim.scope, claim.key)) <= KEEP_SECONDS

@@ -6,7 +6,7 @@ import pytest
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
-from fluxhook.idempotency import MAX_KEY_LENGTH, check_key, claim, fingerprint
+from receiver.idempotency_keys import MAX_KEY_LENGTH, check_key, claim, fingerprint
 
 BODY = b'{"model": "m", "input": {"a": 1, "b": [1, 2]}, "metadata": {"x": "caf\\u00e9"}}'
 

@@ -7,11 +7,19 @@ from typing import NamedTuple
 
 from redis import Redis
 
-from fluxhook.idempotency import KEEP_SECONDS, Claim
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
 CLAIMED, REUSED, IN_USE, DONE = "claimed", "reused", "in_use", "done"
+# How long the first answer is replayed.
+KEEP_SECONDS = 24 * 3600
+
+class Claim(NamedTuple):
+    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
+
+    scope: str
+    key: str
+    fingerprint: str
 
 
 class Begin(NamedTuple):

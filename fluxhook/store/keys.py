@@ -96,11 +96,11 @@ class Keys:
         return f"{self.prefix}models"
 
     def usage(self, day: str) -> str:
-        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.usage``)."""
+        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.credits.usage``)."""
         return f"{self.prefix}usage:{day}"
 
     def hourly(self, hour: str) -> str:
-        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.usage``)."""
+        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.credits.usage``)."""
         return f"{self.prefix}hourly:{hour}"
 
     @property

@@ -3,7 +3,7 @@
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
-jobs. What the fields mean is ``fluxhook.usage``'s business; this class only keeps them.
+jobs. What the fields mean is ``fluxhook.credits.usage``'s business; this class only keeps them.
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ class UsageStore:
         self._read = LuaScript(connection, "counters_read")
 
     def reserve(self, job_id: str, *, day: str, previous_day: str, limit: int, estimate: int, spent_field: str,
-                credits_field: str, jobs_field: str, now: float, lease: float) -> Reservation:
+                credits_field: str, jobs_field: str, now: float, lease: float, dry_run: bool = False) -> Reservation:
         """Admit the job's submission while ``day``'s spend and the live reservations stay below ``limit``,
-        reserving its estimated cost (the model's average on ``day`` or ``previous_day``, else ``estimate``)."""
+        reserving its estimated cost (the model's average on ``day`` or ``previous_day``, else ``estimate``).
+
+        ``dry_run``: only say whether it would be admitted, reserving nothing."""
         keys = [self.keys.usage(day), self.keys.usage(previous_day), self.keys.budget_held]
         answer = self._reserve(keys, [job_id, limit, estimate, spent_field, credits_field, jobs_field,
-                                      int(now * 1000), int(lease * 1000)])
+                                      int(now * 1000), int(lease * 1000), int(dry_run)])
         admitted, spent, reserved, amount = (int(v) for v in answer)
         return Reservation(bool(admitted), spent, reserved, amount)
 
@@ -76,8 +78,8 @@ class UsageStore:
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:
         # A year is thousands of fields: decoded in bulk (int() reads the bytes as they came).
-        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2])))
-                for name, pairs in zip(names, self._read(keys))}
+        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
+                for name, pairs in zip(names, self._read(keys), strict=False)}
 
     def set_balance(self, credits: float, at: float, ttl: int) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""

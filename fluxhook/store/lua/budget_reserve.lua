@@ -10,7 +10,8 @@
 --         (job id -> '<deadline ms> <micro-credits>').
 -- ARGV[1] the job id, ARGV[2] the limit (micro-credits), ARGV[3] the estimate when the model has no
 --         price yet, ARGV[4] the day's spend field, ARGV[5] the model's credits field, ARGV[6] its
---         jobs field, ARGV[7] now (ms), ARGV[8] how long a reservation lives (ms).
+--         jobs field, ARGV[7] now (ms), ARGV[8] how long a reservation lives (ms), ARGV[9] '1' to
+--         only say whether the job would be admitted, reserving nothing (the operator's view).
 -- Returns {admitted (0/1), the day's spend, credits reserved by others, this job's reservation (0 if refused)}.
 local job, limit = ARGV[1], tonumber(ARGV[2])
 local now, lease = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -30,10 +31,12 @@ for i = 1, #held, 2 do
 end
 
 local spent = tonumber(redis.call('HGET', KEYS[1], ARGV[4]) or '0')
--- budget.admits, and for a holder: its's own reservation is already inside the limit,
--- so the others' cannot refuse it; but once the day's spend reaches the limit nothing goes (SPEC §6).
+-- The budget's rule, written here only: a submission goes while the day's spend and the others'
+-- reservations stay below the limit. A holder's own reservation is already inside the limit, so the
+-- others' cannot refuse it; but once the day's spend reaches the limit nothing goes.
 if mine and spent >= limit then return {0, spent, others, 0} end
 if not mine and spent + others >= limit then return {0, spent, others, 0} end
+if ARGV[9] == '1' then return {1, spent, others, 0} end
 
 -- What the model's tasks cost on average today (else yesterday): BFL tells a task's price only in
 -- its answer to the submission.

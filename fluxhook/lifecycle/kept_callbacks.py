@@ -10,13 +10,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from fluxhook.bfl.reports import parse_callback
-from fluxhook.bfl.apply import apply_report
+from fluxhook.lifecycle.applying import apply_report
 
 if TYPE_CHECKING:
     from fluxhook.job import Job
     from fluxhook.services import Services
 
-log = logging.getLogger("fluxhook.orphans")
+log = logging.getLogger("fluxhook.kept_callbacks")
 
 
 def keep_callback(svc: Services, bfl_id: str, body: bytes) -> str | None:
@@ -32,7 +32,7 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
     """Keep a callback proven by a job's own secret that came before BFL's answer to its submission.
 
     Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
-    secret must be worth nothing for any other job (SPEC §4).
+    secret must be worth nothing for any other job.
     """
     svc.store.kept.keep_for_job(job_id, body)
     job = svc.jobs.get(job_id)
@@ -48,7 +48,7 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
         return None
     outcome = None
     taken = svc.store.kept.take(job.id, job.bfl_id)
-    for i, (key, body) in enumerate(taken):
+    for i, (_key, body) in enumerate(taken):
         try:
             report = parse_callback(body)
             if report.bfl_id != job.bfl_id:

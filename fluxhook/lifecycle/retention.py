@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook.removal import remove_job
+from fluxhook.lifecycle.removal import remove_job
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.retention")

@@ -1,4 +1,4 @@
-"""Usage: what jobs cost and how they went, per UTC day and model (SPEC §3 ``GET /v1/usage``, §6, §7).
+"""Usage: what jobs cost and how they went, per UTC day and model (``GET /v1/usage``).
 
 Counted with transitions that happen anyway, as effects of the same atomic step, never by scanning jobs:
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook.costs import Cost
+from fluxhook.bfl.costs import Cost
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job
 from fluxhook.limits import pool_limit

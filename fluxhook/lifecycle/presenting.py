@@ -1,4 +1,4 @@
-"""The job JSON (SPEC §3): the one function that makes it, for the API and for notifications alike."""
+"""The job JSON: the one function that makes it, for the API and for notifications alike."""
 
 from __future__ import annotations
 

@@ -5,39 +5,34 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook import transitions as st
-from fluxhook import usage
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.credits import usage
 from fluxhook.errors import BFLError, BFLRateLimited
 from fluxhook.job import Job
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
-from fluxhook.tasks import ensure_download
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import ensure_download
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.submitting import submission_lock_left
+from fluxhook.limits import CALL_BOUND
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.bfl.submission import submission_lock_left
-from fluxhook.outcomes import SKIPPED
 
-log = logging.getLogger("fluxhook.fallback")
+log = logging.getLogger("fluxhook.checking")
 
 # While a check runs the job is held this long; if the check dies (its worker killed), the job
 # comes due again then.
 CHECK_HOLD = float(CALL_BOUND)
 
-TIMEOUT = "timeout"
-RESCHEDULED = "rescheduled"
-REQUEUED = "requeued"
-REPAIRED = "download_requeued"
 
-
-def check_job(svc: Services, job_id: str, claim: float) -> str:
+def check_job(svc: Services, job_id: str, claim: float) -> Outcome:
     """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
     now = time.time()
     if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
-        return SKIPPED
+        return Outcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None or job.terminal:
-        return SKIPPED
+        return Outcome.SKIPPED
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:
@@ -45,7 +40,7 @@ def check_job(svc: Services, job_id: str, claim: float) -> str:
     return poll_submitted(svc, job, now)
 
 
-def poll_submitted(svc: Services, job: Job, now: float) -> str:
+def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
     """Poll BFL for a ``submitted`` job whose callback has not come; a Ready takes the callback's path."""
     grace = svc.config.callback_grace_seconds
     submitted_at = job.submitted_at or job.created_at
@@ -57,7 +52,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
         log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
-        return RESCHEDULED
+        return Outcome.RESCHEDULED
     except BFLError:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
@@ -75,37 +70,37 @@ def poll_submitted(svc: Services, job: Job, now: float) -> str:
     return outcome
 
 
-def _time_out(svc: Services, job: Job) -> str:
+def _time_out(svc: Services, job: Job) -> Outcome:
     if svc.jobs.transition(job.id, st.FAILED, only_from=(st.SUBMITTED,),
                            error={"code": "timeout", "message": "BFL gave no result within an hour"},
                            effects=usage.on_end(job, st.FAILED, time.time())):
         log.warning("job timed out", extra={"job_id": job.id, "bfl_id": job.bfl_id})
-    return TIMEOUT
+    return Outcome.TIMEOUT
 
 
-def _repair_download(svc: Services, job: Job, now: float) -> str:
+def _repair_download(svc: Services, job: Job, now: float) -> Outcome:
     # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
     # between recording Ready and queueing, or RQ dropped it), so this queues it again.
     repaired = ensure_download(svc, job.id)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})
-        return REPAIRED
-    return RESCHEDULED
+        return Outcome.REPAIRED
+    return Outcome.RESCHEDULED
 
 
-def _restart_submission(svc: Services, job: Job, now: float) -> str:
+def _restart_submission(svc: Services, job: Job, now: float) -> Outcome:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
     # still at it; then look again the moment its lock would lapse (a killed one never lets go).
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
     left = submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
-        return RESCHEDULED
+        return Outcome.RESCHEDULED
     stalled = svc.slots.holds(job)
     svc.slots.requeue(job)
     if stalled:
         log.warning("stalled submission put back in line", extra={"job_id": job.id})
     else:
         log.info("waiting job put back in line", extra={"job_id": job.id})
-    return REQUEUED
+    return Outcome.REQUEUED

@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.tasks import enqueue_checks, enqueue_notifications, enqueue_submits
+from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, enqueue_submits
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
 SWEEP_BATCH = 500
 # A claimed job whose check never ran (its worker killed before it was queued or taken) comes
 # due again after this long; a check that runs later finds its claim superseded and does nothing.
-CLAIM_LEASE = 90.0
+CHECK_CLAIM_LEASE = 90.0
 # Most notifications one sweep queues; a job taken from the outbox but not queued is taken again after the lease.
 NOTIFY_BATCH = 500
 NOTIFY_LEASE = 60.0
@@ -32,7 +32,7 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     """Claim the jobs due by ``now`` and queue a check of each; queue the submission of jobs given a free slot;
     drain the notification outbox into notify tasks."""
     now = time.time() if now is None else now
-    claim = now + CLAIM_LEASE
+    claim = now + CHECK_CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)

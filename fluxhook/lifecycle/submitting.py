@@ -5,25 +5,21 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook import budget, task_inputs
-from fluxhook import timeline
-from fluxhook import metrics
-from fluxhook import usage
-from fluxhook.recovery import schedule
-from fluxhook import signing
+from fluxhook import metrics, schedule, signing
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_delay
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.credits import budget, usage
 from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.job import Job
-from fluxhook.bfl.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.limits import CALL_BOUND
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.outcomes import SKIPPED
 from fluxhook.store.effects import ReleaseBudget
-from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import Reservation
 
-log = logging.getLogger("fluxhook.submission")
+log = logging.getLogger("fluxhook.submitting")
 
 # Outlasts one submission to BFL; one killed with its worker is started again soon after.
 SUBMIT_LOCK_SECONDS = CALL_BOUND
@@ -33,7 +29,7 @@ MAX_PAUSE = 60.0
 
 def submission_lock_left(svc: Services, job_id: str) -> float:
     """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
-    return svc.store.locks.seconds_left(KEYS.submit_lock(job_id))
+    return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
 def admit(svc: Services, job: Job) -> None:
@@ -55,9 +51,9 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
     they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
     Other BFL errors propagate.
     """
-    lock = KEYS.submit_lock(job.id)
+    lock = svc.store.keys.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
-        return SKIPPED
+        return Outcome.SKIPPED
     try:
         return _submit(svc, job, task_input)
     finally:
@@ -99,7 +95,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
-        return SKIPPED
+        return Outcome.SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
@@ -116,7 +112,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
 
 def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
     """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
-    tried again now and then, until its hour is up (SPEC §6)."""
+    tried again now and then, until its hour is up."""
     metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
     timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
     now = time.time()
@@ -151,7 +147,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
     (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
-        return SKIPPED
+        return Outcome.SKIPPED
     try:
         return submit(svc, job)
     except Exception as exc:

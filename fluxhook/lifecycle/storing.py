@@ -1,31 +1,27 @@
-"""Download a ready job's image and store it (SPEC §5): the work behind the download task."""
+"""Download a ready job's image and store it: the work behind the download task."""
 
 from __future__ import annotations
 
 import logging
 import time
 
-
-from fluxhook import timeline
 from fluxhook import metrics
 from fluxhook import transitions as st
-from fluxhook import usage
+from fluxhook.credits import usage
 from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from fluxhook.media import lifetimes, posters
-from fluxhook.media.fetch import FetchedImage, SizeLimits, fetch_image
-from fluxhook.media.sniff import VIDEO
 from fluxhook.job import Job
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
-from fluxhook.store.effects import Effect
-from fluxhook.tasks import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.media import lifetimes, posters
+from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
+from fluxhook.media.sniff import VIDEO
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.outcomes import SKIPPED
+from fluxhook.store.effects import Effect
 
-log = logging.getLogger("fluxhook.results")
-
-# What download_and_store reports besides a job status.
-RESTART = "restart"
+log = logging.getLogger("fluxhook.storing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
@@ -49,7 +45,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
 def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
     """The attempt's count, duration and timeline entry."""
     notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
-    if outcome != SKIPPED:
+    if outcome != Outcome.SKIPPED:
         notes += [metrics.observed("fluxhook_download_seconds", seconds),
                   timeline.entry(job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)]
     return notes
@@ -61,11 +57,11 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
         for _ in range(2):
             job = svc.jobs.get(job_id)
             if job is None or job.status != st.READY:
-                return SKIPPED
+                return Outcome.SKIPPED
             outcome = _download(svc, job, last_attempt)
-            if outcome != RESTART:
+            if outcome != Outcome.RESTART:
                 return outcome
-        return SKIPPED
+        return Outcome.SKIPPED
     except Exception as exc:
         if last_attempt:
             job = svc.jobs.get(job_id)
@@ -87,7 +83,7 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
     except RetryableError as exc:
         return _retry_or_fail(svc, job, exc, last_attempt)
     except (DownloadError, HostNotAllowed) as exc:
-        # SPEC §5: an expired URL is worth one poll for a fresh one. Any other failure ends the job
+        # An expired URL is worth one poll for a fresh one. Any other failure ends the job
         # at once, unless the Ready report never proved its secret: then BFL has the last word.
         if isinstance(exc, ResultURLExpired) or not job.ready_proven:
             return _recheck_with_bfl(svc, job, exc, started, last_attempt)
@@ -96,9 +92,9 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> str:
         return _store(svc, job, url, image, started)
 
 
-def _fetch(svc: Services, job: Job, url: str) -> FetchedImage:
+def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
     svc.jobs.count(job.id, "downloads")
-    return fetch_image(svc.http, url, svc.config.result_host_allowlist,
+    return fetch_result(svc.http, url, svc.config.result_host_allowlist,
                        SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
@@ -125,7 +121,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
         if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
                                draft_cache_source=report.draft_cache_url):
-            return SKIPPED
+            return Outcome.SKIPPED
         try:
             image = _fetch(svc, job, report.sample_url)
         except RetryableError as exc:
@@ -142,13 +138,13 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
             return st.SUBMITTED
-        return RESTART
+        return Outcome.RESTART
     if report.status in st.BFL_FAILURES:
         return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
     return _finish_on(svc, job, failure)
 
 
-def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: float) -> str:
+def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: float) -> str:
     key = f"{job.id}.{image.extension}"
     result: dict = {"image": image.describe()}
     if image.kind == VIDEO:
@@ -179,7 +175,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedImage, started: floa
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
         if "poster" in result:
             svc.storage.delete(result["poster"]["key"])
-    return RESTART if current is not None and current.status == st.READY else SKIPPED
+    return Outcome.RESTART if current is not None and current.status == st.READY else Outcome.SKIPPED
 
 
 def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:

@@ -25,24 +25,16 @@ from standardwebhooks import Webhook
 from fluxhook import metrics
 from fluxhook.config import MAX_NOTIFY_URL, Config
 from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.lifecycle.presenting import present
 from fluxhook.net.hosts import check_url
-from fluxhook.presenting import present
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.outcomes import SKIPPED
 
-log = logging.getLogger("fluxhook.notify")
+log = logging.getLogger("fluxhook.notifications")
 
 METRIC = "fluxhook_notifications"
 # (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
 NOTIFY_TIMEOUT = (5.0, 15.0)
-
-# Outcomes of one attempt, as counted in fluxhook_notifications_total{outcome}.
-DELIVERED = "delivered"  # 2xx
-RETRY = "retry"  # 408, 429, 5xx, timeout or connection error: RQ tries again later
-REJECTED = "rejected"  # any other answer (3xx, 4xx): the app refuses it, so it is not sent again
-EXHAUSTED = "exhausted"  # still failing on the last retry
-HOST_NOT_ALLOWED = "host_not_allowed"  # the URL is no longer allowed, or resolves to a private address
-NOT_SIGNED = "not_signed"  # NOTIFY_SECRET was unset when it was due
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
@@ -72,13 +64,13 @@ def payload(config: Config, job) -> str:
     return json.dumps(present(config, job), separators=(",", ":"), ensure_ascii=False)
 
 
-def outcome_for(status_code: int) -> str:
+def outcome_for(status_code: int) -> Outcome:
     """What an answer means: delivered (2xx), worth retrying (408, 429, 5xx), or refused for good."""
     if 200 <= status_code < 300:
-        return DELIVERED
+        return Outcome.DELIVERED
     if status_code in (408, 429) or status_code >= 500:
-        return RETRY
-    return REJECTED
+        return Outcome.RETRY
+    return Outcome.REJECTED
 
 
 def requested_url(value: object, config: Config) -> str | None:
@@ -106,15 +98,15 @@ def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None
     """POST the job's notification once; returns the outcome, or raises RetryableError for RQ to retry."""
     job = svc.jobs.get(job_id)
     if job is None or not job.notify_url or not job.terminal:
-        return _record(svc, job_id, SKIPPED, logging.INFO, "notification skipped: the job is gone")
+        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
     config = svc.config
     if not config.notify_secret:
-        return _record(svc, job_id, NOT_SIGNED, logging.ERROR, "notification not sent: NOTIFY_SECRET is not set")
+        return _record(svc, job_id, Outcome.NOT_SIGNED, logging.ERROR, "notification not sent: NOTIFY_SECRET is not set")
     try:
         target = check_url(job.notify_url, config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
-        return _record(svc, job_id, HOST_NOT_ALLOWED, logging.WARNING, "notification not sent", reason=exc.message)
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent", reason=exc.message)
     host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
     body = payload(config, job)
     timestamp = int(time.time() if now is None else now)
@@ -124,26 +116,26 @@ def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None
                                 allow_redirects=False, stream=True)
         response.close()  # the answer's body is not needed: its status says it all
     except HostNotAllowed as exc:
-        return _record(svc, job_id, HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                        host=host, reason=exc.message)
     except requests.RequestException as exc:
         return _again(svc, job_id, host, type(exc).__name__, last_attempt)
     outcome = outcome_for(response.status_code)
-    if outcome == DELIVERED:
+    if outcome == Outcome.DELIVERED:
         svc.jobs.mark_notified(job.id, time.time())
-        return _record(svc, job_id, DELIVERED, logging.INFO, "notification delivered", host=host,
+        return _record(svc, job_id, Outcome.DELIVERED, logging.INFO, "notification delivered", host=host,
                        http_status=response.status_code)
-    if outcome == REJECTED:
-        return _record(svc, job_id, REJECTED, logging.WARNING, "notification refused by the app; not sent again",
+    if outcome == Outcome.REJECTED:
+        return _record(svc, job_id, Outcome.REJECTED, logging.WARNING, "notification refused by the app; not sent again",
                        host=host, http_status=response.status_code)
     return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt)
 
 
 def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool) -> str:
     if last_attempt:
-        return _record(svc, job_id, EXHAUSTED, logging.WARNING, "notification abandoned after its retries",
+        return _record(svc, job_id, Outcome.EXHAUSTED, logging.WARNING, "notification abandoned after its retries",
                        host=host, reason=reason)
-    _record(svc, job_id, RETRY, logging.INFO, "notification failed; retrying later", host=host, reason=reason)
+    _record(svc, job_id, Outcome.RETRY, logging.INFO, "notification failed; retrying later", host=host, reason=reason)
     raise RetryableError(f"notification to {host} not delivered: {reason}", code="notify_unavailable")
 
 

@@ -1,26 +1,18 @@
-"""``Idempotency-Key`` (SPEC §3): which requests count as the same, and whose key it is (pure)."""
+"""``Idempotency-Key`` : which requests count as the same, and whose key it is, read from the request (pure)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import NamedTuple
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
+from fluxhook.store.idempotency import Claim
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-# How long the first answer is replayed.
-KEEP_SECONDS = 24 * 3600
 
 
-class Claim(NamedTuple):
-    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
-
-    scope: str
-    key: str
-    fingerprint: str
 
 
 def check_key(value: str) -> str:

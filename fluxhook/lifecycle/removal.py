@@ -3,9 +3,9 @@ draft cache, its timeline."""
 
 from __future__ import annotations
 
-from fluxhook import task_inputs, timeline
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.draft_caches import key_for as draft_cache_key
 from fluxhook.media import posters, thumbnails
-from fluxhook.media.draft_caches import key_for as draft_cache_key
 from fluxhook.services import Services
 
 

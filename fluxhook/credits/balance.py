@@ -17,8 +17,8 @@ import time
 
 from fluxhook.bfl.client import BFLClient
 from fluxhook.errors import FluxhookError
+from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
-from fluxhook.store.keys import KEYS
 
 log = logging.getLogger("fluxhook.balance")
 
@@ -34,28 +34,26 @@ def format_credits(credits: float) -> str:
     """A number of credits as people read it, wherever it is shown: 1000000.0 → '1,000,000'; 12.5 → '12.50'."""
     return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"
 
-REFRESHED, SKIPPED, FAILED = "refreshed", "skipped", "failed"
-
 
 def check_every(interval: int) -> int:
     """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one."""
     return max(1, interval // CHECKS_PER_INTERVAL)
 
 
-def refresh(svc: Services, now: float | None = None) -> str:
+def refresh(svc: Services, now: float | None = None) -> Outcome:
     """Ask BFL for the balance and keep it, unless another worker did within the interval."""
     interval = svc.config.bfl_credits_refresh_seconds
     if not svc.config.bfl_api_key:
-        return SKIPPED  # BFL would refuse: there is no account to ask about
-    if not svc.store.locks.take(KEYS.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
-        return SKIPPED
+        return Outcome.SKIPPED  # BFL would refuse: there is no account to ask about
+    if not svc.store.locks.take(svc.store.keys.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
+        return Outcome.SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.
         credits = BFLClient(svc.config, svc.http, attempts=1).credits()
     except FluxhookError as exc:
         log.warning("BFL's credits could not be read", extra={"error": exc.message})
-        return FAILED
+        return Outcome.FAILED
     svc.store.usage.set_balance(credits, time.time() if now is None else now,
                                 ttl=max(MIN_KEEP, KEEP_INTERVALS * interval))
     log.info("BFL credits refreshed", extra={"credits": credits})
-    return REFRESHED
+    return Outcome.REFRESHED

@@ -1,111 +1,22 @@
-"""The ``fluxhook`` command: use a running fluxhook over HTTP, and check or nudge one as its operator.
-
-API commands (``submit``, ``show``, ``list``) go through :mod:`fluxhook.client`, like any app.
-Operator commands (``sweep``, ``doctor``) live in :mod:`fluxhook.admin`: they read the service's own
-settings and talk to its Redis, storage and BFL directly. Both answer with the one table of exit
-codes below (``ExitCode``), which ``fluxhook --help`` prints, and both find a running ``make run``
-through the settings file it keeps (``dev_run_path``) when they are told nothing else.
-
-Runs as ``fluxhook ...`` once installed (``pip install -e .``), or as ``python -m fluxhook.cli ...``.
-"""
+"""The API commands (``submit``, ``show``, ``list``): fluxhook over HTTP through :mod:`fluxhook.client`, like any app."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shlex
 import sys
-import tempfile
 import time
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 from urllib.parse import urlsplit
 
-from fluxhook import __version__
 from fluxhook import client as api
-
-
-class ExitCode(IntEnum):
-    """What the ``fluxhook`` command's exit status means, for every subcommand."""
-
-    OK = 0
-    JOB_FAILED = 1
-    USAGE = 2
-    UNAVAILABLE = 3
-    TIMEOUT = 4
-    INTERRUPTED = 130
-
-
-EXIT_MEANINGS = {
-    ExitCode.OK: "done (submit --wait: the image is stored and saved)",
-    ExitCode.JOB_FAILED: "the job ended without an image (failed, moderated, expired); doctor: a check failed",
-    ExitCode.USAGE: "bad command line, configuration or request (the API answered 4xx)",
-    ExitCode.UNAVAILABLE: "fluxhook or its Redis unreachable, or the API answered 5xx",
-    ExitCode.TIMEOUT: "submit --wait gave up after --timeout seconds (the job goes on)",
-    ExitCode.INTERRUPTED: "interrupted (a submitted job goes on)",
-}
-EXIT_CODES_HELP = "exit codes:\n" + "".join(f"  {code.value:<4} {text}\n" for code, text in EXIT_MEANINGS.items())
+from fluxhook.cli.dev_run import dev_run_settings
+from fluxhook.cli.exits import CLIError, ExitCode
 
 DEFAULT_URL = "http://localhost:8000"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEV_RUN_FILE = "dev-run.env"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "video/mp4": "mp4"}
-
-
-class CLIError(Exception):
-    """Something to tell the user on stderr, and the exit code that goes with it."""
-
-    def __init__(self, message: str, exit_code: int = ExitCode.USAGE):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-
-
-# --- the dev run's settings --------------------------------------------------------------------------
-
-def dev_run_path(environ: Mapping[str, str]) -> Path:
-    """Where ``make run`` keeps its settings while it runs: ``$FLUXHOOK_VAR``, else the project's ``var/``."""
-    return Path(environ.get("FLUXHOOK_VAR") or PROJECT_ROOT / "var") / DEV_RUN_FILE
-
-
-def write_dev_run(path: Path, settings: Mapping[str, str]) -> None:
-    """Replace ``path`` with ``settings`` as shell assignments, readable by its owner only (they hold secrets)."""
-    lines = ["# The settings of the make run now running; it removes this file when it stops.",
-             *(f"{name}={shlex.quote(value)}" for name, value in sorted(settings.items()))]
-    # mkstemp creates the file 0600, so the secrets are never readable by others, not even for a moment.
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("\n".join(lines) + "\n")
-        os.replace(partial, path)
-    except BaseException:
-        os.unlink(partial)
-        raise
-
-
-def read_dev_run(path: Path) -> dict[str, str] | None:
-    """The settings ``write_dev_run`` wrote at ``path``; ``None`` when there is no such file (or it is not ours)."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    settings = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.strip() and not name.startswith("#"):
-            try:
-                words = shlex.split(value)
-            except ValueError:
-                continue  # not written by write_dev_run: better no value than a wrong one
-            settings[name.strip()] = words[0] if words else ""
-    return settings
-
-
-def dev_run_settings(environ: Mapping[str, str]) -> dict[str, str] | None:
-    """The running ``make run``'s settings, if there is one."""
-    return read_dev_run(dev_run_path(environ))
 
 
 # --- pure helpers ------------------------------------------------------------
@@ -135,7 +46,7 @@ def format_table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     lines = []
     for row in table:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths)] + [row[-1]]
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -372,104 +283,3 @@ def cmd_list(args: argparse.Namespace) -> int:
               + (f" --status {args.status}" if args.status else "")
               + (f" --model {args.model}" if args.model else ""), file=sys.stderr)
     return ExitCode.OK
-
-
-def _operator(name: str):
-    def run(args: argparse.Namespace) -> int:
-        # Imported on use: admin imports this module, and brings the service's own dependencies
-        # (Redis, RQ, storage), which the API commands never need.
-        from fluxhook import admin
-
-        return getattr(admin, name)(args)
-
-    return run
-
-
-# --- the command line ---------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``fluxhook`` command's arguments, every subcommand included."""
-    parser = argparse.ArgumentParser(
-        prog="fluxhook", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Submit and inspect FLUX jobs through a running fluxhook, and check its health.",
-    )
-    parser.add_argument("--version", action="version", version=f"fluxhook {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    target = argparse.ArgumentParser(add_help=False)
-    target.add_argument("--url", help=f"fluxhook's base URL (default: $FLUXHOOK_URL, else the running make run's, "
-                                      f"else {DEFAULT_URL})")
-    target.add_argument("--token", help="bearer token (default: $FLUXHOOK_TOKEN, else the first of $API_TOKENS, "
-                                        "else the running make run's)")
-
-    def command(name: str, func, help_text: str, parents=()) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=list(parents), help=help_text, description=help_text,
-                                  epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.set_defaults(func=func)
-        return sub
-
-    submit = command("submit", cmd_submit, "submit a generation task; print the job", [target])
-    submit.add_argument("--model", default="flux-2-pro", help="BFL model (default: flux-2-pro)")
-    submit.add_argument("--prompt", help="the prompt (sets input.prompt)")
-    submit.add_argument("--input-json", metavar="JSON", help="more BFL request fields, e.g. '{\"width\": 1024}'")
-    submit.add_argument("--metadata-json", metavar="JSON", help="your own metadata to keep with the job")
-    submit.add_argument("--wait", action="store_true",
-                        help="show progress until the job ends, then save its image (exit 0 stored, 1 not)")
-    submit.add_argument("--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S seconds "
-                        "(default 600; exit 4)")
-    submit.add_argument("--output", "-o", metavar="PATH", help="with --wait: the image file, or a directory "
-                        "(default: ./<job id>.<ext>)")
-
-    show = command("show", cmd_show, "print one job", [target])
-    show.add_argument("job_id", metavar="JOB_ID")
-
-    listing = command("list", cmd_list, "list jobs, newest first", [target])
-    listing.add_argument("--status", choices=api.STATUSES, help="only jobs with this status")
-    listing.add_argument("--model", help="only jobs of this model")
-    listing.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default 20)")
-    listing.add_argument("--cursor", help="continue after this cursor (printed as 'more: ...')")
-    listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-
-    command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
-    command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
-                                               "service's settings)")
-    return parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``fluxhook`` command; returns its exit code."""
-    args = build_parser().parse_args(argv)  # a usage error exits 2 here
-    try:
-        return int(args.func(args))
-    except CLIError as exc:
-        print(f"fluxhook {args.command}: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    except api.APIError as exc:
-        print(f"fluxhook {args.command}: {exc}", file=sys.stderr)
-        return exit_code_for_error(exc)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return ExitCode.INTERRUPTED
-    except BrokenPipeError:
-        # `fluxhook list | head`: the reader left; say nothing more.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return ExitCode.OK
-
-
-if __name__ == "__main__":
-    # As ``python -m fluxhook.cli`` this file is __main__, and fluxhook.admin imports fluxhook.cli anew:
-    # running that module's main makes admin's CLIError the one main catches.
-    from fluxhook.cli import main as _main
-
-    sys.exit(_main())

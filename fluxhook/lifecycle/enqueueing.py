@@ -6,27 +6,21 @@ import random
 from typing import TYPE_CHECKING
 
 from redis import Redis
-from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
-from rq.job import Job as RQJob, JobStatus
+from rq.job import Job as RQJob
+from rq.job import JobStatus
 
 from fluxhook.backoff import backoff_schedule
-from fluxhook.media import lifetimes
-from fluxhook.bfl.client import CALL_BOUND
+from fluxhook.limits import CALL_BOUND
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
-from fluxhook.store.keys import KEYS
+from fluxhook.store.keys import Keys
+from fluxhook.store.queues import task_queue, thumbnail_queue
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
-QUEUE_NAME = "fluxhook"
-# The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
-# downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
-CONTROL_QUEUE_NAME = "fluxhook-control"
-# Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
-THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
 DOWNLOAD_TASK = "worker.download.download_result"
 THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
@@ -40,7 +34,6 @@ NOTIFY_TASK = "worker.notify.notify_job"
 # URL (32 retries, 2 s doubling to a 600 s cap, half jitter: 2 to 4 hours in all); the download itself
 # stops retrying once its own URL's life is over (see ``media.lifetimes``), so an image's job is not
 # kept waiting for hours.
-IMAGE_URL_LIFE, VIDEO_URL_LIFE = lifetimes.IMAGE_URL_LIFE, lifetimes.VIDEO_URL_LIFE
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 CONFIRM_RETRIES = 5
@@ -53,20 +46,6 @@ NOTIFY_RETRY_CAP = 1800
 NOTIFY_JOB_TIMEOUT = 60
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 
-
-def task_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for downloads and confirmations on ``connection``."""
-    return Queue(QUEUE_NAME, connection=connection)
-
-
-def control_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for the sweep's work, which workers take first."""
-    return Queue(CONTROL_QUEUE_NAME, connection=connection)
-
-
-def thumbnail_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for thumbnails, which workers take last."""
-    return Queue(THUMBNAIL_QUEUE_NAME, connection=connection)
 
 
 def thumbnail_task_id(job_id: str) -> str:
@@ -105,10 +84,10 @@ DOWNLOAD_LOCK_TTL = 4 * 3600 + 600 + DOWNLOAD_TIMEOUT
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
-def download_lock(job_id: str) -> Lock:
+def download_lock(keys: Keys, job_id: str) -> Lock:
     """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
     download from one that was lost."""
-    return Lock(KEYS.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+    return Lock(keys.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
 
 
 def draft_cache_task_id(job_id: str) -> str:
@@ -128,13 +107,14 @@ def draft_cache_task(connection: Redis, job_id: str) -> QueueTask:
 def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
     """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
     return QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, description=f"download {job_id}",
+        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
+        description=f"download {job_id}",
         job_id=lock.value, pipeline=pipeline, **_KEEP))
 
 
 def enqueue_download(svc: "Services", job_id: str) -> bool:
     """Queue the download-and-store of a job's result, unless one is already queued or running."""
-    lock = download_lock(job_id)
+    lock = download_lock(svc.store.keys, job_id)
     if not svc.store.locks.take(*lock):
         return False
     try:
@@ -147,7 +127,7 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
 
 def download_pending(svc: "Services", job_id: str) -> bool:
     """Whether a download task for the job is queued, scheduled for a retry, or running."""
-    task_id = svc.store.locks.holder(KEYS.download_lock(job_id))
+    task_id = svc.store.locks.holder(svc.store.keys.download_lock(job_id))
     if task_id is None:
         return False
     try:
@@ -167,7 +147,7 @@ def ensure_download(svc: "Services", job_id: str) -> bool:
 
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
-    svc.store.locks.release(KEYS.download_lock(job_id))
+    svc.store.locks.release(svc.store.keys.download_lock(job_id))
 
 
 def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
@@ -190,7 +170,7 @@ def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
 
 def enqueue_confirm(svc: "Services", job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
-    if not svc.store.locks.take(KEYS.confirm_lock(job_id), "1", 60):
+    if not svc.store.locks.take(svc.store.keys.confirm_lock(job_id), "1", 60):
         return False
     try:
         svc.queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
@@ -203,7 +183,7 @@ def enqueue_confirm(svc: "Services", job_id: str) -> bool:
 
 def release_confirm(svc: "Services", job_id: str) -> None:
     """Let the next failure report for this job queue a check again."""
-    svc.store.locks.release(KEYS.confirm_lock(job_id))
+    svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
 def notify_task_id(job_id: str) -> str:
@@ -220,7 +200,7 @@ def enqueue_notifications(queue: Queue, job_ids: list[str], pipeline) -> int:
     check = queue.connection.pipeline(transaction=False)
     for job_id in job_ids:
         check.exists(RQJob.key_for(notify_task_id(job_id)))
-    fresh = [job_id for job_id, exists in zip(job_ids, check.execute()) if not exists]
+    fresh = [job_id for job_id, exists in zip(job_ids, check.execute(), strict=False) if not exists]
     if fresh:
         queue.enqueue_many([
             Queue.prepare_data(NOTIFY_TASK, (job_id,), timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),

@@ -1,5 +1,5 @@
 """Where a queued job's BFL input waits: in its record when small, in storage when large (reference images as
-base64 make bodies of 100 MB), so Redis never holds it; it is dropped once BFL has the task (SPEC §3)."""
+base64 make bodies of 100 MB), so Redis never holds it; it is dropped once BFL has the task."""
 
 from __future__ import annotations
 

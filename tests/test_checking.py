@@ -1,4 +1,4 @@
-"""Fallback polling and BFL slots (SPEC §6) against real processes, a real Redis and the simulator."""
+"""Fallback polling and BFL slots against real processes, a real Redis and the simulator."""
 
 from __future__ import annotations
 
@@ -16,16 +16,18 @@ from rq.registry import StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from conftest import API, service_env
-from helpers import tracked_job
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
-from fluxhook.recovery import fallback
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
-from fluxhook.tasks import QUEUE_NAME, thumbnail_queue, thumbnail_task
-from fluxhook.recovery.sweep import sweep
+from fluxhook.lifecycle import checking
+from fluxhook.lifecycle.enqueueing import thumbnail_task
+from fluxhook.lifecycle.sweep import sweep
+from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
+from fluxhook.store.queues import QUEUE_NAME, thumbnail_queue
+from helpers import tracked_job
 
 
 def _bfl_task(sim, prompt: str) -> dict:
@@ -109,7 +111,7 @@ def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
     assert [j.func_name for j in queued] == ["worker.sweep.check_job"]
     claim = queued[0].args[1]
     before = time.time()
-    assert fallback.check_job(svc, job.id, claim) == fallback.RESCHEDULED
+    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
     after = svc.jobs.get(job.id)
     assert after.status == st.SUBMITTED and after.polls == 1
     assert svc.jobs.due_at(job.id) >= before + 40 - 0.001  # scores keep milliseconds
@@ -122,8 +124,8 @@ def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     job = tracked_job(svc, task["id"], due=time.time() - 1)
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
-    assert fallback.check_job(svc, job.id, claim) == "pending"
-    assert fallback.check_job(svc, job.id, claim) == fallback.SKIPPED
+    assert checking.check_job(svc, job.id, claim) == "pending"
+    assert checking.check_job(svc, job.id, claim) == Outcome.SKIPPED
     assert svc.jobs.get(job.id).polls == 1 and sim.task(task["id"])["polls"] == 1
     # Pending: due again on the schedule, not before.
     assert svc.jobs.due_at(job.id) > time.time()
@@ -143,7 +145,7 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     claim = svc.control_queue.get_jobs()[0].args[1]
 
     before = time.time()
-    assert fallback.check_job(svc, job.id, claim) == fallback.RESCHEDULED
+    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
     # Looked at again when the lock lapses, not a whole check hold later.
     assert before + 1 <= svc.jobs.due_at(job.id) <= time.time() + 2.5
 
@@ -152,7 +154,7 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     svc.control_queue.empty()
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
-    assert fallback.check_job(svc, job.id, claim) == fallback.REQUEUED
+    assert checking.check_job(svc, job.id, claim) == Outcome.REQUEUED
     # Back in line, and handed the free slot again by the next sweep.
     assert sweep(svc).dispatched == 1
     assert svc.jobs.get(job.id).status == st.QUEUED

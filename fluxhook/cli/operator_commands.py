@@ -2,7 +2,7 @@
 
 They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
 worker processes do. The settings come from the environment; when it has none of them, from the file
-a running ``make run`` keeps (``fluxhook.cli.dev_run_path``).
+a running ``make run`` keeps (``fluxhook.cli.dev_run``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook import budget, readiness, usage
-from fluxhook.balance import format_credits
+from fluxhook import readiness
 from fluxhook.bfl.client import BFLClient
-from fluxhook.cli import CLIError, ExitCode, dev_run_path, read_dev_run
+from fluxhook.cli.dev_run import dev_run_path, read_dev_run
+from fluxhook.cli.exits import CLIError, ExitCode
 from fluxhook.config import Config
+from fluxhook.credits import budget, usage
+from fluxhook.credits.balance import format_credits
 from fluxhook.errors import BFLError, ConfigError
+from fluxhook.lifecycle.sweep import sweep
 from fluxhook.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
-from fluxhook.recovery.sweep import sweep
 from fluxhook.services import build_services
 
 # Any of these in the environment means it describes a service of its own: a dev run's file must not
@@ -167,7 +169,9 @@ def _budget_check(svc) -> Check:
     now = time.time()
     try:
         spent = usage.spent_today(svc, now)
-        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit)
+        now_standing = budget.standing(svc, now)
+        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit,
+                                       refused=now_standing is not None and not now_standing.admitted)
         balance = svc.store.usage.balance()
     except RedisError:
         return Check("budget", SKIP, "needs Redis")

@@ -1,8 +1,8 @@
-"""Draft caches (SPEC §4): the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``),
+"""Draft caches: the opaque bundle BFL returns with a FLUX 3 video draft (``result.draft_cache``),
 kept beside the sample so it can be sent back in a ``draft_enhance`` request after BFL's URL has expired.
 
 Fetched by a task of its own, queued with the job's move to ``stored``: the job never waits for it, and
-it is retried like a download for as long as its URL lives (SPEC §5), with the same rules (allowlisted
+it is retried like a download for as long as its URL lives, with the same rules (allowlisted
 hosts, checked redirects, ``MAX_VIDEO_BYTES``). One that cannot be had (a host off the allowlist, a URL
 that stays expired, too large, a host that fails past the URL's life) is noted on the job's timeline,
 and fails nothing. ``draft_cache_source`` (BFL's URL) stays in the record until the task ends.
@@ -14,15 +14,15 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook import timeline
 from fluxhook import transitions as st
-from fluxhook.bfl.polling import poll_job
 from fluxhook.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.job import Job
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes
 from fluxhook.media.fetch import fetch_file
 from fluxhook.net.hosts import check_url
-from fluxhook.outcomes import SKIPPED
+from fluxhook.outcomes import Outcome
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.draft_caches")
 
 EXTENSION = "bin"
-# What store_draft_cache reports when the job has its draft cache.
-KEPT = "kept"
 # After its URL's life, how long a draft cache may still be on its way (its task's last retries) before
 # the job's /draft_cache answers 410 rather than 404.
 GRACE = 3600
@@ -62,7 +60,7 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
     """
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.STORED or not job.draft_cache_source:
-        return SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
+        return Outcome.SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
     url = job.draft_cache_source
     try:
         check_url(url, svc.config.result_host_allowlist)
@@ -98,7 +96,7 @@ def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_atte
         return _give_up(svc, job, failure)
     # Kept for the retries: the next attempt starts from the fresh URL.
     if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh, draft_cache_since=time.time()):
-        return SKIPPED
+        return Outcome.SKIPPED
     job = svc.jobs.get(job.id) or job
     try:
         check_url(fresh, svc.config.result_host_allowlist)
@@ -118,9 +116,9 @@ def _fetch_and_store(svc: "Services", job: Job, url: str) -> str:
     if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache=draft, draft_cache_source=None,
                            draft_cache_since=None):
         svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
-        return SKIPPED
+        return Outcome.SKIPPED
     timeline.record(svc, job.id, "draft_cache", outcome="stored", size=draft["size"])
-    return KEPT
+    return Outcome.KEPT
 
 
 def _retry_or_give_up(svc: "Services", job: Job, exc: RetryableError, last_attempt: bool) -> str:
@@ -134,4 +132,4 @@ def _give_up(svc: "Services", job: Job, exc: FluxhookError) -> str:
     if svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=None, draft_cache_since=None):
         timeline.record(svc, job.id, "draft_cache", outcome="skipped", error=exc.code, reason=exc.message[:200])
         log.warning("draft cache not kept", extra={"job_id": job.id, "error": exc.code})
-    return SKIPPED
+    return Outcome.SKIPPED
