@@ -291,8 +291,9 @@ class Ingest:
                 fmt(m["bare_rps"], 0), fmt(m["transition_ratio"], 2), "(info)"),
         ]
         section.notes = [
-            "the rates are information, not a target: BFL lets an account run 24 tasks at once, so a real burst of callbacks or downloads is two orders of magnitude below these rates; what users feel is that no callback is lost (the target below) and that "
-            "callbacks stay fast while BFL hangs (bulkheads).",
+            "the rates are information, not a target: BFL lets an account run 24 tasks at once, so a real burst "
+            "of callbacks is two orders of magnitude below them; what users feel is that no callback is lost "
+            "(the target below) and that callbacks stay fast while BFL hangs (bulkheads).",
             f"wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{self.duration:g}s, {n} rep(s), medians; ratio = median of the "
             "per-rep paired ratios; runs alternate which server goes first; a 2 s warm-up of each is discarded.",
             "both servers: the Procfile's gunicorn with --config python:receiver.gunicorn_conf (gthread, "

@@ -259,7 +259,9 @@ class Throughput:
                                     fmt(fh, 1), fmt(direct, 1), fmt(fh / direct, 2), "(info)", None))
         total = sum(self.sizes)
         section.notes = [
-            "files/s are information, not a target: BFL lets an account run 24 tasks at once, so a real burst of callbacks or downloads is two orders of magnitude below these rates; what users feel is callback -> stored (section 2) and memory (footprint).",
+            "files/s are information, not a target: BFL lets an account run 24 tasks at once, so real downloads "
+            "come two orders of magnitude slower than this; what users feel is callback -> stored (section 2) and "
+            "memory (footprint).",
             f"{self.args.files} files per run, {len(self.sizes)} images of {min(self.sizes) / MB:.2f}-"
             f"{max(self.sizes) / MB:.2f} MB (mean {total / len(self.sizes) / MB:.2f} MB, PNG), {self.args.reps} rep(s) "
             "per worker count, medians; ratio = median of per-rep paired ratios; the first worker count is the "

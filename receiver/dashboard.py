@@ -21,8 +21,8 @@ from fluxhook.credits.balance import format_credits
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
 from fluxhook.lifecycle import timeline
-from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
 from .context import services

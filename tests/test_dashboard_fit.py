@@ -178,7 +178,10 @@ def test_no_page_overflows_sideways(browser_context, varied_jobs, width):
         page.goto(path)
         page.locator("main").wait_for()
         scroll, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-        wide = page.evaluate("""w => [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > w)
-            .slice(0, 5).map(e => e.tagName + '.' + e.className.baseVal + e.className + ' ' + Math.round(e.getBoundingClientRect().right))""", client)
+        # What sticks out, to say where to look when this fails.
+        wide = page.evaluate("""w => [...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > w).slice(0, 5)
+            .map(e => e.tagName + ' ' + e.getAttribute('class') + ' ' + Math.round(e.getBoundingClientRect().right))""",
+                             client)
         assert scroll <= client, f"{path} is {scroll} px wide in a {client} px window: {wide}"
     tab.clean()
