@@ -73,6 +73,17 @@ class IdempotencyKeyInUse(FluxhookError):
     status = 409
 
 
+class RateLimited(FluxhookError):
+    """The caller holds as much as fluxhook keeps for one caller; it may go on after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobNotFound(FluxhookError):
     """No job has that id."""
 

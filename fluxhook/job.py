@@ -120,6 +120,9 @@ class Job:
     usage_day: str | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
+    # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
+    # so the budget's check needs no read of the input.
+    input_size: str | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0

@@ -8,13 +8,14 @@ from functools import wraps
 import redis
 from flask import Flask, Response, g, request
 
-from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
 from fluxhook.limits import CALL_BOUND
-from fluxhook.store.idempotency import DONE, IN_USE, REUSED
+from fluxhook.store.idempotency import DONE, FULL, IN_USE, MAX_KEYS_PER_CALLER, REUSED
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT
 
 from .context import services
+from .json_request import json_object
 
 log = logging.getLogger("fluxhook.idempotency")
 
@@ -34,7 +35,9 @@ def idempotent(view):
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        claim = idempotency_keys.claim(token, key, request.method, request.path, request.get_data())
+        idempotency_keys.check_key(key)  # a bad key is refused before the body is read
+        claim = idempotency_keys.claim(token, key, request.method, request.path,
+                                       idempotency_keys.Parsed(json_object()))
         first = services().store.idempotency.begin(claim, KEY_CLAIM_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
@@ -43,6 +46,10 @@ def idempotent(view):
         if first.state == REUSED:
             raise IdempotencyKeyReused(f"this {idempotency_keys.HEADER} was first used with another request body "
                                        "or on another endpoint")
+        if first.state == FULL:
+            raise RateLimited(f"this token holds {MAX_KEYS_PER_CALLER} {idempotency_keys.HEADER}s kept "
+                              "for replay; retry after Retry-After seconds, or send the request without a key",
+                              retry_after=first.retry_after)
         if first.state == IN_USE:
             raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
                                       "retry shortly")
@@ -53,14 +60,15 @@ def idempotent(view):
 
 
 def init_app(app: Flask) -> None:
-    """Keep each claimed request's answer (errors included, but never a 5xx, which may be retried)."""
+    """Keep each claimed request's answer if it succeeded; give the key up otherwise (nothing was done,
+    or a 5xx may be retried), so that what one caller makes Redis keep grows only with its jobs."""
 
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_claim")
         if held is not None:
             claim, ticket = held
-            if response.status_code >= 500:
+            if not idempotency_keys.keeps(response.status_code):
                 services().store.idempotency.abandon(claim, ticket)
             elif not services().store.idempotency.finish(claim, ticket, response.status_code, response.get_data()):
                 log.warning("idempotency claim lapsed before the answer: it is not kept")

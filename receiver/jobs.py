@@ -11,8 +11,9 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody, schedule
+from fluxhook import schedule
 from fluxhook import transitions as st
+from fluxhook.credits.price_bounds import request_size
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.job import Job, new_job_id, prompt_warnings
 from fluxhook.lifecycle import submitting, task_inputs
@@ -29,6 +30,7 @@ from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent
+from .json_request import body_size, json_object
 from .media import authorized_job, storage_redirect
 from .waiting import waiters
 
@@ -46,17 +48,6 @@ def authenticate():
     # The image endpoint also admits a signed URL; it checks for itself.
     if request.endpoint != "jobs.image":
         require_bearer()
-
-
-def _body() -> dict:
-    if not request.is_json:
-        sent = (request.mimetype or "none")[:60]
-        raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
-                             f"(this request's Content-Type: {sent})")
-    data = jsonbody.loads(request.get_data())
-    if not isinstance(data, dict):
-        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
-    return data
 
 
 def _metadata(data: dict) -> dict:
@@ -86,7 +77,7 @@ def _load(job_id: str) -> Job:
 @idempotent
 def create():
     """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
-    data = _body()
+    data = json_object()
     model, task_input = data.get("model"), data.get("input")
     if not isinstance(model, str) or not MODEL.fullmatch(model):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
@@ -104,7 +95,7 @@ def create():
     submitting.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
-    job = _create(svc, job, request.content_length or len(request.get_data()))
+    job = _create(svc, job, body_size())
     g.job_id = job.id
     warnings = prompt_warnings(task_input)
     if not svc.slots.acquire(job):
@@ -146,7 +137,9 @@ def _create(svc: Services, job: Job, size: int) -> Job:
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job
     try:
-        recorded = replace(job, input=task_inputs.keep(svc, job.id, job.input, size))
+        kept = task_inputs.keep(svc, job.id, job.input, size)
+        recorded = replace(job, input=kept,
+                           input_size=None if kept is not None else request_size(job.input or {}).encode())
         svc.jobs.create(recorded)
     except Exception:
         svc.store.usage.release(job.id)
@@ -160,7 +153,7 @@ def _create(svc: Services, job: Job, size: int) -> Job:
 @idempotent
 def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
-    data = _body()
+    data = json_object()
     bfl_id, polling_url, model = data.get("bfl_id"), data.get("polling_url"), data.get("model")
     if not isinstance(bfl_id, str) or not _BFL_ID.fullmatch(bfl_id):
         raise InvalidRequest("'bfl_id' must be BFL's task id (letters, digits, '-', '_', '.', ':')")
@@ -233,7 +226,7 @@ def index():
 def image(job_id: str):
     """The stored image, for a bearer token or a signed ``image.url``."""
     svc = services()
-    job = authorized_job(job_id, "image.url")
+    job = authorized_job(job_id, "image", "image.url")
     if not job.image or not job.storage_key:
         if job.terminal:
             raise Gone(f"job ended {job.status} with a video, not an image: read /v1/jobs/{job.id}/video"

@@ -397,3 +397,24 @@ def test_the_timeline_is_capped_and_expires_with_the_job(stack, api):
     for _ in range(TIMELINE_CAP + 20):
         assert api.callback(job["id"], {"id": job["bfl_id"], "status": "Pending"}).status_code == 200
     assert connection.llen(KEYS.timeline(job["id"])) == TIMELINE_CAP
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_the_cookie(stack, browser):
+    base = stack.base_url
+    copied = browser.cookies.get(COOKIE)
+    assert session_data(copied).get("sid")
+    thief = requests.Session()
+    thief.cookies.set(COOKIE, copied)
+    assert thief.get(base + "/", allow_redirects=False, timeout=10).status_code == 200
+    token = csrf_of(browser.get(base + "/", timeout=10).text)
+    assert browser.post(base + "/signout", data={"csrf_token": token}, allow_redirects=False,
+                        timeout=10).status_code == 303
+    # The copy taken before sign-out is still validly signed, and refused on every web process.
+    for _ in range(4):
+        assert thief.get(base + "/", allow_redirects=False, timeout=10).status_code == 302
+        assert thief.get(base + "/live/jobs", allow_redirects=False, timeout=10).status_code == 401
+    # Signing in again opens a new session, which works.
+    again, answer = sign_in(base)
+    assert answer.status_code == 303
+    assert again.get(base + "/", allow_redirects=False, timeout=10).status_code == 200
+    assert session_data(again.cookies.get(COOKIE))["sid"] != session_data(copied)["sid"]

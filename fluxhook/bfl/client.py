@@ -29,6 +29,7 @@ from fluxhook.errors import (
     HostNotAllowed,
     InsufficientCredits,
 )
+from fluxhook.json_stream import StreamedJSON
 from fluxhook.limits import ATTEMPTS, MODEL, TIMEOUT
 from fluxhook.net.hosts import Target, check_url
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
@@ -133,8 +134,11 @@ class BFLClient:
     def _send(self, method: str, target: Target, url: str, json: Any, headers: dict) -> requests.Response:
         """One request; a GET that BFL redirects is followed to allowed hosts only (HostNotAllowed otherwise)."""
         for _ in range(MAX_REDIRECTS + 1):
+            # A submission's body may carry 100 MB of images: sent as it is encoded, not encoded whole first.
+            body, sent = (None, headers) if json is None else \
+                (StreamedJSON(json), {**headers, "content-type": "application/json"})
             response = self.http.session_for(target).request(
-                method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
+                method, url, data=body, headers=sent, timeout=TIMEOUT, allow_redirects=False
             )
             if method != "GET" or response.status_code not in _REDIRECTS:
                 return response

@@ -4,7 +4,7 @@ Counted with transitions that happen anyway, as effects of the same atomic step,
 
 - A job fluxhook submits counts on the UTC day BFL accepted it (kept on the job as ``usage_day``):
   ``jobs`` +1 and its ``credits`` (BFL's ``cost``) with its move to ``submitted``, and the budget's
-  ``spent`` by the same credits, or by the reserved estimate when BFL stated no price.
+  ``spent`` by the same credits, or by what was reserved for it when BFL stated no price.
 - When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired), on that
   same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
   BFL's result stated another price than its answer to the submission, the difference comes with it.

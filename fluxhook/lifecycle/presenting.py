@@ -9,8 +9,8 @@ from fluxhook.job import Job
 
 def file_url(config: Config, job_id: str, name: str) -> str:
     """A signed link to one of the job's stored files (``image``, ``video``, ``poster``, ``draft_cache``), valid
-    ``IMAGE_URL_TTL_SECONDS`` from now, that works without a bearer token and for no other job."""
-    token = signing.image_token(config.secret_keys, job_id)
+    ``IMAGE_URL_TTL_SECONDS`` from now, that works without a bearer token and for no other job or file."""
+    token = signing.file_token(config.secret_keys, job_id, name)
     return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
 
 

@@ -9,6 +9,7 @@ from fluxhook import metrics, schedule, signing
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_delay
 from fluxhook.credits import budget, usage
+from fluxhook.credits.price_bounds import Size
 from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.job import Job
 from fluxhook.lifecycle import task_inputs, timeline
@@ -36,7 +37,7 @@ def admit(svc: Services, job: Job) -> None:
     """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT``, or raise
     ``BudgetExceeded`` (402) so that nothing is created. The reservation waits with the job for its submission."""
     try:
-        budget.admit(svc, job.id, job.model or "")
+        budget.admit(svc, job.id, job.model or "", job.input or {})
     except BudgetExceeded:
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise
@@ -62,11 +63,17 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
 
 def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
     config = svc.config
-    reservation = budget.reserve(svc, job.id, job.model or "")
+    request = task_input if task_input is not None else (job.input or None)
+    stored_size = Size.decode(job.input_size) if request is None else None
+    if request is None and stored_size is None:
+        request = task_inputs.load(svc, job.id, job.input)
+    # A large input waiting in storage is read only once the budget lets its job go.
+    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size)
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
-    body = dict(task_input if task_input is not None else task_inputs.load(svc, job.id, job.input),
-                webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+    if request is None:
+        request = task_inputs.load(svc, job.id, job.input)
+    body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
         task = svc.bfl.submit(job.model or "", body)
@@ -82,6 +89,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
         raise
     metrics.count(svc, "fluxhook_submissions", outcome="submitted")
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
+    budget.learn(svc, job.model or "", request, task["cost"])  # before its reservation goes: bounds only widen
     now = time.time()
     svc.slots.accepted(svc.slots.pool_of(job))
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
@@ -112,10 +120,17 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
 
 def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
     """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
-    tried again now and then, until its hour is up."""
+    tried again now and then, until its hour is up; or, when it must go alone while others'
+    reservations are live, until they settle."""
+    now = time.time()
+    if reservation.waits and not schedule.timed_out(job.created_at, now):
+        timeline.record(svc, job.id, "submission", outcome="budget_wait")
+        svc.slots.requeue(job, wait=budget.ALONE_RECHECK)
+        log.info("job queued: it goes alone once the other submissions' prices are known",
+                 extra={"job_id": job.id, "retry_after": budget.ALONE_RECHECK})
+        return st.QUEUED
     metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
     timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
-    now = time.time()
     if schedule.timed_out(job.created_at, now):
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "

@@ -8,14 +8,13 @@ import json
 from typing import TYPE_CHECKING
 
 from fluxhook.errors import InvalidRequest, StorageError
+from fluxhook.json_stream import CHUNK, json_chunks
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
 # An input at most this large (as JSON) stays in the job's record; a larger one goes to storage.
 INLINE_INPUT_BYTES = 16 * 1024
-# A stored input is written this many characters at a time.
-CHUNK = 1024 * 1024
 
 
 def key_for(job_id: str) -> str:
@@ -35,32 +34,6 @@ def keep(svc: "Services", job_id: str, task_input: dict, size: int) -> dict | No
     # Streamed: a second whole copy of an input of 100 MB, as one JSON string, is not needed.
     svc.storage.put(key_for(job_id), io.BufferedReader(_JSONReader(task_input), buffer_size=CHUNK))
     return None
-
-
-def json_chunks(value, chunk: int = CHUNK):
-    """``value`` as compact JSON (``json.dumps(value, separators=(",", ":"))``), in pieces of about ``chunk``
-    characters: a long string comes a slice at a time, so no piece is a copy of a whole image."""
-    if isinstance(value, str):
-        yield '"'
-        for start in range(0, len(value), chunk):
-            # Escaping is per code point, so slices escape to what the whole string would.
-            yield json.dumps(value[start:start + chunk])[1:-1]
-        yield '"'
-    elif isinstance(value, dict):
-        yield "{"
-        for n, (name, item) in enumerate(value.items()):
-            yield ("," if n else "") + json.dumps(str(name)) + ":"
-            yield from json_chunks(item, chunk)
-        yield "}"
-    elif isinstance(value, (list, tuple)):
-        yield "["
-        for n, item in enumerate(value):
-            if n:
-                yield ","
-            yield from json_chunks(item, chunk)
-        yield "]"
-    else:
-        yield json.dumps(value)
 
 
 class _JSONReader(io.RawIOBase):

@@ -17,6 +17,8 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
+from fluxhook.store.prices import LearnedPrices
+from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
@@ -47,6 +49,8 @@ class Store:
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)
+        self.signed_out = SignedOutSessions(connection, keys=keys)
+        self.prices = LearnedPrices(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""
