@@ -31,8 +31,8 @@ BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
 _PROMPT_PREFIX = "prompt_"
 _PIECE_BYTES = 64
 MAX_PROMPT_CHARS = 2000
-_FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "progress",
-           "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since")
+_FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
+           "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since")
 _INTEGERS = ("seed", "counted_credits", "counted_spend")
 _last_id_value = 0
 _id_lock = threading.Lock()
@@ -124,6 +124,12 @@ class Job:
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
     notified_at: float | None = None
+    # A job made through the BFL-compatible API may name the app's own webhook (see ``app_webhooks``):
+    # where the get_result JSON is POSTed once the job is terminal, the app's secret for it, sealed
+    # with SECRET_KEY (never kept in the clear), and when that call was delivered.
+    app_webhook_url: str | None = None
+    app_webhook_secret: str | None = field(default=None, repr=False)
+    app_notified_at: float | None = None
     # Provenance (SPEC §3): the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
     # goes), BFL's seed from the result, and BFL's price: credits and megapixels, each None if BFL never said.
     prompt: str | None = None

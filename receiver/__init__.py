@@ -9,8 +9,8 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, media, openapi, requestlog,
-               usage, waiting, webhooks)
+from . import (bfl_compat, bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, media, openapi,
+               requestlog, usage, waiting, webhooks)
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
 # or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 64 KiB.
@@ -49,4 +49,6 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
+    # After fluxhook's own routes: BFL's /v1/{model} takes only what none of them names.
+    app.register_blueprint(bfl_compat.bp)
     return app

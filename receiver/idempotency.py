@@ -14,6 +14,7 @@ from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from fluxhook.store.idempotency import DONE, IN_USE, REUSED
 from fluxhook.waiting import MAX_WAIT
 
+from .auth import presented_token
 from .context import services
 
 log = logging.getLogger("fluxhook.idempotency")
@@ -33,7 +34,7 @@ def idempotent(view):
         if key is None:
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
-        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        token = presented_token() or ""
         claim = idempotency.claim(token, key, request.method, request.path, request.get_data())
         first = services().store.idempotency.begin(claim, CLAIM_LEASE)
         if first.state == DONE:

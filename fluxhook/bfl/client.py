@@ -165,8 +165,17 @@ def _error_for(response: requests.Response) -> BFLError:
     if status in (401, 403):
         return BFLAuthFailed(f"BFL refused the API key ({status})")
     if status in (400, 404, 405, 413, 422):
-        return BFLRejected(f"BFL refused the request ({status}){detail}")
+        return BFLRejected(f"BFL refused the request ({status}){detail}", bfl_status=status,
+                           detail=_raw_detail(response))
     return BFLError(f"BFL answered {status}{detail}")
+
+
+def _raw_detail(response: requests.Response):
+    """BFL's ``detail`` as it sent it (a string, or FastAPI's list of field errors); None without one."""
+    try:
+        return response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _detail(response: requests.Response) -> str:

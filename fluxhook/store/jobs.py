@@ -213,6 +213,10 @@ class JobStore:
         """
         return bool(self._set_if_exists([self.keys.job(job_id)], ["notified_at", repr(when)]))
 
+    def mark_app_notified(self, job_id: str, when: float) -> bool:
+        """Record that the app's own webhook (BFL-compatible API) got its call; False if the job is gone."""
+        return bool(self._set_if_exists([self.keys.job(job_id)], ["app_notified_at", repr(when)]))
+
     def set_thumbnail(self, job_id: str, key: str) -> bool:
         """Record the stored job's thumbnail; False if the job is gone. Bookkeeping, like ``mark_notified``."""
         return bool(self._set_if_exists([self.keys.job(job_id)], ["thumbnail_key", key]))

@@ -38,7 +38,7 @@ class Keys:
 
     @property
     def outbox(self) -> str:
-        """The notification outbox: terminal jobs with a notify_url, scored by when they are due to be queued."""
+        """The notification outbox: terminal jobs with a notify_url or an app webhook, scored by when they are due to be queued."""
         return f"{self.prefix}notify"
 
     def timeline(self, job_id: str) -> str:

@@ -41,8 +41,10 @@ if new ~= '' and new ~= current then
   for _, key in ipairs(spec.slots) do redis.call('ZREM', KEYS[key], spec.id) end
   for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], spec.id) end
   if spec.terminal then
-    local notify_url = redis.call('HGET', job, 'notify_url')
-    if notify_url and notify_url ~= '' then redis.call('ZADD', outbox, spec.now, spec.id) end
+    local notify_url, app_webhook = unpack(redis.call('HMGET', job, 'notify_url', 'app_webhook_url'))
+    if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then
+      redis.call('ZADD', outbox, spec.now, spec.id)
+    end
     -- BFL's URLs are no use once the job has ended. Rewritten without them (and without empty
     -- fields), a record Redis may keep in its compact encoding again takes half the memory.
     local ttl = redis.call('PTTL', job)
