@@ -15,11 +15,14 @@ KEY_HEADER = "x-key"
 
 
 def presented_token() -> str | None:
-    """The token the caller presents: its bearer token, else its ``x-key``; None when it sends neither."""
+    """The token the caller presents: its ``x-key``, else its bearer token; None when it sends neither.
+
+    An ``x-key`` sent (even empty) is the one judged: a wrong key is never saved by another header.
+    """
+    if KEY_HEADER in request.headers:
+        return request.headers[KEY_HEADER].strip() or None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.headers.get(KEY_HEADER, "").strip() or None
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def bearer_token_valid() -> bool:

@@ -239,7 +239,7 @@ def test_an_idempotency_key_sends_one_task(base, sim):
     body = {"prompt": "[pending] once only"}
     first = requests.post(f"{base}/v1/flux-2-pro", headers=headers, json=body, timeout=10)
     again = requests.post(f"{base}/v1/flux-2-pro", json=body, timeout=10,
-                          headers={**headers, "x-key": "", "Authorization": f"Bearer {API_TOKEN}"})
+                          headers={"Idempotency-Key": "compat-once-1", "Authorization": f"Bearer {API_TOKEN}"})
     assert first.status_code == again.status_code == 200
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     assert sim.stats()["submitted"] == 1
