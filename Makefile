@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-waiting bench-bulkheads bench-video bench-usage soak image-check clean
+.PHONY: run test bench bench-suite bench-waiting bench-bulkheads bench-video bench-usage bench-compat soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -41,6 +41,10 @@ bench-video: $(VENV)/.installed
 # GET /v1/usage for 366 days over a million jobs' counters, beside a scan of job records.
 bench-usage: $(VENV)/.installed
 	$(PY) -m bench.usage
+
+# The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients.
+bench-compat: $(VENV)/.installed
+	$(PY) -m bench.compat
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

@@ -68,7 +68,7 @@ def app_hooks():
 
 @pytest.fixture(scope="module")
 def compat_stack(redis_server, simulator, _spies, app_hooks, tmp_path_factory):
-    """The Procfile's processes with the app's webhook host allowed (NOTIFY_HOST_ALLOWLIST), on a database of its own."""
+    """The Procfile's processes, the app's webhook host allowed (NOTIFY_HOST_ALLOWLIST), on a database of its own."""
     var_dir = Path(tmp_path_factory.mktemp("compat-stack"))
     env = dict(os.environ)
     env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),

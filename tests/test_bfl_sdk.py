@@ -10,7 +10,6 @@ PyPI, and kept in pytest's cache directory (``.pytest_cache``) for later runs.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import subprocess
 import sys
