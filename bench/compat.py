@@ -9,6 +9,7 @@
    them) each poll ``GET /v1/get_result`` for a job of its own every ``--poll-interval`` seconds, as apps
    written for BFL do; meanwhile the bench completes tasks of those jobs and sends their signed Ready
    callbacks, 2 at a time, timing each acknowledgement (the workers store the images, the pollers see Ready).
+   Baseline: the same with fresh jobs, polled through fluxhook's own ``GET /v1/jobs/{id}``.
 Not part of the test suite; it prints a table and changes nothing outside temporary directories.
 """
 
@@ -23,21 +24,8 @@ import requests
 
 from fluxhook.store.keys import KEYS
 
-from .common import (
-    BenchJob,
-    BenchStack,
-    Row,
-    Section,
-    complete_and_sample,
-    fetch,
-    fmt,
-    log,
-    percentile,
-    print_notes,
-    print_table,
-    signed_callback,
-    thread_map,
-)
+from .common import (BenchJob, BenchStack, Row, Section, complete_and_sample, fetch, fmt, loadavg, log,
+                     percentile, print_notes, print_table, signed_callback, thread_map)
 
 TARGET_EXTRA_P50_MS = 2.0
 TARGET_POLL_P99_MS = 10.0
@@ -84,8 +72,9 @@ def submissions(stack: BenchStack, count: int) -> dict[str, list[float]]:
 
 
 def _poll(base_url: str, token: str, job_ids: list[str], interval: float, start_at: float, until: float,
-          out) -> None:
-    """One client process: a thread per job, each polling its get_result every ``interval`` s until ``until``."""
+          out, compat: bool) -> None:
+    """One client process: a thread per job, each polling its job every ``interval`` s until ``until``: through
+    ``get_result`` (``compat``), else through fluxhook's own ``GET /v1/jobs/{id}``."""
     took: list[float] = []
     ready = []
     lock = threading.Lock()
@@ -93,7 +82,7 @@ def _poll(base_url: str, token: str, job_ids: list[str], interval: float, start_
     def client(job_id: str, offset: float) -> None:
         session = requests.Session()
         session.trust_env = False
-        url = f"{base_url}/v1/get_result?id={job_id}"
+        url = f"{base_url}/v1/get_result?id={job_id}" if compat else f"{base_url}/v1/jobs/{job_id}"
         mine, seen_ready = [], False
         next_at = start_at + offset
         while True:
@@ -102,7 +91,7 @@ def _poll(base_url: str, token: str, job_ids: list[str], interval: float, start_
                 break
             ms, response = _timed(session, "GET", url, headers={"x-key": token})
             mine.append(ms)
-            seen_ready = seen_ready or response.json()["status"] == "Ready"
+            seen_ready = seen_ready or response.json()["status"] in ("Ready", "stored")
             next_at += interval
         with lock:
             took.extend(mine)
@@ -130,7 +119,7 @@ def create_compat_jobs(stack: BenchStack, count: int) -> list[BenchJob]:
     return thread_map(create, range(count), 6)
 
 
-def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, callbacks: int) -> dict:
+def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, callbacks: int, compat: bool) -> dict:
     jobs = create_compat_jobs(stack, pollers)
     token = stack.env["API_TOKENS"].split(",")[0]
     context = multiprocessing.get_context("fork")
@@ -138,7 +127,8 @@ def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, ca
     start_at = time.time() + 1.0
     until = start_at + seconds
     shares = [[j.job_id for j in jobs[i::CLIENT_PROCESSES]] for i in range(CLIENT_PROCESSES)]
-    processes = [context.Process(target=_poll, args=(stack.base_url, token, share, interval, start_at, until, out))
+    processes = [context.Process(target=_poll,
+                                 args=(stack.base_url, token, share, interval, start_at, until, out, compat))
                  for share in shares]
     for process in processes:
         process.start()
@@ -184,24 +174,35 @@ def run(args) -> Section:
             Row("POST /v1/{model} vs POST /v1/jobs, p99 ms", fmt(percentile(times["compat"], 99), 2),
                 fmt(percentile(times["jobs"], 99), 2)),
         ]
-        log(f"compat: {args.pollers} pollers every {args.poll_interval:g} s for {args.seconds:g} s, "
-            f"{args.callbacks} callbacks meanwhile")
-        polled = polling(stack, args.pollers, args.poll_interval, args.seconds, args.callbacks)
-        poll99, ack99 = percentile(polled["polls"], 99), percentile(polled["acks"], 99)
+        polled = {}
+        for compat in (True, False):
+            route = "GET /v1/get_result" if compat else "GET /v1/jobs/{id}"
+            log(f"compat: {args.pollers} pollers of {route} every {args.poll_interval:g} s for {args.seconds:g} s, "
+                f"{args.callbacks} callbacks meanwhile")
+            polled[compat] = polling(stack, args.pollers, args.poll_interval, args.seconds, args.callbacks, compat)
+        ours, own = polled[True], polled[False]
+
+        def pct(run: dict, key: str, n: int) -> float:
+            return percentile(run[key], n)
+
         section.rows += [
-            Row(f"GET /v1/get_result, {args.pollers} pollers, p99 ms", fmt(poll99, 2), "", "",
-                f"<= {TARGET_POLL_P99_MS:g}", poll99 <= TARGET_POLL_P99_MS),
-            Row(f"GET /v1/get_result, {args.pollers} pollers, p50 ms", fmt(percentile(polled["polls"], 50), 2)),
-            Row("callback acknowledged meanwhile, p99 ms", fmt(ack99, 2), "", "", f"<= {TARGET_ACK_P99_MS:g}",
-                ack99 <= TARGET_ACK_P99_MS),
-            Row("callback acknowledged meanwhile, p50 ms", fmt(percentile(polled["acks"], 50), 2)),
+            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p99 ms", fmt(pct(ours, "polls", 99), 2),
+                fmt(pct(own, "polls", 99), 2), fmt(pct(ours, "polls", 99) / pct(own, "polls", 99), 2),
+                f"<= {TARGET_POLL_P99_MS:g}", pct(ours, "polls", 99) <= TARGET_POLL_P99_MS),
+            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p50 ms", fmt(pct(ours, "polls", 50), 2),
+                fmt(pct(own, "polls", 50), 2), fmt(pct(ours, "polls", 50) / pct(own, "polls", 50), 2)),
+            Row("callback acknowledged meanwhile, p99 ms", fmt(pct(ours, "acks", 99), 2), fmt(pct(own, "acks", 99), 2),
+                "", f"<= {TARGET_ACK_P99_MS:g}", pct(ours, "acks", 99) <= TARGET_ACK_P99_MS),
+            Row("callback acknowledged meanwhile, p50 ms", fmt(pct(ours, "acks", 50), 2), fmt(pct(own, "acks", 50), 2)),
         ]
         section.notes += [
             "submission baseline: POST /v1/jobs with the same body as input, alternated with POST /v1/{model} "
             f"from one client after {WARM_UP} warm-up pairs; each submits to the simulator",
-            f"polling: {len(polled['polls'])} polls ({polled['rate']:.0f}/s) from {CLIENT_PROCESSES} client processes; "
-            f"{polled['ready']} clients saw their job Ready; {len(polled['acks'])} callbacks, "
-            f"{'all' if polled['callbacks_in_window'] else 'NOT all'} within the polling window",
+            *(f"polling {name}: {len(run['polls'])} polls ({run['rate']:.0f}/s) from {CLIENT_PROCESSES} "
+              f"client processes; {run['ready']} clients saw their job done; {len(run['acks'])} callbacks, "
+              f"{'all' if run['callbacks_in_window'] else 'NOT all'} within the polling window"
+              for name, run in (("get_result", ours), ("GET /v1/jobs/{id} (baseline)", own))),
+            f"load average at the end: {loadavg()} (2 cores)",
         ]
         return section
     finally:
