@@ -9,7 +9,9 @@
    them) each poll ``GET /v1/get_result`` for a job of its own every ``--poll-interval`` seconds, as apps
    written for BFL do; meanwhile the bench completes tasks of those jobs and sends their signed Ready
    callbacks, 2 at a time, timing each acknowledgement (the workers store the images, the pollers see Ready).
-   Baseline: the same with fresh jobs, polled through fluxhook's own ``GET /v1/jobs/{id}``.
+   Baseline: each client alternates ``get_result`` with fluxhook's own ``GET /v1/jobs/{id}`` of the same job,
+   so both routes are timed under the same load at the same moments.
+3. The same two reads timed inside one process (no network, no competing client): their own cost.
 Not part of the test suite; it prints a table and changes nothing outside temporary directories.
 """
 
@@ -72,30 +74,34 @@ def submissions(stack: BenchStack, count: int) -> dict[str, list[float]]:
 
 
 def _poll(base_url: str, token: str, job_ids: list[str], interval: float, start_at: float, until: float,
-          out, compat: bool) -> None:
-    """One client process: a thread per job, each polling its job every ``interval`` s until ``until``: through
-    ``get_result`` (``compat``), else through fluxhook's own ``GET /v1/jobs/{id}``."""
-    took: list[float] = []
-    ready = []
+          out) -> None:
+    """One client process: a thread per job, each polling its job every ``interval`` s until ``until``, through
+    ``get_result`` and fluxhook's own ``GET /v1/jobs/{id}`` in turn (so both see the same load at once)."""
+    took: dict[str, list[float]] = {"compat": [], "own": []}
+    done = []
     lock = threading.Lock()
 
     def client(job_id: str, offset: float) -> None:
         session = requests.Session()
         session.trust_env = False
-        url = f"{base_url}/v1/get_result?id={job_id}" if compat else f"{base_url}/v1/jobs/{job_id}"
-        mine, seen_ready = [], False
+        urls = (("compat", f"{base_url}/v1/get_result?id={job_id}"), ("own", f"{base_url}/v1/jobs/{job_id}"))
+        mine: dict[str, list[float]] = {"compat": [], "own": []}
+        seen_done, n = False, int(offset * 1000)
         next_at = start_at + offset
         while True:
             time.sleep(max(0.0, next_at - time.time()))
             if time.time() >= until:
                 break
+            name, url = urls[n % 2]
             ms, response = _timed(session, "GET", url, headers={"x-key": token})
-            mine.append(ms)
-            seen_ready = seen_ready or response.json()["status"] in ("Ready", "stored")
+            mine[name].append(ms)
+            seen_done = seen_done or response.json()["status"] in ("Ready", "stored")
             next_at += interval
+            n += 1
         with lock:
-            took.extend(mine)
-            ready.append(seen_ready)
+            for name, values in mine.items():
+                took[name].extend(values)
+            done.append(seen_done)
 
     threads = [threading.Thread(target=client, args=(job_id, interval * i / len(job_ids)), daemon=True)
                for i, job_id in enumerate(job_ids)]
@@ -103,7 +109,26 @@ def _poll(base_url: str, token: str, job_ids: list[str], interval: float, start_
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((took, sum(ready)))
+    out.put((took, sum(done)))
+
+
+def service_times(stack: BenchStack, job_ids: list[str], count: int) -> dict[str, list[float]]:
+    """Each read's time inside one process (Flask's test client on the stack's Redis, no network, no other
+    client): what a request costs the web process, apart from waiting for a CPU on a busy machine."""
+    from fluxhook.config import Config
+    from receiver import create_app
+
+    client = create_app(Config.from_env(stack.env)).test_client()
+    headers = {"x-key": stack.env["API_TOKENS"].split(",")[0]}
+    times: dict[str, list[float]] = {"compat": [], "own": []}
+    for n in range(count):
+        job_id = job_ids[n % len(job_ids)]
+        for name, path in (("compat", f"/v1/get_result?id={job_id}"), ("own", f"/v1/jobs/{job_id}")):
+            started = time.perf_counter()
+            response = client.get(path, headers=headers)
+            response.close()  # gives the request's work permit back
+            times[name].append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def create_compat_jobs(stack: BenchStack, count: int) -> list[BenchJob]:
@@ -119,7 +144,7 @@ def create_compat_jobs(stack: BenchStack, count: int) -> list[BenchJob]:
     return thread_map(create, range(count), 6)
 
 
-def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, callbacks: int, compat: bool) -> dict:
+def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, callbacks: int) -> dict:
     jobs = create_compat_jobs(stack, pollers)
     token = stack.env["API_TOKENS"].split(",")[0]
     context = multiprocessing.get_context("fork")
@@ -128,7 +153,7 @@ def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, ca
     until = start_at + seconds
     shares = [[j.job_id for j in jobs[i::CLIENT_PROCESSES]] for i in range(CLIENT_PROCESSES)]
     processes = [context.Process(target=_poll,
-                                 args=(stack.base_url, token, share, interval, start_at, until, out, compat))
+                                 args=(stack.base_url, token, share, interval, start_at, until, out))
                  for share in shares]
     for process in processes:
         process.start()
@@ -147,14 +172,17 @@ def polling(stack: BenchStack, pollers: int, interval: float, seconds: float, ca
 
     acks = thread_map(finish, jobs[:callbacks], 2)
     callbacks_done = time.time()
-    polls, ready = [], 0
+    polls: dict[str, list[float]] = {"compat": [], "own": []}
+    ready = 0
     for _ in processes:
         took, seen = out.get(timeout=seconds + 120)
-        polls += took
+        for name, values in took.items():
+            polls[name] += values
         ready += seen
     for process in processes:
         process.join(timeout=30)
-    return {"polls": polls, "acks": acks, "ready": ready, "rate": len(polls) / seconds,
+    return {"polls": polls, "acks": acks, "ready": ready, "rate": sum(map(len, polls.values())) / seconds,
+            "job_ids": [job.job_id for job in jobs],
             "callbacks_in_window": callbacks_done <= until}
 
 
@@ -174,34 +202,33 @@ def run(args) -> Section:
             Row("POST /v1/{model} vs POST /v1/jobs, p99 ms", fmt(percentile(times["compat"], 99), 2),
                 fmt(percentile(times["jobs"], 99), 2)),
         ]
-        polled = {}
-        for compat in (True, False):
-            route = "GET /v1/get_result" if compat else "GET /v1/jobs/{id}"
-            log(f"compat: {args.pollers} pollers of {route} every {args.poll_interval:g} s for {args.seconds:g} s, "
-                f"{args.callbacks} callbacks meanwhile")
-            polled[compat] = polling(stack, args.pollers, args.poll_interval, args.seconds, args.callbacks, compat)
-        ours, own = polled[True], polled[False]
-
-        def pct(run: dict, key: str, n: int) -> float:
-            return percentile(run[key], n)
-
+        log(f"compat: {args.pollers} pollers every {args.poll_interval:g} s for {args.seconds:g} s, "
+            f"{args.callbacks} callbacks meanwhile")
+        run = polling(stack, args.pollers, args.poll_interval, args.seconds, args.callbacks)
+        ours, own, acks = run["polls"]["compat"], run["polls"]["own"], run["acks"]
         section.rows += [
-            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p99 ms", fmt(pct(ours, "polls", 99), 2),
-                fmt(pct(own, "polls", 99), 2), fmt(pct(ours, "polls", 99) / pct(own, "polls", 99), 2),
-                f"<= {TARGET_POLL_P99_MS:g}", pct(ours, "polls", 99) <= TARGET_POLL_P99_MS),
-            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p50 ms", fmt(pct(ours, "polls", 50), 2),
-                fmt(pct(own, "polls", 50), 2), fmt(pct(ours, "polls", 50) / pct(own, "polls", 50), 2)),
-            Row("callback acknowledged meanwhile, p99 ms", fmt(pct(ours, "acks", 99), 2), fmt(pct(own, "acks", 99), 2),
-                "", f"<= {TARGET_ACK_P99_MS:g}", pct(ours, "acks", 99) <= TARGET_ACK_P99_MS),
-            Row("callback acknowledged meanwhile, p50 ms", fmt(pct(ours, "acks", 50), 2), fmt(pct(own, "acks", 50), 2)),
+            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p99 ms", fmt(percentile(ours, 99), 2),
+                fmt(percentile(own, 99), 2), fmt(percentile(ours, 99) / percentile(own, 99), 2),
+                f"<= {TARGET_POLL_P99_MS:g}", percentile(ours, 99) <= TARGET_POLL_P99_MS),
+            Row(f"get_result vs GET /v1/jobs/{{id}}, {args.pollers} pollers, p50 ms", fmt(percentile(ours, 50), 2),
+                fmt(percentile(own, 50), 2), fmt(percentile(ours, 50) / percentile(own, 50), 2)),
+            Row("callback acknowledged meanwhile, p99 ms", fmt(percentile(acks, 99), 2), "", "",
+                f"<= {TARGET_ACK_P99_MS:g}", percentile(acks, 99) <= TARGET_ACK_P99_MS),
+            Row("callback acknowledged meanwhile, p50 ms", fmt(percentile(acks, 50), 2)),
         ]
+        log("compat: the reads' own cost, in one process")
+        inside = service_times(stack, run["job_ids"], args.service_reads)
+        for pct in (50, 99):
+            ours_in, own_in = percentile(inside["compat"], pct), percentile(inside["own"], pct)
+            section.rows.append(Row(f"get_result vs GET /v1/jobs/{{id}}, in-process, p{pct} ms", fmt(ours_in, 2),
+                                    fmt(own_in, 2), fmt(ours_in / own_in, 2)))
         section.notes += [
             "submission baseline: POST /v1/jobs with the same body as input, alternated with POST /v1/{model} "
             f"from one client after {WARM_UP} warm-up pairs; each submits to the simulator",
-            *(f"polling {name}: {len(run['polls'])} polls ({run['rate']:.0f}/s) from {CLIENT_PROCESSES} "
-              f"client processes; {run['ready']} clients saw their job done; {len(run['acks'])} callbacks, "
-              f"{'all' if run['callbacks_in_window'] else 'NOT all'} within the polling window"
-              for name, run in (("get_result", ours), ("GET /v1/jobs/{id} (baseline)", own))),
+            f"polling: {len(ours) + len(own)} polls ({run['rate']:.0f}/s) from {CLIENT_PROCESSES} client processes, "
+            "each client alternating get_result and GET /v1/jobs/{id} (the baseline) for its job; "
+            f"{run['ready']} clients saw their job done; {len(acks)} callbacks, "
+            f"{'all' if run['callbacks_in_window'] else 'NOT all'} within the polling window",
             f"load average at the end: {loadavg()} (2 cores)",
         ]
         return section
@@ -216,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pollers", type=int, default=200, help="clients polling get_result")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="each poller's interval, s")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the pollers poll")
-    parser.add_argument("--callbacks", type=int, default=60, help="Ready callbacks sent while they poll")
+    parser.add_argument("--callbacks", type=int, default=30, help="Ready callbacks sent while they poll")
+    parser.add_argument("--service-reads", type=int, default=2000, help="reads of each route timed in-process")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of web and workers")
     args = parser.parse_args(argv)
     section = run(args)
