@@ -4,7 +4,7 @@ the sample, as an app would.
 
 The SDK runs from a virtual environment of its own, in a process of its own, as an app does: its release pins
 Pillow 10.4, which fluxhook's own environment (Pillow 13) cannot share. The environment is made once, from
-PyPI, and kept in pytest's cache directory (``.pytest_cache``) for later runs.
+PyPI, and kept in pytest's cache directory (``.pytest_cache``; the temporary directory without one) for later runs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import fcntl
 import json
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -49,7 +50,9 @@ APP = textwrap.dedent("""
 @pytest.fixture(scope="session")
 def sdk_python(request) -> str:
     """The interpreter of a virtual environment holding BFL's SDK (made once, then reused)."""
-    home = Path(request.config.cache.mkdir("blackforest-sdk"))
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    home = Path(cache.mkdir("blackforest-sdk")) if cache else Path(tempfile.gettempdir()) / "fluxhook-blackforest-sdk"
+    home.mkdir(parents=True, exist_ok=True)
     python = home / "venv" / "bin" / "python"
     done = home / "venv" / f".installed-{SDK}"
     with open(home / ".lock", "w") as lock:
