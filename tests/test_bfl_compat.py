@@ -21,6 +21,11 @@ from helpers import answer, assert_error, serve
 
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
+from fluxhook import app_webhooks, notifications
+from fluxhook import transitions as st
+from fluxhook.config import Config
+from fluxhook.errors import RetryableError
+from fluxhook.job import Job, new_job_id
 from fluxhook.store.keys import KEYS
 
 DB = 13
@@ -33,6 +38,8 @@ class AppHooks:
 
     port: int
     calls: list[tuple[str, dict, bytes]] = field(default_factory=list)
+    # Answers 500 this many times to a path before 200.
+    failures: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
@@ -55,7 +62,9 @@ def app_hooks():
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with hooks.lock:
                 hooks.calls.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            answer(self, 200, b"ok")
+                failing = hooks.failures.get(self.path, 0)
+                hooks.failures[self.path] = max(0, failing - 1)
+            answer(self, 500 if failing else 200, b"ok")
 
         def log_message(self, *args):
             pass
@@ -278,3 +287,31 @@ def test_a_budget_reached_is_a_402_in_bfls_shape(local_app, sim):
     assert answered.status_code == 402, answered.text
     assert answered.json()["detail"].startswith("budget_exceeded: ")
     assert [job["id"] for job in api.get("/v1/jobs").json()["jobs"]] == [first.json()["id"]]
+
+
+def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks):
+    """A job with both a notify_url and the app's webhook: one task sends both; a retry only what failed."""
+    notify_secret = "whsec_" + "Zmx1eGhvb2stY29tcGF0LXRlc3Qta2V5LTMyLWJ5dGU="
+    svc = make_services(15, NOTIFY_SECRET=notify_secret, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{app_hooks.port}")
+    config: Config = svc.config
+    _, hook = app_webhooks.split_body({"prompt": "p", "webhook_url": app_hooks.url("/retry/app"),
+                                       "webhook_secret": WEBHOOK_SECRET}, config)
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}", prompt="p",
+                                 created_at=now, updated_at=now, submitted_at=now,
+                                 notify_url=app_hooks.url("/retry/notify"), app_webhook_url=hook.url,
+                                 app_webhook_secret=hook.sealed_secret))
+    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    assert svc.redis.zscore(KEYS.outbox, job.id) is not None  # the app's webhook rides the notification outbox
+    app_hooks.failures["/retry/app"] = 1
+    with pytest.raises(RetryableError):
+        notifications.deliver(svc, job.id, last_attempt=False)
+    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.DELIVERED
+    paths = [path for path, _, _ in app_hooks.calls if path.startswith("/retry/")]
+    assert paths == ["/retry/notify", "/retry/app", "/retry/app"]  # the notification is not sent twice
+    headers, sent = app_hooks.wait_for("/retry/app")
+    assert headers["x-webhook-secret"] == WEBHOOK_SECRET and "webhook-signature" not in headers
+    assert (sent["id"], sent["status"], sent["details"]["code"]) == (job.id, "Error", "timeout")
+    done = svc.jobs.get(job.id)
+    assert done.notified_at is not None and done.app_notified_at is not None
+    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.SKIPPED
