@@ -21,7 +21,7 @@ def _authenticate() -> None:
 
 @bp.post("/v1/<model>")
 def submit(model: str) -> ResponseReturnValue:
-    """Accept a generation task for any model name."""
+    """Accept a generation task for a model BFL has (any name with the any_model setting)."""
     sim = current_simulator()
     # Like BFL, whose router answers before the key is looked at: a model it has no endpoint for is a 404.
     if not MODEL_NAME.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
