@@ -26,8 +26,22 @@ import requests
 
 from fluxhook.store.keys import KEYS
 
-from .common import (BenchJob, BenchStack, Row, Section, complete_and_sample, fetch, fmt, loadavg, log,
-                     percentile, print_notes, print_table, signed_callback, thread_map)
+from .common import (
+    BenchJob,
+    BenchStack,
+    Row,
+    Section,
+    complete_and_sample,
+    fetch,
+    fmt,
+    loadavg,
+    log,
+    percentile,
+    print_notes,
+    print_table,
+    signed_callback,
+    thread_map,
+)
 
 TARGET_EXTRA_P50_MS = 2.0
 TARGET_POLL_P99_MS = 10.0

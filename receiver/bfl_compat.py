@@ -16,16 +16,18 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
-from fluxhook import app_webhooks, balance, bfl_compat, jsonbody
+from fluxhook.credits import balance
 from fluxhook.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized
 from fluxhook.job import is_job_id
-from fluxhook.notifications import requested_url
+from fluxhook.lifecycle import app_webhooks, bfl_presenting
+from fluxhook.lifecycle.notifications import requested_url
 
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent
 from .jobs import create_job, preference_applied, waited
+from .json_request import json_object
 
 bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.bfl_compat")
@@ -62,15 +64,12 @@ def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
     kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
     svc = services()
-    body = jsonbody.loads(request.get_data())  # BFL takes JSON whatever its Content-Type says
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object: the request you would send BFL")
-    task_input, app_webhook = app_webhooks.split_body(body, svc.config)
+    task_input, app_webhook = app_webhooks.split_body(json_object(), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
     job = create_job(svc, model, task_input, metadata={}, notify_url=requested_url(None, svc.config),
                      app_webhook=app_webhook)
-    return bfl_compat.submission(svc.config, job)
+    return bfl_presenting.submission(svc.config, job)
 
 
 @bp.get("/get_result")
@@ -82,9 +81,9 @@ def get_result():
     svc = services()
     job = svc.jobs.get(task_id) if is_job_id(task_id) else None
     if job is None:
-        return bfl_compat.not_found(task_id[:200])
+        return bfl_presenting.not_found(task_id[:200])
     job, seconds = waited(job)
-    return preference_applied(jsonify(bfl_compat.result(svc.config, job)), seconds)
+    return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 
 
 @bp.get("/credits")

@@ -16,17 +16,18 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from conftest import API, API_TOKEN, service_env
-from helpers import answer, assert_error, serve
 
+from conftest import API, API_TOKEN, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import app_webhooks, notifications
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.errors import RetryableError
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import app_webhooks, notifications
+from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
+from helpers import answer, assert_error, serve
 
 DB = 13
 WEBHOOK_SECRET = "the-apps-own-secret-0451"
@@ -306,7 +307,7 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     app_hooks.failures["/retry/app"] = 1
     with pytest.raises(RetryableError):
         notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.DELIVERED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.DELIVERED
     paths = [path for path, _, _ in app_hooks.calls if path.startswith("/retry/")]
     assert paths == ["/retry/notify", "/retry/app", "/retry/app"]  # the notification is not sent twice
     headers, sent = app_hooks.wait_for("/retry/app")
@@ -314,4 +315,4 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     assert (sent["id"], sent["status"], sent["details"]["code"]) == (job.id, "Error", "timeout")
     done = svc.jobs.get(job.id)
     assert done.notified_at is not None and done.app_notified_at is not None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.SKIPPED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.SKIPPED

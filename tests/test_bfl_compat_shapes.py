@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from fluxhook import app_webhooks, bfl_compat
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.errors import InvalidRequest
-from fluxhook.job import Job, encode_fields, new_job_id
+from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import app_webhooks, bfl_presenting
+from fluxhook.store.records import encode_fields
 from simulator import models
 
 ENV = {"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
@@ -40,7 +41,7 @@ def _job(status: str, **fields) -> Job:
 def test_a_job_that_is_not_stored_is_never_ready(status, bfl_status, word):
     job = _job(status, bfl_status=bfl_status, progress=0.4 if not st.TERMINAL & {status} else None,
                error={"code": "bfl_error", "message": "boom"} if status in st.TERMINAL else None)
-    body = bfl_compat.result(CONFIG, job)
+    body = bfl_presenting.result(CONFIG, job)
     assert set(body) == {"id", "status", "result", "progress", "details", "preview"}
     assert (body["id"], body["status"], body["result"]) == (job.id, word, None)
     if status in st.TERMINAL:
@@ -51,7 +52,7 @@ def test_a_job_that_is_not_stored_is_never_ready(status, bfl_status, word):
 
 def test_a_stored_image_is_ready_with_fluxhooks_signed_link_its_prompt_and_seed():
     job = _job(st.STORED, bfl_status="Ready", image=IMAGE, seed=42)
-    body = bfl_compat.result(CONFIG, job)
+    body = bfl_presenting.result(CONFIG, job)
     assert body["status"] == "Ready" and body["details"] is None
     sample = body["result"]["sample"]
     assert sample.startswith(f"https://fluxhook.example/v1/jobs/{job.id}/image?token=")
@@ -61,7 +62,7 @@ def test_a_stored_image_is_ready_with_fluxhooks_signed_link_its_prompt_and_seed(
 
 def test_a_stored_video_links_the_video_and_its_draft_cache():
     job = _job(st.STORED, video=VIDEO, draft_cache={"key": "d", "size": 3, "sha256": "cd" * 32})
-    result = bfl_compat.result(CONFIG, job)["result"]
+    result = bfl_presenting.result(CONFIG, job)["result"]
     assert f"/v1/jobs/{job.id}/video?token=" in result["sample"]
     assert f"/v1/jobs/{job.id}/draft_cache?token=" in result["draft_cache"]
     assert result["duration"] == 5.0
@@ -69,12 +70,12 @@ def test_a_stored_video_links_the_video_and_its_draft_cache():
 
 def test_the_submission_answer_has_bfls_fields_with_the_price_once_bfl_said_it():
     queued = _job(st.QUEUED)
-    assert bfl_compat.submission(CONFIG, queued) == {
+    assert bfl_presenting.submission(CONFIG, queued) == {
         "id": queued.id, "polling_url": f"https://fluxhook.example/v1/get_result?id={queued.id}",
         "cost": None, "input_mp": None, "output_mp": None}
     sent = _job(st.SUBMITTED, cost_credits=3.0, cost_input_mp=0.0, cost_output_mp=1.0)
-    assert bfl_compat.submission(CONFIG, sent)["cost"] == 3.0
-    assert bfl_compat.not_found("nope") == {"id": "nope", "status": "Task not found"}
+    assert bfl_presenting.submission(CONFIG, sent)["cost"] == 3.0
+    assert bfl_presenting.not_found("nope") == {"id": "nope", "status": "Task not found"}
 
 
 def test_the_apps_webhook_leaves_the_body_and_its_secret_is_kept_sealed():

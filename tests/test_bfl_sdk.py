@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import API, API_TOKEN
 
 SDK = "blackforest==0.1.3"

@@ -1,0 +1,189 @@
+"""Notifications to the user's app: the job JSON POSTed to its ``notify_url`` once the job is terminal (and,
+for a job made through the BFL-compatible API, ``get_result``'s JSON to the app's own webhook: ``app_webhooks``).
+
+Signed the Standard Webhooks way (https://www.standardwebhooks.com): ``webhook-id`` (``msg_{job id}``,
+the same on every attempt, so the receiver can drop repeats), ``webhook-timestamp`` (the attempt's
+time, in seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
+with the key in ``NOTIFY_SECRET`` (``whsec_`` + base64). At least once: the job enters the outbox in
+the script that makes it terminal (``jobs``), the sweep turns the outbox into one RQ task per job
+(``sweep``), and the task retries for over an hour (``queue.notify_retry``).
+
+The body is made at each attempt, so a retry an hour later still carries a valid signed
+``image.url``; the job itself, being terminal, no longer changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import datetime, timezone
+
+import requests
+from standardwebhooks import Webhook
+
+from fluxhook import metrics
+from fluxhook.config import MAX_NOTIFY_URL, Config
+from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.lifecycle import app_webhooks
+from fluxhook.lifecycle.presenting import present
+from fluxhook.net.hosts import check_url
+from fluxhook.outcomes import Outcome
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.notifications")
+
+METRIC = "fluxhook_notifications"
+# (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
+NOTIFY_TIMEOUT = (5.0, 15.0)
+
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+
+def message_id(job_id: str) -> str:
+    """The ``webhook-id`` of a job's notification: stable, so every retry carries the same one."""
+    return f"msg_{job_id}"
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` value, ``v1,<base64>``, by the Standard Webhooks reference library."""
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The headers of one attempt."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+def payload(config: Config, job) -> str:
+    """The body: the job JSON, exactly what ``GET /v1/jobs/{id}`` answers."""
+    return json.dumps(present(config, job), separators=(",", ":"), ensure_ascii=False)
+
+
+def outcome_for(status_code: int) -> Outcome:
+    """What an answer means: delivered (2xx), worth retrying (408, 429, 5xx), or refused for good."""
+    if 200 <= status_code < 300:
+        return Outcome.DELIVERED
+    if status_code in (408, 429) or status_code >= 500:
+        return Outcome.RETRY
+    return Outcome.REJECTED
+
+
+def requested_url(value: object, config: Config) -> str | None:
+    """The notify_url to store on a new job: the request's own (validated), else ``NOTIFY_URL``, else None.
+
+    Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
+    or when no ``NOTIFY_SECRET`` is set to sign with.
+    """
+    if value is None:
+        return config.notify_url
+    if (not isinstance(value, str) or len(value) > MAX_NOTIFY_URL or not _PRINTABLE.fullmatch(value)
+            or not value.startswith(("https://", "http://"))):
+        raise InvalidRequest(f"'notify_url' must be an http(s) URL of at most {MAX_NOTIFY_URL} characters")
+    if not config.notify_secret:
+        raise InvalidRequest("'notify_url' cannot be used: this service has no NOTIFY_SECRET to sign "
+                             "notifications with (its operator must set one)")
+    try:
+        check_url(value, config.notify_host_allowlist)
+    except HostNotAllowed as exc:
+        raise InvalidRequest(f"'notify_url' is not allowed: {exc.message} (NOTIFY_HOST_ALLOWLIST)") from None
+    return value
+
+
+def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None = None) -> str:
+    """Send the job's calls not delivered yet: to its notify_url and to the app's own webhook (``app_webhooks``);
+    returns the outcome (the first that is not ``delivered``), or raises RetryableError for RQ to retry."""
+    job = svc.jobs.get(job_id)
+    if job is None or not job.terminal or not (job.notify_url or job.app_webhook_url):
+        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
+    outcomes, again = [], None
+    for send in (_notify, _app_webhook):
+        try:
+            outcome = send(svc, job, last_attempt, now)
+        except RetryableError as exc:
+            again = exc  # the other call still goes now; a retry sends only what is not delivered
+            continue
+        if outcome is not None:
+            outcomes.append(outcome)
+    if again is not None:
+        raise again
+    if not outcomes:
+        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: already delivered")
+    return next((o for o in outcomes if o != Outcome.DELIVERED), Outcome.DELIVERED)
+
+
+def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
+    """The job JSON to its notify_url, signed the Standard Webhooks way (None: nothing to send)."""
+    if not job.notify_url or job.notified_at is not None:
+        return None
+    config = svc.config
+    if not config.notify_secret:
+        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+                       "notification not sent: NOTIFY_SECRET is not set")
+    body = payload(config, job)
+    timestamp = int(time.time() if now is None else now)
+    headers = signed_headers(config.notify_secret, message_id(job.id), timestamp, body)
+    return _post(svc, job.id, job.notify_url, body, headers, svc.jobs.mark_notified, last_attempt, "notification")
+
+
+def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
+    """``get_result``'s JSON to the webhook_url the app gave the BFL-compatible API (None: nothing to send)."""
+    if not job.app_webhook_url or job.app_notified_at is not None:
+        return None
+    made = app_webhooks.request_for(svc.config, job)
+    if made is None:
+        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+                       "app webhook not sent: its secret no longer opens with SECRET_KEY")
+    body, headers = made
+    return _post(svc, job.id, job.app_webhook_url, body, headers, svc.jobs.mark_app_notified, last_attempt,
+                 "app webhook")
+
+
+def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, str], mark, last_attempt: bool,
+          what: str) -> str:
+    """POST one call to the app once, to an allowed host; ``mark`` records its delivery."""
+    try:
+        target = check_url(url, svc.config.notify_host_allowlist)
+        session = svc.http.session_for(target)
+    except HostNotAllowed as exc:
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
+                       reason=exc.message)
+    host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
+    try:
+        response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
+                                allow_redirects=False, stream=True)
+        response.close()  # the answer's body is not needed: its status says it all
+    except HostNotAllowed as exc:
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
+                       host=host, reason=exc.message)
+    except requests.RequestException as exc:
+        return _again(svc, job_id, host, type(exc).__name__, last_attempt, what)
+    outcome = outcome_for(response.status_code)
+    if outcome == Outcome.DELIVERED:
+        mark(job_id, time.time())
+        return _record(svc, job_id, Outcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
+                       http_status=response.status_code)
+    if outcome == Outcome.REJECTED:
+        return _record(svc, job_id, Outcome.REJECTED, logging.WARNING, f"{what} refused by the app; not sent again",
+                       host=host, http_status=response.status_code)
+    return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt, what)
+
+
+def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool, what: str) -> str:
+    if last_attempt:
+        return _record(svc, job_id, Outcome.EXHAUSTED, logging.WARNING, f"{what} abandoned after its retries",
+                       host=host, reason=reason)
+    _record(svc, job_id, Outcome.RETRY, logging.INFO, f"{what} failed; retrying later", host=host, reason=reason)
+    raise RetryableError(f"{what} to {host} not delivered: {reason}", code="notify_unavailable")
+
+
+def _record(svc: Services, job_id: str, outcome: str, level: int, event: str, **fields) -> str:
+    metrics.count(svc, METRIC, outcome=outcome)
+    log.log(level, event, extra={"job_id": job_id, "outcome": outcome, **fields})
+    return outcome
