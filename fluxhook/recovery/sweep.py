@@ -36,6 +36,7 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
+    svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
     given = svc.slots.dispatch()
     if given:
         enqueue_submits(svc.control_queue, given)
