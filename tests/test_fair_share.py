@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
@@ -280,7 +279,7 @@ def test_a_dispatch_costs_the_same_behind_ten_jobs_or_a_thousand(store, connecti
         connection.flushdb()
         slots = Slots(connection, _config(bfl_max_active=2))
         for owner in ("key_a", "key_b", "key_c"):
-            for n in range(backlog):
+            for _ in range(backlog):
                 slots.acquire(_queued(store), owner)
         for holder in connection.zrange(KEYS.slots(DEFAULT_POOL), 0, -1):
             _end(store, holder.decode())
