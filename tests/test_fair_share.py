@@ -16,16 +16,21 @@ from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from fair_model import FairModel
+from devtools.processes import wait_until
 from fluxhook import transitions as st
+from fluxhook.config import Config
 from fluxhook.job import Job, new_job_id
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.owners import ADMIN
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
+from fluxhook.services import build_services
 from fluxhook.store.slots import Slots
+from fluxhook.tasks import SUBMIT_TASK
 from helpers import commands_during
 # The slot tests' database, store and config (their fixtures, used here by name).
-from test_slots import _config, connection, store  # noqa: F401
+from test_slots import _config, _url, connection, store  # noqa: F401
+from worker import handout
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -370,3 +375,35 @@ def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):  # n
         [holder] = slots.dispatch()
         turns.append("b" if holder in {j.id for j in b} else "a")
     assert turns == ["b", "a"] * 4  # in turn from the start: not B's six first for A's ten before them
+
+
+def test_a_status_change_that_frees_a_slot_wakes_one_hand_out(store, connection):  # noqa: F811
+    slots = Slots(connection, _config(bfl_max_active=1))
+    first, second = _queued(store), _queued(store)
+    assert slots.acquire(first) and not slots.acquire(second)
+    assert store.transition(first.id, st.SUBMITTED, bfl_id=f"b-{first.id}")  # BFL has it: the slot stays held
+    assert not slots.wait_for_freed(0.05)
+    assert store.transition(first.id, st.READY, result_url="https://x/r.png")
+    assert store.transition(second.id, st.FAILED, error=FAIL)  # frees nothing: it held no slot
+    assert connection.llen(KEYS.slot_freed) == 1
+    assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)
+
+
+def test_the_workers_hand_out_gives_a_freed_slot_to_the_next_turn_at_once(connection):  # noqa: F811
+    config = Config.from_env({"REDIS_URL": _url(connection), "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
+                              "BFL_MAX_ACTIVE": "1"})
+    svc = build_services(config)
+    thread = handout.start(svc)
+    try:
+        a1, a2, b = (_queued(svc.jobs) for _ in range(3))
+        assert svc.slots.acquire(a1, "key_a")
+        assert not svc.slots.acquire(a2, "key_a") and not svc.slots.acquire(b, "key_b")
+        assert svc.jobs.transition(a1.id, st.FAILED, error=FAIL)
+        # No sweep runs here: the thread alone hands the slot out and queues the submission.
+        wait_until(lambda: svc.control_queue.count, timeout=5, message="a submission to be queued")
+        assert svc.slots.holds(b) and not svc.slots.holds(a2)  # B's turn first
+        [task] = svc.control_queue.get_jobs()
+        assert task.func_name == SUBMIT_TASK and task.args == (b.id,)
+    finally:
+        thread.stop()
+    assert not thread.is_alive()

@@ -145,6 +145,8 @@ class JobStore:
         }
         if spec["slots"] or spec["lines"]:
             spec["owners"], spec["held"] = _place(keys, self.keys.fair_owners), _place(keys, self.keys.fair_held)
+        if spec["slots"]:
+            spec["freed"] = _place(keys, self.keys.slot_freed)
         if if_equal is not None:
             spec["if_equal"] = list(if_equal)
         if due is not None:

@@ -65,6 +65,12 @@ class Keys:
         return f"{self.prefix}waiting:{pool}"
 
     @property
+    def slot_freed(self) -> str:
+        """A list holding at most one token, pushed when a status change frees a slot: the workers' hand-out
+        threads wait on it (BLPOP) to give the slot to the next job in turn at once, not at the next sweep."""
+        return f"{self.prefix}slots:freed"
+
+    @property
     def fair_owners(self) -> str:
         """Job id -> its owner (an app key's id, or ``owners.ADMIN``), for every job the slots have queued."""
         return f"{self.prefix}fair:owner"

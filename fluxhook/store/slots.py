@@ -71,6 +71,11 @@ class Slots:
         return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
+    def wait_for_freed(self, timeout: float) -> bool:
+        """Block until a status change frees a slot (True), or ``timeout`` seconds pass (False); each freeing
+        wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
+        return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
+
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if BFL_MODEL_LIMITS still names it)."""
         return job.pool if job.pool in self.pools else pool_for(job.model, self.config.bfl_model_limits)

@@ -45,6 +45,11 @@ if new ~= '' and new ~= current then
   if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
     redis.call('HDEL', KEYS[spec.held], owner)
   end
+  if freed > 0 and spec.freed then
+    -- Wakes one worker's hand-out; one token is enough to wake it, however many slots freed.
+    redis.call('LPUSH', KEYS[spec.freed], 1)
+    redis.call('LTRIM', KEYS[spec.freed], 0, 0)
+  end
   if owner then
     for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], owner .. ':' .. spec.id) end
   end

@@ -37,8 +37,9 @@ local function held_of(owner)
   return held_by[owner]
 end
 local function release(owner)
-  held_by[owner] = nil
-  if redis.call('HINCRBY', held, owner, -1) <= 0 then redis.call('HDEL', held, owner) end
+  local left = redis.call('HINCRBY', held, owner, -1)
+  if left <= 0 then redis.call('HDEL', held, owner) end
+  held_by[owner] = math.max(left, 0)
 end
 
 -- A slot held past its lease belongs to a job that never finished: it is free again.
@@ -55,18 +56,23 @@ local function room(pool)
   if redis.call('EXISTS', pool.paused) == 1 then return false end
   return redis.call('ZCARD', pool.slots) < pool.limit and held_total < total
 end
+-- Each owner's limit, weight and pass, read once per script (false: no limit of its own).
+local cap_of, weight_of, pass_of = {}, {}, {}
 local function owner_room(owner)
-  local cap = tonumber(redis.call('HGET', caps, owner))
-  return cap == nil or held_of(owner) < cap
+  if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
+  return not cap_of[owner] or held_of(owner) < cap_of[owner]
 end
 local function weight(owner)
-  local w = tonumber(redis.call('HGET', weights, owner))
-  if w == nil or w <= 0 then return 1 end
-  return w
+  if weight_of[owner] == nil then
+    local w = tonumber(redis.call('HGET', weights, owner))
+    weight_of[owner] = (w ~= nil and w > 0) and w or 1
+  end
+  return weight_of[owner]
 end
 local clock = tonumber(redis.call('GET', clock_key) or 0)
 local function start(owner)
-  return math.max(tonumber(redis.call('HGET', passes, owner) or 0), clock)
+  if pass_of[owner] == nil then pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
+  return math.max(pass_of[owner], clock)
 end
 
 -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
@@ -113,12 +119,12 @@ local function take(pool, job, owner)
   redis.call('ZADD', pool.slots, now, job)
   redis.call('ZADD', due, now + submit_lease, job)
   held_total = held_total + 1
-  redis.call('HINCRBY', held, owner, 1)
-  held_by[owner] = nil
+  held_by[owner] = redis.call('HINCRBY', held, owner, 1)
   local s = start(owner)
   clock = s
+  pass_of[owner] = s + 1 / weight(owner)
   redis.call('SET', clock_key, fmt(s))
-  redis.call('HSET', passes, owner, fmt(s + 1 / weight(owner)))
+  redis.call('HSET', passes, owner, fmt(pass_of[owner]))
 end
 
 -- Take the picked job out of its line and give it its slot.
