@@ -247,7 +247,7 @@ def test_weights_share_the_slots_in_proportion(store, connection):  # noqa: F811
 
 def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, connection):  # noqa: F811
     slots = Slots(connection, _config(bfl_max_active=4))
-    connection.hset(KEYS.share_max_active, "key_a", 2)
+    slots.set_share("key_a", 1, 2)
     a = [_queued(store) for _ in range(4)]
     assert [slots.acquire(j, "key_a") for j in a] == [True, True, False, False]
     assert slots.held_by("key_a") == 2
@@ -259,7 +259,8 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     _end(store, a[0].id)
     assert slots.dispatch() == [a[2].id]  # A under its cap again
     assert slots.held_by("key_a") == 2 and slots.held_by("key_b") == 2
-    connection.hdel(KEYS.share_max_active, "key_a")
+    slots.drop_share("key_a")
+    assert connection.hlen(KEYS.share_weights) == connection.hlen(KEYS.share_max_active) == 0
     assert store.delete(b[1].id) is not None
     assert slots.dispatch() == [a[3].id] and slots.held_by("key_a") == 3 and slots.held_by("key_b") == 1
 

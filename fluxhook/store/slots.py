@@ -71,6 +71,22 @@ class Slots:
         return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
+    def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
+        """Record the ``weight`` (None: the default) and ``max_active`` (None: none) of app key ``key_id``'s
+        jobs for the dispatch; on ``pipeline`` if given, so it goes with the key's own record."""
+        owner, target = owner_of(key_id), pipeline if pipeline is not None else self.connection.pipeline()
+        for key, value in ((self.keys.share_weights, weight), (self.keys.share_max_active, max_active)):
+            if value is None:
+                target.hdel(key, owner)
+            else:
+                target.hset(key, owner, value)
+        if pipeline is None:
+            target.execute()
+
+    def drop_share(self, key_id: str, pipeline=None) -> None:
+        """Forget app key ``key_id``'s weight and max_active (a revoked key: its jobs no longer wait)."""
+        self.set_share(key_id, None, None, pipeline)
+
     def wait_for_freed(self, timeout: float) -> bool:
         """Block until a status change frees a slot (True), or ``timeout`` seconds pass (False); each freeing
         wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
