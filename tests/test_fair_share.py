@@ -21,7 +21,7 @@ from devtools.processes import wait_until
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.job import Job, new_job_id
-from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
+from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
 from fluxhook.owners import ADMIN, owner_of
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
@@ -418,3 +418,13 @@ def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():
         with pytest.raises(ValueError):
             owner_of(bad)
     assert owner_of("") == ADMIN  # no key id: an admin token's job
+
+
+def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, connection):  # noqa: F811
+    slots = Slots(connection, _config(bfl_max_active=2))
+    slots.set_share("key_a", None, 1)
+    stuck, waiting = _queued(store), _queued(store)
+    assert slots.acquire(stuck, "key_a") and not slots.acquire(waiting, "key_a")  # key A at its max_active
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
+    assert slots.dispatch() == [waiting.id]  # the lapsed slot no longer counts against A
+    assert slots.held_by("key_a") == 1
