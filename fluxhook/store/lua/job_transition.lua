@@ -2,8 +2,9 @@
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
--- enter, the slots and lines it gives up (with the slots' job -> owner and owner -> slots held), the BFL task index of a bfl_id being set, the lock, and
--- each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
+-- enter, the slots and lines it gives up (with the slots' job -> owner, owner -> slots held and
+-- the token that wakes a hand-out), the BFL task index of a bfl_id being set, the lock, and each
+-- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
