@@ -3,8 +3,8 @@ instead of at the next sweep (which still hands out, within a second, any slot t
 
 A status change that frees a slot pushes a token (``Slots.wait_for_freed``); each token wakes one
 worker's thread, which runs the same hand-out as the sweep. Without it a freed slot would idle until
-the next sweep: up to a second per task, a second added to each waiting job's wait and a third or
-more off the throughput when tasks take about a second.
+the next sweep, up to a second: long beside tasks that take a few seconds, and added to every
+queued job's wait.
 """
 
 from __future__ import annotations
