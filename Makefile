@@ -1,4 +1,4 @@
-# The two commands: `make run` starts everything locally, `make test` runs the whole suite.
+# The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,6 +16,8 @@ run: $(VENV)/.installed
 	$(PY) -m devtools.run
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 	@sh devtools/chromium.sh
 	$(PY) -m pytest
 

@@ -68,8 +68,9 @@ def measure(stack: BenchStack, bfl: HangingBFL, hanging: int, samples: int, time
         url = signing.job_webhook_url(stack.base_url, key, job["id"])
         headers = {"Content-Type": "application/json", "X-Webhook-Secret": signing.job_webhook_secret(key, job["id"])}
         body = f'{{"id": "{job["bfl_id"]}", "status": "Pending"}}'
-        acks.append(_timed(lambda t: session.post(url, data=body, headers=headers, timeout=t), timeout))
-        reads.append(_timed(lambda t: session.get(f"{stack.base_url}/v1/jobs/{job['id']}", timeout=t), timeout))
+        acks.append(_timed(lambda t, body=body, headers=headers, url=url:
+                           session.post(url, data=body, headers=headers, timeout=t), timeout))
+        reads.append(_timed(lambda t, job=job: session.get(f"{stack.base_url}/v1/jobs/{job['id']}", timeout=t), timeout))
     at_bfl = bfl.hanging
     bfl.release.set()
     bfl.hang = False

@@ -366,7 +366,7 @@ class Callback:
 
 
 def signed_callback(stack: BenchStack, job: BenchJob, sample_url: str) -> Callback:
-    """The per-job URL and ``X-Webhook-Secret`` BFL would use for this job (SPEC §4)."""
+    """The per-job URL and ``X-Webhook-Secret`` BFL would use for this job."""
     key = stack.env["SECRET_KEY"]
     return Callback(signing.job_webhook_url(stack.base_url, key, job.job_id),
                     {"Content-Type": "application/json",
@@ -404,7 +404,7 @@ def read_jobs(db: redis.Redis, job_ids: Sequence[str], fields: Sequence[str]) ->
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(KEYS.job(job_id), list(fields))
-    return [dict(zip(fields, values)) for values in pipe.execute()]
+    return [dict(zip(fields, values, strict=False)) for values in pipe.execute()]
 
 
 TERMINAL = ("stored", "failed", "expired", "moderated")
@@ -415,7 +415,7 @@ def wait_all_terminal(db: redis.Redis, job_ids: Sequence[str], timeout: float, i
     started = time.monotonic()
     pending = list(job_ids)
     while pending:
-        pending = [j for j, r in zip(pending, read_jobs(db, pending, ("status",))) if r["status"] not in TERMINAL]
+        pending = [j for j, r in zip(pending, read_jobs(db, pending, ("status",)), strict=False) if r["status"] not in TERMINAL]
         if not pending:
             break
         if time.monotonic() - started > timeout:

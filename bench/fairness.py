@@ -111,7 +111,10 @@ def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
     from fluxhook.job import Job, new_job_id
     from fluxhook.limits import pool_for
     from fluxhook.store.keys import KEYS
-    from fluxhook.tasks import enqueue_submits
+    try:
+        from fluxhook.lifecycle.enqueueing import enqueue_submits
+    except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
+        from fluxhook.tasks import enqueue_submits
 
     # The FIFO tree's slots know no owners: there every job is queued alike.
     owned = "key_id" in inspect.signature(svc.slots.acquire).parameters
@@ -161,7 +164,7 @@ def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
     a_at, b_at = submitted(a_jobs), submitted(list(b_jobs))
     created = [float(db.hget(KEYS.job(j), "created_at")) for j in b_jobs]
     a_end = max(a_at)
-    return {"b_waits": [s - c for s, c in zip(b_at, created)], "a_seconds": a_end - started,
+    return {"b_waits": [s - c for s, c in zip(b_at, created, strict=True)], "a_seconds": a_end - started,
             "a_jobs": len(a_jobs), "b_in_a_time": sum(1 for s in b_at if s <= a_end), "b_jobs": len(b_jobs)}
 
 

@@ -36,11 +36,11 @@ from devtools.processes import free_port, start_process, stop_process
 from devtools.stack import Stack, procfile_commands
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.keys import KEYS
 from fluxhook.job import Job, new_job_id
-from fluxhook.tasks import task_queue
+from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import build_services
-from fluxhook.recovery.sweep import sweep
+from fluxhook.store.keys import KEYS
+from fluxhook.store.queues import task_queue
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: slots must never make a job wait here.
 MAX_ACTIVE = 10_000
@@ -236,7 +236,7 @@ def read_jobs(db: redis.Redis, job_ids: list[str], fields: tuple[str, ...]) -> l
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:
         pipe.hmget(KEYS.job(job_id), fields)
-    return [dict(zip(fields, values)) for values in pipe.execute()]
+    return [dict(zip(fields, values, strict=False)) for values in pipe.execute()]
 
 
 def fetch_tasks(sim_base: str, bfl_ids: list[str], threads: int) -> dict[str, dict]:
@@ -251,7 +251,7 @@ def fetch_tasks(sim_base: str, bfl_ids: list[str], threads: int) -> dict[str, di
         return response.json()
 
     with ThreadPoolExecutor(threads) as pool:
-        return dict(zip(bfl_ids, pool.map(fetch, bfl_ids)))
+        return dict(zip(bfl_ids, pool.map(fetch, bfl_ids), strict=False))
 
 
 def time_idle_sweeps(env: dict[str, str], tracked: int, sweeps: int) -> list[float]:
@@ -292,7 +292,7 @@ def report(args: argparse.Namespace, figures: dict, sweep_ms: list[float]) -> No
     rows = poll_rows(jobs, records, tasks)
     for lost in (True, False):
         seconds = [float(record["completed_at"]) - tasks[job.bfl_id]["completed_at"]
-                   for job, record in zip(jobs, records) if job.lost == lost and record["status"] == st.STORED]
+                   for job, record in zip(jobs, records, strict=False) if job.lost == lost and record["status"] == st.STORED]
         rows += latency_rows(f"{'lost callback' if lost else 'callback jobs'}: BFL completed -> stored, s", seconds)
     sweep_name = f"sweep, {args.tracked} tracked, 0 due"
     rows += [(f"{sweep_name}: {name}, ms", f"{value:.2f}", f"< {TARGET_SWEEP_MS:g}", value < TARGET_SWEEP_MS)
@@ -304,7 +304,7 @@ def report(args: argparse.Namespace, figures: dict, sweep_ms: list[float]) -> No
         print(f"{name:50} {value:>14} {target:>8}  {'' if met is None else ('yes' if met else 'NO')}")
     print()
     statuses = Counter(record["status"] for record in records)
-    sources = Counter((job.lost, record["source"]) for job, record in zip(jobs, records))
+    sources = Counter((job.lost, record["source"]) for job, record in zip(jobs, records, strict=False))
     resent = sum(len(tasks[job.bfl_id]["callback_attempts"]) > 1 for job in jobs if not job.lost)
     sim = figures["sim_stats"]
     print("statuses: " + ", ".join(f"{status} {n}" for status, n in statuses.most_common()))
@@ -319,10 +319,10 @@ def report(args: argparse.Namespace, figures: dict, sweep_ms: list[float]) -> No
 def poll_rows(jobs: list[Submitted], records: list[dict], tasks: dict[str, dict]) -> list[tuple]:
     """Polls per job: all, callback jobs (target: none polled), lost-callback jobs (target: mean <= 4)."""
     polls = [int(record["polls"] or 0) for record in records]
-    callback = [p for job, p in zip(jobs, polls) if not job.lost]
-    lost = [p for job, p in zip(jobs, polls) if job.lost]
+    callback = [p for job, p in zip(jobs, polls, strict=False) if not job.lost]
+    lost = [p for job, p in zip(jobs, polls, strict=False) if job.lost]
     task_seconds = {job.bfl_id: tasks[job.bfl_id]["completed_at"] - tasks[job.bfl_id]["created_at"] for job in jobs}
-    window = [p for job, p in zip(jobs, polls) if job.lost and task_seconds[job.bfl_id] <= LOST_WINDOW]
+    window = [p for job, p in zip(jobs, polls, strict=False) if job.lost and task_seconds[job.bfl_id] <= LOST_WINDOW]
     rows = [
         ("polls per job, all jobs (mean)", f"{statistics.fmean(polls):.3f}", "", None),
         ("polls per job, callback jobs (mean)", f"{statistics.fmean(callback):.3f}" if callback else "-", "", None),

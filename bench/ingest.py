@@ -30,12 +30,25 @@ from pathlib import Path
 from rq import Queue
 
 from devtools.processes import free_port, wait_until
+from fluxhook.job import new_job_id
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.job import new_job_id
 
-from .common import (BenchJob, BenchStack, Row, Section, counter, create_jobs, fmt, log, median_of_reps,
-                     metrics_counts, read_jobs, signed_callback, tree_memory)
+from .common import (
+    BenchJob,
+    BenchStack,
+    Row,
+    Section,
+    counter,
+    create_jobs,
+    fmt,
+    log,
+    median_of_reps,
+    metrics_counts,
+    read_jobs,
+    signed_callback,
+    tree_memory,
+)
 
 CONNECTIONS = 32
 WRK_THREADS = 2
@@ -54,7 +67,7 @@ def run_wrk(port: int, data: Path, duration: float) -> dict:
     out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
     if out.returncode != 0:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no figures: {out.stdout}")
     figures = json.loads(line.removeprefix("WRKJSON "))
@@ -140,7 +153,7 @@ class Ingest:
                 clones = clone_jobs(stack.redis(decode=False), self.template, 600)
                 write_data(stack, clones, stack.var_dir / "warm-steps.tsv")
                 steps_rates[name] = run_wrk(port, stack.var_dir / "warm-steps.tsv", 2)["rps"]
-            self.unused = [j for j, r in zip(warm, read_jobs(db, [j.job_id for j in warm], ("status",)))
+            self.unused = [j for j, r in zip(warm, read_jobs(db, [j.job_id for j in warm], ("status",)), strict=False)
                            if r["status"] == "submitted"]
 
             reps = []
@@ -234,13 +247,13 @@ class Ingest:
 
         accepted, duplicate, refused = delta(outcome="accepted"), delta(outcome="duplicate"), delta(outcome="refused")
         records = read_jobs(db, [j.job_id for j in pool], ("status",))
-        ready = [j for j, r in zip(pool, records) if r["status"] == "ready"]
+        ready = [j for j, r in zip(pool, records, strict=False) if r["status"] == "ready"]
         pipe = db.pipeline(transaction=False)
         for job in ready:
             pipe.exists(KEYS.download_lock(job.job_id))
         locks = sum(pipe.execute())
         # Jobs no callback reached go to the next repetition.
-        self.unused = [j for j, r in zip(pool, records) if r["status"] == "submitted"] + self.unused
+        self.unused = [j for j, r in zip(pool, records, strict=False) if r["status"] == "submitted"] + self.unused
         server_total = accepted + duplicate + refused
         return {
             "fh_rps": wrk["rps"], "fh_p50": wrk["p50_us"] / 1000, "fh_p99": wrk["p99_us"] / 1000,

@@ -29,9 +29,25 @@ from rq.job import Job as RQJob
 
 from fluxhook.store.keys import KEYS
 
-from .common import (MB, BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
-                     median, read_jobs, signed_callback, submit_sim_task, thread_map, tree_memory,
-                     wait_all_terminal)
+from .common import (
+    MB,
+    BenchJob,
+    BenchStack,
+    Row,
+    Section,
+    complete_and_sample,
+    create_jobs,
+    fetch,
+    fmt,
+    log,
+    median,
+    read_jobs,
+    signed_callback,
+    submit_sim_task,
+    thread_map,
+    tree_memory,
+    wait_all_terminal,
+)
 
 TARGET_RATIO = 0.7
 # Against a loop doing only what any crash-safe store must (stream, sha256, write, fdatasync, rename).
@@ -74,7 +90,7 @@ class Throughput:
             callback = signed_callback(stack, job, url)
             return session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30).status_code
 
-        codes = thread_map(send, list(zip(jobs, urls)), 4)
+        codes = thread_map(send, list(zip(jobs, urls, strict=False)), 4)
         if any(code != 200 for code in codes) or queue.count != len(urls):
             raise RuntimeError(f"downloads not all queued: {queue.count} queued, codes {set(codes)}")
         stack.start_workers(workers, wait=False)
@@ -98,14 +114,14 @@ class Throughput:
         starts = [t.started_at.timestamp() for t in tasks]
         ends = [t.ended_at.timestamp() for t in tasks]
         first_by_worker: dict[str, float] = {}
-        for t, start in zip(tasks, starts):
+        for t, start in zip(tasks, starts, strict=False):
             first_by_worker[t.worker_name] = min(start, first_by_worker.get(t.worker_name, start))
         t0, t1 = min(starts), max(ends)
         self.worker_memory += memory
         self.last_jobs = jobs
         return {"fh_fps": len(jobs) / (t1 - t0), "fh_seconds": t1 - t0,
                 "fh_stagger": max(first_by_worker.values()) - t0, "fh_workers_used": len(first_by_worker),
-                "fh_task_ms": median(e - s for s, e in zip(starts, ends)) * 1000,
+                "fh_task_ms": median(e - s for s, e in zip(starts, ends, strict=False)) * 1000,
                 "redis_used_per_job": (db.info("memory")["used_memory"] - used_before) / len(jobs)}
 
     def direct_run(self, urls: list[str], threads: int) -> dict[str, float]:
@@ -163,9 +179,9 @@ class Throughput:
                 for rep in range(args.reps):
                     log(f"throughput K={workers} rep {rep + 1}/{args.reps}: {len(urls)} files")
                     figures: dict[str, float] = {}
-                    parts = [lambda: figures.update(self.fluxhook_run(urls, workers)),
-                             lambda: figures.update(self.direct_run(urls, workers)),
-                             lambda: figures.update(self.safe_run(urls, workers))]
+                    parts = [lambda figures=figures, workers=workers: figures.update(self.fluxhook_run(urls, workers)),
+                             lambda figures=figures, workers=workers: figures.update(self.direct_run(urls, workers)),
+                             lambda figures=figures, workers=workers: figures.update(self.safe_run(urls, workers))]
                     for part in (parts if rep % 2 == 0 else parts[::-1]):
                         part()
                     figures["ratio"] = figures["fh_fps"] / figures["direct_fps"]

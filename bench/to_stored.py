@@ -34,12 +34,26 @@ import requests
 from rq.job import Job as RQJob
 
 from devtools.stack import SIMULATOR_KEY
-
 from fluxhook.store.keys import KEYS
 
-from .common import (BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
-                     median_of_reps, percentile, read_jobs, signed_callback, submit_sim_task, thread_map,
-                     tree_memory)
+from .common import (
+    BenchJob,
+    BenchStack,
+    Row,
+    Section,
+    complete_and_sample,
+    create_jobs,
+    fetch,
+    fmt,
+    log,
+    median_of_reps,
+    percentile,
+    read_jobs,
+    signed_callback,
+    submit_sim_task,
+    thread_map,
+    tree_memory,
+)
 
 TARGET_ABOVE_FLOOR_MS = 30.0
 POLL_INTERVAL = 0.5
@@ -74,7 +88,7 @@ class ToStored:
         stack = self.stack
         db = stack.redis()
         work: queue_mod.Queue = queue_mod.Queue()
-        for item in zip(jobs, samples):
+        for item in zip(jobs, samples, strict=False):
             work.put(item)
         sent_at: dict[str, float] = {}
         ack_ms: list[float] = []
@@ -111,7 +125,7 @@ class ToStored:
         bad = [r["status"] for r in records if r["status"] != "stored"]
         if bad:
             raise RuntimeError(f"{len(bad)} jobs did not end stored: {bad[:5]}")
-        to_stored = [(float(r["completed_at"]) - sent_at[j.job_id]) * 1000 for j, r in zip(jobs, records)]
+        to_stored = [(float(r["completed_at"]) - sent_at[j.job_id]) * 1000 for j, r in zip(jobs, records, strict=False)]
         figures = latency_figures("fh", to_stored)
         # Where the time goes, from RQ's own record of each download task.
         pipe = db.pipeline(transaction=False)
@@ -126,7 +140,7 @@ class ToStored:
                 break
             time.sleep(0.05)
         parts = {"enqueued": [], "waited": [], "ran": [], "recorded": []}
-        for job, record, task in zip(jobs, records, tasks):
+        for job, record, task in zip(jobs, records, tasks, strict=False):
             sent = sent_at[job.job_id]
             parts["enqueued"].append((task.enqueued_at.timestamp() - sent) * 1000)
             parts["waited"].append((task.started_at.timestamp() - task.enqueued_at.timestamp()) * 1000)
@@ -220,9 +234,9 @@ class ToStored:
                 jobs, samples = self.prepare_jobs(args.jobs)
                 all_jobs += jobs
                 figures: dict[str, float] = {}
-                parts = [lambda: figures.update(self.fluxhook_run(jobs, samples)),
-                         lambda: figures.update(self.floor_run(samples)),
-                         lambda: figures.update(self.poller_run(args.jobs, rep))]
+                parts = [lambda figures=figures, jobs=jobs, samples=samples: figures.update(self.fluxhook_run(jobs, samples)),
+                         lambda figures=figures, samples=samples: figures.update(self.floor_run(samples)),
+                         lambda figures=figures, rep=rep: figures.update(self.poller_run(args.jobs, rep))]
                 for part in parts[rep % 3:] + parts[:rep % 3]:  # rotate which goes first
                     part()
                 figures["ratio_floor"] = figures["fh_p50"] / figures["floor_p50"]

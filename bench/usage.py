@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from fluxhook import usage
+from fluxhook.credits import usage
 from fluxhook.store.effects import CountUsage, Effects
 from fluxhook.store.keys import KEYS
 
@@ -56,7 +56,7 @@ def fill_counters(effects: Effects, jobs: int, models: tuple[str, ...], today: d
         counts = [int(day_jobs * w / sum(weights)) for w in weights]
         counts[0] += day_jobs - sum(counts)
         batch = []
-        for model, count in zip(models, counts):
+        for model, count in zip(models, counts, strict=False):
             failed = count // 50
             credits = usage.to_micro(PRICES[model] * count)
             batch.append(CountUsage(day, (

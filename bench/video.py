@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in args.stores.split(","):
         figures = run_store(kind, args)
         fh, plain = median(figures["fluxhook"]), median(figures["plain"])
-        ratios = [f / p for f, p in zip(figures["fluxhook"], figures["plain"])]
+        ratios = [f / p for f, p in zip(figures["fluxhook"], figures["plain"], strict=False)]
         worker, web = max(figures["worker_growth"]), max(figures["web_growth"])
         met = median(ratios) >= RATIO_TARGET and worker <= WORKER_GROWTH_TARGET and web <= WEB_GROWTH_TARGET
         failed |= not met
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{median(figures['serve']):.0f} MB/s (target <= {WEB_GROWTH_TARGET:g}); the same copy with fdatasync "
               f"(the disk's pace, any durable store's bound) {median(figures['durable']):.0f} MB/s, fluxhook at "
               f"{fh / median(figures['durable']):.2f} of it; per rep fluxhook/plain "
-              + "; ".join(f"{f:.0f}/{p:.0f}" for f, p in zip(figures["fluxhook"], figures["plain"]))
+              + "; ".join(f"{f:.0f}/{p:.0f}" for f, p in zip(figures["fluxhook"], figures["plain"], strict=False))
               + (f"; boto3's own upload_file of the same file from disk to this S3 server (the server's ceiling) "
                  f"{median(figures['s3_ceiling']):.0f} MB/s, fluxhook at {fh / median(figures['s3_ceiling']):.2f} of it"
                  if figures["s3_ceiling"] else "")

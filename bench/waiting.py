@@ -22,8 +22,22 @@ import requests
 
 from fluxhook.store.keys import KEYS
 
-from .common import (BenchJob, BenchStack, Row, Section, complete_and_sample, create_jobs, fetch, fmt, log,
-                     percentile, print_notes, print_table, signed_callback, thread_map)
+from .common import (
+    BenchJob,
+    BenchStack,
+    Row,
+    Section,
+    complete_and_sample,
+    create_jobs,
+    fetch,
+    fmt,
+    log,
+    percentile,
+    print_notes,
+    print_table,
+    signed_callback,
+    thread_map,
+)
 
 TARGET_DELAY_MS = 50.0
 TARGET_ACK_P99_MS = 100.0

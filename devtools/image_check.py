@@ -404,7 +404,8 @@ def check_served(report: Report, service: Service, jobs: dict[str, dict], label:
     report.check(f"{label}: every job stored", len(stored) == len(jobs),
                  f"{len(stored)}/{len(jobs)} stored; " + ", ".join(sorted({j.get('status', '?') for j in jobs.values()})))
     served = [service.fetch_image(job) for job in stored]
-    good = [s for s, job in zip(served, stored) if s[0] == 200 and s[1].startswith("image/") and s[2] == job["image"]["sha256"]]
+    good = [s for s, job in zip(served, stored, strict=False)
+            if s[0] == 200 and s[1].startswith("image/") and s[2] == job["image"]["sha256"]]
     report.check(f"{label}: images served through the signed image.url, bytes matching sha256",
                  stored and len(good) == len(stored), f"{len(good)}/{len(stored)}")
 
@@ -628,7 +629,8 @@ def _compose_checks(report: Report, project: str, service: Service, sim: str) ->
     web, redis_name = f"{project}_web_1", f"{project}_redis_1"
     pid1 = in_container(web, "print(open('/proc/1/cmdline', 'rb').read().split(b'\\0')[0].decode())")
     report.check("compose: init: true puts an init process in front of gunicorn", "init" in pid1, pid1)
-    owners = in_container(web, "import os; print(sorted({os.stat('/data/images/' + n).st_uid for n in os.listdir('/data/images')}))")
+    owners = in_container(web, "import os; "
+                               "print(sorted({os.stat('/data/images/' + n).st_uid for n in os.listdir('/data/images')}))")
     report.check("compose: the shared `images` volume written by uid 10001", owners == "[10001]", owners)
     settings = {}
     for name in ("appendonly", "appendfsync", "maxmemory-policy"):

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from fluxhook.cli import DEV_RUN_FILE, write_dev_run
+from devtools.settings_file import write_dev_run
+from fluxhook.cli.dev_run import DEV_RUN_FILE
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError
 

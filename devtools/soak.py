@@ -7,7 +7,8 @@ callbacks dropped, some sent twice), images on a small tmpfs when run as root. F
 client submits about 2 jobs a second (fluxhook.client: an Idempotency-Key per job, retries), and
 every 5-15 s one fault is injected at random: a web process or a worker SIGKILLed or SIGTERMed
 (workers are started again), Redis restarted, the disk filled for 20 s, BFL slow to call back or
-answering submissions 503 (out of capacity) for 20 s. Then the faults stop, everything runs, and the soak waits for every job to end. It reports
+answering submissions 503 (out of capacity) for 20 s. Then the faults stop, everything runs, and the soak waits
+for every job to end. It reports
 jobs submitted, stored, failed by code, lost (never terminal), stored twice, callbacks answered
 late (> 1 s) or not 2xx, and the longest time an acknowledged job took; it exits 1 if any job was
 lost or stored twice. Traffic stays on 127.0.0.1.

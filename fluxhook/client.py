@@ -1,4 +1,4 @@
-"""A Python client for fluxhook's HTTP API (SPEC §3), for apps and for the ``fluxhook`` command.
+"""A Python client for fluxhook's HTTP API, for apps and for the ``fluxhook`` command.
 
     from fluxhook.client import Client
 
@@ -36,12 +36,12 @@ __all__ = [
     "ServiceUnavailable", "RateLimited", "ChecksumMismatch", "WaitTimeout",
 ]
 
-# SPEC §3's statuses; the last four never change.
+# The API's job statuses; the last four never change.
 STATUSES = ("queued", "submitted", "ready", "stored", "failed", "moderated", "expired")
 TERMINAL = frozenset({"stored", "failed", "moderated", "expired"})
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, and to wait for each read
-MAX_WAIT = 60  # the longest ``Prefer: wait`` SPEC §3 allows
+MAX_WAIT = 60  # the longest ``Prefer: wait`` the API allows
 MAX_BACKOFF = 8.0
 # A longer Retry-After is handed to the caller (RateLimited.retry_after) instead of slept through.
 MAX_RETRY_AFTER = 30.0
@@ -148,9 +148,9 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 # --- results -----------------------------------------------------------------------------------------
 
 class Job(dict):
-    """A job as the API returns it (SPEC §3): a plain dict whose fields also read as attributes.
+    """A job as the API returns it: a plain dict whose fields also read as attributes.
 
-    ``job.status``, ``job.image["sha256"]``; a SPEC field the server did not send reads as ``None``.
+    ``job.status``, ``job.image["sha256"]``; a job field the server did not send reads as ``None``.
     Being a dict, it goes to ``json.dumps`` as it came.
     """
 
@@ -427,7 +427,7 @@ class Client:
 
 
 def _error_from(response: requests.Response) -> APIError:
-    """The API's ``{"error": {"code", "message"}}`` (SPEC §3) as the exception for its status."""
+    """The API's ``{"error": {"code", "message"}}`` as the exception for its status."""
     status = response.status_code
     cls = _ERROR_BY_STATUS.get(status) or (InvalidRequest if 400 <= status < 500 else ServiceUnavailable)
     code = message = None

@@ -12,13 +12,17 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from fluxhook.errors import ConfigError, HostNotAllowed
+from fluxhook.limits import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
+from fluxhook.limits import KONTEXT_MAX_POOL, MODEL
 from fluxhook.net.hosts import HostPattern, check_url, parse_host_pattern
-from fluxhook.media.storage import parse_s3_url
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"
-DEFAULT_MODEL_LIMITS = "flux-kontext-max=6,flux-3-video=5"
-_MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+DEFAULT_MODEL_LIMITS = ",".join(f"{model}={limit}" for model, limit in DEFAULT_LIMITS)
+# STORAGE_URL's s3:// form: S3's rules for bucket names and key prefixes.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,255}$")
 # Shorter secrets and bearer tokens are accepted, with a warning at start.
 MIN_SECRET_LENGTH = 16
 MIN_TOKEN_LENGTH = 8
@@ -40,7 +44,7 @@ def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
         if not entry:
             continue
         model, sep, number = (part.strip() for part in entry.partition("="))
-        if not sep or not _MODEL.fullmatch(model) or model == "default":
+        if not sep or not MODEL.fullmatch(model) or model == "default":
             raise ValueError(f"{entry[:80]!r} is not model=n with a BFL model name such as flux-3-video")
         if not number.isdigit() or not 1 <= int(number) <= 10_000:
             raise ValueError(f"{entry[:80]!r}: the limit must be a whole number from 1 to 10000")
@@ -52,7 +56,7 @@ def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of SPEC §2, validated."""
+    """Every setting, validated."""
 
     redis_url: str
     bfl_api_key: str
@@ -73,7 +77,7 @@ class Config:
     callback_grace_seconds: int = 45
     bfl_max_active: int = 24
     # BFL_MODEL_LIMITS: (model, limit) pairs, each model a slot pool of its own within bfl_max_active.
-    bfl_model_limits: tuple[tuple[str, int], ...] = (("flux-kontext-max", 6), ("flux-3-video", 5))
+    bfl_model_limits: tuple[tuple[str, int], ...] = DEFAULT_LIMITS
     max_image_bytes: int = 52_428_800
     # The largest video (and draft cache) accepted.
     max_video_bytes: int = 2_147_483_648
@@ -112,7 +116,7 @@ class Config:
         if not self.bfl_api_key:
             found.append("BFL_API_KEY is not set: BFL refuses submissions and polls without a key, so only "
                          "callbacks of tracked tasks can complete jobs")
-        # Accepted, as SPEC sets no minimum, but as weak as they are short.
+        # Accepted, as no minimum is required, but as weak as they are short.
         if any(len(key) < MIN_SECRET_LENGTH for key in self.secret_keys):
             found.append(f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: the tokens and webhook secrets "
                          "derived from it are only as hard to guess as it is (use a long random string)")
@@ -312,7 +316,7 @@ class _Reader:
             return parse_model_limits(DEFAULT_MODEL_LIMITS)
         if raw is None and self._raw(kontext_alias) is not None:
             kontext = self.integer(kontext_alias, 6, minimum=1, maximum=10_000)
-            limits = tuple((m, kontext if m == "flux-kontext-max" else n) for m, n in limits)
+            limits = tuple((m, kontext if m == KONTEXT_MAX_POOL else n) for m, n in limits)
         return limits
 
     def notifications(self) -> dict:
@@ -376,3 +380,23 @@ class _Reader:
                 or parts.query or parts.fragment:
             self._fail(name, "must be file:///absolute/path, file://./relative/path or s3://bucket/optional/prefix")
         return value
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """The bucket and prefix of ``s3://bucket/optional/prefix``; ValueError says what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ValueError("must be s3://bucket/optional/prefix")
+    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+        raise ValueError("must be s3://bucket/optional/prefix, without user, port, query or fragment")
+    bucket = parts.netloc
+    if (not _BUCKET.fullmatch(bucket) or ".." in bucket or ".-" in bucket or "-." in bucket
+            or _IP_ADDRESS.fullmatch(bucket)):
+        raise ValueError(f"{bucket!r} is not a valid bucket name "
+                         "(3 to 63 lowercase letters, digits, dots and hyphens, not an IP address)")
+    prefix = parts.path.strip("/")
+    if prefix and (len(prefix) > 512 or any(
+            part in (".", "..") or not _PREFIX_PART.fullmatch(part) for part in prefix.split("/"))):
+        raise ValueError("the prefix must be /-separated parts of letters, digits and !_.*'()- "
+                         "(no empty, '.' or '..' part, at most 512 characters)")
+    return bucket, prefix

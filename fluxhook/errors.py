@@ -1,7 +1,7 @@
 """fluxhook's exceptions: one root, subclasses named for what a caller would catch.
 
 Every error carries a snake_case ``code`` and the HTTP ``status`` the API answers with,
-so that views turn any of them into the JSON error shape of SPEC §3 in one place.
+so that views turn any of them into the API's JSON error shape in one place.
 """
 
 from __future__ import annotations
@@ -71,6 +71,17 @@ class IdempotencyKeyInUse(FluxhookError):
 
     code = "idempotency_key_in_use"
     status = 409
+
+
+class RateLimited(FluxhookError):
+    """The caller holds as much as fluxhook keeps for one caller; it may go on after ``retry_after`` seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class JobNotFound(FluxhookError):
@@ -200,8 +211,10 @@ class ResultURLExpired(DownloadError):
     code = "result_expired"
 
 
-class NotAnImage(DownloadError):
-    """The downloaded bytes are not a JPEG, PNG or WebP image."""
+class InvalidResult(DownloadError):
+    """The downloaded bytes are neither an accepted image (JPEG, PNG, WebP) nor a whole, readable MP4 video.
+
+    Its code keeps the name the API gave it before there were videos."""
 
     code = "not_an_image"
 

@@ -1,39 +1,23 @@
-"""The job record: what fluxhook knows of one task, its id, and how it is kept as a Redis hash's fields."""
+"""The job record: what fluxhook knows of one task, and its id."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 from fluxhook import transitions as st
 
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
-_JSON_FIELDS = ("error", "metadata", "input")
-# The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
-# at most 64 bytes in its compact encoding, about half the memory (the image JSON is ~140 bytes).
-_IMAGE_PREFIX = "image_"
-_IMAGE_NUMBERS = ("size", "width", "height")
-# So are a video, its poster and a draft cache: each object's fields under its own prefix.
-_OBJECTS = {"image": _IMAGE_PREFIX, "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
-_OBJECT_FLOATS = ("duration", "fps")
-_OBJECT_BOOLEANS = ("has_audio",)
 # BFL's URLs: of no use once a job has ended (the record drops them then).
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
-# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...).
-_PROMPT_PREFIX = "prompt_"
-_PIECE_BYTES = 64
+# How much of the task's prompt a job keeps.
 MAX_PROMPT_CHARS = 2000
-_FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "progress",
-           "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since")
-_INTEGERS = ("seed", "counted_credits", "counted_spend")
 _last_id_value = 0
 _id_lock = threading.Lock()
 
@@ -124,18 +108,21 @@ class Job:
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
     notified_at: float | None = None
-    # Provenance (SPEC §3): the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
+    # Provenance: the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
     # goes), BFL's seed from the result, and BFL's price: credits and megapixels, each None if BFL never said.
     prompt: str | None = None
     seed: int | None = None
     cost_credits: float | None = None
     cost_input_mp: float | None = None
     cost_output_mp: float | None = None
-    # Usage bookkeeping (see ``fluxhook.usage``): the UTC day the job's counters live under (set when
+    # Usage bookkeeping (see ``fluxhook.credits.usage``): the UTC day the job's counters live under (set when
     # fluxhook submitted it), and the micro-credits counted there as its credits and as budget spend.
     usage_day: str | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
+    # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
+    # so the budget's check needs no read of the input.
+    input_size: str | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0
@@ -153,40 +140,9 @@ class Job:
         parts = {"credits": self.cost_credits, "input_mp": self.cost_input_mp, "output_mp": self.cost_output_mp}
         return parts if any(v is not None for v in parts.values()) else None
 
-    @classmethod
-    def from_hash(cls, data: dict[str, str]) -> "Job":
-        values: dict[str, Any] = {}
-        objects: dict[str, dict[str, Any]] = {name: {} for name in _OBJECTS}
-        pieces: dict[int, str] = {}
-        for name, raw in data.items():
-            owner = _object_of(name)
-            if owner is not None:
-                part = name[len(_OBJECTS[owner]):]
-                objects[owner][part] = _object_value(part, raw)
-            elif name.startswith(_PROMPT_PREFIX) and name[len(_PROMPT_PREFIX):].isdigit():
-                pieces[int(name[len(_PROMPT_PREFIX):])] = raw
-            elif name in _INTEGERS:
-                values[name] = int(raw) if raw else None
-            elif name in _JSON_FIELDS:
-                values[name] = json.loads(raw) if raw else None
-            elif name in COUNTERS:
-                values[name] = int(raw)
-            elif name == "ready_proven":
-                values[name] = raw != "0"
-            elif name in _FLOATS:
-                values[name] = float(raw) if raw else None
-            elif name in cls.__dataclass_fields__:
-                values[name] = raw or None
-        values["metadata"] = values.get("metadata") or {}
-        for owner, parts in objects.items():
-            values[owner] = parts or None
-        if pieces:
-            values["prompt"] = "".join(pieces[i] for i in sorted(pieces))
-        return cls(**values)
-
     def to_api(self, image_url: str | None = None, *, video_url: str | None = None, poster_url: str | None = None,
                draft_cache_url: str | None = None) -> dict:
-        """The job object of SPEC §3."""
+        """The job object, as the API shows it."""
         image = dict(self.image, url=image_url) if self.image else None
         video = dict(self.video, url=video_url, poster_url=poster_url) if self.video else None
         draft_cache = ({"url": draft_cache_url, "size": self.draft_cache.get("size"),
@@ -207,34 +163,12 @@ class Job:
             "attempts": {"webhooks": self.webhooks, "polls": self.polls, "downloads": self.downloads},
             "prompt": self.prompt,
             "seed": self.seed,
-            # Only while the task runs at BFL (SPEC §3).
+            # Only while the task runs at BFL.
             "progress": self.progress if self.status in (st.QUEUED, st.SUBMITTED) else None,
             "video": video,
             "draft_cache": draft_cache,
             "cost": self.cost(),
         }
-
-
-def encode_fields(fields: dict[str, Any]) -> list[str]:
-    """The record's fields as Redis hash field/value words."""
-    flat: list[str] = []
-    for name, value in fields.items():
-        if name in _OBJECTS:
-            for part, item in (value or {}).items():
-                flat += [_OBJECTS[name] + part, ("1" if item else "0") if isinstance(item, bool) else str(item)]
-            continue
-        if name == "prompt":
-            for number, piece in enumerate(_pieces(value or "")):
-                flat += [f"{_PROMPT_PREFIX}{number}", piece]
-            continue
-        if name in _JSON_FIELDS:
-            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
-        elif isinstance(value, bool):
-            value = "1" if value else "0"
-        elif value is None:
-            value = ""
-        flat += [name, str(value)]
-    return flat
 
 
 def prompt_of(task_input: dict | None) -> str | None:
@@ -243,46 +177,3 @@ def prompt_of(task_input: dict | None) -> str | None:
     if not isinstance(prompt, str) or not prompt:
         return None
     return prompt[:MAX_PROMPT_CHARS]
-
-
-def _pieces(text: str) -> list[str]:
-    """``text`` cut into pieces of at most ``_PIECE_BYTES`` bytes of UTF-8, never inside a character."""
-    pieces, piece, size = [], [], 0
-    for char in text:
-        width = len(char.encode("utf-8"))
-        if size + width > _PIECE_BYTES:
-            pieces.append("".join(piece))
-            piece, size = [], 0
-        piece.append(char)
-        size += width
-    if piece:
-        pieces.append("".join(piece))
-    return pieces
-
-
-def _object_of(field_name: str) -> str | None:
-    """Which object (image, video...) a record field belongs to, by its prefix; None for a field of its own."""
-    if field_name in BFL_URL_FIELDS:
-        return None
-    for name, prefix in _OBJECTS.items():
-        if field_name.startswith(prefix):
-            return name
-    return None
-
-
-def _object_value(part: str, raw: str) -> Any:
-    if part in _IMAGE_NUMBERS:
-        return int(raw)
-    if part in _OBJECT_FLOATS:
-        return float(raw)
-    if part in _OBJECT_BOOLEANS:
-        return raw == "1"
-    return raw
-
-
-def decode_hash(data: dict) -> dict[str, str]:
-    """A hash as redis-py returns it (bytes or str) as text."""
-    return {
-        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-        for k, v in data.items()
-    }

@@ -13,6 +13,8 @@ from typing import Any
 from fluxhook.errors import InvalidRequest
 
 MAX_DEPTH = 32
+# A long string's encoding is checked this many characters at a time, not copied whole.
+_SLICE = 1024 * 1024
 
 
 def _no_constants(name: str) -> Any:
@@ -49,7 +51,10 @@ def _check(value: Any, max_depth: int) -> None:
 
 
 def _valid_text(text: str) -> None:
+    if text.isascii():  # most of a large body (base64): checked without a copy
+        return
     try:
-        text.encode("utf-8")
+        for start in range(0, len(text), _SLICE):
+            text[start:start + _SLICE].encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest("the JSON holds a string that is not valid Unicode (a lone surrogate)") from None

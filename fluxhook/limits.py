@@ -1,4 +1,5 @@
-"""BFL's limits on tasks in flight: which pool a model's tasks count against, and each pool's limit (pure).
+"""BFL's limits (pure): how long one call to BFL may take, which model names it accepts, and which pool of
+tasks in flight a model's tasks count against, with each pool's limit.
 
 Every task counts toward ``BFL_MAX_ACTIVE``; a model named in ``BFL_MODEL_LIMITS`` also has a pool of
 its own with its own, smaller limit (BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
@@ -7,12 +8,19 @@ line, so a model waiting for its own limit never holds up the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import Protocol
 
-from fluxhook.bfl.client import CALL_BOUND
-
-if TYPE_CHECKING:
-    from fluxhook.config import Config
+# A call to BFL: (connect, read) timeouts, and attempts in all.
+TIMEOUT = (5, 20)
+ATTEMPTS = 3
+# Longer than one call can take with its retries (every attempt at its timeouts, and the pauses
+# between them). A job's check hold, a submission's lock and slot lease, and those tasks' timeouts
+# are this long: they outlast a call, and work cut off with its worker is still taken up again
+# within the two minutes the sweep promises.
+CALL_BOUND = 90
+# A model's name, as it appears in BFL's task URLs (``/v1/{model}``).
+MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"
@@ -37,7 +45,14 @@ def pool_for(model: str | None, model_limits: tuple[tuple[str, int], ...] = DEFA
     return model if model and any(model == named for named, _ in model_limits) else DEFAULT_POOL
 
 
-def pool_limit(config: "Config", pool: str) -> int:
+class Limits(Protocol):
+    """What ``pool_limit`` reads of a ``Config`` (which reads its defaults from here)."""
+
+    bfl_max_active: int
+    bfl_model_limits: tuple[tuple[str, int], ...]
+
+
+def pool_limit(config: Limits, pool: str) -> int:
     """How many of the pool's tasks may be in flight at once: never more than BFL_MAX_ACTIVE."""
     for model, limit in config.bfl_model_limits:
         if model == pool:

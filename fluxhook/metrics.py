@@ -72,11 +72,6 @@ def count(svc: "Services", name: str, **labels: str) -> None:
     record(svc, [counted(name, **labels)])
 
 
-def observe(svc: "Services", name: str, seconds: float, **labels: str) -> None:
-    """Record one observation of histogram ``name`` now."""
-    record(svc, [observed(name, seconds, **labels)])
-
-
 def record(svc: "Services", effects: Sequence[Effect]) -> None:
     """Record metrics (and timeline entries) now, in one round trip; a failure is logged, never raised."""
     try:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.exceptions import RedisError
 from rq import Worker
 
-HEARTBEAT_MAX_AGE = 60  # seconds: SPEC §3's "a worker heartbeat seen in the last 60 s"
+HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 

@@ -15,12 +15,12 @@ from rq import Queue
 
 from fluxhook.bfl.client import BFLClient
 from fluxhook.config import Config
-from fluxhook.net.http_client import HTTPClient
 from fluxhook.media.storage import Storage, storage_from_url
+from fluxhook.net.http_client import HTTPClient
 from fluxhook.store import Store
 from fluxhook.store.jobs import JobStore
+from fluxhook.store.queues import control_queue, task_queue
 from fluxhook.store.slots import Slots
-from fluxhook.tasks import control_queue, task_queue
 
 
 @dataclass

@@ -16,6 +16,9 @@ from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSe
 _WEBHOOK_URL_SALT = "fluxhook.webhook-url"
 _WEBHOOK_SECRET_SALT = "fluxhook.webhook-secret"
 _IMAGE_URL_SALT = "fluxhook.image-url"
+# The stored files a job may have, each with a link of its own: a token minted for one kind is
+# signed with another salt than every other kind's, so a poster's link never opens the video.
+FILE_KINDS = ("image", "video", "poster", "draft_cache")
 
 Keys = Union[str, Sequence[str]]
 
@@ -55,17 +58,35 @@ def job_webhook_secrets(secret_key: Keys, job_id: str) -> list[str]:
     return [job_webhook_secret(key, job_id) for key in reversed(_keys(secret_key))]
 
 
+def _file_salt(kind: str) -> str:
+    if kind not in FILE_KINDS:
+        raise ValueError(f"no signed link for {kind!r}")
+    # The image's salt is the one its links had before the other kinds had their own: they stay valid.
+    return _IMAGE_URL_SALT if kind == "image" else f"fluxhook.{kind}-url"
+
+
+def file_token(secret_key: Keys, job_id: str, kind: str) -> str:
+    """A timestamped token that lets anyone holding it fetch this job's ``kind`` file (one of FILE_KINDS), no other."""
+    return _serializer(tuple(_keys(secret_key)), _file_salt(kind), timed=True).dumps(job_id)
+
+
+def file_token_valid(secret_key: Keys, token: str, job_id: str, kind: str, max_age: int) -> bool:
+    """Whether ``token`` was minted for ``job_id``'s ``kind`` file within the last ``max_age`` seconds."""
+    try:
+        serializer = _serializer(tuple(_keys(secret_key)), _file_salt(kind), timed=True)
+        return serializer.loads(token, max_age=max_age) == job_id
+    except (BadSignature, UnicodeError, ValueError):
+        return False
+
+
 def image_token(secret_key: Keys, job_id: str) -> str:
-    """A timestamped token that lets anyone holding it fetch this job's image."""
-    return _serializer(tuple(_keys(secret_key)), _IMAGE_URL_SALT, timed=True).dumps(job_id)
+    """A signed link's token for the job's image."""
+    return file_token(secret_key, job_id, "image")
 
 
 def image_token_valid(secret_key: Keys, token: str, job_id: str, max_age: int) -> bool:
-    """Whether ``token`` was minted for ``job_id`` within the last ``max_age`` seconds."""
-    try:
-        return _serializer(tuple(_keys(secret_key)), _IMAGE_URL_SALT, timed=True).loads(token, max_age=max_age) == job_id
-    except (BadSignature, UnicodeError, ValueError):
-        return False
+    """Whether ``token`` opens ``job_id``'s image (minted within ``max_age`` seconds)."""
+    return file_token_valid(secret_key, token, job_id, "image", max_age)
 
 
 def job_webhook_url(public_base_url: str, secret_key: Keys, job_id: str) -> str:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import NamedTuple
 
-QUEUED, SUBMITTED, READY, STORED = "queued", "submitted", "ready", "stored"
-FAILED, MODERATED, EXPIRED = "failed", "moderated", "expired"
 
-STATUSES = (QUEUED, SUBMITTED, READY, STORED, FAILED, MODERATED, EXPIRED)
+class Status(StrEnum):
+    """A job's status, as the API shows it."""
+
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    READY = "ready"
+    STORED = "stored"
+    FAILED = "failed"
+    MODERATED = "moderated"
+    EXPIRED = "expired"
+
+
+# The statuses by name, for the rules below and their readers (``st.STORED``).
+QUEUED, SUBMITTED, READY, STORED = Status.QUEUED, Status.SUBMITTED, Status.READY, Status.STORED
+FAILED, MODERATED, EXPIRED = Status.FAILED, Status.MODERATED, Status.EXPIRED
+
+STATUSES = tuple(Status)
 TERMINAL = frozenset({STORED, FAILED, MODERATED, EXPIRED})
 ACTIVE = tuple(s for s in STATUSES if s not in TERMINAL)
 
@@ -87,7 +102,7 @@ def bfl_status_word(raw: str) -> str | None:
 
 
 def is_running(bfl_status: str) -> bool:
-    """Whether BFL's word means the task still runs: any word but Ready and the failure words (SPEC §4)."""
+    """Whether BFL's word means the task still runs: any word but Ready and the failure words."""
     return bfl_status != BFL_READY and bfl_status not in BFL_FAILURES
 
 

@@ -9,8 +9,21 @@ from flask import Flask
 from fluxhook.config import Config
 from fluxhook.services import Services, build_services
 
-from . import (bulkheads, dashboard, dashboard_session, errors, health, idempotency, jobs, media, openapi, requestlog,
-               usage, waiting, webhooks)
+from . import (
+    bulkheads,
+    dashboard,
+    dashboard_session,
+    errors,
+    health,
+    idempotency,
+    jobs,
+    media,
+    openapi,
+    requestlog,
+    usage,
+    waiting,
+    webhooks,
+)
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
 # or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 64 KiB.

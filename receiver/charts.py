@@ -100,7 +100,7 @@ def slots(count: int, plot: Box, *, gap: float = 0.25) -> list[tuple[float, floa
 def stacked(columns: Sequence[Column], series: Sequence[Series], scale: Scale, plot: Box) -> list[list[Rect]]:
     """Each column's bar, one segment per series with a value above 0, stacked bottom-up in ``series`` order."""
     bars = []
-    for column, (left, width) in zip(columns, slots(len(columns), plot)):
+    for column, (left, width) in zip(columns, slots(len(columns), plot), strict=False):
         segments, base = [], 0.0
         for kind in series:
             value = column.values.get(kind.key) or 0
@@ -116,7 +116,7 @@ def stacked(columns: Sequence[Column], series: Sequence[Series], scale: Scale, p
 def line_points(columns: Sequence[Column], key: str, scale: Scale, plot: Box) -> list[list[tuple[float, float]]]:
     """The ``key`` values as points at the middle of each column's slot, in runs broken where a value is None."""
     runs: list[list[tuple[float, float]]] = [[]]
-    for column, (left, width) in zip(columns, slots(len(columns), plot, gap=0)):
+    for column, (left, width) in zip(columns, slots(len(columns), plot, gap=0), strict=False):
         value = column.values.get(key)
         if value is None:
             if runs[-1]:
@@ -156,7 +156,7 @@ def _frame(width: float, height: float, label: str, scale: Scale, plot: Box, col
         parts.append(_tag("line", {"class_": "grid", "x1": plot.left, "x2": plot.left + plot.width, "y1": y, "y2": y}))
         parts.append(_tag("text", {"class_": "tick", "x": plot.left - 6, "y": y + 4, "text_anchor": "end"},
                           str(escape(tick_text(tick)))))
-    for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0)):
+    for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0), strict=False):
         if column.label:
             parts.append(_tag("text", {"class_": "tick", "x": left + slot / 2, "y": plot.bottom + 16,
                                        "text_anchor": "middle"}, str(escape(column.label))))
@@ -178,7 +178,7 @@ def bar_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str
     scale = nice_scale(highest, whole=whole)
     body = []
     for column, segments, (left, slot) in zip(columns, stacked(columns, series, scale, plot),
-                                               slots(len(columns), plot, gap=0)):
+                                               slots(len(columns), plot, gap=0), strict=False):
         total = sum(s.value for s in segments)
         parts = [_tag("title", {}, str(escape(column.title)))]
         # A transparent slot-wide rect, so the whole column shows the title on hover, empty or not.
@@ -209,7 +209,7 @@ def line_chart(columns: Sequence[Column], series: Sequence[Series], *, label: st
         parts += [_tag("circle", {"class_": f"dot {kind.css}", "cx": x, "cy": y, "r": 3.5})
                   for run in runs for x, y in run]
         body.append(_tag("g", {"class_": "series", "data_series": kind.key}, *parts))
-    for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0)):
+    for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0), strict=False):
         body.append(_tag("rect", {"class_": "hover", "x": left, "y": plot.top, "width": slot, "height": plot.height},
                          _tag("title", {}, str(escape(column.title)))))
     return _frame(width, height, label, scale, plot, columns, tick_text, body)

@@ -15,10 +15,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook import timeline, usage
 from fluxhook import transitions as st
+from fluxhook.credits import usage
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
+from fluxhook.lifecycle import timeline
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
@@ -124,7 +125,7 @@ def _listing() -> tuple[str | None, str | None, str | None, list[Job], str | Non
 
 
 def _counts() -> dict[str, int]:
-    counts = services().jobs.count_by_status()
+    counts = services().store.snapshot(time.time()).by_status
     return {"all": sum(counts.values()), **counts}
 
 

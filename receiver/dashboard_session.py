@@ -2,7 +2,9 @@
 
 The cookie never holds the API token, only a keyed fingerprint of it, so removing a token from
 API_TOKENS signs out every session opened with it. Each session carries its own CSRF token,
-which every form that changes something (sign-in, sign-out) must send back.
+which every form that changes something (sign-in, sign-out) must send back, and its own id:
+signing out records that id in Redis (``store.signed_out``) for as long as a cookie may live, so
+every copy of the cookie stops working at once, on every process.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import hmac
 import secrets
 
-from flask import session
+from flask import current_app, g, session
 from flask.sessions import SecureCookieSessionInterface
 
 from .context import services
@@ -42,11 +44,16 @@ def token_accepted(token: str) -> bool:
 
 
 def signed_in() -> bool:
-    """Whether this request's session was opened with a token API_TOKENS still lists."""
-    fingerprint = session.get("token")
-    if session.get("signed_in") is not True or not isinstance(fingerprint, str):
+    """Whether this request's session was opened with a token API_TOKENS still lists, and not signed out."""
+    fingerprint, session_id = session.get("token"), session.get("sid")
+    if session.get("signed_in") is not True or not isinstance(fingerprint, str) or not isinstance(session_id, str):
         return False
-    return sum(hmac.compare_digest(fingerprint, _fingerprint(t)) for t in services().config.api_tokens) > 0
+    if not sum(hmac.compare_digest(fingerprint, _fingerprint(t)) for t in services().config.api_tokens):
+        return False
+    # Asked of Redis once per request (a page asks several times).
+    if "session_ended" not in g:
+        g.session_ended = services().store.signed_out.ended(session_id)
+    return not g.session_ended
 
 
 def sign_in(token: str) -> None:
@@ -55,10 +62,17 @@ def sign_in(token: str) -> None:
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without use
     session["signed_in"] = True
     session["token"] = _fingerprint(token.strip())
+    session["sid"] = secrets.token_urlsafe(24)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
 def sign_out() -> None:
+    """End this session on the server (every copy of its cookie), then clear this copy."""
+    session_id = session.get("sid")
+    if isinstance(session_id, str):
+        lifetime = current_app.permanent_session_lifetime.total_seconds()
+        services().store.signed_out.end(session_id, int(lifetime) + 1)
+    g.session_ended = True
     session.clear()
 
 

@@ -95,7 +95,10 @@ def running(job: Job) -> str:
 def detail(config: Config, job: Job, events: list[dict]) -> dict:
     """Everything the job page shows."""
     image = job.image or job.video or {}
-    token = signing.image_token(config.secret_keys, job.id)
+
+    def link(kind: str) -> str:
+        return f"/v1/jobs/{job.id}/{kind}?token={signing.file_token(config.secret_keys, job.id, kind)}"
+
     return {
         **row(job),
         "bfl_id": job.bfl_id or "",
@@ -105,9 +108,9 @@ def detail(config: Config, job: Job, events: list[dict]) -> dict:
         "attempts": " · ".join(_count(n, word) for n, word in
                                 ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
         # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
-        "image_url": f"/v1/jobs/{job.id}/image?token={token}" if job.image and job.storage_key else None,
-        "video_url": f"/v1/jobs/{job.id}/video?token={token}" if job.video and job.storage_key else None,
-        "poster_url": f"/v1/jobs/{job.id}/poster?token={token}" if job.video and job.poster else None,
+        "image_url": link("image") if job.image and job.storage_key else None,
+        "video_url": link("video") if job.video and job.storage_key else None,
+        "poster_url": link("poster") if job.video and job.poster else None,
         "image_width": image.get("width"),
         "image_height": image.get("height"),
         "image_info": _image_info(image) if image else "",

@@ -1,8 +1,9 @@
-"""Every error leaves as ``{"error": {"code", "message"}}`` (SPEC §3), Flask's own included."""
+"""Every error leaves as ``{"error": {"code", "message"}}``, Flask's own included."""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 import redis
@@ -34,6 +35,9 @@ def init_app(app: Flask) -> None:
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"
+        retry_after = getattr(exc, "retry_after", None)
+        if exc.status == 429 and retry_after:
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         return response
 
     @app.errorhandler(HTTPException)

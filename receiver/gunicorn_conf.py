@@ -7,7 +7,8 @@ import os
 import socket
 import sys
 
-from gunicorn import glogging, util as gunicorn_util
+from gunicorn import glogging
+from gunicorn import util as gunicorn_util
 
 from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
 
@@ -97,7 +98,7 @@ def on_starting(server):
 
 
 # gunicorn answers the requests it refuses before the app sees them (a request line over 4094
-# bytes, headers too large, bytes that are not HTTP) with an HTML page; SPEC §3 wants every
+# bytes, headers too large, bytes that are not HTTP) with an HTML page; the API answers every
 # error as JSON. The codes follow the app's (receiver/errors.py); gunicorn's own message is not
 # echoed, since it can quote the request line, whose path may carry a webhook token.
 _REFUSALS = {
@@ -111,7 +112,7 @@ _REFUSALS = {
 
 
 def write_json_error(sock, status_int, reason, mesg):
-    """gunicorn's answer to a request it refuses or fails outside the app, as SPEC §3's JSON error."""
+    """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
     code, message = _REFUSALS.get(status_int, ("internal_error", "an unexpected error occurred"))
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from fluxhook import metrics as fm
 from fluxhook import readiness
-from fluxhook import usage
+from fluxhook.credits import usage
 
 from .context import services
 

@@ -8,20 +8,21 @@ from functools import wraps
 import redis
 from flask import Flask, Response, g, request
 
-from fluxhook import idempotency
-from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from fluxhook.store.idempotency import DONE, IN_USE, REUSED
-from fluxhook.waiting import MAX_WAIT
+from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
+from fluxhook.limits import CALL_BOUND
+from fluxhook.store.idempotency import DONE, FULL, IN_USE, MAX_KEYS_PER_CALLER, REUSED
+from receiver import idempotency_keys
+from receiver.prefer import MAX_WAIT
 
 from .context import services
+from .json_request import json_object
 
 log = logging.getLogger("fluxhook.idempotency")
 
 REPLAYED = "Idempotent-Replayed"
 # The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
-CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+KEY_CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
 
 
 def idempotent(view):
@@ -29,22 +30,28 @@ def idempotent(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(idempotency.HEADER)
+        key = request.headers.get(idempotency_keys.HEADER)
         if key is None:
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        claim = idempotency.claim(token, key, request.method, request.path, request.get_data())
-        first = services().store.idempotency.begin(claim, CLAIM_LEASE)
+        idempotency_keys.check_key(key)  # a bad key is refused before the body is read
+        claim = idempotency_keys.claim(token, key, request.method, request.path,
+                                       idempotency_keys.Parsed(json_object()))
+        first = services().store.idempotency.begin(claim, KEY_CLAIM_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
             replay.headers[REPLAYED] = "true"
             return replay
         if first.state == REUSED:
-            raise IdempotencyKeyReused(f"this {idempotency.HEADER} was first used with another request body "
+            raise IdempotencyKeyReused(f"this {idempotency_keys.HEADER} was first used with another request body "
                                        "or on another endpoint")
+        if first.state == FULL:
+            raise RateLimited(f"this token holds {MAX_KEYS_PER_CALLER} {idempotency_keys.HEADER}s kept "
+                              "for replay; retry after Retry-After seconds, or send the request without a key",
+                              retry_after=first.retry_after)
         if first.state == IN_USE:
-            raise IdempotencyKeyInUse(f"the first request with this {idempotency.HEADER} is still being handled; "
+            raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
                                       "retry shortly")
         g.idempotency_claim = (claim, first.ticket)
         return view(*args, **kwargs)
@@ -53,14 +60,15 @@ def idempotent(view):
 
 
 def init_app(app: Flask) -> None:
-    """Keep each claimed request's answer (errors included, but never a 5xx, which may be retried)."""
+    """Keep each claimed request's answer if it succeeded; give the key up otherwise (nothing was done,
+    or a 5xx may be retried), so that what one caller makes Redis keep grows only with its jobs."""
 
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_claim")
         if held is not None:
             claim, ticket = held
-            if response.status_code >= 500:
+            if not idempotency_keys.keeps(response.status_code):
                 services().store.idempotency.abandon(claim, ticket)
             elif not services().store.idempotency.finish(claim, ticket, response.status_code, response.get_data()):
                 log.warning("idempotency claim lapsed before the answer: it is not kept")

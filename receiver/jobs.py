@@ -11,26 +11,26 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import jsonbody, task_inputs
-from fluxhook.recovery import schedule
-from fluxhook.bfl import submission
+from fluxhook import schedule
 from fluxhook import transitions as st
-from fluxhook.bfl.client import MODEL
+from fluxhook.credits.price_bounds import request_size
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.job import Job, new_job_id
-from fluxhook.notifications import requested_url
-from fluxhook.bfl.kept_callbacks import apply_kept_callback
-from fluxhook.removal import remove_job
+from fluxhook.lifecycle import submitting, task_inputs
+from fluxhook.lifecycle.enqueueing import enqueue_submits
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.presenting import present
+from fluxhook.lifecycle.removal import remove_job
+from fluxhook.limits import MODEL, pool_for
 from fluxhook.services import Services
-from fluxhook.presenting import present
-from fluxhook.limits import pool_for
-from fluxhook.tasks import enqueue_submits
-from fluxhook.waiting import requested_wait
+from receiver.prefer import requested_wait
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent
+from .json_request import body_size, json_object
 from .media import authorized_job, storage_redirect
 from .waiting import waiters
 
@@ -48,15 +48,6 @@ def authenticate():
     # The image endpoint also admits a signed URL; it checks for itself.
     if request.endpoint != "jobs.image":
         require_bearer()
-
-
-def _body() -> dict:
-    if not request.is_json:
-        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
-    data = jsonbody.loads(request.get_data())
-    if not isinstance(data, dict):
-        raise InvalidRequest("the body must be a JSON object (Content-Type: application/json)")
-    return data
 
 
 def _metadata(data: dict) -> dict:
@@ -86,7 +77,7 @@ def _load(job_id: str) -> Job:
 @idempotent
 def create():
     """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
-    data = _body()
+    data = json_object()
     model, task_input = data.get("model"), data.get("input")
     if not isinstance(model, str) or not MODEL.fullmatch(model):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
@@ -101,10 +92,10 @@ def create():
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url)
-    submission.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
+    submitting.admit(svc, job)  # past BFL_DAILY_CREDIT_LIMIT: 402, and nothing is created
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
-    job = _create(svc, job, request.content_length or len(request.get_data()))
+    job = _create(svc, job, body_size())
     g.job_id = job.id
     if not svc.slots.acquire(job):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
@@ -116,7 +107,7 @@ def create():
             log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
             return _answer_after_wait(_load(job.id), 202)
         try:
-            submission.submit(svc, job, task_input)
+            submitting.submit(svc, job, task_input)
         except BFLError:
             # The task never reached BFL: leave nothing behind for the caller to clean up.
             svc.jobs.delete(job.id)
@@ -130,7 +121,9 @@ def _create(svc: Services, job: Job, size: int) -> Job:
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job
     try:
-        recorded = replace(job, input=task_inputs.keep(svc, job.id, job.input, size))
+        kept = task_inputs.keep(svc, job.id, job.input, size)
+        recorded = replace(job, input=kept,
+                           input_size=None if kept is not None else request_size(job.input or {}).encode())
         svc.jobs.create(recorded)
     except Exception:
         svc.store.usage.release(job.id)
@@ -144,7 +137,7 @@ def _create(svc: Services, job: Job, size: int) -> Job:
 @idempotent
 def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
-    data = _body()
+    data = json_object()
     bfl_id, polling_url, model = data.get("bfl_id"), data.get("polling_url"), data.get("model")
     if not isinstance(bfl_id, str) or not _BFL_ID.fullmatch(bfl_id):
         raise InvalidRequest("'bfl_id' must be BFL's task id (letters, digits, '-', '_', '.', ':')")
@@ -178,7 +171,7 @@ def show(job_id: str):
 
 
 def _answer_after_wait(job: Job, status: int):
-    """The job, once it is terminal if the request prefers to wait (SPEC §3, ``Prefer: wait``)."""
+    """The job, once it is terminal if the request prefers to wait (``Prefer: wait``)."""
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
@@ -216,7 +209,7 @@ def index():
 def image(job_id: str):
     """The stored image, for a bearer token or a signed ``image.url``."""
     svc = services()
-    job = authorized_job(job_id, "image.url")
+    job = authorized_job(job_id, "image", "image.url")
     if not job.image or not job.storage_key:
         if job.terminal:
             raise Gone(f"job ended {job.status} without an image")

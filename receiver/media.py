@@ -1,4 +1,4 @@
-"""A job's stored video, its poster frame and its draft cache (SPEC §3): ``GET /v1/jobs/{id}/video``,
+"""A job's stored video, its poster frame and its draft cache: ``GET /v1/jobs/{id}/video``,
 ``/poster`` and ``/draft_cache``, with byte ranges (so a ``<video>`` tag can seek), ETags, and the job's
 signed URLs. The file is streamed in pieces from the store: memory never grows with its size."""
 
@@ -14,9 +14,9 @@ from werkzeug.wsgi import ClosingIterator
 from fluxhook import signing
 from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.job import Job
-from fluxhook.transitions import STORED
-from fluxhook.media import draft_caches
+from fluxhook.lifecycle import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
+from fluxhook.transitions import STORED
 
 from .auth import bearer_token_valid
 from .context import services
@@ -27,15 +27,16 @@ bp = Blueprint("media", __name__, url_prefix="/v1")
 # and a <video> tag keeps reading from it while it plays.
 STORAGE_URL_MAX_SECONDS = 3600
 _PIECE = 256 * 1024
+_LINKS = {"video": "video.url", "poster": "video.poster_url", "draft_cache": "draft_cache.url"}
 _NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "the draft cache"}
 
 
-def authorized_job(job_id: str, link: str = "URL") -> Job:
-    """The job whose stored file is asked for, with a bearer token or the job's signed ``link``."""
+def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
+    """The job whose ``kind`` file is asked for, with a bearer token or the signed ``link`` of that very file."""
     svc = services()
     token = request.args.get("token")
-    if not bearer_token_valid() and not (token and signing.image_token_valid(
-            svc.config.secret_keys, token, job_id, svc.config.image_url_ttl_seconds)):
+    if not bearer_token_valid() and not (token and signing.file_token_valid(
+            svc.config.secret_keys, token, job_id, kind, svc.config.image_url_ttl_seconds)):
         raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
     job = svc.jobs.get(job_id)
     if job is None:
@@ -64,7 +65,7 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
 @bp.get("/jobs/<job_id>/draft_cache", defaults={"name": "draft_cache"})
 def stored_file(job_id: str, name: str):
     """The job's stored video, poster frame or draft cache, whole or a byte range."""
-    job = authorized_job(job_id)
+    job = authorized_job(job_id, name, _LINKS[name])
     key, content_type, size, etag = _file_of(job, name)
     if not is_resource_modified(request.environ, etag=etag):
         response = Response(status=304)

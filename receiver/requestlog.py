@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 import random
+import time
 
 from flask import Flask, g, request
 

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, request
 
-from fluxhook.usage import usage_report
+from fluxhook.credits.usage import usage_report
 
 from .auth import require_bearer
 from .context import services

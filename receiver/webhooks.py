@@ -1,4 +1,4 @@
-"""BFL's callbacks: verify, record, enqueue, answer in milliseconds (SPEC §4)."""
+"""BFL's callbacks: verify, record, enqueue, answer in milliseconds."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import logging
 
 from flask import Blueprint, g, request
 
-from fluxhook import timeline
-from fluxhook import metrics
-from fluxhook import signing
+from fluxhook import metrics, signing
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
-from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
-from fluxhook.bfl.kept_callbacks import keep_callback, keep_early_callback
-from fluxhook.bfl.apply import apply_report
-from fluxhook.outcomes import DUPLICATE, GONE, NOT_SUBMITTED, OTHER_TASK
 from fluxhook.bfl.verification import verify_callback
+from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.outcomes import Outcome
 
 from .context import services
 
@@ -51,39 +50,34 @@ def _raw_body() -> bytes:
     return body
 
 
-def _notes(job_id: str, report: BFLReport):
-    """What an applied callback records: its timeline entry and its count, by outcome."""
+def _accepted(outcome: Outcome) -> str:
+    """How an applied callback is counted: a duplicate, or accepted."""
+    return "duplicate" if outcome == Outcome.DUPLICATE else "accepted"
 
-    def notes(outcome: str):
-        accepted = "duplicate" if outcome == DUPLICATE else "accepted"
-        g.callback_outcome = accepted
-        g.callback_counted = True
-        return [timeline.entry(job_id, "callback", outcome=accepted, bfl_status=report.status, result=outcome),
-                metrics.counted("fluxhook_callbacks", outcome=accepted, reason="")]
+
+def _notes(job_id: str, report: BFLReport):
+    """What an applied callback records with its report, in the same step: its timeline entry and its count."""
+
+    def notes(outcome: Outcome):
+        return [timeline.entry(job_id, "callback", outcome=_accepted(outcome), bfl_status=report.status,
+                               result=outcome),
+                metrics.counted("fluxhook_callbacks", outcome=_accepted(outcome), reason="")]
     return notes
 
 
-def _apply(job_id: str, report: BFLReport, proven: bool) -> str:
-    """Apply a callback's report to the job; the outcome word (GONE, OTHER_TASK... when it was not applied)."""
+def _apply(job_id: str, report: BFLReport, proven: bool) -> Outcome:
+    """Apply a callback's report to the job; the outcome (not ``applied``: GONE, OTHER_TASK, NOT_SUBMITTED)."""
     g.job_id = job_id
-    try:
-        outcome = apply_report(services(), job_id, report, source="webhook", confirmed=False, proven=proven,
-                               expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
-    except BaseException:
-        _not_applied()
-        raise
-    if outcome in (GONE, NOT_SUBMITTED, OTHER_TASK):
-        _not_applied()
+    outcome = apply_report(services(), job_id, report, source="webhook", confirmed=False, proven=proven,
+                           expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
+    if outcome.applied:
+        # Counted already, by the notes recorded with the report: count_callback must not count it again.
+        g.callback_outcome = _accepted(outcome)
+        g.callback_counted = True
     return outcome
 
 
-def _not_applied() -> None:
-    """The callback is counted by what the view answers, not as the outcome its notes were made for."""
-    g.callback_counted = False
-    g.pop("callback_outcome", None)
-
-
-def _answer(job_id: str, report: BFLReport, outcome: str):
+def _answer(job_id: str, report: BFLReport, outcome: Outcome):
     # Said in the request's one log line, not a second one: at callback rates, log lines cost.
     g.log_detail = {"bfl_id": report.bfl_id, "bfl_status": report.status, "outcome": outcome}
     return {"ok": True, "job_id": job_id, "outcome": outcome}, 200
@@ -127,17 +121,17 @@ def job_callback(token: str):
                                  required=svc.config.webhook_require_secret)
     except Unauthorized as exc:
         if svc.jobs.get(job_id) is None:
-            raise Gone("this job no longer exists")
+            raise Gone("this job no longer exists") from None
         g.job_id = job_id
         _refuse("bad_secret", exc)
     g.job_id = job_id
     report = parse_callback(body)
     outcome = _apply(job_id, report, proven)
-    if outcome == GONE:
+    if outcome == Outcome.GONE:
         raise Gone("this job no longer exists")
-    if outcome == NOT_SUBMITTED:
+    if outcome == Outcome.NOT_SUBMITTED:
         return _keep_until_submitted(job_id, report, body, proven)
-    if outcome == OTHER_TASK:
+    if outcome == Outcome.OTHER_TASK:
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
     return _answer(job_id, report, outcome)
 
@@ -153,8 +147,8 @@ def static_callback():
         _refuse("bad_secret", exc)
     report = parse_callback(body)
     job = svc.jobs.get_by_bfl_id(report.bfl_id)
-    outcome = GONE if job is None else _apply(job.id, report, proven=True)
-    if outcome == GONE:  # not tracked (yet): kept for when it is
+    outcome = Outcome.GONE if job is None else _apply(job.id, report, proven=True)
+    if outcome == Outcome.GONE:  # not tracked (yet): kept for when it is
         outcome = keep_callback(svc, report.bfl_id, body)
         g.callback_outcome = "kept"
         log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})

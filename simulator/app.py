@@ -6,8 +6,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from . import api, control, delivery
-from .settings import SimSettings
 from .errors import Rejected
+from .settings import SimSettings
 from .state import Simulator
 
 

@@ -27,7 +27,7 @@ def _gradient(task_id: str, size: tuple[int, int]) -> Image.Image:
     # Build one row, then stretch: cheap even for large sizes.
     row = Image.new("RGB", (width, 1))
     row.putdata(
-        [tuple(int(s + (e - s) * x / max(width - 1, 1)) for s, e in zip(start, end)) for x in range(width)]
+        [tuple(int(s + (e - s) * x / max(width - 1, 1)) for s, e in zip(start, end, strict=False)) for x in range(width)]
     )
     return row.resize(size)
 

@@ -12,11 +12,11 @@ from . import pricing
 from .callbacks import CallbackSender, encode_body
 from .errors import Rejected
 from .images import ImageCache
-from .videos import VideoCache, draft_bundle
 from .settings import OUTCOMES, SimSettings, validate_updates
 from .signing import UrlSigner
 from .stats import Stats
 from .tasks import STATUS_BY_OUTCOME, CallbackAttempt, Task, new_task, validate_submission
+from .videos import VideoCache, draft_bundle
 
 KONTEXT_MAX = "flux-kontext-max"
 VIDEO = "video"

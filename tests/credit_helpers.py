@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
+from pathlib import Path
+from typing import Iterator
 
 from fluxhook import transitions as st
-from fluxhook.bfl import submission
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.storing import download_and_store
 from fluxhook.limits import pool_for
-from fluxhook.media.download import download_and_store
 from helpers import wait_sim_ready
+
+
+@contextlib.contextmanager
+def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int, limit: float) -> Iterator[tuple]:
+    """The Procfile's processes (gunicorn's two web workers) with ``BFL_DAILY_CREDIT_LIMIT`` = ``limit`` on Redis
+    database ``db``, and another web process beside them in this test process: (the stack, that one's API)."""
+    import redis
+    from werkzeug.serving import make_server
+
+    from conftest import API, service_env
+    from devtools.processes import free_port
+    from devtools.stack import Stack
+    from fluxhook.config import Config
+    from receiver import create_app
+
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, spy_port, free_port(),
+                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(limit)))
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    running = Stack(env=env, var_dir=var_dir)
+    running.start()
+    port = free_port()
+    server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(env, PORT=str(port)))), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield running, API(f"http://127.0.0.1:{port}")
+    finally:
+        server.shutdown()
+        running.stop()
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
 def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
@@ -19,10 +56,10 @@ def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt, **fields},
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now)
-    submission.admit(svc, job)
+    submitting.admit(svc, job)
     svc.jobs.create(job)
     assert svc.slots.acquire(job)
-    submission.submit(svc, job)
+    submitting.submit(svc, job)
     return svc.jobs.get(job.id)
 
 

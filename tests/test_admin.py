@@ -12,15 +12,15 @@ import sys
 import pytest
 import requests
 
+from conftest import API_TOKEN, SECRET_KEY
+from devtools import settings_file
 from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY
-from fluxhook import admin, cli
 from fluxhook.bfl.client import BFLClient
+from fluxhook.cli import dev_run, operator_commands
 from fluxhook.config import Config
 from fluxhook.errors import BFLAuthFailed, BFLUnavailable
 from fluxhook.net.http_client import HTTPClient
-
-from conftest import API_TOKEN, SECRET_KEY
 
 NO_DEV_RUN = ROOT / "var" / "no-such-dev-run"
 
@@ -75,7 +75,7 @@ def test_sweep_without_redis_exits_3(stack):
 
 
 def test_sweep_summary():
-    assert admin.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
+    assert operator_commands.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
         "swept: 2 due (a check queued for each), 0 dispatched (queued jobs given a free BFL slot), 1 notifications")
 
 
@@ -129,7 +129,7 @@ def test_doctor_without_any_settings_says_where_it_looked(tmp_path):
     code, checks, output = _doctor(bare_env(FLUXHOOK_VAR=str(tmp_path)))
     assert code == 1, output
     assert checks["settings"] == [f"warn the environment sets none of REDIS_URL, SECRET_KEY, API_TOKENS, and no "
-                                  f"make run is running: its settings would be in {tmp_path / cli.DEV_RUN_FILE}"]
+                                  f"make run is running: its settings would be in {tmp_path / dev_run.DEV_RUN_FILE}"]
     assert "FAIL REDIS_URL: is required but not set" in checks["config"]
 
 
@@ -137,38 +137,38 @@ def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
     # Checked without the network: the BFL check itself would contact api.bfl.ai.
     config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": "key", "SECRET_KEY": "x" * 32,
                               "API_TOKENS": "token-123456", "PUBLIC_BASE_URL": "http://localhost:8000"})
-    lines = [admin.check_line(check) for check in admin.config_checks(config)]
+    lines = [operator_commands.check_line(check) for check in operator_commands.config_checks(config)]
     assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
     assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
-    assert admin.format_credits(1e6) == "1,000,000" and admin.format_credits(12.5) == "12.50"
+    assert operator_commands.format_credits(1e6) == "1,000,000" and operator_commands.format_credits(12.5) == "12.50"
 
 
 # --- a running make run's settings -----------------------------------------------------------------------
 
 def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):
-    cli.write_dev_run(tmp_path / cli.DEV_RUN_FILE, {"REDIS_URL": "redis://127.0.0.1:7000/0", "SECRET_KEY": "dev-key",
-                                                    "API_TOKENS": "dev-token", "PORT": "8123"})
-    found = admin.service_settings({"FLUXHOOK_VAR": str(tmp_path), "PORT": "9000", "LOG_LEVEL": " "})
-    assert found.dev_run == tmp_path / cli.DEV_RUN_FILE
+    settings_file.write_dev_run(tmp_path / dev_run.DEV_RUN_FILE, {
+        "REDIS_URL": "redis://127.0.0.1:7000/0", "SECRET_KEY": "dev-key", "API_TOKENS": "dev-token", "PORT": "8123"})
+    found = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "PORT": "9000", "LOG_LEVEL": " "})
+    assert found.dev_run == tmp_path / dev_run.DEV_RUN_FILE
     assert found.values["REDIS_URL"] == "redis://127.0.0.1:7000/0" and found.values["SECRET_KEY"] == "dev-key"
     assert found.values["PORT"] == "9000"  # the environment's own value wins
     assert "LOG_LEVEL" not in found.values and str(found.dev_run) in found.source()
     assert "dev-key" not in found.source() and "dev-token" not in found.source()
 
     # An environment with settings of its own is never completed from a dev run's file.
-    own = admin.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0"})
+    own = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0"})
     assert own.dev_run is None and "SECRET_KEY" not in own.values and own.source() == "from the environment"
-    assert admin.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none")}).dev_run is None
+    assert operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none")}).dev_run is None
 
 
 def test_sweep_uses_the_dev_runs_settings_and_says_so(stack, tmp_path):
     settings = {name: stack.env[name] for name in ("REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY",
                                                    "BFL_API_BASE", "STORAGE_URL", "PORT")}
-    cli.write_dev_run(tmp_path / cli.DEV_RUN_FILE, settings)
+    settings_file.write_dev_run(tmp_path / dev_run.DEV_RUN_FILE, settings)
     result = run_cli("sweep", env=bare_env(FLUXHOOK_VAR=str(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("swept: ")
-    assert f"settings from {tmp_path / cli.DEV_RUN_FILE}" in result.stderr
+    assert f"settings from {tmp_path / dev_run.DEV_RUN_FILE}" in result.stderr
     assert all(settings[name] not in result.stderr for name in ("SECRET_KEY", "API_TOKENS", "BFL_API_KEY"))
 
 
@@ -179,7 +179,7 @@ def test_doctor_and_list_find_a_running_make_run(tmp_path):
     env.update(FLUXHOOK_VAR=str(var), PORT=str(free_port()))
     run = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    settings_file = var / cli.DEV_RUN_FILE
+    settings_file = var / dev_run.DEV_RUN_FILE
     try:
         output = []
         for line in run.stdout:
@@ -189,7 +189,7 @@ def test_doctor_and_list_find_a_running_make_run(tmp_path):
         assert settings_file.exists(), "".join(output)
         assert f"settings for the fluxhook command (fluxhook doctor, fluxhook list): {settings_file}" in "".join(output)
         assert settings_file.stat().st_mode & 0o777 == 0o600
-        written = cli.read_dev_run(settings_file)
+        written = dev_run.read_dev_run(settings_file)
         assert {"REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY", "BFL_API_BASE", "STORAGE_URL",
                 "FLUXHOOK_URL"} <= set(written)
         assert "PATH" not in written  # the service's settings, not the whole environment

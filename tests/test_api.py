@@ -70,15 +70,16 @@ def test_bfl_validation_error_is_a_400_and_leaves_no_job(api, sim):
 def test_no_credits_is_a_402_and_leaves_no_job(api, sim):
     sim.settings(credits=0)
     before = _newest_ids(api)
-    assert _error(api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}}), 402)["code"] == "insufficient_credits"
+    answer = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}})
+    assert _error(answer, 402)["code"] == "insufficient_credits"
     assert _newest_ids(api) == before
 
 
 def test_bfl_unreachable_is_a_502(redis_server, simulator, spy, tmp_path):
+    from conftest import service_env
     from devtools.processes import free_port
     from fluxhook.config import Config
     from receiver import create_app
-    from conftest import service_env
 
     env = service_env(redis_server, simulator, spy.port, 8000, BFL_API_BASE=f"http://127.0.0.1:{free_port()}",
                       STORAGE_URL=f"file://{tmp_path}")

@@ -23,7 +23,7 @@ def test_backoff_delays_grow_until_the_cap():
     schedule = backoff_schedule(10, base=1.0, cap=1000.0, rng=rng)
     assert len(schedule) == 10
     # with half jitter, retry n+2 is always longer than retry n (its floor is the other's ceiling)
-    for earlier, later in zip(schedule, schedule[2:]):
+    for earlier, later in zip(schedule, schedule[2:], strict=False):
         assert later >= earlier
     assert schedule[-1] >= 256  # 2**9 / 2
 

@@ -62,7 +62,7 @@ def test_work_permits_go_to_requests_in_the_order_they_came():
     for n in range(5):
         threads.append(threading.Thread(target=worker, args=(n,)))
         threads[-1].start()
-        wait_until(lambda: len(permits._line) == n + 1, timeout=5, message=f"request {n} in line")
+        wait_until(lambda n=n: len(permits._line) == n + 1, timeout=5, message=f"request {n} in line")
     assert order == []
     permits.release()
     for thread in threads:

@@ -13,9 +13,9 @@ from devtools.processes import wait_until
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.job import Job, new_job_id
-from fluxhook.store.jobs import JobStore
-from fluxhook.bfl.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.services import build_services
+from fluxhook.store.jobs import JobStore
 
 
 def test_an_unproven_ready_with_a_refused_url_cannot_end_a_running_job(api, sim, unlisted_spy):

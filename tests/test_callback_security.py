@@ -26,8 +26,17 @@ from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
 from fluxhook.store.jobs import JobStore
 from helpers import (
-    OTHER_KEY, assert_error, hmac_hex, job_ids, nested, secret_of, send_raw, serve_png, snapshot,
-    web_worker_pids, webhook_url,
+    OTHER_KEY,
+    assert_error,
+    hmac_hex,
+    job_ids,
+    nested,
+    secret_of,
+    send_raw,
+    serve_png,
+    snapshot,
+    web_worker_pids,
+    webhook_url,
 )
 
 MAX_CALLBACK_BYTES = 64 * 1024

@@ -12,16 +12,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
+from conftest import API_TOKEN
 from devtools.processes import ROOT, free_port
 from fluxhook import client as fc
 from fluxhook import transitions
-
-from conftest import API_TOKEN
-
 
 # --- a scripted server ------------------------------------------------------------------------------
 
@@ -308,7 +305,7 @@ def test_wait_paces_its_gets_when_the_server_does_not_hold_them(scripted):
     assert job.status == "stored" and updates == [("submitted", None)] * 3
     assert all(seen.headers["Prefer"].startswith("wait=") for seen in scripted.seen)
     assert 1 <= int(scripted.seen[0].headers["Prefer"].removeprefix("wait=")) <= 20
-    gaps = [b.at - a.at for a, b in zip(scripted.seen, scripted.seen[1:])]
+    gaps = [b.at - a.at for a, b in zip(scripted.seen, scripted.seen[1:], strict=False)]
     assert min(gaps) >= fc.FIRST_PAUSE * 0.9
 
 
@@ -386,9 +383,9 @@ def test_the_module_loads_without_the_service():
 def test_job_reads_as_attributes_and_stays_a_dict():
     job = fc.Job(job_body(status="stored", image={"sha256": "ab"}))
     assert (job.id, job.status, job.image["sha256"]) == ("job_1", "stored", "ab") and job.terminal
-    assert job.video is None and job.cost is None  # SPEC fields this answer lacks
+    assert job.video is None and job.cost is None  # job fields this answer lacks
     with pytest.raises(AttributeError):
-        job.colour
+        _ = job.colour
     assert json.loads(json.dumps(job)) == dict(job)
     assert fc.STATUSES == transitions.STATUSES and fc.TERMINAL == transitions.TERMINAL
 

@@ -1,4 +1,4 @@
-"""Configuration (SPEC §2): defaults, validation with one line per bad variable, no secrets in
+"""Configuration: defaults, validation with one line per bad variable, no secrets in
 reprs, and the two Procfile commands stopping by themselves on a bad environment.
 
 Pure tests, apart from two short subprocesses that exit before touching Redis or the network.
@@ -28,7 +28,7 @@ MINIMAL = {
     "API_TOKENS": "token-aaaaaaaa",
 }
 
-SPEC_VARIABLES = (
+DOCUMENTED_VARIABLES = (
     "REDIS_URL", "BFL_API_KEY", "BFL_API_BASE", "BFL_WEBHOOK_SECRET", "WEBHOOK_REQUIRE_SECRET",
     "PUBLIC_BASE_URL", "SECRET_KEY", "API_TOKENS", "STORAGE_URL", "RESULT_HOST_ALLOWLIST",
     "API_HOST_ALLOWLIST", "CALLBACK_GRACE_SECONDS", "BFL_MAX_ACTIVE", "MAX_IMAGE_BYTES",
@@ -162,7 +162,7 @@ def test_redis_url_schemes(url):
 
 
 def test_from_env_without_argument_reads_os_environ(monkeypatch):
-    for name in SPEC_VARIABLES:
+    for name in DOCUMENTED_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in MINIMAL.items():
         monkeypatch.setenv(name, value)
@@ -447,7 +447,7 @@ def test_a_localhost_public_url_with_bfl_itself_is_warned_about():
     assert Config.from_env({**base, "BFL_API_BASE": "http://127.0.0.1:8900"}).warnings() == []
 
 
-# SPEC §2 sets no minimum length and does not require BFL_API_KEY outside the dev run: such
+# No minimum length is required, nor BFL_API_KEY outside the dev run: such
 # settings start, and say at start what is weak about them.
 @pytest.mark.parametrize(("changes", "warned"), [
     ({"BFL_API_KEY": None}, "BFL_API_KEY is not set"),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from fluxhook.costs import MAX_CREDITS, Cost, parse_cost, result_cost
+from fluxhook.bfl.costs import MAX_CREDITS, Cost, parse_cost, result_cost
 
 
 def test_a_submission_answer_gives_credits_and_megapixels():

@@ -17,14 +17,15 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from PIL import Image
 from rq.exceptions import NoSuchJobError
-from rq.job import Job as RQJob, JobStatus
+from rq.job import Job as RQJob
+from rq.job import JobStatus
 
 from conftest import API_TOKEN, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
-from fluxhook import timeline
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.enqueueing import thumbnail_task_id
 from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
-from fluxhook.tasks import thumbnail_task_id
 from fluxhook.store.keys import KEYS
 from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
 
@@ -393,6 +394,27 @@ def test_the_timeline_is_capped_and_expires_with_the_job(stack, api):
     wait_until(lambda: timeline.recent(TimelineStore(connection), job["id"]), message="the submission event")
     ttl = connection.ttl(KEYS.timeline(job["id"]))
     assert 30 * 86400 < ttl <= 32 * 86400  # JOB_RETENTION_DAYS (30) + 2, like the record
-    for n in range(TIMELINE_CAP + 20):
+    for _ in range(TIMELINE_CAP + 20):
         assert api.callback(job["id"], {"id": job["bfl_id"], "status": "Pending"}).status_code == 200
     assert connection.llen(KEYS.timeline(job["id"])) == TIMELINE_CAP
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_the_cookie(stack, browser):
+    base = stack.base_url
+    copied = browser.cookies.get(COOKIE)
+    assert session_data(copied).get("sid")
+    thief = requests.Session()
+    thief.cookies.set(COOKIE, copied)
+    assert thief.get(base + "/", allow_redirects=False, timeout=10).status_code == 200
+    token = csrf_of(browser.get(base + "/", timeout=10).text)
+    assert browser.post(base + "/signout", data={"csrf_token": token}, allow_redirects=False,
+                        timeout=10).status_code == 303
+    # The copy taken before sign-out is still validly signed, and refused on every web process.
+    for _ in range(4):
+        assert thief.get(base + "/", allow_redirects=False, timeout=10).status_code == 302
+        assert thief.get(base + "/live/jobs", allow_redirects=False, timeout=10).status_code == 401
+    # Signing in again opens a new session, which works.
+    again, answer = sign_in(base)
+    assert answer.status_code == 303
+    assert again.get(base + "/", allow_redirects=False, timeout=10).status_code == 200
+    assert session_data(again.cookies.get(COOKIE))["sid"] != session_data(copied)["sid"]

@@ -23,7 +23,7 @@ DEPLOY = ROOT / "deploy"
 DEPLOY_README = DEPLOY / "README.md"
 
 # Variables with a default that only suits a laptop: a deployment must set them even though
-# the configuration does not refuse to start without them (SPEC §2: PUBLIC_BASE_URL defaults
+# the configuration does not refuse to start without them (PUBLIC_BASE_URL defaults
 # to localhost, STORAGE_URL to a local directory; BFL_WEBHOOK_SECRET is the static URL's secret;
 # BFL_API_KEY may be unset outside the dev run, but then BFL refuses every submission).
 DEPLOY_ALSO_REQUIRED = {"PUBLIC_BASE_URL", "STORAGE_URL", "BFL_WEBHOOK_SECRET", "BFL_API_KEY"}
@@ -89,7 +89,7 @@ DEPLOY_REQUIRED = README_REQUIRED | config_required() | DEPLOY_ALSO_REQUIRED
 
 
 def test_sources_of_truth_agree():
-    """The README's required variables are the ones config.py requires, and the deploy set holds SPEC's."""
+    """The README's required variables are the ones config.py requires, and the deploy set holds the required ones."""
     assert config_required() <= README_REQUIRED, "config.py requires a variable the README calls optional"
     assert {"REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY", "PUBLIC_BASE_URL", "STORAGE_URL",
             "BFL_WEBHOOK_SECRET"} <= DEPLOY_REQUIRED
@@ -502,7 +502,7 @@ def test_fly_has_every_required_variable():
 def readme_sections() -> dict[str, str]:
     text = DEPLOY_README.read_text()
     parts = re.split(r"^## (.+)$", text, flags=re.M)
-    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2])}
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2], strict=False)}
 
 
 @pytest.mark.parametrize("platform", ["Docker Compose", "Heroku", "Render", "Fly.io"])

@@ -1,4 +1,4 @@
-"""Downloading and storing result images (SPEC §5), and serving them, through the Procfile's processes.
+"""Downloading and storing result images, and serving them, through the Procfile's processes.
 
 Each test submits a ``[pending]`` job, sends a Ready callback whose ``result.sample`` is the
 URL under test, and waits for the job's terminal status.
@@ -20,13 +20,13 @@ import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 from rq import Worker
-from rq.job import Job as RQJob, JobStatus
+from rq.job import Job as RQJob
+from rq.job import JobStatus
 
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook import signing
 from fluxhook.store.keys import KEYS
-
 
 # -- helpers ----------------------------------------------------------------
 

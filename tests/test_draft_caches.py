@@ -1,4 +1,4 @@
-"""Draft caches (SPEC §3, §4, §5): ``result.draft_cache`` is downloaded by a task of its own once the sample is
+"""Draft caches: ``result.draft_cache`` is downloaded by a task of its own once the sample is
 stored, with the same safety rules, the video size limit and retries within its URL's life, served from
 ``/draft_cache``, listed in the job; one that cannot be had fails nothing and says why on the job's
 timeline. Through the Procfile's processes, the simulator and spy hosts."""
@@ -12,16 +12,15 @@ from pathlib import Path
 
 import redis
 import requests
-
 from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
-from fluxhook import timeline
 from fluxhook.job import Job
-from fluxhook.media import draft_caches, lifetimes
+from fluxhook.lifecycle import draft_caches, timeline
+from fluxhook.lifecycle.enqueueing import draft_cache_task_id
+from fluxhook.media import lifetimes
 from fluxhook.store.timeline import TimelineStore
-from fluxhook.tasks import draft_cache_task_id
 from helpers import assert_error
 from mp4_samples import make_mp4
 

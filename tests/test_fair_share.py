@@ -16,19 +16,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from fair_model import FairModel
 from devtools.processes import wait_until
+from fair_model import FairModel
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle.enqueueing import SUBMIT_TASK
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
 from fluxhook.owners import ADMIN, owner_of
+from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.services import build_services
 from fluxhook.store.slots import Slots
-from fluxhook.tasks import SUBMIT_TASK
 from helpers import commands_during
+
 # The slot tests' database, store and config (their fixtures, used here by name).
 from test_slots import _config, _url, connection, store  # noqa: F401
 from worker import handout

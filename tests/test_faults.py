@@ -1,4 +1,4 @@
-"""Faults fluxhook must survive (SPEC §5, §7): killed and stopped processes, a Redis restart, a
+"""Faults fluxhook must survive: killed and stopped processes, a Redis restart, a
 misbehaving BFL. Each test runs its own Redis (AOF on) and the Procfile's processes."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rq import Worker
 from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook.store.keys import KEYS
 
 
@@ -97,7 +97,7 @@ def test_worker_killed_mid_download_recovers_every_job(faults, sim):
     # RQ declares the killed task abandoned ~70 s after its last heartbeat and retries it.
     for job in jobs:
         assert api.wait_for(job["id"], timeout=150)["status"] == "stored"
-    assert time.monotonic() - started < 120  # SPEC §7: within two minutes of a worker running again
+    assert time.monotonic() - started < 120  # within two minutes of a worker running again
     # The download that was cut off was made again.
     assert any(api.job(j["id"])["attempts"]["downloads"] >= 2 for j in jobs)
     _stored_exactly_once(api, sim, jobs, faults)
@@ -136,7 +136,7 @@ def test_worker_killed_mid_poll_polls_again_within_two_minutes(faults_polling_vi
 
     done = api.wait_for(job["id"], timeout=150)
     assert done["status"] == "stored" and done["source"] == "poll", done
-    assert time.monotonic() - started < 120  # SPEC §7: within two minutes of a worker running again
+    assert time.monotonic() - started < 120  # within two minutes of a worker running again
     assert spy.hits.count(path) >= 2
 
 

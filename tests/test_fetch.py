@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from fluxhook.errors import NotAnImage
+from fluxhook.errors import InvalidResult
 from fluxhook.media.fetch import identify
 
 
@@ -39,7 +39,7 @@ def test_identify_accepted_formats(fmt, size, content_type, extension):
 @pytest.mark.parametrize(("fmt", "mode"), [("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("ICO", "RGB")])
 def test_identify_refuses_other_formats(fmt, mode):
     file = io.BytesIO(image_bytes(fmt, (16, 16), mode))
-    with pytest.raises(NotAnImage):
+    with pytest.raises(InvalidResult):
         identify(file)
     assert file.tell() == 0
 
@@ -62,7 +62,7 @@ def test_identify_refuses_other_formats(fmt, mode):
     ],
 )
 def test_identify_refuses_non_images_and_truncated_headers(raw):
-    with pytest.raises(NotAnImage):
+    with pytest.raises(InvalidResult):
         identify(io.BytesIO(raw))
 
 
@@ -74,5 +74,5 @@ def test_identify_refuses_decompression_bomb_dimensions():
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     raw = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"")) + \
         _png_chunk(b"IEND", b"")
-    with pytest.raises(NotAnImage):
+    with pytest.raises(InvalidResult):
         identify(io.BytesIO(raw))

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track (SPEC §3), end to end: the Procfile's processes over
+"""Idempotency-Key on POST /v1/jobs and /v1/jobs/track, end to end: the Procfile's processes over
 HTTP with the BFL simulator, which counts the tasks it is given; Redis's MONITOR counts the round trips."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from fluxhook import idempotency
-from fluxhook.bfl.client import CALL_BOUND
-from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, IdempotencyStore
+from fluxhook.limits import CALL_BOUND
+from fluxhook.store import idempotency as idempotency_store
+from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, IdempotencyStore
 from fluxhook.store.keys import KEYS
-from fluxhook.waiting import MAX_WAIT
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
-from receiver.idempotency import CLAIM_LEASE
+from receiver import idempotency_keys
+from receiver.idempotency import KEY_CLAIM_LEASE
+from receiver.prefer import MAX_WAIT
 
 DB = 15  # the in-process apps' own Redis database (no worker of the stack uses it)
 REPLAYED = "Idempotent-Replayed"
@@ -112,20 +113,47 @@ def test_tracking_replays_its_first_answer_too(api, sim):
     assert len(_tagged(api, "track")) == 1 and _submitted(sim) == 0
 
 
-def test_a_4xx_answer_is_kept_and_replayed(api, sim):
+def test_a_4xx_answer_is_not_kept_so_the_key_may_be_retried(api, sim):
+    # Stripe's rule: a request refused (its input, BFL's 402) did nothing, so nothing is kept for it.
     sim.settings(credits=0)
     key, body = _key(), _job("no-credits")
-    refused = _post(api, key, body)
-    assert_error(refused, 402, "insufficient_credits")
+    assert_error(_post(api, key, body), 402, "insufficient_credits")
     sim.settings(credits=None)
     again = _post(api, key, body)
-    assert again.status_code == 402 and again.content == refused.content and again.headers[REPLAYED] == "true"
-    assert sim.stats()["rejected_402"] == 1 and _submitted(sim) == 0 and _tagged(api, "no-credits") == []
+    assert again.status_code == 202 and REPLAYED not in again.headers
+    assert sim.stats()["rejected_402"] == 1 and _submitted(sim) == 1 and len(_tagged(api, "no-credits")) == 1
 
     bad_key, bad_body = _key(), {"model": "flux-2-pro"}
-    bad = _post(api, bad_key, bad_body)
-    assert_error(bad, 400, "invalid_request")
-    assert _post(api, bad_key, bad_body).content == bad.content
+    assert_error(_post(api, bad_key, bad_body), 400, "invalid_request")
+    assert_error(_post(api, bad_key, bad_body), 400, "invalid_request")
+    assert _post(api, bad_key, _job("fixed")).status_code == 202  # the key is free for the corrected request
+
+
+def test_refused_requests_leave_nothing_in_redis_however_many_keys(local_app, sim):
+    api, connection = local_app(DB)
+    for n in range(300):
+        assert _post(api, f"junk-{n}", {"model": "flux-2-pro", "input": {}}).status_code == 400
+    assert connection.keys("fh:idem*") == []
+    assert _post(api, _key(), _job("one")).status_code == 202
+    assert len(connection.keys("fh:idem:*")) == 1 and connection.zcard(
+        next(iter(connection.keys("fh:idemof:*")))) == 1
+
+
+def test_past_the_keys_one_caller_may_hold_it_gets_429_with_retry_after(local_app, sim, monkeypatch):
+    monkeypatch.setattr(idempotency_store, "MAX_KEYS_PER_CALLER", 3)
+    api, _ = local_app(DB)
+    kept = [(_key(), _job(f"capped-{n}")) for n in range(3)]
+    for key, body in kept:
+        assert _post(api, key, body).status_code == 202
+    refused = _post(api, _key(), _job("capped-more"))
+    assert_error(refused, 429, "rate_limited")
+    assert 0 < int(refused.headers["Retry-After"]) <= KEEP_SECONDS
+    # What is kept still replays; without a key, or with another token, the caller goes on.
+    assert _post(api, *kept[0]).headers[REPLAYED] == "true"
+    assert _post(api, None, _job("capped-keyless")).status_code == 202
+    other = API(api.base_url, token=SECOND_TOKEN)
+    assert _post(other, _key(), _job("capped-other")).status_code == 202
+    assert _submitted(sim) == 5
 
 
 # --- while the first request is being handled --------------------------------------------------
@@ -269,7 +297,7 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
     key, body = _key(), _job("lapsed")
     # What a web process leaves when it dies after claiming the key: a claim nobody finishes.
     dead = IdempotencyStore(connection).begin(
-        idempotency.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
+        idempotency_keys.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
     assert dead.state == CLAIMED
     assert_error(_post(api, key, body), 409, "idempotency_key_in_use")
     answer = wait_until(lambda: (lambda a: a if a.status_code != 409 else None)(_post(api, key, body)),
@@ -279,13 +307,13 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
 
 
 def test_the_lease_outlasts_the_longest_a_first_request_can_take():
-    assert CLAIM_LEASE > CALL_BOUND + MAX_WAIT
+    assert KEY_CLAIM_LEASE > CALL_BOUND + MAX_WAIT
 
 
 def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(local_app):
     _, connection = local_app(DB)
     store = IdempotencyStore(connection)
-    claim = idempotency.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
     late = store.begin(claim, lease=0.2)
     nxt = wait_until(lambda: (lambda b: b if b.state == CLAIMED else None)(store.begin(claim, lease=60)),
                      timeout=5, message="the first claim to lapse")
@@ -294,4 +322,4 @@ def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(
     assert store.begin(claim, lease=60).state == IN_USE
     assert store.finish(claim, nxt.ticket, 201, b'{"next": true}')
     assert store.begin(claim, lease=60)[:3] == (DONE, 201, b'{"next": true}')
-    assert 0 < connection.ttl(KEYS.idempotency(claim.scope, claim.key)) <= idempotency.KEEP_SECONDS
+    assert 0 < connection.ttl(KEYS.idempotency(claim.scope, claim.key)) <= KEEP_SECONDS

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fluxhook import jsonbody
 from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
-from fluxhook.idempotency import MAX_KEY_LENGTH, check_key, claim, fingerprint
+from receiver.idempotency_keys import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
+
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")  # out of the repository
 
 BODY = b'{"model": "m", "input": {"a": 1, "b": [1, 2]}, "metadata": {"x": "caf\\u00e9"}}'
 
@@ -71,3 +80,24 @@ def test_a_claim_is_scoped_to_the_token_and_keeps_neither_in_the_clear():
 def test_a_claim_checks_its_key():
     with pytest.raises(InvalidIdempotencyKey):
         claim("token-a", "k" * 256, "POST", "/v1/jobs", b"{}")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(value=_JSON)
+def test_a_parsed_body_has_the_fingerprint_of_its_bytes(value):
+    # The web hashes the body it parsed, a piece at a time; a claim made from the bytes must match it.
+    sent = json.dumps(value).encode()
+    assert fingerprint("POST", "/v1/jobs", Parsed(jsonbody.loads(sent))) == fingerprint("POST", "/v1/jobs", sent)
+
+
+def test_a_long_string_is_hashed_as_one_string():
+    long = {"input": {"input_image": "é" * 3_000_000 + "x"}}
+    assert fingerprint("POST", "/p", Parsed(long)) == fingerprint("POST", "/p", json.dumps(long).encode())

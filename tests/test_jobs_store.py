@@ -10,9 +10,9 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
-from fluxhook.store.keys import KEYS
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import JobStore, Lock
+from fluxhook.store.keys import KEYS
 
 
 @pytest.fixture()
@@ -105,8 +105,8 @@ def test_listing_pages_through_every_job_once(store):
 
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
-    from fluxhook.bfl.apply import apply_report
-    from fluxhook.outcomes import DOWNLOAD_QUEUED, DUPLICATE
+    from fluxhook.lifecycle.applying import apply_report
+    from fluxhook.outcomes import Outcome
 
     svc = make_services(2)
     svc.redis.flushdb()
@@ -115,8 +115,9 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     assert svc.jobs.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
     assert svc.queue.count == 0
     ready = BFLReport(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
-    assert apply_report(svc, job.id, ready, source="webhook", confirmed=False, job=svc.jobs.get(job.id)) == DOWNLOAD_QUEUED
-    assert apply_report(svc, job.id, ready, source="webhook", confirmed=False, job=svc.jobs.get(job.id)) == DUPLICATE
+    again = dict(source="webhook", confirmed=False)
+    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == Outcome.DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == Outcome.DUPLICATE
     assert svc.queue.count == 1
     svc.redis.flushdb()
 

@@ -1,4 +1,4 @@
-"""Large inputs (SPEC §3): a ``POST /v1/jobs`` body carrying 8 base64 reference images of 10 MB each is accepted,
+"""Large inputs: a ``POST /v1/jobs`` body carrying 8 base64 reference images of 10 MB each is accepted,
 passed to BFL untouched, and never kept in Redis: a job that waits for a slot keeps its input in storage and
 drops it once submitted. A body over the limit is a 413 JSON error and creates nothing.
 
@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from devtools.processes import free_port
-from fluxhook import task_inputs
 from fluxhook import transitions as st
-from fluxhook.bfl.submission import submit_queued
+from fluxhook.lifecycle import task_inputs
+from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve
 from receiver import MAX_REQUEST_BYTES

@@ -1,4 +1,4 @@
-"""Each result URL's life (SPEC §5): 10 minutes for an image, about 2 hours for a video. A URL past its life is
+"""Each result URL's life: 10 minutes for an image, about 2 hours for a video. A URL past its life is
 not fetched (BFL is asked for a fresh one); within it, a delivery host failing for a while is retried.
 In-process downloads on their own Redis database, with a spy host as BFL and as the delivery host."""
 
@@ -12,7 +12,7 @@ import pytest
 from fluxhook import transitions as st
 from fluxhook.errors import TransientDownloadError
 from fluxhook.job import Job, new_job_id
-from fluxhook.media.download import download_and_store
+from fluxhook.lifecycle.storing import download_and_store
 from mp4_samples import make_mp4
 
 MP4 = make_mp4(seconds=1, width=128, height=72)

@@ -21,7 +21,7 @@ def test_rq_routine_job_lines_are_dropped_but_lifecycle_and_problems_kept():
     assert not quiet.filter(record("rq.cron", logging.INFO, "Enqueued job sweep to queue fluxhook"))
     assert quiet.filter(record("rq.worker", logging.INFO, "Worker abc: warm shut down requested"))
     assert quiet.filter(record("rq.worker", logging.ERROR, "Worker abc: fluxhook: Job OK (x)"))
-    assert quiet.filter(record("fluxhook.results", logging.INFO, "image stored: Job OK"))
+    assert quiet.filter(record("fluxhook.storing", logging.INFO, "image stored: Job OK"))
 
 
 def test_redact_urls_scrubs_the_credentials_urls_carry_and_keeps_the_rest():

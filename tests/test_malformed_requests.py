@@ -15,7 +15,14 @@ import requests
 
 from conftest import API_TOKEN, ready_payload
 from helpers import (
-    assert_error, job_ids, nested, raw_exchange, secret_of, serve_png, snapshot, web_worker_pids,
+    assert_error,
+    job_ids,
+    nested,
+    raw_exchange,
+    secret_of,
+    serve_png,
+    snapshot,
+    web_worker_pids,
     webhook_url,
 )
 
@@ -149,7 +156,7 @@ def test_job_id_longer_than_the_request_line_limit_is_refused_without_a_500(api,
 
     response = api.get("/v1/jobs/" + "A" * 10_000)
 
-    # gunicorn refuses the request line before the app sees it; the answer is still SPEC §3's JSON.
+    # gunicorn refuses the request line before the app sees it; the answer is still the API's JSON error.
     assert_error(response, 414, "uri_too_long")
     assert requests.get(api.base_url + "/healthz", timeout=5).status_code == 200
     assert web_worker_pids(stack) == workers

@@ -10,7 +10,7 @@ import pytest
 from conftest import API
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
-from fluxhook.recovery.retention import purge_expired
+from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.store.keys import KEYS
 from helpers import assert_error, commands_during
 

@@ -29,14 +29,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import notifications
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_schedule
 from fluxhook.config import Config
 from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.job import Job, new_job_id
-from fluxhook.tasks import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
-from fluxhook.recovery.sweep import drain_notifications
+from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
+from fluxhook.lifecycle.sweep import drain_notifications
+from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
@@ -370,13 +371,13 @@ def test_the_task_skips_a_deleted_job_and_refuses_a_host_no_longer_allowed(servi
     job = _job(svc, receivers[0].url())
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     svc.jobs.delete(job.id)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.SKIPPED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.SKIPPED
     assert not svc.jobs.mark_notified(job.id, time.time())
     assert not svc.redis.exists(KEYS.job(job.id))  # not recreated
 
     moved = _job(svc, "http://127.0.0.1:1/was-allowed-once")
     svc.jobs.transition(moved.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    assert notifications.deliver(svc, moved.id, last_attempt=False) == notifications.HOST_NOT_ALLOWED
+    assert notifications.deliver(svc, moved.id, last_attempt=False) == Outcome.HOST_NOT_ALLOWED
     assert hooks.for_job(moved.id) == []
 
 
@@ -387,9 +388,9 @@ def test_the_task_retries_while_the_app_fails_and_gives_up_on_the_last_attempt(s
     hooks.failures = 2
     with pytest.raises(RetryableError):
         notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=True) == notifications.EXHAUSTED
+    assert notifications.deliver(svc, job.id, last_attempt=True) == Outcome.EXHAUSTED
     assert svc.jobs.get(job.id).notified_at is None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == notifications.DELIVERED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.DELIVERED
     assert svc.jobs.get(job.id).notified_at is not None
     assert len(hooks.for_job(job.id)) == 3
 
@@ -435,10 +436,11 @@ def test_the_webhook_id_is_the_same_for_every_attempt():
 
 
 @pytest.mark.parametrize("status, outcome", [
-    (200, notifications.DELIVERED), (201, notifications.DELIVERED), (204, notifications.DELIVERED),
-    (408, notifications.RETRY), (429, notifications.RETRY), (500, notifications.RETRY), (502, notifications.RETRY), (503, notifications.RETRY),
-    (301, notifications.REJECTED), (302, notifications.REJECTED), (400, notifications.REJECTED), (401, notifications.REJECTED),
-    (404, notifications.REJECTED), (410, notifications.REJECTED), (422, notifications.REJECTED),
+    (200, Outcome.DELIVERED), (201, Outcome.DELIVERED), (204, Outcome.DELIVERED),
+    (408, Outcome.RETRY), (429, Outcome.RETRY), (500, Outcome.RETRY), (502, Outcome.RETRY),
+    (503, Outcome.RETRY),
+    (301, Outcome.REJECTED), (302, Outcome.REJECTED), (400, Outcome.REJECTED), (401, Outcome.REJECTED),
+    (404, Outcome.REJECTED), (410, Outcome.REJECTED), (422, Outcome.REJECTED),
 ])
 def test_what_an_answer_means(status, outcome):
     assert notifications.outcome_for(status) == outcome
@@ -537,4 +539,5 @@ def test_the_api_uses_the_default_unless_a_job_names_its_own():
             notifications.requested_url(bad, config)
     assert notifications.requested_url(None, Config.from_env(BASE)) is None
     with pytest.raises(InvalidRequest, match="NOTIFY_SECRET"):
-        notifications.requested_url("https://app.example.com/h", Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
+        notifications.requested_url("https://app.example.com/h",
+                                    Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))

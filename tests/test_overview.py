@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from credit_helpers import finish_job, submit_job
-from fluxhook import transitions as st
-from fluxhook import usage
+from fluxhook.credits import usage
 from fluxhook.store.effects import CountHourly
 from receiver import dashboard_overview as view
 

@@ -33,7 +33,7 @@ def test_make_run_starts_empty_and_the_overview_shows_the_first_jobs(tmp_path):
         ids = [api.post(f"{base}/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": f"first run {n}"}},
                         timeout=10).json()["id"] for n in range(3)]
         for job_id in ids:
-            wait_until(lambda: api.get(f"{base}/v1/jobs/{job_id}", timeout=5).json()["status"] == "stored",
+            wait_until(lambda job_id=job_id: api.get(f"{base}/v1/jobs/{job_id}", timeout=5).json()["status"] == "stored",
                        timeout=30, message=f"job {job_id} to be stored")
 
         page = http.get(base + "/", timeout=10).text

@@ -1,4 +1,4 @@
-"""Polls that BFL redirects (SPEC §6): followed by hand, at most 3 hops, each to an allowed host only, so
+"""Polls that BFL redirects: followed by hand, at most 3 hops, each to an allowed host only, so
 ``x-key`` never reaches any other host. Real HTTP servers on 127.0.0.1 record every request and its headers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``Prefer: wait=N`` on GET /v1/jobs/{id} (SPEC §3), through the Procfile's processes."""
+"""``Prefer: wait=N`` on GET /v1/jobs/{id}, through the Procfile's processes."""
 
 from __future__ import annotations
 

@@ -23,6 +23,11 @@ from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
     ("bytes=x-1", 100, None),
     ("bytes=-", 100, None),
     ("bytes", 100, None),
+    ("bytes=\u00b2-", 100, None),  # digits int() refuses, or other scripts' digits: not a range
+    ("bytes=-\u0663", 100, None),
+    ("bytes=0-" + "9" * 5000, 100, ByteRange(0, 99)),  # longer than any file: to the end
+    ("bytes=-" + "9" * 5000, 100, ByteRange(0, 99)),
+    ("bytes=" + "0" * 5000 + "1-2", 100, ByteRange(1, 2)),
 ])
 def test_parse_range(header, size, wanted):
     assert parse_range(header, size) == wanted
@@ -38,3 +43,8 @@ def test_ranges_outside_the_file(header, size):
 def test_content_range():
     assert ByteRange(10, 19).content_range(100) == "bytes 10-19/100"
     assert ByteRange(10, 19).length == 10
+
+
+def test_a_start_past_any_file_is_unsatisfiable_however_long():
+    with pytest.raises(Unsatisfiable):
+        parse_range("bytes=" + "9" * 5000 + "-", 100)

@@ -1,5 +1,5 @@
 """Redis at its memory limit (maxmemory with noeviction): callbacks get 503 so BFL sends them again,
-nothing is half-written, and everything works again once memory is freed, with no restart (SPEC §7)."""
+nothing is half-written, and everything works again once memory is freed, with no restart."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def test_previous_values_are_read_and_short_signing_keys_warned():
     base = {"REDIS_URL": "redis://x", "BFL_API_KEY": "k", "SECRET_KEY": SECRET_KEY, "API_TOKENS": "token-123456"}
     config = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "old-key-0123456789, older-key-0123456789"})
     assert config.secret_keys == ("old-key-0123456789", "older-key-0123456789", SECRET_KEY)
-    # SPEC sets no minimum length: a short value is accepted, and a short signing key is warned about at start.
+    # No minimum length is required: a short value is accepted, and a short signing key is warned about at start.
     short = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "short", "BFL_WEBHOOK_SECRET_PREVIOUS": "tiny"})
     assert short.secret_keys == ("short", SECRET_KEY) and short.webhook_secrets == ("tiny",)
     assert any(w.startswith("SECRET_KEY is shorter") for w in short.warnings())

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fluxhook.recovery import schedule
+from fluxhook import schedule
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for
 
 
@@ -63,7 +63,7 @@ def _polls_until_seen(completes_at: float, grace: float, rng: random.Random) -> 
 
 
 def test_lost_callback_jobs_finishing_within_two_minutes_average_under_four_polls():
-    # SPEC target, from the default 45 s grace: tasks finishing uniformly over their first 2 minutes.
+    # The target, from the default 45 s grace: tasks finishing uniformly over their first 2 minutes.
     rng = random.Random(7)
     counts = [_polls_until_seen(t / 10, 45, rng) for t in range(0, 1201)]
     assert sum(counts) / len(counts) < 4

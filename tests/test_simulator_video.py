@@ -91,7 +91,7 @@ def test_scene_images_are_jpegs_at_the_requested_size(base):  # noqa: F811
     default = submit_ok(base, "a valley")
     sized = submit_ok(base, "a wide valley", width=1440, height=768)
     for task_id, size in ((default, (1024, 1024)), (sized, (1440, 768))):
-        done = wait_until(lambda: (b := poll(base, task_id))["status"] == "Ready" and b, timeout=10)
+        done = wait_until(lambda task_id=task_id: (b := poll(base, task_id))["status"] == "Ready" and b, timeout=10)
         data = requests.get(done["result"]["sample"], timeout=10).content
         with Image.open(io.BytesIO(data)) as image:
             assert (image.format, image.size) == ("JPEG", size)

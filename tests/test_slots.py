@@ -10,11 +10,11 @@ import redis
 
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.jobs import JobStore
 from fluxhook.job import Job, new_job_id
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
-from fluxhook.store.slots import Slots
+from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
+from fluxhook.store.slots import Slots
 
 
 @pytest.fixture()

@@ -9,15 +9,18 @@ import time
 import pytest
 import redis
 
+# The slot tests' database and store (their fixtures, used here by name).
+import test_slots
 from fluxhook import transitions as st
 from fluxhook.config import Config
-from fluxhook.store.jobs import JobStore
 from fluxhook.job import Job, new_job_id
 from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
-from fluxhook.store.slots import Slots
+from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-# The slot tests' database and store (their fixtures, used here by name).
-from test_slots import _config, connection, store  # noqa: F401
+from fluxhook.store.slots import Slots
+from test_slots import _config
+
+connection, store = test_slots.connection, test_slots.store
 
 KONTEXT = "flux-kontext-max"
 # test_slots._config's pools.
@@ -50,7 +53,7 @@ def _state(connection) -> tuple[dict, dict]:
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
     h0, w0, h1, w1 = [[m.decode().removeprefix("admin:") for m in r] for r in pipe.execute()]
-    return dict(zip(POOLS, (set(h0), set(h1)))), dict(zip(POOLS, (w0, w1)))
+    return dict(zip(POOLS, (set(h0), set(h1)), strict=False)), dict(zip(POOLS, (w0, w1), strict=False))
 
 
 class Model:

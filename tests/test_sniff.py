@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from fluxhook.errors import NotAnImage
+from fluxhook.errors import InvalidResult
 from fluxhook.media.sniff import IMAGE, VIDEO, boxes_cover_file, sniff
 from fluxhook.media.video import inspect
 from mp4_samples import free_box, make_mp4
@@ -75,5 +75,5 @@ def test_a_silent_mp4_with_its_index_last_and_padding_is_a_video():
     pytest.param(MP4[:32] + bytes(len(MP4) - 32), id="zeros-after-ftyp"),
 ])
 def test_mp4s_that_lie_are_not_videos(data):
-    with pytest.raises(NotAnImage):
+    with pytest.raises(InvalidResult):
         inspect(io.BytesIO(data), len(data))

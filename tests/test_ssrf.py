@@ -205,8 +205,9 @@ def test_ssrf_through_polling_url_never_sends_the_api_key_there_and_polls_bfl_in
 
     # After the 2 s grace period the sweep polls each task: at BFL_API_BASE, never at its polling_url.
     for name, (task_id, job_id) in tasks.items():
-        wait_until(lambda: sim.task(task_id)["polls"] >= 1, timeout=20, message=f"a poll of {name} at the simulator")
-        job = wait_until(lambda: (lambda j: j if j["bfl_status"] else None)(api.job(job_id)), timeout=10,
+        wait_until(lambda task_id=task_id: sim.task(task_id)["polls"] >= 1, timeout=20,
+                   message=f"a poll of {name} at the simulator")
+        job = wait_until(lambda job_id=job_id: (lambda j: j if j["bfl_status"] else None)(api.job(job_id)), timeout=10,
                          message=f"the poll of {name} to be recorded")
         assert job["attempts"]["polls"] >= 1, (name, job)
         assert (job["status"], job["bfl_status"], job["error"]) == ("submitted", "Pending", None), (name, job)

@@ -1,4 +1,4 @@
-"""BFL's status words beyond the known ones (SPEC §4): FLUX 3 video's Reasoning and Generating, and any word
+"""BFL's status words beyond the known ones: FLUX 3 video's Reasoning and Generating, and any word
 BFL adds later, mean "still running", from a callback or a poll, with BFL's ``progress``.
 
 The rules on their own (``fluxhook.transitions``), then callbacks through the Procfile's processes, then
@@ -11,12 +11,13 @@ import time
 
 import pytest
 
+from fluxhook import schedule
 from fluxhook import transitions as st
 from fluxhook.bfl.reports import report_from_payload
 from fluxhook.errors import BFLUnavailable
-from fluxhook.recovery import fallback, schedule
+from fluxhook.lifecycle import checking
+from fluxhook.outcomes import Outcome
 from helpers import serve_png, tracked_job
-
 
 # -- the rules -------------------------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ def test_a_poll_answering_reasoning_keeps_the_job_and_its_schedule(services, spy
     spy.route("/v1/get_result?id=thinking", body=b'{"id": "thinking", "status": "Reasoning", "progress": 0.05}')
     job = tracked_job(services, "thinking", submitted_at=time.time() - 60)
 
-    outcome = fallback.poll_submitted(services, job, time.time())
+    outcome = checking.poll_submitted(services, job, time.time())
 
     assert outcome == "pending"
     seen = services.jobs.get(job.id)
@@ -117,7 +118,7 @@ def test_a_job_still_generating_after_its_hour_times_out(services, spy):
     spy.route("/v1/get_result?id=slow", body=b'{"id": "slow", "status": "Generating", "progress": 0.9}')
     job = tracked_job(services, "slow", submitted_at=time.time() - schedule.POLL_DEADLINE - 1)
 
-    assert fallback.poll_submitted(services, job, time.time()) == fallback.TIMEOUT
+    assert checking.poll_submitted(services, job, time.time()) == Outcome.TIMEOUT
 
     seen = services.jobs.get(job.id)
     assert (seen.status, seen.error["code"]) == ("failed", "timeout")
@@ -128,7 +129,7 @@ def test_an_unreadable_poll_answer_is_bfl_failing_for_now(services, spy):
     job = tracked_job(services, "odd", submitted_at=time.time() - 60)
 
     with pytest.raises(BFLUnavailable):
-        fallback.poll_submitted(services, job, time.time())
+        checking.poll_submitted(services, job, time.time())
 
     seen = services.jobs.get(job.id)
     assert seen.status == "submitted" and services.jobs.due_at(job.id) > time.time()

@@ -1,5 +1,5 @@
 """A store that fails for a while (a full, read-only or vanished directory; an S3 endpoint that is down)
-is transient (SPEC §5, §7): the download is retried, nothing partial is visible, /readyz's check says
+is transient: the download is retried, nothing partial is visible, /readyz's check says
 storage, and the job is stored once the store is back. Directories are a small tmpfs of their own
 (needs root and mount); S3 is a moto server of the test's own, stopped and started again."""
 
@@ -18,7 +18,7 @@ from fluxhook import readiness
 from fluxhook import transitions as st
 from fluxhook.errors import RetryableError
 from fluxhook.job import Job, new_job_id
-from fluxhook.media.download import download_and_store
+from fluxhook.lifecycle.storing import download_and_store
 from helpers import png_bytes
 from test_s3 import AWS_ENV, BUCKET, S3Server
 

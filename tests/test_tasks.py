@@ -8,9 +8,13 @@ import random
 import pytest
 
 from fluxhook.backoff import backoff_schedule
+from fluxhook.lifecycle.enqueueing import (
+    DOWNLOAD_LOCK_TTL,
+    DOWNLOAD_RETRIES,
+    DOWNLOAD_RETRY_CAP,
+    DOWNLOAD_TIMEOUT,
+)
 from fluxhook.media import lifetimes
-from fluxhook.tasks import (DOWNLOAD_LOCK_TTL, DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP, DOWNLOAD_TIMEOUT, IMAGE_URL_LIFE,
-                            VIDEO_URL_LIFE)
 
 
 class _Low(random.Random):
@@ -27,7 +31,7 @@ class _High(random.Random):
 
 def test_a_failing_download_is_retried_for_as_long_as_a_video_url_lives():
     shortest = sum(backoff_schedule(DOWNLOAD_RETRIES, base=2, cap=DOWNLOAD_RETRY_CAP, rng=_Low()))
-    assert shortest >= VIDEO_URL_LIFE >= IMAGE_URL_LIFE
+    assert shortest >= lifetimes.VIDEO_URL_LIFE >= lifetimes.IMAGE_URL_LIFE
 
 
 def test_the_download_lock_outlives_every_retry():

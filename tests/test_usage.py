@@ -1,4 +1,4 @@
-"""Usage (``fluxhook.usage``, ``GET /v1/usage``): the counting rules, the date range, the counters riding
+"""Usage (``fluxhook.credits.usage``, ``GET /v1/usage``): the counting rules, the date range, the counters riding
 on transitions in real Redis, the totals after a run through the Procfile's processes, retention."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from conftest import API
 from credit_helpers import finish_job, submit_job
 from fluxhook import transitions as st
-from fluxhook import usage
-from fluxhook.costs import Cost
+from fluxhook.bfl.costs import Cost
+from fluxhook.credits import usage
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job
-from fluxhook.recovery.retention import purge_expired
+from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.services import build_services
 from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage
 from fluxhook.store.keys import KEYS

@@ -10,7 +10,6 @@ from werkzeug.datastructures import Headers
 from fluxhook.bfl.verification import body_signature, verify_callback
 from fluxhook.errors import Unauthorized
 
-
 SECRET = "per-job-secret-abcdef0123456789"
 ROTATED = "next-secret-zyxwvu9876543210"
 BODY = b'{"id": "abc", "status": "Ready", "result": {"sample": "https://delivery.eu.bfl.ai/x.png"}}'

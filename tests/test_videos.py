@@ -1,4 +1,4 @@
-"""Video results (SPEC §3, §5) through the Procfile's processes: an MP4 delivered by an allowlisted host is
+"""Video results through the Procfile's processes: an MP4 delivered by an allowlisted host is
 sniffed, probed, stored with a poster, and served with byte ranges, ETags and signed URLs; MP4s that lie
 fail with ``not_an_image`` or ``too_large`` and leave nothing in storage."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.waiting import requested_wait
+from receiver.prefer import requested_wait
 
 
 @pytest.mark.parametrize("header,seconds", [

@@ -1,4 +1,4 @@
-"""Receiving BFL's callbacks (SPEC §4) through the Procfile's web and worker processes, over real HTTP.
+"""Receiving BFL's callbacks through the Procfile's web and worker processes, over real HTTP.
 
 Jobs are submitted with ``[pending]`` prompts so the simulator keeps them Pending and the
 test sends the callbacks itself. Every refusal reads the job back and checks nothing changed.
@@ -18,7 +18,7 @@ import requests
 from PIL import Image
 from werkzeug.serving import make_server
 
-from conftest import SECRET_KEY, STATIC_SECRET, API, ready_payload, service_env
+from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import signing

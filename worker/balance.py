@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.balance import refresh
+from fluxhook.credits.balance import refresh
 
 from .runtime import services
 

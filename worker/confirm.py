@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fluxhook import transitions as st
-from fluxhook.bfl.apply import apply_report
-from fluxhook.bfl.polling import poll_job
-from fluxhook.tasks import release_confirm
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import release_confirm
+from fluxhook.lifecycle.polling import poll_job
 
 from .runtime import services
 

@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from fluxhook.balance import check_every
 from fluxhook.config import Config
-from fluxhook.tasks import CONTROL_QUEUE_NAME, QUEUE_NAME
+from fluxhook.credits.balance import check_every
+from fluxhook.store.queues import CONTROL_QUEUE_NAME, QUEUE_NAME
 
 from .balance import refresh_balance
 from .retention import purge

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.media.download import download_and_store
+from fluxhook.lifecycle.storing import download_and_store
 
 from .runtime import last_attempt, services
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.media.draft_caches import store_draft_cache as store
+from fluxhook.lifecycle.draft_caches import store_draft_cache as store
 
 from .runtime import last_attempt, services
 

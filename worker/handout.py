@@ -14,7 +14,7 @@ import threading
 
 from redis.exceptions import RedisError
 
-from fluxhook.recovery.sweep import hand_out
+from fluxhook.lifecycle.sweep import hand_out
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.worker")

@@ -1,9 +1,10 @@
 """The worker class: tasks run in the worker process itself, not in a process forked per task.
 
-RQ's default forks a work horse for every task, about 20 ms each; fluxhook's tasks are short
-downloads and polls, so that fork was most of the cost. What the fork gave is kept:
-- a heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a worker killed outright
-  has its task found abandoned (and retried) about 70 s later, as with a work horse;
+RQ's default forks a work horse for every task; fluxhook's tasks are short downloads and polls,
+so that fork would be most of their cost (bench/ measures it). What the fork gave is kept:
+- a heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a
+  worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
+  with a work horse;
 - on SIGTERM (every PaaS deploy) the task in hand gets ``imminent_shutdown_delay`` seconds, then
   is interrupted and handed back to RQ's retry, like RQ's HerokuWorker does with its horse.
 RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
@@ -22,7 +23,6 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.utils import now
 from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
-
 
 # At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
 HEARTBEAT_EVERY = 1.0
@@ -77,7 +77,7 @@ class InProcessWorker(SimpleWorker):
             self._beat_lock = threading.Lock()
             self._in_hand: tuple | None = None
             self._beat_stop = threading.Event()
-            # One thread for the worker's life: starting one per task cost a fraction of a millisecond each.
+            # One thread for the worker's life, not one per task: starting threads is work a short task need not do.
             threading.Thread(target=self._beat, name="rq-heartbeat", daemon=True).start()
         # Under the lock: a beat in progress finishes before the task is let go, so no beat ever
         # revives the record of a task that has ended.

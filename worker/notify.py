@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.notifications import deliver
+from fluxhook.lifecycle.notifications import deliver
 
 from .runtime import last_attempt, services
 

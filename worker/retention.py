@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.recovery.retention import purge_expired
+from fluxhook.lifecycle.retention import purge_expired
 
 from .runtime import services
 

@@ -10,8 +10,8 @@ from redis.exceptions import RedisError
 from rq import Queue
 
 from fluxhook.config import Config
-from fluxhook.tasks import thumbnail_queue
 from fluxhook.services import Services, build_services, wait_for_redis
+from fluxhook.store.queues import thumbnail_queue
 
 from . import cron, handout, runtime
 from .inprocess import InProcessWorker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.bfl.submission import submit_queued as submit_job
+from fluxhook.lifecycle.submitting import submit_queued as submit_job
 
 from .runtime import services
 

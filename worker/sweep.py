@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fluxhook.recovery import fallback
-from fluxhook.recovery.sweep import sweep as run_sweep
+from fluxhook.lifecycle import checking
+from fluxhook.lifecycle.sweep import sweep as run_sweep
 
 from .runtime import services
 
@@ -16,4 +16,4 @@ def sweep() -> dict:
 
 def check_job(job_id: str, claim: float) -> str:
     """Poll, repair or restart one due job, if this check still holds the sweep's claim on it."""
-    return fallback.check_job(services(), job_id, claim)
+    return checking.check_job(services(), job_id, claim)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.media.thumbnails import make_for_job
+from fluxhook.lifecycle.thumbnailing import make_for_job
 
 from .runtime import services
 

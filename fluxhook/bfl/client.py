@@ -9,7 +9,6 @@ only to allowed hosts: requests would carry ``x-key`` to wherever a redirect poi
 from __future__ import annotations
 
 import math
-import re
 import time
 from typing import Any, Callable
 from urllib.parse import quote, urljoin, urlsplit
@@ -17,20 +16,23 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from fluxhook.backoff import backoff_delay, retry_after_seconds
+from fluxhook.bfl.costs import parse_cost
 from fluxhook.config import Config
-from fluxhook.errors import BFLAuthFailed, BFLError, BFLRateLimited, BFLRejected, BFLSubmissionUncertain, BFLUnavailable, HostNotAllowed, InsufficientCredits
-from fluxhook.costs import parse_cost
+from fluxhook.errors import (
+    BFLAuthFailed,
+    BFLError,
+    BFLRateLimited,
+    BFLRejected,
+    BFLSubmissionUncertain,
+    BFLUnavailable,
+    HostNotAllowed,
+    InsufficientCredits,
+)
+from fluxhook.json_stream import StreamedJSON
+from fluxhook.limits import ATTEMPTS, MODEL, TIMEOUT
 from fluxhook.net.hosts import Target, check_url
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
 
-TIMEOUT = (5, 20)
-ATTEMPTS = 3
-# Longer than one call can take with its retries (every attempt at its timeouts, and the pauses
-# between them: 3 x 25 + 0.5 + 1 = 76.5 s). A job's check hold, a submission's lock and slot lease,
-# and those tasks' timeouts are this long: they outlast a call, and work cut off with its worker
-# is still taken up again within SPEC §7's two minutes.
-CALL_BOUND = 90
-MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 _RETRY_STATUSES = (500, 502, 503, 504)
 MAX_REDIRECTS = 3
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -39,7 +41,8 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 class BFLClient:
     """BFL's task API at ``config.bfl_api_base``."""
 
-    def __init__(self, config: Config, http: HTTPClient, *, attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: Config, http: HTTPClient, *, attempts: int = ATTEMPTS,
+                 sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.http = http
         self.attempts = attempts
@@ -116,7 +119,7 @@ class BFLClient:
                     except ValueError:
                         error = BFLUnavailable(f"BFL answered {response.status_code} without JSON")
                 elif response.status_code == 503 and method == "POST":
-                    # BFL is out of capacity: like a 429, the job waits in line (SPEC §6), not sent again now.
+                    # BFL is out of capacity: like a 429, the job waits in line, not sent again now.
                     raise BFLRateLimited(f"BFL is out of capacity{_detail(response)}",
                                          retry_after=retry_after_seconds(response.headers.get("Retry-After"), 5.0))
                 elif response.status_code in _RETRY_STATUSES:
@@ -130,8 +133,11 @@ class BFLClient:
     def _send(self, method: str, target: Target, url: str, json: Any, headers: dict) -> requests.Response:
         """One request; a GET that BFL redirects is followed to allowed hosts only (HostNotAllowed otherwise)."""
         for _ in range(MAX_REDIRECTS + 1):
+            # A submission's body may carry 100 MB of images: sent as it is encoded, not encoded whole first.
+            body, sent = (None, headers) if json is None else \
+                (StreamedJSON(json), {**headers, "content-type": "application/json"})
             response = self.http.session_for(target).request(
-                method, url, json=json, headers=headers, timeout=TIMEOUT, allow_redirects=False
+                method, url, data=body, headers=sent, timeout=TIMEOUT, allow_redirects=False
             )
             if method != "GET" or response.status_code not in _REDIRECTS:
                 return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fluxhook import jsonbody
-from fluxhook.costs import Cost, result_cost
+from fluxhook.bfl.costs import Cost, result_cost
 from fluxhook.errors import InvalidRequest
 from fluxhook.transitions import BFL_READY, bfl_status_word, progress_value
 

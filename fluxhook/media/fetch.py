@@ -14,14 +14,22 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from fluxhook.errors import (DownloadError, ImageTooLarge, NotAnImage, ResultURLExpired, StorageError,
-                             TransientDownloadError)
-from fluxhook.net.hosts import HostPattern, check_url
-from fluxhook.net.http_client import HTTPClient
+from fluxhook.errors import (
+    DownloadError,
+    ImageTooLarge,
+    InvalidResult,
+    ResultURLExpired,
+    StorageError,
+    TransientDownloadError,
+)
 from fluxhook.media.sniff import HEAD_BYTES, IMAGE, VIDEO, sniff
 from fluxhook.media.storage import discard_upload
-from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE, EXTENSION as VIDEO_EXTENSION, VideoInfo
+from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE
+from fluxhook.media.video import EXTENSION as VIDEO_EXTENSION
+from fluxhook.media.video import VideoInfo
 from fluxhook.media.video import inspect as inspect_video
+from fluxhook.net.hosts import HostPattern, check_url
+from fluxhook.net.http_client import HTTPClient
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
@@ -35,7 +43,7 @@ _EXPIRED = (403, 404, 410)
 
 
 @dataclass
-class FetchedImage:
+class FetchedResult:
     """A downloaded, verified result in a storage upload file (closed and removed by ``close``, unless stored).
 
     A video (``kind == VIDEO``) also carries what its ``video`` object says (``info``), poster included.
@@ -54,7 +62,7 @@ class FetchedImage:
     def close(self) -> None:
         discard_upload(self.file)
 
-    def __enter__(self) -> "FetchedImage":
+    def __enter__(self) -> "FetchedResult":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -100,12 +108,12 @@ class FetchedFile:
         self.close()
 
 
-def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
-                new_upload: Callable[[], BinaryIO]) -> FetchedImage:
+def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
+                new_upload: Callable[[], BinaryIO]) -> FetchedResult:
     """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
     an MP4 (up to ``limits.video``), judged by its bytes, and probed.
 
-    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or NotAnImage.
+    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult.
     """
     if isinstance(limits, int):
         limits = SizeLimits(limits, limits)
@@ -114,7 +122,7 @@ def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], 
     def limit_for(head: bytes) -> int:
         kind = sniff(head)
         if kind is None:
-            raise NotAnImage("the downloaded bytes are not a JPEG, PNG, WebP image or an MP4 video")
+            raise InvalidResult("the downloaded bytes are not a JPEG, PNG, WebP image or an MP4 video")
         kinds["kind"] = kind
         return limits.video if kind == VIDEO else limits.image
 
@@ -122,11 +130,11 @@ def fetch_image(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], 
     try:
         if kinds["kind"] == VIDEO:
             info = inspect_video(out, size)
-            fetched = FetchedImage(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, 0, 0, VIDEO, info)
+            fetched = FetchedResult(out, VIDEO_CONTENT_TYPE, VIDEO_EXTENSION, size, digest, 0, 0, VIDEO, info)
             fetched.width, fetched.height = info.width, info.height
         else:
             content_type, extension, width, height = identify(out)
-            fetched = FetchedImage(out, content_type, extension, size, digest, width, height)
+            fetched = FetchedResult(out, content_type, extension, size, digest, width, height)
     except BaseException:
         discard_upload(out)
         raise
@@ -260,7 +268,8 @@ class _Writer:
         self.error: BaseException | None = None
         self.lines = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
         self.threads = [threading.Thread(target=self._run, args=(line, work), name=f"download-{name}", daemon=True)
-                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"))]
+                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"),
+                                                    strict=True)]
 
     def __enter__(self) -> "_Writer":
         for thread in self.threads:
@@ -315,10 +324,10 @@ def identify(file: BinaryIO) -> tuple[str, str, int, int]:
         with Image.open(file, formats=list(_FORMATS)) as image:
             kind = _FORMATS.get(image.format or "")
             if kind is None:
-                raise NotAnImage(f"{image.format} images are not accepted; only JPEG, PNG and WebP")
+                raise InvalidResult(f"{image.format} images are not accepted; only JPEG, PNG and WebP")
             width, height = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise NotAnImage("the downloaded bytes are not a JPEG, PNG or WebP image") from exc
+        raise InvalidResult("the downloaded bytes are not a JPEG, PNG or WebP image") from exc
     finally:
         file.seek(0)
     return kind[0], kind[1], width, height

@@ -1,6 +1,6 @@
 """How long BFL's result URLs live (pure): 10 minutes for an image, about 2 hours for a video and its draft
 cache. Downloads are retried for as long as a URL may still be fetched, and a URL past its life is not
-fetched at all: BFL is asked for a fresh one instead (SPEC §5)."""
+fetched at all: BFL is asked for a fresh one instead."""
 
 from __future__ import annotations
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+# ASCII digits only (str.isdigit() also takes '²' and other digits int() refuses), and a number this
+# long is larger than any file: it is read as "past the end" without converting thousands of digits.
+_NUMBER = re.compile(r"[0-9]+")
+_MAX_DIGITS = 18
+_PAST_ANY_END = 10**_MAX_DIGITS
 
 
 class ByteRange(NamedTuple):
@@ -36,17 +43,23 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, dash, last = spec.strip().partition("-")
     first, last = first.strip(), last.strip()
-    if not dash or (first and not first.isdigit()) or (last and not last.isdigit()) or not (first or last):
+    if not dash or (first and not _NUMBER.fullmatch(first)) or (last and not _NUMBER.fullmatch(last)) \
+            or not (first or last):
         return None
     if not first:  # the last N bytes
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable()
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    end = int(last) if last else size - 1
+    start = _number(first)
+    end = _number(last) if last else size - 1
     if last and end < start:
         return None
     if start >= size:
         raise Unsatisfiable()
     return ByteRange(start, min(end, size - 1))
+
+
+def _number(digits: str) -> int:
+    stripped = digits.lstrip("0") or "0"
+    return int(stripped) if len(stripped) <= _MAX_DIGITS else _PAST_ANY_END

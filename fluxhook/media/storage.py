@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
+from fluxhook.config import parse_s3_url
 from fluxhook.errors import StorageError
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[a-z0-9]{1,5}$")
-# S3's rules for bucket names (3-63 lowercase letters, digits, dots and hyphens; no IP address).
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
-_PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,255}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
                   "mp4": "video/mp4", "bin": "application/octet-stream", "json": "application/json"}
@@ -474,25 +471,6 @@ class _Measured:
         if self._spool is not None:
             self._spool.close()
 
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """The bucket and prefix of ``s3://bucket/optional/prefix``; ValueError says what is wrong."""
-    parts = urlsplit(url)
-    if parts.scheme != "s3":
-        raise ValueError("must be s3://bucket/optional/prefix")
-    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
-        raise ValueError("must be s3://bucket/optional/prefix, without user, port, query or fragment")
-    bucket = parts.netloc
-    if (not _BUCKET.fullmatch(bucket) or ".." in bucket or ".-" in bucket or "-." in bucket
-            or _IP_ADDRESS.fullmatch(bucket)):
-        raise ValueError(f"{bucket!r} is not a valid bucket name "
-                         "(3 to 63 lowercase letters, digits, dots and hyphens, not an IP address)")
-    prefix = parts.path.strip("/")
-    if prefix and (len(prefix) > 512 or any(
-            part in (".", "..") or not _PREFIX_PART.fullmatch(part) for part in prefix.split("/"))):
-        raise ValueError("the prefix must be /-separated parts of letters, digits and !_.*'()- "
-                         "(no empty, '.' or '..' part, at most 512 characters)")
-    return bucket, prefix
 
 
 def storage_from_url(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Storage:

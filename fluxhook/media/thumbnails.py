@@ -1,23 +1,14 @@
-"""Small WebP previews of stored images, for the dashboard: a task of their own, queued when a job is stored.
+"""Small WebP previews of images, for the dashboard: the bytes of one, and where it is stored beside its image.
 
 A real small file, so a list of jobs never makes the browser fetch and scale full-size images.
-Making one is best effort: a thumbnail that cannot be made or stored never fails the job. It is
-made after the job is stored, not before, and workers take thumbnails after every download: decoding
-a full-size image costs as much as the download itself, and a preview must not delay an image.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 from typing import BinaryIO
 
 from PIL import Image, ImageOps
-
-from fluxhook import transitions as st
-from fluxhook.services import Services
-
-log = logging.getLogger("fluxhook.thumbnails")
 
 MAX_SIDE = 256
 CONTENT_TYPE = "image/webp"
@@ -50,26 +41,3 @@ def make_thumbnail(source: BinaryIO) -> bytes:
         out = io.BytesIO()
         small.save(out, format="WEBP", quality=80, method=2)
     return out.getvalue()
-
-
-def make_for_job(svc: Services, job_id: str) -> str | None:
-    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
-    job = svc.jobs.get(job_id)
-    if job is None or job.status != st.STORED or not job.storage_key or job.thumbnail_key:
-        return None
-    key = key_for(job_id)
-    # A video's thumbnail is made from its poster frame.
-    source_key = job.poster["key"] if job.video and job.poster else job.storage_key
-    try:
-        source = svc.storage.open(source_key)
-        if source is None:
-            return None
-        with source:
-            svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
-    except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
-        log.warning("thumbnail not made", extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
-        return None
-    if not svc.jobs.set_thumbnail(job_id, key):
-        svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
-        return None
-    return key

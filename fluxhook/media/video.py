@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from fluxhook.errors import NotAnImage
+from fluxhook.errors import InvalidResult
 from fluxhook.media.sniff import boxes_cover_file
 
 CONTENT_TYPE = "video/mp4"
@@ -41,10 +41,10 @@ class VideoInfo:
 
 
 def inspect(file: BinaryIO, size: int) -> VideoInfo:
-    """Probe an MP4 of ``size`` bytes and make its poster; NotAnImage (the SPEC's code) if it is not a real video."""
+    """Probe an MP4 of ``size`` bytes and make its poster; InvalidResult if it is not a real video."""
     if not boxes_cover_file(file, size):
-        raise NotAnImage("the downloaded bytes are not a whole MP4 (its boxes do not cover the file)")
-    # Imported here, on the first video: FFmpeg's libraries cost a process ~15 MB, which the web
+        raise InvalidResult("the downloaded bytes are not a whole MP4 (its boxes do not cover the file)")
+    # Imported here, on the first video: FFmpeg's libraries cost a process memory that the web
     # processes and image-only workers never need.
     import av
 
@@ -54,7 +54,7 @@ def inspect(file: BinaryIO, size: int) -> VideoInfo:
     try:
         with av.open(source, mode="r", metadata_errors="ignore") as container:
             if not container.streams.video:
-                raise NotAnImage("the MP4 has no video stream")
+                raise InvalidResult("the MP4 has no video stream")
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             duration = _duration(container, stream)
@@ -63,11 +63,11 @@ def inspect(file: BinaryIO, size: int) -> VideoInfo:
             has_audio = bool(container.streams.audio)
             poster = _poster(container, stream, duration)
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise NotAnImage(f"the downloaded MP4 cannot be read: {type(exc).__name__}") from None
+        raise InvalidResult(f"the downloaded MP4 cannot be read: {type(exc).__name__}") from None
     finally:
         file.seek(0)
     if width <= 0 or height <= 0 or duration <= 0:
-        raise NotAnImage("the MP4 has no picture or no duration")
+        raise InvalidResult("the MP4 has no picture or no duration")
     return VideoInfo(width, height, round(duration, 3), fps, has_audio, poster)
 
 
@@ -88,7 +88,7 @@ def _poster(container, stream, duration: float) -> bytes:
             break
         for frame in packet.decode():
             return _encode_poster(frame.to_image())
-    raise NotAnImage("no frame of the MP4 can be decoded")
+    raise InvalidResult("no frame of the MP4 can be decoded")
 
 
 def _encode_poster(image: Image.Image) -> bytes:

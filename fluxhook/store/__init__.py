@@ -17,8 +17,10 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
+from fluxhook.store.prices import LearnedPrices
+from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
-from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
+from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 
 
@@ -41,12 +43,14 @@ class Store:
         self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools)
         self.slots = Slots(connection, config, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
-        self.effects = Effects(connection, keys, TIMELINE_CAP, self.jobs.timeline_ttl)
+        self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)
+        self.signed_out = SignedOutSessions(connection, keys=keys)
+        self.prices = LearnedPrices(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""
@@ -59,8 +63,9 @@ class Store:
         pipe.zcount(self.keys.due, "-inf", now)
         values = [int(v) for v in pipe.execute()]
         by_status, held = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
-        return Snapshot(by_status=dict(zip(st.STATUSES, by_status)), in_flight=dict(zip(self.pools, held[0::2])),
-                        waiting=dict(zip(self.pools, held[1::2])), due=values[-1])
+        return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)),
+                        in_flight=dict(zip(self.pools, held[0::2], strict=False)),
+                        waiting=dict(zip(self.pools, held[1::2], strict=False)), due=values[-1])
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``)."""

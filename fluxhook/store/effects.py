@@ -4,15 +4,20 @@ A status change (``JobStore.transition``) takes a list of these and does them in
 atomic step as the change, and only if the job moved: so a first Ready callback moves the
 job, queues its download, adds its timeline entry and counts its metrics in one round trip.
 ``Effects.apply`` does the same list on its own, for work that has no status change to ride on.
+Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Union
 
 from redis import Redis
 from redis.commands.core import CoreCommands
+
+from fluxhook.store.scripts import LuaScript
+from fluxhook.store.timeline import TIMELINE_CAP
 
 
 @dataclass(frozen=True)
@@ -101,42 +106,57 @@ class _CommandRecorder(CoreCommands):
         return self
 
 
-class Effects:
-    """Does a list of effects on its own: one round trip, in a MULTI, so they are all done or none."""
+def place(keys: list[str], key: str) -> int:
+    """``key``'s 1-based position in a script's KEYS, appended if new."""
+    try:
+        return keys.index(key) + 1
+    except ValueError:
+        keys.append(key)
+        return len(keys)
 
-    def __init__(self, connection: Redis, keys, timeline_cap: int, timeline_ttl: int):
-        self.connection = connection
+
+def encode(effects: Sequence[Effect], store_keys, keys: list[str], words: list[Any], timeline_ttl: int) -> list[dict]:
+    """``effects`` as lua/effects.lua's entries (the only code that does them): each names its keys by
+    position in ``keys`` (appended as needed), and a recorded command's words go to ``words``, which a
+    script passes after its one JSON argument (ARGV[2...])."""
+    entries: list[dict] = []
+    for effect in effects:
+        if isinstance(effect, AddTimelineEntry):
+            entries.append({"timeline": place(keys, store_keys.timeline(effect.job_id)), "entry": effect.entry,
+                            "cap": TIMELINE_CAP, "ttl": timeline_ttl})
+        elif isinstance(effect, CountMetrics):
+            entries.append({"metrics": place(keys, store_keys.metrics), "increments": [
+                [field, amount, not isinstance(amount, int)] for field, amount in effect.increments]})
+        elif isinstance(effect, (CountUsage, CountHourly)):
+            key, ttl = counters_key(store_keys, effect)
+            entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
+                            "ttl": ttl})
+        elif isinstance(effect, ReleaseBudget):
+            entries.append({"release": place(keys, store_keys.budget_held), "member": effect.job_id})
+        elif isinstance(effect, QueueTask):
+            for name, key, *rest in effect.commands:
+                first = len(words) + 2  # ARGV[1] is the JSON
+                words += rest
+                entries.append({"command": name, "key": place(keys, key), "first": first,
+                                "last": first + len(rest) - 1})
+        else:
+            raise TypeError(f"not an effect: {effect!r}")
+    return entries
+
+
+class Effects:
+    """Does a list of effects on its own: one script, so they are all done or none."""
+
+    def __init__(self, connection: Redis, keys, timeline_ttl: int):
         self.keys = keys
-        self.timeline_cap = timeline_cap
         self.timeline_ttl = timeline_ttl
+        self._apply = LuaScript(connection, "effects", "effects_apply")
 
     def apply(self, effects: Sequence[Effect]) -> None:
         """Do ``effects`` now."""
         if not effects:
             return
-        pipe = self.connection.pipeline(transaction=True)
-        for effect in effects:
-            if isinstance(effect, QueueTask):
-                for command in effect.commands:
-                    pipe.execute_command(*command)
-            elif isinstance(effect, AddTimelineEntry):
-                key = self.keys.timeline(effect.job_id)
-                pipe.lpush(key, effect.entry)
-                pipe.ltrim(key, 0, self.timeline_cap - 1)
-                pipe.expire(key, self.timeline_ttl)
-            elif isinstance(effect, CountMetrics):
-                for field, amount in effect.increments:
-                    if isinstance(amount, int):
-                        pipe.hincrby(self.keys.metrics, field, amount)
-                    else:
-                        pipe.hincrbyfloat(self.keys.metrics, field, amount)
-            elif isinstance(effect, (CountUsage, CountHourly)):
-                key, ttl = counters_key(self.keys, effect)
-                for field, amount in effect.increments:
-                    pipe.hincrby(key, field, amount)
-                pipe.expire(key, ttl)
-            elif isinstance(effect, ReleaseBudget):
-                pipe.hdel(self.keys.budget_held, effect.job_id)
-            else:
-                raise TypeError(f"not an effect: {effect!r}")
-        pipe.execute()
+        keys: list[str] = []
+        words: list[Any] = []
+        entries = encode(effects, self.keys, keys, words, self.timeline_ttl)
+        self._apply(keys, [json.dumps(entries, separators=(",", ":")), *words])

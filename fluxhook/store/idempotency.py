@@ -3,24 +3,39 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import NamedTuple
 
 from redis import Redis
 
-from fluxhook.idempotency import KEEP_SECONDS, Claim
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
-CLAIMED, REUSED, IN_USE, DONE = "claimed", "reused", "in_use", "done"
+CLAIMED, REUSED, IN_USE, DONE, FULL = "claimed", "reused", "in_use", "done", "full"
+# How long the first answer is replayed.
+KEEP_SECONDS = 24 * 3600
+# Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
+# 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
+# is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
+MAX_KEYS_PER_CALLER = 20_000
+
+class Claim(NamedTuple):
+    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
+
+    scope: str
+    key: str
+    fingerprint: str
 
 
 class Begin(NamedTuple):
-    """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` once CLAIMED."""
+    """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` once CLAIMED;
+    once FULL, the seconds until one of the caller's keys goes."""
 
     state: str
     status: int = 0
     body: bytes = b""
     ticket: str = ""
+    retry_after: float = 0.0
 
 
 class IdempotencyStore:
@@ -37,24 +52,34 @@ class IdempotencyStore:
         """Claim the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
         # The ticket tells this request's claim from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
-        reply = self._begin([self._key(claim)], [claim.fingerprint, max(1, int(lease * 1000)), ticket])
+        reply = self._begin(self._keys(claim), [claim.fingerprint, max(1, int(lease * 1000)), ticket,
+                                                MAX_KEYS_PER_CALLER, _now_ms(), KEEP_SECONDS * 1000])
         state = _text(reply[0])
         if state == CLAIMED:
             return Begin(CLAIMED, ticket=ticket)
         if state == DONE:
             return Begin(DONE, int(reply[1]), _bytes(reply[2]))
+        if state == FULL:
+            return Begin(FULL, retry_after=int(reply[1]) / 1000)
         return Begin(state)
 
     def finish(self, claim: Claim, ticket: str, status: int, body: bytes) -> bool:
         """Keep the answer to replay for 24 hours; False if the claim had lapsed (nothing is kept)."""
-        return bool(self._finish([self._key(claim)], [ticket, status, body, KEEP_SECONDS]))
+        return bool(self._finish(self._keys(claim), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
 
     def abandon(self, claim: Claim, ticket: str) -> bool:
         """Give the key up so that the client may retry with it; False if the claim was no longer this one."""
-        return bool(self._abandon([self._key(claim)], [ticket]))
+        return bool(self._abandon(self._keys(claim), [ticket]))
+
+    def _keys(self, claim: Claim) -> list[str]:
+        return [self._key(claim), self.keys.idempotency_of_caller(claim.scope)]
 
     def _key(self, claim: Claim) -> str:
         return self.keys.idempotency(claim.scope, claim.key)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _text(value: bytes | str) -> str:

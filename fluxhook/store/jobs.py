@@ -19,15 +19,13 @@ from typing import Any, NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook import transitions as st
-from fluxhook.bfl.client import MODEL
 from fluxhook.errors import InvalidRequest
-from fluxhook.job import COUNTERS, Job, decode_hash, encode_fields, is_job_id, job_id_floor
-from fluxhook.limits import POOLS
-from fluxhook.store.effects import (AddTimelineEntry, CountHourly, CountMetrics, CountUsage, Effect, QueueTask,
-                                    ReleaseBudget, counters_key)
+from fluxhook.job import COUNTERS, Job, is_job_id, job_id_floor
+from fluxhook.limits import MODEL, POOLS
+from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
-from fluxhook.store.timeline import TIMELINE_CAP
 
 
 class Lock(NamedTuple):
@@ -66,7 +64,7 @@ class JobStore:
         # The slot pools (``limits.pools``): a job leaving them gives its slot or its place in line back.
         self.pools = pools
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
-        self._transition = LuaScript(connection, "job_transition")
+        self._transition = LuaScript(connection, "effects", "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
         self._delete = LuaScript(connection, "job_delete")
@@ -98,7 +96,7 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
-        return Job.from_hash(decode_hash(data)) if data else None
+        return job_from_hash(decode_hash(data)) if data else None
 
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
         """The job tracking BFL task ``bfl_id``, or None."""
@@ -137,16 +135,16 @@ class JobStore:
             "id": job_id, "now": repr(now), "to": new_status, "from": list(allowed), "fields": encode_fields(fields),
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
             # the slots and lines a job in those statuses can hold.
-            "statuses": {name: _place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
-            "slots": [_place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
-            "lines": ([_place(keys, self.keys.line(p)) for p in self.pools]
+            "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
+            "slots": [place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
+            "lines": ([place(keys, self.keys.line(p)) for p in self.pools]
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
         if spec["slots"] or spec["lines"]:
-            spec["owners"], spec["held"] = _place(keys, self.keys.fair_owners), _place(keys, self.keys.fair_held)
+            spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
         if spec["slots"]:
-            spec["freed"] = _place(keys, self.keys.slot_freed)
+            spec["freed"] = place(keys, self.keys.slot_freed)
         if if_equal is not None:
             spec["if_equal"] = list(if_equal)
         if due is not None:
@@ -154,36 +152,13 @@ class JobStore:
         if count is not None:
             spec["count"] = count
         if fields.get("bfl_id"):
-            spec["bfl"] = {"key": _place(keys, self.keys.bfl_task(fields["bfl_id"]))}
+            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         if lock is not None:
-            spec["lock"] = {"key": _place(keys, lock.key), "value": lock.value, "ttl": lock.ttl}
+            spec["lock"] = {"key": place(keys, lock.key), "value": lock.value, "ttl": lock.ttl}
         words: list[Any] = []
-        for effect in effects:
-            spec["effects"] += self._effect_spec(effect, keys, words)
+        spec["effects"] = encode(effects, self.keys, keys, words, self.timeline_ttl)
         done, previous, locked = self._transition(keys, [_json(spec), *words])
         return Change(bool(done), _text(previous), bool(locked))
-
-    def _effect_spec(self, effect: Effect, keys: list[str], words: list[Any]) -> list[dict]:
-        """``effect`` as the transition script's spec entries; command words go to ``words`` (ARGV after the spec)."""
-        if isinstance(effect, AddTimelineEntry):
-            return [{"timeline": _place(keys, self.keys.timeline(effect.job_id)), "entry": effect.entry,
-                     "cap": TIMELINE_CAP, "ttl": self.timeline_ttl}]
-        if isinstance(effect, CountMetrics):
-            return [{"metrics": _place(keys, self.keys.metrics),
-                     "increments": [[field, amount, not isinstance(amount, int)] for field, amount in effect.increments]}]
-        if isinstance(effect, (CountUsage, CountHourly)):
-            key, ttl = counters_key(self.keys, effect)
-            return [{"counters": _place(keys, key), "increments": [list(i) for i in effect.increments], "ttl": ttl}]
-        if isinstance(effect, ReleaseBudget):
-            return [{"release": _place(keys, self.keys.budget_held), "member": effect.job_id}]
-        if isinstance(effect, QueueTask):
-            entries = []
-            for name, key, *rest in effect.commands:
-                first = len(words) + 2  # ARGV[1] is the spec
-                words += rest
-                entries.append({"command": name, "key": _place(keys, key), "first": first, "last": first + len(rest) - 1})
-            return entries
-        raise TypeError(f"not an effect: {effect!r}")
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).
@@ -225,22 +200,11 @@ class JobStore:
         """When the sweep will next look at the job; None if never."""
         return self.connection.zscore(self.keys.due, job_id)
 
-    def due_now(self, now: float) -> int:
-        """How many jobs are due for a fallback check by ``now``."""
-        return int(self.connection.zcount(self.keys.due, "-inf", now))
-
     def count(self, job_id: str, counter: str) -> int:
         """Add one to ``attempts.<counter>``; -1 if the job is gone (never recreates a deleted job)."""
         if counter not in COUNTERS:
             raise ValueError(counter)
         return int(self._count([self.keys.job(job_id)], [counter]))
-
-    def count_by_status(self) -> dict[str, int]:
-        """How many jobs are in each status."""
-        pipe = self.connection.pipeline(transaction=False)
-        for name in st.STATUSES:
-            pipe.zcard(self.keys.status(name))
-        return dict(zip(st.STATUSES, (int(n) for n in pipe.execute())))
 
     def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
              model: str | None = None) -> tuple[list[Job], str | None]:
@@ -266,7 +230,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in page:
             pipe.hgetall(self.keys.job(job_id))
-        jobs = [Job.from_hash(decode_hash(d)) for d in pipe.execute() if d]
+        jobs = [job_from_hash(decode_hash(d)) for d in pipe.execute() if d]
         return jobs, next_cursor
 
     def _page_of_both(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
@@ -286,7 +250,7 @@ class JobStore:
             ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
             if not ids:
                 return found, None
-            for job_id, score in zip(ids, self.connection.zmscore(other, ids)):
+            for job_id, score in zip(ids, self.connection.zmscore(other, ids), strict=False):
                 read += 1
                 if score is None:
                     continue
@@ -336,15 +300,6 @@ DEFAULT_TIMELINE_TTL = 32 * 86400
 # A page filtered by status and model reads at most this many ids of one index, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200
-
-
-def _place(keys: list[str], key: str) -> int:
-    """``key``'s 1-based position in the script's KEYS, appended if new."""
-    try:
-        return keys.index(key) + 1
-    except ValueError:
-        keys.append(key)
-        return len(keys)
 
 
 def _json(value: Any) -> str:

@@ -138,17 +138,22 @@ class Keys:
         return f"{self.prefix}models"
 
     def usage(self, day: str) -> str:
-        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.usage``)."""
+        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.credits.usage``)."""
         return f"{self.prefix}usage:{day}"
 
     def hourly(self, hour: str) -> str:
-        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.usage``)."""
+        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.credits.usage``)."""
         return f"{self.prefix}hourly:{hour}"
 
     @property
     def budget_held(self) -> str:
-        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>``."""
+        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``."""
         return f"{self.prefix}budget:held"
+
+    @property
+    def prices(self) -> str:
+        """What BFL's answers taught of each model's prices, a hash (see ``fluxhook.credits.price_bounds``)."""
+        return f"{self.prefix}prices"
 
     @property
     def bfl_balance(self) -> str:
@@ -163,6 +168,14 @@ class Keys:
     def idempotency(self, scope: str, key: str) -> str:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
         return f"{self.prefix}idem:{scope}:{key}"
+
+    def signed_out(self, session: str) -> str:
+        """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
+        return f"{self.prefix}signedout:{session}"
+
+    def idempotency_of_caller(self, scope: str) -> str:
+        """The Idempotency-Key records one bearer token (``scope``, a digest) holds, scored by when each goes."""
+        return f"{self.prefix}idemof:{scope}"
 
     @property
     def job_changes(self) -> str:

@@ -103,7 +103,7 @@ class Slots:
         for pool in self.pools:
             pipe.zrange(self.keys.legacy_line(pool), 0, ADOPT_BATCH - 1)
         moved = 0
-        for pool, ids in zip(self.pools, pipe.execute()):
+        for pool, ids in zip(self.pools, pipe.execute(), strict=True):
             for job_id in map(_text, ids):
                 keys = [self.keys.legacy_line(pool), self.keys.job(job_id), self.keys.line(pool), self.keys.fair_owners]
                 moved += int(self._adopt(keys, [job_id, ADMIN]))

@@ -3,7 +3,7 @@
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
-jobs. What the fields mean is ``fluxhook.usage``'s business; this class only keeps them.
+jobs. What the fields mean is ``fluxhook.credits.usage``'s business; this class only keeps them.
 """
 
 from __future__ import annotations
@@ -16,15 +16,29 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
 
+class Limit(NamedTuple):
+    """One credit limit a submission must stay within: where its day's spend and its reservations are."""
+
+    spend_key: str  # a hash of the day's counters
+    spend_field: str
+    held_key: str  # job id -> '<deadline ms> <micro-credits>'
+    limit: int  # micro-credits
+
+
 class Reservation(NamedTuple):
     """The budget's answer to one submission, in micro-credits."""
 
     admitted: bool
-    # The day's spend, and what other submissions under way hold reserved, when it was asked.
+    # The day's spend, and what other submissions under way hold reserved, in the limit that decided
+    # (the first when admitted).
     spent: int
     reserved: int
-    # What this submission holds reserved (0 if refused).
+    # What this submission holds reserved in the first limit (0 unless admitted).
     amount: int
+    # Not admitted though credits remain: it must go alone, and others' reservations are live.
+    waits: bool = False
+    # Which of the limits asked decided a refusal or a wait (0-based).
+    limit_index: int = 0
 
 
 class Balance(NamedTuple):
@@ -43,15 +57,21 @@ class UsageStore:
         self._reserve = LuaScript(connection, "budget_reserve")
         self._read = LuaScript(connection, "counters_read")
 
-    def reserve(self, job_id: str, *, day: str, previous_day: str, limit: int, estimate: int, spent_field: str,
-                credits_field: str, jobs_field: str, now: float, lease: float) -> Reservation:
-        """Admit the job's submission while ``day``'s spend and the live reservations stay below ``limit``,
-        reserving its estimated cost (the model's average on ``day`` or ``previous_day``, else ``estimate``)."""
-        keys = [self.keys.usage(day), self.keys.usage(previous_day), self.keys.budget_held]
-        answer = self._reserve(keys, [job_id, limit, estimate, spent_field, credits_field, jobs_field,
-                                      int(now * 1000), int(lease * 1000)])
-        admitted, spent, reserved, amount = (int(v) for v in answer)
-        return Reservation(bool(admitted), spent, reserved, amount)
+    def account_limit(self, day: str, spent_field: str, limit: int) -> Limit:
+        """The account's daily limit on ``day``, as ``reserve`` takes it."""
+        return Limit(self.keys.usage(day), spent_field, self.keys.budget_held, limit)
+
+    def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
+                lease: float, dry_run: bool = False) -> Reservation:
+        """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
+        most it can cost; None if unknown) in each, or everything left there when it must go alone
+        (see ``lua/budget_reserve.lua``). ``dry_run``: only say what would be decided, reserving nothing."""
+        keys = [key for limit in limits for key in (limit.spend_key, limit.held_key)]
+        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run)]
+        for limit in limits:
+            args += [limit.limit, limit.spend_field]
+        state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
+        return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1))
 
     def release(self, job_id: str) -> None:
         """Drop the job's reservation (its submission failed or will not happen)."""
@@ -61,8 +81,9 @@ class UsageStore:
         """Micro-credits held by live reservations now."""
         total = 0
         for value in self.connection.hvals(self.keys.budget_held):
-            deadline, _, amount = _text(value).partition(" ")
-            if deadline.isdigit() and amount.isdigit() and int(deadline) > now * 1000:
+            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone]'
+            if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit() \
+                    and int(deadline) > now * 1000:
                 total += int(amount)
         return total
 
@@ -76,8 +97,8 @@ class UsageStore:
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:
         # A year is thousands of fields: decoded in bulk (int() reads the bytes as they came).
-        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2])))
-                for name, pairs in zip(names, self._read(keys))}
+        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
+                for name, pairs in zip(names, self._read(keys), strict=False)}
 
     def set_balance(self, credits: float, at: float, ttl: int) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""

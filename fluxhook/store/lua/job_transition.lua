@@ -7,6 +7,7 @@
 -- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
+-- Runs after effects.lua (apply_effects).
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
@@ -83,27 +84,6 @@ end
 
 -- The effects: only with a move, and only with the lock when one is named.
 if not spec.lock or locked == 1 then
-  for _, effect in ipairs(spec.effects) do
-    if effect.timeline then
-      local key = KEYS[effect.timeline]
-      redis.call('LPUSH', key, effect.entry)
-      redis.call('LTRIM', key, 0, effect.cap - 1)
-      redis.call('EXPIRE', key, effect.ttl)
-    elseif effect.metrics then
-      for _, increment in ipairs(effect.increments) do
-        local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
-        redis.call(command, KEYS[effect.metrics], increment[1], increment[2])
-      end
-    elseif effect.counters then
-      for _, increment in ipairs(effect.increments) do
-        redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
-      end
-      redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
-    elseif effect.release then
-      redis.call('HDEL', KEYS[effect.release], effect.member)
-    elseif effect.command then
-      redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
-    end
-  end
+  apply_effects(spec.effects)
 end
 return {1, current, locked}

@@ -1,0 +1,200 @@
+"""The operator commands ``fluxhook sweep`` and ``fluxhook doctor``.
+
+They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
+worker processes do. The settings come from the environment; when it has none of them, from the file
+a running ``make run`` keeps (``fluxhook.cli.dev_run``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from redis.exceptions import RedisError
+
+from fluxhook import readiness
+from fluxhook.bfl.client import BFLClient
+from fluxhook.cli.dev_run import dev_run_path, read_dev_run
+from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.config import Config
+from fluxhook.credits import budget, usage
+from fluxhook.errors import BFLError, ConfigError
+from fluxhook.lifecycle.sweep import sweep
+from fluxhook.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
+from fluxhook.services import build_services
+
+# Any of these in the environment means it describes a service of its own: a dev run's file must not
+# fill in what it lacks, or doctor would pass a deployment that is missing a setting.
+OWN_SETTINGS = ("REDIS_URL", "SECRET_KEY", "API_TOKENS")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's settings as the operator commands see them, and where they came from."""
+
+    values: dict[str, str]
+    dev_run: Path | None = None  # the dev run's file they came from; None: the environment
+
+    def source(self) -> str:
+        """Where the settings came from, in words (never a value)."""
+        if self.dev_run is None:
+            return "from the environment"
+        return f"from {self.dev_run} (the running make run's; the environment's own values win)"
+
+
+def service_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The environment; or, when it sets none of REDIS_URL, SECRET_KEY and API_TOKENS, a running
+    ``make run``'s settings with the environment's own values on top."""
+    env = dict(os.environ if environ is None else environ)
+    if _described(Settings(env)):
+        return Settings(env)
+    path = dev_run_path(env)
+    dev = read_dev_run(path)
+    if dev is None:
+        return Settings(env)
+    return Settings({**dev, **{name: value for name, value in env.items() if value.strip()}}, path)
+
+
+def _described(settings: Settings) -> bool:
+    """Whether the settings come from somewhere: a dev run's file, or an environment with settings of its own."""
+    return settings.dev_run is not None or any((settings.values.get(n) or "").strip() for n in OWN_SETTINGS)
+
+
+def _nowhere(settings: Settings) -> str:
+    return (f"the environment sets none of {', '.join(OWN_SETTINGS)}, and no make run is running: "
+            f"its settings would be in {dev_run_path(settings.values)}")
+
+
+def _config(settings: Settings) -> Config:
+    try:
+        return Config.from_env(settings.values)
+    except ConfigError as exc:
+        hint = "" if _described(settings) else f"\n({_nowhere(settings)})"
+        raise CLIError("the configuration is not valid:\n  " + "\n  ".join(exc.problems) + hint) from None
+
+
+# --- sweep -------------------------------------------------------------------------------------------
+
+SWEEP_WORDS = {"due": "a check queued for each", "dispatched": "queued jobs given a free BFL slot"}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run one fallback sweep now and print what it did."""
+    settings = service_settings()
+    if settings.dev_run:
+        print(f"fluxhook sweep: settings {settings.source()}", file=sys.stderr)
+    config = _config(settings)
+    try:
+        report = sweep(build_services(config))
+    except RedisError as exc:
+        raise CLIError(f"redis unreachable at {redact_url(config.redis_url)}: {type(exc).__name__}: {exc}",
+                       ExitCode.UNAVAILABLE) from None
+    print(sweep_summary(dataclasses.asdict(report)))
+    return ExitCode.OK
+
+
+def sweep_summary(report: Mapping[str, Any]) -> str:
+    """``swept: 2 due (...), 0 dispatched (...)``, and any other count the sweep reports."""
+    parts = [f"{value} {name}" + (f" ({SWEEP_WORDS[name]})" if name in SWEEP_WORDS else "")
+             for name, value in report.items()]
+    return "swept: " + ", ".join(parts)
+
+
+# --- doctor ------------------------------------------------------------------------------------------
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print one line per check; exit 1 if any failed."""
+    failed = False
+    for check in run_checks(service_settings()):
+        print(check_line(check), flush=True)
+        failed = failed or check.failed
+    if failed:
+        print("doctor: some checks failed", file=sys.stderr)
+        return ExitCode.JOB_FAILED
+    return ExitCode.OK
+
+
+def check_line(check: Check) -> str:
+    """``ok    redis     redis://127.0.0.1:6379/0: PING 0.2 ms``."""
+    return f"{check.state:<4}  {check.name:<8}  {check.detail}"
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    """The doctor's checks, one at a time: where the settings came from, the configuration, then
+    ``/readyz``'s checks (Redis, worker, storage) and BFL."""
+    yield _settings_check(settings)
+    try:
+        config = Config.from_env(settings.values)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            yield Check("config", FAIL, problem)
+        for name in ("redis", "worker", "storage", "budget", "bfl"):
+            yield Check(name, SKIP, "needs a valid configuration")
+        return
+    yield from config_checks(config)
+
+    try:
+        svc = build_services(config)
+    except Exception as exc:  # noqa: BLE001 (a doctor reports, it does not crash)
+        yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc}")
+        return
+    yield from readiness.check(svc)
+    yield _budget_check(svc)
+    yield _bfl_check(svc)
+
+
+def _settings_check(settings: Settings) -> Check:
+    if not _described(settings):
+        return Check("settings", WARN, _nowhere(settings))
+    return Check("settings", OK, settings.source())
+
+
+def config_checks(config) -> list[Check]:
+    """A valid configuration, and what it warns about (a PUBLIC_BASE_URL that BFL cannot reach)."""
+    checks = [Check("config", OK, f"valid (BFL_API_BASE={config.bfl_api_base}, STORAGE_URL={config.storage_url}, "
+                                  f"PUBLIC_BASE_URL={config.public_base_url})")]
+    checks += [Check("config", WARN, warning) for warning in config.warnings()]
+    return checks
+
+
+def _budget_check(svc) -> Check:
+    """Today's spend against BFL_DAILY_CREDIT_LIMIT, and the balance a worker last read from BFL."""
+    now = time.time()
+    try:
+        spent = usage.spent_today(svc, now)
+        now_standing = budget.standing(svc, now)
+        refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit,
+                                       refused=now_standing is not None and not now_standing.admitted)
+        balance = svc.store.usage.balance()
+    except RedisError:
+        return Check("budget", SKIP, "needs Redis")
+    if balance is None:
+        text += "; no balance read by a worker yet"
+    else:
+        text += f"; balance {format_credits(balance.credits)} (a worker read it {max(0, int(now - balance.at))} s ago)"
+    return Check("budget", WARN if refused else OK, text)
+
+
+def _bfl_check(svc) -> Check:
+    base = svc.config.bfl_api_base
+    try:
+        credits = BFLClient(svc.config, svc.http, attempts=1).credits()
+    except BFLError as exc:
+        return Check("bfl", FAIL, f"{base}: {exc.message}")
+    except Exception as exc:  # noqa: BLE001
+        return Check("bfl", FAIL, f"{base}: {type(exc).__name__}: {exc}")
+    if credits <= 0:
+        return Check("bfl", FAIL, f"{base} answers, but no credits are left ({format_credits(credits)}): "
+                                  "submissions fail with insufficient_credits")
+    return Check("bfl", OK, f"{base} answers; credits: {format_credits(credits)}")
+
+
+def format_credits(credits: float) -> str:
+    """1000000.0 → '1,000,000'; 12.5 → '12.50'."""
+    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"

@@ -1,0 +1,1 @@
+"""BFL credits: the daily budget, usage counters and the account's balance."""

@@ -1,0 +1,54 @@
+"""The account's balance of BFL credits: asked of BFL (``GET /v1/credits``) every few minutes by a worker
+and kept in Redis, for ``/metrics`` (``fluxhook_bfl_credits``), the dashboard and ``fluxhook doctor``.
+
+Every worker's clock queues the refresh ``CHECKS_PER_INTERVAL`` times per ``BFL_CREDITS_REFRESH_SECONDS``;
+only a run that takes the refresh lock, held for the whole interval, asks BFL. So BFL is asked at most
+once per interval whatever the number of workers, and at most a fraction of an interval late (a run
+that comes a moment before the lock lapses finds it held, and the next check takes it). One that
+fails is not retried before the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from fluxhook.bfl.client import BFLClient
+from fluxhook.errors import FluxhookError
+from fluxhook.outcomes import Outcome
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.balance")
+
+# A balance not refreshed for this many intervals (at least an hour) is forgotten: no figure beats a stale one.
+KEEP_INTERVALS = 10
+MIN_KEEP = 3600
+
+# How often a worker's clock checks whether the interval has passed (see the module's docstring).
+CHECKS_PER_INTERVAL = 5
+
+
+def check_every(interval: int) -> int:
+    """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one."""
+    return max(1, interval // CHECKS_PER_INTERVAL)
+
+
+def refresh(svc: Services, now: float | None = None) -> Outcome:
+    """Ask BFL for the balance and keep it, unless another worker did within the interval."""
+    interval = svc.config.bfl_credits_refresh_seconds
+    if not svc.config.bfl_api_key:
+        return Outcome.SKIPPED  # BFL would refuse: there is no account to ask about
+    if not svc.store.locks.take(svc.store.keys.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
+        return Outcome.SKIPPED
+    try:
+        # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.
+        credits = BFLClient(svc.config, svc.http, attempts=1).credits()
+    except FluxhookError as exc:
+        log.warning("BFL's credits could not be read", extra={"error": exc.message})
+        return Outcome.FAILED
+    svc.store.usage.set_balance(credits, time.time() if now is None else now,
+                                ttl=max(MIN_KEEP, KEEP_INTERVALS * interval))
+    log.info("BFL credits refreshed", extra={"credits": credits})
+    return Outcome.REFRESHED

@@ -1,0 +1,119 @@
+"""The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, and the submission's use of them.
+
+BFL tells a task's price only in its answer to the submission, so the check before submitting
+reserves something: an upper bound for that very request, made from what BFL's answers taught of
+its model's prices (``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
+what is left (the limit less the day's spend and the live reservations) reserves it; one with no
+bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
+reservation is live, reserving all that is left) and otherwise waits for the others to settle. So
+the day's spend ends at most one job's price above the limit, whatever the concurrency. BFL's answer
+settles it: the reservation goes and the real price is spent, in the one atomic step that records
+the submission; a submission that fails releases it. The check and the reservation are one Lua
+script over a list of limits (``store/lua/budget_reserve.lua``), so two processes never both pass
+the last credit, and another limit (an app key's) is one more entry of the list.
+
+``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
+that fails after it gives the reservation back), and an accepted one keeps its reservation while it
+waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued
+job refused waits on its own, tried again every ``RECHECK`` seconds, until the next UTC day or its
+hour is up; one that waits to go alone is tried again after ``ALONE_RECHECK`` seconds. A reservation
+lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Mapping
+
+from fluxhook.bfl.costs import Cost
+from fluxhook.credits import price_bounds, usage
+from fluxhook.errors import BudgetExceeded
+from fluxhook.limits import CALL_BOUND
+from fluxhook.schedule import POLL_DEADLINE
+from fluxhook.store.usage import Reservation
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+# As long as a job may wait in line for a slot, and its submission take.
+RESERVATION_LEASE = POLL_DEADLINE + CALL_BOUND
+# A queued job refused for the budget tries again this often, so a raised limit takes effect soon.
+RECHECK = 60.0
+# A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.
+ALONE_RECHECK = 2.0
+
+
+def seconds_until_next_day(now: float) -> float:
+    """Seconds from ``now`` to the next midnight UTC."""
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    midnight = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0.0, midnight.timestamp() - now)
+
+
+def recheck_in(now: float) -> float:
+    """How long a queued job refused for the budget waits before it is tried again."""
+    return max(1.0, min(RECHECK, seconds_until_next_day(now)))
+
+
+def refusal(spent: int, reserved: int, limit: float, now: float) -> str:
+    """The message of a ``budget_exceeded`` answer."""
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
+    held = f", {usage.from_micro(reserved):g} more reserved by submissions under way" if reserved else ""
+    return (f"today's credits are spent: {usage.from_micro(spent):g} of BFL_DAILY_CREDIT_LIMIT {limit:g}{held}; "
+            f"new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
+
+
+def summary(spent: int, reserved: int, limit: float | None, refused: bool = False) -> tuple[bool, str]:
+    """Today's spend against the limit in words, and whether new submissions are refused now (``refused``,
+    as ``standing`` found it)."""
+    held = f" ({usage.from_micro(reserved):,g} more reserved by submissions under way)" if reserved else ""
+    if limit is None:
+        return False, f"spent today {usage.from_micro(spent):,g} credits{held}; no BFL_DAILY_CREDIT_LIMIT"
+    share = usage.from_micro(spent) / limit
+    text = (f"spent today {usage.from_micro(spent):,g} of BFL_DAILY_CREDIT_LIMIT {limit:,g} credits "
+            f"({share:.0%}){held}")
+    return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
+
+
+def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+            now: float | None = None, *, dry_run: bool = False) -> Reservation | None:
+    """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limit,
+    reserving the bound of its price (or all that is left, when it must go alone).
+
+    None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
+    ``dry_run``: only say what would be decided, reserving nothing.
+    """
+    limit = svc.config.bfl_daily_credit_limit
+    if limit is None:
+        return None
+    now = time.time() if now is None else now
+    size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(body)
+    most = price_bounds.bound(price_bounds.Learned(*svc.store.prices.of(model)), size)
+    account = svc.store.usage.account_limit(usage.utc_day(now), usage.SPENT, usage.to_micro(limit))
+    return svc.store.usage.reserve(job_id, [account], most, now=now, lease=RESERVATION_LEASE, dry_run=dry_run)
+
+
+def standing(svc: "Services", now: float | None = None) -> Reservation | None:
+    """Whether a new submission would be refused now (nothing left), with the day's spend and what others
+    hold reserved: the reservation's own rule, reserving nothing. None when no limit is set."""
+    return reserve(svc, "", "", price_bounds.Size(0, 0), now, dry_run=True)
+
+
+def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None) -> int:
+    """Reserve the bound of the job's price, or raise ``BudgetExceeded``; returns the micro-credits reserved
+    (0 also when the job must wait to go alone: it is created, and sent once the others have settled)."""
+    now = time.time() if now is None else now
+    reservation = reserve(svc, job_id, model, body, now)
+    if reservation is None or reservation.waits:
+        return 0
+    if not reservation.admitted:
+        raise BudgetExceeded(refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now))
+    return reservation.amount
+
+
+def learn(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:
+    """Keep what BFL's stated price for this request teaches of its model's prices."""
+    seen = price_bounds.observe(price_bounds.request_size(body), cost)
+    if seen is not None:
+        svc.store.prices.learn(model, seen.rate, seen.units, seen.input_per_image)

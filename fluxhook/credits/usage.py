@@ -1,0 +1,286 @@
+"""Usage: what jobs cost and how they went, per UTC day and model (``GET /v1/usage``).
+
+Counted with transitions that happen anyway, as effects of the same atomic step, never by scanning jobs:
+
+- A job fluxhook submits counts on the UTC day BFL accepted it (kept on the job as ``usage_day``):
+  ``jobs`` +1 and its ``credits`` (BFL's ``cost``) with its move to ``submitted``, and the budget's
+  ``spent`` by the same credits, or by what was reserved for it when BFL stated no price.
+- When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired), on that
+  same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
+  BFL's result stated another price than its answer to the submission, the difference comes with it.
+- Every job's submission and end also count in the UTC hour they happen (outcomes, and the
+  completion-to-stored latency in histogram buckets), for the dashboard. Tracked tasks, which your app
+  submitted and paid for itself, count there only.
+
+Credits are counted as whole micro-credits, so sums are exact.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Mapping
+
+from fluxhook import metrics
+from fluxhook import transitions as st
+from fluxhook.bfl.costs import Cost
+from fluxhook.errors import InvalidRequest
+from fluxhook.job import Job
+from fluxhook.limits import pool_limit
+from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage, Effect
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+MICRO = 1_000_000
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+# The budget's spend, a field of each day's counters beside the per-model ones.
+SPENT = "spent"
+# The hourly outcome counters: one per status reached, and completion-to-stored latency buckets.
+HOURLY_COUNTS = ("submitted", st.STORED, st.FAILED, st.MODERATED, st.EXPIRED)
+LATENCY_BUCKETS: tuple[float, ...] = metrics.HISTOGRAMS["fluxhook_completion_to_stored_seconds"][1]
+_ROW_COUNTS = frozenset(("jobs", "stored", "failed", "credits"))
+_LATENCY = "latency:"
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_LATENCY_SUM = "latency_ms"
+
+
+def to_micro(credits: float) -> int:
+    """Credits as whole micro-credits."""
+    return round(credits * MICRO)
+
+
+def from_micro(amount: int) -> float:
+    """Micro-credits as credits."""
+    return round(amount / MICRO, 6)
+
+
+def field(model: str, counter: str) -> str:
+    """The field of a day's counters that holds ``counter`` (jobs, stored, failed, credits) of ``model``."""
+    return f"{model}:{counter}"
+
+
+def utc_day(when: float) -> str:
+    """The UTC day of an epoch time, ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d")
+
+
+def utc_hour(when: float) -> str:
+    """The UTC hour of an epoch time, ``YYYY-MM-DDTHH``."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+# --- what transitions count ---------------------------------------------------------------------------
+
+def on_submitted(model: str, cost: Cost | None, reserved: int, now: float) -> tuple[dict[str, Any], list[Effect]]:
+    """What a job records and counts when BFL accepted its task at ``now``: the job's fields and the effects.
+
+    ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price.
+    """
+    day = utc_day(now)
+    credits = to_micro(cost.credits) if cost is not None and cost.credits is not None else None
+    spend = credits if credits is not None else reserved
+    fields: dict[str, Any] = {"usage_day": day, "counted_credits": credits or 0, "counted_spend": spend,
+                              **(cost.fields() if cost else {})}
+    effects: list[Effect] = [
+        CountUsage(day, ((field(model, "jobs"), 1), (field(model, "credits"), credits or 0), (SPENT, spend))),
+        CountHourly(utc_hour(now), (("submitted", 1),)),
+    ]
+    if credits:
+        effects.append(_credits_metric(model, credits))
+    return fields, effects
+
+
+def on_end(job: Job, status: str, now: float, latency: float | None = None) -> list[Effect]:
+    """What a job's move to terminal ``status`` at ``now`` counts (``latency``: BFL done to stored, in seconds)."""
+    hourly = [(status, 1)]
+    if latency is not None:
+        bound = next((b for b in LATENCY_BUCKETS if latency <= b), None)
+        hourly += [(_LATENCY + (str(bound) if bound is not None else "+Inf"), 1),
+                   (_LATENCY_SUM, round(latency * 1000))]
+    effects: list[Effect] = [CountHourly(utc_hour(now), tuple(hourly))]
+    if job.usage_day and job.model:
+        counts = [(field(job.model, "stored" if status == st.STORED else "failed"), 1)]
+        if job.cost_credits is not None:
+            # BFL's result stated a price other than its answer to the submission: the result's stands.
+            credits = to_micro(job.cost_credits)
+            if credits != (job.counted_credits or 0):
+                counts += [(field(job.model, "credits"), credits - (job.counted_credits or 0)),
+                           (SPENT, credits - (job.counted_spend or 0))]
+                if credits > (job.counted_credits or 0):
+                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0)))
+        effects.append(CountUsage(job.usage_day, tuple(counts)))
+    return effects
+
+
+def _credits_metric(model: str, amount: int) -> CountMetrics:
+    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model)
+
+
+# --- GET /v1/usage ----------------------------------------------------------------------------------
+
+def parse_range(first: str | None, last: str | None, today: date) -> tuple[date, date]:
+    """``from`` and ``to`` (``YYYY-MM-DD``, both included); by default the last ``DEFAULT_DAYS`` days to today.
+
+    InvalidRequest for a value that is not a date, ``from`` after ``to``, or more than ``MAX_DAYS`` days.
+    """
+    end = _date("to", last) if last else today
+    start = _date("from", first) if first else end - timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        raise InvalidRequest(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()})")
+    days = (end - start).days + 1
+    if days > MAX_DAYS:
+        raise InvalidRequest(f"'from' to 'to' spans {days} days; at most {MAX_DAYS} may be asked at once")
+    return start, end
+
+
+def _date(name: str, text: str) -> date:
+    if not _DATE.fullmatch(text):
+        raise InvalidRequest(f"'{name}' must be a date as YYYY-MM-DD, got {text[:20]!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' is not a calendar date: {text!r}") from None
+
+
+def days_between(start: date, end: date) -> list[str]:
+    """Every day from ``start`` to ``end``, both included, as ``YYYY-MM-DD``."""
+    return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def rows(counters: Mapping[str, Mapping[str, int]]) -> list[dict]:
+    """One row per day and model with anything counted, by date then model: jobs, stored, failed, credits."""
+    found = []
+    for day in sorted(counters):
+        models: dict[str, dict[str, int]] = {}
+        for name, value in counters[day].items():
+            model, sep, counter = name.rpartition(":")
+            if sep and counter in _ROW_COUNTS:
+                models.setdefault(model, {})[counter] = value
+        for model in sorted(models):
+            counts = models[model]
+            if any(counts.values()):
+                found.append({"date": day, "model": model, "jobs": counts.get("jobs", 0),
+                              "stored": counts.get("stored", 0), "failed": counts.get("failed", 0),
+                              "credits": counts.get("credits", 0) / MICRO})
+    return found
+
+
+def report(counters: Mapping[str, Mapping[str, int]], start: date, end: date, spent_today: int,
+           daily_limit: float | None) -> dict:
+    """The body of ``GET /v1/usage``."""
+    days = rows(counters)
+    total = sum(counts.get(field, 0) for counts in counters.values() for field in counts if field.endswith(":credits"))
+    return {"from": start.isoformat(), "to": end.isoformat(), "days": days, "total_credits": from_micro(total),
+            "daily_limit": daily_limit, "spent_today": from_micro(spent_today)}
+
+
+def spent_today(svc: "Services", now: float, counters: Mapping[str, Mapping[str, int]] | None = None) -> int:
+    """Micro-credits spent on ``now``'s UTC day, as the daily limit counts them; from ``counters`` (per day,
+    as ``UsageStore.days`` gives them) when they hold that day, else read."""
+    day = utc_day(now)
+    if counters is None or day not in counters:
+        counters = svc.store.usage.days([day])
+    return counters[day].get(SPENT, 0)
+
+
+def usage_report(svc: "Services", first: str | None, last: str | None, now: float) -> dict:
+    """``GET /v1/usage?from=&to=``: credits and jobs per UTC day and model, read from the day counters."""
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    start, end = parse_range(first, last, today)
+    names = days_between(start, end)
+    today_name = today.isoformat()
+    counters = svc.store.usage.days(names if today_name in names else [*names, today_name])
+    shown = {day: counters[day] for day in names}
+    return report(shown, start, end, spent_today(svc, now, counters), svc.config.bfl_daily_credit_limit)
+
+
+# --- the dashboard's hourly view ----------------------------------------------------------------------
+
+def hours_before(now: float, count: int) -> list[str]:
+    """The last ``count`` UTC hours up to the one of ``now``, oldest first, as ``YYYY-MM-DDTHH``."""
+    return [utc_hour(now - 3600 * n) for n in range(count - 1, -1, -1)]
+
+
+def hourly_outcomes(counts: Mapping[str, int]) -> dict[str, int]:
+    """An hour's counts of jobs submitted and ended by status."""
+    return {name: counts.get(name, 0) for name in HOURLY_COUNTS}
+
+
+def latency_quantile(counts: Mapping[str, int], quantile: float) -> float | None:
+    """The completion-to-stored latency at ``quantile`` (0-1) among one or more hours' counts, interpolated
+    within its histogram bucket as Prometheus does; None if nothing was stored."""
+    buckets = [(bound, counts.get(_LATENCY + str(bound), 0)) for bound in LATENCY_BUCKETS]
+    overflow = counts.get(_LATENCY + "+Inf", 0)
+    total = sum(n for _, n in buckets) + overflow
+    if total == 0:
+        return None
+    rank, seen, lower = quantile * total, 0, 0.0
+    for bound, n in buckets:
+        if n and seen + n >= rank:
+            return round(lower + (bound - lower) * (rank - seen) / n, 3)
+        seen += n
+        lower = bound
+    return LATENCY_BUCKETS[-1]
+
+
+def merged(hours: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Several hours' counts added up (to take a quantile over them)."""
+    total: dict[str, int] = {}
+    for counts in hours.values():
+        for name, value in counts.items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def hours_of_days(days: list[str]) -> list[str]:
+    """Every UTC hour of ``days`` (``YYYY-MM-DD``), oldest first, as ``YYYY-MM-DDTHH``."""
+    return [f"{day}T{hour:02d}" for day in days for hour in range(24)]
+
+
+def periods(by_hour: Mapping[str, Mapping[str, int]], names: list[str], by_day: bool) -> list[dict]:
+    """Outcomes and latency p50/p95 per hour of ``names``, or per UTC day (its hours added up) if ``by_day``."""
+    groups: dict[str, dict[str, Mapping[str, int]]] = {}
+    for name in names:
+        groups.setdefault(name[:10] if by_day else name, {})[name] = by_hour.get(name, {})
+    found = []
+    for period, hours in groups.items():
+        counts = merged(hours)
+        found.append({"period": period, **hourly_outcomes(counts), "latency_p50": latency_quantile(counts, 0.5),
+                      "latency_p95": latency_quantile(counts, 0.95)})
+    return found
+
+
+def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by_day: bool = False) -> dict:
+    """What the dashboard's overview shows, from counters and indexes only (a few round trips, no scan).
+
+    ``hours``: per UTC hour, jobs submitted and ended by status, and the completion-to-stored latency
+    p50/p95 over them all (``by_day``: the ``days``' hours added up into ``periods``, one per day, and no ``hours``);
+    ``days``: credits per UTC day and model; and now: today's spend against the limit, the balance
+    last read, BFL tasks in flight and jobs queued per pool against its limit.
+    """
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    start = today - timedelta(days=days - 1)
+    day_names = days_between(start, today)
+    # Hourly counters carry every outcome and the latency buckets (kept 35 days): a day's are its hours added up.
+    hour_names = hours_of_days(day_names) if by_day else hours_before(now, hours)
+    by_hour = svc.store.usage.hours(hour_names)
+    counters = svc.store.usage.days(day_names)
+    snapshot = svc.store.snapshot(now)
+    everything = merged(by_hour)
+    balance = svc.store.usage.balance()
+    return {
+        "hours": [] if by_day else [{"hour": name, **hourly_outcomes(by_hour[name])} for name in hour_names],
+        "periods": periods(by_hour, hour_names, by_day),
+        "latency_p50": latency_quantile(everything, 0.5), "latency_p95": latency_quantile(everything, 0.95),
+        "day_names": day_names,
+        "days": rows(counters),
+        "spent_today": from_micro(spent_today(svc, now, counters)),
+        "reserved": from_micro(svc.store.usage.reserved(now)),
+        "daily_limit": svc.config.bfl_daily_credit_limit,
+        "balance": None if balance is None else {"credits": balance.credits, "at": balance.at},
+        "pools": [{"pool": pool, "in_flight": snapshot.in_flight[pool], "queued": snapshot.waiting[pool],
+                   "limit": pool_limit(svc.config, pool)} for pool in svc.store.pools],
+        "max_active": svc.config.bfl_max_active,
+    }

@@ -1,0 +1,125 @@
+"""What a report from BFL does to a job: one path for callbacks and polls alike."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from fluxhook import metrics
+from fluxhook import transitions as st
+from fluxhook.bfl.reports import BFLReport
+from fluxhook.credits import usage
+from fluxhook.job import Job
+from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
+from fluxhook.outcomes import Outcome
+from fluxhook.schedule import READY_RECHECK
+from fluxhook.store.effects import Effect
+from fluxhook.store.jobs import Change
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+# What to record with a report's outcome (a timeline entry, metrics), given the outcome.
+Notes = Callable[[Outcome], Sequence[Effect]]
+
+
+def _no_notes(outcome: Outcome) -> Sequence[Effect]:
+    return ()
+
+
+def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str, confirmed: bool,
+                 proven: bool = True, job: Job | None = None, expect_task: str | None = None,
+                 attempt: str | None = None, notes: Notes = _no_notes) -> Outcome:
+    """Apply BFL's ``report`` to the job; returns what became of it (``outcome.applied`` says whether it was).
+
+    ``expect_task``: the task the report must be about (a callback's), else ``Outcome.OTHER_TASK`` or, while the
+    job does not know its task yet, ``Outcome.NOT_SUBMITTED``; a job that is gone is ``Outcome.GONE``. ``attempt`` is
+    the counter an applied report adds to; ``notes(outcome)`` what to record with it. Failure reports not
+    ``confirmed`` (by a poll) only queue a check; ``proven`` says whether a callback proved its secret.
+    """
+    if expect_task is not None:
+        task_id = expect_task
+    else:
+        task_id = (job.bfl_id or "") if job is not None else ""
+    if report.status == st.BFL_READY and (job is None or not job.terminal):
+        # The common case needs nothing read first: the job moves, its download is queued, and the
+        # notes are recorded in one step, or nothing happens.
+        change = accept_ready(svc, job_id, task_id, report, source=source, proven=proven, count=attempt,
+                              effects=notes(Outcome.DOWNLOAD_QUEUED))
+        if change.moved and change.locked:
+            return Outcome.DOWNLOAD_QUEUED
+        if change.moved:
+            # Not locked: the download still running since BFL took back an earlier Ready finds this URL.
+            metrics.record(svc, notes(Outcome.DUPLICATE))
+            return Outcome.DUPLICATE
+        job = None  # it did not move: read it as it is now
+    job = job or svc.jobs.get(job_id)
+    if job is None:
+        return Outcome.GONE
+    if expect_task is not None and job.bfl_id != expect_task:
+        return Outcome.OTHER_TASK if job.bfl_id else Outcome.NOT_SUBMITTED
+    if attempt is not None:
+        svc.jobs.count(job_id, attempt)
+    outcome = _apply_to(svc, job, report, source=source, confirmed=confirmed, proven=proven)
+    metrics.record(svc, notes(outcome))
+    return outcome
+
+
+def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, confirmed: bool, proven: bool) -> Outcome:
+    if job.terminal:
+        return Outcome.DUPLICATE
+    if report.status == st.BFL_READY:
+        if job.status != st.READY:
+            return Outcome.DUPLICATE  # apply_report's move to ready was refused: the job is past it
+        if proven and not job.ready_proven:
+            # A proven report outranks the unproven one the job acted on; the running download
+            # will find the new URL when it rechecks.
+            svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
+                            draft_cache_source=report.draft_cache_url)
+        # A job already ready may have lost its download to a crash between recording and queueing:
+        # the lock in enqueue_download lets a repeated Ready repair that without a second download.
+        return Outcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else Outcome.DUPLICATE
+    if st.is_running(report.status):
+        # Pending, or any word BFL added (Reasoning, Generating): still running. Only while BFL has not
+        # reported otherwise: a late one must not overwrite a Ready.
+        svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=report.status, progress=report.progress)
+        return Outcome.PENDING
+    if not confirmed:
+        # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
+        enqueue_confirm(svc, job.id)
+        return Outcome.CONFIRM_QUEUED
+    new_status, code, message = st.terminal_outcome(report.status)
+    if report.message and code == "bfl_error":
+        message = f"{message}: {report.message}"
+    moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=source,
+                                error={"code": code, "message": message},
+                                effects=usage.on_end(job, new_status, time.time()))
+    return Outcome.FINISHED if moved else Outcome.DUPLICATE
+
+
+def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, *, source: str, proven: bool,
+                 count: str | None = None, effects: Sequence[Effect] = ()) -> Change:
+    """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
+
+    ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
+    task, no such job) queues nothing.
+    """
+    lock = download_lock(svc.store.keys, job_id)
+    return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
+                               lock=lock, effects=[download_task(svc.queue, job_id, lock), *effects],
+                               **ready_fields(report, source=source, proven=proven))
+
+
+def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
+    """What a job moving to ready records of BFL's Ready ``report``, and when the sweep next looks at it."""
+    now = time.time()
+    # Due again only to check that its download was not lost: a ready job is never polled.
+    fields = {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
+              "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now), "progress": None,
+              "draft_cache_source": report.draft_cache_url}
+    if report.seed is not None:
+        fields["seed"] = report.seed
+    if report.cost is not None:
+        # BFL's price in its result outranks its answer to the submission; usage counts the difference at the end.
+        fields.update(report.cost.fields())
+    return fields

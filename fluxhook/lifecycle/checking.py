@@ -1,0 +1,106 @@
+"""What the sweep does with one due job: poll BFL, repair a lost download, or restart a stalled submission."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fluxhook import schedule
+from fluxhook import transitions as st
+from fluxhook.credits import usage
+from fluxhook.errors import BFLError, BFLRateLimited
+from fluxhook.job import Job
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import ensure_download
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.submitting import submission_lock_left
+from fluxhook.limits import CALL_BOUND
+from fluxhook.outcomes import Outcome
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.checking")
+
+# While a check runs the job is held this long; if the check dies (its worker killed), the job
+# comes due again then.
+CHECK_HOLD = float(CALL_BOUND)
+
+
+def check_job(svc: Services, job_id: str, claim: float) -> Outcome:
+    """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
+    now = time.time()
+    if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
+        return Outcome.SKIPPED
+    job = svc.jobs.get(job_id)
+    if job is None or job.terminal:
+        return Outcome.SKIPPED
+    if job.status == st.QUEUED:
+        return _restart_submission(svc, job, now)
+    if job.status == st.READY:
+        return _repair_download(svc, job, now)
+    return poll_submitted(svc, job, now)
+
+
+def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
+    """Poll BFL for a ``submitted`` job whose callback has not come; a Ready takes the callback's path."""
+    grace = svc.config.callback_grace_seconds
+    submitted_at = job.submitted_at or job.created_at
+    try:
+        report = poll_job(svc, job)
+    except BFLRateLimited as exc:
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
+        log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
+        return Outcome.RESCHEDULED
+    except BFLError:
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+        raise  # RQ records it; the due index retries it
+    outcome = apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
+    if st.is_running(report.status):
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+    log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
+                                  "outcome": outcome})
+    return outcome
+
+
+def _time_out(svc: Services, job: Job) -> Outcome:
+    if svc.jobs.transition(job.id, st.FAILED, only_from=(st.SUBMITTED,),
+                           error={"code": "timeout", "message": "BFL gave no result within an hour"},
+                           effects=usage.on_end(job, st.FAILED, time.time())):
+        log.warning("job timed out", extra={"job_id": job.id, "bfl_id": job.bfl_id})
+    return Outcome.TIMEOUT
+
+
+def _repair_download(svc: Services, job: Job, now: float) -> Outcome:
+    # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
+    # between recording Ready and queueing, or RQ dropped it), so this queues it again.
+    repaired = ensure_download(svc, job.id)
+    svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
+    if repaired:
+        log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})
+        return Outcome.REPAIRED
+    return Outcome.RESCHEDULED
+
+
+def _restart_submission(svc: Services, job: Job, now: float) -> Outcome:
+    # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
+    # still at it; then look again the moment its lock would lapse (a killed one never lets go).
+    # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
+    left = submission_lock_left(svc, job.id)
+    if left:
+        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
+        return Outcome.RESCHEDULED
+    stalled = svc.slots.holds(job)
+    svc.slots.requeue(job)
+    if stalled:
+        log.warning("stalled submission put back in line", extra={"job_id": job.id})
+    else:
+        log.info("waiting job put back in line", extra={"job_id": job.id})
+    return Outcome.REQUEUED

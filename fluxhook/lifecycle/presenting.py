@@ -1,0 +1,24 @@
+"""The job JSON: the one function that makes it, for the API and for notifications alike."""
+
+from __future__ import annotations
+
+from fluxhook import signing
+from fluxhook.config import Config
+from fluxhook.job import Job
+
+
+def file_url(config: Config, job_id: str, name: str) -> str:
+    """A signed link to one of the job's stored files (``image``, ``video``, ``poster``, ``draft_cache``), valid
+    ``IMAGE_URL_TTL_SECONDS`` from now, that works without a bearer token and for no other job or file."""
+    token = signing.file_token(config.secret_keys, job_id, name)
+    return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
+
+
+def present(config: Config, job: Job) -> dict:
+    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files."""
+    links = {}
+    if job.video:
+        links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
+    if job.draft_cache:
+        links["draft_cache_url"] = file_url(config, job.id, "draft_cache")
+    return job.to_api(file_url(config, job.id, "image") if job.image else None, **links)

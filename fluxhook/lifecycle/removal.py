@@ -1,0 +1,26 @@
+"""Removing a job and everything kept for it: the record, its image or video, their thumbnail, poster and
+draft cache, its timeline."""
+
+from __future__ import annotations
+
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.draft_caches import key_for as draft_cache_key
+from fluxhook.media import posters, thumbnails
+from fluxhook.services import Services
+
+
+def remove_job(svc: Services, job_id: str) -> bool:
+    """Remove the job and all that belongs to it; False if there was no record (its leftovers go anyway)."""
+    # The storage key as deleted, not as read before: a download may have stored the image in between.
+    storage_key = svc.jobs.delete(job_id)
+    if storage_key:
+        svc.storage.delete(storage_key)
+    if storage_key is not None:
+        # Made beside the result, if they could be (deleting a missing file is harmless).
+        for key in (thumbnails.key_for(job_id), posters.key_for(job_id), draft_cache_key(job_id),
+                    task_inputs.key_for(job_id)):
+            svc.storage.delete(key)
+    else:
+        svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
+    timeline.forget(svc.store, job_id)
+    return storage_key is not None

@@ -1,0 +1,195 @@
+"""Download a ready job's image and store it: the work behind the download task."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fluxhook import metrics
+from fluxhook import transitions as st
+from fluxhook.credits import usage
+from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.job import Job
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.polling import poll_job
+from fluxhook.media import lifetimes, posters
+from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
+from fluxhook.media.sniff import VIDEO
+from fluxhook.outcomes import Outcome
+from fluxhook.services import Services
+from fluxhook.store.effects import Effect
+
+log = logging.getLogger("fluxhook.storing")
+
+
+def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
+    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``.
+
+    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
+    """
+    started = time.perf_counter()
+    outcome, error = "error", None
+    try:
+        outcome = _download_and_store(svc, job_id, last_attempt)
+        return outcome
+    except RetryableError as exc:
+        outcome, error = "retry", exc.message
+        raise
+    finally:
+        if outcome != st.STORED:  # a stored image was noted with the job's change to stored
+            metrics.record(svc, _notes(job_id, outcome, time.perf_counter() - started, error))
+
+
+def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
+    """The attempt's count, duration and timeline entry."""
+    notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
+    if outcome != Outcome.SKIPPED:
+        notes += [metrics.observed("fluxhook_download_seconds", seconds),
+                  timeline.entry(job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)]
+    return notes
+
+
+def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
+    try:
+        # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched.
+        for _ in range(2):
+            job = svc.jobs.get(job_id)
+            if job is None or job.status != st.READY:
+                return Outcome.SKIPPED
+            outcome = _download(svc, job, last_attempt)
+            if outcome != Outcome.RESTART:
+                return outcome
+        return Outcome.SKIPPED
+    except Exception as exc:
+        if last_attempt:
+            job = svc.jobs.get(job_id)
+            if job is not None:
+                _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {_reason(exc)}")
+        raise
+
+
+def _download(svc: Services, job: Job, last_attempt: bool) -> str:
+    started = time.perf_counter()
+    url = job.result_url or ""
+    if lifetimes.past_life(job.model, job.finished_at, time.time()):
+        # BFL's URL has outlived its life (10 minutes for an image, 2 hours for a video): not worth a
+        # request; BFL mints a fresh one on a poll.
+        return _recheck_with_bfl(svc, job, ResultURLExpired("the result URL outlived its life"), started,
+                                 last_attempt)
+    try:
+        image = _fetch(svc, job, url)
+    except RetryableError as exc:
+        return _retry_or_fail(svc, job, exc, last_attempt)
+    except (DownloadError, HostNotAllowed) as exc:
+        # An expired URL is worth one poll for a fresh one. Any other failure ends the job
+        # at once, unless the Ready report never proved its secret: then BFL has the last word.
+        if isinstance(exc, ResultURLExpired) or not job.ready_proven:
+            return _recheck_with_bfl(svc, job, exc, started, last_attempt)
+        return _finish_on(svc, job, exc)
+    with image:
+        return _store(svc, job, url, image, started)
+
+
+def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
+    svc.jobs.count(job.id, "downloads")
+    return fetch_result(svc.http, url, svc.config.result_host_allowlist,
+                       SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
+
+
+def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> str:
+    if last_attempt or lifetimes.past_life(job.model, job.finished_at, time.time()):
+        return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
+    log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
+    raise exc
+
+
+def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> str:
+    """Ask BFL once before a result URL that failed for good ends the job.
+
+    BFL mints a fresh signed URL on every get_result of a Ready task, which saves an expired
+    one; and an unproven Ready (a URL that is refused or not an image) must not end a job
+    that BFL says is still running.
+    """
+    try:
+        report = poll_job(svc, job)
+    except RetryableError as exc:
+        return _retry_or_fail(svc, job, exc, last_attempt)
+    except (BFLError, FluxhookError):
+        return _finish_on(svc, job, failure)
+    if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
+        if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
+                               draft_cache_source=report.draft_cache_url):
+            return Outcome.SKIPPED
+        try:
+            image = _fetch(svc, job, report.sample_url)
+        except RetryableError as exc:
+            return _retry_or_fail(svc, job, exc, last_attempt)
+        except (DownloadError, HostNotAllowed) as exc:
+            return _finish_on(svc, job, exc)
+        with image:
+            return _store(svc, svc.jobs.get(job.id) or job, report.sample_url, image, started)
+    if st.is_running(report.status) and not job.ready_proven:
+        # BFL has not finished: the unproven Ready this download came from was not BFL's.
+        # Only if no proven report replaced that URL meanwhile.
+        if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,), if_equal=("result_url", job.result_url),
+                               bfl_status=st.BFL_PENDING, source=None, result_url=None):
+            release_download(svc, job.id)
+            log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
+            return st.SUBMITTED
+        return Outcome.RESTART
+    if report.status in st.BFL_FAILURES:
+        return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
+    return _finish_on(svc, job, failure)
+
+
+def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: float) -> str:
+    key = f"{job.id}.{image.extension}"
+    result: dict = {"image": image.describe()}
+    if image.kind == VIDEO:
+        # The poster first: a job that reads stored always has its poster.
+        result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
+    svc.storage.put(key, image.file, sha256=image.sha256)
+    # With the job turning stored, in the same step: its thumbnail task, its draft cache's task (the job
+    # does not wait for that; draft_cache_source stays for it), the time it took BFL's image to get
+    # here, and the attempt's notes.
+    finished = job.finished_at or job.updated_at
+    now = time.time()
+    latency = max(0.0, now - finished)
+    effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
+               metrics.observed("fluxhook_completion_to_stored_seconds", latency),
+               *usage.on_end(job, st.STORED, now, latency)]
+    if job.draft_cache_source:
+        effects.append(draft_cache_task(svc.redis, job.id))
+    # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
+    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
+                           **result):
+        log.info("image stored", extra={
+            "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        })
+        return st.STORED
+    current = svc.jobs.get(job.id)
+    if current is None or current.storage_key != key:
+        svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
+        if "poster" in result:
+            svc.storage.delete(result["poster"]["key"])
+    return Outcome.RESTART if current is not None and current.status == st.READY else Outcome.SKIPPED
+
+
+def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
+    if isinstance(failure, ResultURLExpired):
+        return _finish(svc, job, st.EXPIRED, failure.code, "the result URL expired before it could be downloaded")
+    return _finish(svc, job, st.FAILED, failure.code, failure.message)
+
+
+def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> str:
+    svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message},
+                        draft_cache_source=None, effects=usage.on_end(job, status, time.time()))
+    log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
+    return status
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, FluxhookError) else type(exc).__name__

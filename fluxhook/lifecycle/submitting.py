@@ -1,0 +1,183 @@
+"""Sending a job's task to BFL: with its own callback URL and secret, once, within its slot."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fluxhook import metrics, schedule, signing
+from fluxhook import transitions as st
+from fluxhook.backoff import backoff_delay
+from fluxhook.credits import budget, usage
+from fluxhook.credits.price_bounds import Size
+from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
+from fluxhook.job import Job
+from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.limits import CALL_BOUND
+from fluxhook.outcomes import Outcome
+from fluxhook.services import Services
+from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.usage import Reservation
+
+log = logging.getLogger("fluxhook.submitting")
+
+# Outlasts one submission to BFL; one killed with its worker is started again soon after.
+SUBMIT_LOCK_SECONDS = CALL_BOUND
+# While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
+MAX_PAUSE = 60.0
+
+
+def submission_lock_left(svc: Services, job_id: str) -> float:
+    """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
+    return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
+
+
+def admit(svc: Services, job: Job) -> None:
+    """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT``, or raise
+    ``BudgetExceeded`` (402) so that nothing is created. The reservation waits with the job for its submission."""
+    try:
+        budget.admit(svc, job.id, job.model or "", job.input or {})
+    except BudgetExceeded:
+        metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+        raise
+
+
+def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
+    """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
+    is its input when the caller has it in hand, so a large one is not read back from storage.
+
+    Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
+    pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
+    they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
+    Other BFL errors propagate.
+    """
+    lock = svc.store.keys.submit_lock(job.id)
+    if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
+        return Outcome.SKIPPED
+    try:
+        return _submit(svc, job, task_input)
+    finally:
+        svc.store.locks.release(lock)
+
+
+def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
+    config = svc.config
+    request = task_input if task_input is not None else (job.input or None)
+    stored_size = Size.decode(job.input_size) if request is None else None
+    if request is None and stored_size is None:
+        request = task_inputs.load(svc, job.id, job.input)
+    # A large input waiting in storage is read only once the budget lets its job go.
+    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size)
+    if reservation is not None and not reservation.admitted:
+        return _over_budget(svc, job, reservation)
+    if request is None:
+        request = task_inputs.load(svc, job.id, job.input)
+    body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+                webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
+    try:
+        task = svc.bfl.submit(job.model or "", body)
+    except BFLRateLimited as exc:
+        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
+        timeline.record(svc, job.id, "submission", outcome=exc.code)
+        pause = wait_for_room(svc, job, exc.retry_after)
+        log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
+        return st.QUEUED
+    except FluxhookError as exc:
+        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
+        timeline.record(svc, job.id, "submission", outcome=exc.code)
+        raise
+    metrics.count(svc, "fluxhook_submissions", outcome="submitted")
+    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
+    budget.learn(svc, job.model or "", request, task["cost"])  # before its reservation goes: bounds only widen
+    now = time.time()
+    svc.slots.accepted(svc.slots.pool_of(job))
+    # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
+    fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now)
+    if reservation is not None:
+        effects.append(ReleaseBudget(job.id))
+    if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
+                               polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
+                               submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds),
+                               effects=effects, **fields):
+        # BFL has the task, and charges for it, though the job is gone: its price still counts.
+        metrics.record(svc, effects)
+        log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
+        return Outcome.SKIPPED
+    log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
+    if job.input is None:
+        task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
+    submitted = svc.jobs.get(job.id)
+    try:
+        if submitted is not None:
+            apply_kept_callback(svc, submitted)  # BFL's callback may have overtaken its answer to us
+    except Exception:
+        # The task is at BFL and recorded: that must not read as a failed submission. The kept
+        # callback stays kept (apply_kept_callback puts it back) for BFL's retry or a later look.
+        log.exception("applying an early callback failed", extra={"job_id": job.id})
+    return st.SUBMITTED
+
+
+def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
+    """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
+    tried again now and then, until its hour is up; or, when it must go alone while others'
+    reservations are live, until they settle."""
+    now = time.time()
+    if reservation.waits and not schedule.timed_out(job.created_at, now):
+        timeline.record(svc, job.id, "submission", outcome="budget_wait")
+        svc.slots.requeue(job, wait=budget.ALONE_RECHECK)
+        log.info("job queued: it goes alone once the other submissions' prices are known",
+                 extra={"job_id": job.id, "retry_after": budget.ALONE_RECHECK})
+        return st.QUEUED
+    metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+    timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
+    if schedule.timed_out(job.created_at, now):
+        svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
+                            error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
+                                                                 "for the whole hour the job could wait"},
+                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, now)])
+        task_inputs.drop(svc, job.id)
+        return st.FAILED
+    wait = budget.recheck_in(now)
+    # Only this job waits, out of line with its slot freed and any reservation kept: the budget says
+    # nothing about BFL's room, so its pool is neither paused nor struck. When it comes due, the sweep's
+    # check of a queued job puts it back in line at its old place, and it is tried again.
+    svc.slots.requeue(job, wait=wait)
+    log.info("job queued: today's credits are spent", extra={
+        "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(wait, 1)})
+    return st.QUEUED
+
+
+def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
+    """Put the job back in line and pause its pool: BFL's Retry-After, or growing backoff if BFL keeps refusing."""
+    pool = svc.slots.pool_of(job)
+    strikes = svc.slots.strike(pool)
+    pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
+    svc.slots.requeue(job, pause)
+    return pause
+
+
+def submit_queued(svc: Services, job_id: str) -> str:
+    """Submit a queued job that was handed a slot; an error that will pass puts it back in line
+    (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
+    job = svc.jobs.get(job_id)
+    if job is None or job.status != st.QUEUED:
+        return Outcome.SKIPPED
+    try:
+        return submit(svc, job)
+    except Exception as exc:
+        if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
+            wait_for_room(svc, job, None)
+            raise
+        message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
+        svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
+                            error={"code": _failure_code(exc), "message": message},
+                            effects=[ReleaseBudget(job.id), *usage.on_end(job, st.FAILED, time.time())])
+        task_inputs.drop(svc, job.id)
+        if not isinstance(exc, BFLError):
+            raise
+        return st.FAILED
+
+
+def _failure_code(exc: Exception) -> str:
+    return "insufficient_credits" if getattr(exc, "code", None) == "insufficient_credits" else "bfl_error"

@@ -1,0 +1,65 @@
+"""The fallback sweep: hand due jobs to checks, free slots to waiting jobs, and finished jobs' notifications
+to notify tasks; O(jobs due), not O(jobs)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, enqueue_submits
+from fluxhook.services import Services
+
+# Most jobs one sweep claims; the rest wait for the next sweep, a second later.
+SWEEP_BATCH = 500
+# A claimed job whose check never ran (its worker killed before it was queued or taken) comes
+# due again after this long; a check that runs later finds its claim superseded and does nothing.
+CHECK_CLAIM_LEASE = 90.0
+# Most notifications one sweep queues; a job taken from the outbox but not queued is taken again after the lease.
+NOTIFY_BATCH = 500
+NOTIFY_LEASE = 60.0
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep did."""
+
+    due: int
+    dispatched: int
+    notifications: int = 0
+
+
+def sweep(svc: Services, now: float | None = None) -> SweepReport:
+    """Claim the jobs due by ``now`` and queue a check of each; queue the submission of jobs given a free slot;
+    drain the notification outbox into notify tasks."""
+    now = time.time() if now is None else now
+    claim = now + CHECK_CLAIM_LEASE
+    due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
+    if due:
+        enqueue_checks(svc.control_queue, due, claim)
+    svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
+    return SweepReport(due=len(due), dispatched=hand_out(svc), notifications=drain_notifications(svc, now))
+
+
+def hand_out(svc: Services) -> int:
+    """Give free BFL slots to the jobs whose turn it is and queue their submissions; how many."""
+    given = svc.slots.dispatch()
+    if given:
+        enqueue_submits(svc.control_queue, given)
+    return len(given)
+
+
+def drain_notifications(svc: Services, now: float) -> int:
+    """Queue a notify task for each job in the outbox; returns how many were queued.
+
+    Taking from the outbox is atomic (two sweeps never take the same job), and a job leaves it
+    only in the MULTI that queues its task, so a crash in between delays a notification by the
+    lease but never loses it.
+    """
+    taken = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
+    if not taken:
+        return 0
+    pipe = svc.redis.pipeline(transaction=True)
+    queued = enqueue_notifications(svc.queue, taken, pipe)
+    svc.jobs.notifications_queued(taken, pipeline=pipe)
+    pipe.execute()
+    return queued

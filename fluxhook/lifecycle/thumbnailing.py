@@ -1,0 +1,40 @@
+"""A stored job's thumbnail: a task of its own, queued when the job is stored.
+
+Making one is best effort: a thumbnail that cannot be made or stored never fails the job. It is
+made after the job is stored, not before, and workers take thumbnails after every download: decoding
+a full-size image costs as much as the download itself, and a preview must not delay an image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from fluxhook import transitions as st
+from fluxhook.media.thumbnails import key_for, make_thumbnail
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.thumbnailing")
+
+
+def make_for_job(svc: Services, job_id: str) -> str | None:
+    """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
+    job = svc.jobs.get(job_id)
+    if job is None or job.status != st.STORED or not job.storage_key or job.thumbnail_key:
+        return None
+    key = key_for(job_id)
+    # A video's thumbnail is made from its poster frame.
+    source_key = job.poster["key"] if job.video and job.poster else job.storage_key
+    try:
+        source = svc.storage.open(source_key)
+        if source is None:
+            return None
+        with source:
+            svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
+    except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
+        log.warning("thumbnail not made", extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
+        return None
+    if not svc.jobs.set_thumbnail(job_id, key):
+        svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
+        return None
+    return key

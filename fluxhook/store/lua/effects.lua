@@ -1,0 +1,27 @@
+-- The one routine that does effects (store/effects.py encodes them): prepended to every script that
+-- applies some. Each effect names its keys by position in KEYS; an RQ command's words are
+-- ARGV[first..last].
+local function apply_effects(effects)
+  for _, effect in ipairs(effects) do
+    if effect.timeline then
+      local key = KEYS[effect.timeline]
+      redis.call('LPUSH', key, effect.entry)
+      redis.call('LTRIM', key, 0, effect.cap - 1)
+      redis.call('EXPIRE', key, effect.ttl)
+    elseif effect.metrics then
+      for _, increment in ipairs(effect.increments) do
+        local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
+        redis.call(command, KEYS[effect.metrics], increment[1], increment[2])
+      end
+    elseif effect.counters then
+      for _, increment in ipairs(effect.increments) do
+        redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
+      end
+      redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
+    elseif effect.release then
+      redis.call('HDEL', KEYS[effect.release], effect.member)
+    elseif effect.command then
+      redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
+    end
+  end
+end

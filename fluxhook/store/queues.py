@@ -1,0 +1,28 @@
+"""fluxhook's RQ queues in Redis, by name: what every worker listens to, in the order it takes them."""
+
+from __future__ import annotations
+
+from redis import Redis
+from rq import Queue
+
+QUEUE_NAME = "fluxhook"
+# The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
+# downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
+CONTROL_QUEUE_NAME = "fluxhook-control"
+# Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
+THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
+
+
+def task_queue(connection: Redis) -> Queue:
+    """fluxhook's RQ queue for downloads and confirmations on ``connection``."""
+    return Queue(QUEUE_NAME, connection=connection)
+
+
+def control_queue(connection: Redis) -> Queue:
+    """fluxhook's RQ queue for the sweep's work, which workers take first."""
+    return Queue(CONTROL_QUEUE_NAME, connection=connection)
+
+
+def thumbnail_queue(connection: Redis) -> Queue:
+    """fluxhook's RQ queue for thumbnails, which workers take last."""
+    return Queue(THUMBNAIL_QUEUE_NAME, connection=connection)

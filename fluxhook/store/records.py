@@ -1,0 +1,125 @@
+"""A job record as a Redis hash's fields: how each value is written and read back.
+
+Short fields, so Redis keeps the hash in its compact encoding: the image, a video, its poster and a
+draft cache each as fields under a prefix of their own, the prompt in pieces.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fluxhook.job import BFL_URL_FIELDS, COUNTERS, Job
+
+_JSON_FIELDS = ("error", "metadata", "input")
+# The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all
+# at most 64 bytes (hash-max-listpack-value) in its compact encoding, which the image's JSON would exceed.
+_IMAGE_PREFIX = "image_"
+_IMAGE_NUMBERS = ("size", "width", "height")
+# So are a video, its poster and a draft cache: each object's fields under its own prefix.
+_OBJECTS = {"image": _IMAGE_PREFIX, "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
+_OBJECT_FLOATS = ("duration", "fps")
+_OBJECT_BOOLEANS = ("has_audio",)
+# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...).
+_PROMPT_PREFIX = "prompt_"
+_PIECE_BYTES = 64
+_FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "progress",
+           "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since")
+_INTEGERS = ("seed", "counted_credits", "counted_spend")
+
+
+def encode_fields(fields: dict[str, Any]) -> list[str]:
+    """The record's fields as Redis hash field/value words."""
+    flat: list[str] = []
+    for name, value in fields.items():
+        if name in _OBJECTS:
+            for part, item in (value or {}).items():
+                flat += [_OBJECTS[name] + part, ("1" if item else "0") if isinstance(item, bool) else str(item)]
+            continue
+        if name == "prompt":
+            for number, piece in enumerate(_pieces(value or "")):
+                flat += [f"{_PROMPT_PREFIX}{number}", piece]
+            continue
+        if name in _JSON_FIELDS:
+            value = json.dumps(value, separators=(",", ":")) if value is not None else ""
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        elif value is None:
+            value = ""
+        flat += [name, str(value)]
+    return flat
+
+
+def job_from_hash(data: dict[str, str]) -> Job:
+    """The job a record's fields (as text, see ``decode_hash``) describe."""
+    values: dict[str, Any] = {}
+    objects: dict[str, dict[str, Any]] = {name: {} for name in _OBJECTS}
+    pieces: dict[int, str] = {}
+    for name, raw in data.items():
+        owner = _object_of(name)
+        if owner is not None:
+            part = name[len(_OBJECTS[owner]):]
+            objects[owner][part] = _object_value(part, raw)
+        elif name.startswith(_PROMPT_PREFIX) and name[len(_PROMPT_PREFIX):].isdigit():
+            pieces[int(name[len(_PROMPT_PREFIX):])] = raw
+        elif name in _INTEGERS:
+            values[name] = int(raw) if raw else None
+        elif name in _JSON_FIELDS:
+            values[name] = json.loads(raw) if raw else None
+        elif name in COUNTERS:
+            values[name] = int(raw)
+        elif name == "ready_proven":
+            values[name] = raw != "0"
+        elif name in _FLOATS:
+            values[name] = float(raw) if raw else None
+        elif name in Job.__dataclass_fields__:
+            values[name] = raw or None
+    values["metadata"] = values.get("metadata") or {}
+    for owner, parts in objects.items():
+        values[owner] = parts or None
+    if pieces:
+        values["prompt"] = "".join(pieces[i] for i in sorted(pieces))
+    return Job(**values)
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut into pieces of at most ``_PIECE_BYTES`` bytes of UTF-8, never inside a character."""
+    pieces, piece, size = [], [], 0
+    for char in text:
+        width = len(char.encode("utf-8"))
+        if size + width > _PIECE_BYTES:
+            pieces.append("".join(piece))
+            piece, size = [], 0
+        piece.append(char)
+        size += width
+    if piece:
+        pieces.append("".join(piece))
+    return pieces
+
+
+def _object_of(field_name: str) -> str | None:
+    """Which object (image, video...) a record field belongs to, by its prefix; None for a field of its own."""
+    if field_name in BFL_URL_FIELDS:
+        return None
+    for name, prefix in _OBJECTS.items():
+        if field_name.startswith(prefix):
+            return name
+    return None
+
+
+def _object_value(part: str, raw: str) -> Any:
+    if part in _IMAGE_NUMBERS:
+        return int(raw)
+    if part in _OBJECT_FLOATS:
+        return float(raw)
+    if part in _OBJECT_BOOLEANS:
+        return raw == "1"
+    return raw
+
+
+def decode_hash(data: dict) -> dict[str, str]:
+    """A hash as redis-py returns it (bytes or str) as text."""
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in data.items()
+    }

@@ -1,0 +1,65 @@
+"""``Idempotency-Key`` : which requests count as the same, and whose key it is, read from the request (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple
+
+from fluxhook import jsonbody
+from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
+from fluxhook.json_stream import json_chunks
+from fluxhook.store.idempotency import Claim
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+def keeps(status: int) -> bool:
+    """Whether an answer is kept for replay: only a success (Stripe's rule). A request refused for its
+    input, its credentials or the budget did nothing; an error on our side (5xx) may be retried."""
+    return 200 <= status < 300
+
+
+
+
+def check_key(value: str) -> str:
+    """The key as sent; InvalidIdempotencyKey unless it is 1 to 255 printable ASCII characters."""
+    if not value or len(value) > MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
+        raise InvalidIdempotencyKey(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
+    return value
+
+
+def fingerprint(method: str, path: str, body: bytes | Parsed) -> str:
+    """What must be the same for a repeat to count as the first request: key order and spacing do not matter.
+
+    ``body`` as sent, or as already parsed (``Parsed``): the same digest either way. The parsed value is
+    hashed as canonical JSON a piece at a time, so no copy of a large body is made for it.
+    """
+    digest = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n")
+    if isinstance(body, Parsed):
+        value = body.value
+    else:
+        try:
+            value = jsonbody.loads(body)
+        except InvalidRequest:
+            digest.update(body)  # not JSON: compared byte for byte (the view refuses it anyway)
+            return digest.hexdigest()
+    for piece in json_chunks(value, sort_keys=True, ensure_ascii=False):
+        digest.update(piece.encode())
+    return digest.hexdigest()
+
+
+class Parsed(NamedTuple):
+    """A request body already parsed as JSON."""
+
+    value: Any
+
+
+def claim(token: str, key: str, method: str, path: str, body: bytes | Parsed) -> Claim:
+    """The claim a request with bearer ``token`` makes on ``key`` (checked)."""
+    return Claim(scope=_digest(token.encode()), key=_digest(check_key(key).encode()),
+                 fingerprint=fingerprint(method, path, body))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

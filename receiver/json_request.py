@@ -1,0 +1,66 @@
+"""A request's JSON body, read and parsed once, holding as little of it at a time as parsing allows.
+
+A submission's body may be hundreds of MB of base64 images. Read whole (werkzeug's ``get_data``),
+decoded by ``json.loads``, parsed again by the view and copied into a fingerprint, it cost four times
+its size. Here the body is read into one buffer of its announced length, decoded to text and the
+buffer dropped, then parsed and the text dropped: never more than twice its size is held, and what
+is kept is the parsed value, which both the Idempotency-Key fingerprint and the view use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, request
+
+from fluxhook import jsonbody
+from fluxhook.errors import InvalidRequest
+
+_PIECE = 1024 * 1024
+_NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
+
+
+def json_object() -> dict[str, Any]:
+    """The body as a JSON object, parsed on first use; InvalidRequest if it is not one."""
+    if "json_object" not in g:
+        if not request.is_json:
+            raise InvalidRequest(_NOT_AN_OBJECT)
+        value = jsonbody.loads(_text())
+        if not isinstance(value, dict):
+            raise InvalidRequest(_NOT_AN_OBJECT)
+        g.json_object = value
+    return g.json_object
+
+
+def body_size() -> int:
+    """How many bytes the body had (once read)."""
+    return g.get("json_body_size", 0)
+
+
+def _text() -> str:
+    raw = _read()
+    g.json_body_size = len(raw)
+    try:
+        return str(raw, "utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the body is not valid JSON: it is not UTF-8") from None
+
+
+def _read() -> bytearray:
+    stream = request.stream
+    length = request.content_length
+    if length is None:  # chunked: grows as it comes
+        raw = bytearray()
+        while piece := stream.read(_PIECE):
+            raw += piece
+        return raw
+    raw = bytearray(length)
+    view, got = memoryview(raw), 0
+    while got < length:
+        n = stream.readinto(view[got:got + _PIECE])  # a piece at a time: the server buffers no more
+        if not n:
+            break
+        got += n
+    view.release()
+    del raw[got:]
+    return raw
