@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-waiting bench-fairness bench-bulkheads bench-video bench-usage soak image-check clean
+.PHONY: run test bench bench-suite bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -40,6 +40,11 @@ bench-fairness: $(VENV)/.installed
 # Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
+
+# Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639).
+bench-hostile: $(VENV)/.installed
+	@test -d /tmp/fluxhook-194e639 || git worktree add /tmp/fluxhook-194e639 194e639
+	$(PY) -m bench.hostile
 
 # A 500 MB MP4 to stored (filesystem and the moto S3 server) beside a plain streaming copy; RSS of worker and web.
 bench-video: $(VENV)/.installed

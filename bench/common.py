@@ -97,10 +97,15 @@ def fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def verdict(row: Row) -> str:
+    """'yes' or 'not met' against a target users hold; nothing for a figure shown for information."""
+    return "" if row.met is None else ("yes" if row.met else "not met")
+
+
 def print_table(sections: list[Section]) -> None:
+    """The figures; "(info)" rows are beside their baseline for scale and carry no verdict."""
     headers = ("figure", "fluxhook", "baseline", "ratio", "target", "met")
-    rows = [(r.figure, r.fluxhook, r.baseline, r.ratio, r.target, "" if r.met is None else ("yes" if r.met else "NO"))
-            for s in sections for r in s.rows]
+    rows = [(r.figure, r.fluxhook, r.baseline, r.ratio, r.target, verdict(r)) for s in sections for r in s.rows]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells) -> str:
@@ -112,8 +117,7 @@ def print_table(sections: list[Section]) -> None:
     for section in sections:
         print(line((f"[{section.title}]",) + ("",) * 5))
         for r in section.rows:
-            print(line((r.figure, r.fluxhook, r.baseline, r.ratio, r.target,
-                        "" if r.met is None else ("yes" if r.met else "NO"))))
+            print(line((r.figure, r.fluxhook, r.baseline, r.ratio, r.target, verdict(r))))
 
 
 def print_notes(sections: list[Section]) -> None:

@@ -301,7 +301,7 @@ def report(args: argparse.Namespace, figures: dict, sweep_ms: list[float]) -> No
     rows.append((f"{sweep_name}: max, ms", f"{max(sweep_ms):.2f}", "", None))
     print(f"{'figure':50} {'value':>14} {'target':>8}  met")
     for name, value, target, met in rows:
-        print(f"{name:50} {value:>14} {target:>8}  {'' if met is None else ('yes' if met else 'NO')}")
+        print(f"{name:50} {value:>14} {target:>8}  {'' if met is None else ('yes' if met else 'not met')}")
     print()
     statuses = Counter(record["status"] for record in records)
     sources = Counter((job.lost, record["source"]) for job, record in zip(jobs, records, strict=False))

@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.suite [--quick] [--reps 3] [--only ingest,to_stored,throughput]
 
 1. callback ingest: the Procfile's web process vs a bare Flask endpoint, same gunicorn settings (wrk);
-2. callback -> stored: vs the direct-download floor and BFL's naive 0.5 s poller;
-3. download throughput: K worker processes vs a direct download loop with K threads;
-4. footprint: Redis per job record, RSS of web and worker, BFL calls per job.
+   the rate is information (a real account's bursts are far below it); nothing dropped is the target;
+2. callback -> stored: vs the direct-download floor and BFL's naive 0.5 s poller (a target);
+3. download throughput: K worker processes vs a direct download loop with K threads (information);
+4. footprint: Redis per job record, RSS of web and worker, BFL calls per job (targets).
 
 Each benchmark runs its own stack (embedded Redis, BFL simulator, the Procfile's processes),
 all on 127.0.0.1. Figures are medians of ``--reps`` repetitions (``--quick``: 1, shorter runs).

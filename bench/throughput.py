@@ -49,9 +49,8 @@ from .common import (
     wait_all_terminal,
 )
 
-TARGET_RATIO = 0.7
-# Against a loop doing only what any crash-safe store must (stream, sha256, write, fdatasync, rename).
-SAFE_TARGET_RATIO = 0.8
+# Throughput against plain loops (in memory, and one doing only what any crash-safe store must: stream,
+# sha256, write, fdatasync, rename) is shown for information, not graded: no account downloads this fast.
 SIZES = (1.0, 1.25, 1.5, 1.75, 2.0)  # MB: "1-2 MB images", evenly spread
 
 
@@ -239,15 +238,12 @@ class Throughput:
         for workers, reps in results.items():
             fh, direct = median(r["fh_fps"] for r in reps), median(r["direct_fps"] for r in reps)
             ratio = median(r["ratio"] for r in reps)
-            primary = workers == self.args.worker_counts[0]
             section.rows.append(Row(f"files/s, {workers} workers vs {workers} threads", fmt(fh, 1), fmt(direct, 1),
-                                    fmt(ratio, 2), f">= {TARGET_RATIO:g}x" if primary else "(info)",
-                                    ratio >= TARGET_RATIO if primary else None))
+                                    fmt(ratio, 2), "(info)"))
             safe_ratio = median(r["fh_fps"] / r["safe_fps"] for r in reps)
             section.rows.append(Row(f"files/s, {workers} workers vs a safe-store loop of {workers} threads",
                                     fmt(fh, 1), fmt(median(r["safe_fps"] for r in reps), 1), fmt(safe_ratio, 2),
-                                    f">= {SAFE_TARGET_RATIO:g}x" if primary else "(info)",
-                                    safe_ratio >= SAFE_TARGET_RATIO if primary else None))
+                                    "(info)"))
             notes.append(f"K={workers}: per rep fluxhook/direct files/s " + "; ".join(
                 f"{r['fh_fps']:.1f}/{r['direct_fps']:.1f} ({r['fh_seconds']:.1f} s vs {r['direct_seconds']:.1f} s, "
                 f"{r['fh_workers_used']:.0f} workers took tasks, last one started {r['fh_stagger'] * 1000:.0f} ms after "
@@ -255,7 +251,7 @@ class Throughput:
         fastest = max(results, key=lambda k: median(r["direct_fps"] for r in results[k]))
         if len(results) > 1 and fastest != self.args.worker_counts[0]:
             # Not paired: the direct loop at the concurrency where it went fastest, for the reader who
-            # asks how the target's setting compares with the quickest plain download of these files.
+            # asks how the recommended setting compares with the quickest plain download of these files.
             target_k = self.args.worker_counts[0]
             fh = median(r["fh_fps"] for r in results[target_k])
             direct = median(r["direct_fps"] for r in results[fastest])
@@ -263,10 +259,13 @@ class Throughput:
                                     fmt(fh, 1), fmt(direct, 1), fmt(fh / direct, 2), "(info)", None))
         total = sum(self.sizes)
         section.notes = [
+            "files/s are information, not a target: BFL lets an account run 24 tasks at once, so real downloads "
+            "come two orders of magnitude slower than this; what users feel is callback -> stored (section 2) and "
+            "memory (footprint).",
             f"{self.args.files} files per run, {len(self.sizes)} images of {min(self.sizes) / MB:.2f}-"
             f"{max(self.sizes) / MB:.2f} MB (mean {total / len(self.sizes) / MB:.2f} MB, PNG), {self.args.reps} rep(s) "
             "per worker count, medians; ratio = median of per-rep paired ratios; the first worker count is the "
-            "target's (two per core, the README's setting).",
+            "recommended setting (two per core, docs/operating.md).",
             "fluxhook's time runs from the first download task's start to the last one's end (RQ's started_at / "
             "ended_at), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), writes the file "
             "(fdatasync, rename) and updates Redis, and queues a thumbnail task, which workers take after the "

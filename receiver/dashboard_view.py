@@ -7,6 +7,7 @@ a row looks the same whether the server drew it or the script updated it in plac
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -70,8 +71,36 @@ def row(job: Job) -> dict:
     }
 
 
-# Characters of the prompt the list shows under the job's id.
+# Characters of the prompt the list shows under the job's id, and the job's page before "show all".
 PROMPT_IN_LIST = 80
+PROMPT_SHOWN = 280
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "video/mp4": "mp4"}
+
+
+def _download_name(job: Job) -> str:
+    """``job_….jpg``: the name a download of the job's stored file is saved under; '' when none is stored."""
+    stored = job.video or job.image
+    if not stored or not job.storage_key:
+        return ""
+    return f"{job.id}.{_EXTENSIONS.get(stored.get('content_type', ''), 'bin')}"
+
+
+def api_examples(base_url: str, job: Job) -> list[dict]:
+    """The job through the API, as commands to copy: read it, and fetch its stored file. The token stays a
+    variable: the dashboard never holds one."""
+    auth = '-H "Authorization: Bearer $FLUXHOOK_TOKEN"'
+    examples = [{"title": "Read this job", "command": f"curl -s {base_url}/v1/jobs/{job.id} {auth}"}]
+    name = _download_name(job)
+    if name:
+        kind = "video" if job.video else "image"
+        examples.append({"title": f"Download its {kind}",
+                         "command": f"curl -s -o {name} {base_url}/v1/jobs/{job.id}/{kind} {auth}"})
+    if job.prompt and job.model:
+        body = json.dumps({"model": job.model, "input": {"prompt": job.prompt}}, ensure_ascii=False)
+        examples.append({"title": "Submit the prompt again",
+                         "command": f"curl -s -X POST {base_url}/v1/jobs {auth} -H 'Content-Type: application/json' "
+                                    f"-d {shlex.quote(body)}"})
+    return examples
 
 
 def credits(amount: float | None) -> str:
@@ -120,6 +149,10 @@ def detail(config: Config, job: Job, events: list[dict]) -> dict:
         "error_message": (job.error or {}).get("message", ""),
         "metadata": json.dumps(job.metadata, indent=2, ensure_ascii=False) if job.metadata else "",
         "prompt": job.prompt or "",
+        # A long prompt shows its start, and the rest behind "show all" (a <details>: no script needed).
+        "prompt_start": _excerpt(job.prompt or "", PROMPT_SHOWN) if len(job.prompt or "") > PROMPT_SHOWN else "",
+        "prompt_chars": f"{len(job.prompt or ''):,}",
+        "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),
         "cost_detail": _cost_detail(job),
         "timeline": timeline(job, events),

@@ -7,8 +7,8 @@ import math
 import re
 
 import redis
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from fluxhook.errors import FluxhookError, RangeNotSatisfiable
 
@@ -24,6 +24,25 @@ def error_response(status: int, code: str, message: str):
 
 def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size:,} bytes"
+
+
+def _advice(exc: HTTPException) -> str | None:
+    """Werkzeug's stock sentences, said as what to do; None keeps Werkzeug's."""
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = request.max_content_length
+        room = f" of {_mib(limit)}" if limit else ""
+        return (f"the request body is over this endpoint's limit{room}: send less (for inputs, "
+                "BFL takes image URLs instead of base64 too)")
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        allowed = ", ".join(m for m in exc.valid_methods if m not in ("HEAD", "OPTIONS"))
+        return f"{request.method} is not allowed here; this path takes {allowed}"
+    if isinstance(exc, NotFound) and request.url_rule is None:
+        return "no such path: the API's paths are listed at /openapi.json"
+    return None
 
 
 def init_app(app: Flask) -> None:
@@ -42,7 +61,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        response = error_response(exc.code or 500, _snake(exc.name), exc.description or exc.name)
+        response = error_response(exc.code or 500, _snake(exc.name), _advice(exc) or exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

@@ -1,7 +1,6 @@
 """gunicorn settings for the ``web:`` process (``gunicorn -c python:receiver.gunicorn_conf``)."""
 
 import gc
-import json
 import logging
 import os
 import socket
@@ -11,6 +10,7 @@ from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 
 from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
+from receiver.request_assembly import refusal
 
 
 def _whole(name: str, default: str) -> int:
@@ -24,8 +24,10 @@ def _whole(name: str, default: str) -> int:
 
 
 bind = f"0.0.0.0:{_whole('PORT', '8000')}"
-# Threads serve the many short callback and API requests; processes use both cores.
-worker_class = "gthread"
+# Threads serve the many short callback and API requests; processes use both cores. gthread's
+# threads, but each request is received whole (with deadlines) by the worker's main loop before a
+# thread serves it: slow or stalled clients hold no thread (docs/hostile-clients.md).
+worker_class = "receiver.buffering_worker.BufferingWorker"
 workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
 # for requests waiting on their job (Prefer: wait) or on BFL, which hold a thread but no CPU.
@@ -49,8 +51,23 @@ class Logger(glogging.Logger):
     # (With a logger_class of its own, gunicorn never picks its statsd logger: /metrics serves instead.)
     access_log_enabled = False
 
+    def info(self, msg, *args, **kwargs):
+        # With reuse_port each worker opens its own socket, so the arbiter has none to name and its
+        # "Listening at: %s (%s)" line would show an empty address: name the configured ones.
+        if msg.startswith("Listening at:") and args and not args[0]:
+            args = (",".join(_address(a) for a in self.cfg.address), *args[1:])
+        super().info(msg, *args, **kwargs)
+
 
 logger_class = Logger
+
+
+def _address(address) -> str:
+    """``host:port`` of a bound TCP address, or a Unix socket's path."""
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"unix:{address}"
 
 # gunicorn's own lines (boot, worker exits) as JSON too, like every other log line.
 logconfig_dict = {
@@ -99,25 +116,10 @@ def on_starting(server):
 
 # gunicorn answers the requests it refuses before the app sees them (a request line over 4094
 # bytes, headers too large, bytes that are not HTTP) with an HTML page; the API answers every
-# error as JSON. The codes follow the app's (receiver/errors.py); gunicorn's own message is not
-# echoed, since it can quote the request line, whose path may carry a webhook token.
-_REFUSALS = {
-    400: ("bad_request", "the request is not valid HTTP/1.1"),
-    403: ("forbidden", "the request is forbidden"),
-    414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
-    417: ("expectation_failed", "the Expect header's expectation cannot be met"),
-    431: ("request_header_fields_too_large", "the request's headers are too large"),
-    501: ("not_implemented", "the request's transfer coding is not supported"),
-}
-
-
+# error as JSON, in the shape and codes of receiver/request_assembly.py's refusals.
 def write_json_error(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
-    code, message = _REFUSALS.get(status_int, ("internal_error", "an unexpected error occurred"))
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+    gunicorn_util.write_nonblock(sock, refusal(status_int, reason))
 
 
 def post_worker_init(worker):

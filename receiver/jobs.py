@@ -15,7 +15,7 @@ from fluxhook import schedule
 from fluxhook import transitions as st
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
-from fluxhook.job import Job, new_job_id
+from fluxhook.job import Job, new_job_id, prompt_warnings
 from fluxhook.lifecycle import submitting, task_inputs
 from fluxhook.lifecycle.enqueueing import enqueue_submits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -82,7 +82,7 @@ def create():
     if not isinstance(model, str) or not MODEL.fullmatch(model):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     if not isinstance(task_input, dict) or not task_input:
-        raise InvalidRequest("'input' must be a non-empty JSON object of BFL request fields")
+        raise InvalidRequest(_input_advice(data))
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
     metadata = _metadata(data)
@@ -97,15 +97,16 @@ def create():
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
     job = _create(svc, job, body_size())
     g.job_id = job.id
+    warnings = prompt_warnings(task_input)
     if not svc.slots.acquire(job):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
-        return _answer_after_wait(_load(job.id), 202)
+        return _answer_after_wait(_load(job.id), 202, warnings)
     with bfl_calls().enter() as inside:
         if not inside:
             # As many submissions of this process already wait on BFL as it may: a worker sends this one.
             enqueue_submits(svc.control_queue, [job.id])
             log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
-            return _answer_after_wait(_load(job.id), 202)
+            return _answer_after_wait(_load(job.id), 202, warnings)
         try:
             submitting.submit(svc, job, task_input)
         except BFLError:
@@ -113,7 +114,22 @@ def create():
             svc.jobs.delete(job.id)
             task_inputs.drop(svc, job.id)
             raise
-    return _answer_after_wait(_load(job.id), 202)
+    return _answer_after_wait(_load(job.id), 202, warnings)
+
+
+# The fields of POST /v1/jobs itself; anything else at the top level belongs to BFL's request.
+_JOB_FIELDS = ("model", "input", "metadata", "notify_url")
+
+
+def _input_advice(data: dict) -> str:
+    """What to do about a missing or empty ``input``: BFL's fields sent at the top level are named."""
+    stray = [key for key in data if key not in _JOB_FIELDS]
+    if stray and not data.get("input"):
+        names = ", ".join(repr(key) for key in stray[:5])
+        return (f"put the BFL request under 'input': {names} {'goes' if len(stray) == 1 else 'go'} there, as in "
+                '{"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
+    return ("'input' must be a non-empty JSON object of BFL request fields, "
+            'as in {"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
 
 
 def _create(svc: Services, job: Job, size: int) -> Job:
@@ -170,13 +186,14 @@ def show(job_id: str):
     return _answer_after_wait(_load(job_id), 200)
 
 
-def _answer_after_wait(job: Job, status: int):
-    """The job, once it is terminal if the request prefers to wait (``Prefer: wait``)."""
+def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None):
+    """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
+    ``warnings`` of its submission when there are any."""
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
         job = _load(job.id)
-    response = jsonify(_present(job))
+    response = jsonify({**_present(job), "warnings": warnings} if warnings else _present(job))
     response.status_code = status
     if applied:
         response.headers["Preference-Applied"] = f"wait={seconds}"
@@ -212,7 +229,8 @@ def image(job_id: str):
     job = authorized_job(job_id, "image", "image.url")
     if not job.image or not job.storage_key:
         if job.terminal:
-            raise Gone(f"job ended {job.status} without an image")
+            raise Gone(f"job ended {job.status} with a video, not an image: read /v1/jobs/{job.id}/video"
+                       if job.video else f"job ended {job.status} without an image")
         raise NotReady("the image is not stored yet")
     etag, content_type = job.image["sha256"], job.image["content_type"]
     if not is_resource_modified(request.environ, etag=etag):

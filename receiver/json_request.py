@@ -24,7 +24,9 @@ def json_object() -> dict[str, Any]:
     """The body as a JSON object, parsed on first use; InvalidRequest if it is not one."""
     if "json_object" not in g:
         if not request.is_json:
-            raise InvalidRequest(_NOT_AN_OBJECT)
+            sent = (request.mimetype or "none")[:60]
+            raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
+                                 f"(this request's Content-Type: {sent})")
         value = jsonbody.loads(_text())
         if not isinstance(value, dict):
             raise InvalidRequest(_NOT_AN_OBJECT)

@@ -55,6 +55,8 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
         return job.draft_cache["key"], "application/octet-stream", job.draft_cache["size"], job.draft_cache["sha256"]
     if name == "draft_cache" and job.status == STORED and draft_caches.still_coming(job, time.time()):
         raise NotReady(f"{_NAMES[name]} is not stored yet")  # its own task is still fetching it
+    if job.terminal and job.image and name != "draft_cache":
+        raise Gone(f"job ended {job.status} with an image, not a video: read /v1/jobs/{job.id}/image")
     if job.terminal:
         raise Gone(f"job ended {job.status} without {_NAMES[name]}")
     raise NotReady(f"{_NAMES[name]} is not stored yet")

@@ -33,7 +33,8 @@ def init_app(app: Flask) -> None:
                 "route": request.url_rule.rule if request.url_rule else "(unmatched)",
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-                "job_id": g.get("job_id"),
+                # Only a request about a job names one: no empty field on the others.
+                **({"job_id": g.job_id} if g.get("job_id") else {}),
                 **g.get("log_detail", {}),
             },
         )

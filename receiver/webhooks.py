@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote
 
 from flask import Blueprint, g, request
 
 from fluxhook import metrics, signing
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
 from fluxhook.bfl.verification import verify_callback
-from fluxhook.errors import FluxhookError, Gone, NotReady, PayloadTooLarge, Unauthorized
+from fluxhook.errors import FluxhookError, Gone, InvalidRequest, NotReady, PayloadTooLarge, Unauthorized
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
@@ -111,10 +112,15 @@ def _keep_until_submitted(job_id: str, report: BFLReport, body: bytes, proven: b
 def job_callback(token: str):
     """A callback on the URL minted for one job."""
     svc = services()
-    body = _raw_body()
+    # The token before the body: a URL fluxhook did not issue is refused without reading a byte of it
+    # (the web worker hands such a request on before its body arrives: refused_before_body).
     job_id = signing.job_id_from_webhook_token(svc.config.secret_keys, token)
     if job_id is None:
         _refuse("bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
+    try:
+        body = _raw_body()
+    except PayloadTooLarge as exc:
+        _refuse_on_job(job_id, exc.code, exc)
     try:
         # The secrets derive from the job id alone: checked before Redis is asked anything.
         proven = verify_callback(request.headers, body, signing.job_webhook_secrets(svc.config.secret_keys, job_id),
@@ -125,7 +131,11 @@ def job_callback(token: str):
         g.job_id = job_id
         _refuse("bad_secret", exc)
     g.job_id = job_id
-    report = parse_callback(body)
+    try:
+        report = parse_callback(body)
+    except InvalidRequest as exc:
+        g.pop("job_id")
+        _refuse_on_job(job_id, exc.code, exc)
     outcome = _apply(job_id, report, proven)
     if outcome == Outcome.GONE:
         raise Gone("this job no longer exists")
@@ -134,6 +144,28 @@ def job_callback(token: str):
     if outcome == Outcome.OTHER_TASK:
         _refuse("wrong_task", Unauthorized("this callback is for another task than this URL's job"))
     return _answer(job_id, report, outcome)
+
+
+def _refuse_on_job(job_id: str, reason: str, exc: FluxhookError):
+    """Refuse a callback on a job's own URL; on its timeline too while the job exists."""
+    if services().jobs.get(job_id) is not None:
+        g.job_id = job_id
+    _refuse(reason, exc)
+
+
+def refused_before_body(secret_keys, method: str, target: str) -> bool:
+    """Whether the request (its method and request-target) is refused whatever its body: a callback
+    on a URL fluxhook did not issue.
+
+    The web worker asks this once a request's head is in, and hands such a request on at once
+    instead of waiting for (and storing) a body nobody will read.
+    """
+    prefix = bp.url_prefix + "/bfl/"
+    path = unquote(target.partition("?")[0])
+    if method != "POST" or not path.startswith(prefix):
+        return False
+    token = path[len(prefix):]
+    return "/" not in token and signing.job_id_from_webhook_token(secret_keys, token) is None
 
 
 @bp.post("/bfl")

@@ -406,7 +406,7 @@ def test_arguments_are_checked_before_any_request(scripted):
 
 def test_the_readme_example_runs(stack, sim, tmp_path):
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### From Python: `fluxhook.client`"):]
+    section = readme[readme.index("## From Python"):]
     example = section[section.index("```python\n") + len("```python\n"):section.index("```\n", 10)]
     example = example.replace("http://localhost:8000", stack.base_url).replace("your-token", API_TOKEN)
     result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,

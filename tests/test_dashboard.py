@@ -283,7 +283,7 @@ def test_the_list_and_the_job_page_show_prompt_seed_and_cost(stack, api, sim, br
     assert row["cost"] == f"{job['cost']['credits']:g} credits"
     assert row["prompt"].startswith("a lighthouse at dusk") and row["prompt"].endswith("…") and len(row["prompt"]) == 80
     listing = browser.get(base + "/jobs", timeout=10).text
-    assert "<th title=\"BFL's price of the task\">Cost</th>" in listing.replace("&#39;", "'")
+    assert "<th class=\"cost\" title=\"BFL's price of the task\">Cost</th>" in listing.replace("&#39;", "'")
 
     detail = browser.get(f"{base}/live/jobs/{job['id']}", timeout=10).json()["job"]
     assert detail["prompt"] == job["prompt"] == prompt

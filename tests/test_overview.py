@@ -93,7 +93,22 @@ def test_pools_now_and_all_of_them_against_the_overall_limit():
     assert [(p["name"], p["in_flight"], p["queued"], p["limit"]) for p in shown] == [
         ("default", 3, 0, 24), ("flux-kontext-max", 6, 4, 6), ("all models", 9, 4, 24)]
     assert 'class="fill full"' in shown[1]["gauge"] and 'class="fill room"' in shown[0]["gauge"]
-    assert len(view.pools({"pools": data["pools"][:1], "max_active": 24})) == 1  # one pool: no total row
+    # "default" alone would not say which models count in it.
+    assert [(p["label"], p["note"]) for p in shown] == [
+        ("Other models", "every model without a limit of its own"),
+        ("flux-kontext-max", "its own limit (BFL_MODEL_LIMITS)"), ("All models", "BFL_MAX_ACTIVE")]
+    alone = view.pools({"pools": data["pools"][:1], "max_active": 24})
+    assert [(p["label"], p["note"]) for p in alone] == [("All models", "BFL_MAX_ACTIVE")]  # one pool: no total row
+
+
+def test_the_balance_reads_like_the_doctors_with_its_age():
+    read = 1_795_000_000.0
+    assert view.balance_words({"credits": 1e6, "at": read}, read + 125) == {
+        "credits": "1,000,000", "at": "2026-11-18 11:06:40", "age": "2 min"}
+    assert [view.age(s) for s in (0.2, 42.7, 3599, 7500)] == ["just now", "42 s", "59 min", "2 h 05 min"]
+    assert view.balance_words({"credits": 812.5, "at": read}, read)["age"] == "just now"
+    assert view.balance_words({"credits": 812.5, "at": read}, read)["credits"] == "812.50"
+    assert view.balance_words(None, read) is None
 
 
 def test_the_page_from_the_counters():
@@ -104,11 +119,11 @@ def test_the_page_from_the_counters():
             "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3, "credits": 6.5}],
             "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0,
             "balance": {"credits": 812.5, "at": 1_795_000_000.0}, "pools": [], "max_active": 24}
-    page = view.overview_page(data, "24h")
+    page = view.overview_page(data, "24h", 1_795_000_060.0)
     assert page["totals"] == {"submitted": 13, "stored": 10, "failed": 2, "moderated": 1, "expired": 0}
     assert (page["ended_badly"], page["empty"], page["credits"]) == (3, False, 6.5)
     assert (page["latency_p50"], page["latency_p95"]) == ("800 ms", "3.9 s")
-    assert page["balance"] == {"credits": 812.5, "at": "2026-11-18 11:06:40"}
+    assert page["balance"] == {"credits": "812.50", "at": "2026-11-18 11:06:40", "age": "1 min"}
     assert page["jobs_chart"].count('class="col"') == 24 and 'data-total="9"' in page["jobs_chart"]
     assert "Jobs per hour by outcome, the last 24 hours" in page["jobs_chart"]
     assert page["credits_chart"].count('class="col"') == 2 and 'data-series="flux-dev"' in page["credits_chart"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import shutil
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from credit_helpers import finish_job, submit_job
+from devtools.processes import ROOT
 from fluxhook import transitions as st
 from fluxhook.bfl.costs import Cost
 from fluxhook.credits import usage
@@ -29,8 +29,8 @@ from receiver.dashboard_overview import OUTCOMES
 from test_dashboard_browser import Tab, chromium, pytestmark, sign_in  # noqa: F401 (a fixture, the skip mark)
 
 DB = 5
-# Set to a path (docs/overview.png) to keep the overview's screenshot there too.
-SCREENSHOT_COPY = os.environ.get("OVERVIEW_SCREENSHOT")
+# The README's screenshot: made here, so it always shows the overview as it is.
+SCREENSHOT_COPY = ROOT / "docs" / "overview.png"
 HOUR = 3600
 
 
@@ -110,6 +110,8 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     today_noon = math.floor(now / 86400) * 86400 + 12 * HOUR
     count_at(svc, today_noon - 3 * 86400, {st.STORED: 24, st.FAILED: 1}, model="flux-dev", credits=2.0)
     count_at(svc, today_noon - 12 * 86400, {st.STORED: 5}, model="flux-kontext-max", credits=4.0)
+    # The balance as a worker keeps it, read from BFL three minutes ago.
+    svc.store.usage.set_balance(1_000_000.0, now - 180, 3600)
 
     sign_in(page, goto="/")
     expect(page).to_have_url(base_url + "/")  # the overview is the first page after sign-in
@@ -121,6 +123,10 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     expect(page.locator('[data-figure="ended_badly"]')).to_have_text("5")  # 2 failed, 1 moderated, 2 expired
     expect(page.locator('[data-figure="submitted"]')).to_have_text("20")
     expect(page.locator('#pools tr[data-pool="default"] [data-field="in_flight"]')).to_have_text("1")
+    # Which models "default" holds, said in words; the balance as `fluxhook doctor` prints it, with its age.
+    expect(page.locator('#pools tr[data-pool="default"] [data-field="label"]')).to_have_text("Other models")
+    expect(page.locator('[data-field="balance"]')).to_contain_text("1,000,000 credits")
+    expect(page.locator('[data-field="balance"]')).to_contain_text("read from BFL 3 min ago")
 
     # The jobs chart: 24 hourly columns; the tallest bar, by layout and by pixels, is the busiest hour.
     palette = colours(page, [s.css for s in OUTCOMES])
@@ -152,8 +158,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     highest = min(range(4), key=lambda n: p95.nth(n).bounding_box()["y"])
     assert highest == 1  # the second hour with stores, 9 hours ago: 4 s
 
-    if SCREENSHOT_COPY:
-        shutil.copyfile(shot, SCREENSHOT_COPY)
+    shutil.copyfile(shot, SCREENSHOT_COPY)
 
     # 30 days, day by day: the busiest day and the day of the most credits is 3 days ago.
     page.click('a[data-range="30d"]')

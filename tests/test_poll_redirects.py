@@ -4,16 +4,22 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from devtools.processes import free_port
+from fluxhook import transitions as st
 from fluxhook.bfl.client import BFLClient, redirect_target
 from fluxhook.config import Config
 from fluxhook.errors import BFLError, HostNotAllowed
+from fluxhook.job import Job, new_job_id
+from fluxhook.lifecycle import checking
 from fluxhook.net.hosts import parse_host_pattern
 from fluxhook.net.http_client import HTTPClient
+from fluxhook.outcomes import Outcome
 from helpers import answer, serve
 
 KEY = "poll-redirect-key"
@@ -134,3 +140,25 @@ def test_redirect_targets_the_key_must_not_go_to(location):
 
 def test_redirect_targets_it_may_go_to():
     assert redirect_target("http://127.0.0.1:8901/a", "/b?id=1", ALLOWLIST).url == "http://127.0.0.1:8901/b?id=1"
+
+
+def test_a_sweep_poll_redirected_off_the_allowlist_is_one_warning_per_job_not_a_traceback(hosts, make_services,
+                                                                                         caplog):
+    api, _, elsewhere = hosts
+    api.redirect("/poll?id=t9", f"{elsewhere.url}/steal?id=t9")
+    svc = make_services(11, BFL_API_BASE=api.url, API_HOST_ALLOWLIST=f"127.0.0.1:{api.port}")
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="t9", created_at=now, updated_at=now,
+                                 submitted_at=now, polling_url=f"{api.url}/poll?id=t9"), due=now)
+
+    with caplog.at_level(logging.DEBUG):
+        outcomes = [checking.poll_submitted(svc, svc.jobs.get(job.id), time.time()) for _ in range(3)]
+
+    assert outcomes == [Outcome.RESCHEDULED] * 3
+    assert elsewhere.seen == []
+    mine = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.getMessage(), r.job_id) for r in mine] == [
+        ("fluxhook.checking", "poll redirected off the allowlist; not followed", job.id)]
+    assert all(r.exc_info is None for r in caplog.records)
+    after = svc.jobs.get(job.id)
+    assert after.status == st.SUBMITTED and after.polls == 3

@@ -114,5 +114,5 @@ def test_parse_callback_deep_nesting_inside_a_valid_object():
         parse_callback(raw)
 
 
-def test_max_callback_bytes_is_64_kib():
-    assert MAX_CALLBACK_BYTES == 64 * 1024
+def test_max_callback_bytes_is_1_mib():
+    assert MAX_CALLBACK_BYTES == 1024 * 1024

@@ -26,7 +26,7 @@ from fluxhook.config import Config
 from helpers import assert_error_status, wait_sim_ready
 from receiver import create_app
 
-MAX_CALLBACK_BYTES = 64 * 1024
+MAX_CALLBACK_BYTES = 1024 * 1024
 
 
 # -- helpers ----------------------------------------------------------------
@@ -157,7 +157,7 @@ BAD_BODIES = {
     "empty_status": (None, 400),
     "ready_without_sample": (None, 400),
     "ready_with_empty_sample": (None, 400),
-    "over_64_kib": (None, 413),
+    "over_1_mib": (None, 413),
 }
 
 
@@ -176,7 +176,7 @@ def _bad_body(case: str, bfl_id: str, url: str) -> bytes:
     }.get(case)
     if payload is not None:
         return json.dumps(payload).encode()
-    assert case == "over_64_kib"
+    assert case == "over_1_mib"
     return _padded(ready, MAX_CALLBACK_BYTES + 1)
 
 
@@ -211,7 +211,7 @@ def test_oversized_chunked_callback_without_content_length_is_refused(api, sim, 
     assert spy.hits == []
 
 
-def test_callback_of_exactly_64_kib_is_accepted(api, sim):
+def test_callback_of_exactly_1_mib_is_accepted(api, sim):
     job = api.submit("[pending] boundary")
 
     response = api.callback(job["id"], _padded({"id": job["bfl_id"], "status": "Pending"}, MAX_CALLBACK_BYTES))

@@ -8,6 +8,7 @@ only to allowed hosts: requests would carry ``x-key`` to wherever a redirect poi
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from fluxhook.errors import (
     BFLAuthFailed,
     BFLError,
     BFLRateLimited,
+    BFLRedirectRefused,
     BFLRejected,
     BFLSubmissionUncertain,
     BFLUnavailable,
@@ -103,7 +105,7 @@ class BFLClient:
             except HostNotAllowed as exc:
                 # A redirect to a host the key must not go to, or an address that changed between the
                 # allowlist check and the connection: nothing was sent there.
-                raise BFLError(f"refused to contact BFL there: {exc.message}") from exc
+                raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
             except requests.ReadTimeout as exc:
                 if method == "POST":
                     # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
@@ -125,7 +127,7 @@ class BFLClient:
                 elif response.status_code in _RETRY_STATUSES:
                     error = BFLUnavailable(f"BFL answered {response.status_code}")
                 else:
-                    raise _error_for(response)
+                    raise error_for(response)
             if attempt < self.attempts:
                 self.sleep(backoff_delay(attempt, base=0.5, cap=4))
         raise error
@@ -158,7 +160,8 @@ def redirect_target(current: str, location: str, allowlist) -> Target:
     return target
 
 
-def _error_for(response: requests.Response) -> BFLError:
+def error_for(response: requests.Response) -> BFLError:
+    """The error for one of BFL's refusals, its message saying what to fix."""
     status = response.status_code
     detail = _detail(response)
     if status == 402:
@@ -170,6 +173,14 @@ def _error_for(response: requests.Response) -> BFLError:
         )
     if status in (401, 403):
         return BFLAuthFailed(f"BFL refused the API key ({status})")
+    submission = response.request.method == "POST"
+    if status == 404 and submission:
+        # A submission goes to /v1/{model}: BFL knows no such path, so no such model.
+        model = urlsplit(response.url).path.rsplit("/", 1)[-1]
+        return BFLRejected(f"BFL has no model {model[:64]!r} (it answered 404 to POST /v1/{model[:64]}): "
+                           "check 'model', such as 'flux-2-pro' or 'flux-kontext-pro'")
+    if status == 422 and submission:
+        return BFLRejected(f"BFL refused the input (422){detail}: fix these fields of 'input'")
     if status in (400, 404, 405, 413, 422):
         return BFLRejected(f"BFL refused the request ({status}){detail}")
     return BFLError(f"BFL answered {status}{detail}")
@@ -182,4 +193,19 @@ def _detail(response: requests.Response) -> str:
         return ""
     if not detail:
         return ""
-    return ": " + (detail if isinstance(detail, str) else str(detail))[:300]
+    return ": " + readable_detail(detail)[:300]
+
+
+def readable_detail(detail: Any) -> str:
+    """BFL's ``detail`` as a sentence: its validation errors (``[{"loc": ["body", "prompt"], "msg": ...}]``)
+    as ``prompt: Field required``, one per field; any other value as text."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
+        parts = []
+        for item in detail:
+            place = [str(p) for p in item.get("loc") or [] if p != "body"]
+            message = str(item.get("msg") or item.get("type") or "invalid")
+            parts.append(f"{'.'.join(place)}: {message}" if place else message)
+        return "; ".join(parts)
+    return json.dumps(detail, ensure_ascii=False)  # read from JSON: it goes back as JSON

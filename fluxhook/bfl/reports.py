@@ -9,7 +9,8 @@ from fluxhook.bfl.costs import Cost, result_cost
 from fluxhook.errors import InvalidRequest
 from fluxhook.transitions import BFL_READY, bfl_status_word, progress_value
 
-MAX_CALLBACK_BYTES = 64 * 1024
+# BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
+MAX_CALLBACK_BYTES = 1024 * 1024
 _MAX_ID_LENGTH = 200
 
 

@@ -24,6 +24,7 @@ from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
 from fluxhook.config import Config
 from fluxhook.credits import budget, usage
+from fluxhook.credits.balance import format_credits
 from fluxhook.errors import BFLError, ConfigError
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
@@ -194,7 +195,3 @@ def _bfl_check(svc) -> Check:
                                   "submissions fail with insufficient_credits")
     return Check("bfl", OK, f"{base} answers; credits: {format_credits(credits)}")
 
-
-def format_credits(credits: float) -> str:
-    """1000000.0 → '1,000,000'; 12.5 → '12.50'."""
-    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"

@@ -30,6 +30,11 @@ MIN_KEEP = 3600
 CHECKS_PER_INTERVAL = 5
 
 
+def format_credits(credits: float) -> str:
+    """A number of credits as people read it, wherever it is shown: 1000000.0 → '1,000,000'; 12.5 → '12.50'."""
+    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"
+
+
 def check_every(interval: int) -> int:
     """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one."""
     return max(1, interval // CHECKS_PER_INTERVAL)

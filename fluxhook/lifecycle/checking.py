@@ -8,8 +8,9 @@ import time
 from fluxhook import schedule
 from fluxhook import transitions as st
 from fluxhook.credits import usage
-from fluxhook.errors import BFLError, BFLRateLimited
+from fluxhook.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.job import Job
+from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
 from fluxhook.lifecycle.polling import poll_job
@@ -53,6 +54,17 @@ def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
                         due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
         log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
         return Outcome.RESCHEDULED
+    except BFLRedirectRefused as exc:
+        # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
+        # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
+        if schedule.timed_out(submitted_at, now):
+            return _time_out(svc, job)
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
+                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
+        if _first_redirect_refusal(svc, job.id):
+            log.warning("poll redirected off the allowlist; not followed",
+                        extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
+        return Outcome.RESCHEDULED
     except BFLError:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
@@ -68,6 +80,13 @@ def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
     log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
                                   "outcome": outcome})
     return outcome
+
+
+def _first_redirect_refusal(svc: Services, job_id: str) -> bool:
+    """Whether the poll just refused is the job's first redirected off the allowlist (its timeline says)."""
+    refused = [event for event in timeline.recent(svc.store.timeline, job_id)
+               if event.get("kind") == "poll" and event.get("error") == BFLRedirectRefused.code]
+    return len(refused) <= 1
 
 
 def _time_out(svc: Services, job: Job) -> Outcome:

@@ -125,12 +125,22 @@
     list.replaceChildren.apply(list, items);
   }
 
+  function showDownload(job) {
+    var link = document.getElementById("download");
+    var url = job.video_url || job.image_url;
+    if (!link || !url || !job.download_name) return;
+    link.href = url;
+    link.setAttribute("download", job.download_name);
+    link.hidden = false;
+  }
+
   function updateJob(data) {
     var job = data.job;
     fillFields(root, job);
     document.getElementById("error").hidden = !job.error_code;
     showImage(job);
     showVideo(job);
+    showDownload(job);
     var placeholder = document.querySelector("#picture .noimage");
     if (placeholder && job.terminal) placeholder.textContent = "No image";
     showTimeline(job.timeline);
@@ -141,6 +151,19 @@
     return finalLooks < 2;
   }
   var finalLooks = 0;
+
+  // --- copy buttons (without a script the commands are there to select by hand) ----------------
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    var code = button.parentNode.querySelector("pre");
+    if (!code || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(code.textContent).then(function () {
+        button.textContent = "Copied";
+        setTimeout(function () { button.textContent = "Copy"; }, 1500);
+      }, function () { button.textContent = "Select and copy by hand"; });
+    });
+  });
 
   // --- polling -------------------------------------------------------------------------------
   var update = root.classList.contains("jobpage") ? updateJob : updateList;

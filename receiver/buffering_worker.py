@@ -1,0 +1,337 @@
+"""gunicorn's threaded worker, with every request received whole before a thread serves it.
+
+gunicorn's ``gthread`` worker gives a connection to a thread as soon as its first byte arrives,
+and the thread then waits on the socket, with no deadline, for the rest of the head and for the
+body the app reads. A few hundred clients that send slowly (slowloris) hold every thread, and
+the process answers nobody. Here a thread never waits on a client: it takes what the socket
+holds without blocking and hands the connection back to the main loop, which watches every
+connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
+its body at ``MIN_BODY_RATE`` at least after ``BODY_GRACE_SECONDS`` and never pausing longer
+than ``BODY_IDLE_SECONDS``, or the connection is answered 408 and closed. Only a whole request
+is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held while a
+body trickles in. Bodies past ``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; one
+announced larger than the app takes is refused (413) before it is read. A request that arrives
+in one piece (nearly all) is taken and served by one thread in one go, as in ``gthread``.
+
+Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s
+per socket for the client's FIN on the main loop, so a few clients that never close stalled it.
+Here a connection to close is half-closed and watched with the others until the client closes
+or ``LINGER_SECONDS`` pass.
+
+TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the
+worker refuses to start with either configured.
+"""
+
+from __future__ import annotations
+
+import errno
+import selectors
+import socket
+import time
+from functools import partial
+
+from gunicorn import http
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from receiver import MAX_REQUEST_BYTES
+from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
+
+# A request's head (request line and headers) must be in within this many seconds of its first
+# byte (of the connection's opening, for its first request).
+HEAD_SECONDS = 10.0
+# A body must arrive at this rate at least, after a grace period: a steady client on a slow link
+# gets any time it needs; one that trickles is cut off about BODY_GRACE_SECONDS after its head.
+BODY_GRACE_SECONDS = 10.0
+MIN_BODY_RATE = 32 * 1024  # bytes per second
+# And it may never pause longer than this (one that sent much fast, then stalls).
+BODY_IDLE_SECONDS = 10.0
+# How long a closing connection waits for the client's FIN (its last bytes are read and dropped).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 64 * 1024
+# One read from a client: a socket that has more stays readable and is read again next turn, so
+# one fast upload cannot keep the loop from the others.
+RECV_BYTES = 256 * 1024
+RECVS_PER_TURN = 4
+# What a thread tells the main loop when the request is not whole: wait for more bytes; the
+# client closed; the request was refused (the answer is sent).
+_WAIT, _GONE, _REFUSED = object(), object(), object()
+# The deadlines are checked this often (and on every turn of the loop, which wakes once a second).
+SWEEP_SECONDS = 0.25
+
+
+class BufferedConn(TConn):
+    """A client connection and the request being received on it."""
+
+    def __init__(self, cfg, sock, client, server, max_body: int):
+        super().__init__(cfg, sock, client, server)
+        self.max_body = max_body
+        self.incoming: RequestAssembler | None = None
+        self.deadline = 0.0
+        self.head_started = 0.0
+        self.continue_sent = False
+        self.head_checked = False
+        self.kept_alive = False
+        self.must_close = False
+        self.lingering = False
+        self.linger_read = 0
+        self.registered = False
+        self.dropped = False
+        # Every request is parsed from the bytes received (a parser of its own, made on dispatch):
+        # gunicorn's per-connection set-up, which reads from the socket, is not wanted.
+        self.initialized = True
+
+    def next_request(self, leftover: bytes = b"") -> RequestAssembler:
+        if self.incoming is not None:
+            self.incoming.discard()
+        self.incoming = RequestAssembler(self.max_body)
+        self.continue_sent = False
+        self.head_checked = False
+        if leftover:
+            self.incoming.feed(leftover)
+        return self.incoming
+
+
+class BufferingWorker(ThreadWorker):
+    """``gthread``, with threads that never wait on a client: the main loop watches until a request is whole."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.receiving: set[BufferedConn] = set()
+        self.next_sweep = 0.0
+        self.stopping_since: float | None = None
+
+    @classmethod
+    def check_config(cls, cfg, log):
+        super().check_config(cfg, log)
+        if cfg.is_ssl or cfg.http2_cleartext != "off" or "h2" in cfg.http_protocols:
+            raise RuntimeError("receiver.buffering_worker serves plain HTTP/1.1 only: no certfile, no HTTP/2")
+
+    # -- connections in
+
+    def accept(self, listener):
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname(), MAX_REQUEST_BYTES)
+        conn.next_request()
+        conn.head_started = time.monotonic()
+        conn.deadline = conn.head_started + HEAD_SECONDS
+        self._wait_for_bytes(conn)
+
+    def _wait_for_bytes(self, conn: BufferedConn) -> None:
+        """Watch the connection with the others, under its deadline, until it has bytes for a thread to take."""
+        # Checked here too, not only by the sweep: a client that sends just often enough would
+        # otherwise always be with a thread when the sweep runs.
+        if conn.deadline <= time.monotonic():
+            self._expire(conn)
+            return
+        self.receiving.add(conn)
+        self._watch(conn, self._on_readable)
+
+    def _watch(self, conn: BufferedConn, callback) -> None:
+        if conn.registered:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+        else:
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(callback, conn))
+            conn.registered = True
+
+    def _unwatch(self, conn: BufferedConn) -> None:
+        if conn.registered:
+            conn.registered = False
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def _on_readable(self, conn: BufferedConn, _sock) -> None:
+        # A thread takes the bytes (a read that never waits), as gthread's threads read requests:
+        # the main loop only watches, so it does no more per request than gthread's does.
+        self._unwatch(conn)
+        self.receiving.discard(conn)
+        self.enqueue_req(conn)
+
+    def handle(self, conn):
+        """In a thread: take what the client has sent, without waiting; serve the request once whole."""
+        if not isinstance(conn, BufferedConn):
+            return super().handle(conn)
+        incoming = conn.incoming
+        if not incoming.complete:
+            outcome = self._take_bytes(conn)
+            if outcome is not None:
+                return outcome
+        conn.must_close = conn.must_close or incoming.head_only
+        conn.parser = http.get_parser(self.cfg, incoming.pieces(conn.continue_sent), conn.client)
+        return super().handle(conn)  # gunicorn's own, reading the request from memory, never the socket
+
+    def handle_request(self, req, conn):
+        if isinstance(conn, BufferedConn) and conn.must_close:
+            req.must_close = True  # the answer says so: the connection ends after it
+        return super().handle_request(req, conn)
+
+    def _take_bytes(self, conn: BufferedConn):
+        """Feed the request what the socket holds; None once it is whole, else what the main loop does next."""
+        incoming = conn.incoming
+        received = False
+        for _ in range(RECVS_PER_TURN):
+            try:
+                data = conn.sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                return _GONE
+            if not data:
+                return _GONE
+            received = True
+            if conn.kept_alive and not incoming.started:
+                # A kept-alive connection's next request: the head's clock starts with its first byte.
+                conn.head_started = time.monotonic()
+                conn.deadline = conn.head_started + HEAD_SECONDS
+            try:
+                incoming.feed(data)
+            except Refused as refused:
+                self._send_quietly(conn, refusal(refused.status))
+                return _REFUSED
+            if incoming.waits_for_body and not conn.head_checked:
+                conn.head_checked = True
+                if self._refused_before_body(incoming):
+                    incoming.head_alone()
+            if incoming.complete:
+                return None
+            if len(data) < RECV_BYTES:
+                break
+        if incoming.waits_for_body and received:
+            conn.deadline = self._body_deadline(conn)
+            if incoming.expects_continue and not conn.continue_sent and incoming.body_received == 0:
+                conn.continue_sent = True
+                self._send_quietly(conn, CONTINUE)
+        return _WAIT
+
+    def _refused_before_body(self, incoming: RequestAssembler) -> bool:
+        """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
+        check = getattr(self.wsgi, "refused_before_body", None)
+        return check is not None and check(*incoming.request_line())
+
+    def _body_deadline(self, conn: BufferedConn) -> float:
+        # The body's clock starts with the head's first byte: the head's time counts against the grace.
+        by_rate = conn.head_started + BODY_GRACE_SECONDS + conn.incoming.body_received / MIN_BODY_RATE
+        return min(by_rate, time.monotonic() + BODY_IDLE_SECONDS)
+
+    # -- answers out
+
+    def finish_request(self, conn, fs):
+        """A thread is done with the connection (called on the main loop): wait for more, or close."""
+        if not isinstance(conn, BufferedConn):
+            return super().finish_request(conn, fs)
+        try:
+            result = fs.result() if not fs.cancelled() else False
+        except Exception:
+            result = False
+        if result is _WAIT:
+            self._wait_for_bytes(conn)
+        elif result is _GONE:
+            self._drop(conn)
+        elif result is _REFUSED or not result or conn.must_close or not self.alive:
+            self._close(conn)
+        else:
+            self._next_request(conn)
+
+    def _next_request(self, conn: BufferedConn) -> None:
+        conn.sock.setblocking(False)
+        try:
+            conn.next_request(conn.incoming.leftover)
+        except Refused as refused:
+            self._refuse(conn, refused.status)
+            return
+        now = time.monotonic()
+        conn.kept_alive = True
+        conn.head_started = now
+        if conn.incoming.started:  # pipelined: the next request's bytes are here already
+            conn.deadline = now + HEAD_SECONDS
+            self.enqueue_req(conn)
+            return
+        conn.deadline = now + self.cfg.keepalive  # keep-alive, until its first byte
+        self._wait_for_bytes(conn)
+
+    def _refuse(self, conn: BufferedConn, status: int) -> None:
+        self._send_quietly(conn, refusal(status))
+        self._close(conn)
+
+    @staticmethod
+    def _send_quietly(conn: BufferedConn, data: bytes) -> None:
+        """Best effort, without waiting: an answer the socket cannot take at once is dropped."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.send(data)
+        except OSError:
+            pass
+
+    def _close(self, conn: BufferedConn) -> None:
+        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112 §9.6)."""
+        self.receiving.discard(conn)
+        if conn.incoming is not None:
+            conn.incoming.discard()
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(conn)
+            return
+        conn.lingering = True
+        conn.deadline = time.monotonic() + LINGER_SECONDS
+        self.receiving.add(conn)
+        self._watch(conn, self._on_linger_readable)
+
+    def _on_linger_readable(self, conn: BufferedConn, _sock) -> None:
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.linger_read += len(data)
+        if not data or conn.linger_read > LINGER_BYTES:
+            self._drop(conn)
+
+    def _drop(self, conn: BufferedConn) -> None:
+        """Close at once and forget the connection."""
+        self._unwatch(conn)
+        if conn in self.receiving:
+            self.receiving.discard(conn)
+        if conn.incoming is not None:
+            conn.incoming.discard()
+        if not conn.dropped:
+            conn.dropped = True
+            self.nr_conns -= 1
+            conn.close()
+
+    # -- deadlines
+
+    def murder_pending(self):
+        """Run on every turn of gunicorn's loop: connections past their deadline are answered 408 and closed."""
+        super().murder_pending()
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + SWEEP_SECONDS
+        if not self.alive and self.stopping_since is None:
+            self.stopping_since = now
+        for conn in [c for c in self.receiving if c.deadline <= now or self._idle_while_stopping(c, now)]:
+            self._expire(conn)
+
+    def _expire(self, conn: BufferedConn) -> None:
+        if conn.lingering:
+            self._drop(conn)
+        elif conn.incoming is not None and conn.incoming.started:
+            self._refuse(conn, 408)
+        else:
+            self._drop(conn)  # kept alive with nothing sent: closed as gunicorn closes it
+
+    def _idle_while_stopping(self, conn: BufferedConn, now: float) -> bool:
+        # A stopping worker gives a connection 2 s to finish sending a head, as gunicorn's gives an
+        # idle one; a body under way may finish within its deadline (and the graceful timeout).
+        return (self.stopping_since is not None and now - self.stopping_since >= LINGER_SECONDS
+                and not conn.lingering and conn.incoming is not None and not conn.incoming.head_complete)

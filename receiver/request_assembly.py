@@ -1,0 +1,275 @@
+"""One HTTP/1.1 request assembled from the bytes a client sends, before any thread serves it.
+
+The web process's worker (``receiver/buffering_worker.py``) feeds a connection's bytes to a
+``RequestAssembler`` as they arrive and hands the request to a thread only once it is whole: its
+head, and its body by ``Content-Length`` or to the last chunk. Nothing here parses more than it
+must to find where the request ends; gunicorn's own parser then reads the request from memory
+(or from the spool file a large body went to), with every check it makes on the way.
+
+A request whose framing cannot be told (``Content-Length`` unreadable, or a transfer coding
+other than chunked) is handed over as its head alone and its connection ends after the answer:
+gunicorn refuses such a head before it reads any body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from typing import BinaryIO, Iterator
+
+# Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
+# what gunicorn's limits would let one connection make a worker hold (100 fields of 8 KiB).
+MAX_HEAD_BYTES = 64 * 1024
+# A body up to this size stays in memory; a larger one goes to a temporary file as it arrives, so
+# a thousand connections each stalled near the end of a large body hold little memory.
+MEMORY_BODY_BYTES = 128 * 1024
+# What one chunk-size or trailer line may take (chunk extensions included).
+MAX_CHUNK_LINE = 4096
+SPOOL_READ = 1024 * 1024
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FRAMING = re.compile(rb"\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+# gunicorn's and the worker's refusals, made before the app sees a request: the same JSON error shape
+# as the app's (receiver/errors.py). None quotes the request: its path may carry a webhook token.
+REFUSALS = {
+    400: ("bad_request", "the request is not valid HTTP/1.1"),
+    403: ("forbidden", "the request is forbidden"),
+    408: ("request_timeout", "the request did not arrive in time; send it again at a steady pace"),
+    413: ("payload_too_large", "the request body is larger than fluxhook accepts"),
+    414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
+    417: ("expectation_failed", "the Expect header's expectation cannot be met"),
+    431: ("request_header_fields_too_large", "the request's headers are too large"),
+    501: ("not_implemented", "the request's transfer coding is not supported"),
+}
+REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def refusal(status: int, reason: str | None = None) -> bytes:
+    """A whole HTTP/1.1 answer refusing a request, with the JSON error body; the connection then closes."""
+    code, message = REFUSALS.get(status, ("internal_error", "an unexpected error occurred"))
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    head = (f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Error')}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class Refused(Exception):
+    """The request cannot be taken; ``status`` says why (the answer is ``refusal(status)``)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class _Chunks:
+    """Where a chunked body ends, found as its bytes go by (RFC 9112 §7.1); the bytes are not decoded."""
+
+    def __init__(self):
+        self.line = bytearray()
+        self.data_left = 0  # bytes of chunk data (and its CRLF) still to come
+        self.in_trailer = False
+        self.trailer_bytes = 0
+        self.done = False
+
+    def scan(self, data: memoryview) -> int:
+        """How many bytes of ``data`` belong to the body (all of them unless it ends within)."""
+        at = 0
+        while at < len(data) and not self.done:
+            if self.data_left:
+                step = min(self.data_left, len(data) - at)
+                self.data_left -= step
+                at += step
+                continue
+            newline = bytes(data[at:at + MAX_CHUNK_LINE + 1 - len(self.line)]).find(b"\n")
+            if newline < 0:
+                self.line += data[at:at + MAX_CHUNK_LINE + 1 - len(self.line)]
+                if len(self.line) > MAX_CHUNK_LINE:
+                    raise Refused(400)
+                return len(data)
+            self.line += data[at:at + newline + 1]
+            at += newline + 1
+            self._line_done(bytes(self.line).rstrip(b"\r\n"))
+            self.line.clear()
+        return at
+
+    def _line_done(self, line: bytes) -> None:
+        if self.in_trailer:
+            self.trailer_bytes += len(line)
+            if self.trailer_bytes > MAX_HEAD_BYTES:
+                raise Refused(431)
+            self.done = not line
+            return
+        size = line.split(b";", 1)[0].strip()
+        if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+            raise Refused(400)
+        self.data_left = int(size, 16)
+        if self.data_left:
+            self.data_left += 2  # the CRLF after the data
+        else:
+            self.in_trailer = True
+
+
+class RequestAssembler:
+    """The bytes of one request, fed as they come; ``complete`` once its end is known.
+
+    ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored.
+    """
+
+    def __init__(self, max_body: int, spool_dir: str | None = None):
+        self.max_body = max_body
+        self.spool_dir = spool_dir
+        self.head = bytearray()
+        self.head_complete = False
+        self.complete = False
+        # The head alone goes on; the connection must close after the answer (framing not ours to tell).
+        self.head_only = False
+        self.expects_continue = False
+        self.body_length: int | None = None  # None: chunked (or no body known yet)
+        self.body_received = 0
+        self.leftover = b""  # bytes after the request's end: the start of the next one
+        self._memory: bytearray | None = None
+        self._spool: BinaryIO | None = None
+        self._chunks: _Chunks | None = None
+
+    @property
+    def started(self) -> bool:
+        return bool(self.head)
+
+    def feed(self, data: bytes) -> None:
+        """Take bytes from the connection. Raises ``Refused`` for a request that cannot be taken."""
+        if self.complete:
+            self.leftover += data
+            return
+        if not self.head_complete:
+            data = self._feed_head(data)
+            if not self.head_complete or self.complete:
+                return
+        self._feed_body(data)
+
+    def _feed_head(self, data: bytes) -> bytes:
+        searched_from = max(0, len(self.head) - 3)
+        self.head += data
+        end = _HEAD_END.search(self.head, searched_from)
+        if end is None:
+            if len(self.head) > MAX_HEAD_BYTES:
+                raise Refused(431 if b"\n" in self.head else 414)
+            return b""
+        rest = bytes(self.head[end.end():])
+        del self.head[end.end():]
+        self.head_complete = True
+        self._read_framing()
+        if self.body_length == 0 and self._chunks is None:
+            self.complete = True
+            self.leftover = rest
+            return b""
+        return rest
+
+    def _read_framing(self) -> None:
+        lengths, codings = set(), []
+        for name, value in _FRAMING.findall(self.head):
+            name = name.lower()
+            if name == b"content-length":
+                lengths.add(value.strip())
+            elif name == b"transfer-encoding":
+                codings += [c.strip().lower() for c in value.split(b",")]
+            elif value.strip().lower() == b"100-continue":
+                self.expects_continue = True
+        if codings:
+            if codings[-1] != b"chunked" or lengths:
+                self._head_only()
+            else:
+                self._chunks = _Chunks()
+                self._memory = bytearray()
+            return
+        if not lengths:
+            self.body_length = 0
+            return
+        (length,) = lengths if len(lengths) == 1 else (b"",)
+        if not length.isdigit() or not length.isascii() or len(length) > 18:
+            self._head_only()
+            return
+        self.body_length = int(length)
+        if self.body_length > self.max_body:
+            raise Refused(413)
+        self._memory = bytearray()
+
+    def _head_only(self) -> None:
+        self.head_only = True
+        self.body_length = 0
+        self.expects_continue = False
+
+    def _feed_body(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._chunks is not None:
+            taken = self._chunks.scan(memoryview(data))
+            done = self._chunks.done
+        else:
+            taken = min(len(data), self.body_length - self.body_received)
+            done = self.body_received + taken == self.body_length
+        self._store(data[:taken] if taken < len(data) else data)
+        if done:
+            self.complete = True
+            self.leftover = data[taken:]
+
+    def _store(self, data: bytes) -> None:
+        self.body_received += len(data)
+        if self.body_received > self.max_body:
+            raise Refused(413)
+        if self._spool is not None:
+            self._spool.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > MEMORY_BODY_BYTES:
+            self._spool = tempfile.TemporaryFile(dir=self.spool_dir)
+            self._spool.write(self._memory)
+            self._memory = None
+
+    def request_line(self) -> tuple[str, str]:
+        """The head's method and request-target (empty strings if it has no such line)."""
+        parts = bytes(self.head[:self.head.find(b"\n")]).split(b" ")
+        if len(parts) != 3:
+            return "", ""
+        return parts[0].decode("latin-1"), parts[1].decode("latin-1")
+
+    def head_alone(self) -> None:
+        """Hand on the head without the body (the app refuses the request whatever its body says)."""
+        self.discard()
+        self.head_only = True
+        self.complete = True
+        self.expects_continue = False
+        self.leftover = b""
+
+    @property
+    def waits_for_body(self) -> bool:
+        """The head is in and the body is still coming: a client that sent ``Expect: 100-continue`` waits for us."""
+        return self.head_complete and not self.complete
+
+    def head_for_parser(self, continue_sent: bool) -> bytes:
+        """The head as gunicorn's parser gets it; without its ``Expect: 100-continue`` once we answered it."""
+        if not continue_sent:
+            return bytes(self.head)
+        return re.sub(rb"\n[Ee][Xx][Pp][Ee][Cc][Tt][ \t]*:[ \t]*100-continue[ \t]*\r?(?=\n)", b"", bytes(self.head),
+                      flags=re.IGNORECASE)
+
+    def pieces(self, continue_sent: bool = False) -> Iterator[bytes]:
+        """The whole request, head first, in pieces; the spool file (if any) is closed once read."""
+        yield self.head_for_parser(continue_sent)
+        if self._spool is not None:
+            spool, self._spool = self._spool, None
+            with spool:
+                spool.seek(0)
+                while piece := spool.read(SPOOL_READ):
+                    yield piece
+        elif self._memory:
+            yield bytes(self._memory)
+
+    def discard(self) -> None:
+        """Let go of whatever was stored (the connection ended before the request was whole)."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        self._memory = None
