@@ -64,7 +64,7 @@ def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
     kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
     svc = services()
-    task_input, app_webhook = app_webhooks.split_body(json_object(), svc.config)
+    task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
     job = create_job(svc, model, task_input, metadata={}, notify_url=requested_url(None, svc.config),

@@ -316,3 +316,13 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     done = svc.jobs.get(job.id)
     assert done.notified_at is not None and done.app_notified_at is not None
     assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.SKIPPED
+
+
+def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):
+    body = json.dumps({"prompt": "a lighthouse, no header", "width": 512, "height": 512}).encode()
+    submitted = requests.post(f"{base}/v1/flux-2-pro", headers={"x-key": API_TOKEN}, data=body, timeout=30)
+    assert submitted.status_code == 200, submitted.text
+    assert API(base).job(submitted.json()["id"])["prompt"] == "a lighthouse, no header"
+    typed_otherwise = requests.post(f"{base}/v1/flux-2-pro", data=body, timeout=30,
+                                    headers={"x-key": API_TOKEN, "Content-Type": "text/plain"})
+    assert typed_otherwise.status_code == 422 and "Content-Type" in typed_otherwise.json()["detail"]
