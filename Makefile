@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-keys bench-waiting bench-bulkheads bench-hostile bench-video bench-usage soak image-check clean
+.PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -36,6 +36,11 @@ bench-keys: $(VENV)/.installed
 bench-waiting: $(VENV)/.installed
 	$(PY) -m bench.waiting
 
+# Key A's 200-job backlog beside key B's one job every 2 s (BFL_MAX_ACTIVE=4, 1 s tasks): B's wait to BFL and
+# A's throughput with fair share, beside FIFO dispatch (a checkout of 194e639 in /tmp, made when missing).
+bench-fairness: $(VENV)/.installed
+	$(PY) -m bench.fairness
+
 # Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
@@ -52,6 +57,10 @@ bench-video: $(VENV)/.installed
 # GET /v1/usage for 366 days over a million jobs' counters, beside a scan of job records.
 bench-usage: $(VENV)/.installed
 	$(PY) -m bench.usage
+
+# The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients.
+bench-compat: $(VENV)/.installed
+	$(PY) -m bench.compat
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

@@ -76,6 +76,8 @@ def main() -> int:
           f"-H 'Content-Type: application/json' -d {shlex.quote(body)}")
     print("Then read it (the image is stored within seconds):")
     print(f"  curl -s {url}/v1/jobs/JOB_ID -H {shlex.quote('Authorization: Bearer ' + token)}")
+    print(f"An app written for BFL works here unchanged but for its base URL ({url}) and x-key ({token}):")
+    print("  see docs/bfl-compatible.md")
     print("\nCtrl-C stops everything.", flush=True)
 
     while not stopping:

@@ -190,6 +190,12 @@ class BFLRejected(BFLError):
     code = "bfl_rejected"
     status = 400
 
+    def __init__(self, message: str = "", *, bfl_status: int | None = None, detail=None):
+        super().__init__(message)
+        # BFL's own answer, for the BFL-compatible API to pass through as BFL gave it.
+        self.bfl_status = bfl_status
+        self.detail = detail
+
 
 class BFLAuthFailed(BFLError):
     """BFL refused the API key (401/403)."""

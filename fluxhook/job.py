@@ -108,6 +108,12 @@ class Job:
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
     notified_at: float | None = None
+    # A job made through the BFL-compatible API may name the app's own webhook (see ``lifecycle.app_webhooks``):
+    # where the get_result JSON is POSTed once the job is terminal, the app's secret for it, sealed
+    # with SECRET_KEY (never kept in the clear), and when that call was delivered.
+    app_webhook_url: str | None = None
+    app_webhook_secret: str | None = field(default=None, repr=False)
+    app_notified_at: float | None = None
     # Provenance: the task's input.prompt (cut to MAX_PROMPT_CHARS, kept after the input
     # goes), BFL's seed from the result, and BFL's price: credits and megapixels, each None if BFL never said.
     prompt: str | None = None

@@ -12,6 +12,7 @@ from fluxhook.services import Services, build_services
 
 from . import (
     auth,
+    bfl_compat,
     bulkheads,
     dashboard,
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
@@ -70,4 +71,6 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)  # with dashboard_keys' routes
+    # After fluxhook's own routes: BFL's /v1/{model} takes only what none of them names.
+    app.register_blueprint(bfl_compat.bp)
     return app

@@ -1,4 +1,5 @@
-"""Authentication for ``/v1``: an admin token from API_TOKENS or an app key, as a bearer token."""
+"""Authentication for ``/v1``: an admin token from API_TOKENS or an app key, as a bearer token or as BFL's own
+``x-key`` header."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver
 
 from .context import services
 
-_REFUSED = "send 'Authorization: Bearer <token>' with a token from API_TOKENS or an app key"
+_REFUSED = ("send 'Authorization: Bearer <token>' (or 'x-key: <token>') with a token from API_TOKENS "
+            "or an app key")
+# BFL's clients send their key in this header; accepted wherever a bearer token is, so they work unchanged.
+KEY_HEADER = "x-key"
 
 
 def init_app(app: Flask) -> None:
@@ -20,13 +24,14 @@ def init_app(app: Flask) -> None:
 
 
 def presented_token() -> str | None:
-    """The token the request presents: ``Authorization: Bearer <token>``."""
+    """The token the caller presents: its ``x-key``, else its bearer token; None when it sends neither.
+
+    An ``x-key`` sent (even empty) is the one judged: a wrong key is never saved by another header.
+    """
+    if KEY_HEADER in request.headers:
+        return request.headers[KEY_HEADER].strip() or None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 def authenticate() -> Caller | None:
     """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
 

@@ -14,6 +14,7 @@ from fluxhook.store.idempotency import DONE, FULL, IN_USE, MAX_KEYS_PER_CALLER, 
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT
 
+from .auth import presented_token
 from .context import services
 from .json_request import json_object
 
@@ -34,7 +35,7 @@ def idempotent(view):
         if key is None:
             return view(*args, **kwargs)
         # The blueprint has checked the token already; only its digest is used from here on.
-        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        token = presented_token() or ""
         idempotency_keys.check_key(key)  # a bad key is refused before the body is read
         claim = idempotency_keys.claim(token, key, request.method, request.path,
                                        idempotency_keys.Parsed(json_object()))

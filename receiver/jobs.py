@@ -17,6 +17,7 @@ from fluxhook.credits.price_bounds import request_size
 from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.job import Job, new_job_id, prompt_warnings
 from fluxhook.lifecycle import app_keys, submitting, task_inputs
+from fluxhook.lifecycle.app_webhooks import AppWebhook
 from fluxhook.lifecycle.enqueueing import enqueue_submits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.lifecycle.notifications import requested_url
@@ -87,32 +88,40 @@ def create():
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
     metadata = _metadata(data)
-
     svc = services()
-    caller = require_bearer()
-    app_keys.check_model(caller, model)
     notify_url = requested_url(data.get("notify_url"), svc.config)
+    job = create_job(svc, model, task_input, metadata=metadata, notify_url=notify_url)
+    return _answer_after_wait(job, 202, prompt_warnings(task_input))
+
+
+def create_job(svc: Services, model: str, task_input: dict, *, metadata: dict, notify_url: str | None,
+               app_webhook: AppWebhook | None = None) -> Job:
+    """The one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}`` alike:
+    admitted within the budget, recorded, then sent to BFL with its own callback URL and secret, or queued
+    while BFL's slots are taken; within the caller's app key's limits. Returns the job as recorded after that."""
+    caller = require_bearer()
+    app_keys.check_model(caller, model)  # another model than the key's: 403
     now = time.time()
     app_keys.take_request(svc.store.app_keys, caller, now)  # past the key's requests_per_minute: 429
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url,
-              key_id=caller.key_id)
+              key_id=caller.key_id, app_webhook_url=app_webhook.url if app_webhook else None,
+              app_webhook_secret=app_webhook.sealed_secret if app_webhook else None)
     # Past BFL_DAILY_CREDIT_LIMIT or the key's daily_credits: 402, and nothing is created.
     submitting.admit(svc, job, key=caller.key)
     # A large input (reference images as base64) waits in storage, never in Redis, in case the job
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
     job = _create(svc, job, body_size())
     g.job_id = job.id
-    warnings = prompt_warnings(task_input)
     if not svc.slots.acquire(job):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
-        return _answer_after_wait(_load(job.id), 202, warnings)
+        return _load(job.id)
     with bfl_calls().enter() as inside:
         if not inside:
             # As many submissions of this process already wait on BFL as it may: a worker sends this one.
             enqueue_submits(svc.control_queue, [job.id])
             log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
-            return _answer_after_wait(_load(job.id), 202, warnings)
+            return _load(job.id)
         try:
             submitting.submit(svc, job, task_input)
         except BFLError:
@@ -120,7 +129,7 @@ def create():
             svc.jobs.delete(job.id)
             task_inputs.drop(svc, job.id)
             raise
-    return _answer_after_wait(_load(job.id), 202, warnings)
+    return _load(job.id)
 
 
 # The fields of POST /v1/jobs itself; anything else at the top level belongs to BFL's request.
@@ -199,13 +208,25 @@ def show(job_id: str):
 def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None):
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
     ``warnings`` of its submission when there are any."""
+    job, seconds = waited(job)
+    response = jsonify({**_present(job), "warnings": warnings} if warnings else _present(job))
+    response.status_code = status
+    return preference_applied(response, seconds)
+
+
+def waited(job: Job) -> tuple[Job, int | None]:
+    """The job once it is terminal if the request says ``Prefer: wait=N`` (or after N seconds, as it is then),
+    with the N applied; None when the request does not prefer to wait."""
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
         job = _load(job.id)
-    response = jsonify({**_present(job), "warnings": warnings} if warnings else _present(job))
-    response.status_code = status
-    if applied:
+    return job, (seconds if applied else None)
+
+
+def preference_applied(response: Response, seconds: int | None) -> Response:
+    """The answer, saying that it waited ``seconds`` as the request preferred (unchanged if it did not wait)."""
+    if seconds is not None:
         response.headers["Preference-Applied"] = f"wait={seconds}"
         response.vary.add("Prefer")
     return response

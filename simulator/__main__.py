@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> SimSettings:
                    help="pad delivered MP4s to this size (a free box)")
     p.add_argument("--max-active-video", type=int, default=d.max_active_video)
     p.add_argument("--scene-images", action="store_true", help="JPEG-like generations at the requested size")
+    p.add_argument("--any-model", action="store_true",
+                   help="accept model names BFL has no endpoint for (tests' made-up ones) instead of a 404")
     p.add_argument("--verbose", action="store_true", help="log every request")
     args = p.parse_args(argv)
     return SimSettings(**{key.replace("-", "_"): value for key, value in vars(args).items()})

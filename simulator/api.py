@@ -7,6 +7,7 @@ import re
 from flask import Blueprint, redirect, request
 from flask.typing import ResponseReturnValue
 
+from . import models
 from .errors import Rejected
 from .state import current_simulator
 
@@ -20,11 +21,12 @@ def _authenticate() -> None:
 
 @bp.post("/v1/<model>")
 def submit(model: str) -> ResponseReturnValue:
-    """Accept a generation task for any model name."""
-    if not MODEL_NAME.fullmatch(model):
+    """Accept a generation task for a model BFL has (any name with the any_model setting)."""
+    sim = current_simulator()
+    # Like BFL, whose router answers before the key is looked at: a model it has no endpoint for is a 404.
+    if not MODEL_NAME.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
         raise Rejected(404, {"detail": "Not Found"})
     _authenticate()
-    sim = current_simulator()
     # force=True: BFL accepts JSON bodies even without a JSON content type.
     task = sim.submit(model, request.get_json(force=True, silent=True))
     polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"

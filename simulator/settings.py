@@ -59,6 +59,9 @@ class SimSettings:
     cost_fields: dict | None = None
     # Price fields a Ready result carries beside its status (null: none, as BFL usually does).
     result_cost_fields: dict | None = None
+    # Submissions to a model BFL does not have are accepted (as 1-credit images) instead of BFL's 404:
+    # for tests that name made-up models.
+    any_model: bool = False
 
     def runtime_dict(self) -> dict[str, Any]:
         """The runtime knobs as a JSON-ready dict (never the api key)."""
@@ -129,6 +132,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
     "cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "result_cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
+    "any_model": (lambda v: isinstance(v, bool), "a boolean"),
 }
 
 

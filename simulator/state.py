@@ -117,7 +117,7 @@ class Simulator:
 
     def submit(self, model: str, body: Any) -> Task:
         """Accept a task or raise Rejected (503, 402, 429, 422 in that order)."""
-        errors = validate_submission(body)
+        errors = validate_submission(model, body)
         with self.lock:
             s = self.settings
             if s.out_of_capacity:

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import models
 from .settings import IMAGE_FORMATS
 
 PENDING = "Pending"
@@ -39,18 +40,17 @@ def parse_markers(prompt: str) -> frozenset[str]:
     return frozenset(re.findall(r"\[([a-z-]+)\]", prompt.lower())) & MARKERS
 
 
-def validate_submission(body: Any) -> list[dict[str, Any]]:
-    """FastAPI-style validation errors for a submission body (empty when valid)."""
+def validate_submission(model: str, body: Any) -> list[dict[str, Any]]:
+    """FastAPI-style validation errors for a submission body to ``model`` (empty when valid)."""
     if not isinstance(body, dict):
         return [{"loc": ["body"], "msg": "Input should be a valid JSON object", "type": "model_attributes_type"}]
     errors = []
     prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    # FLUX 3 video's draft_enhance renders a kept draft: it takes no prompt.
+    enhance = model == models.VIDEO and body.get("mode") == "draft_enhance"
+    if not enhance and (not isinstance(prompt, str) or not prompt.strip()):
         errors.append({"loc": ["body", "prompt"], "msg": "Field required (non-empty string)", "type": "missing"})
-    for key in ("webhook_url", "webhook_secret"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            errors.append({"loc": ["body", key], "msg": "Input should be a valid string", "type": "string_type"})
-    return errors
+    return errors + [e for e in models.field_errors(model, body) if e["loc"] != ["body", "prompt"]]
 
 
 @dataclass
@@ -183,7 +183,7 @@ def _requested_size(body: dict[str, Any]) -> tuple[int, int]:
 def new_task(model: str, body: dict[str, Any], default_format: str, cancel: threading.Event) -> Task:
     """Build a Pending task from a validated submission body."""
     task_id = str(uuid.uuid4())
-    prompt = body["prompt"]
+    prompt = body.get("prompt") or ""
     markers = parse_markers(prompt)
     seed = body.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):

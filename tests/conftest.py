@@ -76,7 +76,8 @@ class Simulator:
 def simulator(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("sim") / "simulator.log"
-    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05")
+    # --any-model: the suite names made-up models too (the BFL-compatible tests switch it off to see BFL's 404).
+    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05", "--any-model")
     yield Simulator(f"http://127.0.0.1:{port}")
     stop_process(process)
 

@@ -37,12 +37,13 @@ _many = st.integers(1, 2000)
 
 
 def _bytes(text: str) -> bytes:
-    return text.encode("utf-8")[:MAX_VALUE]
+    # Control characters other than tab cannot be sent in a header at all (http.client refuses them).
+    return bytes(c for c in text.encode("utf-8")[:MAX_VALUE] if c == 9 or c >= 32 and c != 127)
 
 
 _any_value = st.one_of(
     st.lists(_HTTP_CHARS, max_size=300).map(bytes),
-    st.text(max_size=200).map(_bytes).map(lambda b: bytes(c for c in b if c == 9 or c >= 32 and c != 127)),
+    st.text(max_size=200).map(_bytes),
     st.tuples(st.lists(_HTTP_CHARS, min_size=1, max_size=40).map(bytes), _many)
     .map(lambda t: (t[0] * t[1])[:MAX_VALUE]),
 )

@@ -81,7 +81,8 @@ def test_document_names_every_route_of_the_app(stack):
 
     app = create_app(Config.from_env(stack.env))
     def documented_path(rule: str) -> str:
-        return rule.replace("<job_id>", "{id}").replace("<key_id>", "{id}").replace("<token>", "{token}")
+        return (rule.replace("<job_id>", "{id}").replace("<key_id>", "{id}").replace("<token>", "{token}")
+                .replace("<bfl_model:model>", "{model}"))
 
     routes = {(documented_path(rule.rule), method.lower())
               for rule in app.url_map.iter_rules()
@@ -100,7 +101,8 @@ def test_api_conforms_to_its_document(case, stack, made_jobs):
     response = case.call(base_url=stack.base_url, headers=AUTH, timeout=15)
     # The coverage phase also probes undocumented methods (OPTIONS, PUT, ...): only a real POST makes a job.
     if (response.request.method == "POST" and case.operation.method == "post"
-            and case.operation.path in ("/v1/jobs", "/v1/jobs/track") and response.status_code in (200, 201, 202)):
+            and case.operation.path in ("/v1/jobs", "/v1/jobs/track", "/v1/{model}")
+            and response.status_code in (200, 201, 202)):
         made_jobs.append(response.json()["id"])
     case.validate_response(response, checks=CHECKS, headers=AUTH)
     if case.operation.path.startswith("/webhooks/") and response.request.method == "POST":

@@ -169,7 +169,7 @@ def test_many_clients_never_exceed_the_limit(store, connection):
         t.join()
     assert len(granted) == limit
     assert connection.zcard(KEYS.slots(DEFAULT_POOL)) == limit
-    assert connection.zcard(KEYS.waiting(DEFAULT_POOL)) == 200 - limit
+    assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 200 - limit
 
 
 def _url(connection) -> str:

@@ -47,11 +47,12 @@ def _queued(store: JobStore, model: str = "flux-2-pro") -> Job:
 
 
 def _state(connection) -> tuple[dict, dict]:
-    """Slot holders (sets) and lines (ids in order) of both pools, read in one transaction."""
+    """Slot holders (sets) and lines (ids in order: every job here is the admin owner's) of both pools,
+    read in one transaction."""
     pipe = connection.pipeline(transaction=True)
     for pool in POOLS:
-        pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.waiting(pool), 0, -1)
-    h0, w0, h1, w1 = [[m.decode() for m in r] for r in pipe.execute()]
+        pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
+    h0, w0, h1, w1 = [[m.decode().removeprefix("admin:") for m in r] for r in pipe.execute()]
     return dict(zip(POOLS, (set(h0), set(h1)), strict=False)), dict(zip(POOLS, (w0, w1), strict=False))
 
 

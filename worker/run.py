@@ -13,7 +13,7 @@ from fluxhook.config import Config
 from fluxhook.services import Services, build_services, wait_for_redis
 from fluxhook.store.queues import thumbnail_queue
 
-from . import cron, runtime
+from . import cron, handout, runtime
 from .inprocess import InProcessWorker
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
@@ -36,6 +36,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     runtime.init(svc)
     queues = _queues(svc)
     clock = cron.start(config, svc.redis, [q.name for q in queues])
+    hand = handout.start(svc)
     try:
         while True:
             worker = _worker(svc, queues, stop_signals)
@@ -51,6 +52,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
             if not wait_for_redis(svc.redis, _stop_on_signal(stop_signals)):
                 return 0
     finally:
+        hand.stop()
         clock.stop()
 
 

@@ -178,12 +178,23 @@ def error_for(response: requests.Response) -> BFLError:
         # A submission goes to /v1/{model}: BFL knows no such path, so no such model.
         model = urlsplit(response.url).path.rsplit("/", 1)[-1]
         return BFLRejected(f"BFL has no model {model[:64]!r} (it answered 404 to POST /v1/{model[:64]}): "
-                           "check 'model', such as 'flux-2-pro' or 'flux-kontext-pro'")
+                           "check 'model', such as 'flux-2-pro' or 'flux-kontext-pro'",
+                           bfl_status=status, detail=_raw_detail(response))
     if status == 422 and submission:
-        return BFLRejected(f"BFL refused the input (422){detail}: fix these fields of 'input'")
+        return BFLRejected(f"BFL refused the input (422){detail}: fix these fields of 'input'",
+                           bfl_status=status, detail=_raw_detail(response))
     if status in (400, 404, 405, 413, 422):
-        return BFLRejected(f"BFL refused the request ({status}){detail}")
+        return BFLRejected(f"BFL refused the request ({status}){detail}", bfl_status=status,
+                           detail=_raw_detail(response))
     return BFLError(f"BFL answered {status}{detail}")
+
+
+def _raw_detail(response: requests.Response):
+    """BFL's ``detail`` as it sent it (a string, or FastAPI's list of field errors); None without one."""
+    try:
+        return response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _detail(response: requests.Response) -> str:

@@ -1,4 +1,5 @@
-"""Notifications to the user's app: the job JSON POSTed to its ``notify_url`` once the job is terminal.
+"""Notifications to the user's app: the job JSON POSTed to its ``notify_url`` once the job is terminal (and,
+for a job made through the BFL-compatible API, ``get_result``'s JSON to the app's own webhook: ``app_webhooks``).
 
 Signed the Standard Webhooks way (https://www.standardwebhooks.com): ``webhook-id`` (``msg_{job id}``,
 the same on every attempt, so the receiver can drop repeats), ``webhook-timestamp`` (the attempt's
@@ -25,6 +26,7 @@ from standardwebhooks import Webhook
 from fluxhook import metrics
 from fluxhook.config import MAX_NOTIFY_URL, Config
 from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.lifecycle import app_webhooks
 from fluxhook.lifecycle.presenting import present
 from fluxhook.net.hosts import check_url
 from fluxhook.outcomes import Outcome
@@ -95,48 +97,90 @@ def requested_url(value: object, config: Config) -> str | None:
 
 
 def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None = None) -> str:
-    """POST the job's notification once; returns the outcome, or raises RetryableError for RQ to retry."""
+    """Send the job's calls not delivered yet: to its notify_url and to the app's own webhook (``app_webhooks``);
+    returns the outcome (the first that is not ``delivered``), or raises RetryableError for RQ to retry."""
     job = svc.jobs.get(job_id)
-    if job is None or not job.notify_url or not job.terminal:
+    if job is None or not job.terminal or not (job.notify_url or job.app_webhook_url):
         return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
+    outcomes, again = [], None
+    for send in (_notify, _app_webhook):
+        try:
+            outcome = send(svc, job, last_attempt, now)
+        except RetryableError as exc:
+            again = exc  # the other call still goes now; a retry sends only what is not delivered
+            continue
+        if outcome is not None:
+            outcomes.append(outcome)
+    if again is not None:
+        raise again
+    if not outcomes:
+        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: already delivered")
+    return next((o for o in outcomes if o != Outcome.DELIVERED), Outcome.DELIVERED)
+
+
+def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
+    """The job JSON to its notify_url, signed the Standard Webhooks way (None: nothing to send)."""
+    if not job.notify_url or job.notified_at is not None:
+        return None
     config = svc.config
     if not config.notify_secret:
-        return _record(svc, job_id, Outcome.NOT_SIGNED, logging.ERROR, "notification not sent: NOTIFY_SECRET is not set")
-    try:
-        target = check_url(job.notify_url, config.notify_host_allowlist)
-        session = svc.http.session_for(target)
-    except HostNotAllowed as exc:
-        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent", reason=exc.message)
-    host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
+        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+                       "notification not sent: NOTIFY_SECRET is not set")
     body = payload(config, job)
     timestamp = int(time.time() if now is None else now)
     headers = signed_headers(config.notify_secret, message_id(job.id), timestamp, body)
+    return _post(svc, job.id, job.notify_url, body, headers, svc.jobs.mark_notified, last_attempt, "notification")
+
+
+def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
+    """``get_result``'s JSON to the webhook_url the app gave the BFL-compatible API (None: nothing to send)."""
+    if not job.app_webhook_url or job.app_notified_at is not None:
+        return None
+    made = app_webhooks.request_for(svc.config, job)
+    if made is None:
+        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+                       "app webhook not sent: its secret no longer opens with SECRET_KEY")
+    body, headers = made
+    return _post(svc, job.id, job.app_webhook_url, body, headers, svc.jobs.mark_app_notified, last_attempt,
+                 "app webhook")
+
+
+def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, str], mark, last_attempt: bool,
+          what: str) -> str:
+    """POST one call to the app once, to an allowed host; ``mark`` records its delivery."""
+    try:
+        target = check_url(url, svc.config.notify_host_allowlist)
+        session = svc.http.session_for(target)
+    except HostNotAllowed as exc:
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
+                       reason=exc.message)
+    host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
     try:
         response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
                                 allow_redirects=False, stream=True)
         response.close()  # the answer's body is not needed: its status says it all
     except HostNotAllowed as exc:
-        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
+        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
                        host=host, reason=exc.message)
     except requests.RequestException as exc:
-        return _again(svc, job_id, host, type(exc).__name__, last_attempt)
+        return _again(svc, job_id, host, type(exc).__name__, last_attempt, what)
     outcome = outcome_for(response.status_code)
     if outcome == Outcome.DELIVERED:
-        svc.jobs.mark_notified(job.id, time.time())
-        return _record(svc, job_id, Outcome.DELIVERED, logging.INFO, "notification delivered", host=host,
+        mark(job_id, time.time())
+        return _record(svc, job_id, Outcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
                        http_status=response.status_code)
     if outcome == Outcome.REJECTED:
-        return _record(svc, job_id, Outcome.REJECTED, logging.WARNING, "notification refused by the app; not sent again",
+        return _record(svc, job_id, Outcome.REJECTED, logging.WARNING, f"{what} refused by the app; not sent again",
                        host=host, http_status=response.status_code)
-    return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt)
+    return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt, what)
 
 
-def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool) -> str:
+def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool, what: str) -> str:
     if last_attempt:
-        return _record(svc, job_id, Outcome.EXHAUSTED, logging.WARNING, "notification abandoned after its retries",
+        return _record(svc, job_id, Outcome.EXHAUSTED, logging.WARNING, f"{what} abandoned after its retries",
                        host=host, reason=reason)
-    _record(svc, job_id, Outcome.RETRY, logging.INFO, "notification failed; retrying later", host=host, reason=reason)
-    raise RetryableError(f"notification to {host} not delivered: {reason}", code="notify_unavailable")
+    _record(svc, job_id, Outcome.RETRY, logging.INFO, f"{what} failed; retrying later", host=host, reason=reason)
+    raise RetryableError(f"{what} to {host} not delivered: {reason}", code="notify_unavailable")
 
 
 def _record(svc: Services, job_id: str, outcome: str, level: int, event: str, **fields) -> str:

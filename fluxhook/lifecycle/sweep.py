@@ -36,10 +36,16 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
+    svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
+    return SweepReport(due=len(due), dispatched=hand_out(svc), notifications=drain_notifications(svc, now))
+
+
+def hand_out(svc: Services) -> int:
+    """Give free BFL slots to the jobs whose turn it is and queue their submissions; how many."""
     given = svc.slots.dispatch()
     if given:
         enqueue_submits(svc.control_queue, given)
-    return SweepReport(due=len(due), dispatched=len(given), notifications=drain_notifications(svc, now))
+    return len(given)
 
 
 def drain_notifications(svc: Services, now: float) -> int:

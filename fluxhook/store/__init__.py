@@ -61,7 +61,7 @@ class Store:
             pipe.zcard(self.keys.status(name))
         for pool in self.pools:
             pipe.zcard(self.keys.slots(pool))
-            pipe.zcard(self.keys.waiting(pool))
+            pipe.zcard(self.keys.line(pool))
         pipe.zcount(self.keys.due, "-inf", now)
         values = [int(v) for v in pipe.execute()]
         by_status, held = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]

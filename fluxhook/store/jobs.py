@@ -139,10 +139,14 @@ class JobStore:
             # the slots and lines a job in those statuses can hold.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
             "slots": [place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
-            "lines": ([place(keys, self.keys.waiting(p)) for p in self.pools]
+            "lines": ([place(keys, self.keys.line(p)) for p in self.pools]
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
+        if spec["slots"] or spec["lines"]:
+            spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
+        if spec["slots"]:
+            spec["freed"] = place(keys, self.keys.slot_freed)
         if if_equal is not None:
             spec["if_equal"] = list(if_equal)
         if due is not None:
@@ -189,6 +193,10 @@ class JobStore:
         ``updated_at`` alone, so the job JSON reads the same before and after.
         """
         return bool(self._set_if_exists([self.keys.job(job_id)], ["notified_at", repr(when)]))
+
+    def mark_app_notified(self, job_id: str, when: float) -> bool:
+        """Record that the app's own webhook (BFL-compatible API) got its call; False if the job is gone."""
+        return bool(self._set_if_exists([self.keys.job(job_id)], ["app_notified_at", repr(when)]))
 
     def set_thumbnail(self, job_id: str, key: str) -> bool:
         """Record the stored job's thumbnail; False if the job is gone. Bookkeeping, like ``mark_notified``."""
@@ -280,6 +288,7 @@ class JobStore:
             pipe.zrem(self.keys.key_jobs(key_id), job_id)
             pipe.hdel(self.keys.key_budget_held(key_id), job_id)
         pipe.hdel(self.keys.budget_held, job_id)
+        pipe.hdel(self.keys.fair_owners, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
         pipe.zrem(self.keys.outbox, job_id)
@@ -294,16 +303,16 @@ class JobStore:
         read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
         bfl_id, model, key_id = (_text(v or b"") for v in read)
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
-                self.keys.budget_held, *(self.keys.status(name) for name in st.STATUSES)]
-        for pool in self.pools:
-            keys += [self.keys.slots(pool), self.keys.waiting(pool)]
+                self.keys.budget_held, self.keys.fair_owners, self.keys.fair_held,
+                *(self.keys.status(name) for name in st.STATUSES), *map(self.keys.slots, self.pools),
+                *map(self.keys.line, self.pools)]
         if model:
             keys.append(self.keys.model_jobs(model))
         if key_id:
             keys.append(self.keys.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(self.keys.key_budget_held(key_id), job_id)
-        key = self._delete(keys, [job_id, bfl_id])
+        key = self._delete(keys, [job_id, bfl_id, len(st.STATUSES), len(self.pools)])
         return None if key is None else _text(key)
 
 

@@ -38,7 +38,7 @@ class Keys:
 
     @property
     def outbox(self) -> str:
-        """The notification outbox: terminal jobs with a notify_url, scored by when they are due to be queued."""
+        """The notification outbox: terminal jobs with a notify_url or an app webhook, scored by when they are due."""
         return f"{self.prefix}notify"
 
     def timeline(self, job_id: str) -> str:
@@ -54,9 +54,51 @@ class Keys:
         """The jobs holding a BFL slot of ``pool``, scored by when they took it."""
         return f"{self.prefix}slots:{pool}"
 
-    def waiting(self, pool: str) -> str:
-        """The queued jobs in line for a slot of ``pool``, scored by their place in line."""
+    def line(self, pool: str) -> str:
+        """The queued jobs in line for a slot of ``pool``: members ``<owner>:<job id>``, all scored 0, so
+        each owner's jobs are one lexical range, in creation order (see ``fluxhook.store.slots``)."""
+        return f"{self.prefix}line:{pool}"
+
+    def legacy_line(self, pool: str) -> str:
+        """A line as releases before fair share kept it (job ids scored by creation time); the sweep
+        moves what it still holds into ``line``, as the admin owner's jobs."""
         return f"{self.prefix}waiting:{pool}"
+
+    @property
+    def slot_freed(self) -> str:
+        """A list holding at most one token, pushed when a status change frees a slot: the workers' hand-out
+        threads wait on it (BLPOP) to give the slot to the next job in turn at once, not at the next sweep."""
+        return f"{self.prefix}slots:freed"
+
+    @property
+    def fair_owners(self) -> str:
+        """Job id -> its owner (an app key's id, or ``owners.ADMIN``), for every job the slots have queued."""
+        return f"{self.prefix}fair:owner"
+
+    @property
+    def fair_held(self) -> str:
+        """Owner -> how many BFL slots its jobs hold (a field is dropped at zero)."""
+        return f"{self.prefix}fair:held"
+
+    @property
+    def fair_passes(self) -> str:
+        """Owner -> the virtual time of its next turn (start-time fair queueing, see ``fluxhook.store.slots``)."""
+        return f"{self.prefix}fair:pass"
+
+    @property
+    def fair_clock(self) -> str:
+        """The virtual time of the last turn given: an owner coming back from idle starts here."""
+        return f"{self.prefix}fair:clock"
+
+    @property
+    def share_weights(self) -> str:
+        """Owner -> its ``weight``, a positive number (absent: 1). Written by whoever manages app keys."""
+        return f"{self.prefix}share:weight"
+
+    @property
+    def share_max_active(self) -> str:
+        """Owner -> its ``max_active``, the most slots its jobs may hold at once (absent: no limit of its own)."""
+        return f"{self.prefix}share:max_active"
 
     def paused(self, pool: str) -> str:
         """Set while BFL asked ``pool`` to wait (Retry-After); expires by itself."""

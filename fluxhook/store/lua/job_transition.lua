@@ -2,8 +2,9 @@
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
--- enter, the slots and lines it gives up, the BFL task index of a bfl_id being set, the lock, and
--- each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
+-- enter, the slots and lines it gives up (with the slots' job -> owner, owner -> slots held and
+-- the token that wakes a hand-out), the BFL task index of a bfl_id being set, the lock, and each
+-- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
 -- Runs after effects.lua (apply_effects).
@@ -39,11 +40,27 @@ if new ~= '' and new ~= current then
   redis.call('HSET', job, 'status', new)
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
-  for _, key in ipairs(spec.slots) do redis.call('ZREM', KEYS[key], spec.id) end
-  for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], spec.id) end
+  -- The slot or the place in line it gives back is its owner's (see slots_prelude.lua).
+  local owner = spec.owners and redis.call('HGET', KEYS[spec.owners], spec.id)
+  local freed = 0
+  for _, key in ipairs(spec.slots) do freed = freed + redis.call('ZREM', KEYS[key], spec.id) end
+  if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
+    redis.call('HDEL', KEYS[spec.held], owner)
+  end
+  if freed > 0 and spec.freed then
+    -- Wakes one worker's hand-out; one token is enough to wake it, however many slots freed.
+    redis.call('LPUSH', KEYS[spec.freed], 1)
+    redis.call('LTRIM', KEYS[spec.freed], 0, 0)
+  end
+  if owner then
+    for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], owner .. ':' .. spec.id) end
+  end
+  if spec.terminal and spec.owners then redis.call('HDEL', KEYS[spec.owners], spec.id) end
   if spec.terminal then
-    local notify_url = redis.call('HGET', job, 'notify_url')
-    if notify_url and notify_url ~= '' then redis.call('ZADD', outbox, spec.now, spec.id) end
+    local notify_url, app_webhook = unpack(redis.call('HMGET', job, 'notify_url', 'app_webhook_url'))
+    if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then
+      redis.call('ZADD', outbox, spec.now, spec.id)
+    end
     -- BFL's URLs are no use once the job has ended. Rewritten without them (and without empty
     -- fields), a record Redis may keep in its compact encoding again takes half the memory.
     local ttl = redis.call('PTTL', job)

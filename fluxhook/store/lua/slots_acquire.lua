@@ -1,16 +1,12 @@
--- After the prelude. ARGV[rest...]: pool, job id, its place in line (creation time).
--- A slot now (1) only if nobody who could use one waits in any line: first come, first served;
--- else the job joins its pool's line (0).
-local pool, job, place = by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2]
-for _, other in ipairs(pools) do
-  if redis.call('ZCARD', other.line) > 0 and room(other) then
-    redis.call('ZADD', pool.line, place, job)
-    return 0
-  end
-end
-if room(pool) then
-  take(pool, job)
+-- After the prelude. ARGV[rest...]: pool, job id, its owner.
+-- The job joins its owner's line in its pool; if it is then the one whose turn is next, it takes
+-- the slot now (1), else it waits (0) for the dispatch to give it a turn.
+local pool, job, owner = by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2]
+redis.call('HSET', owners, job, owner)
+redis.call('ZADD', pool.line, 0, member(owner, job))
+local turn = pick()
+if turn and turn.job == job then
+  serve(turn)
   return 1
 end
-redis.call('ZADD', pool.line, place, job)
 return 0

@@ -1,33 +1,135 @@
--- Shared by the slot scripts: the pools, their limits, and what may be taken now.
+-- Shared by the slot scripts: the pools, their limits, the owners' fair share, and what may be taken now.
 --
--- KEYS[1] the due index; then per pool, in ARGV's order: its slots, its line, its pause flag.
+-- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
+-- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; then per pool, in ARGV's
+-- order: its slots, its line, its pause flag.
 -- ARGV[1] now, ARGV[2] BFL_MAX_ACTIVE, ARGV[3] the slot lease (s), ARGV[4] the submit lease (s),
--- ARGV[5] n pools, then n pairs of pool name and limit; the script's own arguments follow.
+-- ARGV[5] the admin owner, ARGV[6] n pools, then n pairs of pool name and limit; the script's own
+-- arguments follow.
+--
+-- Fair share is start-time fair queueing over owners: each owner's next turn has a virtual start,
+-- its pass, or the clock if that is later (an owner back from idle starts level with the others and
+-- carries no credit). A turn goes to the owner with the earliest start among those with a job that
+-- may take a slot now (its pool has room, the owner is under its max_active), and costs it
+-- 1 / weight; ties go to the earliest job. Within an owner, its earliest job in any pool with room
+-- goes first. Each owner's line in a pool is one lexical range, so finding the candidates costs
+-- one lookup per owner with work waiting, whatever the number of jobs.
 local now, total = tonumber(ARGV[1]), tonumber(ARGV[2])
 local slot_lease, submit_lease = tonumber(ARGV[3]), tonumber(ARGV[4])
-local due = KEYS[1]
+local admin = ARGV[5]
+local due, owners, held, passes, clock_key, weights, caps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local pools, by_name = {}, {}
-for i = 1, tonumber(ARGV[5]) do
-  local pool = {name = ARGV[4 + 2 * i], limit = tonumber(ARGV[5 + 2 * i]),
-                slots = KEYS[3 * i - 1], line = KEYS[3 * i], paused = KEYS[3 * i + 1]}
+for i = 1, tonumber(ARGV[6]) do
+  local pool = {name = ARGV[5 + 2 * i], limit = tonumber(ARGV[6 + 2 * i]),
+                slots = KEYS[3 * i + 5], line = KEYS[3 * i + 6], paused = KEYS[3 * i + 7]}
   pools[i] = pool
   by_name[pool.name] = pool
 end
-local rest = 6 + 2 * #pools
-local own_keys = 1 + 3 * #pools
+local rest = 7 + 2 * #pools
+local own_keys = 7 + 3 * #pools
+
+local function fmt(x) return string.format('%.17g', x) end
+local function member(owner, job) return owner .. ':' .. job end
+
+local held_by = {}
+local function held_of(owner)
+  if held_by[owner] == nil then held_by[owner] = tonumber(redis.call('HGET', held, owner) or 0) end
+  return held_by[owner]
+end
+local function release(owner)
+  local left = redis.call('HINCRBY', held, owner, -1)
+  if left <= 0 then redis.call('HDEL', held, owner) end
+  held_by[owner] = math.max(left, 0)
+end
 
 -- A slot held past its lease belongs to a job that never finished: it is free again.
 local held_total = 0
 for _, pool in ipairs(pools) do
-  redis.call('ZREMRANGEBYSCORE', pool.slots, '-inf', now - slot_lease)
+  for _, job in ipairs(redis.call('ZRANGEBYSCORE', pool.slots, '-inf', now - slot_lease)) do
+    redis.call('ZREM', pool.slots, job)
+    local owner = redis.call('HGET', owners, job)
+    if owner then release(owner) end
+  end
   held_total = held_total + redis.call('ZCARD', pool.slots)
 end
 local function room(pool)
   if redis.call('EXISTS', pool.paused) == 1 then return false end
   return redis.call('ZCARD', pool.slots) < pool.limit and held_total < total
 end
-local function take(pool, job)
+-- Each owner's limit, weight and pass, read once per script (false: no limit of its own).
+local cap_of, weight_of, pass_of = {}, {}, {}
+local function owner_room(owner)
+  if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
+  return not cap_of[owner] or held_of(owner) < cap_of[owner]
+end
+local function weight(owner)
+  if weight_of[owner] == nil then
+    local w = tonumber(redis.call('HGET', weights, owner))
+    weight_of[owner] = (w ~= nil and w > 0) and w or 1
+  end
+  return weight_of[owner]
+end
+local clock = tonumber(redis.call('GET', clock_key) or 0)
+local function start(owner)
+  if pass_of[owner] == nil then pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
+  return math.max(pass_of[owner], clock)
+end
+
+-- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
+local heads = {}
+local function head_of(pool, owner)
+  local first = redis.call('ZRANGEBYLEX', pool.line, '[' .. owner .. ':', '(' .. owner .. ';', 'LIMIT', 0, 1)[1]
+  return first and string.sub(first, #owner + 2)
+end
+local function heads_of(pool)
+  if heads[pool.name] == nil then
+    local found, from = {}, '-'
+    while true do
+      local first = redis.call('ZRANGEBYLEX', pool.line, from, '+', 'LIMIT', 0, 1)[1]
+      if not first then break end
+      local owner = string.match(first, '^([^:]*):')
+      found[#found + 1] = {owner = owner, job = string.sub(first, #owner + 2)}
+      from = '(' .. owner .. ';'
+    end
+    heads[pool.name] = found
+  end
+  return heads[pool.name]
+end
+
+-- The next turn: {pool, owner, job} of the job that would take the next slot, or nil.
+local function pick()
+  local best
+  for _, pool in ipairs(pools) do
+    if room(pool) then
+      for _, head in ipairs(heads_of(pool)) do
+        if head.job and owner_room(head.owner) then
+          local s = start(head.owner)
+          if best == nil or s < best.start or (s == best.start and head.job < best.job) then
+            best = {pool = pool, owner = head.owner, job = head.job, start = s, head = head}
+          end
+        end
+      end
+    end
+  end
+  return best
+end
+
+-- Give the job a slot of the pool, as the owner's turn.
+local function take(pool, job, owner)
   redis.call('ZADD', pool.slots, now, job)
   redis.call('ZADD', due, now + submit_lease, job)
   held_total = held_total + 1
+  held_by[owner] = redis.call('HINCRBY', held, owner, 1)
+  local s = start(owner)
+  clock = s
+  pass_of[owner] = s + 1 / weight(owner)
+  redis.call('SET', clock_key, fmt(s))
+  redis.call('HSET', passes, owner, fmt(pass_of[owner]))
+end
+
+-- Take the picked job out of its line and give it its slot.
+local function serve(turn)
+  redis.call('ZREM', turn.pool.line, member(turn.owner, turn.job))
+  take(turn.pool, turn.job, turn.owner)
+  if heads[turn.pool.name] then turn.head.job = head_of(turn.pool, turn.owner) end
 end

@@ -1,0 +1,226 @@
+"""Benchmark: one key's backlog beside another key's trickle, with fair share and with FIFO dispatch.
+
+    .venv/bin/python -m bench.fairness [--backlog 200] [--every 2] [--task-delay 1] [--baseline-tree PATH]
+
+``BFL_MAX_ACTIVE=4``, simulator tasks of ``--task-delay`` seconds, the Procfile's web and one worker
+(whose sweep hands out freed slots). Key A queues ``--backlog`` jobs at once; key B queues one job
+every ``--every`` seconds while any of A's jobs waits. Each job is recorded and offered a slot as
+``POST /v1/jobs`` does (its owner passed to the slots), and a worker's submit task sends it when it
+gets one. Figures: B's wait from its job's creation to BFL's acceptance (``submitted_at``), p50 and
+p99; A's throughput (its jobs accepted by BFL per second, from the first to the last) and the
+whole stack's (A's and B's jobs together, over the same time).
+
+The same run goes three times, on the same machine one after the other: this tree (fair share);
+this tree with B's jobs queued as key A's (one owner: FIFO per model, with everything else this
+tree has, such as the workers' hand-out of freed slots); and the tree at ``--baseline-tree``, a
+checkout of 194e639 (FIFO per model, no owners), made with ``git worktree add`` when missing. Each
+run is a process of its own with that tree first on its ``PYTHONPATH`` (for its web and worker too).
+Loopback only; nothing outside temporary directories changes (but the baseline checkout, when made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE_COMMIT = "194e639"
+BASELINE_TREE = Path("/tmp/fluxhook-194e639")
+FAIR, ONE_OWNER, BASELINE = "fair share", "one owner", f"FIFO ({BASELINE_COMMIT})"
+MAX_ACTIVE = 4
+TARGET_B_P99 = 1.5  # seconds: about the time for one slot to free here
+TARGET_A_RATIO = 0.95
+# Bounds on every loop of a run.
+RUN_TIMEOUT = 600.0
+MAX_B_JOBS = 300
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backlog", type=int, default=200)
+    parser.add_argument("--every", type=float, default=2.0)
+    parser.add_argument("--task-delay", type=float, default=1.0)
+    parser.add_argument("--baseline-tree", type=Path, default=BASELINE_TREE)
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)  # one run, in this process
+    parser.add_argument("--one-owner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(run(args.backlog, args.every, args.task_delay, args.one_owner)), flush=True)
+        return
+    tree = ensure_baseline(args.baseline_tree)
+    results = {}
+    for name, path, one_owner in runs(tree):
+        _log(f"{name}: {args.backlog} jobs of key A at once, one of key B every {args.every:g} s ({path})")
+        results[name] = run_in(path, args, one_owner)
+    report(results, args)
+
+
+def runs(tree: Path) -> list[tuple[str, Path, bool]]:
+    """Each run: its name, its tree, whether B's jobs are queued as A's."""
+    return [(FAIR, ROOT, False), (ONE_OWNER, ROOT, True), (BASELINE, tree, False)]
+
+
+def ensure_baseline(tree: Path) -> Path:
+    """The FIFO tree: reused if there (another run may have made it), else a detached worktree of 194e639."""
+    if not (tree / "fluxhook" / "store" / "slots.py").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE_COMMIT],
+                       check=True, timeout=120)
+    return tree
+
+
+def run_in(tree: Path, args: argparse.Namespace, one_owner: bool) -> dict:
+    """One run in its own process, with ``tree``'s code first on the path; its figures."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(Path(__file__).resolve()), "--run", "--backlog", str(args.backlog),
+               "--every", str(args.every), "--task-delay", str(args.task_delay), *(["--one-owner"] * one_owner)]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-3000:]}")
+    sys.stderr.write(done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
+    """Start a stack from the tree on the path, drive both keys, and measure."""
+    from bench.common import BenchStack
+    from fluxhook.config import Config
+    from fluxhook.services import build_services
+
+    stack = BenchStack("fairness", log_level="WARNING", BFL_MAX_ACTIVE=str(MAX_ACTIVE),
+                       PYTHONPATH=os.environ["PYTHONPATH"])
+    try:
+        stack.start(workers=1)
+        # Small images: the bench is about slots, not downloads.
+        stack.sim_settings(task_delay=task_delay, scene_images=False, image_format="png")
+        svc = build_services(Config.from_env(stack.env))
+        return _drive(svc, stack, backlog, every, "key_a" if one_owner else "key_b")
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
+    from fluxhook import transitions as st
+    from fluxhook.job import Job, new_job_id
+    from fluxhook.limits import pool_for
+    from fluxhook.store.keys import KEYS
+    try:
+        from fluxhook.lifecycle.enqueueing import enqueue_submits
+    except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
+        from fluxhook.tasks import enqueue_submits
+
+    # The FIFO tree's slots know no owners: there every job is queued alike.
+    owned = "key_id" in inspect.signature(svc.slots.acquire).parameters
+
+    def queue(owner: str, n: int) -> str:
+        now = time.time()
+        job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", input={"prompt": f"{owner} {n}"},
+                  pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now)
+        svc.jobs.create(job)
+        if svc.slots.acquire(job, **({"key_id": owner} if owned else {})):
+            enqueue_submits(svc.control_queue, [job.id])
+        return job.id
+
+    started = time.time()
+    a_jobs = [queue("key_a", n) for n in range(backlog)]
+    b_jobs: list[str] = []
+    stop = threading.Event()
+
+    def trickle() -> None:
+        n = 0
+        while not stop.is_set() and n < MAX_B_JOBS:
+            b_jobs.append(queue(b_owner, n))
+            n += 1
+            stop.wait(every)
+
+    b = threading.Thread(target=trickle, daemon=True)
+    b.start()
+    db = stack.redis()
+
+    def submitted(ids: list[str]) -> list[float | None]:
+        pipe = db.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hget(KEYS.job(job_id), "submitted_at")
+        return [float(v) if v else None for v in pipe.execute()]
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not all(submitted(a_jobs)):  # B goes on while any of A's jobs waits
+        if time.monotonic() > deadline:
+            raise TimeoutError("key A's backlog did not reach BFL in time")
+        time.sleep(0.5)
+    stop.set()
+    b.join(timeout=10)
+    while not all(submitted(list(b_jobs))):
+        if time.monotonic() > deadline:
+            raise TimeoutError("key B's jobs did not reach BFL in time")
+        time.sleep(0.5)
+    a_at, b_at = submitted(a_jobs), submitted(list(b_jobs))
+    created = [float(db.hget(KEYS.job(j), "created_at")) for j in b_jobs]
+    a_end = max(a_at)
+    return {"b_waits": [s - c for s, c in zip(b_at, created, strict=True)], "a_seconds": a_end - started,
+            "a_jobs": len(a_jobs), "b_in_a_time": sum(1 for s in b_at if s <= a_end), "b_jobs": len(b_jobs)}
+
+
+def report(results: dict[str, dict], args: argparse.Namespace) -> None:
+    from bench.common import Row, Section, fmt, percentile, print_notes, print_table
+
+    def figures(r: dict) -> dict[str, float]:
+        return {"p50": percentile(r["b_waits"], 50), "p99": percentile(r["b_waits"], 99),
+                "a_rate": r["a_jobs"] / r["a_seconds"], "all_rate": (r["a_jobs"] + r["b_in_a_time"]) / r["a_seconds"]}
+
+    f, o, b = (figures(results[name]) for name in (FAIR, ONE_OWNER, BASELINE))
+    section = Section(f"fair share: BFL_MAX_ACTIVE={MAX_ACTIVE}, tasks of {args.task_delay:g} s, key A {args.backlog} "
+                      f"jobs at once, key B one every {args.every:g} s; baseline {BASELINE}, then (one owner) this "
+                      "tree with B's jobs queued as A's")
+    rows = [
+        Row("B's wait to BFL, p50 (s)", fmt(f["p50"], 2), fmt(b["p50"], 2), fmt(b["p50"] / f["p50"], 0, "x faster")),
+        Row("B's wait to BFL, p99 (s)", fmt(f["p99"], 2), fmt(b["p99"], 2), fmt(b["p99"] / f["p99"], 0, "x faster"),
+            f"<= {TARGET_B_P99:g} s", f["p99"] <= TARGET_B_P99),
+        Row("  (one owner) B's wait, p50 / p99 (s)", f"{fmt(f['p50'], 2)} / {fmt(f['p99'], 2)}",
+            f"{fmt(o['p50'], 2)} / {fmt(o['p99'], 2)}"),
+        Row("A's throughput (jobs/s)", fmt(f["a_rate"], 2), fmt(b["a_rate"], 2), fmt(f["a_rate"] / b["a_rate"], 2, "x"),
+            f">= {TARGET_A_RATIO:.2f}x", f["a_rate"] >= TARGET_A_RATIO * b["a_rate"]),
+        Row("  (one owner) A's throughput (jobs/s)", fmt(f["a_rate"], 2), fmt(o["a_rate"], 2),
+            fmt(f["a_rate"] / o["a_rate"], 2, "x")),
+        Row("A's and B's jobs together (jobs/s)", fmt(f["all_rate"], 2), fmt(b["all_rate"], 2),
+            fmt(f["all_rate"] / b["all_rate"], 2, "x")),
+        Row("  (one owner) together (jobs/s)", fmt(f["all_rate"], 2), fmt(o["all_rate"], 2),
+            fmt(f["all_rate"] / o["all_rate"], 2, "x"), f">= {TARGET_A_RATIO:.2f}x",
+            f["all_rate"] >= TARGET_A_RATIO * o["all_rate"]),
+    ]
+    section.rows = rows
+    counts = ", ".join(f"{results[n]['b_in_a_time']} of {results[n]['b_jobs']} ({n})"
+                       for n in (FAIR, ONE_OWNER, BASELINE))
+    section.notes = [
+        f"runs one after the other on this machine; baseline tree {args.baseline_tree}",
+        f"B's jobs accepted by BFL while A's backlog lasted: {counts}",
+        "A's throughput: its jobs over the time from their submission to BFL's acceptance of the last; with fair "
+        "share B's jobs take their turns meanwhile (about 1 / (every * jobs per second) of the turns), which FIFO "
+        "gives B only after A's backlog. 'Together' counts A's jobs and B's accepted over the same time: the "
+        "slots kept busy, whoever's jobs they hold",
+        f"load average at the end: {_loadavg()}",
+    ]
+    print_table([section])
+    print_notes([section])
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The app's own webhook on the BFL-compatible API: the ``webhook_url`` and ``webhook_secret`` an app written for
+BFL puts in its request body.
+
+They are never passed to BFL (fluxhook keeps BFL's callback for itself). Once the job is terminal the app
+gets, as BFL would send it, the ``get_result`` JSON (with fluxhook's durable link) and ``X-Webhook-Secret``;
+it goes out with the job's notification, through the same outbox, task and retries (``notifications``).
+
+The secret is the app's and must be sent back verbatim, so it cannot be kept as a hash: it is kept
+sealed (Fernet: AES-CBC with an HMAC) under a key derived from SECRET_KEY, so a copy of Redis, a backup
+or a log of the record does not hold it, and only a process holding SECRET_KEY (the delivery) can open it.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from typing import NamedTuple
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from fluxhook.config import MAX_NOTIFY_URL, Config
+from fluxhook.errors import HostNotAllowed, InvalidRequest
+from fluxhook.job import Job
+from fluxhook.lifecycle import bfl_presenting
+from fluxhook.net.hosts import check_url
+
+URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"
+SECRET_HEADER = "X-Webhook-Secret"
+# A header value: printable ASCII, no spaces at its ends; as long as any app's secret reasonably is.
+MAX_SECRET = 256
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_SECRET = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+_SEAL_SALT = b"fluxhook.app-webhook-secret\x00"
+
+
+class AppWebhook(NamedTuple):
+    """Where a job's result is POSTed, and the app's secret for it, sealed (None: the app gave none)."""
+
+    url: str
+    sealed_secret: str | None
+
+
+def split_body(body: dict, config: Config) -> tuple[dict, AppWebhook | None]:
+    """The request BFL gets (the body less ``webhook_url`` and ``webhook_secret``) and the app's webhook, checked.
+
+    Raises InvalidRequest for a URL that is not http(s), too long, or outside ``NOTIFY_HOST_ALLOWLIST``,
+    and for a secret that cannot travel as a header; nothing is created then.
+    """
+    task_input = {k: v for k, v in body.items() if k not in (URL_FIELD, SECRET_FIELD)}
+    url, secret = body.get(URL_FIELD), body.get(SECRET_FIELD)
+    if url is None:
+        return task_input, None
+    if (not isinstance(url, str) or len(url) > MAX_NOTIFY_URL or not _PRINTABLE.fullmatch(url)
+            or not url.startswith(("https://", "http://"))):
+        raise InvalidRequest(f"'{URL_FIELD}' must be an http(s) URL of at most {MAX_NOTIFY_URL} characters")
+    try:
+        check_url(url, config.notify_host_allowlist)
+    except HostNotAllowed as exc:
+        raise InvalidRequest(f"'{URL_FIELD}' is not allowed: {exc.message} (NOTIFY_HOST_ALLOWLIST)") from None
+    if secret is not None and (not isinstance(secret, str) or len(secret) > MAX_SECRET
+                               or not _SECRET.fullmatch(secret)):
+        raise InvalidRequest(f"'{SECRET_FIELD}' must be 1 to {MAX_SECRET} printable ASCII characters")
+    return task_input, AppWebhook(url, seal(config, secret) if secret else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    # Newest key first: it seals; any key of a rotation still opens what an older one sealed.
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(_SEAL_SALT + k.encode()).digest()))
+                        for k in reversed(keys)])
+
+
+def seal(config: Config, secret: str) -> str:
+    """The secret as it is kept: encrypted and authenticated with a key derived from SECRET_KEY."""
+    return _fernet(config.secret_keys).encrypt(secret.encode()).decode()
+
+
+def unseal(config: Config, sealed: str) -> str | None:
+    """The secret a ``seal`` kept; None if no key of SECRET_KEY (or its previous keys) opens it."""
+    try:
+        return _fernet(config.secret_keys).decrypt(sealed.encode()).decode()
+    except (InvalidToken, UnicodeError):
+        return None
+
+
+def request_for(config: Config, job: Job) -> tuple[str, dict[str, str]] | None:
+    """The body and headers of one call to the app: ``get_result``'s JSON at this moment (a fresh link each
+    attempt) and the app's own secret back in ``X-Webhook-Secret``, as BFL sends it. None when the secret
+    can no longer be opened (SECRET_KEY changed without keeping the old key): the app would refuse the call."""
+    headers = {"Content-Type": "application/json"}
+    if job.app_webhook_secret:
+        secret = unseal(config, job.app_webhook_secret)
+        if secret is None:
+            return None
+        headers[SECRET_HEADER] = secret
+    body = json.dumps(bfl_presenting.result(config, job), separators=(",", ":"), ensure_ascii=False)
+    return body, headers

@@ -1,0 +1,23 @@
+"""Whose a job is, for the fair share of BFL's slots: an app key's id, or one owner for every admin token.
+
+An owner id is a word of letters, digits, ``_`` and ``-``: it is the prefix of its jobs' members in a
+slot line (``<owner>:<job id>``), so it may hold neither ``:`` nor anything that sorts between ``:`` and ``;``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The owner of every job made with an admin token (API_TOKENS): together they count as one key.
+ADMIN = "admin"
+# An owner's weight when none is set: its share of the slots against the other owners with work waiting.
+DEFAULT_WEIGHT = 1
+_OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def owner_of(key_id: str | None) -> str:
+    """The owner of a job made with app key ``key_id`` (None: with an admin token)."""
+    owner = key_id or ADMIN
+    if not _OWNER.fullmatch(owner):
+        raise ValueError(f"not an owner id: {owner!r}")
+    return owner

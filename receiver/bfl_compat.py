@@ -1,0 +1,147 @@
+"""The BFL-compatible API: BFL's own routes and shapes beside fluxhook's under ``/v1``, so an app written for
+BFL (its SDK, code from its docs, low-code HTTP nodes) works by changing its base URL and key.
+
+A thin adapter: a submission goes through the very path of ``POST /v1/jobs`` (``jobs.create_job``), so
+budgets, per-model limits, idempotency, video and drafts behave the same, and the job is like any other
+in the API, the CLI and the dashboard. ``get_result`` is one Redis read. Errors leave in BFL's shape,
+``{"detail": ...}``; BFL's own refusals (a 422 listing the fields it refused) pass through as BFL gave them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter, ValidationError
+
+from fluxhook.credits import balance
+from fluxhook.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized
+from fluxhook.job import is_job_id
+from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
+from fluxhook.lifecycle.notifications import requested_url
+
+from .auth import presented_token, require_bearer
+from .bulkheads import bfl_calls
+from .context import services
+from .idempotency import idempotent
+from .jobs import create_job, preference_applied, waited
+from .json_request import json_object
+
+bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
+log = logging.getLogger("fluxhook.bfl_compat")
+
+# fluxhook's own paths under /v1: never taken for a model's name.
+OWN_PATHS = frozenset({"jobs", "usage", "keys", "get_result", "credits"})
+# An answer that names no error code leaves with one of these (BFL's words for the status).
+_STATUS_WORDS = {401: "Not authenticated", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
+
+
+class ModelConverter(BaseConverter):
+    """A model name as BFL's paths have them; one of fluxhook's own paths is no model (its route answers)."""
+
+    regex = r"[a-z0-9][a-z0-9.-]{0,63}"
+
+    def to_python(self, value: str) -> str:
+        if value in OWN_PATHS:
+            raise ValidationError()
+        return value
+
+
+# Registered before the routes that use it (a blueprint applies its records in order).
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("bfl_model", ModelConverter))
+
+
+@bp.before_request
+def authenticate():
+    require_bearer()
+
+
+@bp.post("/<bfl_model:model>")
+@idempotent
+def submit(model: str):
+    """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
+    kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
+    svc = services()
+    task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
+    if not task_input:
+        raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
+    job = create_job(svc, model, task_input, metadata={}, notify_url=requested_url(None, svc.config),
+                     app_webhook=app_webhook)
+    return bfl_presenting.submission(svc.config, job)
+
+
+@bp.get("/get_result")
+def get_result():
+    """The job in BFL's ``get_result`` shape (``Prefer: wait=N`` waits for its end, as on ``/v1/jobs/{id}``)."""
+    task_id = request.args.get("id")
+    if not task_id:
+        return _error(422, [{"loc": ["query", "id"], "msg": "Field required", "type": "missing"}])
+    svc = services()
+    job = svc.jobs.get(task_id) if is_job_id(task_id) else None
+    if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
+        return bfl_presenting.not_found(task_id[:200])
+    job, seconds = waited(job)
+    return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
+
+
+@bp.get("/credits")
+def credits():
+    """What the caller may still spend: for an app key with daily_credits, what is left of them today; else
+    BFL's balance as a worker last read it (asked now if none is kept)."""
+    svc = services()
+    caller = require_bearer()
+    if caller.key is not None and caller.key.daily_credits is not None:
+        return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
+    kept = svc.store.usage.balance()
+    if kept is None:
+        with bfl_calls().enter() as inside:
+            if inside:
+                balance.refresh(svc)
+        kept = svc.store.usage.balance()
+    if kept is None:
+        return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
+    return {"credits": kept.credits}
+
+
+def _error(status: int, detail, headers: dict[str, str] | None = None):
+    response = jsonify({"detail": detail})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+@bp.errorhandler(FluxhookError)
+def fluxhook_error(exc: FluxhookError):
+    if isinstance(exc, BFLRejected) and exc.bfl_status:
+        return _error(exc.bfl_status, exc.detail if exc.detail else exc.message)
+    headers = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if exc.status == 429:
+        headers["Retry-After"] = str(max(1, round(retry_after or 1)))
+    if isinstance(exc, Unauthorized):
+        # No key at all is 401; a key sent but refused is 403, as BFL answers it.
+        return _error(401 if presented_token() is None else 403, exc.message, headers)
+    if isinstance(exc, InvalidRequest):
+        return _error(422, exc.message)  # BFL's status for a body it refuses
+    detail = f"{exc.code}: {exc.message}" if exc.status == 402 else exc.message
+    return _error(exc.status, detail, headers)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    return _error(exc.code or 500, exc.description or _STATUS_WORDS.get(exc.code or 500, exc.name))
+
+
+@bp.errorhandler(redis.RedisError)
+def redis_error(exc: redis.RedisError):
+    log.error("redis unavailable", extra={"error": type(exc).__name__})
+    return _error(503, "the job store is unavailable; retry later")
+
+
+@bp.errorhandler(Exception)
+def unexpected(exc: Exception):
+    log.exception("unhandled error")
+    return _error(500, _STATUS_WORDS[500])

@@ -1,0 +1,94 @@
+"""BFL's models as its API knows them, and the request fields its schemas check, FastAPI's way.
+
+An unknown model is a 404 at BFL; a body its schema refuses is a 422 whose ``detail`` lists each refused
+field (``loc``, ``msg``, ``type``, as FastAPI and pydantic word them). FLUX 3 video's schema is strict: a
+field it does not name is refused too. Only what a client would notice is checked: the types of the
+common fields, the enumerations, and the video's field names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VIDEO = "flux-3-video"
+FLUX_2 = ("flux-2-pro", "flux-2-max", "flux-2-flex", "flux-2-klein-4b", "flux-2-klein-9b")
+FLUX_1 = (
+    "flux-dev", "flux-pro", "flux-pro-1.1", "flux-pro-1.1-ultra", "flux-kontext", "flux-kontext-pro",
+    "flux-kontext-max", "flux-fill", "flux-pro-1.0-fill", "flux-pro-1.0-expand", "flux-pro-1.0-canny",
+    "flux-pro-1.0-depth",
+)
+# FLUX.2's preview releases have endpoints of their own (``flux-2-pro-preview``...).
+KNOWN = frozenset((*FLUX_2, *(f"{m}-preview" for m in FLUX_2), *FLUX_1, VIDEO))
+
+_INTEGERS = ("width", "height", "seed", "steps", "safety_tolerance", "batch")
+_NUMBERS = ("guidance",)
+_BOOLEANS = ("prompt_upsampling", "raw", "generate_audio", "draft")
+_STRINGS = ("prompt", "aspect_ratio", "webhook_url", "webhook_secret", "input_image", "mode", "resolution", "version")
+_CHOICES = {
+    "output_format": ("jpeg", "png", "webp"),
+    "resolution": ("hd", "fhd"),
+    "mode": ("t2v", "i2v", "v2v", "draft_enhance"),
+}
+# FLUX 3 video's fields (its schema refuses any other).
+VIDEO_FIELDS = frozenset({
+    "mode", "prompt", "keyframes", "start_video", "draft_cache", "aspect_ratio", "resolution", "duration",
+    "generate_audio", "version", "draft", "batch", "seed", "safety_tolerance", "webhook_url", "webhook_secret",
+})
+
+
+def known(model: str) -> bool:
+    """Whether BFL's API has an endpoint for ``model``."""
+    return model in KNOWN
+
+
+def field_errors(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """FastAPI-style errors for the fields of a submission body that the model's schema refuses."""
+    errors = []
+    for name, value in body.items():
+        problem = _problem(name, value)
+        if problem is None and model == VIDEO and name not in VIDEO_FIELDS:
+            problem = ("extra_forbidden", "Extra inputs are not permitted")
+        if problem is not None:
+            kind, message = problem
+            errors.append({"loc": ["body", name], "msg": message, "type": kind, "input": value})
+    return errors
+
+
+def _problem(name: str, value: Any) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if name in _INTEGERS and not _integer(value):
+        return "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+    if name in _NUMBERS and not _number(value):
+        return "float_parsing", "Input should be a valid number, unable to parse string as a number"
+    if name in _BOOLEANS and not isinstance(value, bool):
+        return "bool_parsing", "Input should be a valid boolean, unable to interpret input"
+    if name in _STRINGS and not isinstance(value, str):
+        return "string_type", "Input should be a valid string"
+    if name in _CHOICES and value not in _CHOICES[name]:
+        words = [f"'{c}'" for c in _CHOICES[name]]
+        return "enum", f"Input should be {', '.join(words[:-1])} or {words[-1]}"
+    return None
+
+
+def _integer(value: Any) -> bool:
+    # pydantic's lax mode takes whole numbers, also as strings ("1024") and floats (1024.0).
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(value, str)
