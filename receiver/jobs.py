@@ -113,7 +113,7 @@ def create_job(svc: Services, model: str, task_input: dict, *, metadata: dict, n
     # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
     job = _create(svc, job, body_size())
     g.job_id = job.id
-    if not svc.slots.acquire(job):
+    if not svc.slots.acquire(job, job.key_id):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
         return _load(job.id)
     with bfl_calls().enter() as inside:

@@ -146,6 +146,25 @@ def _daily_credits_hold(admin: API, second: API) -> None:
     assert admin.get("/v1/usage", params={"key_id": created["id"]}).json()["daily_limit"] == limit
 
 
+def test_max_active_holds_back_only_that_keys_jobs(webs, sim):
+    admin, _ = webs
+    wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the stack's earlier jobs to end")
+    created, app = make_key(admin, max_active=1)
+    _, other = make_key(admin)
+
+    first, second = app.submit("[pending] its only place"), app.submit("[pending] waits its turn")
+    theirs = other.submit("[pending] another app's")
+
+    assert (first["status"], second["status"], theirs["status"]) == ("submitted", "queued", "submitted")
+    shown = admin.get(f"/v1/keys/{created['id']}").json()
+    assert (shown["active"], shown["queued"]) == (1, 1)
+    sim.complete(first["bfl_id"])
+    assert admin.wait_for(second["id"], "submitted", "ready", "stored")["bfl_id"]
+    for job in (second, theirs):
+        sim.complete(admin.job(job["id"])["bfl_id"])
+    wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the jobs to end")
+
+
 def _idle(admin: API) -> bool:
     """Whether no job of the stack is still under way (earlier tests' jobs hold slots until they end)."""
     return all(not admin.get("/v1/jobs", params={"status": s}).json()["jobs"] for s in ("queued", "submitted", "ready"))
@@ -239,6 +258,24 @@ def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
     assert svc.jobs.get(job.id).error["code"] == "key_revoked"
     assert sim.stats()["submitted"] == 0
     assert svc.slots.in_flight(svc.slots.pool_of(job)) == 0
+
+
+def test_a_keys_share_of_the_slots_follows_its_record(make_services):
+    from fluxhook.lifecycle.app_keys import new_key
+
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+    key, _ = new_key({"name": "k", "weight": 3, "max_active": 2}, time.time())
+    keys.create(key)
+    share = (KEYS.share_weights, KEYS.share_max_active)
+    assert [svc.redis.hget(h, key.id) for h in share] == [b"3", b"2"]
+
+    keys.change(key.id, {"weight": 5}, unset=("max_active",))
+    assert [svc.redis.hget(h, key.id) for h in share] == [b"5", None]
+
+    revoking.revoke(svc, key.id)
+    assert [svc.redis.hget(h, key.id) for h in share] == [None, None]
+    assert keys.change(key.id, {"weight": 9}) == 2 and svc.redis.hget(KEYS.share_weights, key.id) is None
 
 
 def test_a_rate_window_slides(make_services):

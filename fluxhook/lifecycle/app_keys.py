@@ -275,7 +275,7 @@ def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
     """The key objects of ``keys`` with today's spend and jobs and their queued and active jobs (three reads)."""
     today = usage.utc_day(now)
     counters = svc.store.usage.days([today])[today]
-    counts = svc.store.app_keys.job_counts([k.id for k in keys])
+    counts = svc.store.app_keys.job_counts([k.id for k in keys], svc.store.pools)
     return [present(key, spent_today=usage.from_micro(counters.get(usage.spent_field(key.id), 0)),
                     jobs_today=usage.jobs_today(counters, key.id), queued=counts[key.id][0], active=counts[key.id][1])
             for key in keys]

@@ -50,7 +50,7 @@ class Store:
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)
-        self.app_keys = AppKeys(connection, keys=keys)
+        self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = LearnedPrices(connection, keys=keys)
 

@@ -5,20 +5,24 @@ characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (
 number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
 ``daily_credits`` (credits), ``max_active``, ``requests_per_minute``, ``expires_at``, ``created_at``,
 ``last_used_at``, ``revoked_at`` (epoch seconds). A limit that is not set has no field. Scripts may
-read ``weight`` and ``max_active`` of a job's key straight from the record.
+read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
+by owner (``Slots.set_share``), which every change of a key writes in the same step as its record.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import WatchError
 
 from fluxhook import transitions as st
+from fluxhook.owners import owner_of
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.slots import Slots
 
 DEFAULT_WEIGHT = 1
 # The window of ``requests_per_minute``.
@@ -82,19 +86,20 @@ _FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight"
 class AppKeys:
     """The app keys on one Redis connection."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, slots: Slots, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self._change = LuaScript(connection, "app_key_change")
+        # A key's weight and max_active are the slots' business too: they keep them by owner.
+        self.slots = slots
         self._take_request = LuaScript(connection, "app_key_take_request")
-        self._job_counts = LuaScript(connection, "app_key_job_counts")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     def create(self, key: AppKey) -> None:
-        """Keep a new key (its record and its place in the index), in one step."""
+        """Keep a new key (its record, its place in the index, its share of the slots), in one step."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.hset(self.keys.app_key(key.id), mapping=key.to_fields())
         pipe.zadd(self.keys.app_keys, {key.id: key.created_at})
+        self.slots.set_share(key.id, key.weight, key.max_active, pipeline=pipe)
         pipe.execute()
 
     def get(self, key_id: str) -> AppKey | None:
@@ -115,11 +120,33 @@ class AppKeys:
         return [AppKey.from_hash(_decoded(d)) for d in pipe.execute() if d]
 
     def change(self, key_id: str, values: dict[str, Any], unset: tuple[str, ...] = ()) -> int:
-        """Set ``values`` and remove the ``unset`` fields of a key that is not revoked: CHANGED, MISSING or REVOKED."""
-        words: list[str] = []
-        for name, value in values.items():
-            words += [name, encode(name, value)]
-        return int(self._change([self.keys.app_key(key_id)], [len(words), *words, *unset]))
+        """Set ``values`` and remove the ``unset`` fields of a key that is not revoked, and its share of the slots
+        with them, in one step (optimistic: retried if the key changed meanwhile): CHANGED, MISSING or REVOKED."""
+        record = self.keys.app_key(key_id)
+        with self.connection.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(record)
+                    data = pipe.hgetall(record)
+                    if not data:
+                        return MISSING
+                    key = AppKey.from_hash(_decoded(data))
+                    if key.revoked_at is not None:
+                        return REVOKED
+                    changed = replace(key, **values, **{name: None for name in unset})
+                    pipe.multi()
+                    if values:
+                        pipe.hset(record, mapping={name: encode(name, value) for name, value in values.items()})
+                    if unset:
+                        pipe.hdel(record, *unset)
+                    if changed.revoked_at is not None:
+                        self.slots.drop_share(key_id, pipeline=pipe)  # its queued jobs end: nothing left to weigh
+                    else:
+                        self.slots.set_share(key_id, changed.weight, changed.max_active, pipeline=pipe)
+                    pipe.execute()
+                    return CHANGED
+                except WatchError:
+                    continue
 
     def revoke(self, key_id: str, now: float) -> int:
         """Mark the key revoked at ``now``: CHANGED, MISSING, or REVOKED (it already was; its time is kept)."""
@@ -147,14 +174,24 @@ class AppKeys:
                                     [int(now * 1000), int(RATE_WINDOW * 1000), limit, uuid.uuid4().hex])
         return int(waited) / 1000
 
-    def job_counts(self, key_ids: list[str]) -> dict[str, tuple[int, int]]:
-        """(queued, active) jobs of each key, reading only the jobs that are not terminal."""
+    def job_counts(self, key_ids: list[str], pools: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+        """(queued in line, holding a BFL slot) jobs of each key, one round trip: each key's jobs in line are one
+        lexical range of each pool's line, and the slots count what each owner holds."""
         if not key_ids:
             return {}
-        keys = [self.keys.status(st.QUEUED), self.keys.status(st.SUBMITTED), self.keys.status(st.READY),
-                *(self.keys.key_jobs(k) for k in key_ids)]
-        counts = [int(n) for n in self._job_counts(keys)]
-        return {key_id: (counts[2 * i], counts[2 * i + 1]) for i, key_id in enumerate(key_ids)}
+        pipe = self.connection.pipeline(transaction=False)
+        for key_id in key_ids:
+            owner = owner_of(key_id)
+            for pool in pools:
+                pipe.zlexcount(self.keys.line(pool), f"[{owner}:", f"({owner};")
+            pipe.hget(self.keys.fair_held, owner)
+        answers = pipe.execute()
+        step = len(pools) + 1
+        counts = {}
+        for i, key_id in enumerate(key_ids):
+            mine = answers[i * step:(i + 1) * step]
+            counts[key_id] = (sum(int(n) for n in mine[:-1]), int(mine[-1] or 0))
+        return counts
 
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""
