@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devtools.processes import wait_until
 from helpers import assert_error
 from key_helpers import make_key
 
@@ -187,3 +188,23 @@ def test_what_a_key_may_still_spend_today(api, two_keys, stack):
     left = app_keys.credits_left_today(svc, svc.store.app_keys.get(key.id), time.time())
 
     assert left == 2.0
+
+
+def test_the_bfl_compatible_routes_keep_each_key_to_its_own(api, two_keys):
+    import requests
+
+    a, b, job_a, _ = two_keys
+    secret_b = b.http.headers["Authorization"].split()[1]
+
+    def get_result(job_id: str, key: str) -> dict:
+        return requests.get(api.base_url + "/v1/get_result", params={"id": job_id}, headers={"x-key": key},
+                            timeout=10).json()
+
+    assert get_result(job_a["id"], secret_b) == {"id": job_a["id"], "status": "Task not found"}
+    assert get_result(job_a["id"], a.http.headers["Authorization"].split()[1])["status"] == "Ready"
+    api.request("PATCH", f"/v1/keys/{_key_id(b)}", json={"daily_credits": 100})
+    expected = {"credits": 100 - job_a["cost"]["credits"]}  # both keys' jobs cost the same
+
+    # A change of the key reaches every web process within a second.
+    wait_until(lambda: requests.get(api.base_url + "/v1/credits", headers={"x-key": secret_b},
+                                    timeout=10).json() == expected, timeout=2, message="the key's credits left")
