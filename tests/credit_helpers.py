@@ -20,9 +20,11 @@ from helpers import wait_sim_ready
 
 
 @contextlib.contextmanager
-def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int, limit: float) -> Iterator[tuple]:
+def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int, limit: float,
+                 **overrides: str) -> Iterator[tuple]:
     """The Procfile's processes (gunicorn's two web workers) with ``BFL_DAILY_CREDIT_LIMIT`` = ``limit`` on Redis
-    database ``db``, and another web process beside them in this test process: (the stack, that one's API)."""
+    database ``db``, and another web process beside them in this test process: (the stack, that one's API).
+    ``overrides``: more of their environment."""
     import redis
     from werkzeug.serving import make_server
 
@@ -34,7 +36,8 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
 
     env = dict(os.environ)
     env.update(service_env(redis_server, simulator, spy_port, free_port(),
-                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(limit)))
+                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(limit),
+                           **overrides))
     env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     running = Stack(env=env, var_dir=var_dir)

@@ -1,0 +1,77 @@
+"""A job holding the daily budget's only reservation "sent alone" reaches BFL as soon as a slot frees, however
+many jobs that must wait for it are ahead of it in line (SPEC §6's limits, with few BFL slots).
+
+The starvation this stops: with BFL_MAX_ACTIVE=2, the jobs waiting for the budget came back in line every
+2 s, ahead of the job sent alone (they were created first), took the free slots, were refused by the budget,
+gave the slots back, and came back again: the job holding the reservation never got a slot."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import API
+from credit_helpers import budget_stack
+from devtools.processes import wait_until
+from fluxhook.credits import usage
+from fluxhook.store.keys import KEYS
+from simulator import pricing
+
+DB = 7
+LIMIT = 100
+PRICED = "flux-2-pro"  # 3 credits a task here
+WAITING = 8  # more than the two slots can cycle through between two sweeps
+SENT = ("submitted", "ready", "stored")
+DEAREST = max(pricing.price(model, {})["cost"] for model in (PRICED, "flux-2-max", "flux-kontext-pro"))
+
+
+@pytest.fixture(scope="module")
+def few_slots(redis_server, simulator, _spies, tmp_path_factory):
+    with budget_stack(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("budget-liveness")),
+                      DB, LIMIT, BFL_MAX_ACTIVE="2") as (running, _):
+        connection = redis.Redis.from_url(running.env["REDIS_URL"])
+        connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held)
+        connection.close()
+        yield API(running.base_url)
+
+
+def _post(api: API, model: str, prompt: str) -> str:
+    response = api.post("/v1/jobs", json={"model": model, "input": {"prompt": prompt}})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def _sent(api: API, job_id: str) -> bool:
+    return api.job(job_id)["status"] in SENT
+
+
+def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(few_slots, sim):
+    api = few_slots
+    sim.settings(task_delay=None)  # tasks run until the test completes them: it decides when slots free
+    first = _post(api, PRICED, "holds a slot")  # never priced: alone, sent at once
+    second = _post(api, PRICED, "holds the other slot")  # priced now: its bound, sent at once
+    assert _sent(api, first) and _sent(api, second)
+    # Both slots are held. A never-priced model goes alone and waits in line; the jobs after it wait for it.
+    alone_before = _post(api, "flux-2-max", "alone, in line")
+    waiting = [_post(api, PRICED, f"waits {n}") for n in range(WAITING)]
+    assert api.job(alone_before)["status"] == "queued"
+    first_task = api.job(first)["bfl_id"]
+    sim.complete(first_task)
+    wait_until(lambda: _sent(api, alone_before), timeout=15, interval=0.1, message="the first job alone to be sent")
+    # Now nothing is reserved and both slots are held; the waiting jobs are ahead of any new job.
+    alone = _post(api, "flux-kontext-pro", "alone, behind the waiting jobs")  # never priced: holds all that is left
+    assert api.job(alone)["status"] == "queued"
+    sim.settings(task_delay=0.2)
+    for job_id in (second, alone_before):
+        sim.complete(api.job(job_id)["bfl_id"])
+    # Two slots free: the job holding the reservation must get one, whatever the others ahead of it do.
+    wait_until(lambda: _sent(api, alone), timeout=12, interval=0.1, message="the job holding the reservation to be sent")
+    # Its price is known now: the others proceed in turn.
+    wait_until(lambda: all(_sent(api, job_id) for job_id in waiting), timeout=30, interval=0.2,
+               message="the jobs that waited to be sent")
+    spent = api.get("/v1/usage").json()["spent_today"]
+    assert spent <= LIMIT + DEAREST, spent
+    assert sim.stats()["submitted"] == 4 + WAITING
