@@ -10,7 +10,7 @@ from fluxhook import transitions as st
 from fluxhook.credits import usage
 from fluxhook.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.job import Job
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle import submitting, timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
 from fluxhook.lifecycle.polling import poll_job
@@ -117,6 +117,12 @@ def _restart_submission(svc: Services, job: Job, now: float) -> Outcome:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
         return Outcome.RESCHEDULED
     stalled = svc.slots.holds(job)
+    if not stalled:
+        # Back in line only once the budget would let it go: waiting there, it would take slots ahead of
+        # the job whose reservation it waits for, and hand them back, again and again.
+        waits = submitting.wait_out_of_line(svc, job)
+        if waits is not None:
+            return Outcome.TIMEOUT if waits == st.FAILED else Outcome.RESCHEDULED
     svc.slots.requeue(job)
     if stalled:
         log.warning("stalled submission put back in line", extra={"job_id": job.id})

@@ -45,6 +45,34 @@ def admit(svc: Services, job: Job, key: AppKey | None = None) -> None:
         raise
 
 
+def wait_out_of_line(svc: Services, job: Job) -> str | None:
+    """A ``queued`` job waiting out of line has come due: None when it goes back in line; but while it must
+    still wait for another submission's reservation to settle (one sent alone is out), it stays out of line,
+    tried again in ``ALONE_RECHECK`` seconds (``queued``), or fails once its hour is up (``failed``), as its
+    submission would. A job refused because the day is spent goes back in line: nothing can be sent then,
+    so it holds no one up, and its submission finds a raised limit."""
+    key = None
+    if job.key_id:
+        key = svc.store.app_keys.get(job.key_id)
+        if key is None or key.revoked_at is not None:
+            return None  # its submission fails it
+    reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key,
+                                 dry_run=True)
+    if reservation is None or not reservation.waits:
+        return None
+    return _over_budget(svc, job, reservation)
+
+
+def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict | Size:
+    """What the budget measures the job's request by: its input, or the size its record keeps of one that
+    waits in storage (read from storage only when the record keeps neither)."""
+    request = task_input if task_input is not None else (job.input or None)
+    if request is not None:
+        return request
+    size = Size.decode(job.input_size)
+    return size if size is not None else task_inputs.load(svc, job.id, job.input)
+
+
 def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
     is its input when the caller has it in hand, so a large one is not read back from storage.
@@ -73,17 +101,12 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
             revoking.fail(svc, job)
             return st.FAILED
         key_name = key.name
-    request = task_input if task_input is not None else (job.input or None)
-    stored_size = Size.decode(job.input_size) if request is None else None
-    if request is None and stored_size is None:
-        request = task_inputs.load(svc, job.id, job.input)
     # A large input waiting in storage is read only once the budget lets its job go.
-    reservation = budget.reserve(svc, job.id, job.model or "", request if request is not None else stored_size,
-                                 key=key)
+    measured = _request_or_size(svc, job, task_input)
+    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key)
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
-    if request is None:
-        request = task_inputs.load(svc, job.id, job.input)
+    request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     try:
