@@ -121,3 +121,11 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
     assert _come_due(svc, waiting) == Outcome.REQUEUED
     assert svc.slots.waiting(waiting.pool) == 1
 
+
+def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep(svc, sim):
+    waiting = _queued(svc, "waits")
+    assert budget.reserve(svc, "job_alone", "flux-2-max", {"prompt": "alone"}).admitted
+    assert svc.slots.acquire(waiting)
+    svc.redis.delete(KEYS.slot_freed)
+    assert submitting.submit_queued(svc, waiting.id) == st.QUEUED
+    assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's hand-out wakes for it

@@ -66,9 +66,10 @@ class Slots:
 
         ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full. ``wait`` seconds
         keep this job alone out of line instead, until the sweep puts it back (the budget said no to it).
+        A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
         """
         pool = self.pool_of(job)
-        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
+        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id), self.keys.slot_freed],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:

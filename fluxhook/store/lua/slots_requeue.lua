@@ -1,4 +1,5 @@
--- After the prelude. KEYS[own_keys + 1]: the job's record. ARGV[rest...]: pool, job id, pause in ms
+-- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed token
+-- list. ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its whole pool. With a wait, the job alone stays out of line until then (the
@@ -7,7 +8,12 @@
 local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 if redis.call('HGET', KEYS[own_keys + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)
-if redis.call('ZREM', pool.slots, job) == 1 and owner then release(owner) end
+if redis.call('ZREM', pool.slots, job) == 1 then
+  if owner then release(owner) end
+  -- Wakes one worker's hand-out, so the slot goes on to the next job now, not at the next sweep.
+  redis.call('LPUSH', KEYS[own_keys + 2], 1)
+  redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
+end
 if wait > 0 then
   redis.call('ZADD', due, now + wait / 1000, job)
   return 1
