@@ -23,10 +23,12 @@ from fluxhook.lifecycle import checking, submitting
 from fluxhook.limits import pool_for
 from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
+from key_helpers import make_key
 from simulator import pricing
 
 DB = 7
 LIMIT = 100
+KEY_LIMIT = 60
 PRICED = "flux-2-pro"  # 3 credits a task here
 WAITING = 8  # more than the two slots can cycle through between two sweeps
 SENT = ("submitted", "ready", "stored")
@@ -37,10 +39,19 @@ DEAREST = max(pricing.price(model, {})["cost"] for model in (PRICED, "flux-2-max
 def few_slots(redis_server, simulator, _spies, tmp_path_factory):
     with budget_stack(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("budget-liveness")),
                       DB, LIMIT, BFL_MAX_ACTIVE="2") as (running, _):
-        connection = redis.Redis.from_url(running.env["REDIS_URL"])
-        connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held)
-        connection.close()
-        yield API(running.base_url)
+        yield running
+
+
+@pytest.fixture()
+def fresh_day(few_slots):
+    """The admin's client on a fresh day: no spend, no reservation, no model priced yet, and no slot held."""
+    connection = redis.Redis.from_url(few_slots.env["REDIS_URL"])
+    wait_until(lambda: not any(connection.zcard(k) for k in connection.scan_iter(KEYS.slots("*"))), timeout=30,
+               interval=0.1, message="an earlier test's tasks to finish")
+    connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held, KEYS.prices,
+                      *connection.scan_iter(KEYS.key_budget_held("*")))
+    connection.close()
+    return API(few_slots.base_url)
 
 
 def _post(api: API, model: str, prompt: str) -> str:
@@ -53,8 +64,12 @@ def _sent(api: API, job_id: str) -> bool:
     return api.job(job_id)["status"] in SENT
 
 
-def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(few_slots, sim):
-    api = few_slots
+@pytest.mark.parametrize("limit", ["BFL_DAILY_CREDIT_LIMIT", "daily_credits"])
+def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(fresh_day, sim, limit):
+    admin, api, most = fresh_day, fresh_day, LIMIT
+    if limit == "daily_credits":  # an app key's own limit, inside the account's
+        most = KEY_LIMIT
+        _, api = make_key(admin, daily_credits=KEY_LIMIT)
     sim.settings(task_delay=None)  # tasks run until the test completes them: it decides when slots free
     first = _post(api, PRICED, "holds a slot")  # never priced: alone, sent at once
     second = _post(api, PRICED, "holds the other slot")  # priced now: its bound, sent at once
@@ -77,8 +92,8 @@ def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(f
     # Its price is known now: the others proceed in turn.
     wait_until(lambda: all(_sent(api, job_id) for job_id in waiting), timeout=30, interval=0.2,
                message="the jobs that waited to be sent")
-    spent = api.get("/v1/usage").json()["spent_today"]
-    assert spent <= LIMIT + DEAREST, spent
+    spent = admin.get("/v1/usage").json()["spent_today"]
+    assert spent <= most + DEAREST, spent
     assert sim.stats()["submitted"] == 4 + WAITING
 
 
