@@ -47,7 +47,8 @@ def admit(svc: Services, job: Job, key: AppKey | None = None) -> None:
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
     """A ``queued`` job waiting out of line has come due: None when it goes back in line; but while it must
-    still wait for another submission's reservation to settle (one sent alone is out), it stays out of line,
+    still wait for other submissions' reservations to settle (one sent alone is out, or it must go alone
+    and others are live), it stays out of line,
     tried again in ``ALONE_RECHECK`` seconds (``queued``), or fails once its hour is up (``failed``), as its
     submission would. A job refused because the day is spent goes back in line: nothing can be sent then,
     so it holds no one up, and its submission finds a raised limit."""
