@@ -18,6 +18,8 @@ import re
 import tempfile
 from typing import BinaryIO, Iterator
 
+from receiver import MAX_REQUEST_BYTES
+
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
 # what gunicorn's limits would let one connection make a worker hold (100 fields of 8 KiB).
 MAX_HEAD_BYTES = 64 * 1024
@@ -37,7 +39,8 @@ REFUSALS = {
     400: ("bad_request", "the request is not valid HTTP/1.1"),
     403: ("forbidden", "the request is forbidden"),
     408: ("request_timeout", "the request did not arrive in time; send it again at a steady pace"),
-    413: ("payload_too_large", "the request body is larger than fluxhook accepts"),
+    413: ("payload_too_large", f"the request body is over fluxhook's limit of {MAX_REQUEST_BYTES // 2**20} MiB: send less "
+                               "(for inputs, BFL takes image URLs instead of base64 too)"),
     414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
     417: ("expectation_failed", "the Expect header's expectation cannot be met"),
     431: ("request_header_fields_too_large", "the request's headers are too large"),

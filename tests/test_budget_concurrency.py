@@ -1,4 +1,4 @@
-"""The daily credit limit under concurrency (SPEC §6): 40 submissions at once over two web processes,
+"""The daily credit limit under concurrency: 40 submissions at once over two web processes,
 cheap tasks first then expensive ones, end at most one job's price above BFL_DAILY_CREDIT_LIMIT.
 
 The attack this stops: cheap tasks lower a per-job average first, then expensive ones all pass the

@@ -170,6 +170,8 @@ def test_the_wrong_file_of_a_job_names_the_right_one(api):
 
 
 def test_unknown_paths_and_methods_say_where_to_look(api):
-    assert "/openapi.json" in _refusal(api.get("/v1/job"), 404, "not_found")
+    assert "/openapi.json" in _refusal(api.get("/v1/jobs/job_x/thumbnail/large"), 404, "not_found")
+    # /v1/<name> is a model on the BFL-compatible API: a GET there is told it takes POST.
+    assert "takes POST" in _refusal(api.get("/v1/job"), 405, "method_not_allowed")
     message = _refusal(api.request("PUT", "/v1/jobs"), 405, "method_not_allowed")
     assert message.startswith("PUT is not allowed here; this path takes ") and "POST" in message

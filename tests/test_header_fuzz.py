@@ -1,7 +1,7 @@
-"""Request headers from a hostile client never reach a 500 (SPEC §3, §7): any ``Range``, ``If-None-Match``,
+"""Request headers from a hostile client never reach a 500: any ``Range``, ``If-None-Match``,
 ``Prefer``, ``Idempotency-Key`` and ``Authorization`` value a client can send, however malformed or long
 (digits int() refuses, numbers of thousands of digits, huge lists, UTF-8 read as Latin-1), is answered
-by the Procfile's gunicorn with a success or a 4xx in the JSON error shape, or ignored as SPEC says.
+by the Procfile's gunicorn with a success or a 4xx in the JSON error shape, or ignored, as the API documents.
 
 Values are what HTTP lets through (tab, space, visible ASCII, obs-text bytes), up to 8,000 bytes each;
 longer header lines are gunicorn's to refuse before the app sees them."""

@@ -1,4 +1,4 @@
-"""Signed links open one file (SPEC §3): a job's image, video, poster and draft-cache links each open
+"""Signed links open one file: a job's image, video, poster and draft-cache links each open
 only the file they were made for, of their own job, and nothing else."""
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from helpers import web_worker_pids
 
 MB = 1024 * 1024
 BODY_MB = 60
-# What any request costs beside its body (buffers, the answer, a thread's allocations), whatever its size.
-PER_REQUEST = 4 * MB
+# What any request costs beside its body, whatever its size: the answer, a thread's allocations, and the
+# web worker's parser reading the body in pieces (the same few MiB for a 60 MiB body and a 150 MiB one).
+PER_REQUEST = 8 * MB
 
 
 def _kib(pid: str, label: str) -> int:
