@@ -86,9 +86,10 @@ def _at_once(fronts, sim, bodies: list[dict]) -> None:
 
 
 def test_forty_submissions_at_once_end_at_most_one_jobs_price_above_the_limit(day, sim):
-    # Nothing priced yet: the first goes alone; cheap tasks first, then expensive ones.
-    _at_once(day, sim, [dict(CHEAP, prompt=f"cheap {n}") for n in range(20)] +
-             [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(20)])
+    # Nothing priced yet: the first goes alone; cheap tasks first, then expensive ones. The cheap ones
+    # together cost less than the limit, so expensive ones must be sent too, whatever order they arrive in.
+    _at_once(day, sim, [dict(CHEAP, prompt=f"cheap {n}") for n in range(12)] +
+             [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(28)])
 
 
 def test_the_issues_attack_cheap_tasks_priced_first_then_forty_expensive_at_once(day, sim):

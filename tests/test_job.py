@@ -97,6 +97,8 @@ API_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "cr
 API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
 # Provenance: the prompt, BFL's seed and what the task cost.
 API_JOB_FIELDS |= {"prompt", "seed", "cost"}
+# The app key that created the job (null for an admin token's).
+API_JOB_FIELDS |= {"key_id"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
@@ -132,7 +134,7 @@ def test_job_round_trip_of_every_spec_field():
     assert set(api) == API_JOB_FIELDS
     # An image job: no progress (it ended), no video, no draft cache.
     assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
-    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost")) == (None, None, None)
+    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id")) == (None, None, None, None)
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",
@@ -169,7 +171,7 @@ def test_job_round_trip_of_a_fresh_job_has_nulls_and_empty_metadata():
     job = Job(id=new_job_id(), status="submitted", created_at=1.0, updated_at=1.0)
     api = job_from_hash(_stored_hash(job)).to_api()
     assert set(api) == API_JOB_FIELDS
-    for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error"):
+    for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error", "key_id"):
         assert api[name] is None, name
     assert api["metadata"] == {}
     assert api["attempts"] == {"webhooks": 0, "polls": 0, "downloads": 0}
