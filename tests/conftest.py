@@ -185,7 +185,7 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "MAX_VIDEO_BYTES": str(MAX_VIDEO_BYTES),
         "CALLBACK_GRACE_SECONDS": "2",
         # Tests leave many tasks pending (thousands over the suite): slots are tested on a stack of their own.
-        "BFL_MAX_ACTIVE": "100000",
+        "BFL_MAX_ACTIVE": "10000",
         "IMAGE_URL_TTL_SECONDS": "60",
         "WEB_CONCURRENCY": "2",
     }
