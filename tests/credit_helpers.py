@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
+from devtools.processes import free_port
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
 from fluxhook.lifecycle import submitting
@@ -16,7 +16,7 @@ from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
 from fluxhook.limits import pool_for
-from helpers import wait_sim_ready
+from helpers import stack_on_db, wait_sim_ready
 
 
 @contextlib.contextmanager
@@ -25,33 +25,23 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
     """The Procfile's processes (gunicorn's two web workers) with ``BFL_DAILY_CREDIT_LIMIT`` = ``limit`` on Redis
     database ``db``, and another web process beside them in this test process: (the stack, that one's API).
     ``overrides``: more of their environment."""
-    import redis
     from werkzeug.serving import make_server
 
-    from conftest import API, service_env
-    from devtools.processes import free_port
-    from devtools.stack import Stack
+    from conftest import API
     from fluxhook.config import Config
     from receiver import create_app
 
-    env = dict(os.environ)
-    env.update(service_env(redis_server, simulator, spy_port, free_port(),
-                           STORAGE_URL=f"file://{var_dir / 'images'}", BFL_DAILY_CREDIT_LIMIT=str(limit),
-                           **overrides))
-    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    running = Stack(env=env, var_dir=var_dir)
-    running.start()
-    port = free_port()
-    server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(env, PORT=str(port)))), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield running, API(f"http://127.0.0.1:{port}")
-    finally:
-        server.shutdown()
-        running.stop()
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with stack_on_db(redis_server, simulator, spy_port, var_dir, db, BFL_DAILY_CREDIT_LIMIT=str(limit),
+                     **overrides) as running:
+        port = free_port()
+        server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(running.env, PORT=str(port)))),
+                             threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield running, API(f"http://127.0.0.1:{port}")
+        finally:
+            server.shutdown()
 
 
 def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:

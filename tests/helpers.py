@@ -15,13 +15,17 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
 from PIL import Image
 
-from conftest import API, SECRET_KEY, ready_payload
-from devtools.processes import wait_until
+from conftest import API, SECRET_KEY, ready_payload, service_env
+from devtools.processes import free_port, wait_until
+from devtools.stack import Stack
 from fluxhook import signing
 from fluxhook import transitions as st
 from fluxhook.job import Job, new_job_id
@@ -214,3 +218,25 @@ def tracked_job(svc, bfl_id: str, *, submitted_at: float | None = None, due: flo
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=submitted_at,
                                  updated_at=now, submitted_at=submitted_at), due=now if due is None else due)
     return job
+
+
+@contextmanager
+def stack_on_db(redis_server, simulator, spy_port: int, var_dir: Path, db: int, **overrides: str) -> Iterator[Stack]:
+    """The Procfile's processes on Redis database ``db`` of their own (emptied before and after), their files
+    under ``var_dir``; ``overrides``: more of their environment."""
+    import os
+
+    import redis
+
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, spy_port, free_port(), STORAGE_URL=f"file://{var_dir / 'images'}",
+                           **overrides))
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    running = Stack(env=env, var_dir=var_dir)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,9 +16,8 @@ import pytest
 import redis
 import requests
 
-from conftest import API, API_TOKEN, service_env
+from conftest import API, API_TOKEN
 from devtools.processes import free_port, wait_until
-from devtools.stack import Stack
 from fluxhook import transitions as st
 from fluxhook.config import Config
 from fluxhook.errors import RetryableError
@@ -27,7 +25,7 @@ from fluxhook.job import Job, new_job_id
 from fluxhook.lifecycle import app_webhooks, notifications
 from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
-from helpers import answer, assert_error, serve
+from helpers import answer, assert_error, serve, stack_on_db
 
 DB = 13
 WEBHOOK_SECRET = "the-apps-own-secret-0451"
@@ -79,18 +77,9 @@ def app_hooks():
 @pytest.fixture(scope="module")
 def compat_stack(redis_server, simulator, _spies, app_hooks, tmp_path_factory):
     """The Procfile's processes, the app's webhook host allowed (NOTIFY_HOST_ALLOWLIST), on a database of its own."""
-    var_dir = Path(tmp_path_factory.mktemp("compat-stack"))
-    env = dict(os.environ)
-    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
-                           STORAGE_URL=f"file://{var_dir / 'images'}",
-                           NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{app_hooks.port}"))
-    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    running = Stack(env=env, var_dir=var_dir)
-    running.start()
-    yield running
-    running.stop()
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("compat-stack")), DB,
+                     NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{app_hooks.port}") as running:
+        yield running
 
 
 @pytest.fixture()

@@ -26,9 +26,8 @@ import redis
 import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from conftest import API, service_env
+from conftest import API
 from devtools.processes import free_port, wait_until
-from devtools.stack import Stack
 from fluxhook import transitions as st
 from fluxhook.backoff import backoff_schedule
 from fluxhook.config import Config
@@ -39,6 +38,7 @@ from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, noti
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
+from helpers import stack_on_db
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 
@@ -138,20 +138,10 @@ def other_hooks(receivers) -> Receiver:
 
 @pytest.fixture(scope="module")
 def notify_stack(redis_server, simulator, _spies, receivers, tmp_path_factory):
-    var_dir = Path(tmp_path_factory.mktemp("notify-stack"))
-    env = dict(os.environ)
-    env.update(service_env(
-        redis_server, simulator, _spies[0].port, free_port(), STORAGE_URL=f"file://{var_dir / 'images'}",
-        NOTIFY_URL=receivers[0].url(), NOTIFY_SECRET=SECRET,
-        NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receivers[0].port},127.0.0.1:{receivers[1].port}",
-    ))
-    env["REDIS_URL"] = redis_server.url.replace("/0", "/10")
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    running = Stack(env=env, var_dir=var_dir)
-    running.start()
-    yield running
-    running.stop()
-    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("notify-stack")), 10,
+                     NOTIFY_URL=receivers[0].url(), NOTIFY_SECRET=SECRET,
+                     NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receivers[0].port},127.0.0.1:{receivers[1].port}") as running:
+        yield running
 
 
 @pytest.fixture()
