@@ -77,7 +77,11 @@ def simulator(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("sim") / "simulator.log"
     # --any-model: the suite names made-up models too (the BFL-compatible tests switch it off to see BFL's 404).
-    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05", "--any-model")
+    # Room for every task the suite leaves pending: at BFL's own 24, tests that do not reset the simulator
+    # would fill it, and the 429s would pause the stack's pool for the tests after them. A test that wants
+    # BFL full sets max_active itself.
+    roomy = [arg for flag in ("--max-active", "--max-active-kontext-max", "--max-active-video") for arg in (flag, "10000")]
+    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05", "--any-model", *roomy)
     yield Simulator(f"http://127.0.0.1:{port}")
     stop_process(process)
 
