@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check clean
+.PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -20,6 +20,11 @@ test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-logo
 	@sh devtools/chromium.sh
 	$(PY) -m pytest
+
+# The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
+screenshots: $(VENV)/.installed
+	@sh devtools/chromium.sh
+	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_dashboard_fit.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop
@@ -58,7 +63,7 @@ bench-video: $(VENV)/.installed
 bench-usage: $(VENV)/.installed
 	$(PY) -m bench.usage
 
-# The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients.
+# The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients (wrk).
 bench-compat: $(VENV)/.installed
 	$(PY) -m bench.compat
 

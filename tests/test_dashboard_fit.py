@@ -3,13 +3,15 @@
 The job list never overflows sideways at common desktop widths and keeps each model name on one
 line; a phone-sized window still shows each job's status, model and cost. A job's page collapses a
 long prompt behind "show all" (no script needed), and offers its file to download, its API calls
-as curl, and a confirmed, CSRF-protected delete. The screenshots in docs/ are made here, so they
-show the dashboard as it is.
+as curl, and a confirmed, CSRF-protected delete. ``make screenshots`` runs these to remake the
+screenshots in docs/, so they show the dashboard as it is.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,6 +23,12 @@ from test_dashboard_browser import Tab, chromium, pytestmark, row, sign_in  # no
 DOCS = ROOT / "docs"
 LONG_PROMPT = ("a lighthouse on a cliff at dawn, waves breaking on black rocks below, gulls in a pale sky, "
                "watercolor on rough paper with soft washes and hard edges, ") * 14  # about 2,000 characters
+
+
+@pytest.fixture()
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: docs/ under ``make screenshots`` (FLUXHOOK_SCREENSHOTS=1), else the test's folder."""
+    return DOCS if os.environ.get("FLUXHOOK_SCREENSHOTS") == "1" else tmp_path
 
 
 @pytest.fixture()
@@ -61,10 +69,8 @@ MEASURE = """() => {
   const wrap = document.querySelector('.tablewrap');
   const page = document.documentElement;
   const cells = [...document.querySelectorAll('#rows td.model a, #rows td.cost, thead th')];
-  const lines = [...document.querySelectorAll('#rows td.model a')].map(a => {
-    const height = parseFloat(getComputedStyle(a).lineHeight) || 20;
-    return Math.round(a.getBoundingClientRect().height / height);
-  });
+  // One box per line an inline element is laid out on: a line count that does not hang on font metrics.
+  const lines = [...document.querySelectorAll('#rows td.model a')].map(a => [a.textContent, a.getClientRects().length]);
   return {
     table: [wrap.scrollWidth, wrap.clientWidth],
     page: [page.scrollWidth, page.clientWidth],
@@ -75,7 +81,7 @@ MEASURE = """() => {
 
 
 @pytest.mark.parametrize("width", [1280, 1440, 1920])
-def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_context, varied_jobs, width):
+def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_context, varied_jobs, width, shots):
     tab = browser_context(width)
     page = tab.page
     sign_in(page)
@@ -85,17 +91,17 @@ def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_cont
     assert scroll <= client, f"the job list is {scroll} px wide in {client} px at a {width} px window"
     assert measured["page"][0] <= measured["page"][1]
     assert measured["cut"] == []  # "Cost" was cut to "C…"
-    assert measured["lines"] and set(measured["lines"]) == {1}, measured["lines"]
+    assert measured["lines"] and {lines for _, lines in measured["lines"]} == {1}, measured["lines"]
     prompt = row(page, varied_jobs["stored"]["id"]).locator('[data-field="prompt"]')
     assert prompt.evaluate("el => el.getBoundingClientRect().height") < 24  # one line, cut with an ellipsis
     if width == 1280:
-        shot = DOCS / "dashboard.png"
+        shot = shots / "dashboard.png"
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
     tab.clean()
 
 
-def test_a_narrow_window_shows_status_model_and_cost(browser_context, varied_jobs):
+def test_a_narrow_window_shows_status_model_and_cost(browser_context, varied_jobs, shots):
     tab = browser_context(420, 860)
     page = tab.page
     sign_in(page)
@@ -110,11 +116,12 @@ def test_a_narrow_window_shows_status_model_and_cost(browser_context, varied_job
     page_width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert page_width[0] <= page_width[1]
     expect(job.locator('[data-field="submitted"]')).to_be_hidden()  # times are on the job's page
-    page.screenshot(path=str(DOCS / "dashboard-narrow.png"))
+    page.screenshot(path=str(shots / "dashboard-narrow.png"))
     tab.clean()
 
 
-def test_a_job_page_collapses_a_long_prompt_and_offers_download_curl_and_delete(browser_context, varied_jobs, api):
+def test_a_job_page_collapses_a_long_prompt_and_offers_download_curl_and_delete(browser_context, varied_jobs, api,
+                                                                               shots):
     job = varied_jobs["stored"]
     tab = browser_context(1280, 1000)
     page = tab.page
@@ -122,7 +129,7 @@ def test_a_job_page_collapses_a_long_prompt_and_offers_download_curl_and_delete(
     expect(page).to_have_url(re.compile(f"/jobs/{job['id']}$"))
 
     page.locator("#picture img").wait_for()
-    page.screenshot(path=str(DOCS / "job.png"))
+    page.screenshot(path=str(shots / "job.png"))
 
     prompt = page.locator("dd.prompt")
     more = prompt.locator("details.more")

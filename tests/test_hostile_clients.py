@@ -200,8 +200,10 @@ def test_a_callback_with_a_bad_body_on_a_jobs_own_url_is_on_its_timeline(api, st
 
 
 def test_a_stopping_web_process_does_not_wait_on_slow_clients(redis_server, simulator, _spies, tmp_path):
+    # One worker, so the one that answers /healthz is the one stopped: gunicorn loses a SIGTERM that reaches a
+    # worker still starting (before it sets its handlers), and that worker stops only at the graceful timeout.
     env = dict(os.environ, **service_env(redis_server, simulator, _spies[0].port, free_port(),
-                                         STORAGE_URL=f"file://{tmp_path / 'images'}"))
+                                         STORAGE_URL=f"file://{tmp_path / 'images'}", WEB_CONCURRENCY="1"))
     own = Stack(env=env, var_dir=Path(tmp_path))
     own.start("web")
     try:
