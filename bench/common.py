@@ -446,5 +446,23 @@ def counter(counts: dict[str, float], name: str, **labels: str) -> float:
     return total
 
 
+def wrk(url: str, script: Path, duration: float, connections: int, threads: int, *args: str) -> dict:
+    """One run of ``wrk`` (it stops by itself after ``duration`` s) with a Lua ``script`` whose ``done()`` prints
+    a ``WRKJSON {...}`` line; those figures, with ``rps``, ``non2xx`` and ``socket_errors`` added."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url,
+               "--", *args]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
+    line = next((row for row in out.stdout.splitlines() if row.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no figures: {out.stdout}")
+    figures = json.loads(line.removeprefix("WRKJSON "))
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    figures["non2xx"] = figures["status"]
+    figures["socket_errors"] = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
+    return figures
+
+
 def project_root() -> Path:
     return ROOT

@@ -21,8 +21,6 @@ and without the RQ enqueue of the download, on copies of a submitted job's recor
 from __future__ import annotations
 
 import dataclasses
-import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +46,7 @@ from .common import (
     read_jobs,
     signed_callback,
     tree_memory,
+    wrk,
 )
 
 CONNECTIONS = 32
@@ -61,20 +60,8 @@ STEPS_APPS = {"steps": True, "transition": False}
 
 
 def run_wrk(port: int, data: Path, duration: float) -> dict:
-    """One wrk run against 127.0.0.1:``port``; wrk's figures (it stops by itself after ``duration``)."""
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{duration:g}s", "--latency", "-s", str(LUA),
-               f"http://127.0.0.1:{port}", "--", str(data), str(WRK_THREADS)]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
-    line = next((row for row in out.stdout.splitlines() if row.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no figures: {out.stdout}")
-    figures = json.loads(line.removeprefix("WRKJSON "))
-    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
-    figures["non2xx"] = figures["status"]
-    figures["socket_errors"] = sum(figures[k] for k in ("connect", "read", "write", "timeout"))
-    return figures
+    """One wrk run of signed callbacks against 127.0.0.1:``port`` (it stops by itself after ``duration``)."""
+    return wrk(f"http://127.0.0.1:{port}", LUA, duration, CONNECTIONS, WRK_THREADS, str(data), str(WRK_THREADS))
 
 
 def wait_for_aof_rewrite(db) -> None:
