@@ -242,8 +242,16 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     assert svc.slots.acquire(_queued(svc, time.time()))
     due = svc.jobs.due_at(job.id)
     assert before + budget.recheck_in(before) - 1 <= due <= time.time() + budget.recheck_in(before)
-    # When it comes due, the sweep's check puts it back in line, for the next free slot, and says so
-    # as the end of a wait, not as a stalled submitting.
+    # Come due while the day is still spent, it stays out of line (in line, it would take turns from jobs
+    # that can go, and give them back), and is tried again later.
+    claim = due + 60
+    assert svc.jobs.claim_due(due, 10, claim) == [job.id]
+    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
+    assert svc.slots.waiting(job.pool) == 0 and svc.jobs.due_at(job.id) > due
+    # Once the budget would let it go (here: the spend is reset), the sweep's check puts it back in line,
+    # for the next free slot, and says so as the end of a wait, not as a stalled submission.
+    svc.redis.hdel(KEYS.usage(usage.utc_day(time.time())), usage.SPENT)
+    due = svc.jobs.due_at(job.id)
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
     assert not svc.slots.holds(job)

@@ -15,11 +15,11 @@ the last credit, and another limit (an app key's) is one more entry of the list.
 ``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
 that fails after it gives the reservation back), and an accepted one keeps its reservation while it
 waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued
-job refused waits on its own, tried again every ``RECHECK`` seconds, until the next UTC day or its
-hour is up; one that waits to go alone is tried again after ``ALONE_RECHECK`` seconds, and goes back
-in line only once the budget would let it go, so it never takes a slot ahead of the job whose
-reservation it waits for. A reservation
-lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
+job refused waits on its own, looked at again every ``RECHECK`` seconds, until the next UTC day or its
+hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds. Either goes back in line only
+once the budget would let it go, so it never takes a slot ahead of the job whose reservation it waits
+for, nor turns from other app keys' jobs while its own key's day is spent. A reservation lives
+``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
 """
 
 from __future__ import annotations

@@ -46,12 +46,11 @@ def admit(svc: Services, job: Job, key: AppKey | None = None) -> None:
 
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
-    """A ``queued`` job waiting out of line has come due: None when it goes back in line; but while it must
-    still wait for other submissions' reservations to settle (one sent alone is out, or it must go alone
-    and others are live), it stays out of line,
-    tried again in ``ALONE_RECHECK`` seconds (``queued``), or fails once its hour is up (``failed``), as its
-    submission would. A job refused because the day is spent goes back in line: nothing can be sent then,
-    so it holds no one up, and its submission finds a raised limit."""
+    """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget
+    would let it go; while it must still wait (the day's credits, the account's or its app key's, are spent;
+    or it must go alone and others are live), it stays out of line, tried again later (``queued``), or fails
+    once its hour is up (``failed``), as its submission would. Back in line, a job the budget refuses would
+    take a turn ahead of other apps' jobs that can go, and give it back, every time it came due."""
     key = None
     if job.key_id:
         key = svc.store.app_keys.get(job.key_id)
@@ -59,7 +58,7 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
             return None  # its submission fails it
     reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key,
                                  dry_run=True)
-    if reservation is None or not reservation.waits:
+    if reservation is None or reservation.admitted:
         return None
     return _over_budget(svc, job, reservation)
 
