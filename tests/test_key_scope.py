@@ -174,6 +174,23 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
     assert float(line.split()[-1]) >= job_a["cost"]["credits"]
 
 
+def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
+    import requests
+
+    created, app = make_key(api)
+
+    def spent(text: str) -> float:
+        line = f'fluxhook_credits_spent_total{{key="{created["name"]}",model="flux-2-pro"}}'
+        return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line + " "))
+
+    sim.settings(result_cost_fields={"cost": 4.5, "output_mp": 1.0})  # dearer than its answer said
+    before = spent(requests.get(api.base_url + "/metrics", timeout=10).text)
+    job = app.submit("a fox whose price went up")
+    assert job["cost"]["credits"] < 4.5 and app.wait_for(job["id"], "stored")["cost"]["credits"] == 4.5
+    after = requests.get(api.base_url + "/metrics", timeout=10).text
+    assert spent(after) - before == pytest.approx(4.5)
+
+
 def test_what_a_key_may_still_spend_today(api, two_keys, stack):
     from fluxhook.config import Config
     from fluxhook.lifecycle import app_keys

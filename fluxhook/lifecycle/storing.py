@@ -157,9 +157,11 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     finished = job.finished_at or job.updated_at
     now = time.time()
     latency = max(0.0, now - finished)
+    # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
+    app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
-               *usage.on_end(job, st.STORED, now, latency)]
+               *usage.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:
         effects.append(draft_cache_task(svc.redis, job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
