@@ -197,8 +197,10 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
+    key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.store.timeline, job.id)),
-                           examples=api_examples(request.host_url.rstrip("/"), job))
+                           examples=api_examples(request.host_url.rstrip("/"), job),
+                           key_id=job.key_id, key_name=key.name if key else job.key_id)
 
 
 @bp.post("/jobs/<job_id>/delete")

@@ -54,6 +54,12 @@ def test_create_see_use_and_revoke_a_key(tab, api):  # noqa: F811 (the imported 
     expect(page.locator(f'tr[data-job-id="{job["id"]}"]')).to_have_count(1)
     expect(page.locator(f'tr[data-job-id="{other["id"]}"]')).to_have_count(0)
 
+    # The job's page names its key, and leads to the key's jobs.
+    page.goto(f"/jobs/{job['id']}")
+    expect(page.locator('[data-field="key"] a')).to_have_text("browser-shop")
+    page.goto(f"/jobs/{other['id']}")
+    expect(page.locator('[data-field="key"]')).to_have_text("an admin token")
+
     # The overview counts its credits by key.
     page.goto("/")
     credits = page.locator(f'#credits-by-key tr[data-key="{key_id}"]')
