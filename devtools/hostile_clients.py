@@ -17,14 +17,23 @@ from dataclasses import dataclass, field
 
 SLOWLORIS_HEAD = b"GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n" + b"X-Padding: " + b"a" * 4000
 BODY_LENGTH = 60000
-# Unauthenticated: the static callback URL, the dashboard's sign-in form, a submission without a token.
+# Shaped like an app key, so the server must wait for the body before it can tell (one with no token is
+# refused before its body).
+FORGED_KEY = "fhk_0123456789abcdef_" + "A" * 43
+# Unauthenticated: the static callback URL, the dashboard's sign-in form, a submission with a forged key.
 SLOW_BODY_TARGETS = ("/webhooks/bfl", "/signin", "/v1/jobs")
 
 
-def slow_body_head(path: str, length: int = BODY_LENGTH) -> bytes:
+def slow_body_head(path: str, length: int = BODY_LENGTH, headers: str = "") -> bytes:
+    """The head of a POST to ``path`` announcing a body of ``length`` bytes; ``headers``: more header lines."""
     content_type = "application/x-www-form-urlencoded" if path == "/signin" else "application/json"
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{headers}"
             f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def attack_head(path: str) -> bytes:
+    """A slow body's head for one of SLOW_BODY_TARGETS (the submission's with the forged key)."""
+    return slow_body_head(path, headers=f"Authorization: Bearer {FORGED_KEY}\r\n" if path.startswith("/v1/") else "")
 
 
 @dataclass
@@ -65,7 +74,7 @@ class Attack:
         for _ in range(self.slowloris):
             self._connect("slowloris", SLOWLORIS_HEAD)
         for n in range(self.slow_bodies):
-            self._connect("slow_body", slow_body_head(SLOW_BODY_TARGETS[n % len(SLOW_BODY_TARGETS)]))
+            self._connect("slow_body", attack_head(SLOW_BODY_TARGETS[n % len(SLOW_BODY_TARGETS)]))
         self._thread = threading.Thread(target=self._run, name="attack", daemon=True)
         self._thread.start()
         return self
@@ -163,4 +172,4 @@ class Attack:
                 self._connect("slowloris", SLOWLORIS_HEAD)
             else:
                 target = SLOW_BODY_TARGETS[self.opened_count % len(SLOW_BODY_TARGETS)]
-                self._connect("slow_body", slow_body_head(target))
+                self._connect("slow_body", attack_head(target))

@@ -65,7 +65,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
-    app.refused_before_body = partial(webhooks.refused_before_body, services.config.secret_keys)
+    app.refused_before_body = partial(_refused_before_body, services.config)
     app.register_blueprint(usage.bp)
     app.register_blueprint(keys.bp)
     app.register_blueprint(health.bp)
@@ -74,3 +74,10 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # After fluxhook's own routes: BFL's /v1/{model} takes only what none of them names.
     app.register_blueprint(bfl_compat.bp)
     return app
+
+
+def _refused_before_body(config: Config, method: str, target: str, header) -> bool:
+    """Whether a request whose head is in is refused whatever its body (so the worker never waits for it): a
+    callback on a URL fluxhook did not issue, or a request to the API with no token that could be valid."""
+    return (webhooks.refused_before_body(config.secret_keys, method, target)
+            or auth.refused_before_body(config.api_tokens, method, target, header))

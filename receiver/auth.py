@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import hmac
+from typing import Callable, Iterable
+from urllib.parse import unquote
 
 from flask import Flask, current_app, g, request
 
 from fluxhook.errors import Forbidden, Unauthorized
-from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver
+from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver, key_id_in
 
 from .context import services
 
@@ -16,6 +18,9 @@ _REFUSED = ("send 'Authorization: Bearer <token>' (or 'x-key: <token>') with a t
             "or an app key")
 # BFL's clients send their key in this header; accepted wherever a bearer token is, so they work unchanged.
 KEY_HEADER = "x-key"
+# Every route under it that takes a body wants a token.
+API_PREFIX = "/v1/"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def init_app(app: Flask) -> None:
@@ -23,15 +28,43 @@ def init_app(app: Flask) -> None:
     app.extensions["fluxhook.keys"] = KeyResolver(app.extensions["fluxhook"].store.app_keys)
 
 
-def presented_token() -> str | None:
-    """The token the caller presents: its ``x-key``, else its bearer token; None when it sends neither.
+def token_in(header: Callable[[str], str | None]) -> str | None:
+    """The token a request presents (``header``: its value of a header, None if absent): its ``x-key``, else
+    its bearer token; None when it sends neither.
 
     An ``x-key`` sent (even empty) is the one judged: a wrong key is never saved by another header.
     """
-    if KEY_HEADER in request.headers:
-        return request.headers[KEY_HEADER].strip() or None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    key = header(KEY_HEADER)
+    if key is not None:
+        return key.strip() or None
+    scheme, _, token = (header("Authorization") or "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def presented_token() -> str | None:
+    """The token the caller presents (``token_in`` of this request)."""
+    return token_in(request.headers.get)
+
+
+def is_admin_token(api_tokens: Iterable[str], token: str) -> bool:
+    """Whether ``token`` is one of API_TOKENS."""
+    given = token.encode("utf-8", "surrogateescape")
+    # Compare against every token so the time taken does not tell which one nearly matched.
+    return sum(hmac.compare_digest(given, t.encode()) for t in api_tokens) > 0
+
+
+def refused_before_body(api_tokens: Iterable[str], method: str, target: str,
+                        header: Callable[[str], str | None]) -> bool:
+    """Whether a request that sends a body to ``/v1`` is refused (401) whatever its body: it presents no token,
+    or one that is neither an admin token nor shaped like an app key.
+
+    The web worker asks this once a request's head is in, so an anonymous client's body is never received.
+    Decided from the head alone, without Redis: a token shaped like a key is judged by the app, after its body.
+    """
+    if method not in BODY_METHODS or not unquote(target.partition("?")[0]).startswith(API_PREFIX):
+        return False
+    token = token_in(header)
+    return token is None or not (is_admin_token(api_tokens, token) or key_id_in(token) is not None)
 def authenticate() -> Caller | None:
     """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
 
@@ -42,9 +75,7 @@ def authenticate() -> Caller | None:
     token = presented_token()
     found = None
     if token is not None:
-        given = token.encode("utf-8", "surrogateescape")
-        # Compare against every token so the time taken does not tell which one nearly matched.
-        if sum(hmac.compare_digest(given, t.encode()) for t in services().config.api_tokens) > 0:
+        if is_admin_token(services().config.api_tokens, token):
             found = ADMIN
         else:
             found = current_app.extensions["fluxhook.keys"].caller(token)

@@ -213,7 +213,7 @@ class BufferingWorker(ThreadWorker):
     def _refused_before_body(self, incoming: RequestAssembler) -> bool:
         """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
         check = getattr(self.wsgi, "refused_before_body", None)
-        return check is not None and check(*incoming.request_line())
+        return check is not None and check(*incoming.request_line(), incoming.header)
 
     def _body_deadline(self, conn: BufferedConn) -> float:
         # The body's clock starts with the head's first byte: the head's time counts against the grace.

@@ -238,6 +238,12 @@ class RequestAssembler:
             return "", ""
         return parts[0].decode("latin-1"), parts[1].decode("latin-1")
 
+    def header(self, name: str) -> str | None:
+        """The value of the head's first header ``name`` (case-insensitive), stripped; None if it has none."""
+        pattern = rb"\n" + re.escape(name.encode("latin-1")) + rb"[ \t]*:[ \t]*([^\r\n]*)"
+        found = re.search(pattern, bytes(self.head), re.IGNORECASE)
+        return found.group(1).decode("latin-1").strip() if found else None
+
     def head_alone(self) -> None:
         """Hand on the head without the body (the app refuses the request whatever its body says)."""
         self.discard()

@@ -20,7 +20,7 @@ import redis
 import requests
 
 from conftest import API_TOKEN, ready_payload, service_env
-from devtools.hostile_clients import BODY_LENGTH, Attack, slow_body_head
+from devtools.hostile_clients import BODY_LENGTH, FORGED_KEY, Attack, slow_body_head
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
@@ -96,9 +96,7 @@ def test_slowloris_and_slow_bodies_hold_nothing_and_are_closed_by_the_deadline(a
 
 @pytest.mark.parametrize("path, authorized", [("/signin", False), ("/v1/jobs", True), ("/webhooks/bfl", False)])
 def test_bodies_that_stall_after_one_byte_freeze_nothing(api, stack, jobs, path, authorized):
-    head = slow_body_head(path)
-    if authorized:
-        head = head.replace(b"\r\n\r\n", f"\r\nAuthorization: Bearer {API_TOKEN}\r\n\r\n".encode())
+    head = slow_body_head(path, headers=f"Authorization: Bearer {API_TOKEN}\r\n" if authorized else "")
     stalled = [_open(stack, head + b"x") for _ in range(16)]
     try:
         _served_while(api, jobs)
@@ -142,13 +140,49 @@ def test_unread_bodies_of_refused_submissions_do_not_stall_the_web_process(api, 
 
 
 def test_a_client_that_expects_100_continue_gets_it_once_and_is_answered(stack):
-    sock = _open(stack, slow_body_head("/v1/jobs", 2).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n"))
-    with sock:
+    head = slow_body_head("/v1/jobs", 2, headers=f"Authorization: Bearer {API_TOKEN}\r\nExpect: 100-continue\r\n")
+    with _open(stack, head) as sock:
         sock.settimeout(5)
         assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
         answer = _answer(sock, timeout=3)
-    assert _status(answer) == 401 and b"100 Continue" not in answer
+    assert _status(answer) == 400 and b"100 Continue" not in answer  # {} names no model
+
+
+@pytest.mark.parametrize("path, credentials, code", [
+    ("/v1/jobs", "", "unauthorized"),
+    ("/v1/jobs", "Authorization: Bearer not-a-token\r\n", "unauthorized"),
+    ("/v1/flux-2-pro", "x-key: \r\n", None),  # BFL's shape: {"detail": ...}
+    ("/v1/keys", "Authorization: Basic YWRtaW46YWRtaW4=\r\n", "unauthorized"),
+])
+def test_an_api_request_with_no_token_that_could_be_valid_is_refused_before_its_body(api, stack, jobs, path,
+                                                                                   credentials, code):
+    # Sixteen heads announcing bodies that never come: each told 401 at once, none holds anything.
+    head = slow_body_head(path, headers=credentials)
+    stalled = [_open(stack, head + b"x") for _ in range(16)]
+    try:
+        answers = [_answer(sock, timeout=5) for sock in stalled]
+        _served_while(api, jobs)
+    finally:
+        for sock in stalled:
+            sock.close()
+    for answer in answers:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert _status(answer) == 401, head
+        assert b"\r\nConnection: close\r\n" in head, head
+        assert json.loads(body)["error"]["code"] == code if code else "detail" in json.loads(body)
+
+
+def test_a_token_shaped_like_an_app_key_is_judged_after_its_body(stack):
+    # Telling a real key from a forged one takes Redis, which the worker's main loop never waits on.
+    head = slow_body_head("/v1/jobs", 2, headers=f"Authorization: Bearer {FORGED_KEY}\r\n")
+    with _open(stack, head) as sock:
+        sock.settimeout(1)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # waiting for the body
+        sock.sendall(b"{}")
+        answer = _answer(sock, timeout=5)
+    assert _status(answer) == 401
 
 
 def test_pipelined_requests_on_one_connection_are_each_answered(stack):

@@ -120,3 +120,12 @@ def test_refusals_are_json_errors_that_close_the_connection():
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n")
     assert answer.endswith(b'"code": "request_timeout", "message": "the request did not arrive in time; send it again '
                            b'at a steady pace"}}')
+
+
+def test_a_header_is_read_from_the_head_whatever_its_case_and_spacing():
+    request = _fed(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nX-KEY:\t  fhk_1 \r\nauthorization: Bearer a\r\n"
+                   b"Authorization: Bearer b\r\nContent-Length: 5\r\n\r\n")
+    assert request.header("x-key") == "fhk_1"
+    assert request.header("Authorization") == "Bearer a"  # the first of two
+    assert request.header("Host") == "x" and request.header("Cookie") is None
+    assert _fed(b"POST /v1/jobs HTTP/1.1\r\nX-Not-Key: 1\r\n\r\n").header("key") is None
