@@ -167,22 +167,15 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
         elif kind == "unpause":
             connection.delete(KEYS.paused(step[1]))
             model.paused.discard(step[1])
-        elif kind == "weight":
-            _, owner, weight = step
-            if weight is None:
-                connection.hdel(KEYS.share_weights, owner)
-                model.weights.pop(owner, None)
+        elif kind in ("weight", "cap"):
+            _, owner, value = step
+            key, kept = (KEYS.share_weights, model.weights) if kind == "weight" else (KEYS.share_max_active, model.caps)
+            if value is None:
+                connection.hdel(key, owner)
+                kept.pop(owner, None)
             else:
-                connection.hset(KEYS.share_weights, owner, weight)
-                model.weights[owner] = weight
-        elif kind == "cap":
-            _, owner, cap = step
-            if cap is None:
-                connection.hdel(KEYS.share_max_active, owner)
-                model.caps.pop(owner, None)
-            else:
-                connection.hset(KEYS.share_max_active, owner, cap)
-                model.caps[owner] = cap
+                connection.hset(key, owner, value)
+                kept[owner] = value
         _assert_same(model, connection)
     for c in conns:
         c.close()
