@@ -22,7 +22,7 @@ import requests
 from werkzeug.serving import make_server
 
 from devtools.processes import RedisServer, free_port
-from fluxhook.config import Config
+from fluxhook.core.config import Config
 from receiver import create_app
 
 ADMIN_TOKEN = "bench-admin-token-0123456789"

@@ -56,7 +56,7 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     from fluxhook import signing, transitions
     from fluxhook.bfl.reports import parse_callback
     from fluxhook.bfl.verification import verify_callback
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from fluxhook.lifecycle.applying import accept_ready, ready_fields
     from fluxhook.services import build_services
 

@@ -27,7 +27,7 @@ import requests
 
 from devtools.hanging_bfl import HangingBFL
 from devtools.processes import wait_until
-from fluxhook import signing
+from fluxhook.core import signing
 
 from .common import BenchStack, Row, Section, fmt, log, percentile, print_notes, print_table
 

@@ -26,7 +26,7 @@ from rq import Worker
 
 from devtools.processes import ROOT, free_port, python, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
-from fluxhook import signing
+from fluxhook.core import signing
 from fluxhook.store.keys import KEYS
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: fluxhook's slots must never make a bench job wait.

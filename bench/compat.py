@@ -92,7 +92,7 @@ def submissions(stack: BenchStack, count: int) -> dict[str, list[float]]:
 def service_times(stack: BenchStack, job_ids: list[str], count: int) -> dict[str, list[float]]:
     """Each read's time inside one process (Flask's test client on the stack's Redis, no network, no other
     client): what a request costs the web process, apart from waiting for a CPU on a busy machine."""
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     client = create_app(Config.from_env(stack.env)).test_client()

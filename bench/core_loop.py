@@ -20,7 +20,7 @@ import requests
 
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
-from fluxhook import signing
+from fluxhook.core import signing
 from fluxhook.store.keys import KEYS
 
 

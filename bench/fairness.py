@@ -90,7 +90,7 @@ def run_in(tree: Path, args: argparse.Namespace, one_owner: bool) -> dict:
 def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
     """Start a stack from the tree on the path, drive both keys, and measure."""
     from bench.common import BenchStack
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from fluxhook.services import build_services
 
     stack = BenchStack("fairness", log_level="WARNING", BFL_MAX_ACTIVE=str(MAX_ACTIVE),
@@ -108,8 +108,8 @@ def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
 
 def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
     from fluxhook import transitions as st
-    from fluxhook.job import Job, new_job_id
-    from fluxhook.limits import pool_for
+    from fluxhook.core.job import Job, new_job_id
+    from fluxhook.core.pools import pool_for
     from fluxhook.store.keys import KEYS
     try:
         from fluxhook.lifecycle.enqueueing import enqueue_submits

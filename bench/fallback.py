@@ -34,9 +34,9 @@ import requests
 
 from devtools.processes import free_port, start_process, stop_process
 from devtools.stack import Stack, procfile_commands
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS

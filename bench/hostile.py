@@ -29,7 +29,7 @@ import requests
 from devtools.hostile_clients import Attack
 from devtools.processes import start_process, wait_until
 from devtools.stack import procfile_commands
-from fluxhook import signing
+from fluxhook.core import signing
 
 from .common import BenchStack, Row, Section, create_jobs, fmt, log, percentile, print_notes, print_table
 

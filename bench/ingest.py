@@ -28,7 +28,7 @@ from pathlib import Path
 from rq import Queue
 
 from devtools.processes import free_port, wait_until
-from fluxhook.job import new_job_id
+from fluxhook.core.job import new_job_id
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from devtools.settings_file import write_dev_run
 from fluxhook.cli.dev_run import DEV_RUN_FILE
-from fluxhook.config import Config
-from fluxhook.errors import ConfigError
+from fluxhook.core.config import Config
+from fluxhook.core.errors import ConfigError
 
 from .processes import ROOT
 from .stack import Stack

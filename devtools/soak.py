@@ -36,7 +36,7 @@ import requests
 from devtools.processes import RedisServer, free_port, python, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, procfile_commands, start_simulator
 from fluxhook import client as fluxhook_client
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS
 
 DRAIN_SECONDS = 600

@@ -14,7 +14,7 @@ from redis.retry import Retry
 from rq import Queue
 
 from fluxhook.bfl.client import BFLClient
-from fluxhook.config import Config
+from fluxhook.core.config import Config
 from fluxhook.media.storage import Storage, storage_from_url
 from fluxhook.net.http_client import HTTPClient
 from fluxhook.store import Store

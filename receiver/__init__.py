@@ -7,7 +7,7 @@ from functools import partial
 
 from flask import Flask
 
-from fluxhook.config import Config
+from fluxhook.core.config import Config
 from fluxhook.services import Services, build_services
 
 from . import (

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from flask import Flask, current_app, g, request
 
-from fluxhook.errors import Forbidden, Unauthorized
+from fluxhook.core.errors import Forbidden, Unauthorized
 from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver, key_id_in
 
 from .context import services

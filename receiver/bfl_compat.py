@@ -17,9 +17,10 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
+from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized
+from fluxhook.core.job import is_job_id
+from fluxhook.core.models import MODEL_NAME
 from fluxhook.credits import balance
-from fluxhook.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized
-from fluxhook.job import is_job_id
 from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
 from fluxhook.lifecycle.notifications import requested_url
 
@@ -42,7 +43,7 @@ _STATUS_WORDS = {401: "Not authenticated", 403: "Forbidden", 404: "Not Found", 5
 class ModelConverter(BaseConverter):
     """A model name as BFL's paths have them; one of fluxhook's own paths is no model (its route answers)."""
 
-    regex = r"[a-z0-9][a-z0-9.-]{0,63}"
+    regex = MODEL_NAME
 
     def to_python(self, value: str) -> str:
         if value in OWN_PATHS:

@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import usage
 from fluxhook.credits.balance import format_credits
-from fluxhook.errors import InvalidRequest
-from fluxhook.job import Job, is_job_id
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.app_keys import is_key_id
 from fluxhook.lifecycle.removal import remove_job

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from fluxhook.errors import InvalidRequest
+from fluxhook.core.errors import InvalidRequest
 from fluxhook.lifecycle import app_keys, revoking
 
 from . import dashboard_session as auth

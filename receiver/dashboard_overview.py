@@ -11,9 +11,9 @@ from typing import Mapping
 
 from markupsafe import Markup
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.balance import format_credits
-from fluxhook.limits import DEFAULT_POOL
 
 from .charts import Column, Series, bar_chart, gauge_bar, line_chart
 from .dashboard_view import clock, duration

@@ -11,10 +11,10 @@ import shlex
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from fluxhook import signing
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.job import Job, iso
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, iso
 
 _TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
 

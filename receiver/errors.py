@@ -10,7 +10,7 @@ import redis
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from fluxhook.errors import FluxhookError, RangeNotSatisfiable
+from fluxhook.core.errors import FluxhookError, RangeNotSatisfiable
 
 log = logging.getLogger("fluxhook.web")
 

@@ -81,7 +81,7 @@ logconfig_dict = {
         "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger", "message": "event"},
     }},
     # Scrubs URL credentials from gunicorn's lines (on_starting adds the configured secrets).
-    "filters": {"redact": {"()": "fluxhook.logs.RedactSecrets"}},
+    "filters": {"redact": {"()": "fluxhook.core.logs.RedactSecrets"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout",
                             "filters": ["redact"]}},
     "root": {"handlers": ["stdout"], "level": "INFO"},
@@ -91,9 +91,9 @@ logconfig_dict = {
 
 def on_starting(server):
     """Validate the configuration before any worker forks; a bad setting stops gunicorn for good."""
-    from fluxhook.config import Config
-    from fluxhook.errors import ConfigError
-    from fluxhook.logs import RedactSecrets, config_secrets, configure_logging
+    from fluxhook.core.config import Config
+    from fluxhook.core.errors import ConfigError
+    from fluxhook.core.logs import RedactSecrets, config_secrets, configure_logging
 
     try:
         config = Config.from_env()
@@ -108,7 +108,7 @@ def on_starting(server):
     for handler in logging.getLogger("gunicorn.error").handlers:
         handler.addFilter(RedactSecrets(secrets))
     for warning in config.warnings():
-        logging.getLogger("fluxhook.config").warning(warning)
+        logging.getLogger("fluxhook.core.config").warning(warning)
     _refuse_a_port_in_use(server.cfg.address)
     # Before any worker forks: they inherit it (gunicorn's one place that writes such answers).
     gunicorn_util.write_error = write_json_error

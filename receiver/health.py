@@ -8,8 +8,8 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
-from fluxhook import readiness
 from fluxhook.credits import usage
+from fluxhook.lifecycle import readiness
 
 from .context import services
 

@@ -8,8 +8,8 @@ from functools import wraps
 import redis
 from flask import Flask, Response, g, request
 
-from fluxhook.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
-from fluxhook.limits import CALL_BOUND
+from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MAX_KEYS_PER_CALLER, REUSED
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any, NamedTuple
 
-from fluxhook import jsonbody
-from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
-from fluxhook.json_stream import json_chunks
+from fluxhook.core import json_body
+from fluxhook.core.errors import InvalidIdempotencyKey, InvalidRequest
+from fluxhook.core.json_body import json_chunks
 from fluxhook.store.idempotency import Claim
 
 HEADER = "Idempotency-Key"
@@ -40,7 +40,7 @@ def fingerprint(method: str, path: str, body: bytes | Parsed) -> str:
         value = body.value
     else:
         try:
-            value = jsonbody.loads(body)
+            value = json_body.loads(body)
         except InvalidRequest:
             digest.update(body)  # not JSON: compared byte for byte (the view refuses it anyway)
             return digest.hexdigest()

@@ -11,19 +11,19 @@ from dataclasses import replace
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook import schedule
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
+from fluxhook.core.job import Job, new_job_id, prompt_warnings
+from fluxhook.core.models import MODEL
+from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
-from fluxhook.job import Job, new_job_id, prompt_warnings
-from fluxhook.lifecycle import app_keys, submitting, task_inputs
+from fluxhook.lifecycle import app_keys, schedule, submitting, task_inputs
 from fluxhook.lifecycle.app_webhooks import AppWebhook
 from fluxhook.lifecycle.enqueueing import enqueue_submits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.presenting import present
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.limits import MODEL, pool_for
 from fluxhook.services import Services
 from receiver.prefer import requested_wait
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import g, request
 
-from fluxhook import jsonbody
-from fluxhook.errors import InvalidRequest
+from fluxhook.core import json_body
+from fluxhook.core.errors import InvalidRequest
 
 _PIECE = 1024 * 1024
 _NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
@@ -31,7 +31,7 @@ def json_object(*, untyped_is_json: bool = False) -> dict[str, Any]:
             sent = (request.mimetype or "none")[:60]
             raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
                                  f"(this request's Content-Type: {sent})")
-        value = jsonbody.loads(_text())
+        value = json_body.loads(_text())
         if not isinstance(value, dict):
             raise InvalidRequest(_NOT_AN_OBJECT)
         g.json_object = value

@@ -7,7 +7,7 @@ import time
 
 from flask import Blueprint
 
-from fluxhook.errors import FluxhookError, KeyNotFound
+from fluxhook.core.errors import FluxhookError, KeyNotFound
 from fluxhook.lifecycle import app_keys, revoking
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
 

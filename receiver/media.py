@@ -11,12 +11,12 @@ from flask import Blueprint, Response, g, redirect, request
 from werkzeug.http import is_resource_modified, parse_etags
 from werkzeug.wsgi import ClosingIterator
 
-from fluxhook import signing
-from fluxhook.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
-from fluxhook.job import Job
+from fluxhook.core import signing
+from fluxhook.core.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
+from fluxhook.core.job import Job
+from fluxhook.core.transitions import STORED
 from fluxhook.lifecycle import draft_caches
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
-from fluxhook.transitions import STORED
 
 from .auth import authenticate
 from .context import services

@@ -7,14 +7,15 @@ from urllib.parse import unquote
 
 from flask import Blueprint, g, request
 
-from fluxhook import metrics, signing
+from fluxhook import metrics
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
 from fluxhook.bfl.verification import verify_callback
-from fluxhook.errors import FluxhookError, Gone, InvalidRequest, NotReady, PayloadTooLarge, Unauthorized
+from fluxhook.core import signing
+from fluxhook.core.errors import FluxhookError, Gone, InvalidRequest, NotReady, PayloadTooLarge, Unauthorized
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
-from fluxhook.outcomes import Outcome
 
 from .context import services
 

@@ -17,7 +17,7 @@ import requests
 
 from devtools.processes import RedisServer, free_port, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, start_simulator
-from fluxhook import signing
+from fluxhook.core import signing
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
@@ -206,7 +206,7 @@ def local_app(redis_server, simulator, _spies):
     import redis
     from werkzeug.serving import make_server
 
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     made = []
@@ -233,7 +233,7 @@ def local_app(redis_server, simulator, _spies):
 @pytest.fixture()
 def make_services(redis_server, simulator, spy):
     """Builds in-process Services on a Redis database of their own (flushed before and after)."""
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from fluxhook.services import build_services
 
     made = []

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Iterator
 
 from devtools.processes import free_port
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle import submitting
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
-from fluxhook.limits import pool_for
 from helpers import stack_on_db, wait_sim_ready
 
 
@@ -28,7 +28,7 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
     from werkzeug.serving import make_server
 
     from conftest import API
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     with stack_on_db(redis_server, simulator, spy_port, var_dir, db, BFL_DAILY_CREDIT_LIMIT=str(limit),

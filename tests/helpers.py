@@ -26,9 +26,9 @@ from PIL import Image
 from conftest import API, SECRET_KEY, ready_payload, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import signing
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
 OTHER_KEY = "an-attackers-secret-key-0123456789"

@@ -31,7 +31,7 @@ def as_key(api: API, secret: str) -> API:
 @contextmanager
 def second_web(env: dict[str, str]) -> Iterator[API]:
     """Another web app on ``env``'s Redis (threaded werkzeug), with its own caches, as another process would be."""
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     port = free_port()

@@ -18,8 +18,8 @@ from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli import dev_run, operator_commands
-from fluxhook.config import Config
-from fluxhook.errors import BFLAuthFailed, BFLUnavailable
+from fluxhook.core.config import Config
+from fluxhook.core.errors import BFLAuthFailed, BFLUnavailable
 from fluxhook.net.http_client import HTTPClient
 
 NO_DEV_RUN = ROOT / "var" / "no-such-dev-run"

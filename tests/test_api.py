@@ -78,7 +78,7 @@ def test_no_credits_is_a_402_and_leaves_no_job(api, sim):
 def test_bfl_unreachable_is_a_502(redis_server, simulator, spy, tmp_path):
     from conftest import service_env
     from devtools.processes import free_port
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     env = service_env(redis_server, simulator, spy.port, 8000, BFL_API_BASE=f"http://127.0.0.1:{free_port()}",

@@ -16,7 +16,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from conftest import API_TOKEN, SECRET_KEY, STATIC_SECRET
 from devtools.stack import SIMULATOR_KEY
-from fluxhook import signing
+from fluxhook.core import signing
 from helpers import OTHER_KEY, SECOND_TOKEN, assert_error, secret_of, send_raw, snapshot, webhook_url
 
 IMAGE_URL_TTL = 60  # the stack's IMAGE_URL_TTL_SECONDS

@@ -1,4 +1,4 @@
-"""Retry delays: exponential backoff with half jitter, and BFL's Retry-After header (fluxhook/backoff.py)."""
+"""Retry delays: exponential backoff with half jitter, and BFL's Retry-After header (fluxhook/core/backoff.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fluxhook.backoff import backoff_delay, backoff_schedule, retry_after_seconds
+from fluxhook.core.backoff import backoff_delay, backoff_schedule, retry_after_seconds
 
 
 def test_backoff_delays_stay_within_half_jitter_bounds():

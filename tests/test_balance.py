@@ -15,8 +15,8 @@ import requests
 from conftest import Simulator, service_env
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from devtools.stack import procfile_commands, start_simulator
+from fluxhook.core.outcomes import Outcome
 from fluxhook.credits import balance
-from fluxhook.outcomes import Outcome
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 

@@ -9,8 +9,8 @@ import pytest
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.bfl.client import BFLClient
-from fluxhook.config import Config
-from fluxhook.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
+from fluxhook.core.config import Config
+from fluxhook.core.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
 from fluxhook.net.http_client import HTTPClient
 
 

@@ -18,12 +18,12 @@ import requests
 
 from conftest import API, API_TOKEN
 from devtools.processes import free_port, wait_until
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.errors import RetryableError
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.errors import RetryableError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import app_webhooks, notifications
-from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
 

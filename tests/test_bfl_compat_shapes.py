@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.errors import InvalidRequest
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import app_webhooks, bfl_presenting
 from fluxhook.store.records import encode_fields
 from simulator import models

@@ -18,16 +18,16 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack as running_budget_stack
 from credit_helpers import submit_job
-from fluxhook import transitions as st
 from fluxhook.bfl.costs import parse_cost
 from fluxhook.cli import operator_commands
-from fluxhook.config import Config
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.errors import BudgetExceeded, ConfigError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
+from fluxhook.core.pools import pool_for
 from fluxhook.credits import budget, price_bounds, usage
-from fluxhook.errors import BudgetExceeded, ConfigError
-from fluxhook.job import Job, new_job_id
 from fluxhook.lifecycle import checking, submitting
-from fluxhook.limits import pool_for
-from fluxhook.outcomes import Outcome
 from fluxhook.services import build_services
 from fluxhook.store import usage as usage_store
 from fluxhook.store.keys import KEYS

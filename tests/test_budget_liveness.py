@@ -16,12 +16,12 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack
 from devtools.processes import wait_until
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
+from fluxhook.core.pools import pool_for
 from fluxhook.credits import budget, usage
-from fluxhook.job import Job, new_job_id
 from fluxhook.lifecycle import checking, submitting
-from fluxhook.limits import pool_for
-from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
 from key_helpers import make_key
 from simulator import pricing

@@ -21,9 +21,9 @@ import requests
 
 from conftest import SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.stack import SIMULATOR_KEY
-from fluxhook import signing
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.jobs import JobStore
 from helpers import (
     OTHER_KEY,

@@ -18,13 +18,12 @@ from rq.scheduler import RQScheduler
 from conftest import API, service_env
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
-from fluxhook import schedule
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
-from fluxhook.lifecycle import checking
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
+from fluxhook.lifecycle import checking, schedule
 from fluxhook.lifecycle.enqueueing import thumbnail_task
 from fluxhook.lifecycle.sweep import sweep
-from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import QUEUE_NAME, thumbnail_queue
 from helpers import tracked_job

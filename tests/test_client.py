@@ -18,7 +18,7 @@ import pytest
 from conftest import API_TOKEN
 from devtools.processes import ROOT, free_port
 from fluxhook import client as fc
-from fluxhook import transitions
+from fluxhook.core import transitions
 
 # --- a scripted server ------------------------------------------------------------------------------
 

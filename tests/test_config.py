@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fluxhook.config import Config
-from fluxhook.errors import ConfigError
+from fluxhook.core.config import Config
+from fluxhook.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -118,7 +118,7 @@ def test_session_cookie_is_httponly_samesite_and_holds_no_token(stack):
 
 
 def test_session_cookie_is_secure_when_served_over_https(stack):
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     app = create_app(Config.from_env({**stack.env, "PUBLIC_BASE_URL": "https://fluxhook.example"}))
@@ -130,7 +130,7 @@ def test_session_cookie_is_secure_when_served_over_https(stack):
 
 
 def test_a_token_removed_from_api_tokens_signs_its_sessions_out(stack):
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     before = create_app(Config.from_env(stack.env)).test_client()

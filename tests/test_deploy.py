@@ -1,6 +1,6 @@
 """deploy/: every file parses, runs the Procfile's two commands, and carries every variable.
 
-The variables are not a hand-kept list: they are read from fluxhook/config.py (every name its
+The variables are not a hand-kept list: they are read from fluxhook/core/config.py (every name its
 reader is asked for) and from the README's configuration table, so a variable added there and
 forgotten here fails these tests. Pure file checks: no Docker, no network, no processes.
 """
@@ -33,7 +33,7 @@ MIN_GRACE_SECONDS = 30
 
 
 # --------------------------------------------------------------------------------------------
-# where the truth comes from: the Procfile, fluxhook/config.py, the README
+# where the truth comes from: the Procfile, fluxhook/core/config.py, the README
 # --------------------------------------------------------------------------------------------
 
 def procfile() -> dict[str, str]:
@@ -51,7 +51,7 @@ PROCFILE_ARGV = {name: argv(command) for name, command in procfile().items()}
 
 
 def config_variables() -> set[str]:
-    """Every variable fluxhook/config.py asks its reader for."""
+    """Every variable fluxhook/core/config.py asks its reader for."""
     source = (ROOT / "fluxhook" / "config.py").read_text()
     found = set(re.findall(r'(?:reader|self)\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
     assert {"REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY"} <= found, found

@@ -25,7 +25,7 @@ from rq.job import JobStatus
 
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
-from fluxhook import signing
+from fluxhook.core import signing
 from fluxhook.store.keys import KEYS
 
 # -- helpers ----------------------------------------------------------------

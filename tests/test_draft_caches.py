@@ -16,7 +16,7 @@ from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
-from fluxhook.job import Job
+from fluxhook.core.job import Job
 from fluxhook.lifecycle import draft_caches, timeline
 from fluxhook.lifecycle.enqueueing import draft_cache_task_id
 from fluxhook.media import lifetimes

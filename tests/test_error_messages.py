@@ -17,7 +17,7 @@ import requests
 
 from conftest import API_TOKEN
 from fluxhook.bfl.client import error_for, readable_detail
-from fluxhook.job import MAX_PROMPT_CHARS
+from fluxhook.core.job import MAX_PROMPT_CHARS
 from receiver import MAX_REQUEST_BYTES
 
 JSON = {"Content-Type": "application/json"}

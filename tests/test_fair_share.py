@@ -18,15 +18,15 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from devtools.processes import wait_until
 from fair_model import FairModel
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
 from fluxhook.lifecycle.enqueueing import SUBMIT_TASK
-from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
-from fluxhook.owners import ADMIN, owner_of
 from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
+from fluxhook.store.owners import ADMIN, owner_of
 from fluxhook.store.slots import Slots
 from helpers import commands_during
 

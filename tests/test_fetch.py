@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from fluxhook.errors import InvalidResult
+from fluxhook.core.errors import InvalidResult
 from fluxhook.media.fetch import identify
 
 

@@ -1,4 +1,4 @@
-"""Allowlist entries and URL checks: which hosts fluxhook may send a request to (fluxhook/net/hosts.py).
+"""Allowlist entries and URL checks: which hosts fluxhook may send a request to (fluxhook/core/hosts.py).
 
 Pure functions: no Redis, no HTTP, no sleeps.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.errors import HostNotAllowed
-from fluxhook.net.hosts import HostPattern, check_url, host_matches, is_public_address, parse_host_pattern
+from fluxhook.core.errors import HostNotAllowed
+from fluxhook.core.hosts import HostPattern, check_url, host_matches, is_public_address, parse_host_pattern
 
 
 def allowlist(*entries: str) -> tuple[HostPattern, ...]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.errors import HostNotAllowed
+from fluxhook.core.errors import HostNotAllowed
 from fluxhook.net.http_client import check_resolves_public
 
 

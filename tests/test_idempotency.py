@@ -11,7 +11,7 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from fluxhook.limits import CALL_BOUND
+from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.store import idempotency as idempotency_store
 from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, IdempotencyStore
 from fluxhook.store.keys import KEYS

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from fluxhook import jsonbody
-from fluxhook.errors import InvalidIdempotencyKey, InvalidRequest
+from fluxhook.core import json_body
+from fluxhook.core.errors import InvalidIdempotencyKey, InvalidRequest
 from receiver.idempotency_keys import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")  # out of the repository
@@ -52,7 +52,7 @@ def test_json_that_the_api_refuses_still_has_a_fingerprint():
     # Lone surrogates, NaN and deep nesting are refused by the view: the key must still be claimable.
     for body in (b'{"a": "\\ud800"}', b'{"a": NaN}', b"[" * 100 + b"]" * 100):
         with pytest.raises(InvalidRequest):
-            jsonbody.loads(body)
+            json_body.loads(body)
         assert len(fingerprint("POST", "/v1/jobs", body)) == 64
 
 
@@ -95,7 +95,7 @@ _JSON = st.recursive(
 def test_a_parsed_body_has_the_fingerprint_of_its_bytes(value):
     # The web hashes the body it parsed, a piece at a time; a claim made from the bytes must match it.
     sent = json.dumps(value).encode()
-    assert fingerprint("POST", "/v1/jobs", Parsed(jsonbody.loads(sent))) == fingerprint("POST", "/v1/jobs", sent)
+    assert fingerprint("POST", "/v1/jobs", Parsed(json_body.loads(sent))) == fingerprint("POST", "/v1/jobs", sent)
 
 
 def test_a_long_string_is_hashed_as_one_string():

@@ -1,4 +1,4 @@
-"""The job record (fluxhook/job.py): ids, timestamps, and the round trip from Redis hash to API answer.
+"""The job record (fluxhook/core/job.py): ids, timestamps, and the round trip from Redis hash to API answer.
 
 No Redis: the hash is what JobStore would write; tests/test_jobs_store.py covers the store itself.
 """
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fluxhook.job import Job, is_job_id, iso, new_job_id
+from fluxhook.core.job import Job, is_job_id, iso, new_job_id
 from fluxhook.store.records import encode_fields, job_from_hash
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")

@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import JobStore, Lock
 from fluxhook.store.keys import KEYS
@@ -105,8 +105,8 @@ def test_listing_pages_through_every_job_once(store):
 
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
+    from fluxhook.core.outcomes import Outcome
     from fluxhook.lifecycle.applying import apply_report
-    from fluxhook.outcomes import Outcome
 
     svc = make_services(2)
     svc.redis.flushdb()

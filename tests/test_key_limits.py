@@ -16,10 +16,10 @@ import redis
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook import transitions as st
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle import revoking
-from fluxhook.limits import pool_for
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from helpers import assert_error

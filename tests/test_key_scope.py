@@ -192,7 +192,7 @@ def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
 
 
 def test_what_a_key_may_still_spend_today(api, two_keys, stack):
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from fluxhook.lifecycle import app_keys
     from fluxhook.services import build_services
 

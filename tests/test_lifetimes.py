@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from fluxhook import transitions as st
-from fluxhook.errors import TransientDownloadError
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import TransientDownloadError
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.storing import download_and_store
 from mp4_samples import make_mp4
 

@@ -1,4 +1,4 @@
-"""BFL_MODEL_LIMITS (fluxhook/limits.py, fluxhook/config.py): parsing, pools, and a pool per named model
+"""BFL_MODEL_LIMITS (fluxhook/limits.py, fluxhook/core/config.py): parsing, pools, and a pool per named model
 on a real Redis, where a model waiting for its own limit never holds up the others."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from fluxhook import transitions as st
-from fluxhook.config import Config, parse_model_limits
-from fluxhook.errors import ConfigError
-from fluxhook.job import Job, new_job_id
-from fluxhook.limits import DEFAULT_POOL, pool_for, pool_limit, pools
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config, parse_model_limits
+from fluxhook.core.errors import ConfigError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, pool_for, pool_limit, pools
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.slots import Slots
 from test_slots import connection  # noqa: F401

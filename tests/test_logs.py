@@ -1,16 +1,16 @@
-"""Log filters (fluxhook/logs.py): RQ's routine lines are dropped, credentials in URLs are scrubbed."""
+"""Log filters (fluxhook/core/logs.py): RQ's routine lines are dropped, credentials in URLs are scrubbed."""
 
 from __future__ import annotations
 
 import pytest
 
-from fluxhook.logs import redact_urls
+from fluxhook.core.logs import redact_urls
 
 
 def test_rq_routine_job_lines_are_dropped_but_lifecycle_and_problems_kept():
     import logging
 
-    from fluxhook.logs import QuietRoutineJobs
+    from fluxhook.core.logs import QuietRoutineJobs
 
     def record(name: str, level: int, message: str) -> logging.LogRecord:
         return logging.LogRecord(name, level, __file__, 1, message, None, None)

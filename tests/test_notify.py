@@ -28,15 +28,15 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from conftest import API
 from devtools.processes import free_port, wait_until
-from fluxhook import transitions as st
-from fluxhook.backoff import backoff_schedule
-from fluxhook.config import Config
-from fluxhook.errors import ConfigError, InvalidRequest, RetryableError
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.backoff import backoff_schedule
+from fluxhook.core.config import Config
+from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
-from fluxhook.outcomes import Outcome
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 

@@ -76,7 +76,7 @@ def test_document_is_valid_openapi():
 
 
 def test_document_names_every_route_of_the_app(stack):
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     app = create_app(Config.from_env(stack.env))

@@ -22,10 +22,10 @@ from playwright.sync_api import expect
 
 from credit_helpers import finish_job, submit_job
 from devtools.processes import ROOT
-from fluxhook import transitions as st
 from fluxhook.bfl.costs import Cost
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.credits import usage
-from fluxhook.job import Job, new_job_id
 from receiver.dashboard_overview import OUTCOMES
 from test_dashboard_browser import Tab, chromium, pytestmark, sign_in  # noqa: F401 (a fixture, the skip mark)
 

@@ -11,15 +11,15 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from devtools.processes import free_port
-from fluxhook import transitions as st
 from fluxhook.bfl.client import BFLClient, redirect_target
-from fluxhook.config import Config
-from fluxhook.errors import BFLError, HostNotAllowed
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.errors import BFLError, HostNotAllowed
+from fluxhook.core.hosts import parse_host_pattern
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import checking
-from fluxhook.net.hosts import parse_host_pattern
 from fluxhook.net.http_client import HTTPClient
-from fluxhook.outcomes import Outcome
 from helpers import answer, serve
 
 KEY = "poll-redirect-key"

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import API_TOKEN, ready_payload
 from devtools.processes import ROOT
-from fluxhook.job import Job
+from fluxhook.core.job import Job
 from fluxhook.store.records import encode_fields, job_from_hash
 from helpers import serve_png
 

@@ -13,8 +13,8 @@ from rq.utils import now, utcformat
 from werkzeug.serving import make_server
 
 from devtools.processes import free_port
-from fluxhook import readiness
-from fluxhook.readiness import FAIL, OK, SKIP
+from fluxhook.lifecycle import readiness
+from fluxhook.lifecycle.readiness import FAIL, OK, SKIP
 from fluxhook.services import build_services
 from receiver import create_app
 

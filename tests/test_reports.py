@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES, BFLReport, parse_callback
-from fluxhook.errors import InvalidRequest
+from fluxhook.core.errors import InvalidRequest
 
 
 def body(payload) -> bytes:

@@ -12,8 +12,8 @@ import requests
 from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY, Stack
-from fluxhook import signing
-from fluxhook.config import Config
+from fluxhook.core import signing
+from fluxhook.core.config import Config
 
 NEW_KEY = "rotated-secret-key-fedcba9876543210"
 NEW_STATIC = "rotated-static-webhook-secret"

@@ -27,8 +27,8 @@ from botocore.config import Config as BotoConfig
 from conftest import API, ready_payload, service_env
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from devtools.stack import Stack
-from fluxhook.config import Config
-from fluxhook.errors import ConfigError, StorageError
+from fluxhook.core.config import Config
+from fluxhook.core.errors import ConfigError, StorageError
 from fluxhook.media.storage import S3Storage, storage_from_url
 from mp4_samples import free_box, make_mp4
 

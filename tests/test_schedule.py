@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from fluxhook import schedule
-from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for
+from fluxhook.lifecycle import schedule
 
 
 def test_first_poll_comes_exactly_one_grace_period_after_submission():

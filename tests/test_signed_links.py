@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import SECRET_KEY
-from fluxhook import signing
+from fluxhook.core import signing
 from helpers import assert_error, stored_job
 
 KINDS = signing.FILE_KINDS

@@ -1,4 +1,4 @@
-"""Tokens and secrets derived from SECRET_KEY (fluxhook/signing.py): webhook-URL tokens, per-job
+"""Tokens and secrets derived from SECRET_KEY (fluxhook/core/signing.py): webhook-URL tokens, per-job
 webhook secrets and signed image URLs.
 """
 
@@ -9,8 +9,8 @@ import types
 import itsdangerous.timed
 import pytest
 
-from fluxhook import signing
-from fluxhook.job import new_job_id
+from fluxhook.core import signing
+from fluxhook.core.job import new_job_id
 
 KEY = "unit-test-secret-key-0123456789"
 OTHER_KEY = "another-secret-key-9876543210"

@@ -11,10 +11,10 @@ import redis
 
 # The slot tests' database and store (their fixtures, used here by name).
 import test_slots
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.job import Job, new_job_id
-from fluxhook.limits import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots

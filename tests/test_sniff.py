@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from fluxhook.errors import InvalidResult
+from fluxhook.core.errors import InvalidResult
 from fluxhook.media.sniff import IMAGE, VIDEO, boxes_cover_file, sniff
 from fluxhook.media.video import inspect
 from mp4_samples import free_box, make_mp4

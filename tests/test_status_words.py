@@ -1,7 +1,7 @@
 """BFL's status words beyond the known ones: FLUX 3 video's Reasoning and Generating, and any word
 BFL adds later, mean "still running", from a callback or a poll, with BFL's ``progress``.
 
-The rules on their own (``fluxhook.transitions``), then callbacks through the Procfile's processes, then
+The rules on their own (``fluxhook.core.transitions``), then callbacks through the Procfile's processes, then
 polls answered by a spy host standing in for BFL.
 """
 
@@ -11,12 +11,11 @@ import time
 
 import pytest
 
-from fluxhook import schedule
-from fluxhook import transitions as st
 from fluxhook.bfl.reports import report_from_payload
-from fluxhook.errors import BFLUnavailable
-from fluxhook.lifecycle import checking
-from fluxhook.outcomes import Outcome
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BFLUnavailable
+from fluxhook.core.outcomes import Outcome
+from fluxhook.lifecycle import checking, schedule
 from helpers import serve_png, tracked_job
 
 # -- the rules -------------------------------------------------------------------------------------

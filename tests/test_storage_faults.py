@@ -14,10 +14,10 @@ import pytest
 import requests
 
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
-from fluxhook import readiness
-from fluxhook import transitions as st
-from fluxhook.errors import RetryableError
-from fluxhook.job import Job, new_job_id
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import RetryableError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import readiness
 from fluxhook.lifecycle.storing import download_and_store
 from helpers import png_bytes
 from test_s3 import AWS_ENV, BUCKET, S3Server

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from fluxhook.backoff import backoff_schedule
+from fluxhook.core.backoff import backoff_schedule
 from fluxhook.lifecycle.enqueueing import (
     DOWNLOAD_LOCK_TTL,
     DOWNLOAD_RETRIES,

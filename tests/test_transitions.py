@@ -1,10 +1,10 @@
-"""Job statuses, the moves between them and what BFL's status words mean (fluxhook/transitions.py)."""
+"""Job statuses, the moves between them and what BFL's status words mean (fluxhook/core/transitions.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
 
 
 @pytest.mark.parametrize("terminal", ["stored", "failed", "moderated", "expired"])

@@ -11,11 +11,11 @@ import pytest
 
 from conftest import API
 from credit_helpers import finish_job, submit_job
-from fluxhook import transitions as st
 from fluxhook.bfl.costs import Cost
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import Job
 from fluxhook.credits import usage
-from fluxhook.errors import InvalidRequest
-from fluxhook.job import Job
 from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.services import build_services
 from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage

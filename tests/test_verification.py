@@ -8,7 +8,7 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from fluxhook.bfl.verification import body_signature, verify_callback
-from fluxhook.errors import Unauthorized
+from fluxhook.core.errors import Unauthorized
 
 SECRET = "per-job-secret-abcdef0123456789"
 ROTATED = "next-secret-zyxwvu9876543210"

@@ -101,7 +101,7 @@ def _open_files(name: str) -> list[str]:
 
 def test_head_answers_the_headers_and_closes_the_file(video_job, stack):
     from conftest import API_TOKEN
-    from fluxhook.config import Config
+    from fluxhook.core.config import Config
     from receiver import create_app
 
     # The app in this process, on the stack's Redis and store, so its open files can be seen.

@@ -21,8 +21,8 @@ from werkzeug.serving import make_server
 from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
-from fluxhook import signing
-from fluxhook.config import Config
+from fluxhook.core import signing
+from fluxhook.core.config import Config
 from helpers import assert_error_status, wait_sim_ready
 from receiver import create_app
 

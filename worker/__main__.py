@@ -7,9 +7,9 @@ import logging
 import signal
 import sys
 
-from fluxhook.config import Config
-from fluxhook.errors import ConfigError
-from fluxhook.logs import config_secrets, configure_logging
+from fluxhook.core.config import Config
+from fluxhook.core.errors import ConfigError
+from fluxhook.core.logs import config_secrets, configure_logging
 
 from . import pool
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import release_confirm
 from fluxhook.lifecycle.polling import poll_job

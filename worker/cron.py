@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from fluxhook.config import Config
+from fluxhook.core.config import Config
 from fluxhook.credits.balance import check_every
 from fluxhook.store.queues import CONTROL_QUEUE_NAME, QUEUE_NAME
 

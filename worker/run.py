@@ -9,7 +9,7 @@ import signal
 from redis.exceptions import RedisError
 from rq import Queue
 
-from fluxhook.config import Config
+from fluxhook.core.config import Config
 from fluxhook.services import Services, build_services, wait_for_redis
 from fluxhook.store.queues import thumbnail_queue
 

@@ -16,10 +16,11 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
-from fluxhook.backoff import backoff_delay, retry_after_seconds
 from fluxhook.bfl.costs import parse_cost
-from fluxhook.config import Config
-from fluxhook.errors import (
+from fluxhook.core.backoff import backoff_delay, retry_after_seconds
+from fluxhook.core.bfl_limits import ATTEMPTS, TIMEOUT
+from fluxhook.core.config import Config
+from fluxhook.core.errors import (
     BFLAuthFailed,
     BFLError,
     BFLRateLimited,
@@ -30,9 +31,9 @@ from fluxhook.errors import (
     HostNotAllowed,
     InsufficientCredits,
 )
-from fluxhook.json_stream import StreamedJSON
-from fluxhook.limits import ATTEMPTS, MODEL, TIMEOUT
-from fluxhook.net.hosts import Target, check_url
+from fluxhook.core.hosts import Target, check_url
+from fluxhook.core.json_body import StreamedJSON
+from fluxhook.core.models import MODEL
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
 
 _RETRY_STATUSES = (500, 502, 503, 504)

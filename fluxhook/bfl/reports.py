@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fluxhook import jsonbody
 from fluxhook.bfl.costs import Cost, result_cost
-from fluxhook.errors import InvalidRequest
-from fluxhook.transitions import BFL_READY, bfl_status_word, progress_value
+from fluxhook.core import json_body
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
 
 # BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
 MAX_CALLBACK_BYTES = 1024 * 1024
@@ -35,7 +35,7 @@ class BFLReport:
 
 def parse_callback(body: bytes) -> BFLReport:
     """Parse a callback body; raise InvalidRequest unless it is a JSON object with an id and a status."""
-    return report_from_payload(jsonbody.loads(body))
+    return report_from_payload(json_body.loads(body))
 
 
 def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport:

@@ -12,7 +12,7 @@ import hmac
 import re
 from typing import Iterable, Mapping
 
-from fluxhook.errors import Unauthorized
+from fluxhook.core.errors import Unauthorized
 
 SECRET_HEADER = "X-Webhook-Secret"
 SIGNATURE_HEADER = "X-BFL-Signature"

@@ -18,17 +18,16 @@ from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook import readiness
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
-from fluxhook.config import Config
+from fluxhook.core.config import Config
+from fluxhook.core.errors import BFLError, ConfigError
 from fluxhook.credits import budget, usage
 from fluxhook.credits.balance import format_credits
-from fluxhook.errors import BFLError, ConfigError
-from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle import app_keys, readiness
+from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
 from fluxhook.lifecycle.sweep import sweep
-from fluxhook.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
 from fluxhook.services import build_services
 
 # Any of these in the environment means it describes a service of its own: a dev run's file must not

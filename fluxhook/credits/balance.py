@@ -16,8 +16,8 @@ import socket
 import time
 
 from fluxhook.bfl.client import BFLClient
-from fluxhook.errors import FluxhookError
-from fluxhook.outcomes import Outcome
+from fluxhook.core.errors import FluxhookError
+from fluxhook.core.outcomes import Outcome
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.balance")

@@ -29,10 +29,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook.bfl.costs import Cost
+from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
+from fluxhook.core.errors import BudgetExceeded
 from fluxhook.credits import price_bounds, usage
-from fluxhook.errors import BudgetExceeded
-from fluxhook.limits import CALL_BOUND
-from fluxhook.schedule import POLL_DEADLINE
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.usage import Limit, Reservation
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
     from fluxhook.services import Services
 
 # As long as a job may wait in line for a slot, and its submission take.
-RESERVATION_LEASE = POLL_DEADLINE + CALL_BOUND
+RESERVATION_LEASE = TASK_DEADLINE + CALL_BOUND
 # A queued job refused for the budget tries again this often, so a raised limit takes effect soon.
 RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.

@@ -26,11 +26,11 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
-from fluxhook import transitions as st
 from fluxhook.bfl.costs import Cost
-from fluxhook.errors import InvalidRequest
-from fluxhook.job import Job
-from fluxhook.limits import pool_limit
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import Job
+from fluxhook.core.pools import pool_limit
 from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage, Effect
 
 if TYPE_CHECKING:

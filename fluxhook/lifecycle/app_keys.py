@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fluxhook.bfl.client import MODEL
+from fluxhook.core.errors import InvalidRequest, ModelNotAllowed, RateLimited, Unauthorized
+from fluxhook.core.job import iso
 from fluxhook.credits import usage
-from fluxhook.errors import InvalidRequest, ModelNotAllowed, RateLimited, Unauthorized
-from fluxhook.job import iso
 from fluxhook.store.app_keys import DEFAULT_WEIGHT, AppKey, AppKeys
 
 if TYPE_CHECKING:
-    from fluxhook.job import Job
+    from fluxhook.core.job import Job
     from fluxhook.services import Services
 
 SECRET_PREFIX = "fhk_"

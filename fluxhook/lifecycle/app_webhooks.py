@@ -21,11 +21,11 @@ from typing import NamedTuple
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from fluxhook.config import MAX_NOTIFY_URL, Config
-from fluxhook.errors import HostNotAllowed, InvalidRequest
-from fluxhook.job import Job
+from fluxhook.core.config import MAX_NOTIFY_URL, Config
+from fluxhook.core.errors import HostNotAllowed, InvalidRequest
+from fluxhook.core.hosts import check_url
+from fluxhook.core.job import Job
 from fluxhook.lifecycle import bfl_presenting
-from fluxhook.net.hosts import check_url
 
 URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"
 SECRET_HEADER = "X-Webhook-Secret"

@@ -6,13 +6,13 @@ import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from fluxhook import metrics
-from fluxhook import transitions as st
 from fluxhook.bfl.reports import BFLReport
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job
+from fluxhook.core.outcomes import Outcome
 from fluxhook.credits import usage
-from fluxhook.job import Job
 from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
-from fluxhook.outcomes import Outcome
-from fluxhook.schedule import READY_RECHECK
+from fluxhook.lifecycle.schedule import READY_RECHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change
 

@@ -6,9 +6,9 @@ webhook receives (see ``app_webhooks``), so an app sees one shape whichever way 
 
 from __future__ import annotations
 
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.job import Job
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job
 from fluxhook.lifecycle.presenting import file_url
 
 # BFL's word for a running task when it has said none yet.

@@ -5,18 +5,17 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook import schedule
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
+from fluxhook.core.job import Job
+from fluxhook.core.outcomes import Outcome
 from fluxhook.credits import usage
-from fluxhook.errors import BFLError, BFLRateLimited, BFLRedirectRefused
-from fluxhook.job import Job
-from fluxhook.lifecycle import submitting, timeline
+from fluxhook.lifecycle import schedule, submitting, timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.lifecycle.submitting import submission_lock_left
-from fluxhook.limits import CALL_BOUND
-from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.checking")

@@ -14,15 +14,15 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook import transitions as st
-from fluxhook.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from fluxhook.job import Job
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.core.hosts import check_url
+from fluxhook.core.job import Job
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes
 from fluxhook.media.fetch import fetch_file
-from fluxhook.net.hosts import check_url
-from fluxhook.outcomes import Outcome
 
 if TYPE_CHECKING:
     from fluxhook.services import Services

@@ -11,8 +11,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
-from fluxhook.backoff import backoff_schedule
-from fluxhook.limits import CALL_BOUND
+from fluxhook.core.backoff import backoff_schedule
+from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.store.effects import QueueTask
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys

@@ -13,7 +13,7 @@ from fluxhook.bfl.reports import parse_callback
 from fluxhook.lifecycle.applying import apply_report
 
 if TYPE_CHECKING:
-    from fluxhook.job import Job
+    from fluxhook.core.job import Job
     from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.kept_callbacks")

@@ -24,12 +24,12 @@ import requests
 from standardwebhooks import Webhook
 
 from fluxhook import metrics
-from fluxhook.config import MAX_NOTIFY_URL, Config
-from fluxhook.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.core.config import MAX_NOTIFY_URL, Config
+from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
+from fluxhook.core.hosts import check_url
+from fluxhook.core.outcomes import Outcome
 from fluxhook.lifecycle import app_webhooks
 from fluxhook.lifecycle.presenting import present
-from fluxhook.net.hosts import check_url
-from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.notifications")

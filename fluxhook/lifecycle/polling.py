@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from fluxhook import metrics
-from fluxhook import transitions as st
 from fluxhook.bfl.reports import BFLReport, report_from_payload
-from fluxhook.errors import BFLUnavailable, FluxhookError, InvalidRequest
-from fluxhook.job import Job
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BFLUnavailable, FluxhookError, InvalidRequest
+from fluxhook.core.job import Job
 from fluxhook.lifecycle import timeline
 from fluxhook.services import Services
 

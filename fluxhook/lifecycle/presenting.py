@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fluxhook import signing
-from fluxhook.config import Config
-from fluxhook.job import Job
+from fluxhook.core import signing
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job
 
 
 def file_url(config: Config, job_id: str, name: str) -> str:

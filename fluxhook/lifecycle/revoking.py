@@ -7,9 +7,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job
 from fluxhook.credits import usage
-from fluxhook.job import Job
 from fluxhook.lifecycle import task_inputs, timeline
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS

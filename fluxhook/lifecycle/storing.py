@@ -6,10 +6,11 @@ import logging
 import time
 
 from fluxhook import metrics
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
+from fluxhook.core.job import Job
+from fluxhook.core.outcomes import Outcome
 from fluxhook.credits import usage
-from fluxhook.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
-from fluxhook.job import Job
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
@@ -17,7 +18,6 @@ from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
-from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.effects import Effect
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import time
 
-from fluxhook import metrics, schedule, signing
-from fluxhook import transitions as st
-from fluxhook.backoff import backoff_delay
+from fluxhook import metrics
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.backoff import backoff_delay
+from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
+from fluxhook.core.job import Job
+from fluxhook.core.outcomes import Outcome
 from fluxhook.credits import budget, usage
 from fluxhook.credits.price_bounds import Size
-from fluxhook.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
-from fluxhook.job import Job
-from fluxhook.lifecycle import revoking, task_inputs, timeline
+from fluxhook.lifecycle import revoking, schedule, task_inputs, timeline
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
-from fluxhook.limits import CALL_BOUND
-from fluxhook.outcomes import Outcome
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import ReleaseBudget

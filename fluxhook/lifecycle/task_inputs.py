@@ -7,8 +7,8 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from fluxhook.errors import InvalidRequest, StorageError
-from fluxhook.json_stream import CHUNK, json_chunks
+from fluxhook.core.errors import InvalidRequest, StorageError
+from fluxhook.core.json_body import CHUNK, json_chunks
 
 if TYPE_CHECKING:
     from fluxhook.services import Services

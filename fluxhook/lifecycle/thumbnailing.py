@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 
-from fluxhook import transitions as st
+from fluxhook.core import transitions as st
 from fluxhook.media.thumbnails import key_for, make_thumbnail
 from fluxhook.services import Services
 

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from fluxhook.errors import (
+from fluxhook.core.errors import (
     DownloadError,
     ImageTooLarge,
     InvalidResult,
@@ -22,13 +22,13 @@ from fluxhook.errors import (
     StorageError,
     TransientDownloadError,
 )
+from fluxhook.core.hosts import HostPattern, check_url
 from fluxhook.media.sniff import HEAD_BYTES, IMAGE, VIDEO, sniff
 from fluxhook.media.storage import discard_upload
 from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE
 from fluxhook.media.video import EXTENSION as VIDEO_EXTENSION
 from fluxhook.media.video import VideoInfo
 from fluxhook.media.video import inspect as inspect_video
-from fluxhook.net.hosts import HostPattern, check_url
 from fluxhook.net.http_client import HTTPClient
 
 MAX_REDIRECTS = 3

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
-from fluxhook.config import parse_s3_url
-from fluxhook.errors import StorageError
+from fluxhook.core.config import parse_s3_url
+from fluxhook.core.errors import StorageError
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[a-z0-9]{1,5}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from fluxhook.errors import InvalidResult
+from fluxhook.core.errors import InvalidResult
 from fluxhook.media.sniff import boxes_cover_file
 
 CONTENT_TYPE = "video/mp4"

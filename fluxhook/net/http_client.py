@@ -14,8 +14,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from fluxhook.errors import HostNotAllowed
-from fluxhook.net.hosts import Target, is_public_address
+from fluxhook.core.errors import HostNotAllowed
+from fluxhook.core.hosts import Target, is_public_address
 
 USER_AGENT = "fluxhook/0.1 (+https://github.com/fluxhook)"
 

@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 from redis import Redis
 
-from fluxhook import transitions as st
-from fluxhook.config import Config
-from fluxhook.limits import pools
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.pools import pools
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.effects import Effects
 from fluxhook.store.idempotency import IdempotencyStore

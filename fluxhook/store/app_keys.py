@@ -18,9 +18,9 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import WatchError
 
-from fluxhook import transitions as st
-from fluxhook.owners import owner_of
+from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import owner_of
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slots import Slots
 

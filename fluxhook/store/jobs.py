@@ -18,10 +18,11 @@ from typing import Any, NamedTuple, Sequence
 
 from redis import Redis
 
-from fluxhook import transitions as st
-from fluxhook.errors import InvalidRequest
-from fluxhook.job import COUNTERS, Job, is_job_id, job_id_floor
-from fluxhook.limits import MODEL, POOLS
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import COUNTERS, Job, is_job_id, job_id_floor
+from fluxhook.core.models import MODEL
+from fluxhook.core.pools import POOLS
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash

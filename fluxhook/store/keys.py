@@ -15,7 +15,7 @@ class Keys:
     prefix: str = "fh:"
 
     def job(self, job_id: str) -> str:
-        """The job record, a hash (see ``fluxhook.job``)."""
+        """The job record, a hash (see ``fluxhook.core.job``)."""
         return f"{self.prefix}job:{job_id}"
 
     def bfl_task(self, bfl_id: str) -> str:

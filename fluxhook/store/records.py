@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fluxhook.job import BFL_URL_FIELDS, COUNTERS, Job
+from fluxhook.core.job import BFL_URL_FIELDS, COUNTERS, Job
 
 _JSON_FIELDS = ("error", "metadata", "input")
 # The image is kept as short fields, not one JSON value: Redis keeps a hash whose values are all

@@ -3,7 +3,7 @@ handed to the apps whose jobs wait in turn, in proportion to their weights.
 
 Each pool (see ``fluxhook.limits``) has a sorted set of slot holders scored by when they took the
 slot, and one line of waiting jobs. Every task counts toward ``BFL_MAX_ACTIVE`` and toward its pool's
-limit. Each job has an owner (``fluxhook.owners``: its app key, or the admin owner); a line's
+limit. Each job has an owner (``fluxhook.store.owners``: its app key, or the admin owner); a line's
 members are ``<owner>:<job id>``, so an owner's jobs are one lexical range in creation order and the
 owners with work waiting are found one lookup each, however long their lines.
 
@@ -26,11 +26,11 @@ import time
 
 from redis import Redis
 
-from fluxhook.config import Config
-from fluxhook.job import Job
-from fluxhook.limits import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
-from fluxhook.owners import ADMIN, owner_of
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job
+from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import ADMIN, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from fluxhook.errors import ConfigError, HostNotAllowed
-from fluxhook.limits import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
-from fluxhook.limits import KONTEXT_MAX_POOL, MODEL
-from fluxhook.net.hosts import HostPattern, check_url, parse_host_pattern
+from fluxhook.core.errors import ConfigError, HostNotAllowed
+from fluxhook.core.hosts import HostPattern, check_url, parse_host_pattern
+from fluxhook.core.models import MODEL
+from fluxhook.core.pools import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
+from fluxhook.core.pools import KONTEXT_MAX_POOL
 
 DEFAULT_RESULT_HOSTS = "delivery.*.bfl.ai,delivery-*.bfl.ai,bfldeliveryprod.blob.core.windows.net"
 DEFAULT_API_HOSTS = "api.bfl.ai,api.*.bfl.ai"

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 
-POLL_DEADLINE = 3600.0
+from fluxhook.core.bfl_limits import TASK_DEADLINE as POLL_DEADLINE
+
 MAX_POLL_INTERVAL = 60.0
 GROWTH = 1.5
 JITTER = 0.2

@@ -1,5 +1,4 @@
-"""BFL's limits (pure): how long one call to BFL may take, which model names it accepts, and which pool of
-tasks in flight a model's tasks count against, with each pool's limit.
+"""BFL's limits on tasks in flight (pure): which pool a model's tasks count against, with each pool's limit.
 
 Every task counts toward ``BFL_MAX_ACTIVE``; a model named in ``BFL_MODEL_LIMITS`` also has a pool of
 its own with its own, smaller limit (BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
@@ -8,19 +7,9 @@ line, so a model waiting for its own limit never holds up the others.
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
-# A call to BFL: (connect, read) timeouts, and attempts in all.
-TIMEOUT = (5, 20)
-ATTEMPTS = 3
-# Longer than one call can take with its retries (every attempt at its timeouts, and the pauses
-# between them). A job's check hold, a submission's lock and slot lease, and those tasks' timeouts
-# are this long: they outlast a call, and work cut off with its worker is still taken up again
-# within the two minutes the sweep promises.
-CALL_BOUND = 90
-# A model's name, as it appears in BFL's task URLs (``/v1/{model}``).
-MODEL = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"
@@ -29,7 +18,7 @@ DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = ((KONTEXT_MAX_POOL, 6), (VID
 # The pools under the default BFL_MODEL_LIMITS.
 POOLS = (DEFAULT_POOL, *(model for model, _ in DEFAULT_MODEL_LIMITS))
 # The one-hour limit on a task, plus the sweep's margin to time the job out first.
-SLOT_LEASE = 3600 + 120
+SLOT_LEASE = TASK_DEADLINE + 120
 # A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
 # (once the submission's lock, as long, has lapsed: see submission).
 SUBMIT_LEASE = CALL_BOUND
