@@ -53,6 +53,15 @@ class Unauthorized(FluxhookError):
     status = 401
 
 
+class CallbackRefused(FluxhookError):
+    """A callback refused for ``reason`` (bad_token, bad_secret, wrong_task, or its error's code); it answers
+    as ``error`` does. ``job_id``: the job whose URL it came to, when that job exists."""
+
+    def __init__(self, reason: str, error: FluxhookError, *, job_id: str | None = None):
+        super().__init__(error.message, code=error.code, status=error.status)
+        self.reason, self.error, self.job_id = reason, error, job_id
+
+
 class Forbidden(FluxhookError):
     """The caller is known but may not do this."""
 

@@ -1,0 +1,145 @@
+"""Receiving BFL's callbacks: a verified report becomes the job's next step, or a refusal with its reason.
+
+Two ways in, one per callback URL: ``receive_job_callback`` for the URL minted for one job (its token names
+the job, and the job's own secret proves the body), ``receive_static_callback`` for ``/webhooks/bfl`` (tasks
+submitted elsewhere with ``BFL_WEBHOOK_SECRET``). Each returns a ``Receipt`` (what to answer, and how the
+callback is counted) or raises ``CallbackRefused`` (with its reason) or another ``FluxhookError`` for BFL
+to try again later. A callback that overtakes BFL's answer to the submission, or arrives for a task not
+tracked yet, is kept for when the job knows its task.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from fluxhook import metrics
+from fluxhook.bfl.reports import BFLReport, parse_callback
+from fluxhook.bfl.verification import verify_callback
+from fluxhook.core import signing
+from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
+from fluxhook.core.outcomes import Outcome
+from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.webhooks")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What became of an accepted callback: the answer for BFL, and how the callback counts."""
+
+    status: int
+    answer: dict
+    # accepted, duplicate or kept: the ``outcome`` label of fluxhook_callbacks_total.
+    counted_as: str
+    job_id: str | None = None
+    # Already counted, in the step that applied its report (the view must not count it again).
+    counted: bool = False
+    # Said in the request's one log line.
+    detail: dict = field(default_factory=dict)
+
+
+def _counted_as(outcome: Outcome) -> str:
+    return "duplicate" if outcome == Outcome.DUPLICATE else "accepted"
+
+
+def _notes(job_id: str, report: BFLReport):
+    """What an applied callback records with its report, in the same step: its timeline entry and its count."""
+
+    def notes(outcome: Outcome):
+        return [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
+                               result=outcome),
+                metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
+    return notes
+
+
+def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> Outcome:
+    return apply_report(svc, job_id, report, source="webhook", confirmed=False, proven=proven,
+                        expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
+
+
+def _applied(job_id: str, report: BFLReport, outcome: Outcome) -> Receipt:
+    return Receipt(200, {"ok": True, "job_id": job_id, "outcome": outcome}, _counted_as(outcome), job_id,
+                   counted=True, detail={"bfl_id": report.bfl_id, "bfl_status": report.status, "outcome": outcome})
+
+
+def _refuse(svc: Services, reason: str, error: FluxhookError, job_id: str | None = None) -> CallbackRefused:
+    """The refusal to raise; on the timeline of the job ``job_id`` (known to exist) too."""
+    if job_id is not None:  # refused on a job's own URL (bad secret, another task): worth seeing on its timeline
+        timeline.record(svc, job_id, "callback", outcome="refused", reason=reason)
+    log.warning("callback refused", extra={"reason": reason, "job_id": job_id})
+    return CallbackRefused(reason, error, job_id=job_id)
+
+
+def _refuse_on_job(svc: Services, reason: str, error: FluxhookError, job_id: str) -> CallbackRefused:
+    """The refusal to raise for a callback on a job's own URL: on its timeline too while the job exists."""
+    return _refuse(svc, reason, error, job_id if svc.jobs.get(job_id) is not None else None)
+
+
+def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], read_body: Callable[[], bytes]) -> Receipt:
+    """A callback on the URL minted for one job: ``token`` is that URL's, ``read_body`` reads its body (raising
+    ``PayloadTooLarge`` past the callback limit), called only once the token is one fluxhook issued."""
+    config = svc.config
+    job_id = signing.job_id_from_webhook_token(config.secret_keys, token)
+    if job_id is None:
+        raise _refuse(svc, "bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
+    try:
+        body = read_body()
+    except FluxhookError as exc:
+        raise _refuse_on_job(svc, exc.code, exc, job_id) from None
+    try:
+        # The secrets derive from the job id alone: checked before Redis is asked anything.
+        proven = verify_callback(headers, body, signing.job_webhook_secrets(config.secret_keys, job_id),
+                                 required=config.webhook_require_secret)
+    except Unauthorized as exc:
+        if svc.jobs.get(job_id) is None:
+            raise Gone("this job no longer exists") from None
+        raise _refuse(svc, "bad_secret", exc, job_id) from None
+    try:
+        report = parse_callback(body)
+    except InvalidRequest as exc:
+        raise _refuse_on_job(svc, exc.code, exc, job_id) from None
+    outcome = _apply(svc, job_id, report, proven)
+    if outcome == Outcome.GONE:
+        raise Gone("this job no longer exists")
+    if outcome == Outcome.OTHER_TASK:
+        raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
+    if outcome == Outcome.NOT_SUBMITTED:
+        return _keep_until_submitted(svc, job_id, report, body, proven)
+    return _applied(job_id, report, outcome)
+
+
+def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: bytes, proven: bool) -> Receipt:
+    """A callback that overtook BFL's answer to our submission: keep it for this job, for when it knows its task."""
+    if not proven:
+        # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
+        raise NotReady("the job is still being submitted; retry", status=409)
+    owner = svc.jobs.get_by_bfl_id(report.bfl_id)
+    if owner is not None and owner.id != job_id:
+        raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
+    outcome = keep_early_callback(svc, job_id, body)
+    timeline.record(svc, job_id, "callback", outcome="kept", bfl_status=report.status)
+    log.info("callback kept until the submission is recorded",
+             extra={"job_id": job_id, "bfl_id": report.bfl_id, "outcome": outcome})
+    return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_submitted"}, "kept", job_id)
+
+
+def receive_static_callback(svc: Services, headers: Mapping[str, str], body: bytes) -> Receipt:
+    """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with ``BFL_WEBHOOK_SECRET``; one for a task
+    not tracked (yet) is kept for when it is."""
+    try:
+        verify_callback(headers, body, svc.config.webhook_secrets, required=True)
+    except Unauthorized as exc:
+        raise _refuse(svc, "bad_secret", exc) from None
+    report = parse_callback(body)
+    job = svc.jobs.get_by_bfl_id(report.bfl_id)
+    outcome = Outcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
+    if outcome == Outcome.GONE:
+        outcome = keep_callback(svc, report.bfl_id, body)
+        log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
+        return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_tracked"}, "kept")
+    return _applied(job.id, report, outcome)
