@@ -1,7 +1,7 @@
 """The BFL-compatible API: BFL's own routes and shapes beside fluxhook's under ``/v1``, so an app written for
 BFL (its SDK, code from its docs, low-code HTTP nodes) works by changing its base URL and key.
 
-A thin adapter: a submission goes through the very path of ``POST /v1/jobs`` (``jobs.create_job``), so
+A thin adapter: a submission goes through the very path of ``POST /v1/jobs`` (``lifecycle.creating``), so
 budgets, per-model limits, idempotency, video and drafts behave the same, and the job is like any other
 in the API, the CLI and the dashboard. ``get_result`` is one Redis read. Errors leave in BFL's shape,
 ``{"detail": ...}``; BFL's own refusals (a 422 listing the fields it refused) pass through as BFL gave them.
@@ -22,14 +22,15 @@ from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL_NAME
 from fluxhook.credits import balance
 from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
+from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
 
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .idempotency import idempotent
-from .jobs import create_job, preference_applied, waited
-from .json_request import json_object
+from .json_request import body_size, json_object
+from .waiting import preference_applied, waited
 
 bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.bfl_compat")
@@ -69,8 +70,9 @@ def submit(model: str):
     task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
-    job = create_job(svc, model, task_input, metadata={}, notify_url=requested_url(None, svc.config),
-                     app_webhook=app_webhook)
+    job = create_job(svc, require_bearer(), JobRequest(model, task_input, notify_url=requested_url(None, svc.config),
+                                                       app_webhook=app_webhook, body_size=body_size()),
+                     bfl_room=bfl_calls().enter)
     return bfl_presenting.submission(svc.config, job)
 
 

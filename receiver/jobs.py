@@ -5,27 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from dataclasses import replace
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
-from fluxhook.core import transitions as st
-from fluxhook.core.errors import BFLError, Gone, InvalidRequest, JobNotFound, NotReady
-from fluxhook.core.job import Job, new_job_id, prompt_warnings
+from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
+from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
-from fluxhook.core.pools import pool_for
-from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle import app_keys, schedule, submitting, task_inputs
-from fluxhook.lifecycle.app_webhooks import AppWebhook
-from fluxhook.lifecycle.enqueueing import enqueue_submits
-from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.presenting import present
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.services import Services
-from receiver.prefer import requested_wait
+from fluxhook.lifecycle.tracking import TrackRequest, track_task
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
@@ -33,7 +25,7 @@ from .context import services
 from .idempotency import idempotent
 from .json_request import body_size, json_object
 from .media import authorized_job, storage_redirect
-from .waiting import waiters
+from .waiting import preference_applied, waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.jobs")
@@ -87,49 +79,12 @@ def create():
         raise InvalidRequest(_input_advice(data))
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
-    metadata = _metadata(data)
     svc = services()
-    notify_url = requested_url(data.get("notify_url"), svc.config)
-    job = create_job(svc, model, task_input, metadata=metadata, notify_url=notify_url)
-    return _answer_after_wait(job, 202, prompt_warnings(task_input))
-
-
-def create_job(svc: Services, model: str, task_input: dict, *, metadata: dict, notify_url: str | None,
-               app_webhook: AppWebhook | None = None) -> Job:
-    """The one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}`` alike:
-    admitted within the budget, recorded, then sent to BFL with its own callback URL and secret, or queued
-    while BFL's slots are taken; within the caller's app key's limits. Returns the job as recorded after that."""
-    caller = require_bearer()
-    app_keys.check_model(caller, model)  # another model than the key's: 403
-    now = time.time()
-    app_keys.take_request(svc.store.app_keys, caller, now)  # past the key's requests_per_minute: 429
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, metadata=metadata, input=task_input,
-              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, notify_url=notify_url,
-              key_id=caller.key_id, app_webhook_url=app_webhook.url if app_webhook else None,
-              app_webhook_secret=app_webhook.sealed_secret if app_webhook else None)
-    # Past BFL_DAILY_CREDIT_LIMIT or the key's daily_credits: 402, and nothing is created.
-    submitting.admit(svc, job, key=caller.key)
-    # A large input (reference images as base64) waits in storage, never in Redis, in case the job
-    # waits; this request still sends the one in hand to BFL, untouched, and a submission drops it.
-    job = _create(svc, job, body_size())
+    job = create_job(svc, require_bearer(), JobRequest(
+        model, task_input, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config),
+        body_size=body_size()), bfl_room=bfl_calls().enter)
     g.job_id = job.id
-    if not svc.slots.acquire(job, job.key_id):
-        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": model})
-        return _load(job.id)
-    with bfl_calls().enter() as inside:
-        if not inside:
-            # As many submissions of this process already wait on BFL as it may: a worker sends this one.
-            enqueue_submits(svc.control_queue, [job.id])
-            log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": model})
-            return _load(job.id)
-        try:
-            submitting.submit(svc, job, task_input)
-        except BFLError:
-            # The task never reached BFL: leave nothing behind for the caller to clean up.
-            svc.jobs.delete(job.id)
-            task_inputs.drop(svc, job.id)
-            raise
-    return _load(job.id)
+    return _answer_after_wait(job, 202, prompt_warnings(task_input))
 
 
 # The fields of POST /v1/jobs itself; anything else at the top level belongs to BFL's request.
@@ -147,23 +102,6 @@ def _input_advice(data: dict) -> str:
             'as in {"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
 
 
-def _create(svc: Services, job: Job, size: int) -> Job:
-    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
-    reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
-    recorded = job
-    try:
-        kept = task_inputs.keep(svc, job.id, job.input, size)
-        recorded = replace(job, input=kept,
-                           input_size=None if kept is not None else request_size(job.input or {}).encode())
-        svc.jobs.create(recorded)
-    except Exception:
-        svc.store.usage.release(job.id, job.key_id)
-        if recorded.input is None:
-            task_inputs.drop(svc, job.id)
-        raise
-    return recorded
-
-
 @bp.post("/jobs/track")
 @idempotent
 def track():
@@ -177,26 +115,11 @@ def track():
         raise InvalidRequest("'polling_url' must be an http(s) URL")
     if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
-    metadata = _metadata(data)
-
     svc = services()
-    caller = require_bearer()
-    notify_url = requested_url(data.get("notify_url"), svc.config)
-    now = time.time()
-    job, created = svc.jobs.create(Job(
-        id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, model=model, polling_url=polling_url,
-        metadata=metadata, created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url,
-        key_id=caller.key_id,
-    ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
-    if not caller.sees(job):
-        raise JobNotFound("another app key tracks this BFL task")
+    job, created = track_task(svc, require_bearer(), TrackRequest(
+        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config)))
     g.job_id = job.id
-    if created:
-        log.info("job tracked", extra={"job_id": job.id, "bfl_id": bfl_id})
-        outcome = apply_kept_callback(svc, job)
-        if outcome is not None:
-            log.info("early callback applied", extra={"job_id": job.id, "bfl_id": bfl_id, "outcome": outcome})
-    return _present(_load(job.id)), (201 if created else 200)
+    return _present(job), (201 if created else 200)
 
 
 @bp.get("/jobs/<job_id>")
@@ -212,29 +135,6 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None)
     response = jsonify({**_present(job), "warnings": warnings} if warnings else _present(job))
     response.status_code = status
     return preference_applied(response, seconds)
-
-
-def waited(job: Job) -> tuple[Job, int | None]:
-    """The job once it is terminal if the request says ``Prefer: wait=N`` (or after N seconds, as it is then),
-    with the N applied; None when the request does not prefer to wait."""
-    seconds = requested_wait(request.headers.get("Prefer"))
-    applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
-    if applied and not job.terminal:
-        job = _load(job.id)
-    return job, (seconds if applied else None)
-
-
-def preference_applied(response: Response, seconds: int | None) -> Response:
-    """The answer, saying that it waited ``seconds`` as the request preferred (unchanged if it did not wait)."""
-    if seconds is not None:
-        response.headers["Preference-Applied"] = f"wait={seconds}"
-        response.vary.add("Prefer")
-    return response
-
-
-def _finished(job_id: str) -> bool:
-    job = services().jobs.get(job_id)
-    return job is None or job.terminal
 
 
 @bp.get("/jobs")

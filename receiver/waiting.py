@@ -12,11 +12,15 @@ import threading
 import time
 from typing import Callable
 
-from flask import current_app
+from flask import Response, current_app, request
 
+from fluxhook.core.errors import JobNotFound
+from fluxhook.core.job import Job
 from fluxhook.store.job_changes import JobChanges
 
 from .bulkheads import WAITING_ROOM, Room
+from .context import services
+from .prefer import requested_wait
 
 # How long a first waiter gives the listener to subscribe before it looks at its job anyway.
 SUBSCRIBE_GRACE = 2.0
@@ -96,3 +100,28 @@ def init_app(app, waiters: Waiters) -> None:
 def waiters() -> Waiters:
     """This process's waiters."""
     return current_app.extensions["fluxhook.waiters"]
+
+
+def waited(job: Job) -> tuple[Job, int | None]:
+    """The job once it is terminal if the request says ``Prefer: wait=N`` (or after N seconds, as it is then),
+    with the N applied; None when the request does not prefer to wait."""
+    seconds = requested_wait(request.headers.get("Prefer"))
+    applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
+    if applied and not job.terminal:
+        job_id, job = job.id, services().jobs.get(job.id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id[:40]!r}")
+    return job, (seconds if applied else None)
+
+
+def preference_applied(response: Response, seconds: int | None) -> Response:
+    """The answer, saying that it waited ``seconds`` as the request preferred (unchanged if it did not wait)."""
+    if seconds is not None:
+        response.headers["Preference-Applied"] = f"wait={seconds}"
+        response.vary.add("Prefer")
+    return response
+
+
+def _finished(job_id: str) -> bool:
+    job = services().jobs.get(job_id)
+    return job is None or job.terminal

@@ -119,13 +119,19 @@ def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now
           key: AppKey | None = None) -> int:
     """Reserve the bound of the job's price, or raise ``BudgetExceeded``; returns the micro-credits reserved
     (0 also when the job must wait to go alone: it is created, and sent once the others have settled)."""
+    reservation = admission(svc, job_id, model, body, now, key=key)
+    return 0 if reservation is None or reservation.waits else reservation.amount
+
+
+def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
+              key: AppKey | None = None) -> Reservation | None:
+    """A new job's reservation (None when no limit is set): admitted, or waiting to go alone; ``BudgetExceeded``
+    when it is refused, so that nothing is created."""
     now = time.time() if now is None else now
     reservation = reserve(svc, job_id, model, body, now, key=key)
-    if reservation is None or reservation.waits:
-        return 0
-    if not reservation.admitted:
+    if reservation is not None and not reservation.admitted and not reservation.waits:
         raise BudgetExceeded(refusal_of(svc, reservation, now, key))
-    return reservation.amount
+    return reservation
 
 
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> str:

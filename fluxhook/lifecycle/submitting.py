@@ -35,12 +35,12 @@ def submission_lock_left(svc: Services, job_id: str) -> float:
     return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
-def admit(svc: Services, job: Job, key: AppKey | None = None) -> None:
+def admit(svc: Services, job: Job, key: AppKey | None = None) -> Reservation | None:
     """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT`` and its app
     key's ``daily_credits``, or raise ``BudgetExceeded`` (402) so that nothing is created. The reservation
-    waits with the job for its submission."""
+    waits with the job for its submission (None: no limit is set)."""
     try:
-        budget.admit(svc, job.id, job.model or "", job.input or {}, key=key)
+        return budget.admission(svc, job.id, job.model or "", job.input or {}, key=key)
     except BudgetExceeded:
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise
@@ -74,9 +74,10 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
     return size if size is not None else task_inputs.load(svc, job.id, job.input)
 
 
-def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
+def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Reservation | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
-    is its input when the caller has it in hand, so a large one is not read back from storage.
+    is its input when the caller has it in hand, so a large one is not read back from storage, and
+    ``admitted`` the reservation its creation just made, so the budget is not asked again.
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
@@ -87,12 +88,12 @@ def submit(svc: Services, job: Job, task_input: dict | None = None) -> str:
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
         return Outcome.SKIPPED
     try:
-        return _submit(svc, job, task_input)
+        return _submit(svc, job, task_input, admitted)
     finally:
         svc.store.locks.release(lock)
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservation | None) -> str:
     config = svc.config
     key_name, key = "", None
     if job.key_id:
@@ -104,7 +105,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None) -> str:
         key_name = key.name
     # A large input waiting in storage is read only once the budget lets its job go.
     measured = _request_or_size(svc, job, task_input)
-    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key)
+    reservation = admitted if admitted is not None and admitted.admitted else (
+        budget.reserve(svc, job.id, job.model or "", measured, key=key))
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation)
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)

@@ -1,0 +1,107 @@
+"""Creating a job: the one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}``
+alike, within the caller's app key's limits.
+
+In order: the key's models and requests per minute; the budget's reservation (402 and nothing created when
+the day is spent); the record (a large input waits in storage, never in Redis); a BFL slot; then the
+submission in this very request while this process has room for one more call to BFL, else a worker's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BFLError, JobNotFound
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
+from fluxhook.credits.price_bounds import request_size
+from fluxhook.lifecycle import app_keys, submitting, task_inputs
+from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.lifecycle.app_webhooks import AppWebhook
+from fluxhook.lifecycle.enqueueing import enqueue_submits
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.jobs")
+
+# Room for one more call to BFL from this process: a context that says whether it got it (a web process
+# keeps only so many of its threads waiting on BFL).
+Room = Callable[[], AbstractContextManager[bool]]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a caller asks for: BFL's request for ``model``, and what fluxhook keeps with the job."""
+
+    model: str
+    input: dict
+    metadata: dict = field(default_factory=dict)
+    notify_url: str | None = None
+    # The BFL-compatible API's own webhook_url and secret, called once the file is stored.
+    app_webhook: AppWebhook | None = None
+    # The request body's size in bytes: a large one waits in storage.
+    body_size: int = 0
+
+
+def create_job(svc: Services, caller: Caller, request: JobRequest, *, bfl_room: Room) -> Job:
+    """Admit, record and submit (or queue) a new job; the job as recorded after that.
+
+    Raises ``ModelNotAllowed`` (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
+    past today's credits, and BFL's errors when the submission in hand never reached BFL (then nothing is left).
+    """
+    app_keys.check_model(caller, request.model)
+    now = time.time()
+    app_keys.take_request(svc.store.app_keys, caller, now)
+    webhook = request.app_webhook
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=request.model, metadata=request.metadata,
+              input=request.input, pool=pool_for(request.model, svc.config.bfl_model_limits), created_at=now,
+              updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
+              app_webhook_url=webhook.url if webhook else None,
+              app_webhook_secret=webhook.sealed_secret if webhook else None)
+    reservation = submitting.admit(svc, job, key=caller.key)
+    job = _record(svc, job, request.body_size)
+    if not svc.slots.acquire(job, job.key_id):
+        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": job.model})
+        return current(svc, job.id)
+    with bfl_room() as inside:
+        if not inside:
+            # As many submissions of this process already wait on BFL as it may: a worker sends this one.
+            enqueue_submits(svc.control_queue, [job.id])
+            log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
+            return current(svc, job.id)
+        try:
+            submitting.submit(svc, job, request.input, admitted=reservation)
+        except BFLError:
+            # The task never reached BFL: leave nothing behind for the caller to clean up.
+            svc.jobs.delete(job.id)
+            task_inputs.drop(svc, job.id)
+            raise
+    return current(svc, job.id)
+
+
+def _record(svc: Services, job: Job, size: int) -> Job:
+    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
+    reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
+    recorded = job
+    try:
+        kept = task_inputs.keep(svc, job.id, job.input, size)
+        recorded = replace(job, input=kept,
+                           input_size=None if kept is not None else request_size(job.input or {}).encode())
+        svc.jobs.create(recorded)
+    except Exception:
+        svc.store.usage.release(job.id, job.key_id)
+        if recorded.input is None:
+            task_inputs.drop(svc, job.id)
+        raise
+    return recorded
+
+
+def current(svc: Services, job_id: str) -> Job:
+    """The job as recorded now; ``JobNotFound`` once it is gone (deleted meanwhile)."""
+    job = svc.jobs.get(job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id[:40]!r}")
+    return job

@@ -1,0 +1,52 @@
+"""Tracking a task submitted elsewhere: fluxhook follows it as a job of its own, from its callbacks on
+``/webhooks/bfl`` (or by polling, as a fallback), to the stored file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import JobNotFound
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import schedule
+from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.lifecycle.creating import current
+from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.jobs")
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """A task BFL accepted from someone else: its id, and where to poll it (BFL's ``polling_url``) if known."""
+
+    bfl_id: str
+    polling_url: str | None = None
+    model: str | None = None
+    metadata: dict = field(default_factory=dict)
+    notify_url: str | None = None
+
+
+def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Job, bool]:
+    """The job that follows the task, and whether this call created it (a task is tracked once: asked again,
+    its job is answered as it is). A callback that came before the task was tracked is applied now.
+
+    ``JobNotFound`` when another app key tracks the task.
+    """
+    now = time.time()
+    job, created = svc.jobs.create(Job(
+        id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
+        polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now, submitted_at=now,
+        notify_url=request.notify_url, key_id=caller.key_id,
+    ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
+    if not caller.sees(job):
+        raise JobNotFound("another app key tracks this BFL task")
+    if created:
+        log.info("job tracked", extra={"job_id": job.id, "bfl_id": request.bfl_id})
+        outcome = apply_kept_callback(svc, job)
+        if outcome is not None:
+            log.info("early callback applied", extra={"job_id": job.id, "bfl_id": request.bfl_id, "outcome": outcome})
+    return current(svc, job.id), created
