@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import redis
 
-from fluxhook.credits import usage
+from fluxhook.credits import accounting
 from fluxhook.store.effects import CountUsage, Effects
 from fluxhook.store.keys import KEYS
 
@@ -58,11 +58,11 @@ def fill_counters(effects: Effects, jobs: int, models: tuple[str, ...], today: d
         batch = []
         for model, count in zip(models, counts, strict=False):
             failed = count // 50
-            credits = usage.to_micro(PRICES[model] * count)
+            credits = accounting.to_micro(PRICES[model] * count)
             batch.append(CountUsage(day, (
-                (usage.field(model, "jobs"), count), (usage.field(model, "stored"), count - failed),
-                (usage.field(model, "failed"), failed), (usage.field(model, "credits"), credits),
-                (usage.SPENT, credits))))
+                (accounting.field(model, "jobs"), count), (accounting.field(model, "stored"), count - failed),
+                (accounting.field(model, "failed"), failed), (accounting.field(model, "credits"), credits),
+                (accounting.SPENT, credits))))
         effects.apply(batch)
 
 

@@ -70,9 +70,10 @@ def submit(model: str):
     task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
-    job = create_job(svc, require_bearer(), JobRequest(model, task_input, notify_url=requested_url(None, svc.config),
-                                                       app_webhook=app_webhook, body_size=body_size()),
-                     bfl_room=bfl_calls().enter)
+    request_ = JobRequest(model, task_input, notify_url=requested_url(None, svc.config), app_webhook=app_webhook,
+                          body_size=body_size())
+    with bfl_calls().enter() as room:
+        job = create_job(svc, require_bearer(), request_, submit_here=room)
     return bfl_presenting.submission(svc.config, job)
 
 

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
-from fluxhook.credits import usage
+from fluxhook.credits import reports
 from fluxhook.credits.balance import format_credits
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.app_keys import is_key_id
@@ -157,7 +157,7 @@ def page():
     if span not in RANGES:
         return redirect(url_for("dashboard.page"))
     now = time.time()
-    data = usage.overview(services(), now, **RANGES[span])
+    data = reports.overview(services(), now, **RANGES[span])
     return render_template("dashboard/overview.html", view=overview_page(data, span, now))
 
 

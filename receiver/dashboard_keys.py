@@ -77,7 +77,7 @@ def create_key():
     key, secret = app_keys.new_key(values, now)
     services().store.app_keys.create(key)
     log.info("app key created on the dashboard", extra={"key_id": key.id, "key_name": key.name})
-    return _page(created=app_keys.present(key, secret=secret), status=201)
+    return _page(created=app_keys.present_key(key, secret=secret), status=201)
 
 
 @bp.post("/keys/<key_id>/revoke")

@@ -1,4 +1,4 @@
-"""How the dashboard's overview reads: ``fluxhook.credits.usage.overview``'s counters as charts and figures.
+"""How the dashboard's overview reads: ``fluxhook.credits.accounting.overview``'s counters as charts and figures.
 
 Plain functions from the counters to what the template shows; the drawing is ``charts``'.
 """

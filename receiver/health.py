@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
-from fluxhook.credits import usage
+from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle import readiness
 
 from .context import services
@@ -71,9 +71,9 @@ def _credits(svc, now: float):
     if balance is not None:
         yield fm.gauge("fluxhook_bfl_credits", "The BFL account's credits, as GET /v1/credits last said (a worker "
                                                "asks every BFL_CREDITS_REFRESH_SECONDS).", {(): balance.credits})
-    spent = usage.spent_today(svc, now)
+    spent = reports.spent_today(svc, now)
     yield fm.gauge("fluxhook_credits_spent_today", "Credits spent this UTC day, as the daily limit counts them.",
-                   {(): usage.from_micro(spent)})
+                   {(): accounting.from_micro(spent)})
     if svc.config.bfl_daily_credit_limit is not None:
         yield fm.gauge("fluxhook_daily_credit_limit", "BFL_DAILY_CREDIT_LIMIT: credits fluxhook may spend per UTC day.",
                        {(): svc.config.bfl_daily_credit_limit})

@@ -80,9 +80,11 @@ def create():
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
     svc = services()
-    job = create_job(svc, require_bearer(), JobRequest(
-        model, task_input, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config),
-        body_size=body_size()), bfl_room=bfl_calls().enter)
+    request_ = JobRequest(model, task_input, metadata=_metadata(data),
+                          notify_url=requested_url(data.get("notify_url"), svc.config), body_size=body_size())
+    # While as many submissions of this process wait on BFL as it may, a worker sends this one.
+    with bfl_calls().enter() as room:
+        job = create_job(svc, require_bearer(), request_, submit_here=room)
     g.job_id = job.id
     return _answer_after_wait(job, 202, prompt_warnings(task_input))
 

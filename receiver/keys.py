@@ -43,7 +43,7 @@ def create():
     key, secret = app_keys.new_key(values, now)
     services().store.app_keys.create(key)
     log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
-    return app_keys.present(key, secret=secret), 201
+    return app_keys.present_key(key, secret=secret), 201
 
 
 @bp.get("/keys")

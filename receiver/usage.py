@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, request
 
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.credits.usage import usage_report
+from fluxhook.credits.reports import usage_report
 from fluxhook.lifecycle.app_keys import is_key_id
 
 from .auth import require_bearer

@@ -22,7 +22,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import RetryableError
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import app_webhooks, notifications
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
@@ -296,7 +296,7 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     app_hooks.failures["/retry/app"] = 1
     with pytest.raises(RetryableError):
         notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.DELIVERED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.DELIVERED
     paths = [path for path, _, _ in app_hooks.calls if path.startswith("/retry/")]
     assert paths == ["/retry/notify", "/retry/app", "/retry/app"]  # the notification is not sent twice
     headers, sent = app_hooks.wait_for("/retry/app")
@@ -304,7 +304,7 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     assert (sent["id"], sent["status"], sent["details"]["code"]) == (job.id, "Error", "timeout")
     done = svc.jobs.get(job.id)
     assert done.notified_at is not None and done.app_notified_at is not None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.SKIPPED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.SKIPPED
 
 
 def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):

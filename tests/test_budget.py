@@ -24,9 +24,9 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BudgetExceeded, ConfigError
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
-from fluxhook.credits import budget, price_bounds, usage
+from fluxhook.credits import accounting, budget, price_bounds
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.services import build_services
 from fluxhook.store import usage as usage_store
@@ -38,7 +38,7 @@ DB = 12
 STACK_DB = 8
 LIMIT = 12  # credits: four flux-2-pro tasks of 1024 x 1024 at 3 credits each
 ROOT = Path(__file__).resolve().parents[1]
-MICRO = usage.MICRO
+MICRO = accounting.MICRO
 
 
 # --- the rules ----------------------------------------------------------------------------------------
@@ -95,11 +95,11 @@ def svc(make_services):
 def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit(svc, spent, reserved, limit, admitted):
     # The rule lives in store/lua/budget_reserve.lua only: pinned here through the store, in real Redis.
     now = time.time()
-    day = usage.utc_day(now)
-    svc.redis.hset(KEYS.usage(day), usage.SPENT, spent)
+    day = accounting.utc_day(now)
+    svc.redis.hset(KEYS.usage(day), accounting.SPENT, spent)
     if reserved:
         svc.redis.hset(KEYS.budget_held, "job_other", f"{int((now + 60) * 1000)} {reserved}")
-    args = dict(limits=[svc.store.usage.account_limit(day, usage.SPENT, limit)], bound=MICRO, now=now, lease=60)
+    args = dict(limits=[svc.store.usage.account_limit(day, accounting.SPENT, limit)], bound=MICRO, now=now, lease=60)
     assert svc.store.usage.reserve("job_new", dry_run=True, **args)[:4] == (admitted, spent, reserved, 0)
     assert svc.store.usage.reserve("job_new", **args).admitted is admitted
     assert svc.redis.hexists(KEYS.budget_held, "job_new") is admitted
@@ -128,7 +128,7 @@ def test_concurrent_reservations_never_pass_the_last_credit(svc):
 
 def test_a_model_never_priced_goes_alone_holding_all_that_is_left(svc):
     now = time.time()
-    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, 2 * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, 2 * MICRO)
     alone = budget.reserve(svc, "job_a", "flux-2-max", ONE_MP, now)
     assert alone.admitted and alone.amount == (LIMIT - 2) * MICRO
     # While it is out, any other waits, whatever its model: what it costs is unknown, credits may remain.
@@ -162,7 +162,7 @@ def test_a_smaller_request_than_any_priced_goes_alone(svc):
 
 def test_every_limit_of_the_list_must_admit_and_each_holds_its_reservation(svc):
     now = time.time()
-    account = svc.store.usage.account_limit(usage.utc_day(now), usage.SPENT, 100 * MICRO)
+    account = svc.store.usage.account_limit(accounting.utc_day(now), accounting.SPENT, 100 * MICRO)
     app = usage_store.Limit("fh:test:appspend", "spent", "fh:test:appheld", 5 * MICRO)
     first = svc.store.usage.reserve("job_a", [account, app], 4 * MICRO, now=now, lease=60)
     assert first.admitted and first.amount == 4 * MICRO
@@ -180,7 +180,7 @@ def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
     _priced(svc)
     first = budget.reserve(svc, "job_a", PRO, ONE_MP, now)
     assert first.admitted and first.amount == 3 * MICRO
-    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, 9 * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, 9 * MICRO)
     assert not budget.reserve(svc, "job_b", PRO, ONE_MP, now).admitted
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).admitted  # its own, taken when its request came in
     later = now + budget.RESERVATION_LEASE + 1
@@ -193,7 +193,7 @@ def test_a_job_holding_a_reservation_is_refused_once_the_day_is_spent_and_keeps_
     now = time.time()
     _priced(svc)
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).admitted
-    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, LIMIT * MICRO)
     again = budget.reserve(svc, "job_a", PRO, ONE_MP, now + 1)
     assert not again.admitted and again.spent == LIMIT * MICRO
     assert svc.store.usage.reserved(now + 1) == 3 * MICRO  # still its own, for when the day turns
@@ -211,11 +211,11 @@ def test_a_submission_spends_its_price_in_place_of_its_reservation(svc, sim):
     job = submit_job(svc, "priced")
     assert job.status == st.SUBMITTED and job.cost() == {"credits": 3.0, "input_mp": 0.0, "output_mp": 1.0}
     day = svc.store.usage.days([job.usage_day])[job.usage_day]
-    assert day[usage.SPENT] == 3 * MICRO and svc.store.usage.reserved(time.time()) == 0
+    assert day[accounting.SPENT] == 3 * MICRO and svc.store.usage.reserved(time.time()) == 0
 
 
 def test_past_the_limit_nothing_is_created_or_sent(svc, sim):
-    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     with pytest.raises(BudgetExceeded) as refused:
         submit_job(svc, "one too many")
     assert (refused.value.status, refused.value.code) == (402, "budget_exceeded")
@@ -232,7 +232,7 @@ def _queued(svc, created_at: float) -> Job:
 def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, sim, caplog):
     job = _queued(svc, time.time())
     assert svc.slots.acquire(job)
-    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     before = time.time()
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
@@ -246,17 +246,17 @@ def test_a_queued_job_refused_by_the_budget_waits_alone_and_is_tried_again(svc, 
     # that can go, and give them back), and is tried again later.
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
-    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
     assert svc.slots.waiting(job.pool) == 0 and svc.jobs.due_at(job.id) > due
     # Once the budget would let it go (here: the spend is reset), the sweep's check puts it back in line,
     # for the next free slot, and says so as the end of a wait, not as a stalled submission.
-    svc.redis.hdel(KEYS.usage(usage.utc_day(time.time())), usage.SPENT)
+    svc.redis.hdel(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT)
     due = svc.jobs.due_at(job.id)
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [job.id]
     assert not svc.slots.holds(job)
     with caplog.at_level(logging.INFO, logger="fluxhook.checking"):
-        assert checking.check_job(svc, job.id, claim) == Outcome.REQUEUED
+        assert checking.check_job(svc, job.id, claim) == CheckOutcome.REQUEUED
     assert svc.slots.waiting(job.pool) == 1
     assert [r.getMessage() for r in caplog.records if r.name == "fluxhook.checking"] == ["waiting job put back in line"]
 
@@ -265,7 +265,7 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
     job = _queued(svc, time.time())
     assert budget.reserve(svc, job.id, PRO, job.input).admitted  # taken when its request came in
     assert svc.slots.acquire(job)
-    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
     assert svc.store.usage.reserved(time.time()) == LIMIT * MICRO  # never priced: it went alone
@@ -277,14 +277,14 @@ def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it
     job = Job(id=new_job_id(now), status=st.QUEUED, model=PRO, input=None, pool=pool_for(PRO), created_at=now,
               updated_at=now, input_size=price_bounds.request_size({"width": 4096, "height": 4096}).encode())
     svc.jobs.create(job)
-    svc.redis.hset(KEYS.usage(usage.utc_day(now)), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
 
 
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
     job = _queued(svc, time.time() - 3601)
-    svc.redis.hset(KEYS.usage(usage.utc_day(time.time())), usage.SPENT, LIMIT * MICRO)
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.FAILED
     failed = svc.jobs.get(job.id)
     assert failed.error["code"] == "timeout" and "BFL_DAILY_CREDIT_LIMIT" in failed.error["message"]
@@ -313,8 +313,8 @@ def web(budget_stack, sim):
     """Both web front doors, with today's spend at zero."""
     running, second = budget_stack
     connection = redis.Redis.from_url(running.env["REDIS_URL"])
-    today = usage.utc_day(time.time())
-    connection.delete(KEYS.usage(today), KEYS.usage(usage.utc_day(time.time() - 86400)), KEYS.budget_held)
+    today = accounting.utc_day(time.time())
+    connection.delete(KEYS.usage(today), KEYS.usage(accounting.utc_day(time.time() - 86400)), KEYS.budget_held)
     return API(running.base_url), second
 
 

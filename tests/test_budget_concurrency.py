@@ -16,7 +16,7 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack
 from devtools.processes import wait_until
-from fluxhook.credits import usage
+from fluxhook.credits import accounting
 from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import UsageStore
 from simulator import pricing
@@ -43,7 +43,7 @@ def day(fronts, sim):
     connection = redis.Redis.from_url(running.env["REDIS_URL"])
     for job in first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
         first.delete(f"/v1/jobs/{job['id']}")
-    connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held)
+    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held)
     connection.close()
     return fronts
 

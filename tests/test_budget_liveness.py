@@ -18,9 +18,9 @@ from credit_helpers import budget_stack
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
-from fluxhook.credits import budget, usage
+from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import checking, submitting
 from fluxhook.store.keys import KEYS
 from key_helpers import make_key
@@ -48,7 +48,7 @@ def fresh_day(few_slots):
     connection = redis.Redis.from_url(few_slots.env["REDIS_URL"])
     wait_until(lambda: not any(connection.zcard(k) for k in connection.scan_iter(KEYS.slots("*"))), timeout=30,
                interval=0.1, message="an earlier test's tasks to finish")
-    connection.delete(KEYS.usage(usage.utc_day(time.time())), KEYS.budget_held, KEYS.prices,
+    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices,
                       *connection.scan_iter(KEYS.key_budget_held("*")))
     connection.close()
     return API(few_slots.base_url)
@@ -115,7 +115,7 @@ def _queued(svc, prompt: str, model: str = PRICED) -> Job:
     return job
 
 
-def _come_due(svc, job: Job) -> Outcome:
+def _come_due(svc, job: Job) -> CheckOutcome:
     """The sweep's check of the job waiting out of line, as if its wait were over."""
     claim = time.time() + 60
     assert svc.jobs.claim_due(time.time() + budget.ALONE_RECHECK + 1, 10, claim) == [job.id]
@@ -129,11 +129,11 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
     assert svc.slots.acquire(waiting) and submitting.submit_queued(svc, waiting.id) == st.QUEUED
     assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
     # Its wait is over, the reservation sent alone is not: it stays out of line, and takes no slot from it.
-    assert _come_due(svc, waiting) == Outcome.RESCHEDULED
+    assert _come_due(svc, waiting) == CheckOutcome.RESCHEDULED
     assert svc.slots.waiting(waiting.pool) == 0 and svc.jobs.due_at(waiting.id) > time.time()
     assert svc.slots.acquire(alone)
     svc.store.usage.release(alone.id)  # settled: BFL stated its price
-    assert _come_due(svc, waiting) == Outcome.REQUEUED
+    assert _come_due(svc, waiting) == CheckOutcome.REQUEUED
     assert svc.slots.waiting(waiting.pool) == 1
 
 

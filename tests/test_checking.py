@@ -20,7 +20,7 @@ from devtools.processes import free_port, start_process, stop_process, wait_unti
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking, schedule
 from fluxhook.lifecycle.enqueueing import thumbnail_task
 from fluxhook.lifecycle.sweep import sweep
@@ -110,7 +110,7 @@ def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
     assert [j.func_name for j in queued] == ["worker.sweep.check_job"]
     claim = queued[0].args[1]
     before = time.time()
-    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
     after = svc.jobs.get(job.id)
     assert after.status == st.SUBMITTED and after.polls == 1
     assert svc.jobs.due_at(job.id) >= before + 40 - 0.001  # scores keep milliseconds
@@ -124,7 +124,7 @@ def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
     assert checking.check_job(svc, job.id, claim) == "pending"
-    assert checking.check_job(svc, job.id, claim) == Outcome.SKIPPED
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.SKIPPED
     assert svc.jobs.get(job.id).polls == 1 and sim.task(task["id"])["polls"] == 1
     # Pending: due again on the schedule, not before.
     assert svc.jobs.due_at(job.id) > time.time()
@@ -144,7 +144,7 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     claim = svc.control_queue.get_jobs()[0].args[1]
 
     before = time.time()
-    assert checking.check_job(svc, job.id, claim) == Outcome.RESCHEDULED
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
     # Looked at again when the lock lapses, not a whole check hold later.
     assert before + 1 <= svc.jobs.due_at(job.id) <= time.time() + 2.5
 
@@ -153,7 +153,7 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     svc.control_queue.empty()
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
-    assert checking.check_job(svc, job.id, claim) == Outcome.REQUEUED
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.REQUEUED
     # Back in line, and handed the free slot again by the next sweep.
     assert sweep(svc).dispatched == 1
     assert svc.jobs.get(job.id).status == st.QUEUED

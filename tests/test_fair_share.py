@@ -26,7 +26,7 @@ from fluxhook.lifecycle.enqueueing import SUBMIT_TASK
 from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.store.owners import ADMIN, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, owner_of
 from fluxhook.store.slots import Slots
 from helpers import commands_during
 
@@ -38,7 +38,7 @@ set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
 KONTEXT = "flux-kontext-max"
 POOLS = (DEFAULT_POOL, KONTEXT_MAX_POOL)
-OWNERS = (ADMIN, "key_a", "key_b", "key_c")
+OWNERS = (ADMIN_OWNER, "key_a", "key_b", "key_c")
 FAIL = {"code": "bfl_error", "message": "x"}
 CLIENTS = 3
 _BASE = time.time()
@@ -60,7 +60,7 @@ def _queued(store: JobStore, model: str = "flux-2-pro") -> Job:  # noqa: F811
 
 
 def _key_id(owner: str) -> str | None:
-    return None if owner == ADMIN else owner
+    return None if owner == ADMIN_OWNER else owner
 
 
 def _text(values) -> list[str]:
@@ -309,7 +309,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):  # noqa: 
     total, kontext, caps = 5, 2, {"key_a": 2, "key_b": 3}
     config = _config(bfl_max_active=total, bfl_max_active_kontext_max=kontext)
     connection.hset(KEYS.share_max_active, mapping=caps)
-    owners = ("key_a", "key_b", "key_c", ADMIN)
+    owners = ("key_a", "key_b", "key_c", ADMIN_OWNER)
     jobs = [(_queued(store, KONTEXT if n % 3 == 0 else "flux-2-pro"), owners[n % 4]) for n in range(240)]
     granted, released, violations = [], [], []
     lock, done = threading.Lock(), threading.Event()
@@ -407,11 +407,11 @@ def test_the_workers_hand_out_gives_a_freed_slot_to_the_next_turn_at_once(connec
 
 
 def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():
-    assert owner_of(None) == ADMIN and owner_of("key_01ABC-x") == "key_01ABC-x"
+    assert owner_of(None) == ADMIN_OWNER and owner_of("key_01ABC-x") == "key_01ABC-x"
     for bad in ("a:b", "a;b", "a b", "k" * 65):
         with pytest.raises(ValueError):
             owner_of(bad)
-    assert owner_of("") == ADMIN  # no key id: an admin token's job
+    assert owner_of("") == ADMIN_OWNER  # no key id: an admin token's job
 
 
 def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, connection):  # noqa: F811

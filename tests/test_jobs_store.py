@@ -105,7 +105,7 @@ def test_listing_pages_through_every_job_once(store):
 
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
-    from fluxhook.core.outcomes import Outcome
+    from fluxhook.core.outcomes import ReportOutcome
     from fluxhook.lifecycle.applying import apply_report
 
     svc = make_services(2)
@@ -116,8 +116,8 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     assert svc.queue.count == 0
     ready = BFLReport(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
     again = dict(source="webhook", confirmed=False)
-    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == Outcome.DOWNLOAD_QUEUED
-    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == Outcome.DUPLICATE
+    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DUPLICATE
     assert svc.queue.count == 1
     svc.redis.flushdb()
 

@@ -33,7 +33,7 @@ from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
@@ -361,13 +361,13 @@ def test_the_task_skips_a_deleted_job_and_refuses_a_host_no_longer_allowed(servi
     job = _job(svc, receivers[0].url())
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     svc.jobs.delete(job.id)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.SKIPPED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.SKIPPED
     assert not svc.jobs.mark_notified(job.id, time.time())
     assert not svc.redis.exists(KEYS.job(job.id))  # not recreated
 
     moved = _job(svc, "http://127.0.0.1:1/was-allowed-once")
     svc.jobs.transition(moved.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    assert notifications.deliver(svc, moved.id, last_attempt=False) == Outcome.HOST_NOT_ALLOWED
+    assert notifications.deliver(svc, moved.id, last_attempt=False) == DeliveryOutcome.HOST_NOT_ALLOWED
     assert hooks.for_job(moved.id) == []
 
 
@@ -378,9 +378,9 @@ def test_the_task_retries_while_the_app_fails_and_gives_up_on_the_last_attempt(s
     hooks.failures = 2
     with pytest.raises(RetryableError):
         notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=True) == Outcome.EXHAUSTED
+    assert notifications.deliver(svc, job.id, last_attempt=True) == DeliveryOutcome.EXHAUSTED
     assert svc.jobs.get(job.id).notified_at is None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == Outcome.DELIVERED
+    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.DELIVERED
     assert svc.jobs.get(job.id).notified_at is not None
     assert len(hooks.for_job(job.id)) == 3
 
@@ -426,11 +426,12 @@ def test_the_webhook_id_is_the_same_for_every_attempt():
 
 
 @pytest.mark.parametrize("status, outcome", [
-    (200, Outcome.DELIVERED), (201, Outcome.DELIVERED), (204, Outcome.DELIVERED),
-    (408, Outcome.RETRY), (429, Outcome.RETRY), (500, Outcome.RETRY), (502, Outcome.RETRY),
-    (503, Outcome.RETRY),
-    (301, Outcome.REJECTED), (302, Outcome.REJECTED), (400, Outcome.REJECTED), (401, Outcome.REJECTED),
-    (404, Outcome.REJECTED), (410, Outcome.REJECTED), (422, Outcome.REJECTED),
+    (200, DeliveryOutcome.DELIVERED), (201, DeliveryOutcome.DELIVERED), (204, DeliveryOutcome.DELIVERED),
+    (408, DeliveryOutcome.RETRY), (429, DeliveryOutcome.RETRY), (500, DeliveryOutcome.RETRY), (502, DeliveryOutcome.RETRY),
+    (503, DeliveryOutcome.RETRY),
+    (301, DeliveryOutcome.REJECTED), (302, DeliveryOutcome.REJECTED), (400, DeliveryOutcome.REJECTED),
+    (401, DeliveryOutcome.REJECTED), (404, DeliveryOutcome.REJECTED), (410, DeliveryOutcome.REJECTED),
+    (422, DeliveryOutcome.REJECTED),
 ])
 def test_what_an_answer_means(status, outcome):
     assert notifications.outcome_for(status) == outcome

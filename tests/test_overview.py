@@ -1,4 +1,4 @@
-"""The overview's numbers: ``usage.overview`` over 24 hours or 30 days in real Redis, and how
+"""The overview's numbers: ``reports.overview`` over 24 hours or 30 days in real Redis, and how
 ``receiver.dashboard_overview`` turns them into figures and charts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from credit_helpers import finish_job, submit_job
-from fluxhook.credits import usage
+from fluxhook.credits import accounting, reports
 from fluxhook.store.effects import CountHourly
 from receiver import dashboard_overview as view
 
@@ -21,18 +21,18 @@ def _period(name: str, **counts) -> dict:
             "latency_p50": None, "latency_p95": None, **counts}
 
 
-# --- usage.overview, by hour and by day ---------------------------------------------------------------
+# --- reports.overview, by hour and by day ---------------------------------------------------------------
 
 def test_hours_of_days_and_periods_by_hour_or_by_day():
-    assert usage.hours_of_days(["2026-11-21"])[:2] == ["2026-11-21T00", "2026-11-21T01"]
-    assert len(usage.hours_of_days(["2026-11-21", "2026-11-22"])) == 48
+    assert reports.hours_of_days(["2026-11-21"])[:2] == ["2026-11-21T00", "2026-11-21T01"]
+    assert len(reports.hours_of_days(["2026-11-21", "2026-11-22"])) == 48
     by_hour = {"2026-11-21T10": {"submitted": 2, "stored": 1, "latency:1": 1},
                "2026-11-21T11": {"failed": 1, "latency:5": 1}, "2026-11-22T00": {"expired": 1}}
-    names = [*usage.hours_of_days(["2026-11-21"]), "2026-11-22T00"]
-    hourly = usage.periods(by_hour, names, by_day=False)
+    names = [*reports.hours_of_days(["2026-11-21"]), "2026-11-22T00"]
+    hourly = reports.periods(by_hour, names, by_day=False)
     assert len(hourly) == 25 and hourly[10] == _period("2026-11-21T10", submitted=2, stored=1, latency_p50=0.75,
                                                        latency_p95=0.975)
-    daily = usage.periods(by_hour, names, by_day=True)
+    daily = reports.periods(by_hour, names, by_day=True)
     assert [p["period"] for p in daily] == ["2026-11-21", "2026-11-22"]
     assert (daily[0]["stored"], daily[0]["failed"], daily[1]["expired"]) == (1, 1, 1)
     assert daily[0]["latency_p95"] > 2.5  # both hours' buckets taken together: one of the two took up to 5 s
@@ -47,18 +47,18 @@ def test_30_days_day_by_day_from_the_hourly_counters(svc, sim):
     finish_job(svc, sim, submit_job(svc, "stored today"))
     now = time.time()
     long_ago = now - 20 * 86400
-    svc.store.effects.apply([CountHourly(usage.utc_hour(long_ago), (("submitted", 3), ("stored", 2), ("expired", 1)))])
-    seen = usage.overview(svc, now, days=30, by_day=True)
+    svc.store.effects.apply([CountHourly(accounting.utc_hour(long_ago), (("submitted", 3), ("stored", 2), ("expired", 1)))])
+    seen = reports.overview(svc, now, days=30, by_day=True)
     today = datetime.fromtimestamp(now, timezone.utc).date().isoformat()
     assert [p["period"] for p in seen["periods"]] == seen["day_names"] and len(seen["day_names"]) == 30
     assert seen["day_names"][-1] == today
     days = {p["period"]: p for p in seen["periods"]}
     assert (days[today]["submitted"], days[today]["stored"]) == (1, 1) and days[today]["latency_p50"] is not None
-    assert {k: days[usage.utc_day(long_ago)][k] for k in ("submitted", "stored", "expired")} == {
+    assert {k: days[accounting.utc_day(long_ago)][k] for k in ("submitted", "stored", "expired")} == {
         "submitted": 3, "stored": 2, "expired": 1}
     assert seen["days"] == [{"date": today, "model": "flux-2-pro", "jobs": 1, "stored": 1, "failed": 0, "credits": 3.0}]
-    hourly = usage.overview(svc, now, hours=24, days=2)
-    assert [p["period"] for p in hourly["periods"]] == usage.hours_before(now, 24)
+    hourly = reports.overview(svc, now, hours=24, days=2)
+    assert [p["period"] for p in hourly["periods"]] == reports.hours_before(now, 24)
     assert hourly["periods"][-1]["stored"] == 1 and len(hourly["day_names"]) == 2
 
 

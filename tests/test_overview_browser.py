@@ -1,8 +1,8 @@
 """The overview in a real browser: headless Chromium draws the charts, and the screenshot shows the numbers.
 
 Its own web app and Redis database (``local_app``), so the counters are only this test's: real jobs
-taken through the simulator now, and jobs counted by the counting rules (``usage.on_submitted`` and
-``usage.on_end``) at known earlier hours and days. Foreign requests are blocked as in
+taken through the simulator now, and jobs counted by the counting rules (``accounting.on_submitted`` and
+``accounting.on_end``) at known earlier hours and days. Foreign requests are blocked as in
 ``test_dashboard_browser``: the page works offline.
 """
 
@@ -25,7 +25,7 @@ from devtools.processes import ROOT
 from fluxhook.bfl.costs import Cost
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.credits import usage
+from fluxhook.credits import accounting, reports
 from receiver.dashboard_overview import OUTCOMES
 from test_dashboard_browser import Tab, chromium, pytestmark, sign_in  # noqa: F401 (a fixture, the skip mark)
 
@@ -56,11 +56,11 @@ def count_at(svc, when: float, outcomes: dict[str, int], *, model: str = "flux-2
     """Jobs submitted a minute before ``when`` and ended at ``when``, counted as their transitions count them."""
     for status, times in outcomes.items():
         for _ in range(times):
-            fields, effects = usage.on_submitted(model, Cost(credits, 0.0, 1.0), 0, when - 60)
+            fields, effects = accounting.on_submitted(model, Cost(credits, 0.0, 1.0), 0, when - 60)
             job = Job(id=new_job_id(when), status=st.READY, model=model, usage_day=fields["usage_day"],
                       cost_credits=credits, counted_credits=fields["counted_credits"],
                       counted_spend=fields["counted_spend"])
-            effects += usage.on_end(job, status, when, latency=latency if status == st.STORED else None)
+            effects += accounting.on_end(job, status, when, latency=latency if status == st.STORED else None)
             svc.store.effects.apply(effects)
 
 
@@ -117,7 +117,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     sign_in(page, goto="/")
     expect(page).to_have_url(base_url + "/")  # the overview is the first page after sign-in
     expect(page.locator("h1")).to_have_text("Overview")
-    busiest, quieter, mixed = (usage.utc_hour(this_hour - n * HOUR) for n in (5, 9, 14))
+    busiest, quieter, mixed = (accounting.utc_hour(this_hour - n * HOUR) for n in (5, 9, 14))
 
     # The figures over the 24 hours, as counted.
     expect(page.locator('[data-figure="stored"]')).to_have_text("14")  # 7 + 3 + 1 + the 3 real ones
@@ -135,7 +135,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     columns = drawn_columns(page, "#jobs-chart", palette)
     # The 24 hours up to the page's own (the test's, unless an hour began in between).
-    assert [c["key"] for c in columns] in (usage.hours_before(now, 24), usage.hours_before(time.time(), 24))
+    assert [c["key"] for c in columns] in (reports.hours_before(now, 24), reports.hours_before(time.time(), 24))
     by_key = {c["key"]: c for c in columns}
     assert (by_key[busiest]["total"], by_key[quieter]["total"]) == (9, 4)
     assert max(columns, key=lambda c: c["height"])["key"] == busiest
@@ -166,7 +166,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     page.click('a[data-range="30d"]')
     expect(page).to_have_url(base_url + "/?range=30d")
     today = datetime.fromtimestamp(now, timezone.utc).date()
-    days = usage.days_between(today - timedelta(days=29), today)
+    days = reports.days_between(today - timedelta(days=29), today)
     columns = drawn_columns(page, "#jobs-chart", palette)
     assert [c["key"] for c in columns] == days
     assert max(columns, key=lambda c: len(c["pixels"]))["key"] == days[-4]

@@ -17,7 +17,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, HostNotAllowed
 from fluxhook.core.hosts import parse_host_pattern
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
 from fluxhook.net.http_client import HTTPClient
 from helpers import answer, serve
@@ -154,7 +154,7 @@ def test_a_sweep_poll_redirected_off_the_allowlist_is_one_warning_per_job_not_a_
     with caplog.at_level(logging.DEBUG):
         outcomes = [checking.poll_submitted(svc, svc.jobs.get(job.id), time.time()) for _ in range(3)]
 
-    assert outcomes == [Outcome.RESCHEDULED] * 3
+    assert outcomes == [CheckOutcome.RESCHEDULED] * 3
     assert elsewhere.seen == []
     mine = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [(r.name, r.getMessage(), r.job_id) for r in mine] == [

@@ -14,7 +14,7 @@ import pytest
 from fluxhook.bfl.reports import report_from_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLUnavailable
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking, schedule
 from helpers import serve_png, tracked_job
 
@@ -117,7 +117,7 @@ def test_a_job_still_generating_after_its_hour_times_out(services, spy):
     spy.route("/v1/get_result?id=slow", body=b'{"id": "slow", "status": "Generating", "progress": 0.9}')
     job = tracked_job(services, "slow", submitted_at=time.time() - schedule.POLL_DEADLINE - 1)
 
-    assert checking.poll_submitted(services, job, time.time()) == Outcome.TIMEOUT
+    assert checking.poll_submitted(services, job, time.time()) == CheckOutcome.TIMEOUT
 
     seen = services.jobs.get(job.id)
     assert (seen.status, seen.error["code"]) == ("failed", "timeout")

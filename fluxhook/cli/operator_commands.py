@@ -23,7 +23,7 @@ from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, ConfigError
-from fluxhook.credits import budget, usage
+from fluxhook.credits import budget, reports
 from fluxhook.credits.balance import format_credits
 from fluxhook.lifecycle import app_keys, readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
@@ -169,7 +169,7 @@ def _budget_check(svc) -> Check:
     """Today's spend against BFL_DAILY_CREDIT_LIMIT, and the balance a worker last read from BFL."""
     now = time.time()
     try:
-        spent = usage.spent_today(svc, now)
+        spent = reports.spent_today(svc, now)
         now_standing = budget.standing(svc, now)
         refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit,
                                        refused=now_standing is not None and not now_standing.admitted)

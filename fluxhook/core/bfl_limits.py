@@ -11,4 +11,4 @@ ATTEMPTS = 3
 # within the two minutes the sweep promises.
 CALL_BOUND = 90
 # BFL's limit on a task: a job not ended within this long of its submission times out.
-TASK_DEADLINE = 3600.0
+TASK_DEADLINE = 3600

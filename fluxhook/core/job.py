@@ -121,7 +121,7 @@ class Job:
     cost_credits: float | None = None
     cost_input_mp: float | None = None
     cost_output_mp: float | None = None
-    # Usage bookkeeping (see ``fluxhook.credits.usage``): the UTC day the job's counters live under (set when
+    # Usage bookkeeping (see ``fluxhook.credits.accounting``): the UTC day the job's counters live under (set when
     # fluxhook submitted it), and the micro-credits counted there as its credits and as budget spend.
     usage_day: str | None = None
     # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.

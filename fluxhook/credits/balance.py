@@ -17,7 +17,7 @@ import time
 
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.errors import FluxhookError
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.balance")
@@ -40,20 +40,20 @@ def check_every(interval: int) -> int:
     return max(1, interval // CHECKS_PER_INTERVAL)
 
 
-def refresh(svc: Services, now: float | None = None) -> Outcome:
+def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:
     """Ask BFL for the balance and keep it, unless another worker did within the interval."""
     interval = svc.config.bfl_credits_refresh_seconds
     if not svc.config.bfl_api_key:
-        return Outcome.SKIPPED  # BFL would refuse: there is no account to ask about
+        return RefreshOutcome.SKIPPED  # BFL would refuse: there is no account to ask about
     if not svc.store.locks.take(svc.store.keys.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
-        return Outcome.SKIPPED
+        return RefreshOutcome.SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.
         credits = BFLClient(svc.config, svc.http, attempts=1).credits()
     except FluxhookError as exc:
         log.warning("BFL's credits could not be read", extra={"error": exc.message})
-        return Outcome.FAILED
+        return RefreshOutcome.FAILED
     svc.store.usage.set_balance(credits, time.time() if now is None else now,
                                 ttl=max(MIN_KEEP, KEEP_INTERVALS * interval))
     log.info("BFL credits refreshed", extra={"credits": credits})
-    return Outcome.REFRESHED
+    return RefreshOutcome.REFRESHED

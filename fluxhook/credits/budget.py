@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from fluxhook.bfl.costs import Cost
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.errors import BudgetExceeded
-from fluxhook.credits import price_bounds, usage
+from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.usage import Limit, Reservation
 
@@ -61,19 +61,19 @@ def recheck_in(now: float) -> float:
 def refusal(spent: int, reserved: int, limit: float, now: float) -> str:
     """The message of a ``budget_exceeded`` answer."""
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
-    held = f", {usage.from_micro(reserved):g} more reserved by submissions under way" if reserved else ""
-    return (f"today's credits are spent: {usage.from_micro(spent):g} of BFL_DAILY_CREDIT_LIMIT {limit:g}{held}; "
+    held = f", {accounting.from_micro(reserved):g} more reserved by submissions under way" if reserved else ""
+    return (f"today's credits are spent: {accounting.from_micro(spent):g} of BFL_DAILY_CREDIT_LIMIT {limit:g}{held}; "
             f"new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
 
 
 def summary(spent: int, reserved: int, limit: float | None, refused: bool = False) -> tuple[bool, str]:
     """Today's spend against the limit in words, and whether new submissions are refused now (``refused``,
     as ``standing`` found it)."""
-    held = f" ({usage.from_micro(reserved):,g} more reserved by submissions under way)" if reserved else ""
+    held = f" ({accounting.from_micro(reserved):,g} more reserved by submissions under way)" if reserved else ""
     if limit is None:
-        return False, f"spent today {usage.from_micro(spent):,g} credits{held}; no BFL_DAILY_CREDIT_LIMIT"
-    share = usage.from_micro(spent) / limit
-    text = (f"spent today {usage.from_micro(spent):,g} of BFL_DAILY_CREDIT_LIMIT {limit:,g} credits "
+        return False, f"spent today {accounting.from_micro(spent):,g} credits{held}; no BFL_DAILY_CREDIT_LIMIT"
+    share = accounting.from_micro(spent) / limit
+    text = (f"spent today {accounting.from_micro(spent):,g} of BFL_DAILY_CREDIT_LIMIT {limit:,g} credits "
             f"({share:.0%}){held}")
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
@@ -81,13 +81,13 @@ def summary(spent: int, reserved: int, limit: float | None, refused: bool = Fals
 def limits(svc: "Services", now: float, key: AppKey | None = None) -> list[Limit]:
     """The credit limits a submission must stay within today: the account's ``BFL_DAILY_CREDIT_LIMIT`` and
     its app key's ``daily_credits``, each when set."""
-    day, account = usage.utc_day(now), svc.config.bfl_daily_credit_limit
+    day, account = accounting.utc_day(now), svc.config.bfl_daily_credit_limit
     found = []
     if account is not None:
-        found.append(svc.store.usage.account_limit(day, usage.SPENT, usage.to_micro(account)))
+        found.append(svc.store.usage.account_limit(day, accounting.SPENT, accounting.to_micro(account)))
     if key is not None and key.daily_credits is not None:
-        found.append(svc.store.usage.key_limit(day, usage.spent_field(key.id), key.id,
-                                               usage.to_micro(key.daily_credits)))
+        found.append(svc.store.usage.key_limit(day, accounting.spent_field(key.id), key.id,
+                                               accounting.to_micro(key.daily_credits)))
     return found
 
 
@@ -141,9 +141,9 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
     if not by_key:
         return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
-    held = (f", {usage.from_micro(reservation.reserved):g} more reserved by its submissions under way"
+    held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"
             if reservation.reserved else "")
-    return (f"this app key's credits for today are spent: {usage.from_micro(reservation.spent):g} of its "
+    return (f"this app key's credits for today are spent: {accounting.from_micro(reservation.spent):g} of its "
             f"daily_credits {key.daily_credits:g}{held}; its new submissions are refused until 00:00 UTC "
             f"(in {hours} h {rest // 60} min)")
 

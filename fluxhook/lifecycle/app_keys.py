@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from fluxhook.bfl.client import MODEL
 from fluxhook.core.errors import InvalidRequest, ModelNotAllowed, RateLimited, Unauthorized
 from fluxhook.core.job import iso
-from fluxhook.credits import usage
+from fluxhook.credits import accounting, reports
 from fluxhook.store.app_keys import DEFAULT_WEIGHT, AppKey, AppKeys
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
 
 # --- the key object ----------------------------------------------------------------------------------------
 
-def present(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
+def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
             secret: str | None = None) -> dict:
     """The key object of the API; with ``secret`` only in the answer that creates it."""
     shown = {
@@ -193,7 +193,7 @@ def present(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queue
 
 # --- checking a presented key --------------------------------------------------------------------------------
 
-def refusal(key: AppKey, now: float) -> str | None:
+def key_refusal(key: AppKey, now: float) -> str | None:
     """Why the key may no longer be used at ``now``, or None while it may."""
     if key.revoked_at is not None:
         return "this app key was revoked"
@@ -222,7 +222,7 @@ class KeyResolver:
         key = self._record(key_id, now)
         if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
             return None
-        why = refusal(key, now)
+        why = key_refusal(key, now)
         if why is not None:
             raise Unauthorized(why)
         self._touch(key, now)
@@ -273,11 +273,11 @@ def take_request(store: AppKeys, caller: Caller, now: float) -> None:
 
 def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
     """The key objects of ``keys`` with today's spend and jobs and their queued and active jobs (three reads)."""
-    today = usage.utc_day(now)
+    today = accounting.utc_day(now)
     counters = svc.store.usage.days([today])[today]
     counts = svc.store.app_keys.job_counts([k.id for k in keys], svc.store.pools)
-    return [present(key, spent_today=usage.from_micro(counters.get(usage.spent_field(key.id), 0)),
-                    jobs_today=usage.jobs_today(counters, key.id), queued=counts[key.id][0], active=counts[key.id][1])
+    return [present_key(key, spent_today=accounting.from_micro(counters.get(accounting.spent_field(key.id), 0)),
+                    jobs_today=reports.jobs_today(counters, key.id), queued=counts[key.id][0], active=counts[key.id][1])
             for key in keys]
 
 
@@ -309,5 +309,5 @@ def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None
     """What the key may still spend today under its ``daily_credits`` (never below 0); None without that limit."""
     if key.daily_credits is None:
         return None
-    spent = usage.from_micro(usage.spent_today(svc, now, key_id=key.id))
+    spent = accounting.from_micro(reports.spent_today(svc, now, key_id=key.id))
     return max(0.0, round(key.daily_credits - spent, 6))

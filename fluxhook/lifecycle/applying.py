@@ -9,8 +9,8 @@ from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import Outcome
-from fluxhook.credits import usage
+from fluxhook.core.outcomes import ReportOutcome
+from fluxhook.credits import accounting
 from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
 from fluxhook.lifecycle.schedule import READY_RECHECK
 from fluxhook.store.effects import Effect
@@ -20,20 +20,20 @@ if TYPE_CHECKING:
     from fluxhook.services import Services
 
 # What to record with a report's outcome (a timeline entry, metrics), given the outcome.
-Notes = Callable[[Outcome], Sequence[Effect]]
+Notes = Callable[[ReportOutcome], Sequence[Effect]]
 
 
-def _no_notes(outcome: Outcome) -> Sequence[Effect]:
+def _no_notes(outcome: ReportOutcome) -> Sequence[Effect]:
     return ()
 
 
 def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str, confirmed: bool,
                  proven: bool = True, job: Job | None = None, expect_task: str | None = None,
-                 attempt: str | None = None, notes: Notes = _no_notes) -> Outcome:
+                 attempt: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
     """Apply BFL's ``report`` to the job; returns what became of it (``outcome.applied`` says whether it was).
 
-    ``expect_task``: the task the report must be about (a callback's), else ``Outcome.OTHER_TASK`` or, while the
-    job does not know its task yet, ``Outcome.NOT_SUBMITTED``; a job that is gone is ``Outcome.GONE``. ``attempt`` is
+    ``expect_task``: the task the report must be about (a callback's), else ``ReportOutcome.OTHER_TASK`` or, while the
+    job does not know its task yet, ``ReportOutcome.NOT_SUBMITTED``; a job that is gone is ``ReportOutcome.GONE``. ``attempt`` is
     the counter an applied report adds to; ``notes(outcome)`` what to record with it. Failure reports not
     ``confirmed`` (by a poll) only queue a check; ``proven`` says whether a callback proved its secret.
     """
@@ -45,19 +45,19 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str
         # The common case needs nothing read first: the job moves, its download is queued, and the
         # notes are recorded in one step, or nothing happens.
         change = accept_ready(svc, job_id, task_id, report, source=source, proven=proven, count=attempt,
-                              effects=notes(Outcome.DOWNLOAD_QUEUED))
+                              effects=notes(ReportOutcome.DOWNLOAD_QUEUED))
         if change.moved and change.locked:
-            return Outcome.DOWNLOAD_QUEUED
+            return ReportOutcome.DOWNLOAD_QUEUED
         if change.moved:
             # Not locked: the download still running since BFL took back an earlier Ready finds this URL.
-            metrics.record(svc, notes(Outcome.DUPLICATE))
-            return Outcome.DUPLICATE
+            metrics.record(svc, notes(ReportOutcome.DUPLICATE))
+            return ReportOutcome.DUPLICATE
         job = None  # it did not move: read it as it is now
     job = job or svc.jobs.get(job_id)
     if job is None:
-        return Outcome.GONE
+        return ReportOutcome.GONE
     if expect_task is not None and job.bfl_id != expect_task:
-        return Outcome.OTHER_TASK if job.bfl_id else Outcome.NOT_SUBMITTED
+        return ReportOutcome.OTHER_TASK if job.bfl_id else ReportOutcome.NOT_SUBMITTED
     if attempt is not None:
         svc.jobs.count(job_id, attempt)
     outcome = _apply_to(svc, job, report, source=source, confirmed=confirmed, proven=proven)
@@ -65,12 +65,12 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str
     return outcome
 
 
-def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, confirmed: bool, proven: bool) -> Outcome:
+def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, confirmed: bool, proven: bool) -> ReportOutcome:
     if job.terminal:
-        return Outcome.DUPLICATE
+        return ReportOutcome.DUPLICATE
     if report.status == st.BFL_READY:
         if job.status != st.READY:
-            return Outcome.DUPLICATE  # apply_report's move to ready was refused: the job is past it
+            return ReportOutcome.DUPLICATE  # apply_report's move to ready was refused: the job is past it
         if proven and not job.ready_proven:
             # A proven report outranks the unproven one the job acted on; the running download
             # will find the new URL when it rechecks.
@@ -78,23 +78,23 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
                             draft_cache_source=report.draft_cache_url)
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
-        return Outcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else Outcome.DUPLICATE
+        return ReportOutcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else ReportOutcome.DUPLICATE
     if st.is_running(report.status):
         # Pending, or any word BFL added (Reasoning, Generating): still running. Only while BFL has not
         # reported otherwise: a late one must not overwrite a Ready.
         svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=report.status, progress=report.progress)
-        return Outcome.PENDING
+        return ReportOutcome.PENDING
     if not confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
         enqueue_confirm(svc, job.id)
-        return Outcome.CONFIRM_QUEUED
+        return ReportOutcome.CONFIRM_QUEUED
     new_status, code, message = st.terminal_outcome(report.status)
     if report.message and code == "bfl_error":
         message = f"{message}: {report.message}"
     moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=source,
                                 error={"code": code, "message": message},
-                                effects=usage.on_end(job, new_status, time.time()))
-    return Outcome.FINISHED if moved else Outcome.DUPLICATE
+                                effects=accounting.on_end(job, new_status, time.time()))
+    return ReportOutcome.FINISHED if moved else ReportOutcome.DUPLICATE
 
 
 def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, *, source: str, proven: bool,

@@ -9,8 +9,8 @@ from fluxhook.core import transitions as st
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import Outcome
-from fluxhook.credits import usage
+from fluxhook.core.outcomes import CheckOutcome
+from fluxhook.credits import accounting
 from fluxhook.lifecycle import schedule, submitting, timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
@@ -25,14 +25,14 @@ log = logging.getLogger("fluxhook.checking")
 CHECK_HOLD = float(CALL_BOUND)
 
 
-def check_job(svc: Services, job_id: str, claim: float) -> Outcome:
+def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome:
     """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
     now = time.time()
     if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
-        return Outcome.SKIPPED
+        return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None or job.terminal:
-        return Outcome.SKIPPED
+        return CheckOutcome.SKIPPED
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:
@@ -40,7 +40,7 @@ def check_job(svc: Services, job_id: str, claim: float) -> Outcome:
     return poll_submitted(svc, job, now)
 
 
-def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
+def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome:
     """Poll BFL for a ``submitted`` job whose callback has not come; a Ready takes the callback's path."""
     grace = svc.config.callback_grace_seconds
     submitted_at = job.submitted_at or job.created_at
@@ -52,7 +52,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.rate_limited_until(now, exc.retry_after, job.polls + 1, grace))
         log.info("poll refused with 429; backing off", extra={"job_id": job.id, "retry_after": exc.retry_after})
-        return Outcome.RESCHEDULED
+        return CheckOutcome.RESCHEDULED
     except BFLRedirectRefused as exc:
         # Not a fault of ours to trace: BFL points the poll somewhere the key must not go, and will
         # again. Said once per job; the job's timeline has every one, and it is polled on schedule.
@@ -63,7 +63,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> Outcome:
         if _first_redirect_refusal(svc, job.id):
             log.warning("poll redirected off the allowlist; not followed",
                         extra={"job_id": job.id, "bfl_id": job.bfl_id, "error": exc.message})
-        return Outcome.RESCHEDULED
+        return CheckOutcome.RESCHEDULED
     except BFLError:
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
@@ -88,43 +88,43 @@ def _first_redirect_refusal(svc: Services, job_id: str) -> bool:
     return len(refused) <= 1
 
 
-def _time_out(svc: Services, job: Job) -> Outcome:
+def _time_out(svc: Services, job: Job) -> CheckOutcome:
     if svc.jobs.transition(job.id, st.FAILED, only_from=(st.SUBMITTED,),
                            error={"code": "timeout", "message": "BFL gave no result within an hour"},
-                           effects=usage.on_end(job, st.FAILED, time.time())):
+                           effects=accounting.on_end(job, st.FAILED, time.time())):
         log.warning("job timed out", extra={"job_id": job.id, "bfl_id": job.bfl_id})
-    return Outcome.TIMEOUT
+    return CheckOutcome.TIMEOUT
 
 
-def _repair_download(svc: Services, job: Job, now: float) -> Outcome:
+def _repair_download(svc: Services, job: Job, now: float) -> CheckOutcome:
     # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
     # between recording Ready and queueing, or RQ dropped it), so this queues it again.
     repaired = ensure_download(svc, job.id)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})
-        return Outcome.REPAIRED
-    return Outcome.RESCHEDULED
+        return CheckOutcome.DOWNLOAD_REQUEUED
+    return CheckOutcome.RESCHEDULED
 
 
-def _restart_submission(svc: Services, job: Job, now: float) -> Outcome:
+def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
     # still at it; then look again the moment its lock would lapse (a killed one never lets go).
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
     left = submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
-        return Outcome.RESCHEDULED
+        return CheckOutcome.RESCHEDULED
     stalled = svc.slots.holds(job)
     if not stalled:
         # Back in line only once the budget would let it go: waiting there, it would take slots ahead of
         # the job whose reservation it waits for, and hand them back, again and again.
         waits = submitting.wait_out_of_line(svc, job)
         if waits is not None:
-            return Outcome.TIMEOUT if waits == st.FAILED else Outcome.RESCHEDULED
+            return CheckOutcome.TIMEOUT if waits == st.FAILED else CheckOutcome.RESCHEDULED
     svc.slots.requeue(job)
     if stalled:
         log.warning("stalled submission put back in line", extra={"job_id": job.id})
     else:
         log.info("waiting job put back in line", extra={"job_id": job.id})
-    return Outcome.REQUEUED
+    return CheckOutcome.REQUEUED

@@ -3,16 +3,14 @@ alike, within the caller's app key's limits.
 
 In order: the key's models and requests per minute; the budget's reservation (402 and nothing created when
 the day is spent); the record (a large input waits in storage, never in Redis); a BFL slot; then the
-submission in this very request while this process has room for one more call to BFL, else a worker's.
+submission in this very request when the caller may wait on BFL (``submit_here``), else a worker's.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, JobNotFound
@@ -26,11 +24,6 @@ from fluxhook.lifecycle.enqueueing import enqueue_submits
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.jobs")
-
-# Room for one more call to BFL from this process: a context that says whether it got it (a web process
-# keeps only so many of its threads waiting on BFL).
-Room = Callable[[], AbstractContextManager[bool]]
-
 
 @dataclass(frozen=True)
 class JobRequest:
@@ -46,8 +39,10 @@ class JobRequest:
     body_size: int = 0
 
 
-def create_job(svc: Services, caller: Caller, request: JobRequest, *, bfl_room: Room) -> Job:
-    """Admit, record and submit (or queue) a new job; the job as recorded after that.
+def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
+    """Admit, record and submit (or queue) a new job; the job as recorded after that. ``submit_here``: whether
+    this call may wait on BFL for the submission (a web process keeps only so many threads waiting on BFL);
+    if not, a worker submits the job once it has a slot.
 
     Raises ``ModelNotAllowed`` (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
     past today's credits, and BFL's errors when the submission in hand never reached BFL (then nothing is left).
@@ -61,24 +56,22 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, bfl_room: 
               updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
-    reservation = submitting.admit(svc, job, key=caller.key)
+    reservation = submitting.reserve_budget(svc, job, key=caller.key)
     job = _record(svc, job, request.body_size)
     if not svc.slots.acquire(job, job.key_id):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)
-    with bfl_room() as inside:
-        if not inside:
-            # As many submissions of this process already wait on BFL as it may: a worker sends this one.
-            enqueue_submits(svc.control_queue, [job.id])
-            log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
-            return current(svc, job.id)
-        try:
-            submitting.submit(svc, job, request.input, admitted=reservation)
-        except BFLError:
-            # The task never reached BFL: leave nothing behind for the caller to clean up.
-            svc.jobs.delete(job.id)
-            task_inputs.drop(svc, job.id)
-            raise
+    if not submit_here:
+        enqueue_submits(svc.control_queue, [job.id])
+        log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
+        return current(svc, job.id)
+    try:
+        submitting.submit(svc, job, request.input, admitted=reservation)
+    except BFLError:
+        # The task never reached BFL: leave nothing behind for the caller to clean up.
+        svc.jobs.delete(job.id)
+        task_inputs.drop(svc, job.id)
+        raise
     return current(svc, job.id)
 
 

@@ -18,7 +18,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.hosts import check_url
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import DraftOutcome
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes
@@ -60,7 +60,7 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
     """
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.STORED or not job.draft_cache_source:
-        return Outcome.SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
+        return DraftOutcome.SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
     url = job.draft_cache_source
     try:
         check_url(url, svc.config.result_host_allowlist)
@@ -96,7 +96,7 @@ def _renew_with_bfl(svc: "Services", job: Job, failure: FluxhookError, last_atte
         return _give_up(svc, job, failure)
     # Kept for the retries: the next attempt starts from the fresh URL.
     if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=fresh, draft_cache_since=time.time()):
-        return Outcome.SKIPPED
+        return DraftOutcome.SKIPPED
     job = svc.jobs.get(job.id) or job
     try:
         check_url(fresh, svc.config.result_host_allowlist)
@@ -116,9 +116,9 @@ def _fetch_and_store(svc: "Services", job: Job, url: str) -> str:
     if not svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache=draft, draft_cache_source=None,
                            draft_cache_since=None):
         svc.storage.delete(key)  # the job was deleted meanwhile: leave no stray file
-        return Outcome.SKIPPED
+        return DraftOutcome.SKIPPED
     timeline.record(svc, job.id, "draft_cache", outcome="stored", size=draft["size"])
-    return Outcome.KEPT
+    return DraftOutcome.KEPT
 
 
 def _retry_or_give_up(svc: "Services", job: Job, exc: RetryableError, last_attempt: bool) -> str:
@@ -132,4 +132,4 @@ def _give_up(svc: "Services", job: Job, exc: FluxhookError) -> str:
     if svc.jobs.update(job.id, only_in=(st.STORED,), draft_cache_source=None, draft_cache_since=None):
         timeline.record(svc, job.id, "draft_cache", outcome="skipped", error=exc.code, reason=exc.message[:200])
         log.warning("draft cache not kept", extra={"job_id": job.id, "error": exc.code})
-    return Outcome.SKIPPED
+    return DraftOutcome.SKIPPED

@@ -27,7 +27,7 @@ from fluxhook import metrics
 from fluxhook.core.config import MAX_NOTIFY_URL, Config
 from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.core.hosts import check_url
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import app_webhooks
 from fluxhook.lifecycle.presenting import present
 from fluxhook.services import Services
@@ -66,13 +66,13 @@ def payload(config: Config, job) -> str:
     return json.dumps(present(config, job), separators=(",", ":"), ensure_ascii=False)
 
 
-def outcome_for(status_code: int) -> Outcome:
+def outcome_for(status_code: int) -> DeliveryOutcome:
     """What an answer means: delivered (2xx), worth retrying (408, 429, 5xx), or refused for good."""
     if 200 <= status_code < 300:
-        return Outcome.DELIVERED
+        return DeliveryOutcome.DELIVERED
     if status_code in (408, 429) or status_code >= 500:
-        return Outcome.RETRY
-    return Outcome.REJECTED
+        return DeliveryOutcome.RETRY
+    return DeliveryOutcome.REJECTED
 
 
 def requested_url(value: object, config: Config) -> str | None:
@@ -101,7 +101,7 @@ def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None
     returns the outcome (the first that is not ``delivered``), or raises RetryableError for RQ to retry."""
     job = svc.jobs.get(job_id)
     if job is None or not job.terminal or not (job.notify_url or job.app_webhook_url):
-        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
+        return _record(svc, job_id, DeliveryOutcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
     outcomes, again = [], None
     for send in (_notify, _app_webhook):
         try:
@@ -114,8 +114,8 @@ def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None
     if again is not None:
         raise again
     if not outcomes:
-        return _record(svc, job_id, Outcome.SKIPPED, logging.INFO, "notification skipped: already delivered")
-    return next((o for o in outcomes if o != Outcome.DELIVERED), Outcome.DELIVERED)
+        return _record(svc, job_id, DeliveryOutcome.SKIPPED, logging.INFO, "notification skipped: already delivered")
+    return next((o for o in outcomes if o != DeliveryOutcome.DELIVERED), DeliveryOutcome.DELIVERED)
 
 
 def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
@@ -124,7 +124,7 @@ def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | 
         return None
     config = svc.config
     if not config.notify_secret:
-        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                        "notification not sent: NOTIFY_SECRET is not set")
     body = payload(config, job)
     timestamp = int(time.time() if now is None else now)
@@ -138,7 +138,7 @@ def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> s
         return None
     made = app_webhooks.request_for(svc.config, job)
     if made is None:
-        return _record(svc, job.id, Outcome.NOT_SIGNED, logging.ERROR,
+        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                        "app webhook not sent: its secret no longer opens with SECRET_KEY")
     body, headers = made
     return _post(svc, job.id, job.app_webhook_url, body, headers, svc.jobs.mark_app_notified, last_attempt,
@@ -152,7 +152,7 @@ def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, st
         target = check_url(url, svc.config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
-        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
+        return _record(svc, job_id, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
                        reason=exc.message)
     host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
     try:
@@ -160,26 +160,26 @@ def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, st
                                 allow_redirects=False, stream=True)
         response.close()  # the answer's body is not needed: its status says it all
     except HostNotAllowed as exc:
-        return _record(svc, job_id, Outcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
+        return _record(svc, job_id, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
                        host=host, reason=exc.message)
     except requests.RequestException as exc:
         return _again(svc, job_id, host, type(exc).__name__, last_attempt, what)
     outcome = outcome_for(response.status_code)
-    if outcome == Outcome.DELIVERED:
+    if outcome == DeliveryOutcome.DELIVERED:
         mark(job_id, time.time())
-        return _record(svc, job_id, Outcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
+        return _record(svc, job_id, DeliveryOutcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
                        http_status=response.status_code)
-    if outcome == Outcome.REJECTED:
-        return _record(svc, job_id, Outcome.REJECTED, logging.WARNING, f"{what} refused by the app; not sent again",
+    if outcome == DeliveryOutcome.REJECTED:
+        return _record(svc, job_id, DeliveryOutcome.REJECTED, logging.WARNING, f"{what} refused by the app; not sent again",
                        host=host, http_status=response.status_code)
     return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt, what)
 
 
 def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool, what: str) -> str:
     if last_attempt:
-        return _record(svc, job_id, Outcome.EXHAUSTED, logging.WARNING, f"{what} abandoned after its retries",
+        return _record(svc, job_id, DeliveryOutcome.EXHAUSTED, logging.WARNING, f"{what} abandoned after its retries",
                        host=host, reason=reason)
-    _record(svc, job_id, Outcome.RETRY, logging.INFO, f"{what} failed; retrying later", host=host, reason=reason)
+    _record(svc, job_id, DeliveryOutcome.RETRY, logging.INFO, f"{what} failed; retrying later", host=host, reason=reason)
     raise RetryableError(f"{what} to {host} not delivered: {reason}", code="notify_unavailable")
 
 

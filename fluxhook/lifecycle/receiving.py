@@ -19,7 +19,7 @@ from fluxhook.bfl.reports import BFLReport, parse_callback
 from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
-from fluxhook.core.outcomes import Outcome
+from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
@@ -43,26 +43,26 @@ class Receipt:
     detail: dict = field(default_factory=dict)
 
 
-def _counted_as(outcome: Outcome) -> str:
-    return "duplicate" if outcome == Outcome.DUPLICATE else "accepted"
+def _counted_as(outcome: ReportOutcome) -> str:
+    return "duplicate" if outcome == ReportOutcome.DUPLICATE else "accepted"
 
 
 def _notes(job_id: str, report: BFLReport):
     """What an applied callback records with its report, in the same step: its timeline entry and its count."""
 
-    def notes(outcome: Outcome):
+    def notes(outcome: ReportOutcome):
         return [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
                                result=outcome),
                 metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
     return notes
 
 
-def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> Outcome:
+def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> ReportOutcome:
     return apply_report(svc, job_id, report, source="webhook", confirmed=False, proven=proven,
                         expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
 
 
-def _applied(job_id: str, report: BFLReport, outcome: Outcome) -> Receipt:
+def _applied(job_id: str, report: BFLReport, outcome: ReportOutcome) -> Receipt:
     return Receipt(200, {"ok": True, "job_id": job_id, "outcome": outcome}, _counted_as(outcome), job_id,
                    counted=True, detail={"bfl_id": report.bfl_id, "bfl_status": report.status, "outcome": outcome})
 
@@ -104,11 +104,11 @@ def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], 
     except InvalidRequest as exc:
         raise _refuse_on_job(svc, exc.code, exc, job_id) from None
     outcome = _apply(svc, job_id, report, proven)
-    if outcome == Outcome.GONE:
+    if outcome == ReportOutcome.GONE:
         raise Gone("this job no longer exists")
-    if outcome == Outcome.OTHER_TASK:
+    if outcome == ReportOutcome.OTHER_TASK:
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
-    if outcome == Outcome.NOT_SUBMITTED:
+    if outcome == ReportOutcome.NOT_SUBMITTED:
         return _keep_until_submitted(svc, job_id, report, body, proven)
     return _applied(job_id, report, outcome)
 
@@ -137,8 +137,8 @@ def receive_static_callback(svc: Services, headers: Mapping[str, str], body: byt
         raise _refuse(svc, "bad_secret", exc) from None
     report = parse_callback(body)
     job = svc.jobs.get_by_bfl_id(report.bfl_id)
-    outcome = Outcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
-    if outcome == Outcome.GONE:
+    outcome = ReportOutcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
+    if outcome == ReportOutcome.GONE:
         outcome = keep_callback(svc, report.bfl_id, body)
         log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
         return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_tracked"}, "kept")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
-from fluxhook.credits import usage
+from fluxhook.credits import accounting
 from fluxhook.lifecycle import task_inputs, timeline
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
@@ -56,7 +56,7 @@ def fail(svc: Services, job: Job) -> bool:
         job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
         error={"code": KEY_REVOKED, "message": "the app key that created this job was revoked before it was sent "
                                                "to BFL; nothing was charged"},
-        effects=[ReleaseBudget(job.id, job.key_id), *usage.on_end(job, st.FAILED, now)])
+        effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)])
     if moved:
         timeline.record(svc, job.id, "submission", outcome=KEY_REVOKED)
         task_inputs.drop(svc, job.id)

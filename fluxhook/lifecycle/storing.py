@@ -9,8 +9,8 @@ from fluxhook import metrics
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import Outcome
-from fluxhook.credits import usage
+from fluxhook.core.outcomes import DownloadOutcome
+from fluxhook.credits import accounting
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
@@ -25,17 +25,18 @@ log = logging.getLogger("fluxhook.storing")
 
 
 def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
-    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``.
+    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns the
+    job's status once it ended so, else a ``DownloadOutcome`` (``restart``, ``skipped``).
 
     Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
     """
     started = time.perf_counter()
-    outcome, error = "error", None
+    outcome, error = DownloadOutcome.ERROR, None
     try:
         outcome = _download_and_store(svc, job_id, last_attempt)
         return outcome
     except RetryableError as exc:
-        outcome, error = "retry", exc.message
+        outcome, error = DownloadOutcome.RETRY, exc.message
         raise
     finally:
         if outcome != st.STORED:  # a stored image was noted with the job's change to stored
@@ -45,7 +46,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
 def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) -> list[Effect]:
     """The attempt's count, duration and timeline entry."""
     notes: list[Effect] = [metrics.counted("fluxhook_downloads", outcome=outcome)]
-    if outcome != Outcome.SKIPPED:
+    if outcome != DownloadOutcome.SKIPPED:
         notes += [metrics.observed("fluxhook_download_seconds", seconds),
                   timeline.entry(job_id, "download", outcome=outcome, seconds=round(seconds, 3), error=error)]
     return notes
@@ -57,11 +58,11 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
         for _ in range(2):
             job = svc.jobs.get(job_id)
             if job is None or job.status != st.READY:
-                return Outcome.SKIPPED
+                return DownloadOutcome.SKIPPED
             outcome = _download(svc, job, last_attempt)
-            if outcome != Outcome.RESTART:
+            if outcome != DownloadOutcome.RESTART:
                 return outcome
-        return Outcome.SKIPPED
+        return DownloadOutcome.SKIPPED
     except Exception as exc:
         if last_attempt:
             job = svc.jobs.get(job_id)
@@ -121,7 +122,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     if report.status == st.BFL_READY and report.sample_url and report.sample_url != job.result_url:
         if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
                                draft_cache_source=report.draft_cache_url):
-            return Outcome.SKIPPED
+            return DownloadOutcome.SKIPPED
         try:
             image = _fetch(svc, job, report.sample_url)
         except RetryableError as exc:
@@ -138,7 +139,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
             return st.SUBMITTED
-        return Outcome.RESTART
+        return DownloadOutcome.RESTART
     if report.status in st.BFL_FAILURES:
         return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
     return _finish_on(svc, job, failure)
@@ -161,7 +162,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
-               *usage.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
+               *accounting.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:
         effects.append(draft_cache_task(svc.redis, job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
@@ -177,7 +178,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
         if "poster" in result:
             svc.storage.delete(result["poster"]["key"])
-    return Outcome.RESTART if current is not None and current.status == st.READY else Outcome.SKIPPED
+    return DownloadOutcome.RESTART if current is not None and current.status == st.READY else DownloadOutcome.SKIPPED
 
 
 def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
@@ -188,7 +189,7 @@ def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
 
 def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> str:
     svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message},
-                        draft_cache_source=None, effects=usage.on_end(job, status, time.time()))
+                        draft_cache_source=None, effects=accounting.on_end(job, status, time.time()))
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
     return status
 

@@ -12,8 +12,8 @@ from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import Outcome
-from fluxhook.credits import budget, usage
+from fluxhook.core.outcomes import SKIPPED
+from fluxhook.credits import accounting, budget
 from fluxhook.credits.price_bounds import Size
 from fluxhook.lifecycle import revoking, schedule, task_inputs, timeline
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -35,7 +35,7 @@ def submission_lock_left(svc: Services, job_id: str) -> float:
     return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
-def admit(svc: Services, job: Job, key: AppKey | None = None) -> Reservation | None:
+def reserve_budget(svc: Services, job: Job, key: AppKey | None = None) -> Reservation | None:
     """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT`` and its app
     key's ``daily_credits``, or raise ``BudgetExceeded`` (402) so that nothing is created. The reservation
     waits with the job for its submission (None: no limit is set)."""
@@ -86,7 +86,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Re
     """
     lock = svc.store.keys.submit_lock(job.id)
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
-        return Outcome.SKIPPED
+        return SKIPPED
     try:
         return _submit(svc, job, task_input, admitted)
     finally:
@@ -130,7 +130,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     now = time.time()
     svc.slots.accepted(svc.slots.pool_of(job))
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
-    fields, effects = usage.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
+    fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                          key_id=job.key_id, key_name=key_name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id, job.key_id))
@@ -141,7 +141,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
-        return Outcome.SKIPPED
+        return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
@@ -173,7 +173,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
                                                                  "for the whole hour the job could wait"},
-                            effects=[ReleaseBudget(job.id, job.key_id), *usage.on_end(job, st.FAILED, now)])
+                            effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)])
         task_inputs.drop(svc, job.id)
         return st.FAILED
     wait = budget.recheck_in(now)
@@ -182,7 +182,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
     # check of a queued job puts it back in line at its old place, and it is tried again.
     svc.slots.requeue(job, wait=wait)
     log.info("job queued: today's credits are spent", extra={
-        "job_id": job.id, "spent": usage.from_micro(reservation.spent), "retry_after": round(wait, 1)})
+        "job_id": job.id, "spent": accounting.from_micro(reservation.spent), "retry_after": round(wait, 1)})
     return st.QUEUED
 
 
@@ -200,7 +200,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
     (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
-        return Outcome.SKIPPED
+        return SKIPPED
     try:
         return submit(svc, job)
     except Exception as exc:
@@ -210,7 +210,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": _failure_code(exc), "message": message},
-                            effects=[ReleaseBudget(job.id, job.key_id), *usage.on_end(job, st.FAILED, time.time())])
+                            effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, time.time())])
         task_inputs.drop(svc, job.id)
         if not isinstance(exc, BFLError):
             raise

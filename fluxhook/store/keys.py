@@ -72,7 +72,7 @@ class Keys:
 
     @property
     def fair_owners(self) -> str:
-        """Job id -> its owner (an app key's id, or ``owners.ADMIN``), for every job the slots have queued."""
+        """Job id -> its owner (an app key's id, or ``owners.ADMIN_OWNER``), for every job the slots have queued."""
         return f"{self.prefix}fair:owner"
 
     @property
@@ -138,11 +138,11 @@ class Keys:
         return f"{self.prefix}models"
 
     def usage(self, day: str) -> str:
-        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.credits.usage``)."""
+        """One UTC day's usage counters (``YYYY-MM-DD``), a hash of integers (see ``fluxhook.credits.accounting``)."""
         return f"{self.prefix}usage:{day}"
 
     def hourly(self, hour: str) -> str:
-        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.credits.usage``)."""
+        """One UTC hour's outcome counters (``YYYY-MM-DDTHH``), a hash of integers (see ``fluxhook.credits.accounting``)."""
         return f"{self.prefix}hourly:{hour}"
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # The owner of every job made with an admin token (API_TOKENS): together they count as one key.
-ADMIN = "admin"
+ADMIN_OWNER = "admin"
 # An owner's weight when none is set: its share of the slots against the other owners with work waiting.
 DEFAULT_WEIGHT = 1
 _OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -17,7 +17,7 @@ _OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 def owner_of(key_id: str | None) -> str:
     """The owner of a job made with app key ``key_id`` (None: with an admin token)."""
-    owner = key_id or ADMIN
+    owner = key_id or ADMIN_OWNER
     if not _OWNER.fullmatch(owner):
         raise ValueError(f"not an owner id: {owner!r}")
     return owner

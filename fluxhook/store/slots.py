@@ -30,7 +30,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import ADMIN, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
@@ -107,7 +107,7 @@ class Slots:
         for pool, ids in zip(self.pools, pipe.execute(), strict=True):
             for job_id in map(_text, ids):
                 keys = [self.keys.legacy_line(pool), self.keys.job(job_id), self.keys.line(pool), self.keys.fair_owners]
-                moved += int(self._adopt(keys, [job_id, ADMIN]))
+                moved += int(self._adopt(keys, [job_id, ADMIN_OWNER]))
         return moved
 
     def _pool_keys(self) -> list[str]:
@@ -118,7 +118,7 @@ class Slots:
         return keys
 
     def _pool_args(self) -> list:
-        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN, len(self.pools)]
+        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, len(self.pools)]
         for pool in self.pools:
             args += [pool, pool_limit(self.config, pool)]
         return args

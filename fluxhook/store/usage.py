@@ -3,7 +3,7 @@
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
 (``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
-jobs. What the fields mean is ``fluxhook.credits.usage``'s business; this class only keeps them.
+jobs. What the fields mean is ``fluxhook.credits.accounting``'s business; this class only keeps them.
 """
 
 from __future__ import annotations

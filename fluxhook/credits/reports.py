@@ -1,146 +1,33 @@
-"""Usage: what jobs cost and how they went, per UTC day and model (``GET /v1/usage``).
-
-Counted with transitions that happen anyway, as effects of the same atomic step, never by scanning jobs:
-
-- A job fluxhook submits counts on the UTC day BFL accepted it (kept on the job as ``usage_day``):
-  ``jobs`` +1 and its ``credits`` (BFL's ``cost``) with its move to ``submitted``, and the budget's
-  ``spent`` by the same credits, or by what was reserved for it when BFL stated no price.
-- When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired), on that
-  same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
-  BFL's result stated another price than its answer to the submission, the difference comes with it.
-- Every job's submission and end also count in the UTC hour they happen (outcomes, and the
-  completion-to-stored latency in histogram buckets), for the dashboard. Tracked tasks, which your app
-  submitted and paid for itself, count there only.
-
-A job created with an app key counts also under that key: its fields again with ``@<key id>`` after
-the model (``flux-2-pro@key_0123:credits``), and its budget spend as ``spent@<key id>``, in the same
-day's hash and the same atomic step, so a key's spend is one more field a limit can read.
-
-Credits are counted as whole micro-credits, so sums are exact.
-"""
+"""Reports over the usage counters (``fluxhook.credits.accounting`` keeps them): ``GET /v1/usage`` per UTC day,
+model and app key, and the dashboard's overview per hour; read from counters and indexes only, never by
+scanning jobs."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from fluxhook import metrics
-from fluxhook.bfl.costs import Cost
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.job import Job
 from fluxhook.core.pools import pool_limit
-from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage, Effect
+from fluxhook.credits.accounting import (
+    HOURLY_COUNTS,
+    LATENCY,
+    LATENCY_BUCKETS,
+    MICRO,
+    from_micro,
+    spent_field,
+    utc_day,
+    utc_hour,
+)
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
-MICRO = 1_000_000
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
-# The budget's spend, a field of each day's counters beside the per-model ones.
-SPENT = "spent"
-# The hourly outcome counters: one per status reached, and completion-to-stored latency buckets.
-HOURLY_COUNTS = ("submitted", st.STORED, st.FAILED, st.MODERATED, st.EXPIRED)
-LATENCY_BUCKETS: tuple[float, ...] = metrics.HISTOGRAMS["fluxhook_completion_to_stored_seconds"][1]
 _ROW_COUNTS = frozenset(("jobs", "stored", "failed", "credits"))
-_LATENCY = "latency:"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_LATENCY_SUM = "latency_ms"
-
-
-def to_micro(credits: float) -> int:
-    """Credits as whole micro-credits."""
-    return round(credits * MICRO)
-
-
-def from_micro(amount: int) -> float:
-    """Micro-credits as credits."""
-    return round(amount / MICRO, 6)
-
-
-def field(model: str, counter: str, key_id: str | None = None) -> str:
-    """The field of a day's counters that holds ``counter`` (jobs, stored, failed, credits) of ``model``,
-    of the jobs of app key ``key_id`` if one is named."""
-    return f"{model}@{key_id}:{counter}" if key_id else f"{model}:{counter}"
-
-
-def spent_field(key_id: str | None = None) -> str:
-    """The field of a day's counters that holds the budget's spend: the account's, or app key ``key_id``'s."""
-    return f"{SPENT}@{key_id}" if key_id else SPENT
-
-
-def _with_key(increments: list[tuple[str, int]], key_id: str | None) -> tuple[tuple[str, int], ...]:
-    """The increments of account fields, and the same again on the key's fields when the job has a key."""
-    if not key_id:
-        return tuple(increments)
-    keyed = []
-    for name, amount in increments:
-        model, _, counter = name.rpartition(":")
-        keyed.append((spent_field(key_id) if name == SPENT else field(model, counter, key_id), amount))
-    return (*increments, *keyed)
-
-
-def utc_day(when: float) -> str:
-    """The UTC day of an epoch time, ``YYYY-MM-DD``."""
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d")
-
-
-def utc_hour(when: float) -> str:
-    """The UTC hour of an epoch time, ``YYYY-MM-DDTHH``."""
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H")
-
-
-# --- what transitions count ---------------------------------------------------------------------------
-
-def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_id: str | None = None,
-                 key_name: str = "") -> tuple[dict[str, Any], list[Effect]]:
-    """What a job records and counts when BFL accepted its task at ``now``: the job's fields and the effects.
-
-    ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price;
-    ``key_id`` and ``key_name`` are the app key that created the job (none for an admin token's).
-    """
-    day = utc_day(now)
-    credits = to_micro(cost.credits) if cost is not None and cost.credits is not None else None
-    spend = credits if credits is not None else reserved
-    fields: dict[str, Any] = {"usage_day": day, "counted_credits": credits or 0, "counted_spend": spend,
-                              **(cost.fields() if cost else {})}
-    effects: list[Effect] = [
-        CountUsage(day, _with_key([(field(model, "jobs"), 1), (field(model, "credits"), credits or 0),
-                                   (SPENT, spend)], key_id)),
-        CountHourly(utc_hour(now), (("submitted", 1),)),
-    ]
-    if credits:
-        effects.append(_credits_metric(model, credits, key_name))
-    return fields, effects
-
-
-def on_end(job: Job, status: str, now: float, latency: float | None = None, key_name: str = "") -> list[Effect]:
-    """What a job's move to terminal ``status`` at ``now`` counts (``latency``: BFL done to stored, in seconds;
-    ``key_name``: the name of the job's app key, for the credits metric)."""
-    hourly = [(status, 1)]
-    if latency is not None:
-        bound = next((b for b in LATENCY_BUCKETS if latency <= b), None)
-        hourly += [(_LATENCY + (str(bound) if bound is not None else "+Inf"), 1),
-                   (_LATENCY_SUM, round(latency * 1000))]
-    effects: list[Effect] = [CountHourly(utc_hour(now), tuple(hourly))]
-    if job.usage_day and job.model:
-        counts = [(field(job.model, "stored" if status == st.STORED else "failed"), 1)]
-        if job.cost_credits is not None:
-            # BFL's result stated a price other than its answer to the submission: the result's stands.
-            credits = to_micro(job.cost_credits)
-            if credits != (job.counted_credits or 0):
-                counts += [(field(job.model, "credits"), credits - (job.counted_credits or 0)),
-                           (SPENT, credits - (job.counted_spend or 0))]
-                if credits > (job.counted_credits or 0):
-                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name))
-        effects.append(CountUsage(job.usage_day, _with_key(counts, job.key_id)))
-    return effects
-
-
-def _credits_metric(model: str, amount: int, key_name: str) -> CountMetrics:
-    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model, key=key_name)
 
 
 # --- GET /v1/usage ----------------------------------------------------------------------------------
@@ -286,8 +173,8 @@ def hourly_outcomes(counts: Mapping[str, int]) -> dict[str, int]:
 def latency_quantile(counts: Mapping[str, int], quantile: float) -> float | None:
     """The completion-to-stored latency at ``quantile`` (0-1) among one or more hours' counts, interpolated
     within its histogram bucket as Prometheus does; None if nothing was stored."""
-    buckets = [(bound, counts.get(_LATENCY + str(bound), 0)) for bound in LATENCY_BUCKETS]
-    overflow = counts.get(_LATENCY + "+Inf", 0)
+    buckets = [(bound, counts.get(LATENCY + str(bound), 0)) for bound in LATENCY_BUCKETS]
+    overflow = counts.get(LATENCY + "+Inf", 0)
     total = sum(n for _, n in buckets) + overflow
     if total == 0:
         return None
