@@ -71,12 +71,9 @@ def create_key():
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     now = time.time()
     try:
-        values, _ = app_keys.parse(form_body(request.form), creating=True, now=now)
+        key, secret = app_keys.create_key(services(), form_body(request.form), now)
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
-    key, secret = app_keys.new_key(values, now)
-    services().store.app_keys.create(key)
-    log.info("app key created on the dashboard", extra={"key_id": key.id, "key_name": key.name})
     return _page(created=app_keys.present_key(key, secret=secret), status=201)
 
 

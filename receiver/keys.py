@@ -7,9 +7,9 @@ import time
 
 from flask import Blueprint
 
-from fluxhook.core.errors import FluxhookError, KeyNotFound
+from fluxhook.core.errors import KeyNotFound
 from fluxhook.lifecycle import app_keys, revoking
-from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
+from fluxhook.store.app_keys import AppKey
 
 from .auth import require_admin
 from .context import services
@@ -24,13 +24,6 @@ def authenticate():
     require_admin()
 
 
-def _key(key_id: str) -> AppKey:
-    key = services().store.app_keys.get(key_id) if app_keys.is_key_id(key_id) else None
-    if key is None:
-        raise KeyNotFound(f"no app key {key_id[:40]!r}")
-    return key
-
-
 def _shown(key: AppKey) -> dict:
     return app_keys.described(services(), [key], time.time())[0]
 
@@ -38,11 +31,7 @@ def _shown(key: AppKey) -> dict:
 @bp.post("/keys")
 def create():
     """A new app key; its secret is in this answer and never again."""
-    now = time.time()
-    values, _ = app_keys.parse(json_object(), creating=True, now=now)
-    key, secret = app_keys.new_key(values, now)
-    services().store.app_keys.create(key)
-    log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
+    key, secret = app_keys.create_key(services(), json_object(), time.time())
     return app_keys.present_key(key, secret=secret), 201
 
 
@@ -55,21 +44,13 @@ def index():
 
 @bp.get("/keys/<key_id>")
 def show(key_id: str):
-    return _shown(_key(key_id))
+    return _shown(app_keys.find_key(services(), key_id))
 
 
 @bp.patch("/keys/<key_id>")
 def change(key_id: str):
     """Change a key's name and limits (``null`` removes a limit)."""
-    _key(key_id)
-    values, unset = app_keys.parse(json_object(), creating=False, now=time.time())
-    outcome = services().store.app_keys.change(key_id, values, unset)
-    if outcome == MISSING:
-        raise KeyNotFound(f"no app key {key_id[:40]!r}")
-    if outcome == REVOKED:
-        raise FluxhookError("this app key is revoked; create a new one", code="key_revoked", status=409)
-    log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
-    return _shown(_key(key_id))
+    return _shown(app_keys.change_key(services(), key_id, json_object(), time.time()))
 
 
 @bp.delete("/keys/<key_id>")

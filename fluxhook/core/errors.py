@@ -82,6 +82,13 @@ class KeyNotFound(FluxhookError):
     status = 404
 
 
+class KeyRevoked(FluxhookError):
+    """The app key is revoked: it cannot be changed (create a new one)."""
+
+    code = "key_revoked"
+    status = 409
+
+
 class InvalidIdempotencyKey(InvalidRequest):
     """The Idempotency-Key header is empty, longer than 255 characters, or not printable."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -21,11 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fluxhook.bfl.client import MODEL
-from fluxhook.core.errors import InvalidRequest, ModelNotAllowed, RateLimited, Unauthorized
+from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, ModelNotAllowed, RateLimited, Unauthorized
 from fluxhook.core.job import iso
+from fluxhook.core.models import MODEL
 from fluxhook.credits import accounting, reports
-from fluxhook.store.app_keys import DEFAULT_WEIGHT, AppKey, AppKeys
+from fluxhook.store.app_keys import DEFAULT_WEIGHT, MISSING, REVOKED, AppKey, AppKeys
+
+log = logging.getLogger("fluxhook.keys")
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -311,3 +314,36 @@ def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None
         return None
     spent = accounting.from_micro(reports.spent_today(svc, now, key_id=key.id))
     return max(0.0, round(key.daily_credits - spent, 6))
+
+
+# --- the admin's use cases: /v1/keys and the dashboard's Keys page -----------------------------------
+
+def create_key(svc: "Services", body: Any, now: float) -> tuple[AppKey, str]:
+    """A new app key from a request's ``body`` (``InvalidRequest`` for a bad one), and its secret, shown this once."""
+    values, _ = parse(body, creating=True, now=now)
+    key, secret = new_key(values, now)
+    svc.store.app_keys.create(key)
+    log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
+    return key, secret
+
+
+def find_key(svc: "Services", key_id: str) -> AppKey:
+    """The app key ``key_id``; ``KeyNotFound`` when there is none."""
+    key = svc.store.app_keys.get(key_id) if is_key_id(key_id) else None
+    if key is None:
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    return key
+
+
+def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
+    """Change a key's name and limits from a request's ``body`` (``null`` removes a limit); the key as changed.
+    ``KeyNotFound``, or ``KeyRevoked``: a revoked key cannot change."""
+    find_key(svc, key_id)
+    values, unset = parse(body, creating=False, now=now)
+    outcome = svc.store.app_keys.change(key_id, values, unset)
+    if outcome == MISSING:
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    if outcome == REVOKED:
+        raise KeyRevoked("this app key is revoked; create a new one")
+    log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
+    return find_key(svc, key_id)
