@@ -25,7 +25,8 @@ from fluxhook.bfl.client import MODEL
 from fluxhook.core.errors import InvalidRequest, ModelNotAllowed, RateLimited, Unauthorized
 from fluxhook.core.job import iso
 from fluxhook.credits import usage
-from fluxhook.store.app_keys import DEFAULT_WEIGHT, AppKey, AppKeys
+from fluxhook.store.app_keys import AppKey, AppKeys
+from fluxhook.store.owners import DEFAULT_WEIGHT
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
