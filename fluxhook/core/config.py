@@ -11,9 +11,10 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from fluxhook.core.errors import ConfigError, HostNotAllowed
-from fluxhook.core.hosts import HostPattern, check_url, parse_host_pattern
+from fluxhook.core.errors import ConfigError, InvalidRequest
+from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
+from fluxhook.core.notify_urls import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
 from fluxhook.core.pools import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
 from fluxhook.core.pools import KONTEXT_MAX_POOL
 
@@ -30,7 +31,13 @@ MIN_TOKEN_LENGTH = 8
 # Standard Webhooks: a secret is "whsec_" and the base64 of 24 to 64 random bytes.
 NOTIFY_SECRET_PREFIX = "whsec_"
 NOTIFY_SECRET_BYTES = (24, 64)
-MAX_NOTIFY_URL = 2048
+# NOTIFY_URL follows a job's notify_url's rule (notify_urls), in a setting's words.
+_NOTIFY_URL_WORDING = Wording(
+    malformed="must be an http:// or https:// URL of printable ASCII characters without spaces",
+    too_long=f"must be at most {MAX_NOTIFY_URL} characters",
+    not_allowed="{reason} (NOTIFY_HOST_ALLOWLIST); an http URL, a port other than 443 or a private address must be "
+                "listed as its exact host:port in NOTIFY_HOST_ALLOWLIST",
+)
 DEFAULT_PORT = 8000
 
 
@@ -338,8 +345,11 @@ class _Reader:
     def notifications(self) -> dict:
         """NOTIFY_URL, NOTIFY_SECRET and NOTIFY_HOST_ALLOWLIST, checked together."""
         url = self.url("NOTIFY_URL", schemes=("http", "https")) or None
-        if url and "NOTIFY_URL" not in self.failed and len(url) > MAX_NOTIFY_URL:
-            self._fail("NOTIFY_URL", f"must be at most {MAX_NOTIFY_URL} characters")
+        if url and "NOTIFY_URL" not in self.failed:
+            try:
+                check_form(url, _NOTIFY_URL_WORDING)
+            except InvalidRequest as exc:
+                self._fail("NOTIFY_URL", exc.message)
         secret = self.notify_secret("NOTIFY_SECRET", required=url is not None)
         usable = url is not None and "NOTIFY_URL" not in self.failed
         if self._raw("NOTIFY_HOST_ALLOWLIST") is None:
@@ -357,11 +367,9 @@ class _Reader:
             usable = usable and "NOTIFY_HOST_ALLOWLIST" not in self.failed
         if usable:
             try:
-                check_url(url, allowlist)
-            except HostNotAllowed as exc:
-                self._fail("NOTIFY_URL", f"{exc.message} (NOTIFY_HOST_ALLOWLIST); an http URL, a port other "
-                                         "than 443 or a private address must be listed as its exact host:port "
-                                         "in NOTIFY_HOST_ALLOWLIST")
+                check_notify_url(url, allowlist, _NOTIFY_URL_WORDING)
+            except InvalidRequest as exc:
+                self._fail("NOTIFY_URL", exc.message)
         return {"notify_url": url, "notify_secret": secret, "notify_host_allowlist": allowlist}
 
     def notify_secret(self, name: str, *, required: bool) -> str | None:
