@@ -28,6 +28,7 @@ from fluxhook.lifecycle.notifications import requested_url
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
+from .errors import retry_after_header
 from .idempotency import idempotent
 from .json_request import body_size, json_object
 from .waiting import preference_applied, waited
@@ -124,7 +125,7 @@ def fluxhook_error(exc: FluxhookError):
     headers = {}
     retry_after = getattr(exc, "retry_after", None)
     if exc.status == 429:
-        headers["Retry-After"] = str(max(1, round(retry_after or 1)))
+        headers["Retry-After"] = retry_after_header(retry_after)
     if isinstance(exc, Unauthorized):
         # No key at all is 401; a key sent but refused is 403, as BFL answers it.
         return _error(401 if presented_token() is None else 403, exc.message, headers)

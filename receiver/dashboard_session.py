@@ -16,6 +16,7 @@ import secrets
 from flask import current_app, g, session
 from flask.sessions import SecureCookieSessionInterface
 
+from .auth import is_admin_token
 from .context import services
 
 _FINGERPRINT_SALT = b"fluxhook.dashboard-token"
@@ -38,9 +39,8 @@ def _fingerprint(token: str) -> str:
 
 
 def token_accepted(token: str) -> bool:
-    """Whether ``token`` is one of API_TOKENS (compared with every one, in constant time)."""
-    given = token.strip().encode("utf-8", "surrogateescape")
-    return bool(given) and sum(hmac.compare_digest(given, t.encode()) for t in services().config.api_tokens) > 0
+    """Whether ``token`` (as typed into the sign-in form: spaces at its ends dropped) is one of API_TOKENS."""
+    return is_admin_token(services().config.api_tokens, token.strip())
 
 
 def signed_in() -> bool:

@@ -22,6 +22,14 @@ def error_response(status: int, code: str, message: str):
     return response
 
 
+def retry_after_header(seconds: float | None) -> str:
+    """The ``Retry-After`` value for a wait of ``seconds``: whole seconds rounded up, at least 1 (None or 0: 1).
+
+    Rounded up, so a client that waits as long as told never comes back early; both APIs' 429s use it.
+    """
+    return str(max(1, math.ceil(seconds or 0)))
+
+
 def _snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
@@ -56,7 +64,7 @@ def init_app(app: Flask) -> None:
             response.headers["Accept-Ranges"] = "bytes"
         retry_after = getattr(exc, "retry_after", None)
         if exc.status == 429 and retry_after:
-            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+            response.headers["Retry-After"] = retry_after_header(retry_after)
         return response
 
     @app.errorhandler(HTTPException)

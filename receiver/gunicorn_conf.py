@@ -9,6 +9,7 @@ import sys
 from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 
+from fluxhook.core.config import DEFAULT_PORT, field_default
 from receiver.bulkheads import BFL_CALL_ROOM, WAITING_ROOM
 from receiver.request_assembly import refusal
 
@@ -23,7 +24,7 @@ def _whole(name: str, default: str) -> int:
     return int(raw)
 
 
-bind = f"0.0.0.0:{_whole('PORT', '8000')}"
+bind = f"0.0.0.0:{_whole('PORT', str(DEFAULT_PORT))}"
 # Threads serve the many short callback and API requests; processes use both cores. gthread's
 # threads, but each request is received whole (with deadlines) by the worker's main loop before a
 # thread serves it: slow or stalled clients hold no thread (docs/hostile-clients.md).
@@ -31,7 +32,7 @@ worker_class = "receiver.buffering_worker.BufferingWorker"
 workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
 # for requests waiting on their job (Prefer: wait) or on BFL, which hold a thread but no CPU.
-threads = _whole("WEB_THREADS", "4") + WAITING_ROOM + BFL_CALL_ROOM
+threads = _whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROOM + BFL_CALL_ROOM
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.

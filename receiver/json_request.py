@@ -14,9 +14,9 @@ from typing import Any
 from flask import g, request
 
 from fluxhook.core import json_body
+from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
 
-_PIECE = 1024 * 1024
 _NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
 
 
@@ -57,13 +57,13 @@ def _read() -> bytearray:
     length = request.content_length
     if length is None:  # chunked: grows as it comes
         raw = bytearray()
-        while piece := stream.read(_PIECE):
+        while piece := stream.read(CHUNK):
             raw += piece
         return raw
     raw = bytearray(length)
     view, got = memoryview(raw), 0
     while got < length:
-        n = stream.readinto(view[got:got + _PIECE])  # a piece at a time: the server buffers no more
+        n = stream.readinto(view[got:got + CHUNK])  # a piece at a time: the server buffers no more
         if not n:
             break
         got += n

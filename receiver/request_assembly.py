@@ -18,6 +18,7 @@ import re
 import tempfile
 from typing import BinaryIO, Iterator
 
+from fluxhook.core.chunks import CHUNK
 from receiver import MAX_REQUEST_BYTES
 
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
@@ -28,7 +29,6 @@ MAX_HEAD_BYTES = 64 * 1024
 MEMORY_BODY_BYTES = 128 * 1024
 # What one chunk-size or trailer line may take (chunk extensions included).
 MAX_CHUNK_LINE = 4096
-SPOOL_READ = 1024 * 1024
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _FRAMING = re.compile(rb"\n(content-length|transfer-encoding|expect)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
@@ -271,7 +271,7 @@ class RequestAssembler:
             spool, self._spool = self._spool, None
             with spool:
                 spool.seek(0)
-                while piece := spool.read(SPOOL_READ):
+                while piece := spool.read(CHUNK):
                     yield piece
         elif self._memory:
             yield bytes(self._memory)

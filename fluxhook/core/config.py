@@ -7,13 +7,14 @@ import binascii
 import math
 import os
 import re
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from fluxhook.core.errors import ConfigError, HostNotAllowed
-from fluxhook.core.hosts import HostPattern, check_url, parse_host_pattern
+from fluxhook.core.errors import ConfigError, InvalidRequest
+from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
+from fluxhook.core.notify_urls import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
 from fluxhook.core.pools import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
 from fluxhook.core.pools import KONTEXT_MAX_POOL
 
@@ -30,7 +31,14 @@ MIN_TOKEN_LENGTH = 8
 # Standard Webhooks: a secret is "whsec_" and the base64 of 24 to 64 random bytes.
 NOTIFY_SECRET_PREFIX = "whsec_"
 NOTIFY_SECRET_BYTES = (24, 64)
-MAX_NOTIFY_URL = 2048
+# NOTIFY_URL follows a job's notify_url's rule (notify_urls), in a setting's words.
+_NOTIFY_URL_WORDING = Wording(
+    malformed="must be an http:// or https:// URL of printable ASCII characters without spaces",
+    too_long=f"must be at most {MAX_NOTIFY_URL} characters",
+    not_allowed="{reason} (NOTIFY_HOST_ALLOWLIST); an http URL, a port other than 443 or a private address must be "
+                "listed as its exact host:port in NOTIFY_HOST_ALLOWLIST",
+)
+DEFAULT_PORT = 8000
 
 
 def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
@@ -66,7 +74,7 @@ class Config:
     bfl_api_base: str = "https://api.bfl.ai"
     bfl_webhook_secret: str | None = None
     webhook_require_secret: bool = False
-    public_base_url: str = "http://localhost:8000"
+    public_base_url: str = f"http://localhost:{DEFAULT_PORT}"
     storage_url: str = "file://./var/images"
     # s3:// storage only: another S3-compatible service than AWS (R2, MinIO, B2...), the region
     # (AWS_REGION, else AWS_DEFAULT_REGION, else boto3's own sources), and how images are served.
@@ -139,39 +147,42 @@ class Config:
         """Read and validate the environment; raise ConfigError listing one line per problem."""
         env = os.environ if environ is None else environ
         reader = _Reader(env)
-        port = reader.integer("PORT", 8000, minimum=1, maximum=65535)
-        storage_url = reader.storage_url("STORAGE_URL", "file://./var/images")
+        port = reader.integer("PORT", DEFAULT_PORT, minimum=1, maximum=65535)
+        storage_url = reader.storage_url("STORAGE_URL", field_default("storage_url"))
         config = cls(
             redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
             bfl_api_key=reader.string("BFL_API_KEY"),
             secret_key=reader.string("SECRET_KEY", required=True),
             api_tokens=reader.tokens("API_TOKENS"),
-            bfl_api_base=reader.url("BFL_API_BASE", default="https://api.bfl.ai", schemes=("http", "https"),
+            bfl_api_base=reader.url("BFL_API_BASE", default=field_default("bfl_api_base"), schemes=("http", "https"),
                                     prefix=True).rstrip("/"),
             bfl_webhook_secret=reader.string("BFL_WEBHOOK_SECRET") or None,
-            webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET", False),
+            webhook_require_secret=reader.boolean("WEBHOOK_REQUIRE_SECRET", field_default("webhook_require_secret")),
             public_base_url=reader.url(
                 "PUBLIC_BASE_URL", default=f"http://localhost:{port}", schemes=("http", "https"), prefix=True
             ).rstrip("/"),
             storage_url=storage_url,
             s3_endpoint_url=reader.url("S3_ENDPOINT_URL", schemes=("http", "https"), prefix=True).rstrip("/") or None,
             s3_region=reader.region(("AWS_REGION", "AWS_DEFAULT_REGION"), check=storage_url.startswith("s3:")),
-            s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", "redirect", ("redirect", "stream")),
+            s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", field_default("s3_image_delivery"), ("redirect", "stream")),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
-            callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", 45, minimum=0, maximum=3600),
-            bfl_max_active=reader.integer("BFL_MAX_ACTIVE", 24, minimum=1, maximum=10_000),
+            callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", field_default("callback_grace_seconds"),
+                                                  minimum=0, maximum=3600),
+            bfl_max_active=reader.integer("BFL_MAX_ACTIVE", field_default("bfl_max_active"), minimum=1, maximum=10_000),
             bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX"),
-            max_image_bytes=reader.integer("MAX_IMAGE_BYTES", 52_428_800, minimum=1, maximum=2**31),
-            max_video_bytes=reader.integer("MAX_VIDEO_BYTES", 2_147_483_648, minimum=1, maximum=2**40),
-            job_retention_days=reader.integer("JOB_RETENTION_DAYS", 30, minimum=1, maximum=3650),
-            image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", 3600, minimum=1, maximum=7 * 86400),
+            max_image_bytes=reader.integer("MAX_IMAGE_BYTES", field_default("max_image_bytes"), minimum=1, maximum=2**31),
+            max_video_bytes=reader.integer("MAX_VIDEO_BYTES", field_default("max_video_bytes"), minimum=1, maximum=2**40),
+            job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
+            image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", field_default("image_url_ttl_seconds"),
+                                                 minimum=1, maximum=7 * 86400),
             bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
-            bfl_credits_refresh_seconds=reader.integer("BFL_CREDITS_REFRESH_SECONDS", 300, minimum=1, maximum=86400),
-            log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-            worker_processes=reader.integer("WORKER_PROCESSES", 1, minimum=1, maximum=32),
-            web_threads=reader.integer("WEB_THREADS", 4, minimum=1, maximum=1000),
-            redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", True),
+            bfl_credits_refresh_seconds=reader.integer(
+                "BFL_CREDITS_REFRESH_SECONDS", field_default("bfl_credits_refresh_seconds"), minimum=1, maximum=86400),
+            log_level=reader.choice("LOG_LEVEL", field_default("log_level"), ("DEBUG", "INFO", "WARNING", "ERROR")),
+            worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
+            web_threads=reader.integer("WEB_THREADS", field_default("web_threads"), minimum=1, maximum=1000),
+            redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", field_default("redis_tls_verify")),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
@@ -179,6 +190,17 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
+
+
+def field_default(name: str) -> Any:
+    """The default of ``Config``'s field ``name``, as written on the field: the one place each default is typed."""
+    field = _FIELDS[name]
+    if field.default is MISSING:
+        raise KeyError(f"Config.{name} has no default")
+    return field.default
+
+
+_FIELDS = {field.name: field for field in fields(Config)}
 
 
 class _Reader:
@@ -316,15 +338,18 @@ class _Reader:
             self._fail(name, str(exc))
             return parse_model_limits(DEFAULT_MODEL_LIMITS)
         if raw is None and self._raw(kontext_alias) is not None:
-            kontext = self.integer(kontext_alias, 6, minimum=1, maximum=10_000)
+            kontext = self.integer(kontext_alias, dict(DEFAULT_LIMITS)[KONTEXT_MAX_POOL], minimum=1, maximum=10_000)
             limits = tuple((m, kontext if m == KONTEXT_MAX_POOL else n) for m, n in limits)
         return limits
 
     def notifications(self) -> dict:
         """NOTIFY_URL, NOTIFY_SECRET and NOTIFY_HOST_ALLOWLIST, checked together."""
         url = self.url("NOTIFY_URL", schemes=("http", "https")) or None
-        if url and "NOTIFY_URL" not in self.failed and len(url) > MAX_NOTIFY_URL:
-            self._fail("NOTIFY_URL", f"must be at most {MAX_NOTIFY_URL} characters")
+        if url and "NOTIFY_URL" not in self.failed:
+            try:
+                check_form(url, _NOTIFY_URL_WORDING)
+            except InvalidRequest as exc:
+                self._fail("NOTIFY_URL", exc.message)
         secret = self.notify_secret("NOTIFY_SECRET", required=url is not None)
         usable = url is not None and "NOTIFY_URL" not in self.failed
         if self._raw("NOTIFY_HOST_ALLOWLIST") is None:
@@ -342,11 +367,9 @@ class _Reader:
             usable = usable and "NOTIFY_HOST_ALLOWLIST" not in self.failed
         if usable:
             try:
-                check_url(url, allowlist)
-            except HostNotAllowed as exc:
-                self._fail("NOTIFY_URL", f"{exc.message} (NOTIFY_HOST_ALLOWLIST); an http URL, a port other "
-                                         "than 443 or a private address must be listed as its exact host:port "
-                                         "in NOTIFY_HOST_ALLOWLIST")
+                check_notify_url(url, allowlist, _NOTIFY_URL_WORDING)
+            except InvalidRequest as exc:
+                self._fail("NOTIFY_URL", exc.message)
         return {"notify_url": url, "notify_secret": secret, "notify_host_allowlist": allowlist}
 
     def notify_secret(self, name: str, *, required: bool) -> str | None:

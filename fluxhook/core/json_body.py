@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
 
 MAX_DEPTH = 32
-# A long string is checked and encoded this many characters at a time, not copied whole.
-CHUNK = 1024 * 1024
 
 
 class _NotANumber(ValueError):

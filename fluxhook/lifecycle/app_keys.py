@@ -26,7 +26,8 @@ from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, ModelN
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
 from fluxhook.credits import accounting, reports
-from fluxhook.store.app_keys import DEFAULT_WEIGHT, MISSING, REVOKED, AppKey, AppKeys
+from fluxhook.store.app_keys import MISSING, REVOKED, AppKey, AppKeys
+from fluxhook.store.owners import DEFAULT_WEIGHT
 
 log = logging.getLogger("fluxhook.keys")
 

@@ -21,17 +21,17 @@ from typing import NamedTuple
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from fluxhook.core.config import MAX_NOTIFY_URL, Config
-from fluxhook.core.errors import HostNotAllowed, InvalidRequest
-from fluxhook.core.hosts import check_url
+from fluxhook.core.config import Config
+from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job
+from fluxhook.core.notify_urls import check_notify_url, field_wording
 from fluxhook.lifecycle import bfl_presenting
 
 URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"
 SECRET_HEADER = "X-Webhook-Secret"
 # A header value: printable ASCII, no spaces at its ends; as long as any app's secret reasonably is.
 MAX_SECRET = 256
-_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_URL_WORDING = field_wording(URL_FIELD)
 _SECRET = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 _SEAL_SALT = b"fluxhook.app-webhook-secret\x00"
 
@@ -53,13 +53,7 @@ def split_body(body: dict, config: Config) -> tuple[dict, AppWebhook | None]:
     url, secret = body.get(URL_FIELD), body.get(SECRET_FIELD)
     if url is None:
         return task_input, None
-    if (not isinstance(url, str) or len(url) > MAX_NOTIFY_URL or not _PRINTABLE.fullmatch(url)
-            or not url.startswith(("https://", "http://"))):
-        raise InvalidRequest(f"'{URL_FIELD}' must be an http(s) URL of at most {MAX_NOTIFY_URL} characters")
-    try:
-        check_url(url, config.notify_host_allowlist)
-    except HostNotAllowed as exc:
-        raise InvalidRequest(f"'{URL_FIELD}' is not allowed: {exc.message} (NOTIFY_HOST_ALLOWLIST)") from None
+    check_notify_url(url, config.notify_host_allowlist, _URL_WORDING)
     if secret is not None and (not isinstance(secret, str) or len(secret) > MAX_SECRET
                                or not _SECRET.fullmatch(secret)):
         raise InvalidRequest(f"'{SECRET_FIELD}' must be 1 to {MAX_SECRET} printable ASCII characters")

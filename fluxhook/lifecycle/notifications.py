@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from datetime import datetime, timezone
 
@@ -24,9 +23,10 @@ import requests
 from standardwebhooks import Webhook
 
 from fluxhook import metrics
-from fluxhook.core.config import MAX_NOTIFY_URL, Config
+from fluxhook.core.config import Config
 from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.core.hosts import check_url
+from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import app_webhooks
 from fluxhook.lifecycle.presenting import present
@@ -37,8 +37,7 @@ log = logging.getLogger("fluxhook.notifications")
 METRIC = "fluxhook_notifications"
 # (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
 NOTIFY_TIMEOUT = (5.0, 15.0)
-
-_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_URL_WORDING = field_wording("notify_url")
 
 
 def message_id(job_id: str) -> str:
@@ -83,17 +82,11 @@ def requested_url(value: object, config: Config) -> str | None:
     """
     if value is None:
         return config.notify_url
-    if (not isinstance(value, str) or len(value) > MAX_NOTIFY_URL or not _PRINTABLE.fullmatch(value)
-            or not value.startswith(("https://", "http://"))):
-        raise InvalidRequest(f"'notify_url' must be an http(s) URL of at most {MAX_NOTIFY_URL} characters")
+    check_form(value, _URL_WORDING)  # a malformed URL is named before a missing secret
     if not config.notify_secret:
         raise InvalidRequest("'notify_url' cannot be used: this service has no NOTIFY_SECRET to sign "
                              "notifications with (its operator must set one)")
-    try:
-        check_url(value, config.notify_host_allowlist)
-    except HostNotAllowed as exc:
-        raise InvalidRequest(f"'notify_url' is not allowed: {exc.message} (NOTIFY_HOST_ALLOWLIST)") from None
-    return value
+    return check_notify_url(value, config.notify_host_allowlist, _URL_WORDING)
 
 
 def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None = None) -> str:

@@ -7,8 +7,9 @@ import io
 import json
 from typing import TYPE_CHECKING
 
+from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest, StorageError
-from fluxhook.core.json_body import CHUNK, json_chunks
+from fluxhook.core.json_body import json_chunks
 
 if TYPE_CHECKING:
     from fluxhook.services import Services

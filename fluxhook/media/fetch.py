@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
+from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import (
     DownloadError,
     ImageTooLarge,
@@ -36,8 +37,6 @@ TIMEOUT = (5, 30)  # connect, read (between bytes)
 TOTAL_DEADLINE = 120
 # A large body (a video) may take longer than TOTAL_DEADLINE, but must come at this rate at least (bytes/s).
 MIN_RATE = 1024 * 1024
-# Large reads: a video is hashed and written in pieces this big (memory stays at a few of them).
-_CHUNK = 1024 * 1024
 _FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WEBP": ("image/webp", "webp")}
 _EXPIRED = (403, 404, 410)
 
@@ -201,7 +200,7 @@ def _get_following_allowed_redirects(http: HTTPClient, url: str, allowlist) -> r
 
 def _chunks(response: requests.Response) -> Iterator[bytes]:
     try:
-        yield from response.iter_content(_CHUNK)
+        yield from response.iter_content(CHUNK)
     except requests.RequestException as exc:
         raise TransientDownloadError(f"download interrupted: {type(exc).__name__}") from None
 

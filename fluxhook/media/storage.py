@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
+from fluxhook.core.chunks import CHUNK
 from fluxhook.core.config import parse_s3_url
 from fluxhook.core.errors import StorageError
 
@@ -139,7 +140,7 @@ class FileStorage:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
             os.close(fd)
-            return io.BufferedRandom(_WriteBehind(tmp, "w+"), buffer_size=1024 * 1024)
+            return io.BufferedRandom(_WriteBehind(tmp, "w+"), buffer_size=CHUNK)
         except OSError as exc:
             raise StorageError(f"cannot write images: {exc.strerror}") from exc
 
@@ -165,7 +166,7 @@ class FileStorage:
             fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_PARTIAL)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
+                    shutil.copyfileobj(source, out, CHUNK)
                     out.flush()
                     # The data and the size, which is what a reader after a crash needs.
                     os.fdatasync(out.fileno())
@@ -447,14 +448,14 @@ class _Measured:
             seekable = False
         try:
             if not seekable:
-                self._spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-                shutil.copyfileobj(source, self._spool, 1024 * 1024)
+                self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+                shutil.copyfileobj(source, self._spool, CHUNK)
                 self._spool.seek(0)
                 source = self._spool
             start = source.tell()
             if sha256 is None:
                 digest = hashlib.sha256()
-                while chunk := source.read(1024 * 1024):
+                while chunk := source.read(CHUNK):
                     digest.update(chunk)
                 sha256 = digest.hexdigest()
             end = source.seek(0, os.SEEK_END)

@@ -20,11 +20,10 @@ from redis.exceptions import WatchError
 
 from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slots import Slots
 
-DEFAULT_WEIGHT = 1
 # The window of ``requests_per_minute``.
 RATE_WINDOW = 60.0
 # Changed: the record exists and was changed; missing: no such key; revoked: it was revoked, nothing changed.

@@ -92,7 +92,7 @@ class Keys:
 
     @property
     def share_weights(self) -> str:
-        """Owner -> its ``weight``, a positive number (absent: 1). Written by whoever manages app keys."""
+        """Owner -> its ``weight``, a positive number (absent: ``owners.DEFAULT_WEIGHT``). Written by whoever manages app keys."""
         return f"{self.prefix}share:weight"
 
     @property

@@ -30,7 +30,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import ADMIN_OWNER, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
@@ -118,7 +118,8 @@ class Slots:
         return keys
 
     def _pool_args(self) -> list:
-        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, len(self.pools)]
+        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
+                      len(self.pools)]
         for pool in self.pools:
             args += [pool, pool_limit(self.config, pool)]
         return args

@@ -4,8 +4,8 @@
 -- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; then per pool, in ARGV's
 -- order: its slots, its line, its pause flag.
 -- ARGV[1] now, ARGV[2] BFL_MAX_ACTIVE, ARGV[3] the slot lease (s), ARGV[4] the submit lease (s),
--- ARGV[5] the admin owner, ARGV[6] n pools, then n pairs of pool name and limit; the script's own
--- arguments follow.
+-- ARGV[5] the admin owner, ARGV[6] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[7] n pools,
+-- then n pairs of pool name and limit; the script's own arguments follow.
 --
 -- Fair share is start-time fair queueing over owners: each owner's next turn has a virtual start,
 -- its pass, or the clock if that is later (an owner back from idle starts level with the others and
@@ -16,16 +16,16 @@
 -- one lookup per owner with work waiting, whatever the number of jobs.
 local now, total = tonumber(ARGV[1]), tonumber(ARGV[2])
 local slot_lease, submit_lease = tonumber(ARGV[3]), tonumber(ARGV[4])
-local admin = ARGV[5]
+local admin, default_weight = ARGV[5], tonumber(ARGV[6])
 local due, owners, held, passes, clock_key, weights, caps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local pools, by_name = {}, {}
-for i = 1, tonumber(ARGV[6]) do
-  local pool = {name = ARGV[5 + 2 * i], limit = tonumber(ARGV[6 + 2 * i]),
+for i = 1, tonumber(ARGV[7]) do
+  local pool = {name = ARGV[6 + 2 * i], limit = tonumber(ARGV[7 + 2 * i]),
                 slots = KEYS[3 * i + 5], line = KEYS[3 * i + 6], paused = KEYS[3 * i + 7]}
   pools[i] = pool
   by_name[pool.name] = pool
 end
-local rest = 7 + 2 * #pools
+local rest = 8 + 2 * #pools
 local own_keys = 7 + 3 * #pools
 
 local function fmt(x) return string.format('%.17g', x) end
@@ -65,7 +65,7 @@ end
 local function weight(owner)
   if weight_of[owner] == nil then
     local w = tonumber(redis.call('HGET', weights, owner))
-    weight_of[owner] = (w ~= nil and w > 0) and w or 1
+    weight_of[owner] = (w ~= nil and w > 0) and w or default_weight
   end
   return weight_of[owner]
 end
