@@ -7,9 +7,8 @@ from urllib.parse import unquote
 from flask import Blueprint, g, request
 
 from fluxhook import metrics
-from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
 from fluxhook.core import signing
-from fluxhook.core.errors import CallbackRefused, PayloadTooLarge
+from fluxhook.core.errors import CallbackRefused
 from fluxhook.lifecycle import receiving
 
 from .context import services
@@ -38,21 +37,13 @@ def _error_code(response) -> str:
     return str(error.get("code", "error")) if isinstance(error, dict) else f"http_{response.status_code}"
 
 
-def _raw_body() -> bytes:
-    if request.content_length is not None and request.content_length > MAX_CALLBACK_BYTES:
-        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
-    body = request.stream.read(MAX_CALLBACK_BYTES + 1)
-    if len(body) > MAX_CALLBACK_BYTES:
-        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
-    return body
-
-
 @bp.post("/bfl/<token>")
 def job_callback(token: str):
     """A callback on the URL minted for one job."""
     # The token before the body: a URL fluxhook did not issue is refused without reading a byte of it
     # (the web worker hands such a request on before its body arrives: refused_before_body).
-    return _answer(receiving.receive_job_callback(services(), token, request.headers, _raw_body))
+    return _answer(receiving.receive_job_callback(services(), token, request.headers, request.stream,
+                                                  request.content_length))
 
 
 def refused_before_body(secret_keys, method: str, target: str) -> bool:
@@ -73,7 +64,8 @@ def refused_before_body(secret_keys, method: str, target: str) -> bool:
 @bp.post("/bfl")
 def static_callback():
     """A callback for a task submitted elsewhere with BFL_WEBHOOK_SECRET."""
-    return _answer(receiving.receive_static_callback(services(), request.headers, _raw_body()))
+    return _answer(receiving.receive_static_callback(services(), request.headers, request.stream,
+                                                     request.content_length))
 
 
 def _answer(receipt: receiving.Receipt):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from fluxhook.bfl.costs import Cost, result_cost
 from fluxhook.core import json_body
-from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
 from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
 
 # BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
@@ -31,6 +32,17 @@ class BFLReport:
     # A Ready result's seed, and the price when BFL puts one in the result.
     seed: int | None = None
     cost: Cost | None = None
+
+
+def read_callback(stream: BinaryIO, length: int | None) -> bytes:
+    """A callback's body from ``stream`` (``length``: its Content-Length if sent); ``PayloadTooLarge`` past
+    ``MAX_CALLBACK_BYTES``, read no further than one byte beyond."""
+    if length is not None and length > MAX_CALLBACK_BYTES:
+        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+    body = stream.read(MAX_CALLBACK_BYTES + 1)
+    if len(body) > MAX_CALLBACK_BYTES:
+        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+    return body
 
 
 def parse_callback(body: bytes) -> BFLReport:

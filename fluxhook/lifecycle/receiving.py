@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import BinaryIO, Mapping
 
 from fluxhook import metrics
-from fluxhook.bfl.reports import BFLReport, parse_callback
+from fluxhook.bfl.reports import BFLReport, parse_callback, read_callback
 from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
@@ -80,27 +80,28 @@ def _refuse_on_job(svc: Services, reason: str, error: FluxhookError, job_id: str
     return _refuse(svc, reason, error, job_id if svc.jobs.get(job_id) is not None else None)
 
 
-def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], read_body: Callable[[], bytes]) -> Receipt:
-    """A callback on the URL minted for one job: ``token`` is that URL's, ``read_body`` reads its body (raising
-    ``PayloadTooLarge`` past the callback limit), called only once the token is one fluxhook issued."""
+def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], body: BinaryIO,
+                         length: int | None) -> Receipt:
+    """A callback on the URL minted for one job: ``token`` is that URL's; its ``body`` (``length`` bytes, if
+    said) is read only once the token is one fluxhook issued."""
     config = svc.config
     job_id = signing.job_id_from_webhook_token(config.secret_keys, token)
     if job_id is None:
         raise _refuse(svc, "bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
     try:
-        body = read_body()
+        raw = read_callback(body, length)
     except FluxhookError as exc:
         raise _refuse_on_job(svc, exc.code, exc, job_id) from None
     try:
         # The secrets derive from the job id alone: checked before Redis is asked anything.
-        proven = verify_callback(headers, body, signing.job_webhook_secrets(config.secret_keys, job_id),
+        proven = verify_callback(headers, raw, signing.job_webhook_secrets(config.secret_keys, job_id),
                                  required=config.webhook_require_secret)
     except Unauthorized as exc:
         if svc.jobs.get(job_id) is None:
             raise Gone("this job no longer exists") from None
         raise _refuse(svc, "bad_secret", exc, job_id) from None
     try:
-        report = parse_callback(body)
+        report = parse_callback(raw)
     except InvalidRequest as exc:
         raise _refuse_on_job(svc, exc.code, exc, job_id) from None
     outcome = _apply(svc, job_id, report, proven)
@@ -109,7 +110,7 @@ def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], 
     if outcome == ReportOutcome.OTHER_TASK:
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
     if outcome == ReportOutcome.NOT_SUBMITTED:
-        return _keep_until_submitted(svc, job_id, report, body, proven)
+        return _keep_until_submitted(svc, job_id, report, raw, proven)
     return _applied(job_id, report, outcome)
 
 
@@ -128,18 +129,19 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
     return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_submitted"}, "kept", job_id)
 
 
-def receive_static_callback(svc: Services, headers: Mapping[str, str], body: bytes) -> Receipt:
-    """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with ``BFL_WEBHOOK_SECRET``; one for a task
-    not tracked (yet) is kept for when it is."""
+def receive_static_callback(svc: Services, headers: Mapping[str, str], body: BinaryIO, length: int | None) -> Receipt:
+    """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with ``BFL_WEBHOOK_SECRET`` (its ``body``,
+    ``length`` bytes if said); one for a task not tracked (yet) is kept for when it is."""
+    raw = read_callback(body, length)
     try:
-        verify_callback(headers, body, svc.config.webhook_secrets, required=True)
+        verify_callback(headers, raw, svc.config.webhook_secrets, required=True)
     except Unauthorized as exc:
         raise _refuse(svc, "bad_secret", exc) from None
-    report = parse_callback(body)
+    report = parse_callback(raw)
     job = svc.jobs.get_by_bfl_id(report.bfl_id)
     outcome = ReportOutcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
     if outcome == ReportOutcome.GONE:
-        outcome = keep_callback(svc, report.bfl_id, body)
+        outcome = keep_callback(svc, report.bfl_id, raw)
         log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
         return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_tracked"}, "kept")
     return _applied(job.id, report, outcome)
