@@ -36,6 +36,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model and app key (its "
                                "name; empty for admin tokens' jobs), as BFL stated them (a later, lower price in a "
                                "result is not subtracted).", ("model", "key")),
+    "fluxhook_price_over_catalog": ("Submissions BFL charged more than the model catalog's bound, by model (its "
+                                    "requests then go alone until the catalog is corrected).", ("model",)),
 }
 # name: (help, bucket upper bounds in seconds)
 HISTOGRAMS: dict[str, tuple[str, tuple[float, ...]]] = {

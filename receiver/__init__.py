@@ -14,6 +14,7 @@ from . import (
     auth,
     bfl_compat,
     bulkheads,
+    catalog,
     dashboard,
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_session,
@@ -67,6 +68,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
     app.refused_before_body = partial(_refused_before_body, services.config)
     app.register_blueprint(usage.bp)
+    app.register_blueprint(catalog.bp)
     app.register_blueprint(keys.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -9,6 +9,7 @@ in the API, the CLI and the dashboard. ``get_result`` is one Redis read. Errors 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 
@@ -17,7 +18,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
-from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized
+from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized, UnknownModel
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL_NAME
 from fluxhook.credits import balance
@@ -37,7 +38,7 @@ bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.bfl_compat")
 
 # fluxhook's own paths under /v1: never taken for a model's name.
-OWN_PATHS = frozenset({"jobs", "usage", "keys", "get_result", "credits"})
+OWN_PATHS = frozenset({"jobs", "usage", "keys", "models", "get_result", "credits"})
 # An answer that names no error code leaves with one of these (BFL's words for the status).
 _STATUS_WORDS = {401: "Not authenticated", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
 
@@ -129,10 +130,18 @@ def fluxhook_error(exc: FluxhookError):
     if isinstance(exc, Unauthorized):
         # No key at all is 401; a key sent but refused is 403, as BFL answers it.
         return _error(401 if presented_token() is None else 403, exc.message, headers)
+    if isinstance(exc, UnknownModel):
+        return _error(404, _not_found(exc.model))  # as BFL answers a path it does not serve
     if isinstance(exc, InvalidRequest):
         return _error(422, exc.message)  # BFL's status for a body it refuses
     detail = f"{exc.code}: {exc.message}" if exc.status == 402 else exc.message
     return _error(exc.status, detail, headers)
+
+
+def _not_found(name: str) -> str:
+    """BFL's words for an unknown path; naming fluxhook's own path when the name is a slip of one (``job``)."""
+    meant = difflib.get_close_matches(name, sorted(OWN_PATHS), n=1, cutoff=0.75)
+    return f"{_STATUS_WORDS[404]}: did you mean /v1/{meant[0]}?" if meant else _STATUS_WORDS[404]
 
 
 @bp.errorhandler(HTTPException)

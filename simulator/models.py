@@ -8,17 +8,24 @@ common fields, the enumerations, and the video's field names.
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any
 
+from fluxhook.core.catalog import Catalog, load
+
 VIDEO = "flux-3-video"
-FLUX_2 = ("flux-2-pro", "flux-2-max", "flux-2-flex", "flux-2-klein-4b", "flux-2-klein-9b")
-FLUX_1 = (
-    "flux-dev", "flux-pro", "flux-pro-1.1", "flux-pro-1.1-ultra", "flux-kontext", "flux-kontext-pro",
-    "flux-kontext-max", "flux-fill", "flux-pro-1.0-fill", "flux-pro-1.0-expand", "flux-pro-1.0-canny",
-    "flux-pro-1.0-depth",
-)
-# FLUX.2's preview releases have endpoints of their own (``flux-2-pro-preview``...).
-KNOWN = frozenset((*FLUX_2, *(f"{m}-preview" for m in FLUX_2), *FLUX_1, VIDEO))
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The models BFL serves: fluxhook's catalog, with the operator's BFL_MODELS_FILE merged over it (read once)."""
+    problems: list[str] = []
+    found = load(os.environ.get("BFL_MODELS_FILE") or None, problems)
+    if problems:
+        raise SystemExit("; ".join(problems))
+    return found
+
 
 _INTEGERS = ("width", "height", "seed", "steps", "safety_tolerance", "batch")
 _NUMBERS = ("guidance",)
@@ -38,7 +45,7 @@ VIDEO_FIELDS = frozenset({
 
 def known(model: str) -> bool:
     """Whether BFL's API has an endpoint for ``model``."""
-    return model in KNOWN
+    return model in catalog()
 
 
 def field_errors(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from fluxhook.core.catalog import SHIPPED_CATALOG
+
 WEBHOOK_MODES = ("secret", "hmac", "both")
 OUTCOMES = ("ready", "error", "request_moderated", "content_moderated")
 IMAGE_FORMATS = ("png", "jpeg")
@@ -27,7 +29,7 @@ class SimSettings:
     retry_scale: float = 1.0
     url_ttl: int = 600
     max_active: int = 24
-    max_active_kontext_max: int = 6
+    max_active_kontext_max: int = SHIPPED_CATALOG.models["flux-kontext-max"].max_active or 24
     credits: float | None = None
     image_format: str = "png"
     image_bytes: int | None = None
@@ -47,7 +49,7 @@ class SimSettings:
     video_seconds: float = 3.0
     video_bytes: int | None = None
     draft_cache_bytes: int = 262_144
-    max_active_video: int = 5
+    max_active_video: int = SHIPPED_CATALOG.models["flux-3-video"].max_active or 24
     # Polls answered with a 307 to a "regional" host (this one, another path), as BFL may.
     redirect_polls: bool = False
     # Images as generations look: a scene at the requested size (1 MP by default), not a small swatch.

@@ -24,6 +24,8 @@ API_TOKEN = "test-token-0123456789"
 STATIC_SECRET = "static-webhook-secret-0123"
 MAX_IMAGE_BYTES = 200_000
 MAX_VIDEO_BYTES = 3_000_000
+# The suite's own models, beside the shipped catalog (BFL_MODELS_FILE).
+TEST_MODELS = Path(__file__).with_name("models.toml")
 TERMINAL = ("stored", "failed", "moderated", "expired")
 
 
@@ -192,6 +194,7 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "BFL_MAX_ACTIVE": "10000",
         "IMAGE_URL_TTL_SECONDS": "60",
         "WEB_CONCURRENCY": "2",
+        "BFL_MODELS_FILE": str(TEST_MODELS),
     }
     env.update(overrides)
     return env

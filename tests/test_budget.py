@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,9 +19,11 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack as running_budget_stack
 from credit_helpers import submit_job
+from fluxhook import metrics
 from fluxhook.bfl.costs import parse_cost
 from fluxhook.cli import operator_commands
 from fluxhook.core import transitions as st
+from fluxhook.core.catalog import Catalog, Price
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BudgetExceeded, ConfigError
 from fluxhook.core.job import Job, new_job_id
@@ -36,7 +39,7 @@ from simulator import pricing
 
 DB = 12
 STACK_DB = 8
-LIMIT = 12  # credits: four flux-2-pro tasks of 1024 x 1024 at 3 credits each
+LIMIT = 12  # credits: four flux-2-pro tasks of one megapixel at 3 credits each
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = accounting.MICRO
 
@@ -106,16 +109,10 @@ def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit(svc
 
 
 PRO = "flux-2-pro"
-ONE_MP = {"prompt": "x"}  # 1024 x 1024: 3 credits of flux-2-pro
-
-
-def _priced(svc, model: str = PRO, body=ONE_MP) -> None:
-    """As after BFL's answer to one submission of ``body`` stated its price (the simulator's)."""
-    budget.learn(svc, model, body, parse_cost(pricing.price(model, body)))
+ONE_MP = {"prompt": "x", "width": 1000, "height": 1000}  # one megapixel: the catalog bounds it at 3 credits
 
 
 def test_concurrent_reservations_never_pass_the_last_credit(svc):
-    _priced(svc)
     other = build_services(svc.config)  # another process's connections
     ids = [new_job_id() for _ in range(60)]
     with ThreadPoolExecutor(12) as pool:
@@ -126,38 +123,39 @@ def test_concurrent_reservations_never_pass_the_last_credit(svc):
     assert svc.store.usage.reserved(time.time()) == LIMIT * MICRO
 
 
-def test_a_model_never_priced_goes_alone_holding_all_that_is_left(svc):
+def test_a_model_the_catalog_cannot_bound_goes_alone_holding_all_that_is_left(svc):
     now = time.time()
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, 2 * MICRO)
-    alone = budget.reserve(svc, "job_a", "flux-2-max", ONE_MP, now)
+    video = "flux-3-video"  # BFL publishes no price for it
+    alone = budget.reserve(svc, "job_a", video, ONE_MP, now)
     assert alone.admitted and alone.amount == (LIMIT - 2) * MICRO
     # While it is out, any other waits, whatever its model: what it costs is unknown, credits may remain.
-    assert budget.reserve(svc, "job_b", "flux-2-max", ONE_MP, now).waits
-    _priced(svc)
+    assert budget.reserve(svc, "job_b", video, ONE_MP, now).waits
     assert budget.reserve(svc, "job_c", PRO, ONE_MP, now).waits
     assert svc.store.usage.reserved(now) == (LIMIT - 2) * MICRO
     svc.store.usage.release("job_a")
-    assert budget.reserve(svc, "job_b", "flux-2-max", ONE_MP, now).amount == (LIMIT - 2) * MICRO
+    assert budget.reserve(svc, "job_b", video, ONE_MP, now).amount == (LIMIT - 2) * MICRO
 
 
 def test_a_bound_larger_than_what_is_left_goes_alone_or_waits(svc):
     now = time.time()
-    _priced(svc)
-    large = {"prompt": "x", "width": 4096, "height": 4096}  # bound 48 credits, far above the limit
+    large = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its largest: bound 17 credits
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).amount == 3 * MICRO
-    assert budget.reserve(svc, "job_b", PRO, large, now).waits  # job_a's is live
-    assert budget.admit(svc, "job_b", PRO, large, now) == 0  # POST /v1/jobs creates it; it is sent later
+    assert budget.reserve(svc, "job_b", "flux-2-max", large, now).waits  # job_a's is live
+    assert budget.admit(svc, "job_b", "flux-2-max", large, now) == 0  # POST /v1/jobs creates it; it is sent later
     svc.store.usage.release("job_a")
-    assert budget.reserve(svc, "job_b", PRO, large, now).amount == LIMIT * MICRO
+    assert budget.reserve(svc, "job_b", "flux-2-max", large, now).amount == LIMIT * MICRO
     assert svc.store.usage.reserved(now) == LIMIT * MICRO
 
 
-def test_a_smaller_request_than_any_priced_goes_alone(svc):
+def test_cheap_requests_first_do_not_lower_a_large_ones_bound(svc):
+    # The bound comes from the catalog, never from earlier answers: cheap tasks priced first teach nothing.
     now = time.time()
-    _priced(svc, body={"prompt": "x", "width": 2048, "height": 2048})
-    assert budget.reserve(svc, "job_a", PRO, {"prompt": "x", "width": 2048, "height": 2048}, now).amount == \
-        round(7.5 * MICRO)
-    assert budget.reserve(svc, "job_b", PRO, ONE_MP, now).waits
+    for _ in range(5):
+        budget.check_price(svc, PRO, ONE_MP, parse_cost(pricing.price(PRO, ONE_MP)))
+    large = {"prompt": "x", "width": 4096.0, "height": 4096.0}
+    assert budget.reserve(svc, "job_a", PRO, large, now).amount == 8 * MICRO  # 3 + 3.19 x 1.5, rounded up
+    assert budget.most(svc, PRO, large) >= round(pricing.price(PRO, large)["cost"] * MICRO)
 
 
 def test_every_limit_of_the_list_must_admit_and_each_holds_its_reservation(svc):
@@ -177,7 +175,6 @@ def test_every_limit_of_the_list_must_admit_and_each_holds_its_reservation(svc):
 
 def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
     now = time.time()
-    _priced(svc)
     first = budget.reserve(svc, "job_a", PRO, ONE_MP, now)
     assert first.admitted and first.amount == 3 * MICRO
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, 9 * MICRO)
@@ -191,7 +188,6 @@ def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
 
 def test_a_job_holding_a_reservation_is_refused_once_the_day_is_spent_and_keeps_it(svc):
     now = time.time()
-    _priced(svc)
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).admitted
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, LIMIT * MICRO)
     again = budget.reserve(svc, "job_a", PRO, ONE_MP, now + 1)
@@ -199,12 +195,26 @@ def test_a_job_holding_a_reservation_is_refused_once_the_day_is_spent_and_keeps_
     assert svc.store.usage.reserved(now + 1) == 3 * MICRO  # still its own, for when the day turns
 
 
-def test_bfls_answers_only_ever_widen_what_was_learned(svc):
-    _priced(svc, body={"prompt": "x", "width": 2048, "height": 2048})
-    _priced(svc)
-    _priced(svc, body={"prompt": "x", "width": 4096, "height": 4096})
-    assert svc.store.prices.of(PRO) == (30_000, 100, None)  # 3 credits a megapixel, from the smallest
-    assert svc.store.prices.of("flux-2-max") == (None, None, None)
+def test_a_price_above_the_catalogs_bound_is_counted_and_its_model_then_goes_alone(svc, caplog):
+    now = time.time()
+    assert budget.most(svc, PRO, ONE_MP) == 3 * MICRO
+    with caplog.at_level(logging.WARNING, logger="fluxhook.budget"):
+        budget.check_price(svc, PRO, ONE_MP, parse_cost({"cost": 3.0, "input_mp": 0, "output_mp": 1}))  # within
+        assert not caplog.records
+        budget.check_price(svc, PRO, ONE_MP, parse_cost({"cost": 9.0, "input_mp": 0, "output_mp": 1}))
+    [record] = caplog.records
+    assert (record.charged, record.catalog_bound) == (9.0, 3.0)
+    assert budget.most(svc, PRO, ONE_MP) is None  # no bound: it goes alone
+    alone = budget.reserve(svc, "job_a", PRO, ONE_MP, now)
+    assert alone.admitted and alone.amount == LIMIT * MICRO
+    assert budget.reserve(svc, "job_b", "flux-2-klein-4b", ONE_MP, now).waits
+    counted = {tuple(s.labels.items()): s.value for f in metrics.recorded_families(svc.store) for s in f.samples
+               if s.name == "fluxhook_price_over_catalog_total"}
+    assert counted == {(("model", PRO),): 1.0}
+    # Corrected (another price for the entry), the model is bounded again.
+    corrected = replace(svc.config, catalog=Catalog({**svc.config.catalog.models, PRO: replace(
+        svc.config.catalog.get(PRO), price=Price("megapixel", first=9.0, each=4.5))}))
+    assert budget.most(build_services(corrected), PRO, ONE_MP) == 9 * MICRO
 
 
 def test_a_submission_spends_its_price_in_place_of_its_reservation(svc, sim):
@@ -268,14 +278,15 @@ def test_a_queued_job_holding_a_reservation_waits_once_the_day_is_spent(svc, sim
     svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert sim.stats()["submitted"] == 0 and svc.jobs.get(job.id).status == st.QUEUED
-    assert svc.store.usage.reserved(time.time()) == LIMIT * MICRO  # never priced: it went alone
+    assert svc.store.usage.reserved(time.time()) == 4 * MICRO  # 1024 x 1024, unsized: 3.075, rounded up
 
 
 def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it(svc, sim):
     # Its record keeps the request's size; no input is stored here at all, so a read would fail the job.
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=PRO, input=None, pool=pool_for(PRO), created_at=now,
-              updated_at=now, input_size=price_bounds.request_size({"width": 4096, "height": 4096}).encode())
+              updated_at=now, input_size=price_bounds.request_size(svc.config.catalog.get(PRO),
+                                                                   {"width": 4096, "height": 4096}).encode())
     svc.jobs.create(job)
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
@@ -319,7 +330,8 @@ def web(budget_stack, sim):
 
 
 def _post(api: API, prompt: str):
-    return api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": prompt}})
+    # One megapixel: the catalog bounds it at 3 credits, the simulator charges 3.
+    return api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": prompt, "width": 1000, "height": 1000}})
 
 
 def _count(api: API) -> int:
@@ -343,7 +355,7 @@ def test_the_budget_refuses_exactly_when_the_days_spend_reaches_the_limit(web, s
 
 def test_two_web_processes_submitting_at_once_never_pass_the_limit(web, sim):
     api, second = web
-    assert _post(api, "prices the model").status_code == 202  # 3 credits spent, and the model's price known
+    assert _post(api, "spends 3").status_code == 202
     jobs_before = _count(api)
     fronts = [api, second] * 8
     with ThreadPoolExecutor(16) as pool:

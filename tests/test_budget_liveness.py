@@ -30,9 +30,11 @@ DB = 7
 LIMIT = 100
 KEY_LIMIT = 60
 PRICED = "flux-2-pro"  # 3 credits a task here
+# Models the catalog cannot bound (tests/models.toml): their requests go alone.
+UNPRICED, UNPRICED_B = "flux-unpriced-a", "flux-unpriced-b"
 WAITING = 8  # more than the two slots can cycle through between two sweeps
 SENT = ("submitted", "ready", "stored")
-DEAREST = max(pricing.price(model, {})["cost"] for model in (PRICED, "flux-2-max", "flux-kontext-pro"))
+DEAREST = max(pricing.price(model, {})["cost"] for model in (PRICED, UNPRICED, UNPRICED_B))
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +46,11 @@ def few_slots(redis_server, simulator, _spies, tmp_path_factory):
 
 @pytest.fixture()
 def fresh_day(few_slots):
-    """The admin's client on a fresh day: no spend, no reservation, no model priced yet, and no slot held."""
+    """The admin's client on a fresh day: no spend, no reservation, no model over its catalog price, no slot held."""
     connection = redis.Redis.from_url(few_slots.env["REDIS_URL"])
     wait_until(lambda: not any(connection.zcard(k) for k in connection.scan_iter(KEYS.slots("*"))), timeout=30,
                interval=0.1, message="an earlier test's tasks to finish")
-    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices,
+    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
                       *connection.scan_iter(KEYS.key_budget_held("*")))
     connection.close()
     return API(few_slots.base_url)
@@ -71,25 +73,25 @@ def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(f
         most = KEY_LIMIT
         _, api = make_key(admin, daily_credits=KEY_LIMIT)
     sim.settings(task_delay=None)  # tasks run until the test completes them: it decides when slots free
-    first = _post(api, PRICED, "holds a slot")  # never priced: alone, sent at once
-    second = _post(api, PRICED, "holds the other slot")  # priced now: its bound, sent at once
+    first = _post(api, PRICED, "holds a slot")  # its catalog bound, sent at once
+    second = _post(api, PRICED, "holds the other slot")
     assert _sent(api, first) and _sent(api, second)
-    # Both slots are held. A never-priced model goes alone and waits in line; the jobs after it wait for it.
-    alone_before = _post(api, "flux-2-max", "alone, in line")
+    # Both slots are held. An unpriced model goes alone and waits in line; the jobs after it wait for it.
+    alone_before = _post(api, UNPRICED, "alone, in line")
     waiting = [_post(api, PRICED, f"waits {n}") for n in range(WAITING)]
     assert api.job(alone_before)["status"] == "queued"
     first_task = api.job(first)["bfl_id"]
     sim.complete(first_task)
     wait_until(lambda: _sent(api, alone_before), timeout=15, interval=0.1, message="the first job alone to be sent")
     # Now nothing is reserved and both slots are held; the waiting jobs are ahead of any new job.
-    alone = _post(api, "flux-kontext-pro", "alone, behind the waiting jobs")  # never priced: holds all that is left
+    alone = _post(api, UNPRICED_B, "alone, behind the waiting jobs")  # unpriced: holds all that is left
     assert api.job(alone)["status"] == "queued"
     sim.settings(task_delay=0.2)
     for job_id in (second, alone_before):
         sim.complete(api.job(job_id)["bfl_id"])
     # Two slots free: the job holding the reservation must get one, whatever the others ahead of it do.
     wait_until(lambda: _sent(api, alone), timeout=12, interval=0.1, message="the job holding the reservation to be sent")
-    # Its price is known now: the others proceed in turn.
+    # It has settled: the others proceed in turn.
     wait_until(lambda: all(_sent(api, job_id) for job_id in waiting), timeout=30, interval=0.2,
                message="the jobs that waited to be sent")
     spent = admin.get("/v1/usage").json()["spent_today"]
@@ -124,8 +126,8 @@ def _come_due(svc, job: Job) -> CheckOutcome:
 
 def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles(svc, sim):
     waiting = _queued(svc, "waits")
-    alone = _queued(svc, "alone", model="flux-2-max")
-    assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # never priced: alone
+    alone = _queued(svc, "alone", model=UNPRICED)
+    assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # unpriced: alone
     assert svc.slots.acquire(waiting) and submitting.submit_queued(svc, waiting.id) == st.QUEUED
     assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
     # Its wait is over, the reservation sent alone is not: it stays out of line, and takes no slot from it.
@@ -139,7 +141,7 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
 
 def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep(svc, sim):
     waiting = _queued(svc, "waits")
-    assert budget.reserve(svc, "job_alone", "flux-2-max", {"prompt": "alone"}).admitted
+    assert budget.reserve(svc, "job_alone", UNPRICED, {"prompt": "alone"}).admitted
     assert svc.slots.acquire(waiting)
     svc.redis.delete(KEYS.slot_freed)
     assert submitting.submit_queued(svc, waiting.id) == st.QUEUED

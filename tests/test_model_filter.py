@@ -33,7 +33,7 @@ def _pages(api: API, **params) -> list[list[str]]:
 
 def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
     tag = f"{int(time.time() * 1000) % 10**6}"
-    a, b = f"flux-filter-a-{tag}", f"flux-filter-b-{tag}"
+    a, b = "flux-filter-a", "flux-filter-b"
     made = [api.submit(f"[pending] filter {n}", model=(a, b)[n % 3 == 0])["id"] for n in range(9)]
     of_a = [job_id for n, job_id in enumerate(made) if n % 3 != 0][::-1]
     assert _ids(api, model=a) == of_a
@@ -44,8 +44,7 @@ def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
 
 
 def test_model_and_status_together(api, sim, spy):
-    tag = f"{int(time.time() * 1000) % 10**6}"
-    model = f"flux-filter-both-{tag}"
+    model = "flux-filter-both"
     pending = [api.submit(f"[pending] both {n}", model=model)["id"] for n in range(5)]
     done = [api.submit(f"both done {n}", model=model)["id"] for n in range(3)]
     for job_id in done:
@@ -57,7 +56,7 @@ def test_model_and_status_together(api, sim, spy):
 
 
 def test_a_deleted_job_leaves_its_models_list(api, sim):
-    model = f"flux-filter-deleted-{int(time.time() * 1000) % 10**6}"
+    model = "flux-filter-deleted"
     kept, gone = (api.submit(f"[pending] {name}", model=model)["id"] for name in ("kept", "gone"))
     assert api.delete(f"/v1/jobs/{gone}").status_code == 204
     assert _ids(api, model=model) == [kept]

@@ -1,5 +1,6 @@
-"""The bound a submission reserves before BFL states its price (fluxhook/price_bounds.py), against the
-simulator's price list (simulator/pricing.py), which is priced as BFL prices."""
+"""The bound a submission reserves before BFL states its price (fluxhook/credits/price_bounds.py): the catalog's
+price rule for the request as BFL reads it, never below what the simulator (priced from the same catalog, as BFL
+states prices) charges for any request."""
 
 from __future__ import annotations
 
@@ -7,83 +8,72 @@ import itertools
 
 import pytest
 
-from fluxhook.bfl.costs import parse_cost
-from fluxhook.credits.price_bounds import Learned, Size, bound, observe, request_size
+from fluxhook.core.catalog import SHIPPED_CATALOG, Model, Price
+from fluxhook.credits.price_bounds import Size, bound, request_size, whole_number
 from simulator import pricing
 
-SIDES = (256, 512, 1024, 1440, 2048, 4096)
-
-
-def test_a_request_is_measured_by_the_output_it_asks_for_at_least_a_megapixel_and_its_input_images():
-    assert request_size({"prompt": "x"}) == Size(100, 0, 100)
-    assert request_size({"width": 512, "height": 512}) == Size(100, 0, 100)  # the first megapixel is charged whole
-    assert request_size({"width": 4096, "height": 4096}) == Size(1600, 0, 1600)
-    assert request_size({"width": 1440, "height": 2048}) == Size(282, 0, 281)  # 2.8125 megapixels
-    assert request_size({"width": 4096.0, "height": "big", "input_image": "https://x/a.png",
-                         "input_image_3": "b64"}) == Size(400, 2, 400)
-    assert request_size({"width": True, "height": -5, "input_image_2": ""}) == Size(100, 0, 100)
-    assert request_size({"width": 10**400, "height": 10**400}).output > 1600
-
-
-def test_nothing_learned_bounds_nothing():
-    assert bound(Learned(), Size(100, 0)) is None
-    assert observe(Size(100, 0), None) is None
-    assert observe(Size(100, 0), parse_cost({"input_mp": 1})) is None
-
-
-def _learned(model: str, bodies) -> Learned:
-    rate, smallest, per_image = None, None, None
-    for body in bodies:
-        seen = observe(request_size(body), parse_cost(pricing.price(model, body)))
-        rate = max(rate or 0, seen.rate)
-        smallest = min(smallest or seen.units, seen.units)
-        if seen.input_per_image is not None:
-            per_image = max(per_image or 0, seen.input_per_image)
-    return Learned(rate, smallest, per_image)
+SIDES = (256, 512, 1024, 1440, 2048, 4096, 4096.0, "2048", 10**6, True, "big", None, -5, 1024.5)
+PRO = SHIPPED_CATALOG.get("flux-2-pro")
 
 
 def _micro(model: str, body) -> int:
     return round(pricing.price(model, body)["cost"] * 1_000_000)
 
 
-@pytest.mark.parametrize("model", sorted({*pricing.PER_MEGAPIXEL, *pricing.PER_IMAGE, "flux-dev"}))
-def test_the_bound_is_never_below_the_price_once_a_request_as_small_was_priced(model):
-    sizes = [{"width": w, "height": h} for w, h in itertools.product(SIDES, SIDES)]
-    for seen in sizes:
-        learned = _learned(model, [seen])
-        for asked in sizes:
-            most = bound(learned, request_size(asked))
-            if most is None:
-                assert request_size(asked).output < request_size(seen).output  # smaller than anything priced
-            else:
-                assert most >= _micro(model, asked), (seen, asked, most)
+def test_sides_are_read_as_bfls_schema_reads_whole_numbers():
+    assert [whole_number(v) for v in (1024, 1024.0, "1024", " 512 ", True, 1024.5, "1e3", None, float("inf"))] == [
+        1024, 1024, 1024, 512, None, None, None, None, None]
 
 
-def test_cheap_tasks_first_do_not_lower_an_expensive_ones_bound():
-    # The attack on an average per job: many small ones, then a large one.
-    learned = _learned("flux-2-flex", [{"width": 1024, "height": 1024}] * 20)
-    large = {"width": 4096, "height": 4096}
-    assert bound(learned, request_size(large)) == _micro("flux-2-flex", large) == 80_000_000
-    pro = _learned("flux-2-pro", [{"width": 1024, "height": 1024}])
-    assert bound(pro, request_size(large)) >= _micro("flux-2-pro", large)
+def test_a_request_is_measured_as_bfl_reads_it_clamped_to_what_the_model_makes():
+    assert request_size(PRO, {"prompt": "x"}) == Size(1.05, 0, 0)  # BFL's default 1024 x 1024
+    assert request_size(PRO, {"width": 512, "height": 512}) == Size(1.0, 0, 0)  # the first megapixel is charged whole
+    assert request_size(PRO, {"width": 1440, "height": 2048}).output_mp == pytest.approx(2.94912)
+    # 4096.0 is 4096 to BFL, not the default: at the most the model makes.
+    assert request_size(PRO, {"width": 4096.0, "height": 4096.0}) == Size(4.19, 0, 0)
+    # A side BFL would not read, or one sized from its input image: the most the model makes.
+    assert request_size(PRO, {"width": "big", "height": 1024}).output_mp == 4.19
+    assert request_size(PRO, {"input_image": "https://x/a.png", "input_image_3": "b64"}) == Size(4.19, 2, 0)
 
 
-def test_a_smaller_request_than_any_priced_has_no_bound():
-    learned = _learned("flux-2-pro", [{"width": 4096, "height": 4096}])
-    assert bound(learned, request_size({"width": 1024, "height": 1024})) is None  # its first megapixel costs more
+def test_only_the_input_images_bfl_reads_count():
+    # A mask is no input image to FLUX.2, and a klein model reads four at most.
+    assert request_size(PRO, {"mask": "x", "control_image": "y", "width": 1024, "height": 1024}).input_images == 0
+    klein = SHIPPED_CATALOG.get("flux-2-klein-4b")
+    body = {f"input_image_{n}" if n > 1 else "input_image": "x" for n in range(1, 9)}
+    assert request_size(klein, body).input_images == 4
+    assert request_size(PRO, body).input_images == 8
 
 
-def test_input_images_count_at_the_most_bfl_read_per_image():
-    plain = _learned("flux-2-pro", [{"prompt": "x"}])
-    edit = {"prompt": "x", "input_image": "a", "input_image_2": "b"}
-    assert bound(plain, request_size(edit)) is None  # never seen reading one
-    learned = _learned("flux-2-pro", [{"prompt": "x"}, {"input_image": "a"}])
-    assert learned.input_per_image == 100
-    assert bound(learned, request_size(edit)) >= _micro("flux-2-pro", edit)
+@pytest.mark.parametrize("model", [m.name for m in SHIPPED_CATALOG.models.values() if m.price is not None])
+def test_the_bound_is_never_below_the_price_of_any_request(model):
+    entry = SHIPPED_CATALOG.get(model)
+    inputs = {name: "x" for name in entry.input_fields}
+    for width, height in itertools.product(SIDES, SIDES):
+        for extra in ({}, inputs):
+            body = {"width": width, "height": height, **extra}
+            most = bound(entry, request_size(entry, body))
+            assert most is not None and most >= _micro(model, body), (body, most)
+
+
+def test_the_bound_follows_the_catalogs_rule_in_whole_credits():
+    assert bound(PRO, Size(1.0, 0)) == 3_000_000
+    assert bound(PRO, Size(1.05, 0)) == 4_000_000  # 3.075 credits, rounded up to a whole credit
+    assert bound(PRO, Size(4.19, 2)) == 21_000_000  # 3 + 3.19 x 1.5 + 2 x 4.19 x 1.5 = 20.355
+    assert bound(Model("m", "image", Price("image", credits=6.0)), Size(4.0, 1)) == 6_000_000
+    video = Model("v", "video", Price("second", credits=10.0), max_seconds=20, default_seconds=5)
+    assert bound(video, request_size(video, {"duration": "8", "batch": 2})) == 160_000_000
+    assert bound(video, request_size(video, {"duration": 99})) == 200_000_000  # at most max_seconds
+    assert bound(video, request_size(video, {})) == 50_000_000
+
+
+def test_a_model_without_a_price_has_no_bound():
+    assert bound(SHIPPED_CATALOG.get("flux-3-video"), Size(1.0, 0, 5)) is None
+    assert bound(None, Size(1.0, 0)) is None
 
 
 def test_a_size_is_kept_as_text_and_read_back():
-    size = request_size({"width": 1440, "height": 2048, "input_image": "a"})
+    size = request_size(PRO, {"width": 1440, "height": 2048, "input_image": "a"})
     assert Size.decode(size.encode()) == size
-    for text in (None, "", "1,2", "a,b,c", "1,2,3,4", "²,1,1", "9" * 20 + ",1,1"):
+    for text in (None, "", "1,2", "a,b,c", "1,2,3,4", "1,²,1", "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
         assert Size.decode(text) is None

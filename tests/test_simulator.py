@@ -170,7 +170,7 @@ def test_submit_answers_id_polling_url_and_cost(base: str) -> None:
     body = response.json()
     uuid.UUID(body["id"])
     assert body["polling_url"] == f"{base}/v1/get_result?id={body['id']}"
-    assert body["cost"] == 1.0
+    assert body["cost"] == 2.5  # flux-dev's price in the catalog
 
 
 def test_get_result_pending_then_ready(base: str) -> None:
@@ -226,7 +226,7 @@ def test_invalid_body_is_422(base: str) -> None:
 
 def test_credits_run_out_with_402(base: str) -> None:
     assert requests.get(f"{base}/v1/credits", headers=KEY, timeout=5).json()["credits"] >= 1_000_000
-    set_settings(base, credits=1)
+    set_settings(base, credits=2.5)  # one flux-dev task
     submit_ok(base, "last credit")
     assert requests.get(f"{base}/v1/credits", headers=KEY, timeout=5).json() == {"credits": 0}
     response = submit(base, "no credit")

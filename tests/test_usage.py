@@ -225,7 +225,7 @@ def _row(api: API, model: str) -> dict | None:
 
 def test_usage_totals_after_a_run(api, sim):
     before = api.get("/v1/usage").json()
-    model = f"flux-usage-run-{int(time.time() * 1000) % 100000}"
+    model = "flux-usage-run"
     with ThreadPoolExecutor(6) as pool:
         jobs = list(pool.map(lambda n: api.submit(f"run {n}" + (" [error]" if n == 0 else ""), model=model), range(6)))
     ended = [api.wait_for(job["id"], timeout=30) for job in jobs]

@@ -11,6 +11,8 @@ from dataclasses import MISSING, dataclass, fields
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from fluxhook.core.catalog import SHIPPED_CATALOG, Catalog
+from fluxhook.core.catalog import load as load_catalog
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
@@ -108,6 +110,9 @@ class Config:
     notify_url: str | None = None
     notify_secret: str | None = None
     notify_host_allowlist: tuple[HostPattern, ...] = ()
+    # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
+    bfl_models_file: str | None = None
+    catalog: Catalog = SHIPPED_CATALOG
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -149,6 +154,7 @@ class Config:
         reader = _Reader(env)
         port = reader.integer("PORT", DEFAULT_PORT, minimum=1, maximum=65535)
         storage_url = reader.storage_url("STORAGE_URL", field_default("storage_url"))
+        models = reader.catalog("BFL_MODELS_FILE")
         config = cls(
             redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
             bfl_api_key=reader.string("BFL_API_KEY"),
@@ -170,7 +176,7 @@ class Config:
             callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", field_default("callback_grace_seconds"),
                                                   minimum=0, maximum=3600),
             bfl_max_active=reader.integer("BFL_MAX_ACTIVE", field_default("bfl_max_active"), minimum=1, maximum=10_000),
-            bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX"),
+            bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX", models.limits()),
             max_image_bytes=reader.integer("MAX_IMAGE_BYTES", field_default("max_image_bytes"), minimum=1, maximum=2**31),
             max_video_bytes=reader.integer("MAX_VIDEO_BYTES", field_default("max_video_bytes"), minimum=1, maximum=2**40),
             job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
@@ -186,6 +192,8 @@ class Config:
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
+            bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
+            catalog=models,
         )
         if reader.problems:
             raise ConfigError(reader.problems)
@@ -329,16 +337,31 @@ class _Reader:
             self._fail(name, "must list at least one host pattern")
         return tuple(patterns)
 
-    def model_limits(self, name: str, kontext_alias: str) -> tuple[tuple[str, int], ...]:
-        """``model=n`` pairs; the deprecated ``kontext_alias`` sets flux-kontext-max's when ``name`` is unset."""
+    def catalog(self, name: str) -> Catalog:
+        """The shipped model catalog with the file ``name`` names merged over it, each problem a line of its own."""
+        path = self._raw(name)
+        if not path or not path.strip():
+            return SHIPPED_CATALOG
+        problems: list[str] = []
+        found = load_catalog(path.strip(), problems)
+        self.problems.extend(problems)
+        if problems:
+            self.failed.add(name)
+        return found
+
+    def model_limits(self, name: str, kontext_alias: str,
+                     default: tuple[tuple[str, int], ...] = DEFAULT_LIMITS) -> tuple[tuple[str, int], ...]:
+        """``model=n`` pairs (``default``: the catalog's); the deprecated ``kontext_alias`` sets flux-kontext-max's
+        when ``name`` is unset."""
         raw = self._raw(name)
         try:
-            limits = parse_model_limits(DEFAULT_MODEL_LIMITS if raw is None else raw)
+            limits = default if raw is None else parse_model_limits(raw)
         except ValueError as exc:
             self._fail(name, str(exc))
-            return parse_model_limits(DEFAULT_MODEL_LIMITS)
+            return default
         if raw is None and self._raw(kontext_alias) is not None:
-            kontext = self.integer(kontext_alias, dict(DEFAULT_LIMITS)[KONTEXT_MAX_POOL], minimum=1, maximum=10_000)
+            kontext = self.integer(kontext_alias, dict(default).get(KONTEXT_MAX_POOL, dict(DEFAULT_LIMITS)[KONTEXT_MAX_POOL]),
+                                   minimum=1, maximum=10_000)
             limits = tuple((m, kontext if m == KONTEXT_MAX_POOL else n) for m, n in limits)
         return limits
 

@@ -46,6 +46,16 @@ class InvalidRequest(FluxhookError):
     status = 400
 
 
+class UnknownModel(InvalidRequest):
+    """The model is not in the catalog: BFL serves no such generation endpoint (or the operator has not added it)."""
+
+    code = "unknown_model"
+
+    def __init__(self, message: str, *, model: str):
+        super().__init__(message)
+        self.model = model
+
+
 class Unauthorized(FluxhookError):
     """Credentials are missing or wrong."""
 

@@ -1,7 +1,7 @@
 """BFL's limits on tasks in flight (pure): which pool a model's tasks count against, with each pool's limit.
 
 Every task counts toward ``BFL_MAX_ACTIVE``; a model named in ``BFL_MODEL_LIMITS`` also has a pool of
-its own with its own, smaller limit (BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
+its own with its own, smaller limit (the catalog's: BFL's 6 for flux-kontext-max, 5 for flux-3-video) and its own
 line, so a model waiting for its own limit never holds up the others.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
+from fluxhook.core.catalog import SHIPPED_CATALOG
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"
 VIDEO_POOL = "flux-3-video"
-DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = ((KONTEXT_MAX_POOL, 6), (VIDEO_POOL, 5))
+# BFL_MODEL_LIMITS' default: the models the catalog says BFL limits below the account's.
+DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = SHIPPED_CATALOG.limits()
 # The pools under the default BFL_MODEL_LIMITS.
 POOLS = (DEFAULT_POOL, *(model for model, _ in DEFAULT_MODEL_LIMITS))
 # The one-hour limit on a task, plus the sweep's margin to time the job out first.

@@ -1,8 +1,8 @@
 """The daily credit budget, ``BFL_DAILY_CREDIT_LIMIT``: its rules, and the submission's use of them.
 
 BFL tells a task's price only in its answer to the submission, so the check before submitting
-reserves something: an upper bound for that very request, made from what BFL's answers taught of
-its model's prices (``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
+reserves something: an upper bound for that very request, from the model catalog's price rule
+(``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
 what is left (the limit less the day's spend and the live reservations) reserves it; one with no
 bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
 reservation is live, reserving all that is left) and otherwise waits for the others to settle. So
@@ -24,10 +24,12 @@ for, nor turns from other app keys' jobs while its own key's day is spent. A res
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Mapping
 
+from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.errors import BudgetExceeded
@@ -37,6 +39,8 @@ from fluxhook.store.usage import Limit, Reservation
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.budget")
 
 # As long as a job may wait in line for a slot, and its submission take.
 RESERVATION_LEASE = TASK_DEADLINE + CALL_BOUND
@@ -104,15 +108,26 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
     applying = limits(svc, now, key)
     if not applying:
         return None
-    size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(body)
-    most = price_bounds.bound(price_bounds.Learned(*svc.store.prices.of(model)), size)
-    return svc.store.usage.reserve(job_id, applying, most, now=now, lease=RESERVATION_LEASE, dry_run=dry_run)
+    return svc.store.usage.reserve(job_id, applying, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
+                                   dry_run=dry_run)
+
+
+def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
+    """The catalog's bound of the request's price in micro-credits; None (it goes alone) for a model the catalog
+    cannot bound, or one BFL has charged more than this very entry bounds."""
+    entry = svc.config.catalog.get(model)
+    if entry is None or entry.price is None or svc.store.prices.exceeded(model, repr(entry.price)):
+        return None
+    size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(entry, body)
+    return price_bounds.bound(entry, size)
 
 
 def standing(svc: "Services", now: float | None = None) -> Reservation | None:
     """Whether a new submission would be refused now (nothing left), with the day's spend and what others
     hold reserved: the reservation's own rule, reserving nothing. None when no limit is set."""
-    return reserve(svc, "", "", price_bounds.Size(0, 0), now, dry_run=True)
+    now = time.time() if now is None else now
+    applying = limits(svc, now)
+    return svc.store.usage.reserve("", applying, 0, now=now, lease=RESERVATION_LEASE, dry_run=True) if applying else None
 
 
 def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
@@ -148,8 +163,19 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
             f"(in {hours} h {rest // 60} min)")
 
 
-def learn(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:
-    """Keep what BFL's stated price for this request teaches of its model's prices."""
-    seen = price_bounds.observe(price_bounds.request_size(body), cost)
-    if seen is not None:
-        svc.store.prices.learn(model, seen.rate, seen.units, seen.input_per_image)
+def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:
+    """BFL's stated price for this request against the catalog's bound: one above it is logged with both figures
+    and counted (``fluxhook_price_over_catalog_total``), and the model's requests go alone from then on, until
+    its catalog entry is corrected."""
+    entry = svc.config.catalog.get(model)
+    if cost is None or cost.credits is None or entry is None or entry.price is None:
+        return
+    most = price_bounds.bound(entry, price_bounds.request_size(entry, body))
+    charged = accounting.to_micro(cost.credits)
+    if most is None or charged <= most:
+        return
+    svc.store.prices.mark(model, repr(entry.price))
+    metrics.count(svc, "fluxhook_price_over_catalog", model=model)
+    log.warning("BFL charged more than the model catalog bounds: its requests go alone until the catalog is "
+                "corrected (BFL_MODELS_FILE)", extra={"model": model, "charged": cost.credits,
+                                                     "catalog_bound": accounting.from_micro(most)})

@@ -1,116 +1,108 @@
-"""What a submission reserves against a credit limit before BFL states its price: an upper bound for
-that very request, learned from BFL's answers (pure).
+"""What a submission reserves against a credit limit before BFL states its price: the model catalog's upper bound
+for that very request, read as BFL will read it (pure).
 
-BFL prices a task by the megapixels it makes and reads (FLUX.2: a first megapixel, each further one
-made or read; FLUX.1: one price per image), and states ``cost``, ``input_mp`` and ``output_mp`` only in
-its answer. fluxhook measures a request in *units* of centi-megapixels (BFL states megapixels to two
-decimals): the output it asks for (``width`` x ``height``, 1024 x 1024 when unsized, at least one
-megapixel, as BFL charges the first one whole) plus the megapixels its input images hold. The output
-is measured from the request itself, never from BFL's ``output_mp``, so that the rate learned and the
-bound made from it measure the same thing even for a model that makes another size than it was
-asked for. Input images cannot be measured without decoding them, so they count at the most
-megapixels per input image BFL has stated reading for that model.
-
-From each answer fluxhook keeps, per model, the highest credits per unit BFL has charged (``rate``),
-the smallest request it has seen priced (``smallest``), and the most megapixels per input image BFL
-read (``input_per_image``). A request's bound is ``rate`` x its units. That is an upper bound for any
-price that grows with size no faster than in proportion (a first megapixel dearer than the next, a
-flat price per image, a price per megapixel), for a request no smaller than one already priced.
-Anything else has no bound: a model never priced, a request smaller than any priced (its price per
-megapixel may be higher), or one with input images for a model never seen reading any.
+BFL states ``cost`` only in its answer, so the budget reserves the most the catalog's price rule can charge
+for the request: its output size as BFL reads ``width`` and ``height`` (whole numbers in any JSON form, as
+BFL's schema coerces them; anything it could not read counts as the model's largest output), at most the
+model's largest output and at least the first megapixel BFL charges whole; every input image BFL reads at the
+most megapixels the catalog says it reads from one; a video's seconds and batch likewise. The bound is never
+learned from earlier answers, so no caller can lower another's bound by what it sends first. BFL's stated
+price settles the reservation; one above the bound is counted, and its model's requests go alone from then on
+(``fluxhook.credits.budget``). A model the catalog cannot bound (no price) has no bound: its requests go alone.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping, NamedTuple
 
-from fluxhook.bfl.costs import Cost
+from fluxhook.core.catalog import MEGAPIXEL, Model
+from fluxhook.credits.accounting import MICRO
 
-MEGAPIXEL = 1024 * 1024
-# One unit is a hundredth of a megapixel, as BFL states megapixels.
-UNITS_PER_MP = 100
-DEFAULT_SIDE = 1024
-# A side BFL would never make: larger ones are measured at this, as BFL refuses or clamps them anyway.
-MAX_SIDE = 16384
-INPUT_IMAGE_FIELDS = ("input_image", *(f"input_image_{n}" for n in range(2, 11)), "image_prompt", "image",
-                      "mask", "control_image")
+# A draft video may be asked in a batch of up to this many.
+MAX_BATCH = 4
+_WHOLE = re.compile(r"^\s*[+-]?\d+\s*$")
 
 
 class Size(NamedTuple):
-    """What a request asks for, as far as it can be read before BFL answers."""
+    """What a request asks for, as BFL will read it (at most what the model makes)."""
 
-    output: int  # units made, at least one megapixel's, rounded up (as a bound is made)
-    input_images: int
-    # The same rounded down: a rate is learned against the fewest units BFL may have rounded the
-    # request to, a bound made against the most, so that rounding never takes a bound below a price.
-    output_low: int = 0
+    output_mp: float  # megapixels made, at least one
+    input_images: int  # input images BFL reads
+    seconds: int = 0  # a video's length, times its batch
 
     def encode(self) -> str:
         """As a job's record keeps it while its input waits in storage."""
-        return f"{self.output},{self.input_images},{self.output_low}"
+        return f"{self.output_mp!r},{self.input_images},{self.seconds}"
 
     @classmethod
     def decode(cls, text: str | None) -> "Size | None":
         """A size as ``encode`` wrote it; None for anything else."""
         parts = (text or "").split(",")
-        if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts):
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts[1:]):
             return None
-        return cls(*(int(p) for p in parts))
-
-
-class Learned(NamedTuple):
-    """What BFL's answers taught about one model's prices; each is None until an answer said it."""
-
-    rate: int | None = None  # the highest micro-credits per unit charged
-    smallest: int | None = None  # units of the smallest request priced
-    input_per_image: int | None = None  # the most units BFL read from one input image
-
-
-class Observation(NamedTuple):
-    """What one priced answer teaches: its rate, its request's units, and units read per input image."""
-
-    rate: int
-    units: int
-    input_per_image: int | None
-
-
-def request_size(body: Mapping[str, Any]) -> Size:
-    """The size of a submission ``body`` (BFL's request fields), read from the request alone."""
-    width, height = _side(body.get("width")), _side(body.get("height"))
-    exact = width * height * UNITS_PER_MP / MEGAPIXEL
-    inputs = sum(1 for name in INPUT_IMAGE_FIELDS if body.get(name))
-    if isinstance(body.get("keyframes"), list):
-        inputs += len(body["keyframes"])
-    return Size(max(UNITS_PER_MP, math.ceil(exact)), inputs, max(UNITS_PER_MP, math.floor(exact)))
-
-
-def observe(size: Size, cost: Cost | None) -> Observation | None:
-    """What BFL's stated ``cost`` for a request of ``size`` teaches; None if it stated no price."""
-    if cost is None or cost.credits is None:
-        return None
-    read = round((cost.input_mp or 0.0) * UNITS_PER_MP)
-    units = (size.output_low or size.output) + read
-    per_image = math.ceil(read / size.input_images) if size.input_images and cost.input_mp is not None else None
-    return Observation(rate=math.ceil(round(cost.credits * 1_000_000) / units), units=units,
-                       input_per_image=per_image)
-
-
-def bound(learned: Learned, size: Size) -> int | None:
-    """The most a request of ``size`` may cost, in micro-credits; None when nothing learned bounds it."""
-    if learned.rate is None or learned.smallest is None:
-        return None
-    units = size.output
-    if size.input_images:
-        if learned.input_per_image is None:
+        try:
+            output = float(parts[0])
+        except ValueError:
             return None
-        units += size.input_images * learned.input_per_image
-    if units < learned.smallest:
+        return cls(output, int(parts[1]), int(parts[2])) if math.isfinite(output) and output >= 0 else None
+
+
+def whole_number(value: Any) -> int | None:
+    """``value`` as BFL's schema reads a whole number (an int, a float with no fraction, a string of digits);
+    None when it would not read one."""
+    if isinstance(value, bool):
         return None
-    return learned.rate * units
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str) and _WHOLE.fullmatch(value) and len(value) < 20:
+        return int(value)
+    return None
 
 
-def _side(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        return DEFAULT_SIDE
-    return min(math.ceil(value), MAX_SIDE)
+def _output_mp(model: Model, body: Mapping[str, Any]) -> float:
+    width, height = body.get("width"), body.get("height")
+    if width is None and height is None and not any(body.get(name) for name in model.input_fields):
+        return model.default_mp
+    w, h = whole_number(width), whole_number(height)
+    if w is None or h is None or w <= 0 or h <= 0:
+        return model.max_output_mp  # unread, or sized from an input image: at the most the model makes
+    return min(model.max_output_mp, w * h / MEGAPIXEL)
+
+
+def request_size(model: Model, body: Mapping[str, Any]) -> Size:
+    """The size of a submission ``body`` (BFL's request fields) for ``model``, as BFL will read it."""
+    inputs = sum(1 for name in model.input_fields if body.get(name))
+    seconds = 0
+    if model.kind == "video":
+        keyframes = body.get("keyframes")
+        inputs = min(len(keyframes), model.input_images) if isinstance(keyframes, list) else 0
+        asked = body.get("duration")
+        duration = whole_number(asked) if asked is not None else model.default_seconds
+        most = model.max_seconds or 0
+        duration = most if duration is None or duration <= 0 else min(duration, most or duration)
+        batch = whole_number(body.get("batch", 1))
+        batch = MAX_BATCH if batch is None or batch < 1 else min(batch, MAX_BATCH)
+        seconds = duration * batch
+    return Size(max(1.0, _output_mp(model, body)), inputs, seconds)
+
+
+def bound(model: Model | None, size: Size) -> int | None:
+    """The most a request of ``size`` may cost, in micro-credits (whole credits, rounded up, so that BFL's own
+    rounding of its price never passes it); None when the catalog cannot bound it."""
+    if model is None or model.price is None:
+        return None
+    price = model.price
+    if price.rule == "image":
+        credits = price.credits
+    elif price.rule == "second":
+        credits = price.credits * size.seconds
+    else:
+        # BFL states megapixels to two decimals: a request is charged for at most its own, rounded up.
+        made = math.ceil(size.output_mp * 100 - 1e-9) / 100
+        read = size.input_images * model.max_input_mp
+        credits = price.first + (made - 1) * price.each + read * price.each
+    return math.ceil(credits - 1e-9) * MICRO

@@ -67,6 +67,10 @@ class Caller:
         """Whether this caller may see the job: an admin sees every job, a key only its own."""
         return self.key is None or job.key_id == self.key.id
 
+    def may_use(self, model: str) -> bool:
+        """Whether this caller may submit to ``model``: an admin any, a key those of its ``models`` (all if unset)."""
+        return self.key is None or self.key.models is None or model in self.key.models
+
 
 ADMIN = Caller()
 
@@ -259,9 +263,8 @@ class KeyResolver:
 
 def check_model(caller: Caller, model: str) -> None:
     """ModelNotAllowed unless the caller's key may use ``model``."""
-    key = caller.key
-    if key is not None and key.models is not None and model not in key.models:
-        raise ModelNotAllowed(f"this app key may use only {', '.join(key.models)}; ask an admin to add {model!r}")
+    if not caller.may_use(model):
+        raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")
 
 
 def take_request(store: AppKeys, caller: Caller, now: float) -> None:

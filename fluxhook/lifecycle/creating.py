@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
-from fluxhook.core.errors import BFLError, JobNotFound
+from fluxhook.core.catalog import Catalog
+from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -44,10 +45,14 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     this call may wait on BFL for the submission (a web process keeps only so many threads waiting on BFL);
     if not, a worker submits the job once it has a slot.
 
-    Raises ``ModelNotAllowed`` (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
+    Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``ModelNotAllowed``
+    (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
     past today's credits, and BFL's errors when the submission in hand never reached BFL (then nothing is left).
     """
-    app_keys.check_model(caller, request.model)
+    model = svc.config.catalog.get(request.model)
+    if model is None:
+        raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
+    app_keys.check_model(caller, model.name)
     now = time.time()
     app_keys.take_request(svc.store.app_keys, caller, now)
     webhook = request.app_webhook
@@ -73,6 +78,14 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
         task_inputs.drop(svc, job.id)
         raise
     return current(svc, job.id)
+
+
+def unknown_model_message(catalog: Catalog, name: str) -> str:
+    """What to do about a model the catalog does not know: the closest names, and where the list is."""
+    near = catalog.closest(name)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return (f"{name[:64]!r} is not a model fluxhook knows: {hint}GET /v1/models lists the models you may use "
+            "(an operator adds one with BFL_MODELS_FILE)")
 
 
 def _record(svc: Services, job: Job, size: int) -> Job:

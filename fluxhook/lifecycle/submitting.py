@@ -126,7 +126,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         raise
     metrics.count(svc, "fluxhook_submissions", outcome="submitted")
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
-    budget.learn(svc, job.model or "", request, task["cost"])  # before its reservation goes: bounds only widen
+    budget.check_price(svc, job.model or "", request, task["cost"])
     now = time.time()
     svc.slots.accepted(svc.slots.pool_of(job))
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.

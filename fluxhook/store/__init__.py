@@ -18,7 +18,7 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
-from fluxhook.store.prices import LearnedPrices
+from fluxhook.store.prices import PricesOverCatalog
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TimelineStore
@@ -52,7 +52,7 @@ class Store:
         self.usage = UsageStore(connection, keys=keys)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
-        self.prices = LearnedPrices(connection, keys=keys)
+        self.prices = PricesOverCatalog(connection, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""

@@ -151,9 +151,9 @@ class Keys:
         return f"{self.prefix}budget:held"
 
     @property
-    def prices(self) -> str:
-        """What BFL's answers taught of each model's prices, a hash (see ``fluxhook.credits.price_bounds``)."""
-        return f"{self.prefix}prices"
+    def prices_over_catalog(self) -> str:
+        """Model -> the catalog price BFL was seen to exceed, a hash (see ``fluxhook.store.prices``)."""
+        return f"{self.prefix}prices:over_catalog"
 
     def key_budget_held(self, key_id: str) -> str:
         """Credits reserved against an app key's daily_credits, as ``budget_held`` holds the account's."""

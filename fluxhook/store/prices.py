@@ -1,29 +1,25 @@
-"""What BFL's answers taught about each model's prices (see ``fluxhook.credits.price_bounds``), in Redis."""
+"""Models whose price BFL stated above the catalog's bound (see ``fluxhook.credits.price_bounds``), in Redis: their
+requests go alone until the catalog is corrected."""
 
 from __future__ import annotations
 
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.scripts import LuaScript
-
-_FIELDS = ("rate", "smallest", "input_per_image")
 
 
-class LearnedPrices:
-    """Per model: the highest rate charged, the smallest request priced, the most read per input image."""
+class PricesOverCatalog:
+    """Per model, the catalog price BFL was seen to exceed (a fingerprint of its entry's rule): a corrected
+    entry has another fingerprint, so its requests are bounded again."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self._learn = LuaScript(connection, "prices_learn")
 
-    def of(self, model: str) -> tuple[int | None, int | None, int | None]:
-        """(rate, smallest, input_per_image) of ``model``, each None until an answer taught it."""
-        values = self.connection.hmget(self.keys.prices, [f"{model}:{name}" for name in _FIELDS])
-        rate, smallest, per_image = (int(value) if value is not None else None for value in values)
-        return rate, smallest, per_image
+    def exceeded(self, model: str, fingerprint: str) -> bool:
+        """Whether BFL charged more than this very catalog entry's bound for ``model``."""
+        return self.connection.hget(self.keys.prices_over_catalog, model) == fingerprint.encode()
 
-    def learn(self, model: str, rate: int, units: int, input_per_image: int | None) -> None:
-        """Keep what one priced answer teaches (only ever widening the bounds)."""
-        self._learn([self.keys.prices], [model, rate, units, "" if input_per_image is None else input_per_image])
+    def mark(self, model: str, fingerprint: str) -> None:
+        """BFL charged more than the catalog entry ``fingerprint`` of ``model`` bounds."""
+        self.connection.hset(self.keys.prices_over_catalog, model, fingerprint)
