@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from flask import Blueprint, redirect, request
 from flask.typing import ResponseReturnValue
@@ -27,6 +28,7 @@ def submit(model: str) -> ResponseReturnValue:
     if not MODEL_NAME.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
         raise Rejected(404, {"detail": "Not Found"})
     _authenticate()
+    time.sleep(sim.current("submit_delay"))
     # force=True: BFL accepts JSON bodies even without a JSON content type.
     task = sim.submit(model, request.get_json(force=True, silent=True))
     polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"

@@ -56,6 +56,9 @@ class SimSettings:
     scene_images: bool = False
     # BFL out of capacity: every submission is answered 503 while this is on.
     out_of_capacity: bool = False
+    # Seconds BFL takes to answer a submission (about 1 s in production): checks and limits are tested with
+    # answers that do not come at once.
+    submit_delay: float = 0.0
     # The price fields of the answer to a submission: null for the real price (see pricing), or an
     # object that is sent instead, whatever its values (to test what a client makes of bad ones).
     cost_fields: dict | None = None
@@ -132,6 +135,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "redirect_polls": (lambda v: isinstance(v, bool), "a boolean"),
     "scene_images": (lambda v: isinstance(v, bool), "a boolean"),
     "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
+    "submit_delay": (lambda v: _number(v) and v <= 30, "a number from 0 to 30"),
     "cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "result_cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "any_model": (lambda v: isinstance(v, bool), "a boolean"),
