@@ -74,6 +74,7 @@ def test_the_keys_page_reads_well(open_tab, keys, width, height, shots):
     page = tab.page
     sign_in(page, goto="/keys")
     expect(page.locator("h1")).to_have_text("App keys")
+    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
     shop, newsletter = key_row(keys["shop"]), key_row(keys["newsletter"])
     expect(page.locator(f'{shop} [data-field="state"]')).to_have_text("revoked")
 
@@ -117,6 +118,7 @@ def test_revoking_asks_first_naming_the_key_and_says_it_was_done(open_tab, api, 
     page = tab.page
     sign_in(page, goto="/keys")
     expect(page.locator(f'{row} [data-field="state"]')).to_have_text("active")
+    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
 
     # The first click only asks, naming the key; nothing is revoked yet.
     page.locator(f'{row} [data-action="revoke"]').click()
