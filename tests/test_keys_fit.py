@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from conftest import API
 from devtools.processes import ROOT
 from key_helpers import make_key
 from layout_checks import BROKEN, FAULTS, UNLABELLED, overflow
@@ -52,10 +53,11 @@ def open_tab(chromium, stack):  # noqa: F811 (the imported fixture)
         context.close()
 
 
-@pytest.fixture()
-def keys(api):
+@pytest.fixture(scope="module")
+def keys(stack):
     """A key with every limit, used once and then revoked (a short name beside the badge), and one with a long name
-    and none, never used."""
+    and none, never used: the same two at both sizes (and in the screenshots)."""
+    api = API(stack.base_url)
     shop, shop_app = make_key(api, name="shop", models=MODELS, daily_credits=10, requests_per_minute=5, max_active=1,
                               weight=2, expires_at="2027-01-01T00:00:00Z")
     shop_app.wait_for(shop_app.submit("a shop's sign, hand-painted")["id"], "stored")
