@@ -24,7 +24,7 @@ test: $(VENV)/.installed
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed
 	@sh devtools/chromium.sh
-	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_dashboard_fit.py tests/test_overview_browser.py
+	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_dashboard_fit.py tests/test_overview_browser.py tests/test_keys_fit.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop

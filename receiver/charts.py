@@ -3,6 +3,11 @@
 Pure functions from numbers to geometry, and from geometry to markup. Colours come from CSS classes
 (``dashboard.css``), never from style attributes, so the charts live under the dashboard's strict
 Content-Security-Policy, need no script and no library, and look the same offline.
+
+A chart has no view box: across, it is laid out in per cent of its width, and down, in pixels. So it takes
+the width of any window while its text keeps the size the stylesheet gives it (a view box would scale the
+whole picture, text included: 3 px high on a phone). The value axis' labels sit left of the chart's box, in
+the margin the stylesheet leaves it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ class Scale:
 
 @dataclass(frozen=True)
 class Box:
-    """The plot area inside a chart's view box, in view box units."""
+    """The plot area of a chart: across in per cent of the chart's width, down in pixels."""
 
     left: float
     top: float
@@ -48,17 +53,19 @@ class Series:
 
 @dataclass(frozen=True)
 class Column:
-    """One period's values: ``key`` identifies it, ``label`` is shown under it ('' for none), ``title`` on hover."""
+    """One period's values: ``key`` identifies it, ``label`` is shown under it ('' for none), ``title`` on hover;
+    a ``minor`` label is left out in a narrow window, where there is room for half of them."""
 
     key: str
     label: str
     title: str
     values: Mapping[str, float | None]
+    minor: bool = False
 
 
 @dataclass(frozen=True)
 class Rect:
-    """A bar segment in view box units, and the value it stands for."""
+    """A bar segment in the plot's units, and the value it stands for."""
 
     series: str
     x: float
@@ -139,6 +146,11 @@ def _n(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _pc(value: float) -> str:
+    """A position across the chart: per cent of its width."""
+    return f"{_n(value)}%"
+
+
 def _tag(name: str, attrs: Mapping[str, object], *children: str) -> str:
     text = " ".join(f'{key.rstrip("_").replace("_", "-")}="{escape(_n(value) if isinstance(value, float) else value)}"'
                     for key, value in attrs.items() if value is not None)
@@ -148,31 +160,38 @@ def _tag(name: str, attrs: Mapping[str, object], *children: str) -> str:
         else f"<{opening}/>"
 
 
-def _frame(width: float, height: float, label: str, scale: Scale, plot: Box, columns: Sequence[Column],
+def _plot(height: float) -> Box:
+    """The plot area of a chart ``height`` px high: the chart's whole width, room for the period labels below."""
+    return Box(0, 12, 100, height - 40)
+
+
+def _frame(height: float, label: str, scale: Scale, plot: Box, columns: Sequence[Column],
            tick_text: Callable[[float], str], body: list[str]) -> Markup:
     parts = []
     for tick in scale.ticks:
         y = y_of(tick, scale, plot)
-        parts.append(_tag("line", {"class_": "grid", "x1": plot.left, "x2": plot.left + plot.width, "y1": y, "y2": y}))
-        parts.append(_tag("text", {"class_": "tick", "x": plot.left - 6, "y": y + 4, "text_anchor": "end"},
+        parts.append(_tag("line", {"class_": "grid", "x1": _pc(plot.left), "x2": _pc(plot.left + plot.width),
+                                   "y1": y, "y2": y}))
+        # In the margin left of the chart's box, 6 px from it.
+        parts.append(_tag("text", {"class_": "tick", "x": -6.0, "y": y + 4, "text_anchor": "end"},
                           str(escape(tick_text(tick)))))
     for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0), strict=False):
         if column.label:
-            parts.append(_tag("text", {"class_": "tick", "x": left + slot / 2, "y": plot.bottom + 16,
-                                       "text_anchor": "middle"}, str(escape(column.label))))
+            parts.append(_tag("text", {"class_": "tick minor" if column.minor else "tick", "x": _pc(left + slot / 2),
+                                       "y": plot.bottom + 20, "text_anchor": "middle"}, str(escape(column.label))))
     parts.extend(body)
-    parts.append(_tag("line", {"class_": "axis", "x1": plot.left, "x2": plot.left + plot.width,
+    parts.append(_tag("line", {"class_": "axis", "x1": _pc(plot.left), "x2": _pc(plot.left + plot.width),
                                "y1": plot.bottom, "y2": plot.bottom}))
-    return Markup(_tag("svg", {"class_": "chart", "viewBox": f"0 0 {_n(width)} {_n(height)}", "role": "img",
-                               "aria_label": label, "xmlns": "http://www.w3.org/2000/svg"}, *parts))
+    return Markup(_tag("svg", {"class_": "chart", "height": _n(height), "role": "img", "aria_label": label,
+                               "xmlns": "http://www.w3.org/2000/svg"}, *parts))
 
 
-def bar_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str, width: float = 1000,
-              height: float = 230, whole: bool = True, tick_text: Callable[[float], str] = lambda v: _n(v),
+def bar_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str, height: float = 230,
+              whole: bool = True, tick_text: Callable[[float], str] = lambda v: _n(v),
               marker: str | None = None) -> Markup:
     """Stacked bars, one per column, as an ``<svg>``; ``marker``: a series drawn as a tick across each bar
     (a count beside the stack rather than part of it)."""
-    plot = Box(48, 12, width - 60, height - 40)
+    plot = _plot(height)
     highest = max([sum(c.values.get(s.key) or 0 for s in series) for c in columns]
                   + [c.values.get(marker) or 0 for c in columns if marker], default=0)
     scale = nice_scale(highest, whole=whole)
@@ -182,37 +201,39 @@ def bar_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str
         total = sum(s.value for s in segments)
         parts = [_tag("title", {}, str(escape(column.title)))]
         # A transparent slot-wide rect, so the whole column shows the title on hover, empty or not.
-        parts.append(_tag("rect", {"class_": "hover", "x": left, "y": plot.top, "width": slot, "height": plot.height}))
+        parts.append(_tag("rect", {"class_": "hover", "x": _pc(left), "y": plot.top, "width": _pc(slot),
+                                   "height": plot.height}))
         parts += [_tag("rect", {"class_": f"seg {next(s.css for s in series if s.key == r.series)}",
-                                "data_series": r.series, "data_value": _n(r.value), "x": r.x, "y": r.y,
-                                "width": r.width, "height": r.height}) for r in segments]
+                                "data_series": r.series, "data_value": _n(r.value), "x": _pc(r.x), "y": r.y,
+                                "width": _pc(r.width), "height": r.height}) for r in segments]
         value = column.values.get(marker) if marker else None
         if value:
             y = y_of(value, scale, plot)
-            parts.append(_tag("line", {"class_": "marker", "data_value": _n(value), "x1": left + slot * 0.05,
-                                       "x2": left + slot * 0.95, "y1": y, "y2": y}))
+            parts.append(_tag("line", {"class_": "marker", "data_value": _n(value), "x1": _pc(left + slot * 0.05),
+                                       "x2": _pc(left + slot * 0.95), "y1": y, "y2": y}))
         body.append(_tag("g", {"class_": "col", "data_key": column.key, "data_total": _n(total)}, *parts))
-    return _frame(width, height, label, scale, plot, columns, tick_text, body)
+    return _frame(height, label, scale, plot, columns, tick_text, body)
 
 
-def line_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str, width: float = 490,
-               height: float = 230, tick_text: Callable[[float], str] = lambda v: _n(v)) -> Markup:
-    """One line per series across the columns, broken where a value is missing, a dot at every value."""
-    plot = Box(56, 12, width - 68, height - 40)
+def line_chart(columns: Sequence[Column], series: Sequence[Series], *, label: str, height: float = 230,
+               tick_text: Callable[[float], str] = lambda v: _n(v)) -> Markup:
+    """One line per series across the columns, broken where a value is missing, a dot at every value. A line is
+    drawn as its segments: a polyline's points cannot be given in per cent."""
+    plot = _plot(height)
     highest = max((c.values.get(s.key) or 0 for c in columns for s in series), default=0)
     scale = nice_scale(highest)
     body = []
     for kind in series:
         runs = line_points(columns, kind.key, scale, plot)
-        parts = [_tag("polyline", {"class_": f"line {kind.css}",
-                                   "points": " ".join(f"{_n(x)},{_n(y)}" for x, y in run)}) for run in runs]
-        parts += [_tag("circle", {"class_": f"dot {kind.css}", "cx": x, "cy": y, "r": 3.5})
+        parts = [_tag("line", {"class_": f"line {kind.css}", "x1": _pc(x1), "y1": y1, "x2": _pc(x2), "y2": y2})
+                 for run in runs for (x1, y1), (x2, y2) in zip(run, run[1:], strict=False)]
+        parts += [_tag("circle", {"class_": f"dot {kind.css}", "cx": _pc(x), "cy": y, "r": 3.5})
                   for run in runs for x, y in run]
         body.append(_tag("g", {"class_": "series", "data_series": kind.key}, *parts))
     for column, (left, slot) in zip(columns, slots(len(columns), plot, gap=0), strict=False):
-        body.append(_tag("rect", {"class_": "hover", "x": left, "y": plot.top, "width": slot, "height": plot.height},
-                         _tag("title", {}, str(escape(column.title)))))
-    return _frame(width, height, label, scale, plot, columns, tick_text, body)
+        body.append(_tag("rect", {"class_": "hover", "x": _pc(left), "y": plot.top, "width": _pc(slot),
+                                  "height": plot.height}, _tag("title", {}, str(escape(column.title)))))
+    return _frame(height, label, scale, plot, columns, tick_text, body)
 
 
 def gauge_bar(used: float, limit: float, *, label: str, width: float = 240, height: float = 14) -> Markup:

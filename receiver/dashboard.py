@@ -21,7 +21,7 @@ from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
 from fluxhook.credits.balance import format_credits
 from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.app_keys import is_key_id
+from fluxhook.lifecycle.app_keys import is_key_id, key_id_in
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
@@ -98,13 +98,22 @@ def sign_in():
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return render_template("dashboard/signin.html", next=_next_page(),
                                error="The sign-in form had expired. Please try again."), 400
-    if not auth.token_accepted(request.form.get("token", "")):
+    token = request.form.get("token", "")
+    if not auth.token_accepted(token):
         log.warning("dashboard sign-in refused")
-        return render_template("dashboard/signin.html", next=_next_page(),
-                               error="That token is not one of this service's API tokens."), 401
+        return render_template("dashboard/signin.html", next=_next_page(), error=_refusal(token)), 401
     auth.sign_in(request.form["token"])
     log.info("dashboard sign-in")
     return redirect(_next_page(), 303)
+
+
+def _refusal(token: str) -> str:
+    """Why a sign-in was refused: an app key is told that only admin tokens open the dashboard (whether or not
+    it is a real one: the answer says nothing of that)."""
+    if key_id_in(token.strip()) is not None:
+        return ("That is an app key: app keys call the API but cannot sign in to the dashboard. "
+                "Sign in with an admin token, one of API_TOKENS.")
+    return "That token is not one of this service's API tokens (API_TOKENS)."
 
 
 @bp.post("/signout")

@@ -1,5 +1,6 @@
 """The dashboard's Keys page (``/keys``): each app key's limits, spend today and jobs in line and at BFL;
-create a key (its secret shown on the answering page only) and revoke one, both CSRF-protected forms.
+create a key (its secret shown on the answering page only) and revoke one (asked once more on the page, then
+said done on the page it returns to), both CSRF-protected forms.
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 
@@ -17,6 +18,7 @@ from fluxhook.lifecycle import app_keys, revoking
 from . import dashboard_session as auth
 from .context import services
 from .dashboard import bp
+from .dashboard_view import clock
 from .errors import error_response
 
 log = logging.getLogger("fluxhook.dashboard")
@@ -47,21 +49,31 @@ def form_body(form: Any) -> dict[str, Any]:
     return body
 
 
-def _page(created: dict | None = None, error: str | None = None, status: int = 200):
+def _page(created: dict | None = None, error: str | None = None, status: int = 200, revoked: str | None = None):
     svc = services()
     now = time.time()
-    keys = app_keys.described(svc, svc.store.app_keys.all(), now)
-    for key in keys:
+    records = svc.store.app_keys.all()
+    keys = app_keys.described(svc, records, now)
+    for record, key in zip(records, keys, strict=True):
         key["state"] = ("revoked" if key["revoked_at"] else
                         "expired" if key["expires_at"] and key["expires_at"] <= app_keys.iso(now) else "active")
-    return render_template("dashboard/keys.html", keys=keys, created=created, error=error,
+        # Times as every other page writes them (UTC), not the API's ISO form.
+        key["expires"], key["last_used"] = clock(record.expires_at), clock(record.last_used_at)
+    return render_template("dashboard/keys.html", keys=keys, created=created, error=error, revoked=revoked,
                            form=request.form if error else {}), status
 
 
 @bp.get("/keys")
 def keys():
-    """Every app key, newest first, and the form that creates one."""
-    return _page()
+    """Every app key, newest first, and the form that creates one; after a revocation (``?revoked=``), a word
+    that it was done."""
+    return _page(revoked=_revoked_name(request.args.get("revoked", "")))
+
+
+def _revoked_name(key_id: str) -> str | None:
+    """The name of the key ``?revoked=`` names, if it is a key and revoked (a made-up link says nothing)."""
+    key = services().store.app_keys.get(key_id) if app_keys.is_key_id(key_id) else None
+    return key.name if key is not None and key.revoked_at is not None else None
 
 
 @bp.post("/keys")
@@ -79,10 +91,10 @@ def create_key():
 
 @bp.post("/keys/<key_id>/revoke")
 def revoke_key(key_id: str):
-    """Revoke a key, then back to the Keys page."""
+    """Revoke a key (the page asked first), then back to the Keys page, which says so."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         return error_response(404, "not_found", "no such app key")
     log.info("app key revoked on the dashboard", extra={"key_id": key_id})
-    return redirect(url_for("dashboard.keys"), 303)
+    return redirect(url_for("dashboard.keys", revoked=key_id), 303)

@@ -30,16 +30,23 @@ SUBMITTED = Series("submitted", "submitted", "s-submitted")
 LATENCY = (Series("latency_p50", "p50", "s-p50"), Series("latency_p95", "p95", "s-p95"))
 # Models take the palette's colours in name order; more models than colours share them.
 MODEL_COLOURS = 6
-# At most this many labels under a full-width chart's columns (half as many under a half-width one): no overlap.
+# At most this many labels under a full-width chart's columns (half as many under a half-width one, and under
+# a full-width one in a narrow window: see minor_label): no overlap.
 MAX_LABELS = 12
 
 
 def period_label(period: str, index: int, count: int, most: int = MAX_LABELS) -> str:
     """The axis label of column ``index`` of ``count``: ``10:00`` for an hour, ``11-05`` for a day; '' between,
-    so that at most ``most`` are shown."""
-    if index % math.ceil(count / most):
+    so that at most ``most`` are shown. Counted back from the last column, the current hour or today, which
+    always has its label."""
+    if (count - 1 - index) % math.ceil(count / most):
         return ""
     return f"{period[11:13]}:00" if "T" in period else period[5:]
+
+
+def minor_label(index: int, count: int, most: int = MAX_LABELS) -> bool:
+    """Whether column ``index``'s label (see period_label) is every other one, left out in a narrow window."""
+    return (count - 1 - index) % (2 * math.ceil(count / most)) != 0
 
 
 def period_title(period: str) -> str:
@@ -62,8 +69,10 @@ def seconds(value: float | None) -> str:
 
 
 def _columns(periods: list[dict], describe, most: int = MAX_LABELS) -> list[Column]:
-    return [Column(p["period"], period_label(p["period"], n, len(periods), most),
-                   f"{period_title(p['period'])}: {describe(p)}", p) for n, p in enumerate(periods)]
+    count = len(periods)
+    full_width = most == MAX_LABELS  # in a narrow window, room for half its labels
+    return [Column(p["period"], period_label(p["period"], n, count, most), f"{period_title(p['period'])}: {describe(p)}",
+                   p, minor=full_width and minor_label(n, count)) for n, p in enumerate(periods)]
 
 
 def jobs_chart(periods: list[dict], span: str) -> Markup:
@@ -100,7 +109,7 @@ def credits_chart(day_names: list[str], rows: list[dict], span: str) -> tuple[Ma
 
     columns = [Column(day, period_label(day, n, len(day_names), MAX_LABELS // 2),
                       f"{period_title(day)}: {describe(per_day[day])}", per_day[day]) for n, day in enumerate(day_names)]
-    chart = bar_chart(columns, series, whole=False, width=490, tick_text=lambda v: f"{v:g}",
+    chart = bar_chart(columns, series, whole=False, tick_text=lambda v: f"{v:g}",
                       label=f"Credits per day by model, {RANGE_WORDS[span]}")
     return chart, series
 

@@ -80,9 +80,10 @@ def _svg(markup) -> ET.Element:
 def test_the_bar_chart_is_svg_with_a_group_per_column_and_no_style_attribute():
     columns = [Column("2026-11-22T10", "10:00", "10:00: 3 stored <b>", {"stored": 3, "failed": 1, "submitted": 5}),
                Column("2026-11-22T11", "", "11:00: none", {"stored": 0, "submitted": 0})]
-    markup = charts.bar_chart(columns, KINDS, label="Jobs & outcomes", marker="submitted", width=400, height=200)
+    markup = charts.bar_chart(columns, KINDS, label="Jobs & outcomes", marker="submitted", height=200)
     root = _svg(markup)
-    assert root.get("viewBox") == "0 0 400 200" and root.get("role") == "img" and root.get("aria-label") == "Jobs & outcomes"
+    assert root.get("height") == "200" and root.get("role") == "img" and root.get("aria-label") == "Jobs & outcomes"
+    assert root.get("viewBox") is None  # across in per cent, so the text is never scaled with the chart
     assert "style=" not in markup and "<b>" not in markup  # colours by class only; text escaped
     groups = root.findall(f"{SVG}g")
     assert [(g.get("data-key"), g.get("data-total")) for g in groups] == [("2026-11-22T10", "4"), ("2026-11-22T11", "0")]
@@ -99,14 +100,14 @@ def test_the_bar_chart_is_svg_with_a_group_per_column_and_no_style_attribute():
     assert "10:00" in labels and labels[:4] == ["0", "2", "4", "6"]
 
 
-def test_the_line_chart_draws_a_polyline_per_run_and_a_dot_per_value():
+def test_the_line_chart_draws_each_run_as_segments_and_a_dot_per_value():
     kinds = (Series("p50", "p50", "s-p50"), Series("p95", "p95", "s-p95"))
     columns = [Column(k, "", k, {"p50": a, "p95": b}) for k, a, b in
                (("a", 0.5, 1.0), ("b", None, None), ("c", 0.4, 2.0), ("d", 0.6, 2.5))]
     root = _svg(charts.line_chart(columns, kinds, label="Latency", tick_text=lambda v: f"{v:g} s"))
     p95 = root.find(f"{SVG}g[@data-series='p95']")
-    assert len(p95.findall(f"{SVG}polyline")) == 2 and len(p95.findall(f"{SVG}circle")) == 3
-    assert [len(p.get("points").split()) for p in p95.findall(f"{SVG}polyline")] == [1, 2]
+    assert len(p95.findall(f"{SVG}line")) == 1 and len(p95.findall(f"{SVG}circle")) == 3  # runs of 1 and 2 values
+    assert [c.get("cx") for c in p95.findall(f"{SVG}circle")] == ["12.5%", "62.5%", "87.5%"]
     assert "3 s" in [t.text for t in root.findall(f"{SVG}text")]  # the axis reaches 2.5 s in round steps
 
 

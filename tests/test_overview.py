@@ -66,9 +66,11 @@ def test_30_days_day_by_day_from_the_hourly_counters(svc, sim):
 
 def test_labels_under_the_columns_never_crowd():
     hours = [f"2026-11-22T{h:02d}" for h in range(24)]
-    assert [view.period_label(h, n, 24) for n, h in enumerate(hours)][:4] == ["00:00", "", "02:00", ""]
+    # Counted back from the last column, the current hour or today: it always has its label.
+    assert [view.period_label(h, n, 24) for n, h in enumerate(hours)][-4:] == ["", "21:00", "", "23:00"]
     assert sum(bool(view.period_label(h, n, 24, 6)) for n, h in enumerate(hours)) == 6
-    assert view.period_label("2026-11-05", 0, 30) == "11-05" and view.period_label("2026-11-06", 1, 30) == ""
+    assert view.period_label("2026-12-04", 29, 30) == "12-04" and view.period_label("2026-12-03", 28, 30) == ""
+    assert [view.minor_label(n, 24) for n in (23, 21, 19)] == [False, True, False]  # a narrow window: every other
     assert view.period_title("2026-11-22T23") == "2026-11-22 23:00–00:00 UTC"
     assert view.period_title("2026-11-22") == "2026-11-22 (UTC)"
 

@@ -202,11 +202,12 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, q
 # --- checking a presented key --------------------------------------------------------------------------------
 
 def key_refusal(key: AppKey, now: float) -> str | None:
-    """Why the key may no longer be used at ``now``, or None while it may."""
+    """Why the key may no longer be used at ``now``, and what to do about it; or None while it may be used."""
     if key.revoked_at is not None:
-        return "this app key was revoked"
+        return "this app key was revoked, and a revoked key cannot come back: ask an admin of this service for a new key"
     if key.expires_at is not None and now >= key.expires_at:
-        return f"this app key expired at {iso(key.expires_at)}"
+        return (f"this app key expired at {iso(key.expires_at)}: ask an admin of this service to extend it "
+                "or for a new key")
     return None
 
 

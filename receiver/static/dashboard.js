@@ -4,6 +4,38 @@
   "use strict";
 
   var INTERVAL = 2000;
+
+  // --- copying a job's commands ------------------------------------------------------------------
+  // "Copy as curl" copies the first command as it opens the list of them, and each has its own Copy button.
+  // Where the browser has no clipboard for this page (plain http on another host than localhost) or refuses,
+  // the command is selected instead, to copy with Ctrl+C. Without a script, the list opens to select by hand.
+  function copy(example) {
+    var pre = example.querySelector("pre");
+    var title = example.querySelector(".title").textContent;
+    var said = document.getElementById("copied");
+    function selectIt() {
+      var range = document.createRange();
+      range.selectNodeContents(pre);
+      window.getSelection().removeAllRanges();
+      window.getSelection().addRange(range);
+      said.textContent = "Selected \u201c" + title + "\u201d: press Ctrl+C (\u2318C on a Mac) to copy it.";
+    }
+    if (!navigator.clipboard) { selectIt(); return; }
+    navigator.clipboard.writeText(pre.textContent).then(function () {
+      said.textContent = "Copied \u201c" + title + "\u201d to the clipboard.";
+    }, selectIt);
+  }
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { copy(button.closest(".example")); });
+  });
+  document.querySelectorAll("[data-copy-first]").forEach(function (summary) {
+    summary.addEventListener("click", function () {
+      var first = summary.parentNode.querySelector(".example");
+      if (first && !summary.parentNode.open) copy(first);  // as it opens, not as it closes
+    });
+  });
+
   var root = document.querySelector("[data-live]");
   if (!root) return;
   var indicator = document.getElementById("live");
@@ -114,12 +146,15 @@
       var offset = document.createElement("span");
       offset.className = "offset";
       offset.textContent = entry.offset;
+      var what = document.createElement("span");
+      what.className = "what";
       var title = document.createElement("strong");
       title.textContent = entry.title;
       var text = document.createElement("span");
       text.className = "text";
       text.textContent = entry.text;
-      li.append(time, " ", offset, " ", title, " ", text);
+      what.append(title, " ", text);
+      li.append(time, " ", offset, " ", what);
       return li;
     });
     list.replaceChildren.apply(list, items);
@@ -151,19 +186,6 @@
     return finalLooks < 2;
   }
   var finalLooks = 0;
-
-  // --- copy buttons (without a script the commands are there to select by hand) ----------------
-  document.querySelectorAll("[data-copy]").forEach(function (button) {
-    var code = button.parentNode.querySelector("pre");
-    if (!code || !navigator.clipboard) return;
-    button.hidden = false;
-    button.addEventListener("click", function () {
-      navigator.clipboard.writeText(code.textContent).then(function () {
-        button.textContent = "Copied";
-        setTimeout(function () { button.textContent = "Copy"; }, 1500);
-      }, function () { button.textContent = "Select and copy by hand"; });
-    });
-  });
 
   // --- polling -------------------------------------------------------------------------------
   var update = root.classList.contains("jobpage") ? updateJob : updateList;
