@@ -5,14 +5,21 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+# Two stamps, so a newcomer's `make run` waits only for what the service needs: .installed-run is the
+# service and the dev run (requirements-run.txt), .installed adds the test and bench tools
+# (requirements-dev.txt) on top, so `make test` after `make run` installs only the difference.
+$(VENV)/.installed-run: requirements.txt requirements-run.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-run.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
-run: $(VENV)/.installed
+$(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.installed-run
 	$(PY) -m devtools.run
 
 test: $(VENV)/.installed
