@@ -59,7 +59,6 @@ bench-bulkheads: $(VENV)/.installed
 
 # Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639).
 bench-hostile: $(VENV)/.installed
-	@test -d /tmp/fluxhook-194e639 || git worktree add /tmp/fluxhook-194e639 194e639
 	$(PY) -m bench.hostile
 
 # A 500 MB MP4 to stored (filesystem and the moto S3 server) beside a plain streaming copy; RSS of worker and web.
