@@ -1,7 +1,7 @@
 """What the README and docs/bfl-compatible.md say of BFL's SDK holds for the SDK itself: the models they list
 are the ones its release knows (it refuses any other name before sending anything), their example uses one
 of them, and the README's example runs, as written but for its base URL and key, against the Procfile's
-web and worker processes from the SDK's own virtual environment (see tests/test_bfl_sdk.py)."""
+web and worker processes from the SDK's own virtual environment (tests/sdk_helpers.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import json
 import re
 import subprocess
 
-import test_bfl_sdk
+import sdk_helpers
 from conftest import API_TOKEN
 from devtools.processes import ROOT
+from sdk_helpers import SDK
 
-# The SDK's release, in a virtual environment of its own, made once as tests/test_bfl_sdk.py makes it (a fixture).
-SDK, sdk_python = test_bfl_sdk.SDK, test_bfl_sdk.sdk_python
+sdk_python = sdk_helpers.sdk_python  # a fixture: the SDK's virtual environment
 DOCS = [ROOT / "README.md", ROOT / "docs" / "bfl-compatible.md"]
 
 
