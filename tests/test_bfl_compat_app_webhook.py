@@ -164,11 +164,15 @@ def test_an_app_written_for_bfl_accepts_fluxhooks_call(base, apps, sim, written_
         assert image.status_code == 200 and image.headers["Content-Type"].startswith("image/")
     else:
         assert read["error"] == error and read["message"]
-    # What get_result answers is in it too, unchanged.
-    result = requests.get(f"{base}/v1/get_result", params={"id": task_id}, headers={"x-key": API_TOKEN}, timeout=10)
+    # BFL's callback fields (SPEC §9), with what get_result answers in them.
     sent = json.loads(call["raw"])
-    assert {k: v for k, v in sent.items() if k not in ("timestamp", "error", "message")} == {
-        **result.json(), "result": sent["result"]}  # a Ready result's link is signed afresh on each read
+    assert set(sent) == {"id", "status", "result", "progress", "details", "timestamp",
+                         *(() if error is None else ("error", "message"))}
+    result = requests.get(f"{base}/v1/get_result", params={"id": task_id}, headers={"x-key": API_TOKEN}, timeout=10)
+    assert {k: sent[k] for k in ("id", "status", "progress", "details")} == {
+        k: result.json()[k] for k in ("id", "status", "progress", "details")}
+    if error is not None:
+        assert (sent["error"], sent["message"]) == (sent["details"]["code"], sent["details"]["message"])
 
     # Each app does check: the same call, altered, is refused.
     headers = {k: v for k, v in call["headers"].items() if k.lower() in ("content-type", "x-bfl-signature")}

@@ -70,10 +70,12 @@ def result(config: Config, job: Job) -> dict:
 
 
 def callback(config: Config, job: Job, now: float) -> dict:
-    """What BFL would POST to the app's ``webhook_url`` about the terminal job: ``get_result``'s JSON, the
-    ``timestamp`` of this call (ISO 8601, UTC), and for a job that did not end ``Ready`` the top-level ``error``
-    (the job's error code) and ``message`` of BFL's failure callbacks, which BFL's guide reads."""
+    """What BFL would POST to the app's ``webhook_url`` about the terminal job: ``{id, status, result, progress,
+    details}`` as ``get_result`` answers them (a callback has no ``preview``), the ``timestamp`` of this call
+    (ISO 8601, UTC), and for a job that did not end ``Ready`` the top-level ``error`` (the job's error code) and
+    ``message`` of BFL's failure callbacks, which BFL's guide reads."""
     body = result(config, job)
+    del body["preview"]
     if body["status"] != st.BFL_READY:
         body["error"], body["message"] = body["details"]["code"], body["details"]["message"]
     body["timestamp"] = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
