@@ -24,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+from devtools.processes import require_tools
 from fluxhook.store.keys import KEYS
 
 from .common import (
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service-reads", type=int, default=2000, help="reads of each route timed in-process")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of web and workers")
     args = parser.parse_args(argv)
+    require_tools("bench-compat", "wrk")
     section = run(args)
     print_table([section])
     print_notes([section])

@@ -70,6 +70,10 @@ def runs(tree: Path) -> list[tuple[str, Path, bool]]:
 def ensure_baseline(tree: Path) -> Path:
     """The FIFO tree: reused if there (another run may have made it), else a detached worktree of 194e639."""
     if not (tree / "fluxhook" / "store" / "slots.py").exists():
+        # Imported here, not at the top: a run's own process has another tree's devtools first on its path.
+        from devtools.processes import require_tools
+
+        require_tools("bench-fairness", "git")
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE_COMMIT],
                        check=True, timeout=120)
     return tree

@@ -12,7 +12,7 @@ sends ``--samples`` signed callbacks (``Pending`` reports for submitted jobs) an
 reported (one still open when the attack ends counts as held to the end).
 
 fluxhook: this tree. Baseline, in the same run: the tree at ``--old-tree`` (a checkout of commit
-194e639: ``git worktree add /tmp/fluxhook-194e639 194e639``), its Procfile's web process run with
+194e639, made with ``git worktree add`` when missing), its Procfile's web process run with
 this virtual environment. Everything listens on 127.0.0.1. Not part of the test suite.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
 import time
 from functools import partial
 from pathlib import Path
@@ -27,12 +28,13 @@ from pathlib import Path
 import requests
 
 from devtools.hostile_clients import Attack
-from devtools.processes import start_process, wait_until
+from devtools.processes import ROOT, require_tools, start_process, wait_until
 from devtools.stack import procfile_commands
 from fluxhook.core import signing
 
 from .common import BenchStack, Row, Section, create_jobs, fmt, log, percentile, print_notes, print_table
 
+BASELINE_COMMIT = "194e639"
 TARGET_P99_MS = 100.0
 TARGET_KEPT_S = 30.0
 ATTACKS = {"no attack": (0, 0), "300 slowloris + 50 slow bodies": (300, 50)}
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the web processes")
     args = parser.parse_args(argv)
     if not (args.old_tree / "Procfile").exists():
-        parser.error(f"{args.old_tree} is not a checkout: git worktree add {args.old_tree} 194e639")
+        require_tools("bench-hostile", "git")
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(args.old_tree), BASELINE_COMMIT],
+                       check=True, timeout=120)
     # 350 attacking sockets, their replacements and the stacks' own: more than a default soft limit of 1024.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)

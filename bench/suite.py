@@ -23,6 +23,8 @@ import sys
 import time
 import traceback
 
+from devtools.processes import require_tools
+
 from . import footprint
 from .common import MB, Section, loadavg, log, print_notes, print_table
 
@@ -65,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if "ingest" in args.only:
+        require_tools("bench-suite", "wrk")
     # A plain `kill` must stop the stacks too (their processes run in sessions of their own).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()

@@ -171,6 +171,8 @@ def in_container(container: str, code: str, timeout: float = 30) -> str:
 
 def prepare_host() -> None:
     """Install what podman needs here, once; idempotent."""
+    if not shutil.which("dpkg-query"):
+        raise CheckFailed(f"needs {', '.join(HOST_PACKAGES)}: run on Debian 12 (apt-get), or install them")
     missing = [p for p in HOST_PACKAGES if not _installed(p)]
     if missing:
         if os.geteuid() != 0 or not shutil.which("apt-get"):

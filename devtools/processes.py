@@ -146,3 +146,16 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None
 def python() -> str:
     """The interpreter running us (the project's virtual environment)."""
     return sys.executable
+
+
+# The Debian package of each program a benchmark or check runs, for the line that says what to install.
+_PACKAGES = {"wrk": "wrk", "git": "git", "pgrep": "procps"}
+
+
+def require_tools(command: str, *tools: str) -> None:
+    """Stop at once with one line naming what to install when ``command`` (``make bench-compat``...) would
+    run a program that is not on PATH: not minutes later with a traceback, halfway through its runs."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        packages = " ".join(dict.fromkeys(_PACKAGES.get(tool, tool) for tool in missing))
+        raise SystemExit(f"{command} needs {' and '.join(missing)}: apt-get install {packages}")

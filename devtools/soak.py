@@ -33,7 +33,7 @@ from pathlib import Path
 import redis
 import requests
 
-from devtools.processes import RedisServer, free_port, python, start_process, stop_process, wait_until
+from devtools.processes import RedisServer, free_port, python, require_tools, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, procfile_commands, start_simulator
 from fluxhook import client as fluxhook_client
 from fluxhook.core import transitions as st
@@ -253,6 +253,7 @@ class Soak:
 
 
 def main() -> int:
+    require_tools("soak", "pgrep")  # its faults find gunicorn's workers with it
     # A plain `kill` must stop the processes too (they run in sessions of their own).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     soak = Soak(float(os.environ.get("SOAK_MINUTES", "10")), int(os.environ.get("SOAK_SEED", "1")))

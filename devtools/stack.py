@@ -10,6 +10,8 @@ from pathlib import Path
 
 import requests
 
+from fluxhook.core.config import DEFAULT_PORT
+
 from .processes import ROOT, RedisServer, free_port, python, start_process, stop_process, wait_until
 
 SIMULATOR_KEY = "sim-dev-key"
@@ -61,7 +63,7 @@ class Stack:
             base = f"http://127.0.0.1:{port}"
             env.update(BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=base,
                        RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")
-        env.setdefault("PORT", "8000")
+        env.setdefault("PORT", str(DEFAULT_PORT))  # the port the docs show: `make run` prints it
         env.setdefault("SECRET_KEY", self._persistent_secret("secret_key"))
         env.setdefault("API_TOKENS", self._persistent_secret("api_token"))
         env.setdefault("STORAGE_URL", f"file://{self._dir('images')}")

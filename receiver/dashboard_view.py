@@ -87,8 +87,8 @@ def _download_name(job: Job) -> str:
 
 def api_examples(base_url: str, job: Job) -> list[dict]:
     """The job through the API, as commands to copy: read it, and fetch its stored file. The token stays a
-    variable: the dashboard never holds one."""
-    auth = '-H "Authorization: Bearer $FLUXHOOK_TOKEN"'
+    variable, ``$TOKEN`` as the README and docs name it: the dashboard never holds one."""
+    auth = '-H "Authorization: Bearer $TOKEN"'
     examples = [{"title": "Read this job", "command": f"curl -s {base_url}/v1/jobs/{job.id} {auth}"}]
     name = _download_name(job)
     if name:

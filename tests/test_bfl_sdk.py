@@ -9,19 +9,14 @@ PyPI, and kept in pytest's cache directory (``.pytest_cache``; the temporary dir
 
 from __future__ import annotations
 
-import fcntl
 import json
 import subprocess
-import sys
-import tempfile
 import textwrap
-from pathlib import Path
 
-import pytest
-
+import sdk_helpers
 from conftest import API, API_TOKEN
 
-SDK = "blackforest==0.1.3"
+sdk_python = sdk_helpers.sdk_python  # a fixture: the SDK's virtual environment
 
 # What an app written for BFL does with the SDK, with fluxhook's URL and key in place of BFL's.
 APP = textwrap.dedent("""
@@ -46,26 +41,6 @@ APP = textwrap.dedent("""
                       "content_type": sample.headers["Content-Type"],
                       "sha256": hashlib.sha256(sample.content).hexdigest()}))
 """)
-
-
-@pytest.fixture(scope="session")
-def sdk_python(request) -> str:
-    """The interpreter of a virtual environment holding BFL's SDK (made once, then reused)."""
-    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    home = Path(cache.mkdir("blackforest-sdk")) if cache else Path(tempfile.gettempdir()) / "fluxhook-blackforest-sdk"
-    home.mkdir(parents=True, exist_ok=True)
-    python = home / "venv" / "bin" / "python"
-    done = home / "venv" / f".installed-{SDK}"
-    with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once make it once
-        if not done.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home / "venv")], check=True)
-            installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                        "--only-binary=:all:", SDK], capture_output=True, text=True, timeout=600)
-            if installed.returncode != 0:
-                pytest.fail(f"could not install {SDK} from PyPI: {installed.stderr[-2000:]}")
-            done.touch()
-    return str(python)
 
 
 def run_app(python: str, base_url: str, key: str, model: str, prompt: str) -> dict:

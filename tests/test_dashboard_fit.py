@@ -145,7 +145,7 @@ def test_a_job_page_collapses_a_long_prompt_and_offers_download_curl_and_delete(
 
     page.locator("#api summary").click()
     commands = page.locator("#api pre").all_inner_texts()
-    assert commands[0] == f'curl -s {stack_url(page)}/v1/jobs/{job["id"]} -H "Authorization: Bearer $FLUXHOOK_TOKEN"'
+    assert commands[0] == f'curl -s {stack_url(page)}/v1/jobs/{job["id"]} -H "Authorization: Bearer $TOKEN"'
     assert commands[1].startswith(f"curl -s -o {job['id']}.jpg {stack_url(page)}/v1/jobs/{job['id']}/image ")
     assert '"model": "flux-kontext-max"' in commands[2]
 

@@ -2,8 +2,11 @@
 BFL puts in its request body.
 
 They are never passed to BFL (fluxhook keeps BFL's callback for itself). Once the job is terminal the app
-gets, as BFL would send it, the ``get_result`` JSON (with fluxhook's durable link) and ``X-Webhook-Secret``;
-it goes out with the job's notification, through the same outbox, task and retries (``notifications``).
+gets, as BFL would send it, BFL's callback (``bfl_presenting.callback``: the ``get_result`` JSON with
+fluxhook's durable link, a ``timestamp``, and ``error`` and ``message`` for a failure) with the secret both ways
+BFL's documents describe, so an app written to either accepts it: back verbatim in ``X-Webhook-Secret`` (BFL's
+SDK) and as ``X-BFL-Signature``, the HMAC of the raw body (BFL's integration guide). It goes out with the job's
+notification, through the same outbox, task and retries (``notifications``).
 
 The secret is the app's and must be sent back verbatim, so it cannot be kept as a hash: it is kept
 sealed (Fernet: AES-CBC with an HMAC) under a key derived from SECRET_KEY, so a copy of Redis, a backup
@@ -21,6 +24,7 @@ from typing import NamedTuple
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from fluxhook.bfl.verification import SECRET_HEADER, SIGNATURE_HEADER, body_signature
 from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job
@@ -28,7 +32,6 @@ from fluxhook.core.notify_urls import check_notify_url, field_wording
 from fluxhook.lifecycle import bfl_presenting
 
 URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"
-SECRET_HEADER = "X-Webhook-Secret"
 # A header value: printable ASCII, no spaces at its ends; as long as any app's secret reasonably is.
 MAX_SECRET = 256
 _URL_WORDING = field_wording(URL_FIELD)
@@ -80,15 +83,17 @@ def unseal(config: Config, sealed: str) -> str | None:
         return None
 
 
-def request_for(config: Config, job: Job) -> tuple[str, dict[str, str]] | None:
-    """The body and headers of one call to the app: ``get_result``'s JSON at this moment (a fresh link each
-    attempt) and the app's own secret back in ``X-Webhook-Secret``, as BFL sends it. None when the secret
-    can no longer be opened (SECRET_KEY changed without keeping the old key): the app would refuse the call."""
+def request_for(config: Config, job: Job, now: float) -> tuple[str, dict[str, str]] | None:
+    """The body and headers of one call to the app at ``now``: BFL's callback at this moment (a fresh link each
+    attempt) and, when the app gave a secret, ``X-Webhook-Secret`` and ``X-BFL-Signature`` (over the body's
+    UTF-8 bytes, exactly as they are sent). None when the secret can no longer be opened (SECRET_KEY changed
+    without keeping the old key): the app would refuse the call."""
+    body = json.dumps(bfl_presenting.callback(config, job, now), separators=(",", ":"), ensure_ascii=False)
     headers = {"Content-Type": "application/json"}
     if job.app_webhook_secret:
         secret = unseal(config, job.app_webhook_secret)
         if secret is None:
             return None
         headers[SECRET_HEADER] = secret
-    body = json.dumps(bfl_presenting.result(config, job), separators=(",", ":"), ensure_ascii=False)
+        headers[SIGNATURE_HEADER] = body_signature(secret, body.encode())
     return body, headers

@@ -1,10 +1,13 @@
-"""The BFL-compatible API's JSON (BFL's own shapes): a job as BFL's ``get_result`` and submission answers put it.
+"""The BFL-compatible API's JSON (BFL's own shapes): a job as BFL's ``get_result`` and submission answers put it,
+and as BFL's callback tells it to the app's own webhook.
 
-Made from the job record alone, so ``get_result`` is one Redis read; the same body is what the app's own
-webhook receives (see ``app_webhooks``), so an app sees one shape whichever way it learns of a result.
+Made from the job record alone, so ``get_result`` is one Redis read; the app's webhook (see ``app_webhooks``)
+gets the same fields plus what BFL's callbacks add, so an app sees one shape whichever way it learns of a result.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
@@ -63,4 +66,17 @@ def result(config: Config, job: Job) -> dict:
         body["details"] = job.error or {"code": "bfl_error", "message": f"the task ended {job.status}"}
     else:
         body["progress"] = job.progress
+    return body
+
+
+def callback(config: Config, job: Job, now: float) -> dict:
+    """What BFL would POST to the app's ``webhook_url`` about the terminal job: ``{id, status, result, progress,
+    details}`` as ``get_result`` answers them (a callback has no ``preview``), the ``timestamp`` of this call
+    (ISO 8601, UTC), and for a job that did not end ``Ready`` the top-level ``error`` (the job's error code) and
+    ``message`` of BFL's failure callbacks, which BFL's guide reads."""
+    body = result(config, job)
+    del body["preview"]
+    if body["status"] != st.BFL_READY:
+        body["error"], body["message"] = body["details"]["code"], body["details"]["message"]
+    body["timestamp"] = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return body

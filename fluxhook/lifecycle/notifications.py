@@ -1,5 +1,5 @@
 """Notifications to the user's app: the job JSON POSTed to its ``notify_url`` once the job is terminal (and,
-for a job made through the BFL-compatible API, ``get_result``'s JSON to the app's own webhook: ``app_webhooks``).
+for a job made through the BFL-compatible API, BFL's callback to the app's own webhook: ``app_webhooks``).
 
 Signed the Standard Webhooks way (https://www.standardwebhooks.com): ``webhook-id`` (``msg_{job id}``,
 the same on every attempt, so the receiver can drop repeats), ``webhook-timestamp`` (the attempt's
@@ -126,10 +126,10 @@ def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | 
 
 
 def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
-    """``get_result``'s JSON to the webhook_url the app gave the BFL-compatible API (None: nothing to send)."""
+    """BFL's callback to the webhook_url the app gave the BFL-compatible API (None: nothing to send)."""
     if not job.app_webhook_url or job.app_notified_at is not None:
         return None
-    made = app_webhooks.request_for(svc.config, job)
+    made = app_webhooks.request_for(svc.config, job, time.time() if now is None else now)
     if made is None:
         return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                        "app webhook not sent: its secret no longer opens with SECRET_KEY")
