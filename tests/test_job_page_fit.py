@@ -75,7 +75,7 @@ def test_copy_as_curl_copies_and_says_so(open_tab, job, tmp_path):
     tab = open_tab(390, 844)
     page = open_job(tab, job)
     origin = re.match(r"https?://[^/]+", page.url).group(0)
-    command = f'curl -s {origin}/v1/jobs/{job["id"]} -H "Authorization: Bearer $FLUXHOOK_TOKEN"'
+    command = f'curl -s {origin}/v1/jobs/{job["id"]} -H "Authorization: Bearer $TOKEN"'
 
     page.locator("#api summary").click()
     status = page.locator("#api [role=status]")
@@ -101,7 +101,7 @@ def test_without_a_clipboard_copy_as_curl_selects_the_command(open_tab, job):
     page.locator("#api summary").click()
     expect(page.locator("#api pre").first).to_be_visible()
     selected = page.evaluate("window.getSelection().toString()")
-    assert selected == f'curl -s {origin}/v1/jobs/{job["id"]} -H "Authorization: Bearer $FLUXHOOK_TOKEN"'
+    assert selected == f'curl -s {origin}/v1/jobs/{job["id"]} -H "Authorization: Bearer $TOKEN"'
     status = page.locator("#api [role=status]")
     expect(status).to_be_visible()
     expect(status).to_contain_text("Ctrl+C")
