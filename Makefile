@@ -50,9 +50,11 @@ bench-fairness: $(VENV)/.installed
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
 
-# Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639).
+# Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
+# then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).
 bench-hostile: $(VENV)/.installed
 	@test -d /tmp/fluxhook-194e639 || git worktree add /tmp/fluxhook-194e639 194e639
+	@test -d /tmp/fluxhook-fd1f8a1 || git worktree add /tmp/fluxhook-fd1f8a1 fd1f8a1
 	$(PY) -m bench.hostile
 
 # A 500 MB MP4 to stored (filesystem and the moto S3 server) beside a plain streaming copy; RSS of worker and web.
