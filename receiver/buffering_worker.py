@@ -6,12 +6,14 @@ body the app reads. A few hundred clients that send slowly (slowloris) hold ever
 the process answers nobody. Here a thread never waits on a client: it takes what the socket
 holds without blocking and hands the connection back to the main loop, which watches every
 connection with one ``select``, until the request is whole: its head within ``HEAD_SECONDS``,
-its body at ``MIN_BODY_RATE`` at least after ``BODY_GRACE_SECONDS`` and never pausing longer
-than ``BODY_IDLE_SECONDS``, or the connection is answered 408 and closed. Only a whole request
-is served, read from memory, so a work permit (``receiver/bulkheads.py``) is never held while a
-body trickles in. Bodies past ``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; one
-announced larger than the app takes is refused (413) before it is read. A request that arrives
-in one piece (nearly all) is taken and served by one thread in one go, as in ``gthread``.
+its body at ``MIN_BODY_RATE`` at least over any 10 s (``receiver/body_limits.py``), or the
+connection is answered 408 and closed. Only a whole request is served, read from memory, so a
+work permit (``receiver/bulkheads.py``) is never held while a body trickles in. Bodies past
+``MEMORY_BODY_BYTES`` go to a temporary file as they arrive; what the process holds for bodies
+still arriving is bounded by ``MAX_SPOOL_BYTES`` (a body that would pass it is refused 503, a
+callback never), and one announced larger than the app takes is refused (413) before it is
+read. A request that arrives in one piece (nearly all) is taken and served by one thread in one
+go, as in ``gthread``.
 
 Closing is done by the main loop without waiting too: gunicorn's graceful close waits up to 2 s
 per socket for the client's FIN on the main loop, so a few clients that never close stalled it.
@@ -34,17 +36,16 @@ from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
+from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolBudget
 from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
 
 # A request's head (request line and headers) must be in within this many seconds of its first
 # byte (of the connection's opening, for its first request).
 HEAD_SECONDS = 10.0
-# A body must arrive at this rate at least, after a grace period: a steady client on a slow link
-# gets any time it needs; one that trickles is cut off about BODY_GRACE_SECONDS after its head.
-BODY_GRACE_SECONDS = 10.0
-MIN_BODY_RATE = 32 * 1024  # bytes per second
-# And it may never pause longer than this (one that sent much fast, then stalls).
-BODY_IDLE_SECONDS = 10.0
+# A body must arrive at MIN_BODY_RATE at least over any window of this length (body_limits.BodyPace), so it is
+# first judged this long after its head is in: a steady client on a slow link gets any time it needs; one that
+# trickles, or stalls after sending much fast, is cut off within a window of falling below the rate.
+BODY_GRACE_SECONDS = RATE_WINDOW_SECONDS
 # How long a closing connection waits for the client's FIN (its last bytes are read and dropped).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
@@ -62,10 +63,12 @@ SWEEP_SECONDS = 0.25
 class BufferedConn(TConn):
     """A client connection and the request being received on it."""
 
-    def __init__(self, cfg, sock, client, server, max_body: int):
+    def __init__(self, cfg, sock, client, server, max_body: int, spool: SpoolBudget):
         super().__init__(cfg, sock, client, server)
         self.max_body = max_body
+        self.spool = spool
         self.incoming: RequestAssembler | None = None
+        self.pace: BodyPace | None = None  # the body's, once the head is in
         self.deadline = 0.0
         self.head_started = 0.0
         self.continue_sent = False
@@ -83,7 +86,8 @@ class BufferedConn(TConn):
     def next_request(self, leftover: bytes = b"") -> RequestAssembler:
         if self.incoming is not None:
             self.incoming.discard()
-        self.incoming = RequestAssembler(self.max_body)
+        self.incoming = RequestAssembler(self.max_body, budget=self.spool)
+        self.pace = None
         self.continue_sent = False
         self.head_checked = False
         if leftover:
@@ -99,6 +103,17 @@ class BufferingWorker(ThreadWorker):
         self.receiving: set[BufferedConn] = set()
         self.next_sweep = 0.0
         self.stopping_since: float | None = None
+        self._set_body_limits(BodyLimits())
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        # The app read MAX_SPOOL_BYTES and MIN_BODY_RATE with the rest of its configuration (receiver.create_app).
+        self._set_body_limits(getattr(self.wsgi, "body_limits", None) or BodyLimits())
+
+    def _set_body_limits(self, limits: BodyLimits) -> None:
+        self.spool = SpoolBudget(limits.max_spool_bytes)  # this process's: each web process has its own
+        self.min_body_rate = limits.min_body_rate
+        self.max_body = min(MAX_REQUEST_BYTES, self.spool.largest_body)
 
     @classmethod
     def check_config(cls, cfg, log):
@@ -116,7 +131,7 @@ class BufferingWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname(), MAX_REQUEST_BYTES)
+        conn = BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname(), self.max_body, self.spool)
         conn.next_request()
         conn.head_started = time.monotonic()
         conn.deadline = conn.head_started + HEAD_SECONDS
@@ -204,7 +219,11 @@ class BufferingWorker(ThreadWorker):
             if len(data) < RECV_BYTES:
                 break
         if incoming.waits_for_body and received:
-            conn.deadline = self._body_deadline(conn)
+            now = time.monotonic()
+            if conn.pace is None:
+                conn.pace = BodyPace(now, self.min_body_rate)
+            conn.pace.update(now, incoming.body_received)
+            conn.deadline = conn.pace.deadline(now)
             if incoming.expects_continue and not conn.continue_sent and incoming.body_received == 0:
                 conn.continue_sent = True
                 self._send_quietly(conn, CONTINUE)
@@ -214,11 +233,6 @@ class BufferingWorker(ThreadWorker):
         """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""
         check = getattr(self.wsgi, "refused_before_body", None)
         return check is not None and check(*incoming.request_line(), incoming.header)
-
-    def _body_deadline(self, conn: BufferedConn) -> float:
-        # The body's clock starts with the head's first byte: the head's time counts against the grace.
-        by_rate = conn.head_started + BODY_GRACE_SECONDS + conn.incoming.body_received / MIN_BODY_RATE
-        return min(by_rate, time.monotonic() + BODY_IDLE_SECONDS)
 
     # -- answers out
 

@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics."""
+"""Liveness and readiness (public), and metrics (with a token)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fluxhook import metrics as fm
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle import readiness
 
+from .auth import require_metrics_reader
 from .context import services
 
 bp = Blueprint("health", __name__)
@@ -33,7 +34,9 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text: event counters and histograms, and gauges read from Redis, so every process agrees."""
+    """Prometheus text: event counters and histograms, and gauges read from Redis, so every process agrees.
+    With an admin token or METRICS_TOKEN only."""
+    require_metrics_reader()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(services()))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -9,6 +9,10 @@ must to find where the request ends; gunicorn's own parser then reads the reques
 A request whose framing cannot be told (``Content-Length`` unreadable, or a transfer coding
 other than chunked) is handed over as its head alone and its connection ends after the answer:
 gunicorn refuses such a head before it reads any body.
+
+What a body costs the process while it arrives is bounded by ``receiver/body_limits.py``: every byte stored is
+taken from the process's ``SpoolBudget`` (a body that would pass it is refused 503) and given back once the
+request is handed on or dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import BinaryIO, Iterator
 
 from fluxhook.core.chunks import CHUNK
 from receiver import MAX_REQUEST_BYTES
+from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolBudget, is_callback
+from receiver.errors import retry_after_header
 
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
 # what gunicorn's limits would let one connection make a worker hold (100 fields of 8 KiB).
@@ -39,14 +45,18 @@ REFUSALS = {
     400: ("bad_request", "the request is not valid HTTP/1.1"),
     403: ("forbidden", "the request is forbidden"),
     408: ("request_timeout", "the request did not arrive in time; send it again at a steady pace"),
-    413: ("payload_too_large", f"the request body is over fluxhook's limit of {MAX_REQUEST_BYTES // 2**20} MiB: send less "
+    413: ("payload_too_large", f"the request body is over fluxhook's limit of {MAX_REQUEST_BYTES // 2**20} MiB (less "
+                               "where MAX_SPOOL_BYTES is set lower; 1 MiB for callbacks): send less "
                                "(for inputs, BFL takes image URLs instead of base64 too)"),
     414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
     417: ("expectation_failed", "the Expect header's expectation cannot be met"),
     431: ("request_header_fields_too_large", "the request's headers are too large"),
     501: ("not_implemented", "the request's transfer coding is not supported"),
+    503: ("unavailable", "this web process holds as many request bodies as it may (MAX_SPOOL_BYTES); send the "
+                         "request again after Retry-After"),
 }
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
+REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
+           503: "Service Unavailable"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -54,7 +64,9 @@ def refusal(status: int, reason: str | None = None) -> bytes:
     """A whole HTTP/1.1 answer refusing a request, with the JSON error body; the connection then closes."""
     code, message = REFUSALS.get(status, ("internal_error", "an unexpected error occurred"))
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    head = (f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Error')}\r\nConnection: close\r\n"
+    # A 503 is the spool budget's refusal (body_limits): the client may try again once bodies held have gone.
+    retry = f"Retry-After: {retry_after_header(SPOOL_RETRY_SECONDS)}\r\n" if status == 503 else ""
+    head = (f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Error')}\r\nConnection: close\r\n{retry}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     return head.encode("latin-1") + body
 
@@ -118,12 +130,17 @@ class _Chunks:
 class RequestAssembler:
     """The bytes of one request, fed as they come; ``complete`` once its end is known.
 
-    ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored.
+    ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored; a callback's
+    is bounded by ``CALLBACK_BODY_BYTES`` too. ``budget``: the process's, which every byte stored is taken from
+    (503 when it has no room), until the request is handed on or dropped.
     """
 
-    def __init__(self, max_body: int, spool_dir: str | None = None):
+    def __init__(self, max_body: int, spool_dir: str | None = None, budget: SpoolBudget | None = None):
         self.max_body = max_body
         self.spool_dir = spool_dir
+        self.budget = budget
+        self.callback = False  # a callback from BFL (never refused by the budget)
+        self._held = 0  # bytes taken from the budget
         self.head = bytearray()
         self.head_complete = False
         self.complete = False
@@ -163,6 +180,9 @@ class RequestAssembler:
         rest = bytes(self.head[end.end():])
         del self.head[end.end():]
         self.head_complete = True
+        self.callback = is_callback(*self.request_line())
+        if self.callback:
+            self.max_body = min(self.max_body, CALLBACK_BODY_BYTES)
         self._read_framing()
         if self.body_length == 0 and self._chunks is None:
             self.complete = True
@@ -197,6 +217,8 @@ class RequestAssembler:
         self.body_length = int(length)
         if self.body_length > self.max_body:
             raise Refused(413)
+        if self.budget is not None and not self.budget.has_room(self.body_length, self.callback):
+            raise Refused(503)  # at once: better than after the client sent what we would not keep
         self._memory = bytearray()
 
     def _head_only(self) -> None:
@@ -222,6 +244,10 @@ class RequestAssembler:
         self.body_received += len(data)
         if self.body_received > self.max_body:
             raise Refused(413)
+        if self.budget is not None:
+            if not self.budget.take(len(data), self.callback):
+                raise Refused(503)
+            self._held += len(data)
         if self._spool is not None:
             self._spool.write(data)
             return
@@ -265,20 +291,29 @@ class RequestAssembler:
                       flags=re.IGNORECASE)
 
     def pieces(self, continue_sent: bool = False) -> Iterator[bytes]:
-        """The whole request, head first, in pieces; the spool file (if any) is closed once read."""
+        """The whole request, head first, in pieces; what was stored is let go once read to the end.
+
+        A reader that stops at the body's length never asks for the end: then ``discard`` lets go of it when
+        the request is answered (the spool stays ours to close, not the generator's).
+        """
         yield self.head_for_parser(continue_sent)
         if self._spool is not None:
-            spool, self._spool = self._spool, None
-            with spool:
-                spool.seek(0)
-                while piece := spool.read(CHUNK):
-                    yield piece
+            self._spool.seek(0)
+            while piece := self._spool.read(CHUNK):
+                yield piece
         elif self._memory:
             yield bytes(self._memory)
+        self.discard()
 
     def discard(self) -> None:
-        """Let go of whatever was stored (the connection ended before the request was whole)."""
+        """Let go of whatever was stored (the request was answered, or the connection ended before it was whole)."""
         if self._spool is not None:
             self._spool.close()
             self._spool = None
         self._memory = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._held:
+            self.budget.give_back(self._held)
+            self._held = 0

@@ -21,6 +21,7 @@ from fluxhook.core import signing
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
+METRICS_TOKEN = "test-metrics-token-0123"
 STATIC_SECRET = "static-webhook-secret-0123"
 MAX_IMAGE_BYTES = 200_000
 MAX_VIDEO_BYTES = 3_000_000
@@ -183,6 +184,7 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         "BFL_WEBHOOK_SECRET": STATIC_SECRET,
         "SECRET_KEY": SECRET_KEY,
         "API_TOKENS": f"{API_TOKEN},second-token-abcdef",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "RESULT_HOST_ALLOWLIST": f"{sim_host},127.0.0.1:{spy_port},localhost,*.fluxhook-test.invalid",

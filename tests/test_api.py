@@ -138,7 +138,7 @@ def test_health_endpoints(stack):
     assert requests.get(stack.base_url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(stack.base_url + "/readyz", timeout=5)
     assert ready.status_code == 200, ready.text
-    metrics = requests.get(stack.base_url + "/metrics", timeout=5)
+    metrics = requests.get(stack.base_url + "/metrics", timeout=5, headers={"Authorization": f"Bearer {API_TOKEN}"})
     assert metrics.status_code == 200 and 'fluxhook_jobs{status="stored"}' in metrics.text
 
 

@@ -101,7 +101,7 @@ def test_metrics_show_the_balance_and_the_credits_spent(api, sim, stack):
     job = api.submit("counted in the metrics", model="flux-2-max")
 
     def scraped() -> str | None:
-        text = requests.get(stack.base_url + "/metrics", timeout=10).text
+        text = requests.get(stack.base_url + "/metrics", timeout=10, headers=api.http.headers).text
         return text if "fluxhook_bfl_credits " in text else None
 
     text = wait_until(scraped, timeout=30, interval=0.2, message="a worker to have read the balance")

@@ -167,7 +167,7 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
 
     a, _, job_a, _ = two_keys
 
-    text = requests.get(api.base_url + "/metrics", timeout=10).text
+    text = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
 
     line = next(line for line in text.splitlines()
                 if line.startswith('fluxhook_credits_spent_total{key="scope-a",model="flux-2-pro"}'))
@@ -184,10 +184,10 @@ def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
         return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line + " "))
 
     sim.settings(result_cost_fields={"cost": 4.5, "output_mp": 1.0})  # dearer than its answer said
-    before = spent(requests.get(api.base_url + "/metrics", timeout=10).text)
+    before = spent(requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text)
     job = app.submit("a fox whose price went up")
     assert job["cost"]["credits"] < 4.5 and app.wait_for(job["id"], "stored")["cost"]["credits"] == 4.5
-    after = requests.get(api.base_url + "/metrics", timeout=10).text
+    after = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
     assert spent(after) - before == pytest.approx(4.5)
 
 

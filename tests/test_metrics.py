@@ -5,13 +5,15 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ready_payload
+from conftest import API_TOKEN, ready_payload
 from devtools.processes import wait_until
 from fluxhook.metrics import COUNTERS, HISTOGRAMS
 
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
 
 def _scrape(stack) -> dict[tuple[str, tuple], float]:
-    response = requests.get(stack.base_url + "/metrics", timeout=10)
+    response = requests.get(stack.base_url + "/metrics", timeout=10, headers=AUTH)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
     samples = {}
     for family in text_string_to_metric_families(response.text):
@@ -26,7 +28,7 @@ def _delta(before, after, name, **labels) -> float:
 
 
 def test_every_family_is_exposed_with_help_and_type(stack):
-    text = requests.get(stack.base_url + "/metrics", timeout=10).text
+    text = requests.get(stack.base_url + "/metrics", timeout=10, headers=AUTH).text
     for name in [*COUNTERS, *HISTOGRAMS, "fluxhook_jobs", "fluxhook_queue_depth", "fluxhook_failed_tasks",
                  "fluxhook_bfl_slots_in_use", "fluxhook_bfl_slots_waiting", "fluxhook_sweep_due"]:
         assert f"# HELP {name}" in text and f"# TYPE {name}" in text

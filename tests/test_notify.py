@@ -222,7 +222,7 @@ def test_500_twice_then_200_is_three_deliveries_with_one_webhook_id(napi, sim, h
     time.sleep(5)
     assert len(hooks.for_job(job["id"])) == 3  # the 200 ended it
 
-    metrics = requests.get(notify_stack.base_url + "/metrics", timeout=10).text
+    metrics = API(notify_stack.base_url).get("/metrics").text
     assert 'fluxhook_notifications_total{outcome="retry"}' in metrics
     assert 'fluxhook_notifications_total{outcome="delivered"}' in metrics
     # Neither the secret nor a signature reaches a log line.

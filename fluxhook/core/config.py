@@ -41,6 +41,8 @@ _NOTIFY_URL_WORDING = Wording(
                 "listed as its exact host:port in NOTIFY_HOST_ALLOWLIST",
 )
 DEFAULT_PORT = 8000
+# MAX_SPOOL_BYTES's least: room for a few callbacks of 1 MiB (the room kept for them is a quarter) and a body.
+MIN_SPOOL_BYTES = 4 * 1024 * 1024
 
 
 def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
@@ -110,6 +112,12 @@ class Config:
     notify_url: str | None = None
     notify_secret: str | None = None
     notify_host_allowlist: tuple[HostPattern, ...] = ()
+    # Request bodies still arriving (receiver/buffering_worker.py): the bytes one web process may hold for them,
+    # in memory or spooled to disk, and the rate (bytes a second, over any 10 s) below which one is cut off.
+    max_spool_bytes: int = 1_073_741_824
+    min_body_rate: int = 65_536
+    # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
+    metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
     bfl_models_file: str | None = None
     catalog: Catalog = SHIPPED_CATALOG
@@ -137,6 +145,9 @@ class Config:
         if any(len(t) < MIN_TOKEN_LENGTH for t in self.api_tokens):
             found.append(f"an API_TOKENS entry is shorter than {MIN_TOKEN_LENGTH} characters: easy to guess "
                          "(use long random strings)")
+        if self.metrics_token is not None and len(self.metrics_token) < MIN_TOKEN_LENGTH:
+            found.append(f"METRICS_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters: easy to guess "
+                         "(use a long random string)")
         host = (urlsplit(self.public_base_url).hostname or "").lower()
         talks_to_bfl = (urlsplit(self.bfl_api_base).hostname or "").endswith("bfl.ai")
         if talks_to_bfl and (host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local")):
@@ -192,6 +203,10 @@ class Config:
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
+            max_spool_bytes=reader.integer("MAX_SPOOL_BYTES", field_default("max_spool_bytes"),
+                                           minimum=MIN_SPOOL_BYTES, maximum=2**40),
+            min_body_rate=reader.integer("MIN_BODY_RATE", field_default("min_body_rate"), minimum=1, maximum=2**30),
+            metrics_token=reader.token("METRICS_TOKEN"),
             bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,
         )
@@ -246,6 +261,14 @@ class _Reader:
         if any(not re.fullmatch(r"[\x21-\x7e]+", t) for t in tokens):
             self._fail(name, "every token must be printable characters without spaces")
         return tokens
+
+    def token(self, name: str) -> str | None:
+        """One bearer token, printable without spaces; None when unset."""
+        value = self._raw(name)
+        if value is not None and not re.fullmatch(r"[\x21-\x7e]+", value):
+            self._fail(name, "must be printable characters without spaces")
+            return None
+        return value
 
     def url(self, name: str, *, default: str = "", required: bool = False, schemes: tuple[str, ...],
             prefix: bool = False) -> str:

@@ -81,4 +81,4 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
 def config_secrets(config) -> list[str]:
     """Every secret value in the configuration, for ``RedactSecrets``."""
     return [config.bfl_api_key, *config.secret_keys, *config.webhook_secrets, *config.api_tokens,
-            config.notify_secret or ""]
+            config.notify_secret or "", config.metrics_token or ""]

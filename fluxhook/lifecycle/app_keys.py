@@ -269,13 +269,14 @@ def check_model(caller: Caller, model: str) -> None:
 
 
 def take_request(store: AppKeys, caller: Caller, now: float) -> None:
-    """Count one submission against the key's ``requests_per_minute``, or raise RateLimited (nothing counted)."""
+    """Count one submission or track against the key's ``requests_per_minute``, or raise RateLimited (nothing
+    counted)."""
     key = caller.key
     if key is None or key.requests_per_minute is None:
         return
     wait = store.take_request(key.id, key.requests_per_minute, now)
     if wait > 0:
-        raise RateLimited(f"this app key may submit {key.requests_per_minute} jobs a minute; "
+        raise RateLimited(f"this app key may submit or track {key.requests_per_minute} jobs a minute; "
                           f"retry in {wait:.1f} s", retry_after=wait)
 
 

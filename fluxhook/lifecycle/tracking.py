@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import schedule
+from fluxhook.lifecycle import app_keys, schedule
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.creating import current
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -34,9 +34,11 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     """The job that follows the task, and whether this call created it (a task is tracked once: asked again,
     its job is answered as it is). A callback that came before the task was tracked is applied now.
 
-    ``JobNotFound`` when another app key tracks the task.
+    ``JobNotFound`` when another app key tracks the task; ``RateLimited`` past the key's ``requests_per_minute``,
+    which a track counts against like a submission (each costs a BFL poll or more).
     """
     now = time.time()
+    app_keys.take_request(svc.store.app_keys, caller, now)
     job, created = svc.jobs.create(Job(
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
         polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now, submitted_at=now,
