@@ -52,7 +52,7 @@ PROCFILE_ARGV = {name: argv(command) for name, command in procfile().items()}
 
 def config_variables() -> set[str]:
     """Every variable fluxhook/core/config.py asks its reader for."""
-    source = (ROOT / "fluxhook" / "config.py").read_text()
+    source = (ROOT / "fluxhook" / "core" / "config.py").read_text()
     found = set(re.findall(r'(?:reader|self)\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
     assert {"REDIS_URL", "SECRET_KEY", "API_TOKENS", "BFL_API_KEY"} <= found, found
     return found
@@ -60,7 +60,7 @@ def config_variables() -> set[str]:
 
 def config_required() -> set[str]:
     """The variables config.py refuses to start without."""
-    source = (ROOT / "fluxhook" / "config.py").read_text()
+    source = (ROOT / "fluxhook" / "core" / "config.py").read_text()
     required = set(re.findall(r'reader\.\w+\(\s*"([A-Z][A-Z0-9_]*)"[^)]*required=True', source))
     # tokens() reads its variable as required.
     required |= set(re.findall(r'reader\.tokens\(\s*"([A-Z][A-Z0-9_]*)"', source))
