@@ -4,9 +4,15 @@ own boto3 view of it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
+import requests
 from botocore.config import Config as BotoConfig
+
+from devtools.processes import free_port, python, start_process, stop_process, wait_until
 
 BUCKET = "fluxhook-test"
 # Fake credentials: moto accepts any; boto3 must find some to sign with.
@@ -42,3 +48,27 @@ class S3Server:
 
     def exists(self, key: str) -> bool:
         return key in self.keys(key)
+
+
+@contextmanager
+def moto_server(log: Path) -> Iterator[S3Server]:
+    """A moto S3 server process on a free port, with the test bucket made; stopped on leaving."""
+    port = free_port()
+    process = start_process([python(), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], dict(os.environ),
+                            log_path=str(log))
+    server = S3Server(port, process)
+
+    def answers():
+        if process.poll() is not None:
+            raise RuntimeError(f"the moto server exited; see {log}")
+        try:
+            return requests.get(server.url, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(answers, timeout=60, interval=0.1, message="the moto S3 server to answer")
+        server.client.create_bucket(Bucket=BUCKET)
+        yield server
+    finally:
+        stop_process(process)

@@ -8,7 +8,6 @@ every one; the messages are read as a user reads them.
 from __future__ import annotations
 
 import http.client
-import io
 import json
 from urllib.parse import urlsplit
 
@@ -16,7 +15,6 @@ import pytest
 import requests
 
 from conftest import API_TOKEN
-from fluxhook.bfl.client import error_for, readable_detail
 from fluxhook.core.job import MAX_PROMPT_CHARS
 from receiver import MAX_REQUEST_BYTES
 
@@ -74,37 +72,6 @@ def test_bfls_422_reads_as_fields_and_what_is_wrong(api):
                        "fix these fields of 'input'")
     assert "[{" not in message and "'loc'" not in message
     assert _jobs(api) == before
-
-
-def test_readable_detail_renders_any_validation_list():
-    detail = [{"loc": ["body", "width"], "msg": "Input should be a valid integer", "type": "int_parsing"},
-              {"loc": ["body", "input_image", 0], "msg": "Invalid URL", "type": "url"},
-              {"msg": "Value error, too many images", "type": "value_error"}]
-    assert readable_detail(detail) == ("width: Input should be a valid integer; input_image.0: Invalid URL; "
-                                       "Value error, too many images")
-    assert readable_detail("Not Found") == "Not Found"
-    assert readable_detail({"error": "odd"}) == '{"error": "odd"}'
-
-
-def _bfl_answer(method: str, path: str, status: int, body: dict) -> requests.Response:
-    """An answer of BFL's as requests hands it over (what BFLClient reads: status, body, the request's method)."""
-    response = requests.Response()
-    response.status_code, response.raw = status, io.BytesIO(json.dumps(body).encode())
-    response.url = f"https://api.bfl.ai{path}"
-    response.request = requests.Request(method, response.url).prepare()
-    return response
-
-
-def test_a_model_bfl_does_not_have_is_named_with_what_to_check():
-    # BFL answers a submission to an unknown model's path with a plain 404 "Not Found".
-    error = error_for(_bfl_answer("POST", "/v1/flux-2-prp", 404, {"detail": "Not Found"}))
-    assert error.code == "bfl_rejected" and error.status == 400
-    assert error.message.startswith("BFL has no model 'flux-2-prp' (it answered 404 to POST /v1/flux-2-prp)")
-    assert "check 'model'" in error.message
-    # A poll's 422 is not about the caller's input.
-    poll = error_for(_bfl_answer("GET", "/v1/get_result", 422,
-                                 {"detail": [{"loc": ["query", "id"], "msg": "Field required"}]}))
-    assert poll.message == "BFL refused the request (422): query.id: Field required"
 
 
 def test_a_body_without_its_content_type_says_which_header(api):

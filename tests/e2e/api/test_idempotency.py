@@ -11,14 +11,11 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.store import idempotency as idempotency_store
 from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, IdempotencyStore
 from fluxhook.store.keys import KEYS
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
 from receiver import idempotency_keys
-from receiver.idempotency import KEY_CLAIM_LEASE
-from receiver.prefer import MAX_WAIT
 
 DB = 15  # the in-process apps' own Redis database (no worker of the stack uses it)
 REPLAYED = "Idempotent-Replayed"
@@ -304,10 +301,6 @@ def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, si
                         timeout=10, interval=0.1, message="the dead process's claim to lapse")
     assert answer.status_code == 202 and REPLAYED not in answer.headers
     assert _submitted(sim) == 1 and len(_tagged(api, "lapsed")) == 1
-
-
-def test_the_lease_outlasts_the_longest_a_first_request_can_take():
-    assert KEY_CLAIM_LEASE > CALL_BOUND + MAX_WAIT
 
 
 def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(local_app):

@@ -17,17 +17,10 @@ from cli_helpers import operator_cli
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
-from fluxhook.lifecycle import revoking
-from fluxhook.store.app_keys import AppKey
-from fluxhook.store.keys import KEYS
 from helpers import assert_error
 from key_helpers import as_key, make_key, second_web
 
 STACK_DB = 1
-DB = 12
 MAX_ACTIVE = 2
 
 
@@ -217,71 +210,3 @@ def test_the_doctor_lists_the_keys_near_their_limits(webs, limits_stack):
     assert any(line.startswith("warn") and "doctor-busy" in line and "its max_active" in line for line in lines)
     assert any(line.startswith("warn") and "doctor-soon" in line and "expires at" in line for line in lines)
     assert not any("doctor-calm" in line for line in lines), result.stdout
-
-
-# --- in this process: the rules behind the limits ------------------------------------------------------------
-
-def _queued_job(svc, key_id: str) -> Job:
-    now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", input={"prompt": "x"},
-              pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now, key_id=key_id)
-    svc.jobs.create(job)
-    return job
-
-
-def test_a_queued_job_being_sent_to_bfl_is_left_to_finish(make_services):
-    svc = make_services(DB)
-    svc.store.app_keys.create(AppKey(id="key_00000000000000aa", name="k", prefix="fhk_0000", secret_sha256="x"))
-    sending, waiting = _queued_job(svc, "key_00000000000000aa"), _queued_job(svc, "key_00000000000000aa")
-    assert svc.store.locks.take(KEYS.submit_lock(sending.id), "1", 60)
-
-    assert revoking.revoke(svc, "key_00000000000000aa")
-
-    assert svc.jobs.get(sending.id).status == st.QUEUED
-    assert svc.jobs.get(waiting.id).status == st.FAILED
-    assert svc.jobs.get(waiting.id).error["code"] == "key_revoked"
-    assert not revoking.revoke(svc, "key_00000000000000bb")
-
-
-def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
-    from fluxhook.lifecycle import submitting as submission
-
-    svc = make_services(DB)
-    svc.store.app_keys.create(AppKey(id="key_00000000000000cc", name="k", prefix="fhk_0000", secret_sha256="x"))
-    svc.store.app_keys.revoke("key_00000000000000cc", time.time())
-    job = _queued_job(svc, "key_00000000000000cc")  # created as the revocation was under way
-    assert svc.slots.acquire(job)
-
-    assert submission.submit(svc, job) == st.FAILED
-
-    assert svc.jobs.get(job.id).error["code"] == "key_revoked"
-    assert sim.stats()["submitted"] == 0
-    assert svc.slots.in_flight(svc.slots.pool_of(job)) == 0
-
-
-def test_a_keys_share_of_the_slots_follows_its_record(make_services):
-    from fluxhook.lifecycle.app_keys import new_key
-
-    svc = make_services(DB)
-    keys = svc.store.app_keys
-    key, _ = new_key({"name": "k", "weight": 3, "max_active": 2}, time.time())
-    keys.create(key)
-    share = (KEYS.share_weights, KEYS.share_max_active)
-    assert [svc.redis.hget(h, key.id) for h in share] == [b"3", b"2"]
-
-    keys.change(key.id, {"weight": 5}, unset=("max_active",))
-    assert [svc.redis.hget(h, key.id) for h in share] == [b"5", None]
-
-    revoking.revoke(svc, key.id)
-    assert [svc.redis.hget(h, key.id) for h in share] == [None, None]
-    assert keys.change(key.id, {"weight": 9}) == 2 and svc.redis.hget(KEYS.share_weights, key.id) is None
-
-
-def test_a_rate_window_slides(make_services):
-    svc = make_services(DB)
-    keys = svc.store.app_keys
-
-    assert [keys.take_request("key_00000000000000dd", 2, t) for t in (100.0, 110.0)] == [0.0, 0.0]
-    assert keys.take_request("key_00000000000000dd", 2, 130.0) == pytest.approx(30.0)
-    assert keys.take_request("key_00000000000000dd", 2, 160.5) == 0.0  # the first left the window
-    assert keys.take_request("key_00000000000000dd", 2, 165.0) == pytest.approx(5.0)

@@ -137,14 +137,6 @@ def test_a_large_input_goes_to_storage_only_while_its_job_waits(app, bfl):
         assert stored.read() == json.dumps(task_input, separators=(",", ":")).encode()
 
 
-@pytest.mark.parametrize("chunk", [1, 5, task_inputs.CHUNK])
-def test_a_stored_input_is_written_in_pieces_that_make_its_json(chunk):
-    value = {"prompt": "fox \u00e9\U0001F98A \"q\"\n", "n": [1, 2.5, None, True, {}, []], "image": "QUJD" * 9}
-    pieces = list(task_inputs.json_chunks(value, chunk))
-    assert "".join(pieces) == json.dumps(value, separators=(",", ":"))
-    assert max(len(p) for p in pieces) <= max(6 * chunk, 16)  # no piece is a whole long string
-
-
 def test_a_request_whose_input_cannot_be_stored_holds_no_budget(local_app, make_services, tmp_path):
     store = tmp_path / "store"
     env = {"STORAGE_URL": f"file://{store}", "BFL_DAILY_CREDIT_LIMIT": "12"}

@@ -13,8 +13,6 @@ import pytest
 
 from conftest import API_TOKEN, ready_payload
 from devtools.processes import ROOT
-from fluxhook.core.job import Job
-from fluxhook.store.records import encode_fields, job_from_hash
 from helpers import serve_png
 
 LONG = "a red fox in the snow, " + "ünïcödé ✓ " * 300  # over 2,000 characters, many of them several bytes
@@ -30,16 +28,6 @@ def test_a_job_keeps_its_prompt_seed_and_cost(api, sim):
     assert done["status"] == "stored"
     assert (done["prompt"], done["seed"], done["cost"]) == (LONG[:2000], 4242, job["cost"])
     assert sim.task(job["bfl_id"])["prompt"] == LONG  # BFL had it whole
-
-
-def test_the_prompt_kept_is_the_inputs_first_2000_characters():
-    assert Job(id="job_x", status="queued", input={"prompt": LONG}).prompt == LONG[:2000]
-    for task_input in ({"input_image": "aGVsbG8="}, {"prompt": ""}, {"prompt": ["not", "text"]}, None):
-        assert Job(id="job_x", status="queued", input=task_input).prompt is None
-    # Kept in pieces of at most 64 bytes, never inside a character, and read back whole.
-    fields = encode_fields({"prompt": LONG[:2000]})
-    assert all(len(value.encode()) <= 64 for value in fields[1::2])
-    assert job_from_hash(dict(zip(fields[0::2], fields[1::2], strict=False), id="job_x", status="stored")).prompt == LONG[:2000]
 
 
 @pytest.mark.parametrize("fields, shown", [

@@ -15,20 +15,6 @@ from helpers import assert_error, stored_job
 KINDS = signing.FILE_KINDS
 
 
-def test_each_kind_has_its_own_token():
-    job_id = "job_01TESTSIGNEDLINKS"
-    tokens = {kind: signing.file_token(SECRET_KEY, job_id, kind) for kind in KINDS}
-    assert len(set(tokens.values())) == len(KINDS)
-    for minted, asked in itertools.product(KINDS, KINDS):
-        assert signing.file_token_valid(SECRET_KEY, tokens[minted], job_id, asked, 60) is (minted == asked)
-
-
-def test_an_unknown_kind_has_no_link():
-    with pytest.raises(ValueError):
-        signing.file_token(SECRET_KEY, "job_x", "everything")
-    assert signing.file_token_valid(SECRET_KEY, signing.image_token(SECRET_KEY, "job_x"), "job_x", "nope", 60) is False
-
-
 @pytest.mark.parametrize(("minted", "asked"), list(itertools.product(KINDS, KINDS)))
 def test_a_link_opens_only_its_own_file_over_http(api, minted, asked):
     # Authorization is decided before the file is looked for: on a job still pending, a link of the

@@ -1,11 +1,10 @@
-"""The `fluxhook` command's API commands, run as a real process against the session's stack; its pure helpers.
+"""The `fluxhook` command's API commands, run as a real process against the session's stack.
 
-The operator commands (sweep, doctor) are in test_operator_commands.py.
+The operator commands (sweep, doctor) are in test_operator_commands.py; the pure helpers in tests/unit/cli/.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
@@ -17,9 +16,9 @@ import pytest
 from cli_helpers import api_cli, clean_env, run_cli
 from conftest import API_TOKEN
 from devtools import settings_file
-from devtools.processes import ROOT, free_port
+from devtools.processes import free_port
 from fluxhook import client as fc
-from fluxhook.cli import api_commands, dev_run, exits
+from fluxhook.cli import dev_run, exits
 
 # --- API commands against the running stack --------------------------------------------
 
@@ -133,37 +132,6 @@ def test_url_and_token_default_to_the_running_dev_run(stack, sim, tmp_path):
     assert result.returncode == 2 and "no API token" in result.stderr
 
 
-def test_api_target():
-    dev = {"FLUXHOOK_URL": "http://localhost:8123", "API_TOKENS": "dev-token-1,dev-token-2"}
-    assert api_commands.api_target(None, None, {}, dev) == ("http://localhost:8123", "dev-token-1")
-    assert api_commands.api_target(None, None, {}, None) == ("http://localhost:8000", None)
-    assert api_commands.api_target("http://localhost:8123/", None, {}, dev) == ("http://localhost:8123/", "dev-token-1")
-    # What the caller says, then the environment, wins over the dev run.
-    assert api_commands.api_target(None, None, {"FLUXHOOK_URL": "https://fh.example", "FLUXHOOK_TOKEN": "t-1"}, dev) == (
-        "https://fh.example", "t-1")
-    assert api_commands.api_target(None, "mine-123", {}, dev) == ("http://localhost:8123", "mine-123")
-    assert api_commands.api_target("https://fh.example", None, {}, dev) == ("https://fh.example", None)
-    assert api_commands.api_target(None, None, {"API_TOKENS": "env-token"}, dev) == ("http://localhost:8123", "env-token")
-
-
-def test_dev_run_file_round_trip_and_privacy(tmp_path):
-    settings = {"SECRET_KEY": "s3cr3t with 'quotes' and $dollars", "API_TOKENS": "a,b", "EMPTY": "",
-                "REDIS_URL": "redis://:pw@127.0.0.1:6379/0"}
-    path = tmp_path / dev_run.DEV_RUN_FILE
-    settings_file.write_dev_run(path, {"SECRET_KEY": "old"})
-    settings_file.write_dev_run(path, settings)
-    assert dev_run.read_dev_run(path) == settings
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == [dev_run.DEV_RUN_FILE]  # no temporary file left
-    assert dev_run.read_dev_run(tmp_path / "absent.env") is None
-    # A shell reads it as the commands do (`set -a; . var/dev-run.env` works too).
-    shell = subprocess.run(["sh", "-c", f'. {path} && printf %s "$SECRET_KEY"'], capture_output=True, text=True,
-                           timeout=10)
-    assert shell.stdout == settings["SECRET_KEY"]
-    assert dev_run.dev_run_path({"FLUXHOOK_VAR": str(tmp_path)}) == path
-    assert dev_run.dev_run_path({}) == ROOT / "var" / dev_run.DEV_RUN_FILE
-
-
 def test_console_script_is_installed():
     script = Path(sys.executable).parent / "fluxhook"
     if not script.exists():
@@ -234,96 +202,8 @@ def test_usage_errors_exit_2_before_any_request():
 
 # --- pure helpers ---------------------------------------------------------------------------
 
-def test_exit_codes():
-    assert [int(code) for code in exits.ExitCode] == [0, 1, 2, 3, 4, 130]
-    assert set(exits.EXIT_MEANINGS) == set(exits.ExitCode)
-    assert all(f"  {code.value:<4} " in exits.EXIT_CODES_HELP for code in exits.ExitCode)
-    refusals = [fc.InvalidRequest("x", status=400), fc.AuthenticationError("x", status=401),
-                fc.InsufficientCredits("x", status=402), fc.NotFound("x", status=404), fc.Gone("x", status=410),
-                fc.Conflict("x", status=409)]
-    assert [api_commands.exit_code_for_error(e) for e in refusals] == [2] * 6
-    failures = [fc.ServiceUnavailable("x", status=503), fc.ServiceUnavailable("x"), fc.RateLimited("x", status=429),
-                fc.ChecksumMismatch("x")]
-    assert [api_commands.exit_code_for_error(e) for e in failures] == [3] * 4
-    assert api_commands.exit_code_for_error(fc.WaitTimeout("x", job=fc.Job())) == 4
-    assert api_commands.exit_code_for_job({"status": "stored"}) == 0
-    assert [api_commands.exit_code_for_job({"status": s}) for s in ("failed", "moderated", "expired")] == [1, 1, 1]
-    with pytest.raises(ValueError):
-        api_commands.exit_code_for_job({"status": "submitted"})
-
 
 def test_help_prints_the_exit_codes():
     result = run_cli("--help")
     assert result.returncode == 0 and exits.EXIT_CODES_HELP.strip() in result.stdout
     assert all(name in result.stdout for name in ("submit", "show", "list", "sweep", "doctor"))
-
-
-def test_format_table():
-    table = api_commands.format_table(("ID", "STATUS", "NOTE"), [("job_1", "stored", "png"), ("job_22", None, "")])
-    assert table.splitlines() == [
-        "ID      STATUS  NOTE",
-        "job_1   stored  png",
-        "job_22",
-    ]
-    assert api_commands.format_table(("A", "B"), []) == "A  B"
-
-
-def test_job_rows():
-    stored = {"id": "job_1", "status": "stored", "model": "flux-2-pro", "created_at": "2026-01-01T00:00:00Z",
-              "image": {"content_type": "image/png", "width": 64, "height": 48, "size": 1536},
-              "cost": {"credits": 6.0, "input_mp": 0.0, "output_mp": 0.75}}
-    assert api_commands.job_row(stored) == ["job_1", "stored", "flux-2-pro", "2026-01-01T00:00:00Z", "6",
-                                   "png 64x48 1.5 KiB"]
-    failed = dict(stored, status="failed", image=None, error={"code": "bfl_error", "message": "x"}, model=None,
-                  cost=None)
-    assert api_commands.job_row(failed)[1:] == ["failed", "-", "2026-01-01T00:00:00Z", "-", "bfl_error"]
-    pending = dict(stored, status="submitted", image=None, error=None, bfl_status="Pending")
-    assert api_commands.job_row(pending)[-1] == "BFL: Pending"
-    video = dict(stored, image=None, video={"content_type": "video/mp4", "width": 1280, "height": 720,
-                                            "size": 3 * 1024 * 1024})
-    assert api_commands.job_row(video)[-1] == "mp4 1280x720 3.0 MiB"
-
-
-def test_output_path(tmp_path):
-    assert api_commands.output_path(None, "job_1", "image/jpeg", cwd=tmp_path) == tmp_path / "job_1.jpg"
-    assert api_commands.output_path(str(tmp_path), "job_1", "image/webp") == tmp_path / "job_1.webp"
-    assert api_commands.output_path("new-dir/", "job_1", "image/png", cwd=tmp_path) == tmp_path / "new-dir" / "job_1.png"
-    assert api_commands.output_path("out.png", "job_1", "image/png", cwd=tmp_path) == tmp_path / "out.png"
-    assert api_commands.output_path(None, "job_1", "video/mp4", cwd=tmp_path) == tmp_path / "job_1.mp4"
-    assert api_commands.file_extension("image/png; charset=binary") == "png"
-    assert api_commands.file_extension("application/octet-stream") == "bin"
-
-
-def test_small_helpers():
-    assert api_commands.default_token({"FLUXHOOK_TOKEN": " tok-1 ", "API_TOKENS": "a,b"}) == "tok-1"
-    assert api_commands.default_token({"API_TOKENS": " , first-token, second"}) == "first-token"
-    assert api_commands.default_token({}) is None
-    assert api_commands.human_size(157) == "157 B" and api_commands.human_size(3 * 1024 * 1024) == "3.0 MiB"
-    with pytest.raises(exits.CLIError) as bad:
-        api_commands.json_object('"text"', "--input-json")
-    assert bad.value.exit_code == 2
-
-
-def test_progress_redraws_on_a_terminal_and_prints_changes_otherwise():
-    job = {"id": "job_1", "status": "submitted", "bfl_status": "Pending"}
-    plain = io.StringIO()
-    progress = api_commands.Progress(plain, tty=False)
-    progress.update(job, 0.3)
-    progress.update(job, 0.6)  # unchanged: nothing new
-    progress.update(dict(job, status="ready", bfl_status="Ready"), 1.2)
-    progress.update(dict(job, status="ready", bfl_status="Ready"), 40.0)  # unchanged, but a while later
-    progress.finish(dict(job, status="stored", bfl_status="Ready"), 1.5)
-    assert plain.getvalue().splitlines() == [
-        "job_1 submitted (BFL: Pending) 0.3 s",
-        "job_1 ready (BFL: Ready) 1.2 s",
-        "job_1 ready (BFL: Ready) 40.0 s",
-        "job_1 stored (BFL: Ready) 1.5 s",
-    ]
-    terminal = io.StringIO()
-    progress = api_commands.Progress(terminal, tty=True)
-    progress.update(job, 0.3)
-    progress.update(job, 0.4, "fluxhook unreachable, retrying")
-    progress.finish(dict(job, status="stored"), 0.5)
-    assert terminal.getvalue() == ("\r\x1b[K/ job_1 submitted (BFL: Pending) 0.3 s"
-                                   "\r\x1b[K- job_1 submitted (BFL: Pending) 0.4 s, fluxhook unreachable, retrying"
-                                   "\r\x1b[Kjob_1 stored (BFL: Pending) 0.5 s\n")

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 
-import pytest
 import requests
 
 from cli_helpers import bare_env, doctor, operator_cli
@@ -17,11 +16,7 @@ from conftest import API_TOKEN, SECRET_KEY
 from devtools import settings_file
 from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.bfl.client import BFLClient
-from fluxhook.cli import dev_run, operator_commands
-from fluxhook.core.config import Config
-from fluxhook.core.errors import BFLAuthFailed, BFLUnavailable
-from fluxhook.net.http_client import HTTPClient
+from fluxhook.cli import dev_run
 
 # --- sweep -----------------------------------------------------------------------------------------------
 
@@ -48,11 +43,6 @@ def test_sweep_without_redis_exits_3(stack):
     result = operator_cli("sweep", env=dict(stack.env, REDIS_URL=f"redis://:pw-secret@127.0.0.1:{free_port()}/0"))
     assert result.returncode == 3
     assert "redis unreachable at redis://:***@127.0.0.1:" in result.stderr and "pw-secret" not in result.stderr
-
-
-def test_sweep_summary():
-    assert operator_commands.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
-        "swept: 2 due (a check queued for each), 0 dispatched (queued jobs given a free BFL slot), 1 notifications")
 
 
 # --- doctor ----------------------------------------------------------------------------------------------
@@ -110,32 +100,7 @@ def test_doctor_without_any_settings_says_where_it_looked(tmp_path):
     assert "FAIL REDIS_URL: is required but not set" in checks["config"]
 
 
-def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
-    # Checked without the network: the BFL check itself would contact api.bfl.ai.
-    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": "key", "SECRET_KEY": "x" * 32,
-                              "API_TOKENS": "token-123456", "PUBLIC_BASE_URL": "http://localhost:8000"})
-    lines = [operator_commands.check_line(check) for check in operator_commands.config_checks(config)]
-    assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
-    assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
-    assert operator_commands.format_credits(1e6) == "1,000,000" and operator_commands.format_credits(12.5) == "12.50"
-
-
 # --- a running make run's settings -----------------------------------------------------------------------
-
-def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):
-    settings_file.write_dev_run(tmp_path / dev_run.DEV_RUN_FILE, {
-        "REDIS_URL": "redis://127.0.0.1:7000/0", "SECRET_KEY": "dev-key", "API_TOKENS": "dev-token", "PORT": "8123"})
-    found = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "PORT": "9000", "LOG_LEVEL": " "})
-    assert found.dev_run == tmp_path / dev_run.DEV_RUN_FILE
-    assert found.values["REDIS_URL"] == "redis://127.0.0.1:7000/0" and found.values["SECRET_KEY"] == "dev-key"
-    assert found.values["PORT"] == "9000"  # the environment's own value wins
-    assert "LOG_LEVEL" not in found.values and str(found.dev_run) in found.source()
-    assert "dev-key" not in found.source() and "dev-token" not in found.source()
-
-    # An environment with settings of its own is never completed from a dev run's file.
-    own = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0"})
-    assert own.dev_run is None and "SECRET_KEY" not in own.values and own.source() == "from the environment"
-    assert operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none")}).dev_run is None
 
 
 def test_sweep_uses_the_dev_runs_settings_and_says_so(stack, tmp_path):
@@ -190,24 +155,3 @@ def test_doctor_and_list_find_a_running_make_run(tmp_path):
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=30) == 0
     assert not settings_file.exists()
-
-
-# --- BFLClient.credits, which the doctor's BFL check asks ----------------------------------------------------
-
-def _bfl(base: str, key: str = SIMULATOR_KEY) -> BFLClient:
-    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": key, "BFL_API_BASE": base,
-                              "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456"})
-    return BFLClient(config, HTTPClient(), sleep=lambda seconds: None)
-
-
-def test_credits(sim, spy):
-    sim.settings(credits=7)
-    assert _bfl(sim.url).credits() == 7.0
-    with pytest.raises(BFLAuthFailed):
-        _bfl(sim.url, key="wrong-key").credits()
-    spy.route("/v1/credits", body=json.dumps({"credits": "lots"}).encode(),
-              headers={"Content-Type": "application/json"})
-    with pytest.raises(BFLUnavailable):
-        _bfl(spy.url).credits()
-    spy.route("/v1/credits", body=b'{"credits": 12.5}', headers={"Content-Type": "application/json"})
-    assert _bfl(spy.url).credits() == 12.5

@@ -16,12 +16,7 @@ import redis
 from conftest import API
 from credit_helpers import budget_stack
 from devtools.processes import wait_until
-from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import Outcome
-from fluxhook.core.pools import pool_for
-from fluxhook.credits import budget, usage
-from fluxhook.lifecycle import checking, submitting
+from fluxhook.credits import usage
 from fluxhook.store.keys import KEYS
 from key_helpers import make_key
 from simulator import pricing
@@ -95,52 +90,3 @@ def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(f
     spent = admin.get("/v1/usage").json()["spent_today"]
     assert spent <= most + DEAREST, spent
     assert sim.stats()["submitted"] == 4 + WAITING
-
-
-# --- the rule, step by step in real Redis ---------------------------------------------------------------
-
-UNIT_DB = 6
-
-
-@pytest.fixture()
-def svc(make_services):
-    return make_services(UNIT_DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT), BFL_MAX_ACTIVE="2")
-
-
-def _queued(svc, prompt: str, model: str = PRICED) -> Job:
-    now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt}, pool=pool_for(model),
-              created_at=now, updated_at=now)
-    svc.jobs.create(job)
-    return job
-
-
-def _come_due(svc, job: Job) -> Outcome:
-    """The sweep's check of the job waiting out of line, as if its wait were over."""
-    claim = time.time() + 60
-    assert svc.jobs.claim_due(time.time() + budget.ALONE_RECHECK + 1, 10, claim) == [job.id]
-    return checking.check_job(svc, job.id, claim)
-
-
-def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles(svc, sim):
-    waiting = _queued(svc, "waits")
-    alone = _queued(svc, "alone", model="flux-2-max")
-    assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # never priced: alone
-    assert svc.slots.acquire(waiting) and submitting.submit_queued(svc, waiting.id) == st.QUEUED
-    assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
-    # Its wait is over, the reservation sent alone is not: it stays out of line, and takes no slot from it.
-    assert _come_due(svc, waiting) == Outcome.RESCHEDULED
-    assert svc.slots.waiting(waiting.pool) == 0 and svc.jobs.due_at(waiting.id) > time.time()
-    assert svc.slots.acquire(alone)
-    svc.store.usage.release(alone.id)  # settled: BFL stated its price
-    assert _come_due(svc, waiting) == Outcome.REQUEUED
-    assert svc.slots.waiting(waiting.pool) == 1
-
-
-def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep(svc, sim):
-    waiting = _queued(svc, "waits")
-    assert budget.reserve(svc, "job_alone", "flux-2-max", {"prompt": "alone"}).admitted
-    assert svc.slots.acquire(waiting)
-    svc.redis.delete(KEYS.slot_freed)
-    assert submitting.submit_queued(svc, waiting.id) == st.QUEUED
-    assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's hand-out wakes for it

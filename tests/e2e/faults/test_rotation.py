@@ -13,7 +13,6 @@ from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY, Stack
 from fluxhook.core import signing
-from fluxhook.core.config import Config
 
 NEW_KEY = "rotated-secret-key-fedcba9876543210"
 NEW_STATIC = "rotated-static-webhook-secret"
@@ -82,13 +81,3 @@ def test_jobs_in_flight_survive_a_rotation_and_old_values_stop_working_once_drop
                            headers={"X-Webhook-Secret": STATIC_SECRET}, timeout=10)
     assert static.status_code == 401
     assert api.job(late["id"])["status"] == "submitted"
-
-
-def test_previous_values_are_read_and_short_signing_keys_warned():
-    base = {"REDIS_URL": "redis://x", "BFL_API_KEY": "k", "SECRET_KEY": SECRET_KEY, "API_TOKENS": "token-123456"}
-    config = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "old-key-0123456789, older-key-0123456789"})
-    assert config.secret_keys == ("old-key-0123456789", "older-key-0123456789", SECRET_KEY)
-    # No minimum length is required: a short value is accepted, and a short signing key is warned about at start.
-    short = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "short", "BFL_WEBHOOK_SECRET_PREVIOUS": "tiny"})
-    assert short.secret_keys == ("short", SECRET_KEY) and short.webhook_secrets == ("tiny",)
-    assert any(w.startswith("SECRET_KEY is shorter") for w in short.warnings())

@@ -16,10 +16,8 @@ from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
-from fluxhook.core.job import Job
-from fluxhook.lifecycle import draft_caches, timeline
+from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.enqueueing import draft_cache_task_id
-from fluxhook.media import lifetimes
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error
 from mp4_samples import make_mp4
@@ -169,18 +167,3 @@ def test_deleting_the_job_while_its_draft_cache_downloads_leaves_no_file(api, si
     wait_until(lambda: task.get_status(refresh=True) == "finished", timeout=10, message="the draft cache task to end")
 
     assert sorted(p.name for p in storage_dir(stack).glob(f"{job['id']}*")) == []
-
-
-def test_a_draft_urls_life_runs_from_its_renewal_and_the_wait_for_it_ends():
-    finished = 1_000_000.0
-    job = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/x")
-    life = lifetimes.VIDEO_URL_LIFE
-    assert not draft_caches.past_life(job, finished + life - 1)
-    assert draft_caches.past_life(job, finished + life + 1)
-    renewed = Job(id="job_x", status="stored", finished_at=finished, draft_cache_source="https://d/y",
-                  draft_cache_since=finished + life)
-    assert not draft_caches.past_life(renewed, finished + life + 1)
-    # /draft_cache answers 404 while the task may still bring it, 410 once even its last retries are over.
-    assert draft_caches.still_coming(job, finished + life + draft_caches.GRACE - 1)
-    assert not draft_caches.still_coming(job, finished + life + draft_caches.GRACE + 1)
-    assert not draft_caches.still_coming(Job(id="job_x", status="stored", finished_at=finished), finished)

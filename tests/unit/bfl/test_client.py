@@ -1,14 +1,17 @@
-"""The BFL client against real HTTP servers: error mapping, retries, where the API key may go."""
+"""The BFL client (fluxhook/bfl/client.py) against real HTTP servers: error mapping and its messages, retries, where
+the API key may go, the account's credits. Poll redirects: test_client_redirects.py."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+import requests
 
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.bfl.client import BFLClient
+from fluxhook.bfl.client import BFLClient, error_for, readable_detail
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
 from fluxhook.net.http_client import HTTPClient
@@ -77,3 +80,52 @@ def test_listed_exact_polling_url_is_used(sim):
     target, url = _client(sim.url, api_hosts=host).poll_target("t", f"{sim.url}/v1/get_result?id=t&x=1")
     assert url.endswith("&x=1") and target.exact
 
+
+def _bfl(base: str, key: str = SIMULATOR_KEY) -> BFLClient:
+    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": key, "BFL_API_BASE": base,
+                              "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456"})
+    return BFLClient(config, HTTPClient(), sleep=lambda seconds: None)
+
+
+def test_credits(sim, spy):
+    sim.settings(credits=7)
+    assert _bfl(sim.url).credits() == 7.0
+    with pytest.raises(BFLAuthFailed):
+        _bfl(sim.url, key="wrong-key").credits()
+    spy.route("/v1/credits", body=json.dumps({"credits": "lots"}).encode(),
+              headers={"Content-Type": "application/json"})
+    with pytest.raises(BFLUnavailable):
+        _bfl(spy.url).credits()
+    spy.route("/v1/credits", body=b'{"credits": 12.5}', headers={"Content-Type": "application/json"})
+    assert _bfl(spy.url).credits() == 12.5
+
+
+def test_readable_detail_renders_any_validation_list():
+    detail = [{"loc": ["body", "width"], "msg": "Input should be a valid integer", "type": "int_parsing"},
+              {"loc": ["body", "input_image", 0], "msg": "Invalid URL", "type": "url"},
+              {"msg": "Value error, too many images", "type": "value_error"}]
+    assert readable_detail(detail) == ("width: Input should be a valid integer; input_image.0: Invalid URL; "
+                                       "Value error, too many images")
+    assert readable_detail("Not Found") == "Not Found"
+    assert readable_detail({"error": "odd"}) == '{"error": "odd"}'
+
+
+def _bfl_answer(method: str, path: str, status: int, body: dict) -> requests.Response:
+    """An answer of BFL's as requests hands it over (what BFLClient reads: status, body, the request's method)."""
+    response = requests.Response()
+    response.status_code, response.raw = status, io.BytesIO(json.dumps(body).encode())
+    response.url = f"https://api.bfl.ai{path}"
+    response.request = requests.Request(method, response.url).prepare()
+    return response
+
+
+def test_a_model_bfl_does_not_have_is_named_with_what_to_check():
+    # BFL answers a submission to an unknown model's path with a plain 404 "Not Found".
+    error = error_for(_bfl_answer("POST", "/v1/flux-2-prp", 404, {"detail": "Not Found"}))
+    assert error.code == "bfl_rejected" and error.status == 400
+    assert error.message.startswith("BFL has no model 'flux-2-prp' (it answered 404 to POST /v1/flux-2-prp)")
+    assert "check 'model'" in error.message
+    # A poll's 422 is not about the caller's input.
+    poll = error_for(_bfl_answer("GET", "/v1/get_result", 422,
+                                 {"detail": [{"loc": ["query", "id"], "msg": "Field required"}]}))
+    assert poll.message == "BFL refused the request (422): query.id: Field required"

@@ -1,21 +1,15 @@
-"""Configuration: defaults, validation with one line per bad variable, no secrets in
-reprs, and the two Procfile commands stopping by themselves on a bad environment.
-
-Pure tests, apart from two short subprocesses that exit before touching Redis or the network.
+"""Configuration (fluxhook/core/config.py): defaults, validation with one line per bad variable, no secrets in
+reprs, previous values of rotated keys. Pure tests. The two Procfile commands stopping by themselves on a bad
+environment: tests/e2e/processes/test_procfile_commands.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 
 import pytest
 
-from devtools.processes import ROOT
+from conftest import SECRET_KEY
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
 
@@ -321,107 +315,6 @@ def test_problem_lines_contain_no_secret_value():
 # the Procfile commands stop by themselves on a bad environment
 # --------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _bad_environment() -> dict[str, str]:
-    """PATH, the other required settings, no SECRET_KEY and a non-integer grace period."""
-    result = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(_free_port())}
-    result.update({k: v for k, v in MINIMAL.items() if k != "SECRET_KEY"})
-    result["REDIS_URL"] = "redis://127.0.0.1:1/0"  # never contacted: the process must stop first
-    result["CALLBACK_GRACE_SECONDS"] = "abc"
-    return result
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(command, cwd=ROOT, env=_bad_environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        pytest.fail(f"{command} did not stop by itself within 30 s; stderr:\n{stderr}")
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
-
-
-def _assert_stopped_with_clear_lines(result: subprocess.CompletedProcess) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    lines = result.stderr.splitlines()
-    assert len([line for line in lines if "SECRET_KEY" in line]) == 1, result.stderr
-    assert len([line for line in lines if "CALLBACK_GRACE_SECONDS" in line]) == 1, result.stderr
-    assert "Traceback" not in output
-    assert MINIMAL["BFL_API_KEY"] not in output
-    assert MINIMAL["API_TOKENS"] not in output
-
-
-def test_gunicorn_web_command_stops_on_bad_config():
-    gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
-    if not gunicorn.exists():
-        pytest.fail(f"{gunicorn} is missing: the virtualenv is not installed")
-    result = _run([str(gunicorn), "--config", "python:receiver.gunicorn_conf", "receiver:create_app()"])
-    _assert_stopped_with_clear_lines(result)
-
-
-def test_gunicorn_web_command_refuses_a_port_another_web_process_listens_on():
-    # What a forgotten web process holds: with reuse_port, gunicorn alone would share the port with it.
-    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    held.bind(("127.0.0.1", 0))
-    held.listen()
-    port = held.getsockname()[1]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **MINIMAL, "REDIS_URL": "redis://127.0.0.1:1/0",
-           "PORT": str(port), "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
-    try:
-        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "python:receiver.gunicorn_conf",
-                               "receiver:create_app()"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
-    finally:
-        held.close()
-    assert proc.returncode == 2, proc.stderr
-    assert [line for line in proc.stderr.splitlines() if "cannot listen on" in line] == [
-        f"fluxhook web: cannot listen on 127.0.0.1:{port}: Address already in use (another web process?)"]
-
-
-def test_web_workers_freeze_what_the_loaded_app_holds():
-    # In a child: freezing is for the life of the process.
-    probe = ("import gc; from receiver import gunicorn_conf; before = gc.get_freeze_count(); "
-             "gunicorn_conf.post_worker_init(None); print(before, gc.get_freeze_count())")
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
-                          capture_output=True, text=True, timeout=30)
-    before, after = map(int, proc.stdout.split())
-    assert before == 0 and after > 1000, proc.stderr
-
-
-def test_gunicorn_builds_nothing_for_an_access_log_it_does_not_write():
-    # logconfig_dict alone makes gunicorn's stock logger count its access log as on, and build
-    # every request's log atoms for it (about 7 % of a callback's CPU time), though nothing writes them.
-    # In a child: building a gunicorn logger configures the process's logging.
-    probe = ("from gunicorn.config import Config; from gunicorn.glogging import Logger; "
-             "from receiver import gunicorn_conf; cfg = Config(); "
-             "cfg.set('logconfig_dict', gunicorn_conf.logconfig_dict); stock = Logger(cfg).access_log_enabled; "
-             "cfg.set('logger_class', gunicorn_conf.logger_class); ours = cfg.logger_class(cfg); "
-             "ours.access(None, None, None, None); print(stock, ours.access_log_enabled)")
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
-                          capture_output=True, text=True, timeout=30)
-    # The stock access() would have failed building atoms from those Nones.
-    assert proc.stdout.split() == ["True", "False"], proc.stderr
-
-
-def test_worker_command_refuses_arguments_it_does_not_know():
-    proc = subprocess.run([sys.executable, "-m", "worker", "--burst"], cwd=ROOT, env={**os.environ, **MINIMAL},
-                          capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == "usage: python -m worker (got '--burst')"
-
-
-def test_worker_command_stops_on_bad_config():
-    result = _run([sys.executable, "-m", "worker"])
-    _assert_stopped_with_clear_lines(result)
-
 
 @pytest.mark.parametrize("value", ["file://var/images", "file://host/x", "ftp://x/y", "file:///x?y=1"])
 def test_storage_urls_that_would_point_elsewhere_are_refused(value):
@@ -462,3 +355,13 @@ def test_the_minimal_settings_start_without_a_warning_and_accept_small_limits():
     assert Config.from_env(env(PUBLIC_BASE_URL="https://hooks.example.com")).warnings() == []
     small = Config.from_env(env(MAX_IMAGE_BYTES="1", IMAGE_URL_TTL_SECONDS="1"))
     assert (small.max_image_bytes, small.image_url_ttl_seconds) == (1, 1)
+
+
+def test_previous_values_are_read_and_short_signing_keys_warned():
+    base = {"REDIS_URL": "redis://x", "BFL_API_KEY": "k", "SECRET_KEY": SECRET_KEY, "API_TOKENS": "token-123456"}
+    config = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "old-key-0123456789, older-key-0123456789"})
+    assert config.secret_keys == ("old-key-0123456789", "older-key-0123456789", SECRET_KEY)
+    # No minimum length is required: a short value is accepted, and a short signing key is warned about at start.
+    short = Config.from_env({**base, "SECRET_KEY_PREVIOUS": "short", "BFL_WEBHOOK_SECRET_PREVIOUS": "tiny"})
+    assert short.secret_keys == ("short", SECRET_KEY) and short.webhook_secrets == ("tiny",)
+    assert any(w.startswith("SECRET_KEY is shorter") for w in short.warnings())

@@ -192,3 +192,16 @@ def test_job_from_hash_reads_empty_strings_as_null():
 @pytest.mark.parametrize("status_name", ["stored", "failed", "moderated", "expired"])
 def test_job_terminal_property(status_name):
     assert Job(id=new_job_id(), status=status_name).terminal
+
+
+LONG = "a red fox in the snow, " + "ünïcödé ✓ " * 300  # over 2,000 characters, many of them several bytes
+
+
+def test_the_prompt_kept_is_the_inputs_first_2000_characters():
+    assert Job(id="job_x", status="queued", input={"prompt": LONG}).prompt == LONG[:2000]
+    for task_input in ({"input_image": "aGVsbG8="}, {"prompt": ""}, {"prompt": ["not", "text"]}, None):
+        assert Job(id="job_x", status="queued", input=task_input).prompt is None
+    # Kept in pieces of at most 64 bytes, never inside a character, and read back whole.
+    fields = encode_fields({"prompt": LONG[:2000]})
+    assert all(len(value.encode()) <= 64 for value in fields[1::2])
+    assert job_from_hash(dict(zip(fields[0::2], fields[1::2], strict=False), id="job_x", status="stored")).prompt == LONG[:2000]

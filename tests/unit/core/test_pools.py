@@ -11,7 +11,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config, parse_model_limits
 from fluxhook.core.errors import ConfigError
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import DEFAULT_POOL, pool_for, pool_limit, pools
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for, pool_limit, pools
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.slots import Slots
 
@@ -100,3 +100,9 @@ def test_a_job_whose_pool_is_no_longer_configured_counts_against_the_default(con
     assert job.pool == "flux-3-video"
     assert slots.pool_of(job) == DEFAULT_POOL
     assert slots.acquire(job) is True and slots.in_flight(DEFAULT_POOL) == 1
+
+
+def test_model_pools():
+    assert pool_for("flux-kontext-max") == KONTEXT_MAX_POOL
+    assert pool_for("flux-kontext-pro") == DEFAULT_POOL
+    assert pool_for(None) == DEFAULT_POOL

@@ -4,11 +4,13 @@ webhook secrets and signed image URLs.
 
 from __future__ import annotations
 
+import itertools
 import types
 
 import itsdangerous.timed
 import pytest
 
+from conftest import SECRET_KEY
 from fluxhook.core import signing
 from fluxhook.core.job import new_job_id
 
@@ -138,3 +140,20 @@ def test_job_webhook_url_differs_per_job():
     a, b = job_id(), job_id()
     assert signing.job_webhook_url("http://localhost:8000", KEY, a) != signing.job_webhook_url(
         "http://localhost:8000", KEY, b)
+
+
+KINDS = signing.FILE_KINDS
+
+
+def test_each_kind_has_its_own_token():
+    job_id = "job_01TESTSIGNEDLINKS"
+    tokens = {kind: signing.file_token(SECRET_KEY, job_id, kind) for kind in KINDS}
+    assert len(set(tokens.values())) == len(KINDS)
+    for minted, asked in itertools.product(KINDS, KINDS):
+        assert signing.file_token_valid(SECRET_KEY, tokens[minted], job_id, asked, 60) is (minted == asked)
+
+
+def test_an_unknown_kind_has_no_link():
+    with pytest.raises(ValueError):
+        signing.file_token(SECRET_KEY, "job_x", "everything")
+    assert signing.file_token_valid(SECRET_KEY, signing.image_token(SECRET_KEY, "job_x"), "job_x", "nope", 60) is False

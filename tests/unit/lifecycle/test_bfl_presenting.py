@@ -1,19 +1,14 @@
-"""The BFL-compatible API's rules (pure): get_result's words and shape for each job status, the app webhook's
-checks and its sealed secret, and the simulator's schema checks."""
+"""The BFL-compatible API's answers (fluxhook/lifecycle/bfl_presenting.py; pure): get_result's words and shape for each
+job status, and the submission's answer."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
-from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_webhooks, bfl_presenting
-from fluxhook.store.records import encode_fields
-from simulator import models
+from fluxhook.lifecycle import bfl_presenting
 
 ENV = {"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
        "PUBLIC_BASE_URL": "https://fluxhook.example", "NOTIFY_HOST_ALLOWLIST": "hooks.example.com,127.0.0.1:9999"}
@@ -76,52 +71,3 @@ def test_the_submission_answer_has_bfls_fields_with_the_price_once_bfl_said_it()
     sent = _job(st.SUBMITTED, cost_credits=3.0, cost_input_mp=0.0, cost_output_mp=1.0)
     assert bfl_presenting.submission(CONFIG, sent)["cost"] == 3.0
     assert bfl_presenting.not_found("nope") == {"id": "nope", "status": "Task not found"}
-
-
-def test_the_apps_webhook_leaves_the_body_and_its_secret_is_kept_sealed():
-    body = {"prompt": "p", "width": 512, "webhook_url": "https://hooks.example.com/bfl", "webhook_secret": "app-secret"}
-    task_input, hook = app_webhooks.split_body(body, CONFIG)
-    assert task_input == {"prompt": "p", "width": 512}
-    assert hook.url == "https://hooks.example.com/bfl"
-    assert "app-secret" not in hook.sealed_secret
-    assert app_webhooks.unseal(CONFIG, hook.sealed_secret) == "app-secret"
-    # Kept in the record sealed: the secret is in no field of it.
-    fields = encode_fields(Job(id=new_job_id(), status=st.QUEUED, app_webhook_url=hook.url,
-                               app_webhook_secret=hook.sealed_secret).__dict__)
-    assert "app-secret" not in json.dumps(fields)
-    assert app_webhooks.split_body({"prompt": "p"}, CONFIG) == ({"prompt": "p"}, None)
-
-
-def test_a_sealed_secret_opens_after_a_key_rotation_and_not_with_another_key():
-    _, hook = app_webhooks.split_body({"prompt": "p", "webhook_url": "http://127.0.0.1:9999/h",
-                                       "webhook_secret": "s3"}, CONFIG)
-    rotated = Config.from_env({**ENV, "SECRET_KEY": "n" * 32, "SECRET_KEY_PREVIOUS": "s" * 32})
-    assert app_webhooks.unseal(rotated, hook.sealed_secret) == "s3"
-    assert app_webhooks.unseal(Config.from_env({**ENV, "SECRET_KEY": "x" * 32}), hook.sealed_secret) is None
-
-
-@pytest.mark.parametrize("body", [
-    {"prompt": "p", "webhook_url": "https://elsewhere.example.org/h"},  # not in NOTIFY_HOST_ALLOWLIST
-    {"prompt": "p", "webhook_url": "http://127.0.0.1:9998/h"},
-    {"prompt": "p", "webhook_url": "ftp://hooks.example.com/h"},
-    {"prompt": "p", "webhook_url": 7},
-    {"prompt": "p", "webhook_url": "https://hooks.example.com/h", "webhook_secret": "two\nlines"},
-    {"prompt": "p", "webhook_url": "https://hooks.example.com/h", "webhook_secret": ["x"]},
-])
-def test_an_apps_webhook_that_cannot_be_called_is_refused(body):
-    with pytest.raises(InvalidRequest):
-        app_webhooks.split_body(body, CONFIG)
-
-
-def test_the_simulator_knows_bfls_models_and_refuses_what_their_schemas_refuse():
-    assert models.known("flux-2-pro") and models.known("flux-3-video") and models.known("flux-pro-1.1")
-    assert not models.known("flux-2-pr0")
-    assert models.field_errors("flux-2-pro", {"prompt": "p", "width": 1024, "seed": "7"}) == []
-    [error] = models.field_errors("flux-2-pro", {"prompt": "p", "width": "big"})
-    assert (error["loc"], error["type"]) == (["body", "width"], "int_parsing")
-    assert models.field_errors("flux-2-pro", {"prompt": "p", "colour": "red"}) == []  # not strict
-    [extra] = models.field_errors("flux-3-video", {"prompt": "p", "colour": "red"})
-    assert (extra["loc"], extra["type"], extra["msg"]) == (["body", "colour"], "extra_forbidden",
-                                                           "Extra inputs are not permitted")
-    [enum] = models.field_errors("flux-3-video", {"prompt": "p", "resolution": "4k"})
-    assert enum["type"] == "enum"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-import requests
 from rq import Worker
 from rq.utils import now, utcformat
-from werkzeug.serving import make_server
 
 from devtools.processes import free_port
 from fluxhook.lifecycle import readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP
 from fluxhook.services import build_services
-from receiver import create_app
 
 DB = 14  # a Redis database of these tests' own, where no worker of the stack registers
 
@@ -82,20 +78,3 @@ def test_redact_url():
     assert readiness.redact_url("redis://user:secret@example.com:6380/0") == "redis://user:***@example.com:6380/0"
     assert readiness.redact_url("rediss://:secret@[::1]:6380/0") == "rediss://:***@[::1]:6380/0"
     assert readiness.redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-
-
-def test_readyz_answers_with_these_checks(stack, svc):
-    assert requests.get(stack.base_url + "/readyz", timeout=5).json() == {"status": "ok", "reasons": []}
-
-    # The web app over the database without a worker, served over real HTTP.
-    server = make_server("127.0.0.1", free_port(), create_app(services=svc), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/readyz"
-        answer = requests.get(url, timeout=5)
-        assert answer.status_code == 503
-        assert answer.json() == {"status": "unavailable", "reasons": ["no worker heartbeat in the last 60 s"]}
-        _worker(svc, "readiness-web").heartbeat()
-        assert requests.get(url, timeout=5).json() == {"status": "ok", "reasons": []}
-    finally:
-        server.shutdown()

@@ -1,4 +1,4 @@
-"""Pure-function tests of the fallback poll schedule and the slot pools' naming rules."""
+"""Pure-function tests of the fallback poll schedule (fluxhook/lifecycle/schedule.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, pool_for
 from fluxhook.lifecycle import schedule
 
 
@@ -68,10 +67,3 @@ def test_lost_callback_jobs_finishing_within_two_minutes_average_under_four_poll
     counts = [_polls_until_seen(t / 10, 45, rng) for t in range(0, 1201)]
     assert sum(counts) / len(counts) < 4
     assert max(counts) <= 6
-
-
-def test_model_pools():
-    assert pool_for("flux-kontext-max") == KONTEXT_MAX_POOL
-    assert pool_for("flux-kontext-pro") == DEFAULT_POOL
-    assert pool_for(None) == DEFAULT_POOL
-
