@@ -49,6 +49,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_ignore_collect(collection_path, config):
+    """Under ``-m "not e2e"`` (`make test-fast`), tests/e2e/ is not even imported: all of it would be deselected."""
+    if collection_path == E2E and config.getoption("markexpr") == "not e2e":
+        return True
+    return None
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer().start()

@@ -95,7 +95,7 @@ def _handler(server: Scripted):
 def scripted():
     server = Scripted(port=free_port())
     httpd = ThreadingHTTPServer(("127.0.0.1", server.port), _handler(server))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()  # a quick shutdown
     yield server
     httpd.shutdown()
     httpd.server_close()
