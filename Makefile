@@ -1,9 +1,10 @@
-# The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite.
+# The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite
+# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in well under a minute).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fluxhook needs Python 3.11 or newer")'
@@ -21,10 +22,16 @@ test: $(VENV)/.installed
 	@sh devtools/chromium.sh
 	$(PY) -m pytest
 
+# Everything but the end-to-end tests (tests/e2e/, marked e2e): no Procfile process, browser or command as a process.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
+	$(PY) -m pytest -m "not e2e"
+
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed
 	@sh devtools/chromium.sh
-	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_dashboard_fit.py tests/test_overview_browser.py
+	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/dashboard/test_dashboard_fit.py tests/e2e/dashboard/test_overview_browser.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop
