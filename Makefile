@@ -1,5 +1,5 @@
 # The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite
-# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in well under a minute).
+# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in under a minute).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
