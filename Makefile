@@ -1,9 +1,10 @@
-# The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite.
+# The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite
+# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in under a minute).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -33,10 +34,16 @@ test: $(VENV)/.installed
 	@sh devtools/chromium.sh
 	$(PY) -m pytest
 
+# Everything but the end-to-end tests (tests/e2e/, marked e2e): no Procfile process, browser or command as a process.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
+	$(PY) -m pytest -m "not e2e"
+
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed
 	@sh devtools/chromium.sh
-	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_dashboard_fit.py tests/test_overview_browser.py tests/test_keys_fit.py
+	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/dashboard/test_dashboard_fit.py tests/e2e/dashboard/test_overview_browser.py tests/e2e/dashboard/test_keys_fit.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop

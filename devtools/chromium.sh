@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make test` runs this first. The browser tests (tests/test_dashboard_browser.py) drive Debian's
+# `make test` runs this first. The browser tests (tests/e2e/dashboard/) drive Debian's
 # chromium: install it when it is missing and this machine can (root with apt-get); otherwise say
 # why those tests will skip. Never fails: the rest of the suite runs either way.
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"

@@ -1,6 +1,13 @@
 """Real parts for the suite: a redis-server, the BFL simulator, the Procfile's web and worker, a spy host.
 
 Everything listens on 127.0.0.1 and is started once per test session.
+
+The suite's layout mirrors the code's: ``tests/unit/<package>/test_<module>.py`` for the tests of one module
+(real Redis, the simulator and spy hosts at most), ``tests/e2e/<concern>/`` for the tests that run the
+Procfile's processes, a web app over HTTP, Chromium or the commands as processes; each of those is marked
+``e2e`` here (``pytest -m "not e2e"`` runs the fast half alone). The helper modules beside this file
+(``helpers``, ``credit_helpers`` and the like) are imported by their top-level names from any folder:
+pytest.ini puts tests/ on sys.path.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import requests
 
 from devtools.processes import RedisServer, free_port, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, start_simulator
-from fluxhook.core import signing
+from fluxhook.core import signing, transitions
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 API_TOKEN = "test-token-0123456789"
@@ -27,7 +34,29 @@ MAX_IMAGE_BYTES = 200_000
 MAX_VIDEO_BYTES = 3_000_000
 # The suite's own models, beside the shipped catalog (BFL_MODELS_FILE).
 TEST_MODELS = Path(__file__).with_name("models.toml")
-TERMINAL = ("stored", "failed", "moderated", "expired")
+# The terminal statuses, as the API spells them (in the order of fluxhook.core.transitions.Status).
+TERMINAL = tuple(str(status) for status in transitions.STATUSES if status in transitions.TERMINAL)
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+# Helper modules: their asserts report as a test's own do.
+pytest.register_assert_rewrite("helpers", "credit_helpers", "key_helpers", "fair_model", "mp4_samples")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/e2e/ is an end-to-end test: marked ``e2e``."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Under ``-m "not e2e"`` (`make test-fast`), tests/e2e/ is not even imported: all of it would be deselected."""
+    if collection_path == E2E and config.getoption("markexpr") == "not e2e":
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

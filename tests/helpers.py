@@ -11,8 +11,12 @@ import hmac
 import http.client
 import io
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -21,10 +25,11 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
+import requests
 from PIL import Image
 
-from conftest import API, SECRET_KEY, ready_payload, service_env
-from devtools.processes import free_port, wait_until
+from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, service_env
+from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import Stack
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
@@ -207,7 +212,8 @@ def answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: d
 def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A real HTTP server on 127.0.0.1:``port`` in a daemon thread (``shutdown()`` it when done)."""
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Polled every 50 ms for its shutdown (at 0.5 s, http.server's default, each shutdown took up to half a second).
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 
 
@@ -240,3 +246,35 @@ def stack_on_db(redis_server, simulator, spy_port: int, var_dir: Path, db: int, 
     finally:
         running.stop()
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(base_url: str, token: str = API_TOKEN) -> tuple[requests.Session, requests.Response]:
+    """A browser-like session that went through the sign-in form; also the form's answer."""
+    http = requests.Session()
+    form = http.get(f"{base_url}/signin", timeout=10)
+    assert form.status_code == 200
+    answer = http.post(f"{base_url}/signin", data={"csrf_token": csrf_of(form.text), "token": token, "next": "/"},
+                       allow_redirects=False, timeout=10)
+    return http, answer
+
+
+def start_make_run(tmp_path, **env) -> tuple[subprocess.Popen, list[str]]:
+    """`make run` (``python -m devtools.run``) in the background, as a shell starts it; its lines up to "Ctrl-C"."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BFL_", "REDIS_URL", "API_TOKENS", "SECRET_KEY"))}
+    environ.update(FLUXHOOK_VAR=str(tmp_path / "var"), PORT=str(free_port()), **env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.run"], cwd=ROOT, env=environ, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # As a shell starts a background job: SIGINT ignored. Ctrl-C (SIGINT) must still stop it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if "Ctrl-C stops everything" in line:
+            break
+    return process, lines

@@ -1,0 +1,68 @@
+"""``GET /v1/jobs?model=`` (alone and with ``status``): read from an index of each model's jobs kept by the
+create and delete scripts, never by scanning jobs; over HTTP through the Procfile's processes. The index in Redis:
+tests/unit/store/test_jobs_by_model.py."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import API
+from helpers import assert_error
+
+
+def _ids(api: API, **params) -> list[str]:
+    return [job["id"] for job in api.get("/v1/jobs", params={"limit": 100, **params}).json()["jobs"]]
+
+
+def _pages(api: API, **params) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        body = api.get("/v1/jobs", params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append([job["id"] for job in body["jobs"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
+    tag = f"{int(time.time() * 1000) % 10**6}"
+    a, b = "flux-filter-a", "flux-filter-b"
+    made = [api.submit(f"[pending] filter {n}", model=(a, b)[n % 3 == 0])["id"] for n in range(9)]
+    of_a = [job_id for n, job_id in enumerate(made) if n % 3 != 0][::-1]
+    assert _ids(api, model=a) == of_a
+    assert _ids(api, model=b) == [job_id for n, job_id in enumerate(made) if n % 3 == 0][::-1]
+    assert _pages(api, model=a, limit=4) == [of_a[:4], of_a[4:]]
+    assert all(job["model"] == a for job in api.get("/v1/jobs", params={"model": a}).json()["jobs"])
+    assert _ids(api, model=f"flux-filter-none-{tag}") == []
+
+
+def test_model_and_status_together(api, sim, spy):
+    model = "flux-filter-both"
+    pending = [api.submit(f"[pending] both {n}", model=model)["id"] for n in range(5)]
+    done = [api.submit(f"both done {n}", model=model)["id"] for n in range(3)]
+    for job_id in done:
+        assert api.wait_for(job_id)["status"] == "stored"
+    assert _ids(api, model=model, status="stored") == done[::-1]
+    assert _ids(api, model=model, status="submitted") == pending[::-1]
+    assert sum(_pages(api, model=model, status="submitted", limit=2), []) == pending[::-1]
+    assert _ids(api, model=model, status="failed") == []
+
+
+def test_a_deleted_job_leaves_its_models_list(api, sim):
+    model = "flux-filter-deleted"
+    kept, gone = (api.submit(f"[pending] {name}", model=model)["id"] for name in ("kept", "gone"))
+    assert api.delete(f"/v1/jobs/{gone}").status_code == 204
+    assert _ids(api, model=model) == [kept]
+
+
+@pytest.mark.parametrize("model", ["Flux Pro", "../etc", "x" * 65, "flux_2"])
+def test_a_model_that_cannot_be_one_is_a_400(api, model):
+    assert "model must be a BFL model name" in assert_error(api.get("/v1/jobs", params={"model": model}), 400,
+                                                            "invalid_request")["message"]
+
+
+def test_an_empty_model_means_no_filter(api, sim):
+    job = api.submit("[pending] unfiltered")
+    assert job["id"] in _ids(api, model="")

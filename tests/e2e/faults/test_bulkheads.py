@@ -1,0 +1,48 @@
+"""Bulkheads in the web process (receiver/bulkheads.py) over HTTP: a BFL that hangs never takes the capacity that
+callbacks and reads need; submissions past the room for BFL calls go to a worker."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from devtools.hanging_bfl import HangingBFL
+from devtools.processes import wait_until
+from receiver.bulkheads import BFL_CALL_ROOM
+
+DB = 10
+
+
+@pytest.fixture()
+def hung(local_app):
+    """A web app in this process whose BFL hangs on every submission."""
+    bfl = HangingBFL()
+    api, _ = local_app(DB, BFL_API_BASE=bfl.url, API_HOST_ALLOWLIST=bfl.host)
+    yield api, bfl
+    bfl.stop()
+
+
+def test_submissions_past_the_room_for_bfl_calls_go_to_a_worker_and_reads_go_on(hung):
+    api, bfl = hung
+    submissions = BFL_CALL_ROOM + 6
+    with ThreadPoolExecutor(submissions) as pool:
+        answers = [pool.submit(api.post, "/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": f"hung {n}"}},
+                               timeout=90) for n in range(submissions)]
+        wait_until(lambda: bfl.hanging == BFL_CALL_ROOM and sum(a.done() for a in answers) == submissions - BFL_CALL_ROOM,
+                   timeout=20, message="the room full of hanging submissions, the rest answered")
+        queued = [a.result().json() for a in answers if a.done()]
+        assert {a.result().status_code for a in answers if a.done()} == {202}
+        assert {job["status"] for job in queued} == {"queued"} and all(job["bfl_id"] is None for job in queued)
+        # Reads and callbacks still find a work permit while every BFL call hangs.
+        started = time.monotonic()
+        assert api.get(f"/v1/jobs/{queued[0]['id']}").json()["status"] == "queued"
+        callback = api.callback(queued[1]["id"], {"id": "not-yet", "status": "Pending"})
+        assert callback.status_code in (202, 409)  # the job does not know its task yet
+        assert time.monotonic() - started < 5
+        assert bfl.hanging == BFL_CALL_ROOM  # no more calls went to BFL from the web process
+        bfl.release.set()
+        finished = [a.result(timeout=60) for a in answers]
+    submitted = [r.json() for r in finished if r.json()["status"] == "submitted"]
+    assert len(submitted) == BFL_CALL_ROOM and all(job["bfl_id"] for job in submitted)

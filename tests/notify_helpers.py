@@ -1,0 +1,100 @@
+"""Receivers of notifications for the tests of notifications: real HTTP servers on 127.0.0.1 that record every POST
+(answering 200, 500 while told to fail, or a status scripted per path), and the secret the tests sign with."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from devtools.processes import free_port, wait_until
+
+SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
+
+
+@dataclass
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    @property
+    def job(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records POSTs; answers 200, or 500 while ``failures`` lasts, or a status scripted per path."""
+
+    port: int
+    deliveries: list[Delivery] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    failures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str = "/hooks/fluxhook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def for_job(self, job_id: str) -> list[Delivery]:
+        with self.lock:
+            return [d for d in self.deliveries if d.headers.get("webhook-id") == f"msg_{job_id}"]
+
+    def wait_for(self, job_id: str, count: int = 1, timeout: float = 30.0) -> list[Delivery]:
+        return wait_until(lambda: (lambda found: found if len(found) >= count else None)(self.for_job(job_id)),
+                          timeout=timeout, interval=0.05, message=f"{count} notification(s) of {job_id}")
+
+    def answer(self, path: str) -> int:
+        with self.lock:
+            if self.failures > 0:
+                self.failures -= 1
+                return 500
+        return self.statuses.get(path, 200)
+
+
+def _handler(receiver: Receiver):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = receiver.answer(self.path)
+            with receiver.lock:
+                receiver.deliveries.append(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                    body, time.time()))
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+@contextmanager
+def receiving(count: int) -> Iterator[list[Receiver]]:
+    """``count`` receivers, each a server of its own, shut down on leaving."""
+    made = []
+    for _ in range(count):
+        receiver = Receiver(port=free_port())
+        server = ThreadingHTTPServer(("127.0.0.1", receiver.port), _handler(receiver))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        made.append((receiver, server))
+    try:
+        yield [receiver for receiver, _ in made]
+    finally:
+        for _, server in made:
+            server.shutdown()
+            server.server_close()
+
+
+def fresh(receiver: Receiver) -> Receiver:
+    """The receiver with no failures or scripted answers left by an earlier test."""
+    receiver.failures, receiver.statuses = 0, {}
+    return receiver

@@ -1,0 +1,32 @@
+"""The slot tests' config, Redis URL and queued jobs, for the tests of slots, model pools and the fair share (their Redis
+connection and job store are fixtures of tests/unit/conftest.py)."""
+
+from __future__ import annotations
+
+import time
+
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
+from fluxhook.store.jobs import JobStore
+
+
+def _config(bfl_max_active_kontext_max: int = 6, **limits) -> Config:
+    """A config whose only model with a pool of its own is flux-kontext-max."""
+    return Config(redis_url="redis://unused", bfl_api_key="k", secret_key="s" * 32, api_tokens=("t",),
+                  bfl_model_limits=(("flux-kontext-max", bfl_max_active_kontext_max),), **limits)
+
+
+def _url(connection) -> str:
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def _queued(store: JobStore, model: str = "flux-2-pro") -> Job:
+    """A queued job of ``model``, created now."""
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, pool=pool_for(model), input={"prompt": "x"},
+              created_at=now, updated_at=now)
+    store.create(job)
+    return job

@@ -1,0 +1,26 @@
+"""The command's exit codes (fluxhook/cli/exits.py), and the one each API refusal, failure and job end exits with."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxhook import client as fc
+from fluxhook.cli import api_commands, exits
+
+
+def test_exit_codes():
+    assert [int(code) for code in exits.ExitCode] == [0, 1, 2, 3, 4, 130]
+    assert set(exits.EXIT_MEANINGS) == set(exits.ExitCode)
+    assert all(f"  {code.value:<4} " in exits.EXIT_CODES_HELP for code in exits.ExitCode)
+    refusals = [fc.InvalidRequest("x", status=400), fc.AuthenticationError("x", status=401),
+                fc.InsufficientCredits("x", status=402), fc.NotFound("x", status=404), fc.Gone("x", status=410),
+                fc.Conflict("x", status=409)]
+    assert [api_commands.exit_code_for_error(e) for e in refusals] == [2] * 6
+    failures = [fc.ServiceUnavailable("x", status=503), fc.ServiceUnavailable("x"), fc.RateLimited("x", status=429),
+                fc.ChecksumMismatch("x")]
+    assert [api_commands.exit_code_for_error(e) for e in failures] == [3] * 4
+    assert api_commands.exit_code_for_error(fc.WaitTimeout("x", job=fc.Job())) == 4
+    assert api_commands.exit_code_for_job({"status": "stored"}) == 0
+    assert [api_commands.exit_code_for_job({"status": s}) for s in ("failed", "moderated", "expired")] == [1, 1, 1]
+    with pytest.raises(ValueError):
+        api_commands.exit_code_for_job({"status": "submitted"})

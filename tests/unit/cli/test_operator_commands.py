@@ -1,0 +1,40 @@
+"""The operator commands' rules (fluxhook/cli/operator_commands.py): the sweep's summary, the doctor's configuration
+lines, and where the service's settings come from. The commands as processes are in
+tests/e2e/cli/test_operator_commands.py."""
+
+from __future__ import annotations
+
+from devtools import settings_file
+from fluxhook.cli import dev_run, operator_commands
+from fluxhook.core.config import Config
+
+
+def test_sweep_summary():
+    assert operator_commands.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
+        "swept: 2 due (a check queued for each), 0 dispatched (queued jobs given a free BFL slot), 1 notifications")
+
+
+def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
+    # Checked without the network: the BFL check itself would contact api.bfl.ai.
+    config = Config.from_env({"REDIS_URL": "redis://127.0.0.1:1/0", "BFL_API_KEY": "key", "SECRET_KEY": "x" * 32,
+                              "API_TOKENS": "token-123456", "PUBLIC_BASE_URL": "http://localhost:8000"})
+    lines = [operator_commands.check_line(check) for check in operator_commands.config_checks(config)]
+    assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
+    assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
+    assert operator_commands.format_credits(1e6) == "1,000,000" and operator_commands.format_credits(12.5) == "12.50"
+
+
+def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):
+    settings_file.write_dev_run(tmp_path / dev_run.DEV_RUN_FILE, {
+        "REDIS_URL": "redis://127.0.0.1:7000/0", "SECRET_KEY": "dev-key", "API_TOKENS": "dev-token", "PORT": "8123"})
+    found = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "PORT": "9000", "LOG_LEVEL": " "})
+    assert found.dev_run == tmp_path / dev_run.DEV_RUN_FILE
+    assert found.values["REDIS_URL"] == "redis://127.0.0.1:7000/0" and found.values["SECRET_KEY"] == "dev-key"
+    assert found.values["PORT"] == "9000"  # the environment's own value wins
+    assert "LOG_LEVEL" not in found.values and str(found.dev_run) in found.source()
+    assert "dev-key" not in found.source() and "dev-token" not in found.source()
+
+    # An environment with settings of its own is never completed from a dev run's file.
+    own = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0"})
+    assert own.dev_run is None and "SECRET_KEY" not in own.values and own.source() == "from the environment"
+    assert operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none")}).dev_run is None

@@ -1,0 +1,207 @@
+"""The job record (fluxhook/core/job.py): ids, timestamps, and the round trip from Redis hash to API answer.
+
+No Redis: the hash is what JobStore would write; tests/unit/store/test_jobs.py covers the store itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from fluxhook.core.job import Job, is_job_id, iso, new_job_id
+from fluxhook.store.records import encode_fields, job_from_hash
+
+CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+
+def test_new_job_id_shape():
+    for _ in range(200):
+        jid = new_job_id()
+        assert jid.startswith("job_")
+        assert len(jid) == 4 + 26
+        assert set(jid[4:]) <= CROCKFORD
+        assert is_job_id(jid)
+
+
+def test_new_job_ids_are_unique():
+    ids = {new_job_id(1_700_000_000.0) for _ in range(2000)}
+    assert len(ids) == 2000
+
+
+def test_new_job_ids_sort_by_time():
+    times = [0.0, 0.005, 1.0, 1_000_000.0, 1_700_000_000.0, 1_700_000_000.01, 1_700_000_000.02,
+             1_800_000_000.5, 4_000_000_000.0, 200_000_000_000.0]
+    for _ in range(20):
+        ids = [new_job_id(t) for t in times]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
+
+
+def test_new_job_id_time_prefix_is_the_millisecond():
+    # same millisecond: same 10-char time prefix; next millisecond: greater prefix
+    a, b = new_job_id(1_700_000_000.000), new_job_id(1_700_000_000.0004)
+    c = new_job_id(1_700_000_000.002)
+    assert a[:14] == b[:14]
+    assert c[:14] > a[:14]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        None,
+        "../etc/passwd",
+        "job_x",
+        "job_",
+        "job_../../../../etc/passwd",
+        "JOB_01J00000000000000000000000",
+        "job_01j00000000000000000000000",
+        "job_01J0000000000000000000000",     # 25 chars
+        "job_01J000000000000000000000000",   # 27 chars
+        "job_01I00000000000000000000000",    # I is not Crockford
+        "job_01L00000000000000000000000",
+        "job_01O00000000000000000000000",
+        "job_01U00000000000000000000000",
+        " job_01J00000000000000000000000",
+        "job_01J00000000000000000000000 ",
+        "job_01J00000000000000000000000\n",
+        "job_01J0000000000000000000000/",
+        "01J00000000000000000000000",
+    ],
+)
+def test_is_job_id_refuses(text):
+    assert is_job_id(text) is False
+
+
+def test_is_job_id_refuses_lowercase_of_a_real_id():
+    jid = new_job_id()
+    assert is_job_id(jid)
+    assert not is_job_id(jid.lower())
+    assert not is_job_id("job_" + jid[4:].lower())
+
+
+def test_iso():
+    assert iso(None) is None
+    assert iso(0) == "1970-01-01T00:00:00Z"
+    ts = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+    assert iso(ts) == "2026-11-21T10:00:00Z"
+    assert iso(ts + 0.999) == "2026-11-21T10:00:00Z"
+    assert iso(ts + 61.5) == "2026-11-21T10:01:01Z"
+
+
+API_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
+                   "completed_at", "image", "error", "metadata", "attempts"}
+# BFL's progress while the task runs, and the files a video result brings.
+API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
+# Provenance: the prompt, BFL's seed and what the task cost.
+API_JOB_FIELDS |= {"prompt", "seed", "cost"}
+# The app key that created the job (null for an admin token's).
+API_JOB_FIELDS |= {"key_id"}
+
+
+def _stored_hash(job: Job) -> dict[str, str]:
+    """What JobStore.create writes to Redis for ``job`` (None fields are left out)."""
+    flat = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
+    return dict(zip(flat[::2], flat[1::2], strict=False))
+
+
+def test_job_round_trip_of_every_spec_field():
+    created = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+    job = Job(
+        id=new_job_id(created),
+        status="stored",
+        model="flux-2-pro",
+        bfl_id="abc-123",
+        bfl_status="Ready",
+        source="webhook",
+        created_at=created,
+        updated_at=created + 5.25,
+        completed_at=created + 9.5,
+        image={"content_type": "image/png", "size": 1234, "sha256": "ab" * 32, "width": 64, "height": 48},
+        error=None,
+        metadata={"user": "u1", "tags": ["a", "b"], "n": 3, "nested": {"ü": True}},
+        webhooks=2,
+        polls=1,
+        downloads=3,
+    )
+    data = _stored_hash(job)
+    assert all(isinstance(v, str) for v in data.values())
+    again = job_from_hash(data)
+    assert again.to_api("https://x/img") == job.to_api("https://x/img")
+    api = again.to_api("https://x/img")
+    assert set(api) == API_JOB_FIELDS
+    # An image job: no progress (it ended), no video, no draft cache.
+    assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
+    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id")) == (None, None, None, None)
+    assert api == {
+        "id": job.id,
+        "bfl_id": "abc-123",
+        "model": "flux-2-pro",
+        "status": "stored",
+        "bfl_status": "Ready",
+        "source": "webhook",
+        "created_at": "2026-11-21T10:00:00Z",
+        "updated_at": "2026-11-21T10:00:05Z",
+        "completed_at": "2026-11-21T10:00:09Z",
+        "image": {"url": "https://x/img", "content_type": "image/png", "size": 1234, "sha256": "ab" * 32,
+                  "width": 64, "height": 48},
+        "error": None,
+        "metadata": {"user": "u1", "tags": ["a", "b"], "n": 3, "nested": {"ü": True}},
+        "attempts": {"webhooks": 2, "polls": 1, "downloads": 3},
+    }
+    json.dumps(api)  # serialisable as the API answer
+
+
+def test_job_round_trip_of_a_failed_job():
+    job = Job(id=new_job_id(), status="failed", model="flux-kontext-max", bfl_id="t-9", bfl_status="Error",
+              source="poll", created_at=100.0, updated_at=200.0, completed_at=200.0,
+              error={"code": "bfl_error", "message": "BFL reported that the generation failed"}, polls=4)
+    api = job_from_hash(_stored_hash(job)).to_api()
+    assert api["error"] == {"code": "bfl_error", "message": "BFL reported that the generation failed"}
+    assert api["image"] is None
+    assert api["source"] == "poll"
+    assert api["bfl_status"] == "Error"
+    assert api["completed_at"] == "1970-01-01T00:03:20Z"
+    assert api["attempts"] == {"webhooks": 0, "polls": 4, "downloads": 0}
+
+
+def test_job_round_trip_of_a_fresh_job_has_nulls_and_empty_metadata():
+    job = Job(id=new_job_id(), status="submitted", created_at=1.0, updated_at=1.0)
+    api = job_from_hash(_stored_hash(job)).to_api()
+    assert set(api) == API_JOB_FIELDS
+    for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error", "key_id"):
+        assert api[name] is None, name
+    assert api["metadata"] == {}
+    assert api["attempts"] == {"webhooks": 0, "polls": 0, "downloads": 0}
+    assert api["status"] == "submitted"
+
+
+def test_job_from_hash_reads_empty_strings_as_null():
+    data = {"id": new_job_id(), "status": "ready", "bfl_id": "", "bfl_status": "", "source": "",
+            "created_at": "5", "updated_at": "6", "completed_at": "", "image": "", "error": "",
+            "metadata": "", "webhooks": "1", "polls": "0", "downloads": "0"}
+    job = job_from_hash(data)
+    assert (job.bfl_id, job.bfl_status, job.source, job.completed_at, job.image, job.error) == (None,) * 6
+    assert job.metadata == {}
+    assert job.webhooks == 1
+    assert not job.terminal
+
+
+@pytest.mark.parametrize("status_name", ["stored", "failed", "moderated", "expired"])
+def test_job_terminal_property(status_name):
+    assert Job(id=new_job_id(), status=status_name).terminal
+
+
+LONG = "a red fox in the snow, " + "ünïcödé ✓ " * 300  # over 2,000 characters, many of them several bytes
+
+
+def test_the_prompt_kept_is_the_inputs_first_2000_characters():
+    assert Job(id="job_x", status="queued", input={"prompt": LONG}).prompt == LONG[:2000]
+    for task_input in ({"input_image": "aGVsbG8="}, {"prompt": ""}, {"prompt": ["not", "text"]}, None):
+        assert Job(id="job_x", status="queued", input=task_input).prompt is None
+    # Kept in pieces of at most 64 bytes, never inside a character, and read back whole.
+    fields = encode_fields({"prompt": LONG[:2000]})
+    assert all(len(value.encode()) <= 64 for value in fields[1::2])
+    assert job_from_hash(dict(zip(fields[0::2], fields[1::2], strict=False), id="job_x", status="stored")).prompt == LONG[:2000]

@@ -1,0 +1,62 @@
+"""The account's balance (``fluxhook.credits.balance``): asked of BFL at most once per interval across every worker,
+and kept in Redis. Two worker processes, and ``/metrics``: tests/e2e/credits/test_balance.py."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import Simulator
+from devtools.processes import free_port, stop_process
+from devtools.stack import start_simulator
+from fluxhook.core.outcomes import RefreshOutcome
+from fluxhook.credits import balance
+from fluxhook.services import build_services
+from fluxhook.store.keys import KEYS
+
+DB = 14
+
+
+@pytest.fixture()
+def own_sim(tmp_path):
+    """A simulator of this test's own: no other process asks it for credits."""
+    port = free_port()
+    process = start_simulator(port, str(tmp_path / "simulator.log"))
+    yield Simulator(f"http://127.0.0.1:{port}")
+    stop_process(process)
+
+
+def test_many_workers_at_once_ask_bfl_once(redis_server, own_sim, spy, make_services):
+    first = make_services(DB, BFL_API_BASE=own_sim.url, API_HOST_ALLOWLIST=own_sim.url.removeprefix("http://"),
+                          BFL_CREDITS_REFRESH_SECONDS="300")
+    workers = [first] + [build_services(first.config) for _ in range(3)]
+    own_sim.settings(credits=1234.5)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda n: balance.refresh(workers[n % 4]), range(16)))
+    assert sorted(outcomes).count(RefreshOutcome.REFRESHED) == 1 and own_sim.stats()["credits_requests"] == 1
+    kept = first.store.usage.balance()
+    assert kept.credits == 1234.5 and abs(kept.at - time.time()) < 30
+    # Held for the whole interval: no other run asks BFL within it.
+    assert 300 - 5 <= first.redis.ttl(KEYS.balance_lock) <= 300
+    assert balance.refresh(first) == RefreshOutcome.SKIPPED and own_sim.stats()["credits_requests"] == 1
+
+
+def test_a_worker_checks_five_times_per_interval_so_a_refresh_comes_at_most_a_fifth_late():
+    assert balance.check_every(300) == 60
+    assert balance.check_every(3) == 1
+
+
+def test_a_failed_refresh_keeps_the_last_balance_and_waits_for_the_next_interval(own_sim, spy, make_services):
+    svc = make_services(DB, BFL_API_BASE=own_sim.url, API_HOST_ALLOWLIST=own_sim.url.removeprefix("http://"))
+    svc.store.usage.set_balance(50.0, time.time() - 600, ttl=3600)
+    svc_wrong = build_services(svc.config.__class__(**{**svc.config.__dict__, "bfl_api_key": "wrong-key"}))
+    assert balance.refresh(svc_wrong) == RefreshOutcome.FAILED
+    assert svc.store.usage.balance().credits == 50.0
+    assert balance.refresh(svc) == RefreshOutcome.SKIPPED  # the failed one held the interval
+
+
+def test_without_an_api_key_nothing_is_asked(own_sim, make_services):
+    svc = make_services(DB, BFL_API_KEY="", BFL_API_BASE=own_sim.url)
+    assert balance.refresh(svc) == RefreshOutcome.SKIPPED and own_sim.stats()["credits_requests"] == 0

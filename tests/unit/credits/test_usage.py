@@ -1,0 +1,233 @@
+"""Usage (``fluxhook.credits.usage``, ``GET /v1/usage``): the counting rules, the date range, the counters riding
+on transitions in real Redis, retention. The totals after a run through the Procfile's processes:
+tests/e2e/api/test_usage.py."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+
+import pytest
+
+from credit_helpers import finish_job, submit_job
+from fluxhook.bfl.costs import Cost
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import Job
+from fluxhook.credits import accounting, reports
+from fluxhook.lifecycle.retention import purge_expired
+from fluxhook.services import build_services
+from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage
+from fluxhook.store.keys import KEYS
+from helpers import commands_during
+
+DB = 11
+TODAY = date(2026, 11, 21)
+
+
+# --- the date range ------------------------------------------------------------------------------
+
+def test_the_range_is_the_last_30_days_by_default():
+    assert reports.parse_range(None, None, TODAY) == (date(2026, 10, 23), TODAY)
+    assert reports.parse_range(None, "2026-01-31", TODAY) == (date(2026, 1, 2), date(2026, 1, 31))
+    assert reports.parse_range("2026-11-01", None, TODAY) == (date(2026, 11, 1), TODAY)
+
+
+def test_at_most_366_days():
+    assert reports.parse_range("2025-11-21", "2026-11-21", TODAY) == (date(2025, 11, 21), TODAY)
+    with pytest.raises(InvalidRequest, match="spans 367 days; at most 366"):
+        reports.parse_range("2025-11-20", "2026-11-21", TODAY)
+    with pytest.raises(InvalidRequest, match="spans"):
+        reports.parse_range("2000-01-01", None, TODAY)
+
+
+@pytest.mark.parametrize("first, last, message", [
+    ("yesterday", None, "'from' must be a date as YYYY-MM-DD"),
+    ("20261101", None, "'from' must be a date as YYYY-MM-DD"),
+    (None, "2026-11-1", "'to' must be a date as YYYY-MM-DD"),
+    (None, "2026-02-30", "'to' is not a calendar date"),
+    ("2026-13-01", None, "'from' is not a calendar date"),
+    ("２０２６-11-01", None, "'from' must be a date"),
+    ("2026-11-21", "2026-11-20", "'from' (2026-11-21) is after 'to' (2026-11-20)"),
+])
+def test_what_is_not_a_range_is_refused_with_a_clear_message(first, last, message):
+    with pytest.raises(InvalidRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+        reports.parse_range(first, last, TODAY)
+
+
+# --- the counting rules ----------------------------------------------------------------------------
+
+def _at(day: str, hour: int = 12) -> float:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00+00:00").timestamp()
+
+
+def test_a_submission_counts_the_job_its_credits_and_the_spend_on_its_day():
+    fields, effects = accounting.on_submitted("flux-2-pro", Cost(3.0, 0.0, 1.0), 1_000_000, _at("2026-11-21", 23))
+    assert fields == {"usage_day": "2026-11-21", "counted_credits": 3_000_000, "counted_spend": 3_000_000,
+                      "cost_credits": 3.0, "cost_input_mp": 0.0, "cost_output_mp": 1.0}
+    assert effects[0] == CountUsage("2026-11-21", (("flux-2-pro:jobs", 1), ("flux-2-pro:credits", 3_000_000),
+                                                   ("spent", 3_000_000)))
+    assert effects[1] == CountHourly("2026-11-21T23", (("submitted", 1),))
+
+
+def test_a_price_bfl_did_not_state_is_spent_at_its_reservation():
+    fields, effects = accounting.on_submitted("flux-2-pro", None, 2_500_000, _at("2026-11-21"))
+    assert fields == {"usage_day": "2026-11-21", "counted_credits": 0, "counted_spend": 2_500_000}
+    assert effects[0].increments == (("flux-2-pro:jobs", 1), ("flux-2-pro:credits", 0), ("spent", 2_500_000))
+
+
+def test_an_end_counts_on_the_day_of_submission_and_in_the_hour_it_happens():
+    job = Job(id="job_x", status=st.READY, model="flux-2-pro", usage_day="2026-11-21", cost_credits=3.0,
+              counted_credits=3_000_000, counted_spend=3_000_000)
+    stored = accounting.on_end(job, st.STORED, _at("2026-11-22", 0), latency=0.7)
+    assert stored == [CountHourly("2026-11-22T00", (("stored", 1), ("latency:1", 1), ("latency_ms", 700))),
+                      CountUsage("2026-11-21", (("flux-2-pro:stored", 1),))]
+    assert accounting.on_end(job, st.MODERATED, _at("2026-11-21"))[1].increments == (("flux-2-pro:failed", 1),)
+    assert accounting.on_end(job, st.EXPIRED, _at("2026-11-21"))[0].increments == (("expired", 1),)
+
+
+def test_a_price_in_the_result_replaces_the_submissions_by_its_difference():
+    job = Job(id="job_x", status=st.READY, model="flux-2-pro", usage_day="2026-11-21", cost_credits=0.85,
+              counted_credits=420_000, counted_spend=420_000)
+    effects = accounting.on_end(job, st.STORED, _at("2026-11-21"))
+    assert _day(effects) == CountUsage("2026-11-21", (("flux-2-pro:stored", 1), ("flux-2-pro:credits", 430_000),
+                                                      ("spent", 430_000)))
+    assert CountMetrics((("fluxhook_credits_spent\x1fkey=\x1fmodel=flux-2-pro", 0.43),)) in effects
+    unknown_before = Job(id="job_y", status=st.READY, model="m", usage_day="2026-11-21", cost_credits=2.0,
+                         counted_credits=0, counted_spend=1_000_000)
+    assert _day(accounting.on_end(unknown_before, st.FAILED, _at("2026-11-21"))).increments == (
+        ("m:failed", 1), ("m:credits", 2_000_000), ("spent", 1_000_000))
+
+
+def _day(effects) -> CountUsage:
+    return next(effect for effect in effects if isinstance(effect, CountUsage))
+
+
+def test_a_tracked_job_counts_only_in_the_hourly_outcomes():
+    tracked = Job(id="job_t", status=st.SUBMITTED, bfl_id="abc")
+    assert accounting.on_end(tracked, st.STORED, _at("2026-11-21")) == [CountHourly("2026-11-21T12", (("stored", 1),))]
+
+
+def test_rows_per_day_and_model_and_the_report():
+    counters = {"2026-11-20": {"flux-2-pro:jobs": 2, "flux-2-pro:stored": 2, "flux-2-pro:credits": 6_000_000,
+                               "spent": 6_000_000},
+                "2026-11-21": {"flux-dev:jobs": 1, "flux-dev:failed": 1, "flux-dev:credits": 1_000_000,
+                               "flux-2-pro:jobs": 1, "flux-2-pro:credits": 4_500_000, "spent": 5_500_000},
+                "2026-11-22": {}}
+    body = reports.report(counters, date(2026, 11, 20), date(2026, 11, 22), 5_500_000, 100.0)
+    assert body == {"from": "2026-11-20", "to": "2026-11-22", "days": [
+        {"date": "2026-11-20", "model": "flux-2-pro", "key_id": None, "jobs": 2, "stored": 2, "failed": 0, "credits": 6.0},
+        {"date": "2026-11-21", "model": "flux-2-pro", "key_id": None, "jobs": 1, "stored": 0, "failed": 0, "credits": 4.5},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 0, "failed": 1, "credits": 1.0},
+    ], "total_credits": 11.5, "daily_limit": 100.0, "spent_today": 5.5}
+
+
+def test_usage_rows_split_by_app_key_and_the_admin_tokens_jobs_are_the_rest():
+    counters = {"2026-11-21": {"flux-dev:jobs": 3, "flux-dev:credits": 3_000_000, "flux-dev:stored": 2,
+                               "flux-dev@key_a:jobs": 2, "flux-dev@key_a:credits": 2_000_000, "flux-dev@key_a:stored": 1,
+                               "spent": 3_000_000, "spent@key_a": 2_000_000}}
+    everyone = reports.key_rows(counters)
+    assert everyone == [
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 1, "failed": 0, "credits": 1.0},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": "key_a", "jobs": 2, "stored": 1, "failed": 0,
+         "credits": 2.0},
+    ]
+    assert reports.key_rows(counters, "key_a") == everyone[1:]
+    assert reports.key_rows(counters, "key_b") == []
+    assert reports.rows(counters) == [
+        {"date": "2026-11-21", "model": "flux-dev", "jobs": 3, "stored": 2, "failed": 0, "credits": 3.0}]
+
+
+def test_a_key_jobs_counts_count_again_under_its_key():
+    fields, effects = accounting.on_submitted("flux-dev", Cost(2.0, 0.0, 1.0), 0, _at("2026-11-21"), key_id="key_a",
+                                         key_name="shop")
+    assert _day(effects).increments == (
+        ("flux-dev:jobs", 1), ("flux-dev:credits", 2_000_000), ("spent", 2_000_000),
+        ("flux-dev@key_a:jobs", 1), ("flux-dev@key_a:credits", 2_000_000), ("spent@key_a", 2_000_000))
+    assert CountMetrics((("fluxhook_credits_spent\x1fkey=shop\x1fmodel=flux-dev", 2.0),)) in effects
+    job = Job(id="job_k", status=st.READY, model="flux-dev", key_id="key_a", **fields)
+    assert _day(accounting.on_end(job, st.STORED, _at("2026-11-21"))).increments == (
+        ("flux-dev:stored", 1), ("flux-dev@key_a:stored", 1))
+
+
+def test_latency_quantiles_from_the_hourly_buckets():
+    counts = {"latency:0.1": 50, "latency:0.25": 40, "latency:1": 10}
+    assert reports.latency_quantile(counts, 0.5) == 0.1
+    assert reports.latency_quantile(counts, 0.95) == 0.75  # halfway into (0.5, 1]
+    assert reports.latency_quantile({}, 0.5) is None
+    assert reports.latency_quantile({"latency:+Inf": 3}, 0.5) == accounting.LATENCY_BUCKETS[-1]
+    hours = reports.hours_before(_at("2026-11-21", 1), 3)
+    assert hours == ["2026-11-20T23", "2026-11-21T00", "2026-11-21T01"]
+
+
+# --- in Redis, riding on the transitions ------------------------------------------------------------
+
+@pytest.fixture()
+def svc(make_services, tmp_path):
+    return make_services(DB, STORAGE_URL=f"file://{tmp_path / 'images'}")
+
+
+def test_counters_ride_on_the_move_to_stored(svc, sim):
+    job = submit_job(svc, "counted", width=2048, height=1024)
+    assert (job.cost(), job.usage_day) == ({"credits": 4.5, "input_mp": 0.0, "output_mp": 2.0}, accounting.utc_day(time.time()))
+    connection = svc.redis
+    commands = commands_during(connection, DB, lambda: finish_job(svc, sim, job))
+    stored = [c for c in commands if c["client_type"] == "lua" and c["command"].startswith("HINCRBY fh:usage:")]
+    # The day's count of stored jobs came from inside the transition's script, not a command of its own.
+    assert [c["command"] for c in stored] == [f"HINCRBY fh:usage:{job.usage_day} flux-2-pro:stored 1"]
+    assert not [c for c in commands if c["client_type"] != "lua" and "fh:usage:" in c["command"]
+                and not c["command"].startswith("EVALSHA")]
+    day = svc.store.usage.days([job.usage_day])[job.usage_day]
+    assert day == {"flux-2-pro:jobs": 1, "flux-2-pro:credits": 4_500_000, "spent": 4_500_000, "flux-2-pro:stored": 1}
+    assert 0 < svc.redis.ttl(svc.store.keys.usage(job.usage_day)) <= 400 * 86400
+    hour = svc.store.usage.hours([accounting.utc_hour(time.time())])[accounting.utc_hour(time.time())]
+    assert hour["submitted"] == 1 and hour["stored"] == 1 and sum(v for k, v in hour.items() if k.startswith("latency:")) == 1
+
+
+def test_spent_today_is_the_days_spend_from_counters_in_hand_or_redis(svc):
+    now = time.time()
+    today, yesterday = accounting.utc_day(now), accounting.utc_day(now - 86400)
+    svc.redis.hset(KEYS.usage(today), accounting.SPENT, 4_500_000)
+    svc.redis.hset(KEYS.usage(yesterday), accounting.SPENT, 9_000_000)
+    assert reports.spent_today(svc, now) == 4_500_000
+    assert reports.spent_today(svc, now, {yesterday: {accounting.SPENT: 9_000_000}}) == 4_500_000  # today not in hand
+    assert reports.spent_today(svc, now, {today: {accounting.SPENT: 2_000_000}}) == 2_000_000  # no second read
+    assert reports.spent_today(svc, now + 86400) == 0
+
+
+def test_concurrent_submissions_over_several_connections_add_up(svc, sim):
+    other = build_services(svc.config)  # another process's connections to the same Redis
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: submit_job((svc, other)[n % 2], f"many {n}", model="flux-usage-many"), range(16)))
+    today = accounting.utc_day(time.time())
+    assert reports.rows(svc.store.usage.days([today])) == [
+        {"date": today, "model": "flux-usage-many", "jobs": 16, "stored": 0, "failed": 0, "credits": 16.0}]
+
+
+def test_retention_leaves_the_counters_alone(svc, sim):
+    jobs = [finish_job(svc, sim, submit_job(svc, f"kept {n}", model="flux-usage-kept")) for n in range(3)]
+    assert [job.status for job in jobs] == [st.STORED] * 3
+    before = reports.usage_report(svc, None, None, time.time())
+    assert purge_expired(svc, time.time() + 31 * 86400) == 3
+    assert all(svc.jobs.get(job.id) is None for job in jobs)
+    assert reports.usage_report(svc, None, None, time.time()) == before
+    assert before["days"][0]["stored"] == 3 and before["total_credits"] == 3.0
+
+
+# --- GET /v1/usage through the Procfile's processes -----------------------------------------------------
+
+
+def test_the_overview_reads_counters_and_indexes(svc, sim):
+    finish_job(svc, sim, submit_job(svc, "seen in the overview", model="flux-2-max"))
+    submit_job(svc, "[pending] still at BFL")
+    now = time.time()
+    seen = reports.overview(svc, now, hours=3, days=2)
+    assert [h["hour"] for h in seen["hours"]] == reports.hours_before(now, 3)
+    assert seen["hours"][-1] == {"hour": accounting.utc_hour(now), "submitted": 2, "stored": 1, "failed": 0,
+                                 "moderated": 0, "expired": 0}
+    assert seen["latency_p50"] is not None and seen["latency_p50"] <= seen["latency_p95"]
+    assert {(r["model"], r["jobs"], r["credits"]) for r in seen["days"]} == {("flux-2-max", 1, 7.0), ("flux-2-pro", 1, 3.0)}
+    assert (seen["spent_today"], seen["reserved"], seen["daily_limit"], seen["balance"]) == (10.0, 0.0, None, None)
+    default = next(p for p in seen["pools"] if p["pool"] == "default")
+    assert (default["in_flight"], default["queued"], default["limit"]) == (1, 0, svc.config.bfl_max_active)

@@ -1,0 +1,75 @@
+"""The job JSON (fluxhook/lifecycle/presenting.py; pure): the API's fields, with a fresh signed link for each stored
+file that opens that file of that job only, and none for a file the job does not have."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import presenting
+
+CONFIG = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32,
+                          "API_TOKENS": "token-aaaaaaaa", "PUBLIC_BASE_URL": "https://fluxhook.example"})
+IMAGE = {"key": "k.png", "content_type": "image/png", "size": 10, "sha256": "ab" * 32, "width": 4, "height": 4}
+VIDEO = {"key": "k.mp4", "content_type": "video/mp4", "size": 99, "sha256": "cd" * 32, "width": 64, "height": 48,
+         "duration": 5.0, "fps": 24.0, "has_audio": True}
+DRAFT = {"key": "k-draft.mp4", "size": 3, "sha256": "ef" * 32}
+
+
+def _token(url: str, job_id: str, kind: str) -> str:
+    """The link's token, once its path is checked: the job's ``kind`` file on PUBLIC_BASE_URL."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}" == CONFIG.public_base_url
+    assert parts.path == f"/v1/jobs/{job_id}/{kind}"
+    [token] = parse_qs(parts.query)["token"]
+    return token
+
+
+def _opens(token: str, job_id: str) -> list[str]:
+    """The kinds of file of ``job_id`` the token opens."""
+    return [kind for kind in signing.FILE_KINDS
+            if signing.file_token_valid(CONFIG.secret_keys, token, job_id, kind, CONFIG.image_url_ttl_seconds)]
+
+
+def test_a_stored_image_has_a_link_that_opens_its_image_only():
+    job = Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image=IMAGE, prompt="a fox", seed=7)
+    body = presenting.present(CONFIG, job)
+    assert body == job.to_api(body["image"]["url"])  # the API's fields, the link aside
+    token = _token(body["image"]["url"], job.id, "image")
+    assert _opens(token, job.id) == ["image"]
+    assert _opens(token, new_job_id()) == []  # nor any file of another job
+    assert body["video"] is None and body["draft_cache"] is None
+
+
+def test_a_video_links_its_video_its_poster_and_its_draft_cache_each_with_a_token_of_its_own():
+    job = Job(id=new_job_id(), status=st.STORED, model="flux-3-video", video=VIDEO, draft_cache=DRAFT)
+    body = presenting.present(CONFIG, job)
+    assert body["image"] is None
+    links = {"video": body["video"]["url"], "poster": body["video"]["poster_url"],
+             "draft_cache": body["draft_cache"]["url"]}
+    for kind, url in links.items():
+        assert _opens(_token(url, job.id, kind), job.id) == [kind]
+    assert (body["video"]["duration"], body["draft_cache"]["size"]) == (5.0, 3)
+
+
+def test_a_job_without_stored_files_has_no_link():
+    job = Job(id=new_job_id(), status=st.SUBMITTED, model="flux-2-pro", bfl_id="task-1", bfl_status="Pending")
+    body = presenting.present(CONFIG, job)
+    assert (body["image"], body["video"], body["draft_cache"]) == (None, None, None)
+    assert body == job.to_api()
+
+
+def test_each_link_is_signed_afresh_with_the_current_key_and_a_previous_one_still_opens_it():
+    job = Job(id=new_job_id(), status=st.STORED, image=IMAGE)
+    url = presenting.file_url(CONFIG, job.id, "image")
+    assert url.startswith(f"https://fluxhook.example/v1/jobs/{job.id}/image?token=")
+    rotated = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "n" * 32,
+                               "SECRET_KEY_PREVIOUS": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
+                               "PUBLIC_BASE_URL": "https://fluxhook.example"})
+    token = _token(url, job.id, "image")
+    # Made before the rotation: still opens the image while the old key is listed as previous.
+    assert signing.file_token_valid(rotated.secret_keys, token, job.id, "image", 60)
+    assert not signing.file_token_valid(("n" * 32,), token, job.id, "image", 60)

@@ -1,0 +1,80 @@
+"""The readiness checks that GET /readyz answers with and `fluxhook doctor` prints, on a real Redis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from rq import Worker
+from rq.utils import now, utcformat
+
+from devtools.processes import free_port
+from fluxhook.lifecycle import readiness
+from fluxhook.lifecycle.readiness import FAIL, OK, SKIP
+from fluxhook.services import build_services
+
+DB = 14  # a Redis database of these tests' own, where no worker of the stack registers
+
+
+@pytest.fixture()
+def svc(make_services, tmp_path):
+    return make_services(DB, STORAGE_URL=f"file://{tmp_path / 'images'}")
+
+
+def _by_name(checks) -> dict[str, readiness.Check]:
+    return {check.name: check for check in checks}
+
+
+def _worker(svc, name: str) -> Worker:
+    worker = Worker([svc.queue], connection=svc.redis, name=name)
+    worker.register_birth()
+    return worker
+
+
+def test_all_ready_with_a_live_worker(svc):
+    worker = _worker(svc, "readiness-live")
+    worker.heartbeat()
+    checks = readiness.check(svc)
+    assert [c.name for c in checks] == ["redis", "worker", "storage"]
+    assert [c.state for c in checks] == [OK, OK, OK] and not any(c.failed for c in checks)
+    by_name = _by_name(checks)
+    assert by_name["redis"].detail.startswith(f"{svc.config.redis_url}: PING ")
+    assert by_name["worker"].detail.startswith("1 worker(s) alive, latest heartbeat ")
+    assert by_name["storage"].detail == f"{svc.config.storage_url} is writable"
+    assert all(c.reason == "" for c in checks)
+
+
+def test_no_worker_and_a_stale_one_fail(svc):
+    worker = _by_name(readiness.check(svc))["worker"]
+    assert worker.failed and worker.reason == "no worker heartbeat in the last 60 s"
+    assert "(0 registered)" in worker.detail and "python -m worker" in worker.detail
+
+    stale = _worker(svc, "readiness-stale")
+    svc.redis.hset(stale.key, "last_heartbeat", utcformat(now() - timedelta(seconds=120)))
+    worker = _by_name(readiness.check(svc))["worker"]
+    assert worker.failed and "(1 registered; the latest, 120 s ago)" in worker.detail
+
+
+def test_redis_unreachable_skips_the_worker_and_still_checks_storage(svc):
+    down = build_services(replace(svc.config, redis_url=f"redis://:pw-secret@127.0.0.1:{free_port()}/0"))
+    checks = _by_name(readiness.check(down))
+    assert checks["redis"].failed and checks["redis"].reason == "redis unreachable: ConnectionError"
+    assert checks["redis"].detail.startswith("redis://:***@127.0.0.1:") and "pw-secret" not in checks["redis"].detail
+    assert (checks["worker"].state, checks["worker"].detail) == (SKIP, "needs Redis")
+    assert checks["storage"].state == OK
+
+
+def test_storage_that_cannot_take_a_file_fails(make_services, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    svc = make_services(DB, STORAGE_URL=f"file://{blocker / 'images'}")
+    storage = _by_name(readiness.check(svc))["storage"]
+    assert storage.state == FAIL and storage.reason == "storage is not writable"
+    assert str(blocker) in storage.detail
+
+
+def test_redact_url():
+    assert readiness.redact_url("redis://user:secret@example.com:6380/0") == "redis://user:***@example.com:6380/0"
+    assert readiness.redact_url("rediss://:secret@[::1]:6380/0") == "rediss://:***@[::1]:6380/0"
+    assert readiness.redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"

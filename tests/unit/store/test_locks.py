@@ -1,0 +1,53 @@
+"""Short-lived claims in Redis (fluxhook/store/locks.py): one holder at a time, each lapsing by itself."""
+
+from __future__ import annotations
+
+import redis
+
+from devtools.processes import wait_until
+from fluxhook.store.keys import KEYS
+from fluxhook.store.locks import Locks
+
+LOCK = KEYS.download_lock("job_01LOCKSTESTJOB000000000")
+
+
+def test_a_claim_has_one_holder_until_it_is_released(connection):
+    locks = Locks(connection)
+    assert locks.holder(LOCK) is None and locks.seconds_left(LOCK) == 0.0
+
+    assert locks.take(LOCK, "task-1", 60) is True
+    assert locks.take(LOCK, "task-2", 60) is False  # held: the second taker is told so, and changes nothing
+    assert locks.holder(LOCK) == "task-1"
+    assert 59 < locks.seconds_left(LOCK) <= 60
+
+    locks.release(LOCK)
+    assert locks.holder(LOCK) is None and locks.seconds_left(LOCK) == 0.0
+    assert locks.take(LOCK, "task-2", 60) is True and locks.holder(LOCK) == "task-2"
+
+
+def test_a_claim_lapses_by_itself(connection):
+    """A process that dies holding a claim frees it: the claim expires."""
+    locks = Locks(connection)
+    assert locks.take(LOCK, "dies-holding-it", 1)
+    wait_until(lambda: locks.holder(LOCK) is None, timeout=5, interval=0.05, message="the claim to lapse")
+    assert locks.seconds_left(LOCK) == 0.0
+    assert locks.take(LOCK, "next", 1)
+
+
+def test_release_frees_whoever_holds_it_and_a_free_key_is_harmless(connection):
+    locks = Locks(connection)
+    locks.release(LOCK)  # nothing held: nothing happens
+    assert locks.take(LOCK, "someone-else", 60)
+    locks.release(LOCK)
+    assert locks.holder(LOCK) is None
+
+
+def test_the_holder_reads_as_text_whatever_the_connection_decodes(connection):
+    kwargs = connection.connection_pool.connection_kwargs
+    decoding = redis.Redis(host=kwargs["host"], port=kwargs["port"], db=kwargs.get("db", 0), decode_responses=True)
+    try:
+        assert Locks(connection).take(LOCK, "ünïcode-holder", 60)
+        assert Locks(connection).holder(LOCK) == "ünïcode-holder"
+        assert Locks(decoding).holder(LOCK) == "ünïcode-holder"
+    finally:
+        decoding.close()

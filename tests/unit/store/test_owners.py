@@ -1,0 +1,42 @@
+"""fluxhook/store/owners.py's ``DEFAULT_WEIGHT``: the one home of an owner's weight when none is set, which the
+app keys' records and the slot scripts (``lua/slots_prelude.lua``, given it as an argument) both use."""
+
+from __future__ import annotations
+
+import pytest
+
+import fluxhook.store.slots as slots_module
+from fluxhook.lifecycle import app_keys as lifecycle_app_keys
+from fluxhook.store import app_keys as store_app_keys
+from fluxhook.store.app_keys import AppKey
+from fluxhook.store.keys import KEYS
+from fluxhook.store.owners import DEFAULT_WEIGHT
+from fluxhook.store.slots import Slots
+from slot_helpers import _config, _queued
+
+
+def _cost_of_a_turn(connection, owner: str) -> float:  # noqa: F811
+    """How far the owner's last turn moved its pass past the clock: 1 / its weight."""
+    return float(connection.hget(KEYS.fair_passes, owner)) - float(connection.get(KEYS.fair_clock))
+
+
+def test_a_key_made_without_a_weight_gets_the_default(connection):  # noqa: F811
+    assert AppKey(id="key_x", name="x", prefix="fhk_x", secret_sha256="0" * 64).weight == DEFAULT_WEIGHT
+    key, _ = lifecycle_app_keys.new_key({"name": "x"}, now=0.0)
+    assert key.weight == DEFAULT_WEIGHT
+    values, unset = lifecycle_app_keys.parse({"weight": None}, creating=False, now=0.0)
+    assert values == {"weight": DEFAULT_WEIGHT} and unset == ()
+    kept = store_app_keys.AppKeys(connection, Slots(connection, _config()))
+    assert kept.weight(None) == kept.weight("key_unknown") == DEFAULT_WEIGHT  # admin-token jobs, unknown keys
+
+
+@pytest.mark.parametrize("default", [DEFAULT_WEIGHT, 4])
+def test_the_slot_scripts_take_an_owner_without_a_weight_at_the_python_default(store, connection, monkeypatch,  # noqa: F811
+                                                                              default):
+    monkeypatch.setattr(slots_module, "DEFAULT_WEIGHT", default)
+    slots = Slots(connection, _config(bfl_max_active=5))
+    connection.hset(KEYS.share_weights, "key_w", 2)
+    assert slots.acquire(_queued(store), "key_w")
+    assert _cost_of_a_turn(connection, "key_w") == pytest.approx(1 / 2)
+    assert slots.acquire(_queued(store), "key_d")  # no weight recorded
+    assert _cost_of_a_turn(connection, "key_d") == pytest.approx(1 / default)

@@ -1,0 +1,197 @@
+"""BFL slots and the due index on a real Redis: limits across clients, FIFO, release, claims."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_limit
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
+from fluxhook.store.slots import Slots
+from slot_helpers import _config, _queued, _url
+
+
+@pytest.fixture()
+def slots(connection) -> Slots:
+    return Slots(connection, _config(bfl_max_active=3, bfl_max_active_kontext_max=1))
+
+
+
+
+def _held(connection, pool: str = DEFAULT_POOL) -> list[str]:
+    return [m.decode() for m in connection.zrange(KEYS.slots(pool), 0, -1)]
+
+
+def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
+    jobs = [_queued(store) for _ in range(6)]
+    assert [slots.acquire(j) for j in jobs] == [True, True, True, False, False, False]
+    assert slots.in_flight(DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
+    assert slots.dispatch() == []
+
+    # Ready frees a slot (BFL is done); the first in line gets it.
+    assert store.transition(jobs[0].id, st.SUBMITTED, bfl_id="b0")
+    assert store.transition(jobs[0].id, st.READY, result_url="https://x/0.png")
+    assert slots.dispatch() == [jobs[3].id]
+    # Terminal statuses free slots too.
+    store.transition(jobs[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    store.delete(jobs[2].id)
+    assert slots.dispatch() == [jobs[4].id, jobs[5].id]
+    assert sorted(_held(connection)) == sorted([jobs[3].id, jobs[4].id, jobs[5].id])
+
+
+def test_a_new_job_does_not_overtake_the_line(store, slots):
+    first = [_queued(store) for _ in range(4)]
+    for job in first:
+        slots.acquire(job)
+    store.transition(first[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    # A slot is free, but first[3] waits for it: the newcomer queues behind.
+    late = _queued(store)
+    assert slots.acquire(late) is False
+    assert slots.dispatch() == [first[3].id]
+
+
+def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
+    jobs = [_queued(store) for _ in range(4)]
+    for job in jobs:
+        slots.acquire(job)
+    assert slots.requeue(jobs[1], pause=30)
+    assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
+    assert slots.dispatch() == []  # paused, though a slot is free
+    assert slots.acquire(_queued(store)) is False
+    store.connection.delete(KEYS.paused(DEFAULT_POOL))
+    # jobs[1] was created before jobs[3], so it is first again.
+    assert slots.dispatch() == [jobs[1].id]
+
+
+def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
+    job = _queued(store)
+    slots.acquire(job)
+    store.transition(job.id, st.SUBMITTED, bfl_id="b1")
+    assert slots.requeue(job) is False
+    assert slots.in_flight(DEFAULT_POOL) == 1 and slots.waiting(DEFAULT_POOL) == 0
+
+
+def test_kontext_max_counts_toward_its_own_limit_and_the_overall_one(store, slots):
+    # Limits: 3 in all, 1 of them flux-kontext-max.
+    kontext = [_queued(store, "flux-kontext-max") for _ in range(2)]
+    assert [slots.acquire(j) for j in kontext] == [True, False]
+    # The waiting kontext-max job cannot use a slot (its pool is full): it does not hold others up.
+    others = [_queued(store) for _ in range(3)]
+    assert [slots.acquire(j) for j in others] == [True, True, False]
+    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+
+
+def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store, slots):
+    holders = [_queued(store, "flux-kontext-max"), _queued(store), _queued(store)]
+    assert all(slots.acquire(j) for j in holders)
+    waiting_kontext, waiting_other = _queued(store, "flux-kontext-max"), _queued(store)
+    assert not slots.acquire(waiting_kontext) and not slots.acquire(waiting_other)
+
+    # A default slot frees: only the default job may take it (kontext-max is still at its limit).
+    store.transition(holders[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    assert slots.dispatch() == [waiting_other.id]
+    # The kontext-max holder ends: the kontext-max job, first in line, gets the slot.
+    store.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    late = _queued(store)
+    assert slots.acquire(late) is False  # it would overtake the kontext-max job
+    assert slots.dispatch() == [waiting_kontext.id]
+    assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
+    assert slots.waiting(DEFAULT_POOL) == 1
+
+
+def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=2, bfl_max_active_kontext_max=6))
+    assert [slots.acquire(_queued(store, "flux-kontext-max")) for _ in range(3)] == [True, True, False]
+    assert pool_limit(_config(bfl_max_active=24, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 6
+    assert pool_limit(_config(bfl_max_active=2, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 2
+
+
+def test_a_slot_held_past_the_lease_is_reclaimed(store, slots, connection):
+    stuck = _queued(store)
+    slots.acquire(stuck)
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
+    for _ in range(2):
+        assert slots.acquire(_queued(store))
+    assert slots.acquire(_queued(store))  # the third slot was the stuck job's
+    assert stuck.id not in _held(connection)
+
+
+def test_many_clients_never_exceed_the_limit(store, connection):
+    limit = 5
+    jobs = [_queued(store) for _ in range(200)]
+    granted: list[str] = []
+    lock = threading.Lock()
+
+    def client(batch: list[Job]):
+        own = Slots(redis.Redis.from_url(_url(connection)),
+                    _config(bfl_max_active=limit))
+        for job in batch:
+            if own.acquire(job):
+                with lock:
+                    granted.append(job.id)
+
+    threads = [threading.Thread(target=client, args=(jobs[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(granted) == limit
+    assert connection.zcard(KEYS.slots(DEFAULT_POOL)) == limit
+    assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 200 - limit
+
+
+def test_due_index_follows_status(store):
+    now = time.time()
+    job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="t1", created_at=now,
+                              updated_at=now, submitted_at=now), due=now + 45)
+    assert store.due_at(job.id) == pytest.approx(now + 45, abs=0.01)
+    assert store.update(job.id, due=now + 90)
+    assert store.due_at(job.id) == pytest.approx(now + 90, abs=0.01)
+    assert not store.transition(job.id, st.STORED, image={"sha256": "a"}, storage_key="k")  # not ready yet
+    store.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    assert store.due_at(job.id) is None
+    assert store.update(job.id, due=now) is False and store.due_at(job.id) is None
+
+
+def test_claims_are_atomic_across_concurrent_sweeps(store, connection):
+    now = time.time()
+    ids = []
+    for n in range(300):
+        job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"c{n}", created_at=now,
+                                  updated_at=now), due=now - 1)
+        ids.append(job.id)
+    store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="later", created_at=now, updated_at=now),
+                 due=now + 600)
+    taken: list[list[str]] = [[] for _ in range(4)]
+
+    def sweeper(n: int):
+        own = JobStore(redis.Redis.from_url(_url(connection)))
+        while True:
+            batch = own.claim_due(time.time(), 25, now + 300 + n)
+            if not batch:
+                return
+            taken[n].extend(batch)
+
+    threads = [threading.Thread(target=sweeper, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for batch in taken for i in batch]
+    assert sorted(everything) == sorted(ids)  # each due job exactly once, the later one not at all
+
+
+def test_only_the_current_claim_may_act(store):
+    now = time.time()
+    job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="k1", created_at=now,
+                              updated_at=now), due=now - 1)
+    assert store.claim_due(now, 10, now + 300) == [job.id]
+    assert store.take_claim(job.id, now + 300, now + 100)
+    assert not store.take_claim(job.id, now + 300, now + 100)  # taken already: a second check does nothing
+    assert store.claim_due(now, 10, now + 301) == []
