@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
-from fluxhook.core.catalog import Catalog
+from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
@@ -62,7 +62,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
     reservation = submitting.reserve_budget(svc, job, key=caller.key)
-    job = _record(svc, job, request.body_size)
+    job = _record(svc, job, model, request.body_size)
     if not svc.slots.acquire(job, job.key_id):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)
@@ -88,14 +88,14 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
             "(an operator adds one with BFL_MODELS_FILE)")
 
 
-def _record(svc: Services, job: Job, size: int) -> Job:
+def _record(svc: Services, job: Job, model: Model, size: int) -> Job:
     """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
-                           input_size=None if kept is not None else request_size(job.input or {}).encode())
+                           input_size=None if kept is not None else request_size(model, job.input or {}).encode())
         svc.jobs.create(recorded)
     except Exception:
         svc.store.usage.release(job.id, job.key_id)

@@ -3,11 +3,11 @@ public (SPEC §7). Pure file checks, like tests/test_deploy.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+from devtools.processes import ROOT
+
+DEPLOY = ROOT / "deploy"
 # The keys of a scrape_config this file may use, as Prometheus documents them: Prometheus refuses to start on a
 # key it does not know, so a misspelt one is refused here first.
 SCRAPE_KEYS = {"job_name", "metrics_path", "scheme", "scrape_interval", "scrape_timeout", "authorization",
