@@ -119,6 +119,15 @@ def simulator(tmp_path_factory):
 
 
 @pytest.fixture()
+def own_sim(tmp_path):
+    """A simulator of this test's own: no other process asks it for credits."""
+    port = free_port()
+    process = start_simulator(port, str(tmp_path / "simulator.log"))
+    yield Simulator(f"http://127.0.0.1:{port}")
+    stop_process(process)
+
+
+@pytest.fixture()
 def sim(simulator):
     """The simulator with its start-up settings and no tasks, before and after the test."""
     simulator.reset()

@@ -64,3 +64,19 @@ def finish_job(svc, sim, job: Job) -> Job:
     if svc.jobs.get(job.id).status == st.READY:
         download_and_store(svc, job.id, last_attempt=True)
     return svc.jobs.get(job.id)
+
+
+def start_a_fresh_day(running, admin) -> None:
+    """On ``running``'s database, as on a new day: no job, no spend, no reservation (the account's or a key's), no
+    model sent alone for a price above the catalog's."""
+    import redis
+
+    from fluxhook.credits import accounting
+    from fluxhook.store.keys import KEYS
+
+    for job in admin.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
+        admin.delete(f"/v1/jobs/{job['id']}")
+    connection = redis.Redis.from_url(running.env["REDIS_URL"])
+    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
+                      *connection.scan_iter(KEYS.key_budget_held("*")))
+    connection.close()

@@ -7,26 +7,16 @@ import os
 import time
 from pathlib import Path
 
-import pytest
 import redis
 import requests
 
 from conftest import Simulator, service_env
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
-from devtools.stack import procfile_commands, start_simulator
+from devtools.stack import procfile_commands
 from fluxhook.store.keys import KEYS
 
 DB = 14
 INTERVAL = 1
-
-
-@pytest.fixture()
-def own_sim(tmp_path):
-    """A simulator of this test's own: no other process asks it for credits."""
-    port = free_port()
-    process = start_simulator(port, str(tmp_path / "simulator.log"))
-    yield Simulator(f"http://127.0.0.1:{port}")
-    stop_process(process)
 
 
 def _env(redis_server, sim: Simulator, spy_port: int, **overrides) -> dict[str, str]:

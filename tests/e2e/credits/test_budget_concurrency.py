@@ -14,10 +14,8 @@ import pytest
 import redis
 
 from conftest import API
-from credit_helpers import budget_stack
+from credit_helpers import budget_stack, start_a_fresh_day
 from devtools.processes import wait_until
-from fluxhook.credits import accounting
-from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import UsageStore
 from simulator import pricing
 
@@ -25,7 +23,7 @@ DB = 9
 LIMIT = 100
 MODEL = "flux-2-flex"
 CHEAP = {"width": 1024, "height": 1024}  # 5 credits
-EXPENSIVE = {"width": 4096, "height": 4096}  # 80 credits
+EXPENSIVE = {"width": 4096, "height": 4096}  # the most flux-2-flex makes: 21 credits
 PRICE_OF_THE_DEAREST = pricing.price(MODEL, EXPENSIVE)["cost"]
 
 
@@ -38,13 +36,9 @@ def fronts(redis_server, simulator, _spies, tmp_path_factory):
 
 @pytest.fixture()
 def day(fronts, sim):
-    """A fresh day: no spend, no reservation, no job (what BFL's answers taught is kept, as it would be)."""
+    """A fresh day: no spend, no reservation, no job."""
     running, first, _ = fronts
-    connection = redis.Redis.from_url(running.env["REDIS_URL"])
-    for job in first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
-        first.delete(f"/v1/jobs/{job['id']}")
-    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held)
-    connection.close()
+    start_a_fresh_day(running, first)
     return fronts
 
 
@@ -86,8 +80,8 @@ def _at_once(fronts, sim, bodies: list[dict]) -> None:
 
 
 def test_forty_submissions_at_once_end_at_most_one_jobs_price_above_the_limit(day, sim):
-    # Nothing priced yet: the first goes alone; cheap tasks first, then expensive ones. The cheap ones
-    # together cost less than the limit, so expensive ones must be sent too, whatever order they arrive in.
+    # Cheap tasks first, then expensive ones, each reserving the catalog's bound. The cheap ones together
+    # cost less than the limit, so expensive ones must be sent too, whatever order they arrive in.
     _at_once(day, sim, [dict(CHEAP, prompt=f"cheap {n}") for n in range(12)] +
              [dict(EXPENSIVE, prompt=f"expensive {n}") for n in range(28)])
 

@@ -17,10 +17,8 @@ import pytest
 import redis
 
 from conftest import API
-from credit_helpers import budget_stack
+from credit_helpers import budget_stack, start_a_fresh_day
 from devtools.processes import wait_until
-from fluxhook.credits import accounting
-from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import UsageStore
 from key_helpers import make_key
 from simulator import pricing
@@ -44,12 +42,7 @@ def fronts(redis_server, simulator, _spies, tmp_path_factory):
 def day(fronts, sim):
     """A fresh day (no spend, no reservation, no job), and BFL answering after a second."""
     running, first, _ = fronts
-    connection = redis.Redis.from_url(running.env["REDIS_URL"])
-    for job in first.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
-        first.delete(f"/v1/jobs/{job['id']}")
-    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
-                      *connection.scan_iter(KEYS.key_budget_held("*")))
-    connection.close()
+    start_a_fresh_day(running, first)
     sim.settings(submit_delay=BFL_ANSWERS_AFTER)
     return fronts
 

@@ -1,4 +1,4 @@
-"""The dashboard tests' browser: one headless Chromium per test module, and a fresh tab on the session stack."""
+"""The dashboard tests' browser: one headless Chromium per test module, and fresh tabs on the session stack."""
 
 from __future__ import annotations
 
@@ -23,3 +23,27 @@ def tab(chromium, stack):
     tab = Tab(context.new_page(), stack.base_url)
     yield tab
     context.close()
+
+
+# A browser without the asynchronous clipboard (an http:// page on another host than localhost has none).
+NO_CLIPBOARD = "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined, configurable: true});"
+
+
+@pytest.fixture()
+def open_tab(chromium, stack):
+    """Opens tabs of a given window size (``clipboard``: whether the page may use the clipboard)."""
+    contexts = []
+
+    def open_at(width: int, height: int, *, clipboard: bool = True) -> Tab:
+        context = chromium.new_context(base_url=stack.base_url, viewport={"width": width, "height": height})
+        context.set_default_timeout(15_000)
+        if clipboard:
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
+        else:
+            context.add_init_script(NO_CLIPBOARD)
+        contexts.append(context)
+        return Tab(context.new_page(), stack.base_url)
+
+    yield open_at
+    for context in contexts:
+        context.close()

@@ -20,27 +20,8 @@ from layout_checks import BROKEN, FAULTS, overflow
 pytestmark = needs_chromium
 
 SIZES = [(390, 844), (1400, 900)]
-# A browser without the asynchronous clipboard (an http:// page on another host than localhost has none).
-NO_CLIPBOARD = "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined, configurable: true});"
 
 
-@pytest.fixture()
-def open_tab(chromium, stack):
-    contexts = []
-
-    def open_at(width: int, height: int, *, clipboard: bool = True) -> Tab:
-        context = chromium.new_context(base_url=stack.base_url, viewport={"width": width, "height": height})
-        context.set_default_timeout(15_000)
-        if clipboard:
-            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.base_url)
-        else:
-            context.add_init_script(NO_CLIPBOARD)
-        contexts.append(context)
-        return Tab(context.new_page(), stack.base_url)
-
-    yield open_at
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture()

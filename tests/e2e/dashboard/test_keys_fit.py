@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import Tab, needs_chromium, sign_in
+from browser_helpers import needs_chromium, sign_in
 from conftest import API
 from devtools.processes import ROOT
 from key_helpers import make_key
@@ -40,19 +40,6 @@ def shots(tmp_path) -> Path:
     return ROOT / "docs" if os.environ.get("FLUXHOOK_SCREENSHOTS") == "1" else tmp_path
 
 
-@pytest.fixture()
-def open_tab(chromium, stack):
-    contexts = []
-
-    def open_at(width: int, height: int) -> Tab:
-        context = chromium.new_context(base_url=stack.base_url, viewport={"width": width, "height": height})
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return Tab(context.new_page(), stack.base_url)
-
-    yield open_at
-    for context in contexts:
-        context.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from browser_helpers import Tab, needs_chromium, sign_in
+from browser_helpers import needs_chromium, sign_in
 from layout_checks import overflow
 
 pytestmark = needs_chromium
@@ -34,19 +34,6 @@ CHART = """chart => {
 }"""
 
 
-@pytest.fixture()
-def open_tab(chromium, stack):
-    contexts = []
-
-    def open_at(width: int, height: int) -> Tab:
-        context = chromium.new_context(base_url=stack.base_url, viewport={"width": width, "height": height})
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return Tab(context.new_page(), stack.base_url)
-
-    yield open_at
-    for context in contexts:
-        context.close()
 
 
 def faults(chart: str, drawn: dict) -> list[str]:

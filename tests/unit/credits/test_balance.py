@@ -6,26 +6,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from conftest import Simulator
-from devtools.processes import free_port, stop_process
-from devtools.stack import start_simulator
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.credits import balance
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 
 DB = 14
-
-
-@pytest.fixture()
-def own_sim(tmp_path):
-    """A simulator of this test's own: no other process asks it for credits."""
-    port = free_port()
-    process = start_simulator(port, str(tmp_path / "simulator.log"))
-    yield Simulator(f"http://127.0.0.1:{port}")
-    stop_process(process)
 
 
 def test_many_workers_at_once_ask_bfl_once(redis_server, own_sim, spy, make_services):
