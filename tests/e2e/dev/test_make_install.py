@@ -8,6 +8,7 @@ path that does not exist; what the dev run imports is compared with what require
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -21,8 +22,10 @@ from devtools.processes import ROOT
 
 
 def dry_run(target: str, venv: Path) -> str:
-    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=30)
+    # As a user runs it: not as a sub-make of `make test` (whose MAKEFLAGS would print the directory it enters).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    done = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
