@@ -1,7 +1,7 @@
 """S3-compatible storage through the Procfile's web and worker, with ``STORAGE_URL=s3://...`` on Redis database 9 and a
 real S3 server process (moto in server mode) on 127.0.0.1: images land in the bucket, ``image.url`` redirects to a
 presigned URL, or (``S3_IMAGE_DELIVERY=stream``) the web process streams the object itself; videos are read back by
-byte ranges. The store on its own: tests/unit/media/test_storage.py.
+byte ranges. The store on its own: tests/e2e/results/test_storage_s3.py.
 """
 
 from __future__ import annotations
