@@ -53,9 +53,9 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     handling): the gap to fluxhook's rate is what those cost.
     """
     # Imported here: the bare baselines, whose memory the footprint section reports, load none of it.
-    from fluxhook import signing, transitions
     from fluxhook.bfl.reports import parse_callback
     from fluxhook.bfl.verification import verify_callback
+    from fluxhook.core import signing, transitions
     from fluxhook.core.config import Config
     from fluxhook.lifecycle.applying import accept_ready, ready_fields
     from fluxhook.services import build_services

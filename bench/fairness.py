@@ -94,8 +94,11 @@ def run_in(tree: Path, args: argparse.Namespace, one_owner: bool) -> dict:
 def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
     """Start a stack from the tree on the path, drive both keys, and measure."""
     from bench.common import BenchStack
-    from fluxhook.core.config import Config
     from fluxhook.services import build_services
+    try:
+        from fluxhook.core.config import Config
+    except ImportError:  # the FIFO tree, from before fluxhook/core/
+        from fluxhook.config import Config
 
     stack = BenchStack("fairness", log_level="WARNING", BFL_MAX_ACTIVE=str(MAX_ACTIVE),
                        PYTHONPATH=os.environ["PYTHONPATH"])
@@ -111,10 +114,15 @@ def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
 
 
 def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
-    from fluxhook import transitions as st
-    from fluxhook.core.job import Job, new_job_id
-    from fluxhook.core.pools import pool_for
     from fluxhook.store.keys import KEYS
+    try:
+        from fluxhook.core import transitions as st
+        from fluxhook.core.job import Job, new_job_id
+        from fluxhook.core.pools import pool_for
+    except ImportError:  # the FIFO tree, from before fluxhook/core/
+        from fluxhook import transitions as st
+        from fluxhook.job import Job, new_job_id
+        from fluxhook.limits import pool_for
     try:
         from fluxhook.lifecycle.enqueueing import enqueue_submits
     except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/

@@ -1,7 +1,7 @@
 """BFL concurrency slots: at most ``BFL_MAX_ACTIVE`` tasks in flight, shared by every process and
 handed to the apps whose jobs wait in turn, in proportion to their weights.
 
-Each pool (see ``fluxhook.limits``) has a sorted set of slot holders scored by when they took the
+Each pool (see ``fluxhook.core.pools``) has a sorted set of slot holders scored by when they took the
 slot, and one line of waiting jobs. Every task counts toward ``BFL_MAX_ACTIVE`` and toward its pool's
 limit. Each job has an owner (``fluxhook.store.owners``: its app key, or the admin owner); a line's
 members are ``<owner>:<job id>``, so an owner's jobs are one lexical range in creation order and the
