@@ -278,3 +278,21 @@ def start_make_run(tmp_path, **env) -> tuple[subprocess.Popen, list[str]]:
         if "Ctrl-C stops everything" in line:
             break
     return process, lines
+
+
+def read_answer(sock, timeout: float = 10) -> bytes:
+    """Everything a server sends on ``sock`` until it closes, or until ``timeout`` passes with nothing more
+    (empty if it waits for more from the client)."""
+    sock.settimeout(timeout)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of a raw HTTP answer."""
+    return int(answer.split(b" ", 2)[1])

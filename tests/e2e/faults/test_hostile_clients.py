@@ -26,7 +26,7 @@ from devtools.stack import Stack
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
 from fluxhook.lifecycle import timeline
 from fluxhook.store.timeline import TimelineStore
-from helpers import assert_error, secret_of, serve_png, web_worker_pids, webhook_url
+from helpers import assert_error, read_answer, secret_of, serve_png, status_of, web_worker_pids, webhook_url
 from receiver.buffering_worker import BODY_GRACE_SECONDS, HEAD_SECONDS, SWEEP_SECONDS
 
 # The server's deadline for a connection that trickles, with room for a loaded machine.
@@ -43,20 +43,6 @@ def _open(stack, data: bytes) -> socket.socket:
     return sock
 
 
-def _answer(sock: socket.socket, timeout: float = 10) -> bytes:
-    """Everything the server sends until it closes (or ``timeout`` passes with nothing more)."""
-    sock.settimeout(timeout)
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return answer
-
-
-def _status(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1])
 
 
 def _served_while(api, jobs: list[dict], rounds: int = 5) -> None:
@@ -89,7 +75,7 @@ def test_slowloris_and_slow_bodies_hold_nothing_and_are_closed_by_the_deadline(a
         closed = attack.closed_by_server()
     assert max(hostile.kept for hostile in closed) <= CLOSED_WITHIN
     # Each was told why: a JSON 408, not a silent drop.
-    assert {_status(hostile.answer) for hostile in closed} == {408}
+    assert {status_of(hostile.answer) for hostile in closed} == {408}
     assert json.loads(closed[0].answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
     assert web_worker_pids(stack) == workers
 
@@ -101,9 +87,9 @@ def test_bodies_that_stall_after_one_byte_freeze_nothing(api, stack, jobs, path,
     try:
         _served_while(api, jobs)
         started = time.monotonic()
-        answers = [_answer(sock, timeout=CLOSED_WITHIN) for sock in stalled]
+        answers = [read_answer(sock, timeout=CLOSED_WITHIN) for sock in stalled]
         assert time.monotonic() - started <= CLOSED_WITHIN
-        assert {_status(answer) for answer in answers} == {408}
+        assert {status_of(answer) for answer in answers} == {408}
     finally:
         for sock in stalled:
             sock.close()
@@ -114,14 +100,14 @@ def _refused_at_once(api, stack, jobs, heads: list[bytes]) -> list[dict]:
     (the others are served meanwhile). Their answers' JSON bodies."""
     stalled = [_open(stack, head + b"x") for head in heads]
     try:
-        answers = [_answer(sock, timeout=5) for sock in stalled]
+        answers = [read_answer(sock, timeout=5) for sock in stalled]
         _served_while(api, jobs)
     finally:
         for sock in stalled:
             sock.close()
     for answer in answers:
         head = answer.partition(b"\r\n\r\n")[0]
-        assert _status(answer) == 401, head
+        assert status_of(answer) == 401, head
         assert b"\r\nConnection: close\r\n" in head, head
     return [json.loads(answer.partition(b"\r\n\r\n")[2]) for answer in answers]
 
@@ -151,8 +137,8 @@ def test_a_client_that_expects_100_continue_gets_it_once_and_is_answered(stack):
         sock.settimeout(5)
         assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"{}")
-        answer = _answer(sock, timeout=3)
-    assert _status(answer) == 400 and b"100 Continue" not in answer  # {} names no model
+        answer = read_answer(sock, timeout=3)
+    assert status_of(answer) == 400 and b"100 Continue" not in answer  # {} names no model
 
 
 @pytest.mark.parametrize("path, credentials", [
@@ -178,21 +164,21 @@ def test_a_token_shaped_like_an_app_key_is_judged_after_its_body(stack):
         with pytest.raises(TimeoutError):
             sock.recv(65536)  # waiting for the body
         sock.sendall(b"{}")
-        answer = _answer(sock, timeout=5)
-    assert _status(answer) == 401
+        answer = read_answer(sock, timeout=5)
+    assert status_of(answer) == 401
 
 
 def test_pipelined_requests_on_one_connection_are_each_answered(stack):
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     with _open(stack, request * 2 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") as sock:
-        answer = _answer(sock, timeout=5)
+        answer = read_answer(sock, timeout=5)
     assert answer.count(b"HTTP/1.1 200 ") == 3
 
 
 def test_a_body_larger_than_any_request_fluxhook_takes_is_refused_before_it_is_sent(stack):
     with _open(stack, slow_body_head("/v1/jobs", 10**12)) as sock:
-        answer = _answer(sock, timeout=5)
-    assert _status(answer) == 413
+        answer = read_answer(sock, timeout=5)
+    assert status_of(answer) == 413
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "payload_too_large"
 
 
@@ -248,8 +234,8 @@ def test_a_stopping_web_process_does_not_wait_on_slow_clients(redis_server, simu
         # Not the head deadline, nor gunicorn's graceful timeout: 2 s for a head, 2 s to linger.
         assert time.monotonic() - started < HEAD_SECONDS
         # Each told 408 and closed (or closed unaccepted with the listener, if it was still in its backlog).
-        answers = [_answer(sock, timeout=1) for sock in slow]
-        assert all(answer == b"" or _status(answer) == 408 for answer in answers), answers
+        answers = [read_answer(sock, timeout=1) for sock in slow]
+        assert all(answer == b"" or status_of(answer) == 408 for answer in answers), answers
         assert own.processes["web"].returncode == 0
     finally:
         own.stop()

@@ -24,7 +24,7 @@ from conftest import API_TOKEN, STATIC_SECRET, service_env
 from devtools.hostile_clients import FORGED_KEY, spooled_bytes
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from helpers import web_worker_pids
+from helpers import read_answer, status_of, web_worker_pids
 
 MIB = 1024 * 1024
 MAX_SPOOL_BYTES = 8 * MIB
@@ -65,18 +65,9 @@ def _open(port: int, data: bytes) -> socket.socket:
 
 def _answered_at_once(sock: socket.socket, timeout: float = 1.0) -> bytes:
     """What the server answers within ``timeout`` (and until it closes): empty if it waits for more."""
-    sock.settimeout(timeout)
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return answer
+    return read_answer(sock, timeout)
 
 
-def _status(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1])
 
 
 def _trickle_until_answered(socks: list[socket.socket], interval: float, timeout: float) -> dict[int, float]:
@@ -125,7 +116,7 @@ def test_a_body_sent_fast_then_trickled_is_cut_off_and_its_spool_freed(spool_web
 
         assert sorted(answered) == list(range(len(socks))), "every trickling client is cut off"
         for n, (at, answer) in answered.items():
-            assert _status(answer) == 408, (TRICKLED[n], answer[:200])
+            assert status_of(answer) == 408, (TRICKLED[n], answer[:200])
             assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
             assert at - filled <= CUT_WITHIN, TRICKLED[n]
         # Its bytes freed at once: the spool files are gone.
@@ -205,11 +196,11 @@ def test_bodies_held_at_once_never_pass_max_spool_bytes_and_callbacks_still_get_
     assert len(refused) == 4
     for answer in [*refused, refused_at_once]:
         head, _, body = answer.partition(b"\r\n\r\n")
-        assert _status(answer) == 503, head
+        assert status_of(answer) == 503, head
         assert b"\r\nRetry-After: " in head
         assert json.loads(body)["error"]["code"] == "unavailable"
     assert [response.status_code for response in callbacks] == [202, 202], [r.text for r in callbacks]
-    assert _status(taken_again) != 503
+    assert status_of(taken_again) != 503
 
 
 def test_a_body_larger_than_the_process_ever_holds_is_refused_before_it_is_sent(spool_web):
