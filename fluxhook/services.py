@@ -8,9 +8,11 @@ from typing import Callable
 
 from redis import Redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 from rq import Queue
 
 from fluxhook.bfl.client import BFLClient
@@ -48,17 +50,29 @@ class Services:
 
 
 def connect_redis(config: Config) -> Redis:
-    """A Redis client with timeouts, health checks, and retries on connection errors only.
+    """The process's one Redis client: timeouts, health checks, retries; through Sentinel when configured.
 
-    Not after a timeout (redis-py's default): the command may have run, and our scripts are not idempotent.
+    Retried: a refused or cut connection, and a write refused by a primary demoted to replica
+    (``READONLY``: a managed Redis whose address moved, or a Sentinel master that lost its role); the
+    retry reconnects, asking the sentinels again. Not after a timeout (redis-py's default): the command
+    may have run, and our scripts are not idempotent.
     """
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3, supported_errors=(RedisConnectionError,))
-    tls = {}
-    if config.redis_url.startswith("rediss://") and not config.redis_tls_verify:
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3,
+                  supported_errors=(RedisConnectionError, ReadOnlyError))
+    options = dict(socket_connect_timeout=5, socket_timeout=10, health_check_interval=30, retry=retry)
+    tls = config.redis_url.startswith("rediss://")
+    if tls and not config.redis_tls_verify:
         # Heroku's Key-Value Store serves TLS with a self-signed certificate.
-        tls["ssl_cert_reqs"] = "none"
-    return Redis.from_url(config.redis_url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=30,
-                          retry=retry, **tls)
+        options["ssl_cert_reqs"] = "none"
+    if not config.redis_sentinels:
+        return Redis.from_url(config.redis_url, **options)
+    # REDIS_URL's credentials and database, at whatever address the sentinels name as master.
+    given = parse_url(config.redis_url)
+    for address_only in ("host", "port", "path", "connection_class"):
+        given.pop(address_only, None)
+    sentinels = Sentinel(list(config.redis_sentinels),
+                         sentinel_kwargs=dict(socket_connect_timeout=1, socket_timeout=1))
+    return sentinels.master_for(config.redis_sentinel_master, redis_class=Redis, ssl=tls, **given, **options)
 
 
 def wait_for_redis(connection: Redis, stop: Callable[[], bool], interval: float = 1.0) -> bool:

@@ -26,6 +26,7 @@ from . import (
     keys,
     media,
     openapi,
+    replicated,
     requestlog,
     usage,
     waiting,
@@ -60,6 +61,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     auth.init_app(app)
     errors.init_app(app)
     requestlog.init_app(app)
+    replicated.init_app(app)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))

@@ -32,6 +32,7 @@ from .context import services
 from .errors import retry_after_header
 from .idempotency import idempotent
 from .json_request import body_size, json_object
+from .replicated import replicated
 from .waiting import preference_applied, waited
 
 bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
@@ -64,6 +65,7 @@ def authenticate():
 
 
 @bp.post("/<bfl_model:model>")
+@replicated
 @idempotent
 def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
@@ -125,7 +127,7 @@ def fluxhook_error(exc: FluxhookError):
         return _error(exc.bfl_status, exc.detail if exc.detail else exc.message)
     headers = {}
     retry_after = getattr(exc, "retry_after", None)
-    if exc.status == 429:
+    if exc.status == 429 or (exc.status == 503 and retry_after):
         headers["Retry-After"] = retry_after_header(retry_after)
     if isinstance(exc, Unauthorized):
         # No key at all is 401; a key sent but refused is 403, as BFL answers it.
@@ -152,7 +154,7 @@ def http_error(exc: HTTPException):
 @bp.errorhandler(redis.RedisError)
 def redis_error(exc: redis.RedisError):
     log.error("redis unavailable", extra={"error": type(exc).__name__})
-    return _error(503, "the job store is unavailable; retry later")
+    return _error(503, "the job store is unavailable; retry later", {"Retry-After": retry_after_header(1)})
 
 
 @bp.errorhandler(Exception)

@@ -20,6 +20,7 @@ from .context import services
 from .dashboard import bp
 from .dashboard_view import clock
 from .errors import error_response
+from .replicated import replicated
 
 log = logging.getLogger("fluxhook.dashboard")
 
@@ -77,6 +78,7 @@ def _revoked_name(key_id: str) -> str | None:
 
 
 @bp.post("/keys")
+@replicated
 def create_key():
     """Create a key; the answering page shows its secret, this once."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
@@ -90,6 +92,7 @@ def create_key():
 
 
 @bp.post("/keys/<key_id>/revoke")
+@replicated
 def revoke_key(key_id: str):
     """Revoke a key (the page asked first), then back to the Keys page, which says so."""
     if not auth.csrf_valid(request.form.get("csrf_token")):

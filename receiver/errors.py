@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"
         retry_after = getattr(exc, "retry_after", None)
-        if exc.status == 429 and retry_after:
+        if exc.status in (429, 503) and retry_after:
             response.headers["Retry-After"] = retry_after_header(retry_after)
         return response
 
@@ -78,7 +78,9 @@ def init_app(app: Flask) -> None:
     def redis_error(exc: redis.RedisError):
         # A non-2xx makes BFL retry the callback later instead of losing it.
         log.error("redis unavailable", extra={"error": type(exc).__name__})
-        return error_response(503, "unavailable", "the job store is unavailable; retry later")
+        response = error_response(503, "unavailable", "the job store is unavailable; retry later")
+        response.headers["Retry-After"] = retry_after_header(1)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -17,6 +17,7 @@ from receiver.prefer import MAX_WAIT
 from .auth import presented_token
 from .context import services
 from .json_request import json_object
+from .replicated import in_error_shape
 
 log = logging.getLogger("fluxhook.idempotency")
 
@@ -67,13 +68,19 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def keep_answer(response):
         held = g.get("idempotency_claim")
-        if held is not None:
-            claim, ticket = held
+        if held is None:
+            return response
+        claim, ticket = held
+        try:
             if not idempotency_keys.keeps(response.status_code):
                 services().store.idempotency.abandon(claim, ticket)
             elif not services().store.idempotency.finish(claim, ticket, response.status_code, response.get_data()):
                 log.warning("idempotency claim lapsed before the answer: it is not kept")
-            g.pop("idempotency_claim")
+        except redis.RedisError as exc:
+            # Not kept, so not acknowledged: the client's retry with this key must not read a success
+            # that a repeat could not replay. free_key tries to give the key up.
+            return in_error_shape(exc)
+        g.pop("idempotency_claim")
         return response
 
     @app.teardown_request

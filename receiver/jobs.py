@@ -25,6 +25,7 @@ from .context import services
 from .idempotency import idempotent
 from .json_request import body_size, json_object
 from .media import authorized_job, storage_redirect
+from .replicated import replicated
 from .waiting import preference_applied, waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -68,6 +69,7 @@ def _load(job_id: str) -> Job:
 
 
 @bp.post("/jobs")
+@replicated
 @idempotent
 def create():
     """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
@@ -105,6 +107,7 @@ def _input_advice(data: dict) -> str:
 
 
 @bp.post("/jobs/track")
+@replicated
 @idempotent
 def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""

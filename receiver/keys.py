@@ -14,6 +14,7 @@ from fluxhook.store.app_keys import AppKey
 from .auth import require_admin
 from .context import services
 from .json_request import json_object
+from .replicated import replicated
 
 bp = Blueprint("keys", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.keys")
@@ -29,6 +30,7 @@ def _shown(key: AppKey) -> dict:
 
 
 @bp.post("/keys")
+@replicated
 def create():
     """A new app key; its secret is in this answer and never again."""
     key, secret = app_keys.create_key(services(), json_object(), time.time())
@@ -48,12 +50,14 @@ def show(key_id: str):
 
 
 @bp.patch("/keys/<key_id>")
+@replicated
 def change(key_id: str):
     """Change a key's name and limits (``null`` removes a limit)."""
     return _shown(app_keys.change_key(services(), key_id, json_object(), time.time()))
 
 
 @bp.delete("/keys/<key_id>")
+@replicated
 def revoke(key_id: str):
     """Revoke a key: within a second every process refuses it; its queued jobs end, its submitted ones finish."""
     if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):

@@ -13,6 +13,7 @@ from fluxhook.lifecycle import receiving
 
 from .context import services
 from .errors import error_response
+from .replicated import replicated
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -38,6 +39,7 @@ def _error_code(response) -> str:
 
 
 @bp.post("/bfl/<token>")
+@replicated
 def job_callback(token: str):
     """A callback on the URL minted for one job."""
     # The token before the body: a URL fluxhook did not issue is refused without reading a byte of it
@@ -62,6 +64,7 @@ def refused_before_body(secret_keys, method: str, target: str) -> bool:
 
 
 @bp.post("/bfl")
+@replicated
 def static_callback():
     """A callback for a task submitted elsewhere with BFL_WEBHOOK_SECRET."""
     return _answer(receiving.receive_static_callback(services(), request.headers, request.stream,

@@ -104,6 +104,14 @@ class Config:
     # Requests a web process works on at once (gunicorn's thread pool adds room for waiting ones).
     web_threads: int = 4
     redis_tls_verify: bool = True
+    # Redis Sentinel: the sentinels' (host, port)s and the master's name; REDIS_URL then gives only the
+    # password, database and TLS. Both or neither.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str | None = None
+    # Replicas a write must reach before a request that changed something is acknowledged, and the
+    # longest one request waits for them.
+    redis_min_replicas: int = 0
+    redis_wait_ms: int = 500
     # Values being rotated out: still accepted, never used to sign anything new.
     previous_secret_keys: tuple[str, ...] = ()
     previous_webhook_secrets: tuple[str, ...] = ()
@@ -200,6 +208,10 @@ class Config:
             worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
             web_threads=reader.integer("WEB_THREADS", field_default("web_threads"), minimum=1, maximum=1000),
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", field_default("redis_tls_verify")),
+            **reader.sentinels("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"),
+            redis_min_replicas=reader.integer("REDIS_MIN_REPLICAS", field_default("redis_min_replicas"),
+                                              minimum=0, maximum=16),
+            redis_wait_ms=reader.integer("REDIS_WAIT_MS", field_default("redis_wait_ms"), minimum=1, maximum=5_000),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
@@ -359,6 +371,26 @@ class _Reader:
         elif not patterns and not allow_empty:
             self._fail(name, "must list at least one host pattern")
         return tuple(patterns)
+
+    def sentinels(self, name: str, master_name: str) -> dict:
+        """``host:port,...`` and the master's name: both set or neither."""
+        raw, master = self._raw(name), self._raw(master_name)
+        found = []
+        for entry in (e.strip() for e in (raw or "").split(",")):
+            host, sep, port = entry.rpartition(":")
+            if not entry:
+                continue
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                self._fail(name, f"{entry[:80]!r} is not host:port (such as 10.0.0.5:26379)")
+                return {}
+            found.append((host.strip("[]"), int(port)))
+        if found and master is None:
+            self._fail(master_name, f"is required with {name}: the name the sentinels monitor the master by")
+        elif master is not None and not found:
+            self._fail(name, f"is required with {master_name}: the sentinels' host:port, comma-separated")
+        elif master is not None and not re.fullmatch(r"[\x21-\x7e]{1,200}", master):
+            self._fail(master_name, "must be the master's name as the sentinels know it, without spaces")
+        return {"redis_sentinels": tuple(found), "redis_sentinel_master": master} if found and master else {}
 
     def catalog(self, name: str) -> Catalog:
         """The shipped model catalog with the file ``name`` names merged over it, each problem a line of its own."""

@@ -284,6 +284,17 @@ class ImageTooLarge(DownloadError):
     code = "too_large"
 
 
+class NotReplicated(RetryableError):
+    """Redis did not confirm in time that its replicas have a request's writes: nothing is acknowledged."""
+
+    code = "not_replicated"
+    status = 503
+
+    def __init__(self, message: str = "", retry_after: float | None = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class StorageError(RetryableError):
     """The image store refused a read or a write (a full disk or an outage may pass)."""
 

@@ -19,6 +19,7 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
 from fluxhook.store.prices import PricesOverCatalog
+from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TimelineStore
@@ -53,6 +54,7 @@ class Store:
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PricesOverCatalog(connection, keys=keys)
+        self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
         """Jobs by status, slots held and jobs waiting by pool, and jobs due for a check by ``now``: one round trip."""

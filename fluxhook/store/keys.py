@@ -203,5 +203,11 @@ class Keys:
         """The pub/sub channel on which a job's id is published when it turns terminal."""
         return f"{self.prefix}changed"
 
+    @property
+    def replication_marker(self) -> str:
+        """A counter written last by a request that waits for replicas: ``WAIT`` then covers every
+        write before it on the primary, whichever connection made them (see ``fluxhook.store.replication``)."""
+        return f"{self.prefix}replication:marker"
+
 
 KEYS = Keys()

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import ResponseError
 
 
 @cache
@@ -21,7 +22,25 @@ class LuaScript:
     """One script on one connection; each caller passes its KEYS explicitly, so it would run on Redis Cluster."""
 
     def __init__(self, connection: Redis, *names: str):
+        self._connection = connection
         self._script: Script = connection.register_script(source(*names))
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any] = (), client: Any = None) -> Any:
+        try:
+            return self._script(keys=list(keys), args=list(args), client=client)
+        except ResponseError as error:
+            if not refused_by_replica(error):
+                raise
+        # The primary we were connected to is a replica now (a failover, or a managed Redis whose address
+        # moved): reconnect, which asks the sentinels or the address again, and run it there. Safe to
+        # run again: a replica refuses a script's first write, so nothing of this run was kept.
+        self._connection.connection_pool.disconnect()
         return self._script(keys=list(keys), args=list(args), client=client)
+
+
+def refused_by_replica(error: ResponseError) -> bool:
+    """Whether a script failed at a write because it ran on a replica (Redis 6 wraps the ``READONLY``).
+
+    Redis 7 answers a plain ``READONLY``, which the connection's retry handles like any refused write.
+    """
+    return "-READONLY " in str(error)

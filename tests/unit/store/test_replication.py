@@ -1,0 +1,97 @@
+"""Acknowledged only once replicas have it (fluxhook/store/replication.py): one WAIT covers every
+connection's writes, and a failover between the writes and the WAIT is caught."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from devtools.processes import RedisServer, wait_until
+from fluxhook.core.errors import NotReplicated
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
+from fluxhook.store.replication import Replication
+from fluxhook.store.scripts import refused_by_replica
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A primary and a replica of it, both real redis-servers."""
+    primary, replica = RedisServer().start(), RedisServer().start()
+    connection = redis.Redis.from_url(replica.url)
+    connection.replicaof("127.0.0.1", primary.port)
+    wait_until(lambda: connection.info("replication").get("master_link_status") == "up", timeout=15,
+               message="the replica to sync")
+    yield primary, replica
+    primary.stop()
+    replica.stop()
+
+
+def test_one_wait_confirms_writes_made_on_other_connections(pair):
+    primary, replica = pair
+    writer, confirmer = redis.Redis.from_url(primary.url), redis.Redis.from_url(primary.url)
+    replication = Replication(confirmer, replicas=1, wait_ms=2000)
+    before = replication.primary()
+    writer.set("replication-test", "written elsewhere")
+
+    replication.confirm(before)  # returns: the replica has the marker, so everything before it
+
+    assert redis.Redis.from_url(replica.url).get("replication-test") == b"written elsewhere"
+
+
+def test_without_enough_replicas_nothing_is_confirmed(pair):
+    primary, _ = pair
+    replication = Replication(redis.Redis.from_url(primary.url), replicas=2, wait_ms=100)
+    started = time.monotonic()
+    with pytest.raises(NotReplicated, match=r"within 100 ms \(1 of 2\)"):
+        replication.confirm(replication.primary())
+    assert time.monotonic() - started < 2  # bounded by REDIS_WAIT_MS, not the socket timeout
+
+
+def test_a_request_that_began_on_another_primary_is_not_confirmed(pair):
+    primary, _ = pair
+    replication = Replication(redis.Redis.from_url(primary.url), replicas=1, wait_ms=1000)
+    current = replication.primary()
+    with pytest.raises(NotReplicated, match="failed over"):
+        replication.confirm("f" * 40)  # the id a request saw before a failover
+    assert replication.primary() == current  # and the next request starts from the primary seen now
+
+
+def test_a_promoted_replica_is_another_primary(tmp_path):
+    """A replica's promotion changes the replication id that requests compare."""
+    old, new = RedisServer().start(), RedisServer().start()
+    try:
+        promoted = redis.Redis.from_url(new.url)
+        promoted.replicaof("127.0.0.1", old.port)
+        wait_until(lambda: promoted.info("replication").get("master_link_status") == "up", timeout=15,
+                   message="the replica to sync")
+        replication = Replication(redis.Redis.from_url(new.url), replicas=0, wait_ms=100)
+        seen_before = Replication(redis.Redis.from_url(old.url), replicas=0, wait_ms=100).primary()
+        promoted.replicaof("NO", "ONE")
+        with pytest.raises(NotReplicated, match="failed over"):
+            replication.confirm(seen_before)
+    finally:
+        old.stop()
+        new.stop()
+
+
+def test_a_script_refused_by_a_replica_is_told_apart(pair):
+    """Redis 6 wraps a script's refused write; that error, and no other, reads as a demoted primary."""
+    _, replica = pair
+    refused = redis.Redis.from_url(replica.url).register_script("return redis.call('set', KEYS[1], '1')")
+    with pytest.raises(redis.ResponseError) as caught:
+        refused(keys=["k"])
+    assert refused_by_replica(caught.value)
+    assert not refused_by_replica(redis.ResponseError("Error running script: @user_script:1: WRONGTYPE"))
+
+
+def test_a_script_still_refused_after_reconnecting_is_raised_not_looped_on(pair):
+    primary, replica = pair
+    job_id = "job_01REPLICATESTJOB0000000"
+    redis.Redis.from_url(primary.url).hset(KEYS.job(job_id), "status", "queued")
+    on_replica = redis.Redis.from_url(replica.url)
+    wait_until(lambda: on_replica.exists(KEYS.job(job_id)), message="the job to reach the replica")
+    with pytest.raises(redis.ResponseError, match="-READONLY"):
+        JobStore(on_replica).count(job_id, "polls")  # a script that writes
