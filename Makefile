@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak chaos-failover image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -89,6 +89,12 @@ bench-compat: $(VENV)/.installed
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed
 	$(PY) -m devtools.soak
+
+# The Redis primary SIGKILLed at least 5 times under load for CHAOS_MINUTES (default 3), behind three
+# sentinels, with REDIS_MIN_REPLICAS=1 beside 0: acknowledged, found afterwards, lost, done twice, and
+# each failover's seconds of unavailable writes.
+chaos-failover: $(VENV)/.installed
+	$(PY) -m devtools.chaos_failover
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on

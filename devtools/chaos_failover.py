@@ -1,0 +1,356 @@
+"""Redis failover chaos (``make chaos-failover``): the primary SIGKILLed under load, nothing acknowledged lost.
+
+    CHAOS_MINUTES=3 CHAOS_SEED=1 .venv/bin/python -m devtools.chaos_failover
+
+Two runs, the same seed and kill schedule: the first with ``REDIS_MIN_REPLICAS=1``, the second with 0.
+Each runs the Procfile's web (gunicorn, 2 processes) and 2 workers against devtools.replicated_redis
+(a primary, a replica, three sentinels; replication slowed about 200 ms by a relay so the window is
+wide) through ``REDIS_SENTINELS``, and the BFL simulator (1 s tasks, some callbacks sent twice). For
+CHAOS_MINUTES, 8 apps submit with Idempotency-Keys (fluxhook.client, which retries 503s), an admin
+creates and revokes app keys, a reader reads jobs; every 20-40 s the primary is SIGKILLed, the
+sentinels promote the replica, and the killed node comes back as a replica (at least 5 kills, the run
+goes on until there were). Then the kills stop and every acknowledged job is waited for until terminal.
+
+It prints both runs side by side: jobs acknowledged (202), found afterwards, lost, never terminal,
+sent to BFL twice (the simulator's tasks per Idempotency-Key) or stored twice, key changes
+acknowledged against those that held, and per failover the seconds writes were unavailable (from the
+kill until a probe's first 202) beside the sentinels' own failover time. It exits 1 when the
+``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
+Everything stays on 127.0.0.1; logs are kept in the directory printed first.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import re
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from redis.sentinel import Sentinel
+
+from devtools.processes import free_port, python, start_process, wait_until
+from devtools.replicated_redis import ReplicatedRedis
+from devtools.soak import Soak
+from devtools.stack import SIMULATOR_KEY, procfile_commands
+from fluxhook import client as fluxhook_client
+from fluxhook.store.keys import KEYS
+
+CLIENTS = 8
+KILL_GAP = (20.0, 40.0)
+MIN_KILLS = 5
+PROBE_LIMIT = 60.0  # a failover that keeps writes away longer is reported as this
+DRAIN_SECONDS = 300
+MODEL = "flux-2-pro"
+KEY_IN_PROMPT = re.compile(r"chaos(?: probe)? ([0-9a-f]{32})")
+
+
+def kill_schedule(minutes: float, seed: int) -> list[float]:
+    """Seconds from the start at which the primary is killed: every 20-40 s, at least MIN_KILLS times."""
+    rng, times = random.Random(seed), []
+    while not times or times[-1] + KILL_GAP[0] < minutes * 60 or len(times) < MIN_KILLS:
+        times.append((times[-1] if times else 0.0) + rng.uniform(*KILL_GAP))
+    return [t for n, t in enumerate(times) if t < minutes * 60 or n < MIN_KILLS]
+
+
+@dataclass
+class Failover:
+    at: float  # seconds from the start of the load
+    sentinels: float  # kill -> all three sentinels name a new master answering ROLE master
+    unavailable: float | None = None  # kill -> first 202
+    restart: float | None = None  # the killed node back as a synced replica
+
+
+class FailoverRun(Soak):
+    """One run. Soak's process handling is reused (_start, _web_answers, _web_answers_logged, close):
+    only the Redis, the faults and the load differ, so Soak.__init__ is not."""
+
+    def __init__(self, minutes: float, seed: int, min_replicas: int, var: Path):
+        self.minutes, self.seed, self.min_replicas, self.var = minutes, seed, min_replicas, var
+        self.tmpfs = False
+        self.redis = ReplicatedRedis(directory=str(self._dir("redis"))).start()
+        sim_port, web_port = free_port(), free_port()
+        # The simulator with its tasks' prompts readable: BFL submissions per Idempotency-Key.
+        self.simulator = start_process([python(), "-m", "devtools.chaos_failover", "--simulator", "--host", "127.0.0.1",
+                                        "--port", str(sim_port), "--api-key", SIMULATOR_KEY, "--task-delay", "1.0"],
+                                       dict(os.environ), ready_line="simulator listening",
+                                       log_path=str(self.var / "simulator.log"))
+        self.sim_url = f"http://127.0.0.1:{sim_port}"
+        self.token = secrets.token_urlsafe(24)
+        self.env = dict(os.environ, **self.redis.env(), REDIS_MIN_REPLICAS=str(min_replicas),
+                        BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=self.sim_url,
+                        RESULT_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}", API_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}",
+                        SECRET_KEY=secrets.token_urlsafe(32), API_TOKENS=self.token, PORT=str(web_port),
+                        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}", STORAGE_URL=f"file://{self._dir('images')}",
+                        CALLBACK_GRACE_SECONDS="5", WEB_CONCURRENCY="2", LOG_LEVEL="INFO", BFL_MAX_ACTIVE="24",
+                        GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{web_port}",
+                        PATH=os.pathsep.join([str(Path(python()).parent), os.environ.get("PATH", "")]))
+        self.base_url = f"http://127.0.0.1:{web_port}"
+        self.commands = procfile_commands()
+        self.web = self._start("web")
+        wait_until(self._web_answers, timeout=30, message="the web process")
+        self.workers = [self._start("worker", n) for n in range(2)]
+        self.admin = requests.Session()
+        self.admin.headers["Authorization"] = f"Bearer {self.token}"
+        self.acknowledged: dict[str, str] = {}  # Idempotency-Key -> job id, for every 202
+        self.submit_errors: collections.Counter = collections.Counter()
+        self.keys_created: dict[str, str] = {}  # key id -> secret, for every 201
+        self.keys_revoked: set[str] = set()  # for every 204
+        self.key_errors: collections.Counter = collections.Counter()
+        self.reads: collections.Counter = collections.Counter()
+        self.failovers: list[Failover] = []
+        self.faults: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+        self.started = time.monotonic()
+
+    # -- the load
+
+    def submit(self, n: int) -> None:
+        """An app submitting a job every 1-3 s, each with its own Idempotency-Key."""
+        rng = random.Random(self.seed * 100 + n)
+        with fluxhook_client.Client(self.base_url, self.token, timeout=(3, 30), retries=8) as app:
+            while not self.stop.is_set():
+                key = uuid.uuid4().hex
+                marker = "[dup] " if rng.random() < 0.1 else ""  # a callback sent twice, across failovers too
+                try:
+                    job = app.submit(MODEL, {"prompt": f"{marker}chaos {key}"}, idempotency_key=key)
+                    self.acknowledged[key] = job.id
+                except fluxhook_client.APIError as exc:
+                    self.submit_errors[exc.code] += 1
+                self.stop.wait(rng.uniform(1.0, 3.0))
+
+    def manage_keys(self) -> None:
+        """An admin creating an app key, or revoking one, every 3-8 s."""
+        rng = random.Random(self.seed * 100 + 99)
+        with fluxhook_client.Client(self.base_url, self.token, timeout=(3, 30), retries=8) as admin:
+            while not self.stop.wait(rng.uniform(3.0, 8.0)):
+                live = sorted(set(self.keys_created) - self.keys_revoked)
+                try:
+                    if len(live) < 2 or rng.random() < 0.6:
+                        key = admin.create_key(f"chaos-{uuid.uuid4().hex[:8]}")
+                        self.keys_created[key["id"]] = key["key"]
+                    else:
+                        key_id = rng.choice(live)
+                        admin.revoke_key(key_id)
+                        self.keys_revoked.add(key_id)
+                except fluxhook_client.APIError as exc:
+                    self.key_errors[exc.code] += 1
+
+    def read(self) -> None:
+        """A reader of acknowledged jobs and of the job list, without the client's retries: every answer counts."""
+        rng = random.Random(self.seed * 100 + 98)
+        while not self.stop.wait(rng.uniform(0.2, 0.5)):
+            jobs = list(self.acknowledged.values())
+            path = f"/v1/jobs/{rng.choice(jobs)}" if jobs and rng.random() < 0.8 else "/v1/jobs?limit=20"
+            try:
+                self.reads[self.admin.get(self.base_url + path, timeout=(3, 10)).status_code] += 1
+            except requests.RequestException:
+                self.reads["no answer"] += 1
+
+    # -- the faults
+
+    def chaos(self) -> None:
+        """The primary SIGKILLed on schedule; the sentinels' failover; the killed node back as a replica."""
+        for at in kill_schedule(self.minutes, self.seed):
+            if self.stop.wait(max(0.0, self.started + at - time.monotonic())):
+                return
+            old = self.redis.primary_port()
+            killed_at = self.redis.kill_primary()
+            failover = Failover(at=round(killed_at - self.started, 1), sentinels=0.0)
+            probe = threading.Thread(target=self.probe, args=(failover, killed_at))
+            probe.start()
+            try:
+                failover.sentinels = self.redis.wait_for_failover(old, timeout=30, since=killed_at)
+                # Straight away: with REDIS_MIN_REPLICAS=1 the new primary takes no write until it has a replica.
+                failover.restart = self.redis.restart_killed()
+            except Exception as exc:  # the topology itself failed: no more kills, the rest is still reported
+                self.faults[f"failover failed: {type(exc).__name__}: {exc}"] += 1
+                probe.join()
+                self.failovers.append(failover)
+                return
+            probe.join()
+            self.failovers.append(failover)
+            print(f"  failover {len(self.failovers)} at {failover.at:.0f} s: sentinels {failover.sentinels:.1f} s, "
+                  f"writes unavailable {_seconds(failover.unavailable)}", flush=True)
+
+    def probe(self, failover: Failover, killed_at: float) -> None:
+        """Submit every 0.25 s from the kill until a 202 (one Idempotency-Key, as a retrying app would)."""
+        key = uuid.uuid4().hex
+        while time.monotonic() - killed_at < PROBE_LIMIT:
+            try:
+                answer = self.admin.post(self.base_url + "/v1/jobs", timeout=(1, 5), headers={"Idempotency-Key": key},
+                                         json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
+                if answer.status_code == 202:
+                    failover.unavailable = time.monotonic() - killed_at
+                    self.acknowledged[key] = answer.json()["id"]
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+
+    # -- the run
+
+    def run(self) -> dict:
+        threads = [threading.Thread(target=self.submit, args=(n,)) for n in range(CLIENTS)]
+        threads += [threading.Thread(target=self.manage_keys), threading.Thread(target=self.read)]
+        chaos = threading.Thread(target=self.chaos)
+        for thread in [*threads, chaos]:
+            thread.start()
+        chaos.join()  # at least MIN_KILLS, and the last one's recovery, even past CHAOS_MINUTES
+        self.stop.wait(max(0.0, self.started + self.minutes * 60 - time.monotonic()))
+        self.stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        exited = {name: process.returncode for name, process in [("web", self.web), *(
+            (f"worker {n}", worker) for n, worker in enumerate(self.workers))] if process.poll() is not None}
+        load_minutes = (time.monotonic() - self.started) / 60
+        drained, statuses = self.drain()
+        report = self.report(statuses)
+        report.update({"minutes of load": round(load_minutes, 1), "drain, s": round(drained, 1),
+                       "processes that exited (no restart)": exited or "none"})
+        return report
+
+    def drain(self) -> tuple[float, dict[str, str | None]]:
+        """Wait until every acknowledged job is terminal or gone (404); its status (None: 404)."""
+        started, statuses, waiting = time.monotonic(), {}, set(self.acknowledged.values())
+        while waiting and time.monotonic() - started < DRAIN_SECONDS:
+            for job_id in sorted(waiting):
+                try:
+                    answer = self.admin.get(f"{self.base_url}/v1/jobs/{job_id}", timeout=(3, 10))
+                except requests.RequestException:
+                    continue
+                if answer.status_code in (200, 404):
+                    status = answer.json()["status"] if answer.status_code == 200 else None
+                    statuses[job_id] = status
+                    if status is None or status in fluxhook_client.TERMINAL:
+                        waiting.discard(job_id)
+            if waiting:
+                time.sleep(3)  # jobs end in their own time: the fallback polls them after its grace
+        return time.monotonic() - started, statuses
+
+    def report(self, statuses: dict[str, str | None]) -> dict:
+        jobs = set(self.acknowledged.values())
+        found = {job for job in jobs if statuses.get(job)}
+        keys_lost, revocations_lost = self._key_changes_lost()
+        late, refused, errors = self._web_answers_logged()
+        unavailable = [f.unavailable if f.unavailable is not None else PROBE_LIMIT for f in self.failovers]
+        return {
+            "failovers (primary SIGKILLed)": len(self.failovers),
+            "jobs acknowledged (202)": len(jobs),
+            "found afterwards": len(found),
+            "lost (acknowledged, then 404)": len(jobs - found),
+            "never terminal": sum(1 for job in found if statuses[job] not in fluxhook_client.TERMINAL),
+            "sent to BFL twice (one Idempotency-Key)": self._sent_twice(),
+            "stored twice": self._stored_twice(found),
+            "submissions given up (client's code)": dict(self.submit_errors) or "none",
+            "app keys created (201) / lost": f"{len(self.keys_created)} / {keys_lost}",
+            "app keys revoked (204) / working again": f"{len(self.keys_revoked)} / {revocations_lost}",
+            "key changes refused (client's code)": dict(self.key_errors) or "none",
+            "reads by status": dict(sorted(self.reads.items(), key=str)),
+            "callbacks answered not 2xx": refused or "none",
+            "web answers 500 (any route)": errors,
+            "writes unavailable per failover, s": " ".join(f"{s:.1f}" for s in unavailable) or "-",
+            "sentinels' failover per failover, s": " ".join(f"{f.sentinels:.1f}" for f in self.failovers) or "-",
+            "worst unavailable beyond the sentinels', s": round(max(
+                (s - f.sentinels for s, f in zip(unavailable, self.failovers, strict=True)), default=0.0), 1),
+            "faults": dict(self.faults) or "none",
+        }
+
+    def _sent_twice(self) -> int:
+        prompts = requests.get(f"{self.sim_url}/_sim/prompts", timeout=30).json()["prompts"]
+        per_key = collections.Counter(m.group(1) for p in prompts if (m := KEY_IN_PROMPT.search(p)))
+        return sum(1 for n in per_key.values() if n > 1)
+
+    def _stored_twice(self, found: set[str]) -> int:
+        sentinels = [tuple(address.split(":")) for address in self.env["REDIS_SENTINELS"].split(",")]
+        db = Sentinel([(host, int(port)) for host, port in sentinels], socket_timeout=2).master_for(
+            self.env["REDIS_SENTINEL_MASTER"], socket_timeout=5, decode_responses=True)
+        twice = 0
+        for job_id in found:
+            entries = [json.loads(raw) for raw in db.lrange(KEYS.timeline(job_id), 0, -1)]
+            twice += sum(1 for e in entries if e.get("kind") == "download" and e.get("outcome") == "stored") > 1
+        return twice
+
+    def _key_changes_lost(self) -> tuple[int, int]:
+        """Created keys gone (404, or refused while never revoked), revoked keys that work again."""
+        created_lost = revoked_lost = 0
+        for key_id, secret in self.keys_created.items():
+            shown = self.admin.get(f"{self.base_url}/v1/keys/{key_id}", timeout=(3, 10))
+            works = requests.get(f"{self.base_url}/v1/jobs?limit=1", timeout=(3, 10),
+                                 headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+            if key_id in self.keys_revoked:
+                revoked_lost += works or shown.status_code != 200 or not shown.json().get("revoked_at")
+            else:
+                created_lost += shown.status_code == 404 or not works
+        return created_lost, revoked_lost
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else f"> {PROBE_LIMIT:.0f} s"
+
+
+def serve_simulator(argv: list[str]) -> int:
+    """The BFL simulator with one more control route, GET /_sim/prompts: every task's prompt, so that a
+    request sent to BFL twice shows (the simulator's own control API looks tasks up by id only)."""
+    import simulator.__main__ as simulator_main
+    from simulator.app import simulator_of
+
+    def create_app(settings):
+        app = original(settings)
+
+        @app.get("/_sim/prompts")
+        def prompts():
+            state = simulator_of(app)
+            with state.lock:
+                return {"prompts": [task.prompt for task in state.tasks.values()]}
+
+        return app
+
+    original, simulator_main.create_app = simulator_main.create_app, create_app
+    return simulator_main.main(argv)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--simulator"]:
+        return serve_simulator(sys.argv[2:])
+    # A plain `kill` must stop the processes too (they run in sessions of their own).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    minutes, seed = float(os.environ.get("CHAOS_MINUTES", "3")), int(os.environ.get("CHAOS_SEED", "1"))
+    var = Path(tempfile.mkdtemp(prefix="fluxhook-chaos-failover-"))
+    print(f"chaos-failover: {minutes:g} min per run, kills at {[round(t) for t in kill_schedule(minutes, seed)]} s, "
+          f"logs in {var}", flush=True)
+    reports = {}
+    for min_replicas in (1, 0):
+        print(f"run with REDIS_MIN_REPLICAS={min_replicas}", flush=True)
+        folder = var / f"min-replicas-{min_replicas}"
+        folder.mkdir()
+        run = FailoverRun(minutes, seed, min_replicas, folder)
+        try:
+            reports[min_replicas] = run.run()
+        finally:
+            run.close()
+    names = list(reports[1])
+    width = max(len(name) for name in names)
+    column = max(24, *(len(str(report[name])) for report in reports.values() for name in names))
+    print(f"{''.ljust(width)}  {'REDIS_MIN_REPLICAS=1'.ljust(column)}  REDIS_MIN_REPLICAS=0")
+    for name in names:
+        print(f"{name.ljust(width)}  {str(reports[1][name]).ljust(column)}  {reports[0][name]}")
+    first = reports[1]
+    missed = (first["lost (acknowledged, then 404)"] or first["never terminal"] or first["stored twice"]
+              or first["sent to BFL twice (one Idempotency-Key)"]
+              or any(not value.endswith(" / 0") for name, value in first.items() if name.startswith("app keys")))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
