@@ -42,10 +42,16 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def confirm(response):
         primary = g.pop("replication_primary", None)
-        if primary is None or response.status_code >= 400:
+        if primary is None or response.status_code >= 500:
             return response
+        replication = services().store.replication
         try:
-            services().store.replication.confirm(primary)
+            if response.status_code >= 400:
+                # Nothing to acknowledge, but a refusal read from a new primary may be wrong (the job it
+                # created a moment before on the old one missing): the answer stands only on the same primary.
+                replication.check_primary(primary)
+            else:
+                replication.confirm(primary)
         except (NotReplicated, redis.RedisError) as exc:
             log.warning("answer withheld: not confirmed on Redis's replicas", extra={"error": type(exc).__name__})
             return in_error_shape(exc)

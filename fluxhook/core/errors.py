@@ -295,6 +295,10 @@ class NotReplicated(RetryableError):
         self.retry_after = retry_after
 
 
+class FailedOver(NotReplicated):
+    """Redis's primary changed while a request or task wrote: what it wrote before may be lost."""
+
+
 class StorageError(RetryableError):
     """The image store refused a read or a write (a full disk or an outage may pass)."""
 

@@ -15,7 +15,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.credits import accounting, budget
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle import revoking, schedule, task_inputs, timeline
+from fluxhook.lifecycle import durable, revoking, schedule, task_inputs, timeline
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
@@ -134,10 +134,10 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
                                          key_id=job.key_id, key_name=key_name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id, job.key_id))
-    if not svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"],
-                               polling_url=task["polling_url"], bfl_status=st.BFL_PENDING, input=None,
-                               submitted_at=now, due=schedule.first_poll_at(now, config.callback_grace_seconds),
-                               effects=effects, **fields):
+    if not durable.record_durably(svc, lambda: svc.jobs.transition(
+            job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
+            bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
+            due=schedule.first_poll_at(now, config.callback_grace_seconds), effects=effects, **fields)):
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from fluxhook.core.errors import NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated
 from fluxhook.store.keys import KEYS, Keys
 
 
@@ -40,9 +40,17 @@ class Replication:
             self._primary = self._connection.info("replication")["master_replid"]
         return self._primary
 
+    def check_primary(self, primary: str) -> None:
+        """Raise ``FailedOver`` if the primary is another one than ``primary`` now (what a request read
+        after a failover may miss what it wrote before)."""
+        self._primary = self._connection.info("replication")["master_replid"]
+        if self._primary != primary:
+            raise FailedOver("Redis failed over while this request was handled, so its answer may be wrong; "
+                             "retry it (with the same Idempotency-Key to get the first answer if it had one)")
+
     def confirm(self, primary: str) -> None:
         """Return once ``replicas`` replicas have every write the primary ``primary`` took so far; raise
-        ``NotReplicated`` if they do not within ``wait_ms``, or if the primary is another one now."""
+        ``NotReplicated`` if they do not within ``wait_ms``, ``FailedOver`` if the primary is another one now."""
         pipe = self._connection.pipeline(transaction=False)
         pipe.incr(self._keys.replication_marker)
         pipe.wait(self.replicas, self.wait_ms)
@@ -50,7 +58,7 @@ class Replication:
         _, acknowledged, info = pipe.execute()
         self._primary = info["master_replid"]
         if self._primary != primary:
-            raise NotReplicated("Redis failed over while this request was handled, so what it wrote may be lost; "
+            raise FailedOver("Redis failed over while this request was handled, so what it wrote may be lost; "
                                 "retry it (with the same Idempotency-Key to get the first answer if it had one)")
         if acknowledged < self.replicas:
             raise NotReplicated(f"Redis's replicas did not confirm this request's writes within {self.wait_ms} ms "

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from devtools.processes import RedisServer, wait_until
-from fluxhook.core.errors import NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.replication import Replication
@@ -70,7 +70,7 @@ def test_a_promoted_replica_is_another_primary(tmp_path):
         replication = Replication(redis.Redis.from_url(new.url), replicas=0, wait_ms=100)
         seen_before = Replication(redis.Redis.from_url(old.url), replicas=0, wait_ms=100).primary()
         promoted.replicaof("NO", "ONE")
-        with pytest.raises(NotReplicated, match="failed over"):
+        with pytest.raises(FailedOver, match="failed over"):
             replication.confirm(seen_before)
     finally:
         old.stop()
@@ -95,3 +95,13 @@ def test_a_script_still_refused_after_reconnecting_is_raised_not_looped_on(pair)
     wait_until(lambda: on_replica.exists(KEYS.job(job_id)), message="the job to reach the replica")
     with pytest.raises(redis.ResponseError, match="-READONLY"):
         JobStore(on_replica).count(job_id, "polls")  # a script that writes
+
+
+def test_checking_the_primary_waits_for_nothing(pair):
+    primary, _ = pair
+    replication = Replication(redis.Redis.from_url(primary.url), replicas=5, wait_ms=2000)
+    started = time.monotonic()
+    replication.check_primary(replication.primary())  # five replicas are missing, and that is not asked
+    assert time.monotonic() - started < 1
+    with pytest.raises(FailedOver):
+        replication.check_primary("e" * 40)

@@ -1,0 +1,61 @@
+"""Worker records that must outlive a Redis failover because they stand for something done elsewhere.
+
+A task BFL accepted is paid for: if the record of it were lost with a primary that died before its
+replica had it, the job would read ``queued`` again on the new primary and be sent again. With
+``REDIS_MIN_REPLICAS``, the worker that still holds BFL's answer makes sure its record reached the
+replicas, and writes it again on the new primary when it did not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from redis.exceptions import RedisError
+
+from fluxhook.core.errors import FailedOver, NotReplicated
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.durable")
+
+# Long enough for a Sentinel failover and the old primary's return as a replica.
+PATIENCE_SECONDS = 20.0
+# Between two tries while Redis fails over: nothing to wait on but the clock.
+PAUSE_SECONDS = 0.5
+
+
+def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
+    """Run ``record``, a guarded write that changes nothing once applied (``only_from``); with replicas
+    required, confirm it, and after a failover run it again on the new primary until that is confirmed.
+    Whether any run applied it.
+
+    A replica that is only slow is not waited on beyond one ``WAIT``: the record is on a live primary.
+    """
+    replication = svc.store.replication
+    if not replication.required:
+        return record()
+    primary = replication.primary()
+    applied = record()
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        try:
+            replication.confirm(primary)
+            return applied
+        except FailedOver:
+            pass
+        except NotReplicated:
+            log.warning("record not yet on Redis's replicas", extra={"error": "not_replicated"})
+            return applied
+        except RedisError:
+            pass  # a primary going away: ask again once it is back
+        if time.monotonic() > deadline:
+            log.error("record not confirmed after a Redis failover; it may be lost", extra={"error": "failed_over"})
+            return applied
+        time.sleep(PAUSE_SECONDS)
+        try:
+            # The id the failed confirmation saw (it keeps the id fresh): the primary where the record may be missing.
+            primary = replication.primary()
+            applied = record() or applied
+        except RedisError:
+            continue
