@@ -66,7 +66,10 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     if not svc.slots.acquire(job, job.key_id):
         log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)
-    if not submit_here:
+    # With replicas required, a worker sends the job: from here it would always reach BFL before the
+    # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
+    # by the client's retry of the unacknowledged request.
+    if not submit_here or svc.store.replication.required:
         enqueue_submits(svc.control_queue, [job.id])
         log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)

@@ -12,9 +12,11 @@ import uuid
 
 import pytest
 import redis
+import requests
 
 from conftest import API, ready_payload
 from devtools.processes import RedisServer, wait_until
+from devtools.stack import SIMULATOR_KEY
 from helpers import assert_error
 
 DB = 12  # a database of these tests' own
@@ -88,7 +90,13 @@ def test_key_changes_wait_for_a_replica(app, replica):
 
 
 def test_a_callback_is_answered_200_only_once_a_replica_has_it(app, replica, sim):
-    job = app.submit()
+    # A task the app sent to BFL itself, tracked: with replicas required, fluxhook's own submissions go
+    # through a worker, and this app has none.
+    task = requests.post(f"{sim.url}/v1/flux-2-pro", headers={"x-key": SIMULATOR_KEY}, timeout=10,
+                         json={"prompt": "[pending] tracked"}).json()
+    tracked = app.track(task["id"])
+    assert tracked.status_code == 201, tracked.text
+    job = tracked.json()
     payload = ready_payload(job["bfl_id"], f"{sim.url}/x.png")
     with stalled(replica):
         _unconfirmed(app.callback(job["id"], payload))  # BFL calls back again later
