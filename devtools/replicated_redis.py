@@ -30,7 +30,10 @@ import redis
 from .processes import free_port, redis_server_binary, wait_until
 from .relay import Relay
 
-DOWN_AFTER_MS = 1000
+# Not 1000: a sentinel reconnects to a new master at most once a second and counts the wait from the
+# switch, so with 1000 it sometimes takes a healthy new master for down (more often under load) and,
+# the other sentinels' votes from the last failover still standing, fails it over at once.
+DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 5000
 
 
@@ -104,10 +107,11 @@ class ReplicatedRedis:
                 "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
                 "REDIS_SENTINEL_MASTER": self.master}
 
-    def _start_node(self, node: Node, replica_of: int | None = None) -> None:
+    def _start_node(self, node: Node, replica_of: int | None = None, priority: int = 100) -> None:
         args = [redis_server_binary(), "--port", str(node.own_port), "--bind", "127.0.0.1", "--dir", str(node.directory),
                 "--appendonly", "yes", "--save", "", "--protected-mode", "no", "--loglevel", "notice",
-                "--replica-announce-ip", "127.0.0.1", "--replica-announce-port", str(node.port)]
+                "--replica-announce-ip", "127.0.0.1", "--replica-announce-port", str(node.port),
+                "--replica-priority", str(priority)]
         if replica_of:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
         with open(node.directory / "redis.log", "ab") as log:
@@ -205,16 +209,19 @@ class ReplicatedRedis:
 
     def restart_killed(self, timeout: float = 60.0) -> float:
         """Start the killed node again as a replica of the current primary (its own directory and AOF: it
-        never comes back as an empty primary); wait until it has synced and the sentinels see it up.
-        The seconds that took."""
+        never comes back as an empty primary); the seconds until it has synced. Then wait until the
+        sentinels count it as a candidate for the next failover (up to 10 s more: their INFO period)."""
         node, started = self.killed, time.monotonic()
-        self._start_node(node, replica_of=self.primary_port())
+        # Priority 0 until synced: a sentinel takes a replica that never synced for a candidate, and
+        # would promote its stale AOF if the primary failed meanwhile (seen right after a switch).
+        self._start_node(node, replica_of=self.primary_port(), priority=0)
         self._wait_synced(node, timeout)
-        # Until the sentinels see it up again, it is no candidate for the next failover.
+        synced = time.monotonic() - started
+        redis.Redis(port=node.own_port, socket_timeout=2).config_set("replica-priority", 100)
         wait_until(lambda: self._sentinels_see_replica(node), timeout=timeout, interval=0.2,
-                   message=f"the sentinels to see {node.name} as a replica")
+                   message=f"the sentinels to see {node.name} as a candidate replica")
         self.killed = None
-        return time.monotonic() - started
+        return synced
 
     def _wait_synced(self, node: Node, timeout: float = 60.0) -> None:
         direct = redis.Redis(port=node.own_port, socket_timeout=2, decode_responses=True)
@@ -225,7 +232,8 @@ class ReplicatedRedis:
     def _sentinels_see_replica(self, node: Node) -> bool:
         for port in self.sentinel_ports:
             replicas = self._sentinel(port).sentinel_slaves(self.master)
-            if not any(int(r["port"]) == node.port and r["flags"] == "slave" for r in replicas):
+            if not any(int(r["port"]) == node.port and r["flags"] == "slave" and r["slave-priority"] > 0
+                       and r["master-link-status"] == "ok" for r in replicas):
                 return False
         return True
 
