@@ -267,9 +267,13 @@ class FailoverRun(Soak):
         }
 
     def _sent_twice(self) -> int:
+        """Idempotency-Keys whose request reached BFL more than once; each is listed in sent-twice.json."""
         prompts = requests.get(f"{self.sim_url}/_sim/prompts", timeout=30).json()["prompts"]
         per_key = collections.Counter(m.group(1) for p in prompts if (m := KEY_IN_PROMPT.search(p)))
-        return sum(1 for n in per_key.values() if n > 1)
+        twice = [{"idempotency_key": key, "bfl_tasks": n, "acknowledged_job": self.acknowledged.get(key)}
+                 for key, n in per_key.items() if n > 1]
+        (self.var / "sent-twice.json").write_text(json.dumps(twice, indent=1))
+        return len(twice)
 
     def _stored_twice(self, found: set[str]) -> int:
         sentinels = [tuple(address.split(":")) for address in self.env["REDIS_SENTINELS"].split(",")]
