@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat soak chaos-failover image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication soak chaos-failover image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -85,6 +85,10 @@ bench-usage: $(VENV)/.installed
 # The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients (wrk).
 bench-compat: $(VENV)/.installed
 	$(PY) -m bench.compat
+
+# Submission and callback acknowledgement latency with REDIS_MIN_REPLICAS=1 (a replica on loopback) beside 0.
+bench-replication: $(VENV)/.installed
+	$(PY) -m bench.replication
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

@@ -6,7 +6,9 @@
    the rate is information (a real account's bursts are far below it); nothing dropped is the target;
 2. callback -> stored: vs the direct-download floor and BFL's naive 0.5 s poller (a target);
 3. download throughput: K worker processes vs a direct download loop with K threads (information);
-4. footprint: Redis per job record, RSS of web and worker, BFL calls per job (targets).
+4. footprint: Redis per job record, RSS of web and worker, BFL calls per job (targets);
+5. replication: submission and callback acknowledgement latency with REDIS_MIN_REPLICAS=1 (a real
+   replica on loopback) beside the default 0; the difference is the price of durability (information).
 
 Each benchmark runs its own stack (embedded Redis, BFL simulator, the Procfile's processes),
 all on 127.0.0.1. Figures are medians of ``--reps`` repetitions (``--quick``: 1, shorter runs).
@@ -28,7 +30,7 @@ from devtools.processes import require_tools
 from . import footprint
 from .common import MB, Section, loadavg, log, print_notes, print_table
 
-BENCHES = ("ingest", "to_stored", "throughput")
+BENCHES = ("ingest", "to_stored", "throughput", "replication")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,12 +49,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, help="throughput: files per run (default 500; --quick: 100)")
     parser.add_argument("--workers", help="throughput: worker counts, first one has the target (default: two "
                                           "per core, then one per core; --quick: two per core)")
+    parser.add_argument("--replication-jobs", type=int,
+                        help="replication: submissions and callbacks per setting and rep (default 300; --quick: 100)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.reps = args.reps or (1 if quick else 3)
     args.ingest_seconds = args.ingest_seconds or (4.0 if quick else 5.0)
     args.jobs = args.jobs or (20 if quick else 50)
     args.files = args.files or (100 if quick else 500)
+    args.replication_jobs = args.replication_jobs or (100 if quick else 300)
     # Two worker processes per core is the README's setting (a worker mostly waits on the network and
     # the disk), so it has the target; one per core is measured beside it.
     cores = os.cpu_count() or 1
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start: {load_start}")
     print(f"reps {args.reps}; ingest {args.ingest_seconds:g} s per run; callback -> stored {args.jobs} jobs x "
           f"{args.image_bytes / MB:g} MB at concurrency {args.concurrency}; throughput {args.files} files x 1-2 MB "
-          f"with {', '.join(map(str, args.worker_counts))} workers; LOG_LEVEL={args.log_level}", flush=True)
+          f"with {', '.join(map(str, args.worker_counts))} workers; replication {args.replication_jobs} submissions "
+          f"and callbacks per setting; LOG_LEVEL={args.log_level}", flush=True)
 
     sections: list[Section] = []
     benches: dict[str, object] = {}
