@@ -12,9 +12,10 @@ sentinels promote the replica, and the killed node comes back as a replica (at l
 goes on until there were). Then the kills stop and every acknowledged job is waited for until terminal.
 
 It prints both runs side by side: jobs acknowledged (202), found afterwards, lost, never terminal,
-sent to BFL twice (the simulator's tasks per Idempotency-Key) or stored twice, key changes
-acknowledged against those that held, and per failover the seconds writes were unavailable (from the
-kill until a probe's first 202) beside the sentinels' own failover time. It exits 1 when the
+sent to BFL twice (the simulator's tasks per Idempotency-Key; each listed in the run's
+sent-twice.json) or stored twice, key changes acknowledged against those that held, and per failover
+the seconds writes were unavailable (from the kill until a probe's first 202) beside the sentinels'
+own failover time. It exits 1 when the
 ``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
 Everything stays on 127.0.0.1; logs are kept in the directory printed first.
 """
