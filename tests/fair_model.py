@@ -3,12 +3,18 @@
 Start-time fair queueing over owners: an owner's next turn starts at its pass, or at the clock (the start
 of the last turn given) if that is later; the turn goes to the earliest start among the owners with a job
 that may take a slot now (its pool has room, the owner is under its max_active), ties to the earliest
-job; the turn costs the owner 1 / its weight. Within one owner, its earliest job in any pool with room.
+job. Within one owner, its earliest job in any pool with room.
+
+A turn costs the owner slot time / its weight: at first an estimate (the moving average of the owner's
+tasks' times at BFL in the pool, 10 s before any), then, once the slot is given back, the seconds it was held (at
+least 0.1 s a turn); nothing if its task never reached BFL (the slot came back with the job queued).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+FIRST_ESTIMATE, MIN_TURN, ESTIMATE_WEIGHT = 10.0, 0.1, 0.2
 
 
 @dataclass
@@ -31,6 +37,9 @@ class FairModel:
     weights: dict[str, float] = field(default_factory=dict)
     caps: dict[str, int] = field(default_factory=dict)
     paused: set[str] = field(default_factory=set)
+    taken: dict[str, float] = field(default_factory=dict)  # job -> when it took its slot
+    charges: dict[str, float] = field(default_factory=dict)  # job -> slot time its owner was charged
+    estimates: dict[tuple[str, str], float] = field(default_factory=dict)  # (pool, owner) -> its tasks' average
 
     def __post_init__(self) -> None:
         for pool in self.limits:
@@ -59,12 +68,29 @@ class FairModel:
                  for owner, jobs in self.lines[pool].items() if jobs and self.owner_room(owner)]
         return min(turns, key=lambda t: (t.start, t.job), default=None)
 
-    def serve(self, turn: Turn) -> None:
+    def weight(self, owner: str) -> float:
+        weight = self.weights.get(owner, 1)
+        return weight if weight > 0 else 1
+
+    def serve(self, turn: Turn, now: float) -> None:
         self.lines[turn.pool][turn.owner].remove(turn.job)
         self.held[turn.pool][turn.job] = turn.owner
         self.clock = turn.start
-        weight = self.weights.get(turn.owner, 1)
-        self.passes[turn.owner] = turn.start + 1 / (weight if weight > 0 else 1)
+        cost = max(self.estimates.get((turn.pool, turn.owner), FIRST_ESTIMATE), MIN_TURN)
+        self.passes[turn.owner] = turn.start + cost / self.weight(turn.owner)
+        self.taken[turn.job], self.charges[turn.job] = now, cost
+
+    def settle(self, job: str, pool: str, owner: str | None, held: float | None, learned: bool) -> None:
+        """The slot given back after ``held`` seconds (None: its task never reached BFL)."""
+        charged = self.charges.pop(job, 0.0)
+        self.taken.pop(job, None)
+        used = max(held, MIN_TURN) if held is not None else 0.0
+        if owner is None:
+            return
+        if learned:
+            average = self.estimates.get((pool, owner))
+            self.estimates[pool, owner] = average + (used - average) * ESTIMATE_WEIGHT if average is not None else used
+        self.passes[owner] = self.passes.get(owner, 0.0) + (used - charged) / self.weight(owner)
 
     # The slots' operations.
     def _line_up(self, pool: str, owner: str, job: str) -> None:
@@ -73,25 +99,26 @@ class FairModel:
             line.append(job)
             line.sort()  # job ids sort by creation time
 
-    def acquire(self, job: str, pool: str, owner: str) -> bool:
+    def acquire(self, job: str, pool: str, owner: str, now: float) -> bool:
         self.owner[job] = owner
         self._line_up(pool, owner, job)
         turn = self.pick()
         if turn is not None and turn.job == job:
-            self.serve(turn)
+            self.serve(turn, now)
             return True
         return False
 
-    def dispatch(self, limit: int = 100) -> list[str]:
+    def dispatch(self, now: float, limit: int = 100) -> list[str]:
         given = []
         while len(given) < limit and (turn := self.pick()) is not None:
-            self.serve(turn)
+            self.serve(turn, now)
             given.append(turn.job)
         return given
 
     def requeue(self, job: str, pool: str, *, pause: bool = False, wait: bool = False) -> None:
         """For a job still ``queued`` (the caller checks): its slot back, then in line or waiting out of it."""
-        self.held[pool].pop(job, None)
+        if self.held[pool].pop(job, None) is not None:
+            self.settle(job, pool, self.owner.get(job), None, learned=False)
         if wait:
             return
         self._line_up(pool, self.owner.setdefault(job, "admin"), job)
@@ -105,12 +132,23 @@ class FairModel:
                 if job in jobs:
                     jobs.remove(job)
 
-    def free(self, job: str) -> None:
+    def free(self, job: str, now: float, *, ran: bool) -> None:
+        """The job's slot given back with a change of status; ``ran``: its task was at BFL (``submitted``)."""
+        for pool, held in self.held.items():
+            if held.pop(job, None) is not None:
+                self.settle(job, pool, self.owner.get(job), max(0.0, now - self.taken[job]), learned=ran)
+
+    def end(self, job: str, now: float, *, ran: bool) -> None:
+        self.free(job, now, ran=ran)
+        self.leave_line(job)
+        self.owner.pop(job, None)
+
+    def delete(self, job: str) -> None:
+        """A deleted job: its slot and place go, its owner stays charged what its turn was estimated at."""
         for held in self.held.values():
             held.pop(job, None)
-
-    def end(self, job: str) -> None:
-        self.free(job)
+        self.charges.pop(job, None)
+        self.taken.pop(job, None)
         self.leave_line(job)
         self.owner.pop(job, None)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from redis import Redis
 
@@ -25,6 +25,7 @@ from fluxhook.core.models import MODEL
 from fluxhook.core.pools import POOLS
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
 
@@ -58,14 +59,17 @@ class JobStore:
     so abandoned data cannot pile up whatever happens to the scheduler. Timelines live as long.
     """
 
-    def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS):
+    def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS,
+                 clock: Callable[[], float] = time.time):
         self.connection = connection
+        # What a change of status is stamped with, and a slot's time measured by (tests run it by hand).
+        self.clock = clock
         self.ttl = ttl
         self.keys = keys
         # The slot pools (``limits.pools``): a job leaving them gives its slot or its place in line back.
         self.pools = pools
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
-        self._transition = LuaScript(connection, "effects", "job_transition")
+        self._transition = LuaScript(connection, "effects", "slot_time", "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
         self._delete = LuaScript(connection, "job_delete")
@@ -129,7 +133,7 @@ class JobStore:
                lock: Lock | None = None, effects: Sequence[Effect] = ()) -> Change:
         if count is not None and count not in COUNTERS:
             raise ValueError(count)
-        now = time.time()
+        now = self.clock()
         consequences = st.consequences(new_status)
         if consequences.terminal:
             fields.setdefault("completed_at", now)
@@ -148,6 +152,10 @@ class JobStore:
             spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
         if spec["slots"]:
             spec["freed"] = place(keys, self.keys.slot_freed)
+            spec["fair"] = {"charges": place(keys, self.keys.fair_charges),
+                            "estimates": place(keys, self.keys.fair_estimates),
+                            "passes": place(keys, self.keys.fair_passes),
+                            "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
         if if_equal is not None:
             spec["if_equal"] = list(if_equal)
         if due is not None:
@@ -290,6 +298,7 @@ class JobStore:
             pipe.hdel(self.keys.key_budget_held(key_id), job_id)
         pipe.hdel(self.keys.budget_held, job_id)
         pipe.hdel(self.keys.fair_owners, job_id)
+        pipe.hdel(self.keys.fair_charges, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
         pipe.zrem(self.keys.outbox, job_id)
@@ -314,6 +323,7 @@ class JobStore:
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(self.keys.key_budget_held(key_id), job_id)
         key = self._delete(keys, [job_id, bfl_id, len(st.STATUSES), len(self.pools)])
+        self.connection.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated
         return None if key is None else _text(key)
 
 

@@ -91,6 +91,18 @@ class Keys:
         return f"{self.prefix}fair:clock"
 
     @property
+    def fair_charges(self) -> str:
+        """Job id -> the slot time (s) its owner was charged when it took its slot, an estimate the slot's
+        release corrects to the time it was held, or refunds when the task never reached BFL."""
+        return f"{self.prefix}fair:charge"
+
+    @property
+    def fair_estimates(self) -> str:
+        """A pool's slots key -> how long (s) its tasks have been holding a slot, a moving average:
+        what a turn is charged before its task's own time is known."""
+        return f"{self.prefix}fair:estimate"
+
+    @property
     def share_weights(self) -> str:
         """Owner -> its ``weight``, a positive number (absent: ``owners.DEFAULT_WEIGHT``). Written by whoever manages app keys."""
         return f"{self.prefix}share:weight"

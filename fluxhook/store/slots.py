@@ -23,6 +23,7 @@ never over-commit; a job's change of status gives its slot or its place in line 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from redis import Redis
 
@@ -40,14 +41,16 @@ ADOPT_BATCH = 500
 class Slots:
     """The slot pools on one Redis connection."""
 
-    def __init__(self, connection: Redis, config: Config, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, config: Config, keys: Keys = KEYS, clock: Callable[[], float] = time.time):
         self.connection = connection
+        # When a slot is taken, and its lease runs from (tests run it by hand).
+        self.clock = clock
         self.config = config
         self.keys = keys
         self.pools = pools(config.bfl_model_limits)
-        self._acquire = LuaScript(connection, "slots_prelude", "slots_acquire")
-        self._dispatch = LuaScript(connection, "slots_prelude", "slots_dispatch")
-        self._requeue = LuaScript(connection, "slots_prelude", "slots_requeue")
+        self._acquire = LuaScript(connection, "slot_time", "slots_prelude", "slots_acquire")
+        self._dispatch = LuaScript(connection, "slot_time", "slots_prelude", "slots_dispatch")
+        self._requeue = LuaScript(connection, "slot_time", "slots_prelude", "slots_requeue")
         self._adopt = LuaScript(connection, "slots_adopt")
 
     def acquire(self, job: Job, key_id: str | None = None) -> bool:
@@ -112,13 +115,14 @@ class Slots:
 
     def _pool_keys(self) -> list[str]:
         k = self.keys
-        keys = [k.due, k.fair_owners, k.fair_held, k.fair_passes, k.fair_clock, k.share_weights, k.share_max_active]
+        keys = [k.due, k.fair_owners, k.fair_held, k.fair_passes, k.fair_clock, k.share_weights, k.share_max_active,
+                k.fair_charges, k.fair_estimates]
         for pool in self.pools:
             keys += [k.slots(pool), k.line(pool), k.paused(pool)]
         return keys
 
     def _pool_args(self) -> list:
-        args: list = [repr(time.time()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
+        args: list = [repr(self.clock()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
                       len(self.pools)]
         for pool in self.pools:
             args += [pool, pool_limit(self.config, pool)]

@@ -7,7 +7,7 @@
 -- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
--- Runs after effects.lua (apply_effects).
+-- Runs after effects.lua (apply_effects) and slot_time.lua.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
@@ -43,7 +43,18 @@ if new ~= '' and new ~= current then
   -- The slot or the place in line it gives back is its owner's (see slots_prelude.lua).
   local owner = spec.owners and redis.call('HGET', KEYS[spec.owners], spec.id)
   local freed = 0
-  for _, key in ipairs(spec.slots) do freed = freed + redis.call('ZREM', KEYS[key], spec.id) end
+  for _, key in ipairs(spec.slots) do
+    local taken = redis.call('ZSCORE', KEYS[key], spec.id)
+    if taken then
+      freed = freed + redis.call('ZREM', KEYS[key], spec.id)
+      -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
+      local f = {charges = KEYS[spec.fair.charges], estimates = KEYS[spec.fair.estimates],
+                 passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
+                 default_weight = spec.fair.default_weight}
+      settle_slot(f, KEYS[key], spec.id, owner, math.max(0, tonumber(spec.now) - tonumber(taken)),
+                  current == 'submitted')
+    end
+  end
   if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
     redis.call('HDEL', KEYS[spec.held], owner)
   end

@@ -1,8 +1,10 @@
 -- Shared by the slot scripts: the pools, their limits, the owners' fair share, and what may be taken now.
 --
+-- Runs after slot_time.lua.
 -- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
--- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; then per pool, in ARGV's
--- order: its slots, its line, its pause flag.
+-- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; KEYS[8] job -> slot time
+-- charged; KEYS[9] pool -> slot time estimate; then per pool, in ARGV's order: its slots, its line,
+-- its pause flag.
 -- ARGV[1] now, ARGV[2] BFL_MAX_ACTIVE, ARGV[3] the slot lease (s), ARGV[4] the submit lease (s),
 -- ARGV[5] the admin owner, ARGV[6] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[7] n pools,
 -- then n pairs of pool name and limit; the script's own arguments follow.
@@ -11,22 +13,23 @@
 -- its pass, or the clock if that is later (an owner back from idle starts level with the others and
 -- carries no credit). A turn goes to the owner with the earliest start among those with a job that
 -- may take a slot now (its pool has room, the owner is under its max_active), and costs it
--- 1 / weight; ties go to the earliest job. Within an owner, its earliest job in any pool with room
+-- its slot time / weight (see slot_time.lua); ties go to the earliest job. Within an owner, its earliest job in any pool with room
 -- goes first. Each owner's line in a pool is one lexical range, so finding the candidates costs
 -- one lookup per owner with work waiting, whatever the number of jobs.
 local now, total = tonumber(ARGV[1]), tonumber(ARGV[2])
 local slot_lease, submit_lease = tonumber(ARGV[3]), tonumber(ARGV[4])
 local admin, default_weight = ARGV[5], tonumber(ARGV[6])
 local due, owners, held, passes, clock_key, weights, caps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local fair = {charges = KEYS[8], estimates = KEYS[9], passes = passes, weights = weights, default_weight = default_weight}
 local pools, by_name = {}, {}
 for i = 1, tonumber(ARGV[7]) do
   local pool = {name = ARGV[6 + 2 * i], limit = tonumber(ARGV[7 + 2 * i]),
-                slots = KEYS[3 * i + 5], line = KEYS[3 * i + 6], paused = KEYS[3 * i + 7]}
+                slots = KEYS[3 * i + 7], line = KEYS[3 * i + 8], paused = KEYS[3 * i + 9]}
   pools[i] = pool
   by_name[pool.name] = pool
 end
 local rest = 8 + 2 * #pools
-local own_keys = 7 + 3 * #pools
+local own_keys = 9 + 3 * #pools
 
 local function fmt(x) return string.format('%.17g', x) end
 local function member(owner, job) return owner .. ':' .. job end
@@ -42,13 +45,16 @@ local function release(owner)
   held_by[owner] = math.max(left, 0)
 end
 
--- A slot held past its lease belongs to a job that never finished: it is free again.
+-- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
 local held_total = 0
 for _, pool in ipairs(pools) do
-  for _, job in ipairs(redis.call('ZRANGEBYSCORE', pool.slots, '-inf', now - slot_lease)) do
+  local expired = redis.call('ZRANGEBYSCORE', pool.slots, '-inf', now - slot_lease, 'WITHSCORES')
+  for i = 1, #expired, 2 do
+    local job, taken = expired[i], tonumber(expired[i + 1])
     redis.call('ZREM', pool.slots, job)
     local owner = redis.call('HGET', owners, job)
     if owner then release(owner) end
+    settle_slot(fair, pool.slots, job, owner, now - taken, false)
   end
   held_total = held_total + redis.call('ZCARD', pool.slots)
 end
@@ -121,10 +127,12 @@ local function take(pool, job, owner)
   held_total = held_total + 1
   held_by[owner] = redis.call('HINCRBY', held, owner, 1)
   local s = start(owner)
+  local cost = slot_estimate(fair.estimates, pool.slots, owner)
   clock = s
-  pass_of[owner] = s + 1 / weight(owner)
+  pass_of[owner] = s + cost / weight(owner)
   redis.call('SET', clock_key, fmt(s))
   redis.call('HSET', passes, owner, fmt(pass_of[owner]))
+  redis.call('HSET', fair.charges, job, fmt(cost))
 end
 
 -- Take the picked job out of its line and give it its slot.

@@ -4,12 +4,14 @@
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its whole pool. With a wait, the job alone stays out of line until then (the
 -- sweep puts it back when it comes due): its slot is freed and nothing else is held back. The turn
--- it was given stays spent.
+-- it was given is refunded: the slot went back without a task at BFL.
 local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 if redis.call('HGET', KEYS[own_keys + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)
 if redis.call('ZREM', pool.slots, job) == 1 then
   if owner then release(owner) end
+  -- Its task never reached BFL: the turn costs nothing.
+  settle_slot(fair, pool.slots, job, owner, nil, false)
   -- Wakes one worker's hand-out, so the slot goes on to the next job now, not at the next sweep.
   redis.call('LPUSH', KEYS[own_keys + 2], 1)
   redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)

@@ -73,7 +73,8 @@ def _assert_same(model: FairModel, connection) -> None:
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
     pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).get(KEYS.fair_clock).hgetall(KEYS.fair_owners)
-    *per_pool, held, passes, clock, owners = pipe.execute()
+    pipe.hgetall(KEYS.fair_charges).hgetall(KEYS.fair_estimates)
+    *per_pool, held, passes, clock, owners, charges, estimates = pipe.execute()
     for n, pool in enumerate(POOLS):
         assert set(_text(per_pool[2 * n])) == set(model.held[pool]), pool
         assert _text(per_pool[2 * n + 1]) == model.line_members(pool), pool
@@ -81,6 +82,9 @@ def _assert_same(model: FairModel, connection) -> None:
     assert {k.decode(): float(v) for k, v in passes.items()} == model.passes
     assert float(clock or 0) == model.clock
     assert {k.decode(): v.decode() for k, v in owners.items()} == model.owner
+    assert {k.decode(): float(v) for k, v in charges.items()} == model.charges
+    estimated = {f"{KEYS.slots(pool)}|{owner}": v for (pool, owner), v in model.estimates.items()}
+    assert {k.decode(): float(v) for k, v in estimates.items()} == estimated
     assert model.in_flight() <= model.total
     assert all(len(model.held[p]) <= model.limits[p] for p in POOLS)
 
@@ -100,6 +104,9 @@ STEPS = hs.one_of(
     hs.tuples(hs.just("unpause"), hs.sampled_from(POOLS)),
     hs.tuples(hs.just("weight"), hs.sampled_from(OWNERS), hs.sampled_from((None, 1, 2, 3, 0.5, 0))),
     hs.tuples(hs.just("cap"), hs.sampled_from(OWNERS), hs.sampled_from((None, 0, 1, 2))),
+    # Time passing: tasks of mixed lengths, from instants to minutes (a FLUX 3 video).
+    hs.tuples(hs.just("tick"), hs.sampled_from((0.0, 0.05, 1.0, 2.5, 30.0, 240.0))),
+    hs.tuples(hs.just("tick"), hs.floats(0, 300, allow_nan=False)),
 )
 
 
@@ -110,7 +117,9 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
     connection.flushdb()
     config = _config(bfl_max_active=total, bfl_max_active_kontext_max=kontext)
     conns = [_client(connection) for _ in range(CLIENTS)]
-    slots, stores = [Slots(c, config) for c in conns], [JobStore(c) for c in conns]
+    now = [1_800_000_000.0]  # the clock every client and the model read: it moves only with a "tick"
+    clock = lambda: now[0]  # noqa: E731
+    slots, stores = [Slots(c, config, clock=clock) for c in conns], [JobStore(c, clock=clock) for c in conns]
     model = FairModel(total, {p: pool_limit(config, p) for p in POOLS})
     jobs: dict[str, Job] = {}
     status: dict[str, str] = {}
@@ -127,9 +136,11 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
             _, owner, model_name, client = step
             job = _queued(store_, model_name)
             jobs[job.id], status[job.id] = job, st.QUEUED
-            assert slots[client].acquire(job, _key_id(owner)) is model.acquire(job.id, job.pool, owner)
+            assert slots[client].acquire(job, _key_id(owner)) is model.acquire(job.id, job.pool, owner, now[0])
         elif kind == "dispatch":
-            assert slots[step[1]].dispatch(step[2]) == model.dispatch(step[2])
+            assert slots[step[1]].dispatch(step[2]) == model.dispatch(now[0], step[2])
+        elif kind == "tick":
+            now[0] += step[1]
         elif kind == "submit" and (job := chosen(step[1], [i for i in holders() if status[i] == st.QUEUED])):
             assert store_.transition(job.id, st.SUBMITTED, bfl_id=f"b-{job.id}")  # still holds its slot
             status[job.id] = st.SUBMITTED
@@ -138,11 +149,13 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
                 if status[job.id] == st.QUEUED:
                     assert store_.transition(job.id, st.SUBMITTED, bfl_id=f"b-{job.id}")
                 assert store_.transition(job.id, st.READY, result_url="https://x/r.png")
-                model.free(job.id)
+                model.free(job.id, now[0], ran=True)
+            elif step[2] == "delete":
+                assert store_.delete(job.id) is not None
+                model.delete(job.id)
             else:
-                assert store_.delete(job.id) is not None if step[2] == "delete" else \
-                    store_.transition(job.id, st.FAILED, error=FAIL)
-                model.end(job.id)
+                assert store_.transition(job.id, st.FAILED, error=FAIL)
+                model.end(job.id, now[0], ran=status[job.id] == st.SUBMITTED)
             status[job.id] = "gone"
         elif kind == "leave" and (job := chosen(step[1], waiters())):
             if step[2] == "moved on":  # submitted by another way while in line: it leaves its line
@@ -151,7 +164,7 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
             else:
                 assert store_.delete(job.id) is not None if step[2] == "delete" else \
                     store_.transition(job.id, st.FAILED, error=FAIL)
-                model.end(job.id)
+                model.delete(job.id) if step[2] == "delete" else model.end(job.id, now[0], ran=False)
             status[job.id] = "gone"
         elif kind == "requeue" and (job := chosen(step[1], holders())):
             how, client = step[2], step[3]
