@@ -1,9 +1,10 @@
-"""Worker records that must outlive a Redis failover because they stand for something done elsewhere.
+"""Worker steps that must outlive a Redis failover because they stand for something done elsewhere.
 
-A task BFL accepted is paid for: if the record of it were lost with a primary that died before its
-replica had it, the job would read ``queued`` again on the new primary and be sent again. With
-``REDIS_MIN_REPLICAS``, the worker that still holds BFL's answer makes sure its record reached the
-replicas, and writes it again on the new primary when it did not.
+A task BFL accepted is paid for. With ``REDIS_MIN_REPLICAS``, a worker sends a job to BFL only once the
+replicas have the job as it read it (else a job lost with a dying primary would be paid for, and then
+created and paid for again by the client's retry), and the worker that holds BFL's answer makes sure
+its record reached the replicas, writing it again on the new primary when it did not (else the job
+would read ``queued`` there and be sent again).
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ log = logging.getLogger("fluxhook.durable")
 PATIENCE_SECONDS = 20.0
 # Between two tries while Redis fails over: nothing to wait on but the clock.
 PAUSE_SECONDS = 0.5
+
+
+def primary_before_reading(svc: Services) -> str | None:
+    """With replicas required, the primary as known before a job is read for sending (see ``confirm_before_sending``)."""
+    return svc.store.replication.primary() if svc.store.replication.required else None
+
+
+def confirm_before_sending(svc: Services, primary: str | None) -> None:
+    """Return once the replicas have everything the primary ``primary`` took so far (the job read for
+    sending among it); raise ``NotReplicated`` or ``FailedOver`` (retryable) if not. Nothing without replicas required."""
+    if primary is not None:
+        svc.store.replication.confirm(primary)
 
 
 def record_durably(svc: Services, record: Callable[[], bool]) -> bool:

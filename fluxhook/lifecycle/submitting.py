@@ -74,10 +74,12 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
     return size if size is not None else task_inputs.load(svc, job.id, job.input)
 
 
-def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Reservation | None = None) -> str:
+def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Reservation | None = None,
+           primary: str | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
     is its input when the caller has it in hand, so a large one is not read back from storage, and
-    ``admitted`` the reservation its creation just made, so the budget is not asked again.
+    ``admitted`` the reservation its creation just made, so the budget is not asked again; ``primary`` the
+    Redis primary as known before ``job`` was read, when replicas are required (``durable``).
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
@@ -88,12 +90,13 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Re
     if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
-        return _submit(svc, job, task_input, admitted)
+        return _submit(svc, job, task_input, admitted, primary)
     finally:
         svc.store.locks.release(lock)
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservation | None) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservation | None,
+            primary: str | None) -> str:
     config = svc.config
     key_name, key = "", None
     if job.key_id:
@@ -112,6 +115,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
+    durable.confirm_before_sending(svc, primary)
     try:
         task = svc.bfl.submit(job.model or "", body)
     except BFLRateLimited as exc:
@@ -198,11 +202,12 @@ def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
 def submit_queued(svc: Services, job_id: str) -> str:
     """Submit a queued job that was handed a slot; an error that will pass puts it back in line
     (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
+    primary = durable.primary_before_reading(svc)
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
         return SKIPPED
     try:
-        return submit(svc, job)
+        return submit(svc, job, primary=primary)
     except Exception as exc:
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             wait_for_room(svc, job, None)
