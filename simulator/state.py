@@ -144,6 +144,8 @@ class Simulator:
             self._count_active(model, +1)
             self.stats.submitted += 1
             delay = s.video_delay if task.is_video and s.task_delay is not None else s.task_delay
+            if task.seconds is not None:  # the prompt's own length, even when tasks otherwise wait to be told
+                delay = task.seconds
             if delay is not None and delay >= 0 and "pending" not in task.markers:
                 task.timer = threading.Timer(delay, self._timer_fired, args=(task,))
                 task.timer.daemon = True
@@ -163,7 +165,7 @@ class Simulator:
             if task.outcome == "ready":
                 sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
             return task.poll_body(sample, self._draft_url(task, self.settings.public_base()),
-                                  task.running(time.time(), self.settings.video_delay))
+                                  task.running(time.time(), task.seconds or self.settings.video_delay))
 
     # -- completion and callbacks -------------------------------------------
 

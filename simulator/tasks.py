@@ -33,11 +33,19 @@ _OUTCOME_MARKERS = {
     "request-moderated": "request_moderated",
 }
 ERROR_INFO = {"error": "Generation failed", "message": "Internal error"}
+# `[seconds-30]`, `[seconds-0.5]`: a task as long as the prompt says, so one run can mix long and short tasks.
+_SECONDS = re.compile(r"\[seconds-(\d+(?:\.\d+)?)\]")
 
 
 def parse_markers(prompt: str) -> frozenset[str]:
     """The known `[marker]` tokens found in a prompt."""
     return frozenset(re.findall(r"\[([a-z-]+)\]", prompt.lower())) & MARKERS
+
+
+def parse_seconds(prompt: str) -> float | None:
+    """The task length a `[seconds-N]` marker sets (the last one, if several), else None."""
+    found = _SECONDS.findall(prompt.lower())
+    return float(found[-1]) if found else None
 
 
 def validate_submission(model: str, body: Any) -> list[dict[str, Any]]:
@@ -75,6 +83,8 @@ class Task:
     markers: frozenset[str]
     created_at: float
     cancel: threading.Event
+    # Seconds until the task completes, from its prompt's `[seconds-N]`; None: the settings' delay.
+    seconds: float | None = None
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     status: str = PENDING
@@ -159,6 +169,7 @@ class Task:
             "outcome": self.outcome,
             "image_format": self.image_format,
             "markers": sorted(self.markers),
+            "seconds": self.seconds,
             "webhook_url": self.webhook_url,
             "has_webhook_secret": self.webhook_secret is not None,
             "created_at": self.created_at,
@@ -206,6 +217,7 @@ def new_task(model: str, body: dict[str, Any], default_format: str, cancel: thre
         seed=seed,
         image_format=fmt,
         markers=markers,
+        seconds=parse_seconds(prompt),
         created_at=time.time(),
         cancel=cancel,
         webhook_url=body.get("webhook_url"),

@@ -128,6 +128,19 @@ def test_task_completes_after_task_delay(base: str) -> None:
     assert wait_ready(base, task_id)["status"] == "Ready"
 
 
+def test_seconds_marker_outranks_the_task_delay(base: str) -> None:
+    long_id = submit_ok(base, "long [seconds-1]")
+    assert wait_ready(base, submit_ok(base, "short"))["status"] == "Ready"  # the settings' 0.05 s
+    assert poll(base, long_id)["status"] == "Pending"
+    assert task_state(base, long_id)["seconds"] == 1.0
+    done = wait_ready(base, long_id)["result"]
+    assert done["end_time"] - done["start_time"] >= 1.0
+
+    # Tasks otherwise wait to be completed by hand: a marked one still ends by itself.
+    set_settings(base, task_delay=None)
+    assert wait_ready(base, submit_ok(base, "timed [seconds-0.1]"))["status"] == "Ready"
+
+
 def test_unknown_task_is_404(base: str) -> None:
     response = requests.get(f"{base}/v1/get_result", params={"id": "nope"}, headers=KEY, timeout=5)
     assert response.status_code == 404
