@@ -1,6 +1,7 @@
-"""Benchmark: one key's backlog beside another key's trickle, with fair share and with FIFO dispatch.
+"""Benchmark: fair share against FIFO dispatch: a key's backlog beside another's trickle; long tasks beside short ones.
 
     .venv/bin/python -m bench.fairness [--backlog 200] [--every 2] [--task-delay 1] [--baseline-tree PATH]
+                                       [--mixed-seconds 300] [--mixed-weights 1:1]
 
 ``BFL_MAX_ACTIVE=4``, simulator tasks of ``--task-delay`` seconds, the Procfile's web and one worker
 (whose sweep hands out freed slots). Key A queues ``--backlog`` jobs at once; key B queues one job
@@ -15,6 +16,15 @@ this tree with B's jobs queued as key A's (one owner: FIFO per model, with every
 tree has, such as the workers' hand-out of freed slots); and the tree at ``--baseline-tree``, a
 checkout of 194e639 (FIFO per model, no owners), made with ``git worktree add`` when missing. Each
 run is a process of its own with that tree first on its ``PYTHONPATH`` (for its web and worker too).
+
+Then mixed lengths: the same web, worker and ``BFL_MAX_ACTIVE=4``, key A's tasks of 30 s beside key B's
+of 1 s (``[seconds-30]``, ``[seconds-1]`` in their prompts), each key topped up to keep jobs waiting,
+for ``--mixed-seconds``. Figure: each key's share of the slot time, the seconds from BFL's acceptance of
+its jobs (``submitted_at``) to BFL's end of them (``finished_at``; a job not ended counts to the end),
+clipped to the window; with fair share each share should be within 10 % of the key's weight
+(``--mixed-weights``). It runs on this tree and on the baseline tree, both with this tree's simulator
+(the baseline's knows no ``[seconds-N]``).
+
 Loopback only; nothing outside temporary directories changes (but the baseline checkout, when made).
 """
 
@@ -40,6 +50,11 @@ TARGET_A_RATIO = 0.95
 # Bounds on every loop of a run.
 RUN_TIMEOUT = 600.0
 MAX_B_JOBS = 300
+# Mixed lengths: each key's task seconds, and the jobs each keeps waiting (B's 1 s tasks can take 4 a
+# second; the top-up comes every half second).
+MIXED_SECONDS = {"key_a": 30, "key_b": 1}
+MIXED_WAITING = 20
+MIXED_TOLERANCE = 0.10
 
 
 def main() -> None:
@@ -48,9 +63,16 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=2.0)
     parser.add_argument("--task-delay", type=float, default=1.0)
     parser.add_argument("--baseline-tree", type=Path, default=BASELINE_TREE)
+    parser.add_argument("--mixed-seconds", type=float, default=300.0, help="the mixed-lengths window")
+    parser.add_argument("--mixed-weights", type=_weights, default=(1.0, 1.0), metavar="A:B",
+                        help="keys A's and B's weights in the mixed-lengths phase")
     parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)  # one run, in this process
     parser.add_argument("--one-owner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mixed-sim", help=argparse.SUPPRESS)  # a mixed-lengths run on this simulator
     args = parser.parse_args()
+    if args.run and args.mixed_sim:
+        print(json.dumps(run_mixed(args.mixed_sim, args.mixed_seconds, args.mixed_weights)), flush=True)
+        return
     if args.run:
         print(json.dumps(run(args.backlog, args.every, args.task_delay, args.one_owner)), flush=True)
         return
@@ -59,7 +81,19 @@ def main() -> None:
     for name, path, one_owner in runs(tree):
         _log(f"{name}: {args.backlog} jobs of key A at once, one of key B every {args.every:g} s ({path})")
         results[name] = run_in(path, args, one_owner)
+    mixed = {}
+    for name, path in ((FAIR, ROOT), (BASELINE, tree)):
+        _log(f"{name}, mixed lengths: key A's 30 s tasks beside key B's 1 s tasks for {args.mixed_seconds:g} s ({path})")
+        mixed[name] = run_in(path, args, False, mixed=True)
     report(results, args)
+    report_mixed(mixed, args)
+
+
+def _weights(text: str) -> tuple[float, float]:
+    a, b = (float(w) for w in text.split(":"))
+    if a <= 0 or b <= 0:
+        raise ValueError("weights are positive")
+    return a, b
 
 
 def runs(tree: Path) -> list[tuple[str, Path, bool]]:
@@ -79,12 +113,28 @@ def ensure_baseline(tree: Path) -> Path:
     return tree
 
 
-def run_in(tree: Path, args: argparse.Namespace, one_owner: bool) -> dict:
+def run_in(tree: Path, args: argparse.Namespace, one_owner: bool, mixed: bool = False) -> dict:
     """One run in its own process, with ``tree``'s code first on the path; its figures."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     command = [sys.executable, str(Path(__file__).resolve()), "--run", "--backlog", str(args.backlog),
                "--every", str(args.every), "--task-delay", str(args.task_delay), *(["--one-owner"] * one_owner)]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT + 120)
+    timeout = RUN_TIMEOUT + 120
+    simulator = None
+    if mixed:
+        # This tree's simulator, whichever tree runs: the baseline's would ignore [seconds-N].
+        from devtools.processes import free_port, stop_process
+        from devtools.stack import start_simulator
+
+        port = free_port()
+        simulator = start_simulator(port)
+        command += ["--mixed-sim", f"127.0.0.1:{port}", "--mixed-seconds", str(args.mixed_seconds),
+                    "--mixed-weights", ":".join(map(str, args.mixed_weights))]
+        timeout += args.mixed_seconds
+    try:
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    finally:
+        if simulator is not None:
+            stop_process(simulator)
     if done.returncode != 0:
         raise RuntimeError(f"the run in {tree} failed:\n{done.stderr[-3000:]}")
     sys.stderr.write(done.stderr)
@@ -113,8 +163,32 @@ def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
         stack.cleanup()
 
 
-def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
-    from fluxhook.store.keys import KEYS
+def run_mixed(sim: str, window: float, weights: tuple[float, float]) -> dict:
+    """Start a stack from the tree on the path, on the simulator at ``sim`` (host:port), and measure mixed lengths."""
+    from bench.common import BenchStack
+    from devtools.stack import SIMULATOR_KEY
+    from fluxhook.services import build_services
+    try:
+        from fluxhook.core.config import Config
+    except ImportError:  # the FIFO tree, from before fluxhook/core/
+        from fluxhook.config import Config
+
+    stack = BenchStack("fairness-mixed", log_level="WARNING", BFL_MAX_ACTIVE=str(MAX_ACTIVE),
+                       PYTHONPATH=os.environ["PYTHONPATH"], BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=f"http://{sim}",
+                       RESULT_HOST_ALLOWLIST=sim, API_HOST_ALLOWLIST=sim)
+    try:
+        stack.start(workers=1)
+        stack.sim_settings(scene_images=False, image_format="png")
+        svc = build_services(Config.from_env(stack.env))
+        return _drive_mixed(svc, stack, window, dict(zip(MIXED_SECONDS, weights, strict=True)))
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def _queuer(svc):
+    """``queue(owner, n, prompt)``: a job recorded and offered a slot as ``POST /v1/jobs`` does; its id.
+    Also whether the slots know owners (the FIFO tree's do not: there every job is queued alike)."""
     try:
         from fluxhook.core import transitions as st
         from fluxhook.core.job import Job, new_job_id
@@ -128,18 +202,25 @@ def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
     except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
         from fluxhook.tasks import enqueue_submits
 
-    # The FIFO tree's slots know no owners: there every job is queued alike.
     owned = "key_id" in inspect.signature(svc.slots.acquire).parameters
 
-    def queue(owner: str, n: int) -> str:
+    def queue(owner: str, n: int, prompt: str = "") -> str:
         now = time.time()
-        job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", input={"prompt": f"{owner} {n}"},
+        job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro",
+                  input={"prompt": f"{owner} {n}{prompt}"},
                   pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now)
         svc.jobs.create(job)
         if svc.slots.acquire(job, **({"key_id": owner} if owned else {})):
             enqueue_submits(svc.control_queue, [job.id])
         return job.id
 
+    return queue, owned
+
+
+def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
+    from fluxhook.store.keys import KEYS
+
+    queue, _ = _queuer(svc)
     started = time.time()
     a_jobs = [queue("key_a", n) for n in range(backlog)]
     b_jobs: list[str] = []
@@ -180,6 +261,42 @@ def _drive(svc, stack, backlog: int, every: float, b_owner: str) -> dict:
             "a_jobs": len(a_jobs), "b_in_a_time": sum(1 for s in b_at if s <= a_end), "b_jobs": len(b_jobs)}
 
 
+def _drive_mixed(svc, stack, window: float, weights: dict[str, float]) -> dict:
+    from bench.common import read_jobs
+
+    queue, owned = _queuer(svc)
+    if owned:
+        for owner, weight in weights.items():
+            svc.slots.set_share(owner, weight, None)
+    db = stack.redis()
+    jobs: dict[str, list[str]] = {owner: [] for owner in MIXED_SECONDS}
+    waiting: dict[str, list[str]] = {owner: [] for owner in MIXED_SECONDS}
+    started = time.time()
+    end = started + window
+    while time.time() < end:
+        for ids in waiting.values():
+            ids[:] = [j for j, r in zip(ids, read_jobs(db, ids, ("submitted_at",)), strict=True) if not r["submitted_at"]]
+        # One of each key in turn, so that FIFO's line (by creation) alternates the keys as fair share's turns would.
+        while any(len(ids) < MIXED_WAITING for ids in waiting.values()):
+            for owner, ids in waiting.items():
+                if len(ids) < MIXED_WAITING:
+                    ids.append(queue(owner, len(jobs[owner]), f" [seconds-{MIXED_SECONDS[owner]}]"))
+                    jobs[owner].append(ids[-1])
+        time.sleep(0.5)
+    end = min(end, time.time())
+
+    def slot_time(record: dict) -> float:
+        if not record["submitted_at"]:
+            return 0.0
+        finished = float(record["finished_at"]) if record["finished_at"] else end
+        return max(0.0, min(finished, end) - max(float(record["submitted_at"]), started))
+
+    records = {owner: read_jobs(db, ids, ("submitted_at", "finished_at")) for owner, ids in jobs.items()}
+    return {"window": end - started, "weights": weights, "owned": owned,
+            "slot_seconds": {owner: sum(map(slot_time, rs)) for owner, rs in records.items()},
+            "tasks": {owner: sum(1 for r in rs if slot_time(r) > 0) for owner, rs in records.items()}}
+
+
 def report(results: dict[str, dict], args: argparse.Namespace) -> None:
     from bench.common import Row, Section, fmt, percentile, print_notes, print_table
 
@@ -217,6 +334,44 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> None:
         "share B's jobs take their turns meanwhile (about 1 / (every * jobs per second) of the turns), which FIFO "
         "gives B only after A's backlog. 'Together' counts A's jobs and B's accepted over the same time: the "
         "slots kept busy, whoever's jobs they hold",
+        f"load average at the end: {_loadavg()}",
+    ]
+    print_table([section])
+    print_notes([section])
+
+
+def report_mixed(results: dict[str, dict], args: argparse.Namespace) -> None:
+    from bench.common import Row, Section, fmt, print_notes, print_table
+
+    fair, fifo = results[FAIR], results[BASELINE]
+    weights = fair["weights"]
+
+    def share(r: dict, owner: str) -> float:
+        return r["slot_seconds"][owner] / (sum(r["slot_seconds"].values()) or 1)
+
+    def busy(r: dict) -> float:
+        return sum(r["slot_seconds"].values()) / (MAX_ACTIVE * r["window"])
+
+    section = Section(f"mixed lengths: BFL_MAX_ACTIVE={MAX_ACTIVE}, key A's tasks of {MIXED_SECONDS['key_a']} s, "
+                      f"key B's of {MIXED_SECONDS['key_b']} s, both kept waiting, {args.mixed_seconds:g} s; "
+                      f"baseline {BASELINE}")
+    for owner, label in (("key_a", "A"), ("key_b", "B")):
+        due = weights[owner] / sum(weights.values())
+        got = share(fair, owner)
+        section.rows.append(Row(f"{label}'s share of the slot time (weight {weights[owner]:g})", fmt(got, 3),
+                                fmt(share(fifo, owner), 3), "", f"{due * (1 - MIXED_TOLERANCE):.3f}-"
+                                f"{due * (1 + MIXED_TOLERANCE):.3f}", abs(got - due) <= MIXED_TOLERANCE * due))
+    section.rows += [
+        Row("  A's / B's tasks at BFL in the window", f"{fair['tasks']['key_a']} / {fair['tasks']['key_b']}",
+            f"{fifo['tasks']['key_a']} / {fifo['tasks']['key_b']}"),
+        Row("  slots busy at BFL (share of 4 x the window)", fmt(busy(fair), 3), fmt(busy(fifo), 3),
+            fmt(busy(fair) / busy(fifo), 2, "x")),
+    ]
+    section.notes = [
+        "slot time: from BFL's acceptance of a job (submitted_at) to its end at BFL (finished_at), clipped to the "
+        "window; a job not ended by then counts to the end. The baseline has no owners or weights: FIFO gives "
+        "the keys turns alike, so A's long tasks hold the slots",
+        f"both runs on this tree's simulator; windows {fmt(fair['window'], 0)} s and {fmt(fifo['window'], 0)} s",
         f"load average at the end: {_loadavg()}",
     ]
     print_table([section])
