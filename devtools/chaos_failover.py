@@ -27,7 +27,6 @@ import json
 import os
 import random
 import re
-import secrets
 import signal
 import sys
 import tempfile
@@ -40,10 +39,10 @@ from pathlib import Path
 import requests
 from redis.sentinel import Sentinel
 
-from devtools.processes import free_port, python, start_process, wait_until
+from devtools.processes import free_port, python, start_process
 from devtools.replicated_redis import ReplicatedRedis
 from devtools.soak import Soak
-from devtools.stack import SIMULATOR_KEY, procfile_commands
+from devtools.stack import SIMULATOR_KEY
 from fluxhook import client as fluxhook_client
 from fluxhook.store.keys import KEYS
 
@@ -73,34 +72,21 @@ class Failover:
 
 
 class FailoverRun(Soak):
-    """One run. Soak's process handling is reused (_start, _web_answers, _web_answers_logged, close):
+    """One run. Soak's process handling is reused (_start_service, _start, _web_answers, _web_answers_logged, close):
     only the Redis, the faults and the load differ, so Soak.__init__ is not."""
 
     def __init__(self, minutes: float, seed: int, min_replicas: int, var: Path):
         self.minutes, self.seed, self.min_replicas, self.var = minutes, seed, min_replicas, var
         self.tmpfs = False
         self.redis = ReplicatedRedis(directory=str(self._dir("redis"))).start()
-        sim_port, web_port = free_port(), free_port()
+        sim_port = free_port()
         # The simulator with its tasks' prompts readable: BFL submissions per Idempotency-Key.
         self.simulator = start_process([python(), "-m", "devtools.chaos_failover", "--simulator", "--host", "127.0.0.1",
                                         "--port", str(sim_port), "--api-key", SIMULATOR_KEY, "--task-delay", "1.0"],
                                        dict(os.environ), ready_line="simulator listening",
                                        log_path=str(self.var / "simulator.log"))
         self.sim_url = f"http://127.0.0.1:{sim_port}"
-        self.token = secrets.token_urlsafe(24)
-        self.env = dict(os.environ, **self.redis.env(), REDIS_MIN_REPLICAS=str(min_replicas),
-                        BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=self.sim_url,
-                        RESULT_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}", API_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}",
-                        SECRET_KEY=secrets.token_urlsafe(32), API_TOKENS=self.token, PORT=str(web_port),
-                        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}", STORAGE_URL=f"file://{self._dir('images')}",
-                        CALLBACK_GRACE_SECONDS="5", WEB_CONCURRENCY="2", LOG_LEVEL="INFO", BFL_MAX_ACTIVE="24",
-                        GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{web_port}",
-                        PATH=os.pathsep.join([str(Path(python()).parent), os.environ.get("PATH", "")]))
-        self.base_url = f"http://127.0.0.1:{web_port}"
-        self.commands = procfile_commands()
-        self.web = self._start("web")
-        wait_until(self._web_answers, timeout=30, message="the web process")
-        self.workers = [self._start("worker", n) for n in range(2)]
+        self._start_service(self.redis.env(), self._dir("images"), sim_port, REDIS_MIN_REPLICAS=str(min_replicas))
         self.admin = requests.Session()
         self.admin.headers["Authorization"] = f"Bearer {self.token}"
         self.acknowledged: dict[str, str] = {}  # Idempotency-Key -> job id, for every 202

@@ -53,28 +53,34 @@ class Soak:
         self.disk = self._dir("images")
         self.tmpfs = os.geteuid() == 0 and subprocess.run(
             ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(self.disk)], capture_output=True).returncode == 0
-        sim_port, web_port = free_port(), free_port()
+        sim_port = free_port()
         self.simulator = start_simulator(sim_port, str(self.var / "simulator.log"), "--task-delay", "1.0")
         self.sim_url = f"http://127.0.0.1:{sim_port}"
+        self._start_service({"REDIS_URL": self.redis.url}, self.disk, sim_port)
+        self.jobs: list[str] = []
+        self.submit_errors: collections.Counter = collections.Counter()
+        self.faults: collections.Counter = collections.Counter()
+        self.stop = threading.Event()
+
+    def _start_service(self, redis_env: dict[str, str], images: Path, sim_port: int, **extra: str) -> None:
+        """The environment of the Procfile's processes (Redis as ``redis_env`` says, the simulator on
+        ``sim_port``, ``extra``), then one web process and two workers."""
+        web_port = free_port()
         self.token = secrets.token_urlsafe(24)
-        self.env = dict(os.environ, REDIS_URL=self.redis.url, BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=self.sim_url,
+        self.env = dict(os.environ, **redis_env, BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=self.sim_url,
                         RESULT_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}", API_HOST_ALLOWLIST=f"127.0.0.1:{sim_port}",
                         SECRET_KEY=secrets.token_urlsafe(32), API_TOKENS=self.token, PORT=str(web_port),
-                        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}", STORAGE_URL=f"file://{self.disk}",
+                        PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}", STORAGE_URL=f"file://{images}",
                         CALLBACK_GRACE_SECONDS="5", WEB_CONCURRENCY="2", LOG_LEVEL="INFO",
                         # BFL's limit and the simulator's are the same 24, as with a real account.
                         BFL_MAX_ACTIVE="24",
                         GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{web_port}",
-                        PATH=os.pathsep.join([str(Path(python()).parent), os.environ.get("PATH", "")]))
+                        PATH=os.pathsep.join([str(Path(python()).parent), os.environ.get("PATH", "")]), **extra)
         self.base_url = f"http://127.0.0.1:{web_port}"
         self.commands = procfile_commands()
         self.web = self._start("web")
         wait_until(self._web_answers, timeout=30, message="the web process")
         self.workers = [self._start("worker", n) for n in range(2)]
-        self.jobs: list[str] = []
-        self.submit_errors: collections.Counter = collections.Counter()
-        self.faults: collections.Counter = collections.Counter()
-        self.stop = threading.Event()
 
     def _dir(self, name: str) -> Path:
         path = self.var / name
