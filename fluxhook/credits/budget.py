@@ -5,21 +5,25 @@ reserves something: an upper bound for that very request, from the model catalog
 (``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
 what is left (the limit less the day's spend and the live reservations) reserves it; one with no
 bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
-reservation is live, reserving all that is left) and otherwise waits for the others to settle. So
-the day's spend ends at most one job's price above the limit, whatever the concurrency. BFL's answer
-settles it: the reservation goes and the real price is spent, in the one atomic step that records
-the submission; a submission that fails releases it. The check and the reservation are one Lua
-script over a list of limits (``store/lua/budget_reserve.lua``), so two processes never both pass
-the last credit, and another limit (an app key's) is one more entry of the list.
+reservation is live, reserving all that is left) and otherwise waits for the others to settle. It
+cannot wait for ever behind a stream of cheap jobs: while it waits it is recorded as waiting to go
+alone, and the later jobs of that limit wait behind it (they take no reservation), so the live ones
+settle and the oldest one waiting goes at its next look. So the day's spend ends at most one job's
+price above the limit, whatever the concurrency. BFL's answer settles it: the reservation goes and
+the real price is spent, in the one atomic step that records the submission; a submission that
+fails releases it. The check and the reservation are one Lua script over a list of limits
+(``store/lua/budget_reserve.lua``), so two processes never both pass the last credit, and another
+limit (an app key's) is one more entry of the list.
 
 ``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
 that fails after it gives the reservation back), and an accepted one keeps its reservation while it
 waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued
 job refused waits on its own, looked at again every ``RECHECK`` seconds, until the next UTC day or its
 hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds. Either goes back in line only
-once the budget would let it go, so it never takes a slot ahead of the job whose reservation it waits
-for, nor turns from other app keys' jobs while its own key's day is spent. A reservation lives
-``RESERVATION_LEASE`` seconds, so one left by a process that died frees itself.
+once the budget lets it go, holding the reservation it then takes, so it never takes a slot ahead of
+the job whose reservation it waits for, nor turns from other app keys' jobs while its own key's day is
+spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees
+itself.
 """
 
 from __future__ import annotations

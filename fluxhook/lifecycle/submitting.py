@@ -48,7 +48,8 @@ def reserve_budget(svc: Services, job: Job, key: AppKey | None = None) -> Reserv
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
     """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget
-    would let it go; while it must still wait (the day's credits, the account's or its app key's, are spent;
+    lets it go, holding the reservation taken now (so no later job takes the credits it waited for while
+    it waits for a slot); while it must still wait (the day's credits, the account's or its app key's, are spent;
     or it must go alone and others are live), it stays out of line, tried again later (``queued``), or fails
     once its hour is up (``failed``), as its submission would. Back in line, a job the budget refuses would
     take a turn ahead of other apps' jobs that can go, and give it back, every time it came due."""
@@ -57,8 +58,7 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
         key = svc.store.app_keys.get(job.key_id)
         if key is None or key.revoked_at is not None:
             return None  # its submission fails it
-    reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key,
-                                 dry_run=True)
+    reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key)
     if reservation is None or reservation.admitted:
         return None
     return _over_budget(svc, job, reservation)

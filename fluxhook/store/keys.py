@@ -159,7 +159,8 @@ class Keys:
 
     @property
     def budget_held(self) -> str:
-        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``."""
+        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``, or
+        ``<deadline ms> 0 waits`` for a job waiting to go alone (see ``lua/budget_reserve.lua``)."""
         return f"{self.prefix}budget:held"
 
     @property

@@ -15,6 +15,9 @@ from redis import Redis
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
+# A job waiting to go alone holds later submissions back this long after its last look.
+WAITING_LEASE = 30.0
+
 
 class Limit(NamedTuple):
     """One credit limit a submission must stay within: where its day's spend and its reservations are."""
@@ -35,7 +38,8 @@ class Reservation(NamedTuple):
     reserved: int
     # What this submission holds reserved in the first limit (0 unless admitted).
     amount: int
-    # Not admitted though credits remain: it must go alone, and others' reservations are live.
+    # Not admitted though credits remain: it must go alone and others' reservations are live, or an
+    # older job waits to go alone.
     waits: bool = False
     # Which of the limits asked decided a refusal or a wait (0-based).
     limit_index: int = 0
@@ -66,12 +70,15 @@ class UsageStore:
         return Limit(self.keys.usage(day), spent_field, self.keys.key_budget_held(key_id), limit)
 
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
-                lease: float, dry_run: bool = False) -> Reservation:
+                lease: float, dry_run: bool = False, waiting_lease: float = WAITING_LEASE) -> Reservation:
         """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
         most it can cost; None if unknown) in each, or everything left there when it must go alone
-        (see ``lua/budget_reserve.lua``). ``dry_run``: only say what would be decided, reserving nothing."""
+        (see ``lua/budget_reserve.lua``); one that must go alone and waits is recorded as waiting to go
+        alone for ``waiting_lease`` seconds, and later jobs without a reservation wait behind it.
+        ``dry_run``: only say what would be decided, reserving and recording nothing."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key)]
-        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run)]
+        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run),
+                      int(waiting_lease * 1000)]
         for limit in limits:
             args += [limit.limit, limit.spend_field]
         state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
@@ -89,7 +96,7 @@ class UsageStore:
         """Micro-credits held by live reservations now."""
         total = 0
         for value in self.connection.hvals(self.keys.budget_held):
-            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone]'
+            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone| waits]'
             if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit() \
                     and int(deadline) > now * 1000:
                 total += int(amount)

@@ -92,3 +92,44 @@ def test_the_job_sent_alone_gets_the_next_free_slot_before_jobs_waiting_for_it(f
     spent = admin.get("/v1/usage").json()["spent_today"]
     assert spent <= most + DEAREST, spent
     assert sim.stats()["submitted"] == 4 + WAITING
+
+
+def test_a_stream_of_cheap_jobs_cannot_hold_back_a_job_that_must_go_alone(few_slots, fresh_day, sim):
+    """Issue 33 point 4: a cheap job arrives whenever one is sent, so reservations are always live in line;
+    before, the job that must go alone waited behind them for as long as the stream lasted. Now the cheap jobs
+    that arrive after it wait behind it, the ones ahead of it settle, and it goes."""
+    api = fresh_day
+    connection = redis.Redis.from_url(few_slots.env["REDIS_URL"])
+    sim.settings(task_delay=1.0)  # two slots: two tasks a second
+    stream: list[str] = []
+
+    def three_wait_in_line() -> bool:
+        stream.append(_post(api, PRICED, f"ahead {len(stream)}"))
+        return sum(api.job(job_id)["status"] == "queued" for job_id in stream) >= 3
+
+    # A backlog of cheap jobs waiting in line, each holding its reservation.
+    wait_until(three_wait_in_line, timeout=30, interval=0, message="cheap jobs waiting in line")
+    alone = _post(api, UNPRICED, "must go alone")  # no bound: it goes alone
+    ahead, behind = len(stream), []
+
+    def one_arrives_as_one_is_sent() -> bool:
+        if _sent(api, alone):
+            return True
+        while sum(_sent(api, job_id) for job_id in stream) > len(behind):
+            behind.append(_post(api, PRICED, f"behind {len(behind)}"))
+            stream.append(behind[-1])
+        return False
+
+    wait_until(one_arrives_as_one_is_sent, timeout=40, interval=0.1, message="the job that must go alone to be sent")
+    assert len(behind) >= 2  # the stream went on while it waited
+    # The cheap jobs that came after it went after it.
+    wait_until(lambda: all(_sent(api, job_id) for job_id in stream), timeout=40, interval=0.2,
+               message="the cheap jobs to be sent")
+
+    def submitted_at(job_id: str) -> float:
+        return float(connection.hget(KEYS.job(job_id), "submitted_at"))
+
+    assert all(submitted_at(job_id) > submitted_at(alone) for job_id in behind), (ahead, len(behind))
+    connection.close()
+    assert api.get("/v1/usage").json()["spent_today"] <= LIMIT + DEAREST
+    assert sim.stats()["submitted"] == len(stream) + 1
