@@ -26,3 +26,11 @@ def last_attempt() -> bool:
     """Whether the running task has no RQ retries left."""
     job = get_current_job()
     return job is None or not job.retries_left
+
+
+def task_id() -> str:
+    """The running RQ task's id (a token's own, see ``fluxhook.lifecycle.work``)."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("not running as an RQ task")
+    return job.id

@@ -99,7 +99,7 @@ def _time_out(svc: Services, job: Job) -> CheckOutcome:
 def _repair_download(svc: Services, job: Job, now: float) -> CheckOutcome:
     # Ready for minutes with no download queued, scheduled or running: one was lost (a process died
     # between recording Ready and queueing, or RQ dropped it), so this queues it again.
-    repaired = ensure_download(svc, job.id)
+    repaired = ensure_download(svc, job)
     svc.jobs.update(job.id, only_in=(st.READY,), due=now + schedule.READY_RECHECK)
     if repaired:
         log.warning("ready job had no download queued; queued one", extra={"job_id": job.id})

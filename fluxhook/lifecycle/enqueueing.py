@@ -13,12 +13,14 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
-from fluxhook.store.effects import QueueTask
+from fluxhook.store.effects import AddWork, QueueTask
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.queues import task_queue, thumbnail_queue
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL
 
 if TYPE_CHECKING:
+    from fluxhook.core.job import Job
     from fluxhook.services import Services
 
 DOWNLOAD_TASK = "worker.download.download_result"
@@ -45,7 +47,10 @@ NOTIFY_RETRY_CAP = 1800
 # One attempt is one POST with NOTIFY_TIMEOUT (see notify): far below this.
 NOTIFY_JOB_TIMEOUT = 60
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
-
+# Downloads, draft caches, thumbnails and notifications are tokens (see fluxhook.lifecycle.work): each is
+# queued with one job added to its kind's work line, and works on whichever job's turn it is when it
+# runs. Its job id argument only says which job's arrival queued it.
+_TOKEN = {"token": True}
 
 
 def thumbnail_task_id(job_id: str) -> str:
@@ -53,14 +58,14 @@ def thumbnail_task_id(job_id: str) -> str:
     return f"thumbnail-{job_id}"
 
 
-def thumbnail_task(connection: Redis, job_id: str) -> QueueTask:
+def thumbnail_task(connection: Redis, job_id: str) -> AddWork:
     """The thumbnail of a stored job's image, to queue with the job's change to stored."""
     # The task never fails over an image (a preview is best effort), so its one retry is for a task
     # that did not get to end: cut off with its worker (RQ queues an abandoned task again only if
     # it has retries left), handed back on a graceful stop, or stopped by a Redis error.
-    return QueueTask.record(lambda pipeline: thumbnail_queue(connection).enqueue_call(
-        THUMBNAIL_TASK, (job_id,), timeout=60, description=f"thumbnail {job_id}", job_id=thumbnail_task_id(job_id),
-        result_ttl=600, failure_ttl=86400, retry=Retry(max=1), pipeline=pipeline))
+    return AddWork(THUMBNAIL, job_id, QueueTask.record(lambda pipeline: thumbnail_queue(connection).enqueue_call(
+        THUMBNAIL_TASK, (job_id,), _TOKEN, timeout=60, description=f"thumbnail {job_id}", job_id=thumbnail_task_id(job_id),
+        result_ttl=600, failure_ttl=86400, retry=Retry(max=1), pipeline=pipeline)))
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -95,21 +100,21 @@ def draft_cache_task_id(job_id: str) -> str:
     return f"draft-cache-{job_id}"
 
 
-def draft_cache_task(connection: Redis, job_id: str) -> QueueTask:
+def draft_cache_task(connection: Redis, job_id: str) -> AddWork:
     """The download of a stored job's draft cache, to queue with the job's change to stored."""
     # A download of its own, not the sample's: retried as long as one, its URL's life (2 hours) the
     # real bound; up to MAX_VIDEO_BYTES, so as long a timeout.
-    return QueueTask.record(lambda pipeline: task_queue(connection).enqueue_call(
-        DRAFT_CACHE_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
-        description=f"draft cache {job_id}", job_id=draft_cache_task_id(job_id), pipeline=pipeline, **_KEEP))
+    return AddWork(DRAFT_CACHE, job_id, QueueTask.record(lambda pipeline: task_queue(connection).enqueue_call(
+        DRAFT_CACHE_TASK, (job_id,), _TOKEN, retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
+        description=f"draft cache {job_id}", job_id=draft_cache_task_id(job_id), pipeline=pipeline, **_KEEP)))
 
 
-def download_task(queue: Queue, job_id: str, lock: Lock) -> QueueTask:
-    """The download of a job's result, queued by whoever takes ``lock`` (its RQ id is the lock's value)."""
-    return QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
+def download_task(queue: Queue, job_id: str, lock: Lock) -> AddWork:
+    """The download of a job's result, queued by whoever takes ``lock`` (its token's RQ id is the lock's value)."""
+    return AddWork(DOWNLOAD, job_id, QueueTask.record(lambda pipeline: queue.enqueue_call(
+        DOWNLOAD_TASK, (job_id,), _TOKEN, retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
         description=f"download {job_id}",
-        job_id=lock.value, pipeline=pipeline, **_KEEP))
+        job_id=lock.value, pipeline=pipeline, **_KEEP)))
 
 
 def enqueue_download(svc: "Services", job_id: str) -> bool:
@@ -125,11 +130,15 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
     return True
 
 
-def download_pending(svc: "Services", job_id: str) -> bool:
-    """Whether a download task for the job is queued, scheduled for a retry, or running."""
-    task_id = svc.store.locks.holder(svc.store.keys.download_lock(job_id))
-    if task_id is None:
-        return False
+def download_pending(svc: "Services", job: "Job") -> bool:
+    """Whether the job's download will still run: it waits in the download line (a token will take it), or
+    a token queued, scheduled for a retry, or running is bound to it."""
+    waiting, token = svc.store.work.pending(DOWNLOAD, job.key_id, job.id)
+    return waiting or (token is not None and task_live(svc, token))
+
+
+def task_live(svc: "Services", task_id: str) -> bool:
+    """Whether RQ task ``task_id`` is queued, scheduled for a retry, or running."""
     try:
         task = RQJob.fetch(task_id, connection=svc.queue.connection)
     except NoSuchJobError:
@@ -137,12 +146,14 @@ def download_pending(svc: "Services", job_id: str) -> bool:
     return task.get_status(refresh=False) in _PENDING
 
 
-def ensure_download(svc: "Services", job_id: str) -> bool:
-    """Queue the job's download if none is pending (one lost to a crash); True if it queued one."""
-    if download_pending(svc, job_id):
+def ensure_download(svc: "Services", job: "Job") -> bool:
+    """Queue the job's download if none is pending (one lost to a crash); True if it queued one.
+
+    A token more than the jobs waiting is harmless: it finds the line empty, or takes another job's turn."""
+    if download_pending(svc, job):
         return False
-    release_download(svc, job_id)
-    return enqueue_download(svc, job_id)
+    release_download(svc, job.id)
+    return enqueue_download(svc, job.id)
 
 
 def release_download(svc: "Services", job_id: str) -> None:
@@ -191,19 +202,22 @@ def notify_task_id(job_id: str) -> str:
     return f"notify-{job_id}"
 
 
-def enqueue_notifications(queue: Queue, job_ids: list[str], pipeline) -> int:
-    """Queue one notification task per job on ``pipeline`` (a MULTI the caller executes); returns how many.
+def enqueue_notifications(svc: "Services", job_ids: list[str], pipeline) -> int:
+    """Put each job in the notify line and queue one notify token for it, on ``pipeline`` (a MULTI the caller
+    executes); returns how many.
 
-    A job whose task already exists (queued, waiting for a retry, running or done) gets none: a
+    A job whose token already exists (queued, waiting for a retry, running or done) gets none: a
     drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
     """
-    check = queue.connection.pipeline(transaction=False)
+    check = svc.queue.connection.pipeline(transaction=False)
     for job_id in job_ids:
         check.exists(RQJob.key_for(notify_task_id(job_id)))
     fresh = [job_id for job_id, exists in zip(job_ids, check.execute(), strict=False) if not exists]
     if fresh:
-        queue.enqueue_many([
-            Queue.prepare_data(NOTIFY_TASK, (job_id,), timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),
+        for job_id, key_id in zip(fresh, svc.jobs.key_ids(fresh), strict=True):
+            svc.store.work.add(NOTIFY, key_id, job_id, pipeline)
+        svc.queue.enqueue_many([
+            Queue.prepare_data(NOTIFY_TASK, (job_id,), _TOKEN, timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),
                                description=f"notify {job_id}", job_id=notify_task_id(job_id), **_KEEP)
             for job_id in fresh
         ], pipeline=pipeline)

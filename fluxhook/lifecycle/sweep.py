@@ -59,7 +59,7 @@ def drain_notifications(svc: Services, now: float) -> int:
     if not taken:
         return 0
     pipe = svc.redis.pipeline(transaction=True)
-    queued = enqueue_notifications(svc.queue, taken, pipe)
+    queued = enqueue_notifications(svc, taken, pipe)
     svc.jobs.notifications_queued(taken, pipeline=pipe)
     pipe.execute()
     return queued

@@ -24,6 +24,7 @@ from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
+from fluxhook.store.work_lines import WorkLines
 
 
 class Snapshot(NamedTuple):
@@ -54,6 +55,7 @@ class Store:
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PricesOverCatalog(connection, keys=keys)
+        self.work = WorkLines(connection, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:

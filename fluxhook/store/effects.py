@@ -16,8 +16,10 @@ from typing import Any, Callable, Sequence, Union
 from redis import Redis
 from redis.commands.core import CoreCommands
 
+from fluxhook.store.owners import ADMIN_OWNER
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
+from fluxhook.store.work_lines import checked_kind
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,21 @@ class QueueTask:
         recorder = _CommandRecorder()
         enqueue(recorder)
         return cls(tuple(recorder.commands))
+
+
+@dataclass(frozen=True)
+class AddWork:
+    """Put a job in the work line of ``kind`` (``fluxhook.store.work_lines``) and queue ``token``, the RQ task
+    that will take a job of that kind (whichever's turn it is then), together.
+
+    The job's member names its owner, read from the job's record in the same step (its ``key_id``, or
+    the admin owner): so the caller need not read the job first. A job gone meanwhile is not added (its
+    token, queued still, finds nothing or another job's work).
+    """
+
+    kind: str
+    job_id: str
+    token: QueueTask
 
 
 @dataclass(frozen=True)
@@ -77,7 +94,7 @@ class ReleaseBudget:
     key_id: str | None = None
 
 
-Effect = Union[QueueTask, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
+Effect = Union[QueueTask, AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
 
 
 # Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
@@ -136,6 +153,11 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], words: list[A
         elif isinstance(effect, ReleaseBudget):
             held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else [])
             entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
+        elif isinstance(effect, AddWork):
+            kind = checked_kind(effect.kind)
+            entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),
+                            "job": effect.job_id, "admin": ADMIN_OWNER})
+            entries += encode([effect.token], store_keys, keys, words, timeline_ttl)
         elif isinstance(effect, QueueTask):
             for name, key, *rest in effect.commands:
                 first = len(words) + 2  # ARGV[1] is the JSON

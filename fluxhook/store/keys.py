@@ -112,6 +112,25 @@ class Keys:
         """Owner -> its ``max_active``, the most slots its jobs may hold at once (absent: no limit of its own)."""
         return f"{self.prefix}share:max_active"
 
+    def work_line(self, kind: str) -> str:
+        """The jobs with a worker's task of ``kind`` to do (``work_lines.KINDS``), waiting for a token of that
+        kind to take them: members ``<owner>:<job id>`` all scored 0, so each owner's are one lexical range,
+        in creation order (see ``fluxhook.store.work_lines``)."""
+        return f"{self.prefix}work:{kind}:line"
+
+    def work_passes(self, kind: str) -> str:
+        """Owner -> the virtual time of its next turn at ``kind``'s work (start-time fair queueing, as the slots')."""
+        return f"{self.prefix}work:{kind}:pass"
+
+    def work_clock(self, kind: str) -> str:
+        """The virtual time of the last turn given at ``kind``'s work: an owner coming back from idle starts here."""
+        return f"{self.prefix}work:{kind}:clock"
+
+    def work_bound(self, kind: str) -> str:
+        """Which job each running token of ``kind`` works on, both ways: ``t:<RQ task id>`` -> its member
+        (``<owner>:<job id>``), ``m:<member>`` -> the task's id; until the token ends with no retry coming."""
+        return f"{self.prefix}work:{kind}:bound"
+
     def paused(self, pool: str) -> str:
         """Set while BFL asked ``pool`` to wait (Retry-After); expires by itself."""
         return f"{self.prefix}paused:{pool}"

@@ -48,9 +48,9 @@ class Slots:
         self.config = config
         self.keys = keys
         self.pools = pools(config.bfl_model_limits)
-        self._acquire = LuaScript(connection, "slot_time", "slots_prelude", "slots_acquire")
-        self._dispatch = LuaScript(connection, "slot_time", "slots_prelude", "slots_dispatch")
-        self._requeue = LuaScript(connection, "slot_time", "slots_prelude", "slots_requeue")
+        self._acquire = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_acquire")
+        self._dispatch = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_dispatch")
+        self._requeue = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_requeue")
         self._adopt = LuaScript(connection, "slots_adopt")
 
     def acquire(self, job: Job, key_id: str | None = None) -> bool:

@@ -20,6 +20,14 @@ local function apply_effects(effects)
       redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
     elseif effect.release then
       redis.call('HDEL', KEYS[effect.release], effect.member)
+    elseif effect.work then
+      -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
+      local record = KEYS[effect.record]
+      if redis.call('EXISTS', record) == 1 then
+        local key_id = redis.call('HGET', record, 'key_id')
+        local owner = (key_id and key_id ~= '') and key_id or effect.admin
+        redis.call('ZADD', KEYS[effect.work], 'NX', 0, owner .. ':' .. effect.job)
+      end
     elseif effect.command then
       redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
     end

@@ -1,6 +1,6 @@
 -- Shared by the slot scripts: the pools, their limits, the owners' fair share, and what may be taken now.
 --
--- Runs after slot_time.lua.
+-- Runs after slot_time.lua and fair_turns.lua (the rule of whose turn is next, shared with the workers' work lines).
 -- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
 -- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; KEYS[8] job -> slot time
 -- charged; KEYS[9] pool -> slot time estimate; then per pool, in ARGV's order: its slots, its line,
@@ -9,11 +9,9 @@
 -- ARGV[5] the admin owner, ARGV[6] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[7] n pools,
 -- then n pairs of pool name and limit; the script's own arguments follow.
 --
--- Fair share is start-time fair queueing over owners: each owner's next turn has a virtual start,
--- its pass, or the clock if that is later (an owner back from idle starts level with the others and
--- carries no credit). A turn goes to the owner with the earliest start among those with a job that
--- may take a slot now (its pool has room, the owner is under its max_active), and costs it
--- its slot time / weight (see slot_time.lua); ties go to the earliest job. Within an owner, its earliest job in any pool with room
+-- Fair share is start-time fair queueing over owners (fair_turns.lua): a turn goes to the owner with
+-- the earliest start among those with a job that may take a slot now (its pool has room, the owner is
+-- under its max_active), and costs it its slot time / weight (see slot_time.lua); ties go to the earliest job. Within an owner, its earliest job in any pool with room
 -- goes first. Each owner's line in a pool is one lexical range, so finding the candidates costs
 -- one lookup per owner with work waiting, whatever the number of jobs.
 local now, total = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -32,7 +30,7 @@ local rest = 8 + 2 * #pools
 local own_keys = 9 + 3 * #pools
 
 local function fmt(x) return string.format('%.17g', x) end
-local function member(owner, job) return owner .. ':' .. job end
+local member = fair_member
 
 local held_by = {}
 local function held_of(owner)
@@ -62,43 +60,19 @@ local function room(pool)
   if redis.call('EXISTS', pool.paused) == 1 then return false end
   return redis.call('ZCARD', pool.slots) < pool.limit and held_total < total
 end
--- Each owner's limit, weight and pass, read once per script (false: no limit of its own).
-local cap_of, weight_of, pass_of = {}, {}, {}
+-- Each owner's limit, read once per script (false: no limit of its own).
+local cap_of = {}
 local function owner_room(owner)
   if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
   return not cap_of[owner] or held_of(owner) < cap_of[owner]
 end
-local function weight(owner)
-  if weight_of[owner] == nil then
-    local w = tonumber(redis.call('HGET', weights, owner))
-    weight_of[owner] = (w ~= nil and w > 0) and w or default_weight
-  end
-  return weight_of[owner]
-end
-local clock = tonumber(redis.call('GET', clock_key) or 0)
-local function start(owner)
-  if pass_of[owner] == nil then pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
-  return math.max(pass_of[owner], clock)
-end
+-- Whose turn is next, by the rule of fair_turns.lua.
+local turns = fair_turns(passes, clock_key, weights, default_weight)
 
 -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
 local heads = {}
-local function head_of(pool, owner)
-  local first = redis.call('ZRANGEBYLEX', pool.line, '[' .. owner .. ':', '(' .. owner .. ';', 'LIMIT', 0, 1)[1]
-  return first and string.sub(first, #owner + 2)
-end
 local function heads_of(pool)
-  if heads[pool.name] == nil then
-    local found, from = {}, '-'
-    while true do
-      local first = redis.call('ZRANGEBYLEX', pool.line, from, '+', 'LIMIT', 0, 1)[1]
-      if not first then break end
-      local owner = string.match(first, '^([^:]*):')
-      found[#found + 1] = {owner = owner, job = string.sub(first, #owner + 2)}
-      from = '(' .. owner .. ';'
-    end
-    heads[pool.name] = found
-  end
+  if heads[pool.name] == nil then heads[pool.name] = fair_heads(pool.line) end
   return heads[pool.name]
 end
 
@@ -107,13 +81,10 @@ local function pick()
   local best
   for _, pool in ipairs(pools) do
     if room(pool) then
-      for _, head in ipairs(heads_of(pool)) do
-        if head.job and owner_room(head.owner) then
-          local s = start(head.owner)
-          if best == nil or s < best.start or (s == best.start and head.job < best.job) then
-            best = {pool = pool, owner = head.owner, job = head.job, start = s, head = head}
-          end
-        end
+      local found = turns.earliest(heads_of(pool), owner_room, best)
+      if found ~= best then
+        found.pool = pool
+        best = found
       end
     end
   end
@@ -126,12 +97,8 @@ local function take(pool, job, owner)
   redis.call('ZADD', due, now + submit_lease, job)
   held_total = held_total + 1
   held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-  local s = start(owner)
   local cost = slot_estimate(fair.estimates, pool.slots, owner)
-  clock = s
-  pass_of[owner] = s + cost / weight(owner)
-  redis.call('SET', clock_key, fmt(s))
-  redis.call('HSET', passes, owner, fmt(pass_of[owner]))
+  turns.charge(owner, cost)
   redis.call('HSET', fair.charges, job, fmt(cost))
 end
 
@@ -139,5 +106,5 @@ end
 local function serve(turn)
   redis.call('ZREM', turn.pool.line, member(turn.owner, turn.job))
   take(turn.pool, turn.job, turn.owner)
-  if heads[turn.pool.name] then turn.head.job = head_of(turn.pool, turn.owner) end
+  if heads[turn.pool.name] then turn.head.job = fair_head(turn.pool.line, turn.owner) end
 end

@@ -21,7 +21,7 @@ RQ_JOB_FIELDS = (
 def test_a_queued_download_is_exactly_the_writes_rq_makes(make_services):
     svc = make_services(DB)
     lock = download_lock(svc.store.keys, "job_pinned")
-    commands = download_task(svc.queue, "job_pinned", lock).commands
+    commands = download_task(svc.queue, "job_pinned", lock).token.commands
     record = f"rq:job:{lock.value}"
 
     assert [(c[0], c[1]) for c in commands] == [

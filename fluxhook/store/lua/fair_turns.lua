@@ -1,0 +1,79 @@
+-- The fair-share rule, in one place: start-time fair queueing over owners, shared by the BFL slots
+-- (slots_prelude.lua) and the workers' work lines (work_take.lua).
+--
+-- A line is a sorted set whose members are `<owner>:<job id>`, all scored 0, so each owner's items
+-- are one lexical range, in creation order (job ids sort by time). Each owner's next turn has a
+-- virtual start, its pass, or the clock if that is later (an owner back from idle starts level with
+-- the others and carries no credit). A turn goes to the owner with the earliest start among those
+-- with an item that may go now; ties go to the earliest job. The turn costs the owner cost / weight
+-- (a slot's time for the slots, 1 for a worker's task), and the clock moves to its start.
+
+local function fair_member(owner, job) return owner .. ':' .. job end
+
+-- The owner's earliest job in the line, or nil.
+local function fair_head(line, owner)
+  local first = redis.call('ZRANGEBYLEX', line, '[' .. owner .. ':', '(' .. owner .. ';', 'LIMIT', 0, 1)[1]
+  return first and string.sub(first, #owner + 2)
+end
+
+-- The owners with items in the line, each with its earliest job ({owner, job}): one lookup per owner,
+-- jumping from one owner's range to the next, whatever the number of items.
+local function fair_heads(line)
+  local found, from = {}, '-'
+  while true do
+    local first = redis.call('ZRANGEBYLEX', line, from, '+', 'LIMIT', 0, 1)[1]
+    if not first then break end
+    local owner = string.match(first, '^([^:]*):')
+    found[#found + 1] = {owner = owner, job = string.sub(first, #owner + 2)}
+    from = '(' .. owner .. ';'
+  end
+  return found
+end
+
+-- The turns of one scheduler: its passes (hash owner -> pass), its clock (a string key), the weights
+-- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight are
+-- read once per script.
+local function fair_turns(passes, clock_key, weights, default_weight)
+  local turns = {pass_of = {}, weight_of = {}, clock = tonumber(redis.call('GET', clock_key) or 0)}
+
+  function turns.weight(owner)
+    if turns.weight_of[owner] == nil then
+      local w = tonumber(redis.call('HGET', weights, owner))
+      turns.weight_of[owner] = (w ~= nil and w > 0) and w or default_weight
+    end
+    return turns.weight_of[owner]
+  end
+
+  -- When the owner's next turn starts: its pass, or the clock if that is later.
+  function turns.start(owner)
+    if turns.pass_of[owner] == nil then turns.pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
+    return math.max(turns.pass_of[owner], turns.clock)
+  end
+
+  -- Of ``heads`` ({owner, job}, job nil once an owner has none left) whose owner ``eligible`` lets
+  -- through (all if nil), the one whose turn comes first, or ``best`` if that comes earlier still:
+  -- {owner, job, start, head}, or nil.
+  function turns.earliest(heads, eligible, best)
+    for _, head in ipairs(heads) do
+      if head.job and (eligible == nil or eligible(head.owner)) then
+        local s = turns.start(head.owner)
+        if best == nil or s < best.start or (s == best.start and head.job < best.job) then
+          best = {owner = head.owner, job = head.job, start = s, head = head}
+        end
+      end
+    end
+    return best
+  end
+
+  -- Give the owner its turn, costing ``cost`` / its weight: the clock moves to the turn's start.
+  function turns.charge(owner, cost)
+    local s = turns.start(owner)
+    turns.clock = s
+    turns.pass_of[owner] = s + cost / turns.weight(owner)
+    redis.call('SET', clock_key, string.format('%.17g', s))
+    redis.call('HSET', passes, owner, string.format('%.17g', turns.pass_of[owner]))
+    return s
+  end
+
+  return turns
+end
