@@ -51,6 +51,14 @@ DESCRIPTIONS: dict[WaitReason, str] = {
 }
 
 
+def describe(reason: str) -> str:
+    """A reason's description; '' for a word this release does not know."""
+    try:
+        return DESCRIPTIONS[WaitReason(reason)]
+    except ValueError:
+        return ""
+
+
 @dataclass(frozen=True)
 class Waiting:
     """Why a job waits, and until when (epoch seconds) when that is known."""
