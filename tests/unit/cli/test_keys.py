@@ -1,5 +1,5 @@
 """``fluxhook keys list``'s rows (fluxhook/cli/keys.py): a key's figures, and why its queued jobs wait. As a real
-process against the stack: tests/e2e/cli/test_keys.py and tests/e2e/api/test_waiting_reasons.py."""
+process against the stack: tests/e2e/cli/test_keys.py, and with a job waiting: tests/e2e/api/test_key_limits.py."""
 
 from __future__ import annotations
 

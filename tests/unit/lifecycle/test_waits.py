@@ -2,7 +2,7 @@
 slots for a job in line, recorded for the budget's and BFL's refusals (one timeline entry per new reason, not one per
 re-check), gone once the job leaves ``queued``; and an app key's waiting jobs counted by reason, those the budget
 keeps out of line too. The rules themselves: tests/unit/core/test_wait_reasons.py; over HTTP:
-tests/e2e/api/test_waiting_reasons.py."""
+tests/e2e/api/test_key_limits.py and tests/e2e/worker/test_checking.py."""
 
 from __future__ import annotations
 

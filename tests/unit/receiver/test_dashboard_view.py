@@ -1,6 +1,6 @@
 """How a waiting job and a key's waiting jobs read on the dashboard (receiver/dashboard_view.py): the words, the
 job page's notice and its timeline entry. In the browser: tests/e2e/dashboard/; over HTTP:
-tests/e2e/api/test_waiting_reasons.py."""
+tests/e2e/api/test_key_limits.py."""
 
 from __future__ import annotations
 
