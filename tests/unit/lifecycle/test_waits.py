@@ -13,6 +13,7 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
+from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import app_keys, checking, creating, submitting, timeline, waits
@@ -34,11 +35,10 @@ def svc(make_services):
 
 
 def _queued(svc, model: str = PRO, key_id: str | None = None) -> Job:
-    """A queued job in line for a slot, as ``create_job`` makes it (True: it took a slot)."""
+    """A queued job as ``create_job`` records it, before it asks for a slot."""
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": "waits"},
-              pool=svc.slots.pool_of(Job(id="", status=st.QUEUED, model=model)), created_at=now, updated_at=now,
-              key_id=key_id)
+              pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now, key_id=key_id)
     svc.jobs.create(job)
     return job
 
