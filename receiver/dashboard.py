@@ -20,7 +20,7 @@ from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
 from fluxhook.credits.balance import format_credits
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle import timeline, waits
 from fluxhook.lifecycle.app_keys import is_key_id, key_id_in
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
@@ -181,7 +181,7 @@ def job_list():
     key = services().store.app_keys.get(key_id) if key_id else None
     deleted = request.args.get("deleted", "")
     return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor, key_id=key_id,
-                           key_name=key.name if key else key_id, jobs=[row(j) for j in jobs],
+                           key_name=key.name if key else key_id, jobs=_rows(jobs),
                            next_cursor=next_cursor, counts=_counts(), deleted=deleted if is_job_id(deleted) else None)
 
 
@@ -189,7 +189,12 @@ def job_list():
 def live_jobs():
     """The list page's rows as JSON, for its live refresh."""
     _, _, _, jobs, next_cursor = _listing()
-    return {"jobs": [row(j) for j in jobs], "next_cursor": next_cursor, "counts": _counts()}
+    return {"jobs": _rows(jobs), "next_cursor": next_cursor, "counts": _counts()}
+
+
+def _rows(jobs: list[Job]) -> list[dict]:
+    """The jobs as lines of the list, each queued one saying why it waits."""
+    return [row(job, wait) for job, wait in zip(jobs, waits.of_jobs(services(), jobs), strict=True)]
 
 
 def _job(job_id: str) -> Job | None:
@@ -207,7 +212,7 @@ def job_page(job_id: str):
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
     key = svc.store.app_keys.get(job.key_id) if job.key_id else None
-    return render_template("dashboard/job.html", job=detail(svc.config, job, timeline.recent(svc.store.timeline, job.id)),
+    return render_template("dashboard/job.html", job=_detail(job),
                            examples=api_examples(request.host_url.rstrip("/"), job),
                            key_id=job.key_id, key_name=key.name if key else job.key_id)
 
@@ -232,8 +237,13 @@ def live_job(job_id: str):
     job = _job(job_id)
     if job is None:
         return error_response(404, "job_not_found", "no such job (it may have been deleted)")
+    return {"job": _detail(job)}
+
+
+def _detail(job: Job) -> dict:
+    """Everything the job page shows: the job, its timeline, and why it waits if it does."""
     svc = services()
-    return {"job": detail(svc.config, job, timeline.recent(svc.store.timeline, job.id))}
+    return detail(svc.config, job, timeline.recent(svc.store.timeline, job.id), waits.of(svc, job))
 
 
 @bp.get("/jobs/<job_id>/thumbnail")

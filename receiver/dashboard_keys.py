@@ -1,4 +1,4 @@
-"""The dashboard's Keys page (``/keys``): each app key's limits, spend today and jobs in line and at BFL;
+"""The dashboard's Keys page (``/keys``): each app key's limits, spend today, jobs at BFL and waiting, and why they wait;
 create a key (its secret shown on the answering page only) and revoke one (asked once more on the page, then
 said done on the page it returns to), both CSRF-protected forms.
 
@@ -18,7 +18,7 @@ from fluxhook.lifecycle import app_keys, revoking
 from . import dashboard_session as auth
 from .context import services
 from .dashboard import bp
-from .dashboard_view import clock
+from .dashboard_view import clock, waiting_counts
 from .errors import error_response
 from .replicated import replicated
 
@@ -60,6 +60,7 @@ def _page(created: dict | None = None, error: str | None = None, status: int = 2
                         "expired" if key["expires_at"] and key["expires_at"] <= app_keys.iso(now) else "active")
         # Times as every other page writes them (UTC), not the API's ISO form.
         key["expires"], key["last_used"] = clock(record.expires_at), clock(record.last_used_at)
+        key["waiting"] = waiting_counts(key["queued_by_reason"])
     return render_template("dashboard/keys.html", keys=keys, created=created, error=error, revoked=revoked,
                            form=request.form if error else {}), status
 

@@ -15,6 +15,7 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
+from fluxhook.core.wait_reasons import Waiting, describe
 
 _TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
 
@@ -44,8 +45,8 @@ def _after(later: float | None, earlier: float | None) -> str:
     return f"+{duration(later - earlier)}" if later is not None and earlier is not None else ""
 
 
-def row(job: Job) -> dict:
-    """One job as a line of the list."""
+def row(job: Job, waiting: Waiting | None = None) -> dict:
+    """One job as a line of the list; ``waiting``: why it waits, if it does (``waits.of_jobs``)."""
     submitted = job.submitted_at
     return {
         "id": job.id,
@@ -57,7 +58,8 @@ def row(job: Job) -> dict:
         "source": job.source or "",
         "bfl_status": job.bfl_status or "",
         "created": clock(job.created_at),
-        "submitted": clock(submitted) if submitted else ("waiting for a slot" if job.status == st.QUEUED else ""),
+        "submitted": clock(submitted) if submitted else (
+            f"waiting: {reason_words(waiting.reason)}" if waiting else "waiting" if job.status == st.QUEUED else ""),
         # Each step counted from the one before: submitted -> BFL done -> stored.
         "bfl_done": _after(job.finished_at, submitted),
         "stored": _after(job.completed_at, job.finished_at or submitted) if job.status == st.STORED else "",
@@ -121,15 +123,38 @@ def running(job: Job) -> str:
     return f"{job.bfl_status} · {round(job.progress * 100)} %"
 
 
-def detail(config: Config, job: Job, events: list[dict]) -> dict:
-    """Everything the job page shows."""
+def reason_words(reason: str) -> str:
+    """A wait's reason as a few words (``key daily credits``, ``BFL slots``)."""
+    return str(reason).replace("_", " ").replace("bfl", "BFL")
+
+
+def waiting_counts(by_reason: dict[str, int]) -> list[dict]:
+    """A key's waiting jobs by reason (the key object's ``queued_by_reason``), as the Keys page lists them."""
+    return [{"count": count, "words": reason_words(reason), "reason": reason,
+             "title": describe(reason)}
+            for reason, count in by_reason.items()]
+
+
+def waiting_words(waiting: Waiting | None) -> str:
+    """Why a job waits, in words (``its app key's daily_credits are spent for today, until 2026-11-22 00:00:00``);
+    '' when it does not."""
+    if waiting is None:
+        return ""
+    until = f", until {clock(waiting.until)} UTC" if waiting.until is not None else ""
+    return f"{describe(waiting.reason)}{until}"
+
+
+def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None = None) -> dict:
+    """Everything the job page shows; ``waiting``: why it waits, if it does (``waits.of``)."""
     image = job.image or job.video or {}
 
     def link(kind: str) -> str:
         return f"/v1/jobs/{job.id}/{kind}?token={signing.file_token(config.secret_keys, job.id, kind)}"
 
     return {
-        **row(job),
+        **row(job, waiting),
+        "waiting": waiting_words(waiting),
+        "waiting_reason": str(waiting.reason) if waiting else "",
         "bfl_id": job.bfl_id or "",
         "updated": clock(job.updated_at),
         "completed": clock(job.completed_at),
@@ -234,6 +259,10 @@ def _describe(event: dict) -> tuple[str, str, str]:
         if outcome == "bfl_rate_limited":
             return "BFL busy (429)", "back in line for a slot", "warn"
         return "Submission failed", _words(outcome), "bad"
+    if kind == "waiting":
+        reason = event.get("reason") or ""
+        until = f" until {event['until']}" if event.get("until") else ""
+        return f"Waiting: {reason_words(reason)}", f"{describe(reason)}{until}", "warn"
     if kind == "download":
         took = f"in {duration(float(event.get('seconds') or 0))}"
         if outcome == st.STORED:

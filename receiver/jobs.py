@@ -12,7 +12,7 @@ from werkzeug.http import is_resource_modified
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
-from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle import app_keys, waits
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.presenting import present
@@ -56,7 +56,8 @@ def _metadata(data: dict) -> dict:
 
 
 def _present(job: Job) -> dict:
-    return present(services().config, job)
+    svc = services()
+    return present(svc.config, job, waits.of(svc, job))
 
 
 def _load(job_id: str) -> Job:
@@ -164,7 +165,9 @@ def index():
         status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
         model=request.args.get("model") or None, key_id=key_id,
     )
-    return {"jobs": [_present(j) for j in jobs], "next_cursor": cursor}
+    svc = services()
+    return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],
+            "next_cursor": cursor}
 
 
 @bp.get("/jobs/<job_id>/image")

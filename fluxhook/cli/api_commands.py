@@ -51,17 +51,20 @@ def format_table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(lines)
 
 
-JOB_COLUMNS = ("ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE / ERROR")
+JOB_COLUMNS = ("ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE / ERROR / WAITING")
 
 
 def job_row(job: Mapping[str, Any]) -> list[str]:
-    """One line of ``list``: id, status, model, created, credits, and the image (or video) or the error."""
-    media, error = job.get("video") or job.get("image"), job.get("error")
+    """One line of ``list``: id, status, model, created, credits, and the image (or video), the error, or why it
+    waits."""
+    media, error, waiting = job.get("video") or job.get("image"), job.get("error"), job.get("waiting")
     if media:
         kind = EXTENSIONS.get(media.get("content_type"), media.get("content_type") or "?")
         detail = f"{kind} {media.get('width')}x{media.get('height')} {human_size(media.get('size') or 0)}"
     elif error:
         detail = str(error.get("code"))
+    elif waiting:
+        detail = f"waiting: {waiting.get('reason')}" + (f" until {waiting['until']}" if waiting.get("until") else "")
     else:
         detail = f"BFL: {job['bfl_status']}" if job.get("bfl_status") else ""
     credits = (job.get("cost") or {}).get("credits")

@@ -18,7 +18,8 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
 }
-KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", "RATE", "WEIGHT", "LAST USED")
+KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", "WAITING FOR", "RATE", "WEIGHT",
+               "LAST USED")
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
@@ -101,8 +102,15 @@ def key_row(key: dict) -> list[str]:
     state = "revoked" if key.get("revoked_at") else "active"
     spent = f"{key['spent_today']:g}" + (f" / {key['daily_credits']:g}" if key.get("daily_credits") else "")
     rate = f"{key['requests_per_minute']}/min" if key.get("requests_per_minute") else "-"
-    return [key["id"], key["name"], key["prefix"], state, spent, f"{key['active']}/{key['queued']}", rate,
-            str(key["weight"]), key.get("last_used_at") or "never"]
+    return [key["id"], key["name"], key["prefix"], state, spent, f"{key['active']}/{key['queued']}", waiting_for(key),
+            rate, str(key["weight"]), key.get("last_used_at") or "never"]
+
+
+def waiting_for(key: dict) -> str:
+    """Why a key's queued jobs wait, from its ``queued_by_reason``: ``key_daily_credits 2, bfl_slots 1``; ``-``
+    when none waits."""
+    reasons = key.get("queued_by_reason") or {}
+    return ", ".join(f"{reason} {count}" for reason, count in reasons.items()) or "-"
 
 
 def _update(args: argparse.Namespace) -> int:

@@ -131,6 +131,10 @@ class Job:
     # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
     # so the budget's check needs no read of the input.
     input_size: str | None = None
+    # While the job waits out of line for a reason the slots cannot tell (the budget's, BFL's refusal): that
+    # reason (``wait_reasons.WaitReason``) and when it ends, if known; both go with its move out of ``queued``.
+    waiting_reason: str | None = None
+    waiting_until: float | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0
@@ -149,8 +153,9 @@ class Job:
         return parts if any(v is not None for v in parts.values()) else None
 
     def to_api(self, image_url: str | None = None, *, video_url: str | None = None, poster_url: str | None = None,
-               draft_cache_url: str | None = None) -> dict:
-        """The job object, as the API shows it."""
+               draft_cache_url: str | None = None, waiting: dict | None = None) -> dict:
+        """The job object, as the API shows it; ``waiting`` is why it waits (``wait_reasons.Waiting.to_api``), only
+        while it is ``queued``."""
         image = dict(self.image, url=image_url) if self.image else None
         video = dict(self.video, url=video_url, poster_url=poster_url) if self.video else None
         draft_cache = ({"url": draft_cache_url, "size": self.draft_cache.get("size"),
@@ -177,6 +182,7 @@ class Job:
             "draft_cache": draft_cache,
             "cost": self.cost(),
             "key_id": self.key_id,
+            "waiting": waiting if self.status == st.QUEUED else None,
         }
 
 

@@ -37,6 +37,7 @@ from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.errors import BudgetExceeded
+from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.usage import Limit, Reservation
@@ -153,11 +154,26 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
     return reservation
 
 
+def _by_key(svc: "Services", reservation: Reservation, key: AppKey | None) -> bool:
+    """Whether the app key's ``daily_credits`` decided a refusal or a wait, not the account's limit (``limits``'
+    order: the account's first, when it is set)."""
+    return key is not None and key.daily_credits is not None and (
+        svc.config.bfl_daily_credit_limit is None or reservation.limit_index == 1)
+
+
+def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> Waiting:
+    """Why a queued job the budget does not let go waits, and until when: the prices of the submissions under
+    way to settle (``budget_settling``, unknown), or the next UTC day, for its app key's ``daily_credits``
+    (``key_daily_credits``) or the account's ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
+    if reservation.waits:
+        return Waiting(WaitReason.BUDGET_SETTLING)
+    reason = WaitReason.KEY_DAILY_CREDITS if _by_key(svc, reservation, key) else WaitReason.DAILY_CREDITS
+    return Waiting(reason, now + seconds_until_next_day(now))
+
+
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> str:
     """The message of a refusal by whichever limit decided it: the account's, or the app key's."""
-    by_key = key is not None and key.daily_credits is not None and (
-        svc.config.bfl_daily_credit_limit is None or reservation.limit_index == 1)
-    if not by_key:
+    if not _by_key(svc, reservation, key):
         return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"

@@ -26,6 +26,7 @@ from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, ModelN
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
 from fluxhook.credits import accounting, reports
+from fluxhook.lifecycle import waits
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey, AppKeys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 
@@ -184,8 +185,9 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
 # --- the key object ----------------------------------------------------------------------------------------
 
 def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
-            secret: str | None = None) -> dict:
-    """The key object of the API; with ``secret`` only in the answer that creates it."""
+                queued_by_reason: dict[str, int] | None = None, secret: str | None = None) -> dict:
+    """The key object of the API; with ``secret`` only in the answer that creates it. ``queued`` counts every job of
+    the key that waits, ``queued_by_reason`` how many wait for each reason (``core.wait_reasons``)."""
     shown = {
         "id": key.id, "name": key.name, "prefix": key.prefix,
         "models": list(key.models) if key.models is not None else None,
@@ -193,6 +195,7 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, q
         "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
         "spent_today": spent_today, "jobs_today": jobs_today, "active": active, "queued": queued,
+        "queued_by_reason": dict(queued_by_reason or {}),
     }
     if secret is not None:
         shown["key"] = secret
@@ -281,12 +284,14 @@ def take_request(store: AppKeys, caller: Caller, now: float) -> None:
 
 
 def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
-    """The key objects of ``keys`` with today's spend and jobs and their queued and active jobs (three reads)."""
+    """The key objects of ``keys`` with today's spend and jobs, their jobs at BFL and those waiting, and why they
+    wait (at most four reads)."""
     today = accounting.utc_day(now)
     counters = svc.store.usage.days([today])[today]
-    counts = svc.store.app_keys.job_counts([k.id for k in keys], svc.store.pools)
+    jobs = waits.of_keys(svc, [k.id for k in keys])
     return [present_key(key, spent_today=accounting.from_micro(counters.get(accounting.spent_field(key.id), 0)),
-                    jobs_today=reports.jobs_today(counters, key.id), queued=counts[key.id][0], active=counts[key.id][1])
+                        jobs_today=reports.jobs_today(counters, key.id), queued=jobs[key.id].queued,
+                        active=jobs[key.id].active, queued_by_reason=jobs[key.id].by_reason)
             for key in keys]
 
 

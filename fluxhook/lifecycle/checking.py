@@ -11,7 +11,7 @@ from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import schedule, submitting, timeline
+from fluxhook.lifecycle import schedule, submitting, timeline, waits
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
 from fluxhook.lifecycle.polling import poll_job
@@ -119,10 +119,11 @@ def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     if not stalled:
         # Back in line only once the budget would let it go: waiting there, it would take slots ahead of
         # the job whose reservation it waits for, and hand them back, again and again.
-        waits = submitting.wait_out_of_line(svc, job)
-        if waits is not None:
-            return CheckOutcome.TIMEOUT if waits == st.FAILED else CheckOutcome.RESCHEDULED
+        still = submitting.wait_out_of_line(svc, job)
+        if still is not None:
+            return CheckOutcome.TIMEOUT if still == st.FAILED else CheckOutcome.RESCHEDULED
     svc.slots.requeue(job)
+    waits.back_in_line(svc, job)
     if stalled:
         log.warning("stalled submission put back in line", extra={"job_id": job.id})
     else:

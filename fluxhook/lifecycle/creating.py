@@ -18,7 +18,7 @@ from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle import app_keys, submitting, task_inputs
+from fluxhook.lifecycle import app_keys, submitting, task_inputs, waits
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.app_webhooks import AppWebhook
 from fluxhook.lifecycle.enqueueing import enqueue_submits
@@ -64,7 +64,9 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     reservation = submitting.reserve_budget(svc, job, key=caller.key)
     job = _record(svc, job, model, request.body_size)
     if not svc.slots.acquire(job, job.key_id):
-        log.info("job queued: all BFL slots taken", extra={"job_id": job.id, "model": job.model})
+        wait = waits.note_queued(svc, job)
+        log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
+                                                              "waiting": wait.reason if wait else None})
         return current(svc, job.id)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fluxhook.core import signing
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
+from fluxhook.core.wait_reasons import Waiting
 
 
 def file_url(config: Config, job_id: str, name: str) -> str:
@@ -14,11 +15,13 @@ def file_url(config: Config, job_id: str, name: str) -> str:
     return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
 
 
-def present(config: Config, job: Job) -> dict:
-    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files."""
+def present(config: Config, job: Job, waiting: Waiting | None = None) -> dict:
+    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files and, while it is
+    ``queued``, why it waits (``waits.of``; a terminal job, as notifications send it, waits for nothing)."""
     links = {}
     if job.video:
         links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
     if job.draft_cache:
         links["draft_cache_url"] = file_url(config, job.id, "draft_cache")
-    return job.to_api(file_url(config, job.id, "image") if job.image else None, **links)
+    return job.to_api(file_url(config, job.id, "image") if job.image else None,
+                      waiting=waiting.to_api() if waiting is not None else None, **links)

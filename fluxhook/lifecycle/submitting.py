@@ -13,9 +13,10 @@ from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
+from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle import durable, revoking, schedule, task_inputs, timeline
+from fluxhook.lifecycle import durable, revoking, schedule, task_inputs, timeline, waits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
@@ -61,7 +62,7 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
     reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key)
     if reservation is None or reservation.admitted:
         return None
-    return _over_budget(svc, job, reservation)
+    return _over_budget(svc, job, reservation, key)
 
 
 def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict | Size:
@@ -111,7 +112,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     reservation = admitted if admitted is not None and admitted.admitted else (
         budget.reserve(svc, job.id, job.model or "", measured, key=key))
     if reservation is not None and not reservation.admitted:
-        return _over_budget(svc, job, reservation)
+        return _over_budget(svc, job, reservation, key)
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
@@ -160,20 +161,21 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     return st.SUBMITTED
 
 
-def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
+def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey | None) -> str:
     """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
     tried again now and then, until its hour is up; or, when it must go alone while others'
-    reservations are live, until they settle."""
+    reservations are live, until they settle. Its record says which (``waits.begin``), before it
+    leaves its slot: a job waiting aside always has its reason."""
     now = time.time()
     if reservation.waits and not schedule.timed_out(job.created_at, now):
-        timeline.record(svc, job.id, "submission", outcome="budget_wait")
+        waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
         svc.slots.requeue(job, wait=budget.ALONE_RECHECK)
         log.info("job queued: it goes alone once the other submissions' prices are known",
                  extra={"job_id": job.id, "retry_after": budget.ALONE_RECHECK})
         return st.QUEUED
     metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
-    timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
     if schedule.timed_out(job.created_at, now):
+        timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
                                                                  "for the whole hour the job could wait"},
@@ -184,6 +186,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation) -> str:
     # Only this job waits, out of line with its slot freed and any reservation kept: the budget says
     # nothing about BFL's room, so its pool is neither paused nor struck. When it comes due, the sweep's
     # check of a queued job puts it back in line at its old place, and it is tried again.
+    waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
     svc.slots.requeue(job, wait=wait)
     log.info("job queued: today's credits are spent", extra={
         "job_id": job.id, "spent": accounting.from_micro(reservation.spent), "retry_after": round(wait, 1)})
@@ -195,6 +198,7 @@ def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
     pool = svc.slots.pool_of(job)
     strikes = svc.slots.strike(pool)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
+    waits.begin(svc, job, Waiting(WaitReason.BFL_CAPACITY, time.time() + pause))
     svc.slots.requeue(job, pause)
     return pause
 

@@ -20,7 +20,7 @@ from redis.exceptions import WatchError
 
 from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slots import Slots
 
@@ -172,25 +172,6 @@ class AppKeys:
         waited = self._take_request([self.keys.key_requests(key_id)],
                                     [int(now * 1000), int(RATE_WINDOW * 1000), limit, uuid.uuid4().hex])
         return int(waited) / 1000
-
-    def job_counts(self, key_ids: list[str], pools: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-        """(queued in line, holding a BFL slot) jobs of each key, one round trip: each key's jobs in line are one
-        lexical range of each pool's line, and the slots count what each owner holds."""
-        if not key_ids:
-            return {}
-        pipe = self.connection.pipeline(transaction=False)
-        for key_id in key_ids:
-            owner = owner_of(key_id)
-            for pool in pools:
-                pipe.zlexcount(self.keys.line(pool), f"[{owner}:", f"({owner};")
-            pipe.hget(self.keys.fair_held, owner)
-        answers = pipe.execute()
-        step = len(pools) + 1
-        counts = {}
-        for i, key_id in enumerate(key_ids):
-            mine = answers[i * step:(i + 1) * step]
-            counts[key_id] = (sum(int(n) for n in mine[:-1]), int(mine[-1] or 0))
-        return counts
 
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""

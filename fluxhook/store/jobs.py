@@ -124,9 +124,10 @@ class JobStore:
         return self._apply(job_id, new_status, allowed, fields, if_equal, due, count, lock, effects)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
-               **fields: Any) -> bool:
-        """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by default)."""
-        return self._apply(job_id, "", only_in, fields, None, due).moved
+               effects: Sequence[Effect] = (), **fields: Any) -> bool:
+        """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by
+        default); the ``effects`` happen in the same step, if it was."""
+        return self._apply(job_id, "", only_in, fields, None, due, effects=effects).moved
 
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
                if_equal: tuple[str, str] | None, due: float | None, count: str | None = None,
@@ -144,10 +145,14 @@ class JobStore:
             # the slots and lines a job in those statuses can hold.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
             "slots": [place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
-            "lines": ([place(keys, self.keys.line(p)) for p in self.pools]
+            # A line, or the jobs waiting aside (out of line), holds queued jobs only.
+            "lines": ([place(keys, line) for line in (*map(self.keys.line, self.pools), self.keys.aside)]
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
+        if spec["lines"]:
+            # Its wait, if one is recorded, ends with the move: whatever it waited for, it waits no more.
+            spec["unset"] = list(WAIT_FIELDS)
         if spec["slots"] or spec["lines"]:
             spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
         if spec["slots"]:
@@ -217,6 +222,15 @@ class JobStore:
     def set_thumbnail(self, job_id: str, key: str) -> bool:
         """Record the stored job's thumbnail; False if the job is gone. Bookkeeping, like ``mark_notified``."""
         return bool(self._set_if_exists([self.keys.job(job_id)], ["thumbnail_key", key]))
+
+    def recorded_waits(self, job_ids: Sequence[str]) -> list[tuple[str | None, float | None]]:
+        """The wait each job's record keeps (``Job.waiting_reason``, ``Job.waiting_until``), in one round trip;
+        (None, None) for a job without one, or gone."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(self.keys.job(job_id), *WAIT_FIELDS)
+        return [(_text(reason) if reason else None, float(until) if until else None)
+                for reason, until in pipe.execute()]
 
     def due_at(self, job_id: str) -> float | None:
         """When the sweep will next look at the job; None if never."""
@@ -320,7 +334,7 @@ class JobStore:
         read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
         bfl_id, model, key_id = (_text(v or b"") for v in read)
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
-                self.keys.budget_held, self.keys.fair_owners, self.keys.fair_held,
+                self.keys.budget_held, self.keys.fair_owners, self.keys.fair_held, self.keys.aside,
                 *(self.keys.status(name) for name in st.STATUSES), *map(self.keys.slots, self.pools),
                 *map(self.keys.line, self.pools)]
         if model:
@@ -334,6 +348,8 @@ class JobStore:
         return None if key is None else _text(key)
 
 
+# The record's fields of a recorded wait (``Job.waiting_reason``, ``Job.waiting_until``): gone once it leaves ``queued``.
+WAIT_FIELDS = ("waiting_reason", "waiting_until")
 # Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.
 DEFAULT_TIMELINE_TTL = 32 * 86400
 # A page filtered by status and model reads at most this many ids of one index, this many at a time.

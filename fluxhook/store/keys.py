@@ -59,6 +59,12 @@ class Keys:
         each owner's jobs are one lexical range, in creation order (see ``fluxhook.store.slots``)."""
         return f"{self.prefix}line:{pool}"
 
+    @property
+    def aside(self) -> str:
+        """The queued jobs waiting out of line (the budget holds them back until they come due): members
+        ``<owner>:<job id>`` scored 0, like a line's, so each owner's are one lexical range and counted in one step."""
+        return f"{self.prefix}aside"
+
     def legacy_line(self, pool: str) -> str:
         """A line as releases before fair share kept it (job ids scored by creation time); the sweep
         moves what it still holds into ``line``, as the admin owner's jobs."""

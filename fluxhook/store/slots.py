@@ -23,19 +23,50 @@ never over-commit; a job's change of status gives its slot or its place in line 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from redis import Redis
 
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
+from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
 ADOPT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class SlotsNow:
+    """The slots as they stand at one moment: what tells why a job in line waits (``wait_reasons.in_line``)."""
+
+    total_limit: int
+    # Per pool: its limit, its slots held, and when its pause ends (epoch seconds; only paused pools).
+    limits: dict[str, int]
+    held: dict[str, int]
+    paused_until: dict[str, float]
+    # Per owner asked of: the slots its jobs hold, and its max_active (None: no limit of its own).
+    owner_held: dict[str, int]
+    owner_cap: dict[str, int | None]
+
+    def line(self, pool: str, owner: str) -> LineState:
+        """What decides whether ``owner``'s job in ``pool``'s line could take a slot now."""
+        return LineState(owner_held=self.owner_held.get(owner, 0), owner_cap=self.owner_cap.get(owner),
+                         pool_held=self.held.get(pool, 0), pool_limit=self.limits[pool],
+                         total_held=sum(self.held.values()), total_limit=self.total_limit,
+                         paused_until=self.paused_until.get(pool))
+
+
+@dataclass(frozen=True)
+class OwnerJobs:
+    """An owner's queued jobs that wait: how many in each pool's line, and the ids of those waiting aside."""
+
+    in_line: dict[str, int]
+    aside: list[str]
 
 
 class Slots:
@@ -72,7 +103,7 @@ class Slots:
         A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
         """
         pool = self.pool_of(job)
-        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id), self.keys.slot_freed],
+        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id), self.keys.slot_freed, self.keys.aside],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
@@ -155,6 +186,64 @@ class Slots:
     def held_by(self, key_id: str | None) -> int:
         """How many slots the jobs of app key ``key_id`` (None: the admin tokens') hold."""
         return int(self.connection.hget(self.keys.fair_held, owner_of(key_id)) or 0)
+
+    def look(self, jobs: Sequence[Job]) -> tuple[SlotsNow, list[Place]]:
+        """The slots now, for the owners of ``jobs`` (queued ones), and where each job stands: holding a slot, in
+        its owner's line, or aside (out of line); one round trip."""
+        owners = [owner_of(job.key_id) for job in jobs]
+        asked = sorted(set(owners))
+        pipe = self.connection.pipeline(transaction=False)
+        self._ask_now(pipe, asked)
+        for job, owner in zip(jobs, owners, strict=True):
+            pipe.zscore(self.keys.slots(self.pool_of(job)), job.id)
+            pipe.zscore(self.keys.line(self.pool_of(job)), f"{owner}:{job.id}")
+        answers = pipe.execute()
+        count = self._now_answers(asked)
+        places = [Place.SLOT if slot is not None else Place.LINE if line is not None else Place.ASIDE
+                  for slot, line in zip(answers[count::2], answers[count + 1::2], strict=True)]
+        return self._read_now(answers[:count], asked), places
+
+    def owners_now(self, owners: Sequence[str]) -> tuple[SlotsNow, dict[str, OwnerJobs]]:
+        """The slots now, for ``owners``, and each one's queued jobs that wait: how many in each pool's line, and
+        the ids of those aside. One round trip, whatever the number of jobs in line."""
+        owners = list(owners)
+        pipe = self.connection.pipeline(transaction=False)
+        self._ask_now(pipe, owners)
+        for owner in owners:
+            for pool in self.pools:
+                pipe.zlexcount(self.keys.line(pool), f"[{owner}:", f"({owner};")
+            pipe.zrangebylex(self.keys.aside, f"[{owner}:", f"({owner};")
+        answers = pipe.execute()
+        count = self._now_answers(owners)
+        rest = iter(answers[count:])
+        jobs = {}
+        for owner in owners:
+            in_line = {pool: int(next(rest)) for pool in self.pools}
+            jobs[owner] = OwnerJobs(in_line, [_text(m)[len(owner) + 1:] for m in next(rest)])
+        return self._read_now(answers[:count], owners), jobs
+
+    def _ask_now(self, pipe, owners: Sequence[str]) -> None:
+        """Queue on ``pipe`` the reads ``_read_now`` makes a ``SlotsNow`` of."""
+        for pool in self.pools:
+            pipe.zcard(self.keys.slots(pool))
+            pipe.pttl(self.keys.paused(pool))
+        for owner in owners:
+            pipe.hget(self.keys.fair_held, owner)
+            pipe.hget(self.keys.share_max_active, owner)
+
+    def _now_answers(self, owners: Sequence[str]) -> int:
+        return 2 * len(self.pools) + 2 * len(owners)
+
+    def _read_now(self, answers: list, owners: Sequence[str]) -> SlotsNow:
+        now = time.time()
+        pooled, owned = answers[:2 * len(self.pools)], answers[2 * len(self.pools):]
+        return SlotsNow(
+            total_limit=self.config.bfl_max_active,
+            limits={pool: pool_limit(self.config, pool) for pool in self.pools},
+            held={pool: int(n) for pool, n in zip(self.pools, pooled[0::2], strict=True)},
+            paused_until={pool: now + ms / 1000 for pool, ms in zip(self.pools, pooled[1::2], strict=True) if ms > 0},
+            owner_held={owner: int(n or 0) for owner, n in zip(owners, owned[0::2], strict=True)},
+            owner_cap={owner: None if cap is None else int(cap) for owner, cap in zip(owners, owned[1::2], strict=True)})
 
     def waiting_of(self, key_id: str | None) -> list[str]:
         """The ids of the jobs of app key ``key_id`` (None: the admin tokens') in line, pool by pool,

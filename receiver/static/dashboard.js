@@ -173,6 +173,7 @@
     var job = data.job;
     fillFields(root, job);
     document.getElementById("error").hidden = !job.error_code;
+    document.getElementById("waiting").hidden = !job.waiting;
     showImage(job);
     showVideo(job);
     showDownload(job);

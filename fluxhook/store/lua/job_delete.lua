@@ -3,8 +3,8 @@
 -- KEYS[1] the record, KEYS[2] every job's index, KEYS[3] the due index, KEYS[4] the outbox,
 -- KEYS[5] the BFL task index of the job's bfl_id as the caller read it (any key when none),
 -- KEYS[6] the budget's reservations, KEYS[7] the slots' job -> owner, KEYS[8] their owner -> slots
--- held, then every status index, each pool's slots, each pool's line, and the index of the job's
--- model and of its app key's jobs as the caller read them (when it has them).
+-- held, KEYS[9] the jobs waiting aside, then every status index, each pool's slots, each pool's line,
+-- and the index of the job's model and of its app key's jobs as the caller read them (when it has them).
 -- ARGV: job id, the bfl_id the caller read, how many status indexes, how many pools.
 -- Returns false if there was no job, else its storage key ('' if none).
 local data = redis.call('HMGET', KEYS[1], 'status', 'bfl_id', 'storage_key')
@@ -16,14 +16,15 @@ for i = 2, 4 do redis.call('ZREM', KEYS[i], id) end
 redis.call('HDEL', KEYS[6], id)
 local owner = redis.call('HGET', KEYS[7], id)
 redis.call('HDEL', KEYS[7], id)
-local first_slots = 9 + statuses
+local first_slots = 10 + statuses
 local first_line = first_slots + pools
-for i = 9, first_slots - 1 do redis.call('ZREM', KEYS[i], id) end
+for i = 10, first_slots - 1 do redis.call('ZREM', KEYS[i], id) end
 local freed = 0
 for i = first_slots, first_line - 1 do freed = freed + redis.call('ZREM', KEYS[i], id) end
 if owner and freed > 0 and redis.call('HINCRBY', KEYS[8], owner, -1) <= 0 then redis.call('HDEL', KEYS[8], owner) end
-for i = first_line, first_line + pools - 1 do
-  if owner then redis.call('ZREM', KEYS[i], owner .. ':' .. id) end
+if owner then
+  for i = first_line, first_line + pools - 1 do redis.call('ZREM', KEYS[i], owner .. ':' .. id) end
+  redis.call('ZREM', KEYS[9], owner .. ':' .. id)
 end
 for i = first_line + pools, #KEYS do redis.call('ZREM', KEYS[i], id) end
 if data[2] and data[2] ~= '' and data[2] == ARGV[2] and redis.call('GET', KEYS[5]) == id then

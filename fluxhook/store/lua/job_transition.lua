@@ -2,13 +2,14 @@
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
--- enter, the slots and lines it gives up (with the slots' job -> owner, owner -> slots held and
--- the token that wakes a hand-out), the BFL task index of a bfl_id being set, the lock, and each
--- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
+-- enter, the slots it gives up and the lines it leaves (the jobs waiting aside among them; with the
+-- slots' job -> owner, owner -> slots held and the token that wakes a hand-out), the BFL task index
+-- of a bfl_id being set, the lock, and each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
 -- Runs after effects.lua (apply_effects) and slot_time.lua.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
+-- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
@@ -66,6 +67,7 @@ if new ~= '' and new ~= current then
   if owner then
     for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], owner .. ':' .. spec.id) end
   end
+  if spec.unset then redis.call('HDEL', job, unpack(spec.unset)) end
   if spec.terminal and spec.owners then redis.call('HDEL', KEYS[spec.owners], spec.id) end
   if spec.terminal then
     local notify_url, app_webhook = unpack(redis.call('HMGET', job, 'notify_url', 'app_webhook_url'))

@@ -1,11 +1,13 @@
 -- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed token
--- list. ARGV[rest...]: pool, job id, pause in ms
+-- list, KEYS[own_keys + 3]: the jobs waiting out of line. ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its whole pool. With a wait, the job alone stays out of line until then (the
--- sweep puts it back when it comes due): its slot is freed and nothing else is held back. The turn
--- it was given is refunded: the slot went back without a task at BFL.
+-- sweep puts it back when it comes due), counted among its owner's jobs waiting aside: its slot is
+-- freed and nothing else is held back. The turn it was given is refunded: the slot went back without
+-- a task at BFL.
 local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
+local aside = KEYS[own_keys + 3]
 if redis.call('HGET', KEYS[own_keys + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)
 if redis.call('ZREM', pool.slots, job) == 1 then
@@ -16,14 +18,17 @@ if redis.call('ZREM', pool.slots, job) == 1 then
   redis.call('LPUSH', KEYS[own_keys + 2], 1)
   redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
 end
-if wait > 0 then
-  redis.call('ZADD', due, now + wait / 1000, job)
-  return 1
-end
 if not owner then
   owner = admin
   redis.call('HSET', owners, job, owner)
 end
+if wait > 0 then
+  redis.call('ZADD', due, now + wait / 1000, job)
+  redis.call('ZREM', pool.line, member(owner, job))
+  redis.call('ZADD', aside, 0, member(owner, job))
+  return 1
+end
+redis.call('ZREM', aside, member(owner, job))
 redis.call('ZREM', due, job)
 redis.call('ZADD', pool.line, 0, member(owner, job))
 if pause > 0 and redis.call('PTTL', pool.paused) < pause then

@@ -20,7 +20,7 @@ from key_helpers import as_key, make_key, second_web
 ROUND_TRIPS_DB = 9  # a web app of its own on a database no other process uses
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
-              "queued"}
+              "queued", "queued_by_reason"}
 
 
 def _iso(when: float) -> str:
@@ -61,7 +61,8 @@ def test_a_key_is_created_with_its_secret_once_and_listed_without_it(api, stack,
     assert (created["models"], created["daily_credits"], created["max_active"], created["requests_per_minute"],
             created["weight"]) == (["flux-2-pro"], 50.0, 3, 30, 2)
     assert created["expires_at"] == _iso(expires) and created["revoked_at"] is None
-    assert (created["spent_today"], created["jobs_today"], created["active"], created["queued"]) == (0.0, 0, 0, 0)
+    assert (created["spent_today"], created["jobs_today"], created["active"], created["queued"],
+            created["queued_by_reason"]) == (0.0, 0, 0, 0, {})
 
     listed = api.get("/v1/keys").json()["keys"]
     assert listed[0]["id"] == created["id"] and "key" not in listed[0]

@@ -1,23 +1,25 @@
 """Each app key's limits, over real HTTP against the Procfile's processes and a second web process: each
 refuses only that key while other keys go on, and holds under concurrency over several processes; a revoked
-key's queued jobs end ``failed`` / ``key_revoked``, unpaid, while its submitted ones finish."""
+key's queued jobs end ``failed`` / ``key_revoked``, unpaid, while its submitted ones finish; a job a key's limit
+holds back says so (``waiting``) in its JSON, on its page and in its key's counts (SPEC §11)."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
-from cli_helpers import operator_cli
-from conftest import API, service_env
+from cli_helpers import operator_cli, run_cli
+from conftest import API, API_TOKEN, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
-from helpers import assert_error
+from helpers import assert_error, sign_in
 from key_helpers import as_key, make_key, second_web
 
 STACK_DB = 1
@@ -150,10 +152,12 @@ def test_max_active_holds_back_only_that_keys_jobs(webs, sim):
     theirs = other.submit("[pending] another app's")
 
     assert (first["status"], second["status"], theirs["status"]) == ("submitted", "queued", "submitted")
+    assert (first["waiting"], second["waiting"], theirs["waiting"]) == (None, {"reason": "key_max_active"}, None)
     shown = admin.get(f"/v1/keys/{created['id']}").json()
-    assert (shown["active"], shown["queued"]) == (1, 1)
+    assert (shown["active"], shown["queued"], shown["queued_by_reason"]) == (1, 1, {"key_max_active": 1})
     sim.complete(first["bfl_id"])
-    assert admin.wait_for(second["id"], "submitted", "ready", "stored")["bfl_id"]
+    sent = admin.wait_for(second["id"], "submitted", "ready", "stored")
+    assert sent["bfl_id"] and sent["waiting"] is None
     for job in (second, theirs):
         sim.complete(admin.job(job["id"])["bfl_id"])
     wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the jobs to end")
@@ -162,6 +166,70 @@ def test_max_active_holds_back_only_that_keys_jobs(webs, sim):
 def _idle(admin: API) -> bool:
     """Whether no job of the stack is still under way (earlier tests' jobs hold slots until they end)."""
     return all(not admin.get("/v1/jobs", params={"status": s}).json()["jobs"] for s in ("queued", "submitted", "ready"))
+
+
+def test_a_job_waiting_for_its_keys_spent_daily_credits_says_so_everywhere(webs, limits_stack, sim):
+    """SPEC §11: a job accepted 202 that its key's spent daily_credits hold back says why in its JSON, its page and
+    its key's counts (the reason was once only in the worker's log, and the key's queued count missed the job)."""
+    admin, _ = webs
+    wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the stack's earlier jobs to end")
+    created, app = make_key(admin, daily_credits=1000)
+    held = [app.submit(f"[pending] holds {n}") for n in range(MAX_ACTIVE)]
+    waiting = app.submit("waits for a slot, then for its key's credits")
+    assert [j["status"] for j in held] == ["submitted"] * MAX_ACTIVE and waiting["status"] == "queued"
+    assert waiting["waiting"] == {"reason": "bfl_slots"}
+    # Its key's credits for today end while it waits: the admin lowers them to what the key has spent.
+    spent = admin.get(f"/v1/keys/{created['id']}").json()["spent_today"]
+    assert spent > 0
+    assert admin.request("PATCH", f"/v1/keys/{created['id']}", json={"daily_credits": spent}).status_code == 200
+
+    sim.complete(held[0]["bfl_id"])  # a slot frees; the worker tries to send the job, and the budget says no
+
+    job = wait_until(lambda: (j := admin.job(waiting["id"]))["waiting"] == {
+        "reason": "key_daily_credits", "until": _next_utc_midnight()} and j, timeout=20, interval=0.2,
+        message="the job to wait for its key's credits")
+    assert (job["status"], job["bfl_id"]) == ("queued", None)
+    assert app.job(waiting["id"])["waiting"]["reason"] == "key_daily_credits"  # the app sees it too
+    listed = app.get("/v1/jobs", params={"status": "queued"}).json()["jobs"]
+    assert [(j["id"], j["waiting"]["reason"]) for j in listed] == [(waiting["id"], "key_daily_credits")]
+    shown = admin.get(f"/v1/keys/{created['id']}").json()
+    assert (shown["queued"], shown["queued_by_reason"]) == (1, {"key_daily_credits": 1})
+    keys_list = admin.get("/v1/keys").json()["keys"]
+    assert next(k for k in keys_list if k["id"] == created["id"])["queued_by_reason"] == {"key_daily_credits": 1}
+
+    # The dashboard: the job's page and timeline, and the Keys page, say why.
+    http, signed_in = sign_in(admin.base_url)
+    assert signed_in.status_code == 303
+    page = http.get(f"{admin.base_url}/jobs/{waiting['id']}", timeout=10).text
+    assert "key_daily_credits" in page and "its app key&#39;s daily_credits are spent for today" in page
+    assert "Waiting: key daily credits" in page  # the timeline's entry
+    live = http.get(f"{admin.base_url}/live/jobs/{waiting['id']}", timeout=10).json()["job"]
+    assert [e["title"] for e in live["timeline"] if e["kind"] == "waiting"] == [
+        "Waiting: BFL slots", "Waiting: key daily credits"]
+    keys_page = http.get(f"{admin.base_url}/keys", timeout=10).text
+    row = keys_page[keys_page.index(f'data-key-id="{created["id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert '<span data-field="active_queued">1 / 1</span>' in row
+    assert re.search(r'data-reason="key_daily_credits"[^>]*>1 key daily credits<', row), row
+    # fluxhook keys list.
+    listed = run_cli("keys", "list", "--url", admin.base_url, "--token", API_TOKEN)
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if created["id"] in line)
+    assert "key_daily_credits 1" in line and "1/1" in line
+
+    # Revoked, its waiting job ends unpaid, and no count is left behind.
+    assert admin.delete(f"/v1/keys/{created['id']}").status_code == 204
+    ended = admin.job(waiting["id"])
+    assert (ended["status"], ended["error"]["code"], ended["waiting"]) == ("failed", "key_revoked", None)
+    shown = admin.get(f"/v1/keys/{created['id']}").json()
+    assert (shown["queued"], shown["queued_by_reason"]) == (0, {})
+    sim.complete(held[1]["bfl_id"])
+    wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the jobs to end")
+
+
+def _next_utc_midnight() -> str:
+    tomorrow = datetime.fromtimestamp(time.time(), UTC) + timedelta(days=1)
+    return tomorrow.strftime("%Y-%m-%dT00:00:00Z")
 
 
 def test_revoking_ends_queued_jobs_unpaid_and_lets_submitted_ones_finish(webs, sim):

@@ -86,7 +86,7 @@ def test_show_and_list(stack, api, sim):
     table = api_cli(stack, "list", "--limit", "5")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE", "/", "ERROR"]
+    assert lines[0].split() == ["ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE", "/", "ERROR", "/", "WAITING"]
     row = next(line for line in lines if line.startswith(job["id"]))
     assert row.split()[:4] == [job["id"], "stored", "flux-2-pro", job["created_at"]]
     assert row.split()[5] == "png"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,19 @@ def test_kontext_max_has_its_own_smaller_pool_within_bfl_max_active(small, sim):
     # pool; the third other job for the overall limit (the waiting kontext-max job cannot use a slot).
     assert [j["status"] for j in kontext] == ["submitted", "submitted", "queued"]
     assert [j["status"] for j in others] == ["submitted", "submitted", "queued"]
+    # Each says why it waits: its model's own limit, and every slot of BFL_MAX_ACTIVE taken.
+    assert [j["waiting"] for j in kontext + others] == [None, None, {"reason": "model_limit"}] + [None, None, {
+        "reason": "bfl_slots"}]
+    assert small.job(kontext[2]["id"])["waiting"] == {"reason": "model_limit"}
+    listed = small.get("/v1/jobs", params={"status": "queued"}).json()["jobs"]
+    assert {j["id"]: j["waiting"]["reason"] for j in listed} == {kontext[2]["id"]: "model_limit",
+                                                                 others[2]["id"]: "bfl_slots"}
     for job in kontext[:2] + others[:2]:
         sim.complete(job["bfl_id"])
     for job in (kontext[2], others[2]):
-        sim.complete(small.wait_for(job["id"], "submitted", timeout=30)["bfl_id"])
+        sent = small.wait_for(job["id"], "submitted", timeout=30)
+        assert sent["waiting"] is None
+        sim.complete(sent["bfl_id"])
     for job in kontext + others:
         assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
     stats = sim.stats()
@@ -154,11 +164,20 @@ def test_bfl_429_keeps_jobs_queued_until_bfl_has_room(small, sim):
 
 def test_bfl_out_of_capacity_keeps_a_submission_queued_until_bfl_has_room(small, sim):
     sim.settings(out_of_capacity=True)
+    before = datetime.now(UTC).replace(microsecond=0)
     job = small.submit("out of capacity")
     assert job["status"] == "queued" and job["bfl_id"] is None
     assert sim.stats()["rejected_503"] == 1  # not sent again at once: BFL said it is full
+    # It says why, and until when: the pool's pause (BFL's Retry-After, or the backoff) ends.
+    assert job["waiting"]["reason"] == "bfl_capacity"
+    until = datetime.fromisoformat(job["waiting"]["until"])
+    assert before < until <= before + timedelta(seconds=61)
+    again = small.job(job["id"])["waiting"]  # read from the pause itself: the same end, to the second
+    assert again["reason"] == "bfl_capacity"
+    assert abs((datetime.fromisoformat(again["until"]) - until).total_seconds()) <= 1
     sim.settings(out_of_capacity=False)
-    assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
+    done = small.wait_for(job["id"], timeout=60)
+    assert (done["status"], done["waiting"]) == ("stored", None)
 
 
 def test_402_fails_queued_jobs_and_refuses_new_ones(small, sim):

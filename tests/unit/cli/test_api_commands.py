@@ -48,6 +48,10 @@ def test_job_rows():
     video = dict(stored, image=None, video={"content_type": "video/mp4", "width": 1280, "height": 720,
                                             "size": 3 * 1024 * 1024})
     assert api_commands.job_row(video)[-1] == "mp4 1280x720 3.0 MiB"
+    waiting = dict(stored, status="queued", image=None, cost=None, waiting={"reason": "model_limit"})
+    assert api_commands.job_row(waiting)[-1] == "waiting: model_limit"
+    paused = dict(waiting, waiting={"reason": "bfl_capacity", "until": "2026-01-01T00:00:30Z"})
+    assert api_commands.job_row(paused)[-1] == "waiting: bfl_capacity until 2026-01-01T00:00:30Z"
 
 
 def test_output_path(tmp_path):

@@ -99,6 +99,8 @@ API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
 API_JOB_FIELDS |= {"prompt", "seed", "cost"}
 # The app key that created the job (null for an admin token's).
 API_JOB_FIELDS |= {"key_id"}
+# Why a queued job waits (SPEC §11; null when it does not).
+API_JOB_FIELDS |= {"waiting"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
@@ -135,6 +137,7 @@ def test_job_round_trip_of_every_spec_field():
     # An image job: no progress (it ended), no video, no draft cache.
     assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
     assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id")) == (None, None, None, None)
+    assert api.pop("waiting") is None  # a stored job waits for nothing
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",
@@ -171,7 +174,7 @@ def test_job_round_trip_of_a_fresh_job_has_nulls_and_empty_metadata():
     job = Job(id=new_job_id(), status="submitted", created_at=1.0, updated_at=1.0)
     api = job_from_hash(_stored_hash(job)).to_api()
     assert set(api) == API_JOB_FIELDS
-    for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error", "key_id"):
+    for name in ("bfl_id", "model", "bfl_status", "source", "completed_at", "image", "error", "key_id", "waiting"):
         assert api[name] is None, name
     assert api["metadata"] == {}
     assert api["attempts"] == {"webhooks": 0, "polls": 0, "downloads": 0}

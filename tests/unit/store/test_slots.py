@@ -11,9 +11,10 @@ import redis
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_limit
+from fluxhook.core.wait_reasons import Place
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.store.slots import Slots
+from fluxhook.store.slots import OwnerJobs, Slots
 from slot_helpers import _config, _queued, _url
 
 
@@ -75,6 +76,39 @@ def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
     store.transition(job.id, st.SUBMITTED, bfl_id="b1")
     assert slots.requeue(job) is False
     assert slots.in_flight(DEFAULT_POOL) == 1 and slots.waiting(DEFAULT_POOL) == 0
+
+
+def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_place(store, slots, connection):
+    jobs = [_queued(store) for _ in range(4)]
+    for job in jobs:
+        slots.acquire(job)
+    assert slots.requeue(jobs[1], wait=60)  # the budget said no to it: it alone waits, its slot freed
+    assert connection.zrange(KEYS.aside, 0, -1) == [f"admin:{jobs[1].id}".encode()]
+    assert store.due_at(jobs[1].id) > time.time() + 50 and slots.waiting(DEFAULT_POOL) == 1
+    now, places = slots.look(jobs)
+    assert places == [Place.SLOT, Place.ASIDE, Place.SLOT, Place.LINE]
+    assert (now.held, now.owner_held, now.owner_cap) == ({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, {"admin": 2},
+                                                         {"admin": None})
+    assert slots.owners_now(["admin"])[1]["admin"].aside == [jobs[1].id]
+
+    assert slots.requeue(jobs[1])  # its wait is over: back in line, before jobs[3]
+    assert connection.zcard(KEYS.aside) == 0 and store.due_at(jobs[1].id) is None
+    assert slots.owners_now(["admin"])[1]["admin"] == OwnerJobs({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, [])
+    store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    assert slots.dispatch() == [jobs[1].id, jobs[3].id]  # two slots free: its own and jobs[0]'s
+
+
+def test_the_slots_now_tell_each_pools_pause_and_each_owners_limit(store, slots, connection):
+    job = _queued(store, "flux-kontext-max")
+    assert slots.acquire(job)
+    slots.set_share(None, None, 1)  # the admin tokens' jobs: at most one at BFL
+    assert slots.requeue(job, pause=20)
+    now, places = slots.look([job])
+    assert places == [Place.LINE]
+    assert time.time() + 15 < now.paused_until[KONTEXT_MAX_POOL] <= time.time() + 20
+    assert DEFAULT_POOL not in now.paused_until
+    line = now.line(KONTEXT_MAX_POOL, "admin")
+    assert (line.owner_held, line.owner_cap, line.pool_held, line.pool_limit, line.total_limit) == (0, 1, 0, 1, 3)
 
 
 def test_kontext_max_counts_toward_its_own_limit_and_the_overall_one(store, slots):

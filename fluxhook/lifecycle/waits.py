@@ -1,0 +1,101 @@
+"""Why queued jobs wait (SPEC §11): for the job JSON, its timeline, the dashboard and a key's ``queued`` count.
+
+A job in line for a slot is asked of the slots as they are when it is read (``core.wait_reasons.in_line``): the
+dispatch writes nothing for it. A wait the slots cannot tell, the budget's or BFL's refusal, is recorded on the
+job as it begins (``begin``), with a timeline entry when its reason is new (not at each re-check); the job's
+move out of ``queued`` drops it (``JobStore.transition``), and so does its return to line (``back_in_line``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job
+from fluxhook.core.wait_reasons import Waiting, in_line, waiting
+from fluxhook.lifecycle import timeline
+from fluxhook.services import Services
+from fluxhook.store.owners import owner_of
+
+
+def of_jobs(svc: Services, jobs: Sequence[Job]) -> list[Waiting | None]:
+    """Why each of ``jobs`` waits (None for one that does not: not queued, or being sent); one round trip to
+    Redis when any is queued, none otherwise."""
+    queued = [job for job in jobs if job.status == st.QUEUED]
+    if not queued:
+        return [None] * len(jobs)
+    slots, places = svc.slots.look(queued)
+    now = time.time()
+    found = {job.id: waiting(job.status, place, slots.line(svc.slots.pool_of(job), owner_of(job.key_id)),
+                             Waiting.recorded(job.waiting_reason, job.waiting_until), now)
+             for job, place in zip(queued, places, strict=True)}
+    return [found.get(job.id) for job in jobs]
+
+
+def of(svc: Services, job: Job) -> Waiting | None:
+    """Why the job waits; None when it does not."""
+    return of_jobs(svc, [job])[0]
+
+
+def begin(svc: Services, job: Job, wait: Waiting) -> None:
+    """Record on the queued job (as read before its wait) that it waits for ``wait``, a reason the slots cannot
+    tell; its timeline says so when the reason is new. Nothing is written when the job already waits for it
+    until the same time (a re-check)."""
+    if job.waiting_reason == wait.reason and job.waiting_until == wait.until:
+        return
+    effects = [] if job.waiting_reason == wait.reason else [timeline.entry(job.id, "waiting", **wait.to_api())]
+    svc.jobs.update(job.id, only_in=(st.QUEUED,), waiting_reason=str(wait.reason), waiting_until=wait.until,
+                    effects=effects)
+
+
+def back_in_line(svc: Services, job: Job) -> None:
+    """The job's recorded wait is over (it is back in line, where the slots tell why it waits)."""
+    if job.waiting_reason is not None:
+        svc.jobs.update(job.id, only_in=(st.QUEUED,), waiting_reason=None, waiting_until=None)
+
+
+def note_queued(svc: Services, job: Job) -> Waiting | None:
+    """A new job that did not get a slot: its timeline says why it waits, as the slots tell now."""
+    wait = of(svc, job)
+    if wait is not None:
+        timeline.record(svc, job.id, "waiting", **wait.to_api())
+    return wait
+
+
+@dataclass(frozen=True)
+class KeyJobs:
+    """An app key's jobs now: holding BFL slots (``active``), waiting (``queued``), and how many wait for each
+    reason (a job waiting aside whose reason is not recorded counts in ``queued`` only)."""
+
+    active: int = 0
+    queued: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def of_keys(svc: Services, key_ids: Sequence[str]) -> dict[str, KeyJobs]:
+    """Each app key's jobs holding slots and waiting, with why they wait: two round trips, whatever the number
+    of jobs in line (a line's jobs of one key in one pool all wait for the same reason)."""
+    if not key_ids:
+        return {}
+    owners = {key_id: owner_of(key_id) for key_id in key_ids}
+    slots, waiting_jobs = svc.slots.owners_now(list(owners.values()))
+    aside = [job_id for owner in owners.values() for job_id in waiting_jobs[owner].aside]
+    recorded = dict(zip(aside, svc.jobs.recorded_waits(aside), strict=True)) if aside else {}
+    now = time.time()
+    found = {}
+    for key_id, owner in owners.items():
+        mine = waiting_jobs[owner]
+        reasons: Counter[str] = Counter()
+        for pool, count in mine.in_line.items():
+            if count:
+                reasons[str(in_line(slots.line(pool, owner), now).reason)] += count
+        for job_id in mine.aside:
+            wait = Waiting.recorded(*recorded[job_id])
+            if wait is not None:
+                reasons[str(wait.reason)] += 1
+        found[key_id] = KeyJobs(active=slots.owner_held.get(owner, 0),
+                                queued=sum(mine.in_line.values()) + len(mine.aside), by_reason=dict(sorted(reasons.items())))
+    return found
