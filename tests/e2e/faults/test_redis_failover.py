@@ -6,18 +6,15 @@ submitted with Idempotency-Keys; every acknowledged job is found and stored afte
 from __future__ import annotations
 
 import os
-import threading
-import time
-import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from conftest import API, service_env
 from devtools.processes import free_port, wait_until
 from devtools.replicated_redis import ReplicatedRedis
 from devtools.stack import Stack
+from failover_helpers import Submitter
 
 # The sentinels' own failover time (down-after 1 s, then an election) is what writes wait for; then
 # the killed node's return as a replica, which REDIS_MIN_REPLICAS=1 needs; 5 s beyond both is allowed.
@@ -38,30 +35,6 @@ def failover_stack(redis_server, simulator, _spies, tmp_path):
     finally:
         running.stop()
         topology.stop()
-
-
-class Submitter(threading.Thread):
-    """Submits jobs one after another, each retried with its own Idempotency-Key until it is acknowledged."""
-
-    def __init__(self, api: API):
-        super().__init__(daemon=True)
-        self.api, self.stop = api, threading.Event()
-        self.acknowledged: list[tuple[float, str]] = []  # (monotonic time of the 202, job id)
-        self.statuses: list[int] = []
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            key, body = f"failover-{uuid.uuid4()}", {"model": "flux-2-pro", "input": {"prompt": "a fox"}}
-            while not self.stop.is_set():
-                try:
-                    response = self.api.post("/v1/jobs", json=body, headers={"Idempotency-Key": key}, timeout=15)
-                except requests.RequestException:
-                    continue
-                self.statuses.append(response.status_code)
-                if response.status_code == 202:
-                    self.acknowledged.append((time.monotonic(), response.json()["id"]))
-                    break
-                self.stop.wait(0.1)  # Retry-After is 1 s; a tenth keeps the measure of unavailability fine
 
 
 def test_acknowledged_jobs_survive_a_failover_and_writes_resume(failover_stack):
