@@ -39,36 +39,31 @@ def confirm_before_sending(svc: Services, primary: str | None) -> None:
 
 
 def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
-    """Run ``record``, a guarded write that changes nothing once applied (``only_from``); with replicas
-    required, confirm it, and after a failover run it again on the new primary until that is confirmed.
-    Whether any run applied it.
+    """Run ``record``, a guarded write that changes nothing once applied (``only_from``), until it is
+    kept: through a Redis outage or failover (up to ``PATIENCE_SECONDS``, then the last error is raised)
+    and, with replicas required, until they confirm it, running it again on a new primary. Whether any
+    run applied it.
 
     A replica that is only slow is not waited on beyond one ``WAIT``: the record is on a live primary.
     """
     replication = svc.store.replication
-    if not replication.required:
-        return record()
-    primary = replication.primary()
-    applied = record()
     deadline = time.monotonic() + PATIENCE_SECONDS
+    applied = False
     while True:
         try:
-            replication.confirm(primary)
-            return applied
-        except FailedOver:
-            pass
-        except NotReplicated:
-            log.warning("record not yet on Redis's replicas", extra={"error": "not_replicated"})
-            return applied
-        except RedisError:
-            pass  # a primary going away: ask again once it is back
-        if time.monotonic() > deadline:
-            log.error("record not confirmed after a Redis failover; it may be lost", extra={"error": "failed_over"})
-            return applied
-        time.sleep(PAUSE_SECONDS)
-        try:
-            # The id the failed confirmation saw (it keeps the id fresh): the primary where the record may be missing.
-            primary = replication.primary()
+            primary = replication.primary() if replication.required else None
             applied = record() or applied
-        except RedisError:
-            continue
+            if primary is not None:
+                replication.confirm(primary)
+            return applied
+        except NotReplicated as exc:
+            if not isinstance(exc, FailedOver):
+                log.warning("record not yet on Redis's replicas", extra={"error": exc.code})
+                return applied
+            failure: Exception = exc  # the record may be missing on the new primary: write it there
+        except RedisError as exc:
+            failure = exc  # Redis away, or failing over: write it once it answers
+        if time.monotonic() > deadline:
+            log.error("record of work done elsewhere not kept", extra={"error": type(failure).__name__})
+            raise failure
+        time.sleep(PAUSE_SECONDS)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
+
 from fluxhook import metrics
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.bfl_limits import CALL_BOUND
-from fluxhook.core.errors import BFLError, BFLRateLimited, BudgetExceeded, FluxhookError, RetryableError
+from fluxhook.core.errors import (
+    BFLError,
+    BFLRateLimited,
+    BudgetExceeded,
+    FluxhookError,
+    NotReplicated,
+    RetryableError,
+)
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -129,20 +138,22 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
         timeline.record(svc, job.id, "submission", outcome=exc.code)
         raise
-    metrics.count(svc, "fluxhook_submissions", outcome="submitted")
-    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
-    budget.check_price(svc, job.model or "", request, task["cost"])
+    # BFL has the task and charges for it: its record comes first, before anything else that may fail.
     now = time.time()
-    svc.slots.accepted(svc.slots.pool_of(job))
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                          key_id=job.key_id, key_name=key_name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id, job.key_id))
-    if not durable.record_durably(svc, lambda: svc.jobs.transition(
-            job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
-            bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
-            due=schedule.first_poll_at(now, config.callback_grace_seconds), effects=effects, **fields)):
+    recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
+        bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
+        due=schedule.first_poll_at(now, config.callback_grace_seconds), effects=effects, **fields))
+    metrics.count(svc, "fluxhook_submissions", outcome="submitted")
+    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
+    budget.check_price(svc, job.model or "", request, task["cost"])
+    svc.slots.accepted(svc.slots.pool_of(job))
+    if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
@@ -213,6 +224,10 @@ def submit_queued(svc: Services, job_id: str) -> str:
     try:
         return submit(svc, job, primary=primary)
     except Exception as exc:
+        if isinstance(exc, (NotReplicated, RedisError)):
+            # Redis failing over, not BFL: the job goes back in line as it was, and nothing is paused.
+            svc.slots.requeue(job)
+            raise
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             wait_for_room(svc, job, None)
             raise
