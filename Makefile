@@ -62,8 +62,11 @@ bench-waiting: $(VENV)/.installed
 
 # Key A's 200-job backlog beside key B's one job every 2 s (BFL_MAX_ACTIVE=4, 1 s tasks): B's wait to BFL and
 # A's throughput with fair share, beside FIFO dispatch (a checkout of 194e639 in /tmp, made when missing).
+# Then to stored with one worker: key A's 150 results (1 MB JPEGs) at once beside key B's one every 2 s: B's
+# wait to stored and A's rate of storing, beside FIFO (the workers' downloads taken fairly, or first in first out).
 # Then 5 minutes of key A's 30 s tasks beside key B's 1 s tasks: each key's share of the slot time against its
-# weight (--mixed-seconds, --mixed-weights 1:3). About 15 minutes in all.
+# weight (--mixed-seconds, --mixed-weights 1:3). About 16 minutes in all; `$(PY) -m bench.fairness --phases
+# stored` runs one phase (slots, stored, mixed) alone.
 bench-fairness: $(VENV)/.installed
 	$(PY) -m bench.fairness
 
