@@ -72,7 +72,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
     # by the client's retry of the unacknowledged request.
     if not submit_here or svc.store.replication.required:
-        enqueue_submits(svc.control_queue, [job.id])
+        enqueue_submits(svc, [job.id])
         log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)
     try:

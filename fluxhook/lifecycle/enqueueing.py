@@ -17,7 +17,7 @@ from fluxhook.store.effects import AddWork, QueueTask
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.queues import task_queue, thumbnail_queue
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, SUBMIT, THUMBNAIL
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -161,13 +161,14 @@ def release_download(svc: "Services", job_id: str) -> None:
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
 
 
-def enqueue_submits(queue: Queue, job_ids: list[str]) -> None:
-    """Queue the submission of jobs just handed a BFL slot (no RQ retries: a failed one goes back in line)."""
+def enqueue_submits(svc: "Services", job_ids: list[str]) -> None:
+    """Queue the submission of jobs just handed a BFL slot, as tokens: with many slots free, one key's
+    150 submissions do not hold another key's one behind them (no RQ retries: a failed one goes back in line)."""
     # Within the submission's lock: no second one starts while it runs.
-    queue.enqueue_many([
-        Queue.prepare_data(SUBMIT_TASK, (job_id,), timeout=CALL_BOUND, description=f"submit {job_id}", **_KEEP)
-        for job_id in job_ids
-    ])
+    svc.store.effects.apply([AddWork(SUBMIT, job_id, QueueTask.record(lambda pipeline, job_id=job_id: (
+        svc.control_queue.enqueue_call(SUBMIT_TASK, (job_id,), _TOKEN, timeout=CALL_BOUND,
+                                       description=f"submit {job_id}", pipeline=pipeline, **_KEEP))))
+        for job_id in job_ids])
 
 
 def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:

@@ -44,7 +44,7 @@ def hand_out(svc: Services) -> int:
     """Give free BFL slots to the jobs whose turn it is and queue their submissions; how many."""
     given = svc.slots.dispatch()
     if given:
-        enqueue_submits(svc.control_queue, given)
+        enqueue_submits(svc, given)
     return len(given)
 
 
