@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rq import get_current_job
 
+from fluxhook.lifecycle.work import run_queued_for, run_token
 from fluxhook.services import Services
 
 _services: Services | None = None
@@ -34,3 +37,11 @@ def task_id() -> str:
     if job is None:
         raise RuntimeError("not running as an RQ task")
     return job.id
+
+
+def run_work(kind: str, job_id: str, token: bool) -> Any:
+    """A work-line task of ``kind``: a token (``token``) works on the job whose turn it is among every key's
+    (``job_id`` only says which job's arrival queued it); a task queued before tokens works on ``job_id``."""
+    if token:
+        return run_token(services(), kind, task_id(), last_attempt=last_attempt())
+    return run_queued_for(services(), kind, job_id, last_attempt=last_attempt())
