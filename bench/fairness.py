@@ -86,6 +86,8 @@ def main() -> None:
                         help="BFL_MAX_ACTIVE in the to-stored phase")
     parser.add_argument("--every", type=float, default=2.0)
     parser.add_argument("--task-delay", type=float, default=1.0)
+    parser.add_argument("--submit-delay", type=float, default=0.0,
+                        help="to stored: seconds BFL takes to answer a submission (the real one: about 1)")
     parser.add_argument("--baseline-tree", type=Path, default=BASELINE_TREE)
     parser.add_argument("--mixed-seconds", type=float, default=300.0, help="the mixed-lengths window")
     parser.add_argument("--mixed-weights", type=_weights, default=(1.0, 1.0), metavar="A:B",
@@ -99,7 +101,7 @@ def main() -> None:
         return
     if args.run == STORED:
         print(json.dumps(run_stored(args.sim, args.stored_backlog, args.stored_max_active, args.every,
-                                    args.task_delay, args.one_owner)), flush=True)
+                                    args.task_delay, args.submit_delay, args.one_owner)), flush=True)
         return
     if args.run:
         print(json.dumps(run(args.backlog, args.every, args.task_delay, args.one_owner)), flush=True)
@@ -165,6 +167,7 @@ def run_in(tree: Path, args: argparse.Namespace, phase: str, one_owner: bool = F
     command = [sys.executable, str(Path(__file__).resolve()), "--run", phase, "--backlog", str(args.backlog),
                "--stored-backlog", str(args.stored_backlog), "--stored-max-active", str(args.stored_max_active),
                "--every", str(args.every), "--task-delay", str(args.task_delay),
+               "--submit-delay", str(args.submit_delay),
                "--mixed-seconds", str(args.mixed_seconds), "--mixed-weights", ":".join(map(str, args.mixed_weights)),
                *(["--one-owner"] * one_owner)]
     timeout = RUN_TIMEOUT + 120 + (args.mixed_seconds if phase == MIXED else 0)
@@ -207,7 +210,8 @@ def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
         stack.cleanup()
 
 
-def run_stored(sim: str, backlog: int, max_active: int, every: float, task_delay: float, one_owner: bool) -> dict:
+def run_stored(sim: str, backlog: int, max_active: int, every: float, task_delay: float, submit_delay: float,
+               one_owner: bool) -> dict:
     """Start a stack from the tree on the path, on the simulator at ``sim`` (host:port), and measure B's
     wait to stored behind A's backlog of downloads."""
     from fluxhook.services import build_services
@@ -216,8 +220,8 @@ def run_stored(sim: str, backlog: int, max_active: int, every: float, task_delay
     try:
         stack.start(workers=1)
         # The simulator's own limit above the slots', so that BFL never answers 429 here.
-        stack.sim_settings(task_delay=task_delay, max_active=max_active * 4, scene_images=False,
-                           image_format="jpeg", image_bytes=STORED_IMAGE_BYTES)
+        stack.sim_settings(task_delay=task_delay, submit_delay=submit_delay, max_active=max_active * 4,
+                           scene_images=False, image_format="jpeg", image_bytes=STORED_IMAGE_BYTES)
         svc = build_services(_config_class().from_env(stack.env))
         return _drive(svc, stack, backlog, every, "key_a" if one_owner else "key_b", reached="completed_at",
                       key_ids=_app_keys(svc))
@@ -459,7 +463,8 @@ def report_stored(results: dict[str, dict], args: argparse.Namespace) -> None:
 
     f, o, b = (figures(results[name]) for name in (FAIR, ONE_OWNER, BASELINE))
     section = Section(f"to stored: one worker, BFL_MAX_ACTIVE={args.stored_max_active}, tasks of "
-                      f"{args.task_delay:g} s, {STORED_IMAGE_BYTES / 1e6:g} MB JPEGs, key A {args.stored_backlog} jobs "
+                      f"{args.task_delay:g} s, submissions answered after {args.submit_delay:g} s, "
+                      f"{STORED_IMAGE_BYTES / 1e6:g} MB JPEGs, key A {args.stored_backlog} jobs "
                       f"at once, key B one every {args.every:g} s; baseline {BASELINE}")
     section.rows = [
         Row("B's wait to stored, p50 (s)", fmt(f["p50"], 2), fmt(b["p50"], 2), fmt(b["p50"] / f["p50"], 0, "x faster")),

@@ -5,7 +5,8 @@
 Two runs, the same seed and kill schedule: the first with ``REDIS_MIN_REPLICAS=1``, the second with 0.
 Each runs the Procfile's web (gunicorn, 2 processes) and 2 workers against devtools.replicated_redis
 (a primary, a replica, three sentinels; replication slowed about 200 ms by a relay so the window is
-wide) through ``REDIS_SENTINELS``, and the BFL simulator (1 s tasks, some callbacks sent twice). For
+wide) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions after 1 s, 1 s tasks,
+some callbacks sent twice). For
 CHAOS_MINUTES, 8 apps submit with Idempotency-Keys (fluxhook.client, which retries 503s), an admin
 creates and revokes app keys, a reader reads jobs; every 20-40 s the primary is SIGKILLed, the
 sentinels promote the replica, and the killed node comes back as a replica (at least 5 kills, the run
@@ -51,6 +52,8 @@ KILL_GAP = (20.0, 40.0)
 MIN_KILLS = 5
 PROBE_LIMIT = 60.0  # a failover that keeps writes away longer is reported as this
 DRAIN_SECONDS = 300
+# How long BFL takes to answer a submission, as the real one does.
+SUBMIT_DELAY = 1.0
 MODEL = "flux-2-pro"
 KEY_IN_PROMPT = re.compile(r"chaos(?: probe)? ([0-9a-f]{32})")
 
@@ -86,6 +89,8 @@ class FailoverRun(Soak):
                                        dict(os.environ), ready_line="simulator listening",
                                        log_path=str(self.var / "simulator.log"))
         self.sim_url = f"http://127.0.0.1:{sim_port}"
+        # BFL answers a submission after about a second: the window between its answer and our record of it.
+        requests.post(f"{self.sim_url}/_sim/settings", json={"submit_delay": SUBMIT_DELAY}, timeout=10).raise_for_status()
         self._start_service(self.redis.env(), self._dir("images"), sim_port, REDIS_MIN_REPLICAS=str(min_replicas))
         self.admin = requests.Session()
         self.admin.headers["Authorization"] = f"Bearer {self.token}"
