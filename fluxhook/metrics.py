@@ -29,13 +29,16 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_callbacks": ("Callbacks received, by outcome (accepted, duplicate, kept, refused) and refusal reason.",
                            ("outcome", "reason")),
     "fluxhook_downloads": ("Download-and-store attempts by outcome.", ("outcome",)),
-    "fluxhook_polls": ("Polls of BFL by outcome.", ("outcome",)),
-    "fluxhook_submissions": ("Submissions to BFL by outcome.", ("outcome",)),
+    "fluxhook_polls": ("Polls of BFL by outcome and BFL account.", ("outcome", "account")),
+    "fluxhook_submissions": ("Submissions to BFL by outcome and BFL account (empty: refused before one was "
+                             "chosen).", ("outcome", "account")),
+    "fluxhook_account_cooldowns": ("BFL accounts cooled down after a refusal to a submission, by account and "
+                                   "error.", ("account", "reason")),
     "fluxhook_notifications": ("Notification attempts to the user's app by outcome (delivered, retry, rejected, "
                                "exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
     "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model and app key (its "
                                "name; empty for admin tokens' jobs), as BFL stated them (a later, lower price in a "
-                               "result is not subtracted).", ("model", "key")),
+                               "result is not subtracted).", ("model", "key", "account")),
     "fluxhook_price_over_catalog": ("Submissions BFL charged more than the model catalog's bound, by model (its "
                                     "requests then go alone until the catalog is corrected).", ("model",)),
 }

@@ -17,6 +17,7 @@ from rq import Queue
 
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.config import Config
+from fluxhook.core.errors import BFLAuthFailed
 from fluxhook.media.storage import Storage, storage_from_url
 from fluxhook.net.http_client import HTTPClient
 from fluxhook.store import Store
@@ -36,12 +37,23 @@ class Services:
     control_queue: Queue
     storage: Storage
     http: HTTPClient
-    bfl: BFLClient
+    # One BFL client per account, by name.
+    bfl_clients: dict[str, BFLClient]
 
     @property
     def jobs(self) -> JobStore:
         """The job records."""
         return self.store.jobs
+
+    def bfl(self, account: str | None) -> BFLClient:
+        """The BFL client of the account named ``account`` (None: the first, for tasks from before accounts).
+        ``BFLAuthFailed`` for an account no longer configured: its tasks never go through another's key."""
+        if account is None:
+            return self.bfl_clients[self.config.accounts[0].name]
+        if account not in self.bfl_clients:
+            raise BFLAuthFailed(f"the task's BFL account {account!r} is no longer configured (BFL_ACCOUNTS): "
+                                "configure it again to reach its tasks")
+        return self.bfl_clients[account]
 
     @property
     def slots(self) -> Slots:
@@ -100,5 +112,5 @@ def build_services(config: Config) -> Services:
         control_queue=control_queue(redis),
         storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,
-        bfl=BFLClient(config, http),
+        bfl_clients={account.name: BFLClient(config, http, account=account) for account in config.accounts},
     )

@@ -88,7 +88,7 @@ class Clock(threading.Thread):
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
         # Every worker queues it; the refresh lock lets one ask BFL per interval.
-        check = check_every(self.config.bfl_credits_refresh_seconds)
+        check = check_every(self.config.bfl_credits_refresh_seconds, self.config.named_accounts != ())
         cron.register(refresh_balance, QUEUE_NAME, interval=check, ttl=check, job_timeout=60, result_ttl=0,
                       failure_ttl=86400)
         cron.register_birth()

@@ -1,7 +1,8 @@
 """Client for BFL's API: submit a task and read its result, with timeouts, retries and clear errors.
 
-The API key goes only to ``BFL_API_BASE`` or to a ``polling_url`` whose host is in
-``API_HOST_ALLOWLIST``; any other polling URL is replaced by ``{base}/v1/get_result``. A poll that
+One client per BFL account (``core.accounts``): its key goes only to its own endpoint or to a ``polling_url``
+whose host is in its allowed hosts (``API_HOST_ALLOWLIST``); any other polling URL is replaced by
+``{base}/v1/get_result``. A poll that
 BFL redirects (to a regional host) is followed here, hop by hop, at most ``MAX_REDIRECTS`` times and
 only to allowed hosts: requests would carry ``x-key`` to wherever a redirect points.
 """
@@ -15,12 +16,15 @@ from typing import Any, Callable
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from fluxhook.bfl.costs import parse_cost
+from fluxhook.core.accounts import Account
 from fluxhook.core.backoff import backoff_delay, retry_after_seconds
 from fluxhook.core.bfl_limits import ATTEMPTS, TIMEOUT
 from fluxhook.core.config import Config
 from fluxhook.core.errors import (
+    BFLAccountDown,
     BFLAuthFailed,
     BFLError,
     BFLRateLimited,
@@ -42,18 +46,19 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class BFLClient:
-    """BFL's task API at ``config.bfl_api_base``."""
+    """BFL's task API at one account's endpoint (``account``; the first configured when None)."""
 
     def __init__(self, config: Config, http: HTTPClient, *, attempts: int = ATTEMPTS,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.config = config
+                 sleep: Callable[[float], None] = time.sleep, account: Account | None = None):
+        self.account = account or config.accounts[0]
+        self.api_base = self.account.api_base
         self.http = http
         self.attempts = attempts
         self.sleep = sleep
-        base = urlsplit(config.bfl_api_base)
+        base = urlsplit(self.api_base)
         # The base URL is the operator's own choice, so it is trusted like an exact allowlist entry.
         self._base = Target(
-            url=config.bfl_api_base, scheme=base.scheme, host=base.hostname or "",
+            url=self.api_base, scheme=base.scheme, host=base.hostname or "",
             port=base.port or (443 if base.scheme == "https" else 80), exact=True,
         )
 
@@ -62,7 +67,7 @@ class BFLClient:
         (a ``costs.Cost``, None when BFL stated none usably)."""
         if not MODEL.fullmatch(model):
             raise BFLRejected(f"invalid model name {model[:64]!r}")
-        data = self._request("POST", self._base, f"{self.config.bfl_api_base}/v1/{model}", json=body)
+        data = self._request("POST", self._base, f"{self.api_base}/v1/{model}", json=body)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BFLUnavailable("BFL's answer to the submission has no task id")
         return {"id": data["id"], "polling_url": data.get("polling_url") if isinstance(data.get("polling_url"), str) else None,
@@ -78,7 +83,7 @@ class BFLClient:
 
     def credits(self) -> float:
         """GET ``/v1/credits``: the credits left on the account of ``BFL_API_KEY``."""
-        data = self._request("GET", self._base, f"{self.config.bfl_api_base}/v1/credits")
+        data = self._request("GET", self._base, f"{self.api_base}/v1/credits")
         credits = data.get("credits") if isinstance(data, dict) else None
         if isinstance(credits, bool) or not isinstance(credits, (int, float)) or not math.isfinite(credits):
             raise BFLUnavailable("BFL's credits answer has no number of credits")
@@ -88,18 +93,18 @@ class BFLClient:
         """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""
         if polling_url:
             try:
-                target = check_url(polling_url, self.config.api_host_allowlist)
+                target = check_url(polling_url, self.account.api_host_allowlist)
                 if not target.exact:
                     check_resolves_public(target.host, target.port)
                 return target, polling_url
             except HostNotAllowed:
                 pass  # the key must not go there: BFL's own base URL answers for every task
-        return self._base, f"{self.config.bfl_api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
+        return self._base, f"{self.api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
 
     def _request(self, method: str, target: Target, url: str, *, json: Any = None, not_found_ok: bool = False) -> Any:
         headers = {"accept": "application/json"}
-        if self.config.bfl_api_key:
-            headers["x-key"] = self.config.bfl_api_key
+        if self.account.api_key:
+            headers["x-key"] = self.account.api_key
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self._send(method, target, url, json, headers)
@@ -114,6 +119,13 @@ class BFLClient:
                                                  "it was not sent again") from None
                 error: BFLError = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
             except requests.RequestException as exc:
+                if method == "POST" and never_sent(exc):
+                    # Not connected, so not sent: another account may take the task now.
+                    raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
+                if method == "POST":
+                    # Cut after the connection was made: BFL may have the task, so it is not sent again.
+                    raise BFLSubmissionUncertain(f"the connection to BFL broke during the submission "
+                                                 f"({type(exc).__name__}); it was not sent again") from None
                 error = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
             else:
                 if response.status_code < 300 or (not_found_ok and response.status_code == 404):
@@ -121,10 +133,16 @@ class BFLClient:
                         return response.json()
                     except ValueError:
                         error = BFLUnavailable(f"BFL answered {response.status_code} without JSON")
-                elif response.status_code == 503 and method == "POST":
-                    # BFL is out of capacity: like a 429, the job waits in line, not sent again now.
-                    raise BFLRateLimited(f"BFL is out of capacity{_detail(response)}",
-                                         retry_after=retry_after_seconds(response.headers.get("Retry-After"), 5.0))
+                elif response.status_code == 504 and method == "POST":
+                    # A gateway gave up waiting: BFL may have the task, so it is not sent again.
+                    raise BFLSubmissionUncertain("BFL's gateway timed out on the submission (504); "
+                                                 "it was not sent again")
+                elif response.status_code >= 500 and method == "POST":
+                    # BFL is out of capacity or failing: the account cools down and the job waits in line,
+                    # for another account or for this one's recovery; it is not sent again here now.
+                    header = response.headers.get("Retry-After")
+                    raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
+                                         retry_after=retry_after_seconds(header, 0.0) if header else None)
                 elif response.status_code in _RETRY_STATUSES:
                     error = BFLUnavailable(f"BFL answered {response.status_code}")
                 else:
@@ -145,9 +163,17 @@ class BFLClient:
             if method != "GET" or response.status_code not in _REDIRECTS:
                 return response
             response.close()
-            target = redirect_target(url, response.headers.get("Location", ""), self.config.api_host_allowlist)
+            target = redirect_target(url, response.headers.get("Location", ""), self.account.api_host_allowlist)
             url = target.url
         raise BFLError(f"BFL redirected a request more than {MAX_REDIRECTS} times")
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """Whether a request failed before any of it reached the server: no connection was ever made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def redirect_target(current: str, location: str, allowlist) -> Target:

@@ -7,10 +7,11 @@ import binascii
 import math
 import os
 import re
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from fluxhook.core.accounts import ACCOUNT_NAME, DEFAULT_ACCOUNT, Account, env_prefix, parse_names, pooled_limits
 from fluxhook.core.catalog import SHIPPED_CATALOG, Catalog
 from fluxhook.core.catalog import load as load_catalog
 from fluxhook.core.errors import ConfigError, InvalidRequest
@@ -129,6 +130,26 @@ class Config:
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
     bfl_models_file: str | None = None
     catalog: Catalog = SHIPPED_CATALOG
+    # BFL_ACCOUNTS and each one's BFL_<NAME>_* settings; empty: the one default account of the BFL_* settings.
+    named_accounts: tuple[Account, ...] = ()
+
+    @property
+    def accounts(self) -> tuple[Account, ...]:
+        """Every BFL account fluxhook sends tasks through: BFL_ACCOUNTS', or the one ``default`` account (whose
+        daily limit is BFL_DAILY_CREDIT_LIMIT, the budget's over every account)."""
+        return self.named_accounts or (Account(
+            name=DEFAULT_ACCOUNT, api_key=self.bfl_api_key, api_base=self.bfl_api_base, max_active=self.bfl_max_active,
+            model_limits=self.bfl_model_limits, webhook_secrets=self.webhook_secrets,
+            api_host_allowlist=self.api_host_allowlist),)
+
+    @property
+    def pooled_limits(self) -> tuple[tuple[str, int], ...]:
+        """The models with a slot pool of their own at any account (``pools.pool_for`` reads them)."""
+        return pooled_limits(self.accounts)
+
+    def account(self, name: str | None) -> Account:
+        """The account named ``name`` (None, or one no longer configured: the first), for a task it sent."""
+        return next((a for a in self.accounts if a.name == name), self.accounts[0])
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -143,7 +164,7 @@ class Config:
     def warnings(self) -> list[str]:
         """Settings that are valid but almost certainly wrong, one sentence each (logged at start)."""
         found = []
-        if not self.bfl_api_key:
+        if not self.named_accounts and not self.bfl_api_key:
             found.append("BFL_API_KEY is not set: BFL refuses submissions and polls without a key, so only "
                          "callbacks of tracked tasks can complete jobs")
         # Accepted, as no minimum is required, but as weak as they are short.
@@ -222,6 +243,7 @@ class Config:
             bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,
         )
+        config = replace(config, named_accounts=reader.accounts(config))
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
@@ -469,6 +491,41 @@ class _Reader:
                              "(a Standard Webhooks secret)")
             return None
         return value
+
+    def accounts(self, base: Config) -> tuple[Account, ...]:
+        """``BFL_ACCOUNTS`` and each account's ``BFL_<NAME>_*``; an optional setting left out is ``base``'s
+        (the ``BFL_*`` one) except the key, endpoint, region and webhook secret, which are the account's own."""
+        raw = self._raw("BFL_ACCOUNTS")
+        if raw is None:
+            return ()
+        try:
+            names = parse_names(raw)
+        except ValueError as exc:
+            self._fail("BFL_ACCOUNTS", str(exc))
+            return ()
+        found = []
+        for name in names:
+            prefix = env_prefix(name)
+            region = self._raw(prefix + "REGION")
+            if region is not None and not ACCOUNT_NAME.fullmatch(region.lower()):
+                self._fail(prefix + "REGION", "must be a label such as eu or us (lowercase letters, digits, '-')")
+            max_active = self.integer(prefix + "MAX_ACTIVE", base.bfl_max_active, minimum=1, maximum=10_000)
+            webhook = self.string(prefix + "WEBHOOK_SECRET")
+            found.append(Account(
+                name=name,
+                api_key=self.string(prefix + "API_KEY", required=True),
+                api_base=self.url(prefix + "API_BASE", required=True, schemes=("http", "https"), prefix=True).rstrip("/"),
+                region=region.lower() if region else None,
+                max_active=max_active,
+                model_limits=self.model_limits(prefix + "MODEL_LIMITS", prefix + "MAX_ACTIVE_KONTEXT_MAX",
+                                               base.bfl_model_limits),
+                webhook_secrets=tuple(s for s in (webhook, *self.secret_list(prefix + "WEBHOOK_SECRET_PREVIOUS")) if s),
+                daily_credit_limit=self.positive_number(prefix + "DAILY_CREDIT_LIMIT", maximum=1e9),
+                api_host_allowlist=(self.hosts(prefix + "API_HOST_ALLOWLIST", "") if self._raw(prefix + "API_HOST_ALLOWLIST")
+                                    else base.api_host_allowlist)))
+        if len({(a.api_base, a.api_key) for a in found}) != len(found):
+            self._fail("BFL_ACCOUNTS", "two accounts have the same endpoint and key: one account named twice")
+        return tuple(found)
 
     def storage_url(self, name: str, default: str) -> str:
         value = self._raw(name) or default

@@ -185,6 +185,15 @@ class BFLUnavailable(BFLError, RetryableError):
     status = 502
 
 
+class BFLAccountDown(BFLUnavailable):
+    """A BFL account cannot take a task now (503 or another 5xx to a submission, or no connection): nothing was
+    accepted, so the task may go through another account; BFL's ``Retry-After`` in seconds, None without one."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BFLSubmissionUncertain(BFLError):
     """BFL did not answer a submission in time; it may exist, so it is not sent again."""
 

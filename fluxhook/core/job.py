@@ -104,6 +104,10 @@ class Job:
     thumbnail_key: str | None = None
     # The BFL slot pool of a job fluxhook submits (see ``slots``); None for tracked jobs.
     pool: str | None = None
+    # The BFL account that sent its task (``core.accounts``), its polls and callbacks go through; None until one
+    # did. ``route``: the accounts it may use, as its key and request narrowed them (None: any).
+    account: str | None = None
+    route: str | None = None
     # Where the job JSON is POSTed once the job is terminal (see ``notify``); None: nowhere.
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
@@ -182,6 +186,7 @@ class Job:
             "draft_cache": draft_cache,
             "cost": self.cost(),
             "key_id": self.key_id,
+            "account": self.account,
             "waiting": waiting if self.status == st.QUEUED else None,
         }
 

@@ -80,5 +80,6 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
 
 def config_secrets(config) -> list[str]:
     """Every secret value in the configuration, for ``RedactSecrets``."""
-    return [config.bfl_api_key, *config.secret_keys, *config.webhook_secrets, *config.api_tokens,
+    accounts = [secret for account in config.accounts for secret in (account.api_key, *account.webhook_secrets)]
+    return [config.bfl_api_key, *accounts, *config.secret_keys, *config.webhook_secrets, *config.api_tokens,
             config.notify_secret or "", config.metrics_token or ""]

@@ -45,7 +45,22 @@ class Limits(Protocol):
 
 def pool_limit(config: Limits, pool: str) -> int:
     """How many of the pool's tasks may be in flight at once: never more than BFL_MAX_ACTIVE."""
-    for model, limit in config.bfl_model_limits:
+    return limit_in(config.bfl_max_active, config.bfl_model_limits, pool)
+
+
+def limit_in(max_active: int, model_limits: tuple[tuple[str, int], ...], pool: str) -> int:
+    """How many of ``pool``'s tasks one account may have in flight, under its ``max_active`` and ``model_limits``."""
+    for model, limit in model_limits:
         if model == pool:
-            return min(limit, config.bfl_max_active)
-    return config.bfl_max_active
+            return min(limit, max_active)
+    return max_active
+
+
+def merged_limits(limits: list[tuple[tuple[str, int], ...]]) -> tuple[tuple[str, int], ...]:
+    """The models with a limit of their own at any account, each once (the pools every account has; an account
+    without a limit for one allows its whole max_active there)."""
+    merged: dict[str, int] = {}
+    for each in limits:
+        for model, limit in each:
+            merged[model] = max(limit, merged.get(model, 0))
+    return tuple(merged.items())

@@ -4,7 +4,8 @@ a job waiting in line for a BFL slot (pure).
 Two kinds of wait, told apart by where the job stands:
 
 * **In line** for a slot (``Place.LINE``): the reason is read from the slots as they are now, never written, so
-  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), BFL said it is full
+  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), every BFL account it
+  may use cools down (``account_cooling``, ``until`` the first recovers), BFL said it is full
   and the pool pauses (``bfl_capacity``, ``until`` the pause ends), its model's own limit is reached
   (``model_limit``), or every one of ``BFL_MAX_ACTIVE``'s slots is taken (``bfl_slots``). When several hold, the
   first of that list is named: the key's own limit would still hold it back with BFL's room free.
@@ -34,7 +35,7 @@ class WaitReason(StrEnum):
     DAILY_CREDITS = "daily_credits"
     BUDGET_SETTLING = "budget_settling"
     BFL_CAPACITY = "bfl_capacity"
-    # A BFL account resting after its refusals, while others serve (several accounts, SPEC §14): nothing sets it yet.
+    # Every BFL account the job may use cools down after BFL's refusals (SPEC §14).
     ACCOUNT_COOLING = "account_cooling"
 
 
@@ -47,7 +48,7 @@ DESCRIPTIONS: dict[WaitReason, str] = {
     WaitReason.DAILY_CREDITS: "today's credits (BFL_DAILY_CREDIT_LIMIT) are spent",
     WaitReason.BUDGET_SETTLING: "it goes alone, once the prices of the submissions under way are known",
     WaitReason.BFL_CAPACITY: "BFL said it is full (429 or 503)",
-    WaitReason.ACCOUNT_COOLING: "its BFL account rests after BFL's refusals",
+    WaitReason.ACCOUNT_COOLING: "every BFL account it may use cools down after BFL's refusals (503, 5xx, 402)",
 }
 
 
@@ -94,7 +95,8 @@ class Place(StrEnum):
 class LineState:
     """What decides whether a job in line could take a slot now: its owner's slots and ``max_active`` (None: no
     limit of its own), its pool's slots and limit, every pool's slots and ``BFL_MAX_ACTIVE``, and when the pool's
-    pause ends (None: not paused)."""
+    pause ends (None: not paused), over the accounts it may use that take tasks; and when the first of those
+    accounts recovers, when every one cools down (None: one takes tasks)."""
 
     owner_held: int
     owner_cap: int | None
@@ -103,12 +105,15 @@ class LineState:
     total_held: int
     total_limit: int
     paused_until: float | None = None
+    cooling_until: float | None = None
 
 
 def in_line(state: LineState, now: float) -> Waiting:
     """The reason a job in line waits, from the slots as they are (the module's doc gives the order)."""
     if state.owner_cap is not None and state.owner_held >= state.owner_cap:
         return Waiting(WaitReason.KEY_MAX_ACTIVE)
+    if state.cooling_until is not None:
+        return Waiting(WaitReason.ACCOUNT_COOLING, state.cooling_until)
     if state.paused_until is not None and state.paused_until > now:
         return Waiting(WaitReason.BFL_CAPACITY, state.paused_until)
     if state.pool_limit < state.total_limit and state.pool_held >= state.pool_limit:

@@ -29,6 +29,7 @@ from typing import Any
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job
 from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage, Effect
 
@@ -64,6 +65,11 @@ def spent_field(key_id: str | None = None) -> str:
     return f"{SPENT}@{key_id}" if key_id else SPENT
 
 
+def account_spent_field(account: str) -> str:
+    """The field of a day's counters that holds what one BFL account was charged (its daily_credit_limit reads it)."""
+    return f"{SPENT}#{account}"
+
+
 def _with_key(increments: list[tuple[str, int]], key_id: str | None) -> tuple[tuple[str, int], ...]:
     """The increments of account fields, and the same again on the key's fields when the job has a key."""
     if not key_id:
@@ -88,11 +94,12 @@ def utc_hour(when: float) -> str:
 # --- what transitions count ---------------------------------------------------------------------------
 
 def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_id: str | None = None,
-                 key_name: str = "") -> tuple[dict[str, Any], list[Effect]]:
+                 key_name: str = "", account: str = DEFAULT_ACCOUNT) -> tuple[dict[str, Any], list[Effect]]:
     """What a job records and counts when BFL accepted its task at ``now``: the job's fields and the effects.
 
     ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price;
-    ``key_id`` and ``key_name`` are the app key that created the job (none for an admin token's).
+    ``key_id`` and ``key_name`` are the app key that created the job (none for an admin token's); ``account``
+    the BFL account that was charged.
     """
     day = utc_day(now)
     credits = to_micro(cost.credits) if cost is not None and cost.credits is not None else None
@@ -100,12 +107,12 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_i
     fields: dict[str, Any] = {"usage_day": day, "counted_credits": credits or 0, "counted_spend": spend,
                               **(cost.fields() if cost else {})}
     effects: list[Effect] = [
-        CountUsage(day, _with_key([(field(model, "jobs"), 1), (field(model, "credits"), credits or 0),
-                                   (SPENT, spend)], key_id)),
+        CountUsage(day, (*_with_key([(field(model, "jobs"), 1), (field(model, "credits"), credits or 0),
+                                     (SPENT, spend)], key_id), (account_spent_field(account), spend))),
         CountHourly(utc_hour(now), (("submitted", 1),)),
     ]
     if credits:
-        effects.append(_credits_metric(model, credits, key_name))
+        effects.append(_credits_metric(model, credits, key_name, account))
     return fields, effects
 
 
@@ -127,12 +134,14 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
                 counts += [(field(job.model, "credits"), credits - (job.counted_credits or 0)),
                            (SPENT, credits - (job.counted_spend or 0))]
                 if credits > (job.counted_credits or 0):
-                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name))
+                    effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name,
+                                                   job.account))
         effects.append(CountUsage(job.usage_day, _with_key(counts, job.key_id)))
     return effects
 
 
-def _credits_metric(model: str, amount: int, key_name: str) -> CountMetrics:
-    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model, key=key_name)
+def _credits_metric(model: str, amount: int, key_name: str, account: str | None = None) -> CountMetrics:
+    return metrics.added("fluxhook_credits_spent", from_micro(amount), model=model, key=key_name,
+                         account=account or "")
 
 

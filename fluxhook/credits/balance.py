@@ -16,6 +16,7 @@ import socket
 import time
 
 from fluxhook.bfl.client import BFLClient
+from fluxhook.core.accounts import NO_CREDITS_RECHECK, Account, CoolingReason
 from fluxhook.core.errors import FluxhookError
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.services import Services
@@ -35,25 +36,46 @@ def format_credits(credits: float) -> str:
     return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"
 
 
-def check_every(interval: int) -> int:
-    """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one."""
-    return max(1, interval // CHECKS_PER_INTERVAL)
+def check_every(interval: int, several_accounts: bool = False) -> int:
+    """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one; with several
+    accounts, often enough to see one that ran out of credits have some again within ``NO_CREDITS_RECHECK``."""
+    every = max(1, interval // CHECKS_PER_INTERVAL)
+    return min(every, max(1, int(NO_CREDITS_RECHECK) // CHECKS_PER_INTERVAL)) if several_accounts else every
 
 
 def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:
-    """Ask BFL for the balance and keep it, unless another worker did within the interval."""
-    interval = svc.config.bfl_credits_refresh_seconds
-    if not svc.config.bfl_api_key:
+    """Ask BFL for each account's balance and keep it, unless another worker did within the interval (for an
+    account cooling down after a 402, within ``NO_CREDITS_RECHECK``: its cooldown ends once the balance reads above
+    zero). REFRESHED if any account's was read, FAILED if every one asked failed, else SKIPPED."""
+    outcomes = [_refresh_account(svc, account, time.time() if now is None else now) for account in svc.config.accounts]
+    for outcome in (RefreshOutcome.REFRESHED, RefreshOutcome.FAILED):
+        if outcome in outcomes:
+            return outcome
+    return RefreshOutcome.SKIPPED
+
+
+def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutcome:
+    if not account.api_key:
         return RefreshOutcome.SKIPPED  # BFL would refuse: there is no account to ask about
-    if not svc.store.locks.take(svc.store.keys.balance_lock, f"{socket.gethostname()}:{os.getpid()}", interval):
+    cooling = svc.store.cooldowns.of(account.name)
+    broke = cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS
+    interval = min(NO_CREDITS_RECHECK, svc.config.bfl_credits_refresh_seconds) if broke \
+        else svc.config.bfl_credits_refresh_seconds
+    if not svc.store.locks.take(svc.store.keys.balance_lock(account.name), f"{socket.gethostname()}:{os.getpid()}",
+                                int(interval)):
         return RefreshOutcome.SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.
-        credits = BFLClient(svc.config, svc.http, attempts=1).credits()
+        credits = BFLClient(svc.config, svc.http, attempts=1, account=account).credits()
     except FluxhookError as exc:
-        log.warning("BFL's credits could not be read", extra={"error": exc.message})
+        log.warning("BFL's credits could not be read", extra={"account": account.name, "error": exc.message})
         return RefreshOutcome.FAILED
-    svc.store.usage.set_balance(credits, time.time() if now is None else now,
-                                ttl=max(MIN_KEEP, KEEP_INTERVALS * interval))
-    log.info("BFL credits refreshed", extra={"credits": credits})
+    svc.store.usage.set_balance(credits, now, ttl=max(MIN_KEEP, KEEP_INTERVALS * svc.config.bfl_credits_refresh_seconds),
+                                account=account.name)
+    if credits > 0 and broke:
+        svc.store.cooldowns.lift(account.name, CoolingReason.INSUFFICIENT_CREDITS, now)
+        log.info("BFL account has credits again", extra={"account": account.name, "credits": credits})
+    elif broke:
+        svc.store.cooldowns.cool(account.name, now + interval, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
+    log.info("BFL credits refreshed", extra={"account": account.name, "credits": credits})
     return RefreshOutcome.REFRESHED

@@ -20,7 +20,7 @@ def poll_job(svc: Services, job: Job) -> BFLReport:
     """
     svc.jobs.count(job.id, "polls")
     try:
-        payload = svc.bfl.get_result(job.bfl_id or "", job.polling_url)
+        payload = svc.bfl(job.account).get_result(job.bfl_id or "", job.polling_url)
         if isinstance(payload, dict) and "status" not in payload:
             payload = dict(payload, status=st.BFL_TASK_NOT_FOUND)
         try:

@@ -129,16 +129,30 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
     return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_submitted"}, "kept", job_id)
 
 
+def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) -> str:
+    """The account whose webhook secret the callback proves (``BFL_<NAME>_WEBHOOK_SECRET``); refused if none does."""
+    refusal: Unauthorized | None = None
+    for account in svc.config.accounts:
+        if account.webhook_secrets or account is svc.config.accounts[-1] and refusal is None:
+            try:
+                verify_callback(headers, raw, account.webhook_secrets, required=True)
+                return account.name
+            except Unauthorized as exc:
+                refusal = refusal or exc
+    raise _refuse(svc, "bad_secret", refusal or Unauthorized()) from None
+
+
 def receive_static_callback(svc: Services, headers: Mapping[str, str], body: BinaryIO, length: int | None) -> Receipt:
     """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with ``BFL_WEBHOOK_SECRET`` (its ``body``,
     ``length`` bytes if said); one for a task not tracked (yet) is kept for when it is."""
     raw = read_callback(body, length)
-    try:
-        verify_callback(headers, raw, svc.config.webhook_secrets, required=True)
-    except Unauthorized as exc:
-        raise _refuse(svc, "bad_secret", exc) from None
+    account = _verifying_account(svc, headers, raw)
     report = parse_callback(raw)
     job = svc.jobs.get_by_bfl_id(report.bfl_id)
+    if job is not None and svc.config.account(job.account).name != account:
+        # Proven with one account's secret: it says nothing of another account's task.
+        raise _refuse(svc, "wrong_account", Unauthorized("this callback's secret is another BFL account's than its "
+                                                         "task's"), job.id)
     outcome = ReportOutcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
     if outcome == ReportOutcome.GONE:
         outcome = keep_callback(svc, report.bfl_id, raw)

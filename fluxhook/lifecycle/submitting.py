@@ -10,13 +10,17 @@ from redis.exceptions import RedisError
 from fluxhook import metrics
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import (
+    BFLAccountDown,
     BFLError,
     BFLRateLimited,
+    BFLSubmissionUncertain,
     BudgetExceeded,
     FluxhookError,
+    InsufficientCredits,
     NotReplicated,
     RetryableError,
 )
@@ -25,7 +29,7 @@ from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle import durable, revoking, schedule, task_inputs, timeline, waits
+from fluxhook.lifecycle import cooling, durable, revoking, schedule, task_inputs, timeline, waits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
@@ -122,37 +126,51 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         budget.reserve(svc, job.id, job.model or "", measured, key=key))
     if reservation is not None and not reservation.admitted:
         return _over_budget(svc, job, reservation, key)
+    # The account whose slot the job holds sends it (a slot taken before accounts were kept: the first's).
+    account = config.account(svc.slots.account_of(job.id))
+    if account.daily_credit_limit is not None and accounting.to_micro(account.daily_credit_limit) <= \
+            svc.store.usage.counter(accounting.utc_day(time.time()), accounting.account_spent_field(account.name)):
+        cooling.cool_for_the_day(svc, account)
+        svc.slots.requeue(job)
+        return st.QUEUED
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     durable.confirm_before_sending(svc, primary)
     try:
-        task = svc.bfl.submit(job.model or "", body)
-    except BFLRateLimited as exc:
-        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
-        timeline.record(svc, job.id, "submission", outcome=exc.code)
-        pause = wait_for_room(svc, job, exc.retry_after)
-        log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
-        return st.QUEUED
+        task = svc.bfl(account.name).submit(job.model or "", body)
     except FluxhookError as exc:
-        metrics.count(svc, "fluxhook_submissions", outcome=exc.code)
-        timeline.record(svc, job.id, "submission", outcome=exc.code)
+        metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
+        timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
+        if isinstance(exc, BFLRateLimited):
+            pause = wait_for_room(svc, job, exc.retry_after)
+            log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
+            return st.QUEUED
+        # With one account, a 402 fails the job as it always did (SPEC §6): nothing else could take it.
+        moves = isinstance(exc, BFLAccountDown) or (isinstance(exc, InsufficientCredits) and config.named_accounts != ())
+        if moves or isinstance(exc, BFLSubmissionUncertain):
+            cooling.cool_after(svc, account, exc)
+        if moves:
+            # Nothing reached BFL: the job goes back in line, for another account it may use or this one's recovery.
+            svc.slots.requeue(job)
+            log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
+            return st.QUEUED
         raise
     # BFL has the task and charges for it: its record comes first, before anything else that may fail.
     now = time.time()
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
-                                         key_id=job.key_id, key_name=key_name)
+                                         key_id=job.key_id, key_name=key_name, account=account.name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id, job.key_id))
     recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
-        bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
+        bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
         due=schedule.first_poll_at(now, config.callback_grace_seconds), effects=effects, **fields))
-    metrics.count(svc, "fluxhook_submissions", outcome="submitted")
-    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"])
+    metrics.count(svc, "fluxhook_submissions", outcome="submitted", account=account.name)
+    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     budget.check_price(svc, job.model or "", request, task["cost"])
-    svc.slots.accepted(svc.slots.pool_of(job))
+    svc.slots.accepted(svc.slots.pool_of(job), account.name)
     if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)
@@ -205,9 +223,10 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
 
 
 def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
-    """Put the job back in line and pause its pool: BFL's Retry-After, or growing backoff if BFL keeps refusing."""
+    """Put the job back in line and pause its pool at the account whose slot it held: BFL's Retry-After, or growing
+    backoff if BFL keeps refusing."""
     pool = svc.slots.pool_of(job)
-    strikes = svc.slots.strike(pool)
+    strikes = svc.slots.strike(pool, svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
     waits.begin(svc, job, Waiting(WaitReason.BFL_CAPACITY, time.time() + pause))
     svc.slots.requeue(job, pause)

@@ -29,7 +29,7 @@ def of_jobs(svc: Services, jobs: Sequence[Job]) -> list[Waiting | None]:
         return [None] * len(jobs)
     slots, places = svc.slots.look(queued)
     now = time.time()
-    found = {job.id: waiting(job.status, place, slots.line(svc.slots.pool_of(job), owner_of(job.key_id)),
+    found = {job.id: waiting(job.status, place, slots.line(svc.slots.pool_of(job), owner_of(job.key_id), job.route),
                              Waiting.recorded(job.waiting_reason, job.waiting_until), now)
              for job, place in zip(queued, places, strict=True)}
     return [found.get(job.id) for job in jobs]

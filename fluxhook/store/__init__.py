@@ -11,6 +11,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.pools import pools
 from fluxhook.store.app_keys import AppKeys
+from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.effects import Effects
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
@@ -42,9 +43,11 @@ class Store:
     def __init__(self, connection: Redis, config: Config, ttl: int | None = None, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self.pools = pools(config.bfl_model_limits)
-        self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools)
+        self.pools = pools(config.pooled_limits)
+        self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools,
+                             accounts=tuple(account.name for account in config.accounts))
         self.slots = Slots(connection, config, keys=keys)
+        self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
         self.locks = Locks(connection, keys=keys)
@@ -64,14 +67,18 @@ class Store:
         for name in st.STATUSES:
             pipe.zcard(self.keys.status(name))
         for pool in self.pools:
-            pipe.zcard(self.keys.slots(pool))
             pipe.zcard(self.keys.line(pool))
+        for key in self.jobs.slot_keys:
+            pipe.zcard(key)
         pipe.zcount(self.keys.due, "-inf", now)
         values = [int(v) for v in pipe.execute()]
-        by_status, held = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
-        return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)),
-                        in_flight=dict(zip(self.pools, held[0::2], strict=False)),
-                        waiting=dict(zip(self.pools, held[1::2], strict=False)), due=values[-1])
+        by_status, rest = values[:len(st.STATUSES)], values[len(st.STATUSES):-1]
+        waiting, held = rest[:len(self.pools)], rest[len(self.pools):]
+        in_flight = dict.fromkeys(self.pools, 0)
+        for i, n in enumerate(held):
+            in_flight[self.pools[i % len(self.pools)]] += n
+        return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)), in_flight=in_flight,
+                        waiting=dict(zip(self.pools, waiting, strict=False)), due=values[-1])
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``)."""

@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import COUNTERS, Job, is_job_id, job_id_floor
 from fluxhook.core.models import MODEL
@@ -60,7 +61,7 @@ class JobStore:
     """
 
     def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,)):
         self.connection = connection
         # What a change of status is stamped with, and a slot's time measured by (tests run it by hand).
         self.clock = clock
@@ -68,6 +69,8 @@ class JobStore:
         self.keys = keys
         # The slot pools (``limits.pools``): a job leaving them gives its slot or its place in line back.
         self.pools = pools
+        # Every account's slots of every pool: a job holds at most one of them.
+        self.slot_keys = [keys.slots(pool, account) for account in accounts for pool in pools]
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
         self._transition = LuaScript(connection, "effects", "slot_time", "job_transition")
         self._create = LuaScript(connection, "job_create")
@@ -144,7 +147,7 @@ class JobStore:
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
             # the slots and lines a job in those statuses can hold.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
-            "slots": [place(keys, self.keys.slots(p)) for p in self.pools] if consequences.free_slot else [],
+            "slots": [place(keys, slots) for slots in self.slot_keys] if consequences.free_slot else [],
             # A line, or the jobs waiting aside (out of line), holds queued jobs only.
             "lines": ([place(keys, line) for line in (*map(self.keys.line, self.pools), self.keys.aside)]
                       if consequences.leave_line and st.QUEUED in allowed else []),
@@ -155,8 +158,10 @@ class JobStore:
             spec["unset"] = list(WAIT_FIELDS)
         if spec["slots"] or spec["lines"]:
             spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
+            spec["routes"] = place(keys, self.keys.routes)
         if spec["slots"]:
             spec["freed"] = place(keys, self.keys.slot_freed)
+            spec["slot_accounts"] = place(keys, self.keys.slot_accounts)
             spec["fair"] = {"charges": place(keys, self.keys.fair_charges),
                             "estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
@@ -335,7 +340,7 @@ class JobStore:
         bfl_id, model, key_id = (_text(v or b"") for v in read)
         keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
                 self.keys.budget_held, self.keys.fair_owners, self.keys.fair_held, self.keys.aside,
-                *(self.keys.status(name) for name in st.STATUSES), *map(self.keys.slots, self.pools),
+                *(self.keys.status(name) for name in st.STATUSES), *self.slot_keys,
                 *map(self.keys.line, self.pools)]
         if model:
             keys.append(self.keys.model_jobs(model))
@@ -343,8 +348,12 @@ class JobStore:
             keys.append(self.keys.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(self.keys.key_budget_held(key_id), job_id)
-        key = self._delete(keys, [job_id, bfl_id, len(st.STATUSES), len(self.pools)])
-        self.connection.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated
+        key = self._delete(keys, [job_id, bfl_id, len(st.STATUSES), len(self.slot_keys), len(self.pools)])
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated
+        pipe.hdel(self.keys.slot_accounts, job_id)
+        pipe.hdel(self.keys.routes, job_id)
+        pipe.execute()
         return None if key is None else _text(key)
 
 

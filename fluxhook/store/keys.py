@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -50,9 +52,25 @@ class Keys:
         """Every counter and histogram bucket, one hash field each (see ``fluxhook.metrics``)."""
         return f"{self.prefix}metrics"
 
-    def slots(self, pool: str) -> str:
-        """The jobs holding a BFL slot of ``pool``, scored by when they took it."""
-        return f"{self.prefix}slots:{pool}"
+    def slots(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
+        """The jobs holding a BFL slot of ``account``'s ``pool``, scored by when they took it (the default
+        account's keep the names of releases before accounts, so an upgrade finds its tasks in flight)."""
+        return f"{self.prefix}slots:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:slots:{pool}"
+
+    @property
+    def slot_accounts(self) -> str:
+        """Job -> the account whose slot it holds (a hash), while it holds one."""
+        return f"{self.prefix}slot_accounts"
+
+    @property
+    def routes(self) -> str:
+        """Job -> its route (``fluxhook.core.accounts``), for the queued and active jobs that may not use every
+        account (a hash; a job without one may use any)."""
+        return f"{self.prefix}routes"
+
+    def cooling(self, account: str) -> str:
+        """Set while ``account`` cools down (a hash: until, reason): no task is sent through it."""
+        return f"{self.prefix}acct:{account}:cooling"
 
     def line(self, pool: str) -> str:
         """The queued jobs in line for a slot of ``pool``: members ``<owner>:<job id>``, all scored 0, so
@@ -137,13 +155,13 @@ class Keys:
         (``<owner>:<job id>``), ``m:<member>`` -> the task's id; until the token ends with no retry coming."""
         return f"{self.prefix}work:{kind}:bound"
 
-    def paused(self, pool: str) -> str:
-        """Set while BFL asked ``pool`` to wait (Retry-After); expires by itself."""
-        return f"{self.prefix}paused:{pool}"
+    def paused(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
+        """Set while BFL asked ``account``'s ``pool`` to wait (Retry-After); expires by itself."""
+        return f"{self.prefix}paused:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:paused:{pool}"
 
-    def strikes(self, pool: str) -> str:
-        """BFL's refusals of ``pool`` in a row, for the backoff."""
-        return f"{self.prefix}strikes:{pool}"
+    def strikes(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
+        """BFL's refusals of ``account``'s ``pool`` (or of the whole account: pool ``*``) in a row, for the backoff."""
+        return f"{self.prefix}strikes:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:strikes:{pool}"
 
     def download_lock(self, job_id: str) -> str:
         """Held by the job's queued or running download task (its value is the RQ task's id)."""
@@ -197,15 +215,13 @@ class Keys:
         """Credits reserved against an app key's daily_credits, as ``budget_held`` holds the account's."""
         return f"{self.prefix}budget:held:{key_id}"
 
-    @property
-    def bfl_balance(self) -> str:
+    def bfl_balance(self, account: str = DEFAULT_ACCOUNT) -> str:
         """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""
-        return f"{self.prefix}balance"
+        return f"{self.prefix}balance" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:balance"
 
-    @property
-    def balance_lock(self) -> str:
-        """Held for one refresh interval by the worker that asked BFL for the balance."""
-        return f"{self.prefix}balance:lock"
+    def balance_lock(self, account: str = DEFAULT_ACCOUNT) -> str:
+        """Held for one refresh interval by the worker that asked BFL for the account's balance."""
+        return f"{self.prefix}balance:lock" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:balance:lock"
 
     def idempotency(self, scope: str, key: str) -> str:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""

@@ -28,37 +28,56 @@ from typing import Callable, Sequence
 
 from redis import Redis
 
+from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling, route_allows
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
-from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pool_limit, pools
+from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
+# A strike against the whole account, not one pool (its refusals that cool it down).
+ACCOUNT_WIDE = "*"
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
 ADOPT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class AccountNow:
+    """One account's slots at one moment."""
+
+    account: Account
+    # Per pool: its slots held, and when its pause ends (epoch seconds; only paused pools).
+    held: dict[str, int]
+    paused_until: dict[str, float]
+    # Why and until when it cools down (``Cooling``), None when it takes tasks.
+    cooling: Cooling | None
 
 
 @dataclass(frozen=True)
 class SlotsNow:
     """The slots as they stand at one moment: what tells why a job in line waits (``wait_reasons.in_line``)."""
 
-    total_limit: int
-    # Per pool: its limit, its slots held, and when its pause ends (epoch seconds; only paused pools).
-    limits: dict[str, int]
-    held: dict[str, int]
-    paused_until: dict[str, float]
+    accounts: list[AccountNow]
     # Per owner asked of: the slots its jobs hold, and its max_active (None: no limit of its own).
     owner_held: dict[str, int]
     owner_cap: dict[str, int | None]
 
-    def line(self, pool: str, owner: str) -> LineState:
-        """What decides whether ``owner``'s job in ``pool``'s line could take a slot now."""
+    def line(self, pool: str, owner: str, route: str | None = None) -> LineState:
+        """What decides whether ``owner``'s job of ``route`` in ``pool``'s line could take a slot now: the accounts it
+        may use, summed (the one that frees first serves it)."""
+        usable = [a for a in self.accounts if route_allows(route, a.account)]
+        cooling = [a.cooling.until for a in usable if a.cooling is not None]
+        warm = [a for a in usable if a.cooling is None]
+        paused = [a.paused_until.get(pool) for a in warm]
         return LineState(owner_held=self.owner_held.get(owner, 0), owner_cap=self.owner_cap.get(owner),
-                         pool_held=self.held.get(pool, 0), pool_limit=self.limits[pool],
-                         total_held=sum(self.held.values()), total_limit=self.total_limit,
-                         paused_until=self.paused_until.get(pool))
+                         pool_held=sum(a.held.get(pool, 0) for a in warm),
+                         pool_limit=sum(a.account.pool_limit(pool) for a in warm),
+                         total_held=sum(sum(a.held.values()) for a in warm),
+                         total_limit=sum(a.account.max_active for a in warm),
+                         paused_until=min(paused) if paused and all(p is not None for p in paused) else None,
+                         cooling_until=min(cooling) if usable and not warm else None)
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,7 @@ class OwnerJobs:
 
 
 class Slots:
-    """The slot pools on one Redis connection."""
+    """The BFL accounts' slot pools on one Redis connection."""
 
     def __init__(self, connection: Redis, config: Config, keys: Keys = KEYS, clock: Callable[[], float] = time.time):
         self.connection = connection
@@ -78,17 +97,19 @@ class Slots:
         self.clock = clock
         self.config = config
         self.keys = keys
-        self.pools = pools(config.bfl_model_limits)
+        self.accounts = config.accounts
+        self.pools = pools(config.pooled_limits)
         self._acquire = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_acquire")
         self._dispatch = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_dispatch")
         self._requeue = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_requeue")
         self._adopt = LuaScript(connection, "slots_adopt")
 
     def acquire(self, job: Job, key_id: str | None = None) -> bool:
-        """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line; True if its
-        turn is now and it took a slot, False if it waits for ``dispatch`` to give it one."""
+        """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
+        its ``route`` allows; True if its turn is now and it took a slot, False if it waits for ``dispatch``."""
         pool = self.pool_of(job)
-        return bool(self._acquire(self._pool_keys(), [*self._pool_args(), pool, job.id, owner_of(key_id)]))
+        return bool(self._acquire(self._pool_keys(), [*self._pool_args(), pool, job.id, owner_of(key_id),
+                                                      job.route or ANY_ROUTE]))
 
     def dispatch(self, limit: int = 100) -> list[str]:
         """Hand free slots to waiting jobs, one owner's turn at a time; returns their ids."""
@@ -98,13 +119,18 @@ class Slots:
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
 
-        ``pause`` seconds (BFL's Retry-After) hold the whole pool: BFL said it is full. ``wait`` seconds
-        keep this job alone out of line instead, until the sweep puts it back (the budget said no to it).
-        A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
+        ``pause`` seconds (BFL's Retry-After) hold the pool at the account whose slot it held: BFL said it is
+        full. ``wait`` seconds keep this job alone out of line instead, until the sweep puts it back (the
+        budget said no to it). A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
         """
         pool = self.pool_of(job)
         return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id), self.keys.slot_freed, self.keys.aside],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
+
+    def account_of(self, job_id: str) -> str | None:
+        """The account whose slot the job holds (None: it holds none, or took it before accounts were kept)."""
+        name = self.connection.hget(self.keys.slot_accounts, job_id)
+        return None if name is None else _text(name)
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
         """Record the ``weight`` (None: the default) and ``max_active`` (None: none) of app key ``key_id``'s
@@ -128,8 +154,8 @@ class Slots:
         return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
 
     def pool_of(self, job: Job) -> str:
-        """The pool the job's task counts against (its recorded one, if BFL_MODEL_LIMITS still names it)."""
-        return job.pool if job.pool in self.pools else pool_for(job.model, self.config.bfl_model_limits)
+        """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
+        return job.pool if job.pool in self.pools else pool_for(job.model, self.config.pooled_limits)
 
     def adopt_old_lines(self) -> int:
         """Move up to ``ADOPT_BATCH`` jobs still queued in lines kept by releases before fair share
@@ -144,40 +170,50 @@ class Slots:
                 moved += int(self._adopt(keys, [job_id, ADMIN_OWNER]))
         return moved
 
+    def slot_keys(self) -> list[str]:
+        """Every account's slots of every pool: where a job may hold one."""
+        return [self.keys.slots(pool, account.name) for account in self.accounts for pool in self.pools]
+
     def _pool_keys(self) -> list[str]:
         k = self.keys
         keys = [k.due, k.fair_owners, k.fair_held, k.fair_passes, k.fair_clock, k.share_weights, k.share_max_active,
-                k.fair_charges, k.fair_estimates]
-        for pool in self.pools:
-            keys += [k.slots(pool), k.line(pool), k.paused(pool)]
+                k.fair_charges, k.fair_estimates, k.slot_accounts, k.routes, *map(k.line, self.pools)]
+        for account in self.accounts:
+            keys.append(k.cooling(account.name))
+            for pool in self.pools:
+                keys += [k.slots(pool, account.name), k.paused(pool, account.name)]
         return keys
 
     def _pool_args(self) -> list:
-        args: list = [repr(self.clock()), self.config.bfl_max_active, SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
-                      len(self.pools)]
-        for pool in self.pools:
-            args += [pool, pool_limit(self.config, pool)]
+        args: list = [repr(self.clock()), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT, len(self.pools),
+                      *self.pools, len(self.accounts)]
+        for account in self.accounts:
+            args += [account.name, account.region or "", account.max_active, *map(account.pool_limit, self.pools)]
         return args
 
-    def accepted(self, pool: str) -> None:
-        """BFL accepted a task: the next refusal starts the backoff afresh."""
-        self.connection.delete(self.keys.strikes(pool))
+    def accepted(self, pool: str, account: str = DEFAULT_ACCOUNT) -> None:
+        """The account's BFL accepted a task: the next refusal starts the backoff afresh."""
+        self.connection.delete(self.keys.strikes(pool, account), self.keys.strikes(ACCOUNT_WIDE, account))
 
-    def strike(self, pool: str) -> int:
-        """Count one more refusal in a row from BFL for ``pool``; returns the count."""
-        key = self.keys.strikes(pool)
+    def strike(self, pool: str, account: str = DEFAULT_ACCOUNT) -> int:
+        """Count one more refusal in a row from the account's BFL for ``pool`` (``ACCOUNT_WIDE``: any); the count."""
+        key = self.keys.strikes(pool, account)
         pipe = self.connection.pipeline()
         pipe.incr(key)
         pipe.expire(key, 3600)
         return int(pipe.execute()[0])
 
     def in_flight(self, pool: str) -> int:
-        """How many slots of ``pool`` are held."""
-        return int(self.connection.zcard(self.keys.slots(pool)))
+        """How many slots of ``pool`` are held, over every account."""
+        pipe = self.connection.pipeline(transaction=False)
+        for account in self.accounts:
+            pipe.zcard(self.keys.slots(pool, account.name))
+        return sum(pipe.execute())
 
     def holds(self, job: Job) -> bool:
         """Whether the job holds a BFL slot (a job waiting out of line, or in it, holds none)."""
-        return self.connection.zscore(self.keys.slots(self.pool_of(job)), job.id) is not None
+        account = self.account_of(job.id) or DEFAULT_ACCOUNT
+        return self.connection.zscore(self.keys.slots(self.pool_of(job), account), job.id) is not None
 
     def waiting(self, pool: str) -> int:
         """How many jobs wait in line for ``pool``."""
@@ -195,12 +231,14 @@ class Slots:
         pipe = self.connection.pipeline(transaction=False)
         self._ask_now(pipe, asked)
         for job, owner in zip(jobs, owners, strict=True):
+            pipe.hexists(self.keys.slot_accounts, job.id)
             pipe.zscore(self.keys.slots(self.pool_of(job)), job.id)
             pipe.zscore(self.keys.line(self.pool_of(job)), f"{owner}:{job.id}")
         answers = pipe.execute()
         count = self._now_answers(asked)
-        places = [Place.SLOT if slot is not None else Place.LINE if line is not None else Place.ASIDE
-                  for slot, line in zip(answers[count::2], answers[count + 1::2], strict=True)]
+        places = [Place.SLOT if holder or slot is not None else Place.LINE if line is not None else Place.ASIDE
+                  for holder, slot, line in zip(answers[count::3], answers[count + 1::3], answers[count + 2::3],
+                                                strict=True)]
         return self._read_now(answers[:count], asked), places
 
     def owners_now(self, owners: Sequence[str]) -> tuple[SlotsNow, dict[str, OwnerJobs]]:
@@ -222,26 +260,40 @@ class Slots:
             jobs[owner] = OwnerJobs(in_line, [_text(m)[len(owner) + 1:] for m in next(rest)])
         return self._read_now(answers[:count], owners), jobs
 
+    def accounts_now(self) -> list[AccountNow]:
+        """Every account's slots, pauses and cooldown now: one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        self._ask_now(pipe, [])
+        return self._read_now(pipe.execute(), []).accounts
+
     def _ask_now(self, pipe, owners: Sequence[str]) -> None:
         """Queue on ``pipe`` the reads ``_read_now`` makes a ``SlotsNow`` of."""
-        for pool in self.pools:
-            pipe.zcard(self.keys.slots(pool))
-            pipe.pttl(self.keys.paused(pool))
+        for account in self.accounts:
+            pipe.hmget(self.keys.cooling(account.name), "until", "reason")
+            for pool in self.pools:
+                pipe.zcard(self.keys.slots(pool, account.name))
+                pipe.pttl(self.keys.paused(pool, account.name))
         for owner in owners:
             pipe.hget(self.keys.fair_held, owner)
             pipe.hget(self.keys.share_max_active, owner)
 
     def _now_answers(self, owners: Sequence[str]) -> int:
-        return 2 * len(self.pools) + 2 * len(owners)
+        return len(self.accounts) * (1 + 2 * len(self.pools)) + 2 * len(owners)
 
     def _read_now(self, answers: list, owners: Sequence[str]) -> SlotsNow:
         now = time.time()
-        pooled, owned = answers[:2 * len(self.pools)], answers[2 * len(self.pools):]
+        per_account = 1 + 2 * len(self.pools)
+        found = []
+        for i, account in enumerate(self.accounts):
+            (until, reason), pooled = answers[i * per_account], answers[i * per_account + 1:(i + 1) * per_account]
+            found.append(AccountNow(
+                account=account,
+                held={pool: int(n) for pool, n in zip(self.pools, pooled[0::2], strict=True)},
+                paused_until={pool: now + ms / 1000 for pool, ms in zip(self.pools, pooled[1::2], strict=True) if ms > 0},
+                cooling=None if until is None else Cooling(float(until), _text(reason or b""))))
+        owned = answers[len(self.accounts) * per_account:]
         return SlotsNow(
-            total_limit=self.config.bfl_max_active,
-            limits={pool: pool_limit(self.config, pool) for pool in self.pools},
-            held={pool: int(n) for pool, n in zip(self.pools, pooled[0::2], strict=True)},
-            paused_until={pool: now + ms / 1000 for pool, ms in zip(self.pools, pooled[1::2], strict=True) if ms > 0},
+            accounts=found,
             owner_held={owner: int(n or 0) for owner, n in zip(owners, owned[0::2], strict=True)},
             owner_cap={owner: None if cap is None else int(cap) for owner, cap in zip(owners, owned[1::2], strict=True)})
 

@@ -12,6 +12,7 @@ from typing import NamedTuple, Sequence
 
 from redis import Redis
 
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -102,6 +103,10 @@ class UsageStore:
                 total += int(amount)
         return total
 
+    def counter(self, day: str, field: str) -> int:
+        """One counter of UTC day ``day`` (0 when never counted)."""
+        return int(self.connection.hget(self.keys.usage(day), field) or 0)
+
     def days(self, days: Sequence[str]) -> dict[str, dict[str, int]]:
         """The counters of each UTC day in ``days`` (``YYYY-MM-DD``), in one round trip."""
         return self._hashes([self.keys.usage(day) for day in days], days)
@@ -115,16 +120,16 @@ class UsageStore:
         return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
                 for name, pairs in zip(names, self._read(keys), strict=False)}
 
-    def set_balance(self, credits: float, at: float, ttl: int) -> None:
+    def set_balance(self, credits: float, at: float, ttl: int, account: str = DEFAULT_ACCOUNT) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""
         pipe = self.connection.pipeline(transaction=True)
-        pipe.hset(self.keys.bfl_balance, mapping={"credits": repr(float(credits)), "at": repr(float(at))})
-        pipe.expire(self.keys.bfl_balance, ttl)
+        pipe.hset(self.keys.bfl_balance(account), mapping={"credits": repr(float(credits)), "at": repr(float(at))})
+        pipe.expire(self.keys.bfl_balance(account), ttl)
         pipe.execute()
 
-    def balance(self) -> Balance | None:
-        """The balance last kept, or None if no worker asked BFL lately."""
-        credits, at = self.connection.hmget(self.keys.bfl_balance, "credits", "at")
+    def balance(self, account: str = DEFAULT_ACCOUNT) -> Balance | None:
+        """The account's balance last kept, or None if no worker asked BFL lately."""
+        credits, at = self.connection.hmget(self.keys.bfl_balance(account), "credits", "at")
         if credits is None or at is None:
             return None
         return Balance(float(credits), float(at))

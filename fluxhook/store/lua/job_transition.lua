@@ -3,7 +3,7 @@
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
 -- enter, the slots it gives up and the lines it leaves (the jobs waiting aside among them; with the
--- slots' job -> owner, owner -> slots held and the token that wakes a hand-out), the BFL task index
+-- slots' job -> owner, owner -> slots held, job -> account and job -> route, and the token that wakes a hand-out), the BFL task index
 -- of a bfl_id being set, the lock, and each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
@@ -56,6 +56,7 @@ if new ~= '' and new ~= current then
                   current == 'submitted')
     end
   end
+  if freed > 0 then redis.call('HDEL', KEYS[spec.slot_accounts], spec.id) end
   if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
     redis.call('HDEL', KEYS[spec.held], owner)
   end
@@ -68,7 +69,10 @@ if new ~= '' and new ~= current then
     for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], owner .. ':' .. spec.id) end
   end
   if spec.unset then redis.call('HDEL', job, unpack(spec.unset)) end
-  if spec.terminal and spec.owners then redis.call('HDEL', KEYS[spec.owners], spec.id) end
+  if spec.terminal and spec.owners then
+    redis.call('HDEL', KEYS[spec.owners], spec.id)
+    redis.call('HDEL', KEYS[spec.routes], spec.id)
+  end
   if spec.terminal then
     local notify_url, app_webhook = unpack(redis.call('HMGET', job, 'notify_url', 'app_webhook_url'))
     if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then

@@ -1,33 +1,53 @@
--- Shared by the slot scripts: the pools, their limits, the owners' fair share, and what may be taken now.
+-- Shared by the slot scripts: the accounts and their pools, their limits and cooldowns, the owners'
+-- fair share, and what may be taken now.
 --
 -- Runs after slot_time.lua and fair_turns.lua (the rule of whose turn is next, shared with the workers' work lines).
 -- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
 -- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; KEYS[8] job -> slot time
--- charged; KEYS[9] pool -> slot time estimate; then per pool, in ARGV's order: its slots, its line,
--- its pause flag.
--- ARGV[1] now, ARGV[2] BFL_MAX_ACTIVE, ARGV[3] the slot lease (s), ARGV[4] the submit lease (s),
--- ARGV[5] the admin owner, ARGV[6] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[7] n pools,
--- then n pairs of pool name and limit; the script's own arguments follow.
+-- charged; KEYS[9] pool -> slot time estimate; KEYS[10] job -> the account whose slot it holds;
+-- KEYS[11] job -> route; then each pool's line, in ARGV's order; then per account, in ARGV's order:
+-- its cooldown, then per pool its slots and its pause flag.
+-- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
+-- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
+-- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of
+-- each pool; the script's own arguments follow.
 --
 -- Fair share is start-time fair queueing over owners (fair_turns.lua): a turn goes to the owner with
--- the earliest start among those with a job that may take a slot now (its pool has room, the owner is
--- under its max_active), and costs it its slot time / weight (see slot_time.lua); ties go to the earliest job. Within an owner, its earliest job in any pool with room
--- goes first. Each owner's line in a pool is one lexical range, so finding the candidates costs
--- one lookup per owner with work waiting, whatever the number of jobs.
-local now, total = tonumber(ARGV[1]), tonumber(ARGV[2])
-local slot_lease, submit_lease = tonumber(ARGV[3]), tonumber(ARGV[4])
-local admin, default_weight = ARGV[5], tonumber(ARGV[6])
+-- the earliest start among those with a job that may take a slot now (an account its route allows is
+-- not cooling and has room in the job's pool, and the owner is under its max_active), and costs it its
+-- slot time / weight (see slot_time.lua); ties go to the earliest job. Within an owner, its earliest job
+-- in any pool with room goes first. The job takes the slot of the least busy account it may use. Each
+-- owner's line in a pool is one lexical range, so finding the candidates costs one lookup per owner
+-- with work waiting, whatever the number of jobs; checking them, one per account.
+local now = tonumber(ARGV[1])
+local slot_lease, submit_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+local admin, default_weight = ARGV[4], tonumber(ARGV[5])
 local due, owners, held, passes, clock_key, weights, caps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local slot_accounts, routes = KEYS[10], KEYS[11]
 local fair = {charges = KEYS[8], estimates = KEYS[9], passes = passes, weights = weights, default_weight = default_weight}
+local n_pools = tonumber(ARGV[6])
 local pools, by_name = {}, {}
-for i = 1, tonumber(ARGV[7]) do
-  local pool = {name = ARGV[6 + 2 * i], limit = tonumber(ARGV[7 + 2 * i]),
-                slots = KEYS[3 * i + 7], line = KEYS[3 * i + 8], paused = KEYS[3 * i + 9]}
+for i = 1, n_pools do
+  local pool = {name = ARGV[6 + i], line = KEYS[11 + i]}
   pools[i] = pool
   by_name[pool.name] = pool
 end
-local rest = 8 + 2 * #pools
-local own_keys = 9 + 3 * #pools
+local accounts, account_named = {}, {}
+local arg, key = 7 + n_pools, 12 + n_pools
+for j = 1, tonumber(ARGV[arg]) do
+  local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
+                   cooling = KEYS[key], held = 0, pools = {}}
+  arg, key = arg + 3, key + 1
+  for i = 1, n_pools do
+    account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = KEYS[key], paused = KEYS[key + 1]}
+    key = key + 2
+  end
+  arg = arg + n_pools
+  accounts[j] = account
+  account_named[account.name] = account
+end
+local rest = arg + 1
+local own_keys = key - 1
 
 local function fmt(x) return string.format('%.17g', x) end
 local member = fair_member
@@ -44,22 +64,67 @@ local function release(owner)
 end
 
 -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
-local held_total = 0
-for _, pool in ipairs(pools) do
-  local expired = redis.call('ZRANGEBYSCORE', pool.slots, '-inf', now - slot_lease, 'WITHSCORES')
-  for i = 1, #expired, 2 do
-    local job, taken = expired[i], tonumber(expired[i + 1])
-    redis.call('ZREM', pool.slots, job)
-    local owner = redis.call('HGET', owners, job)
-    if owner then release(owner) end
-    settle_slot(fair, pool.slots, job, owner, now - taken, false)
+for _, account in ipairs(accounts) do
+  for _, pool in ipairs(pools) do
+    local slots = account.pools[pool.name].slots
+    local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
+    for i = 1, #expired, 2 do
+      local job, taken = expired[i], tonumber(expired[i + 1])
+      redis.call('ZREM', slots, job)
+      redis.call('HDEL', slot_accounts, job)
+      local owner = redis.call('HGET', owners, job)
+      if owner then release(owner) end
+      settle_slot(fair, slots, job, owner, now - taken, false)
+    end
+    account.held = account.held + redis.call('ZCARD', slots)
   end
-  held_total = held_total + redis.call('ZCARD', pool.slots)
 end
-local function room(pool)
-  if redis.call('EXISTS', pool.paused) == 1 then return false end
-  return redis.call('ZCARD', pool.slots) < pool.limit and held_total < total
+
+-- Whether the account takes tasks now (read once per script: a cooldown is set between scripts).
+local cool_of = {}
+local function cooling(account)
+  if cool_of[account.name] == nil then cool_of[account.name] = redis.call('EXISTS', account.cooling) == 1 end
+  return cool_of[account.name]
 end
+local function room(account, pool)
+  local its = account.pools[pool.name]
+  if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
+  return redis.call('ZCARD', its.slots) < its.limit and account.held < account.max_active
+end
+-- The accounts with room in the pool now, in ARGV's order.
+local function open_in(pool)
+  local open = {}
+  for _, account in ipairs(accounts) do
+    if room(account, pool) then open[#open + 1] = account end
+  end
+  return open
+end
+
+-- A job's route (core/accounts.py): '*' any account, 'r:<region>' those of a region, 'a:<a>,<b>' those named.
+local route_of = {}
+local function allows(job, account)
+  if route_of[job] == nil then route_of[job] = redis.call('HGET', routes, job) or '*' end
+  local route = route_of[job]
+  if route == '*' then return true end
+  local kind, value = string.sub(route, 1, 1), string.sub(route, 3)
+  if kind == 'r' then return account.region == value end
+  for name in string.gmatch(value, '[^,]+') do
+    if name == account.name then return true end
+  end
+  return false
+end
+-- Of the open accounts, the least busy that the job may use (its share of max_active in flight), or nil.
+local function account_for(job, open)
+  local best, best_load
+  for _, account in ipairs(open) do
+    if allows(job, account) then
+      local load = account.held / account.max_active
+      if best == nil or load < best_load then best, best_load = account, load end
+    end
+  end
+  return best
+end
+
 -- Each owner's limit, read once per script (false: no limit of its own).
 local cap_of = {}
 local function owner_room(owner)
@@ -76,14 +141,16 @@ local function heads_of(pool)
   return heads[pool.name]
 end
 
--- The next turn: {pool, owner, job} of the job that would take the next slot, or nil.
+-- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil.
 local function pick()
   local best
   for _, pool in ipairs(pools) do
-    if room(pool) then
-      local found = turns.earliest(heads_of(pool), owner_room, best)
+    local open = open_in(pool)
+    if #open > 0 then
+      local function eligible(owner, job) return owner_room(owner) and account_for(job, open) ~= nil end
+      local found = turns.earliest(heads_of(pool), eligible, best)
       if found ~= best then
-        found.pool = pool
+        found.pool, found.account = pool, account_for(found.job, open)
         best = found
       end
     end
@@ -91,13 +158,15 @@ local function pick()
   return best
 end
 
--- Give the job a slot of the pool, as the owner's turn.
-local function take(pool, job, owner)
-  redis.call('ZADD', pool.slots, now, job)
+-- Give the job a slot of the account's pool, as the owner's turn.
+local function take(pool, account, job, owner)
+  local slots = account.pools[pool.name].slots
+  redis.call('ZADD', slots, now, job)
+  redis.call('HSET', slot_accounts, job, account.name)
   redis.call('ZADD', due, now + submit_lease, job)
-  held_total = held_total + 1
+  account.held = account.held + 1
   held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-  local cost = slot_estimate(fair.estimates, pool.slots, owner)
+  local cost = slot_estimate(fair.estimates, slots, owner)
   turns.charge(owner, cost)
   redis.call('HSET', fair.charges, job, fmt(cost))
 end
@@ -105,6 +174,6 @@ end
 -- Take the picked job out of its line and give it its slot.
 local function serve(turn)
   redis.call('ZREM', turn.pool.line, member(turn.owner, turn.job))
-  take(turn.pool, turn.job, turn.owner)
+  take(turn.pool, turn.account, turn.job, turn.owner)
   if heads[turn.pool.name] then turn.head.job = fair_head(turn.pool.line, turn.owner) end
 end

@@ -2,21 +2,28 @@
 -- list, KEYS[own_keys + 3]: the jobs waiting out of line. ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
--- index; a pause holds its whole pool. With a wait, the job alone stays out of line until then (the
--- sweep puts it back when it comes due), counted among its owner's jobs waiting aside: its slot is
--- freed and nothing else is held back. The turn it was given is refunded: the slot went back without
--- a task at BFL.
+-- index; a pause holds its pool at the account whose slot it held. With a wait, the job alone stays out
+-- of line until then (the sweep puts it back when it comes due), counted among its owner's jobs waiting
+-- aside: its slot is freed and nothing else is held back. The turn it was given is refunded: the slot
+-- went back without a task at BFL.
 local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 local aside = KEYS[own_keys + 3]
 if redis.call('HGET', KEYS[own_keys + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)
-if redis.call('ZREM', pool.slots, job) == 1 then
-  if owner then release(owner) end
-  -- Its task never reached BFL: the turn costs nothing.
-  settle_slot(fair, pool.slots, job, owner, nil, false)
-  -- Wakes one worker's hand-out, so the slot goes on to the next job now, not at the next sweep.
-  redis.call('LPUSH', KEYS[own_keys + 2], 1)
-  redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
+local account = account_named[redis.call('HGET', slot_accounts, job) or '']
+redis.call('HDEL', slot_accounts, job)
+local paused
+for _, each in ipairs(accounts) do
+  local its = each.pools[pool.name]
+  if redis.call('ZREM', its.slots, job) == 1 then
+    if owner then release(owner) end
+    -- Its task never reached BFL: the turn costs nothing.
+    settle_slot(fair, its.slots, job, owner, nil, false)
+    -- Wakes one worker's hand-out, so the slot goes on to the next job now, not at the next sweep.
+    redis.call('LPUSH', KEYS[own_keys + 2], 1)
+    redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
+    account = account or each
+  end
 end
 if not owner then
   owner = admin
@@ -31,7 +38,8 @@ end
 redis.call('ZREM', aside, member(owner, job))
 redis.call('ZREM', due, job)
 redis.call('ZADD', pool.line, 0, member(owner, job))
-if pause > 0 and redis.call('PTTL', pool.paused) < pause then
-  redis.call('SET', pool.paused, 1, 'PX', pause)
+if pause > 0 and account then
+  paused = account.pools[pool.name].paused
+  if redis.call('PTTL', paused) < pause then redis.call('SET', paused, 1, 'PX', pause) end
 end
 return 1

@@ -42,7 +42,7 @@ def test_two_worker_processes_refresh_once_per_interval(redis_server, own_sim, s
         asked, elapsed = own_sim.stats()["credits_requests"], time.monotonic() - started
         # Each worker's clock queues the refresh every second; the lock lets one through per second.
         assert asked <= elapsed / INTERVAL + 1, (asked, elapsed)
-        assert float(connection.hget(KEYS.bfl_balance, "credits")) == 777.25
+        assert float(connection.hget(KEYS.bfl_balance(), "credits")) == 777.25
     finally:
         for worker in workers:
             stop_process(worker)

@@ -98,7 +98,7 @@ API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
 # Provenance: the prompt, BFL's seed and what the task cost.
 API_JOB_FIELDS |= {"prompt", "seed", "cost"}
 # The app key that created the job (null for an admin token's).
-API_JOB_FIELDS |= {"key_id"}
+API_JOB_FIELDS |= {"key_id", "account"}
 # Why a queued job waits (SPEC §11; null when it does not).
 API_JOB_FIELDS |= {"waiting"}
 
@@ -136,7 +136,7 @@ def test_job_round_trip_of_every_spec_field():
     assert set(api) == API_JOB_FIELDS
     # An image job: no progress (it ended), no video, no draft cache.
     assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
-    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id")) == (None, None, None, None)
+    assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id"), api.pop("account")) == (None,) * 5
     assert api.pop("waiting") is None  # a stored job waits for nothing
     assert api == {
         "id": job.id,

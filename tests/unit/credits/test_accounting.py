@@ -35,14 +35,15 @@ def test_a_submission_counts_the_job_its_credits_and_the_spend_on_its_day():
     assert fields == {"usage_day": "2026-11-21", "counted_credits": 3_000_000, "counted_spend": 3_000_000,
                       "cost_credits": 3.0, "cost_input_mp": 0.0, "cost_output_mp": 1.0}
     assert effects[0] == CountUsage("2026-11-21", (("flux-2-pro:jobs", 1), ("flux-2-pro:credits", 3_000_000),
-                                                   ("spent", 3_000_000)))
+                                                   ("spent", 3_000_000), ("spent#default", 3_000_000)))
     assert effects[1] == CountHourly("2026-11-21T23", (("submitted", 1),))
 
 
 def test_a_price_bfl_did_not_state_is_spent_at_its_reservation():
     fields, effects = accounting.on_submitted("flux-2-pro", None, 2_500_000, _at("2026-11-21"))
     assert fields == {"usage_day": "2026-11-21", "counted_credits": 0, "counted_spend": 2_500_000}
-    assert effects[0].increments == (("flux-2-pro:jobs", 1), ("flux-2-pro:credits", 0), ("spent", 2_500_000))
+    assert effects[0].increments == (("flux-2-pro:jobs", 1), ("flux-2-pro:credits", 0), ("spent", 2_500_000),
+                                    ("spent#default", 2_500_000))
 
 
 def test_an_end_counts_on_the_day_of_submission_and_in_the_hour_it_happens():
@@ -61,7 +62,7 @@ def test_a_price_in_the_result_replaces_the_submissions_by_its_difference():
     effects = accounting.on_end(job, st.STORED, _at("2026-11-21"))
     assert _day(effects) == CountUsage("2026-11-21", (("flux-2-pro:stored", 1), ("flux-2-pro:credits", 430_000),
                                                       ("spent", 430_000)))
-    assert CountMetrics((("fluxhook_credits_spent\x1fkey=\x1fmodel=flux-2-pro", 0.43),)) in effects
+    assert CountMetrics((("fluxhook_credits_spent\x1faccount=\x1fkey=\x1fmodel=flux-2-pro", 0.43),)) in effects
     unknown_before = Job(id="job_y", status=st.READY, model="m", usage_day="2026-11-21", cost_credits=2.0,
                          counted_credits=0, counted_spend=1_000_000)
     assert _day(accounting.on_end(unknown_before, st.FAILED, _at("2026-11-21"))).increments == (
@@ -82,8 +83,9 @@ def test_a_key_jobs_counts_count_again_under_its_key():
                                          key_name="shop")
     assert _day(effects).increments == (
         ("flux-dev:jobs", 1), ("flux-dev:credits", 2_000_000), ("spent", 2_000_000),
-        ("flux-dev@key_a:jobs", 1), ("flux-dev@key_a:credits", 2_000_000), ("spent@key_a", 2_000_000))
-    assert CountMetrics((("fluxhook_credits_spent\x1fkey=shop\x1fmodel=flux-dev", 2.0),)) in effects
+        ("flux-dev@key_a:jobs", 1), ("flux-dev@key_a:credits", 2_000_000), ("spent@key_a", 2_000_000),
+        ("spent#default", 2_000_000))
+    assert CountMetrics((("fluxhook_credits_spent\x1faccount=default\x1fkey=shop\x1fmodel=flux-dev", 2.0),)) in effects
     job = Job(id="job_k", status=st.READY, model="flux-dev", key_id="key_a", **fields)
     assert _day(accounting.on_end(job, st.STORED, _at("2026-11-21"))).increments == (
         ("flux-dev:stored", 1), ("flux-dev@key_a:stored", 1))
@@ -105,7 +107,8 @@ def test_counters_ride_on_the_move_to_stored(svc, sim):
     assert not [c for c in commands if c["client_type"] != "lua" and "fh:usage:" in c["command"]
                 and not c["command"].startswith("EVALSHA")]
     day = svc.store.usage.days([job.usage_day])[job.usage_day]
-    assert day == {"flux-2-pro:jobs": 1, "flux-2-pro:credits": 4_500_000, "spent": 4_500_000, "flux-2-pro:stored": 1}
+    assert day == {"flux-2-pro:jobs": 1, "flux-2-pro:credits": 4_500_000, "spent": 4_500_000, "flux-2-pro:stored": 1,
+                   "spent#default": 4_500_000}
     assert 0 < svc.redis.ttl(svc.store.keys.usage(job.usage_day)) <= 400 * 86400
     hour = svc.store.usage.hours([accounting.utc_hour(time.time())])[accounting.utc_hour(time.time())]
     assert hour["submitted"] == 1 and hour["stored"] == 1 and sum(v for k, v in hour.items() if k.startswith("latency:")) == 1

@@ -25,7 +25,7 @@ def test_many_workers_at_once_ask_bfl_once(redis_server, own_sim, spy, make_serv
     kept = first.store.usage.balance()
     assert kept.credits == 1234.5 and abs(kept.at - time.time()) < 30
     # Held for the whole interval: no other run asks BFL within it.
-    assert 300 - 5 <= first.redis.ttl(KEYS.balance_lock) <= 300
+    assert 300 - 5 <= first.redis.ttl(KEYS.balance_lock()) <= 300
     assert balance.refresh(first) == RefreshOutcome.SKIPPED and own_sim.stats()["credits_requests"] == 1
 
 

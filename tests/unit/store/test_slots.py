@@ -87,7 +87,7 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
     assert store.due_at(jobs[1].id) > time.time() + 50 and slots.waiting(DEFAULT_POOL) == 1
     now, places = slots.look(jobs)
     assert places == [Place.SLOT, Place.ASIDE, Place.SLOT, Place.LINE]
-    assert (now.held, now.owner_held, now.owner_cap) == ({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, {"admin": 2},
+    assert (now.accounts[0].held, now.owner_held, now.owner_cap) == ({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, {"admin": 2},
                                                          {"admin": None})
     assert slots.owners_now(["admin"])[1]["admin"].aside == [jobs[1].id]
 
@@ -105,8 +105,8 @@ def test_the_slots_now_tell_each_pools_pause_and_each_owners_limit(store, slots,
     assert slots.requeue(job, pause=20)
     now, places = slots.look([job])
     assert places == [Place.LINE]
-    assert time.time() + 15 < now.paused_until[KONTEXT_MAX_POOL] <= time.time() + 20
-    assert DEFAULT_POOL not in now.paused_until
+    assert time.time() + 15 < now.accounts[0].paused_until[KONTEXT_MAX_POOL] <= time.time() + 20
+    assert DEFAULT_POOL not in now.accounts[0].paused_until
     line = now.line(KONTEXT_MAX_POOL, "admin")
     assert (line.owner_held, line.owner_cap, line.pool_held, line.pool_limit, line.total_limit) == (0, 1, 0, 1, 3)
 

@@ -1,0 +1,21 @@
+-- Cools an account down: no task goes through it until then. A further failure extends a cooldown,
+-- never shortens it; one that lasts until the balance reads above zero (402) stays until lifted.
+--
+-- KEYS[1] the account's cooldown (a hash: until, reason, lasting).
+-- ARGV: until (epoch seconds), reason, lasting (1: until lifted, however late; 0: expires at until).
+-- Returns the cooldown's until as it now stands.
+local current = redis.call('HMGET', KEYS[1], 'until', 'reason', 'lasting')
+local new_until, reason, lasting = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local old_until = tonumber(current[1])
+local was_lasting = current[3] == '1'
+local keep = old_until ~= nil and (old_until >= new_until or (was_lasting and not lasting))
+local ends = math.max(old_until or 0, new_until)
+if keep then reason = current[2] end
+lasting = lasting or was_lasting
+redis.call('HSET', KEYS[1], 'until', string.format('%.17g', ends), 'reason', reason, 'lasting', lasting and '1' or '0')
+if lasting then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIREAT', KEYS[1], math.ceil(ends * 1000))
+end
+return string.format('%.17g', ends)
