@@ -106,12 +106,16 @@ def start_process(args: list[str], env: dict[str, str], *, ready_line: str | Non
         out.close()  # the child holds its own copy
     if ready_line:
         deadline = time.monotonic() + timeout
+        # The lines before the ready one too: a process may tell more than one address (the simulator's accounts).
+        printed: list[str] = []
         while time.monotonic() < deadline:
             line = process.stdout.readline().decode(errors="replace")
             if not line and process.poll() is not None:
                 raise RuntimeError(f"{args[:3]} exited with code {process.returncode} before it was ready")
+            printed.append(line.strip())
             if ready_line in line:
                 process.ready_line = line.strip()  # type: ignore[attr-defined]
+                process.startup_lines = printed  # type: ignore[attr-defined]
                 # Keep draining stdout, or a chatty child would block on a full pipe.
                 threading.Thread(target=_drain, args=(process.stdout, log_path), daemon=True).start()
                 break

@@ -16,7 +16,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
 
 from .processes import ROOT
-from .stack import Stack
+from .stack import Stack, run_account_names
 
 
 class _Reads(dict):
@@ -35,12 +35,30 @@ class _Reads(dict):
         return super().__getitem__(name)
 
 
+def _bfl_line(stack: Stack) -> str:
+    """Where the run's BFL is: the simulator's one account or its accounts, or the environment's."""
+    env = stack.env
+    if stack.sim_accounts:
+        each = ", ".join(f"{a.name} at {a.base} (key {a.key})" for a in stack.sim_accounts.values())
+        return f"simulator accounts {each}; BFL_ACCOUNTS={env['BFL_ACCOUNTS']}"
+    if "simulator" in stack.processes:
+        return "simulator at " + env["BFL_API_BASE"]
+    if env.get("BFL_ACCOUNTS"):
+        return f"accounts {env['BFL_ACCOUNTS']} (BFL_ACCOUNTS from the environment)"
+    return env.get("BFL_API_BASE", "https://api.bfl.ai")
+
+
 def main() -> int:
     # Installed first: a shell starts background jobs with SIGINT ignored, and Ctrl-C must always stop us.
     stopping: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda received, frame: stopping.append(received))
-    stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")))
+    try:
+        accounts = run_account_names(os.environ.get("RUN_ACCOUNTS"))
+    except ValueError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
+    stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts)
     # `fluxhook doctor` and the other commands read this file to find the run; a stale one must not mislead them.
     settings_file = stack.var_dir / DEV_RUN_FILE
     settings_file.unlink(missing_ok=True)
@@ -66,7 +84,7 @@ def main() -> int:
     print()
     print(f"fluxhook is running at {url}")
     print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
-    print(f"  BFL:    {'simulator at ' + env['BFL_API_BASE'] if 'simulator' in stack.processes else env.get('BFL_API_BASE', 'https://api.bfl.ai')}")
+    print(f"  BFL:    {_bfl_line(stack)}")
     print(f"  logs:   {stack.var_dir}/web.log, worker.log")
     print(f"  settings for the fluxhook command (fluxhook doctor, fluxhook list): {settings_file}")
     print(f"  dev token: {token}")

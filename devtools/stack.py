@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 from fluxhook.core.config import DEFAULT_PORT
+from simulator.accounts import default_key
 
 from .processes import ROOT, RedisServer, free_port, python, start_process, stop_process, wait_until
 
 SIMULATOR_KEY = "sim-dev-key"
+# The accounts of `RUN_ACCOUNTS=N make run`, the first N of these, each labelled with its name as its region.
+RUN_ACCOUNT_NAMES = ("eu", "us")
+# Images that look like generations: JPEG landscapes at the requested size (1 MP by default).
+_DEV_IMAGES = ("--scene-images", "--image-format", "jpeg")
+_ACCOUNT_LINE = re.compile(r"simulator account (\S+) listening on (http://\S+)")
 
 
 def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -35,12 +44,71 @@ def start_simulator(port: int, log_path: str | None = None, *extra: str) -> subp
     )
 
 
+@dataclass(frozen=True)
+class SimAccount:
+    """One account of a simulator process: its name, base URL and API key."""
+
+    name: str
+    base: str
+    key: str
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, as the allowlists name it."""
+        return urlsplit(self.base).netloc
+
+    @property
+    def env_prefix(self) -> str:
+        """``BFL_<NAME>_``, as fluxhook reads the account's settings."""
+        return f"BFL_{self.name.upper().replace('-', '_')}_"
+
+
+def start_simulator_accounts(names: Sequence[str], log_path: str | None = None,
+                             *extra: str) -> tuple[subprocess.Popen, dict[str, SimAccount]]:
+    """Run one BFL simulator process serving the accounts ``names``, each on a free port of 127.0.0.1 with the
+    key ``sim-NAME-key`` (``extra``: flags that are every account's starting settings); the process, and each
+    account by name."""
+    keys = {name: default_key(name) for name in names}
+    flags = [arg for name in names for arg in ("--account", f"{name}=0:{keys[name]}")]
+    process = start_process([python(), "-m", "simulator", "--host", "127.0.0.1", *flags, *extra],
+                            dict(os.environ), ready_line="simulator listening", log_path=log_path)
+    bases = dict(m.groups() for line in process.startup_lines if (m := _ACCOUNT_LINE.fullmatch(line)))
+    return process, {name: SimAccount(name, bases[name], keys[name]) for name in names}
+
+
+def accounts_env(accounts: Iterable[SimAccount]) -> dict[str, str]:
+    """fluxhook's settings for these accounts: ``BFL_ACCOUNTS``, each one's ``BFL_<NAME>_API_KEY``, ``_API_BASE``
+    and ``_REGION`` (its name), and the allowlists that let fluxhook reach every one over plain http."""
+    accounts = list(accounts)
+    env = {"BFL_ACCOUNTS": ",".join(a.name for a in accounts)}
+    for a in accounts:
+        env.update({f"{a.env_prefix}API_KEY": a.key, f"{a.env_prefix}API_BASE": a.base, f"{a.env_prefix}REGION": a.name})
+    hosts = ",".join(a.host for a in accounts)
+    env.update(RESULT_HOST_ALLOWLIST=hosts, API_HOST_ALLOWLIST=hosts)
+    return env
+
+
+def run_account_names(value: str | None) -> tuple[str, ...]:
+    """The accounts ``RUN_ACCOUNTS`` asks of the dev run's simulator: none when unset or 0 (one account, as
+    ever), else the first N of RUN_ACCOUNT_NAMES; ValueError for anything else."""
+    text = (value or "").strip()
+    if text in ("", "0"):
+        return ()
+    if not text.isdigit() or not 1 <= int(text) <= len(RUN_ACCOUNT_NAMES):
+        raise ValueError(f"RUN_ACCOUNTS must be a number from 0 to {len(RUN_ACCOUNT_NAMES)} "
+                         f"(accounts {', '.join(RUN_ACCOUNT_NAMES)}), not {value!r}")
+    return RUN_ACCOUNT_NAMES[:int(text)]
+
+
 @dataclass
 class Stack:
-    """Starts what ``env`` leaves out (Redis, simulator), then the Procfile's processes."""
+    """Starts what ``env`` leaves out (Redis, simulator), then the Procfile's processes. With ``accounts``
+    (names), the simulator serves those accounts and ``env`` gets ``BFL_ACCOUNTS`` and theirs."""
 
     env: dict[str, str]
     var_dir: Path
+    accounts: Sequence[str] = ()
+    sim_accounts: dict[str, SimAccount] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     redis: RedisServer | None = None
     prepared: bool = False
@@ -55,14 +123,9 @@ class Stack:
         if not env.get("REDIS_URL"):
             self.redis = RedisServer(directory=str(self._dir("redis"))).start()
             env["REDIS_URL"] = self.redis.url
-        if not env.get("BFL_API_KEY"):
-            port = free_port()
-            # Images that look like generations: JPEG landscapes at the requested size (1 MP by default).
-            self.processes["simulator"] = start_simulator(port, str(self.var_dir / "simulator.log"),
-                                                          "--scene-images", "--image-format", "jpeg")
-            base = f"http://127.0.0.1:{port}"
-            env.update(BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=base,
-                       RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")
+        # A BFL of the environment's own (one account or several) is used as it is, never shadowed by the simulator.
+        if not env.get("BFL_API_KEY") and not env.get("BFL_ACCOUNTS"):
+            self._start_simulator()
         env.setdefault("PORT", str(DEFAULT_PORT))  # the port the docs show: `make run` prints it
         env.setdefault("SECRET_KEY", self._persistent_secret("secret_key"))
         env.setdefault("API_TOKENS", self._persistent_secret("api_token"))
@@ -71,6 +134,17 @@ class Stack:
         # The Procfile names gunicorn and python: they must be this virtual environment's.
         env["PATH"] = os.pathsep.join([str(Path(python()).parent), env.get("PATH", "")])
         return env
+
+    def _start_simulator(self) -> None:
+        log = str(self.var_dir / "simulator.log")
+        if self.accounts:
+            self.processes["simulator"], self.sim_accounts = start_simulator_accounts(self.accounts, log, *_DEV_IMAGES)
+            self.env.update(accounts_env(self.sim_accounts.values()))
+            return
+        port = free_port()
+        self.processes["simulator"] = start_simulator(port, log, *_DEV_IMAGES)
+        self.env.update(BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=f"http://127.0.0.1:{port}",
+                        RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")
 
     def start(self, *kinds: str) -> None:
         """Start the Procfile's process types (all of them by default) and wait until the web answers."""

@@ -1,4 +1,5 @@
-"""Command line entry: `python -m simulator --host 127.0.0.1 --port 8900 ...`."""
+"""Command line entry: `python -m simulator --host 127.0.0.1 --port 8900 ...`, or several accounts at once with
+`--account eu=0 --account us=0:KEY ...` (each its own port, key, tasks, settings and stats)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
+from .accounts import Account, check_unique, parse_account
 from .app import create_app, simulator_of
 from .settings import IMAGE_FORMATS, WEBHOOK_MODES, SimSettings
 
@@ -28,7 +31,12 @@ def _optional(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> SimSettings:
-    """Turn command line flags into SimSettings."""
+    """Turn command line flags into SimSettings (the accounts' starting values when --account is given)."""
+    return parse_command(argv)[0]
+
+
+def parse_command(argv: list[str] | None = None) -> tuple[SimSettings, list[Account]]:
+    """Turn command line flags into SimSettings and the accounts to serve (none: one, on --port with --api-key)."""
     d = SimSettings()
     p = argparse.ArgumentParser(prog="python -m simulator", description="Local BFL FLUX API simulator")
     p.add_argument("--host", default=d.host)
@@ -54,30 +62,66 @@ def parse_args(argv: list[str] | None = None) -> SimSettings:
     p.add_argument("--any-model", action="store_true",
                    help="accept model names BFL has no endpoint for (tests' made-up ones) instead of a 404")
     p.add_argument("--verbose", action="store_true", help="log every request")
-    args = p.parse_args(argv)
-    return SimSettings(**{key.replace("-", "_"): value for key, value in vars(args).items()})
+    p.add_argument("--account", type=parse_account, action="append", default=[], metavar="NAME=PORT[:KEY]",
+                   help="serve this account on its own port (0: a free one) with its own key (default "
+                        "sim-NAME-key), tasks, settings and stats; repeatable. --port and --api-key are then unused, "
+                        "the other flags are each account's starting settings")
+    args = vars(p.parse_args(argv))
+    accounts = args.pop("account")
+    if accounts:
+        problem = check_unique(accounts)
+        if problem:
+            p.error(problem)
+        if args["public_url"]:
+            p.error("--public-url names one endpoint: it cannot be every account's")
+    return SimSettings(**{key.replace("-", "_"): value for key, value in args.items()}), accounts
+
+
+def _servers(settings: SimSettings, accounts: list[Account]) -> list[tuple[str | None, BaseWSGIServer]]:
+    """Bind one server per account (or the one of today's single account), each with an app and state of its own."""
+    each = [(a.name, replace(settings, port=a.port, api_key=a.api_key)) for a in accounts] or [(None, settings)]
+    servers = []
+    for name, account_settings in each:
+        app = create_app(account_settings)
+        server = make_server(account_settings.host, account_settings.port, app, threaded=True)
+        simulator_of(app).bind(server.port)
+        servers.append((name, server))
+    return servers
 
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT."""
-    settings = parse_args(argv)
+    settings, accounts = parse_command(argv)
     if not settings.verbose:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app = create_app(settings)
-    server = make_server(settings.host, settings.port, app, threaded=True)
-    simulator_of(app).bind(server.port)
-    print(f"simulator listening on http://{settings.host}:{server.port}", flush=True)
+    stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        # shutdown() waits for serve_forever() to return, so it cannot run on this thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        stopping.set()
 
+    # Before the ready lines: a SIGTERM sent as soon as they are read must stop the servers cleanly.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    servers = _servers(settings, accounts)
+    for name, server in servers:
+        if name is not None:
+            print(f"simulator account {name} listening on http://{settings.host}:{server.port}", flush=True)
+    # Last, and the first account's address: what the dev run and the tests wait for, whatever the accounts.
+    print(f"simulator listening on http://{settings.host}:{servers[0][1].port}", flush=True)
+
+    threads = [threading.Thread(target=server.serve_forever, name=f"account-{name or 'default'}") for name, server in servers]
+    for thread in threads:
+        thread.start()
     try:
-        server.serve_forever()
+        stopping.wait()
     finally:
-        server.server_close()
+        # shutdown() waits for serve_forever() to return: here, on the main thread, while the servers' own end.
+        for _, server in servers:
+            server.shutdown()
+        for thread in threads:
+            thread.join()
+        for _, server in servers:
+            server.server_close()
     return 0
 
 

@@ -11,6 +11,7 @@ WEBHOOK_MODES = ("secret", "hmac", "both")
 OUTCOMES = ("ready", "error", "request_moderated", "content_moderated")
 IMAGE_FORMATS = ("png", "jpeg")
 PRICE_FIELDS = ("cost", "input_mp", "output_mp")
+REFUSE_STATUSES = (503, 402)
 
 
 @dataclass
@@ -56,6 +57,10 @@ class SimSettings:
     scene_images: bool = False
     # BFL out of capacity: every submission is answered 503 while this is on.
     out_of_capacity: bool = False
+    # The account's switch, for failover: 503 (down) or 402 (out of credits: its balance reads 0) answers every
+    # submission while set, with `Retry-After: refuse_retry_after` when that is set; null serves again.
+    refuse: int | None = None
+    refuse_retry_after: int | None = None
     # Seconds BFL takes to answer a submission (about 1 s in production): checks and limits are tested with
     # answers that do not come at once.
     submit_delay: float = 0.0
@@ -135,6 +140,8 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "redirect_polls": (lambda v: isinstance(v, bool), "a boolean"),
     "scene_images": (lambda v: isinstance(v, bool), "a boolean"),
     "out_of_capacity": (lambda v: isinstance(v, bool), "a boolean"),
+    "refuse": (lambda v: v is None or (_integer(v) and v in REFUSE_STATUSES), f"null or one of {list(REFUSE_STATUSES)}"),
+    "refuse_retry_after": (lambda v: _integer(v, nullable=True), "an integer >= 0 (seconds) or null"),
     "submit_delay": (lambda v: _number(v) and v <= 30, "a number from 0 to 30"),
     "cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "result_cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),

@@ -111,15 +111,19 @@ class Simulator:
         """Remaining credits, less with each task by its price; unlimited starts at a large number (counts the asking)."""
         with self.lock:
             self.stats.credits_requests += 1
+            if self.settings.refuse == 402:
+                return 0  # as BFL reads an account that answers 402; the real balance is back with the switch off
             if self.settings.credits is None:
                 return round(UNLIMITED_CREDITS - self.stats.credits_spent, 2)
             return self.settings.credits
 
     def submit(self, model: str, body: Any) -> Task:
-        """Accept a task or raise Rejected (503, 402, 429, 422 in that order)."""
+        """Accept a task or raise Rejected (the refuse switch's, then 503, 402, 429, 422 in that order)."""
         errors = validate_submission(model, body)
         with self.lock:
             s = self.settings
+            if s.refuse is not None:
+                self._refuse(s.refuse, s.refuse_retry_after)
             if s.out_of_capacity:
                 self.stats.rejected_503 += 1
                 raise Rejected(503, {"detail": "Out of capacity, retry later"}, {"Retry-After": "2"})
@@ -166,6 +170,16 @@ class Simulator:
                 sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
             return task.poll_body(sample, self._draft_url(task, self.settings.public_base()),
                                   task.running(time.time(), task.seconds or self.settings.video_delay))
+
+    def _refuse(self, status: int, retry_after: int | None) -> None:
+        """Caller holds the lock. Raise the switch's answer, counted as refused and never as submitted."""
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        self.stats.refused += 1
+        if status == 503:
+            self.stats.rejected_503 += 1
+            raise Rejected(503, {"detail": "Service unavailable, retry later"}, headers)
+        self.stats.rejected_402 += 1
+        raise Rejected(402, {"detail": "Insufficient credits"}, headers)
 
     # -- completion and callbacks -------------------------------------------
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 class Stats:
     """Counters exposed by `GET /_sim/stats`."""
 
+    # Submissions accepted (answered with a task id): a refused one is counted below, never here.
     submitted: int = 0
+    # Submissions refused by the `refuse` switch (counted in rejected_503 or rejected_402 as well).
+    refused: int = 0
     rejected_429: int = 0
     rejected_503: int = 0
     rejected_402: int = 0

@@ -1,4 +1,5 @@
-"""The run command as a newcomer meets it: it starts everything, its printed curl works, Ctrl-C stops it."""
+"""The run command as a newcomer meets it: it starts everything, its printed curl works, Ctrl-C stops it; with
+`RUN_ACCOUNTS=2`, its simulator serves the accounts eu and us."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import re
 import signal
 import subprocess
 
+import pytest
 import requests
 
 from devtools.processes import wait_until
+from devtools.stack import SimAccount, accounts_env, run_account_names
 from helpers import start_make_run
 
 
@@ -64,3 +67,51 @@ def test_a_bad_setting_is_named_on_the_terminal(tmp_path):
     assert process.wait(timeout=30) == 2
     stderr = process.stderr.read()
     assert "MAX_IMAGE_BYTES" in stderr and "Traceback" not in stderr
+
+
+def test_run_accounts_2_serves_accounts_eu_and_us_from_one_simulator(tmp_path):
+    process, lines = start_make_run(tmp_path, RUN_ACCOUNTS="2")
+    try:
+        bfl = next(line for line in lines if line.strip().startswith("BFL:"))
+        bases = dict(re.findall(r"\b(eu|us) at (http://127\.0\.0\.1:\d+)", bfl))
+        assert sorted(bases) == ["eu", "us"] and bases["eu"] != bases["us"], bfl
+        for name, base in bases.items():
+            other = "us" if name == "eu" else "eu"
+            assert requests.get(f"{base}/v1/credits", headers={"x-key": f"sim-{name}-key"}, timeout=5).ok
+            assert requests.get(f"{base}/v1/credits", headers={"x-key": f"sim-{other}-key"},
+                                timeout=5).status_code == 401
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    for base in bases.values():
+        try:
+            requests.get(f"{base}/_sim/stats", timeout=2)
+            raise AssertionError(f"the simulator at {base} still answers after SIGINT")
+        except requests.ConnectionError:
+            pass
+
+
+def test_fluxhook_is_told_each_account_as_its_settings_name_it():
+    eu = SimAccount("eu", "http://127.0.0.1:9001", "sim-eu-key")
+    client = SimAccount("client-a", "http://127.0.0.1:9002", "k2")
+    assert accounts_env([eu, client]) == {
+        "BFL_ACCOUNTS": "eu,client-a",
+        "BFL_EU_API_KEY": "sim-eu-key", "BFL_EU_API_BASE": "http://127.0.0.1:9001", "BFL_EU_REGION": "eu",
+        "BFL_CLIENT_A_API_KEY": "k2", "BFL_CLIENT_A_API_BASE": "http://127.0.0.1:9002", "BFL_CLIENT_A_REGION": "client-a",
+        "RESULT_HOST_ALLOWLIST": "127.0.0.1:9001,127.0.0.1:9002", "API_HOST_ALLOWLIST": "127.0.0.1:9001,127.0.0.1:9002",
+    }
+
+
+def test_run_accounts_names_the_first_accounts_of_eu_and_us():
+    assert run_account_names(None) == run_account_names("") == run_account_names("0") == ()
+    assert run_account_names("1") == ("eu",) and run_account_names(" 2 ") == ("eu", "us")
+    for bad in ("3", "-1", "two"):
+        with pytest.raises(ValueError, match="RUN_ACCOUNTS"):
+            run_account_names(bad)
+
+
+def test_a_bad_run_accounts_is_named_on_the_terminal(tmp_path):
+    process, _ = start_make_run(tmp_path, RUN_ACCOUNTS="5")
+    assert process.wait(timeout=30) == 2
+    stderr = process.stderr.read()
+    assert "RUN_ACCOUNTS" in stderr and "Traceback" not in stderr
