@@ -9,6 +9,7 @@ import re
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
+from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
@@ -82,9 +83,11 @@ def create():
         raise InvalidRequest(_input_advice(data))
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
+    account = _account(data)
     svc = services()
     request_ = JobRequest(model, task_input, metadata=_metadata(data),
-                          notify_url=requested_url(data.get("notify_url"), svc.config), body_size=body_size())
+                          notify_url=requested_url(data.get("notify_url"), svc.config), body_size=body_size(),
+                          account=account)
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
@@ -107,6 +110,13 @@ def _input_advice(data: dict) -> str:
             'as in {"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
 
 
+def _account(data: dict) -> str | None:
+    account = data.get("account")
+    if account is not None and (not isinstance(account, str) or not ACCOUNT_NAME.fullmatch(account)):
+        raise InvalidRequest("'account' must be the name of a BFL account (GET /v1/accounts lists them), or left out")
+    return account
+
+
 @bp.post("/jobs/track")
 @replicated
 @idempotent
@@ -123,7 +133,8 @@ def track():
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     svc = services()
     job, created = track_task(svc, require_bearer(), TrackRequest(
-        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config)))
+        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config),
+        account=_account(data)))
     g.job_id = job.id
     return _present(job), (201 if created else 200)
 

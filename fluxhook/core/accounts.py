@@ -29,8 +29,9 @@ ANY_ROUTE = "*"
 ACCOUNT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 REGION_NAME = ACCOUNT_NAME
 MAX_ACCOUNTS = 32
-# A cooldown without BFL's Retry-After: growing with the failures in a row, up to a minute.
-COOL_BASE, COOL_CAP = 2.0, 60.0
+# A cooldown without BFL's Retry-After: growing with the failures in a row, up to a cap short enough that jobs
+# waiting for the only accounts they may use go out soon after it recovers.
+COOL_BASE, COOL_CAP = 2.0, 15.0
 # How often an account without credits has its balance read again: its cooldown ends when it reads above zero.
 NO_CREDITS_RECHECK = 30.0
 
@@ -57,7 +58,7 @@ class Cooling:
 def cooldown_seconds(retry_after: float | None, failures: int) -> float:
     """How long an account cools after its ``failures``-th failure in a row: BFL's Retry-After when it sent
     one, else a backoff; a further failure extends a cooldown, never shortens it (``lua/account_cool.lua``)."""
-    return max(retry_after or 0.0, backoff_delay(failures, base=COOL_BASE, cap=COOL_CAP))
+    return retry_after if retry_after is not None else backoff_delay(failures, base=COOL_BASE, cap=COOL_CAP)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME, Account
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, ModelNotAllowed, RateLimited, Unauthorized
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
@@ -46,7 +47,7 @@ MAX_NAME = 100
 MAX_MODELS = 100
 MAX_WEIGHT = 100
 _ID_PART = re.compile(r"^[0-9a-f]{16}$")
-_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at")
+_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at", "accounts", "region")
 _CHANGEABLE = ("name", *_LIMITS)
 
 
@@ -175,7 +176,22 @@ def _expires(value: Any, now: float) -> float:
     return stamp
 
 
+def _accounts(value: Any, now: float) -> tuple[str, ...]:
+    if (not isinstance(value, list) or not value or len(value) > MAX_ACCOUNTS
+            or not all(isinstance(a, str) and ACCOUNT_NAME.fullmatch(a) for a in value)):
+        raise InvalidRequest("'accounts' must be a non-empty list of BFL account names (GET /v1/accounts lists "
+                             "them), or null for any")
+    return tuple(dict.fromkeys(value))
+
+
+def _region(value: Any, now: float) -> str:
+    if not isinstance(value, str) or not REGION_NAME.fullmatch(value):
+        raise InvalidRequest("'region' must be a region label of the BFL accounts, such as 'eu', or null for any")
+    return value
+
+
 _PARSERS: dict[str, Callable[[Any, float], Any]] = {
+    "accounts": _accounts, "region": _region,
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
     "max_active": _whole("max_active", 1, 10_000), "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
     "weight": _whole("weight", 1, MAX_WEIGHT),
@@ -193,6 +209,7 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, q
         "models": list(key.models) if key.models is not None else None,
         "daily_credits": key.daily_credits, "max_active": key.max_active,
         "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
+        "accounts": list(key.accounts) if key.accounts is not None else None, "region": key.region,
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
         "spent_today": spent_today, "jobs_today": jobs_today, "active": active, "queued": queued,
         "queued_by_reason": dict(queued_by_reason or {}),
@@ -329,9 +346,23 @@ def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None
 
 # --- the admin's use cases: /v1/keys and the dashboard's Keys page -----------------------------------
 
+def check_routing(accounts: tuple[Account, ...], values: dict[str, Any]) -> None:
+    """``InvalidRequest`` when a key's ``accounts`` or ``region`` names what no configured account is: its jobs
+    could never be sent."""
+    unknown = [name for name in values.get("accounts") or () if name not in {a.name for a in accounts}]
+    if unknown:
+        raise InvalidRequest(f"'accounts': there is no BFL account {unknown[0]!r} (BFL_ACCOUNTS); "
+                             "GET /v1/accounts lists them")
+    region = values.get("region")
+    if region is not None and region not in {a.region for a in accounts}:
+        raise InvalidRequest(f"'region': no BFL account has region {region!r} (BFL_<NAME>_REGION); "
+                             "GET /v1/accounts lists them")
+
+
 def create_key(svc: "Services", body: Any, now: float) -> tuple[AppKey, str]:
     """A new app key from a request's ``body`` (``InvalidRequest`` for a bad one), and its secret, shown this once."""
     values, _ = parse(body, creating=True, now=now)
+    check_routing(svc.config.accounts, values)
     key, secret = new_key(values, now)
     svc.store.app_keys.create(key)
     log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
@@ -351,6 +382,7 @@ def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
     ``KeyNotFound``, or ``KeyRevoked``: a revoked key cannot change."""
     find_key(svc, key_id)
     values, unset = parse(body, creating=False, now=now)
+    check_routing(svc.config.accounts, values)
     outcome = svc.store.app_keys.change(key_id, values, unset)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")

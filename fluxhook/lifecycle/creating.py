@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
+from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_for
 from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
@@ -38,6 +39,8 @@ class JobRequest:
     app_webhook: AppWebhook | None = None
     # The request body's size in bytes: a large one waits in storage.
     body_size: int = 0
+    # The BFL account the caller asks for (None: any its key may use).
+    account: str | None = None
 
 
 def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
@@ -53,11 +56,15 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     if model is None:
         raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
     app_keys.check_model(caller, model.name)
+    key = caller.key
+    route = route_for(svc.config.accounts, key_accounts=key.accounts if key else None,
+                      key_region=key.region if key else None, account=request.account, finetuned=is_finetuned(model.name))
     now = time.time()
     app_keys.take_request(svc.store.app_keys, caller, now)
     webhook = request.app_webhook
     job = Job(id=new_job_id(now), status=st.QUEUED, model=request.model, metadata=request.metadata,
-              input=request.input, pool=pool_for(request.model, svc.config.bfl_model_limits), created_at=now,
+              input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
+              route=None if route == ANY_ROUTE else route,
               updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)

@@ -44,6 +44,9 @@ class AppKey:
     max_active: int | None = None
     requests_per_minute: int | None = None
     expires_at: float | None = None
+    # The BFL accounts its jobs may go through (names; None: any) and the region they must stay in (None: any).
+    accounts: tuple[str, ...] | None = None
+    region: str | None = None
     created_at: float = 0.0
     last_used_at: float | None = None
     revoked_at: float | None = None
@@ -55,7 +58,7 @@ class AppKey:
             if name not in _FIELDS or raw == "":
                 continue
             kind = _FIELDS[name]
-            values[name] = tuple(m for m in raw.split(",") if m) if name == "models" else kind(raw)
+            values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else kind(raw)
         return cls(**values)
 
     def to_fields(self) -> dict[str, str]:
@@ -70,14 +73,16 @@ class AppKey:
 
 def encode(name: str, value: Any) -> str:
     """A field's value as the record keeps it."""
-    if name == "models":
+    if name in _LISTS:
         return ",".join(value)
     if isinstance(value, float):
         return repr(value)
     return str(value)
 
 
+_LISTS = ("models", "accounts")
 _FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
+           "accounts": str, "region": str,
            "daily_credits": float, "max_active": int, "requests_per_minute": int, "expires_at": float,
            "created_at": float, "last_used_at": float, "revoked_at": float}
 

@@ -50,12 +50,12 @@ local function fair_turns(passes, clock_key, weights, default_weight)
     return math.max(turns.pass_of[owner], turns.clock)
   end
 
-  -- Of ``heads`` ({owner, job}, job nil once an owner has none left) that ``eligible(owner, job)`` lets
+  -- Of ``heads`` ({owner, job}, job nil once an owner has none left) whose owner ``eligible`` lets
   -- through (all if nil), the one whose turn comes first, or ``best`` if that comes earlier still:
   -- {owner, job, start, head}, or nil.
   function turns.earliest(heads, eligible, best)
     for _, head in ipairs(heads) do
-      if head.job and (eligible == nil or eligible(head.owner, head.job)) then
+      if head.job and (eligible == nil or eligible(head.owner)) then
         local s = turns.start(head.owner)
         if best == nil or s < best.start or (s == best.start and head.job < best.job) then
           best = {owner = head.owner, job = head.job, start = s, head = head}

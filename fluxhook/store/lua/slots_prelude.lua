@@ -141,14 +141,36 @@ local function heads_of(pool)
   return heads[pool.name]
 end
 
+-- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
+-- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
+-- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
+local SCAN = 50
+local stuck = {}
+local function goable(pool, head, open)
+  if account_for(head.job, open) then return head.job end
+  local seen = pool.name .. '|' .. head.owner
+  if stuck[seen] then return nil end
+  local members = redis.call('ZRANGEBYLEX', pool.line, '[' .. head.owner .. ':', '(' .. head.owner .. ';', 'LIMIT', 1, SCAN)
+  for _, m in ipairs(members) do
+    local job = string.sub(m, #head.owner + 2)
+    if account_for(job, open) then return job end
+  end
+  stuck[seen] = true
+  return nil
+end
+
 -- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil.
 local function pick()
   local best
   for _, pool in ipairs(pools) do
     local open = open_in(pool)
     if #open > 0 then
-      local function eligible(owner, job) return owner_room(owner) and account_for(job, open) ~= nil end
-      local found = turns.earliest(heads_of(pool), eligible, best)
+      local candidates = {}
+      for _, head in ipairs(heads_of(pool)) do
+        local job = head.job and owner_room(head.owner) and goable(pool, head, open)
+        if job then candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head} end
+      end
+      local found = turns.earliest(candidates, nil, best)
       if found ~= best then
         found.pool, found.account = pool, account_for(found.job, open)
         best = found
@@ -175,5 +197,5 @@ end
 local function serve(turn)
   redis.call('ZREM', turn.pool.line, member(turn.owner, turn.job))
   take(turn.pool, turn.account, turn.job, turn.owner)
-  if heads[turn.pool.name] then turn.head.job = fair_head(turn.pool.line, turn.owner) end
+  if heads[turn.pool.name] then turn.head.ref.job = fair_head(turn.pool.line, turn.owner) end
 end

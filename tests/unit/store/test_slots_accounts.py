@@ -1,0 +1,116 @@
+"""Slots over several BFL accounts on a real Redis (SPEC §14): each account its own limits, a job only through an
+account its route allows, the least busy first, none through a cooling account, and a slot given back moves on."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from fluxhook.core import transitions as st
+from fluxhook.core.accounts import Account, CoolingReason
+from fluxhook.core.pools import DEFAULT_POOL
+from fluxhook.core.wait_reasons import WaitReason, in_line
+from fluxhook.store.cooldowns import Cooldowns
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
+from fluxhook.store.slots import Slots
+from slot_helpers import _config, _queued
+
+ACCOUNTS = (Account("eu", "k1", "http://127.0.0.1:1", region="eu", max_active=2),
+            Account("eu2", "k2", "http://127.0.0.1:2", region="eu", max_active=2),
+            Account("us", "k3", "http://127.0.0.1:3", region="us", max_active=3))
+
+
+@pytest.fixture()
+def store(connection) -> JobStore:
+    return JobStore(connection, accounts=tuple(a.name for a in ACCOUNTS))
+
+
+@pytest.fixture()
+def slots(connection) -> Slots:
+    return Slots(connection, replace(_config(), named_accounts=ACCOUNTS))
+
+
+def _routed(store: JobStore, route: str | None = None):
+    job = replace(_queued(store), route=route)
+    store.update(job.id, only_in=(st.QUEUED,), route=route or "")
+    return job
+
+
+def _holders(connection) -> dict[str, list[str]]:
+    return {a.name: sorted(m.decode() for m in connection.zrange(KEYS.slots(DEFAULT_POOL, a.name), 0, -1))
+            for a in ACCOUNTS}
+
+
+def test_jobs_go_to_the_least_busy_account_within_each_ones_limit(store, slots, connection):
+    jobs = [_routed(store) for _ in range(9)]
+    taken = [slots.acquire(job) for job in jobs]
+    assert taken == [True] * 7 + [False] * 2  # 2 + 2 + 3 slots
+    held = _holders(connection)
+    assert [len(held[a.name]) for a in ACCOUNTS] == [2, 2, 3]
+    # The first three went one to each: every account equally idle, each took the next.
+    assert {slots.account_of(j.id) for j in jobs[:3]} == {"eu", "eu2", "us"}
+
+
+def test_a_job_goes_only_through_an_account_its_route_allows(store, slots, connection):
+    eu_jobs = [_routed(store, "r:eu") for _ in range(5)]
+    assert [slots.acquire(job) for job in eu_jobs] == [True] * 4 + [False]
+    assert all(slots.account_of(j.id) in ("eu", "eu2") for j in eu_jobs[:4])
+    assert _holders(connection)["us"] == []  # us has room, but not for EU jobs
+    client = _routed(store, "a:us")
+    assert slots.acquire(client) and slots.account_of(client.id) == "us"
+
+
+def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slots, connection):
+    cooldowns = Cooldowns(connection)
+    cooldowns.cool("eu", time.time() + 60, CoolingReason.UNAVAILABLE)
+    jobs = [_routed(store, "r:eu") for _ in range(3)]
+    assert [slots.acquire(job) for job in jobs] == [True, True, False]
+    assert {slots.account_of(j.id) for j in jobs[:2]} == {"eu2"}
+    # eu2 fails too: the job it held goes back in line, and nothing else may take it.
+    cooldowns.cool("eu2", time.time() + 30, CoolingReason.UNAVAILABLE)
+    assert slots.requeue(jobs[0]) and slots.account_of(jobs[0].id) is None
+    assert slots.dispatch() == []
+    now, _ = slots.look([jobs[0]])
+    wait = in_line(now.line(DEFAULT_POOL, "admin", "r:eu"), time.time())
+    assert wait.reason == WaitReason.ACCOUNT_COOLING and time.time() + 25 < wait.until <= time.time() + 30
+    # A job that may use us is not held up by the EU accounts' cooldown.
+    other = _routed(store)
+    assert slots.acquire(other) and slots.account_of(other.id) == "us"
+    # eu recovers: the EU jobs in line go there, oldest first.
+    connection.delete(KEYS.cooling("eu"))
+    assert slots.dispatch() == [jobs[0].id, jobs[2].id]
+    assert slots.account_of(jobs[0].id) == "eu"
+
+
+def test_a_cooldown_is_extended_never_shortened_and_a_402_lasts_until_lifted(connection):
+    cooldowns, now = Cooldowns(connection), time.time()
+    assert cooldowns.cool("us", now + 30, CoolingReason.UNAVAILABLE) == pytest.approx(now + 30)
+    assert cooldowns.cool("us", now + 5, CoolingReason.UNAVAILABLE) == pytest.approx(now + 30)
+    assert 25_000 < connection.pttl(KEYS.cooling("us")) <= 30_000
+    assert cooldowns.cool("us", now + 40, CoolingReason.UNAVAILABLE) == pytest.approx(now + 40)
+    cooldowns.cool("eu", now + 10, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
+    assert connection.pttl(KEYS.cooling("eu")) == -1  # past its until, it stays: only a balance above zero lifts it
+    cooldowns.cool("eu", now + 1, CoolingReason.UNAVAILABLE)
+    assert cooldowns.of("eu").reason == CoolingReason.INSUFFICIENT_CREDITS
+    assert not cooldowns.lift("eu", CoolingReason.UNAVAILABLE, now) and cooldowns.of("eu") is not None
+    assert cooldowns.lift("eu", CoolingReason.INSUFFICIENT_CREDITS, now) and cooldowns.of("eu") is None
+
+
+def test_a_slot_freed_at_one_account_and_a_pause_at_another(store, slots, connection):
+    jobs = [_routed(store, "a:us") for _ in range(4)]
+    assert [slots.acquire(job) for job in jobs] == [True, True, True, False]
+    # BFL said 429 at us: its pool pauses there only; the job goes back in line.
+    assert slots.requeue(jobs[1], pause=20)
+    assert connection.pttl(KEYS.paused(DEFAULT_POOL, "us")) > 15_000
+    assert connection.exists(KEYS.paused(DEFAULT_POOL, "eu")) == 0
+    assert slots.dispatch() == []
+    anyone = _routed(store)
+    assert slots.acquire(anyone) and slots.account_of(anyone.id) in ("eu", "eu2")
+    # A task's end frees its slot where it was held, and its record of the account goes with it.
+    assert store.transition(jobs[0].id, st.SUBMITTED, bfl_id="b0")
+    assert store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    assert slots.account_of(jobs[0].id) is None and connection.hget(KEYS.routes, jobs[0].id) is None
+    assert jobs[0].id not in _holders(connection)["us"]
