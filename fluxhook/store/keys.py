@@ -223,6 +223,10 @@ class Keys:
         """Held for one refresh interval by the worker that asked BFL for the account's balance."""
         return f"{self.prefix}balance:lock" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:balance:lock"
 
+    def recheck_lock(self, account: str) -> str:
+        """Held between two reads of the balance of an account that ran out of credits (its cooldown's end)."""
+        return f"{self.prefix}acct:{account}:recheck:lock"
+
     def idempotency(self, scope: str, key: str) -> str:
         """What became of the first request with an Idempotency-Key; ``scope`` and ``key`` are digests."""
         return f"{self.prefix}idem:{scope}:{key}"

@@ -1,0 +1,145 @@
+"""Several BFL accounts from outside (SPEC §14): the Procfile's web and worker with two simulated accounts, eu and
+us, each its own endpoint, key and switch. Residency (an EU key's tasks reach only EU accounts, also while they are
+down), billing (a client's key spends only its account), failover and waiting, and nothing sent twice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import API, service_env
+from devtools.processes import free_port, stop_process, wait_until
+from devtools.stack import Stack, accounts_env, start_simulator_accounts
+from key_helpers import make_key
+
+# A Redis database of this module's own: the stack's RQ queues and slots must not meet the session stack's.
+DB = 11
+
+
+class Account:
+    """One simulated BFL account, driven through its control API."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def settings(self, **changes) -> dict:
+        response = requests.post(f"{self.base}/_sim/settings", json=changes, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def submitted(self) -> int:
+        return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["submitted"]
+
+    def refused(self) -> int:
+        return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["refused"]
+
+
+@pytest.fixture(scope="module")
+def two_accounts(redis_server, simulator, _spies, tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("accounts")
+    process, accounts = start_simulator_accounts(["eu", "us"], str(var_dir / "simulator.log"), "--task-delay", "0.2")
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{var_dir / 'images'}", **accounts_env(accounts.values())))
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
+    running = Stack(env=env, var_dir=Path(var_dir))
+    try:
+        running.start()
+        yield API(running.base_url), Account(accounts["eu"].base), Account(accounts["us"].base)
+    finally:
+        running.stop()
+        stop_process(process)
+
+
+@pytest.fixture()
+def accounts(two_accounts):
+    api, eu, us = two_accounts
+    for account in (eu, us):
+        account.settings(refuse=None, refuse_retry_after=None)
+    # Whatever an earlier test cooled down has recovered: a job of each region goes through.
+    for region in ("eu", "us"):
+        _, client = make_key(api, region=region)
+        job = client.submit("warm-up")
+        assert api.wait_for(job["id"], timeout=60)["status"] == "stored"
+    return two_accounts
+
+
+def _waiting(api: API, job_id: str) -> dict | None:
+    return api.job(job_id).get("waiting")
+
+
+def test_a_region_key_stays_in_its_region_and_a_client_key_spends_its_account(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    _, client = make_key(api, accounts=["us"])
+    before = eu.submitted(), us.submitted()
+    eu_jobs = [eu_app.submit(f"eu {i}")["id"] for i in range(3)]
+    client_jobs = [client.submit(f"client {i}")["id"] for i in range(3)]
+    for job_id in eu_jobs + client_jobs:
+        assert api.wait_for(job_id, timeout=60)["status"] == "stored"
+    assert {api.job(j)["account"] for j in eu_jobs} == {"eu"}
+    assert {api.job(j)["account"] for j in client_jobs} == {"us"}
+    assert (eu.submitted() - before[0], us.submitted() - before[1]) == (3, 3)
+
+    refused = eu_app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}, "account": "us"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "account_not_allowed"
+    unknown = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}, "account": "mars"})
+    assert unknown.status_code == 400 and "GET /v1/accounts" in unknown.json()["error"]["message"]
+    bad = api.post("/v1/keys", json={"name": "x", "region": "apac"})
+    assert bad.status_code == 400 and "region" in bad.json()["error"]["message"]
+
+
+def test_an_account_answering_503_cools_and_its_jobs_go_elsewhere_but_never_out_of_region(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    eu.settings(refuse=503, refuse_retry_after=3)
+    before_us = us.submitted()
+    jobs = [api.submit(f"anywhere {i}")["id"] for i in range(6)]
+    for job_id in jobs:
+        assert api.wait_for(job_id, timeout=60)["status"] == "stored"
+        assert api.job(job_id)["account"] == "us"
+    assert us.submitted() - before_us == 6
+
+    # The EU app's job may go nowhere else: it waits, saying why, and us never sees it.
+    held = eu_app.submit("eu only")["id"]
+    waiting = wait_until(lambda: _waiting(api, held), timeout=30, message="the EU job to wait")
+    assert waiting["reason"] == "account_cooling" and waiting.get("until")
+    assert us.submitted() - before_us == 6
+    eu.settings(refuse=None)
+    done = api.wait_for(held, timeout=60)
+    assert (done["status"], done["account"]) == ("stored", "eu")
+
+
+def test_with_every_account_down_jobs_wait_then_all_complete_none_sent_twice(accounts):
+    api, eu, us = accounts
+    for account in (eu, us):
+        account.settings(refuse=503, refuse_retry_after=1)
+    before = eu.submitted() + us.submitted()
+    refused_before = eu.refused() + us.refused()
+    jobs = [api.submit(f"both down {i}")["id"] for i in range(5)]
+    for job_id in jobs:
+        waiting = wait_until(lambda j=job_id: _waiting(api, j), timeout=30, message="every job to wait")
+        assert waiting["reason"] == "account_cooling"
+    wait_until(lambda: eu.refused() + us.refused() > refused_before + 2, timeout=30, message="BFL to refuse retries")
+    assert eu.submitted() + us.submitted() == before
+    for account in (eu, us):
+        account.settings(refuse=None)
+    for job_id in jobs:
+        assert api.wait_for(job_id, timeout=60)["status"] == "stored"
+    assert eu.submitted() + us.submitted() - before == 5  # each job's task accepted once, whatever was refused
+
+
+def test_an_account_out_of_credits_rests_until_its_balance_reads_above_zero(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    eu.settings(refuse=402)
+    job = eu_app.submit("no credits")["id"]
+    waiting = wait_until(lambda: _waiting(api, job), timeout=30, message="the job to wait for the account")
+    assert waiting["reason"] == "account_cooling"
+    assert api.job(job)["status"] == "queued"  # with several accounts, a 402 fails no job
+    eu.settings(refuse=None)  # credits again: the balance check ends the cooldown
+    done = api.wait_for(job, timeout=90)
+    assert (done["status"], done["account"]) == ("stored", "eu")
