@@ -140,9 +140,11 @@ class BFLClient:
                 elif response.status_code >= 500 and method == "POST":
                     # BFL is out of capacity or failing: the account cools down and the job waits in line,
                     # for another account or for this one's recovery; it is not sent again here now.
-                    header = response.headers.get("Retry-After")
+                    # Out of capacity (503), BFL has said how long to stay away before: 5 s unless it says.
+                    header, full = response.headers.get("Retry-After"), response.status_code == 503
                     raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
-                                         retry_after=retry_after_seconds(header, 0.0) if header else None)
+                                         retry_after=retry_after_seconds(header, 5.0) if header or full else None,
+                                         out_of_capacity=full)
                 elif response.status_code in _RETRY_STATUSES:
                     error = BFLUnavailable(f"BFL answered {response.status_code}")
                 else:

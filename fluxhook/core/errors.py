@@ -189,9 +189,11 @@ class BFLAccountDown(BFLUnavailable):
     """A BFL account cannot take a task now (503 or another 5xx to a submission, or no connection): nothing was
     accepted, so the task may go through another account; BFL's ``Retry-After`` in seconds, None without one."""
 
-    def __init__(self, message: str = "", retry_after: float | None = None):
+    def __init__(self, message: str = "", retry_after: float | None = None, *, out_of_capacity: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        # A 503: BFL is out of capacity (with one account, that waits like a 429).
+        self.out_of_capacity = out_of_capacity
 
 
 class BFLSubmissionUncertain(BFLError):

@@ -142,18 +142,19 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     except FluxhookError as exc:
         metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
         timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
-        if isinstance(exc, BFLRateLimited):
-            pause = wait_for_room(svc, job, exc.retry_after)
-            log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
-            return st.QUEUED
-        # With one account, a 402 fails the job as it always did (SPEC §6): nothing else could take it.
-        moves = isinstance(exc, BFLAccountDown) or (isinstance(exc, InsufficientCredits) and config.named_accounts != ())
-        if moves or isinstance(exc, BFLSubmissionUncertain):
+        if config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits, BFLSubmissionUncertain)):
+            # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
+            # back in line, for another account it may use or this one's recovery.
             cooling.cool_after(svc, account, exc)
-        if moves:
-            # Nothing reached BFL: the job goes back in line, for another account it may use or this one's recovery.
+            if isinstance(exc, BFLSubmissionUncertain):
+                raise
             svc.slots.requeue(job)
             log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
+            return st.QUEUED
+        if isinstance(exc, BFLRateLimited) or (isinstance(exc, BFLAccountDown) and exc.out_of_capacity):
+            # One account: BFL is full or out of capacity, so the job waits in line while its pool pauses.
+            pause = wait_for_room(svc, job, exc.retry_after)
+            log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
             return st.QUEUED
         raise
     # BFL has the task and charges for it: its record comes first, before anything else that may fail.

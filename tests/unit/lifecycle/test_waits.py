@@ -110,8 +110,8 @@ def test_a_new_job_that_waits_says_why_in_its_timeline(svc):
 
 # --- BFL's refusal: recorded, until its pause ends ---------------------------------------------------------
 
-def test_bfl_full_is_bfl_capacity_until_its_pause_ends(svc, sim):
-    sim.settings(max_active=0)  # BFL answers 429: its limit of tasks in flight
+def test_bfl_out_of_capacity_is_bfl_capacity_until_its_pause_ends(svc, sim):
+    sim.settings(out_of_capacity=True)
     job = _holding(svc)
     before = time.time()
 
@@ -128,29 +128,13 @@ def test_bfl_full_is_bfl_capacity_until_its_pause_ends(svc, sim):
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert [e["reason"] for e in _entries(svc, job)] == ["bfl_capacity"]
     # Sent at last: it waits for nothing, and its record keeps no wait.
-    sim.settings(max_active=24)
+    sim.settings(out_of_capacity=False)
     svc.redis.delete(KEYS.paused(job.pool))
     assert svc.slots.dispatch() == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
     sent = svc.jobs.get(job.id)
     assert waits.of(svc, sent) is None and (sent.waiting_reason, sent.waiting_until) == (None, None)
     assert not svc.redis.hexists(KEYS.job(job.id), WAIT_FIELDS[0])
     assert present(svc.config, sent, waits.of(svc, sent))["waiting"] is None
-
-
-def test_bfl_out_of_capacity_cools_the_account_and_the_job_waits_for_it(svc, sim):
-    sim.settings(out_of_capacity=True)  # 503
-    job = _holding(svc)
-    before = time.time()
-
-    assert submitting.submit_queued(svc, job.id) == st.QUEUED
-
-    waiting = waits.of(svc, svc.jobs.get(job.id))
-    assert waiting.reason == WaitReason.ACCOUNT_COOLING and before < waiting.until <= time.time() + 60
-    assert svc.store.cooldowns.of("default").reason == "unavailable"
-    assert svc.slots.dispatch() == []  # nothing goes through a cooling account
-    sim.settings(out_of_capacity=False)
-    svc.redis.delete(KEYS.cooling("default"))
-    assert svc.slots.dispatch() == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
 
 
 # --- the budget: recorded out of line, counted among the key's queued ------------------------------------------
