@@ -1,23 +1,25 @@
-"""BFL concurrency slots: at most ``BFL_MAX_ACTIVE`` tasks in flight, shared by every process and
-handed to the apps whose jobs wait in turn, in proportion to their weights.
+"""BFL concurrency slots: per BFL account (``core.accounts``), at most its ``max_active`` tasks in flight and its
+per-model limits, shared by every process and handed to the apps whose jobs wait in turn, in proportion to their
+weights.
 
-Each pool (see ``fluxhook.core.pools``) has a sorted set of slot holders scored by when they took the
-slot, and one line of waiting jobs. Every task counts toward ``BFL_MAX_ACTIVE`` and toward its pool's
-limit. Each job has an owner (``fluxhook.store.owners``: its app key, or the admin owner); a line's
-members are ``<owner>:<job id>``, so an owner's jobs are one lexical range in creation order and the
-owners with work waiting are found one lookup each, however long their lines.
+Each account has, per pool (see ``fluxhook.core.pools``), a sorted set of slot holders scored by when they took the
+slot; each pool has one line of waiting jobs, whatever account they may use. Each job has an owner
+(``fluxhook.store.owners``: its app key, or the admin owner) and a route (the accounts it may use; none recorded: any);
+a line's members are ``<owner>:<job id>``, so an owner's jobs are one lexical range in creation order and the owners
+with work waiting are found one lookup each, however long their lines.
 
-Who goes next is start-time fair queueing over the owners (``lua/slots_prelude.lua``): an owner's
-next turn starts at its pass, or at the clock (the start of the last turn given) if that is later;
-the earliest start among the owners with a job that may take a slot now gets it, and its pass moves
-on by 1 / its ``weight``. So a backlog of hundreds costs another owner's job at most one turn of
-each other owner waiting, and an owner back from idle starts level with the others, with no credit
-saved up. An owner at its own ``max_active`` is passed over without holding anyone up; within one
-owner, its earliest job in any pool with room goes first, as a single FIFO would.
+Who goes next is start-time fair queueing over the owners (``lua/slots_prelude.lua``), one turn order across every
+account: an owner's next turn starts at its pass, or at the clock (the start of the last turn given) if that is
+later; the earliest start among the owners with a job that may take a slot now gets it, and its pass moves on by its
+slot time / its ``weight``. A job may take a slot of an account its route allows that is not cooling down
+(``store.cooldowns``) and has room in its pool; it takes the least busy one's. So a backlog of hundreds costs another
+owner's job at most one turn of each other owner waiting, and an owner back from idle starts level with the others,
+with no credit saved up. An owner at its own ``max_active`` is passed over without holding anyone up; within one
+owner, its earliest job that may go now goes first, as a single FIFO would.
 
-Taking and handing out slots are Lua scripts over all pools, so web and worker processes can
-never over-commit; a job's change of status gives its slot or its place in line back
-(``JobStore.transition``). A job that never finishes loses its slot after ``SLOT_LEASE`` seconds.
+Taking and handing out slots are Lua scripts over all accounts and pools, so web and worker processes can never
+over-commit an account or send a job outside its route; a job's change of status gives its slot or its place in line
+back (``JobStore.transition``). A job that never finishes loses its slot after ``SLOT_LEASE`` seconds.
 """
 
 from __future__ import annotations
