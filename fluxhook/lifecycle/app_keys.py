@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME, Account
+from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME, Account, route_for
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, ModelNotAllowed, RateLimited, Unauthorized
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
@@ -305,7 +305,7 @@ def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
     wait (at most four reads)."""
     today = accounting.utc_day(now)
     counters = svc.store.usage.days([today])[today]
-    jobs = waits.of_keys(svc, [k.id for k in keys])
+    jobs = waits.of_keys(svc, [k.id for k in keys], {k.id: key_route(svc, k) for k in keys})
     return [present_key(key, spent_today=accounting.from_micro(counters.get(accounting.spent_field(key.id), 0)),
                         jobs_today=reports.jobs_today(counters, key.id), queued=jobs[key.id].queued,
                         active=jobs[key.id].active, queued_by_reason=jobs[key.id].by_reason)
@@ -345,6 +345,14 @@ def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None
 
 
 # --- the admin's use cases: /v1/keys and the dashboard's Keys page -----------------------------------
+
+def key_route(svc: "Services", key: AppKey) -> str | None:
+    """The route of the key's jobs that name no account (None when its accounts and region match none now)."""
+    try:
+        return route_for(svc.config.accounts, key_accounts=key.accounts, key_region=key.region)
+    except InvalidRequest:
+        return None
+
 
 def check_routing(accounts: tuple[Account, ...], values: dict[str, Any]) -> None:
     """``InvalidRequest`` when a key's ``accounts`` or ``region`` names what no configured account is: its jobs

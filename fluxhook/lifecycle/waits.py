@@ -75,9 +75,10 @@ class KeyJobs:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def of_keys(svc: Services, key_ids: Sequence[str]) -> dict[str, KeyJobs]:
+def of_keys(svc: Services, key_ids: Sequence[str], routes: dict[str, str | None] | None = None) -> dict[str, KeyJobs]:
     """Each app key's jobs holding slots and waiting, with why they wait: two round trips, whatever the number
-    of jobs in line (a line's jobs of one key in one pool all wait for the same reason)."""
+    of jobs in line (a line's jobs of one key in one pool all wait for the same reason, read at the accounts its
+    route, from ``routes`` by key id, allows; one of its jobs naming an account of its own may wait for another)."""
     if not key_ids:
         return {}
     owners = {key_id: owner_of(key_id) for key_id in key_ids}
@@ -91,7 +92,7 @@ def of_keys(svc: Services, key_ids: Sequence[str]) -> dict[str, KeyJobs]:
         reasons: Counter[str] = Counter()
         for pool, count in mine.in_line.items():
             if count:
-                reasons[str(in_line(slots.line(pool, owner), now).reason)] += count
+                reasons[str(in_line(slots.line(pool, owner, (routes or {}).get(key_id)), now).reason)] += count
         for job_id in mine.aside:
             wait = Waiting.recorded(*recorded[job_id])
             if wait is not None:

@@ -15,6 +15,7 @@ from devtools.processes import free_port, stop_process, wait_until
 from devtools.stack import Stack, accounts_env, start_simulator_accounts
 from key_helpers import make_key
 
+EU_SECRET, US_SECRET = "eu-static-secret-0123456789", "us-static-secret-0123456789"
 # A Redis database of this module's own: the stack's RQ queues and slots must not meet the session stack's.
 DB = 11
 
@@ -45,6 +46,7 @@ def two_accounts(redis_server, simulator, _spies, tmp_path_factory):
     env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
                            STORAGE_URL=f"file://{var_dir / 'images'}", **accounts_env(accounts.values())))
     env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
+    env.update(BFL_EU_WEBHOOK_SECRET=EU_SECRET, BFL_US_WEBHOOK_SECRET=US_SECRET)
     running = Stack(env=env, var_dir=Path(var_dir))
     try:
         running.start()
@@ -143,3 +145,19 @@ def test_an_account_out_of_credits_rests_until_its_balance_reads_above_zero(acco
     eu.settings(refuse=None)  # credits again: the balance check ends the cooldown
     done = api.wait_for(job, timeout=90)
     assert (done["status"], done["account"]) == ("stored", "eu")
+
+
+def test_a_callback_proven_with_one_accounts_secret_cannot_change_anothers_task(accounts):
+    api, _, _ = accounts
+    tracked = api.track("task-of-us-0001", account="us")
+    assert tracked.status_code == 201 and tracked.json()["account"] == "us"
+    body = {"id": "task-of-us-0001", "status": "Error", "error": "bad luck"}
+
+    def static(secret: str) -> requests.Response:
+        return requests.post(f"{api.base_url}/webhooks/bfl", json=body, timeout=10,
+                             headers={"X-Webhook-Secret": secret})
+
+    refused = static(EU_SECRET)
+    assert refused.status_code == 401 and api.job(tracked.json()["id"])["status"] == "submitted"
+    accepted = static(US_SECRET)  # its own account's: applied (a failure BFL then confirms by a poll)
+    assert accepted.status_code == 200 and accepted.json()["job_id"] == tracked.json()["id"]
