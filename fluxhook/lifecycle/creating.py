@@ -1,9 +1,10 @@
 """Creating a job: the one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}``
 alike, within the caller's app key's limits.
 
-In order: the key's models and requests per minute; the budget's reservation (402 and nothing created when
-the day is spent); the record (a large input waits in storage, never in Redis); a BFL slot; then the
-submission in this very request when the caller may wait on BFL (``submit_here``), else a worker's.
+In order: the key's models, the accounts the job may use (``routing``), and the key's requests per minute;
+the budget's reservation (402 and nothing created when the day is spent); the record (a large input waits in
+storage, never in Redis); a BFL slot; then the submission in this very request when the caller may wait on BFL
+(``submit_here``), else a worker's.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
-from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_for
 from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle import app_keys, submitting, task_inputs, waits
+from fluxhook.lifecycle import app_keys, routing, submitting, task_inputs, waits
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.app_webhooks import AppWebhook
 from fluxhook.lifecycle.enqueueing import enqueue_submits
@@ -56,15 +56,13 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     if model is None:
         raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
     app_keys.check_model(caller, model.name)
-    key = caller.key
-    route = route_for(svc.config.accounts, key_accounts=key.accounts if key else None,
-                      key_region=key.region if key else None, account=request.account, finetuned=is_finetuned(model.name))
+    route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
     app_keys.take_request(svc.store.app_keys, caller, now)
     webhook = request.app_webhook
     job = Job(id=new_job_id(now), status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
-              route=None if route == ANY_ROUTE else route,
+              route=route,
               updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)

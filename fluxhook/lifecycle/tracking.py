@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass, field
 
 from fluxhook.core import transitions as st
-from fluxhook.core.accounts import route_allows, route_for
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_keys, schedule
+from fluxhook.lifecycle import app_keys, routing, schedule
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.creating import current
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -33,14 +32,6 @@ class TrackRequest:
     account: str | None = None
 
 
-def _account_of(svc: Services, caller: Caller, named: str | None) -> str:
-    """The account a tracked task is polled through: the one named, else the first the caller's key may use."""
-    key = caller.key
-    route = route_for(svc.config.accounts, key_accounts=key.accounts if key else None,
-                      key_region=key.region if key else None, account=named)
-    return next(a.name for a in svc.config.accounts if route_allows(route, a))
-
-
 def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Job, bool]:
     """The job that follows the task, and whether this call created it (a task is tracked once: asked again,
     its job is answered as it is). A callback that came before the task was tracked is applied now.
@@ -53,7 +44,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     job, created = svc.jobs.create(Job(
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
         polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now, submitted_at=now,
-        notify_url=request.notify_url, key_id=caller.key_id, account=_account_of(svc, caller, request.account),
+        notify_url=request.notify_url, key_id=caller.key_id, account=routing.tracking_account(svc, caller, request.account),
     ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
     if not caller.sees(job):
         raise JobNotFound("another app key tracks this BFL task")
