@@ -348,11 +348,18 @@ class Client:
 
         self._retrying(True, attempt)
 
+    # --- BFL accounts (admin tokens only) ---
+
+    def accounts(self) -> list[dict]:
+        """Every BFL account (``GET /v1/accounts``): region, host, tasks in flight, jobs queued, its cooldown,
+        balance and spend today; never its key."""
+        return self._json("GET", "/v1/accounts")["accounts"]
+
     # --- app keys (admin tokens only) ---
 
     def create_key(self, name: str, **limits: Any) -> dict:
         """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active,
-        requests_per_minute, weight, expires_at); its ``key`` is the secret, shown this once."""
+        requests_per_minute, weight, expires_at, accounts, region); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
     def keys(self) -> list[dict]:

@@ -11,6 +11,7 @@ from fluxhook.core.config import Config
 from fluxhook.services import Services, build_services
 
 from . import (
+    accounts,
     auth,
     bfl_compat,
     body_limits,
@@ -75,6 +76,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(usage.bp)
     app.register_blueprint(catalog.bp)
     app.register_blueprint(keys.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)  # with dashboard_keys' routes

@@ -20,7 +20,7 @@ from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
 from fluxhook.credits.balance import format_credits
-from fluxhook.lifecycle import timeline, waits
+from fluxhook.lifecycle import accounts_view, timeline, waits
 from fluxhook.lifecycle.app_keys import is_key_id, key_id_in
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
@@ -157,7 +157,8 @@ def _counts() -> dict[str, int]:
 
 @bp.get("/")
 def page():
-    """The overview, the first page after sign-in: jobs, latency and credits over ``?range=``, and the pools now."""
+    """The overview, the first page after sign-in: jobs, latency and credits over ``?range=``, and the pools and
+    BFL accounts now."""
     if request.args.get("status") or request.args.get("cursor"):
         # Bookmarks of the job list, which / used to be.
         return redirect(url_for("dashboard.jobs", status=request.args.get("status"),
@@ -166,8 +167,10 @@ def page():
     if span not in RANGES:
         return redirect(url_for("dashboard.page"))
     now = time.time()
-    data = reports.overview(services(), now, **RANGES[span])
-    return render_template("dashboard/overview.html", view=overview_page(data, span, now))
+    svc = services()
+    data = reports.overview(svc, now, **RANGES[span])
+    return render_template("dashboard/overview.html",
+                           view=overview_page(data, span, now, accounts=accounts_view.accounts_now(svc, now)))
 
 
 @bp.get("/jobs", endpoint="jobs")

@@ -1,6 +1,7 @@
-"""The dashboard's Keys page (``/keys``): each app key's limits, spend today, jobs at BFL and waiting, and why they wait;
-create a key (its secret shown on the answering page only) and revoke one (asked once more on the page, then
-said done on the page it returns to), both CSRF-protected forms.
+"""The dashboard's Keys page (``/keys``): each app key's limits, the BFL accounts it may use, spend today, jobs at BFL
+and waiting, and why they wait; create a key (its secret shown on the answering page only), change the accounts it
+may use, and revoke one (asked once more on the page, then said done on the page it returns to), all
+CSRF-protected forms.
 
 Its routes belong to the dashboard's blueprint, so its session check and headers apply to them."""
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
-from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.lifecycle import app_keys, revoking
 
 from . import dashboard_session as auth
@@ -47,7 +48,17 @@ def form_body(form: Any) -> dict[str, Any]:
     expires = form.get("expires_at", "").strip()
     if expires:
         body["expires_at"] = expires
-    return body
+    # A new key may use any account unless told otherwise: blank or 'any' is left out.
+    return {**body, **{name: value for name, value in places_body(form).items() if value is not None}}
+
+
+def places_body(form: Any) -> dict[str, Any]:
+    """The form's BFL accounts (comma- or space-separated names) and region as the API takes them (SPEC §14): blank
+    or ``any`` is ``null``, any account; the API says what is wrong with a name."""
+    names = [a for a in form.get("accounts", "").replace(",", " ").split() if a]
+    region = form.get("region", "").strip()
+    return {"accounts": None if not names or [n.lower() for n in names] == ["any"] else names,
+            "region": None if not region or region.lower() == "any" else region}
 
 
 def _page(created: dict | None = None, error: str | None = None, status: int = 200, revoked: str | None = None):
@@ -90,6 +101,22 @@ def create_key():
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
     return _page(created=app_keys.present_key(key, secret=secret), status=201)
+
+
+@bp.post("/keys/<key_id>/places")
+@replicated
+def change_places(key_id: str):
+    """Change which BFL accounts a key's jobs may use (its accounts and region), then back to the Keys page."""
+    if not auth.csrf_valid(request.form.get("csrf_token")):
+        return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
+    try:
+        app_keys.change_key(services(), key_id, places_body(request.form), time.time())
+    except KeyNotFound:
+        return error_response(404, "not_found", "no such app key")
+    except (InvalidRequest, KeyRevoked) as exc:
+        return _page(error=exc.message, status=400 if isinstance(exc, InvalidRequest) else 409)
+    log.info("app key's accounts changed on the dashboard", extra={"key_id": key_id})
+    return redirect(url_for("dashboard.keys"), 303)
 
 
 @bp.post("/keys/<key_id>/revoke")

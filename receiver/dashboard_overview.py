@@ -143,6 +143,36 @@ def _pool_words(pool: str, count: int) -> dict[str, str]:
     return {"label": "Other models", "note": "every model without a limit of its own"}
 
 
+# Why an account cools down, as the panel says it (``CoolingReason``'s values).
+COOLING_WORDS = {"unavailable": "BFL unavailable", "insufficient_credits": "out of credits",
+                 "daily_credit_limit": "its daily credit limit is spent"}
+
+
+def accounts_panel(accounts: list[dict]) -> list[dict]:
+    """The accounts as ``GET /v1/accounts`` lists them (``lifecycle.accounts_view``), in the panel's words: each
+    one's tasks in flight by pool, whether it takes tasks or until when and why it cools down, and its credits."""
+    shown = []
+    for account in accounts:
+        in_flight, cooling, balance = account["in_flight"], account["cooling"], account["balance"]
+        if cooling is None:
+            state = "takes tasks"
+        else:
+            until = cooling["until"].replace("T", " ").removesuffix("Z")
+            # A 402's cooldown lasts until the balance reads above zero: its "until" is only the next look.
+            when = f"next look at the balance {until} UTC" if cooling["reason"] == "insufficient_credits" \
+                else f"until {until} UTC"
+            state = f"cooling: {COOLING_WORDS.get(cooling['reason'], cooling['reason'])}, {when}"
+        shown.append({
+            "name": account["name"], "region": account["region"] or "—", "host": account["host"],
+            "in_flight": sum(in_flight.values()),
+            "pools": ", ".join(f"{pool} {n}" for pool, n in sorted(in_flight.items())) if len(in_flight) > 1 else "",
+            "queued": account["queued"], "cooling": cooling is not None, "state": state,
+            "balance": "not read lately" if balance is None else format_credits(balance),
+            "spent_today": format_credits(account["spent_today"]),
+        })
+    return shown
+
+
 def balance_words(balance: dict | None, now: float) -> dict | None:
     """The balance last read, as ``fluxhook doctor`` prints it (``1,000,000``), and how long ago it was read."""
     if balance is None:
@@ -161,8 +191,9 @@ def age(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
-def overview_page(data: dict, span: str, now: float | None = None) -> dict:
-    """Everything the overview page shows for ``span`` (a key of RANGES), from ``usage.overview``'s answer."""
+def overview_page(data: dict, span: str, now: float | None = None, accounts: list[dict] | None = None) -> dict:
+    """Everything the overview page shows for ``span`` (a key of RANGES), from ``usage.overview``'s answer and the
+    ``accounts`` as ``GET /v1/accounts`` lists them."""
     periods = data["periods"]
     credits, models = credits_chart(data["day_names"], data["days"], span)
     counted = totals(periods)
@@ -191,4 +222,5 @@ def overview_page(data: dict, span: str, now: float | None = None) -> dict:
         "models": models,
         "pools": pools(data),
         "keys": data["keys"],
+        "accounts": accounts_panel(accounts or []),
     }

@@ -54,12 +54,20 @@ class _Snapshot:
         now = svc.store.snapshot(time.time())
         yield fm.gauge("fluxhook_jobs", "Jobs by status.",
                        {(name,): n for name, n in now.by_status.items()}, ("status",))
-        yield fm.gauge("fluxhook_bfl_slots_in_use", "BFL tasks in flight, by slot pool.",
-                       {(pool,): n for pool, n in now.in_flight.items()}, ("pool",))
+        accounts = svc.store.slots.accounts_now()
+        # By account and pool: sum by (pool) reads as the gauge did before there were several accounts.
+        yield fm.gauge("fluxhook_bfl_slots_in_use", "BFL tasks in flight, by BFL account and slot pool.",
+                       {(a.account.name, pool): n for a in accounts for pool, n in a.held.items()},
+                       ("account", "pool"))
         yield fm.gauge("fluxhook_bfl_slots_waiting", "Jobs queued for a BFL slot, by slot pool.",
                        {(pool,): n for pool, n in now.waiting.items()}, ("pool",))
         yield fm.gauge("fluxhook_sweep_due", "Jobs due for a fallback check now (growing: the sweep falls behind).",
                        {(): now.due})
+        # One series per account cooling down, none while every account takes tasks (alert on its presence).
+        yield fm.gauge("fluxhook_bfl_account_cooling", "BFL accounts cooling down (taking no tasks), by account and "
+                                                       "reason.",
+                       {(a.account.name, a.cooling.reason): 1 for a in accounts if a.cooling is not None},
+                       ("account", "reason"))
         yield from _credits(svc, time.time())
         queues = (svc.queue, svc.control_queue)
         yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
@@ -69,11 +77,12 @@ class _Snapshot:
 
 
 def _credits(svc, now: float):
-    """The account's balance as a worker last read it, and today's spend against BFL_DAILY_CREDIT_LIMIT."""
-    balance = svc.store.usage.balance()
-    if balance is not None:
-        yield fm.gauge("fluxhook_bfl_credits", "The BFL account's credits, as GET /v1/credits last said (a worker "
-                                               "asks every BFL_CREDITS_REFRESH_SECONDS).", {(): balance.credits})
+    """Each account's balance as a worker last read it, and today's spend against BFL_DAILY_CREDIT_LIMIT."""
+    balances = {account.name: svc.store.usage.balance(account=account.name) for account in svc.config.accounts}
+    # An account whose balance no worker read lately has no series: absent() tells it apart from a zero balance.
+    yield fm.gauge("fluxhook_bfl_credits", "Each BFL account's credits, as GET /v1/credits last said (a worker "
+                                           "asks every BFL_CREDITS_REFRESH_SECONDS).",
+                   {(name,): b.credits for name, b in balances.items() if b is not None}, ("account",))
     spent = reports.spent_today(svc, now)
     yield fm.gauge("fluxhook_credits_spent_today", "Credits spent this UTC day, as the daily limit counts them.",
                    {(): accounting.from_micro(spent)})

@@ -18,8 +18,17 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
 }
+# Where its jobs may go (SPEC §14): the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
+# null, as the API spells "any account").
+_PLACES: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "accounts": ("--accounts", lambda text: [a for a in text.replace(",", " ").split() if a],
+                 "the BFL accounts its jobs may use, comma-separated (`fluxhook accounts` lists them), or 'any' "
+                 "(default: any)"),
+    "region": ("--region", str.strip, "the region its jobs must stay in (the accounts' BFL_<NAME>_REGION), or 'any' "
+                                      "(default: any)"),
+}
 KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", "WAITING FOR", "RATE", "WEIGHT",
-               "LAST USED")
+               "ACCOUNTS", "LAST USED")
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
@@ -39,7 +48,8 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     listing = action("list", _list, "list every key, newest first")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
-    update = action("update", _update, "change a key's name or limits ('none' removes a limit)")
+    update = action("update", _update, "change a key's name, limits ('none' removes a limit) or accounts and region "
+                                       "('any' lifts them)")
     update.add_argument("key_id", metavar="KEY_ID")
     update.add_argument("--name", help="a new name")
     _limit_options(update, removable=True)
@@ -52,6 +62,19 @@ def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
     for field, (option, read, help_text) in _LIMITS.items():
         parser.add_argument(option, dest=field, type=_value(read, removable), metavar="VALUE",
                             help=help_text + ("; 'none' removes it" if removable else ""))
+    for field, (option, read, help_text) in _PLACES.items():
+        parser.add_argument(option, dest=field, type=_place(read), metavar="VALUE", help=help_text)
+
+
+def _place(read: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if text.strip().lower() == "any":
+            return _NONE
+        value = read(text)
+        if not value:
+            raise argparse.ArgumentTypeError("name an account or a region, or say 'any'")
+        return value
+    return parse
 
 
 def _value(read: Callable[[str], Any], removable: bool) -> Callable[[str], Any]:
@@ -73,7 +96,7 @@ _NONE = _Removed()
 
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
-    given = {field: getattr(args, field) for field in _LIMITS if getattr(args, field) is not None}
+    given = {field: getattr(args, field) for field in (*_LIMITS, *_PLACES) if getattr(args, field) is not None}
     return {field: (None if value is _NONE else value) for field, value in given.items()}
 
 
@@ -103,7 +126,15 @@ def key_row(key: dict) -> list[str]:
     spent = f"{key['spent_today']:g}" + (f" / {key['daily_credits']:g}" if key.get("daily_credits") else "")
     rate = f"{key['requests_per_minute']}/min" if key.get("requests_per_minute") else "-"
     return [key["id"], key["name"], key["prefix"], state, spent, f"{key['active']}/{key['queued']}", waiting_for(key),
-            rate, str(key["weight"]), key.get("last_used_at") or "never"]
+            rate, str(key["weight"]), places(key), key.get("last_used_at") or "never"]
+
+
+def places(key: dict) -> str:
+    """Where a key's jobs may go: ``eu,us``, ``region eu``, both, or ``any``."""
+    shown = [",".join(key["accounts"])] if key.get("accounts") is not None else []
+    if key.get("region") is not None:
+        shown.append(f"region {key['region']}")
+    return " ".join(shown) or "any"
 
 
 def waiting_for(key: dict) -> str:
@@ -118,7 +149,7 @@ def _update(args: argparse.Namespace) -> int:
     if args.name is not None:
         changes["name"] = args.name
     if not changes:
-        print("fluxhook keys update: nothing to change; give --name or a limit", file=sys.stderr)
+        print("fluxhook keys update: nothing to change; give --name, a limit, --accounts or --region", file=sys.stderr)
         return 2
     with client_for(args) as fluxhook:
         print_json(fluxhook.update_key(args.key_id, **changes))

@@ -268,6 +268,29 @@ class Slots:
         self._ask_now(pipe, [])
         return self._read_now(pipe.execute(), []).accounts
 
+    def queued_by_route(self, batch: int = 1000) -> dict[str, int]:
+        """How many jobs wait in the lines, by route (``ANY_ROUTE`` for those without one): what tells how many
+        could go through each account (``route_allows``). One round trip while no queued job has a route of its own;
+        else the lines' members and their routes, ``batch`` at a time (an operator's view, not a hot path)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for pool in self.pools:
+            pipe.zcard(self.keys.line(pool))
+        pipe.hlen(self.keys.routes)
+        *sizes, routed = pipe.execute()
+        total = sum(int(n) for n in sizes)
+        if not total or not int(routed):
+            return {ANY_ROUTE: total} if total else {}
+        counts: dict[str, int] = {}
+        for pool in self.pools:
+            for start in range(0, int(self.connection.zcard(self.keys.line(pool))), batch):
+                members = self.connection.zrange(self.keys.line(pool), start, start + batch - 1)
+                # A member is ``<owner>:<job id>``; owners hold no ':' (``owners.owner_of``).
+                ids = [_text(m).partition(":")[2] for m in members]
+                for route in (self.connection.hmget(self.keys.routes, ids) if ids else []):
+                    name = ANY_ROUTE if route is None else _text(route)
+                    counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def _ask_now(self, pipe, owners: Sequence[str]) -> None:
         """Queue on ``pipe`` the reads ``_read_now`` makes a ``SlotsNow`` of."""
         for account in self.accounts:

@@ -30,7 +30,8 @@ def _delta(before, after, name, **labels) -> float:
 def test_every_family_is_exposed_with_help_and_type(stack):
     text = requests.get(stack.base_url + "/metrics", timeout=10, headers=AUTH).text
     for name in [*COUNTERS, *HISTOGRAMS, "fluxhook_jobs", "fluxhook_queue_depth", "fluxhook_failed_tasks",
-                 "fluxhook_bfl_slots_in_use", "fluxhook_bfl_slots_waiting", "fluxhook_sweep_due"]:
+                 "fluxhook_bfl_slots_in_use", "fluxhook_bfl_slots_waiting", "fluxhook_sweep_due",
+                 "fluxhook_bfl_account_cooling", "fluxhook_bfl_credits"]:
         assert f"# HELP {name}" in text and f"# TYPE {name}" in text
 
 

@@ -54,7 +54,7 @@ def test_metrics_show_the_balance_and_the_credits_spent(api, sim, stack):
 
     def scraped() -> str | None:
         text = requests.get(stack.base_url + "/metrics", timeout=10, headers=api.http.headers).text
-        return text if "fluxhook_bfl_credits " in text else None
+        return text if 'fluxhook_bfl_credits{account="default"} ' in text else None
 
     text = wait_until(scraped, timeout=30, interval=0.2, message="a worker to have read the balance")
     assert job["cost"]["credits"] == 7.0

@@ -1,9 +1,11 @@
-"""``fluxhook keys list``'s rows (fluxhook/cli/keys.py): a key's figures, and why its queued jobs wait. As a real
+"""``fluxhook keys list``'s rows (fluxhook/cli/keys.py): a key's figures, why its queued jobs wait and where they may
+go; and the options that set a key's accounts and region. As a real
 process against the stack: tests/e2e/cli/test_keys.py, and with a job waiting: tests/e2e/api/test_key_limits.py."""
 
 from __future__ import annotations
 
-from fluxhook.cli.keys import KEY_COLUMNS, key_row, waiting_for
+from fluxhook.cli.keys import KEY_COLUMNS, _limits, key_row, waiting_for
+from fluxhook.cli.main import build_parser
 
 KEY = {"id": "key_0123456789abcdef", "name": "shop", "prefix": "fhk_ab12", "revoked_at": None, "spent_today": 6.0,
        "daily_credits": 6.0, "requests_per_minute": None, "weight": 1, "last_used_at": None, "active": 1, "queued": 3,
@@ -20,3 +22,25 @@ def test_a_keys_row_says_why_its_jobs_wait():
 def test_a_key_none_of_whose_jobs_wait_says_so():
     assert waiting_for(dict(KEY, queued=0, queued_by_reason={})) == "-"
     assert waiting_for({"queued": 0}) == "-"  # a service from before the reasons
+
+
+def test_a_keys_row_says_where_its_jobs_may_go():
+    def places(**fields):
+        return dict(zip(KEY_COLUMNS, key_row(dict(KEY, **fields)), strict=True))["ACCOUNTS"]
+
+    assert places() == "any"  # a service from before accounts: no such fields
+    assert places(accounts=None, region=None) == "any"
+    assert places(accounts=["eu", "us"], region=None) == "eu,us"
+    assert places(accounts=None, region="eu") == "region eu"
+
+
+def test_accounts_and_region_options_as_the_api_takes_them():
+    parser = build_parser()
+
+    created = parser.parse_args(["keys", "create", "shop", "--accounts", "eu, us", "--region", "eu"])
+    lifted = parser.parse_args(["keys", "update", "key_0123456789abcdef", "--accounts", "any", "--region", "ANY"])
+    untouched = parser.parse_args(["keys", "update", "key_0123456789abcdef", "--weight", "2"])
+
+    assert _limits(created) == {"accounts": ["eu", "us"], "region": "eu"}
+    assert _limits(lifted) == {"accounts": None, "region": None}  # null: any account, any region
+    assert _limits(untouched) == {"weight": 2}

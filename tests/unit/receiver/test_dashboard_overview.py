@@ -134,3 +134,27 @@ def test_the_page_from_the_counters():
     assert page["latency_chart"].count("<circle") == 4
     empty = view.overview_page({**data, "periods": [_period("2026-11-22")], "days": []}, "30d")
     assert empty["empty"] and empty["models"] == [] and "Jobs per day" in empty["jobs_chart"]
+
+
+# --- the BFL accounts panel ------------------------------------------------------------------------------
+
+def _account(**fields) -> dict:
+    return {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "queued": 0, "cooling": None,
+            "balance": None, "spent_today": 0.0, **fields}
+
+
+def test_the_accounts_panel_in_words():
+    idle, busy, cooling, broke = view.accounts_panel([
+        _account(),
+        _account(name="us", region=None, in_flight={"default": 3, "flux-kontext-max": 1}, queued=5,
+                 balance=1250.5, spent_today=1000.0),
+        _account(name="c", cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}),
+        _account(name="d", cooling={"until": "2026-11-21T10:00:30Z", "reason": "insufficient_credits"}),
+    ])
+
+    assert (idle["state"], idle["balance"], idle["in_flight"], idle["pools"], idle["cooling"]) == \
+        ("takes tasks", "not read lately", 0, "", False)
+    assert (busy["region"], busy["in_flight"], busy["pools"], busy["queued"]) == ("—", 4, "default 3, flux-kontext-max 1", 5)
+    assert (busy["balance"], busy["spent_today"]) == ("1,250.50", "1,000")
+    assert cooling["cooling"] and cooling["state"] == "cooling: BFL unavailable, until 2026-11-21 10:00:30 UTC"
+    assert broke["state"] == "cooling: out of credits, next look at the balance 2026-11-21 10:00:30 UTC"

@@ -1,0 +1,29 @@
+"""``fluxhook accounts``' rows (fluxhook/cli/accounts.py). As a real process against a two-account stack:
+tests/e2e/api/test_accounts.py."""
+
+from __future__ import annotations
+
+from fluxhook.cli.accounts import ACCOUNT_COLUMNS, account_row
+
+EU = {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {"default": 3}, "queued": 2,
+      "cooling": None, "balance": 1250.5, "spent_today": 42.0}
+
+
+def _row(**fields) -> dict[str, str]:
+    return dict(zip(ACCOUNT_COLUMNS, account_row(dict(EU, **fields)), strict=True))
+
+
+def test_an_account_that_takes_tasks():
+    assert _row() == {"NAME": "eu", "REGION": "eu", "HOST": "api.eu.example", "IN FLIGHT": "3", "QUEUED": "2",
+                      "STATE": "takes tasks", "BALANCE": "1250.5", "SPENT TODAY": "42"}
+
+
+def test_a_cooling_account_says_why_and_until_when_and_an_unread_balance_is_a_dash():
+    row = _row(cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}, balance=None, region=None,
+               in_flight={})
+    assert row["STATE"] == "cooling: unavailable until 2026-11-21T10:00:30Z"
+    assert (row["BALANCE"], row["REGION"], row["IN FLIGHT"]) == ("-", "-", "0")
+
+
+def test_tasks_in_flight_in_several_pools_are_named():
+    assert _row(in_flight={"flux-kontext-max": 1, "default": 3})["IN FLIGHT"] == "4 (default 3, flux-kontext-max 1)"

@@ -1,0 +1,18 @@
+"""The Keys page's forms as API bodies (receiver/dashboard_keys.py): which BFL accounts and region a key may use."""
+
+from __future__ import annotations
+
+from receiver.dashboard_keys import form_body, places_body
+
+
+def test_the_create_form_sends_accounts_and_region_only_when_named():
+    assert form_body({"name": "shop", "accounts": "", "region": " "}) == {"name": "shop"}
+    assert form_body({"name": "shop", "accounts": "any", "region": "ANY"}) == {"name": "shop"}
+    assert form_body({"name": "shop", "accounts": "eu, us", "region": "eu"}) == \
+        {"name": "shop", "accounts": ["eu", "us"], "region": "eu"}
+
+
+def test_the_change_form_lifts_with_blank_or_any():
+    assert places_body({"accounts": "", "region": ""}) == {"accounts": None, "region": None}
+    assert places_body({"accounts": "Any", "region": "any"}) == {"accounts": None, "region": None}
+    assert places_body({"accounts": "eu us", "region": "us"}) == {"accounts": ["eu", "us"], "region": "us"}
