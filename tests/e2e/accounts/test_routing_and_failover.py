@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from conftest import API, service_env
@@ -17,7 +18,7 @@ from key_helpers import make_key
 
 EU_SECRET, US_SECRET = "eu-static-secret-0123456789", "us-static-secret-0123456789"
 # A Redis database of this module's own: the stack's RQ queues and slots must not meet the session stack's.
-DB = 11
+DB = 10
 
 
 class Account:
@@ -47,6 +48,7 @@ def two_accounts(redis_server, simulator, _spies, tmp_path_factory):
                            STORAGE_URL=f"file://{var_dir / 'images'}", **accounts_env(accounts.values())))
     env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
     env.update(BFL_EU_WEBHOOK_SECRET=EU_SECRET, BFL_US_WEBHOOK_SECRET=US_SECRET)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     running = Stack(env=env, var_dir=Path(var_dir))
     try:
         running.start()
