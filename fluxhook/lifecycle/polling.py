@@ -29,10 +29,10 @@ def poll_job(svc: Services, job: Job) -> BFLReport:
             # An answer we cannot read is BFL failing for now: the schedule polls again, the sweep goes on.
             raise BFLUnavailable(f"BFL's answer to a poll could not be read: {exc.message}") from None
     except FluxhookError as exc:
-        metrics.count(svc, "fluxhook_polls", outcome=exc.code)
+        metrics.count(svc, "fluxhook_polls", outcome=exc.code, account=svc.config.account(job.account).name)
         timeline.record(svc, job.id, "poll", error=exc.code)
         raise
-    metrics.count(svc, "fluxhook_polls", outcome=st.status_label(report.status))
+    metrics.count(svc, "fluxhook_polls", outcome=st.status_label(report.status), account=svc.config.account(job.account).name)
     timeline.record(svc, job.id, "poll", answer=report.status)
     submitted_at = job.submitted_at or job.created_at
     if report.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:

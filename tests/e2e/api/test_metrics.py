@@ -56,10 +56,10 @@ def test_counts_add_up_during_a_run(api, sim, stack):
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="duplicate", reason="") == 1
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="refused", reason="bad_secret") == 1
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="refused", reason="invalid_request") == 1
-    assert _delta(before, after, "fluxhook_submissions_total", outcome="submitted") == 4
+    assert _delta(before, after, "fluxhook_submissions_total", outcome="submitted", account="default") == 4
     assert _delta(before, after, "fluxhook_downloads_total", outcome="stored") == 4
-    assert _delta(before, after, "fluxhook_polls_total", outcome="ready") == 1
-    assert _delta(before, after, "fluxhook_polls_total", outcome="pending") == polls - 1
+    assert _delta(before, after, "fluxhook_polls_total", outcome="ready", account="default") == 1
+    assert _delta(before, after, "fluxhook_polls_total", outcome="pending", account="default") == polls - 1
     # Every stored image is one observation of each histogram; the +Inf bucket counts them all.
     for name in ("fluxhook_download_seconds", "fluxhook_completion_to_stored_seconds"):
         assert _delta(before, after, f"{name}_count") == 4

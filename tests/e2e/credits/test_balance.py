@@ -58,7 +58,7 @@ def test_metrics_show_the_balance_and_the_credits_spent(api, sim, stack):
 
     text = wait_until(scraped, timeout=30, interval=0.2, message="a worker to have read the balance")
     assert job["cost"]["credits"] == 7.0
-    assert 'fluxhook_credits_spent_total{key="",model="flux-2-max"}' in text
+    assert 'fluxhook_credits_spent_total{account="default",key="",model="flux-2-max"}' in text
     assert "fluxhook_credits_spent_today " in text
     assert "fluxhook_daily_credit_limit" not in text  # no BFL_DAILY_CREDIT_LIMIT on the session's stack
     assert "# TYPE fluxhook_bfl_credits gauge" in text
