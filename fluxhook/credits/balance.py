@@ -57,7 +57,7 @@ def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:
 def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutcome:
     if not account.api_key:
         return RefreshOutcome.SKIPPED  # BFL would refuse: there is no account to ask about
-    cooling = svc.store.cooldowns.of(account.name)
+    cooling = svc.store.cooldowns.of(account.name, now)
     broke = cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS
     interval = min(NO_CREDITS_RECHECK, svc.config.bfl_credits_refresh_seconds) if broke \
         else svc.config.bfl_credits_refresh_seconds

@@ -24,8 +24,12 @@ def cool_after(svc: Services, account: Account, error: BFLError) -> float:
         until = svc.store.cooldowns.cool(account.name, now + NO_CREDITS_RECHECK, CoolingReason.INSUFFICIENT_CREDITS,
                                          lasting=True)
     else:
-        failures = svc.slots.strike(ACCOUNT_WIDE, account.name)
-        seconds = cooldown_seconds(getattr(error, "retry_after", None), failures)
+        retry_after = getattr(error, "retry_after", None)
+        running = svc.store.cooldowns.of(account.name, now)
+        if running is not None and retry_after is None:
+            # Refusals of submissions sent before it cooled: one failure, already counted.
+            return running.until
+        seconds = cooldown_seconds(retry_after, svc.slots.strike(ACCOUNT_WIDE, account.name))
         until = svc.store.cooldowns.cool(account.name, now + seconds, CoolingReason.UNAVAILABLE)
     metrics.count(svc, "fluxhook_account_cooldowns", account=account.name, reason=error.code)
     log.warning("BFL account cools down", extra={"account": account.name, "error": error.code,

@@ -35,6 +35,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
+from fluxhook.store import cooldowns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
@@ -294,7 +295,7 @@ class Slots:
     def _ask_now(self, pipe, owners: Sequence[str]) -> None:
         """Queue on ``pipe`` the reads ``_read_now`` makes a ``SlotsNow`` of."""
         for account in self.accounts:
-            pipe.hmget(self.keys.cooling(account.name), "until", "reason")
+            pipe.hmget(self.keys.cooling(account.name), "until", "reason", "lasting")
             for pool in self.pools:
                 pipe.zcard(self.keys.slots(pool, account.name))
                 pipe.pttl(self.keys.paused(pool, account.name))
@@ -310,12 +311,12 @@ class Slots:
         per_account = 1 + 2 * len(self.pools)
         found = []
         for i, account in enumerate(self.accounts):
-            (until, reason), pooled = answers[i * per_account], answers[i * per_account + 1:(i + 1) * per_account]
+            cooled, pooled = answers[i * per_account], answers[i * per_account + 1:(i + 1) * per_account]
             found.append(AccountNow(
                 account=account,
                 held={pool: int(n) for pool, n in zip(self.pools, pooled[0::2], strict=True)},
                 paused_until={pool: now + ms / 1000 for pool, ms in zip(self.pools, pooled[1::2], strict=True) if ms > 0},
-                cooling=None if until is None else Cooling(float(until), _text(reason or b""))))
+                cooling=cooldowns.current(cooled, now)))
         owned = answers[len(self.accounts) * per_account:]
         return SlotsNow(
             accounts=found,

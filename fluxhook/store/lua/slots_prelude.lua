@@ -80,10 +80,16 @@ for _, account in ipairs(accounts) do
   end
 end
 
--- Whether the account takes tasks now (read once per script: a cooldown is set between scripts).
+-- Whether the account takes no task now (read once per script: a cooldown is set between scripts). Past its
+-- cooldown's end an account is on probation until a task is accepted (store/cooldowns.py): it takes one job, and
+-- no other while that one is out, so a recovering account is tested with one submission, not a slot-full of them.
 local cool_of = {}
 local function cooling(account)
-  if cool_of[account.name] == nil then cool_of[account.name] = redis.call('EXISTS', account.cooling) == 1 end
+  if cool_of[account.name] == nil then
+    local ends, lasting, probe = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe'))
+    account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
+    cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
+  end
   return cool_of[account.name]
 end
 local function room(account, pool)
@@ -187,6 +193,10 @@ local function take(pool, account, job, owner)
   redis.call('HSET', slot_accounts, job, account.name)
   redis.call('ZADD', due, now + submit_lease, job)
   account.held = account.held + 1
+  if account.probation then
+    redis.call('HSET', account.cooling, 'probe', job)
+    cool_of[account.name] = true
+  end
   held_by[owner] = redis.call('HINCRBY', held, owner, 1)
   local cost = slot_estimate(fair.estimates, slots, owner)
   turns.charge(owner, cost)

@@ -12,7 +12,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import Account, CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.core.wait_reasons import WaitReason, in_line
-from fluxhook.store.cooldowns import Cooldowns
+from fluxhook.store.cooldowns import PROBATION, Cooldowns
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
@@ -89,14 +89,14 @@ def test_a_cooldown_is_extended_never_shortened_and_a_402_lasts_until_lifted(con
     cooldowns, now = Cooldowns(connection), time.time()
     assert cooldowns.cool("us", now + 30, CoolingReason.UNAVAILABLE) == pytest.approx(now + 30)
     assert cooldowns.cool("us", now + 5, CoolingReason.UNAVAILABLE) == pytest.approx(now + 30)
-    assert 25_000 < connection.pttl(KEYS.cooling("us")) <= 30_000
+    assert 25_000 + PROBATION * 1000 < connection.pttl(KEYS.cooling("us")) <= (30 + PROBATION) * 1000
     assert cooldowns.cool("us", now + 40, CoolingReason.UNAVAILABLE) == pytest.approx(now + 40)
     cooldowns.cool("eu", now + 10, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
     assert connection.pttl(KEYS.cooling("eu")) == -1  # past its until, it stays: only a balance above zero lifts it
     cooldowns.cool("eu", now + 1, CoolingReason.UNAVAILABLE)
-    assert cooldowns.of("eu").reason == CoolingReason.INSUFFICIENT_CREDITS
-    assert not cooldowns.lift("eu", CoolingReason.UNAVAILABLE, now) and cooldowns.of("eu") is not None
-    assert cooldowns.lift("eu", CoolingReason.INSUFFICIENT_CREDITS, now) and cooldowns.of("eu") is None
+    assert cooldowns.of("eu", now).reason == CoolingReason.INSUFFICIENT_CREDITS
+    assert not cooldowns.lift("eu", CoolingReason.UNAVAILABLE, now) and cooldowns.of("eu", now) is not None
+    assert cooldowns.lift("eu", CoolingReason.INSUFFICIENT_CREDITS, now) and cooldowns.of("eu", now) is None
 
 
 def test_a_slot_freed_at_one_account_and_a_pause_at_another(store, slots, connection):
@@ -114,3 +114,17 @@ def test_a_slot_freed_at_one_account_and_a_pause_at_another(store, slots, connec
     assert store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     assert slots.account_of(jobs[0].id) is None and connection.hget(KEYS.routes, jobs[0].id) is None
     assert jobs[0].id not in _holders(connection)["us"]
+
+
+def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store, slots, connection):
+    cooldowns = Cooldowns(connection)
+    cooldowns.cool("us", time.time() + 0.05, CoolingReason.UNAVAILABLE)
+    jobs = [_routed(store, "a:us") for _ in range(3)]
+    assert [slots.acquire(job) for job in jobs] == [False] * 3
+    wait_until = time.time() + 5
+    while time.time() < wait_until and not slots.dispatch():
+        pass  # the cooldown's end is a moment of the clock: the dispatch is what looks at it
+    assert slots.account_of(jobs[0].id) == "us" and slots.dispatch() == []  # one probe at a time
+    assert cooldowns.of("us", time.time()) is None  # on probation it is not shown cooling
+    assert cooldowns.accepted("us", time.time())  # BFL took the probe: the account is open again
+    assert slots.dispatch() == [jobs[1].id, jobs[2].id]
