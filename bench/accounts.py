@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import signal
 import statistics
 import sys
@@ -146,6 +147,7 @@ class AccountsStack:
         self.bench.stop()
         stop_process(self.sim_process)
         self.bench.cleanup()
+        shutil.rmtree(self.var_dir, ignore_errors=True)
 
     def settings(self, name: str, **changes) -> dict:
         response = requests.post(f"{self.accounts[name].base}/_sim/settings", json=changes, timeout=10)
@@ -496,7 +498,8 @@ def phase_dispatch(args: argparse.Namespace) -> tuple[Section, list[tuple[str, b
 
     calls, slots_each = 200, 24
     base = Config(redis_url="redis://unused", bfl_api_key="k", secret_key="s" * 32, api_tokens=("t",))
-    server = RedisServer(directory=tempfile.mkdtemp(prefix="fluxhook-bench-dispatch-")).start()
+    directory = tempfile.mkdtemp(prefix="fluxhook-bench-dispatch-")
+    server = RedisServer(directory=directory).start()
     results: dict[tuple[int, int], dict[str, float]] = {}
     try:
         db = redis.Redis.from_url(server.url)
@@ -529,6 +532,7 @@ def phase_dispatch(args: argparse.Namespace) -> tuple[Section, list[tuple[str, b
                     f"({none_server:.1f} us in Redis), room {one:.3f} ms ({one_server:.1f} us) (ping {ping:.3f} ms)")
     finally:
         server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
     section = Section("dispatch cost (information): one Slots.dispatch() call on a bare Redis: the script's "
                       f"time in Redis (mean, INFO commandstats) and the round trip (median), {calls} calls; "
                       f"{slots_each} slots per account, one owner's jobs in line; baseline: 100 jobs in line")
