@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication soak chaos-failover image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts soak chaos-failover image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -94,6 +94,14 @@ bench-compat: $(VENV)/.installed
 # Submission and callback acknowledgement latency with REDIS_MIN_REPLICAS=1 (a replica on loopback) beside 0.
 bench-replication: $(VENV)/.installed
 	$(PY) -m bench.replication
+
+# Several BFL accounts (SPEC §14): (a) 600 jobs through two accounts of 24 slots beside one (1 s tasks), accepted
+# by BFL per second; (b) one account answering 503 for 60 s mid-run (Retry-After none, then 5): jobs failed and
+# creation -> BFL p99 beside the jobs before it; (c) both down 60 s: failed, all stored after, none sent twice;
+# and a dispatch's cost with 1-8 accounts and 100 or 10,000 jobs in line. About 8 minutes; `$(PY) -m bench.accounts
+# --phases a --jobs 200` runs one phase, smaller (--down-seconds, --task-delay, --rate, --workers).
+bench-accounts: $(VENV)/.installed
+	$(PY) -m bench.accounts
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed
