@@ -20,7 +20,7 @@ from key_helpers import as_key, make_key, second_web
 ROUND_TRIPS_DB = 9  # a web app of its own on a database no other process uses
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
-              "queued", "queued_by_reason"}
+              "queued", "queued_by_reason", "accounts", "region"}
 
 
 def _iso(when: float) -> str:

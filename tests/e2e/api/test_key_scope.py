@@ -170,7 +170,7 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
     text = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
 
     line = next(line for line in text.splitlines()
-                if line.startswith('fluxhook_credits_spent_total{key="scope-a",model="flux-2-pro"}'))
+                if line.startswith('fluxhook_credits_spent_total{account="default",key="scope-a",model="flux-2-pro"}'))
     assert float(line.split()[-1]) >= job_a["cost"]["credits"]
 
 
@@ -180,7 +180,7 @@ def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
     created, app = make_key(api)
 
     def spent(text: str) -> float:
-        line = f'fluxhook_credits_spent_total{{key="{created["name"]}",model="flux-2-pro"}}'
+        line = f'fluxhook_credits_spent_total{{account="default",key="{created["name"]}",model="flux-2-pro"}}'
         return sum(float(row.split()[-1]) for row in text.splitlines() if row.startswith(line + " "))
 
     sim.settings(result_cost_fields={"cost": 4.5, "output_mp": 1.0})  # dearer than its answer said

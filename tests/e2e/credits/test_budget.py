@@ -72,7 +72,7 @@ def test_the_budget_refuses_exactly_when_the_days_spend_reaches_the_limit(web, s
     error = assert_error(refused, 402, "budget_exceeded")
     assert "12 of BFL_DAILY_CREDIT_LIMIT 12" in error["message"]
     assert _count(api) == jobs_before and sim.stats()["submitted"] == 4
-    assert 'fluxhook_submissions_total{outcome="budget_exceeded"}' in api.get("/metrics").text
+    assert 'fluxhook_submissions_total{account="",outcome="budget_exceeded"}' in api.get("/metrics").text
     body = api.get("/v1/usage").json()
     assert (body["spent_today"], body["daily_limit"]) == (12.0, 12.0)
 
@@ -99,7 +99,7 @@ def test_metrics_and_the_doctor_show_the_spend_against_the_limit(web, budget_sta
         assert _post(api, f"spend {n}").status_code == 202
     text = api.get("/metrics").text
     assert "fluxhook_credits_spent_today 12.0" in text and "fluxhook_daily_credit_limit 12.0" in text
-    assert 'fluxhook_credits_spent_total{key="",model="flux-2-pro"}' in text
+    assert 'fluxhook_credits_spent_total{account="default",key="",model="flux-2-pro"}' in text
     checks = {check.name: check for check in operator_commands.run_checks(operator_commands.Settings(dict(budget_stack[0].env)))}
     assert checks["budget"].state == operator_commands.WARN
     assert checks["budget"].detail.startswith("spent today 12 of BFL_DAILY_CREDIT_LIMIT 12 credits (100%); "
