@@ -108,6 +108,8 @@ class Job:
     # did. ``route``: the accounts it may use, as its key and request narrowed them (None: any).
     account: str | None = None
     route: str | None = None
+    # When its submission's answer never came (it may be at BFL): it then waits for BFL's callback (``reconciling``).
+    uncertain_at: float | None = None
     # Where the job JSON is POSTed once the job is terminal (see ``notify``); None: nowhere.
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.

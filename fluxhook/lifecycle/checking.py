@@ -11,7 +11,7 @@ from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import schedule, submitting, timeline, waits
+from fluxhook.lifecycle import reconciling, schedule, submitting, timeline, waits
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.enqueueing import ensure_download
 from fluxhook.lifecycle.polling import poll_job
@@ -111,6 +111,8 @@ def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
     # still at it; then look again the moment its lock would lapse (a killed one never lets go).
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
+    if job.uncertain_at is not None:
+        return reconciling.check_uncertain(svc, job, now)  # it may be at BFL: never sent again
     left = submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)

@@ -20,7 +20,7 @@ from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle import reconciling, timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
 from fluxhook.services import Services
@@ -122,6 +122,10 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
     owner = svc.jobs.get_by_bfl_id(report.bfl_id)
     if owner is not None and owner.id != job_id:
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
+    job = svc.jobs.get(job_id)
+    if job is not None and job.uncertain_at is not None and reconciling.adopt_task(svc, job, report):
+        # Its submission's answer never came: BFL's callback, proven by the job's own secret, names its task.
+        return _applied(job_id, report, _apply(svc, job_id, report, proven))
     outcome = keep_early_callback(svc, job_id, body)
     timeline.record(svc, job_id, "callback", outcome="kept", bfl_status=report.status)
     log.info("callback kept until the submission is recorded",

@@ -29,7 +29,7 @@ from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle import cooling, durable, revoking, schedule, task_inputs, timeline, waits
+from fluxhook.lifecycle import cooling, durable, reconciling, revoking, schedule, task_inputs, timeline, waits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
@@ -147,7 +147,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
             # back in line, for another account it may use or this one's recovery.
             cooling.cool_after(svc, account, exc)
             if isinstance(exc, BFLSubmissionUncertain):
-                raise
+                return reconciling.await_task(svc, job, account)
             svc.slots.requeue(job)
             log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
             return st.QUEUED

@@ -24,6 +24,11 @@ class KeptCallbacks:
         """Keep a body that came before BFL's answer to the job's submission."""
         self.connection.set(self.keys.kept_for_job(job_id), body, ex=KEEP_SECONDS)
 
+    def take_for_job(self, job_id: str) -> list[tuple[str, bytes]]:
+        """Take what was kept for the job on its own URL (before it knew its task); (key, body) pairs."""
+        body = self.connection.getdel(self.keys.kept_for_job(job_id))
+        return [] if body is None else [(self.keys.kept_for_job(job_id), body)]
+
     def take(self, job_id: str, bfl_id: str) -> list[tuple[str, bytes]]:
         """Take what was kept for the job or its task (whoever takes a body first has it); (key, body) pairs."""
         taken = []

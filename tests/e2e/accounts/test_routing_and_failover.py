@@ -163,3 +163,21 @@ def test_a_callback_proven_with_one_accounts_secret_cannot_change_anothers_task(
     assert refused.status_code == 401 and api.job(tracked.json()["id"])["status"] == "submitted"
     accepted = static(US_SECRET)  # its own account's: applied (a failure BFL then confirms by a poll)
     assert accepted.status_code == 200 and accepted.json()["job_id"] == tracked.json()["id"]
+
+
+def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callback_settles_it(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    # BFL takes the task but answers after fluxhook's read timeout (20 s): the task exists, the answer is lost.
+    eu.settings(submit_delay=22)
+    before = eu.submitted(), us.submitted()
+    try:
+        response = eu_app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "slow answer"}}, timeout=60)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        assert api.job(job_id)["status"] == "queued"  # not failed, not sent elsewhere: it waits for BFL's word
+    finally:
+        eu.settings(submit_delay=0)
+    done = api.wait_for(job_id, timeout=60)
+    assert (done["status"], done["account"]) == ("stored", "eu") and done["bfl_id"]
+    assert (eu.submitted() - before[0], us.submitted() - before[1]) == (1, 0)  # one task, paid once
