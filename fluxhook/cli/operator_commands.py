@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from fluxhook.bfl.client import BFLClient
 from fluxhook.cli.dev_run import dev_run_path, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.core.accounts import Account
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, ConfigError
 from fluxhook.credits import budget, reports
@@ -148,7 +149,8 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     yield from readiness.check(svc)
     yield _budget_check(svc)
     yield from _keys_checks(svc)
-    yield _bfl_check(svc)
+    for account in svc.config.accounts:
+        yield _bfl_check(svc, account)
 
 
 def _settings_check(settings: Settings) -> Check:
@@ -159,7 +161,9 @@ def _settings_check(settings: Settings) -> Check:
 
 def config_checks(config) -> list[Check]:
     """A valid configuration, and what it warns about (a PUBLIC_BASE_URL that BFL cannot reach)."""
-    checks = [Check("config", OK, f"valid (BFL_API_BASE={config.bfl_api_base}, STORAGE_URL={config.storage_url}, "
+    bfl = (f"BFL_ACCOUNTS={','.join(a.name for a in config.named_accounts)}" if config.named_accounts
+           else f"BFL_API_BASE={config.bfl_api_base}")
+    checks = [Check("config", OK, f"valid ({bfl}, STORAGE_URL={config.storage_url}, "
                                   f"PUBLIC_BASE_URL={config.public_base_url})")]
     checks += [Check("config", WARN, warning) for warning in config.warnings()]
     return checks
@@ -198,16 +202,17 @@ def _keys_checks(svc) -> list[Check]:
     return [Check("keys", OK, f"{live} app keys in use, none near its limits" if live else "no app keys")]
 
 
-def _bfl_check(svc) -> Check:
-    base = svc.config.bfl_api_base
+def _bfl_check(svc, account: Account) -> Check:
+    """One BFL account answers and has credits (the check is ``bfl``, or ``bfl <name>`` with several accounts)."""
+    base, name = account.api_base, "bfl" if not svc.config.named_accounts else f"bfl {account.name}"
     try:
-        credits = BFLClient(svc.config, svc.http, attempts=1).credits()
+        credits = BFLClient(svc.config, svc.http, attempts=1, account=account).credits()
     except BFLError as exc:
-        return Check("bfl", FAIL, f"{base}: {exc.message}")
+        return Check(name, FAIL, f"{base}: {exc.message}")
     except Exception as exc:  # noqa: BLE001
-        return Check("bfl", FAIL, f"{base}: {type(exc).__name__}: {exc}")
+        return Check(name, FAIL, f"{base}: {type(exc).__name__}: {exc}")
     if credits <= 0:
-        return Check("bfl", FAIL, f"{base} answers, but no credits are left ({format_credits(credits)}): "
-                                  "submissions fail with insufficient_credits")
-    return Check("bfl", OK, f"{base} answers; credits: {format_credits(credits)}")
+        return Check(name, FAIL, f"{base} answers, but no credits are left ({format_credits(credits)}): "
+                                 "submissions fail with insufficient_credits")
+    return Check(name, OK, f"{base} answers; credits: {format_credits(credits)}")
 
