@@ -8,6 +8,7 @@ import math
 import os
 import re
 from dataclasses import MISSING, dataclass, fields, replace
+from functools import cached_property
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -133,7 +134,7 @@ class Config:
     # BFL_ACCOUNTS and each one's BFL_<NAME>_* settings; empty: the one default account of the BFL_* settings.
     named_accounts: tuple[Account, ...] = ()
 
-    @property
+    @cached_property
     def accounts(self) -> tuple[Account, ...]:
         """Every BFL account fluxhook sends tasks through: BFL_ACCOUNTS', or the one ``default`` account (whose
         daily limit is BFL_DAILY_CREDIT_LIMIT, the budget's over every account)."""
@@ -142,7 +143,7 @@ class Config:
             model_limits=self.bfl_model_limits, webhook_secrets=self.webhook_secrets,
             api_host_allowlist=self.api_host_allowlist),)
 
-    @property
+    @cached_property
     def pooled_limits(self) -> tuple[tuple[str, int], ...]:
         """The models with a slot pool of their own at any account (``pools.pool_for`` reads them)."""
         return pooled_limits(self.accounts)

@@ -11,7 +11,7 @@ from fluxhook import metrics
 from fluxhook.core.accounts import NO_CREDITS_RECHECK, Account, CoolingReason, cooldown_seconds
 from fluxhook.core.errors import BFLError, InsufficientCredits
 from fluxhook.services import Services
-from fluxhook.store.slots import ACCOUNT_WIDE
+from fluxhook.store.cooldowns import ACCOUNT_WIDE
 
 log = logging.getLogger("fluxhook.cooling")
 

@@ -136,13 +136,13 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
 def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) -> str:
     """The account whose webhook secret the callback proves (``BFL_<NAME>_WEBHOOK_SECRET``); refused if none does."""
     refusal: Unauthorized | None = None
-    for account in svc.config.accounts:
-        if account.webhook_secrets or account is svc.config.accounts[-1] and refusal is None:
-            try:
-                verify_callback(headers, raw, account.webhook_secrets, required=True)
-                return account.name
-            except Unauthorized as exc:
-                refusal = refusal or exc
+    # With no secret configured anywhere, the first account's check says so.
+    for account in [a for a in svc.config.accounts if a.webhook_secrets] or svc.config.accounts[:1]:
+        try:
+            verify_callback(headers, raw, account.webhook_secrets, required=True)
+            return account.name
+        except Unauthorized as exc:
+            refusal = refusal or exc
     raise _refuse(svc, "bad_secret", refusal or Unauthorized()) from None
 
 

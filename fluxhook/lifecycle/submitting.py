@@ -171,9 +171,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     metrics.count(svc, "fluxhook_submissions", outcome="submitted", account=account.name)
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     budget.check_price(svc, job.model or "", request, task["cost"])
-    svc.slots.accepted(svc.slots.pool_of(job), account.name)
-    if config.named_accounts:
-        svc.store.cooldowns.accepted(account.name, now)  # an account on probation takes tasks again
+    # The next refusal starts its backoff afresh, and an account on probation takes tasks again.
+    svc.store.cooldowns.accepted(account.name, svc.slots.pool_of(job), now)
     if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, effects)

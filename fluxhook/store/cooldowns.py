@@ -16,6 +16,8 @@ from fluxhook.core.pools import SUBMIT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
+# A strike against the whole account, not one pool (its refusals that cool it down).
+ACCOUNT_WIDE = "*"
 # Outlasts one submission: a probing job that neither succeeds nor fails by then is not coming back.
 PROBATION = SUBMIT_LEASE
 
@@ -35,9 +37,11 @@ class Cooldowns:
         is then when it is next looked at); extended, never shortened. Returns the cooldown's end as it stands."""
         return float(self._cool([self.keys.cooling(account)], [repr(until), str(reason), int(lasting), PROBATION]))
 
-    def accepted(self, account: str, now: float) -> bool:
-        """BFL accepted a task of ``account``: a cooldown that is over ends (True); a running one stays."""
-        return bool(self._accepted([self.keys.cooling(account)], [repr(now)]))
+    def accepted(self, account: str, pool: str, now: float) -> bool:
+        """BFL accepted a task of ``account``'s ``pool``: the next refusal starts the backoffs afresh, and a cooldown
+        that is over ends (True); a running one stays."""
+        keys = [self.keys.cooling(account), self.keys.strikes(pool, account), self.keys.strikes(ACCOUNT_WIDE, account)]
+        return bool(self._accepted(keys, [repr(now)]))
 
     def lift(self, account: str, reason: CoolingReason, now: float) -> bool:
         """End ``account``'s cooldown for ``reason``; True if it takes tasks again."""

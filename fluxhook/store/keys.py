@@ -52,10 +52,14 @@ class Keys:
         """Every counter and histogram bucket, one hash field each (see ``fluxhook.metrics``)."""
         return f"{self.prefix}metrics"
 
+    def _of_account(self, account: str, name: str) -> str:
+        """Key ``name`` of one BFL account's: the default account's keep the names of releases before accounts, so an
+        upgrade finds its tasks in flight, pauses and balance where they were."""
+        return f"{self.prefix}{name}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:{name}"
+
     def slots(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
-        """The jobs holding a BFL slot of ``account``'s ``pool``, scored by when they took it (the default
-        account's keep the names of releases before accounts, so an upgrade finds its tasks in flight)."""
-        return f"{self.prefix}slots:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:slots:{pool}"
+        """The jobs holding a BFL slot of ``account``'s ``pool``, scored by when they took it."""
+        return self._of_account(account, f"slots:{pool}")
 
     @property
     def slot_accounts(self) -> str:
@@ -157,11 +161,11 @@ class Keys:
 
     def paused(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
         """Set while BFL asked ``account``'s ``pool`` to wait (Retry-After); expires by itself."""
-        return f"{self.prefix}paused:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:paused:{pool}"
+        return self._of_account(account, f"paused:{pool}")
 
     def strikes(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
         """BFL's refusals of ``account``'s ``pool`` (or of the whole account: pool ``*``) in a row, for the backoff."""
-        return f"{self.prefix}strikes:{pool}" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:strikes:{pool}"
+        return self._of_account(account, f"strikes:{pool}")
 
     def download_lock(self, job_id: str) -> str:
         """Held by the job's queued or running download task (its value is the RQ task's id)."""
@@ -217,11 +221,11 @@ class Keys:
 
     def bfl_balance(self, account: str = DEFAULT_ACCOUNT) -> str:
         """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""
-        return f"{self.prefix}balance" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:balance"
+        return self._of_account(account, "balance")
 
     def balance_lock(self, account: str = DEFAULT_ACCOUNT) -> str:
         """Held for one refresh interval by the worker that asked BFL for the account's balance."""
-        return f"{self.prefix}balance:lock" if account == DEFAULT_ACCOUNT else f"{self.prefix}acct:{account}:balance:lock"
+        return self._of_account(account, "balance:lock")
 
     def recheck_lock(self, account: str) -> str:
         """Held between two reads of the balance of an account that ran out of credits (its cooldown's end)."""

@@ -40,8 +40,6 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
-# A strike against the whole account, not one pool (its refusals that cool it down).
-ACCOUNT_WIDE = "*"
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
 ADOPT_BATCH = 500
 
@@ -194,12 +192,8 @@ class Slots:
             args += [account.name, account.region or "", account.max_active, *map(account.pool_limit, self.pools)]
         return args
 
-    def accepted(self, pool: str, account: str = DEFAULT_ACCOUNT) -> None:
-        """The account's BFL accepted a task: the next refusal starts the backoff afresh."""
-        self.connection.delete(self.keys.strikes(pool, account), self.keys.strikes(ACCOUNT_WIDE, account))
-
     def strike(self, pool: str, account: str = DEFAULT_ACCOUNT) -> int:
-        """Count one more refusal in a row from the account's BFL for ``pool`` (``ACCOUNT_WIDE``: any); the count."""
+        """Count one more refusal in a row from the account's BFL for ``pool`` (``cooldowns.ACCOUNT_WIDE``: any); the count."""
         key = self.keys.strikes(pool, account)
         pipe = self.connection.pipeline()
         pipe.incr(key)

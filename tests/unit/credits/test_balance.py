@@ -3,6 +3,7 @@ and kept in Redis. Two worker processes, and ``/metrics``: tests/e2e/credits/tes
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,7 +38,7 @@ def test_a_worker_checks_five_times_per_interval_so_a_refresh_comes_at_most_a_fi
 def test_a_failed_refresh_keeps_the_last_balance_and_waits_for_the_next_interval(own_sim, spy, make_services):
     svc = make_services(DB, BFL_API_BASE=own_sim.url, API_HOST_ALLOWLIST=own_sim.url.removeprefix("http://"))
     svc.store.usage.set_balance(50.0, time.time() - 600, ttl=3600)
-    svc_wrong = build_services(svc.config.__class__(**{**svc.config.__dict__, "bfl_api_key": "wrong-key"}))
+    svc_wrong = build_services(dataclasses.replace(svc.config, bfl_api_key="wrong-key"))
     assert balance.refresh(svc_wrong) == RefreshOutcome.FAILED
     assert svc.store.usage.balance().credits == 50.0
     assert balance.refresh(svc) == RefreshOutcome.SKIPPED  # the failed one held the interval

@@ -126,5 +126,5 @@ def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store,
         pass  # the cooldown's end is a moment of the clock: the dispatch is what looks at it
     assert slots.account_of(jobs[0].id) == "us" and slots.dispatch() == []  # one probe at a time
     assert cooldowns.of("us", time.time()) is None  # on probation it is not shown cooling
-    assert cooldowns.accepted("us", time.time())  # BFL took the probe: the account is open again
+    assert cooldowns.accepted("us", DEFAULT_POOL, time.time())  # BFL took the probe: the account is open again
     assert slots.dispatch() == [jobs[1].id, jobs[2].id]
