@@ -85,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=600, help="(a) jobs sent at once through one account, then two")
     parser.add_argument("--down-seconds", type=float, default=60.0, help="(b), (c) how long accounts answer 503")
     parser.add_argument("--task-delay", type=float, default=1.0, help="seconds a simulator task takes")
+    parser.add_argument("--submit-delay", type=float, default=0.0,
+                        help="seconds each account takes to answer a submission (BFL's is about 1 s)")
     parser.add_argument("--rate", type=float, default=10.0, help="(b), (c) jobs created per second")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="worker processes (default: two per core, the README's setting)")
@@ -135,12 +137,13 @@ class AccountsStack:
             env[f"{account.env_prefix}MAX_ACTIVE"] = str(args.max_active)
         self.bench = BenchStack("accounts", log_level=args.log_level, **env)
         self.workers = args.workers
+        self.submit_delay = args.submit_delay
 
     def start(self) -> "AccountsStack":
         self.bench.start(workers=self.workers)
         for account in self.accounts.values():
             # BFL's own limit above fluxhook's slots: it never answers 429 here, only what the switch says.
-            self.settings(account.name, max_active=10_000)
+            self.settings(account.name, max_active=10_000, submit_delay=self.submit_delay)
         return self
 
     def stop(self) -> None:

@@ -181,3 +181,38 @@ def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callb
     done = api.wait_for(job_id, timeout=60)
     assert (done["status"], done["account"]) == ("stored", "eu") and done["bfl_id"]
     assert (eu.submitted() - before[0], us.submitted() - before[1]) == (1, 0)  # one task, paid once
+
+
+def test_odd_account_fields_are_refused_and_change_nothing(accounts):
+    api, eu, us = accounts
+    key, eu_app = make_key(api, region="eu")
+    before = eu.submitted() + us.submitted()
+    listed = len(api.get("/v1/jobs").json()["jobs"])
+    for odd in (5, [], {"eu": 1}, "", "EU", "x" * 10_000, "eu\x00", "../us", True):
+        refused = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}, "account": odd})
+        assert refused.status_code == 400 and "'account'" in refused.json()["error"]["message"], (odd, refused.text)
+    tracked = eu_app.track("task-elsewhere-0001", account="us")
+    assert tracked.status_code == 403 and tracked.json()["error"]["code"] == "account_not_allowed"
+    assert len(api.get("/v1/jobs").json()["jobs"]) == listed and eu.submitted() + us.submitted() == before
+
+    for field, odd in (("accounts", "eu"), ("accounts", []), ("accounts", [5]), ("accounts", ["eu"] * 33),
+                       ("accounts", ["mars"]), ("region", 5), ("region", ""), ("region", "EU!"), ("region", "apac")):
+        created = api.post("/v1/keys", json={"name": "odd", field: odd})
+        assert created.status_code == 400 and f"'{field}'" in created.json()["error"]["message"], (field, odd)
+        changed = requests.patch(f"{api.base_url}/v1/keys/{key['id']}", json={field: odd}, timeout=10,
+                                 headers={"Authorization": api.http.headers["Authorization"]})
+        assert changed.status_code == 400, (field, odd)
+    assert api.get(f"/v1/keys/{key['id']}").json()["region"] == "eu"  # unchanged by any of them
+
+
+def test_the_accounts_list_is_for_admins_only_and_never_shows_a_key(accounts):
+    api, _, _ = accounts
+    _, app = make_key(api)
+    assert requests.get(f"{api.base_url}/v1/accounts", timeout=10).status_code == 401
+    assert API(api.base_url, token="fhk_0000000000000000_" + "x" * 43).get("/v1/accounts").status_code == 401
+    assert app.get("/v1/accounts").status_code == 403
+    # A key of BFL's in x-key beside the admin token is a credential of its own, and not one fluxhook issued.
+    assert api.get("/v1/accounts", headers={"X-Key": "sim-eu-key"}).status_code == 401
+    odd = api.get("/v1/accounts", headers={"X-Forwarded-For": "1.2.3.4", "Accept": "text/html;q=0, */*;q=0.1"})
+    assert odd.status_code == 200 and [a["name"] for a in odd.json()["accounts"]] == ["eu", "us"]
+    assert "sim-eu-key" not in odd.text and "sim-us-key" not in odd.text and "secret" not in odd.text
