@@ -41,6 +41,9 @@ class InProcessWorker(SimpleWorker):
     stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
     # Set by a stop signal: the worker's loop ended because it was asked to, not because Redis went away.
     stop_requested = False
+    # Called (from the signal handler: it must only set flags) when a stop is requested, so the process's
+    # other parts stop taking work while the task in hand finishes.
+    on_stop = staticmethod(lambda: None)
 
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
@@ -48,6 +51,7 @@ class InProcessWorker(SimpleWorker):
 
     def request_stop(self, signum, frame) -> None:
         self.stop_requested = True
+        self.on_stop()
         try:
             super().request_stop(signum, frame)
         finally:

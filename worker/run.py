@@ -13,7 +13,7 @@ from fluxhook.core.config import Config
 from fluxhook.services import Services, build_services, wait_for_redis
 from fluxhook.store.queues import thumbnail_queue
 
-from . import cron, handout, runtime
+from . import cron, runtime, sending
 from .inprocess import InProcessWorker
 
 # RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
@@ -36,10 +36,11 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     runtime.init(svc)
     queues = _queues(svc)
     clock = cron.start(config, svc.redis, [q.name for q in queues])
-    hand = handout.start(svc)
+    senders = sending.start(svc)
     try:
         while True:
             worker = _worker(svc, queues, stop_signals)
+            worker.on_stop = senders.stop_taking
             try:
                 # RQ's scheduler runs in the clock thread, not in the child process RQ would fork.
                 worker.work(with_scheduler=False, logging_level=config.log_level)
@@ -52,7 +53,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
             if not wait_for_redis(svc.redis, _stop_on_signal(stop_signals)):
                 return 0
     finally:
-        hand.stop()
+        senders.stop()
         clock.stop()
 
 
@@ -66,7 +67,8 @@ def _stop_on_signal(stop_signals):
 
 
 def _queues(svc: Services) -> list[Queue]:
-    # In this order: the sweep's work, then downloads, then thumbnails (when downloads leave time).
+    # In this order: the sweep's work (its checks poll tasks whose callbacks are overdue), then downloads, then
+    # thumbnails (when downloads leave time). Submissions are not RQ's: the senders send them (see sending).
     return [svc.control_queue, svc.queue, thumbnail_queue(svc.redis)]
 
 

@@ -9,9 +9,9 @@ from .runtime import services
 
 
 def sweep() -> dict:
-    """Claim due jobs, queue their checks, and hand free BFL slots to waiting jobs."""
+    """Claim due jobs, queue their checks, and queue notifications of jobs that ended."""
     report = run_sweep(services())
-    return {"due": report.due, "dispatched": report.dispatched}
+    return {"due": report.due, "notifications": report.notifications}
 
 
 def check_job(job_id: str, claim: float) -> str:

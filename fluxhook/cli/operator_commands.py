@@ -83,7 +83,7 @@ def _config(settings: Settings) -> Config:
 
 # --- sweep -------------------------------------------------------------------------------------------
 
-SWEEP_WORDS = {"due": "a check queued for each", "dispatched": "queued jobs given a free BFL slot"}
+SWEEP_WORDS = {"due": "a check queued for each", "notifications": "jobs that ended, their notifications queued"}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -102,7 +102,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def sweep_summary(report: Mapping[str, Any]) -> str:
-    """``swept: 2 due (...), 0 dispatched (...)``, and any other count the sweep reports."""
+    """``swept: 2 due (...), 1 notifications (...)``, and any other count the sweep reports."""
     parts = [f"{value} {name}" + (f" ({SWEEP_WORDS[name]})" if name in SWEEP_WORDS else "")
              for name, value in report.items()]
     return "swept: " + ", ".join(parts)

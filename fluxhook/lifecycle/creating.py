@@ -3,8 +3,8 @@ alike, within the caller's app key's limits.
 
 In order: the key's models, the accounts the job may use (``routing``), and the key's requests per minute;
 the budget's reservation (402 and nothing created when the day is spent); the record (a large input waits in
-storage, never in Redis); a BFL slot; then the submission in this very request when the caller may wait on BFL
-(``submit_here``), else a worker's.
+storage, never in Redis); then a BFL slot and the submission in this very request when the caller may wait on BFL
+(``submit_here``), else a place in line, from which a worker's sender takes it (``worker/sending.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle import app_keys, routing, submitting, task_inputs, waits
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.app_webhooks import AppWebhook
-from fluxhook.lifecycle.enqueueing import enqueue_submits
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.jobs")
@@ -68,17 +67,15 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
               app_webhook_secret=webhook.sealed_secret if webhook else None)
     reservation = submitting.reserve_budget(svc, job, key=caller.key)
     job = _record(svc, job, model, request.body_size)
-    if not svc.slots.acquire(job, job.key_id):
+    # With replicas required, a worker sends the job: from here it would always reach BFL before the
+    # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
+    # by the client's retry of the unacknowledged request. A job this request does not send takes no
+    # slot here: a worker's sender takes one for it when it can send it at once.
+    here = submit_here and not svc.store.replication.required
+    if not svc.slots.acquire(job, job.key_id, take=here):
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
-        return current(svc, job.id)
-    # With replicas required, a worker sends the job: from here it would always reach BFL before the
-    # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
-    # by the client's retry of the unacknowledged request.
-    if not submit_here or svc.store.replication.required:
-        enqueue_submits(svc, [job.id])
-        log.info("job queued: submissions wait on BFL", extra={"job_id": job.id, "model": job.model})
         return current(svc, job.id)
     try:
         submitting.submit(svc, job, request.input, admitted=reservation)

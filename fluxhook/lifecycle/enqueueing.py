@@ -17,7 +17,7 @@ from fluxhook.store.effects import AddWork, QueueTask
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.queues import task_queue, thumbnail_queue
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, SUBMIT, THUMBNAIL
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -27,7 +27,6 @@ DOWNLOAD_TASK = "worker.download.download_result"
 THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
-SUBMIT_TASK = "worker.submit.submit_queued"
 CHECK_TASK = "worker.sweep.check_job"
 NOTIFY_TASK = "worker.notify.notify_job"
 
@@ -159,16 +158,6 @@ def ensure_download(svc: "Services", job: "Job") -> bool:
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
-
-
-def enqueue_submits(svc: "Services", job_ids: list[str]) -> None:
-    """Queue the submission of jobs just handed a BFL slot, as tokens: with many slots free, one key's
-    150 submissions do not hold another key's one behind them (no RQ retries: a failed one goes back in line)."""
-    # Within the submission's lock: no second one starts while it runs.
-    svc.store.effects.apply([AddWork(SUBMIT, job_id, QueueTask.record(lambda pipeline, job_id=job_id: (
-        svc.control_queue.enqueue_call(SUBMIT_TASK, (job_id,), _TOKEN, timeout=CALL_BOUND,
-                                       description=f"submit {job_id}", pipeline=pipeline, **_KEEP))))
-        for job_id in job_ids])
 
 
 def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:

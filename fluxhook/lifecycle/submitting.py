@@ -235,6 +235,13 @@ def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
     return pause
 
 
+def take_turns(svc: Services, limit: int) -> list[str]:
+    """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): their ids, each
+    to be sent at once with ``submit_queued``. The caller asks for no more than it can send now, so a slot is
+    held only by a task being sent or run at BFL."""
+    return svc.slots.dispatch(limit) if limit > 0 else []
+
+
 def submit_queued(svc: Services, job_id: str) -> str:
     """Submit a queued job that was handed a slot; an error that will pass puts it back in line
     (and propagates, for RQ to record); any other, or an hour of them, fails the job."""

@@ -1,12 +1,12 @@
-"""The fallback sweep: hand due jobs to checks, free slots to waiting jobs, and finished jobs' notifications
-to notify tasks; O(jobs due), not O(jobs)."""
+"""The fallback sweep: hand due jobs to checks, and finished jobs' notifications to notify tasks; O(jobs due),
+not O(jobs). Free BFL slots are not its work: each worker's senders take them (``worker/sending.py``)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, enqueue_submits
+from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -24,28 +24,18 @@ class SweepReport:
     """What one sweep did."""
 
     due: int
-    dispatched: int
     notifications: int = 0
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
-    """Claim the jobs due by ``now`` and queue a check of each; queue the submission of jobs given a free slot;
-    drain the notification outbox into notify tasks."""
+    """Claim the jobs due by ``now`` and queue a check of each; drain the notification outbox into notify tasks."""
     now = time.time() if now is None else now
     claim = now + CHECK_CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
     svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
-    return SweepReport(due=len(due), dispatched=hand_out(svc), notifications=drain_notifications(svc, now))
-
-
-def hand_out(svc: Services) -> int:
-    """Give free BFL slots to the jobs whose turn it is and queue their submissions; how many."""
-    given = svc.slots.dispatch()
-    if given:
-        enqueue_submits(svc, given)
-    return len(given)
+    return SweepReport(due=len(due), notifications=drain_notifications(svc, now))
 
 
 def drain_notifications(svc: Services, now: float) -> int:

@@ -1,7 +1,7 @@
 """The workers' tasks, taken fairly across keys: a token of one kind runs the job whose turn it is.
 
-The RQ tasks that send jobs handed a slot to BFL, download and store results, fetch draft caches, make thumbnails and send
-notifications are *tokens* (see ``fluxhook.store.work_lines``): each was queued with one job added to
+The RQ tasks that download and store results, fetch draft caches, make thumbnails and send notifications are
+*tokens* (see ``fluxhook.store.work_lines``): each was queued with one job added to
 its kind's work line, but which job it works on is chosen when it runs, by the slots' own rule of
 turns (``lua/fair_turns.lua``). So one key's backlog holds another key's result back by at most one
 task per worker, where RQ alone would take them first in, first out.
@@ -14,14 +14,12 @@ from typing import Any, Callable
 from fluxhook.lifecycle.draft_caches import store_draft_cache
 from fluxhook.lifecycle.notifications import deliver
 from fluxhook.lifecycle.storing import download_and_store
-from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.lifecycle.thumbnailing import make_for_job
 from fluxhook.services import Services
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, SUBMIT, THUMBNAIL
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL
 
 # What a token of each kind does to its job: the lifecycle's own step, as before tokens.
 _STEPS: dict[str, Callable[[Services, str, bool], Any]] = {
-    SUBMIT: lambda svc, job_id, last: submit_queued(svc, job_id),
     DOWNLOAD: lambda svc, job_id, last: download_and_store(svc, job_id, last_attempt=last),
     DRAFT_CACHE: lambda svc, job_id, last: store_draft_cache(svc, job_id, last_attempt=last),
     THUMBNAIL: lambda svc, job_id, last: make_for_job(svc, job_id),

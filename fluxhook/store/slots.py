@@ -105,12 +105,15 @@ class Slots:
         self._requeue = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_requeue")
         self._adopt = LuaScript(connection, "slots_adopt")
 
-    def acquire(self, job: Job, key_id: str | None = None) -> bool:
+    def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
-        its ``route`` allows; True if its turn is now and it took a slot, False if it waits for ``dispatch``."""
+        its ``route`` allows; True if its turn is now and it took a slot, False if it waits for ``dispatch``.
+        ``take=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
+        so no slot is held by a job that nobody is sending."""
         pool = self.pool_of(job)
-        return bool(self._acquire(self._pool_keys(), [*self._pool_args(), pool, job.id, owner_of(key_id),
-                                                      job.route or ANY_ROUTE]))
+        return bool(self._acquire([*self._pool_keys(), self.keys.slot_freed],
+                                  [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
+                                   "1" if take else "0"]))
 
     def dispatch(self, limit: int = 100) -> list[str]:
         """Hand free slots to waiting jobs, one owner's turn at a time; returns their ids."""
@@ -150,8 +153,8 @@ class Slots:
         self.set_share(key_id, None, None, pipeline)
 
     def wait_for_freed(self, timeout: float) -> bool:
-        """Block until a status change frees a slot (True), or ``timeout`` seconds pass (False); each freeing
-        wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
+        """Block until a slot is freed or a job joins a line without taking one (True), or ``timeout`` seconds
+        pass (False); each wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
         return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
 
     def pool_of(self, job: Job) -> str:

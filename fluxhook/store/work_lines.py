@@ -1,5 +1,4 @@
-"""The workers' work lines: submissions, downloads, draft caches, thumbnails and notifications taken fairly
-across keys.
+"""The workers' work lines: downloads, draft caches, thumbnails and notifications taken fairly across keys.
 
 RQ takes tasks first in, first out, so one key's 150 results would hold another key's one behind them.
 Instead, the RQ tasks of one kind are interchangeable *tokens*: queuing work adds the job to its
@@ -23,12 +22,11 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
-SUBMIT = "submit"
 DOWNLOAD = "download"
 DRAFT_CACHE = "draft_cache"
 THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
-KINDS = (SUBMIT, DOWNLOAD, DRAFT_CACHE, THUMBNAIL, NOTIFY)
+KINDS = (DOWNLOAD, DRAFT_CACHE, THUMBNAIL, NOTIFY)
 
 
 def member(owner: str, job_id: str) -> str:

@@ -10,8 +10,8 @@ from fluxhook.core.config import Config
 
 
 def test_sweep_summary():
-    assert operator_commands.sweep_summary({"due": 2, "dispatched": 0, "notifications": 1}) == (
-        "swept: 2 due (a check queued for each), 0 dispatched (queued jobs given a free BFL slot), 1 notifications")
+    assert operator_commands.sweep_summary({"due": 2, "notifications": 1}) == (
+        "swept: 2 due (a check queued for each), 1 notifications (jobs that ended, their notifications queued)")
 
 
 def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():

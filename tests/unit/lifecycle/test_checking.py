@@ -20,6 +20,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.enqueueing import thumbnail_task
+from fluxhook.lifecycle.submitting import take_turns
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import thumbnail_queue
@@ -94,8 +95,8 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     assert sweep(svc).due == 1
     claim = svc.control_queue.get_jobs()[0].args[1]
     assert checking.check_job(svc, job.id, claim) == CheckOutcome.REQUEUED
-    # Back in line, and handed the free slot again by the next sweep.
-    assert sweep(svc).dispatched == 1
+    # Back in line, and handed the free slot again by the next sender's turn.
+    assert take_turns(svc, 4) == [job.id]
     assert svc.jobs.get(job.id).status == st.QUEUED
 
 
@@ -122,5 +123,5 @@ def test_a_sweep_with_nothing_due_claims_nothing(services):
     for n in range(50):
         tracked_job(svc, f"future-{n}", due=time.time() + 600)
     report = sweep(svc)
-    assert (report.due, report.dispatched) == (0, 0)
+    assert (report.due, report.notifications) == (0, 0)
     assert svc.control_queue.count == 0

@@ -16,14 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from devtools.processes import wait_until
 from fair_model import FairModel
 from fluxhook.core import transitions as st
-from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
-from fluxhook.lifecycle.enqueueing import SUBMIT_TASK
-from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, owner_of
@@ -31,8 +27,7 @@ from fluxhook.store.slots import Slots
 from helpers import commands_during
 
 # The slot tests' config (their database and store are fixtures of tests/unit/conftest.py).
-from slot_helpers import _config, _url
-from worker import handout
+from slot_helpers import _config
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -399,24 +394,13 @@ def test_a_status_change_that_frees_a_slot_wakes_one_hand_out(store, connection)
     assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)
 
 
-def test_the_workers_hand_out_gives_a_freed_slot_to_the_next_turn_at_once(connection):
-    config = Config.from_env({"REDIS_URL": _url(connection), "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
-                              "BFL_MAX_ACTIVE": "1"})
-    svc = build_services(config)
-    thread = handout.start(svc)
-    try:
-        a1, a2, b = (_queued(svc.jobs) for _ in range(3))
-        assert svc.slots.acquire(a1, "key_a")
-        assert not svc.slots.acquire(a2, "key_a") and not svc.slots.acquire(b, "key_b")
-        assert svc.jobs.transition(a1.id, st.FAILED, error=FAIL)
-        # No sweep runs here: the thread alone hands the slot out and queues the submission.
-        wait_until(lambda: svc.control_queue.count, timeout=5, message="a submission to be queued")
-        assert svc.slots.holds(b) and not svc.slots.holds(a2)  # B's turn first
-        [task] = svc.control_queue.get_jobs()
-        assert task.func_name == SUBMIT_TASK and task.args == (b.id,)
-    finally:
-        thread.stop()
-    assert not thread.is_alive()
+def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=2))
+    job = _queued(store)
+    assert not slots.acquire(job, "key_a", take=False)  # room, but its caller will not send it
+    assert not slots.holds(job) and slots.waiting(DEFAULT_POOL) == 1
+    assert slots.wait_for_freed(0.05)  # a sender is woken to take it
+    assert slots.dispatch(limit=1) == [job.id] and slots.holds(job)
 
 
 def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():

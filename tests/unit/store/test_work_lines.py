@@ -125,7 +125,7 @@ def test_a_job_queued_again_after_its_token_died_for_good_is_bound_to_the_new_on
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
         work.take("poster", "t")
-    assert set(KINDS) == {"submit", "download", "draft_cache", "thumbnail", "notify"}
+    assert set(KINDS) == {"download", "draft_cache", "thumbnail", "notify"}
 
 
 def test_a_token_and_its_job_are_queued_together_under_the_job_s_owner(connection, work):

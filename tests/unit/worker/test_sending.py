@@ -1,0 +1,96 @@
+"""The worker's senders (worker/sending.py): a slot is taken only when a sender can send its job at once,
+several submissions are under way at once, and freed slots go on without a sweep. Against the suite's
+simulator answering each submission after a delay, as BFL does."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devtools.processes import wait_until
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import app_keys
+from worker import sending
+
+
+@pytest.fixture()
+def services(make_services, sim):
+    """Services on database 6 with 4 BFL slots; the simulator answers a submission after 0.5 s."""
+    sim.settings(submit_delay=0.5, task_delay=None)  # tasks stay Pending: their slots stay held
+    yield lambda **env: make_services(6, BFL_MAX_ACTIVE="4", **env)
+
+
+def _queue(svc, count: int, key_id: str | None = None) -> list[Job]:
+    jobs = []
+    for _ in range(count):
+        job = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro", pool="default", key_id=key_id,
+                  input={"prompt": "[pending] sent by a sender"}, created_at=time.time(), updated_at=time.time())
+        svc.jobs.create(job)
+        assert not svc.slots.acquire(job, key_id, take=False)
+        jobs.append(job)
+    return jobs
+
+
+def _statuses(svc, jobs: list[Job]) -> list[str]:
+    return [svc.jobs.get(job.id).status for job in jobs]
+
+
+def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
+    svc = services()
+    jobs = _queue(svc, 6)
+    senders = sending.start(svc, size=2)
+    try:
+        peak = 0
+        deadline = time.monotonic() + 10
+        while _statuses(svc, jobs).count(st.SUBMITTED) < 4 and time.monotonic() < deadline:
+            sending_now = sum(1 for job in jobs if svc.slots.holds(job) and svc.jobs.get(job.id).status == st.QUEUED)
+            peak = max(peak, sending_now)
+            time.sleep(0.02)
+        # Every slot taken is a task being sent (at most the two senders') or at BFL.
+        assert 1 <= peak <= 2
+        assert _statuses(svc, jobs).count(st.SUBMITTED) == 4  # all 4 slots busy at BFL
+        assert svc.slots.in_flight("default") == 4
+    finally:
+        senders.stop(timeout=5)
+
+
+def test_submissions_are_sent_side_by_side_not_one_after_another(services, sim):
+    svc = services()
+    jobs = _queue(svc, 4)
+    started = time.monotonic()
+    senders = sending.start(svc, size=4)
+    try:
+        wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="4 jobs at BFL")
+        # Four answers of 0.5 s each, one after another, would take 2 s.
+        assert time.monotonic() - started < 1.6
+    finally:
+        senders.stop(timeout=5)
+
+
+def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
+    svc = services()
+    key_a, key_b = (app_keys.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    first = _queue(svc, 4, key_a)
+    senders = sending.start(svc, size=4)
+    try:
+        wait_until(lambda: _statuses(svc, first) == [st.SUBMITTED] * 4, timeout=10, message="the slots full")
+        a_more, b_one = _queue(svc, 3, key_a), _queue(svc, 1, key_b)
+        assert svc.jobs.transition(first[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+        # Key B's job takes the freed slot, its turn before key A's backlog.
+        wait_until(lambda: svc.jobs.get(b_one[0].id).status == st.SUBMITTED, timeout=5, message="B's job sent")
+        assert _statuses(svc, a_more) == [st.QUEUED] * 3
+    finally:
+        senders.stop(timeout=5)
+
+
+def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(services, sim):
+    svc = services()
+    jobs = _queue(svc, 2)
+    senders = sending.start(svc, size=1)
+    wait_until(lambda: senders.busy() == 1, timeout=5, message="one submission under way")
+    senders.stop(timeout=5)
+    assert not senders.is_alive() and senders.busy() == 0
+    assert sorted(_statuses(svc, jobs)) == [st.QUEUED, st.SUBMITTED]  # the one under way reached BFL
+    assert svc.slots.in_flight("default") == 1  # the other took no slot

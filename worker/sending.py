@@ -1,0 +1,128 @@
+"""The worker's senders: a bounded pool of threads that keeps BFL's slots busy.
+
+BFL takes about a second to answer a submission, and a task holds its slot for seconds to minutes,
+so one process must have several submissions under way at once to keep an account's slots full. A
+slot is taken only when a sender is free to send its job at once: the job whose turn it is
+(``submitting.take_turns``, the slots' one fair-share rule) is handed a slot and sent in the same
+breath, so no slot is held by a job waiting for a free worker.
+
+One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
+many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
+job joins a line (``Slots.wait_for_freed``), or a second at most. Queued jobs wait in the slots' lines
+in Redis, not in RQ: a sender that dies with its process leaves a job holding a slot that is not at
+BFL, and the sweep's check puts it back in line once its submission's lease is over
+(``checking._restart_submission``), or reconciles it when it may have reached BFL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from redis.exceptions import RedisError
+
+from fluxhook.core.errors import FluxhookError
+from fluxhook.lifecycle.submitting import submit_queued, take_turns
+from fluxhook.services import Services
+
+log = logging.getLogger("fluxhook.worker")
+
+# Submissions one worker process has under way at once. An account of 24 slots whose submissions take
+# 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for several accounts and a
+# slower BFL, and each idle sender costs a thread's stack, nothing else.
+SENDERS = 16
+# How long one wait for a freed slot lasts before the dispatcher looks at the lines anyway: a cooldown or
+# a pause that ends frees nothing, and another process's sender may have been woken instead.
+WAIT = 1.0
+# How long to wait before trying again after Redis failed to answer, or a dispatch failed.
+RETRY_INTERVAL = 1.0
+# On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
+STOP_TIMEOUT = 20.0
+
+
+class Senders(threading.Thread):
+    """The dispatcher thread and its pool of ``size`` senders, until ``stop()``."""
+
+    def __init__(self, svc: Services, size: int = SENDERS):
+        super().__init__(name="fluxhook-dispatch", daemon=True)
+        self.svc = svc
+        self.size = size
+        self._pool = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
+        self._stop_event = threading.Event()
+        self._room = threading.Condition()
+        self._busy = 0
+        self._stopping = False
+
+    def stop_taking(self) -> None:
+        """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAIT``."""
+        self._stopping = True
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Take no more turns; let the submissions under way finish (BFL may be charging for them)."""
+        self._stopping = True
+        self._stop_event.set()
+        with self._room:
+            self._room.notify_all()
+        if self.is_alive():
+            self.join(WAIT + 5.0)
+        self._pool.shutdown(wait=False)
+        with self._room:
+            self._room.wait_for(lambda: self._busy == 0, timeout)
+
+    def busy(self) -> int:
+        """How many submissions are under way now."""
+        with self._room:
+            return self._busy
+
+    def run(self) -> None:
+        pause = 0.0
+        while not self._stop_event.wait(pause):
+            pause = 0.0
+            try:
+                free = self._wait_for_a_free_sender()
+                if free == 0:
+                    pause = WAIT if self._stopping else 0.0
+                    continue
+                given = take_turns(self.svc, free)
+                for job_id in given:
+                    self._send(job_id)
+                if len(given) < free:
+                    # Nothing more may go now: wait for a slot to free or a job to join a line.
+                    self.svc.slots.wait_for_freed(WAIT)
+            except RedisError as exc:
+                log.warning("dispatch lost Redis; trying again", extra={"error": type(exc).__name__})
+                pause = RETRY_INTERVAL
+            except Exception:
+                log.exception("dispatch failed")
+                pause = RETRY_INTERVAL
+
+    def _wait_for_a_free_sender(self) -> int:
+        with self._room:
+            self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAIT)
+            return 0 if self._stopping else self.size - self._busy
+
+    def _send(self, job_id: str) -> None:
+        with self._room:
+            self._busy += 1
+        self._pool.submit(self._submit, job_id)
+
+    def _submit(self, job_id: str) -> None:
+        try:
+            submit_queued(self.svc, job_id)
+        except (FluxhookError, RedisError) as exc:
+            # submit_queued has put the job back in line or failed it; this only says so.
+            log.warning("submission did not reach BFL", extra={"job_id": job_id, "error": type(exc).__name__})
+        except Exception:
+            log.exception("submission failed", extra={"job_id": job_id})
+        finally:
+            with self._room:
+                self._busy -= 1
+                self._room.notify_all()
+
+
+def start(svc: Services, size: int = SENDERS) -> Senders:
+    """Start the worker's dispatcher and its senders."""
+    senders = Senders(svc, size)
+    senders.start()
+    return senders
