@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts soak chaos-failover image-check screenshots clean
+.PHONY: run test test-fast bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -102,6 +102,13 @@ bench-replication: $(VENV)/.installed
 # --phases a --jobs 200` runs one phase, smaller (--down-seconds, --task-delay, --rate, --workers).
 bench-accounts: $(VENV)/.installed
 	$(PY) -m bench.accounts
+
+# The worker under BFL's real latency (SPEC §15): 300 jobs at once, BFL answering submissions after 1 s and tasks
+# after 8 s; callback -> stored, BFL's acceptance against the slots' bound, worker RSS, for one and two accounts
+# and 1, 2, 4 worker processes, beside the code before the senders (a worktree of 1bb671f in /tmp, made when
+# missing). About 25 minutes; `$(PY) -m bench.latency --runs one --jobs 150` runs one, smaller.
+bench-latency: $(VENV)/.installed
+	$(PY) -m bench.latency
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

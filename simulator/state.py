@@ -154,6 +154,9 @@ class Simulator:
                 task.timer = threading.Timer(delay, self._timer_fired, args=(task,))
                 task.timer.daemon = True
                 task.timer.start()
+                if not task.is_video:
+                    # The image is made while the task runs, as BFL's is, not when it is first downloaded.
+                    threading.Thread(target=self.image_bytes, args=(task,), daemon=True).start()
         return task
 
     def poll(self, task_id: str) -> dict[str, Any] | None:
@@ -211,6 +214,9 @@ class Simulator:
             task.callback_plan = self._callback_plan(task)
             ttl, base = s.url_ttl, s.public_base()
             delay, scale = s.callback_delay, s.retry_scale
+        if task.outcome == "ready" and not task.is_video:
+            # A task completed early (the control API) has its image too before it is reported Ready.
+            self.image_bytes(task)
         if task.callback_plan in ("send", "duplicate"):
             body = self._webhook_bytes(task, ttl, base)
             self.callbacks.schedule(task, body, 2 if task.callback_plan == "duplicate" else 1, delay, scale)

@@ -1,26 +1,22 @@
-"""The worker class: tasks run in the worker process itself, not in a process forked per task.
+"""The RQ worker class of a lane: tasks run in the worker process itself, not in a process forked per task.
 
 RQ's default forks a work horse for every task; fluxhook's tasks are short downloads and polls,
-so that fork would be most of their cost (bench/ measures it). What the fork gave is kept:
-- a heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a
-  worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
-  with a work horse;
-- on SIGTERM (every PaaS deploy) the task in hand gets ``imminent_shutdown_delay`` seconds, then
-  is interrupted and handed back to RQ's retry, like RQ's HerokuWorker does with its horse.
-RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
+so that fork would be most of their cost (bench/ measures it). What the fork gave is kept: a
+heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a
+worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
+with a work horse. RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
 written again: round trips to Redis were the worker's own main cost.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
 from redis.exceptions import RedisError
-from rq.exceptions import ShutDownImminentException
 from rq.job import Job
 from rq.queue import Queue
+from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
 
@@ -33,38 +29,11 @@ SUSPENSION_CHECK_EVERY = 1.0
 
 
 class InProcessWorker(SimpleWorker):
-    """An RQ worker that runs each task in-process, with heartbeats and a timed hand-back on SIGTERM."""
+    """An RQ worker that runs each task in-process, in a thread of the worker process (a lane, see
+    ``worker.lanes``), with heartbeats; its stop and the hand-back of its task are the lane's."""
 
-    imminent_shutdown_delay = 10
-    # The signals that stop it: RQ's SIGTERM and SIGINT on its own; its supervisor's one signal in a
-    # pool (see pool), which then ignores SIGTERM and SIGINT however often a PaaS sends them.
-    stop_signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)
-    # Set by a stop signal: the worker's loop ended because it was asked to, not because Redis went away.
-    stop_requested = False
-    # Called (from the signal handler: it must only set flags) when a stop is requested, so the process's
-    # other parts stop taking work while the task in hand finishes.
-    on_stop = staticmethod(lambda: None)
-
-    def _install_signal_handlers(self) -> None:
-        super()._install_signal_handlers()
-        self._route_stop_signals(self.request_stop)
-
-    def request_stop(self, signum, frame) -> None:
-        self.stop_requested = True
-        self.on_stop()
-        try:
-            super().request_stop(signum, frame)
-        finally:
-            # As RQ does with SIGTERM and SIGINT: a second stop signal stops the worker cold.
-            self._route_stop_signals(self.request_force_stop)
-
-    def _route_stop_signals(self, handler) -> None:
-        if set(self.stop_signals) == {signal.SIGTERM, signal.SIGINT}:
-            return  # RQ's own handlers
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_IGN)
-        for sig in self.stop_signals:
-            signal.signal(sig, handler)
+    # A task's timeout from a timer thread: SIGALRM, RQ's default, reaches only the main thread.
+    death_penalty_class = TimerDeathPenalty
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -151,15 +120,3 @@ class InProcessWorker(SimpleWorker):
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
         # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes.
         return BaseWorker.get_heartbeat_ttl(self, job, working_time)
-
-    def handle_warm_shutdown_request(self) -> None:
-        super().handle_warm_shutdown_request()
-        if self.get_state() == WorkerStatus.BUSY:
-            self.log.warning("Worker %s: the task in hand has %d s before it is handed back",
-                             self.name, self.imminent_shutdown_delay)
-            # Replaces the task's timeout alarm; the task's end cancels it with its own.
-            signal.signal(signal.SIGALRM, self._hand_back)
-            signal.alarm(self.imminent_shutdown_delay)
-
-    def _hand_back(self, signum, frame) -> None:
-        raise ShutDownImminentException("shut down imminent: the task goes back to the queue", {})

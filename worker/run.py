@@ -1,82 +1,75 @@
-"""One worker process's life: fluxhook's services, its clock, and an RQ worker started again
-whenever Redis comes back, until a stop signal."""
+"""One worker process's life: fluxhook's services, its clock, its senders (submissions) and its lanes (RQ's
+tasks), until a stop signal."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import time
 
-from redis.exceptions import RedisError
 from rq import Queue
 
 from fluxhook.core.config import Config
-from fluxhook.services import Services, build_services, wait_for_redis
+from fluxhook.services import Services, build_services
 from fluxhook.store.queues import thumbnail_queue
 
-from . import cron, runtime, sending
-from .inprocess import InProcessWorker
+from . import cron, lanes, runtime, sending
 
-# RQ refreshes the heartbeat once per idle wait (ttl - 15 s): 45 keeps it fresher than /readyz's 60 s.
-WORKER_TTL = 45
-# How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
-MAINTENANCE_INTERVAL = 15
-# How often the worker checks on the running task; a killed worker's task counts as abandoned
-# this long plus RQ's fixed 60 s after its last check (RQ's default is 30 s).
-JOB_MONITORING_INTERVAL = 10
-# After SIGTERM, the task in hand gets this long to finish before it is handed back to the queue
+# After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue
 # (and retried): well inside the 30 s a PaaS waits before SIGKILL.
 IMMINENT_SHUTDOWN_DELAY = 10
+# How often the main thread looks whether a stop was asked for (a signal also ends its wait).
+STOP_CHECK_INTERVAL = 0.5
 
 log = logging.getLogger("fluxhook.worker")
 
 
 def run(config: Config, stop_signals: tuple[int, ...]) -> int:
-    """Take tasks until one of ``stop_signals``; the process's exit code."""
+    """Take work until one of ``stop_signals``; the process's exit code."""
     svc = build_services(config)
     runtime.init(svc)
     queues = _queues(svc)
+    stop = _StopSignals(stop_signals)
     clock = cron.start(config, svc.redis, [q.name for q in queues])
     senders = sending.start(svc)
+    stop.on_first = senders.stop_taking
+    lanes_ = lanes.start(svc.redis, queues, config.log_level)
+    log.info("worker started", extra={"lanes": len(lanes_), "senders": senders.size})
     try:
-        while True:
-            worker = _worker(svc, queues, stop_signals)
-            worker.on_stop = senders.stop_taking
-            try:
-                # RQ's scheduler runs in the clock thread, not in the child process RQ would fork.
-                worker.work(with_scheduler=False, logging_level=config.log_level)
-            except RedisError:
-                pass  # raised by RQ's own teardown when Redis is gone
-            if worker.stop_requested:
-                return 0
-            # RQ quits on a lost Redis connection; a worker must come back by itself when Redis does.
-            log.warning("worker lost Redis; starting again once it answers")
-            if not wait_for_redis(svc.redis, _stop_on_signal(stop_signals)):
-                return 0
-    finally:
+        while not stop.requested:
+            time.sleep(STOP_CHECK_INTERVAL)
+        log.info("worker stopping: the tasks in hand finish or go back to the queue",
+                 extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
+        lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         senders.stop()
+    finally:
         clock.stop()
+    return 0
 
 
-def _stop_on_signal(stop_signals):
-    """Until the next worker installs RQ's handlers, a stop signal just ends the wait."""
-    # A flag, not a threading.Event: setting one from a handler could deadlock on its lock.
-    stopped: list[int] = []
-    for sig in stop_signals:
-        signal.signal(sig, lambda signum, frame: stopped.append(signum))
-    return lambda: bool(stopped)
+class _StopSignals:
+    """Counts the stop signals this process gets; the first stops the senders taking turns at once.
+    Its handler only sets flags: one that took a lock could deadlock on the one the interrupted thread holds."""
+
+    def __init__(self, stop_signals: tuple[int, ...]):
+        self.count = 0
+        self.on_first = lambda: None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN if sig not in stop_signals else self._handle)
+        for sig in stop_signals:
+            signal.signal(sig, self._handle)
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.on_first()
 
 
 def _queues(svc: Services) -> list[Queue]:
     # In this order: the sweep's work (its checks poll tasks whose callbacks are overdue), then downloads, then
     # thumbnails (when downloads leave time). Submissions are not RQ's: the senders send them (see sending).
     return [svc.control_queue, svc.queue, thumbnail_queue(svc.redis)]
-
-
-def _worker(svc: Services, queues: list[Queue], stop_signals: tuple[int, ...]) -> InProcessWorker:
-    # On SIGTERM (every PaaS deploy) the task in hand finishes or, after IMMINENT_SHUTDOWN_DELAY,
-    # fails over to RQ's retry instead of being killed with the dyno.
-    worker = InProcessWorker(queues, connection=svc.redis, worker_ttl=WORKER_TTL,
-                             maintenance_interval=MAINTENANCE_INTERVAL, job_monitoring_interval=JOB_MONITORING_INTERVAL)
-    worker.imminent_shutdown_delay = IMMINENT_SHUTDOWN_DELAY
-    worker.stop_signals = stop_signals
-    return worker

@@ -1,0 +1,139 @@
+"""The worker's lanes: a bounded pool of RQ workers, each driven by a thread of the worker process.
+
+A download, a poll or a notification spends most of its time waiting on the network, and one task at a
+time would make each result wait for every task ahead of it. So a worker process takes up to ``LANES``
+RQ tasks at once, each lane an ordinary RQ worker (``InProcessWorker``) with its own registration,
+heartbeats and task records: a task still survives its worker's death (RQ finds it abandoned and
+retries it) and is retried as RQ's ``Retry`` says. Every lane lists the queues deadline first
+(``worker.run``): the sweep's checks, then downloads, then thumbnails.
+
+Stopping belongs to the process's main thread, where signals arrive: ``stop_taking`` lets each lane
+finish its task and take no other; ``hand_back`` interrupts a task still running, which RQ then
+retries, as its HerokuWorker does with a work horse on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from typing import Callable
+
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.exceptions import ShutDownImminentException
+from rq.worker import WorkerStatus
+
+from .inprocess import InProcessWorker
+
+log = logging.getLogger("fluxhook.worker")
+
+# RQ tasks one worker process runs at once. Its tasks wait on the network (BFL's delivery hosts, its API,
+# an app's webhook) and the disk; more lanes than this mostly wait for the process's one interpreter.
+LANES = 4
+# How long one wait for a task lasts before the lane looks whether to stop (RQ's own is worker_ttl - 15 s).
+DEQUEUE_TIMEOUT = 1
+# RQ refreshes a worker's heartbeat once per wait: 45 keeps it fresher than /readyz's 60 s.
+WORKER_TTL = 45
+# How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
+MAINTENANCE_INTERVAL = 15
+# How often the worker checks on the running task; a killed worker's task counts as abandoned
+# this long plus RQ's fixed 60 s after its last check (RQ's default is 30 s).
+JOB_MONITORING_INTERVAL = 10
+# How long to wait before trying again after Redis failed to answer.
+REDIS_RETRY_INTERVAL = 1.0
+
+
+class HandedBack(ShutDownImminentException):
+    """Raised in a lane whose task the process hands back to RQ (it is stopping); RQ retries the task."""
+
+    def __init__(self, *args):
+        # Raised by the interpreter from its class alone (see Lane.hand_back), so it takes no arguments.
+        super().__init__("the worker is stopping: the task goes back to the queue", {})
+
+
+class Lane(threading.Thread):
+    """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
+
+    def __init__(self, connection, queues: list[Queue], number: int, log_level: str):
+        super().__init__(name=f"fluxhook-lane-{number}", daemon=True)
+        self.connection = connection
+        self.queues = queues
+        self.log_level = log_level
+        self._stopping = False
+        self._busy = False
+
+    def stop_taking(self) -> None:
+        """Take no other task once the one in hand ends (a flag: safe in a signal handler)."""
+        self._stopping = True
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def hand_back(self) -> None:
+        """Interrupt the task in hand, if any: RQ records it failed and retries it."""
+        if self._busy and self.ident is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(HandedBack))
+
+    def run(self) -> None:
+        while not self._stopping:
+            worker = self._worker()
+            try:
+                worker.register_birth()
+                worker.set_state(WorkerStatus.STARTED)
+                self._take_tasks(worker)
+            except RedisError as exc:
+                # A new RQ worker once Redis answers again: its record may be gone with the old primary.
+                log.warning("lane lost Redis; starting again", extra={"error": type(exc).__name__})
+                time.sleep(REDIS_RETRY_INTERVAL)
+            finally:
+                try:
+                    worker.teardown()
+                except RedisError:
+                    pass  # the worker's record expires by itself
+
+    def _take_tasks(self, worker: InProcessWorker) -> None:
+        while not self._stopping:
+            worker.check_for_suspension(False)
+            taken = worker.dequeue_job_and_maintain_ttl(DEQUEUE_TIMEOUT, max_idle_time=DEQUEUE_TIMEOUT)
+            if taken is None:
+                continue
+            self._busy = True
+            try:
+                worker.execute_job(*taken)
+            except HandedBack:
+                pass  # arrived just after the task ended: nothing is left to hand back
+            finally:
+                self._busy = False
+            worker.heartbeat()
+
+    def _worker(self) -> InProcessWorker:
+        worker = InProcessWorker(self.queues, connection=self.connection, worker_ttl=WORKER_TTL,
+                                 maintenance_interval=MAINTENANCE_INTERVAL,
+                                 job_monitoring_interval=JOB_MONITORING_INTERVAL)
+        worker.log.setLevel(self.log_level)
+        return worker
+
+
+def start(connection, queues: list[Queue], log_level: str, count: int = LANES) -> list[Lane]:
+    """Start ``count`` lanes on ``queues``."""
+    lanes = [Lane(connection, queues, number, log_level) for number in range(1, count + 1)]
+    for lane in lanes:
+        lane.start()
+    return lanes
+
+
+def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) -> None:
+    """Stop ``lanes``: each finishes its task, or has it handed back to RQ after ``hand_back_after`` seconds
+    (at once when ``cold()`` turns true: a second stop signal)."""
+    for lane in lanes:
+        lane.stop_taking()
+    deadline = time.monotonic() + hand_back_after
+    while any(lane.busy for lane in lanes) and time.monotonic() < deadline and not cold():
+        time.sleep(0.05)  # the lanes' tasks end in their own threads: nothing to wait on but the clock
+    for lane in lanes:
+        lane.hand_back()
+    for lane in lanes:
+        lane.join(DEQUEUE_TIMEOUT + 5.0)
