@@ -84,7 +84,7 @@ def measure(args: argparse.Namespace, accounts: int, processes: int) -> dict:
         stack.start()
         for name in stack.names:
             # BFL's own limit above fluxhook's slots (no 429), 1 MP JPEGs as generations look.
-            stack.settings(name, delivery_delay=args.delivery_delay, scene_images=os.environ.get("SCENES", "1") == "1", image_format="jpeg")
+            stack.settings(name, delivery_delay=args.delivery_delay, scene_images=True, image_format="jpeg")
         threading.Thread(target=sample, daemon=True).start()
         fed = post_jobs(stack, args.jobs, None, threads=CLIENTS)
         ids = fed.ids

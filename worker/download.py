@@ -1,14 +1,12 @@
-"""The download token: fetch a ready job's image and store it, the job whose turn it is."""
+"""The download task: fetch a ready job's image or video and store it."""
 
 from __future__ import annotations
 
-from typing import Any
+from fluxhook.lifecycle.storing import download_and_store
 
-from fluxhook.store.work_lines import DOWNLOAD
-
-from .runtime import run_work
+from .runtime import last_attempt, services
 
 
-def download_result(job_id: str, token: bool = False) -> Any:
-    """Download and store a job's result image; raises (so RQ retries) on transient failures."""
-    return run_work(DOWNLOAD, job_id, token)
+def download_result(job_id: str) -> str:
+    """Download and store a job's result; raises (so RQ retries) on transient failures."""
+    return download_and_store(services(), job_id, last_attempt=last_attempt())

@@ -1,14 +1,12 @@
-"""The draft cache token: fetch a stored video draft's ``result.draft_cache`` and keep it beside the video."""
+"""The draft cache task: fetch a stored video draft's ``result.draft_cache`` and keep it beside the video."""
 
 from __future__ import annotations
 
-from typing import Any
+from fluxhook.lifecycle.draft_caches import store_draft_cache as store
 
-from fluxhook.store.work_lines import DRAFT_CACHE
-
-from .runtime import run_work
+from .runtime import last_attempt, services
 
 
-def store_draft_cache(job_id: str, token: bool = False) -> Any:
+def store_draft_cache(job_id: str) -> str:
     """Download and store a job's draft cache; raises (so RQ retries) on transient failures."""
-    return run_work(DRAFT_CACHE, job_id, token)
+    return store(services(), job_id, last_attempt=last_attempt())

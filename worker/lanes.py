@@ -56,9 +56,10 @@ class HandedBack(ShutDownImminentException):
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], number: int, log_level: str):
+    def __init__(self, connection, queues: list[Queue], number: int, log_level: str, after_task: Callable[[], object]):
         super().__init__(name=f"fluxhook-lane-{number}", daemon=True)
         self.connection = connection
+        self.after_task = after_task
         self.queues = queues
         self.log_level = log_level
         self._stopping = False
@@ -108,6 +109,13 @@ class Lane(threading.Thread):
             finally:
                 self._busy = False
             worker.heartbeat()
+            self._after_task()
+
+    def _after_task(self) -> None:
+        try:
+            self.after_task()
+        except RedisError as exc:
+            log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
 
     def _worker(self) -> InProcessWorker:
         worker = InProcessWorker(self.queues, connection=self.connection, worker_ttl=WORKER_TTL,
@@ -117,9 +125,11 @@ class Lane(threading.Thread):
         return worker
 
 
-def start(connection, queues: list[Queue], log_level: str, count: int = LANES) -> list[Lane]:
-    """Start ``count`` lanes on ``queues``."""
-    lanes = [Lane(connection, queues, number, log_level) for number in range(1, count + 1)]
+def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object],
+          count: int = LANES) -> list[Lane]:
+    """Start ``count`` lanes on ``queues``; each calls ``after_task`` when a task of its ends (to feed RQ the
+    next work in turn)."""
+    lanes = [Lane(connection, queues, number, log_level, after_task) for number in range(1, count + 1)]
     for lane in lanes:
         lane.start()
     return lanes

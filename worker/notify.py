@@ -1,14 +1,12 @@
-"""The notify token: POST a finished job's JSON to its notify_url, signed the Standard Webhooks way."""
+"""The notify task: POST a finished job's JSON to its notify_url, signed the Standard Webhooks way."""
 
 from __future__ import annotations
 
-from typing import Any
+from fluxhook.lifecycle.notifications import deliver
 
-from fluxhook.store.work_lines import NOTIFY
-
-from .runtime import run_work
+from .runtime import last_attempt, services
 
 
-def notify_job(job_id: str, token: bool = False) -> Any:
+def notify_job(job_id: str) -> str:
     """Send a job's notification once; raises (so RQ retries, for over an hour) while the app is unreachable."""
-    return run_work(NOTIFY, job_id, token)
+    return deliver(services(), job_id, last_attempt=last_attempt())

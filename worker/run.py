@@ -10,6 +10,7 @@ import time
 from rq import Queue
 
 from fluxhook.core.config import Config
+from fluxhook.lifecycle.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store.queues import thumbnail_queue
 
@@ -33,7 +34,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     clock = cron.start(config, svc.redis, [q.name for q in queues])
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
-    lanes_ = lanes.start(svc.redis, queues, config.log_level)
+    lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feed(svc))
     log.info("worker started", extra={"lanes": len(lanes_), "senders": senders.size})
     try:
         while not stop.requested:

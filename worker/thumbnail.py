@@ -1,14 +1,12 @@
-"""The thumbnail token: a small preview of a stored job's image, for the dashboard."""
+"""The thumbnail task: a small preview of a stored job's image, for the dashboard."""
 
 from __future__ import annotations
 
-from typing import Any
+from fluxhook.lifecycle.thumbnailing import make_for_job
 
-from fluxhook.store.work_lines import THUMBNAIL
-
-from .runtime import run_work
+from .runtime import services
 
 
-def make_thumbnail(job_id: str, token: bool = False) -> Any:
+def make_thumbnail(job_id: str) -> str | None:
     """Make a stored job's thumbnail; best effort (never raises for a bad image)."""
-    return run_work(THUMBNAIL, job_id, token)
+    return make_for_job(services(), job_id)

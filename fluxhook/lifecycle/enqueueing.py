@@ -1,11 +1,17 @@
-"""Enqueueing worker tasks by dotted path, so the web process never imports worker code."""
+"""Enqueueing worker tasks by dotted path, so the web process never imports worker code.
+
+Downloads, draft caches, notifications and thumbnails go through their work lines first
+(``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
+moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
+its own job. Checks, confirmations and the clock's tasks go to RQ at once.
+"""
 
 from __future__ import annotations
 
-import random
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-from redis import Redis
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
@@ -13,11 +19,11 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
-from fluxhook.store.effects import AddWork, QueueTask
+from fluxhook.store.effects import AddWork
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
-from fluxhook.store.queues import task_queue, thumbnail_queue
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL
+from fluxhook.store.queues import thumbnail_queue
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, MOVE_LEASE, NOTIFY, THUMBNAIL, job_of
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -46,10 +52,9 @@ NOTIFY_RETRY_CAP = 1800
 # One attempt is one POST with NOTIFY_TIMEOUT (see notify): far below this.
 NOTIFY_JOB_TIMEOUT = 60
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
-# Downloads, draft caches, thumbnails and notifications are tokens (see fluxhook.lifecycle.work): each is
-# queued with one job added to its kind's work line, and works on whichever job's turn it is when it
-# runs. Its job id argument only says which job's arrival queued it.
-_TOKEN = {"token": True}
+# Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
+# later waits behind these few, not behind another key's backlog.
+AHEAD = 4
 
 
 def thumbnail_task_id(job_id: str) -> str:
@@ -57,14 +62,9 @@ def thumbnail_task_id(job_id: str) -> str:
     return f"thumbnail-{job_id}"
 
 
-def thumbnail_task(connection: Redis, job_id: str) -> AddWork:
-    """The thumbnail of a stored job's image, to queue with the job's change to stored."""
-    # The task never fails over an image (a preview is best effort), so its one retry is for a task
-    # that did not get to end: cut off with its worker (RQ queues an abandoned task again only if
-    # it has retries left), handed back on a graceful stop, or stopped by a Redis error.
-    return AddWork(THUMBNAIL, job_id, QueueTask.record(lambda pipeline: thumbnail_queue(connection).enqueue_call(
-        THUMBNAIL_TASK, (job_id,), _TOKEN, timeout=60, description=f"thumbnail {job_id}", job_id=thumbnail_task_id(job_id),
-        result_ttl=600, failure_ttl=86400, retry=Retry(max=1), pipeline=pipeline)))
+def thumbnail_task(job_id: str) -> AddWork:
+    """The thumbnail of a stored job's image, to add with the job's change to stored."""
+    return AddWork(THUMBNAIL, job_id)
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -89,9 +89,13 @@ _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.
 
 
 def download_lock(keys: Keys, job_id: str) -> Lock:
-    """The lock a job's next download holds: it names the RQ task, so a repair can tell a live
-    download from one that was lost."""
-    return Lock(keys.download_lock(job_id), f"download-{job_id}-{random.getrandbits(32):08x}", DOWNLOAD_LOCK_TTL)
+    """The lock a job's next download holds, from its Ready to its end: a duplicate callback meanwhile queues nothing."""
+    return Lock(keys.download_lock(job_id), "1", DOWNLOAD_LOCK_TTL)
+
+
+def download_task_id(job_id: str) -> str:
+    """The RQ id of a job's download task."""
+    return f"download-{job_id}"
 
 
 def draft_cache_task_id(job_id: str) -> str:
@@ -99,21 +103,14 @@ def draft_cache_task_id(job_id: str) -> str:
     return f"draft-cache-{job_id}"
 
 
-def draft_cache_task(connection: Redis, job_id: str) -> AddWork:
-    """The download of a stored job's draft cache, to queue with the job's change to stored."""
-    # A download of its own, not the sample's: retried as long as one, its URL's life (2 hours) the
-    # real bound; up to MAX_VIDEO_BYTES, so as long a timeout.
-    return AddWork(DRAFT_CACHE, job_id, QueueTask.record(lambda pipeline: task_queue(connection).enqueue_call(
-        DRAFT_CACHE_TASK, (job_id,), _TOKEN, retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
-        description=f"draft cache {job_id}", job_id=draft_cache_task_id(job_id), pipeline=pipeline, **_KEEP)))
+def draft_cache_task(job_id: str) -> AddWork:
+    """The download of a stored job's draft cache, to add with the job's change to stored."""
+    return AddWork(DRAFT_CACHE, job_id)
 
 
-def download_task(queue: Queue, job_id: str, lock: Lock) -> AddWork:
-    """The download of a job's result, queued by whoever takes ``lock`` (its token's RQ id is the lock's value)."""
-    return AddWork(DOWNLOAD, job_id, QueueTask.record(lambda pipeline: queue.enqueue_call(
-        DOWNLOAD_TASK, (job_id,), _TOKEN, retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT,
-        description=f"download {job_id}",
-        job_id=lock.value, pipeline=pipeline, **_KEEP)))
+def download_task(job_id: str) -> AddWork:
+    """The download of a job's result, added by whoever takes its ``download_lock``."""
+    return AddWork(DOWNLOAD, job_id)
 
 
 def enqueue_download(svc: "Services", job_id: str) -> bool:
@@ -122,18 +119,18 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
     if not svc.store.locks.take(*lock):
         return False
     try:
-        svc.store.effects.apply([download_task(svc.queue, job_id, lock)])
+        svc.store.effects.apply([download_task(job_id)])
     except BaseException:
         svc.store.locks.release(lock.key)
         raise
+    feed(svc)
     return True
 
 
 def download_pending(svc: "Services", job: "Job") -> bool:
-    """Whether the job's download will still run: it waits in the download line (a token will take it), or
-    a token queued, scheduled for a retry, or running is bound to it."""
-    waiting, token = svc.store.work.pending(DOWNLOAD, job.key_id, job.id)
-    return waiting or (token is not None and task_live(svc, token))
+    """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
+    scheduled for a retry, or running."""
+    return svc.store.work.pending(DOWNLOAD, job.key_id, job.id) or task_live(svc, download_task_id(job.id))
 
 
 def task_live(svc: "Services", task_id: str) -> bool:
@@ -146,9 +143,7 @@ def task_live(svc: "Services", task_id: str) -> bool:
 
 
 def ensure_download(svc: "Services", job: "Job") -> bool:
-    """Queue the job's download if none is pending (one lost to a crash); True if it queued one.
-
-    A token more than the jobs waiting is harmless: it finds the line empty, or takes another job's turn."""
+    """Queue the job's download if none is pending (one lost to a crash); True if it queued one."""
     if download_pending(svc, job):
         return False
     release_download(svc, job.id)
@@ -193,22 +188,75 @@ def notify_task_id(job_id: str) -> str:
 
 
 def enqueue_notifications(svc: "Services", job_ids: list[str], pipeline) -> int:
-    """Put each job in the notify line and queue one notify token for it, on ``pipeline`` (a MULTI the caller
-    executes); returns how many.
+    """Put each job in the notify line, on ``pipeline`` (a MULTI the caller executes, then ``feed``s); how many.
 
-    A job whose token already exists (queued, waiting for a retry, running or done) gets none: a
-    drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
+    A job whose notify task already exists (queued, waiting for a retry, running or done) is not put
+    there: a drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
     """
     check = svc.queue.connection.pipeline(transaction=False)
     for job_id in job_ids:
         check.exists(RQJob.key_for(notify_task_id(job_id)))
     fresh = [job_id for job_id, exists in zip(job_ids, check.execute(), strict=False) if not exists]
-    if fresh:
-        for job_id, key_id in zip(fresh, svc.jobs.key_ids(fresh), strict=True):
-            svc.store.work.add(NOTIFY, key_id, job_id, pipeline)
-        svc.queue.enqueue_many([
-            Queue.prepare_data(NOTIFY_TASK, (job_id,), _TOKEN, timeout=NOTIFY_JOB_TIMEOUT, retry=notify_retry(),
-                               description=f"notify {job_id}", job_id=notify_task_id(job_id), **_KEEP)
-            for job_id in fresh
-        ], pipeline=pipeline)
+    for job_id, key_id in zip(fresh, svc.jobs.key_ids(fresh), strict=True):
+        svc.store.work.add(NOTIFY, key_id, job_id, pipeline)
     return len(fresh)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """How a work line's job becomes an RQ task."""
+
+    func: str
+    task_id: Callable[[str], str]
+    queue: Callable[["Services"], Queue]
+    options: Callable[[], dict]
+
+
+# A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real
+# bound), up to MAX_VIDEO_BYTES, so as long a timeout. A thumbnail never fails over an image (a preview
+# is best effort), so its one retry is for a task that did not get to end: cut off with its worker,
+# handed back on a graceful stop, or stopped by a Redis error.
+_TASKS = {
+    DOWNLOAD: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, lambda: dict(
+        retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)),
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, lambda: dict(
+        retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)),
+    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda svc: svc.queue, lambda: dict(
+        retry=notify_retry(), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
+    THUMBNAIL: _Task(THUMBNAIL_TASK, thumbnail_task_id, lambda svc: thumbnail_queue(svc.redis), lambda: dict(
+        retry=Retry(max=1), timeout=60, result_ttl=600, failure_ttl=86400)),
+}
+
+
+def feed(svc: "Services") -> int:
+    """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
+    whose URL expires first), while fewer than ``AHEAD`` tasks wait in their RQ queue; how many moved."""
+    moved, room = 0, {}
+    now = time.time()
+    for kind in KINDS:
+        queue = _TASKS[kind].queue(svc)
+        if queue.name not in room:
+            room[queue.name] = AHEAD - queue.count
+        members = svc.store.work.take(kind, room[queue.name], now)
+        if members:
+            _queue_tasks(svc, kind, queue, members)
+            room[queue.name] -= len(members)
+            moved += len(members)
+    return moved
+
+
+def _queue_tasks(svc: "Services", kind: str, queue: Queue, members: list[str]) -> None:
+    task = _TASKS[kind]
+    pipe = svc.redis.pipeline(transaction=True)
+    for member in members:
+        job_id = job_of(member)
+        queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
+                           pipeline=pipe, **task.options())
+    svc.store.work.queued(kind, members, pipe)
+    pipe.execute()
+
+
+def restore_work(svc: "Services", now: float) -> int:
+    """Put back in line the jobs taken from the work lines whose RQ task was never queued (their process died
+    in between); how many."""
+    return sum(svc.store.work.restore(kind, now - MOVE_LEASE) for kind in KINDS)

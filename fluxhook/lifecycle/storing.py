@@ -13,7 +13,7 @@ from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.enqueueing import draft_cache_task, feed, release_download, thumbnail_task
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
@@ -160,14 +160,15 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     latency = max(0.0, now - finished)
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
-    effects = [thumbnail_task(svc.redis, job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
+    effects = [thumbnail_task(job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
                *accounting.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:
-        effects.append(draft_cache_task(svc.redis, job.id))
+        effects.append(draft_cache_task(job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
                            **result):
+        feed(svc)
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications
+from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, feed, restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -28,21 +28,25 @@ class SweepReport:
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
-    """Claim the jobs due by ``now`` and queue a check of each; drain the notification outbox into notify tasks."""
+    """Claim the jobs due by ``now`` and queue a check of each; drain the notification outbox into the notify line;
+    move work whose turn it is into RQ (lanes feed it as they free too: this is the backstop)."""
     now = time.time() if now is None else now
     claim = now + CHECK_CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
     svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
-    return SweepReport(due=len(due), notifications=drain_notifications(svc, now))
+    notifications = drain_notifications(svc, now)
+    restore_work(svc, now)
+    feed(svc)
+    return SweepReport(due=len(due), notifications=notifications)
 
 
 def drain_notifications(svc: Services, now: float) -> int:
-    """Queue a notify task for each job in the outbox; returns how many were queued.
+    """Put each job of the outbox in the notify line; returns how many.
 
     Taking from the outbox is atomic (two sweeps never take the same job), and a job leaves it
-    only in the MULTI that queues its task, so a crash in between delays a notification by the
+    only in the MULTI that puts it in line, so a crash in between delays a notification by the
     lease but never loses it.
     """
     taken = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + NOTIFY_LEASE)

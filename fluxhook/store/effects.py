@@ -2,7 +2,7 @@
 
 A status change (``JobStore.transition``) takes a list of these and does them in the same
 atomic step as the change, and only if the job moved: so a first Ready callback moves the
-job, queues its download, adds its timeline entry and counts its metrics in one round trip.
+job, puts it in the download line, adds its timeline entry and counts its metrics in one round trip.
 ``Effects.apply`` does the same list on its own, for work that has no status change to ride on.
 Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``.
 """
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Sequence, Union
 
 from redis import Redis
-from redis.commands.core import CoreCommands
 
 from fluxhook.store.owners import ADMIN_OWNER
 from fluxhook.store.scripts import LuaScript
@@ -23,35 +22,16 @@ from fluxhook.store.work_lines import checked_kind
 
 
 @dataclass(frozen=True)
-class QueueTask:
-    """Queue an RQ task: the writes RQ's own enqueue makes, recorded through its public ``pipeline=`` argument.
-
-    Recorded rather than rewritten: RQ stays the only author of its task records.
-    """
-
-    commands: tuple[tuple[Any, ...], ...]
-
-    @classmethod
-    def record(cls, enqueue: Callable[[Any], Any]) -> "QueueTask":
-        """The task that ``enqueue(pipeline)`` would queue (an RQ enqueue call given that pipeline)."""
-        recorder = _CommandRecorder()
-        enqueue(recorder)
-        return cls(tuple(recorder.commands))
-
-
-@dataclass(frozen=True)
 class AddWork:
-    """Put a job in the work line of ``kind`` (``fluxhook.store.work_lines``) and queue ``token``, the RQ task
-    that will take a job of that kind (whichever's turn it is then), together.
+    """Put a job in the work line of ``kind`` (``fluxhook.store.work_lines``), from which its RQ task is queued
+    in its turn (``lifecycle.enqueueing.feed``).
 
     The job's member names its owner, read from the job's record in the same step (its ``key_id``, or
-    the admin owner): so the caller need not read the job first. A job gone meanwhile is not added (its
-    token, queued still, finds nothing or another job's work).
+    the admin owner): so the caller need not read the job first. A job gone meanwhile is not added.
     """
 
     kind: str
     job_id: str
-    token: QueueTask
 
 
 @dataclass(frozen=True)
@@ -94,7 +74,7 @@ class ReleaseBudget:
     key_id: str | None = None
 
 
-Effect = Union[QueueTask, AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
+Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
 
 
 # Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
@@ -109,22 +89,6 @@ def counters_key(keys, effect: Union[CountUsage, CountHourly]) -> tuple[str, int
     return keys.hourly(effect.hour), HOURLY_TTL
 
 
-class _CommandRecorder(CoreCommands):
-    """Stands in for a redis-py pipeline in MULTI mode and keeps the commands given to it, unsent."""
-
-    explicit_transaction = True
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[Any, ...]] = []
-
-    def multi(self) -> None:
-        """Already in MULTI mode: nothing to do."""
-
-    def execute_command(self, *args: Any, **options: Any) -> "_CommandRecorder":
-        self.commands.append(args)
-        return self
-
-
 def place(keys: list[str], key: str) -> int:
     """``key``'s 1-based position in a script's KEYS, appended if new."""
     try:
@@ -134,10 +98,9 @@ def place(keys: list[str], key: str) -> int:
         return len(keys)
 
 
-def encode(effects: Sequence[Effect], store_keys, keys: list[str], words: list[Any], timeline_ttl: int) -> list[dict]:
+def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl: int) -> list[dict]:
     """``effects`` as lua/effects.lua's entries (the only code that does them): each names its keys by
-    position in ``keys`` (appended as needed), and a recorded command's words go to ``words``, which a
-    script passes after its one JSON argument (ARGV[2...])."""
+    position in ``keys`` (appended as needed)."""
     entries: list[dict] = []
     for effect in effects:
         if isinstance(effect, AddTimelineEntry):
@@ -157,13 +120,6 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], words: list[A
             kind = checked_kind(effect.kind)
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),
                             "job": effect.job_id, "admin": ADMIN_OWNER})
-            entries += encode([effect.token], store_keys, keys, words, timeline_ttl)
-        elif isinstance(effect, QueueTask):
-            for name, key, *rest in effect.commands:
-                first = len(words) + 2  # ARGV[1] is the JSON
-                words += rest
-                entries.append({"command": name, "key": place(keys, key), "first": first,
-                                "last": first + len(rest) - 1})
         else:
             raise TypeError(f"not an effect: {effect!r}")
     return entries
@@ -182,6 +138,5 @@ class Effects:
         if not effects:
             return
         keys: list[str] = []
-        words: list[Any] = []
-        entries = encode(effects, self.keys, keys, words, self.timeline_ttl)
-        self._apply(keys, [json.dumps(entries, separators=(",", ":")), *words])
+        entries = encode(effects, self.keys, keys, self.timeline_ttl)
+        self._apply(keys, [json.dumps(entries, separators=(",", ":"))])

@@ -176,9 +176,8 @@ class JobStore:
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         if lock is not None:
             spec["lock"] = {"key": place(keys, lock.key), "value": lock.value, "ttl": lock.ttl}
-        words: list[Any] = []
-        spec["effects"] = encode(effects, self.keys, keys, words, self.timeline_ttl)
-        done, previous, locked = self._transition(keys, [_json(spec), *words])
+        spec["effects"] = encode(effects, self.keys, keys, self.timeline_ttl)
+        done, previous, locked = self._transition(keys, [_json(spec)])
         return Change(bool(done), _text(previous), bool(locked))
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:

@@ -94,8 +94,8 @@ class Keys:
 
     @property
     def slot_freed(self) -> str:
-        """A list holding at most one token, pushed when a status change frees a slot: the workers' hand-out
-        threads wait on it (BLPOP) to give the slot to the next job in turn at once, not at the next sweep."""
+        """A list holding at most one token, pushed when a status change frees a slot or a job joins a line without
+        taking one: the workers' dispatchers wait on it (BLPOP) to give the slot to the next job in turn at once."""
         return f"{self.prefix}slots:freed"
 
     @property
@@ -141,9 +141,9 @@ class Keys:
         return f"{self.prefix}share:max_active"
 
     def work_line(self, kind: str) -> str:
-        """The jobs with a worker's task of ``kind`` to do (``work_lines.KINDS``), waiting for a token of that
-        kind to take them: members ``<owner>:<job id>`` all scored 0, so each owner's are one lexical range,
-        in creation order (see ``fluxhook.store.work_lines``)."""
+        """The jobs with a worker's task of ``kind`` to do (``work_lines.KINDS``), waiting to be moved into RQ:
+        members ``<owner>:<job id>`` all scored 0, so each owner's are one lexical range, in creation order
+        (see ``fluxhook.store.work_lines``)."""
         return f"{self.prefix}work:{kind}:line"
 
     def work_passes(self, kind: str) -> str:
@@ -154,10 +154,9 @@ class Keys:
         """The virtual time of the last turn given at ``kind``'s work: an owner coming back from idle starts here."""
         return f"{self.prefix}work:{kind}:clock"
 
-    def work_bound(self, kind: str) -> str:
-        """Which job each running token of ``kind`` works on, both ways: ``t:<RQ task id>`` -> its member
-        (``<owner>:<job id>``), ``m:<member>`` -> the task's id; until the token ends with no retry coming."""
-        return f"{self.prefix}work:{kind}:bound"
+    def work_moving(self, kind: str) -> str:
+        """Members of ``kind``'s line taken for RQ whose task is not yet queued -> when they were taken."""
+        return f"{self.prefix}work:{kind}:moving"
 
     def paused(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
         """Set while BFL asked ``account``'s ``pool`` to wait (Retry-After); expires by itself."""

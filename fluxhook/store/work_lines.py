@@ -1,17 +1,16 @@
-"""The workers' work lines: downloads, draft caches, thumbnails and notifications taken fairly across keys.
+"""The workers' work lines: downloads, draft caches, notifications and thumbnails, taken fairly across keys.
 
-RQ takes tasks first in, first out, so one key's 150 results would hold another key's one behind them.
-Instead, the RQ tasks of one kind are interchangeable *tokens*: queuing work adds the job to its
-kind's line (``Keys.work_line``) in the same atomic step that queues one token (see
-``fluxhook.store.effects.AddWork``), and which job a token works on is chosen when it runs
-(``take``), by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners,
-each task a turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog
-delays another key's result by at most one task per worker.
+RQ takes tasks first in, first out, so one key's 150 results queued at once would hold another key's one
+behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
+and only a few tasks at a time are in RQ: as lanes free, the jobs whose turn it is move from the lines
+into RQ (``take``, then the caller queues one RQ task per job, each naming its own job), in turn across
+keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners, each task a
+turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
+key's result by the few tasks already in RQ, not by the backlog.
 
-A token is bound to its job (``Keys.work_bound``) from ``take`` until it ends with no retry coming
-(``done``): an RQ retry of the token, or its run again after its worker died, resumes the same job, so
-nothing is lost or done twice. Tokens never number fewer than the jobs waiting; an extra one finds
-the line empty and ends quietly.
+A job taken is noted as moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same
+MULTI as the task); if its process dies in between, ``restore`` puts it back in line. From RQ on, the task
+is RQ's: its retries and a dead worker's hand-back name the same job.
 """
 
 from __future__ import annotations
@@ -26,7 +25,10 @@ DOWNLOAD = "download"
 DRAFT_CACHE = "draft_cache"
 THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
-KINDS = (DOWNLOAD, DRAFT_CACHE, THUMBNAIL, NOTIFY)
+# In the order their work is moved into RQ when room is short: a result's URL expires first.
+KINDS = (DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL)
+# A member taken this long ago whose task was never queued is taken as lost with its process.
+MOVE_LEASE = 60.0
 
 
 def member(owner: str, job_id: str) -> str:
@@ -46,33 +48,41 @@ class WorkLines:
         self.connection = connection
         self.keys = keys
         self._take = LuaScript(connection, "fair_turns", "work_take")
-        self._done = LuaScript(connection, "work_done")
+        self._restore = LuaScript(connection, "work_restore")
 
     def add(self, kind: str, key_id: str | None, job_id: str, pipeline) -> None:
         """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI, or a recording of
-        one), unless it is there already; the caller queues its token in the same step."""
+        one), unless it is there already."""
         pipeline.zadd(self.keys.work_line(checked_kind(kind)), {member(owner_of(key_id), job_id): 0}, nx=True)
 
-    def take(self, kind: str, token: str) -> str | None:
-        """The id of the job token ``token`` works on: the one it is bound to, else the job whose turn it
-        is (then bound to it); None when no job waits (an extra token)."""
+    def take(self, kind: str, most: int, now: float) -> list[str]:
+        """Up to ``most`` members (``<owner>:<job id>``, see ``job_of``) from ``kind``'s line, one turn at a time
+        across keys; each is moving until ``queued`` says its RQ task is queued."""
         kind = checked_kind(kind)
-        item = self._take([self.keys.work_line(kind), self.keys.work_bound(kind), self.keys.work_passes(kind),
-                           self.keys.work_clock(kind), self.keys.share_weights], [token, DEFAULT_WEIGHT])
-        return job_of(_text(item)) if item else None
+        if most <= 0:
+            return []
+        taken = self._take([self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind),
+                            self.keys.work_clock(kind), self.keys.share_weights], [most, repr(now), DEFAULT_WEIGHT])
+        return [_text(item) for item in taken]
 
-    def done(self, kind: str, token: str) -> None:
-        """Token ``token`` ended with no retry coming: it lets go of its job."""
-        self._done([self.keys.work_bound(checked_kind(kind))], [token])
+    def queued(self, kind: str, members: list[str], pipeline) -> None:
+        """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more."""
+        if members:
+            pipeline.hdel(self.keys.work_moving(checked_kind(kind)), *members)
 
-    def pending(self, kind: str, key_id: str | None, job_id: str) -> tuple[bool, str | None]:
-        """Whether the job waits in ``kind``'s line, and the id of the token bound to it (None if none)."""
+    def restore(self, kind: str, before: float) -> int:
+        """Put back in line the jobs taken before ``before`` whose RQ task was never queued; how many."""
+        kind = checked_kind(kind)
+        return int(self._restore([self.keys.work_line(kind), self.keys.work_moving(kind)], [repr(before)]))
+
+    def pending(self, kind: str, key_id: str | None, job_id: str) -> bool:
+        """Whether the job waits in ``kind``'s line, or is being moved into RQ."""
         item = member(owner_of(key_id), job_id)
         pipe = self.connection.pipeline(transaction=False)
         pipe.zscore(self.keys.work_line(kind), item)
-        pipe.hget(self.keys.work_bound(kind), f"m:{item}")
-        waiting, token = pipe.execute()
-        return waiting is not None, (_text(token) if token else None)
+        pipe.hexists(self.keys.work_moving(kind), item)
+        waiting, moving = pipe.execute()
+        return waiting is not None or bool(moving)
 
     def waiting(self, kind: str) -> int:
         """How many jobs wait in ``kind``'s line."""

@@ -1,6 +1,5 @@
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
--- applies some. Each effect names its keys by position in KEYS; an RQ command's words are
--- ARGV[first..last].
+-- applies some. Each effect names its keys by position in KEYS.
 local function apply_effects(effects)
   for _, effect in ipairs(effects) do
     if effect.timeline then
@@ -28,8 +27,6 @@ local function apply_effects(effects)
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         redis.call('ZADD', KEYS[effect.work], 'NX', 0, owner .. ':' .. effect.job)
       end
-    elseif effect.command then
-      redis.call(effect.command, KEYS[effect.key], unpack(ARGV, effect.first, effect.last))
     end
   end
 end

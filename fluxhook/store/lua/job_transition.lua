@@ -6,7 +6,7 @@
 -- slots' job -> owner, owner -> slots held, job -> account and job -> route, and the token that wakes a hand-out), the BFL task index
 -- of a bfl_id being set, the lock, and each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
--- ARGV[1] the spec (JSON, see JobStore.transition); ARGV[2...] the words of recorded RQ commands.
+-- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (apply_effects) and slot_time.lua.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).

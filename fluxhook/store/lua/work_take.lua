@@ -1,23 +1,21 @@
--- Runs after fair_turns.lua. A worker's token of one kind takes the job whose turn it is.
--- KEYS[1] the kind's work line; KEYS[2] its bindings (t:<token> -> member, m:<member> -> token);
+-- Runs after fair_turns.lua. Take up to ARGV[1] jobs from a kind's work line, one turn at a time across
+-- owners (the slots' own rule: start-time fair queueing, each task a turn costing 1 / the owner's weight).
+-- KEYS[1] the kind's work line; KEYS[2] its members being moved into RQ (member -> when taken);
 -- KEYS[3] its passes; KEYS[4] its clock; KEYS[5] owner -> weight (the slots' own).
--- ARGV[1] the token's RQ id; ARGV[2] the weight of an owner without one (owners.DEFAULT_WEIGHT).
--- Returns the member the token works on (`<owner>:<job id>`), or false when the line is empty.
---
--- A token already bound (RQ's retry of it, or its run again after its worker died) gets its own
--- member back. Otherwise the owner whose turn starts first (fair_turns.lua) gives up its earliest
--- job, and the turn costs it 1 / its weight: the same rule as the slots', one task a turn.
-local line, bound, token = KEYS[1], KEYS[2], ARGV[1]
-local mine = redis.call('HGET', bound, 't:' .. token)
-if mine then return mine end
-local turns = fair_turns(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[2]))
-local turn = turns.earliest(fair_heads(line))
-if not turn then return false end
-local member = fair_member(turn.owner, turn.job)
-redis.call('ZREM', line, member)
-turns.charge(turn.owner, 1)
--- The member was bound to a token that died for good (the sweep queued it again): that binding is void.
-local before = redis.call('HGET', bound, 'm:' .. member)
-if before then redis.call('HDEL', bound, 't:' .. before) end
-redis.call('HSET', bound, 't:' .. token, member, 'm:' .. member, token)
-return member
+-- ARGV[1] most to take; ARGV[2] now; ARGV[3] the weight of an owner without one (owners.DEFAULT_WEIGHT).
+-- Returns the members taken (`<owner>:<job id>`), each now in KEYS[2] until its RQ task is queued.
+local line, moving, most = KEYS[1], KEYS[2], tonumber(ARGV[1])
+local turns = fair_turns(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[3]))
+local heads = fair_heads(line)
+local taken = {}
+while #taken < most do
+  local turn = turns.earliest(heads)
+  if not turn then break end
+  local member = fair_member(turn.owner, turn.job)
+  redis.call('ZREM', line, member)
+  redis.call('HSET', moving, member, ARGV[2])
+  turns.charge(turn.owner, 1)
+  turn.head.job = fair_head(line, turn.owner)
+  taken[#taken + 1] = member
+end
+return taken

@@ -19,7 +19,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.enqueueing import thumbnail_task
+from fluxhook.lifecycle.enqueueing import feed, thumbnail_task
 from fluxhook.lifecycle.submitting import take_turns
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
@@ -104,7 +104,9 @@ def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
     # A killed worker's task stays "started" until RQ's maintenance finds its heartbeat lapsed,
     # and RQ queues such a task again only if it has retries left.
     svc = services()
-    svc.store.effects.apply([thumbnail_task(svc.redis, "job_cut_off")])
+    svc.jobs.create(Job(id="job_cut_off", status=st.STORED, model="flux-2-pro"))
+    svc.store.effects.apply([thumbnail_task("job_cut_off")])
+    assert feed(svc) == 1
     queue = thumbnail_queue(svc.redis)
     worker = Worker([queue], connection=svc.redis)
     worker.register_birth()

@@ -26,9 +26,10 @@ from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import notifications
-from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, notify_retry, notify_task_id
+from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, feed, notify_retry, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
+from fluxhook.store.work_lines import NOTIFY
 from notify_helpers import SECRET, Receiver, fresh, receiving
 
 # -- a receiver of notifications: a real HTTP server that records every POST ---------------------
@@ -94,7 +95,8 @@ def test_a_drain_queues_one_task_per_job_even_when_repeated(services, receivers)
         svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     now = time.time()
     assert drain_notifications(svc, now) == 3
-    assert _outbox(svc) == [] and svc.control_queue.count == 0
+    assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 3
+    assert feed(svc) == 3  # from the notify line into RQ, each task naming its job
     tasks = svc.queue.get_jobs()
     assert sorted(t.id for t in tasks) == sorted(notify_task_id(j.id) for j in jobs)
     assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}
@@ -102,7 +104,7 @@ def test_a_drain_queues_one_task_per_job_even_when_repeated(services, receivers)
     # A crash after queueing but before the outbox was emptied: the ids come back; no second task.
     svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
     assert drain_notifications(svc, now + 1) == 0
-    assert _outbox(svc) == [] and svc.queue.count == 3
+    assert _outbox(svc) == [] and svc.queue.count == 3 and svc.store.work.waiting(NOTIFY) == 0
 
 
 def test_two_drains_never_take_the_same_job(services, receivers):

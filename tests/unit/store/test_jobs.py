@@ -10,7 +10,7 @@ import redis
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.store.effects import QueueTask
+from fluxhook.store.effects import AddTimelineEntry
 from fluxhook.store.jobs import JobStore, Lock
 from fluxhook.store.keys import KEYS
 
@@ -148,18 +148,22 @@ def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
 
 # A transition's lock, counter and effects: one step.
 
-def _commands(store: JobStore, key: str, value: str) -> QueueTask:
-    return QueueTask.record(lambda pipeline: (pipeline.rpush(key, value), pipeline.expire(key, 60)))
+def _entry(job_id: str, value: str) -> AddTimelineEntry:
+    return AddTimelineEntry(job_id, value)
+
+
+def _entries(store: JobStore, job_id: str) -> list[bytes]:
+    return store.connection.lrange(KEYS.timeline(job_id), 0, -1)
 
 
 def test_a_transition_takes_its_lock_counts_and_runs_its_commands_together(store):
     job = _job(store, bfl_id="task-1")
     lock = Lock(f"test:lock:{job.id}", "holder-1", 60)
     change = store.transition(job.id, st.READY, if_equal=("bfl_id", "task-1"), count="webhooks", lock=lock,
-                              effects=(_commands(store, "test:ran", "first"),))
+                              effects=(_entry(job.id, "first"),))
     assert change and change.locked and change.previous == st.SUBMITTED
     assert store.connection.get(lock.key) == b"holder-1" and 0 < store.connection.ttl(lock.key) <= 60
-    assert store.connection.lrange("test:ran", 0, -1) == [b"first"]
+    assert _entries(store, job.id) == [b"first"]
     assert store.get(job.id).webhooks == 1
 
 
@@ -167,16 +171,17 @@ def test_commands_do_not_run_when_the_lock_is_held_or_the_job_does_not_move(stor
     job = _job(store, bfl_id="task-1")
     store.connection.set(f"test:lock:{job.id}", "someone-else")
     held = store.transition(job.id, st.READY, lock=Lock(f"test:lock:{job.id}", "me", 60),
-                            effects=(_commands(store, "test:ran", "held"),))
+                            effects=(_entry(job.id, "held"),))
     assert held and not held.locked  # the job moved; the lock was not ours to take
     assert store.connection.get(f"test:lock:{job.id}") == b"someone-else"
     other = _job(store, bfl_id="task-2")
     refused = store.transition(other.id, st.READY, if_equal=("bfl_id", "another-task"), count="webhooks",
-                               lock=Lock(f"test:lock:{other.id}", "me", 60), effects=(_commands(store, "test:ran", "x"),))
+                               lock=Lock(f"test:lock:{other.id}", "me", 60), effects=(_entry(other.id, "x"),))
     assert not refused and refused.previous == st.SUBMITTED and not refused.locked
-    missing = store.transition(new_job_id(), st.READY, effects=(_commands(store, "test:ran", "y"),))
+    gone = new_job_id()
+    missing = store.transition(gone, st.READY, effects=(_entry(gone, "y"),))
     assert not missing and missing.previous == ""
-    assert store.connection.exists("test:ran") == 0
+    assert _entries(store, job.id) == _entries(store, other.id) == _entries(store, gone) == []
     assert not store.connection.exists(f"test:lock:{other.id}")
     assert store.get(other.id).status == st.SUBMITTED and store.get(other.id).webhooks == 0
 
@@ -185,7 +190,7 @@ def test_without_a_lock_commands_run_with_the_move(store):
     job = _job(store)
     assert store.transition(job.id, st.READY)
     moved = store.transition(job.id, st.STORED,
-                             effects=(_commands(store, "test:ran", "a"), _commands(store, "test:ran", "b")))
-    assert moved and store.connection.lrange("test:ran", 0, -1) == [b"a", b"b"]
-    again = store.transition(job.id, st.STORED, effects=(_commands(store, "test:ran", "c"),))
-    assert not again and store.connection.llen("test:ran") == 2
+                             effects=(_entry(job.id, "a"), _entry(job.id, "b")))
+    assert moved and _entries(store, job.id) == [b"b", b"a"]  # newest first
+    again = store.transition(job.id, st.STORED, effects=(_entry(job.id, "c"),))
+    assert not again and len(_entries(store, job.id)) == 2

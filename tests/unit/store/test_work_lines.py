@@ -1,20 +1,22 @@
-"""The workers' work lines on a real Redis: tokens of one kind take the jobs of every key in turn, by the
-slots' own rule (lua/fair_turns.lua), and a token keeps its job until it ends with no retry coming."""
+"""The workers' work lines on a real Redis: jobs of one kind are taken for RQ in turn across keys, by the
+slots' own rule (lua/fair_turns.lua); a job taken is moving until its task is queued, and back in line if
+its process died in between."""
 
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
 
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.enqueueing import THUMBNAIL_TASK, thumbnail_task
+from fluxhook.lifecycle.enqueueing import thumbnail_task
 from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER
-from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines
+from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines, job_of
 
 
 @pytest.fixture()
@@ -31,11 +33,19 @@ def add(work: WorkLines, kind: str, key_id: str | None, n: int = 1) -> list[str]
     return ids
 
 
+def take(work: WorkLines, kind: str, most: int = 1, now: float | None = None) -> list[str]:
+    """Take up to ``most`` and queue them at once (as enqueueing.feed does); their job ids."""
+    members = work.take(kind, most, time.time() if now is None else now)
+    pipe = work.connection.pipeline(transaction=True)
+    work.queued(kind, members, pipe)
+    pipe.execute()
+    return [job_of(m) for m in members]
+
+
 def take_all(work: WorkLines, kind: str) -> list[str]:
     taken = []
-    while (job_id := work.take(kind, f"token-{len(taken)}")) is not None:
-        taken.append(job_id)
-        work.done(kind, f"token-{len(taken) - 1}")
+    while got := take(work, kind):
+        taken += got
     return taken
 
 
@@ -80,25 +90,32 @@ def test_the_kinds_have_lines_and_turns_of_their_own(work):
     assert take_all(work, DOWNLOAD) == a
 
 
-def test_a_bound_token_gets_its_job_again_until_it_is_done(work):
-    first, second = add(work, DOWNLOAD, "key_a", 2)
-    assert work.take(DOWNLOAD, "t1") == first
-    # An RQ retry of t1, or t1 run again after its worker died mid-task: the same job, no new turn.
-    assert work.take(DOWNLOAD, "t1") == first
-    assert work.pending(DOWNLOAD, "key_a", first) == (False, "t1")
-    assert work.take(DOWNLOAD, "t2") == second
-    work.done(DOWNLOAD, "t1")
-    assert work.pending(DOWNLOAD, "key_a", first) == (False, None)
-    # Done: t1 (should RQ run it again) is an extra token now.
-    assert work.take(DOWNLOAD, "t1") is None
-    assert work.connection.hgetall(KEYS.work_bound(DOWNLOAD)) == {b"t:t2": f"key_a:{second}".encode(),
-                                                                  f"m:key_a:{second}".encode(): b"t2"}
+def test_a_batch_is_taken_one_turn_at_a_time(work):
+    a = add(work, DOWNLOAD, "key_a", 5)
+    b = add(work, DOWNLOAD, "key_b", 5)
+    assert take(work, DOWNLOAD, 4) == [a[0], b[0], a[1], b[1]]
+    assert work.waiting(DOWNLOAD) == 6 and take(work, DOWNLOAD, 0) == []
 
 
-def test_an_extra_token_takes_nothing(work):
-    assert work.take(DOWNLOAD, "extra") is None
-    work.done(DOWNLOAD, "extra")
-    assert work.connection.hlen(KEYS.work_bound(DOWNLOAD)) == 0
+def test_a_job_taken_is_pending_until_its_task_is_queued(work):
+    [job_id] = add(work, DOWNLOAD, "key_a")
+    [member] = work.take(DOWNLOAD, 1, time.time())
+    assert member == f"key_a:{job_id}" and work.waiting(DOWNLOAD) == 0
+    assert work.pending(DOWNLOAD, "key_a", job_id)  # moving: a repair must not queue it again
+    pipe = work.connection.pipeline(transaction=True)
+    work.queued(DOWNLOAD, [member], pipe)
+    pipe.execute()
+    assert not work.pending(DOWNLOAD, "key_a", job_id)
+
+
+def test_a_job_whose_process_died_while_moving_goes_back_in_line(work):
+    [lost, kept] = add(work, DOWNLOAD, "key_a", 2)
+    now = time.time()
+    assert work.take(DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
+    assert work.take(DOWNLOAD, 1, now) == [f"key_a:{kept}"]  # taken just now: still being moved
+    assert work.restore(DOWNLOAD, now - 60) == 1
+    assert work.waiting(DOWNLOAD) == 1 and take_all(work, DOWNLOAD) == [lost]
+    assert work.pending(DOWNLOAD, "key_a", kept)
 
 
 def test_a_job_added_twice_waits_once(work):
@@ -107,41 +124,26 @@ def test_a_job_added_twice_waits_once(work):
     work.add(DOWNLOAD, None, job_id, pipe)
     pipe.execute()
     assert work.waiting(DOWNLOAD) == 1
-    assert work.pending(DOWNLOAD, None, job_id) == (True, None)
+    assert work.pending(DOWNLOAD, None, job_id)
     assert take_all(work, DOWNLOAD) == [job_id]
-
-
-def test_a_job_queued_again_after_its_token_died_for_good_is_bound_to_the_new_one(work):
-    [job_id] = add(work, DOWNLOAD, "key_a")
-    assert work.take(DOWNLOAD, "dead") == job_id  # its worker died with no retries left: never done
-    pipe = work.connection.pipeline(transaction=True)
-    work.add(DOWNLOAD, "key_a", job_id, pipe)  # the sweep's repair
-    pipe.execute()
-    assert work.take(DOWNLOAD, "fresh") == job_id
-    assert work.pending(DOWNLOAD, "key_a", job_id) == (False, "fresh")
-    assert work.take(DOWNLOAD, "dead") is None
 
 
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
-        work.take("poster", "t")
+        work.take("poster", 1, time.time())
     assert set(KINDS) == {"download", "draft_cache", "thumbnail", "notify"}
 
 
-def test_a_token_and_its_job_are_queued_together_under_the_job_s_owner(connection, work):
+def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connection, work):
     jobs = JobStore(connection)
     mine = Job(id=new_job_id(), status="stored", key_id="key_c")
     admins = Job(id=new_job_id(), status="stored")
     jobs.create(mine)
     jobs.create(admins)
     effects = Effects(connection, KEYS, 3600)
-    effects.apply([thumbnail_task(connection, mine.id), thumbnail_task(connection, admins.id),
-                   thumbnail_task(connection, "job_gone")])
+    effects.apply([thumbnail_task(mine.id), thumbnail_task(admins.id), thumbnail_task("job_gone")])
     assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(THUMBNAIL), 0, -1)) == sorted(
-        [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])
-    tasks = [connection.hget(f"rq:job:thumbnail-{j}", "description") for j in (mine.id, admins.id, "job_gone")]
-    assert all(tasks)  # three tokens for two jobs: the extra one will find nothing
-    assert THUMBNAIL_TASK.endswith("make_thumbnail")
+        [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added
 
 
 def test_random_backlogs_match_a_plain_model(work, connection):
@@ -150,18 +152,17 @@ def test_random_backlogs_match_a_plain_model(work, connection):
     weights = {"k1": 1, "k2": 2, "k3": 0.5}
     connection.hset(KEYS.share_weights, mapping=weights)
     passes, clock, lines = dict.fromkeys(weights, 0.0), 0.0, {k: [] for k in weights}
-    for step in range(300):
+    for _ in range(300):
         if rng.random() < 0.5:
             owner = rng.choice(list(weights))
             lines[owner] += add(work, DOWNLOAD, owner)
             continue
-        got = work.take(DOWNLOAD, f"t{step}")
+        got = take(work, DOWNLOAD)
         waiting = [o for o in weights if lines[o]]
         if not waiting:
-            assert got is None
+            assert got == []
             continue
         best = min(waiting, key=lambda o: (max(passes[o], clock), lines[o][0]))
         start = max(passes[best], clock)
         clock, passes[best] = start, start + 1 / weights[best]
-        assert got == lines[best].pop(0)
-        work.done(DOWNLOAD, f"t{step}")
+        assert got == [lines[best].pop(0)]
