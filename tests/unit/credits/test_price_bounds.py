@@ -78,5 +78,6 @@ def test_a_size_is_kept_as_text_and_read_back():
     assert Size.decode(size.encode()) == size
     assert Size.decode("1.0,2,3") == Size(1.0, 2, 3)  # a record kept before sizes carried a rate
     assert Size.decode("1.0,0,10,17.0") == Size(1.0, 0, 10, 17.0)
-    for text in (None, "", "1,2", "a,b,c", "1,2,3,4,5", "1,2,3,x", "1,2,3,nan", "1,2,3,-1", "1,²,1", "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
+    for text in (None, "", "1,2", "a,b,c", "1,2,3,4,5", "1,2,3,x", "1,2,3,nan", "1,2,3,-1", "1,²,1",
+                 "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
         assert Size.decode(text) is None
