@@ -22,8 +22,8 @@ EDIT = "flux-tools/video-edit-v1"
 
 @pytest.fixture(scope="module")
 def tools_stack(redis_server, simulator, _spies, tmp_path_factory):
-    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("tools-stack")), DB) \
-            as running:
+    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("tools-stack")), DB,
+                     BFL_MODEL_LIMITS=f"flux-3-video=2,{EDIT}=3") as running:
         yield running
 
 
@@ -128,3 +128,10 @@ def test_a_tool_refuses_a_field_it_does_not_know_as_bfl_does(base, sim):
                             json={"video": "https://e.example/clip.mp4", "prompt": "p", "seed": 3}, timeout=30)
     assert refused.status_code == 422, refused.text
     assert refused.json()["detail"][0]["loc"] == ["body", "seed"]
+
+
+def test_models_shows_the_limits_in_force_after_bfl_model_limits(base):
+    listed = {m["name"]: m for m in API(base).get("/v1/models").json()["models"]}
+    assert listed["flux-3-video"]["max_active"] == 2  # the catalog's 5, overridden
+    assert listed[EDIT]["max_active"] == 3  # a name with a '/' in BFL_MODEL_LIMITS
+    assert listed["flux-kontext-max"]["max_active"] is None  # no pool of its own here: the account's
