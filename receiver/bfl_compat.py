@@ -20,7 +20,7 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized, UnknownModel
 from fluxhook.core.job import is_job_id
-from fluxhook.core.models import MODEL_NAME
+from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
 from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
 from fluxhook.lifecycle.creating import JobRequest, create_job
@@ -45,18 +45,35 @@ _STATUS_WORDS = {401: "Not authenticated", 403: "Forbidden", 404: "Not Found", 5
 
 
 class ModelConverter(BaseConverter):
-    """A model name as BFL's paths have them; one of fluxhook's own paths is no model (its route answers)."""
+    """A model name as BFL's paths have them (``flux-2-pro``, ``flux-tools/video-edit-v1``); one under fluxhook's
+    own paths is no model (its route answers)."""
 
     regex = MODEL_NAME
+    part_isolating = False  # a name may hold one '/'
 
     def to_python(self, value: str) -> str:
-        if value in OWN_PATHS:
+        if value.split("/", 1)[0] in OWN_PATHS:
             raise ValidationError()
         return value
 
 
-# Registered before the routes that use it (a blueprint applies its records in order).
+class OtherPathConverter(BaseConverter):
+    """Any other path BFL's API may have under /v1 (its account routes: ``delete_finetune``, ``my_finetunes``,
+    ``finetune_details``; ``flux-tools/../finetune``...): never a model, never fluxhook's own path."""
+
+    regex = r"[^?#]*"
+    part_isolating = False
+    weight = 300  # below every other rule: a model's or fluxhook's own route answers first
+
+    def to_python(self, value: str) -> str:
+        if value.split("/", 1)[0] in OWN_PATHS or MODEL.fullmatch(value):
+            raise ValidationError()
+        return value
+
+
+# Registered before the routes that use them (a blueprint applies its records in order).
 bp.record_once(lambda state: state.app.url_map.converters.setdefault("bfl_model", ModelConverter))
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("bfl_other", OtherPathConverter))
 
 
 @bp.before_request
@@ -64,12 +81,28 @@ def authenticate():
     require_bearer()
 
 
-@bp.post("/<bfl_model:model>")
+def _escaped_name() -> bool:
+    """Whether the path as sent spelled a '/' or a '.' of the model's name as a %-escape (``flux-tools%2F..``): the
+    server decoded it before routing, and BFL would not read it as the same path."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    return "%2f" in raw.lower() or "%2e" in raw.lower() or "%5c" in raw.lower()
+
+
+@bp.route("/<bfl_other:path>", methods=["GET", "POST"], merge_slashes=False)
+def other_path(path: str):
+    """A path BFL may serve that is no generation endpoint fluxhook sends to (its account and finetune routes):
+    BFL's own 404, nothing created and nothing sent."""
+    return _error(404, _not_found(path))
+
+
+@bp.post("/<bfl_model:model>", merge_slashes=False)
 @replicated
 @idempotent
 def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
     kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
+    if _escaped_name():
+        return _error(404, _STATUS_WORDS[404])
     svc = services()
     task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
     if not task_input:

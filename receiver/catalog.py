@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from fluxhook.core.pools import limit_in
+
 from .auth import require_bearer
 from .context import services
 
@@ -19,5 +21,11 @@ def authenticate():
 def index():
     """Every model of the catalog the caller may use (an app key with ``models``: those alone), in the catalog's order."""
     caller = require_bearer()
-    models = services().config.catalog.models.values()
-    return {"models": [model.describe() for model in models if caller.may_use(model.name)]}
+    config = services().config
+    # The limit in force: BFL_MODEL_LIMITS (defaulting to the catalog's) within BFL_MAX_ACTIVE; null for a model
+    # without a pool of its own, whose tasks share the account's.
+    limited = {model for model, _ in config.bfl_model_limits}
+    return {"models": [{**model.describe(),
+                        "max_active": limit_in(config.bfl_max_active, config.bfl_model_limits, model.name)
+                        if model.name in limited else None}
+                       for model in config.catalog.models.values() if caller.may_use(model.name)]}

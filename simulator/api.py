@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from flask import Blueprint, redirect, request
 from flask.typing import ResponseReturnValue
+
+from fluxhook.core.models import MODEL
 
 from . import models
 from .errors import Rejected
 from .state import current_simulator
 
 bp = Blueprint("bfl_api", __name__)
-MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 
 
 def _authenticate() -> None:
     current_simulator().check_key(request.headers.get("x-key"))
 
 
-@bp.post("/v1/<model>")
+@bp.post("/v1/<path:model>", merge_slashes=False)
 def submit(model: str) -> ResponseReturnValue:
     """Accept a generation task for a model BFL has (any name with the any_model setting)."""
     sim = current_simulator()
     # Like BFL, whose router answers before the key is looked at: a model it has no endpoint for is a 404.
-    if not MODEL_NAME.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
+    if not MODEL.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
         raise Rejected(404, {"detail": "Not Found"})
     _authenticate()
     time.sleep(sim.current("submit_delay"))

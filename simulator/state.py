@@ -8,7 +8,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from . import pricing
+from fluxhook.core.catalog import URL_LIFE_BY_KIND
+
+from . import models, pricing
 from .callbacks import CallbackSender, encode_body
 from .errors import Rejected
 from .images import ImageCache
@@ -171,8 +173,9 @@ class Simulator:
             sample = None
             if task.outcome == "ready":
                 sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
+            delay = self.settings.video_delay if task.is_video else self.settings.task_delay
             return task.poll_body(sample, self._draft_url(task, self.settings.public_base()),
-                                  task.running(time.time(), task.seconds or self.settings.video_delay))
+                                  task.running(time.time(), task.seconds or delay))
 
     def _refuse(self, status: int, retry_after: int | None) -> None:
         """Caller holds the lock. Raise the switch's answer, counted as refused and never as submitted."""
@@ -325,11 +328,20 @@ class Simulator:
         return "send"
 
     def _sample_url(self, task: Task, ttl: int, base: str, ext: str | None = None) -> str:
-        if task.is_video:
-            ttl = self.settings.video_url_ttl  # a video's URLs live about 2 hours
-        exp = self.signer.expiry(ttl)
+        exp = self.signer.expiry(self._url_life(task, ttl))
         sig = self.signer.sign(task.id, exp)
         return f"{base}/delivery/{task.id}.{ext or task.image_format}?exp={exp}&sig={sig}"
+
+    def _url_life(self, task: Task, ttl: int) -> int:
+        """Caller holds the lock. The model's own URL life from the catalog (an hour for FLUX 3 Image and the
+        tools, 2 hours for FLUX 3 video), scaled as the settings scale its kind's (``url_ttl`` for 10 minutes of
+        an image, ``video_url_ttl`` for 2 hours of a video), so a test can shorten them all."""
+        kind = "video" if task.is_video else "image"
+        setting = self.settings.video_url_ttl if task.is_video else ttl
+        entry = models.catalog().get(task.model)
+        if entry is None or entry.kind != kind:
+            return setting
+        return max(1, round(setting * entry.result_url_life / URL_LIFE_BY_KIND[kind]))
 
     def _draft_url(self, task: Task, base: str) -> str | None:
         if not task.draft or task.outcome != "ready":

@@ -54,9 +54,9 @@ def validate_submission(model: str, body: Any) -> list[dict[str, Any]]:
         return [{"loc": ["body"], "msg": "Input should be a valid JSON object", "type": "model_attributes_type"}]
     errors = []
     prompt = body.get("prompt")
-    # FLUX 3 video's draft_enhance renders a kept draft: it takes no prompt.
-    enhance = model == models.VIDEO and body.get("mode") == "draft_enhance"
-    if not enhance and (not isinstance(prompt, str) or not prompt.strip()):
+    # FLUX 3 video's draft_enhance renders a kept draft, and some tools work on their input alone: no prompt.
+    enhance = model == models.VIDEO and body.get("mode") in ("draft_enhance", "draft-enhance")
+    if not enhance and model not in models.NO_PROMPT and (not isinstance(prompt, str) or not prompt.strip()):
         errors.append({"loc": ["body", "prompt"], "msg": "Field required (non-empty string)", "type": "missing"})
     return errors + [e for e in models.field_errors(model, body) if e["loc"] != ["body", "prompt"]]
 
@@ -129,9 +129,14 @@ class Task:
             result["draft_cache"] = draft_url
         return result
 
+    @property
+    def reasons(self) -> bool:
+        """Whether it plans before it generates (FLUX 3: Reasoning, then Generating)."""
+        return self.is_video or self.model.startswith("flux-3")
+
     def running(self, now: float, duration: float | None) -> tuple[str, float]:
-        """A pending task's status word and progress: a video goes Pending, Reasoning, Generating over ``duration``."""
-        if not self.is_video or not duration or duration <= 0:
+        """A pending task's status word and progress: FLUX 3 goes Pending, Reasoning, Generating over ``duration``."""
+        if not self.reasons or not duration or duration <= 0:
             return PENDING, 0.5
         share = min(0.99, max(0.0, (now - self.created_at) / duration))
         word = [name for start, name in RUNNING_PHASES if share >= start][-1]
@@ -206,7 +211,8 @@ def new_task(model: str, body: dict[str, Any], default_format: str, cancel: thre
     for marker in IMAGE_FORMATS:
         if marker in markers:
             fmt = marker
-    if "video" in model:  # FLUX 3 video: an MP4
+    entry = models.catalog().get(model)
+    if entry.kind == "video" if entry is not None else "video" in model:  # FLUX 3 video and the video tools
         fmt = VIDEO_FORMAT
     return Task(
         draft=body.get("draft") is True,

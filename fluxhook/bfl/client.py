@@ -22,6 +22,7 @@ from fluxhook.bfl.costs import parse_cost
 from fluxhook.core.accounts import Account
 from fluxhook.core.backoff import backoff_delay, retry_after_seconds
 from fluxhook.core.bfl_limits import ATTEMPTS, TIMEOUT
+from fluxhook.core.catalog import without_webhook
 from fluxhook.core.config import Config
 from fluxhook.core.errors import (
     BFLAccountDown,
@@ -51,6 +52,7 @@ class BFLClient:
     def __init__(self, config: Config, http: HTTPClient, *, attempts: int = ATTEMPTS,
                  sleep: Callable[[float], None] = time.sleep, account: Account | None = None):
         self.account = account or config.accounts[0]
+        self.catalog = config.catalog
         self.api_base = self.account.api_base
         self.http = http
         self.attempts = attempts
@@ -67,6 +69,8 @@ class BFLClient:
         (a ``costs.Cost``, None when BFL stated none usably)."""
         if not MODEL.fullmatch(model):
             raise BFLRejected(f"invalid model name {model[:64]!r}")
+        # A model whose schema refuses webhook fields (BFL's tools) gets none: its task is followed by polling.
+        body = without_webhook(self.catalog.get(model), body)
         data = self._request("POST", self._base, f"{self.api_base}/v1/{model}", json=body)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BFLUnavailable("BFL's answer to the submission has no task id")

@@ -10,8 +10,10 @@ their default limits from it, the routes refuse every other name, and the simula
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,27 +25,97 @@ SHIPPED = Path(__file__).with_name("catalog.toml")
 KINDS = ("image", "video")
 # How BFL prices a model: one price per image; a first megapixel and each further one made or read; per second.
 PRICE_RULES = {"image": ("credits",), "megapixel": ("first", "each"), "second": ("credits",)}
+# The rules whose figure may depend on request fields (``by``: FLUX 3's resolution classes, a video's mode).
+TABLE_RULES = ("image", "second")
+# How long a result URL lives when the entry does not say: BFL's 10 minutes for an image, about 2 hours for a video.
+URL_LIFE_BY_KIND = {"image": 600, "video": 7200}
+# The fields BFL reads a task's callback from; a model that takes none is followed by polling from its submission.
+WEBHOOK_FIELDS = ("webhook_url", "webhook_secret")
 # A megapixel as BFL's price tables count it (1024 x 1024 is 1.05 of them): counted so, a bound is never below
 # one counted in 1024 x 1024 pixels.
 MEGAPIXEL = 1_000_000
 _FIELDS = {"kind", "price", "max_output_mp", "input_images", "max_input_mp", "max_active", "max_seconds",
-           "default_seconds", "region", "source", "size", "default_mp", "max_side", "min_side", "multiple_of"}
+           "default_seconds", "region", "source", "size", "default_mp", "max_side", "min_side", "multiple_of",
+           "webhook", "url_life", "inputs", "uncertain"}
+_PRICE_FIELDS = {"rule", "credits", "first", "each", "by", "rates", "defaults", "aliases", "per_megapixel", "note"}
+# Joins the values of a rate's fields into its key (``"t2v/false/hd"``); ``*`` stands for any value of a field.
+KEY_SEPARATOR = "/"
+ANY = "*"
+# The value of a field the request leaves out and ``defaults`` does not name (a rate may name it: ``t2v/false/-``).
+ABSENT = "-"
 
 
 @dataclass(frozen=True)
 class Price:
-    """A model's price rule, in credits (1 credit = 1 US cent)."""
+    """A model's price rule, in credits (1 credit = 1 US cent).
+
+    With ``by``, the figure depends on request fields: ``rates`` maps their values, joined by ``/`` in ``by``'s
+    order, to credits (per image, or per second); a field the request leaves out takes its ``defaults`` value, a
+    value is first read through ``aliases``, and ``*`` in a key stands for any value. A request whose values no key
+    names is charged at the highest rate, so an unforeseen value can only raise the bound, never lower it. A field
+    left out with no default has the value ``-``, for a rate whose default depends on another field.
+    """
 
     rule: str
-    credits: float = 0.0  # per image, or per second of video
+    credits: float = 0.0  # per image, or per second of video (the highest rate when ``rates`` are given)
     first: float = 0.0  # the first megapixel made
     each: float = 0.0  # each further megapixel made, and each one read from an input image
+    by: tuple[str, ...] = ()
+    rates: tuple[tuple[str, float], ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+    per_megapixel: bool = False  # "second": the rate is per megapixel of each output frame (video upscaling)
+
+    def rate(self, body: Mapping[str, Any] | None) -> float:
+        """Credits per image or per second for the request ``body`` (None: the highest rate)."""
+        if not self.rates:
+            return self.credits
+        if body is None:
+            return self.highest
+        defaults, aliases = dict(self.defaults), dict(self.aliases)
+        values = []
+        for name in self.by:
+            value = field_value(body.get(name)) if body.get(name) is not None else defaults.get(name, ABSENT)
+            values.append(aliases.get(value, value))
+        rates = dict(self.rates)
+        for key in _candidates(values):
+            if key in rates:
+                return rates[key]
+        return self.highest
+
+    @property
+    def highest(self) -> float:
+        """The most any request pays per image or per second."""
+        return max((figure for _, figure in self.rates), default=self.credits)
 
     def describe(self) -> dict[str, Any]:
         """As ``GET /v1/models`` shows it."""
         if self.rule == "megapixel":
             return {"rule": "megapixel", "first_megapixel": self.first, "each_further_megapixel": self.each}
-        return {"rule": self.rule, "credits": self.credits}
+        shown: dict[str, Any] = {"rule": self.rule, "credits": self.highest}
+        if self.rates:
+            shown.update(by=list(self.by), rates=dict(self.rates), defaults=dict(self.defaults))
+        if self.per_megapixel:
+            shown["per_megapixel"] = True
+        return shown
+
+
+def field_value(value: Any) -> str:
+    """A request field's value as a rate's key names it: ``true``/``false``, whole numbers without ``.0``, and
+    text in lower case without surrounding space (BFL's schemas read them so)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value).strip().lower()
+
+
+def _candidates(values: list[str]) -> list[str]:
+    """The keys that may name these values, the most specific first (each field its value, then ``*``)."""
+    keys = [[]]  # type: list[list[str]]
+    for value in values:
+        keys = [key + [choice] for key in keys for choice in (value, ANY)]
+    return [KEY_SEPARATOR.join(key) for key in keys]
 
 
 @dataclass(frozen=True)
@@ -61,19 +133,31 @@ class Model:
     default_seconds: int | None = None  # video: the length when none is asked
     region: str | None = None  # "finetune": only the endpoint where the finetune lives serves it
     default_mp: float = 1.05  # the output when none is asked (1024 x 1024)
+    webhook: bool = True  # whether BFL accepts webhook_url/webhook_secret for it (some tools refuse any such field)
+    url_life: int | None = None  # seconds its result URLs live; None: by its kind
+    inputs: tuple[str, ...] | None = None  # the request fields it reads inputs from, when not input_image..
+    uncertain: tuple[str, ...] = ()  # the facts whose figure BFL has not published (bounded on the safe side)
 
     @property
     def input_fields(self) -> tuple[str, ...]:
         """The request fields BFL reads input images from (video keyframes are counted apart)."""
+        if self.inputs is not None:
+            return self.inputs
         if self.input_images <= 0 or self.kind == "video":
             return ()
         return ("input_image", *(f"input_image_{n}" for n in range(2, self.input_images + 1)))
 
+    @property
+    def result_url_life(self) -> int:
+        """Seconds a result URL of this model lives after BFL finished the task."""
+        return self.url_life if self.url_life is not None else URL_LIFE_BY_KIND[self.kind]
+
     def describe(self) -> dict[str, Any]:
-        """As ``GET /v1/models`` lists it."""
+        """As ``GET /v1/models`` lists it (which puts the limit in force, after BFL_MODEL_LIMITS, in ``max_active``)."""
         return {"name": self.name, "kind": self.kind, "max_active": self.max_active,
                 "price": self.price.describe() if self.price else None, "max_output_mp": self.max_output_mp,
-                "input_images": self.input_images, "max_seconds": self.max_seconds, "region": self.region}
+                "input_images": self.input_images, "max_seconds": self.max_seconds, "region": self.region,
+                "webhook": self.webhook, "url_life": self.result_url_life, "uncertain": list(self.uncertain)}
 
 
 class Catalog:
@@ -109,6 +193,10 @@ def _number(entry: Mapping[str, Any], key: str, where: str, problems: list[str],
     return value
 
 
+def _credits(figure: Any) -> bool:
+    return not isinstance(figure, bool) and isinstance(figure, (int, float)) and math.isfinite(figure) and figure >= 0
+
+
 def _price(value: Any, where: str, problems: list[str]) -> Price | None:
     if value is None:
         return None
@@ -116,14 +204,57 @@ def _price(value: Any, where: str, problems: list[str]) -> Price | None:
     if rule not in PRICE_RULES:
         problems.append(f"{where}: 'price' must be a table with 'rule' one of {', '.join(PRICE_RULES)}, got {value!r}")
         return None
+    unknown = sorted(set(value) - _PRICE_FIELDS)
+    if unknown:
+        problems.append(f"{where}: unknown price field(s) {', '.join(unknown)}; known: {', '.join(sorted(_PRICE_FIELDS))}")
+        return None
+    if "rates" in value:
+        return _table_price(rule, value, where, problems)
     figures = {}
     for key in PRICE_RULES[rule]:
         figure = value.get(key)
-        if isinstance(figure, bool) or not isinstance(figure, (int, float)) or not math.isfinite(figure) or figure < 0:
+        if not _credits(figure):
             problems.append(f"{where}: price '{key}' must be a number of credits (0 or more), got {figure!r}")
             return None
         figures[key] = float(figure)
-    return Price(rule, **figures)
+    return Price(rule, **figures, per_megapixel=value.get("per_megapixel") is True)
+
+
+def _text_pairs(value: Any, what: str, where: str, problems: list[str]) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not all(isinstance(v, (str, bool, int, float)) for v in value.values()):
+        problems.append(f"{where}: price '{what}' must be a table of field values, got {value!r}")
+        return None
+    return tuple((field_value(k), field_value(v)) for k, v in value.items())
+
+
+def _table_price(rule: str, value: dict, where: str, problems: list[str]) -> Price | None:
+    """A price whose figure depends on request fields: ``by``, ``rates`` and optional ``defaults``, ``aliases``."""
+    by, rates = value.get("by"), value.get("rates")
+    if rule not in TABLE_RULES:
+        problems.append(f"{where}: price 'rates' is for the rules {', '.join(TABLE_RULES)}, not {rule!r}")
+        return None
+    if not isinstance(by, list) or not by or not all(isinstance(f, str) and f for f in by):
+        problems.append(f"{where}: price 'by' must list the request fields its rates depend on, got {by!r}")
+        return None
+    if not isinstance(rates, dict) or not rates:
+        problems.append(f"{where}: price 'rates' must be a table of credits by field values, got {rates!r}")
+        return None
+    table = []
+    for key, figure in rates.items():
+        if len(str(key).split(KEY_SEPARATOR)) != len(by) or not _credits(figure):
+            problems.append(f"{where}: price rate {key!r} must name one value of each of {', '.join(by)} "
+                            f"(joined by '/') and be a number of credits (0 or more), got {figure!r}")
+            return None
+        table.append((str(key).strip().lower(), float(figure)))
+    defaults = _text_pairs(value.get("defaults"), "defaults", where, problems)
+    aliases = _text_pairs(value.get("aliases"), "aliases", where, problems)
+    if defaults is None or aliases is None:
+        return None
+    highest = max(figure for _, figure in table)
+    return Price(rule, credits=highest, by=tuple(by), rates=tuple(table), defaults=defaults, aliases=aliases,
+                 per_megapixel=value.get("per_megapixel") is True)
 
 
 def parse_entry(name: str, entry: Any, where: str, problems: list[str]) -> Model | None:
@@ -150,7 +281,20 @@ def parse_entry(name: str, entry: Any, where: str, problems: list[str]) -> Model
     if region not in (None, "finetune"):
         problems.append(f"{where}: 'region' may only be 'finetune', got {region!r}")
         region = None
+    webhook = entry.get("webhook", True)
+    if not isinstance(webhook, bool):
+        problems.append(f"{where}: 'webhook' must be true or false, got {webhook!r}")
+        webhook = True
+    listed = {}
+    for key in ("inputs", "uncertain"):
+        found = entry.get(key)
+        if found is not None and (not isinstance(found, list) or not all(isinstance(f, str) and f for f in found)):
+            problems.append(f"{where}: '{key}' must be a list of names, got {found!r}")
+            found = None
+        listed[key] = tuple(found) if found is not None else None
     return Model(name=name, kind=kind, price=_price(entry.get("price"), where, problems),
+                 webhook=webhook, url_life=_number(entry, "url_life", where, problems, whole=True),
+                 inputs=listed["inputs"], uncertain=listed["uncertain"] or (),
                  max_output_mp=_number(entry, "max_output_mp", where, problems, default=4.0),
                  input_images=inputs, max_input_mp=_number(entry, "max_input_mp", where, problems, default=4.0),
                  max_active=_number(entry, "max_active", where, problems, whole=True),
@@ -209,3 +353,35 @@ def _shipped() -> Catalog:
 
 # The catalog as shipped, before any BFL_MODELS_FILE.
 SHIPPED_CATALOG = _shipped()
+
+
+@functools.cache
+def _with_file(extra: str | None) -> Catalog:
+    problems: list[str] = []
+    found = load(extra, problems)
+    return SHIPPED_CATALOG if problems else found  # a bad file stops the process at start (Config)
+
+
+def in_force() -> Catalog:
+    """The catalog this process runs with: the shipped one with BFL_MODELS_FILE merged over it, read once; for the
+    pure rules that are given a model's name alone (how long its result URLs live)."""
+    return _with_file(os.environ.get("BFL_MODELS_FILE") or None)
+
+
+def takes_webhook(model: Model | None) -> bool:
+    """Whether a task of ``model`` may be sent with ``webhook_url``/``webhook_secret``: a model the catalog says
+    takes none (BFL answers 422 to them) is sent without and followed by polling from its submission."""
+    return model is None or model.webhook
+
+
+def without_webhook(model: Model | None, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The submission ``body`` as BFL accepts it for ``model``: without webhook fields when it takes none."""
+    if takes_webhook(model):
+        return dict(body)
+    return {name: value for name, value in body.items() if name not in WEBHOOK_FIELDS}
+
+
+def first_poll_at(model: Model | None, submitted_at: float, grace: float) -> float:
+    """When a just-submitted task is first polled: after CALLBACK_GRACE_SECONDS (``grace``) when a callback is
+    awaited, at once when its model takes no webhook (nothing would ever call back)."""
+    return submitted_at + (grace if takes_webhook(model) else 0.0)

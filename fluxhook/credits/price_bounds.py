@@ -5,7 +5,9 @@ BFL states ``cost`` only in its answer, so the budget reserves the most the cata
 for the request: its output size as BFL reads ``width`` and ``height`` (whole numbers in any JSON form, as
 BFL's schema coerces them; anything it could not read counts as the model's largest output), at most the
 model's largest output and at least the first megapixel BFL charges whole; every input image BFL reads at the
-most megapixels the catalog says it reads from one; a video's seconds and batch likewise. The bound is never
+most megapixels the catalog says it reads from one; a video's seconds and batch likewise; and where the price
+depends on request fields (FLUX 3 Image's resolution class, FLUX 3 Video's mode, draft and resolution), the rate
+those fields select, the highest when they select none. The bound is never
 learned from earlier answers, so no caller can lower another's bound by what it sends first. BFL's stated
 price settles the reservation; one above the bound is counted, and its model's requests go alone from then on
 (``fluxhook.credits.budget``). A model the catalog cannot bound (no price) has no bound: its requests go alone.
@@ -31,22 +33,26 @@ class Size(NamedTuple):
     output_mp: float  # megapixels made, at least one
     input_images: int  # input images BFL reads
     seconds: int = 0  # a video's length, times its batch
+    rate: float | None = None  # the price rule's rate the request's fields select; None: the rule's highest
 
     def encode(self) -> str:
         """As a job's record keeps it while its input waits in storage."""
-        return f"{self.output_mp!r},{self.input_images},{self.seconds}"
+        rate = "" if self.rate is None else f",{self.rate!r}"
+        return f"{self.output_mp!r},{self.input_images},{self.seconds}{rate}"
 
     @classmethod
     def decode(cls, text: str | None) -> "Size | None":
         """A size as ``encode`` wrote it; None for anything else."""
         parts = (text or "").split(",")
-        if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts[1:]):
+        if len(parts) not in (3, 4) or not all(p.isascii() and p.isdigit() and len(p) < 12 for p in parts[1:3]):
             return None
         try:
-            output = float(parts[0])
+            output, rate = float(parts[0]), float(parts[3]) if len(parts) == 4 else None
         except ValueError:
             return None
-        return cls(output, int(parts[1]), int(parts[2])) if math.isfinite(output) and output >= 0 else None
+        if not math.isfinite(output) or output < 0 or (rate is not None and (not math.isfinite(rate) or rate < 0)):
+            return None
+        return cls(output, int(parts[1]), int(parts[2]), rate)
 
 
 def whole_number(value: Any) -> int | None:
@@ -73,9 +79,18 @@ def _output_mp(model: Model, body: Mapping[str, Any]) -> float:
     return min(model.max_output_mp, w * h / MEGAPIXEL)
 
 
+def _inputs(model: Model, body: Mapping[str, Any]) -> int:
+    """The input images BFL reads: one per field given, each item of a list field (FLUX 3 Image's ``images``)."""
+    count = 0
+    for name in model.input_fields:
+        value = body.get(name)
+        count += len(value) if isinstance(value, list) else (1 if value else 0)
+    return count
+
+
 def request_size(model: Model, body: Mapping[str, Any]) -> Size:
     """The size of a submission ``body`` (BFL's request fields) for ``model``, as BFL will read it."""
-    inputs = sum(1 for name in model.input_fields if body.get(name))
+    inputs = _inputs(model, body)
     seconds = 0
     if model.kind == "video":
         keyframes = body.get("keyframes")
@@ -87,7 +102,8 @@ def request_size(model: Model, body: Mapping[str, Any]) -> Size:
         batch = whole_number(body.get("batch", 1))
         batch = MAX_BATCH if batch is None or batch < 1 else min(batch, MAX_BATCH)
         seconds = duration * batch
-    return Size(max(1.0, _output_mp(model, body)), inputs, seconds)
+    rate = model.price.rate(body) if model.price is not None and model.price.rule != "megapixel" else None
+    return Size(max(1.0, _output_mp(model, body)), inputs, seconds, rate)
 
 
 def bound(model: Model | None, size: Size) -> int | None:
@@ -96,10 +112,13 @@ def bound(model: Model | None, size: Size) -> int | None:
     if model is None or model.price is None:
         return None
     price = model.price
+    rate = price.highest if size.rate is None else min(size.rate, price.highest)
     if price.rule == "image":
-        credits = price.credits
+        credits = rate
     elif price.rule == "second":
-        credits = price.credits * size.seconds
+        # Per megapixel-second (video upscaling): every frame at the most the model makes, as the output's size
+        # follows an input BFL alone reads.
+        credits = rate * size.seconds * (model.max_output_mp if price.per_megapixel else 1)
     else:
         # BFL states megapixels to two decimals: a request is charged for at most its own, rounded up.
         made = math.ceil(size.output_mp * 100 - 1e-9) / 100

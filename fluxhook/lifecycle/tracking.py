@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass, field
 
 from fluxhook.core import transitions as st
+from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_keys, routing, schedule
+from fluxhook.lifecycle import app_keys, routing
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.creating import current
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -32,6 +33,11 @@ class TrackRequest:
     account: str | None = None
 
 
+def _first_poll(svc: Services, model: str | None, now: float) -> float:
+    """A tracked task of a model that takes no webhook will never call back: it is polled at once."""
+    return first_poll_at(svc.config.catalog.get(model), now, svc.config.callback_grace_seconds)
+
+
 def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Job, bool]:
     """The job that follows the task, and whether this call created it (a task is tracked once: asked again,
     its job is answered as it is). A callback that came before the task was tracked is applied now.
@@ -45,7 +51,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
         id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
         polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now, submitted_at=now,
         notify_url=request.notify_url, key_id=caller.key_id, account=routing.tracking_account(svc, caller, request.account),
-    ), due=schedule.first_poll_at(now, svc.config.callback_grace_seconds))
+    ), due=_first_poll(svc, request.model, now))
     if not caller.sees(job):
         raise JobNotFound("another app key tracks this BFL task")
     if created:

@@ -1,25 +1,47 @@
-"""How long BFL's result URLs live (pure): 10 minutes for an image, about 2 hours for a video and its draft
-cache. Downloads are retried for as long as a URL may still be fetched, and a URL past its life is not
-fetched at all: BFL is asked for a fresh one instead."""
+"""How long BFL's result URLs live (pure), as the model catalog says per model: 10 minutes for FLUX.1 and FLUX.2
+images, about an hour for FLUX 3 Image and BFL's tools, about 2 hours for FLUX 3 video and its draft cache.
+Downloads are retried for as long as a URL may still be fetched, and a URL past its life is not fetched at all:
+BFL is asked for a fresh one instead."""
 
 from __future__ import annotations
 
-IMAGE_URL_LIFE = 600
-VIDEO_URL_LIFE = 7200
+from fluxhook.core.catalog import URL_LIFE_BY_KIND, Catalog, in_force
+
+IMAGE_URL_LIFE = URL_LIFE_BY_KIND["image"]
+VIDEO_URL_LIFE = URL_LIFE_BY_KIND["video"]
 
 
-def expects_video(model: str | None) -> bool:
-    """Whether a model's results are videos (FLUX 3 video: ``flux-3-video`` and its kin)."""
+def expects_video(model: str | None, catalog: Catalog | None = None) -> bool:
+    """Whether a model's results are videos: its catalog kind; a name the catalog does not know is taken for a
+    video when it says so (``flux-3-video`` and its kin)."""
+    entry = (catalog or in_force()).get(model)
+    if entry is not None:
+        return entry.kind == "video"
     return model is not None and "video" in model
 
 
-def url_life(model: str | None) -> int:
-    """Seconds a result URL of this model lives after BFL finished the task.
+def model_url_life(model: str | None, catalog: Catalog | None = None) -> int:
+    """Seconds a result URL of this model lives after BFL finished the task, from the catalog (``catalog``, else
+    the one in force: the shipped one with BFL_MODELS_FILE merged over it).
 
-    A job without a model (a task tracked without one) gets the longer life: retrying an image's URL
-    for too long costs a few requests, giving up on a video's too early loses it.
+    A job without a model (a task tracked without one), or with a name the catalog does not know, gets the
+    longer life unless its name says image: retrying an image's URL for too long costs a few requests, giving
+    up on a video's too early loses it.
     """
-    return IMAGE_URL_LIFE if model is not None and not expects_video(model) else VIDEO_URL_LIFE
+    entry = (catalog or in_force()).get(model)
+    if entry is not None:
+        return entry.result_url_life
+    return IMAGE_URL_LIFE if model is not None and not expects_video(model, catalog) else VIDEO_URL_LIFE
+
+
+def url_life(model: str | None) -> int:
+    """Seconds a result URL of this model lives (``model_url_life`` with the catalog in force)."""
+    return model_url_life(model)
+
+
+def expires_at(model: str | None, finished_at: float, catalog: Catalog | None = None) -> float:
+    """When a result URL of a task BFL finished at ``finished_at`` stops working: the order downloads are due in."""
+    return finished_at + model_url_life(model, catalog)
 
 
 def past_life(model: str | None, finished_at: float | None, now: float) -> bool:

@@ -68,12 +68,16 @@ def test_the_bound_follows_the_catalogs_rule_in_whole_credits():
 
 
 def test_a_model_without_a_price_has_no_bound():
-    assert bound(SHIPPED_CATALOG.get("flux-3-video"), Size(1.0, 0, 5)) is None
+    assert bound(Model("flux-new", "video", None, max_seconds=20), Size(1.0, 0, 5)) is None
+    assert all(m.price is not None for m in SHIPPED_CATALOG.models.values() if m.region is None)
     assert bound(None, Size(1.0, 0)) is None
 
 
 def test_a_size_is_kept_as_text_and_read_back():
     size = request_size(PRO, {"width": 1440, "height": 2048, "input_image": "a"})
     assert Size.decode(size.encode()) == size
-    for text in (None, "", "1,2", "a,b,c", "1,2,3,4", "1,²,1", "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
+    assert Size.decode("1.0,2,3") == Size(1.0, 2, 3)  # a record kept before sizes carried a rate
+    assert Size.decode("1.0,0,10,17.0") == Size(1.0, 0, 10, 17.0)
+    for text in (None, "", "1,2", "a,b,c", "1,2,3,4,5", "1,2,3,x", "1,2,3,nan", "1,2,3,-1", "1,²,1",
+                 "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
         assert Size.decode(text) is None
