@@ -165,6 +165,24 @@ def test_a_callback_proven_with_one_accounts_secret_cannot_change_anothers_task(
     assert accepted.status_code == 200 and accepted.json()["job_id"] == tracked.json()["id"]
 
 
+def test_a_callback_kept_before_its_task_is_tracked_is_checked_against_the_tracking_account(accounts):
+    api, _, _ = accounts
+    body = {"id": "task-of-us-0002", "status": "Generating", "progress": 0.5}
+
+    def static(secret: str) -> requests.Response:
+        return requests.post(f"{api.base_url}/webhooks/bfl", json=body, timeout=10,
+                             headers={"X-Webhook-Secret": secret})
+
+    kept = static(EU_SECRET)  # no job knows the task yet: kept, under eu's secret
+    assert kept.status_code == 202, kept.text
+    tracked = api.track("task-of-us-0002", account="us")
+    assert tracked.status_code == 201 and tracked.json()["account"] == "us"
+    job = api.job(tracked.json()["id"])
+    assert job["attempts"]["webhooks"] == 0 and job["bfl_status"] != "Generating"  # eu's word is nothing to us's task
+    assert static(US_SECRET).status_code == 200
+    assert api.job(job["id"])["bfl_status"] == "Generating"
+
+
 def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callback_settles_it(accounts):
     api, eu, us = accounts
     _, eu_app = make_key(api, region="eu")
