@@ -38,6 +38,9 @@ class Account:
     def refused(self) -> int:
         return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["refused"]
 
+    def unauthorized(self) -> int:
+        return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["unauthorized"]
+
 
 @pytest.fixture(scope="module")
 def two_accounts(redis_server, simulator, _spies, tmp_path_factory):
@@ -181,6 +184,17 @@ def test_a_callback_kept_before_its_task_is_tracked_is_checked_against_the_track
     assert job["attempts"]["webhooks"] == 0 and job["bfl_status"] != "Generating"  # eu's word is nothing to us's task
     assert static(US_SECRET).status_code == 200
     assert api.job(job["id"])["bfl_status"] == "Generating"
+
+
+def test_a_tracked_tasks_polling_url_on_another_accounts_endpoint_never_gets_this_accounts_key(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    before = us.unauthorized()
+    tracked = eu_app.track("task-of-nobody-0001", polling_url=f"{us.base}/v1/get_result?id=task-of-nobody-0001")
+    assert tracked.status_code == 201 and tracked.json()["account"] == "eu"
+    wait_until(lambda: api.job(tracked.json()["id"])["attempts"]["polls"] >= 1, timeout=60,
+               message="the tracked task to be polled")
+    assert us.unauthorized() == before  # polled at eu's own endpoint, never with eu's key at us's
 
 
 def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callback_settles_it(accounts):
