@@ -312,16 +312,34 @@ def check_model(caller: Caller, model: str) -> None:
         raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")
 
 
-def take_request(store: AppKeys, caller: Caller, now: float) -> None:
-    """Count one submission or track against the key's ``requests_per_minute``, or raise RateLimited (nothing
-    counted)."""
+@dataclass(frozen=True)
+class TakenRequest:
+    """One submission or track counted against its key's ``requests_per_minute``, by the name it has there."""
+
+    key_id: str
+    name: str
+
+
+def take_request(store: AppKeys, caller: Caller, now: float) -> TakenRequest | None:
+    """Count one submission or track against the key's ``requests_per_minute`` (None when nothing limits it), or
+    raise RateLimited (nothing counted). Only accepted requests count: one refused afterwards, for whatever reason,
+    is given back (``give_back_request``)."""
     key = caller.key
     if key is None or key.requests_per_minute is None:
-        return
-    wait = store.take_request(key.id, key.requests_per_minute, now)
+        return None
+    name = secrets.token_hex(16)
+    wait = store.take_request(key.id, key.requests_per_minute, now, name)
     if wait > 0:
         raise RateLimited(f"this app key may submit or track {key.requests_per_minute} jobs a minute; "
                           f"retry in {wait:.1f} s", retry_after=wait)
+    return TakenRequest(key.id, name)
+
+
+def give_back_request(store: AppKeys, taken: TakenRequest | None) -> None:
+    """A counted request was refused after all (BFL's refusal, a budget's, another key's task...): it counts
+    nothing against ``requests_per_minute``."""
+    if taken is not None:
+        store.give_back_request(taken.key_id, taken.name)
 
 
 def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
