@@ -22,14 +22,15 @@ from pathlib import Path
 
 SLOWLORIS_HEAD = b"GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n" + b"X-Padding: " + b"a" * 4000
 BODY_LENGTH = 60000
-# Shaped like an app key, so the server must wait for the body before it can tell (one with no token is
-# refused before its body).
+# Shaped like an app key but no key's: refused before its body, as a request with no token is (the server
+# reads the key's record once the head is in).
 FORGED_KEY = "fhk_0123456789abcdef_" + "A" * 43
-# Unauthenticated: the static callback URL, the dashboard's sign-in form, a submission with a forged key.
-SLOW_BODY_TARGETS = ("/webhooks/bfl", "/signin", "/v1/jobs")
-# A disk fill's: the sign-in form, /healthz (a GET with a body: the server holds any request's body it waits
-# for), and a submission with the forged key.
-DISK_FILL_TARGETS = ("/signin", "/healthz", "/v1/jobs")
+# Unauthenticated routes whose bodies the server waits for: the static callback URL, the dashboard's sign-in
+# form (the API's need credentials before a body, forged ones are refused at once).
+SLOW_BODY_TARGETS = ("/webhooks/bfl", "/signin")
+# A disk fill's: the sign-in form and /healthz (a GET with a body: the server holds any request's body it waits
+# for).
+DISK_FILL_TARGETS = ("/signin", "/healthz")
 MIB = 1024 * 1024
 
 
@@ -41,7 +42,8 @@ def slow_body_head(path: str, length: int = BODY_LENGTH, headers: str = "") -> b
 
 
 def attack_head(path: str, length: int = BODY_LENGTH) -> bytes:
-    """A slow body's head for one of SLOW_BODY_TARGETS or DISK_FILL_TARGETS (the submission's with the forged key)."""
+    """A slow body's head for ``path`` (one of SLOW_BODY_TARGETS or DISK_FILL_TARGETS; under /v1/ with the forged
+    key)."""
     head = slow_body_head(path, length, headers=f"Authorization: Bearer {FORGED_KEY}\r\n" if path.startswith("/v1/") else "")
     return head.replace(b"POST /healthz ", b"GET /healthz ")
 

@@ -8,6 +8,7 @@ from functools import partial
 from flask import Flask
 
 from fluxhook.core.config import Config
+from fluxhook.lifecycle.app_keys import KeyResolver
 from fluxhook.services import Services, build_services
 
 from . import (
@@ -70,7 +71,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
-    app.refused_before_body = partial(_refused_before_body, services.config)
+    app.refused_before_body = partial(_refused_before_body, services.config, app.extensions["fluxhook.keys"])
     # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
     app.body_limits = body_limits.BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
@@ -85,8 +86,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     return app
 
 
-def _refused_before_body(config: Config, method: str, target: str, header) -> bool:
+def _refused_before_body(config: Config, keys: KeyResolver, method: str, target: str, header) -> bool:
     """Whether a request whose head is in is refused whatever its body (so the worker never waits for it): a
-    callback on a URL fluxhook did not issue, or a request to the API with no token that could be valid."""
+    callback on a URL fluxhook did not issue, or a request to the API with no valid token."""
     return (webhooks.refused_before_body(config.secret_keys, method, target)
-            or auth.refused_before_body(config.api_tokens, method, target, header))
+            or auth.refused_before_body(config.api_tokens, keys, method, target, header))

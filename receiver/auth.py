@@ -8,8 +8,9 @@ from typing import Callable, Iterable
 from urllib.parse import unquote
 
 from flask import Flask, current_app, g, request
+from redis.exceptions import RedisError
 
-from fluxhook.core.errors import Forbidden, Unauthorized
+from fluxhook.core.errors import FluxhookError, Forbidden, Unauthorized
 from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver, key_id_in
 
 from .context import services
@@ -68,18 +69,31 @@ def _is_metrics_token(metrics_token: str | None, token: str) -> bool:
                                                              metrics_token.encode())
 
 
-def refused_before_body(api_tokens: Iterable[str], method: str, target: str,
+def refused_before_body(api_tokens: Iterable[str], keys: KeyResolver, method: str, target: str,
                         header: Callable[[str], str | None]) -> bool:
     """Whether a request that sends a body to ``/v1`` is refused (401) whatever its body: it presents no token,
-    or one that is neither an admin token nor shaped like an app key.
+    or one that is neither an admin token nor a usable app key (no key's, revoked or expired).
 
-    The web worker asks this once a request's head is in, so an anonymous client's body is never received.
-    Decided from the head alone, without Redis: a token shaped like a key is judged by the app, after its body.
+    The web worker asks this in a thread once a request's head is in, so a client without credentials never gets
+    its body received. A token shaped like a key costs the one Redis read of its record that judging it after
+    its body would (``KeyResolver.refuses``; the app's own check then finds it cached). With Redis unreachable
+    the body is received, and the app answers as it can.
     """
     if method not in BODY_METHODS or not unquote(target.partition("?")[0]).startswith(API_PREFIX):
         return False
     token = token_in(header)
-    return token is None or not (is_admin_token(api_tokens, token) or key_id_in(token) is not None)
+    if token is None:
+        return True
+    if is_admin_token(api_tokens, token):
+        return False
+    if key_id_in(token) is None:
+        return True
+    try:
+        return keys.refuses(token)
+    except (RedisError, FluxhookError):
+        return False
+
+
 def authenticate() -> Caller | None:
     """Who the request comes from (kept on ``g.caller``), or None if it presents no valid token.
 

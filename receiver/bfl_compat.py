@@ -130,21 +130,22 @@ def get_result():
 
 @bp.get("/credits")
 def credits():
-    """What the caller may still spend: for an app key with daily_credits, what is left of them today; else
-    BFL's balance as a worker last read it (asked now if none is kept)."""
+    """What the caller may still spend: an app key, what is left of its own daily_credits today (null without that
+    limit: the operator's balance is not a key's to see); an admin token, BFL's balance of every account together,
+    as workers last read it (asked now if none is kept)."""
     svc = services()
     caller = require_bearer()
-    if caller.key is not None and caller.key.daily_credits is not None:
+    if caller.key is not None:
         return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
-    kept = svc.store.usage.balance()
+    kept = balance.total(svc)
     if kept is None:
         with bfl_calls().enter() as inside:
             if inside:
                 balance.refresh(svc)
-        kept = svc.store.usage.balance()
+        kept = balance.total(svc)
     if kept is None:
         return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
-    return {"credits": kept.credits}
+    return {"credits": kept}
 
 
 def _error(status: int, detail, headers: dict[str, str] | None = None):

@@ -107,6 +107,8 @@ class Simulator:
     def check_key(self, key: str | None) -> None:
         """Raise 401 unless `key` is the api key."""
         if key is None or not hmac.compare_digest(key.encode(), self.settings.api_key.encode()):
+            with self.lock:
+                self.stats.unauthorized += 1
             raise Rejected(401, {"detail": "Not authenticated"})
 
     def credits(self) -> float:

@@ -17,6 +17,8 @@ class Stats:
     rejected_503: int = 0
     rejected_402: int = 0
     polls_total: int = 0
+    # Requests refused for their key (none, or another account's): a key sent where it does not belong.
+    unauthorized: int = 0
     callbacks_sent: int = 0
     callbacks_delivered: int = 0
     delivery_requests: int = 0

@@ -1,10 +1,10 @@
 """Client for BFL's API: submit a task and read its result, with timeouts, retries and clear errors.
 
 One client per BFL account (``core.accounts``): its key goes only to its own endpoint or to a ``polling_url``
-whose host is in its allowed hosts (``API_HOST_ALLOWLIST``); any other polling URL is replaced by
-``{base}/v1/get_result``. A poll that
-BFL redirects (to a regional host) is followed here, hop by hop, at most ``MAX_REDIRECTS`` times and
-only to allowed hosts: requests would carry ``x-key`` to wherever a redirect points.
+whose host is in its allowed hosts (``API_HOST_ALLOWLIST``) and is not another configured account's endpoint;
+any other polling URL is replaced by ``{base}/v1/get_result``. A poll that BFL redirects (to a regional host)
+is followed here, hop by hop, at most ``MAX_REDIRECTS`` times and only to such hosts: requests would carry
+``x-key`` to wherever a redirect points.
 """
 
 from __future__ import annotations
@@ -57,12 +57,12 @@ class BFLClient:
         self.http = http
         self.attempts = attempts
         self.sleep = sleep
-        base = urlsplit(self.api_base)
         # The base URL is the operator's own choice, so it is trusted like an exact allowlist entry.
-        self._base = Target(
-            url=self.api_base, scheme=base.scheme, host=base.hostname or "",
-            port=base.port or (443 if base.scheme == "https" else 80), exact=True,
-        )
+        self._base = _endpoint(self.api_base)
+        # Another account's endpoint is never this account's host, whatever the allowlist's patterns cover: a tracked
+        # task's polling_url is the app's word, and one account's key must not reach another account's endpoint.
+        self._others = frozenset(_place(_endpoint(a.api_base)) for a in config.accounts
+                                 if a.name != self.account.name) - {_place(self._base)}
 
     def submit(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a task to ``/v1/{model}``; return BFL's ``{"id", "polling_url"}`` and its price as ``cost``
@@ -97,13 +97,19 @@ class BFLClient:
         """Where to poll: the task's own ``polling_url`` when its host is allowed, else the base URL."""
         if polling_url:
             try:
-                target = check_url(polling_url, self.account.api_host_allowlist)
+                target = self._mine(check_url(polling_url, self.account.api_host_allowlist))
                 if not target.exact:
                     check_resolves_public(target.host, target.port)
                 return target, polling_url
             except HostNotAllowed:
                 pass  # the key must not go there: BFL's own base URL answers for every task
         return self._base, f"{self.api_base}/v1/get_result?id={quote(bfl_id, safe='')}"
+
+    def _mine(self, target: Target) -> Target:
+        """``target`` if it is none of the other accounts' endpoints; HostNotAllowed otherwise."""
+        if _place(target) in self._others:
+            raise HostNotAllowed(f"{target.host}:{target.port} is another BFL account's endpoint")
+        return target
 
     def _request(self, method: str, target: Target, url: str, *, json: Any = None, not_found_ok: bool = False) -> Any:
         headers = {"accept": "application/json"}
@@ -169,9 +175,20 @@ class BFLClient:
             if method != "GET" or response.status_code not in _REDIRECTS:
                 return response
             response.close()
-            target = redirect_target(url, response.headers.get("Location", ""), self.account.api_host_allowlist)
+            target = self._mine(redirect_target(url, response.headers.get("Location", ""),
+                                                self.account.api_host_allowlist))
             url = target.url
         raise BFLError(f"BFL redirected a request more than {MAX_REDIRECTS} times")
+
+
+def _endpoint(api_base: str) -> Target:
+    base = urlsplit(api_base)
+    return Target(url=api_base, scheme=base.scheme, host=(base.hostname or "").lower(),
+                  port=base.port or (443 if base.scheme == "https" else 80), exact=True)
+
+
+def _place(target: Target) -> tuple[str, int]:
+    return target.host, target.port
 
 
 def never_sent(exc: requests.RequestException) -> bool:

@@ -153,6 +153,12 @@ class Job:
     def terminal(self) -> bool:
         return self.status in st.TERMINAL
 
+    @property
+    def tracked(self) -> bool:
+        """Whether the job follows a task submitted elsewhere (``POST /v1/jobs/track``), the only kind the static
+        callback URL may change: every job fluxhook submits has a slot pool, a tracked one never."""
+        return self.pool is None
+
     def cost(self) -> dict | None:
         """``cost`` as the API shows it: credits and megapixels (each None if unknown); None if BFL said nothing."""
         parts = {"credits": self.cost_credits, "input_mp": self.cost_input_mp, "output_mp": self.cost_output_mp}

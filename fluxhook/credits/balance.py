@@ -43,6 +43,13 @@ def check_every(interval: int, several_accounts: bool = False) -> int:
     return min(every, max(1, int(NO_CREDITS_RECHECK) // CHECKS_PER_INTERVAL)) if several_accounts else every
 
 
+def total(svc: Services) -> float | None:
+    """The credits left on every account together, as last read (an account not read lately counts nothing);
+    None while no account's balance is known."""
+    known = [kept.credits for kept in (svc.store.usage.balance(a.name) for a in svc.config.accounts) if kept is not None]
+    return round(sum(known), 6) if known else None
+
+
 def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:
     """Ask BFL for each account's balance and keep it, unless another worker did within the interval (for an
     account cooling down after a 402, within ``NO_CREDITS_RECHECK``: its cooldown ends once the balance reads above

@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ ID_PREFIX = "key_"
 CACHE_SECONDS = 0.5
 # ``last_used_at`` is written at most this often per key and process.
 TOUCH_EVERY = 60.0
+# Key ids found to be no key's, remembered as long as a record (at most this many at once, so forged ids cannot
+# fill memory): a forged key refused before its body is read costs one read, not a second when it is answered.
+MISSES_KEPT = 4096
 MAX_NAME = 100
 MAX_MODELS = 100
 MAX_WEIGHT = 100
@@ -232,13 +236,14 @@ def key_refusal(key: AppKey, now: float) -> str | None:
 
 
 class KeyResolver:
-    """Finds the app key a secret belongs to, for one process: at most one Redis read per key per
-    ``CACHE_SECONDS``, and a write of ``last_used_at`` at most once per ``TOUCH_EVERY``."""
+    """Finds the app key a secret belongs to, for one process: at most one Redis read per key id per
+    ``CACHE_SECONDS`` (ids that are no key's too), and a write of ``last_used_at`` at most once per ``TOUCH_EVERY``."""
 
     def __init__(self, store: AppKeys, clock: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
         self._cache: dict[str, tuple[float, AppKey]] = {}
+        self._missing: OrderedDict[str, float] = OrderedDict()
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -257,15 +262,34 @@ class KeyResolver:
         self._touch(key, now)
         return Caller(key)
 
+    def refuses(self, secret: str) -> bool:
+        """Whether ``secret`` makes no caller (no key's, or a revoked or expired key's), judged before the request's
+        body is read: the one read ``caller`` then finds cached, and no use recorded."""
+        key_id = key_id_in(secret)
+        if key_id is None:
+            return True
+        now = self.clock()
+        key = self._record(key_id, now)
+        return (key is None or not hmac.compare_digest(key.secret_sha256, digest(secret))
+                or key_refusal(key, now) is not None)
+
     def _record(self, key_id: str, now: float) -> AppKey | None:
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
+        missed = self._missing.get(key_id)
+        if missed is not None and now - missed < CACHE_SECONDS:
+            return None
         key = self.store.get(key_id)
         with self._lock:
             if key is None:
-                self._cache.pop(key_id, None)  # only real keys are cached: unknown ids cannot fill memory
+                self._cache.pop(key_id, None)
+                self._missing[key_id] = now
+                self._missing.move_to_end(key_id)
+                while len(self._missing) > MISSES_KEPT:
+                    self._missing.popitem(last=False)
             else:
+                self._missing.pop(key_id, None)
                 self._cache[key_id] = (now, key)
         return key
 
@@ -288,16 +312,34 @@ def check_model(caller: Caller, model: str) -> None:
         raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")
 
 
-def take_request(store: AppKeys, caller: Caller, now: float) -> None:
-    """Count one submission or track against the key's ``requests_per_minute``, or raise RateLimited (nothing
-    counted)."""
+@dataclass(frozen=True)
+class TakenRequest:
+    """One submission or track counted against its key's ``requests_per_minute``, by the name it has there."""
+
+    key_id: str
+    name: str
+
+
+def take_request(store: AppKeys, caller: Caller, now: float) -> TakenRequest | None:
+    """Count one submission or track against the key's ``requests_per_minute`` (None when nothing limits it), or
+    raise RateLimited (nothing counted). Only accepted requests count: one refused afterwards, for whatever reason,
+    is given back (``give_back_request``)."""
     key = caller.key
     if key is None or key.requests_per_minute is None:
-        return
-    wait = store.take_request(key.id, key.requests_per_minute, now)
+        return None
+    name = secrets.token_hex(16)
+    wait = store.take_request(key.id, key.requests_per_minute, now, name)
     if wait > 0:
         raise RateLimited(f"this app key may submit or track {key.requests_per_minute} jobs a minute; "
                           f"retry in {wait:.1f} s", retry_after=wait)
+    return TakenRequest(key.id, name)
+
+
+def give_back_request(store: AppKeys, taken: TakenRequest | None) -> None:
+    """A counted request was refused after all (BFL's refusal, a budget's, another key's task...): it counts
+    nothing against ``requests_per_minute``."""
+    if taken is not None:
+        store.give_back_request(taken.key_id, taken.name)
 
 
 def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:

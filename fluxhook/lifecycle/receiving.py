@@ -2,9 +2,9 @@
 
 Two ways in, one per callback URL: ``receive_job_callback`` for the URL minted for one job (its token names
 the job, and the job's own secret proves the body), ``receive_static_callback`` for ``/webhooks/bfl`` (tasks
-submitted elsewhere with ``BFL_WEBHOOK_SECRET``). Each returns a ``Receipt`` (what to answer, and how the
-callback is counted) or raises ``CallbackRefused`` (with its reason) or another ``FluxhookError`` for BFL
-to try again later. A callback that overtakes BFL's answer to the submission, or arrives for a task not
+submitted elsewhere with an account's static secret, and tracked). Each returns a ``Receipt`` (what to answer,
+and how the callback is counted) or raises ``CallbackRefused`` (with its reason) or another ``FluxhookError``
+for BFL to try again later. A callback that overtakes BFL's answer to the submission, or arrives for a task not
 tracked yet, is kept for when the job knows its task.
 """
 
@@ -147,19 +147,28 @@ def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) ->
 
 
 def receive_static_callback(svc: Services, headers: Mapping[str, str], body: BinaryIO, length: int | None) -> Receipt:
-    """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with ``BFL_WEBHOOK_SECRET`` (its ``body``,
-    ``length`` bytes if said); one for a task not tracked (yet) is kept for when it is."""
+    """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with an account's static secret (its ``body``,
+    ``length`` bytes if said); one for a task not tracked (yet) is kept for when it is.
+
+    The secret proves only a task its account submitted and the caller tracked: every app that submits its own
+    tasks holds it, so it never changes a job fluxhook submitted (that has its own URL and secret) nor another
+    account's task.
+    """
     raw = read_callback(body, length)
     account = _verifying_account(svc, headers, raw)
     report = parse_callback(raw)
     job = svc.jobs.get_by_bfl_id(report.bfl_id)
+    if job is not None and not job.tracked:
+        raise _refuse(svc, "not_tracked", Unauthorized("the static callback URL is for tasks your app submitted and "
+                                                       "tracked; this task's job has a callback URL of its own"),
+                      job.id)
     if job is not None and svc.config.account(job.account).name != account:
         # Proven with one account's secret: it says nothing of another account's task.
         raise _refuse(svc, "wrong_account", Unauthorized("this callback's secret is another BFL account's than its "
                                                          "task's"), job.id)
     outcome = ReportOutcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
     if outcome == ReportOutcome.GONE:
-        outcome = keep_callback(svc, report.bfl_id, raw)
+        outcome = keep_callback(svc, account, report.bfl_id, raw)
         log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
         return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_tracked"}, "kept")
     return _applied(job.id, report, outcome)

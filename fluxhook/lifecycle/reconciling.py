@@ -36,7 +36,8 @@ def await_task(svc: Services, job: Job, account: Account) -> str:
     log.warning("submission may have reached BFL: waiting for its callback, not sent again",
                 extra={"job_id": job.id, "account": account.name})
     # BFL's callback may have come before the answer's timeout, kept for the job: it names the task now.
-    for _key, body in svc.store.kept.take_for_job(job.id):
+    body = svc.store.kept.take_for_job(job.id)
+    if body is not None:
         report = parse_callback(body)  # it was read once already, before it was kept
         recorded = svc.jobs.get(job.id)
         if recorded is not None and adopt_task(svc, recorded, report):

@@ -43,17 +43,22 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     its job is answered as it is). A callback that came before the task was tracked is applied now.
 
     ``JobNotFound`` when another app key tracks the task; ``RateLimited`` past the key's ``requests_per_minute``,
-    which a track counts against like a submission (each costs a BFL poll or more).
+    which a track counts against like a submission (each costs a BFL poll or more); a refused one counts nothing.
     """
     now = time.time()
-    app_keys.take_request(svc.store.app_keys, caller, now)
-    job, created = svc.jobs.create(Job(
-        id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
-        polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now, submitted_at=now,
-        notify_url=request.notify_url, key_id=caller.key_id, account=routing.tracking_account(svc, caller, request.account),
-    ), due=_first_poll(svc, request.model, now))
-    if not caller.sees(job):
-        raise JobNotFound("another app key tracks this BFL task")
+    account = routing.tracking_account(svc, caller, request.account)
+    taken = app_keys.take_request(svc.store.app_keys, caller, now)
+    try:
+        job, created = svc.jobs.create(Job(
+            id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
+            polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now,
+            submitted_at=now, notify_url=request.notify_url, key_id=caller.key_id, account=account,
+        ), due=_first_poll(svc, request.model, now))
+        if not caller.sees(job):
+            raise JobNotFound("another app key tracks this BFL task")
+    except BaseException:
+        app_keys.give_back_request(svc.store.app_keys, taken)
+        raise
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": request.bfl_id})
         outcome = apply_kept_callback(svc, job)

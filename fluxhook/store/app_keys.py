@@ -172,11 +172,16 @@ class AppKeys:
         exists, revoked = self.connection.hmget(self.keys.app_key(key_id), "id", "revoked_at")
         return exists is None or revoked is not None
 
-    def take_request(self, key_id: str, limit: int, now: float) -> float:
-        """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be."""
+    def take_request(self, key_id: str, limit: int, now: float, request: str | None = None) -> float:
+        """Admit one submission within ``limit`` per ``RATE_WINDOW`` (0.0), or the seconds until one would be;
+        ``request`` names it in the window, for ``give_back_request``."""
         waited = self._take_request([self.keys.key_requests(key_id)],
-                                    [int(now * 1000), int(RATE_WINDOW * 1000), limit, uuid.uuid4().hex])
+                                    [int(now * 1000), int(RATE_WINDOW * 1000), limit, request or uuid.uuid4().hex])
         return int(waited) / 1000
+
+    def give_back_request(self, key_id: str, request: str) -> None:
+        """Take an admitted submission back out of the key's window: it was refused after all."""
+        self.connection.zrem(self.keys.key_requests(key_id), request)
 
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""

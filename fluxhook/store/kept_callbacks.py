@@ -2,42 +2,49 @@
 
 from __future__ import annotations
 
+import time
+
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.scripts import LuaScript
 
 KEEP_SECONDS = 3600
+# What one account's static secret may make Redis keep at once for tasks no job tracks yet (``lua/kept_keep.lua``).
+# An app tracks its task as soon as BFL answers it, so a callback waits here seconds at most, and few wait at once;
+# BFL's callbacks are a few KiB (a long prompt, echoed, more). A secret's holder who makes up task ids fills
+# this and no more: 16 of the largest bodies (1 MiB), or a thousand small ones.
+KEPT_PER_ACCOUNT = 1000
+KEPT_BYTES_PER_ACCOUNT = 16 * 1024 * 1024
 
 
 class KeptCallbacks:
-    """Kept bodies on one Redis connection, by BFL task (static URL) or by job (per-job URL)."""
+    """Kept bodies on one Redis connection, by account and BFL task (static URL) or by job (per-job URL)."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
+        self._keep = LuaScript(connection, "kept_keep")
+        self._take = LuaScript(connection, "kept_take")
 
-    def keep_for_task(self, bfl_id: str, body: bytes) -> None:
-        """Keep a verified body for a task no job tracks yet."""
-        self.connection.set(self.keys.kept_for_task(bfl_id), body, ex=KEEP_SECONDS)
+    def keep_for_task(self, account: str, bfl_id: str, body: bytes, *, putting_back: bool = False) -> float:
+        """Keep a body proven by ``account``'s static secret for a task no job tracks yet: 0.0, or the seconds until
+        the account's bounds leave room (nothing kept). ``putting_back``: a body taken for an attempt that failed,
+        kept whatever the bounds, unless another was kept for the task meanwhile."""
+        wait = self._keep([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)],
+                          [int(time.time() * 1000), bfl_id, KEEP_SECONDS * 1000, KEPT_PER_ACCOUNT,
+                           KEPT_BYTES_PER_ACCOUNT, body, "1" if putting_back else "0"])
+        return int(wait) / 1000
 
-    def keep_for_job(self, job_id: str, body: bytes) -> None:
-        """Keep a body that came before BFL's answer to the job's submission."""
-        self.connection.set(self.keys.kept_for_job(job_id), body, ex=KEEP_SECONDS)
+    def take_for_task(self, account: str, bfl_id: str) -> bytes | None:
+        """Take what ``account``'s static secret kept for the task (whoever takes it first has it)."""
+        return self._take([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)], [bfl_id])
 
-    def take_for_job(self, job_id: str) -> list[tuple[str, bytes]]:
-        """Take what was kept for the job on its own URL (before it knew its task); (key, body) pairs."""
-        body = self.connection.getdel(self.keys.kept_for_job(job_id))
-        return [] if body is None else [(self.keys.kept_for_job(job_id), body)]
+    def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> None:
+        """Keep a body that came before BFL's answer to the job's submission (``putting_back``: unless another was
+        kept meanwhile). One per job, proven by the job's own secret: bounded by the jobs."""
+        self.connection.set(self.keys.kept_for_job(job_id), body, ex=KEEP_SECONDS, nx=putting_back)
 
-    def take(self, job_id: str, bfl_id: str) -> list[tuple[str, bytes]]:
-        """Take what was kept for the job or its task (whoever takes a body first has it); (key, body) pairs."""
-        taken = []
-        for key in (self.keys.kept_for_job(job_id), self.keys.kept_for_task(bfl_id)):
-            body = self.connection.getdel(key)
-            if body is not None:
-                taken.append((key, body))
-        return taken
-
-    def put_back(self, key: str, body: bytes) -> None:
-        """Return a taken body for the next attempt (unless another was kept meanwhile)."""
-        self.connection.set(key, body, ex=KEEP_SECONDS, nx=True)
+    def take_for_job(self, job_id: str) -> bytes | None:
+        """Take what was kept for the job on its own URL (before it knew its task)."""
+        return self.connection.getdel(self.keys.kept_for_job(job_id))

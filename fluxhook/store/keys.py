@@ -178,9 +178,16 @@ class Keys:
         """Held while some process sends the job's task to BFL."""
         return f"{self.prefix}submit:{job_id}"
 
-    def kept_for_task(self, bfl_id: str) -> str:
-        """A verified callback body for a task no job tracks yet."""
-        return f"{self.prefix}orphan:{bfl_id}"
+    def kept_for_task(self, account: str, bfl_id: str) -> str:
+        """A callback body for a task no job tracks yet, proven by ``account``'s static secret (account names hold
+        no ``:``, so no two pairs share a key)."""
+        return f"{self.prefix}orphan:{account}:{bfl_id}"
+
+    def kept_of_account(self, account: str) -> list[str]:
+        """What ``account``'s static secret has kept (``lua/kept_keep.lua``): its tasks' ids by when each goes (a
+        sorted set, ms), their sizes (a hash: id -> bytes), and the sum of those sizes."""
+        return [f"{self.prefix}orphans:{account}", f"{self.prefix}orphans:{account}:sizes",
+                f"{self.prefix}orphans:{account}:bytes"]
 
     def kept_for_job(self, job_id: str) -> str:
         """A callback body that overtook BFL's answer to the job's submission."""

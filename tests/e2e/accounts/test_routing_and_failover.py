@@ -38,6 +38,9 @@ class Account:
     def refused(self) -> int:
         return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["refused"]
 
+    def unauthorized(self) -> int:
+        return requests.get(f"{self.base}/_sim/stats", timeout=5).json()["unauthorized"]
+
 
 @pytest.fixture(scope="module")
 def two_accounts(redis_server, simulator, _spies, tmp_path_factory):
@@ -163,6 +166,48 @@ def test_a_callback_proven_with_one_accounts_secret_cannot_change_anothers_task(
     assert refused.status_code == 401 and api.job(tracked.json()["id"])["status"] == "submitted"
     accepted = static(US_SECRET)  # its own account's: applied (a failure BFL then confirms by a poll)
     assert accepted.status_code == 200 and accepted.json()["job_id"] == tracked.json()["id"]
+
+
+def test_a_callback_kept_before_its_task_is_tracked_is_checked_against_the_tracking_account(accounts):
+    api, _, _ = accounts
+    body = {"id": "task-of-us-0002", "status": "Generating", "progress": 0.5}
+
+    def static(secret: str) -> requests.Response:
+        return requests.post(f"{api.base_url}/webhooks/bfl", json=body, timeout=10,
+                             headers={"X-Webhook-Secret": secret})
+
+    kept = static(EU_SECRET)  # no job knows the task yet: kept, under eu's secret
+    assert kept.status_code == 202, kept.text
+    tracked = api.track("task-of-us-0002", account="us")
+    assert tracked.status_code == 201 and tracked.json()["account"] == "us"
+    job = api.job(tracked.json()["id"])
+    assert job["attempts"]["webhooks"] == 0 and job["bfl_status"] != "Generating"  # eu's word is nothing to us's task
+    assert static(US_SECRET).status_code == 200
+    assert api.job(job["id"])["bfl_status"] == "Generating"
+
+
+def test_a_tracked_tasks_polling_url_on_another_accounts_endpoint_never_gets_this_accounts_key(accounts):
+    api, eu, us = accounts
+    _, eu_app = make_key(api, region="eu")
+    before = us.unauthorized()
+    tracked = eu_app.track("task-of-nobody-0001", polling_url=f"{us.base}/v1/get_result?id=task-of-nobody-0001")
+    assert tracked.status_code == 201 and tracked.json()["account"] == "eu"
+    wait_until(lambda: api.job(tracked.json()["id"])["attempts"]["polls"] >= 1, timeout=60,
+               message="the tracked task to be polled")
+    assert us.unauthorized() == before  # polled at eu's own endpoint, never with eu's key at us's
+
+
+def test_bfls_balance_is_every_accounts_together_for_an_admin_and_nothing_of_it_for_an_app_key(accounts):
+    api, _, _ = accounts
+    _, eu_app = make_key(api, region="eu")
+
+    balances = wait_until(lambda: (lambda found: found if None not in found else None)(
+        [account["balance"] for account in api.get("/v1/accounts").json()["accounts"]]),
+        timeout=60, message="a worker to read both accounts' balances")
+    admin = api.get("/v1/credits")
+    assert admin.status_code == 200, admin.text
+    assert admin.json()["credits"] == pytest.approx(sum(balances), abs=1)
+    assert eu_app.get("/v1/credits").json() == {"credits": None}
 
 
 def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callback_settles_it(accounts):

@@ -33,3 +33,17 @@ def test_tracks_and_submissions_share_the_keys_minute(api, sim):
     assert app.track(f"shared-{uuid.uuid4().hex[:8]}").status_code == 201
     assert app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[pending] a fox"}}).status_code == 202
     assert_error(app.track(f"shared-{uuid.uuid4().hex[:8]}"), 429, "rate_limited")
+
+
+def test_a_track_refused_as_another_keys_task_counts_nothing(api):
+    _, other = make_key(api)
+    _, app = make_key(api, requests_per_minute=1)
+    theirs = f"theirs-{uuid.uuid4().hex[:8]}"
+    assert other.track(theirs).status_code == 201
+
+    for _ in range(3):
+        assert_error(app.track(theirs), 404, "not_found")
+    assert_error(app.track(f"mine-{uuid.uuid4().hex[:8]}", account="no-such-account"), 400)
+
+    assert app.track(f"mine-{uuid.uuid4().hex[:8]}").status_code == 201  # its one track of the minute
+    assert_error(app.track(f"mine-{uuid.uuid4().hex[:8]}"), 429, "rate_limited")

@@ -26,6 +26,7 @@ from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import app_webhooks, notifications
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
+from key_helpers import make_key
 
 DB = 13
 WEBHOOK_SECRET = "the-apps-own-secret-0451"
@@ -266,6 +267,20 @@ def test_credits_are_bfls_balance(base, sim):
     answered = requests.get(f"{base}/v1/credits", headers=bfl_headers(), timeout=10)
     assert answered.status_code == 200, answered.text
     assert isinstance(answered.json()["credits"], (int, float)) and set(answered.json()) == {"credits"}
+
+
+def test_credits_tell_an_app_key_of_its_own_limit_only(base):
+    admin = API(base)
+    unlimited, _ = make_key(admin)
+    limited, _ = make_key(admin, daily_credits=40)
+
+    def credits(key: dict) -> dict:
+        answered = requests.get(f"{base}/v1/credits", headers={"x-key": key["key"]}, timeout=10)
+        assert answered.status_code == 200, answered.text
+        return answered.json()
+
+    assert credits(unlimited) == {"credits": None}  # never the operator's balance
+    assert credits(limited) == {"credits": 40.0}
 
 
 def test_a_budget_reached_is_a_402_in_bfls_shape(local_app, sim):

@@ -1,6 +1,7 @@
 """Slow, stalled and hostile clients against the Procfile's web process alone (no proxy in front), over
 real sockets on 127.0.0.1: they hold no thread and no work permit, and the server closes them by its
-deadlines (receiver/buffering_worker.py). Callbacks are checked for their token before their body is read.
+deadlines (receiver/buffering_worker.py). Callbacks are checked for their token, and API requests for their
+credentials, before their body is read.
 
 Figures (latencies under 300 slowloris + 50 slow bodies) are bench/hostile.py's; here, at a smaller
 scale, that callbacks and reads are answered at all while the attack holds its connections open.
@@ -27,6 +28,7 @@ from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
 from fluxhook.lifecycle import timeline
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error, read_answer, secret_of, serve_png, status_of, web_worker_pids, webhook_url
+from key_helpers import make_key
 from receiver.buffering_worker import BODY_GRACE_SECONDS, HEAD_SECONDS, SWEEP_SECONDS
 
 # The server's deadline for a connection that trickles, with room for a loaded machine.
@@ -95,8 +97,8 @@ def test_bodies_that_stall_after_one_byte_freeze_nothing(api, stack, jobs, path,
             sock.close()
 
 
-def _refused_at_once(api, stack, jobs, heads: list[bytes]) -> list[dict]:
-    """Heads announcing bodies that never come: each is answered 401 and closed at once, none holds anything
+def _refused_at_once(api, stack, jobs, heads: list[bytes], status: int = 401) -> list[dict]:
+    """Heads announcing bodies that never come: each is answered ``status`` and closed at once, none holds anything
     (the others are served meanwhile). Their answers' JSON bodies."""
     stalled = [_open(stack, head + b"x") for head in heads]
     try:
@@ -107,7 +109,7 @@ def _refused_at_once(api, stack, jobs, heads: list[bytes]) -> list[dict]:
             sock.close()
     for answer in answers:
         head = answer.partition(b"\r\n\r\n")[0]
-        assert status_of(answer) == 401, head
+        assert status_of(answer) == status, head
         assert b"\r\nConnection: close\r\n" in head, head
     return [json.loads(answer.partition(b"\r\n\r\n")[2]) for answer in answers]
 
@@ -156,16 +158,35 @@ def test_an_api_request_with_no_token_that_could_be_valid_is_refused_before_its_
         assert {body["error"]["code"] for body in bodies} == {"unauthorized"}
 
 
-def test_a_token_shaped_like_an_app_key_is_judged_after_its_body(stack):
-    # Telling a real key from a forged one takes Redis, which the worker's main loop never waits on.
-    head = slow_body_head("/v1/jobs", 2, headers=f"Authorization: Bearer {FORGED_KEY}\r\n")
+@pytest.mark.parametrize("path, credentials", [
+    ("/v1/jobs", f"Authorization: Bearer {FORGED_KEY}\r\n"),
+    ("/v1/flux-2-pro", f"x-key: {FORGED_KEY}\r\n"),
+])
+def test_a_forged_app_key_announcing_a_large_body_is_refused_before_its_body(api, stack, jobs, path, credentials):
+    heads = [slow_body_head(path, 200 * 1024 * 1024, headers=credentials)] * 10
+    if path == "/v1/flux-2-pro":  # BFL answers a key it refuses 403, in its shape
+        assert all(set(body) == {"detail"} for body in _refused_at_once(api, stack, jobs, heads, status=403))
+    else:
+        assert {body["error"]["code"] for body in _refused_at_once(api, stack, jobs, heads)} == {"unauthorized"}
+
+
+def test_a_real_app_keys_body_is_received_and_a_revoked_ones_is_not(api, stack):
+    created, _ = make_key(api)
+    head = slow_body_head("/v1/jobs", 2, headers=f"Authorization: Bearer {created['key']}\r\n")
     with _open(stack, head) as sock:
         sock.settimeout(1)
         with pytest.raises(TimeoutError):
             sock.recv(65536)  # waiting for the body
         sock.sendall(b"{}")
         answer = read_answer(sock, timeout=5)
-    assert status_of(answer) == 401
+    assert status_of(answer) == 400  # judged on its body: {} names no model
+
+    assert api.delete(f"/v1/keys/{created['id']}").status_code == 204
+    wait_until(lambda: requests.get(api.base_url + "/v1/jobs", timeout=5,
+                                    headers={"Authorization": f"Bearer {created['key']}"}).status_code == 401,
+               timeout=10, message="the revocation to reach the web processes")
+    with _open(stack, head + b"{") as sock:
+        assert status_of(read_answer(sock, timeout=5)) == 401
 
 
 def test_pipelined_requests_on_one_connection_are_each_answered(stack):

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from conftest import API_TOKEN, STATIC_SECRET, service_env
-from devtools.hostile_clients import FORGED_KEY, spooled_bytes
+from devtools.hostile_clients import spooled_bytes
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
 from helpers import read_answer, status_of, web_worker_pids
@@ -94,18 +94,22 @@ def _trickle_until_answered(socks: list[socket.socket], interval: float, timeout
 TRICKLED = [
     ("/signin", "", "POST"),
     ("/healthz", "", "GET"),  # any request's body is held while it arrives, a GET's too
-    ("/v1/jobs", f"Authorization: Bearer {FORGED_KEY}\r\n", "POST"),  # a key-shaped token is judged after the body
-    ("/v1/jobs", f"Authorization: Bearer {API_TOKEN}\r\n", "POST"),  # and credentials buy no more time
+    ("/v1/jobs", "Authorization: Bearer {app_key}\r\n", "POST"),  # credentials buy no more time: an app key's
+    ("/v1/jobs", f"Authorization: Bearer {API_TOKEN}\r\n", "POST"),  # nor an admin token's
 ]
 
 
 def test_a_body_sent_fast_then_trickled_is_cut_off_and_its_spool_freed(spool_web):
     port, pid, spool_dir = spool_web
     fast, length = MIB, 2 * MIB
+    created = requests.post(f"http://127.0.0.1:{port}/v1/keys", json={"name": "trickler"}, timeout=10,
+                            headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert created.status_code == 201, created.text
     socks = []
     try:
         for path, headers, method in TRICKLED:
-            socks.append(_open(port, _head(path, length, headers, method) + b"x" * fast))
+            head = _head(path, length, headers.format(app_key=created.json()["key"]), method)
+            socks.append(_open(port, head + b"x" * fast))
         filled = time.monotonic()
         # Held on the disk: the spool files of what they sent.
         wait_until(lambda: spooled_bytes(pid, spool_dir) >= len(socks) * fast, timeout=10, interval=0.05,

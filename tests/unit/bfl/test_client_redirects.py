@@ -162,3 +162,36 @@ def test_a_sweep_poll_redirected_off_the_allowlist_is_one_warning_per_job_not_a_
     assert all(r.exc_info is None for r in caplog.records)
     after = svc.jobs.get(job.id)
     assert after.status == st.SUBMITTED and after.polls == 3
+
+
+def _accounts(eu: Host, us: Host, *allowed: Host) -> tuple[BFLClient, BFLClient]:
+    """The clients of two accounts, eu and us, each at its own host, with every host in ``allowed`` allowed."""
+    config = Config.from_env({
+        "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456",
+        "BFL_ACCOUNTS": "eu,us", "BFL_EU_API_KEY": "eu-key", "BFL_EU_API_BASE": eu.url,
+        "BFL_US_API_KEY": "us-key", "BFL_US_API_BASE": us.url,
+        "API_HOST_ALLOWLIST": ",".join(f"127.0.0.1:{h.port}" for h in allowed),
+    })
+    return tuple(BFLClient(config, HTTPClient(), attempts=1, sleep=lambda seconds: None, account=account)
+                 for account in config.accounts)
+
+
+def test_a_poll_never_carries_one_accounts_key_to_another_accounts_endpoint(hosts):
+    eu, us, regional = hosts
+    eu_client, us_client = _accounts(eu, us, eu, us, regional)
+    eu.answer("/v1/get_result?id=t5", {"id": "t5", "status": "Pending"})
+    eu.redirect("/v1/get_result?id=t6", f"{us.url}/v1/get_result?id=t6")
+    us.answer("/v1/get_result?id=t7", {"id": "t7", "status": "Pending"})
+
+    # A tracked task's polling_url on us's endpoint: eu's own endpoint is asked instead.
+    assert eu_client.get_result("t5", f"{us.url}/v1/get_result?id=t5")["status"] == "Pending"
+    with pytest.raises(BFLError):  # nor does a redirect take eu's key there
+        eu_client.get_result("t6")
+    # A host of the allowlist that is no account's endpoint still takes the key (BFL's regional hosts).
+    regional.answer("/v1/get_result?id=t8", {"id": "t8", "status": "Pending"})
+    assert eu_client.get_result("t8", f"{regional.url}/v1/get_result?id=t8")["status"] == "Pending"
+    assert us_client.get_result("t7", f"{us.url}/v1/get_result?id=t7")["status"] == "Pending"
+
+    assert us.seen == [("/v1/get_result?id=t7", "us-key")]
+    assert eu.seen == [("/v1/get_result?id=t5", "eu-key"), ("/v1/get_result?id=t6", "eu-key")]
+    assert regional.seen == [("/v1/get_result?id=t8", "eu-key")]

@@ -1,14 +1,31 @@
-"""A request for the API refused from its head alone, before its body is received, when it carries no token that could
-be valid (receiver/auth.py, ``refused_before_body``; pure)."""
+"""A request for the API refused from its head alone, before its body is received, when it carries no valid token
+(receiver/auth.py, ``refused_before_body``), and what judging a key-shaped token then costs (``KeyResolver``: one read
+of its record, whether it is found or not, the app's own check after it included)."""
 
 from __future__ import annotations
 
 import pytest
 
 from conftest import API_TOKEN
+from fluxhook.lifecycle.app_keys import MISSES_KEPT, KeyResolver, new_key
 from helpers import SECOND_TOKEN
 
 KEY_SHAPED = "fhk_0123456789abcdef_" + "A" * 43
+
+
+class Records:
+    """App key records as the store holds them, counting the reads."""
+
+    def __init__(self, *keys):
+        self.keys = {key.id: key for key in keys}
+        self.reads = 0
+
+    def get(self, key_id):
+        self.reads += 1
+        return self.keys.get(key_id)
+
+    def touch(self, key_id, now):
+        pass
 
 
 @pytest.mark.parametrize("method, target, headers, refused", [
@@ -20,7 +37,7 @@ KEY_SHAPED = "fhk_0123456789abcdef_" + "A" * 43
     pytest.param("PATCH", "/v1/keys/key_0123456789abcdef", {"x-key": "fhk_short"}, True, id="malformed-key"),
     pytest.param("POST", "/v1/jobs", {"Authorization": f"Bearer {API_TOKEN}"}, False, id="admin-token"),
     pytest.param("POST", "/v1/flux-2-pro?x=1", {"x-key": API_TOKEN}, False, id="admin-x-key"),
-    pytest.param("POST", "/v1/jobs", {"Authorization": f"bearer {KEY_SHAPED}"}, False, id="key-shaped"),
+    pytest.param("POST", "/v1/jobs", {"Authorization": f"bearer {KEY_SHAPED}"}, True, id="key-shaped-forged"),
     pytest.param("GET", "/v1/jobs", {}, False, id="no-body-method"),
     pytest.param("POST", "/webhooks/bfl", {}, False, id="not-the-api"),
     pytest.param("POST", "/signin", {}, False, id="the-sign-in-form"),
@@ -31,4 +48,37 @@ def test_a_body_for_the_api_is_refused_from_the_head_alone_without_a_token_that_
     from receiver.auth import refused_before_body
 
     lowered = {name.lower(): value for name, value in headers.items()}
-    assert refused_before_body((API_TOKEN, SECOND_TOKEN), method, target, lambda name: lowered.get(name.lower())) is refused
+    keys = KeyResolver(Records())
+    assert refused_before_body((API_TOKEN, SECOND_TOKEN), keys, method, target,
+                               lambda name: lowered.get(name.lower())) is refused
+
+
+def test_a_real_key_is_let_through_and_a_revoked_one_or_a_wrong_secret_is_not():
+    from receiver.auth import refused_before_body
+
+    good, secret = new_key({"name": "app"}, now=0.0)
+    revoked, revoked_secret = new_key({"name": "gone", "revoked_at": 1.0}, now=0.0)
+    keys = KeyResolver(Records(good, revoked))
+
+    def refused(token: str) -> bool:
+        return refused_before_body((API_TOKEN,), keys, "POST", "/v1/jobs", {"x-key": token}.get)
+
+    assert not refused(secret)
+    assert refused(revoked_secret)
+    assert refused(secret[:-1] + ("A" if secret[-1] != "A" else "B"))
+
+
+def test_a_forged_key_costs_one_read_before_its_body_and_none_when_it_is_answered():
+    records = Records()
+    keys = KeyResolver(records, clock=lambda: 100.0)
+
+    assert keys.refuses(KEY_SHAPED)
+    assert keys.caller(KEY_SHAPED) is None  # the app's own check, once the head alone reaches it
+    assert records.reads == 1
+
+
+def test_ids_that_are_no_keys_are_remembered_a_bounded_number_at_a_time():
+    keys = KeyResolver(Records(), clock=lambda: 100.0)
+    for n in range(MISSES_KEPT + 50):
+        assert keys.refuses(f"fhk_{n:016x}_" + "A" * 43)
+    assert len(keys._missing) == MISSES_KEPT

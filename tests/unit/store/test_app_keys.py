@@ -39,3 +39,13 @@ def test_a_rate_window_slides(make_services):
     assert keys.take_request("key_00000000000000dd", 2, 130.0) == pytest.approx(30.0)
     assert keys.take_request("key_00000000000000dd", 2, 160.5) == 0.0  # the first left the window
     assert keys.take_request("key_00000000000000dd", 2, 165.0) == pytest.approx(5.0)
+
+
+def test_a_request_given_back_leaves_its_place_in_the_window(make_services):
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+
+    assert keys.take_request("key_00000000000000ee", 1, 100.0, "first") == 0.0
+    keys.give_back_request("key_00000000000000ee", "first")
+    assert keys.take_request("key_00000000000000ee", 1, 101.0, "second") == 0.0
+    assert keys.take_request("key_00000000000000ee", 1, 102.0, "third") > 0
