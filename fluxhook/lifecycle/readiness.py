@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.exceptions import RedisError
 from rq import Worker
 
+from fluxhook.core.errors import StorageError
+
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
@@ -87,9 +89,10 @@ def _worker(svc) -> Check:
 def _storage(svc) -> Check:
     where = svc.config.storage_url
     try:
-        writable = svc.storage.writable()
+        svc.storage.check_writable()
+    except StorageError as exc:
+        return Check("storage", FAIL, f"{where} is not writable: {exc.message}", "storage is not writable")
     except Exception as exc:  # noqa: BLE001 (any failure of the store means it cannot take an image)
-        return Check("storage", FAIL, f"{where}: {type(exc).__name__}: {exc}", "storage is not writable")
-    if writable:
-        return Check("storage", OK, f"{where} is writable")
-    return Check("storage", FAIL, f"{where} is not writable", "storage is not writable")
+        return Check("storage", FAIL, f"{where} is not writable: {type(exc).__name__}: {exc}",
+                     "storage is not writable")
+    return Check("storage", OK, f"{where} is writable")
