@@ -129,7 +129,7 @@ def check_line(check: Check) -> str:
 
 def run_checks(settings: Settings) -> Iterator[Check]:
     """The doctor's checks, one at a time: where the settings came from, the configuration, then
-    ``/readyz``'s checks (Redis, worker, storage) and BFL."""
+    ``/readyz``'s checks (Redis, worker, storage), Redis's replicas, the budget, the app keys and BFL."""
     yield _settings_check(settings)
     try:
         config = Config.from_env(settings.values)
@@ -147,6 +147,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc}")
         return
     yield from readiness.check(svc)
+    yield from replicas_checks(svc)
     yield _budget_check(svc)
     yield from _keys_checks(svc)
     for account in svc.config.accounts:
@@ -167,6 +168,31 @@ def config_checks(config) -> list[Check]:
                                   f"PUBLIC_BASE_URL={config.public_base_url})")]
     checks += [Check("config", WARN, warning) for warning in config.warnings()]
     return checks
+
+
+def replicas_checks(svc) -> list[Check]:
+    """Under Sentinel, or with REDIS_MIN_REPLICAS set: what an acknowledgement waits for, the replicas the primary has
+    now, and what REDIS_MIN_REPLICAS=0 under Sentinel risks."""
+    config = svc.config
+    wanted = config.redis_min_replicas
+    if not config.redis_sentinels and not wanted:
+        return []
+    try:
+        connected = int(svc.redis.info("replication").get("connected_slaves", 0))
+    except RedisError:
+        return [Check("replicas", SKIP, "needs Redis")]
+    has = f"the primary has {connected} replica{'' if connected == 1 else 's'} connected"
+    if not wanted:
+        return [Check("replicas", WARN, f"REDIS_MIN_REPLICAS=0 under Sentinel ({has}): a failover, even a planned "
+                                        "SENTINEL FAILOVER, loses what the old primary acknowledged before a replica "
+                                        "had it (jobs answered 202, callbacks, key changes); unset it (1 with "
+                                        "REDIS_SENTINELS) unless staying writable without a replica matters more")]
+    if connected < wanted:
+        return [Check("replicas", FAIL, f"REDIS_MIN_REPLICAS={wanted} but {has}: submissions, callbacks and key "
+                                        "changes answer 503 until enough replicas are back")]
+    return [Check("replicas", OK, f"acknowledgements wait for {wanted} replica{'' if wanted == 1 else 's'} "
+                                  f"(REDIS_MIN_REPLICAS={wanted}, at most REDIS_WAIT_MS={config.redis_wait_ms}); "
+                                  f"{has}")]
 
 
 def _budget_check(svc) -> Check:

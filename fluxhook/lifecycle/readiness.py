@@ -57,8 +57,14 @@ def redact_url(url: str) -> str:
 
 
 def _redis(svc) -> Check:
-    where = redact_url(svc.config.redis_url)
+    config = svc.config
+    where = redact_url(config.redis_url) if not config.redis_sentinels else (
+        f"Sentinel master {config.redis_sentinel_master} at "
+        + ",".join(_address(host, port) for host, port in config.redis_sentinels))
     try:
+        if config.redis_sentinels:
+            # REDIS_URL's host is not used: name the primary the sentinels send this process to now.
+            where = f"primary {_address(*svc.redis.connection_pool.get_master_address())} ({where})"
         svc.redis.ping()  # opens the connection, so the timed PING below measures Redis alone
         start = time.perf_counter()
         svc.redis.ping()
@@ -67,6 +73,10 @@ def _redis(svc) -> Check:
         return Check("redis", FAIL, f"{where}: {type(exc).__name__}: {exc}",
                      f"redis unreachable: {type(exc).__name__}")
     return Check("redis", OK, f"{where}: PING {latency:.1f} ms")
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _worker(svc) -> Check:
