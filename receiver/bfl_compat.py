@@ -22,7 +22,7 @@ from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Una
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL_NAME
 from fluxhook.credits import balance
-from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
+from fluxhook.lifecycle import accounts_view, app_keys, app_webhooks, bfl_presenting
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
 
@@ -97,18 +97,19 @@ def get_result():
 
 @bp.get("/credits")
 def credits():
-    """What the caller may still spend: for an app key with daily_credits, what is left of them today; else
-    BFL's balance as a worker last read it (asked now if none is kept)."""
+    """What the caller may still spend: for an app key with daily_credits, what is left of them today; else the
+    balance of the BFL accounts it may use, each as a worker last read it from that account (asked now if one is
+    not kept)."""
     svc = services()
     caller = require_bearer()
     if caller.key is not None and caller.key.daily_credits is not None:
         return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
-    kept = svc.store.usage.balance()
+    kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         with bfl_calls().enter() as inside:
             if inside:
                 balance.refresh(svc)
-        kept = svc.store.usage.balance()
+        kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
     return {"credits": kept.credits}

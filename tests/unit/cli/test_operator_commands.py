@@ -21,7 +21,6 @@ def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
     lines = [operator_commands.check_line(check) for check in operator_commands.config_checks(config)]
     assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
     assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
-    assert operator_commands.format_credits(1e6) == "1,000,000" and operator_commands.format_credits(12.5) == "12.50"
 
 
 def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):
