@@ -161,8 +161,10 @@ def _settings_check(settings: Settings) -> Check:
 
 
 def config_checks(config) -> list[Check]:
-    """A valid configuration, and what it warns about (a PUBLIC_BASE_URL that BFL cannot reach)."""
-    bfl = (f"BFL_ACCOUNTS={','.join(a.name for a in config.named_accounts)}" if config.named_accounts
+    """A valid configuration, each BFL account's endpoint, and what it warns about (a PUBLIC_BASE_URL that BFL cannot
+    call back to, judged by every account's endpoint)."""
+    bfl = (f"BFL_ACCOUNTS={','.join(a.name for a in config.named_accounts)}: "
+           + "; ".join(f"{a.name} at {a.api_base}" for a in config.named_accounts) if config.named_accounts
            else f"BFL_API_BASE={config.bfl_api_base}")
     checks = [Check("config", OK, f"valid ({bfl}, STORAGE_URL={config.storage_url}, "
                                   f"PUBLIC_BASE_URL={config.public_base_url})")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
 import re
@@ -181,11 +182,12 @@ class Config:
         if self.metrics_token is not None and len(self.metrics_token) < MIN_TOKEN_LENGTH:
             found.append(f"METRICS_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters: easy to guess "
                          "(use a long random string)")
-        host = (urlsplit(self.public_base_url).hostname or "").lower()
-        talks_to_bfl = (urlsplit(self.bfl_api_base).hostname or "").endswith("bfl.ai")
-        if talks_to_bfl and (host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local")):
-            found.append(f"PUBLIC_BASE_URL is {self.public_base_url}: BFL cannot call back there, "
-                         "so every job waits for the fallback poll")
+        # BFL itself (an account with a key at a bfl.ai endpoint, not a simulator) calls back to PUBLIC_BASE_URL.
+        at_bfl = [a.name for a in self.accounts if a.api_key and (urlsplit(a.api_base).hostname or "").endswith("bfl.ai")]
+        if at_bfl and not _reachable_from_outside(urlsplit(self.public_base_url).hostname or ""):
+            through = f" through {', '.join(at_bfl)}" if self.named_accounts else ""
+            found.append(f"PUBLIC_BASE_URL is {self.public_base_url}: BFL cannot call back there, so every job"
+                         f"{through} waits for the fallback poll (set it to this service's public https address)")
         return found
 
     def __repr__(self) -> str:  # secrets must never reach a log line through a repr
@@ -251,6 +253,18 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
+
+
+def _reachable_from_outside(host: str) -> bool:
+    """Whether BFL could reach ``host``: not this machine, nor a private, link-local or .local address."""
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name: what it resolves to is the operator's business
+    return address.is_global
 
 
 def field_default(name: str) -> Any:
