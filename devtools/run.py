@@ -35,17 +35,22 @@ class _Reads(dict):
         return super().__getitem__(name)
 
 
-def _bfl_line(stack: Stack) -> str:
-    """Where the run's BFL is: the simulator's one account or its accounts, or the environment's."""
+def bfl_lines(stack: Stack, config: Config) -> list[str]:
+    """Where the run's BFL is (the simulator's one account or its accounts, or the environment's accounts, each at its
+    endpoint), then each warning of the configuration: at start, not only in ``fluxhook doctor``, a run whose BFL
+    cannot call back (a real key and endpoint, a localhost PUBLIC_BASE_URL) says so."""
     env = stack.env
     if stack.sim_accounts:
         each = ", ".join(f"{a.name} at {a.base} (key {a.key})" for a in stack.sim_accounts.values())
-        return f"simulator accounts {each}; BFL_ACCOUNTS={env['BFL_ACCOUNTS']}"
-    if "simulator" in stack.processes:
-        return "simulator at " + env["BFL_API_BASE"]
-    if env.get("BFL_ACCOUNTS"):
-        return f"accounts {env['BFL_ACCOUNTS']} (BFL_ACCOUNTS from the environment)"
-    return env.get("BFL_API_BASE", "https://api.bfl.ai")
+        where = f"simulator accounts {each}; BFL_ACCOUNTS={env['BFL_ACCOUNTS']}"
+    elif "simulator" in stack.processes:
+        where = "simulator at " + env["BFL_API_BASE"]
+    elif config.named_accounts:
+        each = ", ".join(f"{a.name} at {a.api_base}" for a in config.named_accounts)
+        where = f"accounts {each} (BFL_ACCOUNTS from the environment)"
+    else:
+        where = config.bfl_api_base
+    return [f"  BFL:    {where}", *(f"  warning: {warning}" for warning in config.warnings())]
 
 
 def main() -> int:
@@ -65,7 +70,7 @@ def main() -> int:
     try:
         stack.prepare()
         reads = _Reads(stack.env)
-        Config.from_env(reads)
+        config = Config.from_env(reads)
         stack.start()
     except ConfigError as exc:
         for problem in exc.problems:
@@ -84,7 +89,7 @@ def main() -> int:
     print()
     print(f"fluxhook is running at {url}")
     print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
-    print(f"  BFL:    {_bfl_line(stack)}")
+    print("\n".join(bfl_lines(stack, config)))
     print(f"  logs:   {stack.var_dir}/web.log, worker.log")
     print(f"  settings for the fluxhook command (fluxhook doctor, fluxhook list): {settings_file}")
     print(f"  dev token: {token}")

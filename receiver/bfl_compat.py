@@ -22,7 +22,7 @@ from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Una
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
-from fluxhook.lifecycle import app_keys, app_webhooks, bfl_presenting
+from fluxhook.lifecycle import accounts_view, app_keys, app_webhooks, bfl_presenting
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
 
@@ -131,21 +131,21 @@ def get_result():
 @bp.get("/credits")
 def credits():
     """What the caller may still spend: an app key, what is left of its own daily_credits today (null without that
-    limit: the operator's balance is not a key's to see); an admin token, BFL's balance of every account together,
-    as workers last read it (asked now if none is kept)."""
+    limit: the operator's balance is not a key's to see); an admin token, the balance of every BFL account
+    together, each as a worker last read it from that account (asked now if one is not kept)."""
     svc = services()
     caller = require_bearer()
     if caller.key is not None:
         return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
-    kept = balance.total(svc)
+    kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         with bfl_calls().enter() as inside:
             if inside:
                 balance.refresh(svc)
-        kept = balance.total(svc)
+        kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
-    return {"credits": kept}
+    return {"credits": kept.credits}
 
 
 def _error(status: int, detail, headers: dict[str, str] | None = None):

@@ -19,7 +19,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
-from fluxhook.credits.balance import format_credits
+from fluxhook.credits.figures import format_credits
 from fluxhook.lifecycle import accounts_view, timeline, waits
 from fluxhook.lifecycle.app_keys import is_key_id, key_id_in
 from fluxhook.lifecycle.removal import remove_job

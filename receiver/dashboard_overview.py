@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from fluxhook.core import transitions as st
 from fluxhook.core.pools import DEFAULT_POOL
-from fluxhook.credits.balance import format_credits
+from fluxhook.credits.figures import epoch, format_credits, read_ago
 
 from .charts import Column, Series, bar_chart, gauge_bar, line_chart
 from .dashboard_view import clock, duration
@@ -148,9 +148,10 @@ COOLING_WORDS = {"unavailable": "BFL unavailable", "insufficient_credits": "out 
                  "daily_credit_limit": "its daily credit limit is spent"}
 
 
-def accounts_panel(accounts: list[dict]) -> list[dict]:
+def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
     """The accounts as ``GET /v1/accounts`` lists them (``lifecycle.accounts_view``), in the panel's words: each
-    one's tasks in flight by pool, whether it takes tasks or until when and why it cools down, and its credits."""
+    one's tasks in flight by pool, whether it takes tasks or until when and why it cools down, and its credits (its
+    balance as ``fluxhook doctor`` and ``fluxhook accounts`` write it, and when it was read)."""
     shown = []
     for account in accounts:
         in_flight, cooling, balance = account["in_flight"], account["cooling"], account["balance"]
@@ -168,27 +169,22 @@ def accounts_panel(accounts: list[dict]) -> list[dict]:
             "pools": ", ".join(f"{pool} {n}" for pool, n in sorted(in_flight.items())) if len(in_flight) > 1 else "",
             "queued": account["queued"], "cooling": cooling is not None, "state": state,
             "balance": "not read lately" if balance is None else format_credits(balance),
+            "balance_read": "" if balance is None else read_ago(epoch(account["balance_at"]), now),
             "spent_today": format_credits(account["spent_today"]),
         })
     return shown
 
 
-def balance_words(balance: dict | None, now: float) -> dict | None:
-    """The balance last read, as ``fluxhook doctor`` prints it (``1,000,000``), and how long ago it was read."""
-    if balance is None:
-        return None
-    return {"credits": format_credits(balance["credits"]), "at": clock(balance["at"]), "age": age(now - balance["at"])}
-
-
-def age(seconds: float) -> str:
-    """How long ago, as coarse as a reader needs it: ``just now``, ``40 s``, ``3 min``, ``2 h 05 min``."""
-    if seconds < 1:
-        return "just now"
-    if seconds < 60:
-        return f"{int(seconds)} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+def balances(accounts: list[dict], now: float) -> list[dict]:
+    """The spend panel's balances: one per configured account, read from that account (``GET /v1/accounts``' figures),
+    as ``fluxhook doctor`` writes them (``1,000,000``), with when each was read."""
+    shown = []
+    for account in accounts:
+        at = epoch(account["balance_at"])
+        known = account["balance"] is not None and at is not None
+        shown.append({"name": account["name"], "credits": format_credits(account["balance"]) if known else None,
+                      "read": read_ago(at, now) if known else "", "at": clock(at) if known else ""})
+    return shown
 
 
 def overview_page(data: dict, span: str, now: float | None = None, accounts: list[dict] | None = None) -> dict:
@@ -197,7 +193,7 @@ def overview_page(data: dict, span: str, now: float | None = None, accounts: lis
     periods = data["periods"]
     credits, models = credits_chart(data["day_names"], data["days"], span)
     counted = totals(periods)
-    balance = data["balance"]
+    now = time.time() if now is None else now
     return {
         "span": span,
         "words": RANGE_WORDS[span],
@@ -212,7 +208,7 @@ def overview_page(data: dict, span: str, now: float | None = None, accounts: lis
         "spent_today": data["spent_today"],
         "reserved": data["reserved"],
         "daily_limit": data["daily_limit"],
-        "balance": balance_words(balance, time.time() if now is None else now),
+        "balances": balances(accounts or [], now),
         "jobs_chart": jobs_chart(periods, span),
         "latency_chart": latency_chart(periods, span),
         "credits_chart": credits,
@@ -222,5 +218,5 @@ def overview_page(data: dict, span: str, now: float | None = None, accounts: lis
         "models": models,
         "pools": pools(data),
         "keys": data["keys"],
-        "accounts": accounts_panel(accounts or []),
+        "accounts": accounts_panel(accounts or [], now),
     }

@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
-from fluxhook.credits import accounting, reports
+from fluxhook.credits import accounting, balance, reports
 from fluxhook.lifecycle import readiness
 
 from .auth import require_metrics_reader
@@ -78,11 +78,14 @@ class _Snapshot:
 
 def _credits(svc, now: float):
     """Each account's balance as a worker last read it, and today's spend against BFL_DAILY_CREDIT_LIMIT."""
-    balances = {account.name: svc.store.usage.balance(account=account.name) for account in svc.config.accounts}
+    balances = {name: b for name, b in balance.kept(svc).items() if b is not None}
     # An account whose balance no worker read lately has no series: absent() tells it apart from a zero balance.
     yield fm.gauge("fluxhook_bfl_credits", "Each BFL account's credits, as GET /v1/credits last said (a worker "
                                            "asks every BFL_CREDITS_REFRESH_SECONDS).",
-                   {(name,): b.credits for name, b in balances.items() if b is not None}, ("account",))
+                   {(name,): b.credits for name, b in balances.items()}, ("account",))
+    yield fm.gauge("fluxhook_bfl_credits_read_timestamp_seconds", "When each BFL account's credits were read from it "
+                                                                  "(Unix time).",
+                   {(name,): round(b.at, 3) for name, b in balances.items()}, ("account",))
     spent = reports.spent_today(svc, now)
     yield fm.gauge("fluxhook_credits_spent_today", "Credits spent this UTC day, as the daily limit counts them.",
                    {(): accounting.from_micro(spent)})

@@ -9,7 +9,6 @@ is followed here, hop by hop, at most ``MAX_REDIRECTS`` times and only to such h
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Any, Callable
@@ -19,6 +18,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from fluxhook.bfl.costs import parse_cost
+from fluxhook.bfl.words import words
 from fluxhook.core.accounts import Account
 from fluxhook.core.backoff import backoff_delay, retry_after_seconds
 from fluxhook.core.bfl_limits import ATTEMPTS, TIMEOUT
@@ -248,25 +248,9 @@ def _raw_detail(response: requests.Response):
 
 
 def _detail(response: requests.Response) -> str:
+    """``: `` and BFL's ``detail`` in words (its field errors as ``prompt: Field required``), or nothing."""
     try:
-        detail = response.json().get("detail")
+        said = words(response.json().get("detail"))
     except (ValueError, AttributeError):
         return ""
-    if not detail:
-        return ""
-    return ": " + readable_detail(detail)[:300]
-
-
-def readable_detail(detail: Any) -> str:
-    """BFL's ``detail`` as a sentence: its validation errors (``[{"loc": ["body", "prompt"], "msg": ...}]``)
-    as ``prompt: Field required``, one per field; any other value as text."""
-    if isinstance(detail, str):
-        return detail
-    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
-        parts = []
-        for item in detail:
-            place = [str(p) for p in item.get("loc") or [] if p != "body"]
-            message = str(item.get("msg") or item.get("type") or "invalid")
-            parts.append(f"{'.'.join(place)}: {message}" if place else message)
-        return "; ".join(parts)
-    return json.dumps(detail, ensure_ascii=False)  # read from JSON: it goes back as JSON
+    return f": {said[:300]}" if said else ""

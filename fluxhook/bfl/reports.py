@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from fluxhook.bfl.costs import Cost, result_cost
+from fluxhook.bfl.words import words
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
 from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
@@ -73,12 +74,13 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
         finished_at = _epoch(result.get("end_time"))
         seed = _seed(result.get("seed"))
         cost = result_cost(payload)
-    message = payload.get("message") or payload.get("error") or payload.get("details")
+    # BFL's words for a failure: a message, an error or an object of details, whichever it sent.
+    message = words(payload.get("message")) or words(payload.get("error")) or words(payload.get("details"))
     return BFLReport(
         bfl_id=task_id.strip(),
         status=status,
         sample_url=sample,
-        message=str(message)[:500] if message else None,
+        message=message,
         finished_at=finished_at,
         progress=progress_value(payload.get("progress")),
         draft_cache_url=_draft_cache(payload.get("result")) if status == BFL_READY else None,

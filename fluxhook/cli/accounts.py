@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Callable
 
 from fluxhook.cli.api_commands import client_for, format_table, print_json
+from fluxhook.credits.figures import epoch, format_credits, read_ago
 
 ACCOUNT_COLUMNS = ("NAME", "REGION", "HOST", "IN FLIGHT", "QUEUED", "STATE", "BALANCE", "SPENT TODAY")
 
@@ -27,15 +29,18 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def account_row(account: dict) -> list[str]:
+def account_row(account: dict, now: float | None = None) -> list[str]:
     """An account as one row of ``fluxhook accounts``: its tasks in flight (by pool when more than one has some),
-    whether it takes tasks or why and until when it cools down, and its credits (``-``: balance not read lately)."""
+    whether it takes tasks or why and until when it cools down, and its credits as the dashboard and ``fluxhook doctor``
+    write them, with when its balance was read (``-``: not read lately)."""
     in_flight = account["in_flight"]
     flying = str(sum(in_flight.values()))
     if len(in_flight) > 1:
         flying += " (" + ", ".join(f"{pool} {n}" for pool, n in sorted(in_flight.items())) + ")"
     cooling = account.get("cooling")
     state = "takes tasks" if cooling is None else f"cooling: {cooling['reason']} until {cooling['until']}"
-    balance = "-" if account.get("balance") is None else f"{account['balance']:g}"
+    read_at = epoch(account.get("balance_at"))
+    balance = "-" if account.get("balance") is None or read_at is None else \
+        f"{format_credits(account['balance'])} ({read_ago(read_at, time.time() if now is None else now)})"
     return [account["name"], account.get("region") or "-", account["host"], flying, str(account["queued"]), state,
-            balance, f"{account['spent_today']:g}"]
+            balance, format_credits(account["spent_today"])]

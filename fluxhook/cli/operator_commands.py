@@ -25,7 +25,7 @@ from fluxhook.core.accounts import Account
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, ConfigError
 from fluxhook.credits import budget, reports
-from fluxhook.credits.balance import format_credits
+from fluxhook.credits.figures import balance_words
 from fluxhook.lifecycle import app_keys, readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
 from fluxhook.lifecycle.sweep import sweep
@@ -129,7 +129,7 @@ def check_line(check: Check) -> str:
 
 def run_checks(settings: Settings) -> Iterator[Check]:
     """The doctor's checks, one at a time: where the settings came from, the configuration, then
-    ``/readyz``'s checks (Redis, worker, storage) and BFL."""
+    ``/readyz``'s checks (Redis, worker, storage), Redis's replicas, the budget, the app keys and BFL."""
     yield _settings_check(settings)
     try:
         config = Config.from_env(settings.values)
@@ -147,6 +147,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc}")
         return
     yield from readiness.check(svc)
+    yield from replicas_checks(svc)
     yield _budget_check(svc)
     yield from _keys_checks(svc)
     for account in svc.config.accounts:
@@ -160,8 +161,10 @@ def _settings_check(settings: Settings) -> Check:
 
 
 def config_checks(config) -> list[Check]:
-    """A valid configuration, and what it warns about (a PUBLIC_BASE_URL that BFL cannot reach)."""
-    bfl = (f"BFL_ACCOUNTS={','.join(a.name for a in config.named_accounts)}" if config.named_accounts
+    """A valid configuration, each BFL account's endpoint, and what it warns about (a PUBLIC_BASE_URL that BFL cannot
+    call back to, judged by every account's endpoint)."""
+    bfl = (f"BFL_ACCOUNTS={','.join(a.name for a in config.named_accounts)}: "
+           + "; ".join(f"{a.name} at {a.api_base}" for a in config.named_accounts) if config.named_accounts
            else f"BFL_API_BASE={config.bfl_api_base}")
     checks = [Check("config", OK, f"valid ({bfl}, STORAGE_URL={config.storage_url}, "
                                   f"PUBLIC_BASE_URL={config.public_base_url})")]
@@ -169,21 +172,41 @@ def config_checks(config) -> list[Check]:
     return checks
 
 
+def replicas_checks(svc) -> list[Check]:
+    """Under Sentinel, or with REDIS_MIN_REPLICAS set: what an acknowledgement waits for, the replicas the primary has
+    now, and what REDIS_MIN_REPLICAS=0 under Sentinel risks."""
+    config = svc.config
+    wanted = config.redis_min_replicas
+    if not config.redis_sentinels and not wanted:
+        return []
+    try:
+        connected = int(svc.redis.info("replication").get("connected_slaves", 0))
+    except RedisError:
+        return [Check("replicas", SKIP, "needs Redis")]
+    has = f"the primary has {connected} replica{'' if connected == 1 else 's'} connected"
+    if not wanted:
+        return [Check("replicas", WARN, f"REDIS_MIN_REPLICAS=0 under Sentinel ({has}): a failover, even a planned "
+                                        "SENTINEL FAILOVER, loses what the old primary acknowledged before a replica "
+                                        "had it (jobs answered 202, callbacks, key changes); unset it (1 with "
+                                        "REDIS_SENTINELS) unless staying writable without a replica matters more")]
+    if connected < wanted:
+        return [Check("replicas", FAIL, f"REDIS_MIN_REPLICAS={wanted} but {has}: submissions, callbacks and key "
+                                        "changes answer 503 until enough replicas are back")]
+    return [Check("replicas", OK, f"acknowledgements wait for {wanted} replica{'' if wanted == 1 else 's'} "
+                                  f"(REDIS_MIN_REPLICAS={wanted}, at most REDIS_WAIT_MS={config.redis_wait_ms}); "
+                                  f"{has}")]
+
+
 def _budget_check(svc) -> Check:
-    """Today's spend against BFL_DAILY_CREDIT_LIMIT, and the balance a worker last read from BFL."""
+    """Today's spend against BFL_DAILY_CREDIT_LIMIT (each account's balance is on its ``bfl`` line)."""
     now = time.time()
     try:
         spent = reports.spent_today(svc, now)
         now_standing = budget.standing(svc, now)
         refused, text = budget.summary(spent, svc.store.usage.reserved(now), svc.config.bfl_daily_credit_limit,
                                        refused=now_standing is not None and not now_standing.admitted)
-        balance = svc.store.usage.balance()
     except RedisError:
         return Check("budget", SKIP, "needs Redis")
-    if balance is None:
-        text += "; no balance read by a worker yet"
-    else:
-        text += f"; balance {format_credits(balance.credits)} (a worker read it {max(0, int(now - balance.at))} s ago)"
     return Check("budget", WARN if refused else OK, text)
 
 
@@ -211,8 +234,10 @@ def _bfl_check(svc, account: Account) -> Check:
         return Check(name, FAIL, f"{base}: {exc.message}")
     except Exception as exc:  # noqa: BLE001
         return Check(name, FAIL, f"{base}: {type(exc).__name__}: {exc}")
+    # Read from this account now: the figure the dashboard and fluxhook accounts show once a worker next reads it.
+    said = balance_words(credits, time.time(), time.time())
     if credits <= 0:
-        return Check(name, FAIL, f"{base} answers, but no credits are left ({format_credits(credits)}): "
+        return Check(name, FAIL, f"{base} answers, but no credits are left ({said}): "
                                  "submissions fail with insufficient_credits")
-    return Check(name, OK, f"{base} answers; credits: {format_credits(credits)}")
+    return Check(name, OK, f"{base} answers; balance {said}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
 import re
@@ -43,6 +44,9 @@ _NOTIFY_URL_WORDING = Wording(
                 "listed as its exact host:port in NOTIFY_HOST_ALLOWLIST",
 )
 DEFAULT_PORT = 8000
+# REDIS_MIN_REPLICAS's default with REDIS_SENTINELS: a Sentinel deployment has a replica by design, and without the
+# check a failover, even a planned one, loses what the old primary acknowledged (SPEC §13).
+SENTINEL_MIN_REPLICAS = 1
 # MAX_SPOOL_BYTES's least: room for a few callbacks of 1 MiB (the room kept for them is a quarter) and a body.
 MIN_SPOOL_BYTES = 4 * 1024 * 1024
 
@@ -111,7 +115,7 @@ class Config:
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_sentinel_master: str | None = None
     # Replicas a write must reach before a request that changed something is acknowledged, and the
-    # longest one request waits for them.
+    # longest one request waits for them. Under Sentinel the default is SENTINEL_MIN_REPLICAS (below).
     redis_min_replicas: int = 0
     redis_wait_ms: int = 500
     # Values being rotated out: still accepted, never used to sign anything new.
@@ -178,11 +182,12 @@ class Config:
         if self.metrics_token is not None and len(self.metrics_token) < MIN_TOKEN_LENGTH:
             found.append(f"METRICS_TOKEN is shorter than {MIN_TOKEN_LENGTH} characters: easy to guess "
                          "(use a long random string)")
-        host = (urlsplit(self.public_base_url).hostname or "").lower()
-        talks_to_bfl = (urlsplit(self.bfl_api_base).hostname or "").endswith("bfl.ai")
-        if talks_to_bfl and (host in ("localhost", "127.0.0.1", "::1") or host.endswith(".local")):
-            found.append(f"PUBLIC_BASE_URL is {self.public_base_url}: BFL cannot call back there, "
-                         "so every job waits for the fallback poll")
+        # BFL itself (an account with a key at a bfl.ai endpoint, not a simulator) calls back to PUBLIC_BASE_URL.
+        at_bfl = [a.name for a in self.accounts if a.api_key and (urlsplit(a.api_base).hostname or "").endswith("bfl.ai")]
+        if at_bfl and not _reachable_from_outside(urlsplit(self.public_base_url).hostname or ""):
+            through = f" through {', '.join(at_bfl)}" if self.named_accounts else ""
+            found.append(f"PUBLIC_BASE_URL is {self.public_base_url}: BFL cannot call back there, so every job"
+                         f"{through} waits for the fallback poll (set it to this service's public https address)")
         return found
 
     def __repr__(self) -> str:  # secrets must never reach a log line through a repr
@@ -196,6 +201,7 @@ class Config:
         port = reader.integer("PORT", DEFAULT_PORT, minimum=1, maximum=65535)
         storage_url = reader.storage_url("STORAGE_URL", field_default("storage_url"))
         models = reader.catalog("BFL_MODELS_FILE")
+        sentinels = reader.sentinels("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")
         config = cls(
             redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
             bfl_api_key=reader.string("BFL_API_KEY"),
@@ -230,9 +236,8 @@ class Config:
             worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
             web_threads=reader.integer("WEB_THREADS", field_default("web_threads"), minimum=1, maximum=1000),
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", field_default("redis_tls_verify")),
-            **reader.sentinels("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"),
-            redis_min_replicas=reader.integer("REDIS_MIN_REPLICAS", field_default("redis_min_replicas"),
-                                              minimum=0, maximum=16),
+            **sentinels,
+            redis_min_replicas=reader.min_replicas("REDIS_MIN_REPLICAS", sentinel=bool(sentinels)),
             redis_wait_ms=reader.integer("REDIS_WAIT_MS", field_default("redis_wait_ms"), minimum=1, maximum=5_000),
             previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
@@ -248,6 +253,18 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
+
+
+def _reachable_from_outside(host: str) -> bool:
+    """Whether BFL could reach ``host``: not this machine, nor a private, link-local or .local address."""
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a name: what it resolves to is the operator's business
+    return address.is_global
 
 
 def field_default(name: str) -> Any:
@@ -343,6 +360,19 @@ class _Reader:
             self._fail(name, f"must be between {minimum} and {maximum}, got {number}")
             return default
         return number
+
+    def min_replicas(self, name: str, *, sentinel: bool) -> int:
+        """Replicas an acknowledgement waits for: 0 to 16, by default SENTINEL_MIN_REPLICAS under Sentinel, else 0."""
+        default = SENTINEL_MIN_REPLICAS if sentinel else field_default("redis_min_replicas")
+        value = self._raw(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not 0 <= int(value) <= 16:
+            self._fail(name, f"must be a whole number of replicas between 0 and 16, got {value[:40]!r} (unset: "
+                             f"{SENTINEL_MIN_REPLICAS} with REDIS_SENTINELS, else 0; 0 under Sentinel risks losing "
+                             "acknowledged writes in a failover)")
+            return default
+        return int(value)
 
     def positive_number(self, name: str, *, maximum: float) -> float | None:
         """A number above 0 (a fraction allowed), or None when unset."""

@@ -14,12 +14,14 @@ import logging
 import os
 import socket
 import time
+from typing import Iterable
 
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.accounts import NO_CREDITS_RECHECK, Account, CoolingReason
 from fluxhook.core.errors import FluxhookError
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.services import Services
+from fluxhook.store.usage import Balance
 
 log = logging.getLogger("fluxhook.balance")
 
@@ -31,9 +33,20 @@ MIN_KEEP = 3600
 CHECKS_PER_INTERVAL = 5
 
 
-def format_credits(credits: float) -> str:
-    """A number of credits as people read it, wherever it is shown: 1000000.0 → '1,000,000'; 12.5 → '12.50'."""
-    return f"{int(credits):,}" if credits == int(credits) else f"{credits:,.2f}"
+def kept(svc: Services, accounts: Iterable[Account] | None = None) -> dict[str, Balance | None]:
+    """Each account's balance as a worker last read it (None: not read lately), by name: every configured account's,
+    or ``accounts``'. Never one of an account no longer configured, whatever Redis still keeps of it."""
+    return {account.name: svc.store.usage.balance(account=account.name)
+            for account in (svc.config.accounts if accounts is None else accounts)}
+
+
+def together(balances: Iterable[Balance | None]) -> Balance | None:
+    """Several accounts' credits added up, read when the oldest of them was; None unless every one is known (a sum
+    short of an account would be no account's balance)."""
+    known = list(balances)
+    if not known or any(balance is None for balance in known):
+        return None
+    return Balance(sum(b.credits for b in known), min(b.at for b in known))
 
 
 def check_every(interval: int, several_accounts: bool = False) -> int:
@@ -41,13 +54,6 @@ def check_every(interval: int, several_accounts: bool = False) -> int:
     accounts, often enough to see one that ran out of credits have some again within ``NO_CREDITS_RECHECK``."""
     every = max(1, interval // CHECKS_PER_INTERVAL)
     return min(every, max(1, int(NO_CREDITS_RECHECK) // CHECKS_PER_INTERVAL)) if several_accounts else every
-
-
-def total(svc: Services) -> float | None:
-    """The credits left on every account together, as last read (an account not read lately counts nothing);
-    None while no account's balance is known."""
-    known = [kept.credits for kept in (svc.store.usage.balance(a.name) for a in svc.config.accounts) if kept is not None]
-    return round(sum(known), 6) if known else None
 
 
 def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:

@@ -219,8 +219,8 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
 
     ``hours``: per UTC hour, jobs submitted and ended by status, and the completion-to-stored latency
     p50/p95 over them all (``by_day``: the ``days``' hours added up into ``periods``, one per day, and no ``hours``);
-    ``days``: credits per UTC day and model; and now: today's spend against the limit, the balance
-    last read, BFL tasks in flight and jobs queued per pool against its limit.
+    ``days``: credits per UTC day and model; and now: today's spend against the limit, BFL tasks in flight and jobs
+    queued per pool against its limit. Each account's balance is ``lifecycle.accounts_view``'s.
     """
     today = datetime.fromtimestamp(now, timezone.utc).date()
     start = today - timedelta(days=days - 1)
@@ -231,7 +231,6 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
     counters = svc.store.usage.days(day_names)
     snapshot = svc.store.snapshot(now)
     everything = merged(by_hour)
-    balance = svc.store.usage.balance()
     return {
         "hours": [] if by_day else [{"hour": name, **hourly_outcomes(by_hour[name])} for name in hour_names],
         "periods": periods(by_hour, hour_names, by_day),
@@ -242,7 +241,6 @@ def overview(svc: "Services", now: float, *, hours: int = 24, days: int = 14, by
         "spent_today": from_micro(spent_today(svc, now, counters)),
         "reserved": from_micro(svc.store.usage.reserved(now)),
         "daily_limit": svc.config.bfl_daily_credit_limit,
-        "balance": None if balance is None else {"credits": balance.credits, "at": balance.at},
         "pools": [{"pool": pool, "in_flight": snapshot.in_flight[pool], "queued": snapshot.waiting[pool],
                    "limit": pool_limit(svc.config, pool)} for pool in svc.store.pools],
         "max_active": svc.config.bfl_max_active,

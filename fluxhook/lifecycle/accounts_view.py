@@ -3,14 +3,19 @@
 
 Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per slot pool,
 jobs in line it could take), whether it takes tasks (its cooldown, if any), and its credits (the balance a worker
-last read, today's spend through it).
+last read from that account and when, today's spend through it).
 """
 
 from __future__ import annotations
 
 from fluxhook.core.accounts import route_allows
+from fluxhook.core.job import iso
+from fluxhook.credits import balance as balances
 from fluxhook.credits.accounting import account_spent_field, from_micro, utc_day
+from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.lifecycle.routing import route_of
 from fluxhook.services import Services
+from fluxhook.store.usage import Balance
 
 
 def accounts_now(svc: Services, now: float) -> list[dict]:
@@ -36,6 +41,14 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
             "queued": sum(n for route, n in by_route.items() if route_allows(route, account)),
             "cooling": None if seen.cooling is None else seen.cooling.to_api(),
             "balance": None if balance is None else balance.credits,
+            "balance_at": None if balance is None else iso(balance.at),
             "spent_today": from_micro(svc.store.usage.counter(day, account_spent_field(account.name))),
         })
     return shown
+
+
+def callers_balance(svc: Services, caller: Caller) -> Balance | None:
+    """The credits of the accounts ``caller`` may send jobs through (its key's accounts or region; an admin's: every
+    configured account), each read from that account, added up; None until a worker has read every one of them."""
+    route = route_of(svc, caller, "", None)
+    return balances.together(balances.kept(svc, [a for a in svc.config.accounts if route_allows(route, a)]).values())

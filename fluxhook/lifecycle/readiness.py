@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.exceptions import RedisError
 from rq import Worker
 
+from fluxhook.core.errors import StorageError
+
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
@@ -55,8 +57,14 @@ def redact_url(url: str) -> str:
 
 
 def _redis(svc) -> Check:
-    where = redact_url(svc.config.redis_url)
+    config = svc.config
+    where = redact_url(config.redis_url) if not config.redis_sentinels else (
+        f"Sentinel master {config.redis_sentinel_master} at "
+        + ",".join(_address(host, port) for host, port in config.redis_sentinels))
     try:
+        if config.redis_sentinels:
+            # REDIS_URL's host is not used: name the primary the sentinels send this process to now.
+            where = f"primary {_address(*svc.redis.connection_pool.get_master_address())} ({where})"
         svc.redis.ping()  # opens the connection, so the timed PING below measures Redis alone
         start = time.perf_counter()
         svc.redis.ping()
@@ -65,6 +73,10 @@ def _redis(svc) -> Check:
         return Check("redis", FAIL, f"{where}: {type(exc).__name__}: {exc}",
                      f"redis unreachable: {type(exc).__name__}")
     return Check("redis", OK, f"{where}: PING {latency:.1f} ms")
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _worker(svc) -> Check:
@@ -87,9 +99,10 @@ def _worker(svc) -> Check:
 def _storage(svc) -> Check:
     where = svc.config.storage_url
     try:
-        writable = svc.storage.writable()
+        svc.storage.check_writable()
+    except StorageError as exc:
+        return Check("storage", FAIL, f"{where} is not writable: {exc.message}", "storage is not writable")
     except Exception as exc:  # noqa: BLE001 (any failure of the store means it cannot take an image)
-        return Check("storage", FAIL, f"{where}: {type(exc).__name__}: {exc}", "storage is not writable")
-    if writable:
-        return Check("storage", OK, f"{where} is writable")
-    return Check("storage", FAIL, f"{where} is not writable", "storage is not writable")
+        return Check("storage", FAIL, f"{where} is not writable: {type(exc).__name__}: {exc}",
+                     "storage is not writable")
+    return Check("storage", OK, f"{where} is writable")

@@ -45,6 +45,8 @@ class Storage(Protocol):
 
     def writable(self) -> bool: ...
 
+    def check_writable(self) -> None: ...
+
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int: ...
 
     def url_for(self, key: str, expires: int, content_type: str) -> str | None: ...
@@ -226,14 +228,23 @@ class FileStorage:
     def writable(self) -> bool:
         """Whether a new file can be created in the store and take bytes."""
         try:
+            self.check_writable()
+        except StorageError:
+            return False
+        return True
+
+    def check_writable(self) -> None:
+        """Create a file in the store and write a byte to it; a StorageError says why that fails, naming the setting."""
+        try:
             self.root.mkdir(parents=True, exist_ok=True)
             # One byte, not an empty file: a full disk still creates empty files, then refuses their bytes.
             with tempfile.TemporaryFile(dir=self.root) as probe:
                 probe.write(b"\0")
                 probe.flush()
-                return True
-        except OSError:
-            return False
+        except OSError as exc:
+            raise StorageError(f"cannot write a file in {self.root}: {exc.strerror or type(exc).__name__} "
+                               "(STORAGE_URL names this directory: it must exist or be creatable, with room, "
+                               "and be writable by this user)") from exc
 
     def url_for(self, key: str, expires: int, content_type: str) -> str | None:
         """Files have no URL of their own: the web process streams them."""
@@ -421,14 +432,23 @@ class S3Storage:
 
     def writable(self) -> bool:
         """Whether an object can be written under the prefix (a tiny probe object, rewritten each time)."""
-        if time.monotonic() < self._writable_until:
-            return True
         try:
-            self._call("write a probe", "put_object", Bucket=self.bucket, Key=self._root + self.PROBE_NAME, Body=b"")
+            self.check_writable()
         except StorageError:
             return False
-        self._writable_until = time.monotonic() + self.WRITABLE_FOR
         return True
+
+    def check_writable(self) -> None:
+        """Write the probe object; a StorageError says why that fails and which setting to look at."""
+        if time.monotonic() < self._writable_until:
+            return
+        try:
+            self._call("write a probe", "put_object", Bucket=self.bucket, Key=self._root + self.PROBE_NAME, Body=b"")
+        except StorageError as exc:
+            where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+            raise StorageError(f"{exc.message}{where} ({_setting_at_fault(exc.__cause__)})",
+                               status=503) from exc.__cause__
+        self._writable_until = time.monotonic() + self.WRITABLE_FOR
 
     def url_for(self, key: str, expires: int, content_type: str) -> str | None:
         """A presigned GET URL of the image, valid ``expires`` seconds (signed locally, no request)."""
@@ -437,21 +457,70 @@ class S3Storage:
                                                      "ResponseContentType": content_type})
 
 
+def seekable(source: BinaryIO) -> bool:
+    """Whether ``source`` can seek."""
+    try:
+        return source.seekable()
+    except (AttributeError, ValueError):
+        return False  # a bare stream without seekable(); ValueError: a closed file
+
+
+def spool(source: BinaryIO) -> BinaryIO:
+    """``source`` from its position on, copied into a temporary file at its start (in memory up to
+    ``SPOOL_IN_MEMORY``, beyond it on disk): for a reader that seeks, given a stream that cannot (an S3 object's)."""
+    copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    try:
+        shutil.copyfileobj(source, copy, CHUNK)
+        copy.seek(0)
+    except BaseException:
+        copy.close()
+        raise
+    return copy
+
+
+# S3's error codes by the setting that is wrong when S3 answers them.
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken",
+                     "AllAccessDisabled", "AccountProblem", "Forbidden", "403"}
+_REGION_CODES = {"AuthorizationHeaderMalformed", "PermanentRedirect", "IllegalLocationConstraintException",
+                 "InvalidRegion", "301"}
+_BUCKET_CODES = {"NoSuchBucket", "InvalidBucketName", "404"}
+
+
+def _setting_at_fault(cause: BaseException | None) -> str:
+    """The settings to look at for an S3 failure, in words: the credentials, the region, the bucket or the endpoint."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
+        return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile or instance role)"
+    if isinstance(cause, ClientError):
+        code = str(cause.response.get("Error", {}).get("Code") or "")
+        if code in _CREDENTIAL_CODES:
+            return "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the store refused them for this bucket"
+        if code in _REGION_CODES:
+            return "check AWS_REGION (or AWS_DEFAULT_REGION): the bucket is in another region"
+        if code in _BUCKET_CODES:
+            return "check STORAGE_URL's bucket, and S3_ENDPOINT_URL: no such bucket there"
+        return "check STORAGE_URL, S3_ENDPOINT_URL and the AWS_* credentials"
+    if isinstance(cause, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return "check S3_ENDPOINT_URL (unset: AWS itself) and the network: the store cannot be reached"
+    return "check STORAGE_URL, S3_ENDPOINT_URL and the AWS_* credentials"
+
+
 class _Measured:
     """``source`` from its position on as a seekable file, with its size and sha256 (read once here)."""
 
     def __init__(self, source: BinaryIO, sha256: str | None):
         self._spool = None
         try:
-            seekable = source.seekable()
-        except (AttributeError, ValueError):
-            seekable = False
-        try:
-            if not seekable:
-                self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-                shutil.copyfileobj(source, self._spool, CHUNK)
-                self._spool.seek(0)
-                source = self._spool
+            if not seekable(source):
+                source = self._spool = spool(source)
             start = source.tell()
             if sha256 is None:
                 digest = hashlib.sha256()
@@ -471,7 +540,6 @@ class _Measured:
     def __exit__(self, *exc) -> None:
         if self._spool is not None:
             self._spool.close()
-
 
 
 def storage_from_url(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Storage:

@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps
 
+from fluxhook.media.storage import seekable, spool
+
 MAX_SIDE = 256
 CONTENT_TYPE = "image/webp"
 # Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
@@ -22,8 +24,19 @@ def key_for(job_id: str) -> str:
 
 
 def make_thumbnail(source: BinaryIO) -> bytes:
-    """WebP bytes of ``source`` (a JPEG, PNG or WebP) fitted in MAX_SIDE x MAX_SIDE, never enlarged."""
-    source.seek(0)
+    """WebP bytes of ``source`` (a JPEG, PNG or WebP) fitted in MAX_SIDE x MAX_SIDE, never enlarged.
+
+    ``source`` is a file, or a stream that cannot seek (an S3 object's), which is first copied to a temporary file:
+    decoding seeks, and Pillow would otherwise read the whole stream into memory.
+    """
+    if seekable(source):
+        source.seek(0)
+        return _thumbnail(source)
+    with spool(source) as copy:
+        return _thumbnail(copy)
+
+
+def _thumbnail(source: BinaryIO) -> bytes:
     with Image.open(source) as image:
         if image.width * image.height > MAX_SOURCE_PIXELS:
             raise ValueError(f"{image.width}x{image.height} is too large to make a thumbnail of")

@@ -12,7 +12,6 @@ from typing import NamedTuple, Sequence
 
 from redis import Redis
 
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -120,15 +119,16 @@ class UsageStore:
         return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
                 for name, pairs in zip(names, self._read(keys), strict=False)}
 
-    def set_balance(self, credits: float, at: float, ttl: int, account: str = DEFAULT_ACCOUNT) -> None:
+    def set_balance(self, credits: float, at: float, ttl: int, *, account: str) -> None:
         """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.hset(self.keys.bfl_balance(account), mapping={"credits": repr(float(credits)), "at": repr(float(at))})
         pipe.expire(self.keys.bfl_balance(account), ttl)
         pipe.execute()
 
-    def balance(self, account: str = DEFAULT_ACCOUNT) -> Balance | None:
-        """The account's balance last kept, or None if no worker asked BFL lately."""
+    def balance(self, *, account: str) -> Balance | None:
+        """The account's balance last kept, or None if no worker asked BFL lately (each account's its own: no
+        default, so that no reader takes one account's figure for another's)."""
         credits, at = self.connection.hmget(self.keys.bfl_balance(account), "credits", "at")
         if credits is None or at is None:
             return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from cli_helpers import run_cli
 from conftest import API, API_TOKEN, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
+from fluxhook.store.keys import KEYS
 from helpers import assert_error, sign_in
 from key_helpers import make_key
 
@@ -63,7 +65,8 @@ def test_both_accounts_are_listed_and_only_for_admins(accounts_stack):
 
     assert [a["name"] for a in listed] == list(NAMES)
     for account in listed:
-        assert set(account) == {"name", "region", "host", "in_flight", "queued", "cooling", "balance", "spent_today"}
+        assert set(account) == {"name", "region", "host", "in_flight", "queued", "cooling", "balance", "balance_at",
+                                "spent_today"}
         assert (account["region"], account["host"]) == (account["name"], sims[account["name"]].host)
     for sim in sims.values():
         assert sim.key not in response.text  # never a key
@@ -119,6 +122,45 @@ def test_an_account_that_refused_shows_cooling_everywhere(accounts_stack):
         assert all(sim.key not in table.stdout + as_json.stdout for sim in accounts_stack.sim_accounts.values())
     finally:
         _switch(eu, refuse=None, refuse_retry_after=None)
+
+
+def test_one_balance_per_account_everywhere_each_read_from_that_account(accounts_stack):
+    admin = API(accounts_stack.base_url)
+    eu, us = (accounts_stack.sim_accounts[name] for name in NAMES)
+    _switch(eu, credits=1_000_000)
+    _switch(us, credits=2_500.5)
+    # What a "default" account's worker kept before the stack ran with BFL_ACCOUNTS: no longer any account's.
+    redis.Redis.from_url(accounts_stack.env["REDIS_URL"]).hset(
+        KEYS.bfl_balance(), mapping={"credits": "999944.29", "at": repr(time.time())})
+    try:
+        accounts = wait_until(lambda: (lambda a: a if (a["eu"]["balance"], a["us"]["balance"]) == (1e6, 2_500.5)
+                                       else None)(_accounts(admin)),
+                              timeout=30, interval=0.2, message="a worker to read each account's balance")
+        assert all(accounts[name]["balance_at"].endswith("Z") for name in NAMES)
+
+        # BFL's GET /v1/credits: an admin's accounts added up; a key bound to us, us's alone.
+        assert admin.get("/v1/credits").json() == {"credits": 1_002_500.5}
+        _, app = make_key(admin, accounts=["us"])
+        assert app.get("/v1/credits").json() == {"credits": 2_500.5}
+
+        metrics = admin.get("/metrics").text
+        assert 'fluxhook_bfl_credits{account="us"} 2500.5' in metrics
+        assert 'fluxhook_bfl_credits_read_timestamp_seconds{account="eu"}' in metrics
+        assert 'account="default"' not in _lines(metrics, "fluxhook_bfl_credits")
+
+        # The dashboard's spend panel and accounts panel, and `fluxhook accounts`: the same figures, written alike.
+        session, _ = sign_in(accounts_stack.base_url)
+        page = session.get(accounts_stack.base_url + "/", timeout=10).text
+        assert '<div data-balance="eu"><strong>eu</strong> 1,000,000 credits<div class="sub">read ' in page
+        assert '<div data-balance="us"><strong>us</strong> 2,500.50 credits<div class="sub">read ' in page
+        assert "999,944.29" not in page and "1e+06" not in page
+        table = run_cli("accounts", "--url", accounts_stack.base_url, "--token", API_TOKEN)
+        rows = {line.split()[0]: line for line in table.stdout.splitlines()[1:]}
+        assert "1,000,000 (read " in rows["eu"] and "2,500.50 (read " in rows["us"], table.stdout
+        assert "e+0" not in table.stdout
+    finally:
+        _switch(eu, credits=None)
+        _switch(us, credits=None)
 
 
 def _lines(text: str, prefix: str) -> str:

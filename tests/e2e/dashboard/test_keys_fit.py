@@ -1,10 +1,11 @@
-"""The Keys page reads well in headless Chromium, at a phone's 390 × 844 and a desktop's 1400 × 900: measured
-from the layout (``layout_checks``), not by eye.
+"""The Keys page reads well in headless Chromium, at a phone's 390 × 844 and a desktop's 1400 × 900 and 1920 × 1080:
+measured from the layout (``layout_checks``), not by eye.
 
 Nothing covers a key's name (a "revoked" badge once did: "shop" read "hop"), nothing is cut short (the secret's
 prefix and the key's id), every figure has its label in sight, a model name never breaks at its hyphen, the
 dates read as on every other page (``2026-11-23 00:37:38``, not ISO), and Expires and Last used are shown at
-both sizes. Revoking asks first, naming the key, and says afterwards that it was done. ``make screenshots``
+every size. Every panel a row opens (Accounts…, Revoke…) floats over the page, in the window, without widening
+it. Revoking asks first, naming the key, and says afterwards that it was done. ``make screenshots``
 remakes docs/keys.png and docs/keys-narrow.png here.
 """
 
@@ -25,7 +26,11 @@ from layout_checks import BROKEN, FAULTS, UNLABELLED, overflow
 
 pytestmark = needs_chromium
 
-SIZES = [pytest.param(390, 844, id="390x844"), pytest.param(1400, 900, id="1400x900")]
+SIZES = [pytest.param(390, 844, id="390x844"), pytest.param(1400, 900, id="1400x900"),
+         pytest.param(1920, 1080, id="1920x1080")]
+# Every panel a key's row opens: the button that opens it, the panel, and the button that acts on it.
+PANELS = [pytest.param("places", "form:has([data-action='save-places'])", "save-places", id="accounts"),
+          pytest.param("revoke", ".confirm", "confirm-revoke", id="revoke")]
 MODELS = ["flux-2-pro", "flux-kontext-max"]
 # What each figure of a key is called, where it is shown.
 LABELS = {"models": "Models", "spent_today": "Spent today", "jobs_today": "Jobs today",
@@ -96,7 +101,45 @@ def test_the_keys_page_reads_well(open_tab, keys, width, height, shots):
     expect(page.locator(f'{newsletter} [data-field="expires"]')).to_have_text("never")
     expect(page.locator(f'{newsletter} [data-field="last_used"]')).to_have_text("never")
 
-    page.screenshot(path=str(shots / ("keys-narrow.png" if width < 640 else "keys.png")), full_page=width < 640)
+    if width <= 1400:  # docs/ shows the two sizes people see most
+        page.screenshot(path=str(shots / ("keys-narrow.png" if width < 640 else "keys.png")), full_page=width < 640)
+    tab.clean()
+
+
+@pytest.mark.parametrize("opens, panel, acts", PANELS)
+@pytest.mark.parametrize("width, height", SIZES)
+def test_every_panel_of_a_key_opens_in_the_window_without_widening_the_page(open_tab, api, width, height, opens,
+                                                                             panel, acts, tmp_path):
+    key, _ = make_key(api, name="panel-bot")
+    row = key_row(key)
+    tab = open_tab(width, height)
+    page = tab.page
+    sign_in(page, goto="/keys")
+    expect(page.locator(f'{row} [data-field="state"]')).to_have_text("active")
+    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
+    table = page.locator("table.keylist").bounding_box()
+
+    page.locator(f'{row} [data-action="{opens}"]').click()
+    shown = page.locator(f"{row} {panel}")
+    expect(shown).to_be_visible()
+    # The page is no wider than the window, and the table no wider than it was: the panel floats, or (a card per
+    # key in a narrow window) opens below its button.
+    scroll, client = overflow(page)
+    assert scroll <= client, f"with {opens} open the Keys page is {scroll} px wide in a {client} px window"
+    assert page.locator("table.keylist").bounding_box()["width"] <= table["width"] + 1
+    # The panel and the button that acts on it are in the window, and nothing in the row is covered or cut.
+    button = shown.locator(f'[data-action="{acts}"]')
+    button.scroll_into_view_if_needed()
+    for box in (shown.bounding_box(), button.bounding_box()):
+        assert box["x"] >= 0 and box["x"] + box["width"] <= client, box
+    faults = page.evaluate(FAULTS, [row, 10])
+    assert not faults, "\n".join(faults)
+    page.screenshot(path=str(tmp_path / f"{opens}-{width}.png"))
+    if opens == "places":  # its Save is within reach and does what it says
+        shown.locator('input[name="accounts"]').fill("default")
+        button.click()
+        expect(page).to_have_url(re.compile(r"/keys$"))
+        assert api.get(f"/v1/keys/{key['id']}").json()["accounts"] == ["default"]
     tab.clean()
 
 

@@ -114,7 +114,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     count_at(svc, today_noon - 3 * 86400, {st.STORED: 24, st.FAILED: 1}, model="flux-dev", credits=2.0)
     count_at(svc, today_noon - 12 * 86400, {st.STORED: 5}, model="flux-kontext-max", credits=4.0)
     # The balance as a worker keeps it, read from BFL three minutes ago.
-    svc.store.usage.set_balance(1_000_000.0, now - 180, 3600)
+    svc.store.usage.set_balance(1_000_000.0, now - 180, 3600, account="default")
 
     sign_in(page, goto="/")
     expect(page).to_have_url(base_url + "/")  # the overview is the first page after sign-in
@@ -129,7 +129,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     # Which models "default" holds, said in words; the balance as `fluxhook doctor` prints it, with its age.
     expect(page.locator('#pools tr[data-pool="default"] [data-field="label"]')).to_have_text("Other models")
     expect(page.locator('[data-field="balance"]')).to_contain_text("1,000,000 credits")
-    expect(page.locator('[data-field="balance"]')).to_contain_text("read from BFL 3 min ago")
+    expect(page.locator('[data-field="balance"]')).to_contain_text("read 3 min ago from BFL")
 
     # The jobs chart: 24 hourly columns; the tallest bar, by layout and by pixels, is the busiest hour.
     palette = colours(page, [s.css for s in OUTCOMES])

@@ -7,6 +7,7 @@ byte ranges. The store on its own: tests/e2e/results/test_storage_s3.py.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -14,11 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 import requests
+from PIL import Image
 
 from conftest import API, ready_payload, service_env
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
+from fluxhook.media import thumbnails
 from fluxhook.media.storage import S3Storage
+from helpers import sign_in
 from mp4_samples import free_box, make_mp4
 from s3_helpers import AWS_ENV, BUCKET, moto_server
 
@@ -166,6 +170,32 @@ def test_delete_removes_the_object(s3_api, sim, s3_server):
     assert s3_api.get(f"/v1/jobs/{job['id']}/image").status_code == 404
 
 
+def _thumbnail_in_bucket(s3_server, job_id: str) -> bytes:
+    """The job's thumbnail object, once the worker has made it (a task of its own, after the download)."""
+    key = f"{PREFIX}/{thumbnails.key_for(job_id)}"
+    wait_until(lambda: s3_server.exists(key), timeout=30, message=f"the thumbnail of {job_id} in the bucket")
+    return s3_server.body(key)
+
+
+def test_a_stored_image_gets_its_thumbnail_in_the_bucket_and_the_dashboard_shows_it(s3_api, sim, s3_server):
+    sim.settings(image_bytes=180_000)  # a noisy PNG of about 60 000 pixels: larger than a thumbnail
+    job, _ = _stored(s3_api, sim, s3_server, "a fox with a preview")
+    assert max(job["image"]["width"], job["image"]["height"]) > thumbnails.MAX_SIDE
+
+    made = _thumbnail_in_bucket(s3_server, job["id"])
+    with Image.open(io.BytesIO(made)) as thumb:
+        assert thumb.format == "WEBP" and max(thumb.size) == thumbnails.MAX_SIDE
+    head = s3_server.client.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{thumbnails.key_for(job['id'])}")
+    assert head["ContentType"] == thumbnails.CONTENT_TYPE
+
+    # The dashboard reads it back from the bucket: its list names it, its route serves those bytes.
+    http, _ = sign_in(s3_api.base_url)
+    row = next(j for j in http.get(f"{s3_api.base_url}/live/jobs", timeout=10).json()["jobs"] if j["id"] == job["id"])
+    served = http.get(s3_api.base_url + row["thumbnail"], timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"] == thumbnails.CONTENT_TYPE
+    assert served.content == made
+
+
 def test_readyz_with_s3_storage(s3_api, s3_server):
     response = wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(s3_api.get("/readyz")),
                           timeout=30, message="/readyz to answer 200")
@@ -199,6 +229,9 @@ def test_a_video_job_lands_in_the_bucket_and_redirects_to_it(s3_api, s3_server, 
     assert part.status_code == 206 and part.content == body[:100]
     poster = requests.get(job["video"]["poster_url"], timeout=10)
     assert poster.status_code == 200 and poster.content[:3] == b"\xff\xd8\xff"
+    # A video's thumbnail is made from its poster, read back from the bucket.
+    with Image.open(io.BytesIO(_thumbnail_in_bucket(s3_server, job["id"]))) as thumb:
+        assert thumb.format == "WEBP" and thumb.size == (256, 144)
 
 
 def test_stream_delivery_reads_ranges_from_the_bucket(s3_api, s3_stream_web, spy):

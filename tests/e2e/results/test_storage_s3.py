@@ -17,11 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from PIL import Image
 
 from devtools.processes import free_port
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, StorageError
+from fluxhook.lifecycle import readiness
 from fluxhook.media.storage import S3Storage, storage_from_url
+from fluxhook.media.thumbnails import make_thumbnail
+from fluxhook.services import build_services
 from mp4_samples import make_mp4
 from s3_helpers import AWS_ENV, BUCKET, moto_server
 
@@ -167,6 +171,36 @@ def test_writable_writes_a_probe_that_retention_leaves_alone(s3_server, store):
 def test_writable_is_false_without_a_bucket(s3_server, aws_env):
     missing = S3Storage("no-such-bucket-here", "x", endpoint_url=s3_server.url)
     assert missing.writable() is False
+    # Why, and which setting to fix: what `fluxhook doctor` prints.
+    with pytest.raises(StorageError) as raised:
+        missing.check_writable()
+    assert raised.value.message == (f"cannot write a probe in s3://no-such-bucket-here: NoSuchBucket (HTTP 404) at "
+                                    f"{s3_server.url} (check STORAGE_URL's bucket, and S3_ENDPOINT_URL: no such "
+                                    "bucket there)")
+
+
+def test_doctor_says_why_s3_storage_fails_and_which_setting(s3_server, aws_env):
+    config = Config.from_env({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "SECRET_KEY": "k" * 32,
+                              "API_TOKENS": "t" * 16, "STORAGE_URL": "s3://no-such-bucket-here/images",
+                              "S3_ENDPOINT_URL": s3_server.url})
+    storage = next(c for c in readiness.check(build_services(config)) if c.name == "storage")
+    assert storage.failed and storage.reason == "storage is not writable"  # /readyz's words name nothing
+    assert storage.detail.startswith("s3://no-such-bucket-here/images is not writable: cannot write a probe in "
+                                     "s3://no-such-bucket-here: NoSuchBucket (HTTP 404)")
+    assert "STORAGE_URL's bucket, and S3_ENDPOINT_URL" in storage.detail
+
+
+def test_a_thumbnail_is_made_from_the_stream_the_store_returns(store):
+    # S3's stream cannot seek, and decoding an image seeks: the thumbnail step copies it aside first.
+    picture = io.BytesIO()
+    Image.effect_noise((2400, 1600), 90).convert("RGB").save(picture, "JPEG", quality=95)
+    store.put("job_t.jpg", io.BytesIO(picture.getvalue()))
+
+    with store.open("job_t.jpg") as stream:
+        assert not stream.seekable()
+        made = make_thumbnail(stream)
+    with Image.open(io.BytesIO(made)) as thumb:
+        assert thumb.format == "WEBP" and thumb.size == (256, 171)
 
 
 def test_remove_older_than_removes_only_old_images_under_the_prefix(s3_server, store):
@@ -221,6 +255,9 @@ def test_no_credentials_is_a_storage_error(s3_server, monkeypatch):
     with pytest.raises(StorageError):
         store.put("job_h.png", io.BytesIO(b"x"))
     assert store.writable() is False
+    with pytest.raises(StorageError, match=r"NoCredentialsError at .*\(no credentials: set AWS_ACCESS_KEY_ID and "
+                                           r"AWS_SECRET_ACCESS_KEY"):
+        store.check_writable()
 
 
 def test_an_unreachable_endpoint_fails_fast_with_a_storage_error(aws_env):
@@ -232,7 +269,9 @@ def test_an_unreachable_endpoint_fails_fast_with_a_storage_error(aws_env):
             call()
         assert raised.value.status == 503 and raised.value.code == "storage_error"
     assert store.writable() is False
-    assert time.monotonic() - started < 15
+    with pytest.raises(StorageError, match=r"EndpointConnectionError at http://127\.0\.0\.1:\d+ \(check S3_ENDPOINT_URL"):
+        store.check_writable()
+    assert time.monotonic() - started < 20
 
 
 def test_a_silent_endpoint_times_out(aws_env):

@@ -11,7 +11,7 @@ import requests
 
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.bfl.client import BFLClient, error_for, readable_detail
+from fluxhook.bfl.client import BFLClient, error_for
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLAuthFailed, BFLRateLimited, BFLRejected, BFLUnavailable, InsufficientCredits
 from fluxhook.net.http_client import HTTPClient
@@ -98,16 +98,6 @@ def test_credits(sim, spy):
         _bfl(spy.url).credits()
     spy.route("/v1/credits", body=b'{"credits": 12.5}', headers={"Content-Type": "application/json"})
     assert _bfl(spy.url).credits() == 12.5
-
-
-def test_readable_detail_renders_any_validation_list():
-    detail = [{"loc": ["body", "width"], "msg": "Input should be a valid integer", "type": "int_parsing"},
-              {"loc": ["body", "input_image", 0], "msg": "Invalid URL", "type": "url"},
-              {"msg": "Value error, too many images", "type": "value_error"}]
-    assert readable_detail(detail) == ("width: Input should be a valid integer; input_image.0: Invalid URL; "
-                                       "Value error, too many images")
-    assert readable_detail("Not Found") == "Not Found"
-    assert readable_detail({"error": "odd"}) == '{"error": "odd"}'
 
 
 def _bfl_answer(method: str, path: str, status: int, body: dict) -> requests.Response:

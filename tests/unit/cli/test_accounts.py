@@ -4,23 +4,31 @@ tests/e2e/api/test_accounts.py."""
 from __future__ import annotations
 
 from fluxhook.cli.accounts import ACCOUNT_COLUMNS, account_row
+from fluxhook.credits.figures import epoch
 
 EU = {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {"default": 3}, "queued": 2,
-      "cooling": None, "balance": 1250.5, "spent_today": 42.0}
+      "cooling": None, "balance": 1250.5, "balance_at": "2026-11-21T10:00:00Z", "spent_today": 42.0}
+# Two minutes after the balance was read.
+NOW = epoch("2026-11-21T10:02:00Z")
 
 
 def _row(**fields) -> dict[str, str]:
-    return dict(zip(ACCOUNT_COLUMNS, account_row(dict(EU, **fields)), strict=True))
+    return dict(zip(ACCOUNT_COLUMNS, account_row(dict(EU, **fields), NOW), strict=True))
 
 
 def test_an_account_that_takes_tasks():
     assert _row() == {"NAME": "eu", "REGION": "eu", "HOST": "api.eu.example", "IN FLIGHT": "3", "QUEUED": "2",
-                      "STATE": "takes tasks", "BALANCE": "1250.5", "SPENT TODAY": "42"}
+                      "STATE": "takes tasks", "BALANCE": "1,250.50 (read 2 min ago)", "SPENT TODAY": "42"}
+
+
+def test_a_million_credits_read_as_people_write_them_never_1e06():
+    row = _row(balance=1e6, balance_at="2026-11-21T10:01:58Z", spent_today=1234567.891)
+    assert (row["BALANCE"], row["SPENT TODAY"]) == ("1,000,000 (read 2 s ago)", "1,234,567.89")
 
 
 def test_a_cooling_account_says_why_and_until_when_and_an_unread_balance_is_a_dash():
-    row = _row(cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}, balance=None, region=None,
-               in_flight={})
+    row = _row(cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}, balance=None, balance_at=None,
+               region=None, in_flight={})
     assert row["STATE"] == "cooling: unavailable until 2026-11-21T10:00:30Z"
     assert (row["BALANCE"], row["REGION"], row["IN FLIGHT"]) == ("-", "-", "0")
 

@@ -21,7 +21,20 @@ def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
     lines = [operator_commands.check_line(check) for check in operator_commands.config_checks(config)]
     assert lines[0].startswith("ok    config    valid (BFL_API_BASE=https://api.bfl.ai")
     assert lines[1].startswith("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back")
-    assert operator_commands.format_credits(1e6) == "1,000,000" and operator_commands.format_credits(12.5) == "12.50"
+
+
+def test_doctor_names_each_accounts_endpoint_and_warns_only_for_bfls_own():
+    settings = {"REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "x" * 32, "API_TOKENS": "token-123456",
+                "BFL_ACCOUNTS": "eu,us", "BFL_EU_API_KEY": "eu-key", "BFL_EU_API_BASE": "http://127.0.0.1:8901",
+                "BFL_US_API_KEY": "us-key", "BFL_US_API_BASE": "http://127.0.0.1:8902"}
+    lines = [operator_commands.check_line(c) for c in operator_commands.config_checks(Config.from_env(settings))]
+    # Both accounts at the simulator (make run's RUN_ACCOUNTS=2): their callbacks arrive at localhost.
+    assert lines == ["ok    config    valid (BFL_ACCOUNTS=eu,us: eu at http://127.0.0.1:8901; us at "
+                     "http://127.0.0.1:8902, STORAGE_URL=file://./var/images, PUBLIC_BASE_URL=http://localhost:8000)"]
+    real = Config.from_env({**settings, "BFL_US_API_BASE": "https://api.us.bfl.ai"})
+    lines = [operator_commands.check_line(c) for c in operator_commands.config_checks(real)]
+    assert lines[1] == ("warn  config    PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back there, so every "
+                        "job through us waits for the fallback poll (set it to this service's public https address)")
 
 
 def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):

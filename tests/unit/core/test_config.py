@@ -338,6 +338,29 @@ def test_a_localhost_public_url_with_bfl_itself_is_warned_about():
     assert Config.from_env({**base, "BFL_API_BASE": "http://127.0.0.1:8900"}).warnings() == []
 
 
+EU_AT = {"BFL_ACCOUNTS": "eu,us", "BFL_EU_API_KEY": "eu-key", "BFL_US_API_KEY": "us-key"}
+
+
+@pytest.mark.parametrize(("changes", "warned"), [
+    # Every account at the simulator (make run's RUN_ACCOUNTS=2): its callbacks arrive, whatever BFL_API_BASE says.
+    ({**EU_AT, "BFL_EU_API_BASE": "http://127.0.0.1:8901", "BFL_US_API_BASE": "http://127.0.0.1:8902"}, None),
+    ({**EU_AT, "BFL_EU_API_BASE": "https://api.eu.bfl.ai", "BFL_US_API_BASE": "http://127.0.0.1:8902"},
+     "PUBLIC_BASE_URL is http://localhost:8000: BFL cannot call back there, so every job through eu waits for the "
+     "fallback poll (set it to this service's public https address)"),
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "http://192.168.1.20:8000"}, "PUBLIC_BASE_URL is http://192.168.1.20:8000"),
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "http://[::1]:8000"}, "BFL cannot call back there"),
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "http://fluxhook.local:8000"}, "BFL cannot call back there"),
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "https://203.0.113.9"}, "BFL cannot call back there"),  # documentation
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "https://hooks.example.com"}, None),
+    ({"BFL_API_KEY": "k", "PUBLIC_BASE_URL": "https://8.8.8.8"}, None),
+    # No key: BFL is never called (BFL_API_KEY's own warning says so), nor calls back.
+    ({"BFL_API_KEY": None}, None),
+])
+def test_bfl_cannot_call_back_is_judged_by_every_accounts_endpoint(changes, warned):
+    said = [w for w in Config.from_env(env(**changes)).warnings() if "PUBLIC_BASE_URL" in w]
+    assert said == [] if warned is None else len(said) == 1 and warned in said[0], said
+
+
 # No minimum length is required, nor BFL_API_KEY outside the dev run: such
 # settings start, and say at start what is weak about them.
 @pytest.mark.parametrize(("changes", "warned"), [

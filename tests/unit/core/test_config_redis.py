@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fluxhook.core.config import Config
+from fluxhook.core.config import SENTINEL_MIN_REPLICAS, Config
 
 from .test_config import env, names, problems_of
 
@@ -21,6 +21,25 @@ def test_sentinels_and_their_master():
                                  REDIS_SENTINEL_MASTER="fluxhook"))
     assert config.redis_sentinels == (("10.0.0.5", 26379), ("sentinel-b", 26380), ("::1", 26381))
     assert config.redis_sentinel_master == "fluxhook"
+
+
+SENTINEL = {"REDIS_SENTINELS": "10.0.0.5:26379", "REDIS_SENTINEL_MASTER": "fluxhook"}
+
+
+def test_under_sentinel_an_acknowledgement_waits_for_one_replica_unless_told_otherwise():
+    # SPEC §13: a Sentinel deployment has a replica by design; without the wait a failover loses acknowledged writes.
+    assert Config.from_env(env(**SENTINEL)).redis_min_replicas == SENTINEL_MIN_REPLICAS == 1
+    assert Config.from_env(env(**SENTINEL, REDIS_MIN_REPLICAS="0")).redis_min_replicas == 0
+    assert Config.from_env(env(**SENTINEL, REDIS_MIN_REPLICAS="2")).redis_min_replicas == 2
+    assert Config.from_env(env(REDIS_MIN_REPLICAS="1")).redis_min_replicas == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "17", "one", "1.5"])
+def test_a_bad_min_replicas_says_its_range_and_its_defaults(value):
+    problems = problems_of(env(**SENTINEL, REDIS_MIN_REPLICAS=value))
+    assert problems == [f"REDIS_MIN_REPLICAS: must be a whole number of replicas between 0 and 16, got {value!r} "
+                        "(unset: 1 with REDIS_SENTINELS, else 0; 0 under Sentinel risks losing acknowledged writes in "
+                        "a failover)"]
 
 
 @pytest.mark.parametrize("changes, variable, words", [

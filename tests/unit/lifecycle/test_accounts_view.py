@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
 from fluxhook.core.accounts import CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.accounting import account_spent_field, to_micro, utc_day
-from fluxhook.lifecycle.accounts_view import accounts_now
+from fluxhook.lifecycle.accounts_view import accounts_now, callers_balance
+from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.store.app_keys import AppKey
+from fluxhook.store.usage import Balance
 
 DB = 5
 ACCOUNTS = {"BFL_ACCOUNTS": "eu,us,spare",
@@ -42,11 +46,11 @@ def test_idle_accounts_in_their_order_without_keys(svc):
 
     assert shown == [
         {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "spent_today": 0.0},
+         "balance": None, "balance_at": None, "spent_today": 0.0},
         {"name": "us", "region": "us", "host": "api.us.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "spent_today": 0.0},
+         "balance": None, "balance_at": None, "spent_today": 0.0},
         {"name": "spare", "region": None, "host": "spare.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "spent_today": 0.0},
+         "balance": None, "balance_at": None, "spent_today": 0.0},
     ]
     assert "secret-key" not in json.dumps(shown)
 
@@ -66,6 +70,8 @@ def test_in_flight_by_pool_cooling_balance_and_spend(svc):
 
     assert eu["in_flight"] == {DEFAULT_POOL: 2, "flux-kontext-max": 1}
     assert (eu["cooling"], eu["balance"], eu["spent_today"]) == (None, 1250.5, 42.25)
+    assert eu["balance_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))  # when it was read from eu
+    assert us["balance"] is None and us["balance_at"] is None
     assert us["in_flight"] == {} and us["cooling"]["reason"] == "unavailable"
     assert us["cooling"]["until"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 30))
     assert (spare["cooling"]["reason"], spare["balance"], spare["spent_today"]) == ("insufficient_credits", 0.0, 0.0)
@@ -96,3 +102,19 @@ def test_queued_reads_long_lines_in_batches(svc):
         _in_line(svc, DEFAULT_POOL, f"job_{n}", "r:us" if n % 2 else None)
 
     assert svc.store.slots.queued_by_route(batch=2) == {"*": 4, "r:us": 3}
+
+
+def test_a_callers_balance_is_its_accounts_each_read_from_that_account(svc):
+    now = time.time()
+    svc.store.usage.set_balance(1_000_000.0, now - 60, ttl=60, account="eu")
+    svc.store.usage.set_balance(500.0, now - 5, ttl=60, account="us")
+    # A balance kept for "default", an account not configured here: no caller's credits count it.
+    svc.store.usage.set_balance(999_944.29, now, ttl=60, account="default")
+    admin = Caller()
+    assert callers_balance(svc, admin) is None  # spare's not read yet: a sum without it is no one's balance
+    svc.store.usage.set_balance(0.0, now - 10, ttl=60, account="spare")
+    assert callers_balance(svc, admin) == Balance(1_000_500.0, now - 60)
+    # An app key sees only the accounts its jobs may go through: by name, or by region.
+    key = AppKey(id="key_0123456789abcdef", name="shop", prefix="fhk_0123", secret_sha256="0" * 64)
+    assert callers_balance(svc, Caller(replace(key, accounts=("us",)))) == Balance(500.0, now - 5)
+    assert callers_balance(svc, Caller(replace(key, region="eu"))) == Balance(1_000_000.0, now - 60)

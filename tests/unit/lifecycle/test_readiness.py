@@ -71,7 +71,10 @@ def test_storage_that_cannot_take_a_file_fails(make_services, tmp_path):
     svc = make_services(DB, STORAGE_URL=f"file://{blocker / 'images'}")
     storage = _by_name(readiness.check(svc))["storage"]
     assert storage.state == FAIL and storage.reason == "storage is not writable"
-    assert str(blocker) in storage.detail
+    # Why, and which setting names the directory.
+    assert storage.detail == (f"{svc.config.storage_url} is not writable: cannot write a file in {blocker / 'images'}: "
+                              "Not a directory (STORAGE_URL names this directory: it must exist or be creatable, with "
+                              "room, and be writable by this user)")
 
 
 def test_redact_url():

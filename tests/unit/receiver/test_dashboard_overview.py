@@ -10,6 +10,7 @@ import pytest
 
 from credit_helpers import finish_job, submit_job
 from fluxhook.credits import accounting, reports
+from fluxhook.credits.figures import epoch
 from fluxhook.store.effects import CountHourly
 from receiver import dashboard_overview as view
 
@@ -103,14 +104,14 @@ def test_pools_now_and_all_of_them_against_the_overall_limit():
     assert [(p["label"], p["note"]) for p in alone] == [("All models", "BFL_MAX_ACTIVE")]  # one pool: no total row
 
 
-def test_the_balance_reads_like_the_doctors_with_its_age():
+def test_each_accounts_balance_reads_like_the_doctors_with_when_it_was_read():
     read = 1_795_000_000.0
-    assert view.balance_words({"credits": 1e6, "at": read}, read + 125) == {
-        "credits": "1,000,000", "at": "2026-11-18 11:06:40", "age": "2 min"}
-    assert [view.age(s) for s in (0.2, 42.7, 3599, 7500)] == ["just now", "42 s", "59 min", "2 h 05 min"]
-    assert view.balance_words({"credits": 812.5, "at": read}, read)["age"] == "just now"
-    assert view.balance_words({"credits": 812.5, "at": read}, read)["credits"] == "812.50"
-    assert view.balance_words(None, read) is None
+    shown = view.balances([_account(balance=1e6, balance_at="2026-11-18T11:06:40Z"),
+                           _account(name="us", balance=812.5, balance_at="2026-11-18T11:08:45Z"),
+                           _account(name="spare")], read + 125)
+    assert shown == [{"name": "eu", "credits": "1,000,000", "read": "read 2 min ago", "at": "2026-11-18 11:06:40"},
+                     {"name": "us", "credits": "812.50", "read": "read just now", "at": "2026-11-18 11:08:45"},
+                     {"name": "spare", "credits": None, "read": "", "at": ""}]
 
 
 def test_the_page_from_the_counters():
@@ -119,15 +120,16 @@ def test_the_page_from_the_counters():
     periods[9] = _period("2026-11-22T09", submitted=4, stored=3, moderated=1, latency_p50=3.0, latency_p95=4.0)
     data = {"periods": periods, "latency_p50": 0.8, "latency_p95": 3.9, "day_names": ["2026-11-21", "2026-11-22"],
             "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3, "credits": 6.5}],
-            "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0,
-            "balance": {"credits": 812.5, "at": 1_795_000_000.0}, "pools": [], "max_active": 24,
+            "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0, "pools": [], "max_active": 24,
             "keys": [{"key_id": "key_0123456789abcdef", "name": "shop", "credits": 4.5}]}
-    page = view.overview_page(data, "24h", 1_795_000_060.0)
+    page = view.overview_page(data, "24h", 1_795_000_060.0,
+                              accounts=[_account(balance=812.5, balance_at="2026-11-18T11:06:40Z")])
     assert page["keys"] == data["keys"]
     assert page["totals"] == {"submitted": 13, "stored": 10, "failed": 2, "moderated": 1, "expired": 0}
     assert (page["ended_badly"], page["empty"], page["credits"]) == (3, False, 6.5)
     assert (page["latency_p50"], page["latency_p95"]) == ("800 ms", "3.9 s")
-    assert page["balance"] == {"credits": "812.50", "at": "2026-11-18 11:06:40", "age": "1 min"}
+    assert page["balances"] == [{"name": "eu", "credits": "812.50", "read": "read 1 min ago", "at": "2026-11-18 11:06:40"}]
+    assert page["accounts"][0]["balance_read"] == "read 1 min ago"
     assert page["jobs_chart"].count('class="col"') == 24 and 'data-total="9"' in page["jobs_chart"]
     assert "Jobs per hour by outcome, the last 24 hours" in page["jobs_chart"]
     assert page["credits_chart"].count('class="col"') == 2 and 'data-series="flux-dev"' in page["credits_chart"]
@@ -140,21 +142,22 @@ def test_the_page_from_the_counters():
 
 def _account(**fields) -> dict:
     return {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "queued": 0, "cooling": None,
-            "balance": None, "spent_today": 0.0, **fields}
+            "balance": None, "balance_at": None, "spent_today": 0.0, **fields}
 
 
 def test_the_accounts_panel_in_words():
     idle, busy, cooling, broke = view.accounts_panel([
         _account(),
         _account(name="us", region=None, in_flight={"default": 3, "flux-kontext-max": 1}, queued=5,
-                 balance=1250.5, spent_today=1000.0),
+                 balance=1250.5, balance_at="2026-11-21T10:00:00Z", spent_today=1000.0),
         _account(name="c", cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}),
         _account(name="d", cooling={"until": "2026-11-21T10:00:30Z", "reason": "insufficient_credits"}),
-    ])
+    ], epoch("2026-11-21T10:00:40Z"))
 
     assert (idle["state"], idle["balance"], idle["in_flight"], idle["pools"], idle["cooling"]) == \
         ("takes tasks", "not read lately", 0, "", False)
     assert (busy["region"], busy["in_flight"], busy["pools"], busy["queued"]) == ("—", 4, "default 3, flux-kontext-max 1", 5)
-    assert (busy["balance"], busy["spent_today"]) == ("1,250.50", "1,000")
+    assert (busy["balance"], busy["balance_read"], busy["spent_today"]) == ("1,250.50", "read 40 s ago", "1,000")
+    assert idle["balance_read"] == ""
     assert cooling["cooling"] and cooling["state"] == "cooling: BFL unavailable, until 2026-11-21 10:00:30 UTC"
     assert broke["state"] == "cooling: out of credits, next look at the balance 2026-11-21 10:00:30 UTC"
