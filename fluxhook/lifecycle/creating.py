@@ -57,12 +57,22 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     app_keys.check_model(caller, model.name)
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
-    app_keys.take_request(svc.store.app_keys, caller, now)
+    taken = app_keys.take_request(svc.store.app_keys, caller, now)
+    try:
+        return _admit(svc, caller, request, model, route, now, submit_here)
+    except BaseException:
+        # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
+        app_keys.give_back_request(svc.store.app_keys, taken)
+        raise
+
+
+def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, route: str | None, now: float,
+           submit_here: bool) -> Job:
+    """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
     webhook = request.app_webhook
     job = Job(id=new_job_id(now), status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
-              route=route,
-              updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
+              route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
     reservation = submitting.reserve_budget(svc, job, key=caller.key)

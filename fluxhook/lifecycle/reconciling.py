@@ -14,10 +14,11 @@ from fluxhook.bfl.reports import BFLReport, parse_callback
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import Account
 from fluxhook.core.bfl_limits import TASK_DEADLINE
+from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import schedule, task_inputs, timeline
+from fluxhook.lifecycle import task_inputs, timeline
 from fluxhook.lifecycle.applying import apply_report
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
@@ -56,7 +57,8 @@ def adopt_task(svc: Services, job: Job, report: BFLReport) -> bool:
     effects.append(ReleaseBudget(job.id, job.key_id))
     moved = svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=report.bfl_id,
                                 bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
-                                due=schedule.first_poll_at(now, svc.config.callback_grace_seconds),
+                                due=first_poll_at(svc.config.catalog.get(job.model or ""), now,
+                                                  svc.config.callback_grace_seconds),
                                 effects=effects, **fields)
     if moved:
         timeline.record(svc, job.id, "submission", outcome="reconciled", bfl_id=report.bfl_id)

@@ -13,6 +13,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import (
     BFLAccountDown,
     BFLError,
@@ -134,6 +135,9 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         svc.slots.requeue(job)
         return st.QUEUED
     request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
+    # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
+    # polled from its submission (first_poll_at).
+    model = config.catalog.get(job.model or "")
     body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     durable.confirm_before_sending(svc, primary)
@@ -167,7 +171,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
         bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
-        due=schedule.first_poll_at(now, config.callback_grace_seconds), effects=effects, **fields))
+        due=first_poll_at(model, now, config.callback_grace_seconds), effects=effects, **fields))
     metrics.count(svc, "fluxhook_submissions", outcome="submitted", account=account.name)
     timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     budget.check_price(svc, job.model or "", request, task["cost"])
