@@ -57,6 +57,21 @@ class InProcessWorker(SimpleWorker):
         with self._beat_lock:
             self._in_hand = (job, execution, time.monotonic()) if job is not None else None
 
+    def give_back_task(self, why: str) -> bool:
+        """From another thread: record the task in hand as failed with ``why``, so RQ retries it now (if it has
+        retries left), rather than once its heartbeat lapses. For a task stuck where no exception reaches it (a
+        socket read): the process is about to end. True if there was one."""
+        lock = getattr(self, "_beat_lock", None)
+        if lock is None:
+            return False
+        with lock:
+            held, self._in_hand = self._in_hand, None
+        if held is None:
+            return False
+        job, execution, _ = held
+        self.handle_job_failure(job, Queue(job.origin, connection=self.connection), exc_string=why, execution=execution)
+        return True
+
     def _beat(self) -> None:
         while not self._beat_stop.wait(BEAT_CHECK_INTERVAL):
             with self._beat_lock:

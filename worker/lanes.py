@@ -41,6 +41,9 @@ MAINTENANCE_INTERVAL = 15
 # How often the worker checks on the running task; a killed worker's task counts as abandoned
 # this long plus RQ's fixed 60 s after its last check (RQ's default is 30 s).
 JOB_MONITORING_INTERVAL = 10
+# How long a handed-back task gets to end by itself before RQ is told to retry it (its lane may be in a
+# socket read, where the exception that hands it back cannot reach it until the read ends).
+HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
 
@@ -64,6 +67,7 @@ class Lane(threading.Thread):
         self.log_level = log_level
         self._stopping = False
         self._busy = False
+        self._current: InProcessWorker | None = None
 
     def stop_taking(self) -> None:
         """Take no other task once the one in hand ends (a flag: safe in a signal handler)."""
@@ -78,9 +82,15 @@ class Lane(threading.Thread):
         if self._busy and self.ident is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(HandedBack))
 
+    def give_back(self) -> None:
+        """A task still in hand after ``hand_back`` is stuck where no exception reaches it: have RQ retry it now."""
+        worker = self._current
+        if self._busy and worker is not None and worker.give_back_task("the worker stopped before the task ended"):
+            log.warning("task handed back to RQ while its lane was still at it", extra={"lane": self.name})
+
     def run(self) -> None:
         while not self._stopping:
-            worker = self._worker()
+            worker = self._current = self._worker()
             try:
                 worker.register_birth()
                 worker.set_state(WorkerStatus.STARTED)
@@ -145,5 +155,10 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
         time.sleep(0.05)  # the lanes' tasks end in their own threads: nothing to wait on but the clock
     for lane in lanes:
         lane.hand_back()
+    deadline = time.monotonic() + HAND_BACK_GRACE
     for lane in lanes:
-        lane.join(DEQUEUE_TIMEOUT + 5.0)
+        lane.join(max(0.0, deadline - time.monotonic()))
+    for lane in lanes:
+        lane.give_back()
+    for lane in lanes:
+        lane.join(DEQUEUE_TIMEOUT + 1.0)

@@ -1,5 +1,5 @@
-"""One worker process's life: fluxhook's services, its clock, its senders (submissions) and its lanes (RQ's
-tasks), until a stop signal."""
+"""One worker process's life: fluxhook's services, its clock, its senders (submissions), its lanes (RQ's
+tasks) and the feeder that moves work into RQ, until a stop signal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fluxhook.lifecycle.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store.queues import thumbnail_queue
 
-from . import cron, lanes, runtime, sending
+from . import cron, feeding, lanes, runtime, sending
 
 # After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue
 # (and retried): well inside the 30 s a PaaS waits before SIGKILL.
@@ -35,12 +35,14 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
     lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feed(svc))
+    feeder = feeding.start(svc)
     log.info("worker started", extra={"lanes": len(lanes_), "senders": senders.size})
     try:
         while not stop.requested:
             time.sleep(STOP_CHECK_INTERVAL)
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
+        feeder.stop()
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         senders.stop()
     finally:

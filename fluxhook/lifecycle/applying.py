@@ -11,7 +11,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download, feed
+from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
 from fluxhook.lifecycle.schedule import READY_RECHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change
@@ -104,12 +104,9 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
     task, no such job) queues nothing.
     """
-    change = svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                                 lock=download_lock(svc.store.keys, job_id), effects=[download_task(job_id), *effects],
-                                 **ready_fields(report, source=source, proven=proven))
-    if change:
-        feed(svc)
-    return change
+    return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
+                               lock=download_lock(svc.store.keys, job_id), effects=[download_task(job_id), *effects],
+                               **ready_fields(report, source=source, proven=proven))
 
 
 def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:

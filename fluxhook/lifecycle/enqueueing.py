@@ -123,7 +123,6 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
     except BaseException:
         svc.store.locks.release(lock.key)
         raise
-    feed(svc)
     return True
 
 
@@ -188,7 +187,7 @@ def notify_task_id(job_id: str) -> str:
 
 
 def enqueue_notifications(svc: "Services", job_ids: list[str], pipeline) -> int:
-    """Put each job in the notify line, on ``pipeline`` (a MULTI the caller executes, then ``feed``s); how many.
+    """Put each job in the notify line, on ``pipeline`` (a MULTI the caller executes); how many.
 
     A job whose notify task already exists (queued, waiting for a retry, running or done) is not put
     there: a drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
@@ -230,17 +229,16 @@ _TASKS = {
 
 def feed(svc: "Services") -> int:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
-    whose URL expires first), while fewer than ``AHEAD`` tasks wait in their RQ queue; how many moved."""
-    moved, room = 0, {}
+    whose URL expires first), while fewer than ``AHEAD`` tasks wait in their RQ queue; how many moved. Called
+    by the workers only (a lane that ends a task, a feeder woken by new work): a callback's answer waits for
+    none of it."""
+    moved = 0
     now = time.time()
     for kind in KINDS:
         queue = _TASKS[kind].queue(svc)
-        if queue.name not in room:
-            room[queue.name] = AHEAD - queue.count
-        members = svc.store.work.take(kind, room[queue.name], now)
+        members = svc.store.work.take(kind, queue.key, AHEAD, now)
         if members:
             _queue_tasks(svc, kind, queue, members)
-            room[queue.name] -= len(members)
             moved += len(members)
     return moved
 

@@ -13,7 +13,7 @@ from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import draft_cache_task, feed, release_download, thumbnail_task
+from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
 from fluxhook.lifecycle.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
@@ -168,7 +168,6 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
                            **result):
-        feed(svc)
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

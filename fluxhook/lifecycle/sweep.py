@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, feed, restore_work
+from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -29,7 +29,7 @@ class SweepReport:
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
     """Claim the jobs due by ``now`` and queue a check of each; drain the notification outbox into the notify line;
-    move work whose turn it is into RQ (lanes feed it as they free too: this is the backstop)."""
+    put back in line the work whose move into RQ a dead process left unfinished."""
     now = time.time() if now is None else now
     claim = now + CHECK_CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
@@ -38,7 +38,6 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
     notifications = drain_notifications(svc, now)
     restore_work(svc, now)
-    feed(svc)
     return SweepReport(due=len(due), notifications=notifications)
 
 

@@ -119,7 +119,7 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
         elif isinstance(effect, AddWork):
             kind = checked_kind(effect.kind)
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),
-                            "job": effect.job_id, "admin": ADMIN_OWNER})
+                            "job": effect.job_id, "admin": ADMIN_OWNER, "wake": place(keys, store_keys.work_added)})
         else:
             raise TypeError(f"not an effect: {effect!r}")
     return entries

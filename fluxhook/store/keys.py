@@ -154,6 +154,11 @@ class Keys:
         """The virtual time of the last turn given at ``kind``'s work: an owner coming back from idle starts here."""
         return f"{self.prefix}work:{kind}:clock"
 
+    @property
+    def work_added(self) -> str:
+        """A list holding at most one token, pushed when work joins a line: wakes one worker's feeder (BLPOP)."""
+        return f"{self.prefix}work:added"
+
     def work_moving(self, kind: str) -> str:
         """Members of ``kind``'s line taken for RQ whose task is not yet queued -> when they were taken."""
         return f"{self.prefix}work:{kind}:moving"

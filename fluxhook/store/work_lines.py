@@ -8,7 +8,8 @@ keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing o
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
 key's result by the few tasks already in RQ, not by the backlog.
 
-A job taken is noted as moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same
+Adding work wakes one worker's feeder (``wait_for_work``). A job taken is noted as moving (``Keys.work_moving``)
+until its RQ task is queued (``queued``, in the same
 MULTI as the task); if its process dies in between, ``restore`` puts it back in line. From RQ on, the task
 is RQ's: its retries and a dead worker's hand-back name the same job.
 """
@@ -51,19 +52,26 @@ class WorkLines:
         self._restore = LuaScript(connection, "work_restore")
 
     def add(self, kind: str, key_id: str | None, job_id: str, pipeline) -> None:
-        """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI, or a recording of
-        one), unless it is there already."""
+        """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI), unless it is there
+        already, and wake a feeder (``AddWork`` does the same inside a job's change)."""
         pipeline.zadd(self.keys.work_line(checked_kind(kind)), {member(owner_of(key_id), job_id): 0}, nx=True)
+        pipeline.lpush(self.keys.work_added, 1)
+        pipeline.ltrim(self.keys.work_added, 0, 0)
 
-    def take(self, kind: str, most: int, now: float) -> list[str]:
-        """Up to ``most`` members (``<owner>:<job id>``, see ``job_of``) from ``kind``'s line, one turn at a time
-        across keys; each is moving until ``queued`` says its RQ task is queued."""
+    def take(self, kind: str, queue_key: str, ahead: int, now: float) -> list[str]:
+        """Members (``<owner>:<job id>``, see ``job_of``) from ``kind``'s line, one turn at a time across keys, while
+        fewer than ``ahead`` tasks wait in the RQ queue ``queue_key`` (a list) or are being moved; each is moving
+        until ``queued`` says its RQ task is queued. Atomic: feeders in many processes never overfill the queue."""
         kind = checked_kind(kind)
-        if most <= 0:
-            return []
         taken = self._take([self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind),
-                            self.keys.work_clock(kind), self.keys.share_weights], [most, repr(now), DEFAULT_WEIGHT])
+                            self.keys.work_clock(kind), self.keys.share_weights, queue_key],
+                           [ahead, repr(now), DEFAULT_WEIGHT])
         return [_text(item) for item in taken]
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block until work joins a line (True) or ``timeout`` seconds pass (False); each addition wakes one
+        waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
+        return self.connection.blpop([self.keys.work_added], timeout=timeout) is not None
 
     def queued(self, kind: str, members: list[str], pipeline) -> None:
         """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more."""

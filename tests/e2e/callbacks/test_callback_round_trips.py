@@ -32,9 +32,11 @@ def test_the_first_ready_callback_is_one_round_trip_to_redis(lone_app, spy):
     handshake = ("SELECT", "HELLO", "CLIENT SETINFO", "AUTH")
     sent = [c["command"] for c in commands if c["client_type"] != "lua" and not c["command"].startswith(handshake)]
     assert len(sent) == 1 and sent[0].startswith("EVALSHA"), sent
-    # Inside that one script: the move, the download's lock and RQ task, the timeline entry, the metric.
+    # Inside that one script: the move, the download's lock and line (and a feeder woken), the timeline entry,
+    # the metric; the RQ task is queued by a worker's feeder, not in the callback's answer.
     inside = " ".join(c["command"] for c in commands if c["client_type"] == "lua")
-    assert "rq:queue:fluxhook" in inside and "fh:download:" in inside and "fh:events:" in inside
+    assert "fh:work:download:line" in inside and "fh:work:added" in inside
+    assert "fh:download:" in inside and "fh:events:" in inside
     assert "fh:metrics" in inside
     job_now = api.job(job["id"])
     assert job_now["status"] == "ready" and job_now["attempts"]["webhooks"] == 1
@@ -49,4 +51,4 @@ def test_a_duplicate_ready_queues_nothing_more(lone_app, spy):
     answer = api.callback(job["id"], payload)
 
     assert answer.status_code == 200 and answer.json()["outcome"] == "duplicate"
-    assert connection.llen("rq:queue:fluxhook") == 1
+    assert connection.zcard("fh:work:download:line") == 1 and connection.llen("rq:queue:fluxhook") == 0

@@ -26,7 +26,7 @@ from rq.job import JobStatus
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.core import signing
-from fluxhook.store.keys import KEYS
+from fluxhook.lifecycle.enqueueing import download_task_id
 
 # -- helpers ----------------------------------------------------------------
 
@@ -209,14 +209,14 @@ def test_a_download_task_ends_recorded_and_its_worker_idle(api, sim, spy, redis_
     assert job["status"] == "stored", job
 
     db = redis.Redis.from_url(redis_server.url)
-    task_id = db.get(KEYS.download_lock(job['id'])).decode()
+    task_id = download_task_id(job["id"])
     task = wait_until(lambda: (lambda t: t if t.get_status() == JobStatus.FINISHED else None)(
         RQJob.fetch(task_id, connection=db)), timeout=10, message="the download task recorded as finished")
     assert task.started_at <= task.ended_at
     assert task.last_heartbeat is not None and task.last_heartbeat >= task.ended_at
     # Idle in Redis, not only in the worker's own memory (which skips writing an unchanged state).
-    wait_until(lambda: [w.get_state() for w in Worker.all(connection=db)] == ["idle"], timeout=10,
-               message="the one worker idle once the queue is empty")
+    wait_until(lambda: {w.get_state() for w in Worker.all(connection=db)} == {"idle"}, timeout=10,
+               message="the one worker's lanes idle once the queue is empty")
 
 
 # -- redirects ----------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     again = dict(source="webhook", confirmed=False)
     assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DOWNLOAD_QUEUED
     assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DUPLICATE
-    assert svc.queue.count == 1
+    assert svc.store.work.waiting("download") == 1  # in the download line once, for a worker's feeder
     svc.redis.flushdb()
 
 

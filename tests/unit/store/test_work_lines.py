@@ -33,9 +33,13 @@ def add(work: WorkLines, kind: str, key_id: str | None, n: int = 1) -> list[str]
     return ids
 
 
+# The RQ queue a take counts: the tests queue nothing there, so ``most`` is all that bounds a take.
+QUEUE = "test:rq:queue"
+
+
 def take(work: WorkLines, kind: str, most: int = 1, now: float | None = None) -> list[str]:
     """Take up to ``most`` and queue them at once (as enqueueing.feed does); their job ids."""
-    members = work.take(kind, most, time.time() if now is None else now)
+    members = work.take(kind, QUEUE, most, time.time() if now is None else now)
     pipe = work.connection.pipeline(transaction=True)
     work.queued(kind, members, pipe)
     pipe.execute()
@@ -90,6 +94,18 @@ def test_the_kinds_have_lines_and_turns_of_their_own(work):
     assert take_all(work, DOWNLOAD) == a
 
 
+def test_a_take_fills_the_rq_queue_up_to_its_bound_and_no_further(work, connection):
+    add(work, DOWNLOAD, "key_a", 10)
+    connection.rpush(QUEUE, "task-1", "task-2")  # two tasks already wait in RQ
+    assert len(work.take(DOWNLOAD, QUEUE, 4, time.time())) == 2
+    assert work.take(DOWNLOAD, QUEUE, 4, time.time()) == []  # the two taken are moving: no room left
+
+
+def test_adding_work_wakes_one_feeder(work):
+    add(work, DOWNLOAD, "key_a", 3)
+    assert work.wait_for_work(0.05) and not work.wait_for_work(0.05)  # one token, however much was added
+
+
 def test_a_batch_is_taken_one_turn_at_a_time(work):
     a = add(work, DOWNLOAD, "key_a", 5)
     b = add(work, DOWNLOAD, "key_b", 5)
@@ -99,7 +115,7 @@ def test_a_batch_is_taken_one_turn_at_a_time(work):
 
 def test_a_job_taken_is_pending_until_its_task_is_queued(work):
     [job_id] = add(work, DOWNLOAD, "key_a")
-    [member] = work.take(DOWNLOAD, 1, time.time())
+    [member] = work.take(DOWNLOAD, QUEUE, 1, time.time())
     assert member == f"key_a:{job_id}" and work.waiting(DOWNLOAD) == 0
     assert work.pending(DOWNLOAD, "key_a", job_id)  # moving: a repair must not queue it again
     pipe = work.connection.pipeline(transaction=True)
@@ -111,10 +127,11 @@ def test_a_job_taken_is_pending_until_its_task_is_queued(work):
 def test_a_job_whose_process_died_while_moving_goes_back_in_line(work):
     [lost, kept] = add(work, DOWNLOAD, "key_a", 2)
     now = time.time()
-    assert work.take(DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
-    assert work.take(DOWNLOAD, 1, now) == [f"key_a:{kept}"]  # taken just now: still being moved
+    assert work.take(DOWNLOAD, QUEUE, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
+    assert work.take(DOWNLOAD, QUEUE, 1, now) == []  # the one moving counts against the room
+    assert work.take(DOWNLOAD, QUEUE, 2, now) == [f"key_a:{kept}"]  # taken just now: still being moved
     assert work.restore(DOWNLOAD, now - 60) == 1
-    assert work.waiting(DOWNLOAD) == 1 and take_all(work, DOWNLOAD) == [lost]
+    assert work.waiting(DOWNLOAD) == 1 and take(work, DOWNLOAD, 5) == [lost]
     assert work.pending(DOWNLOAD, "key_a", kept)
 
 
@@ -130,7 +147,7 @@ def test_a_job_added_twice_waits_once(work):
 
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
-        work.take("poster", 1, time.time())
+        work.take("poster", QUEUE, 1, time.time())
     assert set(KINDS) == {"download", "draft_cache", "thumbnail", "notify"}
 
 
