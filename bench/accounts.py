@@ -73,6 +73,8 @@ NAMES = ("eu", "us")
 TARGET_RATIO = 1.9
 TARGET_P99 = 2.0
 DRAIN_TIMEOUT = 600.0
+# Clients posting at once in phase (a), at least: each POST may wait on BFL's answer to its submission.
+CLIENTS = 64
 FIELDS = ("status", "created_at", "submitted_at", "completed_at", "account", "bfl_id")
 
 
@@ -285,7 +287,8 @@ def throughput_run(names: tuple[str, ...], args: argparse.Namespace) -> dict:
         before = stack.stats()
         cpu_before, idle_before = stack.cpu(), machine_idle()
         started = time.time()
-        fed = post_jobs(stack, args.jobs, None)
+        # As many clients as the accounts have slots: a client that posts fewer at once measures itself.
+        fed = post_jobs(stack, args.jobs, None, threads=max(CLIENTS, args.max_active * len(names)))
         posted = time.time() - started
         took = wait_all_terminal(stack.bench.redis(), fed.ids, timeout=DRAIN_TIMEOUT)
         ended = time.time()

@@ -52,6 +52,8 @@ KILL_GAP = (20.0, 40.0)
 MIN_KILLS = 5
 PROBE_LIMIT = 60.0  # a failover that keeps writes away longer is reported as this
 DRAIN_SECONDS = 300
+# The load's acknowledged jobs should all be stored this soon after it ends (SPEC §15: the pipeline keeps up).
+STORED_WITHIN = 60.0
 # How long BFL takes to answer a submission, as the real one does.
 SUBMIT_DELAY = 1.0
 MODEL = "flux-2-pro"
@@ -206,15 +208,19 @@ class FailoverRun(Soak):
         exited = {name: process.returncode for name, process in [("web", self.web), *(
             (f"worker {n}", worker) for n, worker in enumerate(self.workers))] if process.poll() is not None}
         load_minutes = (time.monotonic() - self.started) / 60
-        drained, statuses = self.drain()
+        drained, statuses, ended = self.drain()
         report = self.report(statuses)
         report.update({"minutes of load": round(load_minutes, 1), "drain, s": round(drained, 1),
+                       f"stored within {STORED_WITHIN:.0f} s of the load's end": sum(
+                           1 for job, status in statuses.items() if status == "stored" and ended[job] <= STORED_WITHIN),
                        "processes that exited (no restart)": exited or "none"})
         return report
 
-    def drain(self) -> tuple[float, dict[str, str | None]]:
-        """Wait until every acknowledged job is terminal or gone (404); its status (None: 404)."""
+    def drain(self) -> tuple[float, dict[str, str | None], dict[str, float]]:
+        """Wait until every acknowledged job is terminal or gone (404); its status (None: 404), and when each was
+        first seen so (seconds from the load's end)."""
         started, statuses, waiting = time.monotonic(), {}, set(self.acknowledged.values())
+        ended: dict[str, float] = {}
         while waiting and time.monotonic() - started < DRAIN_SECONDS:
             for job_id in sorted(waiting):
                 try:
@@ -226,9 +232,10 @@ class FailoverRun(Soak):
                     statuses[job_id] = status
                     if status is None or status in fluxhook_client.TERMINAL:
                         waiting.discard(job_id)
+                        ended[job_id] = time.monotonic() - started
             if waiting:
-                time.sleep(3)  # jobs end in their own time: the fallback polls them after its grace
-        return time.monotonic() - started, statuses
+                time.sleep(1)  # jobs end in their own time: the fallback polls them after its grace
+        return time.monotonic() - started, statuses, ended
 
     def report(self, statuses: dict[str, str | None]) -> dict:
         jobs = set(self.acknowledged.values())

@@ -8,48 +8,31 @@ added while every feeder was busy is never left waiting for the next addition.
 
 from __future__ import annotations
 
-import logging
-import threading
-
-from redis.exceptions import RedisError
-
 from fluxhook.lifecycle.enqueueing import feed
 from fluxhook.services import Services
 
-log = logging.getLogger("fluxhook.worker")
+from .loops import Loop
 
 # How long one wait for new work lasts before the feeder feeds anyway and looks whether to stop.
 WAIT = 1.0
-# How long to wait before trying again after Redis failed to answer, or a feed failed.
-RETRY_INTERVAL = 1.0
 
 
-class Feeder(threading.Thread):
+class Feeder(Loop):
     """Feeds RQ from the work lines whenever work is added (or a second passes), until ``stop()``."""
 
     def __init__(self, svc: Services):
-        super().__init__(name="fluxhook-feed", daemon=True)
+        super().__init__("fluxhook-feed")
         self.svc = svc
-        self._stop_event = threading.Event()
 
     def stop(self, timeout: float = WAIT + 5.0) -> None:
         self._stop_event.set()
         if self.is_alive():
             self.join(timeout)
 
-    def run(self) -> None:
-        pause = 0.0
-        while not self._stop_event.wait(pause):
-            pause = 0.0
-            try:
-                self.svc.store.work.wait_for_work(WAIT)
-                feed(self.svc)
-            except RedisError as exc:
-                log.warning("feeder lost Redis; trying again", extra={"error": type(exc).__name__})
-                pause = RETRY_INTERVAL
-            except Exception:
-                log.exception("feeding RQ failed")
-                pause = RETRY_INTERVAL
+    def step(self) -> float:
+        self.svc.store.work.wait_for_work(WAIT)
+        feed(self.svc)
+        return 0.0
 
 
 def start(svc: Services) -> Feeder:

@@ -26,6 +26,8 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
 
+from .loops import Loop
+
 log = logging.getLogger("fluxhook.worker")
 
 # Submissions one worker process has under way at once. An account of 24 slots whose submissions take
@@ -35,21 +37,18 @@ SENDERS = 16
 # How long one wait for a freed slot lasts before the dispatcher looks at the lines anyway: a cooldown or
 # a pause that ends frees nothing, and another process's sender may have been woken instead.
 WAIT = 1.0
-# How long to wait before trying again after Redis failed to answer, or a dispatch failed.
-RETRY_INTERVAL = 1.0
 # On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
 STOP_TIMEOUT = 20.0
 
 
-class Senders(threading.Thread):
+class Senders(Loop):
     """The dispatcher thread and its pool of ``size`` senders, until ``stop()``."""
 
     def __init__(self, svc: Services, size: int = SENDERS):
-        super().__init__(name="fluxhook-dispatch", daemon=True)
+        super().__init__("fluxhook-dispatch")
         self.svc = svc
         self.size = size
         self._pool = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
-        self._stop_event = threading.Event()
         self._room = threading.Condition()
         self._busy = 0
         self._stopping = False
@@ -75,27 +74,17 @@ class Senders(threading.Thread):
         with self._room:
             return self._busy
 
-    def run(self) -> None:
-        pause = 0.0
-        while not self._stop_event.wait(pause):
-            pause = 0.0
-            try:
-                free = self._wait_for_a_free_sender()
-                if free == 0:
-                    pause = WAIT if self._stopping else 0.0
-                    continue
-                given = take_turns(self.svc, free)
-                for job_id in given:
-                    self._send(job_id)
-                if len(given) < free:
-                    # Nothing more may go now: wait for a slot to free or a job to join a line.
-                    self.svc.slots.wait_for_freed(WAIT)
-            except RedisError as exc:
-                log.warning("dispatch lost Redis; trying again", extra={"error": type(exc).__name__})
-                pause = RETRY_INTERVAL
-            except Exception:
-                log.exception("dispatch failed")
-                pause = RETRY_INTERVAL
+    def step(self) -> float:
+        free = self._wait_for_a_free_sender()
+        if free == 0:
+            return WAIT if self._stopping else 0.0
+        given = take_turns(self.svc, free)
+        for job_id in given:
+            self._send(job_id)
+        if len(given) < free:
+            # Nothing more may go now: wait for a slot to free or a job to join a line.
+            self.svc.slots.wait_for_freed(WAIT)
+        return 0.0
 
     def _wait_for_a_free_sender(self) -> int:
         with self._room:

@@ -43,8 +43,6 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def writable(self) -> bool: ...
-
     def check_writable(self) -> None: ...
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int: ...
@@ -224,14 +222,6 @@ class FileStorage:
             except FileNotFoundError:
                 pass
         return removed
-
-    def writable(self) -> bool:
-        """Whether a new file can be created in the store and take bytes."""
-        try:
-            self.check_writable()
-        except StorageError:
-            return False
-        return True
 
     def check_writable(self) -> None:
         """Create a file in the store and write a byte to it; a StorageError says why that fails, naming the setting."""
@@ -429,14 +419,6 @@ class S3Storage:
         answer = self._call("remove old images", "delete_objects", Bucket=self.bucket,
                             Delete={"Objects": [{"Key": n} for n in names], "Quiet": True})
         return len(names) - len(answer.get("Errors", ()))
-
-    def writable(self) -> bool:
-        """Whether an object can be written under the prefix (a tiny probe object, rewritten each time)."""
-        try:
-            self.check_writable()
-        except StorageError:
-            return False
-        return True
 
     def check_writable(self) -> None:
         """Write the probe object; a StorageError says why that fails and which setting to look at."""

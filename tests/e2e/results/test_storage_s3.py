@@ -161,16 +161,15 @@ def test_a_failed_upload_leaves_nothing_visible(s3_server, store, passes):
     assert store.open("job_f.png") is None
 
 
-def test_writable_writes_a_probe_that_retention_leaves_alone(s3_server, store):
-    assert store.writable() is True
+def test_the_writable_check_writes_a_probe_that_retention_leaves_alone(s3_server, store):
+    store.check_writable()  # no StorageError: it is
     assert s3_server.keys(store.prefix) == [f"{store.prefix}/{S3Storage.PROBE_NAME}"]
     assert store.remove_older_than(time.time() + 60, partial_before=time.time() + 60) == 0
     assert s3_server.keys(store.prefix) == [f"{store.prefix}/{S3Storage.PROBE_NAME}"]
 
 
-def test_writable_is_false_without_a_bucket(s3_server, aws_env):
+def test_a_store_without_its_bucket_is_not_writable_and_says_why(s3_server, aws_env):
     missing = S3Storage("no-such-bucket-here", "x", endpoint_url=s3_server.url)
-    assert missing.writable() is False
     # Why, and which setting to fix: what `fluxhook doctor` prints.
     with pytest.raises(StorageError) as raised:
         missing.check_writable()
@@ -254,7 +253,6 @@ def test_no_credentials_is_a_storage_error(s3_server, monkeypatch):
         store.url_for("job_h.png", 60, "image/png")
     with pytest.raises(StorageError):
         store.put("job_h.png", io.BytesIO(b"x"))
-    assert store.writable() is False
     with pytest.raises(StorageError, match=r"NoCredentialsError at .*\(no credentials: set AWS_ACCESS_KEY_ID and "
                                            r"AWS_SECRET_ACCESS_KEY"):
         store.check_writable()
@@ -268,7 +266,6 @@ def test_an_unreachable_endpoint_fails_fast_with_a_storage_error(aws_env):
         with pytest.raises(StorageError) as raised:
             call()
         assert raised.value.status == 503 and raised.value.code == "storage_error"
-    assert store.writable() is False
     with pytest.raises(StorageError, match=r"EndpointConnectionError at http://127\.0\.0\.1:\d+ \(check S3_ENDPOINT_URL"):
         store.check_writable()
     assert time.monotonic() - started < 20

@@ -1,0 +1,39 @@
+"""A worker process's background threads (the dispatcher, the feeder): one step after another until stopped,
+each step outliving a Redis outage or a failure of its own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("fluxhook.worker")
+
+# How long to wait before the next step after Redis failed to answer, or a step failed.
+RETRY_INTERVAL = 1.0
+
+
+class Loop(threading.Thread):
+    """Runs ``step`` again and again until ``stop_event`` is set; ``step`` returns how long to pause first."""
+
+    def __init__(self, name: str):
+        super().__init__(name=name, daemon=True)
+        self._stop_event = threading.Event()
+
+    def step(self) -> float:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        pause = 0.0
+        while not self._stop_event.wait(pause):
+            try:
+                pause = self.step()
+            except RedisError as exc:
+                log.warning("worker thread lost Redis; trying again", extra={"thread": self.name,
+                                                                             "error": type(exc).__name__})
+                pause = RETRY_INTERVAL
+            except Exception:
+                # The next step may well succeed: the thread must not die for one failure.
+                log.exception("worker thread's step failed", extra={"thread": self.name})
+                pause = RETRY_INTERVAL
