@@ -55,7 +55,7 @@ def test_doctor_passes_against_the_running_stack(stack, sim):
     assert all(line.startswith("ok ") for name, lines in checks.items() if name != "keys" for line in lines), output
     assert checks["settings"] == ["ok from the environment"]
     assert re.search(r"PING \d+\.\d ms", checks["redis"][0])
-    assert "worker(s) alive" in checks["worker"][0]
+    assert "worker process(es) alive" in checks["worker"][0]
     assert re.fullmatch(rf"ok {re.escape(sim.url)} answers; balance [\d,.]+ credits, read just now", checks["bfl"][0])
     assert "balance" not in checks["budget"][0]  # one balance per account: on its bfl line, read from it now
     assert SECRET_KEY not in output and API_TOKEN not in output and SIMULATOR_KEY not in output

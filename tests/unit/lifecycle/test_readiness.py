@@ -40,7 +40,7 @@ def test_all_ready_with_a_live_worker(svc):
     assert [c.state for c in checks] == [OK, OK, OK] and not any(c.failed for c in checks)
     by_name = _by_name(checks)
     assert by_name["redis"].detail.startswith(f"{svc.config.redis_url}: PING ")
-    assert by_name["worker"].detail.startswith("1 worker(s) alive, latest heartbeat ")
+    assert by_name["worker"].detail.startswith("1 worker process(es) alive (1 RQ workers: their lanes), latest heartbeat ")
     assert by_name["storage"].detail == f"{svc.config.storage_url} is writable"
     assert all(c.reason == "" for c in checks)
 
