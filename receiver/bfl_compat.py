@@ -130,12 +130,12 @@ def get_result():
 
 @bp.get("/credits")
 def credits():
-    """What the caller may still spend: an app key, what is left of its own daily_credits today (null without that
-    limit: the operator's balance is not a key's to see); an admin token, the balance of every BFL account
-    together, each as a worker last read it from that account (asked now if one is not kept)."""
+    """What the caller may still spend (SPEC §9): for an app key with daily_credits, what is left of them today;
+    else the balance of the BFL accounts it may use (an admin token: every one), each as a worker last read it
+    from that account, added up (asked now if one is not kept)."""
     svc = services()
     caller = require_bearer()
-    if caller.key is not None:
+    if caller.key is not None and caller.key.daily_credits is not None:
         return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
     kept = accounts_view.callers_balance(svc, caller)
     if kept is None:

@@ -197,17 +197,18 @@ def test_a_tracked_tasks_polling_url_on_another_accounts_endpoint_never_gets_thi
     assert us.unauthorized() == before  # polled at eu's own endpoint, never with eu's key at us's
 
 
-def test_bfls_balance_is_every_accounts_together_for_an_admin_and_nothing_of_it_for_an_app_key(accounts):
+def test_bfls_balance_is_every_accounts_together_for_an_admin_and_its_own_accounts_for_an_app_key(accounts):
     api, _, _ = accounts
     _, eu_app = make_key(api, region="eu")
 
-    balances = wait_until(lambda: (lambda found: found if None not in found else None)(
-        [account["balance"] for account in api.get("/v1/accounts").json()["accounts"]]),
+    balances = wait_until(lambda: (lambda found: found if None not in found.values() else None)(
+        {account["name"]: account["balance"] for account in api.get("/v1/accounts").json()["accounts"]}),
         timeout=60, message="a worker to read both accounts' balances")
     admin = api.get("/v1/credits")
     assert admin.status_code == 200, admin.text
-    assert admin.json()["credits"] == pytest.approx(sum(balances), abs=1)
-    assert eu_app.get("/v1/credits").json() == {"credits": None}
+    assert admin.json()["credits"] == pytest.approx(sum(balances.values()), abs=1)
+    # A key bound to eu sees eu's balance only (SPEC §9: no daily_credits of its own).
+    assert eu_app.get("/v1/credits").json()["credits"] == pytest.approx(balances["eu"], abs=1)
 
 
 def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callback_settles_it(accounts):
