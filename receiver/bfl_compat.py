@@ -88,7 +88,8 @@ def _escaped_name() -> bool:
     return "%2f" in raw.lower() or "%2e" in raw.lower() or "%5c" in raw.lower()
 
 
-@bp.route("/<bfl_other:path>", methods=["GET", "POST"], merge_slashes=False)
+# Every method: a path this rule declines (fluxhook's own) must not read as "this method is not allowed here".
+@bp.route("/<bfl_other:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], merge_slashes=False)
 def other_path(path: str):
     """A path BFL may serve that is no generation endpoint fluxhook sends to (its account and finetune routes):
     BFL's own 404, nothing created and nothing sent."""
