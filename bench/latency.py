@@ -152,7 +152,11 @@ def run_in(tree: Path, args: argparse.Namespace, name: str) -> dict:
 
 
 def ensure_baseline(tree: Path) -> Path:
+    """The code before the senders: reused if there, else a detached worktree of BASELINE_COMMIT."""
     if not (tree / "worker" / "handout.py").exists():
+        from devtools.processes import require_tools
+
+        require_tools("bench-latency", "git")
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE_COMMIT],
                        check=True, timeout=120)
     return tree

@@ -21,6 +21,7 @@ from devtools.processes import ROOT, require_tools
     (["bench.suite", "--quick"], "bench-suite needs wrk: apt-get install wrk"),
     (["bench.fairness", "--baseline-tree", "{tmp}/no-checkout"], "bench-fairness needs git: apt-get install git"),
     (["bench.hostile", "--old-tree", "{tmp}/no-checkout"], "bench-hostile needs git: apt-get install git"),
+    (["bench.latency", "--baseline-tree", "{tmp}/no-checkout"], "bench-latency needs git: apt-get install git"),
     (["devtools.soak"], "soak needs pgrep: apt-get install procps"),
 ])
 def test_a_missing_program_stops_the_run_at_once_in_one_line(tmp_path, command, line):
