@@ -52,6 +52,10 @@ class Clock(threading.Thread):
         self.cron: CronScheduler | None = None
         self.scheduler: RQScheduler | None = None
 
+    def request_stop(self) -> None:
+        """Stop stepping after the step under way; ``stop`` then waits for it."""
+        self._stop_event.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop stepping, leave RQ's registries and release the scheduler's locks."""
         self._stop_event.set()

@@ -21,6 +21,10 @@ class Loop(threading.Thread):
         super().__init__(name=name, daemon=True)
         self._stop_event = threading.Event()
 
+    def request_stop(self) -> None:
+        """End the loop after the step under way (not from a signal handler: it takes a lock)."""
+        self._stop_event.set()
+
     def step(self) -> float:
         raise NotImplementedError
 
