@@ -19,7 +19,8 @@ seconds and every task ends after ``--task-delay`` (then the callback; the resul
 Runs: ``one`` (one account, one worker process: the Procfile as it is), ``two`` (two accounts, one process),
 ``p2`` and ``p4`` (one account, 2 and 4 worker processes). Each run is made with this tree and with the
 baseline tree (a ``git worktree`` of 1bb671f, the code before the senders, made when missing), one after the
-other on this machine. Loopback only; nothing outside temporary directories changes (but the baseline checkout).
+other on this machine, both before this tree's simulator. Loopback only; nothing outside temporary
+directories changes (but the baseline checkout).
 """
 
 from __future__ import annotations
@@ -68,8 +69,17 @@ def measure(args: argparse.Namespace, accounts: int, processes: int) -> dict:
 
     stack_args = argparse.Namespace(task_delay=args.task_delay, max_active=SLOTS, log_level="WARNING",
                                     workers=processes, submit_delay=args.submit_delay)
-    stack = AccountsStack(("eu", "us")[:accounts], stack_args)
-    stack.bench.env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    # This tree's simulator whichever tree runs, so both runs meet the same BFL (the baseline's would make each
+    # image on its first download, not while its task runs).
+    tree = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"], cwd = str(ROOT), os.getcwd()
+    os.chdir(ROOT)
+    try:
+        stack = AccountsStack(("eu", "us")[:accounts], stack_args)
+    finally:
+        os.environ["PYTHONPATH"] = tree
+        os.chdir(cwd)
+    stack.bench.env["PYTHONPATH"] = tree
     peaks: dict[int, float] = {}
     done = threading.Event()
 
