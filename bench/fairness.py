@@ -9,14 +9,14 @@ Three phases (``--phases`` picks some, in this order), each beside FIFO in the s
 Slot wait (``slots``): ``BFL_MAX_ACTIVE=4``, simulator tasks of ``--task-delay`` seconds, the Procfile's
 web and one worker (whose sweep hands out freed slots). Key A queues ``--backlog`` jobs at once; key B queues one job
 every ``--every`` seconds while any of A's jobs waits. Each job is recorded and offered a slot as
-``POST /v1/jobs`` does (its owner passed to the slots), and a worker's submit task sends it when it
-gets one. Figures: B's wait from its job's creation to BFL's acceptance (``submitted_at``), p50 and
+``POST /v1/jobs`` does (its owner passed to the slots), and a worker's sender sends it when it
+gets one (the FIFO tree: a submit task). Figures: B's wait from its job's creation to BFL's acceptance (``submitted_at``), p50 and
 p99; A's throughput (its jobs accepted by BFL per second, from the first to the last) and the
 whole stack's (A's and B's jobs together, over the same time).
 
 The same run goes three times, on the same machine one after the other: this tree (fair share);
 this tree with B's jobs queued as key A's (one owner: FIFO per model, with everything else this
-tree has, such as the workers' hand-out of freed slots); and the tree at ``--baseline-tree``, a
+tree has, such as the workers' senders taking freed slots at once); and the tree at ``--baseline-tree``, a
 checkout of 194e639 (FIFO per model, no owners), made with ``git worktree add`` when missing. Each
 run is a process of its own with that tree first on its ``PYTHONPATH`` (for its web and worker too).
 
@@ -287,14 +287,15 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
         from fluxhook import transitions as st
         from fluxhook.job import Job, new_job_id
         from fluxhook.limits import pool_for
-    try:
-        from fluxhook.lifecycle.enqueueing import enqueue_submits
-    except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
-        from fluxhook.tasks import enqueue_submits
-
     owned = "key_id" in inspect.signature(svc.slots.acquire).parameters
-    # Submissions became work-line tokens (they take the services); the FIFO tree queues them on a queue.
-    submits_to = svc if "svc" in inspect.signature(enqueue_submits).parameters else svc.control_queue
+    # This tree: a job joins its line without a slot and a worker's sender takes one for it (worker/sending.py).
+    senders = "take" in inspect.signature(svc.slots.acquire).parameters
+    if not senders:  # the FIFO tree: a job handed a slot is sent by a submit task on RQ
+        try:
+            from fluxhook.lifecycle.enqueueing import enqueue_submits
+        except ImportError:  # from before fluxhook/lifecycle/
+            from fluxhook.tasks import enqueue_submits
+        submits_to = svc if "svc" in inspect.signature(enqueue_submits).parameters else svc.control_queue
 
     def queue(owner: str, n: int, prompt: str = "") -> str:
         now = time.time()
@@ -304,7 +305,9 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
                   pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now,
                   **({"key_id": key_id} if key_id else {}))
         svc.jobs.create(job)
-        if svc.slots.acquire(job, **({"key_id": key_id or owner} if owned else {})):
+        if senders:
+            svc.slots.acquire(job, key_id or owner, take=False)
+        elif svc.slots.acquire(job, **({"key_id": key_id or owner} if owned else {})):
             enqueue_submits(submits_to, [job.id])
         return job.id
 
