@@ -382,7 +382,7 @@ def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
     assert turns == ["b", "a"] * 4  # in turn from the start: not B's six first for A's ten before them
 
 
-def test_a_status_change_that_frees_a_slot_wakes_one_hand_out(store, connection):
+def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connection):
     slots = Slots(connection, _config(bfl_max_active=1))
     first, second = _queued(store), _queued(store)
     assert slots.acquire(first) and not slots.acquire(second)
