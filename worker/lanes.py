@@ -90,8 +90,9 @@ class Lane(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping:
-            worker = self._current = self._worker()
+            worker = None
             try:
+                worker = self._current = self._worker()  # it names itself to Redis: Redis may be away
                 worker.register_birth()
                 worker.set_state(WorkerStatus.STARTED)
                 self._take_tasks(worker)
@@ -101,7 +102,8 @@ class Lane(threading.Thread):
                 time.sleep(REDIS_RETRY_INTERVAL)
             finally:
                 try:
-                    worker.teardown()
+                    if worker is not None:
+                        worker.teardown()
                 except RedisError:
                     pass  # the worker's record expires by itself
 

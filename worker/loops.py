@@ -34,10 +34,10 @@ class Loop(threading.Thread):
             try:
                 pause = self.step()
             except RedisError as exc:
-                log.warning("worker thread lost Redis; trying again", extra={"thread": self.name,
+                log.warning("worker thread lost Redis; trying again", extra={"worker_thread": self.name,
                                                                              "error": type(exc).__name__})
                 pause = RETRY_INTERVAL
             except Exception:
                 # The next step may well succeed: the thread must not die for one failure.
-                log.exception("worker thread's step failed", extra={"thread": self.name})
+                log.exception("worker thread's step failed", extra={"worker_thread": self.name})
                 pause = RETRY_INTERVAL

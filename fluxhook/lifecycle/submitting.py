@@ -257,8 +257,9 @@ def submit_queued(svc: Services, job_id: str) -> str:
         return submit(svc, job, primary=primary)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):
-            # Redis failing over, not BFL: the job goes back in line as it was, and nothing is paused.
-            svc.slots.requeue(job)
+            # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is
+            # paused (else it would hold its slot until the sweep finds its submission's lease over).
+            durable.record_durably(svc, lambda: svc.slots.requeue(job))
             raise
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             wait_for_room(svc, job, None)

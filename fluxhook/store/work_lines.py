@@ -28,8 +28,9 @@ THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
 # In the order their work is moved into RQ when room is short: a result's URL expires first.
 KINDS = (DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL)
-# A member taken this long ago whose task was never queued is taken as lost with its process.
-MOVE_LEASE = 60.0
+# A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
+# primary that failed over between the take and the queueing): a take is queued within milliseconds.
+MOVE_LEASE = 10.0
 
 
 def member(owner: str, job_id: str) -> str:
