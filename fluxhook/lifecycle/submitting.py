@@ -259,7 +259,7 @@ def submit_queued(svc: Services, job_id: str) -> str:
         if isinstance(exc, (NotReplicated, RedisError)):
             # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is
             # paused (else it would hold its slot until the sweep finds its submission's lease over).
-            durable.record_durably(svc, lambda: svc.slots.requeue(job))
+            durable.record_durably(svc, lambda: _back_in_line(svc, job))
             raise
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             wait_for_room(svc, job, None)
@@ -272,6 +272,13 @@ def submit_queued(svc: Services, job_id: str) -> str:
         if not isinstance(exc, BFLError):
             raise
         return st.FAILED
+
+
+def _back_in_line(svc: Services, job: Job) -> bool:
+    """A submission cut off by Redis failing over: its lock goes (its release may have been lost with the old
+    primary, and would hold the job's next send for the lock's whole life) and the job goes back in line."""
+    svc.store.locks.release(svc.store.keys.submit_lock(job.id))
+    return svc.slots.requeue(job)
 
 
 def _failure_code(exc: Exception) -> str:
