@@ -106,17 +106,23 @@ def test_the_keys_page_reads_well(open_tab, keys, width, height, shots):
     tab.clean()
 
 
+def _keys_page(open_tab, width: int, height: int, row: str):
+    """A tab of the given size on the Keys page, signed in, with the key of ``row`` shown and the stylesheet applied."""
+    tab = open_tab(width, height)
+    page = tab.page
+    sign_in(page, goto="/keys")
+    expect(page.locator(f'{row} [data-field="state"]')).to_have_text("active")
+    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
+    return tab, page
+
+
 @pytest.mark.parametrize("opens, panel, acts", PANELS)
 @pytest.mark.parametrize("width, height", SIZES)
 def test_every_panel_of_a_key_opens_in_the_window_without_widening_the_page(open_tab, api, width, height, opens,
                                                                              panel, acts, tmp_path):
     key, _ = make_key(api, name="panel-bot")
     row = key_row(key)
-    tab = open_tab(width, height)
-    page = tab.page
-    sign_in(page, goto="/keys")
-    expect(page.locator(f'{row} [data-field="state"]')).to_have_text("active")
-    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
+    tab, page = _keys_page(open_tab, width, height, row)
     table = page.locator("table.keylist").bounding_box()
 
     page.locator(f'{row} [data-action="{opens}"]').click()
@@ -148,11 +154,7 @@ def test_revoking_asks_first_naming_the_key_and_says_it_was_done(open_tab, api, 
     key, app = make_key(api, name="checkout-bot")
     other, _ = make_key(api, name="still-active")
     row = key_row(key)
-    tab = open_tab(width, height)
-    page = tab.page
-    sign_in(page, goto="/keys")
-    expect(page.locator(f'{row} [data-field="state"]')).to_have_text("active")
-    page.wait_for_load_state()  # the stylesheet applied: what is measured is the page as shown
+    tab, page = _keys_page(open_tab, width, height, row)
 
     # The first click only asks, naming the key; nothing is revoked yet.
     page.locator(f'{row} [data-action="revoke"]').click()
