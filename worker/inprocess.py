@@ -14,7 +14,8 @@ import threading
 import time
 
 from redis.exceptions import RedisError
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
@@ -71,6 +72,23 @@ class InProcessWorker(SimpleWorker):
         job, execution, _ = held
         self.handle_job_failure(job, Queue(job.origin, connection=self.connection), exc_string=why, execution=execution)
         return True
+
+    def give_back_lost_tasks(self, why: str) -> int:
+        """Record as failed with ``why`` every task Redis still says this worker is running, so RQ retries each
+        now rather than once its heartbeat lapses; how many. Only for a worker whose lane lost Redis: it runs
+        nothing any more, but a primary that failed over may have taken the end of its last task with it."""
+        given = 0
+        for execution in self.get_current_executions(refresh=True):
+            try:
+                job = Job.fetch(execution.job_id, connection=self.connection)
+            except NoSuchJobError:
+                continue
+            if job.get_status(refresh=False) != JobStatus.STARTED:
+                continue
+            self.handle_job_failure(job, Queue(job.origin, connection=self.connection), exc_string=why,
+                                    execution=execution)
+            given += 1
+        return given
 
     def _beat(self) -> None:
         while not self._beat_stop.wait(BEAT_CHECK_INTERVAL):

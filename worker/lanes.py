@@ -89,16 +89,21 @@ class Lane(threading.Thread):
             log.warning("task handed back to RQ while its lane was still at it", extra={"lane": self.name})
 
     def run(self) -> None:
+        lost: InProcessWorker | None = None
         while not self._stopping:
             worker = None
             try:
                 worker = self._current = self._worker()  # it names itself to Redis: Redis may be away
                 worker.register_birth()
                 worker.set_state(WorkerStatus.STARTED)
+                if lost is not None:
+                    self._give_back(lost)
+                    lost = None
                 self._take_tasks(worker)
             except RedisError as exc:
                 # A new RQ worker once Redis answers again: its record may be gone with the old primary.
                 log.warning("lane lost Redis; starting again", extra={"error": type(exc).__name__})
+                lost = lost or worker
                 time.sleep(REDIS_RETRY_INTERVAL)
             finally:
                 try:
@@ -106,6 +111,13 @@ class Lane(threading.Thread):
                         worker.teardown()
                 except RedisError:
                     pass  # the worker's record expires by itself
+
+    def _give_back(self, lost: InProcessWorker) -> None:
+        # The primary that took over may lack the end of the lost worker's last task (replication trails
+        # by a moment), and would hold it as running until its heartbeat lapsed: a minute and more.
+        given = lost.give_back_lost_tasks("its worker lost Redis while at it")
+        if given:
+            log.warning("tasks of a worker that lost Redis given back to RQ", extra={"lane": self.name, "tasks": given})
 
     def _take_tasks(self, worker: InProcessWorker) -> None:
         while not self._stopping:
