@@ -12,7 +12,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
-from fluxhook.lifecycle.schedule import READY_RECHECK
+from fluxhook.lifecycle.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change
 
@@ -114,7 +114,7 @@ def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
     fields = {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
-              "due": now + READY_RECHECK, "finished_at": min(report.finished_at or now, now), "progress": None,
+              "due": now + READY_FIRST_CHECK, "finished_at": min(report.finished_at or now, now), "progress": None,
               "draft_cache_source": report.draft_cache_url}
     if report.seed is not None:
         fields["seed"] = report.seed

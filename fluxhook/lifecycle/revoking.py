@@ -46,7 +46,7 @@ def end_queued(svc: Services, job_id: str) -> bool:
             return False
         return fail(svc, job)
     finally:
-        svc.store.locks.release(lock)
+        svc.store.locks.release(lock, "revoked")
 
 
 def fail(svc: Services, job: Job) -> bool:

@@ -16,7 +16,11 @@ from fluxhook.core.bfl_limits import TASK_DEADLINE as POLL_DEADLINE
 MAX_POLL_INTERVAL = 60.0
 GROWTH = 1.5
 JITTER = 0.2
-# How long after a job turned ready the sweep checks that its download was queued (crash repair).
+# How long after a job turned ready the sweep first checks that its download is queued or running
+# (crash repair): a download is under way within a second or two, and one lost to a crash, or to a
+# Redis primary that failed over with its last writes, should not wait a minute to run again.
+READY_FIRST_CHECK = 15.0
+# Then how often, while the job stays ready (a long video download, a backlog behind slow storage).
 READY_RECHECK = 60.0
 
 

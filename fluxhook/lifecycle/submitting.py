@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
 from redis.exceptions import RedisError
@@ -90,24 +91,30 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 
 
 def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Reservation | None = None,
-           primary: str | None = None) -> str:
+           primary: str | None = None, claim: str | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
     is its input when the caller has it in hand, so a large one is not read back from storage, and
     ``admitted`` the reservation its creation just made, so the budget is not asked again; ``primary`` the
-    Redis primary as known before ``job`` was read, when replicas are required (``durable``).
+    Redis primary as known before ``job`` was read, when replicas are required (``durable``); ``claim`` the
+    value its submit lock is taken with (``new_claim``), for a caller that may have to give the lock back.
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
     they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
     Other BFL errors propagate.
     """
-    lock = svc.store.keys.submit_lock(job.id)
-    if not svc.store.locks.take(lock, "1", SUBMIT_LOCK_SECONDS):
+    lock, claim = svc.store.keys.submit_lock(job.id), claim or new_claim()
+    if not svc.store.locks.take(lock, claim, SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
         return _submit(svc, job, task_input, admitted, primary)
     finally:
-        svc.store.locks.release(lock)
+        svc.store.locks.release(lock, claim)
+
+
+def new_claim() -> str:
+    """A value for one submission's lock, its own: only that submission may free it."""
+    return secrets.token_hex(8)
 
 
 def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservation | None,
@@ -253,13 +260,14 @@ def submit_queued(svc: Services, job_id: str) -> str:
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
         return SKIPPED
+    claim = new_claim()
     try:
-        return submit(svc, job, primary=primary)
+        return submit(svc, job, primary=primary, claim=claim)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):
             # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is
             # paused (else it would hold its slot until the sweep finds its submission's lease over).
-            durable.record_durably(svc, lambda: _back_in_line(svc, job))
+            durable.record_durably(svc, lambda: _back_in_line(svc, job, claim))
             raise
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             wait_for_room(svc, job, None)
@@ -274,10 +282,14 @@ def submit_queued(svc: Services, job_id: str) -> str:
         return st.FAILED
 
 
-def _back_in_line(svc: Services, job: Job) -> bool:
+def _back_in_line(svc: Services, job: Job, claim: str) -> bool:
     """A submission cut off by Redis failing over: its lock goes (its release may have been lost with the old
-    primary, and would hold the job's next send for the lock's whole life) and the job goes back in line."""
-    svc.store.locks.release(svc.store.keys.submit_lock(job.id))
+    primary, and would hold the job's next send for the lock's whole life) and the job goes back in line;
+    unless another sender holds the job's lock by now (the new primary had lost this one's turn and gave the
+    job another): that sender alone may send it, and its slot is not this one's to give back."""
+    locks, lock = svc.store.locks, svc.store.keys.submit_lock(job.id)
+    if not locks.release(lock, claim) and locks.holder(lock) is not None:
+        return True
     return svc.slots.requeue(job)
 
 

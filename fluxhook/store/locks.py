@@ -5,6 +5,7 @@ from __future__ import annotations
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.scripts import LuaScript
 
 
 class Locks:
@@ -13,6 +14,7 @@ class Locks:
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
+        self._release_own = LuaScript(connection, "lock_release")
 
     def take(self, key: str, value: str, ttl: int) -> bool:
         """Set ``key`` to ``value`` for ``ttl`` seconds if nobody holds it; whether it was free."""
@@ -27,6 +29,9 @@ class Locks:
         """Seconds until ``key`` lapses; 0 if free."""
         return max(0.0, self.connection.pttl(key) / 1000)
 
-    def release(self, key: str) -> None:
-        """Free ``key`` whoever holds it."""
-        self.connection.delete(key)
+    def release(self, key: str, value: str | None = None) -> bool:
+        """Free ``key``: whoever holds it, or (``value`` given) only if it is still held with ``value``. Whether
+        it was freed."""
+        if value is None:
+            return bool(self.connection.delete(key))
+        return bool(self._release_own([key], [value]))

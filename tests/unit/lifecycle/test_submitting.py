@@ -65,3 +65,21 @@ def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep
     svc.redis.delete(KEYS.slot_freed)
     assert submitting.submit_queued(svc, waiting.id) == st.QUEUED
     assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's hand-out wakes for it
+
+
+def test_a_submission_cut_off_by_a_failover_gives_back_only_what_it_still_holds(svc):
+    """A sender cut off by Redis failing over puts its job back in line once Redis answers; but when the new
+    primary had lost its turn and another sender holds the job's lock by now, it leaves the job, its slot and
+    its lock to that sender: taking them back would let a third send the job to BFL a second time."""
+    job = _queued(svc, "cut off")
+    lock = KEYS.submit_lock(job.id)
+    assert svc.slots.acquire(job)
+    assert svc.store.locks.take(lock, "another-sender", 60)
+    assert submitting._back_in_line(svc, job, "cut-off-sender")
+    assert svc.slots.holds(job) and svc.store.locks.holder(lock) == "another-sender"
+
+    svc.store.locks.release(lock)
+    assert svc.store.locks.take(lock, "cut-off-sender", 60)  # its release was lost with the old primary
+    assert submitting._back_in_line(svc, job, "cut-off-sender")
+    assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
+    assert svc.store.locks.holder(lock) is None

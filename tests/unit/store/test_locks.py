@@ -51,3 +51,13 @@ def test_the_holder_reads_as_text_whatever_the_connection_decodes(connection):
         assert Locks(decoding).holder(LOCK) == "ünïcode-holder"
     finally:
         decoding.close()
+
+
+def test_a_holder_frees_only_its_own_claim(connection):
+    """A claim that lapsed, or was lost with a failed-over primary, and was taken by another since is not freed
+    by its first holder's late release."""
+    locks = Locks(connection)
+    assert locks.take(LOCK, "first", 60)
+    assert locks.release(LOCK, "second") is False and locks.holder(LOCK) == "first"
+    assert locks.release(LOCK, "first") is True and locks.holder(LOCK) is None
+    assert locks.release(LOCK, "first") is False  # nothing held: nothing happens
