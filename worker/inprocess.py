@@ -75,8 +75,8 @@ class InProcessWorker(SimpleWorker):
 
     def give_back_lost_tasks(self, why: str) -> int:
         """Record as failed with ``why`` every task Redis still says this worker is running, so RQ retries each
-        now rather than once its heartbeat lapses; how many. Only for a worker whose lane lost Redis: it runs
-        nothing any more, but a primary that failed over may have taken the end of its last task with it."""
+        now rather than once its heartbeat lapses; how many. Only for a worker that runs nothing (its lane is
+        idle, or lost Redis): a primary that failed over may have taken the end of its last task with it."""
         given = 0
         for execution in self.get_current_executions(refresh=True):
             try:

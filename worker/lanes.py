@@ -46,6 +46,10 @@ JOB_MONITORING_INTERVAL = 10
 HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
+# How often an idle lane makes sure Redis records no task as running in its RQ worker: a primary that failed
+# over may lack the end of the worker's last task (RQ retried its own lost connection, so the lane never
+# heard of it), and would hold that task as running until its heartbeat lapsed.
+IDLE_CHECK_EVERY = 5.0
 
 
 class HandedBack(ShutDownImminentException):
@@ -68,6 +72,7 @@ class Lane(threading.Thread):
         self._stopping = False
         self._busy = False
         self._current: InProcessWorker | None = None
+        self._next_idle_check = 0.0
 
     def stop_taking(self) -> None:
         """Take no other task once the one in hand ends (a flag: safe in a signal handler)."""
@@ -113,17 +118,23 @@ class Lane(threading.Thread):
                     pass  # the worker's record expires by itself
 
     def _give_back(self, lost: InProcessWorker) -> None:
-        # The primary that took over may lack the end of the lost worker's last task (replication trails
-        # by a moment), and would hold it as running until its heartbeat lapsed: a minute and more.
+        # The primary that took over may lack the end of the worker's last task (replication trails by a
+        # moment), and would hold it as running until its heartbeat lapsed: a minute and more.
         given = lost.give_back_lost_tasks("its worker lost Redis while at it")
         if given:
             log.warning("tasks of a worker that lost Redis given back to RQ", extra={"lane": self.name, "tasks": given})
+
+    def _check_idle(self, worker: InProcessWorker) -> None:
+        if time.monotonic() >= self._next_idle_check:
+            self._next_idle_check = time.monotonic() + IDLE_CHECK_EVERY
+            self._give_back(worker)
 
     def _take_tasks(self, worker: InProcessWorker) -> None:
         while not self._stopping:
             worker.check_for_suspension(False)
             taken = worker.dequeue_job_and_maintain_ttl(DEQUEUE_TIMEOUT, max_idle_time=DEQUEUE_TIMEOUT)
             if taken is None:
+                self._check_idle(worker)
                 continue
             self._busy = True
             try:
