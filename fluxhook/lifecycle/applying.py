@@ -78,7 +78,7 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
                             draft_cache_source=report.draft_cache_url)
         # A job already ready may have lost its download to a crash between recording and queueing:
         # the lock in enqueue_download lets a repeated Ready repair that without a second download.
-        return ReportOutcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id) else ReportOutcome.DUPLICATE
+        return ReportOutcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id, job.model) else ReportOutcome.DUPLICATE
     if st.is_running(report.status):
         # Pending, or any word BFL added (Reasoning, Generating): still running. Only while BFL has not
         # reported otherwise: a late one must not overwrite a Ready.
@@ -104,8 +104,10 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
     task, no such job) queues nothing.
     """
+    # The job's model says which download line it joins (its URL's life): the one read this step makes.
+    download = download_task(job_id, svc.jobs.model_of(job_id))
     return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                               lock=download_lock(svc.store.keys, job_id), effects=[download_task(job_id), *effects],
+                               lock=download_lock(svc.store.keys, job_id), effects=[download, *effects],
                                **ready_fields(report, source=source, proven=proven))
 
 

@@ -19,11 +19,23 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.media.lifetimes import IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.queues import thumbnail_queue
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, MOVE_LEASE, NOTIFY, THUMBNAIL, job_of
+from fluxhook.store.work_lines import (
+    DOWNLOAD,
+    DOWNLOAD_HOUR,
+    DOWNLOAD_LONG,
+    DOWNLOADS,
+    DRAFT_CACHE,
+    KINDS,
+    MOVE_LEASE,
+    NOTIFY,
+    THUMBNAIL,
+    job_of,
+)
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -108,18 +120,29 @@ def draft_cache_task(job_id: str) -> AddWork:
     return AddWork(DRAFT_CACHE, job_id)
 
 
-def download_task(job_id: str) -> AddWork:
-    """The download of a job's result, added by whoever takes its ``download_lock``."""
-    return AddWork(DOWNLOAD, job_id)
+def download_line(model: str | None) -> str:
+    """The line a job's download waits in, by how long its result URL lives (the catalog's ``url_life``): the
+    lines are taken shortest-lived first, so downloads go in the order their URLs expire."""
+    life = model_url_life(model)
+    return next((line for longest, line in _LINES_BY_URL_LIFE if life <= longest), DOWNLOAD_LONG)
 
 
-def enqueue_download(svc: "Services", job_id: str) -> bool:
+# Each download line but the last, with the longest URL life it takes: an image's 10 minutes, then an hour.
+_LINES_BY_URL_LIFE = ((IMAGE_URL_LIFE, DOWNLOAD), (3600, DOWNLOAD_HOUR))
+
+
+def download_task(job_id: str, model: str | None) -> AddWork:
+    """The download of a job of ``model``'s result, added by whoever takes its ``download_lock``."""
+    return AddWork(download_line(model), job_id)
+
+
+def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
     """Queue the download-and-store of a job's result, unless one is already queued or running."""
     lock = download_lock(svc.store.keys, job_id)
     if not svc.store.locks.take(*lock):
         return False
     try:
-        svc.store.effects.apply([download_task(job_id)])
+        svc.store.effects.apply([download_task(job_id, model)])
     except BaseException:
         svc.store.locks.release(lock.key)
         raise
@@ -129,7 +152,7 @@ def enqueue_download(svc: "Services", job_id: str) -> bool:
 def download_pending(svc: "Services", job: "Job") -> bool:
     """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
     scheduled for a retry, or running."""
-    return svc.store.work.pending(DOWNLOAD, job.key_id, job.id) or task_live(svc, download_task_id(job.id))
+    return svc.store.work.pending(download_line(job.model), job.key_id, job.id) or task_live(svc, download_task_id(job.id))
 
 
 def task_live(svc: "Services", task_id: str) -> bool:
@@ -146,7 +169,7 @@ def ensure_download(svc: "Services", job: "Job") -> bool:
     if download_pending(svc, job):
         return False
     release_download(svc, job.id)
-    return enqueue_download(svc, job.id)
+    return enqueue_download(svc, job.id, job.model)
 
 
 def release_download(svc: "Services", job_id: str) -> None:
@@ -215,11 +238,13 @@ class _Task:
 # bound), up to MAX_VIDEO_BYTES, so as long a timeout. A thumbnail never fails over an image (a preview
 # is best effort), so its one retry is for a task that did not get to end: cut off with its worker,
 # handed back on a graceful stop, or stopped by a Redis error.
+def _download_options() -> dict:
+    return dict(retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)
+
+
 _TASKS = {
-    DOWNLOAD: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, lambda: dict(
-        retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)),
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, lambda: dict(
-        retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)),
+    **{line: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, _download_options) for line in DOWNLOADS},
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, _download_options),
     NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda svc: svc.queue, lambda: dict(
         retry=notify_retry(), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
     THUMBNAIL: _Task(THUMBNAIL_TASK, thumbnail_task_id, lambda svc: thumbnail_queue(svc.redis), lambda: dict(

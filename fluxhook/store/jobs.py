@@ -200,6 +200,10 @@ class JobStore:
         """
         return [_text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, _score(claim)])]
 
+    def model_of(self, job_id: str) -> str | None:
+        """The job's model (None: no such job, or none recorded), in one read."""
+        return _text(self.connection.hget(self.keys.job(job_id), "model")) or None
+
     def key_ids(self, job_ids: list[str]) -> list[str | None]:
         """Each job's app key id (None: an admin token's, or no such job), in one round trip."""
         pipe = self.connection.pipeline(transaction=False)

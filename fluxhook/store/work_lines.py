@@ -22,12 +22,17 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.scripts import LuaScript
 
+# Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.enqueueing.download_line``):
+# URLs that live 10 minutes (FLUX.1 and FLUX.2 images), an hour (FLUX 3 Image, BFL's tools), longer (video).
 DOWNLOAD = "download"
+DOWNLOAD_HOUR = "download_hour"
+DOWNLOAD_LONG = "download_long"
+DOWNLOADS = (DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG)
 DRAFT_CACHE = "draft_cache"
 THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
-# In the order their work is moved into RQ when room is short: a result's URL expires first.
-KINDS = (DOWNLOAD, DRAFT_CACHE, NOTIFY, THUMBNAIL)
+# In the order their work is moved into RQ when room is short: the results whose URLs expire first.
+KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY, THUMBNAIL)
 # A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
 # primary that failed over between the take and the queueing): a take is queued within milliseconds.
 MOVE_LEASE = 10.0

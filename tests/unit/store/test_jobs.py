@@ -118,7 +118,8 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     again = dict(source="webhook", confirmed=False)
     assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DOWNLOAD_QUEUED
     assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DUPLICATE
-    assert svc.store.work.waiting("download") == 1  # in the download line once, for a worker's feeder
+    from fluxhook.store.work_lines import DOWNLOADS
+    assert sum(svc.store.work.waiting(line) for line in DOWNLOADS) == 1  # in a download line once, for a feeder
     svc.redis.flushdb()
 
 

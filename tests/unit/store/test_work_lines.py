@@ -148,7 +148,7 @@ def test_a_job_added_twice_waits_once(work):
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
         work.take("poster", QUEUE, 1, time.time())
-    assert set(KINDS) == {"download", "draft_cache", "thumbnail", "notify"}
+    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "thumbnail", "notify"}
 
 
 def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connection, work):
