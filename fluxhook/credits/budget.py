@@ -172,10 +172,14 @@ def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppK
 
 
 def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> str:
-    """The message of a refusal by whichever limit decided it: the account's, or the app key's."""
+    """The message of a refusal by whichever limit decided it: the account's, or the app key's. An app key is
+    told the figures of its own limit only: the service's spend and others' reservations are the operator's."""
+    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
+    if key is not None and not _by_key(svc, reservation, key):
+        return (f"the service's credits for today are spent (its operator's BFL_DAILY_CREDIT_LIMIT); new "
+                f"submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
     if not _by_key(svc, reservation, key):
         return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
-    hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
     held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"
             if reservation.reserved else "")
     return (f"this app key's credits for today are spent: {accounting.from_micro(reservation.spent):g} of its "

@@ -214,6 +214,18 @@ def test_past_the_limit_nothing_is_created_or_sent(svc, sim):
     assert svc.jobs.list()[0] == [] and sim.stats()["submitted"] == 0
 
 
+def test_an_app_key_refused_by_the_services_limit_is_told_nothing_of_the_services_figures(svc):
+    from fluxhook.store.app_keys import AppKey
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
+    key = AppKey(id="key_tenant", name="tenant", prefix="fhk_test", secret_sha256="")
+    with pytest.raises(BudgetExceeded) as tenant:
+        budget.admission(svc, "job_tenant", "flux-2-pro", {"prompt": "p"}, key=key)
+    assert "until 00:00 UTC" in tenant.value.message and f"{LIMIT} of" not in tenant.value.message
+    with pytest.raises(BudgetExceeded) as operator:
+        budget.admission(svc, "job_admin", "flux-2-pro", {"prompt": "p"})
+    assert f"{LIMIT} of BFL_DAILY_CREDIT_LIMIT {LIMIT}" in operator.value.message
+
+
 def _queued(svc, created_at: float) -> Job:
     job = Job(id=new_job_id(created_at), status=st.QUEUED, model="flux-2-pro", input={"prompt": "waits"},
               pool=pool_for("flux-2-pro"), created_at=created_at, updated_at=created_at)
