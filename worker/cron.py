@@ -21,6 +21,7 @@ from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
 from fluxhook.credits.balance import check_every
+from fluxhook.lifecycle.enqueueing import RECURRING_FAILURE_TTL
 from fluxhook.store.queues import CONTROL_QUEUE_NAME, QUEUE_NAME
 
 from .balance import refresh_balance
@@ -88,7 +89,7 @@ class Clock(threading.Thread):
     def _start(self) -> tuple[CronScheduler, RQScheduler]:
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
         cron.register(sweep, CONTROL_QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
-                      result_ttl=0, failure_ttl=86400)
+                      result_ttl=0, failure_ttl=RECURRING_FAILURE_TTL)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
         # Every worker queues it; the refresh lock lets one ask BFL per interval.

@@ -63,7 +63,18 @@ NOTIFY_RETRIES = 13
 NOTIFY_RETRY_CAP = 1800
 # One attempt is one POST with NOTIFY_TIMEOUT (see notify): far below this.
 NOTIFY_JOB_TIMEOUT = 60
+# A job's own tasks (its download, draft cache, notification, a confirmation): an hour to look at one that
+# ended, a week at one that failed. Each is one per job or per report from BFL, so they stay few.
 _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
+# A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
+# sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
+# waiting job, not with the jobs. A failed run is kept long enough for an operator: the failed registry
+# (``fluxhook_failed_tasks``, ``rq info``) shows a fault's failures while it lasts and an hour after, past
+# the next scrape and an alert's wait, and RQ's log line of each keeps its traceback for good. No longer,
+# since a fault that lasts fails every run: BFL erring for a day fails a check at every poll of every
+# submitted job, and a broken sweep fails at every tick of every worker's clock.
+RECURRING_FAILURE_TTL = 3600
+_RECURRING = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_TTL}
 # Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
 # later waits behind these few, not behind another key's backlog.
 AHEAD = 4
@@ -181,7 +192,8 @@ def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
     """Queue one fallback check per due job the sweep claimed (no RQ retries: the due index retries)."""
     # Within the hold a check puts on its job.
     queue.enqueue_many([
-        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=CALL_BOUND, description=f"check {job_id}", **_KEEP)
+        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=CALL_BOUND, description=f"check {job_id}",
+                           **_RECURRING)
         for job_id in job_ids
     ])
 
