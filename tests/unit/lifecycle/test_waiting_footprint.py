@@ -32,7 +32,7 @@ PRICED = "flux-2-pro"
 UNPRICED = "flux-unpriced-a"  # the catalog cannot bound it (tests/models.toml): its request goes alone
 JOBS = 200
 # Each round is one recheck of every job.
-ROUNDS = 10
+ROUNDS = 4
 # What the jobs wait for, and how long until each looks again: to go alone, after the one sent alone before them;
 # the next UTC day, the day's credits being spent.
 WAITS = {WaitReason.BUDGET_SETTLING: budget.ALONE_RECHECK, WaitReason.DAILY_CREDITS: budget.RECHECK}
