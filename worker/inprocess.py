@@ -19,10 +19,13 @@ from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
-from rq.worker import BaseWorker, SimpleWorker, WorkerStatus
+from rq.worker import SimpleWorker, WorkerStatus
 
 # At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
 HEARTBEAT_EVERY = 1.0
+# How long past its due beat a running task's record lasts: a killed worker's task is found abandoned (and
+# retried by RQ's maintenance) this long after the beat it missed.
+HEARTBEAT_GRACE = 20
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
@@ -151,5 +154,8 @@ class InProcessWorker(SimpleWorker):
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not
-        # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes.
-        return BaseWorker.get_heartbeat_ttl(self, job, working_time)
+        # SimpleWorker's "the whole job timeout", which would hide a killed worker for minutes. Nor RQ's
+        # fixed 60 s of grace after it: a beat comes from a thread of its own, so two missed mean the
+        # worker is gone, and its task should run again while the result's URL still lives.
+        left = job.timeout - working_time if job.timeout and job.timeout > 0 else self.job_monitoring_interval
+        return int(min(left, self.job_monitoring_interval)) + HEARTBEAT_GRACE

@@ -38,8 +38,8 @@ DEQUEUE_TIMEOUT = 1
 WORKER_TTL = 45
 # How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
 MAINTENANCE_INTERVAL = 15
-# How often the worker checks on the running task; a killed worker's task counts as abandoned
-# this long plus RQ's fixed 60 s after its last check (RQ's default is 30 s).
+# How often the worker beats for the running task; a killed worker's task counts as abandoned this long
+# plus inprocess.HEARTBEAT_GRACE after its last beat (RQ's default is 30 s).
 JOB_MONITORING_INTERVAL = 10
 # How long a handed-back task gets to end by itself before RQ is told to retry it (its lane may be in a
 # socket read, where the exception that hands it back cannot reach it until the read ends).
