@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import redis
 
@@ -135,16 +136,31 @@ def _drain(stream, log_path: str | None) -> None:
 
 def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> int | None:
     """SIGTERM the process group, then SIGKILL if it does not end within ``timeout``."""
-    if process.poll() is not None:
-        return process.returncode
+    return stop_processes([process], timeout)[0]
+
+
+def stop_processes(processes: Sequence[subprocess.Popen], timeout: float = 20.0) -> list[int | None]:
+    """``stop_process`` for each, side by side: every group is told to stop first, then each is waited on, so
+    their graceful stops overlap rather than add up."""
+    for process in processes:
+        if process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    return [_ended(process, deadline) for process in processes]
+
+
+def _ended(process: subprocess.Popen, deadline: float) -> int | None:
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        return process.wait(timeout=timeout)
+        return process.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         return process.wait(timeout=5)
-    except ProcessLookupError:
-        return process.poll()
 
 
 def python() -> str:

@@ -16,7 +16,7 @@ import requests
 from fluxhook.core.config import DEFAULT_PORT
 from simulator.accounts import default_key
 
-from .processes import ROOT, RedisServer, free_port, python, start_process, stop_process, wait_until
+from .processes import ROOT, RedisServer, free_port, python, start_process, stop_processes, wait_until
 
 SIMULATOR_KEY = "sim-dev-key"
 # The accounts of `RUN_ACCOUNTS=N make run`, the first N of these, each labelled with its name as its region.
@@ -170,8 +170,7 @@ class Stack:
             return False
 
     def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            stop_process(process)
+        stop_processes(list(reversed(self.processes.values())))
         if self.redis:
             self.redis.stop()
 

@@ -14,9 +14,11 @@ import threading
 import time
 
 from redis.exceptions import RedisError
+from rq import worker_registration
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.registry import clean_registries
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
@@ -26,6 +28,8 @@ HEARTBEAT_EVERY = 1.0
 # How long past its due beat a running task's record lasts: a killed worker's task is found abandoned (and
 # retried by RQ's maintenance) this long after the beat it missed.
 HEARTBEAT_GRACE = 20
+# How long one worker's claim to clean a queue's registries lasts if it dies before freeing it.
+CLEANING_CLAIM_TTL = 60
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
@@ -114,6 +118,19 @@ class InProcessWorker(SimpleWorker):
             return
         self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
         super().check_for_suspension(burst)
+
+    def clean_registries(self) -> None:
+        # RQ's own, but for the claim's life: RQ's lasts 15 minutes and is freed when the cleaning ends, so a
+        # worker killed while cleaning (a worker starting cleans first) stopped every worker's cleaning, and
+        # with it the retry of the tasks a killed worker abandoned, for 15 minutes.
+        for queue in self.queues:
+            if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=CLEANING_CLAIM_TTL):
+                self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
+                clean_registries(queue)  # the lanes push no exception handlers
+                worker_registration.clean_worker_registry(queue)
+                queue.intermediate_queue.cleanup(self, queue)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
 
     def teardown(self) -> None:
         if getattr(self, "_beat_stop", None) is not None:

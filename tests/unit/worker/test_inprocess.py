@@ -6,7 +6,8 @@ from __future__ import annotations
 from rq import Queue, Retry
 from rq.job import JobStatus
 
-from worker.inprocess import InProcessWorker
+from helpers import commands_during
+from worker.inprocess import CLEANING_CLAIM_TTL, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
 TASK = "worker.balance.refresh_balance"
@@ -52,3 +53,19 @@ def test_a_lost_task_without_retries_left_fails_with_the_reason(make_services):
     task.refresh()
     assert task.get_status() == JobStatus.FAILED
     assert "its worker lost Redis" in (task.latest_result().exc_string or "")
+
+
+def test_a_worker_killed_while_cleaning_stops_the_others_cleaning_for_a_minute_at_most(make_services):
+    """RQ's claim to clean a queue's registries (where a killed worker's task is found abandoned) lasts 15 minutes
+    when its holder dies before freeing it; a lane's lasts CLEANING_CLAIM_TTL."""
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    lane = InProcessWorker([queue], connection=svc.redis)
+    commands = commands_during(svc.redis, 6, lane.clean_registries)
+    claims = [c["command"] for c in commands if c["command"].startswith(f"SET {queue.registry_cleaning_key}")]
+    assert claims == [f"SET {queue.registry_cleaning_key} 1 NX EX {CLEANING_CLAIM_TTL}"] and CLEANING_CLAIM_TTL <= 60
+    assert svc.redis.exists(queue.registry_cleaning_key) == 0  # freed once done
+
+    svc.redis.set(queue.registry_cleaning_key, 1, ex=CLEANING_CLAIM_TTL)  # a lane killed while cleaning
+    lane.clean_registries()  # another finds the claim held: it leaves the registries to its holder
+    assert svc.redis.exists(queue.registry_cleaning_key) == 1
