@@ -1,4 +1,5 @@
-"""Redis failover chaos (``make chaos-failover``): the primary SIGKILLed under load, nothing acknowledged lost.
+"""Redis failover chaos (``make chaos-failover``): the primary SIGKILLed, and switched over by the sentinels on
+request, under load, nothing acknowledged lost.
 
     CHAOS_MINUTES=3 CHAOS_SEED=1 .venv/bin/python -m devtools.chaos_failover
 
@@ -8,15 +9,22 @@ Each runs the Procfile's web (gunicorn, 2 processes) and 2 workers against devto
 wide) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions after 1 s, 1 s tasks,
 some callbacks sent twice). For
 CHAOS_MINUTES, 8 apps submit with Idempotency-Keys (fluxhook.client, which retries 503s), an admin
-creates and revokes app keys, a reader reads jobs; every 20-40 s the primary is SIGKILLed, the
-sentinels promote the replica, and the killed node comes back as a replica (at least 5 kills, the run
-goes on until there were). Then the kills stop and every acknowledged job is waited for until terminal.
+creates and revokes app keys, a reader reads jobs; every 20-40 s the primary fails over: twice SIGKILLed
+(the sentinels promote the replica, the killed node comes back as a replica), then once switched over
+as planned (``SENTINEL FAILOVER``: nothing killed, the old primary goes on taking the writes of the
+clients still connected to it until the sentinels make it a replica), and so on, at least 5 kills
+and 2 planned failovers (the run goes on until there were). Then the failovers stop and every
+acknowledged job is waited for until terminal.
 
 It prints both runs side by side: jobs acknowledged (202), found afterwards, lost, never terminal,
 sent to BFL twice (the simulator's tasks per Idempotency-Key; each listed in the run's
-sent-twice.json) or stored twice, key changes acknowledged against those that held, and per failover
+sent-twice.json) or stored twice, key changes acknowledged against those that held, and per kill
 the seconds writes were unavailable (from the kill until a probe's first 202) beside the sentinels'
-own failover time. It exits 1 when the
+own failover time. The planned failovers have lines of their own: the jobs acknowledged during them
+(from 5 s before the request to the old primary's return as a synced replica) and in the 10 s after,
+how many of those were lost, the requests to BFL first sent in those windows and sent again, and the
+seconds writes were unavailable (a probe submitting from the request: the longest stretch without a
+202, from the last one before a refusal to the next). It exits 1 when the
 ``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
 Everything stays on 127.0.0.1; logs are kept in the directory printed first.
 """
@@ -50,6 +58,14 @@ from fluxhook.store.keys import KEYS
 CLIENTS = 8
 KILL_GAP = (20.0, 40.0)
 MIN_KILLS = 5
+MIN_PLANNED = 2
+# Every third failover is planned: kill, kill, planned, kill, kill, planned, kill...
+PLANNED_EVERY = 3
+# A job is counted with a planned failover when acknowledged (or, for one sent to BFL twice, first
+# sent) from WINDOW_BEFORE s before the request until the old primary is back as a replica (during),
+# or in the WINDOW_AFTER s after that (after).
+WINDOW_BEFORE = 5.0
+WINDOW_AFTER = 10.0
 PROBE_LIMIT = 60.0  # a failover that keeps writes away longer is reported as this
 DRAIN_SECONDS = 300
 # The load's acknowledged jobs should all be stored this soon after it ends (SPEC §15: the pipeline keeps up).
@@ -60,20 +76,30 @@ MODEL = "flux-2-pro"
 KEY_IN_PROMPT = re.compile(r"chaos(?: probe)? ([0-9a-f]{32})")
 
 
-def kill_schedule(minutes: float, seed: int) -> list[float]:
-    """Seconds from the start at which the primary is killed: every 20-40 s, at least MIN_KILLS times."""
+def failover_schedule(minutes: float, seed: int) -> list[tuple[float, str]]:
+    """Seconds from the start at which the primary fails over, and how ("kill" or "planned"): every 20-40 s,
+    every PLANNED_EVERY-th one planned, at least MIN_KILLS kills and MIN_PLANNED planned ones."""
     rng, times = random.Random(seed), []
-    while not times or times[-1] + KILL_GAP[0] < minutes * 60 or len(times) < MIN_KILLS:
+
+    def enough(n: int) -> bool:
+        planned = n // PLANNED_EVERY
+        return n - planned >= MIN_KILLS and planned >= MIN_PLANNED
+
+    while not times or times[-1] + KILL_GAP[0] < minutes * 60 or not enough(len(times)):
         times.append((times[-1] if times else 0.0) + rng.uniform(*KILL_GAP))
-    return [t for n, t in enumerate(times) if t < minutes * 60 or n < MIN_KILLS]
+    kept = [t for n, t in enumerate(times) if t < minutes * 60 or not enough(n)]
+    return [(t, "planned" if n % PLANNED_EVERY == PLANNED_EVERY - 1 else "kill") for n, t in enumerate(kept)]
 
 
 @dataclass
 class Failover:
     at: float  # seconds from the start of the load
-    sentinels: float  # kill -> all three sentinels name a new master answering ROLE master
-    unavailable: float | None = None  # kill -> first 202
-    restart: float | None = None  # the killed node back as a synced replica
+    sentinels: float  # kill (or request) -> all three sentinels name a new master answering ROLE master
+    unavailable: float | None = None  # kill -> first 202; planned: the longest stretch without a 202
+    restart: float | None = None  # the old primary back as a synced replica (restarted, or demoted)
+    kind: str = "kill"  # or "planned" (SENTINEL FAILOVER)
+    began: float = 0.0  # monotonic: the kill, or the request
+    back: float | None = None  # monotonic: the old primary a synced replica again
 
 
 class FailoverRun(Soak):
@@ -97,6 +123,7 @@ class FailoverRun(Soak):
         self.admin = requests.Session()
         self.admin.headers["Authorization"] = f"Bearer {self.token}"
         self.acknowledged: dict[str, str] = {}  # Idempotency-Key -> job id, for every 202
+        self.acknowledged_at: dict[str, float] = {}  # Idempotency-Key -> monotonic time of its 202
         self.submit_errors: collections.Counter = collections.Counter()
         self.keys_created: dict[str, str] = {}  # key id -> secret, for every 201
         self.keys_revoked: set[str] = set()  # for every 204
@@ -118,7 +145,7 @@ class FailoverRun(Soak):
                 marker = "[dup] " if rng.random() < 0.1 else ""  # a callback sent twice, across failovers too
                 try:
                     job = app.submit(MODEL, {"prompt": f"{marker}chaos {key}"}, idempotency_key=key)
-                    self.acknowledged[key] = job.id
+                    self._acknowledge(key, job.id)
                 except fluxhook_client.APIError as exc:
                     self.submit_errors[exc.code] += 1
                 self.stop.wait(rng.uniform(1.0, 3.0))
@@ -153,28 +180,44 @@ class FailoverRun(Soak):
 
     # -- the faults
 
+    def _acknowledge(self, key: str, job_id: str) -> None:
+        self.acknowledged_at[key] = time.monotonic()
+        self.acknowledged[key] = job_id
+
     def chaos(self) -> None:
-        """The primary SIGKILLed on schedule; the sentinels' failover; the killed node back as a replica."""
-        for at in kill_schedule(self.minutes, self.seed):
+        """The failovers on schedule: the primary SIGKILLed, the sentinels' failover, the killed node back as a
+        replica; or SENTINEL FAILOVER, and the sentinels making the old primary a replica."""
+        for at, kind in failover_schedule(self.minutes, self.seed):
             if self.stop.wait(max(0.0, self.started + at - time.monotonic())):
                 return
             old = self.redis.primary_port()
-            killed_at = self.redis.kill_primary()
-            failover = Failover(at=round(killed_at - self.started, 1), sentinels=0.0)
-            probe = threading.Thread(target=self.probe, args=(failover, killed_at))
+            began = self.redis.kill_primary() if kind == "kill" else self.redis.planned_failover()
+            failover = Failover(at=round(began - self.started, 1), sentinels=0.0, kind=kind, began=began)
+            promoted, settled = threading.Event(), threading.Event()
+            probe = threading.Thread(target=self.probe if kind == "kill" else self.probe_planned,
+                                     args=(failover, began) if kind == "kill" else (failover, began, promoted, settled))
             probe.start()
             try:
-                failover.sentinels = self.redis.wait_for_failover(old, timeout=30, since=killed_at)
-                # Straight away: with REDIS_MIN_REPLICAS=1 the new primary takes no write until it has a replica.
-                failover.restart = self.redis.restart_killed()
-            except Exception as exc:  # the topology itself failed: no more kills, the rest is still reported
-                self.faults[f"failover failed: {type(exc).__name__}: {exc}"] += 1
+                failover.sentinels = self.redis.wait_for_failover(old, timeout=30, since=began)
+                promoted.set()
+                if kind == "kill":
+                    # Straight away: with REDIS_MIN_REPLICAS=1 the new primary takes no write until it has a replica.
+                    restarting = time.monotonic()
+                    failover.restart = self.redis.restart_killed()
+                    failover.back = restarting + failover.restart
+                else:
+                    failover.restart = self.redis.wait_demoted(since=began, synced=settled.set)
+                    failover.back = began + failover.restart
+            except Exception as exc:  # the topology itself failed: no more failovers, the rest is still reported
+                self.faults[f"{kind} failover failed: {type(exc).__name__}: {exc}"] += 1
+                settled.set()
                 probe.join()
                 self.failovers.append(failover)
                 return
+            settled.set()
             probe.join()
             self.failovers.append(failover)
-            print(f"  failover {len(self.failovers)} at {failover.at:.0f} s: sentinels {failover.sentinels:.1f} s, "
+            print(f"  failover {len(self.failovers)} ({kind}) at {failover.at:.0f} s: sentinels {failover.sentinels:.1f} s, "
                   f"writes unavailable {_seconds(failover.unavailable)}", flush=True)
 
     def probe(self, failover: Failover, killed_at: float) -> None:
@@ -186,10 +229,41 @@ class FailoverRun(Soak):
                                          json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
                 if answer.status_code == 202:
                     failover.unavailable = time.monotonic() - killed_at
-                    self.acknowledged[key] = answer.json()["id"]
+                    self._acknowledge(key, answer.json()["id"])
                     return
             except requests.RequestException:
                 pass
+            time.sleep(0.25)
+
+    def probe_planned(self, failover: Failover, asked_at: float, promoted: threading.Event,
+                      settled: threading.Event) -> None:
+        """Submit from the request on: every 0.25 s while refused (one Idempotency-Key, as a retrying app
+        would), every second while acknowledged (a new key each time). Writes go on until the switch, so
+        what is unavailable is the longest stretch from the last 202 before a refusal to the next 202.
+        Done at a 202 after a refusal seen once the sentinels switched, or after the old primary is a
+        replica again."""
+        key, last_202, refused_since, refused_after_switch = uuid.uuid4().hex, asked_at, None, False
+        longest = 0.0
+        while time.monotonic() - asked_at < PROBE_LIMIT:
+            try:
+                answer = self.admin.post(self.base_url + "/v1/jobs", timeout=(1, 5), headers={"Idempotency-Key": key},
+                                         json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
+                acknowledged = answer.status_code == 202
+            except requests.RequestException:
+                answer, acknowledged = None, False
+            now = time.monotonic()
+            if acknowledged:
+                self._acknowledge(key, answer.json()["id"])
+                if refused_since is not None:
+                    longest = max(longest, now - last_202)
+                last_202, refused_since, key = now, None, uuid.uuid4().hex
+                if refused_after_switch or settled.is_set():
+                    failover.unavailable = longest
+                    return
+                time.sleep(1.0)
+                continue
+            refused_since = refused_since or now
+            refused_after_switch = refused_after_switch or promoted.is_set()
             time.sleep(0.25)
 
     # -- the run
@@ -242,14 +316,17 @@ class FailoverRun(Soak):
         found = {job for job in jobs if statuses.get(job)}
         keys_lost, revocations_lost = self._key_changes_lost()
         late, refused, errors = self._web_answers_logged()
-        unavailable = [f.unavailable if f.unavailable is not None else PROBE_LIMIT for f in self.failovers]
+        sent_twice = self._sent_twice()
+        kills = [f for f in self.failovers if f.kind == "kill"]
+        planned = [f for f in self.failovers if f.kind == "planned"]
+        unavailable = [f.unavailable if f.unavailable is not None else PROBE_LIMIT for f in kills]
         return {
-            "failovers (primary SIGKILLed)": len(self.failovers),
+            "failovers (primary SIGKILLed)": len(kills),
             "jobs acknowledged (202)": len(jobs),
             "found afterwards": len(found),
             "lost (acknowledged, then 404)": len(jobs - found),
             "never terminal": sum(1 for job in found if statuses[job] not in fluxhook_client.TERMINAL),
-            "sent to BFL twice (one Idempotency-Key)": self._sent_twice(),
+            "sent to BFL twice (one Idempotency-Key)": len(sent_twice),
             "stored twice": self._stored_twice(found),
             "submissions given up (client's code)": dict(self.submit_errors) or "none",
             "app keys created (201) / lost": f"{len(self.keys_created)} / {keys_lost}",
@@ -259,20 +336,46 @@ class FailoverRun(Soak):
             "callbacks answered not 2xx": refused or "none",
             "web answers 500 (any route)": errors,
             "writes unavailable per failover, s": " ".join(f"{s:.1f}" for s in unavailable) or "-",
-            "sentinels' failover per failover, s": " ".join(f"{f.sentinels:.1f}" for f in self.failovers) or "-",
+            "sentinels' failover per failover, s": " ".join(f"{f.sentinels:.1f}" for f in kills) or "-",
             "worst unavailable beyond the sentinels', s": round(max(
-                (s - f.sentinels for s, f in zip(unavailable, self.failovers, strict=True)), default=0.0), 1),
+                (s - f.sentinels for s, f in zip(unavailable, kills, strict=True)), default=0.0), 1),
+            **self._planned_report(planned, jobs - found, sent_twice),
             "faults": dict(self.faults) or "none",
         }
 
-    def _sent_twice(self) -> int:
-        """Idempotency-Keys whose request reached BFL more than once; each is listed in sent-twice.json."""
-        prompts = requests.get(f"{self.sim_url}/_sim/prompts", timeout=30).json()["prompts"]
-        per_key = collections.Counter(m.group(1) for p in prompts if (m := KEY_IN_PROMPT.search(p)))
-        twice = [{"idempotency_key": key, "bfl_tasks": n, "acknowledged_job": self.acknowledged.get(key)}
-                 for key, n in per_key.items() if n > 1]
+    def _planned_report(self, planned: list[Failover], lost: set[str], sent_twice: list[dict]) -> dict:
+        """The planned failovers' own lines: jobs acknowledged during and after them, how many of those were
+        lost, requests to BFL first sent in their windows and sent again, their unavailable writes."""
+        jobs: dict[str | None, set[str]] = collections.defaultdict(set)  # "during", "after", None -> job ids
+        for key, at in self.acknowledged_at.items():
+            jobs[_window(planned, at)].add(self.acknowledged[key])
+        again = sum(1 for twice in sent_twice if _window(planned, twice["first_sent"]) is not None)
+        return {
+            "planned failovers (SENTINEL FAILOVER)": len(planned),
+            "planned: jobs acknowledged during / 10 s after": f"{len(jobs['during'])} / {len(jobs['after'])}",
+            "planned: of those, lost": len((jobs["during"] | jobs["after"]) & lost),
+            "planned: sent to BFL twice, first sent then": again,
+            "planned: writes unavailable per failover, s": " ".join(
+                _seconds(f.unavailable).removesuffix(" s") for f in planned) or "-",
+            "planned: sentinels' switch per failover, s": " ".join(f"{f.sentinels:.1f}" for f in planned) or "-",
+            "planned: old primary a replica again, s": " ".join(
+                f"{f.restart:.1f}" if f.restart is not None else "-" for f in planned) or "-",
+        }
+
+    def _sent_twice(self) -> list[dict]:
+        """Idempotency-Keys whose request reached BFL more than once, each with its first task's time (``first_sent``,
+        monotonic); all listed in sent-twice.json."""
+        tasks = requests.get(f"{self.sim_url}/_sim/prompts", timeout=30).json()
+        clock = time.time() - time.monotonic()  # the simulator's task times are wall-clock
+        per_key: dict[str, list[float]] = collections.defaultdict(list)
+        for prompt, created_at in zip(tasks["prompts"], tasks["created_at"], strict=True):
+            if m := KEY_IN_PROMPT.search(prompt):
+                per_key[m.group(1)].append(created_at - clock)
+        twice = [{"idempotency_key": key, "bfl_tasks": len(times), "acknowledged_job": self.acknowledged.get(key),
+                  "first_sent": min(times), "failover": _window(self.failovers, min(times), kind=True)}
+                 for key, times in per_key.items() if len(times) > 1]
         (self.var / "sent-twice.json").write_text(json.dumps(twice, indent=1))
-        return len(twice)
+        return twice
 
     def _stored_twice(self, found: set[str]) -> int:
         sentinels = [tuple(address.split(":")) for address in self.env["REDIS_SENTINELS"].split(",")]
@@ -302,9 +405,23 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value is not None else f"> {PROBE_LIMIT:.0f} s"
 
 
+def _window(failovers: list[Failover], at: float, kind: bool = False) -> str | None:
+    """Whether the monotonic time ``at`` falls "during" one of ``failovers`` (from WINDOW_BEFORE s before it began
+    until the old primary was back as a replica) or "after" it (the WINDOW_AFTER s that follow), else None;
+    with ``kind``, prefixed by that failover's kind and number ("planned 2 during")."""
+    for n, failover in enumerate(failovers, start=1):
+        back = failover.back if failover.back is not None else failover.began + PROBE_LIMIT
+        window = ("during" if failover.began - WINDOW_BEFORE <= at <= back
+                  else "after" if back < at <= back + WINDOW_AFTER else None)
+        if window:
+            return f"{failover.kind} {n} {window}" if kind else window
+    return None
+
+
 def serve_simulator(argv: list[str]) -> int:
-    """The BFL simulator with one more control route, GET /_sim/prompts: every task's prompt, so that a
-    request sent to BFL twice shows (the simulator's own control API looks tasks up by id only)."""
+    """The BFL simulator with one more control route, GET /_sim/prompts: every task's prompt and creation time
+    (wall clock), so that a request sent to BFL twice shows, and when (the simulator's own control API looks
+    tasks up by id only)."""
     import simulator.__main__ as simulator_main
     from simulator.app import simulator_of
 
@@ -315,7 +432,8 @@ def serve_simulator(argv: list[str]) -> int:
         def prompts():
             state = simulator_of(app)
             with state.lock:
-                return {"prompts": [task.prompt for task in state.tasks.values()]}
+                tasks = list(state.tasks.values())
+            return {"prompts": [task.prompt for task in tasks], "created_at": [task.created_at for task in tasks]}
 
         return app
 
@@ -330,8 +448,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     minutes, seed = float(os.environ.get("CHAOS_MINUTES", "3")), int(os.environ.get("CHAOS_SEED", "1"))
     var = Path(tempfile.mkdtemp(prefix="fluxhook-chaos-failover-"))
-    print(f"chaos-failover: {minutes:g} min per run, kills at {[round(t) for t in kill_schedule(minutes, seed)]} s, "
-          f"logs in {var}", flush=True)
+    schedule = failover_schedule(minutes, seed)
+    print(f"chaos-failover: {minutes:g} min per run, kills at {[round(t) for t, kind in schedule if kind == 'kill']} s, "
+          f"planned failovers at {[round(t) for t, kind in schedule if kind == 'planned']} s, logs in {var}", flush=True)
     reports = {}
     for min_replicas in (1, 0):
         print(f"run with REDIS_MIN_REPLICAS={min_replicas}", flush=True)
@@ -350,7 +469,7 @@ def main() -> int:
         print(f"{name.ljust(width)}  {str(reports[1][name]).ljust(column)}  {reports[0][name]}")
     first = reports[1]
     missed = (first["lost (acknowledged, then 404)"] or first["never terminal"] or first["stored twice"]
-              or first["sent to BFL twice (one Idempotency-Key)"]
+              or first["sent to BFL twice (one Idempotency-Key)"] or first["planned failovers (SENTINEL FAILOVER)"] < 1
               or any(not value.endswith(" / 0") for name, value in first.items() if name.startswith("app keys")))
     return 1 if missed else 0
 

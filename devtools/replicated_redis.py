@@ -6,6 +6,10 @@
     killed_at = topology.kill_primary()
     seconds = topology.wait_for_failover(old, since=killed_at)
     topology.restart_killed()     # back as a replica of the new primary
+    old = topology.primary_port()
+    asked_at = topology.planned_failover()  # SENTINEL FAILOVER: nothing killed
+    seconds = topology.wait_for_failover(old, since=asked_at)
+    topology.wait_demoted()       # the old primary a replica again, by the sentinels' doing
     topology.stop()
 
 Each redis-server (AOF on, a directory of its own) sits behind a devtools.relay.Relay and announces the
@@ -24,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import redis
 
@@ -66,6 +71,7 @@ class ReplicatedRedis:
         self.sentinel_ports: list[int] = []
         self.sentinels: list[subprocess.Popen] = []
         self.killed: Node | None = None
+        self.demoted: Node | None = None  # the primary a planned failover replaced, until it is a replica
         self.first_primary: Node | None = None
 
     # -- starting and stopping
@@ -188,6 +194,57 @@ class ReplicatedRedis:
         node.process.wait(timeout=10)
         self.killed = node
         return killed_at
+
+    def planned_failover(self, timeout: float = 15.0) -> float:
+        """Ask one sentinel for ``SENTINEL FAILOVER`` (an operator's switch, for an upgrade or a move); the
+        monotonic time it accepted.
+
+        Nothing is killed: the sentinel promotes the replica at once, without the others' vote, and the
+        old primary goes on as a primary, answering the clients still connected to it, until the
+        sentinels see it report that role under the new configuration and turn it into a replica
+        (``wait_demoted``). Retried while the sentinel refuses (no candidate replica yet, or a failover
+        still under way): an operator would retry too.
+        """
+        node = self.node(self.primary_port(unanimous=True) or self.primary_port())
+        sentinel = self._sentinel(self.sentinel_ports[0])
+
+        def accepted() -> float | None:
+            try:
+                sentinel.execute_command("SENTINEL FAILOVER", self.master)
+            except redis.ResponseError as exc:  # -NOGOODSLAVE, -INPROG
+                if str(exc).startswith(("NOGOODSLAVE", "INPROG")):
+                    return None
+                raise
+            return time.monotonic()
+
+        asked_at = wait_until(accepted, timeout=timeout, interval=0.2, message="a sentinel to accept SENTINEL FAILOVER")
+        self.demoted = node
+        return asked_at
+
+    def wait_demoted(self, timeout: float = 60.0, since: float | None = None,
+                     synced: Callable[[], None] | None = None) -> float:
+        """Wait until the primary a planned failover replaced is a synced replica of the new primary (then
+        call ``synced``) and the sentinels count it as a candidate for the next failover (up to 10 s more:
+        their INFO period); the seconds from ``since`` (default: this call) until it had synced. Nothing is
+        sent to it: the sentinels reconfigure it themselves, as in production."""
+        node, since = self.demoted, since or time.monotonic()
+
+        def replica_of_the_new_primary() -> bool:
+            try:
+                role = node.client().execute_command("ROLE")
+            except redis.RedisError:
+                return False
+            return role[0] == "slave" and int(role[2]) == self.primary_port() and role[3] == "connected"
+
+        wait_until(replica_of_the_new_primary, timeout=timeout, interval=0.05,
+                   message=f"the sentinels to turn {node.name} into a replica")
+        seconds = time.monotonic() - since
+        if synced:
+            synced()
+        wait_until(lambda: self._sentinels_see_replica(node), timeout=timeout, interval=0.2,
+                   message=f"the sentinels to see {node.name} as a candidate replica")
+        self.demoted = None
+        return seconds
 
     def wait_for_failover(self, old: int, timeout: float = 30.0, since: float | None = None) -> float:
         """Wait until the sentinels name a primary other than ``old`` and it answers ROLE as master;

@@ -1,6 +1,7 @@
 """The failover topology of ``make chaos-failover`` (devtools.replicated_redis) and its relay: a write WAITed
 for is on the replica and survives the primary's SIGKILL, the sentinels promote the replica, the killed
-node comes back as a replica, and only the replication link is slowed."""
+node comes back as a replica; a planned failover (SENTINEL FAILOVER) keeps waited writes and the sentinels
+demote the old primary themselves; and only the replication link is slowed."""
 
 from __future__ import annotations
 
@@ -63,6 +64,34 @@ def test_a_waited_write_survives_the_primary_killed_and_the_killed_node_returns_
     assert master.connection_pool.get_master_address() == ("127.0.0.1", replica.port)
     wait_until(lambda: primary.client().get("fh:after") == "2", timeout=5, message="the old primary to catch up")
     assert primary.client().get("fh:acknowledged") == "1"
+    with pytest.raises(redis.ReadOnlyError):
+        primary.client().set("fh:written-to-a-replica", "3")
+
+
+def test_a_planned_failover_keeps_waited_writes_and_the_old_primary_turns_replica_by_itself(topology):
+    old = topology.primary_port()
+    primary, replica = topology.node(old), next(node for node in topology.nodes if node.port != old)
+    connected = primary.client()  # a client that stays on the old primary, as pooled connections do
+    connected.set("fh:acknowledged", "1")
+    assert connected.wait(1, 500) == 1
+
+    asked_at = topology.planned_failover()
+    seconds = topology.wait_for_failover(old, timeout=15, since=asked_at)
+    print(f"planned failover: {seconds:.2f} s from SENTINEL FAILOVER to a new master")
+    assert primary.process.poll() is None  # nothing killed
+    assert replica.client().execute_command("ROLE")[0] == "master"
+    assert replica.client().get("fh:acknowledged") == "1"
+    # Until the sentinels demote it, the old primary still takes writes, and no replica confirms them.
+    if connected.execute_command("ROLE")[0] == "master":
+        connected.set("fh:unconfirmed", "2")
+        assert connected.wait(1, 200) == 0
+
+    synced = topology.wait_demoted(since=asked_at)
+    print(f"planned failover: {synced:.2f} s from SENTINEL FAILOVER to the old primary a synced replica")
+    role = primary.client().execute_command("ROLE")
+    assert (role[0], int(role[2])) == ("slave", replica.port)
+    assert primary.client().get("fh:acknowledged") == "1"
+    assert primary.client().get("fh:unconfirmed") is None  # the new primary's data replaced it
     with pytest.raises(redis.ReadOnlyError):
         primary.client().set("fh:written-to-a-replica", "3")
 
