@@ -310,6 +310,12 @@ class FailedOver(NotReplicated):
     """Redis's primary changed while a request or task wrote: what it wrote before may be lost."""
 
 
+class ReplicasMissing(NotReplicated):
+    """Redis's primary has fewer replicas attached than required, not merely slow ones: it may be a primary the
+    sentinels already replaced (after a planned failover the old one goes on taking the writes of the
+    connections it has until they make it a replica, and then drops them), so what it took may be lost."""
+
+
 class StorageError(RetryableError):
     """The image store refused a read or a write (a full disk or an outage may pass)."""
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 from redis.exceptions import RedisError
 
-from fluxhook.core.errors import FailedOver, NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.durable")
@@ -44,7 +44,12 @@ def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
     and, with replicas required, until they confirm it, running it again on a new primary. Whether any
     run applied it.
 
-    A replica that is only slow is not waited on beyond one ``WAIT``: the record is on a live primary.
+    A replica that is only slow (attached, behind) is not waited on beyond one ``WAIT``: the record is on a
+    live primary. A primary with fewer replicas attached than required is not taken at its word
+    (``ReplicasMissing``): it may be the old primary of a planned failover, still taking writes until the
+    sentinels make it a replica and it drops them, so the record is run again until the replicas
+    confirm it (on the new primary, once the connection is moved there); past ``PATIENCE_SECONDS`` it
+    stands as written (a replica lost, no failover: nothing better to do than keep it where it is).
     """
     replication = svc.store.replication
     deadline = time.monotonic() + PATIENCE_SECONDS
@@ -57,13 +62,16 @@ def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
                 replication.confirm(primary)
             return applied
         except NotReplicated as exc:
-            if not isinstance(exc, FailedOver):
+            if not isinstance(exc, (FailedOver, ReplicasMissing)):
                 log.warning("record not yet on Redis's replicas", extra={"error": exc.code})
                 return applied
             failure: Exception = exc  # the record may be missing on the new primary: write it there
         except RedisError as exc:
             failure = exc  # Redis away, or failing over: write it once it answers
         if time.monotonic() > deadline:
+            if isinstance(failure, ReplicasMissing):
+                log.warning("record kept on a primary without its replicas", extra={"error": failure.code})
+                return applied
             log.error("record of work done elsewhere not kept", extra={"error": type(failure).__name__})
             raise failure
         time.sleep(PAUSE_SECONDS)

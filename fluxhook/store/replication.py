@@ -7,13 +7,18 @@ took before it. That holds only on the primary that took those writes; after a f
 on the new primary says nothing of writes the old one took. The primary is known by its replication
 id, which a promoted replica changes, so a request remembers the id from before its first write and
 the confirmation compares it.
+
+A planned failover (``SENTINEL FAILOVER``) is not seen so: the old primary keeps its id, and takes the
+writes of the connections it has, until the sentinels make it a replica, some seconds after the switch,
+and it then drops them for the new primary's data. Its replica left it at the switch, so a confirmation
+that falls short also says whether the required replicas were attached at all (``ReplicasMissing``).
 """
 
 from __future__ import annotations
 
 from redis import Redis
 
-from fluxhook.core.errors import FailedOver, NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.keys import KEYS, Keys
 
 
@@ -50,7 +55,8 @@ class Replication:
 
     def confirm(self, primary: str) -> None:
         """Return once ``replicas`` replicas have every write the primary ``primary`` took so far; raise
-        ``NotReplicated`` if they do not within ``wait_ms``, ``FailedOver`` if the primary is another one now."""
+        ``NotReplicated`` if they do not within ``wait_ms`` (``ReplicasMissing`` if fewer than ``replicas`` are
+        attached), ``FailedOver`` if the primary is another one now."""
         pipe = self._connection.pipeline(transaction=False)
         pipe.incr(self._keys.replication_marker)
         pipe.wait(self.replicas, self.wait_ms)
@@ -61,6 +67,8 @@ class Replication:
             raise FailedOver("Redis failed over while this request was handled, so what it wrote may be lost; "
                                 "retry it (with the same Idempotency-Key to get the first answer if it had one)")
         if acknowledged < self.replicas:
-            raise NotReplicated(f"Redis's replicas did not confirm this request's writes within {self.wait_ms} ms "
-                                f"({acknowledged} of {self.replicas}); retry it (with the same Idempotency-Key "
-                                "to get the first answer if it had one)")
+            attached = int(info.get("connected_slaves", 0))
+            error = ReplicasMissing if attached < self.replicas else NotReplicated
+            raise error(f"Redis's replicas did not confirm this request's writes within {self.wait_ms} ms "
+                        f"({acknowledged} of {self.replicas}, {attached} attached); retry it (with the same "
+                        "Idempotency-Key to get the first answer if it had one)")

@@ -1,13 +1,14 @@
 """A worker's record of work done elsewhere (fluxhook/lifecycle/durable.py): kept through a Redis outage,
-confirmed on the replicas when they are required, and never waited on past its patience. On the suite's
-Redis (which has no replica); a failover itself: tests/e2e/faults/test_redis_failover.py."""
+confirmed on the replicas when they are required (written again while the primary has none attached), and
+never waited on past its patience. On the suite's Redis (which has no replica); a failover itself:
+tests/e2e/faults/test_redis_failover.py."""
 
 from __future__ import annotations
 
 import pytest
 import redis
 
-from fluxhook.core.errors import FailedOver, NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.lifecycle import durable
 
 DB = 5
@@ -45,18 +46,9 @@ def test_past_its_patience_the_last_error_is_raised(make_services, monkeypatch):
         durable.record_durably(svc, Record(failures=10**6))
 
 
-def test_a_slow_replica_is_waited_on_once(make_services):
-    """No replica answers: one WAIT of REDIS_WAIT_MS, then the record stands as written (on a live primary)."""
-    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
-    record = Record()
-    assert durable.record_durably(svc, record) is True
-    assert record.calls == 1
-
-
-def test_after_a_failover_the_record_is_written_on_the_new_primary(make_services, monkeypatch):
-    """The first confirmation finds another primary: the record is run again there (a no-op if it got there)."""
-    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
-    outcomes = iter([FailedOver("moved"), None])
+def _confirming(svc, monkeypatch, *outcomes):
+    """The replicas' confirmations, one per call: an error to raise, or None."""
+    outcomes = iter(outcomes)
 
     def confirm(primary):
         outcome = next(outcomes)
@@ -64,6 +56,41 @@ def test_after_a_failover_the_record_is_written_on_the_new_primary(make_services
             raise outcome
 
     monkeypatch.setattr(svc.store.replication, "confirm", confirm)
+
+
+def test_a_slow_replica_is_waited_on_once(make_services, monkeypatch):
+    """A replica attached but behind: one WAIT of REDIS_WAIT_MS, then the record stands as written (on a live
+    primary)."""
+    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
+    _confirming(svc, monkeypatch, NotReplicated("behind"))
+    record = Record()
+    assert durable.record_durably(svc, record) is True
+    assert record.calls == 1
+
+
+def test_a_primary_without_its_replicas_is_not_taken_at_its_word(make_services, monkeypatch):
+    """The old primary of a planned failover has no replica, and will drop what it took once the sentinels make it
+    a replica: the record is run again (on the new primary by then) until the replicas confirm it."""
+    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
+    _confirming(svc, monkeypatch, ReplicasMissing("none attached"), FailedOver("moved"), ReplicasMissing("none"), None)
+    record = Record()
+    assert durable.record_durably(svc, record) is True
+    assert record.calls == 4
+
+
+def test_past_its_patience_a_record_without_replicas_stands_as_written(make_services, monkeypatch):
+    """The suite's Redis has no replica: a replica lost and no failover. Nothing better than keeping the record."""
+    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
+    monkeypatch.setattr(durable, "PATIENCE_SECONDS", 0.2)
+    record = Record()
+    assert durable.record_durably(svc, record) is True
+    assert record.calls > 1
+
+
+def test_after_a_failover_the_record_is_written_on_the_new_primary(make_services, monkeypatch):
+    """The first confirmation finds another primary: the record is run again there (a no-op if it got there)."""
+    svc = make_services(DB, REDIS_MIN_REPLICAS="1", REDIS_WAIT_MS="50")
+    _confirming(svc, monkeypatch, FailedOver("moved"), None)
     record = Record()
     assert durable.record_durably(svc, record) is True  # the first run applied it
     assert record.calls == 2

@@ -3,13 +3,15 @@ connection's writes, and a failover between the writes and the WAIT is caught.""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
 import redis
 
 from devtools.processes import RedisServer, wait_until
-from fluxhook.core.errors import FailedOver, NotReplicated
+from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.replication import Replication
@@ -45,9 +47,22 @@ def test_without_enough_replicas_nothing_is_confirmed(pair):
     primary, _ = pair
     replication = Replication(redis.Redis.from_url(primary.url), replicas=2, wait_ms=100)
     started = time.monotonic()
-    with pytest.raises(NotReplicated, match=r"within 100 ms \(1 of 2\)"):
+    with pytest.raises(ReplicasMissing, match=r"within 100 ms \(1 of 2, 1 attached\)"):
         replication.confirm(replication.primary())
     assert time.monotonic() - started < 2  # bounded by REDIS_WAIT_MS, not the socket timeout
+
+
+def test_a_replica_attached_but_behind_is_only_not_replicated(pair):
+    """Told apart from a primary without its replicas (the old one of a planned failover looks so)."""
+    primary, replica = pair
+    replication = Replication(redis.Redis.from_url(primary.url), replicas=1, wait_ms=100)
+    os.kill(replica.process.pid, signal.SIGSTOP)  # attached, acknowledging nothing
+    try:
+        with pytest.raises(NotReplicated, match=r"\(0 of 1, 1 attached\)") as caught:
+            replication.confirm(replication.primary())
+    finally:
+        os.kill(replica.process.pid, signal.SIGCONT)
+    assert not isinstance(caught.value, ReplicasMissing)
 
 
 def test_a_request_that_began_on_another_primary_is_not_confirmed(pair):
