@@ -172,7 +172,12 @@ def task_live(svc: "Services", task_id: str) -> bool:
         task = RQJob.fetch(task_id, connection=svc.queue.connection)
     except NoSuchJobError:
         return False
-    return task.get_status(refresh=False) in _PENDING
+    status = task.get_status(refresh=False)
+    if status == JobStatus.QUEUED and Queue(task.origin, connection=svc.queue.connection).get_job_position(task.id) is None:
+        # Queued but in no queue: a worker took it (RQ pops it when a worker listens on several queues) and was
+        # killed before it started it, and RQ will never run it. Unless it has started since.
+        return task.get_status(refresh=True) in _PENDING - {JobStatus.QUEUED}
+    return status in _PENDING
 
 
 def ensure_download(svc: "Services", job: "Job") -> bool:

@@ -19,6 +19,7 @@ from fluxhook.lifecycle.enqueueing import (
     download_task,
     download_task_id,
     feed,
+    task_live,
 )
 from fluxhook.media import lifetimes
 from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG
@@ -80,3 +81,14 @@ def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_
     svc.queue.empty()
     assert feed(svc) == AHEAD
     assert svc.queue.get_job_ids() == [download_task_id(job_id) for job_id in video]
+
+
+def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(make_services):
+    """RQ pops a task from its queue when a worker listens on several; killed before it starts the task, the
+    task stays ``queued`` in no queue, and the sweep's repair must not take it for one that will run."""
+    svc = make_services(6)
+    [job_id] = _ready(svc, "flux-2-pro", 1)
+    assert feed(svc) == 1
+    assert task_live(svc, download_task_id(job_id))
+    assert svc.redis.lpop(svc.queue.key).decode() == download_task_id(job_id)  # the killed worker's take
+    assert not task_live(svc, download_task_id(job_id))
