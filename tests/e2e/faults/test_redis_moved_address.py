@@ -49,8 +49,12 @@ def test_writes_follow_the_address_to_the_new_primary(moving_address):
     wait_until(lambda: len(submitter.acknowledged) >= 5, timeout=30, message="jobs acknowledged before the move")
     assert endpoint.open_links > 0  # the processes' pooled connections, which stay on the old primary
 
-    redis.Redis(port=second.port).replicaof("NO", "ONE")
-    redis.Redis(port=first.port).replicaof("127.0.0.1", second.port)
+    # As a managed Redis moves its primary (FAILOVER: writes paused until the replica has them all, then the
+    # roles swap); two REPLICAOFs would leave a moment with two primaries, whose writes to the old are lost.
+    redis.Redis(port=first.port).execute_command("FAILOVER", "TO", "127.0.0.1", second.port, "TIMEOUT", 5000)
+    wait_until(lambda: redis.Redis(port=second.port).info("replication")["role"] == "master"
+               and redis.Redis(port=first.port).info("replication")["role"] == "slave", timeout=10,
+               message="the roles to swap")
     endpoint.retarget(second.port, close_existing=False)
     moved_at = time.monotonic()
     resumed = wait_until(lambda: next((t for t, _ in submitter.acknowledged if t > moved_at), None), timeout=30,
