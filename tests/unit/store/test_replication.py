@@ -112,6 +112,25 @@ def test_a_script_still_refused_after_reconnecting_is_raised_not_looped_on(pair)
         JobStore(on_replica).count(job_id, "polls")  # a script that writes
 
 
+def test_a_refused_script_leaves_other_threads_connections_alone(pair):
+    """Reconnecting after a refused write closes idle connections only: one in use elsewhere keeps its link."""
+    primary, replica = pair
+    job_id = "job_01REPLICATESTJOB0000001"
+    redis.Redis.from_url(primary.url).hset(KEYS.job(job_id), "status", "queued")
+    on_replica = redis.Redis.from_url(replica.url)
+    wait_until(lambda: on_replica.exists(KEYS.job(job_id)), message="the job to reach the replica")
+    in_use = on_replica.connection_pool.get_connection()
+    try:
+        in_use.send_command("CLIENT", "ID")
+        before = in_use.read_response()
+        with pytest.raises(redis.ResponseError, match="-READONLY"):
+            JobStore(on_replica).count(job_id, "polls")
+        in_use.send_command("CLIENT", "ID")
+        assert in_use.read_response() == before
+    finally:
+        on_replica.connection_pool.release(in_use)
+
+
 def test_checking_the_primary_waits_for_nothing(pair):
     primary, _ = pair
     replication = Replication(redis.Redis.from_url(primary.url), replicas=5, wait_ms=2000)
