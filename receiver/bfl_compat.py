@@ -30,7 +30,7 @@ from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .context import services
 from .errors import retry_after_header
-from .idempotency import idempotent
+from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
 from .replicated import replicated
 from .waiting import preference_applied, waited
@@ -108,8 +108,13 @@ def submit(model: str):
     task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
+    if (made := made_job()) is not None:
+        job = svc.jobs.get(made)
+        if job is None or not require_bearer().sees(job):
+            return bfl_presenting.not_found(made)
+        return bfl_presenting.submission(svc.config, job)
     request_ = JobRequest(model, task_input, notify_url=requested_url(None, svc.config), app_webhook=app_webhook,
-                          body_size=body_size())
+                          body_size=body_size(), idempotency=key_hold())
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
     return bfl_presenting.submission(svc.config, job)

@@ -6,11 +6,11 @@ import logging
 from functools import wraps
 
 import redis
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, make_response, request
 
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
-from fluxhook.store.idempotency import DONE, FULL, IN_USE, MAX_KEYS_PER_CALLER, REUSED
+from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT
 
@@ -55,10 +55,27 @@ def idempotent(view):
         if first.state == IN_USE:
             raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
                                       "retry shortly")
-        g.idempotency_claim = (claim, first.ticket)
+        if first.state == MADE:
+            # The first request made its job but its answer was not kept (it failed after, or is still
+            # waiting): the view answers with that job, as it is now.
+            g.idempotent_job = first.job_id
+            answer = make_response(view(*args, **kwargs))
+            answer.headers[REPLAYED] = "true"
+            return answer
+        g.idempotency_claim = Hold(claim, first.ticket, first.until_ms)
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def made_job() -> str | None:
+    """The id of the job a first request with this request's key made, when the view is to answer with it."""
+    return g.get("idempotent_job")
+
+
+def key_hold() -> Hold | None:
+    """This request's hold on its Idempotency-Key, for the job it makes to name itself in (None: no key)."""
+    return g.get("idempotency_claim")
 
 
 def init_app(app: Flask) -> None:
@@ -70,7 +87,7 @@ def init_app(app: Flask) -> None:
         held = g.get("idempotency_claim")
         if held is None:
             return response
-        claim, ticket = held
+        claim, ticket, _ = held
         try:
             if not idempotency_keys.keeps(response.status_code):
                 services().store.idempotency.abandon(claim, ticket)
@@ -89,7 +106,7 @@ def init_app(app: Flask) -> None:
         held = g.pop("idempotency_claim", None)
         if held is not None:
             try:
-                services().store.idempotency.abandon(*held)
+                services().store.idempotency.abandon(held.claim, held.ticket)
             except redis.RedisError as error:
                 log.warning("idempotency key not freed; it is free once its claim lapses",
                             extra={"error": type(error).__name__})

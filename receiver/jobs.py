@@ -23,7 +23,7 @@ from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .context import services
-from .idempotency import idempotent
+from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
 from .media import authorized_job, storage_redirect
 from .replicated import replicated
@@ -84,10 +84,12 @@ def create():
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
     account = _account(data)
+    if (made := made_job()) is not None:
+        return _answer_after_wait(_load(made), 202)
     svc = services()
     request_ = JobRequest(model, task_input, metadata=_metadata(data),
                           notify_url=requested_url(data.get("notify_url"), svc.config), body_size=body_size(),
-                          account=account)
+                          account=account, idempotency=key_hold())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)

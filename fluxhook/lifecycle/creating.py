@@ -23,6 +23,7 @@ from fluxhook.lifecycle import app_keys, routing, submitting, task_inputs, waits
 from fluxhook.lifecycle.app_keys import Caller
 from fluxhook.lifecycle.app_webhooks import AppWebhook
 from fluxhook.services import Services
+from fluxhook.store.idempotency import Hold
 
 log = logging.getLogger("fluxhook.jobs")
 
@@ -40,6 +41,8 @@ class JobRequest:
     body_size: int = 0
     # The BFL account the caller asks for (None: any its key may use).
     account: str | None = None
+    # The request's hold on its Idempotency-Key, which the job names itself in when it is recorded.
+    idempotency: Hold | None = None
 
 
 def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
@@ -76,7 +79,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
     reservation = submitting.reserve_budget(svc, job, key=caller.key)
-    job = _record(svc, job, model, request.body_size)
+    job = _record(svc, job, model, request.body_size, request.idempotency)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
@@ -105,7 +108,7 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
             "(an operator adds one with BFL_MODELS_FILE)")
 
 
-def _record(svc: Services, job: Job, model: Model, size: int) -> Job:
+def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None) -> Job:
     """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
     reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
     recorded = job
@@ -113,7 +116,7 @@ def _record(svc: Services, job: Job, model: Model, size: int) -> Job:
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        svc.jobs.create(recorded)
+        svc.jobs.create(recorded, naming=idempotency)
     except Exception:
         svc.store.usage.release(job.id, job.key_id)
         if recorded.input is None:

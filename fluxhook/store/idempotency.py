@@ -11,7 +11,7 @@ from redis import Redis
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
-CLAIMED, REUSED, IN_USE, DONE, FULL = "claimed", "reused", "in_use", "done", "full"
+CLAIMED, REUSED, IN_USE, MADE, DONE, FULL = "claimed", "reused", "in_use", "made", "done", "full"
 # How long the first answer is replayed.
 KEEP_SECONDS = 24 * 3600
 # Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
@@ -28,14 +28,26 @@ class Claim(NamedTuple):
 
 
 class Begin(NamedTuple):
-    """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` once CLAIMED;
-    once FULL, the seconds until one of the caller's keys goes."""
+    """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` and until when its
+    claim holds the key (``until_ms``) once CLAIMED; once FULL, the seconds until one of the caller's keys goes;
+    once MADE, the job the first request made."""
 
     state: str
     status: int = 0
     body: bytes = b""
     ticket: str = ""
     retry_after: float = 0.0
+    job_id: str = ""
+    until_ms: int = 0
+
+
+class Hold(NamedTuple):
+    """A request's hold on a key: the claim and its ticket. The job the request makes names itself in the
+    key's record in the same step (``JobStore.create``), so a repeat finds that job whatever else fails."""
+
+    claim: Claim
+    ticket: str
+    until_ms: int
 
 
 class IdempotencyStore:
@@ -52,15 +64,18 @@ class IdempotencyStore:
         """Claim the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
         # The ticket tells this request's claim from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
-        reply = self._begin(self._keys(claim), [claim.fingerprint, max(1, int(lease * 1000)), ticket,
-                                                MAX_KEYS_PER_CALLER, _now_ms(), KEEP_SECONDS * 1000])
+        lease_ms, now = max(1, int(lease * 1000)), _now_ms()
+        reply = self._begin(self._keys(claim), [claim.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
+                                                KEEP_SECONDS * 1000])
         state = _text(reply[0])
         if state == CLAIMED:
-            return Begin(CLAIMED, ticket=ticket)
+            return Begin(CLAIMED, ticket=ticket, until_ms=now + lease_ms)
         if state == DONE:
             return Begin(DONE, int(reply[1]), _bytes(reply[2]))
         if state == FULL:
             return Begin(FULL, retry_after=int(reply[1]) / 1000)
+        if state == MADE:
+            return Begin(MADE, job_id=_text(reply[1]))
         return Begin(state)
 
     def finish(self, claim: Claim, ticket: str, status: int, body: bytes) -> bool:
@@ -68,14 +83,28 @@ class IdempotencyStore:
         return bool(self._finish(self._keys(claim), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
 
     def abandon(self, claim: Claim, ticket: str) -> bool:
-        """Give the key up so that the client may retry with it; False if the claim was no longer this one."""
-        return bool(self._abandon(self._keys(claim), [ticket]))
+        """Give the key up so that the client may retry with it, unless the request made a job that still
+        exists (a retry then answers with it); False if the claim was no longer this one."""
+        job_id = self.connection.hget(self._key(claim), "job")
+        job_record = self.keys.job(_text(job_id)) if job_id else self._key(claim)
+        return bool(self._abandon([*self._keys(claim), job_record], [ticket]))
 
     def _keys(self, claim: Claim) -> list[str]:
-        return [self._key(claim), self.keys.idempotency_of_caller(claim.scope)]
+        return record_keys(self.keys, claim)
 
     def _key(self, claim: Claim) -> str:
         return self.keys.idempotency(claim.scope, claim.key)
+
+
+def record_keys(keys: Keys, claim: Claim) -> list[str]:
+    """The keys a script on the claim's record declares: the key's record, then its caller's live keys."""
+    return [keys.idempotency(claim.scope, claim.key), keys.idempotency_of_caller(claim.scope)]
+
+
+def naming_args(hold: Hold) -> list:
+    """What job_create.lua needs to name its job in ``hold``'s record: fingerprint, ticket, until when it holds
+    the key (ms), how long the record lives (ms), now (ms)."""
+    return [hold.claim.fingerprint, hold.ticket, hold.until_ms, KEEP_SECONDS * 1000, _now_ms()]
 
 
 def _now_ms() -> int:

@@ -25,6 +25,7 @@ from fluxhook.core.job import COUNTERS, Job, is_job_id, job_id_floor
 from fluxhook.core.models import MODEL
 from fluxhook.core.pools import POOLS
 from fluxhook.store.effects import Effect, encode, place
+from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
@@ -80,9 +81,10 @@ class JobStore:
         self._take_claim = LuaScript(connection, "take_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
-    def create(self, job: Job, *, due: float | None = None) -> tuple[Job, bool]:
+    def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` already tracked,
-        return that job instead. Returns (job, created)."""
+        return that job instead. Returns (job, created). With ``naming``, the Idempotency-Key's record names
+        the job in the same step."""
         fields = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
         keys = [self.keys.job(job.id), self.keys.all_jobs, self.keys.status(job.status), self.keys.due,
                 self.keys.bfl_task(job.bfl_id or "")]
@@ -90,10 +92,13 @@ class JobStore:
             keys += [self.keys.model_jobs(job.model), self.keys.models]
         if job.key_id:
             keys.append(self.keys.key_jobs(job.key_id))
+        if naming is not None:
+            keys += record_keys(self.keys, naming.claim)
+        claim_args = naming_args(naming) if naming is not None else [""] * 5
         take_over = ""
         while True:
             stored_id = _text(self._create(keys, [job.id, job.bfl_id or "", _score(due), self.ttl or "", take_over,
-                                                  job.model or "", job.key_id or "", *fields]))
+                                                  job.model or "", job.key_id or "", *claim_args, *fields]))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)

@@ -4,14 +4,17 @@
 -- token) can make Redis keep is bounded: past ARGV[4] live keys it is told when the oldest goes.
 --
 -- KEYS[1] the key's record, a hash: fingerprint, state ('pending' or 'done'), ticket while pending,
+--         until when the claim holds it (ms), the job the request made once it made one (job_create.lua),
 --         status and body once done.
 -- KEYS[2] the caller's live keys, a sorted set: record name -> when it goes (ms).
 -- ARGV[1] the request's fingerprint, ARGV[2] the claim's lease in ms, ARGV[3] the ticket that names
 --         this request as the claim's holder (finish and abandon must show it), ARGV[4] how many
 --         keys one caller may hold, ARGV[5] now (ms), ARGV[6] how long an answer is kept (ms).
 -- Returns {'claimed'}, {'reused'} (another request under the key), {'in_use'} (the first is being
--- handled), {'done', status, body} (the first answer, to replay), or {'full', ms until a key goes}.
-local record = redis.call('HMGET', KEYS[1], 'fingerprint', 'state', 'status', 'body')
+-- handled), {'made', job id} (the first made that job, then failed or died before its answer was kept:
+-- answer with the job),
+-- {'done', status, body} (the first answer, to replay), or {'full', ms until a key goes}.
+local record = redis.call('HMGET', KEYS[1], 'fingerprint', 'state', 'status', 'body', 'job', 'ticket', 'until')
 if not record[1] then
   local now = tonumber(ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -19,12 +22,17 @@ if not record[1] then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     return {'full', tostring(math.max(1, tonumber(oldest[2]) - now))}
   end
-  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'pending', 'ticket', ARGV[3])
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'pending', 'ticket', ARGV[3],
+             'until', now + tonumber(ARGV[2]))
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) + tonumber(ARGV[2]))
   return {'claimed'}
 end
 if record[1] ~= ARGV[1] then return {'reused'} end
-if record[2] ~= 'done' then return {'in_use'} end
+if record[2] ~= 'done' then
+  local held = record[6] and tonumber(record[7] or 0) > tonumber(ARGV[5])
+  if record[5] and not held then return {'made', record[5]} end
+  return {'in_use'}
+end
 return {'done', record[3], record[4]}

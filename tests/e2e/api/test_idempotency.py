@@ -11,8 +11,11 @@ import pytest
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.store import idempotency as idempotency_store
-from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, IdempotencyStore
+from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, MADE, Begin, Hold, IdempotencyStore
+from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
 from receiver import idempotency_keys
@@ -189,6 +192,57 @@ def test_twenty_concurrent_requests_with_one_key_make_one_task(api, sim):
     assert first.status_code == 202 and first.json()["id"] == job["id"]
     assert _post(api, key, body).content == first.content
     assert _submitted(sim) == 1 and len(_tagged(api, "burst")) == 1
+
+
+def test_a_request_that_made_its_job_then_failed_leaves_the_job_as_the_retrys_answer(local_app, sim):
+    """A 503 after the job was recorded (a WAIT not confirmed, Redis lost mid-answer): the retry gets that job."""
+    api, connection = local_app(DB)
+    key, body = _key(), _job("made-then-failed")
+    claim = idempotency_keys.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode())
+    store = IdempotencyStore(connection)
+    first = store.begin(claim, lease=60)
+    job, _ = JobStore(connection).create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
+                                         naming=Hold(claim, first.ticket, first.until_ms))
+    assert store.abandon(claim, first.ticket)
+    retried = _post(api, key, body)
+    assert retried.status_code == 202 and retried.headers[REPLAYED] == "true" and retried.json()["id"] == job.id
+    assert _submitted(sim) == 0 and _tagged(api, "made-then-failed") == []
+    JobStore(connection).delete(job.id)  # a job deleted since: its key no longer names a job to answer with
+    assert_error(_post(api, key, body), 404, "not_found")
+
+
+def test_a_request_that_died_after_making_its_job_leaves_the_job_once_its_lease_lapses(local_app):
+    _, connection = local_app(DB)
+    store = IdempotencyStore(connection)
+    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    dead = store.begin(claim, lease=0.5)
+    job, _ = JobStore(connection).create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
+                                         naming=Hold(claim, dead.ticket, dead.until_ms))
+    assert store.begin(claim, lease=60).state == IN_USE
+    assert wait_until(lambda: (lambda b: b if b.state == MADE else None)(store.begin(claim, lease=60)),
+                      timeout=5, message="the dead request's lease to lapse").job_id == job.id
+
+
+def test_a_claim_lost_with_a_failed_over_primary_is_made_again_by_its_job(local_app):
+    """The claim was written to a primary that failed over before replicating it; the job is made on the new
+    one, and names itself there: the client's retry finds the job, not a free key."""
+    _, connection = local_app(DB)
+    store, jobs = IdempotencyStore(connection), JobStore(connection)
+    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    lost = store.begin(claim, lease=60)
+    connection.delete(KEYS.idempotency(claim.scope, claim.key))
+    job, _ = jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
+                         naming=Hold(claim, lost.ticket, lost.until_ms))
+    assert store.begin(claim, lease=60).state == IN_USE  # its request may still answer
+    assert store.abandon(claim, lost.ticket)  # it failed, on the new primary
+    assert store.begin(claim, lease=60) == Begin(MADE, job_id=job.id)
+    assert 0 < connection.pttl(KEYS.idempotency(claim.scope, claim.key)) <= KEEP_SECONDS * 1000
+    # A claim another request holds now is not taken by a late job of an older one.
+    other = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    holder = store.begin(other, lease=60)
+    jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"), naming=Hold(other, "an-older-ticket", 0))
+    assert store.begin(other, lease=60).state == IN_USE
+    assert store.abandon(other, holder.ticket) and store.begin(other, lease=60).state == CLAIMED
 
 
 # --- whose key ---------------------------------------------------------------------------------
