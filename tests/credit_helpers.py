@@ -49,7 +49,7 @@ def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt, **fields},
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now)
-    submitting.reserve_budget(svc, job)
+    submitting.check_budget(svc, job)
     svc.jobs.create(job)
     assert svc.slots.acquire(job)
     submitting.submit(svc, job)

@@ -15,15 +15,16 @@ fails releases it. The check and the reservation are one Lua script over a list 
 (``store/lua/budget_reserve.lua``), so two processes never both pass the last credit, and another
 limit (an app key's) is one more entry of the list.
 
-``POST /v1/jobs`` reserves before it creates the job, so a refused request creates nothing (and one
-that fails after it gives the reservation back), and an accepted one keeps its reservation while it
-waits in line for a BFL slot; it goes then while the day's spend alone is below the limit. A queued
-job refused waits on its own, looked at again every ``RECHECK`` seconds, until the next UTC day or its
-hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds. Either goes back in line only
-once the budget lets it go, holding the reservation it then takes, so it never takes a slot ahead of
-the job whose reservation it waits for, nor turns from other app keys' jobs while its own key's day is
-spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that died frees
-itself.
+``POST /v1/jobs`` asks the budget before it creates the job, so a refused request creates nothing; it
+reserves nothing then. A job reserves when it is sent, holding a slot (in the request, or in a worker's
+sender), and BFL's answer settles it: only jobs being sent hold reservations, so a job that waits for a
+slot, its key's ``max_active``, its account's day or a cooling account holds none against anyone's limit
+(SPEC §6). A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the
+next UTC day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record
+of waiting holding later jobs back. Either goes back in line only once the budget would let it go, so
+it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own
+key's day is spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that
+died frees itself.
 """
 
 from __future__ import annotations
@@ -135,23 +136,15 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
     return svc.store.usage.reserve("", applying, 0, now=now, lease=RESERVATION_LEASE, dry_run=True) if applying else None
 
 
-def admit(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
-          key: AppKey | None = None) -> int:
-    """Reserve the bound of the job's price, or raise ``BudgetExceeded``; returns the micro-credits reserved
-    (0 also when the job must wait to go alone: it is created, and sent once the others have settled)."""
-    reservation = admission(svc, job_id, model, body, now, key=key)
-    return 0 if reservation is None or reservation.waits else reservation.amount
-
-
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
-              key: AppKey | None = None) -> Reservation | None:
-    """A new job's reservation (None when no limit is set): admitted, or waiting to go alone; ``BudgetExceeded``
-    when it is refused, so that nothing is created."""
+              key: AppKey | None = None) -> None:
+    """Whether a new job may be created: ``BudgetExceeded`` when the budget refuses it now, so that nothing is.
+    It reserves nothing: its sender reserves when it sends it (``reserve``), so that a job that waits for a
+    slot, its key's ``max_active``, its account's day or a cooling account holds nothing against anyone's limit."""
     now = time.time() if now is None else now
-    reservation = reserve(svc, job_id, model, body, now, key=key)
+    reservation = reserve(svc, job_id, model, body, now, dry_run=True, key=key)
     if reservation is not None and not reservation.admitted and not reservation.waits:
         raise BudgetExceeded(refusal_of(svc, reservation, now, key))
-    return reservation
 
 
 def _by_key(svc: "Services", reservation: Reservation, key: AppKey | None) -> bool:

@@ -78,7 +78,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
-    reservation = submitting.reserve_budget(svc, job, key=caller.key)
+    submitting.check_budget(svc, job, key=caller.key)
     job = _record(svc, job, model, request.body_size, request.idempotency)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
@@ -91,7 +91,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
                                                               "waiting": wait.reason if wait else None})
         return current(svc, job.id)
     try:
-        submitting.submit(svc, job, request.input, admitted=reservation)
+        submitting.submit(svc, job, request.input)
     except BFLError:
         # The task never reached BFL: leave nothing behind for the caller to clean up.
         svc.jobs.delete(job.id)
@@ -109,8 +109,8 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None) -> Job:
-    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, its
-    reservation goes with it: a 5xx creates nothing, and its retry must not find the budget held."""
+    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, a large
+    input kept in storage goes with it: a 5xx creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
@@ -118,7 +118,6 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
         svc.jobs.create(recorded, naming=idempotency)
     except Exception:
-        svc.store.usage.release(job.id, job.key_id)
         if recorded.input is None:
             task_inputs.drop(svc, job.id)
         raise

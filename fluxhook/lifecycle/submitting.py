@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from fluxhook import metrics
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
-from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.catalog import first_poll_at
@@ -51,12 +51,11 @@ def submission_lock_left(svc: Services, job_id: str) -> float:
     return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
 
 
-def reserve_budget(svc: Services, job: Job, key: AppKey | None = None) -> Reservation | None:
-    """Before a new job is created: reserve its price within today's ``BFL_DAILY_CREDIT_LIMIT`` and its app
-    key's ``daily_credits``, or raise ``BudgetExceeded`` (402) so that nothing is created. The reservation
-    waits with the job for its submission (None: no limit is set)."""
+def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
+    """Before a new job is created: ``BudgetExceeded`` (402) when today's ``BFL_DAILY_CREDIT_LIMIT`` or its app
+    key's ``daily_credits`` leave nothing, so that nothing is created. Nothing is reserved until it is sent."""
     try:
-        return budget.admission(svc, job.id, job.model or "", job.input or {}, key=key)
+        budget.admission(svc, job.id, job.model or "", job.input or {}, key=key)
     except BudgetExceeded:
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise
@@ -64,18 +63,25 @@ def reserve_budget(svc: Services, job: Job, key: AppKey | None = None) -> Reserv
 
 def wait_out_of_line(svc: Services, job: Job) -> str | None:
     """A ``queued`` job waiting out of line has come due: None when it goes back in line, once the budget
-    lets it go, holding the reservation taken now (so no later job takes the credits it waited for while
-    it waits for a slot); while it must still wait (the day's credits, the account's or its app key's, are spent;
-    or it must go alone and others are live), it stays out of line, tried again later (``queued``), or fails
-    once its hour is up (``failed``), as its submission would. Back in line, a job the budget refuses would
-    take a turn ahead of other apps' jobs that can go, and give it back, every time it came due."""
+    would let it go (it reserves when it is sent; a job waiting to go alone keeps holding later jobs back
+    by its record of waiting meanwhile); while it must still wait (the day's credits, the account's or its app
+    key's, are spent; or it must go alone and others are live), it stays out of line, tried again later
+    (``queued``), or fails once its hour is up (``failed``), as its submission would. Back in line, a job the
+    budget refuses would take a turn ahead of other apps' jobs that can go, and give it back, every time it
+    came due."""
     key = None
     if job.key_id:
         key = svc.store.app_keys.get(job.key_id)
         if key is None or key.revoked_at is not None:
             return None  # its submission fails it
-    reservation = budget.reserve(svc, job.id, job.model or "", _request_or_size(svc, job, None), key=key)
+    request = _request_or_size(svc, job, None)
+    would = budget.reserve(svc, job.id, job.model or "", request, key=key, dry_run=True)
+    if would is None or would.admitted:
+        return None
+    # Still waiting: asked again for real, which renews its record of waiting to go alone.
+    reservation = budget.reserve(svc, job.id, job.model or "", request, key=key)
     if reservation is None or reservation.admitted:
+        svc.store.usage.release(job.id, job.key_id)  # the others settled meanwhile: it reserves when it is sent
         return None
     return _over_budget(svc, job, reservation, key)
 
@@ -90,11 +96,11 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
     return size if size is not None else task_inputs.load(svc, job.id, job.input)
 
 
-def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Reservation | None = None,
-           primary: str | None = None, claim: str | None = None) -> str:
-    """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time; ``task_input``
-    is its input when the caller has it in hand, so a large one is not read back from storage, and
-    ``admitted`` the reservation its creation just made, so the budget is not asked again; ``primary`` the
+def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str | None = None,
+           claim: str | None = None) -> str:
+    """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
+    against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
+    not read back from storage; ``primary`` the
     Redis primary as known before ``job`` was read, when replicas are required (``durable``); ``claim`` the
     value its submit lock is taken with (``new_claim``), for a caller that may have to give the lock back.
 
@@ -107,7 +113,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, admitted: Re
     if not svc.store.locks.take(lock, claim, SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
-        return _submit(svc, job, task_input, admitted, primary)
+        return _submit(svc, job, task_input, primary)
     finally:
         svc.store.locks.release(lock, claim)
 
@@ -117,8 +123,7 @@ def new_claim() -> str:
     return secrets.token_hex(8)
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservation | None,
-            primary: str | None) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None) -> str:
     config = svc.config
     key_name, key = "", None
     if job.key_id:
@@ -128,12 +133,6 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
             revoking.fail(svc, job)
             return st.FAILED
         key_name = key.name
-    # A large input waiting in storage is read only once the budget lets its job go.
-    measured = _request_or_size(svc, job, task_input)
-    reservation = admitted if admitted is not None and admitted.admitted else (
-        budget.reserve(svc, job.id, job.model or "", measured, key=key))
-    if reservation is not None and not reservation.admitted:
-        return _over_budget(svc, job, reservation, key)
     # The account whose slot the job holds sends it (a slot taken before accounts were kept: the first's).
     account = config.account(svc.slots.account_of(job.id))
     if account.daily_credit_limit is not None and accounting.to_micro(account.daily_credit_limit) <= \
@@ -141,33 +140,28 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
         cooling.cool_for_the_day(svc, account)
         svc.slots.requeue(job)
         return st.QUEUED
-    request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
-    # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
-    # polled from its submission (first_poll_at).
+    # A large input waiting in storage is read only once the budget lets its job go.
+    measured = _request_or_size(svc, job, task_input)
+    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key)
+    if reservation is not None and not reservation.admitted:
+        return _over_budget(svc, job, reservation, key)
     model = config.catalog.get(job.model or "")
-    body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
-                webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
-    durable.confirm_before_sending(svc, primary)
     try:
+        request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
+        # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
+        # polled from its submission (first_poll_at).
+        body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+                    webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
+        durable.confirm_before_sending(svc, primary)
         task = svc.bfl(account.name).submit(job.model or "", body)
-    except FluxhookError as exc:
-        metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
-        timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
-        if config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits, BFLSubmissionUncertain)):
-            # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
-            # back in line, for another account it may use or this one's recovery.
-            cooling.cool_after(svc, account, exc)
-            if isinstance(exc, BFLSubmissionUncertain):
-                return reconciling.await_task(svc, job, account)
-            svc.slots.requeue(job)
-            log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
-            return st.QUEUED
-        if isinstance(exc, BFLRateLimited) or (isinstance(exc, BFLAccountDown) and exc.out_of_capacity):
-            # One account: BFL is full or out of capacity, so the job waits in line while its pool pauses.
-            pause = wait_for_room(svc, job, exc.retry_after)
-            log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
-            return st.QUEUED
-        raise
+    except BaseException as exc:
+        if reservation is not None and not isinstance(exc, BFLSubmissionUncertain):
+            # Not sent: back in line or failed, the job holds nothing against anyone's limit. A submission
+            # whose answer was lost keeps it until BFL says whether it has the task.
+            svc.store.usage.release(job.id, job.key_id)
+        if not isinstance(exc, FluxhookError):
+            raise
+        return _not_sent(svc, job, account, exc)
     # BFL has the task and charges for it: its record comes first, before anything else that may fail.
     now = time.time()
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
@@ -203,6 +197,28 @@ def _submit(svc: Services, job: Job, task_input: dict | None, admitted: Reservat
     return st.SUBMITTED
 
 
+def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError) -> str:
+    """What becomes of a job BFL did not take: back in line (``queued``) while its account cools or BFL is full,
+    awaiting BFL's word when the answer was lost; any other error propagates."""
+    metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
+    timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
+    if svc.config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits, BFLSubmissionUncertain)):
+        # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
+        # back in line, for another account it may use or this one's recovery.
+        cooling.cool_after(svc, account, exc)
+        if isinstance(exc, BFLSubmissionUncertain):
+            return reconciling.await_task(svc, job, account)
+        svc.slots.requeue(job)
+        log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
+        return st.QUEUED
+    if isinstance(exc, BFLRateLimited) or (isinstance(exc, BFLAccountDown) and exc.out_of_capacity):
+        # One account: BFL is full or out of capacity, so the job waits in line while its pool pauses.
+        pause = wait_for_room(svc, job, exc.retry_after)
+        log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
+        return st.QUEUED
+    raise exc
+
+
 def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey | None) -> str:
     """A queued job whose submission the daily credit limit refuses: it waits for the next UTC day,
     tried again now and then, until its hour is up; or, when it must go alone while others'
@@ -225,9 +241,9 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
         task_inputs.drop(svc, job.id)
         return st.FAILED
     wait = budget.recheck_in(now)
-    # Only this job waits, out of line with its slot freed and any reservation kept: the budget says
-    # nothing about BFL's room, so its pool is neither paused nor struck. When it comes due, the sweep's
-    # check of a queued job puts it back in line at its old place, and it is tried again.
+    # Only this job waits, out of line with its slot freed: the budget says nothing about BFL's room, so its
+    # pool is neither paused nor struck. When it comes due, the sweep's check of a queued job puts it back in
+    # line at its old place, and it is tried again.
     waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
     svc.slots.requeue(job, wait=wait)
     log.info("job queued: today's credits are spent", extra={

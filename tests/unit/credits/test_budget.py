@@ -124,7 +124,7 @@ def test_a_bound_larger_than_what_is_left_goes_alone_or_waits(svc):
     large = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its largest: bound 17 credits
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).amount == 3 * MICRO
     assert budget.reserve(svc, "job_b", "flux-2-max", large, now).waits  # job_a's is live
-    assert budget.admit(svc, "job_b", "flux-2-max", large, now) == 0  # POST /v1/jobs creates it; it is sent later
+    assert budget.admission(svc, "job_b", "flux-2-max", large, now) is None  # POST /v1/jobs creates it, sent later
     svc.store.usage.release("job_a")
     assert budget.reserve(svc, "job_b", "flux-2-max", large, now).amount == LIMIT * MICRO
     assert svc.store.usage.reserved(now) == LIMIT * MICRO

@@ -189,7 +189,7 @@ def test_a_job_waiting_to_go_alone_stops_holding_the_others_back_once_it_is_gone
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now).admitted
 
 
-def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_holding_its_reservation(svc, sim):
+def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_still_ahead_of_later_jobs(svc, sim):
     clock = Clock()
     cheap = clock.job_id()
     assert budget.reserve(svc, cheap, PRO, ONE_MP).admitted
@@ -203,7 +203,9 @@ def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_holding_its
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [alone.id]
     assert checking.check_job(svc, alone.id, claim) == CheckOutcome.REQUEUED
-    # Back in line for the next free slot, it holds all that is left: a job arriving meanwhile cannot take it.
+    # Back in line for the next free slot, it reserves nothing until it is sent (SPEC §6), but its record of waiting
+    # to go alone holds a job arriving meanwhile back; sent, it holds all that is left.
     assert svc.slots.waiting(alone.pool) == 1
-    assert svc.store.usage.reserved(time.time()) == (LIMIT - 3) * MICRO
-    assert budget.reserve(svc, new_job_id(), PRO, ONE_MP).waits
+    assert svc.store.usage.reserved(time.time()) == 0
+    assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP).waits
+    assert budget.reserve(svc, alone.id, VIDEO, alone.input).amount == (LIMIT - 3) * MICRO
