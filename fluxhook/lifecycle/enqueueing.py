@@ -19,7 +19,7 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
-from fluxhook.media.lifetimes import IMAGE_URL_LIFE, model_url_life
+from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
@@ -139,7 +139,7 @@ def download_line(model: str | None) -> str:
 
 
 # Each download line but the last, with the longest URL life it takes: an image's 10 minutes, then an hour.
-_LINES_BY_URL_LIFE = ((IMAGE_URL_LIFE, DOWNLOAD), (3600, DOWNLOAD_HOUR))
+_LINES_BY_URL_LIFE = ((IMAGE_URL_LIFE, DOWNLOAD), (HOUR_URL_LIFE, DOWNLOAD_HOUR))
 
 
 def download_task(job_id: str, model: str | None) -> AddWork:

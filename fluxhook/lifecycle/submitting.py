@@ -231,7 +231,10 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
         log.info("job queued: it goes alone once the other submissions' prices are known",
                  extra={"job_id": job.id, "retry_after": budget.ALONE_RECHECK})
         return st.QUEUED
-    metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+    waiting = budget.waiting_for(svc, reservation, now, key)
+    if job.waiting_reason != waiting.reason:
+        # Once per refusal, not at each of the job's later looks while it waits for the next day.
+        metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
     if schedule.timed_out(job.created_at, now):
         timeline.record(svc, job.id, "submission", outcome="budget_exceeded")
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
@@ -244,7 +247,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
     # Only this job waits, out of line with its slot freed: the budget says nothing about BFL's room, so its
     # pool is neither paused nor struck. When it comes due, the sweep's check of a queued job puts it back in
     # line at its old place, and it is tried again.
-    waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
+    waits.begin(svc, job, waiting)
     svc.slots.requeue(job, wait=wait)
     log.info("job queued: today's credits are spent", extra={
         "job_id": job.id, "spent": accounting.from_micro(reservation.spent), "retry_after": round(wait, 1)})

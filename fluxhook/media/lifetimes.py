@@ -9,6 +9,8 @@ from fluxhook.core.catalog import URL_LIFE_BY_KIND, Catalog, in_force
 
 IMAGE_URL_LIFE = URL_LIFE_BY_KIND["image"]
 VIDEO_URL_LIFE = URL_LIFE_BY_KIND["video"]
+# FLUX 3 Image's and BFL's tools' URLs, as the catalog gives them: between an image's and a video's.
+HOUR_URL_LIFE = 3600
 
 
 def expects_video(model: str | None, catalog: Catalog | None = None) -> bool:

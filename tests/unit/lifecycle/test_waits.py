@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from fluxhook import metrics
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
@@ -152,7 +153,14 @@ def test_the_days_credits_spent_is_daily_credits_until_midnight_once_in_the_time
     assert _come_due(svc, svc.jobs.get(job.id)) == CheckOutcome.RESCHEDULED  # tried again: still spent
     assert waits.of(svc, svc.jobs.get(job.id)) == waiting
     assert len(_entries(svc, job)) == 1  # a new reason is said once, not at each re-check
+    assert _refusals(svc) == 1  # and the refusal is counted once
     assert sim.stats()["submitted"] == 0
+
+
+def _refusals(svc) -> float:
+    """``fluxhook_submissions_total{outcome="budget_exceeded"}`` as recorded."""
+    (field, _), = metrics.counted("fluxhook_submissions", outcome="budget_exceeded").increments
+    return float(svc.store.metrics_fields().get(field.encode(), 0))
 
 
 def test_a_keys_daily_credits_spent_is_key_daily_credits_and_its_job_counts_as_queued(svc, sim):
