@@ -83,8 +83,13 @@ def _round(svc, lane: InProcessWorker, count: int, after: float) -> None:
 
 
 def _footprint(svc) -> tuple[int, int]:
-    """Keys in the test's database, and the server's memory in use (the database is the server's only busy one)."""
-    return svc.redis.dbsize(), svc.redis.info("memory")["used_memory"]
+    """Keys in the test's database, and the memory they take (MEMORY USAGE of each, summed: the suite's other
+    processes share the server, so its own figure would count their work too)."""
+    keys = list(svc.redis.scan_iter(count=1000))
+    pipe = svc.redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return len(keys), sum(size or 0 for size in pipe.execute())
 
 
 def _timeline_lengths(svc, jobs: list[Job]) -> list[int]:
