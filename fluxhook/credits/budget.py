@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
+from fluxhook.core.accounts import Account
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.errors import BudgetExceeded
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.usage import Limit, Reservation
+from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -88,30 +89,35 @@ def summary(spent: int, reserved: int, limit: float | None, refused: bool = Fals
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
 
-def limits(svc: "Services", now: float, key: AppKey | None = None) -> list[Limit]:
-    """The credit limits a submission must stay within today: the account's ``BFL_DAILY_CREDIT_LIMIT`` and
-    its app key's ``daily_credits``, each when set."""
-    day, account = accounting.utc_day(now), svc.config.bfl_daily_credit_limit
+def limits(svc: "Services", now: float, key: AppKey | None = None, account: Account | None = None) -> list[Limit]:
+    """The credit limits a submission must stay within today: the service's ``BFL_DAILY_CREDIT_LIMIT``, its app
+    key's ``daily_credits`` and the BFL account's own ``BFL_<NAME>_DAILY_CREDIT_LIMIT`` (``account``: the one that
+    sends it, known once it holds a slot), each when set."""
+    day, service = accounting.utc_day(now), svc.config.bfl_daily_credit_limit
     found = []
-    if account is not None:
-        found.append(svc.store.usage.account_limit(day, accounting.SPENT, accounting.to_micro(account)))
+    if service is not None:
+        found.append(svc.store.usage.account_limit(day, accounting.SPENT, accounting.to_micro(service)))
     if key is not None and key.daily_credits is not None:
         found.append(svc.store.usage.key_limit(day, accounting.spent_field(key.id), key.id,
                                                accounting.to_micro(key.daily_credits)))
+    if account is not None and account.daily_credit_limit is not None:
+        found.append(svc.store.usage.bfl_account_limit(day, accounting.account_spent_field(account.name), account.name,
+                                                       accounting.to_micro(account.daily_credit_limit)))
     return found
 
 
 def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-            now: float | None = None, *, dry_run: bool = False, key: AppKey | None = None) -> Reservation | None:
+            now: float | None = None, *, dry_run: bool = False, key: AppKey | None = None,
+            account: Account | None = None) -> Reservation | None:
     """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limits (the
-    account's, and its app key's ``key``), reserving the bound of its price in each (or all that is left,
-    when it must go alone).
+    service's, its app key's ``key``, and the BFL ``account``'s that sends it), reserving the bound of its price
+    in each (or all that is left, when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     ``dry_run``: only say what would be decided, reserving nothing.
     """
     now = time.time() if now is None else now
-    applying = limits(svc, now, key)
+    applying = limits(svc, now, key, account)
     if not applying:
         return None
     return svc.store.usage.reserve(job_id, applying, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
@@ -148,17 +154,20 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
 
 
 def _by_key(svc: "Services", reservation: Reservation, key: AppKey | None) -> bool:
-    """Whether the app key's ``daily_credits`` decided a refusal or a wait, not the account's limit (``limits``'
-    order: the account's first, when it is set)."""
-    return key is not None and key.daily_credits is not None and (
-        svc.config.bfl_daily_credit_limit is None or reservation.limit_index == 1)
+    """Whether the app key's ``daily_credits`` decided a refusal or a wait, not the service's limit."""
+    return key is not None and reservation.decided_by == KEY_LIMIT
+
+
+def by_bfl_account(reservation: Reservation) -> bool:
+    """Whether the sending BFL account's own daily limit refused the submission: another account may send it."""
+    return not reservation.admitted and not reservation.waits and reservation.decided_by == BFL_ACCOUNT_LIMIT
 
 
 def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> Waiting:
     """Why a queued job the budget does not let go waits, and until when: the prices of the submissions under
     way to settle (``budget_settling``, unknown), or the next UTC day, for its app key's ``daily_credits``
     (``key_daily_credits``) or the account's ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
-    if reservation.waits:
+    if reservation.waits or by_bfl_account(reservation):
         return Waiting(WaitReason.BUDGET_SETTLING)
     reason = WaitReason.KEY_DAILY_CREDITS if _by_key(svc, reservation, key) else WaitReason.DAILY_CREDITS
     return Waiting(reason, now + seconds_until_next_day(now))

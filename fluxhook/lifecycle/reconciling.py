@@ -54,7 +54,7 @@ def adopt_task(svc: Services, job: Job, report: BFLReport) -> bool:
     now = time.time()
     fields, effects = accounting.on_submitted(job.model or "", None, 0, now, key_id=job.key_id,
                                               account=svc.config.account(job.account).name)
-    effects.append(ReleaseBudget(job.id, job.key_id))
+    effects.append(ReleaseBudget(job.id, job.key_id, job.account))
     moved = svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=report.bfl_id,
                                 bfl_status=st.BFL_PENDING, input=None, submitted_at=now,
                                 due=first_poll_at(svc.config.catalog.get(job.model or ""), now,
@@ -79,7 +79,8 @@ def check_uncertain(svc: Services, job: Job, now: float) -> CheckOutcome:
                "so nothing was paid twice")
     if svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                            error={"code": "bfl_unavailable", "message": message},
-                           effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)]):
+                           effects=[ReleaseBudget(job.id, job.key_id, job.account),
+                                    *accounting.on_end(job, st.FAILED, now)]):
         task_inputs.drop(svc, job.id)
         log.warning("uncertain submission never reconciled", extra={"job_id": job.id})
     return CheckOutcome.TIMEOUT

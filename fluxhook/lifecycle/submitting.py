@@ -135,15 +135,15 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         key_name = key.name
     # The account whose slot the job holds sends it (a slot taken before accounts were kept: the first's).
     account = config.account(svc.slots.account_of(job.id))
-    if account.daily_credit_limit is not None and accounting.to_micro(account.daily_credit_limit) <= \
-            svc.store.usage.counter(accounting.utc_day(time.time()), accounting.account_spent_field(account.name)):
-        cooling.cool_for_the_day(svc, account)
-        svc.slots.requeue(job)
-        return st.QUEUED
     # A large input waiting in storage is read only once the budget lets its job go.
     measured = _request_or_size(svc, job, task_input)
-    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key)
+    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account)
     if reservation is not None and not reservation.admitted:
+        if budget.by_bfl_account(reservation) and reservation.spent >= accounting.to_micro(account.daily_credit_limit):
+            # This account's own day is spent: it rests until tomorrow, and the job goes back in line for another.
+            cooling.cool_for_the_day(svc, account)
+            svc.slots.requeue(job)
+            return st.QUEUED
         return _over_budget(svc, job, reservation, key)
     model = config.catalog.get(job.model or "")
     try:
@@ -158,7 +158,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         if reservation is not None and not isinstance(exc, BFLSubmissionUncertain):
             # Not sent: back in line or failed, the job holds nothing against anyone's limit. A submission
             # whose answer was lost keeps it until BFL says whether it has the task.
-            svc.store.usage.release(job.id, job.key_id)
+            svc.store.usage.release(job.id, job.key_id, account.name)
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc)
@@ -168,7 +168,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                          key_id=job.key_id, key_name=key_name, account=account.name)
     if reservation is not None:
-        effects.append(ReleaseBudget(job.id, job.key_id))
+        effects.append(ReleaseBudget(job.id, job.key_id, account.name))
     recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
         bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
@@ -225,7 +225,9 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
     reservations are live, until they settle. Its record says which (``waits.begin``), before it
     leaves its slot: a job waiting aside always has its reason."""
     now = time.time()
-    if reservation.waits and not schedule.timed_out(job.created_at, now):
+    if (reservation.waits or budget.by_bfl_account(reservation)) and not schedule.timed_out(job.created_at, now):
+        # To go alone while others' reservations are live, or its account's own limit held by submissions under
+        # way: they settle within seconds.
         waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
         svc.slots.requeue(job, wait=budget.ALONE_RECHECK)
         log.info("job queued: it goes alone once the other submissions' prices are known",

@@ -68,10 +68,11 @@ class CountHourly:
 @dataclass(frozen=True)
 class ReleaseBudget:
     """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``), and against its
-    app key's (``Keys.key_budget_held``) when it has one."""
+    app key's (``Keys.key_budget_held``) and its BFL account's (``Keys.bfl_account_budget_held``) when named."""
 
     job_id: str
     key_id: str | None = None
+    account: str | None = None
 
 
 Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
@@ -114,7 +115,8 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
             entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
                             "ttl": ttl})
         elif isinstance(effect, ReleaseBudget):
-            held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else [])
+            held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else []) \
+                + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else [])
             entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
         elif isinstance(effect, AddWork):
             kind = checked_kind(effect.kind)

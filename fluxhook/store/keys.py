@@ -230,6 +230,10 @@ class Keys:
         """Credits reserved against an app key's daily_credits, as ``budget_held`` holds the account's."""
         return f"{self.prefix}budget:held:{key_id}"
 
+    def bfl_account_budget_held(self, account: str) -> str:
+        """Credits reserved against one BFL account's own daily limit (``BFL_<NAME>_DAILY_CREDIT_LIMIT``)."""
+        return f"{self.prefix}budget:held:account:{account}"
+
     def bfl_balance(self, account: str = DEFAULT_ACCOUNT) -> str:
         """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""
         return self._of_account(account, "balance")

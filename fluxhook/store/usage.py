@@ -17,6 +17,8 @@ from fluxhook.store.scripts import LuaScript
 
 # A job waiting to go alone holds later submissions back this long after its last look.
 WAITING_LEASE = 30.0
+# Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
+SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT = "service", "key", "bfl_account"
 
 
 class Limit(NamedTuple):
@@ -26,6 +28,7 @@ class Limit(NamedTuple):
     spend_field: str
     held_key: str  # job id -> '<deadline ms> <micro-credits>'
     limit: int  # micro-credits
+    kind: str = SERVICE_LIMIT  # whose limit it is: the service's, an app key's or a BFL account's
 
 
 class Reservation(NamedTuple):
@@ -41,8 +44,9 @@ class Reservation(NamedTuple):
     # Not admitted though credits remain: it must go alone and others' reservations are live, or an
     # older job waits to go alone.
     waits: bool = False
-    # Which of the limits asked decided a refusal or a wait (0-based).
+    # Which of the limits asked decided a refusal or a wait (0-based), and whose it is (``Limit.kind``).
     limit_index: int = 0
+    decided_by: str = ""
 
 
 class Balance(NamedTuple):
@@ -67,7 +71,12 @@ class UsageStore:
 
     def key_limit(self, day: str, spent_field: str, key_id: str, limit: int) -> Limit:
         """App key ``key_id``'s daily_credits on ``day`` (its spend in ``spent_field`` of the day's counters)."""
-        return Limit(self.keys.usage(day), spent_field, self.keys.key_budget_held(key_id), limit)
+        return Limit(self.keys.usage(day), spent_field, self.keys.key_budget_held(key_id), limit, KEY_LIMIT)
+
+    def bfl_account_limit(self, day: str, spent_field: str, account: str, limit: int) -> Limit:
+        """BFL account ``account``'s own daily limit on ``day`` (its charges in ``spent_field``)."""
+        return Limit(self.keys.usage(day), spent_field, self.keys.bfl_account_budget_held(account), limit,
+                     BFL_ACCOUNT_LIMIT)
 
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
                 lease: float, dry_run: bool = False, waiting_lease: float = WAITING_LEASE) -> Reservation:
@@ -82,14 +91,19 @@ class UsageStore:
         for limit in limits:
             args += [limit.limit, limit.spend_field]
         state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
-        return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1))
+        decided = limits[index - 1].kind if state != 1 and index >= 1 else ""
+        return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1),
+                           decided_by=decided)
 
-    def release(self, job_id: str, key_id: str | None = None) -> None:
-        """Drop the job's reservation (its submission failed or will not happen), its app key's too."""
+    def release(self, job_id: str, key_id: str | None = None, account: str | None = None) -> None:
+        """Drop the job's reservation (its submission failed or will not happen), its app key's and its BFL
+        account's too."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.hdel(self.keys.budget_held, job_id)
         if key_id:
             pipe.hdel(self.keys.key_budget_held(key_id), job_id)
+        if account:
+            pipe.hdel(self.keys.bfl_account_budget_held(account), job_id)
         pipe.execute()
 
     def reserved(self, now: float) -> int:
