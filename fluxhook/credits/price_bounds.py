@@ -106,6 +106,21 @@ def request_size(model: Model, body: Mapping[str, Any]) -> Size:
     return Size(max(1.0, _output_mp(model, body)), inputs, seconds, rate)
 
 
+def capped(model: Model | None, body: Mapping[str, Any]) -> dict:
+    """The request as it is sent: a video's ``duration`` and ``batch`` no larger than the catalog's most, which its
+    bound counts (``request_size``), so that BFL never charges it for more than it was allowed to reserve."""
+    sent = dict(body)
+    if model is None or model.kind != "video":
+        return sent
+    duration = whole_number(sent.get("duration")) if "duration" in sent else None
+    if model.max_seconds and duration is not None and duration > model.max_seconds:
+        sent["duration"] = model.max_seconds
+    batch = whole_number(sent.get("batch")) if "batch" in sent else None
+    if batch is not None and batch > MAX_BATCH:
+        sent["batch"] = MAX_BATCH
+    return sent
+
+
 def bound(model: Model | None, size: Size) -> int | None:
     """The most a request of ``size`` may cost, in micro-credits (whole credits, rounded up, so that BFL's own
     rounding of its price never passes it); None when the catalog cannot bound it."""

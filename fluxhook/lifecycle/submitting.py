@@ -29,7 +29,7 @@ from fluxhook.core.errors import (
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
-from fluxhook.credits import accounting, budget
+from fluxhook.credits import accounting, budget, price_bounds
 from fluxhook.credits.price_bounds import Size
 from fluxhook.lifecycle import cooling, durable, reconciling, revoking, schedule, task_inputs, timeline, waits
 from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
@@ -150,7 +150,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         request = measured if not isinstance(measured, Size) else task_inputs.load(svc, job.id, job.input)
         # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
         # polled from its submission (first_poll_at).
-        body = dict(request, webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+        body = dict(price_bounds.capped(model, request),
+                    webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
                     webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
         durable.confirm_before_sending(svc, primary)
         task = svc.bfl(account.name).submit(job.model or "", body)

@@ -9,7 +9,8 @@ import itertools
 import pytest
 
 from fluxhook.core.catalog import SHIPPED_CATALOG, Model, Price
-from fluxhook.credits.price_bounds import Size, bound, request_size, whole_number
+from fluxhook.credits.accounting import MICRO
+from fluxhook.credits.price_bounds import MAX_BATCH, Size, bound, capped, request_size, whole_number
 from simulator import pricing
 
 SIDES = (256, 512, 1024, 1440, 2048, 4096, 4096.0, "2048", 10**6, True, "big", None, -5, 1024.5)
@@ -81,3 +82,16 @@ def test_a_size_is_kept_as_text_and_read_back():
     for text in (None, "", "1,2", "a,b,c", "1,2,3,4,5", "1,2,3,x", "1,2,3,nan", "1,2,3,-1", "1,²,1",
                  "1," + "9" * 20 + ",1", "nan,1,1", "-1,0,0"):
         assert Size.decode(text) is None
+
+
+def test_a_video_is_sent_no_longer_than_its_bound_counts_and_bfl_prices_it_within_it():
+    video = SHIPPED_CATALOG.models["flux-3-video"]
+    asked = {"prompt": "p", "duration": 1000, "batch": 50, "resolution": "uhd"}
+    sent = capped(video, asked)
+    assert (sent["duration"], sent["batch"]) == (video.max_seconds, MAX_BATCH) and asked["duration"] == 1000
+    # What BFL then charges for it is within the bound reserved for the request as asked.
+    charged = pricing.price("flux-3-video", sent)["cost"]
+    assert charged * MICRO <= bound(video, request_size(video, asked))
+    assert capped(video, {"prompt": "p", "duration": 8}) == {"prompt": "p", "duration": 8}
+    image = SHIPPED_CATALOG.models["flux-2-pro"]
+    assert capped(image, {"prompt": "p", "duration": 1000}) == {"prompt": "p", "duration": 1000}
