@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Catalog, Model
-from fluxhook.core.errors import BFLError, JobNotFound, UnknownModel
+from fluxhook.core.errors import BFLError, BudgetExceeded, JobNotFound, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -91,8 +91,8 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
                                                               "waiting": wait.reason if wait else None})
         return current(svc, job.id)
     try:
-        submitting.submit(svc, job, request.input)
-    except BFLError:
+        submitting.submit(svc, job, request.input, in_request=True)
+    except (BFLError, BudgetExceeded):
         # The task never reached BFL: leave nothing behind for the caller to clean up.
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)

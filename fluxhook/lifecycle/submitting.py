@@ -97,7 +97,7 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 
 
 def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str | None = None,
-           claim: str | None = None) -> str:
+           claim: str | None = None, *, in_request: bool = False) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
     not read back from storage; ``primary`` the
@@ -107,13 +107,14 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
     they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
-    Other BFL errors propagate.
+    Other BFL errors propagate. ``in_request``: the job is being created by the request that sends it, so a
+    refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     """
     lock, claim = svc.store.keys.submit_lock(job.id), claim or new_claim()
     if not svc.store.locks.take(lock, claim, SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
-        return _submit(svc, job, task_input, primary)
+        return _submit(svc, job, task_input, primary, in_request)
     finally:
         svc.store.locks.release(lock, claim)
 
@@ -123,7 +124,7 @@ def new_claim() -> str:
     return secrets.token_hex(8)
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool) -> str:
     config = svc.config
     key_name, key = "", None
     if job.key_id:
@@ -144,6 +145,10 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
             cooling.cool_for_the_day(svc, account)
             svc.slots.requeue(job)
             return st.QUEUED
+        if in_request and not reservation.waits and not budget.by_bfl_account(reservation):
+            # Others took the last credits between the request's look and now: refused as at its look.
+            metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
+            raise BudgetExceeded(budget.refusal_of(svc, reservation, time.time(), key))
         return _over_budget(svc, job, reservation, key)
     model = config.catalog.get(job.model or "")
     try:
