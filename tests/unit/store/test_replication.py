@@ -102,23 +102,26 @@ def test_a_script_refused_by_a_replica_is_told_apart(pair):
     assert not refused_by_replica(redis.ResponseError("Error running script: @user_script:1: WRONGTYPE"))
 
 
-def test_a_script_still_refused_after_reconnecting_is_raised_not_looped_on(pair):
+def _job_on_the_replica(pair, job_id: str) -> redis.Redis:
+    """A client of the replica, once a job written to the primary has reached it."""
     primary, replica = pair
-    job_id = "job_01REPLICATESTJOB0000000"
     redis.Redis.from_url(primary.url).hset(KEYS.job(job_id), "status", "queued")
     on_replica = redis.Redis.from_url(replica.url)
     wait_until(lambda: on_replica.exists(KEYS.job(job_id)), message="the job to reach the replica")
+    return on_replica
+
+
+def test_a_script_still_refused_after_reconnecting_is_raised_not_looped_on(pair):
+    job_id = "job_01REPLICATESTJOB0000000"
+    on_replica = _job_on_the_replica(pair, job_id)
     with pytest.raises(redis.ResponseError, match="-READONLY"):
         JobStore(on_replica).count(job_id, "polls")  # a script that writes
 
 
 def test_a_refused_script_leaves_other_threads_connections_alone(pair):
     """Reconnecting after a refused write closes idle connections only: one in use elsewhere keeps its link."""
-    primary, replica = pair
     job_id = "job_01REPLICATESTJOB0000001"
-    redis.Redis.from_url(primary.url).hset(KEYS.job(job_id), "status", "queued")
-    on_replica = redis.Redis.from_url(replica.url)
-    wait_until(lambda: on_replica.exists(KEYS.job(job_id)), message="the job to reach the replica")
+    on_replica = _job_on_the_replica(pair, job_id)
     in_use = on_replica.connection_pool.get_connection()
     try:
         in_use.send_command("CLIENT", "ID")
