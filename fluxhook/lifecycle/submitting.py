@@ -100,9 +100,9 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
            claim: str | None = None, *, in_request: bool = False) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
-    not read back from storage; ``primary`` the
-    Redis primary as known before ``job`` was read, when replicas are required (``durable``); ``claim`` the
-    value its submit lock is taken with (``new_claim``), for a caller that may have to give the lock back.
+    not read back from storage; ``primary`` the Redis primary as known before ``job`` was read, when replicas
+    are required (``durable``); ``claim`` the value its submit lock is taken with (``new_claim``), for a caller
+    that may have to give the lock back.
 
     Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
