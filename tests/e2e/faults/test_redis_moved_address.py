@@ -17,6 +17,7 @@ from devtools.processes import RedisServer, free_port, wait_until
 from devtools.relay import Relay
 from devtools.stack import Stack
 from failover_helpers import Submitter
+from fluxhook.core.pools import SUBMIT_LEASE
 
 
 @pytest.fixture()
@@ -66,6 +67,8 @@ def test_writes_follow_the_address_to_the_new_primary(moving_address):
 
     assert resumed - moved_at < 5, resumed - moved_at
     assert 500 not in submitter.statuses, sorted(set(submitter.statuses))
+    # A request that made its job, then failed on the old primary, is answered on its retry with that job
+    # (Idempotency-Key); that job is sent by the sweep's repair once its slot's lease (SUBMIT_LEASE) lapses.
     for _, job_id in submitter.acknowledged:
-        assert api.wait_for(job_id, timeout=60)["status"] == "stored", job_id
+        assert api.wait_for(job_id, timeout=SUBMIT_LEASE + 60)["status"] == "stored", job_id
     assert redis.Redis(port=second.port).info("replication")["role"] == "master"
