@@ -208,7 +208,7 @@ class BufferingWorker(ThreadWorker):
             try:
                 incoming.feed(data)
             except Refused as refused:
-                self._send_quietly(conn, refusal(refused.status))
+                self._send_quietly(conn, refusal(refused.status, callback=incoming.callback))
                 return _REFUSED
             if incoming.waits_for_body and not conn.head_checked:
                 conn.head_checked = True

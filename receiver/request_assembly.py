@@ -22,6 +22,7 @@ import re
 import tempfile
 from typing import BinaryIO, Iterator
 
+from fluxhook.bfl.reports import CALLBACK_TOO_LARGE
 from fluxhook.core.chunks import CHUNK
 from receiver import MAX_REQUEST_BYTES
 from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolBudget, is_callback
@@ -46,7 +47,7 @@ REFUSALS = {
     403: ("forbidden", "the request is forbidden"),
     408: ("request_timeout", "the request did not arrive in time; send it again at a steady pace"),
     413: ("payload_too_large", f"the request body is over fluxhook's limit of {MAX_REQUEST_BYTES // 2**20} MiB (less "
-                               "where MAX_SPOOL_BYTES is set lower; 1 MiB for callbacks): send less "
+                               "where MAX_SPOOL_BYTES is set lower): send less "
                                "(for inputs, BFL takes image URLs instead of base64 too)"),
     414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
     417: ("expectation_failed", "the Expect header's expectation cannot be met"),
@@ -60,9 +61,12 @@ REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def refusal(status: int, reason: str | None = None) -> bytes:
-    """A whole HTTP/1.1 answer refusing a request, with the JSON error body; the connection then closes."""
+def refusal(status: int, reason: str | None = None, *, callback: bool = False) -> bytes:
+    """A whole HTTP/1.1 answer refusing a request, with the JSON error body; the connection then closes.
+    ``callback``: the request is a BFL callback, whose bodies have a limit of their own."""
     code, message = REFUSALS.get(status, ("internal_error", "an unexpected error occurred"))
+    if callback and status == 413:
+        message = CALLBACK_TOO_LARGE
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     # A 503 is the spool budget's refusal (body_limits): the client may try again once bodies held have gone.
     retry = f"Retry-After: {retry_after_header(SPOOL_RETRY_SECONDS)}\r\n" if status == 503 else ""

@@ -13,6 +13,8 @@ from fluxhook.core.transitions import BFL_READY, bfl_status_word, progress_value
 
 # BFL echoes the prompt (and the input) in its callbacks: long prompts make long bodies.
 MAX_CALLBACK_BYTES = 1024 * 1024
+# The refusal of a larger one, wherever it is refused (the web server before the app, or the app).
+CALLBACK_TOO_LARGE = f"callback bodies are at most 1 MiB ({MAX_CALLBACK_BYTES} bytes)"
 _MAX_ID_LENGTH = 200
 
 
@@ -39,10 +41,10 @@ def read_callback(stream: BinaryIO, length: int | None) -> bytes:
     """A callback's body from ``stream`` (``length``: its Content-Length if sent); ``PayloadTooLarge`` past
     ``MAX_CALLBACK_BYTES``, read no further than one byte beyond."""
     if length is not None and length > MAX_CALLBACK_BYTES:
-        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+        raise PayloadTooLarge(CALLBACK_TOO_LARGE)
     body = stream.read(MAX_CALLBACK_BYTES + 1)
     if len(body) > MAX_CALLBACK_BYTES:
-        raise PayloadTooLarge(f"callback bodies are at most {MAX_CALLBACK_BYTES} bytes")
+        raise PayloadTooLarge(CALLBACK_TOO_LARGE)
     return body
 
 

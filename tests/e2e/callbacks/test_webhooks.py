@@ -10,8 +10,10 @@ import hashlib
 import hmac
 import io
 import json
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -206,9 +208,26 @@ def test_oversized_chunked_callback_without_content_length_is_refused(api, sim, 
                              headers={"Content-Type": "application/json", "X-Webhook-Secret": secret},
                              timeout=10)
 
-    assert_error_status(response, 413)
+    assert "at most 1 MiB" in assert_error_status(response, 413)["message"]
     assert snapshot(api.job(job["id"])) == before
     assert spy.hits == []
+
+
+def test_a_callback_announcing_2_mib_is_refused_before_its_body_with_the_callbacks_limit(api):
+    job = api.submit("[pending] announced")
+    before = snapshot(api.job(job["id"]))
+    url = signing.job_webhook_url(api.base_url, SECRET_KEY, job["id"])
+    head = (f"POST {urlsplit(url).path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2 * 1024 * 1024}\r\n\r\n").encode()
+
+    with socket.create_connection((urlsplit(url).hostname, urlsplit(url).port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = sock.recv(65536).decode()
+
+    assert answer.startswith("HTTP/1.1 413 ")
+    message = json.loads(answer.split("\r\n\r\n", 1)[1])["error"]["message"]
+    assert "callback bodies are at most 1 MiB" in message and "256" not in message
+    assert snapshot(api.job(job["id"])) == before
 
 
 def test_callback_of_exactly_1_mib_is_accepted(api, sim):

@@ -122,6 +122,13 @@ def test_refusals_are_json_errors_that_close_the_connection():
                            b'at a steady pace"}}')
 
 
+def test_a_callback_too_large_is_told_the_callbacks_limit_not_the_requests():
+    callback, request = refusal(413, callback=True), refusal(413)
+
+    assert b"callback bodies are at most 1 MiB" in callback and b"256" not in callback
+    assert b"256 MiB" in request and b"callback" not in request
+
+
 def test_a_header_is_read_from_the_head_whatever_its_case_and_spacing():
     request = _fed(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nX-KEY:\t  fhk_1 \r\nauthorization: Bearer a\r\n"
                    b"Authorization: Bearer b\r\nContent-Length: 5\r\n\r\n")
