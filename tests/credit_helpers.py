@@ -44,6 +44,14 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
             server.shutdown()
 
 
+def priced_within_catalog(svc) -> None:
+    """As after BFL has priced a request of each model within its catalog entry: each request is then bounded by
+    the entry, not sent alone as a model's first is (``budget.most``)."""
+    for name, entry in svc.config.catalog.models.items():
+        if entry.price is not None:
+            svc.store.prices.mark_within(name, repr(entry.price))
+
+
 def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     """What ``POST /v1/jobs`` does: admit within the budget, create, take a slot, submit; the job as recorded."""
     now = time.time()

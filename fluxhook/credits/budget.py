@@ -42,6 +42,7 @@ from fluxhook.core.errors import BudgetExceeded
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
+from fluxhook.store.prices import PriceCheck
 from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation
 
 if TYPE_CHECKING:
@@ -126,9 +127,14 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
 
 def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
     """The catalog's bound of the request's price in micro-credits; None (it goes alone) for a model the catalog
-    cannot bound, or one BFL has charged more than this very entry bounds."""
+    cannot bound, one BFL has charged more than this very entry bounds, or one BFL has not priced within it yet.
+
+    The last is what keeps every limit at most one job's price over whatever BFL states: BFL tells a price only
+    in its answer, a second after the send, and a limit's concurrent sends would each pass their bound before
+    the first answer showed it wrong. So a model's first request under an entry goes alone, and the others
+    follow bounded once BFL has priced it within the entry."""
     entry = svc.config.catalog.get(model)
-    if entry is None or entry.price is None or svc.store.prices.exceeded(model, repr(entry.price)):
+    if entry is None or entry.price is None or svc.store.prices.check(model, repr(entry.price)) != PriceCheck.WITHIN:
         return None
     size = body if isinstance(body, price_bounds.Size) else price_bounds.request_size(entry, body)
     return price_bounds.bound(entry, size)
@@ -190,15 +196,19 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
 
 
 def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost | None) -> None:
-    """BFL's stated price for this request against the catalog's bound: one above it is logged with both figures
-    and counted (``fluxhook_price_over_catalog_total``), and the model's requests go alone from then on, until
-    its catalog entry is corrected."""
+    """BFL's stated price for this request against the catalog's bound: one within it lets the model's requests be
+    bounded by the entry (``most``); one above it is logged with both figures and counted
+    (``fluxhook_price_over_catalog_total``), and the model's requests go alone from then on, until its catalog
+    entry is corrected."""
     entry = svc.config.catalog.get(model)
     if cost is None or cost.credits is None or entry is None or entry.price is None:
         return
     most = price_bounds.bound(entry, price_bounds.request_size(entry, body))
     charged = accounting.to_micro(cost.credits)
-    if most is None or charged <= most:
+    if most is None:
+        return
+    if charged <= most:
+        svc.store.prices.mark_within(model, repr(entry.price))
         return
     svc.store.prices.mark(model, repr(entry.price))
     metrics.count(svc, "fluxhook_price_over_catalog", model=model)

@@ -19,7 +19,7 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
-from fluxhook.store.prices import PricesOverCatalog
+from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
@@ -57,7 +57,7 @@ class Store:
         self.usage = UsageStore(connection, keys=keys)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
-        self.prices = PricesOverCatalog(connection, keys=keys)
+        self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 

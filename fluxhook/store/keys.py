@@ -226,6 +226,11 @@ class Keys:
         """Model -> the catalog price BFL was seen to exceed, a hash (see ``fluxhook.store.prices``)."""
         return f"{self.prefix}prices:over_catalog"
 
+    @property
+    def prices_within_catalog(self) -> str:
+        """Model -> the catalog price BFL was seen to price a request within, a hash (see ``fluxhook.store.prices``)."""
+        return f"{self.prefix}prices:within_catalog"
+
     def key_budget_held(self, key_id: str) -> str:
         """Credits reserved against an app key's daily_credits, as ``budget_held`` holds the account's."""
         return f"{self.prefix}budget:held:{key_id}"

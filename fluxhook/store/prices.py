@@ -1,25 +1,47 @@
-"""Models whose price BFL stated above the catalog's bound (see ``fluxhook.credits.price_bounds``), in Redis: their
-requests go alone until the catalog is corrected."""
+"""What BFL's stated prices showed of each model's catalog entry, in Redis (see ``fluxhook.credits.price_bounds``):
+a model BFL has not yet priced within its entry's bound, or has priced above it, is not bounded by it, and its
+requests go alone until BFL prices one within it (a corrected entry starts again)."""
 
 from __future__ import annotations
+
+from enum import Enum
 
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 
 
-class PricesOverCatalog:
-    """Per model, the catalog price BFL was seen to exceed (a fingerprint of its entry's rule): a corrected
-    entry has another fingerprint, so its requests are bounded again."""
+class PriceCheck(str, Enum):
+    """What BFL's stated prices showed of a model's catalog entry."""
+
+    UNSEEN = "unseen"  # no price of BFL's for this very entry yet
+    WITHIN = "within"  # BFL priced a request within the entry's bound
+    OVER = "over"  # BFL charged more than the entry bounds: until the entry is corrected
+
+
+class PriceChecks:
+    """Per model, the catalog entry (a fingerprint of its price rule) BFL was seen to price within, and the one it
+    was seen to exceed: a corrected entry has another fingerprint, so it is unseen again."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
 
-    def exceeded(self, model: str, fingerprint: str) -> bool:
-        """Whether BFL charged more than this very catalog entry's bound for ``model``."""
-        return self.connection.hget(self.keys.prices_over_catalog, model) == fingerprint.encode()
+    def check(self, model: str, fingerprint: str) -> PriceCheck:
+        """What BFL's prices showed of this very catalog entry of ``model`` (one round trip)."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.hget(self.keys.prices_over_catalog, model)
+        pipe.hget(self.keys.prices_within_catalog, model)
+        over, within = pipe.execute()
+        if over == fingerprint.encode():
+            return PriceCheck.OVER
+        return PriceCheck.WITHIN if within == fingerprint.encode() else PriceCheck.UNSEEN
 
     def mark(self, model: str, fingerprint: str) -> None:
         """BFL charged more than the catalog entry ``fingerprint`` of ``model`` bounds."""
         self.connection.hset(self.keys.prices_over_catalog, model, fingerprint)
+
+    def mark_within(self, model: str, fingerprint: str) -> None:
+        """BFL priced a request of ``model`` within its catalog entry ``fingerprint``'s bound (an entry seen
+        exceeded stays so: ``check`` reads that first)."""
+        self.connection.hset(self.keys.prices_within_catalog, model, fingerprint)

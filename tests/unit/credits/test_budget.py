@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from credit_helpers import submit_job
+from credit_helpers import priced_within_catalog, submit_job
 from fluxhook import metrics
 from fluxhook.bfl.costs import parse_cost
 from fluxhook.core import transitions as st
@@ -69,7 +69,9 @@ def test_a_limit_that_is_not_a_positive_number_is_a_configuration_error(value):
 
 @pytest.fixture()
 def svc(make_services):
-    return make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+    priced_within_catalog(svc)
+    return svc
 
 
 @pytest.mark.parametrize("spent, reserved, limit, admitted", [
@@ -193,10 +195,12 @@ def test_a_price_above_the_catalogs_bound_is_counted_and_its_model_then_goes_alo
     counted = {tuple(s.labels.items()): s.value for f in metrics.recorded_families(svc.store) for s in f.samples
                if s.name == "fluxhook_price_over_catalog_total"}
     assert counted == {(("model", PRO),): 1.0}
-    # Corrected (another price for the entry), the model is bounded again.
-    corrected = replace(svc.config, catalog=Catalog({**svc.config.catalog.models, PRO: replace(
-        svc.config.catalog.get(PRO), price=Price("megapixel", first=9.0, each=4.5))}))
-    assert budget.most(build_services(corrected), PRO, ONE_MP) == 9 * MICRO
+    # Corrected (another price for the entry), the model is bounded again once BFL prices it within the entry.
+    corrected = build_services(replace(svc.config, catalog=Catalog({**svc.config.catalog.models, PRO: replace(
+        svc.config.catalog.get(PRO), price=Price("megapixel", first=9.0, each=4.5))})))
+    assert budget.most(corrected, PRO, ONE_MP) is None
+    budget.check_price(corrected, PRO, ONE_MP, parse_cost({"cost": 9.0, "input_mp": 0, "output_mp": 1}))
+    assert budget.most(corrected, PRO, ONE_MP) == 9 * MICRO
 
 
 def test_a_submission_spends_its_price_in_place_of_its_reservation(svc, sim):

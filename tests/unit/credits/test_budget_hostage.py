@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from credit_helpers import priced_within_catalog
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import app_keys, creating
 from fluxhook.lifecycle.app_keys import ADMIN, Caller
@@ -24,7 +25,9 @@ DEAR = {"prompt": "hostage", "width": 2048, "height": 2048,
 
 @pytest.fixture()
 def svc(make_services):
-    return make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT), BFL_MAX_ACTIVE="4")
+    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT), BFL_MAX_ACTIVE="4")
+    priced_within_catalog(svc)
+    return svc
 
 
 def _key(svc, **limits) -> Caller:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from credit_helpers import priced_within_catalog
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
@@ -31,7 +32,9 @@ LARGE = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its larg
 
 @pytest.fixture()
 def svc(make_services):
-    return make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
+    priced_within_catalog(svc)
+    return svc
 
 
 class Clock:
@@ -110,6 +113,7 @@ def _key(key_id: str, daily_credits: float | None) -> AppKey:
 
 def test_a_keys_job_waiting_to_go_alone_holds_back_only_that_keys_later_jobs(make_services):
     svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT="100")
+    priced_within_catalog(svc)
     clock, mine, other, unlimited = Clock(), _key("key_a", 6), _key("key_b", 6), _key("key_c", None)
     earlier = clock.job_id()
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=mine).admitted
