@@ -16,6 +16,8 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
 # BFL's URLs: of no use once a job has ended (the record drops them then).
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
+# Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).
+SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.
 MAX_PROMPT_CHARS = 2000
 _last_id_value = 0

@@ -10,6 +10,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.pools import pools
+from fluxhook.core.sealing import Sealer
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.effects import Effects
@@ -44,14 +45,15 @@ class Store:
         self.connection = connection
         self.keys = keys
         self.pools = pools(config.pooled_limits)
+        sealer = Sealer(config.secret_keys)
         self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools,
-                             accounts=tuple(account.name for account in config.accounts))
+                             accounts=tuple(account.name for account in config.accounts), sealer=sealer)
         self.slots = Slots(connection, config, keys=keys)
         self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
         self.locks = Locks(connection, keys=keys)
-        self.kept = KeptCallbacks(connection, keys=keys)
+        self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, NamedTuple, Sequence
 
 from redis import Redis
@@ -21,9 +21,10 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.job import COUNTERS, Job, is_job_id, job_id_floor
+from fluxhook.core.job import COUNTERS, SEALED_FIELDS, Job, is_job_id, job_id_floor
 from fluxhook.core.models import MODEL
 from fluxhook.core.pools import POOLS
+from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
@@ -62,8 +63,12 @@ class JobStore:
     """
 
     def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS,
-                 clock: Callable[[], float] = time.time, accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,)):
+                 clock: Callable[[], float] = time.time, accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,),
+                 sealer: Sealer | None = None):
         self.connection = connection
+        # Seals BFL's delivery URLs (``SEALED_FIELDS``) as they are kept; None keeps them as given (a bare store,
+        # of a test or a tool: the service's own always has one, from SECRET_KEY).
+        self.sealer = sealer
         # What a change of status is stamped with, and a slot's time measured by (tests run it by hand).
         self.clock = clock
         self.ttl = ttl
@@ -85,7 +90,7 @@ class JobStore:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` already tracked,
         return that job instead. Returns (job, created). With ``naming``, the Idempotency-Key's record names
         the job in the same step."""
-        fields = encode_fields({k: v for k, v in job.__dict__.items() if v is not None})
+        fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
         keys = [self.keys.job(job.id), self.keys.all_jobs, self.keys.status(job.status), self.keys.due,
                 self.keys.bfl_task(job.bfl_id or "")]
         if job.model:
@@ -111,7 +116,26 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
-        return job_from_hash(decode_hash(data)) if data else None
+        return self._opened(job_from_hash(decode_hash(data))) if data else None
+
+    def _sealed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.sealer is None or not any(fields.get(name) for name in SEALED_FIELDS):
+            return fields
+        return {name: self.sealer.seal_text(value) if name in SEALED_FIELDS and value else value
+                for name, value in fields.items()}
+
+    def _opened(self, job: Job) -> Job:
+        if self.sealer is None or not any(getattr(job, name) for name in SEALED_FIELDS):
+            return job
+        return replace(job, **{name: self.sealer.open_text(getattr(job, name)) if getattr(job, name) else None
+                               for name in SEALED_FIELDS})
+
+    def _kept_as(self, if_equal: tuple[str, str]) -> list[str]:
+        """The (field, value) that must hold as the Lua compares it: the field, then each way the value may be kept."""
+        name, value = if_equal
+        if self.sealer is None or name not in SEALED_FIELDS or not value:
+            return [name, value]
+        return [name, *self.sealer.sealings(value)]
 
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
         """The job tracking BFL task ``bfl_id``, or None."""
@@ -148,7 +172,8 @@ class JobStore:
             fields.setdefault("completed_at", now)
         keys = [self.keys.job(job_id), self.keys.due, self.keys.outbox]
         spec: dict[str, Any] = {
-            "id": job_id, "now": repr(now), "to": new_status, "from": list(allowed), "fields": encode_fields(fields),
+            "id": job_id, "now": repr(now), "to": new_status, "from": list(allowed),
+            "fields": encode_fields(self._sealed(fields)),
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
             # the slots and lines a job in those statuses can hold.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
@@ -172,7 +197,7 @@ class JobStore:
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
         if if_equal is not None:
-            spec["if_equal"] = list(if_equal)
+            spec["if_equal"] = self._kept_as(if_equal)
         if due is not None:
             spec["due"] = _score(due)
         if count is not None:
@@ -282,7 +307,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in page:
             pipe.hgetall(self.keys.job(job_id))
-        jobs = [job_from_hash(decode_hash(d)) for d in pipe.execute() if d]
+        jobs = [self._opened(job_from_hash(decode_hash(d))) for d in pipe.execute() if d]
         return jobs, next_cursor
 
     def _page_of_all(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:

@@ -6,6 +6,7 @@ import time
 
 from redis import Redis
 
+from fluxhook.core.sealing import Sealer
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -21,9 +22,11 @@ KEPT_BYTES_PER_ACCOUNT = 16 * 1024 * 1024
 class KeptCallbacks:
     """Kept bodies on one Redis connection, by account and BFL task (static URL) or by job (per-job URL)."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, sealer: Sealer, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
+        # A Ready body carries BFL's delivery URL: kept sealed (its bounds count the sealed bytes).
+        self.sealer = sealer
         self._keep = LuaScript(connection, "kept_keep")
         self._take = LuaScript(connection, "kept_take")
 
@@ -33,18 +36,24 @@ class KeptCallbacks:
         kept whatever the bounds, unless another was kept for the task meanwhile."""
         wait = self._keep([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)],
                           [int(time.time() * 1000), bfl_id, KEEP_SECONDS * 1000, KEPT_PER_ACCOUNT,
-                           KEPT_BYTES_PER_ACCOUNT, body, "1" if putting_back else "0"])
+                           KEPT_BYTES_PER_ACCOUNT, self.sealer.seal(body), "1" if putting_back else "0"])
         return int(wait) / 1000
 
     def take_for_task(self, account: str, bfl_id: str) -> bytes | None:
         """Take what ``account``'s static secret kept for the task (whoever takes it first has it)."""
-        return self._take([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)], [bfl_id])
+        return self._opened(self._take([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)],
+                                       [bfl_id]))
 
     def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> None:
         """Keep a body that came before BFL's answer to the job's submission (``putting_back``: unless another was
         kept meanwhile). One per job, proven by the job's own secret: bounded by the jobs."""
-        self.connection.set(self.keys.kept_for_job(job_id), body, ex=KEEP_SECONDS, nx=putting_back)
+        self.connection.set(self.keys.kept_for_job(job_id), self.sealer.seal(body), ex=KEEP_SECONDS, nx=putting_back)
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""
-        return self.connection.getdel(self.keys.kept_for_job(job_id))
+        return self._opened(self.connection.getdel(self.keys.kept_for_job(job_id)))
+
+    def _opened(self, kept: bytes | None) -> bytes | None:
+        # One no key opens (SECRET_KEY changed without keeping the old one) is worth nothing: BFL's retry or a
+        # poll brings the report again.
+        return None if kept is None else self.sealer.open(kept)

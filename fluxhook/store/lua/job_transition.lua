@@ -21,7 +21,12 @@ for _, status in ipairs(spec.from) do
   if status == current then allowed = true end
 end
 if not allowed then return {0, current, 0} end
-if spec.if_equal and redis.call('HGET', job, spec.if_equal[1]) ~= spec.if_equal[2] then return {0, current, 0} end
+if spec.if_equal then
+  -- The field, then each way its value may be kept (sealed by each key of a rotation, or as it is).
+  local kept, found = redis.call('HGET', job, spec.if_equal[1]), false
+  for i = 2, #spec.if_equal do found = found or kept == spec.if_equal[i] end
+  if not found then return {0, current, 0} end
+end
 
 if spec.count then redis.call('HINCRBY', job, spec.count, 1) end
 local locked = 0

@@ -3,7 +3,8 @@
 One flow through the Procfile's processes and the simulator that handles every kind of secret:
 the BFL API key, bearer tokens, SECRET_KEY and what is derived from it (webhook secrets, webhook-URL
 and image-URL tokens), BFL_WEBHOOK_SECRET, HMAC signatures and BFL's signed delivery links; then
-every log file is searched for each of them.
+every log file is searched for each of them. And BFL's delivery links are kept in Redis sealed: neither
+its keys nor its AOF hold their signature.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from conftest import API, API_TOKEN, SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import signing
+from fluxhook.core.sealing import Sealer
 from fluxhook.store.keys import KEYS
 from helpers import OTHER_KEY, SECOND_TOKEN, hmac_hex, nested, raw_exchange, secret_of, serve_png, webhook_url
 
@@ -72,11 +74,12 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
     sim.settings(delivery_delay=1.0)
     sim.complete(job["bfl_id"])
     record = redis.Redis.from_url(stack.env["REDIS_URL"])
-    sample = wait_until(lambda: record.hget(KEYS.job(job['id']), "result_url"), timeout=10,
-                        message="the Ready callback to be recorded").decode()
+    kept = wait_until(lambda: record.hget(KEYS.job(job['id']), "result_url"), timeout=10,
+                      message="the Ready callback to be recorded").decode()
+    sample = Sealer((SECRET_KEY,)).open_text(kept)
     stored = api.wait_for(job["id"])
     assert stored["status"] == "stored", stored
-    assert "sig=" in sample, sample
+    assert "sig=" in sample and "sig=" not in kept, kept
     image_url = stored["image"]["url"]
     assert requests.get(image_url, timeout=10).status_code == 200
     assert requests.get(image_url + "x", timeout=10).status_code == 401
@@ -133,3 +136,46 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
     leaks = [f"{name} in {path.name}: ...{text[max(0, text.find(value) - 150):text.find(value) + 60]}..."
              for path, text in logs.items() for name, value in secrets.items() if value in text]
     assert leaks == [], "\n".join(leaks)
+
+
+def _every_value(connection: redis.Redis) -> bytes:
+    """Every key of the database and everything it holds, read by its type (a DUMP may compress a value)."""
+    read = {b"string": lambda k: [connection.get(k)], b"hash": lambda k: connection.hgetall(k).items(),
+            b"list": lambda k: connection.lrange(k, 0, -1), b"set": connection.smembers,
+            b"zset": lambda k: connection.zrange(k, 0, -1), b"stream": lambda k: connection.xrange(k)}
+    found = []
+    for key in connection.scan_iter(count=1000):
+        found.append(key)
+        found.append(repr(list(read.get(connection.type(key), lambda k: [])(key))).encode())
+    return b"\n".join(found)
+
+
+def _aof(connection: redis.Redis) -> bytes:
+    home = Path(connection.config_get("dir")["dir"])
+    folder = connection.config_get("appenddirname").get("appenddirname")  # Redis 7 keeps its AOF in parts
+    files = sorted((home / folder).glob("*.aof*")) if folder else [home / connection.config_get("appendfilename")[
+        "appendfilename"]]
+    return b"".join(path.read_bytes() for path in files)
+
+
+def test_no_delivery_links_signature_is_kept_in_redis_or_its_aof(api, sim, stack):
+    connection = redis.Redis.from_url(stack.env["REDIS_URL"])
+    sim.settings(delivery_delay=2.0)  # the link stays in the job's record while its download runs
+    job = api.submit("[pending] sealed link")
+    sim.complete(job["bfl_id"])
+    kept = wait_until(lambda: connection.hget(KEYS.job(job["id"]), "result_url"), timeout=10,
+                      message="the Ready callback to be recorded").decode()
+    signature = parse_qs(urlsplit(Sealer((SECRET_KEY,)).open_text(kept)).query)["sig"][0]
+    # A Ready callback for a task nobody tracks yet is kept for an hour, its link with it.
+    made_up = "made-up-signature-0123456789"
+    body = json.dumps(ready_payload("untracked-sealed", f"https://delivery.example/a.png?sig={made_up}")).encode()
+    assert requests.post(api.base_url + "/webhooks/bfl", data=body, timeout=10,
+                         headers={"X-Webhook-Secret": STATIC_SECRET}).status_code == 202
+
+    values = _every_value(connection)
+    assert job["id"].encode() in values and signature.encode() not in values and made_up.encode() not in values
+    # Redis writes its AOF every second: once it holds the job's record, it holds whatever was written with it.
+    aof = wait_until(lambda: (lambda text: text if b"untracked-sealed" in text else None)(_aof(connection)),
+                     timeout=10, message="the AOF to hold the kept callback")
+    assert signature.encode() not in aof and made_up.encode() not in aof
+    assert api.wait_for(job["id"])["status"] == "stored"
