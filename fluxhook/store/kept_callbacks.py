@@ -14,7 +14,7 @@ KEEP_SECONDS = 3600
 # What one account's static secret may make Redis keep at once for tasks no job tracks yet (``lua/kept_keep.lua``).
 # An app tracks its task as soon as BFL answers it, so a callback waits here seconds at most, and few wait at once;
 # BFL's callbacks are a few KiB (a long prompt, echoed, more). A secret's holder who makes up task ids fills
-# this and no more: 16 of the largest bodies (1 MiB), or a thousand small ones.
+# this and no more: about 16 of the largest bodies (1 MiB, sealed), or a thousand small ones.
 KEPT_PER_ACCOUNT = 1000
 KEPT_BYTES_PER_ACCOUNT = 16 * 1024 * 1024
 

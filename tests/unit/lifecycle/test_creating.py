@@ -1,0 +1,102 @@
+"""Creating a job (fluxhook/lifecycle/creating.py) in-process on a real Redis and the simulator: a job created where the
+caller may wait on BFL is sent at once with its own callback URL, else it waits in line for a worker's sender; an
+unknown model, a model the key may not use, a spent day or BFL's refusal leave nothing behind, and a refused creation
+counts nothing against the key's requests_per_minute. Over HTTP: tests/e2e/api/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.core import signing
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
+from fluxhook.credits import accounting
+from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle.app_keys import ADMIN, Caller
+from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.store.keys import KEYS
+
+DB = 15  # no other unit test uses it; make_services flushes it before and after
+PRO = "flux-2-pro"  # 3 credits a task here
+
+
+@pytest.fixture()
+def svc(make_services, sim):
+    return make_services(DB)
+
+
+def _key(svc, **limits) -> Caller:
+    key, _ = app_keys.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    return Caller(key)
+
+
+def _nothing_made(svc, sim) -> None:
+    listed, _ = svc.jobs.list(limit=10)
+    assert listed == [] and svc.slots.in_flight("default") == 0 and svc.slots.waiting("default") == 0
+    assert sim.stats()["submitted"] == 0
+
+
+def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_callback_url(svc, sim):
+    job = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent here"}, metadata={"order": 7}),
+                     submit_here=True)
+
+    assert (job.status, job.account, job.metadata, job.prompt) == (st.SUBMITTED, "default", {"order": 7},
+                                                                  "[pending] sent here")
+    task = sim.task(job.bfl_id)
+    assert task["prompt"] == "[pending] sent here" and task["has_webhook_secret"]
+    assert task["webhook_url"] == signing.job_webhook_url(svc.config.public_base_url, svc.config.secret_keys, job.id)
+    assert svc.slots.holds(job) and svc.jobs.get(job.id).input is None  # BFL has the input now
+
+
+def test_a_job_created_where_its_caller_may_not_wait_waits_in_line_for_a_workers_sender(svc, sim):
+    job = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent later"}), submit_here=False)
+
+    assert (job.status, job.bfl_id, job.input) == (st.QUEUED, None, {"prompt": "[pending] sent later"})
+    assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
+    assert sim.stats()["submitted"] == 0
+
+
+def test_an_unknown_model_is_refused_with_the_closest_names_and_nothing_is_made(svc, sim):
+    with pytest.raises(UnknownModel) as refused:
+        create_job(svc, ADMIN, JobRequest("flux-2-proo", {"prompt": "x"}), submit_here=True)
+
+    assert "did you mean" in refused.value.message and PRO in refused.value.message
+    _nothing_made(svc, sim)
+
+
+def test_a_key_creates_jobs_of_its_own_models_only(svc, sim):
+    caller = _key(svc, models=[PRO])
+
+    with pytest.raises(ModelNotAllowed, match=PRO):
+        create_job(svc, caller, JobRequest("flux-kontext-max", {"prompt": "x"}), submit_here=True)
+
+    _nothing_made(svc, sim)
+    job = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] allowed"}), submit_here=True)
+    assert (job.status, job.key_id) == (st.SUBMITTED, caller.key_id)
+
+
+def test_a_submission_bfl_refuses_leaves_nothing_behind_and_counts_nothing_against_the_key(svc, sim):
+    caller = _key(svc, requests_per_minute=1)
+    sim.settings(refuse=402)
+
+    with pytest.raises(InsufficientCredits):
+        create_job(svc, caller, JobRequest(PRO, {"prompt": "refused"}), submit_here=True)
+
+    listed, _ = svc.jobs.list(limit=10)
+    assert listed == [] and svc.slots.in_flight("default") == 0
+    sim.settings(refuse=None)
+    assert create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] ok"}), submit_here=True).status == st.SUBMITTED
+    with pytest.raises(RateLimited):  # its one request a minute is used now
+        create_job(svc, caller, JobRequest(PRO, {"prompt": "one too many"}), submit_here=True)
+
+
+def test_a_day_whose_credits_are_spent_creates_nothing(make_services, sim):
+    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT="100")
+    svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, accounting.to_micro(100))
+
+    with pytest.raises(BudgetExceeded):
+        create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "too dear"}), submit_here=True)
+
+    _nothing_made(svc, sim)

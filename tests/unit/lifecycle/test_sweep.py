@@ -1,0 +1,96 @@
+"""The fallback sweep (fluxhook/lifecycle/sweep.py) in-process on a real Redis: each due job gets one check, claimed
+until its lease runs out; a finished job's notification moves from the outbox into the notify line once, never
+twice; work a dead process took from a line but never queued goes back in line. What a check does:
+test_checking.py; the sweep on the worker's clock: tests/e2e/worker/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle.enqueueing import AHEAD, CHECK_TASK, feed, thumbnail_task
+from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
+from fluxhook.store.keys import KEYS
+from fluxhook.store.queues import thumbnail_queue
+from fluxhook.store.work_lines import MOVE_LEASE, NOTIFY, THUMBNAIL
+from helpers import tracked_job
+
+DB = 15  # no other unit test uses it; make_services flushes it before and after
+
+
+@pytest.fixture()
+def svc(make_services):
+    return make_services(DB)
+
+
+def _ended(svc, notify_url: str | None) -> Job:
+    """A job that just failed, with a ``notify_url`` (None: none)."""
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                 notify_url=notify_url, created_at=now, updated_at=now, submitted_at=now))
+    assert svc.jobs.transition(job.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    return job
+
+
+def test_each_due_job_gets_one_check_claimed_until_its_lease_runs_out(svc):
+    now = time.time()
+    due = [tracked_job(svc, f"task-due-{n}", due=now - 1) for n in range(2)]
+    later = tracked_job(svc, "task-later", due=now + 600)
+
+    assert sweep(svc, now).due == 2
+
+    checks = svc.control_queue.get_jobs()
+    assert sorted(task.args[0] for task in checks) == sorted(job.id for job in due)
+    assert {task.func_name for task in checks} == {CHECK_TASK}
+    assert {task.args[1] for task in checks} == {now + CHECK_CLAIM_LEASE}
+    assert svc.jobs.due_at(due[0].id) == pytest.approx(now + CHECK_CLAIM_LEASE, abs=0.001)
+    assert svc.jobs.due_at(later.id) == pytest.approx(now + 600, abs=0.001)
+    # Claimed: the next sweep leaves them to their checks; a check that never ran is claimed again after the lease.
+    assert sweep(svc, now + 1).due == 0
+    assert sweep(svc, now + CHECK_CLAIM_LEASE + 1).due == 2
+    assert len(svc.control_queue.get_jobs()) == 4
+
+
+def test_a_finished_jobs_notification_goes_into_the_notify_line_once(svc):
+    notified = _ended(svc, "https://app.example.com/hook")
+    silent = _ended(svc, None)
+
+    report = sweep(svc)
+
+    assert report.notifications == 1
+    assert svc.store.work.pending(NOTIFY, None, notified.id)
+    assert not svc.store.work.pending(NOTIFY, None, silent.id)
+    assert svc.redis.zcard(KEYS.outbox) == 0
+    assert sweep(svc, time.time() + NOTIFY_LEASE + 1).notifications == 0
+
+
+def test_a_notification_whose_task_exists_already_is_not_queued_again(svc):
+    job = _ended(svc, "https://app.example.com/hook")
+    assert sweep(svc).notifications == 1
+    assert feed(svc) == 1  # its notify task is in RQ now
+    # The drain repeated, as after a crash between queueing the task and emptying the outbox.
+    svc.redis.zadd(KEYS.outbox, {job.id: time.time() - 1})
+
+    assert sweep(svc).notifications == 0
+
+    assert svc.redis.zscore(KEYS.outbox, job.id) is None
+    assert not svc.store.work.pending(NOTIFY, None, job.id) and len(svc.queue.get_jobs()) == 1
+
+
+def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):
+    job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro"))
+    svc.store.effects.apply([thumbnail_task(job.id)])
+    now = time.time()
+    # Taken to be moved into RQ, then the process died before queueing its task.
+    assert svc.store.work.take(THUMBNAIL, thumbnail_queue(svc.redis).key, AHEAD, now) != []
+    assert svc.store.work.waiting(THUMBNAIL) == 0 and svc.store.work.pending(THUMBNAIL, None, job.id)
+
+    sweep(svc, now + 1)
+    assert svc.store.work.waiting(THUMBNAIL) == 0  # it may still be on its way
+
+    sweep(svc, now + MOVE_LEASE + 1)
+    assert svc.store.work.waiting(THUMBNAIL) == 1
+    assert feed(svc) == 1 and thumbnail_queue(svc.redis).count == 1
