@@ -12,7 +12,7 @@ seconds and every task ends after ``--task-delay`` (then the callback; the resul
 - callback -> stored: from fluxhook's acceptance of the job's callback (its timeline's first ``callback``
   entry) to the file stored (``completed_at``), p50 / p99 / max; and how many results were lost (not ``stored``);
 - the slots kept busy while jobs queue: the share of slot-time spent sending a task or running it at BFL
-  (``slots_busy``), and BFL's acceptances per second meanwhile beside the bound, slots / (submission + task
+  (``slots_busy``), and the jobs sent to BFL per second meanwhile beside the bound, slots / (submission + task
   time): 24 / 9 s = 2.67 jobs/s for one account;
 - each worker process's peak RSS, sampled every 0.5 s.
 
@@ -132,12 +132,15 @@ def callbacks_at(db, ids: list[str]) -> dict[str, float]:
 
 
 def slots_busy(records: list[dict], submit_delay: float, slots: int) -> tuple[float, float]:
-    """The share of the slots busy while jobs queued, and BFL's acceptances per second meanwhile.
+    """The share of the slots busy while jobs queued, and the jobs sent to BFL per second meanwhile.
 
     A slot is busy from its submission's start (BFL's answer, ``submit_delay`` before ``submitted_at``) to the task's
     end (``finished_at``), as SPEC §15 counts a turn. "While jobs queued": from the moment the first ``slots`` jobs
     were being sent or run to the start of the last job's submission (after it, nothing waits). The busy share is
-    the integral of busy slots over that window, over ``slots`` times its length."""
+    the integral of busy slots over that window, over ``slots`` times its length. The rate is what that keeps
+    flowing, Little's law: busy slots over the time a job holds one (its turn, measured). Counting the jobs sent
+    in the window instead reads low by up to a turn's worth, for the turns are in step: a part-filled last turn
+    weighs on it."""
     spans = sorted((float(r["submitted_at"]) - submit_delay, float(r["finished_at"])) for r in records)
     if len(spans) <= slots:
         return float("nan"), float("nan")
@@ -145,8 +148,9 @@ def slots_busy(records: list[dict], submit_delay: float, slots: int) -> tuple[fl
     if end <= start:
         return float("nan"), float("nan")
     covered = sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
-    accepted = sum(1 for a, _ in spans if start < a + submit_delay <= end)
-    return covered / (slots * (end - start)), accepted / (end - start)
+    busy = covered / (slots * (end - start))
+    turn = sum(b - a for a, b in spans) / len(spans)
+    return busy, busy * slots / turn
 
 
 def run_in(tree: Path, args: argparse.Namespace, name: str) -> dict:
@@ -183,7 +187,7 @@ def describe(name: str) -> str:
 def row(label: str, figures: dict) -> str:
     return (f"  {label:<9} stored {figures['stored']}/{figures['jobs']} (lost {figures['lost']}), "
             f"callback->stored p50 {figures['p50']:.2f} s, p99 {figures['p99']:.2f} s, max {figures['max']:.1f} s; "
-            f"slots busy {figures['busy'] * 100:.0f} %, BFL accepted {figures['rate']:.2f} jobs/s "
+            f"slots busy {figures['busy'] * 100:.0f} %, sent to BFL {figures['rate']:.2f} jobs/s "
             f"(bound {figures['bound']:.2f}); "
             f"worker RSS peak {figures['rss']:.0f} MB")
 
