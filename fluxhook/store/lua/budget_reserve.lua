@@ -33,8 +33,8 @@
 --       decided, reserving and recording nothing (the operator's view), ARGV[6] how long a record of
 --       waiting to go alone lives (ms); then per limit i: ARGV[5+2i] the limit (micro-credits),
 --       ARGV[6+2i] the spend's field in KEYS[2i-1].
--- Returns {state (1 admitted, 0 refused, 2 wait for the others to settle), the limit (1-based)
--- that decided, its day's spend, credits reserved there by others, what this job holds in the
+-- Returns {state (1 admitted, 0 refused, 2 wait for the others to settle: a refusal by any limit
+-- outweighs a wait in another), the limit (1-based) that decided, its day's spend, credits reserved there by others, what this job holds in the
 -- first limit (0 unless admitted)}.
 local job, now, lease, bound = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local dry, waiting_lease = ARGV[5] == '1', tonumber(ARGV[6])
@@ -91,9 +91,12 @@ for i = 1, count do
     state = 2
   end
   must_wait[i] = must
-  if state ~= 1 then
+  -- Every limit is asked: a refusal by any (its key's day spent) outweighs a wait in another, so a job
+  -- that cannot go today records no wait that would hold other keys' jobs behind it.
+  if state == 0 and (decided == nil or decided[1] == 2) then
     decided = {state, i, spent, others, 0}
-    break
+  elseif state == 2 and decided == nil then
+    decided = {state, i, spent, others, 0}
   end
   records[i] = record
 end
@@ -103,7 +106,7 @@ if dry then
 end
 if decided then
   -- Waiting, it records (or renews) its wait to go alone where it must go alone; refused, it waits no more.
-  for i = 1, decided[2] do
+  for i = 1, count do
     if decided[1] == 2 and must_wait[i] and job ~= '' then
       redis.call('HSET', KEYS[2 * i], job, string.format('%.0f 0 waits', now + waiting_lease))
       if redis.call('PTTL', KEYS[2 * i]) < waiting_lease then redis.call('PEXPIRE', KEYS[2 * i], waiting_lease) end

@@ -213,3 +213,20 @@ def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_still_ahead
     assert svc.store.usage.reserved(time.time()) == 0
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP).waits
     assert budget.reserve(svc, alone.id, VIDEO, alone.input).amount == (LIMIT - 3) * MICRO
+
+
+def test_a_job_its_keys_spent_day_refuses_records_no_wait_that_holds_other_keys_back(make_services):
+    # The account's limit alone would have it wait to go alone (its bound is more than is left there while
+    # others' reservations are live); its key's day is spent, so it cannot go today: refused, it holds nobody.
+    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT="19")  # 16 left once the other key holds 3: less than 17
+    priced_within_catalog(svc)
+    clock, spent, other = Clock(), _key("key_spent", 1), _key("key_other", None)
+    day = accounting.utc_day(clock.now)
+    svc.redis.hset(KEYS.usage(day), accounting.spent_field(spent.id), MICRO)
+    assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=other).admitted
+    refused = budget.reserve(svc, clock.job_id(), "flux-2-max", LARGE, clock.now, key=spent)
+    assert not refused.admitted and not refused.waits
+    assert budget.waiting_for(svc, refused, clock.now, spent).reason == "key_daily_credits"
+    assert not any(value.endswith(b" waits") for value in svc.redis.hvals(KEYS.budget_held))
+    # Another key's later job goes on at once, as it did before.
+    assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=other).admitted
