@@ -87,11 +87,11 @@ def init_app(app: Flask) -> None:
         held = g.get("idempotency_claim")
         if held is None:
             return response
-        claim, ticket, _ = held
         try:
             if not idempotency_keys.keeps(response.status_code):
-                services().store.idempotency.abandon(claim, ticket)
-            elif not services().store.idempotency.finish(claim, ticket, response.status_code, response.get_data()):
+                services().store.idempotency.abandon(held.claim, held.ticket)
+            elif not services().store.idempotency.finish(held.claim, held.ticket, response.status_code,
+                                                         response.get_data()):
                 log.warning("idempotency claim lapsed before the answer: it is not kept")
         except redis.RedisError as exc:
             # Not kept, so not acknowledged: the client's retry with this key must not read a success

@@ -159,7 +159,7 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
         raise BudgetExceeded(refusal_of(svc, reservation, now, key))
 
 
-def _by_key(svc: "Services", reservation: Reservation, key: AppKey | None) -> bool:
+def _by_key(reservation: Reservation, key: AppKey | None) -> bool:
     """Whether the app key's ``daily_credits`` decided a refusal or a wait, not the service's limit."""
     return key is not None and reservation.decided_by == KEY_LIMIT
 
@@ -175,7 +175,7 @@ def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppK
     (``key_daily_credits``) or the account's ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
     if reservation.waits or by_bfl_account(reservation):
         return Waiting(WaitReason.BUDGET_SETTLING)
-    reason = WaitReason.KEY_DAILY_CREDITS if _by_key(svc, reservation, key) else WaitReason.DAILY_CREDITS
+    reason = WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
     return Waiting(reason, now + seconds_until_next_day(now))
 
 
@@ -183,10 +183,10 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
     """The message of a refusal by whichever limit decided it: the account's, or the app key's. An app key is
     told the figures of its own limit only: the service's spend and others' reservations are the operator's."""
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
-    if key is not None and not _by_key(svc, reservation, key):
+    if key is not None and not _by_key(reservation, key):
         return (f"the service's credits for today are spent (its operator's BFL_DAILY_CREDIT_LIMIT); new "
                 f"submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
-    if not _by_key(svc, reservation, key):
+    if not _by_key(reservation, key):
         return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
     held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"
             if reservation.reserved else "")
@@ -210,7 +210,7 @@ def check_price(svc: "Services", model: str, body: Mapping[str, Any], cost: Cost
     if charged <= most:
         svc.store.prices.mark_within(model, repr(entry.price))
         return
-    svc.store.prices.mark(model, repr(entry.price))
+    svc.store.prices.mark_over(model, repr(entry.price))
     metrics.count(svc, "fluxhook_price_over_catalog", model=model)
     log.warning("BFL charged more than the model catalog bounds: its requests go alone until the catalog is "
                 "corrected (BFL_MODELS_FILE)", extra={"model": model, "charged": cost.credits,

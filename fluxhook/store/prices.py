@@ -37,7 +37,7 @@ class PriceChecks:
             return PriceCheck.OVER
         return PriceCheck.WITHIN if within == fingerprint.encode() else PriceCheck.UNSEEN
 
-    def mark(self, model: str, fingerprint: str) -> None:
+    def mark_over(self, model: str, fingerprint: str) -> None:
         """BFL charged more than the catalog entry ``fingerprint`` of ``model`` bounds."""
         self.connection.hset(self.keys.prices_over_catalog, model, fingerprint)
 
