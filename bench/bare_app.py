@@ -57,7 +57,7 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     from fluxhook.bfl.verification import verify_callback
     from fluxhook.core import signing, transitions
     from fluxhook.core.config import Config
-    from fluxhook.lifecycle.applying import accept_ready, ready_fields
+    from fluxhook.lifecycle.steps.applying import accept_ready, ready_fields
     from fluxhook.services import build_services
 
     app = Flask(__name__)

@@ -269,7 +269,7 @@ def _app_keys(svc) -> dict[str, str] | None:
     The workers' lines know a job's owner from its record's app key, and a submission fails a job whose
     key does not exist: so here the owners are real keys, not just names given to the slots."""
     try:
-        from fluxhook.lifecycle.app_keys import create_key
+        from fluxhook.lifecycle.keys import create_key
     except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
         return None
     return {owner: create_key(svc, {"name": f"bench {owner}"}, time.time())[0].id for owner in ("key_a", "key_b")}
@@ -292,7 +292,7 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
     senders = "take" in inspect.signature(svc.slots.acquire).parameters
     if not senders:  # the FIFO tree: a job handed a slot is sent by a submit task on RQ
         try:
-            from fluxhook.lifecycle.enqueueing import enqueue_submits
+            from fluxhook.lifecycle.steps.enqueueing import enqueue_submits
         except ImportError:  # from before fluxhook/lifecycle/
             from fluxhook.tasks import enqueue_submits
         submits_to = svc if "svc" in inspect.signature(enqueue_submits).parameters else svc.control_queue

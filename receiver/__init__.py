@@ -8,7 +8,7 @@ from functools import partial
 from flask import Flask
 
 from fluxhook.core.config import Config
-from fluxhook.lifecycle.app_keys import KeyResolver
+from fluxhook.lifecycle.steps.callers import KeyResolver
 from fluxhook.services import Services, build_services
 
 from . import (

@@ -11,7 +11,7 @@ from flask import Flask, current_app, g, request
 from redis.exceptions import RedisError
 
 from fluxhook.core.errors import FluxhookError, Forbidden, Unauthorized
-from fluxhook.lifecycle.app_keys import ADMIN, Caller, KeyResolver, key_id_in
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller, KeyResolver, key_id_in
 
 from .context import services
 

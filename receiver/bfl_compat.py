@@ -22,9 +22,10 @@ from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Una
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
-from fluxhook.lifecycle import accounts_view, app_keys, app_webhooks, bfl_presenting
+from fluxhook.lifecycle import accounts_view
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
 
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
@@ -142,7 +143,7 @@ def credits():
     svc = services()
     caller = require_bearer()
     if caller.key is not None and caller.key.daily_credits is not None:
-        return {"credits": app_keys.credits_left_today(svc, caller.key, time.time())}
+        return {"credits": key_limits.credits_left_today(svc, caller.key, time.time())}
     kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         with bfl_calls().enter() as inside:

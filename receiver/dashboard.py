@@ -20,9 +20,10 @@ from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
 from fluxhook.credits.figures import format_credits
-from fluxhook.lifecycle import accounts_view, timeline, waits
-from fluxhook.lifecycle.app_keys import is_key_id, key_id_in
+from fluxhook.lifecycle import accounts_view
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps import timeline, waits
+from fluxhook.lifecycle.steps.callers import is_key_id, key_id_in
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth

@@ -14,7 +14,9 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
-from fluxhook.lifecycle import app_keys, revoking
+from fluxhook.core.job import iso
+from fluxhook.lifecycle import key_admin, revoking
+from fluxhook.lifecycle.steps import callers, key_fields
 
 from . import dashboard_session as auth
 from .context import services
@@ -65,10 +67,10 @@ def _page(created: dict | None = None, error: str | None = None, status: int = 2
     svc = services()
     now = time.time()
     records = svc.store.app_keys.all()
-    keys = app_keys.described(svc, records, now)
+    keys = key_admin.described(svc, records, now)
     for record, key in zip(records, keys, strict=True):
         key["state"] = ("revoked" if key["revoked_at"] else
-                        "expired" if key["expires_at"] and key["expires_at"] <= app_keys.iso(now) else "active")
+                        "expired" if key["expires_at"] and key["expires_at"] <= iso(now) else "active")
         # Times as every other page writes them (UTC), not the API's ISO form.
         key["expires"], key["last_used"] = clock(record.expires_at), clock(record.last_used_at)
         key["waiting"] = waiting_counts(key["queued_by_reason"])
@@ -85,7 +87,7 @@ def keys():
 
 def _revoked_name(key_id: str) -> str | None:
     """The name of the key ``?revoked=`` names, if it is a key and revoked (a made-up link says nothing)."""
-    key = services().store.app_keys.get(key_id) if app_keys.is_key_id(key_id) else None
+    key = services().store.app_keys.get(key_id) if callers.is_key_id(key_id) else None
     return key.name if key is not None and key.revoked_at is not None else None
 
 
@@ -97,10 +99,10 @@ def create_key():
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     now = time.time()
     try:
-        key, secret = app_keys.create_key(services(), form_body(request.form), now)
+        key, secret = key_admin.create_key(services(), form_body(request.form), now)
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
-    return _page(created=app_keys.present_key(key, secret=secret), status=201)
+    return _page(created=key_fields.present_key(key, secret=secret), status=201)
 
 
 @bp.post("/keys/<key_id>/places")
@@ -110,7 +112,7 @@ def change_places(key_id: str):
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
     try:
-        app_keys.change_key(services(), key_id, places_body(request.form), time.time())
+        key_admin.change_key(services(), key_id, places_body(request.form), time.time())
     except KeyNotFound:
         return error_response(404, "not_found", "no such app key")
     except (InvalidRequest, KeyRevoked) as exc:
@@ -125,7 +127,7 @@ def revoke_key(key_id: str):
     """Revoke a key (the page asked first), then back to the Keys page, which says so."""
     if not auth.csrf_valid(request.form.get("csrf_token")):
         return error_response(400, "csrf_failed", "the form did not carry this session's CSRF token")
-    if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):
+    if not callers.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         return error_response(404, "not_found", "no such app key")
     log.info("app key revoked on the dashboard", extra={"key_id": key_id})
     return redirect(url_for("dashboard.keys", revoked=key_id), 303)

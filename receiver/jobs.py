@@ -13,11 +13,11 @@ from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
-from fluxhook.lifecycle import app_keys, waits
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import requested_url
-from fluxhook.lifecycle.presenting import present
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps import callers, waits
+from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 
 from .auth import require_bearer
@@ -167,7 +167,7 @@ def index():
     if not 1 <= limit <= 100:
         raise InvalidRequest("'limit' must be between 1 and 100")
     key_id = request.args.get("key_id") or None
-    if key_id is not None and not app_keys.is_key_id(key_id):
+    if key_id is not None and not callers.is_key_id(key_id):
         raise InvalidRequest("'key_id' must be an app key's id, such as 'key_0123456789abcdef'")
     caller = require_bearer()
     if not caller.admin:

@@ -8,7 +8,8 @@ import time
 from flask import Blueprint
 
 from fluxhook.core.errors import KeyNotFound
-from fluxhook.lifecycle import app_keys, revoking
+from fluxhook.lifecycle import key_admin, revoking
+from fluxhook.lifecycle.steps import callers, key_fields
 from fluxhook.store.app_keys import AppKey
 
 from .auth import require_admin
@@ -26,40 +27,40 @@ def authenticate():
 
 
 def _shown(key: AppKey) -> dict:
-    return app_keys.described(services(), [key], time.time())[0]
+    return key_admin.described(services(), [key], time.time())[0]
 
 
 @bp.post("/keys")
 @replicated
 def create():
     """A new app key; its secret is in this answer and never again."""
-    key, secret = app_keys.create_key(services(), json_object(), time.time())
-    return app_keys.present_key(key, secret=secret), 201
+    key, secret = key_admin.create_key(services(), json_object(), time.time())
+    return key_fields.present_key(key, secret=secret), 201
 
 
 @bp.get("/keys")
 def index():
     """Every key, newest first, without secrets."""
     svc = services()
-    return {"keys": app_keys.described(svc, svc.store.app_keys.all(), time.time())}
+    return {"keys": key_admin.described(svc, svc.store.app_keys.all(), time.time())}
 
 
 @bp.get("/keys/<key_id>")
 def show(key_id: str):
-    return _shown(app_keys.find_key(services(), key_id))
+    return _shown(key_admin.find_key(services(), key_id))
 
 
 @bp.patch("/keys/<key_id>")
 @replicated
 def change(key_id: str):
     """Change a key's name and limits (``null`` removes a limit)."""
-    return _shown(app_keys.change_key(services(), key_id, json_object(), time.time()))
+    return _shown(key_admin.change_key(services(), key_id, json_object(), time.time()))
 
 
 @bp.delete("/keys/<key_id>")
 @replicated
 def revoke(key_id: str):
     """Revoke a key: within a second every process refuses it; its queued jobs end, its submitted ones finish."""
-    if not app_keys.is_key_id(key_id) or not revoking.revoke(services(), key_id):
+    if not callers.is_key_id(key_id) or not revoking.revoke(services(), key_id):
         raise KeyNotFound(f"no app key {key_id[:40]!r}")
     return "", 204

@@ -8,7 +8,7 @@ from flask import Blueprint, request
 
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.credits.reports import usage_report
-from fluxhook.lifecycle.app_keys import is_key_id
+from fluxhook.lifecycle.steps.callers import is_key_id
 
 from .auth import require_bearer
 from .context import services

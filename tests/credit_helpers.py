@@ -13,8 +13,8 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
 from helpers import stack_on_db, wait_sim_ready
 

@@ -21,7 +21,7 @@ from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
 from fluxhook.credits.balance import check_every
-from fluxhook.lifecycle.enqueueing import RECURRING_FAILURE_TTL
+from fluxhook.lifecycle.steps.enqueueing import RECURRING_FAILURE_TTL
 from fluxhook.store.queues import CONTROL_QUEUE_NAME, QUEUE_NAME
 
 from .balance import refresh_balance

@@ -8,7 +8,7 @@ added while every feeder was busy is never left waiting for the next addition.
 
 from __future__ import annotations
 
-from fluxhook.lifecycle.enqueueing import feed
+from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services
 
 from .loops import Loop

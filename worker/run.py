@@ -10,7 +10,7 @@ import time
 from rq import Queue
 
 from fluxhook.core.config import Config
-from fluxhook.lifecycle.enqueueing import feed
+from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store.queues import thumbnail_queue
 

@@ -26,8 +26,9 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import BFLError, ConfigError
 from fluxhook.credits import budget, reports
 from fluxhook.credits.figures import balance_words
-from fluxhook.lifecycle import app_keys, readiness
+from fluxhook.lifecycle import key_admin, readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
+from fluxhook.lifecycle.steps import key_limits
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import build_services
 
@@ -214,10 +215,10 @@ def _keys_checks(svc) -> list[Check]:
     """The app keys near their limits (credits, max_active, expiry), one line each; else how many there are."""
     now = time.time()
     try:
-        keys = app_keys.described(svc, svc.store.app_keys.all(), now)
+        keys = key_admin.described(svc, svc.store.app_keys.all(), now)
     except RedisError:
         return [Check("keys", SKIP, "needs Redis")]
-    near = [(key, app_keys.near_limits(key, now)) for key in keys]
+    near = [(key, key_limits.near_limits(key, now)) for key in keys]
     warnings = [Check("keys", WARN, f"{key['name']} ({key['id']}): {'; '.join(what)}") for key, what in near if what]
     if warnings:
         return warnings

@@ -11,10 +11,11 @@ from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import reconciling, schedule, submitting, timeline, waits
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import ensure_download
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.steps import reconciling, schedule, timeline, waits
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.enqueueing import ensure_download
+from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.submitting import submission_lock_left
 from fluxhook.services import Services
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import SKIPPED
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import release_confirm
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.enqueueing import release_confirm
+from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.services import Services
 
 

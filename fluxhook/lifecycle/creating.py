@@ -15,13 +15,14 @@ from dataclasses import dataclass, field, replace
 
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Catalog, Model
-from fluxhook.core.errors import BFLError, BudgetExceeded, JobNotFound, UnknownModel
+from fluxhook.core.errors import BFLError, BudgetExceeded, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle import app_keys, routing, submitting, task_inputs, waits
-from fluxhook.lifecycle.app_keys import Caller
-from fluxhook.lifecycle.app_webhooks import AppWebhook
+from fluxhook.lifecycle import submitting
+from fluxhook.lifecycle.steps import callers, key_limits, recorded, routing, task_inputs, waits
+from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
+from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 from fluxhook.store.idempotency import Hold
 
@@ -57,15 +58,15 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     model = svc.config.catalog.get(request.model)
     if model is None:
         raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
-    app_keys.check_model(caller, model.name)
+    callers.check_model(caller, model.name)
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
-    taken = app_keys.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
         return _admit(svc, caller, request, model, route, now, submit_here)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
-        app_keys.give_back_request(svc.store.app_keys, taken)
+        key_limits.give_back_request(svc.store.app_keys, taken)
         raise
 
 
@@ -89,7 +90,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
-        return current(svc, job.id)
+        return recorded.current(svc, job.id)
     try:
         submitting.submit(svc, job, request.input, in_request=True)
     except (BFLError, BudgetExceeded):
@@ -97,7 +98,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
-    return current(svc, job.id)
+    return recorded.current(svc, job.id)
 
 
 def unknown_model_message(catalog: Catalog, name: str) -> str:
@@ -122,11 +123,3 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
             task_inputs.drop(svc, job.id)
         raise
     return recorded
-
-
-def current(svc: Services, job_id: str) -> Job:
-    """The job as recorded now; ``JobNotFound`` once it is gone (deleted meanwhile)."""
-    job = svc.jobs.get(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id[:40]!r}")
-    return job

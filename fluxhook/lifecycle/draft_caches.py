@@ -19,9 +19,10 @@ from fluxhook.core.errors import DownloadError, FluxhookError, HostNotAllowed, R
 from fluxhook.core.hosts import check_url
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DraftOutcome
-from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.media import lifetimes
+from fluxhook.media.draft_caches import key_for
 from fluxhook.media.fetch import fetch_file
 
 if TYPE_CHECKING:
@@ -29,15 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.draft_caches")
 
-EXTENSION = "bin"
 # After its URL's life, how long a draft cache may still be on its way (its task's last retries) before
 # the job's /draft_cache answers 410 rather than 404.
 GRACE = 3600
-
-
-def key_for(job_id: str) -> str:
-    """The storage key of a job's draft cache (beside its video, ``{job_id}.mp4``)."""
-    return f"{job_id}-draft.{EXTENSION}"
 
 
 def past_life(job: Job, now: float, grace: float = 0.0) -> bool:

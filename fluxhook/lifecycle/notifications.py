@@ -28,8 +28,8 @@ from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle import app_webhooks
-from fluxhook.lifecycle.presenting import present
+from fluxhook.lifecycle.steps import app_webhooks
+from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.notifications")

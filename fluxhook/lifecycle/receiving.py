@@ -20,9 +20,9 @@ from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle import reconciling, timeline
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.lifecycle.steps import reconciling, timeline
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.kept_callbacks import keep_callback, keep_early_callback
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.webhooks")

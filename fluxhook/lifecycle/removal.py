@@ -3,9 +3,8 @@ draft cache, its timeline."""
 
 from __future__ import annotations
 
-from fluxhook.lifecycle import task_inputs, timeline
-from fluxhook.lifecycle.draft_caches import key_for as draft_cache_key
-from fluxhook.media import posters, thumbnails
+from fluxhook.lifecycle.steps import task_inputs, timeline
+from fluxhook.media import draft_caches, posters, thumbnails
 from fluxhook.services import Services
 
 
@@ -17,7 +16,7 @@ def remove_job(svc: Services, job_id: str) -> bool:
         svc.storage.delete(storage_key)
     if storage_key is not None:
         # Made beside the result, if they could be (deleting a missing file is harmless).
-        for key in (thumbnails.key_for(job_id), posters.key_for(job_id), draft_cache_key(job_id),
+        for key in (thumbnails.key_for(job_id), posters.key_for(job_id), draft_caches.key_for(job_id),
                     task_inputs.key_for(job_id)):
             svc.storage.delete(key)
     else:

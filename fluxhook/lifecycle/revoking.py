@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import task_inputs, timeline
+from fluxhook.lifecycle.steps import task_inputs, timeline
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
 

@@ -11,10 +11,10 @@ from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNot
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import draft_cache_task, release_download, thumbnail_task
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO

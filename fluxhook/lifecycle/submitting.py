@@ -31,8 +31,9 @@ from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget, price_bounds
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle import cooling, durable, reconciling, revoking, schedule, task_inputs, timeline, waits
-from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle import revoking
+from fluxhook.lifecycle.steps import cooling, durable, reconciling, schedule, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import ReleaseBudget

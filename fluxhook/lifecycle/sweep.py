@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.enqueueing import enqueue_checks, enqueue_notifications, restore_work
+from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, enqueue_notifications, restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.

@@ -11,10 +11,9 @@ from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_keys, routing
-from fluxhook.lifecycle.app_keys import Caller
-from fluxhook.lifecycle.creating import current
-from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.steps import key_limits, recorded, routing
+from fluxhook.lifecycle.steps.callers import Caller
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.jobs")
@@ -47,7 +46,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     """
     now = time.time()
     account = routing.tracking_account(svc, caller, request.account)
-    taken = app_keys.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
         job, created = svc.jobs.create(Job(
             id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
@@ -57,11 +56,11 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
         if not caller.sees(job):
             raise JobNotFound("another app key tracks this BFL task")
     except BaseException:
-        app_keys.give_back_request(svc.store.app_keys, taken)
+        key_limits.give_back_request(svc.store.app_keys, taken)
         raise
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": request.bfl_id})
         outcome = apply_kept_callback(svc, job)
         if outcome is not None:
             log.info("early callback applied", extra={"job_id": job.id, "bfl_id": request.bfl_id, "outcome": outcome})
-    return current(svc, job.id), created
+    return recorded.current(svc, job.id), created

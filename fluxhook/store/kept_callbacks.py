@@ -1,4 +1,4 @@
-"""Callback bodies kept in Redis for an hour until their job knows its task (see ``fluxhook.lifecycle.kept_callbacks``)."""
+"""Callback bodies kept in Redis for an hour until their job knows its task (see ``fluxhook.lifecycle.steps.kept_callbacks``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Job timelines in Redis: a capped list of JSON entries per job, newest first (see ``fluxhook.lifecycle.timeline``)."""
+"""Job timelines in Redis: a capped list of JSON entries per job, newest first (see ``fluxhook.lifecycle.steps.timeline``)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import requests
 
 from conftest import API
 from devtools.processes import wait_until
-from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle.steps import callers
 from helpers import assert_error
 from key_helpers import as_key, make_key, second_web
 
@@ -72,7 +72,7 @@ def test_a_key_is_created_with_its_secret_once_and_listed_without_it(api, stack,
     # Neither Redis nor the web log keeps the secret; Redis keeps its hash.
     everything = _everything_in(redis.Redis.from_url(redis_server.url))
     assert secret.encode() not in everything
-    assert app_keys.digest(secret).encode() in everything
+    assert callers.digest(secret).encode() in everything
     assert secret not in (stack.var_dir / "web.log").read_text()
 
 

@@ -193,16 +193,16 @@ def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
 
 def test_what_a_key_may_still_spend_today(api, two_keys, stack):
     from fluxhook.core.config import Config
-    from fluxhook.lifecycle import app_keys
+    from fluxhook.lifecycle.steps import key_limits
     from fluxhook.services import build_services
 
     a, _, job_a, _ = two_keys
     svc = build_services(Config.from_env(stack.env))
     key = svc.store.app_keys.get(_key_id(a))
-    assert app_keys.credits_left_today(svc, key, time.time()) is None
+    assert key_limits.credits_left_today(svc, key, time.time()) is None
     api.request("PATCH", f"/v1/keys/{key.id}", json={"daily_credits": job_a["cost"]["credits"] + 2})
 
-    left = app_keys.credits_left_today(svc, svc.store.app_keys.get(key.id), time.time())
+    left = key_limits.credits_left_today(svc, svc.store.app_keys.get(key.id), time.time())
 
     assert left == 2.0
 

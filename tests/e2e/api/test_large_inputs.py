@@ -19,7 +19,7 @@ import pytest
 
 from devtools.processes import free_port
 from fluxhook.core import transitions as st
-from fluxhook.lifecycle import task_inputs
+from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.lifecycle.submitting import submit_queued
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve

@@ -23,7 +23,8 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle import app_webhooks, notifications
+from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle.steps import app_webhooks
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
 from key_helpers import make_key

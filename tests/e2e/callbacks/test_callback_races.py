@@ -14,7 +14,7 @@ from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 

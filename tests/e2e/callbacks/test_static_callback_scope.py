@@ -20,7 +20,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
-from fluxhook.lifecycle.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import build_services
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT

@@ -22,8 +22,8 @@ from rq.job import JobStatus
 
 from conftest import API_TOKEN, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
-from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.enqueueing import thumbnail_task_id
+from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.enqueueing import thumbnail_task_id
 from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS

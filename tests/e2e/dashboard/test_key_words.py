@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from fluxhook.lifecycle.app_keys import key_refusal
+from fluxhook.lifecycle.steps.callers import key_refusal
 from fluxhook.store.app_keys import AppKey
 from helpers import assert_error, sign_in
 from key_helpers import make_key

@@ -17,7 +17,7 @@ from rq import Worker
 from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
-from fluxhook.lifecycle import schedule
+from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
 
 

@@ -25,7 +25,7 @@ from devtools.hostile_clients import BODY_LENGTH, FORGED_KEY, Attack, slow_body_
 from devtools.processes import free_port, wait_until
 from devtools.stack import Stack
 from fluxhook.bfl.reports import MAX_CALLBACK_BYTES
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.steps import timeline
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error, read_answer, secret_of, serve_png, status_of, web_worker_pids, webhook_url
 from key_helpers import make_key

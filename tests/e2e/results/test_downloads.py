@@ -26,7 +26,7 @@ from rq.job import JobStatus
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.core import signing
-from fluxhook.lifecycle.enqueueing import download_task_id
+from fluxhook.lifecycle.steps.enqueueing import download_task_id
 
 # -- helpers ----------------------------------------------------------------
 

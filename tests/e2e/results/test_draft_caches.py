@@ -16,8 +16,8 @@ from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
-from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.enqueueing import draft_cache_task_id
+from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task_id
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error
 from mp4_samples import make_mp4

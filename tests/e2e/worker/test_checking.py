@@ -18,7 +18,7 @@ from rq.scheduler import RQScheduler
 from conftest import API, service_env
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
-from fluxhook.lifecycle import schedule
+from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import QUEUE_NAME
 

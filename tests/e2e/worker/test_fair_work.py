@@ -15,7 +15,7 @@ import requests
 from conftest import API, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
-from fluxhook.lifecycle.enqueueing import AHEAD
+from fluxhook.lifecycle.steps.enqueueing import AHEAD
 from fluxhook.store.keys import KEYS
 from helpers import png_bytes, stack_on_db
 from key_helpers import make_key

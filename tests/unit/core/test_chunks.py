@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from fluxhook.core import chunks, json_body
-from fluxhook.lifecycle import task_inputs
+from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.media import fetch, storage
 from fluxhook.media.storage import FileStorage
 from receiver import json_request, request_assembly

@@ -12,7 +12,8 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.hosts import parse_host_pattern
 from fluxhook.core.notify_urls import MAX_NOTIFY_URL, Wording, check_form, check_notify_url, field_wording
-from fluxhook.lifecycle import app_webhooks, notifications
+from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle.steps import app_webhooks
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 ALLOWLIST = "app.example.com,*.hooks.example.com,127.0.0.1:9000"

@@ -13,8 +13,8 @@ import pytest
 from conftest import SIMULATOR_KEY
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import creating
-from fluxhook.lifecycle.app_keys import ADMIN
 from fluxhook.lifecycle.creating import JobRequest
+from fluxhook.lifecycle.steps.callers import ADMIN
 
 DB = 9
 LIMIT = 10  # the account's own credits per day

@@ -11,9 +11,9 @@ import pytest
 
 from credit_helpers import priced_within_catalog
 from fluxhook.credits import accounting, budget
-from fluxhook.lifecycle import app_keys, creating
-from fluxhook.lifecycle.app_keys import ADMIN, Caller
+from fluxhook.lifecycle import creating, key_admin
 from fluxhook.lifecycle.creating import JobRequest
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 
 DB = 9
 LIMIT = 300  # credits
@@ -31,7 +31,7 @@ def svc(make_services):
 
 
 def _key(svc, **limits) -> Caller:
-    key, _ = app_keys.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
     return Caller(key)
 
 

@@ -14,8 +14,8 @@ from fluxhook import metrics
 from fluxhook.bfl.costs import parse_cost
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import creating
-from fluxhook.lifecycle.app_keys import ADMIN
 from fluxhook.lifecycle.creating import JobRequest
+from fluxhook.lifecycle.steps.callers import ADMIN
 from fluxhook.store.prices import PriceCheck
 
 DB = 9

@@ -14,7 +14,7 @@ from fluxhook.core.accounts import CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.accounting import account_spent_field, to_micro, utc_day
 from fluxhook.lifecycle.accounts_view import accounts_now, callers_balance
-from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.usage import Balance
 

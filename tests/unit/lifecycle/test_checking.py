@@ -19,7 +19,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.enqueueing import feed, thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import feed, thumbnail_task
 from fluxhook.lifecycle.submitting import take_turns
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS

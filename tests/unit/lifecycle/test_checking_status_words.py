@@ -10,7 +10,8 @@ import pytest
 
 from fluxhook.core.errors import BFLUnavailable
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.lifecycle import checking, schedule
+from fluxhook.lifecycle import checking
+from fluxhook.lifecycle.steps import schedule
 from helpers import tracked_job
 
 

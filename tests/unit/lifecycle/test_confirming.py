@@ -12,9 +12,9 @@ import pytest
 from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import SKIPPED, ReportOutcome
-from fluxhook.lifecycle.applying import apply_report
 from fluxhook.lifecycle.confirming import confirm_outcome
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps.applying import apply_report
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
 

@@ -13,9 +13,9 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import app_keys
-from fluxhook.lifecycle.app_keys import ADMIN, Caller
+from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.store.keys import KEYS
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -28,7 +28,7 @@ def svc(make_services, sim):
 
 
 def _key(svc, **limits) -> Caller:
-    key, _ = app_keys.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
     return Caller(key)
 
 

@@ -12,7 +12,7 @@ from fluxhook.bfl.reports import report_from_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.steps.applying import apply_report
 from fluxhook.lifecycle.sweep import sweep
 from helpers import tracked_job
 from receiver.dashboard_view import detail

@@ -26,7 +26,7 @@ from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import notifications
-from fluxhook.lifecycle.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, feed, notify_retry, notify_task_id
+from fluxhook.lifecycle.steps.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, feed, notify_retry, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import NOTIFY

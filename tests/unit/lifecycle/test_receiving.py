@@ -16,9 +16,9 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import CallbackRefused, Gone, NotReady
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import timeline
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps import timeline
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

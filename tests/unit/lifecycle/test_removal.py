@@ -10,9 +10,9 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import task_inputs, timeline
 from fluxhook.lifecycle.draft_caches import key_for as draft_cache_key
 from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps import task_inputs, timeline
 from fluxhook.media import posters, thumbnails
 from fluxhook.store.keys import KEYS
 

@@ -11,7 +11,7 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.enqueueing import AHEAD, CHECK_TASK, feed, thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import AHEAD, CHECK_TASK, feed, thumbnail_task
 from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import thumbnail_queue

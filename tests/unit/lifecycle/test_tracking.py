@@ -13,9 +13,9 @@ import pytest
 from conftest import ready_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import JobNotFound, RateLimited
-from fluxhook.lifecycle import app_keys
-from fluxhook.lifecycle.app_keys import ADMIN, Caller
-from fluxhook.lifecycle.kept_callbacks import keep_callback
+from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.lifecycle.steps.kept_callbacks import keep_callback
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -30,7 +30,7 @@ def svc(make_services):
 
 
 def _key(svc, **limits) -> Caller:
-    key, _ = app_keys.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
     return Caller(key)
 
 

@@ -1,4 +1,4 @@
-"""What waiting costs Redis (the sweep's checks, fluxhook/lifecycle/enqueueing.py ``enqueue_checks``; checking.py;
+"""What waiting costs Redis (the sweep's checks, fluxhook/lifecycle/steps/enqueueing.py ``enqueue_checks``; checking.py;
 waits.py), measured on the suite's real Redis: hundreds of jobs waiting out of line for the daily budget (to go
 alone, or for the next day) come due again and again, each time claimed by the real sweep and checked by a lane's
 RQ worker, as in `python -m worker`. After the first round of checks, later rounds add no key, no timeline entry
@@ -19,7 +19,7 @@ from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.enqueueing import RECURRING_FAILURE_TTL
+from fluxhook.lifecycle.steps.enqueueing import RECURRING_FAILURE_TTL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import API_TOKEN
-from fluxhook.lifecycle.app_keys import MISSES_KEPT, KeyResolver, new_key
+from fluxhook.lifecycle.steps.callers import MISSES_KEPT, KeyResolver
+from fluxhook.lifecycle.steps.key_fields import new_key
 from helpers import SECOND_TOKEN
 
 KEY_SHAPED = "fhk_0123456789abcdef_" + "A" * 43

@@ -14,7 +14,7 @@ DB = 12
 
 
 def test_a_keys_share_of_the_slots_follows_its_record(make_services):
-    from fluxhook.lifecycle.app_keys import new_key
+    from fluxhook.lifecycle.steps.key_fields import new_key
 
     svc = make_services(DB)
     keys = svc.store.app_keys

@@ -106,7 +106,7 @@ def test_listing_pages_through_every_job_once(store):
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
     from fluxhook.core.outcomes import ReportOutcome
-    from fluxhook.lifecycle.applying import apply_report
+    from fluxhook.lifecycle.steps.applying import apply_report
 
     svc = make_services(2)
     svc.redis.flushdb()

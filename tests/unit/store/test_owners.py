@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import fluxhook.store.slots as slots_module
-from fluxhook.lifecycle import app_keys as lifecycle_app_keys
+from fluxhook.lifecycle.steps import key_fields
 from fluxhook.store import app_keys as store_app_keys
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
@@ -22,9 +22,9 @@ def _cost_of_a_turn(connection, owner: str) -> float:  # noqa: F811
 
 def test_a_key_made_without_a_weight_gets_the_default(connection):  # noqa: F811
     assert AppKey(id="key_x", name="x", prefix="fhk_x", secret_sha256="0" * 64).weight == DEFAULT_WEIGHT
-    key, _ = lifecycle_app_keys.new_key({"name": "x"}, now=0.0)
+    key, _ = key_fields.new_key({"name": "x"}, now=0.0)
     assert key.weight == DEFAULT_WEIGHT
-    values, unset = lifecycle_app_keys.parse({"weight": None}, creating=False, now=0.0)
+    values, unset = key_fields.parse({"weight": None}, creating=False, now=0.0)
     assert values == {"weight": DEFAULT_WEIGHT} and unset == ()
     kept = store_app_keys.AppKeys(connection, Slots(connection, _config()))
     assert kept.weight(None) == kept.weight("key_unknown") == DEFAULT_WEIGHT  # admin-token jobs, unknown keys

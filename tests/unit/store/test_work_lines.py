@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.enqueueing import thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import thumbnail_task
 from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS

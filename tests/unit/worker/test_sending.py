@@ -11,7 +11,7 @@ import pytest
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_keys
+from fluxhook.lifecycle import key_admin
 from worker import sending
 
 
@@ -71,7 +71,7 @@ def test_submissions_are_sent_side_by_side_not_one_after_another(services, sim):
 
 def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
     svc = services()
-    key_a, key_b = (app_keys.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
     first = _queue(svc, 4, key_a)
     senders = sending.start(svc, size=4)
     try:

@@ -29,7 +29,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.core.notify_urls import check_notify_url, field_wording
-from fluxhook.lifecycle import bfl_presenting
+from fluxhook.lifecycle.steps import bfl_presenting
 
 URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"
 # A header value: printable ASCII, no spaces at its ends; as long as any app's secret reasonably is.

@@ -1,4 +1,4 @@
-"""The job JSON (fluxhook/lifecycle/presenting.py; pure): the API's fields, with a fresh signed link for each stored
+"""The job JSON (fluxhook/lifecycle/steps/presenting.py; pure): the API's fields, with a fresh signed link for each stored
 file that opens that file of that job only, and none for a file the job does not have."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import presenting
+from fluxhook.lifecycle.steps import presenting
 
 CONFIG = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32,
                           "API_TOKENS": "token-aaaaaaaa", "PUBLIC_BASE_URL": "https://fluxhook.example"})

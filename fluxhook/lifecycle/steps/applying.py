@@ -11,8 +11,8 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
-from fluxhook.lifecycle.schedule import READY_FIRST_CHECK
+from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
+from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change
 

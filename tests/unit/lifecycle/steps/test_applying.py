@@ -1,4 +1,4 @@
-"""What a report from BFL does to a job (fluxhook/lifecycle/applying.py), on a real Redis: a Ready moves the job to
+"""What a report from BFL does to a job (fluxhook/lifecycle/steps/applying.py), on a real Redis: a Ready moves the job to
 ready and queues its download once, a running word records its progress, a failure ends the job only once a poll
 confirmed it (else it queues that poll), and a report about another task, for a job not submitted yet or gone,
 changes nothing. The same path for callbacks (test_receiving.py) and polls (test_confirming.py, test_checking.py)."""
@@ -13,8 +13,8 @@ from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle.applying import apply_report
-from fluxhook.lifecycle.enqueueing import CONFIRM_TASK, download_line
+from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, download_line
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

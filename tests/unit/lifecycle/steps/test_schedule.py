@@ -1,4 +1,4 @@
-"""Pure-function tests of the fallback poll schedule (fluxhook/lifecycle/schedule.py)."""
+"""Pure-function tests of the fallback poll schedule (fluxhook/lifecycle/steps/schedule.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fluxhook.lifecycle import schedule
+from fluxhook.lifecycle.steps import schedule
 
 
 def test_first_poll_comes_exactly_one_grace_period_after_submission():

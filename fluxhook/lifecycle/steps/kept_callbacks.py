@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from fluxhook.bfl.reports import parse_callback
 from fluxhook.core.errors import RateLimited
-from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.steps.applying import apply_report
 from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT, KEPT_PER_ACCOUNT
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""One poll of BFL for a job's task (fluxhook/lifecycle/polling.py), in-process on a real Redis with a spy host playing
+"""One poll of BFL for a job's task (fluxhook/lifecycle/steps/polling.py), in-process on a real Redis with a spy host playing
 BFL: counted on the job, its answer on the job's timeline and in the poll metrics; "Task not found" believed only
 past the callback grace; the task's own polling URL used only when its host is allowed; an answer that cannot be read
 taken as BFL failing for now. What a check makes of the report: test_checking.py."""
@@ -13,8 +13,8 @@ import pytest
 from fluxhook import metrics
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLUnavailable
-from fluxhook.lifecycle import timeline
-from fluxhook.lifecycle.polling import poll_job
+from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.polling import poll_job
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

@@ -1,4 +1,4 @@
-"""The BFL-compatible API's answers (fluxhook/lifecycle/bfl_presenting.py; pure): get_result's words and shape for each
+"""The BFL-compatible API's answers (fluxhook/lifecycle/steps/bfl_presenting.py; pure): get_result's words and shape for each
 job status, and the submission's answer."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import bfl_presenting
+from fluxhook.lifecycle.steps import bfl_presenting
 
 ENV = {"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
        "PUBLIC_BASE_URL": "https://fluxhook.example", "NOTIFY_HOST_ALLOWLIST": "hooks.example.com,127.0.0.1:9999"}

@@ -8,7 +8,7 @@ whichever process hands the slot out.
 from __future__ import annotations
 
 from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_allows, route_for
-from fluxhook.lifecycle.app_keys import Caller
+from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 
 

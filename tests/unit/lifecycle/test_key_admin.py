@@ -13,8 +13,9 @@ import pytest
 
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked, RateLimited, Unauthorized
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import app_keys
-from fluxhook.lifecycle.app_keys import ADMIN, CACHE_SECONDS, TOUCH_EVERY, Caller, KeyResolver
+from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.steps import callers, key_limits
+from fluxhook.lifecycle.steps.callers import ADMIN, CACHE_SECONDS, TOUCH_EVERY, Caller, KeyResolver
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import DEFAULT_WEIGHT
 
@@ -37,9 +38,9 @@ class Clock:
 
 
 def test_a_new_keys_secret_makes_its_caller_and_only_its_sha256_is_kept(svc):
-    key, secret = app_keys.create_key(svc, {"name": " shop ", "models": ["flux-2-pro"]}, time.time())
+    key, secret = key_admin.create_key(svc, {"name": " shop ", "models": ["flux-2-pro"]}, time.time())
 
-    assert (key.name, key.models, key.weight, app_keys.key_id_in(secret)) == ("shop", ("flux-2-pro",),
+    assert (key.name, key.models, key.weight, callers.key_id_in(secret)) == ("shop", ("flux-2-pro",),
                                                                                DEFAULT_WEIGHT, key.id)
     record = svc.redis.hgetall(KEYS.app_key(key.id))
     assert record[b"secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest().encode()
@@ -61,33 +62,33 @@ def test_a_new_keys_secret_makes_its_caller_and_only_its_sha256_is_kept(svc):
 ])
 def test_a_bad_body_creates_no_key_and_says_what_to_send(svc, body, says):
     with pytest.raises(InvalidRequest, match=says):
-        app_keys.create_key(svc, body, time.time())
+        key_admin.create_key(svc, body, time.time())
 
     assert svc.store.app_keys.ids() == []
 
 
 def test_a_change_sets_limits_and_null_removes_one_but_a_revoked_or_unknown_key_does_not_change(svc):
-    key, _ = app_keys.create_key(svc, {"name": "shop", "max_active": 3, "weight": 5}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": "shop", "max_active": 3, "weight": 5}, time.time())
 
-    changed = app_keys.change_key(svc, key.id, {"requests_per_minute": 10, "max_active": None, "weight": None},
+    changed = key_admin.change_key(svc, key.id, {"requests_per_minute": 10, "max_active": None, "weight": None},
                                   time.time())
 
     assert (changed.requests_per_minute, changed.max_active, changed.weight) == (10, None, DEFAULT_WEIGHT)
     assert svc.store.app_keys.get(key.id) == changed
     with pytest.raises(KeyNotFound):
-        app_keys.change_key(svc, "key_00000000000000ff", {"name": "x"}, time.time())
+        key_admin.change_key(svc, "key_00000000000000ff", {"name": "x"}, time.time())
     with pytest.raises(KeyNotFound):
-        app_keys.find_key(svc, "not-a-key-id")
+        key_admin.find_key(svc, "not-a-key-id")
     svc.store.app_keys.revoke(key.id, time.time())
     with pytest.raises(KeyRevoked):
-        app_keys.change_key(svc, key.id, {"name": "back again"}, time.time())
+        key_admin.change_key(svc, key.id, {"name": "back again"}, time.time())
     assert svc.store.app_keys.get(key.id).name == "shop"
 
 
 def test_a_revoked_or_expired_key_is_refused_with_what_to_do_once_the_resolvers_cache_lapses(svc):
     clock = Clock()
-    revoked, revoked_secret = app_keys.create_key(svc, {"name": "old"}, clock.now)
-    expiring, expiring_secret = app_keys.create_key(svc, {"name": "trial", "expires_at": "2099-01-01T00:00:00Z"},
+    revoked, revoked_secret = key_admin.create_key(svc, {"name": "old"}, clock.now)
+    expiring, expiring_secret = key_admin.create_key(svc, {"name": "trial", "expires_at": "2099-01-01T00:00:00Z"},
                                                     clock.now)
     resolver = KeyResolver(svc.store.app_keys, clock=clock)
     assert resolver.caller(revoked_secret) is not None
@@ -106,7 +107,7 @@ def test_a_revoked_or_expired_key_is_refused_with_what_to_do_once_the_resolvers_
 
 def test_a_keys_use_is_written_at_most_once_per_touch_interval(svc):
     clock = Clock()
-    key, secret = app_keys.create_key(svc, {"name": "busy"}, clock.now)
+    key, secret = key_admin.create_key(svc, {"name": "busy"}, clock.now)
     resolver = KeyResolver(svc.store.app_keys, clock=clock)
 
     resolver.caller(secret)
@@ -120,28 +121,28 @@ def test_a_keys_use_is_written_at_most_once_per_touch_interval(svc):
 
 
 def test_requests_per_minute_counts_only_requests_not_given_back_and_an_admin_has_no_limit(svc):
-    key, _ = app_keys.create_key(svc, {"name": "limited", "requests_per_minute": 1}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": "limited", "requests_per_minute": 1}, time.time())
     caller, now = Caller(key), time.time()
 
-    taken = app_keys.take_request(svc.store.app_keys, caller, now)
-    app_keys.give_back_request(svc.store.app_keys, taken)  # refused after all
-    app_keys.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc.store.app_keys, caller, now)
+    key_limits.give_back_request(svc.store.app_keys, taken)  # refused after all
+    key_limits.take_request(svc.store.app_keys, caller, now)
     with pytest.raises(RateLimited) as limited:
-        app_keys.take_request(svc.store.app_keys, caller, now + 1)
+        key_limits.take_request(svc.store.app_keys, caller, now + 1)
 
     assert limited.value.retry_after == pytest.approx(59, abs=0.01)
-    assert app_keys.take_request(svc.store.app_keys, ADMIN, now) is None
+    assert key_limits.take_request(svc.store.app_keys, ADMIN, now) is None
 
 
 def test_a_key_near_its_daily_credits_is_told_and_what_it_may_still_spend_today(svc):
     now = time.time()
-    key, _ = app_keys.create_key(svc, {"name": "spender", "daily_credits": 10}, now)
-    calm, _ = app_keys.create_key(svc, {"name": "calm", "daily_credits": 10}, now)
+    key, _ = key_admin.create_key(svc, {"name": "spender", "daily_credits": 10}, now)
+    calm, _ = key_admin.create_key(svc, {"name": "calm", "daily_credits": 10}, now)
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.spent_field(key.id), accounting.to_micro(8.5))
 
-    shown = {k["id"]: k for k in app_keys.described(svc, [key, calm], now)}
+    shown = {k["id"]: k for k in key_admin.described(svc, [key, calm], now)}
 
     assert shown[key.id]["spent_today"] == 8.5 and shown[calm.id]["spent_today"] == 0
-    assert app_keys.near_limits(shown[key.id], now) == ["spent 8.5 of its 10 daily credits"]
-    assert app_keys.near_limits(shown[calm.id], now) == []
-    assert app_keys.credits_left_today(svc, key, now) == 1.5
+    assert key_limits.near_limits(shown[key.id], now) == ["spent 8.5 of its 10 daily credits"]
+    assert key_limits.near_limits(shown[calm.id], now) == []
+    assert key_limits.credits_left_today(svc, key, now) == 1.5

@@ -1,4 +1,4 @@
-"""A worker's record of work done elsewhere (fluxhook/lifecycle/durable.py): kept through a Redis outage,
+"""A worker's record of work done elsewhere (fluxhook/lifecycle/steps/durable.py): kept through a Redis outage,
 confirmed on the replicas when they are required (written again while the primary has none attached), and
 never waited on past its patience. On the suite's Redis (which has no replica); a failover itself:
 tests/e2e/faults/test_redis_failover.py."""
@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
-from fluxhook.lifecycle import durable
+from fluxhook.lifecycle.steps import durable
 
 DB = 5
 

@@ -9,7 +9,7 @@ from fluxhook.bfl.reports import BFLReport, report_from_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLUnavailable, FluxhookError, InvalidRequest
 from fluxhook.core.job import Job
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.steps import timeline
 from fluxhook.services import Services
 
 

@@ -1,4 +1,4 @@
-"""A large task input kept in storage while its job waits (fluxhook/lifecycle/task_inputs.py): written in pieces that
+"""A large task input kept in storage while its job waits (fluxhook/lifecycle/steps/task_inputs.py): written in pieces that
 make its JSON."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fluxhook.lifecycle import task_inputs
+from fluxhook.lifecycle.steps import task_inputs
 
 
 @pytest.mark.parametrize("chunk", [1, 5, task_inputs.CHUNK])

@@ -1,4 +1,4 @@
-"""The app's own webhook on the BFL-compatible API (fluxhook/lifecycle/app_webhooks.py; pure): it leaves the task's
+"""The app's own webhook on the BFL-compatible API (fluxhook/lifecycle/steps/app_webhooks.py; pure): it leaves the task's
 body, its secret is kept sealed and opens after a key rotation, and a webhook that cannot be called is refused."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import app_webhooks
+from fluxhook.lifecycle.steps import app_webhooks
 from fluxhook.store.records import encode_fields
 
 ENV = {"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "token-aaaaaaaa",

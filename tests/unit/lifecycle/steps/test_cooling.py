@@ -1,4 +1,4 @@
-"""An account that failed a submission cools down for every process (fluxhook/lifecycle/cooling.py), on a real Redis:
+"""An account that failed a submission cools down for every process (fluxhook/lifecycle/steps/cooling.py), on a real Redis:
 a 402 until its balance reads above zero, a 5xx for BFL's Retry-After or a backoff growing with its failures in a
 row (refusals of submissions sent before it cooled count once), a spent daily limit until the next UTC day. How the
 dispatch skips a cooling account: tests/unit/store/; over HTTP: tests/e2e/accounts/test_routing_and_failover.py."""
@@ -13,7 +13,7 @@ import pytest
 from fluxhook import metrics
 from fluxhook.core.accounts import COOL_BASE, NO_CREDITS_RECHECK, CoolingReason
 from fluxhook.core.errors import BFLAccountDown, InsufficientCredits
-from fluxhook.lifecycle.cooling import cool_after, cool_for_the_day
+from fluxhook.lifecycle.steps.cooling import cool_after, cool_for_the_day
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
-from fluxhook.lifecycle.presenting import file_url
+from fluxhook.lifecycle.steps.presenting import file_url
 
 # BFL's word for a running task when it has said none yet.
 PENDING = st.BFL_PENDING

@@ -1,4 +1,4 @@
-"""How worker tasks are queued (fluxhook/lifecycle/enqueueing.py): the download's retries against its URL's life
+"""How worker tasks are queued (fluxhook/lifecycle/steps/enqueueing.py): the download's retries against its URL's life
 (fluxhook/media/lifetimes.py), its lock against its retries, and the downloads taken in the order their URLs expire."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from fluxhook.core import transitions as st
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.enqueueing import (
+from fluxhook.lifecycle.steps.enqueueing import (
     AHEAD,
     DOWNLOAD_LOCK_TTL,
     DOWNLOAD_RETRIES,

@@ -16,7 +16,7 @@ from typing import Sequence
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting, in_line, waiting
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.steps import timeline
 from fluxhook.services import Services
 from fluxhook.store.owners import owner_of
 

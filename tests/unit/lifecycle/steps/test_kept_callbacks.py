@@ -1,4 +1,4 @@
-"""Callbacks that came before their job knew its task (fluxhook/lifecycle/kept_callbacks.py), on a real Redis: one
+"""Callbacks that came before their job knew its task (fluxhook/lifecycle/steps/kept_callbacks.py), on a real Redis: one
 proven by an account's static secret is kept for the task and applied to the job that tracks it through that account,
 never to a job fluxhook submitted; one proven by a job's own secret is applied to that job alone, and dropped if it
 names another task; each applied once; an account's secret may keep only so much. Over HTTP:
@@ -16,7 +16,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import RateLimited
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle.kept_callbacks import RETRY_AFTER, apply_kept_callback, keep_callback, keep_early_callback
+from fluxhook.lifecycle.steps.kept_callbacks import RETRY_AFTER, apply_kept_callback, keep_callback, keep_early_callback
 from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

@@ -1,4 +1,4 @@
-"""Routing a new job to BFL accounts (fluxhook/lifecycle/routing.py): the route a job records, as its app key's
+"""Routing a new job to BFL accounts (fluxhook/lifecycle/steps/routing.py): the route a job records, as its app key's
 accounts or region and the account it names narrow every configured account, the refusals of an account it may
 not use or that does not exist, and the account a tracked task is polled through. Which account then sends a job
 is the slots' business (tests/unit/store/); over HTTP: tests/e2e/accounts/test_routing_and_failover.py."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from fluxhook.core.errors import Forbidden, InvalidRequest
-from fluxhook.lifecycle.app_keys import ADMIN, Caller
-from fluxhook.lifecycle.routing import route_of, tracking_account
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.lifecycle.steps.routing import route_of, tracking_account
 from fluxhook.store.app_keys import AppKey
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

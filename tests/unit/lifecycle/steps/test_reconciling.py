@@ -1,4 +1,4 @@
-"""A submission whose answer never came (fluxhook/lifecycle/reconciling.py), in-process on a real Redis: the job
+"""A submission whose answer never came (fluxhook/lifecycle/steps/reconciling.py), in-process on a real Redis: the job
 waits for BFL's callback, takes the task it names, and fails only past the task's deadline, never sent again. Over
 HTTP with two simulated accounts: tests/e2e/accounts/test_routing_and_failover.py."""
 
@@ -12,7 +12,7 @@ from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.lifecycle import reconciling
+from fluxhook.lifecycle.steps import reconciling
 
 DB = 6
 

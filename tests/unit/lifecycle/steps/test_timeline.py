@@ -1,4 +1,4 @@
-"""A job's timeline (fluxhook/lifecycle/timeline.py), on a real Redis: entries recorded on their own or with the work
+"""A job's timeline (fluxhook/lifecycle/steps/timeline.py), on a real Redis: entries recorded on their own or with the work
 they describe (then only if that work happens), read back oldest first and capped; recording never raises, whatever
 the detail or Redis; an entry that cannot be read is skipped; the timeline goes with its job. What the dashboard shows
 of it: tests/unit/receiver/."""
@@ -12,7 +12,7 @@ import pytest
 
 from devtools.processes import free_port
 from fluxhook.core import transitions as st
-from fluxhook.lifecycle import timeline
+from fluxhook.lifecycle.steps import timeline
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from fluxhook.store.timeline import TIMELINE_CAP

@@ -18,8 +18,8 @@ from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import task_inputs, timeline
-from fluxhook.lifecycle.applying import apply_report
+from fluxhook.lifecycle.steps import task_inputs, timeline
+from fluxhook.lifecycle.steps.applying import apply_report
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
 

@@ -1,4 +1,4 @@
-"""Why queued jobs wait (fluxhook/lifecycle/waits.py), in-process on a real Redis and the simulator: read from the
+"""Why queued jobs wait (fluxhook/lifecycle/steps/waits.py), in-process on a real Redis and the simulator: read from the
 slots for a job in line, recorded for the budget's and BFL's refusals (one timeline entry per new reason, not one per
 re-check), gone once the job leaves ``queued``; and an app key's waiting jobs counted by reason, those the budget
 keeps out of line too. The rules themselves: tests/unit/core/test_wait_reasons.py; over HTTP:
@@ -17,9 +17,10 @@ from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget
-from fluxhook.lifecycle import app_keys, checking, creating, submitting, timeline, waits
-from fluxhook.lifecycle.app_keys import ADMIN, Caller
-from fluxhook.lifecycle.presenting import present
+from fluxhook.lifecycle import checking, creating, key_admin, submitting
+from fluxhook.lifecycle.steps import timeline, waits
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.store.jobs import WAIT_FIELDS
 from fluxhook.store.keys import KEYS
 
@@ -62,7 +63,7 @@ def _come_due(svc, job: Job) -> CheckOutcome:
 
 
 def _key(svc, **limits) -> Caller:
-    key, _ = app_keys.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
     return Caller(key)
 
 
@@ -174,7 +175,7 @@ def test_a_keys_daily_credits_spent_is_key_daily_credits_and_its_job_counts_as_q
     assert waits.of(svc, svc.jobs.get(job.id)).reason == WaitReason.KEY_DAILY_CREDITS
     assert waits.of_keys(svc, [app.key_id])[app.key_id] == waits.KeyJobs(
         active=0, queued=1, by_reason={"key_daily_credits": 1})
-    described = app_keys.described(svc, [app.key], time.time())[0]
+    described = key_admin.described(svc, [app.key], time.time())[0]
     assert (described["queued"], described["queued_by_reason"]) == (1, {"key_daily_credits": 1})
 
     # The key's credits raised: back in line, its recorded wait gone, then sent.

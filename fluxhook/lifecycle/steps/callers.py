@@ -1,0 +1,170 @@
+"""Who sends a request: an admin token or an app key, found from the secret it presents.
+
+A key's secret is ``fhk_<id part>_<43 random characters>`` (256 bits from ``secrets``): shown once, in the
+answer that creates it. Only its SHA-256 is kept. A plain hash is enough for a secret of that entropy (no
+guess can be tried against it, so a slow password hash buys nothing), and unlike an HMAC keyed from
+SECRET_KEY it survives the rotation of SECRET_KEY. The secret names its key's id, so checking it is one
+read of that key's record (cached by each process for at most ``CACHE_SECONDS``) and one constant-time
+comparison, whatever the number of keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fluxhook.core.errors import ModelNotAllowed, Unauthorized
+from fluxhook.core.job import iso
+from fluxhook.store.app_keys import AppKey, AppKeys
+
+if TYPE_CHECKING:
+    from fluxhook.core.job import Job
+
+SECRET_PREFIX = "fhk_"
+ID_PREFIX = "key_"
+# How long a process trusts a key record it read: revocation and expiry reach every process within it.
+CACHE_SECONDS = 0.5
+# ``last_used_at`` is written at most this often per key and process.
+TOUCH_EVERY = 60.0
+# Key ids found to be no key's, remembered as long as a record (at most this many at once, so forged ids cannot
+# fill memory): a forged key refused before its body is read costs one read, not a second when it is answered.
+MISSES_KEPT = 4096
+_ID_PART = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: an admin token (``key`` None) or an app key."""
+
+    key: AppKey | None = None
+
+    @property
+    def admin(self) -> bool:
+        return self.key is None
+
+    @property
+    def key_id(self) -> str | None:
+        return None if self.key is None else self.key.id
+
+    def sees(self, job: Job) -> bool:
+        """Whether this caller may see the job: an admin sees every job, a key only its own."""
+        return self.key is None or job.key_id == self.key.id
+
+    def may_use(self, model: str) -> bool:
+        """Whether this caller may submit to ``model``: an admin any, a key those of its ``models`` (all if unset)."""
+        return self.key is None or self.key.models is None or model in self.key.models
+
+
+ADMIN = Caller()
+
+
+def digest(secret: str) -> str:
+    """What is kept of a secret: its SHA-256, hex."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def is_key_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a key id (checked before it reaches a Redis key)."""
+    return text.startswith(ID_PREFIX) and bool(_ID_PART.fullmatch(text[len(ID_PREFIX):]))
+
+
+def key_id_in(secret: str) -> str | None:
+    """The key id a presented secret names, or None if it is not shaped like one of ours."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    part, sep, rest = secret[len(SECRET_PREFIX):].partition("_")
+    if not sep or not rest or not _ID_PART.fullmatch(part):
+        return None
+    return ID_PREFIX + part
+
+
+def key_refusal(key: AppKey, now: float) -> str | None:
+    """Why the key may no longer be used at ``now``, and what to do about it; or None while it may be used."""
+    if key.revoked_at is not None:
+        return "this app key was revoked, and a revoked key cannot come back: ask an admin of this service for a new key"
+    if key.expires_at is not None and now >= key.expires_at:
+        return (f"this app key expired at {iso(key.expires_at)}: ask an admin of this service to extend it "
+                "or for a new key")
+    return None
+
+
+class KeyResolver:
+    """Finds the app key a secret belongs to, for one process: at most one Redis read per key id per
+    ``CACHE_SECONDS`` (ids that are no key's too), and a write of ``last_used_at`` at most once per ``TOUCH_EVERY``."""
+
+    def __init__(self, store: AppKeys, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.clock = clock
+        self._cache: dict[str, tuple[float, AppKey]] = {}
+        self._missing: OrderedDict[str, float] = OrderedDict()
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def caller(self, secret: str) -> Caller | None:
+        """The caller this secret makes, or None if it is no key's; Unauthorized for a revoked or expired key."""
+        key_id = key_id_in(secret)
+        if key_id is None:
+            return None
+        now = self.clock()
+        key = self._record(key_id, now)
+        if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
+            return None
+        why = key_refusal(key, now)
+        if why is not None:
+            raise Unauthorized(why)
+        self._touch(key, now)
+        return Caller(key)
+
+    def refuses(self, secret: str) -> bool:
+        """Whether ``secret`` makes no caller (no key's, or a revoked or expired key's), judged before the request's
+        body is read: the one read ``caller`` then finds cached, and no use recorded."""
+        key_id = key_id_in(secret)
+        if key_id is None:
+            return True
+        now = self.clock()
+        key = self._record(key_id, now)
+        return (key is None or not hmac.compare_digest(key.secret_sha256, digest(secret))
+                or key_refusal(key, now) is not None)
+
+    def _record(self, key_id: str, now: float) -> AppKey | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        missed = self._missing.get(key_id)
+        if missed is not None and now - missed < CACHE_SECONDS:
+            return None
+        key = self.store.get(key_id)
+        with self._lock:
+            if key is None:
+                self._cache.pop(key_id, None)
+                self._missing[key_id] = now
+                self._missing.move_to_end(key_id)
+                while len(self._missing) > MISSES_KEPT:
+                    self._missing.popitem(last=False)
+            else:
+                self._missing.pop(key_id, None)
+                self._cache[key_id] = (now, key)
+        return key
+
+    def _touch(self, key: AppKey, now: float) -> None:
+        last = max(key.last_used_at or 0.0, self._touched.get(key.id, 0.0))
+        if now - last < TOUCH_EVERY:
+            return
+        with self._lock:
+            if now - self._touched.get(key.id, 0.0) < TOUCH_EVERY:
+                return
+            self._touched[key.id] = now
+        self.store.touch(key.id, now)
+
+
+def check_model(caller: Caller, model: str) -> None:
+    """ModelNotAllowed unless the caller's key may use ``model``."""
+    if not caller.may_use(model):
+        raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")

@@ -1,0 +1,140 @@
+"""An app key's fields: the request bodies of ``POST`` and ``PATCH /v1/keys`` read, a new key made, a key shown."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import iso
+from fluxhook.core.models import MODEL
+from fluxhook.lifecycle.steps.callers import ID_PREFIX, SECRET_PREFIX, digest
+from fluxhook.store.app_keys import AppKey
+from fluxhook.store.owners import DEFAULT_WEIGHT
+
+MAX_NAME = 100
+MAX_MODELS = 100
+MAX_WEIGHT = 100
+_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at", "accounts", "region")
+_CHANGEABLE = ("name", *_LIMITS)
+
+
+def new_key(values: dict[str, Any], now: float) -> tuple[AppKey, str]:
+    """A new key with ``values`` (as ``parse`` gives them) and its secret."""
+    part = secrets.token_hex(8)
+    secret = f"{SECRET_PREFIX}{part}_{secrets.token_urlsafe(32)}"
+    key = AppKey(id=ID_PREFIX + part, prefix=secret[:8], secret_sha256=digest(secret), created_at=now,
+                 **{"weight": DEFAULT_WEIGHT, **values})
+    return key, secret
+
+
+def parse(body: Any, *, creating: bool, now: float) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The fields a create or change request sets, and the limits it removes (sent as ``null``).
+
+    InvalidRequest, saying what to send, for anything else.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - set(_CHANGEABLE))
+    if unknown:
+        raise InvalidRequest(f"unknown field {unknown[0]!r}; a key has {', '.join(_CHANGEABLE)}")
+    if creating and "name" not in body:
+        raise InvalidRequest("'name' is required: what the app using this key is called")
+    values: dict[str, Any] = {}
+    unset: list[str] = []
+    for name, value in body.items():
+        if value is None and name in _LIMITS:
+            if name == "weight":
+                values["weight"] = DEFAULT_WEIGHT
+            else:
+                unset.append(name)
+            continue
+        values[name] = _PARSERS[name](value, now)
+    return values, tuple(unset)
+
+
+def _name(value: Any, now: float) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME or not value.isprintable():
+        raise InvalidRequest(f"'name' must be a non-empty line of at most {MAX_NAME} printable characters")
+    return value.strip()
+
+
+def _models(value: Any, now: float) -> tuple[str, ...]:
+    if (not isinstance(value, list) or not value or len(value) > MAX_MODELS
+            or not all(isinstance(m, str) and MODEL.fullmatch(m) for m in value)):
+        raise InvalidRequest("'models' must be a non-empty list of BFL model names such as 'flux-2-pro', or null")
+    return tuple(dict.fromkeys(value))
+
+
+def _whole(name: str, low: int, high: int) -> Callable[[Any, float], int]:
+    def parse_whole(value: Any, now: float) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidRequest(f"'{name}' must be a whole number from {low} to {high}, or null")
+        return value
+    return parse_whole
+
+
+def _credits(value: Any, now: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1e9:
+        raise InvalidRequest("'daily_credits' must be a number of credits above 0, or null")
+    return float(value)
+
+
+def _expires(value: Any, now: float) -> float:
+    stamp = None
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+            stamp = when.astimezone(UTC).timestamp() if when.tzinfo is not None else None
+        except (ValueError, OverflowError):
+            stamp = None
+    if stamp is None:
+        raise InvalidRequest("'expires_at' must be an ISO 8601 time with its zone, such as "
+                             "'2027-01-01T00:00:00Z', or null")
+    if stamp <= now:
+        raise InvalidRequest("'expires_at' must be in the future")
+    return stamp
+
+
+def _accounts(value: Any, now: float) -> tuple[str, ...]:
+    if (not isinstance(value, list) or not value or len(value) > MAX_ACCOUNTS
+            or not all(isinstance(a, str) and ACCOUNT_NAME.fullmatch(a) for a in value)):
+        raise InvalidRequest("'accounts' must be a non-empty list of BFL account names (GET /v1/accounts lists "
+                             "them), or null for any")
+    return tuple(dict.fromkeys(value))
+
+
+def _region(value: Any, now: float) -> str:
+    if not isinstance(value, str) or not REGION_NAME.fullmatch(value):
+        raise InvalidRequest("'region' must be a region label of the BFL accounts, such as 'eu', or null for any")
+    return value
+
+
+_PARSERS: dict[str, Callable[[Any, float], Any]] = {
+    "accounts": _accounts, "region": _region,
+    "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
+    "max_active": _whole("max_active", 1, 10_000), "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
+    "weight": _whole("weight", 1, MAX_WEIGHT),
+}
+
+
+def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
+                queued_by_reason: dict[str, int] | None = None, secret: str | None = None) -> dict:
+    """The key object of the API; with ``secret`` only in the answer that creates it. ``queued`` counts every job of
+    the key that waits, ``queued_by_reason`` how many wait for each reason (``core.wait_reasons``)."""
+    shown = {
+        "id": key.id, "name": key.name, "prefix": key.prefix,
+        "models": list(key.models) if key.models is not None else None,
+        "daily_credits": key.daily_credits, "max_active": key.max_active,
+        "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
+        "accounts": list(key.accounts) if key.accounts is not None else None, "region": key.region,
+        "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
+        "spent_today": spent_today, "jobs_today": jobs_today, "active": active, "queued": queued,
+        "queued_by_reason": dict(queued_by_reason or {}),
+    }
+    if secret is not None:
+        shown["key"] = secret
+    return shown
