@@ -133,7 +133,7 @@ class Effects:
     def __init__(self, connection: Redis, keys, timeline_ttl: int):
         self.keys = keys
         self.timeline_ttl = timeline_ttl
-        self._apply = LuaScript(connection, "effects", "effects_apply")
+        self._apply = LuaScript(connection, "effects_apply")
 
     def apply(self, effects: Sequence[Effect]) -> None:
         """Do ``effects`` now."""

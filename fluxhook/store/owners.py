@@ -21,3 +21,19 @@ def owner_of(key_id: str | None) -> str:
     if not _OWNER.fullmatch(owner):
         raise ValueError(f"not an owner id: {owner!r}")
     return owner
+
+
+def member(owner: str, job_id: str) -> str:
+    """A job's member in a line (the slots' and the work lines'): ``<owner>:<job id>`` (``lua/members.lua`` is
+    the scripts' side of it)."""
+    return f"{owner}:{job_id}"
+
+
+def owner_range(owner: str) -> tuple[str, str]:
+    """The ZRANGEBYLEX bounds of ``owner``'s members: one lexical range, as an owner id holds no ':'."""
+    return f"[{owner}:", f"({owner};"
+
+
+def member_job(item: str) -> str:
+    """The job id of a line's member."""
+    return item.partition(":")[2]

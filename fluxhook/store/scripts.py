@@ -10,12 +10,33 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ResponseError
 
+# A script's first line naming the scripts that must come before it (a shared routine it calls).
+NEEDS = "-- needs: "
+
 
 @cache
 def source(*names: str) -> str:
-    """The text of ``lua/<name>.lua`` for each name, joined (a shared prelude first)."""
-    folder = files("fluxhook.store") / "lua"
-    return "\n".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in names)
+    """The text of ``lua/<name>.lua`` for each name, each after the scripts it names on a first line
+    ``-- needs: a, b`` (and theirs), each script once."""
+    order: list[str] = []
+    for name in names:
+        _after_needs(name, order)
+    return "\n".join(_text(name) for name in order)
+
+
+def _after_needs(name: str, order: list[str]) -> None:
+    if name in order:
+        return
+    first = _text(name).partition("\n")[0]
+    if first.startswith(NEEDS):
+        for needed in first[len(NEEDS):].split(","):
+            _after_needs(needed.strip(), order)
+    order.append(name)
+
+
+@cache
+def _text(name: str) -> str:
+    return (files("fluxhook.store") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
 class LuaScript:

@@ -37,7 +37,7 @@ from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import LuaScript
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
@@ -100,9 +100,9 @@ class Slots:
         self.keys = keys
         self.accounts = config.accounts
         self.pools = pools(config.pooled_limits)
-        self._acquire = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_acquire")
-        self._dispatch = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_dispatch")
-        self._requeue = LuaScript(connection, "slot_time", "fair_turns", "slots_prelude", "slots_requeue")
+        self._acquire = LuaScript(connection, "slots_acquire")
+        self._dispatch = LuaScript(connection, "slots_dispatch")
+        self._requeue = LuaScript(connection, "slots_requeue")
         self._adopt = LuaScript(connection, "slots_adopt")
 
     def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
@@ -233,7 +233,7 @@ class Slots:
         for job, owner in zip(jobs, owners, strict=True):
             pipe.hexists(self.keys.slot_accounts, job.id)
             pipe.zscore(self.keys.slots(self.pool_of(job)), job.id)
-            pipe.zscore(self.keys.line(self.pool_of(job)), f"{owner}:{job.id}")
+            pipe.zscore(self.keys.line(self.pool_of(job)), member(owner, job.id))
         answers = pipe.execute()
         count = self._now_answers(asked)
         places = [Place.SLOT if holder or slot is not None else Place.LINE if line is not None else Place.ASIDE
@@ -249,15 +249,15 @@ class Slots:
         self._ask_now(pipe, owners)
         for owner in owners:
             for pool in self.pools:
-                pipe.zlexcount(self.keys.line(pool), f"[{owner}:", f"({owner};")
-            pipe.zrangebylex(self.keys.aside, f"[{owner}:", f"({owner};")
+                pipe.zlexcount(self.keys.line(pool), *owner_range(owner))
+            pipe.zrangebylex(self.keys.aside, *owner_range(owner))
         answers = pipe.execute()
         count = self._now_answers(owners)
         rest = iter(answers[count:])
         jobs = {}
         for owner in owners:
             in_line = {pool: int(next(rest)) for pool in self.pools}
-            jobs[owner] = OwnerJobs(in_line, [_text(m)[len(owner) + 1:] for m in next(rest)])
+            jobs[owner] = OwnerJobs(in_line, [member_job(_text(m)) for m in next(rest)])
         return self._read_now(answers[:count], owners), jobs
 
     def accounts_now(self) -> list[AccountNow]:
@@ -282,8 +282,7 @@ class Slots:
         for pool in self.pools:
             for start in range(0, int(self.connection.zcard(self.keys.line(pool))), batch):
                 members = self.connection.zrange(self.keys.line(pool), start, start + batch - 1)
-                # A member is ``<owner>:<job id>``; owners hold no ':' (``owners.owner_of``).
-                ids = [_text(m).partition(":")[2] for m in members]
+                ids = [member_job(_text(m)) for m in members]
                 for route in (self.connection.hmget(self.keys.routes, ids) if ids else []):
                     name = ANY_ROUTE if route is None else _text(route)
                     counts[name] = counts.get(name, 0) + 1
@@ -326,8 +325,8 @@ class Slots:
         owner = owner_of(key_id)
         pipe = self.connection.pipeline(transaction=False)
         for pool in self.pools:
-            pipe.zrangebylex(self.keys.line(pool), f"[{owner}:", f"({owner};")
-        return [_text(m)[len(owner) + 1:] for members in pipe.execute() for m in members]
+            pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
+        return [member_job(_text(m)) for members in pipe.execute() for m in members]
 
 
 def _text(value) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.enqueueing.download_line``):
@@ -38,23 +38,13 @@ KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY, THUMBNAIL)
 MOVE_LEASE = 10.0
 
 
-def member(owner: str, job_id: str) -> str:
-    """A job's member in a work line: ``<owner>:<job id>``."""
-    return f"{owner}:{job_id}"
-
-
-def job_of(item: str) -> str:
-    """The job id of a work line's member."""
-    return item.split(":", 1)[1]
-
-
 class WorkLines:
     """The work lines of every kind, on one Redis connection."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self._take = LuaScript(connection, "fair_turns", "work_take")
+        self._take = LuaScript(connection, "work_take")
         self._restore = LuaScript(connection, "work_restore")
 
     def add(self, kind: str, key_id: str | None, job_id: str, pipeline) -> None:
@@ -65,7 +55,7 @@ class WorkLines:
         pipeline.ltrim(self.keys.work_added, 0, 0)
 
     def take(self, kind: str, queue_key: str, ahead: int, now: float) -> list[str]:
-        """Members (``<owner>:<job id>``, see ``job_of``) from ``kind``'s line, one turn at a time across keys, while
+        """Members (``<owner>:<job id>``, see ``owners.member_job``) from ``kind``'s line, one turn at a time across keys, while
         fewer than ``ahead`` tasks wait in the RQ queue ``queue_key`` (a list) or are being moved; each is moving
         until ``queued`` says its RQ task is queued. Atomic: feeders in many processes never overfill the queue."""
         kind = checked_kind(kind)

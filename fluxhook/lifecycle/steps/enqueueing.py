@@ -23,6 +23,7 @@ from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_li
 from fluxhook.store.effects import AddWork
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
+from fluxhook.store.owners import member_job
 from fluxhook.store.queues import thumbnail_queue
 from fluxhook.store.work_lines import (
     DOWNLOAD,
@@ -34,7 +35,6 @@ from fluxhook.store.work_lines import (
     MOVE_LEASE,
     NOTIFY,
     THUMBNAIL,
-    job_of,
 )
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ def _queue_tasks(svc: "Services", kind: str, queue: Queue, members: list[str]) -
     task = _TASKS[kind]
     pipe = svc.redis.pipeline(transaction=True)
     for member in members:
-        job_id = job_of(member)
+        job_id = member_job(member)
         queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
                            pipeline=pipe, **task.options())
     svc.store.work.queued(kind, members, pipe)

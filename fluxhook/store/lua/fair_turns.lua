@@ -1,19 +1,17 @@
+-- needs: members
 -- The fair-share rule, in one place: start-time fair queueing over owners, shared by the BFL slots
 -- (slots_prelude.lua) and the workers' work lines (work_take.lua).
 --
--- A line is a sorted set whose members are `<owner>:<job id>`, all scored 0, so each owner's items
--- are one lexical range, in creation order (job ids sort by time). Each owner's next turn has a
+-- Runs after members.lua: a line's members are `<owner>:<job id>`, each owner's one lexical range. Each owner's next turn has a
 -- virtual start, its pass, or the clock if that is later (an owner back from idle starts level with
 -- the others and carries no credit). A turn goes to the owner with the earliest start among those
 -- with an item that may go now; ties go to the earliest job. The turn costs the owner cost / weight
 -- (a slot's time for the slots, 1 for a worker's task), and the clock moves to its start.
 
-local function fair_member(owner, job) return owner .. ':' .. job end
-
 -- The owner's earliest job in the line, or nil.
 local function fair_head(line, owner)
-  local first = redis.call('ZRANGEBYLEX', line, '[' .. owner .. ':', '(' .. owner .. ';', 'LIMIT', 0, 1)[1]
-  return first and string.sub(first, #owner + 2)
+  local first = redis.call('ZRANGEBYLEX', line, owner_first(owner), owner_last(owner), 'LIMIT', 0, 1)[1]
+  return first and member_job(owner, first)
 end
 
 -- The owners with items in the line, each with its earliest job ({owner, job}): one lookup per owner,
@@ -23,9 +21,9 @@ local function fair_heads(line)
   while true do
     local first = redis.call('ZRANGEBYLEX', line, from, '+', 'LIMIT', 0, 1)[1]
     if not first then break end
-    local owner = string.match(first, '^([^:]*):')
-    found[#found + 1] = {owner = owner, job = string.sub(first, #owner + 2)}
-    from = '(' .. owner .. ';'
+    local owner = member_owner(first)
+    found[#found + 1] = {owner = owner, job = member_job(owner, first)}
+    from = owner_last(owner)
   end
   return found
 end

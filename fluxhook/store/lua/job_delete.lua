@@ -1,3 +1,4 @@
+-- needs: members
 -- Removes a job record, the job from every index, and any credits it holds reserved.
 --
 -- KEYS[1] the record, KEYS[2] every job's index, KEYS[3] the due index, KEYS[4] the outbox,
@@ -23,8 +24,8 @@ local freed = 0
 for i = first_slots, first_line - 1 do freed = freed + redis.call('ZREM', KEYS[i], id) end
 if owner and freed > 0 and redis.call('HINCRBY', KEYS[8], owner, -1) <= 0 then redis.call('HDEL', KEYS[8], owner) end
 if owner then
-  for i = first_line, first_line + pools - 1 do redis.call('ZREM', KEYS[i], owner .. ':' .. id) end
-  redis.call('ZREM', KEYS[9], owner .. ':' .. id)
+  for i = first_line, first_line + pools - 1 do redis.call('ZREM', KEYS[i], member(owner, id)) end
+  redis.call('ZREM', KEYS[9], member(owner, id))
 end
 for i = first_line + pools, #KEYS do redis.call('ZREM', KEYS[i], id) end
 if data[2] and data[2] ~= '' and data[2] == ARGV[2] and redis.call('GET', KEYS[5]) == id then

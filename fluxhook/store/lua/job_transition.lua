@@ -1,3 +1,4 @@
+-- needs: effects, slot_time
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
@@ -71,7 +72,7 @@ if new ~= '' and new ~= current then
     redis.call('LTRIM', KEYS[spec.freed], 0, 0)
   end
   if owner then
-    for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], owner .. ':' .. spec.id) end
+    for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], member(owner, spec.id)) end
   end
   if spec.unset then redis.call('HDEL', job, unpack(spec.unset)) end
   if spec.terminal and spec.owners then

@@ -1,3 +1,4 @@
+-- needs: slots_prelude
 -- After the prelude. KEYS[own_keys + 1]: the list that wakes the workers' senders.
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0').
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes

@@ -1,3 +1,4 @@
+-- needs: slots_prelude
 -- After the prelude. ARGV[rest]: most to hand out. Returns the jobs given a slot, one turn at a
 -- time (see the prelude). Lines hold queued jobs only (a job leaves its line with any change of status).
 local given = {}

@@ -1,7 +1,7 @@
+-- needs: slot_time, fair_turns
 -- Shared by the slot scripts: the accounts and their pools, their limits and cooldowns, the owners'
 -- fair share, and what may be taken now.
 --
--- Runs after slot_time.lua and fair_turns.lua (the rule of whose turn is next, shared with the workers' work lines).
 -- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
 -- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; KEYS[8] job -> slot time
 -- charged; KEYS[9] pool -> slot time estimate; KEYS[10] job -> the account whose slot it holds;
@@ -50,7 +50,6 @@ local rest = arg + 1
 local own_keys = key - 1
 
 local function fmt(x) return string.format('%.17g', x) end
-local member = fair_member
 
 local held_by = {}
 local function held_of(owner)
@@ -156,9 +155,9 @@ local function goable(pool, head, open)
   if account_for(head.job, open) then return head.job end
   local seen = pool.name .. '|' .. head.owner
   if stuck[seen] then return nil end
-  local members = redis.call('ZRANGEBYLEX', pool.line, '[' .. head.owner .. ':', '(' .. head.owner .. ';', 'LIMIT', 1, SCAN)
+  local members = redis.call('ZRANGEBYLEX', pool.line, owner_first(head.owner), owner_last(head.owner), 'LIMIT', 1, SCAN)
   for _, m in ipairs(members) do
-    local job = string.sub(m, #head.owner + 2)
+    local job = member_job(head.owner, m)
     if account_for(job, open) then return job end
   end
   stuck[seen] = true

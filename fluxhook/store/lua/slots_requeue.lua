@@ -1,3 +1,4 @@
+-- needs: slots_prelude
 -- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed token
 -- list, KEYS[own_keys + 3]: the jobs waiting out of line. ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's

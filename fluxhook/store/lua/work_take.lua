@@ -1,4 +1,5 @@
--- Runs after fair_turns.lua. Take jobs from a kind's work line for RQ, one turn at a time across owners (the
+-- needs: fair_turns
+-- Take jobs from a kind's work line for RQ, one turn at a time across owners (the
 -- slots' own rule: start-time fair queueing, each task a turn costing 1 / the owner's weight), while fewer than
 -- ARGV[1] tasks wait in the RQ queue they go to, counting those being moved.
 -- KEYS[1] the kind's work line; KEYS[2] its members being moved into RQ (member -> when taken);
@@ -14,11 +15,11 @@ local heads = fair_heads(line)
 while #taken < room do
   local turn = turns.earliest(heads)
   if not turn then break end
-  local member = fair_member(turn.owner, turn.job)
-  redis.call('ZREM', line, member)
-  redis.call('HSET', moving, member, ARGV[2])
+  local item = member(turn.owner, turn.job)
+  redis.call('ZREM', line, item)
+  redis.call('HSET', moving, item, ARGV[2])
   turns.charge(turn.owner, 1)
   turn.head.job = fair_head(line, turn.owner)
-  taken[#taken + 1] = member
+  taken[#taken + 1] = item
 end
 return taken

@@ -41,3 +41,26 @@ def test_the_slot_scripts_take_an_owner_without_a_weight_at_the_python_default(s
     assert turn > 0
     assert slots.acquire(_queued(store), "key_d")  # no weight recorded
     assert _cost_of_a_turn(connection, "key_d") == pytest.approx(turn / default)
+
+
+def _lua_members(connection, owner: str, job_id: str, item: str) -> list:
+    """What ``lua/members.lua`` makes of an owner, a job and a member, run by Redis as every script runs it."""
+    from fluxhook.store.scripts import source
+    script = source("members") + ("\nreturn {member(ARGV[1], ARGV[2]), owner_first(ARGV[1]), owner_last(ARGV[1]),"
+                                  " member_job(ARGV[1], ARGV[3]), member_owner(ARGV[3])}")
+    return [v.decode() if isinstance(v, bytes) else v for v in connection.eval(script, 0, owner, job_id, item)]
+
+
+@pytest.mark.parametrize("owner", ["admin", "key_0123456789abcdef", "a-b_C9"])
+def test_a_lines_member_is_made_and_read_alike_by_python_and_the_scripts(connection, owner):
+    from fluxhook.core.job import new_job_id
+    from fluxhook.store.owners import member, member_job, owner_range
+
+    job_id = new_job_id()
+    item = member(owner, job_id)
+    assert _lua_members(connection, owner, job_id, item) == [item, *owner_range(owner), job_id, owner]
+    assert member_job(item) == job_id
+    # The owner's range holds its members and no other owner's: a longer id sharing its start sorts outside.
+    connection.delete("t:line")
+    connection.zadd("t:line", {item: 0, member(owner + "x", job_id): 0, member(owner[:-1], job_id): 0})
+    assert [m.decode() for m in connection.zrangebylex("t:line", *owner_range(owner))] == [item]

@@ -15,8 +15,8 @@ from fluxhook.lifecycle.steps.enqueueing import thumbnail_task
 from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.store.owners import ADMIN_OWNER
-from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines, job_of
+from fluxhook.store.owners import ADMIN_OWNER, member_job
+from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines
 
 
 @pytest.fixture()
@@ -43,7 +43,7 @@ def take(work: WorkLines, kind: str, most: int = 1, now: float | None = None) ->
     pipe = work.connection.pipeline(transaction=True)
     work.queued(kind, members, pipe)
     pipe.execute()
-    return [job_of(m) for m in members]
+    return [member_job(m) for m in members]
 
 
 def take_all(work: WorkLines, kind: str) -> list[str]:
