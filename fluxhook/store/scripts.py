@@ -10,8 +10,12 @@ from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ResponseError
 
+from fluxhook.store import slot_layout
+
 # A script's first line naming the scripts that must come before it (a shared routine it calls).
 NEEDS = "-- needs: "
+# Scripts written from Python where both sides must agree (a layout of KEYS), needed by name like the files.
+WRITTEN = {"slot_layout": slot_layout.lua_names}
 
 
 @cache
@@ -36,6 +40,8 @@ def _after_needs(name: str, order: list[str]) -> None:
 
 @cache
 def _text(name: str) -> str:
+    if name in WRITTEN:
+        return WRITTEN[name]()
     return (files("fluxhook.store") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 

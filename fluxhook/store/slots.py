@@ -39,6 +39,7 @@ from fluxhook.store import cooldowns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.slot_layout import slot_keys
 
 # Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
 ADOPT_BATCH = 500
@@ -179,14 +180,7 @@ class Slots:
         return [self.keys.slots(pool, account.name) for account in self.accounts for pool in self.pools]
 
     def _pool_keys(self) -> list[str]:
-        k = self.keys
-        keys = [k.due, k.fair_owners, k.fair_held, k.fair_passes, k.fair_clock, k.share_weights, k.share_max_active,
-                k.fair_charges, k.fair_estimates, k.slot_accounts, k.routes, *map(k.line, self.pools)]
-        for account in self.accounts:
-            keys.append(k.cooling(account.name))
-            for pool in self.pools:
-                keys += [k.slots(pool, account.name), k.paused(pool, account.name)]
-        return keys
+        return slot_keys(self.keys, self.pools, self.accounts)
 
     def _pool_args(self) -> list:
         args: list = [repr(self.clock()), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT, len(self.pools),

@@ -1,16 +1,12 @@
--- needs: slot_time, fair_turns
+-- needs: slot_layout, slot_time, fair_turns
 -- Shared by the slot scripts: the accounts and their pools, their limits and cooldowns, the owners'
 -- fair share, and what may be taken now.
 --
--- KEYS[1] the due index; KEYS[2] job -> owner; KEYS[3] owner -> slots held; KEYS[4] owner -> pass;
--- KEYS[5] the clock; KEYS[6] owner -> weight; KEYS[7] owner -> max_active; KEYS[8] job -> slot time
--- charged; KEYS[9] pool -> slot time estimate; KEYS[10] job -> the account whose slot it holds;
--- KEYS[11] job -> route; then each pool's line, in ARGV's order; then per account, in ARGV's order:
--- its cooldown, then per pool its slots and its pause flag.
+-- KEYS: named by store/slot_layout.py (K, below); a script's own keys follow K.after.
 -- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
 -- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
 -- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of
--- each pool; the script's own arguments follow.
+-- each pool; the script's own arguments follow (from ARGV[rest]).
 --
 -- Fair share is start-time fair queueing over owners (fair_turns.lua): a turn goes to the owner with
 -- the earliest start among those with a job that may take a slot now (an account its route allows is
@@ -22,32 +18,36 @@
 local now = tonumber(ARGV[1])
 local slot_lease, submit_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
 local admin, default_weight = ARGV[4], tonumber(ARGV[5])
-local due, owners, held, passes, clock_key, weights, caps = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local slot_accounts, routes = KEYS[10], KEYS[11]
-local fair = {charges = KEYS[8], estimates = KEYS[9], passes = passes, weights = weights, default_weight = default_weight}
 local n_pools = tonumber(ARGV[6])
+local n_accounts = tonumber(ARGV[7 + n_pools])
+local K = slot_layout(n_pools, n_accounts)
+local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
+local weights, caps, slot_accounts, routes = K.share_weights, K.share_max_active, K.slot_accounts, K.routes
+local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
+              default_weight = default_weight}
 local pools, by_name = {}, {}
 for i = 1, n_pools do
-  local pool = {name = ARGV[6 + i], line = KEYS[11 + i]}
+  local pool = {name = ARGV[6 + i], line = K.pool[i].line}
   pools[i] = pool
   by_name[pool.name] = pool
 end
 local accounts, account_named = {}, {}
-local arg, key = 7 + n_pools, 12 + n_pools
-for j = 1, tonumber(ARGV[arg]) do
+local arg = 7 + n_pools
+for j = 1, n_accounts do
+  local its = K.account[j]
   local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
-                   cooling = KEYS[key], held = 0, pools = {}}
-  arg, key = arg + 3, key + 1
+                   cooling = its.cooling, held = 0, pools = {}}
+  arg = arg + 3
   for i = 1, n_pools do
-    account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = KEYS[key], paused = KEYS[key + 1]}
-    key = key + 2
+    account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = its.pool[i].slots,
+                                    paused = its.pool[i].paused}
   end
   arg = arg + n_pools
   accounts[j] = account
   account_named[account.name] = account
 end
 local rest = arg + 1
-local own_keys = key - 1
+local own_keys = K.after
 
 local function fmt(x) return string.format('%.17g', x) end
 
