@@ -3,8 +3,8 @@ the rule of which accounts a job may be sent through (its route).
 
 ``BFL_ACCOUNTS`` names them; without it there is one, ``default``, made of the ``BFL_*`` settings. An
 app key bound to ``accounts`` or a ``region``, and a job naming an ``account``, narrow the accounts a
-job may use. That narrowing is the job's route, a short string the slot dispatch reads (``lua/
-slots_prelude.lua``), so residency holds inside the one atomic step that picks the account:
+job may use. That narrowing is the job's route, a short string the slot dispatch reads (``store/lua/
+routes.lua``), so residency holds inside the one atomic step that picks the account:
 
 - ``*``: any account;
 - ``r:<region>``: the accounts labelled with that region;
@@ -145,7 +145,8 @@ def pooled_limits(accounts: tuple[Account, ...]) -> tuple[tuple[str, int], ...]:
 
 
 def route_allows(route: str | None, account: Account) -> bool:
-    """Whether a job of ``route`` may go through ``account`` (the same rule as ``lua/slots_prelude.lua``)."""
+    """Whether a job of ``route`` may go through ``account``: the reading of a route the slot scripts make too
+    (``store/lua/routes.lua``; tests/unit/store/test_routes.py holds the two to one answer)."""
     if not route or route == ANY_ROUTE:
         return True
     kind, _, value = route.partition(":")

@@ -1,4 +1,4 @@
--- needs: slot_layout, slot_time, fair_turns
+-- needs: slot_layout, routes, slot_time, fair_turns
 -- Shared by the slot scripts: the accounts and their pools, their limits and cooldowns, the owners'
 -- fair share, and what may be taken now.
 --
@@ -105,18 +105,11 @@ local function open_in(pool)
   return open
 end
 
--- A job's route (core/accounts.py): '*' any account, 'r:<region>' those of a region, 'a:<a>,<b>' those named.
+-- Whether a job may go through an account, by its route (routes.lua).
 local route_of = {}
 local function allows(job, account)
   if route_of[job] == nil then route_of[job] = redis.call('HGET', routes, job) or '*' end
-  local route = route_of[job]
-  if route == '*' then return true end
-  local kind, value = string.sub(route, 1, 1), string.sub(route, 3)
-  if kind == 'r' then return account.region == value end
-  for name in string.gmatch(value, '[^,]+') do
-    if name == account.name then return true end
-  end
-  return false
+  return route_allows(route_of[job], account.name, account.region)
 end
 -- Of the open accounts, the least busy that the job may use (its share of max_active in flight), or nil.
 local function account_for(job, open)
