@@ -118,7 +118,7 @@ def in_line(state: LineState, now: float) -> Waiting:
         return Waiting(WaitReason.BFL_CAPACITY, state.paused_until)
     if state.pool_limit < state.total_limit and state.pool_held >= state.pool_limit:
         return Waiting(WaitReason.MODEL_LIMIT)
-    # Every slot taken; or there is room, and the hand-out gives it one in a moment (in its owner's turn).
+    # Every slot taken; or there is room, and a dispatcher gives it one in a moment (in its owner's turn).
     return Waiting(WaitReason.BFL_SLOTS)
 
 

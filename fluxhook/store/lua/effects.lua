@@ -27,7 +27,7 @@ local function apply_effects(effects)
         local key_id = redis.call('HGET', record, 'key_id')
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         redis.call('ZADD', KEYS[effect.work], 'NX', 0, member(owner, effect.job))
-        -- Wakes one worker's feeder, which moves it into RQ in its turn; one token is enough to wake it.
+        -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
         redis.call('LPUSH', KEYS[effect.wake], 1)
         redis.call('LTRIM', KEYS[effect.wake], 0, 0)
       end

@@ -4,7 +4,7 @@
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
 -- enter, the slots it gives up and the lines it leaves (the jobs waiting aside among them; with the
--- slots' job -> owner, owner -> slots held, job -> account and job -> route, and the token that wakes a hand-out), the BFL task index
+-- slots' job -> owner, owner -> slots held, job -> account and job -> route, and the wake-up of a dispatcher), the BFL task index
 -- of a bfl_id being set, the lock, and each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
@@ -67,7 +67,7 @@ if new ~= '' and new ~= current then
     redis.call('HDEL', KEYS[spec.held], owner)
   end
   if freed > 0 and spec.freed then
-    -- Wakes one worker's hand-out; one token is enough to wake it, however many slots freed.
+    -- Wakes one worker's dispatcher; one item is enough to wake it, however many slots freed.
     redis.call('LPUSH', KEYS[spec.freed], 1)
     redis.call('LTRIM', KEYS[spec.freed], 0, 0)
   end

@@ -1,5 +1,5 @@
 -- needs: slots_prelude
--- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed token
+-- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed wake-up
 -- list, KEYS[own_keys + 3]: the jobs waiting out of line. ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
@@ -20,7 +20,7 @@ for _, each in ipairs(accounts) do
     if owner then release(owner) end
     -- Its task never reached BFL: the turn costs nothing.
     settle_slot(fair, its.slots, job, owner, nil, false)
-    -- Wakes one worker's hand-out, so the slot goes on to the next job now, not at the next sweep.
+    -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
     redis.call('LPUSH', KEYS[own_keys + 2], 1)
     redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
     account = account or each
