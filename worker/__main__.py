@@ -1,5 +1,5 @@
 """``python -m worker`` (the Procfile's ``worker:`` line): an RQ worker for fluxhook's queues, with its clock
-(the sweep, retention, retries); with WORKER_PROCESSES above 1, the supervisor of that many (see pool)."""
+(the sweep, retention, retries); with WORKER_PROCESSES above 1, the supervisor of that many (see processes)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
 from fluxhook.core.logs import config_secrets, configure_logging
 
-from . import pool
+from . import processes
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         # Until this member's worker runs, its supervisor's stop ends it; SIGTERM and SIGINT are for the supervisor.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
-        pool.become_member(supervisor)
+        processes.become_member(supervisor)
     try:
         config = Config.from_env()
     except ConfigError as exc:
@@ -40,17 +40,17 @@ def main(argv: list[str] | None = None) -> int:
             log.warning(warning)
         if config.worker_processes > 1:
             # Imports nothing of RQ's: a supervisor that only watches its members stays small.
-            return pool.supervise(config.worker_processes)
+            return processes.supervise(config.worker_processes)
     from .run import run
 
-    return run(config, (pool.STOP_SIGNAL,) if member else (signal.SIGTERM, signal.SIGINT))
+    return run(config, (processes.STOP_SIGNAL,) if member else (signal.SIGTERM, signal.SIGINT))
 
 
 def _supervisor_pid(argv: list[str]) -> int | None:
-    """0 for a worker on its own, the supervisor's pid for a pool member, None for arguments not understood."""
+    """0 for a worker on its own, the supervisor's pid for a member, None for arguments not understood."""
     if not argv:
         return 0
-    if len(argv) == 2 and argv[0] == pool.MEMBER_FLAG and argv[1].isdigit():
+    if len(argv) == 2 and argv[0] == processes.MEMBER_FLAG and argv[1].isdigit():
         return int(argv[1])
     return None
 

@@ -1,4 +1,4 @@
-"""The worker's lanes: a bounded pool of RQ workers, each driven by a thread of the worker process.
+"""The worker's lanes: a bounded set of RQ workers, each driven by a thread of the worker process.
 
 A download, a poll or a notification spends most of its time waiting on the network, and one task at a
 time would make each result wait for every task ahead of it. So a worker process takes up to ``LANES``

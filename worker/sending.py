@@ -1,4 +1,4 @@
-"""The worker's senders: a bounded pool of threads that keeps BFL's slots busy.
+"""The worker's senders: a bounded set of threads that keeps BFL's slots busy.
 
 BFL takes about a second to answer a submission, and a task holds its slot for seconds to minutes,
 so one process must have several submissions under way at once to keep an account's slots full. A
@@ -42,13 +42,13 @@ STOP_TIMEOUT = 20.0
 
 
 class Senders(Loop):
-    """The dispatcher thread and its pool of ``size`` senders, until ``stop()``."""
+    """The dispatcher thread and its ``size`` senders, until ``stop()``."""
 
     def __init__(self, svc: Services, size: int = SENDERS):
         super().__init__("fluxhook-dispatch")
         self.svc = svc
         self.size = size
-        self._pool = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
+        self._senders = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
         self._room = threading.Condition()
         self._busy = 0
         self._stopping = False
@@ -65,7 +65,7 @@ class Senders(Loop):
             self._room.notify_all()
         if self.is_alive():
             self.join(WAIT + 5.0)
-        self._pool.shutdown(wait=False)
+        self._senders.shutdown(wait=False)
         with self._room:
             self._room.wait_for(lambda: self._busy == 0, timeout)
 
@@ -94,7 +94,7 @@ class Senders(Loop):
     def _send(self, job_id: str) -> None:
         with self._room:
             self._busy += 1
-        self._pool.submit(self._submit, job_id)
+        self._senders.submit(self._submit, job_id)
 
     def _submit(self, job_id: str) -> None:
         try:

@@ -25,7 +25,7 @@ import time
 
 log = logging.getLogger("fluxhook.worker")
 
-MEMBER_FLAG = "--pool-member"
+MEMBER_FLAG = "--member-of"
 STOP_SIGNAL = signal.SIGUSR1
 # Pauses before starting again a member that exited unasked, growing while members keep failing.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -78,7 +78,7 @@ class _Pool:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
-        log.info("worker pool starting", extra={"processes": len(self.members)})
+        log.info("worker processes starting", extra={"processes": len(self.members)})
         while not self.stopping:
             for member in self.members:
                 self._look_after(member)
@@ -110,7 +110,7 @@ class _Pool:
 
     def _stop_all(self) -> None:
         running = [m.process for m in self.members if m.process is not None]
-        log.info("worker pool stopping", extra={"processes": len(running)})
+        log.info("worker processes stopping", extra={"processes": len(running)})
         for process in running:
             try:
                 process.send_signal(STOP_SIGNAL)

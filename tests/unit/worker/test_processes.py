@@ -1,11 +1,11 @@
-"""A pool of workers under one command (worker/pool.py): when a failed member is started again.
+"""Several worker processes under one command (worker/processes.py): when a failed member is started again.
 
 The pool's processes themselves are tested in tests/e2e/faults/test_faults.py.
 """
 
 from __future__ import annotations
 
-from worker.pool import RESTART_DELAYS, restart_delay
+from worker.processes import RESTART_DELAYS, restart_delay
 
 
 def test_a_failing_pool_member_waits_longer_each_time_up_to_a_cap():
