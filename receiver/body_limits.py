@@ -5,7 +5,7 @@ until a body is in, the process holds its bytes: in memory, or in a temporary fi
 (``receiver/request_assembly.py``). Anyone can send a body (the sign-in form, a key-shaped token on ``/v1``,
 the static callback URL), so two rules bound what that costs, with or without credentials:
 
-- ``SpoolBudget``: the bytes one web process holds for bodies still arriving, in total (``MAX_SPOOL_BYTES``).
+- ``SpoolSpace``: the bytes one web process holds for bodies still arriving, in total (``MAX_SPOOL_BYTES``).
   A body that would pass it is refused at once (503 with Retry-After). Callbacks never are: a room is kept
   for them that other bodies cannot take, and each holds at most ``CALLBACK_BODY_BYTES``.
 - ``BodyPace``: a body must keep arriving at ``MIN_BODY_RATE`` at least, averaged over any
@@ -55,7 +55,7 @@ def is_callback(method: str, target: str) -> bool:
     return method == "POST" and (path == CALLBACK_PATH or path.startswith(CALLBACK_PATH + "/"))
 
 
-class SpoolBudget:
+class SpoolSpace:
     """The bytes one web process holds for request bodies still arriving, against ``limit`` (``MAX_SPOOL_BYTES``).
 
     Shared by the worker's threads (each feeds the requests of its connection), so guarded by a lock.
@@ -76,15 +76,15 @@ class SpoolBudget:
         """Whether a body of ``size`` more bytes would be taken now (asked once its length is announced)."""
         return callback or self.held + size <= self.largest_body
 
-    def take(self, size: int, callback: bool) -> bool:
-        """Hold ``size`` more bytes of a body, unless that would pass the budget; a callback's always (its room)."""
+    def acquire(self, size: int, callback: bool) -> bool:
+        """Hold ``size`` more bytes of a body, unless that would pass the limit; a callback's always (its room)."""
         with self._lock:
             if not callback and self.held + size > self.largest_body:
                 return False
             self.held += size
             return True
 
-    def give_back(self, size: int) -> None:
+    def release(self, size: int) -> None:
         with self._lock:
             self.held -= size
 

@@ -36,7 +36,7 @@ from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
-from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolBudget
+from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolSpace
 from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
 
 # A request's head (request line and headers) must be in within this many seconds of its first
@@ -63,7 +63,7 @@ SWEEP_SECONDS = 0.25
 class BufferedConn(TConn):
     """A client connection and the request being received on it."""
 
-    def __init__(self, cfg, sock, client, server, max_body: int, spool: SpoolBudget):
+    def __init__(self, cfg, sock, client, server, max_body: int, spool: SpoolSpace):
         super().__init__(cfg, sock, client, server)
         self.max_body = max_body
         self.spool = spool
@@ -86,7 +86,7 @@ class BufferedConn(TConn):
     def next_request(self, leftover: bytes = b"") -> RequestAssembler:
         if self.incoming is not None:
             self.incoming.discard()
-        self.incoming = RequestAssembler(self.max_body, budget=self.spool)
+        self.incoming = RequestAssembler(self.max_body, spool=self.spool)
         self.pace = None
         self.continue_sent = False
         self.head_checked = False
@@ -111,7 +111,7 @@ class BufferingWorker(ThreadWorker):
         self._set_body_limits(getattr(self.wsgi, "body_limits", None) or BodyLimits())
 
     def _set_body_limits(self, limits: BodyLimits) -> None:
-        self.spool = SpoolBudget(limits.max_spool_bytes)  # this process's: each web process has its own
+        self.spool = SpoolSpace(limits.max_spool_bytes)  # this process's: each web process has its own
         self.min_body_rate = limits.min_body_rate
         self.max_body = min(MAX_REQUEST_BYTES, self.spool.largest_body)
 

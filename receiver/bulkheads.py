@@ -63,11 +63,11 @@ class Permit:
         self.permits = permits
         self.held = False
 
-    def take(self) -> None:
+    def acquire(self) -> None:
         self.permits.acquire()
         self.held = True
 
-    def give_back(self) -> None:
+    def release(self) -> None:
         if self.held:
             self.held = False
             self.permits.release()
@@ -76,12 +76,12 @@ class Permit:
     def set_aside(self) -> Iterator[None]:
         """While the request waits on something else, its permit serves another request."""
         held = self.held
-        self.give_back()
+        self.release()
         try:
             yield
         finally:
             if held:
-                self.take()
+                self.acquire()
 
 
 class PermitMiddleware:
@@ -93,12 +93,12 @@ class PermitMiddleware:
 
     def __call__(self, environ, start_response):
         permit = Permit(self.permits)
-        permit.take()
+        permit.acquire()
         environ[PERMIT] = permit
         try:
             answer = self.app(environ, start_response)
         except BaseException:
-            permit.give_back()
+            permit.release()
             raise
         return ClosingIterator(answer, [permit.give_back])
 

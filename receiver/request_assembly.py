@@ -11,7 +11,7 @@ other than chunked) is handed over as its head alone and its connection ends aft
 gunicorn refuses such a head before it reads any body.
 
 What a body costs the process while it arrives is bounded by ``receiver/body_limits.py``: every byte stored is
-taken from the process's ``SpoolBudget`` (a body that would pass it is refused 503) and given back once the
+taken from the process's ``SpoolSpace`` (a body that would pass it is refused 503) and given back once the
 request is handed on or dropped.
 """
 
@@ -25,7 +25,7 @@ from typing import BinaryIO, Iterator
 from fluxhook.bfl.reports import CALLBACK_TOO_LARGE
 from fluxhook.core.chunks import CHUNK
 from receiver import MAX_REQUEST_BYTES
-from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolBudget, is_callback
+from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolSpace, is_callback
 from receiver.errors import retry_after_header
 
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
@@ -68,7 +68,7 @@ def refusal(status: int, reason: str | None = None, *, callback: bool = False) -
     if callback and status == 413:
         message = CALLBACK_TOO_LARGE
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    # A 503 is the spool budget's refusal (body_limits): the client may try again once bodies held have gone.
+    # A 503 is the spool space's refusal (body_limits): the client may try again once bodies held have gone.
     retry = f"Retry-After: {retry_after_header(SPOOL_RETRY_SECONDS)}\r\n" if status == 503 else ""
     head = (f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Error')}\r\nConnection: close\r\n{retry}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
@@ -135,16 +135,16 @@ class RequestAssembler:
     """The bytes of one request, fed as they come; ``complete`` once its end is known.
 
     ``max_body`` bounds a body: one announced or grown larger is refused (413) before it is stored; a callback's
-    is bounded by ``CALLBACK_BODY_BYTES`` too. ``budget``: the process's, which every byte stored is taken from
+    is bounded by ``CALLBACK_BODY_BYTES`` too. ``spool``: the process's space, which every byte stored is taken from
     (503 when it has no room), until the request is handed on or dropped.
     """
 
-    def __init__(self, max_body: int, spool_dir: str | None = None, budget: SpoolBudget | None = None):
+    def __init__(self, max_body: int, spool_dir: str | None = None, spool: SpoolSpace | None = None):
         self.max_body = max_body
         self.spool_dir = spool_dir
-        self.budget = budget
-        self.callback = False  # a callback from BFL (never refused by the budget)
-        self._held = 0  # bytes taken from the budget
+        self.spool = spool
+        self.callback = False  # a callback from BFL (never refused by the spool space)
+        self._held = 0  # bytes taken from the spool space
         self.head = bytearray()
         self.head_complete = False
         self.complete = False
@@ -221,7 +221,7 @@ class RequestAssembler:
         self.body_length = int(length)
         if self.body_length > self.max_body:
             raise Refused(413)
-        if self.budget is not None and not self.budget.has_room(self.body_length, self.callback):
+        if self.spool is not None and not self.spool.has_room(self.body_length, self.callback):
             raise Refused(503)  # at once: better than after the client sent what we would not keep
         self._memory = bytearray()
 
@@ -248,8 +248,8 @@ class RequestAssembler:
         self.body_received += len(data)
         if self.body_received > self.max_body:
             raise Refused(413)
-        if self.budget is not None:
-            if not self.budget.take(len(data), self.callback):
+        if self.spool is not None:
+            if not self.spool.acquire(len(data), self.callback):
                 raise Refused(503)
             self._held += len(data)
         if self._spool is not None:
@@ -319,5 +319,5 @@ class RequestAssembler:
 
     def _release(self) -> None:
         if self._held:
-            self.budget.give_back(self._held)
+            self.spool.release(self._held)
             self._held = 0

@@ -1,5 +1,5 @@
 """The limits on bodies still arriving (receiver/body_limits.py), pure: the pace over a sliding window, the
-process's spool budget, and how a request being assembled takes from it and gives back. No sockets: the
+process's spool spool, and how a request being assembled takes from it and gives back. No sockets: the
 same attacks over real sockets against gunicorn are tests/test_spool_limits.py."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from receiver.body_limits import (
     CALLBACK_BODY_BYTES,
     RATE_WINDOW_SECONDS,
     BodyPace,
-    SpoolBudget,
+    SpoolSpace,
     is_callback,
 )
 from receiver.request_assembly import MEMORY_BODY_BYTES, Refused, RequestAssembler, refusal
@@ -68,17 +68,17 @@ def test_a_body_is_first_judged_one_window_after_its_head():
     assert BodyPace(5.0, RATE).deadline(5.0) == 5.0 + RATE_WINDOW_SECONDS
 
 
-# --- the budget ---------------------------------------------------------------------------------------------
+# --- the spool ---------------------------------------------------------------------------------------------
 
-def test_the_budget_keeps_room_that_only_callbacks_may_take():
-    budget = SpoolBudget(8 * MIB)
+def test_the_spool_space_keeps_room_that_only_callbacks_may_take():
+    spool = SpoolSpace(8 * MIB)
 
-    assert budget.largest_body == 8 * MIB - budget.callback_room and budget.callback_room == 2 * MIB
-    assert budget.take(budget.largest_body, callback=False)
-    assert not budget.take(1, callback=False) and not budget.has_room(1, callback=False)
-    assert budget.take(3 * MIB, callback=True) and budget.has_room(MIB, callback=True)  # callbacks: never refused
-    budget.give_back(budget.largest_body + 3 * MIB)
-    assert budget.held == 0 and budget.take(MIB, callback=False)
+    assert spool.largest_body == 8 * MIB - spool.callback_room and spool.callback_room == 2 * MIB
+    assert spool.acquire(spool.largest_body, callback=False)
+    assert not spool.acquire(1, callback=False) and not spool.has_room(1, callback=False)
+    assert spool.acquire(3 * MIB, callback=True) and spool.has_room(MIB, callback=True)  # callbacks: never refused
+    spool.release(spool.largest_body + 3 * MIB)
+    assert spool.held == 0 and spool.acquire(MIB, callback=False)
 
 
 @pytest.mark.parametrize("method, target, callback", [
@@ -89,21 +89,21 @@ def test_callbacks_are_told_by_their_path(method, target, callback):
     assert is_callback(method, target) is callback
 
 
-# --- a request being assembled takes from the budget --------------------------------------------------------
+# --- a request being assembled takes from the spool --------------------------------------------------------
 
 def test_a_body_announced_past_the_room_left_is_refused_503_at_once():
-    budget = SpoolBudget(8 * MIB)
-    budget.take(budget.largest_body - MIB, callback=False)
+    spool = SpoolSpace(8 * MIB)
+    spool.acquire(spool.largest_body - MIB, callback=False)
     with pytest.raises(Refused) as refused:
-        RequestAssembler(10**9, budget=budget).feed(_head("/signin", MIB + 1))
+        RequestAssembler(10**9, spool=spool).feed(_head("/signin", MIB + 1))
     assert refused.value.status == 503
-    assert budget.held == budget.largest_body - MIB  # nothing taken for it
+    assert spool.held == spool.largest_body - MIB  # nothing taken for it
 
 
 def test_a_body_grown_past_the_room_left_is_refused_503_and_gives_back_what_it_held():
-    budget = SpoolBudget(8 * MIB)
-    budget.take(budget.largest_body - MIB, callback=False)
-    request = RequestAssembler(10**9, budget=budget)
+    spool = SpoolSpace(8 * MIB)
+    spool.acquire(spool.largest_body - MIB, callback=False)
+    request = RequestAssembler(10**9, spool=spool)
     request.feed(b"POST /signin HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = b"%x\r\n" % (MIB // 2) + b"x" * (MIB // 2) + b"\r\n"
     request.feed(chunk)
@@ -111,35 +111,35 @@ def test_a_body_grown_past_the_room_left_is_refused_503_and_gives_back_what_it_h
         request.feed(chunk + chunk)
     assert refused.value.status == 503
     request.discard()
-    assert budget.held == budget.largest_body - MIB
+    assert spool.held == spool.largest_body - MIB
 
 
 def test_a_body_is_counted_until_it_is_handed_on_or_dropped():
-    budget = SpoolBudget(8 * MIB)
+    spool = SpoolSpace(8 * MIB)
     size = MEMORY_BODY_BYTES * 4
-    handed = RequestAssembler(10**9, budget=budget)
+    handed = RequestAssembler(10**9, spool=spool)
     handed.feed(_head("/v1/jobs", size) + b"y" * size)
-    dropped = RequestAssembler(10**9, budget=budget)
+    dropped = RequestAssembler(10**9, spool=spool)
     dropped.feed(_head("/signin", size) + b"y" * (size - 1))
-    assert budget.held == 2 * size - 1
+    assert spool.held == 2 * size - 1
 
     assert sum(len(piece) for piece in list(handed.pieces())[1:]) == size
-    assert budget.held == size - 1
+    assert spool.held == size - 1
     dropped.discard()
     handed.discard()
-    assert budget.held == 0
+    assert spool.held == 0
 
 
-def test_callbacks_are_taken_when_the_budget_is_full_but_only_up_to_their_own_bound():
-    budget = SpoolBudget(8 * MIB)
-    budget.take(budget.largest_body, callback=False)
-    callback = RequestAssembler(10**9, budget=budget)
+def test_callbacks_are_taken_when_the_spool_space_is_full_but_only_up_to_their_own_bound():
+    spool = SpoolSpace(8 * MIB)
+    spool.acquire(spool.largest_body, callback=False)
+    callback = RequestAssembler(10**9, spool=spool)
     callback.feed(_head("/webhooks/bfl", 300_000) + b"{" * 300_000)
     assert callback.complete and callback.callback
 
     with pytest.raises(Refused) as announced:
-        RequestAssembler(10**9, budget=budget).feed(_head("/webhooks/bfl/token", CALLBACK_BODY_BYTES + 1))
-    grown = RequestAssembler(10**9, budget=budget)
+        RequestAssembler(10**9, spool=spool).feed(_head("/webhooks/bfl/token", CALLBACK_BODY_BYTES + 1))
+    grown = RequestAssembler(10**9, spool=spool)
     grown.feed(b"POST /webhooks/bfl HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
     with pytest.raises(Refused) as chunked:
         for _ in range(CALLBACK_BODY_BYTES // (64 * 1024) + 1):
