@@ -100,7 +100,7 @@ class PermitMiddleware:
         except BaseException:
             permit.release()
             raise
-        return ClosingIterator(answer, [permit.give_back])
+        return ClosingIterator(answer, [permit.release])
 
 
 PERMIT = "fluxhook.work_permit"
