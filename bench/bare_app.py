@@ -57,8 +57,9 @@ def create_steps_app(enqueue: bool = True) -> Flask:
     from fluxhook.bfl.verification import verify_callback
     from fluxhook.core import signing, transitions
     from fluxhook.core.config import Config
-    from fluxhook.lifecycle.steps.applying import accept_ready, ready_fields
+    from fluxhook.lifecycle.steps.applying import accept_ready, from_callback, ready_fields
     from fluxhook.services import build_services
+    from fluxhook.store.jobs import Terms
 
     app = Flask(__name__)
     svc = build_services(Config.from_env())
@@ -73,12 +74,12 @@ def create_steps_app(enqueue: bool = True) -> Flask:
                                  required=True)
         event = parse_callback(body)
         if enqueue:
-            change = accept_ready(svc, job_id, event.bfl_id, event, source="webhook", proven=proven,
-                                  count="webhooks")
+            change = accept_ready(svc, job_id, event.bfl_id, event, from_callback(proven))
         else:
             # accept_ready's transition, without the download's lock and task.
-            change = svc.jobs.transition(job_id, transitions.READY, if_equal=("bfl_id", event.bfl_id), count="webhooks",
-                                         **ready_fields(event, source="webhook", proven=proven))
+            change = svc.jobs.transition(job_id, transitions.READY,
+                                         terms=Terms(if_equal=("bfl_id", event.bfl_id), count="webhooks"),
+                                         **ready_fields(event, from_callback(proven)))
         return {"ok": True, "moved": change.moved}
 
     @app.get("/healthz")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -12,8 +11,8 @@ from devtools.processes import free_port
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
-from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps import submission
+from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
 from helpers import stack_on_db, wait_sim_ready
@@ -27,7 +26,7 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
     ``overrides``: more of their environment."""
     from werkzeug.serving import make_server
 
-    from conftest import API
+    from conftest import API, serve_in_thread
     from fluxhook.core.config import Config
     from receiver import create_app
 
@@ -36,8 +35,7 @@ def budget_stack(redis_server, simulator, spy_port: int, var_dir: Path, db: int,
         port = free_port()
         server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(running.env, PORT=str(port)))),
                              threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
+        serve_in_thread(server)
         try:
             yield running, API(f"http://127.0.0.1:{port}")
         finally:
@@ -57,10 +55,10 @@ def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt, **fields},
               pool=pool_for(model, svc.config.bfl_model_limits), created_at=now, updated_at=now)
-    submitting.check_budget(svc, job)
+    submission.check_budget(svc, job)
     svc.jobs.create(job)
     assert svc.slots.acquire(job)
-    submitting.submit(svc, job)
+    submission.submit(svc, job)
     return svc.jobs.get(job.id)
 
 
@@ -68,7 +66,7 @@ def finish_job(svc, sim, job: Job) -> Job:
     """Let the simulator finish the task, learn it by a poll and download the result, as a worker would."""
     wait_sim_ready(sim, job.bfl_id)
     report = poll_job(svc, svc.jobs.get(job.id))
-    apply_report(svc, job.id, report, source="poll", confirmed=True)
+    apply_report(svc, job.id, report, POLLED)
     if svc.jobs.get(job.id).status == st.READY:
         download_and_store(svc, job.id, last_attempt=True)
     return svc.jobs.get(job.id)

@@ -118,47 +118,16 @@ class BFLClient:
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self._send(method, target, url, json, headers)
-            except HostNotAllowed as exc:
-                # A redirect to a host the key must not go to, or an address that changed between the
-                # allowlist check and the connection: nothing was sent there.
-                raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
-            except requests.ReadTimeout as exc:
-                if method == "POST":
-                    # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
-                    raise BFLSubmissionUncertain("BFL did not answer the submission in time; "
-                                                 "it was not sent again") from None
-                error: BFLError = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
-            except requests.RequestException as exc:
-                if method == "POST" and never_sent(exc):
-                    # Not connected, so not sent: another account may take the task now.
-                    raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
-                if method == "POST":
-                    # Cut after the connection was made: BFL may have the task, so it is not sent again.
-                    raise BFLSubmissionUncertain(f"the connection to BFL broke during the submission "
-                                                 f"({type(exc).__name__}); it was not sent again") from None
-                error = BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
+            except (HostNotAllowed, requests.RequestException) as exc:
+                error = _unanswered(method, exc)
             else:
                 if response.status_code < 300 or (not_found_ok and response.status_code == 404):
                     try:
                         return response.json()
                     except ValueError:
                         error = BFLUnavailable(f"BFL answered {response.status_code} without JSON")
-                elif response.status_code == 504 and method == "POST":
-                    # A gateway gave up waiting: BFL may have the task, so it is not sent again.
-                    raise BFLSubmissionUncertain("BFL's gateway timed out on the submission (504); "
-                                                 "it was not sent again")
-                elif response.status_code >= 500 and method == "POST":
-                    # BFL is out of capacity or failing: the account cools down and the job waits in line,
-                    # for another account or for this one's recovery; it is not sent again here now.
-                    # Out of capacity (503), BFL has said how long to stay away before: 5 s unless it says.
-                    header, full = response.headers.get("Retry-After"), response.status_code == 503
-                    raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
-                                         retry_after=retry_after_seconds(header, 5.0) if header or full else None,
-                                         out_of_capacity=full)
-                elif response.status_code in _RETRY_STATUSES:
-                    error = BFLUnavailable(f"BFL answered {response.status_code}")
                 else:
-                    raise error_for(response)
+                    error = _refused(method, response)
             if attempt < self.attempts:
                 self.sleep(backoff_delay(attempt, base=0.5, cap=4))
         raise error
@@ -179,6 +148,49 @@ class BFLClient:
                                                 self.account.api_host_allowlist))
             url = target.url
         raise BFLError(f"BFL redirected a request more than {MAX_REDIRECTS} times")
+
+
+def _unanswered(method: str, exc: HostNotAllowed | requests.RequestException) -> BFLError:
+    """The error of a request that got no answer: raised here when it must not be tried again, else returned
+    for another try."""
+    if isinstance(exc, HostNotAllowed):
+        # A redirect to a host the key must not go to, or an address that changed between the
+        # allowlist check and the connection: nothing was sent there.
+        raise BFLRedirectRefused(f"refused to contact BFL there: {exc.message}") from exc
+    if isinstance(exc, requests.ReadTimeout):
+        if method == "POST":
+            # BFL may have accepted the task and be slow to say so: sending it again could pay twice.
+            raise BFLSubmissionUncertain("BFL did not answer the submission in time; "
+                                         "it was not sent again") from None
+        return BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
+    if method == "POST" and never_sent(exc):
+        # Not connected, so not sent: another account may take the task now.
+        raise BFLAccountDown(f"BFL unreachable: {type(exc).__name__}") from None
+    if method == "POST":
+        # Cut after the connection was made: BFL may have the task, so it is not sent again.
+        raise BFLSubmissionUncertain(f"the connection to BFL broke during the submission "
+                                     f"({type(exc).__name__}); it was not sent again") from None
+    return BFLUnavailable(f"BFL unreachable: {type(exc).__name__}")
+
+
+def _refused(method: str, response: requests.Response) -> BFLError:
+    """The error of an answer that is not a success: raised here when it must not be tried again, else returned
+    for another try."""
+    if response.status_code == 504 and method == "POST":
+        # A gateway gave up waiting: BFL may have the task, so it is not sent again.
+        raise BFLSubmissionUncertain("BFL's gateway timed out on the submission (504); "
+                                     "it was not sent again")
+    if response.status_code >= 500 and method == "POST":
+        # BFL is out of capacity or failing: the account cools down and the job waits in line,
+        # for another account or for this one's recovery; it is not sent again here now.
+        # Out of capacity (503), BFL has said how long to stay away before: 5 s unless it says.
+        header, full = response.headers.get("Retry-After"), response.status_code == 503
+        raise BFLAccountDown(f"BFL answered {response.status_code}{_detail(response)}",
+                             retry_after=retry_after_seconds(header, 5.0) if header or full else None,
+                             out_of_capacity=full)
+    if response.status_code in _RETRY_STATUSES:
+        return BFLUnavailable(f"BFL answered {response.status_code}")
+    raise error_for(response)
 
 
 def _endpoint(api_base: str) -> Target:

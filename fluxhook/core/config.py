@@ -220,16 +220,7 @@ class Config:
             s3_image_delivery=reader.choice("S3_IMAGE_DELIVERY", field_default("s3_image_delivery"), ("redirect", "stream")),
             result_host_allowlist=reader.hosts("RESULT_HOST_ALLOWLIST", DEFAULT_RESULT_HOSTS),
             api_host_allowlist=reader.hosts("API_HOST_ALLOWLIST", DEFAULT_API_HOSTS),
-            callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", field_default("callback_grace_seconds"),
-                                                  minimum=0, maximum=3600),
-            bfl_max_active=reader.integer("BFL_MAX_ACTIVE", field_default("bfl_max_active"), minimum=1, maximum=10_000),
-            bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX", models.limits()),
-            max_image_bytes=reader.integer("MAX_IMAGE_BYTES", field_default("max_image_bytes"), minimum=1, maximum=2**31),
-            max_video_bytes=reader.integer("MAX_VIDEO_BYTES", field_default("max_video_bytes"), minimum=1, maximum=2**40),
-            job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
-            image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", field_default("image_url_ttl_seconds"),
-                                                 minimum=1, maximum=7 * 86400),
-            bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
+            **_limits(reader, models),
             bfl_credits_refresh_seconds=reader.integer(
                 "BFL_CREDITS_REFRESH_SECONDS", field_default("bfl_credits_refresh_seconds"), minimum=1, maximum=86400),
             log_level=reader.choice("LOG_LEVEL", field_default("log_level"), ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -253,6 +244,23 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
+
+
+def _limits(reader: _Reader, models: Catalog) -> dict[str, Any]:
+    """The settings that bound the work: BFL's grace and slots, file sizes, how long jobs and image links last,
+    and the day's credits."""
+    return dict(
+        callback_grace_seconds=reader.integer("CALLBACK_GRACE_SECONDS", field_default("callback_grace_seconds"),
+                                              minimum=0, maximum=3600),
+        bfl_max_active=reader.integer("BFL_MAX_ACTIVE", field_default("bfl_max_active"), minimum=1, maximum=10_000),
+        bfl_model_limits=reader.model_limits("BFL_MODEL_LIMITS", "BFL_MAX_ACTIVE_KONTEXT_MAX", models.limits()),
+        max_image_bytes=reader.integer("MAX_IMAGE_BYTES", field_default("max_image_bytes"), minimum=1, maximum=2**31),
+        max_video_bytes=reader.integer("MAX_VIDEO_BYTES", field_default("max_video_bytes"), minimum=1, maximum=2**40),
+        job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
+        image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", field_default("image_url_ttl_seconds"),
+                                             minimum=1, maximum=7 * 86400),
+        bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
+    )
 
 
 def _reachable_from_outside(host: str) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
@@ -108,17 +109,27 @@ def limits(svc: "Services", now: float, key: AppKey | None = None, account: Acco
 
 
 def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-            now: float | None = None, *, dry_run: bool = False, key: AppKey | None = None,
-            account: Account | None = None) -> Reservation | None:
+            now: float | None = None, *, key: AppKey | None = None, account: Account | None = None) -> Reservation | None:
     """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limits (the
     service's, its app key's ``key``, and the BFL ``account``'s that sends it), reserving the bound of its price
     in each (or all that is left, when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
-    ``dry_run``: only say what would be decided, reserving nothing.
     """
     now = time.time() if now is None else now
-    applying = limits(svc, now, key, account)
+    return _ask(svc, job_id, model, body, limits(svc, now, key, account), now, dry_run=False)
+
+
+def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+                  now: float | None = None, *, key: AppKey | None = None,
+                  account: Account | None = None) -> Reservation | None:
+    """What ``reserve`` would decide now, reserving nothing."""
+    now = time.time() if now is None else now
+    return _ask(svc, job_id, model, body, limits(svc, now, key, account), now, dry_run=True)
+
+
+def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, applying: list[Limit],
+         now: float, dry_run: bool) -> Reservation | None:
     if not applying:
         return None
     return svc.store.usage.reserve(job_id, applying, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
@@ -154,7 +165,7 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
     It reserves nothing: its sender reserves when it sends it (``reserve``), so that a job that waits for a
     slot, its key's ``max_active``, its account's day or a cooling account holds nothing against anyone's limit."""
     now = time.time() if now is None else now
-    reservation = reserve(svc, job_id, model, body, now, dry_run=True, key=key)
+    reservation = would_reserve(svc, job_id, model, body, now, key=key)
     if reservation is not None and not reservation.admitted and not reservation.waits:
         raise BudgetExceeded(refusal_of(svc, reservation, now, key))
 
@@ -164,16 +175,32 @@ def _by_key(reservation: Reservation, key: AppKey | None) -> bool:
     return key is not None and reservation.decided_by == KEY_LIMIT
 
 
-def by_bfl_account(reservation: Reservation) -> bool:
-    """Whether the sending BFL account's own daily limit refused the submission: another account may send it."""
-    return not reservation.admitted and not reservation.waits and reservation.decided_by == BFL_ACCOUNT_LIMIT
+class Refusal(Enum):
+    """What a submission the budget does not let go waits for."""
+
+    # Its BFL account's own day is spent: the account rests until tomorrow, and another may send the job.
+    ACCOUNT_SPENT = "account_spent"
+    # The submissions under way to settle, within seconds: it must go alone while others' reservations are live,
+    # or its BFL account's own limit is held by them.
+    SETTLING = "settling"
+    # The next UTC day: the service's ``BFL_DAILY_CREDIT_LIMIT`` or its app key's ``daily_credits`` are spent.
+    SPENT = "spent"
+
+
+def refusal_kind(reservation: Reservation, account: Account | None = None) -> Refusal:
+    """What the refused ``reservation`` waits for; ``account``: the BFL account that sends it, whose own limit
+    was asked (``reserve``), the one place that limit's refusals are told apart."""
+    if not reservation.admitted and not reservation.waits and reservation.decided_by == BFL_ACCOUNT_LIMIT:
+        spent = account is not None and reservation.spent >= accounting.to_micro(account.daily_credit_limit)
+        return Refusal.ACCOUNT_SPENT if spent else Refusal.SETTLING
+    return Refusal.SETTLING if reservation.waits else Refusal.SPENT
 
 
 def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> Waiting:
     """Why a queued job the budget does not let go waits, and until when: the prices of the submissions under
     way to settle (``budget_settling``, unknown), or the next UTC day, for its app key's ``daily_credits``
     (``key_daily_credits``) or the account's ``BFL_DAILY_CREDIT_LIMIT`` (``daily_credits``)."""
-    if reservation.waits or by_bfl_account(reservation):
+    if refusal_kind(reservation) is Refusal.SETTLING:
         return Waiting(WaitReason.BUDGET_SETTLING)
     reason = WaitReason.KEY_DAILY_CREDITS if _by_key(reservation, key) else WaitReason.DAILY_CREDITS
     return Waiting(reason, now + seconds_until_next_day(now))

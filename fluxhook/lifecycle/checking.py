@@ -11,12 +11,10 @@ from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.steps import reconciling, schedule, timeline, waits
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps import reconciling, schedule, submission, timeline, waits
+from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import ensure_download
 from fluxhook.lifecycle.steps.polling import poll_job
-from fluxhook.lifecycle.submitting import submission_lock_left
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.checking")
@@ -71,7 +69,7 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome:
         svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
                         due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace))
         raise  # RQ records it; the due index retries it
-    outcome = apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
+    outcome = apply_report(svc, job.id, report, POLLED, job=job)
     if st.is_running(report.status):
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
@@ -114,7 +112,7 @@ def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
     if job.uncertain_at is not None:
         return reconciling.check_uncertain(svc, job, now)  # it may be at BFL: never sent again
-    left = submission_lock_left(svc, job.id)
+    left = submission.submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
         return CheckOutcome.RESCHEDULED
@@ -122,7 +120,7 @@ def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     if not stalled:
         # Back in line only once the budget would let it go: waiting there, it would take slots ahead of
         # the job whose reservation it waits for, and hand them back, again and again.
-        still = submitting.wait_out_of_line(svc, job)
+        still = submission.wait_out_of_line(svc, job)
         if still is not None:
             return CheckOutcome.TIMEOUT if still == st.FAILED else CheckOutcome.RESCHEDULED
     svc.slots.requeue(job)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import SKIPPED
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import Origin, apply_report
 from fluxhook.lifecycle.steps.enqueueing import release_confirm
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.services import Services
@@ -21,4 +21,4 @@ def confirm_outcome(svc: Services, job_id: str) -> str:
     report = poll_job(svc, job)
     # A Ready found by this poll was learned by polling; a confirmed failure was reported by callback.
     source = "poll" if report.status == st.BFL_READY else "webhook"
-    return apply_report(svc, job.id, report, source=source, confirmed=True, job=job)
+    return apply_report(svc, job.id, report, Origin(source, confirmed=True), job=job)

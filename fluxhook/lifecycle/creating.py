@@ -19,8 +19,7 @@ from fluxhook.core.errors import BFLError, BudgetExceeded, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.steps import callers, key_limits, recorded, routing, task_inputs, waits
+from fluxhook.lifecycle.steps import callers, key_limits, recorded, routing, submission, task_inputs, waits
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
@@ -79,7 +78,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
-    submitting.check_budget(svc, job, key=caller.key)
+    submission.check_budget(svc, job, key=caller.key)
     job = _record(svc, job, model, request.body_size, request.idempotency)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
@@ -92,7 +91,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
                                                               "waiting": wait.reason if wait else None})
         return recorded.current(svc, job.id)
     try:
-        submitting.submit(svc, job, request.input, in_request=True)
+        submission.submit(svc, job, request.input, in_request=True)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL: leave nothing behind for the caller to clean up.
         svc.jobs.delete(job.id)

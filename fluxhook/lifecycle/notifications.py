@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 import requests
 from standardwebhooks import Webhook
@@ -38,6 +40,18 @@ METRIC = "fluxhook_notifications"
 # (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
 NOTIFY_TIMEOUT = (5.0, 15.0)
 _URL_WORDING = field_wording("notify_url")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call to the app: what it is (as logged), where it goes, its body and signed headers, and how its
+    delivery is recorded (``mark(job_id, when)``)."""
+
+    what: str
+    url: str
+    body: str
+    headers: dict[str, str]
+    mark: Callable[[str, float], bool]
 
 
 def message_id(job_id: str) -> str:
@@ -122,7 +136,7 @@ def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | 
     body = payload(config, job)
     timestamp = int(time.time() if now is None else now)
     headers = signed_headers(config.notify_secret, message_id(job.id), timestamp, body)
-    return _post(svc, job.id, job.notify_url, body, headers, svc.jobs.mark_notified, last_attempt, "notification")
+    return _post(svc, job.id, Call("notification", job.notify_url, body, headers, svc.jobs.mark_notified), last_attempt)
 
 
 def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
@@ -134,22 +148,22 @@ def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> s
         return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                        "app webhook not sent: its secret no longer opens with SECRET_KEY")
     body, headers = made
-    return _post(svc, job.id, job.app_webhook_url, body, headers, svc.jobs.mark_app_notified, last_attempt,
-                 "app webhook")
+    call = Call("app webhook", job.app_webhook_url, body, headers, svc.jobs.mark_app_notified)
+    return _post(svc, job.id, call, last_attempt)
 
 
-def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, str], mark, last_attempt: bool,
-          what: str) -> str:
-    """POST one call to the app once, to an allowed host; ``mark`` records its delivery."""
+def _post(svc: Services, job_id: str, call: Call, last_attempt: bool) -> str:
+    """POST one call to the app once, to an allowed host; ``call.mark`` records its delivery."""
+    what = call.what
     try:
-        target = check_url(url, svc.config.notify_host_allowlist)
+        target = check_url(call.url, svc.config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
         return _record(svc, job_id, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
                        reason=exc.message)
     host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
     try:
-        response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
+        response = session.post(target.url, data=call.body.encode(), headers=call.headers, timeout=NOTIFY_TIMEOUT,
                                 allow_redirects=False, stream=True)
         response.close()  # the answer's body is not needed: its status says it all
     except HostNotAllowed as exc:
@@ -159,7 +173,7 @@ def _post(svc: Services, job_id: str, url: str, body: str, headers: dict[str, st
         return _again(svc, job_id, host, type(exc).__name__, last_attempt, what)
     outcome = outcome_for(response.status_code)
     if outcome == DeliveryOutcome.DELIVERED:
-        mark(job_id, time.time())
+        call.mark(job_id, time.time())
         return _record(svc, job_id, DeliveryOutcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
                        http_status=response.status_code)
     if outcome == DeliveryOutcome.REJECTED:

@@ -21,7 +21,7 @@ from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps import reconciling, timeline
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import apply_report, from_callback
 from fluxhook.lifecycle.steps.kept_callbacks import keep_callback, keep_early_callback
 from fluxhook.services import Services
 
@@ -58,8 +58,8 @@ def _notes(job_id: str, report: BFLReport):
 
 
 def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> ReportOutcome:
-    return apply_report(svc, job_id, report, source="webhook", confirmed=False, proven=proven,
-                        expect_task=report.bfl_id, attempt="webhooks", notes=_notes(job_id, report))
+    return apply_report(svc, job_id, report, from_callback(proven), expect_task=report.bfl_id,
+                        notes=_notes(job_id, report))
 
 
 def _applied(job_id: str, report: BFLReport, outcome: ReportOutcome) -> Receipt:

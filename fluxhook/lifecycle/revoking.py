@@ -8,10 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job
-from fluxhook.credits import accounting
-from fluxhook.lifecycle.steps import task_inputs, timeline
-from fluxhook.store.effects import ReleaseBudget
+from fluxhook.lifecycle.steps import revoked_jobs
 from fluxhook.store.keys import KEYS
 
 if TYPE_CHECKING:
@@ -19,7 +16,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.keys")
 
-KEY_REVOKED = "key_revoked"
 # As long as a submission holds its lock (``submission.SUBMIT_LOCK_SECONDS``): held here only for one step.
 _LOCK_SECONDS = 60
 
@@ -44,20 +40,6 @@ def end_queued(svc: Services, job_id: str) -> bool:
         job = svc.jobs.get(job_id)
         if job is None or job.status != st.QUEUED:
             return False
-        return fail(svc, job)
+        return revoked_jobs.fail(svc, job)
     finally:
         svc.store.locks.release(lock, "revoked")
-
-
-def fail(svc: Services, job: Job) -> bool:
-    """Move a queued job of a revoked key to ``failed`` / ``key_revoked`` (the caller holds its submit lock)."""
-    now = time.time()
-    moved = svc.jobs.transition(
-        job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
-        error={"code": KEY_REVOKED, "message": "the app key that created this job was revoked before it was sent "
-                                               "to BFL; nothing was charged"},
-        effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)])
-    if moved:
-        timeline.record(svc, job.id, "submission", outcome=KEY_REVOKED)
-        task_inputs.drop(svc, job.id)
-    return bool(moved)

@@ -12,7 +12,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download, thumbnail_task
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.media import lifetimes, posters
@@ -20,6 +20,7 @@ from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
 from fluxhook.services import Services
 from fluxhook.store.effects import Effect
+from fluxhook.store.jobs import Terms
 
 log = logging.getLogger("fluxhook.storing")
 
@@ -134,14 +135,15 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
     if st.is_running(report.status) and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.
         # Only if no proven report replaced that URL meanwhile.
-        if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,), if_equal=("result_url", job.result_url),
+        if svc.jobs.transition(job.id, st.SUBMITTED, only_from=(st.READY,),
+                               terms=Terms(if_equal=("result_url", job.result_url)),
                                bfl_status=st.BFL_PENDING, source=None, result_url=None):
             release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
             return st.SUBMITTED
         return DownloadOutcome.RESTART
     if report.status in st.BFL_FAILURES:
-        return apply_report(svc, job.id, report, source="poll", confirmed=True, job=job)
+        return apply_report(svc, job.id, report, POLLED, job=job)
     return _finish_on(svc, job, failure)
 
 
@@ -166,7 +168,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     if job.draft_cache_source:
         effects.append(draft_cache_task(job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
-    if svc.jobs.transition(job.id, st.STORED, if_equal=("result_url", url), storage_key=key, effects=effects,
+    if svc.jobs.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", url)), storage_key=key, effects=effects,
                            **result):
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,

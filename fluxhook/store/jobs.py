@@ -42,6 +42,22 @@ class Lock(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Terms:
+    """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
+    (``attempts.<count>``), and a lock it takes with the move."""
+
+    if_equal: tuple[str, str] | None = None
+    count: str | None = None
+    lock: Lock | None = None
+
+
+NO_TERMS = Terms()
+# A term passed among the fields would be written to the job's record as one: refused instead (no job field is
+# named so).
+_TERM_NAMES = frozenset({"if_equal", "count", "lock"})
+
+
+@dataclass(frozen=True)
 class Change:
     """What a transition did: true if the job moved."""
 
@@ -143,29 +159,30 @@ class JobStore:
         return self.get(_text(job_id)) if job_id else None
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
-                   if_equal: tuple[str, str] | None = None, due: float | None = None, count: str | None = None,
-                   lock: Lock | None = None, effects: Sequence[Effect] = (), **fields: Any) -> Change:
+                   due: float | None = None, terms: Terms = NO_TERMS, effects: Sequence[Effect] = (),
+                   **fields: Any) -> Change:
         """Move the job to ``new_status`` and set ``fields``, atomically; a false Change if the rules forbid it.
 
-        ``only_from`` narrows the statuses it may move from; ``if_equal`` is a (field, value) that must hold;
-        ``due`` is when the sweep should next look at the job (terminal jobs are never due). With the move
-        come one more ``attempts.<count>`` and the ``lock`` key, taken if free (``Change.locked``); the
-        ``effects`` happen in the same step if the job moved (and took the lock, if one is named).
+        ``only_from`` narrows the statuses it may move from; ``due`` is when the sweep should next look at the
+        job (terminal jobs are never due). ``terms.if_equal`` is a (field, value) that must hold; with the move
+        come one more ``attempts.<terms.count>`` and the ``terms.lock`` key, taken if free (``Change.locked``);
+        the ``effects`` happen in the same step if the job moved (and took the lock, if one is named).
         """
+        if _TERM_NAMES & fields.keys():
+            raise TypeError(f"{sorted(_TERM_NAMES & fields.keys())} belong in terms=Terms(...), not the job's fields")
         allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
-        return self._apply(job_id, new_status, allowed, fields, if_equal, due, count, lock, effects)
+        return self._apply(job_id, new_status, allowed, fields, terms, due, effects)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
                effects: Sequence[Effect] = (), **fields: Any) -> bool:
         """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by
         default); the ``effects`` happen in the same step, if it was."""
-        return self._apply(job_id, "", only_in, fields, None, due, effects=effects).moved
+        return self._apply(job_id, "", only_in, fields, NO_TERMS, due, effects).moved
 
-    def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any],
-               if_equal: tuple[str, str] | None, due: float | None, count: str | None = None,
-               lock: Lock | None = None, effects: Sequence[Effect] = ()) -> Change:
-        if count is not None and count not in COUNTERS:
-            raise ValueError(count)
+    def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any], terms: Terms,
+               due: float | None, effects: Sequence[Effect]) -> Change:
+        if terms.count is not None and terms.count not in COUNTERS:
+            raise ValueError(terms.count)
         now = self.clock()
         consequences = st.consequences(new_status)
         if consequences.terminal:
@@ -196,16 +213,16 @@ class JobStore:
                             "estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
-        if if_equal is not None:
-            spec["if_equal"] = self._kept_as(if_equal)
+        if terms.if_equal is not None:
+            spec["if_equal"] = self._kept_as(terms.if_equal)
         if due is not None:
             spec["due"] = _score(due)
-        if count is not None:
-            spec["count"] = count
+        if terms.count is not None:
+            spec["count"] = terms.count
         if fields.get("bfl_id"):
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
-        if lock is not None:
-            spec["lock"] = {"key": place(keys, lock.key), "value": lock.value, "ttl": lock.ttl}
+        if terms.lock is not None:
+            spec["lock"] = {"key": place(keys, terms.lock.key), "value": terms.lock.value, "ttl": terms.lock.ttl}
         spec["effects"] = encode(effects, self.keys, keys, self.timeline_ttl)
         done, previous, locked = self._transition(keys, [_json(spec)])
         return Change(bool(done), _text(previous), bool(locked))

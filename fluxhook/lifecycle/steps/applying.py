@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from fluxhook import metrics
@@ -14,7 +15,7 @@ from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
 from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
-from fluxhook.store.jobs import Change
+from fluxhook.store.jobs import Change, Terms
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -23,19 +24,41 @@ if TYPE_CHECKING:
 Notes = Callable[[ReportOutcome], Sequence[Effect]]
 
 
+@dataclass(frozen=True)
+class Origin:
+    """How a report from BFL came, and so how far it is believed."""
+
+    # Where it came from, as the job records it: "poll" or "webhook".
+    source: str
+    # BFL's own answer to a poll: only then may a failure end the job (else it only queues a check).
+    confirmed: bool
+    # Whether a callback proved its secret.
+    proven: bool = True
+    # The counter an applied report adds to (``attempts.<attempt>``).
+    attempt: str | None = None
+
+
+# BFL's answer to a poll.
+POLLED = Origin("poll", confirmed=True)
+
+
+def from_callback(proven: bool = True) -> Origin:
+    """A callback's report, counted in ``attempts.webhooks``: a failure in it is believed once a poll agrees."""
+    return Origin("webhook", confirmed=False, proven=proven, attempt="webhooks")
+
+
 def _no_notes(outcome: ReportOutcome) -> Sequence[Effect]:
     return ()
 
 
-def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str, confirmed: bool,
-                 proven: bool = True, job: Job | None = None, expect_task: str | None = None,
-                 attempt: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
-    """Apply BFL's ``report`` to the job; returns what became of it (``outcome.applied`` says whether it was).
+def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin, *, job: Job | None = None,
+                 expect_task: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
+    """Apply BFL's ``report``, come as ``origin`` says, to the job; returns what became of it (``outcome.applied``
+    says whether it was).
 
     ``expect_task``: the task the report must be about (a callback's), else ``ReportOutcome.OTHER_TASK`` or, while the
-    job does not know its task yet, ``ReportOutcome.NOT_SUBMITTED``; a job that is gone is ``ReportOutcome.GONE``. ``attempt`` is
-    the counter an applied report adds to; ``notes(outcome)`` what to record with it. Failure reports not
-    ``confirmed`` (by a poll) only queue a check; ``proven`` says whether a callback proved its secret.
+    job does not know its task yet, ``ReportOutcome.NOT_SUBMITTED``; a job that is gone is ``ReportOutcome.GONE``.
+    ``notes(outcome)``: what to record with it.
     """
     if expect_task is not None:
         task_id = expect_task
@@ -44,8 +67,7 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str
     if report.status == st.BFL_READY and (job is None or not job.terminal):
         # The common case needs nothing read first: the job moves, its download is queued, and the
         # notes are recorded in one step, or nothing happens.
-        change = accept_ready(svc, job_id, task_id, report, source=source, proven=proven, count=attempt,
-                              effects=notes(ReportOutcome.DOWNLOAD_QUEUED))
+        change = accept_ready(svc, job_id, task_id, report, origin, effects=notes(ReportOutcome.DOWNLOAD_QUEUED))
         if change.moved and change.locked:
             return ReportOutcome.DOWNLOAD_QUEUED
         if change.moved:
@@ -58,20 +80,20 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, *, source: str
         return ReportOutcome.GONE
     if expect_task is not None and job.bfl_id != expect_task:
         return ReportOutcome.OTHER_TASK if job.bfl_id else ReportOutcome.NOT_SUBMITTED
-    if attempt is not None:
-        svc.jobs.count(job_id, attempt)
-    outcome = _apply_to(svc, job, report, source=source, confirmed=confirmed, proven=proven)
+    if origin.attempt is not None:
+        svc.jobs.count(job_id, origin.attempt)
+    outcome = _apply_to(svc, job, report, origin)
     metrics.record(svc, notes(outcome))
     return outcome
 
 
-def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, confirmed: bool, proven: bool) -> ReportOutcome:
+def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> ReportOutcome:
     if job.terminal:
         return ReportOutcome.DUPLICATE
     if report.status == st.BFL_READY:
         if job.status != st.READY:
             return ReportOutcome.DUPLICATE  # apply_report's move to ready was refused: the job is past it
-        if proven and not job.ready_proven:
+        if origin.proven and not job.ready_proven:
             # A proven report outranks the unproven one the job acted on; the running download
             # will find the new URL when it rechecks.
             svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
@@ -84,21 +106,21 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, *, source: str, conf
         # reported otherwise: a late one must not overwrite a Ready.
         svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=report.status, progress=report.progress)
         return ReportOutcome.PENDING
-    if not confirmed:
+    if not origin.confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
         enqueue_confirm(svc, job.id)
         return ReportOutcome.CONFIRM_QUEUED
     new_status, code, message = st.terminal_outcome(report.status)
     if report.message and code == "bfl_error":
         message = f"{message}: {report.message}"
-    moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=source,
+    moved = svc.jobs.transition(job.id, new_status, bfl_status=report.status, source=origin.source,
                                 error={"code": code, "message": message},
                                 effects=accounting.on_end(job, new_status, time.time()))
     return ReportOutcome.FINISHED if moved else ReportOutcome.DUPLICATE
 
 
-def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, *, source: str, proven: bool,
-                 count: str | None = None, effects: Sequence[Effect] = ()) -> Change:
+def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, origin: Origin, *,
+                 effects: Sequence[Effect] = ()) -> Change:
     """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
 
     ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
@@ -106,17 +128,19 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     """
     # The job's model says which download line it joins (its URL's life): the one read this step makes.
     download = download_task(job_id, svc.jobs.model_of(job_id))
-    return svc.jobs.transition(job_id, st.READY, if_equal=("bfl_id", task_id) if task_id else None, count=count,
-                               lock=download_lock(svc.store.keys, job_id), effects=[download, *effects],
-                               **ready_fields(report, source=source, proven=proven))
+    terms = Terms(if_equal=("bfl_id", task_id) if task_id else None, count=origin.attempt,
+                  lock=download_lock(svc.store.keys, job_id))
+    return svc.jobs.transition(job_id, st.READY, terms=terms, effects=[download, *effects],
+                               **ready_fields(report, origin))
 
 
-def ready_fields(report: BFLReport, *, source: str, proven: bool) -> dict:
+def ready_fields(report: BFLReport, origin: Origin) -> dict:
     """What a job moving to ready records of BFL's Ready ``report``, and when the sweep next looks at it."""
     now = time.time()
     # Due again only to check that its download was not lost: a ready job is never polled.
-    fields = {"bfl_status": st.BFL_READY, "source": source, "result_url": report.sample_url, "ready_proven": proven,
-              "due": now + READY_FIRST_CHECK, "finished_at": min(report.finished_at or now, now), "progress": None,
+    fields = {"bfl_status": st.BFL_READY, "source": origin.source, "result_url": report.sample_url,
+              "ready_proven": origin.proven, "due": now + READY_FIRST_CHECK,
+              "finished_at": min(report.finished_at or now, now), "progress": None,
               "draft_cache_source": report.draft_cache_url}
     if report.seed is not None:
         fields["seed"] = report.seed

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from fluxhook.bfl.reports import parse_callback
 from fluxhook.core.errors import RateLimited
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import apply_report, from_callback
 from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT, KEPT_PER_ACCOUNT
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
             if report.bfl_id != job.bfl_id:
                 log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
                 continue
-            outcome = apply_report(svc, job.id, report, source="webhook", confirmed=False, job=job,
-                                   attempt="webhooks")
+            outcome = apply_report(svc, job.id, report, from_callback(), job=job)
         except BaseException:
             for unapplied, put_back in taken[i:]:  # back for the next attempt
                 put_back(unapplied)

@@ -19,7 +19,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs, timeline
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import apply_report, from_callback
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
 
@@ -42,7 +42,7 @@ def await_task(svc: Services, job: Job, account: Account) -> str:
         report = parse_callback(body)  # it was read once already, before it was kept
         recorded = svc.jobs.get(job.id)
         if recorded is not None and adopt_task(svc, recorded, report):
-            apply_report(svc, job.id, report, source="webhook", confirmed=False, attempt="webhooks")
+            apply_report(svc, job.id, report, from_callback())
     return st.QUEUED
 
 

@@ -14,7 +14,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import SKIPPED, ReportOutcome
 from fluxhook.lifecycle.confirming import confirm_outcome
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import Origin, apply_report
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
 
@@ -31,7 +31,7 @@ def _reported_failed(svc, bfl_id: str):
     """A running job whose callback said it failed: its confirmation is queued."""
     job = tracked_job(svc, bfl_id)
     failure = BFLReport(bfl_id=bfl_id, status=st.BFL_ERROR)
-    assert apply_report(svc, job.id, failure, source="webhook", confirmed=False) == ReportOutcome.CONFIRM_QUEUED
+    assert apply_report(svc, job.id, failure, Origin("webhook", confirmed=False)) == ReportOutcome.CONFIRM_QUEUED
     return job
 
 
@@ -60,8 +60,8 @@ def test_a_task_bfl_says_still_runs_goes_on_and_a_later_failure_report_is_confir
     running = svc.jobs.get(job.id)
     assert (running.status, running.progress) == (st.SUBMITTED, 0.5)
     assert svc.redis.get(KEYS.confirm_lock(job.id)) is None
-    again = apply_report(svc, job.id, BFLReport(bfl_id="task-forged", status=st.BFL_FAILED), source="webhook",
-                         confirmed=False)
+    again = apply_report(svc, job.id, BFLReport(bfl_id="task-forged", status=st.BFL_FAILED),
+                         Origin("webhook", confirmed=False))
     assert again == ReportOutcome.CONFIRM_QUEUED and len(svc.queue.get_jobs()) == 2
 
 

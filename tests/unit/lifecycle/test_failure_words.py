@@ -12,7 +12,7 @@ from fluxhook.bfl.reports import report_from_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import Origin, apply_report
 from fluxhook.lifecycle.sweep import sweep
 from helpers import tracked_job
 from receiver.dashboard_view import detail
@@ -47,5 +47,5 @@ def test_a_failure_found_by_a_poll_says_bfls_words(svc, spy):
 def test_a_confirmed_failure_from_a_callback_says_the_same(svc):
     job = tracked_job(svc, "called-back")
     report = report_from_payload({"id": "called-back", "status": "Error", **FAILURE})
-    assert apply_report(svc, job.id, report, source="callback", confirmed=True) == ReportOutcome.FINISHED
+    assert apply_report(svc, job.id, report, Origin("callback", confirmed=True)) == ReportOutcome.FINISHED
     assert _said(svc, job.id) == {"code": "bfl_error", "message": SENTENCE}

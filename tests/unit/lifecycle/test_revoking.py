@@ -1,6 +1,6 @@
 """Revoking an app key (fluxhook/lifecycle/revoking.py) in-process: its queued jobs end ``failed`` / ``key_revoked``,
-one being sent to BFL is left to finish, and a job of a revoked key is never sent. Over HTTP with several web
-processes: tests/e2e/api/test_key_limits.py."""
+and one being sent to BFL is left to finish. A job of a revoked key is never sent:
+tests/unit/lifecycle/steps/test_submission.py. Over HTTP with several web processes: tests/e2e/api/test_key_limits.py."""
 
 from __future__ import annotations
 
@@ -36,19 +36,3 @@ def test_a_queued_job_being_sent_to_bfl_is_left_to_finish(make_services):
     assert svc.jobs.get(waiting.id).status == st.FAILED
     assert svc.jobs.get(waiting.id).error["code"] == "key_revoked"
     assert not revoking.revoke(svc, "key_00000000000000bb")
-
-
-def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
-    from fluxhook.lifecycle import submitting as submission
-
-    svc = make_services(DB)
-    svc.store.app_keys.create(AppKey(id="key_00000000000000cc", name="k", prefix="fhk_0000", secret_sha256="x"))
-    svc.store.app_keys.revoke("key_00000000000000cc", time.time())
-    job = _queued_job(svc, "key_00000000000000cc")  # created as the revocation was under way
-    assert svc.slots.acquire(job)
-
-    assert submission.submit(svc, job) == st.FAILED
-
-    assert svc.jobs.get(job.id).error["code"] == "key_revoked"
-    assert sim.stats()["submitted"] == 0
-    assert svc.slots.in_flight(svc.slots.pool_of(job)) == 0

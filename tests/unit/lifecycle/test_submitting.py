@@ -1,6 +1,5 @@
-"""A queued job and the daily budget's reservation "sent alone" (fluxhook/lifecycle/submitting.py, step by step in real
-Redis): a job waiting for the one sent alone stays out of line until it settles, and a slot handed back for the
-budget goes on at once, not at the next sweep. Through the Procfile's processes: tests/e2e/credits/test_budget_liveness.py."""
+"""A queued job's submission by a worker's sender (fluxhook/lifecycle/submitting.py, in real Redis): one cut off by
+Redis failing over gives back only what it still holds. The send itself: tests/unit/lifecycle/steps/test_submission.py."""
 
 from __future__ import annotations
 
@@ -10,16 +9,12 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
-from fluxhook.credits import budget
-from fluxhook.lifecycle import checking, submitting
+from fluxhook.lifecycle import submitting
 from fluxhook.store.keys import KEYS
 
 LIMIT = 100
 PRICED = "flux-2-pro"  # 3 credits a task here
-# Models the catalog cannot bound (tests/models.toml): their requests go alone.
-UNPRICED, UNPRICED_B = "flux-unpriced-a", "flux-unpriced-b"
 UNIT_DB = 6
 
 
@@ -34,37 +29,6 @@ def _queued(svc, prompt: str, model: str = PRICED) -> Job:
               created_at=now, updated_at=now)
     svc.jobs.create(job)
     return job
-
-
-def _come_due(svc, job: Job) -> CheckOutcome:
-    """The sweep's check of the job waiting out of line, as if its wait were over."""
-    claim = time.time() + 60
-    assert svc.jobs.claim_due(time.time() + budget.ALONE_RECHECK + 1, 10, claim) == [job.id]
-    return checking.check_job(svc, job.id, claim)
-
-
-def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles(svc, sim):
-    waiting = _queued(svc, "waits")
-    alone = _queued(svc, "alone", model=UNPRICED)
-    assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # unpriced: alone
-    assert svc.slots.acquire(waiting) and submitting.submit_queued(svc, waiting.id) == st.QUEUED
-    assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
-    # Its wait is over, the reservation sent alone is not: it stays out of line, and takes no slot from it.
-    assert _come_due(svc, waiting) == CheckOutcome.RESCHEDULED
-    assert svc.slots.waiting(waiting.pool) == 0 and svc.jobs.due_at(waiting.id) > time.time()
-    assert svc.slots.acquire(alone)
-    svc.store.usage.release(alone.id)  # settled: BFL stated its price
-    assert _come_due(svc, waiting) == CheckOutcome.REQUEUED
-    assert svc.slots.waiting(waiting.pool) == 1
-
-
-def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep(svc, sim):
-    waiting = _queued(svc, "waits")
-    assert budget.reserve(svc, "job_alone", UNPRICED, {"prompt": "alone"}).admitted
-    assert svc.slots.acquire(waiting)
-    svc.redis.delete(KEYS.slot_freed)
-    assert submitting.submit_queued(svc, waiting.id) == st.QUEUED
-    assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's hand-out wakes for it
 
 
 def test_a_submission_cut_off_by_a_failover_gives_back_only_what_it_still_holds(svc):

@@ -4,7 +4,7 @@ alone, or for the next day) come due again and again, each time claimed by the r
 RQ worker, as in `python -m worker`. After the first round of checks, later rounds add no key, no timeline entry
 and no memory to speak of, so however long the jobs wait they cost O(1) records each, not one per recheck. A check
 keeps no record of its run, and one that fails stays in RQ's failed registry for an operator, for a bounded time.
-The rules each check applies: tests/unit/lifecycle/test_submitting.py and test_waits.py."""
+The rules each check applies: tests/unit/lifecycle/steps/test_submission.py and test_waits.py."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import redis
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store.effects import AddTimelineEntry
-from fluxhook.store.jobs import JobStore, Lock
+from fluxhook.store.jobs import JobStore, Lock, Terms
 from fluxhook.store.keys import KEYS
 
 
@@ -106,7 +106,7 @@ def test_listing_pages_through_every_job_once(store):
 def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueue(make_services):
     from fluxhook.bfl.reports import BFLReport
     from fluxhook.core.outcomes import ReportOutcome
-    from fluxhook.lifecycle.steps.applying import apply_report
+    from fluxhook.lifecycle.steps.applying import Origin, apply_report
 
     svc = make_services(2)
     svc.redis.flushdb()
@@ -115,9 +115,9 @@ def test_a_repeated_ready_requeues_a_download_lost_between_transition_and_enqueu
     assert svc.jobs.transition(job.id, st.READY, result_url="https://delivery.eu.bfl.ai/a.png")
     assert svc.queue.count == 0
     ready = BFLReport(bfl_id="task-lost", status=st.BFL_READY, sample_url="https://delivery.eu.bfl.ai/a.png")
-    again = dict(source="webhook", confirmed=False)
-    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DOWNLOAD_QUEUED
-    assert apply_report(svc, job.id, ready, job=svc.jobs.get(job.id), **again) == ReportOutcome.DUPLICATE
+    again = Origin("webhook", confirmed=False)
+    assert apply_report(svc, job.id, ready, again, job=svc.jobs.get(job.id)) == ReportOutcome.DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, ready, again, job=svc.jobs.get(job.id)) == ReportOutcome.DUPLICATE
     from fluxhook.store.work_lines import DOWNLOADS
     assert sum(svc.store.work.waiting(line) for line in DOWNLOADS) == 1  # in a download line once, for a feeder
     svc.redis.flushdb()
@@ -160,7 +160,7 @@ def _entries(store: JobStore, job_id: str) -> list[bytes]:
 def test_a_transition_takes_its_lock_counts_and_runs_its_commands_together(store):
     job = _job(store, bfl_id="task-1")
     lock = Lock(f"test:lock:{job.id}", "holder-1", 60)
-    change = store.transition(job.id, st.READY, if_equal=("bfl_id", "task-1"), count="webhooks", lock=lock,
+    change = store.transition(job.id, st.READY, terms=Terms(if_equal=("bfl_id", "task-1"), count="webhooks", lock=lock),
                               effects=(_entry(job.id, "first"),))
     assert change and change.locked and change.previous == st.SUBMITTED
     assert store.connection.get(lock.key) == b"holder-1" and 0 < store.connection.ttl(lock.key) <= 60
@@ -171,13 +171,13 @@ def test_a_transition_takes_its_lock_counts_and_runs_its_commands_together(store
 def test_commands_do_not_run_when_the_lock_is_held_or_the_job_does_not_move(store):
     job = _job(store, bfl_id="task-1")
     store.connection.set(f"test:lock:{job.id}", "someone-else")
-    held = store.transition(job.id, st.READY, lock=Lock(f"test:lock:{job.id}", "me", 60),
+    held = store.transition(job.id, st.READY, terms=Terms(lock=Lock(f"test:lock:{job.id}", "me", 60)),
                             effects=(_entry(job.id, "held"),))
     assert held and not held.locked  # the job moved; the lock was not ours to take
     assert store.connection.get(f"test:lock:{job.id}") == b"someone-else"
     other = _job(store, bfl_id="task-2")
-    refused = store.transition(other.id, st.READY, if_equal=("bfl_id", "another-task"), count="webhooks",
-                               lock=Lock(f"test:lock:{other.id}", "me", 60), effects=(_entry(other.id, "x"),))
+    terms = Terms(if_equal=("bfl_id", "another-task"), count="webhooks", lock=Lock(f"test:lock:{other.id}", "me", 60))
+    refused = store.transition(other.id, st.READY, terms=terms, effects=(_entry(other.id, "x"),))
     assert not refused and refused.previous == st.SUBMITTED and not refused.locked
     gone = new_job_id()
     missing = store.transition(gone, st.READY, effects=(_entry(gone, "y"),))

@@ -13,7 +13,7 @@ from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle.steps.applying import apply_report
+from fluxhook.lifecycle.steps.applying import POLLED, Origin, apply_report, from_callback
 from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, download_line
 from helpers import tracked_job
 
@@ -43,23 +43,21 @@ def test_a_ready_report_moves_the_job_to_ready_and_queues_its_download_once(svc)
     job = tracked_job(svc, "task-ready")
     report = _ready("task-ready", seed=7, finished_at=time.time() - 3)
 
-    assert apply_report(svc, job.id, report, source="webhook", confirmed=False, attempt="webhooks") \
-        == ReportOutcome.DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, report, from_callback()) == ReportOutcome.DOWNLOAD_QUEUED
 
     ready = svc.jobs.get(job.id)
     assert (ready.status, ready.source, ready.result_url, ready.seed) == (st.READY, "webhook", SAMPLE, 7)
     assert ready.finished_at == pytest.approx(report.finished_at) and ready.webhooks == 1
     assert _download_waits(svc, ready)
     # BFL's callback again: nothing more is queued, and it is a duplicate.
-    assert apply_report(svc, job.id, report, source="webhook", confirmed=False) == ReportOutcome.DUPLICATE
+    assert apply_report(svc, job.id, report, Origin("webhook", confirmed=False)) == ReportOutcome.DUPLICATE
     assert _downloads(svc, job) == 1
 
 
 def test_a_running_report_records_bfls_word_and_progress_and_the_job_runs_on(svc):
     job = tracked_job(svc, "task-running")
 
-    outcome = apply_report(svc, job.id, BFLReport(bfl_id="task-running", status="Generating", progress=0.4),
-                           source="poll", confirmed=True)
+    outcome = apply_report(svc, job.id, BFLReport(bfl_id="task-running", status="Generating", progress=0.4), POLLED)
 
     assert outcome == ReportOutcome.PENDING
     running = svc.jobs.get(job.id)
@@ -70,8 +68,8 @@ def test_an_unconfirmed_failure_only_queues_one_poll_to_confirm_it(svc):
     job = tracked_job(svc, "task-said-failed")
     failure = BFLReport(bfl_id="task-said-failed", status=st.BFL_ERROR, message="forged?")
 
-    assert apply_report(svc, job.id, failure, source="webhook", confirmed=False) == ReportOutcome.CONFIRM_QUEUED
-    assert apply_report(svc, job.id, failure, source="webhook", confirmed=False) == ReportOutcome.CONFIRM_QUEUED
+    assert apply_report(svc, job.id, failure, Origin("webhook", confirmed=False)) == ReportOutcome.CONFIRM_QUEUED
+    assert apply_report(svc, job.id, failure, Origin("webhook", confirmed=False)) == ReportOutcome.CONFIRM_QUEUED
 
     assert svc.jobs.get(job.id).status == st.SUBMITTED
     queued = svc.queue.get_jobs()
@@ -86,7 +84,7 @@ def test_an_unconfirmed_failure_only_queues_one_poll_to_confirm_it(svc):
 def test_a_confirmed_failure_ends_the_job_with_its_code(svc, word, status, code):
     job = tracked_job(svc, f"task-{code}")
 
-    outcome = apply_report(svc, job.id, BFLReport(bfl_id=job.bfl_id, status=word), source="poll", confirmed=True)
+    outcome = apply_report(svc, job.id, BFLReport(bfl_id=job.bfl_id, status=word), POLLED)
 
     assert outcome == ReportOutcome.FINISHED
     ended = svc.jobs.get(job.id)
@@ -96,11 +94,11 @@ def test_a_confirmed_failure_ends_the_job_with_its_code(svc, word, status, code)
 
 def test_an_ended_job_is_changed_by_no_report(svc):
     job = tracked_job(svc, "task-ended")
-    apply_report(svc, job.id, BFLReport(bfl_id="task-ended", status=st.BFL_FAILED), source="poll", confirmed=True)
+    apply_report(svc, job.id, BFLReport(bfl_id="task-ended", status=st.BFL_FAILED), POLLED)
     before = svc.jobs.get(job.id)
 
     for report in (_ready("task-ended"), BFLReport(bfl_id="task-ended", status=st.BFL_PENDING)):
-        assert apply_report(svc, job.id, report, source="webhook", confirmed=False) == ReportOutcome.DUPLICATE
+        assert apply_report(svc, job.id, report, Origin("webhook", confirmed=False)) == ReportOutcome.DUPLICATE
 
     assert svc.jobs.get(job.id) == before
     assert not _download_waits(svc, before)
@@ -112,11 +110,11 @@ def test_a_report_for_another_task_a_job_not_yet_submitted_or_one_gone_applies_t
     unsent, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
                                     input={"prompt": "x"}, created_at=now, updated_at=now))
 
-    assert apply_report(svc, job.id, _ready("task-other"), source="webhook", confirmed=False,
+    assert apply_report(svc, job.id, _ready("task-other"), Origin("webhook", confirmed=False),
                         expect_task="task-other") == ReportOutcome.OTHER_TASK
-    assert apply_report(svc, unsent.id, _ready("task-early"), source="webhook", confirmed=False,
+    assert apply_report(svc, unsent.id, _ready("task-early"), Origin("webhook", confirmed=False),
                         expect_task="task-early") == ReportOutcome.NOT_SUBMITTED
-    assert apply_report(svc, new_job_id(), _ready("task-gone"), source="webhook", confirmed=False) \
+    assert apply_report(svc, new_job_id(), _ready("task-gone"), Origin("webhook", confirmed=False)) \
         == ReportOutcome.GONE
 
     assert svc.jobs.get(job.id).status == st.SUBMITTED and svc.jobs.get(unsent.id).status == st.QUEUED
@@ -126,12 +124,12 @@ def test_a_report_for_another_task_a_job_not_yet_submitted_or_one_gone_applies_t
 def test_a_proven_ready_outranks_the_unproven_one_the_job_acted_on(svc):
     job = tracked_job(svc, "task-twice")
     unproven = "https://delivery.fluxhook-test.invalid/unproven.png"
-    assert apply_report(svc, job.id, _ready("task-twice", unproven), source="webhook", confirmed=False,
-                        proven=False) == ReportOutcome.DOWNLOAD_QUEUED
+    assert apply_report(svc, job.id, _ready("task-twice", unproven), Origin("webhook", confirmed=False, proven=False)) \
+        == ReportOutcome.DOWNLOAD_QUEUED
     assert svc.jobs.get(job.id).ready_proven is False
 
     # Its download is already queued: the proven URL is recorded for it to find, and nothing more is queued.
-    assert apply_report(svc, job.id, _ready("task-twice"), source="poll", confirmed=True) == ReportOutcome.DUPLICATE
+    assert apply_report(svc, job.id, _ready("task-twice"), POLLED) == ReportOutcome.DUPLICATE
 
     ready = svc.jobs.get(job.id)
     assert (ready.result_url, ready.ready_proven) == (SAMPLE, True)
