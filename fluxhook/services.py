@@ -46,10 +46,9 @@ class Services:
         return self.store.jobs
 
     def bfl(self, account: str | None) -> BFLClient:
-        """The BFL client of the account named ``account`` (None: the first, for tasks from before accounts).
-        ``BFLAuthFailed`` for an account no longer configured: its tasks never go through another's key."""
-        if account is None:
-            return self.bfl_clients[self.config.accounts[0].name]
+        """The BFL client of the account named ``account``, the one that sent the task (every task names its
+        account: ``store.migrations`` gave one to those of older releases). ``BFLAuthFailed`` for an account no
+        longer configured: its tasks never go through another's key."""
         if account not in self.bfl_clients:
             raise BFLAuthFailed(f"the task's BFL account {account!r} is no longer configured (BFL_ACCOUNTS): "
                                 "configure it again to reach its tasks")

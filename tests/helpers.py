@@ -222,7 +222,8 @@ def tracked_job(svc, bfl_id: str, *, submitted_at: float | None = None, due: flo
     now = time.time()
     submitted_at = now if submitted_at is None else submitted_at
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=bfl_id, created_at=submitted_at,
-                                 updated_at=now, submitted_at=submitted_at), due=now if due is None else due)
+                                 updated_at=now, submitted_at=submitted_at, account=svc.config.accounts[0].name),
+                             due=now if due is None else due)
     return job
 
 

@@ -3,15 +3,18 @@ tasks) and the feeder that moves work into RQ, until a stop signal."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import time
 
+from redis.exceptions import RedisError
 from rq import Queue
 
 from fluxhook.core.config import Config
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
+from fluxhook.store import migrations
 from fluxhook.store.queues import thumbnail_queue
 
 from . import cron, feeding, lanes, runtime, sending
@@ -31,6 +34,8 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     runtime.init(svc)
     queues = _queues(svc)
     stop = _StopSignals(stop_signals)
+    if not _migrated(svc, stop):
+        return 0
     clock = cron.start(config, svc.redis, [q.name for q in queues])
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
@@ -51,6 +56,22 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     finally:
         clock.stop()
     return 0
+
+
+def _migrated(svc: Services, stop: _StopSignals) -> bool:
+    """Bring what an older release kept into today's shape before any work is taken (docs/operating.md, Upgrading),
+    waiting out a Redis that does not answer yet; False if a stop came first."""
+    while not stop.requested:
+        try:
+            done = migrations.migrate(svc.redis, svc.config)
+        except RedisError as exc:
+            log.warning("worker cannot migrate yet: Redis did not answer", extra={"error": type(exc).__name__})
+            time.sleep(1.0)  # Redis is down: nothing to wait on but the clock
+            continue
+        if done.ran:
+            log.info("migrated what older releases kept", extra=dataclasses.asdict(done))
+        return True
+    return False
 
 
 class _StopSignals:

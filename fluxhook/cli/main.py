@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Callable
 
 from fluxhook import __version__
 from fluxhook import client as api
-from fluxhook.cli import accounts, keys
+from fluxhook.cli import accounts, keys, migrate_command
 from fluxhook.cli.api_commands import DEFAULT_URL, cmd_list, cmd_show, cmd_submit, exit_code_for_error
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 
@@ -50,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    _add_job_commands(command, target)
+    keys.add_commands(command, target)
+    accounts.add_command(command, target)
+    command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
+    command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
+                                               "service's settings)")
+    migrate_command.add_command(command)
+    return parser
+
+
+def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
+    """``submit``, ``show`` and ``list``: the API's job commands, each taking ``target``'s --url and --token."""
     submit = command("submit", cmd_submit, "submit a generation task; print the job", [target])
     submit.add_argument("--model", default="flux-2-pro", help="BFL model (default: flux-2-pro)")
     submit.add_argument("--prompt", help="the prompt (sets input.prompt)")
@@ -71,13 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default 20)")
     listing.add_argument("--cursor", help="continue after this cursor (printed as 'more: ...')")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-
-    keys.add_commands(command, target)
-    accounts.add_command(command, target)
-    command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
-    command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
-                                               "service's settings)")
-    return parser
 
 
 def _positive_float(text: str) -> float:

@@ -5,8 +5,8 @@ carry them. Redis's memory, its AOF and its replicas then hold nothing a reader 
 Sealing is deterministic (AES-SIV): the same text under the same key seals the same, so the store can compare a
 sealed field with a value in place (a download's result is recorded only while the job's URL is still the one it
 fetched). Every key of a rotation (``SECRET_KEY_PREVIOUS``) still opens what it sealed, and ``sealings`` gives each
-key's seal of a value, so a comparison holds across a rotation too. A value kept before sealing (by an older
-release) has no marker and is read as it is.
+key's seal of a value, so a comparison holds across a rotation too. What an older release kept in the clear is
+sealed once by the migration (``store.migrations``, with ``is_sealed``): a value without the mark opens to nothing.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ class Sealer:
         return _BYTES_MARK + self._keys[0].encrypt(data, None)
 
     def open(self, kept: bytes) -> bytes | None:
-        """What ``seal`` sealed (``kept`` as it is if it was kept unsealed); None if no key opens it."""
+        """What ``seal`` sealed; None if no key opens it."""
         if not kept.startswith(_BYTES_MARK):
-            return kept
+            return None
         for key in self._keys:
             try:
                 return key.decrypt(kept[len(_BYTES_MARK):], None)
@@ -48,9 +48,9 @@ class Sealer:
         return self._text(self._keys[0], text)
 
     def open_text(self, kept: str) -> str | None:
-        """What ``seal_text`` sealed (``kept`` as it is if it was kept unsealed); None if no key opens it."""
+        """What ``seal_text`` sealed; None if no key opens it."""
         if not kept.startswith(_TEXT_MARK):
-            return kept
+            return None
         try:
             sealed = base64.urlsafe_b64decode(kept[len(_TEXT_MARK):])
         except ValueError:
@@ -59,8 +59,13 @@ class Sealer:
         return None if opened is None else opened.decode()
 
     def sealings(self, text: str) -> list[str]:
-        """Each way ``text`` may be kept: sealed by each key of the rotation, and as it is (kept before sealing)."""
-        return [*(self._text(key, text) for key in self._keys), text]
+        """Each way ``text`` may be kept: sealed by each key of the rotation."""
+        return [self._text(key, text) for key in self._keys]
+
+    @staticmethod
+    def is_sealed(kept: str | bytes) -> bool:
+        """Whether ``kept`` is a sealed value (``seal`` or ``seal_text``'s, whichever key), not one kept in the clear."""
+        return kept.startswith(_BYTES_MARK) if isinstance(kept, bytes) else kept.startswith(_TEXT_MARK)
 
     @staticmethod
     def _text(key: AESSIV, text: str) -> str:

@@ -35,7 +35,6 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
-    svc.slots.adopt_old_lines()  # jobs queued before an upgrade to fair share: empty, one round trip
     notifications = drain_notifications(svc, now)
     restore_work(svc, now)
     return SweepReport(due=len(due), notifications=notifications)

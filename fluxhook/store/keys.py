@@ -88,13 +88,24 @@ class Keys:
         return f"{self.prefix}aside"
 
     def legacy_line(self, pool: str) -> str:
-        """A line as releases before fair share kept it (job ids scored by creation time); the sweep
-        moves what it still holds into ``line``, as the admin owner's jobs."""
+        """A line as releases before fair share kept it (job ids scored by creation time): the migration
+        (``store.migrations``) moves what it holds into ``line``, as the admin owner's jobs."""
         return f"{self.prefix}waiting:{pool}"
 
     @property
+    def schema(self) -> str:
+        """The version of the shape of what fluxhook keeps here, written once the migration (``store.migrations``)
+        brought everything older releases wrote into it."""
+        return f"{self.prefix}schema"
+
+    @property
+    def schema_lock(self) -> str:
+        """Held by the one process migrating (``store.migrations``); the others wait for ``schema``."""
+        return f"{self.prefix}schema:lock"
+
+    @property
     def slot_freed(self) -> str:
-        """A list holding at most one token, pushed when a status change frees a slot or a job joins a line without
+        """A wake-up: a list holding at most one item, pushed when a status change frees a slot or a job joins a line without
         taking one: the workers' dispatchers wait on it (BLPOP) to give the slot to the next job in turn at once."""
         return f"{self.prefix}slots:freed"
 
@@ -156,7 +167,7 @@ class Keys:
 
     @property
     def work_added(self) -> str:
-        """A list holding at most one token, pushed when work joins a line: wakes one worker's feeder (BLPOP)."""
+        """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's feeder (BLPOP)."""
         return f"{self.prefix}work:added"
 
     def work_moving(self, kind: str) -> str:

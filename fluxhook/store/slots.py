@@ -41,9 +41,6 @@ from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_jo
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slot_layout import slot_keys
 
-# Most jobs of an old line moved into the new lines per sweep (see ``adopt_old_lines``).
-ADOPT_BATCH = 500
-
 
 @dataclass(frozen=True)
 class AccountNow:
@@ -104,7 +101,6 @@ class Slots:
         self._acquire = LuaScript(connection, "slots_acquire")
         self._dispatch = LuaScript(connection, "slots_dispatch")
         self._requeue = LuaScript(connection, "slots_requeue")
-        self._adopt = LuaScript(connection, "slots_adopt")
 
     def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
@@ -133,7 +129,7 @@ class Slots:
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
     def account_of(self, job_id: str) -> str | None:
-        """The account whose slot the job holds (None: it holds none, or took it before accounts were kept)."""
+        """The account whose slot the job holds (None: it holds none)."""
         name = self.connection.hget(self.keys.slot_accounts, job_id)
         return None if name is None else _text(name)
 
@@ -161,19 +157,6 @@ class Slots:
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
         return job.pool if job.pool in self.pools else pool_for(job.model, self.config.pooled_limits)
-
-    def adopt_old_lines(self) -> int:
-        """Move up to ``ADOPT_BATCH`` jobs still queued in lines kept by releases before fair share
-        into the lines, as the admin owner's; returns how many moved. One round trip when there are none."""
-        pipe = self.connection.pipeline(transaction=False)
-        for pool in self.pools:
-            pipe.zrange(self.keys.legacy_line(pool), 0, ADOPT_BATCH - 1)
-        moved = 0
-        for pool, ids in zip(self.pools, pipe.execute(), strict=True):
-            for job_id in map(_text, ids):
-                keys = [self.keys.legacy_line(pool), self.keys.job(job_id), self.keys.line(pool), self.keys.fair_owners]
-                moved += int(self._adopt(keys, [job_id, ADMIN_OWNER]))
-        return moved
 
     def slot_keys(self) -> list[str]:
         """Every account's slots of every pool: where a job may hold one."""

@@ -149,7 +149,7 @@ def test_a_sweep_poll_redirected_off_the_allowlist_is_one_warning_per_job_not_a_
     svc = make_services(11, BFL_API_BASE=api.url, API_HOST_ALLOWLIST=f"127.0.0.1:{api.port}")
     now = time.time()
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="t9", created_at=now, updated_at=now,
-                                 submitted_at=now, polling_url=f"{api.url}/poll?id=t9"), due=now)
+                                 submitted_at=now, polling_url=f"{api.url}/poll?id=t9", account="default"), due=now)
 
     with caplog.at_level(logging.DEBUG):
         outcomes = [checking.poll_submitted(svc, svc.jobs.get(job.id), time.time()) for _ in range(3)]

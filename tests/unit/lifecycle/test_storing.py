@@ -25,7 +25,7 @@ def svc(make_services, spy):
 
 def _ready(svc, model: str, url: str, finished_ago: float) -> Job:
     now = time.time()
-    job = Job(id=new_job_id(now), status=st.READY, model=model, bfl_id=f"task-{now}", result_url=url,
+    job = Job(id=new_job_id(now), status=st.READY, model=model, bfl_id=f"task-{now}", account="default", result_url=url,
               created_at=now - finished_ago - 60, updated_at=now, submitted_at=now - finished_ago - 60,
               finished_at=now - finished_ago)
     svc.jobs.create(job)

@@ -4,12 +4,15 @@ transition, across a rotation of SECRET_KEY and for a record kept before sealing
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.sealing import Sealer
-from fluxhook.store.jobs import JobStore
+from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.keys import KEYS
+from fluxhook.store.migrations import migrate
+from slot_helpers import _config
 
 OLD, NEW = "o" * 32, "n" * 32
 URL = "https://delivery.example/a.png?sig=secret-signature"
@@ -39,8 +42,9 @@ def test_a_transition_compares_the_url_in_place_across_a_rotation_and_for_a_reco
     rotated = JobStore(connection, sealer=Sealer((OLD, NEW)))
     sealed_before = _ready(JobStore(connection, sealer=Sealer((OLD,))), URL)
     kept_plain = _ready(JobStore(connection), URL)
+    migrate(connection, replace(_config(), secret_key=NEW, previous_secret_keys=(OLD,)))  # seals what it kept plain
     for job in (sealed_before, kept_plain):
         assert rotated.get(job.id).result_url == URL
-        assert not rotated.transition(job.id, st.STORED, if_equal=("result_url", URL + "-another"))
-        assert rotated.transition(job.id, st.STORED, if_equal=("result_url", URL))
+        assert not rotated.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", URL + "-another")))
+        assert rotated.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", URL)))
         assert rotated.get(job.id).status == st.STORED

@@ -22,6 +22,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool_for, pool_limit
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
+from fluxhook.store.migrations import migrate
 from fluxhook.store.owners import ADMIN_OWNER, owner_of
 from fluxhook.store.slots import Slots
 from helpers import commands_during
@@ -300,12 +301,13 @@ def test_a_dispatch_costs_the_same_behind_ten_jobs_or_a_thousand(store, connecti
 
 
 def test_jobs_in_a_line_of_the_release_before_fair_share_are_taken_over_as_the_admins(store, connection):
-    slots = Slots(connection, _config(bfl_max_active=1))
+    config = _config(bfl_max_active=1)
+    slots = Slots(connection, config)
     old = [_queued(store) for _ in range(3)]
     for job in old:
         connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {job.id: job.created_at})
     _end(store, old[1].id)  # it ended while the old line held it
-    assert slots.adopt_old_lines() == 2 and slots.adopt_old_lines() == 0
+    assert migrate(connection, config).lines == 2 and migrate(connection, config).lines == 0
     assert connection.exists(KEYS.legacy_line(DEFAULT_POOL)) == 0
     assert slots.waiting_of(None) == [old[0].id, old[2].id]
     assert slots.dispatch() == [old[0].id] and slots.held_by(None) == 1

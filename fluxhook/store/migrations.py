@@ -1,0 +1,182 @@
+"""The one step that brings what older releases kept in Redis into today's shape (docs/operating.md, Upgrading):
+every worker runs it as it starts, before it takes work, and ``fluxhook migrate`` runs it by hand. Once it ran,
+``Keys.schema`` holds ``SCHEMA_VERSION`` and a later run is one read.
+
+What it rewrites, ``BATCH`` at a time, each change made only if what it read still holds (so a run cut short, or
+one beside another, changes nothing twice):
+
+- the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's lines, as
+  the admin owner's;
+- a slot taken before accounts were kept (none recorded in ``Keys.slot_accounts``) is given the first account,
+  which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
+- a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
+- BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed.
+
+One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from redis import Redis
+
+from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.config import Config
+from fluxhook.core.job import SEALED_FIELDS
+from fluxhook.core.pools import DEFAULT_POOL, pools
+from fluxhook.core.sealing import Sealer
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.locks import Locks
+from fluxhook.store.owners import ADMIN_OWNER
+from fluxhook.store.scripts import LuaScript
+
+# The shape this release keeps; each migration that changes it raises it by one.
+SCHEMA_VERSION = 1
+# Records (or jobs of an old line) read and rewritten per round trip.
+BATCH = 500
+# The migrating process holds its lock this long, renewed after each batch; one that died frees it by then.
+LOCK_SECONDS = 60
+# How often a process waiting for another's migration looks whether it is done.
+WAIT_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class Migrated:
+    """What one run did; ``ran`` False: the data was in today's shape already, and nothing was read but that."""
+
+    ran: bool = False
+    lines: int = 0  # jobs moved from an old line into today's
+    slots: int = 0  # slots given their account
+    accounts: int = 0  # jobs given their task's account
+    sealed: int = 0  # values sealed: delivery URLs and callback bodies
+
+    def changed(self) -> int:
+        """How many things it changed."""
+        return self.lines + self.slots + self.accounts + self.sealed
+
+
+def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
+    """Bring what older releases kept into today's shape, once: one read when it already is; while another process
+    migrates, wait for it. ``again``: run every step even though it ran (a process of an older release still
+    running then has written since)."""
+    if not again and is_current(connection, keys):
+        return Migrated()
+    locks, claim = Locks(connection, keys=keys), secrets.token_hex(8)
+    while not locks.take(keys.schema_lock, claim, LOCK_SECONDS):
+        time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
+        if not again and is_current(connection, keys):
+            return Migrated()
+    try:
+        if not again and is_current(connection, keys):
+            return Migrated()  # done by another between the first read and the lock
+        done = _Migration(connection, config, keys, lambda: _renew(locks, claim, keys)).run()
+        connection.set(keys.schema, SCHEMA_VERSION)
+        return done
+    finally:
+        locks.release(keys.schema_lock, claim)
+
+
+def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
+    """Whether what Redis keeps is in this release's shape (the migration ran): one read."""
+    version = connection.get(keys.schema)
+    return version is not None and int(version) >= SCHEMA_VERSION
+
+
+def _renew(locks: Locks, claim: str, keys: Keys) -> None:
+    # Steps change nothing twice, so a lock lapsed in between costs only work done again.
+    if locks.holder(keys.schema_lock) == claim:
+        locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
+
+
+class _Migration:
+    """One run of every step on one connection; ``renew`` keeps the lock between batches."""
+
+    def __init__(self, connection: Redis, config: Config, keys: Keys, renew: Callable[[], None]):
+        self.connection = connection
+        self.keys = keys
+        self.renew = renew
+        self.pools = pools(config.pooled_limits)
+        # The account every fallback of the releases that kept none used: the first configured.
+        self.account = config.accounts[0].name
+        self.sealer = Sealer(config.secret_keys)
+        self._lines = LuaScript(connection, "migrate_lines")
+        self._slots = LuaScript(connection, "migrate_slots")
+        self._record = LuaScript(connection, "migrate_record")
+        self._kept = LuaScript(connection, "migrate_kept")
+
+    def run(self) -> Migrated:
+        lines, slots = self.old_lines(), self.old_slots()
+        accounts, sealed = self.records()
+        return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies())
+
+    def old_lines(self) -> int:
+        """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
+        pool no longer configured)."""
+        moved = 0
+        for old in map(_text, self.connection.scan_iter(match=self.keys.legacy_line("*"), count=BATCH)):
+            pool = old[len(self.keys.legacy_line("")):]
+            line = self.keys.line(pool if pool in self.pools else DEFAULT_POOL)
+            while ids := [_text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
+                moved += int(self._lines([old, line, self.keys.fair_owners, *map(self.keys.job, ids)],
+                                         [ADMIN_OWNER, *ids]))
+                self.renew()
+        return moved
+
+    def old_slots(self) -> int:
+        """Give each slot taken before accounts were kept (in the default account's slots) its account."""
+        given = 0
+        for pool in self.pools:
+            old, new = self.keys.slots(pool, DEFAULT_ACCOUNT), self.keys.slots(pool, self.account)
+            # A pool's slots are at most an account's max_active: read at once.
+            ids = [_text(i) for i in self.connection.zrange(old, 0, -1)]
+            for start in range(0, len(ids), BATCH):
+                given += int(self._slots([old, new, self.keys.slot_accounts, self.keys.fair_owners, self.keys.fair_held],
+                                         [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
+        return given
+
+    def records(self) -> tuple[int, int]:
+        """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""
+        done = {"account": 0, "sealed": 0}
+        after = "-"
+        while ids := [_text(i) for i in self.connection.zrangebylex(self.keys.all_jobs, after, "+", start=0, num=BATCH)]:
+            after = f"({ids[-1]}"
+            read = self.connection.pipeline(transaction=False)
+            for job_id in ids:
+                read.hmget(self.keys.job(job_id), "bfl_id", "account", *SEALED_FIELDS)
+            write, kinds = self.connection.pipeline(transaction=False), []
+            for job_id, values in zip(ids, read.execute(), strict=True):
+                for kind, changes in self._changes(*(_text(v or b"") for v in values)).items():
+                    self._record([self.keys.job(job_id)], changes, client=write)
+                    kinds.append(kind)
+            for kind, count in zip(kinds, write.execute(), strict=True):
+                done[kind] += int(count)
+            self.renew()
+        return done["account"], done["sealed"]
+
+    def _changes(self, bfl_id: str, account: str, *kept: str) -> dict[str, list[str]]:
+        """A record's changes by kind, as ``migrate_record.lua`` takes them: field, value read, value to set."""
+        changes: dict[str, list[str]] = {}
+        if bfl_id and not account:
+            changes["account"] = ["account", "", self.account]
+        for field, value in zip(SEALED_FIELDS, kept, strict=True):
+            if value and not Sealer.is_sealed(value):
+                changes.setdefault("sealed", []).extend([field, value, self.sealer.seal_text(value)])
+        return changes
+
+    def kept_bodies(self) -> int:
+        """Seal the callback bodies kept in the clear, for a task or for a job."""
+        sealed = 0
+        for pattern in (self.keys.kept_for_task("*", "*"), self.keys.kept_for_job("*")):
+            for key in self.connection.scan_iter(match=pattern, count=BATCH):
+                body = self.connection.get(key)
+                if body and not Sealer.is_sealed(body):
+                    sealed += int(self._kept([key], [body, self.sealer.seal(body)]))
+        return sealed
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value

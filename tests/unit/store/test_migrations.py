@@ -1,0 +1,146 @@
+"""The migration of what older releases kept (fluxhook/store/migrations.py) on a real Redis: old-shaped data in, today's
+shape out (old lines, slots taken before accounts, tasks without an account, values kept in the clear), today's data
+left as it is, a second run one read, and two processes at once changing each thing once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import redis
+
+from fluxhook.core import transitions as st
+from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
+from fluxhook.core.sealing import Sealer
+from fluxhook.store.jobs import JobStore, Terms
+from fluxhook.store.kept_callbacks import KeptCallbacks
+from fluxhook.store.keys import KEYS
+from fluxhook.store.migrations import SCHEMA_VERSION, Migrated, is_current, migrate
+from fluxhook.store.owners import ADMIN_OWNER, member
+from fluxhook.store.slots import Slots
+from helpers import commands_during
+from slot_helpers import _config, _queued
+
+URL = "https://delivery.example/a.png?sig=secret-signature"
+BODY = b'{"id": "task-early", "status": "Ready", "result": {"sample": "https://delivery.example/b.png?sig=x"}}'
+ACCOUNTS = (Account("eu", "k1", "http://127.0.0.1:1", max_active=2),
+            Account("us", "k2", "http://127.0.0.1:2", max_active=2))
+
+
+def _everything(connection) -> dict:
+    """Every key but the schema's, with its value."""
+    read = {b"string": connection.get, b"hash": connection.hgetall, b"set": connection.smembers,
+            b"zset": lambda key: connection.zrange(key, 0, -1, withscores=True),
+            b"list": lambda key: connection.lrange(key, 0, -1)}
+    return {key: read[connection.type(key)](key) for key in connection.scan_iter() if key != KEYS.schema.encode()}
+
+
+def _task(store: JobStore, status: str = st.SUBMITTED, **fields) -> Job:
+    now = time.time()
+    job = Job(id=new_job_id(now), status=status, model="flux-2-pro", bfl_id=f"task-{new_job_id()}", created_at=now,
+              updated_at=now, **fields)
+    store.create(job)
+    return job
+
+
+def _held_before_accounts(connection, job: Job, pool: str = DEFAULT_POOL) -> float:
+    """Make ``job`` hold a slot as a release before accounts and fair share kept it: the default account's slots,
+    no account, no owner; returns when it took it."""
+    taken = time.time() - 5
+    connection.zadd(KEYS.slots(pool, DEFAULT_ACCOUNT), {job.id: taken})
+    return taken
+
+
+def test_what_older_releases_kept_comes_out_in_todays_shape(store, connection):
+    config = _config(bfl_max_active=2)
+    waiting, moved_on, gone, kontext = _queued(store), _queued(store), _queued(store), _queued(store, "flux-kontext-max")
+    for job, pool in ((waiting, DEFAULT_POOL), (moved_on, DEFAULT_POOL), (gone, "flux-no-longer-limited"),
+                      (kontext, KONTEXT_MAX_POOL)):
+        connection.zadd(KEYS.legacy_line(pool), {job.id: job.created_at})
+    store.transition(moved_on.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    holder = _queued(store)
+    _held_before_accounts(connection, holder)
+    polled, ready = _task(store), _task(store, st.READY, result_url=URL, draft_cache_source=URL + "&draft")
+    expired = new_job_id()
+    connection.zadd(KEYS.all_jobs, {expired: 0})  # an index entry whose record expired
+    connection.set(KEYS.kept_for_job(waiting.id), BODY, ex=600)
+
+    done = migrate(connection, config)
+
+    assert done == Migrated(ran=True, lines=3, slots=1, accounts=2, sealed=3)
+    assert not list(connection.scan_iter(match=KEYS.legacy_line("*")))
+    slots = Slots(connection, config)
+    assert slots.waiting_of(None) == [waiting.id, gone.id, kontext.id] and slots.waiting(KONTEXT_MAX_POOL) == 1
+    assert slots.account_of(holder.id) == DEFAULT_ACCOUNT and slots.holds(holder) and slots.held_by(None) == 1
+    assert slots.dispatch() == [waiting.id]  # one slot was left: the old line's job is served
+    sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
+    assert (sealed.get(polled.id).account, sealed.get(ready.id).account) == (DEFAULT_ACCOUNT, DEFAULT_ACCOUNT)
+    assert sealed.get(ready.id).result_url == URL and sealed.get(ready.id).draft_cache_source == URL + "&draft"
+    assert not any(b"secret-signature" in value for value in connection.hgetall(KEYS.job(ready.id)).values())
+    assert sealed.transition(ready.id, st.STORED, terms=Terms(if_equal=("result_url", URL)))  # compared sealed
+    assert 590 < connection.ttl(KEYS.kept_for_job(waiting.id)) <= 600
+    assert KeptCallbacks(connection, Sealer(config.secret_keys)).take_for_job(waiting.id) == BODY
+    assert connection.exists(KEYS.job(expired)) == 0  # never made again
+    assert is_current(connection) and int(connection.get(KEYS.schema)) == SCHEMA_VERSION
+
+
+def test_a_second_run_is_one_read_and_changes_nothing(store, connection, redis_server):
+    config = _config()
+    _held_before_accounts(connection, _queued(store))
+    _task(store, st.READY, result_url=URL)
+    assert migrate(connection, config).changed() == 3
+    before = _everything(connection)
+    db = connection.connection_pool.connection_kwargs["db"]
+    commands = commands_during(connection, db, lambda: migrate(connection, config))
+    assert [c["command"] for c in commands if c["command"] != f"SELECT {db}"] == [f"GET {KEYS.schema}"]
+    assert migrate(connection, config) == Migrated() and _everything(connection) == before
+    assert migrate(connection, config, again=True) == Migrated(ran=True) and _everything(connection) == before
+
+
+def test_todays_data_is_left_as_it_is(store, connection):
+    config = _config()
+    slots = Slots(connection, config)
+    holding, in_line = _queued(store), _queued(store)
+    assert slots.acquire(holding, "key_a") and not slots.acquire(in_line, "key_a", take=False)
+    sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
+    _task(sealed, st.READY, result_url=URL, account="us")
+    KeptCallbacks(connection, Sealer(config.secret_keys)).keep_for_job(in_line.id, BODY)
+    before = _everything(connection)
+    assert migrate(connection, config) == Migrated(ran=True) and _everything(connection) == before
+
+
+def test_a_slot_taken_before_accounts_goes_to_the_first_account_when_default_is_not_configured(store, connection):
+    config = replace(_config(), named_accounts=ACCOUNTS)
+    holder = _queued(store)
+    taken = _held_before_accounts(connection, holder)
+    assert migrate(connection, config).slots == 1
+    slots = Slots(connection, config)
+    assert connection.exists(KEYS.slots(DEFAULT_POOL, DEFAULT_ACCOUNT)) == 0
+    assert connection.zscore(KEYS.slots(DEFAULT_POOL, "eu"), holder.id) == taken
+    assert slots.account_of(holder.id) == "eu" and slots.holds(holder) and slots.held_by(None) == 1
+    assert slots.requeue(holder)  # given back as today's slots are: its owner holds none, and it waits in line
+    assert slots.held_by(None) == 0 and slots.waiting_of(None) == [holder.id]
+
+
+def test_two_processes_at_once_migrate_each_thing_once(store, connection):
+    config = _config()
+    jobs = [_queued(store) for _ in range(40)]
+    connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {job.id: job.created_at for job in jobs})
+    kwargs = {k: connection.connection_pool.connection_kwargs[k] for k in ("host", "port", "db")}
+    done: list[Migrated] = []
+
+    def process():
+        done.append(migrate(redis.Redis(**kwargs), config))
+
+    threads = [threading.Thread(target=process) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(d.ran for d in done) == [False, False, False, True]
+    assert sum(d.lines for d in done) == 40 and connection.exists(KEYS.schema_lock) == 0
+    assert sorted(connection.zrange(KEYS.line(DEFAULT_POOL), 0, -1)) == sorted(member(ADMIN_OWNER, j.id).encode()
+                                                                             for j in jobs)
