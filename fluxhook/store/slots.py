@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 from redis import Redis
 
-from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling, route_allows
+from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
@@ -56,27 +56,12 @@ class AccountNow:
 
 @dataclass(frozen=True)
 class SlotsNow:
-    """The slots as they stand at one moment: what tells why a job in line waits (``wait_reasons.in_line``)."""
+    """The slots as they stand at one moment, as the accounts view and a key's description show them."""
 
     accounts: list[AccountNow]
     # Per owner asked of: the slots its jobs hold, and its max_active (None: no limit of its own).
     owner_held: dict[str, int]
     owner_cap: dict[str, int | None]
-
-    def line(self, pool: str, owner: str, route: str | None = None) -> LineState:
-        """What decides whether ``owner``'s job of ``route`` in ``pool``'s line could take a slot now: the accounts it
-        may use, summed (the one that frees first serves it)."""
-        usable = [a for a in self.accounts if route_allows(route, a.account)]
-        cooling = [a.cooling.until for a in usable if a.cooling is not None]
-        warm = [a for a in usable if a.cooling is None]
-        paused = [a.paused_until.get(pool) for a in warm]
-        return LineState(owner_held=self.owner_held.get(owner, 0), owner_cap=self.owner_cap.get(owner),
-                         pool_held=sum(a.held.get(pool, 0) for a in warm),
-                         pool_limit=sum(a.account.pool_limit(pool) for a in warm),
-                         total_held=sum(sum(a.held.values()) for a in warm),
-                         total_limit=sum(a.account.max_active for a in warm),
-                         paused_until=min(paused) if paused and all(p is not None for p in paused) else None,
-                         cooling_until=min(cooling) if usable and not warm else None)
 
 
 @dataclass(frozen=True)
@@ -101,6 +86,7 @@ class Slots:
         self._acquire = LuaScript(connection, "slots_acquire")
         self._dispatch = LuaScript(connection, "slots_dispatch")
         self._requeue = LuaScript(connection, "slots_requeue")
+        self._line_states = LuaScript(connection, "slots_line_states")
 
     def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
@@ -165,9 +151,9 @@ class Slots:
     def _pool_keys(self) -> list[str]:
         return slot_keys(self.keys, self.pools, self.accounts)
 
-    def _pool_args(self) -> list:
-        args: list = [repr(self.clock()), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT, len(self.pools),
-                      *self.pools, len(self.accounts)]
+    def _pool_args(self, now: float | None = None) -> list:
+        args: list = [repr(self.clock() if now is None else now), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
+                      len(self.pools), *self.pools, len(self.accounts)]
         for account in self.accounts:
             args += [account.name, account.region or "", account.max_active, *map(account.pool_limit, self.pools)]
         return args
@@ -189,8 +175,8 @@ class Slots:
 
     def holds(self, job: Job) -> bool:
         """Whether the job holds a BFL slot (a job waiting out of line, or in it, holds none)."""
-        account = self.account_of(job.id) or DEFAULT_ACCOUNT
-        return self.connection.zscore(self.keys.slots(self.pool_of(job), account), job.id) is not None
+        account = self.account_of(job.id)
+        return account is not None and self.connection.zscore(self.keys.slots(self.pool_of(job), account), job.id) is not None
 
     def waiting(self, pool: str) -> int:
         """How many jobs wait in line for ``pool``."""
@@ -200,23 +186,31 @@ class Slots:
         """How many slots the jobs of app key ``key_id`` (None: the admin tokens') hold."""
         return int(self.connection.hget(self.keys.fair_held, owner_of(key_id)) or 0)
 
-    def look(self, jobs: Sequence[Job]) -> tuple[SlotsNow, list[Place]]:
-        """The slots now, for the owners of ``jobs`` (queued ones), and where each job stands: holding a slot, in
-        its owner's line, or aside (out of line); one round trip."""
+    def look(self, jobs: Sequence[Job]) -> tuple[list[Place], list[LineState]]:
+        """Where each of ``jobs`` (queued ones) stands: holding a slot, in its owner's line, or aside (out of line);
+        and what decides whether it could take a slot now, were it in line. One round trip."""
         owners = [owner_of(job.key_id) for job in jobs]
-        asked = sorted(set(owners))
         pipe = self.connection.pipeline(transaction=False)
-        self._ask_now(pipe, asked)
+        self._ask_lines(pipe, [(self.pool_of(job), owner, job.route)
+                               for job, owner in zip(jobs, owners, strict=True)])
         for job, owner in zip(jobs, owners, strict=True):
             pipe.hexists(self.keys.slot_accounts, job.id)
-            pipe.zscore(self.keys.slots(self.pool_of(job)), job.id)
             pipe.zscore(self.keys.line(self.pool_of(job)), member(owner, job.id))
-        answers = pipe.execute()
-        count = self._now_answers(asked)
-        places = [Place.SLOT if holder or slot is not None else Place.LINE if line is not None else Place.ASIDE
-                  for holder, slot, line in zip(answers[count::3], answers[count + 1::3], answers[count + 2::3],
-                                                strict=True)]
-        return self._read_now(answers[:count], asked), places
+        states, *answers = pipe.execute()
+        places = [Place.SLOT if holder else Place.LINE if line is not None else Place.ASIDE
+                  for holder, line in zip(answers[0::2], answers[1::2], strict=True)]
+        return places, [_line_state(state) for state in states]
+
+    def line_states(self, asks: Sequence[tuple[str, str, str | None]]) -> list[LineState]:
+        """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line
+        could take a slot now (``lua/slots_line_states.lua``: the dispatch's own reading of the slots)."""
+        pipe = self.connection.pipeline(transaction=False)
+        self._ask_lines(pipe, asks)
+        return [_line_state(state) for state in pipe.execute()[0]]
+
+    def _ask_lines(self, pipe, asks: Sequence[tuple[str, str, str | None]]) -> None:
+        args = [x for pool, owner, route in asks for x in (pool, owner, route or ANY_ROUTE)]
+        self._line_states(self._pool_keys(), [*self._pool_args(time.time()), *args], client=pipe)
 
     def owners_now(self, owners: Sequence[str]) -> tuple[SlotsNow, dict[str, OwnerJobs]]:
         """The slots now, for ``owners``, and each one's queued jobs that wait: how many in each pool's line, and
@@ -304,6 +298,13 @@ class Slots:
         for pool in self.pools:
             pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
         return [member_job(_text(m)) for members in pipe.execute() for m in members]
+
+
+def _line_state(state: list) -> LineState:
+    owner_held, cap, pool_held, pool_limit, total_held, total_limit, paused, cooling = state
+    return LineState(owner_held=int(owner_held), owner_cap=int(cap) if cap else None, pool_held=int(pool_held),
+                     pool_limit=int(pool_limit), total_held=int(total_held), total_limit=int(total_limit),
+                     paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None)
 
 
 def _text(value) -> str:

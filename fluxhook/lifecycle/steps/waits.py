@@ -1,9 +1,10 @@
 """Why queued jobs wait (SPEC §11): for the job JSON, its timeline, the dashboard and a key's ``queued`` count.
 
-A job in line for a slot is asked of the slots as they are when it is read (``core.wait_reasons.in_line``): the
-dispatch writes nothing for it. A wait the slots cannot tell, the budget's or BFL's refusal, is recorded on the
-job as it begins (``begin``), with a timeline entry when its reason is new (not at each re-check); the job's
-move out of ``queued`` drops it (``JobStore.transition``), and so does its return to line (``back_in_line``).
+A job in line for a slot is asked of the slots as they are when it is read (``store/lua/slots_line_states.lua``
+reads them as the dispatch does, ``core.wait_reasons.in_line`` names the reason): the dispatch writes nothing for
+it. A wait the slots cannot tell, the budget's or BFL's refusal, is recorded on the job as it begins (``begin``),
+with a timeline entry when its reason is new (not at each re-check); the job's move out of ``queued`` drops it
+(``JobStore.transition``), and so does its return to line (``back_in_line``).
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ def of_jobs(svc: Services, jobs: Sequence[Job]) -> list[Waiting | None]:
     queued = [job for job in jobs if job.status == st.QUEUED]
     if not queued:
         return [None] * len(jobs)
-    slots, places = svc.slots.look(queued)
+    places, lines = svc.slots.look(queued)
     now = time.time()
-    found = {job.id: waiting(job.status, place, slots.line(svc.slots.pool_of(job), owner_of(job.key_id), job.route),
-                             Waiting.recorded(job.waiting_reason, job.waiting_until), now)
-             for job, place in zip(queued, places, strict=True)}
+    found = {job.id: waiting(job.status, place, line, Waiting.recorded(job.waiting_reason, job.waiting_until), now)
+             for job, place, line in zip(queued, places, lines, strict=True)}
     return [found.get(job.id) for job in jobs]
 
 
@@ -76,7 +76,7 @@ class KeyJobs:
 
 
 def of_keys(svc: Services, key_ids: Sequence[str], routes: dict[str, str | None] | None = None) -> dict[str, KeyJobs]:
-    """Each app key's jobs holding slots and waiting, with why they wait: two round trips, whatever the number
+    """Each app key's jobs holding slots and waiting, with why they wait: three round trips, whatever the number
     of jobs in line (a line's jobs of one key in one pool all wait for the same reason, read at the accounts its
     route, from ``routes`` by key id, allows; one of its jobs naming an account of its own may wait for another)."""
     if not key_ids:
@@ -85,6 +85,9 @@ def of_keys(svc: Services, key_ids: Sequence[str], routes: dict[str, str | None]
     slots, waiting_jobs = svc.slots.owners_now(list(owners.values()))
     aside = [job_id for owner in owners.values() for job_id in waiting_jobs[owner].aside]
     recorded = dict(zip(aside, svc.jobs.recorded_waits(aside), strict=True)) if aside else {}
+    asks = [(pool, owner, (routes or {}).get(key_id)) for key_id, owner in owners.items()
+            for pool, count in waiting_jobs[owner].in_line.items() if count]
+    lines = dict(zip(asks, svc.slots.line_states(asks), strict=True)) if asks else {}
     now = time.time()
     found = {}
     for key_id, owner in owners.items():
@@ -92,7 +95,7 @@ def of_keys(svc: Services, key_ids: Sequence[str], routes: dict[str, str | None]
         reasons: Counter[str] = Counter()
         for pool, count in mine.in_line.items():
             if count:
-                reasons[str(in_line(slots.line(pool, owner, (routes or {}).get(key_id)), now).reason)] += count
+                reasons[str(in_line(lines[pool, owner, (routes or {}).get(key_id)], now).reason)] += count
         for job_id in mine.aside:
             wait = Waiting.recorded(*recorded[job_id])
             if wait is not None:

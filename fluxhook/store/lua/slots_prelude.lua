@@ -1,12 +1,6 @@
--- needs: slot_layout, routes, slot_time, fair_turns
--- Shared by the slot scripts: the accounts and their pools, their limits and cooldowns, the owners'
--- fair share, and what may be taken now.
---
--- KEYS: named by store/slot_layout.py (K, below); a script's own keys follow K.after.
--- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
--- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
--- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of
--- each pool; the script's own arguments follow (from ARGV[rest]).
+-- needs: slots_accounts, routes, slot_time, fair_turns
+-- Shared by the slot scripts that give and take slots: slots held past their lease freed, the owners' fair
+-- share, and what may be taken now (the accounts, pools, limits and reads are slots_accounts.lua's).
 --
 -- Fair share is start-time fair queueing over owners (fair_turns.lua): a turn goes to the owner with
 -- the earliest start among those with a job that may take a slot now (an account its route allows is
@@ -15,47 +9,8 @@
 -- in any pool with room goes first. The job takes the slot of the least busy account it may use. Each
 -- owner's line in a pool is one lexical range, so finding the candidates costs one lookup per owner
 -- with work waiting, whatever the number of jobs; checking them, one per account.
-local now = tonumber(ARGV[1])
-local slot_lease, submit_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
-local admin, default_weight = ARGV[4], tonumber(ARGV[5])
-local n_pools = tonumber(ARGV[6])
-local n_accounts = tonumber(ARGV[7 + n_pools])
-local K = slot_layout(n_pools, n_accounts)
-local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
-local weights, caps, slot_accounts, routes = K.share_weights, K.share_max_active, K.slot_accounts, K.routes
-local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
-              default_weight = default_weight}
-local pools, by_name = {}, {}
-for i = 1, n_pools do
-  local pool = {name = ARGV[6 + i], line = K.pool[i].line}
-  pools[i] = pool
-  by_name[pool.name] = pool
-end
-local accounts, account_named = {}, {}
-local arg = 7 + n_pools
-for j = 1, n_accounts do
-  local its = K.account[j]
-  local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
-                   cooling = its.cooling, held = 0, pools = {}}
-  arg = arg + 3
-  for i = 1, n_pools do
-    account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = its.pool[i].slots,
-                                    paused = its.pool[i].paused}
-  end
-  arg = arg + n_pools
-  accounts[j] = account
-  account_named[account.name] = account
-end
-local rest = arg + 1
-local own_keys = K.after
-
 local function fmt(x) return string.format('%.17g', x) end
 
-local held_by = {}
-local function held_of(owner)
-  if held_by[owner] == nil then held_by[owner] = tonumber(redis.call('HGET', held, owner) or 0) end
-  return held_by[owner]
-end
 local function release(owner)
   local left = redis.call('HINCRBY', held, owner, -1)
   if left <= 0 then redis.call('HDEL', held, owner) end
@@ -75,22 +30,10 @@ for _, account in ipairs(accounts) do
       if owner then release(owner) end
       settle_slot(fair, slots, job, owner, now - taken, false)
     end
-    account.held = account.held + redis.call('ZCARD', slots)
   end
 end
+count_held()
 
--- Whether the account takes no task now (read once per script: a cooldown is set between scripts). Past its
--- cooldown's end an account is on probation until a task is accepted (store/cooldowns.py): it takes one job, and
--- no other while that one is out, so a recovering account is tested with one submission, not a slot-full of them.
-local cool_of = {}
-local function cooling(account)
-  if cool_of[account.name] == nil then
-    local ends, lasting, probe = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe'))
-    account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
-    cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
-  end
-  return cool_of[account.name]
-end
 local function room(account, pool)
   local its = account.pools[pool.name]
   if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
@@ -123,12 +66,6 @@ local function account_for(job, open)
   return best
 end
 
--- Each owner's limit, read once per script (false: no limit of its own).
-local cap_of = {}
-local function owner_room(owner)
-  if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
-  return not cap_of[owner] or held_of(owner) < cap_of[owner]
-end
 -- Whose turn is next, by the rule of fair_turns.lua.
 local turns = fair_turns(passes, clock_key, weights, default_weight)
 

@@ -85,8 +85,9 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
     assert slots.requeue(jobs[1], wait=60)  # the budget said no to it: it alone waits, its slot freed
     assert connection.zrange(KEYS.aside, 0, -1) == [f"admin:{jobs[1].id}".encode()]
     assert store.due_at(jobs[1].id) > time.time() + 50 and slots.waiting(DEFAULT_POOL) == 1
-    now, places = slots.look(jobs)
+    places, _ = slots.look(jobs)
     assert places == [Place.SLOT, Place.ASIDE, Place.SLOT, Place.LINE]
+    now, _ = slots.owners_now(["admin"])
     assert (now.accounts[0].held, now.owner_held, now.owner_cap) == ({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, {"admin": 2},
                                                          {"admin": None})
     assert slots.owners_now(["admin"])[1]["admin"].aside == [jobs[1].id]
@@ -103,11 +104,12 @@ def test_the_slots_now_tell_each_pools_pause_and_each_owners_limit(store, slots,
     assert slots.acquire(job)
     slots.set_share(None, None, 1)  # the admin tokens' jobs: at most one at BFL
     assert slots.requeue(job, pause=20)
-    now, places = slots.look([job])
+    places, lines = slots.look([job])
     assert places == [Place.LINE]
-    assert time.time() + 15 < now.accounts[0].paused_until[KONTEXT_MAX_POOL] <= time.time() + 20
-    assert DEFAULT_POOL not in now.accounts[0].paused_until
-    line = now.line(KONTEXT_MAX_POOL, "admin")
+    now = slots.accounts_now()
+    assert time.time() + 15 < now[0].paused_until[KONTEXT_MAX_POOL] <= time.time() + 20
+    assert DEFAULT_POOL not in now[0].paused_until
+    line = lines[0]
     assert (line.owner_held, line.owner_cap, line.pool_held, line.pool_limit, line.total_limit) == (0, 1, 0, 1, 3)
 
 

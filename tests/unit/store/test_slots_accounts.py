@@ -73,8 +73,7 @@ def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slot
     cooldowns.cool("eu2", time.time() + 30, CoolingReason.UNAVAILABLE)
     assert slots.requeue(jobs[0]) and slots.account_of(jobs[0].id) is None
     assert slots.dispatch() == []
-    now, _ = slots.look([jobs[0]])
-    wait = in_line(now.line(DEFAULT_POOL, "admin", "r:eu"), time.time())
+    wait = in_line(slots.line_states([(DEFAULT_POOL, "admin", "r:eu")])[0], time.time())
     assert wait.reason == WaitReason.ACCOUNT_COOLING and time.time() + 25 < wait.until <= time.time() + 30
     # A job that may use us is not held up by the EU accounts' cooldown.
     other = _routed(store)

@@ -1,0 +1,45 @@
+-- needs: slots_accounts, routes
+-- What decides whether a job in a pool's line could take a slot now, for each (pool, owner, route) asked: read
+-- with the dispatch's own reading of routes, limits and cooldowns, changing nothing. core/wait_reasons.py names
+-- the reason from it (in_line).
+-- ARGV[rest...]: triples of a pool, an owner and a route ('*': any account).
+-- Returns per triple: {owner's slots held, its max_active ('' for none), the pool's slots held and its limit,
+-- every pool's slots held and the limit, over the accounts the route allows that are not cooling down;
+-- when the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts
+-- the route allows recovers, when every one cools down ('')}.
+count_held()
+local function fmt(x) return string.format('%.17g', x) end
+local states = {}
+for i = rest, #ARGV, 3 do
+  local pool, owner, route = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local usable, warm, cooling_until, paused_until = 0, 0, nil, nil
+  local all_paused = true
+  local pool_held, pool_limit, total_held, total_limit = 0, 0, 0, 0
+  for _, account in ipairs(accounts) do
+    if route_allows(route, account.name, account.region) then
+      usable = usable + 1
+      local ends = cooldown_until(account)
+      if ends then
+        cooling_until = math.min(cooling_until or ends, ends)
+      else
+        warm = warm + 1
+        local its = account.pools[pool]
+        pool_held = pool_held + redis.call('ZCARD', its.slots)
+        pool_limit = pool_limit + its.limit
+        total_held = total_held + account.held
+        total_limit = total_limit + account.max_active
+        local ms = redis.call('PTTL', its.paused)
+        if ms > 0 then
+          paused_until = math.min(paused_until or (now + ms / 1000), now + ms / 1000)
+        else
+          all_paused = false
+        end
+      end
+    end
+  end
+  local cap = redis.call('HGET', caps, owner)
+  states[#states + 1] = {held_of(owner), cap or '', pool_held, pool_limit, total_held, total_limit,
+                         (warm > 0 and all_paused) and fmt(paused_until) or '',
+                         (usable > 0 and warm == 0) and fmt(cooling_until) or ''}
+end
+return states
