@@ -42,9 +42,14 @@ class CheckOutcome(StrEnum):
 
 
 class DownloadOutcome(StrEnum):
-    """A download that did not end its job (one that did answers the job's status): counted in
-    fluxhook_downloads_total{outcome}."""
+    """What became of a download, counted in fluxhook_downloads_total{outcome}: the job it ended, by the status it
+    ended in; or why it did not end it."""
 
+    STORED = "stored"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    # BFL refuted the unproven Ready it acted on: the job went back to wait for BFL (named by that status).
+    REFUTED = "submitted"
     # BFL took back the Ready it acted on: the job waits for BFL again.
     RESTART = "restart"
     # A passing failure: the queue tries again later.

@@ -9,7 +9,7 @@ from fluxhook import metrics
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import DownloadOutcome
+from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
@@ -25,9 +25,9 @@ from fluxhook.store.jobs import Terms
 log = logging.getLogger("fluxhook.storing")
 
 
-def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str:
-    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns the
-    job's status once it ended so, else a ``DownloadOutcome`` (``restart``, ``skipped``).
+def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> DownloadOutcome:
+    """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns what
+    became of it (``DownloadOutcome``: the status the job ended in, or why it did not end).
 
     Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
     """
@@ -40,7 +40,7 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> str
         outcome, error = DownloadOutcome.RETRY, exc.message
         raise
     finally:
-        if outcome != st.STORED:  # a stored image was noted with the job's change to stored
+        if outcome != DownloadOutcome.STORED:  # a stored image was noted with the job's change to stored
             metrics.record(svc, _notes(job_id, outcome, time.perf_counter() - started, error))
 
 
@@ -53,7 +53,7 @@ def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) 
     return notes
 
 
-def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
+def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> DownloadOutcome:
     try:
         # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched.
         for _ in range(2):
@@ -72,7 +72,7 @@ def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> str:
         raise
 
 
-def _download(svc: Services, job: Job, last_attempt: bool) -> str:
+def _download(svc: Services, job: Job, last_attempt: bool) -> DownloadOutcome:
     started = time.perf_counter()
     url = job.result_url or ""
     if lifetimes.past_life(job.model, job.finished_at, time.time()):
@@ -100,14 +100,14 @@ def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
                        SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
-def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> str:
+def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> DownloadOutcome:
     if last_attempt or lifetimes.past_life(job.model, job.finished_at, time.time()):
         return _finish(svc, job, st.FAILED, "download_failed", f"download failed after retries: {exc.message}")
     log.warning("download will be retried", extra={"job_id": job.id, "error": exc.message})
     raise exc
 
 
-def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> str:
+def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: float, last_attempt: bool) -> DownloadOutcome:
     """Ask BFL once before a result URL that failed for good ends the job.
 
     BFL mints a fresh signed URL on every get_result of a Ready task, which saves an expired
@@ -140,14 +140,15 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
                                bfl_status=st.BFL_PENDING, source=None, result_url=None):
             release_download(svc, job.id)
             log.warning("ready report refuted by BFL", extra={"job_id": job.id, "error": failure.message})
-            return st.SUBMITTED
+            return DownloadOutcome.REFUTED
         return DownloadOutcome.RESTART
     if report.status in st.BFL_FAILURES:
-        return apply_report(svc, job.id, report, POLLED, job=job)
+        ended = apply_report(svc, job.id, report, POLLED, job=job) == ReportOutcome.FINISHED
+        return DownloadOutcome.FAILED if ended else DownloadOutcome.SKIPPED
     return _finish_on(svc, job, failure)
 
 
-def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: float) -> str:
+def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: float) -> DownloadOutcome:
     key = f"{job.id}.{image.extension}"
     result: dict = {"image": image.describe()}
     if image.kind == VIDEO:
@@ -162,7 +163,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     latency = max(0.0, now - finished)
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
-    effects = [thumbnail_task(job.id), *_notes(job.id, st.STORED, time.perf_counter() - started),
+    effects = [thumbnail_task(job.id), *_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
                *accounting.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:
@@ -174,7 +175,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         })
-        return st.STORED
+        return DownloadOutcome.STORED
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:
         svc.storage.delete(key)  # the job was deleted or ended otherwise meanwhile: leave no stray file
@@ -183,17 +184,17 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     return DownloadOutcome.RESTART if current is not None and current.status == st.READY else DownloadOutcome.SKIPPED
 
 
-def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> str:
+def _finish_on(svc: Services, job: Job, failure: FluxhookError) -> DownloadOutcome:
     if isinstance(failure, ResultURLExpired):
         return _finish(svc, job, st.EXPIRED, failure.code, "the result URL expired before it could be downloaded")
     return _finish(svc, job, st.FAILED, failure.code, failure.message)
 
 
-def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> str:
+def _finish(svc: Services, job: Job, status: str, code: str, message: str) -> DownloadOutcome:
     svc.jobs.transition(job.id, status, only_from=(st.READY,), error={"code": code, "message": message},
                         draft_cache_source=None, effects=accounting.on_end(job, status, time.time()))
     log.warning("download ended the job", extra={"job_id": job.id, "status": status, "code": code})
-    return status
+    return DownloadOutcome(status)
 
 
 def _reason(exc: Exception) -> str:
