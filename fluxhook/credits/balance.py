@@ -76,7 +76,7 @@ def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutc
         else svc.config.bfl_credits_refresh_seconds
     # Its own lock while it has no credits: the refresh's, held for the whole interval, must not delay its recovery.
     lock = svc.store.keys.recheck_lock(account.name) if broke else svc.store.keys.balance_lock(account.name)
-    if not svc.store.locks.take(lock, f"{socket.gethostname()}:{os.getpid()}", int(interval)):
+    if not svc.store.locks.acquire(lock, f"{socket.gethostname()}:{os.getpid()}", int(interval)):
         return RefreshOutcome.SKIPPED
     try:
         # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.

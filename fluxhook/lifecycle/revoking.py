@@ -34,7 +34,7 @@ def end_queued(svc: Services, job_id: str) -> bool:
     """End a queued job of a revoked key, unless some process is sending it to BFL right now (then it
     is submitted and finishes like the key's other submitted jobs). Whether it ended."""
     lock = KEYS.submit_lock(job_id)
-    if not svc.store.locks.take(lock, "revoked", _LOCK_SECONDS):
+    if not svc.store.locks.acquire(lock, "revoked", _LOCK_SECONDS):
         return False
     try:
         job = svc.jobs.get(job_id)

@@ -1,4 +1,4 @@
-"""Short-lived claims in Redis: who is downloading, confirming or submitting a job right now."""
+"""Short-lived locks in Redis: who is downloading, confirming or submitting a job right now."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from fluxhook.store.scripts import LuaScript
 
 
 class Locks:
-    """Claims on one Redis connection; each expires by itself, so a process that dies frees it."""
+    """Locks on one Redis connection; each expires by itself, so a process that dies frees it."""
 
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
         self._release_own = LuaScript(connection, "lock_release")
 
-    def take(self, key: str, value: str, ttl: int) -> bool:
+    def acquire(self, key: str, value: str, ttl: int) -> bool:
         """Set ``key`` to ``value`` for ``ttl`` seconds if nobody holds it; whether it was free."""
         return bool(self.connection.set(key, value, nx=True, ex=ttl))
 

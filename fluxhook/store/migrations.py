@@ -66,7 +66,7 @@ def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool
     if not again and is_current(connection, keys):
         return Migrated()
     locks, claim = Locks(connection, keys=keys), secrets.token_hex(8)
-    while not locks.take(keys.schema_lock, claim, LOCK_SECONDS):
+    while not locks.acquire(keys.schema_lock, claim, LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
         if not again and is_current(connection, keys):
             return Migrated()

@@ -150,7 +150,7 @@ def download_task(job_id: str, model: str | None) -> AddWork:
 def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
     """Queue the download-and-store of a job's result, unless one is already queued or running."""
     lock = download_lock(svc.store.keys, job_id)
-    if not svc.store.locks.take(*lock):
+    if not svc.store.locks.acquire(*lock):
         return False
     try:
         svc.store.effects.apply([download_task(job_id, model)])
@@ -205,7 +205,7 @@ def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
 
 def enqueue_confirm(svc: "Services", job_id: str) -> bool:
     """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
-    if not svc.store.locks.take(svc.store.keys.confirm_lock(job_id), "1", 60):
+    if not svc.store.locks.acquire(svc.store.keys.confirm_lock(job_id), "1", 60):
         return False
     try:
         svc.queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,

@@ -130,7 +130,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     """
     lock, claim = svc.store.keys.submit_lock(job.id), claim or new_claim()
-    if not svc.store.locks.take(lock, claim, SUBMIT_LOCK_SECONDS):
+    if not svc.store.locks.acquire(lock, claim, SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
         return _submit(svc, job, task_input, primary, in_request)

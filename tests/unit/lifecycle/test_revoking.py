@@ -28,7 +28,7 @@ def test_a_queued_job_being_sent_to_bfl_is_left_to_finish(make_services):
     svc = make_services(DB)
     svc.store.app_keys.create(AppKey(id="key_00000000000000aa", name="k", prefix="fhk_0000", secret_sha256="x"))
     sending, waiting = _queued_job(svc, "key_00000000000000aa"), _queued_job(svc, "key_00000000000000aa")
-    assert svc.store.locks.take(KEYS.submit_lock(sending.id), "1", 60)
+    assert svc.store.locks.acquire(KEYS.submit_lock(sending.id), "1", 60)
 
     assert revoking.revoke(svc, "key_00000000000000aa")
 
