@@ -9,7 +9,7 @@ from typing import Callable
 
 from fluxhook import __version__
 from fluxhook import client as api
-from fluxhook.cli import accounts, keys, migrate_command
+from fluxhook.cli import accounts, keys
 from fluxhook.cli.api_commands import DEFAULT_URL, cmd_list, cmd_show, cmd_submit, exit_code_for_error
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 
@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
     command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
                                                "service's settings)")
-    migrate_command.add_command(command)
+    migrate = command("migrate", _operator("cmd_migrate"), "bring what older releases kept in Redis into today's "
+                                                           "shape, once (workers do it as they start)")
+    migrate.add_argument("--again", action="store_true",
+                         help="run every step even though it ran (a process of an older release wrote since)")
     return parser
 
 

@@ -30,7 +30,8 @@ from fluxhook.lifecycle import key_admin, readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
 from fluxhook.lifecycle.steps import key_limits
 from fluxhook.lifecycle.sweep import sweep
-from fluxhook.services import build_services
+from fluxhook.services import build_services, connect_redis
+from fluxhook.store import migrations
 
 # Any of these in the environment means it describes a service of its own: a dev run's file must not
 # fill in what it lacks, or doctor would pass a deployment that is missing a setting.
@@ -89,17 +90,26 @@ SWEEP_WORDS = {"due": "a check queued for each", "notifications": "jobs that end
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run one fallback sweep now and print what it did."""
-    settings = service_settings()
-    if settings.dev_run:
-        print(f"fluxhook sweep: settings {settings.source()}", file=sys.stderr)
-    config = _config(settings)
+    config = _config_for("sweep")
     try:
         report = sweep(build_services(config))
     except RedisError as exc:
-        raise CLIError(f"redis unreachable at {redact_url(config.redis_url)}: {type(exc).__name__}: {exc}",
-                       ExitCode.UNAVAILABLE) from None
+        raise _unreachable(config, exc) from None
     print(sweep_summary(dataclasses.asdict(report)))
     return ExitCode.OK
+
+
+def _config_for(name: str) -> Config:
+    """The service's own configuration for command ``name``, saying where it was read when from a dev run."""
+    settings = service_settings()
+    if settings.dev_run:
+        print(f"fluxhook {name}: settings {settings.source()}", file=sys.stderr)
+    return _config(settings)
+
+
+def _unreachable(config: Config, exc: RedisError) -> CLIError:
+    return CLIError(f"redis unreachable at {redact_url(config.redis_url)}: {type(exc).__name__}: {exc}",
+                    ExitCode.UNAVAILABLE)
 
 
 def sweep_summary(report: Mapping[str, Any]) -> str:
@@ -108,6 +118,31 @@ def sweep_summary(report: Mapping[str, Any]) -> str:
              for name, value in report.items()]
     return "swept: " + ", ".join(parts)
 
+
+
+# --- migrate -----------------------------------------------------------------------------------------
+
+MIGRATED_WORDS = (("lines", "jobs moved from an old line into today's"), ("slots", "slots given their account"),
+                  ("accounts", "jobs given their task's account"), ("sealed", "values sealed"))
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring what older releases kept in Redis into today's shape (``store.migrations``), as every worker does
+    when it starts, and print what it changed."""
+    config = _config_for("migrate")
+    try:
+        done = migrations.migrate(connect_redis(config), config, again=args.again)
+    except RedisError as exc:
+        raise _unreachable(config, exc) from None
+    print(migrated_summary(done, migrations.SCHEMA_VERSION))
+    return ExitCode.OK
+
+
+def migrated_summary(done: migrations.Migrated, version: int) -> str:
+    """``migrated to schema 1: 2 jobs moved from an old line into today's, ...``, or that nothing was to do."""
+    if not done.ran:
+        return f"nothing to migrate: Redis holds schema {version} already"
+    return f"migrated to schema {version}: " + ", ".join(f"{getattr(done, name)} {words}" for name, words in MIGRATED_WORDS)
 
 # --- doctor ------------------------------------------------------------------------------------------
 

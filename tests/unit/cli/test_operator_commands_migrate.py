@@ -1,4 +1,4 @@
-"""``fluxhook migrate`` (fluxhook/cli/migrate_command.py) in-process on a real Redis: what it changed, then that nothing
+"""``fluxhook migrate`` (fluxhook/cli/operator_commands.py) in-process on a real Redis: what it changed, then that nothing
 was left to do; its ``--again``; an unreachable Redis. The migration itself: tests/unit/store/test_migrations.py."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import argparse
 import pytest
 
 from devtools.processes import free_port
-from fluxhook.cli import migrate_command
+from fluxhook.cli import operator_commands
 from fluxhook.cli.exits import CLIError, ExitCode
+from fluxhook.cli.main import build_parser
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import SCHEMA_VERSION, Migrated
 
@@ -17,22 +18,12 @@ SETTINGS = {"SECRET_KEY": "s" * 32, "API_TOKENS": "t" * 16, "BFL_API_KEY": "key"
 
 
 def _parser() -> argparse.ArgumentParser:
-    """A parser with ``migrate`` added as the ``fluxhook`` command adds its subcommands."""
-    parser = argparse.ArgumentParser(prog="fluxhook")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name, func, help_text, parents=()):
-        sub = commands.add_parser(name, parents=list(parents), help=help_text)
-        sub.set_defaults(func=func)
-        return sub
-
-    migrate_command.add_command(command)
-    return parser
+    return build_parser()
 
 
 def test_the_summary_says_what_it_changed_or_that_nothing_was_to_do():
-    assert migrate_command.migrated_summary(Migrated(), 1) == "nothing to migrate: Redis holds schema 1 already"
-    assert migrate_command.migrated_summary(Migrated(ran=True, lines=2, sealed=1), 1) == (
+    assert operator_commands.migrated_summary(Migrated(), 1) == "nothing to migrate: Redis holds schema 1 already"
+    assert operator_commands.migrated_summary(Migrated(ran=True, lines=2, sealed=1), 1) == (
         "migrated to schema 1: 2 jobs moved from an old line into today's, 0 slots given their account, "
         "0 jobs given their task's account, 1 values sealed")
 
@@ -58,5 +49,5 @@ def test_migrate_without_redis_is_unavailable(monkeypatch):
     for name, value in {**SETTINGS, "REDIS_URL": f"redis://:pw-secret@127.0.0.1:{free_port()}/0"}.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(CLIError) as refused:
-        migrate_command.cmd_migrate(argparse.Namespace(again=False))
+        operator_commands.cmd_migrate(argparse.Namespace(again=False))
     assert refused.value.exit_code == ExitCode.UNAVAILABLE and "pw-secret" not in refused.value.message
