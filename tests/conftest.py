@@ -118,13 +118,21 @@ def simulator(tmp_path_factory):
     stop_process(process)
 
 
-@pytest.fixture()
-def own_sim(tmp_path):
-    """A simulator of this test's own: no other process asks it for credits."""
+@pytest.fixture(scope="session")
+def _own_simulator(tmp_path_factory):
     port = free_port()
-    process = start_simulator(port, str(tmp_path / "simulator.log"))
+    process = start_simulator(port, str(tmp_path_factory.mktemp("own-sim") / "simulator.log"))
     yield Simulator(f"http://127.0.0.1:{port}")
     stop_process(process)
+
+
+@pytest.fixture()
+def own_sim(_own_simulator):
+    """A simulator that only the test given it asks anything (for credits...): started once, reset before and
+    after each test, with the start-up settings of ``start_simulator``."""
+    _own_simulator.reset()
+    yield _own_simulator
+    _own_simulator.reset()
 
 
 @pytest.fixture()
@@ -133,6 +141,14 @@ def sim(simulator):
     simulator.reset()
     yield simulator
     simulator.reset()
+
+
+def serve_in_thread(server) -> threading.Thread:
+    """Serve ``server`` (http.server's or werkzeug's) from a daemon thread, started; ``shutdown()`` it when done."""
+    # Polled every 50 ms for its shutdown: at 0.5 s, socketserver's default, each shutdown took up to half a second.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -181,7 +197,7 @@ def _spy_handler(spy: SpyHost):
 def _serve_spy() -> tuple[SpyHost, ThreadingHTTPServer]:
     spy = SpyHost(port=free_port())
     server = ThreadingHTTPServer(("127.0.0.1", spy.port), _spy_handler(spy))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return spy, server
 
 
@@ -261,9 +277,7 @@ def local_app(redis_server, simulator, _spies):
         connection = redis.Redis.from_url(env["REDIS_URL"])
         connection.flushdb()
         server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        made.append((server, thread, connection))
+        made.append((server, serve_in_thread(server), connection))
         return API(f"http://127.0.0.1:{port}"), connection
 
     yield build

@@ -3,14 +3,13 @@ and a second web process beside the stack's, in this test process, on the same R
 
 from __future__ import annotations
 
-import threading
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
 from werkzeug.serving import make_server
 
-from conftest import API
+from conftest import API, serve_in_thread
 from devtools.processes import free_port
 
 
@@ -36,8 +35,7 @@ def second_web(env: dict[str, str]) -> Iterator[API]:
 
     port = free_port()
     server = make_server("127.0.0.1", port, create_app(Config.from_env(dict(env, PORT=str(port)))), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     try:
         yield API(f"http://127.0.0.1:{port}")
     finally:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from conftest import serve_in_thread
 from devtools.processes import free_port, wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
@@ -84,7 +85,7 @@ def receiving(count: int) -> Iterator[list[Receiver]]:
     for _ in range(count):
         receiver = Receiver(port=free_port())
         server = ThreadingHTTPServer(("127.0.0.1", receiver.port), _handler(receiver))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        serve_in_thread(server)
         made.append((receiver, server))
     try:
         yield [receiver for receiver, _ in made]

@@ -19,6 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
+from conftest import serve_in_thread
 from devtools.processes import wait_until
 from simulator_helpers import KEY, poll, set_settings, stats, submit, submit_ok, task_state, wait_ready
 
@@ -63,8 +64,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def new_hook(self, statuses: list[int] | None = None) -> tuple[str, str]:
         """A fresh (path, url) so each test only sees its own callbacks."""

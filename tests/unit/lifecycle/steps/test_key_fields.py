@@ -1,0 +1,39 @@
+"""An app key's fields (fluxhook/lifecycle/steps/key_fields.py): a change request's body read into what it sets and
+the limits it removes, a new key made with its secret, and a key shown with its secret only in the answer that
+creates it. Each field's refusals, through the admin's create: tests/unit/lifecycle/test_key_admin.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.job import iso
+from fluxhook.lifecycle.steps import callers, key_fields
+from fluxhook.store.owners import DEFAULT_WEIGHT
+
+NOW = 1_800_000_000.0
+
+
+def test_a_change_sets_what_it_names_and_null_removes_a_limit_or_restores_the_default_weight():
+    body = {"name": " shop ", "models": ["flux-2-pro", "flux-2-pro"], "daily_credits": 5, "max_active": None,
+            "weight": None}
+
+    values, unset = key_fields.parse(body, creating=False, now=NOW)
+
+    assert values == {"name": "shop", "models": ("flux-2-pro",), "daily_credits": 5.0, "weight": DEFAULT_WEIGHT}
+    assert unset == ("max_active",)
+    assert key_fields.parse({}, creating=False, now=NOW) == ({}, ())  # a change need not rename
+    with pytest.raises(InvalidRequest, match="a JSON object"):
+        key_fields.parse(["shop"], creating=True, now=NOW)
+
+
+def test_a_new_keys_secret_names_its_id_and_is_shown_only_when_given():
+    key, secret = key_fields.new_key({"name": "shop"}, NOW)
+
+    assert callers.key_id_in(secret) == key.id and key.prefix == secret[:8]
+    assert key.secret_sha256 == callers.digest(secret) and secret not in key.secret_sha256
+    assert (key.name, key.weight, key.created_at) == ("shop", DEFAULT_WEIGHT, NOW)
+    shown = key_fields.present_key(key)
+    assert "key" not in shown and secret not in shown.values()
+    assert (shown["id"], shown["created_at"], shown["queued_by_reason"]) == (key.id, iso(NOW), {})
+    assert key_fields.present_key(key, secret=secret)["key"] == secret
