@@ -116,7 +116,7 @@ class Job:
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.
     notified_at: float | None = None
-    # A job made through the BFL-compatible API may name the app's own webhook (see ``lifecycle.app_webhooks``):
+    # A job made through the BFL-compatible API may name the app's own webhook (see ``lifecycle.steps.app_webhooks``):
     # where the get_result JSON is POSTed once the job is terminal, the app's secret for it, sealed
     # with SECRET_KEY (never kept in the clear), and when that call was delivered.
     app_webhook_url: str | None = None

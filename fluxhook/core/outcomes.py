@@ -47,6 +47,7 @@ class DownloadOutcome(StrEnum):
 
     STORED = "stored"
     FAILED = "failed"
+    MODERATED = "moderated"
     EXPIRED = "expired"
     # BFL refuted the unproven Ready it acted on: the job went back to wait for BFL (named by that status).
     REFUTED = "submitted"

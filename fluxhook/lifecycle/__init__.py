@@ -1,1 +1,2 @@
-"""A job's workflow, one module per step: submitting, applying BFL's reports, storing results, checks and sweeps."""
+"""The job's lifecycle: each module here is a use case (what a view, an RQ task or the command line calls); the steps
+they share are in ``steps/`` (docs/architecture.md)."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.keys")
 
-# As long as a submission holds its lock (``submission.SUBMIT_LOCK_SECONDS``): held here only for one step.
+# The job's submit lock, held here only for the one step that ends the job (a process that dies frees it by then).
 _LOCK_SECONDS = 60
 
 

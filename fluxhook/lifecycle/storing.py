@@ -143,8 +143,10 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             return DownloadOutcome.REFUTED
         return DownloadOutcome.RESTART
     if report.status in st.BFL_FAILURES:
-        ended = apply_report(svc, job.id, report, POLLED, job=job) == ReportOutcome.FINISHED
-        return DownloadOutcome.FAILED if ended else DownloadOutcome.SKIPPED
+        if apply_report(svc, job.id, report, POLLED, job=job) != ReportOutcome.FINISHED:
+            return DownloadOutcome.SKIPPED
+        ended = svc.jobs.get(job.id)
+        return DownloadOutcome(ended.status) if ended is not None and ended.terminal else DownloadOutcome.SKIPPED
     return _finish_on(svc, job, failure)
 
 

@@ -24,7 +24,7 @@ from fluxhook.store.work_lines import checked_kind
 @dataclass(frozen=True)
 class AddWork:
     """Put a job in the work line of ``kind`` (``fluxhook.store.work_lines``), from which its RQ task is queued
-    in its turn (``lifecycle.enqueueing.feed``).
+    in its turn (``lifecycle.steps.enqueueing.feed``).
 
     The job's member names its owner, read from the job's record in the same step (its ``key_id``, or
     the admin owner): so the caller need not read the job first. A job gone meanwhile is not added.

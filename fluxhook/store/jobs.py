@@ -94,7 +94,7 @@ class JobStore:
         # Every account's slots of every pool: a job holds at most one of them.
         self.slot_keys = [keys.slots(pool, account) for account in accounts for pool in pools]
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
-        self._transition = LuaScript(connection, "effects", "slot_time", "job_transition")
+        self._transition = LuaScript(connection, "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
         self._delete = LuaScript(connection, "job_delete")

@@ -7,7 +7,7 @@ from rq import Queue
 
 QUEUE_NAME = "fluxhook"
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
-# downloads never holds back the polls of lost callbacks or the hand-out of free BFL slots.
+# downloads never holds back the polls of lost callbacks or the dispatch of free BFL slots.
 CONTROL_QUEUE_NAME = "fluxhook-control"
 # Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
 THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"

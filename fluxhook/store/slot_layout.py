@@ -1,4 +1,4 @@
-"""The KEYS of the slot scripts, named once: ``slot_keys`` builds them in this order, and the scripts read them by
+"""The KEYS of the slot scripts, named once: ``script_keys`` builds them in this order, and the scripts read them by
 name through the Lua this module writes (``lua_names``, loaded as the script ``slot_layout``). A key added here
 reaches both sides; nothing is numbered by hand."""
 
@@ -20,7 +20,7 @@ PER_ACCOUNT = ("cooling",)
 PER_ACCOUNT_POOL = ("slots", "paused")
 
 
-def slot_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> list[str]:
+def script_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> list[str]:
     """The KEYS every slot script starts with; a script's own follow (``K.after`` in Lua is the last of these)."""
     found = [getattr(keys, name) for name in SHARED]
     found += [getattr(keys, name)(pool) for pool in pools for name in PER_POOL]
@@ -31,7 +31,7 @@ def slot_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> 
 
 
 def lua_names() -> str:
-    """The Lua that names the KEYS ``slot_keys`` builds: ``slot_layout(n_pools, n_accounts)`` returns ``K``."""
+    """The Lua that names the KEYS ``script_keys`` builds: ``slot_layout(n_pools, n_accounts)`` returns ``K``."""
     shared = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(SHARED, 1))
     return "\n".join([
         "-- Written by store/slot_layout.py (lua_names): the slot scripts' KEYS by name.",

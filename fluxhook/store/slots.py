@@ -39,7 +39,7 @@ from fluxhook.store import cooldowns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import LuaScript
-from fluxhook.store.slot_layout import slot_keys
+from fluxhook.store.slot_layout import script_keys
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class Slots:
         return [self.keys.slots(pool, account.name) for account in self.accounts for pool in self.pools]
 
     def _pool_keys(self) -> list[str]:
-        return slot_keys(self.keys, self.pools, self.accounts)
+        return script_keys(self.keys, self.pools, self.accounts)
 
     def _pool_args(self, now: float | None = None) -> list:
         args: list = [repr(self.clock() if now is None else now), SLOT_LEASE, SUBMIT_LEASE, ADMIN_OWNER, DEFAULT_WEIGHT,
@@ -190,16 +190,18 @@ class Slots:
         """Where each of ``jobs`` (queued ones) stands: holding a slot, in its owner's line, or aside (out of line);
         and what decides whether it could take a slot now, were it in line. One round trip."""
         owners = [owner_of(job.key_id) for job in jobs]
+        asks = [(self.pool_of(job), owner, job.route or ANY_ROUTE) for job, owner in zip(jobs, owners, strict=True)]
+        distinct = list(dict.fromkeys(asks))  # jobs alike wait alike: each asked once
         pipe = self.connection.pipeline(transaction=False)
-        self._ask_lines(pipe, [(self.pool_of(job), owner, job.route)
-                               for job, owner in zip(jobs, owners, strict=True)])
+        self._ask_lines(pipe, distinct)
         for job, owner in zip(jobs, owners, strict=True):
             pipe.hexists(self.keys.slot_accounts, job.id)
             pipe.zscore(self.keys.line(self.pool_of(job)), member(owner, job.id))
         states, *answers = pipe.execute()
         places = [Place.SLOT if holder else Place.LINE if line is not None else Place.ASIDE
                   for holder, line in zip(answers[0::2], answers[1::2], strict=True)]
-        return places, [_line_state(state) for state in states]
+        lines = dict(zip(distinct, map(_line_state, states), strict=True))
+        return places, [lines[ask] for ask in asks]
 
     def line_states(self, asks: Sequence[tuple[str, str, str | None]]) -> list[LineState]:
         """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line

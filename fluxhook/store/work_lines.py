@@ -22,7 +22,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
 from fluxhook.store.scripts import LuaScript
 
-# Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.enqueueing.download_line``):
+# Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
 # URLs that live 10 minutes (FLUX.1 and FLUX.2 images), an hour (FLUX 3 Image, BFL's tools), longer (video).
 DOWNLOAD = "download"
 DOWNLOAD_HOUR = "download_hour"

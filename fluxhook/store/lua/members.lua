@@ -1,5 +1,5 @@
 -- A line's member, in one place for every script that writes or reads one (store/owners.py is its Python
--- side; tests/unit/store/test_members.py runs both and fails if they differ).
+-- side; tests/unit/store/test_owners.py runs both and fails if they differ).
 --
 -- A line (the slots' and the work lines') is a sorted set whose members are `<owner>:<job id>`, all scored
 -- 0, so an owner's members are one lexical range, in creation order (job ids sort by time). An owner id

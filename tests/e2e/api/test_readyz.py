@@ -4,13 +4,12 @@ tests/unit/lifecycle/test_readiness.py."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
 from rq import Worker
 from werkzeug.serving import make_server
 
+from conftest import serve_in_thread
 from devtools.processes import free_port
 from receiver import create_app
 
@@ -33,7 +32,7 @@ def test_readyz_answers_with_these_checks(stack, svc):
 
     # The web app over the database without a worker, served over real HTTP.
     server = make_server("127.0.0.1", free_port(), create_app(services=svc), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     try:
         url = f"http://127.0.0.1:{server.server_port}/readyz"
         answer = requests.get(url, timeout=5)

@@ -22,7 +22,7 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from conftest import API_TOKEN
+from conftest import API_TOKEN, serve_in_thread
 from devtools.processes import free_port, wait_until
 from helpers import answer, serve, stack_on_db
 
@@ -118,7 +118,7 @@ def sdk_app(port: int) -> tuple[App, type[BaseHTTPRequestHandler]]:
 def apps():
     guide, flask_app = guide_app(free_port())
     guide_server = make_server("127.0.0.1", guide.port, flask_app, threaded=True)
-    threading.Thread(target=guide_server.serve_forever, daemon=True).start()
+    serve_in_thread(guide_server)
     sdk, handler = sdk_app(free_port())
     sdk_server = serve(sdk.port, handler)
     yield {"guide": guide, "sdk": sdk}

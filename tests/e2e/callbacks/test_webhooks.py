@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 from werkzeug.serving import make_server
 
-from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, service_env
+from conftest import API, SECRET_KEY, STATIC_SECRET, ready_payload, serve_in_thread, service_env
 from devtools.processes import free_port
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import signing
@@ -494,8 +494,7 @@ def strict_api(redis_server, simulator, _spies, stack):
     config = Config.from_env(env)
     assert config.webhook_require_secret is True
     server = make_server("127.0.0.1", port, create_app(config), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     yield API(f"http://127.0.0.1:{port}")
     server.shutdown()
     thread.join(timeout=5)

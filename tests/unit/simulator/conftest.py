@@ -1,4 +1,4 @@
-"""The simulator tests' own simulator process (one per test module), and a reset before each test that asks."""
+"""The simulator tests' own simulator process (one for all their modules), and a reset before each test that asks."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from devtools.processes import ROOT
 from simulator_helpers import API_KEY
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base() -> Iterator[str]:
     """Run the simulator as a subprocess and yield its base URL."""
     cmd = [

@@ -1,4 +1,4 @@
-"""fluxhook/store/slot_layout.py: the slot scripts' KEYS named once. Python builds them (``slot_keys``) and the
+"""fluxhook/store/slot_layout.py: the slot scripts' KEYS named once. Python builds them (``script_keys``) and the
 scripts read them by name through the Lua the module writes; these run both on a real Redis."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fluxhook.core.accounts import Account
 from fluxhook.core.pools import pools
 from fluxhook.store.keys import KEYS
 from fluxhook.store.scripts import source
-from fluxhook.store.slot_layout import PER_ACCOUNT, PER_ACCOUNT_POOL, PER_POOL, SHARED, slot_keys
+from fluxhook.store.slot_layout import PER_ACCOUNT, PER_ACCOUNT_POOL, PER_POOL, SHARED, script_keys
 from slot_helpers import _config
 
 ACCOUNTS = (Account("eu", "k1", "http://127.0.0.1:1", region="eu", max_active=2),
@@ -33,7 +33,7 @@ def _named_by_lua(connection, keys: list[str], n_pools: int, n_accounts: int) ->
 def test_the_scripts_read_each_key_by_the_name_python_built_it_under(connection):
     config = replace(_config(), named_accounts=ACCOUNTS)
     named = pools(config.pooled_limits)
-    keys = slot_keys(KEYS, named, ACCOUNTS)
+    keys = script_keys(KEYS, named, ACCOUNTS)
     assert len(set(keys)) == len(keys) == len(SHARED) + len(named) * (1 + 2 * len(ACCOUNTS)) + len(ACCOUNTS)
     assert _named_by_lua(connection, keys, len(named), len(ACCOUNTS)) == [*keys, str(len(keys))]
     assert keys[0] == KEYS.due and keys[len(SHARED)] == KEYS.line(named[0])
@@ -42,6 +42,7 @@ def test_the_scripts_read_each_key_by_the_name_python_built_it_under(connection)
 
 def test_no_slot_script_numbers_the_shared_keys_by_hand():
     folder = files("fluxhook.store") / "lua"
-    for name in ("slots_prelude", "slots_acquire", "slots_dispatch", "slots_requeue"):
-        text = (folder / f"{name}.lua").read_text()
-        assert not re.search(r"KEYS\[\d", text), f"{name}.lua indexes KEYS by number: name the key in slot_layout.py"
+    scripts = [path for path in folder.iterdir() if path.name.startswith("slots_") and path.name.endswith(".lua")]
+    assert {"slots_prelude.lua", "slots_accounts.lua", "slots_line_states.lua"} <= {path.name for path in scripts}
+    for path in scripts:
+        assert not re.search(r"KEYS\[\d", path.read_text()), f"{path.name} indexes KEYS by number: name it in slot_layout.py"

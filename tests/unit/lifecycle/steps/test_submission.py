@@ -76,7 +76,7 @@ def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep
     assert svc.slots.acquire(waiting)
     svc.redis.delete(KEYS.slot_freed)
     assert submission.submit(svc, svc.jobs.get(waiting.id)) == st.QUEUED
-    assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's hand-out wakes for it
+    assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's dispatcher wakes for it
 
 
 def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):

@@ -82,7 +82,7 @@ def test_in_line_a_job_waits_for_bfl_slots_or_its_models_own_limit(svc):
     assert waits.of_jobs(svc, [kontext, later_kontext, later_pro]) == [
         None, Waiting(WaitReason.MODEL_LIMIT), Waiting(WaitReason.BFL_SLOTS)]  # a job holding a slot waits for nothing
     svc.jobs.transition(pro.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
-    # A slot frees: flux-kontext-max still waits for its own limit, the other job for its turn (the hand-out).
+    # A slot frees: flux-kontext-max still waits for its own limit, the other job for its turn (the dispatcher).
     assert waits.of(svc, svc.jobs.get(later_kontext.id)) == Waiting(WaitReason.MODEL_LIMIT)
     assert svc.slots.dispatch() == [later_pro.id] and waits.of(svc, svc.jobs.get(later_pro.id)) is None
 

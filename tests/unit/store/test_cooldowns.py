@@ -1,0 +1,54 @@
+"""An account's running cooldown read alike by Python (``store.cooldowns.current``, the accounts view's) and the slot
+scripts (``cooldown_until`` in ``lua/slots_accounts.lua``, what a wait names): both run over the same cooldown
+records on a real Redis, and any answer that differs fails."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.store import cooldowns
+from fluxhook.store.keys import KEYS
+
+NOW = time.time()
+RECORDS = {
+    "none": {},
+    "running": {"until": repr(NOW + 30), "reason": "unavailable"},
+    "over": {"until": repr(NOW - 1), "reason": "unavailable"},
+    "over, its probe out": {"until": repr(NOW - 1), "reason": "unavailable", "probe": "job_x"},
+    "lasting, past its look": {"until": repr(NOW - 5), "reason": "insufficient_credits", "lasting": "1"},
+    "lasting": {"until": repr(NOW + 30), "reason": "daily_credit_limit", "lasting": "1"},
+}
+
+
+def _by_lua(connection, key: str) -> float | None:
+    """What slots_accounts.lua's cooldown_until makes of the record, with the script's own reading of an account."""
+    # The function alone, with the names the slot scripts give it.
+    script = f"""local now = tonumber(ARGV[1])
+{_function("cooldown_until")}
+local ends = cooldown_until({{cooling = KEYS[1]}})
+return ends and string.format('%.17g', ends) or false"""
+    answer = connection.eval(script, 1, key, repr(NOW))
+    return float(answer) if answer else None
+
+
+def _function(name: str) -> str:
+    from importlib.resources import files
+
+    text = (files("fluxhook.store") / "lua" / "slots_accounts.lua").read_text()
+    start = text.index(f"local function {name}(")
+    return text[start:text.index("\nend\n", start) + 5]
+
+
+@pytest.mark.parametrize("case", sorted(RECORDS))
+def test_python_and_the_slot_scripts_read_a_cooldown_alike(connection, case):
+    key = KEYS.cooling("eu")
+    connection.delete(key)
+    if RECORDS[case]:
+        connection.hset(key, mapping=RECORDS[case])
+    fields = connection.hmget(key, "until", "reason", "lasting")
+
+    by_python = cooldowns.current(fields, NOW)
+
+    assert _by_lua(connection, key) == (None if by_python is None else by_python.until)
