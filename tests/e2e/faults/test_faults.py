@@ -17,6 +17,8 @@ from rq import Worker
 from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
+from fluxhook.core.config import Config
+from fluxhook.core.sealing import Sealer
 from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
 
@@ -329,9 +331,11 @@ def test_a_ready_job_without_a_queued_download_is_repaired_by_the_sweep(faults, 
     sample = sim.result(job["bfl_id"])["result"]["sample"]
     db = faults.db()
     # What a web process leaves if it dies after recording Ready and before the download is queued:
-    # the job ready and due for its check a minute later (here: now), no RQ task, maybe a lock.
+    # the job ready and due for its check a minute later (here: now), no RQ task, maybe a lock; BFL's
+    # delivery link kept sealed, as every process keeps it.
+    sealed = Sealer(Config.from_env(faults.env).secret_keys).seal_text(sample)
     db.hset(KEYS.job(job['id']), mapping={"status": "ready", "bfl_status": "Ready", "source": "webhook",
-                                            "result_url": sample})
+                                            "result_url": sealed})
     db.zrem(KEYS.status("submitted"), job["id"])
     db.zadd(KEYS.status("ready"), {job["id"]: 0})
     db.zadd(KEYS.due, {job["id"]: time.time()})
