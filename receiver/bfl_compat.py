@@ -21,10 +21,10 @@ from werkzeug.routing import BaseConverter, ValidationError
 from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized, UnknownModel
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
-from fluxhook.core.notify_urls import requested_url
 from fluxhook.credits import balance
 from fluxhook.lifecycle import accounts_view
 from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
 
 from .auth import presented_token, require_bearer

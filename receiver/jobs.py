@@ -13,8 +13,8 @@ from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
-from fluxhook.core.notify_urls import requested_url
 from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import callers, waits
 from fluxhook.lifecycle.steps.presenting import present

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fluxhook.core.errors import HostNotAllowed, InvalidRequest
 from fluxhook.core.hosts import HostPattern, check_url
-
-if TYPE_CHECKING:
-    from fluxhook.core.config import Config
 
 MAX_NOTIFY_URL = 2048
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
@@ -65,22 +61,3 @@ def check_notify_url(value: object, allowlist: tuple[HostPattern, ...], wording:
     except HostNotAllowed as exc:
         raise InvalidRequest(wording.not_allowed.format(reason=exc.message)) from None
     return url
-
-
-# A job's notify_url refused, in the API's words.
-_JOB_WORDING = field_wording("notify_url")
-
-
-def requested_url(value: object, config: "Config") -> str | None:
-    """The notify_url to store on a new job: the request's own (validated), else ``NOTIFY_URL``, else None.
-
-    Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
-    or when no ``NOTIFY_SECRET`` is set to sign with.
-    """
-    if value is None:
-        return config.notify_url
-    check_form(value, _JOB_WORDING)  # a malformed URL is named before a missing secret
-    if not config.notify_secret:
-        raise InvalidRequest("'notify_url' cannot be used: this service has no NOTIFY_SECRET to sign "
-                             "notifications with (its operator must set one)")
-    return check_notify_url(value, config.notify_host_allowlist, _JOB_WORDING)

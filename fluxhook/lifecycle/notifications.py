@@ -26,8 +26,9 @@ from standardwebhooks import Webhook
 
 from fluxhook import metrics
 from fluxhook.core.config import Config
-from fluxhook.core.errors import HostNotAllowed, RetryableError
+from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.core.hosts import check_url
+from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps import app_webhooks
 from fluxhook.lifecycle.steps.presenting import present
@@ -38,6 +39,7 @@ log = logging.getLogger("fluxhook.notifications")
 METRIC = "fluxhook_notifications"
 # (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
 NOTIFY_TIMEOUT = (5.0, 15.0)
+_URL_WORDING = field_wording("notify_url")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,21 @@ def outcome_for(status_code: int) -> DeliveryOutcome:
     if status_code in (408, 429) or status_code >= 500:
         return DeliveryOutcome.RETRY
     return DeliveryOutcome.REJECTED
+
+
+def requested_url(value: object, config: Config) -> str | None:
+    """The notify_url to store on a new job: the request's own (validated), else ``NOTIFY_URL``, else None.
+
+    Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
+    or when no ``NOTIFY_SECRET`` is set to sign with.
+    """
+    if value is None:
+        return config.notify_url
+    check_form(value, _URL_WORDING)  # a malformed URL is named before a missing secret
+    if not config.notify_secret:
+        raise InvalidRequest("'notify_url' cannot be used: this service has no NOTIFY_SECRET to sign "
+                             "notifications with (its operator must set one)")
+    return check_notify_url(value, config.notify_host_allowlist, _URL_WORDING)
 
 
 def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None = None) -> str:

@@ -22,7 +22,7 @@ from devtools.processes import free_port
 from fluxhook.core import transitions as st
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.config import Config
-from fluxhook.core.errors import ConfigError, RetryableError
+from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import notifications
@@ -278,3 +278,19 @@ def test_unpadded_and_64_byte_secrets_are_accepted():
     Config.from_env({**BASE, "NOTIFY_SECRET": unpadded})
     Config.from_env({**BASE, "NOTIFY_SECRET": "whsec_" + base64.b64encode(os.urandom(64)).decode()})
     assert "24 to 64" in _problems(NOTIFY_SECRET="whsec_" + base64.b64encode(os.urandom(65)).decode())[0]
+
+
+def test_the_api_uses_the_default_unless_a_job_names_its_own():
+    config = Config.from_env({**BASE, "NOTIFY_URL": "https://app.example.com/h", "NOTIFY_SECRET": SECRET,
+                              "NOTIFY_HOST_ALLOWLIST": "app.example.com,*.hooks.example.com"})
+    assert notifications.requested_url(None, config) == "https://app.example.com/h"
+    assert notifications.requested_url("https://a.hooks.example.com/x?y=1", config) == "https://a.hooks.example.com/x?y=1"
+    for bad in ("http://a.hooks.example.com/x", "https://a.b.hooks.example.com/", "https://evil.example.net/",
+                "https://app.example.com:8443/", "ftp://app.example.com/", "", "https://app.example.com/a b", 7, [],
+                "https://app.example.com/" + "x" * 2048):
+        with pytest.raises(InvalidRequest):
+            notifications.requested_url(bad, config)
+    assert notifications.requested_url(None, Config.from_env(BASE)) is None
+    with pytest.raises(InvalidRequest, match="NOTIFY_SECRET"):
+        notifications.requested_url("https://app.example.com/h",
+                                    Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
