@@ -28,17 +28,17 @@ $(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
 run: $(VENV)/.installed-run
 	$(PY) -m devtools.run
 
-test: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/lint-imports --no-logo
+# The fast half first, then the end-to-end tests one at a time: they share the session's stack and time what it does.
+test: test-fast
 	@sh devtools/chromium.sh
-	$(PY) -m pytest
+	$(PY) -m pytest tests/e2e
 
 # Everything but the end-to-end tests (tests/e2e/, marked e2e): no Procfile process, browser or command as a process.
+# Two pytest processes (pytest-xdist), each with a Redis server and a simulator of its own.
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-logo
-	$(PY) -m pytest -m "not e2e"
+	$(PY) -m pytest -m "not e2e" -n 2
 
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed
