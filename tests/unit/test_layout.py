@@ -39,3 +39,15 @@ def test_no_test_file_is_longer_than_the_limit():
     long = {str(path): lines for path, lines in sorted(lengths.items()) if lines > MAX_LINES}
 
     assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+def test_every_use_case_is_in_the_lifecycles_import_contract():
+    """import-linter holds a step from importing a use case only for the use cases its contract names."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (lifecycle,) = [c for c in contracts if c.get("containers") == ["fluxhook.lifecycle"]]
+    named = {name.strip() for name in lifecycle["layers"][0].split(":")}
+
+    assert lifecycle["layers"][1] == "steps"
+    assert named == {module.stem for module in _modules(LIFECYCLE)}
