@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
-from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, service_env
+from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, serve_in_thread, service_env
 from devtools.processes import ROOT, free_port, wait_until
 from devtools.stack import Stack
 from fluxhook.core import signing
@@ -212,8 +212,7 @@ def answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: d
 def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
     """A real HTTP server on 127.0.0.1:``port`` in a daemon thread (``shutdown()`` it when done)."""
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    # Polled every 50 ms for its shutdown (at 0.5 s, http.server's default, each shutdown took up to half a second).
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 
