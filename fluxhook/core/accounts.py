@@ -3,8 +3,9 @@ the rule of which accounts a job may be sent through (its route).
 
 ``BFL_ACCOUNTS`` names them; without it there is one, ``default``, made of the ``BFL_*`` settings. An
 app key bound to ``accounts`` or a ``region``, and a job naming an ``account``, narrow the accounts a
-job may use. That narrowing is the job's route, a short string the slot dispatch reads (``store/lua/
-routes.lua``), so residency holds inside the one atomic step that picks the account:
+job may use. That narrowing is the job's route, a short string read only by the slot scripts
+(``store/lua/routes.lua``; ``Slots.accounts_for`` asks them), so residency holds inside the one atomic step that
+picks the account:
 
 - ``*``: any account;
 - ``r:<region>``: the accounts labelled with that region;
@@ -142,17 +143,6 @@ def route_for(accounts: tuple[Account, ...], *, key_accounts: tuple[str, ...] | 
 def pooled_limits(accounts: tuple[Account, ...]) -> tuple[tuple[str, int], ...]:
     """The models with a slot pool of their own, over every account."""
     return merged_limits([a.model_limits for a in accounts])
-
-
-def route_allows(route: str | None, account: Account) -> bool:
-    """Whether a job of ``route`` may go through ``account``: the reading of a route the slot scripts make too
-    (``store/lua/routes.lua``; tests/unit/store/test_routes.py holds the two to one answer)."""
-    if not route or route == ANY_ROUTE:
-        return True
-    kind, _, value = route.partition(":")
-    if kind == "r":
-        return account.region == value
-    return account.name in value.split(",")
 
 
 def is_finetuned(model: str) -> bool:

@@ -8,7 +8,6 @@ last read from that account and when, today's spend through it).
 
 from __future__ import annotations
 
-from fluxhook.core.accounts import route_allows
 from fluxhook.core.job import iso
 from fluxhook.credits import balance as balances
 from fluxhook.credits.accounting import account_spent_field, from_micro, utc_day
@@ -27,6 +26,7 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
     """
     slots = svc.store.slots.accounts_now()
     by_route = svc.store.slots.queued_by_route()
+    allows = svc.store.slots.accounts_for(list(by_route))
     day = utc_day(now)
     shown = []
     # Two small reads per account (at most 32): cheaper than the whole day's counters, thousands of fields.
@@ -38,7 +38,7 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
             "region": account.region,
             "host": account.host,
             "in_flight": {pool: n for pool, n in seen.held.items() if n > 0},
-            "queued": sum(n for route, n in by_route.items() if route_allows(route, account)),
+            "queued": sum(n for route, n in by_route.items() if account.name in allows[route]),
             "cooling": None if seen.cooling is None else seen.cooling.to_api(),
             "balance": None if balance is None else balance.credits,
             "balance_at": None if balance is None else iso(balance.at),
@@ -51,4 +51,5 @@ def callers_balance(svc: Services, caller: Caller) -> Balance | None:
     """The credits of the accounts ``caller`` may send jobs through (its key's accounts or region; an admin's: every
     configured account), each read from that account, added up; None until a worker has read every one of them."""
     route = route_of(svc, caller, "", None)
-    return balances.together(balances.kept(svc, [a for a in svc.config.accounts if route_allows(route, a)]).values())
+    names = svc.store.slots.accounts_for([route])[route]
+    return balances.together(balances.kept(svc, [a for a in svc.config.accounts if a.name in names]).values())

@@ -87,6 +87,7 @@ class Slots:
         self._dispatch = LuaScript(connection, "slots_dispatch")
         self._requeue = LuaScript(connection, "slots_requeue")
         self._line_states = LuaScript(connection, "slots_line_states")
+        self._routes = LuaScript(connection, "slots_routes")
 
     def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
@@ -203,6 +204,15 @@ class Slots:
         lines = dict(zip(distinct, map(_line_state, states), strict=True))
         return places, [lines[ask] for ask in asks]
 
+    def accounts_for(self, routes: Sequence[str | None]) -> dict[str | None, list[str]]:
+        """The names of the accounts each of ``routes`` allows (None: any), in their order: read as the dispatch reads
+        a route (``lua/routes.lua``). One round trip."""
+        asked = list(dict.fromkeys(routes))
+        if not asked:
+            return {}
+        answers = self._routes(self._pool_keys(), [*self._pool_args(time.time()), *(r or ANY_ROUTE for r in asked)])
+        return {route: [_text(name) for name in names] for route, names in zip(asked, answers, strict=True)}
+
     def line_states(self, asks: Sequence[tuple[str, str, str | None]]) -> list[LineState]:
         """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line
         could take a slot now (``lua/slots_line_states.lua``: the dispatch's own reading of the slots)."""
@@ -241,7 +251,7 @@ class Slots:
 
     def queued_by_route(self, batch: int = 1000) -> dict[str, int]:
         """How many jobs wait in the lines, by route (``ANY_ROUTE`` for those without one): what tells how many
-        could go through each account (``route_allows``). One round trip while no queued job has a route of its own;
+        could go through each account (``accounts_for``). One round trip while no queued job has a route of its own;
         else the lines' members and their routes, ``batch`` at a time (an operator's view, not a hot path)."""
         pipe = self.connection.pipeline(transaction=False)
         for pool in self.pools:

@@ -7,7 +7,7 @@ whichever process hands the slot out.
 
 from __future__ import annotations
 
-from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_allows, route_for
+from fluxhook.core.accounts import ANY_ROUTE, is_finetuned, route_for
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 
@@ -25,4 +25,4 @@ def route_of(svc: Services, caller: Caller, model: str, account: str | None) -> 
 def tracking_account(svc: Services, caller: Caller, account: str | None) -> str:
     """The account a task sent elsewhere is polled through: the one named, else the first the caller's key may use."""
     route = route_of(svc, caller, "", account)
-    return next(a.name for a in svc.config.accounts if route_allows(route, a))
+    return svc.slots.accounts_for([route])[route][0]

@@ -1,5 +1,4 @@
--- A job's route, read (core/accounts.py makes it, and route_allows there is its Python side;
--- tests/unit/store/test_routes.py runs both over the same routes and fails if they differ):
+-- A job's route, read: here only (core/accounts.py route_for writes it; Python asks through Slots.accounts_for):
 -- '*' any account, 'r:<region>' those of a region, 'a:<a>,<b>' those named.
 local function route_allows(route, name, region)
   if route == '*' then return true end

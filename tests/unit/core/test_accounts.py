@@ -1,4 +1,5 @@
-"""The accounts' pure rules: which accounts a job may use (its route), cooldown lengths, their settings."""
+"""The accounts' pure rules: which accounts a job may use (its route, read back as the slot scripts read it, on a
+real Redis), cooldown lengths, their settings."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from fluxhook.core.accounts import (
     is_finetuned,
     parse_names,
     pooled_limits,
-    route_allows,
     route_for,
 )
 from fluxhook.core.config import Config
@@ -27,24 +27,30 @@ ALL = (EU, EU1, US, CLIENT)
 BASE = {"REDIS_URL": "redis://localhost/0", "SECRET_KEY": "s" * 32, "API_TOKENS": "t" * 16}
 
 
-def _allowed(route: str) -> list[str]:
-    return [a.name for a in ALL if route_allows(route, a)]
+def _allowed(connection, route: str) -> list[str]:
+    """The accounts a route allows, as the slot scripts read it (``Slots.accounts_for``, ``lua/routes.lua``)."""
+    from dataclasses import replace
+
+    from fluxhook.store.slots import Slots
+    from slot_helpers import _config
+
+    return Slots(connection, replace(_config(), named_accounts=ALL)).accounts_for([route])[route]
 
 
-def test_a_job_without_limits_may_use_any_account():
-    assert route_for(ALL) == ANY_ROUTE and _allowed(ANY_ROUTE) == ["eu", "eu1", "us", "client-a"]
+def test_a_job_without_limits_may_use_any_account(connection):
+    assert route_for(ALL) == ANY_ROUTE and _allowed(connection, ANY_ROUTE) == ["eu", "eu1", "us", "client-a"]
 
 
-def test_a_region_key_keeps_its_jobs_in_the_region():
+def test_a_region_key_keeps_its_jobs_in_the_region(connection):
     route = route_for(ALL, key_region="eu")
-    assert route == "r:eu" and _allowed(route) == ["eu", "eu1"]
+    assert route == "r:eu" and _allowed(connection, route) == ["eu", "eu1"]
 
 
-def test_an_accounts_key_uses_only_its_accounts_and_a_job_may_narrow_them_to_one():
-    assert _allowed(route_for(ALL, key_accounts=("client-a",))) == ["client-a"]
-    assert _allowed(route_for(ALL, key_accounts=("eu", "us"), account="us")) == ["us"]
+def test_an_accounts_key_uses_only_its_accounts_and_a_job_may_narrow_them_to_one(connection):
+    assert _allowed(connection, route_for(ALL, key_accounts=("client-a",))) == ["client-a"]
+    assert _allowed(connection, route_for(ALL, key_accounts=("eu", "us"), account="us")) == ["us"]
     # Both: the accounts named that are in the region.
-    assert _allowed(route_for(ALL, key_accounts=("eu", "us"), key_region="eu")) == ["eu"]
+    assert _allowed(connection, route_for(ALL, key_accounts=("eu", "us"), key_region="eu")) == ["eu"]
 
 
 def test_a_job_may_not_name_an_account_its_key_may_not_use():
@@ -60,12 +66,12 @@ def test_a_key_whose_accounts_are_gone_is_told_what_to_change():
         route_for(ALL, key_region="apac")
 
 
-def test_a_finetune_goes_to_one_endpoint_only():
+def test_a_finetune_goes_to_one_endpoint_only(connection):
     assert is_finetuned("flux-pro-1.1-ultra-finetuned") and not is_finetuned("flux-2-pro")
     with pytest.raises(InvalidRequest, match="finetuned"):
         route_for(ALL, key_region="eu", finetuned=True)
-    assert _allowed(route_for(ALL, key_region="eu", account="eu1", finetuned=True)) == ["eu1"]
-    assert _allowed(route_for(ALL, key_accounts=("client-a",), finetuned=True)) == ["client-a"]
+    assert _allowed(connection, route_for(ALL, key_region="eu", account="eu1", finetuned=True)) == ["eu1"]
+    assert _allowed(connection, route_for(ALL, key_accounts=("client-a",), finetuned=True)) == ["client-a"]
 
 
 def test_cooldown_honours_retry_after_else_backs_off_to_a_cap():
