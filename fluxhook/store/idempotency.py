@@ -101,10 +101,11 @@ def record_keys(keys: Keys, claim: Claim) -> list[str]:
     return [keys.idempotency(claim.scope, claim.key), keys.idempotency_of_caller(claim.scope)]
 
 
-def naming_args(hold: Hold) -> list:
-    """What job_create.lua needs to name its job in ``hold``'s record: fingerprint, ticket, until when it holds
-    the key (ms), how long the record lives (ms), now (ms)."""
-    return [hold.claim.fingerprint, hold.ticket, hold.until_ms, KEEP_SECONDS * 1000, _now_ms()]
+def naming_args(hold: Hold) -> dict[str, str]:
+    """What job_create.lua needs to name its job in ``hold``'s record: its fingerprint and ticket, until when it
+    holds the key (ms), how long the record lives (ms), now (ms); each as text, as Redis keeps it."""
+    return {"fingerprint": hold.claim.fingerprint, "ticket": hold.ticket, "until": str(hold.until_ms),
+            "lives": str(KEEP_SECONDS * 1000), "now": str(_now_ms())}
 
 
 def _now_ms() -> int:

@@ -107,25 +107,28 @@ class JobStore:
         return that job instead. Returns (job, created). With ``naming``, the Idempotency-Key's record names
         the job in the same step."""
         fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
-        keys = [self.keys.job(job.id), self.keys.all_jobs, self.keys.status(job.status), self.keys.due,
-                self.keys.bfl_task(job.bfl_id or "")]
+        k, keys = self.keys, []
+        indexes = [k.all_jobs, k.status(job.status)]
         if job.model:
-            keys += [self.keys.model_jobs(job.model), self.keys.models]
+            indexes.append(k.model_jobs(job.model))
         if job.key_id:
-            keys.append(self.keys.key_jobs(job.key_id))
+            indexes.append(k.key_jobs(job.key_id))
+        spec: dict[str, Any] = {
+            "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
+            "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
+            "due_index": place(keys, k.due), "bfl_task": place(keys, k.bfl_task(job.bfl_id or "")),
+            "models": place(keys, k.models)}
         if naming is not None:
-            keys += record_keys(self.keys, naming.claim)
-        claim_args = naming_args(naming) if naming is not None else [""] * 5
-        take_over = ""
+            record, callers = record_keys(k, naming.claim)
+            spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
         while True:
-            stored_id = _text(self._create(keys, [job.id, job.bfl_id or "", _score(due), self.ttl or "", take_over,
-                                                  job.model or "", job.key_id or "", *claim_args, *fields]))
+            stored_id = _text(self._create(keys, [json.dumps(spec), *fields]))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)
             if existing is not None:
                 return existing, False
-            take_over = "1"  # the index outlived its job: this job takes the task over
+            spec["take_over"] = True  # the index outlived its job: this job takes the task over
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
@@ -388,17 +391,20 @@ class JobStore:
             return None
         read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
         bfl_id, model, key_id = (_text(v or b"") for v in read)
-        keys = [self.keys.job(job_id), self.keys.all_jobs, self.keys.due, self.keys.outbox, self.keys.bfl_task(bfl_id),
-                self.keys.budget_held, self.keys.fair_owners, self.keys.fair_held, self.keys.aside,
-                *(self.keys.status(name) for name in st.STATUSES), *self.slot_keys,
-                *map(self.keys.line, self.pools)]
+        k, keys = self.keys, []
+        indexes = [k.all_jobs, k.due, k.outbox, *map(k.status, st.STATUSES)]
         if model:
-            keys.append(self.keys.model_jobs(model))
+            indexes.append(k.model_jobs(model))
         if key_id:
-            keys.append(self.keys.key_jobs(key_id))
+            indexes.append(k.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
-            self.connection.hdel(self.keys.key_budget_held(key_id), job_id)
-        key = self._delete(keys, [job_id, bfl_id, len(st.STATUSES), len(self.slot_keys), len(self.pools)])
+            self.connection.hdel(k.key_budget_held(key_id), job_id)
+        spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
+                "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
+                "reservations": place(keys, k.budget_held), "owners": place(keys, k.fair_owners),
+                "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
+                "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)]}
+        key = self._delete(keys, [json.dumps(spec)])
         pipe = self.connection.pipeline(transaction=False)
         pipe.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated
         pipe.hdel(self.keys.slot_accounts, job_id)
