@@ -11,7 +11,7 @@ from fluxhook.store.keys import Keys
 
 # Each is a ``Keys`` attribute, and the script's ``K.<name>``: one key each, first, in this order.
 SHARED = ("due", "fair_owners", "fair_held", "fair_passes", "fair_clock", "share_weights", "share_max_active",
-          "fair_charges", "fair_estimates", "slot_accounts", "routes")
+          "fair_charges", "fair_estimates", "slot_accounts", "routes", "slot_freed", "aside")
 # Then per pool, in the scripts' order of pools: ``K.pool[i].<name>`` (``Keys.<name>(pool)``).
 PER_POOL = ("line",)
 # Then per account, in their order: ``K.account[j].<name>`` (``Keys.<name>(account)``), then per pool
@@ -21,7 +21,8 @@ PER_ACCOUNT_POOL = ("slots", "paused")
 
 
 def script_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> list[str]:
-    """The KEYS every slot script starts with; a script's own follow (``K.after`` in Lua is the last of these)."""
+    """The KEYS of every slot script; the one key a script may have of its own (a job's record) follows, at
+    ``K.after + 1`` in Lua."""
     found = [getattr(keys, name) for name in SHARED]
     found += [getattr(keys, name)(pool) for pool in pools for name in PER_POOL]
     for account in accounts:

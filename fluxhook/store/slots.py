@@ -95,7 +95,7 @@ class Slots:
         ``take=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
         so no slot is held by a job that nobody is sending."""
         pool = self.pool_of(job)
-        return bool(self._acquire([*self._pool_keys(), self.keys.slot_freed],
+        return bool(self._acquire(self._pool_keys(),
                                   [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
                                    "1" if take else "0"]))
 
@@ -112,7 +112,7 @@ class Slots:
         budget said no to it). A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
         """
         pool = self.pool_of(job)
-        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id), self.keys.slot_freed, self.keys.aside],
+        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
                                   [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
 
     def account_of(self, job_id: str) -> str | None:

@@ -2,7 +2,7 @@
 -- The slot scripts' reading of their ARGV and KEYS (store/slots.py builds both): the accounts and their pools,
 -- their limits, and reads that change nothing: an owner's slots held and limit, an account's cooldown.
 --
--- KEYS: named by store/slot_layout.py (K, below); a script's own keys follow K.after.
+-- KEYS: named by store/slot_layout.py (K, below); a script's own key follows, at K.after + 1.
 -- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
 -- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
 -- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of
@@ -39,7 +39,6 @@ for j = 1, n_accounts do
   account_named[account.name] = account
 end
 local rest = arg + 1
-local own_keys = K.after
 
 local held_by = {}
 local function held_of(owner)

@@ -1,5 +1,4 @@
 -- needs: slots_prelude
--- After the prelude. KEYS[own_keys + 1]: the list that wakes the workers' senders.
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0').
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
 -- the slot now (1), else it waits (0) for a sender's dispatch to give it a turn. Not taking (its caller will
@@ -9,8 +8,8 @@ redis.call('HSET', owners, job, owner)
 if route ~= '*' then redis.call('HSET', routes, job, route) end
 redis.call('ZADD', pool.line, 0, member(owner, job))
 if ARGV[rest + 4] ~= '1' then
-  redis.call('LPUSH', KEYS[own_keys + 1], 1)
-  redis.call('LTRIM', KEYS[own_keys + 1], 0, 0)
+  redis.call('LPUSH', K.slot_freed, 1)
+  redis.call('LTRIM', K.slot_freed, 0, 0)
   return 0
 end
 local turn = pick()

@@ -1,6 +1,5 @@
 -- needs: slots_prelude
--- After the prelude. KEYS[own_keys + 1]: the job's record, KEYS[own_keys + 2]: the slot-freed wake-up
--- list, KEYS[own_keys + 3]: the jobs waiting out of line. ARGV[rest...]: pool, job id, pause in ms
+-- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key). ARGV[rest...]: pool, job id, pause in ms
 -- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its pool at the account whose slot it held. With a wait, the job alone stays out
@@ -8,8 +7,8 @@
 -- aside: its slot is freed and nothing else is held back. The turn it was given is refunded: the slot
 -- went back without a task at BFL.
 local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
-local aside = KEYS[own_keys + 3]
-if redis.call('HGET', KEYS[own_keys + 1], 'status') ~= 'queued' then return 0 end
+local aside = K.aside
+if redis.call('HGET', KEYS[K.after + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)
 local account = account_named[redis.call('HGET', slot_accounts, job) or '']
 redis.call('HDEL', slot_accounts, job)
@@ -21,8 +20,8 @@ for _, each in ipairs(accounts) do
     -- Its task never reached BFL: the turn costs nothing.
     settle_slot(fair, its.slots, job, owner, nil, false)
     -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
-    redis.call('LPUSH', KEYS[own_keys + 2], 1)
-    redis.call('LTRIM', KEYS[own_keys + 2], 0, 0)
+    redis.call('LPUSH', K.slot_freed, 1)
+    redis.call('LTRIM', K.slot_freed, 0, 0)
     account = account or each
   end
 end
