@@ -29,7 +29,8 @@ run: $(VENV)/.installed-run
 	$(PY) -m devtools.run
 
 # The fast half first, then the end-to-end tests one at a time: they share the session's stack and time what it does.
-test: test-fast
+test: $(VENV)/.installed
+	$(MAKE) --no-print-directory test-fast
 	@sh devtools/chromium.sh
 	$(PY) -m pytest tests/e2e
 
