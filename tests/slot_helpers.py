@@ -23,10 +23,10 @@ def _url(connection) -> str:
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
-def _queued(store: JobStore, model: str = "flux-2-pro") -> Job:
-    """A queued job of ``model``, created now."""
+def _queued(store: JobStore, model: str = "flux-2-pro", *, prompt: str = "x", key_id: str | None = None) -> Job:
+    """A queued job of ``model`` (of app key ``key_id``; None: an admin token's), created now."""
     now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, pool=pool_for(model), input={"prompt": "x"},
-              created_at=now, updated_at=now)
+    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, pool=pool_for(model), input={"prompt": prompt},
+              created_at=now, updated_at=now, key_id=key_id)
     store.create(job)
     return job

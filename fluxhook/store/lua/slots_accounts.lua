@@ -40,6 +40,9 @@ for j = 1, n_accounts do
 end
 local rest = arg + 1
 
+-- A number as the scripts write it back: every digit a double holds.
+local function fmt(x) return string.format('%.17g', x) end
+
 local held_by = {}
 local function held_of(owner)
   if held_by[owner] == nil then held_by[owner] = tonumber(redis.call('HGET', held, owner) or 0) end

@@ -8,7 +8,6 @@
 -- when the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts
 -- the route allows recovers, when every one cools down ('')}.
 count_held()
-local function fmt(x) return string.format('%.17g', x) end
 local states = {}
 for i = rest, #ARGV, 3 do
   local pool, owner, route = ARGV[i], ARGV[i + 1], ARGV[i + 2]

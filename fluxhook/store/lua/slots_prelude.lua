@@ -9,7 +9,6 @@
 -- in any pool with room goes first. The job takes the slot of the least busy account it may use. Each
 -- owner's line in a pool is one lexical range, so finding the candidates costs one lookup per owner
 -- with work waiting, whatever the number of jobs; checking them, one per account.
-local function fmt(x) return string.format('%.17g', x) end
 
 local function release(owner)
   local left = redis.call('HINCRBY', held, owner, -1)

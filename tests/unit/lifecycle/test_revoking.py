@@ -4,30 +4,19 @@ tests/unit/lifecycle/steps/test_submission.py. Over HTTP with several web proces
 
 from __future__ import annotations
 
-import time
-
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import pool_for
 from fluxhook.lifecycle import revoking
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
+from slot_helpers import _queued
 
 DB = 12
-
-
-def _queued_job(svc, key_id: str) -> Job:
-    now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", input={"prompt": "x"},
-              pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now, key_id=key_id)
-    svc.jobs.create(job)
-    return job
 
 
 def test_a_queued_job_being_sent_to_bfl_is_left_to_finish(make_services):
     svc = make_services(DB)
     svc.store.app_keys.create(AppKey(id="key_00000000000000aa", name="k", prefix="fhk_0000", secret_sha256="x"))
-    sending, waiting = _queued_job(svc, "key_00000000000000aa"), _queued_job(svc, "key_00000000000000aa")
+    sending, waiting = _queued(svc.jobs, key_id="key_00000000000000aa"), _queued(svc.jobs, key_id="key_00000000000000aa")
     assert svc.store.locks.acquire(KEYS.submit_lock(sending.id), "1", 60)
 
     assert revoking.revoke(svc, "key_00000000000000aa")

@@ -10,17 +10,16 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
-from fluxhook.core.pools import pool_for
 from fluxhook.credits import budget
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.steps import submission
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
+from slot_helpers import _queued
 
 LIMIT = 100
-PRICED = "flux-2-pro"  # 3 credits a task here
 # Models the catalog cannot bound (tests/models.toml): their requests go alone.
 UNPRICED = "flux-unpriced-a"
 UNIT_DB = 6
@@ -32,22 +31,6 @@ def svc(make_services):
     return make_services(UNIT_DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT), BFL_MAX_ACTIVE="2")
 
 
-def _queued(svc, prompt: str, model: str = PRICED) -> Job:
-    now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=model, input={"prompt": prompt}, pool=pool_for(model),
-              created_at=now, updated_at=now)
-    svc.jobs.create(job)
-    return job
-
-
-def _queued_job(svc, key_id: str) -> Job:
-    now = time.time()
-    job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", input={"prompt": "x"},
-              pool=pool_for("flux-2-pro", svc.config.bfl_model_limits), created_at=now, updated_at=now, key_id=key_id)
-    svc.jobs.create(job)
-    return job
-
-
 def _come_due(svc, job: Job) -> CheckOutcome:
     """The sweep's check of the job waiting out of line, as if its wait were over."""
     claim = time.time() + 60
@@ -56,8 +39,8 @@ def _come_due(svc, job: Job) -> CheckOutcome:
 
 
 def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles(svc, sim):
-    waiting = _queued(svc, "waits")
-    alone = _queued(svc, "alone", model=UNPRICED)
+    waiting = _queued(svc.jobs, prompt="waits")
+    alone = _queued(svc.jobs, UNPRICED, prompt="alone")
     assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # unpriced: alone
     assert svc.slots.acquire(waiting) and submission.submit(svc, svc.jobs.get(waiting.id)) == st.QUEUED
     assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
@@ -71,7 +54,7 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
 
 
 def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep(svc, sim):
-    waiting = _queued(svc, "waits")
+    waiting = _queued(svc.jobs, prompt="waits")
     assert budget.reserve(svc, "job_alone", UNPRICED, {"prompt": "alone"}).admitted
     assert svc.slots.acquire(waiting)
     svc.redis.delete(KEYS.slot_freed)
@@ -83,7 +66,7 @@ def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
     svc = make_services(REVOKED_DB)
     svc.store.app_keys.create(AppKey(id="key_00000000000000cc", name="k", prefix="fhk_0000", secret_sha256="x"))
     svc.store.app_keys.revoke("key_00000000000000cc", time.time())
-    job = _queued_job(svc, "key_00000000000000cc")  # created as the revocation was under way
+    job = _queued(svc.jobs, key_id="key_00000000000000cc")  # created as the revocation was under way
     assert svc.slots.acquire(job)
 
     assert submission.submit(svc, job) == st.FAILED
