@@ -30,9 +30,17 @@ DEFAULT_MODEL_LIMITS = ",".join(f"{model}={limit}" for model, limit in DEFAULT_L
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]{1,255}$")
-# Shorter secrets and bearer tokens are accepted, with a warning at start.
-MIN_SECRET_LENGTH = 16
+# A SECRET_KEY signs every link and callback token and seals what Redis keeps: a short or well-known one can be
+# found offline from one signed link, so it refuses to start. Shorter bearer tokens start with a warning.
+MIN_SECRET_LENGTH = 32
 MIN_TOKEN_LENGTH = 8
+# Values copied from examples and templates instead of generated (compared without case, spaces, '-' and '_').
+PLACEHOLDER_SECRETS = frozenset({
+    "changeme", "changethis", "changeit", "secret", "secretkey", "mysecretkey", "yoursecretkey", "supersecret",
+    "supersecretkey", "password", "devkey", "development", "test", "testkey", "replaceme", "xxx", "todo", "none",
+    "null", "default", "insecure", "notsecret", "fluxhook",
+})
+MAKE_A_SECRET = "make one with: openssl rand -hex 32 (or python3 -c 'import secrets; print(secrets.token_hex(32))')"
 # Standard Webhooks: a secret is "whsec_" and the base64 of 24 to 64 random bytes.
 NOTIFY_SECRET_PREFIX = "whsec_"
 NOTIFY_SECRET_BYTES = (24, 64)
@@ -172,10 +180,6 @@ class Config:
         if not self.named_accounts and not self.bfl_api_key:
             found.append("BFL_API_KEY is not set: BFL refuses submissions and polls without a key, so only "
                          "callbacks of tracked tasks can complete jobs")
-        # Accepted, as no minimum is required, but as weak as they are short.
-        if any(len(key) < MIN_SECRET_LENGTH for key in self.secret_keys):
-            found.append(f"SECRET_KEY is shorter than {MIN_SECRET_LENGTH} characters: the tokens and webhook secrets "
-                         "derived from it are only as hard to guess as it is (use a long random string)")
         if any(len(t) < MIN_TOKEN_LENGTH for t in self.api_tokens):
             found.append(f"an API_TOKENS entry is shorter than {MIN_TOKEN_LENGTH} characters: easy to guess "
                          "(use long random strings)")
@@ -205,7 +209,7 @@ class Config:
         config = cls(
             redis_url=reader.url("REDIS_URL", required=True, schemes=("redis", "rediss", "unix")),
             bfl_api_key=reader.string("BFL_API_KEY"),
-            secret_key=reader.string("SECRET_KEY", required=True),
+            secret_key=reader.signing_key("SECRET_KEY"),
             api_tokens=reader.tokens("API_TOKENS"),
             bfl_api_base=reader.url("BFL_API_BASE", default=field_default("bfl_api_base"), schemes=("http", "https"),
                                     prefix=True).rstrip("/"),
@@ -230,7 +234,7 @@ class Config:
             **sentinels,
             redis_min_replicas=reader.min_replicas("REDIS_MIN_REPLICAS", sentinel=bool(sentinels)),
             redis_wait_ms=reader.integer("REDIS_WAIT_MS", field_default("redis_wait_ms"), minimum=1, maximum=5_000),
-            previous_secret_keys=reader.secret_list("SECRET_KEY_PREVIOUS"),
+            previous_secret_keys=reader.signing_keys("SECRET_KEY_PREVIOUS"),
             previous_webhook_secrets=reader.secret_list("BFL_WEBHOOK_SECRET_PREVIOUS"),
             **reader.notifications(),
             max_spool_bytes=reader.integer("MAX_SPOOL_BYTES", field_default("max_spool_bytes"),
@@ -261,6 +265,15 @@ def _limits(reader: _Reader, models: Catalog) -> dict[str, Any]:
                                              minimum=1, maximum=7 * 86400),
         bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
     )
+
+
+def weak_secret(value: str) -> str | None:
+    """Why a signing key is too weak to use (never naming it), or None when it is not."""
+    if re.sub(r"[\s_-]", "", value).lower() in PLACEHOLDER_SECRETS:
+        return "is a well-known placeholder, not a secret"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 def _reachable_from_outside(host: str) -> bool:
@@ -312,6 +325,22 @@ class _Reader:
 
     def secret_list(self, name: str) -> tuple[str, ...]:
         return tuple(v.strip() for v in (self._raw(name) or "").split(",") if v.strip())
+
+    def signing_key(self, name: str) -> str:
+        """SECRET_KEY: required, and strong enough that what it signs cannot be forged offline."""
+        value = self.string(name, required=True)
+        if value and (why := weak_secret(value)):
+            self._fail(name, f"{why}; {MAKE_A_SECRET}")
+        return value
+
+    def signing_keys(self, name: str) -> tuple[str, ...]:
+        """SECRET_KEY_PREVIOUS: a key rotated out still opens what it signed, so it must be as strong as SECRET_KEY."""
+        values = self.secret_list(name)
+        if any(weak_secret(v) for v in values):
+            self._fail(name, f"a key in it is shorter than {MIN_SECRET_LENGTH} characters or a well-known placeholder, "
+                             "so what it signed can be forged: drop it (links and callback URLs it signed stop working, "
+                             "their jobs are still followed by polling)")
+        return values
 
     def tokens(self, name: str) -> tuple[str, ...]:
         raw = self.string(name, required=True)

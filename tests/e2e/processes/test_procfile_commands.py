@@ -17,7 +17,7 @@ from devtools.processes import ROOT
 MINIMAL = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "BFL_API_KEY": "bfl-api-key-for-tests",
-    "SECRET_KEY": "0123456789abcdef",  # exactly 16 characters: the shortest without a warning
+    "SECRET_KEY": "0123456789abcdef0123456789abcdef",  # exactly 32 characters: the shortest that starts
     "API_TOKENS": "token-aaaaaaaa",
 }
 

@@ -319,7 +319,7 @@ def test_the_client_is_made_once_per_process(s3_server, store):
 MINIMAL = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "BFL_API_KEY": "bfl-api-key-for-tests",
-    "SECRET_KEY": "0123456789abcdef",
+    "SECRET_KEY": "0123456789abcdef0123456789abcdef",
     "API_TOKENS": "token-aaaaaaaa",
 }
 

@@ -11,7 +11,7 @@ import pytest
 from fluxhook.core.config import DEFAULT_PORT, Config, field_default
 from receiver import bulkheads
 
-MINIMAL = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef",
+MINIMAL = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef0123456789abcdef",
            "API_TOKENS": "token-aaaaaaaa"}
 # Fields whose unset variable means something else than the field's default, on purpose: a Config built in code
 # trusts no host, while the environment's default trusts BFL's own (DEFAULT_RESULT_HOSTS, DEFAULT_API_HOSTS).

@@ -14,7 +14,7 @@ from receiver.body_limits import BodyLimits
 MINIMAL = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "BFL_API_KEY": "bfl-api-key-for-tests",
-    "SECRET_KEY": "0123456789abcdef",
+    "SECRET_KEY": "0123456789abcdef0123456789abcdef",
     "API_TOKENS": "token-aaaaaaaa",
 }
 

@@ -17,7 +17,7 @@ from fluxhook.lifecycle.steps import app_webhooks
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 ALLOWLIST = "app.example.com,*.hooks.example.com,127.0.0.1:9000"
-ENV = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef",
+ENV = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef0123456789abcdef",
        "API_TOKENS": "token-aaaaaaaa", "NOTIFY_SECRET": SECRET, "NOTIFY_HOST_ALLOWLIST": ALLOWLIST}
 WORDS = Wording(malformed="malformed", too_long="too long", not_allowed="refused: {reason}")
 PATTERNS = tuple(parse_host_pattern(p) for p in ALLOWLIST.split(","))

@@ -223,7 +223,7 @@ def test_the_retry_schedule_starts_in_seconds_and_spans_over_an_hour():
 
 # -- configuration and the API's validation ------------------------------------------------------------
 
-BASE = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef",
+BASE = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef0123456789abcdef",
         "API_TOKENS": "token-aaaaaaaa"}
 
 
