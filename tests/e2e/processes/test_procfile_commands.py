@@ -37,8 +37,8 @@ def _bad_environment() -> dict[str, str]:
     return result
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(command, cwd=ROOT, env=_bad_environment(), stdout=subprocess.PIPE,
+def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(command, cwd=ROOT, env=env or _bad_environment(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=30)
@@ -97,3 +97,19 @@ def test_worker_command_refuses_arguments_it_does_not_know():
 def test_worker_command_stops_on_bad_config():
     result = _run([sys.executable, "-m", "worker"])
     _assert_stopped_with_clear_lines(result)
+
+
+WEB = [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config", "python:receiver.gunicorn_conf", "receiver:create_app()"]
+
+
+# Anyone who saw one signed link could find a weak SECRET_KEY offline and sign every other: neither process starts.
+@pytest.mark.parametrize("command", [WEB, [sys.executable, "-m", "worker"]], ids=["web", "worker"])
+@pytest.mark.parametrize("weak", ["a", "changeme", "0123456789abcdef"])
+def test_both_commands_refuse_a_weak_secret_key(command, weak):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PORT": str(_free_port()), **MINIMAL,
+           "REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": weak}
+    result = _run(command, env)
+    assert result.returncode != 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "SECRET_KEY" in line]
+    assert "openssl rand -hex 32" in line and f"={weak}" not in line and f": {weak};" not in line, line
+    assert "Traceback" not in result.stdout + result.stderr
