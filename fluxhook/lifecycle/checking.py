@@ -36,6 +36,8 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:
         return _repair_download(svc, job, now)
+    if reconciling.awaits_task(job):
+        return reconciling.check_uncertain(svc, job, now)  # no task to poll: it may be at BFL, never sent again
     return poll_submitted(svc, job, now)
 
 
@@ -110,8 +112,6 @@ def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
     # still at it; then look again the moment its lock would lapse (a killed one never lets go).
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
-    if job.uncertain_at is not None:
-        return reconciling.check_uncertain(svc, job, now)  # it may be at BFL: never sent again
     left = submission.submission_lock_left(svc, job.id)
     if left:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)

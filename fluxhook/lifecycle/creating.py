@@ -52,7 +52,9 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
 
     Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``ModelNotAllowed``
     (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
-    past today's credits, and BFL's errors when the submission in hand never reached BFL (then nothing is left).
+    past today's credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is
+    left). A submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's
+    word on its task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
     """
     model = svc.config.catalog.get(request.model)
     if model is None:
@@ -93,7 +95,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     try:
         submission.submit(svc, job, request.input, in_request=True)
     except (BFLError, BudgetExceeded):
-        # The task never reached BFL: leave nothing behind for the caller to clean up.
+        # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise

@@ -123,7 +123,8 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     are required (``durable``); ``claim`` the value its submit lock is taken with (``new_claim``), for a caller
     that may have to give the lock back.
 
-    Returns ``submitted``; ``queued`` when BFL answered 429 (the job is back in line and the
+    Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never
+    sent again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
     they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
     Other BFL errors propagate. ``in_request``: the job is being created by the request that sends it, so a
@@ -159,10 +160,15 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         return _refused(svc, job, reservation, account, key, in_request)
     try:
         request, task = _send(svc, job, measured, account, primary)
+    except BFLSubmissionUncertain as exc:
+        # BFL may have the task and charge for it: the job is submitted without it, its bound spent meanwhile.
+        _count_not_sent(svc, job, account, exc)
+        if svc.config.named_accounts:
+            cooling.cool_after(svc, account, exc)
+        return reconciling.await_task(svc, job, account, reservation.amount if reservation else 0)
     except BaseException as exc:
-        if reservation is not None and not isinstance(exc, BFLSubmissionUncertain):
-            # Not sent: back in line or failed, the job holds nothing against anyone's limit. A submission
-            # whose answer was lost keeps it until BFL says whether it has the task.
+        if reservation is not None:
+            # Not sent: back in line or failed, the job holds nothing against anyone's limit.
             svc.store.usage.release(job.id, job.key_id, account.name)
         if not isinstance(exc, FluxhookError):
             raise
@@ -251,16 +257,13 @@ def _apply_early_callback(svc: Services, job_id: str) -> None:
 
 
 def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError) -> str:
-    """What becomes of a job BFL did not take: back in line (``queued``) while its account cools or BFL is full,
-    awaiting BFL's word when the answer was lost; any other error propagates."""
-    metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
-    timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
-    if svc.config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits, BFLSubmissionUncertain)):
+    """What becomes of a job BFL did not take: back in line (``queued``) while its account cools or BFL is full;
+    any other error propagates."""
+    _count_not_sent(svc, job, account, exc)
+    if svc.config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits)):
         # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
         # back in line, for another account it may use or this one's recovery.
         cooling.cool_after(svc, account, exc)
-        if isinstance(exc, BFLSubmissionUncertain):
-            return reconciling.await_task(svc, job, account)
         svc.slots.requeue(job)
         log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
         return st.QUEUED
@@ -270,6 +273,12 @@ def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError) -> 
         log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
         return st.QUEUED
     raise exc
+
+
+def _count_not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError) -> None:
+    """A send BFL did not answer with a task: counted, and on the job's timeline."""
+    metrics.count(svc, "fluxhook_submissions", outcome=exc.code, account=account.name)
+    timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
 
 
 def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey | None, refusal: Refusal) -> str:
