@@ -165,7 +165,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         _count_not_sent(svc, job, account, exc)
         if svc.config.named_accounts:
             cooling.cool_after(svc, account, exc)
-        return reconciling.await_task(svc, job, account, reservation.amount if reservation else 0)
+        return reconciling.await_task(svc, job, account, _stand_in(svc, job, measured, reservation))
     except BaseException as exc:
         if reservation is not None:
             # Not sent: back in line or failed, the job holds nothing against anyone's limit.
@@ -174,6 +174,18 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
             raise
         return _not_sent(svc, job, account, exc)
     return _record(svc, _Sent(job, account, key, reservation, request, task))
+
+
+def _stand_in(svc: Services, job: Job, measured: dict | Size, reservation: Reservation | None) -> int:
+    """What a send BFL may have taken, without a price from BFL, counts as spent (micro-credits): its request's bound
+    in the catalog, which no price of it passes; its reservation when the catalog cannot bound it. Not a reservation
+    of all that was left to go alone: that would spend its key's whole day on one task until BFL says."""
+    model = svc.config.catalog.get(job.model or "")
+    size = measured if isinstance(measured, Size) or model is None else price_bounds.request_size(model, measured)
+    bound = price_bounds.bound(model, size)
+    if bound is not None:
+        return bound
+    return reservation.amount if reservation is not None else 0
 
 
 def _refused(svc: Services, job: Job, reservation: Reservation, account: Account, key: AppKey | None,
