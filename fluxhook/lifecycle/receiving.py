@@ -18,11 +18,12 @@ from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback, read_callback
 from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
+from fluxhook.core import transitions as st
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps import reconciling, timeline
 from fluxhook.lifecycle.steps.applying import apply_report, from_callback
-from fluxhook.lifecycle.steps.kept_callbacks import keep_callback, keep_early_callback
+from fluxhook.lifecycle.steps.kept_callbacks import hint_trackers, keep_callback, keep_early_callback
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.webhooks")
@@ -55,6 +56,22 @@ def _notes(job_id: str, report: BFLReport):
                                result=outcome),
                 metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
     return notes
+
+
+def _hint_notes(job_id: str, report: BFLReport):
+    """What a hint records on each job it reaches: its timeline entry (the callback is counted once, by its view)."""
+    return lambda outcome: [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
+                                           result=outcome, hint=True)]
+
+
+def _hint_other_trackers(svc: Services, job_id: str, report: BFLReport) -> None:
+    """BFL's own callback on a job's URL says its task ended: the jobs other keys made to track that task through the
+    same account ask BFL now rather than at their next poll (a hint: each learns only what BFL answers it)."""
+    if st.is_running(report.status):
+        return
+    job = svc.jobs.get(job_id)
+    if job is not None and not job.tracked:
+        hint_trackers(svc, svc.config.account(job.account).name, report.bfl_id)
 
 
 def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> ReportOutcome:
@@ -111,6 +128,8 @@ def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], 
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
     if outcome == ReportOutcome.NOT_SUBMITTED:
         return _keep_until_submitted(svc, job_id, report, raw, proven)
+    if proven:
+        _hint_other_trackers(svc, job_id, report)
     return _applied(job_id, report, outcome)
 
 
@@ -148,27 +167,22 @@ def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) ->
 
 def receive_static_callback(svc: Services, headers: Mapping[str, str], body: BinaryIO, length: int | None) -> Receipt:
     """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with an account's static secret (its ``body``,
-    ``length`` bytes if said); one for a task not tracked (yet) is kept for when it is.
+    ``length`` bytes if said).
 
-    The secret proves only a task its account submitted and the caller tracked: every app that submits its own
-    tasks holds it, so it never changes a job fluxhook submitted (that has its own URL and secret) nor another
-    account's task.
+    Every app that submits its own tasks through the account holds that secret, so the callback proves nothing of
+    its task: it is a hint. Each job tracking the task through that account asks BFL once (``steps.applying.hint``)
+    and applies only BFL's answer; a job fluxhook submitted, or another account's, is never touched. That the task
+    was reported is kept for the jobs that track it later (``202`` when none does yet). The answer names no job.
     """
     raw = read_callback(body, length)
     account = _verifying_account(svc, headers, raw)
     report = parse_callback(raw)
-    job = svc.jobs.get_by_bfl_id(report.bfl_id)
-    if job is not None and not job.tracked:
-        raise _refuse(svc, "not_tracked", Unauthorized("the static callback URL is for tasks your app submitted and "
-                                                       "tracked; this task's job has a callback URL of its own"),
-                      job.id)
-    if job is not None and svc.config.account(job.account).name != account:
-        # Proven with one account's secret: it says nothing of another account's task.
-        raise _refuse(svc, "wrong_account", Unauthorized("this callback's secret is another BFL account's than its "
-                                                         "task's"), job.id)
-    outcome = ReportOutcome.GONE if job is None else _apply(svc, job.id, report, proven=True)
-    if outcome == ReportOutcome.GONE:
-        outcome = keep_callback(svc, account, report.bfl_id, raw)
-        log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id, "outcome": outcome})
-        return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_tracked"}, "kept")
-    return _applied(job.id, report, outcome)
+    hinted = keep_callback(svc, account, report.bfl_id, notes_for=lambda job: _hint_notes(job.id, report))
+    detail = {"bfl_id": report.bfl_id, "bfl_status": report.status, "jobs": len(hinted)}
+    if not hinted:
+        log.info("callback kept for an untracked task", extra={"bfl_id": report.bfl_id})
+        return Receipt(202, {"ok": True, "outcome": "kept_until_tracked"}, "kept", detail=detail)
+    outcomes = {outcome for _, outcome in hinted}
+    outcome = ReportOutcome.CONFIRM_QUEUED if ReportOutcome.CONFIRM_QUEUED in outcomes else ReportOutcome.DUPLICATE
+    job_id = hinted[0][0].id if len(hinted) == 1 else None
+    return Receipt(200, {"ok": True, "outcome": outcome}, _counted_as(outcome), job_id, detail={**detail, "outcome": outcome})

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
-from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps import key_limits, recorded, routing
 from fluxhook.lifecycle.steps.callers import Caller
@@ -38,23 +37,27 @@ def _first_poll(svc: Services, model: str | None, now: float) -> float:
 
 
 def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Job, bool]:
-    """The job that follows the task, and whether this call created it (a task is tracked once: asked again,
-    its job is answered as it is). A callback that came before the task was tracked is applied now.
+    """The caller's job that follows the task, and whether this call created it. Tracking is per owner (an app key,
+    or the admin tokens together): each owner tracking a task gets a job of its own, and asked again its job as it
+    is; a task the caller's own key had fluxhook submit answers that job. No owner learns whether another tracks
+    the task or had fluxhook submit it, and no track changes another owner's job. A report of the task that came
+    to the static URL before the track makes the new job ask BFL at once.
 
-    ``JobNotFound`` when another app key tracks the task; ``RateLimited`` past the key's ``requests_per_minute``,
-    which a track counts against like a submission (each costs a BFL poll or more); a refused one counts nothing.
+    ``RateLimited`` past the key's ``requests_per_minute``, which a track counts against like a submission (each
+    costs a BFL poll or more); a refused one counts nothing.
     """
     now = time.time()
     account = routing.tracking_account(svc, caller, request.account)
     taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
+        submitted = svc.jobs.get_by_bfl_id(request.bfl_id)
+        if submitted is not None and submitted.key_id == caller.key_id:
+            return submitted, False
         job, created = svc.jobs.create(Job(
             id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
             polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now,
             submitted_at=now, notify_url=request.notify_url, key_id=caller.key_id, account=account,
         ), due=_first_poll(svc, request.model, now))
-        if not caller.sees(job):
-            raise JobNotFound("another app key tracks this BFL task")
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)
         raise

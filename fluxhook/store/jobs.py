@@ -28,7 +28,7 @@ from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT
+from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
 
@@ -103,9 +103,9 @@ class JobStore:
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
-        """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` already tracked,
-        return that job instead. Returns (job, created). With ``naming``, the Idempotency-Key's record names
-        the job in the same step."""
+        """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
+        already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
+        ``naming``, the Idempotency-Key's record names the job in the same step."""
         fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
         k, keys = self.keys, []
         indexes = [k.all_jobs, k.status(job.status)]
@@ -116,8 +116,8 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "bfl_task": place(keys, k.bfl_task(job.bfl_id or "")),
-            "models": place(keys, k.models)}
+            "due_index": place(keys, k.due), "trackers": place(keys, k.bfl_trackers(job.bfl_id or "")),
+            "owner": owner_of(job.key_id), "models": place(keys, k.models)}
         if naming is not None:
             record, callers = record_keys(k, naming.claim)
             spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
@@ -157,9 +157,14 @@ class JobStore:
         return [name, *self.sealer.sealings(value)]
 
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
-        """The job tracking BFL task ``bfl_id``, or None."""
+        """The job fluxhook submitted as BFL task ``bfl_id``, or None (a tracked task's jobs: ``trackers``)."""
         job_id = self.connection.get(self.keys.bfl_task(bfl_id))
         return self.get(_text(job_id)) if job_id else None
+
+    def trackers(self, bfl_id: str) -> list[Job]:
+        """The jobs tracking BFL task ``bfl_id``, one per owner that tracks it."""
+        ids = sorted(_text(i) for i in self.connection.hvals(self.keys.bfl_trackers(bfl_id)))
+        return [job for job in map(self.get, ids) if job is not None and job.bfl_id == bfl_id]
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
                    due: float | None = None, terms: Terms = NO_TERMS, effects: Sequence[Effect] = (),
@@ -401,6 +406,7 @@ class JobStore:
             self.connection.hdel(k.key_budget_held(key_id), job_id)
         spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
                 "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
+                "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
                 "reservations": place(keys, k.budget_held), "owners": place(keys, k.fair_owners),
                 "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
                 "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)]}

@@ -1,48 +1,57 @@
-"""Callback bodies kept in Redis for an hour until their job knows its task (see ``fluxhook.lifecycle.steps.kept_callbacks``)."""
+"""What Redis keeps of callbacks that came before their job knew its task (see
+``fluxhook.lifecycle.steps.kept_callbacks``): for the static URL, only that a task was reported; for a job's own URL,
+the body, until BFL's answer to its submission names the task."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from redis import Redis
 
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.scripts import LuaScript
 
 KEEP_SECONDS = 3600
-# What one account's static secret may make Redis keep at once for tasks no job tracks yet (``lua/kept_keep.lua``).
-# An app tracks its task as soon as BFL answers it, so a callback waits here seconds at most, and few wait at once;
-# BFL's callbacks are a few KiB (a long prompt, echoed, more). A secret's holder who makes up task ids fills
-# this and no more: about 16 of the largest bodies (1 MiB, sealed), or a thousand small ones.
-KEPT_PER_ACCOUNT = 1000
-KEPT_BYTES_PER_ACCOUNT = 16 * 1024 * 1024
+# The static URL's reports of tasks no job tracks yet: a bitmap of MARK_BITS per account and UTC hour, a bit set
+# per reported task id's hash, read for the hour a track comes in and the one before (so a report is kept one to
+# two hours). Its size is fixed, whoever reports and however many: a flood of made-up task ids sets bits and
+# refuses nothing, and a bit once set is never cleared by anyone, so no tenant can fill or empty another's room.
+# A bit another task's hash set too (0.1 % of tasks with 4,000 reported in an hour; every task only past millions)
+# costs one poll of BFL at that track, which the track's key pays for in its requests a minute.
+MARK_BITS = 1 << 22
+MARK_BYTES = MARK_BITS // 8
+
+
+def _bit(bfl_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(bfl_id.encode(), digest_size=8).digest(), "big") % MARK_BITS
 
 
 class KeptCallbacks:
-    """Kept bodies on one Redis connection, by account and BFL task (static URL) or by job (per-job URL)."""
+    """Reported tasks by account (static URL) and kept bodies by job (per-job URL), on one Redis connection."""
 
-    def __init__(self, connection: Redis, sealer: Sealer, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, sealer: Sealer, keys: Keys = KEYS, clock=time.time):
         self.connection = connection
         self.keys = keys
-        # A Ready body carries BFL's delivery URL: kept sealed (its bounds count the sealed bytes).
+        # A Ready body carries BFL's delivery URL: kept sealed.
         self.sealer = sealer
-        self._keep = LuaScript(connection, "kept_keep")
-        self._take = LuaScript(connection, "kept_take")
+        self.clock = clock
 
-    def keep_for_task(self, account: str, bfl_id: str, body: bytes, *, putting_back: bool = False) -> float:
-        """Keep a body proven by ``account``'s static secret for a task no job tracks yet: 0.0, or the seconds until
-        the account's bounds leave room (nothing kept). ``putting_back``: a body taken for an attempt that failed,
-        kept whatever the bounds, unless another was kept for the task meanwhile."""
-        wait = self._keep([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)],
-                          [int(time.time() * 1000), bfl_id, KEEP_SECONDS * 1000, KEPT_PER_ACCOUNT,
-                           KEPT_BYTES_PER_ACCOUNT, self.sealer.seal(body), "1" if putting_back else "0"])
-        return int(wait) / 1000
+    def mark_reported(self, account: str, bfl_id: str) -> None:
+        """Remember for an hour or two that ``account``'s static secret reported the task ``bfl_id``."""
+        key = self.keys.kept_marks(account, int(self.clock()) // KEEP_SECONDS)
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.setbit(key, _bit(bfl_id), 1)
+        pipe.expire(key, 2 * KEEP_SECONDS + 60)
+        pipe.execute()
 
-    def take_for_task(self, account: str, bfl_id: str) -> bytes | None:
-        """Take what ``account``'s static secret kept for the task (whoever takes it first has it)."""
-        return self._opened(self._take([self.keys.kept_for_task(account, bfl_id), *self.keys.kept_of_account(account)],
-                                       [bfl_id]))
+    def was_reported(self, account: str, bfl_id: str) -> bool:
+        """Whether ``account``'s static secret reported the task within the last hour (or two), as far as its bit says."""
+        hour, bit = int(self.clock()) // KEEP_SECONDS, _bit(bfl_id)
+        pipe = self.connection.pipeline(transaction=False)
+        for h in (hour, hour - 1):
+            pipe.getbit(self.keys.kept_marks(account, h), bit)
+        return any(pipe.execute())
 
     def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> None:
         """Keep a body that came before BFL's answer to the job's submission (``putting_back``: unless another was
@@ -51,9 +60,7 @@ class KeptCallbacks:
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""
-        return self._opened(self.connection.getdel(self.keys.kept_for_job(job_id)))
-
-    def _opened(self, kept: bytes | None) -> bytes | None:
+        kept = self.connection.getdel(self.keys.kept_for_job(job_id))
         # One no key opens (SECRET_KEY changed without keeping the old one) is worth nothing: BFL's retry or a
         # poll brings the report again.
         return None if kept is None else self.sealer.open(kept)

@@ -21,8 +21,13 @@ class Keys:
         return f"{self.prefix}job:{job_id}"
 
     def bfl_task(self, bfl_id: str) -> str:
-        """BFL's task id -> the id of the job that tracks it."""
+        """BFL's task id -> the id of the job fluxhook submitted as that task."""
         return f"{self.prefix}bfl:{bfl_id}"
+
+    def bfl_trackers(self, bfl_id: str) -> str:
+        """The jobs tracking BFL's task (``POST /v1/jobs/track``), a hash: owner (app key id or ``admin``) -> job id;
+        one job per owner, so no key's track finds or changes another's."""
+        return f"{self.prefix}tracks:{bfl_id}"
 
     @property
     def all_jobs(self) -> str:
@@ -194,14 +199,17 @@ class Keys:
         """Held while some process sends the job's task to BFL."""
         return f"{self.prefix}submit:{job_id}"
 
-    def kept_for_task(self, account: str, bfl_id: str) -> str:
-        """A callback body for a task no job tracks yet, proven by ``account``'s static secret (account names hold
-        no ``:``, so no two pairs share a key)."""
+    def kept_marks(self, account: str, hour: int | str) -> str:
+        """The tasks reported on the static URL with ``account``'s secret in UTC hour ``hour`` (s since the epoch //
+        3600) that no job tracked then: a fixed-size bitmap, a bit per task id's hash (``store/kept_callbacks.py``)."""
+        return f"{self.prefix}reported:{account}:{hour}"
+
+    def legacy_kept_for_task(self, account: str, bfl_id: str) -> str:
+        """A callback body an older release kept for a task no job tracked (the migration turns it into a mark)."""
         return f"{self.prefix}orphan:{account}:{bfl_id}"
 
-    def kept_of_account(self, account: str) -> list[str]:
-        """What ``account``'s static secret has kept (``lua/kept_keep.lua``): its tasks' ids by when each goes (a
-        sorted set, ms), their sizes (a hash: id -> bytes), and the sum of those sizes."""
+    def legacy_kept_of_account(self, account: str) -> list[str]:
+        """An older release's bookkeeping of the bodies ``account``'s static secret kept (gone with the migration)."""
         return [f"{self.prefix}orphans:{account}", f"{self.prefix}orphans:{account}:sizes",
                 f"{self.prefix}orphans:{account}:bytes"]
 

@@ -10,7 +10,10 @@ one beside another, changes nothing twice):
 - a slot taken before accounts were kept (none recorded in ``Keys.slot_accounts``) is given the first account,
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
-- BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed.
+- BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed;
+- a tracked job leaves the task index of a release that tracked a task once (``Keys.bfl_task``) for today's, one job
+  per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
+  the mark today's release keeps instead (``KeptCallbacks.mark_reported``).
 
 One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
 """
@@ -29,13 +32,14 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.sealing import Sealer
+from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
-from fluxhook.store.owners import ADMIN_OWNER
+from fluxhook.store.owners import ADMIN_OWNER, owner_of
 from fluxhook.store.scripts import LuaScript
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
 # The migrating process holds its lock this long, renewed after each batch; one that died frees it by then.
@@ -53,10 +57,11 @@ class Migrated:
     slots: int = 0  # slots given their account
     accounts: int = 0  # jobs given their task's account
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
+    tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
 
     def changed(self) -> int:
         """How many things it changed."""
-        return self.lines + self.slots + self.accounts + self.sealed
+        return self.lines + self.slots + self.accounts + self.sealed + self.tracks
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -107,11 +112,14 @@ class _Migration:
         self._slots = LuaScript(connection, "migrate_slots")
         self._record = LuaScript(connection, "migrate_record")
         self._kept = LuaScript(connection, "migrate_kept")
+        self._tracks = LuaScript(connection, "migrate_tracks")
+        self.marks = KeptCallbacks(connection, self.sealer, keys=keys)
 
     def run(self) -> Migrated:
         lines, slots = self.old_lines(), self.old_slots()
         accounts, sealed = self.records()
-        return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies())
+        return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies(),
+                        tracks=self.trackers() + self.kept_for_tasks())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -170,12 +178,35 @@ class _Migration:
     def kept_bodies(self) -> int:
         """Seal the callback bodies kept in the clear, for a task or for a job."""
         sealed = 0
-        for pattern in (self.keys.kept_for_task("*", "*"), self.keys.kept_for_job("*")):
-            for key in self.connection.scan_iter(match=pattern, count=BATCH):
-                body = self.connection.get(key)
-                if body and not Sealer.is_sealed(body):
-                    sealed += int(self._kept([key], [body, self.sealer.seal(body)]))
+        for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
+            body = self.connection.get(key)
+            if body and not Sealer.is_sealed(body):
+                sealed += int(self._kept([key], [body, self.sealer.seal(body)]))
         return sealed
+
+    def trackers(self) -> int:
+        """Move each tracked job from the old one-job index of its task to its owner's place among the trackers."""
+        moved = 0
+        for key in map(_text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
+            job_id = _text(self.connection.get(key) or b"")
+            bfl_id, pool, key_id = (_text(v or b"") for v in
+                                    self.connection.hmget(self.keys.job(job_id), "bfl_id", "pool", "key_id"))
+            if job_id and bfl_id and not pool and key == self.keys.bfl_task(bfl_id):
+                moved += int(self._tracks([key, self.keys.bfl_trackers(bfl_id)], [job_id, owner_of(key_id or None)]))
+        return moved
+
+    def kept_for_tasks(self) -> int:
+        """Each body an older release kept for a task nobody tracked becomes a mark that the task was reported."""
+        marked = 0
+        prefix = self.keys.legacy_kept_for_task("", "")
+        for key in map(_text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
+            account, _, bfl_id = key[len(prefix) - 1:].partition(":")
+            self.marks.mark_reported(account, bfl_id)
+            marked += int(self.connection.delete(key))
+        # Their bookkeeping (``orphans:<account>`` and its ``:sizes`` and ``:bytes``) goes with them.
+        for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*")[0], count=BATCH):
+            self.connection.delete(key)
+        return marked
 
 
 def _text(value) -> str:

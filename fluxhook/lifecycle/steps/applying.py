@@ -119,6 +119,27 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> R
     return ReportOutcome.FINISHED if moved else ReportOutcome.DUPLICATE
 
 
+def hint(svc: "Services", job: Job, *, attempt: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
+    """A report that proves nothing of ``job``'s task, whatever it says (the static URL's: every app of the account
+    holds its secret), or a task reported there before the job tracked it: BFL is asked once, with the account's
+    key, and only its answer is applied (``confirming.confirm_outcome``). A Ready BFL does not confirm changes
+    nothing, and what is downloaded is what BFL's get_result states.
+
+    ``attempt``: the counter the report adds to; ``notes(outcome)``: what to record with it.
+    """
+    if job.status != st.SUBMITTED:
+        # Ready (its download under way) or ended: BFL's word is known already.
+        outcome = ReportOutcome.DUPLICATE
+    else:
+        if attempt is not None:
+            svc.jobs.count(job.id, attempt)
+        # At most one poll waiting per job, however many hints come: a flood of them costs BFL one poll at a time.
+        enqueue_confirm(svc, job.id)
+        outcome = ReportOutcome.CONFIRM_QUEUED
+    metrics.record(svc, notes(outcome))
+    return outcome
+
+
 def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, origin: Origin, *,
                  effects: Sequence[Effect] = ()) -> Change:
     """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.

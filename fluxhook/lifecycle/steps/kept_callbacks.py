@@ -1,20 +1,18 @@
-"""Verified callbacks that came before their job knew its task, kept an hour until it does.
+"""Callbacks that came before their job knew its task, kept an hour until it does.
 
-That is a callback on the static URL for a task not tracked yet (kept under the account whose secret
-proved it, within that account's bounds), or one that overtook BFL's answer to our own submission
-(kept for that job alone).
+That is a callback on the static URL for a task no job of its account tracks yet (only that the task was reported
+is kept: such a callback proves nothing of its task, so the jobs that track it later ask BFL), or one that
+overtook BFL's answer to our own submission (its body, kept for that job alone).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import TYPE_CHECKING, Callable
 
 from fluxhook.bfl.reports import parse_callback
-from fluxhook.core.errors import RateLimited
-from fluxhook.lifecycle.steps.applying import apply_report, from_callback
-from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT, KEPT_PER_ACCOUNT
+from fluxhook.core.outcomes import ReportOutcome
+from fluxhook.lifecycle.steps.applying import Notes, apply_report, from_callback, hint
 
 if TYPE_CHECKING:
     from fluxhook.core.job import Job
@@ -22,26 +20,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.kept_callbacks")
 
-# A callback refused for room is retried by BFL: soon, since room frees as soon as a kept one's task is tracked.
-RETRY_AFTER = 60.0
+
+def trackers_of(svc: Services, account: str, bfl_id: str) -> list[Job]:
+    """The jobs tracking task ``bfl_id`` through ``account``: the only ones its static secret may hint at."""
+    return [job for job in svc.jobs.trackers(bfl_id) if svc.config.account(job.account).name == account]
 
 
-def keep_callback(svc: Services, account: str, bfl_id: str, body: bytes) -> str | None:
-    """Keep a callback proven by ``account``'s static secret for a task no job tracks yet; apply it at once if a
-    job learned the task meanwhile (and may take it: ``apply_kept_callback``).
+def _no_notes(job: Job) -> Notes:
+    return lambda outcome: ()
 
-    ``RateLimited`` once the account's secret has as much kept as it may (``KEPT_PER_ACCOUNT``,
-    ``KEPT_BYTES_PER_ACCOUNT``): only callbacks for tasks nobody tracks are ever refused for it, so a made-up
-    task id costs its sender, never a tracked task's callback, and BFL's retry of a real one finds room.
+
+def hint_trackers(svc: Services, account: str, bfl_id: str,
+                  notes_for: Callable[[Job], Notes] = _no_notes) -> list[tuple[Job, ReportOutcome]]:
+    """Each job tracking the task through ``account``, hinted that BFL reported on it (one poll each, counted as a
+    callback): what became of each. ``notes_for(job)``: what to record with that job's outcome."""
+    return [(job, hint(svc, job, attempt="webhooks", notes=notes_for(job))) for job in trackers_of(svc, account, bfl_id)]
+
+
+def keep_callback(svc: Services, account: str, bfl_id: str, notes_for: Callable[[Job], Notes] = _no_notes,
+                  ) -> list[tuple[Job, ReportOutcome]]:
+    """Remember that ``account``'s static secret reported task ``bfl_id``, for the jobs that track it within the hour
+    (``apply_kept_callback``), and hint each job of that account tracking it now: what became of each.
+
+    Never refused: what is kept is a bit of a bitmap of fixed size (``store/kept_callbacks.py``). Kept first, then
+    the trackers read: a track made meanwhile finds the bit or is found.
     """
-    wait = svc.store.kept.keep_for_task(account, bfl_id, body)
-    if wait > 0:
-        raise RateLimited(f"this account's webhook secret has {KEPT_PER_ACCOUNT} callbacks or "
-                          f"{KEPT_BYTES_PER_ACCOUNT // 2**20} MiB kept for tasks nobody tracks; track the task "
-                          "(POST /v1/jobs/track) and BFL's retry is applied", retry_after=min(wait, RETRY_AFTER))
-    # The job may have learned its task between our look-up and the keep, and found nothing then.
-    job = svc.jobs.get_by_bfl_id(bfl_id)
-    return apply_kept_callback(svc, job) if job is not None else None
+    svc.store.kept.mark_reported(account, bfl_id)
+    return hint_trackers(svc, account, bfl_id, notes_for)
 
 
 def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
@@ -56,34 +61,26 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
 
 
 def apply_kept_callback(svc: Services, job: Job) -> str | None:
-    """Apply what was kept for ``job``, if anything: early on its own URL, or, for a tracked job only, on the static
-    URL for its task with its own account's secret. A static secret proves only tasks its account submitted and
-    its app tracked, whichever came first, the callback or the track; never a task fluxhook submitted for a job.
+    """Apply what was kept for ``job``, if anything: a body early on its own URL; for a tracked job, a report of its
+    task on the static URL with its own account's secret (whichever came first, the callback or the track), which
+    makes the job ask BFL at once. Never a static report to a job fluxhook submitted.
 
     Whoever takes a kept body first applies it; a body naming another task than the job's is dropped.
     """
     if not job.bfl_id:
         return None
-    kept = svc.store.kept
-    taken: list[tuple[bytes, Callable[[bytes], object]]] = []
-    body = kept.take_for_job(job.id)
-    if body is not None:
-        taken.append((body, partial(kept.keep_for_job, job.id, putting_back=True)))
-    if job.tracked:
-        account = svc.config.account(job.account).name
-        body = kept.take_for_task(account, job.bfl_id)
-        if body is not None:
-            taken.append((body, partial(kept.keep_for_task, account, job.bfl_id, putting_back=True)))
     outcome = None
-    for i, (body, _put_back) in enumerate(taken):
+    body = svc.store.kept.take_for_job(job.id)
+    if body is not None:
         try:
             report = parse_callback(body)
             if report.bfl_id != job.bfl_id:
                 log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
-                continue
-            outcome = apply_report(svc, job.id, report, from_callback(), job=job)
+            else:
+                outcome = apply_report(svc, job.id, report, from_callback(), job=job)
         except BaseException:
-            for unapplied, put_back in taken[i:]:  # back for the next attempt
-                put_back(unapplied)
+            svc.store.kept.keep_for_job(job.id, body, putting_back=True)  # back for the next attempt
             raise
+    if job.tracked and svc.store.kept.was_reported(svc.config.account(job.account).name, job.bfl_id):
+        outcome = hint(svc, job, attempt="webhooks")
     return outcome

@@ -3,7 +3,8 @@
 --
 -- ARGV[1] the spec (JSON, store/jobs.py delete), naming each key by its position in KEYS: `record`; `indexes`, the
 -- sorted sets it is in by id (every job's, the due index, the outbox, each status's, its model's and its app key's
--- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read; `reservations`, the
+-- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read, and `trackers`, that
+-- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
 -- budget's; `owners` (job -> owner) and `held` (owner -> slots held); `slots`, each account's slots of each pool;
 -- `lines`, each pool's line and the jobs waiting aside. Returns false if there was no job, else its storage key
 -- ('' if none).
@@ -26,5 +27,8 @@ if owner then
 end
 if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('GET', KEYS[spec.bfl_task]) == id then
   redis.call('DEL', KEYS[spec.bfl_task])
+end
+if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('HGET', KEYS[spec.trackers], spec.owner) == id then
+  redis.call('HDEL', KEYS[spec.trackers], spec.owner)
 end
 return data[3] or ''
