@@ -116,8 +116,11 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "trackers": place(keys, k.bfl_trackers(job.bfl_id or "")),
-            "owner": owner_of(job.key_id), "models": place(keys, k.models)}
+            "due_index": place(keys, k.due), "models": place(keys, k.models)}
+        if job.bfl_id and job.tracked:
+            spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
+        elif job.bfl_id:
+            spec["bfl_task"] = place(keys, k.bfl_task(job.bfl_id))
         if naming is not None:
             record, callers = record_keys(k, naming.claim)
             spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}

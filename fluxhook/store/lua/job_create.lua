@@ -1,19 +1,22 @@
--- A new job record with its indexes; for a BFL task its owner already tracks, the id of the job tracking it.
+-- A new job record with its indexes; for a BFL task its owner already tracks (a task is tracked once per owner, each
+-- owner's job its own), the id of the job tracking it.
 --
 -- ARGV[1] the spec (JSON, store/jobs.py create), naming each key by its position in KEYS: `record`, `indexes` (every
--- job's, its status's, and its model's and its app key's when it has them), `due_index`, `trackers` (the jobs
--- tracking its bfl_id, by owner: any key when it has none), `models` (the set of model names, when it has a model); with
+-- job's, its status's, and its model's and its app key's when it has them), `due_index`, with a bfl_id either
+-- `trackers` (a tracked job's: the jobs tracking that task, by owner) or `bfl_task` (the index of the job fluxhook
+-- submitted as that task), `models` (the set of model names, when it has a model); with
 -- `claim`, an Idempotency-Key's claim that asked for the job: its `record` and its caller's live keys (`callers`),
 -- see idempotency_begin.lua. Its values: `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none),
--- `owner` (its app key's id, or 'admin'), `take_over` (the owner's job of the task is gone), `model` ('' = none).
--- A job made with a bfl_id tracks a task: once per owner, each owner's its own. ARGV[2...]: the record's field/value pairs.
+-- `owner` (a tracked job's app key id, or 'admin'), `take_over` (the index's job is gone), `model` ('' = none).
+-- ARGV[2...]: the record's field/value pairs.
 local spec = cjson.decode(ARGV[1])
 local id = spec.id
-if spec.bfl_id ~= '' then
-  local existing = redis.call('HGET', KEYS[spec.trackers], spec.owner)
-  if existing and existing ~= id and not spec.take_over then return existing end
-  redis.call('HSET', KEYS[spec.trackers], spec.owner, id)
-end
+local existing
+if spec.trackers then existing = redis.call('HGET', KEYS[spec.trackers], spec.owner)
+elseif spec.bfl_task then existing = redis.call('GET', KEYS[spec.bfl_task]) end
+if existing and existing ~= id and not spec.take_over then return existing end
+if spec.trackers then redis.call('HSET', KEYS[spec.trackers], spec.owner, id)
+elseif spec.bfl_task then redis.call('SET', KEYS[spec.bfl_task], id) end
 redis.call('HSET', KEYS[spec.record], unpack(ARGV, 2, #ARGV))
 for _, key in ipairs(spec.indexes) do redis.call('ZADD', KEYS[key], 0, id) end
 if spec.model ~= '' then redis.call('SADD', KEYS[spec.models], spec.model) end
@@ -36,8 +39,9 @@ if claim then
 end
 if spec.ttl ~= '' then
   redis.call('EXPIRE', KEYS[spec.record], spec.ttl)
+  if spec.bfl_task then redis.call('EXPIRE', KEYS[spec.bfl_task], spec.ttl) end
   -- Never shortened: another owner's job of the task may have been made later.
-  if spec.bfl_id ~= '' and redis.call('TTL', KEYS[spec.trackers]) < tonumber(spec.ttl) then
+  if spec.trackers and redis.call('TTL', KEYS[spec.trackers]) < tonumber(spec.ttl) then
     redis.call('EXPIRE', KEYS[spec.trackers], spec.ttl)
   end
 end

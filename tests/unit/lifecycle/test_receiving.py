@@ -19,6 +19,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import timeline
+from fluxhook.store.keys import KEYS
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -130,27 +131,30 @@ def test_a_proven_callback_that_overtakes_the_submissions_answer_is_kept_for_its
     assert json.loads(svc.store.kept.take_for_job(job.id)) == payload
 
 
-def test_the_static_secret_proves_a_task_its_app_tracked_and_keeps_one_not_tracked_yet(svc):
+def test_a_static_callback_is_a_hint_its_tracked_job_asks_bfl_and_one_not_tracked_yet_is_kept(svc):
     job = tracked_job(svc, "task-tracked")
 
     receipt = _on_static_url(svc, ready_payload("task-tracked", SAMPLE))
 
-    assert (receipt.status, receipt.job_id, receipt.answer["outcome"]) == (200, job.id, "download_queued")
-    assert svc.jobs.get(job.id).status == st.READY
+    # No job is named to whoever posted it, and nothing of its body is taken: BFL is asked.
+    assert (receipt.status, receipt.answer) == (200, {"ok": True, "outcome": "confirm_queued"})
+    assert (svc.jobs.get(job.id).status, svc.jobs.get(job.id).result_url) == (st.SUBMITTED, None)
+    assert svc.redis.exists(KEYS.confirm_lock(job.id))
     early = _on_static_url(svc, ready_payload("task-not-tracked-yet", SAMPLE))
     assert (early.status, early.counted_as, early.answer["outcome"]) == (202, "kept", "kept_until_tracked")
-    assert svc.store.kept.take_for_task("default", "task-not-tracked-yet") is not None
+    assert svc.store.kept.was_reported("default", "task-not-tracked-yet")
 
 
 def test_the_static_secret_changes_no_job_fluxhook_submitted_and_a_wrong_one_is_refused(svc):
     job = _submitted(svc)
 
-    with pytest.raises(CallbackRefused) as not_tracked:
-        _on_static_url(svc, ready_payload("task-own", SAMPLE))
+    kept = _on_static_url(svc, ready_payload("task-own", SAMPLE))
     with pytest.raises(CallbackRefused) as forged:
         _on_static_url(svc, ready_payload("task-anything", SAMPLE), secret="not-the-static-secret")
 
-    assert (not_tracked.value.reason, not_tracked.value.job_id) == ("not_tracked", job.id)
+    # Answered as for a task nobody tracks: the static URL tells nobody that fluxhook submitted it.
+    assert (kept.status, kept.job_id, kept.answer["outcome"]) == (202, None, "kept_until_tracked")
     assert (forged.value.reason, forged.value.status) == ("bad_secret", 401)
-    assert svc.jobs.get(job.id).status == st.SUBMITTED
-    assert svc.store.kept.take_for_task("default", "task-anything") is None
+    assert (svc.jobs.get(job.id).status, svc.jobs.get(job.id).webhooks) == (st.SUBMITTED, 0)
+    assert not svc.redis.exists(KEYS.confirm_lock(job.id))
+    assert not svc.store.kept.was_reported("default", "task-anything")

@@ -51,7 +51,7 @@ def test_jobs_past_retention_are_removed_with_their_images(svc):
 def test_records_carry_a_ttl_beyond_retention(svc):
     job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="ttl-1", created_at=time.time(),
                                  updated_at=time.time()))
-    for key in (KEYS.job(job.id), KEYS.bfl_task("ttl-1")):
+    for key in (KEYS.job(job.id), KEYS.bfl_trackers("ttl-1")):
         assert 31 * DAY < svc.redis.ttl(key) <= 32 * DAY
     queued, _ = svc.jobs.create(Job(id=new_job_id(), status=st.QUEUED, created_at=time.time(), updated_at=time.time()))
     svc.jobs.transition(queued.id, st.SUBMITTED, bfl_id="ttl-2")

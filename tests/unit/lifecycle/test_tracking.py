@@ -1,22 +1,23 @@
 """Tracking a task submitted elsewhere (fluxhook/lifecycle/tracking.py) in-process on a real Redis: the task becomes a
-job of its own, tracked once whoever asks again, first polled after the callback grace (at once for a model that
-takes no webhook); a callback kept before the track is applied by it; another key's task is not found, and a key's
-requests_per_minute counts only the tracks it accepted. Over HTTP: tests/e2e/callbacks/test_static_callback_scope.py."""
+job of its own per owner, tracked once whoever asks again, first polled after the callback grace (at once for a
+model that takes no webhook); a report kept before the track makes it ask BFL; another key's track of the same task
+gets a job of its own and changes nothing of the first, and a key's requests_per_minute counts only the tracks it
+accepted. Over HTTP: tests/e2e/callbacks_tenancy/."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from conftest import ready_payload
 from fluxhook.core import transitions as st
-from fluxhook.core.errors import JobNotFound, RateLimited
+from fluxhook.core.errors import RateLimited
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.steps.kept_callbacks import keep_callback
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
+from fluxhook.store.keys import KEYS
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 GRACE = 2  # the suite's CALLBACK_GRACE_SECONDS
@@ -45,7 +46,8 @@ def test_a_tracked_task_becomes_a_submitted_job_first_polled_after_the_callback_
     assert (job.status, job.bfl_id, job.model, job.account) == (st.SUBMITTED, "task-elsewhere", "flux-2-pro", "default")
     assert (job.metadata, job.notify_url, job.polling_url) == ({"order": 7}, request.notify_url, request.polling_url)
     assert before + GRACE - 0.001 <= svc.jobs.due_at(job.id) <= time.time() + GRACE  # scores keep milliseconds
-    assert svc.jobs.get_by_bfl_id("task-elsewhere").id == job.id
+    assert [j.id for j in svc.jobs.trackers("task-elsewhere")] == [job.id]
+    assert svc.jobs.get_by_bfl_id("task-elsewhere") is None  # that index is for jobs fluxhook submitted
 
 
 def test_a_task_of_a_model_that_takes_no_webhook_is_polled_at_once(svc):
@@ -65,27 +67,42 @@ def test_a_task_is_tracked_once_asked_again_its_job_is_answered_as_it_is(svc):
     assert [j.id for j in listed] == [first.id]
 
 
-def test_a_callback_kept_before_the_track_is_applied_by_it(svc):
-    keep_callback(svc, "default", "task-called-back", json.dumps(ready_payload("task-called-back", SAMPLE)).encode())
+def test_a_report_kept_before_the_track_makes_it_ask_bfl_at_once(svc):
+    keep_callback(svc, "default", "task-called-back")
 
     job, created = track_task(svc, ADMIN, TrackRequest("task-called-back", model="flux-2-pro"))
 
     assert created
-    assert (job.status, job.result_url, job.webhooks) == (st.READY, SAMPLE, 1)
-    assert svc.store.kept.take_for_task("default", "task-called-back") is None  # applied once, not kept
+    # Nothing of the report is believed: the job asks BFL (its confirming poll is queued), counted as a callback.
+    assert (job.status, job.result_url, job.webhooks) == (st.SUBMITTED, None, 1)
+    assert svc.redis.exists(KEYS.confirm_lock(job.id))
 
 
-def test_another_keys_task_is_not_found_and_its_refused_track_counts_nothing(svc):
-    owner, other = _key(svc), _key(svc, requests_per_minute=1)
-    mine, _ = track_task(svc, owner, TrackRequest("task-of-owner"))
+def test_two_keys_tracking_one_task_each_get_a_job_of_their_own_and_neither_changes_the_others(svc):
+    first, second = _key(svc), _key(svc, requests_per_minute=2)
+    theirs, _ = track_task(svc, first, TrackRequest("task-shared", metadata={"by": "first"}))
 
-    with pytest.raises(JobNotFound):
-        track_task(svc, other, TrackRequest("task-of-owner"))
+    mine, created = track_task(svc, second, TrackRequest("task-shared", metadata={"by": "second"}))
+    again, created_again = track_task(svc, second, TrackRequest("task-shared"))
 
-    assert svc.jobs.get(mine.id).key_id == owner.key_id
-    # Its one request a minute is still there to use.
-    job, created = track_task(svc, other, TrackRequest("task-of-other"))
-    assert created and job.key_id == other.key_id
+    assert created and not created_again and again.id == mine.id != theirs.id
+    assert (mine.key_id, mine.metadata) == (second.key_id, {"by": "second"})
+    assert svc.jobs.get(theirs.id) == theirs
+    assert sorted(j.id for j in svc.jobs.trackers("task-shared")) == sorted([theirs.id, mine.id])
+
+
+def test_a_task_fluxhook_submitted_answers_its_own_keys_job_and_another_key_gets_its_own(svc):
+    owner, other = _key(svc), _key(svc)
+    now = time.time()
+    submitted, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
+                                       key_id=owner.key_id, created_at=now, updated_at=now))
+    assert svc.jobs.transition(submitted.id, st.SUBMITTED, bfl_id="task-submitted")
+
+    own, created_own = track_task(svc, owner, TrackRequest("task-submitted"))
+    theirs, created = track_task(svc, other, TrackRequest("task-submitted"))
+
+    assert (own.id, created_own) == (submitted.id, False)
+    assert created and theirs.id != submitted.id and theirs.key_id == other.key_id
 
 
 def test_a_key_past_its_requests_per_minute_is_told_when_to_retry_and_nothing_is_tracked(svc):
@@ -96,4 +113,4 @@ def test_a_key_past_its_requests_per_minute_is_told_when_to_retry_and_nothing_is
         track_task(svc, caller, TrackRequest("task-second"))
 
     assert 0 < limited.value.retry_after <= 60
-    assert svc.jobs.get_by_bfl_id("task-second") is None
+    assert svc.jobs.trackers("task-second") == []

@@ -68,11 +68,16 @@ def test_concurrent_transitions_have_exactly_one_winner(store):
         assert (job.id in listed) == (name == final)
 
 
-def test_a_tracked_bfl_id_maps_to_one_job(store):
+def test_a_tracked_bfl_id_maps_to_one_job_per_owner(store):
     first = _job(store, bfl_id="task-1")
     duplicate, created = store.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="task-1"))
     assert not created and duplicate.id == first.id
-    assert store.get_by_bfl_id("task-1").id == first.id
+    another, created = store.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="task-1", key_id="key_other"))
+    assert created and another.id != first.id
+    assert sorted(j.id for j in store.trackers("task-1")) == sorted([first.id, another.id])
+    assert store.get_by_bfl_id("task-1") is None  # the index of the jobs fluxhook submitted
+    assert store.delete(first.id) == ""
+    assert [j.id for j in store.trackers("task-1")] == [another.id]
 
 
 def test_bfl_id_set_by_a_transition_is_indexed(store):
@@ -89,7 +94,7 @@ def test_counting_a_deleted_job_does_not_recreate_it(store):
     assert store.get(job.id) is None
     assert not store.transition(job.id, st.READY)
     assert store.get(job.id) is None
-    assert store.get_by_bfl_id(job.bfl_id) is None
+    assert store.get_by_bfl_id(job.bfl_id) is None and store.trackers(job.bfl_id) == []
 
 
 def test_listing_pages_through_every_job_once(store):

@@ -144,3 +144,27 @@ def test_two_processes_at_once_migrate_each_thing_once(store, connection):
     assert sum(d.lines for d in done) == 40 and connection.exists(KEYS.schema_lock) == 0
     assert sorted(connection.zrange(KEYS.line(DEFAULT_POOL), 0, -1)) == sorted(member(ADMIN_OWNER, j.id).encode()
                                                                              for j in jobs)
+
+
+def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_become_marks(store, connection):
+    config = _config()
+    now = time.time()
+    tracked = Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="task-old", key_id="key_v", created_at=now,
+                  updated_at=now)
+    connection.hset(KEYS.job(tracked.id), mapping={"id": tracked.id, "status": st.SUBMITTED, "bfl_id": "task-old",
+                                                   "key_id": "key_v", "account": DEFAULT_ACCOUNT})
+    connection.set(KEYS.bfl_task("task-old"), tracked.id, ex=600)  # as a release that tracked a task once kept it
+    submitted = _queued(store)
+    assert store.transition(submitted.id, st.SUBMITTED, bfl_id="task-submitted")
+    connection.set(KEYS.legacy_kept_for_task(DEFAULT_ACCOUNT, "task-early"), BODY, ex=600)
+    connection.zadd(KEYS.legacy_kept_of_account(DEFAULT_ACCOUNT)[0], {"task-early": 1})
+
+    assert migrate(connection, config, again=True).tracks == 2
+
+    assert [j.id for j in store.trackers("task-old")] == [tracked.id]
+    assert connection.hgetall(KEYS.bfl_trackers("task-old")) == {b"key_v": tracked.id.encode()}
+    assert 590 < connection.ttl(KEYS.bfl_trackers("task-old")) <= 600
+    assert store.get_by_bfl_id("task-old") is None and store.get_by_bfl_id("task-submitted").id == submitted.id
+    assert KeptCallbacks(connection, Sealer(config.secret_keys)).was_reported(DEFAULT_ACCOUNT, "task-early")
+    assert not list(connection.scan_iter(match=KEYS.legacy_kept_for_task("*", "*")))
+    assert not list(connection.scan_iter(match=KEYS.legacy_kept_of_account("*")[0]))

@@ -1,8 +1,8 @@
-"""Callbacks that came before their job knew its task (fluxhook/lifecycle/steps/kept_callbacks.py), on a real Redis: one
-proven by an account's static secret is kept for the task and applied to the job that tracks it through that account,
-never to a job fluxhook submitted; one proven by a job's own secret is applied to that job alone, and dropped if it
-names another task; each applied once; an account's secret may keep only so much. Over HTTP:
-tests/e2e/callbacks/test_static_callback_scope.py and test_callback_races.py."""
+"""Callbacks that came before their job knew its task (fluxhook/lifecycle/steps/kept_callbacks.py), on a real Redis: a
+report on the static URL for a task nobody tracks is kept as a mark (never its body) and makes the job that later
+tracks it through that account ask BFL once, never a job fluxhook submitted; the room is a fixed bitmap, never
+refused and never emptied by another's flood; one proven by a job's own secret is applied to that job alone, and
+dropped if it names another task. Over HTTP: tests/e2e/callbacks_tenancy/ and tests/e2e/callbacks/."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 
 from conftest import ready_payload
 from fluxhook.core import transitions as st
-from fluxhook.core.errors import RateLimited
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle.steps.kept_callbacks import RETRY_AFTER, apply_kept_callback, keep_callback, keep_early_callback
-from fluxhook.store.kept_callbacks import KEPT_BYTES_PER_ACCOUNT
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback, keep_callback, keep_early_callback
+from fluxhook.store.kept_callbacks import MARK_BYTES
+from fluxhook.store.keys import KEYS
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 SAMPLE = "https://delivery.fluxhook-test.invalid/sample.png"
@@ -38,47 +38,53 @@ def _ready(bfl_id: str) -> bytes:
     return json.dumps(ready_payload(bfl_id, SAMPLE)).encode()
 
 
-def _job(svc, bfl_id: str | None, *, tracked: bool = True, account: str = "eu") -> Job:
+def _job(svc, bfl_id: str | None, *, tracked: bool = True, account: str = "eu", key_id: str | None = None) -> Job:
     """A job of task ``bfl_id`` (None: its submission's answer is not recorded yet): tracked, or submitted by
     fluxhook (with a slot pool)."""
     now = time.time()
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED if bfl_id else st.QUEUED, bfl_id=bfl_id,
                                  model="flux-2-pro", pool=None if tracked else "default", account=account,
-                                 created_at=now, updated_at=now, submitted_at=now))
+                                 created_at=now, updated_at=now, submitted_at=now, key_id=key_id))
     return job
 
+def _confirm_queued(svc, job: Job) -> bool:
+    return svc.redis.exists(KEYS.confirm_lock(job.id)) == 1
 
-def test_a_static_callback_kept_for_a_task_is_applied_once_to_the_job_that_tracks_it(svc):
-    assert keep_callback(svc, "eu", "task-early", _ready("task-early")) is None  # nobody tracks it yet
+
+def test_a_static_report_kept_for_a_task_makes_the_job_tracking_it_ask_bfl_and_nothing_else(svc):
+    assert keep_callback(svc, "eu", "task-early") == []  # nobody tracks it yet: kept
     job = _job(svc, "task-early")
 
-    assert apply_kept_callback(svc, job) == ReportOutcome.DOWNLOAD_QUEUED
+    assert apply_kept_callback(svc, job) == ReportOutcome.CONFIRM_QUEUED
 
-    applied = svc.jobs.get(job.id)
-    assert (applied.status, applied.result_url, applied.webhooks) == (st.READY, SAMPLE, 1)
-    assert apply_kept_callback(svc, applied) is None  # taken: nothing left to apply
-
-
-def test_a_task_tracked_between_the_look_up_and_the_keep_is_applied_at_once(svc):
-    job = _job(svc, "task-raced")
-
-    assert keep_callback(svc, "eu", "task-raced", _ready("task-raced")) == ReportOutcome.DOWNLOAD_QUEUED
-
-    assert svc.jobs.get(job.id).status == st.READY
-    assert svc.store.kept.take_for_task("eu", "task-raced") is None
+    hinted = svc.jobs.get(job.id)
+    # Only a poll of BFL is queued: no URL is taken from the report, whoever sent it.
+    assert (hinted.status, hinted.result_url, hinted.webhooks) == (st.SUBMITTED, None, 1)
+    assert _confirm_queued(svc, job)
 
 
-def test_a_static_callback_applies_neither_to_a_job_fluxhook_submitted_nor_through_another_account(svc):
-    keep_callback(svc, "eu", "task-submitted", _ready("task-submitted"))
-    keep_callback(svc, "eu", "task-of-us", _ready("task-of-us"))
+def test_a_task_tracked_before_the_report_is_hinted_at_once_each_owners_job(svc):
+    one, other = _job(svc, "task-raced"), _job(svc, "task-raced", key_id="key_other")
+
+    hinted = keep_callback(svc, "eu", "task-raced")
+
+    assert sorted(job.id for job, _ in hinted) == sorted([one.id, other.id])
+    assert {outcome for _, outcome in hinted} == {ReportOutcome.CONFIRM_QUEUED}
+    assert _confirm_queued(svc, one) and _confirm_queued(svc, other)
+
+
+def test_a_static_report_reaches_neither_a_job_fluxhook_submitted_nor_another_accounts(svc):
+    keep_callback(svc, "eu", "task-submitted")
+    keep_callback(svc, "eu", "task-of-us")
     submitted = _job(svc, "task-submitted", tracked=False)
     of_us = _job(svc, "task-of-us", account="us")
 
     assert apply_kept_callback(svc, submitted) is None
     assert apply_kept_callback(svc, of_us) is None
+    assert keep_callback(svc, "eu", "task-of-us") == []
 
-    assert svc.jobs.get(submitted.id).status == st.SUBMITTED and svc.jobs.get(of_us.id).status == st.SUBMITTED
-    assert svc.store.kept.take_for_task("eu", "task-submitted") is not None  # left alone, not taken
+    assert not _confirm_queued(svc, submitted) and not _confirm_queued(svc, of_us)
+    assert svc.jobs.get(of_us.id).webhooks == 0
 
 
 def test_an_early_callback_is_applied_to_its_own_job_once_it_knows_the_task_it_names(svc):
@@ -103,16 +109,14 @@ def test_an_early_callback_naming_another_task_than_its_jobs_is_dropped(svc):
     assert svc.store.kept.take_for_job(job.id) is None  # dropped, not kept for a later attempt
 
 
-def test_an_accounts_secret_keeps_only_so_much_for_tasks_nobody_tracks_other_accounts_keep_on(svc):
-    # Bodies of nearly 1 MiB, the largest a callback may be: kept sealed, each still within 1 MiB.
-    large = b"x" * (2**20 - 64)
-    for n in range(KEPT_BYTES_PER_ACCOUNT // 2**20):
-        keep_callback(svc, "eu", f"task-made-up-{n}", large)
+def test_a_flood_of_made_up_tasks_fills_no_room_and_takes_no_report_from_another(svc):
+    keep_callback(svc, "eu", "task-of-v")
+    for n in range(5000):
+        keep_callback(svc, "eu", f"task-made-up-{n}")
 
-    with pytest.raises(RateLimited) as refused:
-        keep_callback(svc, "eu", "task-one-more", large)
-
-    assert 0 < refused.value.retry_after <= RETRY_AFTER
-    assert svc.store.kept.take_for_task("eu", "task-one-more") is None
-    assert keep_callback(svc, "us", "task-of-us", _ready("task-of-us")) is None
-    assert svc.store.kept.take_for_task("us", "task-of-us") == _ready("task-of-us")
+    # What the flood made Redis keep: the account's one bitmap this hour, whatever its size.
+    kept = [key for key in svc.redis.scan_iter(KEYS.kept_marks("eu", "*"))]
+    assert len(kept) == 1 and svc.redis.strlen(kept[0]) <= MARK_BYTES
+    assert svc.store.kept.was_reported("eu", "task-of-v")
+    assert not svc.store.kept.was_reported("us", "task-of-v")
+    assert apply_kept_callback(svc, _job(svc, "task-of-v")) == ReportOutcome.CONFIRM_QUEUED
