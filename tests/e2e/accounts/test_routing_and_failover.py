@@ -221,7 +221,7 @@ def test_a_submission_whose_answer_never_came_is_never_sent_again_and_bfls_callb
         response = eu_app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "slow answer"}}, timeout=60)
         assert response.status_code == 202, response.text
         job_id = response.json()["id"]
-        assert api.job(job_id)["status"] == "queued"  # not failed, not sent elsewhere: it waits for BFL's word
+        assert api.job(job_id)["status"] == "submitted"  # not failed, not sent elsewhere: it waits for BFL's word
     finally:
         eu.settings(submit_delay=0)
     done = api.wait_for(job_id, timeout=60)
