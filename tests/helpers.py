@@ -216,6 +216,29 @@ def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServ
     return server
 
 
+@contextmanager
+def gateway_timing_out() -> Iterator[tuple[list[str], str]]:
+    """BFL behind a gateway that gave up waiting: a real HTTP server answering 504 to every submission, which BFL
+    may have taken; yields (the paths POSTed to it, its base URL)."""
+    posted: list[str] = []
+
+    class GatewayTimesOut(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            posted.append(self.path)
+            answer(self, 504, b"")
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = serve(port, GatewayTimesOut)
+    try:
+        yield posted, f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+
+
 def tracked_job(svc, bfl_id: str, *, submitted_at: float | None = None, due: float | None = None) -> Job:
     """A ``submitted`` job of BFL task ``bfl_id`` in the store, due for the sweep at ``due`` (now by default)."""
     now = time.time()

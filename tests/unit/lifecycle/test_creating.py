@@ -6,7 +6,6 @@ counts nothing against the key's requests_per_minute. Over HTTP: tests/e2e/api/.
 from __future__ import annotations
 
 import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -20,7 +19,7 @@ from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps import reconciling
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.store.keys import KEYS
-from helpers import free_port, serve
+from helpers import gateway_timing_out
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 PRO = "flux-2-pro"  # 3 credits a task here
@@ -106,36 +105,16 @@ def test_a_day_whose_credits_are_spent_creates_nothing(make_services, sim):
     _nothing_made(svc, sim)
 
 
-class _GatewayTimesOut(BaseHTTPRequestHandler):
-    """BFL behind a gateway that gave up waiting: a 504 to every submission, which BFL may have taken."""
-
-    posts = 0
-
-    def do_POST(self):
-        type(self).posts += 1
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(504)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_a_submission_in_hand_whose_answer_never_came_is_a_submitted_job_its_bound_spent(make_services, sim):
-    port = free_port()
-    server = serve(port, _GatewayTimesOut)
-    try:
-        svc = make_services(DB, BFL_API_BASE=f"http://127.0.0.1:{port}", BFL_DAILY_CREDIT_LIMIT="100")
+    with gateway_timing_out() as (posted, base):
+        svc = make_services(DB, BFL_API_BASE=base, BFL_DAILY_CREDIT_LIMIT="100")
         caller, other = _key(svc), _key(svc)
         job = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] lost answer", "width": 1024,
                                                        "height": 1024}), submit_here=True)
-    finally:
-        server.shutdown()
 
     assert (job.status, job.bfl_id, job.input, job.cost_credits) == (st.SUBMITTED, None, None, None)
     assert reconciling.awaits_task(job) and svc.slots.holds(job)
-    assert _GatewayTimesOut.posts == 1  # sent once, never again
+    assert posted == [f"/v1/{PRO}"]  # sent once, never again
     now = time.time()
     # Its request's bound while BFL has not said (not the whole day it reserved to go alone, as a model's first does).
     model = svc.config.catalog.get(PRO)

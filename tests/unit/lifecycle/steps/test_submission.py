@@ -13,10 +13,12 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.credits import budget
+from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.steps import submission
+from fluxhook.lifecycle.steps import reconciling, submission
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
+from helpers import gateway_timing_out
 from slot_helpers import _queued
 
 LIMIT = 100
@@ -74,3 +76,17 @@ def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
     assert svc.jobs.get(job.id).error["code"] == "key_revoked"
     assert sim.stats()["submitted"] == 0
     assert svc.slots.in_flight(svc.slots.pool_of(job)) == 0
+
+
+def test_a_workers_send_whose_answer_never_came_is_submitted_awaiting_its_task_with_one_account(make_services, sim):
+    with gateway_timing_out() as (posted, base):
+        svc = make_services(UNIT_DB, BFL_API_BASE=base)
+        job = _queued(svc.jobs, prompt="[pending] lost answer")
+        assert svc.slots.acquire(job)
+        assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
+    waiting = svc.jobs.get(job.id)
+    assert (waiting.status, waiting.bfl_id, waiting.error) == (st.SUBMITTED, None, None)  # not failed
+    assert reconciling.awaits_task(waiting) and svc.slots.holds(waiting)
+    assert posted == ["/v1/flux-2-pro"]  # sent once, never again
+    # No limit is set, yet its bound counts as spent until BFL states a price.
+    assert waiting.counted_spend and spent_today(svc, time.time()) == waiting.counted_spend
