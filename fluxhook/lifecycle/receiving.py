@@ -18,12 +18,11 @@ from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback, read_callback
 from fluxhook.bfl.verification import verify_callback
 from fluxhook.core import signing
-from fluxhook.core import transitions as st
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps import reconciling, timeline
 from fluxhook.lifecycle.steps.applying import apply_report, from_callback
-from fluxhook.lifecycle.steps.kept_callbacks import hint_trackers, keep_callback, keep_early_callback
+from fluxhook.lifecycle.steps.kept_callbacks import keep_callback, keep_early_callback
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.webhooks")
@@ -62,16 +61,6 @@ def _hint_notes(job_id: str, report: BFLReport):
     """What a hint records on each job it reaches: its timeline entry (the callback is counted once, by its view)."""
     return lambda outcome: [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
                                            result=outcome, hint=True)]
-
-
-def _hint_other_trackers(svc: Services, job_id: str, report: BFLReport) -> None:
-    """BFL's own callback on a job's URL says its task ended: the jobs other keys made to track that task through the
-    same account ask BFL now rather than at their next poll (a hint: each learns only what BFL answers it)."""
-    if st.is_running(report.status):
-        return
-    job = svc.jobs.get(job_id)
-    if job is not None and not job.tracked:
-        hint_trackers(svc, svc.config.account(job.account).name, report.bfl_id)
 
 
 def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> ReportOutcome:
@@ -128,8 +117,6 @@ def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], 
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
     if outcome == ReportOutcome.NOT_SUBMITTED:
         return _keep_until_submitted(svc, job_id, report, raw, proven)
-    if proven:
-        _hint_other_trackers(svc, job_id, report)
     return _applied(job_id, report, outcome)
 
 

@@ -455,7 +455,8 @@ def test_static_url_keeps_a_verified_orphan_and_applies_it_when_tracked(api, sim
     job_id = tracked.json()["id"]
     stored = api.wait_for(job_id)
     assert stored["status"] == "stored", stored
-    assert stored["source"] == "webhook"
+    # The kept report made the job ask BFL: what was stored is what the poll stated.
+    assert stored["source"] == "poll"
     assert stored["attempts"]["webhooks"] == 1
     assert stored["attempts"]["downloads"] == 1
     assert stored["image"]["sha256"] == hashlib.sha256(sim.image_bytes(task["id"])).hexdigest()
@@ -466,20 +467,22 @@ def test_static_url_keeps_a_verified_orphan_and_applies_it_when_tracked(api, sim
     assert api.job(job_id)["attempts"]["webhooks"] == 1
 
 
-def test_static_callback_for_a_tracked_job_is_applied(api, sim, spy):
+def test_static_callback_for_a_tracked_job_is_applied_as_bfl_states_it(api, sim, spy):
     task = sim_task(sim, "[pending] tracked")
     tracked = api.track(task["id"])
     assert tracked.status_code == 201, tracked.text
-    url, data = serve_png(spy, "static-ok")
+    sim.complete(task["id"])
+    url, _ = serve_png(spy, "static-ok")
 
+    # The static secret proves nothing of the task: the URL it names is never fetched, BFL's own result is.
     answer = static_post(api, ready_payload(task["id"], url), signature=True)
 
-    assert answer.status_code == 200, answer.text
+    assert answer.status_code == 200 and answer.json()["outcome"] == "confirm_queued", answer.text
     stored = api.wait_for(tracked.json()["id"])
     assert stored["status"] == "stored", stored
-    assert stored["source"] == "webhook"
     assert stored["attempts"]["webhooks"] == 1
-    assert stored["image"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stored["image"]["sha256"] == hashlib.sha256(sim.image_bytes(task["id"])).hexdigest()
+    assert spy.hits == []
 
 
 # -- WEBHOOK_REQUIRE_SECRET=1 -------------------------------------------------
