@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Callable
 
 from redis import Redis
 
@@ -30,11 +31,13 @@ def _bit(bfl_id: str) -> int:
 class KeptCallbacks:
     """Reported tasks by account (static URL) and kept bodies by job (per-job URL), on one Redis connection."""
 
-    def __init__(self, connection: Redis, sealer: Sealer, keys: Keys = KEYS, clock=time.time):
+    def __init__(self, connection: Redis, sealer: Sealer, keys: Keys = KEYS,
+                 clock: Callable[[], float] = time.time):
         self.connection = connection
         self.keys = keys
         # A Ready body carries BFL's delivery URL: kept sealed.
         self.sealer = sealer
+        # The hour a report is kept under (tests run it by hand).
         self.clock = clock
 
     def mark_reported(self, account: str, bfl_id: str) -> None:
