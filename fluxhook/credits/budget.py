@@ -33,7 +33,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
@@ -43,6 +43,7 @@ from fluxhook.core.errors import BudgetExceeded
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
+from fluxhook.store.owners import owner_of
 from fluxhook.store.prices import PriceCheck
 from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation
 
@@ -57,6 +58,9 @@ RESERVATION_LEASE = TASK_DEADLINE + CALL_BOUND
 RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.
 ALONE_RECHECK = 2.0
+# A boundable job waiting for a send alone to settle is tried again this soon, at the next sweep: it waits for
+# that one price, BFL's answer to one submission, about a second (SPEC §6: it is sent within 3 s).
+BOUNDED_RECHECK = 0.5
 
 
 def seconds_until_next_day(now: float) -> float:
@@ -117,7 +121,7 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     """
     now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, limits(svc, now, key, account), now, dry_run=False)
+    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), dry_run=False)
 
 
 def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
@@ -125,15 +129,28 @@ def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, A
                   account: Account | None = None) -> Reservation | None:
     """What ``reserve`` would decide now, reserving nothing."""
     now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, limits(svc, now, key, account), now, dry_run=True)
+    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), dry_run=True)
 
 
-def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, applying: list[Limit],
-         now: float, dry_run: bool) -> Reservation | None:
-    if not applying:
+class _Asking(NamedTuple):
+    """What a submission is asked against: the limits that apply, now, and whose turn it takes (its owner)."""
+
+    limits: list[Limit]
+    now: float
+    owner: str
+
+
+def _owner(key: AppKey | None) -> str:
+    """Whose turn a job takes among those that go alone: its app key's, or the admin tokens' (as for slots)."""
+    return owner_of(key.id if key is not None else None)
+
+
+def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, asking: _Asking,
+         dry_run: bool) -> Reservation | None:
+    if not asking.limits:
         return None
-    return svc.store.usage.reserve(job_id, applying, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
-                                   dry_run=dry_run)
+    return svc.store.usage.reserve(job_id, asking.limits, most(svc, model, body), now=asking.now,
+                                   lease=RESERVATION_LEASE, owner=asking.owner, dry_run=dry_run)
 
 
 def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
@@ -194,6 +211,13 @@ def refusal_kind(reservation: Reservation, account: Account | None = None) -> Re
         spent = account is not None and reservation.spent >= accounting.to_micro(account.daily_credit_limit)
         return Refusal.ACCOUNT_SPENT if spent else Refusal.SETTLING
     return Refusal.SETTLING if reservation.waits else Refusal.SPENT
+
+
+def settling_recheck(reservation: Reservation) -> float:
+    """How soon a job the budget has waiting for submissions under way to settle is tried again: a boundable one
+    at the next sweep, since it waits for one send alone at most; one waiting for its turn to go alone less often,
+    as its turn comes after the others' prices are known."""
+    return BOUNDED_RECHECK if reservation.waits and not reservation.alone else ALONE_RECHECK
 
 
 def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> Waiting:

@@ -236,9 +236,19 @@ class Keys:
 
     @property
     def budget_held(self) -> str:
-        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``, or
-        ``<deadline ms> 0 waits`` for a job waiting to go alone (see ``lua/budget_reserve.lua``)."""
+        """Credits reserved for submissions under way: job id -> ``<deadline ms> <micro-credits>[ alone]``, or a
+        record of a job waiting: ``<deadline ms> 0 waits <owner>`` to go alone, ``<deadline ms> 0 next <owner>
+        <seq>`` a boundable one (see ``lua/budget_reserve.lua``)."""
         return f"{self.prefix}budget:held"
+
+    def budget_turns(self, held: str) -> str:
+        """The turns of the jobs that go alone under the limit whose reservations are ``held``: owner -> its pass
+        (``lua/fair_turns.lua``), ``~head`` the head's gate and ``~seq`` the counter of waiting boundable jobs."""
+        return f"{held}:turns"
+
+    def budget_clock(self, held: str) -> str:
+        """The clock of ``budget_turns(held)``: the start of the last turn to go alone."""
+        return f"{held}:clock"
 
     @property
     def prices_over_catalog(self) -> str:

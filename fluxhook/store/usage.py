@@ -13,10 +13,15 @@ from typing import NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.scripts import LuaScript
 
 # A job waiting to go alone holds later submissions back this long after its last look.
 WAITING_LEASE = 30.0
+# A boundable job that waited keeps its place ahead of the next job to go alone this long after its last look:
+# past a few looks of a job waiting out of line (budget.BOUNDED_RECHECK, at each sweep), not much more, so that
+# one that went back in line and waits there for a slot holds the next one alone back only briefly.
+NEXT_LEASE = 5.0
 # Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
 SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT = "service", "key", "bfl_account"
 
@@ -47,6 +52,8 @@ class Reservation(NamedTuple):
     # Which of the limits asked decided a refusal or a wait (0-based), and whose it is (``Limit.kind``).
     limit_index: int = 0
     decided_by: str = ""
+    # Waiting, it waits for its turn to go alone; else (a boundable job) for one send alone to settle at most.
+    alone: bool = False
 
 
 class Balance(NamedTuple):
@@ -79,21 +86,27 @@ class UsageStore:
                      BFL_ACCOUNT_LIMIT)
 
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
-                lease: float, dry_run: bool = False, waiting_lease: float = WAITING_LEASE) -> Reservation:
+                lease: float, owner: str = ADMIN_OWNER, dry_run: bool = False,
+                waiting_lease: float = WAITING_LEASE) -> Reservation:
         """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
         most it can cost; None if unknown) in each, or everything left there when it must go alone
-        (see ``lua/budget_reserve.lua``); one that must go alone and waits is recorded as waiting to go
-        alone for ``waiting_lease`` seconds, and later jobs without a reservation wait behind it.
-        ``dry_run``: only say what would be decided, reserving and recording nothing."""
-        keys = [key for limit in limits for key in (limit.spend_key, limit.held_key)]
+        (see ``lua/budget_reserve.lua``). One that must go alone and waits is recorded as waiting to go alone
+        for ``waiting_lease`` seconds: the jobs that go alone take turns between owners (``owner``: the job's,
+        ``owners.owner_of``), each holding back only its own owner's later jobs, and the next to go holding
+        other owners' boundable jobs only once its gate has closed. ``dry_run``: only say what would be
+        decided, reserving and recording nothing."""
+        keys = [key for limit in limits for key in (limit.spend_key, limit.held_key,
+                                                    self.keys.budget_turns(limit.held_key),
+                                                    self.keys.budget_clock(limit.held_key))]
+        keys.append(self.keys.share_weights)
         args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run),
-                      int(waiting_lease * 1000)]
+                      int(waiting_lease * 1000), int(NEXT_LEASE * 1000), owner, ADMIN_OWNER, DEFAULT_WEIGHT]
         for limit in limits:
             args += [limit.limit, limit.spend_field]
-        state, index, spent, reserved, amount = (int(v) for v in self._reserve(keys, args))
+        state, index, spent, reserved, amount, alone = (int(v) for v in self._reserve(keys, args))
         decided = limits[index - 1].kind if state != 1 and index >= 1 else ""
         return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1),
-                           decided_by=decided)
+                           decided_by=decided, alone=alone == 1)
 
     def release(self, job_id: str, key_id: str | None = None, account: str | None = None) -> None:
         """Drop the job's reservation (its submission failed or will not happen), its app key's and its BFL
@@ -110,7 +123,7 @@ class UsageStore:
         """Micro-credits held by live reservations now."""
         total = 0
         for value in self.connection.hvals(self.keys.budget_held):
-            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone| waits]'
+            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone| waits ...]'
             if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit() \
                     and int(deadline) > now * 1000:
                 total += int(amount)

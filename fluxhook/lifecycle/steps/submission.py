@@ -303,9 +303,9 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
         # To go alone while others' reservations are live, or its account's own limit held by submissions under
         # way: they settle within seconds.
         waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
-        svc.slots.requeue(job, wait=budget.ALONE_RECHECK)
-        log.info("job queued: it goes alone once the other submissions' prices are known",
-                 extra={"job_id": job.id, "retry_after": budget.ALONE_RECHECK})
+        svc.slots.requeue(job, wait=budget.settling_recheck(reservation))
+        log.info("job queued: it goes once the other submissions' prices are known",
+                 extra={"job_id": job.id, "retry_after": budget.settling_recheck(reservation)})
         return st.QUEUED
     waiting = budget.waiting_for(svc, reservation, now, key)
     if job.waiting_reason != waiting.reason:
