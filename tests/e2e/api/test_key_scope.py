@@ -127,8 +127,10 @@ def test_a_key_tracks_tasks_as_its_own(api):
 
     assert tracked.status_code == 201 and tracked.json()["key_id"] == _key_id(a)
     assert b.get(f"/v1/jobs/{tracked.json()['id']}").status_code == 404
-    assert_error(b.track("scope-tracked-task-1"), 404, "not_found")
-    assert a.track("scope-tracked-task-1").status_code == 200
+    theirs = b.track("scope-tracked-task-1")  # tracking is per key: b's own job, and a's untouched
+    assert theirs.status_code == 201 and theirs.json()["id"] != tracked.json()["id"]
+    assert theirs.json()["key_id"] == _key_id(b) and a.job(tracked.json()["id"])["key_id"] == _key_id(a)
+    assert a.track("scope-tracked-task-1").json()["id"] == tracked.json()["id"]
 
 
 def test_usage_counts_only_the_keys_own_spend(api, two_keys):
