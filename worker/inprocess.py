@@ -65,6 +65,11 @@ class InProcessWorker(SimpleWorker):
         with self._beat_lock:
             self._in_hand = (job, execution, time.monotonic()) if job is not None else None
 
+    def task_in_hand(self) -> str | None:
+        """The id of the task this worker is running (None: none)."""
+        held = getattr(self, "_in_hand", None)
+        return held[0].id if held is not None else None
+
     def give_back_task(self, why: str) -> bool:
         """From another thread: record the task in hand as failed with ``why``, so RQ retries it now (if it has
         retries left), rather than once its heartbeat lapses. For a task stuck where no exception reaches it (a

@@ -83,8 +83,12 @@ class Lane(threading.Thread):
         return self._busy
 
     def hand_back(self) -> None:
-        """Interrupt the task in hand, if any: RQ records it failed and retries it."""
+        """Interrupt the task in hand, if any: RQ records it failed and retries it. One line says so for each task,
+        whichever way it then goes back (here, or by ``give_back``)."""
+        worker = self._current
         if self._busy and self.ident is not None:
+            log.warning("task in hand handed back to the queue: the worker is stopping",
+                        extra={"lane": self.name, "task": worker.task_in_hand() if worker else None})
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(HandedBack))
 
     def give_back(self) -> None:
@@ -185,5 +189,8 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
         lane.join(max(0.0, deadline - time.monotonic()))
     for lane in lanes:
         lane.give_back()
+    # One wait for them all: a lane still stuck in a read holds nothing now, and a wait of its own for each
+    # (4 stuck lanes: 8 s) took a pool's member past its supervisor's STOP_TIMEOUT, to be killed.
+    deadline = time.monotonic() + DEQUEUE_TIMEOUT + 1.0
     for lane in lanes:
-        lane.join(DEQUEUE_TIMEOUT + 1.0)
+        lane.join(max(0.0, deadline - time.monotonic()))
