@@ -21,6 +21,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.sealing import Sealer
 from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
+from worker.lanes import LANES
 
 
 class FaultStack(Stack):
@@ -217,13 +218,22 @@ def test_a_pool_runs_its_members_side_by_side(pooled, sim):
     _stored_exactly_once(api, sim, jobs, pooled)
 
 
+def _busy_members(stack: FaultStack) -> set[int]:
+    """The member processes with a task in hand: each member's lanes are RQ workers named by its pid."""
+    return {w.pid for w in Worker.all(connection=stack.db()) if w.get_state() == "busy"}
+
+
 def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, sim):
     api = API(pooled.base_url)
     wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
     members = _members(pooled)
-    sim.settings(delivery_delay=2.0)
-    jobs = [api.submit(f"pool deploy {n}") for n in range(3)]
-    wait_until(lambda: _busy_workers(pooled) == 2, timeout=20, message="both members busy")
+    # One download more than a member has lanes, so no member can hold them all; each longer than the stop's
+    # grace (run.IMMINENT_SHUTDOWN_DELAY), so every one in hand is cut off and must be handed back.
+    sim.settings(delivery_delay=60.0)
+    jobs = [api.submit(f"pool deploy {n}") for n in range(LANES + 1)]
+    wait_until(lambda: _busy_members(pooled) == members, timeout=30, message="both members at a download")
+    # Started, they cannot end before the stop: each is in hand (a busy RQ worker may be at a sweep's task).
+    in_hand = sum(api.job(j["id"])["attempts"]["downloads"] >= 1 for j in jobs)
     started = time.monotonic()
     # To the whole process group, as Heroku does: members get SIGTERM too, and must not take it as a second stop.
     assert pooled.kill("worker", signal.SIGTERM) == 0
@@ -231,6 +241,8 @@ def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, s
     assert not any(_running(pid) for pid in members)
     log = (pooled.var_dir / "worker.log").read_text()
     assert "cold shut down" not in log
+    assert "did not stop in time" not in log  # warmly: no member outlived its supervisor's wait, to be killed
+    assert log.count("task in hand handed back to the queue") >= in_hand >= 2
     sim.settings(delivery_delay=0)
     pooled.start("worker")
     _stored_exactly_once(api, sim, jobs, pooled)
