@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover image-check screenshots clean
+.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -128,6 +128,11 @@ soak: $(VENV)/.installed
 # each failover's seconds of unavailable writes.
 chaos-failover: $(VENV)/.installed
 	$(PY) -m devtools.chaos_failover
+
+# An attacker's probe of tenancy: one app key against another over HTTP, on a stack with BFL answering after 1 s;
+# one row per attack, HOLDS or BROKEN, in about 3 minutes (docs/hostile-clients.md, "The tenant probe").
+probe-tenants: $(VENV)/.installed
+	$(PY) -m devtools.tenant_probe
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on
