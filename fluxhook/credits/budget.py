@@ -5,10 +5,10 @@ reserves something: an upper bound for that very request, from the model catalog
 (``fluxhook.credits.price_bounds``; docs/budgets.md). A submission whose bound fits in
 what is left (the limit less the day's spend and the live reservations) reserves it; one with no
 bound yet, or a bound larger than what is left, is sent alone while credits remain (when no other
-reservation is live, reserving all that is left) and otherwise waits for the others to settle. It
-cannot wait for ever behind a stream of cheap jobs: while it waits it is recorded as waiting to go
-alone, and the later jobs of that limit wait behind it (they take no reservation), so the live ones
-settle and the oldest one waiting goes at its next look. So the day's spend ends at most one job's
+reservation is live, reserving all that is left) and otherwise waits for the others to settle. The jobs that
+go alone take turns between owners, weighted as slots are: one key's queue of them holds another key's
+boundable job back for one send alone at most, and a stream of boundable jobs cannot hold the next one alone
+back (its gate, ``store/lua/budget_reserve.lua``; docs/budgets.md). So the day's spend ends at most one job's
 price above the limit, whatever the concurrency. BFL's answer settles it: the reservation goes and
 the real price is spent, in the one atomic step that records the submission; a submission that
 fails releases it. The check and the reservation are one Lua script over a list of limits
@@ -21,7 +21,8 @@ sender), and BFL's answer settles it: only jobs being sent hold reservations, so
 slot, its key's ``max_active``, its account's day or a cooling account holds none against anyone's limit
 (SPEC §6). A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the
 next UTC day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record
-of waiting holding later jobs back. Either goes back in line only once the budget would let it go, so
+of waiting keeping its turn; a boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``).
+Each goes back in line only once the budget would let it go, so
 it never takes a slot ahead of the job it waits for, nor turns from other app keys' jobs while its own
 key's day is spent. A reservation lives ``RESERVATION_LEASE`` seconds, so one left by a process that
 died frees itself.
