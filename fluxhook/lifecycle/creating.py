@@ -3,8 +3,9 @@ alike, within the caller's app key's limits.
 
 In order: the key's models, the accounts the job may use (``routing``), and the key's requests per minute;
 the budget's reservation (402 and nothing created when the day is spent); the record (a large input waits in
-storage, never in Redis); then a BFL slot and the submission in this very request when the caller may wait on BFL
-(``submit_here``), else a place in line, from which a worker's sender takes it (``worker/sending.py``).
+storage, never in Redis) with its place in line, in one step; then a BFL slot and the submission in this very
+request when the caller may wait on BFL (``submit_here``), else it waits in line, from which a worker's sender takes it
+(``worker/sending.py``).
 """
 
 from __future__ import annotations
@@ -81,13 +82,13 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None)
     submission.check_budget(svc, job, key=caller.key)
-    job = _record(svc, job, model, request.body_size, request.idempotency)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
-    if not svc.slots.acquire(job, job.key_id, take=here):
+    job, took = _record(svc, job, model, request.body_size, request.idempotency, take=here)
+    if not took:
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
@@ -110,17 +111,20 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
             "(an operator adds one with BFL_MODELS_FILE)")
 
 
-def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None) -> Job:
-    """Record the admitted job (its input in storage if large); the job as recorded. If that fails, a large
+def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
+            take: bool) -> tuple[Job, bool]:
+    """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
+    if ``take`` and its turn is now; the job as recorded, and whether it took the slot. If that fails, a large
     input kept in storage goes with it: a 5xx creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        svc.jobs.create(recorded, naming=idempotency)
+        took = svc.slots.acquire(recorded, recorded.key_id, take=take,
+                                 creation=svc.jobs.creation(recorded, naming=idempotency))
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)
         raise
-    return recorded
+    return recorded, took

@@ -71,6 +71,15 @@ class Change:
         return self.moved
 
 
+@dataclass(frozen=True)
+class Creation:
+    """A new job's record as ``lua/job_record.lua`` makes it: the KEYS it writes (its spec counts them from 1) and
+    its ARGV (the spec, then the record's fields)."""
+
+    keys: list[str]
+    args: list[str]
+
+
 class JobStore:
     """Job records on one Redis connection.
 
@@ -105,7 +114,22 @@ class JobStore:
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
         already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
-        ``naming``, the Idempotency-Key's record names the job in the same step."""
+        ``naming``, the Idempotency-Key's record names the job in the same step. A queued job to be sent is made
+        with its place in line instead (``creation``, ``Slots.acquire``)."""
+        take_over = False
+        while True:
+            made = self.creation(job, due=due, naming=naming, take_over=take_over)
+            stored_id = _text(self._create(made.keys, made.args))
+            if stored_id == job.id:
+                return job, True
+            existing = self.get(stored_id)
+            if existing is not None:
+                return existing, False
+            take_over = True  # the index outlived its job: this job takes the task over
+
+    def creation(self, job: Job, *, due: float | None = None, naming: Hold | None = None,
+                 take_over: bool = False) -> Creation:
+        """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
         fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
         k, keys = self.keys, []
         indexes = [k.all_jobs, k.status(job.status)]
@@ -116,7 +140,7 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "models": place(keys, k.models)}
+            "due_index": place(keys, k.due), "models": place(keys, k.models), "take_over": take_over}
         if job.bfl_id and job.tracked:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
         elif job.bfl_id:
@@ -124,14 +148,7 @@ class JobStore:
         if naming is not None:
             record, callers = record_keys(k, naming.claim)
             spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
-        while True:
-            stored_id = _text(self._create(keys, [json.dumps(spec), *fields]))
-            if stored_id == job.id:
-                return job, True
-            existing = self.get(stored_id)
-            if existing is not None:
-                return existing, False
-            spec["take_over"] = True  # the index outlived its job: this job takes the task over
+        return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""

@@ -36,6 +36,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
+from fluxhook.store.jobs import Creation
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import LuaScript
@@ -89,15 +90,18 @@ class Slots:
         self._line_states = LuaScript(connection, "slots_line_states")
         self._routes = LuaScript(connection, "slots_routes")
 
-    def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True) -> bool:
+    def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True,
+                creation: Creation | None = None) -> bool:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
         its ``route`` allows; True if its turn is now and it took a slot, False if it waits for ``dispatch``.
         ``take=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
-        so no slot is held by a job that nobody is sending."""
+        so no slot is held by a job that nobody is sending. With ``creation`` (``JobStore.creation``), the job
+        is made in the same step: never recorded without its place, which nothing else would give it."""
         pool = self.pool_of(job)
-        return bool(self._acquire(self._pool_keys(),
+        made = creation or Creation([], [])
+        return bool(self._acquire([*self._pool_keys(), *made.keys],
                                   [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
-                                   "1" if take else "0"]))
+                                   "1" if take else "0", *made.args]))
 
     def dispatch(self, limit: int = 100) -> list[str]:
         """Hand free slots to waiting jobs, one owner's turn at a time; returns their ids."""

@@ -1,9 +1,15 @@
--- needs: slots_prelude
--- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0').
+-- needs: slots_prelude, job_record
+-- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'),
+-- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
 -- the slot now (1), else it waits (0) for a sender's dispatch to give it a turn. Not taking (its caller will
 -- not send it), it only waits, and one sender is woken to look at the lines (0).
+-- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
+-- whatever stops its maker after, a Redis turned replica or the process itself.
 local pool, job, owner, route = by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
+if ARGV[rest + 5] and create_job(rest + 5, K.after) ~= job then
+  return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
+end
 redis.call('HSET', owners, job, owner)
 if route ~= '*' then redis.call('HSET', routes, job, route) end
 redis.call('ZADD', pool.line, 0, member(owner, job))

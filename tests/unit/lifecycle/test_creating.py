@@ -6,18 +6,22 @@ counts nothing against the key's requests_per_minute. Over HTTP: tests/e2e/api/.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
+from redis.exceptions import NoPermissionError
 
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
+from fluxhook.core.wait_reasons import Place
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps import reconciling
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from helpers import gateway_timing_out
 
@@ -121,3 +125,29 @@ def test_a_submission_in_hand_whose_answer_never_came_is_a_submitted_job_its_bou
     bound = price_bounds.bound(model, price_bounds.request_size(model, {"width": 1024, "height": 1024}))
     assert spent_today(svc, now, key_id=caller.key_id) == job.counted_spend == bound > 0
     assert spent_today(svc, now, key_id=other.key_id) == 0 and svc.store.usage.reserved(now) == 0
+
+
+# Every key but the lines (``fh:line:*``): glob has no "not", so each pattern refuses one more letter of the prefix.
+ALL_BUT_LINES = ("[^f]*", "f[^h]*", "fh[^:]*", "fh:[^l]*", "fh:l[^i]*", "fh:li[^n]*", "fh:lin[^e]*", "fh:line[^:]*")
+
+
+def test_a_job_is_recorded_with_its_place_in_line_or_not_at_all(redis_server, svc, sim):
+    # A Redis that would take the record but not the place in line (here its user may not write the lines; in a
+    # failover, the old primary turned replica between the two; or the process dying there) must not keep a
+    # queued job that no line, slot or sweep would ever send, which a retry of the request would find made.
+    user, caller = f"no-lines-{time.time_ns()}", _key(svc)
+    svc.redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "+@all", *(f"~{p}" for p in ALL_BUT_LINES))
+    try:
+        url = redis_server.url.replace("//", f"//{user}:pw@").replace("/0", f"/{DB}")
+        with pytest.raises(NoPermissionError):
+            create_job(build_services(replace(svc.config, redis_url=url)), caller,
+                       JobRequest(PRO, {"prompt": "[pending] no line"}), submit_here=False)
+    finally:
+        svc.redis.execute_command("ACL", "DELUSER", user)
+
+    for job_id in svc.redis.zrange(KEYS.status(st.QUEUED), 0, -1):
+        job = svc.jobs.get(job_id.decode())
+        placed = svc.slots.look([job])[0][0] != Place.ASIDE or svc.redis.zscore(KEYS.due, job.id) is not None
+        assert placed, f"{job.id} is queued, in no line, holding no slot and not due"
+    made = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] in line"}), submit_here=False)
+    assert svc.slots.waiting_of(caller.key_id) == [made.id] and svc.jobs.list(limit=10)[0] == [made]

@@ -1,0 +1,52 @@
+-- A new job record with its indexes; for a BFL task its owner already tracks (a task is tracked once per owner, each
+-- owner's job its own), the id of the job tracking it.
+--
+-- create_job(at, base): ARGV[at] the spec (JSON, store/jobs.py creation), naming each key by its position in KEYS
+-- after KEYS[base] (in a slot script, its own keys after its layout's): `record`, `indexes` (every job's, its
+-- status's, and its model's and its app key's when it has them), `due_index`, with a bfl_id either `trackers` (a
+-- tracked job's: the jobs tracking that task, by owner) or `bfl_task` (the index of the job fluxhook submitted as
+-- that task), `models` (the set of model names, when it has a model); with `claim`, an Idempotency-Key's claim that
+-- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
+-- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
+-- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none). ARGV[at + 1...]: the record's
+-- field/value pairs. Returns the id of the job made, or of the job tracking the task.
+local function create_job(at, base)
+  local spec = cjson.decode(ARGV[at])
+  local function key(n) return KEYS[base + n] end
+  local id = spec.id
+  local existing
+  if spec.trackers then existing = redis.call('HGET', key(spec.trackers), spec.owner)
+  elseif spec.bfl_task then existing = redis.call('GET', key(spec.bfl_task)) end
+  if existing and existing ~= id and not spec.take_over then return existing end
+  if spec.trackers then redis.call('HSET', key(spec.trackers), spec.owner, id)
+  elseif spec.bfl_task then redis.call('SET', key(spec.bfl_task), id) end
+  redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
+  for _, index in ipairs(spec.indexes) do redis.call('ZADD', key(index), 0, id) end
+  if spec.model ~= '' then redis.call('SADD', key(spec.models), spec.model) end
+  if spec.due ~= '' then redis.call('ZADD', key(spec.due_index), spec.due, id) end
+  local claim = spec.claim
+  if claim then
+    -- The claim names its job in the same step as the job is made, so a repeat of the request finds the job,
+    -- whatever becomes of the first request. A claim that is gone was on a primary that failed over before
+    -- it reached this one: made again here. A claim another request holds now is left alone.
+    local record, callers = key(claim.record), key(claim.callers)
+    local held = redis.call('HMGET', record, 'fingerprint', 'ticket')
+    if not held[1] or (held[1] == claim.fingerprint and held[2] == claim.ticket) then
+      redis.call('HSET', record, 'fingerprint', claim.fingerprint, 'state', 'pending', 'ticket', claim.ticket,
+                 'until', claim['until'], 'job', id)
+      local lives, now = tonumber(claim.lives), tonumber(claim.now)
+      redis.call('PEXPIRE', record, lives)
+      redis.call('ZADD', callers, now + lives, record)
+      redis.call('PEXPIRE', callers, lives)
+    end
+  end
+  if spec.ttl ~= '' then
+    redis.call('EXPIRE', key(spec.record), spec.ttl)
+    if spec.bfl_task then redis.call('EXPIRE', key(spec.bfl_task), spec.ttl) end
+    -- Never shortened: another owner's job of the task may have been made later.
+    if spec.trackers and redis.call('TTL', key(spec.trackers)) < tonumber(spec.ttl) then
+      redis.call('EXPIRE', key(spec.trackers), spec.ttl)
+    end
+  end
+  return id
+end
