@@ -195,6 +195,10 @@ class Keys:
         """Held while a poll confirming a reported failure is queued."""
         return f"{self.prefix}confirm:{job_id}"
 
+    def hint_gap(self, job_id: str) -> str:
+        """Held for a few seconds after a hint on the static URL made the job ask BFL (``steps.applying.hint``)."""
+        return f"{self.prefix}hinted:{job_id}"
+
     def submit_lock(self, job_id: str) -> str:
         """Held while some process sends the job's task to BFL."""
         return f"{self.prefix}submit:{job_id}"

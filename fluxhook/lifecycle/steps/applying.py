@@ -17,6 +17,10 @@ from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change, Terms
 
+# Hints reach BFL at most once per job in this many seconds: anyone holding an account's static secret can send
+# them, and each poll is a request on the account's key at BFL, shared by every tenant.
+HINT_GAP = 5
+
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
@@ -133,11 +137,20 @@ def hint(svc: "Services", job: Job, *, attempt: str | None = None, notes: Notes 
     else:
         if attempt is not None:
             svc.jobs.count(job.id, attempt)
-        # At most one poll waiting per job, however many hints come: a flood of them costs BFL one poll at a time.
-        enqueue_confirm(svc, job.id)
+        if svc.store.locks.acquire(svc.store.keys.hint_gap(job.id), "1", HINT_GAP):
+            enqueue_confirm(svc, job.id)  # at most one waiting per job
+        else:
+            _poll_by(svc, job.id, time.time() + HINT_GAP)  # one more look once the gap ends, so none is lost
         outcome = ReportOutcome.CONFIRM_QUEUED
     metrics.record(svc, notes(outcome))
     return outcome
+
+
+def _poll_by(svc: "Services", job_id: str, when: float) -> None:
+    """The sweep looks at the submitted job by ``when`` at the latest (a look due sooner stays)."""
+    due = svc.jobs.due_at(job_id)
+    if due is None or due > when:
+        svc.jobs.update(job_id, only_in=(st.SUBMITTED,), due=when)
 
 
 def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, origin: Origin, *,

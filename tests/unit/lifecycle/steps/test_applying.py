@@ -13,7 +13,7 @@ from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
-from fluxhook.lifecycle.steps.applying import POLLED, Origin, apply_report, from_callback
+from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint
 from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, download_line
 from helpers import tracked_job
 
@@ -134,3 +134,21 @@ def test_a_proven_ready_outranks_the_unproven_one_the_job_acted_on(svc):
     ready = svc.jobs.get(job.id)
     assert (ready.result_url, ready.ready_proven) == (SAMPLE, True)
     assert _downloads(svc, job) == 1
+
+
+def test_a_flood_of_hints_asks_bfl_once_per_gap_and_loses_none(svc):
+    """Anyone holding the account's static secret can send hints: a flood of them for one job costs BFL one poll
+    per HINT_GAP, and a hint inside the gap brings the sweep's next look to the gap's end rather than being lost."""
+    job = tracked_job(svc, "task-flooded", due=time.time() + 3600)
+    started = time.time()
+
+    outcomes = {hint(svc, svc.jobs.get(job.id), attempt="webhooks") for _ in range(50)}
+
+    queued = svc.queue.get_jobs()
+    assert [(task.func_name, task.args) for task in queued] == [(CONFIRM_TASK, (job.id,))]
+    assert outcomes == {ReportOutcome.CONFIRM_QUEUED}  # the same answer for each, within the gap or not
+    assert started + HINT_GAP <= svc.jobs.due_at(job.id) <= time.time() + HINT_GAP
+    assert svc.jobs.get(job.id).webhooks == 50
+    svc.redis.delete(svc.store.keys.hint_gap(job.id), svc.store.keys.confirm_lock(job.id))  # the gap ends
+    hint(svc, svc.jobs.get(job.id))
+    assert len(svc.queue.get_jobs()) == 2
