@@ -13,7 +13,9 @@ one beside another, changes nothing twice):
 - BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed;
 - a tracked job leaves the task index of a release that tracked a task once (``Keys.bfl_task``) for today's, one job
   per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
-  the mark today's release keeps instead (``KeptCallbacks.mark_reported``).
+  the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
+- a job whose submission's answer never came, which older releases kept ``queued`` (holding its slot) until BFL
+  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again.
 
 One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
 """
@@ -28,10 +30,13 @@ from typing import Callable
 from redis import Redis
 
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.config import Config
 from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.sealing import Sealer
+from fluxhook.core.transitions import QUEUED, SUBMITTED
+from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
@@ -58,10 +63,11 @@ class Migrated:
     accounts: int = 0  # jobs given their task's account
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
+    uncertain: int = 0  # jobs awaiting BFL's word on their task moved from queued to submitted
 
     def changed(self) -> int:
         """How many things it changed."""
-        return self.lines + self.slots + self.accounts + self.sealed + self.tracks
+        return self.lines + self.slots + self.accounts + self.sealed + self.tracks + self.uncertain
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -114,12 +120,14 @@ class _Migration:
         self._kept = LuaScript(connection, "migrate_kept")
         self._tracks = LuaScript(connection, "migrate_tracks")
         self.marks = KeptCallbacks(connection, self.sealer, keys=keys)
+        self.jobs = JobStore(connection, keys=keys, pools=self.pools, accounts=tuple(a.name for a in config.accounts),
+                             sealer=self.sealer)
 
     def run(self) -> Migrated:
         lines, slots = self.old_lines(), self.old_slots()
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies(),
-                        tracks=self.trackers() + self.kept_for_tasks())
+                        tracks=self.trackers() + self.kept_for_tasks(), uncertain=self.uncertain_sends())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -207,6 +215,26 @@ class _Migration:
         for key in self.connection.scan_iter(match=self.keys.legacy_kept_of_account("*")[0], count=BATCH):
             self.connection.delete(key)
         return marked
+
+
+    def uncertain_sends(self) -> int:
+        """Each queued job an older release kept awaiting BFL's word on its task becomes submitted without it: today's
+        sweep would put a queued one back in line, and BFL may have its task."""
+        moved, after = 0, "-"
+        queued = self.keys.status(QUEUED)
+        while ids := [_text(i) for i in self.connection.zrangebylex(queued, after, "+", start=0, num=BATCH)]:
+            after = f"({ids[-1]}"
+            read = self.connection.pipeline(transaction=False)
+            for job_id in ids:
+                read.hmget(self.keys.job(job_id), "uncertain_at", "bfl_id")
+            for job_id, (since, bfl_id) in zip(ids, read.execute(), strict=True):
+                if since and not bfl_id:
+                    at = float(since)
+                    # Its reservation lapses with its lease: the bound is not counted as spent for these few.
+                    moved += bool(self.jobs.transition(job_id, SUBMITTED, only_from=(QUEUED,), submitted_at=at,
+                                                       due=at + TASK_DEADLINE))
+            self.renew()
+        return moved
 
 
 def _text(value) -> str:

@@ -168,3 +168,16 @@ def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_bec
     assert KeptCallbacks(connection, Sealer(config.secret_keys)).was_reported(DEFAULT_ACCOUNT, "task-early")
     assert not list(connection.scan_iter(match=KEYS.legacy_kept_for_task("*", "*")))
     assert not list(connection.scan_iter(match=KEYS.legacy_kept_of_account("*")[0]))
+
+
+def test_a_job_an_older_release_kept_queued_awaiting_its_task_is_submitted_and_never_sent_again(store, connection):
+    awaiting, placed = _queued(store), _queued(store)
+    since = time.time() - 30
+    connection.hset(KEYS.job(awaiting.id), "uncertain_at", since)  # as a release before 2 kept it, holding its slot
+
+    assert migrate(connection, _config(), again=True).uncertain == 1
+
+    moved = store.get(awaiting.id)
+    assert (moved.status, moved.bfl_id, moved.uncertain_at, moved.submitted_at) == (st.SUBMITTED, None, since, since)
+    assert since + 3599 <= store.due_at(awaiting.id) <= since + 3601  # failed at the task's hour if BFL never says
+    assert store.get(placed.id).status == st.QUEUED  # a job that was merely queued is left as it is
