@@ -10,7 +10,7 @@ the attacker got, what the victim saw, a figure, and HOLDS or BROKEN. The stack 
 BFL_WEBHOOK_SECRET set. Everything listens on 127.0.0.1 only; every loop is bounded in requests and time (the
 whole run stays under ten minutes) and the stack stops at the end. Exits 1 when any row is BROKEN.
 
-Only the Redis rows read Redis (INFO, DBSIZE and a scan of every value); everything else an attacker could do is
+Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value); everything else an attacker could do is
 done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task.
 """
 
@@ -505,7 +505,7 @@ def row_forged_tokens(p: Probe) -> Row:
     limit = max(1.0, min(a, b) / 2)
     holds = set(statuses) == {401} and abs(a - b) <= limit and own == 200
     return Row("forged key-shaped tokens (made-up, and V's id + wrong secret)", codes(statuses), f"V's own key {own}",
-               f"median {a:.1f} ms vs {b:.1f} ms (difference {abs(a - b):.1f} ms, limit {limit:.1f})", holds)
+               f"median {a:.1f} ms vs {b:.1f} ms (difference {abs(a - b):.2f} ms, limit {limit:.1f})", holds)
 
 
 def row_rate_limit(p: Probe) -> Row:
@@ -625,8 +625,8 @@ def main() -> None:
     print()
     print_rows(numbered)
     broken = sum(not row.holds for _, row in numbered)
-    print(f"\n{len(numbered) - broken} hold, {broken} broken; {time.monotonic() - probe.started:.0f} s "
-          f"(stack logs in {probe.var_dir})")
+    kept = f" (the stack's logs: {probe.var_dir})" if broken else ""
+    print(f"\n{len(numbered) - broken} hold, {broken} broken; {time.monotonic() - probe.started:.0f} s{kept}")
     if not broken:
         shutil.rmtree(probe.var_dir, ignore_errors=True)
     sys.exit(1 if broken else 0)
