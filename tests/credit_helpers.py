@@ -11,10 +11,12 @@ from devtools.processes import free_port
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
+from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import submission
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.storing import download_and_store
+from fluxhook.store.keys import KEYS
 from helpers import stack_on_db, wait_sim_ready
 
 
@@ -86,3 +88,23 @@ def start_a_fresh_day(running, admin) -> None:
     connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
                       *connection.scan_iter(KEYS.key_budget_held("*")))
     connection.close()
+
+
+class Clock:
+    """Now, and job ids made in creation order (the budget's tests give the scripts their clock)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def job_id(self) -> str:
+        self.now += 0.01
+        return new_job_id(self.now)
+
+
+def settle(svc, job_id: str, credits: float, now: float, key_id: str | None = None) -> None:
+    """BFL answered the job's submission: its price is spent in place of its reservation (as ``_submit`` records it)."""
+    day = accounting.utc_day(now)
+    svc.redis.hincrby(KEYS.usage(day), accounting.SPENT, int(credits * accounting.MICRO))
+    if key_id:
+        svc.redis.hincrby(KEYS.usage(day), accounting.spent_field(key_id), int(credits * accounting.MICRO))
+    svc.store.usage.release(job_id, key_id)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from credit_helpers import priced_within_catalog
+from credit_helpers import Clock, priced_within_catalog, settle
 from fluxhook.credits import accounting, budget
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from fluxhook.store.usage import NEXT_LEASE
-from unit.credits.test_budget_starvation import Clock
 
 DB = 12
 LIMIT = 100  # credits
@@ -38,15 +37,6 @@ def _key(key_id: str, daily_credits: float | None = None) -> AppKey:
 A, B = _key("key_a"), _key("key_b")
 
 
-def _settle(svc, job_id: str, credits: float, now: float, key: AppKey | None = None) -> None:
-    """BFL answered the job's submission: its price is spent in place of its reservation."""
-    day = accounting.utc_day(now)
-    svc.redis.hincrby(KEYS.usage(day), accounting.SPENT, int(credits * MICRO))
-    if key is not None and key.daily_credits is not None:
-        svc.redis.hincrby(KEYS.usage(day), accounting.spent_field(key.id), int(credits * MICRO))
-    svc.store.usage.release(job_id, key.id if key is not None else None)
-
-
 def _order_alone(svc, clock: Clock, waiting: dict[str, AppKey]) -> list[str]:
     """Send alone, one at a time, whichever of ``waiting`` the budget lets go (each asking in turn, in creation
     order), until all have gone: the owners' names in the order they went."""
@@ -57,7 +47,7 @@ def _order_alone(svc, clock: Clock, waiting: dict[str, AppKey]) -> list[str]:
         assert len(admitted) == 1, admitted  # one at a time: the one out alone holds every other
         key = waiting.pop(admitted[0])
         went.append(key.id)
-        _settle(svc, admitted[0], 1, clock.now, key)
+        settle(svc, admitted[0], 1, clock.now, key.id)
     return went
 
 
@@ -72,7 +62,7 @@ def test_two_owners_jobs_that_go_alone_take_turns_by_weight_not_by_arrival(svc, 
     waiting = {clock.job_id(): A for _ in range(4)}  # A's four, all older than B's two
     waiting.update({clock.job_id(): B for _ in range(2)})
     assert all(budget.reserve(svc, job_id, VIDEO, ONE_MP, clock.now, key=key).waits for job_id, key in waiting.items())
-    _settle(svc, live, 3, clock.now)
+    settle(svc, live, 3, clock.now)
     assert _order_alone(svc, clock, waiting) == order
 
 
@@ -86,13 +76,13 @@ def test_a_boundable_job_goes_past_another_owners_jobs_waiting_to_go_alone(svc):
     held = budget.reserve(svc, mine, PRO, ONE_MP, clock.now, key=B)
     assert held.waits and not held.alone  # held by the one out alone only: looked at again at the next sweep
     assert budget.settling_recheck(held) == budget.BOUNDED_RECHECK < budget.ALONE_RECHECK
-    _settle(svc, out, 1, clock.now, A)
+    settle(svc, out, 1, clock.now, A.id)
     # A's twenty waiting records do not hold it: it goes at its next look, before A's next one alone.
     assert budget.reserve(svc, mine, PRO, ONE_MP, clock.now, key=B).amount == 3 * MICRO
     assert budget.reserve(svc, queued[0], VIDEO, ONE_MP, clock.now, key=A).waits  # B's reservation is live
     # A later job of A's own, boundable, keeps its place behind A's own jobs waiting to go alone.
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=A).waits
-    _settle(svc, mine, 3, clock.now, B)
+    settle(svc, mine, 3, clock.now, B.id)
     assert budget.reserve(svc, queued[0], VIDEO, ONE_MP, clock.now, key=A).admitted
 
 
@@ -104,7 +94,7 @@ def test_a_boundable_job_that_waited_through_a_send_alone_goes_before_the_next_o
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
     earlier = clock.job_id()
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=B).waits  # began waiting during A's send
-    _settle(svc, out, 1, clock.now, A)
+    settle(svc, out, 1, clock.now, A.id)
     # A's next looks first, with nothing live: it waits for B's job, which began waiting before it, and closes its gate.
     assert budget.would_reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
@@ -112,10 +102,10 @@ def test_a_boundable_job_that_waited_through_a_send_alone_goes_before_the_next_o
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).waits
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=B).admitted
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits  # B's earlier one is live
-    _settle(svc, earlier, 3, clock.now, B)
+    settle(svc, earlier, 3, clock.now, B.id)
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).waits  # behind the gate
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).admitted
-    _settle(svc, head, 1, clock.now, A)
+    settle(svc, head, 1, clock.now, A.id)
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).admitted
 
 
@@ -130,7 +120,7 @@ def test_a_stream_of_another_owners_boundable_jobs_cannot_hold_back_the_next_one
         assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=B).waits
     assert svc.store.usage.reserved(clock.now) == 6 * MICRO
     for job_id in live:
-        _settle(svc, job_id, 3, clock.now, B)
+        settle(svc, job_id, 3, clock.now, B.id)
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now, key=A).admitted
 
 
@@ -141,7 +131,7 @@ def test_a_boundable_job_that_waited_and_then_vanished_holds_the_next_one_alone_
     head = clock.job_id()
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=B).waits  # then never looks again
-    _settle(svc, out, 1, clock.now, A)
+    settle(svc, out, 1, clock.now, A.id)
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now + NEXT_LEASE + 0.01, key=A).admitted
 
@@ -177,7 +167,7 @@ def test_a_record_left_in_a_shared_limit_goes_once_the_job_waits_only_for_its_ow
     large = clock.job_id()
     assert budget.reserve(svc, large, MAX, LARGE, clock.now, key=mine).waits  # recorded in both limits
     assert svc.redis.hexists(KEYS.budget_held, large)
-    _settle(svc, service_alone, 1, clock.now, other)
+    settle(svc, service_alone, 1, clock.now, other.id)
     assert budget.reserve(svc, own, PRO, ONE_MP, clock.now, key=mine).admitted
     # Now it waits only for its key's own limit (its key's earlier job is live): its record in the service's goes.
     assert budget.reserve(svc, large, MAX, LARGE, clock.now, key=mine).decided_by == "key"

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from credit_helpers import priced_within_catalog
+from credit_helpers import Clock, priced_within_catalog, settle
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
 from fluxhook.credits import accounting, budget
@@ -37,26 +37,6 @@ def svc(make_services):
     return svc
 
 
-class Clock:
-    """Now, and job ids made in creation order."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def job_id(self) -> str:
-        self.now += 0.01
-        return new_job_id(self.now)
-
-
-def _settle(svc, job_id: str, credits: float, now: float, key_id: str | None = None) -> None:
-    """BFL answered the job's submission: its price is spent in place of its reservation (as ``_submit`` records it)."""
-    day = accounting.utc_day(now)
-    svc.redis.hincrby(KEYS.usage(day), accounting.SPENT, int(credits * MICRO))
-    if key_id:
-        svc.redis.hincrby(KEYS.usage(day), accounting.spent_field(key_id), int(credits * MICRO))
-    svc.store.usage.release(job_id, key_id)
-
-
 def test_a_stream_of_cheap_jobs_cannot_hold_back_a_job_that_must_go_alone(svc):
     clock = Clock()
     live = [clock.job_id() for _ in range(2)]
@@ -74,7 +54,7 @@ def test_a_stream_of_cheap_jobs_cannot_hold_back_a_job_that_must_go_alone(svc):
             assert cheap.waits and not cheap.admitted
         assert svc.store.usage.reserved(clock.now) == 3 * MICRO * len(live)
         if tick in (2, 5):
-            _settle(svc, live.pop(0), 3, clock.now)
+            settle(svc, live.pop(0), 3, clock.now)
         look = budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now)
         if live:
             assert look.waits
@@ -86,9 +66,9 @@ def test_a_stream_of_cheap_jobs_cannot_hold_back_a_job_that_must_go_alone(svc):
     # left, the first takes 3; the second's bound no longer fits, so it goes alone once the first has settled, and
     # the third waits behind it.
     assert all(budget.reserve(svc, job_id, PRO, ONE_MP, clock.now).waits for job_id in behind)
-    _settle(svc, alone, 1, clock.now)
+    settle(svc, alone, 1, clock.now)
     assert [budget.reserve(svc, job_id, PRO, ONE_MP, clock.now).admitted for job_id in behind[:3]] == [True, False, False]
-    _settle(svc, behind[0], 3, clock.now)
+    settle(svc, behind[0], 3, clock.now)
     assert budget.reserve(svc, behind[2], PRO, ONE_MP, clock.now).waits
     assert budget.reserve(svc, behind[1], PRO, ONE_MP, clock.now).amount == 2 * MICRO  # alone: all that is left
 
@@ -100,10 +80,10 @@ def test_the_oldest_job_waiting_to_go_alone_goes_first(svc):
     first, second = clock.job_id(), clock.job_id()
     assert budget.reserve(svc, second, "flux-2-max", LARGE, clock.now).waits  # looked at first, but younger
     assert budget.reserve(svc, first, VIDEO, ONE_MP, clock.now).waits
-    _settle(svc, cheap, 3, clock.now)
+    settle(svc, cheap, 3, clock.now)
     assert budget.reserve(svc, second, "flux-2-max", LARGE, clock.now).waits  # behind the older one
     assert budget.reserve(svc, first, VIDEO, ONE_MP, clock.now).admitted
-    _settle(svc, first, 2, clock.now)
+    settle(svc, first, 2, clock.now)
     assert budget.reserve(svc, second, "flux-2-max", LARGE, clock.now).amount == (LIMIT - 5) * MICRO
 
 
@@ -126,7 +106,7 @@ def test_a_keys_job_waiting_to_go_alone_holds_back_only_that_keys_later_jobs(mak
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now).admitted
     later = clock.job_id()
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=mine).waits
-    _settle(svc, earlier, 3, clock.now, mine.id)
+    settle(svc, earlier, 3, clock.now, mine.id)
     went = budget.reserve(svc, large, "flux-2-max", LARGE, clock.now, key=mine)
     assert went.admitted and went.amount == 17 * MICRO  # its bound in the account's limit; all 3 left in its key's
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=mine).waits
@@ -140,7 +120,7 @@ def test_the_accounts_job_waiting_to_go_alone_holds_back_every_keys_later_jobs(s
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).waits
     for key in (_key("key_a", None), _key("key_b", 50), None):
         assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=key).waits
-    _settle(svc, earlier, 3, clock.now)
+    settle(svc, earlier, 3, clock.now)
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).admitted
 
 
@@ -157,7 +137,7 @@ def test_a_job_waiting_to_go_alone_is_not_refused_while_credits_remain(svc):
     assert not refused.admitted and not refused.waits
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).waits
     svc.store.usage.release("job_0")
-    _settle(svc, cheap, 3, clock.now)
+    settle(svc, cheap, 3, clock.now)
     assert budget.reserve(svc, alone, VIDEO, ONE_MP, clock.now).amount == (LIMIT - 3) * MICRO
 
 
@@ -176,7 +156,7 @@ def test_a_job_waiting_to_go_alone_stops_holding_the_others_back_once_it_is_gone
     alone = _queued(svc, clock, VIDEO)
     assert budget.reserve(svc, alone.id, VIDEO, alone.input, clock.now).waits
     later = clock.job_id()
-    _settle(svc, cheap, 3, clock.now)
+    settle(svc, cheap, 3, clock.now)
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now).waits
     if end == "lapses":  # its job vanished without a word (its process died before creating it): no look renews it
         assert budget.reserve(svc, later, PRO, ONE_MP, clock.now + WAITING_LEASE - 1).waits
@@ -203,7 +183,7 @@ def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_still_ahead
     assert not svc.slots.holds(alone) and svc.slots.waiting(alone.pool) == 0 and sim.stats()["submitted"] == 0
     due = svc.jobs.due_at(alone.id)
     assert due <= time.time() + budget.ALONE_RECHECK
-    _settle(svc, cheap, 3, time.time())
+    settle(svc, cheap, 3, time.time())
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [alone.id]
     assert checking.check_job(svc, alone.id, claim) == CheckOutcome.REQUEUED
