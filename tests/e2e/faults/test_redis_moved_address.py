@@ -68,7 +68,8 @@ def test_writes_follow_the_address_to_the_new_primary(moving_address):
     assert resumed - moved_at < 5, resumed - moved_at
     assert 500 not in submitter.statuses, sorted(set(submitter.statuses))
     # A request that made its job, then failed on the old primary, is answered on its retry with that job
-    # (Idempotency-Key); that job is sent by the sweep's repair once its slot's lease (SUBMIT_LEASE) lapses.
+    # (Idempotency-Key). The job is made with its place in line in one step: a worker sends it from there, or,
+    # if it took its slot, the sweep's repair does once the slot's lease (SUBMIT_LEASE) lapses.
     for _, job_id in submitter.acknowledged:
         assert api.wait_for(job_id, timeout=SUBMIT_LEASE + 60)["status"] == "stored", job_id
     assert redis.Redis(port=second.port).info("replication")["role"] == "master"
