@@ -21,8 +21,8 @@ PER_ACCOUNT_POOL = ("slots", "paused")
 
 
 def script_keys(keys: Keys, pools: Sequence[str], accounts: Sequence[Account]) -> list[str]:
-    """The KEYS of every slot script; the one key a script may have of its own (a job's record) follows, at
-    ``K.after + 1`` in Lua."""
+    """The KEYS of every slot script; the keys a script has of its own follow from ``K.after + 1`` in Lua: a job's
+    record, or for a job ``slots_acquire`` makes, the keys of its record's spec (``JobStore.creation``)."""
     found = [getattr(keys, name) for name in SHARED]
     found += [getattr(keys, name)(pool) for pool in pools for name in PER_POOL]
     for account in accounts:
