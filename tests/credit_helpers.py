@@ -108,3 +108,18 @@ def settle(svc, job_id: str, credits: float, now: float, key_id: str | None = No
     if key_id:
         svc.redis.hincrby(KEYS.usage(day), accounting.spent_field(key_id), int(credits * accounting.MICRO))
     svc.store.usage.release(job_id, key_id)
+
+
+# The budget's unit tests' requests: one the catalog bounds, one it cannot, and flux-2-max at its largest.
+PRO = "flux-2-pro"
+ONE_MP = {"prompt": "x", "width": 1000, "height": 1000}  # the catalog bounds it at 3 credits
+VIDEO = "flux-3-video"  # BFL publishes no price for it: it goes alone
+LARGE = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its largest: bound 17 credits
+
+
+def limited_services(make_services, db: int, limit: float):
+    """Services on Redis database ``db`` under a daily limit of ``limit`` credits, flux-2-pro priced within its
+    catalog entry (so its requests are bounded by it)."""
+    svc = make_services(db, BFL_DAILY_CREDIT_LIMIT=str(limit))
+    priced_within_catalog(svc)
+    return svc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from credit_helpers import Clock, priced_within_catalog, settle
+from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
 from fluxhook.credits import accounting, budget
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
@@ -16,18 +16,12 @@ from fluxhook.store.usage import NEXT_LEASE
 DB = 12
 LIMIT = 100  # credits
 MICRO = accounting.MICRO
-PRO = "flux-2-pro"
-ONE_MP = {"prompt": "x", "width": 1000, "height": 1000}  # the catalog bounds it at 3 credits
-VIDEO = "flux-3-video"  # BFL publishes no price for it: it goes alone
 MAX = "flux-2-max"
-LARGE = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its largest: bound 17 credits
 
 
 @pytest.fixture()
 def svc(make_services):
-    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
-    priced_within_catalog(svc)
-    return svc
+    return limited_services(make_services, DB, LIMIT)
 
 
 def _key(key_id: str, daily_credits: float | None = None) -> AppKey:
@@ -86,12 +80,18 @@ def test_a_boundable_job_goes_past_another_owners_jobs_waiting_to_go_alone(svc):
     assert budget.reserve(svc, queued[0], VIDEO, ONE_MP, clock.now, key=A).admitted
 
 
-def test_a_boundable_job_that_waited_through_a_send_alone_goes_before_the_next_one_alone(svc):
-    clock = Clock()
+def _one_out_alone_and_one_waiting(svc, clock: Clock) -> tuple[str, str]:
+    """Key A's job out alone and its next one waiting to go alone: their ids."""
     out = clock.job_id()
     assert budget.reserve(svc, out, VIDEO, ONE_MP, clock.now, key=A).admitted
     head = clock.job_id()
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
+    return out, head
+
+
+def test_a_boundable_job_that_waited_through_a_send_alone_goes_before_the_next_one_alone(svc):
+    clock = Clock()
+    out, head = _one_out_alone_and_one_waiting(svc, clock)
     earlier = clock.job_id()
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=B).waits  # began waiting during A's send
     settle(svc, out, 1, clock.now, A.id)
@@ -126,10 +126,7 @@ def test_a_stream_of_another_owners_boundable_jobs_cannot_hold_back_the_next_one
 
 def test_a_boundable_job_that_waited_and_then_vanished_holds_the_next_one_alone_back_briefly(svc):
     clock = Clock()
-    out = clock.job_id()
-    assert budget.reserve(svc, out, VIDEO, ONE_MP, clock.now, key=A).admitted
-    head = clock.job_id()
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
+    out, head = _one_out_alone_and_one_waiting(svc, clock)
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=B).waits  # then never looks again
     settle(svc, out, 1, clock.now, A.id)
     assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from credit_helpers import Clock, priced_within_catalog, settle
+from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
@@ -24,17 +24,11 @@ from fluxhook.store.usage import WAITING_LEASE
 DB = 12
 LIMIT = 12  # credits
 MICRO = accounting.MICRO
-PRO = "flux-2-pro"
-ONE_MP = {"prompt": "x", "width": 1000, "height": 1000}  # the catalog bounds it at 3 credits
-VIDEO = "flux-3-video"  # BFL publishes no price for it: it goes alone
-LARGE = {"prompt": "x", "width": 4096, "height": 4096}  # flux-2-max at its largest: bound 17 credits
 
 
 @pytest.fixture()
 def svc(make_services):
-    svc = make_services(DB, BFL_DAILY_CREDIT_LIMIT=str(LIMIT))
-    priced_within_catalog(svc)
-    return svc
+    return limited_services(make_services, DB, LIMIT)
 
 
 def test_a_stream_of_cheap_jobs_cannot_hold_back_a_job_that_must_go_alone(svc):
