@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from functools import wraps
 
 import redis
@@ -10,7 +12,7 @@ from flask import Flask, Response, g, make_response, request
 
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
-from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold
+from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT
 
@@ -25,6 +27,58 @@ REPLAYED = "Idempotent-Replayed"
 # The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
 KEY_CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+# A key Redis would not free (a primary turned replica in a failover, or out of reach for a moment) is freed
+# again from a thread of this process, every RELEASE_INTERVAL s for RELEASE_TRIES tries (a failover's worth):
+# else the client's retry of the 5xx, which SPEC §3 allows, is answered 409 until the whole claim lapses.
+RELEASE_INTERVAL = 0.5
+RELEASE_TRIES = 60
+# Keys waiting to be freed at once, at most; past it one waits for its claim's lease.
+RELEASE_BACKLOG = 1000
+
+
+class LateReleases:
+    """Keys not freed when their request ended, freed again by one thread while Redis refuses, then left."""
+
+    def __init__(self, interval: float = RELEASE_INTERVAL, tries: int = RELEASE_TRIES):
+        self.interval, self.tries = interval, tries
+        self._waiting: list[tuple[IdempotencyStore, Hold, int]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, store: IdempotencyStore, held: Hold) -> bool:
+        """Free ``held`` once ``store`` accepts the write; False when too many wait already."""
+        with self._lock:
+            if len(self._waiting) >= RELEASE_BACKLOG:
+                return False
+            self._waiting.append((store, held, self.tries))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="idempotency-release", daemon=True)
+                self._thread.start()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                waiting, self._waiting = self._waiting, []
+            again = [(store, held, tries - 1) for store, held, tries in waiting if not _freed(store, held) and tries > 1]
+            with self._lock:
+                self._waiting.extend(again)
+                if not self._waiting:
+                    self._thread = None
+                    return
+
+
+def _freed(store: IdempotencyStore, held: Hold) -> bool:
+    try:
+        store.abandon(held.claim, held.ticket)
+    except redis.RedisError:
+        return False
+    log.info("idempotency key freed once Redis took writes again")
+    return True
+
+
+LATE_RELEASES = LateReleases()
 
 
 def idempotent(view):
@@ -105,8 +159,11 @@ def init_app(app: Flask) -> None:
         # No answer was kept (this process failed, or Redis did while keeping it): the client may retry.
         held = g.pop("idempotency_claim", None)
         if held is not None:
+            store = services().store.idempotency
             try:
-                services().store.idempotency.abandon(held.claim, held.ticket)
+                store.abandon(held.claim, held.ticket)
             except redis.RedisError as error:
-                log.warning("idempotency key not freed; it is free once its claim lapses",
+                later = LATE_RELEASES.add(store, held)
+                log.warning("idempotency key not freed; tried again while Redis refuses" if later else
+                            "idempotency key not freed; it is free once its claim lapses",
                             extra={"error": type(error).__name__})
