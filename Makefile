@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover probe-tenants image-check screenshots clean
+.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -139,6 +139,11 @@ soak: $(VENV)/.installed
 # each failover's seconds of unavailable writes.
 chaos-failover: $(VENV)/.installed
 	$(PY) -m devtools.chaos_failover
+
+# `make test` in RUNS (default 5) fresh clones one after another, as CI runs it; HOG=hog keeps a core busy beside
+# each. One line a run (verdict, seconds, counts, what failed) in var/fresh-runs.log. About 17 minutes a run.
+fresh-runs:
+	sh devtools/fresh_runs.sh $(or $(RUNS),5) $(HOG)
 
 # An attacker's probe of tenancy: one app key against another over HTTP, on a stack with BFL answering after 1 s;
 # one row per attack, HOLDS or BROKEN, in under 3 minutes (docs/hostile-clients.md, "The tenant probe").
