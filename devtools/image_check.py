@@ -546,8 +546,9 @@ def graceful_stop(report: Report, service: Service, sim: str, worker: str) -> No
     took = time.monotonic() - started
     code = _inspect(worker, "{{.State.ExitCode}}")
     log = podman("logs", worker, timeout=30).stdout + podman("logs", worker, timeout=30).stderr
-    # worker.lanes writes this line for each task still in hand when the grace ends, as it hands it back to RQ.
-    handed_back = log.count("task in hand handed back to the queue")
+    # worker.inprocess writes this line for each task it puts back in its queue once the grace ends: a download
+    # stopped at its next piece ("stuck": false) or, waiting on the delivery host's answer, given back by its lane.
+    handed_back = log.count("task in hand handed back to the queue: the worker is stopping")
     report.fact("worker stop", f"exited {code} after {took:.1f} s; {handed_back} task(s) announced for hand-back")
     report.check(f"worker stopped by SIGTERM within the {GRACE} s grace, not SIGKILLed",
                  took < GRACE and code != "137", f"{took:.1f} s, exit code {code}")

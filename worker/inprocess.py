@@ -6,10 +6,14 @@ heartbeat thread (one for the worker's life) keeps RQ's record of the running ta
 worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
 with a work horse. RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
 written again: round trips to Redis were the worker's own main cost.
+
+A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
+gives back while stuck in a read) goes back to the front of its queue as it was: not failed, no retry spent.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -22,6 +26,10 @@ from rq.registry import clean_registries
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
+
+from fluxhook.core.stopping import StopRequested
+
+log = logging.getLogger("fluxhook.worker")
 
 # At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
 HEARTBEAT_EVERY = 1.0
@@ -70,20 +78,74 @@ class InProcessWorker(SimpleWorker):
         held = getattr(self, "_in_hand", None)
         return held[0].id if held is not None else None
 
-    def give_back_task(self, why: str) -> bool:
-        """From another thread: record the task in hand as failed with ``why``, so RQ retries it now (if it has
-        retries left), rather than once its heartbeat lapses. For a task stuck where no exception reaches it (a
-        socket read): the process is about to end. True if there was one."""
-        lock = getattr(self, "_beat_lock", None)
-        if lock is None:
-            return False
-        with lock:
-            held, self._in_hand = self._in_hand, None
+    def give_back_task(self) -> bool:
+        """From another thread, the process being about to end: put the task in hand back in its queue (see
+        ``_put_back``), for a task stuck where it does not look whether the worker wants it back (a socket read
+        that ends only at its timeout). True if there was one."""
+        held = self._let_go(None, handing_back=True)
         if held is None:
             return False
         job, execution, _ = held
-        self.handle_job_failure(job, Queue(job.origin, connection=self.connection), exc_string=why, execution=execution)
+        self._put_back(job, Queue(job.origin, connection=self.connection), execution, stuck=True)
         return True
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        # A task that stopped because the worker wants it back did not fail: no error line, no traceback.
+        # RQ calls handle_job_failure next, in this thread, which puts it back.
+        if isinstance(exc_info[1], StopRequested):
+            self._stopped_task = job.id
+            return
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry=None, exc_string="",
+                           execution=None) -> None:
+        stopped = getattr(self, "_stopped_task", None) == job.id
+        self._stopped_task = None
+        if not self._ending_is_mine(job):
+            return
+        if stopped:
+            self._put_back(job, queue, execution, stuck=False)
+            return
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
+        if self._ending_is_mine(job):
+            super().handle_job_success(job, queue, started_job_registry, execution)
+
+    def _ending_is_mine(self, job: Job) -> bool:
+        """Whether to record how ``job`` ended: not if its lane gave it back to the queue while it ran (a read that
+        ended after all, the process not gone yet), for it is the queue's again, maybe another worker's."""
+        self._let_go(job)
+        return job.id not in getattr(self, "_handed_back", ())
+
+    def _let_go(self, job: Job | None, handing_back: bool = False) -> tuple | None:
+        """Take the task in hand (``job``, or whichever it is for None) from the heartbeat thread: what was held,
+        or None if that task is not in hand (any more). Under the heartbeat's lock, so a task's own end and its
+        lane's giving it back never both happen."""
+        lock = getattr(self, "_beat_lock", None)
+        if lock is None:
+            return None
+        with lock:
+            held = self._in_hand
+            if held is None or (job is not None and held[0].id != job.id):
+                return None
+            self._in_hand = None
+            if handing_back:
+                self._handed_back = {*getattr(self, "_handed_back", ()), held[0].id}
+        return held
+
+    def _put_back(self, job: Job, queue: Queue, execution, *, stuck: bool) -> None:
+        """Put a task the stopping worker takes back at the front of its queue, its attempt not counted: RQ's own
+        retry would spend one (a Retry's interval late), and fail the task on its last; the stop is no fault of
+        the task's. One line says so for each task, and whether it was ``stuck`` (in a read, given back by its
+        lane) or stopped by itself."""
+        with self.connection.pipeline() as pipe:
+            pipe.multi()  # one transaction: RQ's enqueue_job opens it if no command came before, else refuses
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            queue.enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        log.warning("task in hand handed back to the queue: the worker is stopping",
+                    extra={"task": job.id, "queue": queue.name, "stuck": stuck})
 
     def give_back_lost_tasks(self, why: str) -> int:
         """Record as failed with ``why`` every task Redis still says this worker is running, so RQ retries each

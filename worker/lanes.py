@@ -7,14 +7,15 @@ heartbeats and task records: a task still survives its worker's death (RQ finds 
 retries it) and is retried as RQ's ``Retry`` says. Every lane lists the queues deadline first
 (``worker.run``): the sweep's checks, then downloads, then thumbnails.
 
-Stopping belongs to the process's main thread, where signals arrive: ``stop_taking`` lets each lane
-finish its task and take no other; ``hand_back`` interrupts a task still running, which RQ then
-retries, as its HerokuWorker does with a work horse on SIGTERM.
+Stopping belongs to the process's main thread, where signals arrive (``stop``): each lane finishes its task
+and takes no other; once the grace is over the process asks for the tasks back (``fluxhook.core.stopping``), and
+a download stops at its next piece, to go back to the front of its queue as it was (``InProcessWorker``). A
+task still in hand a moment later is stuck in a read that would end only at its timeout: its lane gives it back
+to the queue the same way, and the process ends without waiting for the read.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ from typing import Callable
 
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import ShutDownImminentException
 from rq.worker import WorkerStatus
+
+from fluxhook.core import stopping
 
 from .inprocess import InProcessWorker
 
@@ -41,8 +43,8 @@ MAINTENANCE_INTERVAL = 15
 # How often the worker beats for the running task; a killed worker's task counts as abandoned this long
 # plus inprocess.HEARTBEAT_GRACE after its last beat (RQ's default is 30 s).
 JOB_MONITORING_INTERVAL = 10
-# How long a handed-back task gets to end by itself before RQ is told to retry it (its lane may be in a
-# socket read, where the exception that hands it back cannot reach it until the read ends).
+# How long a task asked back gets to stop by itself (a download stops at its next piece, a second at most on a
+# live connection) before its lane gives it back while the task is still in a read.
 HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
@@ -50,14 +52,6 @@ REDIS_RETRY_INTERVAL = 1.0
 # over may lack the end of the worker's last task (RQ retried its own lost connection, so the lane never
 # heard of it), and would hold that task as running until its heartbeat lapsed.
 IDLE_CHECK_EVERY = 5.0
-
-
-class HandedBack(ShutDownImminentException):
-    """Raised in a lane whose task the process hands back to RQ (it is stopping); RQ retries the task."""
-
-    def __init__(self, *args):
-        # Raised by the interpreter from its class alone (see Lane.hand_back), so it takes no arguments.
-        super().__init__("the worker is stopping: the task goes back to the queue", {})
 
 
 class Lane(threading.Thread):
@@ -82,20 +76,17 @@ class Lane(threading.Thread):
     def busy(self) -> bool:
         return self._busy
 
-    def hand_back(self) -> None:
-        """Interrupt the task in hand, if any: RQ records it failed and retries it. One line says so for each task,
-        whichever way it then goes back (here, or by ``give_back``)."""
-        worker = self._current
-        if self._busy and self.ident is not None:
-            log.warning("task in hand handed back to the queue: the worker is stopping",
-                        extra={"lane": self.name, "task": worker.task_in_hand() if worker else None})
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(HandedBack))
-
     def give_back(self) -> None:
-        """A task still in hand after ``hand_back`` is stuck where no exception reaches it: have RQ retry it now."""
+        """The task still in hand is stuck in a read after the grace: put it back in its queue now."""
         worker = self._current
-        if self._busy and worker is not None and worker.give_back_task("the worker stopped before the task ended"):
-            log.warning("task handed back to RQ while its lane was still at it", extra={"lane": self.name})
+        if not self._busy or worker is None:
+            return
+        try:
+            worker.give_back_task()
+        except RedisError as exc:
+            # RQ's maintenance retries it once its heartbeat lapses, as a killed worker's.
+            log.warning("task in hand left to RQ: Redis did not answer", extra={"lane": self.name,
+                                                                               "error": type(exc).__name__})
 
     def run(self) -> None:
         lost: InProcessWorker | None = None
@@ -143,8 +134,6 @@ class Lane(threading.Thread):
             self._busy = True
             try:
                 worker.execute_job(*taken)
-            except HandedBack:
-                pass  # arrived just after the task ended: nothing is left to hand back
             finally:
                 self._busy = False
             worker.heartbeat()
@@ -175,18 +164,13 @@ def start(connection, queues: list[Queue], log_level: str, after_task: Callable[
 
 
 def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) -> None:
-    """Stop ``lanes``: each finishes its task, or has it handed back to RQ after ``hand_back_after`` seconds
+    """Stop ``lanes``: each finishes its task, or has it handed back to its queue after ``hand_back_after`` seconds
     (at once when ``cold()`` turns true: a second stop signal)."""
     for lane in lanes:
         lane.stop_taking()
-    deadline = time.monotonic() + hand_back_after
-    while any(lane.busy for lane in lanes) and time.monotonic() < deadline and not cold():
-        time.sleep(0.05)  # the lanes' tasks end in their own threads: nothing to wait on but the clock
-    for lane in lanes:
-        lane.hand_back()
-    deadline = time.monotonic() + HAND_BACK_GRACE
-    for lane in lanes:
-        lane.join(max(0.0, deadline - time.monotonic()))
+    _wait_idle(lanes, hand_back_after, cold)
+    stopping.request()
+    _wait_idle(lanes, HAND_BACK_GRACE, lambda: False)
     for lane in lanes:
         lane.give_back()
     # One wait for them all: a lane still stuck in a read holds nothing now, and a wait of its own for each
@@ -194,3 +178,9 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
     deadline = time.monotonic() + DEQUEUE_TIMEOUT + 1.0
     for lane in lanes:
         lane.join(max(0.0, deadline - time.monotonic()))
+
+
+def _wait_idle(lanes: list[Lane], seconds: float, cold: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while any(lane.busy for lane in lanes) and time.monotonic() < deadline and not cold():
+        time.sleep(0.05)  # the lanes' tasks end in their own threads: nothing to wait on but the clock

@@ -19,8 +19,8 @@ from fluxhook.store.queues import thumbnail_queue
 
 from . import cron, feeding, lanes, runtime, sending
 
-# After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue
-# (and retried): well inside the 30 s a PaaS waits before SIGKILL.
+# After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
+# again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
 IMMINENT_SHUTDOWN_DELAY = 10
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5

@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 import requests
 from PIL import Image, UnidentifiedImageError
 
+from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import (
     DownloadError,
@@ -112,7 +113,8 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
     """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
     an MP4 (up to ``limits.video``), judged by its bytes, and probed.
 
-    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult.
+    Raises HostNotAllowed, ResultURLExpired, TransientDownloadError, ImageTooLarge or InvalidResult (or, in a
+    stopping worker, StopRequested).
     """
     if isinstance(limits, int):
         limits = SizeLimits(limits, limits)
@@ -218,13 +220,16 @@ def _read_head(chunks: Iterator[bytes]) -> bytes:
 def _stream(head: bytes, chunks: Iterator[bytes], out: BinaryIO, max_bytes: int, seconds: float, *,
             threaded: bool) -> tuple[str, int]:
     """Receive the body while (``threaded``) other threads hash and write what came before: the network,
-    sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them."""
+    sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them.
+
+    Raises StopRequested at the next piece once a stopping worker wants its tasks back (see stopping)."""
     digest = hashlib.sha256()
     size = 0
     # The read timeout bounds each wait; this bounds the whole body against a host that trickles bytes.
     deadline = time.monotonic() + seconds
     with (_Writer if threaded else _InlineWriter)(out, digest) as writer:
         for chunk in itertools.chain((head,), chunks):
+            stopping.check()
             if time.monotonic() > deadline:
                 raise TransientDownloadError(f"the download took longer than {round(seconds)} s")
             size += len(chunk)

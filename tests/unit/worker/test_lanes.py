@@ -1,6 +1,7 @@
-"""The lanes' stop (worker/lanes.py): each task still in hand when the grace ends is handed back to RQ, one line
-saying so for each, and lanes stuck where the hand-back's exception cannot reach them (a blocking read) are
-waited for together, not one after another: a pool's member must stop inside its supervisor's STOP_TIMEOUT."""
+"""The lanes' stop (worker/lanes.py): once the grace is over the process asks for its tasks back; a download stops
+at its next piece and goes back to the front of its queue as it was (no attempt counted), one line saying so for
+each task; lanes stuck in a read are given back the same way, and waited for together, not one after another: a
+pool's member must stop inside its supervisor's STOP_TIMEOUT."""
 
 from __future__ import annotations
 
@@ -8,22 +9,45 @@ import logging
 import threading
 import time
 
+import pytest
 from rq import Queue, Retry
 from rq.job import JobStatus
 
 from devtools.processes import wait_until
-from worker import lanes
+from fluxhook.core import stopping
+from fluxhook.core.chunks import CHUNK
+from fluxhook.media.fetch import fetch_file
+from worker import lanes, runtime
 from worker.processes import STOP_TIMEOUT
 
 # Released at the end of the test: until then a task waits on it as a download waits on a socket, in C, where
-# the hand-back's exception is not raised until the wait ends.
+# it cannot look whether the worker wants it back.
 _gate = threading.Lock()
+HANDED_BACK = "task in hand handed back to the queue: the worker is stopping"
+
+
+@pytest.fixture(autouse=True)
+def _withdrawn():
+    """The stop is process-wide: the tests' process goes on after it."""
+    yield
+    stopping.withdraw()
 
 
 def stuck() -> None:
     """A task that blocks in C until the test releases the gate."""
     with _gate:
         pass
+
+
+def download(url: str) -> int:
+    """A download task: the bytes at ``url`` into the store's upload file; how many."""
+    svc = runtime.services()
+    with fetch_file(svc.http, url, svc.config.result_host_allowlist, 8 * CHUNK, svc.storage.new_upload) as fetched:
+        return fetched.size
+
+
+def _announced(caplog) -> list[str]:
+    return [r.task for r in caplog.records if r.getMessage() == HANDED_BACK]
 
 
 def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_grace_and_one_wait(make_services,
@@ -43,9 +67,56 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
         # Before: 0.2 + HAND_BACK_GRACE + 2 s for each stuck lane (10.2 s), past a member's share of STOP_TIMEOUT.
         assert took < 0.2 + lanes.HAND_BACK_GRACE + lanes.DEQUEUE_TIMEOUT + 1.0 + 1.0, took
         assert took + 10 < STOP_TIMEOUT  # the grace (run.IMMINENT_SHUTDOWN_DELAY) and this fit the supervisor's wait
-        announced = [r for r in caplog.records if r.getMessage().startswith("task in hand handed back")]
-        assert sorted(r.task for r in announced) == sorted(t.id for t in tasks)
-        # Each goes back through RQ's own path: failed with a retry left, so it is scheduled to run again.
-        assert {t.get_status(refresh=True) for t in tasks} == {JobStatus.SCHEDULED}
+        assert sorted(_announced(caplog)) == sorted(t.id for t in tasks)
+        # Back in the queue as they were: queued, no retry spent (a stop is no fault of theirs), none running.
+        for task in tasks:
+            task.refresh()
+            assert (task.get_status(), task.retries_left) == (JobStatus.QUEUED, 1)
+        assert sorted(queue.get_job_ids()) == sorted(t.id for t in tasks)
+        assert queue.started_job_registry.get_job_ids(cleanup=False) == []
     finally:
         _gate.release()
+
+
+def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and_runs_again_whole(
+        make_services, spy, caplog):
+    svc = make_services(7)
+    runtime.init(svc)
+    queue = Queue("lanes-stop-test", connection=svc.redis)
+    first, rest = b"\x01" * (CHUNK + 1), b"\x02" * CHUNK
+
+    class Paced(list):
+        """The first piece at once, the next only once the worker wants its tasks back: the download is in flight
+        (between two pieces) when the stop comes, and gets its next piece after it."""
+
+        def __iter__(self):
+            yield first
+            wait_until(stopping.requested, timeout=30, message="the worker to want its tasks back")
+            yield rest
+
+    url = spy.route("/slow-body.bin", body=Paced())
+    task = queue.enqueue(download, url, retry=Retry(max=1, interval=60))
+    waiting = queue.enqueue(download, url)  # behind it in line (one lane): the handed-back task goes before it
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1)
+    wait_until(lambda: running[0].busy and spy.hits, timeout=20, message="the download in flight")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
+        lanes.stop(running, hand_back_after=0.2, cold=lambda: False)
+    took = time.monotonic() - started
+
+    assert took < 0.2 + lanes.HAND_BACK_GRACE, took  # it stopped by itself: its lane did not give it back
+    assert _announced(caplog) == [task.id]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a stop, not a failure
+    task.refresh()
+    assert (task.get_status(), task.retries_left) == (JobStatus.QUEUED, 1)
+    assert queue.get_job_ids() == [task.id, waiting.id]
+    assert queue.started_job_registry.get_job_ids(cleanup=False) == []
+
+    stopping.withdraw()  # the restart: the same task, whole this time
+    spy.route("/slow-body.bin", body=first + rest)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1)
+    try:
+        wait_until(lambda: task.get_status(refresh=True) == JobStatus.FINISHED, timeout=20, message="the download")
+        assert task.return_value() == len(first + rest)
+    finally:
+        lanes.stop(running, hand_back_after=5, cold=lambda: False)
