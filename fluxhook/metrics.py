@@ -12,7 +12,8 @@ import logging
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from redis.exceptions import RedisError
+from redis import Redis
+from redis.exceptions import RedisError, ResponseError
 
 from fluxhook.store.effects import CountMetrics, Effect
 
@@ -123,3 +124,21 @@ def gauge(name: str, help_text: str, values: dict[tuple[str, ...], float], label
     for label_values, value in values.items():
         family.add_metric(list(label_values), value)
     return family
+
+
+def redis_families(connection: Redis) -> Iterable:
+    """Commands the Redis server processed (``INFO stats``), in all and by command (``INFO commandstats``), as
+    counters read at scrape time: what fluxhook asks of Redis, every client of that server's included."""
+    total = CounterMetricFamily("fluxhook_redis_commands_processed", "Commands the Redis server processed since it "
+                                                                     "started (INFO stats total_commands_processed).")
+    by_command = CounterMetricFamily("fluxhook_redis_command_calls", "Calls of each Redis command since the server "
+                                                                     "started (INFO commandstats).", labels=("command",))
+    try:
+        total.add_metric([], float(connection.info("stats")["total_commands_processed"]))
+        for section, stats in connection.info("commandstats").items():
+            by_command.add_metric([section.removeprefix("cmdstat_")], float(stats["calls"]))
+    except ResponseError:
+        # A managed Redis may refuse INFO or a section of it: the families then have no series, the scrape goes on.
+        log.warning("Redis refused INFO: no Redis command metrics")
+    yield total
+    yield by_command

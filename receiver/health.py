@@ -8,8 +8,11 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
+from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, balance, reports
 from fluxhook.lifecycle import readiness
+from fluxhook.lifecycle.steps import waits
+from fluxhook.lifecycle.steps.key_limits import key_route
 
 from .auth import require_metrics_reader
 from .context import services
@@ -68,12 +71,29 @@ class _Snapshot:
                                                        "reason.",
                        {(a.account.name, a.cooling.reason): 1 for a in accounts if a.cooling is not None},
                        ("account", "reason"))
+        yield fm.gauge("fluxhook_jobs_waiting", "Queued jobs waiting, by why (SPEC §11; one waiting aside whose reason "
+                                               "is not recorded is in none).",
+                       {(reason,): n for reason, n in _waiting(svc).items()}, ("reason",))
         yield from _credits(svc, time.time())
+        yield from fm.redis_families(svc.redis)
         queues = (svc.queue, svc.control_queue)
         yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
                        {(q.name,): q.count for q in queues}, ("queue",))
         yield fm.gauge("fluxhook_failed_tasks", "Tasks in an RQ queue's failed registry.",
                        {(q.name,): q.failed_job_registry.count for q in queues}, ("queue",))
+
+
+def _waiting(svc) -> dict[str, int]:
+    """How many queued jobs wait for each reason, every app key's and the admin tokens' together; every reason
+    named, at 0 when none waits for it, so a panel's series do not come and go."""
+    keys = svc.store.app_keys.all()
+    # None: the admin tokens' jobs, one owner.
+    jobs = waits.of_keys(svc, [None, *(key.id for key in keys)], {key.id: key_route(svc, key) for key in keys})
+    counts = dict.fromkeys(map(str, WaitReason), 0)
+    for key_jobs in jobs.values():
+        for reason, n in key_jobs.by_reason.items():
+            counts[reason] = counts.get(reason, 0) + n
+    return counts
 
 
 def _credits(svc, now: float):
