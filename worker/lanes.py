@@ -43,8 +43,8 @@ MAINTENANCE_INTERVAL = 15
 # How often the worker beats for the running task; a killed worker's task counts as abandoned this long
 # plus inprocess.HEARTBEAT_GRACE after its last beat (RQ's default is 30 s).
 JOB_MONITORING_INTERVAL = 10
-# How long a task asked back gets to stop by itself (a download stops at its next piece, a second at most on a
-# live connection) before its lane gives it back while the task is still in a read.
+# How long a task asked back gets to stop by itself (a download stops at its next piece: a second away at the
+# slowest rate media.fetch accepts) before its lane gives it back while the task is still in a read.
 HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
@@ -171,13 +171,16 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
     _wait_idle(lanes, hand_back_after, cold)
     stopping.request()
     _wait_idle(lanes, HAND_BACK_GRACE, lambda: False)
-    for lane in lanes:
+    stuck = [lane for lane in lanes if lane.busy]
+    for lane in stuck:
         lane.give_back()
-    # One wait for them all: a lane still stuck in a read holds nothing now, and a wait of its own for each
-    # (4 stuck lanes: 8 s) took a pool's member past its supervisor's STOP_TIMEOUT, to be killed.
+    # The others end their wait for a task (DEQUEUE_TIMEOUT) and sign off, waited for together. Not the stuck
+    # ones: they hold nothing now, and would keep the process until their read's timeout (a wait of 2 s for
+    # each took a pool's member past its supervisor's STOP_TIMEOUT, to be killed).
     deadline = time.monotonic() + DEQUEUE_TIMEOUT + 1.0
     for lane in lanes:
-        lane.join(max(0.0, deadline - time.monotonic()))
+        if lane not in stuck:
+            lane.join(max(0.0, deadline - time.monotonic()))
 
 
 def _wait_idle(lanes: list[Lane], seconds: float, cold: Callable[[], bool]) -> None:

@@ -3,6 +3,8 @@ misbehaving BFL. Each test runs its own Redis (AOF on) and the Procfile's proces
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import threading
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 import requests
+from PIL import Image
 from rq import Worker
 
 from conftest import API, ready_payload, service_env
@@ -21,7 +24,10 @@ from fluxhook.core.config import Config
 from fluxhook.core.sealing import Sealer
 from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
-from worker.lanes import LANES
+from worker.lanes import HAND_BACK_GRACE, LANES
+from worker.run import IMMINENT_SHUTDOWN_DELAY
+
+HANDED_BACK = "task in hand handed back to the queue: the worker is stopping"
 
 
 class FaultStack(Stack):
@@ -188,6 +194,60 @@ def test_sigterm_hands_back_a_task_too_long_for_the_grace_period(faults, sim):
     _stored_exactly_once(api, sim, [job], faults)
 
 
+@pytest.fixture()
+def faults_large(simulator, _spies, tmp_path):
+    """A FaultStack that takes images of up to 64 MiB: downloads that last longer than a stop's grace."""
+    yield from _fault_stack(simulator, _spies, tmp_path, MAX_IMAGE_BYTES=str(64 * 1024 * 1024))
+
+
+def _noise_png(side: int) -> bytes:
+    """A PNG of ``side``² random pixels, stored uncompressed: 3 bytes a pixel, whatever the pixels."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, format="PNG", compress_level=0)
+    return out.getvalue()
+
+
+def test_sigterm_stops_downloads_mid_body_at_their_next_piece_and_the_jobs_are_stored_after_the_restart(
+        faults_large, spy):
+    api = API(faults_large.base_url)
+    body = _noise_png(3600)  # 39 MB: 18 s at the host's pace, past the 10 s grace
+    piece, fast = 256 * 1024, threading.Event()
+
+    class Paced(list):
+        """The delivery host's body at 2 MiB/s (a quarter MiB every 1/8 s) until ``fast`` is set."""
+
+        def __iter__(self):
+            for start in range(0, len(body), piece):
+                if not fast.is_set():
+                    fast.wait(1 / 8)  # the host's pace, not a test waiting for something
+                yield body[start:start + piece]
+
+    url = spy.route("/paced.png", body=Paced(), headers={"Content-Type": "image/png"})
+    jobs = [api.submit(f"[pending] mid-body {n}") for n in range(LANES)]
+    for job in jobs:
+        assert api.callback(job["id"], ready_payload(job["bfl_id"], url)).status_code == 200
+    wait_until(lambda: len(spy.hits) >= LANES, timeout=20, message="a download in every lane")
+    started = time.monotonic()
+    assert faults_large.kill("worker", signal.SIGTERM) == 0
+    took = time.monotonic() - started
+
+    log = (faults_large.var_dir / "worker.log").read_text()
+    lines = [json.loads(line) for line in log.splitlines() if HANDED_BACK in line]
+    # Each stopped at its next piece, by itself: none was still in a read for its lane to give back.
+    assert [line["stuck"] for line in lines] == [False] * LANES, lines
+    assert took < IMMINENT_SHUTDOWN_DELAY + HAND_BACK_GRACE, took
+    assert "exception raised while executing" not in log  # a stop, not a failure
+    assert {api.job(j["id"])["status"] for j in jobs} == {"ready"}
+
+    fast.set()
+    faults_large.start("worker")
+    for job in jobs:
+        done = api.wait_for(job["id"], timeout=60)
+        # Downloaded twice, once cut off: the stop spent no retry, and nothing else went wrong.
+        assert (done["status"], done["attempts"]["downloads"]) == ("stored", 2), done
+        assert requests.get(done["image"]["url"], timeout=30).content == body
+
+
 # -- 2b. a pool of workers under one command (WORKER_PROCESSES) ---------------------------------
 
 def _members(stack: FaultStack) -> set[int]:
@@ -242,7 +302,7 @@ def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, s
     log = (pooled.var_dir / "worker.log").read_text()
     assert "cold shut down" not in log
     assert "did not stop in time" not in log  # warmly: no member outlived its supervisor's wait, to be killed
-    assert log.count("task in hand handed back to the queue") >= in_hand >= 2
+    assert log.count(HANDED_BACK) >= in_hand >= 2
     sim.settings(delivery_delay=0)
     pooled.start("worker")
     _stored_exactly_once(api, sim, jobs, pooled)
