@@ -1,24 +1,34 @@
 """The dashboard fits the window, in headless Chromium: measured from the layout, not by eye.
 
 The job list never overflows sideways at common desktop widths and keeps each model name on one
-line; a phone-sized window still shows each job's status, model and cost. A job's page collapses a
-long prompt behind "show all" (no script needed), and offers its file to download, its API calls
-as curl, and a confirmed, CSRF-protected delete. ``make screenshots`` runs these to remake the
-screenshots in docs/, so they show the dashboard as it is.
+line, whatever its rows hold (rows with each cell as wide as it gets are measured); a phone-sized window still
+shows each job's status, model and cost. A job's page collapses a long prompt behind "show all" (no script
+needed), and offers its file to download, its API calls as curl, and a confirmed, CSRF-protected delete.
+``make screenshots`` runs these to remake the screenshots in docs/, so they show the dashboard as it is.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from playwright.sync_api import expect
 
 from browser_helpers import Tab, needs_chromium, row, sign_in
+from conftest import TEST_MODELS
 from devtools.processes import ROOT
+from fluxhook.core import catalog
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import FluxhookError
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.wait_reasons import WaitReason
+from fluxhook.store.jobs import JobStore
+from receiver.dashboard_view import reason_words
 
 pytestmark = needs_chromium
 
@@ -50,14 +60,55 @@ def browser_context(chromium, stack):
 
 @pytest.fixture()
 def varied_jobs(api, sim):
-    """Jobs that stretch a row: the longest model name of BFL's, a long prompt, an error, a video; the images
-    as generations look (1 MP JPEG scenes), for the screenshots."""
+    """Jobs as a list shows them: a kontext model, a long prompt, an error, a video; the images as generations
+    look (1 MP JPEG scenes), for the screenshots."""
     sim.settings(scene_images=True, image_format="jpeg")
     stored = api.wait_for(api.submit(LONG_PROMPT[:1990], model="flux-kontext-max")["id"], "stored")
     failed = api.submit("[error] refused by BFL", model="flux-2-pro")
     video = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {"prompt": "a paper boat on a stream"}})
     api.wait_for(failed["id"], "failed")
     return {"stored": stored, "failed": failed, "video": video.json()}
+
+
+# The longest model name a job may carry: the catalog the stack runs with (the shipped one and the suite's own).
+LONGEST_MODEL = max(catalog.load(TEST_MODELS, []).models, key=len)
+
+
+def _error_codes(error: type[FluxhookError]) -> list[str]:
+    return [error.code] + [code for sub in error.__subclasses__() for code in _error_codes(sub)]
+
+
+LONGEST_CODE = max(_error_codes(FluxhookError), key=len)
+LONGEST_WAIT = str(max(WaitReason, key=lambda reason: len(reason_words(reason))))
+
+
+@pytest.fixture()
+def widest_rows(stack):
+    """Rows with each cell as wide as it gets: the longest model name, BFL's own word for a running task as long as
+    a job keeps it (MAX_BFL_STATUS) at 100 %, the longest wait's words, the longest error code, steps of just under
+    an hour (longer ones expire) and a four-figure price. Written as records no process acts on (no task at BFL,
+    no place in line, never due), so they read as written while measured; removed after."""
+    jobs = JobStore(redis.Redis.from_url(stack.env["REDIS_URL"]))
+    now = time.time()
+    hour = 3599.5  # "+59 min 59 s"
+
+    def record(**fields) -> str:
+        job = Job(id=new_job_id(), model=LONGEST_MODEL, input={"prompt": LONG_PROMPT}, created_at=now,
+                  updated_at=now, **fields)
+        return jobs.create(job)[0].id
+
+    made = [
+        record(status=st.SUBMITTED, bfl_status=("Generating frames " * 3)[:st.MAX_BFL_STATUS], progress=1.0,
+               submitted_at=now - 60),
+        record(status=st.QUEUED, waiting_reason=LONGEST_WAIT),
+        record(status=st.MODERATED, error={"code": LONGEST_CODE, "message": "-"}, submitted_at=now - hour,
+               finished_at=now, cost_credits=9999.75),
+        record(status=st.STORED, source="webhook", submitted_at=now - 2 * hour, finished_at=now - hour,
+               completed_at=now, cost_credits=9999.75),
+    ]
+    yield made
+    for job_id in made:
+        jobs.delete(job_id)
 
 
 def stack_url(page) -> str:
@@ -82,18 +133,33 @@ MEASURE = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 1440, 1920])
-def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_context, varied_jobs, width, shots):
-    tab = browser_context(width)
-    page = tab.page
+def signed_in_list(page, shown: str) -> None:
+    """Sign in onto the job list, with the job ``shown`` listed and the stylesheet applied. The rows can be shown
+    before a busy server has answered for the stylesheet: measured then, the list is laid out unstyled, a long model
+    name wrapping at its hyphens."""
     sign_in(page)
-    expect(row(page, varied_jobs["stored"]["id"])).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    expect(row(page, shown)).to_be_visible()
+    page.wait_for_load_state()
+
+
+def assert_fits(page, width: int) -> dict:
+    """The job list neither overflows nor cuts a header, each model name on one line; what was measured."""
     measured = page.evaluate(MEASURE)
     scroll, client = measured["table"]
     assert scroll <= client, f"the job list is {scroll} px wide in {client} px at a {width} px window"
     assert measured["page"][0] <= measured["page"][1]
     assert measured["cut"] == []  # "Cost" was cut to "C…"
     assert measured["lines"] and {lines for _, lines in measured["lines"]} == {1}, measured["lines"]
+    return measured
+
+
+@pytest.mark.parametrize("width", [1280, 1440, 1920])
+def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_context, varied_jobs, width, shots):
+    tab = browser_context(width)
+    page = tab.page
+    signed_in_list(page, varied_jobs["stored"]["id"])
+    assert_fits(page, width)
     prompt = row(page, varied_jobs["stored"]["id"]).locator('[data-field="prompt"]')
     assert prompt.evaluate("el => el.getBoundingClientRect().height") < 24  # one line, cut with an ellipsis
     if width == 1280:
@@ -103,12 +169,32 @@ def test_the_job_list_fits_wide_windows_with_each_model_on_one_line(browser_cont
     tab.clean()
 
 
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_widest_rows_fit_with_each_model_on_one_line_and_room_for_the_job(browser_context, widest_rows, width):
+    tab = browser_context(width)
+    page = tab.page
+    signed_in_list(page, widest_rows[-1])
+    running = row(page, widest_rows[0]).locator('[data-field="running"]')
+    expect(running).to_have_text(re.compile(r" · 100 %$"))
+    expect(row(page, widest_rows[1]).locator('[data-field="submitted"]')).to_have_text(
+        f"waiting: {reason_words(LONGEST_WAIT)}")
+    expect(row(page, widest_rows[3]).locator('[data-field="stored"]')).to_have_text("+59 min 59 s")
+    for job_id in widest_rows:
+        expect(row(page, job_id).locator('[data-field="model"]')).to_have_text(LONGEST_MODEL)
+    assert_fits(page, width)
+    # BFL's long word is cut short with an ellipsis, on one line; the job column keeps room for the id's start
+    # (about 90 px here: 64 leaves "job_01…" and its ellipsis, with room for another font's metrics).
+    assert running.evaluate("el => el.scrollWidth > el.clientWidth && el.getClientRects().length === 1")
+    job_width = row(page, widest_rows[0]).locator("td.job").evaluate("el => el.getBoundingClientRect().width")
+    assert job_width >= 64, job_width
+    tab.clean()
+
+
 def test_a_narrow_window_shows_status_model_and_cost(browser_context, varied_jobs, shots):
     tab = browser_context(420, 860)
     page = tab.page
-    sign_in(page)
+    signed_in_list(page, varied_jobs["stored"]["id"])
     job = row(page, varied_jobs["stored"]["id"])
-    expect(job).to_be_visible()
     for field, text in (("status", "stored"), ("model", "flux-kontext-max"), ("cost", re.compile(r"credit"))):
         cell = job.locator(f'[data-field="{field}"]')
         expect(cell).to_be_visible()
