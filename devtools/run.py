@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from devtools.settings_file import write_dev_run
+from devtools.settings_file import run_settings, write_dev_run
 from fluxhook.cli.dev_run import DEV_RUN_FILE
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
@@ -84,7 +84,7 @@ def main() -> int:
     env = stack.env
     token = env["API_TOKENS"].split(",")[0]
     url = f"http://localhost:{env['PORT']}"
-    write_dev_run(settings_file, {**{name: env[name] for name in reads.names if env.get(name)}, "FLUXHOOK_URL": url})
+    write_dev_run(settings_file, {**run_settings(env, reads.names), "FLUXHOOK_URL": url})
     body = json.dumps({"model": "flux-2-pro", "input": {"prompt": "a lighthouse at dawn, watercolor"}})
     print()
     print(f"fluxhook is running at {url}")

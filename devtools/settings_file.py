@@ -7,7 +7,17 @@ import os
 import shlex
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
+
+from fluxhook.cli.dev_run import library_settings
+
+
+def run_settings(env: Mapping[str, str], read: Iterable[str]) -> dict[str, str]:
+    """What the run's web and worker read of ``env``: the settings its configuration ``read`` (names), and with S3
+    storage those boto3 reads (AWS_*), so that the fluxhook command works with them as the service does."""
+    own = {name: env[name] for name in read if env.get(name)}
+    # A shell's AWS_* mean nothing to a run that stores files on disk: no copy of its credentials is written then.
+    return {**library_settings(env), **own} if own.get("STORAGE_URL", "").startswith("s3:") else own
 
 
 def write_dev_run(path: Path, settings: Mapping[str, str]) -> None:

@@ -17,6 +17,7 @@ would catch.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import os
 import random
@@ -348,6 +349,15 @@ class Client:
 
         self._retrying(True, attempt)
 
+    def credits(self) -> dict:
+        """What this token may still spend (``GET /v1/credits``, BFL's answer): ``{"credits", "read_at"}``;
+        ``read_at`` is when the BFL balance it adds up was read (``2026-11-21T10:00:00Z``, from ``Last-Modified``),
+        ``None`` for what is left of an app key's own daily_credits."""
+        body, headers = self._json("GET", "/v1/credits", with_headers=True)
+        modified = headers.get("Last-Modified")
+        read_at = email.utils.parsedate_to_datetime(modified).strftime("%Y-%m-%dT%H:%M:%SZ") if modified else None
+        return {"credits": body.get("credits"), "read_at": read_at}
+
     # --- BFL accounts (admin tokens only) ---
 
     def accounts(self) -> list[dict]:
@@ -377,7 +387,7 @@ class Client:
     # --- transport ---
 
     def _json(self, method: str, path: str, *, idempotency_key: str | None = None, wait: int | None = None,
-              **kwargs) -> dict:
+              with_headers: bool = False, **kwargs) -> Any:
         headers = {}
         if wait is not None:
             if not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT:
@@ -396,7 +406,7 @@ class Client:
                     raise ServiceUnavailable(f"{self.url} answered {response.status_code} without a JSON object; "
                                              "is the URL fluxhook's?", code="not_fluxhook",
                                              status=response.status_code)
-                return body
+                return (body, response.headers) if with_headers else body
 
         return self._retrying(method in ("GET", "DELETE") or idempotency_key is not None, attempt)
 

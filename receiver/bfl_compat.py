@@ -138,8 +138,9 @@ def get_result():
 @bp.get("/credits")
 def credits():
     """What the caller may still spend (SPEC §9): for an app key with daily_credits, what is left of them today;
-    else the balance of the BFL accounts it may use (an admin token: every one), each as a worker last read it
-    from that account, added up (asked now if one is not kept)."""
+    else the balance of the BFL accounts it may use (an admin token: every one), each account's last reading (the
+    one every view shows, a worker's or the doctor's) added up, asked now if one is not kept. The answer is BFL's
+    own, ``{"credits"}``; ``Last-Modified`` says when the oldest reading of the sum was taken."""
     svc = services()
     caller = require_bearer()
     if caller.key is not None and caller.key.daily_credits is not None:
@@ -152,7 +153,9 @@ def credits():
         kept = accounts_view.callers_balance(svc, caller)
     if kept is None:
         return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
-    return {"credits": kept.credits}
+    response = jsonify({"credits": kept.credits})
+    response.last_modified = kept.at
+    return response
 
 
 def _error(status: int, detail, headers: dict[str, str] | None = None):

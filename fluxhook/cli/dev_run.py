@@ -11,6 +11,14 @@ from typing import Mapping
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_RUN_FILE = "dev-run.env"
+# Settings the service's processes read from their environment through a library, not its configuration:
+# boto3's (credentials, profile, region, endpoint, checksums) for S3 storage.
+LIBRARY_PREFIXES = ("AWS_",)
+
+
+def library_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """The settings of ``settings`` that a library reads (``LIBRARY_PREFIXES``), not fluxhook's configuration."""
+    return {name: value for name, value in settings.items() if name.startswith(LIBRARY_PREFIXES)}
 
 
 def dev_run_path(environ: Mapping[str, str]) -> Path:

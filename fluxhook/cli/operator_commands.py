@@ -1,8 +1,9 @@
 """The operator commands ``fluxhook sweep`` and ``fluxhook doctor``.
 
 They read the service's own settings and talk to its Redis, storage and BFL directly, as the web and
-worker processes do. The settings come from the environment; when it has none of them, from the file
-a running ``make run`` keeps (``fluxhook.cli.dev_run``).
+worker processes do. The settings are those of the running ``make run`` (the file it keeps,
+``fluxhook.cli.dev_run``: its configuration and the AWS_* settings boto3 reads), with the environment's
+own values on top; or the environment's alone, when it names another service than that run.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from typing import Any, Iterator, Mapping
 
 from redis.exceptions import RedisError
 
-from fluxhook.bfl.client import BFLClient
-from fluxhook.cli.dev_run import dev_run_path, read_dev_run
+from fluxhook.cli.dev_run import dev_run_path, library_settings, read_dev_run
 from fluxhook.cli.exits import CLIError, ExitCode
-from fluxhook.core.accounts import Account
+from fluxhook.core.accounts import Account, env_prefix
 from fluxhook.core.config import Config
-from fluxhook.core.errors import BFLError, ConfigError
-from fluxhook.credits import budget, reports
+from fluxhook.core.errors import BFLAuthFailed, BFLError, ConfigError
+from fluxhook.credits import balance, budget, reports
 from fluxhook.credits.figures import balance_words
 from fluxhook.lifecycle import key_admin, readiness
 from fluxhook.lifecycle.readiness import FAIL, OK, SKIP, WARN, Check, redact_url
@@ -33,9 +33,14 @@ from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import build_services, connect_redis
 from fluxhook.store import migrations
 
-# Any of these in the environment means it describes a service of its own: a dev run's file must not
-# fill in what it lacks, or doctor would pass a deployment that is missing a setting.
+# Any of these in the environment means it has settings of its own (without any, and without a make run,
+# the doctor says where it looked).
 OWN_SETTINGS = ("REDIS_URL", "SECRET_KEY", "API_TOKENS")
+# What tells one service from another. An environment that sets one of these otherwise than the running make
+# run describes another service: that run's file must not fill in what it lacks, or doctor would pass a
+# deployment that is missing a setting. Set to the run's own values (a shell that exports REDIS_URL for
+# Sentinel, as make run was started), they are that run's, and its file fills in the rest.
+IDENTITY = ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "SECRET_KEY", "API_TOKENS")
 
 
 @dataclass(frozen=True)
@@ -44,25 +49,46 @@ class Settings:
 
     values: dict[str, str]
     dev_run: Path | None = None  # the dev run's file they came from; None: the environment
+    from_environment: frozenset[str] = frozenset()  # the names the environment sets (not blank)
+    # The running make run's file left unread, and the IDENTITY names the environment sets otherwise.
+    passed_over: Path | None = None
+    differing: tuple[str, ...] = ()
 
     def source(self) -> str:
         """Where the settings came from, in words (never a value)."""
-        if self.dev_run is None:
-            return "from the environment"
-        return f"from {self.dev_run} (the running make run's; the environment's own values win)"
+        if self.dev_run is not None:
+            return f"from {self.dev_run} (the running make run's; the environment's own values win)"
+        if self.passed_over is not None:
+            return (f"from the environment alone: its {_names(self.differing)} not the running make run's, so that "
+                    f"run's settings ({self.passed_over}) are not read; unset {' and '.join(self.differing)} to "
+                    "check that run")
+        return "from the environment"
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'}"
 
 
 def service_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """The environment; or, when it sets none of REDIS_URL, SECRET_KEY and API_TOKENS, a running
-    ``make run``'s settings with the environment's own values on top."""
+    """A running ``make run``'s settings with the environment's own values on top; the environment's alone when
+    there is none, or when the environment sets one of IDENTITY otherwise than that run (another service)."""
     env = dict(os.environ if environ is None else environ)
-    if _described(Settings(env)):
-        return Settings(env)
+    own = {name: value for name, value in env.items() if value.strip()}
     path = dev_run_path(env)
     dev = read_dev_run(path)
     if dev is None:
-        return Settings(env)
-    return Settings({**dev, **{name: value for name, value in env.items() if value.strip()}}, path)
+        return Settings(env, from_environment=frozenset(own))
+    differing = tuple(name for name in IDENTITY if name in own and own[name] != dev.get(name))
+    if differing:
+        return Settings(env, from_environment=frozenset(own), passed_over=path, differing=differing)
+    return Settings({**dev, **own}, path, frozenset(own))
+
+
+def adopt_library_settings(settings: Settings) -> None:
+    """Put the settings boto3 reads from the environment (AWS_*) into this process's, unless it has its own: the web
+    and worker processes have them there, and the storage check must sign as they do."""
+    for name, value in library_settings(settings.values).items():
+        os.environ.setdefault(name, value)
 
 
 def _described(settings: Settings) -> bool:
@@ -79,8 +105,29 @@ def _config(settings: Settings) -> Config:
     try:
         return Config.from_env(settings.values)
     except ConfigError as exc:
+        problems = [config_problem(settings, problem) for problem in exc.problems]
         hint = "" if _described(settings) else f"\n({_nowhere(settings)})"
-        raise CLIError("the configuration is not valid:\n  " + "\n  ".join(exc.problems) + hint) from None
+        raise CLIError("the configuration is not valid:\n  " + "\n  ".join(problems) + hint) from None
+
+
+def config_problem(settings: Settings, problem: str) -> str:
+    """A problem of the configuration (``SECRET_KEY: is required but not set``), with where the setting was read
+    and what to do about it."""
+    name = problem.partition(":")[0]
+    if settings.dev_run is not None:
+        where = (f"the environment sets {name} over the running make run's: fix or unset it"
+                 if name in settings.from_environment
+                 else f"as the running make run has it ({settings.dev_run}): fix it where that run was started")
+    elif settings.passed_over is not None:
+        where = (f"the environment's {_names(settings.differing)} not the running make run's, so its settings "
+                 f"({settings.passed_over}) are not read: set {name} as the service has it, or unset "
+                 f"{' and '.join(settings.differing)} to check that run")
+    elif _described(settings):
+        where = (f"read from the environment alone, as there is no make run here: set {name} as the service has "
+                 "it, or run this command where the service runs")
+    else:
+        return problem
+    return f"{problem} ({where})"
 
 
 # --- sweep -------------------------------------------------------------------------------------------
@@ -102,8 +149,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def _config_for(name: str) -> Config:
     """The service's own configuration for command ``name``, saying where it was read when from a dev run."""
     settings = service_settings()
-    if settings.dev_run:
+    if settings.dev_run or settings.passed_over:
         print(f"fluxhook {name}: settings {settings.source()}", file=sys.stderr)
+    adopt_library_settings(settings)
     return _config(settings)
 
 
@@ -149,7 +197,9 @@ def migrated_summary(done: migrations.Migrated, version: int) -> str:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print one line per check; exit 1 if any failed."""
     failed = False
-    for check in run_checks(service_settings()):
+    settings = service_settings()
+    adopt_library_settings(settings)
+    for check in run_checks(settings):
         print(check_line(check), flush=True)
         failed = failed or check.failed
     if failed:
@@ -171,7 +221,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         config = Config.from_env(settings.values)
     except ConfigError as exc:
         for problem in exc.problems:
-            yield Check("config", FAIL, problem)
+            yield Check("config", FAIL, config_problem(settings, problem))
         for name in ("redis", "worker", "storage", "budget", "keys", "bfl"):
             yield Check(name, SKIP, "needs a valid configuration")
         return
@@ -180,14 +230,25 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     try:
         svc = build_services(config)
     except Exception as exc:  # noqa: BLE001 (a doctor reports, it does not crash)
-        yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc}")
+        yield Check("services", FAIL, f"cannot set up: {type(exc).__name__}: {exc} (check REDIS_URL and "
+                                      "STORAGE_URL, which the web and worker processes set up alike)")
         return
-    yield from readiness.check(svc)
+    yield from (_advised(check, config) for check in readiness.check(svc))
     yield from replicas_checks(svc)
     yield _budget_check(svc)
     yield from _keys_checks(svc)
     for account in svc.config.accounts:
         yield _bfl_check(svc, account)
+
+
+def _advised(check: Check, config: Config) -> Check:
+    """``/readyz``'s check with what to do when it fails: its Redis line names where it looked, not what to set."""
+    if check.name != "redis" or not check.failed:
+        return check
+    what = ("REDIS_SENTINELS and REDIS_SENTINEL_MASTER (the sentinels and the master's name)" if config.redis_sentinels
+            else "REDIS_URL")
+    return dataclasses.replace(check, detail=f"{check.detail}: is Redis running there? check {what}, as the web and "
+                                             "worker processes have it")
 
 
 def _settings_check(settings: Settings) -> Check:
@@ -262,18 +323,25 @@ def _keys_checks(svc) -> list[Check]:
 
 
 def _bfl_check(svc, account: Account) -> Check:
-    """One BFL account answers and has credits (the check is ``bfl``, or ``bfl <name>`` with several accounts)."""
+    """One BFL account answers and has credits (the check is ``bfl``, or ``bfl <name>`` with several accounts). The
+    balance read is kept as the account's reading, as a worker's is: every view of it shows this one from now on."""
     base, name = account.api_base, "bfl" if not svc.config.named_accounts else f"bfl {account.name}"
+    prefix = env_prefix(account.name) if svc.config.named_accounts else "BFL_"
     try:
-        credits = BFLClient(svc.config, svc.http, attempts=1, account=account).credits()
+        reading = balance.read(svc, account)
+    except BFLAuthFailed as exc:
+        return Check(name, FAIL, f"{base}: {exc.message}: check {prefix}API_KEY (the account's key at that endpoint)")
     except BFLError as exc:
-        return Check(name, FAIL, f"{base}: {exc.message}")
+        return Check(name, FAIL, f"{base}: {exc.message}: check {prefix}API_BASE and that this machine reaches it")
     except Exception as exc:  # noqa: BLE001
         return Check(name, FAIL, f"{base}: {type(exc).__name__}: {exc}")
-    # Read from this account now: the figure the dashboard and fluxhook accounts show once a worker next reads it.
-    said = balance_words(credits, time.time(), time.time())
-    if credits <= 0:
+    said = balance_words(reading.credits, reading.at, time.time())
+    try:
+        balance.keep(svc, account, reading)
+    except RedisError:
+        said += " (not kept: Redis is unreachable, see the redis line)"
+    if reading.credits <= 0:
         return Check(name, FAIL, f"{base} answers, but no credits are left ({said}): "
-                                 "submissions fail with insufficient_credits")
+                                 "submissions fail with insufficient_credits; top up the account at BFL")
     return Check(name, OK, f"{base} answers; balance {said}")
 

@@ -1,5 +1,7 @@
-"""The account's balance of BFL credits: asked of BFL (``GET /v1/credits``) every few minutes by a worker
-and kept in Redis, for ``/metrics`` (``fluxhook_bfl_credits``), the dashboard and ``fluxhook doctor``.
+"""Each account's balance of BFL credits: asked of BFL (``GET /v1/credits``) every few minutes by a worker, and
+by ``fluxhook doctor`` whenever it runs, and kept in Redis as the account's one reading (the credits and when they
+were read). Every view shows that reading: ``/metrics`` (``fluxhook_bfl_credits``), the dashboard, ``fluxhook
+accounts`` and ``fluxhook credits``, ``GET /v1/accounts`` and ``GET /v1/credits``.
 
 Every worker's clock queues the refresh ``CHECKS_PER_INTERVAL`` times per ``BFL_CREDITS_REFRESH_SECONDS``;
 only a run that takes the refresh lock, held for the whole interval, asks BFL. So BFL is asked at most
@@ -49,6 +51,26 @@ def together(balances: Iterable[Balance | None]) -> Balance | None:
     return Balance(sum(b.credits for b in known), min(b.at for b in known))
 
 
+def read(svc: Services, account: Account, now: float | None = None) -> Balance:
+    """Ask BFL for ``account``'s credits now, once (FluxhookError when it does not answer). ``keep`` makes the
+    answer the account's reading."""
+    at = time.time() if now is None else now
+    # One attempt: the next interval is the retry, and a slow BFL must not hold a worker (or the doctor) long.
+    return Balance(BFLClient(svc.config, svc.http, attempts=1, account=account).credits(), at)
+
+
+def keep(svc: Services, account: Account, reading: Balance) -> None:
+    """Keep ``reading`` as ``account``'s balance, where every view reads it (a later reading kept meanwhile stays);
+    one above zero ends a cooldown for want of credits."""
+    svc.store.usage.set_balance(reading.credits, reading.at, account=account.name,
+                                ttl=max(MIN_KEEP, KEEP_INTERVALS * svc.config.bfl_credits_refresh_seconds))
+    cooling = svc.store.cooldowns.of(account.name, reading.at) if reading.credits > 0 else None
+    if cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS \
+            and svc.store.cooldowns.lift(account.name, CoolingReason.INSUFFICIENT_CREDITS, reading.at):
+        log.info("BFL account has credits again", extra={"account": account.name, "credits": reading.credits})
+    log.info("BFL credits read", extra={"account": account.name, "credits": reading.credits})
+
+
 def check_every(interval: int, several_accounts: bool = False) -> int:
     """Seconds between a worker's checks of the refresh lock: a fraction of the interval, at least one; with several
     accounts, often enough to see one that ran out of credits have some again within ``NO_CREDITS_RECHECK``."""
@@ -79,17 +101,11 @@ def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutc
     if not svc.store.locks.acquire(lock, f"{socket.gethostname()}:{os.getpid()}", int(interval)):
         return RefreshOutcome.SKIPPED
     try:
-        # One attempt: the next interval is the retry, and a slow BFL must not hold a worker long.
-        credits = BFLClient(svc.config, svc.http, attempts=1, account=account).credits()
+        reading = read(svc, account, now)
     except FluxhookError as exc:
         log.warning("BFL's credits could not be read", extra={"account": account.name, "error": exc.message})
         return RefreshOutcome.FAILED
-    svc.store.usage.set_balance(credits, now, ttl=max(MIN_KEEP, KEEP_INTERVALS * svc.config.bfl_credits_refresh_seconds),
-                                account=account.name)
-    if credits > 0 and broke:
-        svc.store.cooldowns.lift(account.name, CoolingReason.INSUFFICIENT_CREDITS, now)
-        log.info("BFL account has credits again", extra={"account": account.name, "credits": credits})
-    elif broke:
+    keep(svc, account, reading)
+    if broke and reading.credits <= 0:
         svc.store.cooldowns.cool(account.name, now + interval, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
-    log.info("BFL credits refreshed", extra={"account": account.name, "credits": credits})
     return RefreshOutcome.REFRESHED

@@ -71,6 +71,7 @@ class UsageStore:
         self.keys = keys
         self._reserve = LuaScript(connection, "budget_reserve")
         self._read = LuaScript(connection, "counters_read")
+        self._set_balance = LuaScript(connection, "balance_set")
 
     def account_limit(self, day: str, spent_field: str, limit: int) -> Limit:
         """The account's daily limit on ``day``, as ``reserve`` takes it."""
@@ -146,12 +147,10 @@ class UsageStore:
         return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
                 for name, pairs in zip(names, self._read(keys), strict=False)}
 
-    def set_balance(self, credits: float, at: float, ttl: int, *, account: str) -> None:
-        """Keep the account's balance as BFL said it at ``at``; forgotten after ``ttl`` s without a refresh."""
-        pipe = self.connection.pipeline(transaction=True)
-        pipe.hset(self.keys.bfl_balance(account), mapping={"credits": repr(float(credits)), "at": repr(float(at))})
-        pipe.expire(self.keys.bfl_balance(account), ttl)
-        pipe.execute()
+    def set_balance(self, credits: float, at: float, ttl: int, *, account: str) -> bool:
+        """Keep the account's balance as BFL said it at ``at``, unless a later reading is kept (False then);
+        forgotten after ``ttl`` s without a refresh."""
+        return bool(self._set_balance([self.keys.bfl_balance(account)], [repr(float(credits)), repr(float(at)), ttl]))
 
     def balance(self, *, account: str) -> Balance | None:
         """The account's balance last kept, or None if no worker asked BFL lately (each account's its own: no

@@ -73,7 +73,8 @@ def test_doctor_names_an_unreachable_bfl(stack):
     base = f"http://127.0.0.1:{free_port()}"
     code, checks, output = doctor(dict(stack.env, BFL_API_BASE=base))
     assert code == 1, output
-    assert checks["bfl"] == [f"FAIL {base}: BFL unreachable: ConnectionError"]
+    assert checks["bfl"] == [f"FAIL {base}: BFL unreachable: ConnectionError: check BFL_API_BASE and that this "
+                             "machine reaches it"]
     assert checks["redis"][0].startswith("ok ")
 
 

@@ -37,7 +37,7 @@ def test_doctor_names_each_accounts_endpoint_and_warns_only_for_bfls_own():
                         "job through us waits for the fallback poll (set it to this service's public https address)")
 
 
-def test_service_settings_take_a_dev_run_only_for_an_environment_without_settings(tmp_path):
+def test_service_settings_take_a_dev_run_unless_the_environment_names_another_service(tmp_path):
     settings_file.write_dev_run(tmp_path / dev_run.DEV_RUN_FILE, {
         "REDIS_URL": "redis://127.0.0.1:7000/0", "SECRET_KEY": "dev-key", "API_TOKENS": "dev-token", "PORT": "8123"})
     found = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "PORT": "9000", "LOG_LEVEL": " "})
@@ -47,7 +47,33 @@ def test_service_settings_take_a_dev_run_only_for_an_environment_without_setting
     assert "LOG_LEVEL" not in found.values and str(found.dev_run) in found.source()
     assert "dev-key" not in found.source() and "dev-token" not in found.source()
 
-    # An environment with settings of its own is never completed from a dev run's file.
-    own = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0"})
-    assert own.dev_run is None and "SECRET_KEY" not in own.values and own.source() == "from the environment"
-    assert operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none")}).dev_run is None
+    # A shell that exports the run's own REDIS_URL (and Sentinel's settings) still checks that run.
+    same = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:7000/0"})
+    assert same.dev_run == tmp_path / dev_run.DEV_RUN_FILE and same.values["SECRET_KEY"] == "dev-key"
+
+    # Another service's settings are never completed from a dev run's file, and the doctor says why.
+    own = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path), "REDIS_URL": "redis://prod:6379/0",
+                                              "REDIS_SENTINELS": "10.0.0.1:26379"})
+    assert own.dev_run is None and "SECRET_KEY" not in own.values
+    assert own.source() == (f"from the environment alone: its REDIS_URL and REDIS_SENTINELS are not the running make "
+                            f"run's, so that run's settings ({tmp_path / dev_run.DEV_RUN_FILE}) are not read; unset "
+                            "REDIS_URL and REDIS_SENTINELS to check that run")
+    assert operator_commands.config_problem(own, "SECRET_KEY: is required but not set") == (
+        "SECRET_KEY: is required but not set (the environment's REDIS_URL and REDIS_SENTINELS are not the running "
+        f"make run's, so its settings ({tmp_path / dev_run.DEV_RUN_FILE}) are not read: set SECRET_KEY as the "
+        "service has it, or unset REDIS_URL and REDIS_SENTINELS to check that run)")
+    alone = operator_commands.service_settings({"FLUXHOOK_VAR": str(tmp_path / "none"), "REDIS_URL": "redis://a/0"})
+    assert alone.dev_run is None and alone.source() == "from the environment"
+    assert operator_commands.config_problem(alone, "API_TOKENS: is required but not set").endswith(
+        "(read from the environment alone, as there is no make run here: set API_TOKENS as the service has it, or "
+        "run this command where the service runs)")
+
+
+def test_a_dev_runs_file_holds_boto3s_settings_only_with_s3_storage():
+    env = {"STORAGE_URL": "s3://bucket/images", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret",
+           "AWS_PROFILE": "work", "PATH": "/usr/bin", "REDIS_URL": "redis://a/0"}
+    assert settings_file.run_settings(env, {"STORAGE_URL", "REDIS_URL", "SECRET_KEY"}) == {
+        "STORAGE_URL": "s3://bucket/images", "REDIS_URL": "redis://a/0", "AWS_ACCESS_KEY_ID": "id",
+        "AWS_SECRET_ACCESS_KEY": "secret", "AWS_PROFILE": "work"}
+    on_disk = {**env, "STORAGE_URL": "file:///srv/images"}
+    assert settings_file.run_settings(on_disk, {"STORAGE_URL"}) == {"STORAGE_URL": "file:///srv/images"}

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from fluxhook.core.accounts import CoolingReason
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.credits import balance
 from fluxhook.services import build_services
@@ -62,3 +63,22 @@ def test_only_configured_accounts_have_a_balance_and_several_add_up_only_when_al
     assert balance.together([Balance(1_000.0, now - 30), Balance(250.5, now - 5)]) == Balance(1_250.5, now - 30)
     assert balance.together([Balance(1_000.0, now), None]) is None  # a sum short of an account is no one's
     assert balance.together([]) is None
+
+
+def test_a_reading_kept_replaces_an_older_one_never_a_later_one_and_credits_end_a_402s_cooldown(own_sim, make_services):
+    svc = make_services(DB, BFL_API_BASE=own_sim.url, API_HOST_ALLOWLIST=own_sim.url.removeprefix("http://"))
+    account = svc.config.accounts[0]
+    now = time.time()
+    # A doctor's read kept first, and a worker's asked before it arriving after it: the doctor's stays.
+    balance.keep(svc, account, Balance(990.0, now))
+    balance.keep(svc, account, Balance(1_000.0, now - 5))
+    assert svc.store.usage.balance(account="default") == Balance(990.0, now)
+
+    # Read now (as `fluxhook doctor` does): BFL's figure, kept as the reading, and the account takes tasks again.
+    svc.store.cooldowns.cool("default", now + 30, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
+    own_sim.settings(credits=12.5)
+    reading = balance.read(svc, account)
+    assert reading.credits == 12.5 and reading.at >= now
+    balance.keep(svc, account, reading)
+    assert svc.store.usage.balance(account="default") == reading
+    assert svc.store.cooldowns.of("default", time.time()) is None
