@@ -1,12 +1,15 @@
 """Redis failover chaos (``make chaos-failover``): the primary SIGKILLed, and switched over by the sentinels on
 request, under load, nothing acknowledged lost.
 
-    CHAOS_MINUTES=3 CHAOS_SEED=1 .venv/bin/python -m devtools.chaos_failover
+    CHAOS_MINUTES=3 CHAOS_SEED=1 CHAOS_REPLICAS=2 CHAOS_DISKLESS_SYNC_DELAY=0 CHAOS_MIN_REPLICAS="1 0" \
+        .venv/bin/python -m devtools.chaos_failover
 
-Two runs, the same seed and kill schedule: the first with ``REDIS_MIN_REPLICAS=1``, the second with 0.
-Each runs the Procfile's web (gunicorn, 2 processes) and 2 workers against devtools.replicated_redis
-(a primary, a replica, three sentinels; replication slowed about 200 ms by a relay so the window is
-wide) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions after 1 s, 1 s tasks,
+Two runs, the same seed and kill schedule: the first with ``REDIS_MIN_REPLICAS=1``, the second with 0
+(CHAOS_MIN_REPLICAS names the runs). Each runs the Procfile's web (gunicorn, 2 processes) and 2 workers
+against devtools.replicated_redis (a primary, CHAOS_REPLICAS replicas, by default 2, the shape
+docs/operating.md recommends, and three sentinels; replication slowed about 200 ms by a relay so the
+window is wide; ``repl-diskless-sync-delay`` CHAOS_DISKLESS_SYNC_DELAY, by default 0 as recommended too,
+empty for the server's own) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions after 1 s, 1 s tasks,
 some callbacks sent twice). For
 CHAOS_MINUTES, 8 apps submit with Idempotency-Keys (fluxhook.client, which retries 503s), an admin
 creates and revokes app keys, a reader reads jobs; every 20-40 s the primary fails over: twice SIGKILLed
@@ -20,11 +23,13 @@ It prints both runs side by side: jobs acknowledged (202), found afterwards, los
 sent to BFL twice (the simulator's tasks per Idempotency-Key; each listed in the run's
 sent-twice.json) or stored twice, key changes acknowledged against those that held, and per kill
 the seconds writes were unavailable (from the kill until a probe's first 202) beside the sentinels'
-own failover time. The planned failovers have lines of their own: the jobs acknowledged during them
-(from 5 s before the request to the old primary's return as a synced replica) and in the 10 s after,
-how many of those were lost, the requests to BFL first sent in those windows and sent again, and the
-seconds writes were unavailable (a probe submitting from the request: the longest stretch without a
-202, from the last one before a refusal to the next). It exits 1 when the
+own failover time and the new primary's first replica online. The planned failovers have lines of
+their own: the jobs acknowledged during them (from 5 s before the request to the old primary's
+return as a synced replica) and in the 10 s after, how many of those were lost, the requests to BFL
+first sent in those windows and sent again, and the seconds writes were unavailable (a probe
+submitting from the request: the longest stretch without a 202, from the last one before a refusal
+to the next). Every probe's answers, in order and timed from the kill or the request, are printed
+with each failover and kept in the run's failovers.json. It exits 1 when the
 ``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
 Everything stays on 127.0.0.1; logs are kept in the directory printed first.
 """
@@ -48,7 +53,7 @@ from pathlib import Path
 import requests
 from redis.sentinel import Sentinel
 
-from devtools.processes import free_port, python, start_process
+from devtools.processes import free_port, python, redis_server_binary, start_process
 from devtools.replicated_redis import ReplicatedRedis
 from devtools.soak import Soak
 from devtools.stack import SIMULATOR_KEY
@@ -95,6 +100,7 @@ def failover_schedule(minutes: float, seed: int) -> list[tuple[float, str]]:
 class Failover:
     at: float  # seconds from the start of the load
     sentinels: float  # kill (or request) -> all three sentinels name a new master answering ROLE master
+    attached: float | None = None  # kill (or request) -> that new master has a replica online (WAIT 1 can pass)
     unavailable: float | None = None  # kill -> first 202; planned: the longest stretch without a 202
     restart: float | None = None  # the old primary back as a synced replica (restarted, or demoted)
     kind: str = "kill"  # or "planned" (SENTINEL FAILOVER)
@@ -106,10 +112,12 @@ class FailoverRun(Soak):
     """One run. Soak's process handling is reused (_start_service, _start, _web_answers, _web_answers_logged, close):
     only the Redis, the faults and the load differ, so Soak.__init__ is not."""
 
-    def __init__(self, minutes: float, seed: int, min_replicas: int, var: Path):
+    def __init__(self, minutes: float, seed: int, min_replicas: int, var: Path, replicas: int,
+                 diskless_sync_delay: int | None):
         self.minutes, self.seed, self.min_replicas, self.var = minutes, seed, min_replicas, var
         self.tmpfs = False
-        self.redis = ReplicatedRedis(directory=str(self._dir("redis"))).start()
+        self.redis = ReplicatedRedis(directory=str(self._dir("redis")), replicas=replicas,
+                                     diskless_sync_delay=diskless_sync_delay).start()
         sim_port = free_port()
         # The simulator with its tasks' prompts readable: BFL submissions per Idempotency-Key.
         self.simulator = start_process([python(), "-m", "devtools.chaos_failover", "--simulator", "--host", "127.0.0.1",
@@ -130,6 +138,7 @@ class FailoverRun(Soak):
         self.key_errors: collections.Counter = collections.Counter()
         self.reads: collections.Counter = collections.Counter()
         self.failovers: list[Failover] = []
+        self.answers: list[list[tuple[float, float, str]]] = []  # per failover, its probe's (sent, answered, what)
         self.faults: collections.Counter = collections.Counter()
         self.stop = threading.Event()
         self.started = time.monotonic()
@@ -194,12 +203,17 @@ class FailoverRun(Soak):
             began = self.redis.kill_primary() if kind == "kill" else self.redis.planned_failover()
             failover = Failover(at=round(began - self.started, 1), sentinels=0.0, kind=kind, began=began)
             promoted, settled = threading.Event(), threading.Event()
+            answers: list[tuple[float, float, str]] = []
+            self.answers.append(answers)
             probe = threading.Thread(target=self.probe if kind == "kill" else self.probe_planned,
-                                     args=(failover, began) if kind == "kill" else (failover, began, promoted, settled))
+                                     args=(failover, began, answers) if kind == "kill"
+                                     else (failover, began, answers, promoted, settled))
             probe.start()
             try:
                 failover.sentinels = self.redis.wait_for_failover(old, timeout=30, since=began)
                 promoted.set()
+                attached = threading.Thread(target=self._attached, args=(failover, began))
+                attached.start()
                 if kind == "kill":
                     # Straight away: with REDIS_MIN_REPLICAS=1 the new primary takes no write until it has a replica.
                     restarting = time.monotonic()
@@ -216,26 +230,51 @@ class FailoverRun(Soak):
                 return
             settled.set()
             probe.join()
+            attached.join()
             self.failovers.append(failover)
             print(f"  failover {len(self.failovers)} ({kind}) at {failover.at:.0f} s: sentinels {failover.sentinels:.1f} s, "
-                  f"writes unavailable {_seconds(failover.unavailable)}", flush=True)
+                  f"a replica online {_seconds(failover.attached)}, writes unavailable {_seconds(failover.unavailable)}"
+                  f"\n    {_answers_line(answers)}", flush=True)
+        (self.var / "failovers.json").write_text(json.dumps(
+            [{**vars(f), "answers": a} for f, a in zip(self.failovers, self.answers, strict=False)], indent=1))
 
-    def probe(self, failover: Failover, killed_at: float) -> None:
+    def _attached(self, failover: Failover, began: float) -> None:
+        try:
+            failover.attached = self.redis.wait_attached(since=began, timeout=PROBE_LIMIT)
+        except TimeoutError:
+            pass
+
+    def _post_probe(self, key: str, began: float, answers: list) -> requests.Response | None:
+        """One probe submission, its answer noted in ``answers`` (sent and answered, s from ``began``, and what)."""
+        sent = time.monotonic()
+        try:
+            answer = self.admin.post(self.base_url + "/v1/jobs", timeout=(1, 5), headers={"Idempotency-Key": key},
+                                     json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
+            what = str(answer.status_code)
+            if answer.status_code >= 400:
+                error = (answer.json().get("error") or {}) if answer.headers.get("Content-Type", "").startswith(
+                    "application/json") else {}
+                detail = re.search(r"\(\d+ of \d+, \d+ attached\)|failed over|sentinels are replacing",
+                                   error.get("message", ""))
+                what += f" {error.get('code', '?')}" + (f" {detail.group(0)}" if detail else "")
+        except requests.RequestException as exc:
+            answer, what = None, f"no answer ({type(exc).__name__})"
+        answers.append((round(sent - began, 2), round(time.monotonic() - began, 2), what))
+        return answer
+
+    def probe(self, failover: Failover, killed_at: float, answers: list) -> None:
         """Submit every 0.25 s from the kill until a 202 (one Idempotency-Key, as a retrying app would)."""
         key = uuid.uuid4().hex
         while time.monotonic() - killed_at < PROBE_LIMIT:
-            try:
-                answer = self.admin.post(self.base_url + "/v1/jobs", timeout=(1, 5), headers={"Idempotency-Key": key},
-                                         json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
+            answer = self._post_probe(key, killed_at, answers)
+            if answer is not None:
                 if answer.status_code == 202:
                     failover.unavailable = time.monotonic() - killed_at
                     self._acknowledge(key, answer.json()["id"])
                     return
-            except requests.RequestException:
-                pass
             time.sleep(0.25)
 
-    def probe_planned(self, failover: Failover, asked_at: float, promoted: threading.Event,
+    def probe_planned(self, failover: Failover, asked_at: float, answers: list, promoted: threading.Event,
                       settled: threading.Event) -> None:
         """Submit from the request on: every 0.25 s while refused (one Idempotency-Key, as a retrying app
         would), every second while acknowledged (a new key each time). Writes go on until the switch, so
@@ -245,12 +284,8 @@ class FailoverRun(Soak):
         key, last_202, refused_since, refused_after_switch = uuid.uuid4().hex, asked_at, None, False
         longest = 0.0
         while time.monotonic() - asked_at < PROBE_LIMIT:
-            try:
-                answer = self.admin.post(self.base_url + "/v1/jobs", timeout=(1, 5), headers={"Idempotency-Key": key},
-                                         json={"model": MODEL, "input": {"prompt": f"chaos probe {key}"}})
-                acknowledged = answer.status_code == 202
-            except requests.RequestException:
-                answer, acknowledged = None, False
+            answer = self._post_probe(key, asked_at, answers)
+            acknowledged = answer is not None and answer.status_code == 202
             now = time.monotonic()
             if acknowledged:
                 self._acknowledge(key, answer.json()["id"])
@@ -337,6 +372,8 @@ class FailoverRun(Soak):
             "web answers 500 (any route)": errors,
             "writes unavailable per failover, s": " ".join(f"{s:.1f}" for s in unavailable) or "-",
             "sentinels' failover per failover, s": " ".join(f"{f.sentinels:.1f}" for f in kills) or "-",
+            "new primary's replica online per failover, s": " ".join(
+                _seconds(f.attached).removesuffix(" s") for f in kills) or "-",
             "worst unavailable beyond the sentinels', s": round(max(
                 (s - f.sentinels for s, f in zip(unavailable, kills, strict=True)), default=0.0), 1),
             **self._planned_report(planned, jobs - found, sent_twice),
@@ -358,6 +395,11 @@ class FailoverRun(Soak):
             "planned: writes unavailable per failover, s": " ".join(
                 _seconds(f.unavailable).removesuffix(" s") for f in planned) or "-",
             "planned: sentinels' switch per failover, s": " ".join(f"{f.sentinels:.1f}" for f in planned) or "-",
+            "planned: worst unavailable beyond the switch, s": round(max(
+                ((f.unavailable if f.unavailable is not None else PROBE_LIMIT) - f.sentinels for f in planned),
+                default=0.0), 1),
+            "planned: new primary's replica online, s": " ".join(
+                _seconds(f.attached).removesuffix(" s") for f in planned) or "-",
             "planned: old primary a replica again, s": " ".join(
                 f"{f.restart:.1f}" if f.restart is not None else "-" for f in planned) or "-",
         }
@@ -405,6 +447,17 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value is not None else f"> {PROBE_LIMIT:.0f} s"
 
 
+def _answers_line(answers: list[tuple[float, float, str]]) -> str:
+    """A probe's answers, runs of the same one merged: "0.0-3.1 s no answer x12; 3.4 s 202"."""
+    runs: list[list] = []
+    for sent, answered, what in answers:
+        if runs and runs[-1][2] == what:
+            runs[-1][1], runs[-1][3] = answered, runs[-1][3] + 1
+        else:
+            runs.append([sent, answered, what, 1])
+    return "; ".join(f"{a:.1f}-{b:.1f} s {what}" + (f" x{n}" if n > 1 else "") for a, b, what, n in runs) or "no probe"
+
+
 def _window(failovers: list[Failover], at: float, kind: bool = False) -> str | None:
     """Whether the monotonic time ``at`` falls "during" one of ``failovers`` (from WINDOW_BEFORE s before it began
     until the old primary was back as a replica) or "after" it (the WINDOW_AFTER s that follow), else None;
@@ -447,27 +500,35 @@ def main() -> int:
     # A plain `kill` must stop the processes too (they run in sessions of their own).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     minutes, seed = float(os.environ.get("CHAOS_MINUTES", "3")), int(os.environ.get("CHAOS_SEED", "1"))
+    replicas = int(os.environ.get("CHAOS_REPLICAS", "2"))
+    delay = os.environ.get("CHAOS_DISKLESS_SYNC_DELAY", "0").strip()
+    diskless_sync_delay = int(delay) if delay else None
+    runs = [int(n) for n in os.environ.get("CHAOS_MIN_REPLICAS", "1 0").replace(",", " ").split()]
     var = Path(tempfile.mkdtemp(prefix="fluxhook-chaos-failover-"))
     schedule = failover_schedule(minutes, seed)
     print(f"chaos-failover: {minutes:g} min per run, kills at {[round(t) for t, kind in schedule if kind == 'kill']} s, "
-          f"planned failovers at {[round(t) for t, kind in schedule if kind == 'planned']} s, logs in {var}", flush=True)
+          f"planned failovers at {[round(t) for t, kind in schedule if kind == 'planned']} s, {replicas} replicas, "
+          f"repl-diskless-sync-delay {delay or 'default'}, "
+          f"redis-server {redis_server_binary()}, logs in {var}", flush=True)
     reports = {}
-    for min_replicas in (1, 0):
+    for min_replicas in runs:
         print(f"run with REDIS_MIN_REPLICAS={min_replicas}", flush=True)
         folder = var / f"min-replicas-{min_replicas}"
         folder.mkdir()
-        run = FailoverRun(minutes, seed, min_replicas, folder)
+        run = FailoverRun(minutes, seed, min_replicas, folder, replicas, diskless_sync_delay)
         try:
             reports[min_replicas] = run.run()
         finally:
             run.close()
-    names = list(reports[1])
+    names = list(reports[runs[0]])
     width = max(len(name) for name in names)
     column = max(24, *(len(str(report[name])) for report in reports.values() for name in names))
-    print(f"{''.ljust(width)}  {'REDIS_MIN_REPLICAS=1'.ljust(column)}  REDIS_MIN_REPLICAS=0")
+    print(f"{''.ljust(width)}  " + "  ".join(f"REDIS_MIN_REPLICAS={n}".ljust(column) for n in runs))
     for name in names:
-        print(f"{name.ljust(width)}  {str(reports[1][name]).ljust(column)}  {reports[0][name]}")
-    first = reports[1]
+        print(f"{name.ljust(width)}  " + "  ".join(str(reports[n][name]).ljust(column) for n in runs))
+    first = reports.get(1)
+    if first is None:
+        return 0
     missed = (first["lost (acknowledged, then 404)"] or first["never terminal"] or first["stored twice"]
               or first["sent to BFL twice (one Idempotency-Key)"] or first["planned failovers (SENTINEL FAILOVER)"] < 1
               or any(not value.endswith(" / 0") for name, value in first.items() if name.startswith("app keys")))

@@ -1,6 +1,7 @@
-"""A Redis primary, a replica and three sentinels on 127.0.0.1, the replication link slowed by relays.
+"""A Redis primary, its replicas (one by default) and three sentinels on 127.0.0.1, the replication link
+slowed by relays.
 
-    topology = ReplicatedRedis().start()
+    topology = ReplicatedRedis(replicas=2).start()
     env = topology.env()          # REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER
     old = topology.primary_port()  # the relay port the sentinels name
     killed_at = topology.kill_primary()
@@ -64,8 +65,12 @@ class Node:
 class ReplicatedRedis:
     """See the module's docstring."""
 
-    def __init__(self, master: str = "fluxhook", replication_delay: float = 0.2, directory: str | None = None):
-        self.master, self.delay = master, replication_delay
+    def __init__(self, master: str = "fluxhook", replication_delay: float = 0.2, directory: str | None = None,
+                 replicas: int = 1, diskless_sync_delay: int | None = None):
+        self.master, self.delay, self.replicas = master, replication_delay, replicas
+        # repl-diskless-sync-delay, None for the server's default (Redis 7 syncs a replica from scratch over
+        # the socket 5 s after it asks, waiting for others to share the transfer; 6.2 writes a file first).
+        self.diskless_sync_delay = diskless_sync_delay
         self.directory = Path(directory or tempfile.mkdtemp(prefix="fluxhook-replicated-"))
         self.nodes: list[Node] = []
         self.sentinel_ports: list[int] = []
@@ -77,20 +82,22 @@ class ReplicatedRedis:
     # -- starting and stopping
 
     def start(self) -> "ReplicatedRedis":
-        for name in ("a", "b"):
+        for name in "abcdefgh"[:self.replicas + 1]:
             own = free_port()
             folder = self.directory / name
             folder.mkdir(parents=True, exist_ok=True)
             self.nodes.append(Node(name, own, Relay(own, replication_delay=self.delay).start(), folder))
-        primary, replica = self.nodes
+        primary, *replicas = self.nodes
         self.first_primary = primary
         self._start_node(primary)
-        self._start_node(replica, replica_of=primary.port)
-        self._wait_synced(replica)
+        for replica in replicas:
+            self._start_node(replica, replica_of=primary.port)
+        for replica in replicas:
+            self._wait_synced(replica)
         self.sentinel_ports = [free_port() for _ in range(3)]
         for n, port in enumerate(self.sentinel_ports):
             self.sentinels.append(self._start_sentinel(n, port, primary.port))
-        # A failover needs the sentinels to know each other (they meet on the primary every 2 s) and the replica.
+        # A failover needs the sentinels to know each other (they meet on the primary every 2 s) and the replicas.
         wait_until(self._sentinels_ready, timeout=30, interval=0.2, message="the sentinels to find each other")
         return self
 
@@ -120,6 +127,8 @@ class ReplicatedRedis:
                 "--replica-priority", str(priority)]
         if replica_of:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
+        if self.diskless_sync_delay is not None:
+            args += ["--repl-diskless-sync-delay", str(self.diskless_sync_delay)]
         with open(node.directory / "redis.log", "ab") as log:
             node.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         direct = redis.Redis(port=node.own_port, socket_connect_timeout=0.5)
@@ -163,7 +172,7 @@ class ReplicatedRedis:
     def _sentinels_ready(self) -> bool:
         for port in self.sentinel_ports:
             state = self._sentinel(port).sentinel_master(self.master)
-            if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:
+            if state["num-other-sentinels"] < 2 or state["num-slaves"] < self.replicas:
                 return False
         return True
 
@@ -262,6 +271,25 @@ class ReplicatedRedis:
                 return False
 
         wait_until(promoted, timeout=timeout, interval=0.05, message="the sentinels to promote the replica")
+        return time.monotonic() - since
+
+    def wait_attached(self, since: float, timeout: float = 60.0) -> float:
+        """Wait until the primary the sentinels all name has at least one replica online (what a ``WAIT 1``
+        needs); the seconds since ``since``."""
+
+        def attached() -> bool:
+            port = self.primary_port(unanimous=True)
+            if port is None:
+                return False
+            try:
+                info = self.node(port).client().info("replication")
+            except redis.RedisError:
+                return False
+            return info.get("role") == "master" and any(
+                isinstance(value, dict) and value.get("state") == "online"
+                for key, value in info.items() if key.startswith("slave"))
+
+        wait_until(attached, timeout=timeout, interval=0.05, message="the new primary to have a replica online")
         return time.monotonic() - since
 
     def restart_killed(self, timeout: float = 60.0) -> float:

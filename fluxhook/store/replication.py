@@ -10,16 +10,27 @@ the confirmation compares it.
 
 A planned failover (``SENTINEL FAILOVER``) is not seen so: the old primary keeps its id, and takes the
 writes of the connections it has, until the sentinels make it a replica, some seconds after the switch,
-and it then drops them for the new primary's data. Its replica left it at the switch, so a confirmation
-that falls short also says whether the required replicas were attached at all (``ReplicasMissing``).
+and it then drops them for the new primary's data, as do its other replicas, which the sentinels move to
+the new primary and which resync from it. So the ``WAIT`` asks for every replica online (at least
+``replicas``, at most ``wait_ms``): the promoted one never confirms what the old primary took after its
+promotion, nor does one promoted without a write its fellow had. When a replica is missing from the
+confirmation, and fewer are online than the last confirmation saw (the promoted one left) or than
+required, the sentinels are asked whether they are failing the primary over or name another one: then
+nothing is acknowledged (``FailedOver``) and the connections follow the sentinels to the new primary at
+once, rather than when the old one is demoted. Otherwise a replica only slow or lost is not waited on
+beyond the one ``WAIT`` (``ReplicasMissing`` if fewer than ``replicas`` are online at all).
 """
 
 from __future__ import annotations
 
 from redis import Redis
+from redis.exceptions import RedisError
+from redis.sentinel import SentinelConnectionPool
 
 from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.keys import KEYS, Keys
+
+RETRY_HINT = "retry it (with the same Idempotency-Key to get the first answer if it had one)"
 
 
 class Replication:
@@ -33,6 +44,8 @@ class Replication:
         # The primary's replication id as this process last saw it: asked on first use, then kept fresh
         # by every confirmation, so a request starts without a round trip.
         self._primary: str | None = None
+        # Replicas online on that primary at the last confirmation: the next WAIT asks for all of them.
+        self._online = 0
 
     @property
     def required(self) -> bool:
@@ -51,24 +64,58 @@ class Replication:
         self._primary = self._connection.info("replication")["master_replid"]
         if self._primary != primary:
             raise FailedOver("Redis failed over while this request was handled, so its answer may be wrong; "
-                             "retry it (with the same Idempotency-Key to get the first answer if it had one)")
+                             + RETRY_HINT)
 
     def confirm(self, primary: str) -> None:
-        """Return once ``replicas`` replicas have every write the primary ``primary`` took so far; raise
-        ``NotReplicated`` if they do not within ``wait_ms`` (``ReplicasMissing`` if fewer than ``replicas`` are
-        attached), ``FailedOver`` if the primary is another one now."""
+        """Return once every replica online (at least ``replicas``) has every write the primary ``primary`` took so
+        far, or ``replicas`` have and none left; raise ``NotReplicated`` if they do not within ``wait_ms``
+        (``ReplicasMissing`` if fewer than ``replicas`` are online), ``FailedOver`` if the primary is another one
+        now or the sentinels are replacing it."""
+        seen = self._online if self._primary == primary else 0
+        wanted = max(self.replicas, seen)
         pipe = self._connection.pipeline(transaction=False)
         pipe.incr(self._keys.replication_marker)
-        pipe.wait(self.replicas, self.wait_ms)
+        pipe.wait(wanted, self.wait_ms)
         pipe.info("replication")
         _, acknowledged, info = pipe.execute()
         self._primary = info["master_replid"]
+        online = sum(1 for key, value in info.items()
+                     if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
         if self._primary != primary:
+            self._online = online
             raise FailedOver("Redis failed over while this request was handled, so what it wrote may be lost; "
-                                "retry it (with the same Idempotency-Key to get the first answer if it had one)")
+                             + RETRY_HINT)
+        if acknowledged < wanted and (online < seen or online < self.replicas) and self._sentinels_moving():
+            # The replica gone is still waited for: the one left would confirm what the old primary then drops.
+            raise FailedOver("Redis's sentinels are replacing the primary that took this request's writes, so "
+                             "what it wrote may be lost; " + RETRY_HINT)
+        self._online = online
+        if acknowledged >= wanted:
+            return
         if acknowledged < self.replicas:
-            attached = int(info.get("connected_slaves", 0))
-            error = ReplicasMissing if attached < self.replicas else NotReplicated
+            error = ReplicasMissing if online < self.replicas else NotReplicated
             raise error(f"Redis's replicas did not confirm this request's writes within {self.wait_ms} ms "
-                        f"({acknowledged} of {self.replicas}, {attached} attached); retry it (with the same "
-                        "Idempotency-Key to get the first answer if it had one)")
+                        f"({acknowledged} of {self.replicas}, {online} attached); " + RETRY_HINT)
+
+    def _sentinels_moving(self) -> bool:
+        """Under Sentinel: whether a sentinel is failing the master over or names another one than this
+        process's connections reach. If so the connections follow the sentinels: the idle ones are closed and
+        those in use are closed when released, so the next command asks them where the master is. Without
+        Sentinel (a managed Redis behind one address): False, nothing to ask."""
+        pool = self._connection.connection_pool
+        if not isinstance(pool, SentinelConnectionPool):
+            return False
+        reached, moving = pool.master_address, False
+        for sentinel in pool.sentinel_manager.sentinels:
+            try:
+                state = sentinel.sentinel_master(pool.service_name)
+            except RedisError:
+                continue  # a sentinel down: the others answer
+            flags = state["flags"] if isinstance(state["flags"], set) else set(state["flags"].split(","))
+            moving = moving or "failover_in_progress" in flags or (state["ip"], state["port"]) != reached
+        if moving:
+            try:
+                pool.get_master_address()  # drops the connections if the master is elsewhere now
+            except RedisError:
+                pass  # no sentinel names a master yet: the next command asks again
+        return moving

@@ -9,8 +9,10 @@ import time
 
 import pytest
 import redis
+from redis.sentinel import Sentinel
 
 from devtools.processes import RedisServer, wait_until
+from devtools.replicated_redis import ReplicatedRedis
 from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
@@ -144,3 +146,37 @@ def test_checking_the_primary_waits_for_nothing(pair):
     assert time.monotonic() - started < 1
     with pytest.raises(FailedOver):
         replication.check_primary("e" * 40)
+
+
+def test_a_planned_failover_with_two_replicas_moves_at_once_and_loses_nothing_confirmed(tmp_path):
+    """The old primary's other replica would confirm what it took after the switch, and both then drop it for
+    the new primary's data: nothing is confirmed there once the promoted one left, and the connections follow
+    the sentinels to the new primary while the old one is still a master (it is demoted some 10 s later)."""
+    topology = ReplicatedRedis(replication_delay=0.05, replicas=2, directory=str(tmp_path)).start()
+    try:
+        sentinels = Sentinel([("127.0.0.1", port) for port in topology.sentinel_ports],
+                             sentinel_kwargs={"socket_timeout": 1})
+        connection = sentinels.master_for(topology.master, socket_timeout=5)
+        replication = Replication(connection, replicas=1, wait_ms=300)
+        replication.confirm(replication.primary())  # two replicas online: each confirmation waits for both
+        old = topology.node(topology.primary_port())
+        confirmed: list[str] = []
+        topology.planned_failover()
+        deadline = time.monotonic() + 15
+        while connection.connection_pool.master_address == ("127.0.0.1", old.port) or not confirmed[-1:]:
+            assert time.monotonic() < deadline, "never confirmed on the new primary"
+            key = f"planned-{len(confirmed)}-{time.monotonic()}"
+            try:
+                primary = replication.primary()
+                connection.set(key, "1")
+                replication.confirm(primary)
+                confirmed.append(key)
+            except (NotReplicated, redis.RedisError):
+                pass
+        assert old.client().execute_command("ROLE")[0] == "master"  # moved before the old one was demoted
+
+        topology.wait_demoted()
+        new = topology.node(topology.primary_port()).client()
+        assert [key for key in confirmed if not new.exists(key)] == []
+    finally:
+        topology.stop()
