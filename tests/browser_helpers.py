@@ -52,12 +52,20 @@ class Tab:
         assert self.errors == []
 
 
-def sign_in(page: Page, token: str = API_TOKEN, goto: str = "/jobs") -> None:
-    """Open ``goto`` (the job list unless told), be sent to the sign-in form, and sign in: back on ``goto``."""
+def fill_sign_in(page: Page, token: str, goto: str = "/jobs") -> None:
+    """Open ``goto``, be sent to the sign-in form, and send it with ``token``."""
     page.goto(goto)
     expect(page).to_have_url(re.compile(r"/signin\?next="))
     page.fill("#token", token)
     page.click("form button[type=submit]")
+
+
+def sign_in(page: Page, token: str = API_TOKEN, goto: str = "/jobs") -> None:
+    """Sign in through ``goto`` (the job list unless told): back on it, loaded, its stylesheet applied. A busy server
+    can send a page's rows before its CSS, and a layout measured then is not the product's."""
+    fill_sign_in(page, token, goto)
+    expect(page).not_to_have_url(re.compile(r"/signin"))
+    page.wait_for_load_state()
 
 
 def row(page: Page, job_id: str):

@@ -12,7 +12,7 @@ import re
 
 from playwright.sync_api import expect
 
-from browser_helpers import loaded_width, needs_chromium, row, sign_in
+from browser_helpers import fill_sign_in, loaded_width, needs_chromium, row, sign_in
 from conftest import API_TOKEN
 
 pytestmark = needs_chromium
@@ -23,7 +23,7 @@ def test_sign_in_list_filter_and_job_page(tab, api):
     stored = api.wait_for(api.submit("a lighthouse at dawn", metadata={"user": "ann"})["id"], "stored")
     pending = api.submit("[pending] still at BFL")
 
-    sign_in(page, token="wrong-token-123", goto="/")
+    fill_sign_in(page, token="wrong-token-123", goto="/")
     expect(page.get_by_role("alert")).to_contain_text("not one of this service's API tokens")
     page.fill("#token", API_TOKEN)
     page.click("form button[type=submit]")
@@ -65,8 +65,8 @@ def test_sign_in_list_filter_and_job_page(tab, api):
     expect(page.locator('[data-field="bfl_id"]')).to_have_text(stored["bfl_id"])
     timeline = page.locator("#timeline li")
     expect(timeline.first).to_contain_text("Job created")
-    expect(page.locator("#timeline")).to_contain_text("Submitted to BFL")
-    expect(page.locator("#timeline")).to_contain_text("Callback: Ready")
+    expect(page.locator("#timeline")).to_contain_text("Sent to BFL")
+    expect(page.locator("#timeline")).to_contain_text("BFL called back the result is ready")
     expect(page.locator("#timeline")).to_contain_text("Downloaded and stored")
     expect(page.locator("#error")).to_be_hidden()
 
@@ -124,7 +124,7 @@ def test_a_pending_job_turns_stored_while_its_page_is_open(tab, api, sim, tmp_pa
     image = page.locator("#picture img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     expect(page.locator('[data-field="source"]')).to_have_text("webhook")
-    expect(page.locator("#timeline")).to_contain_text("Callback: Ready")
+    expect(page.locator("#timeline")).to_contain_text("BFL called back the result is ready")
     expect(page.locator("#timeline")).to_contain_text("Downloaded and stored")
     expect(page.locator("#timeline")).to_contain_text("Job stored")
     expect(page.locator("#live")).to_have_text("final")
