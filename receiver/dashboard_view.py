@@ -16,8 +16,8 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
 from fluxhook.core.wait_reasons import Waiting, describe
-
-_TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
+from receiver import timeline_words
+from receiver.words import duration, reason_words
 
 
 def clock(ts: float | None, *, millis: bool = False) -> str:
@@ -27,18 +27,6 @@ def clock(ts: float | None, *, millis: bool = False) -> str:
     moment = datetime.fromtimestamp(ts, timezone.utc)
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     return f"{text}.{moment.microsecond // 1000:03d}" if millis else text
-
-
-def duration(seconds: float) -> str:
-    """A short human duration: ``850 ms``, ``4.2 s``, ``3 min 05 s``, ``2 h 07 min``."""
-    seconds = max(0.0, seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 def _after(later: float | None, earlier: float | None) -> str:
@@ -123,11 +111,6 @@ def running(job: Job) -> str:
     return f"{job.bfl_status} · {round(job.progress * 100)} %"
 
 
-def reason_words(reason: str) -> str:
-    """A wait's reason as a few words (``key daily credits``, ``BFL slots``)."""
-    return str(reason).replace("_", " ").replace("bfl", "BFL")
-
-
 def waiting_counts(by_reason: dict[str, int]) -> list[dict]:
     """A key's waiting jobs by reason (the key object's ``queued_by_reason``), as the Keys page lists them."""
     return [{"count": count, "words": reason_words(reason), "reason": reason,
@@ -156,6 +139,8 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "waiting": waiting_words(waiting),
         "waiting_reason": str(waiting.reason) if waiting else "",
         "bfl_id": job.bfl_id or "",
+        # The BFL account that sent its task, its polls and callbacks (the job JSON's ``account``).
+        "account": job.account or "",
         "updated": clock(job.updated_at),
         "completed": clock(job.completed_at),
         "finished": clock(job.finished_at),
@@ -206,19 +191,20 @@ def _image_info(image: dict) -> str:
 
 
 def timeline(job: Job, events: list[dict]) -> list[dict]:
-    """The job's story, oldest first: the milestones its record holds, and every recorded event."""
+    """The job's story, oldest first: the milestones its record holds, and every recorded event, each in words
+    (``timeline_words``)."""
     # Jobs fluxhook submits hold a slot pool; tracked ones (submitted elsewhere) do not.
-    entries = [_entry(job.created_at, "created", "Job created" if job.pool else "Tracking started", "", "info")]
+    entries = [_entry(job.created_at, "created", timeline_words.created(tracked=not job.pool))]
     for event in events:
         at = event["at"]
         if event.get("kind") == "download" and isinstance(event.get("seconds"), (int, float)):
             at -= event["seconds"]  # recorded when the attempt ended; shown where it began
-        entries.append(_entry(at, event.get("kind", ""), *_describe(event)))
+        entries.append(_entry(at, event.get("kind", ""), timeline_words.sentence(event)))
     if job.finished_at:
-        entries.append(_entry(job.finished_at, "bfl", "BFL finished the task", "", "info"))
+        entries.append(_entry(job.finished_at, "bfl", timeline_words.bfl_finished()))
     if job.terminal and job.completed_at:
-        message = (job.error or {}).get("message", "")
-        entries.append(_entry(job.completed_at, "status", f"Job {job.status}", message, _TONE.get(job.status, "info")))
+        entries.append(_entry(job.completed_at, "status",
+                              timeline_words.ended(job.status, (job.error or {}).get("message", ""))))
     entries.sort(key=lambda e: e["ts"])
     start = job.created_at
     for entry in entries:
@@ -226,52 +212,6 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
     return entries
 
 
-def _entry(ts: float, kind: str, title: str, text: str, tone: str) -> dict:
-    return {"ts": ts, "at": iso(ts), "clock": clock(ts, millis=True), "kind": kind, "title": title, "text": text,
-            "tone": tone}
-
-
-def _describe(event: dict) -> tuple[str, str, str]:
-    """Title, detail and tone (ok, info, warn, bad) of one recorded event."""
-    kind, outcome = event.get("kind"), event.get("outcome")
-    if kind == "callback":
-        bfl_status = event.get("bfl_status") or "?"
-        if outcome == "accepted":
-            # A failure report is only believed once a poll of BFL confirms it.
-            tone = "warn" if event.get("result") == "confirm_queued" else "ok"
-            return f"Callback: {bfl_status}", _words(event.get("result")), tone
-        if outcome == "duplicate":
-            return f"Duplicate callback: {bfl_status}", "answered 200, nothing done again", "info"
-        if outcome == "kept":
-            return f"Callback kept: {bfl_status}", "it overtook BFL's answer to the submission", "info"
-        return "Callback refused", _words(event.get("reason")), "bad"
-    if kind == "draft_cache":
-        if outcome == "stored":
-            return "Draft cache stored", f"{event.get('size', 0)} bytes", "ok"
-        return "Draft cache not kept", f"{_words(event.get('error'))}: {event.get('reason', '')}", "warn"
-    if kind == "poll":
-        if event.get("error"):
-            return "Poll failed", _words(event.get("error")), "warn"
-        return f"Polled BFL: {event.get('answer')}", "", "info"
-    if kind == "submission":
-        if outcome == "submitted":
-            return "Submitted to BFL", f"task {event.get('bfl_id', '')}", "ok"
-        if outcome == "bfl_rate_limited":
-            return "BFL busy (429)", "back in line for a slot", "warn"
-        return "Submission failed", _words(outcome), "bad"
-    if kind == "waiting":
-        reason = event.get("reason") or ""
-        until = f" until {event['until']}" if event.get("until") else ""
-        return f"Waiting: {reason_words(reason)}", f"{describe(reason)}{until}", "warn"
-    if kind == "download":
-        took = f"in {duration(float(event.get('seconds') or 0))}"
-        if outcome == st.STORED:
-            return "Downloaded and stored", took, "ok"
-        if outcome == "retry":
-            return "Download failed, will retry", f"{event.get('error') or ''} ({took})".strip(), "warn"
-        return f"Download: {_words(outcome)}", took, "bad" if outcome in ("failed", "expired", "error") else "info"
-    return _words(kind).capitalize(), _words(outcome), "info"
-
-
-def _words(code) -> str:
-    return str(code or "").replace("_", " ")
+def _entry(ts: float, kind: str, said: timeline_words.Sentence) -> dict:
+    return {"ts": ts, "at": iso(ts), "clock": clock(ts, millis=True), "kind": kind, "title": said.title,
+            "text": said.text, "tone": said.tone}

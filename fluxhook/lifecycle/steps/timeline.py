@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -24,9 +25,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("fluxhook.events")
 
 
+class Kind(StrEnum):
+    """Every kind of entry a timeline holds. The dashboard has a sentence for each (``receiver.timeline_words``),
+    so a kind is added here first: an entry of any other kind is refused."""
+
+    SUBMISSION = "submission"
+    WAITING = "waiting"
+    CALLBACK = "callback"
+    POLL = "poll"
+    DOWNLOAD = "download"
+    DRAFT_CACHE = "draft_cache"
+
+
 def entry(job_id: str, kind: str, **detail: Any) -> AddTimelineEntry:
-    """Entry ``kind`` (``callback``, ``poll``, ``download``...) with ``detail``, as an effect to add with other work."""
-    text = json.dumps({"at": round(time.time(), 3), "kind": kind, **detail}, separators=(",", ":"), default=str)
+    """Entry ``kind`` (a ``Kind``) with ``detail``, as an effect to add with other work; ValueError for a kind
+    that is not one."""
+    text = json.dumps({"at": round(time.time(), 3), "kind": str(Kind(kind)), **detail}, separators=(",", ":"),
+                      default=str)
     return AddTimelineEntry(job_id, text)
 
 

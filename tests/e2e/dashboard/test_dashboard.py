@@ -250,8 +250,10 @@ def test_job_page_shows_image_metadata_error_and_timeline(stack, api, sim, brows
     assert kinds[0] == "created" and kinds[-1] in ("status", "download")
     for kind in ("submission", "callback", "bfl", "download", "status"):
         assert kind in kinds, (kind, kinds)
-    titles = [entry["title"] for entry in detail["timeline"]]
-    assert "Submitted to BFL" in titles and "Callback: Ready" in titles and "Downloaded and stored" in titles
+    said = [(entry["title"], entry["text"]) for entry in detail["timeline"]]
+    assert ("Sent to BFL", f"task {job['bfl_id']} (account {job['account']})") in said
+    assert ("BFL called back", "the result is ready; downloading it") in said
+    assert "Downloaded and stored" in [title for title, _ in said]
     times = [entry["at"] for entry in detail["timeline"]]
     assert times == sorted(times)
 
@@ -289,15 +291,15 @@ def test_timeline_shows_failures_refused_callbacks_and_polls(stack, api, sim, br
     api.wait_for(failed["id"], "failed")
     detail = browser.get(f"{stack.base_url}/live/jobs/{failed['id']}", timeout=10).json()["job"]
     entries = {(e["title"], e["text"]) for e in detail["timeline"]}
-    assert ("Callback refused", "bad secret") in entries
+    assert ("Callback refused", "it was not signed with this job's secret") in entries
     assert any(title == "Job failed" for title, _ in entries)
-    assert any(title.startswith("Polled BFL: ") for title, _ in entries)  # the failure was confirmed by a poll
+    assert ("Asked BFL", "the task failed") in entries  # the failure was confirmed by a poll
     assert detail["error_code"] == "bfl_error" and detail["error_message"]
 
     polled = api.wait_for(api.submit("[drop] found by polling")["id"], "stored", timeout=20)
     detail = browser.get(f"{stack.base_url}/live/jobs/{polled['id']}", timeout=10).json()["job"]
     assert detail["source"] == "poll"
-    assert "Polled BFL: Ready" in [e["title"] for e in detail["timeline"]]
+    assert ("Asked BFL", "the result is ready") in [(e["title"], e["text"]) for e in detail["timeline"]]
 
 
 # -- thumbnails ---------------------------------------------------------------------------------
