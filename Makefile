@@ -21,7 +21,7 @@ $(VENV)/.installed-run: requirements.txt requirements-run.txt pyproject.toml
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt
+$(VENV)/.installed: $(VENV)/.installed-run requirements-dev.txt requirements-s3.txt
 	$(PIP) -r requirements-dev.txt
 	touch $@
 
@@ -31,8 +31,15 @@ ifeq ($(FLUXHOOK_REDIS_SERVER),debian)
 override export FLUXHOOK_REDIS_SERVER := $(shell sh devtools/redis_debian.sh)
 endif
 
+# RUN_S3=1: files go to a local S3 stand-in (moto's server, devtools/local_s3.py) as they would to S3, with
+# moto installed for it alone (requirements-s3.txt); RUN_ACCOUNTS=2: the simulator serves two BFL accounts.
 run: $(VENV)/.installed-run
 	$(PY) -m devtools.run
+run: $(if $(filter 1,$(strip $(RUN_S3))),$(VENV)/.installed-s3)
+
+$(VENV)/.installed-s3: $(VENV)/.installed-run requirements-s3.txt
+	$(PIP) -r requirements-s3.txt
+	touch $@
 
 # The fast half first, then the end-to-end tests one at a time: they share the session's stack and time what it does.
 test: $(VENV)/.installed

@@ -1,4 +1,5 @@
-"""``make run``: the whole service on this machine, with an embedded Redis and the BFL simulator."""
+"""``make run``: the whole service on this machine, with an embedded Redis and the BFL simulator (and with
+``RUN_S3=1``, a local S3 stand-in that stores its files)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fluxhook.cli.dev_run import DEV_RUN_FILE
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
 
+from .local_s3 import BUCKET, LocalS3, run_s3_wanted
 from .processes import ROOT
 from .stack import Stack, run_account_names
 
@@ -53,6 +55,15 @@ def bfl_lines(stack: Stack, config: Config) -> list[str]:
     return [f"  BFL:    {where}", *(f"  warning: {warning}" for warning in config.warnings())]
 
 
+def storage_lines(env: dict[str, str], s3: LocalS3 | None) -> list[str]:
+    """Where the run stores files; with the S3 stand-in, where it listens and how to list its bucket."""
+    if s3 is None:
+        return [f"  files:  {env['STORAGE_URL']}"]
+    return [f"  files:  {env['STORAGE_URL']} on a local S3 stand-in (moto) at {s3.url}, kept in {s3.directory}/ "
+            "between runs",
+            f"          list them: curl -s '{s3.url}/{BUCKET}?list-type=2'"]
+
+
 def main() -> int:
     # Installed first: a shell starts background jobs with SIGINT ignored, and Ctrl-C must always stop us.
     stopping: list[int] = []
@@ -60,14 +71,36 @@ def main() -> int:
         signal.signal(signum, lambda received, frame: stopping.append(received))
     try:
         accounts = run_account_names(os.environ.get("RUN_ACCOUNTS"))
+        s3_wanted = run_s3_wanted(os.environ.get("RUN_S3"))
     except ValueError as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 2
-    stack = Stack(env=dict(os.environ), var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts)
+    env = dict(os.environ)
+    if s3_wanted and (given := [name for name in ("STORAGE_URL", "S3_ENDPOINT_URL") if env.get(name)]):
+        print(f"make run: RUN_S3=1 stores in a local S3 stand-in and sets {' and '.join(given)} itself: "
+              f"unset {' and '.join(given)}, or RUN_S3", file=sys.stderr)
+        return 2
+    stack = Stack(env=env, var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts)
+    s3 = LocalS3(stack.var_dir / "s3") if s3_wanted else None
+
+    def stop() -> None:
+        stack.stop()
+        if s3:  # after the service: nothing writes to the bucket while it is kept in var/s3/
+            try:
+                s3.stop()
+            except RuntimeError as exc:
+                print(f"make run: {exc}", file=sys.stderr)
+
     # `fluxhook doctor` and the other commands read this file to find the run; a stale one must not mislead them.
     settings_file = stack.var_dir / DEV_RUN_FILE
     settings_file.unlink(missing_ok=True)
     try:
+        if s3:
+            s3.start()
+            # The stand-in's settings replace a shell's AWS ones: a dev run never signs with a real account's.
+            for name in [name for name in env if name.startswith("AWS_")]:
+                del env[name]
+            env.update(s3.settings())
         stack.prepare()
         reads = _Reads(stack.env)
         config = Config.from_env(reads)
@@ -75,13 +108,12 @@ def main() -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"make run: configuration error: {problem}", file=sys.stderr)
-        stack.stop()
+        stop()
         return 2
     except (RuntimeError, TimeoutError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
-        stack.stop()
+        stop()
         return 1
-    env = stack.env
     token = env["API_TOKENS"].split(",")[0]
     url = f"http://localhost:{env['PORT']}"
     write_dev_run(settings_file, {**run_settings(env, reads.names), "FLUXHOOK_URL": url})
@@ -90,6 +122,7 @@ def main() -> int:
     print(f"fluxhook is running at {url}")
     print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
     print("\n".join(bfl_lines(stack, config)))
+    print("\n".join(storage_lines(env, s3)))
     print(f"  logs:   {stack.var_dir}/web.log, worker.log")
     print(f"  settings for the fluxhook command (fluxhook doctor, fluxhook list): {settings_file}")
     print(f"  dev token: {token}")
@@ -112,7 +145,7 @@ def main() -> int:
         time.sleep(0.2)
     print("stopping...", flush=True)
     settings_file.unlink(missing_ok=True)
-    stack.stop()
+    stop()
     return 0
 
 
