@@ -114,7 +114,8 @@ def submit(model: str):
         if job is None or not require_bearer().sees(job):
             return bfl_presenting.not_found(made)
         return bfl_presenting.submission(svc.config, job)
-    request_ = JobRequest(model, task_input, notify_url=requested_url(None, svc.config), app_webhook=app_webhook,
+    notify_url = requested_url(None, svc.config, require_bearer().key)
+    request_ = JobRequest(model, task_input, notify_url=notify_url, app_webhook=app_webhook,
                           body_size=body_size(), idempotency=key_hold())
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)

@@ -87,8 +87,8 @@ def create():
     if (made := made_job()) is not None:
         return _answer_after_wait(_load(made), 202)
     svc = services()
-    request_ = JobRequest(model, task_input, metadata=_metadata(data),
-                          notify_url=requested_url(data.get("notify_url"), svc.config), body_size=body_size(),
+    notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
+    request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
                           account=account, idempotency=key_hold())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
@@ -134,8 +134,9 @@ def track():
     if model is not None and (not isinstance(model, str) or not MODEL.fullmatch(model)):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     svc = services()
+    notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     job, created = track_task(svc, require_bearer(), TrackRequest(
-        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=requested_url(data.get("notify_url"), svc.config),
+        bfl_id, polling_url, model, metadata=_metadata(data), notify_url=notify_url,
         account=_account(data)))
     g.job_id = job.id
     return _present(job), (201 if created else 200)

@@ -9,7 +9,7 @@ from flask import Blueprint
 
 from fluxhook.core.errors import KeyNotFound
 from fluxhook.lifecycle import key_admin, revoking
-from fluxhook.lifecycle.steps import callers, key_fields
+from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 from fluxhook.store.app_keys import AppKey
 
 from .auth import require_admin
@@ -34,8 +34,9 @@ def _shown(key: AppKey) -> dict:
 @replicated
 def create():
     """A new app key; its secret is in this answer and never again."""
-    key, secret = key_admin.create_key(services(), json_object(), time.time())
-    return key_fields.present_key(key, secret=secret), 201
+    svc = services()
+    key, secret = key_admin.create_key(svc, json_object(), time.time())
+    return key_fields.present_key(key, secret=secret, notify_secret=notify_secrets.current(svc, key)), 201
 
 
 @bp.get("/keys")
@@ -55,6 +56,14 @@ def show(key_id: str):
 def change(key_id: str):
     """Change a key's name and limits (``null`` removes a limit)."""
     return _shown(key_admin.change_key(services(), key_id, json_object(), time.time()))
+
+
+@bp.post("/keys/<key_id>/notify_secret")
+@replicated
+def rotate_notify_secret(key_id: str):
+    """A new notification secret, in this answer only; for a day both the old and the new one sign."""
+    key, notify_secret = key_admin.rotate_notify_secret(services(), key_id, time.time())
+    return {**_shown(key), "notify_secret": notify_secret}
 
 
 @bp.delete("/keys/<key_id>")

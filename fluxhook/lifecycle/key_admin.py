@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from fluxhook.core.accounts import Account
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
+from fluxhook.core.notify_urls import check_notify_url, field_wording
 from fluxhook.credits import accounting, reports
-from fluxhook.lifecycle.steps import waits
+from fluxhook.lifecycle.steps import notify_secrets, waits
 from fluxhook.lifecycle.steps.callers import is_key_id
 from fluxhook.lifecycle.steps.key_fields import new_key, parse, present_key
 from fluxhook.lifecycle.steps.key_limits import key_route
@@ -46,14 +47,36 @@ def check_routing(accounts: tuple[Account, ...], values: dict[str, Any]) -> None
                              "GET /v1/accounts lists them")
 
 
+def check_notify_host(svc: "Services", values: dict[str, Any]) -> None:
+    """``InvalidRequest`` when a key's ``notify_url`` names a host ``NOTIFY_HOST_ALLOWLIST`` does not allow."""
+    if values.get("notify_url") is not None:
+        check_notify_url(values["notify_url"], svc.config.notify_host_allowlist, field_wording("notify_url"))
+
+
 def create_key(svc: "Services", body: Any, now: float) -> tuple[AppKey, str]:
-    """A new app key from a request's ``body`` (``InvalidRequest`` for a bad one), and its secret, shown this once."""
+    """A new app key from a request's ``body`` (``InvalidRequest`` for a bad one) and its secret, shown this once
+    with its notification secret (``notify_secrets.current``)."""
     values, _ = parse(body, creating=True, now=now)
     check_routing(svc.config.accounts, values)
-    key, secret = new_key(values, now)
+    check_notify_host(svc, values)
+    key, secret = new_key({**values, **notify_secrets.fresh_fields(svc)}, now)
     svc.store.app_keys.create(key)
     log.info("app key created", extra={"key_id": key.id, "key_name": key.name})
     return key, secret
+
+
+def rotate_notify_secret(svc: "Services", key_id: str, now: float) -> tuple[AppKey, str]:
+    """A new notification secret for the key, shown this once; the old one signs beside it for a day.
+    ``KeyNotFound``, or ``KeyRevoked``."""
+    key = find_key(svc, key_id)
+    values, secret = notify_secrets.rotation(svc, key, now)
+    outcome = svc.store.app_keys.change(key_id, values)
+    if outcome == MISSING:
+        raise KeyNotFound(f"no app key {key_id[:40]!r}")
+    if outcome == REVOKED:
+        raise KeyRevoked("this app key is revoked; create a new one")
+    log.info("app key's notification secret rotated", extra={"key_id": key_id})
+    return find_key(svc, key_id), secret
 
 
 def find_key(svc: "Services", key_id: str) -> AppKey:
@@ -70,6 +93,7 @@ def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
     find_key(svc, key_id)
     values, unset = parse(body, creating=False, now=now)
     check_routing(svc.config.accounts, values)
+    check_notify_host(svc, values)
     outcome = svc.store.app_keys.change(key_id, values, unset)
     if outcome == MISSING:
         raise KeyNotFound(f"no app key {key_id[:40]!r}")

@@ -25,14 +25,16 @@ import requests
 from standardwebhooks import Webhook
 
 from fluxhook import metrics
+from fluxhook.core import tracing
 from fluxhook.core.config import Config
 from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
 from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle.steps import app_webhooks
+from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
+from fluxhook.store.app_keys import AppKey
 
 log = logging.getLogger("fluxhook.notifications")
 
@@ -64,13 +66,13 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
 
 
-def signed_headers(secret: str, msg_id: str, timestamp: int, body: str) -> dict[str, str]:
-    """The headers of one attempt."""
+def signed_headers(secrets: list[str], msg_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The headers of one attempt: one signature per secret, space-separated (a rotation's day carries two)."""
     return {
         "Content-Type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "webhook-signature": " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets),
     }
 
 
@@ -88,16 +90,17 @@ def outcome_for(status_code: int) -> DeliveryOutcome:
     return DeliveryOutcome.REJECTED
 
 
-def requested_url(value: object, config: Config) -> str | None:
-    """The notify_url to store on a new job: the request's own (validated), else ``NOTIFY_URL``, else None.
+def requested_url(value: object, config: Config, key: AppKey | None = None) -> str | None:
+    """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own
+    (validated), else the key's, else ``NOTIFY_URL``, else None.
 
     Raises InvalidRequest for a URL that is not http(s), too long, outside ``NOTIFY_HOST_ALLOWLIST``,
-    or when no ``NOTIFY_SECRET`` is set to sign with.
+    or, for an admin token's job, when no ``NOTIFY_SECRET`` is set to sign with (a key signs with its own).
     """
     if value is None:
-        return config.notify_url
+        return (key.notify_url if key is not None else None) or config.notify_url
     check_form(value, _URL_WORDING)  # a malformed URL is named before a missing secret
-    if not config.notify_secret:
+    if key is None and not config.notify_secret:
         raise InvalidRequest("'notify_url' cannot be used: this service has no NOTIFY_SECRET to sign "
                              "notifications with (its operator must set one)")
     return check_notify_url(value, config.notify_host_allowlist, _URL_WORDING)
@@ -110,14 +113,15 @@ def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None
     if job is None or not job.terminal or not (job.notify_url or job.app_webhook_url):
         return _record(svc, job_id, DeliveryOutcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
     outcomes, again = [], None
-    for send in (_notify, _app_webhook):
-        try:
-            outcome = send(svc, job, last_attempt, now)
-        except RetryableError as exc:
-            again = exc  # the other call still goes now; a retry sends only what is not delivered
-            continue
-        if outcome is not None:
-            outcomes.append(outcome)
+    with tracing.job_span("fluxhook.notify", job.id, job.traceparent):
+        for send in (_notify, _app_webhook):
+            try:
+                outcome = send(svc, job, last_attempt, now)
+            except RetryableError as exc:
+                again = exc  # the other call still goes now; a retry sends only what is not delivered
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
     if again is not None:
         raise again
     if not outcomes:
@@ -130,12 +134,13 @@ def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | 
     if not job.notify_url or job.notified_at is not None:
         return None
     config = svc.config
-    if not config.notify_secret:
-        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
-                       "notification not sent: NOTIFY_SECRET is not set")
-    body = payload(config, job)
     timestamp = int(time.time() if now is None else now)
-    headers = signed_headers(config.notify_secret, message_id(job.id), timestamp, body)
+    secrets = notify_secrets.signing_secrets(svc, job.key_id, timestamp)
+    if not secrets:
+        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
+                       "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
+    body = payload(config, job)
+    headers = signed_headers(secrets, message_id(job.id), timestamp, body)
     return _post(svc, job.id, Call("notification", job.notify_url, body, headers, svc.jobs.mark_notified), last_attempt)
 
 

@@ -4,7 +4,10 @@ The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (
 characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
 number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
 ``daily_credits`` (credits), ``max_active``, ``requests_per_minute``, ``expires_at``, ``created_at``,
-``last_used_at``, ``revoked_at`` (epoch seconds). A limit that is not set has no field. Scripts may
+``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
+``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
+``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear.
+A limit that is not set has no field. Scripts may
 read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
 by owner (``Slots.set_share``), which every change of a key writes in the same step as its record.
 """
@@ -12,7 +15,7 @@ by owner (``Slots.set_share``), which every change of a key writes in the same s
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from redis import Redis
@@ -50,6 +53,13 @@ class AppKey:
     created_at: float = 0.0
     last_used_at: float | None = None
     revoked_at: float | None = None
+    # Where its jobs' notifications go when a job names no notify_url, and the events it asks for (SPEC §16).
+    notify_url: str | None = None
+    notify_events: tuple[str, ...] | None = None
+    # Sealed: the secret that signs its notifications, the one it replaced and when (both sign for a day).
+    notify_secret: str | None = field(default=None, repr=False)
+    notify_secret_old: str | None = field(default=None, repr=False)
+    notify_rotated_at: float | None = None
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> AppKey:
@@ -80,11 +90,13 @@ def encode(name: str, value: Any) -> str:
     return str(value)
 
 
-_LISTS = ("models", "accounts")
+_LISTS = ("models", "accounts", "notify_events")
 _FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
            "accounts": str, "region": str,
            "daily_credits": float, "max_active": int, "requests_per_minute": int, "expires_at": float,
-           "created_at": float, "last_used_at": float, "revoked_at": float}
+           "created_at": float, "last_used_at": float, "revoked_at": float,
+           "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
+           "notify_rotated_at": float}
 
 
 class AppKeys:
@@ -159,6 +171,20 @@ class AppKeys:
     def touch(self, key_id: str, now: float) -> None:
         """Record that the key was used at ``now`` (a key removed meanwhile is not recreated)."""
         self._set_if_exists([self.keys.app_key(key_id)], ["last_used_at", repr(now)])
+
+    def keep_notify_secret(self, key_id: str, sealed: str) -> str | None:
+        """The key's sealed notification secret: ``sealed`` if it had none yet (a key made before keys had their
+        own), else the one it has; None if there is no such key."""
+        record = self.keys.app_key(key_id)
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.exists(record)
+        pipe.hget(record, "notify_secret")
+        exists, kept = pipe.execute()
+        if not exists:
+            return None
+        if kept is None and self.connection.hsetnx(record, "notify_secret", sealed):
+            return sealed
+        return _text(kept if kept is not None else self.connection.hget(record, "notify_secret"))
 
     def weight(self, key_id: str | None) -> int:
         """The key's share of BFL's slots (``DEFAULT_WEIGHT`` for admin-token jobs and unknown keys)."""

@@ -11,6 +11,8 @@ from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
+from fluxhook.core.notify_events import parse_events
+from fluxhook.core.notify_urls import check_form, field_wording
 from fluxhook.lifecycle.steps.callers import ID_PREFIX, SECRET_PREFIX, digest
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.owners import DEFAULT_WEIGHT
@@ -18,7 +20,8 @@ from fluxhook.store.owners import DEFAULT_WEIGHT
 MAX_NAME = 100
 MAX_MODELS = 100
 MAX_WEIGHT = 100
-_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at", "accounts", "region")
+_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at", "accounts", "region",
+           "notify_url", "notify_events")
 _CHANGEABLE = ("name", *_LIMITS)
 
 
@@ -113,7 +116,17 @@ def _region(value: Any, now: float) -> str:
     return value
 
 
+def _notify_url(value: Any, now: float) -> str:
+    # Its form here; its host against NOTIFY_HOST_ALLOWLIST where the configuration is (``key_admin``).
+    return check_form(value, field_wording("notify_url"))
+
+
+def _notify_events(value: Any, now: float) -> tuple[str, ...]:
+    return parse_events(value)
+
+
 _PARSERS: dict[str, Callable[[Any, float], Any]] = {
+    "notify_url": _notify_url, "notify_events": _notify_events,
     "accounts": _accounts, "region": _region,
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
     "max_active": _whole("max_active", 1, 10_000), "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
@@ -122,9 +135,11 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
 
 
 def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
-                queued_by_reason: dict[str, int] | None = None, secret: str | None = None) -> dict:
-    """The key object of the API; with ``secret`` only in the answer that creates it. ``queued`` counts every job of
-    the key that waits, ``queued_by_reason`` how many wait for each reason (``core.wait_reasons``)."""
+                queued_by_reason: dict[str, int] | None = None, secret: str | None = None,
+                notify_secret: str | None = None) -> dict:
+    """The key object of the API; with ``secret`` only in the answer that creates it, ``notify_secret`` only in that
+    one and a rotation's. ``queued`` counts every job of the key that waits, ``queued_by_reason`` how many wait for
+    each reason (``core.wait_reasons``)."""
     shown = {
         "id": key.id, "name": key.name, "prefix": key.prefix,
         "models": list(key.models) if key.models is not None else None,
@@ -134,7 +149,11 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, q
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
         "spent_today": spent_today, "jobs_today": jobs_today, "active": active, "queued": queued,
         "queued_by_reason": dict(queued_by_reason or {}),
+        "notify_url": key.notify_url, "notify_events": list(key.notify_events or ()),
+        "notify_secret_rotated_at": iso(key.notify_rotated_at),
     }
     if secret is not None:
         shown["key"] = secret
+    if notify_secret is not None:
+        shown["notify_secret"] = notify_secret
     return shown

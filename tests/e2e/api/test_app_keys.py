@@ -20,7 +20,8 @@ from key_helpers import as_key, make_key, second_web
 ROUND_TRIPS_DB = 9  # a web app of its own on a database no other process uses
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
-              "queued", "queued_by_reason", "accounts", "region"}
+              "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
+              "notify_secret_rotated_at"}
 
 
 def _iso(when: float) -> str:
@@ -55,7 +56,9 @@ def test_a_key_is_created_with_its_secret_once_and_listed_without_it(api, stack,
     assert response.status_code == 201, response.text
     created = response.json()
     secret = created.pop("key")
+    notify_secret = created.pop("notify_secret")
     assert set(created) == KEY_FIELDS
+    assert notify_secret.startswith("whsec_") and notify_secret != secret
     assert secret.startswith("fhk_") and len(secret) > 40 and created["prefix"] == secret[:8]
     assert created["id"].startswith("key_") and created["name"] == "shop"
     assert (created["models"], created["daily_credits"], created["max_active"], created["requests_per_minute"],
@@ -67,13 +70,16 @@ def test_a_key_is_created_with_its_secret_once_and_listed_without_it(api, stack,
     listed = api.get("/v1/keys").json()["keys"]
     assert listed[0]["id"] == created["id"] and "key" not in listed[0]
     shown = api.get(f"/v1/keys/{created['id']}").json()
-    assert "key" not in shown and shown["name"] == "shop"
+    assert "key" not in shown and "notify_secret" not in shown and shown["name"] == "shop"
     assert as_key(api, secret).get("/v1/jobs").status_code == 200
     # Neither Redis nor the web log keeps the secret; Redis keeps its hash.
     everything = _everything_in(redis.Redis.from_url(redis_server.url))
     assert secret.encode() not in everything
     assert callers.digest(secret).encode() in everything
     assert secret not in (stack.var_dir / "web.log").read_text()
+    # Its notification secret is kept sealed: neither it nor its base64 part is in Redis or the log.
+    for part in (notify_secret, notify_secret.removeprefix("whsec_")):
+        assert part.encode() not in everything and part not in (stack.var_dir / "web.log").read_text()
 
 
 def test_a_new_key_has_no_limits_and_weight_one(api):

@@ -168,7 +168,7 @@ def test_signature_matches_the_standard_webhooks_test_vector():
 def test_signed_headers_are_what_a_receiver_verifies():
     body = json.dumps({"id": "job_x", "status": "stored", "note": "ünïcode"}, ensure_ascii=False)
     now = int(time.time())
-    headers = notifications.signed_headers(SECRET, "msg_job_x", now, body)
+    headers = notifications.signed_headers([SECRET], "msg_job_x", now, body)
     assert headers["webhook-id"] == "msg_job_x" and headers["webhook-timestamp"] == str(now)
     version, signature = headers["webhook-signature"].split(",", 1)
     key = base64.b64decode(SECRET.removeprefix("whsec_"))

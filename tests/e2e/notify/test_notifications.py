@@ -1,6 +1,6 @@
 """Notifications to the user's app end to end: the job JSON, signed the Standard Webhooks way, at least once.
 
-A stack of its own (Redis database 10) whose NOTIFY_URL is a real HTTP receiver on 127.0.0.1, listed by exact
+The package's stack (tests/e2e/notify/conftest.py) whose NOTIFY_URL is a real HTTP receiver on 127.0.0.1, listed by exact
 host:port in NOTIFY_HOST_ALLOWLIST; every signature is checked with ``standardwebhooks``, the Standard Webhooks
 reference library. The outbox, the task and the rules in-process: tests/unit/lifecycle/test_notifications.py.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -20,41 +19,7 @@ from standardwebhooks import Webhook
 from conftest import API
 from devtools.processes import wait_until
 from fluxhook.store.keys import KEYS
-from helpers import stack_on_db
-from notify_helpers import SECRET, Delivery, Receiver, fresh, receiving
-
-# -- receivers of notifications: real HTTP servers that record every POST ------------------------
-
-@pytest.fixture(scope="module")
-def receivers():
-    """Two receivers: the default NOTIFY_URL's, and another one a job may name itself."""
-    with receiving(2) as made:
-        yield made
-
-
-@pytest.fixture()
-def hooks(receivers) -> Receiver:
-    return fresh(receivers[0])
-
-
-@pytest.fixture()
-def other_hooks(receivers) -> Receiver:
-    return fresh(receivers[1])
-
-
-# -- a stack of its own, with notifications on ---------------------------------------------------
-
-@pytest.fixture(scope="module")
-def notify_stack(redis_server, simulator, _spies, receivers, tmp_path_factory):
-    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("notify-stack")), 10,
-                     NOTIFY_URL=receivers[0].url(), NOTIFY_SECRET=SECRET,
-                     NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receivers[0].port},127.0.0.1:{receivers[1].port}") as running:
-        yield running
-
-
-@pytest.fixture()
-def napi(notify_stack) -> API:
-    return API(notify_stack.base_url)
+from notify_helpers import SECRET, Delivery
 
 
 def _verified(delivery: Delivery) -> dict:
