@@ -73,11 +73,6 @@ class InProcessWorker(SimpleWorker):
         with self._beat_lock:
             self._in_hand = (job, execution, time.monotonic()) if job is not None else None
 
-    def task_in_hand(self) -> str | None:
-        """The id of the task this worker is running (None: none)."""
-        held = getattr(self, "_in_hand", None)
-        return held[0].id if held is not None else None
-
     def give_back_task(self) -> bool:
         """From another thread, the process being about to end: put the task in hand back in its queue (see
         ``_put_back``), for a task stuck where it does not look whether the worker wants it back (a socket read
