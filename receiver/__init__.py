@@ -30,6 +30,7 @@ from . import (
     openapi,
     replicated,
     requestlog,
+    traces,
     usage,
     waiting,
     webhooks,
@@ -63,6 +64,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     auth.init_app(app)
     errors.init_app(app)
     requestlog.init_app(app)
+    traces.init_app(app)  # after requestlog: a callback's span is current when its line is written
     replicated.init_app(app)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads)

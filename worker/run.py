@@ -11,6 +11,7 @@ import time
 from redis.exceptions import RedisError
 from rq import Queue
 
+from fluxhook.core import tracing
 from fluxhook.core.config import Config
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
@@ -31,6 +32,7 @@ log = logging.getLogger("fluxhook.worker")
 def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     """Take work until one of ``stop_signals``; the process's exit code."""
     svc = build_services(config)
+    tracing.setup("fluxhook-worker")
     runtime.init(svc)
     queues = _queues(svc)
     stop = _StopSignals(stop_signals)

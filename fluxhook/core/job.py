@@ -143,6 +143,9 @@ class Job:
     # reason (``wait_reasons.WaitReason``) and when it ends, if known; both go with its move out of ``queued``.
     waiting_reason: str | None = None
     waiting_until: float | None = None
+    # With traces on (``core.tracing``): the W3C traceparent of the span that created the job, the parent of
+    # every later step's span, in whichever process, so the job is one trace. None with traces off.
+    traceparent: str | None = None
     webhooks: int = 0
     polls: int = 0
     downloads: int = 0

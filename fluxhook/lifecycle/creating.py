@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import BFLError, BudgetExceeded, UnknownModel
@@ -65,22 +66,25 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     now = time.time()
     taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
-        return _admit(svc, caller, request, model, route, now, submit_here)
+        job_id = new_job_id(now)
+        with tracing.job_span("fluxhook.create", job_id):
+            return _admit(svc, caller, request, model, route, job_id, now, submit_here)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
         key_limits.give_back_request(svc.store.app_keys, taken)
         raise
 
 
-def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, route: str | None, now: float,
-           submit_here: bool) -> Job:
+def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, route: str | None, job_id: str,
+           now: float, submit_here: bool) -> Job:
     """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
     webhook = request.app_webhook
-    job = Job(id=new_job_id(now), status=st.QUEUED, model=request.model, metadata=request.metadata,
+    job = Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
               app_webhook_url=webhook.url if webhook else None,
-              app_webhook_secret=webhook.sealed_secret if webhook else None)
+              app_webhook_secret=webhook.sealed_secret if webhook else None,
+              traceparent=tracing.current_traceparent())
     submission.check_budget(svc, job, key=caller.key)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again

@@ -6,6 +6,7 @@ import logging
 import time
 
 from fluxhook import metrics
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.job import Job
@@ -90,14 +91,15 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> DownloadOutcome:
         if isinstance(exc, ResultURLExpired) or not job.ready_proven:
             return _recheck_with_bfl(svc, job, exc, started, last_attempt)
         return _finish_on(svc, job, exc)
-    with image:
+    with image, tracing.job_span("fluxhook.store", job.id, job.traceparent):
         return _store(svc, job, url, image, started)
 
 
 def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
     svc.jobs.count(job.id, "downloads")
-    return fetch_result(svc.http, url, svc.config.result_host_allowlist,
-                       SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
+    with tracing.job_span("fluxhook.download", job.id, job.traceparent):
+        return fetch_result(svc.http, url, svc.config.result_host_allowlist,
+                            SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
 
 
 def _retry_or_fail(svc: Services, job: Job, exc: RetryableError, last_attempt: bool) -> DownloadOutcome:
@@ -130,7 +132,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
             return _retry_or_fail(svc, job, exc, last_attempt)
         except (DownloadError, HostNotAllowed) as exc:
             return _finish_on(svc, job, exc)
-        with image:
+        with image, tracing.job_span("fluxhook.store", job.id, job.traceparent):
             return _store(svc, svc.jobs.get(job.id) or job, report.sample_url, image, started)
     if st.is_running(report.status) and not job.ready_proven:
         # BFL has not finished: the unproven Ready this download came from was not BFL's.

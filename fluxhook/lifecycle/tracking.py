@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.job import Job, new_job_id
@@ -57,6 +58,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
             id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
             polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now,
             submitted_at=now, notify_url=request.notify_url, key_id=caller.key_id, account=account,
+            traceparent=tracing.current_traceparent(),
         ), due=_first_poll(svc, request.model, now))
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)

@@ -279,6 +279,10 @@ class JobStore:
         """The job's model (None: no such job, or none recorded), in one read."""
         return _text(self.connection.hget(self.keys.job(job_id), "model")) or None
 
+    def traceparent(self, job_id: str) -> str | None:
+        """The job's trace context (``Job.traceparent``), in one read; None if it has none."""
+        return _text(self.connection.hget(self.keys.job(job_id), "traceparent")) or None
+
     def key_ids(self, job_ids: list[str]) -> list[str | None]:
         """Each job's app key id (None: an admin token's, or no such job), in one round trip."""
         pipe = self.connection.pipeline(transaction=False)

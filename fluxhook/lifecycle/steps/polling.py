@@ -6,6 +6,7 @@ import time
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, report_from_payload
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLUnavailable, FluxhookError, InvalidRequest
 from fluxhook.core.job import Job
@@ -18,6 +19,11 @@ def poll_job(svc: Services, job: Job) -> BFLReport:
 
     BFL may not know a task for a moment after accepting it, so only a late "not found" is believed.
     """
+    with tracing.job_span("fluxhook.poll", job.id, job.traceparent):
+        return _poll(svc, job)
+
+
+def _poll(svc: Services, job: Job) -> BFLReport:
     svc.jobs.count(job.id, "polls")
     try:
         payload = svc.bfl(job.account).get_result(job.bfl_id or "", job.polling_url)

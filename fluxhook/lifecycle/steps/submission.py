@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from fluxhook import metrics
-from fluxhook.core import signing
+from fluxhook.core import signing, tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
@@ -134,7 +134,8 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     if not svc.store.locks.acquire(lock, claim, SUBMIT_LOCK_SECONDS):
         return SKIPPED
     try:
-        return _submit(svc, job, task_input, primary, in_request)
+        with tracing.job_span("fluxhook.send", job.id, job.traceparent):
+            return _submit(svc, job, task_input, primary, in_request)
     finally:
         svc.store.locks.release(lock, claim)
 

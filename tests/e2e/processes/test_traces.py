@@ -1,0 +1,179 @@
+"""Traces (SPEC §7): with OTEL_EXPORTER_OTLP_ENDPOINT set, each job is one trace across the web and the worker,
+sent over OTLP/HTTP to a collector this test runs; unset, nothing of the SDK is installed and nothing is sent.
+
+A stack of its own (Redis database 13) with notifications on, so the trace has every step of a job's life.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import API, service_env
+from devtools.processes import ROOT, free_port, wait_until
+from helpers import stack_on_db, webhook_url
+from notify_helpers import SECRET, receiving
+from trace_helpers import collecting
+
+# A job's steps, each a span with fluxhook.job_id, in the one trace of the job.
+STEPS = {"fluxhook.create", "fluxhook.send", "fluxhook.callback", "fluxhook.download", "fluxhook.store",
+         "fluxhook.notify"}
+
+
+@pytest.fixture(scope="module")
+def collector():
+    with collecting() as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    with receiving(1) as [made]:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def traced_stack(redis_server, simulator, _spies, collector, hooks, tmp_path_factory):
+    with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("traced-stack")), 13,
+                     OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
+                     NOTIFY_URL=hooks.url(), NOTIFY_SECRET=SECRET, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{hooks.port}",
+                     WEB_CONCURRENCY="1") as running:
+        yield running
+
+
+def _log_lines(path: Path, job_id: str) -> list[dict]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        if job_id in raw and raw.startswith("{"):
+            line = json.loads(raw)
+            if line.get("job_id") == job_id:
+                lines.append(line)
+    return lines
+
+
+def test_a_job_is_one_trace_across_web_and_worker(traced_stack, collector, hooks, sim):
+    api = API(traced_stack.base_url)
+    job = api.submit("a traced fox")
+    job_id = job["id"]
+    assert api.wait_for(job_id)["status"] == "stored"
+    hooks.wait_for(job_id)
+
+    spans = wait_until(lambda: (lambda found: found if STEPS <= {s.name for s in found} else None)(
+        collector.of_job(job_id)), timeout=20, interval=0.1, message=f"spans of every step of {job_id}")
+    assert len({s.trace_id for s in spans}) == 1, [(s.name, s.trace_id) for s in spans]
+    trace_id = spans[0].trace_id
+    trace = collector.of_trace(trace_id)
+    by_name = {s.name: s for s in trace}
+    # The creating request is the trace's root, in the web; the steps in their processes.
+    root = by_name["POST /v1/jobs"]
+    assert root.parent_id == "" and root.service == "fluxhook-web"
+    assert by_name["fluxhook.create"].parent_id == root.span_id
+    assert by_name["fluxhook.callback"].service == "fluxhook-web"
+    for step in ("fluxhook.download", "fluxhook.store", "fluxhook.notify"):
+        assert by_name[step].service == "fluxhook-worker", step
+    assert {s.service for s in trace} == {"fluxhook-web", "fluxhook-worker"}
+    # The requests and Redis instrumentations: BFL's call, the download and the notification; Redis commands.
+    assert any(s.attributes.get("db.system") == "redis" for s in trace)
+    client_calls = [s for s in trace if s.name in ("POST", "GET")]
+    assert len(client_calls) >= 3, sorted(s.name for s in trace)
+    # No span holds the job's webhook token or an image signature.
+    token = webhook_url(traced_stack.base_url, job_id).rsplit("/", 1)[1]
+    for span in trace:
+        for value in span.attributes.values():
+            assert token not in str(value) and "sig=" not in str(value).replace("sig=[redacted]", ""), span
+
+    # Log lines carry the trace: the creating request's and the callback's in the web, every one in the worker.
+    web = _log_lines(traced_stack.var_dir / "web.log", job_id)
+    created = [line for line in web if line.get("route") == "/v1/jobs" and line.get("method") == "POST"]
+    callbacks = [line for line in web if line.get("route") == "/webhooks/bfl/<token>"]
+    assert created and callbacks, web
+    assert {line.get("trace_id") for line in created + callbacks} == {trace_id}
+    worker = _log_lines(traced_stack.var_dir / "worker.log", job_id)
+    assert any(line["event"] == "image stored" for line in worker), worker
+    assert {line.get("trace_id") for line in worker} == {trace_id}, worker
+
+
+def test_a_job_polled_for_its_lost_callback_has_its_polls_in_its_trace(traced_stack, collector, sim):
+    api = API(traced_stack.base_url)
+    job = api.submit("[drop] nobody calls back, traced")
+    assert api.wait_for(job["id"], timeout=20)["source"] == "poll"
+    spans = wait_until(lambda: (lambda found: found if {"fluxhook.poll", "fluxhook.store"} <= {s.name for s in found}
+                                else None)(collector.of_job(job["id"])), timeout=20, interval=0.1,
+                       message="the job's poll and store spans")
+    assert len({s.trace_id for s in spans}) == 1
+    polls = [s for s in spans if s.name == "fluxhook.poll"]
+    assert polls and all(s.service == "fluxhook-worker" for s in polls)
+    assert "fluxhook.callback" not in {s.name for s in spans}
+
+
+def test_a_status_read_is_a_trace_of_its_own(traced_stack, collector, sim):
+    api = API(traced_stack.base_url)
+    job = api.submit("a read fox")
+    api.wait_for(job["id"])
+    created = wait_until(lambda: [s for s in collector.of_job(job["id"]) if s.name == "fluxhook.create"],
+                         timeout=10, interval=0.1, message="the job's creation span")
+    read = wait_until(lambda: [s for s in collector.spans if s.name == "GET /v1/jobs/<job_id>"], timeout=10,
+                      interval=0.1, message="a span of GET /v1/jobs/{id}")
+    assert created[0].trace_id not in {s.trace_id for s in read}
+
+
+def test_with_no_endpoint_nothing_of_the_sdk_is_installed(redis_server, simulator, _spies):
+    """A web app and a worker's setup with OTEL_* settings that do not name an exporter: the SDK's traces
+    are not even imported (so there is no exporter to send anything), no instrumentation, no log filter, and a job created
+    keeps no traceparent."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(service_env(redis_server, simulator, _spies[0].port, free_port()),
+               OTEL_SERVICE_NAME="fluxhook-untraced", OTEL_EXPORTER_OTLP_ENDPOINT="")
+    # Its own database: the traced stack's worker must not take this job.
+    env["REDIS_URL"] = redis_server.url.replace("/0", "/14")
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    script = textwrap.dedent("""
+        import json, logging, sys
+        import redis, requests
+        from fluxhook.core import tracing
+        from fluxhook.core.config import Config
+        from fluxhook.core.logs import configure_logging
+        from fluxhook.store.keys import KEYS
+        from receiver import create_app
+        configure_logging()
+        app = create_app(Config.from_env())
+        assert tracing.setup("fluxhook-worker") is False
+        answer = app.test_client().post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "untraced"}},
+                                        headers={"Authorization": "Bearer test-token-0123456789"})
+        assert answer.status_code == 202, answer.get_data(as_text=True)
+        job_id = answer.get_json()["id"]
+        record = redis.Redis.from_url(Config.from_env().redis_url).hgetall(KEYS.job(job_id))
+        from opentelemetry import trace
+        print(json.dumps({
+            "record_fields": sorted(k.decode() for k in record),
+            "provider": type(trace.get_tracer_provider()).__name__,
+            # redis-py imports the SDK's metrics part itself when it is installed; its traces and exporters, never.
+            "sdk_traces_loaded": sorted(m for m in sys.modules if m.startswith(("opentelemetry.sdk.trace",
+                                                                                "opentelemetry.exporter"))),
+            "instrumentations_loaded": sorted(m for m in sys.modules if m.startswith("opentelemetry.instrumentation")),
+            "requests_wrapped": hasattr(requests.Session.send, "__wrapped__"),
+            "redis_wrapped": hasattr(redis.Redis.execute_command, "__wrapped__"),
+            "flask_instrumented": getattr(app, "_is_instrumented_by_opentelemetry", False),
+            "log_filters": [type(f).__name__ for h in logging.getLogger().handlers for f in h.filters],
+            "span_is_noop": tracing.job_span("fluxhook.send", job_id) is tracing.job_span("fluxhook.poll", job_id),
+        }))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["record_fields"] and "traceparent" not in seen["record_fields"]
+    assert seen["provider"] == "ProxyTracerProvider"
+    assert seen["sdk_traces_loaded"] == [] and seen["instrumentations_loaded"] == []
+    assert seen["requests_wrapped"] is False and seen["redis_wrapped"] is False
+    assert seen["flask_instrumented"] is False
+    assert "TraceIds" not in seen["log_filters"]
+    assert seen["span_is_noop"] is True
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
