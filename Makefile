@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-accounts bench-latency soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-tracing bench-accounts bench-latency soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -121,6 +121,12 @@ bench-compat: $(VENV)/.installed
 # Submission and callback acknowledgement latency with REDIS_MIN_REPLICAS=1 (a replica on loopback) beside 0.
 bench-replication: $(VENV)/.installed
 	$(PY) -m bench.replication
+
+# What traces cost (SPEC §7): submission and callback acknowledgement latency with traces on (OTLP/HTTP to a
+# collector on loopback) beside off, and off beside the code before traces (a worktree of f26a65d in /tmp, made
+# when missing).
+bench-tracing: $(VENV)/.installed
+	$(PY) -m bench.tracing
 
 # Several BFL accounts (SPEC §14): (a) 600 jobs through two accounts of 24 slots beside one (1 s tasks), accepted
 # by BFL per second; (b) one account answering 503 for 60 s mid-run (Retry-After none, then 5): jobs failed and
