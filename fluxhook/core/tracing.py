@@ -72,14 +72,20 @@ def setup(service_name: str) -> bool:
 
 def job_span(name: str, job_id: str, parent: str | Callable[[], str | None] | None = None) -> ContextManager:
     """A span for one step of job ``job_id``, current while it runs, in the job's trace: ``parent`` is the
-    traceparent its record keeps (or a function that reads it, called only when traces are on); without one
-    the span is a child of the current span, if any. Traces off: a no-op."""
+    traceparent its record keeps (or a function that reads it, called only when traces are on). Within another
+    span of that trace (a poll within the sweep's check) it is that span's child; within none, or one of another
+    trace (a request's), the record's context is its parent; with no traceparent, the current span, if any, is.
+    Traces off: a no-op."""
     if _tracer is None:
         return _OFF
+    from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     traceparent = parent() if callable(parent) else parent
-    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
+    current = trace.get_current_span().get_span_context()
+    within = current.is_valid and traceparent is not None and traceparent[3:35] == format(current.trace_id, "032x")
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent and not within \
+        else None
     return _tracer.start_as_current_span(name, context=context, attributes={JOB_ID: job_id})
 
 
@@ -199,8 +205,13 @@ def _redact_span_urls(span) -> None:
     client = span.kind == SpanKind.CLIENT
     for key in _CLIENT_URL_KEYS if client else _SERVER_URL_KEYS:
         value = attributes.get(key)
-        if isinstance(value, str):
-            span.set_attribute(key, _origin(value) if client else redact_urls(value))
+        if not isinstance(value, str):
+            continue
+        if client:
+            span.set_attribute(key, _origin(value))
+        else:
+            # A query alone (url.query) has no "?" for the scrubber to know it by.
+            span.set_attribute(key, redact_urls("?" + value)[1:] if key == "url.query" else redact_urls(value))
 
 
 def _origin(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
@@ -32,6 +33,11 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome:
     job = svc.jobs.get(job_id)
     if job is None or job.terminal:
         return CheckOutcome.SKIPPED
+    with tracing.job_span("fluxhook.check", job.id, job.traceparent):
+        return _check(svc, job, now)
+
+
+def _check(svc: Services, job: Job, now: float) -> CheckOutcome:
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 
+from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.media.thumbnails import key_for, make_thumbnail
 from fluxhook.services import Services
@@ -26,11 +27,12 @@ def make_for_job(svc: Services, job_id: str) -> str | None:
     # A video's thumbnail is made from its poster frame.
     source_key = job.poster["key"] if job.video and job.poster else job.storage_key
     try:
-        source = svc.storage.open(source_key)
-        if source is None:
-            return None
-        with source:
-            svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
+        with tracing.job_span("fluxhook.thumbnail", job.id, job.traceparent):
+            source = svc.storage.open(source_key)
+            if source is None:
+                return None
+            with source:
+                svc.storage.put(key, io.BytesIO(make_thumbnail(source)))
     except Exception as exc:  # a preview is never worth failing anything over, whatever went wrong
         log.warning("thumbnail not made", extra={"job_id": job_id, "error": f"{type(exc).__name__}: {exc}"[:200]})
         return None

@@ -24,7 +24,7 @@ from trace_helpers import collecting
 
 # A job's steps, each a span with fluxhook.job_id, in the one trace of the job.
 STEPS = {"fluxhook.create", "fluxhook.send", "fluxhook.callback", "fluxhook.download", "fluxhook.store",
-         "fluxhook.notify"}
+         "fluxhook.thumbnail", "fluxhook.notify"}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_job_is_one_trace_across_web_and_worker(traced_stack, collector, hooks
     assert root.parent_id == "" and root.service == "fluxhook-web"
     assert by_name["fluxhook.create"].parent_id == root.span_id
     assert by_name["fluxhook.callback"].service == "fluxhook-web"
-    for step in ("fluxhook.download", "fluxhook.store", "fluxhook.notify"):
+    for step in ("fluxhook.download", "fluxhook.store", "fluxhook.thumbnail", "fluxhook.notify"):
         assert by_name[step].service == "fluxhook-worker", step
     assert {s.service for s in trace} == {"fluxhook-web", "fluxhook-worker"}
     # The requests and Redis instrumentations: BFL's call, the download and the notification; Redis commands.
@@ -104,13 +104,17 @@ def test_a_job_polled_for_its_lost_callback_has_its_polls_in_its_trace(traced_st
     api = API(traced_stack.base_url)
     job = api.submit("[drop] nobody calls back, traced")
     assert api.wait_for(job["id"], timeout=20)["source"] == "poll"
-    spans = wait_until(lambda: (lambda found: found if {"fluxhook.poll", "fluxhook.store"} <= {s.name for s in found}
-                                else None)(collector.of_job(job["id"])), timeout=20, interval=0.1,
-                       message="the job's poll and store spans")
+    wanted = {"fluxhook.check", "fluxhook.poll", "fluxhook.store"}
+    spans = wait_until(lambda: (lambda found: found if wanted <= {s.name for s in found} else None)(
+        collector.of_job(job["id"])), timeout=20, interval=0.1, message="the job's check, poll and store spans")
     assert len({s.trace_id for s in spans}) == 1
+    checks = {s.span_id for s in spans if s.name == "fluxhook.check"}
     polls = [s for s in spans if s.name == "fluxhook.poll"]
-    assert polls and all(s.service == "fluxhook-worker" for s in polls)
+    # Each poll is the sweep's check of the job, in the worker.
+    assert polls and all(s.service == "fluxhook-worker" and s.parent_id in checks for s in polls)
     assert "fluxhook.callback" not in {s.name for s in spans}
+    polled = [line for line in _log_lines(traced_stack.var_dir / "worker.log", job["id"]) if line["event"] == "job polled"]
+    assert polled and {line.get("trace_id") for line in polled} == {spans[0].trace_id}
 
 
 def test_a_status_read_is_a_trace_of_its_own(traced_stack, collector, sim):
