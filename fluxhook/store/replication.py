@@ -13,12 +13,14 @@ writes of the connections it has, until the sentinels make it a replica, some se
 and it then drops them for the new primary's data, as do its other replicas, which the sentinels move to
 the new primary and which resync from it. So the ``WAIT`` asks for every replica online (at least
 ``replicas``, at most ``wait_ms``): the promoted one never confirms what the old primary took after its
-promotion, nor does one promoted without a write its fellow had. When a replica is missing from the
-confirmation, and fewer are online than the last confirmation saw (the promoted one left) or than
-required, the sentinels are asked whether they are failing the primary over or name another one: then
-nothing is acknowledged (``FailedOver``) and the connections follow the sentinels to the new primary at
-once, rather than when the old one is demoted. Otherwise a replica only slow or lost is not waited on
-beyond the one ``WAIT`` (``ReplicasMissing`` if fewer than ``replicas`` are online at all).
+promotion, nor does one promoted without a write its fellow had. When a replica online is missing from
+the confirmation, the sentinels are asked whether they are failing the primary over (from the request on)
+or most name another one: then nothing is acknowledged (``FailedOver``), the replica gone is still waited
+for until the process is on the new primary (the one left would confirm what is then dropped), and the
+connections follow the sentinels there at once, rather than when the old one is demoted. Otherwise a
+replica only slow, or lost without a failover, is not waited on beyond the one ``WAIT``
+(``ReplicasMissing`` if fewer than ``replicas`` are online at all). What stays open: a write confirmed by
+one replica while the other lags more than ``wait_ms``, before a failover that then promotes the laggard.
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ class Replication:
         self.replicas = replicas
         self.wait_ms = wait_ms
         # The primary's replication id as this process last saw it: asked on first use, then kept fresh
-        # by every confirmation, so a request starts without a round trip.
+        # by every confirmation, so a request starts without a round trip; and, under Sentinel, the address
+        # the connections reached then: asked again once they reach another (after a failover the first
+        # request would otherwise start from the old primary's id and be refused for it).
         self._primary: str | None = None
+        self._primary_at: tuple | None = None
         # Replicas online on that primary at the last confirmation: the next WAIT asks for all of them.
         self._online = 0
 
@@ -54,14 +59,22 @@ class Replication:
 
     def primary(self) -> str:
         """The replication id of the primary as last seen: read before a request writes anything."""
-        if self._primary is None:
-            self._primary = self._connection.info("replication")["master_replid"]
+        if self._primary is None or self._reached() != self._primary_at:
+            self._seen(self._connection.info("replication")["master_replid"])
         return self._primary
+
+    def _seen(self, primary: str) -> None:
+        self._primary, self._primary_at = primary, self._reached()
+
+    def _reached(self) -> tuple | None:
+        """Under Sentinel, the master's address the connections were last made to; None otherwise."""
+        pool = self._connection.connection_pool
+        return pool.master_address if isinstance(pool, SentinelConnectionPool) else None
 
     def check_primary(self, primary: str) -> None:
         """Raise ``FailedOver`` if the primary is another one than ``primary`` now (what a request read
         after a failover may miss what it wrote before)."""
-        self._primary = self._connection.info("replication")["master_replid"]
+        self._seen(self._connection.info("replication")["master_replid"])
         if self._primary != primary:
             raise FailedOver("Redis failed over while this request was handled, so its answer may be wrong; "
                              + RETRY_HINT)
@@ -78,14 +91,14 @@ class Replication:
         pipe.wait(wanted, self.wait_ms)
         pipe.info("replication")
         _, acknowledged, info = pipe.execute()
-        self._primary = info["master_replid"]
+        self._seen(info["master_replid"])
         online = sum(1 for key, value in info.items()
                      if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
         if self._primary != primary:
             self._online = online
             raise FailedOver("Redis failed over while this request was handled, so what it wrote may be lost; "
                              + RETRY_HINT)
-        if acknowledged < wanted and (online < seen or online < self.replicas) and self._sentinels_moving():
+        if acknowledged < max(wanted, online) and self._sentinels_moving():
             # The replica gone is still waited for: the one left would confirm what the old primary then drops.
             raise FailedOver("Redis's sentinels are replacing the primary that took this request's writes, so "
                              "what it wrote may be lost; " + RETRY_HINT)
@@ -98,21 +111,25 @@ class Replication:
                         f"({acknowledged} of {self.replicas}, {online} attached); " + RETRY_HINT)
 
     def _sentinels_moving(self) -> bool:
-        """Under Sentinel: whether a sentinel is failing the master over or names another one than this
-        process's connections reach. If so the connections follow the sentinels: the idle ones are closed and
-        those in use are closed when released, so the next command asks them where the master is. Without
-        Sentinel (a managed Redis behind one address): False, nothing to ask."""
+        """Under Sentinel: whether a sentinel is failing the master over or most name another one than this
+        process's connections reach (one sentinel behind, or astray, is outvoted). If so the connections
+        follow the sentinels: the idle ones are closed and those in use are closed when released, so the
+        next command asks them where the master is. Without Sentinel (a managed Redis behind one address):
+        False, nothing to ask."""
         pool = self._connection.connection_pool
         if not isinstance(pool, SentinelConnectionPool):
             return False
-        reached, moving = pool.master_address, False
+        reached, failing_over, answered, elsewhere = pool.master_address, False, 0, 0
         for sentinel in pool.sentinel_manager.sentinels:
             try:
                 state = sentinel.sentinel_master(pool.service_name)
             except RedisError:
                 continue  # a sentinel down: the others answer
             flags = state["flags"] if isinstance(state["flags"], set) else set(state["flags"].split(","))
-            moving = moving or "failover_in_progress" in flags or (state["ip"], state["port"]) != reached
+            failing_over = failing_over or "failover_in_progress" in flags
+            answered += 1
+            elsewhere += (state["ip"], state["port"]) != reached
+        moving = failing_over or elsewhere * 2 > answered
         if moving:
             try:
                 pool.get_master_address()  # drops the connections if the master is elsewhere now
