@@ -36,7 +36,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_account_cooldowns": ("BFL accounts cooled down after a refusal to a submission, by account and "
                                    "error.", ("account", "reason")),
     "fluxhook_notifications": ("Notification attempts to the user's app by outcome (delivered, retry, rejected, "
-                               "exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
+                               "disabled, exhausted, host_not_allowed, not_signed, skipped).", ("outcome",)),
     "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model and app key (its "
                                "name; empty for admin tokens' jobs), as BFL stated them (a later, lower price in a "
                                "result is not subtracted).", ("model", "key", "account")),

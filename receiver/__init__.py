@@ -21,6 +21,7 @@ from . import (
     dashboard,
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_session,
+    deliveries,  # noqa: F401 (its routes join the jobs blueprint)
     errors,
     health,
     idempotency,

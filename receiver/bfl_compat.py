@@ -24,7 +24,7 @@ from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
 from fluxhook.lifecycle import accounts_view
 from fluxhook.lifecycle.creating import JobRequest, create_job
-from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.notifications import ask_events, requested_url
 from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
 
 from .auth import presented_token, require_bearer
@@ -119,6 +119,7 @@ def submit(model: str):
                           body_size=body_size(), idempotency=key_hold())
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
+    ask_events(svc, job, None, require_bearer().key)
     return bfl_presenting.submission(svc.config, job)
 
 

@@ -14,7 +14,7 @@ from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.models import MODEL
 from fluxhook.lifecycle.creating import JobRequest, create_job
-from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import callers, waits
 from fluxhook.lifecycle.steps.presenting import present
@@ -88,17 +88,19 @@ def create():
         return _answer_after_wait(_load(made), 202)
     svc = services()
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
+    events = requested_events(data.get("notify_events"))
     request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
                           account=account, idempotency=key_hold())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
     g.job_id = job.id
+    ask_events(svc, job, events, require_bearer().key)
     return _answer_after_wait(job, 202, prompt_warnings(task_input))
 
 
 # The fields of POST /v1/jobs itself; anything else at the top level belongs to BFL's request.
-_JOB_FIELDS = ("model", "input", "metadata", "notify_url")
+_JOB_FIELDS = ("model", "input", "metadata", "notify_url", "notify_events")
 
 
 def _input_advice(data: dict) -> str:
@@ -135,10 +137,13 @@ def track():
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     svc = services()
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
+    events = requested_events(data.get("notify_events"))
     job, created = track_task(svc, require_bearer(), TrackRequest(
         bfl_id, polling_url, model, metadata=_metadata(data), notify_url=notify_url,
         account=_account(data)))
     g.job_id = job.id
+    if created:
+        ask_events(svc, job, events, require_bearer().key)
     return _present(job), (201 if created else 200)
 
 

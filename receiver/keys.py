@@ -8,7 +8,7 @@ import time
 from flask import Blueprint
 
 from fluxhook.core.errors import KeyNotFound
-from fluxhook.lifecycle import key_admin, revoking
+from fluxhook.lifecycle import key_admin, notifications, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 from fluxhook.store.app_keys import AppKey
 
@@ -64,6 +64,15 @@ def rotate_notify_secret(key_id: str):
     """A new notification secret, in this answer only; for a day both the old and the new one sign."""
     key, notify_secret = key_admin.rotate_notify_secret(services(), key_id, time.time())
     return {**_shown(key), "notify_secret": notify_secret}
+
+
+@bp.post("/keys/<key_id>/notify/enable")
+@replicated
+def enable_notifications(key_id: str):
+    """Send again to the targets a 410 disabled for this key (their messages meanwhile stay ``disabled``)."""
+    svc = services()
+    key = key_admin.find_key(svc, key_id)
+    return {"id": key.id, "enabled": notifications.enable(svc, key.id)}
 
 
 @bp.delete("/keys/<key_id>")

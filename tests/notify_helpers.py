@@ -32,11 +32,13 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """Records POSTs; answers 200, or 500 while ``failures`` lasts, or a status scripted per path."""
+    """Records POSTs; answers 200, or 500 while ``failures`` lasts, or a status scripted per path (with a
+    ``Retry-After`` scripted per path too)."""
 
     port: int
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    retry_after: dict[str, str] = field(default_factory=dict)
     failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,8 +46,17 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def for_job(self, job_id: str) -> list[Delivery]:
+        """The deliveries of the job's end (``webhook-id: msg_<job id>``)."""
+        return self.for_message(f"msg_{job_id}")
+
+    def for_message(self, message_id: str) -> list[Delivery]:
         with self.lock:
-            return [d for d in self.deliveries if d.headers.get("webhook-id") == f"msg_{job_id}"]
+            return [d for d in self.deliveries if d.headers.get("webhook-id") == message_id]
+
+    def of_job(self, job_id: str) -> list[Delivery]:
+        """Every delivery whose webhook-id is one of the job's messages, in the order they came."""
+        with self.lock:
+            return [d for d in self.deliveries if d.headers.get("webhook-id", "").startswith(f"msg_{job_id}")]
 
     def wait_for(self, job_id: str, count: int = 1, timeout: float = 30.0) -> list[Delivery]:
         return wait_until(lambda: (lambda found: found if len(found) >= count else None)(self.for_job(job_id)),
@@ -68,6 +79,8 @@ def _handler(receiver: Receiver):
                 receiver.deliveries.append(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                     body, time.time()))
             self.send_response(status)
+            if self.path in receiver.retry_after:
+                self.send_header("Retry-After", receiver.retry_after[self.path])
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -97,5 +110,5 @@ def receiving(count: int) -> Iterator[list[Receiver]]:
 
 def fresh(receiver: Receiver) -> Receiver:
     """The receiver with no failures or scripted answers left by an earlier test."""
-    receiver.failures, receiver.statuses = 0, {}
+    receiver.failures, receiver.statuses, receiver.retry_after = 0, {}, {}
     return receiver

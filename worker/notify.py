@@ -1,12 +1,12 @@
-"""The notify task: POST a finished job's JSON to its notify_url, signed the Standard Webhooks way."""
+"""The notify task: one attempt of one notification message (``lifecycle.delivering``)."""
 
 from __future__ import annotations
 
-from fluxhook.lifecycle.notifications import deliver
+from fluxhook.lifecycle.delivering import deliver
 
-from .runtime import last_attempt, services
+from .runtime import services
 
 
-def notify_job(job_id: str) -> str:
-    """Send a job's notification once; raises (so RQ retries, for over an hour) while the app is unreachable."""
-    return deliver(services(), job_id, last_attempt=last_attempt())
+def notify_job(message_id: str) -> str:
+    """Make one attempt of the message; a failed one is scheduled again by the message itself, never by raising."""
+    return deliver(services(), message_id)

@@ -137,6 +137,13 @@ class JobNotFound(FluxhookError):
     status = 404
 
 
+class DeliveryNotFound(FluxhookError):
+    """No notification message of the caller's has that id."""
+
+    code = "not_found"
+    status = 404
+
+
 class NotReady(FluxhookError):
     """What was asked for does not exist yet; asking again later may succeed."""
 

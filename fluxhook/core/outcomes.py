@@ -71,11 +71,12 @@ class DeliveryOutcome(StrEnum):
     """One notification attempt, as counted in fluxhook_notifications_total{outcome}."""
 
     DELIVERED = "delivered"  # 2xx
-    RETRY = "retry"  # 408, 429, 5xx, timeout or connection error: RQ tries again later
+    RETRY = "retry"  # 408, 429, 5xx, timeout or connection error: tried again later
     REJECTED = "rejected"  # any other answer (3xx, 4xx): the app refuses it, so it is not sent again
-    EXHAUSTED = "exhausted"  # still failing on the last retry
+    DISABLED = "disabled"  # 410 Gone, or sent to a target a 410 disabled: kept, not sent
+    EXHAUSTED = "exhausted"  # still failing on the last retry: the message is failed
     HOST_NOT_ALLOWED = "host_not_allowed"  # the URL is no longer allowed, or resolves to a private address
-    NOT_SIGNED = "not_signed"  # NOTIFY_SECRET was unset when it was due
+    NOT_SIGNED = "not_signed"  # no secret to sign with when it was due (NOTIFY_SECRET unset, its key gone)
     SKIPPED = SKIPPED
 
 

@@ -1,94 +1,49 @@
-"""Notifications to the user's app: the job JSON POSTed to its ``notify_url`` once the job is terminal (and,
-for a job made through the BFL-compatible API, BFL's callback to the app's own webhook: ``app_webhooks``).
+"""Notifications to the user's app (SPEC §16): which settings a job's notifications follow, the messages made of
+its events, and the operator's console over them (listing, replay, enabling a disabled target). One attempt of
+one message is ``delivering``.
 
-Signed the Standard Webhooks way (https://www.standardwebhooks.com): ``webhook-id`` (``msg_{job id}``,
-the same on every attempt, so the receiver can drop repeats), ``webhook-timestamp`` (the attempt's
-time, in seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``
-with the key in ``NOTIFY_SECRET`` (``whsec_`` + base64). At least once: the job enters the outbox in
-the script that makes it terminal (``jobs``), the sweep turns the outbox into one RQ task per job
-(``sweep``), and the task retries for over an hour (``queue.notify_retry``).
-
-The body is made at each attempt, so a retry an hour later still carries a valid signed
-``image.url``; the job itself, being terminal, no longer changes.
+A job's events enter the outbox in the script that changes the job (``lua/job_transition.lua``): its end always,
+when it has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. The sweep
+turns each into messages (``enter``): one per distinct target of the event, each a hash of its own
+(``store.deliveries``) with a ``webhook-id`` that every attempt and every replay carries, put in the notify work
+line; a message answered with a retryable failure waits in ``messages_due`` for its next attempt, which the sweep
+puts back in line (``move_due``). At least once: a member leaves the outbox only in the MULTI that keeps its
+messages, and a message leaves ``messages_due`` only in the one that puts it in line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from urllib.parse import urlsplit
 
-import requests
 from standardwebhooks import Webhook
 
-from fluxhook import metrics
-from fluxhook.core import tracing
 from fluxhook.core.config import Config
-from fluxhook.core.errors import HostNotAllowed, InvalidRequest, RetryableError
-from fluxhook.core.hosts import check_url
+from fluxhook.core.errors import DeliveryNotFound, InvalidRequest
+from fluxhook.core.job import Job
+from fluxhook.core.notify_events import ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
-from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
+from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
+from fluxhook.store.owners import ADMIN_OWNER, owner_of
+from fluxhook.store.work_lines import NOTIFY
 
 log = logging.getLogger("fluxhook.notifications")
 
-METRIC = "fluxhook_notifications"
-# (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
-NOTIFY_TIMEOUT = (5.0, 15.0)
 _URL_WORDING = field_wording("notify_url")
+# Most outbox members and due messages one sweep takes; the rest wait for the next sweep, a second later.
+NOTIFY_BATCH = 500
+# A member taken but not kept (its process died) is taken again after this long.
+NOTIFY_LEASE = 60.0
+# Most messages one replay call sends again.
+MAX_REPLAY = 10_000
 
 
-@dataclass(frozen=True)
-class Call:
-    """One call to the app: what it is (as logged), where it goes, its body and signed headers, and how its
-    delivery is recorded (``mark(job_id, when)``)."""
-
-    what: str
-    url: str
-    body: str
-    headers: dict[str, str]
-    mark: Callable[[str, float], bool]
-
-
-def message_id(job_id: str) -> str:
-    """The ``webhook-id`` of a job's notification: stable, so every retry carries the same one."""
-    return f"msg_{job_id}"
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
-    """The ``webhook-signature`` value, ``v1,<base64>``, by the Standard Webhooks reference library."""
-    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
-
-
-def signed_headers(secrets: list[str], msg_id: str, timestamp: int, body: str) -> dict[str, str]:
-    """The headers of one attempt: one signature per secret, space-separated (a rotation's day carries two)."""
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets),
-    }
-
-
-def payload(config: Config, job) -> str:
-    """The body: the job JSON, exactly what ``GET /v1/jobs/{id}`` answers."""
-    return json.dumps(present(config, job), separators=(",", ":"), ensure_ascii=False)
-
-
-def outcome_for(status_code: int) -> DeliveryOutcome:
-    """What an answer means: delivered (2xx), worth retrying (408, 429, 5xx), or refused for good."""
-    if 200 <= status_code < 300:
-        return DeliveryOutcome.DELIVERED
-    if status_code in (408, 429) or status_code >= 500:
-        return DeliveryOutcome.RETRY
-    return DeliveryOutcome.REJECTED
-
+# -- what a job's notifications follow -------------------------------------------------------------
 
 def requested_url(value: object, config: Config, key: AppKey | None = None) -> str | None:
     """The notify_url to store on a new job of app key ``key`` (None: an admin token's): the request's own
@@ -106,96 +61,199 @@ def requested_url(value: object, config: Config, key: AppKey | None = None) -> s
     return check_notify_url(value, config.notify_host_allowlist, _URL_WORDING)
 
 
-def deliver(svc: Services, job_id: str, *, last_attempt: bool, now: float | None = None) -> str:
-    """Send the job's calls not delivered yet: to its notify_url and to the app's own webhook (``app_webhooks``);
-    returns the outcome (the first that is not ``delivered``), or raises RetryableError for RQ to retry."""
-    job = svc.jobs.get(job_id)
-    if job is None or not job.terminal or not (job.notify_url or job.app_webhook_url):
-        return _record(svc, job_id, DeliveryOutcome.SKIPPED, logging.INFO, "notification skipped: the job is gone")
-    outcomes, again = [], None
-    with tracing.job_span("fluxhook.notify", job.id, job.traceparent):
-        for send in (_notify, _app_webhook):
-            try:
-                outcome = send(svc, job, last_attempt, now)
-            except RetryableError as exc:
-                again = exc  # the other call still goes now; a retry sends only what is not delivered
+def requested_events(value: object) -> tuple[str, ...] | None:
+    """A request's own ``notify_events`` (None when it sent none: its key's apply); InvalidRequest for a bad one."""
+    return None if value is None else parse_events(value)
+
+
+def ask_events(svc: Services, job: Job, own: tuple[str, ...] | None, key: AppKey | None) -> None:
+    """Note on a new job the events beyond its end that its target asked for (its own ``notify_events``, else its
+    key's), so its changes put them in the outbox; one it already passed (sent within the request) goes now."""
+    events = wanted(own, key.notify_events if key is not None else None)
+    if events and job.notify_url:
+        svc.store.deliveries.ask_events(job.id, events, SUBMITTED)
+
+
+# -- the messages of a job's events --------------------------------------------------------------
+
+def message_id(job_id: str, event: str = ENDED, kind: str = WEBHOOK, now: float = 0.0) -> str:
+    """The ``webhook-id`` of a message: the same on every attempt and replay, another for every other message.
+    A job's end keeps ``msg_{job id}``, the id its notification has always had."""
+    if kind == BFL:
+        return f"msg_{job_id}_bfl"
+    if event == ENDED:
+        return f"msg_{job_id}"
+    if event == SUBMITTED:
+        return f"msg_{job_id}_submitted"
+    return f"msg_{job_id}_progress_{int(now * 1000)}"
+
+
+def targets(job: Job, event: str) -> list[tuple[str, str]]:
+    """(kind, URL) of each distinct target of the job's ``event``: its notify_url, and at its end the app's own
+    webhook of the BFL-compatible API (one message, in BFL's shape, when both name the same URL)."""
+    found: dict[str, str] = {}
+    if event == ENDED and job.app_webhook_url:
+        found[job.app_webhook_url] = BFL
+    if job.notify_url and job.notify_url not in found:
+        found[job.notify_url] = WEBHOOK
+    return [(kind, url) for url, kind in found.items()]
+
+
+def _host(url: str) -> str:
+    """The target as shown: its host and port, never its path or query (they may hold the app's own token)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return f"{parts.hostname or ''}:{port}"
+
+
+def enter(svc: Services, members: list[str], now: float) -> int:
+    """Make the messages of outbox ``members`` (``<job id>`` for its end, ``<job id>|<event>`` otherwise) and put
+    those to send in the notify line, taking the members out of the outbox in the same MULTI; how many were made.
+
+    A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within
+    ``PROGRESS_GAP`` of the job's last one stays in the outbox until the gap ends, and then carries the job as it
+    is: at most one every 5 s per job, the latest progress never lost.
+    """
+    store = svc.store.deliveries
+    made: list[tuple[Message, int | None]] = []
+    later: dict[str, float] = {}
+    for item in members:
+        job_id, _, event = item.partition("|")
+        event = event or ENDED
+        job = svc.jobs.get(job_id)
+        if job is None or (event == PROGRESS and job.terminal):
+            continue
+        if event == PROGRESS:
+            last = store.last_progress(job_id)
+            if last is not None and now < last + PROGRESS_GAP:
+                later[item] = last + PROGRESS_GAP
                 continue
-            if outcome is not None:
-                outcomes.append(outcome)
-    if again is not None:
-        raise again
-    if not outcomes:
-        return _record(svc, job_id, DeliveryOutcome.SKIPPED, logging.INFO, "notification skipped: already delivered")
-    return next((o for o in outcomes if o != DeliveryOutcome.DELIVERED), DeliveryOutcome.DELIVERED)
+        owner = owner_of(job.key_id)
+        off = store.disabled(owner)
+        for kind, url in targets(job, event):
+            state = DISABLED if target_of(url) in off else PENDING
+            made.append((Message(id=message_id(job.id, event, kind, now), job_id=job.id, owner=owner, event=event,
+                                 kind=kind, url=url, host=_host(url), state=state, created_at=now),
+                         store.job_ttl_ms(job.id)))
+    existing = store.existing([m.id for m, _ in made])
+    fresh = [(m, ttl) for m, ttl in made if m.id not in existing]
+    pipe = svc.redis.pipeline(transaction=True)
+    for message, ttl in fresh:
+        store.add(message, ttl, pipe)
+        if message.state == PENDING:
+            svc.store.work.add(NOTIFY, _key_id(message.owner), message.id, pipe)
+    done = [m for m in members if m not in later]
+    if done:
+        svc.jobs.notifications_queued(done, pipeline=pipe)
+    if later:
+        pipe.zadd(svc.store.keys.outbox, later)
+    pipe.execute()
+    return len(fresh)
 
 
-def _notify(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
-    """The job JSON to its notify_url, signed the Standard Webhooks way (None: nothing to send)."""
-    if not job.notify_url or job.notified_at is not None:
-        return None
-    config = svc.config
-    timestamp = int(time.time() if now is None else now)
-    secrets = notify_secrets.signing_secrets(svc, job.key_id, timestamp)
-    if not secrets:
-        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
-                       "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
-    body = payload(config, job)
-    headers = signed_headers(secrets, message_id(job.id), timestamp, body)
-    return _post(svc, job.id, Call("notification", job.notify_url, body, headers, svc.jobs.mark_notified), last_attempt)
+def move_due(svc: Services, now: float) -> int:
+    """Put the messages whose next attempt is due in the notify line; how many."""
+    members = svc.store.deliveries.claim_due(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
+    if not members:
+        return 0
+    pipe = svc.redis.pipeline(transaction=True)
+    for item in members:
+        owner, _, msg_id = item.partition(":")
+        svc.store.work.add(NOTIFY, _key_id(owner), msg_id, pipe)
+    svc.store.deliveries.moved(members, pipe)
+    pipe.execute()
+    return len(members)
 
 
-def _app_webhook(svc: Services, job, last_attempt: bool, now: float | None) -> str | None:
-    """BFL's callback to the webhook_url the app gave the BFL-compatible API (None: nothing to send)."""
-    if not job.app_webhook_url or job.app_notified_at is not None:
-        return None
-    made = app_webhooks.request_for(svc.config, job, time.time() if now is None else now)
-    if made is None:
-        return _record(svc, job.id, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
-                       "app webhook not sent: its secret no longer opens with SECRET_KEY")
-    body, headers = made
-    call = Call("app webhook", job.app_webhook_url, body, headers, svc.jobs.mark_app_notified)
-    return _post(svc, job.id, call, last_attempt)
+def _key_id(owner: str) -> str | None:
+    return None if owner == ADMIN_OWNER else owner
 
 
-def _post(svc: Services, job_id: str, call: Call, last_attempt: bool) -> str:
-    """POST one call to the app once, to an allowed host; ``call.mark`` records its delivery."""
-    what = call.what
-    try:
-        target = check_url(call.url, svc.config.notify_host_allowlist)
-        session = svc.http.session_for(target)
-    except HostNotAllowed as exc:
-        return _record(svc, job_id, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
-                       reason=exc.message)
-    host = f"{target.host}:{target.port}"  # never the URL: its path or query may hold the app's own token
-    try:
-        response = session.post(target.url, data=call.body.encode(), headers=call.headers, timeout=NOTIFY_TIMEOUT,
-                                allow_redirects=False, stream=True)
-        response.close()  # the answer's body is not needed: its status says it all
-    except HostNotAllowed as exc:
-        return _record(svc, job_id, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, f"{what} not sent",
-                       host=host, reason=exc.message)
-    except requests.RequestException as exc:
-        return _again(svc, job_id, host, type(exc).__name__, last_attempt, what)
-    outcome = outcome_for(response.status_code)
-    if outcome == DeliveryOutcome.DELIVERED:
-        call.mark(job_id, time.time())
-        return _record(svc, job_id, DeliveryOutcome.DELIVERED, logging.INFO, f"{what} delivered", host=host,
-                       http_status=response.status_code)
-    if outcome == DeliveryOutcome.REJECTED:
-        return _record(svc, job_id, DeliveryOutcome.REJECTED, logging.WARNING, f"{what} refused by the app; not sent again",
-                       host=host, http_status=response.status_code)
-    return _again(svc, job_id, host, f"HTTP {response.status_code}", last_attempt, what)
+# -- what is sent --------------------------------------------------------------------------------
+
+def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    """The ``webhook-signature`` value, ``v1,<base64>``, by the Standard Webhooks reference library."""
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, timezone.utc), body)
 
 
-def _again(svc: Services, job_id: str, host: str, reason: str, last_attempt: bool, what: str) -> str:
-    if last_attempt:
-        return _record(svc, job_id, DeliveryOutcome.EXHAUSTED, logging.WARNING, f"{what} abandoned after its retries",
-                       host=host, reason=reason)
-    _record(svc, job_id, DeliveryOutcome.RETRY, logging.INFO, f"{what} failed; retrying later", host=host, reason=reason)
-    raise RetryableError(f"{what} to {host} not delivered: {reason}", code="notify_unavailable")
+def signed_headers(secrets: list[str], msg_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The headers of one attempt: one signature per secret, space-separated (a rotation's day carries two)."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets),
+    }
 
 
-def _record(svc: Services, job_id: str, outcome: str, level: int, event: str, **fields) -> str:
-    metrics.count(svc, METRIC, outcome=outcome)
-    log.log(level, event, extra={"job_id": job_id, "outcome": outcome, **fields})
-    return outcome
+def payload(config: Config, job: Job, event: str = ENDED, at: float | None = None) -> str:
+    """The body, Standard Webhooks' shape: ``{"type", "timestamp", "data"}``, ``data`` the job JSON exactly as
+    ``GET /v1/jobs/{id}`` answers it when the attempt is made (its signed links fresh), ``timestamp`` when the
+    event happened (the message was made)."""
+    when = datetime.fromtimestamp(at if at is not None else job.updated_at, timezone.utc)
+    body = {"type": event, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "data": present(config, job)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- the console: every message kept, replayed, a disabled target enabled ---------------------------
+
+def shown(message: Message) -> dict:
+    """A message as the API answers it: never its URL (its path or query may hold the app's own token)."""
+    return {
+        "id": message.id, "job_id": message.job_id, "event": message.event, "kind": message.kind,
+        "target": message.host, "state": message.state, "created_at": _iso(message.created_at),
+        "attempts": [{"at": _iso(at), "status": status, "error": error, "ms": ms}
+                     for at, status, error, ms in message.attempts],
+    }
+
+
+def of_job(svc: Services, job: Job) -> list[dict]:
+    """Every message of the job, with each attempt, in the order they were made."""
+    return [shown(m) for m in svc.store.deliveries.of_job(job.id)]
+
+
+def listed(svc: Services, key_id: str | None, *, state: str | None, since: float, until: float,
+           limit: int) -> list[Message]:
+    """Up to ``limit`` of the caller's messages (app key ``key_id``, None: an admin token's jobs) made from
+    ``since`` to ``until``, newest first, in ``state`` if given."""
+    if state is not None and state not in STATES:
+        raise InvalidRequest(f"'state' must be one of {', '.join(STATES)}")
+    found: list[Message] = []
+    cursor = until
+    while len(found) < limit:
+        batch = svc.store.deliveries.of_owner(owner_of(key_id), since, cursor, MAX_REPLAY)
+        found += [m for m in batch if state is None or m.state == state]
+        if len(batch) < MAX_REPLAY:
+            break
+        cursor = f"({batch[-1].created_at!r}"
+    return found[:limit]
+
+
+def find(svc: Services, key_id: str | None, message_id: str) -> Message:
+    """The caller's message ``message_id`` (an admin token's: any); DeliveryNotFound for none, or another key's."""
+    message = svc.store.deliveries.get(message_id) if message_id.startswith("msg_") else None
+    if message is None or (key_id is not None and message.owner != key_id):
+        raise DeliveryNotFound(f"no delivery {message_id[:60]!r}")
+    return message
+
+
+def replay(svc: Services, messages: list[Message], now: float) -> int:
+    """Send ``messages`` again from now, each with its own ``webhook-id`` and a fresh round of retries (within a
+    second: the sweep puts them in line); how many."""
+    svc.store.deliveries.again(messages, now)
+    log.info("notifications replayed", extra={"count": len(messages)})
+    return len(messages)
+
+
+def enable(svc: Services, key_id: str | None) -> int:
+    """Enable the targets a 410 disabled for the key (None: admin tokens' jobs); how many were disabled."""
+    count = svc.store.deliveries.enable(owner_of(key_id))
+    log.info("notification targets enabled", extra={"key_id": key_id, "count": count})
+    return count
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"

@@ -1,5 +1,5 @@
 """Removing a job and everything kept for it: the record, its image or video, their thumbnail, poster and
-draft cache, its timeline."""
+draft cache, its timeline, its notifications."""
 
 from __future__ import annotations
 
@@ -22,4 +22,5 @@ def remove_job(svc: Services, job_id: str) -> bool:
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
     timeline.forget(svc.store, job_id)
+    svc.store.deliveries.forget_job(job_id)  # its notifications, their attempts and retries
     return storage_key is not None

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, enqueue_notifications, restore_work
+from fluxhook.lifecycle.notifications import NOTIFY_BATCH, NOTIFY_LEASE, enter, move_due
+from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -14,9 +15,6 @@ SWEEP_BATCH = 500
 # A claimed job whose check never ran (its worker killed before it was queued or taken) comes
 # due again after this long; a check that runs later finds its claim superseded and does nothing.
 CHECK_CLAIM_LEASE = 90.0
-# Most notifications one sweep queues; a job taken from the outbox but not queued is taken again after the lease.
-NOTIFY_BATCH = 500
-NOTIFY_LEASE = 60.0
 
 
 @dataclass(frozen=True)
@@ -41,17 +39,15 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
 
 
 def drain_notifications(svc: Services, now: float) -> int:
-    """Put each job of the outbox in the notify line; returns how many.
+    """Make the messages of the outbox's events and put them in the notify line, and put back in line the messages
+    whose next attempt is due; returns how many messages were made.
 
-    Taking from the outbox is atomic (two sweeps never take the same job), and a job leaves it
-    only in the MULTI that puts it in line, so a crash in between delays a notification by the
-    lease but never loses it.
+    Taking from the outbox is atomic (two sweeps never take the same member), and a member leaves it only in the
+    MULTI that keeps its messages, so a crash in between delays a notification by the lease but never loses it.
     """
+    made = 0
     taken = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
-    if not taken:
-        return 0
-    pipe = svc.redis.pipeline(transaction=True)
-    queued = enqueue_notifications(svc, taken, pipe)
-    svc.jobs.notifications_queued(taken, pipeline=pipe)
-    pipe.execute()
-    return queued
+    if taken:
+        made = enter(svc, taken, now)
+    move_due(svc, now)
+    return made

@@ -13,6 +13,7 @@ from fluxhook.core.pools import pools
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.cooldowns import Cooldowns
+from fluxhook.store.deliveries import Deliveries
 from fluxhook.store.effects import Effects
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
@@ -54,6 +55,7 @@ class Store:
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
+        self.deliveries = Deliveries(connection, sealer, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)

@@ -48,6 +48,27 @@ class Keys:
         """The notification outbox: terminal jobs with a notify_url or an app webhook, scored by when they are due."""
         return f"{self.prefix}notify"
 
+    def message(self, message_id: str) -> str:
+        """One notification message and its attempts, a hash (see ``store.deliveries``)."""
+        return f"{self.prefix}msg:{message_id}"
+
+    def job_messages(self, job_id: str) -> str:
+        """The ids of a job's notification messages, a list in the order they were made."""
+        return f"{self.prefix}msgs:{job_id}"
+
+    def owner_messages(self, owner: str) -> str:
+        """An owner's (app key id or ``admin``) notification messages, scored by when each was made."""
+        return f"{self.prefix}ownmsgs:{owner}"
+
+    @property
+    def messages_due(self) -> str:
+        """Messages waiting for their next attempt (``<owner>:<message id>``), scored by when it is due."""
+        return f"{self.prefix}msgdue"
+
+    def notify_off(self, owner: str) -> str:
+        """The targets an owner's receivers disabled with 410 Gone: a set of their URLs' digests."""
+        return f"{self.prefix}notifyoff:{owner}"
+
     def timeline(self, job_id: str) -> str:
         """A job's timeline, a capped list of JSON entries, newest first."""
         return f"{self.prefix}events:{job_id}"

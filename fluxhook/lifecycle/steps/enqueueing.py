@@ -56,12 +56,9 @@ NOTIFY_TASK = "worker.notify.notify_job"
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 CONFIRM_RETRIES = 5
-# Notifications: 13 retries, the n-th after a uniform draw in [d/2, d] with d = min(1800, 2^n) s:
-# about 1-2, 2-4, 4-8, ... s at first (a short outage costs seconds), then 30-minute steps; at least
-# 62 minutes in all (every draw at its low end) and at most 124, plus the first attempt.
-NOTIFY_RETRIES = 13
-NOTIFY_RETRY_CAP = 1800
-# One attempt is one POST with NOTIFY_TIMEOUT (see notify): far below this.
+# One attempt of a notification is one POST with NOTIFY_TIMEOUT (see ``delivering``): far below this. Its retries
+# are the message's own (``core.notify_answers``), so a Retry-After can set them; RQ's one retry is for a task
+# that did not get to end (its worker killed, a Redis error).
 NOTIFY_JOB_TIMEOUT = 60
 # A job's own tasks (its download, draft cache, notification, a confirmation): an hour to look at one that
 # ended, a week at one that failed. Each is one per job or per report from BFL, so they stay few.
@@ -93,11 +90,6 @@ def thumbnail_task(job_id: str) -> AddWork:
 def _retry(retries: int, cap: float) -> Retry:
     """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
     return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
-
-
-def notify_retry() -> Retry:
-    """The retries of one notification: seconds apart at first, spanning over an hour in all."""
-    return _retry(NOTIFY_RETRIES, NOTIFY_RETRY_CAP)
 
 
 # One attempt may last this long: a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest accepted rate
@@ -221,24 +213,9 @@ def release_confirm(svc: "Services", job_id: str) -> None:
     svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
-def notify_task_id(job_id: str) -> str:
-    """The RQ id of a job's notification task: one per job, so a second drain cannot queue another."""
-    return f"notify-{job_id}"
-
-
-def enqueue_notifications(svc: "Services", job_ids: list[str], pipeline) -> int:
-    """Put each job in the notify line, on ``pipeline`` (a MULTI the caller executes); how many.
-
-    A job whose notify task already exists (queued, waiting for a retry, running or done) is not put
-    there: a drain repeated after a crash between queueing and emptying the outbox sends nothing twice.
-    """
-    check = svc.queue.connection.pipeline(transaction=False)
-    for job_id in job_ids:
-        check.exists(RQJob.key_for(notify_task_id(job_id)))
-    fresh = [job_id for job_id, exists in zip(job_ids, check.execute(), strict=False) if not exists]
-    for job_id, key_id in zip(fresh, svc.jobs.key_ids(fresh), strict=True):
-        svc.store.work.add(NOTIFY, key_id, job_id, pipeline)
-    return len(fresh)
+def notify_task_id(message_id: str) -> str:
+    """The RQ id of an attempt of a notification message: one at a time per message."""
+    return f"notify-{message_id}"
 
 
 @dataclass(frozen=True)
@@ -263,7 +240,7 @@ _TASKS = {
     **{line: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, _download_options) for line in DOWNLOADS},
     DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, _download_options),
     NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda svc: svc.queue, lambda: dict(
-        retry=notify_retry(), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
+        retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, result_ttl=0, failure_ttl=7 * 86400)),
     THUMBNAIL: _Task(THUMBNAIL_TASK, thumbnail_task_id, lambda svc: thumbnail_queue(svc.redis), lambda: dict(
         retry=Retry(max=1), timeout=60, result_ttl=600, failure_ttl=86400)),
 }

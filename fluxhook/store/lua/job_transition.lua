@@ -10,6 +10,8 @@
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (apply_effects) and slot_time.lua.
 -- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
+-- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
+-- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
@@ -34,6 +36,17 @@ local locked = 0
 if spec.lock and redis.call('SET', KEYS[spec.lock.key], spec.lock.value, 'NX', 'EX', spec.lock.ttl) then
   locked = 1
 end
+-- A job whose notifications ask for its progress (its record's notify_events) has a job.progress in the outbox
+-- when its progress changes: one member per job, however many changes come before the sweep takes it.
+for i = 1, #spec.fields, 2 do
+  if spec.fields[i] == 'progress' and spec.fields[i + 1] ~= '' then
+    local events = redis.call('HGET', job, 'notify_events')
+    if events and string.find(events, 'job.progress', 1, true)
+        and redis.call('HGET', job, 'progress') ~= spec.fields[i + 1] then
+      redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.progress')
+    end
+  end
+end
 redis.call('HSET', job, 'updated_at', spec.now, unpack(spec.fields))
 if spec.bfl then
   -- The task's index lives as long as its record.
@@ -45,6 +58,12 @@ end
 local new = spec.to
 if new ~= '' and new ~= current then
   redis.call('HSET', job, 'status', new)
+  if new == 'submitted' then
+    local events = redis.call('HGET', job, 'notify_events')
+    if events and string.find(events, 'job.submitted', 1, true) then
+      redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.submitted')
+    end
+  end
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
   -- The slot or the place in line it gives back is its owner's (see slots_prelude.lua).

@@ -20,10 +20,9 @@ from conftest import API, API_TOKEN
 from devtools.processes import free_port, wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
-from fluxhook.core.errors import RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle import delivering, notifications
 from fluxhook.lifecycle.steps import app_webhooks
 from fluxhook.store.keys import KEYS
 from helpers import answer, assert_error, serve, stack_on_db
@@ -298,7 +297,7 @@ def test_a_budget_reached_is_a_402_in_bfls_shape(local_app, sim):
 
 
 def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks):
-    """A job with both a notify_url and the app's webhook: one task sends both; a retry only what failed."""
+    """A job with both a notify_url and the app's webhook: a message each; a retry sends only what failed."""
     notify_secret = "whsec_" + "Zmx1eGhvb2stY29tcGF0LXRlc3Qta2V5LTMyLWJ5dGU="
     svc = make_services(15, NOTIFY_SECRET=notify_secret, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{app_hooks.port}")
     config: Config = svc.config
@@ -312,9 +311,11 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     assert svc.redis.zscore(KEYS.outbox, job.id) is not None  # the app's webhook rides the notification outbox
     app_hooks.failures["/retry/app"] = 1
-    with pytest.raises(RetryableError):
-        notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.DELIVERED
+    notifications.enter(svc, [job.id], time.time())
+    app, notify = f"msg_{job.id}_bfl", f"msg_{job.id}"
+    assert delivering.deliver(svc, notify) == DeliveryOutcome.DELIVERED
+    assert delivering.deliver(svc, app) == DeliveryOutcome.RETRY
+    assert delivering.deliver(svc, app) == DeliveryOutcome.DELIVERED
     paths = [path for path, _, _ in app_hooks.calls if path.startswith("/retry/")]
     assert paths == ["/retry/notify", "/retry/app", "/retry/app"]  # the notification is not sent twice
     headers, sent = app_hooks.wait_for("/retry/app")
@@ -322,7 +323,8 @@ def test_a_retry_sends_only_the_call_not_yet_delivered(make_services, app_hooks)
     assert (sent["id"], sent["status"], sent["details"]["code"]) == (job.id, "Error", "timeout")
     done = svc.jobs.get(job.id)
     assert done.notified_at is not None and done.app_notified_at is not None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.SKIPPED
+    assert delivering.deliver(svc, notify) == delivering.deliver(svc, app) == DeliveryOutcome.SKIPPED
+    assert [m.state for m in svc.store.deliveries.of_job(job.id)] == ["delivered", "delivered"]
 
 
 def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):

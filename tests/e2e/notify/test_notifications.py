@@ -23,8 +23,11 @@ from notify_helpers import SECRET, Delivery
 
 
 def _verified(delivery: Delivery) -> dict:
-    """The body, once the reference library has checked its signature (and timestamp)."""
-    return Webhook(SECRET).verify(delivery.body, delivery.headers)
+    """The job the body carries, once the reference library has checked its signature (and timestamp) and the body
+    is Standard Webhooks' shape around it."""
+    body = Webhook(SECRET).verify(delivery.body, delivery.headers)
+    assert set(body) == {"type", "timestamp", "data"} and body["type"] == "job.ended", body
+    return body["data"]
 
 
 def _without_image_url(job: dict) -> dict:
@@ -121,12 +124,14 @@ def test_a_job_with_its_own_notify_url_notifies_there(napi, sim, hooks, other_ho
 
 
 def test_a_4xx_answer_is_not_retried(napi, sim, other_hooks):
-    other_hooks.statuses["/gone"] = 410
-    job = napi.submit("a fox nobody wants", notify_url=other_hooks.url("/gone"))
+    other_hooks.statuses["/refused"] = 404
+    job = napi.submit("a fox nobody wants", notify_url=other_hooks.url("/refused"))
     napi.wait_for(job["id"])
     other_hooks.wait_for(job["id"])
     time.sleep(6)  # past the first two retries, had there been any
     assert len(other_hooks.for_job(job["id"])) == 1
+    [message] = napi.get(f"/v1/jobs/{job['id']}/deliveries").json()["deliveries"]
+    assert message["state"] == "failed" and [a["status"] for a in message["attempts"]] == [404]
 
 
 @pytest.mark.parametrize("notify_url, why", [

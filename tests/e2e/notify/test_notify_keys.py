@@ -25,8 +25,8 @@ def test_each_key_signs_with_its_own_secret_and_not_another_s(napi, sim, hooks, 
     job_a, job_b = app_a.submit("a fox for app a"), app_b.submit("a fox for app b")
     delivery_a, delivery_b = _ended(other_hooks, job_a["id"]), _ended(third_hooks, job_b["id"])
     assert delivery_a.path == "/a" and delivery_b.path == "/b"
-    assert Webhook(secret_a).verify(delivery_a.body, delivery_a.headers)["id"] == job_a["id"]
-    assert Webhook(secret_b).verify(delivery_b.body, delivery_b.headers)["id"] == job_b["id"]
+    assert Webhook(secret_a).verify(delivery_a.body, delivery_a.headers)["data"]["id"] == job_a["id"]
+    assert Webhook(secret_b).verify(delivery_b.body, delivery_b.headers)["data"]["id"] == job_b["id"]
     # The tenant attack: A's secret verifies none of B's notifications, nor B's A's, nor the service's either.
     for delivery, wrong in ((delivery_b, secret_a), (delivery_a, secret_b), (delivery_a, SECRET)):
         with pytest.raises(WebhookVerificationError):
@@ -39,7 +39,7 @@ def test_a_job_s_own_notify_url_comes_before_its_key_s(napi, sim, other_hooks, t
     job = app.submit("a fox with a hook of its own", notify_url=third_hooks.url("/own"))
     delivery = _ended(third_hooks, job["id"])
     assert delivery.path == "/own" and other_hooks.for_job(job["id"]) == []
-    assert Webhook(key["notify_secret"]).verify(delivery.body, delivery.headers)["id"] == job["id"]
+    assert Webhook(key["notify_secret"]).verify(delivery.body, delivery.headers)["data"]["id"] == job["id"]
 
 
 def test_a_rotation_signs_with_both_secrets_for_a_day(napi, sim, other_hooks):
@@ -56,7 +56,7 @@ def test_a_rotation_signs_with_both_secrets_for_a_day(napi, sim, other_hooks):
     signatures = delivery.headers["webhook-signature"].split(" ")
     assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
     for secret in (old, new):  # an app on either secret verifies it
-        assert Webhook(secret).verify(delivery.body, delivery.headers)["id"] == job["id"]
+        assert Webhook(secret).verify(delivery.body, delivery.headers)["data"]["id"] == job["id"]
     assert napi.post("/v1/keys/key_0000000000000000/notify_secret").status_code == 404
     assert app.post(f"/v1/keys/{key['id']}/notify_secret").status_code == 403
 

@@ -7,26 +7,22 @@ End to end on a stack of its own: tests/e2e/api/test_notifications.py.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import json
 import os
-import random
 import time
-from datetime import datetime, timezone
 
 import pytest
-from standardwebhooks import Webhook, WebhookVerificationError
 
 from devtools.processes import free_port
 from fluxhook.core import transitions as st
-from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.config import Config
-from fluxhook.core.errors import ConfigError, InvalidRequest, RetryableError
+from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.notify_answers import NOTIFY_RETRIES
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle import notifications
-from fluxhook.lifecycle.steps.enqueueing import NOTIFY_RETRIES, NOTIFY_RETRY_CAP, feed, notify_retry, notify_task_id
+from fluxhook.lifecycle import delivering, notifications
+from fluxhook.lifecycle.notifications import move_due
+from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle.steps.enqueueing import feed, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import NOTIFY
@@ -88,7 +84,7 @@ def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(services, receiv
     assert _outbox(svc) == []
 
 
-def test_a_drain_queues_one_task_per_job_even_when_repeated(services, receivers):
+def test_a_drain_makes_one_message_per_job_even_when_repeated(services, receivers):
     svc = services()
     jobs = [_job(svc, receivers[0].url()) for _ in range(3)]
     for job in jobs:
@@ -96,15 +92,17 @@ def test_a_drain_queues_one_task_per_job_even_when_repeated(services, receivers)
     now = time.time()
     assert drain_notifications(svc, now) == 3
     assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 3
-    assert feed(svc) == 3  # from the notify line into RQ, each task naming its job
+    assert [m.id for j in jobs for m in svc.store.deliveries.of_job(j.id)] == [f"msg_{j.id}" for j in jobs]
+    assert feed(svc) == 3  # from the notify line into RQ, each task naming its message
     tasks = svc.queue.get_jobs()
-    assert sorted(t.id for t in tasks) == sorted(notify_task_id(j.id) for j in jobs)
+    assert sorted(t.id for t in tasks) == sorted(notify_task_id(f"msg_{j.id}") for j in jobs)
     assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}
-    assert all(t.retries_left == NOTIFY_RETRIES and t.timeout <= 60 for t in tasks)
-    # A crash after queueing but before the outbox was emptied: the ids come back; no second task.
+    assert all(t.timeout <= 60 for t in tasks)
+    # A crash after keeping the messages but before the outbox was emptied: the ids come back; no second message.
     svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
     assert drain_notifications(svc, now + 1) == 0
-    assert _outbox(svc) == [] and svc.queue.count == 3 and svc.store.work.waiting(NOTIFY) == 0
+    assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 0
+    assert all(len(svc.store.deliveries.of_job(j.id)) == 1 for j in jobs)
 
 
 def test_two_drains_never_take_the_same_job(services, receivers):
@@ -118,107 +116,117 @@ def test_two_drains_never_take_the_same_job(services, receivers):
     assert svc.jobs.claim_notifications(now + 61, 10, now + 121) == [job.id]
 
 
-def test_the_task_skips_a_deleted_job_and_refuses_a_host_no_longer_allowed(services, receivers, hooks):
-    svc = services()
-    job = _job(svc, receivers[0].url())
+def _ended(svc, url: str):
+    """A job ended with ``url`` as its notify_url, and its job.ended message made."""
+    job = _job(svc, url)
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    drain_notifications(svc, time.time())
+    return job, f"msg_{job.id}"
+
+
+def test_an_attempt_skips_a_deleted_job_and_fails_a_host_no_longer_allowed(services, receivers, hooks):
+    svc = services()
+    job, message = _ended(svc, receivers[0].url())
     svc.jobs.delete(job.id)
-    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.SKIPPED
-    assert not svc.jobs.mark_notified(job.id, time.time())
+    assert delivering.deliver(svc, message) == DeliveryOutcome.SKIPPED
+    remove_job(svc, job.id)
+    assert svc.store.deliveries.get(message) is None  # the job's messages go with it
     assert not svc.redis.exists(KEYS.job(job.id))  # not recreated
 
-    moved = _job(svc, "http://127.0.0.1:1/was-allowed-once")
-    svc.jobs.transition(moved.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    assert notifications.deliver(svc, moved.id, last_attempt=False) == DeliveryOutcome.HOST_NOT_ALLOWED
-    assert hooks.for_job(moved.id) == []
+    moved, message = _ended(svc, "http://127.0.0.1:1/was-allowed-once")
+    assert delivering.deliver(svc, message) == DeliveryOutcome.HOST_NOT_ALLOWED
+    assert svc.store.deliveries.get(message).state == "failed" and hooks.of_job(moved.id) == []
 
 
-def test_the_task_retries_while_the_app_fails_and_gives_up_on_the_last_attempt(services, receivers, hooks):
+def test_each_attempt_is_kept_and_a_failure_waits_for_its_next_attempt(services, receivers, hooks):
     svc = services()
-    job = _job(svc, receivers[0].url())
-    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    hooks.failures = 2
-    with pytest.raises(RetryableError):
-        notifications.deliver(svc, job.id, last_attempt=False)
-    assert notifications.deliver(svc, job.id, last_attempt=True) == DeliveryOutcome.EXHAUSTED
+    job, message = _ended(svc, receivers[0].url())
+    hooks.failures = 1
+    before = time.time()
+    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
+    kept = svc.store.deliveries.get(message)
+    assert kept.state == "pending" and kept.tries == 1
+    [(at, status, error, ms)] = kept.attempts
+    assert status == 500 and error is None and ms >= 0 and before <= at
+    due = svc.redis.zscore(KEYS.messages_due, kept.member)
+    assert before + 1 <= due <= time.time() + 2  # the first retry: 1-2 s later
     assert svc.jobs.get(job.id).notified_at is None
-    assert notifications.deliver(svc, job.id, last_attempt=False) == DeliveryOutcome.DELIVERED
+    # Due: the sweep puts it back in line; the next attempt delivers it.
+    assert move_due(svc, due + 0.1) == 1 and svc.redis.zcard(KEYS.messages_due) == 0
+    assert delivering.deliver(svc, message) == DeliveryOutcome.DELIVERED
+    kept = svc.store.deliveries.get(message)
+    assert kept.state == "delivered" and [a[1] for a in kept.attempts] == [500, 200]
     assert svc.jobs.get(job.id).notified_at is not None
-    assert len(hooks.for_job(job.id)) == 3
+    assert delivering.deliver(svc, message) == DeliveryOutcome.SKIPPED  # delivered: never sent again
+    assert [d.headers["webhook-id"] for d in hooks.of_job(job.id)] == [message, message]
 
 
-def test_an_unreachable_app_is_retried(services):
+def test_a_message_fails_after_its_last_retry(services, receivers, hooks):
+    svc = services()
+    _, message = _ended(svc, receivers[0].url())
+    svc.redis.hset(KEYS.message(message), "tries", NOTIFY_RETRIES)
+    hooks.failures = 1
+    assert delivering.deliver(svc, message) == DeliveryOutcome.EXHAUSTED
+    kept = svc.store.deliveries.get(message)
+    assert kept.state == "failed" and svc.redis.zscore(KEYS.messages_due, kept.member) is None
+
+
+def test_retry_after_delays_the_next_attempt_at_least_that_long(services, receivers, hooks):
+    svc = services()
+    hooks.statuses["/slow"], hooks.retry_after["/slow"] = 503, "600"
+    _, message = _ended(svc, receivers[0].url("/slow"))
+    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
+    due = svc.redis.zscore(KEYS.messages_due, svc.store.deliveries.get(message).member)
+    assert due >= time.time() + 590
+
+
+def test_410_disables_the_target_for_that_key_until_it_is_enabled(services, receivers, hooks):
+    svc = services()
+    hooks.statuses["/gone"] = 410
+    _, first = _ended(svc, receivers[0].url("/gone"))
+    assert delivering.deliver(svc, first) == DeliveryOutcome.DISABLED
+    assert svc.store.deliveries.get(first).state == "disabled"
+    _, later = _ended(svc, receivers[0].url("/gone"))
+    assert svc.store.deliveries.get(later).state == "disabled"  # kept, never sent
+    _, elsewhere = _ended(svc, receivers[0].url("/other"))
+    assert svc.store.deliveries.get(elsewhere).state == "pending"  # another target is not disabled
+    assert [d.path for d in hooks.deliveries].count("/gone") == 1
+    assert notifications.enable(svc, None) == 1
+    _, again = _ended(svc, receivers[0].url("/gone"))
+    assert svc.store.deliveries.get(again).state == "pending"
+
+
+def test_an_unreachable_app_is_retried_with_the_error_kept(services):
     port = free_port()  # nothing listens there
     svc = services(NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{port}", NOTIFY_URL=f"http://127.0.0.1:{port}/h")
-    job = _job(svc, f"http://127.0.0.1:{port}/h")
-    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    with pytest.raises(RetryableError):
-        notifications.deliver(svc, job.id, last_attempt=False)
+    _, message = _ended(svc, f"http://127.0.0.1:{port}/h")
+    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
+    [(_, status, error, _)] = svc.store.deliveries.get(message).attempts
+    assert status is None and error == "ConnectionError"
 
 
-# -- pure parts -------------------------------------------------------------------------------------
-
-def test_signature_matches_the_standard_webhooks_test_vector():
-    # The example of the Standard Webhooks specification and its reference libraries.
-    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    signature = notifications.sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}')
-    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-
-
-def test_signed_headers_are_what_a_receiver_verifies():
-    body = json.dumps({"id": "job_x", "status": "stored", "note": "ünïcode"}, ensure_ascii=False)
-    now = int(time.time())
-    headers = notifications.signed_headers([SECRET], "msg_job_x", now, body)
-    assert headers["webhook-id"] == "msg_job_x" and headers["webhook-timestamp"] == str(now)
-    version, signature = headers["webhook-signature"].split(",", 1)
-    key = base64.b64decode(SECRET.removeprefix("whsec_"))
-    expected = hmac.new(key, f"msg_job_x.{now}.{body}".encode(), hashlib.sha256).digest()
-    assert version == "v1" and base64.b64decode(signature) == expected
-    assert Webhook(SECRET).verify(body.encode(), headers)["note"] == "ünïcode"
-    with pytest.raises(WebhookVerificationError):
-        Webhook(SECRET).verify(body.replace("stored", "failed").encode(), headers)
-    other = "whsec_" + base64.b64encode(b"another-key-of-thirty-two-bytes!").decode()
-    with pytest.raises(WebhookVerificationError):
-        Webhook(other).verify(body.encode(), headers)
-
-
-def test_the_webhook_id_is_the_same_for_every_attempt():
-    assert notifications.message_id("job_01ABC") == notifications.message_id("job_01ABC") == "msg_job_01ABC"
-    assert datetime.fromtimestamp(0, timezone.utc).year == 1970  # timestamps are UTC epoch seconds
-
-
-@pytest.mark.parametrize("status, outcome", [
-    (200, DeliveryOutcome.DELIVERED), (201, DeliveryOutcome.DELIVERED), (204, DeliveryOutcome.DELIVERED),
-    (408, DeliveryOutcome.RETRY), (429, DeliveryOutcome.RETRY), (500, DeliveryOutcome.RETRY), (502, DeliveryOutcome.RETRY),
-    (503, DeliveryOutcome.RETRY),
-    (301, DeliveryOutcome.REJECTED), (302, DeliveryOutcome.REJECTED), (400, DeliveryOutcome.REJECTED),
-    (401, DeliveryOutcome.REJECTED), (404, DeliveryOutcome.REJECTED), (410, DeliveryOutcome.REJECTED),
-    (422, DeliveryOutcome.REJECTED),
-])
-def test_what_an_answer_means(status, outcome):
-    assert notifications.outcome_for(status) == outcome
-
-
-class _Low(random.Random):
-    """Every jittered delay at its shortest."""
-
-    def uniform(self, a, b):
-        return a
-
-
-class _High(random.Random):
-    def uniform(self, a, b):
-        return b
-
-
-def test_the_retry_schedule_starts_in_seconds_and_spans_over_an_hour():
-    shortest = backoff_schedule(NOTIFY_RETRIES, base=2, cap=NOTIFY_RETRY_CAP, rng=_Low())
-    longest = backoff_schedule(NOTIFY_RETRIES, base=2, cap=NOTIFY_RETRY_CAP, rng=_High())
-    assert longest[:3] == [2, 4, 8] and shortest[:3] == [1, 2, 4]
-    assert 3600 < sum(shortest) and sum(longest) < 3 * 3600
-    for _ in range(50):
-        retry = notify_retry()
-        assert retry.max == NOTIFY_RETRIES and sum(retry.intervals) > 3600 and retry.intervals[0] <= 2
+def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(services, receivers):
+    svc = services()
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, created_at=now, updated_at=now,
+                                 notify_url=receivers[0].url()))
+    svc.store.deliveries.ask_events(job.id, ("job.submitted", "job.progress"), "job.submitted")
+    assert svc.jobs.transition(job.id, st.SUBMITTED, bfl_id=f"task-{job.id}", submitted_at=now)
+    assert svc.jobs.update(job.id, progress=0.2) and svc.jobs.update(job.id, progress=0.3)
+    assert sorted(_outbox(svc)) == [f"{job.id}|job.progress", f"{job.id}|job.submitted"]
+    now = time.time()
+    assert drain_notifications(svc, now) == 2
+    ids = [m.id for m in svc.store.deliveries.of_job(job.id)]
+    assert f"msg_{job.id}_submitted" in ids and any("_progress_" in i for i in ids)
+    # Another change within 5 s waits in the outbox until the gap ends, then goes as the job is then.
+    assert svc.jobs.update(job.id, progress=0.5)
+    assert drain_notifications(svc, now + 1) == 0
+    assert _outbox(svc) == [f"{job.id}|job.progress"]
+    assert drain_notifications(svc, now + 5.1) == 1
+    assert sum("_progress_" in m.id for m in svc.store.deliveries.of_job(job.id)) == 2
+    # A job whose key asks for nothing beyond its end puts nothing else in the outbox.
+    quiet = _job(svc, receivers[0].url())
+    assert svc.jobs.update(quiet.id, progress=0.5) and _outbox(svc) == []
 
 
 # -- configuration and the API's validation ------------------------------------------------------------

@@ -61,13 +61,13 @@ def test_a_finished_jobs_notification_goes_into_the_notify_line_once(svc):
     report = sweep(svc)
 
     assert report.notifications == 1
-    assert svc.store.work.pending(NOTIFY, None, notified.id)
-    assert not svc.store.work.pending(NOTIFY, None, silent.id)
+    assert svc.store.work.pending(NOTIFY, None, f"msg_{notified.id}")  # its job.ended message
+    assert svc.store.deliveries.of_job(silent.id) == []
     assert svc.redis.zcard(KEYS.outbox) == 0
     assert sweep(svc, time.time() + NOTIFY_LEASE + 1).notifications == 0
 
 
-def test_a_notification_whose_task_exists_already_is_not_queued_again(svc):
+def test_a_notification_whose_message_exists_already_is_not_made_again(svc):
     job = _ended(svc, "https://app.example.com/hook")
     assert sweep(svc).notifications == 1
     assert feed(svc) == 1  # its notify task is in RQ now
@@ -77,7 +77,7 @@ def test_a_notification_whose_task_exists_already_is_not_queued_again(svc):
     assert sweep(svc).notifications == 0
 
     assert svc.redis.zscore(KEYS.outbox, job.id) is None
-    assert not svc.store.work.pending(NOTIFY, None, job.id) and len(svc.queue.get_jobs()) == 1
+    assert not svc.store.work.pending(NOTIFY, None, f"msg_{job.id}") and len(svc.queue.get_jobs()) == 1
 
 
 def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):

@@ -1,0 +1,143 @@
+"""One attempt of one notification message (SPEC §16): sent to its target, kept with its answer, and what the answer
+means done: delivered, tried again later (at least as late as a ``Retry-After`` asks), failed past its last retry,
+or its target disabled by a ``410 Gone``.
+
+Signed the Standard Webhooks way (https://www.standardwebhooks.com): ``webhook-id`` (the message's id, the same
+on every attempt and replay, so the receiver can drop repeats), ``webhook-timestamp`` (the attempt's time, in
+seconds) and ``webhook-signature``, one ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`` per secret of the
+job's key (``notify_secrets``; two for a day after a rotation). A message of the BFL-compatible API's own webhook
+carries BFL's body and the app's own secret instead (``app_webhooks``).
+
+An answer other than ``2xx`` is an expected event, logged as one WARNING line with its status: the task ends
+normally (no exception, no traceback) and the message's next attempt waits in ``messages_due``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+
+from fluxhook import metrics
+from fluxhook.core.errors import HostNotAllowed
+from fluxhook.core.hosts import check_url
+from fluxhook.core.notify_answers import next_delay, outcome_for
+from fluxhook.core.notify_events import ENDED
+from fluxhook.core.outcomes import DeliveryOutcome
+from fluxhook.lifecycle.notifications import enter, payload, signed_headers
+from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
+from fluxhook.services import Services
+from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Message
+from fluxhook.store.owners import ADMIN_OWNER
+
+log = logging.getLogger("fluxhook.notifications")
+
+METRIC = "fluxhook_notifications"
+# (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
+NOTIFY_TIMEOUT = (5.0, 15.0)
+
+
+def deliver(svc: Services, message_id: str, now: float | None = None) -> str:
+    """Make one attempt of the message, if it is still pending; its outcome (``DeliveryOutcome``)."""
+    if not message_id.startswith("msg_"):
+        # A task an older release queued names a job: its end becomes messages, sent in their turn.
+        enter(svc, [message_id], time.time())
+        return DeliveryOutcome.SKIPPED
+    store = svc.store.deliveries
+    message = store.get(message_id)
+    if message is None or message.state != PENDING:
+        return _count(svc, DeliveryOutcome.SKIPPED)
+    job = svc.jobs.get(message.job_id)
+    if job is None:
+        return _count(svc, DeliveryOutcome.SKIPPED)
+    if store.is_disabled(message.owner, message.target):
+        store.set_state(message, DISABLED)
+        return _note(svc, message, DeliveryOutcome.DISABLED, logging.INFO, "notification not sent: its target is "
+                     "disabled (a 410 answered it; enable it with POST /v1/keys/{id}/notify/enable)")
+    at = time.time() if now is None else now
+    made = _request(svc, message, job, at)
+    if made is None:
+        store.record(message, (at, None, "not_signed", 0), FAILED, None)
+        return _note(svc, message, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
+                     "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
+    body, headers = made
+    try:
+        target = check_url(message.url, svc.config.notify_host_allowlist)
+        session = svc.http.session_for(target)
+    except HostNotAllowed as exc:
+        store.record(message, (at, None, "host_not_allowed", 0), FAILED, None)
+        return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
+                     reason=exc.message)
+    started = time.monotonic()
+    try:
+        response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
+                                allow_redirects=False, stream=True)
+        response.close()  # the answer's body is not needed: its status and headers say it all
+    except HostNotAllowed as exc:
+        store.record(message, (at, None, "host_not_allowed", _ms(started)), FAILED, None)
+        return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
+                     reason=exc.message)
+    except requests.RequestException as exc:
+        return _retry(svc, message, at, None, None, type(exc).__name__, _ms(started))
+    status, ms = response.status_code, _ms(started)
+    outcome = outcome_for(status)
+    if outcome == DeliveryOutcome.DELIVERED:
+        store.record(message, (at, status, None, ms), DELIVERED, None)
+        if message.event == ENDED:
+            (svc.jobs.mark_app_notified if message.kind == BFL else svc.jobs.mark_notified)(job.id, time.time())
+        return _note(svc, message, outcome, logging.INFO, "notification delivered", http_status=status, ms=ms)
+    if outcome == DeliveryOutcome.DISABLED:
+        store.disable(message.owner, message.target)
+        store.record(message, (at, status, None, ms), DISABLED, None)
+        return _note(svc, message, outcome, logging.WARNING, "notification answered 410: target disabled",
+                     http_status=status)
+    if outcome == DeliveryOutcome.REJECTED:
+        store.record(message, (at, status, None, ms), FAILED, None)
+        return _note(svc, message, outcome, logging.WARNING, f"notification refused by the app (HTTP {status}); "
+                     "not sent again", http_status=status)
+    return _retry(svc, message, at, status, response.headers.get("Retry-After"), None, ms)
+
+
+def _request(svc: Services, message: Message, job, at: float) -> tuple[str, dict[str, str]] | None:
+    """The body and headers of this attempt; None when there is nothing to sign or seal it with."""
+    if message.kind == BFL:
+        return app_webhooks.request_for(svc.config, job, at)
+    key_id = None if message.owner == ADMIN_OWNER else message.owner
+    secrets = notify_secrets.signing_secrets(svc, key_id, at)
+    if not secrets:
+        return None
+    body = payload(svc.config, job, message.event, message.created_at)
+    return body, signed_headers(secrets, message.id, int(at), body)
+
+
+def _retry(svc: Services, message: Message, at: float, status: int | None, retry_after: str | None,
+           error: str | None, ms: int) -> str:
+    """A retryable answer: the next attempt scheduled, or the message failed past its last retry."""
+    delay = next_delay(message.tries + 1, status, retry_after)
+    what = f"HTTP {status}" if status is not None else error
+    if delay is None:
+        svc.store.deliveries.record(message, (at, status, error, ms), FAILED, None)
+        return _note(svc, message, DeliveryOutcome.EXHAUSTED, logging.WARNING,
+                     f"notification failed after its last retry ({what})", http_status=status, error=error)
+    svc.store.deliveries.record(message, (at, status, error, ms), PENDING, time.time() + delay)
+    return _note(svc, message, DeliveryOutcome.RETRY, logging.WARNING,
+                 f"notification not delivered ({what}); next attempt in {delay:.0f} s", http_status=status,
+                 error=error, retry_in=round(delay, 1))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _count(svc: Services, outcome: str) -> str:
+    metrics.count(svc, METRIC, outcome=outcome)
+    return outcome
+
+
+def _note(svc: Services, message: Message, outcome: str, level: int, event: str, **fields) -> str:
+    """Count the outcome and log it as one line: the job, the message, the host, never the URL or a secret."""
+    log.log(level, event, extra={"job_id": message.job_id, "message_id": message.id, "event_type": message.event,
+                                 "host": message.host, "outcome": outcome,
+                                 **{k: v for k, v in fields.items() if v is not None}})
+    return _count(svc, outcome)
