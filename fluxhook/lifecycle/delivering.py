@@ -20,6 +20,7 @@ import time
 import requests
 
 from fluxhook import metrics
+from fluxhook.core import tracing
 from fluxhook.core.errors import HostNotAllowed
 from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_answers import next_delay, outcome_for
@@ -69,6 +70,14 @@ def deliver(svc: Services, message_id: str, now: float | None = None) -> str:
         store.record(message, (at, None, "host_not_allowed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                      reason=exc.message)
+    with tracing.job_span("fluxhook.notify", job.id, job.traceparent):  # its log lines carry the job's trace
+        return _send(svc, message, job, at, target, session, body, headers)
+
+
+def _send(svc: Services, message: Message, job, at: float, target, session, body: str,
+          headers: dict[str, str]) -> str:
+    """POST the attempt and do what its answer means."""
+    store = svc.store.deliveries
     started = time.monotonic()
     try:
         response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
