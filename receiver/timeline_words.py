@@ -187,6 +187,8 @@ def _download(event: dict) -> Sentence:
         return Sentence("Download stopped", f"BFL took back its Ready; waiting for it again ({took})")
     if outcome == DownloadOutcome.SKIPPED:
         return Sentence("Download not needed", "the job had moved on")
+    if outcome == DownloadOutcome.HANDED_BACK:
+        return Sentence("Download paused", f"the worker stopped; the next one starts it again ({took})", "warn")
     return Sentence("Download ended", f"{words(outcome)} ({took})")
 
 

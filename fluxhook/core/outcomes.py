@@ -55,6 +55,8 @@ class DownloadOutcome(StrEnum):
     RESTART = "restart"
     # A passing failure: the queue tries again later.
     RETRY = "retry"
+    # The worker stopped part-way and put the task back in its queue, no attempt spent.
+    HANDED_BACK = "handed_back"
     # Any other error, on an attempt that was not the last.
     ERROR = "error"
     SKIPPED = SKIPPED

@@ -6,7 +6,7 @@ import logging
 import time
 
 from fluxhook import metrics
-from fluxhook.core import tracing
+from fluxhook.core import stopping, tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, DownloadError, FluxhookError, HostNotAllowed, ResultURLExpired, RetryableError
 from fluxhook.core.job import Job
@@ -39,6 +39,9 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> Dow
         return outcome
     except RetryableError as exc:
         outcome, error = DownloadOutcome.RETRY, exc.message
+        raise
+    except stopping.StopRequested:
+        outcome = DownloadOutcome.HANDED_BACK
         raise
     finally:
         if outcome != DownloadOutcome.STORED:  # a stored image was noted with the job's change to stored

@@ -9,9 +9,12 @@ import time
 
 import pytest
 
+from fluxhook.core import stopping
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import TransientDownloadError
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import DownloadOutcome
+from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.storing import download_and_store
 from mp4_samples import make_mp4
 
@@ -66,3 +69,18 @@ def test_a_failing_host_is_retried_within_a_video_urls_life_and_not_after(svc, s
     with pytest.raises(TransientDownloadError):
         download_and_store(svc, image.id, last_attempt=False)
     assert svc.jobs.get(image.id).status == st.READY
+
+
+def test_a_download_the_stopping_worker_wants_back_stays_ready_and_says_it_was_handed_back(svc, spy):
+    from helpers import png_bytes
+    job = _ready(svc, "flux-2-pro", spy.route("/image.png", body=png_bytes()), finished_ago=5)
+    stopping.request()
+    try:
+        with pytest.raises(stopping.StopRequested):
+            download_and_store(svc, job.id, last_attempt=True)  # even a last attempt: a stop is not a failure
+    finally:
+        stopping.withdraw()
+
+    assert svc.jobs.get(job.id).status == st.READY
+    [entry] = [e for e in timeline.recent(svc.store.timeline, job.id) if e["kind"] == "download"]
+    assert entry["outcome"] == DownloadOutcome.HANDED_BACK
