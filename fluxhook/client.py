@@ -232,16 +232,20 @@ class Client:
     # --- jobs ---
 
     def submit(self, model: str, input: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
-               notify_url: str | None = None, idempotency_key: str | None = None, wait: int | None = None) -> Job:
+               notify_url: str | None = None, idempotency_key: str | None = None, wait: int | None = None,
+               notify_events: list[str] | None = None) -> Job:
         """Submit a task to BFL through fluxhook (``POST /v1/jobs``); ``input`` holds BFL's request fields.
 
-        ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed.
+        ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed; ``notify_events``
+        the notifications beyond its end (``job.submitted``, ``job.progress``).
         """
         body: dict[str, Any] = {"model": model, "input": dict(input)}
         if metadata is not None:
             body["metadata"] = dict(metadata)
         if notify_url is not None:
             body["notify_url"] = notify_url
+        if notify_events is not None:
+            body["notify_events"] = list(notify_events)
         return Job(self._json("POST", "/v1/jobs", json=body, wait=wait,
                               idempotency_key=_key(idempotency_key)))
 
@@ -358,6 +362,31 @@ class Client:
         read_at = email.utils.parsedate_to_datetime(modified).strftime("%Y-%m-%dT%H:%M:%SZ") if modified else None
         return {"credits": body.get("credits"), "read_at": read_at}
 
+    # --- notifications: every message and attempt kept, replay ---
+
+    def deliveries(self, job_id: str | None = None, *, state: str | None = None, since: str | None = None,
+                   until: str | None = None, limit: int | None = None, key_id: str | None = None) -> list[dict]:
+        """Notification messages with each attempt: a job's (``GET /v1/jobs/{id}/deliveries``), else the caller's,
+        newest first (``GET /v1/deliveries``; ``state``, ``since``/``until`` as ISO 8601 times, an admin's
+        ``key_id``)."""
+        if job_id is not None:
+            return self._json("GET", f"/v1/jobs/{_part(job_id)}/deliveries")["deliveries"]
+        params = {name: value for name, value in (("state", state), ("from", since), ("to", until),
+                                                   ("limit", limit), ("key_id", key_id)) if value is not None}
+        return self._json("GET", "/v1/deliveries", params=params)["deliveries"]
+
+    def replay(self, message_id: str | None = None, *, state: str | None = None, since: str | None = None,
+               until: str | None = None, key_id: str | None = None) -> int:
+        """Send notifications again with their own ``webhook-id``s: one message, or every one of the caller's in
+        ``state`` from ``since`` to ``until`` (at most 10,000 a call); how many."""
+        if message_id is not None:
+            return self._json("POST", f"/v1/deliveries/{_part(message_id)}/replay")["replayed"]
+        if state is None:
+            raise ValueError("replay needs a message id or a state, such as 'failed'")
+        body = {name: value for name, value in (("state", state), ("from", since), ("to", until),
+                                                 ("key_id", key_id)) if value is not None}
+        return self._json("POST", "/v1/deliveries/replay", json=body)["replayed"]
+
     # --- BFL accounts (admin tokens only) ---
 
     def accounts(self) -> list[dict]:
@@ -379,6 +408,14 @@ class Client:
     def update_key(self, key_id: str, **changes: Any) -> dict:
         """Change a key's name and limits (``None`` removes a limit); the key as changed."""
         return self._json("PATCH", f"/v1/keys/{_part(key_id)}", json=changes)
+
+    def rotate_notify_secret(self, key_id: str) -> dict:
+        """A new notification secret for the key (its ``notify_secret``, shown this once); both sign for a day."""
+        return self._json("POST", f"/v1/keys/{_part(key_id)}/notify_secret")
+
+    def enable_notifications(self, key_id: str) -> int:
+        """Enable the key's notification targets a 410 disabled; how many there were."""
+        return self._json("POST", f"/v1/keys/{_part(key_id)}/notify/enable")["enabled"]
 
     def revoke_key(self, key_id: str) -> None:
         """Revoke a key: it answers 401 from then on; its queued jobs end, its submitted ones finish."""

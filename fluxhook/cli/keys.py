@@ -1,4 +1,5 @@
-"""``fluxhook keys create|list|update|revoke``: app keys over the API, with an admin token."""
+"""``fluxhook keys create|list|update|revoke|notify-secret|notify-enable``: app keys over the API, with an admin
+token."""
 
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
 
     revoke = action("revoke", _revoke, "revoke a key: its queued jobs end, its submitted ones finish")
     revoke.add_argument("key_id", metavar="KEY_ID")
+
+    rotate = action("notify-secret", _rotate, "give a key a new notification secret, printed this once; for a day "
+                                              "notifications carry both the old and the new signature")
+    rotate.add_argument("key_id", metavar="KEY_ID")
+
+    enable = action("notify-enable", _enable, "send a key's notifications again to the targets a 410 disabled")
+    enable.add_argument("key_id", metavar="KEY_ID")
 
 
 def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
@@ -160,4 +168,20 @@ def _revoke(args: argparse.Namespace) -> int:
     with client_for(args) as fluxhook:
         fluxhook.revoke_key(args.key_id)
     print(f"revoked {args.key_id}", file=sys.stderr)
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        rotated = fluxhook.rotate_notify_secret(args.key_id)
+    print(rotated["notify_secret"])
+    print("the new notification secret is shown this once; the old one also signs for 24 hours", file=sys.stderr)
+    return 0
+
+
+def _enable(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        count = fluxhook.enable_notifications(args.key_id)
+    print(f"enabled: {count} target(s) a 410 had disabled; `fluxhook deliveries replay --state disabled` sends "
+          "what they missed")
     return 0

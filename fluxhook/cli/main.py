@@ -9,7 +9,7 @@ from typing import Callable
 
 from fluxhook import __version__
 from fluxhook import client as api
-from fluxhook.cli import accounts, keys
+from fluxhook.cli import accounts, deliveries, keys
 from fluxhook.cli.api_commands import DEFAULT_URL, cmd_list, cmd_show, cmd_submit, exit_code_for_error
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_job_commands(command, target)
     keys.add_commands(command, target)
+    deliveries.add_commands(command, target)
     accounts.add_command(command, target)
     command("sweep", _operator("cmd_sweep"), "run one fallback sweep now (reads the service's settings)")
     command("doctor", _operator("cmd_doctor"), "check settings, Redis, worker, storage and BFL (reads the "
