@@ -19,6 +19,7 @@ from . import (
     bulkheads,
     catalog,
     dashboard,
+    dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_session,
     deliveries,  # noqa: F401 (its routes join the jobs blueprint)
@@ -83,7 +84,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(accounts.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(dashboard.bp)  # with dashboard_keys' routes
+    app.register_blueprint(dashboard.bp)  # with dashboard_keys' and dashboard_deliveries' routes
     # After fluxhook's own routes: BFL's /v1/{model} takes only what none of them names.
     app.register_blueprint(bfl_compat.bp)
     return app

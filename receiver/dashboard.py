@@ -20,7 +20,7 @@ from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
 from fluxhook.credits import reports
 from fluxhook.credits.figures import format_credits
-from fluxhook.lifecycle import accounts_view
+from fluxhook.lifecycle import accounts_view, notifications
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import timeline, waits
 from fluxhook.lifecycle.steps.callers import is_key_id, key_id_in
@@ -210,7 +210,7 @@ def _job(job_id: str) -> Job | None:
 
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str):
-    """One job: its image, metadata, error and timeline."""
+    """One job: its image, metadata, error, timeline and notifications."""
     job = _job(job_id)
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
@@ -218,7 +218,8 @@ def job_page(job_id: str):
     key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     return render_template("dashboard/job.html", job=_detail(job),
                            examples=api_examples(request.host_url.rstrip("/"), job),
-                           key_id=job.key_id, key_name=key.name if key else job.key_id)
+                           key_id=job.key_id, key_name=key.name if key else job.key_id,
+                           deliveries=notifications.of_job(svc, job))
 
 
 @bp.post("/jobs/<job_id>/delete")

@@ -16,7 +16,7 @@ from flask import redirect, render_template, request, url_for
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.job import iso
 from fluxhook.lifecycle import key_admin, revoking
-from fluxhook.lifecycle.steps import callers, key_fields
+from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 
 from . import dashboard_session as auth
 from .context import services
@@ -102,7 +102,9 @@ def create_key():
         key, secret = key_admin.create_key(services(), form_body(request.form), now)
     except InvalidRequest as exc:
         return _page(error=exc.message, status=400)
-    return _page(created=key_fields.present_key(key, secret=secret), status=201)
+    svc = services()
+    return _page(created=key_fields.present_key(key, secret=secret, notify_secret=notify_secrets.current(svc, key)),
+                 status=201)
 
 
 @bp.post("/keys/<key_id>/places")

@@ -232,6 +232,22 @@ def listed(svc: Services, key_id: str | None, *, state: str | None, since: float
     return found[:limit]
 
 
+def of_everyone(svc: Services, state: str, limit: int) -> list[Message]:
+    """Up to ``limit`` messages in ``state`` of every owner (admin tokens' jobs and each key's), newest first: what
+    the dashboard's Deliveries page lists."""
+    found: list[Message] = []
+    for key_id in (None, *svc.store.app_keys.ids()):
+        found += listed(svc, key_id, state=state, since=0.0, until=float("inf"), limit=limit)
+    return sorted(found, key=lambda m: m.created_at, reverse=True)[:limit]
+
+
+def disabled_targets(svc: Services) -> dict[str | None, int]:
+    """How many targets a 410 disabled, by key id (None: admin tokens' jobs), for the owners that have any."""
+    counts = {key_id: len(svc.store.deliveries.disabled(owner_of(key_id)))
+              for key_id in (None, *svc.store.app_keys.ids())}
+    return {key_id: count for key_id, count in counts.items() if count}
+
+
 def find(svc: Services, key_id: str | None, message_id: str) -> Message:
     """The caller's message ``message_id`` (an admin token's: any); DeliveryNotFound for none, or another key's."""
     message = svc.store.deliveries.get(message_id) if message_id.startswith("msg_") else None
