@@ -40,7 +40,8 @@ bp = Blueprint("bfl_compat", __name__, url_prefix="/v1")
 log = logging.getLogger("fluxhook.bfl_compat")
 
 # fluxhook's own paths under /v1: never taken for a model's name.
-OWN_PATHS = frozenset({"jobs", "usage", "keys", "accounts", "models", "get_result", "credits"})
+OWN_PATHS = frozenset({"jobs", "usage", "keys", "accounts", "models", "get_result", "credits", "events",
+                       "deliveries"})
 # An answer that names no error code leaves with one of these (BFL's words for the status).
 _STATUS_WORDS = {401: "Not authenticated", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
 

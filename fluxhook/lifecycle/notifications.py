@@ -41,6 +41,8 @@ NOTIFY_BATCH = 500
 NOTIFY_LEASE = 60.0
 # Most messages one replay call sends again.
 MAX_REPLAY = 10_000
+# Past this many messages a job makes no more job.progress ones (about 5 minutes of progress at one per 5 s).
+MAX_MESSAGES_PER_JOB = 64
 
 
 # -- what a job's notifications follow -------------------------------------------------------------
@@ -127,6 +129,8 @@ def enter(svc: Services, members: list[str], now: float) -> int:
         if job is None or (event == PROGRESS and job.terminal):
             continue
         if event == PROGRESS:
+            if store.count_of_job(job_id) >= MAX_MESSAGES_PER_JOB:
+                continue  # its end still goes; a job's progress cannot grow Redis without bound
             last = store.last_progress(job_id)
             if last is not None and now < last + PROGRESS_GAP:
                 later[item] = last + PROGRESS_GAP

@@ -89,6 +89,10 @@ class Deliveries:
         ttl = int(self.connection.pttl(self.keys.job(job_id)))
         return ttl if ttl > 0 else None
 
+    def count_of_job(self, job_id: str) -> int:
+        """How many messages the job has."""
+        return int(self.connection.llen(self.keys.job_messages(job_id)))
+
     def last_progress(self, job_id: str) -> float | None:
         """When the job's last ``job.progress`` message was made, from its id (``..._progress_<ms>``)."""
         for raw in reversed(self.connection.lrange(self.keys.job_messages(job_id), -20, -1)):

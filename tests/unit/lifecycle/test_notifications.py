@@ -302,3 +302,15 @@ def test_the_api_uses_the_default_unless_a_job_names_its_own():
     with pytest.raises(InvalidRequest, match="NOTIFY_SECRET"):
         notifications.requested_url("https://app.example.com/h",
                                     Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
+
+
+def test_a_job_s_progress_messages_are_bounded_and_its_end_still_goes(services, receivers):
+    svc = services()
+    job = _job(svc, receivers[0].url())
+    svc.redis.rpush(KEYS.job_messages(job.id), *[f"msg_{job.id}_progress_{n}" for n in range(
+        notifications.MAX_MESSAGES_PER_JOB)])
+    assert notifications.enter(svc, [f"{job.id}|job.progress"], time.time()) == 0
+    assert _outbox(svc) == []  # dropped, not kept for later
+    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    assert drain_notifications(svc, time.time() + 1) == 1
+    assert svc.store.deliveries.get(f"msg_{job.id}").event == "job.ended"
