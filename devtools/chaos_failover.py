@@ -9,15 +9,14 @@ Two runs, the same seed and kill schedule: the first with ``REDIS_MIN_REPLICAS=1
 against devtools.replicated_redis (a primary, CHAOS_REPLICAS replicas, by default 2, the shape
 docs/operating.md recommends, and three sentinels; replication slowed about 200 ms by a relay so the
 window is wide; ``repl-diskless-sync-delay`` CHAOS_DISKLESS_SYNC_DELAY, by default 0 as recommended too,
-empty for the server's own) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions after 1 s, 1 s tasks,
-some callbacks sent twice). For
-CHAOS_MINUTES, 8 apps submit with Idempotency-Keys (fluxhook.client, which retries 503s), an admin
-creates and revokes app keys, a reader reads jobs; every 20-40 s the primary fails over: twice SIGKILLed
-(the sentinels promote the replica, the killed node comes back as a replica), then once switched over
-as planned (``SENTINEL FAILOVER``: nothing killed, the old primary goes on taking the writes of the
-clients still connected to it until the sentinels make it a replica), and so on, at least 5 kills
-and 2 planned failovers (the run goes on until there were). Then the failovers stop and every
-acknowledged job is waited for until terminal.
+empty for the server's own) through ``REDIS_SENTINELS``, and the BFL simulator (answering submissions
+after 1 s, 1 s tasks, some callbacks sent twice). For CHAOS_MINUTES, 8 apps submit with
+Idempotency-Keys (fluxhook.client, which retries 503s), an admin creates and revokes app keys, a reader
+reads jobs; every 20-40 s the primary fails over: twice SIGKILLed (the sentinels promote a replica, the
+killed node comes back as a replica), then once switched over as planned (``SENTINEL FAILOVER``: nothing
+killed, the old primary goes on taking the writes of the clients still connected to it until the
+sentinels make it a replica), and so on, at least 5 kills and 2 planned failovers (the run goes on until
+there were). Then the failovers stop and every acknowledged job is waited for until terminal.
 
 It prints both runs side by side: jobs acknowledged (202), found afterwards, lost, never terminal,
 sent to BFL twice (the simulator's tasks per Idempotency-Key; each listed in the run's
@@ -29,7 +28,8 @@ return as a synced replica) and in the 10 s after, how many of those were lost, 
 first sent in those windows and sent again, and the seconds writes were unavailable (a probe
 submitting from the request: the longest stretch without a 202, from the last one before a refusal
 to the next). Every probe's answers, in order and timed from the kill or the request, are printed
-with each failover and kept in the run's failovers.json. It exits 1 when the
+with each failover and kept in the run's failovers.json; the jobs lost, each with its 202's time, in
+lost.json. It exits 1 when the
 ``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
 Everything stays on 127.0.0.1; logs are kept in the directory printed first.
 """
@@ -352,6 +352,7 @@ class FailoverRun(Soak):
         keys_lost, revocations_lost = self._key_changes_lost()
         late, refused, errors = self._web_answers_logged()
         sent_twice = self._sent_twice()
+        self._list_lost(jobs - found)
         kills = [f for f in self.failovers if f.kind == "kill"]
         planned = [f for f in self.failovers if f.kind == "planned"]
         unavailable = [f.unavailable if f.unavailable is not None else PROBE_LIMIT for f in kills]
@@ -395,14 +396,20 @@ class FailoverRun(Soak):
             "planned: writes unavailable per failover, s": " ".join(
                 _seconds(f.unavailable).removesuffix(" s") for f in planned) or "-",
             "planned: sentinels' switch per failover, s": " ".join(f"{f.sentinels:.1f}" for f in planned) or "-",
-            "planned: worst unavailable beyond the switch, s": round(max(
-                ((f.unavailable if f.unavailable is not None else PROBE_LIMIT) - f.sentinels for f in planned),
-                default=0.0), 1),
+            "planned: worst unavailable beyond the switch, s": round(max(0.0, *(
+                (f.unavailable if f.unavailable is not None else PROBE_LIMIT) - f.sentinels for f in planned)), 1),
             "planned: new primary's replica online, s": " ".join(
                 _seconds(f.attached).removesuffix(" s") for f in planned) or "-",
             "planned: old primary a replica again, s": " ".join(
                 f"{f.restart:.1f}" if f.restart is not None else "-" for f in planned) or "-",
         }
+
+    def _list_lost(self, lost: set[str]) -> None:
+        """The jobs lost, each with its 202's time (s from the start) and failover window, in lost.json."""
+        rows = [{"job": job, "idempotency_key": key, "acknowledged_at": round(self.acknowledged_at[key] - self.started, 2),
+                 "failover": _window(self.failovers, self.acknowledged_at[key], kind=True)}
+                for key, job in self.acknowledged.items() if job in lost]
+        (self.var / "lost.json").write_text(json.dumps(rows, indent=1))
 
     def _sent_twice(self) -> list[dict]:
         """Idempotency-Keys whose request reached BFL more than once, each with its first task's time (``first_sent``,
