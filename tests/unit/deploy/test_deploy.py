@@ -527,6 +527,6 @@ def test_readme_explains_checks_redis_and_workers():
     redis = sections["What Redis needs"]
     assert "appendonly" in redis and "noeviction" in redis
     workers = sections["Workers"]
-    for needle in ("SIGTERM", "HerokuWorker", "10 s", "16 submissions at once", "kill_timeout",
+    for needle in ("SIGTERM", "handed back", "10 s", "16 submissions at once", "kill_timeout",
                    "maxShutdownDelaySeconds", "stop_grace_period", "sweep"):
         assert needle in workers, needle
