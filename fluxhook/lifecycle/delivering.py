@@ -26,7 +26,7 @@ from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_answers import next_delay, outcome_for
 from fluxhook.core.notify_events import ENDED
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle.notifications import enter, payload, signed_headers
+from fluxhook.lifecycle.notifications import enter, payload, signed_headers, target_url
 from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
 from fluxhook.services import Services
 from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Message
@@ -64,7 +64,7 @@ def deliver(svc: Services, message_id: str, now: float | None = None) -> str:
                      "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
     body, headers = made
     try:
-        target = check_url(message.url, svc.config.notify_host_allowlist)
+        target = check_url(target_url(job, message.kind) or "", svc.config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
         store.record(message, (at, None, "host_not_allowed", 0), FAILED, None)

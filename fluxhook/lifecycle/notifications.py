@@ -78,16 +78,22 @@ def ask_events(svc: Services, job: Job, own: tuple[str, ...] | None, key: AppKey
 
 # -- the messages of a job's events --------------------------------------------------------------
 
-def message_id(job_id: str, event: str = ENDED, kind: str = WEBHOOK, now: float = 0.0) -> str:
-    """The ``webhook-id`` of a message: the same on every attempt and replay, another for every other message.
-    A job's end keeps ``msg_{job id}``, the id its notification has always had."""
+def message_id(job_id: str, event: str = ENDED, kind: str = WEBHOOK, number: int = 0) -> str:
+    """The ``webhook-id`` of a message: the same on every attempt and replay, another for every other message (the
+    ``number``-th ``job.progress`` of a job has its own). A job's end keeps ``msg_{job id}``, the id its
+    notification has always had. ``store.deliveries.ids_of`` lists them all."""
     if kind == BFL:
         return f"msg_{job_id}_bfl"
     if event == ENDED:
         return f"msg_{job_id}"
     if event == SUBMITTED:
         return f"msg_{job_id}_submitted"
-    return f"msg_{job_id}_progress_{int(now * 1000)}"
+    return f"msg_{job_id}_progress_{number}"
+
+
+def target_url(job: Job, kind: str) -> str | None:
+    """Where a message of ``kind`` goes: the job's notify_url, or the app's own webhook_url (BFL's shape)."""
+    return job.app_webhook_url if kind == BFL else job.notify_url
 
 
 def targets(job: Job, event: str) -> list[tuple[str, str]]:
@@ -117,30 +123,35 @@ def enter(svc: Services, members: list[str], now: float) -> int:
 
     A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within
     ``PROGRESS_GAP`` of the job's last one stays in the outbox until the gap ends, and then carries the job as it
-    is: at most one every 5 s per job, the latest progress never lost.
+    is: at most one every 5 s per job, the latest progress never lost; past ``MAX_MESSAGES_PER_JOB`` there are no
+    more of them.
     """
     store = svc.store.deliveries
     made: list[tuple[Message, int | None]] = []
     later: dict[str, float] = {}
+    progressed: dict[str, int] = {}
     for item in members:
         job_id, _, event = item.partition("|")
         event = event or ENDED
         job = svc.jobs.get(job_id)
         if job is None or (event == PROGRESS and job.terminal):
             continue
+        number = 0
         if event == PROGRESS:
-            if store.count_of_job(job_id) >= MAX_MESSAGES_PER_JOB:
+            count, last = store.progress_of(job_id)
+            if count >= MAX_MESSAGES_PER_JOB:
                 continue  # its end still goes; a job's progress cannot grow Redis without bound
-            last = store.last_progress(job_id)
             if last is not None and now < last + PROGRESS_GAP:
                 later[item] = last + PROGRESS_GAP
                 continue
+            number = progressed[job_id] = count + 1
         owner = owner_of(job.key_id)
         off = store.disabled(owner)
         for kind, url in targets(job, event):
-            state = DISABLED if target_of(url) in off else PENDING
-            made.append((Message(id=message_id(job.id, event, kind, now), job_id=job.id, owner=owner, event=event,
-                                 kind=kind, url=url, host=_host(url), state=state, created_at=now),
+            target = target_of(url)
+            made.append((Message(id=message_id(job.id, event, kind, number), job_id=job.id, owner=owner,
+                                 event=event, kind=kind, host=_host(url), target=target,
+                                 state=DISABLED if target in off else PENDING, created_at=now),
                          store.job_ttl_ms(job.id)))
     existing = store.existing([m.id for m, _ in made])
     fresh = [(m, ttl) for m, ttl in made if m.id not in existing]
@@ -149,6 +160,8 @@ def enter(svc: Services, members: list[str], now: float) -> int:
         store.add(message, ttl, pipe)
         if message.state == PENDING:
             svc.store.work.add(NOTIFY, _key_id(message.owner), message.id, pipe)
+    for job_id, number in progressed.items():
+        store.note_progress(job_id, number, now, pipe)
     done = [m for m in members if m not in later]
     if done:
         svc.jobs.notifications_queued(done, pipeline=pipe)

@@ -10,6 +10,7 @@ from fluxhook.services import Services
 
 def remove_job(svc: Services, job_id: str) -> bool:
     """Remove the job and all that belongs to it; False if there was no record (its leftovers go anyway)."""
+    progress, _ = svc.store.deliveries.progress_of(job_id)  # read while its record is there: its messages' ids
     # The storage key as deleted, not as read before: a download may have stored the image in between.
     storage_key = svc.jobs.delete(job_id)
     if storage_key:
@@ -22,5 +23,5 @@ def remove_job(svc: Services, job_id: str) -> bool:
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
     timeline.forget(svc.store, job_id)
-    svc.store.deliveries.forget_job(job_id)  # its notifications, their attempts and retries
+    svc.store.deliveries.forget_job(job_id, progress)  # its notifications, their attempts and retries
     return storage_key is not None

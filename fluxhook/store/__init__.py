@@ -55,7 +55,7 @@ class Store:
         self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
-        self.deliveries = Deliveries(connection, sealer, keys=keys)
+        self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)

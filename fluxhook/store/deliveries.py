@@ -1,27 +1,28 @@
-"""Notification messages in Redis (SPEC §16): one small hash per message, its attempts inside it, nothing per attempt.
+"""Notification messages in Redis (SPEC §16, §17): one small hash per message, its attempts inside it, nothing per
+attempt and nothing per job beyond two short fields of its record.
 
 A message (``Keys.message``) holds, as text: ``job``, ``owner`` (the job's app key id, or ``admin``), ``event``,
-``kind`` (``webhook``: Standard Webhooks' body; ``bfl``: BFL's callback to the app's own webhook), ``url`` (sealed:
-its path or query may hold the app's own token), ``host``, ``target`` (a digest of the URL, what a 410 disables),
-``state`` (``STATES``), ``at`` (made, epoch seconds), ``tries`` (attempts since it was made or replayed) and
-``attempts``, a JSON list of ``[at, http status or null, error or null, milliseconds]``, the newest ``MAX_ATTEMPTS``.
-It expires with its job (the job's TTL at its making), as does the job's list of its messages
-(``Keys.job_messages``). Each owner's messages are listed by time (``Keys.owner_messages``), the newest
-``OWNER_BOUND`` kept there: a caller cannot grow the index without limit (SPEC §7). A message waiting for a retry is
-in ``Keys.messages_due`` as ``<owner>:<id>``, the member its work line takes too.
+``kind`` (``webhook``: Standard Webhooks' body to the job's notify_url; ``bfl``: BFL's callback to the app's own
+webhook_url: the URL itself is the job's, never copied here), ``host``, ``target`` (a digest of the URL, what a 410
+disables), ``state`` (``STATES``), ``at`` (made, epoch seconds), ``tries`` (attempts since it was made or
+replayed), ``n`` (attempts in all) and one field per attempt, ``a<i>`` = ``at,status,error,ms`` for the newest
+``MAX_ATTEMPTS``. Every value stays short, so Redis keeps the hash in its compact encoding (a few hundred bytes).
+It expires with its job (the job's TTL at its making). A job's messages have ids made from its id (``ids_of``);
+its record keeps how many ``job.progress`` messages it has and when the last was made (``notify_progress``).
+Each owner's messages are listed by time (``Keys.owner_messages``), the newest ``OWNER_BOUND`` kept there: a
+caller cannot grow the index without limit (SPEC §7). A message waiting for a retry is in ``Keys.messages_due``
+as ``<owner>:<id>``, the member its work line takes too.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
 
-from fluxhook.core.sealing import Sealer
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import member
 from fluxhook.store.scripts import LuaScript
@@ -31,27 +32,27 @@ STATES = (PENDING, DELIVERED, FAILED, DISABLED)
 WEBHOOK, BFL = "webhook", "bfl"
 MAX_ATTEMPTS = 40
 OWNER_BOUND = 100_000
+# The job record's field: "<job.progress messages made>,<when the last was made>".
+PROGRESS_FIELD = "notify_progress"
 
 
 @dataclass(frozen=True)
 class Message:
-    """One notification: to one target, of one event of one job, with every attempt made of it."""
+    """One notification: to one target, of one event of one job, with every attempt made of it (``attempts``:
+    ``(at, http status or None, error or None, milliseconds)``, oldest first)."""
 
     id: str
     job_id: str
     owner: str
     event: str
     kind: str
-    url: str = field(repr=False)
     host: str
+    target: str
     state: str = PENDING
     created_at: float = 0.0
     tries: int = 0
+    count: int = 0
     attempts: tuple[tuple, ...] = ()
-
-    @property
-    def target(self) -> str:
-        return target_of(self.url)
 
     @property
     def member(self) -> str:
@@ -60,46 +61,54 @@ class Message:
 
 
 def target_of(url: str) -> str:
-    """What a 410 disables: the URL, as a digest (the index keeps no URL in the clear)."""
+    """What a 410 disables: the URL, as a digest (Redis keeps no URL of a message in the clear)."""
     return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def ids_of(job_id: str, progress: int) -> list[str]:
+    """Every id a job's messages may have, in the order its events come (``lifecycle.notifications.message_id``)."""
+    return [f"msg_{job_id}_submitted", *(f"msg_{job_id}_progress_{n}" for n in range(1, progress + 1)),
+            f"msg_{job_id}", f"msg_{job_id}_bfl"]
 
 
 class Deliveries:
     """The notification messages on one Redis connection."""
 
-    def __init__(self, connection: Redis, sealer: Sealer | None = None, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
-        self.sealer = sealer
         self.keys = keys
         self._claim_due = LuaScript(connection, "claim_due")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
+    # -- a job's side
+
     def ask_events(self, job_id: str, events: tuple[str, ...], submitted: str) -> None:
         """Note on the job's record the events beyond its end its notifications carry (``notify_events``); if it
-        was already submitted (sent within its request, or tracked), its ``submitted`` event goes to the outbox now, as
-        the transition would have put it there had the note been on the record."""
+        was already submitted (sent within its request, or tracked), its ``submitted`` event goes to the outbox
+        now, as the transition would have put it there had the note been on the record."""
         record = self.keys.job(job_id)
         if not self._set_if_exists([record], ["notify_events", ",".join(events)]):
             return
         if submitted in events and self.connection.hget(record, "submitted_at"):
             self.connection.zadd(self.keys.outbox, {f"{job_id}|{submitted}": time.time()}, nx=True)
 
+    def progress_of(self, job_id: str) -> tuple[int, float | None]:
+        """How many ``job.progress`` messages the job has, and when the last was made."""
+        raw = _text(self.connection.hget(self.keys.job(job_id), PROGRESS_FIELD) or b"")
+        count, _, last = raw.partition(",")
+        return (int(count), float(last)) if count.isdigit() and last else (0, None)
+
+    def note_progress(self, job_id: str, count: int, when: float, pipeline) -> None:
+        """On ``pipeline``: the job's ``count``-th progress message was made at ``when`` (a record that is gone is
+        not recreated)."""
+        self._set_if_exists([self.keys.job(job_id)], [PROGRESS_FIELD, f"{count},{when:.3f}"], client=pipeline)
+
     def job_ttl_ms(self, job_id: str) -> int | None:
         """How long the job's record still lives, in milliseconds (None: for good): its messages live as long."""
         ttl = int(self.connection.pttl(self.keys.job(job_id)))
         return ttl if ttl > 0 else None
 
-    def count_of_job(self, job_id: str) -> int:
-        """How many messages the job has."""
-        return int(self.connection.llen(self.keys.job_messages(job_id)))
-
-    def last_progress(self, job_id: str) -> float | None:
-        """When the job's last ``job.progress`` message was made, from its id (``..._progress_<ms>``)."""
-        for raw in reversed(self.connection.lrange(self.keys.job_messages(job_id), -20, -1)):
-            head, _, ms = _text(raw).rpartition("_progress_")
-            if head and ms.isdigit():
-                return int(ms) / 1000
-        return None
+    # -- messages
 
     def existing(self, ids: list[str]) -> set[str]:
         """Those of ``ids`` whose message exists."""
@@ -109,18 +118,14 @@ class Deliveries:
         return {message_id for message_id, found in zip(ids, pipe.execute(), strict=True) if found}
 
     def add(self, message: Message, ttl_ms: int | None, pipeline) -> None:
-        """Keep a new message on ``pipeline`` (a MULTI): its hash, its place in its job's list and its owner's index;
-        expiring in ``ttl_ms`` with its job (None: never)."""
-        record, of_job = self.keys.message(message.id), self.keys.job_messages(message.job_id)
-        url = self.sealer.seal_text(message.url) if self.sealer else message.url
+        """Keep a new message on ``pipeline`` (a MULTI): its hash and its place in its owner's index, expiring in
+        ``ttl_ms`` with its job (None: never)."""
+        record = self.keys.message(message.id)
         pipeline.hset(record, mapping={"job": message.job_id, "owner": message.owner, "event": message.event,
-                                       "kind": message.kind, "url": url, "host": message.host,
-                                       "target": message.target, "state": message.state,
-                                       "at": repr(message.created_at), "tries": message.tries, "attempts": "[]"})
-        pipeline.rpush(of_job, message.id)
+                                       "kind": message.kind, "host": message.host, "target": message.target,
+                                       "state": message.state, "at": f"{message.created_at:.3f}", "tries": 0, "n": 0})
         if ttl_ms and ttl_ms > 0:
             pipeline.pexpire(record, ttl_ms)
-            pipeline.pexpire(of_job, ttl_ms)
         index = self.keys.owner_messages(message.owner)
         pipeline.zadd(index, {message.id: message.created_at})
         pipeline.zremrangebyrank(index, 0, -OWNER_BOUND - 1)
@@ -132,14 +137,14 @@ class Deliveries:
         pipe = self.connection.pipeline(transaction=False)
         for message_id in ids:
             pipe.hgetall(self.keys.message(message_id))
-        return [self._from_hash(message_id, data) for message_id, data in zip(ids, pipe.execute(), strict=True)]
+        return [_from_hash(message_id, data) for message_id, data in zip(ids, pipe.execute(), strict=True)]
 
     def of_job(self, job_id: str) -> list[Message]:
         """The job's messages, in the order they were made."""
-        ids = [_text(i) for i in self.connection.lrange(self.keys.job_messages(job_id), 0, -1)]
-        return [m for m in self.get_many(ids) if m is not None]
+        found = [m for m in self.get_many(ids_of(job_id, self.progress_of(job_id)[0])) if m is not None]
+        return sorted(found, key=lambda m: m.created_at)
 
-    def of_owner(self, owner: str, since: float, until: float, limit: int) -> list[Message]:
+    def of_owner(self, owner: str, since: float, until: float | str, limit: int) -> list[Message]:
         """Up to ``limit`` of the owner's messages made from ``since`` to ``until``, newest first; those expired with
         their jobs leave the index as they are met."""
         index = self.keys.owner_messages(owner)
@@ -151,19 +156,19 @@ class Deliveries:
         return [m for m in found if m is not None]
 
     def record(self, message: Message, attempt: tuple, state: str, due: float | None) -> None:
-        """One attempt made: kept with the message's new ``state``, and its next attempt due at ``due`` (None: none)."""
-        attempts = [*message.attempts, attempt][-MAX_ATTEMPTS:]
-        pipe = self.connection.pipeline(transaction=True)
+        """One attempt made: kept with the message's new ``state``, and its next attempt due at ``due`` (None: none).
+        A message whose job was deleted meanwhile is not recreated."""
+        at, status, error, ms = attempt
         record = self.keys.message(message.id)
-        pipe.exists(record)
-        pipe.hset(record, mapping={"state": state, "tries": message.tries + 1,
-                                   "attempts": json.dumps(attempts, separators=(",", ":"))})
+        if not self.connection.exists(record):
+            return
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hset(record, mapping={"state": state, "tries": message.tries + 1, "n": message.count + 1,
+                                   f"a{message.count % MAX_ATTEMPTS}":
+                                       f"{at:.2f},{'' if status is None else status},{error or ''},{ms}"})
         if due is not None:
             pipe.zadd(self.keys.messages_due, {message.member: due})
-        existed = pipe.execute()[0]
-        if not existed:  # the job was deleted meanwhile: its message goes with it
-            self.connection.delete(record)
-            self.connection.zrem(self.keys.messages_due, message.member)
+        pipe.execute()
 
     def set_state(self, message: Message, state: str) -> None:
         self.connection.hset(self.keys.message(message.id), "state", state)
@@ -186,6 +191,8 @@ class Deliveries:
         if members:
             pipeline.zrem(self.keys.messages_due, *members)
 
+    # -- targets a 410 disabled
+
     def is_disabled(self, owner: str, target: str) -> bool:
         return bool(self.connection.sismember(self.keys.notify_off(owner), target))
 
@@ -202,30 +209,37 @@ class Deliveries:
         pipe.delete(self.keys.notify_off(owner))
         return int(pipe.execute()[0])
 
-    def forget_job(self, job_id: str) -> None:
-        """Remove a job's messages (the job is deleted): their hashes, their list, their retries."""
-        messages = self.of_job(job_id)
+    def forget_job(self, job_id: str, progress: int) -> None:
+        """Remove a job's messages (the job is deleted; it had ``progress`` progress messages): their hashes, their
+        retries, their places in their owner's index."""
+        messages = [m for m in self.get_many(ids_of(job_id, progress)) if m is not None]
         pipe = self.connection.pipeline(transaction=False)
         for message in messages:
             pipe.delete(self.keys.message(message.id))
             pipe.zrem(self.keys.messages_due, message.member)
             pipe.zrem(self.keys.owner_messages(message.owner), message.id)
-        pipe.delete(self.keys.job_messages(job_id))
         pipe.execute()
 
-    def _from_hash(self, message_id: str, data: dict) -> Message | None:
-        if not data:
-            return None
-        text = {_text(k): _text(v) for k, v in data.items()}
-        url = text.get("url", "")
-        if self.sealer and Sealer.is_sealed(url):
-            url = self.sealer.open_text(url) or ""
-        attempts: Any = json.loads(text.get("attempts") or "[]")
-        return Message(id=message_id, job_id=text.get("job", ""), owner=text.get("owner", ""),
-                       event=text.get("event", ""), kind=text.get("kind", WEBHOOK), url=url,
-                       host=text.get("host", ""), state=text.get("state", PENDING),
-                       created_at=float(text.get("at") or 0), tries=int(text.get("tries") or 0),
-                       attempts=tuple(tuple(a) for a in attempts))
+
+def _from_hash(message_id: str, data: dict) -> Message | None:
+    if not data:
+        return None
+    text = {_text(k): _text(v) for k, v in data.items()}
+    count = int(text.get("n") or 0)
+    # Attempt k (0-based, of ``count``) is in field a<k % MAX_ATTEMPTS>: the newest MAX_ATTEMPTS, oldest first.
+    slots = sorted(int(name[1:]) for name in text if name[:1] == "a" and name[1:].isdigit())
+    order = sorted(slots, key=lambda i: (count - 1) - ((count - 1 - i) % MAX_ATTEMPTS))
+    attempts = [_attempt(text[f"a{i}"]) for i in order]
+    return Message(id=message_id, job_id=text.get("job", ""), owner=text.get("owner", ""),
+                   event=text.get("event", ""), kind=text.get("kind", WEBHOOK), host=text.get("host", ""),
+                   target=text.get("target", ""), state=text.get("state", PENDING),
+                   created_at=float(text.get("at") or 0), tries=int(text.get("tries") or 0),
+                   count=count, attempts=tuple(attempts))
+
+
+def _attempt(value: str) -> tuple:
+    at, status, error, ms = value.split(",", 3)
+    return float(at), int(status) if status else None, error or None, int(ms)
 
 
 def _text(value: Any) -> str:

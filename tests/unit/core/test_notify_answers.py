@@ -19,6 +19,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.notify_answers import MAX_RETRY_AFTER, NOTIFY_RETRIES, next_delay, outcome_for
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle import notifications
+from fluxhook.store.deliveries import ids_of
 from notify_helpers import SECRET
 
 OTHER = "whsec_" + base64.b64encode(b"another-key-of-thirty-two-bytes!").decode()
@@ -57,10 +58,11 @@ def test_two_secrets_give_two_signatures_either_of_which_verifies():
 
 def test_each_message_has_its_own_webhook_id_and_the_end_keeps_the_old_one():
     ids = {notifications.message_id("job_01ABC"), notifications.message_id("job_01ABC", "job.submitted"),
-           notifications.message_id("job_01ABC", "job.progress", now=1.5),
-           notifications.message_id("job_01ABC", "job.progress", now=7.0),
+           notifications.message_id("job_01ABC", "job.progress", number=1),
+           notifications.message_id("job_01ABC", "job.progress", number=2),
            notifications.message_id("job_01ABC", kind="bfl")}
     assert len(ids) == 5 and notifications.message_id("job_01ABC") == "msg_job_01ABC"
+    assert ids == set(ids_of("job_01ABC", 2))  # the store finds a job's messages by these ids
 
 
 def test_the_body_is_standard_webhooks_shape_around_the_job():

@@ -1,0 +1,63 @@
+"""Notification messages in Redis (fluxhook/store/deliveries.py) on a real Redis: a message stays one compact hash
+whatever its attempts (SPEC §17), keeps its newest 40 attempts in order, expires with its job, and an owner's index
+is bounded (SPEC §7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxhook.store import deliveries as store_module
+from fluxhook.store.deliveries import DELIVERED, PENDING, Deliveries, Message, target_of
+from fluxhook.store.keys import KEYS
+
+
+@pytest.fixture()
+def store(connection) -> Deliveries:
+    return Deliveries(connection)
+
+
+def _message(n: int = 0, owner: str = "key_0123456789abcdef") -> Message:
+    return Message(id=f"msg_job_{n:026d}", job_id=f"job_{n:026d}", owner=owner, event="job.ended", kind="webhook",
+                   host="app.example.com:443", target=target_of("https://app.example.com/hooks?token=t"),
+                   created_at=1_800_000_000.0 + n)
+
+
+def _add(store: Deliveries, message: Message, ttl_ms: int | None = None) -> None:
+    pipe = store.connection.pipeline(transaction=True)
+    store.add(message, ttl_ms, pipe)
+    pipe.execute()
+
+
+def test_a_message_keeps_its_newest_attempts_in_order_in_one_compact_hash(store, connection):
+    message = _message()
+    _add(store, message, ttl_ms=60_000)
+    record = KEYS.message(message.id)
+    sizes = {}
+    for n in range(45):
+        sizes[n] = connection.memory_usage(record)
+        kept = store.get(message.id)
+        store.record(kept, (1_800_000_000.0 + n, 500 if n < 44 else 200, None, n), PENDING if n < 44 else DELIVERED,
+                     None)
+    kept = store.get(message.id)
+    assert kept.state == DELIVERED and kept.count == 45 and len(kept.attempts) == store_module.MAX_ATTEMPTS
+    assert [a[3] for a in kept.attempts] == list(range(5, 45))  # the oldest five went
+    assert kept.attempts[-1] == (1_800_000_044.0, 200, None, 44)
+    assert connection.object("encoding", record) in (b"listpack", b"ziplist")  # Redis's compact encoding
+    # Delivered at once, and failed after its 14 attempts: what a message costs (its hash's bytes; 351 and 699
+    # when measured).
+    assert sizes[1] <= 384 and sizes[14] <= 768
+    assert 0 < connection.pttl(record) <= 60_000  # it expires with its job
+    assert b"https://" not in b"".join(v for pair in connection.hgetall(record).items() for v in pair)
+
+
+def test_an_owner_s_index_keeps_its_newest_messages_only(store, connection, monkeypatch):
+    monkeypatch.setattr(store_module, "OWNER_BOUND", 5)
+    for n in range(8):
+        _add(store, _message(n))
+    index = KEYS.owner_messages("key_0123456789abcdef")
+    assert connection.zcard(index) == 5
+    assert [m.id for m in store.of_owner("key_0123456789abcdef", 0, "+inf", 10)] == [
+        _message(n).id for n in range(7, 2, -1)]
+    # A message gone with its job leaves the index when it is met.
+    connection.delete(KEYS.message(_message(7).id))
+    assert len(store.of_owner("key_0123456789abcdef", 0, "+inf", 10)) == 4 and connection.zcard(index) == 4
