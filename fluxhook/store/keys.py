@@ -52,10 +52,6 @@ class Keys:
         """One notification message and its attempts, a hash (see ``store.deliveries``)."""
         return f"{self.prefix}msg:{message_id}"
 
-    def job_messages(self, job_id: str) -> str:
-        """The ids of a job's notification messages, a list in the order they were made."""
-        return f"{self.prefix}msgs:{job_id}"
-
     def owner_messages(self, owner: str) -> str:
         """An owner's (app key id or ``admin``) notification messages, scored by when each was made."""
         return f"{self.prefix}ownmsgs:{owner}"
