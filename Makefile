@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-tracing bench-accounts bench-latency soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -142,6 +142,12 @@ bench-accounts: $(VENV)/.installed
 # missing). About 25 minutes; `$(PY) -m bench.latency --runs one --jobs 150` runs one, smaller.
 bench-latency: $(VENV)/.installed
 	$(PY) -m bench.latency
+
+# Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
+# every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12
+# minutes; `$(PY) -m bench.notifications --jobs 200 --settle 120` runs a smaller one.
+bench-notifications: $(VENV)/.installed
+	$(PY) -m bench.notifications
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed
