@@ -180,3 +180,26 @@ def test_a_planned_failover_with_two_replicas_moves_at_once_and_loses_nothing_co
         assert [key for key in confirmed if not new.exists(key)] == []
     finally:
         topology.stop()
+
+
+def test_with_two_replicas_one_lost_without_a_failover_leaves_writes_confirmed(tmp_path):
+    """The second replica is what keeps writes going when one dies: after one WAIT that it misses, and the
+    sentinels saying nobody replaces the primary, the one left confirms alone."""
+    topology = ReplicatedRedis(replication_delay=0, replicas=2, directory=str(tmp_path)).start()
+    try:
+        sentinels = Sentinel([("127.0.0.1", port) for port in topology.sentinel_ports],
+                             sentinel_kwargs={"socket_timeout": 1})
+        replication = Replication(sentinels.master_for(topology.master, socket_timeout=5), replicas=1, wait_ms=1000)
+        replication.confirm(replication.primary())
+        primary = topology.primary_port()
+        lost = next(node for node in topology.nodes if node.port != primary)
+        lost.process.kill()
+        lost.process.wait(timeout=10)
+
+        replication.confirm(replication.primary())  # the first waits for the lost one, then takes one
+        started = time.monotonic()
+        replication.confirm(replication.primary())
+        assert time.monotonic() - started < 0.9  # no longer waited for (REDIS_WAIT_MS 1000)
+        assert topology.primary_port() == primary
+    finally:
+        topology.stop()
