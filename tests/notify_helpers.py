@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import serve_in_thread
 from devtools.processes import free_port, wait_until
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 
@@ -112,3 +114,11 @@ def fresh(receiver: Receiver) -> Receiver:
     """The receiver with no failures or scripted answers left by an earlier test."""
     receiver.failures, receiver.statuses, receiver.retry_after = 0, {}, {}
     return receiver
+
+
+def notified_job(svc, notify_url: str | None) -> Job:
+    """A job submitted to BFL that notifies ``notify_url``."""
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                 created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url))
+    return job

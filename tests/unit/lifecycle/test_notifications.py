@@ -12,62 +12,25 @@ import time
 
 import pytest
 
-from devtools.processes import free_port
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.notify_answers import NOTIFY_RETRIES
-from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle import delivering, notifications
-from fluxhook.lifecycle.notifications import move_due
-from fluxhook.lifecycle.removal import remove_job
+from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.steps.enqueueing import feed, notify_task_id
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import NOTIFY
-from notify_helpers import SECRET, Receiver, fresh, receiving
-
-# -- a receiver of notifications: a real HTTP server that records every POST ---------------------
-
-@pytest.fixture(scope="module")
-def receivers():
-    """The default NOTIFY_URL's receiver."""
-    with receiving(1) as made:
-        yield made
-
-
-@pytest.fixture()
-def hooks(receivers) -> Receiver:
-    return fresh(receivers[0])
-
-
-# -- the outbox and the task, in-process on database 11 --------------------------------------------
-
-@pytest.fixture()
-def services(make_services, receivers):
-    def build(**overrides):
-        notifications = {"NOTIFY_URL": receivers[0].url(), "NOTIFY_SECRET": SECRET,
-                         "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{receivers[0].port}"}
-        return make_services(11, **{**notifications, **overrides})
-
-    return build
-
-
-def _job(svc, notify_url: str | None) -> Job:
-    now = time.time()
-    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
-                                 created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url))
-    return job
+from notify_helpers import SECRET, notified_job
 
 
 def _outbox(svc) -> list[str]:
     return [i.decode() for i in svc.redis.zrange(KEYS.outbox, 0, -1)]
 
 
-def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(services, receivers):
-    svc = services()
-    notified, silent = _job(svc, receivers[0].url()), _job(svc, None)
+def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(notifying, receivers):
+    svc = notifying()
+    notified, silent = notified_job(svc, receivers[0].url()), notified_job(svc, None)
     assert svc.jobs.transition(notified.id, st.READY, bfl_status="Ready", result_url="https://x/y.png")
     assert svc.jobs.transition(silent.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     assert _outbox(svc) == []  # ready is not the end; a job without notify_url has nobody to tell
@@ -78,15 +41,15 @@ def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(services, receiv
     assert not svc.jobs.transition(notified.id, st.STORED)
     assert _outbox(svc) == []
     # Deleting a job takes it out of the outbox too.
-    other = _job(svc, receivers[0].url())
+    other = notified_job(svc, receivers[0].url())
     svc.jobs.transition(other.id, st.FAILED, error={"code": "timeout", "message": "x"})
     svc.jobs.delete(other.id)
     assert _outbox(svc) == []
 
 
-def test_a_drain_makes_one_message_per_job_even_when_repeated(services, receivers):
-    svc = services()
-    jobs = [_job(svc, receivers[0].url()) for _ in range(3)]
+def test_a_drain_makes_one_message_per_job_even_when_repeated(notifying, receivers):
+    svc = notifying()
+    jobs = [notified_job(svc, receivers[0].url()) for _ in range(3)]
     for job in jobs:
         svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     now = time.time()
@@ -105,9 +68,9 @@ def test_a_drain_makes_one_message_per_job_even_when_repeated(services, receiver
     assert all(len(svc.store.deliveries.of_job(j.id)) == 1 for j in jobs)
 
 
-def test_two_drains_never_take_the_same_job(services, receivers):
-    svc = services()
-    job = _job(svc, receivers[0].url())
+def test_two_drains_never_take_the_same_job(notifying, receivers):
+    svc = notifying()
+    job = notified_job(svc, receivers[0].url())
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     now = time.time()
     assert svc.jobs.claim_notifications(now, 10, now + 60) == [job.id]
@@ -116,97 +79,8 @@ def test_two_drains_never_take_the_same_job(services, receivers):
     assert svc.jobs.claim_notifications(now + 61, 10, now + 121) == [job.id]
 
 
-def _ended(svc, url: str):
-    """A job ended with ``url`` as its notify_url, and its job.ended message made."""
-    job = _job(svc, url)
-    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    drain_notifications(svc, time.time())
-    return job, f"msg_{job.id}"
-
-
-def test_an_attempt_skips_a_deleted_job_and_fails_a_host_no_longer_allowed(services, receivers, hooks):
-    svc = services()
-    job, message = _ended(svc, receivers[0].url())
-    svc.jobs.delete(job.id)
-    assert delivering.deliver(svc, message) == DeliveryOutcome.SKIPPED
-    remove_job(svc, job.id)
-    assert svc.store.deliveries.get(message) is None  # the job's messages go with it
-    assert not svc.redis.exists(KEYS.job(job.id))  # not recreated
-
-    moved, message = _ended(svc, "http://127.0.0.1:1/was-allowed-once")
-    assert delivering.deliver(svc, message) == DeliveryOutcome.HOST_NOT_ALLOWED
-    assert svc.store.deliveries.get(message).state == "failed" and hooks.of_job(moved.id) == []
-
-
-def test_each_attempt_is_kept_and_a_failure_waits_for_its_next_attempt(services, receivers, hooks):
-    svc = services()
-    job, message = _ended(svc, receivers[0].url())
-    hooks.failures = 1
-    before = time.time()
-    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
-    kept = svc.store.deliveries.get(message)
-    assert kept.state == "pending" and kept.tries == 1
-    [(at, status, error, ms)] = kept.attempts
-    assert status == 500 and error is None and ms >= 0 and before - 0.01 <= at
-    due = svc.redis.zscore(KEYS.messages_due, kept.member)
-    assert before + 1 <= due <= time.time() + 2  # the first retry: 1-2 s later
-    assert svc.jobs.get(job.id).notified_at is None
-    # Due: the sweep puts it back in line; the next attempt delivers it.
-    assert move_due(svc, due + 0.1) == 1 and svc.redis.zcard(KEYS.messages_due) == 0
-    assert delivering.deliver(svc, message) == DeliveryOutcome.DELIVERED
-    kept = svc.store.deliveries.get(message)
-    assert kept.state == "delivered" and [a[1] for a in kept.attempts] == [500, 200]
-    assert svc.jobs.get(job.id).notified_at is not None
-    assert delivering.deliver(svc, message) == DeliveryOutcome.SKIPPED  # delivered: never sent again
-    assert [d.headers["webhook-id"] for d in hooks.of_job(job.id)] == [message, message]
-
-
-def test_a_message_fails_after_its_last_retry(services, receivers, hooks):
-    svc = services()
-    _, message = _ended(svc, receivers[0].url())
-    svc.redis.hset(KEYS.message(message), "tries", NOTIFY_RETRIES)
-    hooks.failures = 1
-    assert delivering.deliver(svc, message) == DeliveryOutcome.EXHAUSTED
-    kept = svc.store.deliveries.get(message)
-    assert kept.state == "failed" and svc.redis.zscore(KEYS.messages_due, kept.member) is None
-
-
-def test_retry_after_delays_the_next_attempt_at_least_that_long(services, receivers, hooks):
-    svc = services()
-    hooks.statuses["/slow"], hooks.retry_after["/slow"] = 503, "600"
-    _, message = _ended(svc, receivers[0].url("/slow"))
-    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
-    due = svc.redis.zscore(KEYS.messages_due, svc.store.deliveries.get(message).member)
-    assert due >= time.time() + 590
-
-
-def test_410_disables_the_target_for_that_key_until_it_is_enabled(services, receivers, hooks):
-    svc = services()
-    hooks.statuses["/gone"] = 410
-    _, first = _ended(svc, receivers[0].url("/gone"))
-    assert delivering.deliver(svc, first) == DeliveryOutcome.DISABLED
-    assert svc.store.deliveries.get(first).state == "disabled"
-    _, later = _ended(svc, receivers[0].url("/gone"))
-    assert svc.store.deliveries.get(later).state == "disabled"  # kept, never sent
-    _, elsewhere = _ended(svc, receivers[0].url("/other"))
-    assert svc.store.deliveries.get(elsewhere).state == "pending"  # another target is not disabled
-    assert [d.path for d in hooks.deliveries].count("/gone") == 1
-    assert notifications.enable(svc, None) == 1
-    _, again = _ended(svc, receivers[0].url("/gone"))
-    assert svc.store.deliveries.get(again).state == "pending"
-
-
-def test_an_unreachable_app_is_retried_with_the_error_kept(services):
-    port = free_port()  # nothing listens there
-    svc = services(NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{port}", NOTIFY_URL=f"http://127.0.0.1:{port}/h")
-    _, message = _ended(svc, f"http://127.0.0.1:{port}/h")
-    assert delivering.deliver(svc, message) == DeliveryOutcome.RETRY
-    [(_, status, error, _)] = svc.store.deliveries.get(message).attempts
-    assert status is None and error == "ConnectionError"
-
-
-def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(services, receivers):
-    svc = services()
+def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(notifying, receivers):
+    svc = notifying()
     now = time.time()
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, created_at=now, updated_at=now,
                                  notify_url=receivers[0].url()))
@@ -225,7 +99,7 @@ def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(servic
     assert drain_notifications(svc, now + 5.1) == 1
     assert sum("_progress_" in m.id for m in svc.store.deliveries.of_job(job.id)) == 2
     # A job whose key asks for nothing beyond its end puts nothing else in the outbox.
-    quiet = _job(svc, receivers[0].url())
+    quiet = notified_job(svc, receivers[0].url())
     assert svc.jobs.update(quiet.id, progress=0.5) and _outbox(svc) == []
 
 
@@ -304,12 +178,25 @@ def test_the_api_uses_the_default_unless_a_job_names_its_own():
                                     Config.from_env({**BASE, "NOTIFY_HOST_ALLOWLIST": "app.example.com"}))
 
 
-def test_a_job_s_progress_messages_are_bounded_and_its_end_still_goes(services, receivers):
-    svc = services()
-    job = _job(svc, receivers[0].url())
+def test_a_job_s_progress_messages_are_bounded_and_its_end_still_goes(notifying, receivers):
+    svc = notifying()
+    job = notified_job(svc, receivers[0].url())
     svc.redis.hset(KEYS.job(job.id), "notify_progress", f"{notifications.MAX_MESSAGES_PER_JOB},{time.time() - 60}")
     assert notifications.enter(svc, [f"{job.id}|job.progress"], time.time()) == 0
     assert _outbox(svc) == []  # dropped, not kept for later
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     assert drain_notifications(svc, time.time() + 1) == 1
     assert svc.store.deliveries.get(f"msg_{job.id}").event == "job.ended"
+
+
+def test_a_listing_pages_through_messages_made_at_the_same_moment(notifying, receivers, monkeypatch):
+    svc = notifying()
+    monkeypatch.setattr(notifications, "SCAN_BATCH", 3)
+    jobs = [notified_job(svc, receivers[0].url()) for _ in range(7)]
+    for job in jobs:
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    drain_notifications(svc, time.time() + 1)  # one sweep: seven messages made at one moment
+    listed = notifications.listed(svc, None, state="pending", since=0.0, until=float("inf"), limit=100)
+    assert sorted(m.job_id for m in listed) == sorted(j.id for j in jobs)
+    monkeypatch.setattr(notifications, "MAX_SCANNED", 3)
+    assert len(notifications.listed(svc, None, state=None, since=0.0, until=float("inf"), limit=100)) == 3
