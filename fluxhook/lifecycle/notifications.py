@@ -39,8 +39,10 @@ _URL_WORDING = field_wording("notify_url")
 NOTIFY_BATCH = 500
 # A member taken but not kept (its process died) is taken again after this long.
 NOTIFY_LEASE = 60.0
-# Most messages one replay call sends again.
+# Most messages one replay call sends again; most index entries one listing or replay reads, this many at a time.
 MAX_REPLAY = 10_000
+MAX_SCANNED = 20_000
+SCAN_BATCH = 2_000
 # Past this many messages a job makes no more job.progress ones (about 5 minutes of progress at one per 5 s).
 MAX_MESSAGES_PER_JOB = 64
 
@@ -235,17 +237,18 @@ def of_job(svc: Services, job: Job) -> list[dict]:
 def listed(svc: Services, key_id: str | None, *, state: str | None, since: float, until: float,
            limit: int) -> list[Message]:
     """Up to ``limit`` of the caller's messages (app key ``key_id``, None: an admin token's jobs) made from
-    ``since`` to ``until``, newest first, in ``state`` if given."""
+    ``since`` to ``until``, newest first, in ``state`` if given, among the newest ``MAX_SCANNED`` of that range (a
+    narrower range reaches older ones): one call's reads stay bounded whatever a key has kept."""
     if state is not None and state not in STATES:
         raise InvalidRequest(f"'state' must be one of {', '.join(STATES)}")
     found: list[Message] = []
-    cursor = until
-    while len(found) < limit:
-        batch = svc.store.deliveries.of_owner(owner_of(key_id), since, cursor, MAX_REPLAY)
+    offset = 0
+    while len(found) < limit and offset < MAX_SCANNED:
+        batch, read = svc.store.deliveries.of_owner(owner_of(key_id), since, until, offset, SCAN_BATCH)
         found += [m for m in batch if state is None or m.state == state]
-        if len(batch) < MAX_REPLAY:
+        if read < SCAN_BATCH:
             break
-        cursor = f"({batch[-1].created_at!r}"
+        offset += len(batch)
     return found[:limit]
 
 

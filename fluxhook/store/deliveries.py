@@ -144,16 +144,17 @@ class Deliveries:
         found = [m for m in self.get_many(ids_of(job_id, self.progress_of(job_id)[0])) if m is not None]
         return sorted(found, key=lambda m: m.created_at)
 
-    def of_owner(self, owner: str, since: float, until: float | str, limit: int) -> list[Message]:
-        """Up to ``limit`` of the owner's messages made from ``since`` to ``until``, newest first; those expired with
-        their jobs leave the index as they are met."""
+    def of_owner(self, owner: str, since: float, until: float | str, offset: int, count: int) -> tuple[list[Message], int]:
+        """The owner's messages made from ``since`` to ``until``, newest first, from the ``offset``-th, ``count`` of
+        them at most, and how many entries of the index were read (those expired with their jobs among them: they
+        leave the index as they are met, so the next page starts ``len(messages)`` further)."""
         index = self.keys.owner_messages(owner)
-        ids = [_text(i) for i in self.connection.zrevrangebyscore(index, until, since, start=0, num=limit)]
+        ids = [_text(i) for i in self.connection.zrevrangebyscore(index, until, since, start=offset, num=count)]
         found = self.get_many(ids)
         gone = [message_id for message_id, message in zip(ids, found, strict=True) if message is None]
         if gone:
             self.connection.zrem(index, *gone)
-        return [m for m in found if m is not None]
+        return [m for m in found if m is not None], len(ids)
 
     def record(self, message: Message, attempt: tuple, state: str, due: float | None) -> None:
         """One attempt made: kept with the message's new ``state``, and its next attempt due at ``due`` (None: none).

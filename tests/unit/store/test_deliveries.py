@@ -56,8 +56,11 @@ def test_an_owner_s_index_keeps_its_newest_messages_only(store, connection, monk
         _add(store, _message(n))
     index = KEYS.owner_messages("key_0123456789abcdef")
     assert connection.zcard(index) == 5
-    assert [m.id for m in store.of_owner("key_0123456789abcdef", 0, "+inf", 10)] == [
-        _message(n).id for n in range(7, 2, -1)]
+    found, read = store.of_owner("key_0123456789abcdef", 0, "+inf", 0, 10)
+    assert [m.id for m in found] == [_message(n).id for n in range(7, 2, -1)] and read == 5
+    assert [m.id for m in store.of_owner("key_0123456789abcdef", 0, "+inf", 3, 10)[0]] == [_message(4).id,
+                                                                                           _message(3).id]
     # A message gone with its job leaves the index when it is met.
     connection.delete(KEYS.message(_message(7).id))
-    assert len(store.of_owner("key_0123456789abcdef", 0, "+inf", 10)) == 4 and connection.zcard(index) == 4
+    assert store.of_owner("key_0123456789abcdef", 0, "+inf", 0, 10)[1] == 5  # read, the gone one among them
+    assert len(store.of_owner("key_0123456789abcdef", 0, "+inf", 0, 10)[0]) == 4 and connection.zcard(index) == 4
