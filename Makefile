@@ -153,9 +153,10 @@ bench-notifications: $(VENV)/.installed
 soak: $(VENV)/.installed
 	$(PY) -m devtools.soak
 
-# The Redis primary SIGKILLed at least 5 times under load for CHAOS_MINUTES (default 3), behind three
-# sentinels, with REDIS_MIN_REPLICAS=1 beside 0: acknowledged, found afterwards, lost, done twice, and
-# each failover's seconds of unavailable writes.
+# The Redis primary SIGKILLed at least 5 times, and switched over as planned, under load for CHAOS_MINUTES
+# (default 3): a primary, CHAOS_REPLICAS replicas (default 2, the shape docs/operating.md recommends) and three
+# sentinels, with REDIS_MIN_REPLICAS=1 beside 0: acknowledged, found afterwards, lost, done twice, and each
+# failover's seconds of unavailable writes.
 chaos-failover: $(VENV)/.installed
 	$(PY) -m devtools.chaos_failover
 
