@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 from standardwebhooks import Webhook
 
@@ -118,3 +119,28 @@ def test_a_key_sees_and_replays_only_its_own_deliveries(napi, sim, other_hooks):
     assert app_a.get("/v1/deliveries", params={"colour": "red"}).status_code == 400
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
     assert app_a.get("/v1/deliveries", params={"from": since}).json()["deliveries"] == []
+
+
+def test_job_progress_goes_at_most_every_5_seconds_and_the_latest_is_not_lost(napi, sim, hooks):
+    key, app = make_key(napi, notify_events=["job.progress"])
+    job = app.submit("[pending] a fox that reports its progress")
+    webhook = Webhook(key["notify_secret"])
+
+    def progress_bodies() -> list[dict]:
+        return [webhook.verify(d.body, d.headers) for d in hooks.of_job(job["id"])
+                if "_progress_" in d.headers["webhook-id"]]
+
+    for progress in (0.6, 0.7):
+        assert app.callback(job["id"], {"id": job["bfl_id"], "status": "Generating", "progress": progress}).ok
+    wait_until(lambda: progress_bodies() or None, timeout=30, message="a job.progress")
+    assert app.callback(job["id"], {"id": job["bfl_id"], "status": "Generating", "progress": 0.9}).ok
+    wait_until(lambda: len(progress_bodies()) >= 2 or None, timeout=30, message="a second job.progress")
+    # The latest progress is not lost: the last job.progress carries the job as it is once it stops changing.
+    wait_until(lambda: progress_bodies()[-1]["data"]["progress"] == app.job(job["id"])["progress"], timeout=30,
+               message="the last job.progress to carry the job's progress")
+    bodies = progress_bodies()
+    assert {b["type"] for b in bodies} == {"job.progress"}
+    made = sorted(datetime.fromisoformat(m["created_at"].replace("Z", "+00:00")).timestamp()
+                  for m in _messages(app, job["id"], len(bodies)) if m["event"] == "job.progress")
+    assert all(later - earlier >= 4.99 for earlier, later in zip(made, made[1:], strict=False))  # one every 5 s at most
+    assert len({d.headers["webhook-id"] for d in hooks.of_job(job["id"])}) == len(made)
