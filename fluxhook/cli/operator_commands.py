@@ -289,9 +289,31 @@ def replicas_checks(svc) -> list[Check]:
     if connected < wanted:
         return [Check("replicas", FAIL, f"REDIS_MIN_REPLICAS={wanted} but {has}: submissions, callbacks and key "
                                         "changes answer 503 until enough replicas are back")]
-    return [Check("replicas", OK, f"acknowledgements wait for {wanted} replica{'' if wanted == 1 else 's'} "
-                                  f"(REDIS_MIN_REPLICAS={wanted}, at most REDIS_WAIT_MS={config.redis_wait_ms}); "
-                                  f"{has}")]
+    checks = [Check("replicas", OK, f"acknowledgements wait for {wanted} replica{'' if wanted == 1 else 's'} "
+                                    f"(REDIS_MIN_REPLICAS={wanted}, at most REDIS_WAIT_MS={config.redis_wait_ms}); "
+                                    f"{has}")]
+    if config.redis_sentinels and connected <= wanted:
+        checks.append(Check("replicas", WARN, f"{has}, no spare: writes stop while one is away, and a planned "
+                                              "SENTINEL FAILOVER holds them about 12 s, until the old primary "
+                                              "rejoins as a replica; run one replica more than REDIS_MIN_REPLICAS "
+                                              "(docs/operating.md, \"Redis that fails over\")"))
+    return checks + _resync_delay_checks(svc)
+
+
+def _resync_delay_checks(svc) -> list[Check]:
+    """Redis 7 syncs a replica from scratch without touching disk, after repl-diskless-sync-delay (5 s by default):
+    a planned failover makes the other replica resync so, and holds writes that long. A managed Redis may refuse
+    CONFIG: nothing to say then."""
+    try:
+        config = svc.redis.config_get("repl-diskless-sync*")
+    except RedisError:
+        return []
+    delay = int(config.get("repl-diskless-sync-delay", 0) or 0)
+    if config.get("repl-diskless-sync") != "yes" or delay <= 0:
+        return []
+    return [Check("replicas", WARN, f"repl-diskless-sync-delay is {delay} s on the primary: after a planned failover "
+                                    "a replica's resync, and the writes waiting for it, start that much later; set "
+                                    "it to 0 on every node (docs/operating.md, \"Redis that fails over\")")]
 
 
 def _budget_check(svc) -> Check:

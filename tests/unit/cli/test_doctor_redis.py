@@ -40,12 +40,37 @@ def test_the_redis_line_names_the_primary_the_sentinels_send_it_to(topology, tmp
     assert "unused-host" not in redis_check.detail
 
 
-def test_with_the_default_an_acknowledgement_waits_for_the_replica(topology):
+def test_with_the_default_an_acknowledgement_waits_for_the_replica_and_one_replica_is_no_spare(topology):
     svc = _services(topology)
     assert svc.config.redis_min_replicas == 1
-    assert [(c.state, c.detail) for c in replicas_checks(svc)] == [
+    checks = [(c.state, c.detail) for c in replicas_checks(svc) if "repl-diskless-sync-delay" not in c.detail]
+    assert checks[0] == (OK, "acknowledgements wait for 1 replica (REDIS_MIN_REPLICAS=1, at most REDIS_WAIT_MS=500); "
+                             "the primary has 1 replica connected")
+    assert checks[1][0] == WARN and checks[1][1].startswith("the primary has 1 replica connected, no spare: writes "
+                                                            "stop while one is away")
+    assert len(checks) == 2
+
+
+def test_two_replicas_with_no_resync_delay_are_all_ok():
+    topology = ReplicatedRedis(replication_delay=0, replicas=2, diskless_sync_delay=0).start()
+    try:
+        checks = replicas_checks(_services(topology))
+    finally:
+        topology.stop()
+    assert [(c.state, c.detail) for c in checks] == [
         (OK, "acknowledgements wait for 1 replica (REDIS_MIN_REPLICAS=1, at most REDIS_WAIT_MS=500); the primary "
-             "has 1 replica connected")]
+             "has 2 replicas connected")]
+
+
+def test_a_resync_delay_on_the_primary_is_named(topology):
+    svc = _services(topology)
+    svc.redis.config_set("repl-diskless-sync", "yes")
+    svc.redis.config_set("repl-diskless-sync-delay", 5)
+    try:
+        [delay] = [c for c in replicas_checks(svc) if "repl-diskless-sync-delay" in c.detail]
+    finally:
+        svc.redis.config_set("repl-diskless-sync-delay", 0)
+    assert delay.state == WARN and delay.detail.startswith("repl-diskless-sync-delay is 5 s on the primary")
 
 
 def test_zero_under_sentinel_says_what_it_risks(topology):
