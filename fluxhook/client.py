@@ -17,6 +17,7 @@ would catch.
 
 from __future__ import annotations
 
+import builtins
 import email.utils
 import hashlib
 import os
@@ -365,7 +366,7 @@ class Client:
     # --- notifications: every message and attempt kept, replay ---
 
     def deliveries(self, job_id: str | None = None, *, state: str | None = None, since: str | None = None,
-                   until: str | None = None, limit: int | None = None, key_id: str | None = None) -> list[dict]:
+                   until: str | None = None, limit: int | None = None, key_id: str | None = None) -> builtins.list[dict]:
         """Notification messages with each attempt: a job's (``GET /v1/jobs/{id}/deliveries``), else the caller's,
         newest first (``GET /v1/deliveries``; ``state``, ``since``/``until`` as ISO 8601 times, an admin's
         ``key_id``)."""
@@ -389,7 +390,7 @@ class Client:
 
     # --- BFL accounts (admin tokens only) ---
 
-    def accounts(self) -> list[dict]:
+    def accounts(self) -> builtins.list[dict]:
         """Every BFL account (``GET /v1/accounts``): region, host, tasks in flight, jobs queued, its cooldown,
         balance and spend today; never its key."""
         return self._json("GET", "/v1/accounts")["accounts"]
@@ -401,7 +402,7 @@ class Client:
         requests_per_minute, weight, expires_at, accounts, region); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
-    def keys(self) -> list[dict]:
+    def keys(self) -> builtins.list[dict]:
         """Every app key, newest first, without secrets."""
         return self._json("GET", "/v1/keys")["keys"]
 
@@ -433,7 +434,7 @@ class Client:
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
 
-        def attempt(number: int) -> dict:
+        def attempt(number: int) -> Any:
             with self._send(method, path, headers=headers, wait=wait or 0, **kwargs) as response:
                 try:
                     body = response.json()
@@ -503,7 +504,8 @@ def _error_from(response: requests.Response) -> APIError:
     """The API's ``{"error": {"code", "message"}}`` as the exception for its status."""
     status = response.status_code
     cls = _ERROR_BY_STATUS.get(status) or (InvalidRequest if 400 <= status < 500 else ServiceUnavailable)
-    code = message = None
+    code: str | None = None
+    message = ""
     try:
         error = response.json()["error"]
         if isinstance(error["code"], str) and isinstance(error["message"], str):

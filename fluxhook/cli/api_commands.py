@@ -130,11 +130,12 @@ def api_target(url: str | None, token: str | None, environ: Mapping[str, str],
     """
     url = (url or environ.get("FLUXHOOK_URL") or "").strip()
     token = token or default_token(environ)
-    dev_url = (dev_run or {}).get("FLUXHOOK_URL")
+    dev_settings = dev_run or {}
+    dev_url = dev_settings.get("FLUXHOOK_URL")
     if not url:
         url = dev_url or DEFAULT_URL
     if not token and dev_url and url.rstrip("/") == dev_url.rstrip("/"):
-        token = default_token({"API_TOKENS": dev_run.get("API_TOKENS", "")})
+        token = default_token({"API_TOKENS": dev_settings.get("API_TOKENS", "")})
     return url, token
 
 

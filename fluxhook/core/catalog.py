@@ -210,7 +210,7 @@ def _price(value: Any, where: str, problems: list[str]) -> Price | None:
         return None
     if "rates" in value:
         return _table_price(rule, value, where, problems)
-    figures = {}
+    figures: dict[str, Any] = {}
     for key in PRICE_RULES[rule]:
         figure = value.get(key)
         if not _credits(figure):

@@ -523,7 +523,7 @@ class _Reader:
         if self._raw("NOTIFY_HOST_ALLOWLIST") is None:
             # Default: NOTIFY_URL's host as a pattern (https on port 443, public addresses only), else none.
             allowlist: tuple[HostPattern, ...] = ()
-            if usable:
+            if usable and url is not None:
                 try:
                     allowlist = (parse_host_pattern(urlsplit(url).hostname or ""),)
                 except ValueError:

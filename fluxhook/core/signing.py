@@ -28,7 +28,7 @@ def _keys(secret_key: Keys) -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def _serializer(keys: tuple[str, ...], salt: str, timed: bool = False) -> URLSafeSerializer:
+def _serializer(keys: tuple[str, ...], salt: str, timed: bool = False) -> URLSafeSerializer | URLSafeTimedSerializer:
     # Built once per key list: every callback reads a token, and building one costs as much as using it.
     return (URLSafeTimedSerializer if timed else URLSafeSerializer)(list(keys), salt=salt)
 

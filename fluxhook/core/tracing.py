@@ -15,9 +15,12 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from fluxhook.core.logs import redact_urls
+
+if TYPE_CHECKING:  # the SDK is imported only when traces are on
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("fluxhook.tracing")
 
@@ -141,10 +144,10 @@ class TraceIds(logging.Filter):
         return True
 
 
-def _exporters() -> list:
+def _exporters() -> list[SpanExporter]:
     """The exporters ``OTEL_TRACES_EXPORTER`` names (default ``otlp``: OTLP over HTTP, protobuf)."""
     names = [n.strip().lower() for n in (os.environ.get("OTEL_TRACES_EXPORTER") or "otlp").split(",") if n.strip()]
-    exporters = []
+    exporters: list[SpanExporter] = []
     for name in names:
         if name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter

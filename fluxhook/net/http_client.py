@@ -21,7 +21,7 @@ USER_AGENT = "fluxhook/0.1 (+https://github.com/fluxhook)"
 
 
 class _PublicPeerMixin:
-    def _new_conn(self):  # type: ignore[override]
+    def _new_conn(self):
         sock = super()._new_conn()  # type: ignore[misc]
         peer = sock.getpeername()[0]
         if not is_public_address(peer):
@@ -85,5 +85,5 @@ def check_resolves_public(host: str, port: int) -> None:
         # Unresolvable now: let the connection attempt fail as a transient network error.
         return
     for info in infos:
-        if not is_public_address(info[4][0]):
+        if not is_public_address(str(info[4][0])):
             raise HostNotAllowed(f"{host} resolves to a non-public address")

@@ -3,7 +3,7 @@ classes that own them. Nothing outside this package builds a key or runs a comma
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from redis import Redis
 
@@ -86,4 +86,4 @@ class Store:
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``)."""
-        return self.connection.hgetall(self.keys.metrics)
+        return cast(dict[bytes, bytes], self.connection.hgetall(self.keys.metrics))  # never decoded: bytes

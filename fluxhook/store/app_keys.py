@@ -20,6 +20,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
 
 from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS, Keys
@@ -71,9 +72,9 @@ class AppKey:
             values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else kind(raw)
         return cls(**values)
 
-    def to_fields(self) -> dict[str, str]:
+    def to_fields(self) -> dict[FieldT, EncodableT]:
         """The record's fields (a limit that is not set is left out)."""
-        out = {}
+        out: dict[FieldT, EncodableT] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
@@ -149,7 +150,8 @@ class AppKeys:
                     key = AppKey.from_hash(_decoded(data))
                     if key.revoked_at is not None:
                         return REVOKED
-                    changed = replace(key, **values, **{name: None for name in unset})
+                    removed: dict[str, Any] = dict.fromkeys(unset)
+                    changed = replace(key, **values, **removed)
                     pipe.multi()
                     if values:
                         pipe.hset(record, mapping={name: encode(name, value) for name, value in values.items()})

@@ -11,6 +11,7 @@ the BFL slot freed, the notification outbox) and the effects the caller names (`
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import dataclass, replace
@@ -131,7 +132,8 @@ class JobStore:
                  take_over: bool = False) -> Creation:
         """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
         fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
-        k, keys = self.keys, []
+        k = self.keys
+        keys: list[str] = []
         indexes = [k.all_jobs, k.status(job.status)]
         if job.model:
             indexes.append(k.model_jobs(job.model))
@@ -166,8 +168,9 @@ class JobStore:
     def _opened(self, job: Job) -> Job:
         if self.sealer is None or not any(getattr(job, name) for name in SEALED_FIELDS):
             return job
-        return replace(job, **{name: self.sealer.open_text(getattr(job, name)) if getattr(job, name) else None
-                               for name in SEALED_FIELDS})
+        opened: dict[str, Any] = {name: self.sealer.open_text(getattr(job, name)) if getattr(job, name) else None
+                                  for name in SEALED_FIELDS}
+        return replace(job, **opened)
 
     def _kept_as(self, if_equal: tuple[str, str]) -> list[str]:
         """The (field, value) that must hold as the Lua compares it: the field, then each way the value may be kept."""
@@ -349,8 +352,8 @@ class JobStore:
             page, next_cursor = self._page_of_all(indexes, limit, cursor)
         else:
             index = indexes[0] if indexes else self.keys.all_jobs
-            ids = self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)
-            ids = [_text(i) for i in ids]
+            ids = [_text(i) for i in
+                   self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)]
             page = ids[:limit]
             next_cursor = page[-1] if len(ids) > limit and page else None
         pipe = self.connection.pipeline(transaction=False)
@@ -359,7 +362,8 @@ class JobStore:
         jobs = [self._opened(job_from_hash(decode_hash(d))) for d in pipe.execute() if d]
         return jobs, next_cursor
 
-    def _page_of_all(self, indexes: list[str], limit: int, cursor: str | None) -> tuple[list[str], str | None]:
+    def _page_of_all(self, indexes: builtins.list[str], limit: int,
+                     cursor: str | None) -> tuple[builtins.list[str], str | None]:
         """Up to ``limit`` ids in every index, newest first: the smallest index walked, the others asked per batch.
 
         At most ``BOTH_FILTERS_READ`` ids are read per page, so a rare combination costs a bounded page;
@@ -369,7 +373,7 @@ class JobStore:
         for index in indexes:
             sizes.zcard(index)
         walked, *others = [index for _, index in sorted(zip(sizes.execute(), indexes, strict=True))]
-        found: list[str] = []
+        found: builtins.list[str] = []
         start, read = f"({cursor}" if cursor else "+", 0
         while read < BOTH_FILTERS_READ:
             ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
@@ -389,7 +393,7 @@ class JobStore:
             start = f"({ids[-1]}"
         return found, start[1:]
 
-    def created_before(self, when: float, limit: int) -> list[str]:
+    def created_before(self, when: float, limit: int) -> builtins.list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""
         ids = self.connection.zrangebylex(self.keys.all_jobs, "-", f"({job_id_floor(when)}", start=0, num=limit)
         return [_text(i) for i in ids]
@@ -420,7 +424,8 @@ class JobStore:
             return None
         read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
         bfl_id, model, key_id = (_text(v or b"") for v in read)
-        k, keys = self.keys, []
+        k = self.keys
+        keys: list[str] = []
         indexes = [k.all_jobs, k.due, k.outbox, *map(k.status, st.STATUSES)]
         if model:
             indexes.append(k.model_jobs(model))

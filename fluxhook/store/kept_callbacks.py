@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable
+from typing import Callable, cast
 
 from redis import Redis
 
@@ -63,7 +63,7 @@ class KeptCallbacks:
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""
-        kept = self.connection.getdel(self.keys.kept_for_job(job_id))
+        kept = cast(bytes | None, self.connection.getdel(self.keys.kept_for_job(job_id)))  # never decoded: bytes
         # One no key opens (SECRET_KEY changed without keeping the old one) is worth nothing: BFL's retry or a
         # poll brings the report again.
         return None if kept is None else self.sealer.open(kept)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 from redis import Redis
 
@@ -187,7 +187,7 @@ class _Migration:
         """Seal the callback bodies kept in the clear, for a task or for a job."""
         sealed = 0
         for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
-            body = self.connection.get(key)
+            body = cast(bytes | None, self.connection.get(key))  # the connections never decode: replies are bytes
             if body and not Sealer.is_sealed(body):
                 sealed += int(self._kept([key], [body, self.sealer.seal(body)]))
         return sealed

@@ -85,7 +85,9 @@ def job_from_hash(data: dict[str, str]) -> Job:
 
 def _pieces(text: str) -> list[str]:
     """``text`` cut into pieces of at most ``_PIECE_BYTES`` bytes of UTF-8, never inside a character."""
-    pieces, piece, size = [], [], 0
+    pieces: list[str] = []
+    piece: list[str] = []
+    size = 0
     for char in text:
         width = len(char.encode("utf-8"))
         if size + width > _PIECE_BYTES:

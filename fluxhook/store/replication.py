@@ -59,9 +59,11 @@ class Replication:
 
     def primary(self) -> str:
         """The replication id of the primary as last seen: read before a request writes anything."""
-        if self._primary is None or self._reached() != self._primary_at:
-            self._seen(self._connection.info("replication")["master_replid"])
-        return self._primary
+        primary = self._primary
+        if primary is None or self._reached() != self._primary_at:
+            primary = self._connection.info("replication")["master_replid"]
+            self._seen(primary)
+        return primary
 
     def _seen(self, primary: str) -> None:
         self._primary, self._primary_at = primary, self._reached()

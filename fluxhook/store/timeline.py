@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
@@ -19,7 +21,8 @@ class TimelineStore:
 
     def newest(self, job_id: str, limit: int = TIMELINE_CAP) -> list[bytes]:
         """The job's raw entries, newest first (at most ``limit``)."""
-        return self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1)
+        # The connections never decode replies: they are bytes.
+        return cast(list[bytes], self.connection.lrange(self.keys.timeline(job_id), 0, limit - 1))
 
     def forget(self, job_id: str) -> None:
         """Drop the job's timeline."""

@@ -18,7 +18,7 @@ def file_url(config: Config, job_id: str, name: str) -> str:
 def present(config: Config, job: Job, waiting: Waiting | None = None) -> dict:
     """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files and, while it is
     ``queued``, why it waits (``waits.of``; a terminal job, as notifications send it, waits for nothing)."""
-    links = {}
+    links: dict[str, str | None] = {}
     if job.video:
         links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
     if job.draft_cache:
