@@ -18,6 +18,9 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "requests_per_minute": ("--requests-per-minute", int, "submissions per minute"),
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
+    "notify_url": ("--notify-url", str.strip, "where its jobs' notifications go unless a job names its own"),
+    "notify_events": ("--notify-events", lambda text: [e for e in text.replace(",", " ").split() if e],
+                      "notifications beyond job.ended, comma-separated: job.submitted, job.progress"),
 }
 # Where its jobs may go (SPEC §14): the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
 # null, as the API spells "any account").

@@ -53,7 +53,17 @@ def test_list_and_replay_failed_deliveries_from_the_command_line(napi, sim, noti
     assert usage.returncode == 2 and "--state" in usage.stderr
 
 
-def test_a_key_s_notification_secret_and_targets_from_the_command_line(napi, notify_stack):
+def test_a_key_s_notification_secret_and_targets_from_the_command_line(napi, notify_stack, fourth_hooks):
+    created = _cli(notify_stack, "keys", "create", "cli-notified", "--notify-url", fourth_hooks.url("/cli"),
+                   "--notify-events", "job.submitted,job.progress")
+    assert created.returncode == 0, created.stderr
+    made = json.loads(created.stdout)
+    assert (made["notify_url"], made["notify_events"]) == (fourth_hooks.url("/cli"), ["job.submitted", "job.progress"])
+    assert made["notify_secret"].startswith("whsec_")
+    updated = _cli(notify_stack, "keys", "update", made["id"], "--notify-url", "none", "--notify-events", "job.progress")
+    assert updated.returncode == 0, updated.stderr
+    assert (json.loads(updated.stdout)["notify_url"], json.loads(updated.stdout)["notify_events"]) == (
+        None, ["job.progress"])
     key, _ = make_key(napi)
     rotated = _cli(notify_stack, "keys", "notify-secret", key["id"])
     assert rotated.returncode == 0, rotated.stderr
