@@ -107,15 +107,15 @@ def recorded_families(store: "Store") -> Iterable:
             family.add_metric([labels.get(n, "") for n in label_names], value)
         yield family
     for name, (help_text, buckets) in HISTOGRAMS.items():
-        family = HistogramMetricFamily(name, help_text)
+        histogram = HistogramMetricFamily(name, help_text)
         counts = {labels.get("le"): value for labels, value in series.get(name, [])}
         running, cumulative = 0.0, []
         for bound in [str(b) for b in buckets] + ["+Inf"]:
             running += counts.get(bound, 0.0)
             cumulative.append((bound, running))
         total = sum(v for _, v in series.get(name + "_sum", []))
-        family.add_metric([], cumulative, total)
-        yield family
+        histogram.add_metric([], cumulative, total)
+        yield histogram
 
 
 def gauge(name: str, help_text: str, values: dict[tuple[str, ...], float], label_names: tuple[str, ...] = ()):

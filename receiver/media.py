@@ -5,7 +5,7 @@ signed URLs. The file is streamed in pieces from the store: memory never grows w
 from __future__ import annotations
 
 import time
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from flask import Blueprint, Response, g, redirect, request
 from werkzeug.http import is_resource_modified, parse_etags
@@ -121,7 +121,7 @@ def _range(size: int, etag: str) -> ByteRange | None:
         raise RangeNotSatisfiable(f"the range asked for lies outside the {size} bytes stored", size=size) from None
 
 
-def _pieces(stream: BinaryIO, length: int) -> Iterator[bytes]:
+def _pieces(stream: IO[bytes], length: int) -> Iterator[bytes]:
     left = length
     while left > 0:
         piece = stream.read(min(_PIECE, left))

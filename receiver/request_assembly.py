@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from fluxhook.bfl.reports import CALLBACK_TOO_LARGE
 from fluxhook.core.chunks import CHUNK
@@ -155,7 +155,7 @@ class RequestAssembler:
         self.body_received = 0
         self.leftover = b""  # bytes after the request's end: the start of the next one
         self._memory: bytearray | None = None
-        self._spool: BinaryIO | None = None
+        self._spool: IO[bytes] | None = None
         self._chunks: _Chunks | None = None
 
     @property

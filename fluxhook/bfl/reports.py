@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from fluxhook.bfl.costs import Cost, result_cost
 from fluxhook.bfl.words import words
@@ -37,7 +37,7 @@ class BFLReport:
     cost: Cost | None = None
 
 
-def read_callback(stream: BinaryIO, length: int | None) -> bytes:
+def read_callback(stream: IO[bytes], length: int | None) -> bytes:
     """A callback's body from ``stream`` (``length``: its Content-Length if sent); ``PayloadTooLarge`` past
     ``MAX_CALLBACK_BYTES``, read no further than one byte beyond."""
     if length is not None and length > MAX_CALLBACK_BYTES:
@@ -70,7 +70,8 @@ def report_from_payload(payload: object, bfl_id: str | None = None) -> BFLReport
     sample = finished_at = seed = cost = None
     if status == BFL_READY:
         result = payload.get("result")
-        sample = result.get("sample") if isinstance(result, dict) else None
+        result = result if isinstance(result, dict) else {}
+        sample = result.get("sample")
         if not isinstance(sample, str) or not sample:
             raise InvalidRequest("a Ready report needs 'result.sample' with the image URL")
         finished_at = _epoch(result.get("end_time"))

@@ -39,8 +39,11 @@ def pool_for(model: str | None, model_limits: tuple[tuple[str, int], ...] = DEFA
 class Limits(Protocol):
     """What ``pool_limit`` reads of a ``Config`` (which reads its defaults from here)."""
 
-    bfl_max_active: int
-    bfl_model_limits: tuple[tuple[str, int], ...]
+    @property
+    def bfl_max_active(self) -> int: ...
+
+    @property
+    def bfl_model_limits(self) -> tuple[tuple[str, int], ...]: ...
 
 
 def pool_limit(config: Limits, pool: str) -> int:

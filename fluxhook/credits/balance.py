@@ -45,8 +45,9 @@ def kept(svc: Services, accounts: Iterable[Account] | None = None) -> dict[str, 
 def together(balances: Iterable[Balance | None]) -> Balance | None:
     """Several accounts' credits added up, read when the oldest of them was; None unless every one is known (a sum
     short of an account would be no account's balance)."""
-    known = list(balances)
-    if not known or any(balance is None for balance in known):
+    given = list(balances)
+    known = [balance for balance in given if balance is not None]
+    if not known or len(known) < len(given):
         return None
     return Balance(sum(b.credits for b in known), min(b.at for b in known))
 

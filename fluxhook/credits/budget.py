@@ -209,7 +209,8 @@ def refusal_kind(reservation: Reservation, account: Account | None = None) -> Re
     """What the refused ``reservation`` waits for; ``account``: the BFL account that sends it, whose own limit
     was asked (``reserve``), the one place that limit's refusals are told apart."""
     if not reservation.admitted and not reservation.waits and reservation.decided_by == BFL_ACCOUNT_LIMIT:
-        spent = account is not None and reservation.spent >= accounting.to_micro(account.daily_credit_limit)
+        spent = (account is not None and account.daily_credit_limit is not None
+                 and reservation.spent >= accounting.to_micro(account.daily_credit_limit))
         return Refusal.ACCOUNT_SPENT if spent else Refusal.SETTLING
     return Refusal.SETTLING if reservation.waits else Refusal.SPENT
 
@@ -235,11 +236,13 @@ def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKe
     """The message of a refusal by whichever limit decided it: the account's, or the app key's. An app key is
     told the figures of its own limit only: the service's spend and others' reservations are the operator's."""
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
-    if key is not None and not _by_key(reservation, key):
+    if key is None:
+        limit = svc.config.bfl_daily_credit_limit
+        assert limit is not None  # without a key's limit, only the service's refuses
+        return refusal(reservation.spent, reservation.reserved, limit, now)
+    if not _by_key(reservation, key):
         return (f"the service's credits for today are spent (its operator's BFL_DAILY_CREDIT_LIMIT); new "
                 f"submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
-    if not _by_key(reservation, key):
-        return refusal(reservation.spent, reservation.reserved, svc.config.bfl_daily_credit_limit, now)
     held = (f", {accounting.from_micro(reservation.reserved):g} more reserved by its submissions under way"
             if reservation.reserved else "")
     return (f"this app key's credits for today are spent: {accounting.from_micro(reservation.spent):g} of its "

@@ -89,8 +89,8 @@ def key_rows(counters: Mapping[str, Mapping[str, int]], only: str | None = None)
             owner, sep, counter = name.rpartition(":")
             if not sep or counter not in _ROW_COUNTS:
                 continue
-            model, _, key_id = owner.partition("@")
-            counts.setdefault((model, key_id or None), {})[counter] = value
+            model, _, key = owner.partition("@")
+            counts.setdefault((model, key or None), {})[counter] = value
         if only is None:
             for (model, key_id), keyed in list(counts.items()):
                 if key_id is not None:

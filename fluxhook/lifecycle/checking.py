@@ -10,7 +10,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
-from fluxhook.core.outcomes import CheckOutcome
+from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import reconciling, schedule, submission, timeline, waits
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
@@ -25,7 +25,7 @@ log = logging.getLogger("fluxhook.checking")
 CHECK_HOLD = float(CALL_BOUND)
 
 
-def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome:
+def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | ReportOutcome:
     """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
     now = time.time()
     if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
@@ -37,7 +37,7 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome:
         return _check(svc, job, now)
 
 
-def _check(svc: Services, job: Job, now: float) -> CheckOutcome:
+def _check(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:
@@ -47,7 +47,7 @@ def _check(svc: Services, job: Job, now: float) -> CheckOutcome:
     return poll_submitted(svc, job, now)
 
 
-def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome:
+def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
     """Poll BFL for a ``submitted`` job whose callback has not come; a Ready takes the callback's path."""
     grace = svc.config.callback_grace_seconds
     submitted_at = job.submitted_at or job.created_at

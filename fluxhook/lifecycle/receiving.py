@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import BinaryIO, Mapping
+from typing import IO, Mapping
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback, read_callback
@@ -86,7 +86,7 @@ def _refuse_on_job(svc: Services, reason: str, error: FluxhookError, job_id: str
     return _refuse(svc, reason, error, job_id if svc.jobs.get(job_id) is not None else None)
 
 
-def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], body: BinaryIO,
+def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], body: IO[bytes],
                          length: int | None) -> Receipt:
     """A callback on the URL minted for one job: ``token`` is that URL's; its ``body`` (``length`` bytes, if
     said) is read only once the token is one fluxhook issued."""
@@ -152,7 +152,7 @@ def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) ->
     raise _refuse(svc, "bad_secret", refusal or Unauthorized()) from None
 
 
-def receive_static_callback(svc: Services, headers: Mapping[str, str], body: BinaryIO, length: int | None) -> Receipt:
+def receive_static_callback(svc: Services, headers: Mapping[str, str], body: IO[bytes], length: int | None) -> Receipt:
     """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with an account's static secret (its ``body``,
     ``length`` bytes if said).
 

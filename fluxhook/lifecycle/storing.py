@@ -159,6 +159,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     key = f"{job.id}.{image.extension}"
     result: dict = {"image": image.describe()}
     if image.kind == VIDEO:
+        assert image.info is not None  # a video's result always carries its info
         # The poster first: a job that reads stored always has its poster.
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from typing import IO, Callable, Iterator
 from urllib.parse import urljoin
 
 import requests
@@ -49,7 +49,7 @@ class FetchedResult:
     A video (``kind == VIDEO``) also carries what its ``video`` object says (``info``), poster included.
     """
 
-    file: BinaryIO
+    file: IO[bytes]
     content_type: str
     extension: str
     size: int
@@ -94,7 +94,7 @@ class SizeLimits:
 class FetchedFile:
     """Downloaded opaque bytes (a draft cache) in a storage upload file."""
 
-    file: BinaryIO
+    file: IO[bytes]
     size: int
     sha256: str
 
@@ -109,7 +109,7 @@ class FetchedFile:
 
 
 def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], limits: SizeLimits | int,
-                new_upload: Callable[[], BinaryIO]) -> FetchedResult:
+                new_upload: Callable[[], IO[bytes]]) -> FetchedResult:
     """Download ``url`` into a file from ``new_upload``: a JPEG, PNG or WebP (up to ``limits.image`` bytes) or
     an MP4 (up to ``limits.video``), judged by its bytes, and probed.
 
@@ -144,7 +144,7 @@ def fetch_result(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...],
 
 
 def fetch_file(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], max_bytes: int,
-               new_upload: Callable[[], BinaryIO]) -> FetchedFile:
+               new_upload: Callable[[], IO[bytes]]) -> FetchedFile:
     """Download opaque bytes (a draft cache) of at most ``max_bytes`` with the same rules as a result."""
     out, digest, size = _download(http, url, allowlist, lambda head: max_bytes, new_upload)
     out.seek(0)
@@ -152,7 +152,7 @@ def fetch_file(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], m
 
 
 def _download(http: HTTPClient, url: str, allowlist, limit_for: Callable[[bytes], int],
-              new_upload: Callable[[], BinaryIO]) -> tuple[BinaryIO, str, int]:
+              new_upload: Callable[[], IO[bytes]]) -> tuple[IO[bytes], str, int]:
     """Stream ``url`` into an upload file; ``limit_for(first bytes)`` says (or refuses) how large it may be."""
     response = _get_following_allowed_redirects(http, url, allowlist)
     with response:
@@ -217,7 +217,7 @@ def _read_head(chunks: Iterator[bytes]) -> bytes:
     return head
 
 
-def _stream(head: bytes, chunks: Iterator[bytes], out: BinaryIO, max_bytes: int, seconds: float, *,
+def _stream(head: bytes, chunks: Iterator[bytes], out: IO[bytes], max_bytes: int, seconds: float, *,
             threaded: bool) -> tuple[str, int]:
     """Receive the body while (``threaded``) other threads hash and write what came before: the network,
     sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them.
@@ -248,7 +248,7 @@ PIPELINE_FROM = 8 * 1024 * 1024
 class _InlineWriter:
     """Hashes and writes each piece in the receiving thread."""
 
-    def __init__(self, out: BinaryIO, digest):
+    def __init__(self, out: IO[bytes], digest):
         self.out, self.digest = out, digest
 
     def __enter__(self) -> "_InlineWriter":
@@ -267,10 +267,10 @@ class _Writer:
     """Hashes pieces in one thread and writes them in another (sha256 and the disk each release the GIL, so
     they run beside the receiving thread and each other); a failure (a full disk) is raised in the caller."""
 
-    def __init__(self, out: BinaryIO, digest):
+    def __init__(self, out: IO[bytes], digest):
         self.out, self.digest = out, digest
         self.error: BaseException | None = None
-        self.lines = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
+        self.lines: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
         self.threads = [threading.Thread(target=self._run, args=(line, work), name=f"download-{name}", daemon=True)
                         for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"),
                                                     strict=True)]
@@ -312,7 +312,7 @@ class _Writer:
                 self.error = exc
 
 
-def _write(out: BinaryIO, chunk: bytes) -> None:
+def _write(out: IO[bytes], chunk: bytes) -> None:
     """Write to the store's upload file: a full or read-only disk is the store failing for a while."""
     try:
         out.write(chunk)
@@ -322,7 +322,7 @@ def _write(out: BinaryIO, chunk: bytes) -> None:
         raise StorageError(f"cannot write the download: {exc.strerror or type(exc).__name__}") from exc
 
 
-def identify(file: BinaryIO) -> tuple[str, str, int, int]:
+def identify(file: IO[bytes]) -> tuple[str, str, int, int]:
     """Content type, extension, width and height of a JPEG, PNG or WebP, judged by its bytes."""
     try:
         with Image.open(file, formats=list(_FORMATS)) as image:

@@ -3,7 +3,7 @@ MP4 (ISO base media) by its ``ftyp`` box, and whether an MP4's top-level boxes a
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import IO
 
 IMAGE, VIDEO = "image", "video"
 # Enough of the start of a file to tell every kind apart.
@@ -24,7 +24,7 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def boxes_cover_file(file: BinaryIO, size: int) -> bool:
+def boxes_cover_file(file: IO[bytes], size: int) -> bool:
     """Whether the top-level boxes of an ISO base media file of ``size`` bytes end exactly at its end.
 
     A file cut short (or padded with garbage) fails: its last box claims bytes that are not there.

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from fluxhook.core.chunks import CHUNK
@@ -33,13 +33,13 @@ _CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
 class Storage(Protocol):
     """What the rest of fluxhook needs of an image store."""
 
-    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None: ...
+    def put(self, key: str, source: IO[bytes], *, sha256: str | None = None) -> None: ...
 
-    def new_upload(self) -> BinaryIO: ...
+    def new_upload(self) -> IO[bytes]: ...
 
-    def open(self, key: str) -> BinaryIO | None: ...
+    def open(self, key: str) -> IO[bytes] | None: ...
 
-    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None: ...
+    def open_at(self, key: str, start: int, end: int) -> IO[bytes] | None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -103,7 +103,7 @@ class _WriteBehind(io.FileIO):
         super().close()
 
 
-def discard_upload(upload: BinaryIO) -> None:
+def discard_upload(upload: IO[bytes]) -> None:
     """Close a file from ``new_upload`` and remove it, unless ``put`` has stored it."""
     try:
         upload.close()
@@ -130,7 +130,7 @@ class FileStorage:
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
-    def new_upload(self) -> BinaryIO:
+    def new_upload(self) -> IO[bytes]:
         """An empty temporary file beside the images, for a download to be written into.
 
         ``put`` stores it by renaming it into place: the image is written once, not spooled
@@ -144,7 +144,7 @@ class FileStorage:
         except OSError as exc:
             raise StorageError(f"cannot write images: {exc.strerror}") from exc
 
-    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
+    def put(self, key: str, source: IO[bytes], *, sha256: str | None = None) -> None:
         """Store ``source`` under ``key``: written to a temp file, fsynced, renamed into place, the directory synced.
 
         ``sha256`` is accepted for the interface's sake: the job record keeps the digest.
@@ -153,8 +153,9 @@ class FileStorage:
         if self._is_upload(source):
             try:
                 source.flush()
-                if isinstance(getattr(source, "raw", None), _WriteBehind):
-                    source.raw.settle()
+                raw = getattr(source, "raw", None)
+                if isinstance(raw, _WriteBehind):
+                    raw.settle()
                 os.fdatasync(source.fileno())
                 os.replace(source.name, path)
                 _sync_directory(self.root)
@@ -178,19 +179,19 @@ class FileStorage:
         except OSError as exc:
             raise StorageError(f"cannot write image {key}: {exc.strerror}") from exc
 
-    def _is_upload(self, source: BinaryIO) -> bool:
+    def _is_upload(self, source: IO[bytes]) -> bool:
         name = getattr(source, "name", None)
         return (isinstance(name, str) and os.path.dirname(name) == str(self.root)
                 and os.path.basename(name).startswith(_PARTIAL))
 
-    def open(self, key: str) -> BinaryIO | None:
+    def open(self, key: str) -> IO[bytes] | None:
         """The stored bytes as an open file, or None if there are none."""
         try:
             return open(self._path(key), "rb")
         except FileNotFoundError:
             return None
 
-    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None:
+    def open_at(self, key: str, start: int, end: int) -> IO[bytes] | None:
         """The stored bytes from ``start`` on (the caller reads up to ``end``, inclusive), or None."""
         file = self.open(key)
         if file is not None:
@@ -323,11 +324,11 @@ class S3Storage:
             # Boto3Error: the transfer manager's S3UploadFailedError, around a multipart upload's failure.
             raise StorageError(f"cannot {doing} in s3://{self.bucket}: {type(exc).__name__}", status=503) from exc
 
-    def new_upload(self) -> BinaryIO:
+    def new_upload(self) -> IO[bytes]:
         """A temporary file (in memory up to 8 MiB) for a download to be written into, then ``put``."""
         return tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
 
-    def put(self, key: str, source: BinaryIO, *, sha256: str | None = None) -> None:
+    def put(self, key: str, source: IO[bytes], *, sha256: str | None = None) -> None:
         """Store ``source`` (from its current position) under ``key`` in one PUT, or, from
         ``MULTIPART_THRESHOLD`` bytes on (a video), in parts through boto3's transfer manager.
 
@@ -371,15 +372,15 @@ class S3Storage:
         self._call(f"write {key}", "upload_fileobj", Fileobj=body.file, Bucket=self.bucket, Key=name,
                    ExtraArgs=extra, Config=config)
 
-    def open(self, key: str) -> BinaryIO | None:
+    def open(self, key: str) -> IO[bytes] | None:
         """The stored bytes as a stream (close it), or None if there are none."""
         return self._get(key, {})
 
-    def open_at(self, key: str, start: int, end: int) -> BinaryIO | None:
+    def open_at(self, key: str, start: int, end: int) -> IO[bytes] | None:
         """Bytes ``start`` to ``end`` (inclusive) of the stored object as a stream, or None."""
         return self._get(key, {"Range": f"bytes={start}-{end}"})
 
-    def _get(self, key: str, params: dict) -> BinaryIO | None:
+    def _get(self, key: str, params: dict) -> IO[bytes] | None:
         from botocore.exceptions import ClientError
 
         try:
@@ -439,7 +440,7 @@ class S3Storage:
                                                      "ResponseContentType": content_type})
 
 
-def seekable(source: BinaryIO) -> bool:
+def seekable(source: IO[bytes]) -> bool:
     """Whether ``source`` can seek."""
     try:
         return source.seekable()
@@ -447,7 +448,7 @@ def seekable(source: BinaryIO) -> bool:
         return False  # a bare stream without seekable(); ValueError: a closed file
 
 
-def spool(source: BinaryIO) -> BinaryIO:
+def spool(source: IO[bytes]) -> IO[bytes]:
     """``source`` from its position on, copied into a temporary file at its start (in memory up to
     ``SPOOL_IN_MEMORY``, beyond it on disk): for a reader that seeks, given a stream that cannot (an S3 object's)."""
     copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
@@ -498,7 +499,7 @@ def _setting_at_fault(cause: BaseException | None) -> str:
 class _Measured:
     """``source`` from its position on as a seekable file, with its size and sha256 (read once here)."""
 
-    def __init__(self, source: BinaryIO, sha256: str | None):
+    def __init__(self, source: IO[bytes], sha256: str | None):
         self._spool = None
         try:
             if not seekable(source):

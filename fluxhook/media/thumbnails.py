@@ -6,7 +6,7 @@ A real small file, so a list of jobs never makes the browser fetch and scale ful
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import IO
 
 from PIL import Image, ImageOps
 
@@ -23,7 +23,7 @@ def key_for(job_id: str) -> str:
     return f"{job_id}-thumb.webp"
 
 
-def make_thumbnail(source: BinaryIO) -> bytes:
+def make_thumbnail(source: IO[bytes]) -> bytes:
     """WebP bytes of ``source`` (a JPEG, PNG or WebP) fitted in MAX_SIDE x MAX_SIDE, never enlarged.
 
     ``source`` is a file, or a stream that cannot seek (an S3 object's), which is first copied to a temporary file:
@@ -36,7 +36,7 @@ def make_thumbnail(source: BinaryIO) -> bytes:
         return _thumbnail(copy)
 
 
-def _thumbnail(source: BinaryIO) -> bytes:
+def _thumbnail(source: IO[bytes]) -> bytes:
     with Image.open(source) as image:
         if image.width * image.height > MAX_SOURCE_PIXELS:
             raise ValueError(f"{image.width}x{image.height} is too large to make a thumbnail of")
@@ -46,7 +46,7 @@ def _thumbnail(source: BinaryIO) -> bytes:
         # Browsers show the full image turned by its EXIF orientation: the thumbnail must match.
         # In place: a copy of the full-size image would cost as much again as decoding it.
         ImageOps.exif_transpose(image, in_place=True)
-        small = image
+        small: Image.Image = image
         if small.mode not in ("RGB", "RGBA"):
             small = small.convert("RGBA" if "A" in small.getbands() or "transparency" in small.info else "RGB")
         # reducing_gap: a fast box reduction first, LANCZOS only over the last factor of 3.

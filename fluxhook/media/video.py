@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from PIL import Image
 
@@ -40,7 +40,7 @@ class VideoInfo:
     poster: bytes
 
 
-def inspect(file: BinaryIO, size: int) -> VideoInfo:
+def inspect(file: IO[bytes], size: int) -> VideoInfo:
     """Probe an MP4 of ``size`` bytes and make its poster; InvalidResult if it is not a real video."""
     if not boxes_cover_file(file, size):
         raise InvalidResult("the downloaded bytes are not a whole MP4 (its boxes do not cover the file)")

@@ -47,7 +47,7 @@ class Terms:
     """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
     (``attempts.<count>``), and a lock it takes with the move."""
 
-    if_equal: tuple[str, str] | None = None
+    if_equal: tuple[str, str | None] | None = None
     count: str | None = None
     lock: Lock | None = None
 
@@ -172,7 +172,7 @@ class JobStore:
                                   for name in SEALED_FIELDS}
         return replace(job, **opened)
 
-    def _kept_as(self, if_equal: tuple[str, str]) -> list[str]:
+    def _kept_as(self, if_equal: tuple[str, str | None]) -> list[str | None]:
         """The (field, value) that must hold as the Lua compares it: the field, then each way the value may be kept."""
         name, value = if_equal
         if self.sealer is None or name not in SEALED_FIELDS or not value:

@@ -167,4 +167,5 @@ class KeyResolver:
 def check_model(caller: Caller, model: str) -> None:
     """ModelNotAllowed unless the caller's key may use ``model``."""
     if not caller.may_use(model):
+        assert caller.key is not None and caller.key.models is not None  # may_use holds for an admin and any model
         raise ModelNotAllowed(f"this app key may use only {', '.join(caller.key.models)}; ask an admin to add {model!r}")

@@ -38,7 +38,7 @@ def confirm_before_sending(svc: Services, primary: str | None) -> None:
         svc.store.replication.confirm(primary)
 
 
-def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
+def record_durably(svc: Services, record: Callable[[], object]) -> bool:
     """Run ``record``, a guarded write that changes nothing once applied (``only_from``), until it is
     kept: through a Redis outage or failover (up to ``PATIENCE_SECONDS``, then the last error is raised)
     and, with replicas required, until they confirm it, running it again on a new primary. Whether any
@@ -57,7 +57,7 @@ def record_durably(svc: Services, record: Callable[[], bool]) -> bool:
     while True:
         try:
             primary = replication.primary() if replication.required else None
-            applied = record() or applied
+            applied = bool(record()) or applied
             if primary is not None:
                 replication.confirm(primary)
             return applied

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -71,7 +71,7 @@ _KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
 # since a fault that lasts fails every run: BFL erring for a day fails a check at every poll of every
 # submitted job, and a broken sweep fails at every tick of every worker's clock.
 RECURRING_FAILURE_TTL = 3600
-_RECURRING = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_TTL}
+_RECURRING: dict[str, Any] = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_TTL}
 # Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
 # later waits behind these few, not behind another key's backlog.
 AHEAD = 4
@@ -89,7 +89,9 @@ def thumbnail_task(job_id: str) -> AddWork:
 
 def _retry(retries: int, cap: float) -> Retry:
     """RQ retries at jittered, growing intervals (RQ's own intervals have no jitter)."""
-    return Retry(max=retries, interval=[round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)])
+    intervals = [round(d, 1) for d in backoff_schedule(retries, base=2, cap=cap)]
+    # RQ hints whole seconds but schedules a retry at timedelta(seconds=interval): fractions keep the jitter.
+    return Retry(max=retries, interval=intervals)  # type: ignore[arg-type]
 
 
 # One attempt may last this long: a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest accepted rate

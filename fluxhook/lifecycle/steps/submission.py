@@ -182,8 +182,10 @@ def _stand_in(svc: Services, job: Job, measured: dict | Size, reservation: Reser
     in the catalog, which no price of it passes; its reservation when the catalog cannot bound it. Not a reservation
     of all that was left to go alone: that would spend its key's whole day on one task until BFL says."""
     model = svc.config.catalog.get(job.model or "")
-    size = measured if isinstance(measured, Size) or model is None else price_bounds.request_size(model, measured)
-    bound = price_bounds.bound(model, size)
+    bound = None
+    if model is not None:
+        size = measured if isinstance(measured, Size) else price_bounds.request_size(model, measured)
+        bound = price_bounds.bound(model, size)
     if bound is not None:
         return bound
     return reservation.amount if reservation is not None else 0

@@ -28,7 +28,7 @@ def kept_inline(size: int) -> bool:
     return size <= INLINE_INPUT_BYTES
 
 
-def keep(svc: "Services", job_id: str, task_input: dict, size: int) -> dict | None:
+def keep(svc: "Services", job_id: str, task_input: dict | None, size: int) -> dict | None:
     """Store a large input for the job; the ``input`` its record keeps (None when it went to storage)."""
     if kept_inline(size):
         return task_input
