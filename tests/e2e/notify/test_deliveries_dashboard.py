@@ -63,3 +63,16 @@ def test_a_disabled_target_is_enabled_from_the_dashboard(napi, sim, notify_stack
     # Signed out, the page is not shown.
     signed_out = requests.get(f"{notify_stack.base_url}/deliveries", allow_redirects=False, timeout=10)
     assert signed_out.status_code != 200 and disabled["id"] not in signed_out.text
+
+
+def test_a_key_made_on_the_dashboard_shows_its_notification_secret_once(napi, notify_stack):
+    http, _ = sign_in(notify_stack.base_url)
+    page = http.get(f"{notify_stack.base_url}/keys", timeout=10)
+    made = http.post(f"{notify_stack.base_url}/keys", data={"csrf_token": csrf_of(page.text), "name": "dash-notified"},
+                     timeout=10)
+    assert made.status_code == 201
+    secret = re.search(r'<code class="secret" id="notify-secret">(whsec_[^<]+)</code>', made.text).group(1)
+    key = next(k for k in napi.get("/v1/keys").json()["keys"] if k["name"] == "dash-notified")
+    assert secret not in http.get(f"{notify_stack.base_url}/keys", timeout=10).text  # shown this once
+    rotated = napi.post(f"/v1/keys/{key['id']}/notify_secret").json()["notify_secret"]
+    assert rotated != secret
