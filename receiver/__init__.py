@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
+from typing import Any, Callable, cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from fluxhook.core.config import Config
 from fluxhook.lifecycle.steps.callers import KeyResolver
@@ -37,6 +39,15 @@ from . import (
     waiting,
     webhooks,
 )
+from .body_limits import BodyLimits
+
+
+class App(Flask):
+    """Flask, with what the web worker reads off the app it loaded (receiver/buffering_worker.py)."""
+
+    refused_before_body: Callable[[str, str, Any], bool]
+    body_limits: BodyLimits
+
 
 # What BFL accepts in one request: FLUX 3 video's keyframes (10 images of 20 MB, as base64 about 267 MB)
 # or FLUX.2's 8 reference images; the webhook endpoints cap themselves at 1 MiB.
@@ -47,9 +58,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     """Build the Flask app; ``config`` defaults to the environment, read and validated once."""
     if services is None:
         services = build_services(config or Config.from_env())
-    app = Flask(__name__)
+    app = App(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.json.sort_keys = False
+    cast(DefaultJSONProvider, app.json).sort_keys = False  # Flask's own provider, whose sort_keys mypy cannot see
     # The dashboard's session cookie: signed with SECRET_KEY (still readable with the keys being
     # rotated out), never readable by scripts, not sent on cross-site requests, HTTPS-only when served so.
     app.secret_key = services.config.secret_key

@@ -12,9 +12,11 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+from datetime import datetime, timezone
 
 import redis
 from flask import Blueprint, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
@@ -73,9 +75,13 @@ class OtherPathConverter(BaseConverter):
         return value
 
 
+def _add_converters(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("bfl_model", ModelConverter)
+    state.app.url_map.converters.setdefault("bfl_other", OtherPathConverter)
+
+
 # Registered before the routes that use them (a blueprint applies its records in order).
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("bfl_model", ModelConverter))
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("bfl_other", OtherPathConverter))
+bp.record_once(_add_converters)
 
 
 @bp.before_request
@@ -157,7 +163,7 @@ def credits():
     if kept is None:
         return _error(503, "BFL's balance is not known yet; retry shortly", {"Retry-After": "5"})
     response = jsonify({"credits": kept.credits})
-    response.last_modified = kept.at
+    response.last_modified = datetime.fromtimestamp(kept.at, timezone.utc)
     return response
 
 

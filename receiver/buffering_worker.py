@@ -174,6 +174,7 @@ class BufferingWorker(ThreadWorker):
         if not isinstance(conn, BufferedConn):
             return super().handle(conn)
         incoming = conn.incoming
+        assert incoming is not None  # made when the connection was taken (next_request)
         if not incoming.complete:
             outcome = self._take_bytes(conn)
             if outcome is not None:
@@ -190,6 +191,7 @@ class BufferingWorker(ThreadWorker):
     def _take_bytes(self, conn: BufferedConn):
         """Feed the request what the socket holds; None once it is whole, else what the main loop does next."""
         incoming = conn.incoming
+        assert incoming is not None  # made when the connection was taken (next_request)
         received = False
         for _ in range(RECVS_PER_TURN):
             try:
@@ -255,15 +257,16 @@ class BufferingWorker(ThreadWorker):
 
     def _next_request(self, conn: BufferedConn) -> None:
         conn.sock.setblocking(False)
+        assert conn.incoming is not None  # the request just answered
         try:
-            conn.next_request(conn.incoming.leftover)
+            incoming = conn.next_request(conn.incoming.leftover)
         except Refused as refused:
             self._refuse(conn, refused.status)
             return
         now = time.monotonic()
         conn.kept_alive = True
         conn.head_started = now
-        if conn.incoming.started:  # pipelined: the next request's bytes are here already
+        if incoming.started:  # pipelined: the next request's bytes are here already
             conn.deadline = now + HEAD_SECONDS
             self.enqueue_req(conn)
             return

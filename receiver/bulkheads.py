@@ -132,7 +132,8 @@ def _set_aside() -> ContextManager:
 
 def init_app(app: Flask, work_permits: int) -> None:
     """Work permits around the whole app, and the room for submissions waiting on BFL."""
-    app.wsgi_app = PermitMiddleware(app.wsgi_app, WorkPermits(work_permits))
+    # Flask's own way to wrap its app in middleware; mypy sees a method assigned.
+    app.wsgi_app = PermitMiddleware(app.wsgi_app, WorkPermits(work_permits))  # type: ignore[method-assign]
     app.extensions["fluxhook.bfl_calls"] = Room(BFL_CALL_ROOM)
 
 

@@ -155,6 +155,7 @@ def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
     shown = []
     for account in accounts:
         in_flight, cooling, balance = account["in_flight"], account["cooling"], account["balance"]
+        read_at = epoch(account["balance_at"])
         if cooling is None:
             state = "takes tasks"
         else:
@@ -169,7 +170,7 @@ def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
             "pools": ", ".join(f"{pool} {n}" for pool, n in sorted(in_flight.items())) if len(in_flight) > 1 else "",
             "queued": account["queued"], "cooling": cooling is not None, "state": state,
             "balance": "not read lately" if balance is None else format_credits(balance),
-            "balance_read": "" if balance is None else read_ago(epoch(account["balance_at"]), now),
+            "balance_read": "" if balance is None or read_at is None else read_ago(read_at, now),
             "spent_today": format_credits(account["spent_today"]),
         })
     return shown
@@ -180,10 +181,9 @@ def balances(accounts: list[dict], now: float) -> list[dict]:
     as ``fluxhook doctor`` writes them (``1,000,000``), with when each was read."""
     shown = []
     for account in accounts:
-        at = epoch(account["balance_at"])
-        known = account["balance"] is not None and at is not None
-        shown.append({"name": account["name"], "credits": format_credits(account["balance"]) if known else None,
-                      "read": read_ago(at, now) if known else "", "at": clock(at) if known else ""})
+        at = epoch(account["balance_at"]) if account["balance"] is not None else None
+        shown.append({"name": account["name"], "credits": format_credits(account["balance"]) if at is not None else None,
+                      "read": read_ago(at, now) if at is not None else "", "at": clock(at) if at is not None else ""})
     return shown
 
 

@@ -9,7 +9,8 @@ is kept is the parsed value, which both the Idempotency-Key fingerprint and the 
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, cast
 
 from flask import g, request
 
@@ -62,8 +63,10 @@ def _read() -> bytearray:
         return raw
     raw = bytearray(length)
     view, got = memoryview(raw), 0
+    # IO[bytes] names no readinto, which every body stream here has (io's, werkzeug's LimitedStream).
+    limited = cast(io.RawIOBase, stream)
     while got < length:
-        n = stream.readinto(view[got:got + CHUNK])  # a piece at a time: the server buffers no more
+        n = limited.readinto(view[got:got + CHUNK])  # a piece at a time: the server buffers no more
         if not n:
             break
         got += n

@@ -9,6 +9,7 @@ from typing import IO, Iterator
 
 from flask import Blueprint, Response, g, redirect, request
 from werkzeug.http import is_resource_modified, parse_etags
+from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import ClosingIterator
 
 from fluxhook.core import signing
@@ -96,7 +97,7 @@ def stored_file(job_id: str, name: str):
     return _headers(response)
 
 
-def storage_redirect(key: str, content_type: str, max_seconds: int) -> Response | None:
+def storage_redirect(key: str, content_type: str, max_seconds: int) -> BaseResponse | None:
     """A redirect to a short-lived URL of the stored file, when the store serves its own (S3) and is told to."""
     svc = services()
     if svc.config.s3_image_delivery != "redirect":

@@ -237,6 +237,7 @@ class RequestAssembler:
             taken = self._chunks.scan(memoryview(data))
             done = self._chunks.done
         else:
+            assert self.body_length is not None  # a body not chunked came with its length
             taken = min(len(data), self.body_length - self.body_received)
             done = self.body_received + taken == self.body_length
         self._store(data[:taken] if taken < len(data) else data)
@@ -255,6 +256,7 @@ class RequestAssembler:
         if self._spool is not None:
             self._spool.write(data)
             return
+        assert self._memory is not None  # a body is in memory until it is spooled
         self._memory += data
         if len(self._memory) > MEMORY_BODY_BYTES:
             self._spool = tempfile.TemporaryFile(dir=self.spool_dir)
@@ -318,6 +320,6 @@ class RequestAssembler:
         self._release()
 
     def _release(self) -> None:
-        if self._held:
+        if self._held and self.spool is not None:
             self.spool.release(self._held)
             self._held = 0

@@ -69,7 +69,7 @@ def bfl_finished() -> Sentence:
     return Sentence("BFL finished the task")
 
 
-_ENDED_TONE = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
+_ENDED_TONE: dict[str, str] = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
 
 
 def ended(status: str, message: str = "") -> Sentence:
@@ -93,7 +93,7 @@ _REFUSED = {
 def _callback(event: dict) -> Sentence:
     outcome, says = event.get("outcome"), bfl_says(event.get("bfl_status"))
     if outcome == "refused":
-        reason = event.get("reason")
+        reason = event.get("reason", "")
         return Sentence("Callback refused", _REFUSED.get(reason) or words(reason), "bad")
     if outcome == "kept":
         return Sentence("BFL called back early", f"{says}; kept until BFL answers the submission")
@@ -144,7 +144,7 @@ _NOT_TAKEN = {
 
 
 def _submission(event: dict) -> Sentence:
-    outcome, account = event.get("outcome"), event.get("account")
+    outcome, account = event.get("outcome", ""), event.get("account")
     on = f" (account {account})" if account else ""
     if outcome == "submitted":
         return Sentence("Sent to BFL", f"task {event.get('bfl_id', '')}{on}", "ok")
@@ -216,7 +216,7 @@ BY_KIND: dict[Kind, Callable[[dict], Sentence]] = {
 def sentence(event: dict) -> Sentence:
     """What one recorded timeline entry says (an entry of a kind this release does not know, its words)."""
     try:
-        maker = BY_KIND[Kind(event.get("kind"))]
+        maker = BY_KIND[Kind(event.get("kind", ""))]
     except (KeyError, ValueError):
         return Sentence(words(event.get("kind")).capitalize() or "Event", words(event.get("outcome")))
     return maker(event)

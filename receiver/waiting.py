@@ -108,9 +108,10 @@ def waited(job: Job) -> tuple[Job, int | None]:
     seconds = requested_wait(request.headers.get("Prefer"))
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
-        job_id, job = job.id, services().jobs.get(job.id)
-        if job is None:
-            raise JobNotFound(f"no job {job_id[:40]!r}")
+        now = services().jobs.get(job.id)
+        if now is None:
+            raise JobNotFound(f"no job {job.id[:40]!r}")
+        job = now
     return job, (seconds if applied else None)
 
 

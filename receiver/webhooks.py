@@ -15,7 +15,8 @@ from .context import services
 from .errors import error_response
 from .replicated import replicated
 
-bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+_PREFIX = "/webhooks"
+bp = Blueprint("webhooks", __name__, url_prefix=_PREFIX)
 
 
 @bp.after_request
@@ -55,7 +56,7 @@ def refused_before_body(secret_keys, method: str, target: str) -> bool:
     The web worker asks this once a request's head is in, and hands such a request on at once
     instead of waiting for (and storing) a body nobody will read.
     """
-    prefix = bp.url_prefix + "/bfl/"
+    prefix = _PREFIX + "/bfl/"
     path = unquote(target.partition("?")[0])
     if method != "POST" or not path.startswith(prefix):
         return False

@@ -68,7 +68,7 @@ class Clock(threading.Thread):
         wait = 0.0
         while not self._stop_event.wait(wait):
             try:
-                if self.cron is None:
+                if self.cron is None or self.scheduler is None:
                     self.cron, self.scheduler = self._start()
                 if self.cron.enqueue_jobs():
                     self.cron.save()  # when each job ran last, for RQ's view of the cron

@@ -50,6 +50,8 @@ class InProcessWorker(SimpleWorker):
 
     # A task's timeout from a timer thread: SIGALRM, RQ's default, reaches only the main thread.
     death_penalty_class = TimerDeathPenalty
+    # The task a stop request ended, between handle_exception and handle_job_failure.
+    _stopped_task: str | None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -192,7 +194,8 @@ class InProcessWorker(SimpleWorker):
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
                 queue.release_maintenance_lock()
-        self.last_cleaned_at = now()
+        # RQ's BaseWorker sets it None in __init__, which mypy takes for its type; RQ assigns now() itself.
+        self.last_cleaned_at = now()  # type: ignore[assignment]
 
     def teardown(self) -> None:
         if getattr(self, "_beat_stop", None) is not None:

@@ -85,8 +85,8 @@ class _StopSignals:
         self.on_first = lambda: None
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN if sig not in stop_signals else self._handle)
-        for sig in stop_signals:
-            signal.signal(sig, self._handle)
+        for number in stop_signals:
+            signal.signal(number, self._handle)
 
     @property
     def requested(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Iterable, Mapping
+from typing import Iterable, Protocol
 
 from fluxhook.core.errors import Unauthorized
 
@@ -24,15 +24,21 @@ def body_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify_callback(headers: Mapping[str, str], body: bytes, secrets: Iterable[str], *, required: bool) -> bool:
+class Headers(Protocol):
+    """A request's headers as pairs: a mapping, or Werkzeug's Headers (which is no Mapping)."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def verify_callback(headers: Headers, body: bytes, secrets: Iterable[str], *, required: bool) -> bool:
     """Check the secret headers against any of ``secrets``; return whether a secret was proven.
 
     Raises Unauthorized when a header is wrong, or when none is present and ``required``.
     """
-    headers = {name.lower(): value for name, value in headers.items()}  # header names ignore case
+    named = {name.lower(): value for name, value in headers.items()}  # header names ignore case
     candidates = [s for s in secrets if s]
-    given_secret = headers.get(SECRET_HEADER.lower())
-    given_signature = headers.get(SIGNATURE_HEADER.lower())
+    given_secret = named.get(SECRET_HEADER.lower())
+    given_signature = named.get(SIGNATURE_HEADER.lower())
     if given_secret is None and given_signature is None:
         if required:
             raise Unauthorized("this callback URL requires the webhook secret")

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import IO, Mapping
+from typing import IO
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback, read_callback
-from fluxhook.bfl.verification import verify_callback
+from fluxhook.bfl.verification import Headers, verify_callback
 from fluxhook.core import signing
 from fluxhook.core.errors import CallbackRefused, FluxhookError, Gone, InvalidRequest, NotReady, Unauthorized
 from fluxhook.core.outcomes import ReportOutcome
@@ -86,7 +86,7 @@ def _refuse_on_job(svc: Services, reason: str, error: FluxhookError, job_id: str
     return _refuse(svc, reason, error, job_id if svc.jobs.get(job_id) is not None else None)
 
 
-def receive_job_callback(svc: Services, token: str, headers: Mapping[str, str], body: IO[bytes],
+def receive_job_callback(svc: Services, token: str, headers: Headers, body: IO[bytes],
                          length: int | None) -> Receipt:
     """A callback on the URL minted for one job: ``token`` is that URL's; its ``body`` (``length`` bytes, if
     said) is read only once the token is one fluxhook issued."""
@@ -139,7 +139,7 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
     return Receipt(202, {"ok": True, "outcome": outcome or "kept_until_submitted"}, "kept", job_id)
 
 
-def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) -> str:
+def _verifying_account(svc: Services, headers: Headers, raw: bytes) -> str:
     """The account whose webhook secret the callback proves (``BFL_<NAME>_WEBHOOK_SECRET``); refused if none does."""
     refusal: Unauthorized | None = None
     # With no secret configured anywhere, the first account's check says so.
@@ -152,7 +152,7 @@ def _verifying_account(svc: Services, headers: Mapping[str, str], raw: bytes) ->
     raise _refuse(svc, "bad_secret", refusal or Unauthorized()) from None
 
 
-def receive_static_callback(svc: Services, headers: Mapping[str, str], body: IO[bytes], length: int | None) -> Receipt:
+def receive_static_callback(svc: Services, headers: Headers, body: IO[bytes], length: int | None) -> Receipt:
     """A callback on ``/webhooks/bfl``, for a task submitted elsewhere with an account's static secret (its ``body``,
     ``length`` bytes if said).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
@@ -75,7 +75,8 @@ class KeyJobs:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def of_keys(svc: Services, key_ids: Sequence[str], routes: dict[str, str | None] | None = None) -> dict[str, KeyJobs]:
+def of_keys(svc: Services, key_ids: Sequence[str | None],
+            routes: Mapping[str | None, str | None] | None = None) -> dict[str | None, KeyJobs]:
     """Each app key's jobs holding slots and waiting, with why they wait: three round trips, whatever the number
     of jobs in line (a line's jobs of one key in one pool all wait for the same reason, read at the accounts its
     route, from ``routes`` by key id, allows; one of its jobs naming an account of its own may wait for another)."""
