@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -40,8 +41,10 @@ class Kind(StrEnum):
 def entry(job_id: str, kind: str, **detail: Any) -> AddTimelineEntry:
     """Entry ``kind`` (a ``Kind``) with ``detail``, as an effect to add with other work; ValueError for a kind
     that is not one."""
-    text = json.dumps({"at": round(time.time(), 3), "kind": str(Kind(kind)), **detail}, separators=(",", ":"),
-                      default=str)
+    # Milliseconds, cut rather than rounded: a time rounded up could place the entry after what it led to (a
+    # poll's answer after the job's end, stamped a fraction of a millisecond later).
+    at = math.floor(time.time() * 1000) / 1000
+    text = json.dumps({"at": at, "kind": str(Kind(kind)), **detail}, separators=(",", ":"), default=str)
     return AddTimelineEntry(job_id, text)
 
 

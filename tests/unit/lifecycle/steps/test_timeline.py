@@ -5,6 +5,7 @@ of it: tests/unit/receiver/."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -98,3 +99,10 @@ def test_a_forgotten_timeline_is_gone_and_other_jobs_keep_theirs(svc):
 
     assert timeline.recent(svc.store.timeline, job.id) == []
     assert len(timeline.recent(svc.store.timeline, other.id)) == 1
+
+
+def test_an_entry_is_never_stamped_later_than_what_follows_it():
+    """A poll's entry, then the job's end stamped a fraction of a millisecond later: the entry must come first."""
+    for _ in range(2000):
+        stamped = json.loads(timeline.entry("job_x", "poll", answer="Error").entry)["at"]
+        assert stamped <= time.time()
