@@ -21,6 +21,7 @@ USER_AGENT = "fluxhook/0.1 (+https://github.com/fluxhook)"
 
 
 class _PublicPeerMixin:
+    # Mixed into urllib3's connection classes, whose _new_conn and host the ignores below stand for: mypy sees object.
     def _new_conn(self):
         sock = super()._new_conn()  # type: ignore[misc]
         peer = sock.getpeername()[0]
