@@ -46,7 +46,7 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/e2e --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
 # over fluxhook/, receiver/ and worker/ (all configured in pyproject.toml). mypy takes 5-6 s cold, under 0.5 s with its
