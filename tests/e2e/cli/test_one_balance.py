@@ -49,7 +49,9 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("one-balance")
-    topology = ReplicatedRedis(replication_delay=0, directory=str(tmp / "redis")).start()
+    # The Sentinel deployment docs/operating.md recommends (two replicas, no resync delay): doctor has nothing to warn of.
+    topology = ReplicatedRedis(replication_delay=0, replicas=2, diskless_sync_delay=0,
+                               directory=str(tmp / "redis")).start()
     try:
         with moto_server(tmp / "moto.log") as s3:
             process, lines = start_make_run(
