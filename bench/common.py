@@ -379,6 +379,23 @@ def signed_callback(stack: BenchStack, job: BenchJob, sample_url: str) -> Callba
                     ready_body(job.bfl_id, sample_url))
 
 
+def unfetched_sample(stack: BenchStack, job: BenchJob) -> str:
+    """A delivery URL of the simulator's shape, for callbacks whose image no worker fetches."""
+    return f"{stack.sim_base}/delivery/{job.bfl_id}.png?exp=4102444800&sig=bench"
+
+
+def elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def timed_ready_callback(session: requests.Session, stack: BenchStack, job: BenchJob) -> tuple[requests.Response, float]:
+    """BFL's signed Ready callback of ``job`` (its image never fetched); the answer and its round trip in ms."""
+    callback = signed_callback(stack, job, unfetched_sample(stack, job))
+    started = time.perf_counter()
+    response = session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
+    return response, elapsed_ms(started)
+
+
 def complete_and_sample(session: requests.Session, sim_base: str, bfl_id: str) -> str:
     """Complete a Pending simulator task (Ready) and return its signed delivery URL (costs one get_result)."""
     response = session.post(f"{sim_base}/_sim/tasks/{bfl_id}/complete", json={"outcome": "ready"}, timeout=30)

@@ -46,6 +46,7 @@ from .common import (
     read_jobs,
     signed_callback,
     tree_memory,
+    unfetched_sample,
     wrk,
 )
 
@@ -87,11 +88,10 @@ def clone_jobs(db, template: BenchJob, count: int) -> list[BenchJob]:
 
 
 def write_data(stack: BenchStack, jobs: list[BenchJob], path: Path) -> None:
-    sim = stack.sim_base
     with path.open("w") as out:
         for job in jobs:
-            # A delivery URL of the simulator's shape; never fetched (no worker runs here).
-            callback = signed_callback(stack, job, f"{sim}/delivery/{job.bfl_id}.png?exp=4102444800&sig=bench")
+            # No worker runs here, so the callback's image is never fetched.
+            callback = signed_callback(stack, job, unfetched_sample(stack, job))
             path_only = "/" + callback.url.split("/", 3)[3]
             out.write(f"{path_only}\t{callback.headers['X-Webhook-Secret']}\t{callback.body.decode()}\n")
 

@@ -40,6 +40,7 @@ from .common import (
     BenchStack,
     Row,
     Section,
+    elapsed_ms,
     fmt,
     loadavg,
     log,
@@ -48,7 +49,7 @@ from .common import (
     print_notes,
     print_table,
     read_jobs,
-    signed_callback,
+    timed_ready_callback,
 )
 
 SETTINGS = (0, 1)
@@ -71,10 +72,6 @@ def start_primary_and_replica(directory: Path) -> tuple[RedisServer, RedisServer
     wait_until(lambda: link.info("replication").get("master_link_status") == "up", timeout=30, interval=0.05,
                message="the replica's link to the primary")
     return primary, replica
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
 
 
 def in_turn(settings: list[Setting], n: int) -> list[Setting]:
@@ -135,12 +132,8 @@ class Setting:
         return jobs, [(float(r["submitted_at"]) - sent[job_id]) * 1000 for job_id, r in zip(ids, found, strict=True)]
 
     def send_callback(self, job: BenchJob, times: list[float]) -> None:
-        # A delivery URL of the simulator's shape; never fetched (no worker runs by then).
-        sample = f"{self.stack.sim_base}/delivery/{job.bfl_id}.png?exp=4102444800&sig=bench"
-        callback = signed_callback(self.stack, job, sample)
-        started = time.perf_counter()
-        response = self.bfl.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
-        took = elapsed_ms(started)
+        # No worker runs by then, so the callback's image is never fetched.
+        response, took = timed_ready_callback(self.bfl, self.stack, job)
         if self.accepted(response, 200):
             times.append(took)
 

@@ -18,28 +18,25 @@ when made).
 from __future__ import annotations
 
 import argparse
-import gzip
 import signal
 import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from devtools.processes import ROOT, free_port, require_tools
+from devtools.trace_receiver import TraceReceiver
 
 from .common import (
     BenchJob,
     BenchStack,
     Row,
     Section,
+    elapsed_ms,
     fmt,
     loadavg,
     log,
@@ -47,7 +44,7 @@ from .common import (
     percentile,
     print_notes,
     print_table,
-    signed_callback,
+    timed_ready_callback,
 )
 from .hostile import start_web
 
@@ -61,45 +58,22 @@ FIGURES = (("sub_p50", "submission POST /v1/jobs -> 202 p50"), ("sub_p99", "subm
 
 
 class Collector:
-    """Receives OTLP/HTTP protobuf at /v1/traces on 127.0.0.1 and counts the spans (the SDK's exporter needs an
-    answer; what a real collector does with them is not fluxhook's cost)."""
+    """Counts the spans the web process exports (the SDK's exporter needs an answer; what a real collector does
+    with them is not fluxhook's cost)."""
 
     def __init__(self):
         self.port = free_port()
         self.spans = 0
         self.lock = threading.Lock()
-        collector = self
+        self.receiver = TraceReceiver(self.port, self.count)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                count = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
-                with collector.lock:
-                    collector.spans += count
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def count(self, request: ExportTraceServiceRequest) -> None:
+        spans = sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+        with self.lock:
+            self.spans += spans
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+        self.receiver.stop()
 
 
 class Setting:
@@ -129,12 +103,9 @@ class Setting:
         jobs.append(BenchJob(response.json()["id"], response.json()["bfl_id"]))
 
     def send_callback(self, job: BenchJob, times: list[float]) -> None:
-        # A delivery URL of the simulator's shape; never fetched (no worker runs).
-        sample = f"{self.stack.sim_base}/delivery/{job.bfl_id}.png?exp=4102444800&sig=bench"
-        callback = signed_callback(self.stack, job, sample)
-        started = time.perf_counter()
-        response = self.bfl.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
-        times.append(elapsed_ms(started))
+        # No worker runs, so the callback's image is never fetched.
+        response, took = timed_ready_callback(self.bfl, self.stack, job)
+        times.append(took)
         if response.status_code != 200:
             raise RuntimeError(f"traces {self.name}: a callback answered {response.status_code}: {response.text[:200]}")
 

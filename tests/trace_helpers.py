@@ -3,20 +3,15 @@
 
 from __future__ import annotations
 
-import gzip
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from conftest import serve_in_thread
 from devtools.processes import free_port
+from devtools.trace_receiver import TraceReceiver
 
 
 @dataclass(frozen=True)
@@ -48,9 +43,7 @@ class Collector:
         with self.lock:
             return [s for s in self.spans if s.trace_id == trace_id]
 
-    def keep(self, body: bytes) -> None:
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
+    def keep(self, request: ExportTraceServiceRequest) -> None:
         spans = []
         for resource_spans in request.resource_spans:
             service = _attributes(resource_spans.resource.attributes).get("service.name", "")
@@ -71,39 +64,12 @@ def _attributes(pairs) -> dict:
     return values
 
 
-def _handler(collector: Collector):
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's naming)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            if self.path != "/v1/traces":
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            collector.keep(body)
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
-
-
 @contextmanager
 def collecting() -> Iterator[Collector]:
     """A collector listening until leaving."""
     collector = Collector(port=free_port())
-    server = ThreadingHTTPServer(("127.0.0.1", collector.port), _handler(collector))
-    serve_in_thread(server)
+    receiver = TraceReceiver(collector.port, collector.keep)
     try:
         yield collector
     finally:
-        server.shutdown()
-        server.server_close()
+        receiver.stop()
