@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, TextIO
+from typing import Any, Callable, Iterable, Mapping, TextIO
 from urllib.parse import urlsplit
 
 from fluxhook import client as api
@@ -196,6 +196,20 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
 
 
 # --- API commands ------------------------------------------------------------------
+
+def action_adder(group: argparse.ArgumentParser, dest: str, target: argparse.ArgumentParser
+                 ) -> Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]:
+    """The ACTIONs of a command that has them (``keys create``, ``deliveries list``): a function adding one, with
+    the ``target`` options, that runs ``run``."""
+    actions = group.add_subparsers(dest=dest, metavar="ACTION", required=True)
+
+    def action(name: str, run: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, parents=[target], help=help_text, description=help_text)
+        sub.set_defaults(func=run)
+        return sub
+
+    return action
+
 
 def client_for(args: argparse.Namespace) -> api.Client:
     url, token = api_target(args.url, args.token, os.environ, dev_run_settings(os.environ))

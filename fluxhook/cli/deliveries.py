@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Callable
 
-from fluxhook.cli.api_commands import client_for, format_table, print_json
+from fluxhook.cli.api_commands import action_adder, client_for, format_table, print_json
 from fluxhook.cli.exits import CLIError
 
 COLUMNS = ("ID", "EVENT", "TARGET", "STATE", "ATTEMPTS", "LAST ANSWER", "MADE")
@@ -17,12 +17,7 @@ STATES = ("pending", "delivered", "failed", "disabled")
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
     """Add ``deliveries`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
     deliveries = command("deliveries", None, "notifications to the apps: every message and attempt, and replay")
-    actions = deliveries.add_subparsers(dest="deliveries_command", metavar="ACTION", required=True)
-
-    def action(name: str, run, help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, parents=[target], help=help_text, description=help_text)
-        sub.set_defaults(func=run)
-        return sub
+    action = action_adder(deliveries, "deliveries_command", target)
 
     listing = action("list", _list, "list notification messages, newest first: a job's, or yours by state and time")
     listing.add_argument("--job", metavar="JOB_ID", help="the messages of this job (default: yours)")

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from fluxhook.cli.api_commands import client_for, format_table, print_json
+from fluxhook.cli.api_commands import action_adder, client_for, format_table, print_json
 
 # What the limit options set, and how a value is read ('none' removes the limit on update).
 _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
@@ -38,12 +38,7 @@ KEY_COLUMNS = ("ID", "NAME", "PREFIX", "STATE", "SPENT TODAY", "ACTIVE/QUEUED", 
 def add_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
     """Add ``keys`` and its subcommands, using the main command's ``command`` helper and ``target`` options."""
     keys = command("keys", None, "manage app keys (one token per app, with its own limits): needs an admin token")
-    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
-
-    def action(name: str, run, help_text: str) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, parents=[target], help=help_text, description=help_text)
-        sub.set_defaults(func=run)
-        return sub
+    action = action_adder(keys, "keys_command", target)
 
     create = action("create", _create, "create a key; prints it with its secret, shown this once")
     create.add_argument("name", help="what the app using it is called")
