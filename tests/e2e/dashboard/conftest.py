@@ -1,11 +1,14 @@
-"""The dashboard tests' browser: one headless Chromium per test module, and fresh tabs on the session stack."""
+"""The dashboard tests' browsers: one headless Chromium per test module, and fresh tabs on the session stack; and
+``requests`` signed in as a browser is, for the tests of what a browser relies on."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 from playwright.sync_api import sync_playwright
 
 from browser_helpers import ARGS, CHROMIUM, Tab
+from helpers import sign_in
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +50,11 @@ def open_tab(chromium, stack):
     yield open_at
     for context in contexts:
         context.close()
+
+
+@pytest.fixture()
+def browser(stack) -> requests.Session:
+    """An HTTP session signed in to the dashboard, its session cookie held as a browser holds it."""
+    http, answer = sign_in(stack.base_url)
+    assert answer.status_code == 303, answer.text
+    return http

@@ -11,7 +11,6 @@ import io
 import re
 from pathlib import Path
 
-import pytest
 import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
@@ -31,13 +30,6 @@ from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
 from helpers import csrf_of, sign_in
 
 COOKIE = "fluxhook_session"
-
-
-@pytest.fixture()
-def browser(stack) -> requests.Session:
-    http, answer = sign_in(stack.base_url)
-    assert answer.status_code == 303, answer.text
-    return http
 
 
 def session_data(cookie_value: str) -> dict:

@@ -7,18 +7,6 @@ from __future__ import annotations
 import html
 import re
 
-import pytest
-import requests
-
-from helpers import sign_in
-
-
-@pytest.fixture()
-def browser(stack) -> requests.Session:
-    http, answer = sign_in(stack.base_url)
-    assert answer.status_code == 303, answer.text
-    return http
-
 
 def _said(entry: dict) -> str:
     return f"{entry['title']}: {entry['text']}" if entry["text"] else entry["title"]
