@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
 import requests
@@ -33,6 +33,7 @@ from fluxhook.store.keys import KEYS
 MAX_ACTIVE = 10_000
 GUNICORN_CONFIG = "python:receiver.gunicorn_conf"
 MB = 1_000_000
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- statistics
@@ -377,6 +378,13 @@ def signed_callback(stack: BenchStack, job: BenchJob, sample_url: str) -> Callba
                     {"Content-Type": "application/json",
                      "X-Webhook-Secret": signing.job_webhook_secret(key, job.job_id)},
                     ready_body(job.bfl_id, sample_url))
+
+
+def in_turn(settings: Sequence[T], n: int) -> list[T]:
+    """Settings measured side by side take turns request by request, which one goes first rotating with ``n``, so
+    whatever the machine does meanwhile (the simulator, the workers, other processes) falls on each alike."""
+    first = n % len(settings)
+    return [*settings[first:], *settings[:first]]
 
 
 def unfetched_sample(stack: BenchStack, job: BenchJob) -> str:

@@ -42,6 +42,7 @@ from .common import (
     Section,
     elapsed_ms,
     fmt,
+    in_turn,
     loadavg,
     log,
     median_of_reps,
@@ -72,13 +73,6 @@ def start_primary_and_replica(directory: Path) -> tuple[RedisServer, RedisServer
     wait_until(lambda: link.info("replication").get("master_link_status") == "up", timeout=30, interval=0.05,
                message="the replica's link to the primary")
     return primary, replica
-
-
-def in_turn(settings: list[Setting], n: int) -> list[Setting]:
-    """The settings take turns request by request, the first of each pair alternating, so whatever the
-    machine does meanwhile (the simulator, the workers, other processes) falls on both alike: the
-    difference is a fraction of a millisecond, below the drift between two runs one after the other."""
-    return settings[::-1] if n % 2 else settings
 
 
 class Setting:

@@ -38,6 +38,7 @@ from .common import (
     Section,
     elapsed_ms,
     fmt,
+    in_turn,
     loadavg,
     log,
     median_of_reps,
@@ -108,13 +109,6 @@ class Setting:
         times.append(took)
         if response.status_code != 200:
             raise RuntimeError(f"traces {self.name}: a callback answered {response.status_code}: {response.text[:200]}")
-
-
-def in_turn(settings: list[Setting], n: int) -> list[Setting]:
-    """The settings take turns request by request, which one goes first rotating, so whatever the machine does
-    meanwhile falls on each alike."""
-    first = n % len(settings)
-    return settings[first:] + settings[:first]
 
 
 def submissions(settings: list[Setting], count: int, tag: str) -> tuple[dict[str, float], dict[str, list[BenchJob]]]:
