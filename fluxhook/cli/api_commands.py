@@ -54,6 +54,15 @@ def format_table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 JOB_COLUMNS = ("ID", "STATUS", "MODEL", "CREATED", "COST", "IMAGE / ERROR / WAITING")
 
 
+def print_rows(headers: Iterable[str], rows: list[list[str]], none_text: str) -> None:
+    """A listing as a table on stdout; with nothing in it, ``none_text`` on stderr, so a script reading stdout gets
+    no line to mistake for a row."""
+    if rows:
+        print(format_table(headers, rows))
+    else:
+        print(none_text, file=sys.stderr)
+
+
 def job_row(job: Mapping[str, Any]) -> list[str]:
     """One line of ``list``: id, status, model, created, credits, and the image (or video), the error, or why it
     waits."""
@@ -292,10 +301,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"jobs": page.jobs, "next_cursor": page.next_cursor})
         return ExitCode.OK
-    if page.jobs:
-        print(format_table(JOB_COLUMNS, (job_row(job) for job in page.jobs)))
-    else:
-        print("no jobs", file=sys.stderr)
+    print_rows(JOB_COLUMNS, [job_row(job) for job in page.jobs], "no jobs")
     if page.next_cursor:
         print(f"more: fluxhook list --cursor {page.next_cursor}"
               + (f" --status {args.status}" if args.status else "")

@@ -4,10 +4,9 @@ attempts, and replay with the messages' own webhook-ids."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Callable
 
-from fluxhook.cli.api_commands import action_adder, client_for, format_table, print_json
+from fluxhook.cli.api_commands import action_adder, client_for, print_json, print_rows
 from fluxhook.cli.exits import CLIError
 
 COLUMNS = ("ID", "EVENT", "TARGET", "STATE", "ATTEMPTS", "LAST ANSWER", "MADE")
@@ -47,10 +46,8 @@ def _list(args: argparse.Namespace) -> int:
         found = [m for m in found if m["state"] == args.state]
     if args.json:
         print_json({"deliveries": found})
-    elif found:
-        print(format_table(COLUMNS, (row(m) for m in found)))
     else:
-        print("no deliveries", file=sys.stderr)
+        print_rows(COLUMNS, [row(m) for m in found], "no deliveries")
     return 0
 
 

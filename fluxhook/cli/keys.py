@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from fluxhook.cli.api_commands import action_adder, client_for, format_table, print_json
+from fluxhook.cli.api_commands import action_adder, client_for, print_json, print_rows
 
 # What the limit options set, and how a value is read ('none' removes the limit on update).
 _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
@@ -119,10 +119,8 @@ def _list(args: argparse.Namespace) -> int:
         keys = fluxhook.keys()
     if args.json:
         print_json({"keys": keys})
-    elif keys:
-        print(format_table(KEY_COLUMNS, (key_row(key) for key in keys)))
     else:
-        print("no app keys", file=sys.stderr)
+        print_rows(KEY_COLUMNS, [key_row(key) for key in keys], "no app keys")
     return 0
 
 
