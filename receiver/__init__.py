@@ -19,6 +19,7 @@ from . import (
     bfl_compat,
     body_limits,
     bulkheads,
+    canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
     dashboard,
     dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
