@@ -18,7 +18,7 @@ HEADER = "Cancel-After"
 MIN_SECONDS = 5
 MAX_SECONDS = 24 * 3600
 # `30s`, `5m`, `1h30m`, `1h5m10s`: hours, minutes, seconds in that order, each a whole number, at least one.
-_DURATION = re.compile(r"(?:(\d{1,5})h)?(?:(\d{1,7})m)?(?:(\d{1,9})s)?")
+_DURATION = re.compile(r"(?:([0-9]{1,5})h)?(?:([0-9]{1,7})m)?(?:([0-9]{1,9})s)?")
 _EXAMPLES = "such as 30s, 5m or 1h30m"
 
 
