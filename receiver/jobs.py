@@ -22,6 +22,7 @@ from fluxhook.lifecycle.tracking import TrackRequest, track_task
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
+from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
@@ -90,7 +91,7 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
     request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
-                          account=account, idempotency=key_hold())
+                          account=account, idempotency=key_hold(), cancel_after=requested_cancel_after())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)

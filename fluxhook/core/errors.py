@@ -137,6 +137,33 @@ class JobNotFound(FluxhookError):
     status = 404
 
 
+class AlreadyEnded(FluxhookError):
+    """The job has ended (a terminal status): there is nothing left to cancel, and it stays as it is."""
+
+    code = "already_ended"
+    status = 409
+
+
+class SendUnderWay(RetryableError):
+    """The job is being sent to BFL at this moment and BFL has not answered yet: asked again shortly, it can be
+    ended as BFL's answer decides (unsent, or as a task BFL has)."""
+
+    code = "send_under_way"
+    status = 503
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidCancelAfter(FluxhookError):
+    """The ``Cancel-After`` header is no duration from 5 s to 24 h. Not an ``InvalidRequest``: the BFL-compatible
+    routes answer a body BFL refuses with BFL's 422, and this header is fluxhook's, answered 400 on every route."""
+
+    code = "invalid_cancel_after"
+    status = 400
+
+
 class DeliveryNotFound(FluxhookError):
     """No notification message of the caller's has that id."""
 

@@ -45,6 +45,8 @@ class JobRequest:
     account: str | None = None
     # The request's hold on its Idempotency-Key, which the job names itself in when it is recorded.
     idempotency: Hold | None = None
+    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.deadlines``); None: it has none.
+    cancel_after: int | None = None
 
 
 def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
@@ -82,6 +84,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     job = Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
+              deadline=now + request.cancel_after if request.cancel_after is not None else None,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None,
               traceparent=tracing.current_traceparent())

@@ -147,6 +147,8 @@ class JobStore:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
         elif job.bfl_id:
             spec["bfl_task"] = place(keys, k.bfl_task(job.bfl_id))
+        if job.deadline is not None:
+            spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), _score(job.deadline)
         if naming is not None:
             record, callers = record_keys(k, naming.claim)
             spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
@@ -231,6 +233,8 @@ class JobStore:
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
+        if consequences.terminal:
+            spec["deadlines"] = place(keys, self.keys.deadlines)
         if spec["lines"]:
             # Its wait, if one is recorded, ends with the move: whatever it waited for, it waits no more.
             spec["unset"] = list(WAIT_FIELDS)
@@ -265,6 +269,24 @@ class JobStore:
         nobody checks it (a lost task), so nothing is dropped.
         """
         return [_text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, _score(claim)])]
+
+    def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:
+        """Take up to ``limit`` jobs whose deadline has passed by ``now``, as ``claim_due`` takes due ones: a job taken
+        comes due again at ``claim`` unless ``deadline_done`` drops it first (its end was recorded)."""
+        return [_text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
+
+    def deadline_done(self, job_id: str, *, again_at: float | None = None) -> None:
+        """The job's deadline needs no more acting on (it ended), or (``again_at``) is looked at again then."""
+        if again_at is None:
+            self.connection.zrem(self.keys.deadlines, job_id)
+        else:
+            self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
+
+    def send_state(self, job_id: str) -> tuple[str | None, float | None]:
+        """The job's status and deadline as recorded now, in one read ((None, None): no such job): what its sender
+        checks under the job's submit lock, just before the send."""
+        status, deadline = self.connection.hmget(self.keys.job(job_id), "status", "deadline")
+        return (_text(status) if status else None), (float(deadline) if deadline else None)
 
     def take_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
@@ -413,6 +435,7 @@ class JobStore:
         pipe.hdel(self.keys.fair_charges, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
+        pipe.zrem(self.keys.deadlines, job_id)
         pipe.zrem(self.keys.outbox, job_id)
         for status in st.STATUSES:
             pipe.zrem(self.keys.status(status), job_id)
@@ -426,7 +449,7 @@ class JobStore:
         bfl_id, model, key_id = (_text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.due, k.outbox, *map(k.status, st.STATUSES)]
+        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
         if model:
             indexes.append(k.model_jobs(model))
         if key_id:
