@@ -56,9 +56,9 @@ class JobFilter:
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in st.STATUSES:
-            raise InvalidRequest(f"'status' must be one of {', '.join(st.STATUSES)}")
+            raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
         if self.model is not None and not MODEL.fullmatch(self.model):
-            raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
+            raise InvalidRequest("model must be a BFL model name such as flux-2-pro")
         if self.account is not None and not ACCOUNT_NAME.fullmatch(self.account):
             raise InvalidRequest("'account' must be the name of a BFL account (GET /v1/accounts lists them)")
         if self.text is not None and not 1 <= len(self.text) <= MAX_TEXT_CHARS:
