@@ -23,13 +23,14 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import COUNTERS, SEALED_FIELDS, Job, is_job_id, job_id_floor
-from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter, prompt_holds
+from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
+from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
 
@@ -112,6 +113,8 @@ class JobStore:
         self._take_claim = LuaScript(connection, "take_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
         self._prompts = LuaScript(connection, "job_prompts")
+        # The prompts this process has searched (a prompt never changes once written).
+        self.prompt_cache = PromptCache()
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
@@ -423,11 +426,27 @@ class JobStore:
             ids = [job_id for n, job_id in enumerate(ids) if all(score[n] is not None for score in scores)]
         if not filters.reads_records or not ids:
             return ids
-        kept = self._prompts([self.keys.job(job_id) for job_id in ids],
-                             [filters.account or "", "1" if filters.text is not None else ""])
-        text = filters.text
-        return [job_id for job_id, prompt in zip(ids, kept, strict=True)
-                if prompt is not None and (text is None or prompt_holds(_text(prompt), text))]
+        if filters.text is not None:
+            needle = filters.text.casefold()
+            folded = self._folded_prompts(ids)
+            # The rule of core.job_filters.prompt_holds, on prompts kept folded.
+            ids = [job_id for job_id in ids if needle in folded[job_id]]
+        if filters.account is None or not ids:
+            return ids
+        kept = self._prompts([self.keys.job(job_id) for job_id in ids], [filters.account, ""])
+        return [job_id for job_id, there in zip(ids, kept, strict=True) if there is not None]
+
+    def _folded_prompts(self, ids: builtins.list[str]) -> dict[str, str]:
+        """Each job's prompt, case-folded ('' for none or a record gone): from this process's cache, the rest read
+        (``lua/job_prompts.lua``) and kept."""
+        folded = self.prompt_cache.known(ids)
+        unseen = [job_id for job_id in ids if job_id not in folded]
+        if unseen:
+            read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1"])
+            # A record gone (its TTL ran out before retention dropped its ids) is not kept: it has no prompt to keep.
+            folded.update(self.prompt_cache.keep({job_id: _text(prompt) for job_id, prompt in
+                                                  zip(unseen, read, strict=True) if prompt is not None}))
+        return {job_id: folded.get(job_id, "") for job_id in ids}
 
     def created_before(self, when: float, limit: int) -> builtins.list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""

@@ -38,8 +38,8 @@ def test_no_parameters_and_empty_ones_are_every_job():
     assert parse_listing([("q", ""), ("status", ""), ("from", "")]).filter == EVERY_JOB
 
 
-@pytest.mark.parametrize(("name", "hint"), [("prompt", "to find jobs by their prompt, use q"), ("deadline", "("), ("since", "use from"),
-                                            ("Status", "(")])
+@pytest.mark.parametrize(("name", "hint"), [("prompt", "to find jobs by their prompt, use q"), ("deadline", "("),
+                                            ("since", "use from"), ("Status", "(")])
 def test_an_unknown_parameter_is_named(name, hint):
     with pytest.raises(UnknownField) as refused:
         parse_listing([("status", "stored"), (name, "x")])

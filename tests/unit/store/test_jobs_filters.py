@@ -62,6 +62,9 @@ def test_a_prompt_is_searched_whole_across_its_pieces_and_in_any_script(store):
     assert _all(store, JobFilter(text="xsplit h")) == [across.id]
     assert _all(store, JobFilter(text="éclair")) == [accents.id]
     assert _all(store, JobFilter(text="STRASSE")) == [accents.id]
+    # The script leaves out only ASCII prompts without an ASCII text: one whose letters fold into ASCII is checked.
+    kelvin = _make(store, T0 + 3, "\u212aelvin scale")  # KELVIN SIGN folds to 'k'
+    assert _all(store, JobFilter(text="kelvin")) == [kelvin.id]
     assert store.get(far.id).prompt == long[:2000]
 
 
@@ -144,8 +147,7 @@ def test_an_expired_record_left_in_the_indexes_is_not_listed(store):
 
 def test_a_search_holds_redis_a_batch_at_a_time(store, monkeypatch):
     monkeypatch.setattr(store_jobs, "RECORDS_BATCH", 7)
-    for n in range(30):
-        _make(store, T0 + n, f"prompt {n}")
+    made = [_make(store, T0 + n, f"prompt {n}") for n in range(30)]
     calls: list[int] = []
     script = store._prompts
 
@@ -156,6 +158,12 @@ def test_a_search_holds_redis_a_batch_at_a_time(store, monkeypatch):
     store._prompts = counted
     assert _all(store, JobFilter(text="nowhere")) == []
     assert calls == [7, 7, 7, 7, 2]
+    # A prompt never changes once written: the next search reads only the records it has not seen.
+    calls.clear()
+    newer = _make(store, T0 + 100, "Prompt NEW")
+    assert _all(store, JobFilter(text="prompt new")) == [newer.id]
+    assert _all(store, JobFilter(text="PROMPT 29")) == [made[29].id]
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("cursor", ["x", "job_../../x"])
