@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -120,6 +120,10 @@ bench-video: $(VENV)/.installed
 # GET /v1/usage for 366 days over a million jobs' counters, beside a scan of job records.
 bench-usage: $(VENV)/.installed
 	$(PY) -m bench.usage
+
+# GET /v1/jobs?q= (the prompt search) at 10,000 jobs beside the unfiltered list, over HTTP.
+bench-search: $(VENV)/.installed
+	$(PY) -m bench.search
 
 # The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients (wrk).
 bench-compat: $(VENV)/.installed

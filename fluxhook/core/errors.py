@@ -46,6 +46,16 @@ class InvalidRequest(FluxhookError):
     status = 400
 
 
+class UnknownField(InvalidRequest):
+    """The request names a field (or query parameter) the API does not define: refused, never silently ignored."""
+
+    code = "unknown_field"
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 class UnknownModel(InvalidRequest):
     """The model is not in the catalog: BFL serves no such generation endpoint (or the operator has not added it)."""
 
