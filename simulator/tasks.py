@@ -50,15 +50,7 @@ def parse_seconds(prompt: str) -> float | None:
 
 def validate_submission(model: str, body: Any) -> list[dict[str, Any]]:
     """FastAPI-style validation errors for a submission body to ``model`` (empty when valid)."""
-    if not isinstance(body, dict):
-        return [{"loc": ["body"], "msg": "Input should be a valid JSON object", "type": "model_attributes_type"}]
-    errors = []
-    prompt = body.get("prompt")
-    # FLUX 3 video's draft_enhance renders a kept draft, and some tools work on their input alone: no prompt.
-    enhance = model == models.VIDEO and body.get("mode") in ("draft_enhance", "draft-enhance")
-    if not enhance and model not in models.NO_PROMPT and (not isinstance(prompt, str) or not prompt.strip()):
-        errors.append({"loc": ["body", "prompt"], "msg": "Field required (non-empty string)", "type": "missing"})
-    return errors + [e for e in models.field_errors(model, body) if e["loc"] != ["body", "prompt"]]
+    return models.field_errors(model, body)
 
 
 @dataclass
