@@ -92,6 +92,8 @@ class Task:
     # A video draft (`draft: true`) also returns a draft_cache; an image is rendered at this size.
     draft: bool = False
     size: tuple[int, int] = DEFAULT_SIZE
+    # The names of the submission's fields (not their values: inputs can be large), for tests to see what BFL got.
+    fields: tuple[str, ...] = ()
 
     @property
     def is_video(self) -> bool:
@@ -166,6 +168,7 @@ class Task:
             "outcome": self.outcome,
             "image_format": self.image_format,
             "markers": sorted(self.markers),
+            "fields": list(self.fields),
             "seconds": self.seconds,
             "webhook_url": self.webhook_url,
             "has_webhook_secret": self.webhook_secret is not None,
@@ -220,4 +223,5 @@ def new_task(model: str, body: dict[str, Any], default_format: str, cancel: thre
         cancel=cancel,
         webhook_url=body.get("webhook_url"),
         webhook_secret=body.get("webhook_secret"),
+        fields=tuple(body),
     )

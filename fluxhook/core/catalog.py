@@ -344,14 +344,15 @@ def parse_schemas(document: Any, where: str, problems: list[str]) -> dict[str, S
     return found
 
 
-def resolved(models: dict[str, Model], schemas: Mapping[str, Schema], problems: list[str]) -> dict[str, Model]:
-    """The models with the schema each names read from ``schemas`` (the shipped ones, an operator's file's over
-    them)."""
+def resolved(models: dict[str, Model], schemas: Mapping[str, Schema], where: str,
+             problems: list[str]) -> dict[str, Model]:
+    """The models (of the file ``where``) with the schema each names read from ``schemas`` (the shipped ones, an
+    operator's file's over them)."""
     found = {}
     for name, model in models.items():
         if model.schema_name is not None:
             if model.schema_name not in schemas:
-                problems.append(f"model {name!r}: 'schema' names no schema ({model.schema_name!r}); known: "
+                problems.append(f"{where}: model {name!r}: 'schema' names no schema ({model.schema_name!r}); known: "
                                 f"{', '.join(sorted(schemas))}")
             model = replace(model, schema=schemas.get(model.schema_name))
         found[name] = model
@@ -359,8 +360,8 @@ def resolved(models: dict[str, Model], schemas: Mapping[str, Schema], problems: 
 
 
 def parse(document: Any, where: str, problems: list[str]) -> dict[str, Model]:
-    """The models of a catalog document (``{"models": {name: entry}}``)."""
-    models = document.get("models") if isinstance(document, dict) else None
+    """The models of a catalog document (``{"models": {name: entry}}``; a file of ``schemas`` alone may have none)."""
+    models = document.get("models", {} if "schemas" in document else None) if isinstance(document, dict) else None
     if not isinstance(models, dict):
         problems.append(f"{where}: must hold a 'models' table of entries by model name")
         return {}
@@ -392,12 +393,15 @@ def load(extra: str | Path | None, problems: list[str]) -> Catalog:
     """The shipped catalog with ``extra`` (BFL_MODELS_FILE) merged over it, entry by entry."""
     shipped = tomllib.loads(SHIPPED.read_text("utf-8"))
     models, schemas = parse(shipped, SHIPPED.name, problems), parse_schemas(shipped, SHIPPED.name, problems)
+    added: dict[str, Model] = {}
     if extra:
         document = read_file(extra, problems)
         if document is not None:
-            models.update(parse(document, "BFL_MODELS_FILE", problems))
+            added = parse(document, "BFL_MODELS_FILE", problems)
             schemas.update(parse_schemas(document, "BFL_MODELS_FILE", problems))
-    return Catalog(resolved(models, schemas, problems))
+    models = resolved(models, schemas, SHIPPED.name, problems)
+    models.update(resolved(added, schemas, "BFL_MODELS_FILE", problems))
+    return Catalog(models)
 
 
 def _shipped() -> Catalog:
