@@ -278,6 +278,14 @@ class BFLRejected(BFLError):
         self.detail = detail
 
 
+class InputRefused(BFLRejected):
+    """The input is one BFL's schema refuses (the catalog's schema of its model), found before anything was created,
+    counted or sent: ``detail`` is the 422 BFL would have answered."""
+
+    def __init__(self, message: str, *, detail: list):
+        super().__init__(message, bfl_status=422, detail=detail)
+
+
 class BFLAuthFailed(BFLError):
     """BFL refused the API key (401/403)."""
 

@@ -67,8 +67,8 @@ def test_bfls_422_reads_as_fields_and_what_is_wrong(api):
     before = _jobs(api)
     response = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"width": 1024}})
     message = _refusal(response, 400, "bfl_rejected")
-    assert message == ("BFL refused the input (422): prompt: Field required (non-empty string): "
-                       "fix these fields of 'input'")
+    assert message == ("BFL's schema for flux-2-pro refuses the input (422): prompt: Field required: "
+                       "fix these fields of 'input' (nothing was created or sent)")
     assert "[{" not in message and "'loc'" not in message
     assert _jobs(api) == before
 
