@@ -10,7 +10,7 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
 
 - commands per stored job: the ``calls`` of every ``cmdstat_*`` (commands run inside Lua scripts included, as
   Redis counts them) from just before the first POST to a second after the last thumbnail, over the jobs
-  stored; "less idle" subtracts what the same stack ran per second in the 10 s before the jobs (its loops,
+  stored; "less idle" subtracts what the same stack ran per second in the 6 s before the jobs (its loops,
   heartbeats and polls: what a stack with no job costs anyway);
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
 - memory per job: ``used_memory`` after, less before, over the jobs; and a census of every key (``MEMORY
@@ -46,7 +46,7 @@ from .redis_stack import TreeStack, post_jobs, wait_thumbnails
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "f16fbba"
-IDLE_SECONDS = 10.0
+IDLE_SECONDS = 6.0
 SETTLE_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
 HOUR = 3600
