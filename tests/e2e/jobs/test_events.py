@@ -108,3 +108,20 @@ def test_the_callers_stream_shows_its_running_jobs_then_every_change(api, spy):
     event = again.next_job()
     assert event.data["id"] in {made["id"], before["id"]} or event.data["updated_at"] >= later[-1].data["updated_at"]
     again.close()
+
+
+def test_the_python_client_yields_the_job_at_each_change_until_it_ends(stack, api, spy):
+    from conftest import API_TOKEN
+    from fluxhook import client as fc
+
+    job = api.submit("[pending] followed by the client")
+    seen: list = []
+    with fc.Client(stack.base_url, API_TOKEN) as fluxhook:
+        for update in fluxhook.events(job["id"]):
+            seen.append(update)
+            if len(seen) == 1:
+                assert api.callback(job["id"], ready_payload(job["bfl_id"], serve_png(spy, "client"))).status_code == 200
+    assert all(isinstance(update, fc.Job) for update in seen)
+    statuses = [update.status for update in seen]
+    assert statuses[0] == "submitted" and statuses[-1] == "stored" and seen[-1].terminal
+    assert statuses == sorted(statuses, key=ORDER.index)
