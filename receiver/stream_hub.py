@@ -53,6 +53,8 @@ STREAMS_PER_PROCESS = 1000
 # The jobs a /v1/events stream starts with: at most this many of each running status (and of the newest, on a
 # reconnect).
 FIRST_JOBS = 100
+# Streams of one caller that start within this long of each other start from one read of its jobs.
+FIRST_EVENTS_SHARED_SECONDS = 1.0
 # How long a client waits before it reconnects (text/event-stream's ``retry``).
 RETRY_MS = 3000
 
@@ -82,10 +84,10 @@ class Stream:
     finished: bool = False  # its last chunk is queued
     closed: bool = False
 
-    def show(self, job: Job, shown: dict, *, seen: bool = False) -> bool:
+    def show(self, job: Job, event: "JobEvent", *, seen: bool = False) -> bool:
         """Queue the job's event unless this stream sent that state already (or its client ``seen`` it, before
         it reconnected); True if it did."""
-        digest = frames.shown(shown)
+        digest = event.digest
         if self.sent.get(job.id) == digest:
             return False
         if seen:
@@ -97,7 +99,7 @@ class Stream:
             self.high_water = max(self.high_water, millis)
             millis = self.high_water
         self.sent[job.id] = digest
-        self.queued += frames.frame("job", shown, frames.event_id(millis, digest))
+        self.queued += frames.frame("job", event.body, frames.event_id(millis, digest))
         self._follow(job)
         return True
 
@@ -123,6 +125,18 @@ class Stream:
                 self.pending += frames.LAST_CHUNK
 
 
+@dataclass(frozen=True)
+class JobEvent:
+    """One job's event as every stream sends it: its JSON and the digest of what it shows, made once."""
+
+    body: bytes
+    digest: str
+
+    @classmethod
+    def of(cls, shown: dict) -> "JobEvent":
+        return cls(frames.encode(shown), frames.shown(shown))
+
+
 class Hub:
     """This process's open streams and the thread that serves them."""
 
@@ -141,6 +155,8 @@ class Hub:
         self._wake_w.setblocking(False)
         self._thread: threading.Thread | None = None
         self._next_watch = self._next_renew = 0.0
+        # The first events of /v1/events streams, by caller (None: an admin's), while fresh (hub thread only).
+        self._first_events: dict[str | None, tuple[float, list[tuple[Job, JobEvent]]]] = {}
 
     # -- from request threads
 
@@ -282,10 +298,10 @@ class Hub:
                     if stream.job_id == job_id:
                         self._end(stream)  # deleted: its stream has nothing more to show
                 continue
-            shown = present(self.svc.config, job, waits.of(self.svc, job))
+            event = JobEvent.of(present(self.svc.config, job, waits.of(self.svc, job)))
             for stream in streams:
                 if (stream.job_id == job_id or stream.job_id is None and stream.viewer.sees(job)) \
-                        and stream.show(job, shown):
+                        and stream.show(job, event):
                     self._flush(stream)
 
     def _begin(self, stream: Stream) -> None:
@@ -296,15 +312,20 @@ class Hub:
             if job is None:
                 self._end(stream)
                 return
-            shown = present(self.svc.config, job, waits.of(self.svc, job))
-            seen = not frames.owed(stream.last_event_id, frames.version(job.updated_at, shown))
-            stream.show(job, shown, seen=seen)
+            event = JobEvent.of(present(self.svc.config, job, waits.of(self.svc, job)))
+            seen = not frames.owed(stream.last_event_id, frames.event_id(int(job.updated_at * 1000), event.digest))
+            stream.show(job, event, seen=seen)
             return
-        for job, shown in self._jobs_for(stream):
-            stream.show(job, shown)
+        for job, event in self._jobs_for(stream):
+            stream.show(job, event)
 
-    def _jobs_for(self, stream: Stream) -> list[tuple[Job, dict]]:
+    def _jobs_for(self, stream: Stream) -> list[tuple[Job, JobEvent]]:
+        """The first events of a /v1/events stream; streams of one caller starting together share one read."""
         key_id = stream.viewer.key_id
+        if stream.last_event_id is None:
+            cached = self._first_events.get(key_id)
+            if cached is not None and time.monotonic() - cached[0] < FIRST_EVENTS_SHARED_SECONDS:
+                return cached[1]
         jobs: dict[str, Job] = {}
         for status in st.ACTIVE:
             jobs.update((job.id, job) for job in self.svc.jobs.list(status=status, limit=FIRST_JOBS, key_id=key_id)[0])
@@ -316,8 +337,14 @@ class Hub:
             floor = since - frames.RECONNECT_MARGIN_MS
             jobs = {job_id: job for job_id, job in jobs.items() if job.updated_at * 1000 >= floor}
         ordered = sorted(jobs.values(), key=lambda job: job.updated_at)
-        return [(job, present(self.svc.config, job, wait))
-                for job, wait in zip(ordered, waits.of_jobs(self.svc, ordered), strict=True)]
+        events = [(job, JobEvent.of(present(self.svc.config, job, wait)))
+                  for job, wait in zip(ordered, waits.of_jobs(self.svc, ordered), strict=True)]
+        if since is None:
+            now = time.monotonic()
+            self._first_events = {caller: kept for caller, kept in self._first_events.items()
+                                  if now - kept[0] < FIRST_EVENTS_SHARED_SECONDS}
+            self._first_events[key_id] = (now, events)
+        return events
 
     def _watch(self) -> None:
         """Mark the running jobs shown as watched; look again at those shown queued (their wait follows the slots)."""
