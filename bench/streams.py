@@ -128,6 +128,8 @@ def redis_cost(stack: BenchStack, jobs: int) -> dict[str, float]:
     stats = db.info("commandstats")
     total = sum(int(v["calls"]) for v in stats.values())
     publish = int(stats.get("cmdstat_publish", {}).get("calls", 0))
+    top = sorted(((int(v["calls"]) / jobs, name.removeprefix("cmdstat_")) for name, v in stats.items()), reverse=True)
+    log("commands per job: " + ", ".join(f"{name} {calls:.1f}" for calls, name in top[:12]))
     return {"per_job": total / jobs, "publish": publish / jobs}
 
 
@@ -137,6 +139,10 @@ def run(args) -> Section:
     try:
         stack.start(workers=2)
         stack.sim_settings(max_active=100_000, url_ttl=7200, submit_delay=1.0)
+        cost = None
+        if args.cost_jobs:  # first, on a clean stack: the pending jobs of the settings below would be polled meanwhile
+            log(f"streams: Redis commands of {args.cost_jobs} stored jobs")
+            cost = redis_cost(stack, args.cost_jobs)
         log("streams: none open")
         none = measure(stack, 0, args.callbacks, args.reads)
         log(f"streams: {args.streams} open")
@@ -149,10 +155,9 @@ def run(args) -> Section:
                                         fmt(value / base, 2), target, value <= TARGET_P99_MS if pct == "p99" else None))
         section.notes.append(f"baseline: the same callbacks and reads with no stream open; the {args.streams} streams "
                              f"received {many['stream_bytes'] / 1024:.0f} KiB meanwhile")
-        if args.cost_jobs:
-            log(f"streams: Redis commands of {args.cost_jobs} stored jobs")
-            cost = redis_cost(stack, args.cost_jobs)
-            # Every command of the run (its submissions, RQ's own, the thumbnails'): compare with the previous release.
+        if cost is not None:
+            # Every command of the run (its submissions, RQ's, the sweeps', the thumbnails'), those inside scripts
+            # too: compare with the previous release's, run from an export of it.
             section.rows.append(Row("Redis commands per job, submitted to stored (no stream open)", fmt(cost["per_job"])))
             section.notes.append(f"of them PUBLISH (announcements of changes): {cost['publish']:.2f} per job")
         return section
