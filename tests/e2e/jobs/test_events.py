@@ -11,7 +11,7 @@ from conftest import ready_payload
 from devtools.processes import wait_until
 from helpers import serve_png
 
-from .stream_helpers import open_stream
+from .stream_helpers import EventStream, open_stream
 
 ORDER = ("queued", "submitted", "ready", "stored")
 
@@ -134,3 +134,17 @@ def test_the_python_client_yields_the_job_at_each_change_until_it_ends(stack, ap
     statuses = [update.status for update in seen]
     assert statuses[0] == "submitted" and statuses[-1] == "stored" and seen[-1].terminal
     assert statuses == sorted(statuses, key=ORDER.index)
+
+
+def test_the_dashboards_streams_need_its_session(stack, api):
+    from helpers import sign_in
+
+    job = api.submit("[pending] on the dashboard")
+    assert requests.get(f"{stack.base_url}/live/jobs/{job['id']}/events", timeout=5).status_code == 401
+    browser, _ = sign_in(stack.base_url)
+    for path in (f"/live/jobs/{job['id']}/events", "/live/events"):
+        response = browser.get(stack.base_url + path, stream=True, timeout=(5, 10))
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/event-stream")
+        stream = EventStream(response)
+        assert stream.jobs_until(lambda e: e.data["id"] == job["id"])[-1].data["status"] == "submitted"
+        stream.close()
