@@ -435,9 +435,3 @@ class Hub:
             self.svc.store.streams.close(stream.scope, stream.id)
         except Exception:  # Redis away: the lease ends by itself
             log.warning("stream lease not given back; it lapses", extra={"error": "redis"})
-
-    def close_all(self) -> None:
-        """End every stream (the process stops): their leases are given back at once rather than lapsing."""
-        for stream in self._live():
-            self._close(stream)
-
