@@ -365,16 +365,16 @@ class Hub:
                 self._flush(stream)
 
     def _read(self, stream: Stream) -> None:
-        """A stream's client sends nothing we want; what it sends is dropped, and its end ends the stream."""
+        """A stream's client has nothing to send: its end ends the stream, and so does anything it sends (a new
+        request on the connection, which a stream never answers: closing tells the client to use another)."""
         assert stream.sock is not None
         try:
-            data = stream.sock.recv(4096)
+            stream.sock.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        if not data:
-            self._close(stream)
+            pass
+        self._close(stream)
 
     def _flush(self, stream: Stream) -> None:
         if stream.closed or stream.sock is None:

@@ -77,6 +77,9 @@ class EventStream:
 
 
 def open_stream(api, path: str, *, headers: dict | None = None, read_timeout: float = 25.0) -> EventStream:
-    """GET a stream of ``api``'s service with its token."""
-    response = api.get(path, headers=headers or {}, stream=True, timeout=(5, read_timeout))
+    """GET a stream of ``api``'s service with its token, on a connection of its own (never one of ``api``'s pool,
+    which a stream cut off mid-answer would leave unusable)."""
+    session = requests.Session()
+    session.headers.update(api.http.headers)
+    response = session.get(api.base_url + path, headers=headers or {}, stream=True, timeout=(5, read_timeout))
     return EventStream(response)
