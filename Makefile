@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -166,6 +166,11 @@ bench-redis: $(VENV)/.installed
 # minutes; `$(PY) -m bench.notifications --jobs 200 --settle 120` runs a smaller one.
 bench-notifications: $(VENV)/.installed
 	$(PY) -m bench.notifications
+
+# Callback acknowledgements and job reads with 300 streams open beside none open (the simulator answering after
+# ~1 s), and Redis commands per stored job. About 3 minutes; `$(PY) -m bench.streams --streams 60` runs a smaller one.
+bench-streams: $(VENV)/.installed
+	$(PY) -m bench.streams
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

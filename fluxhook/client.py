@@ -20,6 +20,7 @@ from __future__ import annotations
 import builtins
 import email.utils
 import hashlib
+import json
 import os
 import random
 import time
@@ -44,6 +45,8 @@ TERMINAL = frozenset({"stored", "failed", "moderated", "expired", "canceled", "a
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, and to wait for each read
 MAX_WAIT = 60  # the longest ``Prefer: wait`` the API allows
+# A stream sends a keepalive at least every 15 s: a read waits this much longer than others before it gives up.
+STREAM_READ_SECONDS = 30
 MAX_BACKOFF = 8.0
 # A longer Retry-After is handed to the caller (RateLimited.retry_after) instead of slept through.
 MAX_RETRY_AFTER = 30.0
@@ -324,6 +327,31 @@ class Client:
             raise error or WaitTimeout(f"no answer about job {job_id} within {timeout:g} s", job=Job(id=job_id))
         raise WaitTimeout(f"job {job_id} is still {job.status} after {timeout:g} s", job=job)
 
+    def events(self, job_id: str) -> Iterator[Job]:
+        """The job at once, then again at each change (``GET /v1/jobs/{id}/events``), until it has ended: the last
+        one yielded is terminal. A dropped connection is opened again (with ``Last-Event-ID``, so only a change
+        missed meanwhile is yielded), after the usual backoff, ``retries`` times in a row at most."""
+        path, last_id, failures = f"/v1/jobs/{_part(job_id)}/events", None, 0
+        while True:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
+            try:
+                response = self._send("GET", path, headers=headers, stream=True, wait=STREAM_READ_SECONDS)
+                with response:
+                    if response.status_code == 204:
+                        return  # it had ended, and the last event seen said so
+                    for event_id, job in _job_events(response):
+                        last_id, failures = event_id or last_id, 0
+                        yield job
+                        if job.terminal:
+                            return
+            except (ServiceUnavailable, requests.RequestException) as exc:
+                error = exc if isinstance(exc, APIError) else ServiceUnavailable(
+                    f"the stream from {self.url} broke: {_reason(exc)}", code="unreachable")
+                failures += 1
+                if failures > self.retries or not _retryable(error):
+                    raise error from None
+                time.sleep(self._delay(failures, error))
+
     def download(self, job: str | Job, path: str | os.PathLike) -> Path:
         """Save the job's stored image (or video) at ``path`` once its sha256 matches; ``job`` is a
         :class:`Job` or a job id. The file appears whole or not at all."""
@@ -522,6 +550,28 @@ class Client:
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
+
+
+def _job_events(response: requests.Response) -> Iterator[tuple[str | None, Job]]:
+    """Each ``job`` event of a text/event-stream answer: its id and the job."""
+    event: str | None = None
+    event_id: str | None = None
+    data: list[str] = []
+    for raw in response.iter_lines():
+        line = raw.decode("utf-8", "replace")
+        if line:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "id":
+                event_id = value
+            elif name == "data":
+                data.append(value)
+            continue
+        if event == "job" and data:
+            yield event_id, Job(json.loads("\n".join(data)))
+        event, data = None, []
 
 
 def _error_from(response: requests.Response) -> APIError:

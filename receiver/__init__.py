@@ -28,6 +28,7 @@ from . import (
     dashboard_session,
     deliveries,  # noqa: F401 (its routes join the jobs blueprint)
     errors,
+    events,
     health,
     idempotency,
     jobs,
@@ -84,7 +85,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
+    events.init_app(app)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(events.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.

@@ -20,6 +20,10 @@ per socket for the client's FIN on the main loop, so a few clients that never cl
 Here a connection to close is half-closed and watched with the others until the client closes
 or ``LINGER_SECONDS`` pass.
 
+A stream of job events (``receiver/events.py``) is answered by a thread like any request, but only its head and
+first bytes: the app hands its connection over in the environ (``events.HAND_OVER``) and the worker gives the socket
+to the process's hub of streams (``receiver/stream_hub.py``), which writes the rest without a thread of its own.
+
 TLS and HTTP/2 are not served (fluxhook runs plain HTTP/1.1 behind the platform's TLS): the
 worker refuses to start with either configured.
 """
@@ -31,12 +35,15 @@ import selectors
 import socket
 import time
 from functools import partial
+from typing import Any
 
 from gunicorn import http
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
 from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolSpace
+from receiver.events import HAND_OVER, HAND_OVER_READY, STREAM_PATH
 from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
 
 # A request's head (request line and headers) must be in within this many seconds of its first
@@ -79,6 +86,7 @@ class BufferedConn(TConn):
         self.linger_read = 0
         self.registered = False
         self.dropped = False
+        self.handed_over = False  # a stream's: the hub of streams owns the socket now
         # Every request is parsed from the bytes received (a parser of its own, made on dispatch):
         # gunicorn's per-connection set-up, which reads from the socket, is not wanted.
         self.initialized = True
@@ -186,7 +194,48 @@ class BufferingWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if isinstance(conn, BufferedConn) and conn.must_close:
             req.must_close = True  # the answer says so: the connection ends after it
+        if isinstance(conn, BufferedConn) and req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
+            return self._handle_stream(req, conn)
         return super().handle_request(req, conn)
+
+    def _handle_stream(self, req, conn: BufferedConn) -> bool:
+        """gunicorn's ``handle_request`` for a stream: the app's answer begins it, and once the app handed it over
+        (``events.HAND_OVER``) the socket goes to the hub of streams instead of back to the loop. Returns False."""
+        environ: Any = {}
+        resp = None
+        handed = None
+        try:
+            self.cfg.pre_request(self, req)
+            resp, environ = wsgi.create(req, conn.sock, conn.client, conn.server, self.cfg)
+            environ["wsgi.multithread"] = True
+            environ[HAND_OVER_READY] = True
+            self.nr += 1
+            app: Any = self.wsgi
+            answer = app(environ, resp.start_response)
+            try:
+                for item in answer:
+                    resp.write(item)
+                handed = environ.get(HAND_OVER)
+                if handed is None:
+                    resp.close()  # not a stream after all (404, 429...): a plain answer
+                else:
+                    resp.send_headers()
+            finally:
+                if hasattr(answer, "close"):
+                    answer.close()  # the work permit goes back here
+            if handed is not None:
+                hub, stream = handed
+                hub.attach(stream, conn.sock, resp.chunked)
+                conn.handed_over = True
+                return False
+            return not resp.should_close()
+        finally:
+            if handed is not None and not conn.handed_over:
+                handed[0].abandon(handed[1])
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
 
     def _take_bytes(self, conn: BufferedConn):
         """Feed the request what the socket holds; None once it is whole, else what the main loop does next."""
@@ -246,7 +295,9 @@ class BufferingWorker(ThreadWorker):
             result = fs.result() if not fs.cancelled() else False
         except Exception:
             result = False
-        if result is _WAIT:
+        if conn.handed_over:
+            self._hand_over(conn)
+        elif result is _WAIT:
             self._wait_for_bytes(conn)
         elif result is _GONE:
             self._drop(conn)
@@ -272,6 +323,16 @@ class BufferingWorker(ThreadWorker):
             return
         conn.deadline = now + self.cfg.keepalive  # keep-alive, until its first byte
         self._wait_for_bytes(conn)
+
+    def _hand_over(self, conn: BufferedConn) -> None:
+        """Forget a stream's connection without closing it: the hub of streams owns its socket."""
+        self._unwatch(conn)
+        self.receiving.discard(conn)
+        if conn.incoming is not None:
+            conn.incoming.discard()
+        if not conn.dropped:
+            conn.dropped = True
+            self.nr_conns -= 1
 
     def _refuse(self, conn: BufferedConn, status: int) -> None:
         self._send_quietly(conn, refusal(status))

@@ -2,7 +2,7 @@
 
 Up to ``WAITING_ROOM`` requests of a process wait, each in the waiting room (see
 ``bulkheads``): a waiting request holds a thread, no work permit, no CPU and no Redis connection
-of its own. One thread per process listens for jobs turning terminal (``store.job_changes``) and
+of its own. The process's one listener to announced job changes (``store.job_changes``)
 wakes the requests waiting on them.
 """
 
@@ -16,7 +16,7 @@ from flask import Response, current_app, request
 
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job
-from fluxhook.store.job_changes import JobChanges
+from fluxhook.store.job_changes import JobChanges, Listener
 
 from .bulkheads import WAITING_ROOM, Room
 from .context import services
@@ -35,8 +35,7 @@ class Waiters:
         self._lock = threading.Lock()
         self._waiting: dict[str, set[threading.Event]] = {}
         self._subscribed = threading.Event()
-        self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
+        self._listening = False
 
     def wait(self, job_id: str, seconds: float, finished: Callable[[], bool]) -> bool:
         """Hold the request until ``finished()`` or ``seconds`` pass; False if there was no room to wait."""
@@ -67,10 +66,9 @@ class Waiters:
 
     def _listen(self) -> None:
         with self._lock:
-            if self._listener is None:
-                self._listener = threading.Thread(target=self.changes.listen, name="job-changes", daemon=True,
-                                                  args=(self._wake, self._wake_all, self._stop))
-                self._listener.start()
+            start, self._listening = not self._listening, True
+        if start:
+            self.changes.add(Listener(self._wake, self._wake_all))
         self._subscribed.wait(SUBSCRIBE_GRACE)
 
     def _wake(self, job_id: str) -> None:
@@ -89,7 +87,7 @@ class Waiters:
 
     def close(self) -> None:
         """Stop listening (tests; a process's end stops the daemon thread anyway)."""
-        self._stop.set()
+        self.changes.close()
 
 
 def init_app(app, waiters: Waiters) -> None:

@@ -138,6 +138,8 @@ class Config:
     # in memory or spooled to disk, and the rate (bytes a second, over any 10 s) below which one is cut off.
     max_spool_bytes: int = 1_073_741_824
     min_body_rate: int = 65_536
+    # Streams (GET /v1/jobs/{id}/events, GET /v1/events) one caller may hold open at once, over every web process.
+    max_streams_per_caller: int = 20
     # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
     metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
@@ -240,6 +242,8 @@ class Config:
             max_spool_bytes=reader.integer("MAX_SPOOL_BYTES", field_default("max_spool_bytes"),
                                            minimum=MIN_SPOOL_BYTES, maximum=2**40),
             min_body_rate=reader.integer("MIN_BODY_RATE", field_default("min_body_rate"), minimum=1, maximum=2**30),
+            max_streams_per_caller=reader.integer("MAX_STREAMS_PER_CALLER", field_default("max_streams_per_caller"),
+                                                  minimum=1, maximum=10_000),
             metrics_token=reader.token("METRICS_TOKEN"),
             bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,

@@ -140,6 +140,23 @@ class RateLimited(FluxhookError):
         self.retry_after = retry_after
 
 
+class TooManyStreams(RateLimited):
+    """The caller holds ``MAX_STREAMS_PER_CALLER`` open streams already; one must close first."""
+
+    code = "too_many_streams"
+
+
+class StreamsBusy(FluxhookError):
+    """This web process holds as many streams as it may; another try may reach another process, or find room."""
+
+    code = "streams_busy"
+    status = 503
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobNotFound(FluxhookError):
     """No job has that id."""
 

@@ -25,6 +25,7 @@ from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
+from fluxhook.store.streams import StreamLeases
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.work_lines import WorkLines
@@ -57,6 +58,7 @@ class Store:
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
+        self.streams = StreamLeases(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)

@@ -28,6 +28,7 @@ from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
+from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
@@ -146,7 +147,8 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "models": place(keys, k.models), "take_over": take_over}
+            "due_index": place(keys, k.due), "models": place(keys, k.models), "take_over": take_over,
+            "channel": k.job_changes}
         if job.bfl_id and job.tracked:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
         elif job.bfl_id:
@@ -239,6 +241,8 @@ class JobStore:
         }
         if consequences.terminal:
             spec["deadlines"] = place(keys, self.keys.deadlines)
+        if announce := announced(spec["fields"]):
+            spec["announce"] = announce
         if spec["lines"]:
             # Its wait, if one is recorded, ends with the move: whatever it waited for, it waits no more.
             spec["unset"] = list(WAIT_FIELDS)

@@ -336,9 +336,13 @@ class Keys:
         """The Idempotency-Key records one bearer token (``scope``, a digest) holds, scored by when each goes."""
         return f"{self.prefix}idemof:{scope}"
 
+    def streams_of(self, caller: str) -> str:
+        """The streams one caller (``streams.caller_scope``) holds open, scored by when each one's lease ends (ms)."""
+        return f"{self.prefix}streams:{caller}"
+
     @property
     def job_changes(self) -> str:
-        """The pub/sub channel on which a job's id is published when it turns terminal."""
+        """The pub/sub channel on which a job's id is published when it is made or changes (``store.job_changes``)."""
         return f"{self.prefix}changed"
 
     @property

@@ -1,9 +1,13 @@
-// Live refresh for the dashboard: poll the page's JSON (data-live) every two seconds and update it
-// in place. Text goes in with textContent only: job data never becomes markup.
+// Live refresh for the dashboard: follow the page's stream of job events (the job's own, or every job's on the
+// list) and, at each event, read the page's JSON (data-live) once and update the page in place; without a stream
+// (no EventSource, or while it reconnects) the JSON is read every two seconds instead, and with one a slow look
+// catches anything it may miss. Text goes in with textContent only: job data never becomes markup.
 (function () {
   "use strict";
 
   var INTERVAL = 2000;
+  var STREAMING_INTERVAL = 30000;
+  var EVENT_DELAY = 150;  // events that come together bring one read
 
   // --- copying a job's commands ------------------------------------------------------------------
   // "Copy as curl" copies the first command as it opens the list of them, and each has its own Copy button.
@@ -201,9 +205,33 @@
     indicator.title = title;
   }
 
-  function schedule() {
+  var stream = null;
+
+  function schedule(delay) {
     clearTimeout(timer);
-    timer = setTimeout(tick, INTERVAL);
+    if (delay === undefined) delay = stream && stream.readyState === 1 ? STREAMING_INTERVAL : INTERVAL;
+    timer = setTimeout(tick, delay);
+  }
+
+  // The page's stream: its job's events (ending with the job), or every job's for the list.
+  function listen() {
+    if (stream || !window.EventSource) return;
+    stream = new EventSource(update === updateJob ? source + "/events" : "/live/events");
+    stream.addEventListener("job", function () { schedule(EVENT_DELAY); });
+    stream.addEventListener("open", function () {
+      setIndicator("ok", "following this page's events");
+      schedule();
+    });
+    stream.addEventListener("error", function () {
+      // The browser reconnects by itself (with Last-Event-ID) unless the stream was refused or has ended.
+      if (stream && stream.readyState === 2) stream = null;
+      schedule(INTERVAL);
+    });
+  }
+
+  function quiet() {
+    if (stream) stream.close();
+    stream = null;
   }
 
   function tick() {
@@ -221,7 +249,7 @@
         if (data === null) return;
         var more = update(data);
         setIndicator(more ? "ok" : "done", "updated " + new Date().toLocaleTimeString());
-        if (more) schedule();
+        if (more) { listen(); schedule(); } else { quiet(); }
       })
       .catch(function (error) {
         setIndicator("offline", "could not refresh: " + error.message + "; retrying");
@@ -229,13 +257,16 @@
       });
   }
 
+  var ended = function () { return update === updateJob && root.getAttribute("data-terminal") === "true"; };
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && !(update === updateJob && root.getAttribute("data-terminal") === "true")) tick();
+    if (document.hidden) { quiet(); return; }  // a hidden page holds no stream open
+    if (!ended()) tick();
   });
-  if (update === updateJob && root.getAttribute("data-terminal") === "true") {
+  if (ended()) {
     setIndicator("done", "this job is finished");
   } else {
-    setIndicator("ok", "refreshing every " + INTERVAL / 1000 + " s");
+    setIndicator("ok", "following this page's events");
+    listen();
     schedule();
   }
 })();

@@ -9,7 +9,9 @@
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (apply_effects) and slot_time.lua.
--- A job turning terminal is announced on the spec's channel (its id), for requests waiting on it.
+-- A job whose status, or one of the fields the spec names to announce (spec.announce: field, value pairs: BFL's word,
+-- progress, cost, its recorded wait) really changes is announced on the spec's channel (its id), once per step: for
+-- requests waiting on it (Prefer: wait) and the streams following it (store/job_changes.py).
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
 -- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
@@ -46,6 +48,16 @@ for i = 1, #spec.fields, 2 do
       redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.progress')
     end
   end
+end
+local announce = false
+if spec.announce then
+  local names, values = {}, {}
+  for i = 1, #spec.announce, 2 do
+    names[#names + 1] = spec.announce[i]
+    values[#values + 1] = spec.announce[i + 1]
+  end
+  local kept = redis.call('HMGET', job, unpack(names))
+  for i = 1, #names do announce = announce or (kept[i] or '') ~= values[i] end
 end
 redis.call('HSET', job, 'updated_at', spec.now, unpack(spec.fields))
 if spec.bfl then
@@ -117,9 +129,10 @@ if new ~= '' and new ~= current then
     redis.call('DEL', job)
     redis.call('HSET', job, unpack(keep))
     if ttl > 0 then redis.call('PEXPIRE', job, ttl) end
-    redis.call('PUBLISH', spec.channel, spec.id)
   end
+  announce = true
 end
+if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 if spec.terminal then
   redis.call('ZREM', due, spec.id)
   -- An ended job's deadline (Cancel-After) has nothing left to end.

@@ -409,3 +409,10 @@ def test_a_weak_signing_key_refuses_to_start(name, value, said):
 def test_a_key_of_32_characters_starts_without_a_warning():
     config = Config.from_env(env(SECRET_KEY="k" * 32, SECRET_KEY_PREVIOUS="o" * 32))
     assert not [w for w in config.warnings() if "SECRET_KEY" in w]
+
+
+def test_max_streams_per_caller_defaults_to_20_and_a_bad_value_names_it():
+    assert Config.from_env(env()).max_streams_per_caller == 20
+    assert Config.from_env(env(MAX_STREAMS_PER_CALLER="3")).max_streams_per_caller == 3
+    for bad in ("0", "-1", "many", "100001"):
+        assert any(p.startswith("MAX_STREAMS_PER_CALLER") for p in problems_of(env(MAX_STREAMS_PER_CALLER=bad)))

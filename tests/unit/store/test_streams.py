@@ -1,0 +1,56 @@
+"""Open streams per caller (store/streams.py) on a real Redis: the limit holds over any number of processes, a
+closed stream gives its place back, and a lease its process stopped renewing lapses."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from fluxhook.store.keys import Keys
+from fluxhook.store.streams import LEASE_SECONDS, StreamLeases
+
+KEYS = Keys(prefix="streams-test:")
+
+
+@pytest.fixture()
+def connection(redis_server):
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+def test_a_caller_holds_at_most_its_limit_and_another_caller_is_not_counted(connection):
+    leases = StreamLeases(connection, keys=KEYS)
+    assert all(leases.open("key_a", f"s{n}", 3) for n in range(3))
+    assert not leases.open("key_a", "s3", 3)
+    assert leases.open("key_b", "s0", 3)
+    leases.close("key_a", "s1")
+    assert leases.held("key_a") == 2
+    assert leases.open("key_a", "s4", 3)
+
+
+def test_the_limit_holds_when_many_open_at_once(connection):
+    leases = StreamLeases(connection, keys=KEYS)
+    opened: list[bool] = []
+    threads = [threading.Thread(target=lambda n=n: opened.append(leases.open("key_a", f"s{n}", 5))) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened.count(True) == 5 and leases.held("key_a") == 5
+
+
+def test_a_lease_not_renewed_lapses_and_a_renewed_one_lives_on(connection):
+    now = [1000.0]
+    leases = StreamLeases(connection, keys=KEYS, clock=lambda: now[0])
+    assert leases.open("key_a", "kept", 2) and leases.open("key_a", "lost", 2)
+    now[0] += LEASE_SECONDS - 1
+    leases.renew([("key_a", "kept")])
+    now[0] += 2  # past the end of the lease never renewed (its process died)
+    assert leases.held("key_a") == 1
+    assert leases.open("key_a", "new", 2)
+    leases.close("key_a", "gone-already")  # a lease given back twice, or never held: nothing happens
+    assert leases.held("key_a") == 2
