@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
+from fluxhook.core.job_filters import JobFilter
 from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -328,11 +329,11 @@ class Hub:
                 return cached[1]
         jobs: dict[str, Job] = {}
         for status in st.ACTIVE:
-            jobs.update((job.id, job) for job in self.svc.jobs.list(status=status, limit=FIRST_JOBS, key_id=key_id)[0])
+            jobs.update((job.id, job) for job in self.svc.jobs.list(JobFilter(status=status, key_id=key_id), FIRST_JOBS)[0])
         since = frames.since(stream.last_event_id)
         if since is not None:
             stream.high_water = since
-            recent, _ = self.svc.jobs.list(limit=FIRST_JOBS, key_id=key_id)
+            recent, _ = self.svc.jobs.list(JobFilter(key_id=key_id), FIRST_JOBS)
             jobs.update((job.id, job) for job in recent)
             floor = since - frames.RECONNECT_MARGIN_MS
             jobs = {job_id: job for job_id, job in jobs.items() if job.updated_at * 1000 >= floor}
