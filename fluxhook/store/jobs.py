@@ -221,16 +221,18 @@ class JobStore:
         """
         record = self.keys.job(job_id)
         for _ in range(SHOW_ATTEMPTS):
-            status, word, progress = (_text(v) if v is not None else "" for v in
-                                      self.connection.hmget(record, "status", "bfl_status", "progress"))
+            status, running, word, progress = (_text(v) if v is not None else "" for v in self.connection.hmget(
+                record, "status", "bfl_running", "bfl_status", "progress"))
             if status not in only_in:
                 return False
-            now = Shown(word or None, float(progress) if progress else None)
+            # The last running word stands where a Ready that BFL refuted left Pending: the task got that far.
+            now = Shown(running or word or None, float(progress) if progress else None)
             new = shown(now, report)
-            if new == now:
+            if new == now and word == new.bfl_status:
                 return True
-            change = self._apply(job_id, "", only_in, {"bfl_status": new.bfl_status, "progress": new.progress},
-                                 NO_TERMS, None, (), same=["bfl_status", word, "progress", progress])
+            fields = {"bfl_status": new.bfl_status, "progress": new.progress, "bfl_running": new.bfl_status}
+            change = self._apply(job_id, "", only_in, fields, NO_TERMS, None, (),
+                                 same=["bfl_running", running, "bfl_status", word, "progress", progress])
             if change.moved or change.previous not in only_in:
                 return change.moved
         return False  # lost the race each time: the next report is recorded

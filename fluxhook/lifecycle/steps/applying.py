@@ -175,7 +175,7 @@ def ready_fields(report: BFLReport, origin: Origin) -> dict:
     # Due again only to check that its download was not lost: a ready job is never polled.
     fields = {"bfl_status": st.BFL_READY, "source": origin.source, "result_url": report.sample_url,
               "ready_proven": origin.proven, "due": now + READY_FIRST_CHECK,
-              "finished_at": min(report.finished_at or now, now), "progress": None,
+              "finished_at": min(report.finished_at or now, now),
               "draft_cache_source": report.draft_cache_url}
     if report.seed is not None:
         fields["seed"] = report.seed

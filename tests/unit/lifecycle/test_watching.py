@@ -37,7 +37,7 @@ def _video_task(sim, seconds: float) -> str:
 
 def _check_due(svc) -> None:
     """Run the sweep, then the checks it queued, here."""
-    sweep(svc)
+    sweep(svc, time.time() + 0.01)  # due times keep milliseconds: one set a moment ago may round up past now
     for queued in svc.control_queue.get_jobs():
         checking.check_job(svc, *queued.args)
         queued.delete()

@@ -93,3 +93,15 @@ def test_a_job_no_longer_running_is_not_written(store):
     assert not store.show_running(job.id, Shown("Generating", 0.5), only_in=(st.QUEUED,))
     assert not store.show_running(new_job_id(), Shown("Generating", 0.5), only_in=RUNNING)
     assert _shown(store, job.id) == Shown("Pending", None)
+
+
+def test_after_a_refuted_ready_the_last_running_word_still_stands(store):
+    # BFL refuted a Ready it did not send: the job is submitted again with bfl_status Pending (storing.py), but the
+    # task had reached Generating, and a late Reasoning must not be shown after it.
+    job = _submitted(store)
+    assert store.show_running(job.id, Shown("Generating", 0.9), only_in=RUNNING)
+    assert store.transition(job.id, st.READY, bfl_status=st.BFL_READY)
+    assert store.transition(job.id, st.SUBMITTED, bfl_status=st.BFL_PENDING)
+    assert store.show_running(job.id, Shown("Reasoning", 0.5), only_in=RUNNING)
+    again = store.get(job.id)
+    assert (again.bfl_status, again.bfl_running, again.progress) == ("Generating", "Generating", 0.9)
