@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import redis
 import requests
 
 from conftest import API, API_TOKEN, service_env
@@ -22,7 +23,9 @@ from devtools.processes import free_port, wait_until
 from devtools.replicated_redis import ReplicatedRedis
 from devtools.stack import Stack
 from fluxhook.core import live
-from helpers import stack_on_db
+from fluxhook.store.keys import KEYS
+from helpers import sign_in, stack_on_db
+from key_helpers import make_key
 
 DB = 9
 # The deployed grace: the suite's 2 s would start the unwatched polls sooner than an operator's stack does.
@@ -195,6 +198,31 @@ def test_a_polled_video_edit_never_goes_back_to_pending(live_stack, slow_sim):
     follower.assert_never_backwards()
     follower.assert_within(live.WATCHED_WITHIN)
     assert api.job(job_id)["source"] == "poll"
+
+
+def test_who_watches_a_job_the_dashboards_page_its_owner_and_never_another_tenant(live_stack, sim):
+    base = live_stack.base_url
+    admin = API(base)
+    (_, owner), (_, other) = make_key(admin), make_key(admin)
+    job = owner.submit("[pending] a page left open")
+    marks = redis.Redis.from_url(live_stack.env["REDIS_URL"])
+    watched = KEYS.watched(job["id"])
+    # Reading the job, or listing, does not watch it: an app may poll them as often as it likes at no cost at BFL.
+    assert owner.get(f"/v1/jobs/{job['id']}").status_code == 200 and owner.get("/v1/jobs").status_code == 200
+    assert not marks.exists(watched)
+    # Another tenant's get_result of it is BFL's "Task not found", and makes no poll of it (the attack: costing
+    # the owner's account polls at BFL by asking for its job).
+    stranger = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
+                            headers={"x-key": other.http.headers["Authorization"].removeprefix("Bearer ")})
+    assert stranger.json()["status"] == "Task not found" and not marks.exists(watched)
+    # The owner's get_result watches it; so does the dashboard's page of it.
+    mine = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
+                        headers={"x-key": owner.http.headers["Authorization"].removeprefix("Bearer ")})
+    assert mine.json()["status"] == "Pending" and marks.pttl(watched) > 0
+    marks.delete(watched)
+    browser, _ = sign_in(base)
+    assert browser.get(f"{base}/jobs/{job['id']}", timeout=10).status_code == 200
+    assert 0 < marks.pttl(watched) <= live.WATCH_SECONDS * 1000
 
 
 @pytest.fixture()
