@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -121,6 +121,10 @@ bench-video: $(VENV)/.installed
 bench-usage: $(VENV)/.installed
 	$(PY) -m bench.usage
 
+# GET /v1/jobs?q= (the prompt search) at 10,000 jobs beside the unfiltered list, over HTTP.
+bench-search: $(VENV)/.installed
+	$(PY) -m bench.search
+
 # The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients (wrk).
 bench-compat: $(VENV)/.installed
 	$(PY) -m bench.compat
@@ -149,6 +153,13 @@ bench-accounts: $(VENV)/.installed
 # missing). About 25 minutes; `$(PY) -m bench.latency --runs one --jobs 150` runs one, smaller.
 bench-latency: $(VENV)/.installed
 	$(PY) -m bench.latency
+
+# What a stored job costs Redis (SPEC §17): commands, Redis CPU and memory per stored job and the commands that cost
+# most, read from Redis's INFO, at 150 and 450 jobs, one and two accounts, beside f16fbba (a worktree of it in
+# /tmp/bench-f16fbba, made when missing and removed after); then one job under MONITOR per tree, its commands by
+# lifecycle step. About 13 minutes; `$(PY) -m bench.redis_cost --quick` runs 150 jobs, one account.
+bench-redis: $(VENV)/.installed
+	$(PY) -m bench.redis_cost
 
 # Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
 # every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12

@@ -65,7 +65,7 @@ def video_task(stack: BenchStack, video_bytes: int | None) -> str:
     """A simulator video task, Ready, delivered at ``video_bytes``: its signed sample URL (valid 2 hours)."""
     stack.sim_settings(video_bytes=video_bytes, video_delay=0.05, max_active_video=1000)
     session = requests.Session()
-    answer = session.post(f"{stack.sim_base}/v1/flux-3-video", json={"prompt": "a fox runs through snow"},
+    answer = session.post(f"{stack.sim_base}/v1/flux-3-video", json={"mode": "t2v", "prompt": "a fox runs through snow"},
                           headers={"x-key": SIMULATOR_KEY}, timeout=30)
     answer.raise_for_status()
     task = answer.json()["id"]
@@ -117,7 +117,7 @@ def s3_ceiling(url: str, folder: Path, endpoint: str) -> float:
 def video_job(stack: BenchStack) -> BenchJob:
     auth = {"Authorization": f"Bearer {stack.env['API_TOKENS'].split(',')[0]}"}
     answer = requests.post(stack.base_url + "/v1/jobs", headers=auth, timeout=30,
-                           json={"model": "flux-3-video", "input": {"prompt": "[pending] [drop] bench video"}})
+                           json={"model": "flux-3-video", "input": {"mode": "t2v", "prompt": "[pending] [drop] bench video"}})
     answer.raise_for_status()
     job = answer.json()
     return BenchJob(job["id"], job["bfl_id"])

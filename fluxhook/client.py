@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 # The API's job statuses; the last four never change.
-STATUSES = ("queued", "submitted", "ready", "stored", "failed", "moderated", "expired")
-TERMINAL = frozenset({"stored", "failed", "moderated", "expired"})
+STATUSES = ("queued", "submitted", "ready", "stored", "failed", "moderated", "expired", "canceled", "aborted")
+TERMINAL = frozenset({"stored", "failed", "moderated", "expired", "canceled", "aborted"})
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # seconds to connect, and to wait for each read
 MAX_WAIT = 60  # the longest ``Prefer: wait`` the API allows
@@ -170,7 +170,8 @@ class Job(dict):
 
     @property
     def terminal(self) -> bool:
-        """Whether the job has ended (stored, failed, moderated or expired); it never changes again."""
+        """Whether the job has ended (stored, failed, moderated, expired, canceled or aborted); it never changes
+        again."""
         return self.get("status") in TERMINAL
 
 
@@ -234,11 +235,12 @@ class Client:
 
     def submit(self, model: str, input: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
                notify_url: str | None = None, idempotency_key: str | None = None, wait: int | None = None,
-               notify_events: list[str] | None = None) -> Job:
+               notify_events: list[str] | None = None, cancel_after: str | None = None) -> Job:
         """Submit a task to BFL through fluxhook (``POST /v1/jobs``); ``input`` holds BFL's request fields.
 
         ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed; ``notify_events``
-        the notifications beyond its end (``job.submitted``, ``job.progress``).
+        the notifications beyond its end (``job.submitted``, ``job.progress``); ``cancel_after`` (``30s``, ``5m``,
+        ``1h30m``) the job's deadline: not sent by then it ends ``aborted``, sent but not stored ``canceled``.
         """
         body: dict[str, Any] = {"model": model, "input": dict(input)}
         if metadata is not None:
@@ -247,8 +249,8 @@ class Client:
             body["notify_url"] = notify_url
         if notify_events is not None:
             body["notify_events"] = list(notify_events)
-        return Job(self._json("POST", "/v1/jobs", json=body, wait=wait,
-                              idempotency_key=_key(idempotency_key)))
+        return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
+                              headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
 
     def track(self, bfl_id: str, *, polling_url: str | None = None, model: str | None = None,
               metadata: Mapping[str, Any] | None = None, notify_url: str | None = None,
@@ -342,6 +344,24 @@ class Client:
         self._retrying(True, attempt)
         return target
 
+    def cancel(self, job_id: str) -> Job:
+        """Cancel the job (``POST /v1/jobs/{id}/cancel``): a queued one ends ``canceled``, never sent and nothing
+        charged; a submitted or ready one ``canceled`` at once (BFL's charge stays, its result is not downloaded).
+        The job as canceled; ``Conflict`` (``already_ended``) for a job that had ended, which stays as it was."""
+        def attempt(number: int) -> Job:
+            try:
+                return Job(self._json("POST", f"/v1/jobs/{_part(job_id)}/cancel", retry=False))
+            except Conflict as exc:
+                if number == 1 or exc.code != "already_ended":
+                    raise
+                # An earlier attempt may have canceled it and lost only the answer.
+                job = self.get(job_id)
+                if job.get("status") != "canceled":
+                    raise
+                return job
+
+        return Job(self._retrying(True, attempt))
+
     def delete(self, job_id: str) -> None:
         """Remove the job and its stored files (``DELETE /v1/jobs/{id}``)."""
         def attempt(number: int) -> None:
@@ -425,8 +445,10 @@ class Client:
     # --- transport ---
 
     def _json(self, method: str, path: str, *, idempotency_key: str | None = None, wait: int | None = None,
-              with_headers: bool = False, **kwargs) -> Any:
-        headers = {}
+              with_headers: bool = False, headers: Mapping[str, str] | None = None, retry: bool = True,
+              **kwargs) -> Any:
+        """One call's JSON object; retried (``retry``) when it is safe to (a read, a delete, an Idempotency-Key)."""
+        headers = dict(headers or {})
         if wait is not None:
             if not isinstance(wait, int) or not 1 <= wait <= MAX_WAIT:
                 raise ValueError(f"wait must be a whole number of seconds from 1 to {MAX_WAIT}")
@@ -446,6 +468,8 @@ class Client:
                                              status=response.status_code)
                 return (body, response.headers) if with_headers else body
 
+        if not retry:
+            return attempt(1)
         return self._retrying(method in ("GET", "DELETE") or idempotency_key is not None, attempt)
 
     def _send(self, method: str, path: str, *, wait: int = 0, **kwargs) -> requests.Response:

@@ -19,8 +19,10 @@ from . import (
     bfl_compat,
     body_limits,
     bulkheads,
+    canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
     dashboard,
+    dashboard_cancel,  # noqa: F401 (its route joins the dashboard's blueprint)
     dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_session,

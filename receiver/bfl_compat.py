@@ -32,6 +32,7 @@ from fluxhook.lifecycle.watching import watch
 
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
+from .cancel_after import requested_cancel_after
 from .context import services
 from .errors import retry_after_header
 from .idempotency import idempotent, key_hold, made_job
@@ -124,7 +125,7 @@ def submit(model: str):
         return bfl_presenting.submission(svc.config, job)
     notify_url = requested_url(None, svc.config, require_bearer().key)
     request_ = JobRequest(model, task_input, notify_url=notify_url, app_webhook=app_webhook,
-                          body_size=body_size(), idempotency=key_hold())
+                          body_size=body_size(), idempotency=key_hold(), cancel_after=requested_cancel_after())
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
     ask_events(svc, job, None, require_bearer().key)

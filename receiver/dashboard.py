@@ -18,6 +18,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job, is_job_id
+from fluxhook.core.job_filters import parse_listing
 from fluxhook.credits import reports
 from fluxhook.credits.figures import format_credits
 from fluxhook.lifecycle import accounts_view, notifications
@@ -134,22 +135,24 @@ def _next_page() -> str:
     return target
 
 
-def _listing() -> tuple[str | None, str | None, str | None, list[Job], str | None]:
-    status = request.args.get("status") or None
-    cursor = request.args.get("cursor") or None
-    model = request.args.get("model") or None
-    key_id = _key_filter()
-    jobs, next_cursor = services().jobs.list(status=status, limit=PAGE_SIZE, cursor=cursor, model=model,
-                                             key_id=key_id)
-    return status, model, cursor, jobs, next_cursor
+# The job list's filters in its URL (as GET /v1/jobs takes them, ``core.job_filters``), and those its form has a
+# box to type into: a mistake in one of those is shown in the form, a crafted status, model or cursor goes back
+# to the whole list.
+_FILTERS = ("status", "model", "key_id", "account", "q", "from", "to")
+_TYPED = ("account", "q", "from", "to")
 
 
-def _key_filter() -> str | None:
-    """The app key the job list is filtered by (``?key_id=``); InvalidRequest for what is not a key id."""
-    key_id = request.args.get("key_id") or None
-    if key_id is not None and not is_key_id(key_id):
+def _given() -> dict[str, str]:
+    """The filters the URL sets (not empty), cursor aside."""
+    return {name: request.args[name] for name in _FILTERS if request.args.get(name)}
+
+
+def _listing() -> tuple[list[Job], str | None]:
+    """The page of jobs the URL asks for; InvalidRequest for a filter that cannot be."""
+    listing = parse_listing([*_given().items(), ("cursor", request.args.get("cursor", ""))])
+    if listing.filter.key_id is not None and not is_key_id(listing.filter.key_id):
         raise InvalidRequest("not a key id")
-    return key_id
+    return services().jobs.list(listing.filter, PAGE_SIZE, listing.cursor)
 
 
 def _counts() -> dict[str, int]:
@@ -177,23 +180,35 @@ def page():
 
 @bp.get("/jobs", endpoint="jobs")
 def job_list():
-    """Recent jobs, newest first, filtered by status and model, a page at a time."""
+    """Recent jobs, newest first, filtered as GET /v1/jobs filters them, a page at a time."""
+    given, problem = _given(), None
     try:
-        status, model, cursor, jobs, next_cursor = _listing()
-    except InvalidRequest:
-        return redirect(url_for("dashboard.jobs"))  # an unknown status, a malformed model or a stale cursor
-    key_id = _key_filter()
-    key = services().store.app_keys.get(key_id) if key_id else None
+        jobs, next_cursor = _listing()
+    except InvalidRequest as error:
+        if not set(_TYPED) & given.keys():
+            return redirect(url_for("dashboard.jobs"))  # an unknown status, a malformed model or a stale cursor
+        jobs, next_cursor, problem = [], None, error.message
+    key_id = given.get("key_id")
+    key = services().store.app_keys.get(key_id) if key_id and is_key_id(key_id) else None
     deleted = request.args.get("deleted", "")
-    return render_template("dashboard/jobs.html", status=status, model=model, cursor=cursor, key_id=key_id,
-                           key_name=key.name if key else key_id, jobs=_rows(jobs),
-                           next_cursor=next_cursor, counts=_counts(), deleted=deleted if is_job_id(deleted) else None)
+    # What every link of the list keeps: the filters but the status (a link of its own) and the cursor.
+    kept = {name: value for name, value in given.items() if name != "status"}
+    return render_template("dashboard/jobs.html", status=given.get("status"), model=given.get("model"),
+                           cursor=request.args.get("cursor") or None, key_id=key_id, kept=kept, given=given,
+                           problem=problem, key_name=key.name if key else key_id, key_choices=_key_choices(),
+                           jobs=_rows(jobs), next_cursor=next_cursor, counts=_counts(),
+                           deleted=deleted if is_job_id(deleted) else None)
+
+
+def _key_choices() -> list[tuple[str, str]]:
+    """The app keys the form's key box offers: (id, name), by name."""
+    return sorted(((key.id, key.name) for key in services().store.app_keys.all()), key=lambda pair: pair[1].lower())
 
 
 @bp.get("/live/jobs")
 def live_jobs():
     """The list page's rows as JSON, for its live refresh."""
-    _, _, _, jobs, next_cursor = _listing()
+    jobs, next_cursor = _listing()
     return {"jobs": _rows(jobs), "next_cursor": next_cursor, "counts": _counts()}
 
 

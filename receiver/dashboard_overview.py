@@ -25,7 +25,8 @@ RANGE_WORDS = {"24h": "the last 24 hours", "30d": "the last 30 days"}
 CREDIT_WORDS = {"24h": "credits, today and yesterday (UTC)", "30d": "credits"}
 DEFAULT_RANGE = "24h"
 OUTCOMES = (Series(st.STORED, "stored", "s-stored"), Series(st.FAILED, "failed", "s-failed"),
-            Series(st.MODERATED, "moderated", "s-moderated"), Series(st.EXPIRED, "expired", "s-expired"))
+            Series(st.MODERATED, "moderated", "s-moderated"), Series(st.EXPIRED, "expired", "s-expired"),
+            Series(st.CANCELED, "canceled", "s-canceled"), Series(st.ABORTED, "aborted", "s-aborted"))
 SUBMITTED = Series("submitted", "submitted", "s-submitted")
 LATENCY = (Series("latency_p50", "p50", "s-p50"), Series("latency_p95", "p95", "s-p95"))
 # Models take the palette's colours in name order; more models than colours share them.
@@ -199,7 +200,8 @@ def overview_page(data: dict, span: str, now: float | None = None, accounts: lis
         "words": RANGE_WORDS[span],
         "ranges": [{"key": key, "words": RANGE_WORDS[key]} for key in RANGES],
         "totals": counted,
-        "ended_badly": sum(counted[s.key] for s in OUTCOMES if s.key != st.STORED),
+        # A job canceled or aborted ended as its caller asked: not badly.
+        "ended_badly": sum(counted[s.key] for s in OUTCOMES if s.key not in (st.STORED, st.CANCELED, st.ABORTED)),
         "empty": not any(counted.values()),
         "latency_p50": seconds(data["latency_p50"]),
         "latency_p95": seconds(data["latency_p95"]),

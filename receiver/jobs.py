@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
@@ -12,7 +13,9 @@ from werkzeug.http import is_resource_modified
 from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
 from fluxhook.core.job import Job, prompt_warnings
+from fluxhook.core.job_filters import parse_listing
 from fluxhook.core.models import MODEL
+from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
@@ -22,6 +25,7 @@ from fluxhook.lifecycle.tracking import TrackRequest, track_task
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
+from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
@@ -76,11 +80,12 @@ def _load(job_id: str) -> Job:
 def create():
     """Submit a task to BFL with this job's own callback URL and secret, or queue it while BFL's slots are taken."""
     data = json_object()
+    refuse_unknown(data, _JOB_FIELDS, where="POST /v1/jobs", hints=_JOB_HINTS, advice=_UNDER_INPUT)
     model, task_input = data.get("model"), data.get("input")
     if not isinstance(model, str) or not MODEL.fullmatch(model):
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     if not isinstance(task_input, dict) or not task_input:
-        raise InvalidRequest(_input_advice(data))
+        raise InvalidRequest(f"'input' must be a non-empty JSON object of BFL request fields, as in {_EXAMPLE}")
     if "webhook_url" in task_input or "webhook_secret" in task_input:
         raise InvalidRequest("'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
     account = _account(data)
@@ -90,7 +95,7 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
     request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
-                          account=account, idempotency=key_hold())
+                          account=account, idempotency=key_hold(), cancel_after=requested_cancel_after())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room)
@@ -99,19 +104,16 @@ def create():
     return _answer_after_wait(job, 202, prompt_warnings(task_input))
 
 
-# The fields of POST /v1/jobs itself; anything else at the top level belongs to BFL's request.
-_JOB_FIELDS = ("model", "input", "metadata", "notify_url", "notify_events")
-
-
-def _input_advice(data: dict) -> str:
-    """What to do about a missing or empty ``input``: BFL's fields sent at the top level are named."""
-    stray = [key for key in data if key not in _JOB_FIELDS]
-    if stray and not data.get("input"):
-        names = ", ".join(repr(key) for key in stray[:5])
-        return (f"put the BFL request under 'input': {names} {'goes' if len(stray) == 1 else 'go'} there, as in "
-                '{"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
-    return ("'input' must be a non-empty JSON object of BFL request fields, "
-            'as in {"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}')
+# The fields of POST /v1/jobs and POST /v1/jobs/track: anything else at the top level is refused by name.
+_JOB_FIELDS = ("model", "input", "metadata", "notify_url", "notify_events", "account")
+_TRACK_FIELDS = ("bfl_id", "polling_url", "model", "metadata", "notify_url", "notify_events", "account")
+_EXAMPLE = '{"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}'
+# A field of BFL's request sent at the top level, the likeliest unknown field: where it goes.
+_UNDER_INPUT = f"BFL's request fields go under 'input', as in {_EXAMPLE}"
+_CANCEL_AFTER = "a deadline is the header Cancel-After (such as 'Cancel-After: 5m'), not a field"
+_OWN_WEBHOOK = "fluxhook gives BFL its own callback URL; to be called when the job ends, set notify_url"
+_JOB_HINTS = {"deadline": _CANCEL_AFTER, "cancel_after": _CANCEL_AFTER, "webhook_url": _OWN_WEBHOOK,
+              "webhook_secret": _OWN_WEBHOOK}
 
 
 def _account(data: dict) -> str | None:
@@ -127,6 +129,7 @@ def _account(data: dict) -> str | None:
 def track():
     """Follow a task submitted elsewhere; its callbacks come to ``/webhooks/bfl``."""
     data = json_object()
+    refuse_unknown(data, _TRACK_FIELDS, where="POST /v1/jobs/track", hints=_JOB_HINTS)
     bfl_id, polling_url, model = data.get("bfl_id"), data.get("polling_url"), data.get("model")
     if not isinstance(bfl_id, str) or not _BFL_ID.fullmatch(bfl_id):
         raise InvalidRequest("'bfl_id' must be BFL's task id (letters, digits, '-', '_', '.', ':')")
@@ -164,27 +167,19 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None)
 
 @bp.get("/jobs")
 def index():
-    """Jobs newest first, filtered by ``status``, ``model`` and (admins) ``key_id``, ``limit`` at a time,
-    continued with ``cursor``; an app key lists only its own."""
-    try:
-        limit = int(request.args.get("limit", 20))
-    except ValueError:
-        raise InvalidRequest("'limit' must be a whole number") from None
-    if not 1 <= limit <= 100:
-        raise InvalidRequest("'limit' must be between 1 and 100")
-    key_id = request.args.get("key_id") or None
-    if key_id is not None and not callers.is_key_id(key_id):
+    """Jobs newest first, ``limit`` at a time, continued with ``cursor``, filtered as ``core.job_filters`` says;
+    an app key lists only its own."""
+    listing = parse_listing(request.args.items(multi=True))
+    filters = listing.filter
+    if filters.key_id is not None and not callers.is_key_id(filters.key_id):
         raise InvalidRequest("'key_id' must be an app key's id, such as 'key_0123456789abcdef'")
     caller = require_bearer()
     if not caller.admin:
-        if key_id not in (None, caller.key_id):
+        if filters.key_id not in (None, caller.key_id):
             return {"jobs": [], "next_cursor": None}  # an app key lists only its own jobs
-        key_id = caller.key_id
-    jobs, cursor = services().jobs.list(
-        status=request.args.get("status") or None, limit=limit, cursor=request.args.get("cursor") or None,
-        model=request.args.get("model") or None, key_id=key_id,
-    )
+        filters = replace(filters, key_id=caller.key_id)
     svc = services()
+    jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
     return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],
             "next_cursor": cursor}
 

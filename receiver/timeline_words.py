@@ -69,7 +69,8 @@ def bfl_finished() -> Sentence:
     return Sentence("BFL finished the task")
 
 
-_ENDED_TONE: dict[str, str] = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad"}
+_ENDED_TONE: dict[str, str] = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: "bad", st.EXPIRED: "bad",
+                               st.CANCELED: "warn", st.ABORTED: "warn"}
 
 
 def ended(status: str, message: str = "") -> Sentence:

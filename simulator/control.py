@@ -38,6 +38,15 @@ def stats() -> ResponseReturnValue:
     return current_simulator().stats_view()
 
 
+@bp.get("/tasks")
+def task_list() -> ResponseReturnValue:
+    """Every task it was sent since start-up or the last reset, oldest first (without their webhook secrets)."""
+    simulator = current_simulator()
+    with simulator.lock:
+        ids = list(simulator.tasks)
+    return {"tasks": [view for view in map(simulator.task_view, ids) if view is not None]}
+
+
 @bp.get("/tasks/<task_id>")
 def task_state(task_id: str) -> ResponseReturnValue:
     """One task's state (without its webhook secret)."""

@@ -5,8 +5,9 @@ Sizes are read as BFL's schema reads them (whole numbers in any JSON form) and c
 makes; an unsized task is 1024 x 1024. The simulator states megapixels of 1024 x 1024 pixels, to two decimals,
 and does not decode input images: each counts as one such megapixel. A rate chosen by request fields (FLUX 3
 Image's resolution class, FLUX 3 Video's mode, draft and resolution) is the catalog's for those fields. A video
-is priced by its output seconds, stated as ``duration``: the length asked, else the longest the model makes (as
-video edit's output keeps its source's length); per megapixel-second (video upscaling) at the largest frame. A
+is priced by its output seconds, stated as ``duration``: the length asked; for ``"auto"`` or none, the shortest
+its schema allows (FLUX 3 video: 5 s), or the longest it makes for a model that takes no duration (as video edit's
+output keeps its source's length); per megapixel-second (video upscaling) at the largest frame. A
 model the catalog prices not at all (a model added without a price) costs a credit per second of video, or 1.
 """
 
@@ -39,9 +40,14 @@ def megapixels(model: Model | None, body: dict[str, Any]) -> tuple[float, float]
 
 
 def seconds(model: Model, body: dict[str, Any]) -> int:
-    """The seconds of video a task makes (times a draft's batch), at most the model's longest."""
+    """The seconds of video a task makes (times a draft's batch), at most the model's longest. A model whose
+    schema takes a ``duration`` makes the length asked; ``"auto"`` or none (BFL then fits the length to the
+    content) the shortest its schema allows, as the simulator has no content to fit: FLUX 3 video's 5 s."""
     most = model.max_seconds or 1
     asked = whole_number(body.get("duration")) if body.get("duration") is not None else model.default_seconds
+    rule = model.schema.rule("duration") if model.schema is not None else None
+    if (asked is None or asked <= 0) and rule is not None and rule.low is not None:
+        asked = int(rule.low)
     length = most if asked is None or asked <= 0 else min(asked, most)
     batch = whole_number(body.get("batch", 1))
     return length * (1 if batch is None or batch < 1 else min(batch, MAX_BATCH))

@@ -29,7 +29,7 @@ import requests
 from PIL import Image
 
 from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, serve_in_thread, service_env
-from devtools.processes import ROOT, free_port, wait_until
+from devtools.processes import ROOT, RedisServer, free_port, wait_until
 from devtools.stack import Stack
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
@@ -247,6 +247,23 @@ def tracked_job(svc, bfl_id: str, *, submitted_at: float | None = None, due: flo
                                  updated_at=now, submitted_at=submitted_at, account=svc.config.accounts[0].name),
                              due=now if due is None else due)
     return job
+
+
+@contextmanager
+def replica_of(redis_server) -> Iterator[RedisServer]:
+    """A real replica of ``redis_server`` for the block (REDIS_MIN_REPLICAS' writes confirmed), detached after it."""
+    import redis
+
+    server = RedisServer().start()
+    connection = redis.Redis.from_url(server.url)
+    connection.replicaof("127.0.0.1", redis_server.port)
+    wait_until(lambda: connection.info("replication").get("master_link_status") == "up", timeout=30,
+               message="the replica to sync")
+    try:
+        yield server
+    finally:
+        connection.replicaof("NO", "ONE")
+        server.stop()
 
 
 @contextmanager

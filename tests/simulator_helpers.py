@@ -14,7 +14,10 @@ KEY = {"x-key": API_KEY}
 
 
 def submit(base: str, prompt: str, model: str = "flux-dev", **extra: Any) -> requests.Response:
-    return requests.post(f"{base}/v1/{model}", json={"prompt": prompt, **extra}, headers=KEY, timeout=5)
+    body = {"prompt": prompt, **extra}
+    if model == "flux-3-video":
+        body.setdefault("mode", "t2v")  # BFL's FLUX 3 video schema requires one
+    return requests.post(f"{base}/v1/{model}", json=body, headers=KEY, timeout=5)
 
 
 def submit_ok(base: str, prompt: str, **extra: Any) -> str:

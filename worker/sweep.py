@@ -11,7 +11,7 @@ from .runtime import services
 def sweep() -> dict:
     """Claim due jobs, queue their checks, and queue notifications of jobs that ended."""
     report = run_sweep(services())
-    return {"due": report.due, "notifications": report.notifications}
+    return {"due": report.due, "notifications": report.notifications, "deadlines": report.deadlines}
 
 
 def check_job(job_id: str, claim: float) -> str:

@@ -1,4 +1,5 @@
-"""The API commands (``submit``, ``show``, ``list``): fluxhook over HTTP through :mod:`fluxhook.client`, like any app."""
+"""The API commands (``submit``, ``show``, ``list``, ``cancel``): fluxhook over HTTP through :mod:`fluxhook.client`,
+like any app."""
 
 from __future__ import annotations
 
@@ -241,7 +242,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise CLIError("give the task a --prompt (or its BFL request fields with --input-json)")
     metadata = json_object(args.metadata_json, "--metadata-json") if args.metadata_json else None
     with client_for(args) as client:
-        job = client.submit(args.model, task_input, metadata=metadata)
+        job = client.submit(args.model, task_input, metadata=metadata, cancel_after=args.cancel_after)
         if not args.wait:
             print_json(job)
             return ExitCode.OK
@@ -292,6 +293,13 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
 def cmd_show(args: argparse.Namespace) -> int:
     with client_for(args) as client:
         print_json(client.get(args.job_id))
+    return ExitCode.OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a job and print it as canceled; a job that had ended is a refused request (exit 2), left as it was."""
+    with client_for(args) as client:
+        print_json(client.cancel(args.job_id))
     return ExitCode.OK
 
 

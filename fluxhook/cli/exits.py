@@ -18,7 +18,8 @@ class ExitCode(IntEnum):
 
 EXIT_MEANINGS = {
     ExitCode.OK: "done (submit --wait: the image is stored and saved)",
-    ExitCode.JOB_FAILED: "the job ended without an image (failed, moderated, expired); doctor: a check failed",
+    ExitCode.JOB_FAILED: "the job ended without an image (failed, moderated, expired, canceled, aborted); doctor: "
+                         "a check failed",
     ExitCode.USAGE: "bad command line, configuration or request (the API answered 4xx)",
     ExitCode.UNAVAILABLE: "fluxhook or its Redis unreachable, or the API answered 5xx",
     ExitCode.TIMEOUT: "submit --wait gave up after --timeout seconds (the job goes on)",

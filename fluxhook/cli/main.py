@@ -10,7 +10,7 @@ from typing import Callable
 from fluxhook import __version__
 from fluxhook import client as api
 from fluxhook.cli import accounts, deliveries, keys
-from fluxhook.cli.api_commands import DEFAULT_URL, cmd_list, cmd_show, cmd_submit, exit_code_for_error
+from fluxhook.cli.api_commands import DEFAULT_URL, cmd_cancel, cmd_list, cmd_show, cmd_submit, exit_code_for_error
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 
 
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: argparse.ArgumentParser) -> None:
-    """``submit``, ``show`` and ``list``: the API's job commands, each taking ``target``'s --url and --token."""
+    """``submit``, ``show``, ``list`` and ``cancel``: the API's job commands, each taking ``target``'s --url and --token."""
     submit = command("submit", cmd_submit, "submit a generation task; print the job", [target])
     submit.add_argument("--model", default="flux-2-pro", help="BFL model (default: flux-2-pro)")
     submit.add_argument("--prompt", help="the prompt (sets input.prompt)")
@@ -78,9 +78,15 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
                         "(default 600; exit 4)")
     submit.add_argument("--output", "-o", metavar="PATH", help="with --wait: the image file, or a directory "
                         "(default: ./<job id>.<ext>)")
+    submit.add_argument("--cancel-after", metavar="DURATION", help="the job's deadline, 5s to 24h (30s, 5m, 1h30m): "
+                        "not sent by then it ends aborted, sent but not stored canceled")
 
     show = command("show", cmd_show, "print one job", [target])
     show.add_argument("job_id", metavar="JOB_ID")
+
+    cancel = command("cancel", cmd_cancel, "cancel a job: queued, it is never sent; sent, BFL's charge stays; "
+                                           "print it", [target])
+    cancel.add_argument("job_id", metavar="JOB_ID")
 
     listing = command("list", cmd_list, "list jobs, newest first", [target])
     listing.add_argument("--status", choices=api.STATUSES, help="only jobs with this status")

@@ -5,6 +5,8 @@ The facts live in one data file, ``catalog.toml`` beside this module, which says
 an operator's ``BFL_MODELS_FILE`` (TOML or JSON in the same format) is merged over it, entry by entry, and
 checked at start with one line per problem. The budget bounds a request's price from it, the slot pools take
 their default limits from it, the routes refuse every other name, and the simulator serves exactly its models.
+Each model names its request schema (``[schemas.<name>]``, read by ``request_schema``): a body BFL's 422 would
+refuse is refused before any job exists, and the simulator refuses the same.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import json
 import math
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from fluxhook.core import request_schema
 from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_INTERVAL
 from fluxhook.core.models import MODEL
+from fluxhook.core.request_schema import Schema
 
 SHIPPED = Path(__file__).with_name("catalog.toml")
 KINDS = ("image", "video")
@@ -37,7 +41,7 @@ WEBHOOK_FIELDS = ("webhook_url", "webhook_secret")
 MEGAPIXEL = 1_000_000
 _FIELDS = {"kind", "price", "max_output_mp", "input_images", "max_input_mp", "max_active", "max_seconds",
            "default_seconds", "region", "source", "size", "default_mp", "max_side", "min_side", "multiple_of",
-           "webhook", "url_life", "inputs", "uncertain"}
+           "webhook", "url_life", "inputs", "uncertain", "schema"}
 _PRICE_FIELDS = {"rule", "credits", "first", "each", "by", "rates", "defaults", "aliases", "per_megapixel", "note"}
 # Joins the values of a rate's fields into its key (``"t2v/false/hd"``); ``*`` stands for any value of a field.
 KEY_SEPARATOR = "/"
@@ -138,6 +142,10 @@ class Model:
     url_life: int | None = None  # seconds its result URLs live; None: by its kind
     inputs: tuple[str, ...] | None = None  # the request fields it reads inputs from, when not input_image..
     uncertain: tuple[str, ...] = ()  # the facts whose figure BFL has not published (bounded on the safe side)
+    # BFL's request schema: what its 422 refuses (None: nothing is checked). ``schema_name``: the catalog's
+    # ``[schemas.<name>]`` it is read from, when the entry names one rather than holding its own.
+    schema: Schema | None = None
+    schema_name: str | None = None
 
     @property
     def input_fields(self) -> tuple[str, ...]:
@@ -147,6 +155,10 @@ class Model:
         if self.input_images <= 0 or self.kind == "video":
             return ()
         return ("input_image", *(f"input_image_{n}" for n in range(2, self.input_images + 1)))
+
+    def refusals(self, body: Any) -> list[dict[str, Any]]:
+        """BFL's 422 ``detail`` for the submission ``body`` to this model (empty: its schema takes it)."""
+        return request_schema.refusals(self.schema, body, webhook=self.webhook)
 
     @property
     def result_url_life(self) -> int:
@@ -293,7 +305,9 @@ def parse_entry(name: str, entry: Any, where: str, problems: list[str]) -> Model
             problems.append(f"{where}: '{key}' must be a list of names, got {found!r}")
             found = None
         listed[key] = tuple(found) if found is not None else None
+    schema, schema_name = _schema_of(entry.get("schema"), where, problems)
     return Model(name=name, kind=kind, price=_price(entry.get("price"), where, problems),
+                 schema=schema, schema_name=schema_name,
                  webhook=webhook, url_life=_number(entry, "url_life", where, problems, whole=True),
                  inputs=listed["inputs"], uncertain=listed["uncertain"] or (),
                  max_output_mp=_number(entry, "max_output_mp", where, problems, default=4.0),
@@ -304,9 +318,51 @@ def parse_entry(name: str, entry: Any, where: str, problems: list[str]) -> Model
                  default_mp=_number(entry, "default_mp", where, problems, default=1.05))
 
 
+def _schema_of(value: Any, where: str, problems: list[str]) -> tuple[Schema | None, str | None]:
+    """An entry's ``schema``: the name of one of the catalog's ``[schemas.<name>]`` (read once all files are merged,
+    ``resolved``), or a table of its own."""
+    if value is None:
+        return None, None
+    if isinstance(value, str) and value:
+        return None, value
+    if isinstance(value, dict):
+        return request_schema.parse(value, f"{where}: schema", problems), None
+    problems.append(f"{where}: 'schema' must name one of the catalog's [schemas] or be a table, got {value!r}")
+    return None, None
+
+
+def parse_schemas(document: Any, where: str, problems: list[str]) -> dict[str, Schema]:
+    """The named request schemas of a catalog document (``{"schemas": {name: schema}}``; none is fine)."""
+    schemas = document.get("schemas", {}) if isinstance(document, dict) else {}
+    if not isinstance(schemas, dict):
+        problems.append(f"{where}: 'schemas' must be a table of request schemas by name")
+        return {}
+    found = {}
+    for name, value in schemas.items():
+        schema = request_schema.parse(value, f"{where}: schema {name!r}", problems)
+        if schema is not None:
+            found[str(name)] = schema
+    return found
+
+
+def resolved(models: dict[str, Model], schemas: Mapping[str, Schema], where: str,
+             problems: list[str]) -> dict[str, Model]:
+    """The models (of the file ``where``) with the schema each names read from ``schemas`` (the shipped ones, an
+    operator's file's over them)."""
+    found = {}
+    for name, model in models.items():
+        if model.schema_name is not None:
+            if model.schema_name not in schemas:
+                problems.append(f"{where}: model {name!r}: 'schema' names no schema ({model.schema_name!r}); known: "
+                                f"{', '.join(sorted(schemas))}")
+            model = replace(model, schema=schemas.get(model.schema_name))
+        found[name] = model
+    return found
+
+
 def parse(document: Any, where: str, problems: list[str]) -> dict[str, Model]:
-    """The models of a catalog document (``{"models": {name: entry}}``)."""
-    models = document.get("models") if isinstance(document, dict) else None
+    """The models of a catalog document (``{"models": {name: entry}}``; a file of ``schemas`` alone may have none)."""
+    models = document.get("models", {} if "schemas" in document else None) if isinstance(document, dict) else None
     if not isinstance(models, dict):
         problems.append(f"{where}: must hold a 'models' table of entries by model name")
         return {}
@@ -336,11 +392,16 @@ def read_file(path: str | Path, problems: list[str]) -> Any:
 
 def load(extra: str | Path | None, problems: list[str]) -> Catalog:
     """The shipped catalog with ``extra`` (BFL_MODELS_FILE) merged over it, entry by entry."""
-    models = parse(tomllib.loads(SHIPPED.read_text("utf-8")), SHIPPED.name, problems)
+    shipped = tomllib.loads(SHIPPED.read_text("utf-8"))
+    models, schemas = parse(shipped, SHIPPED.name, problems), parse_schemas(shipped, SHIPPED.name, problems)
+    added: dict[str, Model] = {}
     if extra:
         document = read_file(extra, problems)
         if document is not None:
-            models.update(parse(document, "BFL_MODELS_FILE", problems))
+            added = parse(document, "BFL_MODELS_FILE", problems)
+            schemas.update(parse_schemas(document, "BFL_MODELS_FILE", problems))
+    models = resolved(models, schemas, SHIPPED.name, problems)
+    models.update(resolved(added, schemas, "BFL_MODELS_FILE", problems))
     return Catalog(models)
 
 

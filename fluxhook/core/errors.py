@@ -46,6 +46,16 @@ class InvalidRequest(FluxhookError):
     status = 400
 
 
+class UnknownField(InvalidRequest):
+    """The request names a field (or query parameter) the API does not define: refused, never silently ignored."""
+
+    code = "unknown_field"
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 class UnknownModel(InvalidRequest):
     """The model is not in the catalog: BFL serves no such generation endpoint (or the operator has not added it)."""
 
@@ -135,6 +145,33 @@ class JobNotFound(FluxhookError):
 
     code = "not_found"
     status = 404
+
+
+class AlreadyEnded(FluxhookError):
+    """The job has ended (a terminal status): there is nothing left to cancel, and it stays as it is."""
+
+    code = "already_ended"
+    status = 409
+
+
+class SendUnderWay(RetryableError):
+    """The job is being sent to BFL at this moment and BFL has not answered yet: asked again shortly, it can be
+    ended as BFL's answer decides (unsent, or as a task BFL has)."""
+
+    code = "send_under_way"
+    status = 503
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidCancelAfter(FluxhookError):
+    """The ``Cancel-After`` header is no duration from 5 s to 24 h. Not an ``InvalidRequest``: the BFL-compatible
+    routes answer a body BFL refuses with BFL's 422, and this header is fluxhook's, answered 400 on every route."""
+
+    code = "invalid_cancel_after"
+    status = 400
 
 
 class DeliveryNotFound(FluxhookError):
@@ -239,6 +276,14 @@ class BFLRejected(BFLError):
         # BFL's own answer, for the BFL-compatible API to pass through as BFL gave it.
         self.bfl_status = bfl_status
         self.detail = detail
+
+
+class InputRefused(BFLRejected):
+    """The input is one BFL's schema refuses (the catalog's schema of its model), found before anything was created,
+    counted or sent: ``detail`` is the 422 BFL would have answered."""
+
+    def __init__(self, message: str, *, detail: list):
+        super().__init__(message, bfl_status=422, detail=detail)
 
 
 class BFLAuthFailed(BFLError):

@@ -82,6 +82,8 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
     completed_at: float | None = None
+    # When the job ends unless it has ended by then (``Cancel-After``, ``core.deadlines``); None: never.
+    deadline: float | None = None
     # When BFL accepted the task (tracked jobs: when tracking began); the one-hour limit counts from here.
     submitted_at: float | None = None
     # When BFL finished the task (its end_time, else when fluxhook learned it): the start of the
@@ -190,6 +192,7 @@ class Job:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "completed_at": iso(self.completed_at),
+            "deadline": iso(self.deadline),
             "image": image,
             "error": self.error,
             "metadata": self.metadata,

@@ -16,26 +16,33 @@ class Status(StrEnum):
     FAILED = "failed"
     MODERATED = "moderated"
     EXPIRED = "expired"
+    # Ended on purpose: the caller canceled it, or its deadline passed after it was sent (BFL's charge stays).
+    CANCELED = "canceled"
+    # Its deadline passed before it was sent: never sent, never charged.
+    ABORTED = "aborted"
 
 
 # The statuses by name, for the rules below and their readers (``st.STORED``).
 QUEUED, SUBMITTED, READY, STORED = Status.QUEUED, Status.SUBMITTED, Status.READY, Status.STORED
 FAILED, MODERATED, EXPIRED = Status.FAILED, Status.MODERATED, Status.EXPIRED
+CANCELED, ABORTED = Status.CANCELED, Status.ABORTED
 
 STATUSES = tuple(Status)
-TERMINAL = frozenset({STORED, FAILED, MODERATED, EXPIRED})
+TERMINAL = frozenset({STORED, FAILED, MODERATED, EXPIRED, CANCELED, ABORTED})
 ACTIVE = tuple(s for s in STATUSES if s not in TERMINAL)
 
 # Every allowed move; anything else (above all, any move out of a terminal status) is refused.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({SUBMITTED, FAILED}),
-    SUBMITTED: frozenset({READY, FAILED, MODERATED, EXPIRED}),
+    QUEUED: frozenset({SUBMITTED, FAILED, CANCELED, ABORTED}),
+    SUBMITTED: frozenset({READY, FAILED, MODERATED, EXPIRED, CANCELED}),
     # Back to submitted only when BFL's own answer refutes the Ready report the job acted on.
-    READY: frozenset({STORED, FAILED, MODERATED, EXPIRED, SUBMITTED}),
+    READY: frozenset({STORED, FAILED, MODERATED, EXPIRED, SUBMITTED, CANCELED}),
     STORED: frozenset(),
     FAILED: frozenset(),
     MODERATED: frozenset(),
     EXPIRED: frozenset(),
+    CANCELED: frozenset(),
+    ABORTED: frozenset(),
 }
 
 # BFL's own status words, canonical spelling.

@@ -5,7 +5,7 @@ Counted with transitions that happen anyway, as effects of the same atomic step,
 - A job fluxhook submits counts on the UTC day BFL accepted it (kept on the job as ``usage_day``):
   ``jobs`` +1 and its ``credits`` (BFL's ``cost``) with its move to ``submitted``, and the budget's
   ``spent`` by the same credits, or by what was reserved for it when BFL stated no price.
-- When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired), on that
+- When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired, canceled), on that
   same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
   BFL's result stated another price than its answer to the submission, the difference comes with it.
 - Every job's submission and end also count in the UTC hour they happen (outcomes, and the
@@ -37,7 +37,7 @@ MICRO = 1_000_000
 # The budget's spend, a field of each day's counters beside the per-model ones.
 SPENT = "spent"
 # The hourly outcome counters: one per status reached, and completion-to-stored latency buckets.
-HOURLY_COUNTS = ("submitted", st.STORED, st.FAILED, st.MODERATED, st.EXPIRED)
+HOURLY_COUNTS = ("submitted", st.STORED, st.FAILED, st.MODERATED, st.EXPIRED, st.CANCELED, st.ABORTED)
 LATENCY_BUCKETS: tuple[float, ...] = metrics.HISTOGRAMS["fluxhook_completion_to_stored_seconds"][1]
 # The hourly counters of completion-to-stored latency: one per histogram bucket, and their sum.
 LATENCY = "latency:"

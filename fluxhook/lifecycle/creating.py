@@ -1,11 +1,11 @@
 """Creating a job: the one way a new job is made, for ``POST /v1/jobs`` and the BFL-compatible ``POST /v1/{model}``
 alike, within the caller's app key's limits.
 
-In order: the key's models, the accounts the job may use (``routing``), and the key's requests per minute;
-the budget's reservation (402 and nothing created when the day is spent); the record (a large input waits in
-storage, never in Redis) with its place in line, in one step; then a BFL slot and the submission in this very
-request when the caller may wait on BFL (``submit_here``), else it waits in line, from which a worker's sender takes it
-(``worker/sending.py``).
+In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts
+the job may use (``routing``), and the key's requests per minute; the budget's reservation (402 and nothing
+created when the day is spent); the record (a large input waits in storage, never in Redis) with its place in
+line, in one step; then a BFL slot and the submission in this very request when the caller may wait on BFL
+(``submit_here``), else it waits in line, from which a worker's sender takes it (``worker/sending.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
+from fluxhook.bfl.words import words
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Catalog, Model
-from fluxhook.core.errors import BFLError, BudgetExceeded, UnknownModel
+from fluxhook.core.errors import BFLError, BudgetExceeded, InputRefused, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -45,6 +46,8 @@ class JobRequest:
     account: str | None = None
     # The request's hold on its Idempotency-Key, which the job names itself in when it is recorded.
     idempotency: Hold | None = None
+    # Seconds from creation to the job's deadline (``Cancel-After``, ``core.deadlines``); None: it has none.
+    cancel_after: int | None = None
 
 
 def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
@@ -52,16 +55,18 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     this call may wait on BFL for the submission (a web process keeps only so many threads waiting on BFL);
     if not, a worker submits the job once it has a slot.
 
-    Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``ModelNotAllowed``
-    (403) or ``RateLimited`` (429) past the key's limits, ``BudgetExceeded`` (402)
-    past today's credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is
-    left). A submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's
-    word on its task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
+    Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400;
+    BFL's 422 on its own route) for an input BFL's schema refuses, ``ModelNotAllowed`` (403) or ``RateLimited``
+    (429) past the key's limits, ``BudgetExceeded`` (402) past today's credits, and BFL's errors that prove the
+    submission in hand never reached BFL (then nothing is left). A submission BFL did not answer in time may have
+    reached it: its job is ``submitted`` and awaits BFL's word on its task (``steps.reconciling``), so a retry of
+    the request finds that job, never a second task.
     """
     model = svc.config.catalog.get(request.model)
     if model is None:
         raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
     callers.check_model(caller, model.name)
+    check_input(model, request.input)
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
     taken = key_limits.take_request(svc.store.app_keys, caller, now)
@@ -82,6 +87,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     job = Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
+              deadline=now + request.cancel_after if request.cancel_after is not None else None,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None,
               traceparent=tracing.current_traceparent())
@@ -105,6 +111,15 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         task_inputs.drop(svc, job.id)
         raise
     return recorded.current(svc, job.id)
+
+
+def check_input(model: Model, task_input: dict) -> None:
+    """Refuse, before anything is created or counted, an input BFL's schema for ``model`` refuses (SPEC §9): BFL's
+    own 422 ``detail`` goes with it, for the BFL-compatible route to answer as BFL would."""
+    refused = model.refusals(task_input)
+    if refused:
+        raise InputRefused(f"BFL's schema for {model.name} refuses the input (422): {words(refused)}: fix these "
+                           "fields of 'input' (nothing was created or sent)", detail=refused)
 
 
 def unknown_model_message(catalog: Catalog, name: str) -> str:

@@ -1,11 +1,13 @@
-"""The fallback sweep: hand due jobs to checks, and finished jobs' notifications to notify tasks; O(jobs due),
-not O(jobs). Free BFL slots are not its work: each worker's senders take them (``worker/sending.py``)."""
+"""The fallback sweep: hand due jobs to checks, end the jobs whose deadline passed, and hand finished jobs'
+notifications to notify tasks; O(jobs due), not O(jobs). Free BFL slots are not its work: each worker's senders
+take them (``worker/sending.py``)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+from fluxhook.lifecycle.deadlines import enforce_deadlines
 from fluxhook.lifecycle.notifications import NOTIFY_BATCH, NOTIFY_LEASE, enter, move_due
 from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
 from fluxhook.services import Services
@@ -23,6 +25,8 @@ class SweepReport:
 
     due: int
     notifications: int = 0
+    # Jobs ended at their deadline (Cancel-After).
+    deadlines: int = 0
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
@@ -33,9 +37,10 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
     if due:
         enqueue_checks(svc.control_queue, due, claim)
+    deadlines = enforce_deadlines(svc, now)
     notifications = drain_notifications(svc, now)
     restore_work(svc, now)
-    return SweepReport(due=len(due), notifications=notifications)
+    return SweepReport(due=len(due), notifications=notifications, deadlines=deadlines)
 
 
 def drain_notifications(svc: Services, now: float) -> int:

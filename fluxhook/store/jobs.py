@@ -23,14 +23,15 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import COUNTERS, SEALED_FIELDS, Job, is_job_id, job_id_floor
+from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
-from fluxhook.core.models import MODEL
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
+from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
 
@@ -112,6 +113,9 @@ class JobStore:
         self._claim_due = LuaScript(connection, "claim_due")
         self._take_claim = LuaScript(connection, "take_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
+        self._prompts = LuaScript(connection, "job_prompts")
+        # The prompts this process has searched (a prompt never changes once written).
+        self.prompt_cache = PromptCache()
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
@@ -148,6 +152,8 @@ class JobStore:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
         elif job.bfl_id:
             spec["bfl_task"] = place(keys, k.bfl_task(job.bfl_id))
+        if job.deadline is not None:
+            spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), _score(job.deadline)
         if naming is not None:
             record, callers = record_keys(k, naming.claim)
             spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
@@ -258,6 +264,8 @@ class JobStore:
                       if consequences.leave_line and st.QUEUED in allowed else []),
             "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
         }
+        if consequences.terminal:
+            spec["deadlines"] = place(keys, self.keys.deadlines)
         if spec["lines"]:
             # Its wait, if one is recorded, ends with the move: whatever it waited for, it waits no more.
             spec["unset"] = list(WAIT_FIELDS)
@@ -294,6 +302,24 @@ class JobStore:
         nobody checks it (a lost task), so nothing is dropped.
         """
         return [_text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, _score(claim)])]
+
+    def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:
+        """Take up to ``limit`` jobs whose deadline has passed by ``now``, as ``claim_due`` takes due ones: a job taken
+        comes due again at ``claim`` unless ``deadline_done`` drops it first (its end was recorded)."""
+        return [_text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
+
+    def deadline_done(self, job_id: str, *, again_at: float | None = None) -> None:
+        """The job's deadline needs no more acting on (it ended), or (``again_at``) is looked at again then."""
+        if again_at is None:
+            self.connection.zrem(self.keys.deadlines, job_id)
+        else:
+            self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
+
+    def send_state(self, job_id: str) -> tuple[str | None, float | None]:
+        """The job's status and deadline as recorded now, in one read ((None, None): no such job): what its sender
+        checks under the job's submit lock, just before the send."""
+        status, deadline = self.connection.hmget(self.keys.job(job_id), "status", "deadline")
+        return (_text(status) if status else None), (float(deadline) if deadline else None)
 
     def take_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
@@ -361,28 +387,27 @@ class JobStore:
             raise ValueError(counter)
         return int(self._count([self.keys.job(job_id)], [counter]))
 
-    def list(self, status: str | None = None, limit: int = 50, cursor: str | None = None,
-             model: str | None = None, key_id: str | None = None) -> tuple[list[Job], str | None]:
-        """Jobs newest first (with ``status``, of ``model``, created with app key ``key_id``), ``limit`` at a
-        time; the cursor is the last id of the previous page. With two filters or more a page may hold fewer
-        than ``limit`` jobs and still have a cursor."""
-        if status is not None and status not in st.STATUSES:
-            raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
-        if model is not None and not MODEL.fullmatch(model):
-            raise InvalidRequest("model must be a BFL model name such as flux-2-pro")
+    def list(self, filters: JobFilter = EVERY_JOB, limit: int = 50,
+             cursor: str | None = None) -> tuple[builtins.list[Job], str | None]:
+        """Jobs newest first, those ``filters`` admits, ``limit`` at a time; the cursor is the last id the page read.
+
+        One index alone (or none) is read a page at a time. Otherwise the smallest index is walked between the
+        bounds, each batch of ids checked against the other indexes and, for ``account`` and ``text``, against the
+        records; a page reads at most ``BOTH_FILTERS_READ`` ids (``RECORDS_READ`` when it reads records), so a rare
+        combination costs a bounded page, which may then hold fewer than ``limit`` jobs and still have a cursor.
+        """
         if cursor is not None and not is_job_id(cursor):
             raise InvalidRequest("cursor is not one this service issued")
-        indexes = [self.keys.status(status)] if status else []
-        if model:
-            indexes.append(self.keys.model_jobs(model))
-        if key_id:
-            indexes.append(self.keys.key_jobs(key_id))
-        if len(indexes) > 1:
-            page, next_cursor = self._page_of_all(indexes, limit, cursor)
+        top, bottom = self._bounds(filters, cursor)
+        indexes = self._indexes(filters)
+        if top is None:
+            page: builtins.list[str] = []
+            next_cursor = None
+        elif len(indexes) > 1 or filters.reads_records:
+            page, next_cursor = self._page_of_all(indexes or [self.keys.all_jobs], filters, limit, (top, bottom))
         else:
             index = indexes[0] if indexes else self.keys.all_jobs
-            ids = [_text(i) for i in
-                   self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-", start=0, num=limit + 1)]
+            ids = [_text(i) for i in self.connection.zrevrangebylex(index, top, bottom, start=0, num=limit + 1)]
             page = ids[:limit]
             next_cursor = page[-1] if len(ids) > limit and page else None
         pipe = self.connection.pipeline(transaction=False)
@@ -391,36 +416,88 @@ class JobStore:
         jobs = [self._opened(job_from_hash(decode_hash(d))) for d in pipe.execute() if d]
         return jobs, next_cursor
 
-    def _page_of_all(self, indexes: builtins.list[str], limit: int,
-                     cursor: str | None) -> tuple[builtins.list[str], str | None]:
-        """Up to ``limit`` ids in every index, newest first: the smallest index walked, the others asked per batch.
+    def _indexes(self, filters: JobFilter) -> builtins.list[str]:
+        indexes = [self.keys.status(filters.status)] if filters.status else []
+        if filters.model:
+            indexes.append(self.keys.model_jobs(filters.model))
+        if filters.key_id:
+            indexes.append(self.keys.key_jobs(filters.key_id))
+        return indexes
 
-        At most ``BOTH_FILTERS_READ`` ids are read per page, so a rare combination costs a bounded page;
-        the cursor then continues where this page stopped reading.
-        """
+    def _bounds(self, filters: JobFilter, cursor: str | None) -> tuple[str | None, str]:
+        """The ZREVRANGEBYLEX bounds of the ids a list may hold (newest first: the top, then the bottom); a None top
+        if there are none. Below ``cursor`` and ``until``; from ``since`` and, with ``text``, from the newest
+        ``TEXT_WINDOW`` of the list's scope (the key's jobs with ``key_id``, else every job)."""
+        tops = [cursor] if cursor else []
+        if filters.until is not None:
+            tops.append(job_id_floor(filters.until))
+        bottoms = [job_id_floor(filters.since)] if filters.since is not None else []
+        if filters.text is not None:
+            scope = self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
+            oldest = self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW)
+            bottoms.extend(_text(i) for i in oldest)
+        top, bottom = min(tops, default=None), max(bottoms, default=None)
+        if top is not None and bottom is not None and top <= bottom:
+            return None, "-"
+        return (f"({top}" if top else "+"), (f"[{bottom}" if bottom else "-")
+
+    def _page_of_all(self, indexes: builtins.list[str], filters: JobFilter, limit: int,
+                     bounds: tuple[str, str]) -> tuple[builtins.list[str], str | None]:
+        """Up to ``limit`` ids in every index and admitted by the records' filters, newest first, between ``bounds``:
+        the smallest index (between them) walked, the others and the records asked per batch."""
+        top, bottom = bounds
         sizes = self.connection.pipeline(transaction=False)
         for index in indexes:
-            sizes.zcard(index)
+            sizes.zlexcount(index, bottom, top)
         walked, *others = [index for _, index in sorted(zip(sizes.execute(), indexes, strict=True))]
+        most, batch = (RECORDS_READ, RECORDS_BATCH) if filters.reads_records else (BOTH_FILTERS_READ, BOTH_FILTERS_BATCH)
         found: builtins.list[str] = []
-        start, read = f"({cursor}" if cursor else "+", 0
-        while read < BOTH_FILTERS_READ:
-            ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, "-", start=0, num=BOTH_FILTERS_BATCH)]
+        start, read = top, 0
+        while read < most:
+            ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, bottom, start=0,
+                                                                    num=min(batch, most - read))]
             if not ids:
                 return found, None
+            for job_id in self._admitted(ids, others, filters):
+                if len(found) == limit:
+                    return found, found[-1]  # one more exists: the page is full
+                found.append(job_id)
+            read += len(ids)
+            start = f"({ids[-1]}"
+        return found, start[1:]
+
+    def _admitted(self, ids: builtins.list[str], others: builtins.list[str],
+                  filters: JobFilter) -> builtins.list[str]:
+        """Those of ``ids`` in every one of ``others`` and, if the filters read records, admitted by their records."""
+        if others:
             asked = self.connection.pipeline(transaction=False)
             for other in others:
                 asked.zmscore(other, ids)
             scores = asked.execute()
-            for n, job_id in enumerate(ids):
-                read += 1
-                if any(score[n] is None for score in scores):
-                    continue
-                if len(found) == limit:
-                    return found, found[-1]  # one more exists: the page is full
-                found.append(job_id)
-            start = f"({ids[-1]}"
-        return found, start[1:]
+            ids = [job_id for n, job_id in enumerate(ids) if all(score[n] is not None for score in scores)]
+        if not filters.reads_records or not ids:
+            return ids
+        if filters.text is not None:
+            needle = filters.text.casefold()
+            folded = self._folded_prompts(ids)
+            # The rule of core.job_filters.prompt_holds, on prompts kept folded.
+            ids = [job_id for job_id in ids if needle in folded[job_id]]
+        if filters.account is None or not ids:
+            return ids
+        kept = self._prompts([self.keys.job(job_id) for job_id in ids], [filters.account, ""])
+        return [job_id for job_id, there in zip(ids, kept, strict=True) if there is not None]
+
+    def _folded_prompts(self, ids: builtins.list[str]) -> dict[str, str]:
+        """Each job's prompt, case-folded ('' for none or a record gone): from this process's cache, the rest read
+        (``lua/job_prompts.lua``) and kept."""
+        folded = self.prompt_cache.known(ids)
+        unseen = [job_id for job_id in ids if job_id not in folded]
+        if unseen:
+            read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1"])
+            # A record gone (its TTL ran out before retention dropped its ids) is not kept: it has no prompt to keep.
+            folded.update(self.prompt_cache.keep({job_id: _text(prompt) for job_id, prompt in
+                                                  zip(unseen, read, strict=True) if prompt is not None}))
+        return {job_id: folded.get(job_id, "") for job_id in ids}
 
     def created_before(self, when: float, limit: int) -> builtins.list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""
@@ -442,6 +519,7 @@ class JobStore:
         pipe.hdel(self.keys.fair_charges, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
+        pipe.zrem(self.keys.deadlines, job_id)
         pipe.zrem(self.keys.outbox, job_id)
         for status in st.STATUSES:
             pipe.zrem(self.keys.status(status), job_id)
@@ -455,7 +533,7 @@ class JobStore:
         bfl_id, model, key_id = (_text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
-        indexes = [k.all_jobs, k.due, k.outbox, *map(k.status, st.STATUSES)]
+        indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
         if model:
             indexes.append(k.model_jobs(model))
         if key_id:
@@ -483,9 +561,13 @@ SHOW_ATTEMPTS = 5
 WAIT_FIELDS = ("waiting_reason", "waiting_until")
 # Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.
 DEFAULT_TIMELINE_TTL = 32 * 86400
-# A page filtered by status and model reads at most this many ids of one index, this many at a time.
+# A page filtered by two indexes or more (status, model, key) reads at most this many ids of one, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200
+# A page filtered by what only the records say (account, prompt) reads at most this many records: a ``text`` search
+# reads its whole window in one page. This many a script call (``lua/job_prompts.lua``, about 1 ms of Redis each).
+RECORDS_READ = TEXT_WINDOW
+RECORDS_BATCH = 500
 
 
 def _json(value: Any) -> str:

@@ -44,6 +44,12 @@ class Keys:
         return f"{self.prefix}due"
 
     @property
+    def deadlines(self) -> str:
+        """Jobs made with a deadline (``Cancel-After``), scored by it: a job leaves once it ends or its deadline was
+        acted on, so the sweep reads only those due."""
+        return f"{self.prefix}deadlines"
+
+    @property
     def outbox(self) -> str:
         """The notification outbox: terminal jobs with a notify_url or an app webhook, scored by when they are due."""
         return f"{self.prefix}notify"

@@ -181,6 +181,8 @@
     if (placeholder && job.terminal) placeholder.textContent = "No image";
     showTimeline(job.timeline);
     root.setAttribute("data-terminal", job.terminal ? "true" : "false");
+    var cancel = document.getElementById("cancel");
+    if (cancel) cancel.hidden = job.terminal;
     // A terminal job never changes again: stop asking, after one more look for the events that
     // are recorded just after the last status change.
     if (job.terminal) finalLooks += 1;

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from fluxhook import metrics
-from fluxhook.core import signing, tracing
+from fluxhook.core import deadlines, signing, tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
@@ -29,7 +29,17 @@ from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, budget, price_bounds
 from fluxhook.credits.budget import Refusal
 from fluxhook.credits.price_bounds import Size
-from fluxhook.lifecycle.steps import cooling, durable, reconciling, revoked_jobs, schedule, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps import (
+    cooling,
+    durable,
+    ending,
+    reconciling,
+    revoked_jobs,
+    schedule,
+    task_inputs,
+    timeline,
+    waits,
+)
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
@@ -126,7 +136,8 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never
     sent again: ``reconciling``); ``queued`` when BFL answered 429 (the job is back in line and the
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
-    they were spent for the job's whole hour; ``skipped`` if another process is submitting it.
+    they were spent for the job's whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent);
+    ``skipped`` if another process is submitting it, or it was canceled or ended meanwhile.
     Other BFL errors propagate. ``in_request``: the job is being created by the request that sends it, so a
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     """
@@ -147,6 +158,13 @@ def new_claim() -> str:
 
 def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool) -> str:
     """The submission, under its lock: the key's and the budget's word, the send, and BFL's answer recorded."""
+    # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
+    status, deadline = svc.jobs.send_state(job.id)
+    if status != st.QUEUED:
+        return SKIPPED  # canceled or ended meanwhile: never sent
+    if deadlines.passed(deadline, time.time()):
+        ending.end_unsent(svc, job, deadlines.ABORTED_AT_DEADLINE)
+        return st.ABORTED
     key, live = _key_of(svc, job)
     if not live:
         # A job of a key revoked while it waited is never sent (its revocation may have missed it in line).

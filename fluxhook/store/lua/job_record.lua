@@ -8,7 +8,8 @@
 -- that task), `models` (the set of model names, when it has a model); with `claim`, an Idempotency-Key's claim that
 -- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
--- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none). ARGV[at + 1...]: the record's
+-- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none); with a deadline, `deadlines` (that index)
+-- and `deadline` (its score). ARGV[at + 1...]: the record's
 -- field/value pairs. Returns the id of the job made, or of the job tracking the task.
 local function create_job(at, base)
   local spec = cjson.decode(ARGV[at])
@@ -24,6 +25,7 @@ local function create_job(at, base)
   for _, index in ipairs(spec.indexes) do redis.call('ZADD', key(index), 0, id) end
   if spec.model ~= '' then redis.call('SADD', key(spec.models), spec.model) end
   if spec.due ~= '' then redis.call('ZADD', key(spec.due_index), spec.due, id) end
+  if spec.deadlines then redis.call('ZADD', key(spec.deadlines), spec.deadline, id) end
   local claim = spec.claim
   if claim then
     -- The claim names its job in the same step as the job is made, so a repeat of the request finds the job,

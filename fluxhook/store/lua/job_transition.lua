@@ -129,6 +129,8 @@ if new ~= '' and new ~= current then
 end
 if spec.terminal then
   redis.call('ZREM', due, spec.id)
+  -- An ended job's deadline (Cancel-After) has nothing left to end.
+  if spec.deadlines then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
 elseif spec.due then
   redis.call('ZADD', due, spec.due, spec.id)
 end

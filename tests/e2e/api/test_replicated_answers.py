@@ -11,13 +11,12 @@ import signal
 import uuid
 
 import pytest
-import redis
 import requests
 
 from conftest import API, ready_payload
-from devtools.processes import RedisServer, wait_until
+from devtools.processes import RedisServer
 from devtools.stack import SIMULATOR_KEY
-from helpers import assert_error
+from helpers import assert_error, replica_of
 
 DB = 12  # a database of these tests' own
 UNCONFIRMED = {"REDIS_MIN_REPLICAS": "1", "REDIS_WAIT_MS": "100"}
@@ -26,14 +25,8 @@ UNCONFIRMED = {"REDIS_MIN_REPLICAS": "1", "REDIS_WAIT_MS": "100"}
 @pytest.fixture(scope="module")
 def replica(redis_server):
     """A real replica of the suite's Redis for this module, detached after it."""
-    server = RedisServer().start()
-    connection = redis.Redis.from_url(server.url)
-    connection.replicaof("127.0.0.1", redis_server.port)
-    wait_until(lambda: connection.info("replication").get("master_link_status") == "up", timeout=30,
-               message="the replica to sync")
-    yield server
-    connection.replicaof("NO", "ONE")
-    server.stop()
+    with replica_of(redis_server) as server:
+        yield server
 
 
 @contextlib.contextmanager

@@ -65,7 +65,7 @@ def varied_jobs(api, sim):
     sim.settings(scene_images=True, image_format="jpeg")
     stored = api.wait_for(api.submit(LONG_PROMPT[:1990], model="flux-kontext-max")["id"], "stored")
     failed = api.submit("[error] refused by BFL", model="flux-2-pro")
-    video = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {"prompt": "a paper boat on a stream"}})
+    video = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {"mode": "t2v", "prompt": "a paper boat on a stream"}})
     api.wait_for(failed["id"], "failed")
     return {"stored": stored, "failed": failed, "video": video.json()}
 

@@ -142,6 +142,8 @@ def submit_video(base: str, seconds: int, model: str = "flux-3-video") -> str:
     body = {"prompt": f"a lighthouse at dusk, waves rising [seconds-{seconds}]"}
     if model == EDIT:
         body["video"] = "https://e.example/clip.mp4"
+    else:
+        body.update(mode="t2v", duration=5)  # BFL's schema requires a mode
     answer = requests.post(f"{base}/v1/{model}", headers=bfl_headers(), json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()["id"]
@@ -245,8 +247,8 @@ def replicated_stack(redis_server, simulator, _spies, tmp_path):
 
 def test_a_video_waited_for_with_prefer_wait_is_live_with_redis_replicas(replicated_stack, slow_sim):
     api = API(replicated_stack.base_url)
-    created = api.post("/v1/jobs", json={"model": "flux-3-video",
-                                         "input": {"prompt": "a lighthouse at dusk [seconds-20]"}})
+    created = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {
+        "mode": "t2v", "duration": 5, "prompt": "a lighthouse at dusk [seconds-20]"}})
     assert created.status_code == 202, created.text
     job_id = created.json()["id"]
     bfl_id = wait_until(lambda: api.job(job_id)["bfl_id"], timeout=20, interval=0.1)

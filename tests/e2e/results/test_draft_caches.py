@@ -140,7 +140,7 @@ def test_a_draft_host_failing_for_a_while_is_retried_until_stored(api, sim, spy,
 
 def test_an_expired_draft_url_is_renewed_by_one_poll(api, sim, spy, stack):
     sim.settings(video_delay=0.1, draft_cache_bytes=5000)
-    answer = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {"prompt": "[pending] [drop] draft",
+    answer = api.post("/v1/jobs", json={"model": "flux-3-video", "input": {"mode": "t2v", "prompt": "[pending] [drop] draft",
                                                                          "draft": True}})
     assert answer.status_code == 202, answer.text
     job = answer.json()

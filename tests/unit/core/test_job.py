@@ -97,6 +97,8 @@ API_JOB_FIELDS = {"id", "bfl_id", "model", "status", "bfl_status", "source", "cr
 API_JOB_FIELDS |= {"progress", "video", "draft_cache"}
 # Provenance: the prompt, BFL's seed and what the task cost.
 API_JOB_FIELDS |= {"prompt", "seed", "cost"}
+# Its deadline (Cancel-After), null without one.
+API_JOB_FIELDS |= {"deadline"}
 # The app key that created the job (null for an admin token's).
 API_JOB_FIELDS |= {"key_id", "account"}
 # Why a queued job waits (SPEC §11; null when it does not).
@@ -138,6 +140,7 @@ def test_job_round_trip_of_every_spec_field():
     assert (api.pop("progress"), api.pop("video"), api.pop("draft_cache")) == (None, None, None)
     assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id"), api.pop("account")) == (None,) * 5
     assert api.pop("waiting") is None  # a stored job waits for nothing
+    assert api.pop("deadline") is None  # made without Cancel-After
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",

@@ -7,7 +7,7 @@ import pytest
 from fluxhook.core import transitions as st
 
 
-@pytest.mark.parametrize("terminal", ["stored", "failed", "moderated", "expired"])
+@pytest.mark.parametrize("terminal", ["stored", "failed", "moderated", "expired", "canceled", "aborted"])
 def test_terminal_statuses_have_no_way_out(terminal):
     assert terminal in st.TERMINAL
     assert st.TRANSITIONS[terminal] == frozenset()
@@ -29,6 +29,10 @@ def test_terminal_statuses_have_no_way_out(terminal):
         ("ready", "moderated"),
         ("ready", "expired"),
         ("ready", "submitted"),  # only when BFL refutes an unproven Ready report
+        ("queued", "canceled"),
+        ("queued", "aborted"),  # its deadline passed before it was sent
+        ("submitted", "canceled"),
+        ("ready", "canceled"),
     ],
 )
 def test_allowed_transitions(current, new):
@@ -53,6 +57,11 @@ def test_allowed_transitions(current, new):
         ("stored", "failed"),
         ("nonsense", "submitted"),
         ("submitted", "nonsense"),
+        ("submitted", "aborted"),  # sent: it ends canceled, its charge kept
+        ("ready", "aborted"),
+        ("canceled", "queued"),
+        ("aborted", "submitted"),
+        ("canceled", "stored"),  # a result arriving after a cancel is never stored
     ],
 )
 def test_refused_transitions(current, new):
@@ -60,8 +69,9 @@ def test_refused_transitions(current, new):
 
 
 def test_status_sets_match_spec():
-    assert set(st.STATUSES) == {"queued", "submitted", "ready", "stored", "failed", "moderated", "expired"}
-    assert st.TERMINAL == {"stored", "failed", "moderated", "expired"}
+    assert set(st.STATUSES) == {"queued", "submitted", "ready", "stored", "failed", "moderated", "expired", "canceled",
+                                "aborted"}
+    assert st.TERMINAL == {"stored", "failed", "moderated", "expired", "canceled", "aborted"}
     assert set(st.ACTIVE) == {"queued", "submitted", "ready"}
     assert set(st.TRANSITIONS) == set(st.STATUSES)
 
@@ -93,6 +103,8 @@ def test_every_active_status_can_reach_a_terminal_one_and_stored_is_reachable_fr
         ("failed", {"queued", "submitted", "ready"}),
         ("moderated", {"submitted", "ready"}),
         ("expired", {"submitted", "ready"}),
+        ("canceled", {"queued", "submitted", "ready"}),
+        ("aborted", {"queued"}),
     ],
 )
 def test_sources_for(new, sources):

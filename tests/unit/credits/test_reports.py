@@ -118,7 +118,7 @@ def test_the_overview_reads_counters_and_indexes(svc, sim):
     seen = reports.overview(svc, now, hours=3, days=2)
     assert [h["hour"] for h in seen["hours"]] == reports.hours_before(now, 3)
     assert seen["hours"][-1] == {"hour": accounting.utc_hour(now), "submitted": 2, "stored": 1, "failed": 0,
-                                 "moderated": 0, "expired": 0}
+                                 "moderated": 0, "expired": 0, "canceled": 0, "aborted": 0}
     assert seen["latency_p50"] is not None and seen["latency_p50"] <= seen["latency_p95"]
     assert {(r["model"], r["jobs"], r["credits"]) for r in seen["days"]} == {("flux-2-max", 1, 7.0), ("flux-2-pro", 1, 3.0)}
     assert (seen["spent_today"], seen["reserved"], seen["daily_limit"]) == (10.0, 0.0, None)

@@ -29,7 +29,7 @@ def svc(make_services):
 
 def _video_task(sim, seconds: float) -> str:
     """A FLUX 3 video task at the simulator, running ``seconds`` (Pending, Reasoning, Generating, Ready)."""
-    response = requests.post(f"{sim.url}/v1/flux-3-video", json={"prompt": f"a lighthouse [seconds-{seconds}]"},
+    response = requests.post(f"{sim.url}/v1/flux-3-video", json={"mode": "t2v", "prompt": f"a lighthouse [seconds-{seconds}]"},
                              headers={"x-key": SIMULATOR_KEY}, timeout=10)
     assert response.status_code == 200, response.text
     return response.json()["id"]

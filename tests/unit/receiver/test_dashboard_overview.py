@@ -18,8 +18,8 @@ DB = 3
 
 
 def _period(name: str, **counts) -> dict:
-    return {"period": name, "submitted": 0, "stored": 0, "failed": 0, "moderated": 0, "expired": 0,
-            "latency_p50": None, "latency_p95": None, **counts}
+    return {"period": name, "submitted": 0, "stored": 0, "failed": 0, "moderated": 0, "expired": 0, "canceled": 0,
+            "aborted": 0, "latency_p50": None, "latency_p95": None, **counts}
 
 
 # --- reports.overview, by hour and by day ---------------------------------------------------------------
@@ -118,6 +118,7 @@ def test_the_page_from_the_counters():
     periods = [_period(f"2026-11-22T{h:02d}") for h in range(24)]
     periods[5] = _period("2026-11-22T05", submitted=9, stored=7, failed=2, latency_p50=0.7, latency_p95=0.9)
     periods[9] = _period("2026-11-22T09", submitted=4, stored=3, moderated=1, latency_p50=3.0, latency_p95=4.0)
+    periods[11] = _period("2026-11-22T11", canceled=2, aborted=1)  # as their callers asked: not ended badly
     data = {"periods": periods, "latency_p50": 0.8, "latency_p95": 3.9, "day_names": ["2026-11-21", "2026-11-22"],
             "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3, "credits": 6.5}],
             "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0, "pools": [], "max_active": 24,
@@ -125,7 +126,8 @@ def test_the_page_from_the_counters():
     page = view.overview_page(data, "24h", 1_795_000_060.0,
                               accounts=[_account(balance=812.5, balance_at="2026-11-18T11:06:40Z")])
     assert page["keys"] == data["keys"]
-    assert page["totals"] == {"submitted": 13, "stored": 10, "failed": 2, "moderated": 1, "expired": 0}
+    assert page["totals"] == {"submitted": 13, "stored": 10, "failed": 2, "moderated": 1, "expired": 0, "canceled": 2,
+                              "aborted": 1}
     assert (page["ended_badly"], page["empty"], page["credits"]) == (3, False, 6.5)
     assert (page["latency_p50"], page["latency_p95"]) == ("800 ms", "3.9 s")
     assert page["balances"] == [{"name": "eu", "credits": "812.50", "read": "read 1 min ago", "at": "2026-11-18 11:06:40"}]

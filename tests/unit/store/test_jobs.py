@@ -10,6 +10,7 @@ import redis
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job_filters import JobFilter
 from fluxhook.store.effects import AddTimelineEntry
 from fluxhook.store.jobs import JobStore, Lock, Terms
 from fluxhook.store.keys import KEYS
@@ -64,7 +65,7 @@ def test_concurrent_transitions_have_exactly_one_winner(store):
     assert final in st.TERMINAL
     # The status indexes agree with the record: the job is listed under its final status only.
     for name in st.STATUSES:
-        listed = [j.id for j in store.list(status=name, limit=100)[0]]
+        listed = [j.id for j in store.list(JobFilter(status=name), limit=100)[0]]
         assert (job.id in listed) == (name == final)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job_filters import JobFilter
 from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
@@ -36,7 +37,7 @@ def test_the_list_reads_the_models_index_not_every_job(svc):
         _job(svc, "flux-2-pro")
     _job(svc, None)  # a tracked task registered without a model is in no model's index
     listed: list = []
-    commands = commands_during(svc.redis, DB, lambda: listed.append(svc.jobs.list(model="flux-2-max", limit=10)))
+    commands = commands_during(svc.redis, DB, lambda: listed.append(svc.jobs.list(JobFilter(model="flux-2-max"), limit=10)))
     assert [job.id for job in listed[0][0]] == [job.id for job in mine][::-1] and listed[0][1] is None
     sent = [c["command"] for c in commands if c["client_type"] != "lua" and not c["command"].startswith("SELECT")]
     assert sent[0] == "ZREVRANGEBYLEX fh:model:flux-2-max + - LIMIT 0 11", sent
@@ -56,7 +57,7 @@ def test_both_filters_read_a_bounded_number_of_ids_per_page(svc, monkeypatch):
         svc.jobs.transition(job.id, st.READY, result_url="https://x/1.png")
     pages, cursor = [], None
     while True:
-        jobs, cursor = svc.jobs.list(status=st.READY, model="flux-2-max", limit=5, cursor=cursor)
+        jobs, cursor = svc.jobs.list(JobFilter(status=st.READY, model="flux-2-max"), limit=5, cursor=cursor)
         pages.append([job.id for job in jobs])
         if cursor is None:
             break

@@ -1,0 +1,340 @@
+"""Benchmark: what a stored job costs Redis (SPEC §17), beside f16fbba measured in the same run.
+
+    .venv/bin/python -m bench.redis_cost [--quick] [--jobs 150,450] [--accounts 1,2] [--baseline-tree DIR|none]
+                                         [--steps/--no-steps] [--submit-delay 1] [--task-delay 8]
+
+Each run starts Redis, this tree's BFL simulator (one or two accounts of 24 slots, every submission answered
+after ``--submit-delay`` s, every task ending after ``--task-delay`` s, 1 MP JPEGs) and one web and one worker
+process (the Procfile's) of the tree measured, posts the jobs at once through ``POST /v1/jobs`` (32 clients)
+and waits until every job is stored with its thumbnail. The figures are Redis's own, read with ``INFO all``:
+
+- commands per stored job: the ``calls`` of every ``cmdstat_*`` (commands run inside Lua scripts included, as
+  Redis counts them) from just before the first POST to a second after the last thumbnail, over the jobs
+  stored; "less idle" subtracts what the same stack ran per second in the 6 s before the jobs (its loops,
+  heartbeats and polls: what a stack with no job costs anyway);
+- Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
+- memory per job: ``used_memory`` after, less before, over the jobs; and a census of every key (``MEMORY
+  USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left once keys with an hour or
+  less to live have gone (RQ's finished records are kept an hour) -- the finished record;
+- the ten commands with most calls and most ``usec`` per job (a script's ``usec`` includes the commands it runs).
+
+The bench's own commands are kept out of the figures: it waits on the thumbnail files in the images directory
+(no Redis command), confirms the last ones with ``HSTRLEN`` (a command fluxhook never sends: its whole
+``cmdstat_hstrlen`` is the bench's) and reads ``INFO``; both are subtracted, calls and usec. The census and the
+job reads run outside the window.
+
+Each configuration (jobs x accounts) runs with this tree, then with the baseline: a detached ``git worktree`` of
+f16fbba (made when missing, removed at the end if this run made it), its web and worker started from that tree.
+``--steps`` (on by default) then runs one job under ``MONITOR`` with each tree and attributes every command to
+its lifecycle step (``bench/redis_steps.py``). About 13 minutes; ``--quick``: 150 jobs, one account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from .redis_stack import TreeStack, post_jobs, wait_thumbnails
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE_COMMIT = "f16fbba"
+IDLE_SECONDS = 6.0
+SETTLE_SECONDS = 1.0
+RUN_TIMEOUT = 900.0
+HOUR = 3600
+# The bench's own commands: INFO (its snapshots) and HSTRLEN (its last check of the thumbnails).
+OWN = ("info", "hstrlen")
+# What a key's name holds that differs job by job, for the census's patterns.
+_IDS = [(re.compile(r"job_[0-9A-Z]{26}"), "<job>"),
+        (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
+        (re.compile(r"[0-9a-f]{32}"), "<hex>"),
+        (re.compile(r"(?<=[:_-])[0-9]+(?=$|:)"), "<n>")]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.redis_cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="150 jobs, one account only")
+    parser.add_argument("--jobs", default="150,450", help="comma-separated job counts")
+    parser.add_argument("--accounts", default="1,2", help="comma-separated account counts (1 or 2)")
+    parser.add_argument("--submit-delay", type=float, default=1.0, help="seconds BFL takes to answer a submission")
+    parser.add_argument("--task-delay", type=float, default=8.0, help="seconds a task takes at BFL")
+    parser.add_argument("--baseline-tree", default=f"/tmp/bench-{BASELINE_COMMIT}",
+                        help=f"checkout of {BASELINE_COMMIT} ('none': no baseline)")
+    parser.add_argument("--steps", action=argparse.BooleanOptionalAction, default=True,
+                        help="one job under MONITOR per tree, its commands by lifecycle step")
+    parser.add_argument("--json", help="also write every figure to this file")
+    args = parser.parse_args(argv)
+    args.jobs = [150] if args.quick else [int(v) for v in args.jobs.split(",") if v.strip()]
+    args.accounts = [1] if args.quick else [int(v) for v in args.accounts.split(",") if v.strip()]
+    if not args.jobs or not set(args.accounts) <= {1, 2}:
+        parser.error("--jobs needs at least one count; --accounts is among 1, 2")
+    return args
+
+
+# --------------------------------------------------------------------------- Redis's own figures
+
+
+@dataclass
+class Snapshot:
+    """What ``INFO all`` says at one moment: calls and usec by command, server CPU seconds, used memory."""
+
+    at: float
+    calls: dict[str, int]
+    usec: dict[str, int]
+    cpu: float
+    memory: int
+
+    @classmethod
+    def take(cls, db: redis.Redis) -> "Snapshot":
+        info = db.info("all")
+        calls, usec = {}, {}
+        for key, value in info.items():
+            if key.startswith("cmdstat_"):
+                name = key.removeprefix("cmdstat_").lower()
+                calls[name], usec[name] = int(value["calls"]), int(value["usec"])
+        return cls(time.monotonic(), calls, usec, float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+                   int(info["used_memory"]))
+
+
+def delta(before: Snapshot, after: Snapshot, own: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Calls and usec by command between two snapshots, the bench's own commands (``own``: calls by name, all
+    their usec) left out."""
+    found = {}
+    for name, calls in after.calls.items():
+        if name in OWN:
+            extra = calls - before.calls.get(name, 0) - own.get(name, 0)
+            if extra > 0:
+                print(f"  note: {extra} {name.upper()} not the bench's (counted as the stack's)", flush=True)
+                found[name] = (extra, 0)
+            continue
+        count = calls - before.calls.get(name, 0)
+        if count:
+            found[name] = (count, after.usec[name] - before.usec.get(name, 0))
+    return found
+
+
+def own_usec(before: Snapshot, after: Snapshot) -> float:
+    return sum(after.usec.get(n, 0) - before.usec.get(n, 0) for n in OWN)
+
+
+def census(db: redis.Redis) -> dict[str, list[float]]:
+    """Every key's pattern (ids replaced), with [keys, bytes, bytes of the keys with more than an hour to live]."""
+    found: dict[str, list[float]] = {}
+    pipe = db.pipeline(transaction=False)
+    names = list(db.scan_iter(count=1000))
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+        pipe.ttl(name)
+    answers = pipe.execute()
+    for i, name in enumerate(names):
+        size, ttl = answers[2 * i] or 0, answers[2 * i + 1]
+        pattern = name
+        for regex, word in _IDS:
+            pattern = regex.sub(word, pattern)
+        row = found.setdefault(pattern, [0, 0, 0])
+        row[0] += 1
+        row[1] += size
+        row[2] += size if ttl == -1 or ttl > HOUR else 0
+    return found
+
+
+def census_growth(before: dict, after: dict, jobs: int) -> list[tuple[str, float, float, float]]:
+    """Per job, by pattern: keys, bytes, bytes left after an hour; biggest first."""
+    rows = []
+    for pattern in set(before) | set(after):
+        b, a = before.get(pattern, [0, 0, 0]), after.get(pattern, [0, 0, 0])
+        rows.append((pattern, (a[0] - b[0]) / jobs, (a[1] - b[1]) / jobs, (a[2] - b[2]) / jobs))
+    return sorted(rows, key=lambda r: -r[2])
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class Figures:
+    tree: str
+    jobs: int
+    accounts: int
+    stored: int = 0
+    refused: int = 0
+    seconds: float = 0.0
+    idle_per_s: float = 0.0
+    idle_cpu_ms_per_s: float = 0.0
+    commands: float = 0.0
+    commands_less_idle: float = 0.0
+    cpu_ms: float = 0.0
+    cpu_ms_less_idle: float = 0.0
+    memory: float = 0.0
+    memory_peak: float = 0.0
+    keys_bytes: float = 0.0
+    keys_after_hour: float = 0.0
+    keys: float = 0.0
+    top_calls: list = field(default_factory=list)
+    top_usec: list = field(default_factory=list)
+    census: list = field(default_factory=list)
+
+
+def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Namespace) -> Figures:
+    stack = TreeStack(tree, accounts, args.submit_delay, args.task_delay)
+    figures = Figures(label, jobs, accounts)
+    try:
+        stack.start()
+        db = stack.redis()
+        time.sleep(3.0)  # the worker's first rounds (schedulers, cron, migrations) are not an idle second's cost
+        keys_before = census(db)
+        own = {"info": 0, "hstrlen": 0}
+
+        def info() -> Snapshot:
+            own["info"] += 1
+            return Snapshot.take(db)
+
+        idle_start = info()
+        time.sleep(IDLE_SECONDS)
+        start = info()
+        own = {"info": 0, "hstrlen": 0}  # counted from the start snapshot on: its own INFO shows in the next
+        own["info"] += 1
+        peak = [start.memory]
+
+        def sample() -> None:
+            peak.append(info().memory)
+
+        ids, refused = post_jobs(stack, jobs)
+        figures.refused = len(refused)
+        wait_thumbnails(stack, ids, RUN_TIMEOUT, tick=sample)
+        # The thumbnail's file is written just before its record names it: wait for the record too.
+        pending = list(ids)
+        while pending:
+            pipe = db.pipeline(transaction=False)
+            for job_id in pending:
+                pipe.hstrlen(f"fh:job:{job_id}", "thumbnail_key")
+            own["hstrlen"] += len(pending)
+            pending = [j for j, n in zip(pending, pipe.execute(), strict=True) if not n]
+            time.sleep(0.1 if pending else SETTLE_SECONDS)
+        end = Snapshot.take(db)  # its own INFO shows in no figure
+        figures.seconds = end.at - start.at
+        statuses = [db.hget(f"fh:job:{j}", "status") for j in ids]
+        figures.stored = sum(s == "stored" for s in statuses)
+        per_job = max(figures.stored, 1)
+        idle = delta(idle_start, start, {"info": 1})
+        idle_calls = sum(c for c, _ in idle.values()) / (start.at - idle_start.at)
+        idle_cpu = (start.cpu - idle_start.cpu - own_usec(idle_start, start) / 1e6) / (start.at - idle_start.at)
+        figures.idle_per_s, figures.idle_cpu_ms_per_s = idle_calls, idle_cpu * 1000
+        run = delta(start, end, own)
+        total = sum(c for c, _ in run.values())
+        figures.commands = total / per_job
+        figures.commands_less_idle = (total - idle_calls * figures.seconds) / per_job
+        cpu = end.cpu - start.cpu - own_usec(start, end) / 1e6
+        figures.cpu_ms = cpu * 1000 / per_job
+        figures.cpu_ms_less_idle = (cpu - idle_cpu * figures.seconds) * 1000 / per_job
+        figures.memory = (end.memory - start.memory) / per_job
+        figures.memory_peak = (max(peak) - start.memory) / per_job
+        figures.top_calls = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
+                                   key=lambda r: -r[1])[:10]
+        figures.top_usec = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
+                                  key=lambda r: -r[2])[:10]
+        growth = census_growth(keys_before, census(db), per_job)
+        figures.census = [r for r in growth if r[2] >= 1][:14]
+        figures.keys = sum(r[1] for r in growth)
+        figures.keys_bytes = sum(r[2] for r in growth)
+        figures.keys_after_hour = sum(r[3] for r in growth)
+    finally:
+        stack.stop()
+    return figures
+
+
+# --------------------------------------------------------------------------- the baseline's checkout
+
+
+def ensure_baseline(tree: Path) -> bool:
+    """A detached worktree of BASELINE_COMMIT at ``tree`` unless one is there; whether this call made it."""
+    if (tree / "Procfile").exists():
+        return False
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE_COMMIT],
+                   check=True, timeout=120, capture_output=True)
+    return True
+
+
+def remove_baseline(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False, timeout=120,
+                   capture_output=True)
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def kib(value: float) -> str:
+    return f"{value / 1024:.1f} KiB"
+
+
+def print_summary(results: list[Figures]) -> None:
+    print("\n| jobs | accounts | code | stored | commands / job | less idle | Redis CPU / job | less idle "
+          "| used_memory / job | keys / job (after 1 h) | run s | idle commands/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for f in results:
+        print(f"| {f.jobs} | {f.accounts} | {f.tree} | {f.stored}/{f.jobs} | {f.commands:.0f} | "
+              f"{f.commands_less_idle:.0f} | {f.cpu_ms:.2f} ms | {f.cpu_ms_less_idle:.2f} ms | {kib(f.memory)} | "
+              f"{kib(f.keys_bytes)} ({kib(f.keys_after_hour)}) | {f.seconds:.0f} | {f.idle_per_s:.0f} |")
+
+
+def print_tops(results: list[Figures]) -> None:
+    for f in results:
+        calls = ", ".join(f"{n.upper()} {c:.1f}" for n, c, _ in f.top_calls)
+        usec = ", ".join(f"{n.upper()} {u:.2f} ms" for n, _, u in f.top_usec)
+        print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}:\n  by calls / job: {calls}\n"
+              f"  by usec / job:  {usec}")
+
+
+def print_census(results: list[Figures]) -> None:
+    for f in results:
+        print(f"\nkeys per job, {f.jobs} jobs, {f.accounts} account(s), {f.tree}: {f.keys:.1f} keys")
+        for pattern, keys, size, after in f.census:
+            print(f"  {pattern:<60} {keys:5.2f} keys {size:8.0f} B  after 1 h {after:8.0f} B")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    baseline = None if args.baseline_tree == "none" else Path(args.baseline_tree)
+    made = ensure_baseline(baseline) if baseline else False
+    trees = [("fluxhook", ROOT)] + ([(BASELINE_COMMIT, baseline)] if baseline else [])
+    print(f"bench-redis: jobs {args.jobs}, accounts {args.accounts}; BFL answers a submission after "
+          f"{args.submit_delay} s, tasks take {args.task_delay} s; one web, one worker process", flush=True)
+    results: list[Figures] = []
+    try:
+        for accounts in args.accounts:
+            for jobs in args.jobs:
+                for label, tree in trees:
+                    started = time.monotonic()
+                    f = measure(tree, label, jobs, accounts, args)
+                    results.append(f)
+                    print(f"  {jobs} jobs, {accounts} account(s), {label}: {f.commands:.0f} commands "
+                          f"({f.commands_less_idle:.0f} less idle), {f.cpu_ms:.2f} ms CPU, "
+                          f"{kib(f.memory)} per job  [{time.monotonic() - started:.0f} s]", flush=True)
+        print_summary(results)
+        print_tops(results)
+        print_census(results)
+        steps = {}
+        if args.steps:
+            from .redis_steps import print_steps, single_job
+
+            for label, tree in trees:
+                steps[label] = single_job(tree, args.submit_delay, args.task_delay)
+            print_steps(steps)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"runs": [f.__dict__ for f in results], "steps": steps},
+                                                  indent=1))
+    finally:
+        if made:
+            remove_baseline(baseline)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The job page's Cancel button (``POST /jobs/{id}/cancel``): a CSRF-protected form, like the page's Delete, that
+cancels the job as ``POST /v1/jobs/{id}/cancel`` does and returns to its page.
+
+Its route belongs to the dashboard's blueprint, so its session check and headers apply to it."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import redirect, render_template, request, url_for
+
+from fluxhook.core.errors import AlreadyEnded, JobNotFound
+from fluxhook.core.job import is_job_id
+from fluxhook.lifecycle.canceling import cancel_job
+from fluxhook.lifecycle.steps.callers import ADMIN
+
+from . import dashboard_session as auth
+from .context import services
+from .dashboard import bp
+from .errors import error_response
+from .replicated import replicated
+
+log = logging.getLogger("fluxhook.dashboard")
+
+
+@bp.post("/jobs/<job_id>/cancel")
+@replicated
+def cancel_job_form(job_id: str):
+    """Cancel the job (the dashboard is an admin's: any job), then show its page; one that had ended stays as it is."""
+    if not auth.csrf_valid(request.form.get("csrf_token")):
+        return error_response(400, "csrf_failed", "the cancel form did not carry this session's CSRF token: "
+                                                  "reload the job's page and try again")
+    try:
+        cancel_job(services(), ADMIN, job_id)
+        log.info("job canceled from the dashboard", extra={"job_id": job_id})
+    except JobNotFound:
+        return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
+    except AlreadyEnded:
+        pass  # its page says how it ended
+    return redirect(url_for("dashboard.job_page", job_id=job_id), 303)

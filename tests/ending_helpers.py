@@ -1,0 +1,30 @@
+"""Helpers of the cancel and deadline tests (tests/unit/lifecycle/, tests/e2e/jobs/): a queued job made as the API
+makes it, what the simulator was sent, and whether fluxhook answered its callback of a task."""
+
+from __future__ import annotations
+
+import time
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
+
+
+def queued_job(svc, prompt: str, *, deadline: float | None = None, key_id: str | None = None,
+               take: bool = False) -> Job:
+    """A queued job made as POST /v1/jobs makes it: recorded with its place in line (and a slot, with ``take``)."""
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
+              input={"prompt": prompt}, created_at=now, updated_at=now, deadline=deadline, key_id=key_id)
+    svc.slots.acquire(job, key_id, take=take, creation=svc.jobs.creation(job))
+    return svc.jobs.get(job.id)
+
+
+def sent_prompts(sim) -> list[str]:
+    """The prompts of every task the simulator was sent since its last reset (its control API's task list)."""
+    return [task["prompt"] for task in sim.control("GET", "/tasks")["tasks"]]
+
+
+def callback_answered(sim, bfl_id: str) -> bool:
+    """Whether fluxhook has answered the simulator's callback for the task."""
+    return any(a["status_code"] for a in sim.task(bfl_id)["callback_attempts"])
