@@ -28,6 +28,7 @@ from fluxhook.lifecycle import accounts_view
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_url
 from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
+from fluxhook.lifecycle.watching import watch
 
 from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
@@ -141,6 +142,7 @@ def get_result():
     job = svc.jobs.get(task_id) if is_job_id(task_id) else None
     if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
         return bfl_presenting.not_found(task_id[:200])
+    watch(svc, job.id)  # an app polling get_result watches its job (SPEC §3 "Live")
     job, seconds = waited(job)
     return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 

@@ -25,6 +25,7 @@ from fluxhook.lifecycle import accounts_view, notifications
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import timeline, waits
 from fluxhook.lifecycle.steps.callers import is_key_id, key_id_in
+from fluxhook.lifecycle.watching import watch
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
@@ -230,6 +231,7 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
+    watch(svc, job.id)  # its page open: BFL's word reaches it live (SPEC §3)
     key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     return render_template("dashboard/job.html", job=_detail(job),
                            examples=api_examples(request.host_url.rstrip("/"), job),
@@ -257,6 +259,7 @@ def live_job(job_id: str):
     job = _job(job_id)
     if job is None:
         return error_response(404, "job_not_found", "no such job (it may have been deleted)")
+    watch(services(), job.id)  # the open page's refresh keeps it watched
     return {"job": _detail(job)}
 
 

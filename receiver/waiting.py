@@ -16,6 +16,7 @@ from flask import Response, current_app, request
 
 from fluxhook.core.errors import JobNotFound
 from fluxhook.core.job import Job
+from fluxhook.lifecycle.watching import watch
 from fluxhook.store.job_changes import JobChanges, Listener
 
 from .bulkheads import WAITING_ROOM, Room
@@ -104,6 +105,8 @@ def waited(job: Job) -> tuple[Job, int | None]:
     """The job once it is terminal if the request says ``Prefer: wait=N`` (or after N seconds, as it is then),
     with the N applied; None when the request does not prefer to wait."""
     seconds = requested_wait(request.headers.get("Prefer"))
+    if seconds is not None and not job.terminal:
+        watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live (SPEC §3)
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
         now = services().jobs.get(job.id)

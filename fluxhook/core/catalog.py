@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fluxhook.core import request_schema
+from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_INTERVAL
 from fluxhook.core.models import MODEL
 from fluxhook.core.request_schema import Schema
 
@@ -442,7 +443,10 @@ def without_webhook(model: Model | None, body: Mapping[str, Any]) -> dict[str, A
     return {name: value for name, value in body.items() if name not in WEBHOOK_FIELDS}
 
 
-def first_poll_at(model: Model | None, submitted_at: float, grace: float) -> float:
+def first_poll_at(model: Model | None, submitted_at: float, grace: float, *, watched: bool = False) -> float:
     """When a just-submitted task is first polled: after CALLBACK_GRACE_SECONDS (``grace``) when a callback is
-    awaited, at once when its model takes no webhook (nothing would ever call back)."""
-    return submitted_at + (grace if takes_webhook(model) else 0.0)
+    awaited, or sooner, as a running job's state must reach it (``core.live``: sooner still when someone watches
+    it); at once when its model takes no webhook (nothing would ever call back)."""
+    if not takes_webhook(model):
+        return submitted_at
+    return submitted_at + min(grace, WATCHED_POLL_INTERVAL if watched else UNWATCHED_POLL_INTERVAL)

@@ -28,6 +28,7 @@ from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
+from fluxhook.store.watching import Watching
 from fluxhook.store.work_lines import WorkLines
 
 
@@ -65,6 +66,7 @@ class Store:
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)
+        self.watching = Watching(connection, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:

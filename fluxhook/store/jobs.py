@@ -24,6 +24,7 @@ from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import COUNTERS, SEALED_FIELDS, Job, is_job_id, job_id_floor
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
+from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import Effect, encode, place
@@ -218,8 +219,34 @@ class JobStore:
         default); the ``effects`` happen in the same step, if it was."""
         return self._apply(job_id, "", only_in, fields, NO_TERMS, due, effects).moved
 
+    def show_running(self, job_id: str, report: Shown, *, only_in: tuple[str, ...]) -> bool:
+        """Record BFL's running ``report`` (its word and progress) as ``live.shown`` says, never backwards, if the
+        job's status is one of ``only_in``; False if it is not (or the job is gone).
+
+        Atomic against any report recorded meanwhile (a poll and a callback may cross): the change is written only
+        if the job still shows what it was worked out from, else worked out again. Nothing is written when the
+        report changes nothing.
+        """
+        record = self.keys.job(job_id)
+        for _ in range(SHOW_ATTEMPTS):
+            status, running, word, progress = (_text(v) if v is not None else "" for v in self.connection.hmget(
+                record, "status", "bfl_running", "bfl_status", "progress"))
+            if status not in only_in:
+                return False
+            # The last running word stands where a Ready that BFL refuted left Pending: the task got that far.
+            now = Shown(running or word or None, float(progress) if progress else None)
+            new = shown(now, report)
+            if new == now and word == new.bfl_status:
+                return True
+            fields = {"bfl_status": new.bfl_status, "progress": new.progress, "bfl_running": new.bfl_status}
+            change = self._apply(job_id, "", only_in, fields, NO_TERMS, None, (),
+                                 same=["bfl_running", running, "bfl_status", word, "progress", progress])
+            if change.moved or change.previous not in only_in:
+                return change.moved
+        return False  # lost the race each time: the next report is recorded
+
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any], terms: Terms,
-               due: float | None, effects: Sequence[Effect]) -> Change:
+               due: float | None, effects: Sequence[Effect], same: list[str] | None = None) -> Change:
         if terms.count is not None and terms.count not in COUNTERS:
             raise ValueError(terms.count)
         now = self.clock()
@@ -258,6 +285,8 @@ class JobStore:
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
         if terms.if_equal is not None:
             spec["if_equal"] = self._kept_as(terms.if_equal)
+        if same is not None:
+            spec["if_same"] = same
         if due is not None:
             spec["due"] = _score(due)
         if terms.count is not None:
@@ -530,6 +559,8 @@ class JobStore:
         return None if key is None else _text(key)
 
 
+# How often ``show_running`` works a report out again when another changed the job meanwhile.
+SHOW_ATTEMPTS = 5
 # The record's fields of a recorded wait (``Job.waiting_reason``, ``Job.waiting_until``): gone once it leaves ``queued``.
 WAIT_FIELDS = ("waiting_reason", "waiting_until")
 # Timelines of records kept without a TTL (tests, tools) expire after the longest default retention.

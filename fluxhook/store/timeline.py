@@ -8,7 +8,7 @@ from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 
-# Enough for the longest fallback story (an hour of polls with growing intervals) plus its callbacks.
+# Enough for the longest fallback story (an hour of polls: each kept only when its answer is news) plus its callbacks.
 TIMELINE_CAP = 100
 
 

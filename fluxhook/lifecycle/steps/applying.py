@@ -10,6 +10,7 @@ from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
+from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
@@ -107,8 +108,8 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> R
         return ReportOutcome.DOWNLOAD_QUEUED if enqueue_download(svc, job.id, job.model) else ReportOutcome.DUPLICATE
     if st.is_running(report.status):
         # Pending, or any word BFL added (Reasoning, Generating): still running. Only while BFL has not
-        # reported otherwise: a late one must not overwrite a Ready.
-        svc.jobs.update(job.id, only_in=(st.QUEUED, st.SUBMITTED), bfl_status=report.status, progress=report.progress)
+        # reported otherwise (a late one must not overwrite a Ready), and never backwards (core.live).
+        svc.jobs.show_running(job.id, Shown(report.status, report.progress), only_in=(st.QUEUED, st.SUBMITTED))
         return ReportOutcome.PENDING
     if not origin.confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
@@ -174,7 +175,7 @@ def ready_fields(report: BFLReport, origin: Origin) -> dict:
     # Due again only to check that its download was not lost: a ready job is never polled.
     fields = {"bfl_status": st.BFL_READY, "source": origin.source, "result_url": report.sample_url,
               "ready_proven": origin.proven, "due": now + READY_FIRST_CHECK,
-              "finished_at": min(report.finished_at or now, now), "progress": None,
+              "finished_at": min(report.finished_at or now, now),
               "draft_cache_source": report.draft_cache_url}
     if report.seed is not None:
         fields["seed"] = report.seed

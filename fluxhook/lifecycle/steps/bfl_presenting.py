@@ -46,8 +46,10 @@ def status_word(job: Job) -> str:
         return job.bfl_status if job.bfl_status in _MODERATION_WORDS else st.BFL_CONTENT_MODERATED
     if job.terminal:
         return st.BFL_ERROR
-    # Running: BFL's last word (FLUX 3 video's Reasoning and Generating pass through), Pending until it has one.
-    return job.bfl_status if job.bfl_status and job.bfl_status not in _ENDING_WORDS else PENDING
+    # Running: BFL's last running word (FLUX 3 video's Reasoning and Generating pass through), Pending until it has
+    # one; a job whose result is downloading still shows the word before BFL's Ready, never going back to Pending.
+    word = job.bfl_running or job.bfl_status
+    return word if word and word not in _ENDING_WORDS else PENDING
 
 
 def result(config: Config, job: Job) -> dict:

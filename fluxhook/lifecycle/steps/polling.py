@@ -39,7 +39,10 @@ def _poll(svc: Services, job: Job) -> BFLReport:
         timeline.record(svc, job.id, "poll", error=exc.code)
         raise
     metrics.count(svc, "fluxhook_polls", outcome=st.status_label(report.status), account=svc.config.account(job.account).name)
-    timeline.record(svc, job.id, "poll", answer=report.status)
+    if job.polls == 0 or report.status != job.bfl_status:
+        # The first, and those with news: a running job is polled every few seconds (``core.live``), and the
+        # timeline keeps its newest TIMELINE_CAP entries (the job's polls are counted in ``attempts.polls``).
+        timeline.record(svc, job.id, "poll", answer=report.status)
     submitted_at = job.submitted_at or job.created_at
     if report.status == st.BFL_TASK_NOT_FOUND and time.time() - submitted_at < svc.config.callback_grace_seconds:
         return BFLReport(bfl_id=report.bfl_id, status=st.BFL_PENDING)

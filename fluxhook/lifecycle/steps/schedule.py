@@ -1,10 +1,12 @@
 """When the fallback sweep looks at a job again (pure).
 
-A ``submitted`` job is first polled ``CALLBACK_GRACE_SECONDS`` after BFL accepted it, then
-at intervals that start at a quarter of the grace period (at least 1 s) and grow by half
-each time up to a minute, each jittered by ±20 % so a burst of jobs does not poll in step.
-With the default 45 s grace that is polls at about 45, 56, 73, 98, 136 s, then every
-minute, until BFL answers or ``POLL_DEADLINE`` has passed (then ``failed`` / ``timeout``).
+A ``submitted`` job is first polled ``CALLBACK_GRACE_SECONDS`` after BFL accepted it, or ``UNWATCHED_POLL_INTERVAL``
+(10 s) after if that is sooner, then at intervals that start at a quarter of the grace period (at least 1 s) and
+grow by half each time up to ``UNWATCHED_POLL_INTERVAL``, each jittered by ±20 % so a burst of jobs does not poll in
+step: what BFL reports reaches a running job within 15 s (SPEC §3 "Live"). With the default 45 s grace that is polls
+at about 10, 20, 30 s..., until BFL answers (its callback: a task done within 10 s, most images, is never polled) or
+``POLL_DEADLINE`` has passed (then ``failed`` / ``timeout``). While someone watches the job
+(``lifecycle.watching``), every ``WATCHED_POLL_INTERVAL`` instead, unjittered (a watched job is one of few).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import random
 
 from fluxhook.core.bfl_limits import TASK_DEADLINE as POLL_DEADLINE
+from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_INTERVAL
 
-MAX_POLL_INTERVAL = 60.0
+MAX_POLL_INTERVAL = UNWATCHED_POLL_INTERVAL
 GROWTH = 1.5
 JITTER = 0.2
 # How long after a job turned ready the sweep first checks that its download is queued or running
@@ -32,14 +35,17 @@ def poll_interval(polls_made: int, grace: float, rng: random.Random | None = Non
 
 
 def first_poll_at(submitted_at: float, grace: float) -> float:
-    """When a job that BFL accepted at ``submitted_at`` is first polled if no callback came."""
-    return submitted_at + grace
+    """When a job that BFL accepted at ``submitted_at`` is first polled if no callback came (and no one watches it)."""
+    return submitted_at + min(grace, UNWATCHED_POLL_INTERVAL)
 
 
 def next_poll_at(submitted_at: float, polls_made: int, now: float, grace: float,
-                 rng: random.Random | None = None) -> float:
-    """When to poll next after ``polls_made`` polls, never later than the deadline (so the timeout is on time)."""
-    if polls_made <= 0:
+                 rng: random.Random | None = None, *, watched: bool = False) -> float:
+    """When to poll next after ``polls_made`` polls (``watched``: someone watches the job), never later than the
+    deadline (so the timeout is on time)."""
+    if watched:
+        at = now + WATCHED_POLL_INTERVAL
+    elif polls_made <= 0:
         at = first_poll_at(submitted_at, grace)
     else:
         at = now + poll_interval(polls_made, grace, rng)

@@ -252,7 +252,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
         bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
-        due=first_poll_at(model, now, svc.config.callback_grace_seconds), effects=effects, **fields))
+        due=first_poll_at(model, now, svc.config.callback_grace_seconds, watched=svc.store.watching.watched(job.id)),
+        effects=effects, **fields))
     _note_taken(svc, sent, now)
     if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.

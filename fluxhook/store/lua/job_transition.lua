@@ -32,6 +32,13 @@ if spec.if_equal then
   for i = 2, #spec.if_equal do found = found or kept == spec.if_equal[i] end
   if not found then return {0, current, 0} end
 end
+if spec.if_same then
+  -- Fields as they read when the change was worked out from them (a running job's word and progress, which
+  -- never go backwards): changed meanwhile, nothing is written and the caller works it out again.
+  for i = 1, #spec.if_same, 2 do
+    if (redis.call('HGET', job, spec.if_same[i]) or '') ~= spec.if_same[i + 1] then return {0, current, 0} end
+  end
+end
 
 if spec.count then redis.call('HINCRBY', job, spec.count, 1) end
 local locked = 0

@@ -15,7 +15,7 @@ from PIL import Image
 
 from devtools.processes import wait_until
 from fluxhook.media.video import inspect
-from simulator_helpers import KEY, set_settings, stats, submit, submit_ok
+from simulator_helpers import KEY, set_settings, stats, submit, submit_ok, task_state
 
 # Each test on the module's simulator (tests/unit/simulator/conftest.py), reset to its start-up settings.
 pytestmark = pytest.mark.usefixtures("fresh")
@@ -51,6 +51,27 @@ def test_a_video_task_reasons_generates_and_delivers_an_mp4_valid_two_hours(base
     data = requests.get(sample, timeout=10).content
     info = inspect(io.BytesIO(data), len(data))
     assert (info.width, info.height, info.duration, info.has_audio) == (640, 360, 2.0, True)
+
+
+@pytest.mark.parametrize("model", [VIDEO, "flux-tools/video-edit-v1"])
+def test_the_control_api_shows_what_a_poll_would_report_without_counting_one(base, model):
+    # The live-progress tests compare a job with the simulator's own state of its task.
+    extra = {"video": "https://example.com/v.mp4"} if model != VIDEO else {}
+    task_id = submit_ok(base, "a slow fox [seconds-4]", model=model, **extra)
+    words = []
+
+    def generating():
+        state = task_state(base, task_id)
+        if not words or words[-1] != state["reported"]["status"]:
+            words.append(state["reported"]["status"])
+        return state if state["reported"]["status"] == "Generating" else None
+
+    state = wait_until(generating, timeout=10, interval=0.05)
+    assert words == ["Pending", "Reasoning", "Generating"] and state["polls"] == 0
+    body = poll(base, task_id)
+    assert body["status"] == "Generating" and body["progress"] >= state["reported"]["progress"] >= 0.45
+    done = wait_until(lambda: (s := task_state(base, task_id))["status"] == "Ready" and s, timeout=10)
+    assert done["reported"] == {"status": "Ready", "progress": None}
 
 
 def test_a_draft_returns_a_draft_cache_and_padding_keeps_the_mp4_valid(base):

@@ -45,6 +45,16 @@ def test_a_job_that_is_not_stored_is_never_ready(status, bfl_status, word):
         assert body["progress"] == 0.4 and body["details"] is None
 
 
+def test_a_video_downloading_after_bfls_ready_shows_its_last_running_word_never_pending_again():
+    # The polled video edit showed Pending between Reasoning and Ready while its file downloaded.
+    job = _job(st.READY, bfl_status="Ready", bfl_running="Generating", progress=0.97)
+    body = bfl_presenting.result(CONFIG, job)
+    assert (body["status"], body["progress"], body["result"]) == ("Generating", 0.97, None)
+    # Back to submitted where BFL refuted that Ready: still the last running word, not an earlier one.
+    job = _job(st.SUBMITTED, bfl_status="Pending", bfl_running="Generating", progress=0.97)
+    assert bfl_presenting.result(CONFIG, job)["status"] == "Generating"
+
+
 def test_a_stored_image_is_ready_with_fluxhooks_signed_link_its_prompt_and_seed():
     job = _job(st.STORED, bfl_status="Ready", image=IMAGE, seed=42)
     body = bfl_presenting.result(CONFIG, job)

@@ -92,3 +92,14 @@ def test_an_answer_that_cannot_be_read_is_bfl_failing_for_now_and_is_recorded_as
     assert svc.jobs.get(job.id).polls == 1 and svc.jobs.get(job.id).status == st.SUBMITTED
     assert _polls(svc, job.id) == [{"kind": "poll", "error": "bfl_unavailable"}]
     assert _counted(svc, outcome="bfl_unavailable", account="default") == 1
+
+
+def test_polls_that_bring_no_news_are_counted_but_kept_off_the_timeline(svc, spy):
+    # A watched video is polled every 1.5 s for minutes: its timeline keeps the first poll and each new word.
+    job = tracked_job(svc, "task-long")
+    for word in ("Pending", "Pending", "Reasoning", "Reasoning", "Generating", "Generating"):
+        _answer(spy, "/v1/get_result?id=task-long", {"id": "task-long", "status": word, "progress": 0.5})
+        report = poll_job(svc, svc.jobs.get(job.id))
+        svc.jobs.update(job.id, bfl_status=report.status)  # as applying the report records it
+    assert svc.jobs.get(job.id).polls == 6
+    assert [p["answer"] for p in _polls(svc, job.id)] == ["Pending", "Reasoning", "Generating"]
