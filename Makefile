@@ -77,7 +77,8 @@ test-other-redis: $(VENV)/.installed
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed
 	@sh devtools/chromium.sh
-	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/dashboard/test_dashboard_fit.py tests/e2e/dashboard/test_overview_browser.py tests/e2e/dashboard/test_keys_fit.py
+	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/dashboard/test_dashboard_fit.py tests/e2e/dashboard/test_overview_browser.py tests/e2e/dashboard/test_keys_fit.py \
+		tests/e2e/dashboard/test_job_page_live.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop

@@ -130,6 +130,7 @@ def waiting_words(waiting: Waiting | None) -> str:
 def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None = None) -> dict:
     """Everything the job page shows; ``waiting``: why it waits, if it does (``waits.of``)."""
     image = job.image or job.video or {}
+    percent = None if job.progress is None or not running(job) else round(job.progress * 100)
 
     def link(kind: str) -> str:
         return f"/v1/jobs/{job.id}/{kind}?token={signing.file_token(config.secret_keys, job.id, kind)}"
@@ -153,7 +154,8 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "image_width": image.get("width"),
         "image_height": image.get("height"),
         "image_info": _image_info(image) if image else "",
-        "progress": "" if job.progress is None or not running(job) else f"{round(job.progress * 100)} %",
+        "progress": "" if percent is None else f"{percent} %",
+        "progress_percent": percent,  # the page's progress bar; None hides it
         "sha256": image.get("sha256", ""),
         "error_code": (job.error or {}).get("code", ""),
         "error_message": (job.error or {}).get("message", ""),

@@ -185,6 +185,11 @@
     if (placeholder && job.terminal) placeholder.textContent = "No image";
     showTimeline(job.timeline);
     root.setAttribute("data-terminal", job.terminal ? "true" : "false");
+    var bar = document.getElementById("progress-bar");
+    if (bar) {
+      bar.hidden = job.progress_percent === null || job.progress_percent === undefined;
+      if (!bar.hidden) bar.value = job.progress_percent;
+    }
     var cancel = document.getElementById("cancel");
     if (cancel) cancel.hidden = job.terminal;
     // A terminal job never changes again: stop asking, after one more look for the events that

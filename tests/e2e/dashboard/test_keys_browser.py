@@ -58,9 +58,9 @@ def test_create_see_use_and_revoke_a_key(tab, api):
 
     # The job's page names its key, and leads to the key's jobs.
     page.goto(f"/jobs/{job['id']}")
-    expect(page.locator('[data-field="key"] a')).to_have_text("browser-shop")
+    expect(page.locator('#app-key a')).to_have_text("browser-shop")
     page.goto(f"/jobs/{other['id']}")
-    expect(page.locator('[data-field="key"]')).to_have_text("an admin token")
+    expect(page.locator('#app-key')).to_have_text("an admin token")
 
     # The overview counts its credits by key.
     page.goto("/")

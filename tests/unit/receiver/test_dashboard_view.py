@@ -47,3 +47,13 @@ def test_a_keys_waiting_jobs_read_by_reason():
         {"count": 2, "words": "key daily credits", "reason": "key_daily_credits",
          "title": "its app key's daily_credits are spent for today"}]
     assert waiting_counts({}) == []
+
+
+def test_the_job_page_shows_bfls_progress_while_the_task_runs_only():
+    running = Job(id="job_01JZZZZZZZZZZZZZZZZZZZZZZZ", status=st.SUBMITTED, model="flux-3-video", created_at=NOW,
+                  updated_at=NOW, bfl_status="Generating", progress=0.456)
+    shown = detail(CONFIG, running, [], None)
+    assert (shown["progress"], shown["progress_percent"]) == ("46 %", 46)
+    ended = Job(id=running.id, status=st.STORED, model="flux-3-video", created_at=NOW, updated_at=NOW,
+                bfl_status="Ready", progress=1.0)
+    assert (detail(CONFIG, ended, [], None)["progress"], detail(CONFIG, ended, [], None)["progress_percent"]) == ("", None)
