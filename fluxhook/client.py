@@ -26,8 +26,9 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -54,6 +55,24 @@ MAX_RETRY_AFTER = 30.0
 FIRST_PAUSE, MAX_PAUSE = 0.25, 2.0
 CHUNK = 64 * 1024
 USER_AGENT = f"fluxhook-client python-requests/{requests.__version__}"
+# A bound of the job list's time filters (``since``, ``until``): see ``Client.list``.
+When = datetime | date | str
+
+
+class ListFilters(TypedDict, total=False):
+    """The filters of ``Client.list`` and ``Client.pages``, each one of ``GET /v1/jobs``'s (``since`` is its
+    ``from``, ``until`` its ``to``)."""
+
+    status: str
+    model: str
+    key_id: str
+    account: str
+    q: str
+    since: When
+    until: When
+
+
+_QUERY_NAMES = {"since": "from", "until": "to"}
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -272,14 +291,19 @@ class Client:
         """One job. ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed."""
         return Job(self._json("GET", f"/v1/jobs/{_part(job_id)}", wait=wait))
 
-    def pages(self, *, status: str | None = None, model: str | None = None, page_size: int = 100,
-              cursor: str | None = None) -> Iterator[Page]:
-        """The pages of the job list, newest first, each fetched when the iteration reaches it."""
+    def pages(self, *, page_size: int = 100, cursor: str | None = None,
+              **filters: Unpack[ListFilters]) -> Iterator[Page]:
+        """The pages of the job list, newest first, each fetched when the iteration reaches it, with the filters of
+        ``list``. A filtered page may hold fewer than ``page_size`` jobs before the last (the server reads a bounded
+        number of jobs a page): follow the pages until ``next_cursor`` is ``None``."""
+        # Checked now, not at the first page: a bad filter is the caller's line's error.
+        return self._pages(_list_params(filters), filters.get("model"), page_size, cursor)
+
+    def _pages(self, given: dict[str, str], model: str | None, page_size: int, cursor: str | None) -> Iterator[Page]:
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            for name, value in (("status", status), ("model", model), ("cursor", cursor)):
-                if value:
-                    params[name] = value
+            params: dict[str, Any] = {"limit": page_size, **given}
+            if cursor:
+                params["cursor"] = cursor
             body = self._json("GET", "/v1/jobs", params=params)
             jobs = [Job(job) for job in body.get("jobs") or []]
             # The server filters by model; against an older one that ignores the parameter, this keeps the promise.
@@ -290,10 +314,14 @@ class Client:
             if cursor is None:
                 return
 
-    def list(self, *, status: str | None = None, model: str | None = None, page_size: int = 100) -> Iterator[Job]:
-        """Every job (with this ``status``, of this ``model``), newest first, fetched a page at a time."""
-        for page in self.pages(status=status, model=model, page_size=page_size):
-            yield from page.jobs
+    def list(self, *, page_size: int = 100, **filters: Unpack[ListFilters]) -> Iterator[Job]:
+        """Every job, newest first, fetched a page at a time; each filter given narrows it (``GET /v1/jobs``):
+        ``status``, ``model``, ``key_id`` (an admin's: an app key lists only its own), ``account`` (the BFL account
+        that ran it), ``q`` (text its prompt holds, in any case), ``since`` (created at or after) and ``until``
+        (created before). ``since`` and ``until`` take a timezone-aware ``datetime``, a ``date`` (its whole UTC
+        day: ``since=d, until=d`` is that day) or the API's own string (``"2026-11-21T10:00:00Z"``)."""
+        pages = self.pages(page_size=page_size, **filters)
+        return (job for page in pages for job in page.jobs)
 
     def wait(self, job_id: str, timeout: float, *,
              on_update: Callable[[Job | None, APIError | None], None] | None = None) -> Job:
@@ -617,6 +645,37 @@ def _key(given: str | None) -> str:
     if not 1 <= len(given) <= 255 or not all(" " <= c <= "~" for c in given):
         raise ValueError("idempotency_key must be 1 to 255 printable ASCII characters (as the server accepts)")
     return given
+
+
+def _list_params(filters: Mapping[str, Any]) -> dict[str, str]:
+    """``list``'s filters as ``GET /v1/jobs``'s query: the ones given, by the API's names; an unknown one refused
+    here, as the server would refuse it."""
+    unknown = sorted(set(filters) - set(ListFilters.__annotations__))
+    if unknown:
+        raise TypeError(f"unknown filter {unknown[0]!r}: list() and pages() take {', '.join(ListFilters.__annotations__)}")
+    params = {}
+    for name, value in filters.items():
+        if value is None or value == "":
+            continue
+        params[_QUERY_NAMES.get(name, name)] = _instant(value, name) if name in _QUERY_NAMES else value
+    return params
+
+
+def _instant(value: When, name: str) -> str:
+    """``since``/``until`` as the API's ``from``/``to`` read them: an aware datetime in UTC to the microsecond, a
+    date as the day (the server takes it as the whole UTC day), a string as given. A naive datetime is refused:
+    the server would read it as UTC, and ``datetime.now()`` is the machine's local time."""
+    if isinstance(value, datetime):  # before date: a datetime is a date too
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{name} needs a timezone-aware datetime, such as datetime.now(timezone.utc), "
+                             f"not {value.isoformat()!r} (a naive one could be local time or UTC)")
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a datetime, a date or a string such as '2026-11-21T10:00:00Z', "
+                    f"not {type(value).__name__}")
 
 
 def _part(value: str) -> str:

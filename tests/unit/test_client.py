@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -261,6 +263,33 @@ def test_list_filters_by_model_even_where_the_server_does_not(scripted):
     scripted.answer = answer
     assert [job.id for job in scripted.client().list(model="a", page_size=2)] == ["job_3", "job_1"]
     assert all("model=a" in seen.path and "limit=2" in seen.path for seen in scripted.seen)
+
+
+def test_list_sends_each_filter_by_the_apis_name_and_times_in_utc(scripted):
+    scripted.answer = lambda seen, n: json_answer(200, {"jobs": [job_body("job_1")], "next_cursor": None})
+    paris = timezone(timedelta(hours=1))
+    client = scripted.client()
+    jobs = client.list(status="stored", key_id="key_0123456789abcdef", account="backup", q="Red Fox & co",
+                       since=datetime(2026, 11, 21, 11, 0, 0, 250000, tzinfo=paris), until=date(2026, 11, 22),
+                       page_size=7)
+    assert [job.id for job in jobs] == ["job_1"]
+    sent = parse_qs(urlsplit(scripted.seen[-1].path).query)
+    assert sent == {"limit": ["7"], "status": ["stored"], "key_id": ["key_0123456789abcdef"], "account": ["backup"],
+                    "q": ["Red Fox & co"], "from": ["2026-11-21T10:00:00.250000Z"], "to": ["2026-11-22"]}
+    # The API's own strings go as given; filters left out or None are not sent.
+    next(client.pages(since="2026-11-21T10:00Z", until=None, q=None))
+    assert parse_qs(urlsplit(scripted.seen[-1].path).query) == {"limit": ["100"], "from": ["2026-11-21T10:00Z"]}
+
+
+def test_list_refuses_a_naive_time_an_odd_type_and_an_unknown_filter_before_asking(scripted):
+    client = scripted.client()
+    with pytest.raises(ValueError, match="timezone-aware datetime"):
+        client.list(since=datetime(2026, 11, 21, 10, 0))
+    with pytest.raises(TypeError, match="until must be a datetime, a date or a string"):
+        client.pages(until=1_800_000_000)
+    with pytest.raises(TypeError, match="unknown filter 'prompt': list\\(\\) and pages\\(\\) take status, model"):
+        client.list(prompt="a fox")
+    assert scripted.seen == []
 
 
 # --- the module itself ---------------------------------------------------------------------------------

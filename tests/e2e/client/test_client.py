@@ -7,12 +7,16 @@ import hashlib
 import itertools
 import subprocess
 import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conftest import API_TOKEN
-from devtools.processes import ROOT
+from devtools.processes import ROOT, wait_until
 from fluxhook import client as fc
+from key_helpers import make_key
 
 
 @pytest.fixture()
@@ -89,6 +93,44 @@ def test_list_walks_every_page_newest_first(fluxhook, sim):
     by_model = list(itertools.islice(fluxhook.list(model="flux-kontext-pro", page_size=3), 3))
     assert by_model[0].id == other.id and {job.model for job in by_model} == {"flux-kontext-pro"}
     assert all(job.status == "submitted" for job in itertools.islice(fluxhook.list(status="submitted"), 10))
+
+
+def test_list_filters_by_key_account_text_and_time_and_a_key_sees_only_its_own(stack, fluxhook, api, sim):
+    tag = uuid.uuid4().hex[:10]
+    created_a, _ = make_key(api, name="client-list-a")
+    created_b, _ = make_key(api, name="client-list-b")
+    with fc.Client(stack.base_url, created_a["key"], backoff=0.05) as a, \
+            fc.Client(stack.base_url, created_b["key"], backoff=0.05) as b:
+        first = a.submit("flux-2-pro", {"prompt": f"[pending] A Red FOX {tag}"})
+        wait_until(lambda: time.time() >= _epoch(first.created_at) + 1, message="the next second")
+        second = a.submit("flux-2-pro", {"prompt": f"[pending] a lighthouse {tag}"})
+        theirs = b.submit("flux-2-pro", {"prompt": f"[pending] a red fox {tag}"})
+
+        def ids(client: fc.Client, **filters) -> list[str]:
+            return [job.id for job in client.list(page_size=2, **filters)]
+
+        assert ids(a, q=f"red fox {tag}") == [first.id]  # any case
+        assert ids(fluxhook, q=f"RED FOX {tag}") == [theirs.id, first.id]
+        assert ids(fluxhook, q=tag, key_id=created_a["id"]) == [second.id, first.id]
+        assert ids(fluxhook, q=tag, account="default", status="submitted") == [theirs.id, second.id, first.id]
+        assert ids(fluxhook, q=tag, account="elsewhere") == []
+        # since is the first instant kept, until the first left out: as an aware datetime, a date, or the API's text.
+        at_second = datetime.fromisoformat(second.created_at.replace("Z", "+00:00"))
+        assert ids(a, q=tag, since=at_second) == [second.id]
+        assert ids(a, q=tag, until=at_second.astimezone(timezone(timedelta(hours=-5)))) == [first.id]
+        days = [datetime.fromisoformat(job.created_at[:10]).date() for job in (first, second)]
+        assert ids(a, q=tag, since=days[0], until=days[1]) == [second.id, first.id]  # whole UTC days
+        assert ids(a, q=tag, until=second.created_at) == [first.id]
+        # Another tenant: B's search finds its own job only, and naming A's key gives it nothing.
+        assert ids(b, q=tag) == [theirs.id]
+        assert ids(b, key_id=created_a["id"]) == []
+        with pytest.raises(fc.InvalidRequest) as refused:
+            next(a.pages(since="yesterday"))
+        assert refused.value.code == "invalid_request" and "'from' must be a date" in refused.value.message
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def test_refusals_are_typed(stack, fluxhook, sim):
