@@ -128,6 +128,12 @@ def raw_status(base: str, path: str, token: str) -> int:
         connection.close()
 
 
+def local_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxy: 127.0.0.1 only
+    return session
+
+
 def sha(data: bytes | None) -> str:
     return hashlib.sha256(data).hexdigest()[:12] if data else "-"
 
@@ -154,6 +160,10 @@ class Bfl:
     def submitted(self) -> int:
         """Tasks BFL has accepted since it started."""
         return self.http.get(f"{self.base}/_sim/stats", timeout=30).json()["submitted"]
+
+    def polls(self, task_id: str) -> int:
+        """How many times the task was polled (get_result) since BFL started."""
+        return self.http.get(f"{self.base}/_sim/stats", timeout=30).json()["polls"].get(task_id, 0)
 
     def task(self, prompt: str) -> str:
         """A task an app sends BFL itself (no callback URL of fluxhook's): its id, after BFL's answer."""

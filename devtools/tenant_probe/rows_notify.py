@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from standardwebhooks import Webhook
 
 from .harness import (
@@ -18,6 +17,7 @@ from .harness import (
     Probe,
     Row,
     codes,
+    local_session,
     remove_all,
     settle,
     wait_job,
@@ -70,12 +70,6 @@ def delay_of(received: Received) -> float:
     the body's ``timestamp`` is when the sweep made the message, up to a second later."""
     job = json.loads(received.body)["data"]
     return received.at - datetime.fromisoformat(job.get("completed_at") or job["updated_at"]).timestamp()
-
-
-def local_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxy: 127.0.0.1 only
-    return session
 
 
 def row_forged_notification(p: Probe) -> Row:
