@@ -190,7 +190,7 @@ fresh-runs:
 	sh devtools/fresh_runs.sh $(or $(RUNS),5) $(HOG)
 
 # An attacker's probe of tenancy: one app key against another over HTTP, on a stack with BFL answering after 1 s;
-# one row per attack, HOLDS or BROKEN, in under 3 minutes (docs/hostile-clients.md, "The tenant probe").
+# one row per attack, HOLDS or BROKEN, in about 4 minutes (docs/hostile-clients.md, "The tenant probe").
 probe-tenants: $(VENV)/.installed
 	$(PY) -m devtools.tenant_probe
 

@@ -1,0 +1,19 @@
+"""The tenant probe: an attacker's view of tenancy (SPEC §3, §4, §6, §7, §9, §10, §16), over HTTP against a real stack.
+
+    .venv/bin/python -m devtools.tenant_probe [--rows 1,3,12]        (make probe-tenants)
+
+fluxhook serves many apps, each with its own app key. Each row below is one attack by a hostile tenant X (an app
+key of its own) on a victim tenant V (another app key on the same service and BFL account), or by a stranger: what
+the attacker got, what the victim saw, a figure, and HOLDS or BROKEN. The stack is the one `make run` starts
+(devtools.stack): a real Redis, the BFL simulator answering every submission after about a second as BFL does
+(tasks of a few seconds), the Procfile's gunicorn web and its worker, with BFL_DAILY_CREDIT_LIMIT and
+BFL_WEBHOOK_SECRET set, and the apps' notification receivers (one path per key, each verifying with its key's own
+secret). Everything listens on 127.0.0.1 only; every loop is bounded in requests and time (the
+whole run stays under ten minutes) and the stack stops at the end. Exits 1 when any row is BROKEN.
+
+Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value); everything else an attacker could do is
+done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task.
+
+The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22), rows_streams
+(23-25), rows_reads (26-29); harness, receivers and sse are what they share, __main__ runs them.
+"""

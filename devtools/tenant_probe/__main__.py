@@ -1,0 +1,77 @@
+"""`python -m devtools.tenant_probe` (make probe-tenants): run the rows and print their table."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from . import rows_cancel, rows_limits, rows_notify, rows_reads, rows_shared, rows_streams
+from .harness import BFL_ANSWERS_AFTER, TASK_SECONDS, Probe, Row
+
+# Every row in the order they run and are numbered: each module's rows, one concern each.
+ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS, *rows_notify.ROWS, *rows_cancel.ROWS,
+                                          *rows_streams.ROWS, *rows_reads.ROWS)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_row(p: Probe, number: int, row: Callable[[Probe], Row]) -> Row:
+    title = (row.__doc__ or "").split(":")[0].split(". ", 1)[-1]
+    if p.time_left() < 60:
+        return Row(title, "-", "-", "not run: out of time", False)
+    started = time.monotonic()
+    try:
+        result = row(p)
+    except Exception as exc:  # a row that cannot finish is reported, and the next one runs
+        result = Row(title, "-", "-", f"error: {type(exc).__name__}: {str(exc)[:100]}", False)
+    print(f"[{time.monotonic() - p.started:5.0f} s] {number:>2}. {verdict(result):6} {result.attack} "
+          f"({time.monotonic() - started:.0f} s)", flush=True)
+    return result
+
+
+def verdict(row: Row) -> str:
+    return "HOLDS" if row.holds else "BROKEN"
+
+
+def print_rows(numbered: list[tuple[int, Row]]) -> None:
+    headers = ("#", "attack", "attacker got", "victim saw", "figure", "")
+    cells = [(str(n), r.attack, r.attacker, r.victim, r.figure, verdict(r)) for n, r in numbered]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    for line in (headers, tuple("-" * w for w in widths), *cells):
+        print(" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m devtools.tenant_probe",
+                                     description=(sys.modules[__package__].__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rows", help="the rows to run, by number (1,3,12); default all")
+    args = parser.parse_args()
+    chosen = [int(n) for n in args.rows.split(",")] if args.rows else list(range(1, len(ROWS) + 1))
+    probe = Probe(Path(tempfile.mkdtemp(prefix="fluxhook-tenant-probe-")))
+    numbered = []
+    try:
+        probe.start()
+        print(f"stack up at {probe.stack.base_url} in {time.monotonic() - probe.started:.0f} s; "
+              f"BFL answers after {BFL_ANSWERS_AFTER:g} s, tasks take {TASK_SECONDS:g} s", flush=True)
+        probe.warm_up()
+        numbered = [(n, run_row(probe, n, ROWS[n - 1])) for n in chosen]
+    finally:
+        probe.stop()
+    print()
+    print_rows(numbered)
+    broken = sum(not row.holds for _, row in numbered)
+    kept = f" (the stack's logs: {probe.var_dir})" if broken else ""
+    print(f"\n{len(numbered) - broken} hold, {broken} broken; {time.monotonic() - probe.started:.0f} s{kept}")
+    if not broken:
+        shutil.rmtree(probe.var_dir, ignore_errors=True)
+    sys.exit(1 if broken else 0)
+
+
+if __name__ == "__main__":
+    main()
