@@ -100,7 +100,7 @@ end
 -- The head of limit i's jobs waiting to go alone (this job among them when it must go alone), and its gate.
 local function find_head(i, s)
   s.turns_key = KEYS[4 * i - 1]
-  s.turns = fair_turns(s.turns_key, KEYS[4 * i], weights, default_weight)
+  s.turns = fair_turns.new(s.turns_key, KEYS[4 * i], weights, default_weight)
   local heads = {}
   if s.must and (s.heads[owner] == nil or job < s.heads[owner]) then s.heads[owner] = job end
   for who, id in pairs(s.heads) do heads[#heads + 1] = {owner = who, job = id} end

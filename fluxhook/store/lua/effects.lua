@@ -1,8 +1,10 @@
 -- needs: members
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
-local function apply_effects(effects)
-  for _, effect in ipairs(effects) do
+local effects = {}
+
+function effects.apply(list)
+  for _, effect in ipairs(list) do
     if effect.timeline then
       local key = KEYS[effect.timeline]
       redis.call('LPUSH', key, effect.entry)
@@ -26,7 +28,7 @@ local function apply_effects(effects)
       if redis.call('EXISTS', record) == 1 then
         local key_id = redis.call('HGET', record, 'key_id')
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
-        redis.call('ZADD', KEYS[effect.work], 'NX', 0, member(owner, effect.job))
+        redis.call('ZADD', KEYS[effect.work], 'NX', 0, members.member(owner, effect.job))
         -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
         redis.call('LPUSH', KEYS[effect.wake], 1)
         redis.call('LTRIM', KEYS[effect.wake], 0, 0)

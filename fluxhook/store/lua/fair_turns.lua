@@ -8,22 +8,25 @@
 -- with an item that may go now; ties go to the earliest job. The turn costs the owner cost / weight
 -- (a slot's time for the slots, 1 for a worker's task), and the clock moves to its start.
 
+local fair_turns = {}
+
 -- The owner's earliest job in the line, or nil.
-local function fair_head(line, owner)
-  local first = redis.call('ZRANGEBYLEX', line, owner_first(owner), owner_last(owner), 'LIMIT', 0, 1)[1]
-  return first and member_job(owner, first)
+function fair_turns.head(line, owner)
+  local first = redis.call('ZRANGEBYLEX', line, members.owner_first(owner), members.owner_last(owner),
+                           'LIMIT', 0, 1)[1]
+  return first and members.member_job(owner, first)
 end
 
 -- The owners with items in the line, each with its earliest job ({owner, job}): one lookup per owner,
 -- jumping from one owner's range to the next, whatever the number of items.
-local function fair_heads(line)
+function fair_turns.heads(line)
   local found, from = {}, '-'
   while true do
     local first = redis.call('ZRANGEBYLEX', line, from, '+', 'LIMIT', 0, 1)[1]
     if not first then break end
-    local owner = member_owner(first)
-    found[#found + 1] = {owner = owner, job = member_job(owner, first)}
-    from = owner_last(owner)
+    local owner = members.member_owner(first)
+    found[#found + 1] = {owner = owner, job = members.member_job(owner, first)}
+    from = members.owner_last(owner)
   end
   return found
 end
@@ -31,7 +34,7 @@ end
 -- The turns of one scheduler: its passes (hash owner -> pass), its clock (a string key), the weights
 -- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight are
 -- read once per script.
-local function fair_turns(passes, clock_key, weights, default_weight)
+function fair_turns.new(passes, clock_key, weights, default_weight)
   local turns = {pass_of = {}, weight_of = {}, clock = tonumber(redis.call('GET', clock_key) or 0)}
 
   function turns.weight(owner)

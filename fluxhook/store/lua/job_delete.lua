@@ -23,7 +23,7 @@ if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 
   redis.call('HDEL', KEYS[spec.held], owner)
 end
 if owner then
-  for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], member(owner, id)) end
+  for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.member(owner, id)) end
 end
 if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('GET', KEYS[spec.bfl_task]) == id then
   redis.call('DEL', KEYS[spec.bfl_task])

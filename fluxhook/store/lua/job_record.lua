@@ -1,8 +1,8 @@
 -- A new job record with its indexes; for a BFL task its owner already tracks (a task is tracked once per owner, each
 -- owner's job its own), the id of the job tracking it.
 --
--- create_job(at, base): ARGV[at] the spec (JSON, store/jobs.py creation), naming each key by its position in KEYS
--- after KEYS[base] (in a slot script, its own keys after its layout's): `record`, `indexes` (every job's, its
+-- job_record.create(at, base): ARGV[at] the spec (JSON, store/jobs.py creation), naming each key by its position in
+-- KEYS after KEYS[base] (in a slot script, its own keys after its layout's): `record`, `indexes` (every job's, its
 -- status's, and its model's and its app key's when it has them), `due_index`, with a bfl_id either `trackers` (a
 -- tracked job's: the jobs tracking that task, by owner) or `bfl_task` (the index of the job fluxhook submitted as
 -- that task), `models` (the set of model names, when it has a model); with `claim`, an Idempotency-Key's claim that
@@ -11,7 +11,9 @@
 -- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none), `channel` (where it is announced); with a
 -- deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the record's
 -- field/value pairs. Returns the id of the job made, or of the job tracking the task.
-local function create_job(at, base)
+local job_record = {}
+
+function job_record.create(at, base)
   local spec = cjson.decode(ARGV[at])
   local function key(n) return KEYS[base + n] end
   local id = spec.id

@@ -8,7 +8,7 @@
 -- of a bfl_id being set, the lock, and each effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's
 -- reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
--- Runs after effects.lua (apply_effects) and slot_time.lua.
+-- Runs after effects.lua (effects.apply) and slot_time.lua.
 -- A job whose status, or one of the fields the spec names to announce (spec.announce: field, value pairs: BFL's word,
 -- progress, cost, its recorded wait) really changes is announced on the spec's channel (its id), once per step: for
 -- requests waiting on it (Prefer: wait) and the streams following it (store/job_changes.py).
@@ -96,7 +96,7 @@ if new ~= '' and new ~= current then
       local f = {charges = KEYS[spec.fair.charges], estimates = KEYS[spec.fair.estimates],
                  passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
                  default_weight = spec.fair.default_weight}
-      settle_slot(f, KEYS[key], spec.id, owner, math.max(0, tonumber(spec.now) - tonumber(taken)),
+      slot_time.settle(f, KEYS[key], spec.id, owner, math.max(0, tonumber(spec.now) - tonumber(taken)),
                   current == 'submitted')
     end
   end
@@ -110,7 +110,7 @@ if new ~= '' and new ~= current then
     redis.call('LTRIM', KEYS[spec.freed], 0, 0)
   end
   if owner then
-    for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], member(owner, spec.id)) end
+    for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.member(owner, spec.id)) end
   end
   if spec.unset then redis.call('HDEL', job, unpack(spec.unset)) end
   if spec.terminal and spec.owners then
@@ -150,6 +150,6 @@ end
 
 -- The effects: only with a move, and only with the lock when one is named.
 if not spec.lock or locked == 1 then
-  apply_effects(spec.effects)
+  effects.apply(spec.effects)
 end
 return {1, current, locked}

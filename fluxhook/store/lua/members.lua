@@ -5,14 +5,16 @@
 -- 0, so an owner's members are one lexical range, in creation order (job ids sort by time). An owner id
 -- holds no ':' and nothing that sorts between ':' and ';' (owners.py), so its range ends before ';'.
 
-local function member(owner, job) return owner .. ':' .. job end
+local members = {}
+
+function members.member(owner, job) return owner .. ':' .. job end
 
 -- The ZRANGEBYLEX bounds of an owner's members.
-local function owner_first(owner) return '[' .. owner .. ':' end
-local function owner_last(owner) return '(' .. owner .. ';' end
+function members.owner_first(owner) return '[' .. owner .. ':' end
+function members.owner_last(owner) return '(' .. owner .. ';' end
 
 -- The job id of one of `owner`'s members.
-local function member_job(owner, item) return string.sub(item, #owner + 2) end
+function members.member_job(owner, item) return string.sub(item, #owner + 2) end
 
 -- The owner of a member.
-local function member_owner(item) return string.match(item, '^([^:]*):') end
+function members.member_owner(item) return string.match(item, '^([^:]*):') end

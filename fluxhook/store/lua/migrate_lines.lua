@@ -12,7 +12,7 @@ for i = 2, #ARGV do
   if redis.call('ZREM', KEYS[1], job) == 1 and redis.call('HGET', KEYS[2 + i], 'status') == 'queued' then
     local owner = redis.call('HGET', KEYS[3], job) or ARGV[1]
     redis.call('HSET', KEYS[3], job, owner)
-    redis.call('ZADD', KEYS[2], 0, member(owner, job))
+    redis.call('ZADD', KEYS[2], 0, members.member(owner, job))
     moved = moved + 1
   end
 end

@@ -5,30 +5,32 @@
 -- same share of slot time as a key of second-long ones, not the same number of tasks. The estimate is
 -- the owner's own in the pool (the moving average of its tasks' times there): one key's videos and
 -- another's images in one pool are each charged what theirs take.
-local FIRST_ESTIMATE = 10     -- s, the estimate before any of the owner's tasks in the pool ended: an image's time
-local MIN_TURN = 0.1          -- s: a turn costs at least this, so that owners of instant tasks still alternate
-local ESTIMATE_WEIGHT = 0.2   -- of each task just ended, in the moving average
+local slot_time = {}
+slot_time.FIRST_ESTIMATE = 10   -- s, the estimate before any of the owner's tasks in the pool ended: an image's time
+slot_time.MIN_TURN = 0.1        -- s: a turn costs at least this, so that owners of instant tasks still alternate
+slot_time.ESTIMATE_WEIGHT = 0.2 -- of each task just ended, in the moving average
 
-local function estimate_field(slots, owner)
+function slot_time.estimate_field(slots, owner)
   return slots .. '|' .. owner
 end
 
-local function slot_estimate(estimates, slots, owner)
-  return math.max(tonumber(redis.call('HGET', estimates, estimate_field(slots, owner)) or FIRST_ESTIMATE), MIN_TURN)
+function slot_time.estimate(estimates, slots, owner)
+  local average = tonumber(redis.call('HGET', estimates, slot_time.estimate_field(slots, owner)))
+  return math.max(average or slot_time.FIRST_ESTIMATE, slot_time.MIN_TURN)
 end
 
 -- f: the fair-share keys {charges, estimates, passes, weights} and default_weight. ``held`` seconds
 -- are charged in place of the estimate, nil when the task never reached BFL (then nothing is);
 -- ``learned``: whether they are a task's whole time at BFL, for the owner's average in the pool.
-local function settle_slot(f, slots, job, owner, held, learned)
+function slot_time.settle(f, slots, job, owner, held, learned)
   local charged = tonumber(redis.call('HGET', f.charges, job) or 0)
   redis.call('HDEL', f.charges, job)
-  local used = held and math.max(held, MIN_TURN) or 0
+  local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
   if learned then
-    local field = estimate_field(slots, owner)
+    local field = slot_time.estimate_field(slots, owner)
     local average = tonumber(redis.call('HGET', f.estimates, field))
-    average = average and (average + (used - average) * ESTIMATE_WEIGHT) or used
+    average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
     redis.call('HSET', f.estimates, field, string.format('%.17g', average))
   end
   local w = tonumber(redis.call('HGET', f.weights, owner))

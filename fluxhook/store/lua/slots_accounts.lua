@@ -14,7 +14,8 @@ local n_pools = tonumber(ARGV[6])
 local n_accounts = tonumber(ARGV[7 + n_pools])
 local K = slot_layout(n_pools, n_accounts)
 local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
-local weights, caps, slot_accounts, routes = K.share_weights, K.share_max_active, K.slot_accounts, K.routes
+local weights, caps, slot_accounts, route_index =
+  K.share_weights, K.share_max_active, K.slot_accounts, K.routes
 local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
               default_weight = default_weight}
 local pools, by_name = {}, {}

@@ -7,12 +7,12 @@
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
 local pool, job, owner, route = by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
-if ARGV[rest + 5] and create_job(rest + 5, K.after) ~= job then
+if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end
 redis.call('HSET', owners, job, owner)
-if route ~= '*' then redis.call('HSET', routes, job, route) end
-redis.call('ZADD', pool.line, 0, member(owner, job))
+if route ~= '*' then redis.call('HSET', route_index, job, route) end
+redis.call('ZADD', pool.line, 0, members.member(owner, job))
 if ARGV[rest + 4] ~= '1' then
   redis.call('LPUSH', K.slot_freed, 1)
   redis.call('LTRIM', K.slot_freed, 0, 0)

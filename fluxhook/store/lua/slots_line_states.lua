@@ -15,7 +15,7 @@ for i = rest, #ARGV, 3 do
   local all_paused = true
   local pool_held, pool_limit, total_held, total_limit = 0, 0, 0, 0
   for _, account in ipairs(accounts) do
-    if route_allows(route, account.name, account.region) then
+    if routes.allows(route, account.name, account.region) then
       usable = usable + 1
       local ends = cooldown_until(account)
       if ends then

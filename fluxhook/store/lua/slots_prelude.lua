@@ -27,7 +27,7 @@ for _, account in ipairs(accounts) do
       redis.call('HDEL', slot_accounts, job)
       local owner = redis.call('HGET', owners, job)
       if owner then release(owner) end
-      settle_slot(fair, slots, job, owner, now - taken, false)
+      slot_time.settle(fair, slots, job, owner, now - taken, false)
     end
   end
 end
@@ -50,8 +50,8 @@ end
 -- Whether a job may go through an account, by its route (routes.lua).
 local route_of = {}
 local function allows(job, account)
-  if route_of[job] == nil then route_of[job] = redis.call('HGET', routes, job) or '*' end
-  return route_allows(route_of[job], account.name, account.region)
+  if route_of[job] == nil then route_of[job] = redis.call('HGET', route_index, job) or '*' end
+  return routes.allows(route_of[job], account.name, account.region)
 end
 -- Of the open accounts, the least busy that the job may use (its share of max_active in flight), or nil.
 local function account_for(job, open)
@@ -66,12 +66,12 @@ local function account_for(job, open)
 end
 
 -- Whose turn is next, by the rule of fair_turns.lua.
-local turns = fair_turns(passes, clock_key, weights, default_weight)
+local turns = fair_turns.new(passes, clock_key, weights, default_weight)
 
 -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
 local heads = {}
 local function heads_of(pool)
-  if heads[pool.name] == nil then heads[pool.name] = fair_heads(pool.line) end
+  if heads[pool.name] == nil then heads[pool.name] = fair_turns.heads(pool.line) end
   return heads[pool.name]
 end
 
@@ -84,9 +84,10 @@ local function goable(pool, head, open)
   if account_for(head.job, open) then return head.job end
   local seen = pool.name .. '|' .. head.owner
   if stuck[seen] then return nil end
-  local members = redis.call('ZRANGEBYLEX', pool.line, owner_first(head.owner), owner_last(head.owner), 'LIMIT', 1, SCAN)
-  for _, m in ipairs(members) do
-    local job = member_job(head.owner, m)
+  local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
+                          'LIMIT', 1, SCAN)
+  for _, m in ipairs(items) do
+    local job = members.member_job(head.owner, m)
     if account_for(job, open) then return job end
   end
   stuck[seen] = true
@@ -126,14 +127,14 @@ local function take(pool, account, job, owner)
     cool_of[account.name] = true
   end
   held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-  local cost = slot_estimate(fair.estimates, slots, owner)
+  local cost = slot_time.estimate(fair.estimates, slots, owner)
   turns.charge(owner, cost)
   redis.call('HSET', fair.charges, job, fmt(cost))
 end
 
 -- Take the picked job out of its line and give it its slot.
 local function serve(turn)
-  redis.call('ZREM', turn.pool.line, member(turn.owner, turn.job))
+  redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
   take(turn.pool, turn.account, turn.job, turn.owner)
-  if heads[turn.pool.name] then turn.head.ref.job = fair_head(turn.pool.line, turn.owner) end
+  if heads[turn.pool.name] then turn.head.ref.job = fair_turns.head(turn.pool.line, turn.owner) end
 end

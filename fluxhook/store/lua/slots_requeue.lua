@@ -18,7 +18,7 @@ for _, each in ipairs(accounts) do
   if redis.call('ZREM', its.slots, job) == 1 then
     if owner then release(owner) end
     -- Its task never reached BFL: the turn costs nothing.
-    settle_slot(fair, its.slots, job, owner, nil, false)
+    slot_time.settle(fair, its.slots, job, owner, nil, false)
     -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
     redis.call('LPUSH', K.slot_freed, 1)
     redis.call('LTRIM', K.slot_freed, 0, 0)
@@ -31,13 +31,13 @@ if not owner then
 end
 if wait > 0 then
   redis.call('ZADD', due, now + wait / 1000, job)
-  redis.call('ZREM', pool.line, member(owner, job))
-  redis.call('ZADD', aside, 0, member(owner, job))
+  redis.call('ZREM', pool.line, members.member(owner, job))
+  redis.call('ZADD', aside, 0, members.member(owner, job))
   return 1
 end
-redis.call('ZREM', aside, member(owner, job))
+redis.call('ZREM', aside, members.member(owner, job))
 redis.call('ZREM', due, job)
-redis.call('ZADD', pool.line, 0, member(owner, job))
+redis.call('ZADD', pool.line, 0, members.member(owner, job))
 if pause > 0 and account then
   paused = account.pools[pool.name].paused
   if redis.call('PTTL', paused) < pause then redis.call('SET', paused, 1, 'PX', pause) end

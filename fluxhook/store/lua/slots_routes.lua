@@ -6,7 +6,7 @@ local allowed = {}
 for i = rest, #ARGV do
   local names = {}
   for _, account in ipairs(accounts) do
-    if route_allows(ARGV[i], account.name, account.region) then names[#names + 1] = account.name end
+    if routes.allows(ARGV[i], account.name, account.region) then names[#names + 1] = account.name end
   end
   allowed[#allowed + 1] = names
 end

@@ -10,16 +10,16 @@ local line, moving = KEYS[1], KEYS[2]
 local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[6]) - redis.call('HLEN', moving)
 local taken = {}
 if room <= 0 then return taken end
-local turns = fair_turns(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[3]))
-local heads = fair_heads(line)
+local turns = fair_turns.new(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[3]))
+local heads = fair_turns.heads(line)
 while #taken < room do
   local turn = turns.earliest(heads)
   if not turn then break end
-  local item = member(turn.owner, turn.job)
+  local item = members.member(turn.owner, turn.job)
   redis.call('ZREM', line, item)
   redis.call('HSET', moving, item, ARGV[2])
   turns.charge(turn.owner, 1)
-  turn.head.job = fair_head(line, turn.owner)
+  turn.head.job = fair_turns.head(line, turn.owner)
   taken[#taken + 1] = item
 end
 return taken

@@ -46,8 +46,9 @@ def test_the_slot_scripts_take_an_owner_without_a_weight_at_the_python_default(s
 def _lua_members(connection, owner: str, job_id: str, item: str) -> list:
     """What ``lua/members.lua`` makes of an owner, a job and a member, run by Redis as every script runs it."""
     from fluxhook.store.scripts import source
-    script = source("members") + ("\nreturn {member(ARGV[1], ARGV[2]), owner_first(ARGV[1]), owner_last(ARGV[1]),"
-                                  " member_job(ARGV[1], ARGV[3]), member_owner(ARGV[3])}")
+    script = source("members") + ("\nreturn {members.member(ARGV[1], ARGV[2]), members.owner_first(ARGV[1]),"
+                                  " members.owner_last(ARGV[1]), members.member_job(ARGV[1], ARGV[3]),"
+                                  " members.member_owner(ARGV[3])}")
     return [v.decode() if isinstance(v, bytes) else v for v in connection.eval(script, 0, owner, job_id, item)]
 
 
