@@ -7,78 +7,96 @@
 -- ARGV[5] the weight of an owner without one (owners.DEFAULT_WEIGHT), ARGV[6] n pools, then the n pool
 -- names; then m accounts, then per account its name, region ('' for none), max_active and its limit of
 -- each pool; the script's own arguments follow (from ARGV[rest]).
-local now = tonumber(ARGV[1])
-local slot_lease, submit_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
-local admin, default_weight = ARGV[4], tonumber(ARGV[5])
-local n_pools = tonumber(ARGV[6])
-local n_accounts = tonumber(ARGV[7 + n_pools])
-local K = slot_layout(n_pools, n_accounts)
-local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
-local weights, caps, slot_accounts, route_index =
-  K.share_weights, K.share_max_active, K.slot_accounts, K.routes
-local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
-              default_weight = default_weight}
-local pools, by_name = {}, {}
-for i = 1, n_pools do
-  local pool = {name = ARGV[6 + i], line = K.pool[i].line}
-  pools[i] = pool
-  by_name[pool.name] = pool
-end
-local accounts, account_named = {}, {}
-local arg = 7 + n_pools
-for j = 1, n_accounts do
-  local its = K.account[j]
-  local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
-                   cooling = its.cooling, held = 0, pools = {}}
-  arg = arg + 3
-  for i = 1, n_pools do
-    account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = its.pool[i].slots,
-                                    paused = its.pool[i].paused}
-  end
-  arg = arg + n_pools
-  accounts[j] = account
-  account_named[account.name] = account
-end
-local rest = arg + 1
+--
+-- slots_accounts.read() reads them once into a script's context: its fields and its functions, named as below.
+local slots_accounts = {}
 
--- A number as the scripts write it back: every digit a double holds.
-local function fmt(x) return string.format('%.17g', x) end
-
-local held_by = {}
-local function held_of(owner)
-  if held_by[owner] == nil then held_by[owner] = tonumber(redis.call('HGET', held, owner) or 0) end
-  return held_by[owner]
-end
--- Each owner's limit, read once per script (false: no limit of its own).
-local cap_of = {}
-local function owner_room(owner)
-  if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
-  return not cap_of[owner] or held_of(owner) < cap_of[owner]
-end
--- Whether the account takes no task now (read once per script: a cooldown is set between scripts). Past its
--- cooldown's end an account is on probation until a task is accepted (store/cooldowns.py): it takes one job, and
--- no other while that one is out, so a recovering account is tested with one submission, not a slot-full of them.
-local cool_of = {}
-local function cooling(account)
-  if cool_of[account.name] == nil then
-    local ends, lasting, probe = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe'))
-    account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
-    cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
-  end
-  return cool_of[account.name]
-end
--- The end of the account's cooldown while one runs (a lasting one's, even past its end), else nil: what a wait
--- names (store/cooldowns.py reads it alike). Probation is no cooldown: the account is only kept to one task.
-local function cooldown_until(account)
+-- The end of the account's cooldown while one runs at ``now`` (a lasting one's, even past its end), else nil: what a
+-- wait names (store/cooldowns.py reads it alike). Probation is no cooldown: the account is only kept to one task.
+function slots_accounts.cooldown_until(account, now)
   local ends, lasting = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting'))
   if ends and (lasting == '1' or tonumber(ends) > now) then return tonumber(ends) end
   return nil
 end
 
--- Each account's slots held, over its pools.
-local function count_held()
-  for _, account in ipairs(accounts) do
-    account.held = 0
-    for _, pool in ipairs(pools) do account.held = account.held + redis.call('ZCARD', account.pools[pool.name].slots) end
+function slots_accounts.read()
+  local now = tonumber(ARGV[1])
+  local slot_lease, submit_lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+  local admin, default_weight = ARGV[4], tonumber(ARGV[5])
+  local n_pools = tonumber(ARGV[6])
+  local n_accounts = tonumber(ARGV[7 + n_pools])
+  local K = slot_layout(n_pools, n_accounts)
+  local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
+  local weights, caps, slot_accounts, route_index =
+    K.share_weights, K.share_max_active, K.slot_accounts, K.routes
+  local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
+                default_weight = default_weight}
+  local pools, by_name = {}, {}
+  for i = 1, n_pools do
+    local pool = {name = ARGV[6 + i], line = K.pool[i].line}
+    pools[i] = pool
+    by_name[pool.name] = pool
   end
+  local accounts, account_named = {}, {}
+  local arg = 7 + n_pools
+  for j = 1, n_accounts do
+    local its = K.account[j]
+    local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
+                     cooling = its.cooling, held = 0, pools = {}}
+    arg = arg + 3
+    for i = 1, n_pools do
+      account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = its.pool[i].slots,
+                                      paused = its.pool[i].paused}
+    end
+    arg = arg + n_pools
+    accounts[j] = account
+    account_named[account.name] = account
+  end
+  local rest = arg + 1
+
+  -- A number as the scripts write it back: every digit a double holds.
+  local function fmt(x) return string.format('%.17g', x) end
+
+  local held_by = {}
+  local function held_of(owner)
+    if held_by[owner] == nil then held_by[owner] = tonumber(redis.call('HGET', held, owner) or 0) end
+    return held_by[owner]
+  end
+  -- Each owner's limit, read once per script (false: no limit of its own).
+  local cap_of = {}
+  local function owner_room(owner)
+    if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
+    return not cap_of[owner] or held_of(owner) < cap_of[owner]
+  end
+  -- Whether the account takes no task now (read once per script: a cooldown is set between scripts). Past its
+  -- cooldown's end an account is on probation until a task is accepted (store/cooldowns.py): it takes one job, and
+  -- no other while that one is out, so a recovering account is tested with one submission, not a slot-full of them.
+  local cool_of = {}
+  local function cooling(account)
+    if cool_of[account.name] == nil then
+      local ends, lasting, probe = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe'))
+      account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
+      cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
+    end
+    return cool_of[account.name]
+  end
+  local function cooldown_until(account) return slots_accounts.cooldown_until(account, now) end
+
+  -- Each account's slots held, over its pools.
+  local function count_held()
+    for _, account in ipairs(accounts) do
+      account.held = 0
+      for _, pool in ipairs(pools) do
+        account.held = account.held + redis.call('ZCARD', account.pools[pool.name].slots)
+      end
+    end
+  end
+
+  return {now = now, slot_lease = slot_lease, submit_lease = submit_lease, admin = admin,
+          default_weight = default_weight, K = K, due = due, owners = owners, held = held, passes = passes,
+          clock_key = clock_key, weights = weights, caps = caps, slot_accounts = slot_accounts,
+          route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
+          account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
+          owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
+          count_held = count_held}
 end

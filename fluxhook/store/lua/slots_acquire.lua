@@ -6,21 +6,23 @@
 -- not send it), it only waits, and one sender is woken to look at the lines (0).
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
-local pool, job, owner, route = by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
+local s = slots_prelude.start(slots_accounts.read())
+local K, rest = s.K, s.rest
+local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
 if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end
-redis.call('HSET', owners, job, owner)
-if route ~= '*' then redis.call('HSET', route_index, job, route) end
+redis.call('HSET', s.owners, job, owner)
+if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
 redis.call('ZADD', pool.line, 0, members.member(owner, job))
 if ARGV[rest + 4] ~= '1' then
   redis.call('LPUSH', K.slot_freed, 1)
   redis.call('LTRIM', K.slot_freed, 0, 0)
   return 0
 end
-local turn = pick()
+local turn = s.pick()
 if turn and turn.job == job then
-  serve(turn)
+  s.serve(turn)
   return 1
 end
 return 0

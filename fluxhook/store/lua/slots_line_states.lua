@@ -7,7 +7,9 @@
 -- every pool's slots held and the limit, over the accounts the route allows that are not cooling down;
 -- when the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts
 -- the route allows recovers, when every one cools down ('')}.
-count_held()
+local s = slots_accounts.read()
+local now, rest, accounts, caps, fmt = s.now, s.rest, s.accounts, s.caps, s.fmt
+s.count_held()
 local states = {}
 for i = rest, #ARGV, 3 do
   local pool, owner, route = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -17,7 +19,7 @@ for i = rest, #ARGV, 3 do
   for _, account in ipairs(accounts) do
     if routes.allows(route, account.name, account.region) then
       usable = usable + 1
-      local ends = cooldown_until(account)
+      local ends = s.cooldown_until(account)
       if ends then
         cooling_until = math.min(cooling_until or ends, ends)
       else
@@ -37,7 +39,7 @@ for i = rest, #ARGV, 3 do
     end
   end
   local cap = redis.call('HGET', caps, owner)
-  states[#states + 1] = {held_of(owner), cap or '', pool_held, pool_limit, total_held, total_limit,
+  states[#states + 1] = {s.held_of(owner), cap or '', pool_held, pool_limit, total_held, total_limit,
                          (warm > 0 and all_paused) and fmt(paused_until) or '',
                          (usable > 0 and warm == 0) and fmt(cooling_until) or ''}
 end

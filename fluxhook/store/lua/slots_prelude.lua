@@ -10,131 +10,146 @@
 -- owner's line in a pool is one lexical range, so finding the candidates costs one lookup per owner
 -- with work waiting, whatever the number of jobs; checking them, one per account.
 
-local function release(owner)
-  local left = redis.call('HINCRBY', held, owner, -1)
-  if left <= 0 then redis.call('HDEL', held, owner) end
-  held_by[owner] = math.max(left, 0)
-end
+local slots_prelude = {}
 
--- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
-for _, account in ipairs(accounts) do
-  for _, pool in ipairs(pools) do
-    local slots = account.pools[pool.name].slots
-    local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
-    for i = 1, #expired, 2 do
-      local job, taken = expired[i], tonumber(expired[i + 1])
-      redis.call('ZREM', slots, job)
-      redis.call('HDEL', slot_accounts, job)
-      local owner = redis.call('HGET', owners, job)
-      if owner then release(owner) end
-      slot_time.settle(fair, slots, job, owner, now - taken, false)
-    end
+-- Frees the slots past their lease, then adds to ``s`` (slots_accounts.read()'s context) what a slot script calls:
+-- release(owner), pick() and serve(turn). Returns ``s``.
+function slots_prelude.start(s)
+  local now, slot_lease, submit_lease, due, owners, held = s.now, s.slot_lease, s.submit_lease, s.due, s.owners, s.held
+  local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
+  local slot_accounts, route_index, fair, pools, accounts = s.slot_accounts, s.route_index, s.fair, s.pools, s.accounts
+  local fmt, held_by, owner_room, cool_of, cooling = s.fmt, s.held_by, s.owner_room, s.cool_of, s.cooling
+  local count_held = s.count_held
+
+  local function release(owner)
+    local left = redis.call('HINCRBY', held, owner, -1)
+    if left <= 0 then redis.call('HDEL', held, owner) end
+    held_by[owner] = math.max(left, 0)
   end
-end
-count_held()
 
-local function room(account, pool)
-  local its = account.pools[pool.name]
-  if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
-  return redis.call('ZCARD', its.slots) < its.limit and account.held < account.max_active
-end
--- The accounts with room in the pool now, in ARGV's order.
-local function open_in(pool)
-  local open = {}
+  -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
   for _, account in ipairs(accounts) do
-    if room(account, pool) then open[#open + 1] = account end
-  end
-  return open
-end
-
--- Whether a job may go through an account, by its route (routes.lua).
-local route_of = {}
-local function allows(job, account)
-  if route_of[job] == nil then route_of[job] = redis.call('HGET', route_index, job) or '*' end
-  return routes.allows(route_of[job], account.name, account.region)
-end
--- Of the open accounts, the least busy that the job may use (its share of max_active in flight), or nil.
-local function account_for(job, open)
-  local best, best_load
-  for _, account in ipairs(open) do
-    if allows(job, account) then
-      local load = account.held / account.max_active
-      if best == nil or load < best_load then best, best_load = account, load end
-    end
-  end
-  return best
-end
-
--- Whose turn is next, by the rule of fair_turns.lua.
-local turns = fair_turns.new(passes, clock_key, weights, default_weight)
-
--- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
-local heads = {}
-local function heads_of(pool)
-  if heads[pool.name] == nil then heads[pool.name] = fair_turns.heads(pool.line) end
-  return heads[pool.name]
-end
-
--- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
--- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
--- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
-local SCAN = 50
-local stuck = {}
-local function goable(pool, head, open)
-  if account_for(head.job, open) then return head.job end
-  local seen = pool.name .. '|' .. head.owner
-  if stuck[seen] then return nil end
-  local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
-                          'LIMIT', 1, SCAN)
-  for _, m in ipairs(items) do
-    local job = members.member_job(head.owner, m)
-    if account_for(job, open) then return job end
-  end
-  stuck[seen] = true
-  return nil
-end
-
--- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil.
-local function pick()
-  local best
-  for _, pool in ipairs(pools) do
-    local open = open_in(pool)
-    if #open > 0 then
-      local candidates = {}
-      for _, head in ipairs(heads_of(pool)) do
-        local job = head.job and owner_room(head.owner) and goable(pool, head, open)
-        if job then candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head} end
-      end
-      local found = turns.earliest(candidates, nil, best)
-      if found ~= best then
-        found.pool, found.account = pool, account_for(found.job, open)
-        best = found
+    for _, pool in ipairs(pools) do
+      local slots = account.pools[pool.name].slots
+      local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
+      for i = 1, #expired, 2 do
+        local job, taken = expired[i], tonumber(expired[i + 1])
+        redis.call('ZREM', slots, job)
+        redis.call('HDEL', slot_accounts, job)
+        local owner = redis.call('HGET', owners, job)
+        if owner then release(owner) end
+        slot_time.settle(fair, slots, job, owner, now - taken, false)
       end
     end
   end
-  return best
-end
+  count_held()
 
--- Give the job a slot of the account's pool, as the owner's turn.
-local function take(pool, account, job, owner)
-  local slots = account.pools[pool.name].slots
-  redis.call('ZADD', slots, now, job)
-  redis.call('HSET', slot_accounts, job, account.name)
-  redis.call('ZADD', due, now + submit_lease, job)
-  account.held = account.held + 1
-  if account.probation then
-    redis.call('HSET', account.cooling, 'probe', job)
-    cool_of[account.name] = true
+  local function room(account, pool)
+    local its = account.pools[pool.name]
+    if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
+    return redis.call('ZCARD', its.slots) < its.limit and account.held < account.max_active
   end
-  held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-  local cost = slot_time.estimate(fair.estimates, slots, owner)
-  turns.charge(owner, cost)
-  redis.call('HSET', fair.charges, job, fmt(cost))
-end
+  -- The accounts with room in the pool now, in ARGV's order.
+  local function open_in(pool)
+    local open = {}
+    for _, account in ipairs(accounts) do
+      if room(account, pool) then open[#open + 1] = account end
+    end
+    return open
+  end
 
--- Take the picked job out of its line and give it its slot.
-local function serve(turn)
-  redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
-  take(turn.pool, turn.account, turn.job, turn.owner)
-  if heads[turn.pool.name] then turn.head.ref.job = fair_turns.head(turn.pool.line, turn.owner) end
+  -- Whether a job may go through an account, by its route (routes.lua).
+  local route_of = {}
+  local function allows(job, account)
+    if route_of[job] == nil then route_of[job] = redis.call('HGET', route_index, job) or '*' end
+    return routes.allows(route_of[job], account.name, account.region)
+  end
+  -- Of the open accounts, the least busy that the job may use (its share of max_active in flight), or nil.
+  local function account_for(job, open)
+    local best, best_load
+    for _, account in ipairs(open) do
+      if allows(job, account) then
+        local load = account.held / account.max_active
+        if best == nil or load < best_load then best, best_load = account, load end
+      end
+    end
+    return best
+  end
+
+  -- Whose turn is next, by the rule of fair_turns.lua.
+  local turns = fair_turns.new(passes, clock_key, weights, default_weight)
+
+  -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
+  local heads = {}
+  local function heads_of(pool)
+    if heads[pool.name] == nil then heads[pool.name] = fair_turns.heads(pool.line) end
+    return heads[pool.name]
+  end
+
+  -- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
+  -- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
+  -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
+  local SCAN = 50
+  local stuck = {}
+  local function goable(pool, head, open)
+    if account_for(head.job, open) then return head.job end
+    local seen = pool.name .. '|' .. head.owner
+    if stuck[seen] then return nil end
+    local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
+                            'LIMIT', 1, SCAN)
+    for _, m in ipairs(items) do
+      local job = members.member_job(head.owner, m)
+      if account_for(job, open) then return job end
+    end
+    stuck[seen] = true
+    return nil
+  end
+
+  -- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil.
+  local function pick()
+    local best
+    for _, pool in ipairs(pools) do
+      local open = open_in(pool)
+      if #open > 0 then
+        local candidates = {}
+        for _, head in ipairs(heads_of(pool)) do
+          local job = head.job and owner_room(head.owner) and goable(pool, head, open)
+          if job then candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head} end
+        end
+        local found = turns.earliest(candidates, nil, best)
+        if found ~= best then
+          found.pool, found.account = pool, account_for(found.job, open)
+          best = found
+        end
+      end
+    end
+    return best
+  end
+
+  -- Give the job a slot of the account's pool, as the owner's turn.
+  local function take(pool, account, job, owner)
+    local slots = account.pools[pool.name].slots
+    redis.call('ZADD', slots, now, job)
+    redis.call('HSET', slot_accounts, job, account.name)
+    redis.call('ZADD', due, now + submit_lease, job)
+    account.held = account.held + 1
+    if account.probation then
+      redis.call('HSET', account.cooling, 'probe', job)
+      cool_of[account.name] = true
+    end
+    held_by[owner] = redis.call('HINCRBY', held, owner, 1)
+    local cost = slot_time.estimate(fair.estimates, slots, owner)
+    turns.charge(owner, cost)
+    redis.call('HSET', fair.charges, job, fmt(cost))
+  end
+
+  -- Take the picked job out of its line and give it its slot.
+  local function serve(turn)
+    redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
+    take(turn.pool, turn.account, turn.job, turn.owner)
+    if heads[turn.pool.name] then turn.head.ref.job = fair_turns.head(turn.pool.line, turn.owner) end
+  end
+
+  s.release, s.pick, s.serve = release, pick, serve
+  return s
 end

@@ -6,7 +6,10 @@
 -- of line until then (the sweep puts it back when it comes due), counted among its owner's jobs waiting
 -- aside: its slot is freed and nothing else is held back. The turn it was given is refunded: the slot
 -- went back without a task at BFL.
-local pool, job, pause, wait = by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
+local s = slots_prelude.start(slots_accounts.read())
+local now, K, due, owners, admin, fair, rest = s.now, s.K, s.due, s.owners, s.admin, s.fair, s.rest
+local accounts, account_named, slot_accounts, release = s.accounts, s.account_named, s.slot_accounts, s.release
+local pool, job, pause, wait = s.by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 local aside = K.aside
 if redis.call('HGET', KEYS[K.after + 1], 'status') ~= 'queued' then return 0 end
 local owner = redis.call('HGET', owners, job)

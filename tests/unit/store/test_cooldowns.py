@@ -1,6 +1,6 @@
 """An account's running cooldown read alike by Python (``store.cooldowns.current``, the accounts view's) and the slot
-scripts (``cooldown_until`` in ``lua/slots_accounts.lua``, what a wait names): both run over the same cooldown
-records on a real Redis, and any answer that differs fails."""
+scripts (``slots_accounts.cooldown_until`` in ``lua/slots_accounts.lua``, what a wait names): both run over the same
+cooldown records on a real Redis, and any answer that differs fails."""
 
 from __future__ import annotations
 
@@ -24,21 +24,13 @@ RECORDS = {
 
 def _by_lua(connection, key: str) -> float | None:
     """What slots_accounts.lua's cooldown_until makes of the record, with the script's own reading of an account."""
-    # The function alone, with the names the slot scripts give it.
-    script = f"""local now = tonumber(ARGV[1])
-{_function("cooldown_until")}
-local ends = cooldown_until({{cooling = KEYS[1]}})
+    from fluxhook.store.scripts import source
+
+    script = source("slots_accounts") + """
+local ends = slots_accounts.cooldown_until({cooling = KEYS[1]}, tonumber(ARGV[1]))
 return ends and string.format('%.17g', ends) or false"""
     answer = connection.eval(script, 1, key, repr(NOW))
     return float(answer) if answer else None
-
-
-def _function(name: str) -> str:
-    from importlib.resources import files
-
-    text = (files("fluxhook.store") / "lua" / "slots_accounts.lua").read_text()
-    start = text.index(f"local function {name}(")
-    return text[start:text.index("\nend\n", start) + 5]
 
 
 @pytest.mark.parametrize("case", sorted(RECORDS))
