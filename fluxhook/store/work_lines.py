@@ -1,4 +1,4 @@
-"""The workers' work lines: downloads, draft caches, notifications and thumbnails, taken fairly across keys.
+"""The workers' work lines: downloads, draft caches and notifications, taken fairly across keys.
 
 RQ takes tasks first in, first out, so one key's 150 results queued at once would hold another key's one
 behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
@@ -29,10 +29,9 @@ DOWNLOAD_HOUR = "download_hour"
 DOWNLOAD_LONG = "download_long"
 DOWNLOADS = (DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG)
 DRAFT_CACHE = "draft_cache"
-THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
 # In the order their work is moved into RQ when room is short: the results whose URLs expire first.
-KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY, THUMBNAIL)
+KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY)
 # A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
 # primary that failed over between the take and the queueing): a take is queued within milliseconds.
 MOVE_LEASE = 10.0

@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
 from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
-from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
 
 
 @pytest.fixture()
@@ -89,8 +89,8 @@ def test_weights_3_to_1_give_three_of_a_s_per_b_s(work, connection):
 
 def test_the_kinds_have_lines_and_turns_of_their_own(work):
     a = add(work, DOWNLOAD, "key_a", 5)
-    b = add(work, THUMBNAIL, "key_b", 5)
-    assert take_all(work, THUMBNAIL) == b
+    b = add(work, DRAFT_CACHE, "key_b", 5)
+    assert take_all(work, DRAFT_CACHE) == b
     assert take_all(work, DOWNLOAD) == a
 
 
@@ -148,7 +148,7 @@ def test_a_job_added_twice_waits_once(work):
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
         work.take("poster", QUEUE, 1, time.time())
-    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "thumbnail", "notify"}
+    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "notify"}
 
 
 def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connection, work):
@@ -158,8 +158,8 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     jobs.create(mine)
     jobs.create(admins)
     effects = Effects(connection, KEYS, 3600)
-    effects.apply([thumbnail_task(mine.id), thumbnail_task(admins.id), thumbnail_task("job_gone")])
-    assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(THUMBNAIL), 0, -1)) == sorted(
+    effects.apply([draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")])
+    assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
         [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added
 
 
