@@ -212,11 +212,10 @@ def notify_task_id(message_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Task:
-    """How a work line's job becomes an RQ task."""
+    """How a work line's job becomes an RQ task (in ``svc.queue``)."""
 
     func: str
     task_id: Callable[[str], str]
-    queue: Callable[["Services"], Queue]
     options: Callable[[], dict]
 
 
@@ -227,41 +226,36 @@ def _download_options() -> dict:
 
 
 _TASKS = {
-    **{line: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, _download_options) for line in DOWNLOADS},
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, _download_options),
-    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda svc: svc.queue, lambda: dict(
-        retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
+    **{line: _Task(DOWNLOAD_TASK, download_task_id, _download_options) for line in DOWNLOADS},
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, _download_options),
+    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda: dict(retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
 }
 
 
 def feed(svc: "Services") -> int:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
-    whose URL expires first), while fewer than ``AHEAD`` tasks wait in their RQ queue; how many moved. Called
-    by the workers only (a lane that ends a task, a feeder woken by new work): a callback's answer waits for
-    none of it."""
-    moved = 0
-    now = time.time()
-    for kind in KINDS:
-        queue = _TASKS[kind].queue(svc)
-        members = svc.store.work.take(kind, queue.key, AHEAD, now)
-        if members:
-            _queue_tasks(svc, kind, queue, members)
-            moved += len(members)
-    return moved
+    whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue; how many moved. Called
+    by the workers only (a lane that ends a task, a feeder woken by new work, or once a second): a callback's
+    answer waits for none of it. With no work waiting it costs Redis two commands (one script, one lookup)."""
+    taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
+    if taken:
+        _queue_tasks(svc, taken)
+    return sum(len(members) for members in taken.values())
 
 
-def _queue_tasks(svc: "Services", kind: str, queue: Queue, members: list[str]) -> None:
-    task = _TASKS[kind]
+def _queue_tasks(svc: "Services", taken: dict[str, list[str]]) -> None:
     pipe = svc.redis.pipeline(transaction=True)
-    for member in members:
-        job_id = member_job(member)
-        queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
-                           pipeline=pipe, **task.options())
-    svc.store.work.queued(kind, members, pipe)
+    for kind, members in taken.items():
+        task = _TASKS[kind]
+        for member in members:
+            job_id = member_job(member)
+            svc.queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
+                                   pipeline=pipe, **task.options())
+        svc.store.work.queued(kind, members, pipe)
     pipe.execute()
 
 
 def restore_work(svc: "Services", now: float) -> int:
     """Put back in line the jobs taken from the work lines whose RQ task was never queued (their process died
     in between); how many."""
-    return sum(svc.store.work.restore(kind, now - MOVE_LEASE) for kind in KINDS)
+    return svc.store.work.restore(KINDS, now - MOVE_LEASE)

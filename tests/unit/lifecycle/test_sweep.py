@@ -84,7 +84,7 @@ def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(s
     svc.store.effects.apply([draft_cache_task(job.id)])
     now = time.time()
     # Taken to be moved into RQ, then the process died before queueing its task.
-    assert svc.store.work.take(DRAFT_CACHE, svc.queue.key, AHEAD, now) != []
+    assert svc.store.work.take({DRAFT_CACHE: svc.queue.key}, AHEAD, now) != {}
     assert svc.store.work.waiting(DRAFT_CACHE) == 0 and svc.store.work.pending(DRAFT_CACHE, None, job.id)
 
     sweep(svc, now + 1)
