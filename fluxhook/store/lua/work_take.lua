@@ -3,7 +3,7 @@
 -- kind one turn at a time across owners (the slots' own rule: start-time fair queueing, each task a turn costing
 -- 1 / the owner's weight), while fewer than ARGV[1] tasks wait in the RQ queue the kind's tasks go to, counting those
 -- being moved and those this call took before for that queue. Every kind in one call, and the lines looked at
--- together first: a feed with no work waiting costs one command, a kind with none one more.
+-- together first: a feed with no work waiting costs one command, and kinds after the last with work none.
 -- KEYS[1] owner -> weight (the slots' own); then five keys a kind: its work line; its members being moved into RQ
 -- (member -> when taken); its passes; its clock; the RQ queue its tasks go to (a list).
 -- ARGV[1] most tasks waiting in a queue; ARGV[2] now; ARGV[3] the weight of an owner without one.
@@ -13,15 +13,19 @@ local PER_KIND = 5
 local kinds = (#KEYS - 1) / PER_KIND
 local lines = {}
 for k = 1, kinds do lines[k] = KEYS[2 + (k - 1) * PER_KIND] end
-if redis.call('EXISTS', unpack(lines)) == 0 then return {} end
+-- How many lines hold work: once those are seen, the kinds after them cost nothing.
+local unseen = redis.call('EXISTS', unpack(lines))
+if unseen == 0 then return {} end
 
 local ahead, default_weight = tonumber(ARGV[1]), tonumber(ARGV[3])
 local waiting, out = {}, {}
 for k = 1, kinds do
   local line, moving, passes, clock, queue = unpack(KEYS, 2 + (k - 1) * PER_KIND, 1 + k * PER_KIND)
   local taken = {}
-  if redis.call('EXISTS', line) == 1 then
-    if waiting[queue] == nil then waiting[queue] = redis.call('LLEN', queue) end
+  if unseen > 0 and waiting[queue] == nil then waiting[queue] = redis.call('LLEN', queue) end
+  -- A full queue (as under load) is not worth a look at the line.
+  if unseen > 0 and waiting[queue] < ahead and redis.call('EXISTS', line) == 1 then
+    unseen = unseen - 1
     local room = ahead - waiting[queue] - redis.call('HLEN', moving)
     if room > 0 then
       local turns = fair_turns(passes, clock, KEYS[1], default_weight)

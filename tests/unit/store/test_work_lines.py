@@ -126,6 +126,12 @@ def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(wo
                                                          work.restore(KINDS, time.time())))
     names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
     assert names == ["EVALSHA", "EXISTS", "EVALSHA", "EXISTS"]
+    # Work waiting, but the queue full (as under load): one look at the queue, none at a line.
+    add(work, NOTIFY, "key_a")
+    connection.rpush(QUEUE, *[f"task-{n}" for n in range(4)])
+    commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
+    assert [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")] == [
+        "EVALSHA", "EXISTS", "LLEN"]
 
 
 def test_adding_work_wakes_one_feeder(work):
