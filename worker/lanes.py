@@ -5,7 +5,7 @@ time would make each result wait for every task ahead of it. So a worker process
 RQ tasks at once, each lane an ordinary RQ worker (``InProcessWorker``) with its own registration,
 heartbeats and task records: a task still survives its worker's death (RQ finds it abandoned and
 retries it) and is retried as RQ's ``Retry`` says. Every lane lists the queues deadline first
-(``worker.run``): the sweep's checks, then downloads, then thumbnails.
+(``worker.run``): the sweep's checks, then downloads.
 
 Stopping belongs to the process's main thread, where signals arrive (``stop``): each lane finishes its task
 and takes no other; once the grace is over the process asks for the tasks back (``fluxhook.core.stopping``), and

@@ -16,7 +16,6 @@ from fluxhook.core.config import Config
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
-from fluxhook.store.queues import thumbnail_queue
 
 from . import cron, feeding, lanes, runtime, sending
 
@@ -99,6 +98,6 @@ class _StopSignals:
 
 
 def _queues(svc: Services) -> list[Queue]:
-    # In this order: the sweep's work (its checks poll tasks whose callbacks are overdue), then downloads, then
-    # thumbnails (when downloads leave time). Submissions are not RQ's: the senders send them (see sending).
-    return [svc.control_queue, svc.queue, thumbnail_queue(svc.redis)]
+    # In this order: the sweep's work (its checks poll tasks whose callbacks are overdue), then downloads (each
+    # making its thumbnail once its job is stored). Submissions are not RQ's: the senders send them (see sending).
+    return [svc.control_queue, svc.queue]

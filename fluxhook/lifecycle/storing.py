@@ -1,4 +1,11 @@
-"""Download a ready job's image and store it: the work behind the download task."""
+"""Download a ready job's image and store it, then make its thumbnail: the work behind the download task.
+
+The thumbnail is made in the same task, right after the job is stored (so it never delays the image), not in a
+task of its own: a second RQ task per job cost Redis about 60 commands and its records. It stays best effort (a
+thumbnail that cannot be made never fails the job, ``steps.thumbnailing``); a task cut off between the two (its
+worker killed, a Redis error) is retried by RQ as any download, and the retry, finding the job stored without its
+thumbnail, makes it.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +21,9 @@ from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
-from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download, thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download
 from fluxhook.lifecycle.steps.polling import poll_job
+from fluxhook.lifecycle.steps.thumbnailing import make_for_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
@@ -30,8 +38,16 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> Dow
     """Fetch, verify and store the job's result; end the job ``stored``, ``failed`` or ``expired``. Returns what
     became of it (``DownloadOutcome``: the status the job ended in, or why it did not end).
 
-    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job.
+    Retryable errors propagate (the queue retries them); on the ``last_attempt`` any error ends the job. A job
+    stored (by this attempt or by one cut off before its thumbnail) then gets its thumbnail.
     """
+    outcome = _attempt(svc, job_id, last_attempt)
+    if outcome in (DownloadOutcome.STORED, DownloadOutcome.SKIPPED):
+        make_for_job(svc, job_id)
+    return outcome
+
+
+def _attempt(svc: Services, job_id: str, last_attempt: bool) -> DownloadOutcome:
     started = time.perf_counter()
     outcome, error = DownloadOutcome.ERROR, None
     try:
@@ -163,7 +179,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         # The poster first: a job that reads stored always has its poster.
         result = {"video": image.describe(), "poster": posters.store(svc.storage, job.id, image.info.poster)}
     svc.storage.put(key, image.file, sha256=image.sha256)
-    # With the job turning stored, in the same step: its thumbnail task, its draft cache's task (the job
+    # With the job turning stored, in the same step: its draft cache's task (the job
     # does not wait for that; draft_cache_source stays for it), the time it took BFL's image to get
     # here, and the attempt's notes.
     finished = job.finished_at or job.updated_at
@@ -171,7 +187,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     latency = max(0.0, now - finished)
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
-    effects = [thumbnail_task(job.id), *_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
+    effects = [*_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
                metrics.observed("fluxhook_completion_to_stored_seconds", latency),
                *accounting.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:

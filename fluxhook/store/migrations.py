@@ -7,6 +7,9 @@ one beside another, changes nothing twice):
 
 - the jobs still queued in a line of a release before fair share (``Keys.legacy_line``) join today's lines, as
   the admin owner's;
+- the jobs still waiting for a thumbnail task of a release that made thumbnails in a task of their own (its
+  work line, those being moved from it, its RQ queue) join the download line: their download task, finding
+  the job stored without its thumbnail, makes it;
 - a slot taken before accounts were kept (none recorded in ``Keys.slot_accounts``) is given the first account,
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 from typing import Callable, cast
 
 from redis import Redis
+from rq import Queue
+from rq.job import Job as RQJob
 
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.bfl_limits import TASK_DEADLINE
@@ -42,9 +47,14 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
 from fluxhook.store.owners import ADMIN_OWNER, owner_of
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.work_lines import DOWNLOAD
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
+LEGACY_THUMBNAIL_KIND = "thumbnail"
+LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
+LEGACY_THUMBNAIL_TASK = "thumbnail-"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
 # The migrating process holds its lock this long, renewed after each batch; one that died frees it by then.
@@ -124,7 +134,7 @@ class _Migration:
                              sealer=self.sealer)
 
     def run(self) -> Migrated:
-        lines, slots = self.old_lines(), self.old_slots()
+        lines, slots = self.old_lines() + self.old_thumbnails(), self.old_slots()
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies(),
                         tracks=self.trackers() + self.kept_for_tasks(), uncertain=self.uncertain_sends())
@@ -141,6 +151,41 @@ class _Migration:
                                          [ADMIN_OWNER, *ids]))
                 self.renew()
         return moved
+
+    def old_thumbnails(self) -> int:
+        """Move every job waiting for a thumbnail task of an older release into the download line."""
+        moved = 0
+        line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.work_moving(LEGACY_THUMBNAIL_KIND)
+        while members := [_text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
+            pipe = self.connection.pipeline(transaction=True)
+            pipe.zrem(line, *members)
+            moved += self._join_download_line(members, pipe)
+        while members := [_text(m) for m in self.connection.hkeys(moving)[:BATCH]]:
+            pipe = self.connection.pipeline(transaction=True)
+            pipe.hdel(moving, *members)
+            moved += self._join_download_line(members, pipe)
+        while tasks := [_text(t) for t in self.connection.lrange(LEGACY_THUMBNAIL_QUEUE, 0, BATCH - 1)]:
+            ids = [t.removeprefix(LEGACY_THUMBNAIL_TASK) for t in tasks]
+            read = self.connection.pipeline(transaction=False)
+            for job_id in ids:
+                read.hget(self.keys.job(job_id), "key_id")
+            owners = [owner_of(_text(key_id) if key_id else None) for key_id in read.execute()]
+            pipe = self.connection.pipeline(transaction=True)
+            pipe.ltrim(LEGACY_THUMBNAIL_QUEUE, len(tasks), -1)
+            pipe.delete(*(RQJob.key_for(t) for t in tasks))
+            moved += self._join_download_line([f"{o}:{j}" for o, j in zip(owners, ids, strict=True)], pipe)
+        return moved
+
+    def _join_download_line(self, members: list[str], pipe) -> int:
+        """Add ``members`` to the download line on ``pipe`` (a MULTI that takes them from where they were), wake a
+        feeder, and run it; how many."""
+        for item in members:
+            pipe.zadd(self.keys.work_line(DOWNLOAD), {item: 0}, nx=True)
+        pipe.lpush(self.keys.work_added, 1)
+        pipe.ltrim(self.keys.work_added, 0, 0)
+        pipe.execute()
+        self.renew()
+        return len(members)
 
     def old_slots(self) -> int:
         """Give each slot taken before accounts were kept (in the default account's slots) its account."""

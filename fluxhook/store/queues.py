@@ -9,8 +9,6 @@ QUEUE_NAME = "fluxhook"
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
 # downloads never holds back the polls of lost callbacks or the dispatch of free BFL slots.
 CONTROL_QUEUE_NAME = "fluxhook-control"
-# Thumbnails for the dashboard: listed last by every worker, so they are made when downloads leave time.
-THUMBNAIL_QUEUE_NAME = "fluxhook-thumbnails"
 
 
 def task_queue(connection: Redis) -> Queue:
@@ -21,8 +19,3 @@ def task_queue(connection: Redis) -> Queue:
 def control_queue(connection: Redis) -> Queue:
     """fluxhook's RQ queue for the sweep's work, which workers take first."""
     return Queue(CONTROL_QUEUE_NAME, connection=connection)
-
-
-def thumbnail_queue(connection: Redis) -> Queue:
-    """fluxhook's RQ queue for thumbnails, which workers take last."""
-    return Queue(THUMBNAIL_QUEUE_NAME, connection=connection)

@@ -1,9 +1,10 @@
-"""The workers' work lines: downloads, draft caches, notifications and thumbnails, taken fairly across keys.
+"""The workers' work lines: downloads, draft caches and notifications, taken fairly across keys.
 
 RQ takes tasks first in, first out, so one key's 150 results queued at once would hold another key's one
 behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
 and only a few tasks at a time are in RQ: as lanes free, the jobs whose turn it is move from the lines
-into RQ (``take``, then the caller queues one RQ task per job, each naming its own job), in turn across
+into RQ (``take``, every kind in one call, then the caller queues one RQ task per job, each naming its own
+job), in turn across
 keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners, each task a
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
 key's result by the few tasks already in RQ, not by the backlog.
@@ -15,6 +16,8 @@ is RQ's: its retries and a dead worker's hand-back name the same job.
 """
 
 from __future__ import annotations
+
+from typing import Mapping, Sequence
 
 from redis import Redis
 
@@ -29,10 +32,9 @@ DOWNLOAD_HOUR = "download_hour"
 DOWNLOAD_LONG = "download_long"
 DOWNLOADS = (DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG)
 DRAFT_CACHE = "draft_cache"
-THUMBNAIL = "thumbnail"
 NOTIFY = "notify"
 # In the order their work is moved into RQ when room is short: the results whose URLs expire first.
-KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY, THUMBNAIL)
+KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY)
 # A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
 # primary that failed over between the take and the queueing): a take is queued within milliseconds.
 MOVE_LEASE = 10.0
@@ -54,15 +56,20 @@ class WorkLines:
         pipeline.lpush(self.keys.work_added, 1)
         pipeline.ltrim(self.keys.work_added, 0, 0)
 
-    def take(self, kind: str, queue_key: str, ahead: int, now: float) -> list[str]:
-        """Members (``<owner>:<job id>``, see ``owners.member_job``) from ``kind``'s line, one turn at a time across keys, while
-        fewer than ``ahead`` tasks wait in the RQ queue ``queue_key`` (a list) or are being moved; each is moving
-        until ``queued`` says its RQ task is queued. Atomic: feeders in many processes never overfill the queue."""
-        kind = checked_kind(kind)
-        taken = self._take([self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind),
-                            self.keys.work_clock(kind), self.keys.share_weights, queue_key],
-                           [ahead, repr(now), DEFAULT_WEIGHT])
-        return [_text(item) for item in taken]
+    def take(self, queues: Mapping[str, str], ahead: int, now: float) -> dict[str, list[str]]:
+        """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
+        the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
+        than ``ahead`` tasks wait in a kind's RQ queue or are being moved; by kind, the kinds with any taken. Each is
+        moving until ``queued`` says its RQ task is queued. One script for every kind, atomic (feeders in many
+        processes never overfill a queue); lines with no work cost next to nothing (``lua/work_take.lua``)."""
+        kinds = [checked_kind(kind) for kind in queues]
+        keys = [self.keys.share_weights]
+        for kind in kinds:
+            keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind),
+                     self.keys.work_clock(kind), queues[kind]]
+        # Nothing at all (no list a kind) when no line holds work.
+        taken = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT]) or [[] for _ in kinds]
+        return {kind: [_text(item) for item in items] for kind, items in zip(kinds, taken, strict=True) if items}
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until work joins a line (True) or ``timeout`` seconds pass (False); each addition wakes one
@@ -74,10 +81,13 @@ class WorkLines:
         if members:
             pipeline.hdel(self.keys.work_moving(checked_kind(kind)), *members)
 
-    def restore(self, kind: str, before: float) -> int:
-        """Put back in line the jobs taken before ``before`` whose RQ task was never queued; how many."""
-        kind = checked_kind(kind)
-        return int(self._restore([self.keys.work_line(kind), self.keys.work_moving(kind)], [repr(before)]))
+    def restore(self, kinds: Sequence[str], before: float) -> int:
+        """Put back in line the jobs of ``kinds`` taken before ``before`` whose RQ task was never queued; how many.
+        One script for every kind: with none moving, next to nothing."""
+        keys = []
+        for kind in map(checked_kind, kinds):
+            keys += [self.keys.work_line(kind), self.keys.work_moving(kind)]
+        return int(self._restore(keys, [repr(before)]))
 
     def pending(self, kind: str, key_id: str | None, job_id: str) -> bool:
         """Whether the job waits in ``kind``'s line, or is being moved into RQ."""

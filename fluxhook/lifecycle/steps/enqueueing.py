@@ -1,6 +1,6 @@
 """Enqueueing worker tasks by dotted path, so the web process never imports worker code.
 
-Downloads, draft caches, notifications and thumbnails go through their work lines first
+Downloads, draft caches and notifications go through their work lines first
 (``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
 moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
 its own job. Checks, confirmations and the clock's tasks go to RQ at once.
@@ -24,7 +24,6 @@ from fluxhook.store.effects import AddWork
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.owners import member_job
-from fluxhook.store.queues import thumbnail_queue
 from fluxhook.store.work_lines import (
     DOWNLOAD,
     DOWNLOAD_HOUR,
@@ -34,7 +33,6 @@ from fluxhook.store.work_lines import (
     KINDS,
     MOVE_LEASE,
     NOTIFY,
-    THUMBNAIL,
 )
 
 if TYPE_CHECKING:
@@ -42,7 +40,6 @@ if TYPE_CHECKING:
     from fluxhook.services import Services
 
 DOWNLOAD_TASK = "worker.download.download_result"
-THUMBNAIL_TASK = "worker.thumbnail.make_thumbnail"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 CHECK_TASK = "worker.sweep.check_job"
@@ -60,9 +57,12 @@ CONFIRM_RETRIES = 5
 # are the message's own (``core.notify_answers``), so a Retry-After can set them; RQ's one retry is for a task
 # that did not get to end (its worker killed, a Redis error).
 NOTIFY_JOB_TIMEOUT = 60
-# A job's own tasks (its download, draft cache, notification, a confirmation): an hour to look at one that
-# ended, a week at one that failed. Each is one per job or per report from BFL, so they stay few.
-_KEEP = {"result_ttl": 3600, "failure_ttl": 7 * 86400}
+# A job's own tasks (its download, draft cache, notification, a confirmation) keep nothing of a run that
+# succeeded: nobody reads a task's return value (the job's record and timeline say what became of it), and
+# RQ's result of each (a stream entry and the task's record kept for its TTL) was most of what a stored job
+# held in Redis its first hour. A failed run is kept a week, to look at; each is one per job or per report
+# from BFL, so they stay few.
+_KEEP = {"result_ttl": 0, "failure_ttl": 7 * 86400}
 # A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
 # sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
 # waiting job, not with the jobs. A failed run is kept long enough for an operator: the failed registry
@@ -75,16 +75,6 @@ _RECURRING: dict[str, Any] = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_
 # Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
 # later waits behind these few, not behind another key's backlog.
 AHEAD = 4
-
-
-def thumbnail_task_id(job_id: str) -> str:
-    """The RQ id of a job's thumbnail task (one per job)."""
-    return f"thumbnail-{job_id}"
-
-
-def thumbnail_task(job_id: str) -> AddWork:
-    """The thumbnail of a stored job's image, to add with the job's change to stored."""
-    return AddWork(THUMBNAIL, job_id)
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -222,60 +212,50 @@ def notify_task_id(message_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Task:
-    """How a work line's job becomes an RQ task."""
+    """How a work line's job becomes an RQ task (in ``svc.queue``)."""
 
     func: str
     task_id: Callable[[str], str]
-    queue: Callable[["Services"], Queue]
     options: Callable[[], dict]
 
 
 # A draft cache is a download of its own, retried as long as one (its URL's life, 2 hours, the real
-# bound), up to MAX_VIDEO_BYTES, so as long a timeout. A thumbnail never fails over an image (a preview
-# is best effort), so its one retry is for a task that did not get to end: cut off with its worker,
-# handed back on a graceful stop, or stopped by a Redis error.
+# bound), up to MAX_VIDEO_BYTES, so as long a timeout.
 def _download_options() -> dict:
     return dict(retry=_retry(DOWNLOAD_RETRIES, DOWNLOAD_RETRY_CAP), timeout=DOWNLOAD_TIMEOUT, **_KEEP)
 
 
 _TASKS = {
-    **{line: _Task(DOWNLOAD_TASK, download_task_id, lambda svc: svc.queue, _download_options) for line in DOWNLOADS},
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, lambda svc: svc.queue, _download_options),
-    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda svc: svc.queue, lambda: dict(
-        retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, result_ttl=0, failure_ttl=7 * 86400)),
-    THUMBNAIL: _Task(THUMBNAIL_TASK, thumbnail_task_id, lambda svc: thumbnail_queue(svc.redis), lambda: dict(
-        retry=Retry(max=1), timeout=60, result_ttl=600, failure_ttl=86400)),
+    **{line: _Task(DOWNLOAD_TASK, download_task_id, _download_options) for line in DOWNLOADS},
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, _download_options),
+    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda: dict(retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
 }
 
 
 def feed(svc: "Services") -> int:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
-    whose URL expires first), while fewer than ``AHEAD`` tasks wait in their RQ queue; how many moved. Called
-    by the workers only (a lane that ends a task, a feeder woken by new work): a callback's answer waits for
-    none of it."""
-    moved = 0
-    now = time.time()
-    for kind in KINDS:
-        queue = _TASKS[kind].queue(svc)
-        members = svc.store.work.take(kind, queue.key, AHEAD, now)
-        if members:
-            _queue_tasks(svc, kind, queue, members)
-            moved += len(members)
-    return moved
+    whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue; how many moved. Called
+    by the workers only (a lane that ends a task, a feeder woken by new work, or once a second): a callback's
+    answer waits for none of it. With no work waiting it costs Redis two commands (one script, one lookup)."""
+    taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
+    if taken:
+        _queue_tasks(svc, taken)
+    return sum(len(members) for members in taken.values())
 
 
-def _queue_tasks(svc: "Services", kind: str, queue: Queue, members: list[str]) -> None:
-    task = _TASKS[kind]
+def _queue_tasks(svc: "Services", taken: dict[str, list[str]]) -> None:
     pipe = svc.redis.pipeline(transaction=True)
-    for member in members:
-        job_id = member_job(member)
-        queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
-                           pipeline=pipe, **task.options())
-    svc.store.work.queued(kind, members, pipe)
+    for kind, members in taken.items():
+        task = _TASKS[kind]
+        for member in members:
+            job_id = member_job(member)
+            svc.queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
+                                   pipeline=pipe, **task.options())
+        svc.store.work.queued(kind, members, pipe)
     pipe.execute()
 
 
 def restore_work(svc: "Services", now: float) -> int:
     """Put back in line the jobs taken from the work lines whose RQ task was never queued (their process died
     in between); how many."""
-    return sum(svc.store.work.restore(kind, now - MOVE_LEASE) for kind in KINDS)
+    return svc.store.work.restore(KINDS, now - MOVE_LEASE)

@@ -1,25 +1,48 @@
--- needs: fair_turns
--- Take jobs from a kind's work line for RQ, one turn at a time across owners (the
--- slots' own rule: start-time fair queueing, each task a turn costing 1 / the owner's weight), while fewer than
--- ARGV[1] tasks wait in the RQ queue they go to, counting those being moved.
--- KEYS[1] the kind's work line; KEYS[2] its members being moved into RQ (member -> when taken);
--- KEYS[3] its passes; KEYS[4] its clock; KEYS[5] owner -> weight (the slots' own); KEYS[6] the RQ queue (a list).
--- ARGV[1] most tasks waiting in that queue; ARGV[2] now; ARGV[3] the weight of an owner without one.
--- Returns the members taken (`<owner>:<job id>`), each now in KEYS[2] until its RQ task is queued.
-local line, moving = KEYS[1], KEYS[2]
-local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[6]) - redis.call('HLEN', moving)
-local taken = {}
-if room <= 0 then return taken end
-local turns = fair_turns.new(KEYS[3], KEYS[4], KEYS[5], tonumber(ARGV[3]))
-local heads = fair_turns.heads(line)
-while #taken < room do
-  local turn = turns.earliest(heads)
-  if not turn then break end
-  local item = members.member(turn.owner, turn.job)
-  redis.call('ZREM', line, item)
-  redis.call('HSET', moving, item, ARGV[2])
-  turns.charge(turn.owner, 1)
-  turn.head.job = fair_turns.head(line, turn.owner)
-  taken[#taken + 1] = item
+-- needs: members, fair_turns
+-- Take jobs from the work lines for RQ, kind by kind in KEYS' order (a result whose URL expires first), and within a
+-- kind one turn at a time across owners (the slots' own rule: start-time fair queueing, each task a turn costing
+-- 1 / the owner's weight), while fewer than ARGV[1] tasks wait in the RQ queue the kind's tasks go to, counting those
+-- being moved and those this call took before for that queue. Every kind in one call, and the lines looked at
+-- together first: a feed with no work waiting costs one command, and kinds after the last with work none.
+-- KEYS[1] owner -> weight (the slots' own); then five keys a kind: its work line; its members being moved into RQ
+-- (member -> when taken); its passes; its clock; the RQ queue its tasks go to (a list).
+-- ARGV[1] most tasks waiting in a queue; ARGV[2] now; ARGV[3] the weight of an owner without one.
+-- Returns, a list a kind in KEYS' order, the members taken (`<owner>:<job id>`), each now in its kind's moving hash
+-- until its RQ task is queued; an empty list when no line holds work.
+local PER_KIND = 5
+local kinds = (#KEYS - 1) / PER_KIND
+local lines = {}
+for k = 1, kinds do lines[k] = KEYS[2 + (k - 1) * PER_KIND] end
+-- How many lines hold work: once those are seen, the kinds after them cost nothing.
+local unseen = redis.call('EXISTS', unpack(lines))
+if unseen == 0 then return {} end
+
+local ahead, default_weight = tonumber(ARGV[1]), tonumber(ARGV[3])
+local waiting, out = {}, {}
+for k = 1, kinds do
+  local line, moving, passes, clock, queue = unpack(KEYS, 2 + (k - 1) * PER_KIND, 1 + k * PER_KIND)
+  local taken = {}
+  if unseen > 0 and waiting[queue] == nil then waiting[queue] = redis.call('LLEN', queue) end
+  -- A full queue (as under load) is not worth a look at the line.
+  if unseen > 0 and waiting[queue] < ahead and redis.call('EXISTS', line) == 1 then
+    unseen = unseen - 1
+    local room = ahead - waiting[queue] - redis.call('HLEN', moving)
+    if room > 0 then
+      local turns = fair_turns.new(passes, clock, KEYS[1], default_weight)
+      local heads = fair_turns.heads(line)
+      while #taken < room do
+        local turn = turns.earliest(heads)
+        if not turn then break end
+        local item = members.member(turn.owner, turn.job)
+        redis.call('ZREM', line, item)
+        redis.call('HSET', moving, item, ARGV[2])
+        turns.charge(turn.owner, 1)
+        turn.head.job = fair_turns.head(line, turn.owner)
+        taken[#taken + 1] = item
+      end
+      waiting[queue] = waiting[queue] + #taken
+    end
+  end
+  out[k] = taken
 end
-return taken
+return out

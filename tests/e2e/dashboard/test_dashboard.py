@@ -22,7 +22,7 @@ from rq.job import JobStatus
 from conftest import API_TOKEN, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.lifecycle.steps.enqueueing import thumbnail_task_id
+from fluxhook.lifecycle.steps.enqueueing import download_task_id
 from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
@@ -296,23 +296,24 @@ def test_timeline_shows_failures_refused_callbacks_and_polls(stack, api, sim, br
 
 # -- thumbnails ---------------------------------------------------------------------------------
 
-def wait_thumbnail_task(stack, job_id: str) -> None:
-    """Until the job's thumbnail task (queued once the job is stored, run after downloads) has run."""
+def wait_download_task(stack, job_id: str) -> None:
+    """Until the job's download task, which makes its thumbnail once the job is stored, has ended (RQ keeps no
+    record of one that succeeded)."""
     connection = redis_of(stack)
 
-    def finished() -> bool:
+    def ended() -> bool:
         try:
-            return RQJob.fetch(thumbnail_task_id(job_id), connection=connection).get_status() == JobStatus.FINISHED
+            return RQJob.fetch(download_task_id(job_id), connection=connection).get_status() == JobStatus.FAILED
         except NoSuchJobError:
-            return False
+            return True
 
-    wait_until(finished, timeout=20, message=f"the thumbnail task of {job_id}")
+    wait_until(ended, timeout=20, message=f"the download task of {job_id}")
 
 
 def test_thumbnail_is_a_real_small_image_made_on_store(stack, api, sim, browser):
     sim.settings(image_bytes=180_000)  # a noisy PNG of about 60 000 pixels: larger than a thumbnail
     job = api.wait_for(api.submit("a large image")["id"], "stored")
-    wait_thumbnail_task(stack, job["id"])
+    wait_download_task(stack, job["id"])
     width, height = job["image"]["width"], job["image"]["height"]
     assert max(width, height) > thumbnails.MAX_SIDE
     assert "thumbnail" not in repr(job)  # the API's job object is unchanged
@@ -331,7 +332,7 @@ def test_thumbnail_is_a_real_small_image_made_on_store(stack, api, sim, browser)
 
 def test_small_images_are_not_enlarged(stack, api, browser):
     job = api.wait_for(api.submit("a small image")["id"], "stored")
-    wait_thumbnail_task(stack, job["id"])
+    wait_download_task(stack, job["id"])
     response = browser.get(f"{stack.base_url}/jobs/{job['id']}/thumbnail", timeout=10)
     with Image.open(io.BytesIO(response.content)) as thumb:
         assert thumb.size == (job["image"]["width"], job["image"]["height"])
@@ -349,7 +350,7 @@ def test_a_thumbnail_that_cannot_be_made_never_fails_the_job(stack, api, spy, br
     assert api.callback(job["id"], ready_payload(job["bfl_id"], url)).status_code == 200
     done = api.wait_for(job["id"])
     assert done["status"] == "stored" and done["image"]["width"] == 300
-    wait_thumbnail_task(stack, job["id"])
+    wait_download_task(stack, job["id"])
     assert browser.get(f"{stack.base_url}/jobs/{job['id']}/thumbnail", timeout=10).status_code == 404
     assert not (storage_dir(stack) / thumbnails.key_for(job["id"])).exists()
     row = next(j for j in browser.get(stack.base_url + "/live/jobs", timeout=10).json()["jobs"] if j["id"] == job["id"])
@@ -358,7 +359,7 @@ def test_a_thumbnail_that_cannot_be_made_never_fails_the_job(stack, api, spy, br
 
 def test_deleting_a_job_removes_its_thumbnail_and_timeline(stack, api):
     job = api.wait_for(api.submit("deleted with its thumbnail")["id"], "stored")
-    wait_thumbnail_task(stack, job["id"])
+    wait_download_task(stack, job["id"])
     thumb = storage_dir(stack) / thumbnails.key_for(job["id"])
     connection = redis_of(stack)
     assert thumb.exists()

@@ -84,7 +84,7 @@ def _stored_exactly_once(api: API, sim, jobs: list[dict], stack: FaultStack) -> 
         assert served.content == sim.image_bytes(job["bfl_id"])
     images = stack.var_dir / "images"
     thumbs = [images / f"{j['id']}-thumb.webp" for j in jobs]
-    # Thumbnails are a task of their own, run after downloads.
+    # Each thumbnail is made by its download task just after its job is stored.
     wait_until(lambda: all(t.exists() for t in thumbs), timeout=30, message="every thumbnail")
     files = sorted(p.name for p in images.iterdir())
     assert files == sorted([f"{j['id']}.png" for j in jobs] + [t.name for t in thumbs])

@@ -171,7 +171,7 @@ def test_delete_removes_the_object(s3_api, sim, s3_server):
 
 
 def _thumbnail_in_bucket(s3_server, job_id: str) -> bytes:
-    """The job's thumbnail object, once the worker has made it (a task of its own, after the download)."""
+    """The job's thumbnail object, once the worker has made it (its download task, just after storing the image)."""
     key = f"{PREFIX}/{thumbnails.key_for(job_id)}"
     wait_until(lambda: s3_server.exists(key), timeout=30, message=f"the thumbnail of {job_id} in the bucket")
     return s3_server.body(key)

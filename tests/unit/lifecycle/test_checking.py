@@ -1,6 +1,6 @@
 """The checks of due jobs in-process (fluxhook/lifecycle/checking.py, the sweep that queues them) on a Redis database
 of their own, against the simulator or a spy host: a 429 on a poll, a claim taken twice, a submission and a
-thumbnail task cut off with their worker, a sweep with nothing due. Fallback polling and BFL slots through the
+download task cut off with its worker, a sweep with nothing due. Fallback polling and BFL slots through the
 Procfile's processes: tests/e2e/worker/test_checking.py."""
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.steps.enqueueing import feed, thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import DOWNLOAD_RETRIES, download_task, feed
 from fluxhook.lifecycle.submitting import take_turns
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
-from fluxhook.store.queues import thumbnail_queue
 from helpers import tracked_job
 
 
@@ -100,14 +99,15 @@ def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_
     assert svc.jobs.get(job.id).status == st.QUEUED
 
 
-def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
+def test_a_download_task_cut_off_with_its_worker_is_queued_again(services):
     # A killed worker's task stays "started" until RQ's maintenance finds its heartbeat lapsed,
-    # and RQ queues such a task again only if it has retries left.
+    # and RQ queues such a task again only if it has retries left. So a download cut off once its job was
+    # stored, before its thumbnail, runs again and makes it (test_storing.py).
     svc = services()
-    svc.jobs.create(Job(id="job_cut_off", status=st.STORED, model="flux-2-pro"))
-    svc.store.effects.apply([thumbnail_task("job_cut_off")])
+    svc.jobs.create(Job(id="job_cut_off", status=st.READY, model="flux-2-pro"))
+    svc.store.effects.apply([download_task("job_cut_off", "flux-2-pro")])
     assert feed(svc) == 1
-    queue = thumbnail_queue(svc.redis)
+    queue = svc.queue
     worker = Worker([queue], connection=svc.redis)
     worker.register_birth()
     task, _ = worker.dequeue_job_and_maintain_ttl(timeout=1)
@@ -116,8 +116,10 @@ def test_a_thumbnail_task_cut_off_with_its_worker_is_queued_again(services):
     assert task.get_status() == JobStatus.STARTED and queue.count == 0
 
     StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)  # long after its last heartbeat
-    assert task.get_status() == JobStatus.QUEUED
-    assert queue.job_ids == [task.id]
+    # Retried after its first interval, one retry spent.
+    task.refresh()
+    assert (task.get_status(), task.retries_left) == (JobStatus.SCHEDULED, DOWNLOAD_RETRIES - 1)
+    assert queue.scheduled_job_registry.get_job_ids() == [task.id]
 
 
 def test_a_sweep_with_nothing_due_claims_nothing(services):

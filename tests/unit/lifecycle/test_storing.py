@@ -1,13 +1,17 @@
 """Each result URL's life: 10 minutes for an image, about 2 hours for a video. A URL past its life is
 not fetched (BFL is asked for a fresh one); within it, a delivery host failing for a while is retried.
-In-process downloads on their own Redis database, with a spy host as BFL and as the delivery host."""
+A stored job's thumbnail is made by the same task, once the job is stored, and by its retry if the task was cut
+off in between; one that cannot be made fails nothing. In-process downloads on their own Redis database, with a
+spy host as BFL and as the delivery host."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
 import pytest
+from PIL import Image
 
 from fluxhook.core import stopping
 from fluxhook.core import transitions as st
@@ -16,6 +20,10 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.storing import download_and_store
+from fluxhook.media import thumbnails
+from fluxhook.store.keys import KEYS
+from fluxhook.store.work_lines import DOWNLOAD
+from helpers import png_bytes
 from mp4_samples import make_mp4
 
 MP4 = make_mp4(seconds=1, width=128, height=72)
@@ -36,7 +44,6 @@ def _ready(svc, model: str, url: str, finished_ago: float) -> Job:
 
 
 def test_an_image_url_past_its_ten_minutes_is_not_fetched_bfl_gives_a_fresh_one(svc, spy):
-    from helpers import png_bytes
     old = spy.route("/old.png", body=png_bytes())
     fresh = spy.route("/fresh.png", body=png_bytes())
     job = _ready(svc, "flux-2-pro", old, finished_ago=11 * 60)
@@ -72,7 +79,6 @@ def test_a_failing_host_is_retried_within_a_video_urls_life_and_not_after(svc, s
 
 
 def test_a_download_the_stopping_worker_wants_back_stays_ready_and_says_it_was_handed_back(svc, spy):
-    from helpers import png_bytes
     job = _ready(svc, "flux-2-pro", spy.route("/image.png", body=png_bytes()), finished_ago=5)
     stopping.request()
     try:
@@ -84,3 +90,52 @@ def test_a_download_the_stopping_worker_wants_back_stays_ready_and_says_it_was_h
     assert svc.jobs.get(job.id).status == st.READY
     [entry] = [e for e in timeline.recent(svc.store.timeline, job.id) if e["kind"] == "download"]
     assert entry["outcome"] == DownloadOutcome.HANDED_BACK
+
+
+# -- the thumbnail, made by the download task once its job is stored ----------------------------------------------
+
+def _thumbnail_of(svc, job_id: str) -> bytes | None:
+    stored = svc.storage.open(thumbnails.key_for(job_id))
+    if stored is None:
+        return None
+    with stored:
+        return stored.read()
+
+
+def test_a_stored_image_gets_its_thumbnail_in_the_same_task(svc, spy):
+    job = _ready(svc, "flux-2-pro", spy.route("/with-thumb.png", body=png_bytes()), finished_ago=5)
+
+    assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.STORED
+
+    assert svc.jobs.get(job.id).thumbnail_key == thumbnails.key_for(job.id)
+    assert _thumbnail_of(svc, job.id)[:4] == b"RIFF"  # a WebP
+    assert svc.store.work.waiting(DOWNLOAD) == 0 and svc.queue.count == 0  # no task of its own
+
+
+def test_a_task_cut_off_after_storing_makes_the_thumbnail_when_rq_runs_it_again(svc, spy):
+    job = _ready(svc, "flux-2-pro", spy.route("/cut-off.png", body=png_bytes()), finished_ago=5)
+    assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.STORED
+    # As if its worker had been killed between the job's change to stored and its thumbnail.
+    svc.redis.hdel(KEYS.job(job.id), "thumbnail_key")
+    svc.storage.delete(thumbnails.key_for(job.id))
+    spy.hits.clear()
+
+    assert download_and_store(svc, job.id, last_attempt=True) == DownloadOutcome.SKIPPED  # RQ's retry
+
+    assert spy.hits == []  # nothing downloaded again
+    after = svc.jobs.get(job.id)
+    assert (after.status, after.thumbnail_key) == (st.STORED, thumbnails.key_for(job.id))
+    assert _thumbnail_of(svc, job.id) is not None
+
+
+def test_a_thumbnail_that_cannot_be_made_leaves_the_job_stored_and_the_task_succeeded(svc, spy):
+    whole = io.BytesIO()
+    Image.effect_noise((256, 256), 60).save(whole, "PNG")
+    truncated = whole.getvalue()[:2000]  # a PNG, as its first bytes say, but its pixels cut short
+    job = _ready(svc, "flux-2-pro", spy.route("/truncated.png", body=truncated), finished_ago=5)
+
+    assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.STORED
+
+    after = svc.jobs.get(job.id)
+    assert (after.status, after.thumbnail_key) == (st.STORED, None)
+    assert _thumbnail_of(svc, job.id) is None

@@ -19,6 +19,7 @@ from fluxhook.core.errors import RetryableError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import readiness
 from fluxhook.lifecycle.storing import download_and_store
+from fluxhook.media import thumbnails
 from helpers import png_bytes
 from s3_helpers import AWS_ENV, BUCKET, S3Server
 
@@ -79,7 +80,7 @@ def test_a_full_disk_is_retried_says_storage_and_stores_once_freed(make_services
     filler.unlink()
     assert not _storage_check(svc).failed
     assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
-    assert _visible(small_disk) == [f"{job.id}.png"]
+    assert _visible(small_disk) == sorted([f"{job.id}.png", thumbnails.key_for(job.id)])  # its thumbnail with it
 
 
 def test_a_read_only_store_is_retried_and_stores_once_writable_again(make_services, small_disk, spy):
@@ -94,7 +95,7 @@ def test_a_read_only_store_is_retried_and_stores_once_writable_again(make_servic
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
     assert download_and_store(svc, job.id, last_attempt=False) == st.STORED
-    assert _visible(small_disk) == [f"{job.id}.png"]
+    assert _visible(small_disk) == sorted([f"{job.id}.png", thumbnails.key_for(job.id)])  # its thumbnail with it
 
 
 def test_a_vanished_directory_is_made_again(make_services, tmp_path, spy):

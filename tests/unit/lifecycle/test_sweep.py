@@ -11,11 +11,10 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import AHEAD, CHECK_TASK, feed, thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import AHEAD, CHECK_TASK, draft_cache_task, feed
 from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
 from fluxhook.store.keys import KEYS
-from fluxhook.store.queues import thumbnail_queue
-from fluxhook.store.work_lines import MOVE_LEASE, NOTIFY, THUMBNAIL
+from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE, NOTIFY
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -82,15 +81,15 @@ def test_a_notification_whose_message_exists_already_is_not_made_again(svc):
 
 def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):
     job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro"))
-    svc.store.effects.apply([thumbnail_task(job.id)])
+    svc.store.effects.apply([draft_cache_task(job.id)])
     now = time.time()
     # Taken to be moved into RQ, then the process died before queueing its task.
-    assert svc.store.work.take(THUMBNAIL, thumbnail_queue(svc.redis).key, AHEAD, now) != []
-    assert svc.store.work.waiting(THUMBNAIL) == 0 and svc.store.work.pending(THUMBNAIL, None, job.id)
+    assert svc.store.work.take({DRAFT_CACHE: svc.queue.key}, AHEAD, now) != {}
+    assert svc.store.work.waiting(DRAFT_CACHE) == 0 and svc.store.work.pending(DRAFT_CACHE, None, job.id)
 
     sweep(svc, now + 1)
-    assert svc.store.work.waiting(THUMBNAIL) == 0  # it may still be on its way
+    assert svc.store.work.waiting(DRAFT_CACHE) == 0  # it may still be on its way
 
     sweep(svc, now + MOVE_LEASE + 1)
-    assert svc.store.work.waiting(THUMBNAIL) == 1
-    assert feed(svc) == 1 and thumbnail_queue(svc.redis).count == 1
+    assert svc.store.work.waiting(DRAFT_CACHE) == 1
+    assert feed(svc) == 1 and svc.queue.count == 1

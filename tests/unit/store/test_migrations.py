@@ -1,6 +1,7 @@
 """The migration of what older releases kept (fluxhook/store/migrations.py) on a real Redis: old-shaped data in, today's
-shape out (old lines, slots taken before accounts, tasks without an account, values kept in the clear), today's data
-left as it is, a second run one read, and two processes at once changing each thing once."""
+shape out (old lines, slots taken before accounts, tasks without an account, values kept in the clear, a thumbnail
+task's leftovers), today's data left as it is, a second run one read, and two processes at once changing each thing
+once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from dataclasses import replace
 
 import redis
+from rq import Queue
 
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
@@ -21,6 +23,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import SCHEMA_VERSION, Migrated, is_current, migrate
 from fluxhook.store.owners import ADMIN_OWNER, member
 from fluxhook.store.slots import Slots
+from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
 from slot_helpers import _config, _queued
 
@@ -181,3 +184,19 @@ def test_a_job_an_older_release_kept_queued_awaiting_its_task_is_submitted_and_n
     assert (moved.status, moved.bfl_id, moved.uncertain_at, moved.submitted_at) == (st.SUBMITTED, None, since, since)
     assert since + 3599 <= store.due_at(awaiting.id) <= since + 3601  # failed at the task's hour if BFL never says
     assert store.get(placed.id).status == st.QUEUED  # a job that was merely queued is left as it is
+
+
+def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_line(store, connection):
+    waiting, moving, in_rq = (_task(store, st.STORED, key_id=key) for key in ("key_a", None, "key_b"))
+    # As a release that made thumbnails in a task of their own left them: in its line, being moved, in its RQ queue.
+    connection.zadd(KEYS.work_line("thumbnail"), {member("key_a", waiting.id): 0})
+    connection.hset(KEYS.work_moving("thumbnail"), member(ADMIN_OWNER, moving.id), time.time())
+    queue = Queue("fluxhook-thumbnails", connection=connection)
+    task = queue.enqueue_call("worker.thumbnail.make_thumbnail", (in_rq.id,), job_id=f"thumbnail-{in_rq.id}")
+
+    assert migrate(connection, _config(), again=True).lines == 3
+
+    line = {m.decode() for m in connection.zrange(KEYS.work_line(DOWNLOAD), 0, -1)}
+    assert line == {member("key_a", waiting.id), member(ADMIN_OWNER, moving.id), member("key_b", in_rq.id)}
+    assert not connection.exists(KEYS.work_line("thumbnail"), KEYS.work_moving("thumbnail"), queue.key, task.key)
+    assert migrate(connection, _config(), again=True).lines == 0  # a second run finds nothing

@@ -1,6 +1,6 @@
 """The workers' work lines on a real Redis: jobs of one kind are taken for RQ in turn across keys, by the
-slots' own rule (lua/fair_turns.lua); a job taken is moving until its task is queued, and back in line if
-its process died in between."""
+slots' own rule (lua/fair_turns.lua), every kind in one call that costs next to nothing when no line has work; a
+job taken is moving until its task is queued, and back in line if its process died in between."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from collections import Counter
 import pytest
 
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import thumbnail_task
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
 from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
-from fluxhook.store.work_lines import DOWNLOAD, KINDS, NOTIFY, THUMBNAIL, WorkLines
+from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
+from helpers import commands_during
 
 
 @pytest.fixture()
@@ -37,9 +38,14 @@ def add(work: WorkLines, kind: str, key_id: str | None, n: int = 1) -> list[str]
 QUEUE = "test:rq:queue"
 
 
+def take_members(work: WorkLines, kind: str, most: int, now: float) -> list[str]:
+    """Take up to ``most`` of ``kind`` alone, not queued yet; their members."""
+    return work.take({kind: QUEUE}, most, now).get(kind, [])
+
+
 def take(work: WorkLines, kind: str, most: int = 1, now: float | None = None) -> list[str]:
     """Take up to ``most`` and queue them at once (as enqueueing.feed does); their job ids."""
-    members = work.take(kind, QUEUE, most, time.time() if now is None else now)
+    members = take_members(work, kind, most, time.time() if now is None else now)
     pipe = work.connection.pipeline(transaction=True)
     work.queued(kind, members, pipe)
     pipe.execute()
@@ -89,16 +95,43 @@ def test_weights_3_to_1_give_three_of_a_s_per_b_s(work, connection):
 
 def test_the_kinds_have_lines_and_turns_of_their_own(work):
     a = add(work, DOWNLOAD, "key_a", 5)
-    b = add(work, THUMBNAIL, "key_b", 5)
-    assert take_all(work, THUMBNAIL) == b
+    b = add(work, DRAFT_CACHE, "key_b", 5)
+    assert take_all(work, DRAFT_CACHE) == b
     assert take_all(work, DOWNLOAD) == a
 
 
 def test_a_take_fills_the_rq_queue_up_to_its_bound_and_no_further(work, connection):
     add(work, DOWNLOAD, "key_a", 10)
     connection.rpush(QUEUE, "task-1", "task-2")  # two tasks already wait in RQ
-    assert len(work.take(DOWNLOAD, QUEUE, 4, time.time())) == 2
-    assert work.take(DOWNLOAD, QUEUE, 4, time.time()) == []  # the two taken are moving: no room left
+    assert len(take_members(work, DOWNLOAD, 4, time.time())) == 2
+    assert take_members(work, DOWNLOAD, 4, time.time()) == []  # the two taken are moving: no room left
+
+
+def test_one_take_goes_kind_by_kind_and_the_kinds_share_their_queue_s_room(work):
+    downloads = add(work, DOWNLOAD, "key_a", 3)
+    notes = add(work, NOTIFY, "key_b", 3)
+    taken = work.take({DOWNLOAD: QUEUE, DRAFT_CACHE: QUEUE, NOTIFY: QUEUE}, 4, time.time())
+    # The downloads first (their URLs expire first), then a notification in the one place left.
+    assert {kind: [member_job(m) for m in members] for kind, members in taken.items()} == {
+        DOWNLOAD: downloads, NOTIFY: notes[:1]}
+    assert work.take({NOTIFY: "test:rq:other"}, 4, time.time()) == {NOTIFY: [f"key_b:{j}" for j in notes[1:]]}
+
+
+def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(work, connection):
+    db = connection.connection_pool.connection_kwargs["db"]
+    every = dict.fromkeys(KINDS, QUEUE)
+    work.take(every, 4, time.time())  # loads the script
+    work.restore(KINDS, time.time())
+    commands = commands_during(connection, db, lambda: (work.take(every, 4, time.time()),
+                                                         work.restore(KINDS, time.time())))
+    names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
+    assert names == ["EVALSHA", "EXISTS", "EVALSHA", "EXISTS"]
+    # Work waiting, but the queue full (as under load): one look at the queue, none at a line.
+    add(work, NOTIFY, "key_a")
+    connection.rpush(QUEUE, *[f"task-{n}" for n in range(4)])
+    commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
+    assert [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")] == [
+        "EVALSHA", "EXISTS", "LLEN"]
 
 
 def test_adding_work_wakes_one_feeder(work):
@@ -115,7 +148,7 @@ def test_a_batch_is_taken_one_turn_at_a_time(work):
 
 def test_a_job_taken_is_pending_until_its_task_is_queued(work):
     [job_id] = add(work, DOWNLOAD, "key_a")
-    [member] = work.take(DOWNLOAD, QUEUE, 1, time.time())
+    [member] = take_members(work, DOWNLOAD, 1, time.time())
     assert member == f"key_a:{job_id}" and work.waiting(DOWNLOAD) == 0
     assert work.pending(DOWNLOAD, "key_a", job_id)  # moving: a repair must not queue it again
     pipe = work.connection.pipeline(transaction=True)
@@ -127,10 +160,10 @@ def test_a_job_taken_is_pending_until_its_task_is_queued(work):
 def test_a_job_whose_process_died_while_moving_goes_back_in_line(work):
     [lost, kept] = add(work, DOWNLOAD, "key_a", 2)
     now = time.time()
-    assert work.take(DOWNLOAD, QUEUE, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
-    assert work.take(DOWNLOAD, QUEUE, 1, now) == []  # the one moving counts against the room
-    assert work.take(DOWNLOAD, QUEUE, 2, now) == [f"key_a:{kept}"]  # taken just now: still being moved
-    assert work.restore(DOWNLOAD, now - 60) == 1
+    assert take_members(work, DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
+    assert take_members(work, DOWNLOAD, 1, now) == []  # the one moving counts against the room
+    assert take_members(work, DOWNLOAD, 2, now) == [f"key_a:{kept}"]  # taken just now: still being moved
+    assert work.restore([DOWNLOAD], now - 60) == 1
     assert work.waiting(DOWNLOAD) == 1 and take(work, DOWNLOAD, 5) == [lost]
     assert work.pending(DOWNLOAD, "key_a", kept)
 
@@ -147,8 +180,8 @@ def test_a_job_added_twice_waits_once(work):
 
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
-        work.take("poster", QUEUE, 1, time.time())
-    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "thumbnail", "notify"}
+        take_members(work, "poster", 1, time.time())
+    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "notify"}
 
 
 def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connection, work):
@@ -158,8 +191,8 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     jobs.create(mine)
     jobs.create(admins)
     effects = Effects(connection, KEYS, 3600)
-    effects.apply([thumbnail_task(mine.id), thumbnail_task(admins.id), thumbnail_task("job_gone")])
-    assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(THUMBNAIL), 0, -1)) == sorted(
+    effects.apply([draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")])
+    assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
         [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added
 
 

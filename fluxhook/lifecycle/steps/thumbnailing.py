@@ -1,8 +1,8 @@
-"""A stored job's thumbnail: a task of its own, queued when the job is stored.
+"""A stored job's thumbnail, made by its download task once the job is stored (``storing``).
 
 Making one is best effort: a thumbnail that cannot be made or stored never fails the job. It is
-made after the job is stored, not before, and workers take thumbnails after every download: decoding
-a full-size image costs as much as the download itself, and a preview must not delay an image.
+made after the job is stored, not before: decoding a full-size image costs as much as the download
+itself, and a preview must not delay an image.
 """
 
 from __future__ import annotations

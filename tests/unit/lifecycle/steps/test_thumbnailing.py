@@ -1,4 +1,4 @@
-"""A stored job's thumbnail (fluxhook/lifecycle/thumbnailing.py), on a real Redis and a real directory: a WebP preview
+"""A stored job's thumbnail (fluxhook/lifecycle/steps/thumbnailing.py), on a real Redis and a real directory: a WebP preview
 of the stored image, or of a video's poster frame, recorded on the job once; best effort: a job not stored, gone, or
 whose file is missing or no image gets none, and nothing fails. The preview's bytes: tests/unit/media/."""
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.thumbnailing import make_for_job
+from fluxhook.lifecycle.steps.thumbnailing import make_for_job
 from fluxhook.media import thumbnails
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

@@ -1,0 +1,87 @@
+"""What a stored job costs Redis (SPEC §17), counted the way ``make bench-redis`` counts it: the Procfile's
+processes on a Redis of their own, BFL answering each submission after 1 s, 20 jobs posted through ``POST
+/v1/jobs`` and waited for until each is stored with its thumbnail. Redis's own ``INFO commandstats``, before and
+after, less what the same stack ran per second idle just before (its loops, heartbeats): the commands a stored job
+costs. Not a speed figure (those live in bench/): a count, so a change that adds round trips per job (a second
+task per job, a loop that costs per kind of work) fails here.
+
+The test's own commands stay out of the count: it waits on the thumbnail files (no Redis command), confirms
+the records with ``HSTRLEN`` (a command fluxhook never sends) and reads ``INFO``; both are left out.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from conftest import API_TOKEN
+from devtools.processes import RedisServer, wait_until
+from fluxhook.media import thumbnails
+from fluxhook.store.keys import KEYS
+from helpers import stack_on_db
+
+JOBS = 20
+IDLE_SECONDS = 4.0
+# Measured with this test: 248 to 253 a stored job once the thumbnail was made by the download task and an idle
+# feed cost two commands, 378 to 383 before (the bench's 150 jobs: 288 and 426, less idle). Just above the
+# measure: a regression of a few round trips a job fails it.
+CEILING = 270
+# The test's own: its INFO snapshots and its HSTRLEN confirmations.
+OWN = ("cmdstat_info", "cmdstat_hstrlen")
+
+
+@pytest.fixture(scope="module")
+def own_redis():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def measured(own_redis, simulator, _spies, tmp_path_factory):
+    with stack_on_db(own_redis, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("redis-cost-stack")), 0,
+                     WORKER_PROCESSES="1") as running:
+        yield running
+
+
+def _calls(db: redis.Redis) -> int:
+    """Every command Redis has run (those run by scripts included, as Redis counts them), less the test's own."""
+    stats = db.info("commandstats")
+    return sum(int(v["calls"]) for name, v in stats.items() if name not in OWN)
+
+
+def _post(base_url: str, n: int) -> str:
+    response = requests.post(f"{base_url}/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": f"cost {n}"}},
+                             headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30)
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_a_stored_job_costs_redis_fewer_commands_than_the_ceiling(measured, sim):
+    sim.settings(submit_delay=1.0, task_delay=1.0)
+    db = redis.Redis.from_url(measured.env["REDIS_URL"])
+    images = measured.var_dir / "images"
+    time.sleep(IDLE_SECONDS / 2)  # the stack's start-up settles: its first sweep, its migration, its clock's jobs
+    idle_from, idle_started = _calls(db), time.monotonic()
+    time.sleep(IDLE_SECONDS)  # the idle window itself: what the stack costs with no job, per second
+    idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)
+
+    before, started = _calls(db), time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda n: _post(measured.base_url, n), range(JOBS)))
+    wait_until(lambda: all((images / thumbnails.key_for(j)).exists() for j in ids), timeout=60,
+               message="every job stored with its thumbnail")
+    # The thumbnail's file is written just before its record names it.
+    wait_until(lambda: all(db.hstrlen(KEYS.job(j), "thumbnail_key") for j in ids), timeout=10,
+               message="every thumbnail recorded")
+    time.sleep(1.0)  # the tasks' ends and the lanes' feeds after them
+    spent = _calls(db) - before - idle_rate * (time.monotonic() - started)
+
+    per_job = spent / JOBS
+    print(f"{per_job:.0f} commands a stored job ({idle_rate:.0f}/s idle)")
+    assert 0 < per_job <= CEILING, f"{per_job:.0f} commands a stored job, above {CEILING} ({idle_rate:.0f}/s idle)"
