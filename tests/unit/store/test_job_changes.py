@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-import redis
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
@@ -16,14 +15,6 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import Keys
 
 KEYS = Keys(prefix="announce-test:")
-
-
-@pytest.fixture()
-def connection(redis_server):
-    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
 
 
 @pytest.fixture()

@@ -5,21 +5,10 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-import redis
-
 from fluxhook.store.keys import Keys
 from fluxhook.store.streams import LEASE_SECONDS, StreamLeases
 
 KEYS = Keys(prefix="streams-test:")
-
-
-@pytest.fixture()
-def connection(redis_server):
-    connection = redis.Redis.from_url(redis_server.url.replace("/0", "/1"))
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
 
 
 def test_a_caller_holds_at_most_its_limit_and_another_caller_is_not_counted(connection):
