@@ -326,13 +326,7 @@ class BufferingWorker(ThreadWorker):
 
     def _hand_over(self, conn: BufferedConn) -> None:
         """Forget a stream's connection without closing it: the hub of streams owns its socket."""
-        self._unwatch(conn)
-        self.receiving.discard(conn)
-        if conn.incoming is not None:
-            conn.incoming.discard()
-        if not conn.dropped:
-            conn.dropped = True
-            self.nr_conns -= 1
+        self._forget(conn, close=False)
 
     def _refuse(self, conn: BufferedConn, status: int) -> None:
         self._send_quietly(conn, refusal(status))
@@ -376,15 +370,18 @@ class BufferingWorker(ThreadWorker):
 
     def _drop(self, conn: BufferedConn) -> None:
         """Close at once and forget the connection."""
+        self._forget(conn, close=True)
+
+    def _forget(self, conn: BufferedConn, *, close: bool) -> None:
         self._unwatch(conn)
-        if conn in self.receiving:
-            self.receiving.discard(conn)
+        self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()
         if not conn.dropped:
             conn.dropped = True
             self.nr_conns -= 1
-            conn.close()
+            if close:
+                conn.close()
 
     # -- deadlines
 
