@@ -212,10 +212,11 @@ class BufferingWorker(ThreadWorker):
             self.nr += 1
             app: Any = self.wsgi
             answer = app(environ, resp.start_response)
+            # Read before the first write: a client gone by then must still give its stream's lease back (below).
+            handed = environ.get(HAND_OVER)
             try:
                 for item in answer:
                     resp.write(item)
-                handed = environ.get(HAND_OVER)
                 if handed is None:
                     resp.close()  # not a stream after all (404, 429...): a plain answer
                 else:

@@ -5,6 +5,7 @@ back no callback or read."""
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 from conftest import API_TOKEN, ready_payload
@@ -104,3 +105,27 @@ def test_readers_that_never_read_hold_back_no_callback_or_read(api, spy, stack):
     finally:
         for sock in hostile:
             sock.close()
+
+
+def _reset_after_asking(stack, path: str, token: str) -> None:
+    """A client that asks for a stream and resets the connection before the answer: the web's first write fails."""
+    sock = _never_reading(stack, path, token)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+    sock.close()
+
+
+def test_streams_whose_clients_reset_before_the_answer_give_their_places_back(api, stack):
+    _, hasty = make_key(api)
+    _, other = make_key(api)
+    token = hasty.http.headers["Authorization"].split()[1]
+    job = hasty.submit("[pending] asked for and dropped")
+    for _ in range(3 * LIMIT):
+        _reset_after_asking(stack, f"/v1/jobs/{job['id']}/events", token)
+    # Every place comes back (a failed first write abandons the stream's lease): the key opens its whole limit.
+    held = [_eventually_open(hasty, f"/v1/jobs/{job['id']}/events") for _ in range(LIMIT)]
+    assert held[-1].next_job().data["id"] == job["id"]
+    own = other.submit("[pending] the other tenant's")
+    mine = open_stream(other, f"/v1/jobs/{own['id']}/events")
+    assert mine.status_code == 200 and mine.next_job().data["id"] == own["id"]
+    for stream in [*held, mine]:
+        stream.close()
