@@ -11,11 +11,10 @@ from flask import redirect, render_template, request, url_for
 
 from fluxhook.core.errors import AlreadyEnded, JobNotFound
 from fluxhook.core.job import is_job_id
-from fluxhook.lifecycle.canceling import cancel_job
 from fluxhook.lifecycle.steps.callers import ADMIN
 
 from . import dashboard_session as auth
-from .context import services
+from .canceling import cancel_in_room
 from .dashboard import bp
 from .errors import error_response
 from .replicated import replicated
@@ -31,7 +30,7 @@ def cancel_job_form(job_id: str):
         return error_response(400, "csrf_failed", "the cancel form did not carry this session's CSRF token: "
                                                   "reload the job's page and try again")
     try:
-        cancel_job(services(), ADMIN, job_id)
+        cancel_in_room(ADMIN, job_id)
         log.info("job canceled from the dashboard", extra={"job_id": job_id})
     except JobNotFound:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404

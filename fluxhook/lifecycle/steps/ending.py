@@ -30,7 +30,7 @@ log = logging.getLogger("fluxhook.ending")
 # The submit lock, held here only for the one step that ends the job (a process that dies frees it by then).
 LOCK_SECONDS = 60
 # Between looks at the submit lock while a sender holds it.
-LOOK_GAP = 0.05
+LOOK_GAP = 0.2
 
 
 class Ended(StrEnum):
