@@ -549,7 +549,8 @@ class JobStore:
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
                 "reservations": place(keys, k.budget_held), "owners": place(keys, k.fair_owners),
                 "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
-                "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)]}
+                "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)],
+                "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])
         pipe = self.connection.pipeline(transaction=False)
         pipe.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated

@@ -6,13 +6,15 @@
 -- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read, and `trackers`, that
 -- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
 -- budget's; `owners` (job -> owner) and `held` (owner -> slots held); `slots`, each account's slots of each pool;
--- `lines`, each pool's line and the jobs waiting aside. Returns false if there was no job, else its storage key
+-- `lines`, each pool's line and the jobs waiting aside; `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
 local id = spec.id
 local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage_key')
 if not data[1] then return false end
 redis.call('DEL', KEYS[spec.record])
+-- Announced like a change (job_transition.lua): a stream following the job ends, a waiting request answers.
+redis.call('PUBLISH', spec.channel, id)
 for _, key in ipairs(spec.indexes) do redis.call('ZREM', KEYS[key], id) end
 redis.call('HDEL', KEYS[spec.reservations], id)
 local owner = redis.call('HGET', KEYS[spec.owners], id)

@@ -148,3 +148,14 @@ def test_the_dashboards_streams_need_its_session(stack, api):
         stream = EventStream(response)
         assert stream.jobs_until(lambda e: e.data["id"] == job["id"])[-1].data["status"] == "submitted"
         stream.close()
+
+
+def test_a_deleted_jobs_stream_ends_at_once(api):
+    job = api.submit("[pending] deleted while followed")
+    stream = open_stream(api, f"/v1/jobs/{job['id']}/events", read_timeout=10)
+    assert stream.next_job().data["status"] == "submitted"
+    started = time.monotonic()
+    assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert stream.next_job() is None  # ended, not kept open on keepalives
+    assert time.monotonic() - started < 5
+    stream.close()
