@@ -177,8 +177,10 @@ def test_an_unwatched_video_shows_bfls_state_within_15_s_at_a_poll_every_10_s(li
     lag = follower.assert_within(live.UNWATCHED_WITHIN)
     print(f"unwatched: the job showed BFL's state {lag:.2f} s after the simulator at most")
     follower.assert_never_backwards()
-    # Polled from 10 s after its submission, about every 10 s (the callback brought the Ready): 2 or 3 polls.
-    assert 2 <= slow_sim.task(bfl_id)["polls"] <= 4
+    # Polled from 10 s after its submission, about every 10 s ±20 % until the callback brought the Ready: 2 to 4 polls,
+    # one more when a loaded machine delays the callback. The old schedule (after a 45 s grace) made none; the
+    # watched pace would make about 20.
+    assert 2 <= slow_sim.task(bfl_id)["polls"] <= 5
 
 
 def test_a_polled_video_edit_never_goes_back_to_pending(live_stack, slow_sim):
