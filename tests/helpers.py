@@ -336,3 +336,14 @@ def read_answer(sock, timeout: float = 10) -> bytes:
 def status_of(answer: bytes) -> int:
     """The status code of a raw HTTP answer."""
     return int(answer.split(b" ", 2)[1])
+
+
+def job_id_pages(api, **params) -> list[list[str]]:
+    """``GET /v1/jobs`` with ``params``, every page followed through ``next_cursor``: each page's job ids."""
+    pages, cursor = [], None
+    while True:
+        body = api.get("/v1/jobs", params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append([job["id"] for job in body["jobs"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages

@@ -9,21 +9,11 @@ import time
 import pytest
 
 from conftest import API
-from helpers import assert_error
+from helpers import assert_error, job_id_pages
 
 
 def _ids(api: API, **params) -> list[str]:
     return [job["id"] for job in api.get("/v1/jobs", params={"limit": 100, **params}).json()["jobs"]]
-
-
-def _pages(api: API, **params) -> list[list[str]]:
-    pages, cursor = [], None
-    while True:
-        body = api.get("/v1/jobs", params={**params, **({"cursor": cursor} if cursor else {})}).json()
-        pages.append([job["id"] for job in body["jobs"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return pages
 
 
 def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
@@ -33,7 +23,7 @@ def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
     of_a = [job_id for n, job_id in enumerate(made) if n % 3 != 0][::-1]
     assert _ids(api, model=a) == of_a
     assert _ids(api, model=b) == [job_id for n, job_id in enumerate(made) if n % 3 == 0][::-1]
-    assert _pages(api, model=a, limit=4) == [of_a[:4], of_a[4:]]
+    assert job_id_pages(api, model=a, limit=4) == [of_a[:4], of_a[4:]]
     assert all(job["model"] == a for job in api.get("/v1/jobs", params={"model": a}).json()["jobs"])
     assert _ids(api, model=f"flux-filter-none-{tag}") == []
 
@@ -46,7 +36,7 @@ def test_model_and_status_together(api, sim, spy):
         assert api.wait_for(job_id)["status"] == "stored"
     assert _ids(api, model=model, status="stored") == done[::-1]
     assert _ids(api, model=model, status="submitted") == pending[::-1]
-    assert sum(_pages(api, model=model, status="submitted", limit=2), []) == pending[::-1]
+    assert sum(job_id_pages(api, model=model, status="submitted", limit=2), []) == pending[::-1]
     assert _ids(api, model=model, status="failed") == []
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import API
 from devtools.processes import wait_until
-from helpers import assert_error
+from helpers import assert_error, job_id_pages
 from key_helpers import make_key
 
 
@@ -23,16 +23,6 @@ def _ids(api: API, **params) -> list[str]:
     response = api.get("/v1/jobs", params={"limit": 100, **params})
     assert response.status_code == 200, response.text
     return [job["id"] for job in response.json()["jobs"]]
-
-
-def _pages(api: API, **params) -> list[list[str]]:
-    pages, cursor = [], None
-    while True:
-        body = api.get("/v1/jobs", params={**params, **({"cursor": cursor} if cursor else {})}).json()
-        pages.append([job["id"] for job in body["jobs"]])
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return pages
 
 
 def _newest(api: API) -> list[str]:
@@ -111,10 +101,10 @@ def _epoch(iso: str) -> float:
 def test_pages_under_filters_hold_every_match_once(api, sim):
     tag = _tag()
     made = [api.submit(f"[pending] paged {tag} {n}", model=("flux-2-pro", "flux-2-max")[n % 2])["id"] for n in range(7)]
-    assert _pages(api, q=tag, limit=3) == [made[::-1][:3], made[::-1][3:6], made[::-1][6:]]
+    assert job_id_pages(api, q=tag, limit=3) == [made[::-1][:3], made[::-1][3:6], made[::-1][6:]]
     of_max = [job_id for n, job_id in enumerate(made) if n % 2][::-1]
-    assert sum(_pages(api, q=tag, model="flux-2-max", status="submitted", limit=2), []) == of_max
-    assert sum(_pages(api, q=tag, limit=1, **{"from": "2000-01-01"}), []) == made[::-1]
+    assert sum(job_id_pages(api, q=tag, model="flux-2-max", status="submitted", limit=2), []) == of_max
+    assert sum(job_id_pages(api, q=tag, limit=1, **{"from": "2000-01-01"}), []) == made[::-1]
 
 
 def test_two_keys_search_the_same_words_and_find_only_their_own(api, sim):
