@@ -8,6 +8,9 @@
   var INTERVAL = 2000;
   var STREAMING_INTERVAL = 30000;
   var EVENT_DELAY = 150;  // events that come together bring one read
+  // The list's read runs its filters over every job (a search reads each prompt): on a busy service its events
+  // bring one read a second at most, however many jobs change.
+  var LIST_GAP = 1000;
 
   // --- copying a job's commands ------------------------------------------------------------------
   // "Copy as curl" copies the first command as it opens the list of them, and each has its own Copy button.
@@ -212,17 +215,31 @@
 
   var stream = null;
 
+  var due = 0;         // when the read scheduled fires
+  var readAt = 0;      // when the last read began
+  var changed = false;  // an event came while a read was under way: its answer may be older than the change
+
   function schedule(delay) {
     clearTimeout(timer);
     if (delay === undefined) delay = stream && stream.readyState === 1 ? STREAMING_INTERVAL : INTERVAL;
+    due = Date.now() + delay;
     timer = setTimeout(tick, delay);
+  }
+
+  // An event asks for a read soon; one already coming sooner is kept, so a steady stream cannot put it off.
+  function soon() {
+    var now = Date.now();
+    var at = Math.max(now + EVENT_DELAY, update === updateList ? readAt + LIST_GAP : 0);
+    if (readAt >= due) { changed = true; return; }  // a read is under way: read again once it is in
+    if (due > now && due <= at) return;
+    schedule(at - now);
   }
 
   // The page's stream: its job's events (ending with the job), or every job's for the list.
   function listen() {
     if (stream || !window.EventSource) return;
     stream = new EventSource(update === updateJob ? source + "/events" : "/live/events");
-    stream.addEventListener("job", function () { schedule(EVENT_DELAY); });
+    stream.addEventListener("job", soon);
     stream.addEventListener("open", function () {
       setIndicator("ok", "following this page's events");
       schedule();
@@ -241,6 +258,8 @@
 
   function tick() {
     if (document.hidden) return;  // resumed by visibilitychange
+    readAt = Date.now();
+    changed = false;
     fetch(source, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
       .then(function (response) {
         if (response.status === 401) {
@@ -254,7 +273,10 @@
         if (data === null) return;
         var more = update(data);
         setIndicator(more ? "ok" : "done", "updated " + new Date().toLocaleTimeString());
-        if (more) { listen(); schedule(); } else { quiet(); }
+        if (!more) { quiet(); return; }
+        listen();
+        schedule();
+        if (changed) soon();
       })
       .catch(function (error) {
         setIndicator("offline", "could not refresh: " + error.message + "; retrying");
