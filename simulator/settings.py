@@ -43,11 +43,12 @@ class SimSettings:
     delivery_delay: float = 0.0
     delivery_truncate: bool = False
     # FLUX 3 video (models named *video*): seconds a task takes (Pending, Reasoning, Generating, then
-    # Ready), its URLs' life, the MP4's length, the size it is padded to (null: as rendered), the
+    # Ready), its URLs' life, the MP4's length (null: the seconds the task was priced for, as BFL bills what it
+    # makes), the size it is padded to (null: as rendered), the
     # draft-cache bundle's size, and the active limit per organization and endpoint.
     video_delay: float = 3.0
     video_url_ttl: int = 7200
-    video_seconds: float = 3.0
+    video_seconds: float | None = None
     video_bytes: int | None = None
     draft_cache_bytes: int = 262_144
     max_active_video: int = SHIPPED_CATALOG.models["flux-3-video"].max_active or 24
@@ -133,7 +134,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "delivery_truncate": (lambda v: isinstance(v, bool), "a boolean"),
     "video_delay": (_number, "a number >= 0"),
     "video_url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),
-    "video_seconds": (lambda v: _number(v) and 0.1 <= v <= 30, "a number from 0.1 to 30"),
+    "video_seconds": (lambda v: v is None or (_number(v) and 0.1 <= v <= 30), "a number from 0.1 to 30 or null"),
     "video_bytes": (lambda v: _integer(v, nullable=True, minimum=1), "an integer >= 1 or null"),
     "draft_cache_bytes": (_integer, "an integer >= 0"),
     "max_active_video": (_integer, "an integer >= 0"),

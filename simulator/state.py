@@ -23,6 +23,8 @@ from .videos import VideoCache, draft_bundle
 KONTEXT_MAX = "flux-kontext-max"
 VIDEO = "video"
 DRAFT_EXTENSION = "draft"
+# The length of a video task whose answer stated none (a model priced otherwise).
+DEFAULT_VIDEO_SECONDS = 5.0
 UNLIMITED_CREDITS = 1_000_000
 
 
@@ -284,7 +286,8 @@ class Simulator:
 
     def video(self, task: Task) -> tuple[bytes, int | None]:
         """The task's MP4 (made once) and the size it is delivered at (padded to ``video_bytes``)."""
-        return self.videos.get(task.id, self.current("video_seconds")), self.current("video_bytes")
+        seconds = self.current("video_seconds") or task.answer_cost.get("duration") or DEFAULT_VIDEO_SECONDS
+        return self.videos.get(task.id, seconds), self.current("video_bytes")
 
     def draft_bytes(self, task: Task) -> bytes:
         """The task's draft-cache bundle."""

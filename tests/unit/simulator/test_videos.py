@@ -53,6 +53,16 @@ def test_a_video_task_reasons_generates_and_delivers_an_mp4_valid_two_hours(base
     assert (info.width, info.height, info.duration, info.has_audio) == (640, 360, 2.0, True)
 
 
+def test_a_video_lasts_the_seconds_it_was_charged_for(base):
+    set_settings(base, video_delay=0.2)
+    answer = submit(base, "a fox runs", model=VIDEO, mode="t2v", duration=6)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["duration"] == 6
+    done = wait_until(lambda: (b := poll(base, answer.json()["id"]))["status"] == "Ready" and b, timeout=10)
+    data = requests.get(done["result"]["sample"], timeout=10).content
+    assert inspect(io.BytesIO(data), len(data)).duration == 6.0
+
+
 @pytest.mark.parametrize("model", [VIDEO, "flux-tools/video-edit-v1"])
 def test_the_control_api_shows_what_a_poll_would_report_without_counting_one(base, model):
     # The live-progress tests compare a job with the simulator's own state of its task.
