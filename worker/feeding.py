@@ -25,9 +25,7 @@ class Feeder(Loop):
         self.svc = svc
 
     def stop(self, timeout: float = WAIT + 5.0) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
+        super().stop(timeout)
 
     def step(self) -> float:
         self.svc.store.work.wait_for_work(WAIT)

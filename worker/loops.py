@@ -1,4 +1,4 @@
-"""A worker process's background threads (the dispatcher, the feeder): one step after another until stopped,
+"""A worker process's background threads (the dispatcher, the feeder, the sweep): one step after another until stopped,
 each step outliving a Redis outage or a failure of its own."""
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ class Loop(threading.Thread):
     def request_stop(self) -> None:
         """End the loop after the step under way (not from a signal handler: it takes a lock)."""
         self._stop_event.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the loop after the step under way and wait up to ``timeout`` seconds for it."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
 
     def step(self) -> float:
         raise NotImplementedError
