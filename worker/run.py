@@ -37,6 +37,8 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     stop = _StopSignals(stop_signals)
     if not _migrated(svc, stop):
         return 0
+    # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
+    svc.store.tallies.start()
     clock = cron.start(config, svc.redis, [q.name for q in queues])
     sweeper = sweeping.start(svc)
     senders = sending.start(svc)
@@ -58,6 +60,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     finally:
         sweeper.stop()
         clock.stop()
+        svc.store.tallies.stop()
     return 0
 
 

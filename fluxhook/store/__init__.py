@@ -26,6 +26,7 @@ from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
+from fluxhook.store.tallies import Tallies
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.watching import Watching
@@ -49,19 +50,21 @@ class Store:
         self.keys = keys
         self.pools = pools(config.pooled_limits)
         sealer = Sealer(config.secret_keys)
+        self.tallies = Tallies(connection, keys)
         self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools,
-                             accounts=tuple(account.name for account in config.accounts), sealer=sealer)
+                             accounts=tuple(account.name for account in config.accounts), sealer=sealer,
+                             tallies=self.tallies)
         self.slots = Slots(connection, config, keys=keys)
         self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
-        self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
+        self.effects = Effects(connection, keys, self.jobs.timeline_ttl, self.tallies.add)
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.streams = StreamLeases(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
-        self.usage = UsageStore(connection, keys=keys)
+        self.usage = UsageStore(connection, keys=keys, tallies=self.tallies)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
@@ -89,5 +92,6 @@ class Store:
                         waiting=dict(zip(self.pools, waiting, strict=False)), due=values[-1])
 
     def metrics_fields(self) -> dict[bytes, bytes]:
-        """Every recorded metric field and its value (see ``fluxhook.metrics``)."""
+        """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""
+        self.tallies.flush()
         return cast(dict[bytes, bytes], self.connection.hgetall(self.keys.metrics))  # never decoded: bytes
