@@ -30,7 +30,7 @@ from fluxhook.store.tallies import Tallies
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.watching import Watching
-from fluxhook.store.work_lines import WorkLines
+from fluxhook.store.work_lines import KINDS, WorkLines
 
 
 class Snapshot(NamedTuple):
@@ -40,6 +40,16 @@ class Snapshot(NamedTuple):
     in_flight: dict[str, int]
     waiting: dict[str, int]
     due: int
+
+
+class SweepWork(NamedTuple):
+    """What a sweep has to do now: whether any job is due, any deadline passed, any outbox member or message is
+    due, any work is being moved into RQ."""
+
+    jobs: bool
+    deadlines: bool
+    notifications: bool
+    moving: bool
 
 
 class Store:
@@ -90,6 +100,16 @@ class Store:
             in_flight[self.pools[i % len(self.pools)]] += n
         return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)), in_flight=in_flight,
                         waiting=dict(zip(self.pools, waiting, strict=False)), due=values[-1])
+
+    def sweep_work(self, now: float) -> SweepWork:
+        """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
+        costs that round trip alone, not a script for each of its parts."""
+        pipe = self.connection.pipeline(transaction=False)
+        for index in (self.keys.due, self.keys.deadlines, self.keys.outbox, self.keys.messages_due):
+            pipe.zcount(index, "-inf", now)
+        pipe.exists(*map(self.keys.work_moving, KINDS))
+        jobs, deadlines, outbox, messages, moving = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, notifications=outbox or messages, moving=moving)
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""
