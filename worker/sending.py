@@ -68,8 +68,7 @@ class Senders(Loop):
         self._stop_event.set()
         with self._room:
             self._room.notify_all()
-        if self.is_alive():
-            self.join(WAIT + 5.0)
+        super().stop(WAIT + 5.0)  # not for a wait for a freed slot: it holds nothing
         self._senders.shutdown(wait=False)
         with self._room:
             self._room.wait_for(lambda: self._busy == 0, timeout)
@@ -88,7 +87,9 @@ class Senders(Loop):
             self._send(job_id)
         if len(given) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
-            self.svc.slots.wait_for_freed(WAIT if self.svc.slots.any_waiting() else IDLE_WAIT)
+            idle = not self.svc.slots.any_waiting()
+            with self.waiting():
+                self.svc.slots.wait_for_freed(IDLE_WAIT if idle else WAIT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:
