@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Sequence
+from typing import Any, Iterable, Sequence
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -65,20 +65,19 @@ class Tallies:
     def add(self, effects: Sequence[Effect]) -> None:
         """Count the ``CountMetrics`` and ``CountHourly`` among ``effects``; unless started, write them now. Never
         raises: a count must not fail the work it counts (a write that failed is tried again with the next)."""
-        counted = False
+        metrics: dict[str, int | float] = {}
+        hours: dict[tuple[str, int], dict[str, int]] = {}
+        for effect in effects:
+            if isinstance(effect, CountMetrics):
+                _add_to(metrics, effect.increments)
+            elif isinstance(effect, CountHourly):
+                _add_to(hours.setdefault(counters_key(self.keys, effect), {}), effect.increments)
+        if not metrics and not hours:
+            return
         with self._lock:
-            for effect in effects:
-                if isinstance(effect, CountMetrics):
-                    for field, amount in effect.increments:
-                        self._metrics[field] = self._metrics.get(field, 0) + amount
-                    counted = True
-                elif isinstance(effect, CountHourly):
-                    fields = self._hours.setdefault(counters_key(self.keys, effect), {})
-                    for field, whole in effect.increments:
-                        fields[field] = fields.get(field, 0) + whole
-                    counted = True
+            self._merge(metrics, hours)
             started = self._writer is not None
-        if counted and not started:
+        if not started:
             self._flush_logged()
 
     def flush(self) -> None:
@@ -103,13 +102,14 @@ class Tallies:
                 pipe.execute()
         except RedisError:
             with self._lock:
-                for field, amount in metrics.items():
-                    self._metrics[field] = self._metrics.get(field, 0) + amount
-                for hour, fields in hours.items():
-                    kept = self._hours.setdefault(hour, {})
-                    for field, whole in fields.items():
-                        kept[field] = kept.get(field, 0) + whole
+                self._merge(metrics, hours)
             raise
+
+    def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
+        """Add counts to the tally (under its lock)."""
+        _add_to(self._metrics, metrics.items())
+        for hour, fields in hours.items():
+            _add_to(self._hours.setdefault(hour, {}), fields.items())
 
     def _flush_logged(self) -> None:
         try:
@@ -120,3 +120,8 @@ class Tallies:
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
             self._flush_logged()
+
+
+def _add_to(counts: dict, increments: Iterable[tuple[str, Any]]) -> None:
+    for field, amount in increments:
+        counts[field] = counts.get(field, 0) + amount
