@@ -1,9 +1,11 @@
 """Prometheus metrics kept in Redis, so the counts add up across every web and worker process and dyno.
 
 prometheus_client's multiprocess mode shares files on one machine only; a PaaS runs web and
-worker on different machines. So each event is one HINCRBY on one Redis hash (``Keys.metrics``), and
-``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
-prometheus_client. Recording never raises: a metric must not fail the work it describes.
+worker on different machines. So the counts go to one Redis hash (``Keys.metrics``): each process adds its
+events up and writes them every few seconds, one HINCRBY per field however many events
+(``store/tallies.py``), and ``/metrics`` renders that hash (plus gauges read from Redis at scrape time) with
+prometheus_client: the scraping process's own counts up to date, the others' up to ``FLUSH_INTERVAL`` late.
+Recording never raises: a metric must not fail the work it describes.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def count(svc: "Services", name: str, **labels: str) -> None:
 
 
 def record(svc: "Services", effects: Sequence[Effect]) -> None:
-    """Record metrics (and timeline entries) now, in one round trip; a failure is logged, never raised."""
+    """Record metrics (tallied in the process) and timeline entries (now, in one round trip); a failure is logged,
+    never raised."""
     try:
         svc.store.effects.apply(effects)
     except RedisError as exc:

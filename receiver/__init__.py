@@ -103,6 +103,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(dashboard.bp)  # with dashboard_keys' and dashboard_deliveries' routes
     # After fluxhook's own routes: BFL's /v1/{model} takes only what none of them names.
     app.register_blueprint(bfl_compat.bp)
+    # A web process's metrics and hourly counts are written every few seconds, not with each request.
+    services.store.tallies.start()
     return app
 
 

@@ -276,14 +276,16 @@ def local_app(redis_server, simulator, _spies):
         env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
         connection = redis.Redis.from_url(env["REDIS_URL"])
         connection.flushdb()
-        server = make_server("127.0.0.1", port, create_app(Config.from_env(env)), threaded=True)
-        made.append((server, serve_in_thread(server), connection))
+        app = create_app(Config.from_env(env))
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        made.append((server, serve_in_thread(server), connection, app.extensions["fluxhook"]))
         return API(f"http://127.0.0.1:{port}"), connection
 
     yield build
-    for server, thread, connection in made:
+    for server, thread, connection, services in made:
         server.shutdown()
         thread.join(timeout=5)
+        services.store.tallies.stop()  # its counts written now, not into a later test's database
         connection.flushdb()
 
 

@@ -1,11 +1,10 @@
-"""The worker's clock, a thread of the worker process: RQ's cron queues the fallback sweep every
-second, retention hourly and the refresh of BFL's balance every few minutes; RQ's scheduler moves
-retries whose wait is over back onto their queues.
+"""The worker's clock, a thread of the worker process: RQ's cron queues retention hourly and the refresh of
+BFL's balance every few minutes; RQ's scheduler moves retries whose wait is over back onto their queues.
 
-Each worker runs one (so the sweep keeps running however workers are scaled); duplicate sweeps
-are harmless because claiming due jobs is atomic, and RQ lets one scheduler at a time hold a
-queue's lock. A thread, not the child processes RQ would fork: each child would be another
-interpreter in the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL.
+Each worker runs one; RQ lets one scheduler at a time hold a queue's lock, and the balance refresh's own lock lets
+one worker ask BFL per interval. A thread, not the child processes RQ would fork: each child would be another
+interpreter in the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL. (The
+sweep is a thread of its own, ``worker.sweeping``, not a task of this cron.)
 """
 
 from __future__ import annotations
@@ -21,22 +20,22 @@ from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
 from fluxhook.credits.balance import check_every
-from fluxhook.lifecycle.steps.enqueueing import RECURRING_FAILURE_TTL
-from fluxhook.store.queues import CONTROL_QUEUE_NAME, QUEUE_NAME
+from fluxhook.store.queues import QUEUE_NAME
 
 from .balance import refresh_balance
 from .retention import purge
-from .sweep import sweep
 
 log = logging.getLogger("fluxhook.worker")
 
-SWEEP_INTERVAL = 1
-# A sweep not started within this long is dropped: the next one does the same work.
-SWEEP_TTL = 10
+# How often the clock looks for retries whose wait is over (RQ's scheduler's own interval): a retry goes back to
+# its queue within this long of its time.
+STEP_INTERVAL = 1.0
 RETENTION_INTERVAL = 3600
 # How often a scheduler that holds no lock on a queue tries for one (its holder may have died;
-# a lock outlives its holder by 61 s).
+# a lock outlives its holder by 61 s), and how often one that holds locks renews them.
 LOCK_RETRY_INTERVAL = 15
+# How often the cron tells RQ's registry of cron schedulers it is alive: RQ counts one silent for 120 s as gone.
+CRON_HEARTBEAT_INTERVAL = 30
 # How long to wait before trying Redis again after it failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
 
@@ -64,7 +63,7 @@ class Clock(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        next_lock_try = 0.0
+        next_lock_try = next_cron_beat = next_scheduler_beat = 0.0
         wait = 0.0
         while not self._stop_event.wait(wait):
             try:
@@ -72,14 +71,20 @@ class Clock(threading.Thread):
                     self.cron, self.scheduler = self._start()
                 if self.cron.enqueue_jobs():
                     self.cron.save()  # when each job ran last, for RQ's view of the cron
-                self.cron.heartbeat()
+                # RQ's own loops beat every step; their records live 120 s (the cron's) and 61 s (the scheduler's
+                # and its locks), so a beat every LOCK_RETRY_INTERVAL or CRON_HEARTBEAT_INTERVAL keeps them as alive.
+                if time.monotonic() >= next_cron_beat:
+                    self.cron.heartbeat()
+                    next_cron_beat = time.monotonic() + CRON_HEARTBEAT_INTERVAL
                 if self.scheduler.acquired_locks != set(self.queue_names) and time.monotonic() >= next_lock_try:
                     self.scheduler.acquire_locks()
                     next_lock_try = time.monotonic() + LOCK_RETRY_INTERVAL
                 if self.scheduler.acquired_locks:
-                    self.scheduler.heartbeat()
+                    if time.monotonic() >= next_scheduler_beat:
+                        self.scheduler.heartbeat()
+                        next_scheduler_beat = time.monotonic() + LOCK_RETRY_INTERVAL
                     self.scheduler.enqueue_scheduled_jobs()
-                wait = min(self.cron.calculate_sleep_interval(), SWEEP_INTERVAL)
+                wait = min(self.cron.calculate_sleep_interval(), STEP_INTERVAL)
             except RedisError as exc:
                 # Outlives a Redis outage: the next step tries again.
                 log.warning("worker clock lost Redis; trying again", extra={"error": type(exc).__name__})
@@ -88,8 +93,6 @@ class Clock(threading.Thread):
 
     def _start(self) -> tuple[CronScheduler, RQScheduler]:
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
-        cron.register(sweep, CONTROL_QUEUE_NAME, interval=SWEEP_INTERVAL, ttl=SWEEP_TTL, job_timeout=60,
-                      result_ttl=0, failure_ttl=RECURRING_FAILURE_TTL)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
         # Every worker queues it; the refresh lock lets one ask BFL per interval.

@@ -4,7 +4,8 @@ RQ's default forks a work horse for every task; fluxhook's tasks are short downl
 so that fork would be most of their cost (bench/ measures it). What the fork gave is kept: a
 heartbeat thread (one for the worker's life) keeps RQ's record of the running task fresh, so a
 worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
-with a work horse. RQ's heartbeats go out as one pipeline, at most once a second, and an unchanged state is not
+with a work horse. An idle lane's heartbeat goes out as one pipeline every ``worker_ttl - 15`` seconds (RQ's own
+worker beats once per wait for a task, which lasts that long), not three times a second; an unchanged state is not
 written again: round trips to Redis were the worker's own main cost.
 
 A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
@@ -23,6 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
+from rq.suspension import is_suspended
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
@@ -31,17 +33,18 @@ from fluxhook.core.stopping import StopRequested
 
 log = logging.getLogger("fluxhook.worker")
 
-# At most one heartbeat a second outside RQ's own pipelines (see InProcessWorker.heartbeat).
-HEARTBEAT_EVERY = 1.0
+# RQ's own worker waits this long less than worker_ttl for a task, and beats once per wait: an idle lane beats as
+# often (see InProcessWorker.heartbeat).
+IDLE_BEAT_MARGIN = 15
 # How long past its due beat a running task's record lasts: a killed worker's task is found abandoned (and
 # retried by RQ's maintenance) this long after the beat it missed.
 HEARTBEAT_GRACE = 20
-# How long one worker's claim to clean a queue's registries lasts if it dies before freeing it.
+# The longest one worker's claim to clean a queue's registries lasts (see InProcessWorker.clean_registries).
 CLEANING_CLAIM_TTL = 60
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
-SUSPENSION_CHECK_EVERY = 1.0
+SUSPENSION_CHECK_EVERY = 5.0
 
 
 class InProcessWorker(SimpleWorker):
@@ -176,24 +179,29 @@ class InProcessWorker(SimpleWorker):
                 self._in_hand = (job, execution, time.monotonic())
 
     def check_for_suspension(self, burst: bool) -> None:
-        # RQ asks Redis before every task whether `rq suspend` was run; once a second sees it as well.
+        # RQ asks Redis before every task whether `rq suspend` was run, with a heartbeat in the same MULTI; a look
+        # every few seconds, without the heartbeat (it keeps its own pace), sees it as well. Suspended, RQ's own
+        # loop waits for `rq resume`.
         due = getattr(self, "_next_suspension_check", 0.0)
         if time.monotonic() < due:
             return
         self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
-        super().check_for_suspension(burst)
+        if is_suspended(self.connection):
+            super().check_for_suspension(burst)
 
     def clean_registries(self) -> None:
-        # RQ's own, but for the claim's life: RQ's lasts 15 minutes and is freed when the cleaning ends, so a
-        # worker killed while cleaning (a worker starting cleans first) stopped every worker's cleaning, and
-        # with it the retry of the tasks a killed worker abandoned, for 15 minutes.
+        # RQ's own, but for the claim: RQ's lasts 15 minutes and is freed when the cleaning ends, so a worker
+        # killed while cleaning (a worker starting cleans first) stopped every worker's cleaning, and with it the
+        # retry of the tasks a killed worker abandoned, for 15 minutes; and each of the lanes, which start together,
+        # cleaned in turn. Kept until the next maintenance is due, as RQ's own claim to clean its group registries
+        # is: one cleaning of a queue per interval, by whichever lane of whichever process comes first.
+        claim = min(max(int(self.maintenance_interval) - 1, 1), CLEANING_CLAIM_TTL)
         for queue in self.queues:
-            if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=CLEANING_CLAIM_TTL):
+            if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=claim):
                 self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
                 clean_registries(queue)  # the lanes push no exception handlers
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
-                queue.release_maintenance_lock()
         # RQ's BaseWorker sets it None in __init__, which mypy takes for its type; RQ assigns now() itself.
         self.last_cleaned_at = now()  # type: ignore[assignment]
 
@@ -203,17 +211,27 @@ class InProcessWorker(SimpleWorker):
         super().teardown()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        if pipeline is None and timeout is None and not self._beat_due():
+            return None
+        # Until when the worker's record lives: each beat sets its TTL, a task's to that task's heartbeat TTL.
+        self._record_until = time.monotonic() + (timeout or self.worker_ttl + 60)
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline)
-        # RQ beats three times between two tasks, each time three commands one by one. The worker's
-        # key lives worker_ttl + 60 s: one beat a second, as one round trip, keeps it just as alive.
-        last = self.last_heartbeat
-        if timeout is None and last is not None and (now() - last).total_seconds() < HEARTBEAT_EVERY:
-            return None
         with self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
         return None
+
+    def _beat_due(self) -> bool:
+        """Whether a beat of RQ's dequeue loop goes out. RQ beats three times between two tasks and once per wait for
+        one, each time three commands one by one; a lane waits a second at a time. One beat once the last is
+        ``worker_ttl - IDLE_BEAT_MARGIN`` s old (/readyz wants one within 60 s), or once the record has less than
+        ``worker_ttl`` s to live (after a task, whose beats gave it the task's heartbeat TTL), keeps it as alive."""
+        last = self.last_heartbeat
+        if last is None:
+            return True
+        left = getattr(self, "_record_until", 0.0) - time.monotonic()
+        return (now() - last).total_seconds() >= self.worker_ttl - IDLE_BEAT_MARGIN or left < self.worker_ttl
 
     def set_state(self, state: str, pipeline=None) -> None:
         # RQ marks the worker idle twice between two tasks; the second write tells Redis nothing new.

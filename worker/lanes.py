@@ -34,9 +34,11 @@ log = logging.getLogger("fluxhook.worker")
 # RQ tasks one worker process runs at once. Its tasks wait on the network (BFL's delivery hosts, its API,
 # an app's webhook) and the disk; more lanes than this mostly wait for the process's one interpreter.
 LANES = 4
-# How long one wait for a task lasts before the lane looks whether to stop (RQ's own is worker_ttl - 15 s).
+# How long one wait for a task lasts before the lane looks whether to stop (RQ's own is worker_ttl - 15 s): a stop
+# waits this long for its idle lanes. Each wait is one BLPOP; the heartbeat keeps its own pace (next).
 DEQUEUE_TIMEOUT = 1
-# RQ refreshes a worker's heartbeat once per wait: 45 keeps it fresher than /readyz's 60 s.
+# An idle lane beats every WORKER_TTL - 15 s (inprocess.IDLE_BEAT_MARGIN), its record living WORKER_TTL + 60 s:
+# 45 keeps the latest beat fresher than /readyz's 60 s.
 WORKER_TTL = 45
 # How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
 MAINTENANCE_INTERVAL = 15

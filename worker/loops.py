@@ -1,10 +1,13 @@
-"""A worker process's background threads (the dispatcher, the feeder): one step after another until stopped,
+"""A worker process's background threads (the dispatcher, the feeder, the sweep): one step after another until stopped,
 each step outliving a Redis outage or a failure of its own."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from redis.exceptions import RedisError
 
@@ -20,10 +23,33 @@ class Loop(threading.Thread):
     def __init__(self, name: str):
         super().__init__(name=name, daemon=True)
         self._stop_event = threading.Event()
+        self._waiting = False
 
     def request_stop(self) -> None:
         """End the loop after the step under way (not from a signal handler: it takes a lock)."""
         self._stop_event.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the loop after the step under way and wait up to ``timeout`` seconds for it; not for a wait for work
+        (``waiting``), which holds nothing: the process may end during it."""
+        self._stop_event.set()
+        deadline = time.monotonic() + timeout
+        while self.is_alive() and not self._waiting and time.monotonic() < deadline:
+            self.join(0.05)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a step's blocking wait for work (a ``BLPOP`` of seconds at idle): a stop does not wait it out. A
+        step that goes on after it looks whether a stop came first (``stopping``)."""
+        self._waiting = True
+        try:
+            yield
+        finally:
+            self._waiting = False
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
 
     def step(self) -> float:
         raise NotImplementedError

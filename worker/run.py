@@ -1,4 +1,4 @@
-"""One worker process's life: fluxhook's services, its clock, its senders (submissions), its lanes (RQ's
+"""One worker process's life: fluxhook's services, its clock, its sweep, its senders (submissions), its lanes (RQ's
 tasks) and the feeder that moves work into RQ, until a stop signal."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 
-from . import cron, feeding, lanes, runtime, sending
+from . import cron, feeding, lanes, runtime, sending, sweeping
 
 # After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
 # again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
@@ -37,7 +37,10 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     stop = _StopSignals(stop_signals)
     if not _migrated(svc, stop):
         return 0
+    # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
+    svc.store.tallies.start()
     clock = cron.start(config, svc.redis, [q.name for q in queues])
+    sweeper = sweeping.start(svc)
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
     lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feed(svc))
@@ -49,13 +52,15 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits (a second at most each) end side by side.
-        for part in (feeder, senders, clock):
+        for part in (feeder, senders, clock, sweeper):
             part.request_stop()
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
         senders.stop()
     finally:
+        sweeper.stop()
         clock.stop()
+        svc.store.tallies.stop()
     return 0
 
 

@@ -8,10 +8,10 @@ breath, so no slot is held by a job waiting for a free worker.
 
 One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
 many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
-job joins a line (``Slots.wait_for_freed``), or a second at most. Queued jobs wait in the slots' lines
-in Redis, not in RQ: a sender that dies with its process leaves a job holding a slot that is not at
-BFL, and the sweep's check puts it back in line once its submission's lease is over
-(``checking._restart_submission``), or reconciles it when it may have reached BFL.
+job joins a line (``Slots.wait_for_freed``), or a second at most (``IDLE_WAIT`` while no job waits in a
+line). Queued jobs wait in the slots' lines in Redis, not in RQ: a sender that dies with its process leaves
+a job holding a slot that is not at BFL, and the sweep's check puts it back in line once its submission's
+lease is over (``checking._restart_submission``), or reconciles it when it may have reached BFL.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ SENDERS = 16
 # How long one wait for a freed slot lasts before the dispatcher looks at the lines anyway: a cooldown or
 # a pause that ends frees nothing, and another process's sender may have been woken instead.
 WAIT = 1.0
+# The same wait while no job waits in any line (at idle): only a job joining one can then give a sender work, and
+# one that cannot take a slot at once wakes a dispatcher, or a slot that frees does. This bound is for what joins
+# with no wake-up: a job that came while a cooldown or a pause held every slot, one whose budget wait ended, a
+# migration's, a wake-up lost with a Redis that failed over. Below the connection's socket timeout (10 s).
+IDLE_WAIT = 5.0
 # On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
 STOP_TIMEOUT = 20.0
 
@@ -63,8 +68,7 @@ class Senders(Loop):
         self._stop_event.set()
         with self._room:
             self._room.notify_all()
-        if self.is_alive():
-            self.join(WAIT + 5.0)
+        super().stop(WAIT + 5.0)  # not for a wait for a freed slot: it holds nothing
         self._senders.shutdown(wait=False)
         with self._room:
             self._room.wait_for(lambda: self._busy == 0, timeout)
@@ -83,7 +87,9 @@ class Senders(Loop):
             self._send(job_id)
         if len(given) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
-            self.svc.slots.wait_for_freed(WAIT)
+            idle = not self.svc.slots.any_waiting()
+            with self.waiting():
+                self.svc.slots.wait_for_freed(IDLE_WAIT if idle else WAIT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:

@@ -1,17 +1,10 @@
-"""The fallback sweep task (run every second by RQ's cron scheduler) and the per-job check it queues."""
+"""The check task the sweep queues for each due job (the sweep itself is a thread of each worker: ``sweeping``)."""
 
 from __future__ import annotations
 
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.sweep import sweep as run_sweep
 
 from .runtime import services
-
-
-def sweep() -> dict:
-    """Claim due jobs, queue their checks, and queue notifications of jobs that ended."""
-    report = run_sweep(services())
-    return {"due": report.due, "notifications": report.notifications, "deadlines": report.deadlines}
 
 
 def check_job(job_id: str, claim: float) -> str:

@@ -31,15 +31,18 @@ class SweepReport:
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
     """Claim the jobs due by ``now`` and queue a check of each; drain the notification outbox into the notify line;
-    put back in line the work whose move into RQ a dead process left unfinished."""
+    put back in line the work whose move into RQ a dead process left unfinished. One look first says which of these
+    have anything to do (a sweep runs every second in every worker process, and most find nothing)."""
     now = time.time() if now is None else now
+    work = svc.store.sweep_work(now)
     claim = now + CHECK_CLAIM_LEASE
-    due = svc.jobs.claim_due(now, SWEEP_BATCH, claim)
+    due = svc.jobs.claim_due(now, SWEEP_BATCH, claim) if work.jobs else []
     if due:
         enqueue_checks(svc.control_queue, due, claim)
-    deadlines = enforce_deadlines(svc, now)
-    notifications = drain_notifications(svc, now)
-    restore_work(svc, now)
+    deadlines = enforce_deadlines(svc, now) if work.deadlines else 0
+    notifications = drain_notifications(svc, now) if work.notifications else 0
+    if work.moving:
+        restore_work(svc, now)
     return SweepReport(due=len(due), notifications=notifications, deadlines=deadlines)
 
 

@@ -26,10 +26,11 @@ from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
 from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
+from fluxhook.store.tallies import Tallies
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.watching import Watching
-from fluxhook.store.work_lines import WorkLines
+from fluxhook.store.work_lines import KINDS, WorkLines
 
 
 class Snapshot(NamedTuple):
@@ -41,6 +42,16 @@ class Snapshot(NamedTuple):
     due: int
 
 
+class SweepWork(NamedTuple):
+    """What a sweep has to do now: whether any job is due, any deadline passed, any outbox member or message is
+    due, any work is being moved into RQ."""
+
+    jobs: bool
+    deadlines: bool
+    notifications: bool
+    moving: bool
+
+
 class Store:
     """Everything fluxhook keeps in Redis, on one connection."""
 
@@ -49,19 +60,21 @@ class Store:
         self.keys = keys
         self.pools = pools(config.pooled_limits)
         sealer = Sealer(config.secret_keys)
+        self.tallies = Tallies(connection, keys)
         self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools,
-                             accounts=tuple(account.name for account in config.accounts), sealer=sealer)
+                             accounts=tuple(account.name for account in config.accounts), sealer=sealer,
+                             tallies=self.tallies)
         self.slots = Slots(connection, config, keys=keys)
         self.cooldowns = Cooldowns(connection, keys=keys)
         self.timeline = TimelineStore(connection, keys=keys)
-        self.effects = Effects(connection, keys, self.jobs.timeline_ttl)
+        self.effects = Effects(connection, keys, self.jobs.timeline_ttl, self.tallies.add)
         self.locks = Locks(connection, keys=keys)
         self.kept = KeptCallbacks(connection, sealer, keys=keys)
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.streams = StreamLeases(connection, keys=keys)
         self.idempotency = IdempotencyStore(connection, keys=keys)
-        self.usage = UsageStore(connection, keys=keys)
+        self.usage = UsageStore(connection, keys=keys, tallies=self.tallies)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
@@ -88,6 +101,17 @@ class Store:
         return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)), in_flight=in_flight,
                         waiting=dict(zip(self.pools, waiting, strict=False)), due=values[-1])
 
+    def sweep_work(self, now: float) -> SweepWork:
+        """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
+        costs that round trip alone, not a script for each of its parts."""
+        pipe = self.connection.pipeline(transaction=False)
+        for index in (self.keys.due, self.keys.deadlines, self.keys.outbox, self.keys.messages_due):
+            pipe.zcount(index, "-inf", now)
+        pipe.exists(*map(self.keys.work_moving, KINDS))
+        jobs, deadlines, outbox, messages, moving = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, notifications=outbox or messages, moving=moving)
+
     def metrics_fields(self) -> dict[bytes, bytes]:
-        """Every recorded metric field and its value (see ``fluxhook.metrics``)."""
+        """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""
+        self.tallies.flush()
         return cast(dict[bytes, bytes], self.connection.hgetall(self.keys.metrics))  # never decoded: bytes

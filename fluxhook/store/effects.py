@@ -2,16 +2,18 @@
 
 A status change (``JobStore.transition``) takes a list of these and does them in the same
 atomic step as the change, and only if the job moved: so a first Ready callback moves the
-job, puts it in the download line, adds its timeline entry and counts its metrics in one round trip.
+job, puts it in the download line and adds its timeline entry in one round trip.
 ``Effects.apply`` does the same list on its own, for work that has no status change to ride on.
-Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``.
+Both encode them here (``encode``) for the one routine that does them, ``lua/effects.lua``; but for the
+metrics' and the hourly counts (``TALLIED``), added to the process's tally once the rest is done
+(``store/tallies.py``): views that need not cost a command per job.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 from redis import Redis
 
@@ -77,6 +79,15 @@ class ReleaseBudget:
 
 Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
 
+# The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
+TALLIED = (CountMetrics, CountHourly)
+
+
+def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
+    """``effects`` as (those done in Redis's step, those tallied in the process)."""
+    return ([effect for effect in effects if not isinstance(effect, TALLIED)],
+            [effect for effect in effects if isinstance(effect, TALLIED)])
+
 
 # Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
 USAGE_TTL = 400 * 86400
@@ -100,17 +111,14 @@ def place(keys: list[str], key: str) -> int:
 
 
 def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl: int) -> list[dict]:
-    """``effects`` as lua/effects.lua's entries (the only code that does them): each names its keys by
-    position in ``keys`` (appended as needed)."""
+    """``effects`` (none of them ``TALLIED``) as lua/effects.lua's entries (the only code that does them): each
+    names its keys by position in ``keys`` (appended as needed)."""
     entries: list[dict] = []
     for effect in effects:
         if isinstance(effect, AddTimelineEntry):
             entries.append({"timeline": place(keys, store_keys.timeline(effect.job_id)), "entry": effect.entry,
                             "cap": TIMELINE_CAP, "ttl": timeline_ttl})
-        elif isinstance(effect, CountMetrics):
-            entries.append({"metrics": place(keys, store_keys.metrics), "increments": [
-                [field, amount, not isinstance(amount, int)] for field, amount in effect.increments]})
-        elif isinstance(effect, (CountUsage, CountHourly)):
+        elif isinstance(effect, CountUsage):
             key, ttl = counters_key(store_keys, effect)
             entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
                             "ttl": ttl})
@@ -123,22 +131,26 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),
                             "job": effect.job_id, "admin": ADMIN_OWNER, "wake": place(keys, store_keys.work_added)})
         else:
-            raise TypeError(f"not an effect: {effect!r}")
+            raise TypeError(f"not an effect done in Redis's step: {effect!r}")
     return entries
 
 
 class Effects:
-    """Does a list of effects on its own: one script, so they are all done or none."""
+    """Does a list of effects on its own: one script, so they are all done or none; then ``tally`` counts the
+    ``TALLIED`` ones (``Tallies.add``)."""
 
-    def __init__(self, connection: Redis, keys, timeline_ttl: int):
+    def __init__(self, connection: Redis, keys, timeline_ttl: int, tally: Callable[[Sequence[Effect]], None]):
         self.keys = keys
         self.timeline_ttl = timeline_ttl
+        self.tally = tally
         self._apply = LuaScript(connection, "effects_apply")
 
     def apply(self, effects: Sequence[Effect]) -> None:
         """Do ``effects`` now."""
-        if not effects:
-            return
-        keys: list[str] = []
-        entries = encode(effects, self.keys, keys, self.timeline_ttl)
-        self._apply(keys, [json.dumps(entries, separators=(",", ":"))])
+        done, tallied = split(effects)
+        if done:
+            keys: list[str] = []
+            entries = encode(done, self.keys, keys, self.timeline_ttl)
+            self._apply(keys, [json.dumps(entries, separators=(",", ":"))])
+        if tallied:
+            self.tally(tallied)

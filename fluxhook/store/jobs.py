@@ -27,7 +27,7 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
-from fluxhook.store.effects import Effect, encode, place
+from fluxhook.store.effects import Effect, encode, place, split
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
@@ -35,6 +35,7 @@ from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.tallies import Tallies
 
 
 class Lock(NamedTuple):
@@ -93,8 +94,10 @@ class JobStore:
 
     def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS, pools: tuple[str, ...] = POOLS,
                  clock: Callable[[], float] = time.time, accounts: tuple[str, ...] = (DEFAULT_ACCOUNT,),
-                 sealer: Sealer | None = None):
+                 sealer: Sealer | None = None, tallies: Tallies | None = None):
         self.connection = connection
+        # Where the metrics' and hourly counts of a transition go once it moved (the store's, shared by its parts).
+        self.tallies = tallies or Tallies(connection, keys)
         # Seals BFL's delivery URLs (``SEALED_FIELDS``) as they are kept; None keeps them as given (a bare store,
         # of a test or a tool: the service's own always has one, from SECRET_KEY).
         self.sealer = sealer
@@ -295,8 +298,15 @@ class JobStore:
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         if terms.lock is not None:
             spec["lock"] = {"key": place(keys, terms.lock.key), "value": terms.lock.value, "ttl": terms.lock.ttl}
-        spec["effects"] = encode(effects, self.keys, keys, self.timeline_ttl)
+        in_step, tallied = split(effects)
+        spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl)
+        return self._run(keys, spec, tallied)
+
+    def _run(self, keys: list[str], spec: dict[str, Any], tallied: list[Effect]) -> Change:
         done, previous, locked = self._transition(keys, [_json(spec)])
+        # Counted as the script does its effects: only with a move, and only with the lock when one is named.
+        if done and tallied and ("lock" not in spec or locked):
+            self.tallies.add(tallied)
         return Change(bool(done), _text(previous), bool(locked))
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:

@@ -145,6 +145,10 @@ class Slots:
         pass (False); each wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
         return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
 
+    def any_waiting(self) -> bool:
+        """Whether any job waits in a pool's line (not counting those aside): one command."""
+        return bool(self.connection.exists(*map(self.keys.line, self.pools)))
+
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
         return job.pool if job.pool in self.pools else pool_for(job.model, self.config.pooled_limits)

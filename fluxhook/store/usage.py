@@ -1,7 +1,8 @@
 """Usage counters, the daily credit budget's reservations, and the account's balance, in Redis.
 
 Counters are hashes of whole numbers, one per UTC day (``Keys.usage``) and one per UTC hour
-(``Keys.hourly``); they grow with the jobs' transitions (``CountUsage``, ``CountHourly`` effects),
+(``Keys.hourly``); they grow with the jobs' transitions (``CountUsage`` effects in the transition's step,
+``CountHourly`` ones tallied by the process and written every few seconds: ``store/tallies.py``),
 never by scanning records, so reading a year of them costs one round trip whatever the number of
 jobs. What the fields mean is ``fluxhook.credits.accounting``'s business; this class only keeps them.
 """
@@ -15,6 +16,7 @@ from redis import Redis
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.tallies import Tallies
 
 # A job waiting to go alone holds later submissions back this long after its last look.
 WAITING_LEASE = 30.0
@@ -66,9 +68,11 @@ class Balance(NamedTuple):
 class UsageStore:
     """Usage counters, budget reservations and the balance on one Redis connection."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS):
+    def __init__(self, connection: Redis, keys: Keys = KEYS, tallies: Tallies | None = None):
         self.connection = connection
         self.keys = keys
+        # The process's hourly counts not yet written (the store's): written before the hours are read.
+        self.tallies = tallies
         self._reserve = LuaScript(connection, "budget_reserve")
         self._read = LuaScript(connection, "counters_read")
         self._set_balance = LuaScript(connection, "balance_set")
@@ -139,7 +143,10 @@ class UsageStore:
         return self._hashes([self.keys.usage(day) for day in days], days)
 
     def hours(self, hours: Sequence[str]) -> dict[str, dict[str, int]]:
-        """The outcome counters of each UTC hour in ``hours`` (``YYYY-MM-DDTHH``), in one round trip."""
+        """The outcome counters of each UTC hour in ``hours`` (``YYYY-MM-DDTHH``), in one round trip (two, when this
+        process has counts not yet written: ``store/tallies.py``)."""
+        if self.tallies is not None:
+            self.tallies.flush()
         return self._hashes([self.keys.hourly(hour) for hour in hours], hours)
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -169,11 +169,13 @@ def test_credits_spent_carry_the_keys_name_in_the_metrics(api, two_keys):
 
     a, _, job_a, _ = two_keys
 
-    text = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
+    def spent() -> float:
+        text = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
+        series = 'fluxhook_credits_spent_total{account="default",key="scope-a",model="flux-2-pro"} '
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(series))
 
-    line = next(line for line in text.splitlines()
-                if line.startswith('fluxhook_credits_spent_total{account="default",key="scope-a",model="flux-2-pro"}'))
-    assert float(line.split()[-1]) >= job_a["cost"]["credits"]
+    # The worker writes its counts every few seconds.
+    wait_until(lambda: spent() >= job_a["cost"]["credits"], timeout=15, message="the credits under the key's name")
 
 
 def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
@@ -189,6 +191,9 @@ def test_a_dearer_price_in_the_result_counts_under_the_keys_name(api, sim):
     before = spent(requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text)
     job = app.submit("a fox whose price went up")
     assert job["cost"]["credits"] < 4.5 and app.wait_for(job["id"], "stored")["cost"]["credits"] == 4.5
+    # The worker writes its counts every few seconds.
+    wait_until(lambda: spent(requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text)
+               - before >= 4.5 - 1e-9, timeout=15, message="the worker's counts")
     after = requests.get(api.base_url + "/metrics", timeout=10, headers=api.http.headers).text
     assert spent(after) - before == pytest.approx(4.5)
 

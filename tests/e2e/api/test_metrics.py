@@ -1,4 +1,5 @@
-"""/metrics over real HTTP: counts recorded by web and worker processes add up."""
+"""/metrics over real HTTP: counts recorded by web and worker processes add up, once each has written them (every
+few seconds)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,13 @@ def test_counts_add_up_during_a_run(api, sim, stack):
         assert api.wait_for(job["id"], timeout=20)["status"] == "stored"
     polls = api.job(lost["id"])["attempts"]["polls"]
 
-    after = wait_until(lambda: (lambda s: s if _delta(before, s, "fluxhook_downloads_total", outcome="stored") >= 4
-                                else None)(_scrape(stack)), timeout=10, message="the worker's counts")
+    last = [("fluxhook_downloads_total", {"outcome": "stored"}, 4),
+            ("fluxhook_callbacks_total", {"outcome": "refused", "reason": "invalid_request"}, 1),
+            ("fluxhook_polls_total", {"outcome": "ready", "account": "default"}, 1)]
+    # Each process writes its counts every few seconds (store/tallies.py): the last of each are in once these are.
+    after = wait_until(lambda: (lambda s: s if all(_delta(before, s, name, **labels) >= count
+                                                   for name, labels, count in last) else None)(_scrape(stack)),
+                       timeout=20, message="every process's counts")
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="accepted", reason="") == 3
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="duplicate", reason="") == 1
     assert _delta(before, after, "fluxhook_callbacks_total", outcome="refused", reason="bad_secret") == 1

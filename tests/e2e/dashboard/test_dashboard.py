@@ -151,6 +151,9 @@ def test_sign_in_returns_to_a_local_page_only(stack):
 def test_the_overview_is_the_first_page_drawn_as_inline_svg_under_the_csp(stack, api, browser):
     api.wait_for(api.submit("counted on the overview")["id"], "stored")
     base = stack.base_url
+    # The worker writes its hourly counts every few seconds.
+    wait_until(lambda: int(re.search(r'data-figure="stored">(\d+)<', browser.get(base + "/", timeout=10).text).group(1))
+               >= 1, timeout=15, message="the job counted as stored")
     for span, unit in (("24h", "hour"), ("30d", "day")):
         page = browser.get(base + "/", params={"range": span}, timeout=10)
         assert page.status_code == 200 and "<h1>Overview</h1>" in page.text

@@ -35,7 +35,10 @@ def test_make_run_starts_empty_and_the_overview_shows_the_first_jobs(tmp_path):
             wait_until(lambda job_id=job_id: api.get(f"{base}/v1/jobs/{job_id}", timeout=5).json()["status"] == "stored",
                        timeout=30, message=f"job {job_id} to be stored")
 
-        page = http.get(base + "/", timeout=10).text
+        # Each process writes its hourly counts every few seconds: the web's submissions, the worker's stored jobs.
+        page = wait_until(lambda: (lambda text: text if min(figure(text, "submitted"), figure(text, "stored")) >= 3
+                                   else None)(http.get(base + "/", timeout=10).text), timeout=15,
+                          message="the three counted as submitted and stored")
         assert (figure(page, "submitted"), figure(page, "stored"), figure(page, "ended_badly")) == (3, 3, 0)
         assert "No jobs in the last" not in page
         # The last hour's column of the jobs chart holds the three, drawn as stored.

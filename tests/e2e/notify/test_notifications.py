@@ -98,9 +98,9 @@ def test_500_twice_then_200_is_three_deliveries_with_one_webhook_id(napi, sim, h
     time.sleep(5)
     assert len(hooks.for_job(job["id"])) == 3  # the 200 ended it
 
-    metrics = API(notify_stack.base_url).get("/metrics").text
-    assert 'fluxhook_notifications_total{outcome="retry"}' in metrics
-    assert 'fluxhook_notifications_total{outcome="delivered"}' in metrics
+    # The worker writes its counts every few seconds.
+    wait_until(lambda: all(f'fluxhook_notifications_total{{outcome="{outcome}"}}' in API(notify_stack.base_url).get(
+        "/metrics").text for outcome in ("retry", "delivered")), timeout=15, message="the notifications' counts")
     # Neither the secret nor a signature reaches a log line.
     signatures = [d.headers["webhook-signature"].split(",", 1)[1] for d in deliveries]
     for log in notify_stack.var_dir.glob("*.log"):

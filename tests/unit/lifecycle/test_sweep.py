@@ -1,7 +1,7 @@
 """The fallback sweep (fluxhook/lifecycle/sweep.py) in-process on a real Redis: each due job gets one check, claimed
 until its lease runs out; a finished job's notification moves from the outbox into the notify line once, never
-twice; work a dead process took from a line but never queued goes back in line. What a check does:
-test_checking.py; the sweep on the worker's clock: tests/e2e/worker/."""
+twice; work a dead process took from a line but never queued goes back in line; a sweep with nothing to do costs
+one round trip. What a check does: test_checking.py; the sweep's thread: tests/unit/worker/test_sweeping.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fluxhook.lifecycle.steps.enqueueing import AHEAD, CHECK_TASK, draft_cache_t
 from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE, NOTIFY
-from helpers import tracked_job
+from helpers import commands_during, tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 
@@ -93,3 +93,13 @@ def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(s
     sweep(svc, now + MOVE_LEASE + 1)
     assert svc.store.work.waiting(DRAFT_CACHE) == 1
     assert feed(svc) == 1 and svc.queue.count == 1
+
+
+def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_five_commands(svc):
+    tracked_job(svc, "task-later", due=time.time() + 600)  # due, but not yet
+
+    sent = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
+            if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))]
+
+    # Which parts have work (none): not a script for each of the due jobs, deadlines, outbox, messages and moves.
+    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT", "EXISTS"]

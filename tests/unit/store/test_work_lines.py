@@ -16,6 +16,7 @@ from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
+from fluxhook.store.tallies import Tallies
 from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
 from helpers import commands_during
 
@@ -190,7 +191,7 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     admins = Job(id=new_job_id(), status="stored")
     jobs.create(mine)
     jobs.create(admins)
-    effects = Effects(connection, KEYS, 3600)
+    effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
     effects.apply([draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")])
     assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
         [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added

@@ -1,11 +1,20 @@
 """A lane's RQ worker (worker/inprocess.py): after its lane lost Redis, the tasks Redis still records as
-running in it are given back to RQ at once, not once their heartbeat lapses; another worker's are left."""
+running in it are given back to RQ at once, not once their heartbeat lapses; another worker's are left. Idle, it
+cleans a queue's registries once per maintenance interval among all lanes, beats every worker_ttl - 15 s, and
+looks for `rq suspend` without a heartbeat."""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+
 from rq import Queue, Retry
 from rq.job import JobStatus
+from rq.suspension import resume, suspend
+from rq.utils import now
+from rq.worker import WorkerStatus
 
+from devtools.processes import wait_until
 from helpers import commands_during
 from worker.inprocess import CLEANING_CLAIM_TTL, InProcessWorker
 
@@ -55,17 +64,68 @@ def test_a_lost_task_without_retries_left_fails_with_the_reason(make_services):
     assert "its worker lost Redis" in (task.latest_result().exc_string or "")
 
 
-def test_a_worker_killed_while_cleaning_stops_the_others_cleaning_for_a_minute_at_most(make_services):
+def test_a_queues_registries_are_cleaned_once_per_maintenance_interval_whichever_lane_comes_first(make_services):
     """RQ's claim to clean a queue's registries (where a killed worker's task is found abandoned) lasts 15 minutes
-    when its holder dies before freeing it; a lane's lasts CLEANING_CLAIM_TTL."""
+    when its holder dies before freeing it, and each lane cleaned in turn; a lane's claim is kept until the next
+    maintenance is due, never longer than CLEANING_CLAIM_TTL."""
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
-    lane = InProcessWorker([queue], connection=svc.redis)
+    lane, other = (InProcessWorker([queue], connection=svc.redis, maintenance_interval=15) for _ in range(2))
     commands = commands_during(svc.redis, 6, lane.clean_registries)
     claims = [c["command"] for c in commands if c["command"].startswith(f"SET {queue.registry_cleaning_key}")]
-    assert claims == [f"SET {queue.registry_cleaning_key} 1 NX EX {CLEANING_CLAIM_TTL}"] and CLEANING_CLAIM_TTL <= 60
-    assert svc.redis.exists(queue.registry_cleaning_key) == 0  # freed once done
+    assert claims == [f"SET {queue.registry_cleaning_key} 1 NX EX 14"]
+    assert 0 < svc.redis.ttl(queue.registry_cleaning_key) <= 14  # kept: the next lane's maintenance finds it
 
-    svc.redis.set(queue.registry_cleaning_key, 1, ex=CLEANING_CLAIM_TTL)  # a lane killed while cleaning
-    lane.clean_registries()  # another finds the claim held: it leaves the registries to its holder
-    assert svc.redis.exists(queue.registry_cleaning_key) == 1
+    cleaned = commands_during(svc.redis, 6, other.clean_registries)
+    assert [c for c in cleaned if c["command"].startswith("ZREMRANGEBYSCORE")] == []  # left to the next interval
+
+    rq_default = InProcessWorker([queue], connection=svc.redis)  # RQ's 10 minutes: the claim's life stays short
+    svc.redis.delete(queue.registry_cleaning_key)
+    rq_default.clean_registries()
+    assert 0 < svc.redis.ttl(queue.registry_cleaning_key) <= CLEANING_CLAIM_TTL <= 60
+
+
+def test_an_idle_lane_beats_every_worker_ttl_less_15_s_and_its_record_never_lapses(make_services):
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    lane = InProcessWorker([queue], connection=svc.redis, worker_ttl=45)
+    lane.register_birth()
+    lane.heartbeat()  # its first beat goes: nothing says until when the record lives
+
+    def beats() -> list[str]:
+        sent = commands_during(svc.redis, 6, lane.heartbeat)
+        return [c["command"].split(" ")[0] for c in sent if lane.key in c["command"]]
+
+    assert beats() == []  # RQ's dequeue loop beats three times a second and more: the record lives 105 s
+    lane.last_heartbeat = now() - timedelta(seconds=30)
+    assert beats() == ["HSET", "EXPIRE", "EXPIRE"]  # worker_ttl - 15 s after the last: /readyz wants one in 60 s
+    assert 100 <= svc.redis.ttl(lane.key) <= 105
+
+    with svc.redis.pipeline() as pipe:  # a task's beat gives the record only the task's heartbeat TTL
+        lane.heartbeat(30, pipeline=pipe)
+        pipe.execute()
+    assert beats() == ["HSET", "EXPIRE", "EXPIRE"]  # so the beat after the task goes at once
+    assert 100 <= svc.redis.ttl(lane.key) <= 105
+
+
+def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspended(make_services):
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    lane = InProcessWorker([queue], connection=svc.redis, worker_ttl=45)
+    lane.register_birth()
+    def look() -> list[str]:
+        sent = commands_during(svc.redis, 6, lambda: lane.check_for_suspension(False))
+        return [c["command"] for c in sent if "rq:" in c["command"]]
+
+    assert look() == ["EXISTS rq:suspended"]  # no heartbeat with it: the beats keep their own pace
+    assert look() == []  # and once in a while only
+
+    suspend(svc.redis)
+    lane._next_suspension_check = 0.0
+    waiting = threading.Thread(target=lane.check_for_suspension, args=(False,), daemon=True)
+    waiting.start()
+    wait_until(lambda: lane.get_state() == WorkerStatus.SUSPENDED, timeout=5, message="the lane to see rq suspend")
+    assert waiting.is_alive()
+    resume(svc.redis)
+    waiting.join(5)
+    assert not waiting.is_alive()

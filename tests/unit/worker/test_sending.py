@@ -1,5 +1,6 @@
 """The worker's senders (worker/sending.py): a slot is taken only when a sender can send its job at once,
-several submissions are under way at once, and freed slots go on without a sweep. Against the suite's
+several submissions are under way at once, freed slots go on without a sweep, and with no job in a line the
+dispatcher waits for one to join. Against the suite's
 simulator answering each submission after a delay, as BFL does."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
+from helpers import commands_during
 from worker import sending
 
 
@@ -94,3 +96,19 @@ def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(servic
     assert not senders.is_alive() and senders.busy() == 0
     assert sorted(_statuses(svc, jobs)) == [st.QUEUED, st.SUBMITTED]  # the one under way reached BFL
     assert svc.slots.in_flight("default") == 1  # the other took no slot
+
+
+def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_second(services, sim):
+    svc = services()
+    senders = sending.start(svc, size=2)
+    try:
+        time.sleep(0.3)  # its first look, at start
+        # A second at a time, it would dispatch twice here; with every line empty it waits for a wake-up.
+        idle = commands_during(svc.redis, 6, lambda: time.sleep(2.5))
+        assert [c for c in idle if c["command"].startswith("EVALSHA")] == []
+        woken = time.monotonic()
+        job = _queue(svc, 1)[0]  # joining a line wakes a dispatcher
+        wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
+        assert time.monotonic() - woken < sending.IDLE_WAIT - 1
+    finally:
+        senders.stop(timeout=5)

@@ -1,0 +1,127 @@
+"""The metrics hash's counts and the hourly outcome counters, tallied in the process and written together.
+
+Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
+are views, not records: nothing decides anything by them. So a ``CountMetrics`` or ``CountHourly`` effect is not
+done in its transition's step: once the transition moved (and took its lock, if it names one), or once
+``Effects.apply`` did the rest, its amounts are added to this process's tally. A process that ``start``\\ s the tally
+(a worker, a web process) writes it every ``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each
+field however many jobs added to it, and once more as it stops; any other (a command, a test) writes each at
+once. A reading of either (``Store.metrics_fields``, ``UsageStore.hours``) writes the process's own tally first.
+
+What it costs: a process killed outright (SIGKILL) loses what it tallied since its last write, at most
+``FLUSH_INTERVAL`` seconds of counts; other processes' counts show up to that late in a reading. A write that
+fails is tried again with the next one (one whose answer was lost may then count twice). A transition run again
+after a failover lost it counts again. The usage counters (``CountUsage``), which budgets and spend read, are
+not tallied: they stay in the transition's step.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from typing import Any, Iterable, Sequence
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from fluxhook.store.effects import CountHourly, CountMetrics, Effect, counters_key
+from fluxhook.store.keys import KEYS, Keys
+
+log = logging.getLogger("fluxhook.metrics")
+
+# How often a started tally is written: what a process killed outright loses at most, and how late other
+# processes' counts may show.
+FLUSH_INTERVAL = 5.0
+
+
+class Tallies:
+    """This process's counts not yet written (see the module's docstring)."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._lock = threading.Lock()
+        self._metrics: dict[str, int | float] = {}
+        # (hash, its TTL) -> field -> amount
+        self._hours: dict[tuple[str, int], dict[str, int]] = {}
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def start(self) -> None:
+        """From now on, write the tally every ``FLUSH_INTERVAL`` seconds (a thread of the process) and at exit."""
+        with self._lock:
+            if self._writer is not None:
+                return
+            self._writer = threading.Thread(target=self._run, name="fluxhook-tally", daemon=True)
+        self._writer.start()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop writing every few seconds, and write what is left now (never raises: the process is stopping)."""
+        self._stop.set()
+        self._flush_logged()
+
+    def add(self, effects: Sequence[Effect]) -> None:
+        """Count the ``CountMetrics`` and ``CountHourly`` among ``effects``; unless started, write them now. Never
+        raises: a count must not fail the work it counts (a write that failed is tried again with the next)."""
+        metrics: dict[str, int | float] = {}
+        hours: dict[tuple[str, int], dict[str, int]] = {}
+        for effect in effects:
+            if isinstance(effect, CountMetrics):
+                _add_to(metrics, effect.increments)
+            elif isinstance(effect, CountHourly):
+                _add_to(hours.setdefault(counters_key(self.keys, effect), {}), effect.increments)
+        if not metrics and not hours:
+            return
+        with self._lock:
+            self._merge(metrics, hours)
+            started = self._writer is not None
+        if not started:
+            self._flush_logged()
+
+    def flush(self) -> None:
+        """Write the tally now, in one round trip (none when there is nothing to write); a RedisError keeps it for
+        the next write and is raised."""
+        with self._lock:
+            metrics, hours = self._metrics, self._hours
+            self._metrics, self._hours = {}, {}
+        if not metrics and not hours:
+            return
+        try:
+            with self.connection.pipeline(transaction=True) as pipe:
+                for field, amount in metrics.items():
+                    if isinstance(amount, float):
+                        pipe.hincrbyfloat(self.keys.metrics, field, amount)
+                    else:
+                        pipe.hincrby(self.keys.metrics, field, amount)
+                for (key, ttl), fields in hours.items():
+                    for field, whole in fields.items():
+                        pipe.hincrby(key, field, whole)
+                    pipe.expire(key, ttl)
+                pipe.execute()
+        except RedisError:
+            with self._lock:
+                self._merge(metrics, hours)
+            raise
+
+    def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
+        """Add counts to the tally (under its lock)."""
+        _add_to(self._metrics, metrics.items())
+        for hour, fields in hours.items():
+            _add_to(self._hours.setdefault(hour, {}), fields.items())
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except RedisError as exc:
+            log.warning("counts not written yet", extra={"error": type(exc).__name__})
+
+    def _run(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            self._flush_logged()
+
+
+def _add_to(counts: dict, increments: Iterable[tuple[str, Any]]) -> None:
+    for field, amount in increments:
+        counts[field] = counts.get(field, 0) + amount

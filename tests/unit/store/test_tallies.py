@@ -1,0 +1,118 @@
+"""The metrics' and hourly counts tallied in the process (fluxhook/store/tallies.py), on a real Redis: a started
+tally writes nothing with the transitions it counts, then every count in one round trip, one HINCRBY a field;
+it counts only what the transition's step would have (a move, with its lock); a failed write is kept for the next;
+a reading writes the process's own first; an unstarted one (a command, a test) writes at once."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.store.effects import HOURLY_TTL, AddTimelineEntry, CountHourly, CountMetrics, CountUsage
+from fluxhook.store.jobs import JobStore, Lock, Terms
+from fluxhook.store.keys import KEYS
+from fluxhook.store.tallies import Tallies
+from fluxhook.store.usage import UsageStore
+from helpers import commands_during
+
+DB = 13
+HOUR = "2026-11-24T16"
+# What a connection opened meanwhile says first.
+HANDSHAKE = ("SELECT", "HELLO", "CLIENT SETINFO", "AUTH")
+STORED = CountMetrics((("fluxhook_downloads", 1), ("fluxhook_download_seconds_sum", 0.25)))
+
+
+@pytest.fixture()
+def connection(redis_server):
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", f"/{DB}"))
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture()
+def started(connection):
+    tallies = Tallies(connection)
+    tallies.start()
+    yield tallies
+    tallies.stop()
+
+
+def _submitted(store: JobStore) -> Job:
+    now = time.time()
+    job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=new_job_id(), created_at=now,
+                              updated_at=now))
+    return job
+
+
+def _sent(connection, action) -> list[str]:
+    return [c["command"] for c in commands_during(connection, DB, action) if not c["command"].startswith(HANDSHAKE)]
+
+
+def _metrics(connection) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in connection.hgetall(KEYS.metrics).items()}
+
+
+def test_a_started_tally_writes_many_jobs_counts_in_one_round_trip_one_hincrby_a_field(connection, started):
+    store = JobStore(connection, tallies=started)
+    jobs = [_submitted(store) for _ in range(3)]
+    counted = commands_during(connection, DB, lambda: [
+        store.transition(job.id, st.FAILED, effects=[STORED, CountHourly(HOUR, (("failed", 1),)),
+                                                     CountUsage("2026-11-24", (("flux-2-pro:failed", 1),))])
+        for job in jobs])
+    # The transitions did the usage counters in their step, and nothing of the tallied counts.
+    inside = [c["command"] for c in counted if c["client_type"] == "lua"]
+    assert "HINCRBY fh:usage:2026-11-24 flux-2-pro:failed 1" in inside
+    assert not [c for c in counted if "fh:metrics" in c["command"] or "fh:hourly:" in c["command"]]
+    assert _metrics(connection) == {}
+
+    assert _sent(connection, started.flush) == [
+        "MULTI", "HINCRBY fh:metrics fluxhook_downloads 3",
+        "HINCRBYFLOAT fh:metrics fluxhook_download_seconds_sum 0.75", f"HINCRBY fh:hourly:{HOUR} failed 3",
+        f"EXPIRE fh:hourly:{HOUR} {HOURLY_TTL}", "EXEC"]
+    assert _metrics(connection) == {"fluxhook_downloads": 3, "fluxhook_download_seconds_sum": 0.75}
+    assert _sent(connection, started.flush) == []  # nothing left: no round trip at all
+
+
+def test_only_what_the_step_would_have_done_is_counted(connection):
+    tallies = Tallies(connection)
+    tallies.start()  # nothing is written before the flush below
+    store = JobStore(connection, tallies=tallies)
+    job = _submitted(store)
+    assert not store.transition(job.id, st.QUEUED, effects=[STORED])  # a move the rules forbid
+    lock = Lock(KEYS.download_lock(job.id), "other", 60)
+    connection.set(lock.key, "held")
+    assert store.transition(job.id, st.READY, terms=Terms(lock=lock), effects=[STORED]).locked is False
+    tallies.stop()
+    assert _metrics(connection) == {}  # neither was counted, as the step would not have counted them
+
+
+def test_a_failed_write_keeps_the_counts_for_the_next_and_never_fails_the_work(connection, redis_server):
+    away = redis.Redis(port=1, retry=Retry(NoBackoff(), 0))  # nothing listens there
+    tallies = Tallies(away)
+    tallies.add([STORED])  # unstarted: written at once, which fails; the count is kept, nothing raised
+    with pytest.raises(RedisConnectionError):
+        tallies.flush()
+    tallies.connection = connection  # Redis answers again
+    tallies.add([STORED])
+    assert _metrics(connection) == {"fluxhook_downloads": 2, "fluxhook_download_seconds_sum": 0.5}
+
+
+def test_a_reading_writes_the_processs_own_counts_first(connection, started):
+    usage = UsageStore(connection, tallies=started)
+    started.add([CountHourly(HOUR, (("stored", 1),)), AddTimelineEntry("job_x", "{}")])  # the entry is not counted
+    assert usage.hours([HOUR]) == {HOUR: {"stored": 1}}
+    assert 0 < connection.ttl(KEYS.hourly(HOUR)) <= HOURLY_TTL
+
+
+def test_an_unstarted_tally_writes_each_count_at_once(connection):
+    tallies = Tallies(connection)
+    tallies.add([STORED])
+    assert _metrics(connection) == {"fluxhook_downloads": 1, "fluxhook_download_seconds_sum": 0.25}

@@ -1,0 +1,28 @@
+"""The worker's sweep thread (worker/sweeping.py): it runs the fallback sweep once a second by itself, no RQ task
+in between, and stops at once when told to. What a sweep does: tests/unit/lifecycle/test_sweep.py."""
+
+from __future__ import annotations
+
+import time
+
+from devtools.processes import wait_until
+from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK
+from helpers import tracked_job
+from worker import sweeping
+
+
+def test_the_sweep_thread_queues_a_check_for_each_job_that_comes_due_and_stops_at_once(make_services):
+    svc = make_services(6)
+    sweeper = sweeping.start(svc)
+    try:
+        first = tracked_job(svc, "task-due-first", due=time.time() - 1)
+        wait_until(lambda: svc.control_queue.count == 1, timeout=5, message="the sweep to claim the due job")
+        later = tracked_job(svc, "task-due-later", due=time.time() + 1)  # a sweep or two on: the next ones see it
+        wait_until(lambda: svc.control_queue.count == 2, timeout=5, message="a later sweep to claim the next job")
+    finally:
+        started = time.monotonic()
+        sweeper.stop()
+        assert not sweeper.is_alive() and time.monotonic() - started < 1.0
+    checks = svc.control_queue.get_jobs()
+    # Only the checks: the sweep itself is no task of RQ's.
+    assert [(task.func_name, task.args[0]) for task in checks] == [(CHECK_TASK, first.id), (CHECK_TASK, later.id)]
