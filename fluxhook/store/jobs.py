@@ -157,8 +157,8 @@ class JobStore:
         if job.deadline is not None:
             spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), _score(job.deadline)
         if naming is not None:
-            record, callers = record_keys(k, naming.claim)
-            spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
+            record, callers = record_keys(k, naming.use)
+            spec["hold"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
         return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:
