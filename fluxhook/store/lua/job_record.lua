@@ -8,9 +8,9 @@
 -- that task), `models` (the set of model names, when it has a model); with `hold`, an Idempotency-Key's hold that
 -- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
--- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none), `channel` (where it is announced); with a
--- deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the record's
--- field/value pairs. Returns the id of the job made, or of the job tracking the task.
+-- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
+-- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the
+-- record's field/value pairs. Returns the id of the job made, or of the job tracking the task.
 local job_record = {}
 
 function job_record.create(at, base)
@@ -20,7 +20,7 @@ function job_record.create(at, base)
   local existing
   if spec.trackers then existing = redis.call('HGET', key(spec.trackers), spec.owner)
   elseif spec.bfl_task then existing = redis.call('GET', key(spec.bfl_task)) end
-  if existing and existing ~= id and not spec.take_over then return existing end
+  if existing and existing ~= id and not spec.replace then return existing end
   if spec.trackers then redis.call('HSET', key(spec.trackers), spec.owner, id)
   elseif spec.bfl_task then redis.call('SET', key(spec.bfl_task), id) end
   redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
