@@ -24,15 +24,15 @@ from .replicated import in_error_shape
 log = logging.getLogger("fluxhook.idempotency")
 
 REPLAYED = "Idempotent-Replayed"
-# The claim outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
+# The hold outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
-KEY_CLAIM_LEASE = CALL_BOUND + MAX_WAIT + 30
+KEY_HOLD_LEASE = CALL_BOUND + MAX_WAIT + 30
 # A key Redis would not free (a primary turned replica in a failover, or out of reach for a moment) is freed
 # again from a thread of this process, every RELEASE_INTERVAL s for RELEASE_TRIES tries (a failover's worth):
-# else the client's retry of the 5xx, which SPEC §3 allows, is answered 409 until the whole claim lapses.
+# else the client's retry of the 5xx, which SPEC §3 allows, is answered 409 until the whole hold lapses.
 RELEASE_INTERVAL = 0.5
 RELEASE_TRIES = 60
-# Keys waiting to be freed at once, at most; past it one waits for its claim's lease.
+# Keys waiting to be freed at once, at most; past it one waits for its hold's lease.
 RELEASE_BACKLOG = 1000
 
 
@@ -71,7 +71,7 @@ class LateReleases:
 
 def _freed(store: IdempotencyStore, held: Hold) -> bool:
     try:
-        store.abandon(held.claim, held.ticket)
+        store.abandon(held.use, held.ticket)
     except redis.RedisError:
         return False
     log.info("idempotency key freed once Redis took writes again")
@@ -92,9 +92,9 @@ def idempotent(view):
         # The blueprint has checked the token already; only its digest is used from here on.
         token = presented_token() or ""
         idempotency_keys.check_key(key)  # a bad key is refused before the body is read
-        claim = idempotency_keys.claim(token, key, request.method, request.path,
+        use = idempotency_keys.key_use(token, key, request.method, request.path,
                                        idempotency_keys.Parsed(json_object()))
-        first = services().store.idempotency.begin(claim, KEY_CLAIM_LEASE)
+        first = services().store.idempotency.begin(use, KEY_HOLD_LEASE)
         if first.state == DONE:
             replay = Response(first.body, status=first.status, mimetype="application/json")
             replay.headers[REPLAYED] = "true"
@@ -116,7 +116,7 @@ def idempotent(view):
             answer = make_response(view(*args, **kwargs))
             answer.headers[REPLAYED] = "true"
             return answer
-        g.idempotency_claim = Hold(claim, first.ticket, first.until_ms)
+        g.idempotency_hold = Hold(use, first.ticket, first.until_ms)
         return view(*args, **kwargs)
 
     return wrapper
@@ -129,41 +129,41 @@ def made_job() -> str | None:
 
 def key_hold() -> Hold | None:
     """This request's hold on its Idempotency-Key, for the job it makes to name itself in (None: no key)."""
-    return g.get("idempotency_claim")
+    return g.get("idempotency_hold")
 
 
 def init_app(app: Flask) -> None:
-    """Keep each claimed request's answer if it succeeded; give the key up otherwise (nothing was done,
-    or a 5xx may be retried), so that what one caller makes Redis keep grows only with its jobs."""
+    """Keep the answer of each request that holds a key if it succeeded; give the key up otherwise (nothing was
+    done, or a 5xx may be retried), so that what one caller makes Redis keep grows only with its jobs."""
 
     @app.after_request
     def keep_answer(response):
-        held = g.get("idempotency_claim")
+        held = g.get("idempotency_hold")
         if held is None:
             return response
         try:
             if not idempotency_keys.keeps(response.status_code):
-                services().store.idempotency.abandon(held.claim, held.ticket)
-            elif not services().store.idempotency.finish(held.claim, held.ticket, response.status_code,
+                services().store.idempotency.abandon(held.use, held.ticket)
+            elif not services().store.idempotency.finish(held.use, held.ticket, response.status_code,
                                                          response.get_data()):
-                log.warning("idempotency claim lapsed before the answer: it is not kept")
+                log.warning("idempotency key's hold lapsed before the answer: it is not kept")
         except redis.RedisError as exc:
             # Not kept, so not acknowledged: the client's retry with this key must not read a success
             # that a repeat could not replay. free_key tries to give the key up.
             return in_error_shape(exc)
-        g.pop("idempotency_claim")
+        g.pop("idempotency_hold")
         return response
 
     @app.teardown_request
     def free_key(exc):
         # No answer was kept (this process failed, or Redis did while keeping it): the client may retry.
-        held = g.pop("idempotency_claim", None)
+        held = g.pop("idempotency_hold", None)
         if held is not None:
             store = services().store.idempotency
             try:
-                store.abandon(held.claim, held.ticket)
+                store.abandon(held.use, held.ticket)
             except redis.RedisError as error:
                 later = LATE_RELEASES.add(store, held)
                 log.warning("idempotency key not freed; tried again while Redis refuses" if later else
-                            "idempotency key not freed; it is free once its claim lapses",
+                            "idempotency key not freed; it is free once its hold lapses",
                             extra={"error": type(error).__name__})

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidIdempotencyKey, InvalidRequest
 from fluxhook.core.json_body import json_chunks
-from fluxhook.store.idempotency import Claim
+from fluxhook.store.idempotency import KeyUse
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -55,9 +55,9 @@ class Parsed(NamedTuple):
     value: Any
 
 
-def claim(token: str, key: str, method: str, path: str, body: bytes | Parsed) -> Claim:
-    """The claim a request with bearer ``token`` makes on ``key`` (checked)."""
-    return Claim(scope=_digest(token.encode()), key=_digest(check_key(key).encode()),
+def key_use(token: str, key: str, method: str, path: str, body: bytes | Parsed) -> KeyUse:
+    """A request with bearer ``token``'s use of ``key`` (checked)."""
+    return KeyUse(scope=_digest(token.encode()), key=_digest(check_key(key).encode()),
                  fingerprint=fingerprint(method, path, body))
 
 

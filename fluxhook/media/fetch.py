@@ -270,9 +270,9 @@ class _Writer:
     def __init__(self, out: IO[bytes], digest):
         self.out, self.digest = out, digest
         self.error: BaseException | None = None
-        self.lines: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
-        self.threads = [threading.Thread(target=self._run, args=(line, work), name=f"download-{name}", daemon=True)
-                        for line, work, name in zip(self.lines, (self.digest.update, self._write), ("hash", "write"),
+        self.pipes: list[queue.Queue[bytes | None]] = [queue.Queue(maxsize=_AHEAD), queue.Queue(maxsize=_AHEAD)]
+        self.threads = [threading.Thread(target=self._run, args=(pipe, work), name=f"download-{name}", daemon=True)
+                        for pipe, work, name in zip(self.pipes, (self.digest.update, self._write), ("hash", "write"),
                                                     strict=True)]
 
     def __enter__(self) -> "_Writer":
@@ -283,12 +283,12 @@ class _Writer:
     def put(self, chunk: bytes) -> None:
         if self.error is not None:
             raise self.error
-        for line in self.lines:
-            line.put(chunk)
+        for pipe in self.pipes:
+            pipe.put(chunk)
 
     def __exit__(self, kind, exc, tb) -> None:
-        for line in self.lines:
-            line.put(None)
+        for pipe in self.pipes:
+            pipe.put(None)
         for thread in self.threads:
             thread.join()
         if exc is None and self.error is not None:
@@ -297,8 +297,8 @@ class _Writer:
     def _write(self, chunk: bytes) -> None:
         _write(self.out, chunk)
 
-    def _run(self, line: queue.Queue, work) -> None:
-        while (chunk := line.get()) is not None:
+    def _run(self, pipe: queue.Queue, work) -> None:
+        while (chunk := pipe.get()) is not None:
             if self.error is not None:
                 continue  # drain, so the receiving side never blocks on a thread that gave up
             try:

@@ -1,4 +1,4 @@
-"""Idempotency-Key records in Redis: a claim while the first request runs, then its answer for 24 hours."""
+"""Idempotency-Key records in Redis: a hold while the first request runs, then its answer for 24 hours."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from redis import Redis
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
-CLAIMED, REUSED, IN_USE, MADE, DONE, FULL = "claimed", "reused", "in_use", "made", "done", "full"
+HELD, REUSED, IN_USE, MADE, DONE, FULL = "held", "reused", "in_use", "made", "done", "full"
 # How long the first answer is replayed.
 KEEP_SECONDS = 24 * 3600
-# Keys one bearer token may hold at once (answers kept, and claims of requests under way): past it,
+# Keys one bearer token may hold at once (answers kept, and holds of requests under way): past it,
 # 429 until the oldest goes. Only answers of requests that created or found a job are kept, so it
 # is reached only by a caller making that many jobs a day; it bounds what Redis keeps for any one.
 MAX_KEYS_PER_CALLER = 20_000
 
-class Claim(NamedTuple):
-    """One request's claim on a key: digests only, so no token or key is kept in the clear."""
+class KeyUse(NamedTuple):
+    """One request's use of a key: digests only, so no token or key is kept in the clear."""
 
     scope: str
     key: str
@@ -29,7 +29,7 @@ class Claim(NamedTuple):
 
 class Begin(NamedTuple):
     """What ``begin`` found: ``state``; the first answer once DONE; this request's ``ticket`` and until when its
-    claim holds the key (``until_ms``) once CLAIMED; once FULL, the seconds until one of the caller's keys goes;
+    hold lasts (``until_ms``) once HELD; once FULL, the seconds until one of the caller's keys goes;
     once MADE, the job the first request made."""
 
     state: str
@@ -42,10 +42,10 @@ class Begin(NamedTuple):
 
 
 class Hold(NamedTuple):
-    """A request's hold on a key: the claim and its ticket. The job the request makes names itself in the
+    """A request's hold on a key: its use of the key and its ticket. The job the request makes names itself in the
     key's record in the same step (``JobStore.create``), so a repeat finds that job whatever else fails."""
 
-    claim: Claim
+    use: KeyUse
     ticket: str
     until_ms: int
 
@@ -60,16 +60,16 @@ class IdempotencyStore:
         self._finish = LuaScript(connection, "idempotency_finish")
         self._abandon = LuaScript(connection, "idempotency_abandon")
 
-    def begin(self, claim: Claim, lease: float) -> Begin:
-        """Claim the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
-        # The ticket tells this request's claim from a later one on the same key with the same body.
+    def begin(self, use: KeyUse, lease: float) -> Begin:
+        """Hold the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
+        # The ticket tells this request's hold from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
         lease_ms, now = max(1, int(lease * 1000)), _now_ms()
-        reply = self._begin(self._keys(claim), [claim.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
-                                                KEEP_SECONDS * 1000])
+        reply = self._begin(self._keys(use), [use.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
+                                              KEEP_SECONDS * 1000])
         state = _text(reply[0])
-        if state == CLAIMED:
-            return Begin(CLAIMED, ticket=ticket, until_ms=now + lease_ms)
+        if state == HELD:
+            return Begin(HELD, ticket=ticket, until_ms=now + lease_ms)
         if state == DONE:
             return Begin(DONE, int(reply[1]), _bytes(reply[2]))
         if state == FULL:
@@ -78,33 +78,33 @@ class IdempotencyStore:
             return Begin(MADE, job_id=_text(reply[1]))
         return Begin(state)
 
-    def finish(self, claim: Claim, ticket: str, status: int, body: bytes) -> bool:
-        """Keep the answer to replay for 24 hours; False if the claim had lapsed (nothing is kept)."""
-        return bool(self._finish(self._keys(claim), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
+    def finish(self, use: KeyUse, ticket: str, status: int, body: bytes) -> bool:
+        """Keep the answer to replay for 24 hours; False if the hold had lapsed (nothing is kept)."""
+        return bool(self._finish(self._keys(use), [ticket, status, body, KEEP_SECONDS, _now_ms()]))
 
-    def abandon(self, claim: Claim, ticket: str) -> bool:
+    def abandon(self, use: KeyUse, ticket: str) -> bool:
         """Give the key up so that the client may retry with it, unless the request made a job that still
-        exists (a retry then answers with it); False if the claim was no longer this one."""
-        job_id = self.connection.hget(self._key(claim), "job")
-        job_record = self.keys.job(_text(job_id)) if job_id else self._key(claim)
-        return bool(self._abandon([*self._keys(claim), job_record], [ticket]))
+        exists (a retry then answers with it); False if the hold was no longer this one."""
+        job_id = self.connection.hget(self._key(use), "job")
+        job_record = self.keys.job(_text(job_id)) if job_id else self._key(use)
+        return bool(self._abandon([*self._keys(use), job_record], [ticket]))
 
-    def _keys(self, claim: Claim) -> list[str]:
-        return record_keys(self.keys, claim)
+    def _keys(self, use: KeyUse) -> list[str]:
+        return record_keys(self.keys, use)
 
-    def _key(self, claim: Claim) -> str:
-        return self.keys.idempotency(claim.scope, claim.key)
+    def _key(self, use: KeyUse) -> str:
+        return self.keys.idempotency(use.scope, use.key)
 
 
-def record_keys(keys: Keys, claim: Claim) -> list[str]:
-    """The keys a script on the claim's record declares: the key's record, then its caller's live keys."""
-    return [keys.idempotency(claim.scope, claim.key), keys.idempotency_of_caller(claim.scope)]
+def record_keys(keys: Keys, use: KeyUse) -> list[str]:
+    """The keys a script on the used key's record declares: the key's record, then its caller's live keys."""
+    return [keys.idempotency(use.scope, use.key), keys.idempotency_of_caller(use.scope)]
 
 
 def naming_args(hold: Hold) -> dict[str, str]:
     """What job_create.lua needs to name its job in ``hold``'s record: its fingerprint and ticket, until when it
     holds the key (ms), how long the record lives (ms), now (ms); each as text, as Redis keeps it."""
-    return {"fingerprint": hold.claim.fingerprint, "ticket": hold.ticket, "until": str(hold.until_ms),
+    return {"fingerprint": hold.use.fingerprint, "ticket": hold.ticket, "until": str(hold.until_ms),
             "lives": str(KEEP_SECONDS * 1000), "now": str(_now_ms())}
 
 

@@ -126,19 +126,19 @@ class JobStore:
         already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
         ``naming``, the Idempotency-Key's record names the job in the same step. A queued job to be sent is made
         with its place in line instead (``creation``, ``Slots.acquire``)."""
-        take_over = False
+        replace = False
         while True:
-            made = self.creation(job, due=due, naming=naming, take_over=take_over)
+            made = self.creation(job, due=due, naming=naming, replace=replace)
             stored_id = _text(self._create(made.keys, made.args))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)
             if existing is not None:
                 return existing, False
-            take_over = True  # the index outlived its job: this job takes the task over
+            replace = True  # the index outlived its job: this job replaces it there
 
     def creation(self, job: Job, *, due: float | None = None, naming: Hold | None = None,
-                 take_over: bool = False) -> Creation:
+                 replace: bool = False) -> Creation:
         """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
         fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
         k = self.keys
@@ -151,7 +151,7 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "models": place(keys, k.models), "take_over": take_over,
+            "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace,
             "channel": k.job_changes}
         if job.bfl_id and job.tracked:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
@@ -160,8 +160,8 @@ class JobStore:
         if job.deadline is not None:
             spec["deadlines"], spec["deadline"] = place(keys, k.deadlines), _score(job.deadline)
         if naming is not None:
-            record, callers = record_keys(k, naming.claim)
-            spec["claim"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
+            record, callers = record_keys(k, naming.use)
+            spec["hold"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
         return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:

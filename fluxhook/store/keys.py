@@ -275,7 +275,7 @@ class Keys:
 
     def budget_turns(self, held: str) -> str:
         """The turns of the jobs that go alone under the limit whose reservations are ``held``: owner -> its pass
-        (``lua/fair_turns.lua``), ``~head`` the head's gate and ``~seq`` the counter of waiting boundable jobs."""
+        (``lua/fair_turns.lua``), ``~head`` the leader's gate and ``~seq`` the counter of waiting boundable jobs."""
         return f"{held}:turns"
 
     def budget_clock(self, held: str) -> str:

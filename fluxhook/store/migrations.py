@@ -86,19 +86,19 @@ def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool
     running then has written since)."""
     if not again and is_current(connection, keys):
         return Migrated()
-    locks, claim = Locks(connection, keys=keys), secrets.token_hex(8)
-    while not locks.acquire(keys.schema_lock, claim, LOCK_SECONDS):
+    locks, lock_token = Locks(connection, keys=keys), secrets.token_hex(8)
+    while not locks.acquire(keys.schema_lock, lock_token, LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
         if not again and is_current(connection, keys):
             return Migrated()
     try:
         if not again and is_current(connection, keys):
             return Migrated()  # done by another between the first read and the lock
-        done = _Migration(connection, config, keys, lambda: _renew(locks, claim, keys)).run()
+        done = _Migration(connection, config, keys, lambda: _renew(locks, lock_token, keys)).run()
         connection.set(keys.schema, SCHEMA_VERSION)
         return done
     finally:
-        locks.release(keys.schema_lock, claim)
+        locks.release(keys.schema_lock, lock_token)
 
 
 def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
@@ -107,9 +107,9 @@ def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
     return version is not None and int(version) >= SCHEMA_VERSION
 
 
-def _renew(locks: Locks, claim: str, keys: Keys) -> None:
+def _renew(locks: Locks, lock_token: str, keys: Keys) -> None:
     # Steps change nothing twice, so a lock lapsed in between costs only work done again.
-    if locks.holder(keys.schema_lock) == claim:
+    if locks.holder(keys.schema_lock) == lock_token:
         locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
 
 

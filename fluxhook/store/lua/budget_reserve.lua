@@ -15,20 +15,20 @@
 --
 -- Going alone is fair (SPEC §6): the jobs that must go alone take turns between owners as slots do.
 -- * Each one that waits records itself ('<deadline> 0 waits <owner>'). Of those, the next to go alone is
---   the head: its owner is the one whose turn comes first (fair_turns.lua: each owner's go-alone sends
+--   the leader: its owner is the one whose turn comes first (fair_turns.lua: each owner's go-alone sends
 --   cost it 1 / its weight, in the limit's own passes and clock), and within an owner the oldest job. Only
---   the head goes alone, once no reservation is live; the others wait, holding back their own owner's
+--   the leader goes alone, once no reservation is live; the others wait, holding back their own owner's
 --   later jobs only (an owner's jobs keep their order).
 -- * A boundable job is held only by a send that is out alone (its price is unknown), by its own owner's
---   older job waiting to go alone, or by the head's gate. The head closes its gate when it looks with no
+--   older job waiting to go alone, or by the leader's gate. The leader closes its gate when it looks with no
 --   send out alone and must wait for others (a reservation live, or a boundable job that began waiting
 --   before): from then, another owner's boundable job that begins waiting after the gate waits for the
---   head to go alone and settle; one that began waiting before goes first, and the head waits for it.
+--   leader to go alone and settle; one that began waiting before goes first, and the leader waits for it.
 --   A boundable job that waits so records itself with its place ('<deadline> 0 next <owner> <seq>', seq
---   from the limit's counter), and the head's gate is the counter when it closed ('~head' in the turns).
--- So a stream of boundable jobs cannot hold the head back (those after its gate wait for it), and a queue
+--   from the limit's counter), and the leader's gate is the counter when it closed ('~head' in the turns).
+-- So a stream of boundable jobs cannot hold the leader back (those after its gate wait for it), and a queue
 -- of go-alone jobs delays another owner's boundable job by at most one send alone: the one out when it
--- came, or the head whose gate had closed. A new head (after a send alone, or another owner's turn)
+-- came, or the leader whose gate had closed. A new leader (after a send alone, or another owner's turn)
 -- starts with its gate open. A job that waits is not refused while credits remain. Its record goes when
 -- it is admitted (its reservation takes its place), refused, released with its job, when it waits only
 -- for another limit (where it would hold others back for a limit they do not share), or at its deadline,
@@ -38,8 +38,8 @@
 --
 -- KEYS, per limit i (1-based): KEYS[4i-3] the hash holding the day's spend, KEYS[4i-2] the limit's
 --       reservations (job id -> '<deadline ms> <micro-credits>', with ' alone' for one sent alone, or a
---       record of waiting, as above), KEYS[4i-1] its turns (owner -> pass; '~head' '<job id> <gate>',
---       '~seq' the counter), KEYS[4i] its turns' clock; then KEYS[#KEYS] the owners' weights.
+--       record of waiting, as above), KEYS[4i-1] its turns (owner -> pass; '~head' the leader and its gate,
+--       '<job id> <gate>'; '~seq' the counter), KEYS[4i] its turns' clock; then KEYS[#KEYS] the owners' weights.
 -- ARGV[1] the job id, ARGV[2] now (ms), ARGV[3] how long a reservation lives (ms), ARGV[4] the request's
 --       bound in micro-credits, or -1 for none, ARGV[5] '1' to only say what would be decided, reserving
 --       and recording nothing (the operator's view), ARGV[6] how long a record of waiting to go alone lives
@@ -97,32 +97,33 @@ local function read_limit(i)
   return s
 end
 
--- The head of limit i's jobs waiting to go alone (this job among them when it must go alone), and its gate.
-local function find_head(i, s)
+-- The leader of limit i's jobs waiting to go alone (this job among them when it must go alone), and its gate:
+-- of each owner's head (its oldest job waiting to go alone), the one whose turn comes first.
+local function find_leader(i, s)
   s.turns_key = KEYS[4 * i - 1]
   s.turns = fair_turns.new(s.turns_key, KEYS[4 * i], weights, default_weight)
   local heads = {}
   if s.must and (s.heads[owner] == nil or job < s.heads[owner]) then s.heads[owner] = job end
   for who, id in pairs(s.heads) do heads[#heads + 1] = {owner = who, job = id} end
-  s.head = s.turns.earliest(heads)
+  s.leader = s.turns.earliest(heads)
   s.seq = tonumber(redis.call('HGET', s.turns_key, '~seq') or '0')
   local stored, gate = string.match(redis.call('HGET', s.turns_key, '~head') or '', '^(%S+) (%d+)$')
-  s.stale = stored ~= nil and (s.head == nil or stored ~= s.head.job)
-  if s.head and stored == s.head.job then s.gate = tonumber(gate) end
+  s.stale = stored ~= nil and (s.leader == nil or stored ~= s.leader.job)
+  if s.leader and stored == s.leader.job then s.gate = tonumber(gate) end
 end
 
--- Whether a boundable job that began waiting before the head's gate (or before now, were it closed now) is
--- still to go: the head waits for it, unless it is a later job of the head's own owner (behind the head).
+-- Whether a boundable job that began waiting before the leader's gate (or before now, were it closed now) is
+-- still to go: the leader waits for it, unless it is a later job of the leader's own owner (behind the leader).
 local function preceded(s)
   local gate = s.gate or (s.seq + 1)
   for _, next in ipairs(s.nexts) do
-    if next.seq < gate and not (next.owner == s.head.owner and next.job > s.head.job) then return true end
+    if next.seq < gate and not (next.owner == s.leader.owner and next.job > s.leader.job) then return true end
   end
   return false
 end
 
 -- Limit i's word: state (1, 0, 2), the record it keeps ('keep', 'bound', 'alone', 'waits', 'next' or nil),
--- and whether the head closes its gate.
+-- and whether the leader closes its gate.
 local function decide(s)
   -- A boundable job behind its own owner's older job waiting to go alone keeps no record: it goes after it.
   local behind = s.own_oldest ~= nil and s.own_oldest < job
@@ -136,14 +137,14 @@ local function decide(s)
   elseif s.left <= 0 and not s.record then
     return 0
   elseif s.must then
-    if s.head.job ~= job then return 2, 'waits' end
+    if s.leader.job ~= job then return 2, 'waits' end
     if s.live > 0 or preceded(s) then return 2, 'waits', true end
     return 1, 'alone'
   elseif behind then
     return 2
   end
   local mine = (s.record and s.record.kind == 'next' and s.record.seq) or math.huge
-  if s.head and s.head.owner ~= owner and s.gate and mine > s.gate then return 2, 'next' end
+  if s.leader and s.leader.owner ~= owner and s.gate and mine > s.gate then return 2, 'next' end
   return 1, 'bound'
 end
 
@@ -163,14 +164,14 @@ local function record_wait(s, state, kind, closes)
     redis.call('HDEL', s.held_key, job)
   end
   if closes and not s.gate then
-    redis.call('HSET', s.turns_key, '~head', s.head.job .. ' ' .. redis.call('HINCRBY', s.turns_key, '~seq', 1))
+    redis.call('HSET', s.turns_key, '~head', s.leader.job .. ' ' .. redis.call('HINCRBY', s.turns_key, '~seq', 1))
   end
 end
 
 local states, decided, first = {}, nil, {0, 0}
 for i = 1, count do
   local s = read_limit(i)
-  find_head(i, s)
+  find_leader(i, s)
   s.state, s.kind, s.closes = decide(s)
   states[i] = s
   if i == 1 then first = {s.spent, s.others} end
@@ -188,7 +189,7 @@ if dry then
 end
 for i = 1, count do
   local s = states[i]
-  if s.stale then redis.call('HDEL', s.turns_key, '~head') end  -- a new head starts with its gate open
+  if s.stale then redis.call('HDEL', s.turns_key, '~head') end  -- a new leader starts with its gate open
   redis.call('PEXPIRE', s.turns_key, lease)
 end
 if decided then

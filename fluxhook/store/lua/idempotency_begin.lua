@@ -1,16 +1,16 @@
--- The first request with a key claims it; a later one learns what became of the first, all in one
--- round trip (a replay costs no other command). The claim lapses with its lease, so a process that
+-- The first request with a key holds it; a later one learns what became of the first, all in one
+-- round trip (a replay costs no other command). The hold lapses with its lease, so a process that
 -- died while handling the first request does not hold the key for ever. What one caller (one bearer
 -- token) can make Redis keep is bounded: past ARGV[4] live keys it is told when the oldest goes.
 --
 -- KEYS[1] the key's record, a hash: fingerprint, state ('pending' or 'done'), ticket while pending,
---         until when the claim holds it (ms), the job the request made once it made one (job_create.lua),
+--         until when the hold lasts (ms), the job the request made once it made one (job_create.lua),
 --         status and body once done.
 -- KEYS[2] the caller's live keys, a sorted set: record name -> when it goes (ms).
--- ARGV[1] the request's fingerprint, ARGV[2] the claim's lease in ms, ARGV[3] the ticket that names
---         this request as the claim's holder (finish and abandon must show it), ARGV[4] how many
+-- ARGV[1] the request's fingerprint, ARGV[2] the hold's lease in ms, ARGV[3] the ticket that names
+--         this request as the key's holder (finish and abandon must show it), ARGV[4] how many
 --         keys one caller may hold, ARGV[5] now (ms), ARGV[6] how long an answer is kept (ms).
--- Returns {'claimed'}, {'reused'} (another request under the key), {'in_use'} (the first is being
+-- Returns {'held'}, {'reused'} (another request under the key), {'in_use'} (the first is being
 -- handled), {'made', job id} (the first made that job, then failed or died before its answer was kept:
 -- answer with the job),
 -- {'done', status, body} (the first answer, to replay), or {'full', ms until a key goes}.
@@ -27,7 +27,7 @@ if not record[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
   redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]) + tonumber(ARGV[2]))
-  return {'claimed'}
+  return {'held'}
 end
 if record[1] ~= ARGV[1] then return {'reused'} end
 if record[2] ~= 'done' then

@@ -1,10 +1,10 @@
--- Keeps the first answer for replay, if the request still holds its claim: a request that outlived
--- its lease must not write over the claim of the one that took the key after it.
+-- Keeps the first answer for replay, if the request still holds the key: a request that outlived
+-- its lease must not write over the hold of the one that held the key after it.
 --
 -- KEYS[1] the key's record (see idempotency_begin.lua), KEYS[2] the caller's live keys.
 -- ARGV[1] the request's ticket, ARGV[2] the status code, ARGV[3] the body, ARGV[4] how long to keep
 --         the answer, in s, ARGV[5] now (ms).
--- Returns 1 if kept, 0 if the claim had lapsed.
+-- Returns 1 if kept, 0 if the hold had lapsed.
 local record = redis.call('HMGET', KEYS[1], 'ticket', 'state')
 if record[1] ~= ARGV[1] or record[2] ~= 'pending' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'body', ARGV[3])

@@ -5,12 +5,12 @@
 -- KEYS after KEYS[base] (in a slot script, its own keys after its layout's): `record`, `indexes` (every job's, its
 -- status's, and its model's and its app key's when it has them), `due_index`, with a bfl_id either `trackers` (a
 -- tracked job's: the jobs tracking that task, by owner) or `bfl_task` (the index of the job fluxhook submitted as
--- that task), `models` (the set of model names, when it has a model); with `claim`, an Idempotency-Key's claim that
+-- that task), `models` (the set of model names, when it has a model); with `hold`, an Idempotency-Key's hold that
 -- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
--- or 'admin'), `take_over` (the index's job is gone), `model` ('' = none), `channel` (where it is announced); with a
--- deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the record's
--- field/value pairs. Returns the id of the job made, or of the job tracking the task.
+-- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
+-- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the
+-- record's field/value pairs. Returns the id of the job made, or of the job tracking the task.
 local job_record = {}
 
 function job_record.create(at, base)
@@ -20,7 +20,7 @@ function job_record.create(at, base)
   local existing
   if spec.trackers then existing = redis.call('HGET', key(spec.trackers), spec.owner)
   elseif spec.bfl_task then existing = redis.call('GET', key(spec.bfl_task)) end
-  if existing and existing ~= id and not spec.take_over then return existing end
+  if existing and existing ~= id and not spec.replace then return existing end
   if spec.trackers then redis.call('HSET', key(spec.trackers), spec.owner, id)
   elseif spec.bfl_task then redis.call('SET', key(spec.bfl_task), id) end
   redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
@@ -30,17 +30,17 @@ function job_record.create(at, base)
   if spec.deadlines then redis.call('ZADD', key(spec.deadlines), spec.deadline, id) end
   -- A new job is announced like a change of one (job_transition.lua): the streams of its owner show it.
   if spec.channel then redis.call('PUBLISH', spec.channel, id) end
-  local claim = spec.claim
-  if claim then
-    -- The claim names its job in the same step as the job is made, so a repeat of the request finds the job,
-    -- whatever becomes of the first request. A claim that is gone was on a primary that failed over before
-    -- it reached this one: made again here. A claim another request holds now is left alone.
-    local record, callers = key(claim.record), key(claim.callers)
+  local hold = spec.hold
+  if hold then
+    -- The hold names its job in the same step as the job is made, so a repeat of the request finds the job,
+    -- whatever becomes of the first request. A hold that is gone was on a primary that failed over before
+    -- it reached this one: made again here. A hold another request has now is left alone.
+    local record, callers = key(hold.record), key(hold.callers)
     local held = redis.call('HMGET', record, 'fingerprint', 'ticket')
-    if not held[1] or (held[1] == claim.fingerprint and held[2] == claim.ticket) then
-      redis.call('HSET', record, 'fingerprint', claim.fingerprint, 'state', 'pending', 'ticket', claim.ticket,
-                 'until', claim['until'], 'job', id)
-      local lives, now = tonumber(claim.lives), tonumber(claim.now)
+    if not held[1] or (held[1] == hold.fingerprint and held[2] == hold.ticket) then
+      redis.call('HSET', record, 'fingerprint', hold.fingerprint, 'state', 'pending', 'ticket', hold.ticket,
+                 'until', hold['until'], 'job', id)
+      local lives, now = tonumber(hold.lives), tonumber(hold.now)
       redis.call('PEXPIRE', record, lives)
       redis.call('ZADD', callers, now + lives, record)
       redis.call('PEXPIRE', callers, lives)

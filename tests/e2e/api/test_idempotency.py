@@ -14,7 +14,7 @@ from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store import idempotency as idempotency_store
-from fluxhook.store.idempotency import CLAIMED, DONE, IN_USE, KEEP_SECONDS, MADE, Begin, Hold, IdempotencyStore
+from fluxhook.store.idempotency import DONE, HELD, IN_USE, KEEP_SECONDS, MADE, Begin, Hold, IdempotencyStore
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from helpers import SECOND_TOKEN, assert_error, commands_during, job_ids, send_raw
@@ -198,12 +198,12 @@ def test_a_request_that_made_its_job_then_failed_leaves_the_job_as_the_retrys_an
     """A 503 after the job was recorded (a WAIT not confirmed, Redis lost mid-answer): the retry gets that job."""
     api, connection = local_app(DB)
     key, body = _key(), _job("made-then-failed")
-    claim = idempotency_keys.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode())
+    use = idempotency_keys.key_use(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode())
     store = IdempotencyStore(connection)
-    first = store.begin(claim, lease=60)
+    first = store.begin(use, lease=60)
     job, _ = JobStore(connection).create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
-                                         naming=Hold(claim, first.ticket, first.until_ms))
-    assert store.abandon(claim, first.ticket)
+                                         naming=Hold(use, first.ticket, first.until_ms))
+    assert store.abandon(use, first.ticket)
     retried = _post(api, key, body)
     assert retried.status_code == 202 and retried.headers[REPLAYED] == "true" and retried.json()["id"] == job.id
     assert _submitted(sim) == 0 and _tagged(api, "made-then-failed") == []
@@ -214,35 +214,35 @@ def test_a_request_that_made_its_job_then_failed_leaves_the_job_as_the_retrys_an
 def test_a_request_that_died_after_making_its_job_leaves_the_job_once_its_lease_lapses(local_app):
     _, connection = local_app(DB)
     store = IdempotencyStore(connection)
-    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
-    dead = store.begin(claim, lease=0.5)
+    use = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    dead = store.begin(use, lease=0.5)
     job, _ = JobStore(connection).create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
-                                         naming=Hold(claim, dead.ticket, dead.until_ms))
-    assert store.begin(claim, lease=60).state == IN_USE
-    assert wait_until(lambda: (lambda b: b if b.state == MADE else None)(store.begin(claim, lease=60)),
+                                         naming=Hold(use, dead.ticket, dead.until_ms))
+    assert store.begin(use, lease=60).state == IN_USE
+    assert wait_until(lambda: (lambda b: b if b.state == MADE else None)(store.begin(use, lease=60)),
                       timeout=5, message="the dead request's lease to lapse").job_id == job.id
 
 
-def test_a_claim_lost_with_a_failed_over_primary_is_made_again_by_its_job(local_app):
-    """The claim was written to a primary that failed over before replicating it; the job is made on the new
+def test_a_hold_lost_with_a_failed_over_primary_is_made_again_by_its_job(local_app):
+    """The hold was written to a primary that failed over before replicating it; the job is made on the new
     one, and names itself there: the client's retry finds the job, not a free key."""
     _, connection = local_app(DB)
     store, jobs = IdempotencyStore(connection), JobStore(connection)
-    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
-    lost = store.begin(claim, lease=60)
-    connection.delete(KEYS.idempotency(claim.scope, claim.key))
+    use = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    lost = store.begin(use, lease=60)
+    connection.delete(KEYS.idempotency(use.scope, use.key))
     job, _ = jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
-                         naming=Hold(claim, lost.ticket, lost.until_ms))
-    assert store.begin(claim, lease=60).state == IN_USE  # its request may still answer
-    assert store.abandon(claim, lost.ticket)  # it failed, on the new primary
-    assert store.begin(claim, lease=60) == Begin(MADE, job_id=job.id)
-    assert 0 < connection.pttl(KEYS.idempotency(claim.scope, claim.key)) <= KEEP_SECONDS * 1000
-    # A claim another request holds now is not taken by a late job of an older one.
-    other = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+                         naming=Hold(use, lost.ticket, lost.until_ms))
+    assert store.begin(use, lease=60).state == IN_USE  # its request may still answer
+    assert store.abandon(use, lost.ticket)  # it failed, on the new primary
+    assert store.begin(use, lease=60) == Begin(MADE, job_id=job.id)
+    assert 0 < connection.pttl(KEYS.idempotency(use.scope, use.key)) <= KEEP_SECONDS * 1000
+    # A hold another request has now is not taken by a late job of an older one.
+    other = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
     holder = store.begin(other, lease=60)
     jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"), naming=Hold(other, "an-older-ticket", 0))
     assert store.begin(other, lease=60).state == IN_USE
-    assert store.abandon(other, holder.ticket) and store.begin(other, lease=60).state == CLAIMED
+    assert store.abandon(other, holder.ticket) and store.begin(other, lease=60).state == HELD
 
 
 # --- whose key ---------------------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_a_key_of_255_printable_characters_is_taken(api, sim):
     assert _post(api, key, _job("long-key")).headers[REPLAYED] == "true" and _submitted(sim) == 1
 
 
-# --- Redis round trips, 5xx answers and lapsed claims, on an app of the test's own --------------
+# --- Redis round trips, 5xx answers and lapsed holds, on an app of the test's own ---------------
 
 
 def test_a_replay_is_one_round_trip_to_redis_and_no_call_to_bfl(local_app, sim):
@@ -343,30 +343,30 @@ def test_a_5xx_answer_is_not_kept_so_the_key_may_be_retried(local_app, sim):
     assert _submitted(sim) == 1 and len(_tagged(api, "after-5xx")) == 1
 
 
-def test_a_claim_whose_process_died_lapses_and_the_key_works_again(local_app, sim):
+def test_a_hold_whose_process_died_lapses_and_the_key_works_again(local_app, sim):
     api, connection = local_app(DB)
     key, body = _key(), _job("lapsed")
-    # What a web process leaves when it dies after claiming the key: a claim nobody finishes.
+    # What a web process leaves when it dies holding the key: a hold nobody finishes.
     dead = IdempotencyStore(connection).begin(
-        idempotency_keys.claim(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
-    assert dead.state == CLAIMED
+        idempotency_keys.key_use(API_TOKEN, key, "POST", "/v1/jobs", json.dumps(body).encode()), lease=1.5)
+    assert dead.state == HELD
     assert_error(_post(api, key, body), 409, "idempotency_key_in_use")
     answer = wait_until(lambda: (lambda a: a if a.status_code != 409 else None)(_post(api, key, body)),
-                        timeout=10, interval=0.1, message="the dead process's claim to lapse")
+                        timeout=10, interval=0.1, message="the dead process's hold to lapse")
     assert answer.status_code == 202 and REPLAYED not in answer.headers
     assert _submitted(sim) == 1 and len(_tagged(api, "lapsed")) == 1
 
 
-def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_claim(local_app):
+def test_a_request_that_outlived_its_lease_cannot_finish_or_free_the_next_hold(local_app):
     _, connection = local_app(DB)
     store = IdempotencyStore(connection)
-    claim = idempotency_keys.claim(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
-    late = store.begin(claim, lease=0.2)
-    nxt = wait_until(lambda: (lambda b: b if b.state == CLAIMED else None)(store.begin(claim, lease=60)),
-                     timeout=5, message="the first claim to lapse")
-    assert not store.finish(claim, late.ticket, 202, b'{"late": true}')
-    assert not store.abandon(claim, late.ticket)
-    assert store.begin(claim, lease=60).state == IN_USE
-    assert store.finish(claim, nxt.ticket, 201, b'{"next": true}')
-    assert store.begin(claim, lease=60)[:3] == (DONE, 201, b'{"next": true}')
-    assert 0 < connection.ttl(KEYS.idempotency(claim.scope, claim.key)) <= KEEP_SECONDS
+    use = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    late = store.begin(use, lease=0.2)
+    nxt = wait_until(lambda: (lambda b: b if b.state == HELD else None)(store.begin(use, lease=60)),
+                     timeout=5, message="the first hold to lapse")
+    assert not store.finish(use, late.ticket, 202, b'{"late": true}')
+    assert not store.abandon(use, late.ticket)
+    assert store.begin(use, lease=60).state == IN_USE
+    assert store.finish(use, nxt.ticket, 201, b'{"next": true}')
+    assert store.begin(use, lease=60)[:3] == (DONE, 201, b'{"next": true}')
+    assert 0 < connection.ttl(KEYS.idempotency(use.scope, use.key)) <= KEEP_SECONDS

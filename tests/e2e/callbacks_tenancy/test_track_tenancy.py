@@ -1,6 +1,6 @@
 """Tracking is per key (SPEC §4): when two app keys track one BFL task each gets a job of its own, neither learns
-that the other tracks it, and no key's track takes over or changes another key's job. Two tenants, V and X, each an
-app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions after about a second.
+that the other tracks it, and no key's track changes another key's job or makes it its own. Two tenants, V and X,
+each an app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions after about a second.
 """
 
 from __future__ import annotations

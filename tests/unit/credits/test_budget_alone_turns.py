@@ -84,28 +84,28 @@ def _one_out_alone_and_one_waiting(svc, clock: Clock) -> tuple[str, str]:
     """Key A's job out alone and its next one waiting to go alone: their ids."""
     out = clock.job_id()
     assert budget.reserve(svc, out, VIDEO, ONE_MP, clock.now, key=A).admitted
-    head = clock.job_id()
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
-    return out, head
+    leader = clock.job_id()
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).waits
+    return out, leader
 
 
 def test_a_boundable_job_that_waited_through_a_send_alone_goes_before_the_next_one_alone(svc):
     clock = Clock()
-    out, head = _one_out_alone_and_one_waiting(svc, clock)
+    out, leader = _one_out_alone_and_one_waiting(svc, clock)
     earlier = clock.job_id()
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=B).waits  # began waiting during A's send
     settle(svc, out, 1, clock.now, A.id)
     # A's next looks first, with nothing live: it waits for B's job, which began waiting before it, and closes its gate.
-    assert budget.would_reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
+    assert budget.would_reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).waits
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).waits
     later = clock.job_id()  # arrives after the gate closed: it waits for A's next send alone
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).waits
     assert budget.reserve(svc, earlier, PRO, ONE_MP, clock.now, key=B).admitted
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits  # B's earlier one is live
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).waits  # B's earlier one is live
     settle(svc, earlier, 3, clock.now, B.id)
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).waits  # behind the gate
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).admitted
-    settle(svc, head, 1, clock.now, A.id)
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).admitted
+    settle(svc, leader, 1, clock.now, A.id)
     assert budget.reserve(svc, later, PRO, ONE_MP, clock.now, key=B).admitted
 
 
@@ -126,11 +126,11 @@ def test_a_stream_of_another_owners_boundable_jobs_cannot_hold_back_the_next_one
 
 def test_a_boundable_job_that_waited_and_then_vanished_holds_the_next_one_alone_back_briefly(svc):
     clock = Clock()
-    out, head = _one_out_alone_and_one_waiting(svc, clock)
+    out, leader = _one_out_alone_and_one_waiting(svc, clock)
     assert budget.reserve(svc, clock.job_id(), PRO, ONE_MP, clock.now, key=B).waits  # then never looks again
     settle(svc, out, 1, clock.now, A.id)
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now, key=A).waits
-    assert budget.reserve(svc, head, VIDEO, ONE_MP, clock.now + NEXT_LEASE + 0.01, key=A).admitted
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now, key=A).waits
+    assert budget.reserve(svc, leader, VIDEO, ONE_MP, clock.now + NEXT_LEASE + 0.01, key=A).admitted
 
 
 def test_one_keys_own_limit_never_holds_another_keys_job(make_services):

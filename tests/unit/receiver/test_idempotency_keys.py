@@ -13,7 +13,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidIdempotencyKey, InvalidRequest
-from receiver.idempotency_keys import MAX_KEY_LENGTH, Parsed, check_key, claim, fingerprint
+from receiver.idempotency_keys import MAX_KEY_LENGTH, Parsed, check_key, fingerprint, key_use
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")  # out of the repository
 
@@ -49,7 +49,7 @@ def test_a_body_that_is_not_json_is_compared_byte_for_byte():
 
 
 def test_json_that_the_api_refuses_still_has_a_fingerprint():
-    # Lone surrogates, NaN and deep nesting are refused by the view: the key must still be claimable.
+    # Lone surrogates, NaN and deep nesting are refused by the view: the key must still be usable.
     for body in (b'{"a": "\\ud800"}', b'{"a": NaN}', b"[" * 100 + b"]" * 100):
         with pytest.raises(InvalidRequest):
             json_body.loads(body)
@@ -69,17 +69,17 @@ def test_printable_keys_up_to_255_characters_are_kept(key):
     assert check_key(key) == key
 
 
-def test_a_claim_is_scoped_to_the_token_and_keeps_neither_in_the_clear():
-    mine = claim("token-a", "key-1", "POST", "/v1/jobs", b"{}")
-    theirs = claim("token-b", "key-1", "POST", "/v1/jobs", b"{}")
+def test_a_key_use_is_scoped_to_the_token_and_keeps_neither_in_the_clear():
+    mine = key_use("token-a", "key-1", "POST", "/v1/jobs", b"{}")
+    theirs = key_use("token-b", "key-1", "POST", "/v1/jobs", b"{}")
     assert mine.key == theirs.key and mine.scope != theirs.scope and mine.fingerprint == theirs.fingerprint
     assert "token-a" not in "".join(mine) and "key-1" not in "".join(mine)
     assert all(len(part) == 64 and int(part, 16) >= 0 for part in mine)
 
 
-def test_a_claim_checks_its_key():
+def test_a_key_use_checks_its_key():
     with pytest.raises(InvalidIdempotencyKey):
-        claim("token-a", "k" * 256, "POST", "/v1/jobs", b"{}")
+        key_use("token-a", "k" * 256, "POST", "/v1/jobs", b"{}")
 
 
 _JSON = st.recursive(
@@ -93,7 +93,7 @@ _JSON = st.recursive(
 @settings(max_examples=200, deadline=None, database=None)
 @given(value=_JSON)
 def test_a_parsed_body_has_the_fingerprint_of_its_bytes(value):
-    # The web hashes the body it parsed, a piece at a time; a claim made from the bytes must match it.
+    # The web hashes the body it parsed, a piece at a time; a key use made from the bytes must match it.
     sent = json.dumps(value).encode()
     assert fingerprint("POST", "/v1/jobs", Parsed(json_body.loads(sent))) == fingerprint("POST", "/v1/jobs", sent)
 

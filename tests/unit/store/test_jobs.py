@@ -81,6 +81,21 @@ def test_a_tracked_bfl_id_maps_to_one_job_per_owner(store):
     assert [j.id for j in store.trackers("task-1")] == [another.id]
 
 
+def test_a_new_job_replaces_one_its_tasks_index_still_names_once_that_job_is_gone(store):
+    gone = _job(store, bfl_id="task-gone")
+    store.connection.delete(store.keys.job(gone.id))  # its record went; the task's index outlived it
+    made: list[tuple[Job, bool]] = []
+    # Were the gone job not replaced, create would ask again for ever: a thread, so the test fails instead.
+    thread = threading.Thread(target=lambda: made.append(
+        store.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id="task-gone"))), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    assert made, "create kept finding the gone job"
+    job, created = made[0]
+    assert created and job.id != gone.id
+    assert [j.id for j in store.trackers("task-gone")] == [job.id]
+
+
 def test_bfl_id_set_by_a_transition_is_indexed(store):
     job, _ = store.create(Job(id=new_job_id(), status=st.QUEUED))
     assert store.transition(job.id, st.SUBMITTED, bfl_id="task-2")

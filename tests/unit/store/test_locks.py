@@ -1,4 +1,4 @@
-"""Short-lived claims in Redis (fluxhook/store/locks.py): one holder at a time, each lapsing by itself."""
+"""Short-lived locks in Redis (fluxhook/store/locks.py): one holder at a time, each lapsing by itself."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fluxhook.store.locks import Locks
 LOCK = KEYS.download_lock("job_01LOCKSTESTJOB000000000")
 
 
-def test_a_claim_has_one_holder_until_it_is_released(connection):
+def test_a_lock_has_one_holder_until_it_is_released(connection):
     locks = Locks(connection)
     assert locks.holder(LOCK) is None and locks.seconds_left(LOCK) == 0.0
 
@@ -25,11 +25,11 @@ def test_a_claim_has_one_holder_until_it_is_released(connection):
     assert locks.acquire(LOCK, "task-2", 60) is True and locks.holder(LOCK) == "task-2"
 
 
-def test_a_claim_lapses_by_itself(connection):
-    """A process that dies holding a claim frees it: the claim expires."""
+def test_a_lock_lapses_by_itself(connection):
+    """A process that dies holding a lock frees it: the lock expires."""
     locks = Locks(connection)
     assert locks.acquire(LOCK, "dies-holding-it", 1)
-    wait_until(lambda: locks.holder(LOCK) is None, timeout=5, interval=0.05, message="the claim to lapse")
+    wait_until(lambda: locks.holder(LOCK) is None, timeout=5, interval=0.05, message="the lock to lapse")
     assert locks.seconds_left(LOCK) == 0.0
     assert locks.acquire(LOCK, "next", 1)
 
@@ -53,8 +53,8 @@ def test_the_holder_reads_as_text_whatever_the_connection_decodes(connection):
         decoding.close()
 
 
-def test_a_holder_frees_only_its_own_claim(connection):
-    """A claim that lapsed, or was lost with a failed-over primary, and was taken by another since is not freed
+def test_a_holder_frees_only_its_own_lock(connection):
+    """A lock that lapsed, or was lost with a failed-over primary, and was taken by another since is not freed
     by its first holder's late release."""
     locks = Locks(connection)
     assert locks.acquire(LOCK, "first", 60)
