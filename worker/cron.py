@@ -1,4 +1,4 @@
-"""The worker's clock, a thread of the worker process: RQ's cron queues retention hourly and the refresh of
+"""The worker's cron thread, a thread of the worker process: RQ's cron queues retention hourly and the refresh of
 BFL's balance every few minutes; RQ's scheduler moves retries whose wait is over back onto their queues.
 
 Each worker runs one; RQ lets one scheduler at a time hold a queue's lock, and the balance refresh's own lock lets
@@ -27,7 +27,7 @@ from .retention import purge
 
 log = logging.getLogger("fluxhook.worker")
 
-# How often the clock looks for retries whose wait is over (RQ's scheduler's own interval): a retry goes back to
+# How often the cron thread looks for retries whose wait is over (RQ's scheduler's own interval): a retry goes back to
 # its queue within this long of its time.
 STEP_INTERVAL = 1.0
 RETENTION_INTERVAL = 3600
@@ -40,11 +40,11 @@ CRON_HEARTBEAT_INTERVAL = 30
 REDIS_RETRY_INTERVAL = 1.0
 
 
-class Clock(threading.Thread):
+class CronThread(threading.Thread):
     """RQ's cron and RQ's scheduler of delayed jobs, stepped in one thread until ``stop()``."""
 
     def __init__(self, config: Config, connection: Redis, queue_names: list[str]):
-        super().__init__(name="fluxhook-clock", daemon=True)
+        super().__init__(name="fluxhook-cron", daemon=True)
         self.config = config
         self.connection = connection
         self.queue_names = queue_names
@@ -87,7 +87,7 @@ class Clock(threading.Thread):
                 wait = min(self.cron.calculate_sleep_interval(), STEP_INTERVAL)
             except RedisError as exc:
                 # Outlives a Redis outage: the next step tries again.
-                log.warning("worker clock lost Redis; trying again", extra={"error": type(exc).__name__})
+                log.warning("worker cron lost Redis; trying again", extra={"error": type(exc).__name__})
                 wait = REDIS_RETRY_INTERVAL
         self._finish()
 
@@ -107,16 +107,16 @@ class Clock(threading.Thread):
     def _finish(self) -> None:
         try:
             if self.scheduler is not None:
-                self.scheduler.stop()  # releases its locks, so another worker's clock takes them at once
+                self.scheduler.stop()  # releases its locks, so another worker's cron thread takes them at once
             if self.cron is not None:
                 self.cron.register_death()
         except RedisError:
             pass  # the registries expire the entries by themselves
 
 
-def start(config: Config, connection: Redis, queue_names: list[str]) -> Clock:
-    """Start the worker's clock thread."""
-    clock = Clock(config, connection, queue_names)
-    clock.start()
-    log.info("worker clock started")
-    return clock
+def start(config: Config, connection: Redis, queue_names: list[str]) -> CronThread:
+    """Start the worker's cron thread."""
+    thread = CronThread(config, connection, queue_names)
+    thread.start()
+    log.info("worker cron started")
+    return thread

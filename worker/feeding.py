@@ -4,7 +4,7 @@ A callback puts its job in the download line and wakes one worker's feeder (``Wo
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. Lanes feed too, each time one of them ends a task. The feeder also feeds unwoken, a second after a feed
 that moved work (work added while every feeder was busy is never left waiting for the next addition), five
-seconds after one that moved none (``IDLE_WAIT``).
+seconds after one that moved none (``IDLE_WAKE_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from fluxhook.services import Services
 from .loops import Loop
 
 # How long one wait for new work lasts before the feeder feeds anyway and looks whether to stop.
-WAIT = 1.0
+WAKE_TIMEOUT = 1.0
 # The same wait after a feed that moved nothing (at idle, or the RQ queue full): work added then wakes a feeder, and a
 # lane that ends a task feeds; this bound is for work put back in line with no wake-up (a dead process's, by the
 # sweep's restore_work) and a wake-up lost. Below the connection's socket timeout (10 s).
-IDLE_WAIT = 5.0
+IDLE_WAKE_TIMEOUT = 5.0
 
 
 class Feeder(Loop):
@@ -30,12 +30,12 @@ class Feeder(Loop):
         self.svc = svc
         self._moved = True
 
-    def stop(self, timeout: float = WAIT + 5.0) -> None:
+    def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
         super().stop(timeout)
 
     def step(self) -> float:
         with self.waiting():
-            self.svc.store.work.wait_for_work(WAIT if self._moved else IDLE_WAIT)
+            self.svc.store.work.wait_for_work(WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT)
         if not self.stopping:
             self._moved = feed(self.svc) > 0
         return 0.0

@@ -39,8 +39,8 @@ IDLE_BEAT_MARGIN = 15
 # How long past its due beat a running task's record lasts: a killed worker's task is found abandoned (and
 # retried by RQ's maintenance) this long after the beat it missed.
 HEARTBEAT_GRACE = 20
-# The longest one worker's claim to clean a queue's registries lasts (see InProcessWorker.clean_registries).
-CLEANING_CLAIM_TTL = 60
+# The longest one worker's lock on cleaning a queue's registries lasts (see InProcessWorker.clean_registries).
+CLEANING_LOCK_TTL = 60
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
@@ -190,14 +190,14 @@ class InProcessWorker(SimpleWorker):
             super().check_for_suspension(burst)
 
     def clean_registries(self) -> None:
-        # RQ's own, but for the claim: RQ's lasts 15 minutes and is freed when the cleaning ends, so a worker
+        # RQ's own, but for the lock: RQ's lasts 15 minutes and is freed when the cleaning ends, so a worker
         # killed while cleaning (a worker starting cleans first) stopped every worker's cleaning, and with it the
         # retry of the tasks a killed worker abandoned, for 15 minutes; and each of the lanes, which start together,
-        # cleaned in turn. Kept until the next maintenance is due, as RQ's own claim to clean its group registries
+        # cleaned in turn. Kept until the next maintenance is due, as RQ's own lock on cleaning its group registries
         # is: one cleaning of a queue per interval, by whichever lane of whichever process comes first.
-        claim = min(max(int(self.maintenance_interval) - 1, 1), CLEANING_CLAIM_TTL)
+        held = min(max(int(self.maintenance_interval) - 1, 1), CLEANING_LOCK_TTL)
         for queue in self.queues:
-            if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=claim):
+            if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=held):
                 self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
                 clean_registries(queue)  # the lanes push no exception handlers
                 worker_registration.clean_worker_registry(queue)

@@ -1,4 +1,4 @@
-"""One worker process's life: fluxhook's services, its clock, its sweep, its senders (submissions), its lanes (RQ's
+"""One worker process's life: fluxhook's services, its cron thread, its sweep, its senders (submissions), its lanes (RQ's
 tasks) and the feeder that moves work into RQ, until a stop signal."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         return 0
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
-    clock = cron.start(config, svc.redis, [q.name for q in queues])
+    cron_thread = cron.start(config, svc.redis, [q.name for q in queues])
     sweeper = sweeping.start(svc)
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
@@ -52,14 +52,14 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits (a second at most each) end side by side.
-        for part in (feeder, senders, clock, sweeper):
+        for part in (feeder, senders, cron_thread, sweeper):
             part.request_stop()
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
         senders.stop()
     finally:
         sweeper.stop()
-        clock.stop()
+        cron_thread.stop()
         svc.store.tallies.stop()
     return 0
 

@@ -8,7 +8,7 @@ breath, so no slot is held by a job waiting for a free worker.
 
 One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
 many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
-job joins a line (``Slots.wait_for_freed``), or a second at most (``IDLE_WAIT`` while no job waits in a
+job joins a line (``Slots.wait_for_freed``), or a second at most (``IDLE_WAKE_TIMEOUT`` while no job waits in a
 line). Queued jobs wait in the slots' lines in Redis, not in RQ: a sender that dies with its process leaves
 a job holding a slot that is not at BFL, and the sweep's check puts it back in line once its submission's
 lease is over (``checking._restart_submission``), or reconciles it when it may have reached BFL.
@@ -36,12 +36,12 @@ log = logging.getLogger("fluxhook.worker")
 SENDERS = 16
 # How long one wait for a freed slot lasts before the dispatcher looks at the lines anyway: a cooldown or
 # a pause that ends frees nothing, and another process's sender may have been woken instead.
-WAIT = 1.0
+WAKE_TIMEOUT = 1.0
 # The same wait while no job waits in any line (at idle): only a job joining one can then give a sender work, and
 # one that cannot take a slot at once wakes a dispatcher, or a slot that frees does. This bound is for what joins
 # with no wake-up: a job that came while a cooldown or a pause held every slot, one whose budget wait ended, a
 # migration's, a wake-up lost with a Redis that failed over. Below the connection's socket timeout (10 s).
-IDLE_WAIT = 5.0
+IDLE_WAKE_TIMEOUT = 5.0
 # On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
 STOP_TIMEOUT = 20.0
 
@@ -59,7 +59,7 @@ class Senders(Loop):
         self._stopping = False
 
     def stop_taking(self) -> None:
-        """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAIT``."""
+        """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAKE_TIMEOUT``."""
         self._stopping = True
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -68,7 +68,7 @@ class Senders(Loop):
         self._stop_event.set()
         with self._room:
             self._room.notify_all()
-        super().stop(WAIT + 5.0)  # not for a wait for a freed slot: it holds nothing
+        super().stop(WAKE_TIMEOUT + 5.0)  # not for a wait for a freed slot: it holds nothing
         self._senders.shutdown(wait=False)
         with self._room:
             self._room.wait_for(lambda: self._busy == 0, timeout)
@@ -81,7 +81,7 @@ class Senders(Loop):
     def step(self) -> float:
         free = self._wait_for_a_free_sender()
         if free == 0:
-            return WAIT if self._stopping else 0.0
+            return WAKE_TIMEOUT if self._stopping else 0.0
         given = take_turns(self.svc, free)
         for job_id in given:
             self._send(job_id)
@@ -89,12 +89,12 @@ class Senders(Loop):
             # Nothing more may go now: wait for a slot to free or a job to join a line.
             idle = not self.svc.slots.any_waiting()
             with self.waiting():
-                self.svc.slots.wait_for_freed(IDLE_WAIT if idle else WAIT)
+                self.svc.slots.wait_for_freed(IDLE_WAKE_TIMEOUT if idle else WAKE_TIMEOUT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:
         with self._room:
-            self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAIT)
+            self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
             return 0 if self._stopping else self.size - self._busy
 
     def _send(self, job_id: str) -> None:

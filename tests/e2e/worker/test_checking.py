@@ -224,7 +224,7 @@ def test_the_worker_is_one_process_so_its_schedulers_end_with_it(small_stack, tm
         db = redis.Redis.from_url(small_stack.env["REDIS_URL"])
         # The cron (the sweep) and RQ's scheduler of retries run: both registered in RQ's registries.
         wait_until(lambda: CronScheduler.all(db) and db.exists(RQScheduler.get_locking_key(QUEUE_NAME)), timeout=20,
-                   message="the worker's clock to start")
+                   message="the worker's cron thread to start")
         # Threads of the worker: no process of theirs can outlive a worker killed with SIGKILL.
         assert _children(worker.pid) == set()
     finally:

@@ -66,7 +66,7 @@ def test_a_stored_job_costs_redis_fewer_commands_than_the_ceiling(measured, sim)
     sim.settings(submit_delay=1.0, task_delay=1.0)
     db = redis.Redis.from_url(measured.env["REDIS_URL"])
     images = measured.var_dir / "images"
-    time.sleep(IDLE_SECONDS / 2)  # the stack's start-up settles: its first sweep, its migration, its clock's jobs
+    time.sleep(IDLE_SECONDS / 2)  # the stack's start-up settles: its first sweep, its migration, its cron thread's jobs
     idle_from, idle_started = _calls(db), time.monotonic()
     time.sleep(IDLE_SECONDS)  # the idle window itself: what the stack costs with no job, per second
     idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)

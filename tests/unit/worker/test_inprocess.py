@@ -16,7 +16,7 @@ from rq.worker import WorkerStatus
 
 from devtools.processes import wait_until
 from helpers import commands_during
-from worker.inprocess import CLEANING_CLAIM_TTL, InProcessWorker
+from worker.inprocess import CLEANING_LOCK_TTL, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
 TASK = "worker.balance.refresh_balance"
@@ -67,7 +67,7 @@ def test_a_lost_task_without_retries_left_fails_with_the_reason(make_services):
 def test_a_queues_registries_are_cleaned_once_per_maintenance_interval_whichever_lane_comes_first(make_services):
     """RQ's claim to clean a queue's registries (where a killed worker's task is found abandoned) lasts 15 minutes
     when its holder dies before freeing it, and each lane cleaned in turn; a lane's claim is kept until the next
-    maintenance is due, never longer than CLEANING_CLAIM_TTL."""
+    maintenance is due, never longer than CLEANING_LOCK_TTL."""
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
     lane, other = (InProcessWorker([queue], connection=svc.redis, maintenance_interval=15) for _ in range(2))
@@ -82,7 +82,7 @@ def test_a_queues_registries_are_cleaned_once_per_maintenance_interval_whichever
     rq_default = InProcessWorker([queue], connection=svc.redis)  # RQ's 10 minutes: the claim's life stays short
     svc.redis.delete(queue.registry_cleaning_key)
     rq_default.clean_registries()
-    assert 0 < svc.redis.ttl(queue.registry_cleaning_key) <= CLEANING_CLAIM_TTL <= 60
+    assert 0 < svc.redis.ttl(queue.registry_cleaning_key) <= CLEANING_LOCK_TTL <= 60
 
 
 def test_an_idle_lane_beats_every_worker_ttl_less_15_s_and_its_record_never_lapses(make_services):

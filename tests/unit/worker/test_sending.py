@@ -109,6 +109,6 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
         woken = time.monotonic()
         job = _queue(svc, 1)[0]  # joining a line wakes a dispatcher
         wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
-        assert time.monotonic() - woken < sending.IDLE_WAIT - 1
+        assert time.monotonic() - woken < sending.IDLE_WAKE_TIMEOUT - 1
     finally:
         senders.stop(timeout=5)
