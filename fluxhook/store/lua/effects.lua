@@ -6,10 +6,11 @@ local effects = {}
 function effects.apply(list)
   for _, effect in ipairs(list) do
     if effect.timeline then
+      -- Trimmed only once past its cap; its life (its record's) set with its first entry.
       local key = KEYS[effect.timeline]
-      redis.call('LPUSH', key, effect.entry)
-      redis.call('LTRIM', key, 0, effect.cap - 1)
-      redis.call('EXPIRE', key, effect.ttl)
+      local length = redis.call('LPUSH', key, effect.entry)
+      if length > effect.cap then redis.call('LTRIM', key, 0, effect.cap - 1) end
+      if length == 1 then redis.call('EXPIRE', key, effect.ttl) end
     elseif effect.metrics then
       for _, increment in ipairs(effect.increments) do
         local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
@@ -24,14 +25,13 @@ function effects.apply(list)
       redis.call('HDEL', KEYS[effect.release], effect.member)
     elseif effect.work then
       -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
-      local record = KEYS[effect.record]
-      if redis.call('EXISTS', record) == 1 then
-        local key_id = redis.call('HGET', record, 'key_id')
+      -- A record always has a status: none, and the job is gone.
+      local key_id, status = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status'))
+      if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         redis.call('ZADD', KEYS[effect.work], 'NX', 0, members.member(owner, effect.job))
         -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
-        redis.call('LPUSH', KEYS[effect.wake], 1)
-        redis.call('LTRIM', KEYS[effect.wake], 0, 0)
+        if redis.call('LPUSH', KEYS[effect.wake], 1) > 1 then redis.call('LTRIM', KEYS[effect.wake], 0, 0) end
       end
     end
   end
