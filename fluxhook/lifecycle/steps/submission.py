@@ -43,7 +43,7 @@ from fluxhook.lifecycle.steps import (
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_body
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.effects import AccountAccepted, ReleaseBudget
 from fluxhook.store.jobs import Lock, Terms
 from fluxhook.store.usage import Reservation
 
@@ -257,7 +257,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     job, account, task, reservation = sent.job, sent.account, sent.task, sent.reservation
     now = time.time()
     # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric, the count
-    # of submissions and the job's timeline; the submit lock freed, and a callback that came before this answer
+    # of submissions, the job's timeline and its account's standing (the next refusal starts its backoff afresh, and
+    # an account on probation takes tasks again); the submit lock freed, and a callback that came before this answer
     # (``keep_early_callback``) taken, so a callback kept after it finds the task recorded.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                              key_id=job.key_id, key_name=sent.key.name if sent.key else "",
@@ -266,6 +267,7 @@ def _record(svc: Services, sent: _Sent) -> str:
         effects.append(ReleaseBudget(job.id, job.key_id, account.name))
     effects.append(metrics.counted("fluxhook_submissions", outcome="submitted", account=account.name))
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
+    accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
     terms = Terms(unlock=sent.claim.lock, take=svc.store.keys.kept_for_job(job.id))
     early: list[bytes] = []
@@ -275,17 +277,17 @@ def _record(svc: Services, sent: _Sent) -> str:
             job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
             bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
             due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
-            terms=terms, effects=[*effects, entry], **fields)
+            terms=terms, effects=[*effects, entry, accepted], **fields)
         sent.claim.freed = change.moved
         if change.taken is not None:
             early.append(change.taken)
         return change.moved
 
     recorded = durable.record_durably(svc, record)
-    _note_taken(svc, sent, now)
+    budget.check_price(svc, job.model or "", sent.request, task["cost"])
     if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
-        metrics.record(svc, effects)
+        metrics.record(svc, [*effects, accepted])
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
         return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
@@ -294,13 +296,6 @@ def _record(svc: Services, sent: _Sent) -> str:
     if early:
         _apply_early_callback(svc, job.id, early[-1])
     return st.SUBMITTED
-
-
-def _note_taken(svc: Services, sent: _Sent, now: float) -> None:
-    """What else a task BFL took tells: its price against the catalog's bound, and its account's standing."""
-    budget.check_price(svc, sent.job.model or "", sent.request, sent.task["cost"])
-    # The next refusal starts its backoff afresh, and an account on probation takes tasks again.
-    svc.store.cooldowns.accepted(sent.account.name, svc.slots.pool_of(sent.job), now)
 
 
 def _apply_early_callback(svc: Services, job_id: str, kept: bytes) -> None:

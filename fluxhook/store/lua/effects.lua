@@ -1,4 +1,4 @@
--- needs: members
+-- needs: members, account_standing
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
@@ -21,6 +21,10 @@ function effects.apply(list)
         redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
       end
       redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
+    elseif effect.accepted then
+      local strikes = {}
+      for i, key in ipairs(effect.strikes) do strikes[i] = KEYS[key] end
+      account_standing.accepted(KEYS[effect.accepted], strikes, effect.now)
     elseif effect.release then
       redis.call('HDEL', KEYS[effect.release], effect.member)
     elseif effect.work then
