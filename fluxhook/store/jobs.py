@@ -33,7 +33,7 @@ from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
+from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.scripts import LuaScript
 
 
@@ -146,7 +146,7 @@ class JobStore:
     def creation(self, job: Job, *, due: float | None = None, naming: Hold | None = None,
                  take_over: bool = False) -> Creation:
         """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
-        fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
+        fields = encode_fields(self._sealed(new_fields(job)))
         k = self.keys
         keys: list[str] = []
         indexes = [k.all_jobs, k.status(job.status)]
