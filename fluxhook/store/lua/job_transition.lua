@@ -105,13 +105,17 @@ if spec.count then
   write[#write + 1] = spec.count
   write[#write + 1] = (tonumber(kept(spec.count)) or 0) + 1
 end
-for _, word in ipairs(spec.fields) do write[#write + 1] = word end
+local written = {}
+for i = 1, #spec.fields, 2 do
+  write[#write + 1], write[#write + 2] = spec.fields[i], spec.fields[i + 1]
+  written[spec.fields[i]] = true
+end
 redis.call('HSET', job, unpack(write))
--- The fields cleared, then (with the move) the wait it leaves and what an ended job keeps no longer.
+-- The fields cleared, then (with the move) the wait it leaves and what an ended job keeps no longer: those it has.
 local drop = {}
 local function drop_kept(names)
   for _, name in ipairs(names or {}) do
-    if kept(name) then drop[#drop + 1] = name end
+    if kept(name) or written[name] then drop[#drop + 1] = name end
   end
 end
 drop_kept(spec.clear)
