@@ -14,8 +14,13 @@ from fluxhook.core import transitions as st
 _JOB_ID = re.compile(r"^job_[0-9A-HJKMNP-TV-Z]{26}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
-# BFL's URLs: of no use once a job has ended (the record drops them then).
+# BFL's URLs.
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
+# What a record keeps no longer once its job has ended: BFL's URLs of its task (``draft_cache_source`` stays, for the
+# draft cache's download after the end), and what only a running job needs: its running word (the drop-in's until
+# the file is stored), whether its Ready proved itself, and its usage bookkeeping (counted with its end).
+ENDED_DROPS = ("result_url", "polling_url", "bfl_running", "ready_proven", "usage_day", "counted_credits",
+               "counted_spend")
 # Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).
 SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.

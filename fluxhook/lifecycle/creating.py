@@ -98,13 +98,13 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
     job, took = _record(svc, job, model, request.body_size, request.idempotency, take=here)
-    if not took:
+    if took is None:
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
         return recorded.current(svc, job.id)
     try:
-        submission.submit(svc, job, request.input, in_request=True)
+        submission.submit(svc, job, request.input, in_request=True, account=took)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
@@ -131,10 +131,10 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
-            take: bool) -> tuple[Job, bool]:
+            take: bool) -> tuple[Job, str | None]:
     """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
-    if ``take`` and its turn is now; the job as recorded, and whether it took the slot. If that fails, a large
-    input kept in storage goes with it: a 5xx creates nothing."""
+    if ``take`` and its turn is now; the job as recorded, and the account whose slot it took (None: it waits). If
+    that fails, a large input kept in storage goes with it: a 5xx creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)

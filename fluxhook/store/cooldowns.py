@@ -39,7 +39,7 @@ class Cooldowns:
 
     def accepted(self, account: str, pool: str, now: float) -> bool:
         """BFL accepted a task of ``account``'s ``pool``: the next refusal starts the backoffs afresh, and a cooldown
-        that is over ends (True); a running one stays."""
+        that is over ends (True); a running one stays. With other work: the effect ``AccountAccepted``."""
         keys = [self.keys.cooling(account), self.keys.strikes(pool, account), self.keys.strikes(ACCOUNT_WIDE, account)]
         return bool(self._accepted(keys, [repr(now)]))
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence, Union
 
 from redis import Redis
 
+from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
@@ -77,7 +78,17 @@ class ReleaseBudget:
     account: str | None = None
 
 
-Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget]
+@dataclass(frozen=True)
+class AccountAccepted:
+    """BFL accepted a task of ``account``'s ``pool`` at ``now``: the account's refusals in a row start again from
+    none, and a cooldown of it that is over ends (``store.cooldowns``, ``lua/account_standing.lua``)."""
+
+    account: str
+    pool: str
+    now: float
+
+
+Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted]
 
 # The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
 TALLIED = (CountMetrics, CountHourly)
@@ -126,6 +137,10 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
             held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else []) \
                 + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else [])
             entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
+        elif isinstance(effect, AccountAccepted):
+            strikes = [store_keys.strikes(effect.pool, effect.account), store_keys.strikes(ACCOUNT_WIDE, effect.account)]
+            entries.append({"accepted": place(keys, store_keys.cooling(effect.account)),
+                            "strikes": [place(keys, key) for key in strikes], "now": effect.now})
         elif isinstance(effect, AddWork):
             kind = checked_kind(effect.kind)
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),

@@ -22,7 +22,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.job import COUNTERS, SEALED_FIELDS, Job, is_job_id, job_id_floor
+from fluxhook.core.job import COUNTERS, ENDED_DROPS, SEALED_FIELDS, Job, is_job_id, job_id_floor
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
@@ -33,7 +33,7 @@ from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
-from fluxhook.store.records import decode_hash, encode_fields, job_from_hash
+from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.tallies import Tallies
 
@@ -49,17 +49,23 @@ class Lock(NamedTuple):
 @dataclass(frozen=True)
 class Terms:
     """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
-    (``attempts.<count>``), and a lock it takes with the move."""
+    (``attempts.<count>``), a lock it takes with the move, a lock it frees with the move if still held with its
+    value (``unlock``), and a key whose value it takes (reads and deletes) with the move (``take``:
+    ``Change.taken``)."""
 
     if_equal: tuple[str, str | None] | None = None
     count: str | None = None
     lock: Lock | None = None
+    unlock: Lock | None = None
+    take: str | None = None
+    # Field, value pairs that must read as given (what a change was worked out from: ``show_running``).
+    if_same: tuple[str, ...] | None = None
 
 
 NO_TERMS = Terms()
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock"})
+_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Change:
     previous: str
     # Whether the transition's ``lock`` was free and is now held.
     locked: bool = False
+    # The value of the key the transition took (``Terms.take``), None if there was none (or it did not move).
+    taken: bytes | None = None
 
     def __bool__(self) -> bool:
         return self.moved
@@ -108,6 +116,7 @@ class JobStore:
         # The slot pools (``limits.pools``): a job leaving them gives its slot or its place in line back.
         self.pools = pools
         # Every account's slots of every pool: a job holds at most one of them.
+        self.accounts = accounts
         self.slot_keys = [keys.slots(pool, account) for account in accounts for pool in pools]
         self.timeline_ttl = ttl or DEFAULT_TIMELINE_TTL
         self._transition = LuaScript(connection, "job_transition")
@@ -140,7 +149,7 @@ class JobStore:
     def creation(self, job: Job, *, due: float | None = None, naming: Hold | None = None,
                  replace: bool = False) -> Creation:
         """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
-        fields = encode_fields(self._sealed({k: v for k, v in job.__dict__.items() if v is not None}))
+        fields = encode_fields(self._sealed(new_fields(job)))
         k = self.keys
         keys: list[str] = []
         indexes = [k.all_jobs, k.status(job.status)]
@@ -202,19 +211,21 @@ class JobStore:
         return [job for job in map(self.get, ids) if job is not None and job.bfl_id == bfl_id]
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
-                   due: float | None = None, terms: Terms = NO_TERMS, effects: Sequence[Effect] = (),
-                   **fields: Any) -> Change:
+                   due: float | None = None, due_if_watched: float | None = None, terms: Terms = NO_TERMS,
+                   effects: Sequence[Effect] = (), **fields: Any) -> Change:
         """Move the job to ``new_status`` and set ``fields``, atomically; a false Change if the rules forbid it.
 
         ``only_from`` narrows the statuses it may move from; ``due`` is when the sweep should next look at the
-        job (terminal jobs are never due). ``terms.if_equal`` is a (field, value) that must hold; with the move
-        come one more ``attempts.<terms.count>`` and the ``terms.lock`` key, taken if free (``Change.locked``);
-        the ``effects`` happen in the same step if the job moved (and took the lock, if one is named).
+        job (terminal jobs are never due), ``due_if_watched`` instead when someone watches it (``Keys.watched``) at
+        the move. ``terms.if_equal`` is a (field, value) that must hold; with the move come one more
+        ``attempts.<terms.count>``, the ``terms.lock`` key, taken if free (``Change.locked``), the ``terms.unlock``
+        key freed, and ``terms.take``'s value (``Change.taken``); the ``effects`` happen in the same step if the job
+        moved (and took the lock, if one is named).
         """
         if _TERM_NAMES & fields.keys():
             raise TypeError(f"{sorted(_TERM_NAMES & fields.keys())} belong in terms=Terms(...), not the job's fields")
         allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
-        return self._apply(job_id, new_status, allowed, fields, terms, due, effects)
+        return self._apply(job_id, new_status, allowed, fields, terms, due, effects, due_if_watched=due_if_watched)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
                effects: Sequence[Effect] = (), **fields: Any) -> bool:
@@ -242,14 +253,14 @@ class JobStore:
             if new == now and word == new.bfl_status:
                 return True
             fields = {"bfl_status": new.bfl_status, "progress": new.progress, "bfl_running": new.bfl_status}
-            change = self._apply(job_id, "", only_in, fields, NO_TERMS, None, (),
-                                 same=["bfl_running", running, "bfl_status", word, "progress", progress])
+            change = self._apply(job_id, "", only_in, fields, Terms(if_same=(
+                "bfl_running", running, "bfl_status", word, "progress", progress)), None, ())
             if change.moved or change.previous not in only_in:
                 return change.moved
         return False  # lost the race each time: the next report is recorded
 
     def _apply(self, job_id: str, new_status: str, allowed: tuple[str, ...], fields: dict[str, Any], terms: Terms,
-               due: float | None, effects: Sequence[Effect], same: list[str] | None = None) -> Change:
+               due: float | None, effects: Sequence[Effect], due_if_watched: float | None = None) -> Change:
         if terms.count is not None and terms.count not in COUNTERS:
             raise ValueError(terms.count)
         now = self.clock()
@@ -257,57 +268,75 @@ class JobStore:
         if consequences.terminal:
             fields.setdefault("completed_at", now)
         keys = [self.keys.job(job_id), self.keys.due, self.keys.outbox]
+        words = encode_fields(self._sealed(fields))
+        pairs = list(zip(words[0::2], words[1::2], strict=True))
         spec: dict[str, Any] = {
             "id": job_id, "now": repr(now), "to": new_status, "from": list(allowed),
-            "fields": encode_fields(self._sealed(fields)),
-            # Only the keys this move can touch: the indexes of the statuses it may leave and enter, and
-            # the slots and lines a job in those statuses can hold.
+            # The fields with a value are written; those without one are dropped from the record (it reads the same).
+            "fields": [word for name, value in pairs if value != "" for word in (name, value)],
+            "clear": [name for name, value in pairs if value == ""],
+            # Only the keys this move can touch: the indexes of the statuses it may leave and enter.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
-            "slots": [place(keys, slots) for slots in self.slot_keys] if consequences.free_slot else [],
-            # A line, or the jobs waiting aside (out of line), holds queued jobs only.
-            "lines": ([place(keys, line) for line in (*map(self.keys.line, self.pools), self.keys.aside)]
-                      if consequences.leave_line and st.QUEUED in allowed else []),
-            "terminal": consequences.terminal, "channel": self.keys.job_changes, "effects": [],
+            "terminal": consequences.terminal, "channel": self.keys.job_changes,
+            **self._given_back(keys, consequences, allowed), **self._terms(keys, terms),
         }
-        if consequences.terminal:
-            spec["deadlines"] = place(keys, self.keys.deadlines)
-        if announce := announced(spec["fields"]):
+        if announce := announced(words):
             spec["announce"] = announce
-        if spec["lines"]:
-            # Its wait, if one is recorded, ends with the move: whatever it waited for, it waits no more.
-            spec["unset"] = list(WAIT_FIELDS)
-        if spec["slots"] or spec["lines"]:
-            spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
-            spec["routes"] = place(keys, self.keys.routes)
-        if spec["slots"]:
-            spec["freed"] = place(keys, self.keys.slot_freed)
-            spec["slot_accounts"] = place(keys, self.keys.slot_accounts)
+        if due is not None:
+            spec["due"] = _score(due)
+            if due_if_watched is not None:
+                spec["watched"] = {"key": place(keys, self.keys.watched(job_id)), "due": _score(due_if_watched)}
+        if fields.get("bfl_id"):
+            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
+        in_step, tallied = split(effects)
+        spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl)
+        done, previous, locked, taken = self._transition(keys, [_json(spec)])
+        # Counted as the script does its effects: only with a move, and only with the lock when one is named.
+        if done and tallied and ("lock" not in spec or locked):
+            self.tallies.add(tallied)
+        return Change(bool(done), _text(previous), bool(locked), taken)
+
+    def _given_back(self, keys: list[str], consequences: st.Consequences, allowed: tuple[str, ...]) -> dict[str, Any]:
+        """The spec's part of what a move gives back: its slot, its place in line, its wait; and of an ended job, its
+        deadline and what its record keeps no longer. Only the keys the move may touch: the slots and lines a job in
+        the statuses it may leave can hold (the script touches the job's own)."""
+        spec: dict[str, Any] = {}
+        if consequences.free_slot:
+            spec["slots"] = {account: {pool: place(keys, self.keys.slots(pool, account)) for pool in self.pools}
+                             for account in self.accounts}
+            spec["freed"], spec["slot_accounts"] = place(keys, self.keys.slot_freed), place(keys, self.keys.slot_accounts)
             spec["fair"] = {"charges": place(keys, self.keys.fair_charges),
                             "estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
+        if consequences.leave_line and st.QUEUED in allowed:
+            # A line, or the jobs waiting aside (out of line), holds queued jobs only. Its wait, if one is recorded,
+            # ends with the move: whatever it waited for, it waits no more.
+            spec["lines"] = {pool: place(keys, self.keys.line(pool)) for pool in self.pools}
+            spec["aside"], spec["unset"] = place(keys, self.keys.aside), list(WAIT_FIELDS)
+        if spec:
+            spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
+            spec["routes"] = place(keys, self.keys.routes)
+        if consequences.terminal:
+            spec["deadlines"], spec["drop"] = place(keys, self.keys.deadlines), list(ENDED_DROPS)
+        return spec
+
+    def _terms(self, keys: list[str], terms: Terms) -> dict[str, Any]:
+        """The spec's part of ``terms``."""
+        spec: dict[str, Any] = {}
         if terms.if_equal is not None:
             spec["if_equal"] = self._kept_as(terms.if_equal)
-        if same is not None:
-            spec["if_same"] = same
-        if due is not None:
-            spec["due"] = _score(due)
+        if terms.if_same is not None:
+            spec["if_same"] = list(terms.if_same)
         if terms.count is not None:
             spec["count"] = terms.count
-        if fields.get("bfl_id"):
-            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         if terms.lock is not None:
             spec["lock"] = {"key": place(keys, terms.lock.key), "value": terms.lock.value, "ttl": terms.lock.ttl}
-        in_step, tallied = split(effects)
-        spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl)
-        return self._run(keys, spec, tallied)
-
-    def _run(self, keys: list[str], spec: dict[str, Any], tallied: list[Effect]) -> Change:
-        done, previous, locked = self._transition(keys, [_json(spec)])
-        # Counted as the script does its effects: only with a move, and only with the lock when one is named.
-        if done and tallied and ("lock" not in spec or locked):
-            self.tallies.add(tallied)
-        return Change(bool(done), _text(previous), bool(locked))
+        if terms.unlock is not None:
+            spec["unlock"] = {"key": place(keys, terms.unlock.key), "value": terms.unlock.value}
+        if terms.take is not None:
+            spec["take"] = place(keys, terms.take)
+        return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs due by ``now``, oldest first, marking each with ``claim`` (a future time).

@@ -64,6 +64,10 @@ class KeptCallbacks:
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""
         kept = cast(bytes | None, self.connection.getdel(self.keys.kept_for_job(job_id)))  # never decoded: bytes
-        # One no key opens (SECRET_KEY changed without keeping the old one) is worth nothing: BFL's retry or a
-        # poll brings the report again.
-        return None if kept is None else self.sealer.open(kept)
+        return None if kept is None else self.opened(kept)
+
+    def opened(self, kept: bytes) -> bytes | None:
+        """The body of a value taken from ``Keys.kept_for_job`` (by ``take_for_job``, or with the job's submission).
+        One no key opens (SECRET_KEY changed without keeping the old one) is worth nothing (None): BFL's retry or a
+        poll brings the report again."""
+        return self.sealer.open(kept)

@@ -29,6 +29,16 @@ _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished
 _INTEGERS = ("seed", "counted_credits", "counted_spend")
 
 
+# What a record without the field reads as (``job_from_hash``'s defaults): a new job's record leaves these out.
+UNWRITTEN_DEFAULTS: dict[str, Any] = {"metadata": {}, "ready_proven": True, **{name: 0 for name in COUNTERS}}
+
+
+def new_fields(job: Job) -> dict[str, Any]:
+    """The fields a new job's record is made of: those with a value, but a default it reads back without."""
+    return {name: value for name, value in job.__dict__.items()
+            if value is not None and not (name in UNWRITTEN_DEFAULTS and value == UNWRITTEN_DEFAULTS[name])}
+
+
 def encode_fields(fields: dict[str, Any]) -> list[str]:
     """The record's fields as Redis hash field/value words."""
     flat: list[str] = []

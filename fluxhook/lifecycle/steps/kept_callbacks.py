@@ -69,18 +69,24 @@ def apply_kept_callback(svc: Services, job: Job) -> str | None:
     """
     if not job.bfl_id:
         return None
-    outcome = None
-    body = svc.store.kept.take_for_job(job.id)
-    if body is not None:
-        try:
-            report = parse_callback(body)
-            if report.bfl_id != job.bfl_id:
-                log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
-            else:
-                outcome = apply_report(svc, job.id, report, from_callback(), job=job)
-        except BaseException:
-            svc.store.kept.keep_for_job(job.id, body, putting_back=True)  # back for the next attempt
-            raise
+    outcome = apply_kept_body(svc, job, svc.store.kept.take_for_job(job.id))
     if job.tracked and svc.store.kept.was_reported(svc.config.account(job.account).name, job.bfl_id):
         outcome = hint(svc, job, attempt="webhooks")
     return outcome
+
+
+def apply_kept_body(svc: Services, job: Job, body: bytes | None) -> str | None:
+    """Apply a body kept for ``job`` on its own URL, just taken from where it was kept (None: there was none, or
+    none worth anything); what became of it. A body naming another task than the job's is dropped; one whose
+    applying fails is put back, for the next attempt."""
+    if body is None:
+        return None
+    try:
+        report = parse_callback(body)
+        if report.bfl_id != job.bfl_id:
+            log.warning("kept callback names another task than its job's; dropped", extra={"job_id": job.id})
+            return None
+        return apply_report(svc, job.id, report, from_callback(), job=job)
+    except BaseException:
+        svc.store.kept.keep_for_job(job.id, body, putting_back=True)  # back for the next attempt
+        raise

@@ -40,10 +40,11 @@ from fluxhook.lifecycle.steps import (
     timeline,
     waits,
 )
-from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
+from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_body
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.effects import AccountAccepted, ReleaseBudget
+from fluxhook.store.jobs import Lock, Terms
 from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
@@ -52,6 +53,15 @@ log = logging.getLogger("fluxhook.submitting")
 SUBMIT_LOCK_SECONDS = CALL_BOUND
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
+
+
+@dataclass
+class _Claim:
+    """One submission's hold on its job's submit lock: freed with the record of the task BFL took (``freed``), else
+    once the submission is over."""
+
+    lock: Lock
+    freed: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class _Sent:
     request: dict
     # BFL's answer: its task's id, polling_url and price.
     task: dict
+    claim: _Claim
 
 
 def submission_lock_left(svc: Services, job_id: str) -> float:
@@ -126,7 +137,7 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 
 
 def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str | None = None,
-           claim: str | None = None, *, in_request: bool = False) -> str:
+           claim: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
     not read back from storage; ``primary`` the Redis primary as known before ``job`` was read, when replicas
@@ -140,15 +151,17 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     ``skipped`` if another process is submitting it, or it was canceled or ended meanwhile.
     Other BFL errors propagate. ``in_request``: the job is being created by the request that sends it, so a
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
+    ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
     """
-    lock, claim = svc.store.keys.submit_lock(job.id), claim or new_claim()
-    if not svc.store.locks.acquire(lock, claim, SUBMIT_LOCK_SECONDS):
+    held = _Claim(Lock(svc.store.keys.submit_lock(job.id), claim or new_claim(), SUBMIT_LOCK_SECONDS))
+    if not svc.store.locks.acquire(*held.lock):
         return SKIPPED
     try:
         with tracing.job_span("fluxhook.send", job.id, job.traceparent):
-            return _submit(svc, job, task_input, primary, in_request)
+            return _submit(svc, job, task_input, primary, in_request, held, account)
     finally:
-        svc.store.locks.release(lock, claim)
+        if not held.freed:
+            svc.store.locks.release(held.lock.key, held.lock.value)
 
 
 def new_claim() -> str:
@@ -156,7 +169,8 @@ def new_claim() -> str:
     return secrets.token_hex(8)
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool) -> str:
+def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool,
+            held: _Claim, slot_account: str | None) -> str:
     """The submission, under its lock: the key's and the budget's word, the send, and BFL's answer recorded."""
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
     status, deadline = svc.jobs.send_state(job.id)
@@ -171,7 +185,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         revoked_jobs.fail(svc, job)
         return st.FAILED
     # The account whose slot the job holds sends it.
-    account = svc.config.account(svc.slots.account_of(job.id))
+    account = svc.config.account(slot_account or svc.slots.account_of(job.id))
     # A large input waiting in storage is read only once the budget lets its job go.
     measured = _request_or_size(svc, job, task_input)
     reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account)
@@ -192,7 +206,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc)
-    return _record(svc, _Sent(job, account, key, reservation, request, task))
+    return _record(svc, _Sent(job, account, key, reservation, request, task, held))
 
 
 def _stand_in(svc: Services, job: Job, measured: dict | Size, reservation: Reservation | None) -> int:
@@ -242,51 +256,57 @@ def _record(svc: Services, sent: _Sent) -> str:
     """BFL has the task and charges for it: its record comes first, before anything else that may fail."""
     job, account, task, reservation = sent.job, sent.account, sent.task, sent.reservation
     now = time.time()
-    # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric.
+    # With the move: the day's usage, the budget's spend in place of the reservation, the credits metric, the count
+    # of submissions, the job's timeline and its account's standing (the next refusal starts its backoff afresh, and
+    # an account on probation takes tasks again); the submit lock freed, and a callback that came before this answer
+    # (``keep_early_callback``) taken, so a callback kept after it finds the task recorded.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                              key_id=job.key_id, key_name=sent.key.name if sent.key else "",
                                              account=account.name)
     if reservation is not None:
         effects.append(ReleaseBudget(job.id, job.key_id, account.name))
-    model = svc.config.catalog.get(job.model or "")
-    recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
-        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
-        bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
-        due=first_poll_at(model, now, svc.config.callback_grace_seconds, watched=svc.store.watching.watched(job.id)),
-        effects=effects, **fields))
-    _note_taken(svc, sent, now)
+    effects.append(metrics.counted("fluxhook_submissions", outcome="submitted", account=account.name))
+    entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
+    accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
+    model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
+    terms = Terms(unlock=sent.claim.lock, take=svc.store.keys.kept_for_job(job.id))
+    early: list[bytes] = []
+
+    def record() -> bool:
+        change = svc.jobs.transition(
+            job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id=task["id"], polling_url=task["polling_url"],
+            bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
+            due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
+            terms=terms, effects=[*effects, entry, accepted], **fields)
+        sent.claim.freed = change.moved
+        if change.taken is not None:
+            early.append(change.taken)
+        return change.moved
+
+    recorded = durable.record_durably(svc, record)
+    budget.check_price(svc, job.model or "", sent.request, task["cost"])
     if not recorded:
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
-        metrics.record(svc, effects)
+        metrics.record(svc, [*effects, accepted])
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})
         return SKIPPED
     log.info("job submitted", extra={"job_id": job.id, "bfl_id": task["id"], "model": job.model})
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
-    _apply_early_callback(svc, job.id)
+    if early:
+        _apply_early_callback(svc, job.id, early[-1])
     return st.SUBMITTED
 
 
-def _note_taken(svc: Services, sent: _Sent, now: float) -> None:
-    """What a task BFL took tells: the metric, the job's timeline, its price against the catalog's bound, and
-    its account's standing."""
-    job, account, task = sent.job, sent.account, sent.task
-    metrics.count(svc, "fluxhook_submissions", outcome="submitted", account=account.name)
-    timeline.record(svc, job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
-    budget.check_price(svc, job.model or "", sent.request, task["cost"])
-    # The next refusal starts its backoff afresh, and an account on probation takes tasks again.
-    svc.store.cooldowns.accepted(account.name, svc.slots.pool_of(job), now)
-
-
-def _apply_early_callback(svc: Services, job_id: str) -> None:
-    """BFL's callback may have overtaken its answer to us: kept meanwhile, it is applied now."""
+def _apply_early_callback(svc: Services, job_id: str, kept: bytes) -> None:
+    """BFL's callback overtook its answer to us: kept meanwhile (``kept``, as Redis kept it), it is applied now."""
     submitted = svc.jobs.get(job_id)
     try:
         if submitted is not None:
-            apply_kept_callback(svc, submitted)
+            apply_kept_body(svc, submitted, svc.store.kept.opened(kept))
     except Exception:
         # The task is at BFL and recorded: that must not read as a failed submission. The kept
-        # callback stays kept (apply_kept_callback puts it back) for BFL's retry or a later look.
+        # callback stays kept (apply_kept_body puts it back) for BFL's retry or a later look.
         log.exception("applying an early callback failed", extra={"job_id": job_id})
 
 

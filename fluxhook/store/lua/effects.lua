@@ -1,4 +1,4 @@
--- needs: members
+-- needs: members, account_standing
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
@@ -6,32 +6,31 @@ local effects = {}
 function effects.apply(list)
   for _, effect in ipairs(list) do
     if effect.timeline then
+      -- Trimmed only once past its cap; its life (its record's) set with its first entry.
       local key = KEYS[effect.timeline]
-      redis.call('LPUSH', key, effect.entry)
-      redis.call('LTRIM', key, 0, effect.cap - 1)
-      redis.call('EXPIRE', key, effect.ttl)
-    elseif effect.metrics then
-      for _, increment in ipairs(effect.increments) do
-        local command = increment[3] and 'HINCRBYFLOAT' or 'HINCRBY'
-        redis.call(command, KEYS[effect.metrics], increment[1], increment[2])
-      end
+      local length = redis.call('LPUSH', key, effect.entry)
+      if length > effect.cap then redis.call('LTRIM', key, 0, effect.cap - 1) end
+      if length == 1 then redis.call('EXPIRE', key, effect.ttl) end
     elseif effect.counters then
       for _, increment in ipairs(effect.increments) do
         redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
       end
       redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
+    elseif effect.accepted then
+      local strikes = {}
+      for i, key in ipairs(effect.strikes) do strikes[i] = KEYS[key] end
+      account_standing.accepted(KEYS[effect.accepted], strikes, effect.now)
     elseif effect.release then
       redis.call('HDEL', KEYS[effect.release], effect.member)
     elseif effect.work then
       -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
-      local record = KEYS[effect.record]
-      if redis.call('EXISTS', record) == 1 then
-        local key_id = redis.call('HGET', record, 'key_id')
+      -- A record always has a status: none, and the job is gone.
+      local key_id, status = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status'))
+      if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         redis.call('ZADD', KEYS[effect.work], 'NX', 0, members.member(owner, effect.job))
         -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
-        redis.call('LPUSH', KEYS[effect.wake], 1)
-        redis.call('LTRIM', KEYS[effect.wake], 0, 0)
+        if redis.call('LPUSH', KEYS[effect.wake], 1) > 1 then redis.call('LTRIM', KEYS[effect.wake], 0, 0) end
       end
     end
   end

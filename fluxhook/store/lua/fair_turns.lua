@@ -32,10 +32,15 @@ function fair_turns.heads(line)
 end
 
 -- The turns of one scheduler: its passes (hash owner -> pass), its clock (a string key), the weights
--- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight are
--- read once per script.
+-- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight, and the
+-- clock, are read once per script, when first needed (a script that finds no owner waiting reads none).
 function fair_turns.new(passes, clock_key, weights, default_weight)
-  local turns = {pass_of = {}, weight_of = {}, clock = tonumber(redis.call('GET', clock_key) or 0)}
+  local turns = {pass_of = {}, weight_of = {}}
+
+  local function clock()
+    if turns.clock == nil then turns.clock = tonumber(redis.call('GET', clock_key) or 0) end
+    return turns.clock
+  end
 
   function turns.weight(owner)
     if turns.weight_of[owner] == nil then
@@ -48,7 +53,7 @@ function fair_turns.new(passes, clock_key, weights, default_weight)
   -- When the owner's next turn starts: its pass, or the clock if that is later.
   function turns.start(owner)
     if turns.pass_of[owner] == nil then turns.pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
-    return math.max(turns.pass_of[owner], turns.clock)
+    return math.max(turns.pass_of[owner], clock())
   end
 
   -- Of ``heads`` ({owner, job}, job nil once an owner has none left) whose owner ``eligible`` lets

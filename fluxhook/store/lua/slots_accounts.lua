@@ -82,12 +82,14 @@ function slots_accounts.read()
   end
   local function cooldown_until(account) return slots_accounts.cooldown_until(account, now) end
 
-  -- Each account's slots held, over its pools.
+  -- Each account's slots held, over its pools and in each (``its.held``, which a script taking a slot keeps up).
   local function count_held()
     for _, account in ipairs(accounts) do
       account.held = 0
       for _, pool in ipairs(pools) do
-        account.held = account.held + redis.call('ZCARD', account.pools[pool.name].slots)
+        local its = account.pools[pool.name]
+        its.held = redis.call('ZCARD', its.slots)
+        account.held = account.held + its.held
       end
     end
   end

@@ -2,27 +2,30 @@
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'),
 -- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
--- the slot now (1), else it waits (0) for a sender's dispatch to give it a turn. Not taking (its caller will
--- not send it), it only waits, and one sender is woken to look at the lines (0).
+-- the slot now (the name of the account whose slot it took), else it waits (false) for a sender's dispatch to give it
+-- a turn. Not taking (its caller will not send it), it only waits, and one sender is woken to look at the lines
+-- (false).
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
-local s = slots_prelude.start(slots_accounts.read())
+local s = slots_accounts.read()
 local K, rest = s.K, s.rest
 local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
+-- Only its own pool's slots past their lease are freed first: it can take no other.
+slots_prelude.start(s, pool)
 if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end
 redis.call('HSET', s.owners, job, owner)
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
 redis.call('ZADD', pool.line, 0, members.member(owner, job))
+s.route_of[job] = route
 if ARGV[rest + 4] ~= '1' then
-  redis.call('LPUSH', K.slot_freed, 1)
-  redis.call('LTRIM', K.slot_freed, 0, 0)
-  return 0
+  if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
+  return false
 end
 local turn = s.pick()
 if turn and turn.job == job then
   s.serve(turn)
-  return 1
+  return turn.account.name
 end
-return 0
+return false

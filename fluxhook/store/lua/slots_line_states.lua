@@ -25,7 +25,7 @@ for i = rest, #ARGV, 3 do
       else
         warm = warm + 1
         local its = account.pools[pool]
-        pool_held = pool_held + redis.call('ZCARD', its.slots)
+        pool_held = pool_held + its.held
         pool_limit = pool_limit + its.limit
         total_held = total_held + account.held
         total_limit = total_limit + account.max_active

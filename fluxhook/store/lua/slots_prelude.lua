@@ -12,9 +12,10 @@
 
 local slots_prelude = {}
 
--- Frees the slots past their lease, then adds to ``s`` (slots_accounts.read()'s context) what a slot script calls:
--- release(owner), pick() and serve(turn). Returns ``s``.
-function slots_prelude.start(s)
+-- Frees the slots past their lease (only those of ``only``, a pool, when given: a slot script that gives one turn of
+-- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it), then adds to
+-- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick() and serve(turn). Returns ``s``.
+function slots_prelude.start(s, only)
   local now, slot_lease, submit_lease, due, owners, held = s.now, s.slot_lease, s.submit_lease, s.due, s.owners, s.held
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
   local slot_accounts, route_index, fair, pools, accounts = s.slot_accounts, s.route_index, s.fair, s.pools, s.accounts
@@ -29,7 +30,7 @@ function slots_prelude.start(s)
 
   -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
   for _, account in ipairs(accounts) do
-    for _, pool in ipairs(pools) do
+    for _, pool in ipairs(only and {only} or pools) do
       local slots = account.pools[pool.name].slots
       local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
       for i = 1, #expired, 2 do
@@ -42,12 +43,17 @@ function slots_prelude.start(s)
       end
     end
   end
-  count_held()
 
+  -- The accounts' slots held, counted once, when a line has a job waiting (a dispatch of empty lines counts none).
+  local counted = false
   local function room(account, pool)
+    if not counted then
+      count_held()
+      counted = true
+    end
     local its = account.pools[pool.name]
     if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
-    return redis.call('ZCARD', its.slots) < its.limit and account.held < account.max_active
+    return its.held < its.limit and account.held < account.max_active
   end
   -- The accounts with room in the pool now, in ARGV's order.
   local function open_in(pool)
@@ -79,10 +85,16 @@ function slots_prelude.start(s)
   -- Whose turn is next, by the rule of fair_turns.lua.
   local turns = fair_turns.new(passes, clock_key, weights, default_weight)
 
-  -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner.
+  -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner. An owner's head
+  -- served is looked up again only when its next one is asked for (a script that serves one asks for none).
   local heads = {}
   local function heads_of(pool)
     if heads[pool.name] == nil then heads[pool.name] = fair_turns.heads(pool.line) end
+    for _, head in ipairs(heads[pool.name]) do
+      if head.served then
+        head.job, head.served = fair_turns.head(pool.line, head.owner), nil
+      end
+    end
     return heads[pool.name]
   end
 
@@ -105,14 +117,16 @@ function slots_prelude.start(s)
     return nil
   end
 
-  -- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil.
+  -- The next turn: {pool, owner, job, account} of the job that would take the next slot, or nil. A pool whose
+  -- line is empty costs one lookup: its accounts' room is read only for a line with jobs waiting.
   local function pick()
     local best
     for _, pool in ipairs(pools) do
-      local open = open_in(pool)
+      local waiting = heads_of(pool)
+      local open = #waiting > 0 and open_in(pool) or {}
       if #open > 0 then
         local candidates = {}
-        for _, head in ipairs(heads_of(pool)) do
+        for _, head in ipairs(waiting) do
           local job = head.job and owner_room(head.owner) and goable(pool, head, open)
           if job then candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head} end
         end
@@ -128,10 +142,12 @@ function slots_prelude.start(s)
 
   -- Give the job a slot of the account's pool, as the owner's turn.
   local function take(pool, account, job, owner)
-    local slots = account.pools[pool.name].slots
+    local its = account.pools[pool.name]
+    local slots = its.slots
     redis.call('ZADD', slots, now, job)
     redis.call('HSET', slot_accounts, job, account.name)
     redis.call('ZADD', due, now + submit_lease, job)
+    its.held = its.held + 1
     account.held = account.held + 1
     if account.probation then
       redis.call('HSET', account.cooling, 'probe', job)
@@ -147,9 +163,9 @@ function slots_prelude.start(s)
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
     take(turn.pool, turn.account, turn.job, turn.owner)
-    if heads[turn.pool.name] then turn.head.ref.job = fair_turns.head(turn.pool.line, turn.owner) end
+    turn.head.ref.served = true
   end
 
-  s.release, s.pick, s.serve = release, pick, serve
+  s.release, s.pick, s.serve, s.route_of = release, pick, serve, route_of
   return s
 end

@@ -23,8 +23,7 @@ for _, each in ipairs(accounts) do
     -- Its task never reached BFL: the turn costs nothing.
     slot_time.settle(fair, its.slots, job, owner, nil, false)
     -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
-    redis.call('LPUSH', K.slot_freed, 1)
-    redis.call('LTRIM', K.slot_freed, 0, 0)
+    if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
     account = account or each
   end
 end

@@ -76,15 +76,15 @@ def test_a_video_waiting_for_its_own_limit_never_holds_up_images(connection):
     slots = Slots(connection, config)
     store = JobStore(connection, pools=pools(config.bfl_model_limits))
     videos = [_queued(store, slots, "flux-3-video") for _ in range(4)]
-    assert [slots.acquire(v) for v in videos] == [True, True, False, False]
+    assert [bool(slots.acquire(v)) for v in videos] == [True, True, False, False]
     # Two videos wait for their own pool: images, kontext-max included, still go straight out.
     images = [_queued(store, slots, m) for m in ("flux-2-pro", "flux-kontext-max", "flux-2-pro", "flux-kontext-max")]
-    assert [slots.acquire(j) for j in images] == [True, True, True, True]
+    assert [bool(slots.acquire(j)) for j in images] == [True, True, True, True]
     assert slots.in_flight("flux-3-video") == 2 and slots.waiting("flux-3-video") == 2
     # All of BFL_MAX_ACTIVE is taken. A freed image slot cannot go to the videos waiting before it (their
     # pool is still full): the image behind them gets it.
     late = _queued(store, slots, "flux-2-pro")
-    assert slots.acquire(late) is False
+    assert slots.acquire(late) is None
     store.transition(images[0].id, st.FAILED, error=FAIL)
     assert slots.dispatch() == [late.id]
     # A video ending frees its pool: the earliest waiting video goes next, first come, first served.
@@ -99,7 +99,7 @@ def test_a_job_whose_pool_is_no_longer_configured_counts_against_the_default(con
     job = _queued(store, Slots(connection, old), "flux-3-video")
     assert job.pool == "flux-3-video"
     assert slots.pool_of(job) == DEFAULT_POOL
-    assert slots.acquire(job) is True and slots.in_flight(DEFAULT_POOL) == 1
+    assert bool(slots.acquire(job)) is True and slots.in_flight(DEFAULT_POOL) == 1
 
 
 def test_model_pools():

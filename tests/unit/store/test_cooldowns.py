@@ -1,6 +1,7 @@
 """An account's running cooldown read alike by Python (``store.cooldowns.current``, the accounts view's) and the slot
 scripts (``slots_accounts.cooldown_until`` in ``lua/slots_accounts.lua``, what a wait names): both run over the same
-cooldown records on a real Redis, and any answer that differs fails."""
+cooldown records on a real Redis, and any answer that differs fails. And BFL's acceptance of a task does the same to
+every record on its own (``Cooldowns.accepted``) as with a submission's record (the effect ``AccountAccepted``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import time
 
 import pytest
 
+from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.store import cooldowns
+from fluxhook.store.effects import AccountAccepted, Effects
 from fluxhook.store.keys import KEYS
+from fluxhook.store.tallies import Tallies
 
 NOW = time.time()
 RECORDS = {
@@ -44,3 +48,20 @@ def test_python_and_the_slot_scripts_read_a_cooldown_alike(connection, case):
     by_python = cooldowns.current(fields, NOW)
 
     assert _by_lua(connection, key) == (None if by_python is None else by_python.until)
+
+
+@pytest.mark.parametrize("case", sorted(RECORDS))
+def test_an_accepted_task_does_the_same_on_its_own_and_with_a_submission(connection, case):
+    key, strikes = KEYS.cooling("eu"), [KEYS.strikes(DEFAULT_POOL, "eu"), KEYS.strikes(cooldowns.ACCOUNT_WIDE, "eu")]
+    after = []
+    for accept in (lambda: cooldowns.Cooldowns(connection).accepted("eu", DEFAULT_POOL, NOW),
+                   lambda: Effects(connection, KEYS, 60, Tallies(connection).add).apply([AccountAccepted("eu", DEFAULT_POOL, NOW)])):
+        connection.delete(key)
+        if RECORDS[case]:
+            connection.hset(key, mapping=RECORDS[case])
+        connection.mset({name: 3 for name in strikes})
+        accept()
+        assert not connection.exists(*strikes)  # its refusals in a row start again from none
+        after.append(connection.hgetall(key))
+    assert after[0] == after[1]
+    assert bool(after[0]) == (case not in ("none", "over", "over, its probe out"))  # only an ended one goes

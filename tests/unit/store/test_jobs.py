@@ -168,6 +168,14 @@ def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
     connection.flushdb()
 
 
+def test_a_new_record_leaves_out_what_it_reads_back_without(store):
+    job = _job(store, status=st.QUEUED)
+    kept = {name.decode() for name in store.connection.hkeys(KEYS.job(job.id))}
+    assert not kept & {"metadata", "ready_proven", "webhooks", "polls", "downloads"}, kept
+    assert store.get(job.id) == job  # read back as made: {}, True and 0s
+    assert store.count(job.id, "polls") == 1 and store.get(job.id).polls == 1
+
+
 # A transition's lock, counter and effects: one step.
 
 def _entry(job_id: str, value: str) -> AddTimelineEntry:

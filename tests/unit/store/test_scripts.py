@@ -12,7 +12,8 @@ import pytest
 from fluxhook.store.scripts import NEEDS, WRITTEN, source
 
 LUA = files("fluxhook.store") / "lua"
-MODULES = ("members", "fair_turns", "routes", "slot_time", "effects", "job_record", "slots_accounts", "slots_prelude")
+MODULES = ("members", "fair_turns", "routes", "slot_time", "effects", "job_record", "slots_accounts", "slots_prelude",
+           "account_standing")
 # Written from Python (store/slot_layout.py): one top-level function named for it.
 WRITTEN_LIBRARIES = {"slot_layout"}
 

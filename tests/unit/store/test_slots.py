@@ -31,7 +31,7 @@ def _held(connection, pool: str = DEFAULT_POOL) -> list[str]:
 
 def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
     jobs = [_queued(store) for _ in range(6)]
-    assert [slots.acquire(j) for j in jobs] == [True, True, True, False, False, False]
+    assert [bool(slots.acquire(j)) for j in jobs] == [True, True, True, False, False, False]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
     assert slots.dispatch() == []
 
@@ -53,7 +53,7 @@ def test_a_new_job_does_not_overtake_the_line(store, slots):
     store.transition(first[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     # A slot is free, but first[3] waits for it: the newcomer queues behind.
     late = _queued(store)
-    assert slots.acquire(late) is False
+    assert slots.acquire(late) is None
     assert slots.dispatch() == [first[3].id]
 
 
@@ -64,7 +64,7 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
     assert slots.requeue(jobs[1], pause=30)
     assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
     assert slots.dispatch() == []  # paused, though a slot is free
-    assert slots.acquire(_queued(store)) is False
+    assert slots.acquire(_queued(store)) is None
     store.connection.delete(KEYS.paused(DEFAULT_POOL))
     # jobs[1] was created before jobs[3], so it is first again.
     assert slots.dispatch() == [jobs[1].id]
@@ -116,10 +116,10 @@ def test_the_slots_now_tell_each_pools_pause_and_each_owners_limit(store, slots,
 def test_kontext_max_counts_toward_its_own_limit_and_the_overall_one(store, slots):
     # Limits: 3 in all, 1 of them flux-kontext-max.
     kontext = [_queued(store, "flux-kontext-max") for _ in range(2)]
-    assert [slots.acquire(j) for j in kontext] == [True, False]
+    assert [bool(slots.acquire(j)) for j in kontext] == [True, False]
     # The waiting kontext-max job cannot use a slot (its pool is full): it does not hold others up.
     others = [_queued(store) for _ in range(3)]
-    assert [slots.acquire(j) for j in others] == [True, True, False]
+    assert [bool(slots.acquire(j)) for j in others] == [True, True, False]
     assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
 
 
@@ -135,7 +135,7 @@ def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store
     # The kontext-max holder ends: the kontext-max job, first in line, gets the slot.
     store.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     late = _queued(store)
-    assert slots.acquire(late) is False  # it would overtake the kontext-max job
+    assert slots.acquire(late) is None  # it would overtake the kontext-max job
     assert slots.dispatch() == [waiting_kontext.id]
     assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
     assert slots.waiting(DEFAULT_POOL) == 1
@@ -143,7 +143,7 @@ def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store
 
 def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2, bfl_max_active_kontext_max=6))
-    assert [slots.acquire(_queued(store, "flux-kontext-max")) for _ in range(3)] == [True, True, False]
+    assert [bool(slots.acquire(_queued(store, "flux-kontext-max"))) for _ in range(3)] == [True, True, False]
     assert pool_limit(_config(bfl_max_active=24, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 6
     assert pool_limit(_config(bfl_max_active=2, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 2
 

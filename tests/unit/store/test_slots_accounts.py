@@ -47,7 +47,8 @@ def _holders(connection) -> dict[str, list[str]]:
 def test_jobs_go_to_the_least_busy_account_within_each_ones_limit(store, slots, connection):
     jobs = [_routed(store) for _ in range(9)]
     taken = [slots.acquire(job) for job in jobs]
-    assert taken == [True] * 7 + [False] * 2  # 2 + 2 + 3 slots
+    assert [bool(t) for t in taken] == [True] * 7 + [False] * 2  # 2 + 2 + 3 slots
+    assert taken == [slots.account_of(j.id) for j in jobs]  # each told whose slot it took
     held = _holders(connection)
     assert [len(held[a.name]) for a in ACCOUNTS] == [2, 2, 3]
     # The first three went one to each: every account equally idle, each took the next.
@@ -56,7 +57,7 @@ def test_jobs_go_to_the_least_busy_account_within_each_ones_limit(store, slots, 
 
 def test_a_job_goes_only_through_an_account_its_route_allows(store, slots, connection):
     eu_jobs = [_routed(store, "r:eu") for _ in range(5)]
-    assert [slots.acquire(job) for job in eu_jobs] == [True] * 4 + [False]
+    assert [bool(slots.acquire(job)) for job in eu_jobs] == [True] * 4 + [False]
     assert all(slots.account_of(j.id) in ("eu", "eu2") for j in eu_jobs[:4])
     assert _holders(connection)["us"] == []  # us has room, but not for EU jobs
     client = _routed(store, "a:us")
@@ -67,7 +68,7 @@ def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slot
     cooldowns = Cooldowns(connection)
     cooldowns.cool("eu", time.time() + 60, CoolingReason.UNAVAILABLE)
     jobs = [_routed(store, "r:eu") for _ in range(3)]
-    assert [slots.acquire(job) for job in jobs] == [True, True, False]
+    assert [bool(slots.acquire(job)) for job in jobs] == [True, True, False]
     assert {slots.account_of(j.id) for j in jobs[:2]} == {"eu2"}
     # eu2 fails too: the job it held goes back in line, and nothing else may take it.
     cooldowns.cool("eu2", time.time() + 30, CoolingReason.UNAVAILABLE)
@@ -100,7 +101,7 @@ def test_a_cooldown_is_extended_never_shortened_and_a_402_lasts_until_lifted(con
 
 def test_a_slot_freed_at_one_account_and_a_pause_at_another(store, slots, connection):
     jobs = [_routed(store, "a:us") for _ in range(4)]
-    assert [slots.acquire(job) for job in jobs] == [True, True, True, False]
+    assert [bool(slots.acquire(job)) for job in jobs] == [True, True, True, False]
     # BFL said 429 at us: its pool pauses there only; the job goes back in line.
     assert slots.requeue(jobs[1], pause=20)
     assert connection.pttl(KEYS.paused(DEFAULT_POOL, "us")) > 15_000
@@ -119,7 +120,7 @@ def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store,
     cooldowns = Cooldowns(connection)
     cooldowns.cool("us", time.time() + 0.05, CoolingReason.UNAVAILABLE)
     jobs = [_routed(store, "a:us") for _ in range(3)]
-    assert [slots.acquire(job) for job in jobs] == [False] * 3
+    assert [bool(slots.acquire(job)) for job in jobs] == [False] * 3
     wait_until = time.time() + 5
     while time.time() < wait_until and not slots.dispatch():
         pass  # the cooldown's end is a moment of the clock: the dispatch is what looks at it

@@ -132,7 +132,7 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
             _, owner, model_name, client = step
             job = _queued(store_, model_name)
             jobs[job.id], status[job.id] = job, st.QUEUED
-            assert slots[client].acquire(job, _key_id(owner)) is model.acquire(job.id, job.pool, owner, now[0])
+            assert bool(slots[client].acquire(job, _key_id(owner))) is model.acquire(job.id, job.pool, owner, now[0])
         elif kind == "dispatch":
             assert slots[step[1]].dispatch(step[2]) == model.dispatch(now[0], step[2])
         elif kind == "tick":
@@ -197,7 +197,7 @@ def _end(store: JobStore, job_id: str) -> None:
 def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(store, connection):
     slots = Slots(connection, _config(bfl_max_active=4))
     backlog = [_queued(store) for _ in range(200)]
-    assert [slots.acquire(j, "key_a") for j in backlog[:5]] == [True] * 4 + [False]
+    assert [bool(slots.acquire(j, "key_a")) for j in backlog[:5]] == [True] * 4 + [False]
     for job in backlog[5:]:
         assert not slots.acquire(job, "key_a")
     running = [j.id for j in backlog[:4]]
@@ -218,7 +218,7 @@ def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(sto
 def test_a_new_job_takes_a_slot_freed_but_not_yet_handed_out_when_its_turn_comes_first(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2))
     a = [_queued(store) for _ in range(5)]
-    assert [slots.acquire(j, "key_a") for j in a] == [True, True, False, False, False]
+    assert [bool(slots.acquire(j, "key_a")) for j in a] == [True, True, False, False, False]
     _end(store, a[0].id)
     b = _queued(store)
     assert slots.acquire(b, "key_b")  # B's turn starts before A's next one: it goes now
@@ -252,10 +252,10 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     slots = Slots(connection, _config(bfl_max_active=4))
     slots.set_share("key_a", 1, 2)
     a = [_queued(store) for _ in range(4)]
-    assert [slots.acquire(j, "key_a") for j in a] == [True, True, False, False]
+    assert [bool(slots.acquire(j, "key_a")) for j in a] == [True, True, False, False]
     assert slots.held_by("key_a") == 2
     b = [_queued(store) for _ in range(3)]
-    assert [slots.acquire(j, "key_b") for j in b] == [True, True, False]  # A at its cap: B takes the free ones
+    assert [bool(slots.acquire(j, "key_b")) for j in b] == [True, True, False]  # A at its cap: B takes the free ones
     assert slots.dispatch() == []  # all four slots held
     _end(store, b[0].id)
     assert slots.dispatch() == [b[2].id]  # A still at its cap: B's job, though A's waited longer
@@ -271,7 +271,7 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
 def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store, connection):
     slots = Slots(connection, _config(bfl_max_active=3, bfl_max_active_kontext_max=1))
     k1, k2, d1, d2, d3 = (_queued(store, m) for m in (KONTEXT, KONTEXT, "flux-2-pro", "flux-2-pro", "flux-2-pro"))
-    assert [slots.acquire(j, "key_a") for j in (k1, k2, d1, d2, d3)] == [True, False, True, True, False]
+    assert [bool(slots.acquire(j, "key_a")) for j in (k1, k2, d1, d2, d3)] == [True, False, True, True, False]
     other = _queued(store)
     assert not slots.acquire(other, "key_b")
     _end(store, d1.id)
@@ -368,11 +368,11 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
 def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
     slots = Slots(connection, _config(bfl_max_active=1))
     a = [_queued(store) for _ in range(30)]
-    assert [slots.acquire(j, "key_a") for j in a[:2]] == [True, False]
+    assert [bool(slots.acquire(j, "key_a")) for j in a[:2]] == [True, False]
     for n in range(1, 11):  # A alone: ten turns
         _end(store, a[n - 1].id)
         assert slots.dispatch() == [a[n].id]
-        assert slots.acquire(a[n + 1], "key_a") is False
+        assert slots.acquire(a[n + 1], "key_a") is None
     assert not any(slots.acquire(j, "key_a") for j in a[12:20])
     b = [_queued(store) for _ in range(6)]
     assert not any(slots.acquire(j, "key_b") for j in b)

@@ -111,7 +111,7 @@ def test_random_mixed_runs_follow_the_rules(store, connection, seed, total, kont
         if step < 0.4:
             job = _queued(store, KONTEXT if rng.random() < 0.4 else "flux-2-pro")
             jobs[job.id] = job
-            assert slots.acquire(job) is model.acquire(job), job
+            assert bool(slots.acquire(job)) is model.acquire(job), job
             given = [job.id] if job.id in model.held[job.pool] else []
         elif step < 0.65 and holders:
             victim = jobs[rng.choice(holders)]
@@ -192,19 +192,19 @@ def test_concurrent_mixed_clients_never_over_commit(store, connection):
 def test_a_paused_pool_does_not_hold_up_the_other(store, connection):
     slots = Slots(connection, _config(bfl_max_active=4, bfl_max_active_kontext_max=2))
     k1, k2, k3 = (_queued(store, KONTEXT) for _ in range(3))
-    assert [slots.acquire(k) for k in (k1, k2, k3)] == [True, True, False]
+    assert [bool(slots.acquire(k)) for k in (k1, k2, k3)] == [True, True, False]
     assert slots.requeue(k1, pause=30)  # BFL said flux-kontext-max is full
     assert slots.dispatch() == []  # kontext-max has room but is paused
     # Two earlier kontext-max jobs wait, but their pool is paused: newcomers of the other pool go ahead.
     d1, d2, d3, d4 = (_queued(store) for _ in range(4))
-    assert [slots.acquire(d) for d in (d1, d2, d3, d4)] == [True, True, True, False]
+    assert [bool(slots.acquire(d)) for d in (d1, d2, d3, d4)] == [True, True, True, False]
     store.transition(d1.id, st.FAILED, error=FAIL)
     assert slots.dispatch() == [d4.id]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.in_flight(KONTEXT_MAX_POOL) == 1
     # The pause over, the earliest waiting job gets the next free slot.
     connection.delete(KEYS.paused(KONTEXT_MAX_POOL))
     store.transition(d2.id, st.FAILED, error=FAIL)
-    assert slots.acquire(_queued(store)) is False
+    assert slots.acquire(_queued(store)) is None
     assert slots.dispatch() == [k1.id]
 
 
@@ -213,7 +213,7 @@ def test_a_paused_default_pool_lets_kontext_max_newcomers_in(store, connection):
     d1, d2 = _queued(store), _queued(store)
     assert slots.acquire(d1) and slots.acquire(d2) and slots.requeue(d1, pause=30)
     d3, k1, k2, k3 = _queued(store), *(_queued(store, KONTEXT) for _ in range(3))
-    assert [slots.acquire(j) for j in (d3, k1, k2, k3)] == [False, True, True, False]  # held: d2, k1, k2
+    assert [bool(slots.acquire(j)) for j in (d3, k1, k2, k3)] == [False, True, True, False]  # held: d2, k1, k2
     assert slots.dispatch() == []
     assert _state(connection) == ({DEFAULT_POOL: {d2.id}, KONTEXT_MAX_POOL: {k1.id, k2.id}},
                                   {DEFAULT_POOL: [d1.id, d3.id], KONTEXT_MAX_POOL: [k3.id]})

@@ -5,17 +5,21 @@ processes: tests/e2e/credits/test_budget_liveness.py."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
+from conftest import ready_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
+from fluxhook.core.live import WATCHED_POLL_INTERVAL
 from fluxhook.core.outcomes import CheckOutcome
+from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits import budget
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.steps import reconciling, submission
+from fluxhook.lifecycle.steps import reconciling, submission, timeline
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from helpers import gateway_timing_out
@@ -90,3 +94,19 @@ def test_a_workers_send_whose_answer_never_came_is_submitted_awaiting_its_task_w
     assert posted == ["/v1/flux-2-pro"]  # sent once, never again
     # No limit is set, yet its bound counts as spent until BFL states a price.
     assert waiting.counted_spend and spent_today(svc, time.time()) == waiting.counted_spend
+
+
+def test_a_sent_jobs_record_frees_its_lock_takes_what_came_early_and_tells_its_timeline(svc, sim):
+    job = _queued(svc.jobs, prompt="sent")
+    assert svc.slots.acquire(job)
+    svc.store.kept.keep_for_job(job.id, json.dumps(ready_payload("task-of-another", "https://x/1.png")).encode())
+    svc.store.watching.watch(job.id, 30, time.time() + 60)  # someone looks at it as it is sent
+    svc.redis.set(KEYS.strikes(DEFAULT_POOL, "default"), 2)
+    before = time.time()
+    assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
+    sent = svc.jobs.get(job.id)
+    assert not svc.redis.exists(KEYS.submit_lock(job.id))  # freed with the record, not after
+    assert not svc.redis.exists(KEYS.kept_for_job(job.id)) and sent.bfl_status == st.BFL_PENDING  # taken, not its task's
+    assert svc.jobs.due_at(job.id) <= before + WATCHED_POLL_INTERVAL + 2  # polled at the watched pace
+    assert [e["kind"] for e in timeline.recent(svc.store.timeline, job.id)] == ["submission"]
+    assert svc.redis.ttl(KEYS.timeline(job.id)) > 0 and not svc.redis.exists(KEYS.strikes(DEFAULT_POOL, "default"))

@@ -1,0 +1,151 @@
+"""What a job's steps cost Redis (SPEC §17), command by command as MONITOR sees them: a new job's place in line and its
+slot, a dispatch of empty lines, and the transitions of a job from queued to stored touch only the job's own pool,
+line, slot and record fields, and read and write its record once each."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import ENDED_DROPS
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
+from fluxhook.store.effects import AddTimelineEntry
+from fluxhook.store.jobs import JobStore, Lock, Terms
+from fluxhook.store.keys import KEYS
+from fluxhook.store.slots import Slots
+from fluxhook.store.timeline import TIMELINE_CAP
+from helpers import commands_during
+from slot_helpers import _config, _queued
+
+DB = 3  # the unit tests' slot database (tests/unit/conftest.py)
+
+
+@pytest.fixture()
+def slots(connection) -> Slots:
+    return Slots(connection, _config(bfl_max_active=4, bfl_max_active_kontext_max=2))
+
+
+@pytest.fixture()
+def jobs(connection, slots) -> JobStore:
+    return JobStore(connection, ttl=86400, pools=slots.pools)
+
+
+def _commands(connection, action) -> list[str]:
+    """The commands ``action`` sends, those its scripts run included (the EVALSHA and the EVAL left out)."""
+    return [c["command"] for c in commands_during(connection, DB, action)
+            if not c["command"].upper().startswith(("EVALSHA", "EVAL ", "SCRIPT", "SELECT", "ECHO"))]
+
+
+def _naming(commands: list[str], word: str) -> list[str]:
+    return [c for c in commands if word in c]
+
+
+def _on(commands: list[str], key: str) -> list[str]:
+    return [c for c in commands if c.split(" ")[1:2] == [key]]
+
+
+def _names(commands: list[str]) -> list[str]:
+    return [c.split(" ", 1)[0].upper() for c in commands]
+
+
+def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jobs, slots, connection):
+    slots.acquire(_queued(jobs))  # the scripts loaded: what follows is one job's own
+    job = _queued(jobs)
+    commands = _commands(connection, lambda: slots.acquire(job))
+    other = _naming(commands, KONTEXT_MAX_POOL)
+    # Its held slots count toward its account's limit, and a job waiting there might go first: nothing else of it.
+    assert sorted(_names(other)) == ["ZCARD", "ZRANGEBYLEX"], other
+    assert _names(_naming(commands, "paused")) == ["EXISTS"]  # its own pool's pause only
+    assert _names(_naming(commands, "fh:fair:clock")) == ["GET", "SET"]  # read once, written with its turn
+    assert not _naming(commands, KEYS.routes)  # its route is known: not read back
+    assert len(commands) <= 25, commands
+
+
+def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
+    commands = _commands(connection, slots.dispatch)
+    assert sorted(set(_names(commands))) == ["ZRANGEBYLEX", "ZRANGEBYSCORE"], commands
+    assert len(commands) == 2 * len(slots.pools)  # per pool: its slots past their lease, its line's first owner
+
+
+def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):
+    job = _queued(jobs)
+    assert slots.acquire(job) == "default"
+    lock = Lock(KEYS.submit_lock(job.id), "claim-1", 90)
+    connection.set(lock.key, lock.value)
+    connection.set(KEYS.kept_for_job(job.id), b"early body")
+    connection.set(KEYS.watched(job.id), 1)
+    now = time.time()
+    changes = []
+    commands = _commands(connection, lambda: changes.append(jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-1", input=None, due=now + 30,
+        due_if_watched=now + 3, terms=Terms(unlock=lock, take=KEYS.kept_for_job(job.id)),
+        effects=[AddTimelineEntry(job.id, "sent")])))
+    record = _on(commands, KEYS.job(job.id))
+    assert _names(record) == ["HMGET", "HSET", "TTL", "HDEL"], record  # input dropped: gone, not written empty
+    assert _naming(commands, "HDEL")[0].split(" ")[2:] == ["input"]  # no wait was recorded: none named
+    lines = _naming(commands, "ZREM fh:line:") + _naming(commands, "ZREM fh:aside")
+    assert lines == [f"ZREM {KEYS.line(DEFAULT_POOL)} admin:{job.id}", f"ZREM {KEYS.aside} admin:{job.id}"]
+    change = changes[0]
+    assert change.moved and change.taken == b"early body" and not connection.exists(KEYS.kept_for_job(job.id))
+    assert not connection.exists(lock.key)  # freed with the move
+    assert jobs.due_at(job.id) == pytest.approx(now + 3, abs=0.01)  # watched: polled at the watched pace
+    assert connection.ttl(KEYS.timeline(job.id)) > 86000
+    assert jobs.get(job.id).input is None and not connection.hexists(KEYS.job(job.id), "input")
+
+
+def test_a_lock_another_holds_now_is_not_freed(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    connection.set(KEYS.submit_lock(job.id), "another")
+    assert jobs.transition(job.id, st.SUBMITTED, bfl_id="task-2",
+                           terms=Terms(unlock=Lock(KEYS.submit_lock(job.id), "mine", 90)))
+    assert connection.get(KEYS.submit_lock(job.id)) == b"another"
+
+
+def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    jobs.transition(job.id, st.SUBMITTED, bfl_id="task-3")
+    ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200))
+    assert _naming(ready, "ZSCORE") == [f"ZSCORE {KEYS.slots(DEFAULT_POOL)} {job.id}"]
+    assert not _naming(ready, KONTEXT_MAX_POOL)
+    assert _names(ready).count("LTRIM") == 0  # the dispatcher's wake-up list was empty: one LPUSH
+    assert slots.in_flight(DEFAULT_POOL) == 0 and slots.account_of(job.id) is None
+
+    stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, storage_key=f"{job.id}.png"))
+    assert not _naming(stored, "slot") and not _naming(stored, "fh:line:")  # it holds neither since ready
+    assert not _naming(stored, KEYS.routes) and not _naming(stored, KEYS.deadlines)  # it had neither
+    assert _names(_on(stored, KEYS.job(job.id))).count("HDEL") == 1
+
+
+def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    jobs.transition(job.id, st.SUBMITTED, bfl_id="task-4", polling_url="https://api.bfl.ai/v1/get_result?id=task-4",
+                    usage_day="2026-01-01", counted_credits=3, counted_spend=3)
+    jobs.transition(job.id, st.READY, result_url="https://delivery-eu1.bfl.ai/r/" + "y" * 200, ready_proven=True)
+    assert connection.object("encoding", KEYS.job(job.id)) == b"hashtable"  # the long URL outgrew the compact one
+    image = {"content_type": "image/jpeg", "size": 51470, "sha256": "a" * 64, "width": 1024, "height": 1024}
+    assert jobs.transition(job.id, st.STORED, image=image, storage_key=f"{job.id}.jpg")
+    kept = {name.decode() for name in connection.hkeys(KEYS.job(job.id))}
+    assert not kept & set(ENDED_DROPS), kept & set(ENDED_DROPS)
+    assert connection.object("encoding", KEYS.job(job.id)) in (b"listpack", b"ziplist")
+    assert connection.memory_usage(KEYS.job(job.id), samples=0) <= 1024
+    assert 86000 < connection.ttl(KEYS.job(job.id)) <= 86400
+    assert jobs.get(job.id).image == image
+
+
+def test_a_timeline_is_trimmed_past_its_cap_and_given_its_life_once(jobs, connection):
+    job = _queued(jobs)
+    first = _commands(connection, lambda: jobs.update(job.id, effects=[AddTimelineEntry(job.id, "0")]))
+    assert _names(_on(first, KEYS.timeline(job.id))) == ["LPUSH", "EXPIRE"]
+    for n in range(1, TIMELINE_CAP):
+        jobs.update(job.id, effects=[AddTimelineEntry(job.id, str(n))])
+    connection.expire(KEYS.timeline(job.id), 500)
+    full = _commands(connection, lambda: jobs.update(job.id, effects=[AddTimelineEntry(job.id, "last")]))
+    assert _names(_on(full, KEYS.timeline(job.id))) == ["LPUSH", "LTRIM"]  # one past the cap: trimmed
+    entries = connection.lrange(KEYS.timeline(job.id), 0, -1)
+    assert len(entries) == TIMELINE_CAP and entries[0] == b"last" and entries[-1] == b"1"
+    assert 0 < connection.ttl(KEYS.timeline(job.id)) <= 500  # its life was not renewed
