@@ -54,8 +54,9 @@ def test_python_and_the_slot_scripts_read_a_cooldown_alike(connection, case):
 def test_an_accepted_task_does_the_same_on_its_own_and_with_a_submission(connection, case):
     key, strikes = KEYS.cooling("eu"), [KEYS.strikes(DEFAULT_POOL, "eu"), KEYS.strikes(cooldowns.ACCOUNT_WIDE, "eu")]
     after = []
+    effects = Effects(connection, KEYS, 60, Tallies(connection).add)
     for accept in (lambda: cooldowns.Cooldowns(connection).accepted("eu", DEFAULT_POOL, NOW),
-                   lambda: Effects(connection, KEYS, 60, Tallies(connection).add).apply([AccountAccepted("eu", DEFAULT_POOL, NOW)])):
+                   lambda: effects.apply([AccountAccepted("eu", DEFAULT_POOL, NOW)])):
         connection.delete(key)
         if RECORDS[case]:
             connection.hset(key, mapping=RECORDS[case])
