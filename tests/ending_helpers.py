@@ -11,12 +11,12 @@ from fluxhook.core.pools import pool_for
 
 
 def queued_job(svc, prompt: str, *, deadline: float | None = None, key_id: str | None = None,
-               take: bool = False) -> Job:
-    """A queued job made as POST /v1/jobs makes it: recorded with its place in line (and a slot, with ``take``)."""
+               send_here: bool = False) -> Job:
+    """A queued job made as POST /v1/jobs makes it: recorded with its place in line (and a slot, with ``send_here``)."""
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
               input={"prompt": prompt}, created_at=now, updated_at=now, deadline=deadline, key_id=key_id)
-    svc.slots.acquire(job, key_id, take=take, creation=svc.jobs.creation(job))
+    svc.slots.acquire(job, key_id, send_here=send_here, creation=svc.jobs.creation(job))
     return svc.jobs.get(job.id)
 
 

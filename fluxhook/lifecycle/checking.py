@@ -28,7 +28,7 @@ CHECK_HOLD = float(CALL_BOUND)
 def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | ReportOutcome:
     """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
     now = time.time()
-    if not svc.jobs.take_claim(job_id, claim, now + CHECK_HOLD):
+    if not svc.jobs.confirm_claim(job_id, claim, now + CHECK_HOLD):
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None or job.terminal:

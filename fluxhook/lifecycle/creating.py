@@ -97,7 +97,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
-    job, took = _record(svc, job, model, request.body_size, request.idempotency, take=here)
+    job, took = _record(svc, job, model, request.body_size, request.idempotency, send_here=here)
     if took is None:
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
@@ -131,16 +131,16 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
-            take: bool) -> tuple[Job, str | None]:
+            send_here: bool) -> tuple[Job, str | None]:
     """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
-    if ``take`` and its turn is now; the job as recorded, and the account whose slot it took (None: it waits). If
+    if ``send_here`` and its turn is now; the job as recorded, and the account whose slot it took (None: it waits). If
     that fails, a large input kept in storage goes with it: a 5xx creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        took = svc.slots.acquire(recorded, recorded.key_id, take=take,
+        took = svc.slots.acquire(recorded, recorded.key_id, send_here=send_here,
                                  creation=svc.jobs.creation(recorded, naming=idempotency))
     except Exception:
         if recorded.input is None:

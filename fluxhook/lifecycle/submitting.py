@@ -32,14 +32,14 @@ def submit_queued(svc: Services, job_id: str) -> str:
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
         return SKIPPED
-    claim = submission.new_claim()
+    lock_token = submission.new_lock_token()
     try:
-        return submission.submit(svc, job, primary=primary, claim=claim)
+        return submission.submit(svc, job, primary=primary, lock_token=lock_token)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):
             # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is
             # paused (else it would hold its slot until the sweep finds its submission's lease over).
-            durable.record_durably(svc, lambda: _back_in_line(svc, job, claim))
+            durable.record_durably(svc, lambda: _back_in_line(svc, job, lock_token))
             raise
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             submission.wait_for_room(svc, job, None)
@@ -54,13 +54,13 @@ def submit_queued(svc: Services, job_id: str) -> str:
         return st.FAILED
 
 
-def _back_in_line(svc: Services, job: Job, claim: str) -> bool:
+def _back_in_line(svc: Services, job: Job, lock_token: str) -> bool:
     """A submission cut off by Redis failing over: its lock goes (its release may have been lost with the old
     primary, and would hold the job's next send for the lock's whole life) and the job goes back in line;
     unless another sender holds the job's lock by now (the new primary had lost this one's turn and gave the
     job another): that sender alone may send it, and its slot is not this one's to give back."""
     locks, lock = svc.store.locks, svc.store.keys.submit_lock(job.id)
-    if not locks.release(lock, claim) and locks.holder(lock) is not None:
+    if not locks.release(lock, lock_token) and locks.holder(lock) is not None:
         return True
     return svc.slots.requeue(job)
 

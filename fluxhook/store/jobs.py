@@ -124,7 +124,7 @@ class JobStore:
         self._count = LuaScript(connection, "job_count")
         self._delete = LuaScript(connection, "job_delete")
         self._claim_due = LuaScript(connection, "claim_due")
-        self._take_claim = LuaScript(connection, "take_claim")
+        self._confirm_claim = LuaScript(connection, "confirm_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
         self._prompts = LuaScript(connection, "job_prompts")
         # The prompts this process has searched (a prompt never changes once written).
@@ -364,9 +364,9 @@ class JobStore:
         status, deadline = self.connection.hmget(self.keys.job(job_id), "status", "deadline")
         return (_text(status) if status else None), (float(deadline) if deadline else None)
 
-    def take_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
+    def confirm_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""
-        return bool(self._take_claim([self.keys.due], [job_id, _score(claim), _score(hold_until)]))
+        return bool(self._confirm_claim([self.keys.due], [job_id, _score(claim), _score(hold_until)]))
 
     def claim_notifications(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs from the notification outbox, oldest first, marking each with ``claim``.

@@ -90,19 +90,19 @@ class Slots:
         self._line_states = LuaScript(connection, "slots_line_states")
         self._routes = LuaScript(connection, "slots_routes")
 
-    def acquire(self, job: Job, key_id: str | None = None, *, take: bool = True,
+    def acquire(self, job: Job, key_id: str | None = None, *, send_here: bool = True,
                 creation: Creation | None = None) -> str | None:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
         its ``route`` allows; if its turn is now it takes a slot: the name of that slot's account (what
         ``account_of`` then reads), else None: it waits for ``dispatch``.
-        ``take=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
+        ``send_here=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
         so no slot is held by a job that nobody is sending. With ``creation`` (``JobStore.creation``), the job
         is made in the same step: never recorded without its place, which nothing else would give it."""
         pool = self.pool_of(job)
         made = creation or Creation([], [])
         account = self._acquire([*self._pool_keys(), *made.keys],
                                 [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
-                                 "1" if take else "0", *made.args])
+                                 "1" if send_here else "0", *made.args])
         return None if account is None else _text(account)
 
     def dispatch(self, limit: int = 100) -> list[str]:

@@ -80,13 +80,13 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
 
 def _end_unsent(svc: Services, job: Job, ending: Ending) -> bool | None:
     """``end_unsent`` under the job's submit lock; None while a sender holds it."""
-    lock, claim = svc.store.keys.submit_lock(job.id), secrets.token_hex(8)
-    if not svc.store.locks.acquire(lock, claim, LOCK_SECONDS):
+    lock, token = svc.store.keys.submit_lock(job.id), secrets.token_hex(8)
+    if not svc.store.locks.acquire(lock, token, LOCK_SECONDS):
         return None
     try:
         return end_unsent(svc, job, ending)
     finally:
-        svc.store.locks.release(lock, claim)
+        svc.store.locks.release(lock, token)
 
 
 def _end_sent(svc: Services, job: Job, ending: Ending) -> bool:

@@ -56,7 +56,7 @@ MAX_PAUSE = 60.0
 
 
 @dataclass
-class _Claim:
+class _LockHeld:
     """One submission's hold on its job's submit lock: freed with the record of the task BFL took (``freed``), else
     once the submission is over."""
 
@@ -76,7 +76,7 @@ class _Sent:
     request: dict
     # BFL's answer: its task's id, polling_url and price.
     task: dict
-    claim: _Claim
+    held: _LockHeld
 
 
 def submission_lock_left(svc: Services, job_id: str) -> float:
@@ -137,11 +137,11 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 
 
 def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str | None = None,
-           claim: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
+           lock_token: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
     """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
     not read back from storage; ``primary`` the Redis primary as known before ``job`` was read, when replicas
-    are required (``durable``); ``claim`` the value its submit lock is taken with (``new_claim``), for a caller
+    are required (``durable``); ``lock_token`` the value its submit lock is taken with (``new_lock_token``), for a caller
     that may have to give the lock back.
 
     Returns ``submitted``, also when BFL's answer never came (the job then awaits BFL's word on its task, never
@@ -153,7 +153,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
     """
-    held = _Claim(Lock(svc.store.keys.submit_lock(job.id), claim or new_claim(), SUBMIT_LOCK_SECONDS))
+    held = _LockHeld(Lock(svc.store.keys.submit_lock(job.id), lock_token or new_lock_token(), SUBMIT_LOCK_SECONDS))
     if not svc.store.locks.acquire(*held.lock):
         return SKIPPED
     try:
@@ -164,13 +164,13 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
             svc.store.locks.release(held.lock.key, held.lock.value)
 
 
-def new_claim() -> str:
+def new_lock_token() -> str:
     """A value for one submission's lock, its own: only that submission may free it."""
     return secrets.token_hex(8)
 
 
 def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool,
-            held: _Claim, slot_account: str | None) -> str:
+            held: _LockHeld, slot_account: str | None) -> str:
     """The submission, under its lock: the key's and the budget's word, the send, and BFL's answer recorded."""
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
     status, deadline = svc.jobs.send_state(job.id)
@@ -269,7 +269,7 @@ def _record(svc: Services, sent: _Sent) -> str:
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
-    terms = Terms(unlock=sent.claim.lock, take=svc.store.keys.kept_for_job(job.id))
+    terms = Terms(unlock=sent.held.lock, take=svc.store.keys.kept_for_job(job.id))
     early: list[bytes] = []
 
     def record() -> bool:
@@ -278,7 +278,7 @@ def _record(svc: Services, sent: _Sent) -> str:
             bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
             due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
             terms=terms, effects=[*effects, entry, accepted], **fields)
-        sent.claim.freed = change.moved
+        sent.held.freed = change.moved
         if change.taken is not None:
             early.append(change.taken)
         return change.moved

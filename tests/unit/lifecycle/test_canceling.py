@@ -49,7 +49,7 @@ def test_a_queued_job_canceled_leaves_its_line_and_reservation_and_is_never_sent
 
 
 def test_a_job_holding_a_slot_gives_it_back_when_canceled(svc, sim):
-    job = queued_job(svc, "holds a slot", take=True)
+    job = queued_job(svc, "holds a slot", send_here=True)
     assert svc.slots.holds(job)
     canceling.cancel_job(svc, ADMIN, job.id)
     assert not svc.slots.holds(job) and svc.jobs.get(job.id).status == st.CANCELED

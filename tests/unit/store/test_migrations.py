@@ -107,7 +107,7 @@ def test_todays_data_is_left_as_it_is(store, connection):
     config = _config()
     slots = Slots(connection, config)
     holding, in_line = _queued(store), _queued(store)
-    assert slots.acquire(holding, "key_a") and not slots.acquire(in_line, "key_a", take=False)
+    assert slots.acquire(holding, "key_a") and not slots.acquire(in_line, "key_a", send_here=False)
     sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
     _task(sealed, st.READY, result_url=URL, account="us")
     KeptCallbacks(connection, Sealer(config.secret_keys)).keep_for_job(in_line.id, BODY)

@@ -228,6 +228,6 @@ def test_only_the_current_claim_may_act(store):
     job, _ = store.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id="k1", created_at=now,
                               updated_at=now), due=now - 1)
     assert store.claim_due(now, 10, now + 300) == [job.id]
-    assert store.take_claim(job.id, now + 300, now + 100)
-    assert not store.take_claim(job.id, now + 300, now + 100)  # taken already: a second check does nothing
+    assert store.confirm_claim(job.id, now + 300, now + 100)
+    assert not store.confirm_claim(job.id, now + 300, now + 100)  # taken already: a second check does nothing
     assert store.claim_due(now, 10, now + 301) == []

@@ -399,7 +399,7 @@ def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connectio
 def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2))
     job = _queued(store)
-    assert not slots.acquire(job, "key_a", take=False)  # room, but its caller will not send it
+    assert not slots.acquire(job, "key_a", send_here=False)  # room, but its caller will not send it
     assert not slots.holds(job) and slots.waiting(DEFAULT_POOL) == 1
     assert slots.wait_for_freed(0.05)  # a sender is woken to take it
     assert slots.dispatch(limit=1) == [job.id] and slots.holds(job)

@@ -30,7 +30,7 @@ def _queue(svc, count: int, key_id: str | None = None) -> list[Job]:
         job = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro", pool="default", key_id=key_id,
                   input={"prompt": "[pending] sent by a sender"}, created_at=time.time(), updated_at=time.time())
         svc.jobs.create(job)
-        assert not svc.slots.acquire(job, key_id, take=False)
+        assert not svc.slots.acquire(job, key_id, send_here=False)
         jobs.append(job)
     return jobs
 
