@@ -41,12 +41,14 @@ $(VENV)/.installed-s3: $(VENV)/.installed-run requirements-s3.txt
 	$(PIP) -r requirements-s3.txt
 	touch $@
 
-# The fast half first, then the end-to-end tests one at a time: they share the session's stack and time what it does.
+# The fast half first, then the end-to-end tests in two pytest processes (pytest-xdist), each with a whole stack of
+# its own (tests/conftest.py's session fixtures: Redis, simulator, web, worker, on ports and in folders of its own).
+# --dist loadfile keeps a file's tests in one process, which makes the file's own stacks and browser once.
 test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
-	$(PY) -m pytest tests/e2e --durations=30
+	$(PY) -m pytest tests/e2e -n 2 --dist loadfile --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
 # over fluxhook/, receiver/ and worker/ (all configured in pyproject.toml). mypy takes 5-6 s cold, under 0.5 s with its

@@ -150,10 +150,11 @@ class Hub:
         self._arrived: deque[Stream] = deque()
         self._announced: deque[str] = deque()
         self._look_again = False
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # Made with the hub's thread, which keeps them for the process's life (``_start``): an app that never holds a
+        # stream (a command's, a test's) leaves no socket open behind it.
+        self._selector: selectors.BaseSelector
+        self._wake_r: socket.socket
+        self._wake_w: socket.socket
         self._thread: threading.Thread | None = None
         self._next_watch = self._next_renew = 0.0
         # The first events of /v1/events streams, by caller (None: an admin's), while fresh (hub thread only).
@@ -218,9 +219,13 @@ class Hub:
         with self._lock:
             if self._thread is not None:
                 return
+            self._selector = selectors.DefaultSelector()
+            self._wake_r, self._wake_w = socket.socketpair()
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._selector.register(self._wake_r, selectors.EVENT_READ, None)
             self._thread = threading.Thread(target=self._run, name="stream-hub", daemon=True)
             self._thread.start()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self.svc.store.job_changes.add(Listener(self._changed, self._reconnected))
 
     def _run(self) -> None:

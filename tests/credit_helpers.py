@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from devtools.processes import free_port
+from devtools.processes import free_port, wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
@@ -76,18 +76,29 @@ def finish_job(svc, sim, job: Job) -> Job:
 
 def start_a_fresh_day(running, admin) -> None:
     """On ``running``'s database, as on a new day: no job, no spend, no reservation (the account's or a key's), no
-    model sent alone for a price above the catalog's."""
+    model sent alone for a price above the catalog's. Once every job of the tests before is gone and none is being
+    sent: a send still out when the day's records go would spend on the new day what it reserved on the old."""
     import redis
 
     from fluxhook.credits import accounting
     from fluxhook.store.keys import KEYS
+    from fluxhook.store.usage import UsageStore
 
-    for job in admin.get("/v1/jobs", params={"limit": 100}).json()["jobs"]:
-        admin.delete(f"/v1/jobs/{job['id']}")
+    def cleared() -> bool:
+        jobs = admin.get("/v1/jobs", params={"limit": 100}).json()["jobs"]
+        for job in jobs:
+            admin.delete(f"/v1/jobs/{job['id']}")
+        return not jobs
+
     connection = redis.Redis.from_url(running.env["REDIS_URL"])
-    connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
-                      *connection.scan_iter(KEYS.key_budget_held("*")))
-    connection.close()
+    try:
+        wait_until(cleared, timeout=30, interval=0.2, message="the jobs of the tests before to be gone")
+        wait_until(lambda: UsageStore(connection).reserved(time.time()) == 0, timeout=60, interval=0.2,
+                   message="their sends to be answered")
+        connection.delete(KEYS.usage(accounting.utc_day(time.time())), KEYS.budget_held, KEYS.prices_over_catalog,
+                          *connection.scan_iter(KEYS.key_budget_held("*")))
+    finally:
+        connection.close()
 
 
 class Clock:

@@ -190,13 +190,24 @@ def test_revocation_is_seen_by_every_web_process_within_a_second(api, stack):
 
         assert api.delete(f"/v1/keys/{created['id']}").status_code == 204
         revoked_at = time.monotonic()
+        accepted: list[float] = []  # when each request the key still passed was sent
+
+        def refused(send) -> bool:
+            sent = time.monotonic()
+            if send().status_code == 401:
+                return True
+            accepted.append(sent - revoked_at)
+            return False
 
         def refused_everywhere() -> bool:
-            fresh = [requests.get(api.base_url + "/v1/jobs", headers=app.http.headers, timeout=5) for _ in range(6)]
-            return all(r.status_code == 401 for r in [*fresh, other_app.get("/v1/jobs")])
+            fresh = [refused(lambda: requests.get(api.base_url + "/v1/jobs", headers=app.http.headers, timeout=5))
+                     for _ in range(6)]
+            return all([*fresh, refused(lambda: other_app.get("/v1/jobs"))])
 
-        wait_until(refused_everywhere, timeout=1.0, interval=0.05, message="the revoked key to be refused")
-        assert time.monotonic() - revoked_at < 1.0
+        wait_until(refused_everywhere, timeout=10, interval=0.05, message="the revoked key to be refused")
+        # Judged by when each request was sent, not by when the rounds of them ended, which a loaded machine
+        # stretches: a process that kept the key a second or more (a longer cache) passes one sent after it.
+        assert max(accepted, default=0.0) < 1.0, accepted
     error = assert_error(app.get("/v1/jobs"), 401, "unauthorized")
     assert "revoked" in error["message"]
     shown = api.get(f"/v1/keys/{created['id']}").json()

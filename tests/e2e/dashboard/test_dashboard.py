@@ -15,7 +15,7 @@ import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from PIL import Image
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
@@ -307,7 +307,7 @@ def wait_download_task(stack, job_id: str) -> None:
     def ended() -> bool:
         try:
             return RQJob.fetch(download_task_id(job_id), connection=connection).get_status() == JobStatus.FAILED
-        except NoSuchJobError:
+        except (NoSuchJobError, InvalidJobOperation):  # gone before it was read, or between its reads
             return True
 
     wait_until(ended, timeout=20, message=f"the download task of {job_id}")

@@ -41,10 +41,12 @@ def test_a_waited_write_survives_the_primary_killed_and_the_killed_node_returns_
     assert topology.env()["REDIS_URL"] == f"redis://127.0.0.1:{old}/0"
     primary.client().set("fh:acknowledged", "1")
     started = time.monotonic()
-    assert primary.client().wait(1, 500) == 1
+    assert primary.client().wait(1, 2000) == 1
     waited = time.monotonic() - started
-    print(f"WAIT 1 500 through the relay: {waited * 1000:.0f} ms")
-    assert 0.15 <= waited < 0.5  # the relay's 200 ms, not more
+    print(f"WAIT 1 2000 through the relay: {waited * 1000:.0f} ms")
+    # The relay's 200 ms; under a second even on a loaded machine, where a relay that held the link longer (or a
+    # replica acknowledging only at its once-a-second REPLCONF ACK) would not be.
+    assert 0.15 <= waited < 1.0
     assert replica.client().get("fh:acknowledged") == "1"
 
     killed_at = topology.kill_primary()

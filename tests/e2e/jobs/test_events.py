@@ -46,13 +46,15 @@ def test_a_stream_shows_the_same_job_object_as_a_read(api):
 
 def test_a_quiet_stream_sends_a_keepalive_within_15_seconds(api):
     job = api.submit("[pending] quiet")
-    stream = open_stream(api, f"/v1/jobs/{job['id']}/events", read_timeout=20)
+    stream = open_stream(api, f"/v1/jobs/{job['id']}/events", read_timeout=30)
     assert stream.next_job() is not None
     last = time.monotonic()
     while True:  # the job may change meanwhile (BFL's first word): each block restarts the clock
         block = stream.next()
         gap, last = time.monotonic() - last, time.monotonic()
-        assert block is not None and gap <= 16
+        # 15 s promised (14 s, checked each second), and 3 s for a loaded machine: a stream whose keepalives never
+        # came, or came at the 30 s some proxies cut a quiet connection at, times out or fails here.
+        assert block is not None and gap <= 18, gap
         if block.comments == ["keepalive"]:
             break
         assert block.event == "job"

@@ -57,7 +57,7 @@ def test_a_stored_job_notifies_once_with_its_json_and_a_valid_signature(napi, si
 
     # Delivered: recorded, and never sent again.
     connection = redis.Redis.from_url(notify_stack.env["REDIS_URL"])
-    assert wait_until(lambda: connection.hget(KEYS.job(job['id']), "notified_at"), timeout=5)
+    assert wait_until(lambda: connection.hget(KEYS.job(job['id']), "notified_at"), timeout=15)
     assert napi.job(job["id"])["updated_at"] == stored["updated_at"]
     time.sleep(3)
     assert len(hooks.for_job(job["id"])) == 1

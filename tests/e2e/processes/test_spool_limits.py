@@ -124,7 +124,7 @@ def test_a_body_sent_fast_then_trickled_is_cut_off_and_its_spool_freed(spool_web
             assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
             assert at - filled <= CUT_WITHIN, TRICKLED[n]
         # Its bytes freed at once: the spool files are gone.
-        wait_until(lambda: spooled_bytes(pid, spool_dir) == 0, timeout=2, interval=0.02,
+        wait_until(lambda: spooled_bytes(pid, spool_dir) == 0, timeout=5, interval=0.02,
                    message="the spool files to be freed")
     finally:
         for sock in socks:
