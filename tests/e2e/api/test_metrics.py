@@ -3,12 +3,15 @@ few seconds)."""
 
 from __future__ import annotations
 
+import time
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import API_TOKEN, ready_payload
 from devtools.processes import wait_until
 from fluxhook.metrics import COUNTERS, HISTOGRAMS
+from fluxhook.store.tallies import FLUSH_INTERVAL
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -36,8 +39,25 @@ def test_every_family_is_exposed_with_help_and_type(stack):
         assert f"# HELP {name}" in text and f"# TYPE {name}" in text
 
 
+COUNTED = ("fluxhook_downloads_total", "fluxhook_callbacks_total", "fluxhook_submissions_total",
+           "fluxhook_polls_total")
+
+
+def _settled(stack) -> dict[tuple[str, tuple], float]:
+    """A reading with every earlier test's counts in: unchanged across one of every process's writes."""
+    def counted(reading):
+        return {key: value for key, value in reading.items() if key[0] in COUNTED}
+
+    def unchanged():
+        first = _scrape(stack)
+        time.sleep(FLUSH_INTERVAL + 1)  # a window of time is what is measured here, not a condition to wait on
+        second = _scrape(stack)
+        return second if counted(first) == counted(second) else None
+    return wait_until(unchanged, timeout=60, interval=0, message="no count still on its way from earlier tests")
+
+
 def test_counts_add_up_during_a_run(api, sim, stack):
-    before = _scrape(stack)
+    before = _settled(stack)
     jobs = [api.submit(f"[pending] metrics {n}") for n in range(3)]
     lost = api.submit("[drop] metrics lost callback")
     for job in jobs:
