@@ -46,7 +46,7 @@ from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.owners import owner_of
 from fluxhook.store.prices import PriceCheck
-from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation
+from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation, ReserveMode
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -122,7 +122,16 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     """
     now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), dry_run=False)
+    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)))
+
+
+def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
+               now: float | None = None, *, key: AppKey | None = None) -> Reservation | None:
+    """What ``reserve`` would decide now for a job waiting aside, renewing its record of waiting (its turn to go
+    alone) as ``reserve`` would while it must still wait, and reserving nothing when it may go: it reserves when
+    it is sent. So a look never drops what a send of the same job under way holds."""
+    now = time.time() if now is None else now
+    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key), now, _owner(key)), ReserveMode.LOOK)
 
 
 def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
@@ -130,7 +139,7 @@ def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, A
                   account: Account | None = None) -> Reservation | None:
     """What ``reserve`` would decide now, reserving nothing."""
     now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), dry_run=True)
+    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), ReserveMode.DRY_RUN)
 
 
 class _Asking(NamedTuple):
@@ -147,11 +156,11 @@ def _owner(key: AppKey | None) -> str:
 
 
 def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, asking: _Asking,
-         dry_run: bool) -> Reservation | None:
+         mode: ReserveMode = ReserveMode.RESERVE) -> Reservation | None:
     if not asking.limits:
         return None
     return svc.store.usage.reserve(job_id, asking.limits, most(svc, model, body), now=asking.now,
-                                   lease=RESERVATION_LEASE, owner=asking.owner, dry_run=dry_run)
+                                   lease=RESERVATION_LEASE, owner=asking.owner, mode=mode)
 
 
 def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
@@ -174,7 +183,8 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
     hold reserved: the reservation's own rule, reserving nothing. None when no limit is set."""
     now = time.time() if now is None else now
     applying = limits(svc, now)
-    return svc.store.usage.reserve("", applying, 0, now=now, lease=RESERVATION_LEASE, dry_run=True) if applying else None
+    return svc.store.usage.reserve("", applying, 0, now=now, lease=RESERVATION_LEASE,
+                                     mode=ReserveMode.DRY_RUN) if applying else None
 
 
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,

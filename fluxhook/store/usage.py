@@ -9,6 +9,7 @@ jobs. What the fields mean is ``fluxhook.credits.accounting``'s business; this c
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import NamedTuple, Sequence
 
 from redis import Redis
@@ -26,6 +27,14 @@ WAITING_LEASE = 30.0
 NEXT_LEASE = 5.0
 # Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
 SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT = "service", "key", "bfl_account"
+
+
+class ReserveMode(str, Enum):
+    """What a reservation's look does (``lua/budget_reserve.lua``'s ARGV[5])."""
+
+    RESERVE = "0"  # decide, and reserve or record a wait
+    DRY_RUN = "1"  # only say what would be decided (the operator's view)
+    LOOK = "2"  # record a wait as RESERVE would, but reserve nothing when it would admit
 
 
 class Limit(NamedTuple):
@@ -91,20 +100,22 @@ class UsageStore:
                      BFL_ACCOUNT_LIMIT)
 
     def reserve(self, job_id: str, limits: Sequence[Limit], bound: int | None, *, now: float,
-                lease: float, owner: str = ADMIN_OWNER, dry_run: bool = False,
+                lease: float, owner: str = ADMIN_OWNER, mode: ReserveMode = ReserveMode.RESERVE,
                 waiting_lease: float = WAITING_LEASE) -> Reservation:
         """Admit the job's submission within every one of ``limits`` at once, reserving its ``bound`` (the
         most it can cost; None if unknown) in each, or everything left there when it must go alone
         (see ``lua/budget_reserve.lua``). One that must go alone and waits is recorded as waiting to go alone
         for ``waiting_lease`` seconds: the jobs that go alone take turns between owners (``owner``: the job's,
         ``owners.owner_of``), each holding back only its own owner's later jobs, and the next to go holding
-        other owners' boundable jobs only once its gate has closed. ``dry_run``: only say what would be
-        decided, reserving and recording nothing."""
+        other owners' boundable jobs only once its gate has closed. ``mode``: reserve, only say what
+        would be decided, or look (a job waiting aside: it reserves when it is sent, and a reservation it holds,
+        a send of it under way, is untouched)."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key,
                                                     self.keys.budget_turns(limit.held_key),
                                                     self.keys.budget_clock(limit.held_key))]
         keys.append(self.keys.share_weights)
-        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound, int(dry_run),
+        args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound,
+                      mode.value,
                       int(waiting_lease * 1000), int(NEXT_LEASE * 1000), owner, ADMIN_OWNER, DEFAULT_WEIGHT]
         for limit in limits:
             args += [limit.limit, limit.spend_field]

@@ -106,14 +106,10 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
     if not live:
         return None  # its submission fails it
     request = _request_or_size(svc, job, None)
-    would = budget.would_reserve(svc, job.id, job.model or "", request, key=key)
-    if would is None or would.admitted:
-        return None
-    # Still waiting: asked again for real, which renews its record of waiting to go alone.
-    reservation = budget.reserve(svc, job.id, job.model or "", request, key=key)
+    # Asked again: while it must wait, its record of waiting to go alone is renewed; it reserves nothing here.
+    reservation = budget.look_again(svc, job.id, job.model or "", request, key=key)
     if reservation is None or reservation.admitted:
-        svc.store.usage.release(job.id, job.key_id)  # the others settled meanwhile: it reserves when it is sent
-        return None
+        return None  # it reserves when it is sent
     return _over_budget(svc, job, reservation, key, budget.refusal_kind(reservation))
 
 

@@ -42,7 +42,9 @@
 --       '<job id> <gate>'; '~seq' the counter), KEYS[4i] its turns' clock; then KEYS[#KEYS] the owners' weights.
 -- ARGV[1] the job id, ARGV[2] now (ms), ARGV[3] how long a reservation lives (ms), ARGV[4] the request's
 --       bound in micro-credits, or -1 for none, ARGV[5] '1' to only say what would be decided, reserving
---       and recording nothing (the operator's view), ARGV[6] how long a record of waiting to go alone lives
+--       and recording nothing (the operator's view), '2' to record a wait as it would, but reserve nothing when
+--       it would admit (a job waiting aside looks again: it reserves when it is sent, and a live reservation of
+--       the same job, a send of it under way, is never touched), ARGV[6] how long a record of waiting to go alone lives
 --       (ms), ARGV[7] how long a boundable job's record of waiting lives (ms), ARGV[8] the job's owner,
 --       ARGV[9] the owner of a record that names none, ARGV[10] the weight of an owner that has none set;
 --       then per limit i: ARGV[9+2i] the limit (micro-credits), ARGV[10+2i] the spend's field in KEYS[4i-3].
@@ -51,7 +53,7 @@
 -- what this job holds in the first limit (0 unless admitted), 1 if it waits there for its turn to go alone
 -- (0: a boundable job, which waits for one send alone at most)}.
 local job, now, lease, bound = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local dry, waiting_lease, next_lease = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local dry, looks, waiting_lease, next_lease = ARGV[5] == '1', ARGV[5] == '2', tonumber(ARGV[6]), tonumber(ARGV[7])
 local owner, unnamed, default_weight = ARGV[8], ARGV[9], tonumber(ARGV[10])
 local count = (#KEYS - 1) / 4
 local weights = KEYS[#KEYS]
@@ -202,6 +204,9 @@ if decided then
     end
   end
   return decided
+end
+if looks then
+  return {1, 0, first[1], first[2], 0, 0}
 end
 local amount = 0
 for i = 1, count do

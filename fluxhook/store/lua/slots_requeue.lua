@@ -43,5 +43,8 @@ redis.call('ZADD', pool.line, 0, members.member(owner, job))
 if pause > 0 and account then
   paused = account.pools[pool.name].paused
   if redis.call('PTTL', paused) < pause then redis.call('SET', paused, 1, 'PX', pause) end
+elseif redis.call('LPUSH', K.slot_freed, 1) > 1 then
+  -- Back in line (from waiting aside): an idle dispatcher takes its turn now, not at its next idle look.
+  redis.call('LTRIM', K.slot_freed, 0, 0)
 end
 return 1

@@ -85,9 +85,26 @@ def test_a_submission_goes_while_spend_and_reservations_stay_below_the_limit(svc
     if reserved:
         svc.redis.hset(KEYS.budget_held, "job_other", f"{int((now + 60) * 1000)} {reserved}")
     args = dict(limits=[svc.store.usage.account_limit(day, accounting.SPENT, limit)], bound=MICRO, now=now, lease=60)
-    assert svc.store.usage.reserve("job_new", dry_run=True, **args)[:4] == (admitted, spent, reserved, 0)
+    assert svc.store.usage.reserve("job_new", mode=usage_store.ReserveMode.DRY_RUN, **args)[:4] == (admitted, spent, reserved, 0)
     assert svc.store.usage.reserve("job_new", **args).admitted is admitted
     assert svc.redis.hexists(KEYS.budget_held, "job_new") is admitted
+
+
+def test_a_look_again_reserves_nothing_and_leaves_a_send_under_way_its_reservation(svc):
+    # A job waiting aside looks again (submission.wait_out_of_line) while a send of it may be under way: the look
+    # neither reserves nor releases, so the send's reservation keeps counting against everyone else.
+    now = time.time()
+    day = accounting.utc_day(now)
+    args = dict(limits=[svc.store.usage.account_limit(day, accounting.SPENT, 5 * MICRO)], now=now, lease=60)
+    assert svc.store.usage.reserve("job_sending", bound=3 * MICRO, **args).admitted
+    held = svc.redis.hget(KEYS.budget_held, "job_sending")
+
+    assert svc.store.usage.reserve("job_sending", bound=3 * MICRO, mode=usage_store.ReserveMode.LOOK, **args).admitted
+    assert svc.store.usage.reserve("job_aside", bound=MICRO, mode=usage_store.ReserveMode.LOOK, **args).admitted
+    assert svc.redis.hgetall(KEYS.budget_held) == {b"job_sending": held}
+    # What the send holds still counts: 3 of 5 credits held, so a 3-credit job waits to go alone.
+    assert svc.store.usage.reserve("job_next", bound=3 * MICRO, mode=usage_store.ReserveMode.LOOK, **args).waits
+    assert b"waits" in svc.redis.hget(KEYS.budget_held, "job_next")
 
 
 PRO = "flux-2-pro"

@@ -92,8 +92,10 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
                                                          {"admin": None})
     assert slots.owners_now(["admin"])[1]["admin"].aside == [jobs[1].id]
 
+    connection.delete(KEYS.slot_freed)
     assert slots.requeue(jobs[1])  # its wait is over: back in line, before jobs[3]
     assert connection.zcard(KEYS.aside) == 0 and store.due_at(jobs[1].id) is None
+    assert slots.wait_for_freed(0.01)  # an idle dispatcher is woken for it, not left to its next idle look
     assert slots.owners_now(["admin"])[1]["admin"] == OwnerJobs({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, [])
     store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     assert slots.dispatch() == [jobs[1].id, jobs[3].id]  # two slots free: its own and jobs[0]'s
