@@ -155,14 +155,35 @@ def stop_processes(processes: Sequence[subprocess.Popen], timeout: float = 20.0)
 
 
 def _ended(process: subprocess.Popen, deadline: float) -> int | None:
+    """The leader's exit code once its whole group is gone: a worker's children may still be finishing a step, and
+    the next test may use the same Redis database."""
     try:
-        return process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        code = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        while group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # no wake-up tells a group's end
+        if not group_alive(process.pid):
+            return code
     except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    code = process.wait(timeout=5)
+    wait_until(lambda: not group_alive(process.pid), timeout=5, message="the process group to end")
+    return code
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (a zombie left to init does not: it runs nothing)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return process.wait(timeout=5)
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def python() -> str:
