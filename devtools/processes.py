@@ -55,10 +55,15 @@ def wait_until(condition, timeout: float = 10.0, interval: float = 0.02, message
         time.sleep(interval)
 
 
+class PortTaken(RuntimeError):
+    """The port a server was to listen on is another process's."""
+
+
 class RedisServer:
     """A real redis-server on 127.0.0.1 in a temporary directory, with AOF persistence on."""
 
     def __init__(self, port: int | None = None, directory: str | None = None):
+        self.chosen_port = port is not None
         self.port = port or free_port()
         self.directory = directory or tempfile.mkdtemp(prefix="fluxhook-redis-")
         self.process: subprocess.Popen | None = None
@@ -68,6 +73,19 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
+        """Start it. At its first start on a port of its own choosing, a port another server took meanwhile makes it
+        choose again."""
+        first = self.process is None
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                if self.chosen_port or not first or attempt == 2:
+                    raise  # a restart keeps its address: its clients know it
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "RedisServer":
         self.process = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory,
              "--appendonly", "yes", "--save", "", "--protected-mode", "no", "--loglevel", "warning"],
@@ -79,9 +97,15 @@ class RedisServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
             try:
-                return client.ping()
+                answering = client.info("server")["process_id"]
             except redis.ConnectionError:
                 return False
+            if answering != self.process.pid:
+                # Another server took the port between free_port's look and this one's bind (a second pytest
+                # process starting its own): this one cannot bind, and must not pass that one off as its own.
+                self.process.kill()
+                raise PortTaken(f"port {self.port} is another redis-server's (pid {answering})")
+            return True
 
         wait_until(answers, timeout=15, message="redis-server to answer")
         client.close()

@@ -6,7 +6,10 @@ import subprocess
 import sys
 import time
 
-from devtools.processes import group_alive, stop_processes
+import pytest
+import redis
+
+from devtools.processes import PortTaken, RedisServer, group_alive, stop_processes
 
 # A leader that ends at once on SIGTERM, and a child of its group that takes a second longer to finish.
 LINGERING_CHILD = """
@@ -27,3 +30,20 @@ def test_a_stopped_group_has_no_process_left_though_its_leader_ended_first():
 
     assert not group_alive(leader.pid)
     assert time.monotonic() - started > 0.5  # it waited for the child, which outlived its leader
+
+
+def test_a_redis_server_never_passes_off_another_on_its_port_as_its_own():
+    first = RedisServer().start()
+    try:
+        with pytest.raises(PortTaken):
+            RedisServer(port=first.port).start()  # its address given: it cannot move
+        chosen = RedisServer()
+        chosen.port = first.port  # as if another pytest process had taken the port it chose meanwhile
+        chosen.start()
+        try:
+            assert chosen.port != first.port
+            assert redis.Redis(host="127.0.0.1", port=chosen.port).info("server")["process_id"] == chosen.process.pid
+        finally:
+            chosen.stop()
+    finally:
+        first.stop()
