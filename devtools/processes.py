@@ -94,18 +94,19 @@ class RedisServer:
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
 
         def answers():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
             try:
                 answering = client.info("server")["process_id"]
             except redis.ConnectionError:
-                return False
-            if answering != self.process.pid:
+                answering = None
+            if answering is not None and answering != self.process.pid:
                 # Another server took the port between free_port's look and this one's bind (a second pytest
                 # process starting its own): this one cannot bind, and must not pass that one off as its own.
                 self.process.kill()
+                self.process.wait()
                 raise PortTaken(f"port {self.port} is another redis-server's (pid {answering})")
-            return True
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
+            return answering is not None
 
         wait_until(answers, timeout=15, message="redis-server to answer")
         client.close()
