@@ -41,6 +41,14 @@ def test_a_rate_window_slides(make_services):
     assert keys.take_request("key_00000000000000dd", 2, 165.0) == pytest.approx(5.0)
 
 
+def test_the_wait_is_never_longer_than_the_window_though_another_process_read_its_clock_later(make_services):
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+
+    assert keys.take_request("key_00000000000000ef", 1, 100.2) == 0.0  # a process whose 'now' was read later
+    assert keys.take_request("key_00000000000000ef", 1, 100.0) == pytest.approx(60.0)  # not 60.2: Retry-After 61
+
+
 def test_a_request_given_back_leaves_its_place_in_the_window(make_services):
     svc = make_services(DB)
     keys = svc.store.app_keys
