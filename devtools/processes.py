@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -20,11 +21,30 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Under pytest-xdist each pytest process takes ports from a range of its own, in turn, below the kernel's ephemeral
+# range: a port one process frees (a Redis it restarts, a server between two tests) is never the next one another
+# process is handed, which would let a test talk to another process's server.
+XDIST_PORTS, XDIST_PORTS_EACH = 20000, 1000
+_next_port = itertools.count()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now (under pytest-xdist, from this process's range)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    first = XDIST_PORTS + int(worker[2:]) * XDIST_PORTS_EACH
+    for _ in range(XDIST_PORTS_EACH):
+        port = first + next(_next_port) % XDIST_PORTS_EACH
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: the next one
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + XDIST_PORTS_EACH - 1}")
 
 
 def redis_server_binary() -> str:

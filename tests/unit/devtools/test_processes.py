@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from devtools.processes import PortTaken, RedisServer, group_alive, stop_processes
+from devtools.processes import XDIST_PORTS, XDIST_PORTS_EACH, PortTaken, RedisServer, free_port, group_alive, stop_processes
 
 # A leader that ends at once on SIGTERM, and a child of its group that takes a second longer to finish.
 LINGERING_CHILD = """
@@ -47,3 +47,14 @@ def test_a_redis_server_never_passes_off_another_on_its_port_as_its_own():
             chosen.stop()
     finally:
         first.stop()
+
+
+def test_each_xdist_process_takes_ports_from_a_range_of_its_own(monkeypatch):
+    # A port one pytest process frees (a Redis it restarts) must never be the next another one is handed.
+    taken = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        taken[worker] = {free_port() for _ in range(20)}
+    assert all(XDIST_PORTS <= port < XDIST_PORTS + XDIST_PORTS_EACH for port in taken["gw0"])
+    assert all(XDIST_PORTS + XDIST_PORTS_EACH <= port < XDIST_PORTS + 2 * XDIST_PORTS_EACH for port in taken["gw1"])
+    assert len(taken["gw0"]) == len(taken["gw1"]) == 20
