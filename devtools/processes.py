@@ -83,7 +83,7 @@ class RedisServer:
     """A real redis-server on 127.0.0.1 in a temporary directory, with AOF persistence on."""
 
     def __init__(self, port: int | None = None, directory: str | None = None):
-        self.chosen_port = port is not None
+        self.port_given = port is not None
         self.port = port or free_port()
         self.directory = directory or tempfile.mkdtemp(prefix="fluxhook-redis-")
         self.process: subprocess.Popen | None = None
@@ -100,7 +100,7 @@ class RedisServer:
             try:
                 return self._start()
             except PortTaken:
-                if self.chosen_port or not first or attempt == 2:
+                if self.port_given or not first or attempt == 2:
                     raise  # a restart keeps its address: its clients know it
                 self.port = free_port()
         raise AssertionError("unreachable")
@@ -128,8 +128,10 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
             return answering is not None
 
-        wait_until(answers, timeout=15, message="redis-server to answer")
-        client.close()
+        try:
+            wait_until(answers, timeout=15, message="redis-server to answer")
+        finally:
+            client.close()
         return self
 
     def stop(self, kill: bool = False) -> None:
