@@ -23,6 +23,10 @@ SIMULATOR_KEY = "sim-dev-key"
 RUN_ACCOUNT_NAMES = ("eu", "us")
 # Images that look like generations: JPEG landscapes at the requested size (1 MP by default).
 _DEV_IMAGES = ("--scene-images", "--image-format", "jpeg")
+# gunicorn's line for each worker it forks, and its number of workers when WEB_CONCURRENCY is unset
+# (receiver/gunicorn_conf.py).
+_BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+_GUNICORN_WORKERS = 2
 _ACCOUNT_LINE = re.compile(r"simulator account (\S+) listening on (http://\S+)")
 
 
@@ -165,9 +169,17 @@ class Stack:
         if self.processes["web"].poll() is not None:
             raise RuntimeError(f"the web process exited; see {self.var_dir / 'web.log'}")
         try:
-            return requests.get(self.base_url + "/healthz", timeout=1).status_code == 200
+            answered = requests.get(self.base_url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:
             return False
+        # gunicorn forks its workers one after another, and the first answers before the last is forked:
+        # started means all of them, so that a test counting workers sees none booted late as one replaced.
+        return answered and len(self.web_workers()) >= int(self.env.get("WEB_CONCURRENCY") or _GUNICORN_WORKERS)
+
+    def web_workers(self) -> list[str]:
+        """The pids of the web workers gunicorn has booted so far: a crashed one is replaced, and the list grows."""
+        log = self.var_dir / "web.log"
+        return _BOOTED.findall(log.read_text()) if log.exists() else []
 
     def stop(self) -> None:
         stop_processes(list(reversed(self.processes.values())))

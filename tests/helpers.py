@@ -166,7 +166,7 @@ def stored_job(api: API, host, name: str) -> dict:
 
 def web_worker_pids(stack) -> list[str]:
     """The gunicorn workers booted so far: a crashed worker is replaced, and the list grows."""
-    return re.findall(r"Booting worker with pid: (\d+)", (stack.var_dir / "web.log").read_text())
+    return stack.web_workers()
 
 
 def wait_sim_ready(sim, task_id: str) -> dict:
