@@ -27,6 +27,8 @@ _DEV_IMAGES = ("--scene-images", "--image-format", "jpeg")
 # (receiver/gunicorn_conf.py).
 _BOOTED = re.compile(r"Booting worker with pid: (\d+)")
 _GUNICORN_WORKERS = 2
+# The running stack with a worker on each Redis URL (a database), in this process.
+_WORKER_STACKS: dict[str, "Stack"] = {}
 _ACCOUNT_LINE = re.compile(r"simulator account (\S+) listening on (http://\S+)")
 
 
@@ -151,11 +153,16 @@ class Stack:
                         RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")
 
     def start(self, *kinds: str) -> None:
-        """Start the Procfile's process types (all of them by default) and wait until the web answers."""
+        """Start the Procfile's process types (all of them by default) and wait until the web answers.
+
+        A worker only on a Redis database no other running stack of this process has a worker on: a worker sends
+        every queued job of its database, under its own settings (a daily credit limit, or none)."""
         env = self.prepare()
         for kind, command in procfile_commands().items():
             if kinds and kind not in kinds:
                 continue
+            if kind == "worker":
+                self._claim_database()
             self.processes[kind] = start_process(["sh", "-c", "exec " + command], env,
                                                  log_path=str(self.var_dir / f"{kind}.log"))
         if "web" in self.processes:
@@ -183,8 +190,19 @@ class Stack:
 
     def stop(self) -> None:
         stop_processes(list(reversed(self.processes.values())))
+        if _WORKER_STACKS.get(self.env.get("REDIS_URL", "")) is self:
+            del _WORKER_STACKS[self.env["REDIS_URL"]]
         if self.redis:
             self.redis.stop()
+
+    def _claim_database(self) -> None:
+        url = self.env["REDIS_URL"]
+        other = _WORKER_STACKS.get(url)
+        if other is not None and other is not self and other.processes.get("worker") is not None \
+                and other.processes["worker"].poll() is None:
+            raise RuntimeError(f"the stack in {other.var_dir} already runs a worker on Redis database "
+                               f"{urlsplit(url).path or '/0'}: stop it first, or give this stack a database of its own")
+        _WORKER_STACKS[url] = self
 
     def _dir(self, name: str) -> Path:
         path = self.var_dir / name

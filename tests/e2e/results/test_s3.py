@@ -38,17 +38,20 @@ def png(seed: int = 0, size: int = 2048) -> bytes:
 
 
 PREFIX = "stack/images"
+# No other stack of the suite uses it. Its worker, with no daily credit limit, sends any queued job of its database:
+# on a database another module's stack uses too, it sent that stack's jobs past their limits.
+DB = 3
 
 
 def _s3_env(redis_server, simulator, spy_port: int, s3_server, **overrides) -> dict[str, str]:
     env = dict(os.environ)
     env.update(service_env(redis_server, simulator, spy_port, free_port(), STORAGE_URL=f"s3://{BUCKET}/{PREFIX}",
                            S3_ENDPOINT_URL=s3_server.url, **AWS_ENV, **overrides))
-    env["REDIS_URL"] = redis_server.url.replace("/0", "/9")
+    env["REDIS_URL"] = redis_server.url.replace("/0", f"/{DB}")
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_stack(redis_server, simulator, _spies, s3_server, tmp_path_factory):
     """Web and worker storing in the bucket; images answered with a redirect (the default)."""
     env = _s3_env(redis_server, simulator, _spies[0].port, s3_server)
@@ -62,7 +65,7 @@ def s3_stack(redis_server, simulator, _spies, s3_server, tmp_path_factory):
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_stream_web(redis_server, simulator, _spies, s3_server, s3_stack, tmp_path_factory):
     """A second web process on the same Redis and bucket, with S3_IMAGE_DELIVERY=stream."""
     env = _s3_env(redis_server, simulator, _spies[0].port, s3_server, S3_IMAGE_DELIVERY="stream")
