@@ -31,13 +31,15 @@ class ReportOutcome(StrEnum):
 
 
 class CheckOutcome(StrEnum):
-    """The sweep's check of a job: it timed out, is polled again later, went back in line for a slot, or had
-    its lost download queued again."""
+    """The sweep's check of a job: it timed out, is polled again later, went back in line for a slot, had its lost
+    download queued again, or awaits BFL's word on a task its lost submission may have made."""
 
     TIMEOUT = "timeout"
     RESCHEDULED = "rescheduled"
     REQUEUED = "requeued"
     DOWNLOAD_REQUEUED = "download_requeued"
+    # Its submission began and never ended: it may be at BFL, so it awaits BFL's word on its task, never sent again.
+    AWAITING_TASK = "awaiting_task"
     SKIPPED = SKIPPED
 
 

@@ -118,12 +118,16 @@ def _repair_download(svc: Services, job: Job, now: float) -> CheckOutcome:
 
 def _restart_submission(svc: Services, job: Job, now: float) -> CheckOutcome:
     # A job handed a slot that did not reach BFL within the lease: its submit task was lost, or is
-    # still at it; then look again the moment its lock would lapse (a killed one never lets go).
+    # still at it; then look again the moment its lease ends. One whose submission began and never ended
+    # (its process died mid-send) may be at BFL: never sent again, it awaits BFL's word on its task.
     # A job without a slot was waiting out of line (the daily budget refused it): its time is up.
-    left = submission.submission_lock_left(svc, job.id)
-    if left:
-        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + left + 1)
+    lock = submission.send_lock(svc, job.id, now)
+    if lock.left:
+        svc.jobs.update(job.id, only_in=(st.QUEUED,), due=now + lock.left + 1)
         return CheckOutcome.RESCHEDULED
+    if lock.lost:
+        lost = submission.recover_lost_send(svc, job)
+        return CheckOutcome.AWAITING_TASK if lost == st.SUBMITTED else CheckOutcome.SKIPPED
     stalled = svc.slots.holds(job)
     if not stalled:
         # Back in line only once the budget would let it go: waiting there, it would take slots ahead of

@@ -135,6 +135,12 @@ class UsageStore:
             pipe.hdel(self.keys.bfl_account_budget_held(account), job_id)
         pipe.execute()
 
+    def held(self, job_id: str) -> int:
+        """Micro-credits the job's own reservation holds in the service's limit (0 if none)."""
+        value = _text(self.connection.hget(self.keys.budget_held, job_id) or b"")
+        amount = (value.split(" ") + ["", ""])[1]
+        return int(amount) if amount.isascii() and amount.isdigit() else 0
+
     def reserved(self, now: float) -> int:
         """Micro-credits held by live reservations now."""
         total = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from fluxhook import metrics
 from fluxhook.bfl.reports import BFLReport, parse_callback
@@ -66,21 +67,34 @@ def awaits_task(job: Job) -> bool:
     return job.uncertain_at is not None and not job.bfl_id
 
 
-def adopt_task(svc: Services, job: Job, report: BFLReport) -> bool:
+def adopt_task(svc: Services, job: Job, report: BFLReport, **known: Any) -> bool:
     """BFL's proven callback names the task of ``job``, whose submission's answer never came: the job follows that
-    task from now on (its price settles the bound counted meanwhile). True if the job took the task."""
+    task from now on (its price settles the bound counted meanwhile); ``known``: more of the task's fields, when
+    BFL's answer to the submission names it. True if the job took the task."""
     if job.status != st.SUBMITTED or not awaits_task(job):
         return False
     now = time.time()
     # Read, then written: BFL has one task for the job (it was sent once), so two callbacks name the same one.
     moved = svc.jobs.update(job.id, only_in=(st.SUBMITTED,), bfl_id=report.bfl_id, bfl_status=st.BFL_PENDING,
                             due=first_poll_at(svc.config.catalog.get(job.model or ""), now,
-                                              svc.config.callback_grace_seconds))
+                                              svc.config.callback_grace_seconds), **known)
     if moved:
         timeline.record(svc, job.id, "submission", outcome="reconciled", bfl_id=report.bfl_id)
         log.info("uncertain submission reconciled by BFL's callback", extra={"job_id": job.id,
                                                                           "bfl_id": report.bfl_id})
     return moved
+
+
+def adopt_answer(svc: Services, job_id: str, task: dict) -> bool:
+    """BFL's answer to a submission that hung past its lease, its job taken since for one that may be at BFL: the
+    job follows the task the answer names, and the price it states settles the bound counted meanwhile (as a
+    result's does, when the job ends). True if the job took the task."""
+    job = svc.jobs.get(job_id)
+    if job is None:
+        return False
+    cost = task.get("cost")
+    return adopt_task(svc, job, BFLReport(bfl_id=task["id"], status=st.BFL_PENDING), polling_url=task["polling_url"],
+                      **(cost.fields() if cost is not None else {}))
 
 
 def check_uncertain(svc: Services, job: Job, now: float) -> CheckOutcome:

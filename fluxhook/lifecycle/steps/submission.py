@@ -7,6 +7,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from fluxhook import metrics
 from fluxhook.core import deadlines, signing, tracing
@@ -22,6 +23,7 @@ from fluxhook.core.errors import (
     BudgetExceeded,
     FluxhookError,
     InsufficientCredits,
+    InvalidRequest,
 )
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
@@ -49,8 +51,11 @@ from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
 
-# Outlasts one submission to BFL; one killed with its worker is started again soon after.
+# A submission's lease on its job: it outlasts one submission to BFL.
 SUBMIT_LOCK_SECONDS = CALL_BOUND
+# The lock itself outlives its lease, as the trace of a submission that began and never ended (its process died, or
+# hung past the lease): BFL may have its task, so its job is never sent again (``recover_lost_send``).
+LOST_SEND_TRACE_SECONDS = 86_400
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
 
@@ -79,9 +84,32 @@ class _Sent:
     held: _LockHeld
 
 
-def submission_lock_left(svc: Services, job_id: str) -> float:
-    """Seconds until the lock of a submission of this job under way in some process expires; 0 if none is."""
-    return svc.store.locks.seconds_left(svc.store.keys.submit_lock(job_id))
+class SendLock(NamedTuple):
+    """What holds a job's submit lock: a submission under way in some process (``left``: seconds until its lease
+    ends), one that began and never ended (``lost``), or nothing (neither)."""
+
+    left: float = 0.0
+    lost: bool = False
+
+
+def send_lock(svc: Services, job_id: str, now: float | None = None) -> SendLock:
+    """Who holds the job's submit lock now (``SendLock``)."""
+    key = svc.store.keys.submit_lock(job_id)
+    value = svc.store.locks.holder(key)
+    if value is None:
+        return SendLock()
+    taken = _taken_at(value)
+    if taken is None:
+        # A cancel's or a revocation's hold, or a submission of an older release: it lapses by itself.
+        return SendLock(left=svc.store.locks.seconds_left(key))
+    left = taken + SUBMIT_LOCK_SECONDS - (time.time() if now is None else now)
+    return SendLock(left=left) if left > 0 else SendLock(lost=True)
+
+
+def _taken_at(token: str) -> float | None:
+    """When a submission's lock was taken, as its token says (``new_lock_token``); None for another kind of hold."""
+    _, at, millis = token.partition("@")
+    return int(millis) / 1000 if at and millis.isascii() and millis.isdigit() else None
 
 
 def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
@@ -149,7 +177,7 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
     """
-    held = _LockHeld(Lock(svc.store.keys.submit_lock(job.id), lock_token or new_lock_token(), SUBMIT_LOCK_SECONDS))
+    held = _LockHeld(Lock(svc.store.keys.submit_lock(job.id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
     if not svc.store.locks.acquire(*held.lock):
         return SKIPPED
     try:
@@ -160,9 +188,32 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
             svc.store.locks.release(held.lock.key, held.lock.value)
 
 
-def new_lock_token() -> str:
-    """A value for one submission's lock, its own: only that submission may free it."""
-    return secrets.token_hex(8)
+def new_lock_token(now: float | None = None) -> str:
+    """A value for one submission's lock, its own (only that submission may free it), saying when it was taken:
+    its lease runs from then (``send_lock``)."""
+    return f"{secrets.token_hex(8)}@{int((time.time() if now is None else now) * 1000)}"
+
+
+def recover_lost_send(svc: Services, job: Job) -> str:
+    """A ``queued`` job whose submission began and never ended (its lock outlived its lease: the process died, or
+    hung, mid-send): BFL may have its task and charge for it, so it is never sent again. It awaits BFL's word on
+    its task as a send whose answer never came does (``reconciling``), its reservation spent meanwhile, and its
+    lock goes. ``submitted``, or ``skipped`` if it moved on meanwhile.
+
+    A process that died in the few milliseconds between taking the lock and sending is taken for one that sent:
+    its job waits for a callback that never comes and fails after the task's hour, never paid for twice."""
+    key = svc.store.keys.submit_lock(job.id)
+    account = svc.config.account(svc.slots.account_of(job.id))
+    try:
+        measured: dict | Size | None = _request_or_size(svc, job, None)
+    except InvalidRequest:
+        measured = None  # its input in storage is gone: what it held reserved stands in for its price
+    outcome = reconciling.await_task(svc, job, account, _stand_in(svc, job, measured, svc.store.usage.held(job.id)))
+    svc.store.locks.release(key)
+    if outcome != SKIPPED:
+        log.warning("a submission that began and never ended may have reached BFL: not sent again",
+                    extra={"job_id": job.id, "account": account.name})
+    return outcome
 
 
 def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool,
@@ -194,7 +245,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         _count_not_sent(svc, job, account, exc)
         if svc.config.named_accounts:
             cooling.cool_after(svc, account, exc)
-        return reconciling.await_task(svc, job, account, _stand_in(svc, job, measured, reservation))
+        return reconciling.await_task(svc, job, account,
+                                      _stand_in(svc, job, measured, reservation.amount if reservation else 0))
     except BaseException as exc:
         if reservation is not None:
             # Not sent: back in line or failed, the job holds nothing against anyone's limit.
@@ -205,18 +257,15 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     return _record(svc, _Sent(job, account, key, reservation, request, task, held))
 
 
-def _stand_in(svc: Services, job: Job, measured: dict | Size, reservation: Reservation | None) -> int:
+def _stand_in(svc: Services, job: Job, measured: dict | Size | None, reserved: int) -> int:
     """What a send BFL may have taken, without a price from BFL, counts as spent (micro-credits): its request's bound
-    in the catalog, which no price of it passes; its reservation when the catalog cannot bound it. Not a reservation
-    of all that was left to go alone: that would spend its key's whole day on one task until BFL says."""
+    in the catalog, which no price of it passes; its reservation (``reserved``) when the catalog cannot bound it."""
     model = svc.config.catalog.get(job.model or "")
     bound = None
-    if model is not None:
+    if model is not None and measured is not None:
         size = measured if isinstance(measured, Size) else price_bounds.request_size(model, measured)
         bound = price_bounds.bound(model, size)
-    if bound is not None:
-        return bound
-    return reservation.amount if reservation is not None else 0
+    return bound if bound is not None else reserved
 
 
 def _refused(svc: Services, job: Job, reservation: Reservation, account: Account, key: AppKey | None,
@@ -282,6 +331,12 @@ def _record(svc: Services, sent: _Sent) -> str:
     recorded = durable.record_durably(svc, record)
     budget.check_price(svc, job.model or "", sent.request, task["cost"])
     if not recorded:
+        if reconciling.adopt_answer(svc, job.id, task):
+            # The send hung past its lease and its job awaits BFL's word meanwhile (``recover_lost_send``): this is
+            # it. The bound counted then stays spent until the task's price settles it.
+            log.warning("a submission's answer came after its lease: its job follows that task",
+                        extra={"job_id": job.id, "bfl_id": task["id"]})
+            return st.SUBMITTED
         # BFL has the task, and charges for it, though the job is gone: its price still counts.
         metrics.record(svc, [*effects, accepted])
         log.warning("job gone before its submission was recorded", extra={"job_id": job.id, "bfl_id": task["id"]})

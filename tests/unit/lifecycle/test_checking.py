@@ -1,6 +1,7 @@
 """The checks of due jobs in-process (fluxhook/lifecycle/checking.py, the sweep that queues them) on a Redis database
 of their own, against the simulator or a spy host: a 429 on a poll, a claim taken twice, a submission and a
-download task cut off with its worker, a sweep with nothing due. Fallback polling and BFL slots through the
+download task cut off with its worker, a sweep with nothing due. A submission cut off with its
+process: steps/test_lost_sends.py. Fallback polling and BFL slots through the
 Procfile's processes: tests/e2e/worker/test_checking.py."""
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from rq import Worker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
-from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
 from fluxhook.lifecycle.steps.enqueueing import DOWNLOAD_RETRIES, download_task, feed
-from fluxhook.lifecycle.submitting import take_turns
 from fluxhook.lifecycle.sweep import sweep
-from fluxhook.store.keys import KEYS
 from helpers import tracked_job
 
 
@@ -68,35 +66,6 @@ def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     assert svc.jobs.get(job.id).polls == 1 and sim.task(task["id"])["polls"] == 1
     # Pending: due again on the schedule, not before.
     assert svc.jobs.due_at(job.id) > time.time()
-
-
-def test_a_submission_killed_with_its_worker_goes_out_again_as_soon_as_its_lock_lapses(services):
-    svc = services()
-    now = time.time()
-    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
-                                 input={"prompt": "x"}, created_at=now, updated_at=now))
-    assert svc.slots.acquire(job)
-    # Its submit task took the lock, then died with its worker: the lock has 1.5 s left.
-    lock = KEYS.submit_lock(job.id)
-    svc.redis.set(lock, 1, px=1500)
-    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=time.time() - 1)  # the slot's lease is over
-    assert sweep(svc).due == 1
-    claim = svc.control_queue.get_jobs()[0].args[1]
-
-    before = time.time()
-    assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
-    # Looked at again when the lock lapses, not a whole check hold later.
-    assert before + 1 <= svc.jobs.due_at(job.id) <= time.time() + 2.5
-
-    wait_until(lambda: not svc.redis.exists(lock), timeout=5, message="the dead submission's lock to lapse")
-    svc.jobs.update(job.id, only_in=(st.QUEUED,), due=time.time() - 1)
-    svc.control_queue.empty()
-    assert sweep(svc).due == 1
-    claim = svc.control_queue.get_jobs()[0].args[1]
-    assert checking.check_job(svc, job.id, claim) == CheckOutcome.REQUEUED
-    # Back in line, and handed the free slot again by the next sender's turn.
-    assert take_turns(svc, 4) == [job.id]
-    assert svc.jobs.get(job.id).status == st.QUEUED
 
 
 def test_a_download_task_cut_off_with_its_worker_is_queued_again(services):
