@@ -289,7 +289,10 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
         from fluxhook.limits import pool_for
     owned = "key_id" in inspect.signature(svc.slots.acquire).parameters
     # This tree: a job joins its line without a slot and a worker's sender takes one for it (worker/sending.py).
-    senders = "take" in inspect.signature(svc.slots.acquire).parameters
+    # (``send_here=`` since the glossary's renames, ``take=`` before.)
+    acquiring = inspect.signature(svc.slots.acquire).parameters
+    hand = next((name for name in ("send_here", "take") if name in acquiring), None)
+    senders = hand is not None
     if not senders:  # the FIFO tree: a job handed a slot is sent by a submit task on RQ
         try:
             from fluxhook.lifecycle.steps.enqueueing import enqueue_submits
@@ -306,7 +309,7 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
                   **({"key_id": key_id} if key_id else {}))
         svc.jobs.create(job)
         if senders:
-            svc.slots.acquire(job, key_id or owner, take=False)
+            svc.slots.acquire(job, key_id or owner, **{hand: False})
         elif svc.slots.acquire(job, **({"key_id": key_id or owner} if owned else {})):
             enqueue_submits(submits_to, [job.id])
         return job.id

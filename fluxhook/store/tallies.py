@@ -10,8 +10,10 @@ once. A reading of either (``Store.metrics_fields``, ``UsageStore.hours``) write
 
 What it costs: a process killed outright (SIGKILL) loses what it tallied since its last write, at most
 ``FLUSH_INTERVAL`` seconds of counts; other processes' counts show up to that late in a reading. A write that
-fails is tried again with the next one (one whose answer was lost may then count twice). A transition run again
-after a failover lost it counts again. The usage counters (``CountUsage``), which budgets and spend read, are
+fails is tried again, as it was, before the next one: each write is a batch with an id of its own, marked as
+written in the same step (``lua/tally_write.lua``: one hash of marks a process, a mark going once its answer came),
+so one whose answer was lost never counts twice. A transition
+run again after a failover lost it counts again. The usage counters (``CountUsage``), which budgets and spend read, are
 not tallied: they stay in the transition's step.
 """
 
@@ -20,19 +22,32 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Any, Iterable, Sequence
+import uuid
+from typing import Any, Iterable, NamedTuple, Sequence
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from fluxhook.store.effects import CountHourly, CountMetrics, Effect, counters_key
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.scripts import LuaScript
 
 log = logging.getLogger("fluxhook.metrics")
 
 # How often a started tally is written: what a process killed outright loses at most, and how late other
 # processes' counts may show.
 FLUSH_INTERVAL = 5.0
+# A process's marks outlive any try of a batch again: its next write tries its unwritten ones first.
+BATCH_MARK_SECONDS = 600
+
+
+class _Batch(NamedTuple):
+    """Counts taken from the tally to be written in one step, under an id of their own."""
+
+    id: str
+    metrics: dict[str, int | float]
+    # (hash, its TTL) -> field -> amount
+    hours: dict[tuple[str, int], dict[str, int]]
 
 
 class Tallies:
@@ -42,9 +57,17 @@ class Tallies:
         self.connection = connection
         self.keys = keys
         self._lock = threading.Lock()
+        # One flush at a time: two at once (the writer thread's and a reading's) would each send a batch.
+        self._flushing = threading.Lock()
         self._metrics: dict[str, int | float] = {}
         # (hash, its TTL) -> field -> amount
         self._hours: dict[tuple[str, int], dict[str, int]] = {}
+        # Batches taken from the tally whose write failed: each is written as it was, by its id, before the next.
+        self._unwritten: list[_Batch] = []
+        # The marks of this tally's batches written, and those whose answer came (their marks go with the next write).
+        self._marks = keys.tally_marks(uuid.uuid4().hex)
+        self._answered: list[str] = []
+        self._write = LuaScript(connection, "tally_write")
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
 
@@ -81,29 +104,34 @@ class Tallies:
             self._flush_logged()
 
     def flush(self) -> None:
-        """Write the tally now, in one round trip (none when there is nothing to write); a RedisError keeps it for
+        """Write the tally now, one round trip a batch (none when there is nothing to write): the batches whose
+        write failed first, as they were, then what was tallied since. A RedisError keeps what is not written for
         the next write and is raised."""
-        with self._lock:
-            metrics, hours = self._metrics, self._hours
-            self._metrics, self._hours = {}, {}
-        if not metrics and not hours:
-            return
-        try:
-            with self.connection.pipeline(transaction=True) as pipe:
-                for field, amount in metrics.items():
-                    if isinstance(amount, float):
-                        pipe.hincrbyfloat(self.keys.metrics, field, amount)
-                    else:
-                        pipe.hincrby(self.keys.metrics, field, amount)
-                for (key, ttl), fields in hours.items():
-                    for field, whole in fields.items():
-                        pipe.hincrby(key, field, whole)
-                    pipe.expire(key, ttl)
-                pipe.execute()
-        except RedisError:
+        with self._flushing:
             with self._lock:
-                self._merge(metrics, hours)
-            raise
+                if self._metrics or self._hours:
+                    self._unwritten.append(_Batch(uuid.uuid4().hex, self._metrics, self._hours))
+                    self._metrics, self._hours = {}, {}
+                batches = list(self._unwritten)
+            for batch in batches:
+                self._write_batch(batch)  # a RedisError leaves it, and those after it, unwritten
+                with self._lock:
+                    self._unwritten.remove(batch)
+
+    def _write_batch(self, batch: _Batch) -> None:
+        keys = [self._marks, self.keys.metrics]
+        args: list[str | int] = [BATCH_MARK_SECONDS, len(self._answered), *self._answered, batch.id,
+                                 len(batch.metrics)]
+        for field, amount in batch.metrics.items():
+            args += [field, repr(amount) if isinstance(amount, float) else amount,
+                     "f" if isinstance(amount, float) else "i"]
+        for (key, ttl), fields in batch.hours.items():
+            keys.append(key)
+            args += [ttl, len(fields)]
+            for field, whole in fields.items():
+                args += [field, whole]
+        self._write(keys, args)
+        self._answered = [batch.id]
 
     def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
         """Add counts to the tally (under its lock)."""
