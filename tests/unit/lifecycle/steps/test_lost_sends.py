@@ -59,7 +59,7 @@ def test_a_send_cut_off_with_its_process_is_never_sent_again_and_takes_the_task_
 
     # Within the lease: looked at again when it ends.
     assert _check(svc, job.id) == CheckOutcome.RESCHEDULED
-    assert svc.jobs.due_at(job.id) <= time.time() + 2
+    assert svc.jobs.due_at(job.id) <= time.time() + 3  # at the lease's end and a second, not a check's hold later
     wait_until(lambda: submission.send_lock(svc, job.id).lost, timeout=5, message="the lease to end")
 
     # Past it: BFL may have the task, so the job awaits BFL's word on it, its reservation spent meanwhile.
@@ -114,7 +114,7 @@ def test_a_hold_of_another_kind_lapses_by_itself_and_the_job_goes_out_again(svc)
     assert svc.slots.acquire(job)
     svc.redis.set(KEYS.submit_lock(job.id), "revoked", px=1500)
     assert _check(svc, job.id) == CheckOutcome.RESCHEDULED
-    assert svc.jobs.due_at(job.id) <= time.time() + 2.5
+    assert svc.jobs.due_at(job.id) <= time.time() + 4  # when it lapses and a second, not a check's hold later
     wait_until(lambda: not svc.redis.exists(KEYS.submit_lock(job.id)), timeout=5, message="the hold to lapse")
     assert _check(svc, job.id) == CheckOutcome.REQUEUED
     assert take_turns(svc, 4) == [job.id]
