@@ -137,19 +137,13 @@ class UsageStore:
 
     def held(self, job_id: str) -> int:
         """Micro-credits the job's own reservation holds in the service's limit (0 if none)."""
-        value = _text(self.connection.hget(self.keys.budget_held, job_id) or b"")
-        amount = (value.split(" ") + ["", ""])[1]
-        return int(amount) if amount.isascii() and amount.isdigit() else 0
+        read = _reservation(self.connection.hget(self.keys.budget_held, job_id))
+        return read[1] if read else 0
 
     def reserved(self, now: float) -> int:
         """Micro-credits held by live reservations now."""
-        total = 0
-        for value in self.connection.hvals(self.keys.budget_held):
-            deadline, amount = (_text(value).split(" ") + [""])[:2]  # '<deadline> <amount>[ alone| waits ...]'
-            if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit() \
-                    and int(deadline) > now * 1000:
-                total += int(amount)
-        return total
+        return sum(amount for deadline, amount in filter(None, map(_reservation, self.connection.hvals(
+            self.keys.budget_held))) if deadline > now * 1000)
 
     def counter(self, day: str, field: str) -> int:
         """One counter of UTC day ``day`` (0 when never counted)."""
@@ -183,6 +177,14 @@ class UsageStore:
         if credits is None or at is None:
             return None
         return Balance(float(credits), float(at))
+
+
+def _reservation(value) -> tuple[int, int] | None:
+    """A reservation's deadline (ms) and micro-credits, from '<deadline> <amount>[ alone| waits ...]'; None if none."""
+    deadline, amount = (_text(value or b"").split(" ") + [""])[:2]
+    if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit():
+        return int(deadline), int(amount)
+    return None
 
 
 def _text(value) -> str:
