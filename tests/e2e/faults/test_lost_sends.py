@@ -38,6 +38,21 @@ def _tasks(sim, prompt: str) -> list[dict]:
     return [t for t in sim.control("GET", "/tasks")["tasks"] if t["prompt"] == prompt]
 
 
+def _connected_to_bfl(stack, sim) -> bool:
+    """Whether a web worker holds a TCP connection to the simulator (/proc: the web talks to BFL only to send)."""
+    port = int(sim.url.rsplit(":", 1)[1])
+    inodes = set()
+    for pid in stack.web_workers():
+        try:
+            inodes |= {str(fd.readlink())[8:-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
+                       if str(fd.readlink()).startswith("socket:[")}
+        except OSError:
+            continue
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(int(row.split()[2].rsplit(":", 1)[1], 16) == port and row.split()[3] == "01"
+               and row.split()[9] in inodes for row in rows)
+
+
 def _kill_web(stack) -> None:
     """SIGKILL to the web's whole process group (gunicorn and its workers), as when its container dies."""
     web = stack.processes.pop("web")
@@ -58,6 +73,9 @@ def test_a_job_whose_web_process_died_mid_send_is_sent_once_and_stored(lost_stac
     lock = wait_until(lambda: next(db.scan_iter(KEYS.submit_lock("*")), None), timeout=10,
                       message="the request to begin sending")
     job_id = lock.decode().removeprefix(KEYS.submit_lock(""))
+    # Its request on its way to BFL (a web worker's connection to the simulator), not in the milliseconds between the
+    # lock and the send, which count as sent without being so (submission.recover_lost_send).
+    wait_until(lambda: _connected_to_bfl(lost_stack, sim), timeout=10, message="the send to reach BFL")
     _kill_web(lost_stack)
     lost_stack.start("web")
     cut_off.join(timeout=30)
