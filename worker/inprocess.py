@@ -249,8 +249,10 @@ class InProcessWorker(SimpleWorker):
     def cleanup_execution(self, job: Job, pipeline, execution=None) -> None:
         super().cleanup_execution(job, pipeline, execution)
         # Idle from the moment the task's end is written, in the same round trip: RQ writes it
-        # in one of its own just after.
+        # in one of its own just after. So is the worker's beat: the task's beats left its record
+        # the task's heartbeat TTL, and the dequeue loop would beat at once in a round trip of its own.
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+        self.heartbeat(pipeline=pipeline)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not

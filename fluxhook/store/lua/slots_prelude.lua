@@ -14,7 +14,8 @@ local slots_prelude = {}
 
 -- Frees the slots past their lease (only those of ``only``, a pool, when given: a slot script that gives one turn of
 -- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it), then adds to
--- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick() and serve(turn). Returns ``s``.
+-- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn) and open_in(pool)
+-- (the accounts with room in it now). Returns ``s``.
 function slots_prelude.start(s, only)
   local now, slot_lease, submit_lease, due, owners, held = s.now, s.slot_lease, s.submit_lease, s.due, s.owners, s.held
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
@@ -166,6 +167,6 @@ function slots_prelude.start(s, only)
     turn.head.ref.served = true
   end
 
-  s.release, s.pick, s.serve, s.route_of = release, pick, serve, route_of
+  s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in
   return s
 end

@@ -405,6 +405,19 @@ def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(st
     assert slots.dispatch(limit=1) == [job.id] and slots.holds(job)
 
 
+def test_a_job_that_joins_a_full_pool_wakes_no_sender(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=1))
+    holder = _queued(store)
+    assert slots.acquire(holder)
+    connection.delete(KEYS.slot_freed)
+    waiting = _queued(store)
+    assert not slots.acquire(waiting, "key_a", send_here=False)
+    assert connection.llen(KEYS.slot_freed) == 0  # a dispatch now would give nothing: the freed slot wakes one
+    assert slots.waiting(DEFAULT_POOL) == 1
+    assert store.transition(holder.id, st.FAILED, error=FAIL)
+    assert slots.wait_for_freed(0.05) and slots.dispatch(limit=1) == [waiting.id]
+
+
 def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():
     assert owner_of(None) == ADMIN_OWNER and owner_of("key_01ABC-x") == "key_01ABC-x"
     for bad in ("a:b", "a;b", "a b", "k" * 65):

@@ -16,6 +16,7 @@ from rq.worker import WorkerStatus
 
 from devtools.processes import wait_until
 from helpers import commands_during
+from fluxhook.lifecycle.steps import enqueueing
 from worker.inprocess import CLEANING_LOCK_TTL, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
@@ -108,6 +109,24 @@ def test_an_idle_lane_beats_every_worker_ttl_less_15_s_and_its_record_never_laps
     assert 100 <= svc.redis.ttl(lane.key) <= 105
 
 
+def test_a_tasks_end_carries_the_lanes_beat_so_the_wait_for_the_next_sends_none(make_services):
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    lane, task = _started(svc.redis, queue)
+    lane.worker_ttl = 45
+    with svc.redis.pipeline() as pipe:  # the task's beat: its record lives the task's heartbeat TTL
+        lane.heartbeat(30, pipeline=pipe)
+        pipe.execute()
+    execution = lane.get_current_executions(refresh=True)[0]
+    with svc.redis.pipeline() as pipe:  # the task's end, as RQ writes it
+        pipe.multi()
+        lane.cleanup_execution(task, pipe, execution)
+        pipe.execute()
+    assert 100 <= svc.redis.ttl(lane.key) <= 105 and lane.get_state() == WorkerStatus.IDLE
+    sent = commands_during(svc.redis, 6, lane.heartbeat)
+    assert [c for c in sent if lane.key in c["command"]] == []  # the dequeue loop's beat has nothing to add
+
+
 def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspended(make_services):
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
@@ -129,3 +148,22 @@ def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspend
     resume(svc.redis)
     waiting.join(5)
     assert not waiting.is_alive()
+
+
+def test_a_jobs_task_that_succeeded_is_kept_a_second_and_ended_without_reading_its_executions_back(make_services):
+    """RQ deletes a task kept 0 s by reading its executions back (six round trips); kept one second, its end is the
+    one MULTI, and nothing of it is left a moment later."""
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    options = enqueueing._download_options()
+    task = queue.enqueue("builtins.len", "abc", job_id="download-job_x", result_ttl=options["result_ttl"],
+                         failure_ttl=options["failure_ttl"])
+    lane = InProcessWorker([queue], connection=svc.redis, name="lane-kept-a-second")
+    sent = commands_during(svc.redis, 6, lambda: lane.work(burst=True))
+    assert task.get_status(refresh=True) == JobStatus.FINISHED
+    reads = [c["command"] for c in sent if c["command"].split(" ")[0] in ("ZRANGE", "ZREMRANGEBYSCORE")
+             and "executions" in c["command"]]
+    assert reads == []
+    assert 0 < svc.redis.pttl(task.key) <= 1000
+    wait_until(lambda: not svc.redis.exists(task.key, f"rq:results:{task.id}"), timeout=5,
+               message="the task's records to expire")
