@@ -9,8 +9,8 @@ breath, so no slot is held by a job waiting for a free worker.
 One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
 many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
 job joins a line (``Slots.wait_for_freed``), or a second at most (``IDLE_WAKE_TIMEOUT`` while no job waits in a
-line). Queued jobs wait in the slots' lines in Redis, not in RQ: a sender that dies with its process leaves
-a job holding a slot that is not at BFL, and the sweep's check puts it back in line once its submission's
+line: the dispatch says which). Queued jobs wait in the slots' lines in Redis, not in RQ: a sender that dies with
+its process leaves a job holding a slot that is not at BFL, and the sweep's check puts it back in line once its submission's
 lease is over (``checking._restart_submission``), or reconciles it when it may have reached BFL.
 """
 
@@ -82,14 +82,13 @@ class Senders(Loop):
         free = self._wait_for_a_free_sender()
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
-        given = take_turns(self.svc, free)
-        for job_id in given:
-            self._send(job_id)
-        if len(given) < free:
+        turns = take_turns(self.svc, free)
+        for job_id in turns.jobs:
+            self._send(job_id, turns.accounts[job_id])
+        if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
-            idle = not self.svc.slots.any_waiting()
             with self.waiting():
-                self.svc.slots.wait_for_freed(IDLE_WAKE_TIMEOUT if idle else WAKE_TIMEOUT)
+                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:
@@ -97,14 +96,14 @@ class Senders(Loop):
             self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
             return 0 if self._stopping else self.size - self._busy
 
-    def _send(self, job_id: str) -> None:
+    def _send(self, job_id: str, account: str) -> None:
         with self._room:
             self._busy += 1
-        self._senders.submit(self._submit, job_id)
+        self._senders.submit(self._submit, job_id, account)
 
-    def _submit(self, job_id: str) -> None:
+    def _submit(self, job_id: str, account: str) -> None:
         try:
-            submit_queued(self.svc, job_id)
+            submit_queued(self.svc, job_id, account)
         except (FluxhookError, RedisError) as exc:
             # submit_queued has put the job back in line or failed it; this only says so.
             log.warning("submission did not reach BFL", extra={"job_id": job_id, "error": type(exc).__name__})

@@ -16,25 +16,26 @@ from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import durable, schedule, submission, task_inputs
 from fluxhook.services import Services
 from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.slots import Dispatched
 
 
-def take_turns(svc: Services, limit: int) -> list[str]:
-    """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): their ids, each
-    to be sent at once with ``submit_queued``. The caller asks for no more than it can send now, so a slot is
-    held only by a task being sent or run at BFL."""
-    return svc.slots.dispatch(limit) if limit > 0 else []
+def take_turns(svc: Services, limit: int) -> Dispatched:
+    """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): each to be sent at
+    once with ``submit_queued``, by the account whose slot it took. The caller asks for no more than it can send
+    now, so a slot is held only by a task being sent or run at BFL."""
+    return svc.slots.dispatch(limit)
 
 
-def submit_queued(svc: Services, job_id: str) -> str:
-    """Submit a queued job that was handed a slot; an error that will pass puts it back in line
-    (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
+def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str:
+    """Submit a queued job that was handed a slot (of ``account``, when the caller knows it); an error that will
+    pass puts it back in line (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     primary = durable.primary_before_reading(svc)
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.QUEUED:
         return SKIPPED
     lock_token = submission.new_lock_token()
     try:
-        return submission.submit(svc, job, primary=primary, lock_token=lock_token)
+        return submission.submit(svc, job, primary=primary, lock_token=lock_token, account=account)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):
             # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is

@@ -358,10 +358,16 @@ class JobStore:
         else:
             self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
 
-    def send_state(self, job_id: str) -> tuple[str | None, float | None]:
-        """The job's status and deadline as recorded now, in one read ((None, None): no such job): what its sender
-        checks under the job's submit lock, just before the send."""
-        status, deadline = self.connection.hmget(self.keys.job(job_id), "status", "deadline")
+    def lock_for_send(self, job_id: str, lock: Lock) -> tuple[str | None, float | None] | None:
+        """Take the job's submit ``lock`` if free, and read the job's status and deadline as recorded under it, in
+        one round trip: what its sender checks just before the send ((None, None): no such job). None: another
+        holds the lock (nothing is read)."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.set(lock.key, lock.value, nx=True, ex=lock.ttl)
+        pipe.hmget(self.keys.job(job_id), "status", "deadline")
+        taken, (status, deadline) = pipe.execute()
+        if not taken:
+            return None
         return (_text(status) if status else None), (float(deadline) if deadline else None)
 
     def confirm_claim(self, job_id: str, claim: float, hold_until: float) -> bool:

@@ -73,6 +73,16 @@ class OwnerJobs:
     aside: list[str]
 
 
+@dataclass(frozen=True)
+class Dispatched:
+    """What one dispatch did: the jobs it handed a slot (in turn order), the account whose slot each took, and
+    whether jobs still wait in a pool's line (the dispatcher's next wait is short, else long)."""
+
+    jobs: list[str]
+    accounts: dict[str, str]
+    waiting: bool
+
+
 class Slots:
     """The BFL accounts' slot pools on one Redis connection."""
 
@@ -105,10 +115,12 @@ class Slots:
                                  "1" if send_here else "0", *made.args])
         return None if account is None else _text(account)
 
-    def dispatch(self, limit: int = 100) -> list[str]:
-        """Hand free slots to waiting jobs, one owner's turn at a time; returns their ids."""
-        given = self._dispatch(self._pool_keys(), [*self._pool_args(), limit])
-        return [_text(g) for g in given]
+    def dispatch(self, limit: int = 100) -> Dispatched:
+        """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
+        whether jobs still wait in a line. One round trip."""
+        jobs, accounts, waiting = self._dispatch(self._pool_keys(), [*self._pool_args(), limit])
+        names = [_text(job) for job in jobs]
+        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting))
 
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
@@ -146,10 +158,6 @@ class Slots:
         """Block until a slot is freed or a job joins a line without taking one (True), or ``timeout`` seconds
         pass (False); each wakes one waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
         return self.connection.blpop([self.keys.slot_freed], timeout=timeout) is not None
-
-    def any_waiting(self) -> bool:
-        """Whether any job waits in a pool's line (not counting those aside): one command."""
-        return bool(self.connection.exists(*map(self.keys.line, self.pools)))
 
     def pool_of(self, job: Job) -> str:
         """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
@@ -203,16 +211,11 @@ class Slots:
         owners = [owner_of(job.key_id) for job in jobs]
         asks = [(self.pool_of(job), owner, job.route or ANY_ROUTE) for job, owner in zip(jobs, owners, strict=True)]
         distinct = list(dict.fromkeys(asks))  # jobs alike wait alike: each asked once
-        pipe = self.connection.pipeline(transaction=False)
-        self._ask_lines(pipe, distinct)
-        for job, owner in zip(jobs, owners, strict=True):
-            pipe.hexists(self.keys.slot_accounts, job.id)
-            pipe.zscore(self.keys.line(self.pool_of(job)), member(owner, job.id))
-        states, *answers = pipe.execute()
-        places = [Place.SLOT if holder else Place.LINE if line is not None else Place.ASIDE
-                  for holder, line in zip(answers[0::2], answers[1::2], strict=True)]
+        places = [x for job, owner in zip(jobs, owners, strict=True)
+                  for x in (job.id, self.pool_of(job), member(owner, job.id))]
+        states, found = self._ask_lines(distinct, places)
         lines = dict(zip(distinct, map(_line_state, states), strict=True))
-        return places, [lines[ask] for ask in asks]
+        return [Place(_text(place)) for place in found], [lines[ask] for ask in asks]
 
     def accounts_for(self, routes: Sequence[str | None]) -> dict[str | None, list[str]]:
         """The names of the accounts each of ``routes`` allows (None: any), in their order: read as the dispatch reads
@@ -226,13 +229,12 @@ class Slots:
     def line_states(self, asks: Sequence[tuple[str, str, str | None]]) -> list[LineState]:
         """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line
         could take a slot now (``lua/slots_line_states.lua``: the dispatch's own reading of the slots)."""
-        pipe = self.connection.pipeline(transaction=False)
-        self._ask_lines(pipe, asks)
-        return [_line_state(state) for state in pipe.execute()[0]]
+        states, _ = self._ask_lines(asks, [])
+        return [_line_state(state) for state in states]
 
-    def _ask_lines(self, pipe, asks: Sequence[tuple[str, str, str | None]]) -> None:
+    def _ask_lines(self, asks: Sequence[tuple[str, str, str | None]], places: list[str]) -> tuple[list, list]:
         args = [x for pool, owner, route in asks for x in (pool, owner, route or ANY_ROUTE)]
-        self._line_states(self._pool_keys(), [*self._pool_args(time.time()), *args], client=pipe)
+        return self._line_states(self._pool_keys(), [*self._pool_args(time.time()), len(asks), *args, *places])
 
     def owners_now(self, owners: Sequence[str]) -> tuple[SlotsNow, dict[str, OwnerJobs]]:
         """The slots now, for ``owners``, and each one's queued jobs that wait: how many in each pool's line, and

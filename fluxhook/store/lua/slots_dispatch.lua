@@ -1,12 +1,16 @@
 -- needs: slots_prelude
--- After the prelude. ARGV[rest]: most to hand out. Returns the jobs given a slot, one turn at a
--- time (see the prelude). Lines hold queued jobs only (a job leaves its line with any change of status).
+-- After the prelude. ARGV[rest]: most to hand out. Returns {the jobs given a slot, one turn at a time (see the
+-- prelude); the account whose slot each took, in the same order; 1 if a job still waits in a pool's line, else 0}.
+-- Lines hold queued jobs only (a job leaves its line with any change of status).
 local s = slots_prelude.start(slots_accounts.read())
-local given = {}
+local given, accounts = {}, {}
 while #given < tonumber(ARGV[s.rest]) do
   local turn = s.pick()
   if not turn then break end
   s.serve(turn)
   given[#given + 1] = turn.job
+  accounts[#accounts + 1] = turn.account.name
 end
-return given
+local lines = {}
+for i, pool in ipairs(s.pools) do lines[i] = pool.line end
+return {given, accounts, redis.call('EXISTS', unpack(lines)) > 0 and 1 or 0}

@@ -108,7 +108,7 @@ def test_eight_base64_images_go_to_bfl_untouched_and_never_into_redis(app, big_i
 
     # The first task ends: the slot goes to the waiting job, whose input reaches BFL as it was sent.
     assert svc.jobs.transition(first.json()["id"], st.FAILED, error={"code": "bfl_error", "message": "x"})
-    assert svc.slots.dispatch() == [job_id]
+    assert svc.slots.dispatch().jobs == [job_id]
     assert submit_queued(svc, job_id) == st.SUBMITTED
 
     assert bfl.inputs == [_digest(big_input)] * 2

@@ -86,10 +86,10 @@ def test_a_video_waiting_for_its_own_limit_never_holds_up_images(connection):
     late = _queued(store, slots, "flux-2-pro")
     assert slots.acquire(late) is None
     store.transition(images[0].id, st.FAILED, error=FAIL)
-    assert slots.dispatch() == [late.id]
+    assert slots.dispatch().jobs == [late.id]
     # A video ending frees its pool: the earliest waiting video goes next, first come, first served.
     store.transition(videos[0].id, st.FAILED, error=FAIL)
-    assert slots.dispatch() == [videos[2].id]
+    assert slots.dispatch().jobs == [videos[2].id]
 
 
 def test_a_job_whose_pool_is_no_longer_configured_counts_against_the_default(connection):

@@ -224,3 +224,16 @@ def test_without_a_lock_commands_run_with_the_move(store):
     assert moved and _entries(store, job.id) == [b"b", b"a"]  # newest first
     again = store.transition(job.id, st.STORED, effects=(_entry(job.id, "c"),))
     assert not again and len(_entries(store, job.id)) == 2
+
+
+def test_a_sender_takes_the_submit_lock_and_reads_the_job_under_it_in_one_step(store):
+    job = _job(store, status=st.QUEUED)
+    store.connection.hset(KEYS.job(job.id), "deadline", "1795000000.5")
+    lock = Lock(KEYS.submit_lock(job.id), "sender-1", 60)
+    assert store.lock_for_send(job.id, lock) == (st.QUEUED, 1795000000.5)
+    assert store.connection.get(lock.key) == b"sender-1" and 0 < store.connection.ttl(lock.key) <= 60
+
+    assert store.lock_for_send(job.id, Lock(lock.key, "sender-2", 60)) is None  # held: the second sends nothing
+    assert store.connection.get(lock.key) == b"sender-1"
+    gone = Lock(KEYS.submit_lock("job_gone"), "sender-3", 60)
+    assert store.lock_for_send("job_gone", gone) == (None, None)

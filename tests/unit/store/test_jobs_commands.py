@@ -65,8 +65,9 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
     commands = _commands(connection, slots.dispatch)
-    assert sorted(set(_names(commands))) == ["ZRANGEBYLEX", "ZRANGEBYSCORE"], commands
-    assert len(commands) == 2 * len(slots.pools)  # per pool: its slots past their lease, its line's first owner
+    assert sorted(set(_names(commands))) == ["EXISTS", "ZRANGEBYLEX", "ZRANGEBYSCORE"], commands
+    # Per pool: its slots past their lease, its line's first owner; then one look whether any line holds a job.
+    assert len(commands) == 2 * len(slots.pools) + 1
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):

@@ -78,7 +78,7 @@ def test_what_older_releases_kept_comes_out_in_todays_shape(store, connection):
     slots = Slots(connection, config)
     assert slots.waiting_of(None) == [waiting.id, gone.id, kontext.id] and slots.waiting(KONTEXT_MAX_POOL) == 1
     assert slots.account_of(holder.id) == DEFAULT_ACCOUNT and slots.holds(holder) and slots.held_by(None) == 1
-    assert slots.dispatch() == [waiting.id]  # one slot was left: the old line's job is served
+    assert slots.dispatch().jobs == [waiting.id]  # one slot was left: the old line's job is served
     sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
     assert (sealed.get(polled.id).account, sealed.get(ready.id).account) == (DEFAULT_ACCOUNT, DEFAULT_ACCOUNT)
     assert sealed.get(ready.id).result_url == URL and sealed.get(ready.id).draft_cache_source == URL + "&draft"

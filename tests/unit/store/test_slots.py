@@ -15,6 +15,7 @@ from fluxhook.core.wait_reasons import Place
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import OwnerJobs, Slots
+from helpers import commands_during
 from slot_helpers import _config, _queued, _url
 
 
@@ -33,16 +34,16 @@ def test_slots_up_to_the_limit_then_a_fifo_line(store, slots, connection):
     jobs = [_queued(store) for _ in range(6)]
     assert [bool(slots.acquire(j)) for j in jobs] == [True, True, True, False, False, False]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.waiting(DEFAULT_POOL) == 3
-    assert slots.dispatch() == []
+    assert slots.dispatch().jobs == []
 
     # Ready frees a slot (BFL is done); the first in line gets it.
     assert store.transition(jobs[0].id, st.SUBMITTED, bfl_id="b0")
     assert store.transition(jobs[0].id, st.READY, result_url="https://x/0.png")
-    assert slots.dispatch() == [jobs[3].id]
+    assert slots.dispatch().jobs == [jobs[3].id]
     # Terminal statuses free slots too.
     store.transition(jobs[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     store.delete(jobs[2].id)
-    assert slots.dispatch() == [jobs[4].id, jobs[5].id]
+    assert slots.dispatch().jobs == [jobs[4].id, jobs[5].id]
     assert sorted(_held(connection)) == sorted([jobs[3].id, jobs[4].id, jobs[5].id])
 
 
@@ -54,7 +55,7 @@ def test_a_new_job_does_not_overtake_the_line(store, slots):
     # A slot is free, but first[3] waits for it: the newcomer queues behind.
     late = _queued(store)
     assert slots.acquire(late) is None
-    assert slots.dispatch() == [first[3].id]
+    assert slots.dispatch().jobs == [first[3].id]
 
 
 def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
@@ -63,11 +64,11 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
         slots.acquire(job)
     assert slots.requeue(jobs[1], pause=30)
     assert slots.waiting(DEFAULT_POOL) == 2 and slots.in_flight(DEFAULT_POOL) == 2
-    assert slots.dispatch() == []  # paused, though a slot is free
+    assert slots.dispatch().jobs == []  # paused, though a slot is free
     assert slots.acquire(_queued(store)) is None
     store.connection.delete(KEYS.paused(DEFAULT_POOL))
     # jobs[1] was created before jobs[3], so it is first again.
-    assert slots.dispatch() == [jobs[1].id]
+    assert slots.dispatch().jobs == [jobs[1].id]
 
 
 def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
@@ -87,6 +88,10 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
     assert store.due_at(jobs[1].id) > time.time() + 50 and slots.waiting(DEFAULT_POOL) == 1
     places, _ = slots.look(jobs)
     assert places == [Place.SLOT, Place.ASIDE, Place.SLOT, Place.LINE]
+    # One round trip, a script's: no pipeline whose scripts redis-py checks for first (SCRIPT EXISTS).
+    looked = commands_during(connection, 3, lambda: slots.look(jobs))
+    sent = [c["command"].split(" ")[0] for c in looked if c["client_type"] != "lua"]
+    assert [name for name in sent if name not in ("SELECT", "HELLO", "CLIENT")] == ["EVALSHA"]  # no new connection's
     now, _ = slots.owners_now(["admin"])
     assert (now.accounts[0].held, now.owner_held, now.owner_cap) == ({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, {"admin": 2},
                                                          {"admin": None})
@@ -98,7 +103,7 @@ def test_a_job_waiting_aside_is_its_owners_out_of_line_and_back_in_line_at_its_p
     assert slots.wait_for_freed(0.01)  # an idle dispatcher is woken for it, not left to its next idle look
     assert slots.owners_now(["admin"])[1]["admin"] == OwnerJobs({DEFAULT_POOL: 2, KONTEXT_MAX_POOL: 0}, [])
     store.transition(jobs[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
-    assert slots.dispatch() == [jobs[1].id, jobs[3].id]  # two slots free: its own and jobs[0]'s
+    assert slots.dispatch().jobs == [jobs[1].id, jobs[3].id]  # two slots free: its own and jobs[0]'s
 
 
 def test_the_slots_now_tell_each_pools_pause_and_each_owners_limit(store, slots, connection):
@@ -133,12 +138,12 @@ def test_a_freed_slot_goes_to_the_earliest_waiting_job_whichever_its_model(store
 
     # A default slot frees: only the default job may take it (kontext-max is still at its limit).
     store.transition(holders[1].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
-    assert slots.dispatch() == [waiting_other.id]
+    assert slots.dispatch().jobs == [waiting_other.id]
     # The kontext-max holder ends: the kontext-max job, first in line, gets the slot.
     store.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     late = _queued(store)
     assert slots.acquire(late) is None  # it would overtake the kontext-max job
-    assert slots.dispatch() == [waiting_kontext.id]
+    assert slots.dispatch().jobs == [waiting_kontext.id]
     assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
     assert slots.waiting(DEFAULT_POOL) == 1
 

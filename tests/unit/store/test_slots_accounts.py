@@ -73,7 +73,7 @@ def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slot
     # eu2 fails too: the job it held goes back in line, and nothing else may take it.
     cooldowns.cool("eu2", time.time() + 30, CoolingReason.UNAVAILABLE)
     assert slots.requeue(jobs[0]) and slots.account_of(jobs[0].id) is None
-    assert slots.dispatch() == []
+    assert slots.dispatch().jobs == []
     wait = in_line(slots.line_states([(DEFAULT_POOL, "admin", "r:eu")])[0], time.time())
     assert wait.reason == WaitReason.ACCOUNT_COOLING and time.time() + 25 < wait.until <= time.time() + 30
     # A job that may use us is not held up by the EU accounts' cooldown.
@@ -81,7 +81,7 @@ def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slot
     assert slots.acquire(other) and slots.account_of(other.id) == "us"
     # eu recovers: the EU jobs in line go there, oldest first.
     connection.delete(KEYS.cooling("eu"))
-    assert slots.dispatch() == [jobs[0].id, jobs[2].id]
+    assert slots.dispatch().jobs == [jobs[0].id, jobs[2].id]
     assert slots.account_of(jobs[0].id) == "eu"
 
 
@@ -106,7 +106,7 @@ def test_a_slot_freed_at_one_account_and_a_pause_at_another(store, slots, connec
     assert slots.requeue(jobs[1], pause=20)
     assert connection.pttl(KEYS.paused(DEFAULT_POOL, "us")) > 15_000
     assert connection.exists(KEYS.paused(DEFAULT_POOL, "eu")) == 0
-    assert slots.dispatch() == []
+    assert slots.dispatch().jobs == []
     anyone = _routed(store)
     assert slots.acquire(anyone) and slots.account_of(anyone.id) in ("eu", "eu2")
     # A task's end frees its slot where it was held, and its record of the account goes with it.
@@ -122,9 +122,9 @@ def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store,
     jobs = [_routed(store, "a:us") for _ in range(3)]
     assert [bool(slots.acquire(job)) for job in jobs] == [False] * 3
     wait_until = time.time() + 5
-    while time.time() < wait_until and not slots.dispatch():
+    while time.time() < wait_until and not slots.dispatch().jobs:
         pass  # the cooldown's end is a moment of the clock: the dispatch is what looks at it
-    assert slots.account_of(jobs[0].id) == "us" and slots.dispatch() == []  # one probe at a time
+    assert slots.account_of(jobs[0].id) == "us" and slots.dispatch().jobs == []  # one probe at a time
     assert cooldowns.of("us", time.time()) is None  # on probation it is not shown cooling
     assert cooldowns.accepted("us", DEFAULT_POOL, time.time())  # BFL took the probe: the account is open again
-    assert slots.dispatch() == [jobs[1].id, jobs[2].id]
+    assert slots.dispatch().jobs == [jobs[1].id, jobs[2].id]

@@ -134,7 +134,7 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
             jobs[job.id], status[job.id] = job, st.QUEUED
             assert bool(slots[client].acquire(job, _key_id(owner))) is model.acquire(job.id, job.pool, owner, now[0])
         elif kind == "dispatch":
-            assert slots[step[1]].dispatch(step[2]) == model.dispatch(now[0], step[2])
+            assert slots[step[1]].dispatch(step[2]).jobs == model.dispatch(now[0], step[2])
         elif kind == "tick":
             now[0] += step[1]
         elif kind == "submit" and (job := chosen(step[1], [i for i in holders() if status[i] == st.QUEUED])):
@@ -205,11 +205,11 @@ def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(sto
         b = _queued(store)
         assert not slots.acquire(b, "key_b")  # all 4 slots are taken
         _end(store, running.pop(0))
-        assert slots.dispatch() == [b.id]  # the very next free slot, ahead of 190-odd of A's
+        assert slots.dispatch().jobs == [b.id]  # the very next free slot, ahead of 190-odd of A's
         running.append(b.id)
         for _ in range(3):  # slots free in between: A's jobs, in their order
             _end(store, running.pop(0))
-            given = slots.dispatch()
+            given = slots.dispatch().jobs
             assert len(given) == 1 and given[0] in {j.id for j in backlog}
             running.append(given[0])
     assert slots.waiting_of("key_a") == [j.id for j in backlog[34:]]  # A's own order kept: 4 + 30 went out
@@ -225,7 +225,7 @@ def test_a_new_job_takes_a_slot_freed_but_not_yet_handed_out_when_its_turn_comes
     late_a = _queued(store)
     _end(store, a[1].id)
     assert not slots.acquire(late_a, "key_a")  # behind A's own earlier jobs
-    assert slots.dispatch() == [a[2].id]
+    assert slots.dispatch().jobs == [a[2].id]
 
 
 def test_weights_share_the_slots_in_proportion(store, connection):
@@ -242,7 +242,7 @@ def test_weights_share_the_slots_in_proportion(store, connection):
     turns, holder = [], first.id
     for _ in range(80):
         _end(store, holder)
-        [holder] = slots.dispatch()
+        [holder] = slots.dispatch().jobs
         turns.append(owner_of[holder])
     for n in range(4, 81, 4):  # every four turns: three of A's, one of B's
         assert turns[:n].count("key_a") == 3 * n // 4, turns[:n]
@@ -256,16 +256,16 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     assert slots.held_by("key_a") == 2
     b = [_queued(store) for _ in range(3)]
     assert [bool(slots.acquire(j, "key_b")) for j in b] == [True, True, False]  # A at its cap: B takes the free ones
-    assert slots.dispatch() == []  # all four slots held
+    assert slots.dispatch().jobs == []  # all four slots held
     _end(store, b[0].id)
-    assert slots.dispatch() == [b[2].id]  # A still at its cap: B's job, though A's waited longer
+    assert slots.dispatch().jobs == [b[2].id]  # A still at its cap: B's job, though A's waited longer
     _end(store, a[0].id)
-    assert slots.dispatch() == [a[2].id]  # A under its cap again
+    assert slots.dispatch().jobs == [a[2].id]  # A under its cap again
     assert slots.held_by("key_a") == 2 and slots.held_by("key_b") == 2
     slots.drop_share("key_a")
     assert connection.hlen(KEYS.share_weights) == connection.hlen(KEYS.share_max_active) == 0
     assert store.delete(b[1].id) is not None
-    assert slots.dispatch() == [a[3].id] and slots.held_by("key_a") == 3 and slots.held_by("key_b") == 1
+    assert slots.dispatch().jobs == [a[3].id] and slots.held_by("key_a") == 3 and slots.held_by("key_b") == 1
 
 
 def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store, connection):
@@ -275,10 +275,10 @@ def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store,
     other = _queued(store)
     assert not slots.acquire(other, "key_b")
     _end(store, d1.id)
-    assert slots.dispatch() == [other.id]  # B's turn; kontext-max is at its limit, A's k2 cannot use it
+    assert slots.dispatch().jobs == [other.id]  # B's turn; kontext-max is at its limit, A's k2 cannot use it
     _end(store, k1.id)
     _end(store, d2.id)
-    assert slots.dispatch() == [k2.id, d3.id]  # A's jobs in their order once their pools have room
+    assert slots.dispatch().jobs == [k2.id, d3.id]  # A's jobs in their order once their pools have room
     assert slots.in_flight(KONTEXT_MAX_POOL) == 1 and slots.in_flight(DEFAULT_POOL) == 2
 
 
@@ -293,7 +293,7 @@ def test_a_dispatch_costs_the_same_behind_ten_jobs_or_a_thousand(store, connecti
                 slots.acquire(_queued(store), owner)
         for holder in connection.zrange(KEYS.slots(DEFAULT_POOL), 0, -1):
             _end(store, holder.decode())
-        commands = commands_during(connection, db, lambda: slots.dispatch())
+        commands = commands_during(connection, db, lambda: slots.dispatch().jobs)
         return len([c for c in commands if c["client_type"] == "lua"])  # the script's own, not its loading
 
     small, large = commands_for(10), commands_for(1000)
@@ -310,9 +310,9 @@ def test_jobs_in_a_line_of_the_release_before_fair_share_are_taken_over_as_the_a
     assert migrate(connection, config).lines == 2 and migrate(connection, config).lines == 0
     assert connection.exists(KEYS.legacy_line(DEFAULT_POOL)) == 0
     assert slots.waiting_of(None) == [old[0].id, old[2].id]
-    assert slots.dispatch() == [old[0].id] and slots.held_by(None) == 1
+    assert slots.dispatch().jobs == [old[0].id] and slots.held_by(None) == 1
     _end(store, old[0].id)
-    assert slots.dispatch() == [old[2].id]
+    assert slots.dispatch().jobs == [old[2].id]
 
 
 def test_concurrent_clients_never_exceed_any_limit(store, connection):
@@ -332,7 +332,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
                 own_store.transition(mine[0], st.FAILED, error=FAIL)
                 with lock:
                     released.append(mine.pop(0))
-            got = ([job.id] if slots.acquire(job, _key_id(owner)) else []) + slots.dispatch()
+            got = ([job.id] if slots.acquire(job, _key_id(owner)) else []) + slots.dispatch().jobs
             mine += got
             with lock:
                 granted.extend(got)
@@ -362,7 +362,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
     counts = {k.decode(): int(v) for k, v in connection.hgetall(KEYS.fair_held).items()}
     owner_of = {job.id: owner for job, owner in jobs}
     assert counts == {o: n for o in owners if (n := sum(owner_of[i] == o for i in held))}
-    assert Slots(connection, config).dispatch() == []  # no idle slot while a job that could use it waits
+    assert Slots(connection, config).dispatch().jobs == []  # no idle slot while a job that could use it waits
 
 
 def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
@@ -371,7 +371,7 @@ def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
     assert [bool(slots.acquire(j, "key_a")) for j in a[:2]] == [True, False]
     for n in range(1, 11):  # A alone: ten turns
         _end(store, a[n - 1].id)
-        assert slots.dispatch() == [a[n].id]
+        assert slots.dispatch().jobs == [a[n].id]
         assert slots.acquire(a[n + 1], "key_a") is None
     assert not any(slots.acquire(j, "key_a") for j in a[12:20])
     b = [_queued(store) for _ in range(6)]
@@ -379,7 +379,7 @@ def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
     turns, holder = [], a[10].id
     for _ in range(8):
         _end(store, holder)
-        [holder] = slots.dispatch()
+        [holder] = slots.dispatch().jobs
         turns.append("b" if holder in {j.id for j in b} else "a")
     assert turns == ["b", "a"] * 4  # in turn from the start: not B's six first for A's ten before them
 
@@ -402,7 +402,7 @@ def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(st
     assert not slots.acquire(job, "key_a", send_here=False)  # room, but its caller will not send it
     assert not slots.holds(job) and slots.waiting(DEFAULT_POOL) == 1
     assert slots.wait_for_freed(0.05)  # a sender is woken to take it
-    assert slots.dispatch(limit=1) == [job.id] and slots.holds(job)
+    assert slots.dispatch(limit=1).jobs == [job.id] and slots.holds(job)
 
 
 def test_a_job_that_joins_a_full_pool_wakes_no_sender(store, connection):
@@ -415,7 +415,7 @@ def test_a_job_that_joins_a_full_pool_wakes_no_sender(store, connection):
     assert connection.llen(KEYS.slot_freed) == 0  # a dispatch now would give nothing: the freed slot wakes one
     assert slots.waiting(DEFAULT_POOL) == 1
     assert store.transition(holder.id, st.FAILED, error=FAIL)
-    assert slots.wait_for_freed(0.05) and slots.dispatch(limit=1) == [waiting.id]
+    assert slots.wait_for_freed(0.05) and slots.dispatch(limit=1).jobs == [waiting.id]
 
 
 def test_owner_ids_are_words_that_cannot_break_a_lines_ranges():
@@ -432,5 +432,5 @@ def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, con
     stuck, waiting = _queued(store), _queued(store)
     assert slots.acquire(stuck, "key_a") and not slots.acquire(waiting, "key_a")  # key A at its max_active
     connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
-    assert slots.dispatch() == [waiting.id]  # the lapsed slot no longer counts against A
+    assert slots.dispatch().jobs == [waiting.id]  # the lapsed slot no longer counts against A
     assert slots.held_by("key_a") == 1

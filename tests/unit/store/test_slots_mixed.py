@@ -133,7 +133,7 @@ def test_random_mixed_runs_follow_the_rules(store, connection, seed, total, kont
                 assert store.transition(victim.id, st.FAILED, error=FAIL)
                 model.forget(victim)
         else:
-            given, dispatched = slots.dispatch(), True
+            given, dispatched = slots.dispatch().jobs, True
             assert given == model.dispatch()
         _check(model, connection, dispatched)
         for job in map(jobs.get, given):
@@ -159,7 +159,7 @@ def test_concurrent_mixed_clients_never_over_commit(store, connection):
                 own_store.transition(mine[0], st.FAILED, error=FAIL)
                 with lock:
                     released.append(mine.pop(0))
-            got = ([job.id] if slots.acquire(job) else []) + slots.dispatch()
+            got = ([job.id] if slots.acquire(job) else []) + slots.dispatch().jobs
             mine += got
             with lock:
                 granted.extend(got)
@@ -186,7 +186,7 @@ def test_concurrent_mixed_clients_never_over_commit(store, connection):
     assert held[DEFAULT_POOL] | held[KONTEXT_MAX_POOL] == set(granted) - set(released)
     everyone = [i for p in POOLS for i in [*held[p], *lines[p]]] + released
     assert sorted(everyone) == sorted(j.id for j in jobs)  # each job holds, waits or ended: exactly once
-    assert Slots(connection, config).dispatch() == []  # no idle slot while a job that could use it waits
+    assert Slots(connection, config).dispatch().jobs == []  # no idle slot while a job that could use it waits
 
 
 def test_a_paused_pool_does_not_hold_up_the_other(store, connection):
@@ -194,18 +194,18 @@ def test_a_paused_pool_does_not_hold_up_the_other(store, connection):
     k1, k2, k3 = (_queued(store, KONTEXT) for _ in range(3))
     assert [bool(slots.acquire(k)) for k in (k1, k2, k3)] == [True, True, False]
     assert slots.requeue(k1, pause=30)  # BFL said flux-kontext-max is full
-    assert slots.dispatch() == []  # kontext-max has room but is paused
+    assert slots.dispatch().jobs == []  # kontext-max has room but is paused
     # Two earlier kontext-max jobs wait, but their pool is paused: newcomers of the other pool go ahead.
     d1, d2, d3, d4 = (_queued(store) for _ in range(4))
     assert [bool(slots.acquire(d)) for d in (d1, d2, d3, d4)] == [True, True, True, False]
     store.transition(d1.id, st.FAILED, error=FAIL)
-    assert slots.dispatch() == [d4.id]
+    assert slots.dispatch().jobs == [d4.id]
     assert slots.in_flight(DEFAULT_POOL) == 3 and slots.in_flight(KONTEXT_MAX_POOL) == 1
     # The pause over, the earliest waiting job gets the next free slot.
     connection.delete(KEYS.paused(KONTEXT_MAX_POOL))
     store.transition(d2.id, st.FAILED, error=FAIL)
     assert slots.acquire(_queued(store)) is None
-    assert slots.dispatch() == [k1.id]
+    assert slots.dispatch().jobs == [k1.id]
 
 
 def test_a_paused_default_pool_lets_kontext_max_newcomers_in(store, connection):
@@ -214,6 +214,6 @@ def test_a_paused_default_pool_lets_kontext_max_newcomers_in(store, connection):
     assert slots.acquire(d1) and slots.acquire(d2) and slots.requeue(d1, pause=30)
     d3, k1, k2, k3 = _queued(store), *(_queued(store, KONTEXT) for _ in range(3))
     assert [bool(slots.acquire(j)) for j in (d3, k1, k2, k3)] == [False, True, True, False]  # held: d2, k1, k2
-    assert slots.dispatch() == []
+    assert slots.dispatch().jobs == []
     assert _state(connection) == ({DEFAULT_POOL: {d2.id}, KONTEXT_MAX_POOL: {k1.id, k2.id}},
                                   {DEFAULT_POOL: [d1.id, d3.id], KONTEXT_MAX_POOL: [k3.id]})

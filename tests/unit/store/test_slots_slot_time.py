@@ -42,7 +42,7 @@ def _simulate(connection, lengths: dict[str, float], weights: dict[str, float], 
     used = dict.fromkeys(lengths, 0.0)
     ends: list[tuple[float, str]] = []
     while True:
-        for job_id in [*started, *slots.dispatch()]:
+        for job_id in [*started, *slots.dispatch().jobs]:
             assert store.transition(job_id, st.SUBMITTED, bfl_id=f"b-{job_id}")
             heapq.heappush(ends, (clock.now + lengths[owner_of[job_id]], job_id))
         started = []

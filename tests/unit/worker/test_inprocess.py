@@ -15,8 +15,8 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from devtools.processes import wait_until
-from helpers import commands_during
 from fluxhook.lifecycle.steps import enqueueing
+from helpers import commands_during
 from worker.inprocess import CLEANING_LOCK_TTL, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.

@@ -112,3 +112,22 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
         assert time.monotonic() - woken < sending.IDLE_WAKE_TIMEOUT - 1
     finally:
         senders.stop(timeout=5)
+
+
+def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back(services, sim):
+    svc = services()
+    job = _queue(svc, 1)[0]
+    started: list[sending.Senders] = []
+
+    def send() -> None:
+        started.append(sending.start(svc, size=1))
+        wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
+
+    try:
+        sent = [c["command"] for c in commands_during(svc.redis, 6, send)]
+        assert any(c.startswith("EVALSHA") for c in sent) and any(c.startswith("SET fh:submit:") for c in sent)
+        assert [c for c in sent if c.startswith(f"HGET {svc.store.keys.slot_accounts}")] == []
+        assert svc.jobs.get(job.id).account == "default"
+    finally:
+        for senders in started:
+            senders.stop(timeout=5)

@@ -71,7 +71,7 @@ def test_a_send_cut_off_with_its_process_is_never_sent_again_and_takes_the_task_
     # What it counts as spent until BFL says: its request's bound in the catalog, not all that it held to go alone.
     entry = svc.config.catalog.get(job.model)
     assert spent_today(svc, time.time()) == price_bounds.bound(entry, price_bounds.request_size(entry, job.input))
-    assert take_turns(svc, 4) == [] and sim.stats()["submitted"] == sent  # never sent again
+    assert take_turns(svc, 4).jobs == [] and sim.stats()["submitted"] == sent  # never sent again
     # BFL's callback names the task: the job follows it.
     assert reconciling.adopt_task(svc, waiting, BFLReport(bfl_id="task-of-the-lost-send", status=st.BFL_PENDING))
     assert svc.jobs.get(job.id).bfl_id == "task-of-the-lost-send"
@@ -104,7 +104,7 @@ def test_a_job_whose_sender_died_before_it_began_goes_out_again(svc, sim):
     job = _queued(svc.jobs, prompt="never begun")
     assert svc.slots.acquire(job)
     assert _check(svc, job.id) == CheckOutcome.REQUEUED
-    assert take_turns(svc, 4) == [job.id]
+    assert take_turns(svc, 4).jobs == [job.id]
     assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
 
 
@@ -117,4 +117,4 @@ def test_a_hold_of_another_kind_lapses_by_itself_and_the_job_goes_out_again(svc)
     assert svc.jobs.due_at(job.id) <= time.time() + 4  # when it lapses and a second, not a check's hold later
     wait_until(lambda: not svc.redis.exists(KEYS.submit_lock(job.id)), timeout=5, message="the hold to lapse")
     assert _check(svc, job.id) == CheckOutcome.REQUEUED
-    assert take_turns(svc, 4) == [job.id]
+    assert take_turns(svc, 4).jobs == [job.id]

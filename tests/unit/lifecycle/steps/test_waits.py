@@ -84,7 +84,7 @@ def test_in_line_a_job_waits_for_bfl_slots_or_its_models_own_limit(svc):
     svc.jobs.transition(pro.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
     # A slot frees: flux-kontext-max still waits for its own limit, the other job for its turn (the dispatcher).
     assert waits.of(svc, svc.jobs.get(later_kontext.id)) == Waiting(WaitReason.MODEL_LIMIT)
-    assert svc.slots.dispatch() == [later_pro.id] and waits.of(svc, svc.jobs.get(later_pro.id)) is None
+    assert svc.slots.dispatch().jobs == [later_pro.id] and waits.of(svc, svc.jobs.get(later_pro.id)) is None
 
 
 def test_a_key_at_its_max_active_waits_for_it_while_others_go(svc):
@@ -126,13 +126,13 @@ def test_bfl_out_of_capacity_is_bfl_capacity_until_its_pause_ends(svc, sim):
     assert [e["reason"] for e in _entries(svc, job)] == ["bfl_capacity"]
     # Refused again (the pause over): the same reason, a later end; no second entry.
     svc.redis.delete(KEYS.paused(job.pool))
-    assert svc.slots.dispatch() == [job.id]
+    assert svc.slots.dispatch().jobs == [job.id]
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert [e["reason"] for e in _entries(svc, job)] == ["bfl_capacity"]
     # Sent at last: it waits for nothing, and its record keeps no wait.
     sim.settings(out_of_capacity=False)
     svc.redis.delete(KEYS.paused(job.pool))
-    assert svc.slots.dispatch() == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
+    assert svc.slots.dispatch().jobs == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
     sent = svc.jobs.get(job.id)
     assert waits.of(svc, sent) is None and (sent.waiting_reason, sent.waiting_until) == (None, None)
     assert not svc.redis.hexists(KEYS.job(job.id), WAIT_FIELDS[0])
@@ -183,7 +183,7 @@ def test_a_keys_daily_credits_spent_is_key_daily_credits_and_its_job_counts_as_q
     assert _come_due(svc, svc.jobs.get(job.id)) == CheckOutcome.REQUEUED
     back = svc.jobs.get(job.id)
     assert back.waiting_reason is None and waits.of(svc, back) == Waiting(WaitReason.BFL_SLOTS)
-    assert svc.slots.dispatch() == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
+    assert svc.slots.dispatch().jobs == [job.id] and submitting.submit_queued(svc, job.id) == st.SUBMITTED
     assert waits.of_keys(svc, [app.key_id])[app.key_id] == waits.KeyJobs(active=1, queued=0, by_reason={})
 
 
