@@ -57,6 +57,8 @@ class Senders(Loop):
         self._room = threading.Condition()
         self._busy = 0
         self._stopping = False
+        # Whether the last wait was ended by a wake-up: the next dispatch leaves slots past their lease to a timed one.
+        self._woken = False
 
     def stop_taking(self) -> None:
         """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAKE_TIMEOUT``."""
@@ -82,13 +84,14 @@ class Senders(Loop):
         free = self._wait_for_a_free_sender()
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
-        turns = take_turns(self.svc, free)
+        turns = take_turns(self.svc, free, woken=self._woken)
+        self._woken = False
         for job_id in turns.jobs:
             self._send(job_id, turns.accounts[job_id])
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
             with self.waiting():
-                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
+                self._woken = self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:

@@ -115,10 +115,12 @@ class Slots:
                                  "1" if send_here else "0", *made.args])
         return None if account is None else _text(account)
 
-    def dispatch(self, limit: int = 100) -> Dispatched:
+    def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
-        whether jobs still wait in a line. One round trip."""
-        jobs, accounts, waiting = self._dispatch(self._pool_keys(), [*self._pool_args(), limit])
+        whether jobs still wait in a line. One round trip. ``free_lapsed=False`` leaves the slots held past their
+        lease for a later dispatch to free: one woken by a freed slot has that slot to give."""
+        jobs, accounts, waiting = self._dispatch(self._pool_keys(),
+                                                 [*self._pool_args(), limit, "1" if free_lapsed else "0"])
         names = [_text(job) for job in jobs]
         return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting))
 

@@ -1,8 +1,11 @@
 -- needs: slots_prelude
--- After the prelude. ARGV[rest]: most to hand out. Returns {the jobs given a slot, one turn at a time (see the
--- prelude); the account whose slot each took, in the same order; 1 if a job still waits in a pool's line, else 0}.
+-- After the prelude. ARGV[rest]: most to hand out; ARGV[rest + 1]: '0' to leave the slots past their lease (a
+-- dispatch woken by a slot freed: the dispatcher's timed looks free them), else they are freed first.
+-- Returns {the jobs given a slot, one turn at a time (see the prelude); the account whose slot each took, in the
+-- same order; 1 if a job still waits in a pool's line, else 0}.
 -- Lines hold queued jobs only (a job leaves its line with any change of status).
-local s = slots_prelude.start(slots_accounts.read())
+local s = slots_accounts.read()
+slots_prelude.start(s, nil, ARGV[s.rest + 1] == '0')
 local given, accounts = {}, {}
 while #given < tonumber(ARGV[s.rest]) do
   local turn = s.pick()

@@ -13,10 +13,11 @@
 local slots_prelude = {}
 
 -- Frees the slots past their lease (only those of ``only``, a pool, when given: a slot script that gives one turn of
--- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it), then adds to
+-- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it; none with
+-- ``keep_lapsed``: a dispatch woken by a slot freed, whose next timed look frees them), then adds to
 -- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn) and open_in(pool)
 -- (the accounts with room in it now). Returns ``s``.
-function slots_prelude.start(s, only)
+function slots_prelude.start(s, only, keep_lapsed)
   local now, slot_lease, submit_lease, due, owners, held = s.now, s.slot_lease, s.submit_lease, s.due, s.owners, s.held
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
   local slot_accounts, route_index, fair, pools, accounts = s.slot_accounts, s.route_index, s.fair, s.pools, s.accounts
@@ -30,7 +31,7 @@ function slots_prelude.start(s, only)
   end
 
   -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
-  for _, account in ipairs(accounts) do
+  for _, account in ipairs(keep_lapsed and {} or accounts) do
     for _, pool in ipairs(only and {only} or pools) do
       local slots = account.pools[pool.name].slots
       local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
