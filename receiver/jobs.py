@@ -16,6 +16,7 @@ from fluxhook.core.job import Job, prompt_warnings
 from fluxhook.core.job_filters import parse_listing
 from fluxhook.core.models import MODEL
 from fluxhook.core.strict_input import refuse_unknown
+from fluxhook.core.wait_reasons import Waiting
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
@@ -98,10 +99,10 @@ def create():
                           account=account, idempotency=key_hold(), cancel_after=requested_cancel_after())
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
-        job = create_job(svc, require_bearer(), request_, submit_here=room)
-    g.job_id = job.id
-    ask_events(svc, job, events, require_bearer().key)
-    return _answer_after_wait(job, 202, prompt_warnings(task_input))
+        created = create_job(svc, require_bearer(), request_, submit_here=room)
+    g.job_id = created.job.id
+    ask_events(svc, created.job, events, require_bearer().key)
+    return _answer_after_wait(created.job, 202, prompt_warnings(task_input), created.waiting)
 
 
 # The fields of POST /v1/jobs and POST /v1/jobs/track: anything else at the top level is refused by name.
@@ -156,11 +157,14 @@ def show(job_id: str):
     return _answer_after_wait(_load(job_id), 200)
 
 
-def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None):
+def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None, waiting: Waiting | None = None):
     """The job, once it is terminal if the request prefers to wait (``Prefer: wait``), with the
-    ``warnings`` of its submission when there are any."""
-    job, seconds = waited(job)
-    response = jsonify({**_present(job), "warnings": warnings} if warnings else _present(job))
+    ``warnings`` of its submission when there are any. ``waiting``: why ``job`` waits, as its creation just found
+    (the slots are asked again only for the job read after a wait)."""
+    after, seconds = waited(job)
+    svc = services()
+    shown = present(svc.config, job, waiting) if after is job and waiting is not None else _present(after)
+    response = jsonify({**shown, "warnings": warnings} if warnings else shown)
     response.status_code = status
     return preference_applied(response, seconds)
 

@@ -21,6 +21,7 @@ from fluxhook.core.catalog import Catalog, Model
 from fluxhook.core.errors import BFLError, BudgetExceeded, InputRefused, UnknownModel
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
+from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import callers, key_limits, recorded, routing, submission, task_inputs, waits
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
@@ -50,7 +51,16 @@ class JobRequest:
     cancel_after: int | None = None
 
 
-def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Job:
+@dataclass(frozen=True)
+class Created:
+    """A new job as recorded once created, and why it waits when it was left queued (None: it does not, or it is
+    not queued): what its creation found, so its answer does not ask the slots again."""
+
+    job: Job
+    waiting: Waiting | None = None
+
+
+def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Created:
     """Admit, record and submit (or queue) a new job; the job as recorded after that. ``submit_here``: whether
     this call may wait on BFL for the submission (a web process keeps only so many threads waiting on BFL);
     if not, a worker submits the job once it has a slot.
@@ -81,7 +91,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
 
 
 def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, route: str | None, job_id: str,
-           now: float, submit_here: bool) -> Job:
+           now: float, submit_here: bool) -> Created:
     """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
     webhook = request.app_webhook
     job = Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
@@ -102,7 +112,8 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         wait = waits.note_queued(svc, job)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
-        return recorded.current(svc, job.id)
+        now_recorded = recorded.current(svc, job.id)
+        return Created(now_recorded, wait if now_recorded.status == st.QUEUED else None)
     try:
         submission.submit(svc, job, request.input, in_request=True, account=took)
     except (BFLError, BudgetExceeded):
@@ -110,7 +121,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
-    return recorded.current(svc, job.id)
+    return Created(recorded.current(svc, job.id))
 
 
 def check_input(model: Model, task_input: dict) -> None:

@@ -36,7 +36,7 @@ def _spent(svc) -> float:
 def test_many_jobs_sent_at_once_end_at_most_one_jobs_price_over_the_accounts_own_limit(svc, sim):
     def send(n: int):
         return creating.create_job(svc, ADMIN, JobRequest("flux-2-pro", dict(ONE_MP, prompt=f"at once {n}")),
-                                   submit_here=True)
+                                   submit_here=True).job
 
     with ThreadPoolExecutor(16) as pool:
         jobs = list(pool.map(send, range(16)))

@@ -37,7 +37,7 @@ def _key(svc, **limits) -> Caller:
 
 def test_a_keys_jobs_waiting_for_its_max_active_hold_nothing_against_another_tenant(svc):
     hoarder = _key(svc, max_active=1)
-    jobs = [creating.create_job(svc, hoarder, JobRequest("flux-2-max", dict(DEAR)), submit_here=False)
+    jobs = [creating.create_job(svc, hoarder, JobRequest("flux-2-max", dict(DEAR)), submit_here=False).job
             for _ in range(9)]
     assert len({job.id for job in jobs}) == 9 and all(job.status == "queued" for job in jobs)
     assert budget.most(svc, "flux-2-max", DEAR) * 9 > LIMIT * MICRO  # what the old admission reserved
@@ -48,13 +48,13 @@ def test_a_keys_jobs_waiting_for_its_max_active_hold_nothing_against_another_ten
 
 
 def test_a_job_sent_in_the_request_settles_its_reservation_with_bfls_answer(svc, sim):
-    job = creating.create_job(svc, ADMIN, JobRequest("flux-2-pro", {"prompt": "in hand"}), submit_here=True)
+    job = creating.create_job(svc, ADMIN, JobRequest("flux-2-pro", {"prompt": "in hand"}), submit_here=True).job
     assert job.status == "submitted" and svc.store.usage.reserved(time.time()) == 0
     assert svc.store.usage.counter(accounting.utc_day(time.time()), accounting.SPENT) > 0
 
 
 def test_a_job_bfl_turns_away_goes_back_in_line_holding_nothing(svc, sim):
     sim.settings(out_of_capacity=True)  # BFL answers 503: the pool pauses, the job waits in line
-    job = creating.create_job(svc, ADMIN, JobRequest("flux-2-pro", {"prompt": "turned away"}), submit_here=True)
+    job = creating.create_job(svc, ADMIN, JobRequest("flux-2-pro", {"prompt": "turned away"}), submit_here=True).job
     assert job.status == "queued" and sim.stats()["submitted"] == 0
     assert svc.store.usage.reserved(time.time()) == 0

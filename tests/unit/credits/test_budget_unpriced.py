@@ -55,7 +55,7 @@ def test_a_price_far_above_the_catalogs_bound_from_the_start_ends_at_most_one_jo
 
     def send(n: int):
         return creating.create_job(svc, ADMIN, JobRequest(MODEL, dict(ONE_MP, prompt=f"[pending] at once {n}")),
-                                   submit_here=True)
+                                   submit_here=True).job
 
     with ThreadPoolExecutor(40) as pool:
         jobs = list(pool.map(send, range(40)))

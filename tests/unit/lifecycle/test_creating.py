@@ -19,7 +19,7 @@ from fluxhook.credits import accounting, price_bounds
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
-from fluxhook.lifecycle.steps import reconciling
+from fluxhook.lifecycle.steps import reconciling, waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
@@ -47,7 +47,7 @@ def _nothing_made(svc, sim) -> None:
 
 def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_callback_url(svc, sim):
     job = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent here"}, metadata={"order": 7}),
-                     submit_here=True)
+                     submit_here=True).job
 
     assert (job.status, job.account, job.metadata, job.prompt) == (st.SUBMITTED, "default", {"order": 7},
                                                                   "[pending] sent here")
@@ -58,11 +58,14 @@ def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_cal
 
 
 def test_a_job_created_where_its_caller_may_not_wait_waits_in_line_for_a_workers_sender(svc, sim):
-    job = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent later"}), submit_here=False)
+    created = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent later"}), submit_here=False)
+    job = created.job
 
     assert (job.status, job.bfl_id, job.input) == (st.QUEUED, None, {"prompt": "[pending] sent later"})
     assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
     assert sim.stats()["submitted"] == 0
+    # Why it waits, as its creation found it (and its timeline says): what a look of the slots says now.
+    assert created.waiting is not None and created.waiting == waits.of(svc, job)
 
 
 def test_an_unknown_model_is_refused_with_the_closest_names_and_nothing_is_made(svc, sim):
@@ -80,7 +83,7 @@ def test_a_key_creates_jobs_of_its_own_models_only(svc, sim):
         create_job(svc, caller, JobRequest("flux-kontext-max", {"prompt": "x"}), submit_here=True)
 
     _nothing_made(svc, sim)
-    job = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] allowed"}), submit_here=True)
+    job = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] allowed"}), submit_here=True).job
     assert (job.status, job.key_id) == (st.SUBMITTED, caller.key_id)
 
 
@@ -94,7 +97,7 @@ def test_a_submission_bfl_refuses_leaves_nothing_behind_and_counts_nothing_again
     listed, _ = svc.jobs.list(limit=10)
     assert listed == [] and svc.slots.in_flight("default") == 0
     sim.settings(refuse=None)
-    assert create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] ok"}), submit_here=True).status == st.SUBMITTED
+    assert create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] ok"}), submit_here=True).job.status == st.SUBMITTED
     with pytest.raises(RateLimited):  # its one request a minute is used now
         create_job(svc, caller, JobRequest(PRO, {"prompt": "one too many"}), submit_here=True)
 
@@ -114,7 +117,7 @@ def test_a_submission_in_hand_whose_answer_never_came_is_a_submitted_job_its_bou
         svc = make_services(DB, BFL_API_BASE=base, BFL_DAILY_CREDIT_LIMIT="100")
         caller, other = _key(svc), _key(svc)
         job = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] lost answer", "width": 1024,
-                                                       "height": 1024}), submit_here=True)
+                                                       "height": 1024}), submit_here=True).job
 
     assert (job.status, job.bfl_id, job.input, job.cost_credits) == (st.SUBMITTED, None, None, None)
     assert reconciling.awaits_task(job) and svc.slots.holds(job)
@@ -149,5 +152,5 @@ def test_a_job_is_recorded_with_its_place_in_line_or_not_at_all(redis_server, sv
         job = svc.jobs.get(job_id.decode())
         placed = svc.slots.look([job])[0][0] != Place.ASIDE or svc.redis.zscore(KEYS.due, job.id) is not None
         assert placed, f"{job.id} is queued, in no line, holding no slot and not due"
-    made = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] in line"}), submit_here=False)
+    made = create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] in line"}), submit_here=False).job
     assert svc.slots.waiting_of(caller.key_id) == [made.id] and svc.jobs.list(limit=10)[0] == [made]

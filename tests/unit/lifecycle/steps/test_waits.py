@@ -103,7 +103,7 @@ def test_a_key_at_its_max_active_waits_for_it_while_others_go(svc):
 def test_a_new_job_that_waits_says_why_in_its_timeline(svc):
     for n in range(2):
         creating.create_job(svc, ADMIN, creating.JobRequest(PRO, {"prompt": f"holds {n}"}), submit_here=False)
-    job = creating.create_job(svc, ADMIN, creating.JobRequest(PRO, {"prompt": "waits"}), submit_here=False)
+    job = creating.create_job(svc, ADMIN, creating.JobRequest(PRO, {"prompt": "waits"}), submit_here=False).job
 
     assert job.status == st.QUEUED
     assert [(e["reason"], e.get("until")) for e in _entries(svc, job)] == [("bfl_slots", None)]
