@@ -4,11 +4,15 @@ requests go alone until BFL prices one within it (a corrected entry starts again
 
 from __future__ import annotations
 
+import time
 from enum import Enum
 
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
+
+# How often a process writes again that a model's catalog entry was priced within its bound.
+WITHIN_REWRITE = 60.0
 
 
 class PriceCheck(str, Enum):
@@ -26,6 +30,8 @@ class PriceChecks:
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
+        # (model, fingerprint) -> when this process last wrote that BFL priced it within (time.monotonic()).
+        self._within_written: dict[tuple[str, str], float] = {}
 
     def check(self, model: str, fingerprint: str) -> PriceCheck:
         """What BFL's prices showed of this very catalog entry of ``model`` (one round trip)."""
@@ -43,5 +49,11 @@ class PriceChecks:
 
     def mark_within(self, model: str, fingerprint: str) -> None:
         """BFL priced a request of ``model`` within its catalog entry ``fingerprint``'s bound (an entry seen
-        exceeded stays so: ``check`` reads that first)."""
+        exceeded stays so: ``check`` reads that first). Written at most once per ``WITHIN_REWRITE`` seconds by a
+        process: nearly every submission says it again, and a round trip each was a stored job's cost for nothing
+        (written again after a while, in case Redis lost it)."""
+        written = self._within_written.get((model, fingerprint))
+        if written is not None and time.monotonic() - written < WITHIN_REWRITE:
+            return
         self.connection.hset(self.keys.prices_within_catalog, model, fingerprint)
+        self._within_written[(model, fingerprint)] = time.monotonic()
