@@ -106,7 +106,8 @@ HOURLY_TTL = 35 * 86400
 
 
 def counters_key(keys, effect: Union[CountUsage, CountHourly]) -> tuple[str, int]:
-    """The hash a counting effect adds to, and how long that hash is kept after its last change."""
+    """The hash a counting effect adds to, and how long that hash is kept: after the count that started a field in it
+    (usage, ``lua/effects.lua``), after its last change (hourly outcomes, ``lua/tally_write.lua``)."""
     if isinstance(effect, CountUsage):
         return keys.usage(effect.day), USAGE_TTL
     return keys.hourly(effect.hour), HOURLY_TTL

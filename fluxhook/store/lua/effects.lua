@@ -3,7 +3,9 @@
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
 
-function effects.apply(list)
+-- ``records`` (optional): record key -> {its key_id, its status} as the caller's script read them (a transition's own
+-- job), so a work line's effect for that job reads nothing again.
+function effects.apply(list, records)
   for _, effect in ipairs(list) do
     if effect.timeline then
       -- Trimmed only once past its cap; its life (its record's) set with its first entry.
@@ -12,10 +14,14 @@ function effects.apply(list)
       if length > effect.cap then redis.call('LTRIM', key, 0, effect.cap - 1) end
       if length == 1 then redis.call('EXPIRE', key, effect.ttl) end
     elseif effect.counters then
+      -- Their life is set when a count starts in them (a field that was none): a day's counters change on that day
+      -- and the few after, so that is their first change, give or take days of their 400.
+      local started = false
       for _, increment in ipairs(effect.increments) do
-        redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
+        local now = redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
+        started = started or now == tonumber(increment[2])
       end
-      redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
+      if started then redis.call('EXPIRE', KEYS[effect.counters], effect.ttl) end
     elseif effect.accepted then
       local strikes = {}
       for i, key in ipairs(effect.strikes) do strikes[i] = KEYS[key] end
@@ -25,7 +31,10 @@ function effects.apply(list)
     elseif effect.work then
       -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
       -- A record always has a status: none, and the job is gone.
-      local key_id, status = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status'))
+      local known = records and records[KEYS[effect.record]]
+      local key_id, status
+      if known then key_id, status = known[1], known[2]
+      else key_id, status = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status')) end
       if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         redis.call('ZADD', KEYS[effect.work], 'NX', 0, members.member(owner, effect.job))

@@ -52,6 +52,12 @@ if spec.terminal then
   ask('route')
   ask('deadline')
 end
+-- A work line's effect for this very job takes its owner from this read.
+local works_here = false
+for _, effect in ipairs(spec.effects or {}) do
+  works_here = works_here or (effect.work ~= nil and KEYS[effect.record] == job)
+end
+if works_here then ask('key_id') end
 -- What it may drop: only those it has are named in its HDEL, and none at all costs no command.
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
   for _, name in ipairs(names) do ask(name) end
@@ -215,6 +221,6 @@ local taken = spec.take and redis.call('GETDEL', KEYS[spec.take]) or false
 
 -- The effects: only with a move, and only with the lock when one is named.
 if not spec.lock or locked == 1 then
-  effects.apply(spec.effects)
+  effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
 end
 return {1, current, locked, taken}

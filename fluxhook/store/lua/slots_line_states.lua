@@ -2,12 +2,12 @@
 -- What decides whether a job in a pool's line could take a slot now, for each (pool, owner, route) asked: read
 -- with the dispatch's own reading of routes, limits and cooldowns, changing nothing. core/wait_reasons.py names
 -- the reason from it (in_line). And where each job asked stands: holding a slot, in its line, or neither (aside).
--- ARGV[rest...]: n, then n triples of a pool, an owner and a route ('*': any account); then pairs of a job and its
--- member in its pool's line (a pool, then the member).
+-- ARGV[rest...]: n, then n triples of a pool, an owner and a route ('*': any account); then, for each job asked, its
+-- id, its pool and its member in that pool's line.
 -- Returns {per triple: {owner's slots held, its max_active ('' for none), the pool's slots held and its limit,
 -- every pool's slots held and the limit, over the accounts the route allows that are not cooling down;
 -- when the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts
--- the route allows recovers, when every one cools down ('')}; per job: 'slot', 'line' or 'aside'}.
+-- the route allows recovers, when every one cools down ('')}; per job: 'slot', 'line' or 'aside' (core.wait_reasons.Place)}.
 local s = slots_accounts.read()
 local now, rest, accounts, caps, fmt = s.now, s.rest, s.accounts, s.caps, s.fmt
 s.count_held()

@@ -11,11 +11,12 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.job import ENDED_DROPS
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
-from fluxhook.store.effects import AddTimelineEntry
+from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TIMELINE_CAP
+from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
 from slot_helpers import _config, _queued
 
@@ -109,8 +110,12 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     job = _queued(jobs)
     slots.acquire(job)
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-3")
-    ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200))
+    ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200,
+                                                          effects=[AddWork(DOWNLOAD, job.id)]))
     assert _naming(ready, "ZSCORE") == [f"ZSCORE {KEYS.slots(DEFAULT_POOL)} {job.id}"]
+    # Its download joins the work line with its owner from the transition's one read of the record.
+    assert _names(_on(ready, KEYS.job(job.id))).count("HMGET") == 1
+    assert _naming(ready, "ZADD fh:work:") == [f"ZADD {KEYS.work_line(DOWNLOAD)} NX 0 admin:{job.id}"]
     assert not _naming(ready, KONTEXT_MAX_POOL)
     assert _names(ready).count("LTRIM") == 0  # the dispatcher's wake-up list was empty: one LPUSH
     assert slots.in_flight(DEFAULT_POOL) == 0 and slots.account_of(job.id) is None

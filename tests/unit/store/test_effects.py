@@ -1,0 +1,33 @@
+"""Effects done in Redis's step (fluxhook/store/effects.py, lua/effects.lua), on a real Redis: a day's usage counters
+get their life when a count starts in them, not again at every count."""
+
+from __future__ import annotations
+
+import redis
+
+from fluxhook.store.effects import USAGE_TTL, CountUsage, Effects
+from fluxhook.store.keys import KEYS
+from helpers import commands_during
+
+DB = 14
+DAY = "2026-11-25"
+
+
+def test_a_days_counters_get_their_life_when_a_count_starts_not_at_every_count(redis_server):
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", f"/{DB}"))
+    connection.flushdb()
+    effects = Effects(connection, KEYS, 3600, lambda tallied: None)
+    key = KEYS.usage(DAY)
+
+    def expires(*increments) -> list[str]:
+        sent = commands_during(connection, DB, lambda: effects.apply([CountUsage(DAY, increments)]))
+        return [c["command"] for c in sent if c["command"].startswith("EXPIRE")]
+
+    assert expires(("flux-2-pro:jobs", 1), ("spent", 3_000_000)) == [f"EXPIRE {key} {USAGE_TTL}"]
+    assert USAGE_TTL - 5 < connection.ttl(key) <= USAGE_TTL
+    connection.expire(key, 100)
+    assert expires(("flux-2-pro:jobs", 1), ("spent", 3_000_000)) == []  # counted on: its life stands
+    assert connection.ttl(key) <= 100
+    assert expires(("flux-2-pro:stored", 1)) == [f"EXPIRE {key} {USAGE_TTL}"]  # a count started in it
+    assert connection.hgetall(key) == {b"flux-2-pro:jobs": b"2", b"spent": b"6000000", b"flux-2-pro:stored": b"1"}
+    connection.flushdb()
