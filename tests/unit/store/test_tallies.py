@@ -83,8 +83,9 @@ def test_a_started_tally_writes_many_jobs_counts_in_one_round_trip_one_hincrby_a
 
     sent = commands_during(connection, DB, started.flush)
     # One round trip (the process's first use of the script loads it once).
-    assert [c["command"].split(" ")[0] for c in sent if c["client_type"] != "lua"] in (
-        ["EVALSHA"], ["EVALSHA", "SCRIPT", "EVALSHA"])
+    sent_names = [c["command"].split(" ")[0] for c in sent if c["client_type"] != "lua"]
+    # (A new connection's SELECT left out: the pool opens one when MONITOR holds the other.)
+    assert [name for name in sent_names if name != "SELECT"] in (["EVALSHA"], ["EVALSHA", "SCRIPT", "EVALSHA"])
     assert [c["command"] for c in sent if c["client_type"] == "lua"][2:] == [
         "HINCRBY fh:metrics fluxhook_downloads 3",
         "HINCRBYFLOAT fh:metrics fluxhook_download_seconds_sum 0.75", f"HINCRBY fh:hourly:{HOUR} failed 3",
