@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -159,10 +160,26 @@ def run_in(tree: Path, args: argparse.Namespace, name: str) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--run", name, "--jobs", str(args.jobs),
                "--submit-delay", str(args.submit_delay), "--task-delay", str(args.task_delay),
                "--delivery-delay", str(args.delivery_delay)]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT + 300)
-    if done.returncode != 0:
-        raise RuntimeError(f"the run {name} in {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    child = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate(timeout=RUN_TIMEOUT + 300)
+    finally:
+        # Stopped early (Ctrl-C, a SIGTERM, the timeout): the run stops its stack on its way out, not left running.
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    if child.returncode != 0:
+        raise RuntimeError(f"the run {name} in {tree} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def exit_on_sigterm() -> None:
+    """A SIGTERM ends this process as Ctrl-C does, by an exception, so each ``finally`` on the way out runs (a
+    run's ``stack.stop()``, the parent's end of its run)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def ensure_baseline(tree: Path) -> Path:
@@ -194,6 +211,7 @@ def row(label: str, figures: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    exit_on_sigterm()
     if args.run:
         accounts, processes = RUNS[args.run]
         print(json.dumps(measure(args, accounts, processes)))
