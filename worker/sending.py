@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.exceptions import RedisError
@@ -42,6 +43,9 @@ WAKE_TIMEOUT = 1.0
 # with no wake-up: a job that came while a cooldown or a pause held every slot, one whose budget wait ended, a
 # migration's, a wake-up lost with a Redis that failed over. Below the connection's socket timeout (10 s).
 IDLE_WAKE_TIMEOUT = 5.0
+# How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
+# hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
+LAPSED_LOOK_EVERY = 5.0
 # On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
 STOP_TIMEOUT = 20.0
 
@@ -57,8 +61,8 @@ class Senders(Loop):
         self._room = threading.Condition()
         self._busy = 0
         self._stopping = False
-        # Whether the last wait was ended by a wake-up: the next dispatch leaves slots past their lease to a timed one.
-        self._woken = False
+        # When the next dispatch frees the slots held past their lease (time.monotonic()).
+        self._next_lapsed_look = 0.0
 
     def stop_taking(self) -> None:
         """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAKE_TIMEOUT``."""
@@ -84,14 +88,17 @@ class Senders(Loop):
         free = self._wait_for_a_free_sender()
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
-        turns = take_turns(self.svc, free, woken=self._woken)
-        self._woken = False
+        now = time.monotonic()
+        free_lapsed = now >= self._next_lapsed_look
+        if free_lapsed:
+            self._next_lapsed_look = now + LAPSED_LOOK_EVERY
+        turns = take_turns(self.svc, free, free_lapsed=free_lapsed)
         for job_id in turns.jobs:
             self._send(job_id, turns.accounts[job_id])
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
             with self.waiting():
-                self._woken = self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
+                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:

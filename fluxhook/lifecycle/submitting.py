@@ -19,12 +19,12 @@ from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.slots import Dispatched
 
 
-def take_turns(svc: Services, limit: int, *, woken: bool = False) -> Dispatched:
+def take_turns(svc: Services, limit: int, *, free_lapsed: bool = True) -> Dispatched:
     """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): each to be sent at
     once with ``submit_queued``, by the account whose slot it took. The caller asks for no more than it can send
-    now, so a slot is held only by a task being sent or run at BFL. ``woken``: the caller was woken by a slot freed
-    (or a job joining a line), so the slots held past their lease are left to its next timed look."""
-    return svc.slots.dispatch(limit, free_lapsed=not woken)
+    now, so a slot is held only by a task being sent or run at BFL. ``free_lapsed``: free the slots held past their
+    lease first (a caller that dispatches often does so once in a while)."""
+    return svc.slots.dispatch(limit, free_lapsed=free_lapsed)
 
 
 def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str:

@@ -118,7 +118,7 @@ class Slots:
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
         whether jobs still wait in a line. One round trip. ``free_lapsed=False`` leaves the slots held past their
-        lease for a later dispatch to free: one woken by a freed slot has that slot to give."""
+        lease for a later dispatch to free (the dispatcher frees them every few seconds, not at each dispatch)."""
         jobs, accounts, waiting = self._dispatch(self._pool_keys(),
                                                  [*self._pool_args(), limit, "1" if free_lapsed else "0"])
         names = [_text(job) for job in jobs]

@@ -1,6 +1,6 @@
 -- needs: slots_prelude
--- After the prelude. ARGV[rest]: most to hand out; ARGV[rest + 1]: '0' to leave the slots past their lease (a
--- dispatch woken by a slot freed: the dispatcher's timed looks free them), else they are freed first.
+-- After the prelude. ARGV[rest]: most to hand out; ARGV[rest + 1]: '0' to leave the slots past their lease (the
+-- dispatcher frees them once every few seconds, not at each of its dispatches), else they are freed first.
 -- Returns {the jobs given a slot, one turn at a time (see the prelude); the account whose slot each took, in the
 -- same order; 1 if a job still waits in a pool's line, else 0}.
 -- Lines hold queued jobs only (a job leaves its line with any change of status).

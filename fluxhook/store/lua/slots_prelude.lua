@@ -14,7 +14,7 @@ local slots_prelude = {}
 
 -- Frees the slots past their lease (only those of ``only``, a pool, when given: a slot script that gives one turn of
 -- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it; none with
--- ``keep_lapsed``: a dispatch woken by a slot freed, whose next timed look frees them), then adds to
+-- ``keep_lapsed``: a dispatch between the dispatcher's looks for them), then adds to
 -- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn) and open_in(pool)
 -- (the accounts with room in it now). Returns ``s``.
 function slots_prelude.start(s, only, keep_lapsed)

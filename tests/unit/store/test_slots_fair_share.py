@@ -432,7 +432,7 @@ def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, con
     stuck, waiting = _queued(store), _queued(store)
     assert slots.acquire(stuck, "key_a") and not slots.acquire(waiting, "key_a")  # key A at its max_active
     connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
-    # A dispatch woken by a freed slot leaves it to the dispatcher's next timed look, which frees it.
+    # A dispatch between the dispatcher's looks for lapsed slots leaves it; its next look frees it.
     assert slots.dispatch(free_lapsed=False).jobs == [] and slots.holds(stuck)
     assert slots.dispatch().jobs == [waiting.id]  # the lapsed slot no longer counts against A
     assert slots.held_by("key_a") == 1 and not slots.holds(stuck)

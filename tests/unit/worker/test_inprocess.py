@@ -159,11 +159,11 @@ def test_a_jobs_task_that_succeeded_is_kept_a_second_and_ended_without_reading_i
     task = queue.enqueue("builtins.len", "abc", job_id="download-job_x", result_ttl=options["result_ttl"],
                          failure_ttl=options["failure_ttl"])
     lane = InProcessWorker([queue], connection=svc.redis, name="lane-kept-a-second")
-    sent = commands_during(svc.redis, 6, lambda: lane.work(burst=True))
-    assert task.get_status(refresh=True) == JobStatus.FINISHED
-    reads = [c["command"] for c in sent if c["command"].split(" ")[0] in ("ZRANGE", "ZREMRANGEBYSCORE")
-             and "executions" in c["command"]]
+    sent = [c["command"] for c in commands_during(svc.redis, 6, lambda: lane.work(burst=True))]
+    # Ended as finished, its record kept one second (read from what was sent: a second is soon over on a busy machine).
+    assert any(c.startswith(f"HSET {task.key} status finished") for c in sent), sent
+    assert f"EXPIRE {task.key} 1" in sent
+    reads = [c for c in sent if c.split(" ")[0] in ("ZRANGE", "ZREMRANGEBYSCORE") and "executions" in c]
     assert reads == []
-    assert 0 < svc.redis.pttl(task.key) <= 1000
     wait_until(lambda: not svc.redis.exists(task.key, f"rq:results:{task.id}"), timeout=5,
                message="the task's records to expire")

@@ -5,6 +5,7 @@ simulator answering each submission after a delay, as BFL does."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import SLOT_LEASE
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
 from worker import sending
@@ -131,3 +133,33 @@ def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back
     finally:
         for senders in started:
             senders.stop(timeout=5)
+
+
+def test_a_slot_past_its_lease_is_freed_though_every_wait_is_woken(services, sim):
+    """Under load each wait of the dispatcher ends by a wake-up (a slot freed somewhere); a slot held past its lease
+    (its job never ended) is still freed within LAPSED_LOOK_EVERY, not only once the load stops."""
+    svc = services()
+    holders = [Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro", pool="default", input={"prompt": "held"},
+                   created_at=time.time(), updated_at=time.time()) for _ in range(4)]
+    for job in holders:
+        svc.jobs.create(job)
+        assert svc.slots.acquire(job)  # every slot held, by jobs nobody sends
+    waiting = _queue(svc, 1)[0]
+    senders = sending.start(svc, size=1)
+    stop = threading.Event()
+
+    def wake() -> None:
+        while not stop.wait(0.2):
+            svc.redis.lpush(svc.store.keys.slot_freed, 1)
+
+    try:
+        wait_until(lambda: senders.busy() == 0 and svc.redis.llen(svc.store.keys.slot_freed) == 0, timeout=5,
+                   message="the dispatcher's first look")
+        lapsed = time.time() - SLOT_LEASE - 1
+        svc.redis.zadd(svc.store.keys.slots("default"), {job.id: lapsed for job in holders})
+        threading.Thread(target=wake, daemon=True).start()
+        wait_until(lambda: svc.jobs.get(waiting.id).status == st.SUBMITTED, timeout=sending.LAPSED_LOOK_EVERY + 5,
+                   message="the waiting job sent in a lapsed slot")
+    finally:
+        stop.set()
+        senders.stop(timeout=5)
