@@ -213,11 +213,11 @@ class Slots:
         owners = [owner_of(job.key_id) for job in jobs]
         asks = [(self.pool_of(job), owner, job.route or ANY_ROUTE) for job, owner in zip(jobs, owners, strict=True)]
         distinct = list(dict.fromkeys(asks))  # jobs alike wait alike: each asked once
-        places = [x for job, owner in zip(jobs, owners, strict=True)
-                  for x in (job.id, self.pool_of(job), member(owner, job.id))]
-        states, found = self._ask_lines(distinct, places)
+        each_job = [x for job, owner in zip(jobs, owners, strict=True)
+                    for x in (job.id, self.pool_of(job), member(owner, job.id))]
+        states, places = self._ask_lines(distinct, each_job)
         lines = dict(zip(distinct, map(_line_state, states), strict=True))
-        return [Place(_text(place)) for place in found], [lines[ask] for ask in asks]
+        return [Place(_text(place)) for place in places], [lines[ask] for ask in asks]
 
     def accounts_for(self, routes: Sequence[str | None]) -> dict[str | None, list[str]]:
         """The names of the accounts each of ``routes`` allows (None: any), in their order: read as the dispatch reads
@@ -234,9 +234,9 @@ class Slots:
         states, _ = self._ask_lines(asks, [])
         return [_line_state(state) for state in states]
 
-    def _ask_lines(self, asks: Sequence[tuple[str, str, str | None]], places: list[str]) -> tuple[list, list]:
+    def _ask_lines(self, asks: Sequence[tuple[str, str, str | None]], each_job: list[str]) -> tuple[list, list]:
         args = [x for pool, owner, route in asks for x in (pool, owner, route or ANY_ROUTE)]
-        return self._line_states(self._pool_keys(), [*self._pool_args(time.time()), len(asks), *args, *places])
+        return self._line_states(self._pool_keys(), [*self._pool_args(time.time()), len(asks), *args, *each_job])
 
     def owners_now(self, owners: Sequence[str]) -> tuple[SlotsNow, dict[str, OwnerJobs]]:
         """The slots now, for ``owners``, and each one's queued jobs that wait: how many in each pool's line, and

@@ -179,12 +179,12 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     """
     held = _LockHeld(Lock(svc.store.keys.submit_lock(job.id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
-    now = svc.jobs.lock_for_send(job.id, held.lock)
-    if now is None:
+    state = svc.jobs.lock_for_send(job.id, held.lock)
+    if state is None:
         return SKIPPED
     try:
         with tracing.job_span("fluxhook.send", job.id, job.traceparent):
-            return _submit(svc, job, now, task_input, primary, in_request, held, account)
+            return _submit(svc, job, state, task_input, primary, in_request, held, account)
     finally:
         if not held.freed:
             svc.store.locks.release(held.lock.key, held.lock.value)
@@ -218,11 +218,11 @@ def recover_lost_send(svc: Services, job: Job) -> str:
     return outcome
 
 
-def _submit(svc: Services, job: Job, now: tuple[str | None, float | None], task_input: dict | None,
+def _submit(svc: Services, job: Job, state: tuple[str | None, float | None], task_input: dict | None,
             primary: str | None, in_request: bool, held: _LockHeld, slot_account: str | None) -> str:
-    """The submission, under its lock (``now``: the job's status and deadline read under it): the key's and the
+    """The submission, under its lock (``state``: the job's status and deadline read under it): the key's and the
     budget's word, the send, and BFL's answer recorded."""
-    status, deadline = now
+    status, deadline = state
     if status != st.QUEUED:
         return SKIPPED  # canceled or ended meanwhile: never sent
     if deadlines.passed(deadline, time.time()):
