@@ -28,6 +28,7 @@ from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 from fluxhook.store.idempotency import Hold
+from fluxhook.store.slots import Joined
 
 log = logging.getLogger("fluxhook.jobs")
 
@@ -107,15 +108,15 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
-    job, took = _record(svc, job, model, request.body_size, request.idempotency, send_here=here)
-    if took is None:
-        wait = waits.note_queued(svc, job)
+    job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here)
+    if joined.account is None:
+        wait = waits.note_queued(svc, job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
         now_recorded = recorded.current(svc, job.id)
         return Created(now_recorded, wait if now_recorded.status == st.QUEUED else None)
     try:
-        submission.submit(svc, job, request.input, in_request=True, account=took)
+        submission.submit(svc, job, request.input, in_request=True, account=joined.account)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
@@ -142,19 +143,19 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
-            send_here: bool) -> tuple[Job, str | None]:
+            send_here: bool) -> tuple[Job, Joined]:
     """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
-    if ``send_here`` and its turn is now; the job as recorded, and the account whose slot it took (None: it waits). If
+    if ``send_here`` and its turn is now; the job as recorded, and its place (``Slots.join``). If
     that fails, a large input kept in storage goes with it: a 5xx creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        took = svc.slots.acquire(recorded, recorded.key_id, send_here=send_here,
-                                 creation=svc.jobs.creation(recorded, naming=idempotency))
+        joined = svc.slots.join(recorded, recorded.key_id, send_here=send_here,
+                                creation=svc.jobs.creation(recorded, naming=idempotency))
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)
         raise
-    return recorded, took
+    return recorded, joined

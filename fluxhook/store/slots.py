@@ -74,6 +74,15 @@ class OwnerJobs:
 
 
 @dataclass(frozen=True)
+class Joined:
+    """A job's place in line as its creation took it: the account whose slot it took at once (None: it waits), and
+    while it waits, what holds it back (read in the same step, so its creation need not look again)."""
+
+    account: str | None
+    line: LineState | None = None
+
+
+@dataclass(frozen=True)
 class Dispatched:
     """What one dispatch did: the jobs it handed a slot (in turn order), the account whose slot each took, and
     whether jobs still wait in a pool's line (the dispatcher's next wait is short, else long)."""
@@ -102,18 +111,23 @@ class Slots:
 
     def acquire(self, job: Job, key_id: str | None = None, *, send_here: bool = True,
                 creation: Creation | None = None) -> str | None:
+        """``join``'s account: the name of the account whose slot the job took, None while it waits."""
+        return self.join(job, key_id, send_here=send_here, creation=creation).account
+
+    def join(self, job: Job, key_id: str | None = None, *, send_here: bool = True,
+             creation: Creation | None = None) -> Joined:
         """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
-        its ``route`` allows; if its turn is now it takes a slot: the name of that slot's account (what
-        ``account_of`` then reads), else None: it waits for ``dispatch``.
+        its ``route`` allows; if its turn is now it takes a slot (``Joined.account``: what ``account_of`` then
+        reads), else it waits for ``dispatch`` (``Joined.line``: what holds it back, as ``line_states`` reads it).
         ``send_here=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
         so no slot is held by a job that nobody is sending. With ``creation`` (``JobStore.creation``), the job
         is made in the same step: never recorded without its place, which nothing else would give it."""
         pool = self.pool_of(job)
         made = creation or Creation([], [])
-        account = self._acquire([*self._pool_keys(), *made.keys],
-                                [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
-                                 "1" if send_here else "0", *made.args])
-        return None if account is None else _text(account)
+        account, line = self._acquire([*self._pool_keys(), *made.keys],
+                                      [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
+                                       "1" if send_here else "0", *made.args])
+        return Joined(None if account is None else _text(account), None if line is None else _line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
-from fluxhook.core.wait_reasons import Waiting, in_line, waiting
+from fluxhook.core.wait_reasons import LineState, Place, Waiting, in_line, waiting
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.services import Services
 from fluxhook.store.owners import owner_of
@@ -57,9 +57,10 @@ def back_in_line(svc: Services, job: Job) -> None:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), waiting_reason=None, waiting_until=None)
 
 
-def note_queued(svc: Services, job: Job) -> Waiting | None:
-    """A new job that did not get a slot: its timeline says why it waits, as the slots tell now."""
-    wait = of(svc, job)
+def note_queued(svc: Services, job: Job, line: LineState | None) -> Waiting | None:
+    """A new job that did not get a slot: why it waits, from ``line`` (what held it back as it joined its line,
+    ``Slots.join``), and its timeline says so."""
+    wait = waiting(job.status, Place.LINE, line, None, time.time())
     if wait is not None:
         timeline.record(svc, job.id, "waiting", **wait.to_api())
     return wait

@@ -11,10 +11,19 @@
 -- slots_accounts.read() reads them once into a script's context: its fields and its functions, named as below.
 local slots_accounts = {}
 
+-- The account's cooldown record (until, lasting, probe), read once per script into the account's table (a cooldown
+-- is set between scripts).
+function slots_accounts.cooling_read(account)
+  if account.cool_read == nil then
+    account.cool_read = redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe')
+  end
+  return account.cool_read[1], account.cool_read[2], account.cool_read[3]
+end
+
 -- The end of the account's cooldown while one runs at ``now`` (a lasting one's, even past its end), else nil: what a
 -- wait names (store/cooldowns.py reads it alike). Probation is no cooldown: the account is only kept to one task.
 function slots_accounts.cooldown_until(account, now)
-  local ends, lasting = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting'))
+  local ends, lasting = slots_accounts.cooling_read(account)
   if ends and (lasting == '1' or tonumber(ends) > now) then return tonumber(ends) end
   return nil
 end
@@ -64,26 +73,39 @@ function slots_accounts.read()
   end
   -- Each owner's limit, read once per script (false: no limit of its own).
   local cap_of = {}
-  local function owner_room(owner)
+  local function cap(owner)
     if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
-    return not cap_of[owner] or held_of(owner) < cap_of[owner]
+    return cap_of[owner]
   end
-  -- Whether the account takes no task now (read once per script: a cooldown is set between scripts). Past its
-  -- cooldown's end an account is on probation until a task is accepted (store/cooldowns.py): it takes one job, and
-  -- no other while that one is out, so a recovering account is tested with one submission, not a slot-full of them.
+  local function owner_room(owner)
+    return not cap(owner) or held_of(owner) < cap(owner)
+  end
+  -- Whether the account takes no task now. Past its cooldown's end an account is on probation until a task is
+  -- accepted (store/cooldowns.py): it takes one job, and no other while that one is out, so a recovering account is
+  -- tested with one submission, not a slot-full of them.
   local cool_of = {}
   local function cooling(account)
     if cool_of[account.name] == nil then
-      local ends, lasting, probe = unpack(redis.call('HMGET', account.cooling, 'until', 'lasting', 'probe'))
+      local ends, lasting, probe = slots_accounts.cooling_read(account)
       account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
       cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
     end
     return cool_of[account.name]
   end
   local function cooldown_until(account) return slots_accounts.cooldown_until(account, now) end
+  -- The ms left of the pool's pause at the account (PTTL: -2 for none), read once per script: the dispatch asks it
+  -- at each turn, and a wait's reason asks it again.
+  local function paused_ms(its)
+    if its.paused_ms == nil then its.paused_ms = redis.call('PTTL', its.paused) end
+    return its.paused_ms
+  end
 
-  -- Each account's slots held, over its pools and in each (``its.held``, which a script taking a slot keeps up).
+  -- Each account's slots held, over its pools and in each (``its.held``, which a script taking a slot keeps up),
+  -- counted once per script, when asked (a dispatch of empty lines counts none).
+  local counted = false
   local function count_held()
+    if counted then return end
+    counted = true
     for _, account in ipairs(accounts) do
       account.held = 0
       for _, pool in ipairs(pools) do
@@ -99,6 +121,6 @@ function slots_accounts.read()
           clock_key = clock_key, weights = weights, caps = caps, slot_accounts = slot_accounts,
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
-          owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
-          count_held = count_held}
+          cap = cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
+          paused_ms = paused_ms, count_held = count_held}
 end

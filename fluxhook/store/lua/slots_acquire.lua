@@ -1,10 +1,11 @@
--- needs: slots_prelude, job_record
+-- needs: slots_prelude, job_record, slots_waits
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'),
 -- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
--- the slot now (the name of the account whose slot it took), else it waits (false) for a sender's dispatch to give it
--- a turn. Not taking (its caller will not send it), it only waits (false), and one sender is woken to look at the
--- lines if an account has room in its pool.
+-- the slot now, else it waits for a sender's dispatch to give it a turn. Not taking (its caller will not send it), it
+-- only waits, and one sender is woken to look at the lines if an account has room in its pool.
+-- Returns {the name of the account whose slot it took, false} or, when it waits, {false, what holds it back now
+-- (slots_waits.state)}: the wait its maker records, read in this same step.
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
 local s = slots_accounts.read()
@@ -23,11 +24,11 @@ if ARGV[rest + 4] ~= '1' then
   -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find
   -- nothing to give (a backlog posted at once would cost a dispatch per job).
   if #s.open_in(pool) > 0 and redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
-  return false
+else
+  local turn = s.pick()
+  if turn and turn.job == job then
+    s.serve(turn)
+    return {turn.account.name, false}
+  end
 end
-local turn = s.pick()
-if turn and turn.job == job then
-  s.serve(turn)
-  return turn.account.name
-end
-return false
+return {false, slots_waits.state(s, pool.name, owner, route)}

@@ -22,7 +22,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
   local slot_accounts, route_index, fair, pools, accounts = s.slot_accounts, s.route_index, s.fair, s.pools, s.accounts
   local fmt, held_by, owner_room, cool_of, cooling = s.fmt, s.held_by, s.owner_room, s.cool_of, s.cooling
-  local count_held = s.count_held
+  local count_held, paused_ms = s.count_held, s.paused_ms
 
   local function release(owner)
     local left = redis.call('HINCRBY', held, owner, -1)
@@ -46,15 +46,11 @@ function slots_prelude.start(s, only, keep_lapsed)
     end
   end
 
-  -- The accounts' slots held, counted once, when a line has a job waiting (a dispatch of empty lines counts none).
-  local counted = false
+  -- The accounts' slots held are counted only when a line has a job waiting (a dispatch of empty lines counts none).
   local function room(account, pool)
-    if not counted then
-      count_held()
-      counted = true
-    end
+    count_held()
     local its = account.pools[pool.name]
-    if cooling(account) or redis.call('EXISTS', its.paused) == 1 then return false end
+    if cooling(account) or paused_ms(its) ~= -2 then return false end
     return its.held < its.limit and account.held < account.max_active
   end
   -- The accounts with room in the pool now, in ARGV's order.

@@ -19,11 +19,11 @@ from fluxhook.credits import accounting, price_bounds
 from fluxhook.credits.reports import spent_today
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
-from fluxhook.lifecycle.steps import reconciling, waits
+from fluxhook.lifecycle.steps import reconciling, timeline, waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
-from helpers import gateway_timing_out
+from helpers import commands_during, gateway_timing_out
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 PRO = "flux-2-pro"  # 3 credits a task here
@@ -66,6 +66,22 @@ def test_a_job_created_where_its_caller_may_not_wait_waits_in_line_for_a_workers
     assert sim.stats()["submitted"] == 0
     # Why it waits, as its creation found it (and its timeline says): what a look of the slots says now.
     assert created.waiting is not None and created.waiting == waits.of(svc, job)
+
+
+def test_a_job_left_waiting_is_told_why_by_the_step_that_put_it_in_line_not_by_a_second_look(svc, sim):
+    caller = _key(svc, max_active=1)
+    assert create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] first"}), submit_here=True).job.status == \
+        st.SUBMITTED
+    made = []
+    commands = commands_during(svc.redis, DB, lambda: made.append(
+        create_job(svc, caller, JobRequest(PRO, {"prompt": "[pending] second"}), submit_here=True)))
+
+    assert made[0].waiting is not None and made[0].waiting.reason == "key_max_active"
+    assert made[0].waiting == waits.of(svc, made[0].job)
+    # A look of the slots asks where the job stands: its creation knows it is in line, and never asks.
+    asked = [c["command"] for c in commands if c["command"].upper().startswith("HEXISTS " + KEYS.slot_accounts)]
+    assert not asked
+    assert [e["kind"] for e in timeline.recent(svc.store.timeline, made[0].job.id)] == ["waiting"]
 
 
 def test_an_unknown_model_is_refused_with_the_closest_names_and_nothing_is_made(svc, sim):

@@ -58,10 +58,24 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     other = _naming(commands, KONTEXT_MAX_POOL)
     # Its held slots count toward its account's limit, and a job waiting there might go first: nothing else of it.
     assert sorted(_names(other)) == ["ZCARD", "ZRANGEBYLEX"], other
-    assert _names(_naming(commands, "paused")) == ["EXISTS"]  # its own pool's pause only
+    assert _names(_naming(commands, "paused")) == ["PTTL"]  # its own pool's pause only, read once
     assert _names(_naming(commands, "fh:fair:clock")) == ["GET", "SET"]  # read once, written with its turn
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
     assert len(commands) <= 25, commands
+
+
+def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots, connection):
+    for _ in range(4):
+        assert slots.acquire(_queued(jobs)) == "default"  # every slot of BFL_MAX_ACTIVE taken
+    job = _queued(jobs)
+    joined = []
+    commands = _commands(connection, lambda: joined.append(slots.join(job)))
+    # What holds it back is what a look of the line says, read from the reads its own turn made: one reading of
+    # each account's cooldown and of its pool's pause, no second look of its place.
+    assert joined[0].account is None and joined[0].line == slots.line_states([(DEFAULT_POOL, "admin", None)])[0]
+    assert joined[0].line.total_held == joined[0].line.total_limit == 4
+    assert len(_naming(commands, "cooling")) == 1 and len(_naming(commands, "paused")) == 1
+    assert not _naming(commands, KEYS.slot_accounts)
 
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
