@@ -16,7 +16,7 @@ def queued_job(svc, prompt: str, *, deadline: float | None = None, key_id: str |
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
               input={"prompt": prompt}, created_at=now, updated_at=now, deadline=deadline, key_id=key_id)
-    svc.slots.acquire(job, key_id, send_here=send_here, creation=svc.jobs.creation(job))
+    svc.slots.acquire(job, send_here=send_here, creation=svc.jobs.creation(job))
     return svc.jobs.get(job.id)
 
 

@@ -4,6 +4,7 @@ connection and job store are fixtures of tests/unit/conftest.py)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
@@ -30,3 +31,13 @@ def _queued(store: JobStore, model: str = "flux-2-pro", *, prompt: str = "x", ke
               created_at=now, updated_at=now, key_id=key_id)
     store.create(job)
     return job
+
+
+def as_key(store: JobStore, job: Job, key_id: str | None) -> Job:
+    """``job`` as app key ``key_id``'s (None: an admin token's), its record saying so as ``create_job`` records it: a
+    job joins its owner's line, and its later steps find its place there, by its record's ``key_id``."""
+    if key_id:
+        store.connection.hset(store.keys.job(job.id), "key_id", key_id)
+    else:
+        store.connection.hdel(store.keys.job(job.id), "key_id")
+    return replace(job, key_id=key_id)

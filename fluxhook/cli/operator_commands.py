@@ -171,7 +171,8 @@ def sweep_summary(report: Mapping[str, Any]) -> str:
 # --- migrate -----------------------------------------------------------------------------------------
 
 MIGRATED_WORDS = (("lines", "jobs moved from an old line into today's"), ("slots", "slots given their account"),
-                  ("accounts", "jobs given their task's account"), ("sealed", "values sealed"))
+                  ("holders", "slot holders given their one entry"), ("accounts", "jobs given their task's account"),
+                  ("sealed", "values sealed"))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -152,8 +152,7 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        joined = svc.slots.join(recorded, recorded.key_id, send_here=send_here,
-                                creation=svc.jobs.creation(recorded, naming=idempotency))
+        joined = svc.slots.join(recorded, send_here=send_here, creation=svc.jobs.creation(recorded, naming=idempotency))
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)

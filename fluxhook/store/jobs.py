@@ -31,7 +31,7 @@ from fluxhook.store.effects import Effect, encode, place, split
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.scripts import LuaScript
@@ -304,9 +304,8 @@ class JobStore:
         if consequences.free_slot:
             spec["slots"] = {account: {pool: place(keys, self.keys.slots(pool, account)) for pool in self.pools}
                              for account in self.accounts}
-            spec["freed"], spec["slot_accounts"] = place(keys, self.keys.slot_freed), place(keys, self.keys.slot_accounts)
-            spec["fair"] = {"charges": place(keys, self.keys.fair_charges),
-                            "estimates": place(keys, self.keys.fair_estimates),
+            spec["freed"], spec["holders"] = place(keys, self.keys.slot_freed), place(keys, self.keys.slot_holders)
+            spec["fair"] = {"estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
         if consequences.leave_line and st.QUEUED in allowed:
@@ -314,9 +313,9 @@ class JobStore:
             # ends with the move: whatever it waited for, it waits no more.
             spec["lines"] = {pool: place(keys, self.keys.line(pool)) for pool in self.pools}
             spec["aside"], spec["unset"] = place(keys, self.keys.aside), list(WAIT_FIELDS)
+            spec["admin"] = ADMIN_OWNER  # the owner of a job without an app key: its member is '<admin>:<job id>'
         if spec:
-            spec["owners"], spec["held"] = place(keys, self.keys.fair_owners), place(keys, self.keys.fair_held)
-            spec["routes"] = place(keys, self.keys.routes)
+            spec["held"], spec["routes"] = place(keys, self.keys.fair_held), place(keys, self.keys.routes)
         if consequences.terminal:
             spec["deadlines"], spec["drop"] = place(keys, self.keys.deadlines), list(ENDED_DROPS)
         return spec
@@ -564,8 +563,7 @@ class JobStore:
             pipe.zrem(self.keys.key_jobs(key_id), job_id)
             pipe.hdel(self.keys.key_budget_held(key_id), job_id)
         pipe.hdel(self.keys.budget_held, job_id)
-        pipe.hdel(self.keys.fair_owners, job_id)
-        pipe.hdel(self.keys.fair_charges, job_id)
+        pipe.hdel(self.keys.slot_holders, job_id)
         pipe.zrem(self.keys.all_jobs, job_id)
         pipe.zrem(self.keys.due, job_id)
         pipe.zrem(self.keys.deadlines, job_id)
@@ -592,16 +590,12 @@ class JobStore:
         spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
                 "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
-                "reservations": place(keys, k.budget_held), "owners": place(keys, k.fair_owners),
+                "reservations": place(keys, k.budget_held), "holders": place(keys, k.slot_holders),
                 "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
                 "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)],
                 "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])
-        pipe = self.connection.pipeline(transaction=False)
-        pipe.hdel(self.keys.fair_charges, job_id)  # its turn stays charged as estimated
-        pipe.hdel(self.keys.slot_accounts, job_id)
-        pipe.hdel(self.keys.routes, job_id)
-        pipe.execute()
+        self.connection.hdel(self.keys.routes, job_id)
         return None if key is None else _text(key)
 
 

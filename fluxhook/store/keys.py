@@ -94,8 +94,17 @@ class Keys:
         return self._of_account(account, f"slots:{pool}")
 
     @property
-    def slot_accounts(self) -> str:
-        """Job -> the account whose slot it holds (a hash), while it holds one."""
+    def slot_holders(self) -> str:
+        """Job -> ``<account>|<owner>|<charge>`` while it holds a slot (a hash; ``lua/slot_holders.lua``): the account
+        whose slot it holds, its owner (whose slots held it counts in), and the slot time (s) that owner was charged
+        when it took the slot, an estimate the slot's release corrects to the time it was held, or refunds when the
+        task never reached BFL. One field, so a slot is taken with one write and given back with one read."""
+        return f"{self.prefix}slot_holders"
+
+    @property
+    def legacy_slot_accounts(self) -> str:
+        """Job -> the account whose slot it holds, as releases before ``slot_holders`` kept it (the migration moves
+        it there, ``store.migrations``)."""
         return f"{self.prefix}slot_accounts"
 
     @property
@@ -142,8 +151,9 @@ class Keys:
         return f"{self.prefix}slots:freed"
 
     @property
-    def fair_owners(self) -> str:
-        """Job id -> its owner (an app key's id, or ``owners.ADMIN_OWNER``), for every job the slots have queued."""
+    def legacy_fair_owners(self) -> str:
+        """Job id -> its owner, as releases before ``slot_holders`` kept it for every job the slots had queued (the
+        migration moves a slot holder's into ``slot_holders``; a job in line is its member's)."""
         return f"{self.prefix}fair:owner"
 
     @property
@@ -162,9 +172,9 @@ class Keys:
         return f"{self.prefix}fair:clock"
 
     @property
-    def fair_charges(self) -> str:
-        """Job id -> the slot time (s) its owner was charged when it took its slot, an estimate the slot's
-        release corrects to the time it was held, or refunds when the task never reached BFL."""
+    def legacy_fair_charges(self) -> str:
+        """Job id -> the slot time its owner was charged, as releases before ``slot_holders`` kept it (the migration
+        moves it there)."""
         return f"{self.prefix}fair:charge"
 
     @property

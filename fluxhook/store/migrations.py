@@ -10,8 +10,10 @@ one beside another, changes nothing twice):
 - the jobs still waiting for a thumbnail task of a release that made thumbnails in a task of their own (its
   work line, those being moved from it, its RQ queue) join the download line: their download task, finding
   the job stored without its thumbnail, makes it;
-- a slot taken before accounts were kept (none recorded in ``Keys.slot_accounts``) is given the first account,
+- a slot taken before accounts were kept (none recorded in ``Keys.legacy_slot_accounts``) is given the first account,
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
+- a slot holder's account, owner and charge, kept in three hashes before ``Keys.slot_holders``, become its one entry
+  there;
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
 - BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed;
 - a tracked job leaves the task index of a release that tracked a task once (``Keys.bfl_task``) for today's, one job
@@ -50,7 +52,7 @@ from fluxhook.store.scripts import LuaScript
 from fluxhook.store.work_lines import DOWNLOAD
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
@@ -70,6 +72,7 @@ class Migrated:
     ran: bool = False
     lines: int = 0  # jobs moved from an old line into today's
     slots: int = 0  # slots given their account
+    holders: int = 0  # slot holders given their one entry
     accounts: int = 0  # jobs given their task's account
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
@@ -77,7 +80,7 @@ class Migrated:
 
     def changed(self) -> int:
         """How many things it changed."""
-        return self.lines + self.slots + self.accounts + self.sealed + self.tracks + self.uncertain
+        return self.lines + self.slots + self.holders + self.accounts + self.sealed + self.tracks + self.uncertain
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -126,6 +129,7 @@ class _Migration:
         self.sealer = Sealer(config.secret_keys)
         self._lines = LuaScript(connection, "migrate_lines")
         self._slots = LuaScript(connection, "migrate_slots")
+        self._holders = LuaScript(connection, "migrate_holders")
         self._record = LuaScript(connection, "migrate_record")
         self._kept = LuaScript(connection, "migrate_kept")
         self._tracks = LuaScript(connection, "migrate_tracks")
@@ -135,9 +139,11 @@ class _Migration:
 
     def run(self) -> Migrated:
         lines, slots = self.old_lines() + self.old_thumbnails(), self.old_slots()
+        holders = self.slot_holders()
         accounts, sealed = self.records()
-        return Migrated(ran=True, lines=lines, slots=slots, accounts=accounts, sealed=sealed + self.kept_bodies(),
-                        tracks=self.trackers() + self.kept_for_tasks(), uncertain=self.uncertain_sends())
+        return Migrated(ran=True, lines=lines, slots=slots, holders=holders, accounts=accounts,
+                        sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
+                        uncertain=self.uncertain_sends())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -147,7 +153,7 @@ class _Migration:
             pool = old[len(self.keys.legacy_line("")):]
             line = self.keys.line(pool if pool in self.pools else DEFAULT_POOL)
             while ids := [_text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
-                moved += int(self._lines([old, line, self.keys.fair_owners, *map(self.keys.job, ids)],
+                moved += int(self._lines([old, line, self.keys.legacy_fair_owners, *map(self.keys.job, ids)],
                                          [ADMIN_OWNER, *ids]))
                 self.renew()
         return moved
@@ -195,9 +201,23 @@ class _Migration:
             # A pool's slots are at most an account's max_active: read at once.
             ids = [_text(i) for i in self.connection.zrange(old, 0, -1)]
             for start in range(0, len(ids), BATCH):
-                given += int(self._slots([old, new, self.keys.slot_accounts, self.keys.fair_owners, self.keys.fair_held],
-                                         [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
+                kept = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.fair_held,
+                        self.keys.slot_holders]
+                given += int(self._slots([old, new, *kept], [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
         return given
+
+    def slot_holders(self) -> int:
+        """Make each slot holder's account, owner and charge, which older releases kept in three hashes, its one entry
+        (``Keys.slot_holders``); the owners older releases kept of the jobs in line go (a line's member names it)."""
+        moved = 0
+        legacy = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.legacy_fair_charges]
+        # Slot holders are at most the accounts' max_active: read at once.
+        jobs = [_text(j) for j in self.connection.hkeys(legacy[0])]
+        for start in range(0, len(jobs), BATCH):
+            moved += int(self._holders([*legacy, self.keys.slot_holders], [ADMIN_OWNER, *jobs[start:start + BATCH]]))
+            self.renew()
+        self.connection.delete(self.keys.legacy_fair_owners, self.keys.legacy_fair_charges)
+        return moved
 
     def records(self) -> tuple[int, int]:
         """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""

@@ -109,24 +109,24 @@ class Slots:
         self._line_states = LuaScript(connection, "slots_line_states")
         self._routes = LuaScript(connection, "slots_routes")
 
-    def acquire(self, job: Job, key_id: str | None = None, *, send_here: bool = True,
-                creation: Creation | None = None) -> str | None:
+    def acquire(self, job: Job, *, send_here: bool = True, creation: Creation | None = None) -> str | None:
         """``join``'s account: the name of the account whose slot the job took, None while it waits."""
-        return self.join(job, key_id, send_here=send_here, creation=creation).account
+        return self.join(job, send_here=send_here, creation=creation).account
 
-    def join(self, job: Job, key_id: str | None = None, *, send_here: bool = True,
-             creation: Creation | None = None) -> Joined:
-        """Put the ``queued`` job of app key ``key_id`` (None: an admin token's) in line, to go through an account
-        its ``route`` allows; if its turn is now it takes a slot (``Joined.account``: what ``account_of`` then
-        reads), else it waits for ``dispatch`` (``Joined.line``: what holds it back, as ``line_states`` reads it).
-        ``send_here=False`` (the caller will not send it itself): it only waits, and a worker's sender is woken,
-        so no slot is held by a job that nobody is sending. With ``creation`` (``JobStore.creation``), the job
-        is made in the same step: never recorded without its place, which nothing else would give it."""
+    def join(self, job: Job, *, send_here: bool = True, creation: Creation | None = None) -> Joined:
+        """Put the ``queued`` job in its owner's line (its app key's, ``job.key_id``; the admin owner's without one),
+        to go through an account its ``route`` allows; if its turn is now it takes a slot (``Joined.account``: what
+        ``account_of`` then reads), else it waits for ``dispatch`` (``Joined.line``: what holds it back, as
+        ``line_states`` reads it). ``send_here=False`` (the caller will not send it itself): it only waits, and a
+        worker's sender is woken, so no slot is held by a job that nobody is sending. With ``creation``
+        (``JobStore.creation``), the job is made in the same step: never recorded without its place, which nothing
+        else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
+        place in line by its record's."""
         pool = self.pool_of(job)
         made = creation or Creation([], [])
         account, line = self._acquire([*self._pool_keys(), *made.keys],
-                                      [*self._pool_args(), pool, job.id, owner_of(key_id), job.route or ANY_ROUTE,
-                                       "1" if send_here else "0", *made.args])
+                                      [*self._pool_args(), pool, job.id, owner_of(job.key_id),
+                                       job.route or ANY_ROUTE, "1" if send_here else "0", *made.args])
         return Joined(None if account is None else _text(account), None if line is None else _line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
@@ -151,8 +151,8 @@ class Slots:
 
     def account_of(self, job_id: str) -> str | None:
         """The account whose slot the job holds (None: it holds none)."""
-        name = self.connection.hget(self.keys.slot_accounts, job_id)
-        return None if name is None else _text(name)
+        holder = self.connection.hget(self.keys.slot_holders, job_id)
+        return None if holder is None else _text(holder).partition("|")[0]
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
         """Record the ``weight`` (None: the default) and ``max_active`` (None: none) of app key ``key_id``'s

@@ -1,11 +1,12 @@
--- needs: members
+-- needs: members, slot_holders
 -- Removes a job record, the job from every index, and any credits it holds reserved.
 --
 -- ARGV[1] the spec (JSON, store/jobs.py delete), naming each key by its position in KEYS: `record`; `indexes`, the
 -- sorted sets it is in by id (every job's, the due index, the outbox, each status's, its model's and its app key's
 -- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read, and `trackers`, that
 -- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
--- budget's; `owners` (job -> owner) and `held` (owner -> slots held); `slots`, each account's slots of each pool;
+-- budget's; `holders` (job -> slot holder's entry, slot_holders.lua) and `held` (owner -> slots held); `slots`, each
+-- account's slots of each pool;
 -- `lines`, each pool's line and the jobs waiting aside; `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
@@ -17,16 +18,15 @@ redis.call('DEL', KEYS[spec.record])
 redis.call('PUBLISH', spec.channel, id)
 for _, key in ipairs(spec.indexes) do redis.call('ZREM', KEYS[key], id) end
 redis.call('HDEL', KEYS[spec.reservations], id)
-local owner = redis.call('HGET', KEYS[spec.owners], id)
-redis.call('HDEL', KEYS[spec.owners], id)
+-- A slot's turn stays charged as estimated: the job is gone, not ended.
+local _, holder = slot_holders.parse(redis.call('HGET', KEYS[spec.holders], id))
+redis.call('HDEL', KEYS[spec.holders], id)
 local freed = 0
 for _, key in ipairs(spec.slots) do freed = freed + redis.call('ZREM', KEYS[key], id) end
-if owner and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
-  redis.call('HDEL', KEYS[spec.held], owner)
+if holder and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
+  redis.call('HDEL', KEYS[spec.held], holder)
 end
-if owner then
-  for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.member(owner, id)) end
-end
+for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.member(spec.owner, id)) end
 if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('GET', KEYS[spec.bfl_task]) == id then
   redis.call('DEL', KEYS[spec.bfl_task])
 end

@@ -1,11 +1,11 @@
--- needs: effects, slot_time
+-- needs: effects, slot_time, slot_holders
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
 -- enter, the slots it may give up (spec.slots: account -> pool -> key) and the lines it may leave (spec.lines: pool ->
--- key, and spec.aside, the jobs waiting aside); with the slots' job -> owner, owner -> slots held, job -> account and
--- job -> route, and the wake-up of a dispatcher), the BFL task index of a bfl_id being set, the lock taken and the
+-- key, and spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
+-- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher), the BFL task index of a bfl_id being set, the lock taken and the
 -- lock freed, a key taken, the job's watch mark, and each effect's key (a timeline, the metrics hash, a day's or an
 -- hour's counters, the budget's reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
@@ -46,6 +46,8 @@ end
 if progress or new == 'submitted' then ask('notify_events') end
 if progress then ask('progress') end
 if spec.slots or spec.lines then ask('pool') end
+-- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
+if spec.lines then ask('key_id') end
 if spec.terminal then
   ask('notify_url')
   ask('app_webhook_url')
@@ -138,16 +140,14 @@ if moving then
   end
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
-  -- The slot or the place in line it gives back is its owner's (see slots_prelude.lua), read only when there is one.
-  local owner
-  local function owner_of()
-    if owner == nil then owner = redis.call('HGET', KEYS[spec.owners], spec.id) end
-    return owner
-  end
   local pool = kept('pool') or ''
   local freed = 0
-  -- A ready job gave its slot back with its move to ready.
-  local account = spec.slots and current ~= 'ready' and redis.call('HGET', KEYS[spec.slot_accounts], spec.id)
+  -- A ready job gave its slot back with its move to ready. Its holder's entry names the slot's account, and the owner
+  -- and charge of the turn that took it (see slots_prelude.lua).
+  local account, holder, charged
+  if spec.slots and current ~= 'ready' then
+    account, holder, charged = slot_holders.parse(redis.call('HGET', KEYS[spec.holders], spec.id))
+  end
   if account then
     -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
     local its = spec.slots[account] or {}
@@ -160,24 +160,24 @@ if moving then
       if taken then
         freed = redis.call('ZREM', KEYS[key], spec.id)
         -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
-        local f = {charges = KEYS[spec.fair.charges], estimates = KEYS[spec.fair.estimates],
-                   passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
-                   default_weight = spec.fair.default_weight}
-        slot_time.settle(f, KEYS[key], spec.id, owner_of(), math.max(0, tonumber(spec.now) - tonumber(taken)),
+        local f = {estimates = KEYS[spec.fair.estimates], passes = KEYS[spec.fair.passes],
+                   weights = KEYS[spec.fair.weights], default_weight = spec.fair.default_weight}
+        slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)),
                          current == 'submitted')
       end
     end
-    redis.call('HDEL', KEYS[spec.slot_accounts], spec.id)
+    redis.call('HDEL', KEYS[spec.holders], spec.id)
   end
-  if freed > 0 and owner_of() and redis.call('HINCRBY', KEYS[spec.held], owner, -1) <= 0 then
-    redis.call('HDEL', KEYS[spec.held], owner)
+  if freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
+    redis.call('HDEL', KEYS[spec.held], holder)
   end
   -- Wakes one worker's dispatcher; one item is enough to wake it, however many slots freed.
   if freed > 0 and spec.freed and redis.call('LPUSH', KEYS[spec.freed], 1) > 1 then
     redis.call('LTRIM', KEYS[spec.freed], 0, 0)
   end
-  if spec.lines and current == 'queued' and owner_of() then
-    local member = members.member(owner, spec.id)
+  if spec.lines and current == 'queued' then
+    local key_id = kept('key_id')
+    local member = members.member((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
     if spec.lines[pool] then
       redis.call('ZREM', KEYS[spec.lines[pool]], member)
     else
@@ -187,7 +187,6 @@ if moving then
   end
   drop_kept(spec.unset)
   if spec.terminal then
-    if spec.owners then redis.call('HDEL', KEYS[spec.owners], spec.id) end
     if spec.routes and kept('route') then redis.call('HDEL', KEYS[spec.routes], spec.id) end
     local notify_url, app_webhook = kept('notify_url'), kept('app_webhook_url')
     if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then

@@ -19,12 +19,11 @@ function slot_time.estimate(estimates, slots, owner)
   return math.max(average or slot_time.FIRST_ESTIMATE, slot_time.MIN_TURN)
 end
 
--- f: the fair-share keys {charges, estimates, passes, weights} and default_weight. ``held`` seconds
--- are charged in place of the estimate, nil when the task never reached BFL (then nothing is);
--- ``learned``: whether they are a task's whole time at BFL, for the owner's average in the pool.
-function slot_time.settle(f, slots, job, owner, held, learned)
-  local charged = tonumber(redis.call('HGET', f.charges, job) or 0)
-  redis.call('HDEL', f.charges, job)
+-- f: the fair-share keys {estimates, passes, weights} and default_weight. ``charged``: what the owner's turn was
+-- charged when it took the slot (its slot holder's entry, slot_holders.lua). ``held`` seconds are charged in its
+-- place, nil when the task never reached BFL (then nothing is); ``learned``: whether they are a task's whole time at
+-- BFL, for the owner's average in the pool.
+function slot_time.settle(f, slots, owner, charged, held, learned)
   local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
   if learned then

@@ -1,4 +1,4 @@
--- needs: slot_layout
+-- needs: slot_layout, slot_holders
 -- The slot scripts' reading of their ARGV and KEYS (store/slots.py builds both): the accounts and their pools,
 -- their limits, and reads that change nothing: an owner's slots held and limit, an account's cooldown.
 --
@@ -35,11 +35,9 @@ function slots_accounts.read()
   local n_pools = tonumber(ARGV[6])
   local n_accounts = tonumber(ARGV[7 + n_pools])
   local K = slot_layout(n_pools, n_accounts)
-  local due, owners, held, passes, clock_key = K.due, K.fair_owners, K.fair_held, K.fair_passes, K.fair_clock
-  local weights, caps, slot_accounts, route_index =
-    K.share_weights, K.share_max_active, K.slot_accounts, K.routes
-  local fair = {charges = K.fair_charges, estimates = K.fair_estimates, passes = passes, weights = weights,
-                default_weight = default_weight}
+  local due, held, passes, clock_key = K.due, K.fair_held, K.fair_passes, K.fair_clock
+  local weights, caps, holders, route_index = K.share_weights, K.share_max_active, K.slot_holders, K.routes
+  local fair = {estimates = K.fair_estimates, passes = passes, weights = weights, default_weight = default_weight}
   local pools, by_name = {}, {}
   for i = 1, n_pools do
     local pool = {name = ARGV[6 + i], line = K.pool[i].line}
@@ -117,8 +115,8 @@ function slots_accounts.read()
   end
 
   return {now = now, slot_lease = slot_lease, submit_lease = submit_lease, admin = admin,
-          default_weight = default_weight, K = K, due = due, owners = owners, held = held, passes = passes,
-          clock_key = clock_key, weights = weights, caps = caps, slot_accounts = slot_accounts,
+          default_weight = default_weight, K = K, due = due, held = held, passes = passes,
+          clock_key = clock_key, weights = weights, caps = caps, holders = holders,
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
           cap = cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,

@@ -16,7 +16,6 @@ slots_prelude.start(s, pool)
 if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end
-redis.call('HSET', s.owners, job, owner)
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
 redis.call('ZADD', pool.line, 0, members.member(owner, job))
 s.route_of[job] = route

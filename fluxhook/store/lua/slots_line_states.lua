@@ -14,7 +14,7 @@ end
 local places = {}
 for i = triples_end + 1, #ARGV, 3 do
   local job, pool, member = ARGV[i], s.by_name[ARGV[i + 1]], ARGV[i + 2]
-  if redis.call('HEXISTS', s.slot_accounts, job) == 1 then places[#places + 1] = 'slot'
+  if redis.call('HEXISTS', s.holders, job) == 1 then places[#places + 1] = 'slot'
   elseif pool and redis.call('ZSCORE', pool.line, member) then places[#places + 1] = 'line'
   else places[#places + 1] = 'aside' end
 end

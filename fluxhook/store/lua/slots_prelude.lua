@@ -18,10 +18,10 @@ local slots_prelude = {}
 -- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn) and open_in(pool)
 -- (the accounts with room in it now). Returns ``s``.
 function slots_prelude.start(s, only, keep_lapsed)
-  local now, slot_lease, submit_lease, due, owners, held = s.now, s.slot_lease, s.submit_lease, s.due, s.owners, s.held
+  local now, slot_lease, submit_lease, due, held = s.now, s.slot_lease, s.submit_lease, s.due, s.held
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
-  local slot_accounts, route_index, fair, pools, accounts = s.slot_accounts, s.route_index, s.fair, s.pools, s.accounts
-  local fmt, held_by, owner_room, cool_of, cooling = s.fmt, s.held_by, s.owner_room, s.cool_of, s.cooling
+  local holders, route_index, fair, pools, accounts = s.holders, s.route_index, s.fair, s.pools, s.accounts
+  local held_by, owner_room, cool_of, cooling = s.held_by, s.owner_room, s.cool_of, s.cooling
   local count_held, paused_ms = s.count_held, s.paused_ms
 
   local function release(owner)
@@ -38,10 +38,10 @@ function slots_prelude.start(s, only, keep_lapsed)
       for i = 1, #expired, 2 do
         local job, taken = expired[i], tonumber(expired[i + 1])
         redis.call('ZREM', slots, job)
-        redis.call('HDEL', slot_accounts, job)
-        local owner = redis.call('HGET', owners, job)
+        local _, owner, charged = slot_holders.parse(redis.call('HGET', holders, job))
+        redis.call('HDEL', holders, job)
         if owner then release(owner) end
-        slot_time.settle(fair, slots, job, owner, now - taken, false)
+        slot_time.settle(fair, slots, owner, charged, now - taken, false)
       end
     end
   end
@@ -143,7 +143,6 @@ function slots_prelude.start(s, only, keep_lapsed)
     local its = account.pools[pool.name]
     local slots = its.slots
     redis.call('ZADD', slots, now, job)
-    redis.call('HSET', slot_accounts, job, account.name)
     redis.call('ZADD', due, now + submit_lease, job)
     its.held = its.held + 1
     account.held = account.held + 1
@@ -154,7 +153,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
     local cost = slot_time.estimate(fair.estimates, slots, owner)
     turns.charge(owner, cost)
-    redis.call('HSET', fair.charges, job, fmt(cost))
+    redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost))
   end
 
   -- Take the picked job out of its line and give it its slot.

@@ -7,29 +7,28 @@
 -- aside: its slot is freed and nothing else is held back. The turn it was given is refunded: the slot
 -- went back without a task at BFL.
 local s = slots_prelude.start(slots_accounts.read())
-local now, K, due, owners, admin, fair, rest = s.now, s.K, s.due, s.owners, s.admin, s.fair, s.rest
-local accounts, account_named, slot_accounts, release = s.accounts, s.account_named, s.slot_accounts, s.release
+local now, K, due, admin, fair, rest = s.now, s.K, s.due, s.admin, s.fair, s.rest
+local accounts, account_named, holders, release = s.accounts, s.account_named, s.holders, s.release
 local pool, job, pause, wait = s.by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 local aside = K.aside
-if redis.call('HGET', KEYS[K.after + 1], 'status') ~= 'queued' then return 0 end
-local owner = redis.call('HGET', owners, job)
-local account = account_named[redis.call('HGET', slot_accounts, job) or '']
-redis.call('HDEL', slot_accounts, job)
+local status, key_id = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', 'key_id'))
+if status ~= 'queued' then return 0 end
+-- Its owner: its app key, or the admin owner (store/owners.py).
+local owner = (key_id and key_id ~= '') and key_id or admin
+local held_at, holder, charged = slot_holders.parse(redis.call('HGET', holders, job))
+local account = account_named[held_at or '']
+redis.call('HDEL', holders, job)
 local paused
 for _, each in ipairs(accounts) do
   local its = each.pools[pool.name]
   if redis.call('ZREM', its.slots, job) == 1 then
-    if owner then release(owner) end
+    release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
-    slot_time.settle(fair, its.slots, job, owner, nil, false)
+    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false)
     -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
     if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
     account = account or each
   end
-end
-if not owner then
-  owner = admin
-  redis.call('HSET', owners, job, owner)
 end
 if wait > 0 then
   redis.call('ZADD', due, now + wait / 1000, job)

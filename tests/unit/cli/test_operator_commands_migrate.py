@@ -25,7 +25,7 @@ def test_the_summary_says_what_it_changed_or_that_nothing_was_to_do():
     assert operator_commands.migrated_summary(Migrated(), 1) == "nothing to migrate: Redis holds schema 1 already"
     assert operator_commands.migrated_summary(Migrated(ran=True, lines=2, sealed=1), 1) == (
         "migrated to schema 1: 2 jobs moved from an old line into today's, 0 slots given their account, "
-        "0 jobs given their task's account, 1 values sealed")
+        "0 slot holders given their one entry, 0 jobs given their task's account, 1 values sealed")
 
 
 def test_migrate_changes_what_an_older_release_kept_once(connection, monkeypatch, capsys):

@@ -79,7 +79,7 @@ def test_a_job_left_waiting_is_told_why_by_the_step_that_put_it_in_line_not_by_a
     assert made[0].waiting is not None and made[0].waiting.reason == "key_max_active"
     assert made[0].waiting == waits.of(svc, made[0].job)
     # A look of the slots asks where the job stands: its creation knows it is in line, and never asks.
-    asked = [c["command"] for c in commands if c["command"].upper().startswith("HEXISTS " + KEYS.slot_accounts)]
+    asked = [c["command"] for c in commands if c["command"].upper().startswith("HEXISTS " + KEYS.slot_holders)]
     assert not asked
     assert [e["kind"] for e in timeline.recent(svc.store.timeline, made[0].job.id)] == ["waiting"]
 

@@ -75,7 +75,7 @@ def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots,
     assert joined[0].account is None and joined[0].line == slots.line_states([(DEFAULT_POOL, "admin", None)])[0]
     assert joined[0].line.total_held == joined[0].line.total_limit == 4
     assert len(_naming(commands, "cooling")) == 1 and len(_naming(commands, "paused")) == 1
-    assert not _naming(commands, KEYS.slot_accounts)
+    assert not _naming(commands, KEYS.slot_holders)
 
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
@@ -100,6 +100,7 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
         effects=[AddTimelineEntry(job.id, "sent")])))
     record = _on(commands, KEYS.job(job.id))
     assert _names(record) == ["HMGET", "HSET", "TTL", "HDEL"], record  # input dropped: gone, not written empty
+    assert not _naming(commands, "fh:fair:")  # its line's member is its record's key's: no owner read elsewhere
     assert _naming(commands, "HDEL")[0].split(" ")[2:] == ["input"]  # no wait was recorded: none named
     lines = _naming(commands, "ZREM fh:line:") + _naming(commands, "ZREM fh:aside")
     assert lines == [f"ZREM {KEYS.line(DEFAULT_POOL)} admin:{job.id}", f"ZREM {KEYS.aside} admin:{job.id}"]
@@ -133,9 +134,13 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     assert not _naming(ready, KONTEXT_MAX_POOL)
     assert _names(ready).count("LTRIM") == 0  # the dispatcher's wake-up list was empty: one LPUSH
     assert slots.in_flight(DEFAULT_POOL) == 0 and slots.account_of(job.id) is None
+    # Its slot's account, owner and charge: one entry, read once and dropped once; no other hash of the job's.
+    assert _names(_on(ready, KEYS.slot_holders)) == ["HGET", "HDEL"]
+    assert not _naming(ready, "fh:fair:owner") and not _naming(ready, "fh:fair:charge")
 
     stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, storage_key=f"{job.id}.png"))
     assert not _naming(stored, "slot") and not _naming(stored, "fh:line:")  # it holds neither since ready
+    assert not _naming(stored, "fh:fair:")  # nor has it anything of the fair share's left to drop
     assert not _naming(stored, KEYS.routes) and not _naming(stored, KEYS.deadlines)  # it had neither
     assert _names(_on(stored, KEYS.job(job.id))).count("HDEL") == 1
 

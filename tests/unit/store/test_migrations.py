@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
 import redis
 from rq import Queue
 
@@ -25,7 +26,7 @@ from fluxhook.store.owners import ADMIN_OWNER, member
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
-from slot_helpers import _config, _queued
+from slot_helpers import _config, _queued, as_key
 
 URL = "https://delivery.example/a.png?sig=secret-signature"
 BODY = b'{"id": "task-early", "status": "Ready", "result": {"sample": "https://delivery.example/b.png?sig=x"}}'
@@ -73,11 +74,14 @@ def test_what_older_releases_kept_comes_out_in_todays_shape(store, connection):
 
     done = migrate(connection, config)
 
-    assert done == Migrated(ran=True, lines=3, slots=1, accounts=2, sealed=3)
+    assert done == Migrated(ran=True, lines=3, slots=1, holders=1, accounts=2, sealed=3)
     assert not list(connection.scan_iter(match=KEYS.legacy_line("*")))
     slots = Slots(connection, config)
     assert slots.waiting_of(None) == [waiting.id, gone.id, kontext.id] and slots.waiting(KONTEXT_MAX_POOL) == 1
     assert slots.account_of(holder.id) == DEFAULT_ACCOUNT and slots.holds(holder) and slots.held_by(None) == 1
+    # Its account, owner and charge (none was charged then) in one entry; what older releases kept of them is gone.
+    assert connection.hgetall(KEYS.slot_holders) == {holder.id.encode(): b"default|admin|0"}
+    assert not connection.exists(KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges)
     assert slots.dispatch().jobs == [waiting.id]  # one slot was left: the old line's job is served
     sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
     assert (sealed.get(polled.id).account, sealed.get(ready.id).account) == (DEFAULT_ACCOUNT, DEFAULT_ACCOUNT)
@@ -94,7 +98,7 @@ def test_a_second_run_is_one_read_and_changes_nothing(store, connection, redis_s
     config = _config()
     _held_before_accounts(connection, _queued(store))
     _task(store, st.READY, result_url=URL)
-    assert migrate(connection, config).changed() == 3
+    assert migrate(connection, config).changed() == 4
     before = _everything(connection)
     db = connection.connection_pool.connection_kwargs["db"]
     commands = commands_during(connection, db, lambda: migrate(connection, config))
@@ -107,7 +111,8 @@ def test_todays_data_is_left_as_it_is(store, connection):
     config = _config()
     slots = Slots(connection, config)
     holding, in_line = _queued(store), _queued(store)
-    assert slots.acquire(holding, "key_a") and not slots.acquire(in_line, "key_a", send_here=False)
+    assert slots.acquire(as_key(store, holding, "key_a"))
+    assert not slots.acquire(as_key(store, in_line, "key_a"), send_here=False)
     sealed = JobStore(connection, sealer=Sealer(config.secret_keys))
     _task(sealed, st.READY, result_url=URL, account="us")
     KeptCallbacks(connection, Sealer(config.secret_keys)).keep_for_job(in_line.id, BODY)
@@ -200,3 +205,24 @@ def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_li
     assert line == {member("key_a", waiting.id), member(ADMIN_OWNER, moving.id), member("key_b", in_rq.id)}
     assert not connection.exists(KEYS.work_line("thumbnail"), KEYS.work_moving("thumbnail"), queue.key, task.key)
     assert migrate(connection, _config(), again=True).lines == 0  # a second run finds nothing
+
+
+def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, connection):
+    config = _config()
+    job = as_key(store, _queued(store), "key_a")
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {job.id: time.time()})
+    connection.hset(KEYS.legacy_slot_accounts, job.id, DEFAULT_ACCOUNT)
+    connection.hset(KEYS.legacy_fair_owners, mapping={job.id: "key_a", "job_in_line": "key_a"})
+    connection.hset(KEYS.legacy_fair_charges, job.id, "10")
+    connection.hset(KEYS.fair_held, "key_a", 1)
+    connection.hset(KEYS.fair_passes, "key_a", "10")
+
+    assert migrate(connection, config) == Migrated(ran=True, holders=1)
+    assert connection.hgetall(KEYS.slot_holders) == {job.id.encode(): b"default|key_a|10"}
+    assert not connection.exists(KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges)
+    # Given back a moment later: the slot and its owner's count go, and its turn is charged the moment it held the
+    # slot (a turn's least, 0.1 s) in place of the 10 s charged when it took it.
+    assert store.transition(job.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    assert not Slots(connection, config).holds(job) and not connection.hexists(KEYS.fair_held, "key_a")
+    assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(0.1)
+    assert not connection.exists(KEYS.slot_holders)

@@ -12,7 +12,7 @@ from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.slots import Slots
-from slot_helpers import _config, _queued
+from slot_helpers import _config, _queued, as_key
 
 
 def _cost_of_a_turn(connection, owner: str) -> float:  # noqa: F811
@@ -36,10 +36,10 @@ def test_the_slot_scripts_take_an_owner_without_a_weight_at_the_python_default(s
     monkeypatch.setattr(slots_module, "DEFAULT_WEIGHT", default)
     slots = Slots(connection, _config(bfl_max_active=5))
     connection.hset(KEYS.share_weights, "key_w", 2)
-    assert slots.acquire(_queued(store), "key_w")
+    assert slots.acquire(as_key(store, _queued(store), "key_w"))
     turn = _cost_of_a_turn(connection, "key_w") * 2  # a turn's slot time, before any task taught an estimate
     assert turn > 0
-    assert slots.acquire(_queued(store), "key_d")  # no weight recorded
+    assert slots.acquire(as_key(store, _queued(store), "key_d"))  # no weight recorded
     assert _cost_of_a_turn(connection, "key_d") == pytest.approx(turn / default)
 
 

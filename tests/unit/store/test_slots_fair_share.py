@@ -28,7 +28,7 @@ from fluxhook.store.slots import Slots
 from helpers import commands_during
 
 # The slot tests' config (their database and store are fixtures of tests/unit/conftest.py).
-from slot_helpers import _config
+from slot_helpers import _config, as_key
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -64,21 +64,23 @@ def _text(values) -> list[str]:
 
 
 def _assert_same(model: FairModel, connection) -> None:
-    """Redis holds exactly the model's state: holders, lines, counts, passes, clock, owners."""
+    """Redis holds exactly the model's state: holders (with their owners and charges), lines, counts, passes, clock."""
     pipe = connection.pipeline(transaction=True)
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
-    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).get(KEYS.fair_clock).hgetall(KEYS.fair_owners)
-    pipe.hgetall(KEYS.fair_charges).hgetall(KEYS.fair_estimates)
-    *per_pool, held, passes, clock, owners, charges, estimates = pipe.execute()
+    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).get(KEYS.fair_clock).hgetall(KEYS.slot_holders)
+    pipe.hgetall(KEYS.fair_estimates)
+    *per_pool, held, passes, clock, holders, estimates = pipe.execute()
     for n, pool in enumerate(POOLS):
         assert set(_text(per_pool[2 * n])) == set(model.held[pool]), pool
         assert _text(per_pool[2 * n + 1]) == model.line_members(pool), pool
     assert {k.decode(): int(v) for k, v in held.items()} == model.held_counts()
     assert {k.decode(): float(v) for k, v in passes.items()} == model.passes
     assert float(clock or 0) == model.clock
-    assert {k.decode(): v.decode() for k, v in owners.items()} == model.owner
-    assert {k.decode(): float(v) for k, v in charges.items()} == model.charges
+    # Each holder's one entry: its account, the owner its slot counts for, the charge of its turn.
+    entries = {k.decode(): v.decode().split("|") for k, v in holders.items()}
+    assert {job: (account, owner, float(charge)) for job, (account, owner, charge) in entries.items()} == \
+        {job: ("default", owner, model.charges[job]) for pool in POOLS for job, owner in model.held[pool].items()}
     estimated = {f"{KEYS.slots(pool)}|{owner}": v for (pool, owner), v in model.estimates.items()}
     assert {k.decode(): float(v) for k, v in estimates.items()} == estimated
     assert model.in_flight() <= model.total
@@ -132,7 +134,8 @@ def test_random_runs_over_several_clients_match_the_model(connection, total, kon
             _, owner, model_name, client = step
             job = _queued(store_, model_name)
             jobs[job.id], status[job.id] = job, st.QUEUED
-            assert bool(slots[client].acquire(job, _key_id(owner))) is model.acquire(job.id, job.pool, owner, now[0])
+            took = slots[client].acquire(as_key(store_, job, _key_id(owner)))
+            assert bool(took) is model.acquire(job.id, job.pool, owner, now[0])
         elif kind == "dispatch":
             assert slots[step[1]].dispatch(step[2]).jobs == model.dispatch(now[0], step[2])
         elif kind == "tick":
@@ -197,13 +200,13 @@ def _end(store: JobStore, job_id: str) -> None:
 def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(store, connection):
     slots = Slots(connection, _config(bfl_max_active=4))
     backlog = [_queued(store) for _ in range(200)]
-    assert [bool(slots.acquire(j, "key_a")) for j in backlog[:5]] == [True] * 4 + [False]
+    assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in backlog[:5]] == [True] * 4 + [False]
     for job in backlog[5:]:
-        assert not slots.acquire(job, "key_a")
+        assert not slots.acquire(as_key(store, job, "key_a"))
     running = [j.id for j in backlog[:4]]
     for _ in range(10):  # key B sends one job while A's backlog waits; then a slot frees
         b = _queued(store)
-        assert not slots.acquire(b, "key_b")  # all 4 slots are taken
+        assert not slots.acquire(as_key(store, b, "key_b"))  # all 4 slots are taken
         _end(store, running.pop(0))
         assert slots.dispatch().jobs == [b.id]  # the very next free slot, ahead of 190-odd of A's
         running.append(b.id)
@@ -218,13 +221,13 @@ def test_a_backlog_never_makes_another_keys_job_wait_past_the_next_free_slot(sto
 def test_a_new_job_takes_a_slot_freed_but_not_yet_handed_out_when_its_turn_comes_first(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2))
     a = [_queued(store) for _ in range(5)]
-    assert [bool(slots.acquire(j, "key_a")) for j in a] == [True, True, False, False, False]
+    assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in a] == [True, True, False, False, False]
     _end(store, a[0].id)
     b = _queued(store)
-    assert slots.acquire(b, "key_b")  # B's turn starts before A's next one: it goes now
+    assert slots.acquire(as_key(store, b, "key_b"))  # B's turn starts before A's next one: it goes now
     late_a = _queued(store)
     _end(store, a[1].id)
-    assert not slots.acquire(late_a, "key_a")  # behind A's own earlier jobs
+    assert not slots.acquire(as_key(store, late_a, "key_a"))  # behind A's own earlier jobs
     assert slots.dispatch().jobs == [a[2].id]
 
 
@@ -232,13 +235,13 @@ def test_weights_share_the_slots_in_proportion(store, connection):
     slots = Slots(connection, _config(bfl_max_active=1))
     connection.hset(KEYS.share_weights, mapping={"key_a": 3, "key_b": 1})
     first = _queued(store)
-    assert slots.acquire(first, "key_c")  # holds the one slot while both backlogs queue
+    assert slots.acquire(as_key(store, first, "key_c"))  # holds the one slot while both backlogs queue
     owner_of = {}
     for owner in ("key_a", "key_b"):
         for _ in range(60):
             job = _queued(store)
             owner_of[job.id] = owner
-            assert not slots.acquire(job, owner)
+            assert not slots.acquire(as_key(store, job, owner))
     turns, holder = [], first.id
     for _ in range(80):
         _end(store, holder)
@@ -252,10 +255,11 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
     slots = Slots(connection, _config(bfl_max_active=4))
     slots.set_share("key_a", 1, 2)
     a = [_queued(store) for _ in range(4)]
-    assert [bool(slots.acquire(j, "key_a")) for j in a] == [True, True, False, False]
+    assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in a] == [True, True, False, False]
     assert slots.held_by("key_a") == 2
     b = [_queued(store) for _ in range(3)]
-    assert [bool(slots.acquire(j, "key_b")) for j in b] == [True, True, False]  # A at its cap: B takes the free ones
+    # A at its cap: B takes the free ones
+    assert [bool(slots.acquire(as_key(store, j, "key_b"))) for j in b] == [True, True, False]
     assert slots.dispatch().jobs == []  # all four slots held
     _end(store, b[0].id)
     assert slots.dispatch().jobs == [b[2].id]  # A still at its cap: B's job, though A's waited longer
@@ -271,9 +275,9 @@ def test_an_owner_at_its_max_active_is_passed_over_and_holds_nobody_up(store, co
 def test_within_one_key_each_model_keeps_its_fifo_order_and_its_own_limit(store, connection):
     slots = Slots(connection, _config(bfl_max_active=3, bfl_max_active_kontext_max=1))
     k1, k2, d1, d2, d3 = (_queued(store, m) for m in (KONTEXT, KONTEXT, "flux-2-pro", "flux-2-pro", "flux-2-pro"))
-    assert [bool(slots.acquire(j, "key_a")) for j in (k1, k2, d1, d2, d3)] == [True, False, True, True, False]
+    assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in (k1, k2, d1, d2, d3)] == [True, False, True, True, False]
     other = _queued(store)
-    assert not slots.acquire(other, "key_b")
+    assert not slots.acquire(as_key(store, other, "key_b"))
     _end(store, d1.id)
     assert slots.dispatch().jobs == [other.id]  # B's turn; kontext-max is at its limit, A's k2 cannot use it
     _end(store, k1.id)
@@ -290,7 +294,7 @@ def test_a_dispatch_costs_the_same_behind_ten_jobs_or_a_thousand(store, connecti
         slots = Slots(connection, _config(bfl_max_active=2))
         for owner in ("key_a", "key_b", "key_c"):
             for _ in range(backlog):
-                slots.acquire(_queued(store), owner)
+                slots.acquire(as_key(store, _queued(store), owner))
         for holder in connection.zrange(KEYS.slots(DEFAULT_POOL), 0, -1):
             _end(store, holder.decode())
         commands = commands_during(connection, db, lambda: slots.dispatch().jobs)
@@ -332,7 +336,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
                 own_store.transition(mine[0], st.FAILED, error=FAIL)
                 with lock:
                     released.append(mine.pop(0))
-            got = ([job.id] if slots.acquire(job, _key_id(owner)) else []) + slots.dispatch().jobs
+            got = ([job.id] if slots.acquire(as_key(own_store, job, _key_id(owner))) else []) + slots.dispatch().jobs
             mine += got
             with lock:
                 granted.extend(got)
@@ -368,14 +372,14 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
 def test_an_owner_back_from_idle_has_saved_up_no_credit(store, connection):
     slots = Slots(connection, _config(bfl_max_active=1))
     a = [_queued(store) for _ in range(30)]
-    assert [bool(slots.acquire(j, "key_a")) for j in a[:2]] == [True, False]
+    assert [bool(slots.acquire(as_key(store, j, "key_a"))) for j in a[:2]] == [True, False]
     for n in range(1, 11):  # A alone: ten turns
         _end(store, a[n - 1].id)
         assert slots.dispatch().jobs == [a[n].id]
-        assert slots.acquire(a[n + 1], "key_a") is None
-    assert not any(slots.acquire(j, "key_a") for j in a[12:20])
+        assert slots.acquire(as_key(store, a[n + 1], "key_a")) is None
+    assert not any(slots.acquire(as_key(store, j, "key_a")) for j in a[12:20])
     b = [_queued(store) for _ in range(6)]
-    assert not any(slots.acquire(j, "key_b") for j in b)
+    assert not any(slots.acquire(as_key(store, j, "key_b")) for j in b)
     turns, holder = [], a[10].id
     for _ in range(8):
         _end(store, holder)
@@ -399,7 +403,7 @@ def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connectio
 def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2))
     job = _queued(store)
-    assert not slots.acquire(job, "key_a", send_here=False)  # room, but its caller will not send it
+    assert not slots.acquire(as_key(store, job, "key_a"), send_here=False)  # room, but its caller will not send it
     assert not slots.holds(job) and slots.waiting(DEFAULT_POOL) == 1
     assert slots.wait_for_freed(0.05)  # a sender is woken to take it
     assert slots.dispatch(limit=1).jobs == [job.id] and slots.holds(job)
@@ -411,7 +415,7 @@ def test_a_job_that_joins_a_full_pool_wakes_no_sender(store, connection):
     assert slots.acquire(holder)
     connection.delete(KEYS.slot_freed)
     waiting = _queued(store)
-    assert not slots.acquire(waiting, "key_a", send_here=False)
+    assert not slots.acquire(as_key(store, waiting, "key_a"), send_here=False)
     assert connection.llen(KEYS.slot_freed) == 0  # a dispatch now would give nothing: the freed slot wakes one
     assert slots.waiting(DEFAULT_POOL) == 1
     assert store.transition(holder.id, st.FAILED, error=FAIL)
@@ -430,7 +434,8 @@ def test_a_slot_held_past_its_lease_is_freed_for_its_owners_count_too(store, con
     slots = Slots(connection, _config(bfl_max_active=2))
     slots.set_share("key_a", None, 1)
     stuck, waiting = _queued(store), _queued(store)
-    assert slots.acquire(stuck, "key_a") and not slots.acquire(waiting, "key_a")  # key A at its max_active
+    # Key A at its max_active:
+    assert slots.acquire(as_key(store, stuck, "key_a")) and not slots.acquire(as_key(store, waiting, "key_a"))
     connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
     # A dispatch between the dispatcher's looks for lapsed slots leaves it; its next look frees it.
     assert slots.dispatch(free_lapsed=False).jobs == [] and slots.holds(stuck)

@@ -12,7 +12,7 @@ from fluxhook.core import transitions as st
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
-from slot_helpers import _config, _queued
+from slot_helpers import _config, _queued, as_key
 
 START = 1_800_000_000.0
 
@@ -37,7 +37,7 @@ def _simulate(connection, lengths: dict[str, float], weights: dict[str, float], 
         for _ in range(int(seconds / length) * max_active + max_active):
             job = _queued(store)
             owner_of[job.id] = key
-            if slots.acquire(job, key):
+            if slots.acquire(as_key(store, job, key)):
                 started.append(job.id)
     used = dict.fromkeys(lengths, 0.0)
     ends: list[tuple[float, str]] = []
@@ -71,12 +71,12 @@ def test_a_slot_given_back_before_bfl_costs_no_turn(connection, store):
     """A 429 (or the budget) sends the job back in line: its owner's next turn starts where it did."""
     slots = Slots(connection, _config(bfl_max_active=4))
     job = _queued(store)
-    assert slots.acquire(job, "key_a")
+    assert slots.acquire(as_key(store, job, "key_a"))
     charged = float(connection.hget(KEYS.fair_passes, "key_a"))
-    assert charged > 0 and connection.hexists(KEYS.fair_charges, job.id)
+    assert charged > 0 and connection.hget(KEYS.slot_holders, job.id).decode() == f"default|key_a|{charged:.17g}"
     assert slots.requeue(job, pause=0)
     assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(0.0)
-    assert not connection.hexists(KEYS.fair_charges, job.id)
+    assert not connection.hexists(KEYS.slot_holders, job.id)
 
 
 def test_an_owner_is_charged_what_its_tasks_took_before(connection):
@@ -84,7 +84,7 @@ def test_an_owner_is_charged_what_its_tasks_took_before(connection):
     store, slots = JobStore(connection, clock=clock), Slots(connection, _config(bfl_max_active=4), clock=clock)
     for length in (40.0, 20.0):
         job = _queued(store)
-        assert slots.acquire(job, "key_a")
+        assert slots.acquire(as_key(store, job, "key_a"))
         assert store.transition(job.id, st.SUBMITTED, bfl_id=f"b-{job.id}")
         clock.now += length
         assert store.transition(job.id, st.READY, result_url="https://x/r.png")
@@ -93,7 +93,7 @@ def test_an_owner_is_charged_what_its_tasks_took_before(connection):
     assert float(connection.hget(KEYS.fair_estimates, f"{KEYS.slots('default')}|key_a")) == pytest.approx(36.0)
     job = _queued(store)
     before = float(connection.hget(KEYS.fair_passes, "key_a"))
-    assert slots.acquire(job, "key_a")  # charged its 36 s up front now, not the first guess
+    assert slots.acquire(as_key(store, job, "key_a"))  # charged its 36 s up front now, not the first guess
     assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(max(before, _clock(connection)) + 36.0)
 
 

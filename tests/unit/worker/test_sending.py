@@ -32,7 +32,7 @@ def _queue(svc, count: int, key_id: str | None = None) -> list[Job]:
         job = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro", pool="default", key_id=key_id,
                   input={"prompt": "[pending] sent by a sender"}, created_at=time.time(), updated_at=time.time())
         svc.jobs.create(job)
-        assert not svc.slots.acquire(job, key_id, send_here=False)
+        assert not svc.slots.acquire(job, send_here=False)
         jobs.append(job)
     return jobs
 
@@ -128,7 +128,7 @@ def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back
     try:
         sent = [c["command"] for c in commands_during(svc.redis, 6, send)]
         assert any(c.startswith("EVALSHA") for c in sent) and any(c.startswith("SET fh:submit:") for c in sent)
-        assert [c for c in sent if c.startswith(f"HGET {svc.store.keys.slot_accounts}")] == []
+        assert [c for c in sent if c.startswith(f"HGET {svc.store.keys.slot_holders}")] == []
         assert svc.jobs.get(job.id).account == "default"
     finally:
         for senders in started:

@@ -47,7 +47,7 @@ def _queued(svc, model: str = PRO, key_id: str | None = None) -> Job:
 
 def _holding(svc, model: str = PRO, key_id: str | None = None) -> Job:
     job = _queued(svc, model, key_id)
-    assert svc.slots.acquire(job, key_id)
+    assert svc.slots.acquire(job)
     return job
 
 
@@ -91,7 +91,7 @@ def test_a_key_at_its_max_active_waits_for_it_while_others_go(svc):
     app = _key(svc, max_active=1)
     _holding(svc, key_id=app.key_id)
     second = _queued(svc, key_id=app.key_id)
-    assert not svc.slots.acquire(second, app.key_id)
+    assert not svc.slots.acquire(second)
     admins = _queued(svc)
     assert svc.slots.acquire(admins)  # the other slot: the key's own limit holds only its own jobs
 
