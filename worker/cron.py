@@ -1,10 +1,10 @@
-"""The worker's cron thread, a thread of the worker process: RQ's cron queues retention hourly and the refresh of
-BFL's balance every few minutes; RQ's scheduler moves retries whose wait is over back onto their queues.
+"""The worker's cron thread, a thread of the worker process: RQ's cron queues retention hourly; RQ's scheduler moves
+retries whose wait is over back onto their queues.
 
-Each worker runs one; RQ lets one scheduler at a time hold a queue's lock, and the balance refresh's own lock lets
-one worker ask BFL per interval. A thread, not the child processes RQ would fork: each child would be another
-interpreter in the dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL. (The
-sweep is a thread of its own, ``worker.sweeping``, not a task of this cron.)
+Each worker runs one; RQ lets one scheduler at a time hold a queue's lock. A thread, not the child processes RQ would
+fork: each child would be another interpreter in the dyno's memory, and a thread cannot outlive its worker, even one
+killed with SIGKILL. (The sweep and the balance refresh are threads of their own, ``worker.sweeping`` and
+``worker.balance``, not tasks of this cron.)
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
-from fluxhook.credits.balance import check_every
 from fluxhook.store.queues import QUEUE_NAME
 
-from .balance import refresh_balance
 from .retention import purge
 
 log = logging.getLogger("fluxhook.worker")
@@ -95,10 +93,6 @@ class CronThread(threading.Thread):
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
                       job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
-        # Every worker queues it; the refresh lock lets one ask BFL per interval.
-        check = check_every(self.config.bfl_credits_refresh_seconds, self.config.named_accounts != ())
-        cron.register(refresh_balance, QUEUE_NAME, interval=check, ttl=check, job_timeout=60, result_ttl=0,
-                      failure_ttl=86400)
         cron.register_birth()
         scheduler = RQScheduler(self.queue_names, connection=self.connection, logging_level=self.config.log_level)
         scheduler.register_birth()

@@ -1,5 +1,5 @@
-"""One worker process's life: fluxhook's services, its cron thread, its sweep, its senders (submissions), its lanes (RQ's
-tasks) and the feeder that moves work into RQ, until a stop signal."""
+"""One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, its senders
+(submissions), its lanes (RQ's tasks) and the feeder that moves work into RQ, until a stop signal."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 
-from . import cron, feeding, lanes, runtime, sending, sweeping
+from . import balance, cron, feeding, lanes, runtime, sending, sweeping
 
 # After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
 # again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
@@ -41,6 +41,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     svc.store.tallies.start()
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues])
     sweeper = sweeping.start(svc)
+    balance_reader = balance.start(svc)
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
     lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feed(svc))
@@ -52,13 +53,14 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits (a second at most each) end side by side.
-        for part in (feeder, senders, cron_thread, sweeper):
+        for part in (feeder, senders, cron_thread, sweeper, balance_reader):
             part.request_stop()
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
         senders.stop()
     finally:
         sweeper.stop()
+        balance_reader.stop()
         cron_thread.stop()
         svc.store.tallies.stop()
     return 0

@@ -20,7 +20,7 @@ from helpers import commands_during
 from worker.inprocess import CLEANING_LOCK_TTL, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
-TASK = "worker.balance.refresh_balance"
+TASK = "worker.retention.purge"
 
 
 def _started(connection, queue: Queue, **options):
