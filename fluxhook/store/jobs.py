@@ -287,7 +287,8 @@ class JobStore:
             if due_if_watched is not None:
                 spec["watched"] = {"key": place(keys, self.keys.watched(job_id)), "due": _score(due_if_watched)}
         if fields.get("bfl_id"):
-            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
+            # How long its record was made to live, for the task's index to live as long (none: for ever).
+            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"])), **({"lives": self.ttl} if self.ttl else {})}
         in_step, tallied = split(effects)
         spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl)
         done, previous, locked, taken = self._transition(keys, [_json(spec)])
@@ -304,7 +305,7 @@ class JobStore:
         if consequences.free_slot:
             spec["slots"] = {account: {pool: place(keys, self.keys.slots(pool, account)) for pool in self.pools}
                              for account in self.accounts}
-            spec["freed"], spec["holders"] = place(keys, self.keys.slot_freed), place(keys, self.keys.slot_holders)
+            spec["freed"] = place(keys, self.keys.slot_freed)
             spec["fair"] = {"estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
@@ -316,6 +317,7 @@ class JobStore:
             spec["admin"] = ADMIN_OWNER  # the owner of a job without an app key: its member is '<admin>:<job id>'
         if spec:
             spec["held"], spec["routes"] = place(keys, self.keys.fair_held), place(keys, self.keys.routes)
+            spec["holders"] = place(keys, self.keys.slot_holders)
         if consequences.terminal:
             spec["deadlines"], spec["drop"] = place(keys, self.keys.deadlines), list(ENDED_DROPS)
         return spec

@@ -46,6 +46,7 @@ end
 if progress or new == 'submitted' then ask('notify_events') end
 if progress then ask('progress') end
 if spec.slots or spec.lines then ask('pool') end
+if spec.bfl then ask('created_at') end
 -- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
 if spec.lines then ask('key_id') end
 if spec.terminal then
@@ -128,8 +129,10 @@ local function drop_kept(names)
 end
 drop_kept(spec.clear)
 if spec.bfl then
-  -- The task's index lives as long as its record.
-  local ttl = redis.call('TTL', job)
+  -- The task's index lives as long as its record, which was made to live spec.bfl.lives s (none: for ever).
+  local made = tonumber(kept('created_at'))
+  local ttl = (spec.bfl.lives and made) and math.ceil(made + spec.bfl.lives - tonumber(spec.now)) or nil
+  if ttl == nil then ttl = redis.call('TTL', job) end
   if ttl > 0 then redis.call('SET', KEYS[spec.bfl.key], spec.id, 'EX', ttl)
   else redis.call('SET', KEYS[spec.bfl.key], spec.id) end
 end
@@ -143,11 +146,11 @@ if moving then
   local pool = kept('pool') or ''
   local freed = 0
   -- A ready job gave its slot back with its move to ready. Its holder's entry names the slot's account, and the owner
-  -- and charge of the turn that took it (see slots_prelude.lua).
+  -- and charge of the turn that took it (see slots_prelude.lua). A job holding a slot is in no line (a turn takes
+  -- it out of its line; a job given back leaves its slot first).
+  local held = spec.holders and current ~= 'ready' and redis.call('HGET', KEYS[spec.holders], spec.id)
   local account, holder, charged
-  if spec.slots and current ~= 'ready' then
-    account, holder, charged = slot_holders.parse(redis.call('HGET', KEYS[spec.holders], spec.id))
-  end
+  if spec.slots then account, holder, charged = slot_holders.parse(held) end
   if account then
     -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
     local its = spec.slots[account] or {}
@@ -175,7 +178,7 @@ if moving then
   if freed > 0 and spec.freed and redis.call('LPUSH', KEYS[spec.freed], 1) > 1 then
     redis.call('LTRIM', KEYS[spec.freed], 0, 0)
   end
-  if spec.lines and current == 'queued' then
+  if spec.lines and current == 'queued' and not held then
     local key_id = kept('key_id')
     local member = members.member((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
     if spec.lines[pool] then

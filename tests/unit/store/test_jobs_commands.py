@@ -99,11 +99,14 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
         due_if_watched=now + 3, terms=Terms(unlock=lock, take=KEYS.kept_for_job(job.id)),
         effects=[AddTimelineEntry(job.id, "sent")])))
     record = _on(commands, KEYS.job(job.id))
-    assert _names(record) == ["HMGET", "HSET", "TTL", "HDEL"], record  # input dropped: gone, not written empty
-    assert not _naming(commands, "fh:fair:")  # its line's member is its record's key's: no owner read elsewhere
+    # Its task's index lives as long as the record was made to: read with it, not asked of Redis (no TTL).
+    assert _names(record) == ["HMGET", "HSET", "HDEL"], record  # input dropped: gone, not written empty
+    assert 86390 < connection.ttl(KEYS.bfl_task("task-1")) <= 86400
+    assert not _naming(commands, "fh:fair:")  # no owner read elsewhere
     assert _naming(commands, "HDEL")[0].split(" ")[2:] == ["input"]  # no wait was recorded: none named
-    lines = _naming(commands, "ZREM fh:line:") + _naming(commands, "ZREM fh:aside")
-    assert lines == [f"ZREM {KEYS.line(DEFAULT_POOL)} admin:{job.id}", f"ZREM {KEYS.aside} admin:{job.id}"]
+    # It holds a slot, so it is in no line: no line is touched.
+    assert _names(_on(commands, KEYS.slot_holders)) == ["HGET"]
+    assert not _naming(commands, "ZREM fh:line:") and not _naming(commands, "ZREM fh:aside")
     change = changes[0]
     assert change.moved and change.taken == b"early body" and not connection.exists(KEYS.kept_for_job(job.id))
     assert not connection.exists(lock.key)  # freed with the move
