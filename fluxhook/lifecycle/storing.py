@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from fluxhook import metrics
 from fluxhook.core import stopping, tracing
@@ -23,7 +24,7 @@ from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download
 from fluxhook.lifecycle.steps.polling import poll_job
-from fluxhook.lifecycle.steps.thumbnailing import make_for_job
+from fluxhook.lifecycle.steps.thumbnailing import make_for, make_for_job
 from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
@@ -42,8 +43,8 @@ def download_and_store(svc: Services, job_id: str, *, last_attempt: bool) -> Dow
     stored (by this attempt or by one cut off before its thumbnail) then gets its thumbnail.
     """
     outcome = _attempt(svc, job_id, last_attempt)
-    if outcome in (DownloadOutcome.STORED, DownloadOutcome.SKIPPED):
-        make_for_job(svc, job_id)
+    if outcome == DownloadOutcome.SKIPPED:
+        make_for_job(svc, job_id)  # stored by an attempt cut off before its thumbnail, maybe
     return outcome
 
 
@@ -75,9 +76,10 @@ def _notes(job_id: str, outcome: str, seconds: float, error: str | None = None) 
 
 def _download_and_store(svc: Services, job_id: str, last_attempt: bool) -> DownloadOutcome:
     try:
-        # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched.
+        # Twice at most: a proven Ready may replace the URL while an unproven one is being fetched. Each read of a
+        # ready job counts a download attempt.
         for _ in range(2):
-            job = svc.jobs.get(job_id)
+            job = svc.jobs.get_counting(job_id, "downloads", st.READY)
             if job is None or job.status != st.READY:
                 return DownloadOutcome.SKIPPED
             outcome = _download(svc, job, last_attempt)
@@ -115,7 +117,6 @@ def _download(svc: Services, job: Job, last_attempt: bool) -> DownloadOutcome:
 
 
 def _fetch(svc: Services, job: Job, url: str) -> FetchedResult:
-    svc.jobs.count(job.id, "downloads")
     with tracing.job_span("fluxhook.download", job.id, job.traceparent):
         return fetch_result(svc.http, url, svc.config.result_host_allowlist,
                             SizeLimits(svc.config.max_image_bytes, svc.config.max_video_bytes), svc.storage.new_upload)
@@ -145,6 +146,7 @@ def _recheck_with_bfl(svc: Services, job: Job, failure: FluxhookError, started: 
         if not svc.jobs.update(job.id, only_in=(st.READY,), result_url=report.sample_url, ready_proven=True,
                                draft_cache_source=report.draft_cache_url):
             return DownloadOutcome.SKIPPED
+        svc.jobs.count(job.id, "downloads")  # a second attempt, of BFL's fresh URL
         try:
             image = _fetch(svc, job, report.sample_url)
         except RetryableError as exc:
@@ -199,6 +201,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         })
+        make_for(svc, replace(job, status=st.STORED, storage_key=key, **result))
         return DownloadOutcome.STORED
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:

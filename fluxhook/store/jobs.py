@@ -122,6 +122,7 @@ class JobStore:
         self._transition = LuaScript(connection, "job_transition")
         self._create = LuaScript(connection, "job_create")
         self._count = LuaScript(connection, "job_count")
+        self._attempt = LuaScript(connection, "job_attempt")
         self._delete = LuaScript(connection, "job_delete")
         self._claim_due = LuaScript(connection, "claim_due")
         self._confirm_claim = LuaScript(connection, "confirm_claim")
@@ -179,6 +180,16 @@ class JobStore:
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
         return self._opened(job_from_hash(decode_hash(data))) if data else None
+
+    def get_counting(self, job_id: str, counter: str, status: str) -> Job | None:
+        """The job with this id, or None; one more attempt of ``counter`` (``attempts.<counter>``) counted in it and
+        in what is read if it is ``status``: a task's first read and the count of its attempt, in one step."""
+        if counter not in COUNTERS:
+            raise ValueError(counter)
+        if not is_job_id(job_id):
+            return None
+        data = self._attempt([self.keys.job(job_id)], [counter, status])
+        return self._opened(job_from_hash(decode_hash(dict(zip(data[::2], data[1::2], strict=True))))) if data else None
 
     def _sealed(self, fields: dict[str, Any]) -> dict[str, Any]:
         if self.sealer is None or not any(fields.get(name) for name in SEALED_FIELDS):

@@ -12,6 +12,7 @@ import logging
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
+from fluxhook.core.job import Job
 from fluxhook.media.thumbnails import key_for, make_thumbnail
 from fluxhook.services import Services
 
@@ -21,8 +22,14 @@ log = logging.getLogger("fluxhook.thumbnailing")
 def make_for_job(svc: Services, job_id: str) -> str | None:
     """Make and store the thumbnail of a stored job's image; its key, or None if there is none (logged)."""
     job = svc.jobs.get(job_id)
-    if job is None or job.status != st.STORED or not job.storage_key or job.thumbnail_key:
+    return None if job is None else make_for(svc, job)
+
+
+def make_for(svc: Services, job: Job) -> str | None:
+    """``make_for_job`` for the job as its caller knows it (as its download just stored it: not read again)."""
+    if job.status != st.STORED or not job.storage_key or job.thumbnail_key:
         return None
+    job_id = job.id
     key = key_for(job_id)
     # A video's thumbnail is made from its poster frame.
     source_key = job.poster["key"] if job.video and job.poster else job.storage_key

@@ -23,7 +23,7 @@ from fluxhook.lifecycle.storing import download_and_store
 from fluxhook.media import thumbnails
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DOWNLOAD
-from helpers import png_bytes
+from helpers import commands_during, png_bytes
 from mp4_samples import make_mp4
 
 MP4 = make_mp4(seconds=1, width=128, height=72)
@@ -139,3 +139,18 @@ def test_a_thumbnail_that_cannot_be_made_leaves_the_job_stored_and_the_task_succ
     after = svc.jobs.get(job.id)
     assert (after.status, after.thumbnail_key) == (st.STORED, None)
     assert _thumbnail_of(svc, job.id) is None
+
+
+def test_a_download_reads_its_job_once_counting_its_attempt_and_its_thumbnail_reads_it_not_again(svc, spy):
+    url = spy.route("/once.png", body=png_bytes())
+    job = _ready(svc, "flux-2-pro", url, finished_ago=5)
+
+    commands = [c["command"] for c in commands_during(svc.redis, 7, lambda: download_and_store(
+        svc, job.id, last_attempt=False))]
+
+    stored = svc.jobs.get(job.id)
+    assert stored.status == st.STORED and stored.thumbnail_key == thumbnails.key_for(job.id)
+    assert stored.downloads == 1  # the attempt, counted with the read it started with
+    assert len([c for c in commands if c.startswith(f"HGETALL {KEYS.job(job.id)}")]) == 1, commands
+    assert [c for c in commands if c.startswith(f"HINCRBY {KEYS.job(job.id)}")] == \
+        [f"HINCRBY {KEYS.job(job.id)} downloads 1"]
