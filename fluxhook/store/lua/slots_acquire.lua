@@ -23,7 +23,9 @@ if ARGV[rest + 4] ~= '1' then
   -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find
   -- nothing to give (a backlog posted at once would cost a dispatch per job).
   if #s.open_in(pool) > 0 and redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
-else
+elseif #s.open_in(pool) > 0 then
+  -- Its pool has room: whose turn it is decides (a turn of another pool may come first at an account's max_active).
+  -- Without room, none is its: the lines are not read.
   local turn = s.pick()
   if turn and turn.job == job then
     s.serve(turn)

@@ -14,6 +14,4 @@ while #given < tonumber(ARGV[s.rest]) do
   given[#given + 1] = turn.job
   accounts[#accounts + 1] = turn.account.name
 end
-local lines = {}
-for i, pool in ipairs(s.pools) do lines[i] = pool.line end
-return {given, accounts, redis.call('EXISTS', unpack(lines)) > 0 and 1 or 0}
+return {given, accounts, s.any_waiting() and 1 or 0}

@@ -15,8 +15,8 @@ local slots_prelude = {}
 -- Frees the slots past their lease (only those of ``only``, a pool, when given: a slot script that gives one turn of
 -- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it; none with
 -- ``keep_lapsed``: a dispatch between the dispatcher's looks for them), then adds to
--- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn) and open_in(pool)
--- (the accounts with room in it now). Returns ``s``.
+-- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn), open_in(pool)
+-- (the accounts with room in it now) and any_waiting(). Returns ``s``.
 function slots_prelude.start(s, only, keep_lapsed)
   local now, slot_lease, submit_lease, due, held = s.now, s.slot_lease, s.submit_lease, s.due, s.held
   local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
@@ -96,6 +96,21 @@ function slots_prelude.start(s, only, keep_lapsed)
     return heads[pool.name]
   end
 
+  -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
+  -- dispatch that found no turn read every pool's already.
+  local function any_waiting()
+    for _, pool in ipairs(pools) do
+      if heads[pool.name] == nil then
+        if redis.call('EXISTS', pool.line) == 1 then return true end
+      else
+        for _, head in ipairs(heads_of(pool)) do
+          if head.job then return true end
+        end
+      end
+    end
+    return false
+  end
+
   -- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
   -- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
   -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
@@ -164,5 +179,6 @@ function slots_prelude.start(s, only, keep_lapsed)
   end
 
   s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in
+  s.any_waiting = any_waiting
   return s
 end

@@ -80,9 +80,32 @@ def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots,
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
     commands = _commands(connection, slots.dispatch)
-    assert sorted(set(_names(commands))) == ["EXISTS", "ZRANGEBYLEX", "ZRANGEBYSCORE"], commands
-    # Per pool: its slots past their lease, its line's first owner; then one look whether any line holds a job.
-    assert len(commands) == 2 * len(slots.pools) + 1
+    assert sorted(set(_names(commands))) == ["ZRANGEBYLEX", "ZRANGEBYSCORE"], commands
+    # Per pool: its slots past their lease, its line's first owner; which also says no line holds a job.
+    assert len(commands) == 2 * len(slots.pools)
+
+
+def test_a_job_that_joins_a_full_pool_reads_no_line(jobs, slots, connection):
+    for _ in range(4):
+        assert slots.acquire(_queued(jobs)) == "default"
+    waiting = _queued(jobs)
+    commands = _commands(connection, lambda: slots.join(waiting))
+    # Its own pool has no room: no turn can be its, so no line's first owner (nor the turns) is read.
+    assert _names(_naming(commands, "fh:line:")) == ["ZADD"], commands
+    assert not _naming(commands, "fh:fair:pass") and not _naming(commands, "fh:fair:clock")
+
+
+def test_a_dispatch_that_gives_the_last_job_in_line_says_none_waits_without_another_look(jobs, slots, connection):
+    holders = [_queued(jobs) for _ in range(4)]
+    for job in holders:
+        assert slots.acquire(job) == "default"
+    waiting = _queued(jobs)
+    assert slots.join(waiting).account is None
+    assert jobs.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    given = []
+    commands = _commands(connection, lambda: given.append(slots.dispatch(free_lapsed=False)))
+    assert given[0].jobs == [waiting.id] and not given[0].waiting
+    assert not _naming(commands, "EXISTS")  # the lines' heads, read for the turn, say it
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):
