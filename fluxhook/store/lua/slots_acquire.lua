@@ -11,8 +11,9 @@
 local s = slots_accounts.read()
 local K, rest = s.K, s.rest
 local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest + 2], ARGV[rest + 3]
--- Only its own pool's slots past their lease are freed first: it can take no other.
-slots_prelude.start(s, pool)
+-- Slots past their lease are left to the dispatcher, which frees them every few seconds (a job in line is dispatched
+-- once they are): a new job does not look for them.
+slots_prelude.start(s, pool, true)
 if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end

@@ -155,13 +155,15 @@ def test_kontext_max_never_exceeds_bfl_max_active_either(store, connection):
     assert pool_limit(_config(bfl_max_active=2, bfl_max_active_kontext_max=6), KONTEXT_MAX_POOL) == 2
 
 
-def test_a_slot_held_past_the_lease_is_reclaimed(store, slots, connection):
+def test_a_slot_held_past_the_lease_is_reclaimed_by_the_dispatchers_look(store, slots, connection):
     stuck = _queued(store)
     slots.acquire(stuck)
     connection.zadd(KEYS.slots(DEFAULT_POOL), {stuck.id: time.time() - SLOT_LEASE - 1})
     for _ in range(2):
         assert slots.acquire(_queued(store))
-    assert slots.acquire(_queued(store))  # the third slot was the stuck job's
+    third = _queued(store)
+    assert not slots.acquire(third)  # a new job looks for no lapsed slot: it waits in line
+    assert slots.dispatch().jobs == [third.id]  # the dispatcher's look frees the stuck job's, and hands it on
     assert stuck.id not in _held(connection)
 
 
