@@ -23,13 +23,13 @@ for k = 1, kinds do
   local line, moving, passes, clock, queue = unpack(KEYS, 2 + (k - 1) * PER_KIND, 1 + k * PER_KIND)
   local taken = {}
   if unseen > 0 and waiting[queue] == nil then waiting[queue] = redis.call('LLEN', queue) end
-  -- A full queue (as under load) is not worth a look at the line.
-  if unseen > 0 and waiting[queue] < ahead and redis.call('EXISTS', line) == 1 then
+  -- A full queue (as under load) is not worth a look at the line; its owners' first jobs say whether it holds work.
+  local heads = (unseen > 0 and waiting[queue] < ahead) and fair_turns.heads(line) or {}
+  if #heads > 0 then
     unseen = unseen - 1
     local room = ahead - waiting[queue] - redis.call('HLEN', moving)
     if room > 0 then
       local turns = fair_turns.new(passes, clock, KEYS[1], default_weight)
-      local heads = fair_turns.heads(line)
       while #taken < room do
         local turn = turns.earliest(heads)
         if not turn then break end

@@ -133,6 +133,11 @@ def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(wo
     commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
     assert [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")] == [
         "EVALSHA", "EXISTS", "LLEN"]
+    # Room in the queue: the line's first owners say it holds work, with no look of its own.
+    connection.delete(QUEUE)
+    commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
+    names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
+    assert names.count("EXISTS") == 1 and names.count("HSET") == 2, names  # the take: moving, and its owner's pass
 
 
 def test_adding_work_wakes_one_feeder(work):
