@@ -95,10 +95,11 @@ class Keys:
 
     @property
     def slot_holders(self) -> str:
-        """Job -> ``<account>|<owner>|<charge>`` while it holds a slot (a hash; ``lua/slot_holders.lua``): the account
-        whose slot it holds, its owner (whose slots held it counts in), and the slot time (s) that owner was charged
-        when it took the slot, an estimate the slot's release corrects to the time it was held, or refunds when the
-        task never reached BFL. One field, so a slot is taken with one write and given back with one read."""
+        """Job -> ``<account>|<owner>|<charge>|<taken>|<weight>`` while it holds a slot (a hash;
+        ``lua/slot_holders.lua``): the account whose slot it holds, its owner (whose slots held it counts in), the slot
+        time (s) that owner was charged when it took the slot, an estimate the slot's release corrects to the time it
+        was held, or refunds when the task never reached BFL, when it took the slot and the owner's weight its turn was
+        charged by. One field, so a slot is taken with one write and given back with one read."""
         return f"{self.prefix}slot_holders"
 
     @property
@@ -163,12 +164,13 @@ class Keys:
 
     @property
     def fair_passes(self) -> str:
-        """Owner -> the virtual time of its next turn (start-time fair queueing, see ``fluxhook.store.slots``)."""
+        """Owner -> the virtual time of its next turn (start-time fair queueing, see ``fluxhook.store.slots``), and in
+        the field ``owners.CLOCK`` the virtual time of the last turn given: an owner coming back from idle starts there."""
         return f"{self.prefix}fair:pass"
 
     @property
-    def fair_clock(self) -> str:
-        """The virtual time of the last turn given: an owner coming back from idle starts here."""
+    def legacy_fair_clock(self) -> str:
+        """The slots' clock, as releases before it was kept in ``fair_passes`` kept it (the migration moves it there)."""
         return f"{self.prefix}fair:clock"
 
     @property
@@ -200,11 +202,12 @@ class Keys:
         return f"{self.prefix}work:{kind}:line"
 
     def work_passes(self, kind: str) -> str:
-        """Owner -> the virtual time of its next turn at ``kind``'s work (start-time fair queueing, as the slots')."""
+        """Owner -> the virtual time of its next turn at ``kind``'s work (start-time fair queueing, as the slots'), and
+        its clock in the field ``owners.CLOCK``, as ``fair_passes``."""
         return f"{self.prefix}work:{kind}:pass"
 
-    def work_clock(self, kind: str) -> str:
-        """The virtual time of the last turn given at ``kind``'s work: an owner coming back from idle starts here."""
+    def legacy_work_clock(self, kind: str) -> str:
+        """``kind``'s clock, as releases before it was kept in ``work_passes`` kept it (the migration moves it there)."""
         return f"{self.prefix}work:{kind}:clock"
 
     @property
@@ -289,11 +292,12 @@ class Keys:
 
     def budget_turns(self, held: str) -> str:
         """The turns of the jobs that go alone under the limit whose reservations are ``held``: owner -> its pass
-        (``lua/fair_turns.lua``), ``~head`` the leader's gate and ``~seq`` the counter of waiting boundable jobs."""
+        (``lua/fair_turns.lua``), ``owners.CLOCK`` the start of the last turn to go alone, ``~head`` the leader's gate
+        and ``~seq`` the counter of waiting boundable jobs."""
         return f"{held}:turns"
 
-    def budget_clock(self, held: str) -> str:
-        """The clock of ``budget_turns(held)``: the start of the last turn to go alone."""
+    def legacy_budget_clock(self, held: str) -> str:
+        """The clock of ``budget_turns(held)``, as releases before it was kept there kept it (the migration moves it)."""
         return f"{held}:clock"
 
     @property

@@ -14,6 +14,9 @@ one beside another, changes nothing twice):
   which sends its task, and moved into its slots if that is not ``default``; one without an owner is the admin's;
 - a slot holder's account, owner and charge, kept in three hashes before ``Keys.slot_holders``, become its one entry
   there;
+- the clock of the slots' turns, of each kind of work and of each budget limit's turns to go alone, kept in a key of
+  its own before, moves into the field ``owners.CLOCK`` of its passes (the later of the two, should a process of this
+  release have given turns already);
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
 - BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed;
 - a tracked job leaves the task index of a release that tracked a task once (``Keys.bfl_task``) for today's, one job
@@ -47,12 +50,13 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
-from fluxhook.store.owners import ADMIN_OWNER, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, CLOCK, owner_of
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.work_lines import DOWNLOAD
+from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
@@ -73,6 +77,7 @@ class Migrated:
     lines: int = 0  # jobs moved from an old line into today's
     slots: int = 0  # slots given their account
     holders: int = 0  # slot holders given their one entry
+    clocks: int = 0  # schedulers' clocks moved beside their passes
     accounts: int = 0  # jobs given their task's account
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
@@ -80,7 +85,8 @@ class Migrated:
 
     def changed(self) -> int:
         """How many things it changed."""
-        return self.lines + self.slots + self.holders + self.accounts + self.sealed + self.tracks + self.uncertain
+        return (self.lines + self.slots + self.holders + self.clocks + self.accounts + self.sealed + self.tracks
+                + self.uncertain)
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -130,6 +136,7 @@ class _Migration:
         self._lines = LuaScript(connection, "migrate_lines")
         self._slots = LuaScript(connection, "migrate_slots")
         self._holders = LuaScript(connection, "migrate_holders")
+        self._clock = LuaScript(connection, "migrate_clock")
         self._record = LuaScript(connection, "migrate_record")
         self._kept = LuaScript(connection, "migrate_kept")
         self._tracks = LuaScript(connection, "migrate_tracks")
@@ -139,9 +146,9 @@ class _Migration:
 
     def run(self) -> Migrated:
         lines, slots = self.old_lines() + self.old_thumbnails(), self.old_slots()
-        holders = self.slot_holders()
+        holders, clocks = self.slot_holders(), self.clocks()
         accounts, sealed = self.records()
-        return Migrated(ran=True, lines=lines, slots=slots, holders=holders, accounts=accounts,
+        return Migrated(ran=True, lines=lines, slots=slots, holders=holders, clocks=clocks, accounts=accounts,
                         sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
                         uncertain=self.uncertain_sends())
 
@@ -218,6 +225,17 @@ class _Migration:
             self.renew()
         self.connection.delete(self.keys.legacy_fair_owners, self.keys.legacy_fair_charges)
         return moved
+
+    def clocks(self) -> int:
+        """Move the slots' clock, each kind of work's and each budget limit's into the field ``CLOCK`` of their passes."""
+        pairs = [(self.keys.legacy_fair_clock, self.keys.fair_passes)]
+        pairs += [(self.keys.legacy_work_clock(kind), self.keys.work_passes(kind)) for kind in WORK_KINDS]
+        # A budget limit's turns (one per reservations key: the day's, each key's and each account's).
+        suffix = self.keys.legacy_budget_clock("")
+        for old in map(_text, self.connection.scan_iter(match=self.keys.legacy_budget_clock(self.keys.budget_held + "*"),
+                                                        count=BATCH)):
+            pairs.append((old, self.keys.budget_turns(old.removesuffix(suffix))))
+        return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
 
     def records(self) -> tuple[int, int]:
         """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""

@@ -12,6 +12,10 @@ import re
 ADMIN_OWNER = "admin"
 # An owner's weight when none is set: its share of the slots against the other owners with work waiting.
 DEFAULT_WEIGHT = 1
+# The field of a scheduler's passes (``Keys.fair_passes``, ``Keys.work_passes``) that holds its clock, not an owner's
+# pass: no owner id holds a '~' (``lua/fair_turns.lua`` names it too), and the budget's turns name their
+# own fields so (``Keys.budget_turns``).
+CLOCK = "~clock"
 _OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 

@@ -111,8 +111,7 @@ class UsageStore:
         would be decided, or look (a job waiting aside: it reserves when it is sent, and a reservation it holds,
         a send of it under way, is untouched)."""
         keys = [key for limit in limits for key in (limit.spend_key, limit.held_key,
-                                                    self.keys.budget_turns(limit.held_key),
-                                                    self.keys.budget_clock(limit.held_key))]
+                                                    self.keys.budget_turns(limit.held_key))]
         keys.append(self.keys.share_weights)
         args: list = [job_id, int(now * 1000), int(lease * 1000), -1 if bound is None else bound,
                       mode.value,

@@ -65,8 +65,7 @@ class WorkLines:
         kinds = [checked_kind(kind) for kind in queues]
         keys = [self.keys.share_weights]
         for kind in kinds:
-            keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind),
-                     self.keys.work_clock(kind), queues[kind]]
+            keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.
         taken = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT]) or [[] for _ in kinds]
         return {kind: [_text(item) for item in items] for kind, items in zip(kinds, taken, strict=True) if items}

@@ -36,10 +36,10 @@
 --
 -- Reservations and records past their deadline belonged to submissions that died; they are dropped here.
 --
--- KEYS, per limit i (1-based): KEYS[4i-3] the hash holding the day's spend, KEYS[4i-2] the limit's
+-- KEYS, per limit i (1-based): KEYS[3i-2] the hash holding the day's spend, KEYS[3i-1] the limit's
 --       reservations (job id -> '<deadline ms> <micro-credits>', with ' alone' for one sent alone, or a
---       record of waiting, as above), KEYS[4i-1] its turns (owner -> pass; '~head' the leader and its gate,
---       '<job id> <gate>'; '~seq' the counter), KEYS[4i] its turns' clock; then KEYS[#KEYS] the owners' weights.
+--       record of waiting, as above), KEYS[3i] its turns (owner -> pass; '~clock' its clock, fair_turns.lua;
+--       '~head' the leader and its gate, '<job id> <gate>'; '~seq' the counter); then KEYS[#KEYS] the owners' weights.
 -- ARGV[1] the job id, ARGV[2] now (ms), ARGV[3] how long a reservation lives (ms), ARGV[4] the request's
 --       bound in micro-credits, or -1 for none, ARGV[5] '1' to only say what would be decided, reserving
 --       and recording nothing (the operator's view), '2' to record a wait as it would, but reserve nothing when
@@ -47,7 +47,7 @@
 --       the same job, a send of it under way, is never touched), ARGV[6] how long a record of waiting to go alone lives
 --       (ms), ARGV[7] how long a boundable job's record of waiting lives (ms), ARGV[8] the job's owner,
 --       ARGV[9] the owner of a record that names none, ARGV[10] the weight of an owner that has none set;
---       then per limit i: ARGV[9+2i] the limit (micro-credits), ARGV[10+2i] the spend's field in KEYS[4i-3].
+--       then per limit i: ARGV[9+2i] the limit (micro-credits), ARGV[10+2i] the spend's field in KEYS[3i-2].
 -- Returns {state (1 admitted, 0 refused, 2 wait for the others to settle: a refusal by any limit outweighs
 -- a wait in another), the limit (1-based) that decided, its day's spend, credits reserved there by others,
 -- what this job holds in the first limit (0 unless admitted), 1 if it waits there for its turn to go alone
@@ -55,7 +55,7 @@
 local job, now, lease, bound = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local dry, looks, waiting_lease, next_lease = ARGV[5] == '1', ARGV[5] == '2', tonumber(ARGV[6]), tonumber(ARGV[7])
 local owner, unnamed, default_weight = ARGV[8], ARGV[9], tonumber(ARGV[10])
-local count = (#KEYS - 1) / 4
+local count = (#KEYS - 1) / 3
 local weights = KEYS[#KEYS]
 
 -- One value of a limit's hash: {deadline, amount, kind ('', 'alone', 'waits', 'next'), owner, seq}, or nil.
@@ -69,7 +69,7 @@ end
 
 -- What limit i holds: live reservations, the records of waiting, and this job's own.
 local function read_limit(i)
-  local s = {held_key = KEYS[4 * i - 2], others = 0, live = 0, alone = false, alone_held = 0, heads = {}, nexts = {}}
+  local s = {held_key = KEYS[3 * i - 1], others = 0, live = 0, alone = false, alone_held = 0, heads = {}, nexts = {}}
   local held = redis.call('HGETALL', s.held_key)
   for n = 1, #held, 2 do
     local id, r = held[n], parse(held[n + 1])
@@ -91,7 +91,7 @@ local function read_limit(i)
       if r.kind == 'alone' then s.alone, s.alone_held = true, s.alone_held + r.amount end
     end
   end
-  s.spent = tonumber(redis.call('HGET', KEYS[4 * i - 3], ARGV[10 + 2 * i]) or '0')
+  s.spent = tonumber(redis.call('HGET', KEYS[3 * i - 2], ARGV[10 + 2 * i]) or '0')
   s.limit = tonumber(ARGV[9 + 2 * i])
   s.left = s.limit - s.spent - s.others
   -- It must go alone: no bound, or one larger than what is left (were the one sent alone free).
@@ -102,8 +102,8 @@ end
 -- The leader of limit i's jobs waiting to go alone (this job among them when it must go alone), and its gate:
 -- of each owner's head (its oldest job waiting to go alone), the one whose turn comes first.
 local function find_leader(i, s)
-  s.turns_key = KEYS[4 * i - 1]
-  s.turns = fair_turns.new(s.turns_key, KEYS[4 * i], weights, default_weight)
+  s.turns_key = KEYS[3 * i]
+  s.turns = fair_turns.new(s.turns_key, weights, default_weight)
   local heads = {}
   if s.must and (s.heads[owner] == nil or job < s.heads[owner]) then s.heads[owner] = job end
   for who, id in pairs(s.heads) do heads[#heads + 1] = {owner = who, job = id} end
@@ -219,7 +219,6 @@ for i = 1, count do
     value = string.format('%.0f %.0f alone', now + lease, s.left)
     s.turns.charge(owner, 1)
     redis.call('HDEL', s.turns_key, '~head')
-    redis.call('PEXPIRE', KEYS[4 * i], lease)
   else
     value = string.format('%.0f %.0f', now + lease, bound)
   end

@@ -31,16 +31,16 @@ function fair_turns.heads(line)
   return found
 end
 
--- The turns of one scheduler: its passes (hash owner -> pass), its clock (a string key), the weights
+-- The field of a scheduler's passes that holds its clock: no owner id holds a '~' (store/owners.py), so no owner's pass
+-- is named so. The clock is kept beside the passes so that an owner's pass and the clock are read in one command and
+-- written in one.
+fair_turns.CLOCK = '~clock'
+
+-- The turns of one scheduler: its passes (hash owner -> pass, and its clock in the field CLOCK), the weights
 -- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight, and the
 -- clock, are read once per script, when first needed (a script that finds no owner waiting reads none).
-function fair_turns.new(passes, clock_key, weights, default_weight)
+function fair_turns.new(passes, weights, default_weight)
   local turns = {pass_of = {}, weight_of = {}}
-
-  local function clock()
-    if turns.clock == nil then turns.clock = tonumber(redis.call('GET', clock_key) or 0) end
-    return turns.clock
-  end
 
   function turns.weight(owner)
     if turns.weight_of[owner] == nil then
@@ -50,10 +50,18 @@ function fair_turns.new(passes, clock_key, weights, default_weight)
     return turns.weight_of[owner]
   end
 
-  -- When the owner's next turn starts: its pass, or the clock if that is later.
+  -- When the owner's next turn starts: its pass, or the clock if that is later. The first owner's pass is read with
+  -- the clock.
   function turns.start(owner)
-    if turns.pass_of[owner] == nil then turns.pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0) end
-    return math.max(turns.pass_of[owner], clock())
+    if turns.pass_of[owner] == nil then
+      if turns.clock == nil then
+        local read = redis.call('HMGET', passes, owner, fair_turns.CLOCK)
+        turns.pass_of[owner], turns.clock = tonumber(read[1] or 0), tonumber(read[2] or 0)
+      else
+        turns.pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0)
+      end
+    end
+    return math.max(turns.pass_of[owner], turns.clock)
   end
 
   -- Of ``heads`` ({owner, job}, job nil once an owner has none left) whose owner ``eligible`` lets
@@ -71,13 +79,13 @@ function fair_turns.new(passes, clock_key, weights, default_weight)
     return best
   end
 
-  -- Give the owner its turn, costing ``cost`` / its weight: the clock moves to the turn's start.
+  -- Give the owner its turn, costing ``cost`` / its weight: the clock moves to the turn's start, in the same write.
   function turns.charge(owner, cost)
     local s = turns.start(owner)
     turns.clock = s
     turns.pass_of[owner] = s + cost / turns.weight(owner)
-    redis.call('SET', clock_key, string.format('%.17g', s))
-    redis.call('HSET', passes, owner, string.format('%.17g', turns.pass_of[owner]))
+    redis.call('HSET', passes, owner, string.format('%.17g', turns.pass_of[owner]), fair_turns.CLOCK,
+               string.format('%.17g', s))
     return s
   end
 

@@ -35,7 +35,7 @@ function slots_accounts.read()
   local n_pools = tonumber(ARGV[6])
   local n_accounts = tonumber(ARGV[7 + n_pools])
   local K = slot_layout(n_pools, n_accounts)
-  local due, held, passes, clock_key = K.due, K.fair_held, K.fair_passes, K.fair_clock
+  local due, held, passes = K.due, K.fair_held, K.fair_passes
   local weights, caps, holders, route_index = K.share_weights, K.share_max_active, K.slot_holders, K.routes
   local fair = {estimates = K.fair_estimates, passes = passes, weights = weights, default_weight = default_weight}
   local pools, by_name = {}, {}
@@ -116,7 +116,7 @@ function slots_accounts.read()
 
   return {now = now, slot_lease = slot_lease, submit_lease = submit_lease, admin = admin,
           default_weight = default_weight, K = K, due = due, held = held, passes = passes,
-          clock_key = clock_key, weights = weights, caps = caps, holders = holders,
+          weights = weights, caps = caps, holders = holders,
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
           cap = cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,

@@ -19,7 +19,7 @@ local slots_prelude = {}
 -- (the accounts with room in it now) and any_waiting(). Returns ``s``.
 function slots_prelude.start(s, only, keep_lapsed)
   local now, slot_lease, submit_lease, due, held = s.now, s.slot_lease, s.submit_lease, s.due, s.held
-  local passes, clock_key, weights, default_weight = s.passes, s.clock_key, s.weights, s.default_weight
+  local passes, weights, default_weight = s.passes, s.weights, s.default_weight
   local holders, route_index, fair, pools, accounts = s.holders, s.route_index, s.fair, s.pools, s.accounts
   local held_by, owner_room, cool_of, cooling = s.held_by, s.owner_room, s.cool_of, s.cooling
   local count_held, paused_ms = s.count_held, s.paused_ms
@@ -38,10 +38,10 @@ function slots_prelude.start(s, only, keep_lapsed)
       for i = 1, #expired, 2 do
         local job, taken = expired[i], tonumber(expired[i + 1])
         redis.call('ZREM', slots, job)
-        local _, owner, charged = slot_holders.parse(redis.call('HGET', holders, job))
+        local _, owner, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))
         redis.call('HDEL', holders, job)
         if owner then release(owner) end
-        slot_time.settle(fair, slots, owner, charged, now - taken, false)
+        slot_time.settle(fair, slots, owner, charged, now - taken, false, weight)
       end
     end
   end
@@ -81,7 +81,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   end
 
   -- Whose turn is next, by the rule of fair_turns.lua.
-  local turns = fair_turns.new(passes, clock_key, weights, default_weight)
+  local turns = fair_turns.new(passes, weights, default_weight)
 
   -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner. An owner's head
   -- served is looked up again only when its next one is asked for (a script that serves one asks for none).
@@ -168,7 +168,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
     local cost = slot_time.estimate(fair.estimates, slots, owner)
     turns.charge(owner, cost)
-    redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost))
+    redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
   end
 
   -- Take the picked job out of its line and give it its slot.

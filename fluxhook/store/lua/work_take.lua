@@ -4,12 +4,12 @@
 -- 1 / the owner's weight), while fewer than ARGV[1] tasks wait in the RQ queue the kind's tasks go to, counting those
 -- being moved and those this call took before for that queue. Every kind in one call, and the lines looked at
 -- together first: a feed with no work waiting costs one command, and kinds after the last with work none.
--- KEYS[1] owner -> weight (the slots' own); then five keys a kind: its work line; its members being moved into RQ
--- (member -> when taken); its passes; its clock; the RQ queue its tasks go to (a list).
+-- KEYS[1] owner -> weight (the slots' own); then four keys a kind: its work line; its members being moved into RQ
+-- (member -> when taken); its passes (with its clock, fair_turns.lua); the RQ queue its tasks go to (a list).
 -- ARGV[1] most tasks waiting in a queue; ARGV[2] now; ARGV[3] the weight of an owner without one.
 -- Returns, a list a kind in KEYS' order, the members taken (`<owner>:<job id>`), each now in its kind's moving hash
 -- until its RQ task is queued; an empty list when no line holds work.
-local PER_KIND = 5
+local PER_KIND = 4
 local kinds = (#KEYS - 1) / PER_KIND
 local lines = {}
 for k = 1, kinds do lines[k] = KEYS[2 + (k - 1) * PER_KIND] end
@@ -20,7 +20,7 @@ if unseen == 0 then return {} end
 local ahead, default_weight = tonumber(ARGV[1]), tonumber(ARGV[3])
 local waiting, out = {}, {}
 for k = 1, kinds do
-  local line, moving, passes, clock, queue = unpack(KEYS, 2 + (k - 1) * PER_KIND, 1 + k * PER_KIND)
+  local line, moving, passes, queue = unpack(KEYS, 2 + (k - 1) * PER_KIND, 1 + k * PER_KIND)
   local taken = {}
   if unseen > 0 and waiting[queue] == nil then waiting[queue] = redis.call('LLEN', queue) end
   -- A full queue (as under load) is not worth a look at the line; its owners' first jobs say whether it holds work.
@@ -29,7 +29,7 @@ for k = 1, kinds do
     unseen = unseen - 1
     local room = ahead - waiting[queue] - redis.call('HLEN', moving)
     if room > 0 then
-      local turns = fair_turns.new(passes, clock, KEYS[1], default_weight)
+      local turns = fair_turns.new(passes, KEYS[1], default_weight)
       while #taken < room do
         local turn = turns.earliest(heads)
         if not turn then break end

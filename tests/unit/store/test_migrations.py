@@ -22,7 +22,7 @@ from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import SCHEMA_VERSION, Migrated, is_current, migrate
-from fluxhook.store.owners import ADMIN_OWNER, member
+from fluxhook.store.owners import ADMIN_OWNER, CLOCK, member
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
@@ -226,3 +226,26 @@ def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, 
     assert not Slots(connection, config).holds(job) and not connection.hexists(KEYS.fair_held, "key_a")
     assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(0.1)
     assert not connection.exists(KEYS.slot_holders)
+
+
+def test_a_clock_kept_in_a_key_of_its_own_moves_beside_its_passes_and_the_later_stays(store, connection):
+    # The slots' clock as older releases kept it; a download's, with a later one this release wrote meanwhile.
+    connection.set(KEYS.legacy_fair_clock, "42.5")
+    connection.hset(KEYS.fair_passes, "key_a", "50")
+    connection.set(KEYS.legacy_work_clock(DOWNLOAD), "3")
+    connection.hset(KEYS.work_passes(DOWNLOAD), mapping={CLOCK: "7", "key_b": "8"})
+    # A key's budget limit's turns to go alone.
+    held = KEYS.key_budget_held("key_a")
+    connection.set(KEYS.legacy_budget_clock(held), "4")
+    connection.hset(KEYS.budget_turns(held), mapping={"key_a": "5", "~seq": "2"})
+
+    assert migrate(connection, _config()) == Migrated(ran=True, clocks=3)
+    assert connection.hgetall(KEYS.budget_turns(held)) == {b"key_a": b"5", b"~seq": b"2", CLOCK.encode(): b"4"}
+    assert connection.hgetall(KEYS.fair_passes) == {b"key_a": b"50", CLOCK.encode(): b"42.5"}
+    assert connection.hgetall(KEYS.work_passes(DOWNLOAD)) == {CLOCK.encode(): b"7", b"key_b": b"8"}
+    assert not connection.exists(KEYS.legacy_fair_clock, KEYS.legacy_work_clock(DOWNLOAD), KEYS.legacy_budget_clock(held))
+    # An owner back from idle starts at the clock moved, not at 0: its turn costs it 1 past 42.5.
+    job = as_key(store, _queued(store), "key_c")
+    assert Slots(connection, _config()).acquire(job)
+    assert float(connection.hget(KEYS.fair_passes, "key_c")) > 42.5
+    assert migrate(connection, _config(), again=True).clocks == 0  # a second run finds nothing

@@ -10,14 +10,14 @@ from fluxhook.lifecycle.steps import key_fields
 from fluxhook.store import app_keys as store_app_keys
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
-from fluxhook.store.owners import DEFAULT_WEIGHT
+from fluxhook.store.owners import CLOCK, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.slots import Slots
 from slot_helpers import _config, _queued, as_key
 
 
 def _cost_of_a_turn(connection, owner: str) -> float:  # noqa: F811
     """How far the owner's last turn moved its pass past the clock: 1 / its weight."""
-    return float(connection.hget(KEYS.fair_passes, owner)) - float(connection.get(KEYS.fair_clock))
+    return float(connection.hget(KEYS.fair_passes, owner)) - float(connection.hget(KEYS.fair_passes, CLOCK))
 
 
 def test_a_key_made_without_a_weight_gets_the_default(connection):  # noqa: F811
@@ -65,3 +65,11 @@ def test_a_lines_member_is_made_and_read_alike_by_python_and_the_scripts(connect
     connection.delete("t:line")
     connection.zadd("t:line", {item: 0, member(owner + "x", job_id): 0, member(owner[:-1], job_id): 0})
     assert [m.decode() for m in connection.zrangebylex("t:line", *owner_range(owner))] == [item]
+
+
+def test_the_clocks_field_is_named_alike_by_python_and_the_scripts_and_is_no_owners(connection):
+    from fluxhook.store.scripts import source
+
+    assert connection.eval(source("fair_turns") + "\nreturn fair_turns.CLOCK", 0).decode() == CLOCK
+    with pytest.raises(ValueError):
+        owner_of(CLOCK)

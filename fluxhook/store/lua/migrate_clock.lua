@@ -1,0 +1,9 @@
+-- The migration's move of a scheduler's clock, kept by releases before it lived in the field ARGV[1] of its passes
+-- (fair_turns.CLOCK): KEYS[1] the old clock (a string), KEYS[2] the passes. The later of the two stays, so a turn a
+-- process of this release gave before the migration ran is not undone. Returns 1 if an old clock was there.
+local old = tonumber(redis.call('GET', KEYS[1]))
+if not old then return 0 end
+local now = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))
+if not now or old > now then redis.call('HSET', KEYS[2], ARGV[1], string.format('%.17g', old)) end
+redis.call('DEL', KEYS[1])
+return 1
