@@ -7,7 +7,8 @@ job. Within one owner, its earliest job in any pool with room.
 
 A turn costs the owner slot time / its weight: at first an estimate (the moving average of the owner's
 tasks' times at BFL in the pool, 10 s before any), then, once the slot is given back, the seconds it was held (at
-least 0.1 s a turn); nothing if its task never reached BFL (the slot came back with the job queued).
+least 0.1 s a turn); nothing if its task never reached BFL (the slot came back with the job queued). The settling
+divides by the weight the turn was charged by, not by a weight set since.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FairModel:
     paused: set[str] = field(default_factory=set)
     taken: dict[str, float] = field(default_factory=dict)  # job -> when it took its slot
     charges: dict[str, float] = field(default_factory=dict)  # job -> slot time its owner was charged
+    charged_by: dict[str, float] = field(default_factory=dict)  # job -> its owner's weight when it was charged
     estimates: dict[tuple[str, str], float] = field(default_factory=dict)  # (pool, owner) -> its tasks' average
 
     def __post_init__(self) -> None:
@@ -79,10 +81,12 @@ class FairModel:
         cost = max(self.estimates.get((turn.pool, turn.owner), FIRST_ESTIMATE), MIN_TURN)
         self.passes[turn.owner] = turn.start + cost / self.weight(turn.owner)
         self.taken[turn.job], self.charges[turn.job] = now, cost
+        self.charged_by[turn.job] = self.weight(turn.owner)
 
     def settle(self, job: str, pool: str, owner: str | None, held: float | None, learned: bool) -> None:
         """The slot given back after ``held`` seconds (None: its task never reached BFL)."""
         charged = self.charges.pop(job, 0.0)
+        weight = self.charged_by.pop(job, None) or self.weight(owner) if owner is not None else 1
         self.taken.pop(job, None)
         used = max(held, MIN_TURN) if held is not None else 0.0
         if owner is None:
@@ -90,7 +94,7 @@ class FairModel:
         if learned:
             average = self.estimates.get((pool, owner))
             self.estimates[pool, owner] = average + (used - average) * ESTIMATE_WEIGHT if average is not None else used
-        self.passes[owner] = self.passes.get(owner, 0.0) + (used - charged) / self.weight(owner)
+        self.passes[owner] = self.passes.get(owner, 0.0) + (used - charged) / weight
 
     # The slots' operations.
     def _line_up(self, pool: str, owner: str, job: str) -> None:
@@ -148,6 +152,7 @@ class FairModel:
         for held in self.held.values():
             held.pop(job, None)
         self.charges.pop(job, None)
+        self.charged_by.pop(job, None)
         self.taken.pop(job, None)
         self.leave_line(job)
         self.owner.pop(job, None)

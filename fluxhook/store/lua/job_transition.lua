@@ -149,8 +149,8 @@ if moving then
   -- and charge of the turn that took it (see slots_prelude.lua). A job holding a slot is in no line (a turn takes
   -- it out of its line; a job given back leaves its slot first).
   local held = spec.holders and current ~= 'ready' and redis.call('HGET', KEYS[spec.holders], spec.id)
-  local account, holder, charged
-  if spec.slots then account, holder, charged = slot_holders.parse(held) end
+  local account, holder, charged, taken_at, weight
+  if spec.slots then account, holder, charged, taken_at, weight = slot_holders.parse(held) end
   if account then
     -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
     local its = spec.slots[account] or {}
@@ -159,14 +159,15 @@ if moving then
       if key ~= its[pool] then order[#order + 1] = key end
     end
     for _, key in ipairs(order) do
-      local taken = freed == 0 and redis.call('ZSCORE', KEYS[key], spec.id)
-      if taken then
-        freed = redis.call('ZREM', KEYS[key], spec.id)
+      -- When it took the slot: its entry says (an entry of an older release does not: the slot's score).
+      local taken = freed == 0 and (taken_at or redis.call('ZSCORE', KEYS[key], spec.id))
+      if taken and redis.call('ZREM', KEYS[key], spec.id) == 1 then
+        freed = 1
         -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
         local f = {estimates = KEYS[spec.fair.estimates], passes = KEYS[spec.fair.passes],
                    weights = KEYS[spec.fair.weights], default_weight = spec.fair.default_weight}
         slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)),
-                         current == 'submitted')
+                         current == 'submitted', weight)
       end
     end
     redis.call('HDEL', KEYS[spec.holders], spec.id)

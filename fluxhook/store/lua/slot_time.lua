@@ -22,8 +22,8 @@ end
 -- f: the fair-share keys {estimates, passes, weights} and default_weight. ``charged``: what the owner's turn was
 -- charged when it took the slot (its slot holder's entry, slot_holders.lua). ``held`` seconds are charged in its
 -- place, nil when the task never reached BFL (then nothing is); ``learned``: whether they are a task's whole time at
--- BFL, for the owner's average in the pool.
-function slot_time.settle(f, slots, owner, charged, held, learned)
+-- BFL, for the owner's average in the pool; ``weight``: the owner's weight its turn was charged by (nil: read now).
+function slot_time.settle(f, slots, owner, charged, held, learned, weight)
   local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
   if learned then
@@ -32,7 +32,7 @@ function slot_time.settle(f, slots, owner, charged, held, learned)
     average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
     redis.call('HSET', f.estimates, field, string.format('%.17g', average))
   end
-  local w = tonumber(redis.call('HGET', f.weights, owner))
+  local w = weight or tonumber(redis.call('HGET', f.weights, owner))
   if w == nil or w <= 0 then w = f.default_weight end
   local pass = tonumber(redis.call('HGET', f.passes, owner) or 0) + (used - charged) / w
   redis.call('HSET', f.passes, owner, string.format('%.17g', pass))

@@ -15,7 +15,7 @@ local status, key_id = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', '
 if status ~= 'queued' then return 0 end
 -- Its owner: its app key, or the admin owner (store/owners.py).
 local owner = (key_id and key_id ~= '') and key_id or admin
-local held_at, holder, charged = slot_holders.parse(redis.call('HGET', holders, job))
+local held_at, holder, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))
 local account = account_named[held_at or '']
 redis.call('HDEL', holders, job)
 local paused
@@ -24,7 +24,7 @@ for _, each in ipairs(accounts) do
   if redis.call('ZREM', its.slots, job) == 1 then
     release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
-    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false)
+    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight)
     -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
     if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
     account = account or each

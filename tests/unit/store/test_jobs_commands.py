@@ -59,7 +59,8 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     # Its held slots count toward its account's limit, and a job waiting there might go first: nothing else of it.
     assert sorted(_names(other)) == ["ZCARD", "ZRANGEBYLEX"], other
     assert _names(_naming(commands, "paused")) == ["PTTL"]  # its own pool's pause only, read once
-    assert _names(_naming(commands, "fh:fair:clock")) == ["GET", "SET"]  # read once, written with its turn
+    # Its owner's pass is read with the clock, and both written with its turn: one command each.
+    assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
     assert len(commands) <= 25, commands
 
@@ -92,7 +93,7 @@ def test_a_job_that_joins_a_full_pool_reads_no_line(jobs, slots, connection):
     commands = _commands(connection, lambda: slots.join(waiting))
     # Its own pool has no room: no turn can be its, so no line's first owner (nor the turns) is read.
     assert _names(_naming(commands, "fh:line:")) == ["ZADD"], commands
-    assert not _naming(commands, "fh:fair:pass") and not _naming(commands, "fh:fair:clock")
+    assert not _naming(commands, "fh:fair:pass")
 
 
 def test_a_dispatch_that_gives_the_last_job_in_line_says_none_waits_without_another_look(jobs, slots, connection):
@@ -153,7 +154,9 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-3")
     ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200,
                                                           effects=[AddWork(DOWNLOAD, job.id)]))
-    assert _naming(ready, "ZSCORE") == [f"ZSCORE {KEYS.slots(DEFAULT_POOL)} {job.id}"]
+    # Its slot goes with one ZREM: when it took it and its owner's weight are its holder's entry's, not read again.
+    assert _on(ready, KEYS.slots(DEFAULT_POOL)) == [f"ZREM {KEYS.slots(DEFAULT_POOL)} {job.id}"]
+    assert not _naming(ready, "ZSCORE") and not _naming(ready, KEYS.share_weights)
     # Its download joins the work line with its owner from the transition's one read of the record.
     assert _names(_on(ready, KEYS.job(job.id))).count("HMGET") == 1
     assert _naming(ready, "ZADD fh:work:") == [f"ZADD {KEYS.work_line(DOWNLOAD)} NX 0 admin:{job.id}"]
@@ -163,6 +166,22 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     # Its slot's account, owner and charge: one entry, read once and dropped once; no other hash of the job's.
     assert _names(_on(ready, KEYS.slot_holders)) == ["HGET", "HDEL"]
     assert not _naming(ready, "fh:fair:owner") and not _naming(ready, "fh:fair:charge")
+
+
+def test_a_slot_held_by_an_entry_of_an_older_release_is_given_back_by_its_score(jobs, slots, connection):
+    job = _queued(jobs)
+    taken = time.time() - 30
+    assert slots.acquire(job) == "default"
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {job.id: taken})
+    connection.hset(KEYS.slot_holders, job.id, "default|admin|10")  # as written before schema 5: no time, no weight
+    jobs.transition(job.id, st.SUBMITTED, bfl_id="task-old")
+    passes_before = float(connection.hget(KEYS.fair_passes, "admin"))
+    ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/a"))
+    assert _names(_on(ready, KEYS.slots(DEFAULT_POOL))) == ["ZSCORE", "ZREM"]
+    assert _names(_naming(ready, KEYS.share_weights)) == ["HGET"]
+    assert slots.in_flight(DEFAULT_POOL) == 0
+    # Charged the 30 s it held the slot in place of the 10 s it was charged as it took it.
+    assert float(connection.hget(KEYS.fair_passes, "admin")) == pytest.approx(passes_before + 20, abs=1)
 
     stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, storage_key=f"{job.id}.png"))
     assert not _naming(stored, "slot") and not _naming(stored, "fh:line:")  # it holds neither since ready
