@@ -10,8 +10,6 @@ from redis.exceptions import RedisError
 
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, FluxhookError, NotReplicated, RetryableError
-from fluxhook.core.job import Job
-from fluxhook.core.outcomes import SKIPPED
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import durable, schedule, submission, task_inputs
 from fluxhook.services import Services
@@ -31,18 +29,19 @@ def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str
     """Submit a queued job that was handed a slot (of ``account``, when the caller knows it); an error that will
     pass puts it back in line (and propagates, for RQ to record); any other, or an hour of them, fails the job."""
     primary = durable.primary_before_reading(svc)
-    job = svc.jobs.get(job_id)
-    if job is None or job.status != st.QUEUED:
-        return SKIPPED
     lock_token = submission.new_lock_token()
     try:
-        return submission.submit(svc, job, primary=primary, lock_token=lock_token, account=account)
+        # The job is read with its submit lock taken, in one round trip.
+        return submission.submit(svc, job_id, primary=primary, lock_token=lock_token, account=account)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):
             # Redis failing over, not BFL: the job goes back in line as it was once Redis answers, and nothing is
             # paused (else it would hold its slot until the sweep finds its submission's lease over).
-            durable.record_durably(svc, lambda: _back_in_line(svc, job, lock_token))
+            durable.record_durably(svc, lambda: _back_in_line(svc, job_id, lock_token))
             raise
+        job = svc.jobs.get(job_id)
+        if job is None or job.status != st.QUEUED:
+            raise  # gone or moved on meanwhile: nothing of it to fail
         if isinstance(exc, RetryableError) and not schedule.timed_out(job.created_at, time.time()):
             submission.wait_for_room(svc, job, None)
             raise
@@ -56,15 +55,16 @@ def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str
         return st.FAILED
 
 
-def _back_in_line(svc: Services, job: Job, lock_token: str) -> bool:
+def _back_in_line(svc: Services, job_id: str, lock_token: str) -> bool:
     """A submission cut off by Redis failing over: its lock goes (its release may have been lost with the old
     primary, and would hold the job's next send for the lock's whole life) and the job goes back in line;
     unless another sender holds the job's lock by now (the new primary had lost this one's turn and gave the
     job another): that sender alone may send it, and its slot is not this one's to give back."""
-    locks, lock = svc.store.locks, svc.store.keys.submit_lock(job.id)
+    locks, lock = svc.store.locks, svc.store.keys.submit_lock(job_id)
     if not locks.release(lock, lock_token) and locks.holder(lock) is not None:
         return True
-    return svc.slots.requeue(job)
+    job = svc.jobs.get(job_id)
+    return job is None or svc.slots.requeue(job)
 
 
 def _failure_code(exc: Exception) -> str:

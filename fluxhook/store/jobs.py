@@ -370,17 +370,17 @@ class JobStore:
         else:
             self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
 
-    def lock_for_send(self, job_id: str, lock: Lock) -> tuple[str | None, float | None] | None:
-        """Take the job's submit ``lock`` if free, and read the job's status and deadline as recorded under it, in
-        one round trip: what its sender checks just before the send ((None, None): no such job). None: another
-        holds the lock (nothing is read)."""
+    def lock_for_send(self, job_id: str, lock: Lock) -> tuple[bool, Job | None]:
+        """Take the job's submit ``lock`` if free, and read the job as recorded under it, in one round trip: the job
+        its sender checks and sends (None: no such job). (False, None) when another holds the lock: what was read
+        is not the sender's to use."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.set(lock.key, lock.value, nx=True, ex=lock.ttl)
-        pipe.hmget(self.keys.job(job_id), "status", "deadline")
-        taken, (status, deadline) = pipe.execute()
+        pipe.hgetall(self.keys.job(job_id))
+        taken, data = pipe.execute()
         if not taken:
-            return None
-        return (_text(status) if status else None), (float(deadline) if deadline else None)
+            return False, None
+        return True, (self._opened(job_from_hash(decode_hash(data))) if data else None)
 
     def confirm_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""

@@ -160,9 +160,10 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
     return size if size is not None else task_inputs.load(svc, job.id, job.input)
 
 
-def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str | None = None,
+def submit(svc: Services, job: Job | str, task_input: dict | None = None, primary: str | None = None,
            lock_token: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
-    """Send a ``queued`` job (as recorded) that holds a slot to BFL, at most once at a time, reserving its price
+    """Send a ``queued`` job that holds a slot (the job, or its id: it is read as recorded under its submit lock,
+    which is taken and read in one round trip) to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
     not read back from storage; ``primary`` the Redis primary as known before ``job`` was read, when replicas
     are required (``durable``); ``lock_token`` the value its submit lock is taken with (``new_lock_token``), for a caller
@@ -177,14 +178,17 @@ def submit(svc: Services, job: Job, task_input: dict | None = None, primary: str
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
     """
-    held = _LockHeld(Lock(svc.store.keys.submit_lock(job.id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
+    job_id = job if isinstance(job, str) else job.id
+    held = _LockHeld(Lock(svc.store.keys.submit_lock(job_id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
-    state = svc.jobs.lock_for_send(job.id, held.lock)
-    if state is None:
+    taken, current = svc.jobs.lock_for_send(job_id, held.lock)
+    if not taken:
         return SKIPPED
     try:
-        with tracing.job_span("fluxhook.send", job.id, job.traceparent):
-            return _submit(svc, job, state, task_input, primary, in_request, held, account)
+        if current is None:
+            return SKIPPED  # deleted meanwhile
+        with tracing.job_span("fluxhook.send", job_id, current.traceparent):
+            return _submit(svc, current, task_input, primary, in_request, held, account)
     finally:
         if not held.freed:
             svc.store.locks.release(held.lock.key, held.lock.value)
@@ -218,14 +222,13 @@ def recover_lost_send(svc: Services, job: Job) -> str:
     return outcome
 
 
-def _submit(svc: Services, job: Job, state: tuple[str | None, float | None], task_input: dict | None,
-            primary: str | None, in_request: bool, held: _LockHeld, slot_account: str | None) -> str:
-    """The submission, under its lock (``state``: the job's status and deadline read under it): the key's and the
-    budget's word, the send, and BFL's answer recorded."""
-    status, deadline = state
-    if status != st.QUEUED:
+def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool, held: _LockHeld,
+            slot_account: str | None) -> str:
+    """The submission, under its lock (``job`` as read under it): the key's and the budget's word, the send, and BFL's
+    answer recorded."""
+    if job.status != st.QUEUED:
         return SKIPPED  # canceled or ended meanwhile: never sent
-    if deadlines.passed(deadline, time.time()):
+    if deadlines.passed(job.deadline, time.time()):
         ending.end_unsent(svc, job, deadlines.ABORTED_AT_DEADLINE)
         return st.ABORTED
     key, live = _key_of(svc, job)

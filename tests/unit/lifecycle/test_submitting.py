@@ -26,11 +26,11 @@ def test_a_submission_cut_off_by_a_failover_gives_back_only_what_it_still_holds(
     lock = KEYS.submit_lock(job.id)
     assert svc.slots.acquire(job)
     assert svc.store.locks.acquire(lock, "another-sender", 60)
-    assert submitting._back_in_line(svc, job, "cut-off-sender")
+    assert submitting._back_in_line(svc, job.id, "cut-off-sender")
     assert svc.slots.holds(job) and svc.store.locks.holder(lock) == "another-sender"
 
     svc.store.locks.release(lock)
     assert svc.store.locks.acquire(lock, "cut-off-sender", 60)  # its release was lost with the old primary
-    assert submitting._back_in_line(svc, job, "cut-off-sender")
+    assert submitting._back_in_line(svc, job.id, "cut-off-sender")
     assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
     assert svc.store.locks.holder(lock) is None
