@@ -60,7 +60,7 @@ def submit_job(svc, prompt: str, model: str = "flux-2-pro", **fields) -> Job:
     submission.check_budget(svc, job)
     svc.jobs.create(job)
     assert svc.slots.acquire(job)
-    submission.submit(svc, job)
+    submission.submit(svc, job.id)
     return svc.jobs.get(job.id)
 
 

@@ -116,7 +116,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         now_recorded = recorded.current(svc, job.id)
         return Created(now_recorded, wait if now_recorded.status == st.QUEUED else None)
     try:
-        submission.submit(svc, job, request.input, in_request=True, account=joined.account)
+        submission.submit(svc, job.id, request.input, in_request=True, account=joined.account)
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)

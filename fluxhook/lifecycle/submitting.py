@@ -31,7 +31,6 @@ def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str
     primary = durable.primary_before_reading(svc)
     lock_token = submission.new_lock_token()
     try:
-        # The job is read with its submit lock taken, in one round trip.
         return submission.submit(svc, job_id, primary=primary, lock_token=lock_token, account=account)
     except Exception as exc:
         if isinstance(exc, (NotReplicated, RedisError)):

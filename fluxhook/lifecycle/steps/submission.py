@@ -160,12 +160,12 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
     return size if size is not None else task_inputs.load(svc, job.id, job.input)
 
 
-def submit(svc: Services, job: Job | str, task_input: dict | None = None, primary: str | None = None,
+def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: str | None = None,
            lock_token: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
-    """Send a ``queued`` job that holds a slot (the job, or its id: it is read as recorded under its submit lock,
-    which is taken and read in one round trip) to BFL, at most once at a time, reserving its price
+    """Send a ``queued`` job that holds a slot (read as recorded under its submit lock, which is taken and read in one
+    round trip) to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
-    not read back from storage; ``primary`` the Redis primary as known before ``job`` was read, when replicas
+    not read back from storage; ``primary`` the Redis primary as known before the job was read, when replicas
     are required (``durable``); ``lock_token`` the value its submit lock is taken with (``new_lock_token``), for a caller
     that may have to give the lock back.
 
@@ -178,7 +178,6 @@ def submit(svc: Services, job: Job | str, task_input: dict | None = None, primar
     refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
     ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
     """
-    job_id = job if isinstance(job, str) else job.id
     held = _LockHeld(Lock(svc.store.keys.submit_lock(job_id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
     taken, current = svc.jobs.lock_for_send(job_id, held.lock)

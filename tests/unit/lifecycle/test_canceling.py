@@ -44,7 +44,7 @@ def test_a_queued_job_canceled_leaves_its_line_and_reservation_and_is_never_sent
     assert svc.slots.waiting(job.pool) == 0 and not svc.slots.holds(job)
     assert svc.redis.hget(KEYS.budget_held, job.id) is None
     # A sender that read the job before the cancel sends nothing: it looks again under the job's submit lock.
-    assert submission.submit(svc, job) == "skipped"
+    assert submission.submit(svc, job.id) == "skipped"
     assert svc.jobs.get(job.id).bfl_id is None and sim.stats()["submitted"] == 0
 
 

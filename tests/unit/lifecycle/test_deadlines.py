@@ -49,7 +49,7 @@ def test_the_sweep_aborts_an_unsent_job_and_cancels_a_sent_one_at_their_deadline
 def test_a_sender_never_sends_a_job_past_its_deadline(svc, sim):
     # Its deadline has passed, and the sweep has not looked yet.
     job = queued_job(svc, "too late to send", deadline=time.time() - 0.1, send_here=True)
-    assert submission.submit(svc, job) == st.ABORTED
+    assert submission.submit(svc, job.id) == st.ABORTED
     aborted = svc.jobs.get(job.id)
     assert aborted.status == st.ABORTED and aborted.bfl_id is None and sim.stats()["submitted"] == 0
     assert not svc.slots.holds(job)

@@ -83,7 +83,7 @@ def test_an_answer_that_comes_after_the_lease_is_the_task_the_job_follows(svc, s
     sim.settings(submit_delay=1.5)
     sent = sim.stats()["submitted"]
     outcome: list[str] = []
-    sender = threading.Thread(target=lambda: outcome.append(submission.submit(svc, svc.jobs.get(job.id))))
+    sender = threading.Thread(target=lambda: outcome.append(submission.submit(svc, job.id)))
     sender.start()
     try:
         # Reserved under its lock: sent next, BFL answering 1.5 s later.
@@ -105,7 +105,7 @@ def test_a_job_whose_sender_died_before_it_began_goes_out_again(svc, sim):
     assert svc.slots.acquire(job)
     assert _check(svc, job.id) == CheckOutcome.REQUEUED
     assert take_turns(svc, 4).jobs == [job.id]
-    assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
+    assert submission.submit(svc, job.id) == st.SUBMITTED
 
 
 def test_a_hold_of_another_kind_lapses_by_itself_and_the_job_goes_out_again(svc):

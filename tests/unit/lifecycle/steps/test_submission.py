@@ -48,7 +48,7 @@ def test_a_job_waiting_for_the_one_sent_alone_stays_out_of_line_until_it_settles
     waiting = _queued(svc.jobs, prompt="waits")
     alone = _queued(svc.jobs, UNPRICED, prompt="alone")
     assert budget.reserve(svc, alone.id, alone.model, alone.input).admitted  # unpriced: alone
-    assert svc.slots.acquire(waiting) and submission.submit(svc, svc.jobs.get(waiting.id)) == st.QUEUED
+    assert svc.slots.acquire(waiting) and submission.submit(svc, waiting.id) == st.QUEUED
     assert not svc.slots.holds(waiting) and svc.slots.waiting(waiting.pool) == 0
     # Its wait is over, the reservation sent alone is not: it stays out of line, and takes no slot from it.
     assert _come_due(svc, waiting) == CheckOutcome.RESCHEDULED
@@ -64,7 +64,7 @@ def test_a_slot_handed_back_for_the_budget_goes_on_at_once_not_at_the_next_sweep
     assert budget.reserve(svc, "job_alone", UNPRICED, {"prompt": "alone"}).admitted
     assert svc.slots.acquire(waiting)
     svc.redis.delete(KEYS.slot_freed)
-    assert submission.submit(svc, svc.jobs.get(waiting.id)) == st.QUEUED
+    assert submission.submit(svc, waiting.id) == st.QUEUED
     assert svc.redis.llen(KEYS.slot_freed) == 1  # a worker's dispatcher wakes for it
 
 
@@ -75,7 +75,7 @@ def test_a_job_of_a_revoked_key_is_never_sent(make_services, sim):
     job = _queued(svc.jobs, key_id="key_00000000000000cc")  # created as the revocation was under way
     assert svc.slots.acquire(job)
 
-    assert submission.submit(svc, job) == st.FAILED
+    assert submission.submit(svc, job.id) == st.FAILED
 
     assert svc.jobs.get(job.id).error["code"] == "key_revoked"
     assert sim.stats()["submitted"] == 0
@@ -87,7 +87,7 @@ def test_a_workers_send_whose_answer_never_came_is_submitted_awaiting_its_task_w
         svc = make_services(UNIT_DB, BFL_API_BASE=base)
         job = _queued(svc.jobs, prompt="[pending] lost answer")
         assert svc.slots.acquire(job)
-        assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
+        assert submission.submit(svc, job.id) == st.SUBMITTED
     waiting = svc.jobs.get(job.id)
     assert (waiting.status, waiting.bfl_id, waiting.error) == (st.SUBMITTED, None, None)  # not failed
     assert reconciling.awaits_task(waiting) and svc.slots.holds(waiting)
@@ -103,7 +103,7 @@ def test_a_sent_jobs_record_frees_its_lock_takes_what_came_early_and_tells_its_t
     svc.store.watching.watch(job.id, 30, time.time() + 60)  # someone looks at it as it is sent
     svc.redis.set(KEYS.strikes(DEFAULT_POOL, "default"), 2)
     before = time.time()
-    assert submission.submit(svc, svc.jobs.get(job.id)) == st.SUBMITTED
+    assert submission.submit(svc, job.id) == st.SUBMITTED
     sent = svc.jobs.get(job.id)
     assert not svc.redis.exists(KEYS.submit_lock(job.id))  # freed with the record, not after
     assert not svc.redis.exists(KEYS.kept_for_job(job.id)) and sent.bfl_status == st.BFL_PENDING  # taken, not its task's
