@@ -347,3 +347,14 @@ def job_id_pages(api, **params) -> list[list[str]]:
         cursor = body["next_cursor"]
         if cursor is None:
             return pages
+
+
+def run_older_releases_task(queue, name: str) -> None:
+    """Queue task ``name`` on RQ ``queue`` by name, as an older release queued it, run it with RQ's own worker, and
+    check that it ended without failing (a newer worker keeps such a name as a task that does nothing)."""
+    from rq import SimpleWorker
+
+    task = queue.enqueue(name)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert task.get_status(refresh=True) == "finished"
+    assert queue.failed_job_registry.count == 0

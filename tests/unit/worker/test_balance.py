@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import time
 
-from rq import SimpleWorker
-
 from devtools.processes import wait_until
+from helpers import run_older_releases_task
 from worker import balance
 
 
@@ -31,7 +30,4 @@ def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_pro
 
 def test_an_older_releases_balance_task_queued_before_a_rolling_deploy_ends_without_failing(make_services):
     svc = make_services(6)
-    task = svc.queue.enqueue("worker.balance.refresh_balance")
-    SimpleWorker([svc.queue], connection=svc.redis).work(burst=True)
-    assert task.get_status(refresh=True) == "finished"
-    assert svc.queue.failed_job_registry.count == 0
+    run_older_releases_task(svc.queue, "worker.balance.refresh_balance")

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import time
 
-from rq import SimpleWorker
-
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK
-from helpers import tracked_job
+from helpers import run_older_releases_task, tracked_job
 from worker import sweeping
 
 
@@ -33,7 +31,4 @@ def test_the_sweep_thread_queues_a_check_for_each_job_that_comes_due_and_stops_a
 def test_an_older_releases_sweep_task_queued_before_a_rolling_deploy_ends_without_failing(make_services):
     svc = make_services(6)
     # As an older release's cron queued it every second, by name: its worker may still run beside this one.
-    task = svc.control_queue.enqueue("worker.sweep.sweep")
-    SimpleWorker([svc.control_queue], connection=svc.redis).work(burst=True)
-    assert task.get_status(refresh=True) == "finished"
-    assert svc.control_queue.failed_job_registry.count == 0
+    run_older_releases_task(svc.control_queue, "worker.sweep.sweep")
