@@ -309,7 +309,8 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
                   **({"key_id": key_id} if key_id else {}))
         svc.jobs.create(job)
         if senders:
-            svc.slots.acquire(job, key_id or owner, **{hand: False})
+            # Since a job's owner is its record's key_id, acquire takes no key_id of its own.
+            svc.slots.acquire(job, *([key_id or owner] if owned else []), **{hand: False})
         elif svc.slots.acquire(job, **({"key_id": key_id or owner} if owned else {})):
             enqueue_submits(submits_to, [job.id])
         return job.id
