@@ -204,7 +204,7 @@ def run(backlog: int, every: float, task_delay: float, one_owner: bool) -> dict:
         # Small images: the bench is about slots, not downloads.
         stack.sim_settings(task_delay=task_delay, scene_images=False, image_format="png")
         svc = build_services(_config_class().from_env(stack.env))
-        return _drive(svc, stack, backlog, every, "key_a" if one_owner else "key_b")
+        return _drive(svc, stack, backlog, every, "key_a" if one_owner else "key_b", key_ids=_app_keys(svc))
     finally:
         stack.stop()
         stack.cleanup()
@@ -269,9 +269,12 @@ def _app_keys(svc) -> dict[str, str] | None:
     The workers' lines know a job's owner from its record's app key, and a submission fails a job whose
     key does not exist: so here the owners are real keys, not just names given to the slots."""
     try:
-        from fluxhook.lifecycle.keys import create_key
-    except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
-        return None
+        from fluxhook.lifecycle.key_admin import create_key
+    except ImportError:
+        try:
+            from fluxhook.lifecycle.keys import create_key  # its name before key_admin.py
+        except ImportError:  # the FIFO tree, from before fluxhook/lifecycle/
+            return None
     return {owner: create_key(svc, {"name": f"bench {owner}"}, time.time())[0].id for owner in ("key_a", "key_b")}
 
 
@@ -309,7 +312,7 @@ def _queuer(svc, key_ids: dict[str, str] | None = None):
                   **({"key_id": key_id} if key_id else {}))
         svc.jobs.create(job)
         if senders:
-            # Since a job's owner is its record's key_id, acquire takes no key_id of its own.
+            # A tree whose acquire takes no key_id takes the owner from the job's record: its key's (``key_ids``).
             svc.slots.acquire(job, *([key_id or owner] if owned else []), **{hand: False})
         elif svc.slots.acquire(job, **({"key_id": key_id or owner} if owned else {})):
             enqueue_submits(submits_to, [job.id])
@@ -383,10 +386,11 @@ def _drive(svc, stack, backlog: int, every: float, b_owner: str, reached: str = 
 def _drive_mixed(svc, stack, window: float, weights: dict[str, float]) -> dict:
     from bench.common import read_jobs
 
-    queue, owned = _queuer(svc)
-    if owned:
+    key_ids = _app_keys(svc)
+    queue, owned = _queuer(svc, key_ids)
+    if owned or key_ids:
         for owner, weight in weights.items():
-            svc.slots.set_share(owner, weight, None)
+            svc.slots.set_share((key_ids or {}).get(owner, owner), weight, None)
     db = stack.redis()
     jobs: dict[str, list[str]] = {owner: [] for owner in MIXED_SECONDS}
     waiting: dict[str, list[str]] = {owner: [] for owner in MIXED_SECONDS}
@@ -411,7 +415,7 @@ def _drive_mixed(svc, stack, window: float, weights: dict[str, float]) -> dict:
         return max(0.0, min(finished, end) - max(float(record["submitted_at"]), started))
 
     records = {owner: read_jobs(db, ids, ("submitted_at", "finished_at")) for owner, ids in jobs.items()}
-    return {"window": end - started, "weights": weights, "owned": owned,
+    return {"window": end - started, "weights": weights, "owned": owned or bool(key_ids),
             "slot_seconds": {owner: sum(map(slot_time, rs)) for owner, rs in records.items()},
             "tasks": {owner: sum(1 for r in rs if slot_time(r) > 0) for owner, rs in records.items()}}
 
