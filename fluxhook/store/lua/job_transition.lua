@@ -129,10 +129,11 @@ local function drop_kept(names)
 end
 drop_kept(spec.clear)
 if spec.bfl then
-  -- The task's index lives as long as its record, which was made to live spec.bfl.lives s (none: for ever).
+  -- The task's index lives as long as its record, which was made to live spec.bfl.lives s (none: for ever). A life
+  -- that reads as over (this clock ahead of the one that made the record) is the record's own TTL instead: never none.
   local made = tonumber(kept('created_at'))
   local ttl = (spec.bfl.lives and made) and math.ceil(made + spec.bfl.lives - tonumber(spec.now)) or nil
-  if ttl == nil then ttl = redis.call('TTL', job) end
+  if ttl == nil or ttl <= 0 then ttl = redis.call('TTL', job) end
   if ttl > 0 then redis.call('SET', KEYS[spec.bfl.key], spec.id, 'EX', ttl)
   else redis.call('SET', KEYS[spec.bfl.key], spec.id) end
 end

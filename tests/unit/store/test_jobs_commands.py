@@ -139,6 +139,16 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
     assert jobs.get(job.id).input is None and not connection.hexists(KEYS.job(job.id), "input")
 
 
+def test_a_task_index_whose_record_life_reads_as_over_here_lives_as_long_as_the_record(jobs, connection):
+    # The record was made by a process whose clock was two days behind this one's: by this clock its life (a day) is
+    # over, while Redis still keeps it. Its index lives as long as the record does, not for ever.
+    job = _queued(jobs)
+    connection.hset(KEYS.job(job.id), "created_at", str(time.time() - 2 * 86400))
+    assert jobs.transition(job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-skewed")
+    record_ttl = connection.ttl(KEYS.job(job.id))
+    assert 0 < record_ttl and record_ttl - 2 <= connection.ttl(KEYS.bfl_task("task-skewed")) <= record_ttl
+
+
 def test_a_lock_another_holds_now_is_not_freed(jobs, slots, connection):
     job = _queued(jobs)
     slots.acquire(job)

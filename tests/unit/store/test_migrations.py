@@ -249,3 +249,19 @@ def test_a_clock_kept_in_a_key_of_its_own_moves_beside_its_passes_and_the_later_
     assert Slots(connection, _config()).acquire(job)
     assert float(connection.hget(KEYS.fair_passes, "key_c")) > 42.5
     assert migrate(connection, _config(), again=True).clocks == 0  # a second run finds nothing
+
+
+def test_a_clock_move_leaves_an_account_named_clock_alone_and_gives_new_turns_the_old_clocks_life(connection):
+    # An account named 'clock': its reservations hash matches the pattern of an old budget clock (held + ':clock').
+    account_held = KEYS.bfl_account_budget_held("clock")
+    assert account_held == KEYS.legacy_budget_clock(KEYS.budget_held + ":account")
+    connection.hset(account_held, "job_a", "1 2")
+    # A key's limit whose turns had expired while its old clock still had an hour to live.
+    held = KEYS.key_budget_held("key_a")
+    connection.set(KEYS.legacy_budget_clock(held), "4", ex=3600)
+
+    assert migrate(connection, _config()) == Migrated(ran=True, clocks=1)
+    assert connection.hgetall(account_held) == {b"job_a": b"1 2"}
+    assert connection.hgetall(KEYS.budget_turns(held)) == {CLOCK.encode(): b"4"}
+    assert 3590 < connection.ttl(KEYS.budget_turns(held)) <= 3600
+    assert connection.ttl(KEYS.fair_passes) == -2  # no slots' clock was there: nothing made
