@@ -8,10 +8,11 @@ breath, so no slot is held by a job waiting for a free worker.
 
 One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
 many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
-job joins a line (``Slots.wait_for_freed``), or a second at most (``IDLE_WAKE_TIMEOUT`` while no job waits in a
-line: the dispatch says which). Queued jobs wait in the slots' lines in Redis, not in RQ: a sender that dies with
-its process leaves a job holding a slot that is not at BFL, and the sweep's check puts it back in line once its submission's
-lease is over (``checking._restart_submission``), or reconciles it when it may have reached BFL.
+job joins a line (``Slots.wait_for_freed``), or a second at most while a cooldown or a pause holds a job back (its end
+pushes no wake-up), else ``IDLE_WAKE_TIMEOUT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
+not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
+puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
+may have reached BFL.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ log = logging.getLogger("fluxhook.worker")
 # 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for several accounts and a
 # slower BFL, and each idle sender costs a thread's stack, nothing else.
 SENDERS = 16
-# How long one wait for a freed slot lasts before the dispatcher looks at the lines anyway: a cooldown or
-# a pause that ends frees nothing, and another process's sender may have been woken instead.
+# How long one wait for a freed slot lasts while a cooldown or a pause holds a waiting job back: its end frees
+# nothing, so no wake-up comes for it.
 WAKE_TIMEOUT = 1.0
-# The same wait while no job waits in any line (at idle): only a job joining one can then give a sender work, and
-# one that cannot take a slot at once wakes a dispatcher, or a slot that frees does. This bound is for what joins
-# with no wake-up: a job that came while a cooldown or a pause held every slot, one whose budget wait ended, a
-# migration's, a wake-up lost with a Redis that failed over. Below the connection's socket timeout (10 s).
+# The same wait otherwise: no job waits in any line, or those that wait go only when a slot frees (full slots, an
+# owner's max_active, a route), and a slot that frees wakes a dispatcher, as a job joining a line with room does, and a
+# key's share changed. Under load, one look a second while every slot is taken was an empty dispatch a second. This
+# bound is for what comes with no wake-up: a job whose budget wait ended, a migration's, a wake-up lost with a
+# Redis that failed over. Below the connection's socket timeout (10 s).
 IDLE_WAKE_TIMEOUT = 5.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
@@ -98,7 +100,7 @@ class Senders(Loop):
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
             with self.waiting():
-                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.waiting else IDLE_WAKE_TIMEOUT)
+                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT)
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:

@@ -82,14 +82,22 @@ class Joined:
     line: LineState | None = None
 
 
+# What slots_dispatch.lua's last answer says of the jobs left in line: none (0), some (1), some of them behind a
+# cooldown or a pause (2).
+ON_TIMER = 2
+
+
 @dataclass(frozen=True)
 class Dispatched:
-    """What one dispatch did: the jobs it handed a slot (in turn order), the account whose slot each took, and
-    whether jobs still wait in a pool's line (the dispatcher's next wait is short, else long)."""
+    """What one dispatch did: the jobs it handed a slot (in turn order), the account whose slot each took, whether
+    jobs still wait in a pool's line, and whether a cooldown or a pause holds some of them back (``on_timer``): the
+    clock alone may free those, with no wake-up pushed, so the dispatcher's next wait is short. Jobs held back only by
+    full slots, an owner's max_active or a route go when a slot frees, which pushes one."""
 
     jobs: list[str]
     accounts: dict[str, str]
     waiting: bool
+    on_timer: bool = False
 
 
 class Slots:
@@ -131,12 +139,14 @@ class Slots:
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
-        whether jobs still wait in a line. One round trip. ``free_lapsed=False`` leaves the slots held past their
-        lease for a later dispatch to free (the dispatcher frees them every few seconds, not at each dispatch)."""
+        whether jobs still wait in a line, and on a timer (``Dispatched``). One round trip. ``free_lapsed=False`` leaves
+        the slots held past their lease for a later dispatch to free (the dispatcher frees them every few seconds, not at
+        each dispatch)."""
         jobs, accounts, waiting = self._dispatch(self._pool_keys(),
                                                  [*self._pool_args(), limit, "1" if free_lapsed else "0"])
         names = [_text(job) for job in jobs]
-        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting))
+        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting),
+                          on_timer=int(waiting) == ON_TIMER)
 
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
@@ -156,13 +166,16 @@ class Slots:
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
         """Record the ``weight`` (None: the default) and ``max_active`` (None: none) of app key ``key_id``'s
-        jobs for the dispatch; on ``pipeline`` if given, so it goes with the key's own record."""
+        jobs for the dispatch; on ``pipeline`` if given, so it goes with the key's own record. A dispatcher is woken:
+        a higher max_active lets the key's waiting jobs go now, and no slot that frees would say so."""
         owner, target = owner_of(key_id), pipeline if pipeline is not None else self.connection.pipeline()
         for key, value in ((self.keys.share_weights, weight), (self.keys.share_max_active, max_active)):
             if value is None:
                 target.hdel(key, owner)
             else:
                 target.hset(key, owner, value)
+        target.lpush(self.keys.slot_freed, 1)
+        target.ltrim(self.keys.slot_freed, 0, 0)  # a one-item list: each push wakes one waiter
         if pipeline is None:
             target.execute()
 

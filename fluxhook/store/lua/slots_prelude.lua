@@ -47,10 +47,15 @@ function slots_prelude.start(s, only, keep_lapsed)
   end
 
   -- The accounts' slots held are counted only when a line has a job waiting (a dispatch of empty lines counts none).
+  -- An account held back by a cooldown or a pause marks the script's context ``on_timer``: its end frees no slot, so
+  -- it pushes no wake-up (any_waiting says which).
   local function room(account, pool)
     count_held()
     local its = account.pools[pool.name]
-    if cooling(account) or paused_ms(its) ~= -2 then return false end
+    if cooling(account) or paused_ms(its) ~= -2 then
+      s.on_timer = true
+      return false
+    end
     return its.held < its.limit and account.held < account.max_active
   end
   -- The accounts with room in the pool now, in ARGV's order.
@@ -97,7 +102,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   end
 
   -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
-  -- dispatch that found no turn read every pool's already.
+  -- dispatch that found no turn read every pool's already, and so found every cooldown and pause that holds one back.
   local function any_waiting()
     for _, pool in ipairs(pools) do
       if heads[pool.name] == nil then

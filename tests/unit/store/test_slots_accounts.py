@@ -85,6 +85,29 @@ def test_a_cooling_account_takes_nothing_and_its_queued_jobs_move_on(store, slot
     assert slots.account_of(jobs[0].id) == "eu"
 
 
+def test_a_dispatch_says_whether_a_cooldown_or_a_pause_holds_a_waiting_job_back(store, slots, connection):
+    # Nothing waits: no wait named. Then every slot is taken (2 + 2 + 3) and one job waits: a slot that frees pushes
+    # a wake-up for it, so the dispatch is not on a timer.
+    idle = slots.dispatch()
+    assert idle.jobs == [] and not idle.waiting and not idle.on_timer
+    jobs = [_routed(store) for _ in range(8)]
+    assert [bool(slots.acquire(job)) for job in jobs] == [True] * 7 + [False]
+    full = slots.dispatch()
+    assert full.jobs == [] and full.waiting and not full.on_timer
+    # us gives a slot back with BFL's Retry-After: it has room, but its pool pauses, and only the clock ends that.
+    given_back = next(j for j in jobs if slots.account_of(j.id) == "us")
+    assert slots.requeue(given_back, pause=30)
+    paused = slots.dispatch()
+    assert paused.jobs == [] and paused.waiting and paused.on_timer
+    connection.delete(KEYS.paused(DEFAULT_POOL, "us"))
+    assert slots.dispatch().jobs == [given_back.id]
+    # A job only eu may take, eu cooling and eu2 full: on a timer again.
+    Cooldowns(connection).cool("eu", time.time() + 60, CoolingReason.UNAVAILABLE)
+    eu_job = next(j for j in jobs if slots.account_of(j.id) == "eu")
+    assert slots.requeue(eu_job) and not slots.dispatch().jobs  # it goes back in line, and the last job waits too
+    assert slots.dispatch().on_timer
+
+
 def test_a_cooldown_is_extended_never_shortened_and_a_402_lasts_until_lifted(connection):
     cooldowns, now = Cooldowns(connection), time.time()
     assert cooldowns.cool("us", now + 30, CoolingReason.UNAVAILABLE) == pytest.approx(now + 30)

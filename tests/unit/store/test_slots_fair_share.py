@@ -402,6 +402,20 @@ def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connectio
     assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)
 
 
+def test_a_keys_share_changed_wakes_one_dispatcher_and_its_raised_cap_lets_its_waiting_job_go(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=4))
+    slots.set_share("key_a", None, 1)
+    assert slots.wait_for_freed(0.05)  # the share written wakes a dispatcher
+    first, second = (as_key(store, _queued(store), "key_a") for _ in range(2))
+    assert slots.acquire(first) and not slots.acquire(second)  # key A at its max_active: no wake-up pushed
+    assert not slots.wait_for_freed(0.05)
+    held_back = slots.dispatch()
+    assert held_back.jobs == [] and held_back.waiting and not held_back.on_timer  # only a slot freeing ends it
+    slots.set_share("key_a", None, 2)
+    assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)  # one wake-up for the change
+    assert slots.dispatch().jobs == [second.id]
+
+
 def test_a_job_that_joins_a_line_without_a_slot_takes_none_and_wakes_a_sender(store, connection):
     slots = Slots(connection, _config(bfl_max_active=2))
     job = _queued(store)

@@ -116,6 +116,23 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
         senders.stop(timeout=5)
 
 
+def test_with_every_slot_taken_the_dispatcher_waits_for_one_to_free_not_for_the_second(services, sim):
+    svc = services()
+    first, waiting = _queue(svc, 4), _queue(svc, 1)[0]
+    senders = sending.start(svc, size=2)
+    try:
+        wait_until(lambda: _statuses(svc, first) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
+        # A look a second would be two or three dispatches here, each finding every slot taken.
+        busy = commands_during(svc.redis, 6, lambda: time.sleep(2.5))
+        assert len([c for c in busy if c["command"].startswith("EVALSHA")]) <= 1
+        freed = time.monotonic()
+        assert svc.jobs.transition(first[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+        wait_until(lambda: svc.jobs.get(waiting.id).status == st.SUBMITTED, timeout=5, message="the job sent")
+        assert time.monotonic() - freed < sending.IDLE_WAKE_TIMEOUT - 1  # woken by the slot, not by its bound
+    finally:
+        senders.stop(timeout=5)
+
+
 def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back(services, sim):
     svc = services()
     job = _queue(svc, 1)[0]
