@@ -316,7 +316,8 @@ class JobStore:
         if consequences.free_slot:
             spec["slots"] = {account: {pool: place(keys, self.keys.slots(pool, account)) for pool in self.pools}
                              for account in self.accounts}
-            spec["freed"] = place(keys, self.keys.slot_freed)
+            spec["freed"] = {"key": place(keys, self.keys.slot_freed),
+                             "lines": [place(keys, self.keys.line(pool)) for pool in self.pools]}
             spec["fair"] = {"estimates": place(keys, self.keys.fair_estimates),
                             "passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}

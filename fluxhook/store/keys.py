@@ -147,9 +147,9 @@ class Keys:
 
     @property
     def slot_freed(self) -> str:
-        """A wake-up: a list holding at most one item, pushed when a status change frees a slot, a job joins a line
-        without taking one or an app key's share changes: the workers' dispatchers wait on it (BLPOP) to give the slot
-        to the next job in turn at once."""
+        """A wake-up: a list holding at most one item, pushed when a status change frees a slot a job in line waits
+        for, a job joins a line without taking one or an app key's share changes: the workers' dispatchers wait on it
+        (BLPOP) to give the slot to the next job in turn at once."""
         return f"{self.prefix}slots:freed"
 
     @property

@@ -5,7 +5,8 @@
 -- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
 -- enter, the slots it may give up (spec.slots: account -> pool -> key) and the lines it may leave (spec.lines: pool ->
 -- key, and spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
--- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher), the BFL task index of a bfl_id being set, the lock taken and the
+-- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for
+-- (spec.freed: {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the
 -- lock freed, a key taken, the job's watch mark, and each effect's key (a timeline, the metrics hash, a day's or an
 -- hour's counters, the budget's reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
@@ -176,9 +177,15 @@ if moving then
   if freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
     redis.call('HDEL', KEYS[spec.held], holder)
   end
-  -- Wakes one worker's dispatcher; one item is enough to wake it, however many slots freed.
-  if freed > 0 and spec.freed and redis.call('LPUSH', KEYS[spec.freed], 1) > 1 then
-    redis.call('LTRIM', KEYS[spec.freed], 0, 0)
+  -- Wakes one worker's dispatcher if a job waits in a line for the slot (one item is enough to wake it, however many
+  -- slots freed): with none in line, a dispatch would find nothing to give, at every job's end. A job that joins a
+  -- line later finds the slot free as it joins (slots_acquire.lua).
+  if freed > 0 and spec.freed then
+    local lines = {}
+    for i, key in ipairs(spec.freed.lines) do lines[i] = KEYS[key] end
+    if redis.call('EXISTS', unpack(lines)) > 0 and redis.call('LPUSH', KEYS[spec.freed.key], 1) > 1 then
+      redis.call('LTRIM', KEYS[spec.freed.key], 0, 0)
+    end
   end
   if spec.lines and current == 'queued' and not held then
     local key_id = kept('key_id')

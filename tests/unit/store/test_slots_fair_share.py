@@ -402,6 +402,16 @@ def test_a_status_change_that_frees_a_slot_wakes_one_dispatcher(store, connectio
     assert slots.wait_for_freed(0.05) and not slots.wait_for_freed(0.05)
 
 
+def test_a_slot_freed_with_no_job_in_any_line_wakes_no_dispatcher_and_the_next_job_takes_it(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=1))
+    job = _queued(store)
+    assert slots.acquire(job)
+    assert store.transition(job.id, st.FAILED, error=FAIL)
+    assert not slots.holds(job) and not slots.wait_for_freed(0.05)  # a dispatch would find nothing to give
+    later = _queued(store)
+    assert slots.acquire(later) and slots.holds(later)  # the slot is free as it joins
+
+
 def test_a_keys_share_changed_wakes_one_dispatcher_and_its_raised_cap_lets_its_waiting_job_go(store, connection):
     slots = Slots(connection, _config(bfl_max_active=4))
     slots.set_share("key_a", None, 1)
