@@ -117,12 +117,17 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
 
 
 def test_with_every_slot_taken_the_dispatcher_waits_for_one_to_free_not_for_the_second(services, sim):
+    # Key A's jobs hold every slot; key B's one job waits for one, and is sent as soon as A's first frees.
     svc = services()
-    first, waiting = _queue(svc, 4), _queue(svc, 1)[0]
+    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    first = _queue(svc, 4, key_a)
     senders = sending.start(svc, size=2)
     try:
         wait_until(lambda: _statuses(svc, first) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
-        # A look a second would be two or three dispatches here, each finding every slot taken.
+        waiting = _queue(svc, 1, key_b)[0]  # joining a full pool, it wakes no dispatcher
+        svc.redis.lpush(svc.store.keys.slot_freed, 1)  # one wakes anyway (as a wake-up for a slot another process took would)
+        wait_until(lambda: not svc.redis.exists(svc.store.keys.slot_freed), timeout=6, message="the dispatcher woken")
+        # It finds B's job waiting and every slot taken. A look a second would be two or three dispatches here.
         busy = commands_during(svc.redis, 6, lambda: time.sleep(2.5))
         assert len([c for c in busy if c["command"].startswith("EVALSHA")]) <= 1
         freed = time.monotonic()
