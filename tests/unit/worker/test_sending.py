@@ -41,6 +41,23 @@ def _statuses(svc, jobs: list[Job]) -> list[str]:
     return [svc.jobs.get(job.id).status for job in jobs]
 
 
+def _two_keys(svc) -> tuple[str, str]:
+    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    return key_a, key_b
+
+
+def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], sending.Senders]:
+    """Key ``key_id``'s 4 jobs sent by started senders, each holding one of the 4 slots at BFL."""
+    jobs = _queue(svc, 4, key_id)
+    started = sending.start(svc, size=senders)
+    try:
+        wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
+    except BaseException:
+        started.stop(timeout=5)
+        raise
+    return jobs, started
+
+
 def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
     svc = services()
     jobs = _queue(svc, 6)
@@ -75,11 +92,9 @@ def test_submissions_are_sent_side_by_side_not_one_after_another(services, sim):
 
 def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
     svc = services()
-    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
-    first = _queue(svc, 4, key_a)
-    senders = sending.start(svc, size=4)
+    key_a, key_b = _two_keys(svc)
+    first, senders = _hold_every_slot(svc, key_a, 4)
     try:
-        wait_until(lambda: _statuses(svc, first) == [st.SUBMITTED] * 4, timeout=10, message="the slots full")
         a_more, b_one = _queue(svc, 3, key_a), _queue(svc, 1, key_b)
         assert svc.jobs.transition(first[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
         # Key B's job takes the freed slot, its turn before key A's backlog.
@@ -119,11 +134,9 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
 def test_with_every_slot_taken_the_dispatcher_waits_for_one_to_free_not_for_the_second(services, sim):
     # Key A's jobs hold every slot; key B's one job waits for one, and is sent as soon as A's first frees.
     svc = services()
-    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
-    first = _queue(svc, 4, key_a)
-    senders = sending.start(svc, size=2)
+    key_a, key_b = _two_keys(svc)
+    first, senders = _hold_every_slot(svc, key_a, 2)
     try:
-        wait_until(lambda: _statuses(svc, first) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
         waiting = _queue(svc, 1, key_b)[0]  # joining a full pool, it wakes no dispatcher
         svc.redis.lpush(svc.store.keys.slot_freed, 1)  # one wakes anyway (as a wake-up for a slot another process took would)
         wait_until(lambda: not svc.redis.exists(svc.store.keys.slot_freed), timeout=6, message="the dispatcher woken")
