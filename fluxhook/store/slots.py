@@ -82,11 +82,6 @@ class Joined:
     line: LineState | None = None
 
 
-# What slots_dispatch.lua's last answer says of the jobs left in line: none (0), some (1), some of them behind a
-# cooldown or a pause (2).
-ON_TIMER = 2
-
-
 @dataclass(frozen=True)
 class Dispatched:
     """What one dispatch did: the jobs it handed a slot (in turn order), the account whose slot each took, whether
@@ -142,11 +137,10 @@ class Slots:
         whether jobs still wait in a line, and on a timer (``Dispatched``). One round trip. ``free_lapsed=False`` leaves
         the slots held past their lease for a later dispatch to free (the dispatcher frees them every few seconds, not at
         each dispatch)."""
-        jobs, accounts, waiting = self._dispatch(self._pool_keys(),
-                                                 [*self._pool_args(), limit, "1" if free_lapsed else "0"])
+        jobs, accounts, waiting, on_timer = self._dispatch(self._pool_keys(),
+                                                           [*self._pool_args(), limit, "1" if free_lapsed else "0"])
         names = [_text(job) for job in jobs]
-        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting),
-                          on_timer=int(waiting) == ON_TIMER)
+        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting), bool(on_timer))
 
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.

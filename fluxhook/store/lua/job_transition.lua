@@ -209,9 +209,11 @@ if moving then
   announce = true
 end
 if #drop > 0 then redis.call('HDEL', job, unpack(drop)) end
-if moving and spec.terminal and redis.call('OBJECT', 'ENCODING', job) == 'hashtable' then
+if moving and spec.terminal then
   -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
-  -- not: written again as it now is, it takes a third of the memory for the rest of its days.
+  -- not: written again as it now is, it takes a third of the memory for the rest of its days. Every record that
+  -- ends has outgrown it but one ended before it held any of those (canceled in line with a short input), so the
+  -- encoding is not asked (a command at every end, to spare two at a rare one).
   local ttl = redis.call('PTTL', job)
   redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')
 end

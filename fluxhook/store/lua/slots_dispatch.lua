@@ -2,8 +2,8 @@
 -- After the prelude. ARGV[rest]: most to hand out; ARGV[rest + 1]: '0' to leave the slots past their lease (the
 -- dispatcher frees them once every few seconds, not at each of its dispatches), else they are freed first.
 -- Returns {the jobs given a slot, one turn at a time (see the prelude); the account whose slot each took, in the
--- same order; 0 if no job waits in a pool's line, 1 if some do, 2 if a cooldown or a pause holds some back (the
--- clock alone may free them: no wake-up comes for them; store/slots.py ON_TIMER)}.
+-- same order; 1 if a job still waits in a pool's line, else 0; 1 if a cooldown or a pause holds some back (the clock
+-- alone may free them: no wake-up comes for them), else 0}.
 -- Lines hold queued jobs only (a job leaves its line with any change of status).
 local s = slots_accounts.read()
 slots_prelude.start(s, nil, ARGV[s.rest + 1] == '0')
@@ -15,5 +15,5 @@ while #given < tonumber(ARGV[s.rest]) do
   given[#given + 1] = turn.job
   accounts[#accounts + 1] = turn.account.name
 end
-if not s.any_waiting() then return {given, accounts, 0} end
-return {given, accounts, s.on_timer and 2 or 1}
+if not s.any_waiting() then return {given, accounts, 0, 0} end
+return {given, accounts, 1, s.on_timer and 1 or 0}

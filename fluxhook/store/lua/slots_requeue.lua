@@ -18,22 +18,27 @@ local owner = (key_id and key_id ~= '') and key_id or admin
 local held_at, holder, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))
 local account = account_named[held_at or '']
 redis.call('HDEL', holders, job)
-local paused
+local paused, freed
 for _, each in ipairs(accounts) do
   local its = each.pools[pool.name]
   if redis.call('ZREM', its.slots, job) == 1 then
     release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
     slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight)
-    -- Wakes one worker's dispatcher, so the slot goes on to the next job now, not at the next sweep.
-    if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
+    freed = true
     account = account or each
   end
+end
+-- Wakes one worker's dispatcher (one item is enough, however many reasons): a freed slot goes on to the next job now,
+-- not at the next sweep.
+local function wake()
+  if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
 end
 if wait > 0 then
   redis.call('ZADD', due, now + wait / 1000, job)
   redis.call('ZREM', pool.line, members.member(owner, job))
   redis.call('ZADD', aside, 0, members.member(owner, job))
+  if freed then wake() end
   return 1
 end
 redis.call('ZREM', aside, members.member(owner, job))
@@ -42,8 +47,9 @@ redis.call('ZADD', pool.line, 0, members.member(owner, job))
 if pause > 0 and account then
   paused = account.pools[pool.name].paused
   if redis.call('PTTL', paused) < pause then redis.call('SET', paused, 1, 'PX', pause) end
-elseif redis.call('LPUSH', K.slot_freed, 1) > 1 then
-  -- Back in line (from waiting aside): an idle dispatcher takes its turn now, not at its next idle look.
-  redis.call('LTRIM', K.slot_freed, 0, 0)
+  if freed then wake() end
+else
+  -- Back in line (from waiting aside, or from its slot): an idle dispatcher takes its turn now.
+  wake()
 end
 return 1

@@ -71,6 +71,18 @@ def test_requeue_keeps_its_place_and_a_pause_holds_the_pool(store, slots):
     assert slots.dispatch().jobs == [jobs[1].id]
 
 
+def test_a_requeue_that_frees_a_slot_wakes_one_dispatcher_with_one_push(store, slots, connection):
+    jobs = [_queued(store) for _ in range(4)]
+    for job in jobs:
+        slots.acquire(job)
+    connection.delete(KEYS.slot_freed)
+    pushes = commands_during(connection, 3, lambda: slots.requeue(jobs[0]))
+    # Its slot freed and it back in line are one reason to look: one LPUSH, and one item waiting.
+    assert [c["command"].split(" ")[0] for c in pushes].count("LPUSH") == 1
+    assert connection.llen(KEYS.slot_freed) == 1
+    assert slots.dispatch().jobs == [jobs[0].id]
+
+
 def test_requeue_of_a_job_that_moved_on_changes_nothing(store, slots):
     job = _queued(store)
     slots.acquire(job)
