@@ -23,7 +23,6 @@ from typing import Callable
 
 from redis.exceptions import RedisError
 from rq import Queue
-from rq.job import Job
 from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
@@ -60,12 +59,9 @@ IDLE_CHECK_EVERY = 5.0
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], number: int, log_level: str, after_task: Callable[[], object],
-                 waiting_turn: threading.Lock):
+    def __init__(self, connection, queues: list[Queue], number: int, log_level: str, after_task: Callable[[], object]):
         super().__init__(name=f"fluxhook-lane-{number}", daemon=True)
         self.connection = connection
-        # Held by the lane of the process that waits for a task in Redis (``_wait_for_a_task``).
-        self.waiting_turn = waiting_turn
         self.after_task = after_task
         self.queues = queues
         self.log_level = log_level
@@ -132,7 +128,8 @@ class Lane(threading.Thread):
 
     def _take_tasks(self, worker: InProcessWorker) -> None:
         while not self._stopping:
-            taken = self._wait_for_a_task(worker)
+            worker.check_for_suspension(False)
+            taken = worker.dequeue_job_and_maintain_ttl(DEQUEUE_TIMEOUT, max_idle_time=DEQUEUE_TIMEOUT)
             if taken is None:
                 self._check_idle(worker)
                 continue
@@ -143,19 +140,6 @@ class Lane(threading.Thread):
                 self._busy = False
             worker.heartbeat()
             self._after_task()
-
-    def _wait_for_a_task(self, worker: InProcessWorker) -> tuple[Job, Queue] | None:
-        # One idle lane of the process waits in Redis at a time, the others behind it here: a task that comes is taken
-        # as soon, and an idle process costs one BLPOP a second, not one per lane. The lane that takes a task lets the
-        # next one wait as it starts the task.
-        if not self.waiting_turn.acquire(timeout=DEQUEUE_TIMEOUT):
-            worker.heartbeat()  # a lane kept behind beats at its own pace all the same (none until it is due)
-            return None
-        try:
-            worker.check_for_suspension(False)
-            return worker.dequeue_job_and_maintain_ttl(DEQUEUE_TIMEOUT, max_idle_time=DEQUEUE_TIMEOUT)
-        finally:
-            self.waiting_turn.release()
 
     def _after_task(self) -> None:
         try:
@@ -175,8 +159,7 @@ def start(connection, queues: list[Queue], log_level: str, after_task: Callable[
           count: int = LANES) -> list[Lane]:
     """Start ``count`` lanes on ``queues``; each calls ``after_task`` when a task of its ends (to feed RQ the
     next work in turn)."""
-    waiting_turn = threading.Lock()
-    lanes = [Lane(connection, queues, number, log_level, after_task, waiting_turn) for number in range(1, count + 1)]
+    lanes = [Lane(connection, queues, number, log_level, after_task) for number in range(1, count + 1)]
     for lane in lanes:
         lane.start()
     return lanes

@@ -1,7 +1,7 @@
 """The lanes' stop (worker/lanes.py): once the grace is over the process asks for its tasks back; a download stops
 at its next piece and goes back to the front of its queue as it was (no attempt counted), one line saying so for
 each task; the tasks of lanes stuck in a read are given back the same way, and those lanes not waited for: a
-pool's member must stop inside its supervisor's STOP_TIMEOUT. Idle, one lane of the process waits in Redis at a time."""
+pool's member must stop inside its supervisor's STOP_TIMEOUT."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import threading
 import time
 
 import pytest
-from rq import Queue, Retry, Worker
+from rq import Queue, Retry
 from rq.job import JobStatus
 
 from devtools.processes import wait_until
 from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
 from fluxhook.media.fetch import fetch_file
-from helpers import commands_during
 from worker import lanes, runtime
 from worker.processes import STOP_TIMEOUT
 
@@ -128,28 +127,3 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
         assert task.return_value() == len(first + rest)
     finally:
         lanes.stop(running, hand_back_after=5, cold=lambda: False)
-
-
-def test_idle_lanes_wait_in_redis_one_at_a_time_and_all_take_tasks_that_come_together(make_services):
-    svc = make_services(7)
-    queue = Queue("lanes-idle-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=lanes.LANES)
-    tasks: list = []
-    _gate.acquire()
-    try:
-        wait_until(lambda: len(Worker.all(queue=queue)) == lanes.LANES, timeout=10, message="every lane registered")
-        # A window of idle seconds is what is measured here: the BLPOPs it holds.
-        idle = commands_during(svc.redis, 7, lambda: time.sleep(3.0))
-        waits = [c for c in idle if c["command"].split(" ")[0] in ("BLPOP", "BLMOVE")]
-        # Each wait (a BLPOP, or RQ's BLMOVE on one queue) lasts up to DEQUEUE_TIMEOUT (1 s): one lane at a time makes
-        # about 3; every lane at once made 8 to 12.
-        assert 1 <= len(waits) <= 5, [c["command"] for c in waits]
-        tasks = [queue.enqueue(stuck) for _ in range(lanes.LANES)]
-        wait_until(lambda: all(lane.busy for lane in running), timeout=10, message="every lane at a task")
-    finally:
-        _gate.release()
-        for lane in running:
-            lane.stop_taking()
-        for lane in running:
-            lane.join(5)
-    assert {t.get_status(refresh=True) for t in tasks} == {JobStatus.FINISHED}
