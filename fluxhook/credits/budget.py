@@ -34,7 +34,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
@@ -121,8 +121,7 @@ def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | 
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     """
-    now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)))
+    return _ask(svc, job_id, model, body, now, key, account, ReserveMode.RESERVE)
 
 
 def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
@@ -130,37 +129,26 @@ def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any]
     """What ``reserve`` would decide now for a job waiting aside, renewing its record of waiting (its turn to go
     alone) as ``reserve`` would while it must still wait, and reserving nothing when it may go: it reserves when
     it is sent. So a look never drops what a send of the same job under way holds."""
-    now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key), now, _owner(key)), ReserveMode.LOOK)
+    return _ask(svc, job_id, model, body, now, key, None, ReserveMode.LOOK)
 
 
 def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
                   now: float | None = None, *, key: AppKey | None = None,
                   account: Account | None = None) -> Reservation | None:
     """What ``reserve`` would decide now, reserving nothing."""
+    return _ask(svc, job_id, model, body, now, key, account, ReserveMode.DRY_RUN)
+
+
+def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, now: float | None,
+         key: AppKey | None, account: Account | None, mode: ReserveMode) -> Reservation | None:
+    """The one ask behind ``reserve``, ``look_again`` and ``would_reserve``: the limits that apply, and the turn of
+    the job's owner (its app key's, or the admin tokens', as for slots) among those that go alone."""
     now = time.time() if now is None else now
-    return _ask(svc, job_id, model, body, _Asking(limits(svc, now, key, account), now, _owner(key)), ReserveMode.DRY_RUN)
-
-
-class _Asking(NamedTuple):
-    """What a submission is asked against: the limits that apply, now, and whose turn it takes (its owner)."""
-
-    limits: list[Limit]
-    now: float
-    owner: str
-
-
-def _owner(key: AppKey | None) -> str:
-    """Whose turn a job takes among those that go alone: its app key's, or the admin tokens' (as for slots)."""
-    return owner_of(key.id if key is not None else None)
-
-
-def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, asking: _Asking,
-         mode: ReserveMode = ReserveMode.RESERVE) -> Reservation | None:
-    if not asking.limits:
+    found = limits(svc, now, key, account)
+    if not found:
         return None
-    return svc.store.usage.reserve(job_id, asking.limits, most(svc, model, body), now=asking.now,
-                                   lease=RESERVATION_LEASE, owner=asking.owner, mode=mode)
+    return svc.store.usage.reserve(job_id, found, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
+                                   owner=owner_of(key.id if key is not None else None), mode=mode)
 
 
 def most(svc: "Services", model: str, body: Mapping[str, Any] | price_bounds.Size) -> int | None:
