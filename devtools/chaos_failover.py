@@ -131,6 +131,7 @@ class FailoverRun(Soak):
         self.admin = requests.Session()
         self.admin.headers["Authorization"] = f"Bearer {self.token}"
         self.acknowledged: dict[str, str] = {}  # Idempotency-Key -> job id, for every 202
+        self.unanswered: set[str] = set()  # jobs the drain last saw submitted with no BFL id
         self.acknowledged_at: dict[str, float] = {}  # Idempotency-Key -> monotonic time of its 202
         self.submit_errors: collections.Counter = collections.Counter()
         self.keys_created: dict[str, str] = {}  # key id -> secret, for every 201
@@ -339,6 +340,10 @@ class FailoverRun(Soak):
                 if answer.status_code in (200, 404):
                     status = answer.json()["status"] if answer.status_code == 200 else None
                     statuses[job_id] = status
+                    if status == "submitted" and not answer.json().get("bfl_id"):
+                        self.unanswered.add(job_id)
+                    else:
+                        self.unanswered.discard(job_id)
                     if status is None or status in fluxhook_client.TERMINAL:
                         waiting.discard(job_id)
                         ended[job_id] = time.monotonic() - started
@@ -362,6 +367,8 @@ class FailoverRun(Soak):
             "found afterwards": len(found),
             "lost (acknowledged, then 404)": len(jobs - found),
             "never terminal": sum(1 for job in found if statuses[job] not in fluxhook_client.TERMINAL),
+            # A send whose answer was lost with a primary: the job awaits BFL's callback (an hour, UNCERTAIN_FOR).
+            "of those, submitted with no BFL id": len(self.unanswered & found),
             "sent to BFL twice (one Idempotency-Key)": len(sent_twice),
             "stored twice": self._stored_twice(found),
             "submissions given up (client's code)": dict(self.submit_errors) or "none",
