@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import time
 
+from fluxhook.core.live import SWEEP_INTERVAL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import Services
 
 from .loops import Loop
 
-# How often the sweep runs (from the start of one to the start of the next, when one takes less).
-INTERVAL = 1.0
+# How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
+# pace of polls counts on it.
+INTERVAL = SWEEP_INTERVAL
 
 
 class Sweeper(Loop):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fluxhook.core import request_schema
-from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_INTERVAL
+from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_DUE
 from fluxhook.core.models import MODEL
 from fluxhook.core.request_schema import Schema
 
@@ -449,4 +449,4 @@ def first_poll_at(model: Model | None, submitted_at: float, grace: float, *, wat
     it); at once when its model takes no webhook (nothing would ever call back)."""
     if not takes_webhook(model):
         return submitted_at
-    return submitted_at + min(grace, WATCHED_POLL_INTERVAL if watched else UNWATCHED_POLL_INTERVAL)
+    return submitted_at + min(grace, WATCHED_POLL_DUE if watched else UNWATCHED_POLL_INTERVAL)

@@ -20,9 +20,15 @@ from fluxhook.core.transitions import BFL_PENDING, is_running
 # The promises.
 WATCHED_WITHIN = 3.0
 UNWATCHED_WITHIN = 15.0
-# A watched running job is polled this often: the interval, the sweep's second and a check's run stay under
-# WATCHED_WITHIN. BFL's own examples poll every half second; this is a third of that rate, for watched jobs only.
+# The sweep hands due jobs to checks once a second (worker.sweeping), so a job is polled up to that long after it
+# comes due.
+SWEEP_INTERVAL = 1.0
+# A watched running job's polls begin at most this far apart, the sweep's second included: it comes due
+# WATCHED_POLL_DUE after a poll began (or its task was sent), and the sweep's next round after that polls it. The
+# longest gap, a check's run and a reader's look stay under WATCHED_WITHIN; on average a poll a second, as the
+# sweep's rounds fall (BFL's own examples poll every half second), for watched jobs only.
 WATCHED_POLL_INTERVAL = 1.5
+WATCHED_POLL_DUE = WATCHED_POLL_INTERVAL - SWEEP_INTERVAL
 # Any other running job at most this far apart (the schedule's jitter of ±20 % included: at most 12 s, then the
 # sweep's second), from this long after its submission: a task done sooner (most images) is never polled, its
 # callback comes first.

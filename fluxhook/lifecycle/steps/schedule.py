@@ -6,7 +6,8 @@ grow by half each time up to ``UNWATCHED_POLL_INTERVAL``, each jittered by ±20 
 step: what BFL reports reaches a running job within 15 s (SPEC §3 "Live"). With the default 45 s grace that is polls
 at about 10, 20, 30 s..., until BFL answers (its callback: a task done within 10 s, most images, is never polled) or
 ``POLL_DEADLINE`` has passed (then ``failed`` / ``timeout``). While someone watches the job
-(``lifecycle.watching``), every ``WATCHED_POLL_INTERVAL`` instead, unjittered (a watched job is one of few).
+(``lifecycle.watching``), ``WATCHED_POLL_DUE`` after each poll began instead, unjittered (a watched job is one of
+few): the sweep's next round begins the next, so polls begin at most ``WATCHED_POLL_INTERVAL`` apart.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import random
 
 from fluxhook.core.bfl_limits import TASK_DEADLINE as POLL_DEADLINE
-from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_INTERVAL
+from fluxhook.core.live import UNWATCHED_POLL_INTERVAL, WATCHED_POLL_DUE
 
 MAX_POLL_INTERVAL = UNWATCHED_POLL_INTERVAL
 GROWTH = 1.5
@@ -41,10 +42,10 @@ def first_poll_at(submitted_at: float, grace: float) -> float:
 
 def next_poll_at(submitted_at: float, polls_made: int, now: float, grace: float,
                  rng: random.Random | None = None, *, watched: bool = False) -> float:
-    """When to poll next after ``polls_made`` polls (``watched``: someone watches the job), never later than the
-    deadline (so the timeout is on time)."""
+    """When to poll next after ``polls_made`` polls, the last begun at ``now`` (``watched``: someone watches the job),
+    never later than the deadline (so the timeout is on time)."""
     if watched:
-        at = now + WATCHED_POLL_INTERVAL
+        at = now + WATCHED_POLL_DUE
     elif polls_made <= 0:
         at = first_poll_at(submitted_at, grace)
     else:

@@ -94,6 +94,6 @@ def test_a_watched_video_is_polled_at_the_watched_pace_and_an_unwatched_one_at_t
     for job_id in (watched.id, unwatched.id):
         job = svc.jobs.get(job_id)
         assert job.polls == 1 and job.bfl_status == "Reasoning" and 0.15 <= job.progress < 0.45
-    assert polled_at - 1 <= svc.jobs.due_at(watched.id) - live.WATCHED_POLL_INTERVAL <= polled_at
+    assert polled_at - 1 <= svc.jobs.due_at(watched.id) - live.WATCHED_POLL_DUE <= polled_at
     unwatched_due = svc.jobs.due_at(unwatched.id)
     assert polled_at - 1 + 0.8 * live.UNWATCHED_POLL_INTERVAL <= unwatched_due <= polled_at + 1.2 * live.UNWATCHED_POLL_INTERVAL

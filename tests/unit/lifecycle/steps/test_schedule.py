@@ -87,8 +87,8 @@ def test_what_unwatched_polling_costs_per_task():
 
 def test_a_watched_job_is_polled_at_the_watched_pace_unjittered():
     assert schedule.next_poll_at(0.0, 3, now=100.0, grace=45, rng=random.Random(1), watched=True) == \
-        100.0 + live.WATCHED_POLL_INTERVAL
+        100.0 + live.WATCHED_POLL_DUE
     # Before its first poll too, and never past the deadline.
-    assert schedule.next_poll_at(0.0, 0, now=0.5, grace=45, watched=True) == 0.5 + live.WATCHED_POLL_INTERVAL
-    assert schedule.next_poll_at(0.0, 9, now=schedule.POLL_DEADLINE - 1, grace=45, watched=True) == \
+    assert schedule.next_poll_at(0.0, 0, now=0.5, grace=45, watched=True) == 0.5 + live.WATCHED_POLL_DUE
+    assert schedule.next_poll_at(0.0, 9, now=schedule.POLL_DEADLINE - 0.1, grace=45, watched=True) == \
         schedule.POLL_DEADLINE

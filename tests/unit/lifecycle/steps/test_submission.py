@@ -13,7 +13,7 @@ import pytest
 from conftest import ready_payload
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
-from fluxhook.core.live import WATCHED_POLL_INTERVAL
+from fluxhook.core.live import WATCHED_POLL_DUE
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits import budget
@@ -107,6 +107,6 @@ def test_a_sent_jobs_record_frees_its_lock_takes_what_came_early_and_tells_its_t
     sent = svc.jobs.get(job.id)
     assert not svc.redis.exists(KEYS.submit_lock(job.id))  # freed with the record, not after
     assert not svc.redis.exists(KEYS.kept_for_job(job.id)) and sent.bfl_status == st.BFL_PENDING  # taken, not its task's
-    assert svc.jobs.due_at(job.id) <= before + WATCHED_POLL_INTERVAL + 2  # polled at the watched pace
+    assert svc.jobs.due_at(job.id) <= before + WATCHED_POLL_DUE + 1  # polled at the watched pace
     assert [e["kind"] for e in timeline.recent(svc.store.timeline, job.id)] == ["submission"]
     assert svc.redis.ttl(KEYS.timeline(job.id)) > 0 and not svc.redis.exists(KEYS.strikes(DEFAULT_POOL, "default"))
