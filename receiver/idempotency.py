@@ -11,8 +11,9 @@ import redis
 from flask import Flask, Response, g, make_response, request
 
 from fluxhook.core.bfl_limits import CALL_BOUND
-from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, RateLimited
+from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotReplicated, RateLimited
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
+from fluxhook.store.replication import Replication
 from receiver import idempotency_keys
 from receiver.prefer import MAX_WAIT
 
@@ -27,30 +28,41 @@ REPLAYED = "Idempotent-Replayed"
 # The hold outlasts the longest a first request can take (a BFL call, then a Prefer: wait), so a
 # repeat never acts while the first may still; a process that dies with it frees the key after it.
 KEY_HOLD_LEASE = CALL_BOUND + MAX_WAIT + 30
-# A key Redis would not free (a primary turned replica in a failover, or out of reach for a moment) is freed
-# again from a thread of this process, every RELEASE_INTERVAL s for RELEASE_TRIES tries (a failover's worth):
-# else the client's retry of the 5xx, which SPEC §3 allows, is answered 409 until the whole hold lapses.
+# A key Redis would not free, or whose release its replicas did not confirm (a primary turned replica in a failover,
+# or out of reach for a moment), is freed again from a thread of this process, every RELEASE_INTERVAL s for
+# RELEASE_TRIES tries (a failover's worth): else the client's retry of the 5xx, which SPEC §3 allows, is answered 409
+# until the whole hold lapses.
 RELEASE_INTERVAL = 0.5
 RELEASE_TRIES = 60
 # Keys waiting to be freed at once, at most; past it one waits for its hold's lease.
 RELEASE_BACKLOG = 1000
 
 
+def release(keys: IdempotencyStore, replication: Replication, held: Hold) -> None:
+    """Give the key up where the client's retry will look for it: with ``REDIS_MIN_REPLICAS``, confirmed by the
+    replicas, as a job's writes are (a release only the old primary of a failover took is lost with it, while the
+    hold it freed reached the new one). Raises ``redis.RedisError`` or ``NotReplicated`` when that is not sure."""
+    primary = replication.primary() if replication.required else None
+    keys.abandon(held.use, held.ticket)
+    if primary is not None:
+        replication.confirm(primary)
+
+
 class LateReleases:
-    """Keys not freed when their request ended, freed again by one thread while Redis refuses, then left."""
+    """Keys not surely freed when their request ended, freed again by one thread until Redis confirms, then left."""
 
     def __init__(self, interval: float = RELEASE_INTERVAL, tries: int = RELEASE_TRIES):
         self.interval, self.tries = interval, tries
-        self._waiting: list[tuple[IdempotencyStore, Hold, int]] = []
+        self._waiting: list[tuple[IdempotencyStore, Replication, Hold, int]] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def add(self, store: IdempotencyStore, held: Hold) -> bool:
-        """Free ``held`` once ``store`` accepts the write; False when too many wait already."""
+    def add(self, keys: IdempotencyStore, replication: Replication, held: Hold) -> bool:
+        """Free ``held`` once Redis accepts and confirms the write; False when too many wait already."""
         with self._lock:
             if len(self._waiting) >= RELEASE_BACKLOG:
                 return False
-            self._waiting.append((store, held, self.tries))
+            self._waiting.append((keys, replication, held, self.tries))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="idempotency-release", daemon=True)
                 self._thread.start()
@@ -61,7 +73,8 @@ class LateReleases:
             time.sleep(self.interval)
             with self._lock:
                 waiting, self._waiting = self._waiting, []
-            again = [(store, held, tries - 1) for store, held, tries in waiting if not _freed(store, held) and tries > 1]
+            again = [(keys, replication, held, tries - 1) for keys, replication, held, tries in waiting
+                     if not _freed(keys, replication, held) and tries > 1]
             with self._lock:
                 self._waiting.extend(again)
                 if not self._waiting:
@@ -69,12 +82,12 @@ class LateReleases:
                     return
 
 
-def _freed(store: IdempotencyStore, held: Hold) -> bool:
+def _freed(keys: IdempotencyStore, replication: Replication, held: Hold) -> bool:
     try:
-        store.abandon(held.use, held.ticket)
-    except redis.RedisError:
+        release(keys, replication, held)
+    except (redis.RedisError, NotReplicated):
         return False
-    log.info("idempotency key freed once Redis took writes again")
+    log.info("idempotency key freed once Redis took and confirmed the write")
     return True
 
 
@@ -141,11 +154,11 @@ def init_app(app: Flask) -> None:
         held = g.get("idempotency_hold")
         if held is None:
             return response
+        if not idempotency_keys.keeps(response.status_code):
+            return response  # free_key gives the key up
         try:
-            if not idempotency_keys.keeps(response.status_code):
-                services().store.idempotency.abandon(held.use, held.ticket)
-            elif not services().store.idempotency.finish(held.use, held.ticket, response.status_code,
-                                                         response.get_data()):
+            if not services().store.idempotency.finish(held.use, held.ticket, response.status_code,
+                                                       response.get_data()):
                 log.warning("idempotency key's hold lapsed before the answer: it is not kept")
         except redis.RedisError as exc:
             # Not kept, so not acknowledged: the client's retry with this key must not read a success
@@ -156,14 +169,15 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def free_key(exc):
-        # No answer was kept (this process failed, or Redis did while keeping it): the client may retry.
+        # No answer was kept (nothing was done, a 5xx, this process failed, or Redis did while keeping it): the
+        # client may retry. Flask runs this before the server sends the answer, so the retry finds the key free.
         held = g.pop("idempotency_hold", None)
         if held is not None:
-            store = services().store.idempotency
+            store = services().store
             try:
-                store.abandon(held.use, held.ticket)
-            except redis.RedisError as error:
-                later = LATE_RELEASES.add(store, held)
-                log.warning("idempotency key not freed; tried again while Redis refuses" if later else
-                            "idempotency key not freed; it is free once its hold lapses",
+                release(store.idempotency, store.replication, held)
+            except (redis.RedisError, NotReplicated) as error:
+                later = LATE_RELEASES.add(store.idempotency, store.replication, held)
+                log.warning("idempotency key not surely freed; tried again until Redis confirms" if later else
+                            "idempotency key not surely freed; it is free once its hold lapses",
                             extra={"error": type(error).__name__})
