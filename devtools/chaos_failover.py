@@ -338,9 +338,10 @@ class FailoverRun(Soak):
                 except requests.RequestException:
                     continue
                 if answer.status_code in (200, 404):
-                    status = answer.json()["status"] if answer.status_code == 200 else None
+                    job = answer.json() if answer.status_code == 200 else {}
+                    status = job.get("status")
                     statuses[job_id] = status
-                    if status == "submitted" and not answer.json().get("bfl_id"):
+                    if status == "submitted" and not job.get("bfl_id"):
                         self.unanswered.add(job_id)
                     else:
                         self.unanswered.discard(job_id)

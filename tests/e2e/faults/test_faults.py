@@ -21,6 +21,7 @@ from conftest import API, ready_payload, service_env
 from devtools.processes import RedisServer, free_port, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack
 from fluxhook.core.config import Config
+from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.core.sealing import Sealer
 from fluxhook.lifecycle.steps import schedule, timeline
 from fluxhook.store.keys import KEYS
@@ -385,7 +386,7 @@ def test_truncated_then_whole_body_is_retried_and_stored(faults, sim):
     job = api.submit("truncated body")
     # The first attempt over, not begun (its count is taken as it starts): a truncated body turned down, and only
     # then whole bodies again.
-    wait_until(lambda: "retry" in _download_outcomes(faults, job["id"]), timeout=20, message="a truncated download")
+    wait_until(lambda: DownloadOutcome.RETRY in _download_outcomes(faults, job["id"]), timeout=20, message="a truncated download")
     assert api.job(job["id"])["status"] == "ready"
     sim.settings(delivery_truncate=False)
     done = api.wait_for(job["id"], timeout=30)
