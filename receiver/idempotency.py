@@ -38,12 +38,14 @@ RELEASE_TRIES = 60
 RELEASE_BACKLOG = 1000
 
 
-def release(keys: IdempotencyStore, replication: Replication, held: Hold) -> None:
-    """Give the key up where the client's retry will look for it: with ``REDIS_MIN_REPLICAS``, confirmed by the
+def release(keys: IdempotencyStore, replication: Replication, *held: Hold) -> None:
+    """Give the keys up where the client's retry will look for them: with ``REDIS_MIN_REPLICAS``, confirmed by the
     replicas, as a job's writes are (a release only the old primary of a failover took is lost with it, while the
-    hold it freed reached the new one). Raises ``redis.RedisError`` or ``NotReplicated`` when that is not sure."""
+    hold it freed reached the new one); one confirmation for them all. Raises ``redis.RedisError`` or
+    ``NotReplicated`` when that is not sure."""
     primary = replication.primary() if replication.required else None
-    keys.abandon(held.use, held.ticket)
+    for hold in held:
+        keys.abandon(hold.use, hold.ticket)
     if primary is not None:
         replication.confirm(primary)
 
@@ -73,8 +75,12 @@ class LateReleases:
             time.sleep(self.interval)
             with self._lock:
                 waiting, self._waiting = self._waiting, []
-            again = [(keys, replication, held, tries - 1) for keys, replication, held, tries in waiting
-                     if not _freed(keys, replication, held) and tries > 1]
+            by_store: dict[tuple[IdempotencyStore, Replication], list[tuple[Hold, int]]] = {}
+            for keys, replication, held, tries in waiting:
+                by_store.setdefault((keys, replication), []).append((held, tries))
+            again = [(keys, replication, held, tries - 1) for (keys, replication), entries in by_store.items()
+                     if not _freed(keys, replication, [held for held, _ in entries])
+                     for held, tries in entries if tries > 1]
             with self._lock:
                 self._waiting.extend(again)
                 if not self._waiting:
@@ -82,12 +88,12 @@ class LateReleases:
                     return
 
 
-def _freed(keys: IdempotencyStore, replication: Replication, held: Hold) -> bool:
+def _freed(keys: IdempotencyStore, replication: Replication, held: list[Hold]) -> bool:
     try:
-        release(keys, replication, held)
+        release(keys, replication, *held)
     except (redis.RedisError, NotReplicated):
         return False
-    log.info("idempotency key freed once Redis took and confirmed the write")
+    log.info("idempotency keys freed once Redis took and confirmed the writes", extra={"keys": len(held)})
     return True
 
 
