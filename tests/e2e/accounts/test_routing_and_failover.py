@@ -78,6 +78,15 @@ def _waiting(api: API, job_id: str) -> dict | None:
     return api.job(job_id).get("waiting")
 
 
+def _waits(api: API, job_id: str, timeout: float = 30) -> dict:
+    """The job's ``waiting`` once it waits in line; on a timeout, the job as it stands (for the failure's cause)."""
+    try:
+        return wait_until(lambda: _waiting(api, job_id), timeout=timeout, message="the job to wait")
+    except TimeoutError:
+        job = api.job(job_id)
+        raise AssertionError(f"the job never waited in {timeout} s: {job}") from None
+
+
 def test_a_region_key_stays_in_its_region_and_a_client_key_spends_its_account(accounts):
     api, eu, us = accounts
     _, eu_app = make_key(api, region="eu")
@@ -112,7 +121,7 @@ def test_an_account_answering_503_cools_and_its_jobs_go_elsewhere_but_never_out_
 
     # The EU app's job may go nowhere else: it waits, saying why, and us never sees it.
     held = eu_app.submit("eu only")["id"]
-    waiting = wait_until(lambda: _waiting(api, held), timeout=30, message="the EU job to wait")
+    waiting = _waits(api, held)
     assert waiting["reason"] == "account_cooling" and waiting.get("until")
     assert us.submitted() - before_us == 6
     eu.settings(refuse=None)
@@ -128,8 +137,7 @@ def test_with_every_account_down_jobs_wait_then_all_complete_none_sent_twice(acc
     refused_before = eu.refused() + us.refused()
     jobs = [api.submit(f"both down {i}")["id"] for i in range(5)]
     for job_id in jobs:
-        waiting = wait_until(lambda j=job_id: _waiting(api, j), timeout=30, message="every job to wait")
-        assert waiting["reason"] == "account_cooling"
+        assert _waits(api, job_id)["reason"] == "account_cooling"
     wait_until(lambda: eu.refused() + us.refused() > refused_before + 2, timeout=30, message="BFL to refuse retries")
     assert eu.submitted() + us.submitted() == before
     for account in (eu, us):
@@ -144,8 +152,7 @@ def test_an_account_out_of_credits_rests_until_its_balance_reads_above_zero(acco
     _, eu_app = make_key(api, region="eu")
     eu.settings(refuse=402)
     job = eu_app.submit("no credits")["id"]
-    waiting = wait_until(lambda: _waiting(api, job), timeout=30, message="the job to wait for the account")
-    assert waiting["reason"] == "account_cooling"
+    assert _waits(api, job)["reason"] == "account_cooling"
     assert api.job(job)["status"] == "queued"  # with several accounts, a 402 fails no job
     eu.settings(refuse=None)  # credits again: the balance check ends the cooldown
     done = api.wait_for(job, timeout=90)
