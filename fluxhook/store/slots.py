@@ -36,7 +36,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
-from fluxhook.store.jobs import Creation
+from fluxhook.store.jobs import Creation, Lock
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
 from fluxhook.store.scripts import LuaScript
@@ -142,16 +142,21 @@ class Slots:
         names = [_text(job) for job in jobs]
         return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting), bool(on_timer))
 
-    def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0) -> bool:
+    def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0, unlock: Lock | None = None) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
 
         ``pause`` seconds (BFL's Retry-After) hold the pool at the account whose slot it held: BFL said it is
         full. ``wait`` seconds keep this job alone out of line instead, until the sweep puts it back (the
         budget said no to it). A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
+        ``unlock``: the submit lock of the submission giving the slot back, freed in the same step (if still its own).
         """
         pool = self.pool_of(job)
-        return bool(self._requeue([*self._pool_keys(), self.keys.job(job.id)],
-                                  [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]))
+        keys, args = [*self._pool_keys(), self.keys.job(job.id)], [*self._pool_args(), pool, job.id, int(pause * 1000),
+                                                                    int(wait * 1000)]
+        if unlock is not None:
+            keys.append(unlock.key)
+            args.append(unlock.value)
+        return bool(self._requeue(keys, args))
 
     def account_of(self, job_id: str) -> str | None:
         """The account whose slot the job holds (None: it holds none)."""

@@ -241,7 +241,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     measured = _request_or_size(svc, job, task_input)
     reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account)
     if reservation is not None and not reservation.admitted:
-        return _refused(svc, job, reservation, account, key, in_request)
+        return _refused(svc, job, reservation, account, key, in_request, held.lock)
     try:
         request, task = _send(svc, job, measured, account, primary)
     except BFLSubmissionUncertain as exc:
@@ -257,7 +257,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
             svc.store.usage.release(job.id, job.key_id, account.name)
         if not isinstance(exc, FluxhookError):
             raise
-        return _not_sent(svc, job, account, exc)
+        return _not_sent(svc, job, account, exc, held.lock)
     return _record(svc, _Sent(job, account, key, reservation, request, task, held))
 
 
@@ -273,19 +273,20 @@ def _stand_in(svc: Services, job: Job, measured: dict | Size | None, reserved: i
 
 
 def _refused(svc: Services, job: Job, reservation: Reservation, account: Account, key: AppKey | None,
-             in_request: bool) -> str:
-    """A submission the budget did not let go: what becomes of its job, by what the refusal waits for."""
+             in_request: bool, lock: Lock) -> str:
+    """A submission the budget did not let go: what becomes of its job, by what the refusal waits for (its submit
+    ``lock`` freed with the slot it gives back)."""
     refusal = budget.refusal_kind(reservation, account)
     if refusal is Refusal.ACCOUNT_SPENT:
         # This account's own day is spent: it rests until tomorrow, and the job goes back in line for another.
         cooling.cool_for_the_day(svc, account)
-        svc.slots.requeue(job)
+        svc.slots.requeue(job, unlock=lock)
         return st.QUEUED
     if in_request and refusal is Refusal.SPENT:
         # Others took the last credits between the request's look and now: refused as at its look.
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise BudgetExceeded(budget.refusal_of(svc, reservation, time.time(), key))
-    return _over_budget(svc, job, reservation, key, refusal)
+    return _over_budget(svc, job, reservation, key, refusal, lock)
 
 
 def _send(svc: Services, job: Job, measured: dict | Size, account: Account, primary: str | None) -> tuple[dict, dict]:
@@ -365,20 +366,20 @@ def _apply_early_callback(svc: Services, job_id: str, kept: bytes) -> None:
         log.exception("applying an early callback failed", extra={"job_id": job_id})
 
 
-def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError) -> str:
-    """What becomes of a job BFL did not take: back in line (``queued``) while its account cools or BFL is full;
-    any other error propagates."""
+def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError, lock: Lock) -> str:
+    """What becomes of a job BFL did not take: back in line (``queued``, its submit ``lock`` freed with its slot)
+    while its account cools or BFL is full; any other error propagates."""
     _count_not_sent(svc, job, account, exc)
     if svc.config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits)):
         # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
         # back in line, for another account it may use or this one's recovery.
         cooling.cool_after(svc, account, exc)
-        svc.slots.requeue(job)
+        svc.slots.requeue(job, unlock=lock)
         log.info("job queued: its BFL account cools down", extra={"job_id": job.id, "account": account.name})
         return st.QUEUED
     if isinstance(exc, BFLRateLimited) or (isinstance(exc, BFLAccountDown) and exc.out_of_capacity):
         # One account: BFL is full or out of capacity, so the job waits in line while its pool pauses.
-        pause = wait_for_room(svc, job, exc.retry_after)
+        pause = wait_for_room(svc, job, exc.retry_after, lock)
         log.info("job queued: BFL is at its limit", extra={"job_id": job.id, "retry_after": round(pause, 1)})
         return st.QUEUED
     raise exc
@@ -390,17 +391,18 @@ def _count_not_sent(svc: Services, job: Job, account: Account, exc: FluxhookErro
     timeline.record(svc, job.id, "submission", outcome=exc.code, account=account.name)
 
 
-def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey | None, refusal: Refusal) -> str:
+def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey | None, refusal: Refusal,
+                 lock: Lock | None = None) -> str:
     """A queued job whose submission the daily credit limit refuses (``refusal``: what it waits for): it waits for
     the next UTC day, tried again now and then, until its hour is up; or, when it must go alone while others'
     reservations are live, until they settle. Its record says which (``waits.begin``), before it
-    leaves its slot: a job waiting aside always has its reason."""
+    leaves its slot (and its submission's ``lock``, when one sent it): a job waiting aside always has its reason."""
     now = time.time()
     if refusal is Refusal.SETTLING and not schedule.timed_out(job.created_at, now):
         # To go alone while others' reservations are live, or its account's own limit held by submissions under
         # way: they settle within seconds.
         waits.begin(svc, job, budget.waiting_for(svc, reservation, now, key))
-        svc.slots.requeue(job, wait=budget.settling_recheck(reservation))
+        svc.slots.requeue(job, wait=budget.settling_recheck(reservation), unlock=lock)
         log.info("job queued: it goes once the other submissions' prices are known",
                  extra={"job_id": job.id, "retry_after": budget.settling_recheck(reservation)})
         return st.QUEUED
@@ -421,18 +423,18 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
     # pool is neither paused nor struck. When it comes due, the sweep's check of a queued job puts it back in
     # line at its old place, and it is tried again.
     waits.begin(svc, job, waiting)
-    svc.slots.requeue(job, wait=wait)
+    svc.slots.requeue(job, wait=wait, unlock=lock)
     log.info("job queued: today's credits are spent", extra={
         "job_id": job.id, "spent": accounting.from_micro(reservation.spent), "retry_after": round(wait, 1)})
     return st.QUEUED
 
 
-def wait_for_room(svc: Services, job: Job, retry_after: float | None) -> float:
+def wait_for_room(svc: Services, job: Job, retry_after: float | None, lock: Lock | None = None) -> float:
     """Put the job back in line and pause its pool at the account whose slot it held: BFL's Retry-After, or growing
-    backoff if BFL keeps refusing."""
+    backoff if BFL keeps refusing. ``lock``: the submit lock of the submission refused, freed with the slot."""
     pool = svc.slots.pool_of(job)
     strikes = svc.slots.strike(pool, svc.slots.account_of(job.id) or DEFAULT_ACCOUNT)
     pause = max(retry_after or 0.0, backoff_delay(strikes, base=1.0, cap=MAX_PAUSE))
     waits.begin(svc, job, Waiting(WaitReason.BFL_CAPACITY, time.time() + pause))
-    svc.slots.requeue(job, pause)
+    svc.slots.requeue(job, pause, unlock=lock)
     return pause

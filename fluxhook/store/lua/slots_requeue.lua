@@ -1,6 +1,7 @@
 -- needs: slots_prelude
--- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key). ARGV[rest...]: pool, job id, pause in ms
--- (0 = none), wait in ms (0 = none). A queued job gives its slot back and goes back in its owner's
+-- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key); KEYS[K.after + 2], when given: the
+-- submit lock of the submission that gives the slot back. ARGV[rest...]: pool, job id, pause in ms (0 = none), wait in
+-- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its owner's
 -- line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its pool at the account whose slot it held. With a wait, the job alone stays out
 -- of line until then (the sweep puts it back when it comes due), counted among its owner's jobs waiting
@@ -13,6 +14,11 @@ local pool, job, pause, wait = s.by_name[ARGV[rest]], ARGV[rest + 1], tonumber(A
 local aside = K.aside
 local status, key_id = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', 'key_id'))
 if status ~= 'queued' then return 0 end
+-- The submission's lock goes with its slot: a dispatcher woken below may hand the job a slot again at once, and a
+-- sender must then find the lock free, not held by the submission still returning (it would skip the job, which
+-- would hold that slot unsent until the sweep). Freed only with its own token, as lock_release.lua does.
+local lock = KEYS[K.after + 2]
+if lock and redis.call('GET', lock) == ARGV[rest + 4] then redis.call('DEL', lock) end
 -- Its owner: its app key, or the admin owner (store/owners.py).
 local owner = (key_id and key_id ~= '') and key_id or admin
 local held_at, holder, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))

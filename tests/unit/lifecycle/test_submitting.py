@@ -1,16 +1,23 @@
 """A queued job's submission by a worker's sender (fluxhook/lifecycle/submitting.py, in real Redis): one cut off by
-Redis failing over gives back only what it still holds. The send itself: tests/unit/lifecycle/steps/test_submission.py."""
+Redis failing over gives back only what it still holds; one an account refused is sent through another at once, by
+whichever sender the freed slot wakes. The send itself: tests/unit/lifecycle/steps/test_submission.py."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 
+from devtools.processes import stop_process
+from devtools.stack import accounts_env, start_simulator_accounts
+from fluxhook.core import transitions as st
 from fluxhook.lifecycle import submitting
+from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
 from slot_helpers import _queued
 
 LIMIT = 100
 UNIT_DB = 6
+OTHER_KEY = "key_00000000000000bb"
 
 
 @pytest.fixture()
@@ -34,3 +41,50 @@ def test_a_submission_cut_off_by_a_failover_gives_back_only_what_it_still_holds(
     assert submitting._back_in_line(svc, job.id, "cut-off-sender")
     assert not svc.slots.holds(job) and svc.slots.waiting(job.pool) == 1
     assert svc.store.locks.holder(lock) is None
+
+
+@pytest.fixture()
+def two_accounts(make_services):
+    """Services on a BFL simulator serving two accounts, eu and us; eu answers every submission 503."""
+    process, accounts = start_simulator_accounts(["eu", "us"])
+    try:
+        requests.post(f"{accounts['eu'].base}/_sim/settings", json={"refuse": 503, "refuse_retry_after": 120},
+                      timeout=5).raise_for_status()
+        yield make_services(UNIT_DB, **accounts_env(accounts.values())), accounts
+    finally:
+        stop_process(process)
+
+
+def _submitted(account) -> int:
+    return requests.get(f"{account.base}/_sim/stats", timeout=5).json()["submitted"]
+
+
+def test_a_job_an_account_refused_is_sent_through_another_by_the_sender_its_freed_slot_wakes(two_accounts, monkeypatch):
+    """The CI flake of test_accounts: eu's 503 put the job back in line and woke a dispatcher, which handed it us's
+    slot at once; that sender found the job's submit lock still held by the refused submission (freed only once it
+    returned), skipped it, and the job held us's slot unsent until the sweep's 90 s lease. The lock now goes with
+    the slot. Here the woken dispatcher and its sender run in the very instant the slot is given back."""
+    svc, accounts = two_accounts
+    svc.store.app_keys.create(AppKey(id=OTHER_KEY, name="b", prefix="fhk_0000", secret_sha256="x"))
+    job, other = _queued(svc.jobs, prompt="refused by eu"), _queued(svc.jobs, key_id=OTHER_KEY, prompt="another app's")
+    assert svc.slots.join(job).account == "eu"  # ties go to the first account
+    assert svc.slots.join(other, send_here=False).account is None  # another app's job waits in line meanwhile
+    woken: dict[str, str] = {}
+    requeue = svc.slots.requeue
+
+    def requeue_then_dispatch(*args, **kwargs):
+        given_back = requeue(*args, **kwargs)
+        if not woken:  # the dispatcher the freed slot wakes, and its senders
+            again = submitting.take_turns(svc, 2)
+            woken.update({job_id: submitting.submit_queued(svc, job_id, again.accounts[job_id])
+                          for job_id in again.jobs})
+        return given_back
+
+    monkeypatch.setattr(svc.slots, "requeue", requeue_then_dispatch)
+    assert submitting.submit_queued(svc, job.id, "eu") == st.QUEUED  # eu refused it: back in line, eu cooling
+
+    assert woken == {job.id: st.SUBMITTED, other.id: st.SUBMITTED}  # sent at once, not skipped
+    for sent in (svc.jobs.get(job.id), svc.jobs.get(other.id)):
+        assert (sent.status, sent.account) == (st.SUBMITTED, "us")
+        assert not svc.redis.exists(KEYS.submit_lock(sent.id))
+    assert (_submitted(accounts["eu"]), _submitted(accounts["us"])) == (0, 2)
