@@ -85,8 +85,6 @@ class Follower:
         something later was; returns the longest it took (to the looks' quarter second)."""
         lags = []
         for bfl in self.bfl:
-            if bfl.word == "Ready" and self.job[0].status is None:
-                continue  # get_result says Ready once the file is stored: the download is not BFL's news
             shown = next(s for s in self.job if s.at >= bfl.at and _shows(s, bfl))
             lags.append(shown.at - bfl.at)
             assert lags[-1] <= seconds, (bfl, shown)
@@ -123,10 +121,16 @@ def bfl_headers() -> dict:
 
 
 def get_result(base: str, job_id: str) -> Callable[[], Sample]:
-    """The app's own poll of the drop-in's get_result, as BFL's docs write it (it watches the job)."""
+    """The app's own poll of the drop-in's get_result, as BFL's docs write it (it watches the job), beside the job's
+    status: get_result says Ready only once the file is stored (SPEC §9), and shows BFL's last running word while the
+    job is ``ready``, so BFL's Ready reaches the job as its status. The status is read first: a job read stored is
+    Ready in the get_result read after it."""
+    api = API(base)
+
     def read() -> Sample:
+        status = api.job(job_id)["status"]
         body = requests.get(f"{base}/v1/get_result", params={"id": job_id}, headers=bfl_headers(), timeout=10).json()
-        return Sample(0.0, body["status"], body["progress"])
+        return Sample(0.0, body["status"], body["progress"], status)
     return read
 
 
