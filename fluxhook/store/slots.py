@@ -151,8 +151,8 @@ class Slots:
         ``unlock``: the submit lock of the submission giving the slot back, freed in the same step (if still its own).
         """
         pool = self.pool_of(job)
-        keys, args = [*self._pool_keys(), self.keys.job(job.id)], [*self._pool_args(), pool, job.id, int(pause * 1000),
-                                                                    int(wait * 1000)]
+        keys = [*self._pool_keys(), self.keys.job(job.id)]
+        args = [*self._pool_args(), pool, job.id, int(pause * 1000), int(wait * 1000)]
         if unlock is not None:
             keys.append(unlock.key)
             args.append(unlock.value)

@@ -62,8 +62,8 @@ MAX_PAUSE = 60.0
 
 @dataclass
 class _LockHeld:
-    """One submission's hold on its job's submit lock: freed with the record of the task BFL took (``freed``), else
-    once the submission is over."""
+    """One submission's hold on its job's submit lock: freed with the record of the task BFL took (``freed``), or
+    with the slot a refused submission gives back (``Slots.requeue(unlock=)``), else once the submission is over."""
 
     lock: Lock
     freed: bool = False

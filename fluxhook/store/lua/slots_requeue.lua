@@ -1,8 +1,8 @@
 -- needs: slots_prelude
 -- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key); KEYS[K.after + 2], when given: the
 -- submit lock of the submission that gives the slot back. ARGV[rest...]: pool, job id, pause in ms (0 = none), wait in
--- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its owner's
--- line at its old place (the line orders by job id, which is its creation order) and out of the due
+-- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its
+-- owner's line at its old place (the line orders by job id, which is its creation order) and out of the due
 -- index; a pause holds its pool at the account whose slot it held. With a wait, the job alone stays out
 -- of line until then (the sweep puts it back when it comes due), counted among its owner's jobs waiting
 -- aside: its slot is freed and nothing else is held back. The turn it was given is refunded: the slot
