@@ -2,7 +2,8 @@
 
 A callback puts its job in the download line and wakes one worker's feeder (``WorkLines.wait_for_work``),
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
-of it. Lanes feed too, each time one of them ends a task. The feeder also feeds unwoken, a second after a feed
+of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
+feeder is woken.) Lanes feed too, each time one of them ends a task. The feeder also feeds unwoken, a second after a feed
 that moved work (work added while every feeder was busy is never left waiting for the next addition), five
 seconds after one that moved none (``IDLE_WAKE_TIMEOUT``).
 """

@@ -22,7 +22,7 @@ from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
-from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, release_download
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, queue_handed, release_download
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.lifecycle.steps.thumbnailing import make_for, make_for_job
 from fluxhook.media import lifetimes, posters
@@ -195,8 +195,10 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     if job.draft_cache_source:
         effects.append(draft_cache_task(job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
-    if svc.jobs.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", url)), storage_key=key, effects=effects,
-                           **result):
+    change = svc.jobs.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", url)), storage_key=key,
+                                 effects=effects, **result)
+    queue_handed(svc, change.handed)
+    if change:
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),

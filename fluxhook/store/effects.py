@@ -12,22 +12,25 @@ metrics' and the hourly counts (``TALLIED``), added to the process's tally once 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 from redis import Redis
 
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
-from fluxhook.store.owners import ADMIN_OWNER
+from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
+from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
-from fluxhook.store.work_lines import checked_kind
+from fluxhook.store.work_lines import AHEAD, KINDS, checked_kind
 
 
 @dataclass(frozen=True)
 class AddWork:
     """Put a job in the work line of ``kind`` (``fluxhook.store.work_lines``), from which its RQ task is queued
-    in its turn (``lifecycle.steps.enqueueing.feed``).
+    in its turn (``lifecycle.steps.enqueueing.feed``); or, when no line holds any work and RQ's queue has room, take
+    it for RQ at once: the step returns it (``Handed``) and its caller queues its task.
 
     The job's member names its owner, read from the job's record in the same step (its ``key_id``, or
     the admin owner): so the caller need not read the job first. A job gone meanwhile is not added.
@@ -88,6 +91,23 @@ class AccountAccepted:
     now: float
 
 
+# Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each moving until the
+# caller queues its task (``lifecycle.steps.enqueueing.queue_handed``), else put back in line by the sweep.
+Handed = dict[str, list[str]]
+
+
+def handed(reply) -> Handed:
+    """The script's flat list (kind, member, ...) as ``Handed``."""
+    found: Handed = {}
+    for kind, item in zip(reply[0::2], reply[1::2], strict=True):
+        found.setdefault(_text(kind), []).append(_text(item))
+    return found
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted]
 
 # The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
@@ -122,9 +142,9 @@ def place(keys: list[str], key: str) -> int:
         return len(keys)
 
 
-def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl: int) -> list[dict]:
+def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl: int, now: float) -> list[dict]:
     """``effects`` (none of them ``TALLIED``) as lua/effects.lua's entries (the only code that does them): each
-    names its keys by position in ``keys`` (appended as needed)."""
+    names its keys by position in ``keys`` (appended as needed). ``now``: when work taken at once was taken."""
     entries: list[dict] = []
     for effect in effects:
         if isinstance(effect, AddTimelineEntry):
@@ -145,7 +165,12 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
         elif isinstance(effect, AddWork):
             kind = checked_kind(effect.kind)
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),
-                            "job": effect.job_id, "admin": ADMIN_OWNER, "wake": place(keys, store_keys.work_added)})
+                            "job": effect.job_id, "admin": ADMIN_OWNER, "wake": place(keys, store_keys.work_added),
+                            # What taking it at once needs: every line, and what work_take.lua would read and write.
+                            "kind": kind, "lines": [place(keys, store_keys.work_line(k)) for k in KINDS],
+                            "moving": place(keys, store_keys.work_moving(kind)), "queue": place(keys, QUEUE_KEY),
+                            "ahead": AHEAD, "now": repr(now), "passes": place(keys, store_keys.work_passes(kind)),
+                            "weights": place(keys, store_keys.share_weights), "default_weight": DEFAULT_WEIGHT})
         else:
             raise TypeError(f"not an effect done in Redis's step: {effect!r}")
     return entries
@@ -161,12 +186,14 @@ class Effects:
         self.tally = tally
         self._apply = LuaScript(connection, "effects_apply")
 
-    def apply(self, effects: Sequence[Effect]) -> None:
-        """Do ``effects`` now."""
+    def apply(self, effects: Sequence[Effect]) -> Handed:
+        """Do ``effects`` now; the work they took for RQ at once, for the caller to queue."""
         done, tallied = split(effects)
+        taken: Handed = {}
         if done:
             keys: list[str] = []
-            entries = encode(done, self.keys, keys, self.timeline_ttl)
-            self._apply(keys, [json.dumps(entries, separators=(",", ":"))])
+            entries = encode(done, self.keys, keys, self.timeline_ttl, time.time())
+            taken = handed(self._apply(keys, [json.dumps(entries, separators=(",", ":"))]))
         if tallied:
             self.tally(tallied)
+        return taken

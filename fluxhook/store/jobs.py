@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, NamedTuple, Sequence
 
 from redis import Redis
@@ -27,7 +27,7 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
-from fluxhook.store.effects import Effect, encode, place, split
+from fluxhook.store.effects import Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
@@ -79,6 +79,8 @@ class Change:
     locked: bool = False
     # The value of the key the transition took (``Terms.take``), None if there was none (or it did not move).
     taken: bytes | None = None
+    # The work its effects took for RQ at once (``AddWork``), for the caller to queue (``effects.Handed``).
+    handed: Handed = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.moved
@@ -301,12 +303,12 @@ class JobStore:
             # How long its record was made to live, for the task's index to live as long (none: for ever).
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"])), **({"lives": self.ttl} if self.ttl else {})}
         in_step, tallied = split(effects)
-        spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl)
-        done, previous, locked, taken = self._transition(keys, [_json(spec)])
+        spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl, now)
+        done, previous, locked, taken, *rest = self._transition(keys, [_json(spec)])
         # Counted as the script does its effects: only with a move, and only with the lock when one is named.
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
-        return Change(bool(done), _text(previous), bool(locked), taken)
+        return Change(bool(done), _text(previous), bool(locked), taken, handed(rest[0]) if rest else {})
 
     def _given_back(self, keys: list[str], consequences: st.Consequences, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The spec's part of what a move gives back: its slot, its place in line, its wait; and of an ended job, its

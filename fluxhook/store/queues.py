@@ -6,6 +6,8 @@ from redis import Redis
 from rq import Queue
 
 QUEUE_NAME = "fluxhook"
+# Its list in Redis, as RQ names it: a work line's script looks whether it has room (store/work_lines.py).
+QUEUE_KEY = Queue.redis_queue_namespace_prefix + QUEUE_NAME
 # The sweep, its checks and queued submissions: listed first by every worker, so a backlog of
 # downloads never holds back the polls of lost callbacks or the dispatch of free BFL slots.
 CONTROL_QUEUE_NAME = "fluxhook-control"

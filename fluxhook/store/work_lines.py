@@ -9,9 +9,11 @@ keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing o
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
 key's result by the few tasks already in RQ, not by the backlog.
 
-Adding work wakes one worker's feeder (``wait_for_work``). A job taken is noted as moving (``Keys.work_moving``)
-until its RQ task is queued (``queued``, in the same
-MULTI as the task); if its process dies in between, ``restore`` puts it back in line. From RQ on, the task
+Adding work wakes one worker's feeder (``wait_for_work``), but for work that goes straight to RQ's door: when
+no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
+(``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
+moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task); if its process
+dies in between, ``restore`` puts it back in line. From RQ on, the task
 is RQ's: its retries and a dead worker's hand-back name the same job.
 """
 
@@ -35,6 +37,9 @@ DRAFT_CACHE = "draft_cache"
 NOTIFY = "notify"
 # In the order their work is moved into RQ when room is short: the results whose URLs expire first.
 KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY)
+# Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
+# later waits behind these few, not behind another key's backlog.
+AHEAD = 4
 # A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
 # primary that failed over between the take and the queueing): a take is queued within milliseconds.
 MOVE_LEASE = 10.0

@@ -13,7 +13,13 @@ from fluxhook.core.job import Job
 from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_confirm, enqueue_download
+from fluxhook.lifecycle.steps.enqueueing import (
+    download_lock,
+    download_task,
+    enqueue_confirm,
+    enqueue_download,
+    queue_handed,
+)
 from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change, Terms
@@ -165,8 +171,10 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     download = download_task(job_id, svc.jobs.model_of(job_id))
     terms = Terms(if_equal=("bfl_id", task_id) if task_id else None, count=origin.attempt,
                   lock=download_lock(svc.store.keys, job_id))
-    return svc.jobs.transition(job_id, st.READY, terms=terms, effects=[download, *effects],
-                               **ready_fields(report, origin))
+    change = svc.jobs.transition(job_id, st.READY, terms=terms, effects=[download, *effects],
+                                 **ready_fields(report, origin))
+    queue_handed(svc, change.handed)
+    return change
 
 
 def ready_fields(report: BFLReport, origin: Origin) -> dict:

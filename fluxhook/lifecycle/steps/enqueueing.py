@@ -3,7 +3,8 @@
 Downloads, draft caches and notifications go through their work lines first
 (``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
 moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
-its own job. Checks, confirmations and the clock's tasks go to RQ at once.
+its own job; work whose turn is at once (no line holds any) is queued by the change's own caller
+(``queue_handed``). Checks, confirmations and the clock's tasks go to RQ at once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from rq.job import JobStatus
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
-from fluxhook.store.effects import AddWork
+from fluxhook.store.effects import AddWork, Handed
 from fluxhook.store.jobs import Lock
 from fluxhook.store.keys import Keys
 from fluxhook.store.owners import member_job
 from fluxhook.store.work_lines import (
+    AHEAD,
     DOWNLOAD,
     DOWNLOAD_HOUR,
     DOWNLOAD_LONG,
@@ -73,9 +75,6 @@ _KEEP = {"result_ttl": 1, "failure_ttl": 7 * 86400}
 # submitted job, and a broken sweep fails at every tick of every worker's clock.
 RECURRING_FAILURE_TTL = 3600
 _RECURRING: dict[str, Any] = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_TTL}
-# Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
-# later waits behind these few, not behind another key's backlog.
-AHEAD = 4
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -138,10 +137,11 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
     if not svc.store.locks.acquire(*lock):
         return False
     try:
-        svc.store.effects.apply([download_task(job_id, model)])
+        taken = svc.store.effects.apply([download_task(job_id, model)])
     except BaseException:
         svc.store.locks.release(lock.key)
         raise
+    queue_handed(svc, taken)
     return True
 
 
@@ -244,7 +244,14 @@ def feed(svc: "Services") -> int:
     return sum(len(members) for members in taken.values())
 
 
-def _queue_tasks(svc: "Services", taken: dict[str, list[str]]) -> None:
+def queue_handed(svc: "Services", handed: Handed) -> None:
+    """Queue the RQ tasks of the work a step took at once (``AddWork``, when no line held any): the feeder's own
+    queueing. Should this process die first, the sweep puts the work back in line (``restore_work``)."""
+    if handed:
+        _queue_tasks(svc, handed)
+
+
+def _queue_tasks(svc: "Services", taken: Handed) -> None:
     pipe = svc.redis.pipeline(transaction=True)
     for kind, members in taken.items():
         task = _TASKS[kind]

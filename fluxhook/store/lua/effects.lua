@@ -1,11 +1,27 @@
--- needs: members, account_standing
+-- needs: members, account_standing, fair_turns
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
 
+-- Whether a job's work goes straight to RQ's door, taken as work_take.lua would take it: no line of any kind holds work
+-- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room. It is then moving (its
+-- caller queues its task, store/work_lines.py), its owner charged its turn: no wake-up, no feeder's take.
+function effects.at_once(effect, owner, item)
+  local lines = {}
+  for i, key in ipairs(effect.lines) do lines[i] = KEYS[key] end
+  if redis.call('EXISTS', unpack(lines)) > 0 then return false end
+  local moving = KEYS[effect.moving]
+  if redis.call('LLEN', KEYS[effect.queue]) + redis.call('HLEN', moving) >= effect.ahead then return false end
+  redis.call('HSET', moving, item, effect.now)
+  fair_turns.new(KEYS[effect.passes], KEYS[effect.weights], effect.default_weight).charge(owner, 1)
+  return true
+end
+
 -- ``records`` (optional): record key -> {its key_id, its status} as the caller's script read them (a transition's own
 -- job), so a work line's effect for that job reads nothing again.
+-- Returns the work taken at once for RQ (effects.at_once), as a flat list: its kind, its member, and so on.
 function effects.apply(list, records)
+  local handed = {}
   for _, effect in ipairs(list) do
     if effect.timeline then
       -- Trimmed only once past its cap; its life (its record's) set with its first entry.
@@ -37,10 +53,17 @@ function effects.apply(list, records)
       else key_id, status = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status')) end
       if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
-        redis.call('ZADD', KEYS[effect.work], 'NX', 0, members.member(owner, effect.job))
-        -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
-        if redis.call('LPUSH', KEYS[effect.wake], 1) > 1 then redis.call('LTRIM', KEYS[effect.wake], 0, 0) end
+        local item = members.member(owner, effect.job)
+        if effects.at_once(effect, owner, item) then
+          handed[#handed + 1] = effect.kind
+          handed[#handed + 1] = item
+        else
+          redis.call('ZADD', KEYS[effect.work], 'NX', 0, item)
+          -- Wakes one worker's feeder, which moves it into RQ in its turn; one item is enough to wake it.
+          if redis.call('LPUSH', KEYS[effect.wake], 1) > 1 then redis.call('LTRIM', KEYS[effect.wake], 0, 0) end
+        end
       end
     end
   end
+  return handed
 end

@@ -2,5 +2,5 @@
 -- Effects on their own, for work that has no status change to ride on: all done, in one step.
 --
 -- KEYS: each effect's key; ARGV[1] the effects (JSON, see store/effects.py).
-effects.apply(cjson.decode(ARGV[1]))
-return 1
+-- Returns the work taken at once for RQ (effects.apply).
+return effects.apply(cjson.decode(ARGV[1]))

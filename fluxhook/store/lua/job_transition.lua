@@ -22,7 +22,8 @@
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
 -- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
--- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none)}.
+-- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
+-- taken at once for RQ (effects.apply)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
 local new = spec.to
@@ -233,7 +234,8 @@ end
 local taken = spec.take and redis.call('GETDEL', KEYS[spec.take]) or false
 
 -- The effects: only with a move, and only with the lock when one is named.
+local handed = {}
 if not spec.lock or locked == 1 then
-  effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
+  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
 end
-return {1, current, locked, taken}
+return {1, current, locked, taken, handed}

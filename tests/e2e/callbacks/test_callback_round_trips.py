@@ -17,7 +17,7 @@ def lone_app(local_app):
     return local_app(DB)
 
 
-def test_the_first_ready_callback_is_two_round_trips_to_redis(lone_app, spy):
+def test_the_first_ready_callback_is_three_round_trips_to_redis(lone_app, spy):
     api, connection = lone_app
     # A callback before the counted one: connections are open and RQ knows the server's version.
     warm_up = api.submit("[pending] warm-up")
@@ -34,15 +34,18 @@ def test_the_first_ready_callback_is_two_round_trips_to_redis(lone_app, spy):
     # A connection opened meanwhile says hello first (werkzeug's threads come and go; gunicorn's keep theirs).
     handshake = ("SELECT", "HELLO", "CLIENT SETINFO", "AUTH")
     sent = [c["command"] for c in commands if c["client_type"] != "lua" and not c["command"].startswith(handshake)]
-    # The job's model (its URL's life says which download line it joins), then one script.
-    assert len(sent) == 2 and sent[0].startswith("HGET") and sent[1].startswith("EVALSHA"), sent
-    # Inside that one script: the move, the download's lock and line (and a feeder woken), the timeline entry; the RQ
-    # task is queued by a worker's feeder, not in the callback's answer, and the metric is tallied by the process,
+    # The job's model (its URL's life says which download line it joins), then one script, then one MULTI.
+    assert sent[0].startswith("HGET") and sent[1].startswith("EVALSHA"), sent
+    # Inside that one script: the move, the download's lock, the timeline entry, and the download taken at once (no
+    # line holds work, RQ's queue has room): no line joined, no feeder woken. The metric is tallied by the process,
     # written with others every few seconds.
     inside = " ".join(c["command"] for c in commands if c["client_type"] == "lua")
-    assert "fh:work:download:line" in inside and "fh:work:added" in inside
+    assert "fh:work:download:moving" in inside and "fh:work:added" not in inside
     assert "fh:download:" in inside and "fh:events:" in inside
     assert "fh:metrics" not in inside
+    # The RQ task queued in the callback's answer, in the one MULTI a feeder would send: the third round trip.
+    assert sent[2] == "MULTI" and sent[-1] == "EXEC" and "MULTI" not in sent[3:], sent
+    assert any(c.startswith("RPUSH rq:queue:fluxhook download-") for c in sent)
     job_now = api.job(job["id"])
     assert job_now["status"] == "ready" and job_now["attempts"]["webhooks"] == 1
 
@@ -56,4 +59,5 @@ def test_a_duplicate_ready_queues_nothing_more(lone_app, spy):
     answer = api.callback(job["id"], payload)
 
     assert answer.status_code == 200 and answer.json()["outcome"] == "duplicate"
-    assert connection.zcard("fh:work:download:line") == 1 and connection.llen("rq:queue:fluxhook") == 0
+    # Its download queued once: at once into RQ (no line held work), and nothing in a line.
+    assert connection.zcard("fh:work:download:line") == 0 and connection.llen("rq:queue:fluxhook") == 1

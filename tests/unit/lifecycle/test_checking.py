@@ -19,7 +19,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.lifecycle import checking
-from fluxhook.lifecycle.steps.enqueueing import DOWNLOAD_RETRIES, download_task, feed
+from fluxhook.lifecycle.steps.enqueueing import DOWNLOAD_RETRIES, download_task, queue_handed
 from fluxhook.lifecycle.sweep import sweep
 from helpers import tracked_job
 
@@ -74,9 +74,9 @@ def test_a_download_task_cut_off_with_its_worker_is_queued_again(services):
     # stored, before its thumbnail, runs again and makes it (test_storing.py).
     svc = services()
     svc.jobs.create(Job(id="job_cut_off", status=st.READY, model="flux-2-pro"))
-    svc.store.effects.apply([download_task("job_cut_off", "flux-2-pro")])
-    assert feed(svc) == 1
+    queue_handed(svc, svc.store.effects.apply([download_task("job_cut_off", "flux-2-pro")]))
     queue = svc.queue
+    assert queue.count == 1
     worker = Worker([queue], connection=svc.redis)
     worker.register_birth()
     task, _ = worker.dequeue_job_and_maintain_ttl(timeout=1)

@@ -11,7 +11,7 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import AHEAD, CHECK_TASK, draft_cache_task, feed
+from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK, draft_cache_task, feed
 from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE, NOTIFY
@@ -81,10 +81,9 @@ def test_a_notification_whose_message_exists_already_is_not_made_again(svc):
 
 def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):
     job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro"))
-    svc.store.effects.apply([draft_cache_task(job.id)])
     now = time.time()
-    # Taken to be moved into RQ, then the process died before queueing its task.
-    assert svc.store.work.take({DRAFT_CACHE: svc.queue.key}, AHEAD, now) != {}
+    # Taken to be moved into RQ at once (no line held work), then the process died before queueing its task.
+    assert svc.store.effects.apply([draft_cache_task(job.id)]) == {DRAFT_CACHE: [f"admin:{job.id}"]}
     assert svc.store.work.waiting(DRAFT_CACHE) == 0 and svc.store.work.pending(DRAFT_CACHE, None, job.id)
 
     sweep(svc, now + 1)

@@ -14,9 +14,10 @@ from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Terms
 from fluxhook.store.keys import KEYS
+from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TIMELINE_CAP
-from fluxhook.store.work_lines import DOWNLOAD
+from fluxhook.store.work_lines import AHEAD, DOWNLOAD, KINDS
 from helpers import commands_during
 from slot_helpers import _config, _queued
 
@@ -162,6 +163,7 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     job = _queued(jobs)
     slots.acquire(job)
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-3")
+    connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: its download waits in its line
     ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200,
                                                           effects=[AddWork(DOWNLOAD, job.id)]))
     # Its slot goes with one ZREM: when it took it and its owner's weight are its holder's entry's, not read again.
@@ -231,3 +233,21 @@ def test_a_timeline_is_trimmed_past_its_cap_and_given_its_life_once(jobs, connec
     entries = connection.lrange(KEYS.timeline(job.id), 0, -1)
     assert len(entries) == TIMELINE_CAP and entries[0] == b"last" and entries[-1] == b"1"
     assert 0 < connection.ttl(KEYS.timeline(job.id)) <= 500  # its life was not renewed
+
+
+def test_work_whose_turn_is_now_is_taken_at_once_as_the_feeder_would_take_it(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    jobs.transition(job.id, st.SUBMITTED, bfl_id="task-4")
+    moved = []
+    ready = _commands(connection, lambda: moved.append(jobs.transition(job.id, st.READY, effects=[AddWork(DOWNLOAD, job.id)])))
+    assert moved[0].handed == {DOWNLOAD: [f"admin:{job.id}"]}
+    # One EXISTS of every line (none holds work), RQ's queue and those moving counted; then the take: moving, its
+    # owner's turn charged (its pass and the clock read and written once, its weight read). No line, no wake-up.
+    exists, count, take, *charge = _naming(ready, "fh:work:")
+    assert exists == "EXISTS " + " ".join(KEYS.work_line(kind) for kind in KINDS)
+    assert count == f"HLEN {KEYS.work_moving(DOWNLOAD)}"
+    assert take.startswith(f"HSET {KEYS.work_moving(DOWNLOAD)} admin:{job.id} ")
+    assert charge == [f"HMGET {KEYS.work_passes(DOWNLOAD)} admin ~clock", f"HSET {KEYS.work_passes(DOWNLOAD)} admin 1 ~clock 0"]
+    assert _naming(ready, QUEUE_KEY) == [f"LLEN {QUEUE_KEY}"]
+    assert not _naming(ready, "ZADD fh:work:") and not _naming(ready, KEYS.work_added)

@@ -16,8 +16,9 @@ from fluxhook.store.effects import Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
+from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.tallies import Tallies
-from fluxhook.store.work_lines import DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
+from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
 from helpers import commands_during
 
 
@@ -197,7 +198,12 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     jobs.create(mine)
     jobs.create(admins)
     effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
-    effects.apply([draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")])
+    work = [draft_cache_task(mine.id), draft_cache_task(admins.id), draft_cache_task("job_gone")]
+    # No line holds work and RQ's queue has room: taken at once, for the caller to queue.
+    assert effects.apply(work) == {DRAFT_CACHE: [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"]}
+    connection.delete(KEYS.work_moving(DRAFT_CACHE))
+    connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: each joins its line
+    assert effects.apply(work) == {}
     assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
         [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added
 

@@ -14,7 +14,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint
-from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, download_line
+from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending
 from helpers import tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -31,12 +31,13 @@ def _ready(bfl_id: str, sample: str = SAMPLE, **more) -> BFLReport:
 
 
 def _download_waits(svc, job: Job) -> bool:
-    return svc.store.work.pending(download_line(job.model), job.key_id, job.id)
+    return download_pending(svc, job)
 
 
 def _downloads(svc, job: Job) -> int:
-    """How many downloads wait in the job's download line."""
-    return svc.store.work.waiting(download_line(job.model))
+    """How many downloads wait: in the job's download line, or in RQ (taken at once: no line held work)."""
+    in_rq = sum(task.func_name == DOWNLOAD_TASK for task in svc.queue.get_jobs())
+    return svc.store.work.waiting(download_line(job.model)) + in_rq
 
 
 def test_a_ready_report_moves_the_job_to_ready_and_queues_its_download_once(svc):

@@ -19,6 +19,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
     download_task,
     download_task_id,
     feed,
+    queue_handed,
     task_live,
 )
 from fluxhook.media import lifetimes
@@ -56,22 +57,55 @@ def test_a_download_waits_in_the_line_of_its_urls_life():
     assert download_line(None) == DOWNLOAD_LONG
 
 
-def _ready(svc, model: str, count: int) -> list[str]:
+def _ready(svc, model: str, count: int, key_id: str | None = None) -> list[str]:
+    """``count`` jobs of ``model`` turned ready, each download added as a Ready adds it, and queued at once if its
+    turn is now (``queue_handed``), as ``applying.accept_ready`` does."""
     ids = []
     for _ in range(count):
         now = time.time()
         job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.READY, model=model, pool="default",
-                                     created_at=now, updated_at=now))
-        svc.store.effects.apply([download_task(job.id, model)])
+                                     created_at=now, updated_at=now, key_id=key_id))
+        queue_handed(svc, svc.store.effects.apply([download_task(job.id, model)]))
         ids.append(job.id)
     return ids
 
 
+def _rq_full(svc) -> None:
+    """RQ's queue holds AHEAD tasks: the workers are busy, so work waits in its line."""
+    svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
+
+
+def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(make_services):
+    svc = make_services(6)
+    [first] = _ready(svc, "flux-2-pro", 1, key_id="key-a")
+
+    # Queued by the step that added it: nothing in a line, no feeder woken, nothing left moving.
+    assert svc.queue.get_job_ids() == [download_task_id(first)]
+    assert svc.store.work.waiting(DOWNLOAD) == 0 and not svc.redis.exists(svc.store.keys.work_added)
+    assert not svc.redis.hlen(svc.store.keys.work_moving(DOWNLOAD))
+    # Its owner's turn is charged as the feeder's take would charge it (work_take.lua, 1 / weight).
+    assert float(svc.redis.hget(svc.store.keys.work_passes(DOWNLOAD), "key-a")) == 1.0
+
+    # Room for AHEAD tasks in RQ; the next waits in its line, and wakes a feeder.
+    _ready(svc, "flux-2-pro", AHEAD - 1, key_id="key-a")
+    [waiting] = _ready(svc, "flux-2-pro", 1, key_id="key-b")
+    assert len(svc.queue.get_job_ids()) == AHEAD
+    assert svc.store.work.pending(DOWNLOAD, "key-b", waiting) and svc.redis.exists(svc.store.keys.work_added)
+    # RQ's queue has room again, but a line holds work: a new job's turn is not at once, it waits behind it.
+    svc.queue.empty()
+    [later] = _ready(svc, "flux-3-video", 1, key_id="key-a")
+    assert svc.queue.get_job_ids() == [] and svc.store.work.waiting(DOWNLOAD_LONG) == 1
+    assert feed(svc) == 2
+    assert svc.queue.get_job_ids() == [download_task_id(waiting), download_task_id(later)]
+
+
 def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_first(make_services):
     svc = make_services(6)
+    _rq_full(svc)
     video = _ready(svc, "flux-3-video", AHEAD)
     hour = _ready(svc, "flux-3-image", AHEAD)
     images = _ready(svc, "flux-2-pro", AHEAD)
+    svc.queue.empty()
 
     assert feed(svc) == AHEAD  # room for AHEAD tasks in RQ: the 10-minute URLs take it all
     assert svc.queue.get_job_ids() == [download_task_id(job_id) for job_id in images]
@@ -88,7 +122,6 @@ def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(ma
     task stays ``queued`` in no queue, and the sweep's repair must not take it for one that will run."""
     svc = make_services(6)
     [job_id] = _ready(svc, "flux-2-pro", 1)
-    assert feed(svc) == 1
     assert task_live(svc, download_task_id(job_id))
     assert svc.redis.lpop(svc.queue.key).decode() == download_task_id(job_id)  # the killed worker's take
     assert not task_live(svc, download_task_id(job_id))
