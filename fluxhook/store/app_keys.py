@@ -25,6 +25,7 @@ from redis.typing import EncodableT, FieldT
 from fluxhook.core import transitions as st
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slots import Slots
 
@@ -126,7 +127,7 @@ class AppKeys:
 
     def ids(self) -> list[str]:
         """Every key's id, newest first."""
-        return [_text(i) for i in self.connection.zrevrange(self.keys.app_keys, 0, -1)]
+        return [text(i) for i in self.connection.zrevrange(self.keys.app_keys, 0, -1)]
 
     def all(self) -> list[AppKey]:
         """Every key, newest first (two round trips)."""
@@ -186,7 +187,7 @@ class AppKeys:
             return None
         if kept is None and self.connection.hsetnx(record, "notify_secret", sealed):
             return sealed
-        return _text(kept if kept is not None else self.connection.hget(record, "notify_secret"))
+        return text(kept if kept is not None else self.connection.hget(record, "notify_secret"))
 
     def weight(self, key_id: str | None) -> int:
         """The key's share of BFL's slots (``DEFAULT_WEIGHT`` for admin-token jobs and unknown keys)."""
@@ -213,7 +214,7 @@ class AppKeys:
 
     def queued_jobs(self, key_id: str) -> list[str]:
         """The ids of the key's queued jobs, walking only the queued ones."""
-        queued = [_text(i) for i in self.connection.zrange(self.keys.status(st.QUEUED), 0, -1)]
+        queued = [text(i) for i in self.connection.zrange(self.keys.status(st.QUEUED), 0, -1)]
         if not queued:
             return []
         pipe = self.connection.pipeline(transaction=False)
@@ -223,8 +224,5 @@ class AppKeys:
 
 
 def _decoded(data: dict) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in data.items()}
+    return {text(k): text(v) for k, v in data.items()}
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import member
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
@@ -94,7 +94,7 @@ class Deliveries:
 
     def progress_of(self, job_id: str) -> tuple[int, float | None]:
         """How many ``job.progress`` messages the job has, and when the last was made."""
-        raw = _text(self.connection.hget(self.keys.job(job_id), PROGRESS_FIELD) or b"")
+        raw = text(self.connection.hget(self.keys.job(job_id), PROGRESS_FIELD) or b"")
         count, _, last = raw.partition(",")
         return (int(count), float(last)) if count.isdigit() and last else (0, None)
 
@@ -149,7 +149,7 @@ class Deliveries:
         them at most, and how many entries of the index were read (those expired with their jobs among them: they
         leave the index as they are met, so the next page starts ``len(messages)`` further)."""
         index = self.keys.owner_messages(owner)
-        ids = [_text(i) for i in self.connection.zrevrangebyscore(index, until, since, start=offset, num=count)]
+        ids = [text(i) for i in self.connection.zrevrangebyscore(index, until, since, start=offset, num=count)]
         found = self.get_many(ids)
         gone = [message_id for message_id, message in zip(ids, found, strict=True) if message is None]
         if gone:
@@ -185,7 +185,7 @@ class Deliveries:
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` members due by ``now`` (``claim_due.lua``: they come due again at ``claim`` if their
         move into the work line is lost)."""
-        return [_text(i) for i in self._claim_due([self.keys.messages_due], [repr(now), limit, f"{claim:.3f}"])]
+        return [text(i) for i in self._claim_due([self.keys.messages_due], [repr(now), limit, f"{claim:.3f}"])]
 
     def moved(self, members: list[str], pipeline) -> None:
         """On ``pipeline`` (the MULTI that puts them in the work line): ``members`` are due no more."""
@@ -198,7 +198,7 @@ class Deliveries:
         return bool(self.connection.sismember(self.keys.notify_off(owner), target))
 
     def disabled(self, owner: str) -> set[str]:
-        return {_text(t) for t in self.connection.smembers(self.keys.notify_off(owner))}
+        return {text(t) for t in self.connection.smembers(self.keys.notify_off(owner))}
 
     def disable(self, owner: str, target: str) -> None:
         self.connection.sadd(self.keys.notify_off(owner), target)
@@ -225,16 +225,16 @@ class Deliveries:
 def _from_hash(message_id: str, data: dict) -> Message | None:
     if not data:
         return None
-    text = {_text(k): _text(v) for k, v in data.items()}
-    count = int(text.get("n") or 0)
+    fields = {text(k): text(v) for k, v in data.items()}
+    count = int(fields.get("n") or 0)
     # Attempt k (0-based, of ``count``) is in field a<k % MAX_ATTEMPTS>: the newest MAX_ATTEMPTS, oldest first.
-    slots = sorted(int(name[1:]) for name in text if name[:1] == "a" and name[1:].isdigit())
+    slots = sorted(int(name[1:]) for name in fields if name[:1] == "a" and name[1:].isdigit())
     order = sorted(slots, key=lambda i: (count - 1) - ((count - 1 - i) % MAX_ATTEMPTS))
-    attempts = [_attempt(text[f"a{i}"]) for i in order]
-    return Message(id=message_id, job_id=text.get("job", ""), owner=text.get("owner", ""),
-                   event=text.get("event", ""), kind=text.get("kind", WEBHOOK), host=text.get("host", ""),
-                   target=text.get("target", ""), state=text.get("state", PENDING),
-                   created_at=float(text.get("at") or 0), tries=int(text.get("tries") or 0),
+    attempts = [_attempt(fields[f"a{i}"]) for i in order]
+    return Message(id=message_id, job_id=fields.get("job", ""), owner=fields.get("owner", ""),
+                   event=fields.get("event", ""), kind=fields.get("kind", WEBHOOK), host=fields.get("host", ""),
+                   target=fields.get("target", ""), state=fields.get("state", PENDING),
+                   created_at=float(fields.get("at") or 0), tries=int(fields.get("tries") or 0),
                    count=count, attempts=tuple(attempts))
 
 
@@ -242,6 +242,3 @@ def _attempt(value: str) -> tuple:
     at, status, error, ms = value.split(",", 3)
     return float(at), int(status) if status else None, error or None, int(ms)
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -21,6 +21,7 @@ from redis import Redis
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.queues import QUEUE_KEY
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.timeline import TIMELINE_CAP
 from fluxhook.store.work_lines import AHEAD, KINDS, checked_kind
@@ -100,12 +101,8 @@ def handed(reply) -> Handed:
     """The script's flat list (kind, member, ...) as ``Handed``."""
     found: Handed = {}
     for kind, item in zip(reply[0::2], reply[1::2], strict=True):
-        found.setdefault(_text(kind), []).append(_text(item))
+        found.setdefault(text(kind), []).append(text(item))
     return found
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted]

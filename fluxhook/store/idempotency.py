@@ -9,6 +9,7 @@ from typing import NamedTuple
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
 HELD, REUSED, IN_USE, MADE, DONE, FULL = "held", "reused", "in_use", "made", "done", "full"
@@ -67,7 +68,7 @@ class IdempotencyStore:
         lease_ms, now = max(1, int(lease * 1000)), _now_ms()
         reply = self._begin(self._keys(use), [use.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
                                               KEEP_SECONDS * 1000])
-        state = _text(reply[0])
+        state = text(reply[0])
         if state == HELD:
             return Begin(HELD, ticket=ticket, until_ms=now + lease_ms)
         if state == DONE:
@@ -75,7 +76,7 @@ class IdempotencyStore:
         if state == FULL:
             return Begin(FULL, retry_after=int(reply[1]) / 1000)
         if state == MADE:
-            return Begin(MADE, job_id=_text(reply[1]))
+            return Begin(MADE, job_id=text(reply[1]))
         return Begin(state)
 
     def finish(self, use: KeyUse, ticket: str, status: int, body: bytes) -> bool:
@@ -86,7 +87,7 @@ class IdempotencyStore:
         """Give the key up so that the client may retry with it, unless the request made a job that still
         exists (a retry then answers with it); False if the hold was no longer this one."""
         job_id = self.connection.hget(self._key(use), "job")
-        job_record = self.keys.job(_text(job_id)) if job_id else self._key(use)
+        job_record = self.keys.job(text(job_id)) if job_id else self._key(use)
         return bool(self._abandon([*self._keys(use), job_record], [ticket]))
 
     def _keys(self, use: KeyUse) -> list[str]:
@@ -111,9 +112,6 @@ def naming_args(hold: Hold) -> dict[str, str]:
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _bytes(value: bytes | str) -> bytes:

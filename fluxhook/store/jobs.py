@@ -34,6 +34,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
 from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.tallies import Tallies
 
@@ -141,7 +142,7 @@ class JobStore:
         replace = False
         while True:
             made = self.creation(job, due=due, naming=naming, replace=replace)
-            stored_id = _text(self._create(made.keys, made.args))
+            stored_id = text(self._create(made.keys, made.args))
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)
@@ -216,11 +217,11 @@ class JobStore:
     def get_by_bfl_id(self, bfl_id: str) -> Job | None:
         """The job fluxhook submitted as BFL task ``bfl_id``, or None (a tracked task's jobs: ``trackers``)."""
         job_id = self.connection.get(self.keys.bfl_task(bfl_id))
-        return self.get(_text(job_id)) if job_id else None
+        return self.get(text(job_id)) if job_id else None
 
     def trackers(self, bfl_id: str) -> list[Job]:
         """The jobs tracking BFL task ``bfl_id``, one per owner that tracks it."""
-        ids = sorted(_text(i) for i in self.connection.hvals(self.keys.bfl_trackers(bfl_id)))
+        ids = sorted(text(i) for i in self.connection.hvals(self.keys.bfl_trackers(bfl_id)))
         return [job for job in map(self.get, ids) if job is not None and job.bfl_id == bfl_id]
 
     def transition(self, job_id: str, new_status: str, *, only_from: tuple[str, ...] | None = None,
@@ -256,7 +257,7 @@ class JobStore:
         """
         record = self.keys.job(job_id)
         for _ in range(SHOW_ATTEMPTS):
-            status, running, word, progress = (_text(v) if v is not None else "" for v in self.connection.hmget(
+            status, running, word, progress = (text(v) if v is not None else "" for v in self.connection.hmget(
                 record, "status", "bfl_running", "bfl_status", "progress"))
             if status not in only_in:
                 return False
@@ -308,7 +309,7 @@ class JobStore:
         # Counted as the script does its effects: only with a move, and only with the lock when one is named.
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
-        return Change(bool(done), _text(previous), bool(locked), taken, handed(rest[0]) if rest else {})
+        return Change(bool(done), text(previous), bool(locked), taken, handed(rest[0]) if rest else {})
 
     def _given_back(self, keys: list[str], consequences: st.Consequences, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The spec's part of what a move gives back: its slot, its place in line, its wait; and of an ended job, its
@@ -359,12 +360,12 @@ class JobStore:
         Atomic: two sweeps never take the same job. A claimed job comes due again at ``claim`` if
         nobody checks it (a lost task), so nothing is dropped.
         """
-        return [_text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.due], [repr(now), limit, _score(claim)])]
 
     def claim_deadlines(self, now: float, limit: int, claim: float) -> list[str]:
         """Take up to ``limit`` jobs whose deadline has passed by ``now``, as ``claim_due`` takes due ones: a job taken
         comes due again at ``claim`` unless ``deadline_done`` drops it first (its end was recorded)."""
-        return [_text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
 
     def deadline_done(self, job_id: str, *, again_at: float | None = None) -> None:
         """The job's deadline needs no more acting on (it ended), or (``again_at``) is looked at again then."""
@@ -395,22 +396,22 @@ class JobStore:
         Atomic like ``claim_due``: two sweeps never take the same job. A taken job stays in the outbox
         (due again at ``claim``) until ``notifications_queued`` removes it with the enqueue of its task.
         """
-        return [_text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, _score(claim)])]
+        return [text(i) for i in self._claim_due([self.keys.outbox], [repr(now), limit, _score(claim)])]
 
     def model_of(self, job_id: str) -> str | None:
         """The job's model (None: no such job, or none recorded), in one read."""
-        return _text(self.connection.hget(self.keys.job(job_id), "model")) or None
+        return text(self.connection.hget(self.keys.job(job_id), "model")) or None
 
     def traceparent(self, job_id: str) -> str | None:
         """The job's trace context (``Job.traceparent``), in one read; None if it has none."""
-        return _text(self.connection.hget(self.keys.job(job_id), "traceparent")) or None
+        return text(self.connection.hget(self.keys.job(job_id), "traceparent")) or None
 
     def key_ids(self, job_ids: list[str]) -> list[str | None]:
         """Each job's app key id (None: an admin token's, or no such job), in one round trip."""
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hget(self.keys.job(job_id), "key_id")
-        return [_text(k) or None if k is not None else None for k in pipe.execute()]
+        return [text(k) or None if k is not None else None for k in pipe.execute()]
 
     def notifications_queued(self, job_ids: list[str], pipeline=None) -> None:
         """Remove jobs from the outbox: on ``pipeline``, the same MULTI that queues their tasks."""
@@ -438,7 +439,7 @@ class JobStore:
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
             pipe.hmget(self.keys.job(job_id), *WAIT_FIELDS)
-        return [(_text(reason) if reason else None, float(until) if until else None)
+        return [(text(reason) if reason else None, float(until) if until else None)
                 for reason, until in pipe.execute()]
 
     def due_at(self, job_id: str) -> float | None:
@@ -471,7 +472,7 @@ class JobStore:
             page, next_cursor = self._page_of_all(indexes or [self.keys.all_jobs], filters, limit, (top, bottom))
         else:
             index = indexes[0] if indexes else self.keys.all_jobs
-            ids = [_text(i) for i in self.connection.zrevrangebylex(index, top, bottom, start=0, num=limit + 1)]
+            ids = [text(i) for i in self.connection.zrevrangebylex(index, top, bottom, start=0, num=limit + 1)]
             page = ids[:limit]
             next_cursor = page[-1] if len(ids) > limit and page else None
         pipe = self.connection.pipeline(transaction=False)
@@ -499,7 +500,7 @@ class JobStore:
         if filters.text is not None:
             scope = self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
             oldest = self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW)
-            bottoms.extend(_text(i) for i in oldest)
+            bottoms.extend(text(i) for i in oldest)
         top, bottom = min(tops, default=None), max(bottoms, default=None)
         if top is not None and bottom is not None and top <= bottom:
             return None, "-"
@@ -518,7 +519,7 @@ class JobStore:
         found: builtins.list[str] = []
         start, read = top, 0
         while read < most:
-            ids = [_text(i) for i in self.connection.zrevrangebylex(walked, start, bottom, start=0,
+            ids = [text(i) for i in self.connection.zrevrangebylex(walked, start, bottom, start=0,
                                                                     num=min(batch, most - read))]
             if not ids:
                 return found, None
@@ -559,19 +560,19 @@ class JobStore:
         if unseen:
             read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1"])
             # A record gone (its TTL ran out before retention dropped its ids) is not kept: it has no prompt to keep.
-            folded.update(self.prompt_cache.keep({job_id: _text(prompt) for job_id, prompt in
+            folded.update(self.prompt_cache.keep({job_id: text(prompt) for job_id, prompt in
                                                   zip(unseen, read, strict=True) if prompt is not None}))
         return {job_id: folded.get(job_id, "") for job_id in ids}
 
     def created_before(self, when: float, limit: int) -> builtins.list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""
         ids = self.connection.zrangebylex(self.keys.all_jobs, "-", f"({job_id_floor(when)}", start=0, num=limit)
-        return [_text(i) for i in ids]
+        return [text(i) for i in ids]
 
     def forget(self, job_id: str) -> None:
         """Drop a job id whose record has already expired from every index."""
-        models = [_text(m) for m in self.connection.smembers(self.keys.models)]
-        app_keys = [_text(k) for k in self.connection.zrange(self.keys.app_keys, 0, -1)]
+        models = [text(m) for m in self.connection.smembers(self.keys.models)]
+        app_keys = [text(k) for k in self.connection.zrange(self.keys.app_keys, 0, -1)]
         pipe = self.connection.pipeline()
         for model in models:
             pipe.zrem(self.keys.model_jobs(model), job_id)
@@ -593,7 +594,7 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
-        bfl_id, model, key_id = (_text(v or b"") for v in read)
+        bfl_id, model, key_id = (text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
         indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
@@ -612,7 +613,7 @@ class JobStore:
                 "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])
         self.connection.hdel(self.keys.routes, job_id)
-        return None if key is None else _text(key)
+        return None if key is None else text(key)
 
 
 # How often ``show_running`` works a report out again when another changed the job meanwhile.
@@ -638,6 +639,3 @@ def _score(when: float | None) -> str:
     """A time as a sorted-set score argument; '' for none. Millisecond precision, so claims compare exactly."""
     return "" if when is None else f"{when:.3f}"
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -51,6 +51,7 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
 from fluxhook.store.owners import ADMIN_OWNER, CLOCK, owner_of
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
@@ -156,10 +157,10 @@ class _Migration:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
         pool no longer configured)."""
         moved = 0
-        for old in map(_text, self.connection.scan_iter(match=self.keys.legacy_line("*"), count=BATCH)):
+        for old in map(text, self.connection.scan_iter(match=self.keys.legacy_line("*"), count=BATCH)):
             pool = old[len(self.keys.legacy_line("")):]
             line = self.keys.line(pool if pool in self.pools else DEFAULT_POOL)
-            while ids := [_text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
+            while ids := [text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
                 moved += int(self._lines([old, line, self.keys.legacy_fair_owners, *map(self.keys.job, ids)],
                                          [ADMIN_OWNER, *ids]))
                 self.renew()
@@ -169,20 +170,20 @@ class _Migration:
         """Move every job waiting for a thumbnail task of an older release into the download line."""
         moved = 0
         line, moving = self.keys.work_line(LEGACY_THUMBNAIL_KIND), self.keys.work_moving(LEGACY_THUMBNAIL_KIND)
-        while members := [_text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
+        while members := [text(m) for m in self.connection.zrange(line, 0, BATCH - 1)]:
             pipe = self.connection.pipeline(transaction=True)
             pipe.zrem(line, *members)
             moved += self._join_download_line(members, pipe)
-        while members := [_text(m) for m in self.connection.hkeys(moving)[:BATCH]]:
+        while members := [text(m) for m in self.connection.hkeys(moving)[:BATCH]]:
             pipe = self.connection.pipeline(transaction=True)
             pipe.hdel(moving, *members)
             moved += self._join_download_line(members, pipe)
-        while tasks := [_text(t) for t in self.connection.lrange(LEGACY_THUMBNAIL_QUEUE, 0, BATCH - 1)]:
+        while tasks := [text(t) for t in self.connection.lrange(LEGACY_THUMBNAIL_QUEUE, 0, BATCH - 1)]:
             ids = [t.removeprefix(LEGACY_THUMBNAIL_TASK) for t in tasks]
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
                 read.hget(self.keys.job(job_id), "key_id")
-            owners = [owner_of(_text(key_id) if key_id else None) for key_id in read.execute()]
+            owners = [owner_of(text(key_id) if key_id else None) for key_id in read.execute()]
             pipe = self.connection.pipeline(transaction=True)
             pipe.ltrim(LEGACY_THUMBNAIL_QUEUE, len(tasks), -1)
             pipe.delete(*(RQJob.key_for(t) for t in tasks))
@@ -206,7 +207,7 @@ class _Migration:
         for pool in self.pools:
             old, new = self.keys.slots(pool, DEFAULT_ACCOUNT), self.keys.slots(pool, self.account)
             # A pool's slots are at most an account's max_active: read at once.
-            ids = [_text(i) for i in self.connection.zrange(old, 0, -1)]
+            ids = [text(i) for i in self.connection.zrange(old, 0, -1)]
             for start in range(0, len(ids), BATCH):
                 kept = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.fair_held,
                         self.keys.slot_holders]
@@ -219,7 +220,7 @@ class _Migration:
         moved = 0
         legacy = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.legacy_fair_charges]
         # Slot holders are at most the accounts' max_active: read at once.
-        jobs = [_text(j) for j in self.connection.hkeys(legacy[0])]
+        jobs = [text(j) for j in self.connection.hkeys(legacy[0])]
         for start in range(0, len(jobs), BATCH):
             moved += int(self._holders([*legacy, self.keys.slot_holders], [ADMIN_OWNER, *jobs[start:start + BATCH]]))
             self.renew()
@@ -232,7 +233,7 @@ class _Migration:
         pairs += [(self.keys.legacy_work_clock(kind), self.keys.work_passes(kind)) for kind in WORK_KINDS]
         # A budget limit's turns (one per reservations key: the day's, each key's and each account's).
         suffix = self.keys.legacy_budget_clock("")
-        for old in map(_text, self.connection.scan_iter(match=self.keys.legacy_budget_clock(self.keys.budget_held + "*"),
+        for old in map(text, self.connection.scan_iter(match=self.keys.legacy_budget_clock(self.keys.budget_held + "*"),
                                                         count=BATCH)):
             pairs.append((old, self.keys.budget_turns(old.removesuffix(suffix))))
         return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
@@ -241,14 +242,14 @@ class _Migration:
         """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""
         done = {"account": 0, "sealed": 0}
         after = "-"
-        while ids := [_text(i) for i in self.connection.zrangebylex(self.keys.all_jobs, after, "+", start=0, num=BATCH)]:
+        while ids := [text(i) for i in self.connection.zrangebylex(self.keys.all_jobs, after, "+", start=0, num=BATCH)]:
             after = f"({ids[-1]}"
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
                 read.hmget(self.keys.job(job_id), "bfl_id", "account", *SEALED_FIELDS)
             write, kinds = self.connection.pipeline(transaction=False), []
             for job_id, values in zip(ids, read.execute(), strict=True):
-                for kind, changes in self._changes(*(_text(v or b"") for v in values)).items():
+                for kind, changes in self._changes(*(text(v or b"") for v in values)).items():
                     self._record([self.keys.job(job_id)], changes, client=write)
                     kinds.append(kind)
             for kind, count in zip(kinds, write.execute(), strict=True):
@@ -278,9 +279,9 @@ class _Migration:
     def trackers(self) -> int:
         """Move each tracked job from the old one-job index of its task to its owner's place among the trackers."""
         moved = 0
-        for key in map(_text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
-            job_id = _text(self.connection.get(key) or b"")
-            bfl_id, pool, key_id = (_text(v or b"") for v in
+        for key in map(text, self.connection.scan_iter(match=self.keys.bfl_task("*"), count=BATCH)):
+            job_id = text(self.connection.get(key) or b"")
+            bfl_id, pool, key_id = (text(v or b"") for v in
                                     self.connection.hmget(self.keys.job(job_id), "bfl_id", "pool", "key_id"))
             if job_id and bfl_id and not pool and key == self.keys.bfl_task(bfl_id):
                 moved += int(self._tracks([key, self.keys.bfl_trackers(bfl_id)], [job_id, owner_of(key_id or None)]))
@@ -290,7 +291,7 @@ class _Migration:
         """Each body an older release kept for a task nobody tracked becomes a mark that the task was reported."""
         marked = 0
         prefix = self.keys.legacy_kept_for_task("", "")
-        for key in map(_text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
+        for key in map(text, self.connection.scan_iter(match=self.keys.legacy_kept_for_task("*", "*"), count=BATCH)):
             account, _, bfl_id = key[len(prefix) - 1:].partition(":")
             self.marks.mark_reported(account, bfl_id)
             marked += int(self.connection.delete(key))
@@ -305,7 +306,7 @@ class _Migration:
         sweep would put a queued one back in line, and BFL may have its task."""
         moved, after = 0, "-"
         queued = self.keys.status(QUEUED)
-        while ids := [_text(i) for i in self.connection.zrangebylex(queued, after, "+", start=0, num=BATCH)]:
+        while ids := [text(i) for i in self.connection.zrangebylex(queued, after, "+", start=0, num=BATCH)]:
             after = f"({ids[-1]}"
             read = self.connection.pipeline(transaction=False)
             for job_id in ids:
@@ -319,6 +320,3 @@ class _Migration:
             self.renew()
         return moved
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value

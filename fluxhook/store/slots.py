@@ -39,6 +39,7 @@ from fluxhook.store import cooldowns
 from fluxhook.store.jobs import Creation, Lock
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slot_layout import script_keys
 
@@ -130,7 +131,7 @@ class Slots:
         account, line = self._acquire([*self._pool_keys(), *made.keys],
                                       [*self._pool_args(), pool, job.id, owner_of(job.key_id),
                                        job.route or ANY_ROUTE, "1" if send_here else "0", *made.args])
-        return Joined(None if account is None else _text(account), None if line is None else _line_state(line))
+        return Joined(None if account is None else text(account), None if line is None else _line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
@@ -139,8 +140,8 @@ class Slots:
         each dispatch)."""
         jobs, accounts, waiting, on_timer = self._dispatch(self._pool_keys(),
                                                            [*self._pool_args(), limit, "1" if free_lapsed else "0"])
-        names = [_text(job) for job in jobs]
-        return Dispatched(names, dict(zip(names, map(_text, accounts), strict=True)), bool(waiting), bool(on_timer))
+        names = [text(job) for job in jobs]
+        return Dispatched(names, dict(zip(names, map(text, accounts), strict=True)), bool(waiting), bool(on_timer))
 
     def requeue(self, job: Job, pause: float = 0.0, *, wait: float = 0.0, unlock: Lock | None = None) -> bool:
         """Give back the ``queued`` job's slot and put it back in its owner's line at its old place.
@@ -161,7 +162,7 @@ class Slots:
     def account_of(self, job_id: str) -> str | None:
         """The account whose slot the job holds (None: it holds none)."""
         holder = self.connection.hget(self.keys.slot_holders, job_id)
-        return None if holder is None else _text(holder).partition("|")[0]
+        return None if holder is None else text(holder).partition("|")[0]
 
     def set_share(self, key_id: str | None, weight: float | None, max_active: int | None, pipeline=None) -> None:
         """Record the ``weight`` (None: the default) and ``max_active`` (None: none) of app key ``key_id``'s
@@ -243,7 +244,7 @@ class Slots:
                     for x in (job.id, self.pool_of(job), member(owner, job.id))]
         states, places = self._ask_lines(distinct, each_job)
         lines = dict(zip(distinct, map(_line_state, states), strict=True))
-        return [Place(_text(place)) for place in places], [lines[ask] for ask in asks]
+        return [Place(text(place)) for place in places], [lines[ask] for ask in asks]
 
     def accounts_for(self, routes: Sequence[str | None]) -> dict[str | None, list[str]]:
         """The names of the accounts each of ``routes`` allows (None: any), in their order: read as the dispatch reads
@@ -252,7 +253,7 @@ class Slots:
         if not asked:
             return {}
         answers = self._routes(self._pool_keys(), [*self._pool_args(time.time()), *(r or ANY_ROUTE for r in asked)])
-        return {route: [_text(name) for name in names] for route, names in zip(asked, answers, strict=True)}
+        return {route: [text(name) for name in names] for route, names in zip(asked, answers, strict=True)}
 
     def line_states(self, asks: Sequence[tuple[str, str, str | None]]) -> list[LineState]:
         """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line
@@ -280,7 +281,7 @@ class Slots:
         jobs = {}
         for owner in owners:
             in_line = {pool: int(next(rest)) for pool in self.pools}
-            jobs[owner] = OwnerJobs(in_line, [member_job(_text(m)) for m in next(rest)])
+            jobs[owner] = OwnerJobs(in_line, [member_job(text(m)) for m in next(rest)])
         return self._read_now(answers[:count], owners), jobs
 
     def accounts_now(self) -> list[AccountNow]:
@@ -305,9 +306,9 @@ class Slots:
         for pool in self.pools:
             for start in range(0, int(self.connection.zcard(self.keys.line(pool))), batch):
                 members = self.connection.zrange(self.keys.line(pool), start, start + batch - 1)
-                ids = [member_job(_text(m)) for m in members]
+                ids = [member_job(text(m)) for m in members]
                 for route in (self.connection.hmget(self.keys.routes, ids) if ids else []):
-                    name = ANY_ROUTE if route is None else _text(route)
+                    name = ANY_ROUTE if route is None else text(route)
                     counts[name] = counts.get(name, 0) + 1
         return counts
 
@@ -349,7 +350,7 @@ class Slots:
         pipe = self.connection.pipeline(transaction=False)
         for pool in self.pools:
             pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
-        return [member_job(_text(m)) for members in pipe.execute() for m in members]
+        return [member_job(text(m)) for members in pipe.execute() for m in members]
 
 
 def _line_state(state: list) -> LineState:
@@ -358,6 +359,3 @@ def _line_state(state: list) -> LineState:
                      pool_limit=int(pool_limit), total_held=int(total_held), total_limit=int(total_limit),
                      paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None)
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value

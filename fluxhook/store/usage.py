@@ -16,6 +16,7 @@ from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.tallies import Tallies
 
@@ -161,7 +162,7 @@ class UsageStore:
 
     def _hashes(self, keys: list[str], names: Sequence[str]) -> dict[str, dict[str, int]]:
         # A year is thousands of fields: decoded in bulk (int() reads the bytes as they came).
-        return {name: dict(zip([_text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
+        return {name: dict(zip([text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
                 for name, pairs in zip(names, self._read(keys), strict=False)}
 
     def set_balance(self, credits: float, at: float, ttl: int, *, account: str) -> bool:
@@ -180,11 +181,8 @@ class UsageStore:
 
 def _reservation(value) -> tuple[int, int] | None:
     """A reservation's deadline (ms) and micro-credits, from '<deadline> <amount>[ alone| waits ...]'; None if none."""
-    deadline, amount = (_text(value or b"").split(" ") + [""])[:2]
+    deadline, amount = (text(value or b"").split(" ") + [""])[:2]
     if deadline.isascii() and deadline.isdigit() and amount.isascii() and amount.isdigit():
         return int(deadline), int(amount)
     return None
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -25,6 +25,7 @@ from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
+from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
@@ -73,7 +74,7 @@ class WorkLines:
             keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.
         taken = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT]) or [[] for _ in kinds]
-        return {kind: [_text(item) for item in items] for kind, items in zip(kinds, taken, strict=True) if items}
+        return {kind: [text(item) for item in items] for kind, items in zip(kinds, taken, strict=True) if items}
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until work joins a line (True) or ``timeout`` seconds pass (False); each addition wakes one
@@ -113,6 +114,3 @@ def checked_kind(kind: str) -> str:
         raise ValueError(f"not a kind of work: {kind!r}")
     return kind
 
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else value
