@@ -6,12 +6,17 @@ local effects = {}
 -- Whether a job's work goes straight to RQ's door, taken as work_take.lua would take it: no line of any kind holds work
 -- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room. It is then moving (its
 -- caller queues its task, store/work_lines.py), its owner charged its turn: no wake-up, no feeder's take.
-function effects.at_once(effect, owner, item)
+-- ``handed``: what this step took at once before (its kind, its member, ...), those of other kinds counted here as
+-- work_take.lua counts them (this kind's are in its moving hash already).
+function effects.at_once(effect, owner, item, handed)
   local lines = {}
   for i, key in ipairs(effect.lines) do lines[i] = KEYS[key] end
   if redis.call('EXISTS', unpack(lines)) > 0 then return false end
-  local moving = KEYS[effect.moving]
-  if redis.call('LLEN', KEYS[effect.queue]) + redis.call('HLEN', moving) >= effect.ahead then return false end
+  local moving, others = KEYS[effect.moving], 0
+  for i = 1, #handed, 2 do
+    if handed[i] ~= effect.kind then others = others + 1 end
+  end
+  if redis.call('LLEN', KEYS[effect.queue]) + redis.call('HLEN', moving) + others >= effect.ahead then return false end
   redis.call('HSET', moving, item, effect.now)
   fair_turns.new(KEYS[effect.passes], KEYS[effect.weights], effect.default_weight).charge(owner, 1)
   return true
@@ -54,7 +59,7 @@ function effects.apply(list, records)
       if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
         local item = members.member(owner, effect.job)
-        if effects.at_once(effect, owner, item) then
+        if effects.at_once(effect, owner, item, handed) then
           handed[#handed + 1] = effect.kind
           handed[#handed + 1] = item
         else

@@ -12,7 +12,7 @@ import pytest
 
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
-from fluxhook.store.effects import Effects
+from fluxhook.store.effects import AddWork, Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
@@ -206,6 +206,20 @@ def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connect
     assert effects.apply(work) == {}
     assert sorted(m.decode() for m in connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1)) == sorted(
         [f"key_c:{mine.id}", f"{ADMIN_OWNER}:{admins.id}"])  # a job gone meanwhile is not added
+
+
+def test_work_of_several_kinds_taken_at_once_in_one_step_never_overfills_rq(connection, work):
+    jobs = JobStore(connection)
+    made = [Job(id=new_job_id(), status="stored", key_id="key_c") for _ in range(AHEAD + 1)]
+    for job in made:
+        jobs.create(job)
+    effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
+    work_of = [AddWork(DOWNLOAD, job.id) for job in made[:3]] + [draft_cache_task(job.id) for job in made[3:]]
+    # RQ's queue has room for AHEAD, whatever the kinds: the last waits in its line, as a feed would leave it.
+    taken = effects.apply(work_of)
+    assert sum(len(members) for members in taken.values()) == AHEAD
+    assert taken[DOWNLOAD] == [f"key_c:{job.id}" for job in made[:3]] and len(taken[DRAFT_CACHE]) == 1
+    assert connection.zrange(KEYS.work_line(DRAFT_CACHE), 0, -1) == [f"key_c:{made[-1].id}".encode()]
 
 
 def test_random_backlogs_match_a_plain_model(work, connection):
