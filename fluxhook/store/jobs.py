@@ -27,7 +27,7 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
-from fluxhook.store.effects import Effect, Handed, encode, handed, place, split
+from fluxhook.store.effects import AddWork, Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
@@ -244,7 +244,11 @@ class JobStore:
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
                effects: Sequence[Effect] = (), **fields: Any) -> bool:
         """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by
-        default); the ``effects`` happen in the same step, if it was."""
+        default); the ``effects`` happen in the same step, if it was. No ``AddWork``: the work it may take at once
+        comes back in a ``Change`` (``transition``, ``Effects.apply``), which this answer has no room for."""
+        if any(isinstance(effect, AddWork) for effect in effects):
+            raise TypeError("AddWork rides with transition() or Effects.apply(), whose answer hands back the work "
+                            "taken at once for its caller to queue")
         return self._apply(job_id, "", only_in, fields, NO_TERMS, due, effects).moved
 
     def show_running(self, job_id: str, report: Shown, *, only_in: tuple[str, ...]) -> bool:

@@ -251,3 +251,10 @@ def test_work_whose_turn_is_now_is_taken_at_once_as_the_feeder_would_take_it(job
     assert charge == [f"HMGET {KEYS.work_passes(DOWNLOAD)} admin ~clock", f"HSET {KEYS.work_passes(DOWNLOAD)} admin 1 ~clock 0"]
     assert _naming(ready, QUEUE_KEY) == [f"LLEN {QUEUE_KEY}"]
     assert not _naming(ready, "ZADD fh:work:") and not _naming(ready, KEYS.work_added)
+
+
+def test_work_is_not_added_by_an_update_whose_answer_could_not_hand_it_back(jobs, connection):
+    job = _queued(jobs)
+    with pytest.raises(TypeError, match="AddWork"):
+        jobs.update(job.id, effects=[AddWork(DOWNLOAD, job.id)])
+    assert not connection.exists(KEYS.work_moving(DOWNLOAD)) and not connection.exists(KEYS.work_line(DOWNLOAD))
