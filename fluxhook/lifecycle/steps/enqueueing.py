@@ -239,21 +239,18 @@ def feed(svc: "Services") -> int:
     by the workers only (a lane that ends a task, a feeder woken by new work, or once a second): a callback's
     answer waits for none of it. With no work waiting it costs Redis two commands (one script, one lookup)."""
     taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
-    if taken:
-        _queue_tasks(svc, taken)
+    queue_handed(svc, taken)
     return sum(len(members) for members in taken.values())
 
 
 def queue_handed(svc: "Services", handed: Handed) -> None:
-    """Queue the RQ tasks of the work a step took at once (``AddWork``, when no line held any): the feeder's own
-    queueing. Should this process die first, the sweep puts the work back in line (``restore_work``)."""
-    if handed:
-        _queue_tasks(svc, handed)
-
-
-def _queue_tasks(svc: "Services", taken: Handed) -> None:
+    """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
+    when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, the
+    sweep puts the work back in line (``restore_work``)."""
+    if not handed:
+        return
     pipe = svc.redis.pipeline(transaction=True)
-    for kind, members in taken.items():
+    for kind, members in handed.items():
         task = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
