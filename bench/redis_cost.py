@@ -13,7 +13,9 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
   stored; "less idle" subtracts what the same stack ran per second in the 6 s before the jobs (its loops,
   heartbeats and polls: what a stack with no job costs anyway);
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
-- memory per job: ``used_memory`` after, less before, over the jobs; and a census of every key (``MEMORY
+- memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
+  grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
+  ``FIXED_MEMORY``), after and at its peak while the jobs run; and a census of every key (``MEMORY
   USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left once keys with an hour or
   less to live have gone (RQ's finished records are kept an hour) -- the finished record;
 - the ten commands with most calls and most ``usec`` per job (a script's ``usec`` includes the commands it runs).
@@ -82,15 +84,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- Redis's own figures
 
 
+# What ``used_memory`` counts beside the data, grown by the run and not by the jobs (Redis 6.2 and 7 alike): the
+# scripts each process loads once (about 100 KB at the first jobs), the buffers of the clients connected (each web
+# thread's connection: about 250 KB at 150 jobs), the AOF's and replication's buffers. Lua's own heap
+# (``used_memory_lua``) is not in ``used_memory``.
+FIXED_MEMORY = ("used_memory_scripts", "mem_clients_normal", "mem_clients_slaves", "mem_aof_buffer",
+                "mem_replication_backlog")
+
+
 @dataclass
 class Snapshot:
-    """What ``INFO all`` says at one moment: calls and usec by command, server CPU seconds, used memory."""
+    """What ``INFO all`` says at one moment: calls and usec by command, server CPU seconds, used memory and the part
+    of it that is not the data (``FIXED_MEMORY``)."""
 
     at: float
     calls: dict[str, int]
     usec: dict[str, int]
     cpu: float
     memory: int
+    fixed: int
+
+    @property
+    def data(self) -> int:
+        return self.memory - self.fixed
 
     @classmethod
     def take(cls, db: redis.Redis) -> "Snapshot":
@@ -101,7 +117,7 @@ class Snapshot:
                 name = key.removeprefix("cmdstat_").lower()
                 calls[name], usec[name] = int(value["calls"]), int(value["usec"])
         return cls(time.monotonic(), calls, usec, float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
-                   int(info["used_memory"]))
+                   int(info["used_memory"]), sum(int(info.get(name, 0)) for name in FIXED_MEMORY))
 
 
 def delta(before: Snapshot, after: Snapshot, own: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -173,7 +189,9 @@ class Figures:
     cpu_ms: float = 0.0
     cpu_ms_less_idle: float = 0.0
     memory: float = 0.0
-    memory_peak: float = 0.0
+    memory_jobs: float = 0.0
+    memory_jobs_peak: float = 0.0
+    round_trip_us: float = 0.0
     keys_bytes: float = 0.0
     keys_after_hour: float = 0.0
     keys: float = 0.0
@@ -201,10 +219,10 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         start = info()
         own = {"info": 0, "hstrlen": 0}  # counted from the start snapshot on: its own INFO shows in the next
         own["info"] += 1
-        peak = [start.memory]
+        peak = [start.data]
 
         def sample() -> None:
-            peak.append(info().memory)
+            peak.append(info().data)
 
         ids, refused = post_jobs(stack, jobs)
         figures.refused = len(refused)
@@ -235,7 +253,8 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         figures.cpu_ms = cpu * 1000 / per_job
         figures.cpu_ms_less_idle = (cpu - idle_cpu * figures.seconds) * 1000 / per_job
         figures.memory = (end.memory - start.memory) / per_job
-        figures.memory_peak = (max(peak) - start.memory) / per_job
+        figures.memory_jobs = (end.data - start.data) / per_job
+        figures.memory_jobs_peak = (max(peak) - start.data) / per_job
         figures.top_calls = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
                                    key=lambda r: -r[1])[:10]
         figures.top_usec = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
@@ -245,9 +264,21 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         figures.keys = sum(r[1] for r in growth)
         figures.keys_bytes = sum(r[2] for r in growth)
         figures.keys_after_hour = sum(r[3] for r in growth)
+        figures.round_trip_us = round_trip_cpu(db)
     finally:
         stack.stop()
     return figures
+
+
+def round_trip_cpu(db: redis.Redis, count: int = 5000) -> float:
+    """This machine's Redis CPU for one lone round trip (a ``PING`` from one client, waiting for each answer), in
+    microseconds: the unit a job's CPU is also shown in, since most of that CPU is the round trips' (the kernel's
+    socket and ``epoll`` work), whose cost is the machine's more than fluxhook's."""
+    before = Snapshot.take(db)
+    for _ in range(count):
+        db.ping()
+    after = Snapshot.take(db)
+    return (after.cpu - before.cpu) * 1e6 / count
 
 
 # --------------------------------------------------------------------------- the baseline's checkout
@@ -276,16 +307,20 @@ def kib(value: float) -> str:
 
 def print_summary(results: list[Figures]) -> None:
     print("\n| jobs | accounts | code | stored | commands / job | less idle | Redis CPU / job | less idle "
-          "| used_memory / job | keys / job (after 1 h) | run s | idle commands/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| used_memory / job | the jobs' (at peak) | keys / job (after 1 h) | run s | idle commands/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for f in results:
         print(f"| {f.jobs} | {f.accounts} | {f.tree} | {f.stored}/{f.jobs} | {f.commands:.0f} | "
               f"{f.commands_less_idle:.0f} | {f.cpu_ms:.2f} ms | {f.cpu_ms_less_idle:.2f} ms | {kib(f.memory)} | "
+              f"{kib(f.memory_jobs)} ({kib(f.memory_jobs_peak)}) | "
               f"{kib(f.keys_bytes)} ({kib(f.keys_after_hour)}) | {f.seconds:.0f} | {f.idle_per_s:.0f} |")
 
 
 def print_tops(results: list[Figures]) -> None:
     for f in results:
+        print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}: a lone round trip (PING) cost Redis "
+              f"{f.round_trip_us:.1f} µs of CPU here, so a stored job's {f.cpu_ms_less_idle:.2f} ms (less idle) is "
+              f"{f.cpu_ms_less_idle * 1000 / f.round_trip_us:.0f} lone round trips' worth" if f.round_trip_us else "")
         calls = ", ".join(f"{n.upper()} {c:.1f}" for n, c, _ in f.top_calls)
         usec = ", ".join(f"{n.upper()} {u:.2f} ms" for n, _, u in f.top_usec)
         print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}:\n  by calls / job: {calls}\n"
@@ -316,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(f)
                     print(f"  {jobs} jobs, {accounts} account(s), {label}: {f.commands:.0f} commands "
                           f"({f.commands_less_idle:.0f} less idle), {f.cpu_ms:.2f} ms CPU, "
-                          f"{kib(f.memory)} per job  [{time.monotonic() - started:.0f} s]", flush=True)
+                          f"{kib(f.memory)} per job ({kib(f.memory_jobs)} the jobs')  "
+                          f"[{time.monotonic() - started:.0f} s]", flush=True)
         print_summary(results)
         print_tops(results)
         print_census(results)
