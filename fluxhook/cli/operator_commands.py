@@ -223,7 +223,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     except ConfigError as exc:
         for problem in exc.problems:
             yield Check("config", FAIL, config_problem(settings, problem))
-        for name in ("redis", "worker", "storage", "budget", "keys", "bfl"):
+        for name in ("redis", "clock", "worker", "storage", "budget", "keys", "bfl"):
             yield Check(name, SKIP, "needs a valid configuration")
         return
     yield from config_checks(config)

@@ -1,4 +1,5 @@
-"""Whether the service can do its work: Redis answers, a worker is alive, storage takes writes.
+"""Whether the service can do its work: Redis answers, this host's clock agrees with Redis's, a worker is alive,
+storage takes writes.
 
 ``GET /readyz`` answers with these checks and ``fluxhook doctor`` prints them, so the two never disagree.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.exceptions import RedisError
@@ -15,6 +17,12 @@ from rq import Worker
 from fluxhook.core.errors import StorageError
 
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
+# A lease or due time that one host writes is read against another host's clock: the sweep of a worker restores work
+# a web process took for RQ 10 s after it took it (``store.work_lines.MOVE_LEASE``), and leases of slots and sends,
+# due checks and deadlines are all written by one process and looked at by others. Hosts off by more than this
+# shorten or lengthen every one of them by as much. Each host is measured against Redis's clock (``TIME``), the one
+# clock every process reaches.
+CLOCK_SKEW_MAX = 2.0
 
 OK, FAIL, WARN, SKIP = "ok", "FAIL", "warn", "skip"
 
@@ -38,10 +46,30 @@ class Check:
 
 
 def check(svc) -> list[Check]:
-    """The Redis, worker and storage checks of ``svc`` (a ``Services``), in that order."""
+    """The Redis, clock, worker and storage checks of ``svc`` (a ``Services``), in that order."""
     redis_check = _redis(svc)
-    worker_check = _worker(svc) if not redis_check.failed else Check("worker", SKIP, "needs Redis")
-    return [redis_check, worker_check, _storage(svc)]
+    if redis_check.failed:
+        return [redis_check, Check("clock", SKIP, "needs Redis"), Check("worker", SKIP, "needs Redis"), _storage(svc)]
+    return [redis_check, clock(svc), _worker(svc), _storage(svc)]
+
+
+def clock(svc, local: Callable[[], float] = time.time) -> Check:
+    """How far this host's clock (``local``) is from Redis's: ``warn`` past ``CLOCK_SKEW_MAX`` seconds, counting
+    only what the round trip cannot explain. Never a failure: the service runs, its leases are off by as much."""
+    try:
+        before = local()
+        seconds, micros = svc.redis.time()
+        after = local()
+    except RedisError as exc:
+        return Check("clock", SKIP, f"cannot read Redis's clock: {type(exc).__name__}: {exc}")
+    skew = seconds + micros / 1e6 - (before + after) / 2
+    beyond = abs(skew) - (after - before) / 2
+    side = "behind" if skew > 0 else "ahead of"
+    if beyond > CLOCK_SKEW_MAX:
+        return Check("clock", WARN, f"this host's clock is {abs(skew):.1f} s {side} Redis's: every lease and due time "
+                                    "another host reads is off by as much (a take for RQ is restored as lost after "
+                                    "10 s); keep every host's clock in step (NTP, chrony)")
+    return Check("clock", OK, f"within {max(abs(skew), 0.001):.3f} s of Redis's")
 
 
 def redact_url(url: str) -> str:

@@ -50,7 +50,7 @@ def test_sweep_without_redis_exits_3(stack):
 def test_doctor_passes_against_the_running_stack(stack, sim):
     code, checks, output = doctor(dict(stack.env))
     assert code == 0, output
-    assert set(checks) == {"settings", "config", "redis", "worker", "storage", "budget", "keys", "bfl"}
+    assert set(checks) == {"settings", "config", "redis", "clock", "worker", "storage", "budget", "keys", "bfl"}
     # App keys near their limits are the apps' business (a warning), whichever tests made them.
     assert all(line.startswith("ok ") for name, lines in checks.items() if name != "keys" for line in lines), output
     assert checks["settings"] == ["ok from the environment"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from rq.utils import now, utcformat
 
 from devtools.processes import free_port
 from fluxhook.lifecycle import readiness
-from fluxhook.lifecycle.readiness import FAIL, OK, SKIP
+from fluxhook.lifecycle.readiness import CLOCK_SKEW_MAX, FAIL, OK, SKIP, WARN
 from fluxhook.services import build_services
 
 DB = 14  # a Redis database of these tests' own, where no worker of the stack registers
@@ -36,8 +37,8 @@ def test_all_ready_with_a_live_worker(svc):
     worker = _worker(svc, "readiness-live")
     worker.heartbeat()
     checks = readiness.check(svc)
-    assert [c.name for c in checks] == ["redis", "worker", "storage"]
-    assert [c.state for c in checks] == [OK, OK, OK] and not any(c.failed for c in checks)
+    assert [c.name for c in checks] == ["redis", "clock", "worker", "storage"]
+    assert [c.state for c in checks] == [OK, OK, OK, OK] and not any(c.failed for c in checks)
     by_name = _by_name(checks)
     assert by_name["redis"].detail.startswith(f"{svc.config.redis_url}: PING ")
     assert by_name["worker"].detail.startswith("1 worker process(es) alive (1 RQ workers: their lanes), latest heartbeat ")
@@ -62,7 +63,20 @@ def test_redis_unreachable_skips_the_worker_and_still_checks_storage(svc):
     assert checks["redis"].failed and checks["redis"].reason == "redis unreachable: ConnectionError"
     assert checks["redis"].detail.startswith("redis://:***@127.0.0.1:") and "pw-secret" not in checks["redis"].detail
     assert (checks["worker"].state, checks["worker"].detail) == (SKIP, "needs Redis")
+    assert (checks["clock"].state, checks["clock"].detail) == (SKIP, "needs Redis")
     assert checks["storage"].state == OK
+
+
+def test_a_host_clock_off_redis_s_is_a_warning_that_says_by_how_much_and_what_to_do(svc):
+    """Redis's own clock against this host's, shifted: a lease one host writes is read by another's clock."""
+    assert readiness.clock(svc).state == OK  # the suite's Redis runs on this host
+    for shift, side in ((CLOCK_SKEW_MAX + 3, "behind"), (-(CLOCK_SKEW_MAX + 3), "ahead of")):
+        found = readiness.clock(svc, local=lambda shift=shift: time.time() - shift)
+        assert found.state == WARN and not found.failed
+        assert f"s {side} Redis's" in found.detail and "NTP" in found.detail
+        assert float(found.detail.split(" s ")[0].rsplit(" ", 1)[1]) == pytest.approx(abs(shift), abs=0.5)
+    within = readiness.clock(svc, local=lambda: time.time() - CLOCK_SKEW_MAX / 2)
+    assert within.state == OK
 
 
 def test_storage_that_cannot_take_a_file_fails(make_services, tmp_path):
