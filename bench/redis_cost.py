@@ -15,9 +15,9 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
 - memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
-  ``FIXED_MEMORY``), after and at its peak while the jobs run; and a census of every key (``MEMORY
-  USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left once keys with an hour or
-  less to live have gone (RQ's finished records are kept an hour) -- the finished record;
+  ``FIXED_MEMORY``), once the census has swept the keys that expired, and at its peak while the jobs run; and a
+  census of every key (``MEMORY USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left
+  once keys with an hour or less to live have gone (RQ's finished records are kept an hour) -- the finished record;
 - the ten commands with most calls and most ``usec`` per job (a script's ``usec`` includes the commands it runs).
 
 The bench's own commands are kept out of the figures: it waits on the thumbnail files in the images directory
@@ -253,13 +253,15 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         figures.cpu_ms = cpu * 1000 / per_job
         figures.cpu_ms_less_idle = (cpu - idle_cpu * figures.seconds) * 1000 / per_job
         figures.memory = (end.memory - start.memory) / per_job
-        figures.memory_jobs = (end.data - start.data) / per_job
         figures.memory_jobs_peak = (max(peak) - start.data) / per_job
         figures.top_calls = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
                                    key=lambda r: -r[1])[:10]
         figures.top_usec = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
                                   key=lambda r: -r[2])[:10]
         growth = census_growth(keys_before, census(db), per_job)
+        # Read after the census, whose SCAN frees the keys that expired and that Redis had not yet looked at (RQ's
+        # records of the last tasks, kept a second): what the jobs hold, not what Redis has still to sweep.
+        figures.memory_jobs = (Snapshot.take(db).data - start.data) / per_job
         figures.census = [r for r in growth if r[2] >= 1][:14]
         figures.keys = sum(r[1] for r in growth)
         figures.keys_bytes = sum(r[2] for r in growth)
@@ -318,9 +320,11 @@ def print_summary(results: list[Figures]) -> None:
 
 def print_tops(results: list[Figures]) -> None:
     for f in results:
+        worth = (f", so a stored job's {f.cpu_ms_less_idle:.2f} ms (less idle) is "
+                 f"{f.cpu_ms_less_idle * 1000 / f.round_trip_us:.0f} lone round trips' worth"
+                 if f.round_trip_us and f.cpu_ms_less_idle > 0 else "")
         print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}: a lone round trip (PING) cost Redis "
-              f"{f.round_trip_us:.1f} µs of CPU here, so a stored job's {f.cpu_ms_less_idle:.2f} ms (less idle) is "
-              f"{f.cpu_ms_less_idle * 1000 / f.round_trip_us:.0f} lone round trips' worth" if f.round_trip_us else "")
+              f"{f.round_trip_us:.1f} µs of CPU here{worth}")
         calls = ", ".join(f"{n.upper()} {c:.1f}" for n, c, _ in f.top_calls)
         usec = ", ".join(f"{n.upper()} {u:.2f} ms" for n, _, u in f.top_usec)
         print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}:\n  by calls / job: {calls}\n"
