@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from rq import Worker
 
 from fluxhook.core.errors import StorageError
+from fluxhook.store.work_lines import MOVE_LEASE
 
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
 # A lease or due time that one host writes is read against another host's clock: the sweep of a worker restores work
@@ -67,8 +68,8 @@ def clock(svc, local: Callable[[], float] = time.time) -> Check:
     side = "behind" if skew > 0 else "ahead of"
     if beyond > CLOCK_SKEW_MAX:
         return Check("clock", WARN, f"this host's clock is {abs(skew):.1f} s {side} Redis's: every lease and due time "
-                                    "another host reads is off by as much (a take for RQ is restored as lost after "
-                                    "10 s); keep every host's clock in step (NTP, chrony)")
+                                    f"another host reads is off by as much (a take for RQ is restored as lost after "
+                                    f"{MOVE_LEASE:.0f} s); keep every host's clock in step (NTP, chrony)")
     return Check("clock", OK, f"within {max(abs(skew), 0.001):.3f} s of Redis's")
 
 
