@@ -1,4 +1,4 @@
--- needs: effects, slot_time, slot_holders
+-- needs: effects, slot_time, slot_holders, members
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys

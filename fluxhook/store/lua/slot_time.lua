@@ -3,12 +3,12 @@
 -- average), and settled when the slot is given back, to the seconds it was held; a slot
 -- given back before its task reached BFL costs nothing. So a key of minute-long tasks gets the
 -- same share of slot time as a key of second-long ones, not the same number of tasks. The estimate is
--- the owner's own in the pool (the moving average of its tasks' times there): one key's videos and
+-- the owner's own in the pool (the running average of its tasks' times there): one key's videos and
 -- another's images in one pool are each charged what theirs take.
 local slot_time = {}
 slot_time.FIRST_ESTIMATE = 10   -- s, the estimate before any of the owner's tasks in the pool ended: an image's time
 slot_time.MIN_TURN = 0.1        -- s: a turn costs at least this, so that owners of instant tasks still alternate
-slot_time.ESTIMATE_WEIGHT = 0.2 -- of each task just ended, in the moving average
+slot_time.ESTIMATE_WEIGHT = 0.2 -- of each task just ended, in the running average
 
 function slot_time.estimate_field(slots, owner)
   return slots .. '|' .. owner

@@ -1,4 +1,4 @@
--- needs: slots_prelude, job_record, slots_waits
+-- needs: slots_prelude, job_record, slots_waits, members, slots_accounts
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'),
 -- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
@@ -22,7 +22,7 @@ redis.call('ZADD', pool.line, 0, members.member(owner, job))
 s.route_of[job] = route
 if ARGV[rest + 4] ~= '1' then
   -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find
-  -- nothing to give (a backlog posted at once would cost a dispatch per job).
+  -- nothing to give (a backlog posted all together would cost a dispatch per job).
   if #s.open_in(pool) > 0 and redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
 elseif #s.open_in(pool) > 0 then
   -- Its pool has room: whose turn it is decides (a turn of another pool may come first at an account's max_active).

@@ -1,4 +1,4 @@
--- needs: slots_prelude
+-- needs: slots_prelude, slots_accounts
 -- After the prelude. ARGV[rest]: most to hand out; ARGV[rest + 1]: '0' to leave the slots past their lease (the
 -- dispatcher frees them once every few seconds, not at each of its dispatches), else they are freed first.
 -- Returns {the jobs given a slot, one turn at a time (see the prelude); the account whose slot each took, in the

@@ -1,4 +1,4 @@
--- needs: slots_waits
+-- needs: slots_waits, slots_accounts
 -- What decides whether a job in a pool's line could take a slot now, for each (pool, owner, route) asked
 -- (slots_waits.lua), and where each job asked stands: holding a slot, in its line, or neither (aside).
 -- ARGV[rest...]: n, then n triples of a pool, an owner and a route ('*': any account); then, for each job asked, its

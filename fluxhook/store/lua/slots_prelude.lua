@@ -1,4 +1,4 @@
--- needs: slots_accounts, routes, slot_time, fair_turns
+-- needs: slots_accounts, routes, slot_time, fair_turns, members, slot_holders
 -- Shared by the slot scripts that give and take slots: slots held past their lease freed, the owners' fair
 -- share, and what may be taken now (the accounts, pools, limits and reads are slots_accounts.lua's).
 --

@@ -1,4 +1,4 @@
--- needs: slots_prelude
+-- needs: slots_prelude, members, slot_holders, slot_time, slots_accounts
 -- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key); KEYS[K.after + 2], when given: the
 -- submit lock of the submission that gives the slot back. ARGV[rest...]: pool, job id, pause in ms (0 = none), wait in
 -- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its
@@ -14,7 +14,7 @@ local pool, job, pause, wait = s.by_name[ARGV[rest]], ARGV[rest + 1], tonumber(A
 local aside = K.aside
 local status, key_id = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', 'key_id'))
 if status ~= 'queued' then return 0 end
--- The submission's lock goes with its slot: a dispatcher woken below may hand the job a slot again at once, and a
+-- The submission's lock goes with its slot: a dispatcher woken below may hand the job a slot again right away, and a
 -- sender must then find the lock free, not held by the submission still returning (it would skip the job, which
 -- would hold that slot unsent until the sweep). Freed only with its own token, as lock_release.lua does.
 local lock = KEYS[K.after + 2]

@@ -95,3 +95,28 @@ def test_a_script_calls_a_library_through_its_table_and_sees_no_name_of_its_own(
     script = source("members") + ("\nlocal ok, found = pcall(function() return member end)"
                                   "\nreturn {members.member('key_a', 'j1'), (ok and found ~= nil) and 1 or 0}")
     assert connection.eval(script, 0) == [b"key_a:j1", 0]
+
+
+def _uses(text: str) -> set[str]:
+    """The libraries a chunk calls through: ``name.`` or ``name(`` of a module or a written library, outside comments
+    and strings."""
+    text = re.sub(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", "", text, flags=re.S)
+    return {name for name in (*MODULES, *WRITTEN_LIBRARIES) if re.search(rf"(?<![\w.]){name}\s*[.(]", text)}
+
+
+def _needs(name: str) -> set[str]:
+    first = _text(name).partition("\n")[0]
+    return {n.strip() for n in first[len(NEEDS):].split(",")} if first.startswith(NEEDS) else set()
+
+
+@pytest.mark.parametrize("name", sorted(p.name[:-4] for p in LUA.iterdir() if p.name.endswith(".lua")))
+def test_a_script_names_on_its_needs_line_every_library_it_calls(name):
+    """Not only through another library that needs it: a script works then, but a library that stops needing the
+    module takes it from every script that used it without saying so."""
+    missing = _uses(_text(name)) - _needs(name) - {name}
+    assert not missing, f"lua/{name}.lua calls {sorted(missing)}: add them to its `{NEEDS.strip()}` line"
+
+
+def test_the_needs_check_finds_a_library_called_and_not_one_named_in_a_comment_or_a_string():
+    assert _uses("local s = slots_accounts.read()\nlocal K = slot_layout(1, 2)\n") == {"slots_accounts", "slot_layout"}
+    assert _uses("-- members.member(owner, job)\nlocal x = 'routes.allows'\nlocal my_members = {}\n") == set()
