@@ -17,8 +17,8 @@ from worker.inprocess import InProcessWorker
 # RQ's own (non-underscore) names the subclass calls or reads, beside the methods it overrides.
 USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_current_executions",
                 "job_monitoring_interval", "last_heartbeat", "get_state", "register_birth",
-                "dequeue_job_and_maintain_ttl", "prepare_job_execution", "queues", "connection", "log", "name",
-                "worker_ttl", "maintenance_interval", "key")
+                "dequeue_job_and_maintain_ttl", "queues", "connection", "log", "name",
+                "worker_ttl", "maintenance_interval", "last_cleaned_at")
 USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry")
 OVERRIDDEN = sorted(name for name, value in vars(InProcessWorker).items()
                     if inspect.isfunction(value) and not name.startswith("_") and hasattr(SimpleWorker, name))
