@@ -14,7 +14,7 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
   heartbeats and polls: what a stack with no job costs anyway);
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way (the
   idle rate is the median of those 6 one-second rates); and this machine's Redis CPU for one lone round trip
-  (``PING``), the least of three runs of 2,000 after the jobs, to read a job's CPU by;
+  (``PING``), the least of three runs of 2,000 after the jobs, to read a job's CPU beside;
 - memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
   ``FIXED_MEMORY``), once the census has swept the keys that expired, and at its peak while the jobs run; and a
@@ -283,8 +283,8 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
 
 def round_trip_cpu(db: redis.Redis, count: int = 2000) -> float:
     """This machine's Redis CPU for one lone round trip (a ``PING`` from one client, waiting for each answer), in
-    microseconds: the unit a job's CPU is also shown in, since most of that CPU is the round trips' (the kernel's
-    socket and ``epoll`` work), whose cost is the machine's more than fluxhook's."""
+    microseconds, read beside a job's CPU: much of that is the round trips' (the kernel's socket and ``epoll`` work),
+    whose cost is the machine's more than fluxhook's, and varies with it from run to run."""
     costs = []
     for _ in range(3):  # the least of three: another process's work on the machine only ever adds to one
         before = Snapshot.take(db)
@@ -332,11 +332,8 @@ def print_summary(results: list[Figures]) -> None:
 
 def print_tops(results: list[Figures]) -> None:
     for f in results:
-        worth = (f", so a stored job's {f.cpu_ms_less_idle:.2f} ms (less idle) is "
-                 f"{f.cpu_ms_less_idle * 1000 / f.round_trip_us:.0f} lone round trips' worth"
-                 if f.round_trip_us and f.cpu_ms_less_idle > 0 else "")
         print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}: a lone round trip (PING) cost Redis "
-              f"{f.round_trip_us:.1f} µs of CPU here{worth}")
+              f"{f.round_trip_us:.1f} µs of CPU here")
         calls = ", ".join(f"{n.upper()} {c:.1f}" for n, c, _ in f.top_calls)
         usec = ", ".join(f"{n.upper()} {u:.2f} ms" for n, _, u in f.top_usec)
         print(f"\n{f.jobs} jobs, {f.accounts} account(s), {f.tree}:\n  by calls / job: {calls}\n"

@@ -182,7 +182,7 @@ class Keys:
 
     @property
     def fair_estimates(self) -> str:
-        """A pool's slots key -> how long (s) its tasks have been holding a slot, a moving average:
+        """A pool's slots key -> how long (s) its tasks have been holding a slot, a running average:
         what a turn is charged before its task's own time is known."""
         return f"{self.prefix}fair:estimate"
 

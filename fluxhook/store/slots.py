@@ -76,7 +76,7 @@ class OwnerJobs:
 
 @dataclass(frozen=True)
 class Joined:
-    """A job's place in line as its creation took it: the account whose slot it took at once (None: it waits), and
+    """A job's place in line as its creation took it: the account whose slot it took as it joined (None: it waits), and
     while it waits, what holds it back (read in the same step, so its creation need not look again)."""
 
     account: str | None
@@ -148,7 +148,7 @@ class Slots:
 
         ``pause`` seconds (BFL's Retry-After) hold the pool at the account whose slot it held: BFL said it is
         full. ``wait`` seconds keep this job alone out of line instead, until the sweep puts it back (the
-        budget said no to it). A slot given back is handed on at once (``wait_for_freed``), not at the next sweep.
+        budget said no to it). A slot given back is handed on right away (``wait_for_freed``), not at the next sweep.
         ``unlock``: the submit lock of the submission giving the slot back, freed in the same step (if still its own).
         """
         pool = self.pool_of(job)

@@ -1,6 +1,6 @@
 """The workers' work lines: downloads, draft caches and notifications, taken fairly across keys.
 
-RQ takes tasks first in, first out, so one key's 150 results queued at once would hold another key's one
+RQ takes tasks first in, first out, so one key's 150 results queued together would hold another key's one
 behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
 and only a few tasks at a time are in RQ: as lanes free, the jobs whose turn it is move from the lines
 into RQ (``take``, every kind in one call, then the caller queues one RQ task per job, each naming its own

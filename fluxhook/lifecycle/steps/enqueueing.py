@@ -3,8 +3,8 @@
 Downloads, draft caches and notifications go through their work lines first
 (``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
 moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
-its own job; work whose turn is at once (no line holds any) is queued by the change's own caller
-(``queue_handed``). Checks, confirmations and the clock's tasks go to RQ at once.
+its own job; work whose turn is now (no line holds any: taken *at once*) is queued by the change's own caller
+(``queue_handed``). Checks, confirmations and the cron thread's tasks go straight to RQ, in no line.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ NOTIFY_JOB_TIMEOUT = 60
 # A job's own tasks (its download, draft cache, notification, a confirmation) keep a run that succeeded one
 # second: nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's
 # result of each (a stream entry and the task's record kept for its TTL) was most of what a stored job held in
-# Redis its first hour. Not 0: RQ deletes such a task at once by reading its executions back, six round trips
+# Redis its first hour. Not 0: RQ deletes such a task as it ends by reading its executions back, six round trips
 # that are half of what RQ's end of a task costs Redis; one second's TTL is written in the end's own MULTI. A
 # failed run is kept a week, to look at; each is one per job or per report from BFL, so they stay few.
 _KEEP = {"result_ttl": 1, "failure_ttl": 7 * 86400}
