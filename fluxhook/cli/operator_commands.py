@@ -235,6 +235,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
                                       "STORAGE_URL, which the web and worker processes set up alike)")
         return
     yield from (_advised(check, config) for check in readiness.check(svc))
+    yield readiness.clock(svc)
     yield from replicas_checks(svc)
     yield _budget_check(svc)
     yield from _keys_checks(svc)
