@@ -113,8 +113,9 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         wait = waits.note_queued(svc, job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
-        now_recorded = recorded.current(svc, job.id)
-        return Created(now_recorded, wait if now_recorded.status == st.QUEUED else None)
+        # The job as this step made it: a read back would cost every queued job a command (SPEC §17) to learn
+        # that a sender took it meanwhile, which its next read or its stream says anyway.
+        return Created(job, wait)
     try:
         submission.submit(svc, job.id, request.input, in_request=True, account=joined.account)
     except (BFLError, BudgetExceeded):

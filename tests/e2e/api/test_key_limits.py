@@ -153,6 +153,7 @@ def test_max_active_holds_back_only_that_keys_jobs(webs, sim):
 
     assert (first["status"], second["status"], theirs["status"]) == ("submitted", "queued", "submitted")
     assert (first["waiting"], second["waiting"], theirs["waiting"]) == (None, {"reason": "key_max_active"}, None)
+    assert app.job(second["id"]) == second  # a queued job's answer is the job as recorded, though not read back
     shown = admin.get(f"/v1/keys/{created['id']}").json()
     assert (shown["active"], shown["queued"], shown["queued_by_reason"]) == (1, 1, {"key_max_active": 1})
     sim.complete(first["bfl_id"])
