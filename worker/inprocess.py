@@ -24,7 +24,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
-from rq.suspension import is_suspended
+from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
@@ -45,6 +45,26 @@ CLEANING_LOCK_TTL = 60
 BEAT_CHECK_INTERVAL = 1.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
 SUSPENSION_CHECK_EVERY = 5.0
+
+
+class SuspensionLook:
+    """Whether `rq suspend` was run, as the process last looked: one ``EXISTS`` every SUSPENSION_CHECK_EVERY s
+    for all its lanes, not a MULTI of it per lane (an idle process's lanes look all the time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.due = 0.0
+        self._suspended = False
+
+    def suspended(self, connection) -> bool:
+        with self._lock:  # the lanes wait for the one look in progress rather than send their own
+            if time.monotonic() >= self.due:
+                self.due = time.monotonic() + SUSPENSION_CHECK_EVERY
+                self._suspended = bool(connection.exists(WORKERS_SUSPENDED))
+            return self._suspended
+
+
+SUSPENSION = SuspensionLook()
 
 
 class InProcessWorker(SimpleWorker):
@@ -179,14 +199,10 @@ class InProcessWorker(SimpleWorker):
                 self._in_hand = (job, execution, time.monotonic())
 
     def check_for_suspension(self, burst: bool) -> None:
-        # RQ asks Redis before every task whether `rq suspend` was run, with a heartbeat in the same MULTI; a look
-        # every few seconds, without the heartbeat (it keeps its own pace), sees it as well. Suspended, RQ's own
-        # loop waits for `rq resume`.
-        due = getattr(self, "_next_suspension_check", 0.0)
-        if time.monotonic() < due:
-            return
-        self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
-        if is_suspended(self.connection):
+        # RQ asks Redis before every task whether `rq suspend` was run, with a heartbeat in the same MULTI; the
+        # process's one look every few seconds (SUSPENSION), without the heartbeat (it keeps its own pace), sees it
+        # as well. Suspended, RQ's own loop waits for `rq resume`.
+        if SUSPENSION.suspended(self.connection):
             super().check_for_suspension(burst)
 
     def clean_registries(self) -> None:
