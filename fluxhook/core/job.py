@@ -19,8 +19,11 @@ BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
 # What a record keeps no longer once its job has ended: BFL's URLs of its task (``draft_cache_source`` stays, for the
 # draft cache's download after the end), and what only a running job needs: its running word (the drop-in's until
 # the file is stored), whether its Ready proved itself, and its usage bookkeeping (counted with its end).
+# The record's field that says a callback body came before the job's task was known, kept beside it
+# (``store/kept_callbacks.py``): its submission takes the body only then.
+EARLY_KEPT = "early_kept"
 ENDED_DROPS = ("result_url", "polling_url", "bfl_running", "ready_proven", "usage_day", "counted_credits",
-               "counted_spend")
+               "counted_spend", EARLY_KEPT)
 # Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).
 SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.

@@ -48,6 +48,15 @@ class Lock(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Take:
+    """A key whose value a transition takes (reads and deletes) with the move: only when the record's ``flag`` field
+    says one was kept, so a move with none kept costs no command. The flag goes with the move."""
+
+    key: str
+    flag: str
+
+
+@dataclass(frozen=True)
 class Terms:
     """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
     (``attempts.<count>``), a lock it takes with the move, a lock it frees with the move if still held with its
@@ -58,7 +67,7 @@ class Terms:
     count: str | None = None
     lock: Lock | None = None
     unlock: Lock | None = None
-    take: str | None = None
+    take: Take | None = None
     # Field, value pairs that must read as given (what a change was worked out from: ``show_running``).
     if_same: tuple[str, ...] | None = None
 
@@ -355,7 +364,7 @@ class JobStore:
         if terms.unlock is not None:
             spec["unlock"] = {"key": place(keys, terms.unlock.key), "value": terms.unlock.value}
         if terms.take is not None:
-            spec["take"] = place(keys, terms.take)
+            spec["take"] = {"key": place(keys, terms.take.key), "flag": terms.take.flag}
         return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:

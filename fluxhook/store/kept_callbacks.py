@@ -10,8 +10,11 @@ from typing import Callable, cast
 
 from redis import Redis
 
+from fluxhook.core.job import EARLY_KEPT
 from fluxhook.core.sealing import Sealer
+from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.scripts import LuaScript
 
 KEEP_SECONDS = 3600
 # The static URL's reports of tasks no job tracks yet: a bitmap of MARK_BITS per account and UTC hour, a bit set
@@ -39,6 +42,7 @@ class KeptCallbacks:
         self.sealer = sealer
         # The hour a report is kept under (tests run it by hand).
         self.clock = clock
+        self._flag = LuaScript(connection, "job_set_if_exists")
 
     def mark_reported(self, account: str, bfl_id: str) -> None:
         """Remember for an hour or two that ``account``'s static secret reported the task ``bfl_id``."""
@@ -58,8 +62,20 @@ class KeptCallbacks:
 
     def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> None:
         """Keep a body that came before BFL's answer to the job's submission (``putting_back``: unless another was
-        kept meanwhile). One per job, proven by the job's own secret: bounded by the jobs."""
+        kept meanwhile). One per job, proven by the job's own secret: bounded by the jobs.
+
+        The record's flag first: a submission recorded between the two finds no body and drops the flag, and the
+        body kept after it is the caller's to apply (``keep_early_callback`` reads the job again)."""
+        self.flag(job_id)
         self.connection.set(self.keys.kept_for_job(job_id), self.sealer.seal(body), ex=KEEP_SECONDS, nx=putting_back)
+
+    def flag(self, job_id: str) -> bool:
+        """Say on the job's record that a body is kept for it (``EARLY_KEPT``); False if the job is gone."""
+        return bool(self._flag([self.keys.job(job_id)], [EARLY_KEPT, "1"]))
+
+    def taken_with_submission(self, job_id: str) -> Take:
+        """What the job's submission takes with its move: the body kept for it, if its record says one was."""
+        return Take(self.keys.kept_for_job(job_id), EARLY_KEPT)
 
     def take_for_job(self, job_id: str) -> bytes | None:
         """Take what was kept for the job on its own URL (before it knew its task)."""

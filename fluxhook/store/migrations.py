@@ -18,7 +18,8 @@ one beside another, changes nothing twice):
   its own before, moves into the field ``owners.CLOCK`` of its passes (the later of the two, should a process of this
   release have given turns already);
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
-- BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed;
+- BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed, and a body kept for a
+  job is said on its record (``EARLY_KEPT``), where today's submission looks before it takes one;
 - a tracked job leaves the task index of a release that tracked a task once (``Keys.bfl_task``) for today's, one job
   per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
   the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
@@ -57,7 +58,7 @@ from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
@@ -268,9 +269,10 @@ class _Migration:
         return changes
 
     def kept_bodies(self) -> int:
-        """Seal the callback bodies kept in the clear, for a task or for a job."""
-        sealed = 0
+        """Seal the callback bodies kept in the clear, for a task or for a job, and flag each one's job."""
+        sealed, prefix = 0, self.keys.kept_for_job("")
         for key in self.connection.scan_iter(match=self.keys.kept_for_job("*"), count=BATCH):
+            self.marks.flag(text(key)[len(prefix):])
             body = cast(bytes | None, self.connection.get(key))  # the connections never decode: replies are bytes
             if body and not Sealer.is_sealed(body):
                 sealed += int(self._kept([key], [body, self.sealer.seal(body)]))

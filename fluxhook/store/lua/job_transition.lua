@@ -22,6 +22,8 @@
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
 -- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
+-- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
+-- flag goes with the step.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
 -- taken at once for RQ (effects.apply)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
@@ -49,6 +51,7 @@ if progress or new == 'submitted' then ask('notify_events') end
 if progress then ask('progress') end
 if spec.slots or spec.lines then ask('pool') end
 if spec.bfl then ask('created_at') end
+if spec.take then ask(spec.take.flag) end
 -- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
 if spec.lines then ask('key_id') end
 if spec.terminal then
@@ -130,6 +133,7 @@ local function drop_kept(names)
   end
 end
 drop_kept(spec.clear)
+if spec.take then drop_kept({spec.take.flag}) end
 if spec.bfl then
   -- The task's index lives as long as its record, which was made to live spec.bfl.lives s (none: for ever). A life
   -- that reads as over (this clock ahead of the one that made the record) is the record's own TTL instead: never none.
@@ -231,7 +235,7 @@ end
 if spec.unlock and redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value then
   redis.call('DEL', KEYS[spec.unlock.key])
 end
-local taken = spec.take and redis.call('GETDEL', KEYS[spec.take]) or false
+local taken = spec.take and kept(spec.take.flag) and redis.call('GETDEL', KEYS[spec.take.key]) or false
 
 -- The effects: only with a move, and only with the lock when one is named.
 local handed = {}

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.job import ENDED_DROPS
+from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
-from fluxhook.store.jobs import JobStore, Lock, Terms
+from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.slots import Slots
@@ -116,19 +116,21 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
     lock = Lock(KEYS.submit_lock(job.id), "claim-1", 90)
     connection.set(lock.key, lock.value)
     connection.set(KEYS.kept_for_job(job.id), b"early body")
+    connection.hset(KEYS.job(job.id), EARLY_KEPT, "1")  # as KeptCallbacks.keep_for_job says it
     connection.set(KEYS.watched(job.id), 1)
     now = time.time()
     changes = []
     commands = _commands(connection, lambda: changes.append(jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-1", input=None, due=now + 30,
-        due_if_watched=now + 3, terms=Terms(unlock=lock, take=KEYS.kept_for_job(job.id)),
+        due_if_watched=now + 3, terms=Terms(unlock=lock, take=Take(KEYS.kept_for_job(job.id), EARLY_KEPT)),
         effects=[AddTimelineEntry(job.id, "sent")])))
     record = _on(commands, KEYS.job(job.id))
     # Its task's index lives as long as the record was made to: read with it, not asked of Redis (no TTL).
     assert _names(record) == ["HMGET", "HSET", "HDEL"], record  # input dropped: gone, not written empty
     assert 86390 < connection.ttl(KEYS.bfl_task("task-1")) <= 86400
     assert not _naming(commands, "fh:fair:")  # no owner read elsewhere
-    assert _naming(commands, "HDEL")[0].split(" ")[2:] == ["input"]  # no wait was recorded: none named
+    # No wait was recorded: none named. The body kept goes, and with it the flag that said so.
+    assert _naming(commands, "HDEL")[0].split(" ")[2:] == ["input", EARLY_KEPT]
     # It holds a slot, so it is in no line: no line is touched.
     assert _names(_on(commands, KEYS.slot_holders)) == ["HGET"]
     assert not _naming(commands, "ZREM fh:line:") and not _naming(commands, "ZREM fh:aside")
@@ -138,6 +140,19 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
     assert jobs.due_at(job.id) == pytest.approx(now + 3, abs=0.01)  # watched: polled at the watched pace
     assert connection.ttl(KEYS.timeline(job.id)) > 86000
     assert jobs.get(job.id).input is None and not connection.hexists(KEYS.job(job.id), "input")
+
+
+def test_a_sent_job_with_no_body_kept_for_it_looks_for_none(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    connection.set(KEYS.kept_for_job(job.id), b"kept as the step runs")  # its flag not written yet
+    take = Take(KEYS.kept_for_job(job.id), EARLY_KEPT)
+    changes = []
+    commands = _commands(connection, lambda: changes.append(jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-3", terms=Terms(take=take))))
+    assert changes[0].moved and changes[0].taken is None
+    assert not _naming(commands, KEYS.kept_for_job(job.id))  # no command a job of the many without one
+    assert connection.get(KEYS.kept_for_job(job.id)) == b"kept as the step runs"  # its keeper's, who reads the job
 
 
 def test_a_task_index_whose_record_life_reads_as_over_here_lives_as_long_as_the_record(jobs, connection):

@@ -15,7 +15,7 @@ from rq import Queue
 
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.jobs import JobStore, Terms
@@ -89,6 +89,7 @@ def test_what_older_releases_kept_comes_out_in_todays_shape(store, connection):
     assert not any(b"secret-signature" in value for value in connection.hgetall(KEYS.job(ready.id)).values())
     assert sealed.transition(ready.id, st.STORED, terms=Terms(if_equal=("result_url", URL)))  # compared sealed
     assert 590 < connection.ttl(KEYS.kept_for_job(waiting.id)) <= 600
+    assert connection.hget(KEYS.job(waiting.id), EARLY_KEPT) == b"1"  # its submission takes it
     assert KeptCallbacks(connection, Sealer(config.secret_keys)).take_for_job(waiting.id) == BODY
     assert connection.exists(KEYS.job(expired)) == 0  # never made again
     assert is_current(connection) and int(connection.get(KEYS.schema)) == SCHEMA_VERSION
