@@ -22,8 +22,10 @@ BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
 # The record's field that says a callback body came before the job's task was known, kept beside it
 # (``store/kept_callbacks.py``): its submission takes the body only then.
 EARLY_KEPT = "early_kept"
+# The record's field that says until when someone watches the job (``store/watching.py``).
+WATCHED_UNTIL = "watched_until"
 ENDED_DROPS = ("result_url", "polling_url", "bfl_running", "ready_proven", "usage_day", "counted_credits",
-               "counted_spend", EARLY_KEPT)
+               "counted_spend", EARLY_KEPT, WATCHED_UNTIL)
 # Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).
 SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.

@@ -22,7 +22,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.job import COUNTERS, ENDED_DROPS, SEALED_FIELDS, Job, is_job_id, job_id_floor
+from fluxhook.core.job import COUNTERS, ENDED_DROPS, SEALED_FIELDS, WATCHED_UNTIL, Job, is_job_id, job_id_floor
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
@@ -239,7 +239,7 @@ class JobStore:
         """Move the job to ``new_status`` and set ``fields``, atomically; a false Change if the rules forbid it.
 
         ``only_from`` narrows the statuses it may move from; ``due`` is when the sweep should next look at the
-        job (terminal jobs are never due), ``due_if_watched`` instead when someone watches it (``Keys.watched``) at
+        job (terminal jobs are never due), ``due_if_watched`` instead when someone watches it (``store/watching.py``) at
         the move. ``terms.if_equal`` is a (field, value) that must hold; with the move come one more
         ``attempts.<terms.count>``, the ``terms.lock`` key, taken if free (``Change.locked``), the ``terms.unlock``
         key freed, and ``terms.take``'s value (``Change.taken``); the ``effects`` happen in the same step if the job
@@ -312,7 +312,7 @@ class JobStore:
         if due is not None:
             spec["due"] = _score(due)
             if due_if_watched is not None:
-                spec["watched"] = {"key": place(keys, self.keys.watched(job_id)), "due": _score(due_if_watched)}
+                spec["watched"] = {"field": WATCHED_UNTIL, "due": _score(due_if_watched)}
         if fields.get("bfl_id"):
             # How long its record was made to live, for the task's index to live as long (none: for ever).
             spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"])), **({"lives": self.ttl} if self.ttl else {})}

@@ -240,11 +240,6 @@ class Keys:
         """Held for a few seconds after a hint on the static URL made the job ask BFL (``steps.applying.hint``)."""
         return f"{self.prefix}hinted:{job_id}"
 
-    def watched(self, job_id: str) -> str:
-        """Set while someone watches the job (``store.watching``): it lapses by itself a few seconds after the last
-        look, and while it is set a running job is polled at the watched pace (``core.live``)."""
-        return f"{self.prefix}watched:{job_id}"
-
     def submit_lock(self, job_id: str) -> str:
         """Held while some process sends the job's task to BFL."""
         return f"{self.prefix}submit:{job_id}"

@@ -7,7 +7,7 @@
 -- key, and spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
 -- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for
 -- (spec.freed: {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the
--- lock freed, a key taken, the job's watch mark, and each effect's key (a timeline, the metrics hash, a day's or an
+-- lock freed, a key taken, and each effect's key (a timeline, the metrics hash, a day's or an
 -- hour's counters, the budget's reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
@@ -52,6 +52,7 @@ if progress then ask('progress') end
 if spec.slots or spec.lines then ask('pool') end
 if spec.bfl then ask('created_at') end
 if spec.take then ask(spec.take.flag) end
+if spec.watched then ask(spec.watched.field) end
 -- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
 if spec.lines then ask('key_id') end
 if spec.terminal then
@@ -229,7 +230,8 @@ if spec.terminal then
   if spec.deadlines and kept('deadline') then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
 elseif spec.due then
   local when = spec.due
-  if spec.watched and redis.call('EXISTS', KEYS[spec.watched.key]) == 1 then when = spec.watched.due end
+  -- Watched (store/watching.py): its record's mark is later than now.
+  if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
   redis.call('ZADD', due, when, spec.id)
 end
 if spec.unlock and redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value then

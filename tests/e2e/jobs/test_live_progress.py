@@ -23,8 +23,10 @@ from devtools.processes import free_port, wait_until
 from devtools.replicated_redis import ReplicatedRedis
 from devtools.stack import Stack
 from fluxhook.core import live
+from fluxhook.core.job import WATCHED_UNTIL
 from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
+from fluxhook.store.watching import Watching
 from helpers import sign_in, stack_on_db
 from key_helpers import make_key
 
@@ -220,24 +222,23 @@ def test_who_watches_a_job_the_dashboards_page_its_owner_and_never_another_tenan
     admin = API(base)
     (_, owner), (_, other) = make_key(admin), make_key(admin)
     job = owner.submit("[pending] a page left open")
-    marks = redis.Redis.from_url(live_stack.env["REDIS_URL"])
-    watched = KEYS.watched(job["id"])
+    marks = Watching(redis.Redis.from_url(live_stack.env["REDIS_URL"]))
     # Reading the job, or listing, does not watch it: an app may poll them as often as it likes at no cost at BFL.
     assert owner.get(f"/v1/jobs/{job['id']}").status_code == 200 and owner.get("/v1/jobs").status_code == 200
-    assert not marks.exists(watched)
+    assert not marks.watched(job["id"])
     # Another tenant's get_result of it is BFL's "Task not found", and makes no poll of it (the attack: costing
     # the owner's account polls at BFL by asking for its job).
     stranger = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
                             headers={"x-key": other.http.headers["Authorization"].removeprefix("Bearer ")})
-    assert stranger.json()["status"] == "Task not found" and not marks.exists(watched)
+    assert stranger.json()["status"] == "Task not found" and not marks.watched(job["id"])
     # The owner's get_result watches it; so does the dashboard's page of it.
     mine = requests.get(f"{base}/v1/get_result", params={"id": job["id"]}, timeout=10,
                         headers={"x-key": owner.http.headers["Authorization"].removeprefix("Bearer ")})
-    assert mine.json()["status"] == "Pending" and marks.pttl(watched) > 0
-    marks.delete(watched)
+    assert mine.json()["status"] == "Pending" and marks.watched(job["id"])
+    marks.connection.hdel(KEYS.job(job["id"]), WATCHED_UNTIL)
     browser, _ = sign_in(base)
     assert browser.get(f"{base}/jobs/{job['id']}", timeout=10).status_code == 200
-    assert 0 < marks.pttl(watched) <= live.WATCH_SECONDS * 1000
+    assert 0 < marks.watched_for(job["id"]) <= live.WATCH_SECONDS
 
 
 @pytest.fixture()

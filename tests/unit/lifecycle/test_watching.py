@@ -59,7 +59,7 @@ def test_a_longer_look_is_never_shortened_and_the_mark_lapses_by_itself(svc):
     job = tracked_job(svc, "some-task", due=time.time() + 9)
     watch(svc, job.id, seconds=60)
     watch(svc, job.id)
-    assert svc.redis.pttl(svc.store.keys.watched(job.id)) > live.WATCH_SECONDS * 1000
+    assert svc.store.watching.watched_for(job.id) > live.WATCH_SECONDS
     other = tracked_job(svc, "other-task", due=time.time() + 9)
     watch(svc, other.id, seconds=0.2)
     assert svc.store.watching.watched(other.id)
@@ -79,7 +79,7 @@ def test_jobs_that_run_no_task_are_not_brought_due_and_ended_or_unknown_ones_are
     assert not svc.store.watching.watched(ended.id)
     for nothing in (new_job_id(now), "not-a-job-id", ""):
         watch(svc, nothing)
-        assert not svc.redis.exists(svc.store.keys.watched(nothing))
+        assert not svc.redis.exists(svc.store.keys.job(nothing))  # no record made for a mark
 
 
 def test_a_watched_video_is_polled_at_the_watched_pace_and_an_unwatched_one_at_the_unwatched(svc, sim):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS
+from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS, WATCHED_UNTIL
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Take, Terms
@@ -117,7 +117,7 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
     connection.set(lock.key, lock.value)
     connection.set(KEYS.kept_for_job(job.id), b"early body")
     connection.hset(KEYS.job(job.id), EARLY_KEPT, "1")  # as KeptCallbacks.keep_for_job says it
-    connection.set(KEYS.watched(job.id), 1)
+    connection.hset(KEYS.job(job.id), WATCHED_UNTIL, str(time.time() + 60))  # as a look marks it (store/watching.py)
     now = time.time()
     changes = []
     commands = _commands(connection, lambda: changes.append(jobs.transition(
