@@ -5,6 +5,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 
 from gunicorn import glogging
 from gunicorn import util as gunicorn_util
@@ -131,6 +132,12 @@ def post_worker_init(worker):
     """
     gc.collect()
     gc.freeze()
+    if worker.age == 1:
+        # The first worker of this host says in the log when the host's clock is off Redis's, as a worker process
+        # does: beside its requests (a thread), so a Redis slow to answer never holds them up.
+        from fluxhook.lifecycle.readiness import log_clock
+        threading.Thread(target=log_clock, args=(worker.wsgi.extensions["fluxhook"],), name="clock-check",
+                         daemon=True).start()
 
 
 def _refuse_a_port_in_use(addresses) -> None:

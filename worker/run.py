@@ -13,7 +13,7 @@ from rq import Queue
 
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
-from fluxhook.lifecycle.readiness import WARN, clock
+from fluxhook.lifecycle import readiness
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
@@ -38,7 +38,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     stop = _StopSignals(stop_signals)
     if not _migrated(svc, stop):
         return 0
-    _check_clock(svc)
+    readiness.log_clock(svc)
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues])
@@ -82,14 +82,6 @@ def _migrated(svc: Services, stop: _StopSignals) -> bool:
             log.info("migrated what older releases kept", extra=dataclasses.asdict(done))
         return True
     return False
-
-
-def _check_clock(svc: Services) -> None:
-    """Says at start, in the log, when this host's clock is off Redis's (``readiness.clock``): its leases and due
-    times are read by other hosts."""
-    found = clock(svc)
-    if found.state == WARN:
-        log.warning(found.detail)
 
 
 class _StopSignals:

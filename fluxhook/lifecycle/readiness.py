@@ -8,6 +8,7 @@ probe: the doctor and each worker's start run it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -18,6 +19,8 @@ from rq import Worker
 
 from fluxhook.core.errors import StorageError
 from fluxhook.store.work_lines import MOVE_LEASE
+
+log = logging.getLogger("fluxhook.readiness")
 
 HEARTBEAT_MAX_AGE = 60  # seconds: /readyz wants a worker heartbeat seen in the last 60 s
 # A lease or due time that one host writes is read against another host's clock: the sweep of a worker restores work
@@ -72,6 +75,14 @@ def clock(svc, local: Callable[[], float] = time.time) -> Check:
                                     f"another host reads is off by as much (a take for RQ is restored as lost after "
                                     f"{MOVE_LEASE:.0f} s); keep every host's clock in step (NTP, chrony)")
     return Check("clock", OK, f"within {max(abs(skew), 0.001):.3f} s of Redis's")
+
+
+def log_clock(svc, local: Callable[[], float] = time.time) -> None:
+    """Say in the log, as a process starts, when this host's clock is off Redis's (``clock``): its leases and due
+    times are read by other hosts. Nothing when it is in step, or when Redis does not answer (the process says so)."""
+    found = clock(svc, local)
+    if found.state == WARN:
+        log.warning(found.detail)
 
 
 def redact_url(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -78,6 +79,15 @@ def test_a_host_clock_off_redis_s_is_a_warning_that_says_by_how_much_and_what_to
         assert float(found.detail.split(" s ")[0].rsplit(" ", 1)[1]) == pytest.approx(abs(shift), abs=0.5)
     within = readiness.clock(svc, local=lambda: time.time() - CLOCK_SKEW_MAX / 2)
     assert within.state == OK
+
+
+def test_a_process_says_at_start_when_its_clock_is_off_and_nothing_when_it_is_in_step(svc, caplog):
+    with caplog.at_level(logging.WARNING, logger="fluxhook.readiness"):
+        readiness.log_clock(svc)
+        assert not caplog.records
+        readiness.log_clock(svc, local=lambda: time.time() + CLOCK_SKEW_MAX + 3)
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        f"this host's clock is {CLOCK_SKEW_MAX + 3:.1f} s ahead of Redis's"]
 
 
 def test_storage_that_cannot_take_a_file_fails(make_services, tmp_path):

@@ -1,6 +1,6 @@
 """The web process's gunicorn settings (receiver/gunicorn_conf.py), each probed in a Python process of its own (what
 they change lasts for the life of the process): workers freeze what the loaded app holds, and no access log is
-built when none is written."""
+built when none is written; the first worker says when the host's clock is off Redis's."""
 
 from __future__ import annotations
 
@@ -9,16 +9,36 @@ import subprocess
 import sys
 
 from devtools.processes import ROOT
+from helpers import commands_during
 
 
 def test_web_workers_freeze_what_the_loaded_app_holds():
     # In a child: freezing is for the life of the process.
     probe = ("import gc; from receiver import gunicorn_conf; before = gc.get_freeze_count(); "
-             "gunicorn_conf.post_worker_init(None); print(before, gc.get_freeze_count())")
+             "from types import SimpleNamespace; gunicorn_conf.post_worker_init(SimpleNamespace(age=2)); "
+             "print(before, gc.get_freeze_count())")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
                           capture_output=True, text=True, timeout=30)
     before, after = map(int, proc.stdout.split())
     assert before == 0 and after > 1000, proc.stderr
+
+
+def test_only_the_first_web_worker_reads_redis_s_clock_at_start(connection):
+    """Its app's services' Redis (the suite's): the first worker of a host asks its TIME, beside its requests; a
+    later one (a worker restarted) asks nothing."""
+    url = connection.connection_pool.connection_kwargs
+    for age, asked in ((1, ["TIME"]), (2, [])):
+        probe = ("import threading; from types import SimpleNamespace; from redis import Redis; "
+                 "from receiver import gunicorn_conf; "
+                 f"svc = SimpleNamespace(redis=Redis(host='127.0.0.1', port={url['port']}, db=3)); "
+                 f"gunicorn_conf.post_worker_init(SimpleNamespace(age={age}, wsgi=SimpleNamespace("
+                 "extensions={'fluxhook': svc}))); "
+                 "[t.join(10) for t in threading.enumerate() if t.name == 'clock-check']")
+        def start(probe=probe):
+            subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env={"PATH": os.environ.get("PATH", "")},
+                           capture_output=True, text=True, timeout=30, check=True)
+        sent = [c["command"] for c in commands_during(connection, 3, start) if not c["command"].startswith("SELECT")]
+        assert [c for c in sent if c != "HELLO 3" and not c.startswith("CLIENT")] == asked, sent
 
 
 def test_gunicorn_builds_nothing_for_an_access_log_it_does_not_write():
