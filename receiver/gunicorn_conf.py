@@ -132,12 +132,13 @@ def post_worker_init(worker):
     """
     gc.collect()
     gc.freeze()
-    if worker.age == 1:
+    # The app's services; none when gunicorn serves its own error app instead (a reload that failed to import).
+    svc = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("fluxhook")
+    if worker.age == 1 and svc is not None:
         # The first worker of this host says in the log when the host's clock is off Redis's, as a worker process
         # does: beside its requests (a thread), so a Redis slow to answer never holds them up.
         from fluxhook.lifecycle.readiness import log_clock
-        threading.Thread(target=log_clock, args=(worker.wsgi.extensions["fluxhook"],), name="clock-check",
-                         daemon=True).start()
+        threading.Thread(target=log_clock, args=(svc,), name="clock-check", daemon=True).start()
 
 
 def _refuse_a_port_in_use(addresses) -> None:

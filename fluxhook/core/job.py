@@ -16,14 +16,15 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 COUNTERS = ("webhooks", "polls", "downloads")
 # BFL's URLs.
 BFL_URL_FIELDS = ("result_url", "polling_url", "draft_cache_source")
-# What a record keeps no longer once its job has ended: BFL's URLs of its task (``draft_cache_source`` stays, for the
-# draft cache's download after the end), and what only a running job needs: its running word (the drop-in's until
-# the file is stored), whether its Ready proved itself, and its usage bookkeeping (counted with its end).
 # The record's field that says a callback body came before the job's task was known, kept beside it
 # (``store/kept_callbacks.py``): its submission takes the body only then.
 EARLY_KEPT = "early_kept"
 # The record's field that says until when someone watches the job (``store/watching.py``).
 WATCHED_UNTIL = "watched_until"
+# What a record keeps no longer once its job has ended: BFL's URLs of its task (``draft_cache_source`` stays, for the
+# draft cache's download after the end), and what only a running job needs: its running word (the drop-in's until
+# the file is stored), whether its Ready proved itself, its usage bookkeeping (counted with its end), the flag of a
+# callback body kept for its submission and its watch mark.
 ENDED_DROPS = ("result_url", "polling_url", "bfl_running", "ready_proven", "usage_day", "counted_credits",
                "counted_spend", EARLY_KEPT, WATCHED_UNTIL)
 # Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).

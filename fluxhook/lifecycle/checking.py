@@ -82,9 +82,9 @@ def poll_submitted(svc: Services, job: Job, now: float) -> CheckOutcome | Report
         if schedule.timed_out(submitted_at, now):
             return _time_out(svc, job)
         # Watched: polled again at the watched pace from this poll's start (the errors above keep the unwatched one).
-        svc.jobs.update(job.id, only_in=(st.SUBMITTED,),
-                        due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace,
-                                                  watched=svc.store.watching.watched(job.id)))
+        # Whether it is watched is the record's, read in the same step.
+        svc.jobs.update(job.id, only_in=(st.SUBMITTED,), due=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace),
+                        due_if_watched=schedule.next_poll_at(submitted_at, job.polls + 1, now, grace, watched=True))
     log.info("job polled", extra={"job_id": job.id, "bfl_id": job.bfl_id, "bfl_status": report.status,
                                   "outcome": outcome})
     return outcome

@@ -133,6 +133,8 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
         # Its submission's answer never came: BFL's callback, proven by the job's own secret, names its task.
         return _applied(job_id, report, _apply(svc, job_id, report, proven))
     outcome = keep_early_callback(svc, job_id, body)
+    if outcome == ReportOutcome.GONE:
+        raise Gone("this job no longer exists")
     timeline.record(svc, job_id, "callback", outcome="kept", bfl_status=report.status)
     log.info("callback kept until the submission is recorded",
              extra={"job_id": job_id, "bfl_id": report.bfl_id, "outcome": outcome})

@@ -251,14 +251,15 @@ class JobStore:
         return self._apply(job_id, new_status, allowed, fields, terms, due, effects, due_if_watched=due_if_watched)
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
-               effects: Sequence[Effect] = (), **fields: Any) -> bool:
-        """Set ``fields`` (and the ``due`` time) if the job's status is one of ``only_in`` (any non-terminal one by
-        default); the ``effects`` happen in the same step, if it was. No ``AddWork``: the work it may take at once
-        comes back in a ``Change`` (``transition``, ``Effects.apply``), which this answer has no room for."""
+               due_if_watched: float | None = None, effects: Sequence[Effect] = (), **fields: Any) -> bool:
+        """Set ``fields`` (and the ``due`` time, ``due_if_watched`` instead when someone watches the job, as for
+        ``transition``) if the job's status is one of ``only_in`` (any non-terminal one by default); the ``effects``
+        happen in the same step, if it was. No ``AddWork``: the work it may take at once comes back in a ``Change``
+        (``transition``, ``Effects.apply``), which this answer has no room for."""
         if any(isinstance(effect, AddWork) for effect in effects):
             raise TypeError("AddWork rides with transition() or Effects.apply(), whose answer hands back the work "
                             "taken at once for its caller to queue")
-        return self._apply(job_id, "", only_in, fields, NO_TERMS, due, effects).moved
+        return self._apply(job_id, "", only_in, fields, NO_TERMS, due, effects, due_if_watched=due_if_watched).moved
 
     def show_running(self, job_id: str, report: Shown, *, only_in: tuple[str, ...]) -> bool:
         """Record BFL's running ``report`` (its word and progress) as ``live.shown`` says, never backwards, if the

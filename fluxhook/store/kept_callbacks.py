@@ -11,6 +11,7 @@ from typing import Callable, cast
 from redis import Redis
 
 from fluxhook.core.job import EARLY_KEPT
+from fluxhook.core.transitions import ACTIVE
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys
@@ -42,7 +43,7 @@ class KeptCallbacks:
         self.sealer = sealer
         # The hour a report is kept under (tests run it by hand).
         self.clock = clock
-        self._flag = LuaScript(connection, "job_set_if_exists")
+        self._keep = LuaScript(connection, "early_keep")
 
     def mark_reported(self, account: str, bfl_id: str) -> None:
         """Remember for an hour or two that ``account``'s static secret reported the task ``bfl_id``."""
@@ -60,18 +61,18 @@ class KeptCallbacks:
             pipe.getbit(self.keys.kept_marks(account, h), bit)
         return any(pipe.execute())
 
-    def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> None:
+    def keep_for_job(self, job_id: str, body: bytes, *, putting_back: bool = False) -> bool:
         """Keep a body that came before BFL's answer to the job's submission (``putting_back``: unless another was
-        kept meanwhile). One per job, proven by the job's own secret: bounded by the jobs.
-
-        The record's flag first: a submission recorded between the two finds no body and drops the flag, and the
-        body kept after it is the caller's to apply (``keep_early_callback`` reads the job again)."""
-        self.flag(job_id)
-        self.connection.set(self.keys.kept_for_job(job_id), self.sealer.seal(body), ex=KEEP_SECONDS, nx=putting_back)
+        kept meanwhile), its record's flag (``EARLY_KEPT``) saying so in the same step; False, keeping nothing, for
+        a job gone or ended. One per job, proven by the job's own secret: bounded by the jobs."""
+        return bool(self._keep([self.keys.job(job_id), self.keys.kept_for_job(job_id)],
+                               [EARLY_KEPT, self.sealer.seal(body), KEEP_SECONDS, int(putting_back), *ACTIVE]))
 
     def flag(self, job_id: str) -> bool:
-        """Say on the job's record that a body is kept for it (``EARLY_KEPT``); False if the job is gone."""
-        return bool(self._flag([self.keys.job(job_id)], [EARLY_KEPT, "1"]))
+        """Say on the job's record that a body is kept for it (``EARLY_KEPT``): what a body kept by an older
+        release lacks (``store.migrations``); False for a job gone or ended."""
+        return bool(self._keep([self.keys.job(job_id), self.keys.kept_for_job(job_id)],
+                               [EARLY_KEPT, "", KEEP_SECONDS, 0, *ACTIVE]))
 
     def taken_with_submission(self, job_id: str) -> Take:
         """What the job's submission takes with its move: the body kept for it, if its record says one was."""

@@ -55,7 +55,9 @@ def keep_early_callback(svc: Services, job_id: str, body: bytes) -> str | None:
     Kept for that job only, and applied only if it names the task BFL then gives the job: a job's
     secret must be worth nothing for any other job.
     """
-    svc.store.kept.keep_for_job(job_id, body)
+    if not svc.store.kept.keep_for_job(job_id, body):
+        # Gone or ended meanwhile: nothing of it will be submitted, so nothing is kept for it.
+        return ReportOutcome.GONE if svc.jobs.get(job_id) is None else ReportOutcome.DUPLICATE
     job = svc.jobs.get(job_id)
     return apply_kept_callback(svc, job) if job is not None and job.bfl_id else None
 

@@ -225,6 +225,8 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-4", polling_url="https://api.bfl.ai/v1/get_result?id=task-4",
                     usage_day="2026-01-01", counted_credits=3, counted_spend=3)
     jobs.transition(job.id, st.READY, result_url="https://delivery-eu1.bfl.ai/r/" + "y" * 200, ready_proven=True)
+    # Watched as it ran, and flagged by a callback body kept for it (one put back after its applying failed).
+    connection.hset(KEYS.job(job.id), mapping={WATCHED_UNTIL: str(time.time() + 10), EARLY_KEPT: "1"})
     assert connection.object("encoding", KEYS.job(job.id)) == b"hashtable"  # the long URL outgrew the compact one
     image = {"content_type": "image/jpeg", "size": 51470, "sha256": "a" * 64, "width": 1024, "height": 1024}
     assert jobs.transition(job.id, st.STORED, image=image, storage_key=f"{job.id}.jpg")

@@ -132,7 +132,6 @@ def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspend
     queue = Queue("lanes-test", connection=svc.redis)
     lane, other = (InProcessWorker([queue], connection=svc.redis, worker_ttl=45) for _ in range(2))
     lane.register_birth()
-    SUSPENSION.due = 0.0  # an earlier test's look is not this one's
     def look(worker) -> list[str]:
         sent = commands_during(svc.redis, 6, lambda: worker.check_for_suspension(False))
         return [c["command"] for c in sent if not c["command"].startswith("SELECT")]  # the test's own connection

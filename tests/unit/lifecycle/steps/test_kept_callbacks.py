@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ready_payload
 from fluxhook.core import transitions as st
-from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback, keep_callback, keep_early_callback
 from fluxhook.store.kept_callbacks import MARK_BYTES
@@ -96,6 +96,19 @@ def test_an_early_callback_is_applied_to_its_own_job_once_it_knows_the_task_it_n
 
     assert outcome == ReportOutcome.DOWNLOAD_QUEUED
     assert (svc.jobs.get(job.id).status, svc.jobs.get(job.id).result_url) == (st.READY, SAMPLE)
+
+
+def test_an_early_callback_for_a_job_ended_or_gone_meanwhile_keeps_nothing_and_flags_nothing(svc):
+    ended, gone = _job(svc, None, tracked=False), _job(svc, None, tracked=False)
+    assert svc.jobs.transition(ended.id, st.CANCELED, error={"code": "canceled", "message": "x"})
+    svc.jobs.delete(gone.id)
+
+    assert keep_early_callback(svc, ended.id, _ready("task-late")) == ReportOutcome.DUPLICATE
+    assert keep_early_callback(svc, gone.id, _ready("task-late")) == ReportOutcome.GONE
+
+    assert not svc.redis.exists(KEYS.kept_for_job(ended.id), KEYS.kept_for_job(gone.id))
+    assert not svc.redis.hexists(KEYS.job(ended.id), EARLY_KEPT)  # nothing would ever drop it from an ended record
+    assert not svc.redis.exists(KEYS.job(gone.id))  # not made again
 
 
 def test_an_early_callback_naming_another_task_than_its_jobs_is_dropped(svc):
