@@ -11,8 +11,8 @@ from typing import Callable, cast
 from redis import Redis
 
 from fluxhook.core.job import EARLY_KEPT
-from fluxhook.core.transitions import ACTIVE
 from fluxhook.core.sealing import Sealer
+from fluxhook.core.transitions import ACTIVE
 from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
