@@ -3,8 +3,9 @@
 -- (job_transition.lua, spec.take). A job gone or ended keeps nothing: nothing of it will be submitted, and a flag on an
 -- ended record would outlive every step that drops it.
 -- KEYS[1] the job record, KEYS[2] the body's key.
--- ARGV[1] the flag's field, ARGV[2] the body (sealed; '' to flag a body an older release kept, left as it is), ARGV[3] how long it is kept (s), ARGV[4] '1' to keep it only if
--- none is kept (a body put back after its applying failed), ARGV[5..] the statuses of a job that has not ended.
+-- ARGV[1] the flag's field, ARGV[2] the body (sealed; '' to flag a body an older release kept, left as it is),
+-- ARGV[3] how long it is kept (s), ARGV[4] '1' to keep it only if none is kept (a body put back after its applying
+-- failed), ARGV[5..] the statuses of a job that has not ended.
 -- Returns 1 if the job may still take it (kept now, or one kept already when putting back), else 0.
 local status = redis.call('HGET', KEYS[1], 'status')
 local active = false
