@@ -93,8 +93,8 @@ class Place(StrEnum):
 
 @dataclass(frozen=True)
 class LineState:
-    """What decides whether a job in line could take a slot now: its owner's slots and ``max_active`` (None: no
-    limit of its own), its pool's slots and limit, every pool's slots and ``BFL_MAX_ACTIVE``, and when the pool's
+    """What decides whether a job in line could take a slot now: its owner's slots (read only with a limit) and
+    ``max_active`` (None: no limit of its own), its pool's slots and limit, ``BFL_MAX_ACTIVE``, and when the pool's
     pause ends (None: not paused), over the accounts it may use that take tasks; and when the first of those
     accounts recovers, when every one cools down (None: one takes tasks)."""
 
@@ -102,7 +102,6 @@ class LineState:
     owner_cap: int | None
     pool_held: int
     pool_limit: int
-    total_held: int
     total_limit: int
     paused_until: float | None = None
     cooling_until: float | None = None

@@ -60,8 +60,9 @@ class Take:
 class Terms:
     """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
     (``attempts.<count>``), a lock it takes with the move, a lock it frees with the move if still held with its
-    value (``unlock``), and a key whose value it takes (reads and deletes) with the move (``take``:
-    ``Change.taken``)."""
+    value (freed without a look once the move is made: it guarded the move), and a key whose value it takes (reads
+    and deletes) with the move (``take``: ``Change.taken``). ``out_of_line``: the caller knows the job is in no line
+    (a dispatch took it out to give it a slot), so its move out of ``queued`` looks for no place in one."""
 
     if_equal: tuple[str, str | None] | None = None
     count: str | None = None
@@ -70,12 +71,13 @@ class Terms:
     take: Take | None = None
     # Field, value pairs that must read as given (what a change was worked out from: ``show_running``).
     if_same: tuple[str, ...] | None = None
+    out_of_line: bool = False
 
 
 NO_TERMS = Terms()
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same"})
+_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line"})
 
 
 @dataclass(frozen=True)
@@ -314,9 +316,11 @@ class JobStore:
             spec["due"] = _score(due)
             if due_if_watched is not None:
                 spec["watched"] = {"field": WATCHED_UNTIL, "due": _score(due_if_watched)}
+        if self.ttl:
+            # How long its record was made to live: its task's index lives as long, and an ended record keeps its end.
+            spec["lives"] = self.ttl
         if fields.get("bfl_id"):
-            # How long its record was made to live, for the task's index to live as long (none: for ever).
-            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"])), **({"lives": self.ttl} if self.ttl else {})}
+            spec["bfl"] = {"key": place(keys, self.keys.bfl_task(fields["bfl_id"]))}
         in_step, tallied = split(effects)
         spec["effects"] = encode(in_step, self.keys, keys, self.timeline_ttl, now)
         done, previous, locked, taken, *rest = self._transition(keys, [_json(spec)])
@@ -366,6 +370,8 @@ class JobStore:
             spec["unlock"] = {"key": place(keys, terms.unlock.key), "value": terms.unlock.value}
         if terms.take is not None:
             spec["take"] = {"key": place(keys, terms.take.key), "flag": terms.take.flag}
+        if terms.out_of_line:
+            spec["out_of_line"] = True
         return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:

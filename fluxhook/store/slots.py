@@ -354,8 +354,8 @@ class Slots:
 
 
 def _line_state(state: list) -> LineState:
-    owner_held, cap, pool_held, pool_limit, total_held, total_limit, paused, cooling = state
+    owner_held, cap, pool_held, pool_limit, total_limit, paused, cooling = state
     return LineState(owner_held=int(owner_held), owner_cap=int(cap) if cap else None, pool_held=int(pool_held),
-                     pool_limit=int(pool_limit), total_held=int(total_held), total_limit=int(total_limit),
+                     pool_limit=int(pool_limit), total_limit=int(total_limit),
                      paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None)
 

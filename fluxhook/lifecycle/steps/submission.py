@@ -319,7 +319,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
-    terms = Terms(unlock=sent.held.lock, take=svc.store.kept.taken_with_submission(job.id))
+    # The job is in no line: the dispatch that gave it its slot took it out.
+    terms = Terms(unlock=sent.held.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True)
     early: list[bytes] = []
 
     def record() -> bool:

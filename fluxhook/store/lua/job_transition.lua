@@ -22,6 +22,7 @@
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
 -- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
+-- spec.out_of_line: the caller knows the job is in no line (a dispatch gave it a slot); its move looks for no place.
 -- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
 -- flag goes with the step.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
@@ -50,7 +51,7 @@ end
 if progress or new == 'submitted' then ask('notify_events') end
 if progress then ask('progress') end
 if spec.slots or spec.lines then ask('pool') end
-if spec.bfl then ask('created_at') end
+if spec.bfl or (spec.terminal and spec.lives) then ask('created_at') end
 if spec.take then ask(spec.take.flag) end
 if spec.watched then ask(spec.watched.field) end
 -- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
@@ -136,10 +137,10 @@ end
 drop_kept(spec.clear)
 if spec.take then drop_kept({spec.take.flag}) end
 if spec.bfl then
-  -- The task's index lives as long as its record, which was made to live spec.bfl.lives s (none: for ever). A life
+  -- The task's index lives as long as its record, which was made to live spec.lives s (none: for ever). A life
   -- that reads as over (this clock ahead of the one that made the record) is the record's own TTL instead: never none.
   local made = tonumber(kept('created_at'))
-  local ttl = (spec.bfl.lives and made) and math.ceil(made + spec.bfl.lives - tonumber(spec.now)) or nil
+  local ttl = (spec.lives and made) and math.ceil(made + spec.lives - tonumber(spec.now)) or nil
   if ttl == nil or ttl <= 0 then ttl = redis.call('TTL', job) end
   if ttl > 0 then redis.call('SET', KEYS[spec.bfl.key], spec.id, 'EX', ttl)
   else redis.call('SET', KEYS[spec.bfl.key], spec.id) end
@@ -156,7 +157,11 @@ if moving then
   -- A ready job gave its slot back with its move to ready. Its holder's entry names the slot's account, and the owner
   -- and charge of the turn that took it (see slots_prelude.lua). A job holding a slot is in no line (a turn takes
   -- it out of its line; a job given back leaves its slot first).
-  local held = spec.holders and current ~= 'ready' and redis.call('HGET', KEYS[spec.holders], spec.id)
+  -- Asked only when it matters: for the slot it gives back, or for the place in line a queued job may have (a job a
+  -- dispatch gave a slot is in none, spec.out_of_line).
+  local in_line = spec.lines and current == 'queued' and not spec.out_of_line
+  local held = spec.holders and current ~= 'ready' and (spec.slots or in_line)
+    and redis.call('HGET', KEYS[spec.holders], spec.id)
   local account, holder, charged, taken_at, weight
   if spec.slots then account, holder, charged, taken_at, weight = slot_holders.parse(held) end
   if account then
@@ -193,7 +198,7 @@ if moving then
       redis.call('LTRIM', KEYS[spec.freed.key], 0, 0)
     end
   end
-  if spec.lines and current == 'queued' and not held then
+  if in_line and not held then
     local key_id = kept('key_id')
     local member = members.member((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
     if spec.lines[pool] then
@@ -219,9 +224,15 @@ if moving and spec.terminal then
   -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
   -- not: written again as it now is, it takes a third of the memory for the rest of its days. Every record that
   -- ends has outgrown it but one ended before it held any of those (canceled in line with a short input), so the
-  -- encoding is not asked (a command at every end, to spare two at a rare one).
-  local ttl = redis.call('PTTL', job)
-  redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')
+  -- encoding is not asked (a command at every end, to spare two at a rare one). Its life ends where it was made to
+  -- (spec.lives after created_at, as the task's index above; none: for ever), so its TTL need not be read.
+  local made = tonumber(kept('created_at'))
+  if spec.lives and made and made + spec.lives > tonumber(spec.now) then
+    redis.call('RESTORE', job, math.floor((made + spec.lives) * 1000), redis.call('DUMP', job), 'REPLACE', 'ABSTTL')
+  else
+    local ttl = redis.call('PTTL', job)
+    redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')
+  end
 end
 if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 if spec.terminal then
@@ -234,7 +245,8 @@ elseif spec.due then
   if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
   redis.call('ZADD', due, when, spec.id)
 end
-if spec.unlock and redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value then
+-- A lock that guarded the move is moot once it is made: freed without a look at whose it is.
+if spec.unlock and (moving or redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value) then
   redis.call('DEL', KEYS[spec.unlock.key])
 end
 local taken = spec.take and kept(spec.take.flag) and redis.call('GETDEL', KEYS[spec.take.key]) or false

@@ -49,7 +49,7 @@ function slots_accounts.read()
   for j = 1, n_accounts do
     local its = K.account[j]
     local account = {name = ARGV[arg + 1], region = ARGV[arg + 2], max_active = tonumber(ARGV[arg + 3]),
-                     cooling = its.cooling, held = 0, pools = {}}
+                     cooling = its.cooling, pools = {}}
     arg = arg + 3
     for i = 1, n_pools do
       account.pools[pools[i].name] = {limit = tonumber(ARGV[arg + i]), slots = its.pool[i].slots,
@@ -98,20 +98,21 @@ function slots_accounts.read()
     return its.paused_ms
   end
 
-  -- Each account's slots held, over its pools and in each (``its.held``, which a script taking a slot keeps up),
-  -- counted once per script, when asked (a dispatch of empty lines counts none).
-  local counted = false
-  local function count_held()
-    if counted then return end
-    counted = true
-    for _, account in ipairs(accounts) do
-      account.held = 0
-      for _, pool in ipairs(pools) do
-        local its = account.pools[pool.name]
-        its.held = redis.call('ZCARD', its.slots)
-        account.held = account.held + its.held
-      end
+  -- The slots an account holds in a pool (``its.held``) and over its pools (``account.held``), each counted once per
+  -- script when first asked (a ZCARD a pool): a pool at its limit needs no other pool's count, and a dispatch of
+  -- empty lines counts none. A script taking a slot keeps both up.
+  local function held_in(account, pool_name)
+    local its = account.pools[pool_name]
+    if its.held == nil then its.held = redis.call('ZCARD', its.slots) end
+    return its.held
+  end
+  local function held_over(account)
+    if account.held == nil then
+      local total = 0
+      for _, pool in ipairs(pools) do total = total + held_in(account, pool.name) end
+      account.held = total
     end
+    return account.held
   end
 
   return {now = now, slot_lease = slot_lease, submit_lease = submit_lease, admin = admin,
@@ -120,5 +121,5 @@ function slots_accounts.read()
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
           cap = cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
-          paused_ms = paused_ms, count_held = count_held}
+          paused_ms = paused_ms, held_in = held_in, held_over = held_over}
 end

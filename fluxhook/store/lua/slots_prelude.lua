@@ -22,7 +22,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local passes, weights, default_weight = s.passes, s.weights, s.default_weight
   local holders, route_index, fair, pools, accounts = s.holders, s.route_index, s.fair, s.pools, s.accounts
   local held_by, owner_room, cool_of, cooling = s.held_by, s.owner_room, s.cool_of, s.cooling
-  local count_held, paused_ms = s.count_held, s.paused_ms
+  local held_in, held_over, paused_ms = s.held_in, s.held_over, s.paused_ms
 
   local function release(owner)
     local left = redis.call('HINCRBY', held, owner, -1)
@@ -46,17 +46,17 @@ function slots_prelude.start(s, only, keep_lapsed)
     end
   end
 
-  -- The accounts' slots held are counted only when a line has a job waiting (a dispatch of empty lines counts none).
-  -- An account held back by a cooldown or a pause marks the script's context ``on_timer``: its end frees no slot, so
-  -- it pushes no wake-up (any_waiting says which).
+  -- A pool full at an account has no room there, whatever else holds the account back: a slot freed in it wakes a
+  -- dispatch. Else an account held back by a cooldown or a pause marks the script's context ``on_timer``: its end
+  -- frees no slot, so it pushes no wake-up (any_waiting says which).
   local function room(account, pool)
-    count_held()
     local its = account.pools[pool.name]
+    if held_in(account, pool.name) >= its.limit then return false end
     if cooling(account) or paused_ms(its) ~= -2 then
       s.on_timer = true
       return false
     end
-    return its.held < its.limit and account.held < account.max_active
+    return held_over(account) < account.max_active
   end
   -- The accounts with room in the pool now, in ARGV's order.
   local function open_in(pool)
@@ -162,10 +162,11 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function take(pool, account, job, owner)
     local its = account.pools[pool.name]
     local slots = its.slots
+    -- Counted before the slot is added (room() counted both already).
+    local in_pool, over = held_in(account, pool.name), held_over(account)
     redis.call('ZADD', slots, now, job)
     redis.call('ZADD', due, now + submit_lease, job)
-    its.held = its.held + 1
-    account.held = account.held + 1
+    its.held, account.held = in_pool + 1, over + 1
     if account.probation then
       redis.call('HSET', account.cooling, 'probe', job)
       cool_of[account.name] = true

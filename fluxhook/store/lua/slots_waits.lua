@@ -6,15 +6,14 @@
 local slots_waits = {}
 
 -- For ``s`` (slots_accounts.read()'s context), the pool named ``pool``, ``owner`` and ``route`` ('*': any account):
--- {owner's slots held, its max_active ('' for none), the pool's slots held and its limit, every pool's slots held
--- and the limit, over the accounts the route allows that are not cooling down; when the pool's pause ends at
--- every one of them ('' if one is not paused); when the first of the accounts the route allows recovers, when
--- every one cools down ('')}.
+-- {owner's slots held (0 when it has no max_active: not read), its max_active ('' for none), the pool's slots held and
+-- its limit, and every pool's limit (max_active), over the accounts the route allows that are not cooling down; when
+-- the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts the route
+-- allows recovers, when every one cools down ('')}.
 function slots_waits.state(s, pool, owner, route)
-  s.count_held()
   local usable, warm, cooling_until, paused_until = 0, 0, nil, nil
   local all_paused = true
-  local pool_held, pool_limit, total_held, total_limit = 0, 0, 0, 0
+  local pool_held, pool_limit, total_limit = 0, 0, 0
   for _, account in ipairs(s.accounts) do
     if routes.allows(route, account.name, account.region) then
       usable = usable + 1
@@ -24,9 +23,8 @@ function slots_waits.state(s, pool, owner, route)
       else
         warm = warm + 1
         local its = account.pools[pool]
-        pool_held = pool_held + its.held
+        pool_held = pool_held + s.held_in(account, pool)
         pool_limit = pool_limit + its.limit
-        total_held = total_held + account.held
         total_limit = total_limit + account.max_active
         local ms = s.paused_ms(its)
         if ms > 0 then
@@ -39,7 +37,7 @@ function slots_waits.state(s, pool, owner, route)
     end
   end
   local cap = s.cap(owner)
-  return {s.held_of(owner), cap and tostring(cap) or '', pool_held, pool_limit, total_held, total_limit,
+  return {cap and s.held_of(owner) or 0, cap and tostring(cap) or '', pool_held, pool_limit, total_limit,
           (warm > 0 and all_paused) and s.fmt(paused_until) or '',
           (usable > 0 and warm == 0) and s.fmt(cooling_until) or ''}
 end

@@ -23,7 +23,7 @@ NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 def _line(**changes) -> LineState:
     """A job in line whose pool and owner have room, BFL's slots all taken but one: nothing holds it back."""
-    state = dict(owner_held=0, owner_cap=None, pool_held=3, pool_limit=24, total_held=23, total_limit=24)
+    state = dict(owner_held=0, owner_cap=None, pool_held=3, pool_limit=24, total_limit=24)
     state.update(changes)
     return LineState(**state)
 
@@ -49,28 +49,28 @@ def test_a_recorded_wait_reads_back_and_an_unknown_word_reads_as_none():
 
 
 def test_all_slots_taken_is_bfl_slots():
-    assert in_line(_line(total_held=24), NOW) == Waiting(WaitReason.BFL_SLOTS)
+    assert in_line(_line(), NOW) == Waiting(WaitReason.BFL_SLOTS)
 
 
 def test_a_models_own_limit_reached_is_model_limit():
-    assert in_line(_line(pool_held=6, pool_limit=6, total_held=10), NOW) == Waiting(WaitReason.MODEL_LIMIT)
+    assert in_line(_line(pool_held=6, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
     # Every slot taken too: still its model's limit that holds it (a free slot elsewhere would not help it).
-    assert in_line(_line(pool_held=6, pool_limit=6, total_held=24), NOW) == Waiting(WaitReason.MODEL_LIMIT)
+    assert in_line(_line(pool_held=6, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
 
 
 def test_a_pool_whose_limit_is_the_accounts_waits_for_bfl_slots():
     # The default pool, or a model's limit at or above BFL_MAX_ACTIVE: the account's limit is what holds it.
-    assert in_line(_line(pool_held=24, pool_limit=24, total_held=24), NOW) == Waiting(WaitReason.BFL_SLOTS)
+    assert in_line(_line(pool_held=24, pool_limit=24), NOW) == Waiting(WaitReason.BFL_SLOTS)
 
 
 def test_a_key_at_its_max_active_is_key_max_active_whatever_else_holds():
-    full = _line(owner_held=2, owner_cap=2, pool_held=6, pool_limit=6, total_held=24, paused_until=NOW + 30)
+    full = _line(owner_held=2, owner_cap=2, pool_held=6, pool_limit=6, paused_until=NOW + 30)
     assert in_line(full, NOW) == Waiting(WaitReason.KEY_MAX_ACTIVE)
-    assert in_line(_line(owner_held=1, owner_cap=2, total_held=24), NOW) == Waiting(WaitReason.BFL_SLOTS)
+    assert in_line(_line(owner_held=1, owner_cap=2), NOW) == Waiting(WaitReason.BFL_SLOTS)
 
 
 def test_a_paused_pool_is_bfl_capacity_until_the_pause_ends():
-    paused = _line(paused_until=NOW + 7.5, pool_held=6, pool_limit=6, total_held=6)
+    paused = _line(paused_until=NOW + 7.5, pool_held=6, pool_limit=6)
     assert in_line(paused, NOW) == Waiting(WaitReason.BFL_CAPACITY, NOW + 7.5)
     # A pause already over says nothing: the pool's limit does.
     assert in_line(_line(paused_until=NOW - 1, pool_held=6, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
@@ -84,16 +84,16 @@ def test_room_everywhere_is_a_slot_about_to_be_handed_out():
 def test_only_a_queued_job_waits(status):
     recorded = Waiting(WaitReason.DAILY_CREDITS, NOW + 60)
     assert waiting(status, Place.ASIDE, None, recorded, NOW) is None
-    assert waiting(status, Place.LINE, _line(total_held=24), None, NOW) is None
+    assert waiting(status, Place.LINE, _line(), None, NOW) is None
 
 
 def test_a_queued_job_holding_a_slot_is_being_sent_and_waits_for_nothing():
-    assert waiting(st.QUEUED, Place.SLOT, _line(total_held=24), Waiting(WaitReason.BFL_CAPACITY, NOW + 5), NOW) is None
+    assert waiting(st.QUEUED, Place.SLOT, _line(), Waiting(WaitReason.BFL_CAPACITY, NOW + 5), NOW) is None
 
 
 def test_in_line_the_slots_say_why_and_a_stale_recorded_wait_is_not_read():
     recorded = Waiting(WaitReason.KEY_DAILY_CREDITS, NOW + 3600)  # from before it went back in line
-    assert waiting(st.QUEUED, Place.LINE, _line(total_held=24), recorded, NOW) == Waiting(WaitReason.BFL_SLOTS)
+    assert waiting(st.QUEUED, Place.LINE, _line(), recorded, NOW) == Waiting(WaitReason.BFL_SLOTS)
 
 
 def test_out_of_line_the_recorded_wait_says_why():

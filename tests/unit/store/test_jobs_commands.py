@@ -75,7 +75,7 @@ def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots,
     # What holds it back is what a look of the line says, read from the reads its own turn made: one reading of
     # each account's cooldown and of its pool's pause, no second look of its place.
     assert joined[0].account is None and joined[0].line == slots.line_states([(DEFAULT_POOL, "admin", None)])[0]
-    assert joined[0].line.total_held == joined[0].line.total_limit == 4
+    assert joined[0].line.pool_held == joined[0].line.total_limit == 4
     assert len(_naming(commands, "cooling")) == 1 and len(_naming(commands, "paused")) == 1
     assert not _naming(commands, KEYS.slot_holders)
 
@@ -95,6 +95,10 @@ def test_a_job_that_joins_a_full_pool_reads_no_line(jobs, slots, connection):
     # Its own pool has no room: no turn can be its, so no line's first owner (nor the turns) is read.
     assert _names(_naming(commands, "fh:line:")) == ["ZADD"], commands
     assert not _naming(commands, "fh:fair:pass")
+    # Nor another pool's slots held (a full pool has no room, whatever they are), nor the slots its owner holds: it has
+    # no max_active of its own.
+    assert _naming(commands, "ZCARD") == [f"ZCARD {KEYS.slots(DEFAULT_POOL)}"], commands
+    assert not _naming(commands, KEYS.fair_held)
 
 
 def test_a_dispatch_that_gives_the_last_job_in_line_says_none_waits_without_another_look(jobs, slots, connection):
@@ -142,6 +146,17 @@ def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_onc
     assert jobs.get(job.id).input is None and not connection.hexists(KEYS.job(job.id), "input")
 
 
+def test_a_job_a_dispatch_gave_its_slot_is_sent_without_a_look_for_its_place(jobs, slots, connection):
+    job = _queued(jobs)
+    assert slots.acquire(job) == "default"
+    commands = _commands(connection, lambda: jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-5", terms=Terms(out_of_line=True)))
+    # The caller knows it is in no line (the dispatch took it out): neither its slot's entry nor a line is asked.
+    assert not _naming(commands, KEYS.slot_holders) and not _naming(commands, "fh:line:"), commands
+    assert not _naming(commands, KEYS.aside)
+    assert jobs.get(job.id).status == st.SUBMITTED and slots.account_of(job.id) == "default"
+
+
 def test_a_sent_job_with_no_body_kept_for_it_looks_for_none(jobs, slots, connection):
     job = _queued(jobs)
     slots.acquire(job)
@@ -165,13 +180,18 @@ def test_a_task_index_whose_record_life_reads_as_over_here_lives_as_long_as_the_
     assert 0 < record_ttl and record_ttl - 2 <= connection.ttl(KEYS.bfl_task("task-skewed")) <= record_ttl
 
 
-def test_a_lock_another_holds_now_is_not_freed(jobs, slots, connection):
+def test_a_lock_is_freed_with_the_move_it_guarded_unread_and_another_s_is_left_by_a_step_that_moves_nothing(
+        jobs, slots, connection):
     job = _queued(jobs)
     slots.acquire(job)
+    mine = Terms(unlock=Lock(KEYS.submit_lock(job.id), "mine", 90))
     connection.set(KEYS.submit_lock(job.id), "another")
-    assert jobs.transition(job.id, st.SUBMITTED, bfl_id="task-2",
-                           terms=Terms(unlock=Lock(KEYS.submit_lock(job.id), "mine", 90)))
+    jobs.transition(job.id, st.QUEUED, only_from=(st.QUEUED,), terms=mine)  # the same status: no move
     assert connection.get(KEYS.submit_lock(job.id)) == b"another"
+    commands = _commands(connection, lambda: jobs.transition(job.id, st.SUBMITTED, bfl_id="task-2", terms=mine))
+    # Once the job left the status the lock guarded, the lock is moot: freed without a look at whose it is.
+    assert connection.get(KEYS.submit_lock(job.id)) is None
+    assert _names(_naming(commands, KEYS.submit_lock(job.id))) == ["DEL"], commands
 
 
 def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, connection):
@@ -229,7 +249,10 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     connection.hset(KEYS.job(job.id), mapping={WATCHED_UNTIL: str(time.time() + 10), EARLY_KEPT: "1"})
     assert connection.object("encoding", KEYS.job(job.id)) == b"hashtable"  # the long URL outgrew the compact one
     image = {"content_type": "image/jpeg", "size": 51470, "sha256": "a" * 64, "width": 1024, "height": 1024}
-    assert jobs.transition(job.id, st.STORED, image=image, storage_key=f"{job.id}.jpg")
+    stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, image=image,
+                                                           storage_key=f"{job.id}.jpg"))
+    # Written again compact, to end where it was made to (created_at and its life): its TTL is not read.
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HMGET", "HSET", "HDEL", "DUMP", "RESTORE"], stored
     kept = {name.decode() for name in connection.hkeys(KEYS.job(job.id))}
     assert not kept & set(ENDED_DROPS), kept & set(ENDED_DROPS)
     assert not kept & {WATCHED_UNTIL, EARLY_KEPT}  # named here too: the list alone would prove only itself
