@@ -10,25 +10,58 @@
 
 local fair_turns = {}
 
--- The owner's earliest job in the line, or nil.
+-- The owner's earliest job in the line (nil: none) and the one after it (false: none).
 function fair_turns.head(line, owner)
-  local first = redis.call('ZRANGEBYLEX', line, members.owner_first(owner), members.owner_last(owner),
-                           'LIMIT', 0, 1)[1]
-  return first and members.member_job(owner, first)
+  local items = redis.call('ZRANGEBYLEX', line, members.owner_first(owner), members.owner_last(owner), 'LIMIT', 0, 2)
+  if not items[1] then return nil, nil end
+  return members.member_job(owner, items[1]), items[2] ~= nil and members.member_job(owner, items[2])
 end
 
--- The owners with items in the line, each with its earliest job ({owner, job}): one lookup per owner,
--- jumping from one owner's range to the next, whatever the number of items.
+-- The owners with items in the line, each with its earliest job and the one after it ({owner, job, after}; after
+-- false: none): one lookup of two items per owner, jumping from one owner's range to the next, whatever the number of
+-- items (an owner with one item is read with the next owner's first).
 function fair_turns.heads(line)
   local found, from = {}, '-'
   while true do
-    local first = redis.call('ZRANGEBYLEX', line, from, '+', 'LIMIT', 0, 1)[1]
-    if not first then break end
-    local owner = members.member_owner(first)
-    found[#found + 1] = {owner = owner, job = members.member_job(owner, first)}
-    from = members.owner_last(owner)
+    local items = redis.call('ZRANGEBYLEX', line, from, '+', 'LIMIT', 0, 2)
+    for _, item in ipairs(items) do
+      local owner, last = members.member_owner(item), found[#found]
+      if last and last.owner == owner then
+        if last.after == nil then last.after = members.member_job(owner, item) end
+      else
+        if last and last.after == nil then last.after = false end
+        found[#found + 1] = {owner = owner, job = members.member_job(owner, item)}
+      end
+    end
+    local last = found[#found]
+    if #items < 2 then
+      if last and last.after == nil then last.after = false end
+      return found
+    end
+    -- Past the last owner's range once its second item is known, else past the last item read.
+    from = last.after and members.owner_last(last.owner) or ('(' .. items[#items])
   end
-  return found
+end
+
+-- A head whose job was served: its owner's next job is the one after it when that is known, else looked up when
+-- next asked (fair_turns.refresh).
+function fair_turns.advance(head)
+  if head.after == nil then
+    head.stale = true
+  else
+    head.job, head.after = head.after or nil, nil
+  end
+end
+
+-- ``heads`` with each head served since its owner's next job was known looked up again; returns ``heads``.
+function fair_turns.refresh(line, heads)
+  for _, head in ipairs(heads) do
+    if head.stale then
+      head.job, head.after = fair_turns.head(line, head.owner)
+      head.stale = nil
+    end
+  end
+  return heads
 end
 
 -- The field of a scheduler's passes that holds its clock: no owner id holds a '~' (store/owners.py), so no owner's pass

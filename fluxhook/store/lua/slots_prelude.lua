@@ -88,17 +88,21 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- Whose turn is next, by the rule of fair_turns.lua.
   local turns = fair_turns.new(passes, weights, default_weight)
 
-  -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner. An owner's head
-  -- served is looked up again only when its next one is asked for (a script that serves one asks for none).
-  local heads = {}
+  -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner (fair_turns.heads). An
+  -- owner's head served is looked up again only when its next one is asked for and was not read with it. The lines of
+  -- the pools after the first are asked at once whether any holds a job, as the first of them is read: a dispatch's
+  -- jobs are mostly in one pool, and empty lines are then read no further.
+  local heads, later_empty = {}, nil
   local function heads_of(pool)
-    if heads[pool.name] == nil then heads[pool.name] = fair_turns.heads(pool.line) end
-    for _, head in ipairs(heads[pool.name]) do
-      if head.served then
-        head.job, head.served = fair_turns.head(pool.line, head.owner), nil
+    if heads[pool.name] == nil then
+      if pool ~= pools[1] and later_empty == nil then
+        local lines = {}
+        for i = 2, #pools do lines[#lines + 1] = pools[i].line end
+        later_empty = #lines > 1 and redis.call('EXISTS', unpack(lines)) == 0
       end
+      heads[pool.name] = (pool ~= pools[1] and later_empty) and {} or fair_turns.heads(pool.line)
     end
-    return heads[pool.name]
+    return fair_turns.refresh(pool.line, heads[pool.name])
   end
 
   -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
@@ -106,7 +110,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function any_waiting()
     for _, pool in ipairs(pools) do
       if heads[pool.name] == nil then
-        if redis.call('EXISTS', pool.line) == 1 then return true end
+        if not (pool ~= pools[1] and later_empty) and redis.call('EXISTS', pool.line) == 1 then return true end
       else
         for _, head in ipairs(heads_of(pool)) do
           if head.job then return true end
@@ -181,7 +185,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
     take(turn.pool, turn.account, turn.job, turn.owner)
-    turn.head.ref.served = true
+    fair_turns.advance(turn.head.ref)
   end
 
   s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in

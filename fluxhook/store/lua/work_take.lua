@@ -31,13 +31,13 @@ for k = 1, kinds do
     if room > 0 then
       local turns = fair_turns.new(passes, KEYS[1], default_weight)
       while #taken < room do
-        local turn = turns.earliest(heads)
+        local turn = turns.earliest(fair_turns.refresh(line, heads))
         if not turn then break end
         local item = members.member(turn.owner, turn.job)
         redis.call('ZREM', line, item)
         redis.call('HSET', moving, item, ARGV[2])
         turns.charge(turn.owner, 1)
-        turn.head.job = fair_turns.head(line, turn.owner)
+        fair_turns.advance(turn.head)
         taken[#taken + 1] = item
       end
       waiting[queue] = waiting[queue] + #taken

@@ -5,12 +5,13 @@ line, slot and record fields, and read and write its record once each."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS, WATCHED_UNTIL
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS
@@ -112,6 +113,37 @@ def test_a_dispatch_that_gives_the_last_job_in_line_says_none_waits_without_anot
     commands = _commands(connection, lambda: given.append(slots.dispatch(free_lapsed=False)))
     assert given[0].jobs == [waiting.id] and not given[0].waiting
     assert not _naming(commands, "EXISTS")  # the lines' heads, read for the turn, say it
+
+
+def test_a_dispatch_that_gives_one_of_an_owner_s_jobs_knows_its_next_from_the_one_look_at_its_line(
+        jobs, slots, connection):
+    holders = [_queued(jobs) for _ in range(4)]
+    for job in holders:
+        assert slots.acquire(job) == "default"
+    waiting = [_queued(jobs) for _ in range(2)]
+    for job in waiting:
+        slots.join(job)
+    assert jobs.transition(holders[0].id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    given = []
+    commands = _commands(connection, lambda: given.append(slots.dispatch(free_lapsed=False)))
+    assert given[0].jobs == [waiting[0].id] and given[0].waiting
+    # The owner's first two jobs in one look, then the next owner's range (none): the job left waiting is known, not
+    # looked up again after the turn.
+    assert _names(_naming(commands, f" {KEYS.line(DEFAULT_POOL)} ")) == ["ZRANGEBYLEX", "ZRANGEBYLEX", "ZREM"], commands
+
+
+def test_the_lines_of_the_later_pools_are_asked_at_once_whether_one_holds_a_job(connection):
+    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 2)))
+    slots = Slots(connection, config)
+    jobs = JobStore(connection, ttl=86400, pools=slots.pools)
+    assert slots.pools == (DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL)
+    job = _queued(jobs)
+    commands = _commands(connection, lambda: slots.acquire(job))
+    later = [c for c in commands if KEYS.line(KONTEXT_MAX_POOL) in c or KEYS.line(VIDEO_POOL) in c]
+    assert later == [f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
+    # One that holds a job is read as before: the later pools' turns are not lost.
+    video = _queued(jobs, "flux-3-video")
+    assert slots.acquire(video) == "default" and slots.account_of(video.id) == "default"
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):
