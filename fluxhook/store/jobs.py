@@ -339,8 +339,7 @@ class JobStore:
                              for account in self.accounts}
             spec["freed"] = {"key": place(keys, self.keys.slot_freed),
                              "lines": [place(keys, self.keys.line(pool)) for pool in self.pools]}
-            spec["fair"] = {"estimates": place(keys, self.keys.fair_estimates),
-                            "passes": place(keys, self.keys.fair_passes),
+            spec["fair"] = {"passes": place(keys, self.keys.fair_passes),
                             "weights": place(keys, self.keys.share_weights), "default_weight": DEFAULT_WEIGHT}
         if consequences.leave_line and st.QUEUED in allowed:
             # A line, or the jobs waiting aside (out of line), holds queued jobs only. Its wait, if one is recorded,

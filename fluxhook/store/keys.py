@@ -165,8 +165,10 @@ class Keys:
 
     @property
     def fair_passes(self) -> str:
-        """Owner -> the virtual time of its next turn (start-time fair queueing, see ``fluxhook.store.slots``), and in
-        the field ``owners.CLOCK`` the virtual time of the last turn given: an owner coming back from idle starts there."""
+        """Owner -> the virtual time of its next turn (start-time fair queueing, see ``fluxhook.store.slots``); in
+        the field ``owners.CLOCK`` the virtual time of the last turn given: an owner coming back from idle starts there;
+        and in a field ``~<pool's slots key>|<owner>`` how long (s) the owner's tasks have been holding a slot there, a
+        running average: what a turn is charged before its task's own time is known (``lua/slot_time.lua``)."""
         return f"{self.prefix}fair:pass"
 
     @property
@@ -181,9 +183,9 @@ class Keys:
         return f"{self.prefix}fair:charge"
 
     @property
-    def fair_estimates(self) -> str:
-        """A pool's slots key -> how long (s) its tasks have been holding a slot, a running average:
-        what a turn is charged before its task's own time is known."""
+    def legacy_fair_estimates(self) -> str:
+        """``<pool's slots key>|<owner>`` -> its estimate, as releases before they were kept in ``fair_passes`` kept
+        them (the migration moves them there)."""
         return f"{self.prefix}fair:estimate"
 
     @property

@@ -16,7 +16,8 @@ one beside another, changes nothing twice):
   there;
 - the clock of the slots' turns, of each kind of work and of each budget limit's turns to go alone, kept in a key of
   its own before, moves into the field ``owners.CLOCK`` of its passes (the later of the two, should a process of this
-  release have given turns already);
+  release have given turns already); the owners' estimates of slot time move beside the slots' passes
+  (``owners.estimate_field``; one this release learned already stands);
 - a job with a BFL task and no account is given the first account, which its polls and callbacks go through;
 - BFL's delivery URLs (``SEALED_FIELDS``) and callback bodies kept in the clear are sealed, and a body kept for a
   job is said on its record (``EARLY_KEPT``), where today's submission looks before it takes one;
@@ -51,14 +52,14 @@ from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
-from fluxhook.store.owners import ADMIN_OWNER, CLOCK, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
@@ -79,7 +80,7 @@ class Migrated:
     lines: int = 0  # jobs moved from an old line into today's
     slots: int = 0  # slots given their account
     holders: int = 0  # slot holders given their one entry
-    clocks: int = 0  # schedulers' clocks moved beside their passes
+    clocks: int = 0  # schedulers' clocks and the slot-time estimates moved beside their passes
     accounts: int = 0  # jobs given their task's account
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
@@ -148,7 +149,7 @@ class _Migration:
 
     def run(self) -> Migrated:
         lines, slots = self.old_lines() + self.old_thumbnails(), self.old_slots()
-        holders, clocks = self.slot_holders(), self.clocks()
+        holders, clocks = self.slot_holders(), self.clocks() + self.estimates()
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, holders=holders, clocks=clocks, accounts=accounts,
                         sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
@@ -238,6 +239,19 @@ class _Migration:
                                                         count=BATCH)):
             pairs.append((old, self.keys.budget_turns(old.removesuffix(suffix))))
         return sum(int(self._clock([old, passes], [CLOCK])) for old, passes in pairs)
+
+    def estimates(self) -> int:
+        """Move the owners' estimates of slot time beside the slots' passes, where the scripts read them with a pass;
+        an estimate this release has learned since stands."""
+        legacy = self.keys.legacy_fair_estimates
+        kept = [(text(field), value) for field, value in self.connection.hgetall(legacy).items()]
+        pipe = self.connection.pipeline(transaction=True)
+        for field, value in kept:
+            slots_key, _, owner = field.rpartition("|")
+            pipe.hsetnx(self.keys.fair_passes, estimate_field(slots_key, owner), value)
+        pipe.delete(legacy)
+        pipe.execute()
+        return len(kept)
 
     def records(self) -> tuple[int, int]:
         """Give each job with a task its account, and seal its delivery URLs kept in the clear: (accounts, sealed)."""

@@ -33,6 +33,13 @@ def member(owner: str, job_id: str) -> str:
     return f"{owner}:{job_id}"
 
 
+def estimate_field(slots_key: str, owner: str) -> str:
+    """The field of ``Keys.fair_passes`` that holds ``owner``'s estimate of slot time in the pool whose slots are
+    ``slots_key`` (``lua/slot_time.lua``'s ``estimate_field`` is the scripts' side of it): its '~' makes it no owner's
+    pass."""
+    return f"~{slots_key}|{owner}"
+
+
 def owner_range(owner: str) -> tuple[str, str]:
     """The ZRANGEBYLEX bounds of ``owner``'s members: one lexical range, as an owner id holds no ':'."""
     return f"[{owner}:", f"({owner};"

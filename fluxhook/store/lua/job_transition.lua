@@ -177,8 +177,8 @@ if moving then
       if taken and redis.call('ZREM', KEYS[key], spec.id) == 1 then
         freed = 1
         -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
-        local f = {estimates = KEYS[spec.fair.estimates], passes = KEYS[spec.fair.passes],
-                   weights = KEYS[spec.fair.weights], default_weight = spec.fair.default_weight}
+        local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
+                   default_weight = spec.fair.default_weight}
         slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)),
                          current == 'submitted', weight)
       end

@@ -4,36 +4,39 @@
 -- given back before its task reached BFL costs nothing. So a key of minute-long tasks gets the
 -- same share of slot time as a key of second-long ones, not the same number of tasks. The estimate is
 -- the owner's own in the pool (the running average of its tasks' times there): one key's videos and
--- another's images in one pool are each charged what theirs take.
+-- another's images in one pool are each charged what theirs take. The estimates are kept beside the owners' passes,
+-- each in a field '~<pool's slots key>|<owner>' (no owner id holds a '~', store/owners.py): a slot given back reads
+-- and writes its owner's pass and estimate in one command each.
 local slot_time = {}
 slot_time.FIRST_ESTIMATE = 10   -- s, the estimate before any of the owner's tasks in the pool ended: an image's time
 slot_time.MIN_TURN = 0.1        -- s: a turn costs at least this, so that owners of instant tasks still alternate
 slot_time.ESTIMATE_WEIGHT = 0.2 -- of each task just ended, in the running average
 
 function slot_time.estimate_field(slots, owner)
-  return slots .. '|' .. owner
+  return '~' .. slots .. '|' .. owner
 end
 
-function slot_time.estimate(estimates, slots, owner)
-  local average = tonumber(redis.call('HGET', estimates, slot_time.estimate_field(slots, owner)))
+function slot_time.estimate(passes, slots, owner)
+  local average = tonumber(redis.call('HGET', passes, slot_time.estimate_field(slots, owner)))
   return math.max(average or slot_time.FIRST_ESTIMATE, slot_time.MIN_TURN)
 end
 
--- f: the fair-share keys {estimates, passes, weights} and default_weight. ``charged``: what the owner's turn was
+-- f: the fair-share keys {passes, weights} and default_weight. ``charged``: what the owner's turn was
 -- charged when it took the slot (its slot holder's entry, slot_holders.lua). ``held`` seconds are charged in its
 -- place, nil when the task never reached BFL (then nothing is); ``learned``: whether they are a task's whole time at
 -- BFL, for the owner's average in the pool; ``weight``: the owner's weight its turn was charged by (nil: read now).
 function slot_time.settle(f, slots, owner, charged, held, learned, weight)
   local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
-  if learned then
-    local field = slot_time.estimate_field(slots, owner)
-    local average = tonumber(redis.call('HGET', f.estimates, field))
-    average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
-    redis.call('HSET', f.estimates, field, string.format('%.17g', average))
-  end
   local w = weight or tonumber(redis.call('HGET', f.weights, owner))
   if w == nil or w <= 0 then w = f.default_weight end
-  local pass = tonumber(redis.call('HGET', f.passes, owner) or 0) + (used - charged) / w
-  redis.call('HSET', f.passes, owner, string.format('%.17g', pass))
+  local field = learned and slot_time.estimate_field(slots, owner)
+  local read = field and redis.call('HMGET', f.passes, owner, field) or {redis.call('HGET', f.passes, owner)}
+  local write = {owner, string.format('%.17g', tonumber(read[1] or 0) + (used - charged) / w)}
+  if field then
+    local average = tonumber(read[2])
+    average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
+    write[3], write[4] = field, string.format('%.17g', average)
+  end
+  redis.call('HSET', f.passes, unpack(write))
 end

@@ -37,7 +37,7 @@ function slots_accounts.read()
   local K = slot_layout(n_pools, n_accounts)
   local due, held, passes = K.due, K.fair_held, K.fair_passes
   local weights, caps, holders, route_index = K.share_weights, K.share_max_active, K.slot_holders, K.routes
-  local fair = {estimates = K.fair_estimates, passes = passes, weights = weights, default_weight = default_weight}
+  local fair = {passes = passes, weights = weights, default_weight = default_weight}
   local pools, by_name = {}, {}
   for i = 1, n_pools do
     local pool = {name = ARGV[6 + i], line = K.pool[i].line}

@@ -176,7 +176,7 @@ function slots_prelude.start(s, only, keep_lapsed)
       cool_of[account.name] = true
     end
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-    local cost = slot_time.estimate(fair.estimates, slots, owner)
+    local cost = slot_time.estimate(passes, slots, owner)
     turns.charge(owner, cost)
     redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
   end

@@ -61,8 +61,9 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     # Its held slots count toward its account's limit, and a job waiting there might go first: nothing else of it.
     assert sorted(_names(other)) == ["ZCARD", "ZRANGEBYLEX"], other
     assert _names(_naming(commands, "paused")) == ["PTTL"]  # its own pool's pause only, read once
-    # Its owner's pass is read with the clock, and both written with its turn: one command each.
-    assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
+    # Its owner's pass is read with the clock, and both written with its turn: one command each; its estimate of slot
+    # time is kept beside them.
+    assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HGET", "HSET"], commands
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
     assert len(commands) <= 25, commands
 
@@ -246,6 +247,9 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     assert slots.in_flight(DEFAULT_POOL) == 0 and slots.account_of(job.id) is None
     # Its slot's account, owner and charge: one entry, read once and dropped once; no other hash of the job's.
     assert _names(_on(ready, KEYS.slot_holders)) == ["HGET", "HDEL"]
+    # Its owner's pass and its estimate of slot time (which the task's time at BFL teaches), kept side by side: read in
+    # one command, written in one.
+    assert _names(_on(ready, KEYS.fair_passes)) == ["HMGET", "HSET"], ready
     assert not _naming(ready, "fh:fair:owner") and not _naming(ready, "fh:fair:charge")
 
 

@@ -22,7 +22,7 @@ from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import SCHEMA_VERSION, Migrated, is_current, migrate
-from fluxhook.store.owners import ADMIN_OWNER, CLOCK, member
+from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, member
 from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
@@ -266,3 +266,19 @@ def test_a_clock_move_leaves_an_account_named_clock_alone_and_gives_new_turns_th
     assert connection.hgetall(KEYS.budget_turns(held)) == {CLOCK.encode(): b"4"}
     assert 3590 < connection.ttl(KEYS.budget_turns(held)) <= 3600
     assert connection.ttl(KEYS.fair_passes) == -2  # no slots' clock was there: nothing made
+
+
+def test_the_estimates_of_slot_time_move_beside_the_passes_and_one_learned_since_stays(store, connection):
+    # As older releases kept them: a hash of their own. Key_b's has been learned by this release since.
+    default_slots, kontext_slots = KEYS.slots(DEFAULT_POOL), KEYS.slots(KONTEXT_MAX_POOL)
+    connection.hset(KEYS.legacy_fair_estimates, mapping={f"{default_slots}|key_a": "36", f"{kontext_slots}|key_b": "4"})
+    connection.hset(KEYS.fair_passes, mapping={"key_a": "50", estimate_field(kontext_slots, "key_b"): "9"})
+
+    assert migrate(connection, _config()) == Migrated(ran=True, clocks=2)
+    assert connection.hgetall(KEYS.fair_passes) == {b"key_a": b"50", estimate_field(default_slots, "key_a").encode(): b"36",
+                                                    estimate_field(kontext_slots, "key_b").encode(): b"9"}
+    assert not connection.exists(KEYS.legacy_fair_estimates)
+    # Key_a's next turn is charged what it learned, not the first estimate (10 s): its pass moves 36 past 50.
+    assert Slots(connection, _config()).acquire(as_key(store, _queued(store), "key_a"))
+    assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(86)
+    assert migrate(connection, _config(), again=True).clocks == 0  # a second run finds nothing

@@ -23,7 +23,7 @@ from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, SLOT_LEASE, pool
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import migrate
-from fluxhook.store.owners import ADMIN_OWNER, CLOCK, owner_of
+from fluxhook.store.owners import ADMIN_OWNER, CLOCK, estimate_field, owner_of
 from fluxhook.store.slots import Slots
 from helpers import commands_during
 
@@ -69,21 +69,21 @@ def _assert_same(model: FairModel, connection) -> None:
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
     pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).hgetall(KEYS.slot_holders)
-    pipe.hgetall(KEYS.fair_estimates)
-    *per_pool, held, passes, holders, estimates = pipe.execute()
+    *per_pool, held, passes, holders = pipe.execute()
     for n, pool in enumerate(POOLS):
         assert set(_text(per_pool[2 * n])) == set(model.held[pool]), pool
         assert _text(per_pool[2 * n + 1]) == model.line_members(pool), pool
     assert {k.decode(): int(v) for k, v in held.items()} == model.held_counts()
-    clock = passes.pop(CLOCK.encode(), 0)  # the clock lives beside the passes (owners.CLOCK)
-    assert {k.decode(): float(v) for k, v in passes.items()} == model.passes
+    clock = passes.pop(CLOCK.encode(), 0)  # the clock lives beside the passes (owners.CLOCK), and so do the estimates
+    estimates = {k: v for k, v in passes.items() if k.startswith(b"~")}
+    assert {k.decode(): float(v) for k, v in passes.items() if k not in estimates} == model.passes
     assert float(clock) == model.clock
     # Each holder's one entry: its account, the owner its slot counts for, the charge of its turn (then when it took the
     # slot and the owner's weight).
     entries = {k.decode(): v.decode().split("|") for k, v in holders.items()}
     assert {job: (account, owner, float(charge)) for job, (account, owner, charge, *_) in entries.items()} == \
         {job: ("default", owner, model.charges[job]) for pool in POOLS for job, owner in model.held[pool].items()}
-    estimated = {f"{KEYS.slots(pool)}|{owner}": v for (pool, owner), v in model.estimates.items()}
+    estimated = {estimate_field(KEYS.slots(pool), owner): v for (pool, owner), v in model.estimates.items()}
     assert {k.decode(): float(v) for k, v in estimates.items()} == estimated
     assert model.in_flight() <= model.total
     assert all(len(model.held[p]) <= model.limits[p] for p in POOLS)

@@ -12,7 +12,7 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
-from fluxhook.store.owners import CLOCK
+from fluxhook.store.owners import CLOCK, estimate_field
 from fluxhook.store.slots import Slots
 from slot_helpers import _config, _queued, as_key
 
@@ -94,7 +94,7 @@ def test_an_owner_is_charged_what_its_tasks_took_before(connection):
         assert store.transition(job.id, st.READY, result_url="https://x/r.png")
     # The owner's own in the pool (slot_time.lua's field: "<slots key>|<owner>").
     # A moving average: the newest task weighs a fifth.
-    assert float(connection.hget(KEYS.fair_estimates, f"{KEYS.slots('default')}|key_a")) == pytest.approx(36.0)
+    assert float(connection.hget(KEYS.fair_passes, estimate_field(KEYS.slots("default"), "key_a"))) == pytest.approx(36.0)
     job = _queued(store)
     before = float(connection.hget(KEYS.fair_passes, "key_a"))
     assert slots.acquire(as_key(store, job, "key_a"))  # charged its 36 s up front now, not the first guess
