@@ -3,12 +3,16 @@
 A callback puts its job in the download line and wakes one worker's feeder (``WorkLines.wait_for_work``),
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
-feeder is woken.) Lanes feed too, each time one of them ends a task. The feeder also feeds unwoken, a second after a feed
-that moved work (work added while every feeder was busy is never left waiting for the next addition), five
-seconds after one that moved none (``IDLE_WAKE_TIMEOUT``).
+feeder is woken.) Lanes feed too, each time one of them ends a task, while the process's last feed found work in a line
+(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder also feeds
+unwoken, a second after a feed that moved work (work added while every feeder was busy is never left waiting for the
+next addition), five seconds after one that moved none (``IDLE_WAKE_TIMEOUT``): so a line another process's feeder
+found holding work is this process's lanes' to feed again within those five seconds.
 """
 
 from __future__ import annotations
+
+import threading
 
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services
@@ -21,6 +25,28 @@ WAKE_TIMEOUT = 1.0
 # lane that ends a task feeds; this bound is for work put back in line with no wake-up (a dead process's, by the
 # sweep's restore_work) and a wake-up lost. Below the connection's socket timeout (10 s).
 IDLE_WAKE_TIMEOUT = 5.0
+
+
+# Set while a work line may hold work, as this process's last feed found (and before its first): one shared by the
+# feeder and the lanes.
+WORK_MAY_WAIT = threading.Event()
+WORK_MAY_WAIT.set()
+
+
+def feed_noted(svc: Services) -> int:
+    """Feed RQ from the work lines (``enqueueing.feed``), noting whether any line held work; how many moved."""
+    fed = feed(svc)
+    if fed.idle:
+        WORK_MAY_WAIT.clear()
+    else:
+        WORK_MAY_WAIT.set()
+    return fed.moved
+
+
+def after_task(svc: Services) -> None:
+    """What a lane does when a task of its ends: room in RQ's queue, fed from the lines if one may hold work."""
+    if WORK_MAY_WAIT.is_set():
+        feed_noted(svc)
 
 
 class Feeder(Loop):
@@ -38,7 +64,7 @@ class Feeder(Loop):
         with self.waiting():
             self.svc.store.work.wait_for_work(WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT)
         if not self.stopping:
-            self._moved = feed(self.svc) > 0
+            self._moved = feed_noted(self.svc) > 0
         return 0.0
 
 

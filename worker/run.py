@@ -14,7 +14,6 @@ from rq import Queue
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
 from fluxhook.lifecycle import readiness
-from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 
@@ -46,7 +45,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     balance_reader = balance.start(svc)
     senders = sending.start(svc)
     stop.on_first = senders.stop_taking
-    lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feed(svc))
+    lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feeding.after_task(svc))
     feeder = feeding.start(svc)
     log.info("worker started", extra={"lanes": len(lanes_), "senders": senders.size})
     try:

@@ -19,6 +19,7 @@ is RQ's: its retries and a dead worker's hand-back name the same job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from redis import Redis
@@ -46,6 +47,14 @@ AHEAD = 4
 MOVE_LEASE = 10.0
 
 
+
+@dataclass(frozen=True)
+class Taken:
+    """What one take moved: the members taken, by kind (the kinds with any); ``idle``: no line held work at all."""
+
+    items: dict[str, list[str]]
+    idle: bool = False
+
 class WorkLines:
     """The work lines of every kind, on one Redis connection."""
 
@@ -62,19 +71,22 @@ class WorkLines:
         pipeline.lpush(self.keys.work_added, 1)
         pipeline.ltrim(self.keys.work_added, 0, 0)
 
-    def take(self, queues: Mapping[str, str], ahead: int, now: float) -> dict[str, list[str]]:
+    def take(self, queues: Mapping[str, str], ahead: int, now: float) -> Taken:
         """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
         than ``ahead`` tasks wait in a kind's RQ queue or are being moved; by kind, the kinds with any taken. Each is
         moving until ``queued`` says its RQ task is queued. One script for every kind, atomic (feeders in many
-        processes never overfill a queue); lines with no work cost next to nothing (``lua/work_take.lua``)."""
+        processes never overfill a queue); lines with no work cost next to nothing (``lua/work_take.lua``), and
+        ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
         keys = [self.keys.share_weights]
         for kind in kinds:
             keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.
-        taken = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT]) or [[] for _ in kinds]
-        return {kind: [text(item) for item in items] for kind, items in zip(kinds, taken, strict=True) if items}
+        answer = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT])
+        lists = answer or [[] for _ in kinds]
+        return Taken({kind: [text(item) for item in items] for kind, items in zip(kinds, lists, strict=True) if items},
+                     idle=not answer)
 
     def wait_for_work(self, timeout: float) -> bool:
         """Block until work joins a line (True) or ``timeout`` seconds pass (False); each addition wakes one

@@ -233,14 +233,22 @@ _TASKS = {
 }
 
 
-def feed(svc: "Services") -> int:
+@dataclass(frozen=True)
+class Fed:
+    """What one feed did: how many jobs it moved into RQ; ``idle``: no line held work at all."""
+
+    moved: int
+    idle: bool
+
+
+def feed(svc: "Services") -> Fed:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
-    whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue; how many moved. Called
-    by the workers only (a lane that ends a task, a feeder woken by new work, or once a second): a callback's
-    answer waits for none of it. With no work waiting it costs Redis two commands (one script, one lookup)."""
+    whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue. Called by the workers only (a
+    lane that ends a task, a feeder woken by new work, or once a second): a callback's answer waits for none of it.
+    With no work waiting it costs Redis two commands (one script, one lookup)."""
     taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
-    queue_handed(svc, taken)
-    return sum(len(members) for members in taken.values())
+    queue_handed(svc, taken.items)
+    return Fed(sum(len(members) for members in taken.items.values()), taken.idle)
 
 
 def queue_handed(svc: "Services", handed: Handed) -> None:

@@ -56,7 +56,7 @@ def test_a_drain_makes_one_message_per_job_even_when_repeated(notifying, receive
     assert drain_notifications(svc, now) == 3
     assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 3
     assert [m.id for j in jobs for m in svc.store.deliveries.of_job(j.id)] == [f"msg_{j.id}" for j in jobs]
-    assert feed(svc) == 3  # from the notify line into RQ, each task naming its message
+    assert feed(svc).moved == 3  # from the notify line into RQ, each task naming its message
     tasks = svc.queue.get_jobs()
     assert sorted(t.id for t in tasks) == sorted(notify_task_id(f"msg_{j.id}") for j in jobs)
     assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}

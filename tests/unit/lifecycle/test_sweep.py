@@ -69,7 +69,7 @@ def test_a_finished_jobs_notification_goes_into_the_notify_line_once(svc):
 def test_a_notification_whose_message_exists_already_is_not_made_again(svc):
     job = _ended(svc, "https://app.example.com/hook")
     assert sweep(svc).notifications == 1
-    assert feed(svc) == 1  # its notify task is in RQ now
+    assert feed(svc).moved == 1  # its notify task is in RQ now
     # The drain repeated, as after a crash between queueing the task and emptying the outbox.
     svc.redis.zadd(KEYS.outbox, {job.id: time.time() - 1})
 
@@ -91,7 +91,7 @@ def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(s
 
     sweep(svc, now + MOVE_LEASE + 1)
     assert svc.store.work.waiting(DRAFT_CACHE) == 1
-    assert feed(svc) == 1 and svc.queue.count == 1
+    assert feed(svc).moved == 1 and svc.queue.count == 1
 
 
 def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_five_commands(svc):

@@ -42,7 +42,7 @@ QUEUE = "test:rq:queue"
 
 def take_members(work: WorkLines, kind: str, most: int, now: float) -> list[str]:
     """Take up to ``most`` of ``kind`` alone, not queued yet; their members."""
-    return work.take({kind: QUEUE}, most, now).get(kind, [])
+    return work.take({kind: QUEUE}, most, now).items.get(kind, [])
 
 
 def take(work: WorkLines, kind: str, most: int = 1, now: float | None = None) -> list[str]:
@@ -114,9 +114,9 @@ def test_one_take_goes_kind_by_kind_and_the_kinds_share_their_queue_s_room(work)
     notes = add(work, NOTIFY, "key_b", 3)
     taken = work.take({DOWNLOAD: QUEUE, DRAFT_CACHE: QUEUE, NOTIFY: QUEUE}, 4, time.time())
     # The downloads first (their URLs expire first), then a notification in the one place left.
-    assert {kind: [member_job(m) for m in members] for kind, members in taken.items()} == {
+    assert {kind: [member_job(m) for m in members] for kind, members in taken.items.items()} == {
         DOWNLOAD: downloads, NOTIFY: notes[:1]}
-    assert work.take({NOTIFY: "test:rq:other"}, 4, time.time()) == {NOTIFY: [f"key_b:{j}" for j in notes[1:]]}
+    assert work.take({NOTIFY: "test:rq:other"}, 4, time.time()).items == {NOTIFY: [f"key_b:{j}" for j in notes[1:]]}
 
 
 def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(work, connection):
@@ -124,14 +124,17 @@ def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(wo
     every = dict.fromkeys(KINDS, QUEUE)
     work.take(every, 4, time.time())  # loads the script
     work.restore(KINDS, time.time())
-    commands = commands_during(connection, db, lambda: (work.take(every, 4, time.time()),
+    taken = []
+    commands = commands_during(connection, db, lambda: (taken.append(work.take(every, 4, time.time())),
                                                          work.restore(KINDS, time.time())))
     names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
     assert names == ["EVALSHA", "EXISTS", "EVALSHA", "EXISTS"]
+    assert taken[0].idle and not taken[0].items  # no line held work: what a lane's next feed may skip
     # Work waiting, but the queue full (as under load): one look at the queue, none at a line.
     add(work, NOTIFY, "key_a")
     connection.rpush(QUEUE, *[f"task-{n}" for n in range(4)])
-    commands = commands_during(connection, db, lambda: work.take(every, 4, time.time()))
+    commands = commands_during(connection, db, lambda: taken.append(work.take(every, 4, time.time())))
+    assert not taken[-1].idle and not taken[-1].items  # none taken, but a line holds work
     assert [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")] == [
         "EVALSHA", "EXISTS", "LLEN"]
     # Room in the queue: the line's first owners say it holds work, with no look of its own.

@@ -1,0 +1,48 @@
+"""The worker's feeding (``worker/feeding.py``): a lane that ends a task feeds RQ from the work lines only while the
+process's last feed found work in one; the feeder's feed, woken by work added, is what finds it again."""
+
+from __future__ import annotations
+
+import time
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_task_id, queue_handed
+from fluxhook.store.work_lines import DOWNLOAD
+from helpers import commands_during
+from worker import feeding
+
+
+def _ready(svc) -> str:
+    """A job turned ready, its download added as a Ready adds it (queued at once if its turn is now)."""
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.READY, model="flux-2-pro", pool="default",
+                                 created_at=now, updated_at=now, key_id="key-a"))
+    queue_handed(svc, svc.store.effects.apply([download_task(job.id, job.model)]))
+    return job.id
+
+
+def _sent(svc, action) -> list[str]:
+    db = svc.redis.connection_pool.connection_kwargs["db"]
+    return [c["command"] for c in commands_during(svc.redis, db, action) if not c["command"].startswith("SELECT")]
+
+
+def test_a_lane_feeds_at_a_task_s_end_only_while_a_line_may_hold_work(make_services):
+    svc = make_services(7)
+    assert feeding.WORK_MAY_WAIT.is_set()  # before the first feed: may
+    assert feeding.feed_noted(svc) == 0 and not feeding.WORK_MAY_WAIT.is_set()  # every line empty
+    # A task ends: no feed, so nothing is sent to Redis (a feed of empty lines is two commands).
+    assert _sent(svc, lambda: feeding.after_task(svc)) == []
+
+    # RQ's queue full: the next download waits in its line, and wakes a feeder, whose feed finds it.
+    svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
+    waiting = _ready(svc)
+    assert svc.store.work.waiting(DOWNLOAD) == 1
+    assert feeding.feed_noted(svc) == 0 and feeding.WORK_MAY_WAIT.is_set()  # no room yet, but work waits
+    # A task ends and RQ has room: the lane's feed moves the download.
+    svc.redis.lpop(svc.queue.key)
+    feeding.after_task(svc)
+    assert svc.store.work.waiting(DOWNLOAD) == 0 and download_task_id(waiting) in svc.queue.get_job_ids()
+    # Its lines were found holding work: the next end feeds once more, finds none, and the one after sends nothing.
+    assert _sent(svc, lambda: feeding.after_task(svc)) != [] and not feeding.WORK_MAY_WAIT.is_set()
+    assert _sent(svc, lambda: feeding.after_task(svc)) == []
