@@ -73,7 +73,7 @@ fair_turns.CLOCK = '~clock'
 -- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight, and the
 -- clock, are read once per script, when first needed (a script that finds no owner waiting reads none).
 function fair_turns.new(passes, weights, default_weight)
-  local turns = {pass_of = {}, weight_of = {}}
+  local turns = {pass_of = {}, weight_of = {}, also = {}}
 
   function turns.weight(owner)
     if turns.weight_of[owner] == nil then
@@ -84,26 +84,28 @@ function fair_turns.new(passes, weights, default_weight)
   end
 
   -- When the owner's next turn starts: its pass, or the clock if that is later. The first owner's pass is read with
-  -- the clock.
-  function turns.start(owner)
+  -- the clock, and each with ``also`` when given: another field of the passes its caller will want of the owner
+  -- (its estimate of slot time, slot_time.lua), kept in turns.also (false: none).
+  function turns.start(owner, also)
     if turns.pass_of[owner] == nil then
-      if turns.clock == nil then
-        local read = redis.call('HMGET', passes, owner, fair_turns.CLOCK)
-        turns.pass_of[owner], turns.clock = tonumber(read[1] or 0), tonumber(read[2] or 0)
-      else
-        turns.pass_of[owner] = tonumber(redis.call('HGET', passes, owner) or 0)
-      end
+      local fields = {owner}
+      if turns.clock == nil then fields[2] = fair_turns.CLOCK end
+      if also then fields[#fields + 1] = also end
+      local read = redis.call('HMGET', passes, unpack(fields))
+      turns.pass_of[owner] = tonumber(read[1] or 0)
+      if turns.clock == nil then turns.clock = tonumber(read[2] or 0) end
+      if also then turns.also[also] = read[#fields] or false end
     end
     return math.max(turns.pass_of[owner], turns.clock)
   end
 
-  -- Of ``heads`` ({owner, job}, job nil once an owner has none left) whose owner ``eligible`` lets
-  -- through (all if nil), the one whose turn comes first, or ``best`` if that comes earlier still:
+  -- Of ``heads`` ({owner, job, also}, job nil once an owner has none left; also: see start) whose owner
+  -- ``eligible`` lets through (all if nil), the one whose turn comes first, or ``best`` if that comes earlier still:
   -- {owner, job, start, head}, or nil.
   function turns.earliest(heads, eligible, best)
     for _, head in ipairs(heads) do
       if head.job and (eligible == nil or eligible(head.owner)) then
-        local s = turns.start(head.owner)
+        local s = turns.start(head.owner, head.also)
         if best == nil or s < best.start or (s == best.start and head.job < best.job) then
           best = {owner = head.owner, job = head.job, start = s, head = head}
         end

@@ -16,9 +16,11 @@ function slot_time.estimate_field(slots, owner)
   return '~' .. slots .. '|' .. owner
 end
 
-function slot_time.estimate(passes, slots, owner)
-  local average = tonumber(redis.call('HGET', passes, slot_time.estimate_field(slots, owner)))
-  return math.max(average or slot_time.FIRST_ESTIMATE, slot_time.MIN_TURN)
+-- What the owner's turn at the slots is charged as it takes one: its estimate there (``kept``: as read with its pass,
+-- fair_turns' ``also``, false for none; nil: read now).
+function slot_time.estimate(passes, slots, owner, kept)
+  if kept == nil then kept = redis.call('HGET', passes, slot_time.estimate_field(slots, owner)) end
+  return math.max(tonumber(kept) or slot_time.FIRST_ESTIMATE, slot_time.MIN_TURN)
 end
 
 -- f: the fair-share keys {passes, weights} and default_weight. ``charged``: what the owner's turn was

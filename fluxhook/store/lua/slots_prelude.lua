@@ -150,7 +150,12 @@ function slots_prelude.start(s, only, keep_lapsed)
         local candidates = {}
         for _, head in ipairs(waiting) do
           local job = head.job and owner_room(head.owner) and goable(pool, head, open)
-          if job then candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head} end
+          if job then
+            -- Its estimate at the account it would take is read with its pass: its turn, if it wins, costs that.
+            local slots = account_for(job, open).pools[pool.name].slots
+            candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head,
+                                           also = slot_time.estimate_field(slots, head.owner)}
+          end
         end
         local found = turns.earliest(candidates, nil, best)
         if found ~= best then
@@ -176,7 +181,7 @@ function slots_prelude.start(s, only, keep_lapsed)
       cool_of[account.name] = true
     end
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
-    local cost = slot_time.estimate(passes, slots, owner)
+    local cost = slot_time.estimate(passes, slots, owner, turns.also[slot_time.estimate_field(slots, owner)])
     turns.charge(owner, cost)
     redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
   end

@@ -15,6 +15,7 @@ from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS
+from fluxhook.store.owners import CLOCK, estimate_field
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.slots import Slots
 from fluxhook.store.timeline import TIMELINE_CAP
@@ -61,9 +62,11 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     # Its held slots count toward its account's limit, and a job waiting there might go first: nothing else of it.
     assert sorted(_names(other)) == ["ZCARD", "ZRANGEBYLEX"], other
     assert _names(_naming(commands, "paused")) == ["PTTL"]  # its own pool's pause only, read once
-    # Its owner's pass is read with the clock, and both written with its turn: one command each; its estimate of slot
-    # time is kept beside them.
-    assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HGET", "HSET"], commands
+    # Its owner's pass is read with the clock and its estimate of slot time (kept beside them), and the pass and the
+    # clock written with its turn: one command each.
+    assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
+    assert _naming(commands, "HMGET fh:fair:pass")[0].split(" ")[2:] == [
+        "admin", CLOCK, estimate_field(KEYS.slots(DEFAULT_POOL), "admin")]
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
     assert len(commands) <= 25, commands
 
