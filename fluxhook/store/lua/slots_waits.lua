@@ -26,7 +26,8 @@ function slots_waits.state(s, pool, owner, route)
         pool_held = pool_held + s.held_in(account, pool)
         pool_limit = pool_limit + its.limit
         total_limit = total_limit + account.max_active
-        local ms = s.paused_ms(its)
+        -- Past one account not paused, the pause says nothing (only every one paused is a reason): not read.
+        local ms = all_paused and s.paused_ms(its) or -2
         if ms > 0 then
           local ends_at = s.now + ms / 1000
           paused_until = math.min(paused_until or ends_at, ends_at)

@@ -16,6 +16,7 @@ from fluxhook.store.cooldowns import PROBATION, Cooldowns
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.slots import Slots
+from helpers import commands_during
 from slot_helpers import _config, _queued
 
 ACCOUNTS = (Account("eu", "k1", "http://127.0.0.1:1", region="eu", max_active=2),
@@ -151,3 +152,24 @@ def test_past_its_cooldown_an_account_takes_one_job_until_bfl_accepts_one(store,
     assert cooldowns.of("us", time.time()) is None  # on probation it is not shown cooling
     assert cooldowns.accepted("us", DEFAULT_POOL, time.time())  # BFL took the probe: the account is open again
     assert slots.dispatch().jobs == [jobs[1].id, jobs[2].id]
+
+
+def test_a_job_that_waits_reads_the_pauses_only_until_one_account_is_not_paused(store, slots, connection):
+    for _ in range(7):
+        assert slots.acquire(_routed(store))  # every account full: 2 + 2 + 3
+    db = connection.connection_pool.connection_kwargs["db"]
+
+    def pauses_read() -> list[str]:
+        commands = commands_during(connection, db, lambda: slots.join(_routed(store)))
+        return [c["command"].split(" ")[1] for c in commands if c["command"].startswith("PTTL")]
+
+    # The first account is not paused: no pause holds the job back, whatever the others' are.
+    assert pauses_read() == [KEYS.paused(DEFAULT_POOL, "eu")]
+    connection.set(KEYS.paused(DEFAULT_POOL, "eu"), 1, px=20_000)
+    assert pauses_read() == [KEYS.paused(DEFAULT_POOL, "eu"), KEYS.paused(DEFAULT_POOL, "eu2")]
+    # Every account paused: the pause is its reason, ending when the first one ends.
+    connection.set(KEYS.paused(DEFAULT_POOL, "eu2"), 1, px=10_000)
+    connection.set(KEYS.paused(DEFAULT_POOL, "us"), 1, px=30_000)
+    state = slots.join(_routed(store)).line
+    assert in_line(state, time.time()).reason == WaitReason.BFL_CAPACITY
+    assert state.paused_until == pytest.approx(time.time() + 10, abs=1)
