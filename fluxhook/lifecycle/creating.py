@@ -28,7 +28,7 @@ from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 from fluxhook.store.idempotency import Hold
-from fluxhook.store.slots import Joined
+from fluxhook.store.slots import Joined, KnownCap
 
 log = logging.getLogger("fluxhook.jobs")
 
@@ -108,7 +108,9 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
-    job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here)
+    # The request read its key: its max_active is the one the slots keep of it (the admin tokens have none).
+    cap = KnownCap(caller.key.max_active if caller.key else None)
+    job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here, cap=cap)
     if joined.account is None:
         wait = waits.note_queued(svc, job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
@@ -144,7 +146,7 @@ def unknown_model_message(catalog: Catalog, name: str) -> str:
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
-            send_here: bool) -> tuple[Job, Joined]:
+            send_here: bool, cap: KnownCap) -> tuple[Job, Joined]:
     """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
     if ``send_here`` and its turn is now; the job as recorded, and its place (``Slots.join``). If
     that fails, a large input kept in storage goes with it: a 5xx creates nothing."""
@@ -153,7 +155,8 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        joined = svc.slots.join(recorded, send_here=send_here, creation=svc.jobs.creation(recorded, naming=idempotency))
+        joined = svc.slots.join(recorded, send_here=send_here, creation=svc.jobs.creation(recorded, naming=idempotency),
+                                known_cap=cap)
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)

@@ -96,6 +96,14 @@ class Dispatched:
     on_timer: bool = False
 
 
+
+@dataclass(frozen=True)
+class KnownCap:
+    """An owner's ``max_active`` as its caller read it (None: no limit of its own): ``Slots.join`` asks Redis for none."""
+
+    max_active: int | None
+
+
 class Slots:
     """The BFL accounts' slot pools on one Redis connection."""
 
@@ -117,7 +125,8 @@ class Slots:
         """``join``'s account: the name of the account whose slot the job took, None while it waits."""
         return self.join(job, send_here=send_here, creation=creation).account
 
-    def join(self, job: Job, *, send_here: bool = True, creation: Creation | None = None) -> Joined:
+    def join(self, job: Job, *, send_here: bool = True, creation: Creation | None = None,
+             known_cap: KnownCap | None = None) -> Joined:
         """Put the ``queued`` job in its owner's line (its app key's, ``job.key_id``; the admin owner's without one),
         to go through an account its ``route`` allows; if its turn is now it takes a slot (``Joined.account``: what
         ``account_of`` then reads), else it waits for ``dispatch`` (``Joined.line``: what holds it back, as
@@ -125,12 +134,14 @@ class Slots:
         worker's sender is woken, so no slot is held by a job that nobody is sending. With ``creation``
         (``JobStore.creation``), the job is made in the same step: never recorded without its place, which nothing
         else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
-        place in line by its record's."""
+        place in line by its record's. ``known_cap``: its owner's ``max_active`` as the caller read it (its request's
+        key), so the step does not ask Redis for the slots' copy."""
         pool = self.pool_of(job)
         made = creation or Creation([], [])
         account, line = self._acquire([*self._pool_keys(), *made.keys],
                                       [*self._pool_args(), pool, job.id, owner_of(job.key_id),
-                                       job.route or ANY_ROUTE, "1" if send_here else "0", *made.args])
+                                       job.route or ANY_ROUTE, "1" if send_here else "0",
+                                       "?" if known_cap is None else str(known_cap.max_active or ""), *made.args])
         return Joined(None if account is None else text(account), None if line is None else _line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:

@@ -75,6 +75,8 @@ function slots_accounts.read()
     if cap_of[owner] == nil then cap_of[owner] = tonumber(redis.call('HGET', caps, owner)) or false end
     return cap_of[owner]
   end
+  -- An owner's limit its caller read already (a number, or '' for none): not asked of Redis.
+  local function know_cap(owner, value) cap_of[owner] = tonumber(value) or false end
   local function owner_room(owner)
     return not cap(owner) or held_of(owner) < cap(owner)
   end
@@ -120,6 +122,6 @@ function slots_accounts.read()
           weights = weights, caps = caps, holders = holders,
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
-          cap = cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
+          cap = cap, know_cap = know_cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
           paused_ms = paused_ms, held_in = held_in, held_over = held_over}
 end

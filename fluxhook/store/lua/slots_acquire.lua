@@ -1,6 +1,7 @@
 -- needs: slots_prelude, job_record, slots_waits, members, slots_accounts
--- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'),
--- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
+-- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'), its
+-- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), then, for a job made
+-- here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
 -- the slot now, else it waits for a sender's dispatch to give it a turn. Not taking (its caller will not send it), it
 -- only waits, and one sender is woken to look at the lines if an account has room in its pool.
@@ -14,7 +15,8 @@ local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest
 -- Slots past their lease are left to the dispatcher, which frees them every few seconds (a job in line is dispatched
 -- once they are): a new job does not look for them.
 slots_prelude.start(s, pool, true)
-if ARGV[rest + 5] and job_record.create(rest + 5, K.after) ~= job then
+if ARGV[rest + 5] ~= '?' then s.know_cap(owner, ARGV[rest + 5]) end
+if ARGV[rest + 6] and job_record.create(rest + 6, K.after) ~= job then
   return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
 end
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end

@@ -17,11 +17,11 @@ from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import CLOCK, estimate_field
 from fluxhook.store.queues import QUEUE_KEY
-from fluxhook.store.slots import Slots
+from fluxhook.store.slots import KnownCap, Slots
 from fluxhook.store.timeline import TIMELINE_CAP
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, KINDS
 from helpers import commands_during
-from slot_helpers import _config, _queued
+from slot_helpers import _config, _queued, as_key
 
 DB = 3  # the unit tests' slot database (tests/unit/conftest.py)
 
@@ -83,6 +83,20 @@ def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots,
     assert joined[0].line.pool_held == joined[0].line.total_limit == 4
     assert len(_naming(commands, "cooling")) == 1 and len(_naming(commands, "paused")) == 1
     assert not _naming(commands, KEYS.slot_holders)
+
+
+def test_a_new_job_whose_caller_read_its_key_s_max_active_asks_redis_for_none_and_is_held_to_it(jobs, slots,
+                                                                                                  connection):
+    slots.set_share("key_a", 1, 1)  # as the key's own record says (store/app_keys.py keeps both)
+    first = as_key(jobs, _queued(jobs), "key_a")
+    commands = _commands(connection, lambda: slots.join(first, known_cap=KnownCap(1)))
+    assert not _naming(commands, KEYS.share_max_active), commands
+    # Held to it: the key's one slot is taken, so its next job waits for it, while the admin's (no limit) goes.
+    assert slots.account_of(first.id) == "default"
+    second = as_key(jobs, _queued(jobs), "key_a")
+    commands = _commands(connection, lambda: slots.join(second, known_cap=KnownCap(1)))
+    assert slots.account_of(second.id) is None and not _naming(commands, KEYS.share_max_active), commands
+    assert slots.join(_queued(jobs), known_cap=KnownCap(None)).account == "default"
 
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
