@@ -31,15 +31,23 @@ IDLE_WAKE_TIMEOUT = 5.0
 # feeder and the lanes.
 WORK_MAY_WAIT = threading.Event()
 WORK_MAY_WAIT.set()
+# Counts the feeds that found work, so a feed that found none clears the mark only if none found work since it began
+# (a lane's feed ending after the feeder's that found new work must not say the lines are empty).
+_found = [0]
+_found_lock = threading.Lock()
 
 
 def feed_noted(svc: Services) -> int:
     """Feed RQ from the work lines (``enqueueing.feed``), noting whether any line held work; how many moved."""
+    with _found_lock:
+        began = _found[0]
     fed = feed(svc)
-    if fed.idle:
-        WORK_MAY_WAIT.clear()
-    else:
-        WORK_MAY_WAIT.set()
+    with _found_lock:
+        if not fed.idle:
+            _found[0] += 1
+            WORK_MAY_WAIT.set()
+        elif _found[0] == began:
+            WORK_MAY_WAIT.clear()
     return fed.moved
 
 

@@ -60,7 +60,8 @@ class Take:
 class Terms:
     """What a transition asks beyond its statuses: a (field, value) that must hold, the counter it adds one to
     (``attempts.<count>``), a lock it takes with the move, a lock it frees with the move if still held with its
-    value (freed without a look once the move is made: it guarded the move), and a key whose value it takes (reads
+    value (freed without a look once the move is made: it guarded the move, so name only a lock nobody else may hold
+    while the job is in a status the move leaves, as a submission's), and a key whose value it takes (reads
     and deletes) with the move (``take``: ``Change.taken``). ``out_of_line``: the caller knows the job is in no line
     (a dispatch took it out to give it a slot), so its move out of ``queued`` looks for no place in one."""
 
@@ -393,17 +394,19 @@ class JobStore:
         else:
             self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
 
-    def lock_for_send(self, job_id: str, lock: Lock) -> tuple[bool, Job | None]:
-        """Take the job's submit ``lock`` if free, and read the job as recorded under it, in one round trip: the job
-        its sender checks and sends (None: no such job). (False, None) when another holds the lock: what was read
-        is not the sender's to use."""
+    def lock_for_send(self, job_id: str, lock: Lock) -> tuple[bool, Job | None, bool]:
+        """Take the job's submit ``lock`` if free, and read the job as recorded under it and whether it holds a slot,
+        in one round trip: the job its sender checks and sends (None: no such job), and whether it may (a sender that
+        stalled past its submission's lease finds its slot given back and the job back in line, by the sweep). (False,
+        None, False) when another holds the lock: what was read is not the sender's to use."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.set(lock.key, lock.value, nx=True, ex=lock.ttl)
         pipe.hgetall(self.keys.job(job_id))
-        taken, data = pipe.execute()
+        pipe.hexists(self.keys.slot_holders, job_id)
+        taken, data, holds = pipe.execute()
         if not taken:
-            return False, None
-        return True, (self._opened(job_from_hash(decode_hash(data))) if data else None)
+            return False, None, False
+        return True, (self._opened(job_from_hash(decode_hash(data))) if data else None), bool(holds)
 
     def confirm_claim(self, job_id: str, claim: float, hold_until: float) -> bool:
         """Whether this check still owns the job's ``claim`` (then held until ``hold_until``); False if another has it."""

@@ -141,7 +141,7 @@ class Slots:
         account, line = self._acquire([*self._pool_keys(), *made.keys],
                                       [*self._pool_args(), pool, job.id, owner_of(job.key_id),
                                        job.route or ANY_ROUTE, "1" if send_here else "0",
-                                       "?" if known_cap is None else str(known_cap.max_active or ""), *made.args])
+                                       _cap_word(known_cap), *made.args])
         return Joined(None if account is None else text(account), None if line is None else _line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
@@ -362,6 +362,13 @@ class Slots:
         for pool in self.pools:
             pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
         return [member_job(text(m)) for members in pipe.execute() for m in members]
+
+
+def _cap_word(known: KnownCap | None) -> str:
+    """``slots_acquire.lua``'s word for an owner's limit its caller read: '?' not read, '' none, else the limit."""
+    if known is None:
+        return "?"
+    return "" if known.max_active is None else str(known.max_active)
 
 
 def _line_state(state: list) -> LineState:

@@ -180,12 +180,17 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
     """
     held = _LockHeld(Lock(svc.store.keys.submit_lock(job_id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
-    taken, current = svc.jobs.lock_for_send(job_id, held.lock)
+    taken, current, holds = svc.jobs.lock_for_send(job_id, held.lock)
     if not taken:
         return SKIPPED
     try:
         if current is None:
             return SKIPPED  # deleted meanwhile
+        if not holds and current.status == st.QUEUED:
+            # Its slot went back while this sender stalled past its submission's lease: the sweep put the job back in
+            # line, and the sender its next turn gives it sends it.
+            log.warning("a job whose slot went back is not sent", extra={"job_id": job_id})
+            return SKIPPED
         with tracing.job_span("fluxhook.send", job_id, current.traceparent):
             return _submit(svc, current, task_input, primary, in_request, held, account)
     finally:

@@ -186,11 +186,13 @@ function slots_prelude.start(s, only, keep_lapsed)
     redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
   end
 
-  -- Take the picked job out of its line and give it its slot.
+  -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;
+  -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
     take(turn.pool, turn.account, turn.job, turn.owner)
-    fair_turns.advance(turn.head.ref)
+    local head = turn.head.ref
+    if turn.job == head.job then fair_turns.advance(head) else head.after = nil end
   end
 
   s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in

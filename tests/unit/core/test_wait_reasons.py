@@ -22,7 +22,8 @@ NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 
 def _line(**changes) -> LineState:
-    """A job in line whose pool and owner have room, BFL's slots all taken but one: nothing holds it back."""
+    """A job in line whose pool and owner have room: nothing but BFL's slots (all taken, or one about to be given)
+    holds it back."""
     state = dict(owner_held=0, owner_cap=None, pool_held=3, pool_limit=24, total_limit=24)
     state.update(changes)
     return LineState(**state)
@@ -49,13 +50,13 @@ def test_a_recorded_wait_reads_back_and_an_unknown_word_reads_as_none():
 
 
 def test_all_slots_taken_is_bfl_slots():
-    assert in_line(_line(), NOW) == Waiting(WaitReason.BFL_SLOTS)
+    assert in_line(_line(pool_held=24), NOW) == Waiting(WaitReason.BFL_SLOTS)  # the pool's limit is BFL_MAX_ACTIVE
 
 
 def test_a_models_own_limit_reached_is_model_limit():
     assert in_line(_line(pool_held=6, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
-    # Every slot taken too: still its model's limit that holds it (a free slot elsewhere would not help it).
-    assert in_line(_line(pool_held=6, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
+    # Its own limit at least: still its model's limit that holds it (a free slot elsewhere would not help it).
+    assert in_line(_line(pool_held=7, pool_limit=6), NOW) == Waiting(WaitReason.MODEL_LIMIT)
 
 
 def test_a_pool_whose_limit_is_the_accounts_waits_for_bfl_slots():

@@ -303,6 +303,7 @@ def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it
               updated_at=now, input_size=price_bounds.request_size(svc.config.catalog.get(PRO),
                                                                    {"width": 4096, "height": 4096}).encode())
     svc.jobs.create(job)
+    assert svc.slots.acquire(job)  # a sender sends a job that holds a slot
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.QUEUED
     assert svc.jobs.get(job.id).status == st.QUEUED and sim.stats()["submitted"] == 0
@@ -310,6 +311,7 @@ def test_a_queued_job_whose_input_waits_in_storage_is_checked_without_reading_it
 
 def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
     job = _queued(svc, time.time() - 3601)
+    assert svc.slots.acquire(job)
     svc.redis.hset(KEYS.usage(accounting.utc_day(time.time())), accounting.SPENT, LIMIT * MICRO)
     assert submitting.submit_queued(svc, job.id) == st.FAILED
     failed = svc.jobs.get(job.id)
@@ -319,6 +321,7 @@ def test_a_queued_job_refused_for_its_whole_hour_fails_with_timeout(svc, sim):
 
 def test_a_queued_job_whose_submission_fails_gives_its_reservation_back(svc, sim):
     job = _queued(svc, time.time())
+    assert svc.slots.acquire(job)
     assert budget.reserve(svc, job.id, PRO, job.input).admitted
     sim.settings(credits=0)
     assert submitting.submit_queued(svc, job.id) == st.FAILED

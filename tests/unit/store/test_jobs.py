@@ -231,11 +231,11 @@ def test_a_sender_takes_the_submit_lock_and_reads_the_job_under_it_in_one_step(s
     job = _job(store, status=st.QUEUED)
     store.connection.hset(KEYS.job(job.id), "deadline", "1795000000.5")
     lock = Lock(KEYS.submit_lock(job.id), "sender-1", 60)
-    taken, read = store.lock_for_send(job.id, lock)
+    taken, read, _ = store.lock_for_send(job.id, lock)
     assert taken and read is not None and (read.id, read.status, read.deadline) == (job.id, st.QUEUED, 1795000000.5)
     assert store.connection.get(lock.key) == b"sender-1" and 0 < store.connection.ttl(lock.key) <= 60
 
-    assert store.lock_for_send(job.id, Lock(lock.key, "sender-2", 60)) == (False, None)  # held: the second sends none
+    assert store.lock_for_send(job.id, Lock(lock.key, "sender-2", 60)) == (False, None, False)  # held: none sent
     assert store.connection.get(lock.key) == b"sender-1"
     gone = Lock(KEYS.submit_lock("job_gone"), "sender-3", 60)
-    assert store.lock_for_send("job_gone", gone) == (True, None)
+    assert store.lock_for_send("job_gone", gone) == (True, None, False)

@@ -173,3 +173,16 @@ def test_a_job_that_waits_reads_the_pauses_only_until_one_account_is_not_paused(
     state = slots.join(_routed(store)).line
     assert in_line(state, time.time()).reason == WaitReason.BFL_CAPACITY
     assert state.paused_until == pytest.approx(time.time() + 10, abs=1)
+
+
+def test_a_later_job_served_in_its_owner_s_blocked_head_s_place_is_served_once(store, slots, connection):
+    for _ in range(3):
+        assert slots.acquire(_routed(store, "a:us")) == "us"  # us full
+    blocked, free = _routed(store, "a:us"), _routed(store)
+    for job in (blocked, free):
+        slots.join(job, send_here=False)
+    # The owner's head can go only through us: its next job goes in its place, once, holding one slot.
+    assert slots.dispatch().jobs == [free.id]
+    holding = [name for name, jobs in _holders(connection).items() if free.id in jobs]
+    assert len(holding) == 1 and slots.held_by(None) == 4
+    assert slots.account_of(blocked.id) is None

@@ -46,3 +46,23 @@ def test_a_lane_feeds_at_a_task_s_end_only_while_a_line_may_hold_work(make_servi
     # Its lines were found holding work: the next end feeds once more, finds none, and the one after sends nothing.
     assert _sent(svc, lambda: feeding.after_task(svc)) != [] and not feeding.WORK_MAY_WAIT.is_set()
     assert _sent(svc, lambda: feeding.after_task(svc)) == []
+
+
+def test_a_feed_that_found_no_work_does_not_hide_work_another_feed_found_meanwhile(make_services, monkeypatch):
+    svc = make_services(7)
+    fed = []
+
+    def lane_feed_then_the_feeder_s(real):
+        def feed(svc_):
+            answer = real(svc_)  # the lane's take: every line empty
+            if not fed:
+                fed.append(1)
+                svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
+                _ready(svc)  # work joins a line, and the feeder's feed, ending first, finds it
+                assert feeding.feed_noted(svc) == 0 and feeding.WORK_MAY_WAIT.is_set()
+            return answer
+        return feed
+
+    monkeypatch.setattr(feeding, "feed", lane_feed_then_the_feeder_s(feeding.feed))
+    assert feeding.feed_noted(svc) == 0
+    assert feeding.WORK_MAY_WAIT.is_set()  # the lane's late answer ("none") does not clear what the feeder found

@@ -110,3 +110,18 @@ def test_a_sent_jobs_record_frees_its_lock_takes_what_came_early_and_tells_its_t
     assert svc.jobs.due_at(job.id) <= before + WATCHED_POLL_DUE + 1  # polled at the watched pace
     assert [e["kind"] for e in timeline.recent(svc.store.timeline, job.id)] == ["submission"]
     assert svc.redis.ttl(KEYS.timeline(job.id)) > 0 and not svc.redis.exists(KEYS.strikes(DEFAULT_POOL, "default"))
+
+
+def test_a_sender_that_stalled_past_its_lease_sends_nothing_once_its_slot_went_back(svc, sim):
+    job = _queued(svc.jobs, prompt="stalled")
+    assert svc.slots.acquire(job)
+    # Its sender stalled before its lock; the sweep found the lease over and put the job back in line, its slot freed.
+    assert svc.slots.requeue(job)
+    sent = sim.stats()["submitted"]
+
+    assert submission.submit(svc, job.id) == submission.SKIPPED
+    assert sim.stats()["submitted"] == sent  # nothing sent without a slot
+    assert svc.jobs.get(job.id).status == st.QUEUED and not svc.redis.exists(KEYS.submit_lock(job.id))
+    # Still in line, so the next dispatch gives it a slot and a sender, which sends it.
+    assert svc.slots.dispatch().jobs == [job.id]
+    assert submission.submit(svc, job.id) == st.SUBMITTED and sim.stats()["submitted"] == sent + 1
