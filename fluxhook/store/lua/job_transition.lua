@@ -74,6 +74,13 @@ for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and sp
 end
 local read = redis.call('HMGET', job, unpack(asked))
 local function kept(name) return read[at[name]] end
+-- When the record's life ends as it was made to live (spec.lives after created_at), or nil: a life none, or one that
+-- reads as over by this clock (ahead of the one that made the record); then the record's own TTL is asked instead.
+local function life_end()
+  local made = tonumber(kept('created_at'))
+  if spec.lives and made and made + spec.lives > tonumber(spec.now) then return made + spec.lives end
+  return nil
+end
 
 local current = kept('status')
 if not current then return {0, '', 0, false} end
@@ -137,11 +144,9 @@ end
 drop_kept(spec.clear)
 if spec.take then drop_kept({spec.take.flag}) end
 if spec.bfl then
-  -- The task's index lives as long as its record, which was made to live spec.lives s (none: for ever). A life
-  -- that reads as over (this clock ahead of the one that made the record) is the record's own TTL instead: never none.
-  local made = tonumber(kept('created_at'))
-  local ttl = (spec.lives and made) and math.ceil(made + spec.lives - tonumber(spec.now)) or nil
-  if ttl == nil or ttl <= 0 then ttl = redis.call('TTL', job) end
+  -- The task's index lives as long as its record (life_end; none: for ever).
+  local ends = life_end()
+  local ttl = ends and math.ceil(ends - tonumber(spec.now)) or redis.call('TTL', job)
   if ttl > 0 then redis.call('SET', KEYS[spec.bfl.key], spec.id, 'EX', ttl)
   else redis.call('SET', KEYS[spec.bfl.key], spec.id) end
 end
@@ -225,10 +230,10 @@ if moving and spec.terminal then
   -- not: written again as it now is, it takes a third of the memory for the rest of its days. Every record that
   -- ends has outgrown it but one ended before it held any of those (canceled in line with a short input), so the
   -- encoding is not asked (a command at every end, to spare two at a rare one). Its life ends where it was made to
-  -- (spec.lives after created_at, as the task's index above; none: for ever), so its TTL need not be read.
-  local made = tonumber(kept('created_at'))
-  if spec.lives and made and made + spec.lives > tonumber(spec.now) then
-    redis.call('RESTORE', job, math.floor((made + spec.lives) * 1000), redis.call('DUMP', job), 'REPLACE', 'ABSTTL')
+  -- (life_end), so its TTL need not be read.
+  local ends = life_end()
+  if ends then
+    redis.call('RESTORE', job, math.floor(ends * 1000), redis.call('DUMP', job), 'REPLACE', 'ABSTTL')
   else
     local ttl = redis.call('PTTL', job)
     redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')

@@ -93,6 +93,8 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- the pools after the first are asked at once whether any holds a job, as the first of them is read: a dispatch's
   -- jobs are mostly in one pool, and empty lines are then read no further.
   local heads, later_empty = {}, nil
+  -- Whether the pool is one of the later ones whose lines the EXISTS found empty.
+  local function known_empty(pool) return pool ~= pools[1] and later_empty end
   local function heads_of(pool)
     if heads[pool.name] == nil then
       if pool ~= pools[1] and later_empty == nil then
@@ -100,7 +102,7 @@ function slots_prelude.start(s, only, keep_lapsed)
         for i = 2, #pools do lines[#lines + 1] = pools[i].line end
         later_empty = #lines > 1 and redis.call('EXISTS', unpack(lines)) == 0
       end
-      heads[pool.name] = (pool ~= pools[1] and later_empty) and {} or fair_turns.heads(pool.line)
+      heads[pool.name] = known_empty(pool) and {} or fair_turns.heads(pool.line)
     end
     return fair_turns.refresh(pool.line, heads[pool.name])
   end
@@ -110,7 +112,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function any_waiting()
     for _, pool in ipairs(pools) do
       if heads[pool.name] == nil then
-        if not (pool ~= pools[1] and later_empty) and redis.call('EXISTS', pool.line) == 1 then return true end
+        if not known_empty(pool) and redis.call('EXISTS', pool.line) == 1 then return true end
       else
         for _, head in ipairs(heads_of(pool)) do
           if head.job then return true end
@@ -152,14 +154,14 @@ function slots_prelude.start(s, only, keep_lapsed)
           local job = head.job and owner_room(head.owner) and goable(pool, head, open)
           if job then
             -- Its estimate at the account it would take is read with its pass: its turn, if it wins, costs that.
-            local slots = account_for(job, open).pools[pool.name].slots
-            candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head,
-                                           also = slot_time.estimate_field(slots, head.owner)}
+            local account = account_for(job, open)
+            candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head, account = account,
+                                           also = slot_time.estimate_field(account.pools[pool.name].slots, head.owner)}
           end
         end
         local found = turns.earliest(candidates, nil, best)
         if found ~= best then
-          found.pool, found.account = pool, account_for(found.job, open)
+          found.pool, found.account = pool, found.head.account
           best = found
         end
       end
