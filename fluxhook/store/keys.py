@@ -153,6 +153,12 @@ class Keys:
         return f"{self.prefix}slots:freed"
 
     @property
+    def slots_held(self) -> str:
+        """A pool's slots key at an account (``slots``) -> how many slots it holds: what the slot scripts read an
+        account's room from, in one read (``lua/slot_counts.lua`` keeps it; the sorted sets stay the truth)."""
+        return f"{self.prefix}slots:held"
+
+    @property
     def legacy_fair_owners(self) -> str:
         """Job id -> its owner, as releases before ``slot_holders`` kept it for every job the slots had queued (the
         migration moves a slot holder's into ``slot_holders``; a job in line is its member's)."""

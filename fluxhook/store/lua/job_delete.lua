@@ -1,4 +1,4 @@
--- needs: members, slot_holders
+-- needs: members, slot_holders, slot_counts
 -- Removes a job record, the job from every index, and any credits it holds reserved.
 --
 -- ARGV[1] the spec (JSON, store/jobs.py delete), naming each key by its position in KEYS: `record`; `indexes`, the
@@ -6,7 +6,7 @@
 -- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read, and `trackers`, that
 -- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
 -- budget's; `holders` (job -> slot holder's entry, slot_holders.lua) and `held` (owner -> slots held); `slots`, each
--- account's slots of each pool;
+-- account's slots of each pool, and `slots_held` their counts (slot_counts.lua);
 -- `lines`, each pool's line and the jobs waiting aside; `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
@@ -22,7 +22,12 @@ redis.call('HDEL', KEYS[spec.reservations], id)
 local _, holder = slot_holders.parse(redis.call('HGET', KEYS[spec.holders], id))
 redis.call('HDEL', KEYS[spec.holders], id)
 local freed = 0
-for _, key in ipairs(spec.slots) do freed = freed + redis.call('ZREM', KEYS[key], id) end
+for _, key in ipairs(spec.slots) do
+  if redis.call('ZREM', KEYS[key], id) == 1 then
+    freed = freed + 1
+    slot_counts.freed(KEYS[spec.slots_held], KEYS[key])
+  end
+end
 if holder and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
   redis.call('HDEL', KEYS[spec.held], holder)
 end

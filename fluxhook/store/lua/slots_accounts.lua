@@ -1,4 +1,4 @@
--- needs: slot_layout, slot_holders
+-- needs: slot_layout, slot_holders, slot_counts
 -- The slot scripts' reading of their ARGV and KEYS (store/slots.py builds both): the accounts and their pools,
 -- their limits, and reads that change nothing: an owner's slots held and limit, an account's cooldown.
 --
@@ -100,13 +100,26 @@ function slots_accounts.read()
     return its.paused_ms
   end
 
-  -- The slots an account holds in a pool (``its.held``) and over its pools (``account.held``), each counted once per
-  -- script when first asked (a ZCARD a pool): a pool at its limit needs no other pool's count, and a dispatch of
-  -- empty lines counts none. A script taking a slot keeps both up.
+  -- The slots an account holds in a pool (``its.held``) and over its pools (``account.held``), read for every account
+  -- and pool at once when first asked (slot_counts.lua: one HMGET), but for those a script counted already (the
+  -- look for slots past their lease): a dispatch of empty lines reads none. A script taking a slot keeps both up.
+  local counted = false
+  local function count_all()
+    if counted then return end
+    counted = true
+    local keys, places = {}, {}
+    for _, account in ipairs(accounts) do
+      for _, pool in ipairs(pools) do
+        local its = account.pools[pool.name]
+        if its.held == nil then keys[#keys + 1], places[#places + 1] = its.slots, its end
+      end
+    end
+    if #keys == 0 then return end
+    for i, n in ipairs(slot_counts.read(K.slots_held, keys)) do places[i].held = n end
+  end
   local function held_in(account, pool_name)
-    local its = account.pools[pool_name]
-    if its.held == nil then its.held = redis.call('ZCARD', its.slots) end
-    return its.held
+    count_all()
+    return account.pools[pool_name].held
   end
   local function held_over(account)
     if account.held == nil then

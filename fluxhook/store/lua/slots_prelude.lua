@@ -30,10 +30,13 @@ function slots_prelude.start(s, only, keep_lapsed)
     held_by[owner] = math.max(left, 0)
   end
 
-  -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held.
+  -- A slot held past its lease belongs to a job that never finished: it is free again, charged as held. The slots
+  -- left are counted anew (slot_counts.lua), which mends a count an older release did not keep.
+  local recounted = {}
   for _, account in ipairs(keep_lapsed and {} or accounts) do
     for _, pool in ipairs(only and {only} or pools) do
-      local slots = account.pools[pool.name].slots
+      local its = account.pools[pool.name]
+      local slots = its.slots
       local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', now - slot_lease, 'WITHSCORES')
       for i = 1, #expired, 2 do
         local job, taken = expired[i], tonumber(expired[i + 1])
@@ -43,8 +46,11 @@ function slots_prelude.start(s, only, keep_lapsed)
         if owner then release(owner) end
         slot_time.settle(fair, slots, owner, charged, now - taken, false, weight)
       end
+      its.held = redis.call('ZCARD', slots)
+      recounted[#recounted + 1], recounted[#recounted + 2] = slots, its.held
     end
   end
+  if #recounted > 0 then redis.call('HSET', s.K.slots_held, unpack(recounted)) end
 
   -- A pool full at an account has no room there, whatever else holds the account back: a slot freed in it wakes a
   -- dispatch. Else an account held back by a cooldown or a pause marks the script's context ``on_timer``: its end
@@ -178,6 +184,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     redis.call('ZADD', slots, now, job)
     redis.call('ZADD', due, now + submit_lease, job)
     its.held, account.held = in_pool + 1, over + 1
+    redis.call('HSET', s.K.slots_held, slots, its.held)
     if account.probation then
       redis.call('HSET', account.cooling, 'probe', job)
       cool_of[account.name] = true

@@ -1,4 +1,4 @@
--- needs: slots_prelude, members, slot_holders, slot_time, slots_accounts
+-- needs: slots_prelude, members, slot_holders, slot_time, slots_accounts, slot_counts
 -- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key); KEYS[K.after + 2], when given: the
 -- submit lock of the submission that gives the slot back. ARGV[rest...]: pool, job id, pause in ms (0 = none), wait in
 -- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its
@@ -28,6 +28,7 @@ local paused, freed
 for _, each in ipairs(accounts) do
   local its = each.pools[pool.name]
   if redis.call('ZREM', its.slots, job) == 1 then
+    slot_counts.freed(K.slots_held, its.slots)
     release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
     slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight)

@@ -68,11 +68,14 @@ def _assert_same(model: FairModel, connection) -> None:
     pipe = connection.pipeline(transaction=True)
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
-    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).hgetall(KEYS.slot_holders)
-    *per_pool, held, passes, holders = pipe.execute()
+    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).hgetall(KEYS.slot_holders).hgetall(KEYS.slots_held)
+    *per_pool, held, passes, holders, counts = pipe.execute()
     for n, pool in enumerate(POOLS):
         assert set(_text(per_pool[2 * n])) == set(model.held[pool]), pool
         assert _text(per_pool[2 * n + 1]) == model.line_members(pool), pool
+    # Each pool's count of slots held, what the scripts read its room from, is its set's (or, dropped, made from it).
+    assert {k.decode(): int(v) for k, v in counts.items()}.items() <= \
+        {KEYS.slots(pool): len(model.held[pool]) for pool in POOLS}.items()
     assert {k.decode(): int(v) for k, v in held.items()} == model.held_counts()
     clock = passes.pop(CLOCK.encode(), 0)  # the clock lives beside the passes (owners.CLOCK), and so do the estimates
     estimates = {k: v for k, v in passes.items() if k.startswith(b"~")}
@@ -368,6 +371,8 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
     counts = {k.decode(): int(v) for k, v in connection.hgetall(KEYS.fair_held).items()}
     owner_of = {job.id: owner for job, owner in jobs}
     assert counts == {o: n for o in owners if (n := sum(owner_of[i] == o for i in held))}
+    assert {k.decode(): int(v) for k, v in connection.hgetall(KEYS.slots_held).items()} == \
+        {KEYS.slots(p): connection.zcard(KEYS.slots(p)) for p in POOLS}
     assert Slots(connection, config).dispatch().jobs == []  # no idle slot while a job that could use it waits
 
 
