@@ -80,23 +80,48 @@ function slots_accounts.read()
   local function owner_room(owner)
     return not cap(owner) or held_of(owner) < cap(owner)
   end
+  -- Whether no account cools down (or is on probation) and no pool is paused at any: one EXISTS of all their keys,
+  -- asked once per script when one is first needed. A cooldown's record and a pause live only while they hold
+  -- (account_cool.lua, slots_requeue.lua), so with none found none is read; else each is read as asked.
+  local quiet_asked = false
+  local function ask_quiet()
+    if quiet_asked then return end
+    quiet_asked = true
+    local keys = {}
+    for _, account in ipairs(accounts) do
+      keys[#keys + 1] = account.cooling
+      for _, pool in ipairs(pools) do keys[#keys + 1] = account.pools[pool.name].paused end
+    end
+    if redis.call('EXISTS', unpack(keys)) > 0 then return end
+    for _, account in ipairs(accounts) do
+      account.cool_read = {false, false, false}
+      for _, pool in ipairs(pools) do account.pools[pool.name].paused_ms = -2 end
+    end
+  end
   -- Whether the account takes no task now. Past its cooldown's end an account is on probation until a task is
   -- accepted (store/cooldowns.py): it takes one job, and no other while that one is out, so a recovering account is
   -- tested with one submission, not a slot-full of them.
   local cool_of = {}
   local function cooling(account)
     if cool_of[account.name] == nil then
+      ask_quiet()
       local ends, lasting, probe = slots_accounts.cooling_read(account)
       account.probation = ends and lasting ~= '1' and tonumber(ends) <= now
       cool_of[account.name] = ends ~= false and (lasting == '1' or tonumber(ends) > now or probe ~= false)
     end
     return cool_of[account.name]
   end
-  local function cooldown_until(account) return slots_accounts.cooldown_until(account, now) end
+  local function cooldown_until(account)
+    ask_quiet()
+    return slots_accounts.cooldown_until(account, now)
+  end
   -- The ms left of the pool's pause at the account (PTTL: -2 for none), read once per script: the dispatch asks it
   -- at each turn, and a wait's reason asks it again.
   local function paused_ms(its)
-    if its.paused_ms == nil then its.paused_ms = redis.call('PTTL', its.paused) end
+    if its.paused_ms == nil then
+      ask_quiet()
+      if its.paused_ms == nil then its.paused_ms = redis.call('PTTL', its.paused) end
+    end
     return its.paused_ms
   end
 

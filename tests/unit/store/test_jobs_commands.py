@@ -61,12 +61,15 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     other = _naming(commands, KONTEXT_MAX_POOL)
     # Its held slots count toward its account's limit, read with its own pool's in one HMGET of the counts (no ZCARD),
     # and a job waiting there might go first: nothing else of it.
-    assert sorted(_names(other)) == ["HMGET", "ZRANGEBYLEX"], other
+    assert sorted(_names(other)) == ["EXISTS", "HMGET", "ZRANGEBYLEX"], other
     assert _naming(commands, KEYS.slots_held) == [
         f"HMGET {KEYS.slots_held} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}",
         f"HSET {KEYS.slots_held} {KEYS.slots(DEFAULT_POOL)} 2"], commands
     assert not _naming(commands, "ZCARD")
-    assert _names(_naming(commands, "paused")) == ["PTTL"]  # its own pool's pause only, read once
+    # No account cools down and no pool is paused: one EXISTS of every cooldown and pause says so, and none is read.
+    assert _naming(commands, "EXISTS fh:acct") == [
+        f"EXISTS {KEYS.cooling('default')} {KEYS.paused(DEFAULT_POOL)} {KEYS.paused(KONTEXT_MAX_POOL)}"], commands
+    assert not _naming(commands, "PTTL") and not _naming(commands, "HMGET fh:acct")
     # Its owner's pass is read with the clock and its estimate of slot time (kept beside them), and the pass and the
     # clock written with its turn: one command each.
     assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
@@ -138,7 +141,7 @@ def test_a_dispatch_that_gives_the_last_job_in_line_says_none_waits_without_anot
     given = []
     commands = _commands(connection, lambda: given.append(slots.dispatch(free_lapsed=False)))
     assert given[0].jobs == [waiting.id] and not given[0].waiting
-    assert not _naming(commands, "EXISTS")  # the lines' heads, read for the turn, say it
+    assert not _naming(commands, "EXISTS fh:line")  # the lines' heads, read for the turn, say it
 
 
 def test_a_dispatch_that_gives_one_of_an_owner_s_jobs_knows_its_next_from_the_one_look_at_its_line(

@@ -163,6 +163,9 @@ def test_a_job_that_waits_reads_the_pauses_only_until_one_account_is_not_paused(
         commands = commands_during(connection, db, lambda: slots.join(_routed(store)))
         return [c["command"].split(" ")[1] for c in commands if c["command"].startswith("PTTL")]
 
+    # No account is paused nor cooling: the one EXISTS of them all says so, and no pause is read.
+    assert pauses_read() == []
+    connection.set(KEYS.paused(DEFAULT_POOL, "us"), 1, px=30_000)  # one paused: each is read as asked
     # The first account is not paused: no pause holds the job back, whatever the others' are.
     assert pauses_read() == [KEYS.paused(DEFAULT_POOL, "eu")]
     connection.set(KEYS.paused(DEFAULT_POOL, "eu"), 1, px=20_000)
