@@ -14,6 +14,7 @@ from fluxhook.store import cooldowns
 from fluxhook.store.effects import AccountAccepted, Effects
 from fluxhook.store.keys import KEYS
 from fluxhook.store.tallies import Tallies
+from helpers import commands_during
 
 NOW = time.time()
 RECORDS = {
@@ -66,3 +67,14 @@ def test_an_accepted_task_does_the_same_on_its_own_and_with_a_submission(connect
         after.append(connection.hgetall(key))
     assert after[0] == after[1]
     assert bool(after[0]) == (case not in ("none", "over", "over, its probe out"))  # only an ended one goes
+
+
+def test_an_accepted_task_with_no_refusal_and_no_cooldown_to_end_costs_one_exists(connection):
+    connection.delete(KEYS.cooling("eu"), KEYS.strikes(DEFAULT_POOL, "eu"))
+    connection.set(KEYS.strikes(DEFAULT_POOL, "us"), 2)  # another account's refusals: not this one's to end
+    db = connection.connection_pool.connection_kwargs.get("db", 0)
+    effects = Effects(connection, KEYS, 60, Tallies(connection).add)
+    commands = [c["command"] for c in commands_during(connection, db, lambda: effects.apply(
+        [AccountAccepted("eu", DEFAULT_POOL, NOW)])) if not c["command"].startswith(("EVAL", "SELECT"))]
+    assert [c.split(" ")[0] for c in commands] == ["EXISTS"], commands
+    assert connection.get(KEYS.strikes(DEFAULT_POOL, "us")) == b"2"
