@@ -212,11 +212,8 @@ class _Migration:
             ids = [text(i) for i in self.connection.zrange(old, 0, -1)]
             for start in range(0, len(ids), BATCH):
                 kept = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.fair_held,
-                        self.keys.slot_holders]
+                        self.keys.slot_holders, self.keys.slots_held]
                 given += int(self._slots([old, new, *kept], [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
-            if ids and old != new:
-                # Their counts are made anew from the sets when next read (lua/slot_counts.lua).
-                self.connection.hdel(self.keys.slots_held, old, new)
         return given
 
     def slot_holders(self) -> int:

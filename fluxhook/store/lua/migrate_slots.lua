@@ -5,7 +5,9 @@
 -- slot_holders.lua), is today's: left as it is.
 --
 -- KEYS[1] the default account's slots of a pool, KEYS[2] the account's slots of that pool, KEYS[3] job ->
--- the account whose slot it holds, KEYS[4] job -> owner, KEYS[5] owner -> slots held.
+-- the account whose slot it holds, KEYS[4] job -> owner, KEYS[5] owner -> slots held, KEYS[6] job -> slot holder's
+-- entry, KEYS[7] the counts of slots held (slot_counts.lua): the two sets' are dropped with a move, to be made anew
+-- from the sets when next read.
 -- ARGV[1] the account, ARGV[2] the admin owner, then the job ids.
 -- Returns how many were given their account.
 local given = 0
@@ -16,6 +18,7 @@ for i = 3, #ARGV do
     if KEYS[1] ~= KEYS[2] then
       redis.call('ZREM', KEYS[1], job)
       redis.call('ZADD', KEYS[2], taken, job)
+      redis.call('HDEL', KEYS[7], KEYS[1], KEYS[2])
     end
     redis.call('HSET', KEYS[3], job, ARGV[1])
     if not redis.call('HGET', KEYS[4], job) then

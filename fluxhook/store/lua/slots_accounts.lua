@@ -1,6 +1,7 @@
 -- needs: slot_layout, slot_holders, slot_counts
 -- The slot scripts' reading of their ARGV and KEYS (store/slots.py builds both): the accounts and their pools,
--- their limits, and reads that change nothing: an owner's slots held and limit, an account's cooldown.
+-- their limits, and reads: an owner's slots held and limit, an account's slots held (a count missing is written as
+-- it is made, slot_counts.lua), its cooldown and pauses.
 --
 -- KEYS: named by store/slot_layout.py (K, below); a script's own key follows, at K.after + 1.
 -- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,

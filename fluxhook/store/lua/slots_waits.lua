@@ -1,6 +1,7 @@
 -- needs: slots_accounts, routes
 -- What decides whether an owner's job in a pool's line could take a slot now, read as the dispatch reads the slots
--- (routes, limits, cooldowns, pauses), changing nothing: core/wait_reasons.py names the reason from it (in_line,
+-- (routes, limits, cooldowns, pauses), changing nothing (but a count of slots held it had to make from its set,
+-- slot_counts.lua): core/wait_reasons.py names the reason from it (in_line,
 -- LineState). Asked by slots_line_states.lua, and by slots_acquire.lua for the job it leaves waiting, from the
 -- reads its own turn made.
 local slots_waits = {}

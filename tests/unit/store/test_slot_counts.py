@@ -32,6 +32,7 @@ def test_each_take_and_give_back_keeps_its_pool_s_count(store, slots, connection
         assert slots.acquire(job) == "default"
     assert (_count(connection), _count(connection, KONTEXT_MAX_POOL)) == (3, 0)
     assert store.transition(jobs[0].id, st.FAILED, error=FAIL)  # key_a's
+    assert _count(connection) == 2
     assert slots.requeue(jobs[1])  # key_b's back in line, its slot given back
     assert _count(connection) == 1
     assert store.delete(jobs[2].id) is not None
