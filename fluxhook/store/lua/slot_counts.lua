@@ -2,8 +2,7 @@
 -- so a slot script reads every account's room in one HMGET, not a ZCARD a pool. A slots key's sorted set stays the
 -- truth: a script that takes a slot writes the count it knows, one that gives one back takes one off, and the
 -- dispatcher's look for slots past their lease counts each anew (an older release on a rolling deploy keeps no
--- count). A field missing, or one a give-back took below zero (dropped), is counted from the set and
--- written.
+-- count). A field missing, or one a give-back took below zero (dropped), is counted from the set and written.
 local slot_counts = {}
 
 -- The slots held in each of ``slots_keys``, in order: one HMGET; a ZCARD for each it does not hold, written back.

@@ -1,9 +1,8 @@
 -- needs: slots_accounts, routes
 -- What decides whether an owner's job in a pool's line could take a slot now, read as the dispatch reads the slots
 -- (routes, limits, cooldowns, pauses), changing nothing (but a count of slots held it had to make from its set,
--- slot_counts.lua): core/wait_reasons.py names the reason from it (in_line,
--- LineState). Asked by slots_line_states.lua, and by slots_acquire.lua for the job it leaves waiting, from the
--- reads its own turn made.
+-- slot_counts.lua): core/wait_reasons.py names the reason from it (in_line, LineState). Asked by
+-- slots_line_states.lua, and by slots_acquire.lua for the job it leaves waiting, from the reads its own turn made.
 local slots_waits = {}
 
 -- For ``s`` (slots_accounts.read()'s context), the pool named ``pool``, ``owner`` and ``route`` ('*': any account):
