@@ -1,14 +1,13 @@
 -- needs: effects, slot_time, slot_holders, members, slot_counts
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
--- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys
--- the spec names by their position in KEYS: the indexes of the statuses the job may leave and
--- enter, the slots it may give up (spec.slots: account -> pool -> key; spec.slots_held, their counts) and the lines
--- it may leave (spec.lines: pool -> key, and spec.aside, the jobs waiting aside); with the slots' owner -> slots
--- held, job -> slot holder's entry (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the
--- lines whose jobs it is for (spec.freed: {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the
--- lock freed, a key taken, and each effect's key (a timeline, the metrics hash, a day's or an
--- hour's counters, the budget's reservations, an RQ key).
+-- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys the spec names by their
+-- position in KEYS: the indexes of the statuses the job may leave and enter, the slots it may give up (spec.slots:
+-- account -> pool -> key; spec.slots_held, their counts) and the lines it may leave (spec.lines: pool -> key, and
+-- spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
+-- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for (spec.freed:
+-- {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the lock freed, a key taken, and each
+-- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's reservations, an RQ key).
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
 --
