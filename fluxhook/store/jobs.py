@@ -338,7 +338,7 @@ class JobStore:
         if consequences.free_slot:
             spec["slots"] = {account: {pool: place(keys, self.keys.slots(pool, account)) for pool in self.pools}
                              for account in self.accounts}
-            spec["slots_held"] = place(keys, self.keys.slots_held)
+            spec["slot_counts"] = place(keys, self.keys.slot_counts)
             spec["freed"] = {"key": place(keys, self.keys.slot_freed),
                              "lines": [place(keys, self.keys.line(pool)) for pool in self.pools]}
             spec["fair"] = {"passes": place(keys, self.keys.fair_passes),
@@ -632,7 +632,7 @@ class JobStore:
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
                 "reservations": place(keys, k.budget_held), "holders": place(keys, k.slot_holders),
                 "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
-                "slots_held": place(keys, k.slots_held),
+                "slot_counts": place(keys, k.slot_counts),
                 "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)],
                 "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])

@@ -153,10 +153,12 @@ class Keys:
         return f"{self.prefix}slots:freed"
 
     @property
-    def slots_held(self) -> str:
+    def slot_counts(self) -> str:
         """A pool's slots key at an account (``slots``) -> how many slots it holds: what the slot scripts read an
-        account's room from, in one read (``lua/slot_counts.lua`` keeps it; the sorted sets stay the truth)."""
-        return f"{self.prefix}slots:held"
+        account's room from, in one read (``lua/slot_counts.lua`` keeps it; the sorted sets stay the truth). Named
+        outside ``slots:``, where a pool's name follows: a pool can take no name of it, and a scan of the sets finds
+        only sets."""
+        return f"{self.prefix}slot_counts"
 
     @property
     def legacy_fair_owners(self) -> str:

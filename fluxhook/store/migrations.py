@@ -212,7 +212,7 @@ class _Migration:
             ids = [text(i) for i in self.connection.zrange(old, 0, -1)]
             for start in range(0, len(ids), BATCH):
                 kept = [self.keys.legacy_slot_accounts, self.keys.legacy_fair_owners, self.keys.fair_held,
-                        self.keys.slot_holders, self.keys.slots_held]
+                        self.keys.slot_holders, self.keys.slot_counts]
                 given += int(self._slots([old, new, *kept], [self.account, ADMIN_OWNER, *ids[start:start + BATCH]]))
         return given
 

@@ -6,7 +6,7 @@
 -- as the caller read them); `bfl_task`, the BFL task index of the bfl_id the caller read, and `trackers`, that
 -- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
 -- budget's; `holders` (job -> slot holder's entry, slot_holders.lua) and `held` (owner -> slots held); `slots`, each
--- account's slots of each pool, and `slots_held` their counts (slot_counts.lua);
+-- account's slots of each pool, and `slot_counts` their counts (slot_counts.lua);
 -- `lines`, each pool's line and the jobs waiting aside; `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
@@ -25,7 +25,7 @@ local freed = 0
 for _, key in ipairs(spec.slots) do
   if redis.call('ZREM', KEYS[key], id) == 1 then
     freed = freed + 1
-    slot_counts.freed(KEYS[spec.slots_held], KEYS[key])
+    slot_counts.freed(KEYS[spec.slot_counts], KEYS[key])
   end
 end
 if holder and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys the spec names by their
 -- position in KEYS: the indexes of the statuses the job may leave and enter, the slots it may give up (spec.slots:
--- account -> pool -> key; spec.slots_held, their counts) and the lines it may leave (spec.lines: pool -> key, and
+-- account -> pool -> key; spec.slot_counts, their counts) and the lines it may leave (spec.lines: pool -> key, and
 -- spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
 -- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for (spec.freed:
 -- {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the lock freed, a key taken, and each
@@ -180,7 +180,7 @@ if moving then
       local taken = freed == 0 and (taken_at or redis.call('ZSCORE', KEYS[key], spec.id))
       if taken and redis.call('ZREM', KEYS[key], spec.id) == 1 then
         freed = 1
-        slot_counts.freed(KEYS[spec.slots_held], KEYS[key])
+        slot_counts.freed(KEYS[spec.slot_counts], KEYS[key])
         -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
         local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
                    default_weight = spec.fair.default_weight}

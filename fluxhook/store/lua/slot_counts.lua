@@ -1,4 +1,4 @@
--- How many slots each account holds in each pool (store/keys.py slots_held: a pool's slots key -> how many it holds),
+-- How many slots each account holds in each pool (store/keys.py slot_counts: a pool's slots key -> how many it holds),
 -- so a slot script reads every account's room in one HMGET, not a ZCARD a pool. A slots key's sorted set stays the
 -- truth: a script that takes a slot writes the count it knows, one that gives one back takes one off, and the
 -- dispatcher's look for slots past their lease counts each anew (an older release on a rolling deploy keeps no

@@ -141,7 +141,7 @@ function slots_accounts.read()
       end
     end
     if #keys == 0 then return end
-    for i, n in ipairs(slot_counts.read(K.slots_held, keys)) do places[i].held = n end
+    for i, n in ipairs(slot_counts.read(K.slot_counts, keys)) do places[i].held = n end
   end
   local function held_in(account, pool_name)
     count_all()

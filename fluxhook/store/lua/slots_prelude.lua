@@ -50,7 +50,7 @@ function slots_prelude.start(s, only, keep_lapsed)
       recounted[#recounted + 1], recounted[#recounted + 2] = slots, its.held
     end
   end
-  if #recounted > 0 then redis.call('HSET', s.K.slots_held, unpack(recounted)) end
+  if #recounted > 0 then redis.call('HSET', s.K.slot_counts, unpack(recounted)) end
 
   -- A pool full at an account has no room there, whatever else holds the account back: a slot freed in it wakes a
   -- dispatch. Else an account held back by a cooldown or a pause marks the script's context ``on_timer``: its end
@@ -184,7 +184,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     redis.call('ZADD', slots, now, job)
     redis.call('ZADD', due, now + submit_lease, job)
     its.held, account.held = in_pool + 1, over + 1
-    redis.call('HSET', s.K.slots_held, slots, its.held)
+    redis.call('HSET', s.K.slot_counts, slots, its.held)
     if account.probation then
       redis.call('HSET', account.cooling, 'probe', job)
       cool_of[account.name] = true

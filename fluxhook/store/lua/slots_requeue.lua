@@ -28,7 +28,7 @@ local paused, freed
 for _, each in ipairs(accounts) do
   local its = each.pools[pool.name]
   if redis.call('ZREM', its.slots, job) == 1 then
-    slot_counts.freed(K.slots_held, its.slots)
+    slot_counts.freed(K.slot_counts, its.slots)
     -- Counted before the slot went back (the look for lapsed slots), if at all: one fewer now.
     its.held, each.held = its.held and its.held - 1, each.held and each.held - 1
     release(holder or owner)

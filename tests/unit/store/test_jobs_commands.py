@@ -54,7 +54,7 @@ def _names(commands: list[str]) -> list[str]:
     return [c.split(" ", 1)[0].upper() for c in commands]
 
 
-def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jobs, slots, connection):
+def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(jobs, slots, connection):
     slots.acquire(_queued(jobs))  # the scripts loaded: what follows is one job's own
     job = _queued(jobs)
     commands = _commands(connection, lambda: slots.acquire(job))
@@ -62,9 +62,9 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slots_held_and_its_line(jo
     # Its held slots count toward its account's limit, read with its own pool's in one HMGET of the counts (no ZCARD),
     # and a job waiting there might go first: nothing else of it.
     assert sorted(_names(other)) == ["EXISTS", "HMGET", "ZRANGEBYLEX"], other
-    assert _naming(commands, KEYS.slots_held) == [
-        f"HMGET {KEYS.slots_held} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}",
-        f"HSET {KEYS.slots_held} {KEYS.slots(DEFAULT_POOL)} 2"], commands
+    assert _naming(commands, KEYS.slot_counts) == [
+        f"HMGET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}",
+        f"HSET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} 2"], commands
     assert not _naming(commands, "ZCARD")
     # No account cools down and no pool is paused: one EXISTS of every cooldown and pause says so, and none is read.
     assert _naming(commands, "EXISTS fh:acct") == [
@@ -125,8 +125,8 @@ def test_a_job_that_joins_a_full_pool_reads_no_line(jobs, slots, connection):
     assert _names(_naming(commands, "fh:line:")) == ["ZADD"], commands
     assert not _naming(commands, "fh:fair:pass")
     # The slots held, every pool's in one read, and not the slots its owner holds: it has no max_active of its own.
-    assert _naming(commands, KEYS.slots_held) == [
-        f"HMGET {KEYS.slots_held} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}"], commands
+    assert _naming(commands, KEYS.slot_counts) == [
+        f"HMGET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}"], commands
     assert not _naming(commands, "ZCARD")
     assert not _naming(commands, KEYS.fair_held)
 

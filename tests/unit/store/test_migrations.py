@@ -126,11 +126,11 @@ def test_a_slot_taken_before_accounts_goes_to_the_first_account_when_default_is_
     holder = _queued(store)
     taken = _held_before_accounts(connection, holder)
     moved = (KEYS.slots(DEFAULT_POOL, DEFAULT_ACCOUNT), KEYS.slots(DEFAULT_POOL, "eu"))
-    connection.hset(KEYS.slots_held, mapping=dict(zip(moved, (1, 0), strict=True)))  # as a count of the sets before the move
+    connection.hset(KEYS.slot_counts, mapping=dict(zip(moved, (1, 0), strict=True)))  # as a count of the sets before the move
     assert migrate(connection, config).slots == 1
     slots = Slots(connection, config)
     assert connection.exists(KEYS.slots(DEFAULT_POOL, DEFAULT_ACCOUNT)) == 0
-    assert connection.hmget(KEYS.slots_held, list(moved)) == [None, None]  # made anew from the sets when next read
+    assert connection.hmget(KEYS.slot_counts, list(moved)) == [None, None]  # made anew from the sets when next read
     assert connection.zscore(KEYS.slots(DEFAULT_POOL, "eu"), holder.id) == taken
     assert slots.account_of(holder.id) == "eu" and slots.holds(holder) and slots.held_by(None) == 1
     assert slots.requeue(holder)  # given back as today's slots are: its owner holds none, and it waits in line

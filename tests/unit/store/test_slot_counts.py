@@ -22,7 +22,7 @@ def slots(connection) -> Slots:
 
 
 def _count(connection, pool: str = DEFAULT_POOL) -> int | None:
-    value = connection.hget(KEYS.slots_held, KEYS.slots(pool))
+    value = connection.hget(KEYS.slot_counts, KEYS.slots(pool))
     return None if value is None else int(value)
 
 
@@ -60,7 +60,7 @@ def test_a_count_that_a_give_back_takes_below_zero_is_dropped_and_made_from_the_
     mine, theirs = as_key(store, _queued(store), "key_a"), as_key(store, _queued(store), "key_b")
     for job in (mine, theirs):
         assert slots.acquire(job) == "default"
-    connection.hset(KEYS.slots_held, KEYS.slots(DEFAULT_POOL), 0)  # as if both were an older release's
+    connection.hset(KEYS.slot_counts, KEYS.slots(DEFAULT_POOL), 0)  # as if both were an older release's
     assert store.transition(mine.id, st.FAILED, error=FAIL)
     assert _count(connection) is None  # not -1: a count below zero says nothing
     # The next job reads the set (key_b's slot), and writes what it counts with its own.
@@ -70,7 +70,7 @@ def test_a_count_that_a_give_back_takes_below_zero_is_dropped_and_made_from_the_
 
 def test_a_count_missing_is_made_from_the_set_once_and_kept(store, slots, connection):
     assert slots.acquire(as_key(store, _queued(store), "key_a")) == "default"
-    connection.delete(KEYS.slots_held)
+    connection.delete(KEYS.slot_counts)
     waiting = [as_key(store, _queued(store), "key_b") for _ in range(3)]
     assert [slots.acquire(job) for job in waiting] == ["default", "default", None]  # held to BFL_MAX_ACTIVE
     assert (_count(connection), _count(connection, KONTEXT_MAX_POOL)) == (3, 0)

@@ -68,7 +68,7 @@ def _assert_same(model: FairModel, connection) -> None:
     pipe = connection.pipeline(transaction=True)
     for pool in POOLS:
         pipe.zrange(KEYS.slots(pool), 0, -1).zrange(KEYS.line(pool), 0, -1)
-    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).hgetall(KEYS.slot_holders).hgetall(KEYS.slots_held)
+    pipe.hgetall(KEYS.fair_held).hgetall(KEYS.fair_passes).hgetall(KEYS.slot_holders).hgetall(KEYS.slot_counts)
     *per_pool, held, passes, holders, counts = pipe.execute()
     for n, pool in enumerate(POOLS):
         assert set(_text(per_pool[2 * n])) == set(model.held[pool]), pool
@@ -354,7 +354,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
         while not done.is_set():
             pipe = own.pipeline(transaction=True)
             pipe.zcard(KEYS.slots(DEFAULT_POOL)).zcard(KEYS.slots(KONTEXT_MAX_POOL)).hgetall(KEYS.fair_held)
-            default, kontext_held, held, counts = pipe.hgetall(KEYS.slots_held).execute()
+            default, kontext_held, held, counts = pipe.hgetall(KEYS.slot_counts).execute()
             counted = {KEYS.slots(DEFAULT_POOL).encode(): default, KEYS.slots(KONTEXT_MAX_POOL).encode(): kontext_held}
             if default + kontext_held > total or kontext_held > kontext or \
                     any(int(held.get(k.encode(), 0)) > cap for k, cap in caps.items()) or \
@@ -376,7 +376,7 @@ def test_concurrent_clients_never_exceed_any_limit(store, connection):
     counts = {k.decode(): int(v) for k, v in connection.hgetall(KEYS.fair_held).items()}
     owner_of = {job.id: owner for job, owner in jobs}
     assert counts == {o: n for o in owners if (n := sum(owner_of[i] == o for i in held))}
-    assert {k.decode(): int(v) for k, v in connection.hgetall(KEYS.slots_held).items()} == \
+    assert {k.decode(): int(v) for k, v in connection.hgetall(KEYS.slot_counts).items()} == \
         {KEYS.slots(p): connection.zcard(KEYS.slots(p)) for p in POOLS}
     assert Slots(connection, config).dispatch().jobs == []  # no idle slot while a job that could use it waits
 
