@@ -96,7 +96,6 @@ class Dispatched:
     on_timer: bool = False
 
 
-
 @dataclass(frozen=True)
 class KnownCap:
     """An owner's ``max_active`` as its caller read it (None: no limit of its own): ``Slots.join`` asks Redis for none."""

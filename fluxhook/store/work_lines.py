@@ -47,13 +47,18 @@ AHEAD = 4
 MOVE_LEASE = 10.0
 
 
-
 @dataclass(frozen=True)
 class Taken:
     """What one take moved: the members taken, by kind (the kinds with any); ``idle``: no line held work at all."""
 
     items: dict[str, list[str]]
     idle: bool = False
+
+    @property
+    def moved(self) -> int:
+        """How many were taken, of every kind."""
+        return sum(len(members) for members in self.items.values())
+
 
 class WorkLines:
     """The work lines of every kind, on one Redis connection."""

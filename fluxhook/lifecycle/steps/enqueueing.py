@@ -35,6 +35,7 @@ from fluxhook.store.work_lines import (
     KINDS,
     MOVE_LEASE,
     NOTIFY,
+    Taken,
 )
 
 if TYPE_CHECKING:
@@ -233,22 +234,15 @@ _TASKS = {
 }
 
 
-@dataclass(frozen=True)
-class Fed:
-    """What one feed did: how many jobs it moved into RQ; ``idle``: no line held work at all."""
-
-    moved: int
-    idle: bool
-
-
-def feed(svc: "Services") -> Fed:
+def feed(svc: "Services") -> Taken:
     """Move the jobs whose turn it is from the work lines into RQ, kind by kind in ``KINDS``' order (a result
     whose URL expires first), while fewer than ``AHEAD`` tasks wait in the RQ queue. Called by the workers only (a
-    lane that ends a task, a feeder woken by new work, or once a second): a callback's answer waits for none of it.
-    With no work waiting it costs Redis two commands (one script, one lookup)."""
+    lane that ends a task, a feeder woken by new work, or once a second): a callback's answer waits for none of it;
+    what it took (``Taken.moved``, ``Taken.idle``). With no work waiting it costs Redis two commands (one script, one
+    lookup)."""
     taken = svc.store.work.take(dict.fromkeys(KINDS, svc.queue.key), AHEAD, time.time())
     queue_handed(svc, taken.items)
-    return Fed(sum(len(members) for members in taken.items.values()), taken.idle)
+    return taken
 
 
 def queue_handed(svc: "Services", handed: Handed) -> None:
