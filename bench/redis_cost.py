@@ -19,9 +19,10 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
   (``PING``), the least of three runs of 2,000 after the jobs, to read a job's CPU beside;
 - memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
-  ``FIXED_MEMORY``; on Redis 7 each command's latency histogram), once the census has swept the keys that expired, and at its peak while the jobs run; and a
-  census of every key (``MEMORY USAGE``, ``TTL``) after, less before: what the jobs hold, and what of it is left
-  once keys with an hour or less to live have gone (RQ's finished records are kept an hour) -- the finished record;
+  ``FIXED_MEMORY``; on Redis 7 each command's latency histogram), once the census has swept the keys that expired,
+  and at its peak while the jobs run; and a census of every key (``MEMORY USAGE``, ``TTL``) after, less before: what
+  the jobs hold, and what of it is left once keys with an hour or less to live have gone (RQ's finished records are
+  kept an hour) -- the finished record;
 - the ten commands with most calls and most ``usec`` per job (a script's ``usec`` includes the commands it runs).
 
 The bench's own commands are kept out of the figures: it waits on the thumbnail files in the images directory

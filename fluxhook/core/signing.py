@@ -33,18 +33,31 @@ def _serializer(keys: tuple[str, ...], salt: str, timed: bool = False) -> URLSaf
     return (URLSafeTimedSerializer if timed else URLSafeSerializer)(list(keys), salt=salt)
 
 
-def webhook_token(secret_key: Keys, job_id: str) -> str:
-    """The token in a job's own callback URL ``/webhooks/bfl/{token}``."""
-    return _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).dumps(job_id)
+def webhook_token(secret_key: Keys, job_id: str, model: str | None = None) -> str:
+    """The token in a job's own callback URL ``/webhooks/bfl/{token}``; with the job's ``model``, which its callback
+    then knows without reading the job (the line its download joins)."""
+    return _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).dumps([job_id, model] if model else job_id)
+
+
+def webhook_token_claims(secret_key: Keys, token: str) -> tuple[str, str | None] | None:
+    """The job id and model (None: a token minted without it) a callback-URL token was minted for, or None if it
+    is not ours."""
+    try:
+        claims = _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).loads(token)
+    except (BadSignature, UnicodeError, ValueError):
+        return None
+    if isinstance(claims, str):
+        return claims, None
+    if (isinstance(claims, list) and len(claims) == 2 and isinstance(claims[0], str)
+            and isinstance(claims[1], str)):
+        return claims[0], claims[1]
+    return None
 
 
 def job_id_from_webhook_token(secret_key: Keys, token: str) -> str | None:
     """The job id a callback-URL token was minted for, or None if it is not ours."""
-    try:
-        job_id = _serializer(tuple(_keys(secret_key)), _WEBHOOK_URL_SALT).loads(token)
-    except (BadSignature, UnicodeError, ValueError):
-        return None
-    return job_id if isinstance(job_id, str) else None
+    claims = webhook_token_claims(secret_key, token)
+    return claims[0] if claims else None
 
 
 def job_webhook_secret(secret_key: Keys, job_id: str) -> str:
@@ -89,6 +102,6 @@ def image_token_valid(secret_key: Keys, token: str, job_id: str, max_age: int) -
     return file_token_valid(secret_key, token, job_id, "image", max_age)
 
 
-def job_webhook_url(public_base_url: str, secret_key: Keys, job_id: str) -> str:
-    """The callback URL sent to BFL for this job."""
-    return f"{public_base_url}/webhooks/bfl/{webhook_token(secret_key, job_id)}"
+def job_webhook_url(public_base_url: str, secret_key: Keys, job_id: str, model: str | None = None) -> str:
+    """The callback URL sent to BFL for this job (of ``model``)."""
+    return f"{public_base_url}/webhooks/bfl/{webhook_token(secret_key, job_id, model)}"

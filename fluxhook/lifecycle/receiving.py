@@ -63,8 +63,8 @@ def _hint_notes(job_id: str, report: BFLReport):
                                            result=outcome, hint=True)]
 
 
-def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool) -> ReportOutcome:
-    return apply_report(svc, job_id, report, from_callback(proven), expect_task=report.bfl_id,
+def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool, model: str | None) -> ReportOutcome:
+    return apply_report(svc, job_id, report, from_callback(proven), expect_task=report.bfl_id, model=model,
                         notes=_notes(job_id, report))
 
 
@@ -91,9 +91,10 @@ def receive_job_callback(svc: Services, token: str, headers: Headers, body: IO[b
     """A callback on the URL minted for one job: ``token`` is that URL's; its ``body`` (``length`` bytes, if
     said) is read only once the token is one fluxhook issued."""
     config = svc.config
-    job_id = signing.job_id_from_webhook_token(config.secret_keys, token)
-    if job_id is None:
+    claims = signing.webhook_token_claims(config.secret_keys, token)
+    if claims is None:
         raise _refuse(svc, "bad_token", Unauthorized("this callback URL is not one fluxhook issued"))
+    job_id, model = claims
     try:
         raw = read_callback(body, length)
     except FluxhookError as exc:
@@ -110,17 +111,18 @@ def receive_job_callback(svc: Services, token: str, headers: Headers, body: IO[b
         report = parse_callback(raw)
     except InvalidRequest as exc:
         raise _refuse_on_job(svc, exc.code, exc, job_id) from None
-    outcome = _apply(svc, job_id, report, proven)
+    outcome = _apply(svc, job_id, report, proven, model)
     if outcome == ReportOutcome.GONE:
         raise Gone("this job no longer exists")
     if outcome == ReportOutcome.OTHER_TASK:
         raise _refuse(svc, "wrong_task", Unauthorized("this callback is for another task than this URL's job"), job_id)
     if outcome == ReportOutcome.NOT_SUBMITTED:
-        return _keep_until_submitted(svc, job_id, report, raw, proven)
+        return _keep_until_submitted(svc, job_id, report, raw, proven, model)
     return _applied(job_id, report, outcome)
 
 
-def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: bytes, proven: bool) -> Receipt:
+def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: bytes, proven: bool,
+                          model: str | None) -> Receipt:
     """A callback that overtook BFL's answer to our submission: keep it for this job, for when it knows its task."""
     if not proven:
         # Nothing ties an unproven body to this job yet: a non-2xx makes BFL send it again.
@@ -131,7 +133,7 @@ def _keep_until_submitted(svc: Services, job_id: str, report: BFLReport, body: b
     job = svc.jobs.get(job_id)
     if job is not None and job.uncertain_at is not None and reconciling.adopt_task(svc, job, report):
         # Its submission's answer never came: BFL's callback, proven by the job's own secret, names its task.
-        return _applied(job_id, report, _apply(svc, job_id, report, proven))
+        return _applied(job_id, report, _apply(svc, job_id, report, proven, model))
     outcome = keep_early_callback(svc, job_id, body)
     if outcome == ReportOutcome.GONE:
         raise Gone("this job no longer exists")

@@ -63,12 +63,13 @@ def _no_notes(outcome: ReportOutcome) -> Sequence[Effect]:
 
 
 def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin, *, job: Job | None = None,
-                 expect_task: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
+                 expect_task: str | None = None, model: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
     """Apply BFL's ``report``, come as ``origin`` says, to the job; returns what became of it (``outcome.applied``
     says whether it was).
 
     ``expect_task``: the task the report must be about (a callback's), else ``ReportOutcome.OTHER_TASK`` or, while the
     job does not know its task yet, ``ReportOutcome.NOT_SUBMITTED``; a job that is gone is ``ReportOutcome.GONE``.
+    ``model``: the job's, when the caller knows it without ``job`` (a callback's token names it).
     ``notes(outcome)``: what to record with it.
     """
     if expect_task is not None:
@@ -78,7 +79,8 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin
     if report.status == st.BFL_READY and (job is None or not job.terminal):
         # The common case needs nothing read first: the job moves, its download is queued, and the
         # notes are recorded in one step, or nothing happens.
-        change = accept_ready(svc, job_id, task_id, report, origin, effects=notes(ReportOutcome.DOWNLOAD_QUEUED))
+        change = accept_ready(svc, job_id, task_id, report, origin, model=job.model if job is not None else model,
+                              effects=notes(ReportOutcome.DOWNLOAD_QUEUED))
         if change.moved and change.locked:
             return ReportOutcome.DOWNLOAD_QUEUED
         if change.moved:
@@ -161,14 +163,14 @@ def _poll_by(svc: "Services", job_id: str, when: float) -> None:
 
 
 def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, origin: Origin, *,
-                 effects: Sequence[Effect] = ()) -> Change:
+                 model: str | None = None, effects: Sequence[Effect] = ()) -> Change:
     """Move a job submitted as BFL task ``task_id`` to ready and queue its download, in one step.
 
     ``effects`` happen in the same step if the download is queued. A false Change (a duplicate, another
-    task, no such job) queues nothing.
+    task, no such job) queues nothing. ``model``: the job's, when the caller knows it.
     """
-    # The job's model says which download line it joins (its URL's life): the one read this step makes.
-    download = download_task(job_id, svc.jobs.model_of(job_id))
+    # The job's model says which download line it joins (its URL's life): read only when the caller does not know it.
+    download = download_task(job_id, model if model is not None else svc.jobs.model_of(job_id))
     terms = Terms(if_equal=("bfl_id", task_id) if task_id else None, count=origin.attempt,
                   lock=download_lock(svc.store.keys, job_id))
     change = svc.jobs.transition(job_id, st.READY, terms=terms, effects=[download, *effects],

@@ -301,7 +301,7 @@ def _send(svc: Services, job: Job, measured: dict | Size, account: Account, prim
     # The BFL client leaves the webhook fields out for a model whose schema refuses them; its task is then
     # polled from its submission (first_poll_at).
     body = dict(price_bounds.capped(config.catalog.get(job.model or ""), request),
-                webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id),
+                webhook_url=signing.job_webhook_url(config.public_base_url, config.secret_keys, job.id, job.model),
                 webhook_secret=signing.job_webhook_secret(config.secret_keys, job.id))
     durable.confirm_before_sending(svc, primary)
     return request, svc.bfl(account.name).submit(job.model or "", body)

@@ -119,6 +119,9 @@ def test_no_key_token_signature_or_secret_appears_in_any_log(api, sim, spy, stac
                          ("polled job", polled["id"])):
         secrets[f"webhook secret of the {name}"] = secret_of(job_id)
         secrets[f"webhook-URL token of the {name}"] = signing.webhook_token(SECRET_KEY, job_id)
+    for name, sent in (("job", job), ("other job", other)):
+        # The token in the URL fluxhook sent BFL (it names the job's model too).
+        secrets[f"webhook-URL token sent for the {name}"] = sim.task(sent["bfl_id"])["webhook_url"].rsplit("/", 1)[1]
     for n, value in enumerate(sent_signatures):
         secrets[f"X-BFL-Signature #{n}"] = value
     for name, url in (("job", image_url), ("tracked job", tracked_stored["image"]["url"])):

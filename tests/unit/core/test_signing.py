@@ -35,6 +35,24 @@ def test_webhook_token_round_trip():
     assert "/" not in token and "?" not in token and "#" not in token
 
 
+def test_webhook_token_names_its_job_s_model_signed_and_one_minted_without_it_still_reads():
+    jid = job_id()
+    named = signing.webhook_token(KEY, jid, "flux-3-video")
+    assert signing.webhook_token_claims(KEY, named) == (jid, "flux-3-video")
+    assert signing.job_id_from_webhook_token(KEY, named) == jid
+    assert signing.webhook_token_claims(KEY, signing.webhook_token(KEY, jid)) == (jid, None)
+    # Another model in the same payload keeps the old signature: refused.
+    other = signing.webhook_token(KEY, jid, "flux-2-pro")
+    assert signing.webhook_token_claims(KEY, other.split(".")[0] + "." + named.split(".")[1]) is None
+
+
+@pytest.mark.parametrize("claims", [[], ["job"], ["job", "model", "more"], [1, "model"], ["job", 2], {"a": 1}, 7])
+def test_webhook_token_claims_of_another_shape_even_signed_are_none(claims):
+    token = signing._serializer((KEY,), signing._WEBHOOK_URL_SALT).dumps(claims)
+    assert signing.webhook_token_claims(KEY, token) is None
+    assert signing.job_id_from_webhook_token(KEY, token) is None
+
+
 def test_webhook_token_for_another_secret_key_is_none():
     token = signing.webhook_token(OTHER_KEY, job_id())
     assert signing.job_id_from_webhook_token(KEY, token) is None

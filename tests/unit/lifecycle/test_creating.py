@@ -53,7 +53,8 @@ def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_cal
                                                                   "[pending] sent here")
     task = sim.task(job.bfl_id)
     assert task["prompt"] == "[pending] sent here" and task["has_webhook_secret"]
-    assert task["webhook_url"] == signing.job_webhook_url(svc.config.public_base_url, svc.config.secret_keys, job.id)
+    assert task["webhook_url"] == signing.job_webhook_url(svc.config.public_base_url, svc.config.secret_keys, job.id,
+                                                          job.model)
     assert svc.slots.holds(job) and svc.jobs.get(job.id).input is None  # BFL has the input now
 
 

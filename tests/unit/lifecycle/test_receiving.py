@@ -19,8 +19,10 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps.enqueueing import download_task_id
 from fluxhook.store.keys import KEYS
-from helpers import tracked_job
+from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_LONG
+from helpers import commands_during, tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 SAMPLE = "https://delivery.fluxhook-test.invalid/sample.png"
@@ -31,10 +33,10 @@ def svc(make_services):
     return make_services(DB)
 
 
-def _submitted(svc, bfl_id: str | None = "task-own") -> Job:
+def _submitted(svc, bfl_id: str | None = "task-own", model: str = "flux-2-pro") -> Job:
     """A job fluxhook sent to BFL as task ``bfl_id`` (None: its submission's answer is not recorded yet)."""
     now = time.time()
-    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED if bfl_id else st.QUEUED, model="flux-2-pro",
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED if bfl_id else st.QUEUED, model=model,
                                  pool="default", bfl_id=bfl_id, created_at=now, updated_at=now, submitted_at=now))
     return job
 
@@ -68,6 +70,28 @@ def test_a_proven_ready_callback_moves_its_job_to_ready_and_a_repeat_counts_as_a
     assert (ready.status, ready.result_url, ready.source, ready.webhooks) == (st.READY, SAMPLE, "webhook", 1)
     assert _on_own_url(svc, job.id, ready_payload("task-own", SAMPLE)).counted_as == "duplicate"
     assert [e["outcome"] for e in _callbacks(svc, job.id)] == ["accepted", "duplicate"]
+
+
+@pytest.mark.parametrize("model, line", [("flux-2-pro", DOWNLOAD), ("flux-3-video", DOWNLOAD_LONG)])
+def test_a_ready_callback_on_a_url_naming_its_model_reads_nothing_first_and_its_download_joins_that_model_s_line(
+        svc, model, line):
+    named, unnamed = _submitted(svc, "task-named", model), _submitted(svc, "task-unnamed", model)
+    keys = svc.config.secret_keys
+
+    def callback(job, token):
+        return lambda: _on_own_url(svc, job.id, ready_payload(job.bfl_id, SAMPLE), token=token)
+
+    first = commands_during(svc.redis, DB, callback(named, signing.webhook_token(keys, named.id, model)))
+    # A URL minted before the model was in it (a task sent by an older release) reads it.
+    older = commands_during(svc.redis, DB, callback(unnamed, signing.webhook_token(keys, unnamed.id)))
+
+    def model_reads(commands, job):
+        return [c["command"] for c in commands if c["command"].startswith(f"HGET {KEYS.job(job.id)} ")]
+
+    assert model_reads(first, named) == [] and model_reads(older, unnamed) == [f"HGET {KEYS.job(unnamed.id)} model"]
+    for job in (named, unnamed):
+        assert svc.jobs.get(job.id).status == st.READY
+        assert svc.queue.fetch_job(download_task_id(job.id)).description == f"{line} {job.id}"
 
 
 def test_a_url_fluxhook_did_not_issue_is_refused_before_its_body_is_read(svc):
