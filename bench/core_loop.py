@@ -75,7 +75,7 @@ def run(stack: Stack, count: int) -> None:
         body = json.dumps({"id": job["bfl_id"], "status": "Ready", "result": {"sample": sample["result"]["sample"]}})
         headers = {"Content-Type": "application/json",
                    "X-Webhook-Secret": signing.job_webhook_secret(env["SECRET_KEY"], job["id"])}
-        url = signing.job_webhook_url(stack.base_url, env["SECRET_KEY"], job["id"])
+        url = signing.job_webhook_url(stack.base_url, env["SECRET_KEY"], job["id"], job["model"])
         sent_at[job["id"]] = time.time()
         started = time.perf_counter()
         response = requests.post(url, data=body, headers=headers, timeout=10)

@@ -65,6 +65,8 @@ HOUR = 3600
 # The bench's own commands: INFO (its snapshots), HSTRLEN (its last check of the thumbnails), and ECHO (its
 # probe of Redis 7's latency histograms, below).
 OWN = ("info", "hstrlen", "echo")
+# The bench's checks of the records go in pipelines this long: each one read of Redis's (about 5 KB).
+CHECKS = 60
 # What a key's name holds that differs job by job, for the census's patterns.
 _IDS = [(re.compile(r"job_[0-9A-Z]{26}"), "<job>"),
         (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
@@ -105,6 +107,8 @@ FIXED_MEMORY = ("used_memory_scripts", "mem_clients_normal", "mem_clients_slaves
 # ``INFO`` names nowhere and that grows with the commands used, not with the jobs. A command fluxhook never sends
 # (``ECHO``) shows its size: ``used_memory`` after its first call, less before (none on 6.2).
 HISTOGRAM_PROBE = OWN[2]
+# Less than this is not a histogram (they are tens of KB) but an allocation's rounding.
+HISTOGRAM_LEAST = 1024
 
 
 @dataclass
@@ -139,12 +143,18 @@ class Snapshot:
 
 
 def histogram_size(db: redis.Redis) -> int:
-    """The bytes of one command's latency histogram on this server: 0 where there are none (6.2, or tracking off)."""
+    """The bytes of one command's latency histogram on this server: 0 where there are none (6.2, or tracking off).
+    Read in one MULTI, so no other client's command falls between the two readings."""
     if db.info("commandstats").get(f"cmdstat_{HISTOGRAM_PROBE}"):
         raise RuntimeError(f"{HISTOGRAM_PROBE.upper()} was called before the probe: its histogram cannot be seen")
-    before = db.info("memory")["used_memory"]
-    db.echo("histogram")
-    return max(0, db.info("memory")["used_memory"] - before)
+    pipe = db.pipeline(transaction=True)
+    pipe.info("memory")
+    pipe.echo("histogram")
+    pipe.info("memory")
+    before, _, after = pipe.execute()
+    grown = (after["used_memory"] - sum(int(after.get(n, 0)) for n in FIXED_MEMORY)) - (
+        before["used_memory"] - sum(int(before.get(n, 0)) for n in FIXED_MEMORY))
+    return grown if grown >= HISTOGRAM_LEAST else 0
 
 
 def delta(before: Snapshot, after: Snapshot, own: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -266,14 +276,19 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         # The thumbnail's file is written just before its record names it: wait for the record too.
         pending = list(ids)
         while pending:
-            pipe = db.pipeline(transaction=False)
-            for job_id in pending:
-                pipe.hstrlen(f"fh:job:{job_id}", "thumbnail_key")
+            found = []
+            for first in range(0, len(pending), CHECKS):
+                pipe = db.pipeline(transaction=False)
+                for job_id in pending[first:first + CHECKS]:
+                    pipe.hstrlen(f"fh:job:{job_id}", "thumbnail_key")
+                found += pipe.execute()
+                own_reads += 1
             own["hstrlen"] += len(pending)
-            own_reads += 1
-            pending = [j for j, n in zip(pending, pipe.execute(), strict=True) if not n]
+            pending = [j for j, n in zip(pending, found, strict=True) if not n]
             time.sleep(0.1 if pending else SETTLE_SECONDS)
-        end = Snapshot.take(db, figures.histogram)  # its own INFO shows in no figure
+        # Its own INFO shows in no command's figure; its read shows in end.reads, as the start's did in start.reads,
+        # so the window's reads hold one INFO read a snapshot taken after the start (own["info"] counts the start's).
+        end = Snapshot.take(db, figures.histogram)
         figures.seconds = end.at - start.at
         statuses = [db.hget(f"fh:job:{j}", "status") for j in ids]
         figures.stored = sum(s == "stored" for s in statuses)
@@ -288,7 +303,7 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         figures.commands = total / per_job
         figures.commands_less_idle = (total - idle_calls * figures.seconds) / per_job
         idle_reads = (start.reads - idle_start.reads - len(idle_samples) + 1) / (start.at - idle_start.at)
-        reads = end.reads - start.reads - own["info"] - own_reads
+        reads = end.reads - start.reads - own["info"] - own_reads  # the end's read for the start's
         figures.reads = reads / per_job
         figures.reads_less_idle = (reads - idle_reads * figures.seconds) / per_job
         cpu = end.cpu - start.cpu - own_usec(start, end) / 1e6
@@ -407,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(f)
                     print(f"  {jobs} jobs, {accounts} account(s), {label}: {f.commands:.0f} commands "
                           f"({f.commands_less_idle:.0f} less idle), {f.cpu_ms:.2f} ms CPU, "
-                          f"{kib(f.memory)} per job ({kib(f.memory_jobs)} the jobs')  "
-                          f"[{time.monotonic() - started:.0f} s]", flush=True)
+                          f"{kib(f.memory)} per job ({kib(f.memory_jobs)} the jobs'; a command's latency histogram "
+                          f"{f.histogram} B)  [{time.monotonic() - started:.0f} s]", flush=True)
         print_summary(results)
         print_tops(results)
         print_census(results)

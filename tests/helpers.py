@@ -101,8 +101,9 @@ def hmac_hex(secret: str, body: bytes) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def webhook_url(base_url: str, job_id: str, key: str = SECRET_KEY) -> str:
-    return signing.job_webhook_url(base_url, key, job_id)
+def webhook_url(base_url: str, job_id: str, key: str = SECRET_KEY, model: str | None = None) -> str:
+    """The job's own callback URL; with its ``model``, as fluxhook mints it (without, as an older release did)."""
+    return signing.job_webhook_url(base_url, key, job_id, model)
 
 
 class RawResponse:

@@ -69,7 +69,8 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin
 
     ``expect_task``: the task the report must be about (a callback's), else ``ReportOutcome.OTHER_TASK`` or, while the
     job does not know its task yet, ``ReportOutcome.NOT_SUBMITTED``; a job that is gone is ``ReportOutcome.GONE``.
-    ``model``: the job's, when the caller knows it without ``job`` (a callback's token names it).
+    ``model``: the job's, when the caller knows it without ``job`` (a callback's token names it); with neither, or a
+    job that has none (a task tracked without one), the step reads it.
     ``notes(outcome)``: what to record with it.
     """
     if expect_task is not None:

@@ -58,7 +58,7 @@ def await_task(svc: Services, job: Job, account: Account, reserved: int = 0) -> 
         report = parse_callback(body)  # it was read once already, before it was kept
         waiting = svc.jobs.get(job.id)
         if waiting is not None and adopt_task(svc, waiting, report):
-            apply_report(svc, job.id, report, from_callback())
+            apply_report(svc, job.id, report, from_callback(), model=waiting.model)
     return st.SUBMITTED
 
 

@@ -181,4 +181,4 @@ def test_host_and_forwarded_headers_cannot_poison_signed_urls(api, sim, stack, t
     urls = [j["image"]["url"] for j in listed.json()["jobs"] if j["image"]]
     assert urls and all(url.startswith(f"{public}/v1/jobs/") for url in urls)
     job = submitted.json()
-    assert sim.task(job["bfl_id"])["webhook_url"] == webhook_url(public, job["id"])
+    assert sim.task(job["bfl_id"])["webhook_url"] == webhook_url(public, job["id"], model=job["model"])

@@ -6,6 +6,7 @@ changes nothing. The same path for callbacks (test_receiving.py) and polls (test
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,8 +15,10 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint
-from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending
-from helpers import tracked_job
+from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending, download_task_id
+from fluxhook.store.keys import KEYS
+from fluxhook.store.work_lines import DOWNLOAD_LONG
+from helpers import commands_during, tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 SAMPLE = "https://delivery.fluxhook-test.invalid/sample.png"
@@ -53,6 +56,17 @@ def test_a_ready_report_moves_the_job_to_ready_and_queues_its_download_once(svc)
     # BFL's callback again: nothing more is queued, and it is a duplicate.
     assert apply_report(svc, job.id, report, Origin("webhook", confirmed=False)) == ReportOutcome.DUPLICATE
     assert _downloads(svc, job) == 1
+
+
+def test_a_polled_ready_of_a_job_in_hand_reads_no_model_and_its_download_joins_that_model_s_line(svc):
+    job = replace(tracked_job(svc, "task-video"), model="flux-3-video")  # the model as its poll read it
+    svc.jobs.update(job.id, model="flux-3-video")
+
+    commands = commands_during(svc.redis, DB, lambda: apply_report(svc, job.id, _ready("task-video"), POLLED, job=job))
+
+    assert [c["command"] for c in commands if c["command"].startswith(f"HGET {KEYS.job(job.id)} ")] == []
+    assert svc.jobs.get(job.id).status == st.READY
+    assert svc.queue.fetch_job(download_task_id(job.id)).description == f"{DOWNLOAD_LONG} {job.id}"
 
 
 def test_a_running_report_records_bfls_word_and_progress_and_the_job_runs_on(svc):
