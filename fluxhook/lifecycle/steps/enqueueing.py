@@ -256,8 +256,11 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
         task = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
-            svc.queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id), description=f"{kind} {job_id}",
-                                   pipeline=pipe, **task.options())
+            queued = svc.queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id),
+                                            description=f"{kind} {job_id}", pipeline=pipe, **task.options())
+            # Under the id of a task that ended a moment ago (a replayed notification), its record takes over the
+            # second RQ left the ended one to live (result_ttl): it would be gone before a lane took it.
+            pipe.persist(queued.key)
         svc.store.work.queued(kind, members, pipe)
     pipe.execute()
 

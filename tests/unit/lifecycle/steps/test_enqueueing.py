@@ -125,3 +125,16 @@ def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(ma
     assert task_live(svc, download_task_id(job_id))
     assert svc.redis.lpop(svc.queue.key).decode() == download_task_id(job_id)  # the killed worker's take
     assert not task_live(svc, download_task_id(job_id))
+
+
+def test_a_task_queued_again_under_the_id_of_one_that_just_ended_lives_until_a_lane_takes_it(make_services):
+    svc = make_services(6)
+    [job_id] = _ready(svc, "flux-2-pro", 1)
+    ended = svc.queue.fetch_job(download_task_id(job_id))
+    svc.redis.lpop(svc.queue.key)  # a lane took it, and it ended:
+    ended.cleanup(ttl=1)  # what RQ does to a task's record as it ends (result_ttl: 1 s)
+    assert svc.redis.ttl(ended.key) == 1
+
+    queue_handed(svc, svc.store.effects.apply([download_task(job_id, "flux-2-pro")]))  # e.g. a replay, at once
+
+    assert svc.queue.get_job_ids() == [download_task_id(job_id)] and svc.redis.ttl(ended.key) == -1
