@@ -137,9 +137,14 @@ class Snapshot:
             if key.startswith("cmdstat_"):
                 name = key.removeprefix("cmdstat_").lower()
                 calls[name], usec[name] = int(value["calls"]), int(value["usec"])
-        fixed = sum(int(info.get(name, 0)) for name in FIXED_MEMORY) + histogram * sum(1 for c in calls.values() if c)
+        fixed = fixed_memory(info) + histogram * sum(1 for c in calls.values() if c)
         return cls(time.monotonic(), calls, usec, float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
                    int(info["total_reads_processed"]), int(info["used_memory"]), fixed)
+
+
+def fixed_memory(info: dict) -> int:
+    """The bytes of ``used_memory`` in an ``INFO`` answer that grow with the run, not the jobs (``FIXED_MEMORY``)."""
+    return sum(int(info.get(name, 0)) for name in FIXED_MEMORY)
 
 
 def histogram_size(db: redis.Redis) -> int:
@@ -152,8 +157,7 @@ def histogram_size(db: redis.Redis) -> int:
     pipe.echo("histogram")
     pipe.info("memory")
     before, _, after = pipe.execute()
-    grown = (after["used_memory"] - sum(int(after.get(n, 0)) for n in FIXED_MEMORY)) - (
-        before["used_memory"] - sum(int(before.get(n, 0)) for n in FIXED_MEMORY))
+    grown = (after["used_memory"] - fixed_memory(after)) - (before["used_memory"] - fixed_memory(before))
     return grown if grown >= HISTOGRAM_LEAST else 0
 
 
