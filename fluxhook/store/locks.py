@@ -25,6 +25,10 @@ class Locks:
         value = self.connection.get(key)
         return value.decode() if isinstance(value, bytes) else value
 
+    def relabel(self, key: str, value: str, pipeline) -> None:
+        """On ``pipeline``: hold ``key`` with ``value`` from now on, for the rest of its life, only if it is held."""
+        pipeline.set(key, value, xx=True, keepttl=True)
+
     def seconds_left(self, key: str) -> float:
         """Seconds until ``key`` lapses; 0 if free."""
         return max(0.0, self.connection.pttl(key) / 1000)

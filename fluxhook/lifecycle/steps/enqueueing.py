@@ -9,6 +9,7 @@ its own job; work whose turn is now (no line holds any: taken *at once*) is queu
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -102,13 +103,20 @@ def download_lock(keys: Keys, job_id: str) -> Lock:
 
 
 def download_task_id(job_id: str) -> str:
-    """The RQ id of a job's download task."""
+    """What the RQ id of each of a job's download tasks begins with (``task_id``); an older release's whole id."""
     return f"download-{job_id}"
 
 
 def draft_cache_task_id(job_id: str) -> str:
-    """The RQ id of a job's draft cache task (one per job)."""
+    """What the RQ id of a job's draft cache task begins with (``task_id``)."""
     return f"draft-cache-{job_id}"
+
+
+def task_id(name: str) -> str:
+    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_id``, ``notify_task_id``...). RQ
+    enqueues into the record of any task with that id: one that just ended under it still has RQ's end of it to
+    write, which would take the new task's record over (its status, its second to live) and lose it."""
+    return f"{name}-{secrets.token_hex(4)}"
 
 
 def draft_cache_task(job_id: str) -> AddWork:
@@ -149,7 +157,16 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
 def download_pending(svc: "Services", job: "Job") -> bool:
     """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
     scheduled for a retry, or running."""
-    return svc.store.work.pending(download_line(job.model), job.key_id, job.id) or task_live(svc, download_task_id(job.id))
+    if svc.store.work.pending(download_line(job.model), job.key_id, job.id):
+        return True
+    return task_live(svc, queued_download(svc, job.id))
+
+
+def queued_download(svc: "Services", job_id: str) -> str:
+    """The RQ id of the job's download task last queued: its download lock names it (``queue_handed``); a lock
+    an older release took, or none, names none, and that release's one id is the task's."""
+    held = svc.store.locks.holder(svc.store.keys.download_lock(job_id)) or ""
+    return held if held.startswith(download_task_id(job_id) + "-") else download_task_id(job_id)
 
 
 def task_live(svc: "Services", task_id: str) -> bool:
@@ -208,7 +225,7 @@ def release_confirm(svc: "Services", job_id: str) -> None:
 
 
 def notify_task_id(message_id: str) -> str:
-    """The RQ id of an attempt of a notification message: one at a time per message."""
+    """What the RQ id of each attempt of a notification message begins with (``task_id``)."""
     return f"notify-{message_id}"
 
 
@@ -248,7 +265,8 @@ def feed(svc: "Services") -> Taken:
 def queue_handed(svc: "Services", handed: Handed) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
     when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, the
-    sweep puts the work back in line (``restore_work``)."""
+    sweep puts the work back in line (``restore_work``). Each task has an id of its own (``task_id``); a download's
+    lock names it, for ``download_pending``."""
     if not handed:
         return
     pipe = svc.redis.pipeline(transaction=True)
@@ -256,11 +274,11 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
         task = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
-            queued = svc.queue.enqueue_call(task.func, (job_id,), job_id=task.task_id(job_id),
-                                            description=f"{kind} {job_id}", pipeline=pipe, **task.options())
-            # Under the id of a task that ended a moment ago (a replayed notification), its record takes over the
-            # second RQ left the ended one to live (result_ttl): it would be gone before a lane took it.
-            pipe.persist(queued.key)
+            queued = task_id(task.task_id(job_id))
+            svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
+                                   pipeline=pipe, **task.options())
+            if kind in DOWNLOADS:
+                svc.store.locks.relabel(svc.store.keys.download_lock(job_id), queued, pipe)
         svc.store.work.queued(kind, members, pipe)
     pipe.execute()
 

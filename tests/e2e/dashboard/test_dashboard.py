@@ -305,8 +305,11 @@ def wait_download_task(stack, job_id: str) -> None:
     connection = redis_of(stack)
 
     def ended() -> bool:
+        # Each enqueue's task id begins with the job's (enqueueing.task_id).
+        keys = list(connection.scan_iter(match=RQJob.key_for(f"{download_task_id(job_id)}-*")))
         try:
-            return RQJob.fetch(download_task_id(job_id), connection=connection).get_status() == JobStatus.FAILED
+            return all(RQJob.fetch(key.decode().removeprefix(RQJob.redis_job_namespace_prefix), connection=connection)
+                       .get_status() == JobStatus.FAILED for key in keys)
         except (NoSuchJobError, InvalidJobOperation):  # gone before it was read, or between its reads
             return True
 

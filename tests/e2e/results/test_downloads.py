@@ -209,8 +209,10 @@ def test_a_download_task_that_succeeded_leaves_nothing_in_redis_and_its_worker_i
     assert job["status"] == "stored", job
 
     db = redis.Redis.from_url(redis_server.url)
+    # Each enqueue's task id begins with the job's (enqueueing.task_id): every key RQ keeps of it names that.
     task_id = download_task_id(job["id"])
-    wait_until(lambda: not db.exists(RQJob.key_for(task_id)), timeout=10, message="the download task's record gone")
+    wait_until(lambda: not list(db.scan_iter(match=RQJob.key_for(f"{task_id}-*"))), timeout=10,
+               message="the download task's record gone")
     assert [k for k in db.scan_iter(match=f"rq:*{task_id}*")] == []  # no result, no execution
     # Idle in Redis, not only in the worker's own memory (which skips writing an unchanged state).
     wait_until(lambda: {w.get_state() for w in Worker.all(connection=db)} == {"idle"}, timeout=10,

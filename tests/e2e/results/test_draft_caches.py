@@ -165,7 +165,7 @@ def test_deleting_the_job_while_its_draft_cache_downloads_leaves_no_file(api, si
     release.set()
     db = redis.Redis.from_url(stack.env["REDIS_URL"])
     # RQ keeps no record of a task that succeeded: its end is its record's.
-    wait_until(lambda: not db.exists(RQJob.key_for(draft_cache_task_id(job["id"]))), timeout=10,
+    wait_until(lambda: not list(db.scan_iter(match=RQJob.key_for(f"{draft_cache_task_id(job['id'])}-*"))), timeout=10,
                message="the draft cache task to end")
 
     assert sorted(p.name for p in storage_dir(stack).glob(f"{job['id']}*")) == []

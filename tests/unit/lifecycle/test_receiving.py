@@ -19,7 +19,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.lifecycle.steps.enqueueing import download_task_id
+from fluxhook.lifecycle.steps.enqueueing import queued_download
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_LONG
 from helpers import commands_during, tracked_job
@@ -91,7 +91,7 @@ def test_a_ready_callback_on_a_url_naming_its_model_reads_nothing_first_and_its_
     assert model_reads(first, named) == [] and model_reads(older, unnamed) == [f"HGET {KEYS.job(unnamed.id)} model"]
     for job in (named, unnamed):
         assert svc.jobs.get(job.id).status == st.READY
-        assert svc.queue.fetch_job(download_task_id(job.id)).description == f"{line} {job.id}"
+        assert svc.queue.fetch_job(queued_download(svc, job.id)).description == f"{line} {job.id}"
 
 
 def test_a_url_fluxhook_did_not_issue_is_refused_before_its_body_is_read(svc):

@@ -15,7 +15,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint
-from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending, download_task_id
+from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending, queued_download
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DOWNLOAD_LONG
 from helpers import commands_during, tracked_job
@@ -66,7 +66,7 @@ def test_a_polled_ready_of_a_job_in_hand_reads_no_model_and_its_download_joins_t
 
     assert [c["command"] for c in commands if c["command"].startswith(f"HGET {KEYS.job(job.id)} ")] == []
     assert svc.jobs.get(job.id).status == st.READY
-    assert svc.queue.fetch_job(download_task_id(job.id)).description == f"{DOWNLOAD_LONG} {job.id}"
+    assert svc.queue.fetch_job(queued_download(svc, job.id)).description == f"{DOWNLOAD_LONG} {job.id}"
 
 
 def test_a_running_report_records_bfls_word_and_progress_and_the_job_runs_on(svc):

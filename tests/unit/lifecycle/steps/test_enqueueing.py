@@ -16,10 +16,13 @@ from fluxhook.lifecycle.steps.enqueueing import (
     DOWNLOAD_RETRY_CAP,
     DOWNLOAD_TIMEOUT,
     download_line,
+    download_lock,
+    download_pending,
     download_task,
     download_task_id,
     feed,
     queue_handed,
+    queued_download,
     task_live,
 )
 from fluxhook.media import lifetimes
@@ -58,13 +61,14 @@ def test_a_download_waits_in_the_line_of_its_urls_life():
 
 
 def _ready(svc, model: str, count: int, key_id: str | None = None) -> list[str]:
-    """``count`` jobs of ``model`` turned ready, each download added as a Ready adds it, and queued at once if its
-    turn is now (``queue_handed``), as ``applying.accept_ready`` does."""
+    """``count`` jobs of ``model`` turned ready, each download added as a Ready adds it (with its lock), and queued at
+    once if its turn is now (``queue_handed``), as ``applying.accept_ready`` does."""
     ids = []
     for _ in range(count):
         now = time.time()
         job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.READY, model=model, pool="default",
                                      created_at=now, updated_at=now, key_id=key_id))
+        assert svc.store.locks.acquire(*download_lock(svc.store.keys, job.id))
         queue_handed(svc, svc.store.effects.apply([download_task(job.id, model)]))
         ids.append(job.id)
     return ids
@@ -75,12 +79,17 @@ def _rq_full(svc) -> None:
     svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
 
 
+def _queued(svc) -> list[str]:
+    """The RQ queue's tasks, each by what its id begins with (``download_task_id``): each id is its enqueue's own."""
+    return [task.rsplit("-", 1)[0] for task in svc.queue.get_job_ids()]
+
+
 def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(make_services):
     svc = make_services(6)
     [first] = _ready(svc, "flux-2-pro", 1, key_id="key-a")
 
     # Queued by the step that added it: nothing in a line, no feeder woken, nothing left moving.
-    assert svc.queue.get_job_ids() == [download_task_id(first)]
+    assert _queued(svc) == [download_task_id(first)]
     assert svc.store.work.waiting(DOWNLOAD) == 0 and not svc.redis.exists(svc.store.keys.work_added)
     assert not svc.redis.hlen(svc.store.keys.work_moving(DOWNLOAD))
     # Its owner's turn is charged as the feeder's take would charge it (work_take.lua, 1 / weight).
@@ -96,7 +105,7 @@ def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(mak
     [later] = _ready(svc, "flux-3-video", 1, key_id="key-a")
     assert svc.queue.get_job_ids() == [] and svc.store.work.waiting(DOWNLOAD_LONG) == 1
     assert feed(svc).moved == 2
-    assert svc.queue.get_job_ids() == [download_task_id(waiting), download_task_id(later)]
+    assert _queued(svc) == [download_task_id(waiting), download_task_id(later)]
 
 
 def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_first(make_services):
@@ -108,13 +117,13 @@ def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_
     svc.queue.empty()
 
     assert feed(svc).moved == AHEAD  # room for AHEAD tasks in RQ: the 10-minute URLs take it all
-    assert svc.queue.get_job_ids() == [download_task_id(job_id) for job_id in images]
+    assert _queued(svc) == [download_task_id(job_id) for job_id in images]
     svc.queue.empty()
     assert feed(svc).moved == AHEAD
-    assert svc.queue.get_job_ids() == [download_task_id(job_id) for job_id in hour]
+    assert _queued(svc) == [download_task_id(job_id) for job_id in hour]
     svc.queue.empty()
     assert feed(svc).moved == AHEAD
-    assert svc.queue.get_job_ids() == [download_task_id(job_id) for job_id in video]
+    assert _queued(svc) == [download_task_id(job_id) for job_id in video]
 
 
 def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(make_services):
@@ -122,19 +131,39 @@ def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(ma
     task stays ``queued`` in no queue, and the sweep's repair must not take it for one that will run."""
     svc = make_services(6)
     [job_id] = _ready(svc, "flux-2-pro", 1)
-    assert task_live(svc, download_task_id(job_id))
-    assert svc.redis.lpop(svc.queue.key).decode() == download_task_id(job_id)  # the killed worker's take
-    assert not task_live(svc, download_task_id(job_id))
+    job = svc.jobs.get(job_id)
+    # The job's download lock names the task queued (the sweep's repair looks at that one).
+    [queued] = svc.queue.get_job_ids()
+    assert queued_download(svc, job_id) == queued and queued.startswith(download_task_id(job_id) + "-")
+    assert task_live(svc, queued) and download_pending(svc, job)
+    assert svc.redis.lpop(svc.queue.key).decode() == queued  # the killed worker's take
+    assert not task_live(svc, queued) and not download_pending(svc, job)
 
 
-def test_a_task_queued_again_under_the_id_of_one_that_just_ended_lives_until_a_lane_takes_it(make_services):
+def test_a_lock_an_older_release_took_names_that_release_s_one_id(make_services):
+    svc = make_services(6)
+    job_id = new_job_id()
+    svc.redis.set(svc.store.keys.download_lock(job_id), "1")
+    assert queued_download(svc, job_id) == download_task_id(job_id)
+    assert queued_download(svc, new_job_id()) != download_task_id(job_id)
+
+
+def test_a_download_queued_again_while_rq_still_ends_the_last_one_keeps_its_record_until_a_lane_takes_it(make_services):
+    # A download that gives its lock back in its own run (its URL expired: the job is asked again, and its next
+    # Ready queues the next download at once) ends in RQ a moment later, by writing its task's record as ended,
+    # to live one second (result_ttl). That must not be the next task's record.
     svc = make_services(6)
     [job_id] = _ready(svc, "flux-2-pro", 1)
-    ended = svc.queue.fetch_job(download_task_id(job_id))
-    svc.redis.lpop(svc.queue.key)  # a lane took it, and it ended:
-    ended.cleanup(ttl=1)  # what RQ does to a task's record as it ends (result_ttl: 1 s)
-    assert svc.redis.ttl(ended.key) == 1
+    [first] = svc.queue.get_job_ids()
+    ending = svc.queue.fetch_job(first)
+    svc.redis.lpop(svc.queue.key)  # a lane took it; its run gives the lock back:
+    svc.store.locks.release(svc.store.keys.download_lock(job_id))
 
-    queue_handed(svc, svc.store.effects.apply([download_task(job_id, "flux-2-pro")]))  # e.g. a replay, at once
+    assert svc.store.locks.acquire(svc.store.keys.download_lock(job_id), "1", DOWNLOAD_LOCK_TTL)
+    queue_handed(svc, svc.store.effects.apply([download_task(job_id, "flux-2-pro")]))
+    ending.set_status("finished")  # RQ's end of the first, after the next was queued
+    ending.cleanup(ttl=1)
 
-    assert svc.queue.get_job_ids() == [download_task_id(job_id)] and svc.redis.ttl(ended.key) == -1
+    [second] = svc.queue.get_job_ids()
+    assert second != first and svc.redis.ttl(svc.queue.fetch_job(second).key) == -1
+    assert svc.queue.fetch_job(second).get_status() == "queued" and queued_download(svc, job_id) == second
