@@ -23,7 +23,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle.steps import callers, key_limits, recorded, routing, submission, task_inputs, waits
+from fluxhook.lifecycle.steps import callers, key_limits, routing, submission, task_inputs, waits
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
@@ -119,13 +119,12 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         # that a sender took it meanwhile, which its next read or its stream says anyway.
         return Created(job, wait)
     try:
-        submission.submit(svc, job.id, request.input, in_request=True, account=joined.account)
+        return Created(submission.submit_in_request(svc, job.id, request.input, account=joined.account))
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
-    return Created(recorded.current(svc, job.id))
 
 
 def check_input(model: Model, task_input: dict) -> None:

@@ -73,12 +73,14 @@ class Terms:
     # Field, value pairs that must read as given (what a change was worked out from: ``show_running``).
     if_same: tuple[str, ...] | None = None
     out_of_line: bool = False
+    # The record as the step left it, in its answer (``Change.record``): a command in the step, not a read after it.
+    read_back: bool = False
 
 
 NO_TERMS = Terms()
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line"})
+_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line", "read_back"})
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ class Change:
     taken: bytes | None = None
     # The work its effects took for RQ at once (``AddWork``), for the caller to queue (``effects.Handed``).
     handed: Handed = field(default_factory=dict)
+    # The job as the step left it (``Terms.read_back``), None if not asked for (or it did not move).
+    record: Job | None = None
 
     def __bool__(self) -> bool:
         return self.moved
@@ -204,7 +208,11 @@ class JobStore:
         if not is_job_id(job_id):
             return None
         data = self._attempt([self.keys.job(job_id)], [counter, status])
-        return self._opened(job_from_hash(decode_hash(dict(zip(data[::2], data[1::2], strict=True))))) if data else None
+        return self._listed(data) if data else None
+
+    def _listed(self, flat: list) -> Job:
+        """The job of a record a script read (HGETALL's list of field, value)."""
+        return self._opened(job_from_hash(decode_hash(dict(zip(flat[::2], flat[1::2], strict=True)))))
 
     def _sealed(self, fields: dict[str, Any]) -> dict[str, Any]:
         if self.sealer is None or not any(fields.get(name) for name in SEALED_FIELDS):
@@ -328,7 +336,8 @@ class JobStore:
         # Counted as the script does its effects: only with a move, and only with the lock when one is named.
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
-        return Change(bool(done), text(previous), bool(locked), taken, handed(rest[0]) if rest else {})
+        record = self._listed(rest[1]) if len(rest) > 1 and rest[1] else None
+        return Change(bool(done), text(previous), bool(locked), taken, handed(rest[0]) if rest else {}, record)
 
     def _given_back(self, keys: list[str], consequences: st.Consequences, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The spec's part of what a move gives back: its slot, its place in line, its wait; and of an ended job, its
@@ -373,6 +382,8 @@ class JobStore:
             spec["take"] = {"key": place(keys, terms.take.key), "flag": terms.take.flag}
         if terms.out_of_line:
             spec["out_of_line"] = True
+        if terms.read_back:
+            spec["read_back"] = True
         return spec
 
     def claim_due(self, now: float, limit: int, claim: float) -> list[str]:

@@ -36,6 +36,7 @@ from fluxhook.lifecycle.steps import (
     durable,
     ending,
     reconciling,
+    recorded,
     revoked_jobs,
     schedule,
     task_inputs,
@@ -61,12 +62,16 @@ MAX_PAUSE = 60.0
 
 
 @dataclass
-class _LockHeld:
-    """One submission's hold on its job's submit lock: freed with the record of the task BFL took (``freed``), or
-    with the slot a refused submission gives back (``Slots.requeue(unlock=)``), else once the submission is over."""
+class _Attempt:
+    """One submission: its hold on its job's submit lock, freed with the record of the task BFL took (``freed``), or
+    with the slot a refused submission gives back (``Slots.requeue(unlock=)``), else once the submission is over;
+    whether the request that creates the job makes it (``in_request``), and the job as the record of BFL's answer
+    left it (``recorded``, only for that request)."""
 
     lock: Lock
+    in_request: bool = False
     freed: bool = False
+    recorded: Job | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class _Sent:
     request: dict
     # BFL's answer: its task's id, polling_url and price.
     task: dict
-    held: _LockHeld
+    held: _Attempt
 
 
 class SendLock(NamedTuple):
@@ -161,7 +166,7 @@ def _request_or_size(svc: Services, job: Job, task_input: dict | None) -> dict |
 
 
 def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: str | None = None,
-           lock_token: str | None = None, *, in_request: bool = False, account: str | None = None) -> str:
+           lock_token: str | None = None, *, account: str | None = None) -> str:
     """Send a ``queued`` job that holds a slot (read as recorded under its submit lock, which is taken and read in one
     round trip) to BFL, at most once at a time, reserving its price
     against today's limits first; ``task_input`` is its input when the caller has it in hand, so a large one is
@@ -174,13 +179,32 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
     pool pauses for Retry-After) or today's credits are spent (only this job waits); ``failed`` when
     they were spent for the job's whole hour; ``aborted`` when its deadline (Cancel-After) has passed (never sent);
     ``skipped`` if another process is submitting it, or it was canceled or ended meanwhile.
-    Other BFL errors propagate. ``in_request``: the job is being created by the request that sends it, so a
-    refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead.
-    ``account``: the account whose slot the job holds, when the caller knows it (the slot was just taken), else read.
+    Other BFL errors propagate. ``account``: the account whose slot the job holds, when the caller knows it (the
+    slot was just taken), else read.
     """
-    held = _LockHeld(Lock(svc.store.keys.submit_lock(job_id), lock_token or new_lock_token(), LOST_SEND_TRACE_SECONDS))
+    return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
+
+
+def submit_in_request(svc: Services, job_id: str, task_input: dict | None, *, account: str) -> Job:
+    """``submit`` for the request that creates the job and answers with it: a refusal of the budget raises
+    ``BudgetExceeded`` (the request answers 402 and creates nothing) instead of keeping the job waiting. The job as
+    recorded after its submission: the step that records BFL's answer hands the record back (no read after it),
+    else it is read (``JobNotFound`` once gone)."""
+    attempt = _Attempt(_submit_lock(svc, job_id, None), in_request=True)
+    _under_lock(svc, job_id, attempt, task_input, None, account)
+    return attempt.recorded or recorded.current(svc, job_id)
+
+
+def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
+    return Lock(svc.store.keys.submit_lock(job_id), token or new_lock_token(), LOST_SEND_TRACE_SECONDS)
+
+
+def _under_lock(svc: Services, job_id: str, attempt: _Attempt, task_input: dict | None, primary: str | None,
+                account: str | None) -> str:
+    """The submission under the job's submit lock, taken with the job's read, and freed once it is over (unless
+    the step that recorded BFL's answer freed it)."""
     # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
-    taken, current, holds = svc.jobs.lock_for_send(job_id, held.lock)
+    taken, current, holds = svc.jobs.lock_for_send(job_id, attempt.lock)
     if not taken:
         return SKIPPED
     try:
@@ -192,10 +216,10 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
             log.warning("a job whose slot went back is not sent", extra={"job_id": job_id})
             return SKIPPED
         with tracing.job_span("fluxhook.send", job_id, current.traceparent):
-            return _submit(svc, current, task_input, primary, in_request, held, account)
+            return _submit(svc, current, task_input, primary, attempt, account)
     finally:
-        if not held.freed:
-            svc.store.locks.release(held.lock.key, held.lock.value)
+        if not attempt.freed:
+            svc.store.locks.release(attempt.lock.key, attempt.lock.value)
 
 
 def new_lock_token(now: float | None = None) -> str:
@@ -226,7 +250,7 @@ def recover_lost_send(svc: Services, job: Job) -> str:
     return outcome
 
 
-def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, in_request: bool, held: _LockHeld,
+def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | None, attempt: _Attempt,
             slot_account: str | None) -> str:
     """The submission, under its lock (``job`` as read under it): the key's and the budget's word, the send, and BFL's
     answer recorded."""
@@ -246,7 +270,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     measured = _request_or_size(svc, job, task_input)
     reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account)
     if reservation is not None and not reservation.admitted:
-        return _refused(svc, job, reservation, account, key, in_request, held.lock)
+        return _refused(svc, job, reservation, account, key, attempt.in_request, attempt.lock)
     try:
         request, task = _send(svc, job, measured, account, primary)
     except BFLSubmissionUncertain as exc:
@@ -262,8 +286,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
             svc.store.usage.release(job.id, job.key_id, account.name)
         if not isinstance(exc, FluxhookError):
             raise
-        return _not_sent(svc, job, account, exc, held.lock)
-    return _record(svc, _Sent(job, account, key, reservation, request, task, held))
+        return _not_sent(svc, job, account, exc, attempt.lock)
+    return _record(svc, _Sent(job, account, key, reservation, request, task, attempt))
 
 
 def _stand_in(svc: Services, job: Job, measured: dict | Size | None, reserved: int) -> int:
@@ -325,7 +349,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
     # The job is in no line: the dispatch that gave it its slot took it out.
-    terms = Terms(unlock=sent.held.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True)
+    terms = Terms(unlock=sent.held.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True,
+                  read_back=sent.held.in_request)
     early: list[bytes] = []
 
     def record() -> bool:
@@ -334,14 +359,14 @@ def _record(svc: Services, sent: _Sent) -> str:
             bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
             due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
             terms=terms, effects=[*effects, entry, accepted], **fields)
-        sent.held.freed = change.moved
+        sent.held.freed, sent.held.recorded = change.moved, change.record
         if change.taken is not None:
             early.append(change.taken)
         return change.moved
 
-    recorded = durable.record_durably(svc, record)
+    moved = durable.record_durably(svc, record)
     budget.check_price(svc, job.model or "", sent.request, task["cost"])
-    if not recorded:
+    if not moved:
         if reconciling.adopt_answer(svc, job.id, task):
             # The send hung past its lease and its job awaits BFL's word meanwhile (``recover_lost_send``): this is
             # it. The bound counted then stays spent until the task's price settles it.
@@ -356,6 +381,7 @@ def _record(svc: Services, sent: _Sent) -> str:
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
     if early:
+        sent.held.recorded = None  # the callback changes the job again
         _apply_early_callback(svc, job.id, early[-1])
     return st.SUBMITTED
 

@@ -24,8 +24,10 @@
 -- spec.out_of_line: the caller knows the job is in no line (a dispatch gave it a slot); its move looks for no place.
 -- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
 -- flag goes with the step.
+-- spec.read_back: the record as the step leaves it goes with the answer (HGETALL's list), for a caller that would
+-- read it next (a request answering with the job it just sent).
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
--- taken at once for RQ (effects.apply)}.
+-- taken at once for RQ (effects.apply), the record read back (false: not asked)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
 local new = spec.to
@@ -261,4 +263,4 @@ local handed = {}
 if not spec.lock or locked == 1 then
   handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
 end
-return {1, current, locked, taken, handed}
+return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false}

@@ -58,6 +58,20 @@ def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_cal
     assert svc.slots.holds(job) and svc.jobs.get(job.id).input is None  # BFL has the input now
 
 
+def test_a_job_sent_by_its_request_is_answered_as_recorded_without_a_read_after_bfl_s_answer(svc, sim):
+    made: list = []
+    commands = commands_during(svc.redis, DB, lambda: made.append(create_job(
+        svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] answered"}), submit_here=True).job))
+    [job] = made
+
+    # Read once, under its submit lock, before it is sent; the step that records BFL's answer hands the record back.
+    reads = [c["command"] for c in commands
+             if c["command"].startswith(f"HGETALL {KEYS.job(job.id)}") and c["client_type"] != "lua"]
+    assert len(reads) == 1
+    assert job == svc.jobs.get(job.id) and job.status == st.SUBMITTED
+    assert sim.task(job.bfl_id)["prompt"] == "[pending] answered"
+
+
 def test_a_job_created_where_its_caller_may_not_wait_waits_in_line_for_a_workers_sender(svc, sim):
     created = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] sent later"}), submit_here=False)
     job = created.job
