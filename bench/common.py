@@ -27,6 +27,7 @@ from rq import Worker
 from devtools.processes import ROOT, free_port, python, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook.core import signing
+from fluxhook.lifecycle.steps.enqueueing import download_named
 from fluxhook.store.keys import KEYS
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: fluxhook's slots must never make a bench job wait.
@@ -337,6 +338,15 @@ class BenchJob:
     job_id: str
     bfl_id: str
     model: str = "flux-2-pro"
+
+
+def download_task_ids(db: redis.Redis, job_ids: Sequence[str]) -> list[str]:
+    """Each job's last download task's RQ id, as its download lock names it (``enqueueing.queued_download``)."""
+    pipe = db.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.get(KEYS.download_lock(job_id))
+    held = [value.decode() if isinstance(value, bytes) else value for value in pipe.execute()]
+    return [download_named(job_id, value) for job_id, value in zip(job_ids, held, strict=True)]
 
 
 def create_jobs(stack: BenchStack, count: int, prompt: str = "[pending] [drop] bench", threads: int = 6) -> list[BenchJob]:

@@ -37,6 +37,7 @@ from .common import (
     Section,
     complete_and_sample,
     create_jobs,
+    download_task_ids,
     fetch,
     fmt,
     log,
@@ -94,10 +95,7 @@ class Throughput:
             raise RuntimeError(f"downloads not all queued: {queue.count} queued, codes {set(codes)}")
         stack.start_workers(workers, wait=False)
         wait_all_terminal(db, [j.job_id for j in jobs], timeout=900, interval=0.2)
-        pipe = db.pipeline(transaction=False)
-        for job in jobs:
-            pipe.get(KEYS.download_lock(job.job_id))
-        task_ids = pipe.execute()
+        task_ids = download_task_ids(db, [job.job_id for job in jobs])
         deadline = time.monotonic() + 10
         while True:  # a job turns stored a moment before RQ records its task's end
             tasks = RQJob.fetch_many(task_ids, connection=raw)
@@ -210,14 +208,13 @@ class Throughput:
             pipe.memory_usage(KEYS.job(job.job_id), samples=0)
             pipe.memory_usage(KEYS.bfl_task(job.bfl_id), samples=0)
             pipe.memory_usage(KEYS.timeline(job.job_id), samples=0)
-            pipe.get(KEYS.download_lock(job.job_id))
         values = pipe.execute()
-        record = values[0::4]
-        bfl = [v or 0 for v in values[1::4]]
-        events = [v or 0 for v in values[2::4]]
+        record = values[0::3]
+        bfl = [v or 0 for v in values[1::3]]
+        events = [v or 0 for v in values[2::3]]
         pipe = db.pipeline(transaction=False)
-        for task in values[3::4]:
-            pipe.memory_usage(f"rq:job:{task}", samples=0)
+        for task in download_task_ids(db, [job.job_id for job in jobs]):
+            pipe.memory_usage(RQJob.key_for(task), samples=0)
         rq_task = [v or 0 for v in pipe.execute()]
         # Index entries: the sorted sets' memory shared out over their members.
         index = 0.0

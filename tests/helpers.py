@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 from PIL import Image
+from rq.job import Job as RQJob
 
 from conftest import API, API_TOKEN, SECRET_KEY, ready_payload, serve_in_thread, service_env
 from devtools.processes import ROOT, RedisServer, free_port, wait_until
@@ -34,9 +35,16 @@ from devtools.stack import Stack
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle.steps.enqueueing import task_id
 
 SECOND_TOKEN = "second-token-abcdef"  # the other entry of the stack's API_TOKENS
 OTHER_KEY = "an-attackers-secret-key-0123456789"
+
+
+def rq_task_ids(db, name: str) -> list[str]:
+    """The ids of the RQ tasks recorded in Redis ``db`` that are enqueues of ``name`` (``enqueueing.task_id``)."""
+    keys = db.scan_iter(match=RQJob.key_for(task_id(name, "*")), count=1000)
+    return [key.decode().removeprefix(RQJob.redis_job_namespace_prefix) for key in keys]
 
 
 def png_bytes(color=(200, 30, 30)) -> bytes:

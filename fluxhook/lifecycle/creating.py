@@ -23,7 +23,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle.steps import callers, key_limits, routing, submission, task_inputs, waits
+from fluxhook.lifecycle.steps import callers, key_limits, routing, submission, task_inputs, timeline, waits
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
@@ -112,7 +112,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     cap = KnownCap(caller.key.max_active if caller.key else None)
     job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here, cap=cap)
     if joined.account is None:
-        wait = waits.note_queued(svc, job, joined.line)
+        wait = waits.of_joined(job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
         # The job as this step made it: a read back would cost every queued job a command (SPEC §17) to learn
@@ -154,8 +154,8 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
         kept = task_inputs.keep(svc, job.id, job.input, size)
         recorded = replace(job, input=kept,
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
-        joined = svc.slots.join(recorded, send_here=send_here, creation=svc.jobs.creation(recorded, naming=idempotency),
-                                known_cap=cap)
+        creation = svc.jobs.creation(recorded, naming=idempotency, waiting=timeline.entry(job.id, "waiting"))
+        joined = svc.slots.join(recorded, send_here=send_here, creation=creation, known_cap=cap)
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)

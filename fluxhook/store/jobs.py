@@ -27,7 +27,7 @@ from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
-from fluxhook.store.effects import AddWork, Effect, Handed, encode, handed, place, split
+from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
@@ -167,8 +167,9 @@ class JobStore:
             replace = True  # the index outlived its job: this job replaces it there
 
     def creation(self, job: Job, *, due: float | None = None, naming: Hold | None = None,
-                 replace: bool = False) -> Creation:
-        """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run."""
+                 replace: bool = False, waiting: AddTimelineEntry | None = None) -> Creation:
+        """What ``lua/job_record.lua`` makes the new job's record of (see ``create``), for a script to run;
+        ``waiting``: the timeline entry a job made in line gets with what holds it back (``Slots.join``)."""
         fields = encode_fields(self._sealed(new_fields(job)))
         k = self.keys
         keys: list[str] = []
@@ -191,6 +192,8 @@ class JobStore:
         if naming is not None:
             record, callers = record_keys(k, naming.use)
             spec["hold"] = {"record": place(keys, record), "callers": place(keys, callers), **naming_args(naming)}
+        if waiting is not None:
+            [spec["waiting"]] = encode([waiting], k, keys, self.timeline_ttl, self.clock())
         return Creation(keys, [json.dumps(spec), *fields])
 
     def get(self, job_id: str) -> Job | None:

@@ -141,7 +141,7 @@ class Slots:
                                       [*self._pool_args(), pool, job.id, owner_of(job.key_id),
                                        job.route or ANY_ROUTE, "1" if send_here else "0",
                                        _cap_word(known_cap), *made.args])
-        return Joined(None if account is None else text(account), None if line is None else _line_state(line))
+        return Joined(None if account is None else text(account), None if line is None else line_state(line))
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
@@ -253,7 +253,7 @@ class Slots:
         each_job = [x for job, owner in zip(jobs, owners, strict=True)
                     for x in (job.id, self.pool_of(job), member(owner, job.id))]
         states, places = self._ask_lines(distinct, each_job)
-        lines = dict(zip(distinct, map(_line_state, states), strict=True))
+        lines = dict(zip(distinct, map(line_state, states), strict=True))
         return [Place(text(place)) for place in places], [lines[ask] for ask in asks]
 
     def accounts_for(self, routes: Sequence[str | None]) -> dict[str | None, list[str]]:
@@ -269,7 +269,7 @@ class Slots:
         """For each (pool, owner, route), what decides whether that owner's job of that route in the pool's line
         could take a slot now (``lua/slots_line_states.lua``: the dispatch's own reading of the slots)."""
         states, _ = self._ask_lines(asks, [])
-        return [_line_state(state) for state in states]
+        return [line_state(state) for state in states]
 
     def _ask_lines(self, asks: Sequence[tuple[str, str, str | None]], each_job: list[str]) -> tuple[list, list]:
         args = [x for pool, owner, route in asks for x in (pool, owner, route or ANY_ROUTE)]
@@ -370,7 +370,8 @@ def _cap_word(known: KnownCap | None) -> str:
     return "" if known.max_active is None else str(known.max_active)
 
 
-def _line_state(state: list) -> LineState:
+def line_state(state: list) -> LineState:
+    """What holds a job in line back, as ``lua/slots_waits.lua`` lists it."""
     owner_held, cap, pool_held, pool_limit, total_limit, paused, cooling = state
     return LineState(owner_held=int(owner_held), owner_cap=int(cap) if cap else None, pool_held=int(pool_held),
                      pool_limit=int(pool_limit), total_limit=int(total_limit),

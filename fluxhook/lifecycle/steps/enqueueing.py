@@ -9,6 +9,7 @@ its own job; work whose turn is now (no line holds any: taken *at once*) is queu
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -66,7 +67,8 @@ NOTIFY_JOB_TIMEOUT = 60
 # result of each (a stream entry and the task's record kept for its TTL) was most of what a stored job held in
 # Redis its first hour. Not 0: RQ deletes such a task as it ends by reading its executions back, six round trips
 # that are half of what RQ's end of a task costs Redis; one second's TTL is written in the end's own MULTI. A
-# failed run is kept a week, to look at; each is one per job or per report from BFL, so they stay few.
+# failed run is kept a week, to look at, each under its own id (``task_id``): a job's tasks fail in RQ only when
+# they did not get to end (a worker killed, Redis failing) or gave up, so they stay few.
 _KEEP = {"result_ttl": 1, "failure_ttl": 7 * 86400}
 # A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
 # sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
@@ -112,11 +114,22 @@ def draft_cache_task_id(job_id: str) -> str:
     return f"draft-cache-{job_id}"
 
 
-def task_id(name: str) -> str:
-    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_id``, ``notify_task_id``...). RQ
-    enqueues into the record of any task with that id: one that just ended under it still has RQ's end of it to
-    write, which would take the new task's record over (its status, its second to live) and lose it."""
-    return f"{name}-{secrets.token_hex(4)}"
+def task_id(name: str, own: str | None = None) -> str:
+    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_id``, ``notify_task_id``...), or
+    the one ``own`` (``own_part``) names. RQ enqueues into the record of any task with the id it is given: one that
+    just ended under it still has RQ's end of it to write, which would take the new task's record over (its status,
+    its second to live) and lose it."""
+    return f"{name}-{own or secrets.token_hex(4)}"
+
+
+def task_name(rq_id: str) -> str:
+    """The task an RQ id is an enqueue of (``task_id``'s ``name``)."""
+    return rq_id.rpartition("-")[0]
+
+
+def own_part(rq_id: str) -> str:
+    """What is an enqueue's own in its RQ id (``task_id``): 8 hex digits."""
+    return rq_id.rpartition("-")[2]
 
 
 def draft_cache_task(job_id: str) -> AddWork:
@@ -163,16 +176,23 @@ def download_pending(svc: "Services", job: "Job") -> bool:
 
 
 def queued_download(svc: "Services", job_id: str) -> str:
-    """The RQ id of the job's download task last queued: its download lock names it (``queue_handed``); a lock
-    an older release took, or none, names none, and that release's one id is the task's."""
-    held = svc.store.locks.holder(svc.store.keys.download_lock(job_id)) or ""
-    return held if held.startswith(download_task_id(job_id) + "-") else download_task_id(job_id)
+    """The RQ id of the job's download task last queued: its download lock holds the id's own part (``queue_handed``);
+    a lock an older release took ("1"), or none, names none, and that release's one id is the task's."""
+    return download_named(job_id, svc.store.locks.holder(svc.store.keys.download_lock(job_id)))
 
 
-def task_live(svc: "Services", task_id: str) -> bool:
-    """Whether RQ task ``task_id`` is queued, scheduled for a retry, or running."""
+def download_named(job_id: str, held: str | None) -> str:
+    """The RQ id of the job's download task its download lock names, held with ``held`` (``queued_download``)."""
+    return task_id(download_task_id(job_id), held) if held and _OWN_PART.fullmatch(held) else download_task_id(job_id)
+
+
+_OWN_PART = re.compile(r"[0-9a-f]{8}")
+
+
+def task_live(svc: "Services", rq_id: str) -> bool:
+    """Whether RQ task ``rq_id`` is queued, scheduled for a retry, or running."""
     try:
-        task = RQJob.fetch(task_id, connection=svc.queue.connection)
+        task = RQJob.fetch(rq_id, connection=svc.queue.connection)
     except NoSuchJobError:
         return False
     status = task.get_status(refresh=False)
@@ -265,8 +285,9 @@ def feed(svc: "Services") -> Taken:
 def queue_handed(svc: "Services", handed: Handed) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
     when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, the
-    sweep puts the work back in line (``restore_work``). Each task has an id of its own (``task_id``); a download's
-    lock names it, for ``download_pending``."""
+    sweep puts the work back in line (``restore_work``). Each task has an id of its own (``task_id``), which a
+    download's lock names (its own part: 8 bytes, where the whole id would take a string's allocation of its own for
+    the lock's hours), for ``download_pending``."""
     if not handed:
         return
     pipe = svc.redis.pipeline(transaction=True)
@@ -278,7 +299,7 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
             svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
                                    pipeline=pipe, **task.options())
             if kind in DOWNLOADS:
-                svc.store.locks.relabel(svc.store.keys.download_lock(job_id), queued, pipe)
+                svc.store.locks.relabel(svc.store.keys.download_lock(job_id), own_part(queued), pipe)
         svc.store.work.queued(kind, members, pipe)
     pipe.execute()
 

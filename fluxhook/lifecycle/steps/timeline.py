@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from fluxhook.core.wait_reasons import in_line
 from fluxhook.store.effects import AddTimelineEntry
+from fluxhook.store.slots import line_state
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -65,8 +67,20 @@ def recent(timelines: "TimelineStore", job_id: str) -> list[dict]:
         except ValueError:
             continue
         if isinstance(item, dict) and isinstance(item.get("at"), (int, float)):
-            entries.append(item)
+            entries.append(_named_wait(item))
     return entries
+
+
+def _named_wait(item: dict) -> dict:
+    """A waiting entry that kept what held its job back (``line``: a job made in line, ``lua/job_record.lua``) with
+    the reason named from it, as of the entry's time, as the job's maker named it (``waits.of_joined``)."""
+    line = item.pop("line", None)
+    if isinstance(line, list):
+        try:
+            item.update(in_line(line_state(line), item["at"]).to_api())
+        except (TypeError, ValueError):
+            pass  # a state this release cannot read: the entry says it waited, not why
+    return item
 
 
 def forget(store: "Store", job_id: str) -> None:

@@ -57,13 +57,10 @@ def back_in_line(svc: Services, job: Job) -> None:
         svc.jobs.update(job.id, only_in=(st.QUEUED,), waiting_reason=None, waiting_until=None)
 
 
-def note_queued(svc: Services, job: Job, line: LineState | None) -> Waiting | None:
-    """A new job that did not get a slot: why it waits, from ``line`` (what held it back as it joined its line,
-    ``Slots.join``), and its timeline says so."""
-    wait = waiting(job.status, Place.LINE, line, None, time.time())
-    if wait is not None:
-        timeline.record(svc, job.id, "waiting", **wait.to_api())
-    return wait
+def of_joined(job: Job, line: LineState | None) -> Waiting | None:
+    """Why a new job that did not get a slot waits, from ``line``: what held it back as it joined its line
+    (``Slots.join``), which its timeline got in the same step (``timeline.recent`` names the reason from it)."""
+    return waiting(job.status, Place.LINE, line, None, time.time())
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
--- needs: members, account_standing, fair_turns
+-- needs: members, account_standing, fair_turns, timeline
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
@@ -29,11 +29,7 @@ function effects.apply(list, records)
   local handed = {}
   for _, effect in ipairs(list) do
     if effect.timeline then
-      -- Trimmed only once past its cap; its life (its record's) set with its first entry.
-      local key = KEYS[effect.timeline]
-      local length = redis.call('LPUSH', key, effect.entry)
-      if length > effect.cap then redis.call('LTRIM', key, 0, effect.cap - 1) end
-      if length == 1 then redis.call('EXPIRE', key, effect.ttl) end
+      timeline.push(KEYS[effect.timeline], effect.entry, effect.cap, effect.ttl)
     elseif effect.counters then
       -- Their life is set when a count starts in them (a field that was none): a day's counters change on that day
       -- and the few after, so that is their first change, give or take days of their 400.

@@ -1,3 +1,4 @@
+-- needs: timeline
 -- A new job record with its indexes; for a BFL task its owner already tracks (a task is tracked once per owner, each
 -- owner's job its own), the id of the job tracking it.
 --
@@ -9,8 +10,9 @@
 -- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
 -- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
--- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score). ARGV[at + 1...]: the
--- record's field/value pairs. Returns the id of the job made, or of the job tracking the task.
+-- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score); `waiting`, the timeline entry
+-- (effects.lua's) that says why a job made in line waits (job_record.note_wait). ARGV[at + 1...]: the record's
+-- field/value pairs. Returns the id of the job made, or of the job tracking the task.
 local job_record = {}
 
 function job_record.create(at, base)
@@ -55,4 +57,15 @@ function job_record.create(at, base)
     end
   end
   return id
+end
+
+-- The job made by job_record.create(at, base) waits in line: its spec's `waiting` entry goes on its timeline with
+-- what holds it back (``line``, slots_waits.state), from which a reader names the reason (core/wait_reasons.py), as
+-- the job's maker does from the same state.
+function job_record.note_wait(at, base, line)
+  local waiting = cjson.decode(ARGV[at]).waiting
+  if not waiting then return end
+  local entry = cjson.decode(waiting.entry)
+  entry.line = line
+  timeline.push(KEYS[base + waiting.timeline], cjson.encode(entry), waiting.cap, waiting.ttl)
 end

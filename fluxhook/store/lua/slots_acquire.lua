@@ -6,7 +6,8 @@
 -- the slot now, else it waits for a sender's dispatch to give it a turn. Not taking (its caller will not send it), it
 -- only waits, and one sender is woken to look at the lines if an account has room in its pool.
 -- Returns {the name of the account whose slot it took, false} or, when it waits, {false, what holds it back now
--- (slots_waits.state)}: the wait its maker records, read in this same step.
+-- (slots_waits.state)}: the wait its maker answers with, read in this same step, where a job made here has it put
+-- on its timeline (job_record.note_wait).
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
 local s = slots_accounts.read()
@@ -35,4 +36,6 @@ elseif #s.open_in(pool) > 0 then
     return {turn.account.name, false}
   end
 end
-return {false, slots_waits.state(s, pool.name, owner, route)}
+local line = slots_waits.state(s, pool.name, owner, route)
+if ARGV[rest + 6] then job_record.note_wait(rest + 6, K.after, line) end
+return {false, line}

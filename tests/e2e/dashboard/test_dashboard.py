@@ -27,7 +27,7 @@ from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.timeline import TIMELINE_CAP, TimelineStore
-from helpers import csrf_of, sign_in
+from helpers import csrf_of, rq_task_ids, sign_in
 
 COOKIE = "fluxhook_session"
 
@@ -305,11 +305,9 @@ def wait_download_task(stack, job_id: str) -> None:
     connection = redis_of(stack)
 
     def ended() -> bool:
-        # Each enqueue's task id begins with the job's (enqueueing.task_id).
-        keys = list(connection.scan_iter(match=RQJob.key_for(f"{download_task_id(job_id)}-*")))
         try:
-            return all(RQJob.fetch(key.decode().removeprefix(RQJob.redis_job_namespace_prefix), connection=connection)
-                       .get_status() == JobStatus.FAILED for key in keys)
+            return all(RQJob.fetch(task, connection=connection).get_status() == JobStatus.FAILED
+                       for task in rq_task_ids(connection, download_task_id(job_id)))
         except (NoSuchJobError, InvalidJobOperation):  # gone before it was read, or between its reads
             return True
 

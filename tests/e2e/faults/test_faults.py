@@ -24,6 +24,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.core.sealing import Sealer
 from fluxhook.lifecycle.steps import schedule, timeline
+from fluxhook.lifecycle.steps.enqueueing import task_name
 from fluxhook.store.keys import KEYS
 from fluxhook.store.timeline import TimelineStore
 from worker.lanes import HAND_BACK_GRACE, LANES
@@ -197,7 +198,7 @@ def test_sigterm_hands_back_a_task_too_long_for_the_grace_period(faults, sim):
     faults.kill("worker", signal.SIGTERM)
     assert time.monotonic() - started < 20  # handed back after 10 s, not waited for
     # Waiting on the host's answer, it could not stop by itself: its lane gave it back, and did not wait for its read.
-    assert [(_task_of(line["task"]), line["stuck"]) for line in _handed_back((faults.var_dir / "worker.log").read_text())] == [
+    assert [(task_name(line["task"]), line["stuck"]) for line in _handed_back((faults.var_dir / "worker.log").read_text())] == [
         (f"download-{job['id']}", True)]
     sim.settings(delivery_delay=0)
     faults.start("worker")
@@ -209,14 +210,9 @@ def _handed_back(log: str) -> list[dict]:
     return [json.loads(line) for line in log.splitlines() if HANDED_BACK in line]
 
 
-def _task_of(task_id: str) -> str:
-    """What an RQ task's id begins with (``download-<job id>``): the rest is its enqueue's own."""
-    return task_id.rsplit("-", 1)[0]
-
-
 def _handed_back_downloads(log: str) -> list[str]:
     """The download tasks (``download-<job id>``) handed back, in order of their names."""
-    return sorted(_task_of(line["task"]) for line in _handed_back(log) if line["task"].startswith("download-"))
+    return sorted(task_name(line["task"]) for line in _handed_back(log) if line["task"].startswith("download-"))
 
 
 @pytest.fixture()
@@ -439,7 +435,7 @@ def test_a_ready_job_without_a_queued_download_is_repaired_by_the_sweep(faults, 
     db.zadd(KEYS.status("ready"), {job["id"]: 0})
     db.zadd(KEYS.due, {job["id"]: time.time()})
     if lock == "stale":
-        db.set(KEYS.download_lock(job['id']), f"download-{job['id']}-0a0a0a0a", ex=900)  # a task never queued
+        db.set(KEYS.download_lock(job['id']), "0a0a0a0a", ex=900)  # names a task never queued
     done = api.wait_for(job["id"], timeout=30)
     assert (done["status"], done["attempts"]["polls"]) == ("stored", 0)
     _stored_exactly_once(api, sim, [job], faults)

@@ -20,12 +20,12 @@ import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image
 from rq import Worker
-from rq.job import Job as RQJob
 
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.core import signing
 from fluxhook.lifecycle.steps.enqueueing import download_task_id
+from helpers import rq_task_ids
 
 # -- helpers ----------------------------------------------------------------
 
@@ -209,11 +209,10 @@ def test_a_download_task_that_succeeded_leaves_nothing_in_redis_and_its_worker_i
     assert job["status"] == "stored", job
 
     db = redis.Redis.from_url(redis_server.url)
-    # Each enqueue's task id begins with the job's (enqueueing.task_id): every key RQ keeps of it names that.
-    task_id = download_task_id(job["id"])
-    wait_until(lambda: not list(db.scan_iter(match=RQJob.key_for(f"{task_id}-*"))), timeout=10,
-               message="the download task's record gone")
-    assert [k for k in db.scan_iter(match=f"rq:*{task_id}*")] == []  # no result, no execution
+    # Each enqueue's task id is its own (enqueueing.task_id): every key RQ keeps of one names the task's name.
+    name = download_task_id(job["id"])
+    wait_until(lambda: not rq_task_ids(db, name), timeout=10, message="the download task's record gone")
+    assert [k for k in db.scan_iter(match=f"rq:*{name}*")] == []  # no result, no execution
     # Idle in Redis, not only in the worker's own memory (which skips writing an unchanged state).
     wait_until(lambda: {w.get_state() for w in Worker.all(connection=db)} == {"idle"}, timeout=10,
                message="the one worker's lanes idle once the queue is empty")

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import redis
 import requests
-from rq.job import Job as RQJob
 
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task_id
 from fluxhook.store.timeline import TimelineStore
-from helpers import assert_error
+from helpers import assert_error, rq_task_ids
 from mp4_samples import make_mp4
 
 MP4 = make_mp4(seconds=1, width=160, height=96)
@@ -165,7 +164,7 @@ def test_deleting_the_job_while_its_draft_cache_downloads_leaves_no_file(api, si
     release.set()
     db = redis.Redis.from_url(stack.env["REDIS_URL"])
     # RQ keeps no record of a task that succeeded: its end is its record's.
-    wait_until(lambda: not list(db.scan_iter(match=RQJob.key_for(f"{draft_cache_task_id(job['id'])}-*"))), timeout=10,
+    wait_until(lambda: not rq_task_ids(db, draft_cache_task_id(job["id"])), timeout=10,
                message="the draft cache task to end")
 
     assert sorted(p.name for p in storage_dir(stack).glob(f"{job['id']}*")) == []

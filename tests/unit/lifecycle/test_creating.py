@@ -5,12 +5,16 @@ counts nothing against the key's requests_per_minute. Over HTTP: tests/e2e/api/.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from redis.exceptions import NoPermissionError
 
+from conftest import ready_payload
+from devtools.processes import free_port
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, InsufficientCredits, ModelNotAllowed, RateLimited, UnknownModel
@@ -23,7 +27,7 @@ from fluxhook.lifecycle.steps import reconciling, timeline, waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
-from helpers import commands_during, gateway_timing_out
+from helpers import answer, commands_during, gateway_timing_out, serve
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
 PRO = "flux-2-pro"  # 3 credits a task here
@@ -159,6 +163,36 @@ def test_a_submission_in_hand_whose_answer_never_came_is_a_submitted_job_its_bou
     bound = price_bounds.bound(model, price_bounds.request_size(model, {"width": 1024, "height": 1024}))
     assert spent_today(svc, now, key_id=caller.key_id) == job.counted_spend == bound > 0
     assert spent_today(svc, now, key_id=other.key_id) == 0 and svc.store.usage.reserved(now) == 0
+
+
+def test_a_job_whose_callback_overtook_bfl_s_answer_to_its_request_is_answered_as_that_callback_left_it(
+        make_services, sim):
+    # BFL answers the submission only once its task's Ready callback has come and been kept (``keep_early_callback``):
+    # what the request answers with is the job as that callback left it, not as the submission's record did.
+    made: list = []
+
+    class AnswersLate(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            [job], _ = made[0].jobs.list(limit=1)
+            body = json.dumps(ready_payload("task-overtaken", "https://delivery.example/x.png")).encode()
+            assert made[0].store.kept.keep_for_job(job.id, body)
+            answer(self, 200, json.dumps({"id": "task-overtaken", "polling_url": "https://bfl.example/p",
+                                          "cost": 3.0, "input_mp": 0.0, "output_mp": 1.0}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = serve(port, AnswersLate)
+    try:
+        svc = make_services(DB, BFL_API_BASE=f"http://127.0.0.1:{port}")
+        made.append(svc)
+        job = create_job(svc, ADMIN, JobRequest(PRO, {"prompt": "overtaken"}), submit_here=True).job
+    finally:
+        server.shutdown()
+
+    assert (job.status, job.bfl_id) == (st.READY, "task-overtaken") and job == svc.jobs.get(job.id)
 
 
 # Every key but the lines (``fh:line:*``): glob has no "not", so each pattern refuses one more letter of the prefix.

@@ -21,12 +21,15 @@ from fluxhook.lifecycle.steps.enqueueing import (
     download_task,
     download_task_id,
     feed,
+    notify_task_id,
     queue_handed,
     queued_download,
     task_live,
+    task_name,
 )
 from fluxhook.media import lifetimes
-from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG
+from fluxhook.store.owners import ADMIN_OWNER, member
+from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, NOTIFY
 
 
 class _Low(random.Random):
@@ -81,7 +84,7 @@ def _rq_full(svc) -> None:
 
 def _queued(svc) -> list[str]:
     """The RQ queue's tasks, each by what its id begins with (``download_task_id``): each id is its enqueue's own."""
-    return [task.rsplit("-", 1)[0] for task in svc.queue.get_job_ids()]
+    return [task_name(task) for task in svc.queue.get_job_ids()]
 
 
 def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(make_services):
@@ -134,18 +137,34 @@ def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(ma
     job = svc.jobs.get(job_id)
     # The job's download lock names the task queued (the sweep's repair looks at that one).
     [queued] = svc.queue.get_job_ids()
-    assert queued_download(svc, job_id) == queued and queued.startswith(download_task_id(job_id) + "-")
+    assert queued_download(svc, job_id) == queued and task_name(queued) == download_task_id(job_id)
     assert task_live(svc, queued) and download_pending(svc, job)
     assert svc.redis.lpop(svc.queue.key).decode() == queued  # the killed worker's take
     assert not task_live(svc, queued) and not download_pending(svc, job)
 
 
-def test_a_lock_an_older_release_took_names_that_release_s_one_id(make_services):
+def test_a_lock_an_older_release_took_or_none_names_that_release_s_one_id(make_services):
     svc = make_services(6)
-    job_id = new_job_id()
+    job_id, unlocked = new_job_id(), new_job_id()
     svc.redis.set(svc.store.keys.download_lock(job_id), "1")
     assert queued_download(svc, job_id) == download_task_id(job_id)
-    assert queued_download(svc, new_job_id()) != download_task_id(job_id)
+    assert queued_download(svc, unlocked) == download_task_id(unlocked)
+
+
+def test_each_enqueue_has_an_id_of_its_own_and_only_a_held_download_lock_names_it(make_services):
+    svc = make_services(6)
+    job_id = new_job_id()
+    # Twice the same message's notification, and a download queued with no lock held (the lock is not made).
+    queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")]})
+    queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")], DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
+    first, second, download = svc.queue.get_job_ids()
+    assert first != second and task_name(first) == task_name(second) == notify_task_id("msg_a")
+    assert task_name(download) == download_task_id(job_id) and not svc.redis.exists(svc.store.keys.download_lock(job_id))
+    # The lock holds the id's own part: 8 bytes.
+    assert svc.store.locks.acquire(*download_lock(svc.store.keys, job_id))
+    queue_handed(svc, {DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
+    held = svc.redis.get(svc.store.keys.download_lock(job_id)).decode()
+    assert len(held) == 8 and queued_download(svc, job_id) == svc.queue.get_job_ids()[-1]
 
 
 def test_a_download_queued_again_while_rq_still_ends_the_last_one_keeps_its_record_until_a_lane_takes_it(make_services):

@@ -23,6 +23,7 @@ from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.store.jobs import WAIT_FIELDS
 from fluxhook.store.keys import KEYS
+from helpers import commands_during
 
 DB = 6
 LIMIT = 100
@@ -108,6 +109,24 @@ def test_a_new_job_that_waits_says_why_in_its_timeline(svc):
     assert job.status == st.QUEUED
     assert [(e["reason"], e.get("until")) for e in _entries(svc, job)] == [("bfl_slots", None)]
     assert present(svc.config, job, waits.of(svc, job))["waiting"] == {"reason": "bfl_slots"}
+
+
+def test_a_new_job_s_wait_goes_on_its_timeline_in_the_step_that_puts_it_in_line(svc):
+    app = _key(svc, max_active=1)
+    _holding(svc, key_id=app.key_id)
+    made: list = []
+    commands = commands_during(svc.redis, DB, lambda: made.append(creating.create_job(
+        svc, app, creating.JobRequest(PRO, {"prompt": "waits its turn"}), submit_here=False)))
+    [created] = made
+
+    # The join's script writes it, with what held the job back: no command of its own after the join.
+    pushed = [c for c in commands if c["command"].startswith(f"LPUSH {KEYS.timeline(created.job.id)} ")]
+    assert [c["client_type"] for c in pushed] == ["lua"] and '"line":' in pushed[0]["command"]
+    scripts = [c for c in commands if c["client_type"] != "lua" and c["command"].startswith("EVALSHA")]
+    assert KEYS.timeline(created.job.id) in scripts[-1]["command"]
+    # Read back, the reason is named from that state as the request named it.
+    assert created.waiting == Waiting(WaitReason.KEY_MAX_ACTIVE)
+    assert [(e["reason"], "line" in e) for e in _entries(svc, created.job)] == [("key_max_active", False)]
 
 
 # --- BFL's refusal: recorded, until its pause ends ---------------------------------------------------------
