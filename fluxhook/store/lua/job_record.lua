@@ -12,7 +12,7 @@
 -- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
 -- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score); `waiting`, the timeline entry
 -- (effects.lua's) that says why a job made in line waits (job_record.note_wait). ARGV[at + 1...]: the record's
--- field/value pairs. Returns the id of the job made, or of the job tracking the task.
+-- field/value pairs. Returns the id of the job made, or of the job tracking the task, and the spec as read.
 local job_record = {}
 
 function job_record.create(at, base)
@@ -22,7 +22,7 @@ function job_record.create(at, base)
   local existing
   if spec.trackers then existing = redis.call('HGET', key(spec.trackers), spec.owner)
   elseif spec.bfl_task then existing = redis.call('GET', key(spec.bfl_task)) end
-  if existing and existing ~= id and not spec.replace then return existing end
+  if existing and existing ~= id and not spec.replace then return existing, spec end
   if spec.trackers then redis.call('HSET', key(spec.trackers), spec.owner, id)
   elseif spec.bfl_task then redis.call('SET', key(spec.bfl_task), id) end
   redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
@@ -56,14 +56,14 @@ function job_record.create(at, base)
       redis.call('EXPIRE', key(spec.trackers), spec.ttl)
     end
   end
-  return id
+  return id, spec
 end
 
--- The job made by job_record.create(at, base) waits in line: its spec's `waiting` entry goes on its timeline with
--- what holds it back (``line``, slots_waits.state), from which a reader names the reason (core/wait_reasons.py), as
--- the job's maker does from the same state.
-function job_record.note_wait(at, base, line)
-  local waiting = cjson.decode(ARGV[at]).waiting
+-- The job made by job_record.create(at, base) (``spec``, as it read it) waits in line: the spec's `waiting` entry goes
+-- on its timeline with what holds it back (``line``, slots_waits.state), from which a reader names the reason
+-- (core/wait_reasons.py), as the job's maker does from the same state.
+function job_record.note_wait(spec, base, line)
+  local waiting = spec.waiting
   if not waiting then return end
   local entry = cjson.decode(waiting.entry)
   entry.line = line
