@@ -30,7 +30,7 @@ import requests
 from rq.job import Job as RQJob
 
 from devtools.processes import free_port
-from fluxhook.lifecycle.steps.enqueueing import notify_task_id, task_id
+from fluxhook.lifecycle.steps.enqueueing import notify_task_name, task_id
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import member
 from fluxhook.store.work_lines import NOTIFY
@@ -114,7 +114,7 @@ def _waiting_for_an_attempt(db, message_id: str) -> bool:
     item = member("admin", message_id)
     return (db.zscore(KEYS.messages_due, item) is not None or db.zscore(KEYS.work_line(NOTIFY), item) is not None
             or db.hexists(KEYS.work_moving(NOTIFY), item)
-            or any(db.scan_iter(match=RQJob.key_for(task_id(notify_task_id(message_id), "*")), count=1000)))
+            or any(db.scan_iter(match=RQJob.key_for(task_id(notify_task_name(message_id), "*")), count=1000)))
 
 
 @dataclass

@@ -104,18 +104,19 @@ def download_lock(keys: Keys, job_id: str) -> Lock:
     return Lock(keys.download_lock(job_id), "1", DOWNLOAD_LOCK_TTL)
 
 
-def download_task_id(job_id: str) -> str:
-    """What the RQ id of each of a job's download tasks begins with (``task_id``); an older release's whole id."""
+def download_task_name(job_id: str) -> str:
+    """The name of a job's download task, which each of its RQ ids begins with (``task_id``); an older release's
+    whole id."""
     return f"download-{job_id}"
 
 
-def draft_cache_task_id(job_id: str) -> str:
-    """What the RQ id of a job's draft cache task begins with (``task_id``)."""
+def draft_cache_task_name(job_id: str) -> str:
+    """The name of a job's draft cache task, which its RQ id begins with (``task_id``)."""
     return f"draft-cache-{job_id}"
 
 
 def task_id(name: str, own: str | None = None) -> str:
-    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_id``, ``notify_task_id``...), or
+    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_name``, ``notify_task_name``...), or
     the one ``own`` (``own_part``) names. RQ enqueues into the record of any task with the id it is given: one that
     just ended under it still has RQ's end of it to write, which would take the new task's record over (its status,
     its second to live) and lose it."""
@@ -183,7 +184,7 @@ def queued_download(svc: "Services", job_id: str) -> str:
 
 def download_named(job_id: str, held: str | None) -> str:
     """The RQ id of the job's download task its download lock names, held with ``held`` (``queued_download``)."""
-    return task_id(download_task_id(job_id), held) if held and _OWN_PART.fullmatch(held) else download_task_id(job_id)
+    return task_id(download_task_name(job_id), held) if held and _OWN_PART.fullmatch(held) else download_task_name(job_id)
 
 
 _OWN_PART = re.compile(r"[0-9a-f]{8}")
@@ -244,8 +245,8 @@ def release_confirm(svc: "Services", job_id: str) -> None:
     svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
-def notify_task_id(message_id: str) -> str:
-    """What the RQ id of each attempt of a notification message begins with (``task_id``)."""
+def notify_task_name(message_id: str) -> str:
+    """The name of a notification message's task, which the RQ id of each attempt begins with (``task_id``)."""
     return f"notify-{message_id}"
 
 
@@ -254,7 +255,7 @@ class _Task:
     """How a work line's job becomes an RQ task (in ``svc.queue``)."""
 
     func: str
-    task_id: Callable[[str], str]
+    name: Callable[[str], str]
     options: Callable[[], dict]
 
 
@@ -265,9 +266,9 @@ def _download_options() -> dict:
 
 
 _TASKS = {
-    **{line: _Task(DOWNLOAD_TASK, download_task_id, _download_options) for line in DOWNLOADS},
-    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_id, _download_options),
-    NOTIFY: _Task(NOTIFY_TASK, notify_task_id, lambda: dict(retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
+    **{line: _Task(DOWNLOAD_TASK, download_task_name, _download_options) for line in DOWNLOADS},
+    DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_name, _download_options),
+    NOTIFY: _Task(NOTIFY_TASK, notify_task_name, lambda: dict(retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
 }
 
 
@@ -295,7 +296,7 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
         task = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
-            queued = task_id(task.task_id(job_id))
+            queued = task_id(task.name(job_id))
             svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
                                    pipeline=pipe, **task.options())
             if kind in DOWNLOADS:

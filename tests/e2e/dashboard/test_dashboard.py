@@ -22,7 +22,7 @@ from rq.job import JobStatus
 from conftest import API_TOKEN, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.lifecycle.steps.enqueueing import download_task_id
+from fluxhook.lifecycle.steps.enqueueing import download_task_name
 from fluxhook.media import thumbnails
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
@@ -307,7 +307,7 @@ def wait_download_task(stack, job_id: str) -> None:
     def ended() -> bool:
         try:
             return all(RQJob.fetch(task, connection=connection).get_status() == JobStatus.FAILED
-                       for task in rq_task_ids(connection, download_task_id(job_id)))
+                       for task in rq_task_ids(connection, download_task_name(job_id)))
         except (NoSuchJobError, InvalidJobOperation):  # gone before it was read, or between its reads
             return True
 

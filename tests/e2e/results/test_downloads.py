@@ -24,7 +24,7 @@ from rq import Worker
 from conftest import MAX_IMAGE_BYTES, SECRET_KEY, ready_payload
 from devtools.processes import wait_until
 from fluxhook.core import signing
-from fluxhook.lifecycle.steps.enqueueing import download_task_id
+from fluxhook.lifecycle.steps.enqueueing import download_task_name
 from helpers import rq_task_ids
 
 # -- helpers ----------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_a_download_task_that_succeeded_leaves_nothing_in_redis_and_its_worker_i
 
     db = redis.Redis.from_url(redis_server.url)
     # Each enqueue's task id is its own (enqueueing.task_id): every key RQ keeps of one names the task's name.
-    name = download_task_id(job["id"])
+    name = download_task_name(job["id"])
     wait_until(lambda: not rq_task_ids(db, name), timeout=10, message="the download task's record gone")
     assert [k for k in db.scan_iter(match=f"rq:*{name}*")] == []  # no result, no execution
     # Idle in Redis, not only in the worker's own memory (which skips writing an unchanged state).

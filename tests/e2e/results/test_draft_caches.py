@@ -16,7 +16,7 @@ import requests
 from conftest import MAX_VIDEO_BYTES
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps import timeline
-from fluxhook.lifecycle.steps.enqueueing import draft_cache_task_id
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task_name
 from fluxhook.store.timeline import TimelineStore
 from helpers import assert_error, rq_task_ids
 from mp4_samples import make_mp4
@@ -164,7 +164,7 @@ def test_deleting_the_job_while_its_draft_cache_downloads_leaves_no_file(api, si
     release.set()
     db = redis.Redis.from_url(stack.env["REDIS_URL"])
     # RQ keeps no record of a task that succeeded: its end is its record's.
-    wait_until(lambda: not rq_task_ids(db, draft_cache_task_id(job["id"])), timeout=10,
+    wait_until(lambda: not rq_task_ids(db, draft_cache_task_name(job["id"])), timeout=10,
                message="the draft cache task to end")
 
     assert sorted(p.name for p in storage_dir(stack).glob(f"{job['id']}*")) == []

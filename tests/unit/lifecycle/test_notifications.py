@@ -17,7 +17,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import notifications
-from fluxhook.lifecycle.steps.enqueueing import feed, notify_task_id, task_name
+from fluxhook.lifecycle.steps.enqueueing import feed, notify_task_name, task_name
 from fluxhook.lifecycle.sweep import drain_notifications
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import NOTIFY
@@ -58,7 +58,7 @@ def test_a_drain_makes_one_message_per_job_even_when_repeated(notifying, receive
     assert [m.id for j in jobs for m in svc.store.deliveries.of_job(j.id)] == [f"msg_{j.id}" for j in jobs]
     assert feed(svc).moved == 3  # from the notify line into RQ, each task naming its message
     tasks = svc.queue.get_jobs()
-    assert sorted(task_name(t.id) for t in tasks) == sorted(notify_task_id(f"msg_{j.id}") for j in jobs)
+    assert sorted(task_name(t.id) for t in tasks) == sorted(notify_task_name(f"msg_{j.id}") for j in jobs)
     assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}
     assert all(t.timeout <= 60 for t in tasks)
     # A crash after keeping the messages but before the outbox was emptied: the ids come back; no second message.

@@ -7,7 +7,7 @@ import time
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_task_id, queue_handed, task_name
+from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_task_name, queue_handed, task_name
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
 from worker import feeding
@@ -43,7 +43,7 @@ def test_a_lane_feeds_at_a_task_s_end_only_while_a_line_may_hold_work(make_servi
     svc.redis.lpop(svc.queue.key)
     feeding.after_task(svc)
     assert svc.store.work.waiting(DOWNLOAD) == 0
-    assert download_task_id(waiting) in [task_name(task) for task in svc.queue.get_job_ids()]
+    assert download_task_name(waiting) in [task_name(task) for task in svc.queue.get_job_ids()]
     # Its lines were found holding work: the next end feeds once more, finds none, and the one after sends nothing.
     assert _sent(svc, lambda: feeding.after_task(svc)) != [] and not feeding.WORK_MAY_WAIT.is_set()
     assert _sent(svc, lambda: feeding.after_task(svc)) == []

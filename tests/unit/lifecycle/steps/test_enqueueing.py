@@ -19,9 +19,9 @@ from fluxhook.lifecycle.steps.enqueueing import (
     download_lock,
     download_pending,
     download_task,
-    download_task_id,
+    download_task_name,
     feed,
-    notify_task_id,
+    notify_task_name,
     queue_handed,
     queued_download,
     task_live,
@@ -83,7 +83,7 @@ def _rq_full(svc) -> None:
 
 
 def _queued(svc) -> list[str]:
-    """The RQ queue's tasks, each by what its id begins with (``download_task_id``): each id is its enqueue's own."""
+    """The RQ queue's tasks, each by what its id begins with (``download_task_name``): each id is its enqueue's own."""
     return [task_name(task) for task in svc.queue.get_job_ids()]
 
 
@@ -92,7 +92,7 @@ def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(mak
     [first] = _ready(svc, "flux-2-pro", 1, key_id="key-a")
 
     # Queued by the step that added it: nothing in a line, no feeder woken, nothing left moving.
-    assert _queued(svc) == [download_task_id(first)]
+    assert _queued(svc) == [download_task_name(first)]
     assert svc.store.work.waiting(DOWNLOAD) == 0 and not svc.redis.exists(svc.store.keys.work_added)
     assert not svc.redis.hlen(svc.store.keys.work_moving(DOWNLOAD))
     # Its owner's turn is charged as the feeder's take would charge it (work_take.lua, 1 / weight).
@@ -108,7 +108,7 @@ def test_a_download_with_no_work_waiting_goes_to_rq_at_once_charged_its_turn(mak
     [later] = _ready(svc, "flux-3-video", 1, key_id="key-a")
     assert svc.queue.get_job_ids() == [] and svc.store.work.waiting(DOWNLOAD_LONG) == 1
     assert feed(svc).moved == 2
-    assert _queued(svc) == [download_task_id(waiting), download_task_id(later)]
+    assert _queued(svc) == [download_task_name(waiting), download_task_name(later)]
 
 
 def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_first(make_services):
@@ -120,13 +120,13 @@ def test_downloads_whose_urls_expire_first_go_to_rq_first_whatever_became_ready_
     svc.queue.empty()
 
     assert feed(svc).moved == AHEAD  # room for AHEAD tasks in RQ: the 10-minute URLs take it all
-    assert _queued(svc) == [download_task_id(job_id) for job_id in images]
+    assert _queued(svc) == [download_task_name(job_id) for job_id in images]
     svc.queue.empty()
     assert feed(svc).moved == AHEAD
-    assert _queued(svc) == [download_task_id(job_id) for job_id in hour]
+    assert _queued(svc) == [download_task_name(job_id) for job_id in hour]
     svc.queue.empty()
     assert feed(svc).moved == AHEAD
-    assert _queued(svc) == [download_task_id(job_id) for job_id in video]
+    assert _queued(svc) == [download_task_name(job_id) for job_id in video]
 
 
 def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(make_services):
@@ -137,7 +137,7 @@ def test_a_download_taken_by_a_worker_killed_before_it_started_it_is_not_live(ma
     job = svc.jobs.get(job_id)
     # The job's download lock names the task queued (the sweep's repair looks at that one).
     [queued] = svc.queue.get_job_ids()
-    assert queued_download(svc, job_id) == queued and task_name(queued) == download_task_id(job_id)
+    assert queued_download(svc, job_id) == queued and task_name(queued) == download_task_name(job_id)
     assert task_live(svc, queued) and download_pending(svc, job)
     assert svc.redis.lpop(svc.queue.key).decode() == queued  # the killed worker's take
     assert not task_live(svc, queued) and not download_pending(svc, job)
@@ -147,8 +147,8 @@ def test_a_lock_an_older_release_took_or_none_names_that_release_s_one_id(make_s
     svc = make_services(6)
     job_id, unlocked = new_job_id(), new_job_id()
     svc.redis.set(svc.store.keys.download_lock(job_id), "1")
-    assert queued_download(svc, job_id) == download_task_id(job_id)
-    assert queued_download(svc, unlocked) == download_task_id(unlocked)
+    assert queued_download(svc, job_id) == download_task_name(job_id)
+    assert queued_download(svc, unlocked) == download_task_name(unlocked)
 
 
 def test_each_enqueue_has_an_id_of_its_own_and_only_a_held_download_lock_names_it(make_services):
@@ -158,8 +158,8 @@ def test_each_enqueue_has_an_id_of_its_own_and_only_a_held_download_lock_names_i
     queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")]})
     queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")], DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
     first, second, download = svc.queue.get_job_ids()
-    assert first != second and task_name(first) == task_name(second) == notify_task_id("msg_a")
-    assert task_name(download) == download_task_id(job_id) and not svc.redis.exists(svc.store.keys.download_lock(job_id))
+    assert first != second and task_name(first) == task_name(second) == notify_task_name("msg_a")
+    assert task_name(download) == download_task_name(job_id) and not svc.redis.exists(svc.store.keys.download_lock(job_id))
     # The lock holds the id's own part: 8 bytes.
     assert svc.store.locks.acquire(*download_lock(svc.store.keys, job_id))
     queue_handed(svc, {DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
