@@ -340,7 +340,7 @@ class BenchJob:
     model: str = "flux-2-pro"
 
 
-def download_task_names(db: redis.Redis, job_ids: Sequence[str]) -> list[str]:
+def download_task_ids(db: redis.Redis, job_ids: Sequence[str]) -> list[str]:
     """Each job's last download task's RQ id, as its download lock names it (``enqueueing.queued_download``)."""
     pipe = db.pipeline(transaction=False)
     for job_id in job_ids:

@@ -37,7 +37,7 @@ from .common import (
     Section,
     complete_and_sample,
     create_jobs,
-    download_task_names,
+    download_task_ids,
     fetch,
     fmt,
     log,
@@ -95,7 +95,7 @@ class Throughput:
             raise RuntimeError(f"downloads not all queued: {queue.count} queued, codes {set(codes)}")
         stack.start_workers(workers, wait=False)
         wait_all_terminal(db, [j.job_id for j in jobs], timeout=900, interval=0.2)
-        task_ids = download_task_names(db, [job.job_id for job in jobs])
+        task_ids = download_task_ids(db, [job.job_id for job in jobs])
         deadline = time.monotonic() + 10
         while True:  # a job turns stored a moment before RQ records its task's end
             tasks = RQJob.fetch_many(task_ids, connection=raw)
@@ -213,7 +213,7 @@ class Throughput:
         bfl = [v or 0 for v in values[1::3]]
         events = [v or 0 for v in values[2::3]]
         pipe = db.pipeline(transaction=False)
-        for task in download_task_names(db, [job.job_id for job in jobs]):
+        for task in download_task_ids(db, [job.job_id for job in jobs]):
             pipe.memory_usage(RQJob.key_for(task), samples=0)
         rq_task = [v or 0 for v in pipe.execute()]
         # Index entries: the sorted sets' memory shared out over their members.

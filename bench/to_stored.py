@@ -43,7 +43,7 @@ from .common import (
     Section,
     complete_and_sample,
     create_jobs,
-    download_task_names,
+    download_task_ids,
     fetch,
     fmt,
     log,
@@ -129,7 +129,7 @@ class ToStored:
         to_stored = [(float(r["completed_at"]) - sent_at[j.job_id]) * 1000 for j, r in zip(jobs, records, strict=False)]
         figures = latency_figures("fh", to_stored)
         # Where the time goes, from RQ's own record of each download task.
-        task_ids = download_task_names(db, [job.job_id for job in jobs])
+        task_ids = download_task_ids(db, [job.job_id for job in jobs])
         raw = stack.redis(decode=False)
         deadline = time.monotonic() + 10
         while True:  # the last tasks may still be finishing (the job turns stored before its task ends)

@@ -30,7 +30,7 @@ from devtools.processes import free_port, python, start_process, stop_process, w
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.store.keys import KEYS
 
-from .common import MB, BenchJob, BenchStack, download_task_names, log, median, signed_callback, tree_memory
+from .common import MB, BenchJob, BenchStack, download_task_ids, log, median, signed_callback, tree_memory
 
 WORKER_GROWTH_TARGET = 50.0  # MB
 WEB_GROWTH_TARGET = 20.0  # MB
@@ -138,7 +138,7 @@ def fluxhook_store(stack: BenchStack, url: str) -> dict[str, float]:
     status = db.hget(KEYS.job(job.job_id), "status")
     if status != "stored":
         raise RuntimeError(f"the video job ended {status}: {db.hget(KEYS.job(job.job_id), 'error')}")
-    [task_id] = download_task_names(db, [job.job_id])
+    [task_id] = download_task_ids(db, [job.job_id])
     task = wait_until(lambda: (lambda t: t if t and t.ended_at else None)(RQJob.fetch(task_id, connection=raw)),
                       timeout=10, interval=0.05, message="RQ's record of the download")
     seconds = (task.ended_at - task.started_at).total_seconds()

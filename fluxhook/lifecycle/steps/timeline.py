@@ -40,12 +40,12 @@ class Kind(StrEnum):
     DRAFT_CACHE = "draft_cache"
 
 
-def entry(job_id: str, kind: str, **detail: Any) -> AddTimelineEntry:
-    """Entry ``kind`` (a ``Kind``) with ``detail``, as an effect to add with other work; ValueError for a kind
-    that is not one."""
+def entry(job_id: str, kind: str, at: float | None = None, **detail: Any) -> AddTimelineEntry:
+    """Entry ``kind`` (a ``Kind``) with ``detail``, as of ``at`` (now by default), as an effect to add with other
+    work; ValueError for a kind that is not one."""
     # Milliseconds, cut rather than rounded: a time rounded up could place the entry after what it led to (a
     # poll's answer after the job's end, stamped a fraction of a millisecond later).
-    at = math.floor(time.time() * 1000) / 1000
+    at = math.floor((time.time() if at is None else at) * 1000) / 1000
     text = json.dumps({"at": at, "kind": str(Kind(kind)), **detail}, separators=(",", ":"), default=str)
     return AddTimelineEntry(job_id, text)
 
@@ -73,7 +73,7 @@ def recent(timelines: "TimelineStore", job_id: str) -> list[dict]:
 
 def _named_wait(item: dict) -> dict:
     """A waiting entry that kept what held its job back (``line``: a job made in line, ``lua/job_record.lua``) with
-    the reason named from it, as of the entry's time, as the job's maker named it (``waits.of_joined``)."""
+    the reason named from it as of the entry's time, the job's creation, as its maker named it (``waits.of_joined``)."""
     line = item.pop("line", None)
     if isinstance(line, list):
         try:

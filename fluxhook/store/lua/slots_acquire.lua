@@ -17,9 +17,9 @@ local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest
 -- once they are): a new job does not look for them.
 slots_prelude.start(s, pool, true)
 if ARGV[rest + 5] ~= '?' then s.know_cap(owner, ARGV[rest + 5]) end
-local made, creation
+local made, spec
 if ARGV[rest + 6] then
-  made, creation = job_record.create(rest + 6, K.after)
+  made, spec = job_record.create(rest + 6, K.after)
   if made ~= job then
     return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
   end
@@ -41,5 +41,5 @@ elseif #s.open_in(pool) > 0 then
   end
 end
 local line = slots_waits.state(s, pool.name, owner, route)
-if creation then job_record.note_wait(creation, K.after, line) end
+if spec then job_record.note_wait(spec, K.after, line) end
 return {false, line}

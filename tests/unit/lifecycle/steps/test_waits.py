@@ -120,13 +120,23 @@ def test_a_new_job_s_wait_goes_on_its_timeline_in_the_step_that_puts_it_in_line(
     [created] = made
 
     # The join's script writes it, with what held the job back: no command of its own after the join.
-    pushed = [c for c in commands if c["command"].startswith(f"LPUSH {KEYS.timeline(created.job.id)} ")]
+    timeline_key = KEYS.timeline(created.job.id)
+    pushed = [c for c in commands if c["command"].startswith(f"LPUSH {timeline_key} ")]
     assert [c["client_type"] for c in pushed] == ["lua"] and '"line":' in pushed[0]["command"]
-    scripts = [c for c in commands if c["client_type"] != "lua" and c["command"].startswith("EVALSHA")]
-    assert KEYS.timeline(created.job.id) in scripts[-1]["command"]
+    naming = [c["command"] for c in commands if c["client_type"] != "lua" and timeline_key in c["command"]]
+    assert len(naming) == 1 and f" {KEYS.line(created.job.pool)} " in naming[0]  # the join, which names its line
     # Read back, the reason is named from that state as the request named it.
     assert created.waiting == Waiting(WaitReason.KEY_MAX_ACTIVE)
     assert [(e["reason"], "line" in e) for e in _entries(svc, created.job)] == [("key_max_active", False)]
+
+
+def test_a_new_job_s_wait_on_its_timeline_says_until_when_bfl_s_pause_holds_it_as_its_request_said(svc):
+    held = _holding(svc)
+    assert svc.slots.requeue(held, 30.0)  # BFL said it is full: the pool pauses 30 s at the account
+    created = creating.create_job(svc, ADMIN, creating.JobRequest(PRO, {"prompt": "paused"}), submit_here=False)
+
+    assert created.waiting.reason == WaitReason.BFL_CAPACITY and created.waiting.until > time.time() + 25
+    assert [{k: e[k] for k in ("reason", "until")} for e in _entries(svc, created.job)] == [created.waiting.to_api()]
 
 
 # --- BFL's refusal: recorded, until its pause ends ---------------------------------------------------------
