@@ -86,7 +86,7 @@ class _Sent:
     request: dict
     # BFL's answer: its task's id, polling_url and price.
     task: dict
-    held: _Attempt
+    attempt: _Attempt
 
 
 class SendLock(NamedTuple):
@@ -349,8 +349,8 @@ def _record(svc: Services, sent: _Sent) -> str:
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
     model, grace = svc.config.catalog.get(job.model or ""), svc.config.callback_grace_seconds
     # The job is in no line: the dispatch that gave it its slot took it out.
-    terms = Terms(unlock=sent.held.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True,
-                  read_back=sent.held.in_request)
+    terms = Terms(unlock=sent.attempt.lock, take=svc.store.kept.taken_with_submission(job.id), out_of_line=True,
+                  read_back=sent.attempt.in_request)
     early: list[bytes] = []
 
     def record() -> bool:
@@ -359,7 +359,7 @@ def _record(svc: Services, sent: _Sent) -> str:
             bfl_status=st.BFL_PENDING, input=None, submitted_at=now, account=account.name,
             due=first_poll_at(model, now, grace), due_if_watched=first_poll_at(model, now, grace, watched=True),
             terms=terms, effects=[*effects, entry, accepted], **fields)
-        sent.held.freed, sent.held.recorded = change.moved, change.record
+        sent.attempt.freed, sent.attempt.recorded = change.moved, change.record
         if change.taken is not None:
             early.append(change.taken)
         return change.moved
@@ -381,7 +381,7 @@ def _record(svc: Services, sent: _Sent) -> str:
     if job.input is None:
         task_inputs.drop(svc, job.id)  # its record kept none: it waited in storage, and BFL has it now
     if early:
-        sent.held.recorded = None  # the callback changes the job again
+        sent.attempt.recorded = None  # the callback changes the job again
         _apply_early_callback(svc, job.id, early[-1])
     return st.SUBMITTED
 

@@ -61,7 +61,7 @@ def of_joined(job: Job, line: LineState | None) -> Waiting | None:
     """Why a new job that did not get a slot waits, from ``line``: what held it back as it joined its line
     (``Slots.join``), which its timeline got in the same step (``timeline.recent`` names the reason from it), both as
     of the job's creation."""
-    return waiting(job.status, Place.LINE, line, None, job.created_at or time.time())
+    return waiting(job.status, Place.LINE, line, None, job.created_at)
 
 
 @dataclass(frozen=True)
