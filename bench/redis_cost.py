@@ -10,13 +10,15 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
 
 - commands per stored job: the ``calls`` of every ``cmdstat_*`` (commands run inside Lua scripts included, as
   Redis counts them) from just before the first POST to a second after the last thumbnail, over the jobs
-  stored; "less idle" subtracts what the same stack ran per second in the 6 s before the jobs (its loops,
-  heartbeats and polls: what a stack with no job costs anyway);
+  stored; "less idle" subtracts what the same stack ran per second in the 30 s before the jobs (its loops,
+  heartbeats and polls, and Redis's own cron: what a stack with no job costs anyway). The window holds whole
+  periods of the stack's slowest rounds (RQ's maintenance every 15 s, an idle lane's beat every 30 s), which a
+  shorter one would miss or catch at random and charge to the jobs;
 - socket reads per stored job (``total_reads_processed``), the same way: about one a round trip, each costing Redis
   the kernel's socket and ``epoll`` work whatever it carries;
-- Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way (the
-  idle rate is the median of those 6 one-second rates); and this machine's Redis CPU for one lone round trip
-  (``PING``), the least of three runs of 2,000 after the jobs, to read a job's CPU beside;
+- Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
+  and this machine's Redis CPU for one lone round trip (``PING``), the least of three runs of 2,000 after the jobs,
+  to read a job's CPU beside;
 - memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
   ``FIXED_MEMORY``; on Redis 7 each command's latency histogram), once the census has swept the keys that expired,
@@ -40,10 +42,8 @@ bench-redis` takes Debian's current one, as deployed, unless that is set. About 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -58,7 +58,7 @@ from .redis_stack import TreeStack, post_jobs, wait_thumbnails
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "f16fbba"
-IDLE_SECONDS = 6.0
+IDLE_SECONDS = 30.0
 SETTLE_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
 HOUR = 3600
@@ -259,13 +259,9 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
             own["info"] += 1
             return Snapshot.take(db, figures.histogram)
 
-        # A snapshot each second of the idle window: its CPU is the median second's, so one busy second (the AOF's
-        # fsync, the machine's other work) does not stand for all of them.
-        idle_samples = [info()]
-        for _ in range(int(IDLE_SECONDS)):
-            time.sleep(1.0)
-            idle_samples.append(info())
-        idle_start, start = idle_samples[0], idle_samples[-1]
+        idle_start = info()
+        time.sleep(IDLE_SECONDS)
+        start = info()
         own = {"info": 0, "hstrlen": 0}  # counted from the start snapshot on: its own INFO shows in the next
         own["info"] += 1
         own_reads = 0
@@ -297,16 +293,16 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         statuses = [db.hget(f"fh:job:{j}", "status") for j in ids]
         figures.stored = sum(s == "stored" for s in statuses)
         per_job = max(figures.stored, 1)
-        idle = delta(idle_start, start, {"info": len(idle_samples) - 1})
-        idle_calls = sum(c for c, _ in idle.values()) / (start.at - idle_start.at)
-        idle_cpu = statistics.median((b.cpu - a.cpu - own_usec(a, b) / 1e6) / (b.at - a.at)
-                                     for a, b in itertools.pairwise(idle_samples))
+        idle_seconds = start.at - idle_start.at
+        idle = delta(idle_start, start, {"info": 1})
+        idle_calls = sum(c for c, _ in idle.values()) / idle_seconds
+        idle_cpu = (start.cpu - idle_start.cpu - own_usec(idle_start, start) / 1e6) / idle_seconds
         figures.idle_per_s, figures.idle_cpu_ms_per_s = idle_calls, idle_cpu * 1000
         run = delta(start, end, own)
         total = sum(c for c, _ in run.values())
         figures.commands = total / per_job
         figures.commands_less_idle = (total - idle_calls * figures.seconds) / per_job
-        idle_reads = (start.reads - idle_start.reads - len(idle_samples) + 1) / (start.at - idle_start.at)
+        idle_reads = (start.reads - idle_start.reads - 1) / idle_seconds
         reads = end.reads - start.reads - own["info"] - own_reads  # the end's read for the start's
         figures.reads = reads / per_job
         figures.reads_less_idle = (reads - idle_reads * figures.seconds) / per_job
