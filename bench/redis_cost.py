@@ -34,9 +34,12 @@ job reads run outside the window.
 
 Each configuration (jobs x accounts) runs with this tree, then with the baseline: a detached ``git worktree`` of
 f16fbba (made when missing, removed at the end if this run made it), its web and worker started from that tree.
-``--steps`` (on by default) then runs one job under ``MONITOR`` with each tree and attributes every command to
-its lifecycle step (``bench/redis_steps.py``). The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make
-bench-redis` takes Debian's current one, as deployed, unless that is set. About 13 minutes; ``--quick``: 150 jobs, one account.
+``--replay`` (on by default) then runs the first configuration again under ``MONITOR`` with each tree and replays its
+commands in order on a Redis of their own (``bench/redis_replay.py``), one a round trip and all in one stream: Redis's
+own work per job apart from its round trips, and what a round trip costs it. ``--steps`` (on by default) then runs one
+job under ``MONITOR`` with each tree and attributes every command to its lifecycle step (``bench/redis_steps.py``).
+The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make bench-redis` takes Debian's current one, as deployed,
+unless that is set. About 20 minutes; ``--quick``: 150 jobs, one account.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"checkout of {BASELINE_COMMIT} ('none': no baseline)")
     parser.add_argument("--steps", action=argparse.BooleanOptionalAction, default=True,
                         help="one job under MONITOR per tree, its commands by lifecycle step")
+    parser.add_argument("--replay", action=argparse.BooleanOptionalAction, default=True,
+                        help="a run of the first configuration under MONITOR per tree, its commands replayed in "
+                             "order on a Redis of their own: Redis's own work per job, and a round trip's cost")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args(argv)
     args.jobs = [150] if args.quick else [int(v) for v in args.jobs.split(",") if v.strip()]
@@ -404,6 +410,46 @@ def print_census(results: list[Figures]) -> None:
             print(f"  {pattern:<60} {keys:5.2f} keys {size:8.0f} B  after 1 h {after:8.0f} B")
 
 
+@dataclass
+class Replays:
+    """A tree's run replayed (``redis_replay``): Redis's CPU per job with each command its own round trip (the reads
+    it took) and with all in one stream, the commands sent per job, and what that makes of one round trip and of the
+    round trips the measured run took (``at_run_trips``: its reads less idle, each at that cost, over the stream)."""
+
+    tree: str
+    jobs: int
+    accounts: int
+    sent: float
+    each_trip_us: float
+    each_trip_reads: float
+    stream_us: float
+    trip_us: float
+    at_run_trips_us: float
+
+
+def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argparse.Namespace) -> list[Replays]:
+    """Each tree's run of the first configuration captured and replayed both ways (``redis_replay``)."""
+    from .redis_replay import STREAM, capture, replay
+
+    jobs, accounts = args.jobs[0], args.accounts[0]
+    found = []
+    for label, tree in trees:
+        captured = capture(tree, jobs, accounts, args.submit_delay, args.task_delay)
+        each, stream = replay(captured, 1), replay(captured, STREAM)
+        trip = (each.cpu_us - stream.cpu_us) / max(each.reads - stream.reads, 1e-9)
+        run = next(f for f in results if (f.tree, f.jobs, f.accounts) == (label, jobs, accounts))
+        found.append(Replays(label, jobs, accounts, len(captured.run) / max(captured.jobs, 1), each.cpu_us,
+                             each.reads, stream.cpu_us, trip, stream.cpu_us + trip * run.reads_less_idle))
+    print(f"\nReplayed ({jobs} jobs, {accounts} account(s)): the run's commands in order on a Redis of their own\n")
+    print("| code | commands sent / job | one a round trip: CPU / job (reads) | in one stream: CPU / job "
+          "| one round trip | at the measured run's round trips |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in found:
+        print(f"| {r.tree} | {r.sent:.1f} | {r.each_trip_us / 1000:.2f} ms ({r.each_trip_reads:.1f}) | "
+              f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms |")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     baseline = None if args.baseline_tree == "none" else Path(args.baseline_tree)
@@ -427,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         print_summary(results)
         print_tops(results)
         print_census(results)
+        replays = replayed(trees, results, args) if args.replay else []
         steps = {}
         if args.steps:
             from .redis_steps import print_steps, single_job
@@ -435,8 +482,8 @@ def main(argv: list[str] | None = None) -> int:
                 steps[label] = single_job(tree, args.submit_delay, args.task_delay)
             print_steps(steps)
         if args.json:
-            Path(args.json).write_text(json.dumps({"runs": [f.__dict__ for f in results], "steps": steps},
-                                                  indent=1))
+            Path(args.json).write_text(json.dumps({"runs": [f.__dict__ for f in results], "steps": steps,
+                                                   "replays": [r.__dict__ for r in replays]}, indent=1))
     finally:
         if made:
             remove_baseline(baseline)

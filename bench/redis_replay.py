@@ -1,0 +1,174 @@
+"""Redis's own work for a stored job, apart from the round trips that carry it: a run's commands replayed in order.
+
+A run of the Redis-cost bench's stack (``redis_stack.TreeStack``: the same simulator, jobs and processes as
+``redis_cost.measure``) is captured with ``MONITOR`` from the moment Redis starts: every command a client sent, each
+with its arguments as they were. The commands are then sent again, in the order Redis ran them, to a Redis of their own
+(the suite's server, AOF on as deployed): the stack's start and idle seconds first, unmeasured, then the jobs' part,
+measured with ``INFO`` as the bench measures a run. Commands a script ran are not sent (the script runs them again);
+nor are the ones that wait or only watch (``BLPOP``, ``MULTI``/``EXEC``, ``WATCH``, ``CLIENT``, ``INFO``...), nor the
+bench's own (``HSTRLEN``).
+
+Sent one to a round trip, each command costs Redis the wake-up of an idle server, as at the bench's light load; sent
+all in one stream, the same commands cost Redis its own work alone (the scripts, the commands, the AOF), as on a busy
+server whose every wake-up finds work. The two bound what a job costs Redis at any load; the difference, over the
+commands, is what one round trip costs Redis on this machine.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from devtools.processes import RedisServer
+
+from .redis_stack import TreeStack, post_jobs, wait_thumbnails
+
+# Sent again: everything a client sent that changes or reads data, scripts loaded included.
+NOT_SENT = frozenset({
+    "MONITOR", "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BZPOPMIN", "BZPOPMAX", "MULTI", "EXEC", "DISCARD", "WATCH",
+    "UNWATCH", "CLIENT", "INFO", "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "PING", "CONFIG",
+    "SLOWLOG", "WAIT", "HELLO", "SELECT", "XREAD", "XREADGROUP", "HSTRLEN", "QUIT", "RESET", "ROLE", "COMMAND"})
+# A line of MONITOR: "+<unix time> [<db> <client address, or lua>] "<arg>" "<arg>" ...".
+_LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]+)\] (.*)$')
+# sdscatrepr's escapes, the ones it writes as a letter.
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("a"): 7, ord("b"): 8}
+# The stream's commands go in pipelines this long: Redis's own work, with a round trip it cannot notice.
+STREAM = 1000
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A run's commands as Redis ran them: ``before`` the jobs (the stack's start and idle), and theirs (``run``)."""
+
+    before: list[list[bytes]]
+    run: list[list[bytes]]
+    jobs: int
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """Redis's CPU per stored job (µs) and its socket reads per job, for the commands sent ``per_trip`` a round trip."""
+
+    per_trip: int
+    cpu_us: float
+    reads: float
+
+
+def arguments(quoted: bytes) -> list[bytes]:
+    """A MONITOR line's arguments, each as the client sent it: ``"a" "b\\x00"`` -> [b"a", b"b\\x00"]."""
+    found, i = [], 0
+    while i < len(quoted):
+        if quoted[i] != ord('"'):
+            i += 1
+            continue
+        i += 1
+        value = bytearray()
+        while quoted[i] != ord('"'):
+            if quoted[i] == ord("\\"):
+                escaped = quoted[i + 1]
+                if escaped == ord("x"):
+                    value.append(int(quoted[i + 2:i + 4], 16))
+                    i += 4
+                    continue
+                value.append(_ESCAPES.get(escaped, escaped))
+                i += 2
+                continue
+            value.append(quoted[i])
+            i += 1
+        found.append(bytes(value))
+        i += 1
+    return found
+
+
+def commands(monitored: bytes, posted_at: float, ended_at: float) -> tuple[list[list[bytes]], list[list[bytes]]]:
+    """The clients' commands in ``monitored`` (MONITOR's output) that are sent again: those before ``posted_at``, and
+    those from it to ``ended_at``."""
+    before: list[list[bytes]] = []
+    run: list[list[bytes]] = []
+    for line in monitored.split(b"\r\n"):
+        match = _LINE.match(line)
+        if not match or match[2] == b"lua":
+            continue
+        args = arguments(match[3])
+        if not args or args[0].upper().decode(errors="replace") in NOT_SENT:
+            continue
+        at = float(match[1])
+        if at < posted_at:
+            before.append(args)
+        elif at <= ended_at:
+            run.append(args)
+    return before, run
+
+
+def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_delay: float) -> Capture:
+    """A run of ``jobs`` jobs on ``tree``'s stack under MONITOR, from Redis's start to the last thumbnail."""
+    stack = TreeStack(tree, accounts, submit_delay, task_delay).start_redis()
+    monitored = bytearray()
+    done = threading.Event()
+
+    def monitor() -> None:
+        # A socket of its own, not redis-py's Monitor, which joins a command's arguments with spaces.
+        with socket.create_connection(("127.0.0.1", stack.redis_server.port), timeout=0.5) as sock:
+            sock.sendall(b"MONITOR\r\n")
+            while not done.is_set():
+                try:
+                    received = sock.recv(1 << 20)
+                except TimeoutError:
+                    continue
+                if not received:
+                    return
+                monitored.extend(received)
+
+    reader = threading.Thread(target=monitor, daemon=True)
+    try:
+        reader.start()
+        stack.start()
+        time.sleep(3.0)
+        posted_at = time.time()
+        ids, _ = post_jobs(stack, jobs)
+        wait_thumbnails(stack, ids, 900)
+        db = stack.redis()
+        while any(not db.hstrlen(f"fh:job:{job}", "thumbnail_key") for job in ids):
+            time.sleep(0.1)
+        ended_at = time.time()
+        time.sleep(0.5)
+    finally:
+        done.set()
+        stack.stop()
+        reader.join(5)
+    before, run = commands(bytes(monitored), posted_at, ended_at)
+    return Capture(before, run, len(ids))
+
+
+def replay(captured: Capture, per_trip: int) -> Replayed:
+    """``captured`` sent again in order to a Redis of its own, ``per_trip`` commands a round trip for the jobs' part."""
+    with tempfile.TemporaryDirectory(prefix="fluxhook-replay-") as directory:
+        server = RedisServer(directory=directory).start()
+        try:
+            db = redis.Redis.from_url(server.url)
+            _send(db, captured.before, STREAM)
+            first = db.info("all")
+            _send(db, captured.run, per_trip)
+            last = db.info("all")
+        finally:
+            server.stop()
+    cpu = last["used_cpu_user"] + last["used_cpu_sys"] - first["used_cpu_user"] - first["used_cpu_sys"]
+    own = last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]
+    reads = last["total_reads_processed"] - first["total_reads_processed"] - 1  # the last INFO's
+    jobs = max(captured.jobs, 1)
+    return Replayed(per_trip, (cpu * 1e6 - own) / jobs, reads / jobs)
+
+
+def _send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> None:
+    for first in range(0, len(sent), per_trip):
+        pipe = db.pipeline(transaction=False)
+        for args in sent[first:first + per_trip]:
+            pipe.execute_command(*args)
+        pipe.execute(raise_on_error=False)  # a client's error (NOSCRIPT before a SCRIPT LOAD) comes back alike

@@ -1,0 +1,63 @@
+"""bench.redis_replay on a real Redis: MONITOR's lines give back each command as its client sent it, the commands a
+script ran and those that wait are left out, and a replay sends the rest in order, as many a round trip as asked."""
+
+import socket
+import time
+
+import pytest
+import redis
+
+from bench.redis_replay import Capture, commands, replay
+from devtools.processes import RedisServer
+
+# Every byte sdscatrepr escapes, and spaces that would split a naive reading.
+AWKWARD = b'a "quoted" \\ back\nslash \r\t\x07\x08 \x00\xff end'
+
+
+@pytest.fixture()
+def monitored(tmp_path):
+    """A Redis of its own, a client of it, and a function that reads what MONITOR saw until it holds ``until``."""
+    server = RedisServer(directory=str(tmp_path)).start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock.sendall(b"MONITOR\r\n")
+    seen = bytearray()
+
+    def read(until: bytes) -> bytes:
+        while until not in seen:
+            seen.extend(sock.recv(1 << 16))
+        return bytes(seen)
+
+    read(b"+OK\r\n")
+    yield redis.Redis.from_url(server.url), read
+    sock.close()
+    server.stop()
+
+
+def test_each_command_comes_back_as_its_client_sent_it_and_only_those_a_client_sent(monitored):
+    db, read = monitored
+    db.hset("record", "field", AWKWARD)
+    db.eval("redis.call('SET', KEYS[1], ARGV[1]) return 1", 1, "by-lua", "value")
+    db.blpop(["nothing"], timeout=0.01)
+    db.ping()
+    marked = time.time()
+    db.set("after", "the mark")
+    db.rpush("list", "x", "y y")
+
+    before, run = commands(read(b'"y y"'), marked, time.time() + 1)
+
+    assert [b"HSET", b"record", b"field", AWKWARD] in before
+    assert [b"EVAL", b"redis.call('SET', KEYS[1], ARGV[1]) return 1", b"1", b"by-lua", b"value"] in before
+    assert not [c for c in before + run if c[0].upper() in (b"BLPOP", b"PING")]  # waits and pings: not sent
+    assert not [c for c in before + run if c[:2] == [b"SET", b"by-lua"]]  # what the script ran: the script runs it
+    assert run == [[b"SET", b"after", b"the mark"], [b"RPUSH", b"list", b"x", b"y y"]]
+
+
+def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
+    captured = Capture(before=[[b"SET", b"made", b"before"]],
+                       run=[[b"HSET", b"record", b"field", AWKWARD], [b"INCR", b"counter"], [b"GET", b"made"]],
+                       jobs=1)
+
+    each, stream = replay(captured, 1), replay(captured, 1000)
+
+    assert each.reads == 3 and stream.reads == 1
+    assert each.cpu_us > 0 and stream.cpu_us > 0
