@@ -423,6 +423,7 @@ class Replays:
     each_trip_us: float
     each_trip_reads: float
     stream_us: float
+    errors: int
     trip_us: float
     at_run_trips_us: float
 
@@ -439,14 +440,15 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
         trip = (each.cpu_us - stream.cpu_us) / max(each.reads - stream.reads, 1e-9)
         run = next(f for f in results if (f.tree, f.jobs, f.accounts) == (label, jobs, accounts))
         found.append(Replays(label, jobs, accounts, len(captured.run) / max(captured.jobs, 1), each.cpu_us,
-                             each.reads, stream.cpu_us, trip, stream.cpu_us + trip * run.reads_less_idle))
+                             each.reads, stream.cpu_us, each.errors, trip,
+                             stream.cpu_us + trip * run.reads_less_idle))
     print(f"\nReplayed ({jobs} jobs, {accounts} account(s)): the run's commands in order on a Redis of their own\n")
     print("| code | commands sent / job | one a round trip: CPU / job (reads) | in one stream: CPU / job "
-          "| one round trip | at the measured run's round trips |")
-    print("| --- | --- | --- | --- | --- | --- |")
+          "| one round trip | at the measured run's round trips | errors answered |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in found:
         print(f"| {r.tree} | {r.sent:.1f} | {r.each_trip_us / 1000:.2f} ms ({r.each_trip_reads:.1f}) | "
-              f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms |")
+              f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms | {r.errors} |")
     return found
 
 

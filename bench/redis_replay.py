@@ -54,11 +54,13 @@ class Capture:
 
 @dataclass(frozen=True)
 class Replayed:
-    """Redis's CPU per stored job (µs) and its socket reads per job, for the commands sent ``per_trip`` a round trip."""
+    """Redis's CPU per stored job (µs) and its socket reads per job, for the commands sent ``per_trip`` a round trip;
+    the errors Redis answered (those the run had: a script's call before its load, answered ``NOSCRIPT``)."""
 
     per_trip: int
     cpu_us: float
     reads: float
+    errors: int
 
 
 def arguments(quoted: bytes) -> list[bytes]:
@@ -155,7 +157,7 @@ def replay(captured: Capture, per_trip: int) -> Replayed:
             db = redis.Redis.from_url(server.url)
             _send(db, captured.before, STREAM)
             first = db.info("all")
-            _send(db, captured.run, per_trip)
+            errors = _send(db, captured.run, per_trip)
             last = db.info("all")
         finally:
             server.stop()
@@ -163,12 +165,15 @@ def replay(captured: Capture, per_trip: int) -> Replayed:
     own = last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]
     reads = last["total_reads_processed"] - first["total_reads_processed"] - 1  # the last INFO's
     jobs = max(captured.jobs, 1)
-    return Replayed(per_trip, (cpu * 1e6 - own) / jobs, reads / jobs)
+    return Replayed(per_trip, (cpu * 1e6 - own) / jobs, reads / jobs, errors)
 
 
-def _send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> None:
+def _send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> int:
+    """Send ``sent`` in order, ``per_trip`` commands a pipeline; how many Redis answered with an error."""
+    errors = 0
     for first in range(0, len(sent), per_trip):
         pipe = db.pipeline(transaction=False)
         for args in sent[first:first + per_trip]:
             pipe.execute_command(*args)
-        pipe.execute(raise_on_error=False)  # a client's error (NOSCRIPT before a SCRIPT LOAD) comes back alike
+        errors += sum(isinstance(answer, redis.ResponseError) for answer in pipe.execute(raise_on_error=False))
+    return errors

@@ -54,10 +54,12 @@ def test_each_command_comes_back_as_its_client_sent_it_and_only_those_a_client_s
 
 def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
     captured = Capture(before=[[b"SET", b"made", b"before"]],
-                       run=[[b"HSET", b"record", b"field", AWKWARD], [b"INCR", b"counter"], [b"GET", b"made"]],
+                       run=[[b"HSET", b"record", b"field", AWKWARD], [b"INCR", b"counter"], [b"INCR", b"made"],
+                            [b"GET", b"made"]],
                        jobs=1)
 
     each, stream = replay(captured, 1), replay(captured, 1000)
 
-    assert each.reads == 3 and stream.reads == 1
+    assert each.reads == 4 and stream.reads == 1
+    assert each.errors == stream.errors == 1  # INCR of the text sent before the jobs' part: that part went first
     assert each.cpu_us > 0 and stream.cpu_us > 0
