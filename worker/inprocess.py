@@ -24,12 +24,14 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
+from rq.results import Result
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from fluxhook.core.stopping import StopRequested
+from fluxhook.lifecycle.steps.enqueueing import SUCCESS_KEPT
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -269,6 +271,12 @@ class InProcessWorker(SimpleWorker):
         # the task's heartbeat TTL, and the dequeue loop would beat at once in a round trip of its own.
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
         self.heartbeat(pipeline=pipeline)
+        if job.result_ttl == SUCCESS_KEPT and job.get_status(refresh=False) == JobStatus.FINISHED:
+            # A task that keeps nothing of its success (enqueueing.SUCCESS_KEPT): its record and its result, written
+            # earlier in this MULTI with a second to live, go with it. Left to expire, they stay in memory until
+            # Redis's expiry comes across them: at its pace of a few hundred keys a second, hours among the
+            # millions of job keys a retention keeps with a TTL.
+            pipeline.delete(job.key, Result.get_key(job.id))
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not

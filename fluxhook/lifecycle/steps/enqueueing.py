@@ -62,14 +62,17 @@ CONFIRM_RETRIES = 5
 # are the message's own (``core.notify_answers``), so a Retry-After can set them; RQ's one retry is for a task
 # that did not get to end (its worker killed, a Redis error).
 NOTIFY_JOB_TIMEOUT = 60
-# A job's own tasks (its download, draft cache, notification, a confirmation) keep a run that succeeded one
-# second: nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's
-# result of each (a stream entry and the task's record kept for its TTL) was most of what a stored job held in
-# Redis its first hour. Not 0: RQ deletes such a task as it ends by reading its executions back, six round trips
-# that are half of what RQ's end of a task costs Redis; one second's TTL is written in the end's own MULTI. A
-# failed run is kept a week, to look at, each under its own id (``task_id``): a job's tasks fail in RQ only when
-# they did not get to end (a worker killed, Redis failing) or gave up, so they stay few.
-_KEEP = {"result_ttl": 1, "failure_ttl": 7 * 86400}
+# A job's own tasks (its download, draft cache, notification, a confirmation) keep nothing of a run that succeeded:
+# nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's result of each
+# (a stream of about 4.5 KB and the task's record) was most of what a stored job held in Redis its first hour. Not
+# RQ's 0: RQ deletes such a task as it ends by reading its executions back, six round trips that are half of what
+# RQ's end of a task costs Redis. With this TTL the worker deletes both in the end's own MULTI
+# (``worker.inprocess``): left to expire, they would stay in memory until Redis's expiry came across them, which
+# among the millions of keys a retention keeps with a TTL takes hours. A failed run is kept a week, to look at, each
+# under its own id (``task_id``): a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis
+# failing) or gave up, so they stay few.
+SUCCESS_KEPT = 1
+_KEEP = {"result_ttl": SUCCESS_KEPT, "failure_ttl": 7 * 86400}
 # A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
 # sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
 # waiting job, not with the jobs. A failed run is kept long enough for an operator: the failed registry

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from rq import Queue, Retry
 from rq.job import JobStatus
+from rq.results import Result
 from rq.suspension import resume, suspend
 from rq.utils import now
 from rq.worker import WorkerStatus
@@ -167,3 +168,27 @@ def test_a_jobs_task_that_succeeded_is_kept_a_second_and_ended_without_reading_i
     assert reads == []
     wait_until(lambda: not svc.redis.exists(task.key, f"rq:results:{task.id}"), timeout=5,
                message="the task's records to expire")
+
+
+def test_a_task_that_keeps_nothing_of_its_success_leaves_nothing_in_redis_as_it_ends(make_services):
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    kept_nothing = queue.enqueue("time.time", result_ttl=enqueueing.SUCCESS_KEPT)
+    kept = queue.enqueue("time.time", result_ttl=600)  # a cron task's success is kept, to look at
+    failed = queue.enqueue("math.sqrt", -1, result_ttl=enqueueing.SUCCESS_KEPT, failure_ttl=600)
+    worker = InProcessWorker([queue], connection=svc.redis)
+
+    commands = commands_during(svc.redis, 6, lambda: worker.work(burst=True))
+
+    # At once, in the end's own MULTI: not left for Redis's expiry to come across, which takes hours among a
+    # retention's keys; and its RQ end wrote them first, or they would be there still.
+    assert not svc.redis.exists(kept_nothing.key, Result.get_key(kept_nothing.id))
+    names = [c["command"].split(" ", 1)[0] for c in commands]
+    dropped = [i for i, c in enumerate(commands) if c["command"].startswith(f"DEL {kept_nothing.key} ")]
+    assert len(dropped) == 1
+    opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")
+    assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
+    assert kept.get_status(refresh=True) == JobStatus.FINISHED and kept.latest_result() is not None
+    assert failed.get_status(refresh=True) == JobStatus.FAILED
+    assert 500 < svc.redis.ttl(failed.key)  # a failed run is kept to look at
+    worker.teardown()
