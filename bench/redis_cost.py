@@ -19,7 +19,9 @@ and waits until every job is stored with its thumbnail. The figures are Redis's 
 - Redis CPU per stored job: ``used_cpu_user + used_cpu_sys`` of the server over the same window, the same way;
   and this machine's Redis CPU for one lone round trip (``PING``), the least of three runs of 2,000 after the jobs,
   to read a job's CPU beside;
-- memory per job: ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
+- memory per job (Redis holding ``--retained`` keys with a 30-day TTL first, 100,000 by default, as a deployment's
+  holds its finished jobs': Redis's expiry, which walks them all, finds a key a run leaves to expire as late as it
+  would in production): ``used_memory`` after, less before, over the jobs; then the jobs' part of it, less what does not
   grow with jobs but with the run (the scripts loaded, the clients' buffers, the AOF's and replication's buffers:
   ``FIXED_MEMORY``; on Redis 7 each command's latency histogram), once the census has swept the keys that expired,
   and at its peak while the jobs run; and a census of every key (``MEMORY USAGE``, ``TTL``) after, less before: what
@@ -62,6 +64,9 @@ from .redis_stack import TreeStack, post_jobs, wait_thumbnails
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "f16fbba"
 IDLE_SECONDS = 30.0
+# A retention's keys (--retained): a finished job's record is about 850 B, its timeline and task index beside it.
+RETAINED_TTL = 30 * 86400
+RETAINED_VALUE = "x" * 200
 SETTLE_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
 HOUR = 3600
@@ -88,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"checkout of {BASELINE_COMMIT} ('none': no baseline)")
     parser.add_argument("--steps", action=argparse.BooleanOptionalAction, default=True,
                         help="one job under MONITOR per tree, its commands by lifecycle step")
+    parser.add_argument("--retained", type=int, default=100_000,
+                        help="keys with a 30-day TTL in Redis before the stack's idle window, as a retention keeps them")
     parser.add_argument("--replay", action=argparse.BooleanOptionalAction, default=True,
                         help="a run of the first configuration under MONITOR per tree, its commands replayed in "
                              "order on a Redis of their own: Redis's own work per job, and a round trip's cost")
@@ -250,12 +257,24 @@ class Figures:
     census: list = field(default_factory=list)
 
 
+def retain(db: redis.Redis, count: int) -> None:
+    """``count`` keys with a retention's TTL, as a deployment's Redis holds its finished jobs' for
+    ``JOB_RETENTION_DAYS``: Redis finds a key that expired by walking every key with a TTL, a few hundred a second,
+    so what a run leaves to expire lingers among them as it would in production, not as in an empty Redis."""
+    for first in range(0, count, 10_000):
+        pipe = db.pipeline(transaction=False)
+        for n in range(first, min(first + 10_000, count)):
+            pipe.set(f"bench:retained:{n}", RETAINED_VALUE, ex=RETAINED_TTL)
+        pipe.execute()
+
+
 def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Namespace) -> Figures:
     stack = TreeStack(tree, accounts, args.submit_delay, args.task_delay)
     figures = Figures(label, jobs, accounts)
     try:
         stack.start()
         db = stack.redis()
+        retain(db, args.retained)
         time.sleep(3.0)  # the worker's first rounds (schedulers, cron, migrations) are not an idle second's cost
         keys_before = census(db)
         figures.histogram = histogram_size(db)
