@@ -1,7 +1,7 @@
 """A lane's RQ worker (worker/inprocess.py): after its lane lost Redis, the tasks Redis still records as
 running in it are given back to RQ at once, not once their heartbeat lapses; another worker's are left. Idle, it
 cleans a queue's registries once per maintenance interval among all lanes, beats every worker_ttl - 15 s, and
-looks for `rq suspend` without a heartbeat."""
+looks for `rq suspend` without a heartbeat. A job's task that succeeded leaves nothing in Redis as it ends."""
 
 from __future__ import annotations
 
@@ -151,43 +151,40 @@ def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspend
     assert not waiting.is_alive()
 
 
-def test_a_jobs_task_that_succeeded_is_kept_a_second_and_ended_without_reading_its_executions_back(make_services):
+def test_a_jobs_task_that_succeeded_leaves_nothing_in_redis_as_its_one_multi_ends_it(make_services):
     """RQ deletes a task kept 0 s by reading its executions back (six round trips); kept one second, its end is the
-    one MULTI, and nothing of it is left a moment later."""
+    one MULTI, which deletes its record and result once RQ has written them: left to expire, they would stay until
+    Redis's expiry came across them, hours among a retention's keys."""
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
     options = enqueueing._download_options()
     task = queue.enqueue("builtins.len", "abc", job_id="download-job_x", result_ttl=options["result_ttl"],
                          failure_ttl=options["failure_ttl"])
-    lane = InProcessWorker([queue], connection=svc.redis, name="lane-kept-a-second")
-    sent = [c["command"] for c in commands_during(svc.redis, 6, lambda: lane.work(burst=True))]
-    # Ended as finished, its record kept one second (read from what was sent: a second is soon over on a busy machine).
-    assert any(c.startswith(f"HSET {task.key} status finished") for c in sent), sent
-    assert f"EXPIRE {task.key} 1" in sent
+    lane = InProcessWorker([queue], connection=svc.redis, name="lane-kept-nothing")
+    commands = commands_during(svc.redis, 6, lambda: lane.work(burst=True))
+
+    sent = [c["command"] for c in commands]
+    names = [c.split(" ", 1)[0] for c in sent]
     reads = [c for c in sent if c.split(" ")[0] in ("ZRANGE", "ZREMRANGEBYSCORE") and "executions" in c]
     assert reads == []
-    wait_until(lambda: not svc.redis.exists(task.key, f"rq:results:{task.id}"), timeout=5,
-               message="the task's records to expire")
+    # Gone at once, not a second later; RQ's end wrote them first (its status, its result), or they would be there.
+    assert not svc.redis.exists(task.key, Result.get_key(task.id))
+    ended = sent.index(next(c for c in sent if c.startswith(f"HSET {task.key} status finished")))
+    dropped = [i for i, c in enumerate(sent) if c.startswith(f"DEL {task.key} {Result.get_key(task.id)}")]
+    assert len(dropped) == 1 and ended < dropped[0]
+    assert sent.index(next(c for c in sent if c.startswith(f"XADD {Result.get_key(task.id)}"))) < dropped[0]
+    opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")  # in the end's own MULTI
+    assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
 
 
-def test_a_task_that_keeps_nothing_of_its_success_leaves_nothing_in_redis_as_it_ends(make_services):
+def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
-    kept_nothing = queue.enqueue("time.time", result_ttl=enqueueing.SUCCESS_KEPT)
     kept = queue.enqueue("time.time", result_ttl=600)  # a cron task's success is kept, to look at
     failed = queue.enqueue("math.sqrt", -1, result_ttl=enqueueing.SUCCESS_KEPT, failure_ttl=600)
     worker = InProcessWorker([queue], connection=svc.redis)
+    worker.work(burst=True)
 
-    commands = commands_during(svc.redis, 6, lambda: worker.work(burst=True))
-
-    # At once, in the end's own MULTI: not left for Redis's expiry to come across, which takes hours among a
-    # retention's keys; and its RQ end wrote them first, or they would be there still.
-    assert not svc.redis.exists(kept_nothing.key, Result.get_key(kept_nothing.id))
-    names = [c["command"].split(" ", 1)[0] for c in commands]
-    dropped = [i for i, c in enumerate(commands) if c["command"].startswith(f"DEL {kept_nothing.key} ")]
-    assert len(dropped) == 1
-    opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")
-    assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
     assert kept.get_status(refresh=True) == JobStatus.FINISHED and kept.latest_result() is not None
     assert failed.get_status(refresh=True) == JobStatus.FAILED
     assert 500 < svc.redis.ttl(failed.key)  # a failed run is kept to look at

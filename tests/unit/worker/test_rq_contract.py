@@ -10,6 +10,7 @@ import threading
 import pytest
 from rq import Queue
 from rq.job import JobStatus
+from rq.results import Result
 from rq.worker import SimpleWorker
 
 from worker.inprocess import InProcessWorker
@@ -20,6 +21,8 @@ USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_
                 "dequeue_job_and_maintain_ttl", "queues", "connection", "log", "name",
                 "worker_ttl", "maintenance_interval", "last_cleaned_at")
 USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry")
+# A task's end deletes the record and result of a task that keeps nothing of its success (cleanup_execution).
+USED_FROM_JOB = ("key", "result_ttl", "get_status")
 OVERRIDDEN = sorted(name for name, value in vars(InProcessWorker).items()
                     if inspect.isfunction(value) and not name.startswith("_") and hasattr(SimpleWorker, name))
 
@@ -45,6 +48,10 @@ def test_the_names_the_subclass_reads_exist(connection):
     missing = [name for name in USED_FROM_RQ if not hasattr(worker, name)]
     queue = worker.queues[0]
     missing += [f"Queue.{name}" for name in USED_FROM_QUEUE if not hasattr(queue, name)]
+    task = queue.enqueue("time.time")
+    missing += [f"Job.{name}" for name in USED_FROM_JOB if not hasattr(task, name)]
+    if Result.get_key(task.id) != f"rq:results:{task.id}":
+        missing.append("Result.get_key, naming a task's result stream")
     assert not missing, f"RQ no longer has what worker/inprocess.py uses: {missing}"
 
 
