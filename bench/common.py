@@ -349,6 +349,45 @@ def download_task_ids(db: redis.Redis, job_ids: Sequence[str]) -> list[str]:
     return [download_named(job_id, value) for job_id, value in zip(job_ids, held, strict=True)]
 
 
+@dataclass(frozen=True)
+class StoredDownload:
+    """When a stored job's download began and ended (its fetch and store, before its thumbnail), by the wall clock."""
+
+    started: float
+    ended: float
+
+
+def stored_downloads(db: redis.Redis, job_ids: Sequence[str]) -> list[StoredDownload]:
+    """Each stored job's download, from its timeline's entry of it (``storing._notes``: its end and its seconds): RQ
+    keeps no record of a job's task that succeeded (``worker.inprocess``)."""
+    found = []
+    for job_id, entries in zip(job_ids, timelines(db, job_ids), strict=True):
+        stored = [e for e in entries if e.get("kind") == "download" and e.get("outcome") == "stored"]
+        if not stored:
+            raise RuntimeError(f"job {job_id} has no stored download on its timeline")
+        found.append(StoredDownload(stored[0]["at"] - stored[0]["seconds"], stored[0]["at"]))
+    return found
+
+
+def callback_times(db: redis.Redis, job_ids: Sequence[str]) -> list[float]:
+    """When each job's Ready callback was recorded, from its timeline's entry of it (the latest callback's)."""
+    found = []
+    for job_id, entries in zip(job_ids, timelines(db, job_ids), strict=True):
+        called = [e["at"] for e in entries if e.get("kind") == "callback"]
+        if not called:
+            raise RuntimeError(f"job {job_id} has no callback on its timeline")
+        found.append(called[0])
+    return found
+
+
+def timelines(db: redis.Redis, job_ids: Sequence[str]) -> list[list[dict]]:
+    """Each job's timeline entries, newest first, in one round trip."""
+    pipe = db.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.lrange(KEYS.timeline(job_id), 0, -1)
+    return [[json.loads(entry) for entry in entries] for entries in pipe.execute()]
+
+
 def create_jobs(stack: BenchStack, count: int, prompt: str = "[pending] [drop] bench", threads: int = 6) -> list[BenchJob]:
     """``count`` jobs through ``POST /v1/jobs`` whose simulator tasks stay Pending and never call back."""
     auth = {"Authorization": f"Bearer {stack.env['API_TOKENS'].split(',')[0]}"}

@@ -1,7 +1,8 @@
 """Benchmark: what a stored job costs Redis (SPEC §17), beside f16fbba measured in the same run.
 
     .venv/bin/python -m bench.redis_cost [--quick] [--jobs 150,450] [--accounts 1,2] [--baseline-tree DIR|none]
-                                         [--steps/--no-steps] [--submit-delay 1] [--task-delay 8]
+                                         [--retained 100000] [--replay/--no-replay] [--steps/--no-steps]
+                                         [--submit-delay 1] [--task-delay 8]
 
 Each run starts Redis, this tree's BFL simulator (one or two accounts of 24 slots, every submission answered
 after ``--submit-delay`` s, every task ending after ``--task-delay`` s, 1 MP JPEGs) and one web and one worker
@@ -341,8 +342,8 @@ def measure(tree: Path, label: str, jobs: int, accounts: int, args: argparse.Nam
         figures.top_usec = sorted(((n, c / per_job, u / per_job / 1000) for n, (c, u) in run.items()),
                                   key=lambda r: -r[2])[:10]
         growth = census_growth(keys_before, census(db), per_job)
-        # Read after the census, whose SCAN frees the keys that expired and that Redis had not yet looked at (RQ's
-        # records of the last tasks, kept a second): what the jobs hold, not what Redis has still to sweep.
+        # Read after the census, whose SCAN frees the keys that expired and that Redis had not yet looked at (the
+        # baseline's RQ records of its tasks, kept a second): what the jobs hold, not what Redis has still to sweep.
         figures.memory_jobs = (Snapshot.take(db, figures.histogram).data - start.data) / per_job
         figures.census = [r for r in growth if r[2] >= 1][:14]
         figures.keys = sum(r[1] for r in growth)

@@ -4,9 +4,13 @@ A run of the Redis-cost bench's stack (``redis_stack.TreeStack``: the same simul
 ``redis_cost.measure``) is captured with ``MONITOR`` from the moment Redis starts: every command a client sent, each
 with its arguments as they were. The commands are then sent again, in the order Redis ran them, to a Redis of their own
 (the suite's server, AOF on as deployed): the stack's start and idle seconds first, unmeasured, then the jobs' part,
-measured with ``INFO`` as the bench measures a run. Commands a script ran are not sent (the script runs them again);
-nor are the ones that wait or only watch (``BLPOP``, ``MULTI``/``EXEC``, ``WATCH``, ``CLIENT``, ``INFO``...), nor the
-bench's own (``HSTRLEN``).
+measured with ``INFO`` as the bench measures a run, the idle loops' commands over the window included. Commands a
+script ran are not sent (the script runs them again); nor are the ones that wait or only watch (``BLPOP``, ``BLMOVE``,
+``MULTI``/``EXEC``, ``WATCH``, ``CLIENT``, ``INFO``...), nor the bench's own (``HSTRLEN``). So what a blocking pop
+took (a task from RQ's queue, a wake-up from a one-item list) is not taken: those lists only grow in a replay, and the
+pops themselves, about a microsecond each, and their round trips are missing from both figures. The stream runs the
+run's minute in a fraction of a second, so a key with a second to live outlives it there; and the replay's Redis holds
+no retention (``--retained``).
 
 Sent one to a round trip, each command costs Redis the wake-up of an idle server, as at the bench's light load; sent
 all in one stream, the same commands cost Redis its own work alone (the scripts, the commands, the AOF), as on a busy
@@ -39,6 +43,7 @@ NOT_SENT = frozenset({
 _LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]+)\] (.*)$')
 # sdscatrepr's escapes, the ones it writes as a letter.
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("a"): 7, ord("b"): 8}
+SETTLE_SECONDS = 1.0
 # The stream's commands go in pipelines this long: Redis's own work, with a round trip it cannot notice.
 STREAM = 1000
 
@@ -113,12 +118,15 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
     """A run of ``jobs`` jobs on ``tree``'s stack under MONITOR, from Redis's start to the last thumbnail."""
     stack = TreeStack(tree, accounts, submit_delay, task_delay).start_redis()
     monitored = bytearray()
-    done = threading.Event()
+    done, watching = threading.Event(), threading.Event()
 
     def monitor() -> None:
         # A socket of its own, not redis-py's Monitor, which joins a command's arguments with spaces.
         with socket.create_connection(("127.0.0.1", stack.redis_server.port), timeout=0.5) as sock:
             sock.sendall(b"MONITOR\r\n")
+            while b"+OK\r\n" not in monitored:  # MONITOR sees every command from its answer on
+                monitored.extend(sock.recv(1 << 16))
+            watching.set()
             while not done.is_set():
                 try:
                     received = sock.recv(1 << 20)
@@ -131,6 +139,8 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
     reader = threading.Thread(target=monitor, daemon=True)
     try:
         reader.start()
+        if not watching.wait(10):
+            raise RuntimeError("MONITOR did not answer")
         stack.start()
         time.sleep(3.0)
         posted_at = time.time()
@@ -139,6 +149,7 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
         db = stack.redis()
         while any(not db.hstrlen(f"fh:job:{job}", "thumbnail_key") for job in ids):
             time.sleep(0.1)
+        time.sleep(SETTLE_SECONDS)  # the last tasks' ends, after their thumbnails, as the bench's run has them
         ended_at = time.time()
         time.sleep(0.5)
     finally:

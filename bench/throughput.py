@@ -25,8 +25,10 @@ import threading
 import time
 
 from rq import Queue
+from rq import Worker as RQWorker
 from rq.job import Job as RQJob
 
+from devtools.processes import wait_until
 from fluxhook.store.keys import KEYS
 
 from .common import (
@@ -44,6 +46,7 @@ from .common import (
     median,
     read_jobs,
     signed_callback,
+    stored_downloads,
     submit_sim_task,
     thread_map,
     tree_memory,
@@ -95,29 +98,23 @@ class Throughput:
             raise RuntimeError(f"downloads not all queued: {queue.count} queued, codes {set(codes)}")
         stack.start_workers(workers, wait=False)
         wait_all_terminal(db, [j.job_id for j in jobs], timeout=900, interval=0.2)
-        task_ids = download_task_ids(db, [job.job_id for job in jobs])
-        deadline = time.monotonic() + 10
-        while True:  # a job turns stored a moment before RQ records its task's end
-            tasks = RQJob.fetch_many(task_ids, connection=raw)
-            if all(t is not None and t.ended_at for t in tasks) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        # The workers that took tasks, by RQ's count of each one's successes, read before they stop and leave.
+        wait_until(lambda: sum(w.successful_job_count for w in RQWorker.all(connection=raw)) >= len(jobs),
+                   timeout=10, interval=0.05, message="RQ to count every task's end")
+        used = sum(w.successful_job_count > 0 for w in RQWorker.all(connection=raw))
         memory = [tree_memory(w.pid) for w in stack.workers]
         stack.stop_workers()
         records = read_jobs(db, [j.job_id for j in jobs], ("status",))
         stored = sum(r["status"] == "stored" for r in records)
         if stored != len(jobs):
             raise RuntimeError(f"only {stored} of {len(jobs)} jobs stored")
-        starts = [t.started_at.timestamp() for t in tasks]
-        ends = [t.ended_at.timestamp() for t in tasks]
-        first_by_worker: dict[str, float] = {}
-        for t, start in zip(tasks, starts, strict=False):
-            first_by_worker[t.worker_name] = min(start, first_by_worker.get(t.worker_name, start))
+        downloads = stored_downloads(db, [j.job_id for j in jobs])
+        starts = [d.started for d in downloads]
+        ends = [d.ended for d in downloads]
         t0, t1 = min(starts), max(ends)
         self.worker_memory += memory
         self.last_jobs = jobs
-        return {"fh_fps": len(jobs) / (t1 - t0), "fh_seconds": t1 - t0,
-                "fh_stagger": max(first_by_worker.values()) - t0, "fh_workers_used": len(first_by_worker),
+        return {"fh_fps": len(jobs) / (t1 - t0), "fh_seconds": t1 - t0, "fh_workers_used": used,
                 "fh_task_ms": median(e - s for s, e in zip(starts, ends, strict=False)) * 1000,
                 "redis_used_per_job": (db.info("memory")["used_memory"] - used_before) / len(jobs)}
 
@@ -243,8 +240,8 @@ class Throughput:
                                     "(info)"))
             notes.append(f"K={workers}: per rep fluxhook/direct files/s " + "; ".join(
                 f"{r['fh_fps']:.1f}/{r['direct_fps']:.1f} ({r['fh_seconds']:.1f} s vs {r['direct_seconds']:.1f} s, "
-                f"{r['fh_workers_used']:.0f} workers took tasks, last one started {r['fh_stagger'] * 1000:.0f} ms after "
-                f"the first, median task {r['fh_task_ms']:.0f} ms)" for r in reps))
+                f"{r['fh_workers_used']:.0f} workers took tasks, median download {r['fh_task_ms']:.0f} ms)"
+                for r in reps))
         fastest = max(results, key=lambda k: median(r["direct_fps"] for r in results[k]))
         if len(results) > 1 and fastest != self.args.worker_counts[0]:
             # Not paired: the direct loop at the concurrency where it went fastest, for the reader who

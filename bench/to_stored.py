@@ -31,7 +31,6 @@ import threading
 import time
 
 import requests
-from rq.job import Job as RQJob
 
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.store.keys import KEYS
@@ -41,9 +40,9 @@ from .common import (
     BenchStack,
     Row,
     Section,
+    callback_times,
     complete_and_sample,
     create_jobs,
-    download_task_ids,
     fetch,
     fmt,
     log,
@@ -51,6 +50,7 @@ from .common import (
     percentile,
     read_jobs,
     signed_callback,
+    stored_downloads,
     submit_sim_task,
     thread_map,
     tree_memory,
@@ -128,22 +128,15 @@ class ToStored:
             raise RuntimeError(f"{len(bad)} jobs did not end stored: {bad[:5]}")
         to_stored = [(float(r["completed_at"]) - sent_at[j.job_id]) * 1000 for j, r in zip(jobs, records, strict=False)]
         figures = latency_figures("fh", to_stored)
-        # Where the time goes, from RQ's own record of each download task.
-        task_ids = download_task_ids(db, [job.job_id for job in jobs])
-        raw = stack.redis(decode=False)
-        deadline = time.monotonic() + 10
-        while True:  # the last tasks may still be finishing (the job turns stored before its task ends)
-            tasks = RQJob.fetch_many(task_ids, connection=raw)
-            if all(t is not None and t.ended_at for t in tasks) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        parts = {"enqueued": [], "waited": [], "ran": [], "recorded": []}
-        for job, record, task in zip(jobs, records, tasks, strict=False):
-            sent = sent_at[job.job_id]
-            parts["enqueued"].append((task.enqueued_at.timestamp() - sent) * 1000)
-            parts["waited"].append((task.started_at.timestamp() - task.enqueued_at.timestamp()) * 1000)
-            parts["ran"].append((float(record["completed_at"]) - task.started_at.timestamp()) * 1000)
-            parts["recorded"].append((task.ended_at.timestamp() - float(record["completed_at"])) * 1000)
+        # Where the time goes, from each job's timeline: the Ready callback's entry (its download queued in the same
+        # request, just after) and the download's (RQ keeps no record of a task that succeeded).
+        downloads = stored_downloads(db, [job.job_id for job in jobs])
+        called = callback_times(db, [job.job_id for job in jobs])
+        parts: dict[str, list[float]] = {"enqueued": [], "waited": [], "ran": []}
+        for job, record, download, ready in zip(jobs, records, downloads, called, strict=True):
+            parts["enqueued"].append((ready - sent_at[job.job_id]) * 1000)
+            parts["waited"].append((download.started - ready) * 1000)
+            parts["ran"].append((float(record["completed_at"]) - download.started) * 1000)
         figures.update({f"fh_{name}": percentile(values, 50) for name, values in parts.items()})
         figures["fh_ack_p50"] = percentile(ack_ms, 50)
         figures["fh_record_polls"] = sum(int(r["polls"] or 0) for r in records) / len(jobs)
@@ -284,9 +277,9 @@ class ToStored:
             "completed_at); the bench waits for each job (Redis, not HTTP) before sending the next one.",
             "per rep p50, ms (fluxhook / floor / poller): " + "; ".join(
                 f"{r['fh_p50']:.1f} / {r['floor_p50']:.1f} / {r['poller_p50']:.1f}" for r in reps),
-            f"where fluxhook's time goes (medians, ms): callback sent -> download task enqueued {fmt(m['fh_enqueued'])}, "
-            f"enqueued -> a worker starts it {fmt(m['fh_waited'])}, started -> job stored {fmt(m['fh_ran'])} "
-            f"(then RQ's own bookkeeping until the task ends: {fmt(m['fh_recorded'])}).",
+            f"where fluxhook's time goes (medians, ms): callback sent -> Ready recorded and its download queued "
+            f"{fmt(m['fh_enqueued'])}, queued -> a worker starts the download {fmt(m['fh_waited'])}, started -> job "
+            f"stored {fmt(m['fh_ran'])}.",
             f"callback acknowledged (HTTP round trip) p50 {fmt(m['fh_ack_p50'])} ms; polls on fluxhook's job records: "
             f"{fmt(m['fh_record_polls'], 2)} per job; BFL calls per fluxhook job counted by the simulator: "
             f"{fmt(c['fh_calls'], 2)} ({c['fh_polled_jobs']} of {c['fh_jobs']} jobs polled at all).",

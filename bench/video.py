@@ -24,13 +24,12 @@ from pathlib import Path
 import boto3
 import requests
 from botocore.config import Config as BotoConfig
-from rq.job import Job as RQJob
 
 from devtools.processes import free_port, python, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.store.keys import KEYS
 
-from .common import MB, BenchJob, BenchStack, download_task_ids, log, median, signed_callback, tree_memory
+from .common import MB, BenchJob, BenchStack, log, median, signed_callback, stored_downloads, tree_memory
 
 WORKER_GROWTH_TARGET = 50.0  # MB
 WEB_GROWTH_TARGET = 20.0  # MB
@@ -124,8 +123,9 @@ def video_job(stack: BenchStack) -> BenchJob:
 
 
 def fluxhook_store(stack: BenchStack, url: str) -> dict[str, float]:
-    """One video job to stored through the worker: task seconds (RQ's record) and the worker's RSS growth."""
-    db, raw = stack.redis(), stack.redis(decode=False)
+    """One video job to stored through the worker: its download's seconds (its timeline) and the worker's RSS
+    growth."""
+    db = stack.redis()
     job = video_job(stack)
     worker = stack.workers[0]
     before = tree_memory(worker.pid)["rss"]
@@ -138,10 +138,8 @@ def fluxhook_store(stack: BenchStack, url: str) -> dict[str, float]:
     status = db.hget(KEYS.job(job.job_id), "status")
     if status != "stored":
         raise RuntimeError(f"the video job ended {status}: {db.hget(KEYS.job(job.job_id), 'error')}")
-    [task_id] = download_task_ids(db, [job.job_id])
-    task = wait_until(lambda: (lambda t: t if t and t.ended_at else None)(RQJob.fetch(task_id, connection=raw)),
-                      timeout=10, interval=0.05, message="RQ's record of the download")
-    seconds = (task.ended_at - task.started_at).total_seconds()
+    [download] = stored_downloads(db, [job.job_id])
+    seconds = download.ended - download.started
     return {"seconds": seconds, "worker_growth": peak.peak - before, "job": job.job_id}
 
 

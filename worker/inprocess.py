@@ -31,7 +31,7 @@ from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from fluxhook.core.stopping import StopRequested
-from fluxhook.lifecycle.steps.enqueueing import SUCCESS_KEPT
+from fluxhook.lifecycle.steps.enqueueing import KEEPS_NOTHING
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -77,6 +77,8 @@ class InProcessWorker(SimpleWorker):
     death_penalty_class = TimerDeathPenalty
     # The task a stop request ended, between handle_exception and handle_job_failure.
     _stopped_task: str | None
+    # The task whose success RQ is recording now (handle_job_success), for cleanup_execution.
+    _succeeding: str | None = None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -132,7 +134,11 @@ class InProcessWorker(SimpleWorker):
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
         if self._ending_is_mine(job):
-            super().handle_job_success(job, queue, started_job_registry, execution)
+            self._succeeding = job.id  # cleanup_execution, which RQ calls on every path a task ends by, asks
+            try:
+                super().handle_job_success(job, queue, started_job_registry, execution)
+            finally:
+                self._succeeding = None
 
     def _ending_is_mine(self, job: Job) -> bool:
         """Whether to record how ``job`` ended: not if its lane gave it back to the queue while it ran (a read that
@@ -271,8 +277,8 @@ class InProcessWorker(SimpleWorker):
         # the task's heartbeat TTL, and the dequeue loop would beat at once in a round trip of its own.
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
         self.heartbeat(pipeline=pipeline)
-        if job.result_ttl == SUCCESS_KEPT and job.get_status(refresh=False) == JobStatus.FINISHED:
-            # A task that keeps nothing of its success (enqueueing.SUCCESS_KEPT): its record and its result, written
+        if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
+            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record and its result, written
             # earlier in this MULTI with a second to live, go with it. Left to expire, they stay in memory until
             # Redis's expiry comes across them: at its pace of a few hundred keys a second, hours among the
             # millions of job keys a retention keeps with a TTL.

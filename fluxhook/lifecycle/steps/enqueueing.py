@@ -71,8 +71,8 @@ NOTIFY_JOB_TIMEOUT = 60
 # among the millions of keys a retention keeps with a TTL takes hours. A failed run is kept a week, to look at, each
 # under its own id (``task_id``): a job's tasks fail in RQ only when they did not get to end (a worker killed, Redis
 # failing) or gave up, so they stay few.
-SUCCESS_KEPT = 1
-_KEEP = {"result_ttl": SUCCESS_KEPT, "failure_ttl": 7 * 86400}
+KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its success
+_KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
 # A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
 # sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
 # waiting job, not with the jobs. A failed run is kept long enough for an operator: the failed registry
@@ -122,7 +122,7 @@ def task_id(name: str, own: str | None = None) -> str:
     """An RQ id of its own for one enqueue of the task ``name`` (``download_task_name``, ``notify_task_name``...), or
     the one ``own`` (``own_part``) names. RQ enqueues into the record of any task with the id it is given: one that
     just ended under it still has RQ's end of it to write, which would take the new task's record over (its status,
-    its second to live) and lose it."""
+    or delete it) and lose it."""
     return f"{name}-{own or secrets.token_hex(4)}"
 
 

@@ -181,11 +181,14 @@ def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
     kept = queue.enqueue("time.time", result_ttl=600)  # a cron task's success is kept, to look at
-    failed = queue.enqueue("math.sqrt", -1, result_ttl=enqueueing.SUCCESS_KEPT, failure_ttl=600)
+    failed = queue.enqueue("math.sqrt", -1, result_ttl=enqueueing.KEEPS_NOTHING, failure_ttl=600)
+    retried = queue.enqueue("math.sqrt", -2, result_ttl=enqueueing.KEEPS_NOTHING, failure_ttl=600,
+                            retry=Retry(max=1, interval=600))
     worker = InProcessWorker([queue], connection=svc.redis)
     worker.work(burst=True)
 
     assert kept.get_status(refresh=True) == JobStatus.FINISHED and kept.latest_result() is not None
     assert failed.get_status(refresh=True) == JobStatus.FAILED
     assert 500 < svc.redis.ttl(failed.key)  # a failed run is kept to look at
+    assert retried.get_status(refresh=True) == JobStatus.SCHEDULED  # its retry waits, its record whole
     worker.teardown()
