@@ -6,7 +6,8 @@ heartbeat thread (one for the worker's life) keeps RQ's record of the running ta
 worker killed outright has its task found abandoned (and retried) after RQ's heartbeat lapses, as
 with a work horse. An idle lane's heartbeat goes out as one pipeline every ``worker_ttl - 15`` seconds (RQ's own
 worker beats once per wait for a task, which lasts that long), not three times a second; an unchanged state is not
-written again: round trips to Redis were the worker's own main cost.
+written again: round trips to Redis were the worker's own main cost. A task that keeps nothing of its success
+(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record and result go in RQ's end of it.
 
 A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
 gives back while stuck in a read) goes back to the front of its queue as it was: not failed, no retry spent.
@@ -134,7 +135,7 @@ class InProcessWorker(SimpleWorker):
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
         if self._ending_is_mine(job):
-            self._succeeding = job.id  # cleanup_execution, which RQ calls on every path a task ends by, asks
+            self._succeeding = job.id  # read by cleanup_execution, which RQ calls on every path a task ends by
             try:
                 super().handle_job_success(job, queue, started_job_registry, execution)
             finally:
