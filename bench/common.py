@@ -357,11 +357,11 @@ class StoredDownload:
     ended: float
 
 
-def stored_downloads(db: redis.Redis, job_ids: Sequence[str]) -> list[StoredDownload]:
-    """Each stored job's download, from its timeline's entry of it (``storing._notes``: its end and its seconds): RQ
-    keeps no record of a job's task that succeeded (``worker.inprocess``)."""
+def stored_downloads(job_ids: Sequence[str], read: list[list[dict]]) -> list[StoredDownload]:
+    """Each stored job's download, from its timeline's entry of it (``read``: ``timelines``; ``storing._notes``: its
+    end and its seconds): RQ keeps no record of a job's task that succeeded (``worker.inprocess``)."""
     found = []
-    for job_id, entries in zip(job_ids, timelines(db, job_ids), strict=True):
+    for job_id, entries in zip(job_ids, read, strict=True):
         stored = [e for e in entries if e.get("kind") == "download" and e.get("outcome") == "stored"]
         if not stored:
             raise RuntimeError(f"job {job_id} has no stored download on its timeline")
@@ -369,10 +369,11 @@ def stored_downloads(db: redis.Redis, job_ids: Sequence[str]) -> list[StoredDown
     return found
 
 
-def callback_times(db: redis.Redis, job_ids: Sequence[str]) -> list[float]:
-    """When each job's Ready callback was recorded, from its timeline's entry of it (the latest callback's)."""
+def callback_times(job_ids: Sequence[str], read: list[list[dict]]) -> list[float]:
+    """When each job's Ready callback was recorded, from its timeline's entry of it (``read``: ``timelines``; the
+    latest callback's)."""
     found = []
-    for job_id, entries in zip(job_ids, timelines(db, job_ids), strict=True):
+    for job_id, entries in zip(job_ids, read, strict=True):
         called = [e["at"] for e in entries if e.get("kind") == "callback"]
         if not called:
             raise RuntimeError(f"job {job_id} has no callback on its timeline")

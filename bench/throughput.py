@@ -50,6 +50,7 @@ from .common import (
     stored_downloads,
     submit_sim_task,
     thread_map,
+    timelines,
     tree_memory,
     wait_all_terminal,
 )
@@ -113,7 +114,8 @@ class Throughput:
         stored = sum(r["status"] == "stored" for r in records)
         if stored != len(jobs):
             raise RuntimeError(f"only {stored} of {len(jobs)} jobs stored")
-        downloads = stored_downloads(db, [j.job_id for j in jobs])
+        ids = [j.job_id for j in jobs]
+        downloads = stored_downloads(ids, timelines(db, ids))
         starts = [d.started for d in downloads]
         ends = [d.ended for d in downloads]
         t0, t1 = min(starts), max(ends)

@@ -53,6 +53,7 @@ from .common import (
     stored_downloads,
     submit_sim_task,
     thread_map,
+    timelines,
     tree_memory,
 )
 
@@ -130,8 +131,9 @@ class ToStored:
         figures = latency_figures("fh", to_stored)
         # Where the time goes, from each job's timeline: the Ready callback's entry (its download queued in the same
         # request, just after) and the download's (RQ keeps no record of a task that succeeded).
-        downloads = stored_downloads(db, [job.job_id for job in jobs])
-        called = callback_times(db, [job.job_id for job in jobs])
+        ids = [job.job_id for job in jobs]
+        read = timelines(db, ids)
+        downloads, called = stored_downloads(ids, read), callback_times(ids, read)
         parts: dict[str, list[float]] = {"enqueued": [], "waited": [], "ran": []}
         for job, record, download, ready in zip(jobs, records, downloads, called, strict=True):
             parts["enqueued"].append((ready - sent_at[job.job_id]) * 1000)

@@ -29,7 +29,7 @@ from devtools.processes import free_port, python, start_process, stop_process, w
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.store.keys import KEYS
 
-from .common import MB, BenchJob, BenchStack, log, median, signed_callback, stored_downloads, tree_memory
+from .common import MB, BenchJob, BenchStack, log, median, signed_callback, stored_downloads, timelines, tree_memory
 
 WORKER_GROWTH_TARGET = 50.0  # MB
 WEB_GROWTH_TARGET = 20.0  # MB
@@ -138,7 +138,7 @@ def fluxhook_store(stack: BenchStack, url: str) -> dict[str, float]:
     status = db.hget(KEYS.job(job.job_id), "status")
     if status != "stored":
         raise RuntimeError(f"the video job ended {status}: {db.hget(KEYS.job(job.job_id), 'error')}")
-    [download] = stored_downloads(db, [job.job_id])
+    [download] = stored_downloads([job.job_id], timelines(db, [job.job_id]))
     seconds = download.ended - download.started
     return {"seconds": seconds, "worker_growth": peak.peak - before, "job": job.job_id}
 
