@@ -32,7 +32,7 @@ import redis
 
 from devtools.processes import RedisServer
 
-from .redis_stack import TreeStack, post_jobs, wait_thumbnails
+from .redis_stack import TreeStack, post_jobs, start_redis_server, wait_thumbnails
 
 # Sent again: everything a client sent that changes or reads data, scripts loaded included.
 NOT_SENT = frozenset({
@@ -163,7 +163,7 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
 def replay(captured: Capture, per_trip: int) -> Replayed:
     """``captured`` sent again in order to a Redis of its own, ``per_trip`` commands a round trip for the jobs' part."""
     with tempfile.TemporaryDirectory(prefix="fluxhook-replay-") as directory:
-        server = RedisServer(directory=directory).start()
+        server = start_redis_server(RedisServer(directory=directory))
         try:
             db = redis.Redis.from_url(server.url)
             _send(db, captured.before, STREAM)

@@ -3,6 +3,10 @@
 The web and the worker run from ``tree`` (their working directory and ``PYTHONPATH``), so an older commit's
 checkout runs its own code; Redis and the simulator are this tree's, so both trees meet the same BFL. Loopback
 only; everything lives in a temporary directory removed by ``stop()``.
+
+``give_redis_a_core`` places every Redis the bench starts on a CPU of its own and the bench, with all it starts,
+on the others: a deployment's Redis runs on a host or a core of its own, and a Redis sharing its core with the web,
+the worker, the simulator and the clients spends more CPU on the same commands (its caches are theirs too).
 """
 
 from __future__ import annotations
@@ -26,9 +30,32 @@ from devtools.stack import accounts_env, procfile_commands, start_simulator_acco
 from .common import bench_env
 
 NAMES = ("eu", "us")
+# Where every Redis the bench starts runs (give_redis_a_core); None: on every CPU, beside the rest.
+_REDIS_CPUS: set[int] | None = None
 # BFL's slots per account (SPEC §15's figures): fluxhook's bound, BFL's own set far above it.
 SLOTS = 24
 CLIENTS = 32
+
+
+def give_redis_a_core() -> str:
+    """Redis on this process's last CPU, alone; this process, and so all it starts from now on, on the others.
+    Returns where each runs, for the bench's heading; on one CPU, nothing moves and it says so."""
+    global _REDIS_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return f"Redis shares the one CPU ({cpus[0]}) with the stack"
+    _REDIS_CPUS = {cpus[-1]}
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    return f"Redis alone on CPU {cpus[-1]}, the bench and the stack on CPU {','.join(map(str, cpus[:-1]))}"
+
+
+def start_redis_server(server: RedisServer) -> RedisServer:
+    """``server`` started, every thread of it on Redis's CPU when it has one (its background threads write the AOF)."""
+    server.start()
+    if _REDIS_CPUS is not None and server.process is not None:
+        for thread in os.listdir(f"/proc/{server.process.pid}/task"):
+            os.sched_setaffinity(int(thread), _REDIS_CPUS)
+    return server
 
 
 class TreeStack:
@@ -50,7 +77,7 @@ class TreeStack:
         return path
 
     def start_redis(self) -> "TreeStack":
-        self.redis_server.start()
+        start_redis_server(self.redis_server)
         return self
 
     def start(self) -> "TreeStack":
