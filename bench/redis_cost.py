@@ -39,13 +39,14 @@ Each configuration (jobs x accounts) runs with this tree, then with the baseline
 f16fbba (made when missing, removed at the end if this run made it), its web and worker started from that tree.
 ``--replay`` (on by default) then runs the first configuration again under ``MONITOR`` with each tree and replays its
 commands in order on a Redis of their own (``bench/redis_replay.py``), one a round trip and all in one stream: Redis's
-own work per job apart from its round trips, and what a round trip costs it. ``--steps`` (on by default) then runs one
-job under ``MONITOR`` with each tree and attributes every command to its lifecycle step (``bench/redis_steps.py``).
-The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make bench-redis` takes Debian's current one, as deployed,
-unless that is set. Every Redis of the bench runs alone on the machine's last CPU, and the bench with the stack on the
-others (``--redis-core``, as a deployment's Redis has a core of its own; SPEC §17 reads its figure as what one Redis
-core carries): on two cores shared with the web, the worker, the simulator and 32 clients, Redis spends more CPU on
-the same commands. ``--no-redis-core`` measures that way, as stops 72 to 74 did.
+own work per job apart from its round trips, and what a round trip costs it; and eight copies of the run at once, each
+in a database of its own (``bench/redis_busy.py``): what a job costs a busy Redis, and so how many jobs a second one
+core carries (at the bench's load Redis idles nearly all the time, and each wake-up finds its caches cold).
+``--steps`` (on by default) then runs one job under ``MONITOR`` with each tree and attributes every command to its
+lifecycle step (``bench/redis_steps.py``). The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make bench-redis`
+takes Debian's current one, as deployed, unless that is set. Every Redis of the bench runs alone on the machine's last
+CPU, and the bench with the stack on the others (``--redis-core``), as a deployment's Redis has a core of its own;
+``--no-redis-core`` lets all share every CPU, as stops 72 to 74 measured.
 About 22 minutes; ``--quick``: 150 jobs, one account.
 """
 
@@ -453,10 +454,12 @@ class Replays:
     errors: int
     trip_us: float
     at_run_trips_us: float
+    busy: list[dict]  # redis_busy.Busy's fields, MONITOR's round trips then one a command: a busy Redis
 
 
 def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argparse.Namespace) -> list[Replays]:
     """Each tree's run of the first configuration captured and replayed both ways (``redis_replay``)."""
+    from .redis_busy import busy
     from .redis_replay import STREAM, capture, replay
 
     jobs, accounts = args.jobs[0], args.accounts[0]
@@ -468,7 +471,8 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
         run = next(f for f in results if (f.tree, f.jobs, f.accounts) == (label, jobs, accounts))
         found.append(Replays(label, jobs, accounts, len(captured.run) / max(captured.jobs, 1), each.cpu_us,
                              each.reads, stream.cpu_us, each.errors, trip,
-                             stream.cpu_us + trip * run.reads_less_idle))
+                             stream.cpu_us + trip * run.reads_less_idle,
+                             [busy(captured, one).__dict__ for one in (False, True)]))
     print(f"\nReplayed ({jobs} jobs, {accounts} account(s)): the run's commands in order on a Redis of their own\n")
     print("| code | commands sent / job | one a round trip: CPU / job (reads) | in one stream: CPU / job "
           "| one round trip | at the measured run's round trips | errors answered |")
@@ -476,6 +480,15 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
     for r in found:
         print(f"| {r.tree} | {r.sent:.1f} | {r.each_trip_us / 1000:.2f} ms ({r.each_trip_reads:.1f}) | "
               f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms | {r.errors} |")
+    print(f"\nA busy Redis ({jobs} jobs, {accounts} account(s); redis_busy): copies of the run at once, each in its own "
+          "database, in the run's own round trips\n")
+    print("| code | copies | round trips / job | Redis busy | CPU / stored job | jobs/s replayed | one core, busy: jobs/s "
+          "| errors answered |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in found:
+        for b in r.busy:
+            print(f"| {r.tree} | {b['copies']} | {b['trips']:.1f} | {b['busy']:.0%} | {b['cpu_us'] / 1000:.2f} ms | "
+                  f"{b['jobs_per_second']:.0f} | {1e6 / b['cpu_us']:.0f} | {b['errors']} |")
     return found
 
 

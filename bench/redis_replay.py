@@ -55,6 +55,9 @@ class Capture:
     before: list[list[bytes]]
     run: list[list[bytes]]
     jobs: int
+    # The run's round trips as its clients sent them, each its count of commands in ``run``, in order: the commands
+    # one client sent with no other client's between (a pipeline, a MULTI, a script's call).
+    trips: list[int]
 
 
 @dataclass(frozen=True)
@@ -94,15 +97,20 @@ def arguments(quoted: bytes) -> list[bytes]:
     return found
 
 
-def commands(monitored: bytes, posted_at: float, ended_at: float) -> tuple[list[list[bytes]], list[list[bytes]]]:
+def commands(monitored: bytes, posted_at: float,
+             ended_at: float) -> tuple[list[list[bytes]], list[list[bytes]], list[int]]:
     """The clients' commands in ``monitored`` (MONITOR's output) that are sent again: those before ``posted_at``, and
-    those from it to ``ended_at``."""
+    those from it to ``ended_at``, with the latter's round trips (``Capture.trips``)."""
     before: list[list[bytes]] = []
     run: list[list[bytes]] = []
+    trips: list[int] = []
+    sender, fresh = b"", True
     for line in monitored.split(b"\r\n"):
         match = _LINE.match(line)
         if not match or match[2] == b"lua":
             continue
+        fresh = fresh or match[2] != sender
+        sender = match[2]
         args = arguments(match[3])
         if not args or args[0].upper().decode(errors="replace") in NOT_SENT:
             continue
@@ -111,7 +119,11 @@ def commands(monitored: bytes, posted_at: float, ended_at: float) -> tuple[list[
             before.append(args)
         elif at <= ended_at:
             run.append(args)
-    return before, run
+            if fresh:
+                trips.append(0)
+                fresh = False
+            trips[-1] += 1
+    return before, run, trips
 
 
 def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_delay: float) -> Capture:
@@ -156,8 +168,8 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
         done.set()
         stack.stop()
         reader.join(5)
-    before, run = commands(bytes(monitored), posted_at, ended_at)
-    return Capture(before, run, len(ids))
+    before, run, trips = commands(bytes(monitored), posted_at, ended_at)
+    return Capture(before, run, len(ids), trips)
 
 
 def replay(captured: Capture, per_trip: int) -> Replayed:
@@ -166,9 +178,9 @@ def replay(captured: Capture, per_trip: int) -> Replayed:
         server = start_redis_server(RedisServer(directory=directory))
         try:
             db = redis.Redis.from_url(server.url)
-            _send(db, captured.before, STREAM)
+            send(db, captured.before, STREAM)
             first = db.info("all")
-            errors = _send(db, captured.run, per_trip)
+            errors = send(db, captured.run, per_trip)
             last = db.info("all")
         finally:
             server.stop()
@@ -179,7 +191,7 @@ def replay(captured: Capture, per_trip: int) -> Replayed:
     return Replayed(per_trip, (cpu * 1e6 - own) / jobs, reads / jobs, errors)
 
 
-def _send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> int:
+def send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> int:
     """Send ``sent`` in order, ``per_trip`` commands a pipeline; how many Redis answered with an error."""
     errors = 0
     for first in range(0, len(sent), per_trip):

@@ -1,5 +1,7 @@
-"""bench.redis_replay on a real Redis: MONITOR's lines give back each command as its client sent it, the commands a
-script ran and those that wait are left out, and a replay sends the rest in order, as many a round trip as asked."""
+"""bench.redis_replay and bench.redis_busy on a real Redis: MONITOR's lines give back each command as its client sent
+it, the commands a script ran and those that wait are left out, a client's commands with no other's between are one
+round trip, and a replay sends the rest in order, as many a round trip as asked, or in copies at once, each copy in a
+database of its own."""
 
 import socket
 import time
@@ -7,6 +9,7 @@ import time
 import pytest
 import redis
 
+from bench.redis_busy import busy
 from bench.redis_replay import Capture, commands, replay
 from devtools.processes import RedisServer
 
@@ -43,7 +46,7 @@ def test_each_command_comes_back_as_its_client_sent_it_and_only_those_a_client_s
     db.set("after", "the mark")
     db.rpush("list", "x", "y y")
 
-    before, run = commands(read(b'"y y"'), marked, time.time() + 1)
+    before, run, _ = commands(read(b'"y y"'), marked, time.time() + 1)
 
     assert [b"HSET", b"record", b"field", AWKWARD] in before
     assert [b"EVAL", b"redis.call('SET', KEYS[1], ARGV[1]) return 1", b"1", b"by-lua", b"value"] in before
@@ -56,10 +59,42 @@ def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
     captured = Capture(before=[[b"SET", b"made", b"before"]],
                        run=[[b"HSET", b"record", b"field", AWKWARD], [b"INCR", b"counter"], [b"INCR", b"made"],
                             [b"GET", b"made"]],
-                       jobs=1)
+                       jobs=1, trips=[1, 1, 1, 1])
 
     each, stream = replay(captured, 1), replay(captured, 1000)
 
     assert each.reads == 4 and stream.reads == 1
     assert each.errors == stream.errors == 1  # INCR of the text sent before the jobs' part: that part went first
     assert each.cpu_us > 0 and stream.cpu_us > 0
+
+
+def test_a_round_trip_is_one_clients_commands_with_no_other_clients_between(monitored):
+    db, read = monitored
+    other = redis.Redis(port=db.connection_pool.connection_kwargs["port"])
+    marked = time.time()
+    db.set("a", "1")
+    other.set("b", "1")
+    pipe = db.pipeline(transaction=True)  # MULTI and EXEC are not sent; what they wrap is one trip
+    pipe.set("c", "1").eval("redis.call('SET', KEYS[1], '1') return 1", 1, "d")  # what the script ran is its trip's
+    pipe.execute()
+    other.set("end", "1")
+
+    _, run, trips = commands(read(b'"end"'), marked, time.time() + 1)
+
+    assert [args[1] for args in run] == [b"a", b"b", b"c", b"redis.call('SET', KEYS[1], '1') return 1", b"end"]
+    assert trips == [1, 1, 2, 1]
+
+
+def test_busy_copies_each_replay_the_run_in_a_database_of_their_own():
+    # Each copy's RENAME finds the key its own database got before the run: in a shared one, every copy's but the
+    # first would fail. Each copy's INCR of that key's text fails, once a copy.
+    captured = Capture(before=[[b"SET", b"made", b"before"]],
+                       run=[[b"HSET", b"record", b"field", AWKWARD], [b"RENAME", b"made", b"moved"],
+                            [b"INCR", b"moved"], [b"INCR", b"counter"]],
+                       jobs=2, trips=[2, 2])
+
+    grouped, each = busy(captured, one_a_trip=False, copies=3), busy(captured, one_a_trip=True, copies=3)
+
+    assert grouped.errors == each.errors == 3
+    assert (grouped.trips, each.trips) == (1.0, 2.0)  # two trips or four commands, over two jobs
+    assert grouped.copies == 3 and grouped.cpu_us > 0 and 0 < grouped.busy and grouped.jobs_per_second > 0
