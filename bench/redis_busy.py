@@ -38,8 +38,8 @@ COPIES = 8
 @dataclass(frozen=True)
 class Busy:
     """``copies`` copies of a run at once: Redis's CPU per stored job (µs), its CPU over the wall time (``busy``, 1 is
-    a whole core), the jobs replayed a second, the round trips per job and the errors Redis answered (the run's own,
-    once a copy: a script's call before its load, answered ``NOSCRIPT``)."""
+    a whole core), the jobs replayed a second, the round trips per job and the errors Redis answered (the run's own: a
+    script's call before its load, answered ``NOSCRIPT``, unless another copy loaded it first)."""
 
     copies: int
     cpu_us: float
