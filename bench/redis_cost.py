@@ -47,7 +47,7 @@ lifecycle step (``bench/redis_steps.py``). The server is the suite's (``FLUXHOOK
 takes Debian's current one, as deployed, unless that is set. Every Redis of the bench runs alone on the machine's last
 CPU, and the bench with the stack on the others (``--redis-core``), as a deployment's Redis has a core of its own;
 ``--no-redis-core`` lets all share every CPU, as stops 72 to 74 measured.
-About 22 minutes; ``--quick``: 150 jobs, one account.
+About 25 minutes; ``--quick``: 150 jobs, one account.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ IDLE_SECONDS = 30.0
 RETAINED_TTL = 30 * 86400
 RETAINED_VALUE = "x" * 200
 SETTLE_SECONDS = 1.0
+# The replay's trips spaced as the bench's load spaces a Redis's work: idle between them.
+APART = 0.002
 RUN_TIMEOUT = 900.0
 HOUR = 3600
 # The bench's own commands: INFO (its snapshots), HSTRLEN (its last check of the thumbnails), and ECHO (its
@@ -455,6 +457,7 @@ class Replays:
     trip_us: float
     at_run_trips_us: float
     busy: list[dict]  # redis_busy.Busy's fields, MONITOR's round trips then one a command: a busy Redis
+    usec: tuple[float, float, float]  # the commands' own time per job (µs): in one stream, one a trip, APART apart
 
 
 def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argparse.Namespace) -> list[Replays]:
@@ -466,13 +469,14 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
     found = []
     for label, tree in trees:
         captured = capture(tree, jobs, accounts, args.submit_delay, args.task_delay)
-        each, stream = replay(captured, 1), replay(captured, STREAM)
+        each, stream, apart = replay(captured, 1), replay(captured, STREAM), replay(captured, 1, APART)
         trip = (each.cpu_us - stream.cpu_us) / max(each.reads - stream.reads, 1e-9)
         run = next(f for f in results if (f.tree, f.jobs, f.accounts) == (label, jobs, accounts))
         found.append(Replays(label, jobs, accounts, len(captured.run) / max(captured.jobs, 1), each.cpu_us,
                              each.reads, stream.cpu_us, each.errors, trip,
                              stream.cpu_us + trip * run.reads_less_idle,
-                             [busy(captured, one).__dict__ for one in (False, True)]))
+                             [busy(captured, one).__dict__ for one in (False, True)],
+                             (stream.usec, each.usec, apart.usec)))
     print(f"\nReplayed ({jobs} jobs, {accounts} account(s)): the run's commands in order on a Redis of their own\n")
     print("| code | commands sent / job | one a round trip: CPU / job (reads) | in one stream: CPU / job "
           "| one round trip | at the measured run's round trips | errors answered |")
@@ -480,6 +484,11 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
     for r in found:
         print(f"| {r.tree} | {r.sent:.1f} | {r.each_trip_us / 1000:.2f} ms ({r.each_trip_reads:.1f}) | "
               f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms | {r.errors} |")
+    print("\nThe commands' own time per job (their usec, not the round trips'), as Redis idles between them or not:\n")
+    print(f"| code | in one stream | one a round trip | one a round trip, {APART * 1000:.0f} ms apart |")
+    print("| --- | --- | --- | --- |")
+    for r in found:
+        print(f"| {r.tree} | " + " | ".join(f"{us / 1000:.2f} ms" for us in r.usec) + " |")
     print(f"\nA busy Redis ({jobs} jobs, {accounts} account(s); redis_busy): copies of the run at once, each in its own "
           "database, in the run's own round trips\n")
     print("| code | copies | round trips / job | Redis busy | CPU / stored job | jobs/s replayed | one core, busy: jobs/s "

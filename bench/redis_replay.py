@@ -12,10 +12,11 @@ pops themselves, about a microsecond each, and their round trips are missing fro
 run's minute in a fraction of a second, so a key with a second to live outlives it there; and the replay's Redis holds
 no retention (``--retained``).
 
-Sent one to a round trip, each command costs Redis the wake-up of an idle server, as at the bench's light load; sent
-all in one stream, the same commands cost Redis its own work alone (the scripts, the commands, the AOF), as on a busy
-server whose every wake-up finds work. The two bound what a job costs Redis at any load; the difference, over the
-commands, is what one round trip costs Redis on this machine.
+Sent one to a round trip, each command costs Redis the wake-up of an idle server; sent all in one stream, the same
+commands cost Redis its own work alone (the scripts, the commands, the AOF), as on a busy server whose every wake-up
+finds work. The difference, over the commands, is what one round trip costs Redis on this machine. Sent one to a round
+trip a few milliseconds apart, as the bench's light load spaces them, Redis idles between them, and the commands' own
+time (their ``usec``, not the round trips') shows what an idle server's cold caches add to each.
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ class Capture:
 
 @dataclass(frozen=True)
 class Replayed:
-    """Redis's CPU per stored job (µs) and its socket reads per job, for the commands sent ``per_trip`` a round trip;
+    """Redis's CPU per stored job (µs) and its socket reads per job, for the commands sent ``per_trip`` a round trip
+    (``gap`` seconds apart); the commands' own time per job (µs, their ``usec``: what runs them, not the round trips);
     the errors Redis answered (those the run had: a script's call before its load, answered ``NOSCRIPT``)."""
 
     per_trip: int
+    gap: float
     cpu_us: float
     reads: float
+    usec: float
     errors: int
 
 
@@ -172,15 +176,16 @@ def capture(tree: Path, jobs: int, accounts: int, submit_delay: float, task_dela
     return Capture(before, run, len(ids), trips)
 
 
-def replay(captured: Capture, per_trip: int) -> Replayed:
-    """``captured`` sent again in order to a Redis of its own, ``per_trip`` commands a round trip for the jobs' part."""
+def replay(captured: Capture, per_trip: int, gap: float = 0.0) -> Replayed:
+    """``captured`` sent again in order to a Redis of its own, ``per_trip`` commands a round trip for the jobs' part,
+    each trip ``gap`` seconds after the last one's answer (Redis idle between them, as at the bench's load)."""
     with tempfile.TemporaryDirectory(prefix="fluxhook-replay-") as directory:
         server = start_redis_server(RedisServer(directory=directory))
         try:
             db = redis.Redis.from_url(server.url)
             send(db, captured.before, STREAM)
             first = db.info("all")
-            errors = send(db, captured.run, per_trip)
+            errors = send(db, captured.run, per_trip, gap)
             last = db.info("all")
         finally:
             server.stop()
@@ -188,13 +193,22 @@ def replay(captured: Capture, per_trip: int) -> Replayed:
     own = last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]
     reads = last["total_reads_processed"] - first["total_reads_processed"] - 1  # the last INFO's
     jobs = max(captured.jobs, 1)
-    return Replayed(per_trip, (cpu * 1e6 - own) / jobs, reads / jobs, errors)
+    return Replayed(per_trip, gap, (cpu * 1e6 - own) / jobs, reads / jobs, (_usec(last) - _usec(first)) / jobs,
+                    errors)
 
 
-def send(db: redis.Redis, sent: list[list[bytes]], per_trip: int) -> int:
-    """Send ``sent`` in order, ``per_trip`` commands a pipeline; how many Redis answered with an error."""
+def _usec(info: dict) -> int:
+    """Redis's time in commands (their ``usec``; a script's includes what it runs), the bench's ``INFO`` left out."""
+    return sum(v["usec"] for k, v in info.items() if k.startswith("cmdstat_") and k != "cmdstat_info")
+
+
+def send(db: redis.Redis, sent: list[list[bytes]], per_trip: int, gap: float = 0.0) -> int:
+    """Send ``sent`` in order, ``per_trip`` commands a pipeline, each ``gap`` seconds after the last one's answer; how
+    many Redis answered with an error."""
     errors = 0
     for first in range(0, len(sent), per_trip):
+        if gap and first:
+            time.sleep(gap)
         pipe = db.pipeline(transaction=False)
         for args in sent[first:first + per_trip]:
             pipe.execute_command(*args)

@@ -62,10 +62,14 @@ def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
                        jobs=1, trips=[1, 1, 1, 1])
 
     each, stream = replay(captured, 1), replay(captured, 1000)
+    began = time.monotonic()
+    apart = replay(captured, 1, gap=0.1)
 
-    assert each.reads == 4 and stream.reads == 1
-    assert each.errors == stream.errors == 1  # INCR of the text sent before the jobs' part: that part went first
+    assert time.monotonic() - began >= 0.3  # three gaps between four trips
+    assert each.reads == apart.reads == 4 and stream.reads == 1
+    assert each.errors == stream.errors == apart.errors == 1  # INCR of the text sent before: that part went first
     assert each.cpu_us > 0 and stream.cpu_us > 0
+    assert min(each.usec, stream.usec, apart.usec) > 0  # the commands' own time, the INFO's left out
 
 
 def test_a_round_trip_is_one_clients_commands_with_no_other_clients_between(monitored):
