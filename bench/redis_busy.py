@@ -3,8 +3,8 @@
 
 The bench's run leaves Redis idle nearly all of the time (BFL's latency, 24 slots an account), and an idle server's
 every wake-up finds its caches cold: the same commands cost it more of its own time than on a server that is never
-idle. (On this machine, a run's commands replayed one a round trip with 2 ms between trips took Redis 0.81 ms of
-``EVALSHA`` time a job; back to back, 0.38 ms.) A deployment near what one core carries is the busy case. Here
+idle (``redis_cost`` shows it: the scripts' own time, replayed one a round trip 2 ms apart and back to back). A
+deployment near what one core carries is the busy case. Here
 ``copies`` clients (processes, on the bench's CPUs) each send the run's commands, in the order Redis ran them, each to
 a database of its own (``SELECT``): each copy's commands meet the data they met in the run, and Redis runs the copies
 interleaved, as it runs many jobs' commands at once. They start together; Redis's CPU over their jobs is what a job
@@ -18,10 +18,14 @@ command its own. What the replay leaves out is ``redis_replay``'s: the blocking 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 import hiredis
@@ -38,15 +42,21 @@ COPIES = 8
 @dataclass(frozen=True)
 class Busy:
     """``copies`` copies of a run at once: Redis's CPU per stored job (µs), its CPU over the wall time (``busy``, 1 is
-    a whole core), the jobs replayed a second, the round trips per job and the errors Redis answered (the run's own: a
-    script's call before its load, answered ``NOSCRIPT``, unless another copy loaded it first)."""
+    a whole core: the CPU per job is a busy core's only as far as this reaches 1), the jobs replayed a second, the
+    round trips and socket reads per job, and the errors Redis answered over all copies (the run's own: a script's call
+    before its load, answered ``NOSCRIPT``, unless another copy loaded it first)."""
 
     copies: int
     cpu_us: float
     busy: float
     jobs_per_second: float
     trips: float
+    reads: float
     errors: int
+
+
+class CopyFailed(RuntimeError):
+    """A copy could not send its commands (Redis closed the connection, or did not answer)."""
 
 
 def busy(captured: Capture, one_a_trip: bool, copies: int = COPIES) -> Busy:
@@ -54,32 +64,55 @@ def busy(captured: Capture, one_a_trip: bool, copies: int = COPIES) -> Busy:
     or (``one_a_trip``) each command in its own."""
     sizes = [1] * len(captured.run) if one_a_trip else captured.trips
     trips = _trips(captured.run, sizes)
+    context = multiprocessing.get_context("fork")  # the copies take the packed trips as they are
+    ready, go, reports = context.Barrier(copies + 1), context.Barrier(copies + 1), context.Queue()
+    clients: list[BaseProcess] = []
     with tempfile.TemporaryDirectory(prefix="fluxhook-busy-") as directory:
         server = start_redis_server(RedisServer(directory=directory))
         try:
             for copy in range(copies):
                 send(redis.Redis(port=server.port, db=copy), captured.before, STREAM)
             db = redis.Redis(port=server.port)
-            context = multiprocessing.get_context("fork")  # the copies take the packed trips as they are
-            start, reports = context.Barrier(copies + 1), context.Queue()
-            clients = [context.Process(target=_copy, args=(server.port, copy, trips, start, reports))
-                       for copy in range(copies)]
+            clients = [context.Process(target=_copy, args=(server.port, copy, trips, (ready, go), reports),
+                                       daemon=True) for copy in range(copies)]
             for client in clients:
                 client.start()
-            first = db.info("all")
-            start.wait(60)
-            began = time.monotonic()
-            answered = sum(reports.get(timeout=900) for _ in clients)
-            wall = time.monotonic() - began
+            try:
+                ready.wait(60)  # every copy connected, its database chosen: what Redis does next is the copies' run
+                first = db.info("all")
+                go.wait(60)
+            except threading.BrokenBarrierError:
+                _report(reports, clients)  # a copy failed, or one timed out: each then reports why
+                raise
+            spans = [_report(reports, clients) for _ in clients]
             last = db.info("all")
-            for client in clients:
-                client.join(10)
         finally:
+            for client in clients:
+                client.kill()
+                client.join(10)
             server.stop()
     cpu = last["used_cpu_user"] + last["used_cpu_sys"] - first["used_cpu_user"] - first["used_cpu_sys"]
     cpu -= (last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]) / 1e6
+    wall = max(ended for _, _, ended in spans) - min(began for _, began, _ in spans)
+    # Less the last INFO's read and each copy's close (a read that finds the connection's end).
+    reads = last["total_reads_processed"] - first["total_reads_processed"] - 1 - copies
     jobs = max(captured.jobs, 1) * copies
-    return Busy(copies, cpu * 1e6 / jobs, cpu / wall, jobs / wall, len(sizes) / max(captured.jobs, 1), answered)
+    return Busy(copies, cpu * 1e6 / jobs, cpu / wall, jobs / wall, len(sizes) / max(captured.jobs, 1),
+                reads / jobs, sum(errors for errors, _, _ in spans))
+
+
+def _report(reports: Queue, clients: list[BaseProcess]) -> tuple[int, float, float]:
+    """The next copy's report (its errors, when it began and ended); raises if a copy failed or died."""
+    while True:
+        try:
+            report = reports.get(timeout=1)
+        except queue.Empty:
+            if any(client.exitcode not in (None, 0) for client in clients):
+                raise CopyFailed("a copy of the run died (its traceback is above)") from None
+            continue
+        if isinstance(report, str):
+            raise CopyFailed(report)
+        return report
 
 
 def _trips(run: list[list[bytes]], sizes: list[int]) -> list[tuple[bytes, int]]:
@@ -95,19 +128,29 @@ def _resp(args: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
 
 
-def _copy(port: int, db: int, trips: list[tuple[bytes, int]], start: Barrier,
-          errors: multiprocessing.Queue) -> None:
-    """One copy: its database chosen, then at ``start`` every trip sent and answered in turn; puts its errors."""
+def _copy(port: int, db: int, trips: list[tuple[bytes, int]], barriers: tuple[Barrier, Barrier],
+          reports: Queue) -> None:
+    """One copy: its database chosen, then, once all are ready and go, every trip sent and answered in turn. Reports
+    its errors and when it began and ended, or what failed (the other copies then stop at their barrier)."""
+    ready, go = barriers
     reader = hiredis.Reader()
-    answered = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall(_resp([b"SELECT", str(db).encode()]))
-        _answers(sock, reader, 1)
-        start.wait(60)
-        for payload, count in trips:
-            sock.sendall(payload)
-            answered += _answers(sock, reader, count)
-    errors.put(answered)
+    errors = 0
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.sendall(_resp([b"SELECT", str(db).encode()]))
+            _answers(sock, reader, 1)
+            ready.wait(60)
+            go.wait(60)
+            began = time.monotonic()
+            for payload, count in trips:
+                sock.sendall(payload)
+                errors += _answers(sock, reader, count)
+            ended = time.monotonic()
+        reports.put((errors, began, ended))  # once closed: Redis reads the close before the bench's last INFO
+    except BaseException as failure:
+        ready.abort()
+        go.abort()
+        reports.put(f"copy {db}: {failure!r}")
 
 
 def _answers(sock: socket.socket, reader: hiredis.Reader, count: int) -> int:
@@ -118,7 +161,7 @@ def _answers(sock: socket.socket, reader: hiredis.Reader, count: int) -> int:
         if answer is False:
             received = sock.recv(1 << 16)
             if not received:
-                raise ConnectionError("Redis closed the connection")
+                raise CopyFailed("Redis closed the connection")
             reader.feed(received)
             continue
         errors += isinstance(answer, hiredis.ReplyError)

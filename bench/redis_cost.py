@@ -44,7 +44,7 @@ in a database of its own (``bench/redis_busy.py``): what a job costs a busy Redi
 core carries (at the bench's load Redis idles nearly all the time, and each wake-up finds its caches cold).
 ``--steps`` (on by default) then runs one job under ``MONITOR`` with each tree and attributes every command to its
 lifecycle step (``bench/redis_steps.py``). The server is the suite's (``FLUXHOOK_REDIS_SERVER``); `make bench-redis`
-takes Debian's current one, as deployed, unless that is set. Every Redis of the bench runs alone on the machine's last
+takes Debian's current one, as deployed, unless that is set. Every Redis of the bench runs alone on the bench's last
 CPU, and the bench with the stack on the others (``--redis-core``), as a deployment's Redis has a core of its own;
 ``--no-redis-core`` lets all share every CPU, as stops 72 to 74 measured.
 About 25 minutes; ``--quick``: 150 jobs, one account.
@@ -457,7 +457,7 @@ class Replays:
     trip_us: float
     at_run_trips_us: float
     busy: list[dict]  # redis_busy.Busy's fields, MONITOR's round trips then one a command: a busy Redis
-    usec: tuple[float, float, float]  # the commands' own time per job (µs): in one stream, one a trip, APART apart
+    scripts_us: tuple[float, float, float]  # the scripts' own time per job (µs): in one stream, one a trip, APART apart
 
 
 def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argparse.Namespace) -> list[Replays]:
@@ -476,7 +476,7 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
                              each.reads, stream.cpu_us, each.errors, trip,
                              stream.cpu_us + trip * run.reads_less_idle,
                              [busy(captured, one).__dict__ for one in (False, True)],
-                             (stream.usec, each.usec, apart.usec)))
+                             (stream.scripts_us, each.scripts_us, apart.scripts_us)))
     print(f"\nReplayed ({jobs} jobs, {accounts} account(s)): the run's commands in order on a Redis of their own\n")
     print("| code | commands sent / job | one a round trip: CPU / job (reads) | in one stream: CPU / job "
           "| one round trip | at the measured run's round trips | errors answered |")
@@ -484,20 +484,22 @@ def replayed(trees: list[tuple[str, Path]], results: list[Figures], args: argpar
     for r in found:
         print(f"| {r.tree} | {r.sent:.1f} | {r.each_trip_us / 1000:.2f} ms ({r.each_trip_reads:.1f}) | "
               f"{r.stream_us / 1000:.2f} ms | {r.trip_us:.1f} µs | {r.at_run_trips_us / 1000:.2f} ms | {r.errors} |")
-    print("\nThe commands' own time per job (their usec, not the round trips'), as Redis idles between them or not:\n")
+    print("\nThe scripts' own time per job (EVALSHA's usec, what they run included; not the round trips), as Redis "
+          "idles between commands or not:\n")
     print(f"| code | in one stream | one a round trip | one a round trip, {APART * 1000:.0f} ms apart |")
     print("| --- | --- | --- | --- |")
     for r in found:
-        print(f"| {r.tree} | " + " | ".join(f"{us / 1000:.2f} ms" for us in r.usec) + " |")
+        print(f"| {r.tree} | " + " | ".join(f"{us / 1000:.2f} ms" for us in r.scripts_us) + " |")
     print(f"\nA busy Redis ({jobs} jobs, {accounts} account(s); redis_busy): copies of the run at once, each in its own "
-          "database, in the run's own round trips\n")
-    print("| code | copies | round trips / job | Redis busy | CPU / stored job | jobs/s replayed | one core, busy: jobs/s "
-          "| errors answered |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "database; one core's jobs/s is the CPU per job's, as far as Redis was busy\n")
+    print("| code | sent as | copies | round trips / job (reads) | Redis busy | CPU / stored job | jobs/s replayed "
+          "| one core: jobs/s | errors answered, all copies |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in found:
-        for b in r.busy:
-            print(f"| {r.tree} | {b['copies']} | {b['trips']:.1f} | {b['busy']:.0%} | {b['cpu_us'] / 1000:.2f} ms | "
-                  f"{b['jobs_per_second']:.0f} | {1e6 / b['cpu_us']:.0f} | {b['errors']} |")
+        for b, sent in zip(r.busy, ("MONITOR's round trips", "one command a trip"), strict=True):
+            print(f"| {r.tree} | {sent} | {b['copies']} | {b['trips']:.1f} ({b['reads']:.1f}) | {b['busy']:.0%} | "
+                  f"{b['cpu_us'] / 1000:.2f} ms | {b['jobs_per_second']:.0f} | {1e6 / b['cpu_us']:.0f} | "
+                  f"{b['errors']} |")
     return found
 
 

@@ -50,11 +50,16 @@ def give_redis_a_core() -> str:
 
 
 def start_redis_server(server: RedisServer) -> RedisServer:
-    """``server`` started, every thread of it on Redis's CPU when it has one (its background threads write the AOF)."""
+    """``server`` started, every thread of it on Redis's CPU when it has one (its background threads write the AOF;
+    what it forks later inherits the CPU); stopped again if it cannot be placed."""
     server.start()
     if _REDIS_CPUS is not None and server.process is not None:
-        for thread in os.listdir(f"/proc/{server.process.pid}/task"):
-            os.sched_setaffinity(int(thread), _REDIS_CPUS)
+        try:
+            for thread in os.listdir(f"/proc/{server.process.pid}/task"):
+                os.sched_setaffinity(int(thread), _REDIS_CPUS)
+        except OSError:
+            server.stop()
+            raise
     return server
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from bench.redis_busy import busy
+from bench.redis_busy import CopyFailed, busy
 from bench.redis_replay import Capture, commands, replay
 from devtools.processes import RedisServer
 
@@ -58,18 +58,18 @@ def test_each_command_comes_back_as_its_client_sent_it_and_only_those_a_client_s
 def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
     captured = Capture(before=[[b"SET", b"made", b"before"]],
                        run=[[b"HSET", b"record", b"field", AWKWARD], [b"INCR", b"counter"], [b"INCR", b"made"],
-                            [b"GET", b"made"]],
-                       jobs=1, trips=[1, 1, 1, 1])
+                            [b"GET", b"made"], [b"EVAL", b"return redis.call('INCR', KEYS[1])", b"1", b"counter"]],
+                       jobs=1, trips=[1, 1, 1, 1, 1])
 
     each, stream = replay(captured, 1), replay(captured, 1000)
     began = time.monotonic()
     apart = replay(captured, 1, gap=0.1)
 
-    assert time.monotonic() - began >= 0.3  # three gaps between four trips
-    assert each.reads == apart.reads == 4 and stream.reads == 1
+    assert time.monotonic() - began >= 0.4  # four gaps between five trips
+    assert each.reads == apart.reads == 5 and stream.reads == 1
     assert each.errors == stream.errors == apart.errors == 1  # INCR of the text sent before: that part went first
     assert each.cpu_us > 0 and stream.cpu_us > 0
-    assert min(each.usec, stream.usec, apart.usec) > 0  # the commands' own time, the INFO's left out
+    assert min(each.scripts_us, stream.scripts_us, apart.scripts_us) > 0  # the one script's time
 
 
 def test_a_round_trip_is_one_clients_commands_with_no_other_clients_between(monitored):
@@ -77,6 +77,8 @@ def test_a_round_trip_is_one_clients_commands_with_no_other_clients_between(moni
     other = redis.Redis(port=db.connection_pool.connection_kwargs["port"])
     marked = time.time()
     db.set("a", "1")
+    other.ping()  # not sent again, yet another client's: the next of db's is a trip of its own
+    db.set("a2", "1")
     other.set("b", "1")
     pipe = db.pipeline(transaction=True)  # MULTI and EXEC are not sent; what they wrap is one trip
     pipe.set("c", "1").eval("redis.call('SET', KEYS[1], '1') return 1", 1, "d")  # what the script ran is its trip's
@@ -85,20 +87,30 @@ def test_a_round_trip_is_one_clients_commands_with_no_other_clients_between(moni
 
     _, run, trips = commands(read(b'"end"'), marked, time.time() + 1)
 
-    assert [args[1] for args in run] == [b"a", b"b", b"c", b"redis.call('SET', KEYS[1], '1') return 1", b"end"]
-    assert trips == [1, 1, 2, 1]
+    assert [args[1] for args in run] == [b"a", b"a2", b"b", b"c", b"redis.call('SET', KEYS[1], '1') return 1", b"end"]
+    assert trips == [1, 1, 1, 2, 1]
 
 
 def test_busy_copies_each_replay_the_run_in_a_database_of_their_own():
-    # Each copy's RENAME finds the key its own database got before the run: in a shared one, every copy's but the
-    # first would fail. Each copy's INCR of that key's text fails, once a copy.
-    captured = Capture(before=[[b"SET", b"made", b"before"]],
+    # Each copy's RENAME finds the key its own database got before the run: with no such part, or one database for
+    # all, some RENAME finds none. Each GET then reads the key renamed.
+    captured = Capture(before=[[b"SET", b"made", AWKWARD]],
                        run=[[b"HSET", b"record", b"field", AWKWARD], [b"RENAME", b"made", b"moved"],
-                            [b"INCR", b"moved"], [b"INCR", b"counter"]],
+                            [b"GET", b"moved"], [b"INCR", b"counter"]],
                        jobs=2, trips=[2, 2])
 
     grouped, each = busy(captured, one_a_trip=False, copies=3), busy(captured, one_a_trip=True, copies=3)
 
-    assert grouped.errors == each.errors == 3
+    assert grouped.errors == each.errors == 0
     assert (grouped.trips, each.trips) == (1.0, 2.0)  # two trips or four commands, over two jobs
+    assert (grouped.reads, each.reads) == (1.0, 2.0)  # what Redis read: the trips as sent
     assert grouped.copies == 3 and grouped.cpu_us > 0 and 0 < grouped.busy and grouped.jobs_per_second > 0
+
+
+def test_a_copy_that_fails_says_why_and_stops_the_others():
+    # A command no Redis knows does not fail a copy (it is an answer); a connection Redis closes does.
+    captured = Capture(before=[], run=[[b"SET", b"a", b"1"], [b"CLIENT", b"KILL", b"SKIPME", b"no"]], jobs=1,
+                       trips=[1, 1])
+
+    with pytest.raises(CopyFailed, match=r"copy [01]: .*(closed the connection|reset)"):
+        busy(captured, one_a_trip=True, copies=2)
