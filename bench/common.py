@@ -360,24 +360,25 @@ class StoredDownload:
 def stored_downloads(job_ids: Sequence[str], read: list[list[dict]]) -> list[StoredDownload]:
     """Each stored job's download, from its timeline's entry of it (``read``: ``timelines``; ``storing._notes``: its
     end and its seconds): RQ keeps no record of a job's task that succeeded (``worker.inprocess``)."""
-    found = []
-    for job_id, entries in zip(job_ids, read, strict=True):
-        stored = [e for e in entries if e.get("kind") == "download" and e.get("outcome") == "stored"]
-        if not stored:
-            raise RuntimeError(f"job {job_id} has no stored download on its timeline")
-        found.append(StoredDownload(stored[0]["at"] - stored[0]["seconds"], stored[0]["at"]))
-    return found
+    stored = _first_entries(job_ids, read, "stored download",
+                            lambda e: e.get("kind") == "download" and e.get("outcome") == "stored")
+    return [StoredDownload(entry["at"] - entry["seconds"], entry["at"]) for entry in stored]
 
 
 def callback_times(job_ids: Sequence[str], read: list[list[dict]]) -> list[float]:
     """When each job's Ready callback was recorded, from its timeline's entry of it (``read``: ``timelines``; the
     latest callback's)."""
+    return [entry["at"] for entry in _first_entries(job_ids, read, "callback", lambda e: e.get("kind") == "callback")]
+
+
+def _first_entries(job_ids: Sequence[str], read: list[list[dict]], what: str, wanted) -> list[dict]:
+    """Each job's newest timeline entry that is ``wanted``; a job without one is an error naming ``what``."""
     found = []
     for job_id, entries in zip(job_ids, read, strict=True):
-        called = [e["at"] for e in entries if e.get("kind") == "callback"]
-        if not called:
-            raise RuntimeError(f"job {job_id} has no callback on its timeline")
-        found.append(called[0])
+        entry = next((e for e in entries if wanted(e)), None)
+        if entry is None:
+            raise RuntimeError(f"job {job_id} has no {what} on its timeline")
+        found.append(entry)
     return found
 
 

@@ -33,7 +33,7 @@ import redis
 
 from devtools.processes import RedisServer
 
-from .redis_replay import STREAM, Capture, send
+from .redis_replay import STREAM, Capture, cpu_seconds, send
 from .redis_stack import start_redis_server
 
 COPIES = 8
@@ -91,8 +91,7 @@ def busy(captured: Capture, one_a_trip: bool, copies: int = COPIES) -> Busy:
                 client.kill()
                 client.join(10)
             server.stop()
-    cpu = last["used_cpu_user"] + last["used_cpu_sys"] - first["used_cpu_user"] - first["used_cpu_sys"]
-    cpu -= (last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]) / 1e6
+    cpu = cpu_seconds(first, last)
     wall = max(ended for _, _, ended in spans) - min(began for _, began, _ in spans)
     # Less the last INFO's read and each copy's close (a read that finds the connection's end).
     reads = last["total_reads_processed"] - first["total_reads_processed"] - 1 - copies
@@ -119,13 +118,9 @@ def _trips(run: list[list[bytes]], sizes: list[int]) -> list[tuple[bytes, int]]:
     """``run`` cut into round trips of ``sizes`` commands, each as the bytes a client sends and its count of answers."""
     packed, first = [], 0
     for count in sizes:
-        packed.append((b"".join(_resp(args) for args in run[first:first + count]), count))
+        packed.append((b"".join(hiredis.pack_command(tuple(args)) for args in run[first:first + count]), count))
         first += count
     return packed
-
-
-def _resp(args: list[bytes]) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args)
 
 
 def _copy(port: int, db: int, trips: list[tuple[bytes, int]], barriers: tuple[Barrier, Barrier],
@@ -137,7 +132,7 @@ def _copy(port: int, db: int, trips: list[tuple[bytes, int]], barriers: tuple[Ba
     errors = 0
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-            sock.sendall(_resp([b"SELECT", str(db).encode()]))
+            sock.sendall(hiredis.pack_command((b"SELECT", str(db).encode())))
             _answers(sock, reader, 1)
             ready.wait(60)
             go.wait(60)

@@ -189,12 +189,16 @@ def replay(captured: Capture, per_trip: int, gap: float = 0.0) -> Replayed:
             last = db.info("all")
         finally:
             server.stop()
-    cpu = last["used_cpu_user"] + last["used_cpu_sys"] - first["used_cpu_user"] - first["used_cpu_sys"]
-    own = last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]
     reads = last["total_reads_processed"] - first["total_reads_processed"] - 1  # the last INFO's
     jobs = max(captured.jobs, 1)
-    return Replayed(per_trip, gap, (cpu * 1e6 - own) / jobs, reads / jobs, (_scripts_usec(last) - _scripts_usec(first)) / jobs,
-                    errors)
+    return Replayed(per_trip, gap, cpu_seconds(first, last) * 1e6 / jobs, reads / jobs,
+                    (_scripts_usec(last) - _scripts_usec(first)) / jobs, errors)
+
+
+def cpu_seconds(first: dict, last: dict) -> float:
+    """Redis's CPU between two ``INFO all`` readings, less what the bench's ``INFO`` took of it."""
+    cpu = last["used_cpu_user"] + last["used_cpu_sys"] - first["used_cpu_user"] - first["used_cpu_sys"]
+    return cpu - (last["cmdstat_info"]["usec"] - first["cmdstat_info"]["usec"]) / 1e6
 
 
 def _scripts_usec(info: dict) -> int:

@@ -267,8 +267,8 @@ class Throughput:
             f"{max(self.sizes) / MB:.2f} MB (mean {total / len(self.sizes) / MB:.2f} MB, PNG), {self.args.reps} rep(s) "
             "per worker count, medians; ratio = median of per-rep paired ratios; the first worker count is the "
             "recommended setting (two per core, docs/operating.md).",
-            "fluxhook's time runs from the first download task's start to the last one's end (RQ's started_at / "
-            "ended_at), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), writes the file "
+            "fluxhook's time runs from the first download's start to the last one's end (each job's timeline "
+            "entry of its download), so worker start-up is excluded; each task fetches, checks (sha256, Pillow), writes the file "
             "(fdatasync, rename) and updates Redis, and queues a thumbnail task, which workers take after the "
             "downloads (outside the timed span); the direct loop only downloads into memory; the safe-store loop "
             "does what any store that survives a crash must, in plain threads: stream, sha256, write, fdatasync, "
