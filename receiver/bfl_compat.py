@@ -25,7 +25,7 @@ from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
 from fluxhook.lifecycle import accounts_view
-from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.creating import JobRequest, create_job, usable_model
 from fluxhook.lifecycle.notifications import ask_events, requested_url
 from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
 from fluxhook.lifecycle.watching import watch
@@ -36,7 +36,7 @@ from .cancel_after import requested_cancel_after
 from .context import services
 from .errors import retry_after_header
 from .idempotency import idempotent, key_hold, made_job
-from .json_request import body_size, json_object
+from .json_request import body_size, json_object, read_untyped_as_json
 from .replicated import replicated
 from .waiting import preference_applied, waited
 
@@ -89,6 +89,7 @@ bp.record_once(_add_converters)
 @bp.before_request
 def authenticate():
     require_bearer()
+    read_untyped_as_json()
 
 
 def _escaped_name() -> bool:
@@ -115,7 +116,8 @@ def submit(model: str):
     if _escaped_name():
         return _error(404, _STATUS_WORDS[404])
     svc = services()
-    task_input, app_webhook = app_webhooks.split_body(json_object(untyped_is_json=True), svc.config)
+    usable_model(svc, require_bearer(), model)  # BFL answers a path it does not serve 404, whatever the body
+    task_input, app_webhook = app_webhooks.split_body(json_object(), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
     if (made := made_job()) is not None:
@@ -130,6 +132,15 @@ def submit(model: str):
         job = create_job(svc, require_bearer(), request_, submit_here=room).job
     ask_events(svc, job, None, require_bearer().key)
     return bfl_presenting.submission(svc.config, job)
+
+
+@bp.route("/<bfl_model:model>", methods=["GET", "PUT", "PATCH", "DELETE"], merge_slashes=False)
+def model_path_other_method(model: str):
+    """Any method but POST on a model's path: BFL's 405 for a model it serves (its endpoint takes POST alone), its
+    404 for any other name, naming fluxhook's own path when the name is a slip of one (``GET /v1/job/<id>``)."""
+    if services().config.catalog.get(model) is not None:
+        return _error(405, "Method Not Allowed", {"Allow": "POST"})
+    return _error(404, _not_found(model))
 
 
 @bp.get("/get_result")
@@ -196,10 +207,12 @@ def fluxhook_error(exc: FluxhookError):
     return _error(exc.status, detail, headers)
 
 
-def _not_found(name: str) -> str:
-    """BFL's words for an unknown path; naming fluxhook's own path when the name is a slip of one (``job``)."""
-    meant = difflib.get_close_matches(name, sorted(OWN_PATHS), n=1, cutoff=0.75)
-    return f"{_STATUS_WORDS[404]}: did you mean /v1/{meant[0]}?" if meant else _STATUS_WORDS[404]
+def _not_found(path: str) -> str:
+    """BFL's words for an unknown path; naming fluxhook's own path when its first part is a slip of one (``job``,
+    ``job/<id>``)."""
+    first, slash, rest = path.partition("/")
+    meant = difflib.get_close_matches(first[:64].lower(), sorted(OWN_PATHS), n=1, cutoff=0.75)
+    return f"{_STATUS_WORDS[404]}: did you mean /v1/{meant[0]}{slash}{rest[:64]}?" if meant else _STATUS_WORDS[404]
 
 
 @bp.errorhandler(HTTPException)

@@ -42,7 +42,7 @@ def metrics():
     require_metrics_reader()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(services()))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 class _Snapshot:

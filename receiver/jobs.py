@@ -83,7 +83,7 @@ def create():
     data = json_object()
     refuse_unknown(data, _JOB_FIELDS, where="POST /v1/jobs", hints=_JOB_HINTS, advice=_UNDER_INPUT)
     model, task_input = data.get("model"), data.get("input")
-    if not isinstance(model, str) or not MODEL.fullmatch(model):
+    if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' must be a BFL model name such as 'flux-2-pro'")
     if not isinstance(task_input, dict) or not task_input:
         raise InvalidRequest(f"'input' must be a non-empty JSON object of BFL request fields, as in {_EXAMPLE}")

@@ -21,14 +21,18 @@ from fluxhook.core.errors import InvalidRequest
 _NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
 
 
-def json_object(*, untyped_is_json: bool = False) -> dict[str, Any]:
-    """The body as a JSON object, parsed on first use; InvalidRequest if it is not one.
+def read_untyped_as_json() -> None:
+    """From here on in this request, a body sent with no Content-Type at all is read as JSON, as BFL's own API
+    does: code written for BFL that leaves the header out works unchanged on the BFL-compatible routes, whichever
+    reads the body first (the view, or an ``Idempotency-Key``'s fingerprint)."""
+    g.untyped_is_json = True
 
-    ``untyped_is_json``: a body sent with no Content-Type at all is read as JSON, as BFL's own API does,
-    so code written for BFL that leaves the header out works unchanged on the BFL-compatible routes.
-    """
+
+def json_object() -> dict[str, Any]:
+    """The body as a JSON object, parsed on first use; InvalidRequest if it is not one (nor untyped, on a route
+    that reads untyped bodies as JSON: ``read_untyped_as_json``)."""
     if "json_object" not in g:
-        if not request.is_json and not (untyped_is_json and not request.mimetype):
+        if not request.is_json and not (g.get("untyped_is_json", False) and not request.mimetype):
             sent = (request.mimetype or "none")[:60]
             raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
                                  f"(this request's Content-Type: {sent})")

@@ -81,13 +81,13 @@ def balance_cell(credits: float | None, read_at: str | None, now: float) -> str:
 
 
 def account_row(account: dict, now: float | None = None) -> list[str]:
-    """An account as one row of ``fluxhook accounts``: its tasks in flight (by pool when more than one has some),
+    """An account as one row of ``fluxhook accounts``: its tasks in flight (by model when more than one has some),
     whether it takes tasks or why and until when it cools down, and its credits as the dashboard and ``fluxhook doctor``
     write them, with when its balance was read (``-``: not read lately)."""
     in_flight = account["in_flight"]
     flying = str(sum(in_flight.values()))
     if len(in_flight) > 1:
-        flying += " (" + ", ".join(f"{pool} {n}" for pool, n in sorted(in_flight.items())) + ")"
+        flying += " (" + ", ".join(f"{model} {n}" for model, n in sorted(in_flight.items())) + ")"
     cooling = account.get("cooling")
     state = "takes tasks" if cooling is None else f"cooling: {cooling['reason']} until {cooling['until']}"
     balance = balance_cell(account.get("balance"), account.get("balance_at"), time.time() if now is None else now)

@@ -187,7 +187,7 @@ class Catalog:
 
     def closest(self, name: str, count: int = 3) -> list[str]:
         """The catalog names nearest ``name``, for a "did you mean" (nearest first)."""
-        return difflib.get_close_matches(name, list(self.models), n=count, cutoff=0.6)
+        return difflib.get_close_matches(name[:100].lower(), list(self.models), n=count, cutoff=0.6)
 
     def limits(self) -> tuple[tuple[str, int], ...]:
         """(model, tasks in flight) for every model BFL limits below the account's: BFL_MODEL_LIMITS' default."""

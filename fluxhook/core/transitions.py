@@ -52,7 +52,9 @@ BFL_TASK_NOT_FOUND = "Task not found"
 BFL_FAILURES = frozenset({BFL_ERROR, BFL_FAILED, BFL_REQUEST_MODERATED, BFL_CONTENT_MODERATED, BFL_TASK_NOT_FOUND})
 
 _SPELLINGS = {
-    "pending": BFL_PENDING, "processing": BFL_PENDING, "queued": BFL_PENDING, "running": BFL_PENDING,
+    # Only BFL's own words and its webhooks' spellings of them: any other word (Processing, Queued...) is one BFL
+    # added, kept as sent (SPEC §4), not taken for Pending.
+    "pending": BFL_PENDING,
     "ready": BFL_READY, "success": BFL_READY, "succeeded": BFL_READY,
     "error": BFL_ERROR,
     "failed": BFL_FAILED, "failure": BFL_FAILED,

@@ -1,7 +1,7 @@
 """The BFL accounts as an operator sees them (SPEC §14): ``GET /v1/accounts``, the dashboard's accounts panel and
 ``fluxhook accounts`` all show this one answer, so they never disagree.
 
-Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per slot pool,
+Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model,
 jobs in line it could take), whether it takes tasks (its cooldown, if any), and its credits (the balance a worker
 last read from that account and when, today's spend through it).
 """
@@ -20,11 +20,12 @@ from fluxhook.store.usage import Balance
 def accounts_now(svc: Services, now: float) -> list[dict]:
     """Every configured account, in ``BFL_ACCOUNTS``' order, as ``GET /v1/accounts`` lists it.
 
-    ``in_flight`` names only the pools with a task in flight (``{}`` when idle): a pool's limit is configuration,
-    not state, and most pools are empty most of the time. ``queued`` counts each job in line once per account it
-    may go through, so with several accounts the numbers add up to more than the jobs waiting.
+    ``in_flight`` counts the account's tasks at BFL by model, naming only the models with one in flight (``{}``
+    when idle). ``queued`` counts each job in line once per account it may go through, so with several accounts the
+    numbers add up to more than the jobs waiting.
     """
     slots = svc.store.slots.accounts_now()
+    in_flight = _in_flight_by_model(svc)
     by_route = svc.store.slots.queued_by_route()
     allows = svc.store.slots.accounts_for(list(by_route))
     day = utc_day(now)
@@ -37,7 +38,7 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
             "name": account.name,
             "region": account.region,
             "host": account.host,
-            "in_flight": {pool: n for pool, n in seen.held.items() if n > 0},
+            "in_flight": in_flight[account.name],
             "queued": sum(n for route, n in by_route.items() if account.name in allows[route]),
             "cooling": None if seen.cooling is None else seen.cooling.to_api(),
             "balance": None if balance is None else balance.credits,
@@ -45,6 +46,20 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
             "spent_today": from_micro(svc.store.usage.counter(day, account_spent_field(account.name))),
         })
     return shown
+
+
+def _in_flight_by_model(svc: Services) -> dict[str, dict[str, int]]:
+    """Each account's tasks at BFL by model (SPEC §14), from the jobs holding its slots: two round trips in all. A
+    job deleted since it took its slot is counted under ``unknown`` until the sweep gives the slot back."""
+    holders = svc.store.slots.holders_by_account()
+    models = iter(svc.jobs.models_of([job_id for held in holders.values() for job_id in held]))
+    counted: dict[str, dict[str, int]] = {}
+    for account, held in holders.items():
+        by_model = counted[account] = {}
+        for _ in held:
+            model = next(models) or "unknown"
+            by_model[model] = by_model.get(model, 0) + 1
+    return counted
 
 
 def callers_balance(svc: Services, caller: Caller) -> Balance | None:

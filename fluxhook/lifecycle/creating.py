@@ -73,10 +73,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     reached it: its job is ``submitted`` and awaits BFL's word on its task (``steps.reconciling``), so a retry of
     the request finds that job, never a second task.
     """
-    model = svc.config.catalog.get(request.model)
-    if model is None:
-        raise UnknownModel(unknown_model_message(svc.config.catalog, request.model), model=request.model)
-    callers.check_model(caller, model.name)
+    model = usable_model(svc, caller, request.model)
     check_input(model, request.input)
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
@@ -134,6 +131,17 @@ def check_input(model: Model, task_input: dict) -> None:
     if refused:
         raise InputRefused(f"BFL's schema for {model.name} refuses the input (422): {words(refused)}: fix these "
                            "fields of 'input' (nothing was created or sent)", detail=refused)
+
+
+def usable_model(svc: Services, caller: Caller, name: str) -> Model:
+    """The catalog's model ``name`` if the caller may use it; ``UnknownModel`` for a name the catalog does not know,
+    ``ModelNotAllowed`` for one the caller's key may not use. First of a submission's checks: what else is wrong
+    with a request for no model at all does not matter."""
+    model = svc.config.catalog.get(name)
+    if model is None:
+        raise UnknownModel(unknown_model_message(svc.config.catalog, name), model=name)
+    callers.check_model(caller, model.name)
+    return model
 
 
 def unknown_model_message(catalog: Catalog, name: str) -> str:

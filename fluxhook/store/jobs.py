@@ -439,6 +439,13 @@ class JobStore:
         """The job's model (None: no such job, or none recorded), in one read."""
         return text(self.connection.hget(self.keys.job(job_id), "model")) or None
 
+    def models_of(self, job_ids: Sequence[str]) -> list[str | None]:
+        """``model_of`` for each of ``job_ids``, in their order, in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "model")
+        return [text(model) or None for model in pipe.execute()] if job_ids else []
+
     def traceparent(self, job_id: str) -> str | None:
         """The job's trace context (``Job.traceparent``), in one read; None if it has none."""
         return text(self.connection.hget(self.keys.job(job_id), "traceparent")) or None

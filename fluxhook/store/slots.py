@@ -353,6 +353,16 @@ class Slots:
             owner_held={owner: int(n or 0) for owner, n in zip(owners, owned[0::2], strict=True)},
             owner_cap={owner: None if cap is None else int(cap) for owner, cap in zip(owners, owned[1::2], strict=True)})
 
+    def holders_by_account(self) -> dict[str, list[str]]:
+        """The jobs holding each account's slots (every pool's), by account name, in ``BFL_ACCOUNTS``' order: one
+        round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for account in self.accounts:
+            for pool in self.pools:
+                pipe.zrange(self.keys.slots(pool, account.name), 0, -1)
+        held = iter(pipe.execute())
+        return {account.name: [text(m) for _ in self.pools for m in next(held)] for account in self.accounts}
+
     def waiting_of(self, key_id: str | None) -> list[str]:
         """The ids of the jobs of app key ``key_id`` (None: the admin tokens') in line, pool by pool,
         each pool's in creation order. Jobs waiting out of line (the budget refused them) are not here."""

@@ -75,6 +75,28 @@ def test_both_accounts_are_listed_and_only_for_admins(accounts_stack):
     assert_error(requests.get(accounts_stack.base_url + "/v1/accounts", timeout=10), 401, "unauthorized")
 
 
+def test_in_flight_counts_each_accounts_tasks_by_model(accounts_stack):
+    admin = API(accounts_stack.base_url)
+    # Two models of the one default pool, and a model with a pool of its own: counted by model, not by pool.
+    jobs = [admin.post("/v1/jobs", json={"model": model, "input": {"prompt": f"[pending] by model {n}"}}).json()
+            for n, model in enumerate(("flux-2-pro", "flux-2-pro", "flux-dev", "flux-kontext-max"))]
+    try:
+        def by_model():
+            counted: dict[str, int] = {}
+            for account in _accounts(admin).values():
+                for model, n in account["in_flight"].items():
+                    counted[model] = counted.get(model, 0) + n
+            return counted if sum(counted.values()) == len(jobs) else None
+
+        counted = wait_until(by_model, timeout=30, interval=0.2, message="the jobs sent")
+        assert counted == {"flux-2-pro": 2, "flux-dev": 1, "flux-kontext-max": 1}
+    finally:
+        for job in jobs:
+            admin.post(f"/v1/jobs/{job['id']}/cancel")
+    wait_until(lambda: all(not a["in_flight"] for a in _accounts(admin).values()), timeout=30, interval=0.2,
+               message="the canceled jobs' slots given back")
+
+
 def test_an_account_that_refused_shows_cooling_everywhere(accounts_stack):
     """Needs the dispatch of SPEC §14 (core, merged): a job goes to the least busy account, ties to the first (eu),
     and one refused with 503 cools that account and goes through the other. Jobs are submitted until one was sent

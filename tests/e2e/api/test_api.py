@@ -45,7 +45,7 @@ def test_bad_submissions_are_refused_and_create_nothing(api, sim):
         b"not json",
         b"[1, 2]",
         {"input": {"prompt": "x"}},
-        {"model": "Flux Pro!", "input": {"prompt": "x"}},
+        {"model": 42, "input": {"prompt": "x"}},
         {"model": "flux-2-pro"},
         {"model": "flux-2-pro", "input": {}},
         {"model": "flux-2-pro", "input": "a prompt"},

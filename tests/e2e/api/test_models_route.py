@@ -18,6 +18,7 @@ def test_the_models_are_listed_with_their_prices(api):
     models = {m["name"]: m for m in api.get("/v1/models").json()["models"]}
     assert models["flux-2-pro"]["price"] == {"rule": "megapixel", "first_megapixel": 3.0, "each_further_megapixel": 1.5}
     assert models["flux-kontext-max"]["max_active"] == 6 and models["flux-3-video"]["kind"] == "video"
+    assert models["flux-2-pro"]["max_active"] == 10_000  # no limit of its own: the account's (the suite's BFL_MAX_ACTIVE)
     assert "flux-usage-many" in models  # BFL_MODELS_FILE's (the suite's) beside the shipped ones
 
 

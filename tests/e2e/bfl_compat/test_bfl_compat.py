@@ -340,3 +340,38 @@ def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):
     typed_otherwise = requests.post(f"{base}/v1/flux-2-pro", data=body, timeout=30,
                                     headers={"x-key": API_TOKEN, "Content-Type": "text/plain"})
     assert typed_otherwise.status_code == 422 and "Content-Type" in typed_otherwise.json()["detail"]
+    keyed = {"x-key": API_TOKEN, "Idempotency-Key": "compat-untyped-1"}
+    once = requests.post(f"{base}/v1/flux-2-pro", headers=keyed, data=body, timeout=30)
+    again = requests.post(f"{base}/v1/flux-2-pro", headers=keyed, data=body, timeout=30)
+    assert once.status_code == again.status_code == 200, (once.text, again.text)
+    assert again.json()["id"] == once.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.parametrize("method, path, detail", [
+    ("GET", "/v1/nothing", "Not Found"),
+    ("GET", "/v1/job", "Not Found: did you mean /v1/jobs?"),
+    ("GET", "/v1/job/job_01JZZZZZZZZZZZZZZZZZZZZZZZ", "Not Found: did you mean /v1/jobs/job_01JZZZZZZZZZZZZZZZZZZZZZZZ?"),
+    ("DELETE", "/v1/key/key_abc", "Not Found: did you mean /v1/keys/key_abc?"),
+    ("PUT", "/v1/modles", "Not Found: did you mean /v1/models?"),
+])
+def test_an_unknown_path_is_bfls_404_whatever_the_method(base, sim, method, path, detail):
+    answered = requests.request(method, f"{base}{path}", headers=bfl_headers(), timeout=10)
+    assert (answered.status_code, answered.json()) == (404, {"detail": detail})
+    assert sim.stats()["submitted"] == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_models_path_takes_post_alone_as_bfls_does(base, sim, method):
+    answered = requests.request(method, f"{base}/v1/flux-2-pro", headers=bfl_headers(), timeout=10)
+    assert (answered.status_code, answered.json()) == (405, {"detail": "Method Not Allowed"})
+    assert answered.headers["Allow"] == "POST"
+    assert sim.stats()["submitted"] == 0
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"not json", b'{"prompt": "a fox"}'])
+def test_a_model_bfl_does_not_serve_is_404_whatever_the_body(base, sim, body):
+    newest = API(base).get("/v1/jobs", params={"limit": 1}).json()["jobs"]
+    answered = requests.post(f"{base}/v1/flux-9-mega", headers={"x-key": API_TOKEN}, data=body, timeout=10)
+    assert (answered.status_code, answered.json()) == (404, {"detail": "Not Found"})
+    assert sim.stats()["submitted"] == 0
+    assert API(base).get("/v1/jobs", params={"limit": 1}).json()["jobs"] == newest  # nothing created

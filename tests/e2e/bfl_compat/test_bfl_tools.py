@@ -134,4 +134,5 @@ def test_models_shows_the_limits_in_force_after_bfl_model_limits(base):
     listed = {m["name"]: m for m in API(base).get("/v1/models").json()["models"]}
     assert listed["flux-3-video"]["max_active"] == 2  # the catalog's 5, overridden
     assert listed[EDIT]["max_active"] == 3  # a name with a '/' in BFL_MODEL_LIMITS
-    assert listed["flux-kontext-max"]["max_active"] is None  # no pool of its own here: the account's
+    # No limit of its own here: the account's, BFL_MAX_ACTIVE (the suite's).
+    assert listed["flux-kontext-max"]["max_active"] == listed["flux-2-pro"]["max_active"] == 10_000

@@ -151,7 +151,7 @@ def test_api_refusals_exit_2_with_the_error_code(stack, sim):
     assert result.returncode == 2 and "not_found:" in result.stderr
 
     result = api_cli(stack, "submit", "--model", "Not A Model", "--prompt", "x")
-    assert result.returncode == 2 and "invalid_request:" in result.stderr
+    assert result.returncode == 2 and "unknown_model:" in result.stderr
 
     result = api_cli(stack, "list", "--limit", "500")
     assert result.returncode == 2 and "invalid_request: 'limit' must be between 1 and 100" in result.stderr

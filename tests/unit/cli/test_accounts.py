@@ -6,7 +6,7 @@ from __future__ import annotations
 from fluxhook.cli.accounts import ACCOUNT_COLUMNS, account_row, credits_answer, credits_text
 from fluxhook.credits.figures import epoch
 
-EU = {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {"default": 3}, "queued": 2,
+EU = {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {"flux-2-pro": 3}, "queued": 2,
       "cooling": None, "balance": 1250.5, "balance_at": "2026-11-21T10:00:00Z", "spent_today": 42.0}
 # Two minutes after the balance was read.
 NOW = epoch("2026-11-21T10:02:00Z")
@@ -33,8 +33,8 @@ def test_a_cooling_account_says_why_and_until_when_and_an_unread_balance_is_a_da
     assert (row["BALANCE"], row["REGION"], row["IN FLIGHT"]) == ("-", "-", "0")
 
 
-def test_tasks_in_flight_in_several_pools_are_named():
-    assert _row(in_flight={"flux-kontext-max": 1, "default": 3})["IN FLIGHT"] == "4 (default 3, flux-kontext-max 1)"
+def test_tasks_in_flight_of_several_models_are_named():
+    assert _row(in_flight={"flux-kontext-max": 1, "flux-2-pro": 3})["IN FLIGHT"] == "4 (flux-2-pro 3, flux-kontext-max 1)"
 
 
 def test_credits_for_an_admin_list_each_accounts_reading_and_their_sum_as_accounts_writes_them():

@@ -55,10 +55,14 @@ def test_idle_accounts_in_their_order_without_keys(svc):
     assert "secret-key" not in json.dumps(shown)
 
 
-def test_in_flight_by_pool_cooling_balance_and_spend(svc):
+def test_in_flight_by_model_cooling_balance_and_spend(svc):
     now = time.time()
     keys = svc.store.keys
-    svc.redis.zadd(keys.slots(DEFAULT_POOL, "eu"), {"job_a": now, "job_b": now})
+    # Two models share the default pool; a job deleted while it held a slot has no model left to name.
+    for job_id, model in (("job_a", "flux-2-pro"), ("job_b", "flux-dev"), ("job_c", "flux-kontext-max"),
+                          ("job_d", "flux-2-pro")):
+        svc.redis.hset(keys.job(job_id), "model", model)
+    svc.redis.zadd(keys.slots(DEFAULT_POOL, "eu"), {"job_a": now, "job_b": now, "job_d": now, "job_gone": now})
     svc.redis.zadd(keys.slots("flux-kontext-max", "eu"), {"job_c": now})
     svc.store.cooldowns.cool("us", now + 30, CoolingReason.UNAVAILABLE)
     svc.store.cooldowns.cool("spare", now + 30, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
@@ -68,7 +72,7 @@ def test_in_flight_by_pool_cooling_balance_and_spend(svc):
 
     eu, us, spare = accounts_now(svc, now)
 
-    assert eu["in_flight"] == {DEFAULT_POOL: 2, "flux-kontext-max": 1}
+    assert eu["in_flight"] == {"flux-2-pro": 2, "flux-dev": 1, "flux-kontext-max": 1, "unknown": 1}
     assert (eu["cooling"], eu["balance"], eu["spent_today"]) == (None, 1250.5, 42.25)
     assert eu["balance_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))  # when it was read from eu
     assert us["balance"] is None and us["balance_at"] is None

@@ -150,15 +150,15 @@ def _account(**fields) -> dict:
 def test_the_accounts_panel_in_words():
     idle, busy, cooling, broke = view.accounts_panel([
         _account(),
-        _account(name="us", region=None, in_flight={"default": 3, "flux-kontext-max": 1}, queued=5,
+        _account(name="us", region=None, in_flight={"flux-2-pro": 3, "flux-kontext-max": 1}, queued=5,
                  balance=1250.5, balance_at="2026-11-21T10:00:00Z", spent_today=1000.0),
         _account(name="c", cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}),
         _account(name="d", cooling={"until": "2026-11-21T10:00:30Z", "reason": "insufficient_credits"}),
     ], epoch("2026-11-21T10:00:40Z"))
 
-    assert (idle["state"], idle["balance"], idle["in_flight"], idle["pools"], idle["cooling"]) == \
+    assert (idle["state"], idle["balance"], idle["in_flight"], idle["models"], idle["cooling"]) == \
         ("takes tasks", "not read lately", 0, "", False)
-    assert (busy["region"], busy["in_flight"], busy["pools"], busy["queued"]) == ("—", 4, "default 3, flux-kontext-max 1", 5)
+    assert (busy["region"], busy["in_flight"], busy["models"], busy["queued"]) == ("—", 4, "flux-2-pro 3, flux-kontext-max 1", 5)
     assert (busy["balance"], busy["balance_read"], busy["spent_today"]) == ("1,250.50", "read 40 s ago", "1,000")
     assert idle["balance_read"] == ""
     assert cooling["cooling"] and cooling["state"] == "cooling: BFL unavailable, until 2026-11-21 10:00:30 UTC"
