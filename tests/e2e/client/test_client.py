@@ -143,7 +143,7 @@ def test_refusals_are_typed(stack, fluxhook, sim):
 
     with pytest.raises(fc.InvalidRequest) as invalid:
         fluxhook.submit("Not A Model", {"prompt": "x"})
-    assert (invalid.value.status, invalid.value.code) == (400, "invalid_request")
+    assert (invalid.value.status, invalid.value.code) == (400, "unknown_model")
     with pytest.raises(fc.InvalidRequest):
         next(fluxhook.pages(page_size=500))
 
