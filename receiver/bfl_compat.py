@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 import time
 from datetime import datetime, timezone
+from functools import wraps
 
 import redis
 from flask import Blueprint, jsonify, request
@@ -107,16 +109,28 @@ def other_path(path: str):
     return _error(404, _not_found(path))
 
 
+def _served(view):
+    """BFL's 404 for a path it does not serve, whatever the request's body or headers: before anything reads them
+    (an ``Idempotency-Key``'s fingerprint included). ``ModelNotAllowed`` for a model the caller's key may not use."""
+
+    @wraps(view)
+    def wrapper(model: str):
+        if _escaped_name():
+            return _error(404, _STATUS_WORDS[404])
+        usable_model(services(), require_bearer(), model)
+        return view(model)
+
+    return wrapper
+
+
 @bp.post("/<bfl_model:model>", merge_slashes=False)
+@_served
 @replicated
 @idempotent
 def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
     kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
-    if _escaped_name():
-        return _error(404, _STATUS_WORDS[404])
     svc = services()
-    usable_model(svc, require_bearer(), model)  # BFL answers a path it does not serve 404, whatever the body
     task_input, app_webhook = app_webhooks.split_body(json_object(), svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
@@ -212,7 +226,14 @@ def _not_found(path: str) -> str:
     ``job/<id>``)."""
     first, slash, rest = path.partition("/")
     meant = difflib.get_close_matches(first[:64].lower(), sorted(OWN_PATHS), n=1, cutoff=0.75)
-    return f"{_STATUS_WORDS[404]}: did you mean /v1/{meant[0]}{slash}{rest[:64]}?" if meant else _STATUS_WORDS[404]
+    if not meant:
+        return _STATUS_WORDS[404]
+    # The rest of the path is named back only when it reads as an id: the answer says nothing a caller did not mean.
+    rest = rest if _ID_LIKE.fullmatch(rest) else "..." if rest else ""
+    return f"{_STATUS_WORDS[404]}: did you mean /v1/{meant[0]}{slash}{rest}?"
+
+
+_ID_LIKE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @bp.errorhandler(HTTPException)

@@ -353,6 +353,8 @@ def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):
     ("GET", "/v1/job/job_01JZZZZZZZZZZZZZZZZZZZZZZZ", "Not Found: did you mean /v1/jobs/job_01JZZZZZZZZZZZZZZZZZZZZZZZ?"),
     ("DELETE", "/v1/key/key_abc", "Not Found: did you mean /v1/keys/key_abc?"),
     ("PUT", "/v1/modles", "Not Found: did you mean /v1/models?"),
+    # What does not read as an id is not named back.
+    ("GET", "/v1/job/%20call%20evil.example", "Not Found: did you mean /v1/jobs/...?"),
 ])
 def test_an_unknown_path_is_bfls_404_whatever_the_method(base, sim, method, path, detail):
     answered = requests.request(method, f"{base}{path}", headers=bfl_headers(), timeout=10)
@@ -368,10 +370,12 @@ def test_a_models_path_takes_post_alone_as_bfls_does(base, sim, method):
     assert sim.stats()["submitted"] == 0
 
 
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "compat-unknown-model"}, {"Idempotency-Key": "k" * 300},
+                                     {"Content-Type": "text/plain"}])
 @pytest.mark.parametrize("body", [b"", b"{}", b"not json", b'{"prompt": "a fox"}'])
-def test_a_model_bfl_does_not_serve_is_404_whatever_the_body(base, sim, body):
+def test_a_model_bfl_does_not_serve_is_404_whatever_the_body(base, sim, body, headers):
     newest = API(base).get("/v1/jobs", params={"limit": 1}).json()["jobs"]
-    answered = requests.post(f"{base}/v1/flux-9-mega", headers={"x-key": API_TOKEN}, data=body, timeout=10)
+    answered = requests.post(f"{base}/v1/flux-9-mega", headers={"x-key": API_TOKEN, **headers}, data=body, timeout=10)
     assert (answered.status_code, answered.json()) == (404, {"detail": "Not Found"})
     assert sim.stats()["submitted"] == 0
     assert API(base).get("/v1/jobs", params={"limit": 1}).json()["jobs"] == newest  # nothing created
