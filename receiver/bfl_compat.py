@@ -152,7 +152,7 @@ def submit(model: str):
 def model_path_other_method(model: str):
     """Any method but POST on a model's path: BFL's 405 for a model it serves (its endpoint takes POST alone), its
     404 for any other name, naming fluxhook's own path when the name is a slip of one (``GET /v1/job/<id>``)."""
-    if services().config.catalog.get(model) is not None:
+    if not _escaped_name() and services().config.catalog.get(model) is not None:
         return _error(405, "Method Not Allowed", {"Allow": "POST"})
     return _error(404, _not_found(model))
 

@@ -49,8 +49,8 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
 
 
 def _in_flight_by_model(svc: Services) -> dict[str, dict[str, int]]:
-    """Each account's tasks at BFL by model (SPEC §14), from the jobs holding its slots: two round trips in all. A
-    job deleted since it took its slot is counted under ``unknown`` until the sweep gives the slot back."""
+    """Each account's tasks at BFL by model (SPEC §14), from the jobs holding its slots: two round trips in all (at
+    most 32 accounts' slots). A job deleted between the two reads is counted under ``unknown``."""
     holders = svc.store.slots.holders_by_account()
     models = iter(svc.jobs.models_of([job_id for held in holders.values() for job_id in held]))
     counted: dict[str, dict[str, int]] = {}

@@ -353,6 +353,8 @@ def test_a_body_without_a_content_type_is_read_as_json_as_bfl_does(base):
     ("GET", "/v1/job/job_01JZZZZZZZZZZZZZZZZZZZZZZZ", "Not Found: did you mean /v1/jobs/job_01JZZZZZZZZZZZZZZZZZZZZZZZ?"),
     ("DELETE", "/v1/key/key_abc", "Not Found: did you mean /v1/keys/key_abc?"),
     ("PUT", "/v1/modles", "Not Found: did you mean /v1/models?"),
+    # A model's name with its '/' %-escaped is a path BFL does not serve, on POST and on any other method alike.
+    ("GET", "/v1/flux-tools%2Fvideo-edit-v1", "Not Found"),
     # What does not read as an id is not named back.
     ("GET", "/v1/job/%20call%20evil.example", "Not Found: did you mean /v1/jobs/...?"),
 ])

@@ -314,7 +314,7 @@ def test_ready_spellings_and_task_id_are_accepted(api, sim, spy, variant):
 
 @pytest.mark.parametrize(("word", "shown"), [("Pending", "Pending"), ("PENDING", "Pending"),
                                             ("Processing", "Processing")])
-def test_pending_callback_only_updates_bfl_status(api, sim, spy, word, shown):
+def test_a_running_word_only_updates_bfl_status(api, sim, spy, word, shown):
     job = api.submit("[pending] still pending")
     before = api.job(job["id"])
 

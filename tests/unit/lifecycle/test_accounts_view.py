@@ -58,7 +58,7 @@ def test_idle_accounts_in_their_order_without_keys(svc):
 def test_in_flight_by_model_cooling_balance_and_spend(svc):
     now = time.time()
     keys = svc.store.keys
-    # Two models share the default pool; a job deleted while it held a slot has no model left to name.
+    # Two models share the default pool; a job deleted between the view's two reads has no model left to name.
     for job_id, model in (("job_a", "flux-2-pro"), ("job_b", "flux-dev"), ("job_c", "flux-kontext-max"),
                           ("job_d", "flux-2-pro")):
         svc.redis.hset(keys.job(job_id), "model", model)
