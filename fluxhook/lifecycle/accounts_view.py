@@ -8,6 +8,8 @@ last read from that account and when, today's spend through it).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fluxhook.core.job import iso
 from fluxhook.credits import balance as balances
 from fluxhook.credits.accounting import account_spent_field, from_micro, utc_day
@@ -53,13 +55,7 @@ def _in_flight_by_model(svc: Services) -> dict[str, dict[str, int]]:
     most 32 accounts' slots). A job deleted between the two reads is counted under ``unknown``."""
     holders = svc.store.slots.holders_by_account()
     models = iter(svc.jobs.models_of([job_id for held in holders.values() for job_id in held]))
-    counted: dict[str, dict[str, int]] = {}
-    for account, held in holders.items():
-        by_model = counted[account] = {}
-        for _ in held:
-            model = next(models) or "unknown"
-            by_model[model] = by_model.get(model, 0) + 1
-    return counted
+    return {account: dict(Counter(next(models) or "unknown" for _ in held)) for account, held in holders.items()}
 
 
 def callers_balance(svc: Services, caller: Caller) -> Balance | None:
