@@ -22,6 +22,35 @@ class Span:
     name: str
     service: str
     attributes: dict
+    # Also exported, and as able to carry a URL or an exception's words: each event's name and attributes, the
+    # status's description.
+    events: tuple[tuple[str, dict], ...] = ()
+    status_message: str = ""
+
+    def texts(self) -> dict[str, str]:
+        """Every string the collector received of this span, by where it was: ``name``, ``status``, each
+        attribute's key, each event's ``event:<name>:<key>``."""
+        found = {"name": self.name, "status": self.status_message}
+        found.update({key: _text(value) for key, value in self.attributes.items()})
+        for name, attributes in self.events:
+            found.update({f"event:{name}:{key}": _text(value) for key, value in attributes.items()})
+        return found
+
+
+def _text(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def leaks(spans: list[Span], words: dict[str, str]) -> dict[str, set[str]]:
+    """For each of ``words`` (what it is: the word) found in any span, where: ``span name/where`` (see
+    ``Span.texts``)."""
+    found: dict[str, set[str]] = {}
+    for span in spans:
+        for where, text in span.texts().items():
+            for what, word in words.items():
+                if word.lower() in text.lower():
+                    found.setdefault(what, set()).add(f"{span.name}/{where}")
+    return found
 
 
 @dataclass
@@ -49,19 +78,23 @@ class Collector:
             service = _attributes(resource_spans.resource.attributes).get("service.name", "")
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
+                    events = tuple((event.name, _attributes(event.attributes)) for event in span.events)
                     spans.append(Span(span.trace_id.hex(), span.span_id.hex(), span.parent_span_id.hex(), span.name,
-                                      service, _attributes(span.attributes)))
+                                      service, _attributes(span.attributes), events, span.status.message))
         with self.lock:
             self.posts += 1
             self.spans.extend(spans)
 
 
 def _attributes(pairs) -> dict:
-    values = {}
-    for pair in pairs:
-        kind = pair.value.WhichOneof("value")
-        values[pair.key] = getattr(pair.value, kind) if kind else None
-    return values
+    return {pair.key: _value(pair.value) for pair in pairs}
+
+
+def _value(value):
+    kind = value.WhichOneof("value")
+    if kind == "array_value":  # a captured header's values
+        return [_value(item) for item in value.array_value.values]
+    return getattr(value, kind) if kind else None
 
 
 @contextmanager

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Mapping
 
-from fluxhook.core.logs import redact_urls
+from fluxhook.core.logs import REDACTED, redact_urls
 
 if TYPE_CHECKING:  # the SDK is imported only when traces are on
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("fluxhook.tracing")
@@ -27,9 +29,16 @@ log = logging.getLogger("fluxhook.tracing")
 JOB_ID = "fluxhook.job_id"
 # The settings that turn tracing on: somewhere to send spans (or the console).
 _SWITCHES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER")
-# The URL attributes of HTTP spans: paths and queries hold webhook tokens and image signatures.
-_SERVER_URL_KEYS = ("http.url", "http.target", "url.full", "url.path", "url.query")
-_CLIENT_URL_KEYS = ("http.url", "url.full")
+# The URL attributes of HTTP spans (the old and the stable conventions): paths and queries hold webhook tokens,
+# image-link tokens and search text.
+_URL_KEYS = ("http.url", "url.full")
+_PATH_KEYS = ("http.target", "url.path")
+_HEADER_PREFIXES = ("http.request.header.", "http.response.header.")
+# By name, as the instrumentations spell a captured header (lower case, "-" as "_" in the old conventions): an
+# app's bearer token, BFL's x-key, a session cookie, a callback's secret, a signature.
+_AUTHENTICATING_HEADER = re.compile(r"auth|cookie|key|token|secret|sig|session|passw|credential", re.IGNORECASE)
+# A query in quoted words: "?" right after a path, up to the end of the URL.
+_QUERY = re.compile(r"(?<=[\w/])\?[^\s'\"<>]*=[^\s'\"<>]*")
 _OFF: ContextManager[None] = nullcontext()
 
 _tracer = None
@@ -61,9 +70,8 @@ def setup(service_name: str) -> bool:
 
     resource = Resource.create({} if os.environ.get(OTEL_SERVICE_NAME) else {"service.name": service_name})
     provider = TracerProvider(resource=resource, sampler=_sampler())
-    provider.add_span_processor(_redacting_processor())
     for exporter in _exporters():
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(_scrubbing(exporter)))
     trace.set_tracer_provider(provider)
     _instrument()
     _tracer = trace.get_tracer("fluxhook")
@@ -199,37 +207,119 @@ def _instrument() -> None:
         RedisInstrumentor().instrument()
 
 
-def _redact_span_urls(span) -> None:
-    """Take the credentials out of a new HTTP span's URL attributes; an outgoing call keeps only its origin (a
-    notify_url's path may hold the app's own token)."""
-    from opentelemetry.trace import SpanKind
+def _scrubbing(exporter: SpanExporter) -> SpanExporter:
+    """``exporter``, sent each span as ``exported_span`` makes it.
+
+    Scrubbing what is exported, not a span as it starts: the instrumentations set attributes after that (Flask's
+    sets its request's URL again once its hooks have run, requests its response's headers), and an ended span
+    cannot be changed; the SDK has no public step between the two. Here, on the batch processor's thread, it costs
+    a request nothing."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Scrubbing(SpanExporter):
+        def export(self, spans) -> SpanExportResult:
+            return exporter.export([exported_span(span) for span in spans])
+
+        def shutdown(self) -> None:
+            exporter.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return exporter.force_flush(timeout_millis)
+
+    return Scrubbing()
+
+
+def exported_span(span: ReadableSpan) -> ReadableSpan:
+    """``span`` as it may leave the process: its attributes as ``exported_attributes`` keeps them, and its name,
+    its status's description and its events' words (an exception's message quotes the URL that failed) as
+    ``exported_text`` does."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.trace import SpanKind, Status
 
     attributes = span.attributes or {}
     client = span.kind == SpanKind.CLIENT
-    for key in _CLIENT_URL_KEYS if client else _SERVER_URL_KEYS:
-        value = attributes.get(key)
-        if not isinstance(value, str):
+    hidden = call_paths(attributes) if client else ()
+
+    def text(value):
+        if isinstance(value, str):
+            return exported_text(value, hidden)
+        if isinstance(value, tuple | list):
+            return type(value)(exported_text(v, hidden) if isinstance(v, str) else v for v in value)
+        return value
+
+    events = [Event(event.name, {key: text(value) for key, value in (event.attributes or {}).items()},
+                    event.timestamp) for event in span.events]
+    status = Status(span.status.status_code, text(span.status.description)) if span.status.description \
+        else span.status
+    return ReadableSpan(name=text(span.name), context=span.context, parent=span.parent, resource=span.resource,
+                        attributes=exported_attributes(attributes, client), events=events, links=span.links,
+                        kind=span.kind, status=status, start_time=span.start_time, end_time=span.end_time,
+                        instrumentation_scope=span.instrumentation_scope)
+
+
+def exported_attributes(attributes: Mapping[str, Any], client: bool) -> dict[str, Any]:
+    """The attributes a span may export: no query (image and callback tokens, search text), no token in a path,
+    no header that authenticates; an outgoing call's URL as its origin alone (a ``notify_url``'s path may hold
+    the app's own token). The rest (``fluxhook.job_id``, ``http.route``) as they are."""
+    kept: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key == "url.query" or authenticates(key):
             continue
-        if client:
-            span.set_attribute(key, _origin(value))
-        else:
-            # A query alone (url.query) has no "?" for the scrubber to know it by.
-            span.set_attribute(key, redact_urls("?" + value)[1:] if key == "url.query" else redact_urls(value))
+        if key in _URL_KEYS and isinstance(value, str):
+            value = origin(value) if client else server_path(value)
+        elif key in _PATH_KEYS and isinstance(value, str):
+            if client:
+                continue
+            value = server_path(value)
+        kept[key] = value
+    return kept
 
 
-def _origin(url: str) -> str:
+def authenticates(key: str) -> bool:
+    """Whether attribute ``key`` is a captured header (``http.request.header.<name>``, the SDK's
+    ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*``) whose value may open something."""
+    if not key.startswith(_HEADER_PREFIXES):
+        return False
+    return _AUTHENTICATING_HEADER.search(key.rsplit(".", 1)[1]) is not None
+
+
+def server_path(target: str) -> str:
+    """A request's URL or path without its query or fragment, and without the token a path may hold
+    (``/webhooks/bfl/<token>``)."""
+    return redact_urls(target.split("?", 1)[0].split("#", 1)[0])
+
+
+def origin(url: str) -> str:
+    """An outgoing call's URL as its scheme, host and port."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}/"
 
 
-def _redacting_processor():
-    """A span processor that runs ``_redact_span_urls`` as each span starts, before any exporter sees it."""
-    from opentelemetry.sdk.trace import SpanProcessor
+def call_paths(attributes: Mapping[str, Any]) -> tuple[str, ...]:
+    """The path of an outgoing call's URL (as its span's attributes name it), which an error's words may quote
+    without the origin (urllib3: ``Max retries exceeded with url: /path?query``)."""
+    from urllib.parse import urlsplit
 
-    class RedactUrls(SpanProcessor):
-        def on_start(self, span, parent_context=None) -> None:
-            _redact_span_urls(span)
+    paths = set()
+    for key in _URL_KEYS:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            path = urlsplit(value).path
+            if path not in ("", "/"):
+                paths.add(path)
+    return tuple(sorted(paths, key=len, reverse=True))
 
-    return RedactUrls()
+
+def exported_text(text: str, hidden: tuple[str, ...] = ()) -> str:
+    """Words a span exports (its name, an exception's message) without the queries and path tokens of URLs they
+    quote, nor any of ``hidden`` (an outgoing call's path)."""
+    text = _QUERY.sub("?" + REDACTED, redact_urls(text))
+    for path in hidden:
+        text = text.replace(path, REDACTED)
+    return text

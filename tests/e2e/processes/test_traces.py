@@ -1,7 +1,9 @@
 """Traces (SPEC §7): with OTEL_EXPORTER_OTLP_ENDPOINT set, each job is one trace across the web and the worker,
 sent over OTLP/HTTP to a collector this test runs; unset, nothing of the SDK is installed and nothing is sent.
 
-A stack of its own (Redis database 13) with notifications on, so the trace has every step of a job's life.
+A stack of its own (Redis database 13) with notifications on, so the trace has every step of a job's life, and
+with the instrumentations asked to capture the headers that authenticate (an operator may ask for them; they must
+still never leave).
 """
 
 from __future__ import annotations
@@ -15,16 +17,26 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
-from conftest import API, service_env
+from conftest import API, API_TOKEN, SECRET_KEY, service_env
 from devtools.processes import ROOT, free_port, wait_until
+from devtools.stack import SIMULATOR_KEY
 from helpers import stack_on_db
 from notify_helpers import SECRET, receiving
-from trace_helpers import collecting
+from trace_helpers import collecting, leaks
 
 # A job's steps, each a span with fluxhook.job_id, in the one trace of the job.
 STEPS = {"fluxhook.create", "fluxhook.send", "fluxhook.callback", "fluxhook.download", "fluxhook.store",
          "fluxhook.thumbnail", "fluxhook.notify"}
+
+
+# The SDK's own settings for capturing headers as span attributes, naming those that authenticate a caller, BFL's
+# key, a callback and a notification.
+_CAPTURED_HEADERS = {
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization,cookie,x-webhook-secret,user-agent",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": "x-key,authorization,webhook-signature,user-agent",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +56,7 @@ def traced_stack(redis_server, simulator, _spies, collector, hooks, tmp_path_fac
     with stack_on_db(redis_server, simulator, _spies[0].port, Path(tmp_path_factory.mktemp("traced-stack")), 13,
                      OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
                      NOTIFY_URL=hooks.url(), NOTIFY_SECRET=SECRET, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{hooks.port}",
-                     WEB_CONCURRENCY="1") as running:
+                     WEB_CONCURRENCY="1", **_CAPTURED_HEADERS) as running:
         yield running
 
 
@@ -99,6 +111,57 @@ def test_a_job_is_one_trace_across_web_and_worker(traced_stack, collector, hooks
     worker = _log_lines(traced_stack.var_dir / "worker.log", job_id)
     assert any(line["event"] == "image stored" for line in worker), worker
     assert {line.get("trace_id") for line in worker} == {trace_id}, worker
+
+
+_URLS = ("http.target", "http.url", "url.full", "url.path")
+# The captured headers of _CAPTURED_HEADERS that authenticate, as the instrumentations name them ("-" as "_").
+_AUTHENTICATING = ("authorization", "cookie", "x_webhook_secret", "x_key", "webhook_signature")
+
+
+def test_no_span_of_a_jobs_whole_life_carries_a_secret_or_a_tenants_words(traced_stack, collector, hooks, sim):
+    """Create (with a notify_url whose path and query hold the app's tokens), callback, download, the image read
+    with its signed link, a search, the notification: the collector receives no query string, no token of a path,
+    no authenticating header, no prompt and no search text; the job id and the route template stay."""
+    api = API(traced_stack.base_url)
+    prompt = "an ultramarine heron zqvfeather"
+    notify_url = hooks.url("/hooks/app-path-secret-7f3a9c?app_key=app-query-secret-2b8d")
+    job_id = api.submit(prompt, notify_url=notify_url)["id"]
+    stored = api.wait_for(job_id)
+    assert stored["status"] == "stored"
+    assert hooks.wait_for(job_id)[0].path == "/hooks/app-path-secret-7f3a9c?app_key=app-query-secret-2b8d"
+    link = stored["image"]["url"]
+    image_token = link.split("token=", 1)[1].split("&", 1)[0]
+    assert requests.get(link, timeout=10).status_code == 200  # the signed link alone opens it
+    found = api.get("/v1/jobs", params={"q": "heron zqvfeather"})
+    assert found.status_code == 200 and [j["id"] for j in found.json()["jobs"]] == [job_id], found.text
+
+    def exported():
+        with collector.lock:
+            spans = list(collector.spans)
+        names = {s.name for s in spans if s.attributes.get("fluxhook.job_id") == job_id}
+        read = [s for s in spans if s.attributes.get("http.route") == "/v1/jobs/<job_id>/image"
+                and job_id in str(s.attributes.get("http.target", s.attributes.get("url.path")))]
+        searched = [s for s in spans if s.name == "GET /v1/jobs"]
+        return spans if STEPS <= names and read and searched else None
+
+    spans = wait_until(exported, timeout=20, interval=0.1, message=f"the spans of {job_id}'s life, its read and search")
+    webhook_token = sim.task(stored["bfl_id"])["webhook_url"].rsplit("/", 1)[1]  # as fluxhook sent it
+    secrets = {"webhook token": webhook_token, "image token": image_token, "app key": API_TOKEN,
+               "BFL key": SIMULATOR_KEY, "secret key": SECRET_KEY, "notify path token": "app-path-secret-7f3a9c",
+               "notify query token": "app-query-secret-2b8d", "prompt": "ultramarine heron",
+               "search text": "zqvfeather"}
+    leaked = leaks(spans, secrets)
+    # Attributes no span may have, whatever their value: a query (of its own or in a URL), a header that
+    # authenticates.
+    forbidden = sorted({f"{s.name}/{key}" for s in spans for key, value in s.attributes.items()
+                        if key == "url.query" or key in _URLS and "?" in str(value)
+                        or key.startswith("http.request.header.") and key.rsplit(".", 1)[1] in _AUTHENTICATING})
+    assert not leaked and not forbidden, {"leaked": {k: sorted(v) for k, v in leaked.items()}, "forbidden": forbidden}
+    # What a trace is searched by stays: the job id, the route template, the path of ids.
+    read = [s for s in spans if s.attributes.get("http.route") == "/v1/jobs/<job_id>/image"]
+    assert {s.attributes.get("http.target") for s in read} == {f"/v1/jobs/{job_id}/image"}
+    assert STEPS <= {s.name for s in collector.of_job(job_id)}
+    assert any(s.attributes.get("http.request.header.user_agent") for s in read)  # the capture is on; harmless ones stay
 
 
 def test_a_job_polled_for_its_lost_callback_has_its_polls_in_its_trace(traced_stack, collector, sim):
