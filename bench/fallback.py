@@ -272,7 +272,7 @@ def time_idle_sweeps(env: dict[str, str], tracked: int, sweeps: int) -> list[flo
         started = time.perf_counter()
         result = sweep(svc)
         timings.append((time.perf_counter() - started) * 1000)
-        assert (result.due, result.notifications) == (0, 0), result
+        assert (result.due, result.deadlines) == (0, 0), result
     svc.redis.flushdb()
     return timings
 

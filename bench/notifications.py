@@ -11,7 +11,8 @@ of warm-up, not counted: the baseline, the receiver answering ``200`` always, an
 a random ``--failure`` share of POSTs (seeded), its retries running beside the load, half the jobs each in turn
 (baseline, failing, failing, baseline). Then, for up to ``--settle`` seconds, the bench waits for every message of
 the failing phases to leave ``pending`` (delivered, or failed after its 14th attempt). A message still pending then
-must be waiting for its next attempt (in ``messages_due``, its work line or RQ): one that is none of these is lost.
+must be waiting for its next attempt (in ``notify_due``, or parked behind its receiver's attempts in flight): one that
+is neither is lost.
 Not part of the test suite; it prints a table and changes nothing outside temporary directories.
 """
 
@@ -27,13 +28,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
-from rq.job import Job as RQJob
 
 from devtools.processes import free_port
-from fluxhook.lifecycle.steps.enqueueing import notify_task_name, task_id
 from fluxhook.store.keys import KEYS
-from fluxhook.store.owners import member
-from fluxhook.store.work_lines import NOTIFY
 
 from .common import (
     BenchJob,
@@ -110,11 +107,9 @@ def _states(db, job_ids: list[str]) -> list[str]:
 
 
 def _waiting_for_an_attempt(db, message_id: str) -> bool:
-    """Whether a pending message will be tried again: due later, in its work line, being moved, or in RQ."""
-    item = member("admin", message_id)
-    return (db.zscore(KEYS.messages_due, item) is not None or db.zscore(KEYS.work_line(NOTIFY), item) is not None
-            or db.hexists(KEYS.work_moving(NOTIFY), item)
-            or any(db.scan_iter(match=RQJob.key_for(task_id(notify_task_name(message_id), "*")), count=1000)))
+    """Whether a pending message will be tried again: due (later, or its attempt under way) or parked."""
+    return any(db.zscan_iter(KEYS.notify_due, match=f"*|{message_id}")) or any(
+        db.zscan_iter(KEYS.notify_parked, match=f"*|{message_id}"))
 
 
 @dataclass

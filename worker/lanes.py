@@ -1,11 +1,12 @@
 """The worker's lanes: a bounded set of RQ workers, each driven by a thread of the worker process.
 
-A download, a poll or a notification spends most of its time waiting on the network, and one task at a
-time would make each result wait for every task ahead of it. So a worker process takes up to ``LANES``
-RQ tasks at once, each lane an ordinary RQ worker (``InProcessWorker``) with its own registration,
-heartbeats and task records: a task still survives its worker's death (RQ finds it abandoned and
-retries it) and is retried as RQ's ``Retry`` says. Every lane lists the queues deadline first
-(``worker.run``): the sweep's checks, then downloads.
+A download or a poll spends most of its time waiting on the network, and one task at a time would make each
+result wait for every task ahead of it. So a worker process takes several RQ tasks at once, each lane an ordinary RQ
+worker (``InProcessWorker``) with its own registration, heartbeats and task records: a task still survives its
+worker's death (RQ finds it abandoned and retries it) and is retried as RQ's ``Retry`` says. Each kind has lanes of its
+own (``worker.run``, SPEC §7 bulkheads): ``WORKER_DOWNLOAD_CONCURRENCY`` lanes take downloads from ``fluxhook`` and
+``WORKER_CHECK_CONCURRENCY`` lanes take the sweep's checks from ``fluxhook-control``, so neither kind waits for the
+other's.
 
 Stopping belongs to the process's main thread, where signals arrive (``stop``): each lane finishes its task
 and takes no other; once the grace is over the process asks for the tasks back (``fluxhook.core.stopping``), and
@@ -31,9 +32,6 @@ from .inprocess import InProcessWorker
 
 log = logging.getLogger("fluxhook.worker")
 
-# RQ tasks one worker process runs at once. Its tasks wait on the network (BFL's delivery hosts, its API,
-# an app's webhook) and the disk; more lanes than this mostly wait for the process's one interpreter.
-LANES = 4
 # How long one wait for a task lasts before the lane looks whether to stop (RQ's own is worker_ttl - 15 s): a stop
 # waits this long for its idle lanes. Each wait is one BLPOP; the heartbeat keeps its own pace (next).
 DEQUEUE_TIMEOUT = 1
@@ -59,8 +57,8 @@ IDLE_CHECK_EVERY = 5.0
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], number: int, log_level: str, after_task: Callable[[], object]):
-        super().__init__(name=f"fluxhook-lane-{number}", daemon=True)
+    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_task: Callable[[], object]):
+        super().__init__(name=name, daemon=True)
         self.connection = connection
         self.after_task = after_task
         self.queues = queues
@@ -155,11 +153,12 @@ class Lane(threading.Thread):
         return worker
 
 
-def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object],
-          count: int = LANES) -> list[Lane]:
-    """Start ``count`` lanes on ``queues``; each calls ``after_task`` when a task of its ends (to feed RQ the
-    next work in turn)."""
-    lanes = [Lane(connection, queues, number, log_level, after_task) for number in range(1, count + 1)]
+def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object], count: int,
+          kind: str) -> list[Lane]:
+    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_task`` when a task of its ends (to feed
+    RQ the next work in turn)."""
+    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_task)
+             for number in range(1, count + 1)]
     for lane in lanes:
         lane.start()
     return lanes

@@ -1,12 +1,13 @@
-"""The notify task: one attempt of one notification message (``lifecycle.delivering``)."""
+"""An older release's notify task, still queued in RQ after an upgrade: today's notifiers make every attempt, so it
+only makes its message (or its job's end) due for them (``notifications.take_back``)."""
 
 from __future__ import annotations
 
-from fluxhook.lifecycle.delivering import deliver
+from fluxhook.lifecycle.notifications import take_back
 
 from .runtime import services
 
 
-def notify_job(message_id: str) -> str:
-    """Make one attempt of the message; a failed one is scheduled again by the message itself, never by raising."""
-    return deliver(services(), message_id)
+def notify_job(name: str) -> str:
+    """Make the message ``name`` (or, from a still older release, the end of the job ``name``) due for a notifier."""
+    return take_back(services(), name)

@@ -1,5 +1,6 @@
-"""One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, its senders
-(submissions), its lanes (RQ's tasks) and the feeder that moves work into RQ, until a stop signal."""
+"""One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, and a capacity of its
+own for each kind of work (SPEC §7, bulkheads): its senders (submissions), its download lanes and check lanes (RQ's
+tasks, with the feeder that moves downloads into RQ) and its notifier, until a stop signal."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from fluxhook.lifecycle import readiness
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 
-from . import balance, cron, feeding, lanes, runtime, sending, sweeping
+from . import balance, cron, feeding, lanes, notifying, runtime, sending, sweeping
 
 # After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
 # again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
@@ -43,22 +44,28 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues])
     sweeper = sweeping.start(svc)
     balance_reader = balance.start(svc)
-    senders = sending.start(svc)
+    senders = sending.start(svc, config.worker_send_concurrency)
     stop.on_first = senders.stop_taking
-    lanes_ = lanes.start(svc.redis, queues, config.log_level, after_task=lambda: feeding.after_task(svc))
+    lanes_ = lanes.start(svc.redis, [svc.queue], config.log_level, lambda: feeding.after_task(svc),
+                         config.worker_download_concurrency, "download")
+    lanes_ += lanes.start(svc.redis, [svc.control_queue], config.log_level, lambda: None,
+                          config.worker_check_concurrency, "check")
     feeder = feeding.start(svc)
-    log.info("worker started", extra={"lanes": len(lanes_), "senders": senders.size})
+    notifier = notifying.start(svc)
+    log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
+                                      "checks": config.worker_check_concurrency, "notifications": notifier.size})
     try:
         while not stop.requested:
             time.sleep(STOP_CHECK_INTERVAL)
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits (a second at most each) end side by side.
-        for part in (feeder, senders, cron_thread, sweeper, balance_reader):
+        for part in (feeder, senders, notifier, cron_thread, sweeper, balance_reader):
             part.request_stop()
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
         senders.stop()
+        notifier.stop()
     finally:
         sweeper.stop()
         balance_reader.stop()
@@ -106,6 +113,6 @@ class _StopSignals:
 
 
 def _queues(svc: Services) -> list[Queue]:
-    # In this order: the sweep's work (its checks poll tasks whose callbacks are overdue), then downloads (each
-    # making its thumbnail once its job is stored). Submissions are not RQ's: the senders send them (see sending).
+    # The queues this process's RQ workers take from, for its cron's scheduler of RQ's retries: the sweep's checks and
+    # downloads (each making its thumbnail once its job is stored). Submissions and notifications are not RQ's.
     return [svc.control_queue, svc.queue]

@@ -115,6 +115,12 @@ class Config:
     bfl_credits_refresh_seconds: int = 300
     log_level: str = "INFO"
     worker_processes: int = 1
+    # Capacity of each kind of a worker process's work (SPEC §7, bulkheads): submissions to BFL at once, RQ tasks of
+    # downloads (with their store and thumbnail) at once, RQ tasks of checks (polls) at once, notification attempts.
+    worker_send_concurrency: int = 16
+    worker_download_concurrency: int = 4
+    worker_check_concurrency: int = 2
+    worker_notify_concurrency: int = 8
     # Requests a web process works on at once (gunicorn's thread pool adds room for waiting ones).
     web_threads: int = 4
     redis_tls_verify: bool = True
@@ -231,6 +237,12 @@ class Config:
                 "BFL_CREDITS_REFRESH_SECONDS", field_default("bfl_credits_refresh_seconds"), minimum=1, maximum=86400),
             log_level=reader.choice("LOG_LEVEL", field_default("log_level"), ("DEBUG", "INFO", "WARNING", "ERROR")),
             worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
+            worker_send_concurrency=reader.capacity("WORKER_SEND_CONCURRENCY", field_default("worker_send_concurrency")),
+            worker_download_concurrency=reader.capacity("WORKER_DOWNLOAD_CONCURRENCY",
+                                                        field_default("worker_download_concurrency")),
+            worker_check_concurrency=reader.capacity("WORKER_CHECK_CONCURRENCY", field_default("worker_check_concurrency")),
+            worker_notify_concurrency=reader.capacity("WORKER_NOTIFY_CONCURRENCY",
+                                                      field_default("worker_notify_concurrency")),
             web_threads=reader.integer("WEB_THREADS", field_default("web_threads"), minimum=1, maximum=1000),
             redis_tls_verify=reader.boolean("REDIS_TLS_VERIFY", field_default("redis_tls_verify")),
             **sentinels,
@@ -401,6 +413,10 @@ class _Reader:
             self._fail(name, f"must be between {minimum} and {maximum}, got {number}")
             return default
         return number
+
+    def capacity(self, name: str, default: int) -> int:
+        """A worker's capacity for one kind of work: 1 to 64 at once."""
+        return self.integer(name, default, minimum=1, maximum=64)
 
     def min_replicas(self, name: str, *, sentinel: bool) -> int:
         """Replicas an acknowledgement waits for: 0 to 16, by default SENTINEL_MIN_REPLICAS under Sentinel, else 0."""

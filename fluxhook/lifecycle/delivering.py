@@ -8,8 +8,10 @@ seconds) and ``webhook-signature``, one ``v1,<base64 HMAC-SHA256 of "{id}.{times
 job's key (``notify_secrets``; two for a day after a rotation). A message of the BFL-compatible API's own webhook
 carries BFL's body and the app's own secret instead (``app_webhooks``).
 
-An answer other than ``2xx`` is an expected event, logged as one WARNING line with its status: the task ends
-normally (no exception, no traceback) and the message's next attempt waits in ``messages_due``.
+An attempt is one exchange under one deadline, ``ATTEMPT_DEADLINE``: connecting, sending and the receiver's whole
+answer, however it trickles (``net.deadlines``); one past it is a timeout, tried again like any other. An answer
+other than ``2xx`` is an expected event, logged as one WARNING line with its status (no exception, no traceback), and
+the message's next attempt waits in ``notify_due`` for its turn like a first one.
 """
 
 from __future__ import annotations
@@ -26,31 +28,34 @@ from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_answers import next_delay, outcome_for
 from fluxhook.core.notify_events import ENDED
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle.notifications import enter, payload, signed_headers, target_url
+from fluxhook.lifecycle.notifications import payload, signed_headers, target_url
 from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
+from fluxhook.net.deadlines import DeadlinePassed, within
 from fluxhook.services import Services
-from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Message
+from fluxhook.store.deliveries import BFL, DELIVERED, DISABLED, FAILED, PENDING, Message, member_message
 from fluxhook.store.owners import ADMIN_OWNER
 
 log = logging.getLogger("fluxhook.notifications")
 
 METRIC = "fluxhook_notifications"
-# (connect, read) seconds for one POST: the user's app answers an acknowledgement, not the work.
-NOTIFY_TIMEOUT = (5.0, 15.0)
+# The whole of one attempt, from connecting to the receiver's last byte (SPEC §7): the app answers an
+# acknowledgement, not the work. Its connect alone gives up sooner, so an unreachable host is told apart.
+ATTEMPT_DEADLINE = 15.0
+CONNECT_TIMEOUT = 5.0
 
 
-def deliver(svc: Services, message_id: str, now: float | None = None) -> str:
-    """Make one attempt of the message, if it is still pending; its outcome (``DeliveryOutcome``)."""
-    if not message_id.startswith("msg_"):
-        # A task an older release queued names a job: its end becomes messages, sent in their turn.
-        enter(svc, [message_id], time.time())
-        return DeliveryOutcome.SKIPPED
+def deliver(svc: Services, member: str, now: float | None = None) -> str:
+    """Make the attempt of the message ``member`` (``Message.member``) taken for the caller
+    (``notifications.due_attempts``), if it is still pending; its outcome (``DeliveryOutcome``). Every way out gives
+    its room back (``Deliveries.record``, ``set_state``, ``finish``)."""
     store = svc.store.deliveries
-    message = store.get(message_id)
+    message = store.get(member_message(member))
     if message is None or message.state != PENDING:
+        store.finish(member, None)
         return _count(svc, DeliveryOutcome.SKIPPED)
     job = svc.jobs.get(message.job_id)
     if job is None:
+        store.finish(member, None)
         return _count(svc, DeliveryOutcome.SKIPPED)
     if store.is_disabled(message.owner, message.target):
         store.set_state(message, DISABLED)
@@ -80,13 +85,21 @@ def _send(svc: Services, message: Message, job, at: float, target, session, body
     store = svc.store.deliveries
     started = time.monotonic()
     try:
-        response = session.post(target.url, data=body.encode(), headers=headers, timeout=NOTIFY_TIMEOUT,
-                                allow_redirects=False, stream=True)
-        response.close()  # the answer's body is not needed: its status and headers say it all
+        # Connection: close, so each attempt is a connection of its own that its deadline can end, and no receiver
+        # keeps one open between attempts. The answer's body is read and dropped: its status and headers say it all,
+        # but a receiver that trickles it is held to the deadline like one that trickles its head.
+        with within(ATTEMPT_DEADLINE):
+            response = session.post(target.url, data=body.encode(), headers={**headers, "Connection": "close"},
+                                    timeout=(CONNECT_TIMEOUT, ATTEMPT_DEADLINE), allow_redirects=False, stream=True)
+            with response:
+                for _ in response.iter_content(64 * 1024):
+                    pass
     except HostNotAllowed as exc:
         store.record(message, (at, None, "host_not_allowed", _ms(started)), FAILED, None)
         return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                      reason=exc.message)
+    except DeadlinePassed:
+        return _retry(svc, message, at, None, None, f"no whole answer within {ATTEMPT_DEADLINE:g} s", _ms(started))
     except requests.RequestException as exc:
         return _retry(svc, message, at, None, None, type(exc).__name__, _ms(started))
     status, ms = response.status_code, _ms(started)

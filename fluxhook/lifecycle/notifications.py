@@ -3,18 +3,20 @@ its events, and the operator's console over them (listing, replay, enabling a di
 one message is ``delivering``.
 
 A job's events enter the outbox in the script that changes the job (``lua/job_transition.lua``): its end always,
-when it has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. The sweep
-turns each into messages (``enter``): one per distinct target of the event, each a hash of its own
-(``store.deliveries``) with a ``webhook-id`` that every attempt and every replay carries, put in the notify work
-line; a message answered with a retryable failure waits in ``messages_due`` for its next attempt, which the sweep
-puts back in line (``move_due``). At least once: a member leaves the outbox only in the MULTI that keeps its
-messages, and a message leaves ``messages_due`` only in the one that puts it in line.
+when it has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. A worker's
+notifier (``worker/notifying.py``) takes them from there in two hand-offs: ``due_attempts`` makes each event into
+messages (``enter``: one per distinct target, each a hash of its own in ``store.deliveries`` with a ``webhook-id``
+that every attempt and every replay carries), due at once, and takes the messages whose attempt is due as far as
+their receiver has room; ``delivering.deliver`` makes the attempt. A retry is due again in the same set, taken by
+the same rule. At least once: a member leaves the outbox only in the MULTI that keeps its messages, and a message
+leaves the due set only when an attempt of it has ended.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -25,19 +27,19 @@ from fluxhook.core.errors import DeliveryNotFound, InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.core.notify_events import ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
+from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
-from fluxhook.store.owners import ADMIN_OWNER, owner_of
-from fluxhook.store.work_lines import NOTIFY
+from fluxhook.store.owners import owner_of
 
 log = logging.getLogger("fluxhook.notifications")
 
 _URL_WORDING = field_wording("notify_url")
-# Most outbox members and due messages one sweep takes; the rest wait for the next sweep, a second later.
+# Most outbox members one notifier takes at a time; the rest wait for its next look.
 NOTIFY_BATCH = 500
-# A member taken but not kept (its process died) is taken again after this long.
+# An outbox member taken but not made into messages (its process died) is taken again after this long.
 NOTIFY_LEASE = 60.0
 # Most messages one replay call sends again; most index entries one listing or replay reads, this many at a time.
 MAX_REPLAY = 10_000
@@ -119,9 +121,38 @@ def _host(url: str) -> str:
     return f"{parts.hostname or ''}:{port}"
 
 
+def due_attempts(svc: Services, most: int, now: float | None = None) -> list[str]:
+    """The ``notify_due`` members (``Message.member``) whose attempt is now the caller's, at most ``most``, once the
+    outbox's due events are messages (``enter``): each is the caller's to ``delivering.deliver``."""
+    now = time.time() if now is None else now
+    taken = svc.store.deliveries.take(now, most)
+    if not taken.events_due:
+        return taken.members
+    events = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
+    if events:
+        enter(svc, events, now)
+    more = svc.store.deliveries.take(now, most - len(taken.members)).members if len(taken.members) < most else []
+    return taken.members + more
+
+
+def take_back(svc: Services, name: str, now: float | None = None) -> str:
+    """What an older release queued as an RQ task of its own, due for a notifier now: a message (``msg_...``) still
+    pending, or a job's end (its id), made into messages. ``DeliveryOutcome.SKIPPED``: the task sends nothing."""
+    now = time.time() if now is None else now
+    if not name.startswith("msg_"):
+        enter(svc, [name], now)
+        return DeliveryOutcome.SKIPPED
+    message = svc.store.deliveries.get(name)
+    if message is not None and message.state == PENDING:
+        pipe = svc.redis.pipeline(transaction=True)
+        svc.store.deliveries.schedule(message, now, pipe)
+        pipe.execute()
+    return DeliveryOutcome.SKIPPED
+
+
 def enter(svc: Services, members: list[str], now: float) -> int:
-    """Make the messages of outbox ``members`` (``<job id>`` for its end, ``<job id>|<event>`` otherwise) and put
-    those to send in the notify line, taking the members out of the outbox in the same MULTI; how many were made.
+    """Make the messages of outbox ``members`` (``<job id>`` for its end, ``<job id>|<event>`` otherwise), those to
+    send due at once, taking the members out of the outbox in the same MULTI; how many were made.
 
     A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within
     ``PROGRESS_GAP`` of the job's last one stays in the outbox until the gap ends, and then carries the job as it
@@ -161,7 +192,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
     for message, ttl in fresh:
         store.add(message, ttl, pipe)
         if message.state == PENDING:
-            svc.store.work.add(NOTIFY, _key_id(message.owner), message.id, pipe)
+            store.schedule(message, now, pipe)
     for job_id, number in progressed.items():
         store.note_progress(job_id, number, now, pipe)
     done = [m for m in members if m not in later]
@@ -171,24 +202,6 @@ def enter(svc: Services, members: list[str], now: float) -> int:
         pipe.zadd(svc.store.keys.outbox, later)
     pipe.execute()
     return len(fresh)
-
-
-def move_due(svc: Services, now: float) -> int:
-    """Put the messages whose next attempt is due in the notify line; how many."""
-    members = svc.store.deliveries.claim_due(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
-    if not members:
-        return 0
-    pipe = svc.redis.pipeline(transaction=True)
-    for item in members:
-        owner, _, msg_id = item.partition(":")
-        svc.store.work.add(NOTIFY, _key_id(owner), msg_id, pipe)
-    svc.store.deliveries.moved(members, pipe)
-    pipe.execute()
-    return len(members)
-
-
-def _key_id(owner: str) -> str | None:
-    return None if owner == ADMIN_OWNER else owner
 
 
 # -- what is sent --------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Allowlists are checked on the URL before any request (``hosts.check_url``); this module
 adds the check on the address actually connected to, so a DNS answer that changes between
-the check and the connection (rebinding) still cannot reach a private address.
+the check and the connection (rebinding) still cannot reach a private address. Every connection also puts its
+socket under the deadline of the exchange under way (``deadlines.within``), whether it connects for it or is reused.
 """
 
 from __future__ import annotations
@@ -16,8 +17,20 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from fluxhook.core.errors import HostNotAllowed
 from fluxhook.core.hosts import Target, is_public_address
+from fluxhook.net import deadlines
 
 USER_AGENT = "fluxhook/0.1 (+https://github.com/fluxhook)"
+
+
+class _DeadlineMixin:
+    # connect() and request() are urllib3's public methods; ``sock`` is http.client's public attribute.
+    def connect(self):
+        super().connect()  # type: ignore[misc]
+        deadlines.watch(self.sock)  # type: ignore[attr-defined]
+
+    def request(self, *args, **kwargs):
+        deadlines.watch(self.sock)  # type: ignore[attr-defined]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
 class _PublicPeerMixin:
@@ -31,12 +44,28 @@ class _PublicPeerMixin:
         return sock
 
 
-class _PublicHTTPConnection(_PublicPeerMixin, HTTPConnection):
+class _HTTPConnection(_DeadlineMixin, HTTPConnection):
     pass
 
 
-class _PublicHTTPSConnection(_PublicPeerMixin, HTTPSConnection):
+class _HTTPSConnection(_DeadlineMixin, HTTPSConnection):
     pass
+
+
+class _PublicHTTPConnection(_DeadlineMixin, _PublicPeerMixin, HTTPConnection):
+    pass
+
+
+class _PublicHTTPSConnection(_DeadlineMixin, _PublicPeerMixin, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 class _PublicHTTPPool(HTTPConnectionPool):
@@ -47,10 +76,16 @@ class _PublicHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _PublicHTTPSConnection
 
 
-class _PublicOnlyAdapter(HTTPAdapter):
+class _Adapter(HTTPAdapter):
+    pools = {"http": _HTTPPool, "https": _HTTPSPool}
+
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = self.pools
+
+
+class _PublicOnlyAdapter(_Adapter):
+    pools = {"http": _PublicHTTPPool, "https": _PublicHTTPSPool}
 
 
 def _session(adapter: HTTPAdapter) -> requests.Session:
@@ -67,7 +102,7 @@ class HTTPClient:
     """Two pooled sessions: one for exactly allowlisted endpoints, one that only reaches public addresses."""
 
     def __init__(self, pool_size: int = 32):
-        self._exact = _session(HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0))
+        self._exact = _session(_Adapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0))
         self._public = _session(_PublicOnlyAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0))
 
     def session_for(self, target: Target) -> requests.Session:

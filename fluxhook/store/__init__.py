@@ -43,12 +43,10 @@ class Snapshot(NamedTuple):
 
 
 class SweepWork(NamedTuple):
-    """What a sweep has to do now: whether any job is due, any deadline passed, any outbox member or message is
-    due, any work is being moved into RQ."""
+    """What a sweep has to do now: whether any job is due, any deadline passed, any work is being moved into RQ."""
 
     jobs: bool
     deadlines: bool
-    notifications: bool
     moving: bool
 
 
@@ -105,11 +103,11 @@ class Store:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
         costs that round trip alone, not a script for each of its parts."""
         pipe = self.connection.pipeline(transaction=False)
-        for index in (self.keys.due, self.keys.deadlines, self.keys.outbox, self.keys.messages_due):
+        for index in (self.keys.due, self.keys.deadlines):
             pipe.zcount(index, "-inf", now)
         pipe.exists(*map(self.keys.work_moving, KINDS))
-        jobs, deadlines, outbox, messages, moving = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, notifications=outbox or messages, moving=moving)
+        jobs, deadlines, moving = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving)
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

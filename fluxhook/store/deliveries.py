@@ -10,8 +10,13 @@ replayed), ``n`` (attempts in all) and one field per attempt, ``a<i>`` = ``at,st
 It expires with its job (the job's TTL at its making). A job's messages have ids made from its id (``ids_of``);
 its record keeps how many ``job.progress`` messages it has and when the last was made (``notify_progress``).
 Each owner's messages are listed by time (``Keys.owner_messages``), the newest ``OWNER_BOUND`` kept there: a
-caller cannot grow the index without limit (SPEC §7). A message waiting for a retry is in ``Keys.messages_due``
-as ``<owner>:<id>``, the member its work line takes too.
+caller cannot grow the index without limit (SPEC §7).
+
+A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``
+(``Message.member``). Attempts are taken from there one way (``take``, ``lua/notify_take.lua``): earliest due first,
+at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process,
+each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose process died
+has its room back and its message due again once its lease lapses.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from dataclasses import dataclass
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import member
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
@@ -34,6 +38,14 @@ MAX_ATTEMPTS = 40
 OWNER_BOUND = 100_000
 # The job record's field: "<job.progress messages made>,<when the last was made>".
 PROGRESS_FIELD = "notify_progress"
+# Attempts in flight at once to one receiver (an owner's host and port), and for one owner, over every worker
+# process (SPEC §7): a receiver that trickles its answers holds two attempts, an owner's receivers at most four.
+PER_RECEIVER = 2
+PER_OWNER = 4
+# How long an attempt holds its room: longer than an attempt can take (``delivering.ATTEMPT_DEADLINE``, 15 s).
+ATTEMPT_LEASE = 60.0
+# Most messages one take looks at: those it parks (their receiver full) and the one it takes.
+TAKE_LOOKS = 200
 
 
 @dataclass(frozen=True)
@@ -56,8 +68,27 @@ class Message:
 
     @property
     def member(self) -> str:
-        """Its member in the notify work line and in ``messages_due``."""
-        return member(self.owner, self.id)
+        """Its member in ``notify_due``: its owner and receiver are what its attempt's room is counted by."""
+        return notify_member(self.owner, self.host, self.id)
+
+
+def notify_member(owner: str, host: str, message_id: str) -> str:
+    """``<owner>|<host>|<message id>``; a ``|`` in the host (never in a valid one) would split it wrongly."""
+    return f"{owner}|{host.replace('|', '_')}|{message_id}"
+
+
+def member_message(item: str) -> str:
+    """The message id of a ``notify_due`` member."""
+    return item.rsplit("|", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What one ``take`` found: the messages whose attempt is now the caller's, and whether events wait in the
+    outbox to be made into messages."""
+
+    members: list[str]
+    events_due: bool
 
 
 def target_of(url: str) -> str:
@@ -77,7 +108,8 @@ class Deliveries:
     def __init__(self, connection: Redis, keys: Keys = KEYS):
         self.connection = connection
         self.keys = keys
-        self._claim_due = LuaScript(connection, "claim_due")
+        self._take = LuaScript(connection, "notify_take")
+        self._finish = LuaScript(connection, "notify_finish")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     # -- a job's side
@@ -157,40 +189,54 @@ class Deliveries:
         return [m for m in found if m is not None], len(ids)
 
     def record(self, message: Message, attempt: tuple, state: str, due: float | None) -> None:
-        """One attempt made: kept with the message's new ``state``, and its next attempt due at ``due`` (None: none).
-        A message whose job was deleted meanwhile is not recreated."""
+        """One attempt made: kept with the message's new ``state``, its room given back, and its next attempt due
+        at ``due`` (None: none). A message whose job was deleted meanwhile is not recreated."""
         at, status, error, ms = attempt
         record = self.keys.message(message.id)
         if not self.connection.exists(record):
+            self.finish(message.member, None)
             return
         pipe = self.connection.pipeline(transaction=True)
         pipe.hset(record, mapping={"state": state, "tries": message.tries + 1, "n": message.count + 1,
                                    f"a{message.count % MAX_ATTEMPTS}":
                                        f"{at:.2f},{'' if status is None else status},{error or ''},{ms}"})
-        if due is not None:
-            pipe.zadd(self.keys.messages_due, {message.member: due})
+        self.finish(message.member, due, pipe)
         pipe.execute()
 
     def set_state(self, message: Message, state: str) -> None:
-        self.connection.hset(self.keys.message(message.id), "state", state)
+        """A message that will not be attempted (``state``): its room, if it held one, given back."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hset(self.keys.message(message.id), "state", state)
+        self.finish(message.member, None, pipe)
+        pipe.execute()
 
     def again(self, messages: list[Message], when: float) -> None:
         """Send ``messages`` again from ``when``, with a fresh round of retries: pending, due then."""
         pipe = self.connection.pipeline(transaction=True)
         for message in messages:
             pipe.hset(self.keys.message(message.id), mapping={"state": PENDING, "tries": 0})
-            pipe.zadd(self.keys.messages_due, {message.member: when})
+            pipe.zadd(self.keys.notify_due, {message.member: when})
         pipe.execute()
 
-    def claim_due(self, now: float, limit: int, claim: float) -> list[str]:
-        """Take up to ``limit`` members due by ``now`` (``claim_due.lua``: they come due again at ``claim`` if their
-        move into the work line is lost)."""
-        return [text(i) for i in self._claim_due([self.keys.messages_due], [repr(now), limit, f"{claim:.3f}"])]
+    def schedule(self, message: Message, when: float, pipeline) -> None:
+        """On ``pipeline``: the message's first attempt is due at ``when`` (a repeat does not move it)."""
+        pipeline.zadd(self.keys.notify_due, {message.member: when}, nx=True)
 
-    def moved(self, members: list[str], pipeline) -> None:
-        """On ``pipeline`` (the MULTI that puts them in the work line): ``members`` are due no more."""
-        if members:
-            pipeline.zrem(self.keys.messages_due, *members)
+    def take(self, now: float, most: int) -> Taken:
+        """Take up to ``most`` messages whose attempt is due, as far as their receivers and owners have room
+        (``lua/notify_take.lua``); each is the caller's to attempt until ``finish`` or its lease lapses."""
+        members, events = self._take(self._room_keys + [self.keys.outbox],
+                                     [repr(now), f"{now + ATTEMPT_LEASE:.3f}", PER_RECEIVER, PER_OWNER, most,
+                                      TAKE_LOOKS])
+        return Taken([text(m) for m in members], int(events) > 0)
+
+    def finish(self, member: str, due: float | None, pipeline=None) -> None:
+        """An attempt of ``member`` ended (or it will not be attempted): its room back, due again at ``due``."""
+        self._finish(self._room_keys, [member, "" if due is None else f"{due:.3f}"], client=pipeline)
+
+    @property
+    def _room_keys(self) -> list[str]:
+        return [self.keys.notify_due, self.keys.notify_sending, self.keys.notify_busy, self.keys.notify_parked]
 
     # -- targets a 410 disabled
 
@@ -217,7 +263,7 @@ class Deliveries:
         pipe = self.connection.pipeline(transaction=False)
         for message in messages:
             pipe.delete(self.keys.message(message.id))
-            pipe.zrem(self.keys.messages_due, message.member)
+            self.finish(message.member, None, pipe)
             pipe.zrem(self.keys.owner_messages(message.owner), message.id)
         pipe.execute()
 

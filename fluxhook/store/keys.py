@@ -64,8 +64,30 @@ class Keys:
 
     @property
     def messages_due(self) -> str:
-        """Messages waiting for their next attempt (``<owner>:<message id>``), scored by when it is due."""
+        """An older release's messages waiting for a retry (``<owner>:<message id>``): migrated to ``notify_due``."""
         return f"{self.prefix}msgdue"
+
+    @property
+    def notify_due(self) -> str:
+        """Messages waiting for an attempt (``<owner>|<host>|<message id>``), scored by when it is due; one being
+        attempted stays, scored by its attempt's lease, so it comes due again if its process dies."""
+        return f"{self.prefix}notify:due"
+
+    @property
+    def notify_sending(self) -> str:
+        """Messages being attempted, scored by their attempt's lease (``lua/notify_take.lua``)."""
+        return f"{self.prefix}notify:sending"
+
+    @property
+    def notify_busy(self) -> str:
+        """Attempts in flight, a hash: ``r:<owner>|<host>`` (one receiver of one owner) and ``o:<owner>`` -> count."""
+        return f"{self.prefix}notify:busy"
+
+    @property
+    def notify_parked(self) -> str:
+        """Messages due whose receiver or owner had no room, out of ``notify_due`` until an attempt of theirs ends:
+        all scored 0, ``<busy field>|<due>|<member>``, a lexical range per receiver or owner."""
+        return f"{self.prefix}notify:parked"
 
     def notify_off(self, owner: str) -> str:
         """The targets an owner's receivers disabled with 410 Gone: a set of their URLs' digests."""

@@ -25,7 +25,10 @@ one beside another, changes nothing twice):
   per owner (``Keys.bfl_trackers``), and a callback body kept for a task nobody tracked (the static URL's) becomes
   the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
 - a job whose submission's answer never came, which older releases kept ``queued`` (holding its slot) until BFL
-  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again.
+  named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again;
+- a notification message waiting for an attempt where an older release kept it (its retries' ``Keys.messages_due``,
+  its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
+  notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``).
 
 One process migrates at a time (``Keys.schema_lock``); another waits until it is done.
 """
@@ -48,6 +51,7 @@ from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.sealing import Sealer
 from fluxhook.core.transitions import QUEUED, SUBMITTED
+from fluxhook.store.deliveries import notify_member
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS, Keys
@@ -59,11 +63,12 @@ from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
 LEGACY_THUMBNAIL_TASK = "thumbnail-"
+LEGACY_NOTIFY_KIND = "notify"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
 # The migrating process holds its lock this long, renewed after each batch; one that died frees it by then.
@@ -85,11 +90,12 @@ class Migrated:
     sealed: int = 0  # values sealed: delivery URLs and callback bodies
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
     uncertain: int = 0  # jobs awaiting BFL's word on their task moved from queued to submitted
+    messages: int = 0  # notification messages moved to today's due set
 
     def changed(self) -> int:
         """How many things it changed."""
         return (self.lines + self.slots + self.holders + self.clocks + self.accounts + self.sealed + self.tracks
-                + self.uncertain)
+                + self.uncertain + self.messages)
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -153,7 +159,7 @@ class _Migration:
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, holders=holders, clocks=clocks, accounts=accounts,
                         sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
-                        uncertain=self.uncertain_sends())
+                        uncertain=self.uncertain_sends(), messages=self.old_messages())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -316,6 +322,35 @@ class _Migration:
             self.connection.delete(key)
         return marked
 
+
+    def old_messages(self) -> int:
+        """Make each message an older release kept waiting (``<owner>:<message id>``) due in today's set, at the time
+        it was due (at once for those in line or being moved)."""
+        moved = 0
+        line, moving = self.keys.work_line(LEGACY_NOTIFY_KIND), self.keys.work_moving(LEGACY_NOTIFY_KIND)
+        for source, read in ((self.keys.messages_due, self._scored), (line, self._scored), (moving, self._hash)):
+            while items := read(source):
+                hosts = self.connection.pipeline(transaction=False)
+                for item in items:
+                    hosts.hget(self.keys.message(item[0].partition(":")[2]), "host")
+                pipe = self.connection.pipeline(transaction=True)
+                (pipe.hdel if source == moving else pipe.zrem)(source, *(item[0] for item in items))
+                for (old, at), host in zip(items, hosts.execute(), strict=True):
+                    owner, _, message_id = old.partition(":")
+                    if host is not None:  # its message is gone with its job otherwise
+                        pipe.zadd(self.keys.notify_due, {notify_member(owner, text(host), message_id): at}, nx=True)
+                        moved += 1
+                pipe.execute()
+                self.renew()
+        return moved
+
+    def _scored(self, key: str) -> list[tuple[str, float]]:
+        # A work line's members are all scored 0: due at once, as they were.
+        scored = cast(list[tuple[bytes, float]], self.connection.zrange(key, 0, BATCH - 1, withscores=True))
+        return [(text(m), float(score) or time.time()) for m, score in scored]
+
+    def _hash(self, key: str) -> list[tuple[str, float]]:
+        return [(text(m), time.time()) for m in self.connection.hkeys(key)[:BATCH]]
 
     def uncertain_sends(self) -> int:
         """Each queued job an older release kept awaiting BFL's word on its task becomes submitted without it: today's

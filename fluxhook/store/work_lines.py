@@ -1,4 +1,4 @@
-"""The workers' work lines: downloads, draft caches and notifications, taken fairly across keys.
+"""The workers' work lines: downloads and draft caches, taken fairly across keys.
 
 RQ takes tasks first in, first out, so one key's 150 results queued together would hold another key's one
 behind them. So work waits in its kind's line first (added with the job's change of status: ``AddWork``),
@@ -36,9 +36,8 @@ DOWNLOAD_HOUR = "download_hour"
 DOWNLOAD_LONG = "download_long"
 DOWNLOADS = (DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG)
 DRAFT_CACHE = "draft_cache"
-NOTIFY = "notify"
 # In the order their work is moved into RQ when room is short: the results whose URLs expire first.
-KINDS = (*DOWNLOADS, DRAFT_CACHE, NOTIFY)
+KINDS = (*DOWNLOADS, DRAFT_CACHE)
 # Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
 # later waits behind these few, not behind another key's backlog.
 AHEAD = 4

@@ -1,6 +1,6 @@
 """Enqueueing worker tasks by dotted path, so the web process never imports worker code.
 
-Downloads, draft caches and notifications go through their work lines first
+Downloads and draft caches go through their work lines first
 (``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
 moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
 its own job; work whose turn is now (no line holds any: taken *at once*) is queued by the change's own caller
@@ -36,7 +36,6 @@ from fluxhook.store.work_lines import (
     DRAFT_CACHE,
     KINDS,
     MOVE_LEASE,
-    NOTIFY,
     Taken,
 )
 
@@ -48,7 +47,6 @@ DOWNLOAD_TASK = "worker.download.download_result"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
 CHECK_TASK = "worker.sweep.check_job"
-NOTIFY_TASK = "worker.notify.notify_job"
 
 # A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
 # download that fails for a while (the store or the delivery host) go on at least as long as a video's
@@ -58,11 +56,7 @@ NOTIFY_TASK = "worker.notify.notify_job"
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
 CONFIRM_RETRIES = 5
-# One attempt of a notification is one POST with NOTIFY_TIMEOUT (see ``delivering``): far below this. Its retries
-# are the message's own (``core.notify_answers``), so a Retry-After can set them; RQ's one retry is for a task
-# that did not get to end (its worker killed, a Redis error).
-NOTIFY_JOB_TIMEOUT = 60
-# A job's own tasks (its download, draft cache, notification, a confirmation) keep nothing of a run that succeeded:
+# A job's own tasks (its download, draft cache, a confirmation) keep nothing of a run that succeeded:
 # nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's result of each
 # (a stream of about 4.5 KB and the task's record) was most of what a stored job held in Redis its first hour. Not
 # RQ's 0: RQ deletes such a task as it ends by reading its executions back, six round trips that are half of what
@@ -119,7 +113,7 @@ def draft_cache_task_name(job_id: str) -> str:
 
 
 def task_id(name: str, own: str | None = None) -> str:
-    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_name``, ``notify_task_name``...), or
+    """An RQ id of its own for one enqueue of the task ``name`` (``download_task_name``, ``draft_cache_task_name``...), or
     the one ``own`` (``own_part``) names. RQ enqueues into the record of any task with the id it is given: one that
     just ended under it still has RQ's end of it to write, which would take the new task's record over (its status,
     or delete it) and lose it."""
@@ -248,11 +242,6 @@ def release_confirm(svc: "Services", job_id: str) -> None:
     svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
-def notify_task_name(message_id: str) -> str:
-    """The name of a notification message's task, which the RQ id of each attempt begins with (``task_id``)."""
-    return f"notify-{message_id}"
-
-
 @dataclass(frozen=True)
 class _Task:
     """How a work line's job becomes an RQ task (in ``svc.queue``)."""
@@ -271,7 +260,6 @@ def _download_options() -> dict:
 _TASKS = {
     **{line: _Task(DOWNLOAD_TASK, download_task_name, _download_options) for line in DOWNLOADS},
     DRAFT_CACHE: _Task(DRAFT_CACHE_TASK, draft_cache_task_name, _download_options),
-    NOTIFY: _Task(NOTIFY_TASK, notify_task_name, lambda: dict(retry=Retry(max=1), timeout=NOTIFY_JOB_TIMEOUT, **_KEEP)),
 }
 
 

@@ -96,5 +96,5 @@ def test_a_sweep_with_nothing_due_claims_nothing(services):
     for n in range(50):
         tracked_job(svc, f"future-{n}", due=time.time() + 600)
     report = sweep(svc)
-    assert (report.due, report.notifications) == (0, 0)
+    assert (report.due, report.deadlines) == (0, 0)
     assert svc.control_queue.count == 0

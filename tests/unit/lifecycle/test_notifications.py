@@ -17,10 +17,9 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import notifications
-from fluxhook.lifecycle.steps.enqueueing import feed, notify_task_name, task_name
-from fluxhook.lifecycle.sweep import drain_notifications
+from fluxhook.lifecycle.notifications import due_attempts
+from fluxhook.store.deliveries import member_message
 from fluxhook.store.keys import KEYS
-from fluxhook.store.work_lines import NOTIFY
 from notify_helpers import SECRET, notified_job
 
 
@@ -47,25 +46,28 @@ def test_a_job_enters_the_outbox_in_the_transition_that_ends_it(notifying, recei
     assert _outbox(svc) == []
 
 
-def test_a_drain_makes_one_message_per_job_even_when_repeated(notifying, receivers):
+def test_the_outbox_becomes_one_message_per_job_and_attempts_even_when_repeated(notifying, receivers):
     svc = notifying()
     jobs = [notified_job(svc, receivers[0].url()) for _ in range(3)]
     for job in jobs:
         svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
     now = time.time()
-    assert drain_notifications(svc, now) == 3
-    assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 3
+    # Two hand-offs: the outbox's events made messages, due at once; then their attempts taken, as far as the
+    # receiver has room (2 in flight).
+    taken = due_attempts(svc, 8, now)
+    assert _outbox(svc) == [] and len(taken) == 2 and svc.redis.zcard(KEYS.notify_parked) == 1
     assert [m.id for j in jobs for m in svc.store.deliveries.of_job(j.id)] == [f"msg_{j.id}" for j in jobs]
-    assert feed(svc).moved == 3  # from the notify line into RQ, each task naming its message
-    tasks = svc.queue.get_jobs()
-    assert sorted(task_name(t.id) for t in tasks) == sorted(notify_task_name(f"msg_{j.id}") for j in jobs)
-    assert {t.func_name for t in tasks} == {"worker.notify.notify_job"}
-    assert all(t.timeout <= 60 for t in tasks)
+    assert {member_message(m) for m in taken} < {f"msg_{j.id}" for j in jobs}
+    assert svc.queue.count == 0 and svc.control_queue.count == 0  # nothing of it goes through RQ
     # A crash after keeping the messages but before the outbox was emptied: the ids come back; no second message.
     svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
-    assert drain_notifications(svc, now + 1) == 0
-    assert _outbox(svc) == [] and svc.store.work.waiting(NOTIFY) == 0
-    assert all(len(svc.store.deliveries.of_job(j.id)) == 1 for j in jobs)
+    assert _drain(svc, now + 1) == 0
+    assert _outbox(svc) == [] and all(len(svc.store.deliveries.of_job(j.id)) == 1 for j in jobs)
+
+
+def _drain(svc, now: float) -> int:
+    """The outbox's due events made messages (what the notifier does before it takes attempts); how many."""
+    return notifications.enter(svc, svc.jobs.claim_notifications(now, 10, now + 60), now)
 
 
 def test_two_drains_never_take_the_same_job(notifying, receivers):
@@ -89,14 +91,14 @@ def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(notify
     assert svc.jobs.update(job.id, progress=0.2) and svc.jobs.update(job.id, progress=0.3)
     assert sorted(_outbox(svc)) == [f"{job.id}|job.progress", f"{job.id}|job.submitted"]
     now = time.time()
-    assert drain_notifications(svc, now) == 2
+    assert _drain(svc, now) == 2
     ids = [m.id for m in svc.store.deliveries.of_job(job.id)]
     assert f"msg_{job.id}_submitted" in ids and any("_progress_" in i for i in ids)
     # Another change within 5 s waits in the outbox until the gap ends, then goes as the job is then.
     assert svc.jobs.update(job.id, progress=0.5)
-    assert drain_notifications(svc, now + 1) == 0
+    assert _drain(svc, now + 1) == 0
     assert _outbox(svc) == [f"{job.id}|job.progress"]
-    assert drain_notifications(svc, now + 5.1) == 1
+    assert _drain(svc, now + 5.1) == 1
     assert sum("_progress_" in m.id for m in svc.store.deliveries.of_job(job.id)) == 2
     # A job whose key asks for nothing beyond its end puts nothing else in the outbox.
     quiet = notified_job(svc, receivers[0].url())
@@ -185,7 +187,7 @@ def test_a_job_s_progress_messages_are_bounded_and_its_end_still_goes(notifying,
     assert notifications.enter(svc, [f"{job.id}|job.progress"], time.time()) == 0
     assert _outbox(svc) == []  # dropped, not kept for later
     svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    assert drain_notifications(svc, time.time() + 1) == 1
+    assert _drain(svc, time.time() + 1) == 1
     assert svc.store.deliveries.get(f"msg_{job.id}").event == "job.ended"
 
 
@@ -195,7 +197,7 @@ def test_a_listing_pages_through_messages_made_at_the_same_moment(notifying, rec
     jobs = [notified_job(svc, receivers[0].url()) for _ in range(7)]
     for job in jobs:
         svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
-    drain_notifications(svc, time.time() + 1)  # one sweep: seven messages made at one moment
+    _drain(svc, time.time() + 1)  # one sweep: seven messages made at one moment
     listed = notifications.listed(svc, None, state="pending", since=0.0, until=float("inf"), limit=100)
     assert sorted(m.job_id for m in listed) == sorted(j.id for j in jobs)
     monkeypatch.setattr(notifications, "MAX_SCANNED", 3)

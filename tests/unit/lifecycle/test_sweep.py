@@ -1,7 +1,7 @@
 """The fallback sweep (fluxhook/lifecycle/sweep.py) in-process on a real Redis: each due job gets one check, claimed
-until its lease runs out; a finished job's notification moves from the outbox into the notify line once, never
-twice; work a dead process took from a line but never queued goes back in line; a sweep with nothing to do costs
-one round trip. What a check does: test_checking.py; the sweep's thread: tests/unit/worker/test_sweeping.py."""
+until its lease runs out; a finished job's notification is not the sweep's (the notifier's); work a dead process took
+from a line but never queued goes back in line; a sweep with nothing to do costs one round trip. What a check does:
+test_checking.py; the sweep's thread: tests/unit/worker/test_sweeping.py."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK, draft_cache_task, feed
-from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, NOTIFY_LEASE, sweep
+from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, sweep
 from fluxhook.store.keys import KEYS
-from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE, NOTIFY
+from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE
 from helpers import commands_during, tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after
@@ -53,30 +53,13 @@ def test_each_due_job_gets_one_check_claimed_until_its_lease_runs_out(svc):
     assert len(svc.control_queue.get_jobs()) == 4
 
 
-def test_a_finished_jobs_notification_goes_into_the_notify_line_once(svc):
+def test_a_finished_jobs_notification_is_left_in_the_outbox_for_the_notifier(svc):
     notified = _ended(svc, "https://app.example.com/hook")
-    silent = _ended(svc, None)
 
-    report = sweep(svc)
+    sweep(svc)
 
-    assert report.notifications == 1
-    assert svc.store.work.pending(NOTIFY, None, f"msg_{notified.id}")  # its job.ended message
-    assert svc.store.deliveries.of_job(silent.id) == []
-    assert svc.redis.zcard(KEYS.outbox) == 0
-    assert sweep(svc, time.time() + NOTIFY_LEASE + 1).notifications == 0
-
-
-def test_a_notification_whose_message_exists_already_is_not_made_again(svc):
-    job = _ended(svc, "https://app.example.com/hook")
-    assert sweep(svc).notifications == 1
-    assert feed(svc).moved == 1  # its notify task is in RQ now
-    # The drain repeated, as after a crash between queueing the task and emptying the outbox.
-    svc.redis.zadd(KEYS.outbox, {job.id: time.time() - 1})
-
-    assert sweep(svc).notifications == 0
-
-    assert svc.redis.zscore(KEYS.outbox, job.id) is None
-    assert not svc.store.work.pending(NOTIFY, None, f"msg_{job.id}") and len(svc.queue.get_jobs()) == 1
+    assert svc.redis.zscore(KEYS.outbox, notified.id) is not None
+    assert svc.store.deliveries.of_job(notified.id) == [] and svc.queue.count == 0
 
 
 def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):
@@ -94,11 +77,11 @@ def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(s
     assert feed(svc).moved == 1 and svc.queue.count == 1
 
 
-def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_five_commands(svc):
+def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_three_commands(svc):
     tracked_job(svc, "task-later", due=time.time() + 600)  # due, but not yet
 
     sent = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
             if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))]
 
-    # Which parts have work (none): not a script for each of the due jobs, deadlines, outbox, messages and moves.
-    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT", "EXISTS"]
+    # Which parts have work (none): not a script for each of the due jobs, deadlines and moves.
+    assert sent == ["ZCOUNT", "ZCOUNT", "EXISTS"]

@@ -18,6 +18,7 @@ from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.core.sealing import Sealer
+from fluxhook.store.deliveries import Deliveries, Message
 from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.keys import KEYS
@@ -209,6 +210,29 @@ def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_li
     assert line == {member("key_a", waiting.id), member(ADMIN_OWNER, moving.id), member("key_b", in_rq.id)}
     assert not connection.exists(KEYS.work_line("thumbnail"), KEYS.work_moving("thumbnail"), queue.key, task.key)
     assert migrate(connection, _config(), again=True).lines == 0  # a second run finds nothing
+
+
+def test_messages_waiting_where_the_last_release_kept_them_are_due_for_todays_notifiers(store, connection):
+    pipe = connection.pipeline(transaction=True)
+    deliveries = Deliveries(connection)
+    messages = [Message(id=f"msg_job_{n}", job_id=f"job_{n}", owner=owner, event="job.ended", kind="webhook",
+                        host=f"h{n}.example.com:443", target="t") for n, owner in enumerate(("key_a", ADMIN_OWNER, "key_b"))]
+    for message in messages:
+        deliveries.add(message, None, pipe)
+    pipe.execute()
+    retry_at = time.time() + 300
+    # As the last release left them: a retry's wait, its notify work line, and being moved from there into RQ.
+    connection.zadd(KEYS.messages_due, {member("key_a", "msg_job_0"): retry_at})
+    connection.zadd(KEYS.work_line("notify"), {member(ADMIN_OWNER, "msg_job_1"): 0, member("key_c", "msg_gone"): 0})
+    connection.hset(KEYS.work_moving("notify"), member("key_b", "msg_job_2"), time.time())
+
+    assert migrate(connection, _config(), again=True).messages == 3  # the one whose message is gone is dropped
+
+    due = {m.decode(): score for m, score in connection.zrange(KEYS.notify_due, 0, -1, withscores=True)}
+    assert set(due) == {m.member for m in messages}
+    assert due[messages[0].member] == pytest.approx(retry_at) and due[messages[1].member] <= time.time()
+    assert not connection.exists(KEYS.messages_due, KEYS.work_line("notify"), KEYS.work_moving("notify"))
+    assert migrate(connection, _config(), again=True).messages == 0
 
 
 def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, connection):

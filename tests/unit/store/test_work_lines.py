@@ -18,7 +18,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.tallies import Tallies
-from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, NOTIFY, WorkLines
+from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, WorkLines
 from helpers import commands_during
 
 
@@ -89,9 +89,9 @@ def test_an_owner_back_from_idle_saved_up_no_credit(work):
 
 def test_weights_3_to_1_give_three_of_a_s_per_b_s(work, connection):
     connection.hset(KEYS.share_weights, mapping={"key_a": 3, "key_b": 1})
-    a = set(add(work, NOTIFY, "key_a", 60))
-    add(work, NOTIFY, "key_b", 60)
-    taken = take_all(work, NOTIFY)[:40]
+    a = set(add(work, DRAFT_CACHE, "key_a", 60))
+    add(work, DRAFT_CACHE, "key_b", 60)
+    taken = take_all(work, DRAFT_CACHE)[:40]
     assert Counter("a" if j in a else "b" for j in taken) == {"a": 30, "b": 10}
 
 
@@ -111,12 +111,13 @@ def test_a_take_fills_the_rq_queue_up_to_its_bound_and_no_further(work, connecti
 
 def test_one_take_goes_kind_by_kind_and_the_kinds_share_their_queue_s_room(work):
     downloads = add(work, DOWNLOAD, "key_a", 3)
-    notes = add(work, NOTIFY, "key_b", 3)
-    taken = work.take({DOWNLOAD: QUEUE, DRAFT_CACHE: QUEUE, NOTIFY: QUEUE}, 4, time.time())
-    # The downloads first (their URLs expire first), then a notification in the one place left.
+    drafts = add(work, DRAFT_CACHE, "key_b", 3)
+    taken = work.take({DOWNLOAD: QUEUE, DRAFT_CACHE: QUEUE}, 4, time.time())
+    # The downloads first (their URLs expire first), then a draft cache in the one place left.
     assert {kind: [member_job(m) for m in members] for kind, members in taken.items.items()} == {
-        DOWNLOAD: downloads, NOTIFY: notes[:1]}
-    assert work.take({NOTIFY: "test:rq:other"}, 4, time.time()).items == {NOTIFY: [f"key_b:{j}" for j in notes[1:]]}
+        DOWNLOAD: downloads, DRAFT_CACHE: drafts[:1]}
+    assert work.take({DRAFT_CACHE: "test:rq:other"}, 4, time.time()).items == {
+        DRAFT_CACHE: [f"key_b:{j}" for j in drafts[1:]]}
 
 
 def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(work, connection):
@@ -131,7 +132,7 @@ def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(wo
     assert names == ["EVALSHA", "EXISTS", "EVALSHA", "EXISTS"]
     assert taken[0].idle and not taken[0].items  # no line held work: what a lane's next feed may skip
     # Work waiting, but the queue full (as under load): one look at the queue, none at a line.
-    add(work, NOTIFY, "key_a")
+    add(work, DRAFT_CACHE, "key_a")
     connection.rpush(QUEUE, *[f"task-{n}" for n in range(4)])
     commands = commands_during(connection, db, lambda: taken.append(work.take(every, 4, time.time())))
     assert not taken[-1].idle and not taken[-1].items  # none taken, but a line holds work
@@ -191,7 +192,7 @@ def test_a_job_added_twice_waits_once(work):
 def test_an_unknown_kind_is_refused(work):
     with pytest.raises(ValueError):
         take_members(work, "poster", 1, time.time())
-    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache", "notify"}
+    assert set(KINDS) == {"download", "download_hour", "download_long", "draft_cache"}
 
 
 def test_work_joins_its_line_under_the_job_s_owner_with_the_job_s_change(connection, work):

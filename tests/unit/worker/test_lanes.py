@@ -55,10 +55,10 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
                                                                                                 caplog):
     svc = make_services(7)
     queue = Queue("lanes-stop-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=lanes.LANES)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=4, kind="download")
     _gate.acquire()
     try:
-        tasks = [queue.enqueue(stuck, retry=Retry(max=1, interval=60)) for _ in range(lanes.LANES)]
+        tasks = [queue.enqueue(stuck, retry=Retry(max=1, interval=60)) for _ in range(4)]
         wait_until(lambda: all(lane.busy for lane in running), timeout=20, message="every lane at a task")
         started = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
@@ -104,7 +104,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
     url = spy.route("/slow-body.bin", body=Paced())
     task = queue.enqueue(download, url, retry=Retry(max=1, interval=60))
     waiting = queue.enqueue(download, url)  # behind it in line (one lane): the handed-back task goes before it
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1, kind="download")
     wait_until(lambda: running[0].busy and spy.hits, timeout=20, message="the download in flight")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
@@ -121,7 +121,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
 
     stopping.withdraw()  # the restart: the same task, whole this time
     spy.route("/slow-body.bin", body=first + rest)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1, kind="download")
     try:
         wait_until(lambda: task.get_status(refresh=True) == JobStatus.FINISHED, timeout=20, message="the download")
         assert task.return_value() == len(first + rest)

@@ -20,8 +20,8 @@ from fluxhook.lifecycle.steps.enqueueing import (
     download_pending,
     download_task,
     download_task_name,
+    draft_cache_task_name,
     feed,
-    notify_task_name,
     queue_handed,
     queued_download,
     task_live,
@@ -29,7 +29,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
 )
 from fluxhook.media import lifetimes
 from fluxhook.store.owners import ADMIN_OWNER, member
-from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, NOTIFY
+from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, DRAFT_CACHE
 
 
 class _Low(random.Random):
@@ -154,11 +154,11 @@ def test_a_lock_an_older_release_took_or_none_names_that_release_s_one_id(make_s
 def test_each_enqueue_has_an_id_of_its_own_and_only_a_held_download_lock_names_it(make_services):
     svc = make_services(6)
     job_id = new_job_id()
-    # Twice the same message's notification, and a download queued with no lock held (the lock is not made).
-    queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")]})
-    queue_handed(svc, {NOTIFY: [member(ADMIN_OWNER, "msg_a")], DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
+    # Twice the same job's draft cache, and a download queued with no lock held (the lock is not made).
+    queue_handed(svc, {DRAFT_CACHE: [member(ADMIN_OWNER, job_id)]})
+    queue_handed(svc, {DRAFT_CACHE: [member(ADMIN_OWNER, job_id)], DOWNLOAD: [member(ADMIN_OWNER, job_id)]})
     first, second, download = svc.queue.get_job_ids()
-    assert first != second and task_name(first) == task_name(second) == notify_task_name("msg_a")
+    assert first != second and task_name(first) == task_name(second) == draft_cache_task_name(job_id)
     assert task_name(download) == download_task_name(job_id) and not svc.redis.exists(svc.store.keys.download_lock(job_id))
     # The lock holds the id's own part: 8 bytes.
     assert svc.store.locks.acquire(*download_lock(svc.store.keys, job_id))

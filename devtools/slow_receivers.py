@@ -1,0 +1,83 @@
+"""An app's receiver of notifications that holds its sender (tests and bench/bulkheads.py), on 127.0.0.1: one that
+answers ``HTTP/1.1 200 OK`` and then a byte every ``every`` seconds, for ever (``TRICKLE``), or one that reads the
+request and never answers (``SILENT``). It counts the connections it holds at once, the most it held, and every
+request it was sent, so a test can say how many attempts a sender had in flight."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+TRICKLE = "trickle"
+SILENT = "silent"
+
+
+class SlowReceiver:
+    """A receiver on 127.0.0.1 that holds each connection as ``mode`` says until the sender gives up."""
+
+    def __init__(self, mode: str = TRICKLE, every: float = 4.0):
+        if mode not in (TRICKLE, SILENT):
+            raise ValueError(f"mode must be {TRICKLE!r} or {SILENT!r}, got {mode!r}")
+        self.mode = mode
+        self.every = every
+        self.requests = 0
+        self.open = 0
+        self.most_open = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._serve, name="slow-receiver", daemon=True).start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.open += 1
+            self.most_open = max(self.most_open, self.open)
+        try:
+            if conn.recv(65536):
+                with self._lock:
+                    self.requests += 1
+            if self.mode == TRICKLE:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not self._stopped.wait(self.every):
+                    conn.sendall(b"X")
+            else:
+                conn.settimeout(None)
+                while conn.recv(65536) and not self._stopped.is_set():
+                    pass  # reads what comes, answers nothing, until the sender goes away
+        except OSError:
+            pass  # the sender gave up: what the receiver is for
+        finally:
+            conn.close()
+            with self._lock:
+                self.open -= 1
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Whether every connection it held is closed within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.open == 0:
+                    return True
+            time.sleep(0.05)  # the connections end in their own threads: nothing to wait on but the clock
+        return False

@@ -1,0 +1,109 @@
+"""One deadline for a whole exchange (fluxhook/net/deadlines.py), against real sockets on 127.0.0.1: a server that
+trickles its answer a byte at a time, one that never answers, one that answers at once."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from fluxhook.core.hosts import Target
+from fluxhook.net.deadlines import DeadlinePassed, within
+from fluxhook.net.http_client import HTTPClient
+
+
+class _Server:
+    """Answers each connection with ``answer(conn)`` in a thread of its own."""
+
+    def __init__(self, answer):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        try:
+            conn.recv(65536)
+            self.answer(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.closed.set()
+
+    def stop(self):
+        self.sock.close()
+
+
+def _trickle(conn):
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    for _ in range(100):  # a byte every 0.3 s: each read ends well within any read timeout
+        time.sleep(0.3)
+        conn.sendall(b"X")
+
+
+def _silent(conn):
+    conn.recv(1)  # until the client goes away
+
+
+def _prompt(conn):
+    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.fixture()
+def client():
+    return HTTPClient()
+
+
+def _post(client, server, timeout=(5.0, 5.0)):
+    target = Target(url=f"http://127.0.0.1:{server.port}/hook", scheme="http", host="127.0.0.1", port=server.port,
+                    exact=True)
+    return client.session_for(target).post(target.url, data=b"{}", timeout=timeout, headers={"Connection": "close"})
+
+
+@pytest.mark.parametrize("answer", [_trickle, _silent], ids=["trickling", "silent"])
+def test_a_receiver_that_trickles_or_never_answers_is_cut_at_the_deadline(client, answer):
+    server = _Server(answer)
+    started = time.monotonic()
+    with pytest.raises(DeadlinePassed):
+        with within(1.5):
+            _post(client, server)
+    took = time.monotonic() - started
+    server.stop()
+    # Per-read timeouts of 5 s would have let the trickle run 30 s, and the silent one 5 s.
+    assert 1.5 <= took < 3.0
+    assert server.closed.wait(5), "the connection was left open at the receiver"
+
+
+def _late(conn):
+    time.sleep(0.8)  # the receiver's own pace: past the first exchange's deadline, inside the second's
+    _prompt(conn)
+
+
+def test_an_answer_within_the_deadline_is_untouched_and_a_later_exchange_is_not_cut_by_it(client):
+    prompt, late = _Server(_prompt), _Server(_late)
+    with within(0.5):
+        first = _post(client, prompt)
+    started = time.monotonic()
+    with within(5.0):
+        second = _post(client, late)
+    prompt.stop()
+    late.stop()
+    assert (first.status_code, second.status_code) == (204, 204)
+    assert time.monotonic() - started >= 0.8
+
+
+def test_a_deadline_passed_is_a_requests_timeout_for_callers_that_retry_timeouts():
+    assert issubclass(DeadlinePassed, requests.Timeout)

@@ -1,0 +1,99 @@
+"""The one rule that hands out notification attempts (fluxhook/store/deliveries.py ``take``/``finish``,
+lua/notify_take.lua, lua/notify_finish.lua) on a real Redis, with two app keys: the one whose receiver holds its
+attempts, and what the other sees. Two ``Deliveries`` on two connections stand for two worker processes."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from fluxhook.store.deliveries import ATTEMPT_LEASE, PER_OWNER, PER_RECEIVER, Deliveries, Message, member_message
+from fluxhook.store.keys import KEYS
+
+NOW = 1_800_000_000.0
+A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
+
+
+@pytest.fixture()
+def store(connection) -> Deliveries:
+    return Deliveries(connection)
+
+
+@pytest.fixture()
+def other_process(connection) -> Deliveries:
+    return Deliveries(redis.Redis(connection_pool=redis.ConnectionPool(**connection.connection_pool.connection_kwargs)))
+
+
+def _due(store: Deliveries, owner: str, host: str, count: int, at: float = NOW - 10, first: int = 0) -> list[str]:
+    """``count`` messages of ``owner`` to ``host`` due at ``at`` (one a millisecond apart, in order); their members."""
+    members = []
+    pipe = store.connection.pipeline(transaction=True)
+    for n in range(first, first + count):
+        message = Message(id=f"msg_{owner}_{host}_{n:04d}", job_id=f"job_{n}", owner=owner, event="job.ended",
+                          kind="webhook", host=host, target="t")
+        store.schedule(message, at + n / 1000, pipe)
+        members.append(message.member)
+    pipe.execute()
+    return members
+
+
+def test_a_receiver_that_holds_its_attempts_has_two_and_another_key_s_message_goes_at_once(store, other_process):
+    slow = _due(store, A, "slow.example.com:443", 100)
+    theirs = _due(store, B, "fast.example.com:443", 1, at=NOW - 1)  # due after all of A's
+    taken = store.take(NOW, 8).members
+    assert taken == slow[:PER_RECEIVER] + theirs
+    # The rest of A's wait out of the due set, behind their receiver: another process finds none of them to take.
+    assert other_process.take(NOW, 8).members == []
+    assert store.connection.zcard(KEYS.notify_parked) == 98
+    later = _due(store, B, "fast.example.com:443", 1, at=NOW, first=1)
+    assert other_process.take(NOW + 1, 8).members == later
+
+
+def test_an_attempt_s_end_lets_the_next_of_its_receiver_go_in_its_order(store, other_process):
+    slow = _due(store, A, "slow.example.com:443", 5)
+    assert store.take(NOW, 8).members == slow[:2]
+    store.finish(slow[0], NOW + 10)  # a retry: due again later, in the same set as any first attempt
+    assert other_process.take(NOW + 1, 8).members == [slow[2]]  # the next in order, not the retry
+    store.finish(slow[1], None)
+    store.finish(slow[2], None)
+    assert store.take(NOW + 1, 8).members == slow[3:5]
+    assert store.take(NOW + 10, 8).members == []  # its receiver is full again: the retry waits its turn
+    store.finish(slow[3], None)
+    assert store.take(NOW + 10, 8).members == [slow[0]]
+
+
+def test_an_owner_s_receivers_together_hold_at_most_four(store):
+    mine = [_due(store, A, f"r{n}.example.com:443", 3) for n in range(3)]
+    theirs = _due(store, B, "b.example.com:443", 1, at=NOW - 1)
+    taken = store.take(NOW, 16).members
+    assert sum(m in taken for batch in mine for m in batch) == PER_OWNER
+    assert set(theirs) <= set(taken)
+    busy = {k.decode(): int(v) for k, v in store.connection.hgetall(KEYS.notify_busy).items()}
+    assert busy[f"o:{A}"] == PER_OWNER and busy[f"o:{B}"] == 1
+
+
+def test_an_attempt_whose_process_died_is_due_again_once_its_lease_lapses_and_its_room_comes_back(store, other_process):
+    slow = _due(store, A, "slow.example.com:443", 3)
+    assert store.take(NOW, 8).members == slow[:2]  # then this process dies
+    assert other_process.take(NOW + ATTEMPT_LEASE - 1, 8).members == []
+    taken = other_process.take(NOW + ATTEMPT_LEASE + 1, 8).members
+    # Their room back: the one that waited behind them goes first (due earliest), then the lapsed ones, each due
+    # again at its lease's end like a retry; never more than two at once.
+    assert taken == [slow[2], slow[0]]
+    assert int(store.connection.hget(KEYS.notify_busy, f"r:{A}|slow.example.com:443")) == 2
+    other_process.finish(slow[2], None)
+    assert other_process.take(NOW + ATTEMPT_LEASE + 2, 8).members == [slow[1]]
+
+
+def test_a_message_sent_again_while_its_attempt_is_under_way_is_not_attempted_twice_at_once(store):
+    [member] = _due(store, A, "a.example.com:443", 1)
+    assert store.take(NOW, 8).members == [member]
+    store.connection.zadd(KEYS.notify_due, {member: NOW})  # a replay while the attempt is under way
+    assert store.take(NOW + 1, 8).members == []
+    store.finish(member, None)
+    assert store.take(NOW + 2, 8).members == [] and not store.connection.exists(KEYS.notify_busy)
+
+
+def test_members_name_their_message(store):
+    [member] = _due(store, A, "a.example.com:443", 1)
+    assert member_message(member) == f"msg_{A}_a.example.com:443_0000"

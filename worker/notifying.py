@@ -1,0 +1,81 @@
+"""The worker's notifier: notification attempts in capacity of their own (SPEC §7, bulkheads).
+
+One thread takes the attempts whose turn it is while some of its ``size`` attempt threads are free
+(``notifications.due_attempts``: earliest due first, at most 2 in flight to one receiver and 4 for one owner over every
+worker process, each held for a lease), and hands each to one of them (``delivering.deliver``: one exchange under a
+15 s deadline). Nothing else of the worker runs in these threads and they run nothing else, so a receiver that
+trickles or never answers holds two of them for 15 s at a time, never a download, a poll, a send or another key's
+notification. With nothing to take it looks again after ``LOOK_INTERVAL``; an attempt that ends lets it look at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from redis.exceptions import RedisError
+
+from fluxhook.lifecycle.delivering import ATTEMPT_DEADLINE, deliver
+from fluxhook.lifecycle.notifications import due_attempts
+from fluxhook.services import Services
+
+from .loops import Loop
+
+log = logging.getLogger("fluxhook.worker")
+
+# How long the notifier waits before it looks again when nothing was due: a notification goes within this long of
+# its job's end (one round trip each look, a command or two when there is nothing to take).
+LOOK_INTERVAL = 0.5
+
+
+class Notifier(Loop):
+    """The notifier thread and its ``size`` attempt threads, until ``stop()``."""
+
+    def __init__(self, svc: Services, size: int):
+        super().__init__("fluxhook-notify")
+        self.svc = svc
+        self.size = size
+        self._attempts = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-notify-attempt")
+        self._room = threading.Condition()
+        self._busy = 0
+
+    def step(self) -> float:
+        with self._room:
+            self._room.wait_for(lambda: self._busy < self.size or self.stopping, LOOK_INTERVAL)
+            free = self.size - self._busy
+        if free <= 0 or self.stopping:
+            return 0.0
+        members = due_attempts(self.svc, free)
+        for member in members:
+            with self._room:
+                self._busy += 1
+            self._attempts.submit(self._attempt, member)
+        return 0.0 if len(members) == free else LOOK_INTERVAL
+
+    def _attempt(self, member: str) -> None:
+        try:
+            deliver(self.svc, member)
+        except RedisError as exc:
+            # Its room and its message come back when its lease lapses: it is attempted again then.
+            log.warning("notification attempt lost Redis", extra={"error": type(exc).__name__})
+        except Exception:
+            log.exception("notification attempt failed")
+        finally:
+            with self._room:
+                self._busy -= 1
+                self._room.notify_all()
+
+    def stop(self, timeout: float = ATTEMPT_DEADLINE + 1.0) -> None:
+        """Take no more attempts; let those under way end (each within its deadline)."""
+        super().stop(LOOK_INTERVAL + 5.0)
+        self._attempts.shutdown(wait=False)
+        with self._room:
+            self._room.wait_for(lambda: self._busy == 0, timeout)
+
+
+def start(svc: Services) -> Notifier:
+    """Start the worker's notifier, with ``WORKER_NOTIFY_CONCURRENCY`` attempt threads."""
+    notifier = Notifier(svc, svc.config.worker_notify_concurrency)
+    notifier.start()
+    return notifier
