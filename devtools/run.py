@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -10,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devtools.settings_file import run_settings, write_dev_run
 from fluxhook.cli.dev_run import DEV_RUN_FILE
@@ -18,7 +20,14 @@ from fluxhook.core.errors import ConfigError
 
 from .local_s3 import BUCKET, LocalS3, run_s3_wanted
 from .processes import ROOT
-from .stack import Stack, run_account_names
+from .stack import Stack, host_port, reach_host, run_account_names
+
+# Where the web listens unless HOST says otherwise (SPEC §8): a dev run's token and dashboard are for this machine.
+# The Procfile's web keeps production's 0.0.0.0:$PORT.
+DEV_HOST = "127.0.0.1"
+# What a notify_url may name during a dev run beside NOTIFY_HOST_ALLOWLIST (SPEC §8), so that docs/api.md's
+# walk-through works as written: a receiver on this machine, at any port.
+DEV_NOTIFY_HOSTS = ("127.0.0.1:*", "localhost:*")
 
 
 class _Reads(dict):
@@ -55,6 +64,43 @@ def bfl_lines(stack: Stack, config: Config) -> list[str]:
     return [f"  BFL:    {where}", *(f"  warning: {warning}" for warning in config.warnings())]
 
 
+def notify_allowlist(env: dict[str, str]) -> str:
+    """NOTIFY_HOST_ALLOWLIST for a dev run: the environment's (left unset, the service's default: NOTIFY_URL's host),
+    then the receivers on this machine (DEV_NOTIFY_HOSTS)."""
+    given = (env.get("NOTIFY_HOST_ALLOWLIST") or "").strip()
+    url = (env.get("NOTIFY_URL") or "").strip()
+    if not given and url:
+        try:
+            given = urlsplit(url).hostname or ""
+        except ValueError:
+            pass  # the configuration says what is wrong with NOTIFY_URL
+    return ",".join([given, *DEV_NOTIFY_HOSTS] if given else DEV_NOTIFY_HOSTS)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return bare.lower() == "localhost"
+
+
+def run_url(stack: Stack) -> str:
+    """The URL the banner shows: the docs' ``localhost`` when the web is reached on this machine's loopback."""
+    reach = reach_host(stack.host)
+    return f"http://{host_port('localhost' if _loopback(reach) else reach, stack.env['PORT'])}"
+
+
+def web_lines(stack: Stack) -> list[str]:
+    """Where the web listens (and how to open it to other machines), and the notify_url a receiver here may have."""
+    host = stack.host or "0.0.0.0"
+    only = " (this machine only; HOST=0.0.0.0 to be reached from others)" if _loopback(host) else ""
+    return [f"  web:    listening on {host_port(host, stack.env['PORT'])}{only}",
+            "  notify: a notify_url on http://127.0.0.1:<any port> (or localhost) reaches a receiver on this "
+            "machine; NOTIFY_HOST_ALLOWLIST adds any other host:port"]
+
+
 def storage_lines(env: dict[str, str], s3: LocalS3 | None) -> list[str]:
     """Where the run stores files; with the S3 stand-in, where it listens and how to list its bucket."""
     if s3 is None:
@@ -76,11 +122,13 @@ def main() -> int:
         print(f"make run: {exc}", file=sys.stderr)
         return 2
     env = dict(os.environ)
+    env["NOTIFY_HOST_ALLOWLIST"] = notify_allowlist(env)
     if s3_wanted and (given := [name for name in ("STORAGE_URL", "S3_ENDPOINT_URL") if env.get(name)]):
         print(f"make run: RUN_S3=1 stores in a local S3 stand-in and sets {' and '.join(given)} itself: "
               f"unset {' and '.join(given)}, or RUN_S3", file=sys.stderr)
         return 2
-    stack = Stack(env=env, var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts)
+    stack = Stack(env=env, var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts,
+                  host=(env.get("HOST") or "").strip() or DEV_HOST)
     s3 = LocalS3(stack.var_dir / "s3") if s3_wanted else None
 
     def stop() -> None:
@@ -115,11 +163,12 @@ def main() -> int:
         stop()
         return 1
     token = env["API_TOKENS"].split(",")[0]
-    url = f"http://localhost:{env['PORT']}"
+    url = run_url(stack)
     write_dev_run(settings_file, {**run_settings(env, reads.names), "FLUXHOOK_URL": url})
     body = json.dumps({"model": "flux-2-pro", "input": {"prompt": "a lighthouse at dawn, watercolor"}})
     print()
     print(f"fluxhook is running at {url}")
+    print("\n".join(web_lines(stack)))
     print(f"  Redis:  {'embedded ' + env['REDIS_URL'] if stack.redis else 'REDIS_URL from the environment'}")
     print("\n".join(bfl_lines(stack, config)))
     print("\n".join(storage_lines(env, s3)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,20 @@ _GUNICORN_WORKERS = 2
 # The running stack with a worker on each Redis URL (a database), in this process.
 _WORKER_STACKS: dict[str, "Stack"] = {}
 _ACCOUNT_LINE = re.compile(r"simulator account (\S+) listening on (http://\S+)")
+# Addresses that listen on every interface: a client on this machine reaches them on loopback.
+_EVERY_INTERFACE = ("0.0.0.0", "::")
+
+
+def host_port(host: str, port: str) -> str:
+    """``host:port`` as gunicorn's ``--bind`` and a URL take it: an IPv6 address in brackets."""
+    bare = host.strip("[]")
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+
+
+def reach_host(host: str | None) -> str:
+    """The address a client on this machine reaches a web listening on ``host`` at (None: the Procfile's 0.0.0.0)."""
+    bare = (host or "0.0.0.0").strip("[]")
+    return "127.0.0.1" if bare in _EVERY_INTERFACE else bare
 
 
 def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
@@ -117,6 +132,8 @@ class Stack:
     sim_accounts: dict[str, SimAccount] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     redis: RedisServer | None = None
+    # Where the web listens instead of the Procfile's 0.0.0.0 (the dev run's HOST); None keeps the Procfile's.
+    host: str | None = None
     prepared: bool = False
 
     def prepare(self) -> dict[str, str]:
@@ -139,7 +156,17 @@ class Stack:
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The Procfile names gunicorn and python: they must be this virtual environment's.
         env["PATH"] = os.pathsep.join([str(Path(python()).parent), env.get("PATH", "")])
+        if self.host is not None:
+            self._bind_web(self.host)
         return env
+
+    def _bind_web(self, host: str) -> None:
+        # The Procfile's command stays production's (its config file binds 0.0.0.0:$PORT); GUNICORN_CMD_ARGS
+        # outranks the config file. A bind the environment's GUNICORN_CMD_ARGS names already is kept: with a
+        # second, gunicorn would listen on both.
+        given = self.env.get("GUNICORN_CMD_ARGS", "")
+        if not any(arg.startswith(("--bind", "-b")) for arg in shlex.split(given)):
+            self.env["GUNICORN_CMD_ARGS"] = f"{given} --bind {host_port(host, self.env['PORT'])}".strip()
 
     def _start_simulator(self) -> None:
         log = str(self.var_dir / "simulator.log")
@@ -170,7 +197,7 @@ class Stack:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['PORT']}"
+        return f"http://{host_port(reach_host(self.host), self.env['PORT'])}"
 
     def _web_answers(self) -> bool:
         if self.processes["web"].poll() is not None:

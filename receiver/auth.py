@@ -17,6 +17,10 @@ from .context import services
 
 _REFUSED = ("send 'Authorization: Bearer <token>' (or 'x-key: <token>') with a token from API_TOKENS "
             "or an app key")
+# Told apart from no token at all: a caller who sent one must check it, not learn how to send one.
+_UNRECOGNISED = ("the token sent was not recognised: it is neither one of API_TOKENS nor an app key's; check that "
+                 "it is this fluxhook's and was copied whole (make run prints its dev token when it starts), or ask "
+                 "an admin for an app key")
 # BFL's clients send their key in this header; accepted wherever a bearer token is, so they work unchanged.
 KEY_HEADER = "x-key"
 # Every route under it that takes a body wants a token.
@@ -121,7 +125,7 @@ def require_bearer() -> Caller:
     """The caller; 401 unless the request carries a valid admin token or app key."""
     found = authenticate()
     if found is None:
-        raise Unauthorized(_REFUSED)
+        raise Unauthorized(_REFUSED if presented_token() is None else _UNRECOGNISED)
     return found
 
 

@@ -11,18 +11,19 @@ from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.http import is_resource_modified
 
 from fluxhook.core.accounts import ACCOUNT_NAME
-from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady
+from fluxhook.core.errors import Gone, InvalidRequest, JobNotFound, NotReady, UnknownModel
 from fluxhook.core.job import Job, prompt_warnings
-from fluxhook.core.job_filters import parse_listing
+from fluxhook.core.job_filters import JobFilter, parse_listing
 from fluxhook.core.models import MODEL
 from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.core.wait_reasons import Waiting
-from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.creating import JobRequest, create_job, unknown_model_message
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import callers, waits
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
+from fluxhook.services import Services
 
 from .auth import require_bearer
 from .bulkheads import bfl_calls
@@ -183,9 +184,21 @@ def index():
             return {"jobs": [], "next_cursor": None}  # an app key lists only its own jobs
         filters = replace(filters, key_id=caller.key_id)
     svc = services()
+    _refuse_unknown_model(svc, filters)
     jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
     return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],
             "next_cursor": cursor}
+
+
+def _refuse_unknown_model(svc: Services, filters: JobFilter) -> None:
+    """UnknownModel, as ``POST /v1/jobs`` answers it, for a ``model`` filter that is a typo rather than an empty
+    list: a name the catalog lacks and no job in the list's scope has. A task tracked under a name the catalog
+    lacks is still listed by it."""
+    name = filters.model
+    if name is None or name in svc.config.catalog:
+        return
+    if not svc.jobs.list(JobFilter(model=name, key_id=filters.key_id), 1)[0]:
+        raise UnknownModel(unknown_model_message(svc.config.catalog, name), model=name)
 
 
 @bp.get("/jobs/<job_id>/image")

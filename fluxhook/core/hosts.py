@@ -4,6 +4,7 @@ A pattern is a host name where ``*`` stands for one DNS label (``delivery-*.bfl.
 ``api.*.bfl.ai``), or an exact ``host:port``. Pattern hosts are reached over https on
 port 443 and only at public addresses; an exact ``host:port`` entry is the operator
 naming one endpoint on purpose, so it may use http and a loopback or private address.
+This machine's loopback may be named with any port (``127.0.0.1:*``, ``localhost:*``): the receivers of a dev run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from fluxhook.core.errors import HostNotAllowed
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PATTERN_LABEL = re.compile(r"^(?:\*|[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?)$")
+# The port of an entry that takes any port: only this machine's loopback may be named so.
+ANY_PORT = 0
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,10 @@ class HostPattern:
         return self.port is not None
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}" if self.exact else self.host
+        if not self.exact:
+            return self.host
+        port = "*" if self.port == ANY_PORT else self.port
+        return f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
 
 
 def parse_host_pattern(entry: str) -> HostPattern:
@@ -42,12 +49,12 @@ def parse_host_pattern(entry: str) -> HostPattern:
         host, sep, rest = text[1:].partition("]")
         if not sep or not rest.startswith(":"):
             raise ValueError(f"{entry!r}: an IPv6 entry must be [address]:port")
-        port = _parse_port(entry, rest[1:])
+        port = _parse_port(entry, rest[1:], host)
         _parse_ip(entry, host)
         return HostPattern(host, port)
     if ":" in text:
         text, _, port_text = text.rpartition(":")
-        port = _parse_port(entry, port_text)
+        port = _parse_port(entry, port_text, text)
         if "*" in text:
             raise ValueError(f"{entry!r}: an entry with a port must name one exact host, without *")
     labels = text.split(".")
@@ -58,7 +65,12 @@ def parse_host_pattern(entry: str) -> HostPattern:
     return HostPattern(text, port)
 
 
-def _parse_port(entry: str, text: str) -> int:
+def _parse_port(entry: str, text: str, host: str) -> int:
+    if text == "*":
+        if host not in _LOOPBACK_NAMES:
+            raise ValueError(f"{entry!r}: only this machine's loopback (localhost, 127.0.0.1, [::1]) may take any "
+                             "port; name one port for any other host")
+        return ANY_PORT
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise ValueError(f"{entry!r}: port must be a number from 1 to 65535")
     return int(text)
@@ -80,7 +92,7 @@ def host_matches(pattern: HostPattern, host: str, port: int) -> bool:
     """Whether ``host:port`` is covered by ``pattern`` (globs cover port 443 only)."""
     host = host.lower().rstrip(".")
     if pattern.exact:
-        return host == pattern.host and port == pattern.port
+        return host == pattern.host and pattern.port in (port, ANY_PORT)
     return port == 443 and _glob_to_regex(pattern.host).fullmatch(host) is not None
 
 

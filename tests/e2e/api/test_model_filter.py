@@ -1,15 +1,17 @@
 """``GET /v1/jobs?model=`` (alone and with ``status``): read from an index of each model's jobs kept by the
-create and delete scripts, never by scanning jobs; over HTTP through the Procfile's processes. The index in Redis:
+create and delete scripts, never by scanning jobs; a name no catalog model and no job has is ``unknown_model``, as
+``POST /v1/jobs`` answers it; over HTTP through the Procfile's processes. The index in Redis:
 tests/unit/store/test_jobs_by_model.py."""
 
 from __future__ import annotations
 
-import time
+import uuid
 
 import pytest
 
 from conftest import API
 from helpers import assert_error, job_id_pages
+from key_helpers import make_key
 
 
 def _ids(api: API, **params) -> list[str]:
@@ -17,7 +19,6 @@ def _ids(api: API, **params) -> list[str]:
 
 
 def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
-    tag = f"{int(time.time() * 1000) % 10**6}"
     a, b = "flux-filter-a", "flux-filter-b"
     made = [api.submit(f"[pending] filter {n}", model=(a, b)[n % 3 == 0])["id"] for n in range(9)]
     of_a = [job_id for n, job_id in enumerate(made) if n % 3 != 0][::-1]
@@ -25,7 +26,26 @@ def test_the_list_of_one_model_newest_first_page_by_page(api, sim):
     assert _ids(api, model=b) == [job_id for n, job_id in enumerate(made) if n % 3 == 0][::-1]
     assert job_id_pages(api, model=a, limit=4) == [of_a[:4], of_a[4:]]
     assert all(job["model"] == a for job in api.get("/v1/jobs", params={"model": a}).json()["jobs"])
-    assert _ids(api, model=f"flux-filter-none-{tag}") == []
+    assert _ids(api, model=a, to="2000-01-01") == []  # a known model with no job in range: an empty page
+
+
+def test_a_model_no_catalog_and_no_job_has_is_unknown_model_naming_the_nearest_as_a_submission_is(api, sim):
+    listed = assert_error(api.get("/v1/jobs", params={"model": "flux-9"}), 400, "unknown_model")
+    submitted = assert_error(api.post("/v1/jobs", json={"model": "flux-9", "input": {"prompt": "x"}}), 400,
+                             "unknown_model")
+    assert listed == submitted
+    assert listed["message"].startswith("'flux-9' is not a model fluxhook knows: did you mean flux-pro or ")
+
+
+def test_a_tracked_tasks_model_the_catalog_lacks_still_lists_its_jobs_for_whoever_has_them(api):
+    model = f"flux-elsewhere-{uuid.uuid4().hex[:8]}"
+    tracked = api.track(f"task-{uuid.uuid4()}", model=model)
+    assert tracked.status_code == 201, tracked.text
+    assert _ids(api, model=model) == [tracked.json()["id"]]
+    # An app key has no job of it: to the key the name is unknown. A catalog model it has no job of is an empty page.
+    _, app = make_key(api)
+    assert_error(app.get("/v1/jobs", params={"model": model}), 400, "unknown_model")
+    assert _ids(app, model="flux-2-pro") == []
 
 
 def test_model_and_status_together(api, sim, spy):

@@ -144,7 +144,7 @@ def test_console_script_is_installed():
 def test_api_refusals_exit_2_with_the_error_code(stack, sim):
     result = api_cli(stack, "show", "job_nope", token="wrong-token-123")
     assert result.returncode == 2
-    assert "unauthorized: send 'Authorization: Bearer <token>'" in result.stderr and "(HTTP 401)" in result.stderr
+    assert "unauthorized: the token sent was not recognised" in result.stderr and "(HTTP 401)" in result.stderr
     assert result.stdout == ""
 
     result = api_cli(stack, "show", "job_01NOSUCHJOB")

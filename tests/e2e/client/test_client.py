@@ -138,7 +138,7 @@ def test_refusals_are_typed(stack, fluxhook, sim):
         with pytest.raises(fc.AuthenticationError) as refused:
             stranger.get("job_x")
     assert (refused.value.status, refused.value.code) == (401, "unauthorized")
-    assert str(refused.value).startswith("unauthorized: send 'Authorization: Bearer <token>'")
+    assert str(refused.value).startswith("unauthorized: the token sent was not recognised")
     assert str(refused.value).endswith("(HTTP 401)")
 
     with pytest.raises(fc.InvalidRequest) as invalid:

@@ -265,3 +265,19 @@ def test_is_public_address_refuses(address):
 @pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"])
 def test_is_public_address_accepts(address):
     assert is_public_address(address) is True
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:*", "localhost:*", "[::1]:*"])
+def test_this_machines_loopback_may_take_any_port_and_reach_it_over_http(entry):
+    pattern = parse_host_pattern(entry)
+    assert str(pattern) == entry and parse_host_pattern(str(pattern)) == pattern
+    host = pattern.host
+    assert host_matches(pattern, host, 5001) and host_matches(pattern, host, 65000)
+    url = f"http://{'[::1]' if host == '::1' else host}:5001/hook"
+    assert check_url(url, (pattern,)).exact  # http and a loopback address, as an exact entry allows
+
+
+@pytest.mark.parametrize("entry", ["example.com:*", "10.0.0.5:*", "*.example.com:*", "[fe80::1]:*"])
+def test_any_other_host_must_name_its_port(entry):
+    with pytest.raises(ValueError, match="only this machine's loopback"):
+        parse_host_pattern(entry)

@@ -83,3 +83,59 @@ def test_ids_that_are_no_keys_are_remembered_a_bounded_number_at_a_time():
     for n in range(MISSES_KEPT + 50):
         assert keys.refuses(f"fhk_{n:016x}_" + "A" * 43)
     assert len(keys._missing) == MISSES_KEPT
+
+
+def _app_asking_for_a_bearer(*keys):
+    """A Flask app whose one route wants a caller (``require_bearer``), with API_TOKEN and ``keys`` known."""
+    from types import SimpleNamespace
+
+    from flask import Flask
+
+    from receiver import errors
+    from receiver.auth import require_bearer
+
+    app = Flask(__name__)
+    errors.init_app(app)
+    app.extensions["fluxhook"] = SimpleNamespace(config=SimpleNamespace(api_tokens=(API_TOKEN,)))
+    app.extensions["fluxhook.keys"] = KeyResolver(Records(*keys))
+
+    @app.get("/v1/whoami")
+    def whoami():
+        return {"admin": require_bearer().admin}
+
+    return app.test_client()
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({}, id="none"),
+    pytest.param({"Authorization": "Bearer "}, id="scheme-alone"),
+    pytest.param({"Authorization": API_TOKEN}, id="token-without-scheme"),
+    pytest.param({"Authorization": f"Basic {API_TOKEN}"}, id="other-scheme"),
+])
+def test_no_token_is_told_how_to_send_one(headers):
+    answer = _app_asking_for_a_bearer().get("/v1/whoami", headers=headers)
+    assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthorized"
+    assert answer.json["error"]["message"].startswith("send 'Authorization: Bearer <token>' (or 'x-key: <token>')")
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({"Authorization": "Bearer wrong-token-123"}, id="wrong-bearer"),
+    pytest.param({"x-key": "wrong-token-123"}, id="wrong-x-key"),
+    pytest.param({"Authorization": f"Bearer {API_TOKEN}x"}, id="admin-token-with-a-suffix"),
+    pytest.param({"Authorization": f"Bearer {KEY_SHAPED}"}, id="key-shaped-but-no-keys"),
+])
+def test_a_token_that_is_no_ones_is_told_apart_from_a_missing_one(headers):
+    answer = _app_asking_for_a_bearer().get("/v1/whoami", headers=headers)
+    assert answer.status_code == 401 and answer.json["error"]["code"] == "unauthorized"
+    message = answer.json["error"]["message"]
+    assert message.startswith("the token sent was not recognised: it is neither one of API_TOKENS nor an app key's;")
+    assert "copied whole" in message and "ask an admin for an app key" in message
+    assert API_TOKEN not in message and "wrong-token" not in message and KEY_SHAPED not in message
+
+
+def test_a_revoked_key_is_named_as_such_and_a_right_token_passes():
+    revoked, secret = new_key({"name": "gone", "revoked_at": 1.0}, now=0.0)
+    client = _app_asking_for_a_bearer(revoked)
+    answer = client.get("/v1/whoami", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 401 and "revoked" in answer.json["error"]["message"]
+    assert client.get("/v1/whoami", headers={"Authorization": f"Bearer {API_TOKEN}"}).json == {"admin": True}
