@@ -21,7 +21,7 @@ from fluxhook.bfl.costs import parse_cost
 from fluxhook.bfl.words import words
 from fluxhook.core.accounts import Account
 from fluxhook.core.backoff import backoff_delay, retry_after_seconds
-from fluxhook.core.bfl_limits import ATTEMPTS, TIMEOUT
+from fluxhook.core.bfl_limits import ATTEMPTS, EXCHANGE_DEADLINE, TIMEOUT
 from fluxhook.core.catalog import without_webhook
 from fluxhook.core.config import Config
 from fluxhook.core.errors import (
@@ -39,6 +39,7 @@ from fluxhook.core.errors import (
 from fluxhook.core.hosts import Target, check_url
 from fluxhook.core.json_body import StreamedJSON
 from fluxhook.core.models import MODEL
+from fluxhook.net.deadlines import within
 from fluxhook.net.http_client import HTTPClient, check_resolves_public
 
 _RETRY_STATUSES = (500, 502, 503, 504)
@@ -117,7 +118,8 @@ class BFLClient:
             headers["x-key"] = self.account.api_key
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self._send(method, target, url, json, headers)
+                with within(EXCHANGE_DEADLINE):
+                    response = self._send(method, target, url, json, headers)
             except (HostNotAllowed, requests.RequestException) as exc:
                 error = _unanswered(method, exc)
             else:

@@ -6,7 +6,6 @@ import hashlib
 import itertools
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 from urllib.parse import urljoin
@@ -31,10 +30,13 @@ from fluxhook.media.video import CONTENT_TYPE as VIDEO_CONTENT_TYPE
 from fluxhook.media.video import EXTENSION as VIDEO_EXTENSION
 from fluxhook.media.video import VideoInfo
 from fluxhook.media.video import inspect as inspect_video
+from fluxhook.net.deadlines import Deadline, DeadlinePassed, within
 from fluxhook.net.http_client import HTTPClient
 
 MAX_REDIRECTS = 3
 TIMEOUT = (5, 30)  # connect, read (between bytes)
+# The whole exchange, from connecting to the last byte (a host that trickles bytes is cut there): the answer's head and
+# first bytes within this, an image's whole body within this of them.
 TOTAL_DEADLINE = 120
 # A large body (a video) may take longer than TOTAL_DEADLINE, but must come at this rate at least (bytes/s).
 MIN_RATE = 1024 * 1024
@@ -154,6 +156,15 @@ def fetch_file(http: HTTPClient, url: str, allowlist: tuple[HostPattern, ...], m
 def _download(http: HTTPClient, url: str, allowlist, limit_for: Callable[[bytes], int],
               new_upload: Callable[[], IO[bytes]]) -> tuple[IO[bytes], str, int]:
     """Stream ``url`` into an upload file; ``limit_for(first bytes)`` says (or refuses) how large it may be."""
+    try:
+        with within(TOTAL_DEADLINE) as deadline:
+            return _download_within(http, url, allowlist, limit_for, new_upload, deadline)
+    except DeadlinePassed as exc:
+        raise TransientDownloadError(f"the download took longer than {round(exc.seconds)} s") from None
+
+
+def _download_within(http: HTTPClient, url: str, allowlist, limit_for: Callable[[bytes], int],
+                     new_upload: Callable[[], IO[bytes]], deadline: Deadline) -> tuple[IO[bytes], str, int]:
     response = _get_following_allowed_redirects(http, url, allowlist)
     with response:
         if response.status_code in _EXPIRED:
@@ -173,7 +184,8 @@ def _download(http: HTTPClient, url: str, allowlist, limit_for: Callable[[bytes]
         try:
             # Threads pay off for large bodies (a video); an image of a few MB is done before they would start.
             large = not (declared and declared.isdigit() and int(declared) <= PIPELINE_FROM)
-            digest, size = _stream(head, chunks, out, max_bytes, _deadline(max_bytes), threaded=large)
+            deadline.move(_deadline(max_bytes))
+            digest, size = _stream(head, chunks, out, max_bytes, threaded=large)
         except BaseException:
             discard_upload(out)
             raise
@@ -217,7 +229,7 @@ def _read_head(chunks: Iterator[bytes]) -> bytes:
     return head
 
 
-def _stream(head: bytes, chunks: Iterator[bytes], out: IO[bytes], max_bytes: int, seconds: float, *,
+def _stream(head: bytes, chunks: Iterator[bytes], out: IO[bytes], max_bytes: int, *,
             threaded: bool) -> tuple[str, int]:
     """Receive the body while (``threaded``) other threads hash and write what came before: the network,
     sha256 and the disk work at once (each releases the GIL), with at most ``_AHEAD`` pieces between them.
@@ -225,13 +237,9 @@ def _stream(head: bytes, chunks: Iterator[bytes], out: IO[bytes], max_bytes: int
     Raises StopRequested at the next piece once a stopping worker wants its tasks back (see stopping)."""
     digest = hashlib.sha256()
     size = 0
-    # The read timeout bounds each wait; this bounds the whole body against a host that trickles bytes.
-    deadline = time.monotonic() + seconds
     with (_Writer if threaded else _InlineWriter)(out, digest) as writer:
         for chunk in itertools.chain((head,), chunks):
             stopping.check()
-            if time.monotonic() > deadline:
-                raise TransientDownloadError(f"the download took longer than {round(seconds)} s")
             size += len(chunk)
             if size > max_bytes:
                 raise ImageTooLarge(f"the result is larger than the {max_bytes} bytes allowed")

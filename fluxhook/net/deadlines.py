@@ -29,6 +29,10 @@ _current: ContextVar[Deadline | None] = ContextVar("fluxhook_http_deadline", def
 class DeadlinePassed(requests.Timeout):
     """The exchange was not over by its deadline (a ``requests.Timeout``, so callers that retry a timeout do)."""
 
+    def __init__(self, seconds: float):
+        super().__init__(f"the exchange took longer than its {seconds:g} s")
+        self.seconds = seconds
+
 
 class Deadline:
     """When one exchange must be over, and the sockets it uses until then."""
@@ -40,6 +44,12 @@ class Deadline:
         self.over = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+
+    def move(self, seconds: float) -> None:
+        """The exchange must now be over ``seconds`` from now (a download that learned what it is fetching)."""
+        self.at = time.monotonic() + seconds
+        self.seconds = seconds
+        _the_watchdog().add(self)
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -96,8 +106,9 @@ class _Watchdog(threading.Thread):
                 if wait is None or wait > 0:
                     self._changed.wait(wait)
                     continue
-                _, _, due = heapq.heappop(self._heap)
-            due.expire()
+                at, _, due = heapq.heappop(self._heap)
+            if due.at <= at:  # else moved later, and in the heap again at its new time
+                due.expire()
 
 
 _watchdog: _Watchdog | None = None
@@ -121,16 +132,17 @@ def within(seconds: float) -> Iterator[Deadline]:
     token = _current.set(deadline)
     try:
         yield deadline
-    except (requests.RequestException, OSError) as exc:
+    except Exception as exc:
+        # Whatever a read cut short became on its way up (a requests error, a caller's own), it is the deadline's.
         if deadline.passed:
-            raise DeadlinePassed(f"the exchange took longer than its {seconds:g} s") from exc
+            raise DeadlinePassed(deadline.seconds) from exc
         raise
     finally:
         _current.reset(token)
         deadline.end()
     if deadline.passed:
         # Cut short, an answer can still parse (http.client reads an EOF in its head as the head's end): not trusted.
-        raise DeadlinePassed(f"the exchange took longer than its {seconds:g} s")
+        raise DeadlinePassed(deadline.seconds)
 
 
 def watch(sock: socket.socket | None) -> None:

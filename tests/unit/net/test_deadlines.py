@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from devtools.slow_receivers import SILENT, TRICKLE, SlowReceiver
 from fluxhook.core.hosts import Target
 from fluxhook.net.deadlines import DeadlinePassed, within
 from fluxhook.net.http_client import HTTPClient
@@ -47,17 +48,6 @@ class _Server:
         self.sock.close()
 
 
-def _trickle(conn):
-    conn.sendall(b"HTTP/1.1 200 OK\r\n")
-    for _ in range(100):  # a byte every 0.3 s: each read ends well within any read timeout
-        time.sleep(0.3)
-        conn.sendall(b"X")
-
-
-def _silent(conn):
-    conn.recv(1)  # until the client goes away
-
-
 def _prompt(conn):
     conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
 
@@ -68,23 +58,24 @@ def client():
 
 
 def _post(client, server, timeout=(5.0, 5.0)):
+    """POST to ``server`` (anything with a ``port``) as the notifier does."""
     target = Target(url=f"http://127.0.0.1:{server.port}/hook", scheme="http", host="127.0.0.1", port=server.port,
                     exact=True)
     return client.session_for(target).post(target.url, data=b"{}", timeout=timeout, headers={"Connection": "close"})
 
 
-@pytest.mark.parametrize("answer", [_trickle, _silent], ids=["trickling", "silent"])
-def test_a_receiver_that_trickles_or_never_answers_is_cut_at_the_deadline(client, answer):
-    server = _Server(answer)
+@pytest.mark.parametrize("mode", [TRICKLE, SILENT])
+def test_a_receiver_that_trickles_or_never_answers_is_cut_at_the_deadline(client, mode):
+    server = SlowReceiver(mode, every=0.3)  # a byte every 0.3 s: each read ends well within any read timeout
     started = time.monotonic()
     with pytest.raises(DeadlinePassed):
         with within(1.5):
             _post(client, server)
     took = time.monotonic() - started
-    server.stop()
-    # Per-read timeouts of 5 s would have let the trickle run 30 s, and the silent one 5 s.
+    # Per-read timeouts of 5 s would have let the trickle run for ever, and the silent one 5 s.
     assert 1.5 <= took < 3.0
-    assert server.closed.wait(5), "the connection was left open at the receiver"
+    assert server.wait_closed(5), "the connection was left open at the receiver"
+    server.stop()
 
 
 def _late(conn):
