@@ -107,9 +107,11 @@ bench-waiting: $(VENV)/.installed
 bench-fairness: $(VENV)/.installed
 	$(PY) -m bench.fairness
 
-# Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms.
+# Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms; then another key's
+# job and notification while a receiver trickles or never answers 100 messages (bench/receivers.py).
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
+	$(PY) -m bench.receivers
 
 # Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
 # then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).

@@ -5,6 +5,7 @@ request it was sent, so a test can say how many attempts a sender had in flight.
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -59,7 +60,11 @@ class SlowReceiver:
                     self.requests += 1
             if self.mode == TRICKLE:
                 conn.sendall(b"HTTP/1.1 200 OK\r\n")
-                while not self._stopped.wait(self.every):
+                # A byte each ``every`` seconds, until the sender goes away (seen at once, not at the next byte).
+                while not self._stopped.is_set():
+                    readable, _, _ = select.select([conn], [], [], self.every)
+                    if readable and not conn.recv(65536):
+                        break
                     conn.sendall(b"X")
             else:
                 conn.settimeout(None)
@@ -81,3 +86,40 @@ class SlowReceiver:
                     return True
             time.sleep(0.05)  # the connections end in their own threads: nothing to wait on but the clock
         return False
+
+
+class PromptReceiver:
+    """A receiver on 127.0.0.1 that answers ``200`` at once and notes when each message (``webhook-id``) came."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.arrived: dict[str, float] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.arrived.setdefault(self.headers.get("webhook-id", ""), time.time())
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name="prompt-receiver", daemon=True).start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

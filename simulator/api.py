@@ -31,6 +31,7 @@ def submit(model: str) -> ResponseReturnValue:
     time.sleep(sim.current("submit_delay"))
     # force=True: BFL accepts JSON bodies even without a JSON content type.
     task = sim.submit(model, request.get_json(force=True, silent=True))
+    time.sleep(sim.current("answer_delay"))
     polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"
     return {"id": task.id, "polling_url": polling_url, **task.answer_cost}
 

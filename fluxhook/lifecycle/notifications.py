@@ -31,7 +31,7 @@ from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
+from fluxhook.store.deliveries import ATTEMPT_LEASE, BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
 from fluxhook.store.owners import owner_of
 
 log = logging.getLogger("fluxhook.notifications")
@@ -39,8 +39,6 @@ log = logging.getLogger("fluxhook.notifications")
 _URL_WORDING = field_wording("notify_url")
 # Most outbox members one notifier takes at a time; the rest wait for its next look.
 NOTIFY_BATCH = 500
-# An outbox member taken but not made into messages (its process died) is taken again after this long.
-NOTIFY_LEASE = 60.0
 # Most messages one replay call sends again; most index entries one listing or replay reads, this many at a time.
 MAX_REPLAY = 10_000
 MAX_SCANNED = 20_000
@@ -128,7 +126,9 @@ def due_attempts(svc: Services, most: int, now: float | None = None) -> list[str
     taken = svc.store.deliveries.take(now, most)
     if not taken.events_due:
         return taken.members
-    events = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + NOTIFY_LEASE)
+    # Held by the notifier's one lease: an outbox member taken but not made into messages (its process died) is
+    # taken again once it lapses, as an attempt is.
+    events = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + ATTEMPT_LEASE)
     if events:
         enter(svc, events, now)
     more = svc.store.deliveries.take(now, most - len(taken.members)).members if len(taken.members) < most else []

@@ -27,10 +27,12 @@ from fluxhook.lifecycle.steps import schedule, timeline
 from fluxhook.lifecycle.steps.enqueueing import task_name
 from fluxhook.store.keys import KEYS
 from fluxhook.store.timeline import TimelineStore
-from worker.lanes import HAND_BACK_GRACE, LANES
+from worker.lanes import HAND_BACK_GRACE
 from worker.run import IMMINENT_SHUTDOWN_DELAY
 
 HANDED_BACK = "task in hand handed back to the queue: the worker is stopping"
+# The downloads one worker process runs at once (WORKER_DOWNLOAD_CONCURRENCY's default).
+DOWNLOAD_LANES = Config.worker_download_concurrency
 
 
 class FaultStack(Stack):
@@ -244,10 +246,10 @@ def test_sigterm_stops_downloads_mid_body_at_their_next_piece_and_the_jobs_are_s
                 yield body[start:start + piece]
 
     url = spy.route("/paced.png", body=Paced(), headers={"Content-Type": "image/png"})
-    jobs = [api.submit(f"[pending] mid-body {n}") for n in range(LANES)]
+    jobs = [api.submit(f"[pending] mid-body {n}") for n in range(DOWNLOAD_LANES)]
     for job in jobs:
         assert api.callback(job["id"], ready_payload(job["bfl_id"], url)).status_code == 200
-    wait_until(lambda: len(spy.hits) >= LANES, timeout=20, message="a download in every lane")
+    wait_until(lambda: len(spy.hits) >= DOWNLOAD_LANES, timeout=20, message="a download in every lane")
     started = time.monotonic()
     assert faults_large.kill("worker", signal.SIGTERM) == 0
     took = time.monotonic() - started
@@ -311,7 +313,7 @@ def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, s
     # One download more than a member has lanes, so no member can hold them all; each longer than the stop's
     # grace (run.IMMINENT_SHUTDOWN_DELAY), so every one in hand is cut off and must be handed back.
     sim.settings(delivery_delay=60.0)
-    jobs = [api.submit(f"pool deploy {n}") for n in range(LANES + 1)]
+    jobs = [api.submit(f"pool deploy {n}") for n in range(DOWNLOAD_LANES + 1)]
     # Started, they cannot end before the stop: each is in hand, and both members hold some.
     wait_until(lambda: _busy_members(pooled) == members and all(api.job(j["id"])["attempts"]["downloads"] for j in jobs),
                timeout=30, message="every download started, both members at one")

@@ -15,11 +15,15 @@ import requests
 from conftest import API, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
+from fluxhook.core.config import Config
 from fluxhook.lifecycle.steps.enqueueing import AHEAD
 from fluxhook.store.keys import KEYS
 from helpers import png_bytes, stack_on_db
 from key_helpers import make_key
-from worker.lanes import LANES
+
+# The downloads one worker process runs at once (WORKER_DOWNLOAD_CONCURRENCY's default).
+DOWNLOAD_LANES = Config.worker_download_concurrency
+
 
 DB = 6  # a database of this module's own stack
 BACKLOG = 60
@@ -61,11 +65,11 @@ def test_one_key_s_backlog_holds_another_key_s_result_back_by_the_few_tasks_in_r
 
     # Every lane of the one worker busy with one of A's downloads while A's other results and then B's arrive.
     release = threading.Event()
-    held, rest = a_jobs[:LANES], a_jobs[LANES:]
+    held, rest = a_jobs[:DOWNLOAD_LANES], a_jobs[DOWNLOAD_LANES:]
     for n, job in enumerate(held):
         spy.route(f"/a-held-{n}.png", body=lambda: (release.wait(30), (200, {}, png_bytes()))[1])
         _ready(app_a, job, spy.url + f"/a-held-{n}.png")
-    wait_until(lambda: sum(hit.startswith("/a-held-") for hit in spy.hits) == LANES, timeout=10,
+    wait_until(lambda: sum(hit.startswith("/a-held-") for hit in spy.hits) == DOWNLOAD_LANES, timeout=10,
                message="every lane busy with one of A's downloads")
     for n, job in enumerate(rest):
         _ready(app_a, job, spy.route(f"/a-{n}.png", body=png_bytes((n, 0, 0))))
@@ -78,4 +82,4 @@ def test_one_key_s_backlog_holds_another_key_s_result_back_by_the_few_tasks_in_r
     a_stored = sorted(_stored_at(one_worker, admin, job["id"]) for job in rest)
     # B's goes after at most the AHEAD tasks already in RQ and one turn of each lane; first in, first out it
     # would go after all of A's.
-    assert sum(t < b_stored for t in a_stored) <= AHEAD + LANES, (b_stored, a_stored[:5])
+    assert sum(t < b_stored for t in a_stored) <= AHEAD + DOWNLOAD_LANES, (b_stored, a_stored[:5])
