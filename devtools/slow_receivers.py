@@ -14,7 +14,20 @@ TRICKLE = "trickle"
 SILENT = "silent"
 
 
-class SlowReceiver:
+class _Loopback:
+    """Where a receiver on 127.0.0.1 is, for a notify_url and for NOTIFY_HOST_ALLOWLIST."""
+
+    port: int
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class SlowReceiver(_Loopback):
     """A receiver on 127.0.0.1 that holds each connection as ``mode`` says until the sender gives up."""
 
     def __init__(self, mode: str = TRICKLE, every: float = 4.0):
@@ -30,13 +43,6 @@ class SlowReceiver:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         threading.Thread(target=self._serve, name="slow-receiver", daemon=True).start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self._stopped.set()
@@ -88,7 +94,7 @@ class SlowReceiver:
         return False
 
 
-class PromptReceiver:
+class PromptReceiver(_Loopback):
     """A receiver on 127.0.0.1 that answers ``200`` at once and notes when each message (``webhook-id``) came."""
 
     def __init__(self) -> None:
@@ -112,13 +118,6 @@ class PromptReceiver:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="prompt-receiver", daemon=True).start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self._server.shutdown()

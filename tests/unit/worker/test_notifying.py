@@ -1,0 +1,54 @@
+"""The worker's notifier (worker/notifying.py) in-process on a real Redis, with two app keys: key A's receiver
+trickles its answers, key B's answers at once. A holds two of the notifier's attempt threads, never more, each until
+its 15 s deadline; B's notification goes at once beside them, and a notifier stops without waiting for a look."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devtools.processes import wait_until
+from devtools.slow_receivers import TRICKLE, PromptReceiver, SlowReceiver
+from fluxhook.core import transitions as st
+from fluxhook.lifecycle import key_admin
+from fluxhook.store.keys import KEYS
+from notify_helpers import notified_job
+from worker import notifying
+
+
+@pytest.fixture()
+def receivers():
+    slow, prompt = SlowReceiver(TRICKLE, every=0.5), PromptReceiver()
+    yield slow, prompt
+    slow.stop()
+    prompt.stop()
+
+
+def _ended(svc, url: str, key_id: str) -> str:
+    job = notified_job(svc, url)
+    svc.jobs.update(job.id, key_id=key_id)
+    svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    return job.id
+
+
+def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_message_goes_at_once(make_services,
+                                                                                                 receivers):
+    slow, prompt = receivers
+    svc = make_services(11, NOTIFY_HOST_ALLOWLIST=f"{slow.host},{prompt.host}")
+    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    held = [_ended(svc, slow.url(), key_a) for _ in range(6)]
+    notifier = notifying.Notifier(svc, 4)
+    notifier.start()
+    try:
+        wait_until(lambda: slow.open == 2, timeout=10, message="A's receiver holding two attempts")
+        theirs = _ended(svc, prompt.url(), key_b)
+        ended = time.time()
+        arrived = wait_until(lambda: prompt.arrived.get(f"msg_{theirs}"), timeout=10, message="B's notification")
+        assert arrived - ended < notifying.LOOK_INTERVAL + 1.0
+        assert slow.most_open == 2 and int(svc.redis.hget(KEYS.notify_busy, f"o:{key_a}")) == 2
+        assert svc.redis.zcard(KEYS.notify_parked) == len(held) - 2  # A's others wait behind their receiver
+    finally:
+        started = time.monotonic()
+        notifier.stop(timeout=0.1)
+        assert time.monotonic() - started < notifying.LOOK_INTERVAL + 5.5
