@@ -1,7 +1,8 @@
 """Benchmark: the worker under BFL's real latency (SPEC §15), beside the code before the senders.
 
     .venv/bin/python -m bench.latency [--jobs 300] [--submit-delay 1] [--task-delay 8] [--delivery-delay 0]
-                                      [--runs one,two,p2,p4] [--baseline-tree /tmp/fluxhook-1bb671f]
+                                      [--runs one,two,p2,p4] [--baseline-commit 1bb671f]
+                                      [--baseline-tree /tmp/fluxhook-<commit>]
 
 Each run starts the Procfile's web and ``python -m worker`` processes on an embedded Redis, before one simulator
 process serving one or two BFL accounts of 24 slots, whose every submission is answered after ``--submit-delay``
@@ -18,8 +19,8 @@ seconds and every task ends after ``--task-delay`` (then the callback; the resul
 
 Runs: ``one`` (one account, one worker process: the Procfile as it is), ``two`` (two accounts, one process),
 ``p2`` and ``p4`` (one account, 2 and 4 worker processes). Each run is made with this tree and with the
-baseline tree (a ``git worktree`` of 1bb671f, the code before the senders, made when missing), one after the
-other on this machine, both before this tree's simulator. Loopback only; nothing outside temporary
+baseline tree (a ``git worktree`` of ``--baseline-commit``, by default 1bb671f, the code before the senders, made
+when missing), one after the other on this machine, both before this tree's simulator. Loopback only; nothing outside temporary
 directories changes (but the baseline checkout).
 """
 
@@ -50,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-delay", type=float, default=8.0, help="seconds a task takes at BFL")
     parser.add_argument("--delivery-delay", type=float, default=0.0, help="seconds before a result's first byte")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
-    parser.add_argument("--baseline-tree", default=f"/tmp/fluxhook-{BASELINE_COMMIT}",
+    parser.add_argument("--baseline-commit", default=BASELINE_COMMIT,
+                        help=f"the code to compare with (default {BASELINE_COMMIT}, the code before the senders)")
+    parser.add_argument("--baseline-tree", default=None,
                         help="checkout of the code to compare with; 'none' skips the baseline")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # one run in this process (for either tree)
     args = parser.parse_args(argv)
@@ -182,13 +185,13 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
-def ensure_baseline(tree: Path) -> Path:
-    """The code before the senders: reused if there, else a detached worktree of BASELINE_COMMIT."""
-    if not (tree / "worker" / "handout.py").exists():
+def ensure_baseline(tree: Path, commit: str) -> Path:
+    """The code to compare with: reused if there, else a detached worktree of ``commit``."""
+    if not (tree / "Procfile").exists():
         from devtools.processes import require_tools
 
         require_tools("bench-latency", "git")
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE_COMMIT],
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
                        check=True, timeout=120)
     return tree
 
@@ -216,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         accounts, processes = RUNS[args.run]
         print(json.dumps(measure(args, accounts, processes)))
         return 0
-    baseline = None if args.baseline_tree == "none" else ensure_baseline(Path(args.baseline_tree))
+    tree = args.baseline_tree or f"/tmp/fluxhook-{args.baseline_commit}"
+    baseline = None if tree == "none" else ensure_baseline(Path(tree), args.baseline_commit)
     print(f"bench-latency: {args.jobs} jobs at once; BFL answers a submission after {args.submit_delay} s, "
           f"tasks take {args.task_delay} s, delivery waits {args.delivery_delay} s; {SLOTS} slots an account",
           flush=True)
