@@ -151,8 +151,9 @@ COOLING_WORDS = {"unavailable": "BFL unavailable", "insufficient_credits": "out 
 
 def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
     """The accounts as ``GET /v1/accounts`` lists them (``lifecycle.accounts_view``), in the panel's words: each
-    one's tasks in flight by model, whether it takes tasks or until when and why it cools down, and its credits (its
-    balance as ``fluxhook doctor`` and ``fluxhook accounts`` write it, and when it was read)."""
+    one's tasks in flight by model (and how many of them are canceled jobs' that BFL still runs), whether it takes
+    tasks or until when and why it cools down, and its credits (its balance as ``fluxhook doctor`` and ``fluxhook
+    accounts`` write it, and when it was read)."""
     shown = []
     for account in accounts:
         in_flight, cooling, balance = account["in_flight"], account["cooling"], account["balance"]
@@ -169,6 +170,7 @@ def accounts_panel(accounts: list[dict], now: float) -> list[dict]:
             "name": account["name"], "region": account["region"] or "—", "host": account["host"],
             "in_flight": sum(in_flight.values()),
             "models": ", ".join(f"{model} {n}" for model, n in sorted(in_flight.items())) if len(in_flight) > 1 else "",
+            "canceled_running": account["canceled_running"],
             "queued": account["queued"], "cooling": cooling is not None, "state": state,
             "balance": "not read lately" if balance is None else format_credits(balance),
             "balance_read": "" if balance is None or read_at is None else read_ago(read_at, now),

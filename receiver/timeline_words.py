@@ -109,6 +109,9 @@ def _callback(event: dict) -> Sentence:
         return Sentence(title, f"{says}; checking with BFL", "warn")
     if result == ReportOutcome.FINISHED:
         return Sentence(title, says, "bad")
+    if result == ReportOutcome.SLOT_FREED:
+        # BFL has no cancel: the ended job held its slot while BFL ran its task on.
+        return Sentence(title, f"{says}; the task has ended at BFL, so its slot is free")
     if result == ReportOutcome.GONE:
         return Sentence(title, f"{says}; the job no longer exists")
     if result in (ReportOutcome.NOT_SUBMITTED, ReportOutcome.OTHER_TASK):

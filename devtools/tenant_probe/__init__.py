@@ -14,6 +14,6 @@ whole run stays under ten minutes) and the stack stops at the end. Exits 1 when 
 Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value); everything else an attacker could do is
 done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task.
 
-The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22), rows_streams
-(23-25), rows_reads (26-29); harness, receivers and sse are what they share, __main__ runs them.
+The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22, 30),
+rows_streams (23-25), rows_reads (26-29); harness, receivers and sse are what they share, __main__ runs them.
 """

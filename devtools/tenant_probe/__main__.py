@@ -15,7 +15,7 @@ from .harness import BFL_ANSWERS_AFTER, TASK_SECONDS, Probe, Row
 
 # Every row in the order they run and are numbered: each module's rows, one concern each.
 ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS, *rows_notify.ROWS, *rows_cancel.ROWS,
-                                          *rows_streams.ROWS, *rows_reads.ROWS)
+                                          *rows_streams.ROWS, *rows_reads.ROWS, *rows_cancel.LATER_ROWS)
 
 
 # --------------------------------------------------------------------------- the run

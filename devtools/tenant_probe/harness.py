@@ -175,6 +175,11 @@ class Bfl:
     def complete(self, task_id: str) -> None:
         self.http.post(f"{self.base}/_sim/tasks/{task_id}/complete", json={"outcome": "ready"}, timeout=10)
 
+    def tasks(self, marker: str) -> list[dict]:
+        """Every task BFL was sent whose prompt holds ``marker``, with when it started and ended (None: it runs)."""
+        listed = self.http.get(f"{self.base}/_sim/tasks", timeout=30).json()["tasks"]
+        return [task for task in listed if marker in task["prompt"]]
+
     def result(self, task_id: str, timeout: float = 20) -> dict:
         """The task's ``result`` once BFL reports it Ready (its sample is a signed delivery link)."""
         def ready() -> dict | None:

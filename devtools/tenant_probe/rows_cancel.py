@@ -1,5 +1,6 @@
-"""Rows 20-22: ending another's job (SPEC §3 "Cancel", "Deadlines"): X cancels V's job by every door, sends
-hostile ``Cancel-After`` values, and sets a deadline beside V's job."""
+"""Rows 20-22 and 30: ending another's job (SPEC §3 "Cancel", "Deadlines"): X cancels V's job by every door, sends
+hostile ``Cancel-After`` values, and sets a deadline beside V's job; and X cancels its own running tasks again and
+again, to run more of them at BFL than its ``max_active`` ("Canceling frees nothing BFL still uses")."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 from ..processes import ROOT
-from .harness import BOUNDABLE, SENT, TERMINAL, Api, Probe, Row, codes, finish, local_session, wait_job
+from .harness import BOUNDABLE, SENT, TERMINAL, Api, Probe, Row, codes, finish, local_session, submit_timed, wait_job
 from .sse import raw_request
 
 
@@ -111,4 +113,51 @@ def row_deadline_beside(p: Probe) -> Row:
                f"two jobs: {v_job.get('id') != x_job.get('id')}", holds)
 
 
+# X's cycles of submit, wait for `submitted`, cancel; each task would run 90 s at BFL.
+CHURN_CYCLES = 26
+CHURN_TASK = "[seconds-90]"
+# V's job reaches BFL within this long (BFL's answer, a second, included).
+CHURN_V_WAIT = 2.0
+
+
+def _most_at_once(tasks: list[dict]) -> int:
+    """The most of ``tasks`` that BFL ran at one moment, from each one's start and end."""
+    now = time.time()
+    spans = [(task["created_at"], task["completed_at"] or now) for task in tasks]
+    return max((sum(1 for start, end in spans if start <= at < end) for at, _ in spans), default=0)
+
+
+def _sent_or_held(job: dict) -> bool:
+    return job["status"] in SENT or (job.get("waiting") or {}).get("reason") == "key_max_active"
+
+
+def row_cancel_churn(p: Probe) -> Row:
+    """30. X (max_active 1) 26 times submits a 90-s task, waits for `submitted` and cancels it; then V submits a job."""
+    x, v = p.tenant("x-churn", max_active=1), p.tenant("v-churn")
+    marker = f"x-churn-{uuid.uuid4().hex[:8]}"
+    held = 0
+    for n in range(CHURN_CYCLES):
+        job_id = x.submit(f"{CHURN_TASK} {marker} {n}").json()["id"]
+        # Until BFL has it, or fluxhook says it waits for X's max_active (X's slot is its canceled task's): 3 s at most.
+        job, _ = wait_job(x, job_id, _sent_or_held, 3)
+        held += job.get("status") == "queued"
+        x.post(f"/v1/jobs/{job_id}/cancel")
+    tasks = p.bfl.tasks(marker)
+    at_once = _most_at_once(tasks)
+    shown = p.admin.get(f"/v1/keys/{x.key_id}").json()
+    answer, v_job, took = submit_timed(v, "V's job beside X's cancel churn", 15)
+    for task in tasks:  # BFL ends X's tasks now: none runs into the next row
+        if task["completed_at"] is None:
+            p.bfl.complete(task["id"])
+    holds = (at_once <= 1 and answer.status_code == 202 and v_job.get("status") in SENT and took <= CHURN_V_WAIT
+             and shown.get("active") == 1 and shown.get("canceled_running") == 1)
+    return Row(f"cancel churn: X (max_active 1) ×{CHURN_CYCLES} a 90-s task, wait for `submitted`, cancel; then V",
+               f"X's tasks at BFL at once: {at_once} (sent {len(tasks)}, {held} held back); X's key: active "
+               f"{shown.get('active')}, canceled_running {shown.get('canceled_running')}",
+               f"V's job {v_job.get('status') or answer.status_code} after {took:.1f} s",
+               f"{CHURN_CYCLES} cycles", holds)
+
+
 ROWS = (row_cancel_others, row_cancel_after, row_deadline_beside)
+# Numbered after every other row (30), so the rows before keep their numbers.
+LATER_ROWS = (row_cancel_churn,)

@@ -18,6 +18,8 @@ class ReportOutcome(StrEnum):
     PENDING = "pending"
     CONFIRM_QUEUED = "confirm_queued"
     FINISHED = "finished"
+    # The task of a job that ended on purpose (canceled) ended at BFL: the slot the job kept for it is free.
+    SLOT_FREED = "slot_freed"
     # A report that could not be applied to the job named: it is gone, does not know its task yet, or
     # tracks another task.
     GONE = "gone"
@@ -32,7 +34,8 @@ class ReportOutcome(StrEnum):
 
 class CheckOutcome(StrEnum):
     """The sweep's check of a job: it timed out, is polled again later, went back in line for a slot, had its lost
-    download queued again, or awaits BFL's word on a task its lost submission may have made."""
+    download queued again, awaits BFL's word on a task its lost submission may have made, or (ended) gave back the slot
+    it kept while BFL ran its task on."""
 
     TIMEOUT = "timeout"
     RESCHEDULED = "rescheduled"
@@ -40,6 +43,8 @@ class CheckOutcome(StrEnum):
     DOWNLOAD_REQUEUED = "download_requeued"
     # Its submission began and never ended: it may be at BFL, so it awaits BFL's word on its task, never sent again.
     AWAITING_TASK = "awaiting_task"
+    # An ended job's task ended at BFL, or had its hour: the slot the job kept for it is free.
+    SLOT_FREED = "slot_freed"
     SKIPPED = SKIPPED
 
 

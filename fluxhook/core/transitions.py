@@ -83,11 +83,18 @@ class Consequences(NamedTuple):
     leave_line: bool
     # The job never changes again: never due for the sweep, into the notification outbox, BFL's URLs dropped.
     terminal: bool
+    # It ends while BFL may still run its task (BFL has no cancel): if BFL has the task (the job is ``submitted``), the
+    # slot stays held instead of freed, and the sweep goes on polling the task, until BFL says the task ended or its
+    # hour is over (SPEC §3, ``steps/running_on.py``).
+    hold_slot: bool = False
 
 
-def consequences(new: str) -> Consequences:
-    """What moving a job to ``new`` does with it (``''``: no move, fields only)."""
-    return Consequences(free_slot=new == READY or new in TERMINAL, leave_line=new != "", terminal=new in TERMINAL)
+def consequences(new: str, *, task_runs: bool = False) -> Consequences:
+    """What moving a job to ``new`` does with it (``''``: no move, fields only). ``task_runs``: BFL may still run the
+    job's task (it ends on purpose, by a cancel or its deadline): an end keeps the slot of a job BFL has, for BFL
+    still counts the task against the account's slots."""
+    return Consequences(free_slot=new == READY or new in TERMINAL, leave_line=new != "", terminal=new in TERMINAL,
+                        hold_slot=task_runs and new in TERMINAL)
 
 
 def normalize_bfl_status(word: str) -> str | None:

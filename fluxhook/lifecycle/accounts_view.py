@@ -1,9 +1,10 @@
 """The BFL accounts as an operator sees them (SPEC §14): ``GET /v1/accounts``, the dashboard's accounts panel and
 ``fluxhook accounts`` all show this one answer, so they never disagree.
 
-Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model,
-jobs in line it could take), whether it takes tasks (its cooldown, if any), and its credits (the balance a worker
-last read from that account and when, today's spend through it).
+Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model, and of
+those the tasks of canceled jobs that BFL still runs, jobs in line it could take), whether it takes tasks (its
+cooldown, if any), and its credits (the balance a worker last read from that account and when, today's spend through
+it).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
     """Every configured account, in ``BFL_ACCOUNTS``' order, as ``GET /v1/accounts`` lists it.
 
     ``in_flight`` counts the account's tasks at BFL by model, naming only the models with one in flight (``{}``
-    when idle). ``queued`` counts each job in line once per account it may go through, so with several accounts the
-    numbers add up to more than the jobs waiting.
+    when idle); ``canceled_running``, how many of them are of jobs canceled while BFL runs them on (they hold their
+    slots until BFL says they ended, ``steps/running_on.py``). ``queued`` counts each job in line once per account it
+    may go through, so with several accounts the numbers add up to more than the jobs waiting.
     """
     slots = svc.store.slots.accounts_now()
     in_flight = _in_flight_by_model(svc)
+    canceled_running = Counter(holder.account for holder in svc.store.slots.ended_holders())
     by_route = svc.store.slots.queued_by_route()
     allows = svc.store.slots.accounts_for(list(by_route))
     day = utc_day(now)
@@ -41,6 +44,7 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
             "region": account.region,
             "host": account.host,
             "in_flight": in_flight[account.name],
+            "canceled_running": canceled_running[account.name],
             "queued": sum(n for route, n in by_route.items() if account.name in allows[route]),
             "cooling": None if seen.cooling is None else seen.cooling.to_api(),
             "balance": None if balance is None else balance.credits,

@@ -1,4 +1,5 @@
-"""What the sweep does with one due job: poll BFL, repair a lost download, or restart a stalled submission."""
+"""What the sweep does with one due job: poll BFL, repair a lost download, restart a stalled submission, or poll the
+task of an ended job still holding its slot (``running_on``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.steps import reconciling, schedule, submission, timeline, waits
+from fluxhook.lifecycle.steps import reconciling, running_on, schedule, submission, timeline, waits
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import ensure_download
 from fluxhook.lifecycle.steps.polling import poll_job
@@ -31,13 +32,15 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | Report
     if not svc.jobs.confirm_claim(job_id, claim, now + CHECK_HOLD):
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
-    if job is None or job.terminal:
+    if job is None:
         return CheckOutcome.SKIPPED
     with tracing.job_span("fluxhook.check", job.id, job.traceparent):
         return _check(svc, job, now)
 
 
 def _check(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
+    if job.terminal:
+        return running_on.check(svc, job, now)  # due only while it keeps its slot for a task BFL runs on
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:

@@ -4,6 +4,8 @@ Keys page; revoking one is ``revoking``)."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fluxhook.core.accounts import Account
@@ -15,6 +17,7 @@ from fluxhook.lifecycle.steps.callers import is_key_id
 from fluxhook.lifecycle.steps.key_fields import new_key, parse, present_key
 from fluxhook.lifecycle.steps.key_limits import key_route
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
+from fluxhook.store.owners import owner_of
 
 log = logging.getLogger("fluxhook.keys")
 
@@ -23,14 +26,15 @@ if TYPE_CHECKING:
 
 
 def described(svc: Services, keys: list[AppKey], now: float) -> list[dict]:
-    """The key objects of ``keys`` with today's spend and jobs, their jobs at BFL and those waiting, and why they
-    wait (at most four reads)."""
+    """The key objects of ``keys`` with today's spend and jobs, their jobs at BFL (of those, the canceled ones BFL
+    still runs) and those waiting, and why they wait (at most six reads)."""
     today = accounting.utc_day(now)
     counters = svc.store.usage.days([today])[today]
     jobs = waits.of_keys(svc, [k.id for k in keys], {k.id: key_route(svc, k) for k in keys})
+    canceled_running = Counter(holder.owner for holder in svc.slots.ended_holders()) if keys else Counter()
     return [present_key(key, spent_today=accounting.from_micro(counters.get(accounting.spent_field(key.id), 0)),
-                        jobs_today=reports.jobs_today(counters, key.id), queued=jobs[key.id].queued,
-                        active=jobs[key.id].active, queued_by_reason=jobs[key.id].by_reason)
+                        jobs_today=reports.jobs_today(counters, key.id),
+                        jobs=replace(jobs[key.id], canceled_running=canceled_running[owner_of(key.id)]))
             for key in keys]
 
 

@@ -22,7 +22,16 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.job import COUNTERS, ENDED_DROPS, SEALED_FIELDS, WATCHED_UNTIL, Job, is_job_id, job_id_floor
+from fluxhook.core.job import (
+    COUNTERS,
+    ENDED_DROPS,
+    HOLD_KEEPS,
+    SEALED_FIELDS,
+    WATCHED_UNTIL,
+    Job,
+    is_job_id,
+    job_id_floor,
+)
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
@@ -75,12 +84,20 @@ class Terms:
     out_of_line: bool = False
     # The record as the step left it, in its answer (``Change.record``): a command in the step, not a read after it.
     read_back: bool = False
+    # BFL may still run the task of the job that ends (``transitions.consequences``): a ``submitted`` one holding a slot
+    # keeps it, stays due on its poll schedule and keeps what its polls need (``HOLD_KEEPS``), until ``let_go``.
+    task_runs: bool = False
+    # No move: the ended job gives back the slot it kept so (``let_go``).
+    give_back: bool = False
 
 
 NO_TERMS = Terms()
+# What ``Terms.give_back`` does: no move, the slot given back.
+_GIVE_BACK = st.Consequences(free_slot=True, leave_line=False, terminal=False)
 # A term passed among the fields would be written to the job's record as one: refused instead (no job field is
 # named so).
-_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line", "read_back"})
+_TERM_NAMES = frozenset({"if_equal", "count", "lock", "unlock", "take", "if_same", "out_of_line", "read_back",
+                         "task_runs", "give_back"})
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,8 @@ class Change:
     handed: Handed = field(default_factory=dict)
     # The job as the step left it (``Terms.read_back``), None if not asked for (or it did not move).
     record: Job | None = None
+    # Whether the step gave a BFL slot back.
+    freed: bool = False
 
     def __bool__(self) -> bool:
         return self.moved
@@ -257,12 +276,18 @@ class JobStore:
         the move. ``terms.if_equal`` is a (field, value) that must hold; with the move come one more
         ``attempts.<terms.count>``, the ``terms.lock`` key, taken if free (``Change.locked``), the ``terms.unlock``
         key freed, and ``terms.take``'s value (``Change.taken``); the ``effects`` happen in the same step if the job
-        moved (and took the lock, if one is named).
+        moved (and took the lock, if one is named). With ``terms.task_runs`` an end keeps the slot of a job BFL has.
         """
         if _TERM_NAMES & fields.keys():
             raise TypeError(f"{sorted(_TERM_NAMES & fields.keys())} belong in terms=Terms(...), not the job's fields")
         allowed = tuple(s for s in st.sources_for(new_status) if only_from is None or s in only_from)
         return self._apply(job_id, new_status, allowed, fields, terms, due, effects, due_if_watched=due_if_watched)
+
+    def let_go(self, job_id: str) -> Change:
+        """Give back the slot an ended job still holds for the task BFL ran on (``Terms.task_runs``), with what the
+        record kept for the sweep's polls of it; never due again, and the job's own record otherwise untouched.
+        ``Change.freed``: whether it held one (false Change: the job is gone or has not ended)."""
+        return self._apply(job_id, "", tuple(st.TERMINAL), dict.fromkeys(HOLD_KEEPS), Terms(give_back=True), None, ())
 
     def update(self, job_id: str, *, only_in: tuple[str, ...] = st.ACTIVE, due: float | None = None,
                due_if_watched: float | None = None, effects: Sequence[Effect] = (), **fields: Any) -> bool:
@@ -306,7 +331,7 @@ class JobStore:
         if terms.count is not None and terms.count not in COUNTERS:
             raise ValueError(terms.count)
         now = self.clock()
-        consequences = st.consequences(new_status)
+        consequences = _GIVE_BACK if terms.give_back else st.consequences(new_status, task_runs=terms.task_runs)
         if consequences.terminal:
             fields.setdefault("completed_at", now)
         keys = [self.keys.job(job_id), self.keys.due, self.keys.outbox]
@@ -340,7 +365,8 @@ class JobStore:
         if done and tallied and ("lock" not in spec or locked):
             self.tallies.add(tallied)
         record = self._listed(rest[1]) if len(rest) > 1 and rest[1] else None
-        return Change(bool(done), text(previous), bool(locked), taken, handed(rest[0]) if rest else {}, record)
+        return Change(bool(done), text(previous), bool(locked), taken, handed(rest[0]) if rest else {}, record,
+                      freed=len(rest) > 2 and bool(rest[2]))
 
     def _given_back(self, keys: list[str], consequences: st.Consequences, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The spec's part of what a move gives back: its slot, its place in line, its wait; and of an ended job, its
@@ -364,6 +390,11 @@ class JobStore:
         if spec:
             spec["held"], spec["routes"] = place(keys, self.keys.fair_held), place(keys, self.keys.routes)
             spec["holders"] = place(keys, self.keys.slot_holders)
+        if consequences.hold_slot:
+            # Kept, not given back, by a job BFL has: what the sweep's polls of its task need stays with it.
+            spec["hold"] = {"keeps": list(HOLD_KEEPS)}
+        if consequences is _GIVE_BACK:
+            spec["release"] = True
         if consequences.terminal:
             spec["deadlines"], spec["drop"] = place(keys, self.keys.deadlines), list(ENDED_DROPS)
         return spec
@@ -485,6 +516,12 @@ class JobStore:
             pipe.hmget(self.keys.job(job_id), *WAIT_FIELDS)
         return [(text(reason) if reason else None, float(until) if until else None)
                 for reason, until in pipe.execute()]
+
+    def due_again(self, job_id: str, when: float) -> None:
+        """The sweep looks at the job again at ``when``, if it is due at all (its check's claim holds it there): one
+        that a step took out of the due index meanwhile (an ended job whose slot was given back) is not put back, and
+        the record is not touched."""
+        self.connection.zadd(self.keys.due, {job_id: _score(when)}, xx=True)
 
     def due_at(self, job_id: str) -> float | None:
         """When the sweep will next look at the job; None if never."""

@@ -19,7 +19,9 @@ owner, its earliest job that may go now goes first, as a single FIFO would.
 
 Taking and handing out slots are Lua scripts over all accounts and pools, so web and worker processes can never
 over-commit an account or send a job outside its route; a job's change of status gives its slot or its place in line
-back (``JobStore.transition``). A job that never finishes loses its slot after ``SLOT_LEASE`` seconds.
+back (``JobStore.transition``), but a job ended on purpose while BFL runs its task on, which keeps it until BFL says
+the task ended (``JobStore.let_go``, ``steps/running_on.py``). A job that never finishes loses its slot after
+``SLOT_LEASE`` seconds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Callable, Sequence
 
 from redis import Redis
 
+from fluxhook.core import transitions as st
 from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
@@ -94,6 +97,16 @@ class Dispatched:
     accounts: dict[str, str]
     waiting: bool
     on_timer: bool = False
+
+
+@dataclass(frozen=True)
+class EndedHolder:
+    """A job that holds a slot though it has ended: canceled while BFL runs its task on (``steps/running_on.py``);
+    the account whose slot it holds, and the owner it counts for."""
+
+    job_id: str
+    account: str
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -362,6 +375,23 @@ class Slots:
                 pipe.zrange(self.keys.slots(pool, account.name), 0, -1)
         held = iter(pipe.execute())
         return {account.name: [text(m) for _ in self.pools for m in next(held)] for account in self.accounts}
+
+    def ended_holders(self) -> list[EndedHolder]:
+        """The jobs holding slots that have ended (canceled, their tasks still running at BFL): counted in their
+        accounts' tasks in flight and their owners' slots held like any other holder. Two round trips, whose size is
+        the slots held (an operator's view, not a hot path)."""
+        entries = {text(job): text(entry) for job, entry in self.connection.hgetall(self.keys.slot_holders).items()}
+        if not entries:
+            return []
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in entries:
+            pipe.hget(self.keys.job(job_id), "status")
+        found = []
+        for (job_id, entry), status in zip(entries.items(), pipe.execute(), strict=True):
+            if status is not None and text(status) in st.TERMINAL:
+                account, _, rest = entry.partition("|")  # lua/slot_holders.lua: '<account>|<owner>|...'
+                found.append(EndedHolder(job_id, account, rest.partition("|")[0]))
+        return found
 
     def waiting_of(self, key_id: str | None) -> list[str]:
         """The ids of the jobs of app key ``key_id`` (None: the admin tokens') in line, pool by pool,

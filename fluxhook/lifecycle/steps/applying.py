@@ -13,6 +13,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
+from fluxhook.lifecycle.steps import running_on
 from fluxhook.lifecycle.steps.enqueueing import (
     download_lock,
     download_task,
@@ -103,7 +104,8 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin
 
 def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> ReportOutcome:
     if job.terminal:
-        return ReportOutcome.DUPLICATE
+        # It changes no more; the slot it may keep for a task BFL ran on is free once BFL says the task ended.
+        return running_on.on_report(svc, job, report)
     if report.status == st.BFL_READY:
         if job.status != st.READY:
             return ReportOutcome.DUPLICATE  # apply_report's move to ready was refused: the job is past it

@@ -4,7 +4,9 @@ A job not yet sent ends under its submit lock, the lock its sender holds from it
 BFL's answer: so a job is either sent, and ends as one BFL has (its charge kept), or ends unsent, and no sender
 sends it after (each checks the job under that lock, ``submission``). Ending one unsent frees its slot or its place
 in line and its reservation, and charges nothing; ending one BFL has keeps what BFL charged, and its result is never
-downloaded (a later Ready, by callback or poll, finds the job terminal and changes nothing).
+downloaded (a later Ready, by callback or poll, finds the job terminal and changes nothing). BFL has no cancel, so
+the task of one it has runs on, and counts against the account's slots there: the job keeps its slot until BFL
+says the task ended or its hour is over (``running_on``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fluxhook.core.job import Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.store.effects import ReleaseBudget
+from fluxhook.store.jobs import Terms
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -91,7 +94,8 @@ def _end_unsent(svc: Services, job: Job, ending: Ending) -> bool | None:
 
 def _end_sent(svc: Services, job: Job, ending: Ending) -> bool:
     """End a job BFL has (``submitted`` or ``ready``): what BFL charged stays counted, and the download, if one is
-    queued, finds the job ended and fetches nothing."""
+    queued, finds the job ended and fetches nothing. A submitted one keeps its slot while BFL runs its task on."""
     return bool(svc.jobs.transition(job.id, ending.status, only_from=(st.SUBMITTED, st.READY),
-                                    error={"code": ending.code, "message": ending.message}, draft_cache_source=None,
+                                    terms=Terms(task_runs=True), draft_cache_source=None,
+                                    error={"code": ending.code, "message": ending.message},
                                     effects=accounting.on_end(job, ending.status, time.time())))

@@ -14,6 +14,7 @@ from fluxhook.core.models import MODEL
 from fluxhook.core.notify_events import parse_events
 from fluxhook.core.notify_urls import check_form, field_wording
 from fluxhook.lifecycle.steps.callers import ID_PREFIX, SECRET_PREFIX, digest
+from fluxhook.lifecycle.steps.waits import KeyJobs
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.owners import DEFAULT_WEIGHT
 
@@ -134,12 +135,16 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
 }
 
 
-def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, queued: int = 0, active: int = 0,
-                queued_by_reason: dict[str, int] | None = None, secret: str | None = None,
-                notify_secret: str | None = None) -> dict:
+# A key with no job at BFL and none waiting.
+NO_JOBS = KeyJobs()
+
+
+def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, jobs: KeyJobs = NO_JOBS,
+                secret: str | None = None, notify_secret: str | None = None) -> dict:
     """The key object of the API; with ``secret`` only in the answer that creates it, ``notify_secret`` only in that
-    one and a rotation's. ``queued`` counts every job of the key that waits, ``queued_by_reason`` how many wait for
-    each reason (``core.wait_reasons``)."""
+    one and a rotation's. ``jobs``: its jobs holding BFL slots (``active``; ``canceled_running``, those of them
+    canceled while BFL runs their tasks on) and waiting (``queued``, and how many wait for each reason,
+    ``core.wait_reasons``)."""
     shown = {
         "id": key.id, "name": key.name, "prefix": key.prefix,
         "models": list(key.models) if key.models is not None else None,
@@ -147,8 +152,8 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, q
         "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
         "accounts": list(key.accounts) if key.accounts is not None else None, "region": key.region,
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
-        "spent_today": spent_today, "jobs_today": jobs_today, "active": active, "queued": queued,
-        "queued_by_reason": dict(queued_by_reason or {}),
+        "spent_today": spent_today, "jobs_today": jobs_today, "active": jobs.active,
+        "canceled_running": jobs.canceled_running, "queued": jobs.queued, "queued_by_reason": dict(jobs.by_reason),
         "notify_url": key.notify_url, "notify_events": list(key.notify_events or ()),
         "notify_secret_rotated_at": iso(key.notify_rotated_at),
     }

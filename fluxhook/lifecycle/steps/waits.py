@@ -67,11 +67,13 @@ def of_joined(job: Job, line: LineState | None) -> Waiting | None:
 @dataclass(frozen=True)
 class KeyJobs:
     """An app key's jobs now: holding BFL slots (``active``), waiting (``queued``), and how many wait for each
-    reason (a job waiting aside whose reason is not recorded counts in ``queued`` only)."""
+    reason (a job waiting aside whose reason is not recorded counts in ``queued`` only). ``canceled_running``: of
+    ``active``, those canceled while BFL runs their tasks on (``running_on``), counted only where a key is shown."""
 
     active: int = 0
     queued: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    canceled_running: int = 0
 
 
 def of_keys(svc: Services, key_ids: Sequence[str | None],

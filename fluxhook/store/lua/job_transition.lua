@@ -26,8 +26,12 @@
 -- flag goes with the step.
 -- spec.read_back: the record as the step leaves it goes with the answer (HGETALL's list), for a caller that would
 -- read it next (a request answering with the job it just sent).
+-- spec.hold {keeps}: the job ends while BFL may still run its task (BFL has no cancel, SPEC §3): if it is 'submitted'
+-- and holds a slot, it keeps the slot, stays due on its poll schedule and keeps the fields ``keeps`` names, for
+-- BFL still counts the task against the account's slots. spec.release: no move; an ended job gives back the slot it
+-- kept so (BFL said its task ended, or its hour is over: steps/running_on.py), and is never due again.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
--- taken at once for RQ (effects.apply), the record read back (false: not asked)}.
+-- taken at once for RQ (effects.apply), the record read back (false: not asked), a slot given back (0/1)}.
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
 local new = spec.to
@@ -120,7 +124,56 @@ for i = 1, #(spec.announce or {}), 2 do
 end
 
 local moving = new ~= '' and new ~= current
-local write = {'updated_at', spec.now}
+-- Ending with its slot kept (spec.hold): only a job BFL has (a ready one gave its slot back as BFL finished) and that
+-- holds one (a tracked task never took one).
+local holding = moving and spec.hold and current == 'submitted'
+  and redis.call('HEXISTS', KEYS[spec.holders], spec.id) == 1
+local keeps = {}
+for _, name in ipairs(holding and spec.hold.keeps or {}) do keeps[name] = true end
+-- Gives the job's slot back (``held``: its holder's entry, which names the slot's account, and the owner and charge of
+-- the turn that took it, see slots_prelude.lua; ``pool``: its record's): charged the time it held it, and ``ran``:
+-- its task ran at BFL, so that time teaches its pool's estimate. Whether a slot was freed.
+local function give_back(held, pool, ran)
+  local account, holder, charged, taken_at, weight = slot_holders.parse(held)
+  if not account then return false end
+  local freed = false
+  -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
+  local its = spec.slots[account] or {}
+  local order = {its[pool]}
+  for _, key in pairs(its) do
+    if key ~= its[pool] then order[#order + 1] = key end
+  end
+  for _, key in ipairs(order) do
+    -- When it took the slot: its entry says (an entry of an older release does not: the slot's score).
+    local taken = not freed and (taken_at or redis.call('ZSCORE', KEYS[key], spec.id))
+    if taken and redis.call('ZREM', KEYS[key], spec.id) == 1 then
+      freed = true
+      slot_counts.freed(KEYS[spec.slot_counts], KEYS[key])
+      local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
+                 default_weight = spec.fair.default_weight}
+      slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)), ran, weight)
+    end
+  end
+  redis.call('HDEL', KEYS[spec.holders], spec.id)
+  if freed and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
+    redis.call('HDEL', KEYS[spec.held], holder)
+  end
+  -- Wakes one worker's dispatcher if a job waits in a line for the slot (one item is enough to wake it, however many
+  -- slots freed): with none in line, a dispatch would find nothing to give, at every job's end. A job that joins a
+  -- line later finds the slot free as it joins (slots_acquire.lua).
+  if freed and spec.freed then
+    local lines = {}
+    for i, key in ipairs(spec.freed.lines) do lines[i] = KEYS[key] end
+    if redis.call('EXISTS', unpack(lines)) > 0 and redis.call('LPUSH', KEYS[spec.freed.key], 1) > 1 then
+      redis.call('LTRIM', KEYS[spec.freed.key], 0, 0)
+    end
+  end
+  return freed
+end
+local freed = false
+
+-- A slot given back (spec.release) is no change of the ended job's own.
+local write = spec.release and {} or {'updated_at', spec.now}
 if moving then
   write[#write + 1] = 'status'
   write[#write + 1] = new
@@ -134,12 +187,12 @@ for i = 1, #spec.fields, 2 do
   write[#write + 1], write[#write + 2] = spec.fields[i], spec.fields[i + 1]
   written[spec.fields[i]] = true
 end
-redis.call('HSET', job, unpack(write))
+if #write > 0 then redis.call('HSET', job, unpack(write)) end
 -- The fields cleared, then (with the move) the wait it leaves and what an ended job keeps no longer: those it has.
 local drop = {}
 local function drop_kept(names)
   for _, name in ipairs(names or {}) do
-    if kept(name) or written[name] then drop[#drop + 1] = name end
+    if (kept(name) or written[name]) and not keeps[name] then drop[#drop + 1] = name end
   end
 end
 drop_kept(spec.clear)
@@ -159,52 +212,14 @@ if moving then
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
   local pool = kept('pool') or ''
-  local freed = 0
-  -- A ready job gave its slot back with its move to ready. Its holder's entry names the slot's account, and the owner
-  -- and charge of the turn that took it (see slots_prelude.lua). A job holding a slot is in no line (a turn takes
+  -- A ready job gave its slot back with its move to ready. A job holding a slot is in no line (a turn takes
   -- it out of its line; a job given back leaves its slot first).
   -- Asked only when it matters: for the slot it gives back, or for the place in line a queued job may have (a job a
   -- dispatch gave a slot is in none, spec.out_of_line).
   local in_line = spec.lines and current == 'queued' and not spec.out_of_line
   local held = spec.holders and current ~= 'ready' and (spec.slots or in_line)
     and redis.call('HGET', KEYS[spec.holders], spec.id)
-  local account, holder, charged, taken_at, weight
-  if spec.slots then account, holder, charged, taken_at, weight = slot_holders.parse(held) end
-  if account then
-    -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
-    local its = spec.slots[account] or {}
-    local order = {its[pool]}
-    for _, key in pairs(its) do
-      if key ~= its[pool] then order[#order + 1] = key end
-    end
-    for _, key in ipairs(order) do
-      -- When it took the slot: its entry says (an entry of an older release does not: the slot's score).
-      local taken = freed == 0 and (taken_at or redis.call('ZSCORE', KEYS[key], spec.id))
-      if taken and redis.call('ZREM', KEYS[key], spec.id) == 1 then
-        freed = 1
-        slot_counts.freed(KEYS[spec.slot_counts], KEYS[key])
-        -- Charged the time it held the slot; a task that ran at BFL teaches its pool's estimate.
-        local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
-                   default_weight = spec.fair.default_weight}
-        slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)),
-                         current == 'submitted', weight)
-      end
-    end
-    redis.call('HDEL', KEYS[spec.holders], spec.id)
-  end
-  if freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
-    redis.call('HDEL', KEYS[spec.held], holder)
-  end
-  -- Wakes one worker's dispatcher if a job waits in a line for the slot (one item is enough to wake it, however many
-  -- slots freed): with none in line, a dispatch would find nothing to give, at every job's end. A job that joins a
-  -- line later finds the slot free as it joins (slots_acquire.lua).
-  if freed > 0 and spec.freed then
-    local lines = {}
-    for i, key in ipairs(spec.freed.lines) do lines[i] = KEYS[key] end
-    if redis.call('EXISTS', unpack(lines)) > 0 and redis.call('LPUSH', KEYS[spec.freed.key], 1) > 1 then
-      redis.call('LTRIM', KEYS[spec.freed.key], 0, 0)
-    end
-  end
+  if spec.slots and not holding then freed = give_back(held, pool, current == 'submitted') end
   if in_line and not held then
     local key_id = kept('key_id')
     local member = members.member((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
@@ -225,6 +240,8 @@ if moving then
     drop_kept(spec.drop)
   end
   announce = true
+elseif spec.release then
+  freed = give_back(redis.call('HGET', KEYS[spec.holders], spec.id), kept('pool') or '', true)
 end
 if #drop > 0 then redis.call('HDEL', job, unpack(drop)) end
 if moving and spec.terminal then
@@ -242,11 +259,11 @@ if moving and spec.terminal then
   end
 end
 if announce then redis.call('PUBLISH', spec.channel, spec.id) end
-if spec.terminal then
+-- An ended job's deadline (Cancel-After) has nothing left to end.
+if spec.terminal and spec.deadlines and kept('deadline') then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
+if (spec.terminal and not holding) or spec.release then
   redis.call('ZREM', due, spec.id)
-  -- An ended job's deadline (Cancel-After) has nothing left to end.
-  if spec.deadlines and kept('deadline') then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
-elseif spec.due then
+elseif spec.due and not spec.terminal then
   local when = spec.due
   -- Watched (store/watching.py): its record's mark is later than now.
   if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
@@ -263,4 +280,4 @@ local handed = {}
 if not spec.lock or locked == 1 then
   handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
 end
-return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false}
+return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}

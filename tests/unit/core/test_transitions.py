@@ -174,3 +174,14 @@ def test_every_bfl_failure_word_has_a_terminal_outcome():
         assert st.terminal_outcome(word)[0] in st.TERMINAL
     assert st.BFL_READY not in st.BFL_FAILURES
     assert st.BFL_PENDING not in st.BFL_FAILURES
+
+
+def test_an_end_with_the_task_running_holds_the_slot_it_would_free():
+    assert st.consequences("canceled") == st.Consequences(free_slot=True, leave_line=True, terminal=True,
+                                                          hold_slot=False)
+    # BFL has no cancel: a job ended on purpose keeps a slot of BFL's task (the store holds it only while BFL has one).
+    assert st.consequences("canceled", task_runs=True).hold_slot
+    assert st.consequences("aborted", task_runs=True).hold_slot
+    # No end, no hold: a move to ready frees its slot, a change of fields touches none.
+    assert not st.consequences("ready", task_runs=True).hold_slot and st.consequences("ready").free_slot
+    assert st.consequences("", task_runs=True) == st.Consequences(False, False, False, False)

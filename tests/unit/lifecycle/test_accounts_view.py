@@ -45,12 +45,12 @@ def test_idle_accounts_in_their_order_without_keys(svc):
     shown = accounts_now(svc, now)
 
     assert shown == [
-        {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "balance_at": None, "spent_today": 0.0},
-        {"name": "us", "region": "us", "host": "api.us.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "balance_at": None, "spent_today": 0.0},
-        {"name": "spare", "region": None, "host": "spare.example", "in_flight": {}, "queued": 0, "cooling": None,
-         "balance": None, "balance_at": None, "spent_today": 0.0},
+        {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "canceled_running": 0, "queued": 0,
+         "cooling": None, "balance": None, "balance_at": None, "spent_today": 0.0},
+        {"name": "us", "region": "us", "host": "api.us.example", "in_flight": {}, "canceled_running": 0, "queued": 0,
+         "cooling": None, "balance": None, "balance_at": None, "spent_today": 0.0},
+        {"name": "spare", "region": None, "host": "spare.example", "in_flight": {}, "canceled_running": 0, "queued": 0,
+         "cooling": None, "balance": None, "balance_at": None, "spent_today": 0.0},
     ]
     assert "secret-key" not in json.dumps(shown)
 

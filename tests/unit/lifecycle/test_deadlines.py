@@ -1,5 +1,6 @@
 """Deadlines (fluxhook/lifecycle/deadlines.py) in real Redis against the simulator: the sweep aborts a job not sent by
-its deadline and cancels one sent but not stored, reading only the deadlines due; a sender never sends a job past its
+its deadline and cancels one sent but not stored (which keeps its slot while BFL runs its task on), reading only the
+deadlines due; a sender never sends a job past its
 deadline; a deadline passing during a send waits for BFL's answer. Over HTTP with the worker:
 tests/e2e/jobs/test_deadlines.py."""
 
@@ -40,6 +41,8 @@ def test_the_sweep_aborts_an_unsent_job_and_cancels_a_sent_one_at_their_deadline
     assert svc.slots.waiting(unsent.pool) == 1  # the later one's place only
     assert (canceled.status, canceled.error["code"]) == (st.CANCELED, "deadline_exceeded")
     assert canceled.cost_credits == sent.cost_credits
+    # BFL runs its task on (it has no cancel): the job keeps its slot and stays due for the sweep's polls of it.
+    assert svc.slots.holds(canceled) and svc.jobs.due_at(sent.id) is not None
     assert svc.jobs.get(later.id).status == st.QUEUED
     # Only the later deadline is left to act on, and the sweep reads nothing more.
     assert [m.decode() for m in svc.redis.zrange(KEYS.deadlines, 0, -1)] == [later.id]

@@ -143,15 +143,15 @@ def test_the_page_from_the_counters():
 # --- the BFL accounts panel ------------------------------------------------------------------------------
 
 def _account(**fields) -> dict:
-    return {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "queued": 0, "cooling": None,
-            "balance": None, "balance_at": None, "spent_today": 0.0, **fields}
+    return {"name": "eu", "region": "eu", "host": "api.eu.example", "in_flight": {}, "canceled_running": 0, "queued": 0,
+            "cooling": None, "balance": None, "balance_at": None, "spent_today": 0.0, **fields}
 
 
 def test_the_accounts_panel_in_words():
     idle, busy, cooling, broke = view.accounts_panel([
         _account(),
-        _account(name="us", region=None, in_flight={"flux-2-pro": 3, "flux-kontext-max": 1}, queued=5,
-                 balance=1250.5, balance_at="2026-11-21T10:00:00Z", spent_today=1000.0),
+        _account(name="us", region=None, in_flight={"flux-2-pro": 3, "flux-kontext-max": 1}, canceled_running=2,
+                 queued=5, balance=1250.5, balance_at="2026-11-21T10:00:00Z", spent_today=1000.0),
         _account(name="c", cooling={"until": "2026-11-21T10:00:30Z", "reason": "unavailable"}),
         _account(name="d", cooling={"until": "2026-11-21T10:00:30Z", "reason": "insufficient_credits"}),
     ], epoch("2026-11-21T10:00:40Z"))
@@ -159,6 +159,7 @@ def test_the_accounts_panel_in_words():
     assert (idle["state"], idle["balance"], idle["in_flight"], idle["models"], idle["cooling"]) == \
         ("takes tasks", "not read lately", 0, "", False)
     assert (busy["region"], busy["in_flight"], busy["models"], busy["queued"]) == ("—", 4, "flux-2-pro 3, flux-kontext-max 1", 5)
+    assert (idle["canceled_running"], busy["canceled_running"]) == (0, 2)
     assert (busy["balance"], busy["balance_read"], busy["spent_today"]) == ("1,250.50", "read 40 s ago", "1,000")
     assert idle["balance_read"] == ""
     assert cooling["cooling"] and cooling["state"] == "cooling: BFL unavailable, until 2026-11-21 10:00:30 UTC"

@@ -1,0 +1,98 @@
+"""Canceling frees nothing BFL still uses (SPEC §3), over HTTP against gunicorn, the real worker, Redis and the
+simulator: BFL has no cancel, so a key that submits a long task, cancels it and submits again never has more of its
+tasks running at BFL than its ``max_active``, and another key's job is not held up behind the tasks BFL still runs
+for it; the canceled job's slot goes free once BFL says its task ended, by callback or by the sweep's polls, which go
+on after the cancel. ``GET /v1/keys/{id}`` and ``GET /v1/accounts`` count the canceled job meanwhile. The store's and
+the use cases' side: tests/unit/store/test_slots_running_on.py, tests/unit/lifecycle/test_canceling.py."""
+
+from __future__ import annotations
+
+import time
+
+from devtools.processes import wait_until
+from key_helpers import make_key
+
+# The simulator's own limit of tasks at once: without the rule, the canceled tasks BFL runs on fill it.
+BFL_MAX_ACTIVE = 3
+CYCLES = 8
+
+
+def _sent_or_held(app, job_id: str, timeout: float = 3.0) -> dict:
+    """The job once BFL has it or it waits for its key's max_active (the key's slot is its canceled job's), else as it
+    is after ``timeout`` s (waiting for BFL's room, say): a churning app cancels it then all the same."""
+    give_up = time.monotonic() + timeout
+    while True:
+        job = app.job(job_id)
+        if job["status"] == "submitted" or (job.get("waiting") or {}).get("reason") == "key_max_active":
+            return job
+        if time.monotonic() > give_up:
+            return job
+        time.sleep(0.05)
+
+
+def _most_at_once(sim, marker: str) -> int:
+    """The most tasks whose prompt holds ``marker`` that BFL ran at the same moment (from each task's start and end)."""
+    now = time.time()
+    spans = [(task["created_at"], task["completed_at"] or now) for task in sim.control("GET", "/tasks")["tasks"]
+             if marker in task["prompt"]]
+    return max((sum(1 for start, end in spans if start <= at < end) for at, _ in spans), default=0)
+
+
+def test_cancel_churn_never_runs_more_of_a_keys_tasks_than_its_max_active_and_another_key_goes_at_once(api, sim):
+    sim.settings(max_active=BFL_MAX_ACTIVE)
+    a_key, a = make_key(api, max_active=1)
+    _, b = make_key(api)
+
+    statuses, ids = [], []  # the status each job had when it was canceled
+    for n in range(CYCLES):
+        job = _sent_or_held(a, a.submit(f"[seconds-90] A's churn {n}")["id"])
+        statuses.append(job["status"])
+        ids.append(job["id"])
+        assert a.post(f"/v1/jobs/{job['id']}/cancel").json()["status"] == "canceled"
+
+    # The first ran at BFL and runs on; every other waited for the key's one slot and ended unsent.
+    assert statuses == ["submitted"] + ["queued"] * (CYCLES - 1)
+    assert _most_at_once(sim, "A's churn") == 1 and sim.stats()["active"] == 1
+    shown = api.get(f"/v1/keys/{a_key['id']}").json()
+    assert (shown["active"], shown["canceled_running"], shown["queued"]) == (1, 1, 0)
+    assert sum(account["canceled_running"] for account in api.get("/v1/accounts").json()["accounts"]) >= 1
+
+    started = time.monotonic()
+    b_job = b.submit("[seconds-1] B's job beside A's churn")
+    b_sent = wait_until(lambda: (j := b.job(b_job["id"]))["status"] != "queued" and j, timeout=30, interval=0.05,
+                        message="B's job to reach BFL")
+    b_wait = time.monotonic() - started
+    assert b_sent["status"] in ("submitted", "ready", "stored") and b_wait < 2.0, b_wait
+
+    # BFL ends A's canceled task and calls back: the key's slot is free, and its next job goes.
+    first = next(task for task in sim.control("GET", "/tasks")["tasks"] if "A's churn 0" in task["prompt"])
+    sim.complete(first["id"])
+    wait_until(lambda: api.get(f"/v1/keys/{a_key['id']}").json()["active"] == 0, timeout=10, interval=0.05,
+               message="A's canceled job to give its slot back once BFL called back")
+    after = a.submit("[seconds-1] A's job after its task ended")
+    assert after["status"] == "submitted" and a.wait_for(after["id"], "stored")["status"] == "stored"
+    canceled = a.job(ids[0])
+    assert (canceled["status"], canceled["image"], canceled["attempts"]["downloads"]) == ("canceled", None, 0)
+
+
+def test_a_deadline_canceled_job_holds_its_slot_until_a_poll_finds_its_task_ended(api, sim):
+    a_key, a = make_key(api, max_active=1)
+    # No callback comes for this task: only the sweep's polls, which go on after the deadline, learn that it ended.
+    held = a.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[drop] [seconds-8] A's deadline"}},
+                  headers={"Cancel-After": "5s"}).json()
+    assert held["status"] == "submitted"
+    following = a.submit("[seconds-1] A's job after the deadline")
+    assert following["waiting"]["reason"] == "key_max_active"
+
+    ended = a.wait_for(held["id"], "canceled", timeout=15)
+    assert ended["error"]["code"] == "deadline_exceeded"
+    assert a.job(following["id"])["status"] == "queued"  # BFL still runs the canceled task: the slot is its
+    assert api.get(f"/v1/keys/{a_key['id']}").json()["canceled_running"] == 1
+
+    sent = a.wait_for(following["id"], "submitted", "ready", "stored", timeout=30)
+    task = sim.task(held["bfl_id"])
+    # Sent only once BFL's task had ended, learned by a poll (no callback was sent for it).
+    assert task["completed_at"] is not None and task["polls"] >= 1 and task["callback_attempts"] == []
+    assert sim.task(sent["bfl_id"])["created_at"] >= task["completed_at"]
+    assert a.wait_for(following["id"], "stored")["status"] == "stored"
+    assert api.get(f"/v1/keys/{a_key['id']}").json()["canceled_running"] == 0
