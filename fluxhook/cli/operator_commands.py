@@ -132,7 +132,7 @@ def config_problem(settings: Settings, problem: str) -> str:
 
 # --- sweep -------------------------------------------------------------------------------------------
 
-SWEEP_WORDS = {"due": "a check queued for each", "notifications": "jobs that ended, their notifications queued"}
+SWEEP_WORDS = {"due": "a check queued for each", "deadlines": "jobs ended at their Cancel-After deadline"}
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def _unreachable(config: Config, exc: RedisError) -> CLIError:
 
 
 def sweep_summary(report: Mapping[str, Any]) -> str:
-    """``swept: 2 due (...), 1 notifications (...)``, and any other count the sweep reports."""
+    """``swept: 2 due (...), 1 deadlines (...)``, and any other count the sweep reports."""
     parts = [f"{value} {name}" + (f" ({SWEEP_WORDS[name]})" if name in SWEEP_WORDS else "")
              for name, value in report.items()]
     return "swept: " + ", ".join(parts)

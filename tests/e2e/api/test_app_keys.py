@@ -20,7 +20,7 @@ from key_helpers import as_key, make_key, second_web
 ROUND_TRIPS_DB = 9  # a web app of its own, no stack running beside it (the stacks on 9 are other modules')
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
-              "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
+              "canceled_running", "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
               "notify_secret_rotated_at"}
 
 

@@ -23,8 +23,8 @@ from fluxhook.cli import dev_run
 def test_sweep_runs_once_and_says_what_it_did(stack):
     result = operator_cli("sweep", env=dict(stack.env))
     assert result.returncode == 0, result.stderr
-    assert re.match(r"swept: \d+ due \(a check queued for each\), \d+ notifications \(jobs that ended, their "
-                    r"notifications queued\)", result.stdout)
+    assert re.match(r"swept: \d+ due \(a check queued for each\), \d+ deadlines \(jobs ended at their Cancel-After "
+                    r"deadline\)", result.stdout)
     assert len(result.stdout.splitlines()) == 1
 
 

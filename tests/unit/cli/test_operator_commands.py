@@ -10,8 +10,8 @@ from fluxhook.core.config import Config
 
 
 def test_sweep_summary():
-    assert operator_commands.sweep_summary({"due": 2, "notifications": 1}) == (
-        "swept: 2 due (a check queued for each), 1 notifications (jobs that ended, their notifications queued)")
+    assert operator_commands.sweep_summary({"due": 2, "deadlines": 1}) == (
+        "swept: 2 due (a check queued for each), 1 deadlines (jobs ended at their Cancel-After deadline)")
 
 
 def test_doctor_warns_about_a_public_base_url_bfl_cannot_reach():
