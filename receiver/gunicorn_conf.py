@@ -40,6 +40,10 @@ threads = _whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROO
 reuse_port = True
 timeout = 30
 graceful_timeout = 25
+# No request-line limit of gunicorn's own (its default, 4094 bytes, answered a long query 414 before the app saw it,
+# so a search's over-long `q` never got the API's 400): the worker bounds the whole head instead, request line
+# included, at request_assembly.MAX_HEAD_BYTES (64 KiB; past it, 414 uri_too_long).
+limit_request_line = 0
 keepalive = 5
 # Off: request paths carry webhook tokens and image signatures; the app logs route patterns instead.
 accesslog = None
@@ -116,9 +120,9 @@ def on_starting(server):
     gunicorn_util.write_error = write_json_error
 
 
-# gunicorn answers the requests it refuses before the app sees them (a request line over 4094
-# bytes, headers too large, bytes that are not HTTP) with an HTML page; the API answers every
-# error as JSON, in the shape and codes of receiver/request_assembly.py's refusals.
+# gunicorn answers the requests it refuses before the app sees them (headers too large, bytes
+# that are not HTTP) with an HTML page; the API answers every error as JSON, in the shape and
+# codes of receiver/request_assembly.py's refusals.
 def write_json_error(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it refuses or fails outside the app, as the API's JSON error."""
     gunicorn_util.write_nonblock(sock, refusal(status_int, reason))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import replace
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
@@ -20,7 +21,7 @@ from fluxhook.core.wait_reasons import Waiting
 from fluxhook.lifecycle.creating import JobRequest, create_job, unknown_model_message
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps import callers, waits
+from fluxhook.lifecycle.steps import callers, key_limits, waits
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from fluxhook.services import Services
@@ -173,7 +174,7 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
 @bp.get("/jobs")
 def index():
     """Jobs newest first, ``limit`` at a time, continued with ``cursor``, filtered as ``core.job_filters`` says;
-    an app key lists only its own."""
+    an app key lists only its own, within its read rate (``READS_PER_MINUTE``: 429 past it)."""
     listing = parse_listing(request.args.items(multi=True))
     filters = listing.filter
     if filters.key_id is not None and not callers.is_key_id(filters.key_id):
@@ -184,6 +185,9 @@ def index():
             return {"jobs": [], "next_cursor": None}  # an app key lists only its own jobs
         filters = replace(filters, key_id=caller.key_id)
     svc = services()
+    # Counted once the request is known to be good (a malformed one costs nothing), before anything is read.
+    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.read_cost(listing.limit),
+                         time.time())
     _refuse_unknown_model(svc, filters)
     jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
     return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],

@@ -49,7 +49,7 @@ REFUSALS = {
     413: ("payload_too_large", f"the request body is over fluxhook's limit of {MAX_REQUEST_BYTES // 2**20} MiB (less "
                                "where MAX_SPOOL_BYTES is set lower): send less "
                                "(for inputs, BFL takes image URLs instead of base64 too)"),
-    414: ("uri_too_long", "the request line (method, path and query) is longer than 4094 bytes"),
+    414: ("uri_too_long", f"the request line (method, path and query) is longer than {MAX_HEAD_BYTES // 1024} KiB"),
     417: ("expectation_failed", "the Expect header's expectation cannot be met"),
     431: ("request_header_fields_too_large", "the request's headers are too large"),
     501: ("not_implemented", "the request's transfer coding is not supported"),
@@ -177,9 +177,11 @@ class RequestAssembler:
         searched_from = max(0, len(self.head) - 3)
         self.head += data
         end = _HEAD_END.search(self.head, searched_from)
-        if end is None:
+        if end is None or end.end() > MAX_HEAD_BYTES:
             if len(self.head) > MAX_HEAD_BYTES:
-                raise Refused(431 if b"\n" in self.head else 414)
+                # Over the limit however it came (in pieces, or whole in one read): the request line alone, or more.
+                line_end = self.head.find(b"\n", 0, MAX_HEAD_BYTES + 1)
+                raise Refused(431 if line_end >= 0 else 414)
             return b""
         rest = bytes(self.head[end.end():])
         del self.head[end.end():]

@@ -146,6 +146,9 @@ class Config:
     min_body_rate: int = 65_536
     # Streams (GET /v1/jobs/{id}/events, GET /v1/events) one caller may hold open at once, over every web process.
     max_streams_per_caller: int = 20
+    # Reads an app key may make a minute of the job lists (GET /v1/jobs, a search, GET /v1/events), over every web
+    # process; a larger page counts more (``lifecycle.steps.key_limits.read_cost``). Admin tokens are not limited.
+    reads_per_minute: int = 600
     # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
     metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
@@ -256,6 +259,8 @@ class Config:
             min_body_rate=reader.integer("MIN_BODY_RATE", field_default("min_body_rate"), minimum=1, maximum=2**30),
             max_streams_per_caller=reader.integer("MAX_STREAMS_PER_CALLER", field_default("max_streams_per_caller"),
                                                   minimum=1, maximum=10_000),
+            reads_per_minute=reader.integer("READS_PER_MINUTE", field_default("reads_per_minute"),
+                                            minimum=1, maximum=1_000_000),
             metrics_token=reader.token("METRICS_TOKEN"),
             bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,

@@ -110,6 +110,7 @@ class AppKeys:
         # A key's weight and max_active are the slots' business too: they keep them by owner.
         self.slots = slots
         self._take_request = LuaScript(connection, "app_key_take_request")
+        self._take_read = LuaScript(connection, "app_key_take_read")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     def create(self, key: AppKey) -> None:
@@ -206,6 +207,15 @@ class AppKeys:
         ``request`` names it in the window, for ``give_back_request``."""
         waited = self._take_request([self.keys.key_requests(key_id)],
                                     [int(now * 1000), int(RATE_WINDOW * 1000), limit, request or uuid.uuid4().hex])
+        return int(waited) / 1000
+
+    def take_read(self, key_id: str, per_minute: int, burst: int, cost: int, now: float) -> float:
+        """Admit one read costing ``cost`` units against the key's ``per_minute`` units, at most ``burst`` at once
+        (0.0), or the seconds until it would be (nothing counted). A token bucket, exact over every process
+        (``lua/app_key_take_read.lua``)."""
+        cost = max(1, min(cost, burst))
+        waited = self._take_read([self.keys.key_reads(key_id)],
+                                 [int(now * 1000), 60_000 / per_minute, burst, cost])
         return int(waited) / 1000
 
     def give_back_request(self, key_id: str, request: str) -> None:

@@ -45,6 +45,7 @@ from fluxhook.store.prompt_cache import PromptCache
 from fluxhook.store.records import decode_hash, encode_fields, job_from_hash, new_fields
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.search_matches import ENTRY_SECONDS, MARGIN_SECONDS, Matches, SearchMatches
 from fluxhook.store.tallies import Tallies
 
 
@@ -168,6 +169,8 @@ class JobStore:
         self._prompts = LuaScript(connection, "job_prompts")
         # The prompts this process has searched (a prompt never changes once written).
         self.prompt_cache = PromptCache()
+        # The prompt searches this process has made: made again, each reads what changed since (``_matches``).
+        self.search_matches = SearchMatches()
 
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
@@ -538,17 +541,20 @@ class JobStore:
         """Jobs newest first, those ``filters`` admits, ``limit`` at a time; the cursor is the last id the page read.
 
         One index alone (or none) is read a page at a time. Otherwise the smallest index is walked between the
-        bounds, each batch of ids checked against the other indexes and, for ``account`` and ``text``, against the
-        records; a page reads at most ``BOTH_FILTERS_READ`` ids (``RECORDS_READ`` when it reads records), so a rare
-        combination costs a bounded page, which may then hold fewer than ``limit`` jobs and still have a cursor.
+        bounds, each batch of ids checked against the other indexes and, for ``account``, against the records; a
+        page reads at most ``BOTH_FILTERS_READ`` ids (``RECORDS_READ`` when it reads records), so a rare combination
+        costs a bounded page, which may then hold fewer than ``limit`` jobs and still have a cursor. A ``text``
+        search walks its matches instead (``_page_of_search``).
         """
         if cursor is not None and not is_job_id(cursor):
             raise InvalidRequest("cursor is not one this service issued")
         top, bottom = self._bounds(filters, cursor)
         indexes = self._indexes(filters)
-        if top is None:
-            page: builtins.list[str] = []
-            next_cursor = None
+        page: builtins.list[str]
+        if filters.text is not None:
+            page, next_cursor = self._page_of_search(filters, limit, (top, bottom))
+        elif top is None:
+            page, next_cursor = [], None
         elif len(indexes) > 1 or filters.reads_records:
             page, next_cursor = self._page_of_all(indexes or [self.keys.all_jobs], filters, limit, (top, bottom))
         else:
@@ -572,16 +578,12 @@ class JobStore:
 
     def _bounds(self, filters: JobFilter, cursor: str | None) -> tuple[str | None, str]:
         """The ZREVRANGEBYLEX bounds of the ids a list may hold (newest first: the top, then the bottom); a None top
-        if there are none. Below ``cursor`` and ``until``; from ``since`` and, with ``text``, from the newest
-        ``TEXT_WINDOW`` of the list's scope (the key's jobs with ``key_id``, else every job)."""
+        if there are none. Below ``cursor`` and ``until``; from ``since`` (a ``text`` search's window bounds it too:
+        ``_page_of_search``)."""
         tops = [cursor] if cursor else []
         if filters.until is not None:
             tops.append(job_id_floor(filters.until))
         bottoms = [job_id_floor(filters.since)] if filters.since is not None else []
-        if filters.text is not None:
-            scope = self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
-            oldest = self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW)
-            bottoms.extend(text(i) for i in oldest)
         top, bottom = min(tops, default=None), max(bottoms, default=None)
         if top is not None and bottom is not None and top <= bottom:
             return None, "-"
@@ -612,22 +614,77 @@ class JobStore:
             start = f"({ids[-1]}"
         return found, start[1:]
 
+    def _scope(self, filters: JobFilter) -> str:
+        """The index a ``text`` search's window is the newest ``TEXT_WINDOW`` of: the key's jobs with ``key_id``, else
+        every job."""
+        return self.keys.key_jobs(filters.key_id) if filters.key_id else self.keys.all_jobs
+
+    def _page_of_search(self, filters: JobFilter, limit: int,
+                        bounds: tuple[str | None, str]) -> tuple[builtins.list[str], str | None]:
+        """Up to ``limit`` ids whose prompt holds ``filters.text``, newest first, between ``bounds`` (``_bounds``)
+        among the newest ``TEXT_WINDOW`` of its scope: the search's matches (``_matches``), each batch checked against
+        the other indexes, the scope's own (a job deleted since), and for ``account`` the records. The whole window
+        is one page: it may end short of ``limit`` only where it ends."""
+        top, bottom = bounds
+        if top is None or filters.text is None:
+            return [], None
+        scope = self._scope(filters)
+        matches = self._matches(scope, filters.text.casefold(), self.connection.zrange(scope, -TEXT_WINDOW, -TEXT_WINDOW))
+        candidates = [job_id for job_id in matches
+                      if (bottom == "-" or job_id >= bottom[1:]) and (top == "+" or job_id < top[1:])]
+        others = [scope, *(index for index in self._indexes(filters) if index != scope)]
+        unfiltered = replace(filters, text=None)
+        found: builtins.list[str] = []
+        for start in range(0, len(candidates), RECORDS_BATCH):
+            for job_id in self._admitted(candidates[start:start + RECORDS_BATCH], others, unfiltered):
+                if len(found) == limit:
+                    return found, found[-1]  # one more exists: the page is full
+                found.append(job_id)
+        return found, None
+
+    def _matches(self, scope: str, needle: str, oldest: builtins.list) -> builtins.list[str]:
+        """The ids of ``scope``'s window (from ``oldest``, its oldest id, up; all of it when that is empty: the scope
+        holds fewer than ``TEXT_WINDOW``) whose prompt holds ``needle`` (folded), newest first: those this process
+        found before (``search_matches``), brought up to date by reading only the ids made since its last look (and
+        the ``MARGIN_SECONDS`` before), or the whole window read again when they are older than ``ENTRY_SECONDS`` or
+        the window now reaches below them."""
+        window, now = text(oldest[0]) if oldest else "", self.clock()
+        kept = self.search_matches.get(scope, needle)
+        if kept is None or window < kept.bottom or not kept.made_at <= now <= kept.made_at + ENTRY_SECONDS:
+            matches = Matches(tuple(self._matching(scope, needle, f"[{window}" if window else "-")), window, now, now)
+        else:
+            since = max(job_id_floor(kept.scanned_at - MARGIN_SECONDS), window)
+            fresh = self._matching(scope, needle, f"[{since}")
+            matches = Matches((*fresh, *(job_id for job_id in kept.ids if window <= job_id < since)), window, now,
+                              kept.made_at)
+        self.search_matches.keep(scope, needle, matches)
+        return list(matches.ids)
+
+    def _matching(self, scope: str, needle: str, bottom: str) -> builtins.list[str]:
+        """The ids of ``scope`` from ``bottom`` up whose prompt holds ``needle`` (folded), newest first, read and
+        checked ``RECORDS_BATCH`` at a time."""
+        found: builtins.list[str] = []
+        start = "+"
+        while True:
+            ids = [text(i) for i in self.connection.zrevrangebylex(scope, start, bottom, start=0, num=RECORDS_BATCH)]
+            if ids:
+                folded = self._folded_prompts(ids)
+                # The rule of core.job_filters.prompt_holds, on prompts kept folded.
+                found += [job_id for job_id in ids if needle in folded[job_id]]
+            if len(ids) < RECORDS_BATCH:
+                return found
+            start = f"({ids[-1]}"
+
     def _admitted(self, ids: builtins.list[str], others: builtins.list[str],
                   filters: JobFilter) -> builtins.list[str]:
-        """Those of ``ids`` in every one of ``others`` and, if the filters read records, admitted by their records."""
+        """Those of ``ids`` in every one of ``others`` and, for ``account``, admitted by their records (a ``text``
+        search has its matches already: ``_page_of_search``)."""
         if others:
             asked = self.connection.pipeline(transaction=False)
             for other in others:
                 asked.zmscore(other, ids)
             scores = asked.execute()
             ids = [job_id for n, job_id in enumerate(ids) if all(score[n] is not None for score in scores)]
-        if not filters.reads_records or not ids:
-            return ids
-        if filters.text is not None:
-            needle = filters.text.casefold()
-            folded = self._folded_prompts(ids)
-            # The rule of core.job_filters.prompt_holds, on prompts kept folded.
-            ids = [job_id for job_id in ids if needle in folded[job_id]]
         if filters.account is None or not ids:
             return ids
         kept = self._prompts([self.keys.job(job_id) for job_id in ids], [filters.account, ""])
@@ -707,8 +764,8 @@ DEFAULT_TIMELINE_TTL = 32 * 86400
 # A page filtered by two indexes or more (status, model, key) reads at most this many ids of one, this many at a time.
 BOTH_FILTERS_READ = 2000
 BOTH_FILTERS_BATCH = 200
-# A page filtered by what only the records say (account, prompt) reads at most this many records: a ``text`` search
-# reads its whole window in one page. This many a script call (``lua/job_prompts.lua``, about 1 ms of Redis each).
+# A page filtered by what only the records say (account) reads at most this many records (a ``text`` search walks its
+# matches, its whole window one page). This many a script call (``lua/job_prompts.lua``, about 1 ms of Redis each).
 RECORDS_READ = TEXT_WINDOW
 RECORDS_BATCH = 500
 

@@ -379,6 +379,10 @@ class Keys:
         """An app key's submissions of the last minute, a sorted set scored by time (its rate limit)."""
         return f"{self.prefix}keyrate:{key_id}"
 
+    def key_reads(self, key_id: str) -> str:
+        """An app key's read clock (its read rate, ``READS_PER_MINUTE``): when its bucket of reads is full again, ms."""
+        return f"{self.prefix}keyreads:{key_id}"
+
     def signed_out(self, session: str) -> str:
         """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
         return f"{self.prefix}signedout:{session}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from fluxhook.core.accounts import route_for
 from fluxhook.core.errors import InvalidRequest, RateLimited
+from fluxhook.core.job_filters import DEFAULT_LIMIT, MAX_LIMIT
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.app_keys import AppKey, AppKeys
@@ -45,6 +46,41 @@ def give_back_request(store: AppKeys, taken: TakenRequest | None) -> None:
     nothing against ``requests_per_minute``."""
     if taken is not None:
         store.give_back_request(taken.key_id, taken.name)
+
+
+# A read of a job list counts one unit for each page of this many jobs it asks for (``limit=100`` counts 5): what it
+# costs the web process is mostly the records it reads and answers.
+READ_PAGE = DEFAULT_LIMIT
+# Opening GET /v1/events counts one: its first jobs are read once for every stream a caller opens within a second
+# (``stream_hub.FIRST_EVENTS_SHARED_SECONDS``), and MAX_STREAMS_PER_CALLER bounds how many it holds.
+STREAM_READ_COST = 1
+# The largest read: a page of MAX_LIMIT jobs.
+LARGEST_READ = -(-MAX_LIMIT // READ_PAGE)
+# A key may read this share of a minute's reads at once (at least the largest read), then at its rate.
+BURST_SHARE = 10
+
+
+def read_cost(limit: int) -> int:
+    """The units a job list asking for ``limit`` jobs counts against its key's read rate."""
+    return max(1, -(-limit // READ_PAGE))
+
+
+def read_burst(per_minute: int) -> int:
+    """The units a key may spend at once: a tenth of its minute's, never less than the largest read."""
+    return max(LARGEST_READ, per_minute // BURST_SHARE)
+
+
+def take_read(store: AppKeys, caller: Caller, per_minute: int, cost: int, now: float) -> None:
+    """Count one read of ``cost`` units against the caller's key (``READS_PER_MINUTE``, SPEC §10), or raise
+    RateLimited with the seconds until it would be admitted (nothing counted). An admin token is not limited."""
+    key = caller.key
+    if key is None:
+        return
+    wait = store.take_read(key.id, per_minute, read_burst(per_minute), cost, now)
+    if wait > 0:
+        raise RateLimited(f"this app key may read job lists {per_minute} times a minute (READS_PER_MINUTE; a page "
+                          f"of more than {READ_PAGE} jobs counts one read per {READ_PAGE}); retry in {wait:.1f} s",
+                          retry_after=wait)
 
 
 def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None:

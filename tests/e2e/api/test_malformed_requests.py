@@ -159,13 +159,18 @@ def test_path_traversal_and_odd_job_ids_are_a_json_404_never_a_500(api, stack, t
     assert api.get(f"/v1/jobs/{job['id']}/image").status_code == 200
 
 
-def test_job_id_longer_than_the_request_line_limit_is_refused_without_a_500(api, stack):
+def test_a_long_request_line_reaches_the_app_and_one_past_the_head_limit_is_refused_without_a_500(api, stack):
     workers = web_worker_pids(stack)
 
-    response = api.get("/v1/jobs/" + "A" * 10_000)
+    long_id = api.get("/v1/jobs/" + "A" * 10_000)
+    long_query = api.get("/v1/jobs", params={"q": "a" * 10_000})
+    too_long = api.get("/v1/jobs/" + "A" * 70_000)
 
-    # gunicorn refuses the request line before the app sees it; the answer is still the API's JSON error.
-    assert_error(response, 414, "uri_too_long")
+    # A 10,000-character id or query is the app's to answer, in its own words (no gunicorn request-line limit).
+    assert_error(long_id, 404, "not_found")
+    assert "'q' must be 1 to 200 characters" in assert_error(long_query, 400, "invalid_request")["message"]
+    # Past the worker's 64 KiB head, the request line is refused before the app sees it, still as the API's JSON.
+    assert "64 KiB" in assert_error(too_long, 414, "uri_too_long")["message"]
     assert requests.get(api.base_url + "/healthz", timeout=5).status_code == 200
     assert web_worker_pids(stack) == workers
 

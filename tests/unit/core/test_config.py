@@ -416,3 +416,10 @@ def test_max_streams_per_caller_defaults_to_20_and_a_bad_value_names_it():
     assert Config.from_env(env(MAX_STREAMS_PER_CALLER="3")).max_streams_per_caller == 3
     for bad in ("0", "-1", "many", "100001"):
         assert any(p.startswith("MAX_STREAMS_PER_CALLER") for p in problems_of(env(MAX_STREAMS_PER_CALLER=bad)))
+
+
+def test_reads_per_minute_defaults_to_600_and_a_bad_value_names_it():
+    assert Config.from_env(env()).reads_per_minute == 600
+    assert Config.from_env(env(READS_PER_MINUTE="30")).reads_per_minute == 30
+    for bad in ("0", "-1", "many", "1000001"):
+        assert any(p.startswith("READS_PER_MINUTE") for p in problems_of(env(READS_PER_MINUTE=bad)))

@@ -81,6 +81,19 @@ def test_a_head_that_never_ends_is_refused():
     assert (headers.value.status, line.value.status) == (431, 414)
 
 
+@pytest.mark.parametrize("step", [4096, None])
+def test_a_head_over_the_limit_is_refused_though_it_arrives_whole(step):
+    """gunicorn has no request-line limit of its own (gunicorn_conf): this one bounds the line too."""
+    with pytest.raises(Refused) as line:
+        _fed(b"GET /v1/jobs?q=" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n", step)
+    with pytest.raises(Refused) as headers:
+        _fed(b"GET / HTTP/1.1\r\n" + b"X: " + b"y" * MAX_HEAD_BYTES + b"\r\n\r\n", step)
+    request = _fed(b"GET /v1/jobs?q=" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", step)
+
+    assert (line.value.status, headers.value.status) == (414, 431)
+    assert request.complete  # a long query within it goes on to the app, which answers for its parameters
+
+
 def test_a_chunk_size_that_is_not_hex_is_refused():
     with pytest.raises(Refused) as refused:
         _fed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")

@@ -57,3 +57,37 @@ def test_a_request_given_back_leaves_its_place_in_the_window(make_services):
     keys.give_back_request("key_00000000000000ee", "first")
     assert keys.take_request("key_00000000000000ee", 1, 101.0, "second") == 0.0
     assert keys.take_request("key_00000000000000ee", 1, 102.0, "third") > 0
+
+
+def test_a_keys_reads_spend_its_own_bucket_and_leave_another_keys_alone(make_services):
+    """The read rate (lua/app_key_take_read.lua): 60 a minute, 6 at once. The key reading flat out is refused once
+    its bucket is empty, told when the next read fits, and refills at its rate; the other key reads at once."""
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+    attacker, other = "key_00000000000000a1", "key_00000000000000b2"
+
+    burst = [keys.take_read(attacker, 60, 6, 1, 100.0) for _ in range(7)]
+    assert burst == [0.0] * 6 + [pytest.approx(1.0)]  # one unit a second comes back
+    assert keys.take_read(attacker, 60, 6, 5, 100.5) == pytest.approx(4.5)  # a page of 5 waits for 5 units
+    assert [keys.take_read(other, 60, 6, 1, 100.0) for _ in range(6)] == [0.0] * 6  # its own bucket, full
+    assert keys.take_read(attacker, 60, 6, 1, 101.0) == 0.0  # refilled by one; the refusals counted nothing
+    assert keys.take_read(attacker, 60, 6, 1, 101.0) > 0
+    assert keys.take_read(attacker, 60, 6, 6, 107.0) == 0.0  # full again 6 s after its last read
+    assert keys.take_read(attacker, 60, 6, 99, 113.0) == 0.0  # a read never costs more than the bucket holds
+
+
+def test_a_read_wait_is_never_longer_than_its_cost_takes_to_come_back_though_another_process_read_its_clock_later(
+        make_services):
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+
+    assert keys.take_read("key_00000000000000c3", 60, 1, 1, 105.0) == 0.0  # a process whose 'now' was read later
+    assert keys.take_read("key_00000000000000c3", 60, 1, 1, 100.0) == pytest.approx(1.0)  # not 6 s
+
+
+def test_a_read_clock_expires_once_its_bucket_is_full(make_services):
+    svc = make_services(DB)
+    keys = svc.store.app_keys
+
+    keys.take_read("key_00000000000000d4", 600, 60, 5, time.time())
+    assert 0 < svc.redis.pttl(KEYS.key_reads("key_00000000000000d4")) <= 500  # 5 units of 100 ms: nothing kept past it

@@ -1,0 +1,82 @@
+"""An app key's reads of the job lists are bounded (SPEC §7, §10; docs/keys.md "Reads"): past READS_PER_MINUTE (the
+stack's default, 600 a minute, 60 at once; a page of 100 jobs counts 5) its list, search and GET /v1/events answer
+429 rate_limited with Retry-After, while another key, an admin and its own single-job reads go on. An over-long
+search answers the API's 400. Over real HTTP against the session stack, and a second web process on its Redis with
+READS_PER_MINUTE=1 (nothing comes back within a test: exact counts)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from helpers import assert_error
+from key_helpers import as_key, make_key, second_web
+
+SEARCH = {"q": "lighthouse", "limit": 100}  # 5 units of the key's 60 at once
+
+
+def test_a_key_searching_flat_out_gets_429_with_retry_after_and_another_key_reads_on(api):
+    _, attacker = make_key(api)
+    _, other = make_key(api)
+    own = attacker.submit("[pending] a lighthouse of its own")["id"]
+    theirs = other.submit("[pending] another lighthouse")["id"]
+
+    answers = []
+    while len(answers) < 30 and (not answers or answers[-1].status_code == 200):
+        answers.append(attacker.get("/v1/jobs", params=SEARCH))
+    refused = answers[-1]
+
+    # 60 units at once, 10 back a second: 12 searches of 5, and at most a few more while they were answered.
+    assert 12 <= len(answers) - 1 <= 15, [a.status_code for a in answers]
+    assert own in answers[0].text
+    assert "READS_PER_MINUTE" in assert_error(refused, 429, "rate_limited")["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
+    # Only that key is limited: the other key's list and search, the admin's, and the attacker's own single job.
+    assert [j["id"] for j in other.get("/v1/jobs", params=SEARCH).json()["jobs"]] == [theirs]
+    assert other.get("/v1/jobs").status_code == api.get("/v1/jobs", params=SEARCH).status_code == 200
+    assert attacker.get(f"/v1/jobs/{own}").status_code == 200
+    # A client that waits as told reads again.
+    time.sleep(int(refused.headers["Retry-After"]))
+    assert attacker.get("/v1/jobs", params=SEARCH).status_code == 200
+
+
+def test_a_refused_or_malformed_read_counts_nothing_and_an_over_long_search_is_the_apis_400(api):
+    _, app = make_key(api)
+
+    malformed = [app.get("/v1/jobs", params={"q": "a" * 10_000, "limit": 100}) for _ in range(20)]
+    unknown = app.get("/v1/jobs", params={"search": "x"})
+
+    for response in malformed:
+        assert "'q' must be 1 to 200 characters" in assert_error(response, 400, "invalid_request")["message"]
+    assert_error(unknown, 400, "unknown_field")
+    # None of the 21 counted: the key's whole burst is still there (12 pages of 100).
+    assert [app.get("/v1/jobs", params=SEARCH).status_code for _ in range(12)] == [200] * 12
+
+
+@pytest.fixture()
+def slow_web(stack):
+    """A web process on the stack's Redis whose keys may read once a minute (5 at once: the largest page)."""
+    with second_web(dict(stack.env, READS_PER_MINUTE="1")) as web:
+        yield web
+
+
+def test_every_web_process_counts_one_bucket_per_key_and_a_stream_of_every_job_is_a_read(api, slow_web):
+    created, _ = make_key(api)
+    _, other = make_key(api)
+    app = as_key(slow_web, created["key"])
+
+    pages = [app.get("/v1/jobs", params={"limit": 40}) for _ in range(2)]  # 2 units each
+    stream = app.get("/v1/events", timeout=5)  # the fifth unit
+    refused = [app.get("/v1/jobs", params={"limit": 1}), app.get("/v1/events", timeout=5)]
+
+    assert [p.status_code for p in pages] == [200, 200]
+    # Admitted, then refused by this process only because a werkzeug server cannot hold a stream: nothing opened.
+    assert_error(stream, 503, "streams_busy")
+    for response in refused:
+        assert_error(response, 429, "rate_limited")
+        assert 55 <= int(response.headers["Retry-After"]) <= 61
+    # The gunicorn web process counts the same bucket; another key and an admin read on, on either process.
+    assert_error(as_key(api, created["key"]).get("/v1/jobs", params={"q": "x"}), 429, "rate_limited")
+    assert as_key(slow_web, other.http.headers["Authorization"].split()[1]).get("/v1/jobs").status_code == 200
+    assert slow_web.get("/v1/jobs", params={"limit": 100}).status_code == 200
