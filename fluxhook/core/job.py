@@ -131,6 +131,9 @@ class Job:
     route: str | None = None
     # When its submission's answer never came (it may be at BFL): it then waits for BFL's callback (``reconciling``).
     uncertain_at: float | None = None
+    # When a DELETE came for it while BFL ran its task (it held a slot): it ended as a cancel ends it, and its record,
+    # files and notifications go once it gives the slot back (``lifecycle/removal.py``, ``steps/erasing.py``).
+    delete_asked_at: float | None = None
     # Where the job JSON is POSTed once the job is terminal (see ``notify``); None: nowhere.
     notify_url: str | None = None
     # When that notification was delivered (a 2xx answer); bookkeeping, not part of the job's state.

@@ -13,7 +13,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
-from fluxhook.lifecycle.steps import running_on
+from fluxhook.lifecycle.steps import erasing, running_on
 from fluxhook.lifecycle.steps.enqueueing import (
     download_lock,
     download_task,
@@ -99,6 +99,9 @@ def apply_report(svc: "Services", job_id: str, report: BFLReport, origin: Origin
         svc.jobs.count(job_id, origin.attempt)
     outcome = _apply_to(svc, job, report, origin)
     metrics.record(svc, notes(outcome))
+    if outcome == ReportOutcome.SLOT_FREED:
+        # After its notes: a job a DELETE asked for goes as its slot does, leaving no entry behind.
+        erasing.erase_if_asked(svc, job.id)
     return outcome
 
 

@@ -7,7 +7,7 @@ on polling its task on the poll schedule. The slot is given back (``JobStore.let
 says the task ended, by its callback or a poll, or once the task's hour is over (``hold_over``); the lease of every
 slot (``SLOT_LEASE``) frees it at the latest. Its caller sees the job ``canceled`` at once all the same: only its slot
 waits for BFL. The accounts, a key's ``active`` and the dashboard count it, as "canceled, still running at BFL"
-(``Slots.ended_holders``).
+(``Slots.ended_holders``). A job whose DELETE came meanwhile is erased as it gives the slot back (``erasing``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, BFLRateLimited
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
-from fluxhook.lifecycle.steps import schedule
+from fluxhook.lifecycle.steps import erasing, schedule
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.services import Services
 
@@ -47,7 +47,15 @@ def on_report(svc: Services, job: Job, report: BFLReport) -> ReportOutcome:
 
 def check(svc: Services, job: Job, now: float) -> CheckOutcome:
     """The sweep's look at an ended job (due only while it keeps its slot): its task polled, its slot given back once
-    ``hold_over``, else looked at again on the poll schedule. One that holds no slot (freed meanwhile) is due no more."""
+    ``hold_over``, else looked at again on the poll schedule. One that holds no slot (freed meanwhile) is due no more;
+    erased then if a DELETE asked for it (``erasing``)."""
+    outcome = _check(svc, job, now)
+    if outcome != CheckOutcome.RESCHEDULED:
+        erasing.erase_if_asked(svc, job.id)
+    return outcome
+
+
+def _check(svc: Services, job: Job, now: float) -> CheckOutcome:
     submitted_at = job.submitted_at or job.created_at
     if svc.slots.account_of(job.id) is None or hold_over(None, submitted_at, now):
         return _let_go(svc, job)

@@ -2,8 +2,10 @@
 simulator: BFL has no cancel, so a key that submits a long task, cancels it and submits again never has more of its
 tasks running at BFL than its ``max_active``, and another key's job is not held up behind the tasks BFL still runs
 for it; the canceled job's slot goes free once BFL says its task ended, by callback or by the sweep's polls, which go
-on after the cancel. ``GET /v1/keys/{id}`` and ``GET /v1/accounts`` count the canceled job meanwhile. The store's and
-the use cases' side: tests/unit/store/test_slots_running_on.py, tests/unit/lifecycle/test_canceling.py."""
+on after the cancel. ``GET /v1/keys/{id}`` and ``GET /v1/accounts`` count the canceled job meanwhile. Deleting
+frees no more than canceling: a job deleted while BFL runs its task is canceled and kept with its slot until BFL ends
+the task, then goes. The store's and the use cases' side: tests/unit/store/test_slots_running_on.py,
+tests/unit/lifecycle/test_canceling.py, tests/unit/lifecycle/test_removal.py."""
 
 from __future__ import annotations
 
@@ -73,6 +75,44 @@ def test_cancel_churn_never_runs_more_of_a_keys_tasks_than_its_max_active_and_an
     assert after["status"] == "submitted" and a.wait_for(after["id"], "stored")["status"] == "stored"
     canceled = a.job(ids[0])
     assert (canceled["status"], canceled["image"], canceled["attempts"]["downloads"]) == ("canceled", None, 0)
+
+
+def test_delete_churn_never_runs_more_of_a_keys_tasks_than_its_max_active_and_the_job_goes_once_bfl_ends_it(api, sim):
+    sim.settings(max_active=BFL_MAX_ACTIVE)
+    a_key, a = make_key(api, max_active=1)
+    _, b = make_key(api)
+
+    statuses, ids = [], []  # the status each job had when it was deleted
+    for n in range(CYCLES):
+        job = _sent_or_held(a, a.submit(f"[seconds-90] A's delete churn {n}")["id"])
+        statuses.append(job["status"])
+        ids.append(job["id"])
+        assert a.delete(f"/v1/jobs/{job['id']}").status_code == 204
+
+    # The first ran at BFL and runs on: canceled, kept with the key's one slot; every other waited and went at once.
+    assert statuses == ["submitted"] + ["queued"] * (CYCLES - 1)
+    assert _most_at_once(sim, "A's delete churn") == 1 and sim.stats()["active"] == 1
+    assert a.job(ids[0])["status"] == "canceled"
+    assert [a.get(f"/v1/jobs/{job_id}").status_code for job_id in ids[1:]] == [404] * (CYCLES - 1)
+    shown = api.get(f"/v1/keys/{a_key['id']}").json()
+    assert (shown["active"], shown["canceled_running"], shown["queued"]) == (1, 1, 0)
+
+    started = time.monotonic()
+    b_job = b.submit("[seconds-1] B's job beside A's delete churn")
+    b_sent = wait_until(lambda: (j := b.job(b_job["id"]))["status"] != "queued" and j, timeout=30, interval=0.05,
+                        message="B's job to reach BFL")
+    b_wait = time.monotonic() - started
+    assert b_sent["status"] in ("submitted", "ready", "stored") and b_wait < 2.0, b_wait
+
+    # BFL ends A's task and calls back: the deleted job goes with its slot, and the key's next job goes.
+    first = next(task for task in sim.control("GET", "/tasks")["tasks"] if "A's delete churn 0" in task["prompt"])
+    sim.complete(first["id"])
+    wait_until(lambda: a.get(f"/v1/jobs/{ids[0]}").status_code == 404, timeout=10, interval=0.05,
+               message="A's deleted job to go once BFL called back")
+    assert api.get(f"/v1/keys/{a_key['id']}").json()["active"] == 0
+    after = a.submit("[seconds-1] A's job after its deleted task ended")
+    assert after["status"] == "submitted" and a.wait_for(after["id"], "stored")["status"] == "stored"
+    assert _most_at_once(sim, "] A's") == 1  # A's tasks, deleted or not (B's prompt names A's churn too)
 
 
 def test_a_deadline_canceled_job_holds_its_slot_until_a_poll_finds_its_task_ended(api, sim):

@@ -1,5 +1,8 @@
 """Removing a job (fluxhook/lifecycle/removal.py) on a real Redis and a real directory: the record, its result and
-every file made beside it, its timeline; and a job whose record already expired leaves no index entry behind."""
+every file made beside it, its timeline; and a job whose record already expired leaves no index entry behind.
+Deleting frees nothing BFL still uses (SPEC §3, ``waits_for_bfl``): a job whose task BFL runs ends as a cancel ends it
+and keeps its slot under its key's max_active until BFL says the task ended, then goes (steps/erasing.py). Over HTTP:
+tests/e2e/jobs/test_cancel_churn.py."""
 
 from __future__ import annotations
 
@@ -8,11 +11,20 @@ import time
 
 import pytest
 
+from ending_helpers import queued_job
+from fluxhook.bfl.reports import BFLReport
 from fluxhook.core import transitions as st
+from fluxhook.core.errors import SendUnderWay
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
+from fluxhook.core.wait_reasons import Waiting, WaitReason
+from fluxhook.lifecycle import canceling, checking, key_admin
 from fluxhook.lifecycle.draft_caches import key_for as draft_cache_key
-from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps import task_inputs, timeline
+from fluxhook.lifecycle.removal import remove_job, waits_for_bfl
+from fluxhook.lifecycle.steps import submission, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps.applying import apply_report, from_callback
+from fluxhook.lifecycle.steps.callers import ADMIN
+from fluxhook.lifecycle.steps.schedule import POLL_DEADLINE
 from fluxhook.media import posters, thumbnails
 from fluxhook.store.keys import KEYS
 
@@ -91,3 +103,100 @@ def test_a_job_whose_record_expired_leaves_no_index_entry_nor_timeline(svc):
     assert svc.redis.zscore(KEYS.all_jobs, job.id) is None
     assert svc.redis.zscore(KEYS.status(st.STORED), job.id) is None
     assert svc.store.timeline.newest(job.id) == []
+
+
+# --- deleting frees nothing BFL still uses (SPEC §3) ------------------------------------------------------------
+
+SENT = 1_000_000.0
+
+
+@pytest.mark.parametrize(("holds", "age", "waits"), [
+    (True, 5, True),                    # BFL runs its task (submitted, canceled and running on, being sent)
+    (True, POLL_DEADLINE - 1, True),
+    (True, POLL_DEADLINE, False),       # its hour is over: BFL runs no task that long (and retention finds it so)
+    (False, 5, False),                  # no slot: in line, ended, tracked, or its slot already given back
+])
+def test_a_job_waits_for_bfl_only_while_it_holds_a_slot_within_its_tasks_hour(holds, age, waits):
+    assert waits_for_bfl(holds, SENT, SENT + age) is waits
+
+
+def _sent(svc, prompt: str, key_id: str | None = None) -> Job:
+    """A job BFL has, sent from its slot as a worker's sender sends it."""
+    job = queued_job(svc, prompt, key_id=key_id, send_here=True)
+    assert submission.submit(svc, job.id) == st.SUBMITTED
+    return svc.jobs.get(job.id)
+
+
+def _gone(svc, job: Job) -> bool:
+    """Whether the job and all kept for it are gone, its slot with them."""
+    return (svc.jobs.get(job.id) is None and svc.redis.zscore(KEYS.all_jobs, job.id) is None
+            and svc.store.timeline.newest(job.id) == [] and not svc.slots.holds(job))
+
+
+def test_deleting_a_job_bfl_runs_keeps_its_slot_under_its_keys_max_active_until_bfl_ends_it(svc, sim):
+    a_key, _ = key_admin.create_key(svc, {"name": "a", "max_active": 1}, time.time())
+    b_key, _ = key_admin.create_key(svc, {"name": "b", "max_active": 1}, time.time())
+    running = _sent(svc, "[pending] A's task, deleted while BFL runs it", key_id=a_key.id)
+
+    assert remove_job(svc, running.id) is True
+
+    # Ended as a cancel ends it, and kept with its slot (A's one) while BFL runs the task.
+    kept = svc.jobs.get(running.id)
+    assert (kept.status, kept.error["code"], kept.delete_asked_at is not None) == (st.CANCELED, "canceled", True)
+    assert svc.slots.holds(running) and svc.slots.held_by(a_key.id) == 1
+    nxt = queued_job(svc, "A's next job", key_id=a_key.id)
+    assert waits.of(svc, nxt) == Waiting(WaitReason.KEY_MAX_ACTIVE) and svc.slots.dispatch().jobs == []
+    # Another key's job goes at once.
+    b_job = queued_job(svc, "B's job", key_id=b_key.id, send_here=True)
+    assert svc.slots.holds(b_job) and svc.slots.held_by(b_key.id) == 1
+    # Deleting it again changes nothing.
+    assert remove_job(svc, running.id) is True and svc.slots.holds(running)
+
+    sim.complete(running.bfl_id)
+    report = BFLReport(running.bfl_id, st.BFL_READY, sample_url="https://delivery.example/done.png")
+    outcome = apply_report(svc, running.id, report, from_callback(), expect_task=running.bfl_id)
+
+    assert outcome == ReportOutcome.SLOT_FREED and _gone(svc, running)
+    assert svc.slots.dispatch().jobs == [nxt.id]  # A's slot goes to its next job
+    assert svc.slots.holds(b_job)
+
+
+def test_a_canceled_job_still_running_at_bfl_goes_once_the_sweeps_poll_finds_its_task_ended(svc, sim):
+    job = _sent(svc, "[pending] canceled, then deleted")
+    canceling.cancel_job(svc, ADMIN, job.id)
+    assert remove_job(svc, job.id) is True and svc.slots.holds(job)
+
+    claim = time.time() + 120
+    svc.redis.zadd(KEYS.due, {job.id: 0})
+    assert job.id in svc.jobs.claim_due(time.time(), 100, claim)
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED  # still Pending at BFL
+    assert svc.jobs.get(job.id) is not None and svc.slots.holds(job)
+
+    sim.complete(job.bfl_id, "error")
+    claim = time.time() + 120
+    svc.redis.zadd(KEYS.due, {job.id: 0})
+    assert job.id in svc.jobs.claim_due(time.time(), 100, claim)
+    assert checking.check_job(svc, job.id, claim) == CheckOutcome.SLOT_FREED
+    assert _gone(svc, job)
+
+
+def test_a_job_in_line_or_past_its_tasks_hour_goes_at_once(svc, sim):
+    in_line = queued_job(svc, "waits in line")
+    assert remove_job(svc, in_line.id) is True and _gone(svc, in_line) and svc.slots.waiting(in_line.pool) == 0
+
+    old = _sent(svc, "[pending] sent an hour ago")
+    svc.redis.hset(KEYS.job(old.id), "submitted_at", time.time() - POLL_DEADLINE)
+    assert remove_job(svc, old.id) is True and _gone(svc, old)
+
+
+def test_a_delete_waits_for_a_send_under_way_and_changes_nothing_if_it_does_not_end(svc, sim):
+    job = queued_job(svc, "being sent", send_here=True)
+    lock = KEYS.submit_lock(job.id)
+    assert svc.store.locks.acquire(lock, "a-sender", 60)
+    with pytest.raises(SendUnderWay) as busy:
+        remove_job(svc, job.id, wait=0.2)
+    assert busy.value.status == 503
+    assert svc.jobs.get(job.id).status == st.QUEUED and svc.slots.holds(job)
+    svc.store.locks.release(lock, "a-sender")
+    # Not sent after all: it ends unsent, its slot freed, and goes at once.
+    assert remove_job(svc, job.id, wait=0.2) is True and _gone(svc, job)
