@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -109,31 +108,3 @@ def _post_until_cut_off(app: API, prompt: str) -> None:
     except requests.ConnectionError:
         pass  # the web process died under it
 
-
-def test_a_job_whose_worker_died_right_after_bfl_took_its_task_is_finished_once_by_another(lost_stack, sim):
-    admin = API(lost_stack.base_url)
-    _, app_a = make_key(admin, max_active=1)
-    _, app_b = make_key(admin)
-    prompt = "[seconds-2] sent by a worker that dies"
-    sim.settings(submit_delay=1.0)
-    holder = app_a.submit("[seconds-2] holds the key's one slot")
-    job = app_a.submit(prompt)
-    assert (holder["status"], job["status"]) == ("submitted", "queued")  # a worker's sender sends it
-    # BFL takes the task and answers 30 s later: the worker is killed in between, with BFL's answer on its way.
-    sim.settings(answer_delay=30.0)
-    (task,) = wait_until(lambda: _tasks(sim, prompt), timeout=30, message="BFL to take the worker's send")
-    worker = lost_stack.processes.pop("worker")
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
-    sim.settings(answer_delay=0.0)
-    killed = time.monotonic()
-    lost_stack.start("worker")
-    # Another app's job goes through meanwhile.
-    other = app_b.submit("[seconds-1] the other app's")
-    assert app_b.wait_for(other["id"], timeout=60)["status"] == "stored"
-
-    stored = app_a.wait_for(job["id"], timeout=150)
-    assert time.monotonic() - killed < 120  # finished by the new worker within two minutes of the kill
-    assert (stored["status"], stored["bfl_id"]) == ("stored", task["id"])
-    assert requests.get(stored["image"]["url"], timeout=10).content == sim.image_bytes(task["id"])
-    assert len(_tasks(sim, prompt)) == 1  # never sent to BFL twice

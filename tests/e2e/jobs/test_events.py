@@ -158,6 +158,8 @@ def test_a_deleted_jobs_stream_ends_at_once(api):
     assert stream.next_job().data["status"] == "submitted"
     started = time.monotonic()
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    # BFL still runs its task: the job ends canceled now (erased once BFL ends it), and its stream with it.
+    assert stream.next_job().data["status"] == "canceled"
     assert stream.next_job() is None  # ended, not kept open on keepalives
     assert time.monotonic() - started < 5
     stream.close()
