@@ -16,6 +16,7 @@ import redis
 import requests
 
 from ..processes import free_port
+from ..slow_receivers import TRICKLE, SlowReceiver
 from ..stack import SIMULATOR_KEY, Stack
 from .receivers import Receivers
 
@@ -208,13 +209,15 @@ class Probe:
         self.var_dir = var_dir
         port = free_port()
         self.receivers = Receivers()
+        # An app's receiver that trickles its answers, for the worker's bulkheads (rows_bulkheads).
+        self.slow_receiver = SlowReceiver(TRICKLE, every=4.0)
         (var_dir / "models.toml").write_text(MODELS_FILE)
         env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "LOG_LEVEL": "WARNING",
                # GUNICORN_CMD_ARGS outranks the config file's 0.0.0.0: loopback only.
                "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                "BFL_WEBHOOK_SECRET": STATIC_SECRET, "BFL_DAILY_CREDIT_LIMIT": str(DAILY_LIMIT),
                "BFL_MODELS_FILE": str(var_dir / "models.toml"),
-               "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{self.receivers.port}"}
+               "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{self.receivers.port},{self.slow_receiver.host}"}
         self.stack = Stack(env=env, var_dir=var_dir)
         self.started = time.monotonic()
 
@@ -232,6 +235,7 @@ class Probe:
     def stop(self) -> None:
         self.stack.stop()
         self.receivers.stop()
+        self.slow_receiver.stop()
 
     def tenant(self, name: str, **limits: Any) -> Api:
         """A new app key (``limits``: its daily_credits, max_active, requests_per_minute...)."""

@@ -263,7 +263,9 @@ class Deliveries:
         pipe = self.connection.pipeline(transaction=False)
         for message in messages:
             pipe.delete(self.keys.message(message.id))
-            self.finish(message.member, None, pipe)
+            # Out of the due set, but an attempt under way keeps its room until it ends (its own ``finish``): its
+            # receiver still holds it.
+            pipe.zrem(self.keys.notify_due, message.member)
             pipe.zrem(self.keys.owner_messages(message.owner), message.id)
         pipe.execute()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from conftest import API, API_TOKEN
+from devtools.processes import wait_until
 
 
 def _error(response: requests.Response, status: int) -> dict:
@@ -129,6 +130,10 @@ def test_track_refuses_bad_bodies(api):
 def test_delete_removes_the_job(api, sim):
     job = api.submit("[pending] to delete")
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    # BFL still runs its task: the job is canceled now, holding its slot, and erased once BFL ends the task.
+    assert api.job(job["id"])["status"] == "canceled"
+    sim.complete(job["bfl_id"])
+    wait_until(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=30, message="the job erased")
     assert _error(api.get(f"/v1/jobs/{job['id']}"), 404)["code"] == "not_found"
     assert _error(api.delete(f"/v1/jobs/{job['id']}"), 404)["code"] == "not_found"
     assert job["id"] not in _newest_ids(api)

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from conftest import API
+from devtools.processes import wait_until
 from helpers import assert_error, job_id_pages
 from key_helpers import make_key
 
@@ -62,9 +63,10 @@ def test_model_and_status_together(api, sim, spy):
 
 def test_a_deleted_job_leaves_its_models_list(api, sim):
     model = "flux-filter-deleted"
-    kept, gone = (api.submit(f"[pending] {name}", model=model)["id"] for name in ("kept", "gone"))
-    assert api.delete(f"/v1/jobs/{gone}").status_code == 204
-    assert _ids(api, model=model) == [kept]
+    kept, gone = (api.submit(f"[pending] {name}", model=model) for name in ("kept", "gone"))
+    assert api.delete(f"/v1/jobs/{gone['id']}").status_code == 204
+    sim.complete(gone["bfl_id"])  # erased once BFL ends its task
+    wait_until(lambda: _ids(api, model=model) == [kept["id"]], timeout=30, message="the deleted job off the list")
 
 
 @pytest.mark.parametrize("model", ["Flux Pro", "../etc", "x" * 65, "flux_2"])

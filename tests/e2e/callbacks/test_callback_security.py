@@ -20,6 +20,7 @@ import redis
 import requests
 
 from conftest import SECRET_KEY, STATIC_SECRET, ready_payload
+from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
@@ -122,6 +123,9 @@ def test_replayed_callback_for_a_deleted_job_recreates_nothing(api, sim, spy):
     job = api.submit("[pending] deleted, then replayed")
     payload = ready_payload(job["bfl_id"], serve_png(spy, "replay-deleted"))
     assert api.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    # Erased once BFL ends its task (BFL's own callback says so), not before: BFL still ran it.
+    sim.complete(job["bfl_id"])
+    wait_until(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=30, message="the job erased")
 
     response = api.callback(job["id"], payload)
 

@@ -97,3 +97,19 @@ def test_a_message_sent_again_while_its_attempt_is_under_way_is_not_attempted_tw
 def test_members_name_their_message(store):
     [member] = _due(store, A, "a.example.com:443", 1)
     assert member_message(member) == f"msg_{A}_a.example.com:443_0000"
+
+
+def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends(store):
+    messages = [Message(id=f"msg_job_{n}", job_id=f"job_{n}", owner=A, event="job.ended", kind="webhook",
+                        host="slow.example.com:443", target="t") for n in range(3)]
+    pipe = store.connection.pipeline(transaction=True)
+    for n, message in enumerate(messages):
+        store.add(message, None, pipe)
+        store.schedule(message, NOW - 10 + n, pipe)
+    pipe.execute()
+    assert store.take(NOW, 8).members == [messages[0].member, messages[1].member]
+    store.forget_job("job_0", 0)  # deleted while its attempt is under way: the receiver still holds it
+    assert store.take(NOW + 1, 8).members == []
+    store.record(messages[0], (NOW, None, "timeout", 15_000), "pending", NOW + 60)  # the attempt ends
+    assert store.take(NOW + 1, 8).members == [messages[2].member]
+    assert store.connection.zscore(KEYS.notify_due, messages[0].member) is None  # not recreated
