@@ -15,6 +15,6 @@ Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value);
 done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task.
 
 The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22, 30),
-rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-32); harness, receivers and sse are what they share,
+rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-33); harness, receivers and sse are what they share,
 __main__ runs them.
 """

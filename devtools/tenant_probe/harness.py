@@ -18,6 +18,7 @@ import requests
 from ..processes import free_port
 from ..slow_receivers import TRICKLE, SlowReceiver
 from ..stack import SIMULATOR_KEY, Stack
+from ..trace_receiver import TraceReceiver
 from .receivers import Receivers
 
 # BFL answers a submission after about a second, and a task takes a few seconds.
@@ -211,13 +212,20 @@ class Probe:
         self.receivers = Receivers()
         # An app's receiver that trickles its answers, for the worker's bulkheads (rows_bulkheads).
         self.slow_receiver = SlowReceiver(TRICKLE, every=4.0)
+        # The operator's trace collector: every export the web and the worker send, as its bytes (rows_bulkheads).
+        self.exports: list[bytes] = []
+        self.traces = TraceReceiver(free_port(), lambda export: self.exports.append(export.SerializeToString()))
         (var_dir / "models.toml").write_text(MODELS_FILE)
         env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "LOG_LEVEL": "WARNING",
                # GUNICORN_CMD_ARGS outranks the config file's 0.0.0.0: loopback only.
                "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                "BFL_WEBHOOK_SECRET": STATIC_SECRET, "BFL_DAILY_CREDIT_LIMIT": str(DAILY_LIMIT),
                "BFL_MODELS_FILE": str(var_dir / "models.toml"),
-               "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{self.receivers.port},{self.slow_receiver.host}"}
+               "NOTIFY_HOST_ALLOWLIST": f"127.0.0.1:{self.receivers.port},{self.slow_receiver.host}",
+               # Traces on, to an operator's collector, with the headers an operator might capture.
+               "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.traces.port}", "OTEL_BSP_SCHEDULE_DELAY": "200",
+               "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "authorization,x-key,cookie,user-agent",
+               "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": "x-key,webhook-signature,user-agent"}
         self.stack = Stack(env=env, var_dir=var_dir)
         self.started = time.monotonic()
 
@@ -236,6 +244,7 @@ class Probe:
         self.stack.stop()
         self.receivers.stop()
         self.slow_receiver.stop()
+        self.traces.stop()
 
     def tenant(self, name: str, **limits: Any) -> Api:
         """A new app key (``limits``: its daily_credits, max_active, requests_per_minute...)."""

@@ -1,14 +1,16 @@
-"""Rows 31-32: what X holds of V's by the worker and by reads (SPEC §7 "Bulkheads", §10): X's receiver trickling its
-answers to X's notifications, and X flooding searches."""
+"""Rows 31-33: what X holds of V's by the worker and by reads (SPEC §7 "Bulkheads", §10): X's receiver trickling its
+answers to X's notifications, and X flooding searches; and what of V's reaches the operator's trace collector (SPEC §7
+"Traces"), a system more people can read than the service."""
 
 from __future__ import annotations
 
 import statistics
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from .harness import Api, Probe, Row, codes, finish, remove_all, settle
+from .harness import TERMINAL, Api, Probe, Row, codes, finish, remove_all, settle, wait_job
 from .rows_notify import FLOOD_ALLOWANCE, arrived, delay_of, ended, notified
 
 TRICKLED = 60  # X's cheap notifications (jobs canceled while they wait for X's one slot) to its trickling receiver
@@ -88,4 +90,26 @@ def row_search_flood(p: Probe) -> Row:
                f"V's GET /v1/jobs/{{id}} p50 {during:.1f} ms", f"alone {alone:.1f} ms; limit {READ_RATIO:g}x", holds)
 
 
-ROWS = (row_trickling_receiver, row_search_flood)
+def row_traces(p: Probe) -> Row:
+    """33. V's secrets and words in traces: V's job (tokens in its notify_url), its signed image link, V's search."""
+    mark = uuid.uuid4().hex[:8]
+    path = p.receivers.path(f"v-traced-{mark}", 200)
+    v = p.tenant("v-traced", notify_url=p.receivers.url(f"{path}?app_token=apptok{mark}"))
+    job_id = v.submit(f"a cobalt heron {mark}prompt").json()["id"]
+    job, _ = wait_job(v, job_id, lambda j: j["status"] in TERMINAL, 30)
+    link = (job.get("image") or {}).get("url") or ""
+    read = v.call("GET", link.removeprefix(v.base), headers={"Authorization": ""}).status_code if link else 0
+    searched = v.get("/v1/jobs", params={"q": f"{mark}search"}).status_code
+    secrets = {"V's key": v.token, "the link's token": link.partition("token=")[2].split("&")[0] or "-",
+               "notify_url's token": f"apptok{mark}", "the prompt": f"{mark}prompt", "the search": f"{mark}search"}
+    # Until the web's and the worker's exports of it all came (their batches go every 0.2 s).
+    exported = settle(lambda: (lambda e: e if b"GET /v1/jobs" in e and b"fluxhook.notify" in e else None)(
+        b"".join(p.exports)), 15) or b"".join(p.exports)
+    leaked = sorted(what for what, word in secrets.items() if word.encode() in exported)
+    holds = read == 200 and searched == 200 and job_id.encode() in exported and not leaked
+    return Row("traces: V's job, its signed image link, V's search, read at the operator's collector",
+               f"{len(exported):,} bytes of spans; V's job id in them: {job_id.encode() in exported}",
+               f"V's link {read}, search {searched}", f"leaked: {', '.join(leaked) or 'none'}", holds)
+
+
+ROWS = (row_trickling_receiver, row_search_flood, row_traces)
