@@ -4,7 +4,6 @@ answers to X's notifications, and X flooding searches; and what of V's reaches t
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 import uuid
@@ -12,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .harness import TERMINAL, Api, Probe, Row, codes, finish, remove_all, settle, wait_job
 from .rows_notify import FLOOD_ALLOWANCE, arrived, delay_of, ended, notified
+from .rows_streams import read_ms
 
 TRICKLED = 60  # X's cheap notifications (jobs canceled while they wait for X's one slot) to its trickling receiver
 READS = 60  # V's reads of its job, timed, alone and while X searches
@@ -51,20 +51,11 @@ def row_trickling_receiver(p: Probe) -> Row:
                f"without it {alone_took:.1f} s and {base:.2f} s; limit +{FLOOD_ALLOWANCE:g} s", holds)
 
 
-def _read_p50(v: Api, job_id: str) -> float:
-    took = []
-    for _ in range(READS):
-        started = time.perf_counter()
-        v.get(f"/v1/jobs/{job_id}")
-        took.append((time.perf_counter() - started) * 1000)
-    return statistics.median(took)
-
-
 def row_search_flood(p: Probe) -> Row:
     """32. X floods searches (q, limit=100, honouring Retry-After): V's GET /v1/jobs/{id} p50, X's 429s."""
     x, v = p.tenant("x-search-flood"), p.tenant("v-search-flood")
     v_job = v.submit("V's job, read while X searches").json()["id"]
-    alone = _read_p50(v, v_job)
+    alone = read_ms(v, v_job, READS)
     stop, answers, waits = threading.Event(), [], []
 
     def search() -> None:
@@ -78,7 +69,7 @@ def row_search_flood(p: Probe) -> Row:
     searchers = [threading.Thread(target=search, daemon=True) for _ in range(SEARCHERS)]
     for searcher in searchers:
         searcher.start()
-    during = _read_p50(v, v_job)
+    during = read_ms(v, v_job, READS)
     stop.set()
     for searcher in searchers:
         searcher.join(timeout=10)
