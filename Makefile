@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -80,7 +80,7 @@ test-other-redis: $(VENV)/.installed
 screenshots: $(VENV)/.installed
 	@sh devtools/chromium.sh
 	FLUXHOOK_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/dashboard/test_dashboard_fit.py tests/e2e/dashboard/test_overview_browser.py tests/e2e/dashboard/test_keys_fit.py \
-		tests/e2e/dashboard/test_job_page_live.py
+		tests/e2e/dashboard/test_job_page_live.py tests/e2e/dashboard/test_batch_fit.py
 
 bench: $(VENV)/.installed
 	$(PY) -m bench.core_loop
@@ -112,6 +112,11 @@ bench-fairness: $(VENV)/.installed
 bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
 	$(PY) -m bench.receivers
+
+# Batches (SPEC §18), BFL answering after 1 s: POST /v1/batches of 10,000 items beside one of 100, Redis commands per
+# item beside a single job's, and a key's single jobs' wait for BFL beside its running batch and with none (about 5 min).
+bench-batches: $(VENV)/.installed
+	$(PY) -m bench.batches
 
 # Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
 # then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).

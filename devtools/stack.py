@@ -24,6 +24,11 @@ SIMULATOR_KEY = "sim-dev-key"
 RUN_ACCOUNT_NAMES = ("eu", "us")
 # Images that look like generations: JPEG landscapes at the requested size (1 MP by default).
 _DEV_IMAGES = ("--scene-images", "--image-format", "jpeg")
+# How long the dev run's simulator keeps a `[pending]` task running before it ends it, as BFL ends every task: long
+# enough to watch the job run and cancel it, short enough that a canceled job's slot, which BFL's task keeps, comes
+# back soon (the tests' simulators keep such a task until told).
+DEV_PENDING_LIMIT = 120
+_DEV_FLAGS = (*_DEV_IMAGES, "--pending-limit", str(DEV_PENDING_LIMIT))
 # gunicorn's line for each worker it forks, and its number of workers when WEB_CONCURRENCY is unset
 # (receiver/gunicorn_conf.py).
 _BOOTED = re.compile(r"Booting worker with pid: (\d+)")
@@ -171,11 +176,11 @@ class Stack:
     def _start_simulator(self) -> None:
         log = str(self.var_dir / "simulator.log")
         if self.accounts:
-            self.processes["simulator"], self.sim_accounts = start_simulator_accounts(self.accounts, log, *_DEV_IMAGES)
+            self.processes["simulator"], self.sim_accounts = start_simulator_accounts(self.accounts, log, *_DEV_FLAGS)
             self.env.update(accounts_env(self.sim_accounts.values()))
             return
         port = free_port()
-        self.processes["simulator"] = start_simulator(port, log, *_DEV_IMAGES)
+        self.processes["simulator"] = start_simulator(port, log, *_DEV_FLAGS)
         self.env.update(BFL_API_KEY=SIMULATOR_KEY, BFL_API_BASE=f"http://127.0.0.1:{port}",
                         RESULT_HOST_ALLOWLIST=f"127.0.0.1:{port}", API_HOST_ALLOWLIST=f"127.0.0.1:{port}")
 

@@ -7,9 +7,13 @@
         job = fluxhook.wait(job.id, timeout=120)
         fluxhook.download(job, "fox.png")
 
+        batch = fluxhook.batches.create("flux-2-pro", [{"input": {"prompt": f"a fox, take {n}"}} for n in range(50)])
+        batch = fluxhook.batches.wait(batch.id, timeout=3600)
+        fluxhook.batches.download(batch.id, "foxes.zip")
+
 It needs only ``requests`` and the standard library: an app uses it without the service's own
 dependencies. Every request has a timeout. Transport errors, ``5xx`` and ``429`` are retried with
-backoff and jitter on reads and deletes, and on ``submit``/``track`` through their
+backoff and jitter on reads and deletes, and on ``submit``/``track``/``batches.create`` through their
 ``Idempotency-Key`` (one is made when the caller gives none), so a retried submission is never
 paid twice. What goes wrong is raised as an :class:`APIError` subclass named for what a caller
 would catch.
@@ -28,14 +32,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypedDict, Unpack
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.auth import AuthBase
 
 __all__ = [
-    "Client", "Job", "Page", "STATUSES", "TERMINAL",
+    "Client", "Job", "Page", "Batch", "Batches", "STATUSES", "TERMINAL",
     "APIError", "InvalidRequest", "AuthenticationError", "InsufficientCredits", "NotFound", "Gone", "Conflict",
     "ServiceUnavailable", "RateLimited", "ChecksumMismatch", "WaitTimeout",
 ]
@@ -54,6 +58,7 @@ MAX_RETRY_AFTER = 30.0
 # Between the gets of ``wait`` when the server answers at once (it does not honour ``Prefer: wait``).
 FIRST_PAUSE, MAX_PAUSE = 0.25, 2.0
 CHUNK = 64 * 1024
+# The content type of ``batches.create``'s body: one item a line.
 USER_AGENT = f"fluxhook-client python-requests/{requests.__version__}"
 # A bound of the job list's time filters (``since``, ``until``): see ``Client.list``.
 When = datetime | date | str
@@ -66,6 +71,7 @@ class ListFilters(TypedDict, total=False):
     status: str
     model: str
     key_id: str
+    batch_id: str
     account: str
     q: str
     since: When
@@ -154,13 +160,15 @@ class ChecksumMismatch(APIError):
 
 
 class WaitTimeout(APIError, TimeoutError):
-    """``wait`` ran out of time before the job ended; ``job`` is the job as last seen (it goes on)."""
+    """``wait`` ran out of time before the job ended; ``job`` is the job as last seen (it goes on). From
+    ``batches.wait``: ``batch`` is the batch as last seen (``job`` is ``None``)."""
 
     default_code = "wait_timeout"
 
-    def __init__(self, message: str, *, job: "Job", **kwargs):
+    def __init__(self, message: str, *, job: "Job | None" = None, batch: "Batch | None" = None, **kwargs):
         super().__init__(message, **kwargs)
         self.job = job
+        self.batch = batch
 
 
 _ERROR_BY_STATUS: dict[int, type[APIError]] = {
@@ -180,7 +188,7 @@ class Job(dict):
 
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
-              "video", "draft_cache")
+              "video", "draft_cache", "batch_id", "batch_index")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -203,6 +211,32 @@ class Page:
 
     jobs: list[Job]
     next_cursor: str | None
+
+
+class Batch(dict):
+    """A batch as the API returns it (``/v1/batches``): a plain dict whose fields also read as attributes.
+
+    ``batch.status`` (``running``, ``ended``, ``canceled``), ``batch.counts["stored"]`` (each job status's count of its
+    items, and ``total``), ``batch.progress`` (0-1: ended items over all); a batch field the server did not send reads
+    as ``None``. Being a dict, it goes to ``json.dumps`` as it came.
+    """
+
+    FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
+              "metadata", "key_id", "notify_url", "notify_events")
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name in Batch.FIELDS:
+                return None
+            raise AttributeError(f"a batch has no field {name!r}") from None
+
+    @property
+    def ended(self) -> bool:
+        """Whether every item has ended (``ended_at`` is set): its counts never change again. A canceled batch ends
+        once the items BFL had when it was canceled have."""
+        return self.get("ended_at") is not None
 
 
 class _Bearer(AuthBase):
@@ -239,6 +273,7 @@ class Client:
         self._session = requests.Session()
         self._session.auth = _Bearer(token.strip())
         self._session.headers["User-Agent"] = USER_AGENT
+        self.batches = Batches(self)
 
     def __repr__(self) -> str:  # never the token
         return f"Client({self.url!r})"
@@ -443,9 +478,9 @@ class Client:
 
     def deliveries(self, job_id: str | None = None, *, state: str | None = None, since: str | None = None,
                    until: str | None = None, limit: int | None = None, key_id: str | None = None) -> builtins.list[dict]:
-        """Notification messages with each attempt: a job's (``GET /v1/jobs/{id}/deliveries``), else the caller's,
-        newest first (``GET /v1/deliveries``; ``state``, ``since``/``until`` as ISO 8601 times, an admin's
-        ``key_id``)."""
+        """Notification messages with each attempt: a job's (``GET /v1/jobs/{id}/deliveries``), else the caller's
+        (an admin token's: every key's, or ``key_id``'s), newest first (``GET /v1/deliveries``; ``state``,
+        ``since``/``until`` as ISO 8601 times)."""
         if job_id is not None:
             return self._json("GET", f"/v1/jobs/{_part(job_id)}/deliveries")["deliveries"]
         params = {name: value for name, value in (("state", state), ("from", since), ("to", until),
@@ -528,9 +563,13 @@ class Client:
             return attempt(1)
         return self._retrying(method in ("GET", "DELETE") or idempotency_key is not None, attempt)
 
-    def _send(self, method: str, path: str, *, wait: int = 0, **kwargs) -> requests.Response:
-        """One request; a non-2xx answer or a failed transport raised as an APIError."""
+    def _send(self, method: str, path: str, *, wait: int = 0, read_timeout: float | None = None,
+              **kwargs) -> requests.Response:
+        """One request; a non-2xx answer or a failed transport raised as an APIError. ``read_timeout``: the seconds
+        each read may wait, instead of the client's."""
         connect, read = self.timeout
+        if read_timeout is not None:
+            read = read_timeout
         try:
             # A request with ``Prefer: wait`` may rightly be held that much longer before its answer.
             response = self._session.request(method, self.url + path, timeout=(connect, read + wait), **kwargs)
@@ -580,13 +619,257 @@ class Client:
             partial.unlink(missing_ok=True)
 
 
+# --- batches (``client.batches``) ----------------------------------------------------------------------
+
+class Batches:
+    """Batches of one fluxhook (``/v1/batches``), as ``client.batches``: many jobs of one model made by one request,
+    each item a job like any other (``client.get`` shows it, with ``batch_id`` and ``batch_index``;
+    ``client.list(batch_id=...)`` lists them). A key's batch items wait behind its own single jobs."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"Batches({self._client.url!r})"
+
+    def create(self, model: str, items: Iterable[Mapping[str, Any]], *, metadata: Mapping[str, Any] | None = None,
+               notify_url: str | None = None, notify_events: builtins.list[str] | None = None,
+               cancel_after: str | None = None, idempotency_key: str | None = None) -> Batch:
+        """Make a batch of ``model`` (``POST /v1/batches``); each item is ``{"input": {BFL's request fields},
+        "metadata"?: {...}}``, 1 to 10,000 of them, sent as one JSON body.
+
+        Every item is checked as ``submit`` checks one before anything is made: ``InvalidRequest`` (``invalid_items``)
+        names each refused item by its index, and nothing is made. ``notify_url`` gets ``batch.ended`` (the batch)
+        when its last item ends, and the ``job.*`` messages of its items ``notify_events`` asks for (``job.submitted``,
+        ``job.progress``, ``job.ended``); ``cancel_after`` (``30s``, ``5m``, ``1h30m``) each item's deadline, as
+        ``submit``'s. Retried through its ``Idempotency-Key`` (one is made when none is given): a retry never makes a
+        second batch.
+        """
+        # One JSON body: notify_url (which may hold the app's own token) and metadata stay out of the URL, and so out
+        # of every access log on the way.
+        body: dict[str, Any] = {"model": model, "items": [dict(item) for item in items]}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if notify_url is not None:
+            body["notify_url"] = notify_url
+        if notify_events is not None:
+            body["notify_events"] = builtins.list(notify_events)
+        headers = {"Cancel-After": cancel_after} if cancel_after is not None else {}
+        return Batch(self._client._json("POST", "/v1/batches", json=body, headers=headers,
+                                        idempotency_key=_key(idempotency_key)))
+
+    def get(self, batch_id: str) -> Batch:
+        """One batch, its counts as they are now (``GET /v1/batches/{id}``); ``NotFound`` for another key's."""
+        return Batch(self._client._json("GET", f"/v1/batches/{_part(batch_id)}"))
+
+    def list(self, *, page_size: int = 100) -> Iterator[Batch]:
+        """Every batch the token sees (an app key its own, an admin token all), newest first, fetched a page at a
+        time (``GET /v1/batches``)."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size, **({"cursor": cursor} if cursor else {})}
+            body = self._client._json("GET", "/v1/batches", params=params)
+            yield from (Batch(batch) for batch in body.get("batches") or [])
+            cursor = body.get("next_cursor") or None
+            if cursor is None:
+                return
+
+    def results(self, batch_id: str) -> Iterator[dict]:
+        """Each item's result, in the items' order (``GET /v1/batches/{id}/results``): ``{"index", "job_id",
+        "status", "image"`` or ``"video"`` (with a signed ``url``, ``None`` until stored), ``"cost", "error"}``.
+
+        Read a line at a time as the iteration reaches it: memory stays flat whatever the batch's size. A dropped
+        connection is opened again after the usual backoff, ``retries`` times in a row at most, going on after the
+        last result yielded. A batch still running gives each item as it is now.
+        """
+        client, path = self._client, f"/v1/batches/{_part(batch_id)}/results"
+        last, failures = -1, 0
+        while True:
+            try:
+                with client._retrying(True, lambda number: client._send("GET", path, stream=True)) as response:
+                    for raw in response.iter_lines():
+                        if not raw:
+                            continue
+                        result = _result_line(raw, client.url)
+                        index = result.get("index")
+                        if isinstance(index, int):
+                            if index <= last:
+                                continue  # yielded before the connection dropped
+                            last = index
+                        failures = 0
+                        yield result
+                return
+            except requests.RequestException as exc:
+                failures += 1
+                error = ServiceUnavailable(f"the results from {client.url} broke off: {_reason(exc)}",
+                                           code="unreachable")
+                if failures > client.retries:
+                    raise error from None
+                time.sleep(client._delay(failures, error))
+
+    def download(self, batch_id: str, target: str | os.PathLike | IO[bytes]) -> Path | IO[bytes]:
+        """Save the ZIP of the batch's stored files (``GET /v1/batches/{id}/results?format=zip``): each file named by
+        its item's index (``00042.png``), then ``results.jsonl`` (as ``results`` gives it); a batch still running
+        gives what is stored so far. Streamed a piece at a time: memory stays flat whatever its size.
+
+        ``target``: a path, where the archive appears whole or not at all (a download that breaks off is tried again
+        from its start); or a binary file open for writing, which a download that breaks off leaves holding part of
+        the archive (``ServiceUnavailable``). Returns ``target`` (a path as a ``Path``).
+        """
+        client, path = self._client, f"/v1/batches/{_part(batch_id)}/results"
+
+        def opened(number: int) -> requests.Response:
+            response = client._send("GET", path, params={"format": "zip"}, stream=True)
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if kind != "application/zip":
+                response.close()
+                raise ServiceUnavailable(f"{client.url} answered {response.status_code} with {kind or 'no content type'}"
+                                         ", not a ZIP; is the URL fluxhook's?", code="not_fluxhook",
+                                         status=response.status_code)
+            return response
+
+        if isinstance(target, (str, os.PathLike)):
+            saved = Path(target)
+
+            def attempt(number: int) -> None:
+                with opened(number) as response:
+                    client._save(response, saved, None)
+
+            client._retrying(True, attempt)
+            return saved
+        with client._retrying(True, opened) as response:
+            try:
+                for chunk in response.iter_content(CHUNK):
+                    target.write(chunk)
+            except requests.RequestException as exc:
+                raise ServiceUnavailable(f"the download from {client.url} broke off: {_reason(exc)}; what was "
+                                         "written is part of the archive only", code="unreachable") from exc
+        return target
+
+    def cancel(self, batch_id: str) -> Batch:
+        """Cancel the batch (``POST /v1/batches/{id}/cancel``): each item not yet sent ends ``aborted`` (nothing
+        charged), each one BFL has ends ``canceled`` as a canceled job does. The batch as canceled; ``Conflict``
+        (``already_ended``) for a batch that had ended or was canceled before, which stays as it was."""
+        client = self._client
+
+        def attempt(number: int) -> Batch:
+            try:
+                return Batch(client._json("POST", f"/v1/batches/{_part(batch_id)}/cancel", retry=False))
+            except Conflict as exc:
+                if number == 1 or exc.code != "already_ended":
+                    raise
+                # An earlier attempt may have canceled it and lost only the answer.
+                batch = self.get(batch_id)
+                if batch.get("status") != "canceled":
+                    raise
+                return batch
+
+        return Batch(client._retrying(True, attempt))
+
+    def events(self, batch_id: str) -> Iterator[Batch]:
+        """The batch within a second, then again each time its counts change (``GET /v1/batches/{id}/events``, at
+        most once a second), until every item has ended: the last one yielded has ended. A dropped connection is
+        opened again (with ``Last-Event-ID``), after the usual backoff, ``retries`` times in a row at most."""
+        failures = 0
+        for batch, error in self._follow(batch_id, None):
+            if error is not None:
+                failures += 1
+                if failures > self._client.retries:
+                    raise error
+            elif batch is not None:
+                failures = 0
+                yield batch
+
+    def wait(self, batch_id: str, timeout: float | None, *,
+             on_update: Callable[[Batch | None, APIError | None], None] | None = None) -> Batch:
+        """The batch once every item has ended, followed on its event stream; ``WaitTimeout`` (with ``batch`` as
+        last seen) after ``timeout`` seconds (``None``: as long as it takes).
+
+        While it waits, fluxhook being unreachable for a while is not an error: the batch goes on. ``on_update(batch,
+        error)`` is called after every event that does not end the wait and every keepalive (at least every 15 s),
+        with the batch as last seen (``None`` before the first) and the error when fluxhook could not be reached.
+        """
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be more than 0 seconds (or None)")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        batch: Batch | None = None
+        error: APIError | None = None
+        for seen, error in self._follow(batch_id, deadline):
+            batch = seen or batch
+            if batch is not None and batch.ended:
+                return batch
+            if on_update:
+                on_update(batch, error)
+        if batch is None:
+            raise error or WaitTimeout(f"no answer about batch {batch_id} within {timeout:g} s",
+                                       batch=Batch(id=batch_id))
+        raise WaitTimeout(f"batch {batch_id} is still {batch.status} after {timeout:g} s "
+                          f"({_ended_items(batch)} of {(batch.counts or {}).get('total')} items ended)", batch=batch)
+
+    def _follow(self, batch_id: str, deadline: float | None) -> Iterator[tuple[Batch | None, APIError | None]]:
+        """The batch's stream, opened again whenever it breaks: ``(batch, None)`` at each event, ``(None, None)`` at
+        each keepalive, ``(None, error)`` each time it could not be read (then it is opened again, after a backoff
+        that grows with the failures in a row). Ends with the batch that has ended, or as the deadline passes."""
+        client, path = self._client, f"/v1/batches/{_part(batch_id)}/events"
+        last_id: str | None = None
+        seen: Batch | None = None
+        failures = 0
+        while deadline is None or time.monotonic() < deadline:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
+            # A stream sends a keepalive at least every 15 s: each read waits that long, or until the deadline.
+            read = client.timeout[1] + STREAM_READ_SECONDS
+            if deadline is not None:
+                read = max(min(read, deadline - time.monotonic()), 0.01)
+            try:
+                with client._send("GET", path, headers=headers, stream=True, read_timeout=read) as response:
+                    if response.status_code == 204:
+                        # It had ended when the stream was opened again: as it is now, unless its end was seen.
+                        if seen is None or not seen.ended:
+                            yield self.get(batch_id), None
+                        return
+                    for event, event_id, data in _stream_events(response):
+                        if event is None:
+                            yield None, None
+                        elif event == "batch" and data:
+                            last_id, failures = event_id or last_id, 0
+                            seen = Batch(_stream_data(data, client.url))
+                            yield seen, None
+                            if seen.ended:
+                                return
+                raise ServiceUnavailable(f"the stream from {client.url} ended before the batch did", code="unreachable")
+            except (ServiceUnavailable, requests.RequestException) as exc:
+                error = exc if isinstance(exc, APIError) else ServiceUnavailable(
+                    f"the stream from {client.url} broke: {_reason(exc)}", code="unreachable")
+                if not _retryable(error):
+                    raise error from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                failures += 1
+                yield None, error
+                pause = client._delay(failures, error)
+                if deadline is not None:
+                    pause = min(pause, max(deadline - time.monotonic(), 0.0))
+                time.sleep(pause)
+
+
 def _job_events(response: requests.Response) -> Iterator[tuple[str | None, Job]]:
     """Each ``job`` event of a text/event-stream answer: its id and the job."""
+    for event, event_id, data in _stream_events(response):
+        if event == "job" and data:
+            yield event_id, Job(json.loads(data))
+
+
+def _stream_events(response: requests.Response) -> Iterator[tuple[str | None, str | None, str | None]]:
+    """A text/event-stream answer read as it comes: each event's name, id and data, and ``(None, None, None)`` for
+    each comment (a keepalive), so a reader learns the stream is alive."""
     event: str | None = None
     event_id: str | None = None
     data: list[str] = []
     for raw in response.iter_lines():
         line = raw.decode("utf-8", "replace")
+        if line.startswith(":"):
+            yield None, None, None
+            continue
         if line:
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
@@ -597,9 +880,39 @@ def _job_events(response: requests.Response) -> Iterator[tuple[str | None, Job]]
             elif name == "data":
                 data.append(value)
             continue
-        if event == "job" and data:
-            yield event_id, Job(json.loads("\n".join(data)))
+        if event and data:
+            yield event, event_id, "\n".join(data)
         event, data = None, []
+
+
+def _stream_data(data: str, url: str) -> dict:
+    """An event's data: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ServiceUnavailable(f"{url} sent an event that is not a JSON object; is the URL fluxhook's?",
+                                 code="not_fluxhook", status=200)
+    return value
+
+
+def _result_line(raw: bytes, url: str) -> dict:
+    """One line of a batch's results: a JSON object, or ``ServiceUnavailable`` for what is not fluxhook's."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ServiceUnavailable(f"{url} answered a results line that is not a JSON object; is the URL fluxhook's?",
+                                 code="not_fluxhook", status=200)
+    return value
+
+
+def _ended_items(batch: Mapping[str, Any]) -> int:
+    """How many of a batch's items have ended, from its counts."""
+    counts = batch.get("counts") or {}
+    return sum(n for status, n in counts.items() if status in TERMINAL and isinstance(n, int))
 
 
 def _error_from(response: requests.Response) -> APIError:

@@ -16,12 +16,14 @@ from fluxhook.services import Services, build_services
 from . import (
     accounts,
     auth,
+    batches,
     bfl_compat,
     body_limits,
     bulkheads,
     canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
     dashboard,
+    dashboard_batches,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_cancel,  # noqa: F401 (its route joins the dashboard's blueprint)
     dashboard_deliveries,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_keys,  # noqa: F401 (its routes join the dashboard's blueprint)
@@ -87,6 +89,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     events.init_app(app)
     app.register_blueprint(jobs.bp)
+    app.register_blueprint(batches.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)

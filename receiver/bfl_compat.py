@@ -27,9 +27,10 @@ from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
 from fluxhook.lifecycle import accounts_view
-from fluxhook.lifecycle.creating import JobRequest, create_job, usable_model
+from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_url
 from fluxhook.lifecycle.steps import app_webhooks, bfl_presenting, key_limits
+from fluxhook.lifecycle.steps.admission import usable_model
 from fluxhook.lifecycle.watching import watch
 
 from .auth import presented_token, require_bearer

@@ -41,7 +41,8 @@ PAGE_SIZE = 25
 # Thumbnails are at most a few tens of KiB; anything bigger is not one of ours.
 MAX_THUMBNAIL_BYTES = 1024 * 1024
 _OPEN = ("dashboard.sign_in_form", "dashboard.sign_in")
-_PAGES = ("dashboard.page", "dashboard.jobs", "dashboard.job_page", "dashboard.keys")
+_PAGES = ("dashboard.page", "dashboard.jobs", "dashboard.job_page", "dashboard.keys", "dashboard.batches",
+          "dashboard.batch_page")
 
 
 @bp.before_request
@@ -136,9 +137,9 @@ def _next_page() -> str:
 
 
 # The job list's filters in its URL (as GET /v1/jobs takes them, ``core.job_filters``), and those its form has a
-# box to type into: a mistake in one of those is shown in the form, a crafted status, model or cursor goes back
-# to the whole list.
-_FILTERS = ("status", "model", "key_id", "account", "q", "from", "to")
+# box to type into: a mistake in one of those is shown in the form, a crafted status, model, batch or cursor goes
+# back to the whole list. ``batch_id`` comes from a batch's page ("its items in the job list").
+_FILTERS = ("status", "model", "key_id", "batch_id", "account", "q", "from", "to")
 _TYPED = ("account", "q", "from", "to")
 
 

@@ -84,7 +84,8 @@ def api_examples(base_url: str, job: Job) -> list[dict]:
     if name:
         kind = "video" if job.video else "image"
         examples.append({"title": f"Download its {kind}",
-                         "command": f"curl -s -o {name} {base_url}/v1/jobs/{job.id}/{kind} {auth}"})
+                         # -L: a store that serves its own files (S3) answers with a redirect to them.
+                         "command": f"curl -sL -o {name} {base_url}/v1/jobs/{job.id}/{kind} {auth}"})
     if job.prompt and job.model:
         body = json.dumps({"model": job.model, "input": {"prompt": job.prompt}}, ensure_ascii=False)
         examples.append({"title": "Submit the prompt again",
@@ -166,6 +167,9 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "prompt_chars": f"{len(job.prompt or ''):,}",
         "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),
+        # The batch it is an item of, and its place there (SPEC §18); '' for a single job.
+        "batch_id": job.batch_id or "",
+        "batch_item": f"item #{job.batch_index:,}" if job.batch_id and job.batch_index is not None else "",
         "cost_detail": _cost_detail(job),
         "timeline": timeline(job, events),
     }

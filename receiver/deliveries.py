@@ -2,7 +2,8 @@
 by state and time, and replay, one or many, each with its own ``webhook-id``.
 
 Its routes join the jobs blueprint (``/v1``), so they are authenticated as the job routes are. A key sees and
-replays only its own messages; an admin token its jobs' (``key_id=`` names a key's)."""
+replays only its own messages; an admin token, which sees every job, every key's and its own jobs' (``key_id=`` names
+one key's)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask import request
 from fluxhook.core.errors import Forbidden, InvalidRequest
 from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.steps.callers import Caller, is_key_id
+from fluxhook.store.deliveries import Message
 
 from .auth import require_bearer
 from .context import services
@@ -42,9 +44,9 @@ def deliveries_index():
                              code="unknown_field")
     args = request.args
     limit = _limit(args.get("limit"))
-    found = notifications.listed(services(), _owner(args.get("key_id")), state=args.get("state") or None,
-                                 since=_time(args.get("from"), "from", 0.0),
-                                 until=_time(args.get("to"), "to", float("inf")), limit=limit)
+    found = _listed(_owner(args.get("key_id")), state=args.get("state") or None,
+                    since=_time(args.get("from"), "from", 0.0), until=_time(args.get("to"), "to", float("inf")),
+                    limit=limit)
     return {"deliveries": [notifications.shown(m) for m in found]}
 
 
@@ -71,17 +73,28 @@ def replay_deliveries():
     if not isinstance(state, str):
         raise InvalidRequest("'state' is required: the state of the messages to send again, such as 'failed'")
     svc = services()
-    found = notifications.listed(svc, _owner(body.get("key_id")), state=state,
-                                 since=_time(body.get("from"), "from", 0.0),
-                                 until=_time(body.get("to"), "to", float("inf")), limit=notifications.MAX_REPLAY)
+    found = _listed(_owner(body.get("key_id")), state=state, since=_time(body.get("from"), "from", 0.0),
+                    until=_time(body.get("to"), "to", float("inf")), limit=notifications.MAX_REPLAY)
     return {"replayed": notifications.replay(svc, found, time.time())}, 202
 
 
+# An admin token that names no key: every owner's messages, as it sees every job.
+EVERYONE = "*"
+
+
+def _listed(owner: str | None, *, state: str | None, since: float, until: float, limit: int) -> list[Message]:
+    """Up to ``limit`` messages of ``owner`` (``_owner``'s answer) in ``state`` made from ``since`` to ``until``,
+    newest first."""
+    if owner == EVERYONE:
+        return notifications.listed_for_everyone(services(), state=state, since=since, until=until, limit=limit)
+    return notifications.listed(services(), owner, state=state, since=since, until=until, limit=limit)
+
+
 def _owner(key_id: object) -> str | None:
-    """Whose messages: the calling key's; for an admin token, the key it names, else its own jobs'."""
+    """Whose messages: the calling key's; for an admin token, the key it names, else everyone's (``EVERYONE``)."""
     caller: Caller = require_bearer()
     if key_id is None or key_id == "":
-        return caller.key_id
+        return EVERYONE if caller.admin else caller.key_id
     if not caller.admin:
         raise Forbidden("'key_id' is for admin tokens; an app key sees its own deliveries")
     if not isinstance(key_id, str) or not is_key_id(key_id):

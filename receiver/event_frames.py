@@ -24,8 +24,21 @@ RECONNECT_MARGIN_MS = 2000
 
 def shown(job: dict) -> str:
     """The digest of what a stream shows of the job (``job``: the job JSON)."""
-    picked = json.dumps([job.get(name) for name in SHOWN], separators=(",", ":"), sort_keys=True)
+    return _digest(job, SHOWN)
+
+
+def _digest(shown_: dict, names: tuple[str, ...]) -> str:
+    picked = json.dumps([shown_.get(name) for name in names], separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(picked.encode()).hexdigest()[:12]
+
+
+# What a batch's stream shows changing (SPEC §18): its batch object's.
+BATCH_SHOWN = ("status", "counts", "cost", "ended_at")
+
+
+def shown_batch(batch: dict) -> str:
+    """The digest of what a stream shows of the batch (``batch``: the batch object)."""
+    return _digest(batch, BATCH_SHOWN)
 
 
 def event_id(millis: int, digest: str) -> str:

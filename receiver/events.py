@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request, session
 
 from fluxhook.core.errors import InvalidRequest, JobNotFound, StreamsBusy, TooManyStreams
 from fluxhook.core.job import is_job_id
+from fluxhook.lifecycle.batching import get_batch
 from fluxhook.lifecycle.steps import key_limits, waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, digest
 from fluxhook.lifecycle.steps.presenting import present
@@ -30,7 +31,7 @@ from .stream_hub import RETRY_MS, Hub, Stream
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
 # The paths of streams: their answers are handed over to the hub (the web worker asks before it serves one).
-STREAM_PATH = re.compile(r"^/(?:v1|live)/(?:jobs/[^/]+/)?events$")
+STREAM_PATH = re.compile(r"^/(?:v1|live)/(?:(?:jobs|batches)/[^/]+/)?events$")
 # Set by the web worker in a stream's environ: it takes the hand-over (``HAND_OVER``: the hub and the stream).
 HAND_OVER_READY = "fluxhook.stream_ready"
 HAND_OVER = "fluxhook.stream"
@@ -57,6 +58,12 @@ def job_events(job_id: str):
     return _stream(require_bearer(), _api_scope(), job_id)
 
 
+@bp.get("/batches/<batch_id>/events")
+def batch_events(batch_id: str):
+    """One batch's object each time its counts change (at most once a second), until it ends."""
+    return _stream(require_bearer(), _api_scope(), None, batch_id=batch_id)
+
+
 @bp.get("/events")
 def all_events():
     """Every job the caller sees: an app key its own, an admin token all."""
@@ -67,6 +74,12 @@ def all_events():
 def dashboard_job_events(job_id: str):
     """The job page's stream (the signed-in session is an admin's)."""
     return _stream(ADMIN, _session_scope(), job_id)
+
+
+@dashboard_bp.get("/live/batches/<batch_id>/events")
+def dashboard_batch_events(batch_id: str):
+    """The batch page's stream (``dashboard_batches``): its batch as its counts change, until it ends."""
+    return _stream(ADMIN, _session_scope(), None, batch_id=batch_id)
 
 
 @dashboard_bp.get("/live/events")
@@ -86,10 +99,15 @@ def _session_scope() -> str:
     return f"session-{str(session.get('token', ''))[:24]}"
 
 
-def _stream(viewer: Caller, scope: str, job_id: str | None) -> Response:
+def _stream(viewer: Caller, scope: str, job_id: str | None, *, batch_id: str | None = None) -> Response:
     svc = services()
     last_event_id = _last_event_id()
-    if job_id is not None:
+    if batch_id is not None:
+        batch = get_batch(svc, viewer, batch_id)  # another key's is answered as if it did not exist
+        if batch.ended_at is not None and not frames.owed(last_event_id, frames.event_id(
+                0, frames.shown_batch(batch.to_api()))):
+            return Response(status=204)  # it saw the batch's end: nothing more will come
+    elif job_id is not None:
         job = svc.jobs.get(job_id) if is_job_id(job_id) else None
         if job is None or not viewer.sees(job):  # another key's job is answered as if it did not exist
             raise JobNotFound(f"no job {job_id[:40]!r}")
@@ -107,7 +125,7 @@ def _stream(viewer: Caller, scope: str, job_id: str | None) -> Response:
     streams = hub()
     if streams.full():
         raise StreamsBusy("this web process holds as many streams as it may; retry", retry_after=5)
-    stream = Stream(scope=scope, viewer=viewer, job_id=job_id, last_event_id=last_event_id)
+    stream = Stream(scope=scope, viewer=viewer, job_id=job_id, last_event_id=last_event_id, batch_id=batch_id)
     limit = svc.config.max_streams_per_caller
     if not streams.open(stream, limit):
         raise TooManyStreams(f"this caller holds {limit} open streams (MAX_STREAMS_PER_CALLER); close one first",

@@ -18,10 +18,11 @@ from fluxhook.core.job_filters import JobFilter, parse_listing
 from fluxhook.core.models import MODEL
 from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.core.wait_reasons import Waiting
-from fluxhook.lifecycle.creating import JobRequest, create_job, unknown_model_message
+from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.notifications import ask_events, requested_events, requested_url
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.lifecycle.steps import callers, key_limits, waits
+from fluxhook.lifecycle.steps.admission import unknown_model_message
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from fluxhook.services import Services

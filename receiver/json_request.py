@@ -43,6 +43,11 @@ def json_object() -> dict[str, Any]:
     return g.json_object
 
 
+def body_text() -> str:
+    """The body as text (UTF-8), read once."""
+    return _text()
+
+
 def body_size() -> int:
     """How many bytes the body had (once read)."""
     return g.get("json_body_size", 0)

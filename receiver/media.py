@@ -17,6 +17,7 @@ from fluxhook.core.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiabl
 from fluxhook.core.job import Job
 from fluxhook.core.transitions import STORED
 from fluxhook.lifecycle import draft_caches
+from fluxhook.media import storage
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
 from .auth import authenticate
@@ -33,7 +34,8 @@ _NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "th
 
 
 def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
-    """The job whose ``kind`` file is asked for, with a bearer token or the signed ``link`` of that very file."""
+    """The job whose ``kind`` file is asked for, with a bearer token or the signed ``link`` of that very file; Gone
+    (``stored_elsewhere``, naming both stores) if that file went to a store that is no longer the configured one."""
     svc = services()
     token = request.args.get("token")
     caller = authenticate()
@@ -46,7 +48,19 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     if job is None or not (signed or (caller is not None and caller.sees(job))):
         raise JobNotFound(f"no job {job_id[:40]!r}")
     g.job_id = job.id
+    _refuse_other_store(job, kind)
     return job
+
+
+def _refuse_other_store(job: Job, kind: str) -> None:
+    """Gone, naming the store, for a job whose ``kind`` file went to a store that is no longer the configured one (and
+    has no copy of it here): one clear answer, never the other store's own error nor "missing"."""
+    key = {"image": job.storage_key if job.image else None, "video": job.storage_key if job.video else None,
+           "poster": (job.poster or {}).get("key") if job.video else None,
+           "draft_cache": (job.draft_cache or {}).get("key")}.get(kind)
+    reason = storage.elsewhere(services().storage, job.stored_in, key) if key else None
+    if reason:
+        raise Gone(reason, code="stored_elsewhere")
 
 
 def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:

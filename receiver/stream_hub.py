@@ -29,6 +29,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch
 from fluxhook.core.job import Job
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.lifecycle.steps import waits
@@ -58,6 +59,8 @@ FIRST_JOBS = 100
 FIRST_EVENTS_SHARED_SECONDS = 1.0
 # How long a client waits before it reconnects (text/event-stream's ``retry``).
 RETRY_MS = 3000
+# A batch's streams are shown its batch at most this often (SPEC §18: at most one event a second).
+BATCH_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -66,8 +69,9 @@ class Stream:
 
     scope: str  # the caller's, for the leases
     viewer: Caller  # which jobs it may show
-    job_id: str | None  # None: every job the viewer sees (GET /v1/events)
+    job_id: str | None  # None: every job the viewer sees (GET /v1/events), or its batch's
     last_event_id: str | None = None
+    batch_id: str | None = None  # a batch's stream (GET /v1/batches/{id}/events): its batch object as its counts change
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     sock: socket.socket | None = None
     chunked: bool = True
@@ -103,6 +107,15 @@ class Stream:
         self.queued += frames.frame("job", event.body, frames.event_id(millis, digest))
         self._follow(job)
         return True
+
+    def show_batch(self, batch: Batch) -> None:
+        """Queue the batch object unless this stream sent it as it is; the stream ends with the batch's end."""
+        shown = batch.to_api()
+        digest = frames.shown_batch(shown)
+        if self.sent.get(batch.id) != digest:
+            self.sent[batch.id] = digest
+            self.queued += frames.frame("batch", frames.encode(shown), frames.event_id(int(time.time() * 1000), digest))
+        self.ending = self.ending or batch.ended_at is not None
 
     def _follow(self, job: Job) -> None:
         if job.terminal:
@@ -147,6 +160,7 @@ class Hub:
         self._streams: set[Stream] = set()
         self._by_job: dict[str, set[Stream]] = {}
         self._everything: set[Stream] = set()  # the /v1/events streams
+        self._batches: set[Stream] = set()  # the batches' streams, each looked at once a second
         self._arrived: deque[Stream] = deque()
         self._announced: deque[str] = deque()
         self._look_again = False
@@ -156,7 +170,7 @@ class Hub:
         self._wake_r: socket.socket
         self._wake_w: socket.socket
         self._thread: threading.Thread | None = None
-        self._next_watch = self._next_renew = 0.0
+        self._next_watch = self._next_renew = self._next_batches = 0.0
         # The first events of /v1/events streams, by caller (None: an admin's), while fresh (hub thread only).
         self._first_events: dict[str | None, tuple[float, list[tuple[Job, JobEvent]]]] = {}
 
@@ -172,7 +186,9 @@ class Hub:
             return False
         with self._lock:
             self._streams.add(stream)
-            if stream.job_id is None:
+            if stream.batch_id is not None:
+                self._batches.add(stream)
+            elif stream.job_id is None:
                 self._everything.add(stream)
             else:
                 self._by_job.setdefault(stream.job_id, set()).add(stream)
@@ -265,6 +281,9 @@ class Hub:
         if now >= self._next_watch:
             self._next_watch = now + WATCH_SECONDS
             self._watch()
+        if now >= self._next_batches:
+            self._next_batches = now + BATCH_SECONDS
+            self._show_batches()
         if now >= self._next_renew:
             self._next_renew = now + RENEW_SECONDS
             with self._lock:
@@ -310,9 +329,28 @@ class Hub:
                         and stream.show(job, event):
                     self._flush(stream)
 
+    def _show_batches(self) -> None:
+        """Read each followed batch once and write it to its streams that have not seen it as it is: at most one
+        event a second however fast its items move (its counts are one read, whatever its size)."""
+        with self._lock:
+            streams = [s for s in self._batches if s.registered and not s.closed]
+        by_batch: dict[str, list[Stream]] = {}
+        for stream in streams:
+            by_batch.setdefault(stream.batch_id or "", []).append(stream)
+        for batch_id, followers in by_batch.items():
+            batch = self.svc.store.batches.get(batch_id)
+            for stream in followers:
+                if batch is None:
+                    self._end(stream)
+                    continue
+                stream.show_batch(batch)
+                self._flush(stream)
+
     def _begin(self, stream: Stream) -> None:
         """A stream's first events, read as it starts (what changed before is in them): its job, unless the
         client saw it as it is; on /v1/events the caller's running jobs, or those changed since its last event."""
+        if stream.batch_id is not None:
+            return  # its batch is shown at the hub's next look, within a second
         if stream.job_id is not None:
             job = self.svc.jobs.get(stream.job_id)
             if job is None:
@@ -432,6 +470,7 @@ class Hub:
         with self._lock:
             self._streams.discard(stream)
             self._everything.discard(stream)
+            self._batches.discard(stream)
             followers = self._by_job.get(stream.job_id or "")
             if followers is not None:
                 followers.discard(stream)

@@ -44,6 +44,9 @@ def parse_command(argv: list[str] | None = None) -> tuple[SimSettings, list[Acco
     p.add_argument("--api-key", default=d.api_key)
     p.add_argument("--task-delay", type=_optional(float), default=d.task_delay,
                    help="seconds until a task completes; negative or 'none' keeps tasks Pending")
+    p.add_argument("--pending-limit", type=_optional(float), default=d.pending_limit,
+                   help="seconds a task kept Pending ([pending], or no --task-delay) runs at most, then ends as any "
+                        "task does; 'none' (the default): until told")
     p.add_argument("--webhook-mode", choices=WEBHOOK_MODES, default=d.webhook_mode)
     p.add_argument("--retry-scale", type=float, default=d.retry_scale)
     p.add_argument("--url-ttl", type=int, default=d.url_ttl)

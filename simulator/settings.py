@@ -26,6 +26,11 @@ class SimSettings:
     verbose: bool = False
     # Runtime knobs: readable and writable through /_sim/settings.
     task_delay: float | None = 0.3
+    # Seconds a task that waits to be told (a `[pending]` prompt's, or any while task_delay is null) runs at most
+    # before it ends as any task does (its markers' outcome, else `outcome`), calling back: BFL runs no task forever,
+    # and a task that runs on holds the account's capacity, and fluxhook's slot of a job canceled meanwhile. Null: it
+    # runs until told (the tests' simulators); the dev run's ends after 2 minutes.
+    pending_limit: float | None = None
     webhook_mode: str = "secret"
     retry_scale: float = 1.0
     url_ttl: int = 600
@@ -116,6 +121,7 @@ def _integer(value: Any, *, nullable: bool = False, minimum: int | None = 0) -> 
 
 _VALIDATORS: dict[str, tuple[Any, str]] = {
     "task_delay": (lambda v: _number(v, nullable=True, minimum=None), "a number or null"),
+    "pending_limit": (lambda v: v is None or (_number(v) and v > 0), "a number of seconds > 0 or null"),
     "webhook_mode": (lambda v: v in WEBHOOK_MODES, f"one of {list(WEBHOOK_MODES)}"),
     "retry_scale": (_number, "a number >= 0"),
     "url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),

@@ -157,12 +157,13 @@ class Simulator:
             if task.seconds is not None:  # the prompt's own length, even when tasks otherwise wait to be told
                 delay = task.seconds
             if delay is not None and delay >= 0 and "pending" not in task.markers:
-                task.timer = threading.Timer(delay, self._timer_fired, args=(task,))
-                task.timer.daemon = True
-                task.timer.start()
+                self._end_after(task, delay)
                 if not task.is_video:
                     # The image is made while the task runs, as BFL's is, not when it is first downloaded.
                     threading.Thread(target=self.image_bytes, args=(task,), daemon=True).start()
+            elif s.pending_limit is not None:
+                # A task kept Pending still ends, as BFL's all do: it holds the account's capacity until then.
+                self._end_after(task, s.pending_limit)
         return task
 
     def poll(self, task_id: str) -> dict[str, Any] | None:
@@ -195,6 +196,12 @@ class Simulator:
         raise Rejected(402, {"detail": "Insufficient credits"}, headers)
 
     # -- completion and callbacks -------------------------------------------
+
+    def _end_after(self, task: Task, seconds: float) -> None:
+        """Caller holds the lock. Complete the task ``seconds`` from now, unless something completes it first."""
+        task.timer = threading.Timer(seconds, self._timer_fired, args=(task,))
+        task.timer.daemon = True
+        task.timer.start()
 
     def _timer_fired(self, task: Task) -> None:
         if task.cancel.is_set():

@@ -118,3 +118,24 @@ UNLABELLED = """([selector, labels]) => {""" + _TEXT + """
 def overflow(page) -> list[int]:
     """The page's width as laid out, and the window's."""
     return page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+
+
+# The rows the children of ``selector`` are laid out on, top to bottom, each its children's words left to right (a
+# label's own text, a button's): a grid or a flex box that wraps shows here what it put on a row of its own. Two
+# children share a row when their boxes share most of their height.
+ROWS = """(selector) => {
+  const root = document.querySelector(selector);
+  const rows = [];
+  for (const child of root.children) {
+    const box = child.getBoundingClientRect();
+    if (box.width < 0.5 || box.height < 0.5) continue;
+    const own = [...child.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent.trim()).join(' ');
+    const name = own || child.textContent.trim().split(/\\s+/)[0];
+    const row = rows.find(r => Math.min(r.bottom, box.bottom) - Math.max(r.top, box.top)
+                               > Math.min(r.bottom - r.top, box.height) / 2);
+    if (row) { row.items.push([box.left, name]); row.top = Math.min(row.top, box.top);
+               row.bottom = Math.max(row.bottom, box.bottom); }
+    else rows.push({top: box.top, bottom: box.bottom, items: [[box.left, name]]});
+  }
+  return rows.sort((a, b) => a.top - b.top).map(r => r.items.sort((a, b) => a[0] - b[0]).map(i => i[1]));
+}"""

@@ -1,10 +1,11 @@
-"""The worker's balance thread: a thread of every worker process that asks BFL for each account's credits every
-``BFL_CREDITS_REFRESH_SECONDS`` (``credits.balance.refresh``), until the process stops.
+"""The worker's balance thread: a thread of every worker process that keeps each account's balance BFL's own
+(``credits.balance``), until the process stops.
 
-Every process looks a few times per interval (``check_every``); the refresh's own lock lets one ask BFL per
-interval, whichever processes run. A thread, not a task RQ's cron queues: a look that finds the lock held is two
-commands, and as an RQ task it cost Redis about fifty (its queueing, RQ's records of it, a lane's turn), every
-few seconds with several accounts.
+It looks every ``LOOK_EVERY`` s (``balance.look``): an account whose jobs ended since its balance was read, or that has
+no reading, is read again at once or a few seconds later; and a few times per ``BFL_CREDITS_REFRESH_SECONDS``
+(``check_every``) each account is refreshed, the refresh's own lock letting one process ask BFL per interval,
+whichever run. A thread, not a task RQ's cron queues: a look is one command at idle (the accounts' last ends), and as
+an RQ task it cost Redis about fifty (its queueing, RQ's records of it, a lane's turn).
 """
 
 from __future__ import annotations
@@ -12,24 +13,30 @@ from __future__ import annotations
 import time
 
 from fluxhook.core.outcomes import SKIPPED
-from fluxhook.credits.balance import check_every, refresh
+from fluxhook.credits.balance import LOOK_EVERY, Watch, check_every, look
 from fluxhook.services import Services
 
 from .loops import Loop
 
 
 class BalanceReader(Loop):
-    """Refreshes the accounts' balances, each look ``interval`` seconds after the start of the last."""
+    """Looks at the accounts' balances every ``LOOK_EVERY`` s, and refreshes them every ``interval`` s (each from the
+    start of the last)."""
 
     def __init__(self, svc: Services):
         super().__init__("fluxhook-balance")
         self.svc = svc
         self.interval = check_every(svc.config.bfl_credits_refresh_seconds, svc.config.named_accounts != ())
+        self.watch = Watch()
+        self.next_refresh = 0.0
 
     def step(self) -> float:
         started = time.monotonic()
-        refresh(self.svc)
-        return max(0.0, self.interval - (time.monotonic() - started))
+        refreshing = started >= self.next_refresh
+        look(self.svc, self.watch, interval=refreshing)
+        if refreshing:  # a look that failed (Redis) is tried again in full
+            self.next_refresh = started + self.interval
+        return max(0.0, min(started + LOOK_EVERY, self.next_refresh) - time.monotonic())
 
 
 def start(svc: Services) -> BalanceReader:

@@ -123,6 +123,17 @@ def json_object(text: str, option: str) -> dict:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An option's number of seconds, more than 0 (argparse's ``type``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def default_token(environ: Mapping[str, str]) -> str | None:
     """``FLUXHOOK_TOKEN``, else the first of ``API_TOKENS``."""
     token = (environ.get("FLUXHOOK_TOKEN") or "").strip()
@@ -265,8 +276,9 @@ def _wait_and_save(client: api.Client, job: api.Job, timeout: float, output: str
         return ExitCode.INTERRUPTED
     except api.WaitTimeout as exc:
         progress.clear()
-        print_json(exc.job)
-        raise CLIError(f"job {job.id} is still {exc.job.status} after {timeout:g} s; it goes on: "
+        seen = exc.job or job
+        print_json(seen)
+        raise CLIError(f"job {job.id} is still {seen.status} after {timeout:g} s; it goes on: "
                        f"fluxhook show {job.id}", ExitCode.TIMEOUT) from None
     except api.APIError:
         progress.clear()

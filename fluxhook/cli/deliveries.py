@@ -18,8 +18,9 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     deliveries = command("deliveries", None, "notifications to the apps: every message and attempt, and replay")
     action = action_adder(deliveries, "deliveries_command", target)
 
-    listing = action("list", _list, "list notification messages, newest first: a job's, or yours by state and time")
-    listing.add_argument("--job", metavar="JOB_ID", help="the messages of this job (default: yours)")
+    listing = action("list", _list, "list notification messages, newest first: a job's, or yours by state and time "
+                                    "(an admin token's: every key's)")
+    listing.add_argument("--job", metavar="JOB_ID", help="the messages of this job (default: yours, an admin's: all)")
     listing.add_argument("--limit", type=int, help="at most this many (1-1000, default 100)")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
     _filters(listing)
@@ -34,7 +35,8 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", choices=STATES, help="only messages in this state")
     parser.add_argument("--from", dest="since", metavar="TIME", help="made at or after this ISO 8601 time or date")
     parser.add_argument("--to", dest="until", metavar="TIME", help="made at or before this ISO 8601 time or date")
-    parser.add_argument("--key-id", metavar="KEY_ID", help="with an admin token: that key's messages")
+    parser.add_argument("--key-id", metavar="KEY_ID", help="with an admin token: only that key's messages (default: "
+                                                            "every key's and the admin tokens' jobs')")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -9,8 +9,16 @@ from typing import Callable
 
 from fluxhook import __version__
 from fluxhook import client as api
-from fluxhook.cli import accounts, deliveries, keys
-from fluxhook.cli.api_commands import DEFAULT_URL, cmd_cancel, cmd_list, cmd_show, cmd_submit, exit_code_for_error
+from fluxhook.cli import accounts, batches, deliveries, keys
+from fluxhook.cli.api_commands import (
+    DEFAULT_URL,
+    cmd_cancel,
+    cmd_list,
+    cmd_show,
+    cmd_submit,
+    exit_code_for_error,
+    positive_float,
+)
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 
 
@@ -52,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     _add_job_commands(command, target)
+    batches.add_commands(command, target)
     keys.add_commands(command, target)
     deliveries.add_commands(command, target)
     accounts.add_command(command, target)
@@ -74,7 +83,7 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
     submit.add_argument("--metadata-json", metavar="JSON", help="your own metadata to keep with the job")
     submit.add_argument("--wait", action="store_true",
                         help="show progress until the job ends, then save its image (exit 0 stored, 1 not)")
-    submit.add_argument("--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S seconds "
+    submit.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: give up after S seconds "
                         "(default 600; exit 4)")
     submit.add_argument("--output", "-o", metavar="PATH", help="with --wait: the image file, or a directory "
                         "(default: ./<job id>.<ext>)")
@@ -94,16 +103,6 @@ def _add_job_commands(command: Callable[..., argparse.ArgumentParser], target: a
     listing.add_argument("--limit", type=int, default=20, help="jobs per page, 1-100 (default 20)")
     listing.add_argument("--cursor", help="continue after this cursor (printed as 'more: ...')")
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

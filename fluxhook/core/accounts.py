@@ -14,6 +14,7 @@ picks the account:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -86,6 +87,14 @@ class Account:
     def host(self) -> str:
         """The endpoint's host, as shown (never the key)."""
         return self.api_base.split("://", 1)[-1].split("/", 1)[0]
+
+    @property
+    def bfl_digest(self) -> str:
+        """Which BFL this account is, as a digest of its endpoint and its key's fingerprint (never the key): a balance
+        reading names the BFL it was read from, so one kept before the endpoint or key changed is not this account's
+        (``credits.balance``)."""
+        fingerprint = hashlib.sha256(self.api_key.encode()).hexdigest()
+        return hashlib.sha256(f"{self.api_base.rstrip('/')}\n{fingerprint}".encode()).hexdigest()[:32]
 
     def __repr__(self) -> str:  # the key must never reach a log line through a repr
         return f"Account(name={self.name!r}, api_base={self.api_base!r}, region={self.region!r})"

@@ -56,6 +56,12 @@ ABORTED_AT_DEADLINE = Ending(st.ABORTED, DEADLINE_CODE, "its deadline (Cancel-Af
                                                         "BFL; nothing was charged")
 CANCELED_AT_DEADLINE = Ending(st.CANCELED, DEADLINE_CODE, "its deadline (Cancel-After) passed before its result was "
                                                           "stored; BFL's charge stays and its result is not downloaded")
+BATCH_CANCELED_CODE = "batch_canceled"
+ABORTED_WITH_BATCH = Ending(st.ABORTED, BATCH_CANCELED_CODE, "its batch was canceled before it was sent to BFL; nothing "
+                                                             "was charged")
+CANCELED_WITH_BATCH = Ending(st.CANCELED, BATCH_CANCELED_CODE, "its batch was canceled after it was sent to BFL, which "
+                                                               "has no cancel: its charge stays and its result is not "
+                                                               "downloaded")
 # Statuses of a job BFL has: it ends canceled either way, its charge kept.
 _SENT = (st.SUBMITTED, st.READY)
 
@@ -72,6 +78,14 @@ def deadline_ending(status: str) -> Ending | None:
     if status == st.QUEUED:
         return ABORTED_AT_DEADLINE
     return CANCELED_AT_DEADLINE if status in _SENT else None
+
+
+def batch_cancel_ending(status: str) -> Ending | None:
+    """How its batch's cancel ends an item in ``status`` (SPEC §18): unsent, ``aborted``; one BFL has, ``canceled``;
+    None if it has ended already."""
+    if status == st.QUEUED:
+        return ABORTED_WITH_BATCH
+    return CANCELED_WITH_BATCH if status in _SENT else None
 
 
 def passed(deadline: float | None, now: float) -> bool:

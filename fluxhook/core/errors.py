@@ -66,6 +66,23 @@ class UnknownModel(InvalidRequest):
         self.model = model
 
 
+class InvalidItems(InvalidRequest):
+    """Items of a batch that ``POST /v1/jobs`` would refuse, each named by its index: nothing was created."""
+
+    code = "invalid_items"
+
+    def __init__(self, message: str, *, items: list[dict]):
+        super().__init__(message)
+        self.items = items
+
+
+class BatchNotFound(FluxhookError):
+    """No batch has that id (or it is another key's)."""
+
+    code = "not_found"
+    status = 404
+
+
 class Unauthorized(FluxhookError):
     """Credentials are missing or wrong."""
 

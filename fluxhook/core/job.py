@@ -121,6 +121,10 @@ class Job:
     # Whether the Ready report behind result_url proved itself (secret, signature, or BFL's own poll).
     ready_proven: bool = True
     storage_key: str | None = None
+    # The store its files went to (``Storage.location``: ``file:///abs/path``, ``s3://bucket/prefix``), recorded as
+    # they are stored: a job whose store is no longer the configured one says where they are (``storage.elsewhere``).
+    # None for a job stored before this was recorded.
+    stored_in: str | None = None
     # The stored image's small preview (see ``thumbnails``); None if there is none.
     thumbnail_key: str | None = None
     # The BFL slot pool of a job fluxhook submits (see ``slots``); None for tracked jobs.
@@ -156,6 +160,9 @@ class Job:
     usage_day: str | None = None
     # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.
     key_id: str | None = None
+    # The batch the job is an item of (``core/batch.py``), and its place among the batch's items; None: a single job.
+    batch_id: str | None = None
+    batch_index: int | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
     # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
@@ -222,6 +229,8 @@ class Job:
             "draft_cache": draft_cache,
             "cost": self.cost(),
             "key_id": self.key_id,
+            "batch_id": self.batch_id,
+            "batch_index": self.batch_index,
             "account": self.account,
             "waiting": waiting if self.status == st.QUEUED else None,
         }

@@ -1,6 +1,6 @@
 """What a job list (``GET /v1/jobs``, the dashboard's) may be filtered by, and the rule of each filter.
 
-The store answers a ``JobFilter`` (``fluxhook.store.jobs``): ``status``, ``model`` and ``key_id`` from their
+The store answers a ``JobFilter`` (``fluxhook.store.jobs``): ``status``, ``model``, ``key_id`` and ``batch_id`` from their
 indexes, ``since``/``until`` as bounds of the ids (ids sort by creation time), ``account`` and ``text`` by reading
 the records themselves, ``text`` only among the newest ``TEXT_WINDOW`` jobs of the list's scope.
 """
@@ -14,12 +14,13 @@ from datetime import date, datetime, timedelta, timezone
 
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import ACCOUNT_NAME
+from fluxhook.core.batch import is_batch_id
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.models import MODEL
 from fluxhook.core.strict_input import refuse_unknown
 
 # The query parameters of GET /v1/jobs, and nothing else.
-LIST_PARAMETERS = ("status", "model", "key_id", "account", "q", "from", "to", "limit", "cursor")
+LIST_PARAMETERS = ("status", "model", "key_id", "batch_id", "account", "q", "from", "to", "limit", "cursor")
 # What a caller likely meant by a parameter the list does not take.
 LIST_HINTS = {
     "prompt": "to find jobs by their prompt, use q", "search": "to find jobs by their prompt, use q",
@@ -46,6 +47,8 @@ class JobFilter:
     model: str | None = None
     # The app key that created the job (its shape is checked where callers are: ``lifecycle.steps.callers``).
     key_id: str | None = None
+    # The batch it is an item of (``core/batch.py``).
+    batch_id: str | None = None
     # The BFL account that ran it.
     account: str | None = None
     # Its prompt holds this, in any case (``prompt_holds``).
@@ -59,6 +62,8 @@ class JobFilter:
             raise InvalidRequest(f"status must be one of {', '.join(st.STATUSES)}")
         if self.model is not None and not MODEL.fullmatch(self.model):
             raise InvalidRequest("model must be a BFL model name such as flux-2-pro")
+        if self.batch_id is not None and not is_batch_id(self.batch_id):
+            raise InvalidRequest("'batch_id' must be a batch's id such as bat_01JD5Q... (GET /v1/batches lists them)")
         if self.account is not None and not ACCOUNT_NAME.fullmatch(self.account):
             raise InvalidRequest("'account' must be the name of a BFL account (GET /v1/accounts lists them)")
         if self.text is not None and not 1 <= len(self.text) <= MAX_TEXT_CHARS:
@@ -99,7 +104,7 @@ def parse_listing(pairs: Iterable[tuple[str, str]]) -> Listing:
     given = {name: value for name, value in values.items() if value != ""}
     return Listing(
         JobFilter(status=given.get("status"), model=given.get("model"), key_id=given.get("key_id"),
-                  account=given.get("account"), text=given.get("q"),
+                  batch_id=given.get("batch_id"), account=given.get("account"), text=given.get("q"),
                   since=parse_time("from", given["from"]) if "from" in given else None,
                   until=parse_time("to", given["to"]) if "to" in given else None),
         limit=parse_limit(given.get("limit")), cursor=given.get("cursor"))

@@ -27,3 +27,18 @@ def parse_events(value: object, field: str = "notify_events") -> tuple[str, ...]
 def wanted(job_events: tuple[str, ...] | None, key_events: tuple[str, ...] | None) -> tuple[str, ...]:
     """The optional events a job's notifications carry: its own list when it has one, else its key's."""
     return tuple(job_events if job_events is not None else key_events or ())
+
+
+# A batch's end (SPEC §18): sent to its notify_url whatever its notify_events say.
+BATCH_ENDED = "batch.ended"
+BATCH_EVENTS = (BATCH_ENDED, *EVENTS)
+
+
+def parse_batch_events(value: object) -> tuple[str, ...]:
+    """The ``job.*`` events a batch's ``notify_events`` asks its items' messages for (none: its items send none), in
+    ``EVENTS``' order; ``batch.ended`` is always sent. InvalidRequest for anything else."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in BATCH_EVENTS for v in value):
+        raise InvalidRequest(f"'notify_events' of a batch must be a list of event names: {', '.join(BATCH_EVENTS)}")
+    return tuple(event for event in EVENTS if event in value)

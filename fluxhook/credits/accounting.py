@@ -8,6 +8,8 @@ Counted with transitions that happen anyway, as effects of the same atomic step,
 - When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired, canceled), on that
   same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
   BFL's result stated another price than its answer to the submission, the difference comes with it.
+- A job BFL ran (and charged its account for) marks its account as it ends (``AccountJobEnded``): the account's
+  balance, read before, is read again soon (``fluxhook.credits.balance``).
 - Every job's submission and end also count in the UTC hour they happen (outcomes, and the
   completion-to-stored latency in histogram buckets), for the dashboard. Tracked tasks, which your app
   submitted and paid for itself, count there only.
@@ -31,7 +33,7 @@ from fluxhook.bfl.costs import Cost
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job
-from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage, Effect
+from fluxhook.store.effects import AccountJobEnded, CountHourly, CountMetrics, CountUsage, Effect
 
 MICRO = 1_000_000
 # The budget's spend, a field of each day's counters beside the per-model ones.
@@ -137,6 +139,9 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
                     effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name,
                                                    job.account))
         effects.append(CountUsage(job.usage_day, _with_key(counts, job.key_id)))
+    if job.usage_day and job.account:
+        # A job the account ran (and was charged for) ended: its balance is read again soon (``credits.balance``).
+        effects.append(AccountJobEnded(job.account, now))
     return effects
 
 

@@ -1,13 +1,25 @@
-"""Each account's balance of BFL credits: asked of BFL (``GET /v1/credits``) every few minutes by a worker, and
-by ``fluxhook doctor`` whenever it runs, and kept in Redis as the account's one reading (the credits and when they
-were read). Every view shows that reading: ``/metrics`` (``fluxhook_bfl_credits``), the dashboard, ``fluxhook
-accounts`` and ``fluxhook credits``, ``GET /v1/accounts`` and ``GET /v1/credits``.
+"""Each account's balance of BFL credits: asked of BFL (``GET /v1/credits``) by a worker, and by ``fluxhook doctor``
+whenever it runs, and kept in Redis as the account's one reading: the credits, when they were read, and the BFL they
+were read from (``Account.bfl_digest``, its endpoint and key as a digest). Every view shows that reading: ``/metrics``
+(``fluxhook_bfl_credits``), the dashboard, ``fluxhook accounts`` and ``fluxhook credits``, ``GET /v1/accounts`` and
+``GET /v1/credits``. A reading of another BFL (kept before the account's endpoint or key changed: a restart on another
+BFL) is no reading of the account's: no view shows it, and it is read again at a worker's first look (at the latest, its
+next look at the interval), or as ``GET /v1/credits`` finds none.
 
-Every worker's clock queues the refresh ``CHECKS_PER_INTERVAL`` times per ``BFL_CREDITS_REFRESH_SECONDS``;
-only a run that takes the refresh lock, held for the whole interval, asks BFL. So BFL is asked at most
-once per interval whatever the number of workers, and at most a fraction of an interval late (a run
-that comes a moment before the lock lapses finds it held, and the next check takes it). One that
-fails is not retried before the next interval.
+Each worker process's balance thread looks every ``LOOK_EVERY`` s (``look``), and a worker asks BFL:
+
+- every ``BFL_CREDITS_REFRESH_SECONDS``: the thread looks at the interval ``CHECKS_PER_INTERVAL`` times per interval
+  (``check_every``), and only a look that takes the refresh lock, held for the whole interval, asks. So BFL is asked
+  at most once per interval whatever the number of workers, and at most a fraction of an interval late. One that fails
+  is not retried before the next interval.
+- soon after the account's jobs end (SPEC §7: within 30 s of the last one): the end of each job the account ran marks
+  it, in the end's own step (``AccountJobEnded``, one ``HSET``); every look reads the marks (one command) and asks
+  again once the account's last end is ``QUIET`` s old, so a burst of ends costs one read, or, while its jobs keep
+  ending, once the first end not read is ``MAX_STALE`` s old.
+- at once when a look finds the account has no reading (none kept, or another BFL's).
+
+Either of the last two holds the account's re-read lock while it asks, so one process asks (a failed read holds it
+``REREAD_LOCK`` s: tried again as it lapses), and counts as the interval's read.
 """
 
 from __future__ import annotations
@@ -15,7 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from fluxhook.bfl.client import BFLClient
@@ -34,12 +48,24 @@ MIN_KEEP = 3600
 # How often a worker's clock checks whether the interval has passed (see the module's docstring).
 CHECKS_PER_INTERVAL = 5
 
+# How often a worker's balance thread looks for accounts whose jobs ended since their balance was read.
+LOOK_EVERY = 2.0
+# An account's balance is read again once its last job's end is this old (a burst of ends costs one read)...
+QUIET = 5.0
+# ... or, while its jobs keep ending, once the first end not read is this old.
+MAX_STALE = 20.0
+# How long a re-read (an account's jobs ended, or it has no reading) may hold the account's re-read lock: one process
+# asks, and gives it back once the reading is kept; one that failed is tried again when it lapses. So a balance is read
+# again within QUIET + LOOK_EVERY (7 s) of an account's last end, and the read's own time (one attempt, BFL's timeouts).
+REREAD_LOCK = 10
+
 
 def kept(svc: Services, accounts: Iterable[Account] | None = None) -> dict[str, Balance | None]:
-    """Each account's balance as a worker last read it (None: not read lately), by name: every configured account's,
-    or ``accounts``'. Never one of an account no longer configured, whatever Redis still keeps of it."""
-    return {account.name: svc.store.usage.balance(account=account.name)
-            for account in (svc.config.accounts if accounts is None else accounts)}
+    """Each account's balance as a worker last read it (None: not read lately, or read from another BFL), by name: every
+    configured account's, or ``accounts``'. Never one of an account no longer configured, whatever Redis still keeps of
+    it. One round trip."""
+    chosen = list(svc.config.accounts if accounts is None else accounts)
+    return {account.name: reading for account, reading in zip(chosen, svc.store.usage.balances(chosen), strict=True)}
 
 
 def together(balances: Iterable[Balance | None]) -> Balance | None:
@@ -63,7 +89,7 @@ def read(svc: Services, account: Account, now: float | None = None) -> Balance:
 def keep(svc: Services, account: Account, reading: Balance) -> None:
     """Keep ``reading`` as ``account``'s balance, where every view reads it (a later reading kept meanwhile stays);
     one above zero ends a cooldown for want of credits."""
-    svc.store.usage.set_balance(reading.credits, reading.at, account=account.name,
+    svc.store.usage.set_balance(reading.credits, reading.at, account=account,
                                 ttl=max(MIN_KEEP, KEEP_INTERVALS * svc.config.bfl_credits_refresh_seconds))
     cooling = svc.store.cooldowns.of(account.name, reading.at) if reading.credits > 0 else None
     if cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS \
@@ -79,20 +105,81 @@ def check_every(interval: int, several_accounts: bool = False) -> int:
     return min(every, max(1, int(NO_CREDITS_RECHECK) // CHECKS_PER_INTERVAL)) if several_accounts else every
 
 
+@dataclass
+class Watch:
+    """What one process's balance thread remembers from look to look: the reading of each account it last saw (its
+    ``at``), and, for one out of date, since when this process has seen it so (the reading's ``at``, that time)."""
+
+    seen: dict[str, float] = field(default_factory=dict)
+    stale: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
 def refresh(svc: Services, now: float | None = None) -> RefreshOutcome:
     """Ask BFL for each account's balance and keep it, unless another worker did within the interval (for an
     account cooling down after a 402, within ``NO_CREDITS_RECHECK``: its cooldown ends once the balance reads above
-    zero). REFRESHED if any account's was read, FAILED if every one asked failed, else SKIPPED."""
-    outcomes = [_refresh_account(svc, account, time.time() if now is None else now) for account in svc.config.accounts]
+    zero); an account with no reading, or one out of date, as ``look`` does. REFRESHED if any account's was read,
+    FAILED if every one asked failed, else SKIPPED."""
+    return look(svc, Watch(), now, interval=True)
+
+
+def look(svc: Services, watch: Watch, now: float | None = None, interval: bool = False) -> RefreshOutcome:
+    """One look of a worker's balance thread (``watch``: its memory): ask BFL again for the balance of each account
+    that has none, or whose jobs ended since it was read (``due``); with ``interval``, each other account's as the
+    interval's refresh (``refresh``). Reads the accounts' last ends (one command), and the readings of those that may
+    be due: every account's the first time and with ``interval``, else only of those with an end since the reading
+    last seen (none at idle)."""
+    now = time.time() if now is None else now
+    ended = svc.store.usage.ended()
+    # Without a key BFL would refuse: there is no account to ask about.
+    asked = [account for account in svc.config.accounts if account.api_key and (
+        interval or account.name not in watch.seen or ended.get(account.name, 0.0) > watch.seen[account.name])]
+    outcomes = []
+    for account, reading in zip(asked, svc.store.usage.balances(asked), strict=True):
+        if due(watch, account.name, reading, ended.get(account.name), now):
+            outcomes.append(_reread(svc, account))
+        elif interval:
+            outcomes.append(_refresh_account(svc, account, now))
     for outcome in (RefreshOutcome.REFRESHED, RefreshOutcome.FAILED):
         if outcome in outcomes:
             return outcome
     return RefreshOutcome.SKIPPED
 
 
+def due(watch: Watch, name: str, reading: Balance | None, ended: float | None, now: float) -> bool:
+    """Whether account ``name``'s balance is to be read again now: it has no reading (none kept, or another BFL's), or
+    a job of it ended after its reading was taken, ``QUIET`` s ago, or the first such end this process saw is
+    ``MAX_STALE`` s old. Notes in ``watch`` the reading seen."""
+    if reading is None:
+        watch.seen.pop(name, None)
+        watch.stale.pop(name, None)
+        return True
+    watch.seen[name] = reading.at
+    if ended is None or ended <= reading.at:
+        watch.stale.pop(name, None)
+        return False
+    seen_at, since = watch.stale.get(name, (None, now))
+    if seen_at != reading.at:  # this reading out of date since this look (a reading taken meanwhile was as well)
+        since = now
+        watch.stale[name] = (reading.at, since)
+    return now - ended >= QUIET or now - since >= MAX_STALE
+
+
+def _reread(svc: Services, account: Account) -> RefreshOutcome:
+    """Ask BFL for ``account``'s balance now, unless another process is asking (its re-read lock: held while it asks,
+    and ``REREAD_LOCK`` s after a read that failed); it counts as the interval's read (the refresh lock taken too, if
+    free)."""
+    holder, lock = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}", svc.store.keys.reread_lock(account.name)
+    if not svc.store.locks.acquire(lock, holder, REREAD_LOCK):
+        return RefreshOutcome.SKIPPED
+    svc.store.locks.acquire(svc.store.keys.balance_lock(account.name), holder, svc.config.bfl_credits_refresh_seconds)
+    reading = _ask(svc, account, None)
+    if reading is not None:
+        # Kept, so no process finds it due: the next end's read need not wait for the lock to lapse.
+        svc.store.locks.release(lock, holder)
+    return _outcome(reading)
+
+
 def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutcome:
-    if not account.api_key:
-        return RefreshOutcome.SKIPPED  # BFL would refuse: there is no account to ask about
     cooling = svc.store.cooldowns.of(account.name, now)
     broke = cooling is not None and cooling.reason == CoolingReason.INSUFFICIENT_CREDITS
     interval = min(NO_CREDITS_RECHECK, svc.config.bfl_credits_refresh_seconds) if broke \
@@ -101,12 +188,23 @@ def _refresh_account(svc: Services, account: Account, now: float) -> RefreshOutc
     lock = svc.store.keys.recheck_lock(account.name) if broke else svc.store.keys.balance_lock(account.name)
     if not svc.store.locks.acquire(lock, f"{socket.gethostname()}:{os.getpid()}", int(interval)):
         return RefreshOutcome.SKIPPED
+    reading = _ask(svc, account, now)
+    if broke and reading is not None and reading.credits <= 0:
+        svc.store.cooldowns.cool(account.name, now + interval, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
+    return _outcome(reading)
+
+
+def _ask(svc: Services, account: Account, now: float | None) -> Balance | None:
+    """Read ``account``'s balance from BFL and keep it (``now``: when it counts as read; None: as it is asked); None if
+    BFL did not answer."""
     try:
         reading = read(svc, account, now)
     except FluxhookError as exc:
         log.warning("BFL's credits could not be read", extra={"account": account.name, "error": exc.message})
-        return RefreshOutcome.FAILED
+        return None
     keep(svc, account, reading)
-    if broke and reading.credits <= 0:
-        svc.store.cooldowns.cool(account.name, now + interval, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
-    return RefreshOutcome.REFRESHED
+    return reading
+
+
+def _outcome(reading: Balance | None) -> RefreshOutcome:
+    return RefreshOutcome.FAILED if reading is None else RefreshOutcome.REFRESHED

@@ -14,16 +14,16 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-from fluxhook.bfl.words import words
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
-from fluxhook.core.catalog import Catalog, Model
-from fluxhook.core.errors import BFLError, BudgetExceeded, InputRefused, UnknownModel
+from fluxhook.core.catalog import Model
+from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle.steps import callers, key_limits, routing, submission, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps import key_limits, routing, submission, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps.admission import check_input, usable_model
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
@@ -122,34 +122,6 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
         svc.jobs.delete(job.id)
         task_inputs.drop(svc, job.id)
         raise
-
-
-def check_input(model: Model, task_input: dict) -> None:
-    """Refuse, before anything is created or counted, an input BFL's schema for ``model`` refuses (SPEC §9): BFL's
-    own 422 ``detail`` goes with it, for the BFL-compatible route to answer as BFL would."""
-    refused = model.refusals(task_input)
-    if refused:
-        raise InputRefused(f"BFL's schema for {model.name} refuses the input (422): {words(refused)}: fix these "
-                           "fields of 'input' (nothing was created or sent)", detail=refused)
-
-
-def usable_model(svc: Services, caller: Caller, name: str) -> Model:
-    """The catalog's model ``name`` if the caller may use it; ``UnknownModel`` for a name the catalog does not know,
-    ``ModelNotAllowed`` for one the caller's key may not use. First of a submission's checks: what else is wrong
-    with a request for no model at all does not matter."""
-    model = svc.config.catalog.get(name)
-    if model is None:
-        raise UnknownModel(unknown_model_message(svc.config.catalog, name), model=name)
-    callers.check_model(caller, model.name)
-    return model
-
-
-def unknown_model_message(catalog: Catalog, name: str) -> str:
-    """What to do about a model the catalog does not know: the closest names, and where the list is."""
-    near = catalog.closest(name)
-    hint = f"did you mean {' or '.join(near)}? " if near else ""
-    return (f"{name[:64]!r} is not a model fluxhook knows: {hint}GET /v1/models lists the models you may use "
-            "(an operator adds one with BFL_MODELS_FILE)")
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import requests
 
@@ -26,9 +28,9 @@ from fluxhook.core import tracing
 from fluxhook.core.errors import HostNotAllowed
 from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_answers import next_delay, outcome_for
-from fluxhook.core.notify_events import ENDED
+from fluxhook.core.notify_events import BATCH_ENDED, ENDED
 from fluxhook.core.outcomes import DeliveryOutcome
-from fluxhook.lifecycle.notifications import payload, signed_headers, target_url
+from fluxhook.lifecycle.notifications import batch_payload, payload, signed_headers, target_url
 from fluxhook.lifecycle.steps import app_webhooks, notify_secrets
 from fluxhook.net.deadlines import DeadlinePassed, within
 from fluxhook.services import Services
@@ -53,8 +55,8 @@ def deliver(svc: Services, member: str, now: float | None = None) -> str:
     if message is None or message.state != PENDING:
         store.finish(member, None)
         return _count(svc, DeliveryOutcome.SKIPPED)
-    job = svc.jobs.get(message.job_id)
-    if job is None:
+    subject = _subject(svc, message)
+    if subject is None:
         store.finish(member, None)
         return _count(svc, DeliveryOutcome.SKIPPED)
     if store.is_disabled(message.owner, message.target):
@@ -62,24 +64,49 @@ def deliver(svc: Services, member: str, now: float | None = None) -> str:
         return _note(svc, message, DeliveryOutcome.DISABLED, logging.INFO, "notification not sent: its target is "
                      "disabled (a 410 answered it; enable it with POST /v1/keys/{id}/notify/enable)")
     at = time.time() if now is None else now
-    made = _request(svc, message, job, at)
+    made = subject.request(at)
     if made is None:
         store.record(message, (at, None, "not_signed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.NOT_SIGNED, logging.ERROR,
                      "notification not sent: no secret to sign it with (NOTIFY_SECRET, or its app key's)")
     body, headers = made
     try:
-        target = check_url(target_url(job, message.kind) or "", svc.config.notify_host_allowlist)
+        target = check_url(subject.url or "", svc.config.notify_host_allowlist)
         session = svc.http.session_for(target)
     except HostNotAllowed as exc:
         store.record(message, (at, None, "host_not_allowed", 0), FAILED, None)
         return _note(svc, message, DeliveryOutcome.HOST_NOT_ALLOWED, logging.WARNING, "notification not sent",
                      reason=exc.message)
-    with tracing.job_span("fluxhook.notify", job.id, job.traceparent):  # its log lines carry the job's trace
-        return _send(svc, message, job, at, target, session, body, headers)
+    with tracing.job_span("fluxhook.notify", subject.id, subject.traceparent):  # its log lines carry its trace
+        return _send(svc, message, at, target, session, body, headers)
 
 
-def _send(svc: Services, message: Message, job, at: float, target, session, body: str,
+@dataclass(frozen=True)
+class _Subject:
+    """What a message tells of, as its attempt finds it: a job, or a batch (``batch.ended``, SPEC §18)."""
+
+    id: str
+    url: str | None
+    traceparent: str | None
+    # The attempt's body and headers at a time; None when there is nothing to sign or seal it with.
+    request: Callable[[float], tuple[str, dict[str, str]] | None]
+
+
+def _subject(svc: Services, message: Message) -> _Subject | None:
+    """The job or batch the message tells of, as it is now; None if it is gone."""
+    if message.event == BATCH_ENDED:
+        batch = svc.store.batches.get(message.job_id)
+        if batch is None:
+            return None
+        return _Subject(batch.id, batch.notify_url, None,
+                        lambda at: _signed(svc, message, at, batch_payload(batch, message.created_at)))
+    job = svc.jobs.get(message.job_id)
+    if job is None:
+        return None
+    return _Subject(job.id, target_url(job, message.kind), job.traceparent, lambda at: _request(svc, message, job, at))
+
+
+def _send(svc: Services, message: Message, at: float, target, session, body: str,
           headers: dict[str, str]) -> str:
     """POST the attempt and do what its answer means."""
     store = svc.store.deliveries
@@ -107,7 +134,7 @@ def _send(svc: Services, message: Message, job, at: float, target, session, body
     if outcome == DeliveryOutcome.DELIVERED:
         store.record(message, (at, status, None, ms), DELIVERED, None)
         if message.event == ENDED:
-            (svc.jobs.mark_app_notified if message.kind == BFL else svc.jobs.mark_notified)(job.id, time.time())
+            (svc.jobs.mark_app_notified if message.kind == BFL else svc.jobs.mark_notified)(message.job_id, time.time())
         return _note(svc, message, outcome, logging.INFO, "notification delivered", http_status=status, ms=ms)
     if outcome == DeliveryOutcome.DISABLED:
         store.disable(message.owner, message.target)
@@ -125,11 +152,15 @@ def _request(svc: Services, message: Message, job, at: float) -> tuple[str, dict
     """The body and headers of this attempt; None when there is nothing to sign or seal it with."""
     if message.kind == BFL:
         return app_webhooks.request_for(svc.config, job, at)
+    return _signed(svc, message, at, payload(svc.config, job, message.event, message.created_at))
+
+
+def _signed(svc: Services, message: Message, at: float, body: str) -> tuple[str, dict[str, str]] | None:
+    """``body`` with the headers that sign it with its key's secrets; None when there are none."""
     key_id = None if message.owner == ADMIN_OWNER else message.owner
     secrets = notify_secrets.signing_secrets(svc, key_id, at)
     if not secrets:
         return None
-    body = payload(svc.config, job, message.event, message.created_at)
     return body, signed_headers(secrets, message.id, int(at), body)
 
 

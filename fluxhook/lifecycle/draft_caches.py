@@ -24,6 +24,7 @@ from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.media import lifetimes
 from fluxhook.media.draft_caches import key_for
 from fluxhook.media.fetch import fetch_file
+from fluxhook.media.storage import where
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -56,6 +57,10 @@ def store_draft_cache(svc: "Services", job_id: str, *, last_attempt: bool) -> st
     job = svc.jobs.get(job_id)
     if job is None or job.status != st.STORED or not job.draft_cache_source:
         return DraftOutcome.SKIPPED  # deleted meanwhile, or an earlier run of this task ended it
+    if job.stored_in and job.stored_in != svc.storage.location:
+        # The store changed since the job's files were stored: its draft cache goes with them or nowhere.
+        return _give_up(svc, job, FluxhookError(
+            f"the job's files are in {where(job.stored_in)}, not in this service's store", code="stored_elsewhere"))
     url = job.draft_cache_source
     try:
         check_url(url, svc.config.result_host_allowlist)

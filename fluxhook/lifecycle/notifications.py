@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
+from fluxhook.core.batch import Batch
 from fluxhook.core.config import Config
 from fluxhook.core.errors import DeliveryNotFound, InvalidRequest
 from fluxhook.core.job import Job
-from fluxhook.core.notify_events import ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
+from fluxhook.core.notify_events import BATCH_ENDED, ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
@@ -166,6 +167,9 @@ def enter(svc: Services, members: list[str], now: float) -> int:
     for item in members:
         job_id, _, event = item.partition("|")
         event = event or ENDED
+        if event == BATCH_ENDED:
+            made += _batch_messages(svc, job_id, now)
+            continue
         job = svc.jobs.get(job_id)
         if job is None or (event == PROGRESS and job.terminal):
             continue
@@ -204,6 +208,19 @@ def enter(svc: Services, members: list[str], now: float) -> int:
     return len(fresh)
 
 
+def _batch_messages(svc: Services, batch_id: str, now: float) -> list[tuple[Message, int | None]]:
+    """The ``batch.ended`` message of a batch (SPEC §18), to its notify_url; none if it is gone or has none."""
+    batch = svc.store.batches.get(batch_id)
+    if batch is None or not batch.notify_url:
+        return []
+    owner = owner_of(batch.key_id)
+    target = target_of(batch.notify_url)
+    state = DISABLED if target in svc.store.deliveries.disabled(owner) else PENDING
+    return [(Message(id=f"msg_{batch.id}", job_id=batch.id, owner=owner, event=BATCH_ENDED, kind=WEBHOOK,
+                     host=_host(batch.notify_url), target=target, state=state, created_at=now),
+             svc.store.batches.ttl_ms(batch.id))]
+
+
 # -- what is sent --------------------------------------------------------------------------------
 
 def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
@@ -225,8 +242,17 @@ def payload(config: Config, job: Job, event: str = ENDED, at: float | None = Non
     """The body, Standard Webhooks' shape: ``{"type", "timestamp", "data"}``, ``data`` the job JSON exactly as
     ``GET /v1/jobs/{id}`` answers it when the attempt is made (its signed links fresh), ``timestamp`` when the
     event happened (the message was made)."""
-    when = datetime.fromtimestamp(at if at is not None else job.updated_at, timezone.utc)
-    body = {"type": event, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "data": present(config, job)}
+    return _body(event, at if at is not None else job.updated_at, present(config, job))
+
+
+def batch_payload(batch: Batch, at: float) -> str:
+    """A ``batch.ended`` body: the batch object as ``GET /v1/batches/{id}`` answers it when the attempt is made."""
+    return _body(BATCH_ENDED, at, batch.to_api())
+
+
+def _body(event: str, at: float, data: dict) -> str:
+    when = datetime.fromtimestamp(at, timezone.utc)
+    body = {"type": event, "timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "data": data}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -265,13 +291,21 @@ def listed(svc: Services, key_id: str | None, *, state: str | None, since: float
     return found[:limit]
 
 
-def of_everyone(svc: Services, state: str, limit: int) -> list[Message]:
-    """Up to ``limit`` messages in ``state`` of every owner (admin tokens' jobs and each key's), newest first: what
-    the dashboard's Deliveries page lists."""
+def listed_for_everyone(svc: Services, *, state: str | None, since: float, until: float,
+                        limit: int) -> list[Message]:
+    """Up to ``limit`` messages of every owner (admin tokens' jobs and each key's) made from ``since`` to ``until``,
+    newest first, in ``state`` if given: what an admin token lists and replays unless it names a key, each owner's
+    read as ``listed`` reads it."""
     found: list[Message] = []
     for key_id in (None, *svc.store.app_keys.ids()):
-        found += listed(svc, key_id, state=state, since=0.0, until=float("inf"), limit=limit)
+        found += listed(svc, key_id, state=state, since=since, until=until, limit=limit)
     return sorted(found, key=lambda m: m.created_at, reverse=True)[:limit]
+
+
+def of_everyone(svc: Services, state: str, limit: int) -> list[Message]:
+    """Up to ``limit`` messages in ``state`` of every owner, newest first: what the dashboard's Deliveries page
+    lists."""
+    return listed_for_everyone(svc, state=state, since=0.0, until=float("inf"), limit=limit)
 
 
 def disabled_targets(svc: Services) -> dict[str | None, int]:

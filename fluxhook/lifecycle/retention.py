@@ -1,10 +1,11 @@
-"""Retention: job records and images older than ``JOB_RETENTION_DAYS`` are removed (a scheduled task)."""
+"""Retention: job records, batches and images older than ``JOB_RETENTION_DAYS`` are removed (a scheduled task)."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from fluxhook.core.batch import batch_id_floor
 from fluxhook.lifecycle.removal import remove_job
 from fluxhook.services import Services
 
@@ -25,6 +26,10 @@ def purge_expired(svc: Services, now: float | None = None) -> int:
         for job_id in ids:
             remove_job(svc, job_id)
             removed += 1
+    # A batch goes with its items: its record, counts and indexes (its items are jobs, removed above).
+    while batches := svc.store.batches.created_before(batch_id_floor(cutoff), BATCH):
+        for batch_id in batches:
+            svc.store.batches.forget(batch_id)
     files = svc.storage.remove_older_than(cutoff, partial_before=now - 3600)
     if removed or files:
         log.info("retention removed old jobs", extra={"jobs": removed, "files": files,

@@ -196,14 +196,14 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
         effects.append(draft_cache_task(job.id))
     # Only the image of the URL the job still names: a proven report may have replaced it meanwhile.
     change = svc.jobs.transition(job.id, st.STORED, terms=Terms(if_equal=("result_url", url)), storage_key=key,
-                                 effects=effects, **result)
+                                 stored_in=svc.storage.location, effects=effects, **result)
     queue_handed(svc, change.handed)
     if change:
         log.info("image stored", extra={
             "job_id": job.id, "bfl_id": job.bfl_id, "size": image.size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         })
-        make_for(svc, replace(job, status=st.STORED, storage_key=key, **result))
+        make_for(svc, replace(job, status=st.STORED, storage_key=key, stored_in=svc.storage.location, **result))
         return DownloadOutcome.STORED
     current = svc.jobs.get(job.id)
     if current is None or current.storage_key != key:

@@ -49,6 +49,14 @@ class Storage(Protocol):
 
     def url_for(self, key: str, expires: int, content_type: str) -> str | None: ...
 
+    def exists(self, key: str) -> bool: ...
+
+    @property
+    def location(self) -> str:
+        """The store as a ``STORAGE_URL`` names it, in one form (``file:///abs/path``, ``s3://bucket/prefix``): what a
+        job's record keeps as where its files are (``Job.stored_in``)."""
+        ...
+
 
 # Temporary files of images being written: never served, removed by retention if a crash leaves one.
 _PARTIAL = ".partial-"
@@ -127,6 +135,10 @@ class FileStorage:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
 
+    @property
+    def location(self) -> str:
+        return "file://" + str(self.root)
+
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
@@ -201,6 +213,10 @@ class FileStorage:
     def delete(self, key: str) -> None:
         """Remove the image; removing a missing image is not an error."""
         self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        """Whether a file is stored under ``key``."""
+        return self._path(key).is_file()
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
         """Remove images last written before ``cutoff`` and partial files older than ``partial_before``.
@@ -286,6 +302,11 @@ class S3Storage:
 
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+
+    @property
+    def location(self) -> str:
+        # Not the endpoint: one bucket may be reached at another address (the dev run's stand-in changes port).
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
 
     def _s3(self) -> Any:
         """This process's client: a forked child (RQ's work horse) makes its own, never sharing sockets."""
@@ -390,6 +411,19 @@ class S3Storage:
             if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key`` (one HEAD)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._call(f"look for {key}", "head_object", Bucket=self.bucket, Key=self._name(key))
+        except StorageError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return False
+            raise
+        return True
 
     def delete(self, key: str) -> None:
         """Remove the image; removing a missing image is not an error (S3 answers 204 either way)."""
@@ -523,6 +557,30 @@ class _Measured:
     def __exit__(self, *exc) -> None:
         if self._spool is not None:
             self._spool.close()
+
+
+def where(location: str) -> str:
+    """A store's ``location`` (``Storage.location``) in words: "the folder /srv/images", "S3 bucket media (under
+    fluxhook/)"."""
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return f"the folder {parts.netloc + parts.path}"
+    if parts.scheme == "s3":
+        prefix = parts.path.strip("/")
+        return f"S3 bucket {parts.netloc}" + (f" (under {prefix}/)" if prefix else "")
+    return location
+
+
+def elsewhere(storage: Storage, stored_in: str | None, key: str) -> str | None:
+    """Why a job's file ``key`` cannot be read from ``storage``, when the job's record says its files went to another
+    store (``stored_in``, ``Job.stored_in``) and ``storage`` has no copy of it: the one sentence naming both stores
+    and the setting that reads it. None when it may be read here (the same store, a record that names none, or a
+    file copied over)."""
+    if not stored_in or stored_in == storage.location or storage.exists(key):
+        return None
+    reach = " (with S3_ENDPOINT_URL and the AWS_* credentials that reach it)" if stored_in.startswith("s3:") else ""
+    return (f"this job's files are stored in {where(stored_in)}, but this service now stores files in "
+            f"{where(storage.location)}: to read them, set STORAGE_URL={stored_in}{reach}")
 
 
 def storage_from_url(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Storage:

@@ -12,6 +12,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.pools import pools
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.app_keys import AppKeys
+from fluxhook.store.batches import Batches
 from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.deliveries import Deliveries
 from fluxhook.store.effects import Effects
@@ -78,6 +79,7 @@ class Store:
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)
         self.watching = Watching(connection, keys=keys)
+        self.batches = Batches(connection, ttl=ttl, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:

@@ -92,6 +92,15 @@ class AccountAccepted:
     now: float
 
 
+@dataclass(frozen=True)
+class AccountJobEnded:
+    """A job ``account`` ran at BFL ended at ``at``: a balance of the account read before then may be BFL's no longer,
+    and is read again (``credits.balance``). One ``HSET`` in the end's own step (``Keys.balance_ended``)."""
+
+    account: str
+    at: float
+
+
 # Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each moving until the
 # caller queues its task (``lifecycle.steps.enqueueing.queue_handed``), else put back in line by the sweep.
 Handed = dict[str, list[str]]
@@ -105,7 +114,8 @@ def handed(reply) -> Handed:
     return found
 
 
-Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted]
+Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted,
+               AccountJobEnded]
 
 # The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
 TALLIED = (CountMetrics, CountHourly)
@@ -159,6 +169,9 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
             strikes = [store_keys.strikes(effect.pool, effect.account), store_keys.strikes(ACCOUNT_WIDE, effect.account)]
             entries.append({"accepted": place(keys, store_keys.cooling(effect.account)),
                             "strikes": [place(keys, key) for key in strikes], "now": effect.now})
+        elif isinstance(effect, AccountJobEnded):
+            entries.append({"ended": place(keys, store_keys.balance_ended), "account": effect.account,
+                            "at": repr(effect.at)})
         elif isinstance(effect, AddWork):
             kind = checked_kind(effect.kind)
             entries.append({"work": place(keys, store_keys.work_line(kind)), "record": place(keys, store_keys.job(effect.job_id)),

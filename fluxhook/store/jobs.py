@@ -200,6 +200,8 @@ class JobStore:
             indexes.append(k.model_jobs(job.model))
         if job.key_id:
             indexes.append(k.key_jobs(job.key_id))
+        if job.batch_id:
+            indexes.append(k.batch_jobs(job.batch_id))
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
@@ -224,6 +226,13 @@ class JobStore:
             return None
         data = self.connection.hgetall(self.keys.job(job_id))
         return self._opened(job_from_hash(decode_hash(data))) if data else None
+
+    def get_many(self, job_ids: Sequence[str]) -> builtins.list[Job | None]:
+        """The jobs with these ids, each None if there is none: one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self.keys.job(job_id))
+        return [self._opened(job_from_hash(decode_hash(d))) if d else None for d in pipe.execute()]
 
     def get_counting(self, job_id: str, counter: str, status: str) -> Job | None:
         """The job with this id, or None; one more attempt of ``counter`` (``attempts.<counter>``) counted in it and
@@ -348,6 +357,7 @@ class JobStore:
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
             "terminal": consequences.terminal, "channel": self.keys.job_changes,
+            "batch_counts": place(keys, self.keys.batch_counts),
             **self._given_back(keys, consequences, allowed), **self._terms(keys, terms),
         }
         if announce := announced(words):
@@ -562,11 +572,7 @@ class JobStore:
             ids = [text(i) for i in self.connection.zrevrangebylex(index, top, bottom, start=0, num=limit + 1)]
             page = ids[:limit]
             next_cursor = page[-1] if len(ids) > limit and page else None
-        pipe = self.connection.pipeline(transaction=False)
-        for job_id in page:
-            pipe.hgetall(self.keys.job(job_id))
-        jobs = [self._opened(job_from_hash(decode_hash(d))) for d in pipe.execute() if d]
-        return jobs, next_cursor
+        return [job for job in self.get_many(page) if job is not None], next_cursor
 
     def _indexes(self, filters: JobFilter) -> builtins.list[str]:
         indexes = [self.keys.status(filters.status)] if filters.status else []
@@ -574,6 +580,8 @@ class JobStore:
             indexes.append(self.keys.model_jobs(filters.model))
         if filters.key_id:
             indexes.append(self.keys.key_jobs(filters.key_id))
+        if filters.batch_id:
+            indexes.append(self.keys.batch_jobs(filters.batch_id))
         return indexes
 
     def _bounds(self, filters: JobFilter, cursor: str | None) -> tuple[str | None, str]:
@@ -731,8 +739,8 @@ class JobStore:
         """Remove the record and its indexes; returns its storage key as it was then ('' if none), None if no job."""
         if not is_job_id(job_id):
             return None
-        read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id")
-        bfl_id, model, key_id = (text(v or b"") for v in read)
+        read = self.connection.hmget(self.keys.job(job_id), "bfl_id", "model", "key_id", "batch_id")
+        bfl_id, model, key_id, batch_id = (text(v or b"") for v in read)
         k = self.keys
         keys: list[str] = []
         indexes = [k.all_jobs, k.due, k.deadlines, k.outbox, *map(k.status, st.STATUSES)]
@@ -742,6 +750,8 @@ class JobStore:
             indexes.append(k.key_jobs(key_id))
             # Its reservation against the key's daily_credits, if any, goes with it (a hash, not an index).
             self.connection.hdel(k.key_budget_held(key_id), job_id)
+        if batch_id:
+            indexes.append(k.batch_jobs(batch_id))
         spec = {"id": job_id, "bfl_id": bfl_id, "record": place(keys, k.job(job_id)),
                 "indexes": [place(keys, index) for index in indexes], "bfl_task": place(keys, k.bfl_task(bfl_id)),
                 "trackers": place(keys, k.bfl_trackers(bfl_id)), "owner": owner_of(key_id or None),
@@ -749,6 +759,8 @@ class JobStore:
                 "held": place(keys, k.fair_held), "slots": [place(keys, slots) for slots in self.slot_keys],
                 "slot_counts": place(keys, k.slot_counts),
                 "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)],
+                "batch_counts": place(keys, k.batch_counts), "outbox": place(keys, k.outbox), "now": repr(self.clock()),
+                "ended": dict.fromkeys(st.TERMINAL, True),
                 "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])
         self.connection.hdel(self.keys.routes, job_id)

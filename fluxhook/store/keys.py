@@ -347,8 +347,20 @@ class Keys:
         return f"{self.prefix}budget:held:account:{account}"
 
     def bfl_balance(self, account: str = DEFAULT_ACCOUNT) -> str:
-        """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at."""
+        """The account's credits as BFL last said (``GET /v1/credits``), a hash: credits, at, and ``bfl``, the BFL it
+        was read from (``Account.bfl_digest``)."""
         return self._of_account(account, "balance")
+
+    @property
+    def balance_ended(self) -> str:
+        """Account -> when a job it ran at BFL last ended (epoch seconds), a hash: a balance read before that is read
+        again (``credits.balance``). One field per account ever configured, so it needs no life of its own."""
+        return f"{self.prefix}balance_ended"
+
+    def reread_lock(self, account: str = DEFAULT_ACCOUNT) -> str:
+        """Held for a few seconds by the process that asks BFL again for a balance out of date (a job of the account
+        ended since it was read) or missing (none kept, or another BFL's)."""
+        return self._of_account(account, "balance:reread")
 
     def balance_lock(self, account: str = DEFAULT_ACCOUNT) -> str:
         """Held for one refresh interval by the worker that asked BFL for the account's balance."""
@@ -405,6 +417,28 @@ class Keys:
         """A counter written last by a request that waits for replicas: ``WAIT`` then covers every
         write before it on the primary, whichever connection made them (see ``fluxhook.store.replication``)."""
         return f"{self.prefix}replication:marker"
+
+    def batch(self, batch_id: str) -> str:
+        """A batch's record, a hash (``store/batches.py``): what its request asked for; its counts are ``batch_counts``'."""
+        return f"{self.prefix}batch:{batch_id}"
+
+    def batch_jobs(self, batch_id: str) -> str:
+        """The ids of a batch's items, ordered like ``all_jobs``: by their index too, as they are made in order."""
+        return f"{self.prefix}batchjobs:{batch_id}"
+
+    @property
+    def batch_counts(self) -> str:
+        """Every batch's counts, a hash of fields ``<batch id>|<name>`` (``lua/batch_counts.lua``)."""
+        return f"{self.prefix}batchcounts"
+
+    def owner_batches(self, owner: str) -> str:
+        """The ids of an owner's batches (``store/owners.py``), a sorted set scored 0, ordered by id (time)."""
+        return f"{self.prefix}batches:{owner}"
+
+    @property
+    def all_batches(self) -> str:
+        """Every batch's id, ordered like ``owner_batches``."""
+        return f"{self.prefix}batches"
 
 
 KEYS = Keys()

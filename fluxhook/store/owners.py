@@ -16,6 +16,8 @@ DEFAULT_WEIGHT = 1
 # pass: no owner id holds a '~' (``lua/fair_turns.lua`` names it too), and the budget's turns name their
 # own fields so (``Keys.budget_turns``).
 CLOCK = "~clock"
+# What marks a batch item's member (``member``): '~' sorts after every job id, so its owner's single jobs go first.
+BULK = "~"
 _OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -27,10 +29,10 @@ def owner_of(key_id: str | None) -> str:
     return owner
 
 
-def member(owner: str, job_id: str) -> str:
-    """A job's member in a line (the slots' and the work lines'): ``<owner>:<job id>`` (``lua/members.lua`` is
-    the scripts' side of it)."""
-    return f"{owner}:{job_id}"
+def member(owner: str, job_id: str, *, bulk: bool = False) -> str:
+    """A job's member in a line (the slots' and the work lines'): ``<owner>:<job id>``, a batch item's (``bulk``)
+    ``<owner>:~<job id>``, after each of its owner's single jobs (``lua/members.lua`` is the scripts' side of it)."""
+    return f"{owner}:{BULK if bulk else ''}{job_id}"
 
 
 def estimate_field(slots_key: str, owner: str) -> str:
@@ -47,4 +49,4 @@ def owner_range(owner: str) -> tuple[str, str]:
 
 def member_job(item: str) -> str:
     """The job id of a line's member."""
-    return item.partition(":")[2]
+    return item.partition(":")[2].removeprefix(BULK)

@@ -1,7 +1,7 @@
 """A job record as a Redis hash's fields: how each value is written and read back.
 
 Short fields, so Redis keeps the hash in its compact encoding: the image, a video, its poster and a
-draft cache each as fields under a prefix of their own, the prompt in pieces.
+draft cache each as fields under a prefix of their own, the prompt and the store's location in pieces.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ _IMAGE_NUMBERS = ("size", "width", "height")
 _OBJECTS = {"image": _IMAGE_PREFIX, "video": "video_", "poster": "poster_", "draft_cache": "dcache_"}
 _OBJECT_FLOATS = ("duration", "fps")
 _OBJECT_BOOLEANS = ("has_audio",)
-# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...).
-_PROMPT_PREFIX = "prompt_"
+# The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...), and the store's location (a
+# folder's path may be long: ``stored_in_0``...).
+_PIECED = {"prompt": "prompt_", "stored_in": "stored_in_"}
 _PIECE_BYTES = 64
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
            "uncertain_at", "deadline", "delete_asked_at")
-_INTEGERS = ("seed", "counted_credits", "counted_spend")
+_INTEGERS = ("seed", "counted_credits", "counted_spend", "batch_index")
 
 
 # What a record without the field reads as (``job_from_hash``'s defaults): a new job's record leaves these out.
@@ -47,9 +48,9 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
             for part, item in (value or {}).items():
                 flat += [_OBJECTS[name] + part, ("1" if item else "0") if isinstance(item, bool) else str(item)]
             continue
-        if name == "prompt":
+        if name in _PIECED:
             for number, piece in enumerate(_pieces(value or "")):
-                flat += [f"{_PROMPT_PREFIX}{number}", piece]
+                flat += [f"{_PIECED[name]}{number}", piece]
             continue
         if name in _JSON_FIELDS:
             value = json.dumps(value, separators=(",", ":")) if value is not None else ""
@@ -65,14 +66,14 @@ def job_from_hash(data: dict[str, str]) -> Job:
     """The job a record's fields (as text, see ``decode_hash``) describe."""
     values: dict[str, Any] = {}
     objects: dict[str, dict[str, Any]] = {name: {} for name in _OBJECTS}
-    pieces: dict[int, str] = {}
+    pieces: dict[str, dict[int, str]] = {}
     for name, raw in data.items():
         owner = _object_of(name)
         if owner is not None:
             part = name[len(_OBJECTS[owner]):]
             objects[owner][part] = _object_value(part, raw)
-        elif name.startswith(_PROMPT_PREFIX) and name[len(_PROMPT_PREFIX):].isdigit():
-            pieces[int(name[len(_PROMPT_PREFIX):])] = raw
+        elif (pieced := _pieced_of(name)) is not None:
+            pieces.setdefault(pieced, {})[int(name[len(_PIECED[pieced]):])] = raw
         elif name in _INTEGERS:
             values[name] = int(raw) if raw else None
         elif name in _JSON_FIELDS:
@@ -88,8 +89,8 @@ def job_from_hash(data: dict[str, str]) -> Job:
     values["metadata"] = values.get("metadata") or {}
     for owner, parts in objects.items():
         values[owner] = parts or None
-    if pieces:
-        values["prompt"] = "".join(pieces[i] for i in sorted(pieces))
+    for pieced, numbered in pieces.items():
+        values[pieced] = "".join(numbered[i] for i in sorted(numbered))
     return Job(**values)
 
 
@@ -108,6 +109,14 @@ def _pieces(text: str) -> list[str]:
     if piece:
         pieces.append("".join(piece))
     return pieces
+
+
+def _pieced_of(field_name: str) -> str | None:
+    """Which field kept in pieces a record field is a piece of (``prompt_3``: the prompt); None for another."""
+    for name, prefix in _PIECED.items():
+        if field_name.startswith(prefix) and field_name[len(prefix):].isdigit():
+            return name
+    return None
 
 
 def _object_of(field_name: str) -> str | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from redis import Redis
 
@@ -148,13 +148,24 @@ class Slots:
         else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
         place in line by its record's. ``known_cap``: its owner's ``max_active`` as the caller read it (its request's
         key), so the step does not ask Redis for the slots' copy."""
-        pool = self.pool_of(job)
-        made = creation or Creation([], [])
-        account, line = self._acquire([*self._pool_keys(), *made.keys],
-                                      [*self._pool_args(), pool, job.id, owner_of(job.key_id),
-                                       job.route or ANY_ROUTE, "1" if send_here else "0",
-                                       _cap_word(known_cap), *made.args])
+        account, line = self._acquire(*self._joining(job, send_here, creation, known_cap))
         return Joined(None if account is None else text(account), None if line is None else line_state(line))
+
+    def join_all(self, made: Sequence[tuple[Job, Creation]], known_cap: KnownCap | None = None) -> None:
+        """``join`` each job with its ``creation``, none of them sent by the caller (``send_here=False``): in one
+        round trip, each in a step of its own, so a job made is in line whatever stops the caller after it."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job, creation in made:
+            self._acquire(*self._joining(job, False, creation, known_cap), client=pipe)
+        pipe.execute()
+
+    def _joining(self, job: Job, send_here: bool, creation: Creation | None,
+                 known_cap: KnownCap | None) -> tuple[list[str], list[Any]]:
+        """``slots_acquire.lua``'s keys and arguments for ``job``."""
+        made = creation or Creation([], [])
+        return ([*self._pool_keys(), *made.keys],
+                [*self._pool_args(), self.pool_of(job), job.id, owner_of(job.key_id), job.route or ANY_ROUTE,
+                 "1" if send_here else "0", _cap_word(known_cap), "1" if job.batch_id else "0", *made.args])
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
@@ -264,7 +275,7 @@ class Slots:
         asks = [(self.pool_of(job), owner, job.route or ANY_ROUTE) for job, owner in zip(jobs, owners, strict=True)]
         distinct = list(dict.fromkeys(asks))  # jobs alike wait alike: each asked once
         each_job = [x for job, owner in zip(jobs, owners, strict=True)
-                    for x in (job.id, self.pool_of(job), member(owner, job.id))]
+                    for x in (job.id, self.pool_of(job), member(owner, job.id, bulk=job.batch_id is not None))]
         states, places = self._ask_lines(distinct, each_job)
         lines = dict(zip(distinct, map(line_state, states), strict=True))
         return [Place(text(place)) for place in places], [lines[ask] for ask in asks]

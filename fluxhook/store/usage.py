@@ -14,6 +14,7 @@ from typing import NamedTuple, Sequence
 
 from redis import Redis
 
+from fluxhook.core.accounts import Account
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.replies import text
@@ -165,18 +166,42 @@ class UsageStore:
         return {name: dict(zip([text(f) for f in pairs[0::2]], map(int, pairs[1::2]), strict=False))
                 for name, pairs in zip(names, self._read(keys), strict=False)}
 
-    def set_balance(self, credits: float, at: float, ttl: int, *, account: str) -> bool:
-        """Keep the account's balance as BFL said it at ``at``, unless a later reading is kept (False then);
-        forgotten after ``ttl`` s without a refresh."""
-        return bool(self._set_balance([self.keys.bfl_balance(account)], [repr(float(credits)), repr(float(at)), ttl]))
+    def set_balance(self, credits: float, at: float, ttl: int, *, account: Account) -> bool:
+        """Keep the account's balance as its BFL (``Account.bfl_digest``) said it at ``at``, unless a later reading of
+        that BFL is kept (False then); forgotten after ``ttl`` s without a refresh."""
+        return bool(self._set_balance([self.keys.bfl_balance(account.name)],
+                                      [repr(float(credits)), repr(float(at)), ttl, account.bfl_digest]))
 
-    def balance(self, *, account: str) -> Balance | None:
-        """The account's balance last kept, or None if no worker asked BFL lately (each account's its own: no
-        default, so that no reader takes one account's figure for another's)."""
-        credits, at = self.connection.hmget(self.keys.bfl_balance(account), "credits", "at")
-        if credits is None or at is None:
-            return None
-        return Balance(float(credits), float(at))
+    def balance(self, *, account: Account) -> Balance | None:
+        """The account's balance last kept, or None if no worker asked BFL lately, or the one kept was read from
+        another BFL (the account's endpoint or key changed since). Each account's its own: no default, so that no
+        reader takes one account's figure for another's."""
+        return _reading(self.connection.hmget(self.keys.bfl_balance(account.name), *READING), account)
+
+    def balances(self, accounts: Sequence[Account]) -> list[Balance | None]:
+        """``balance`` of each of ``accounts``, in one round trip (none for no account)."""
+        if not accounts:
+            return []
+        pipe = self.connection.pipeline(transaction=False)
+        for account in accounts:
+            pipe.hmget(self.keys.bfl_balance(account.name), *READING)
+        return [_reading(read, account) for read, account in zip(pipe.execute(), accounts, strict=True)]
+
+    def ended(self) -> dict[str, float]:
+        """Account name -> when a job it ran at BFL last ended (``AccountJobEnded``), in one command."""
+        return {text(name): float(at) for name, at in self.connection.hgetall(self.keys.balance_ended).items()}
+
+
+# The fields of a balance's hash a reading is made of.
+READING = ("credits", "at", "bfl")
+
+
+def _reading(fields, account: Account) -> Balance | None:
+    """A balance from its hash's ``READING`` fields: None when there is none, or it is another BFL's."""
+    credits, at, bfl = fields
+    if credits is None or at is None or bfl is None or text(bfl) != account.bfl_digest:
+        return None
+    return Balance(float(credits), float(at))
 
 
 def _reservation(value) -> tuple[int, int] | None:

@@ -1,5 +1,5 @@
-// Live refresh for the dashboard: follow the page's stream of job events (the job's own, or every job's on the
-// list) and, at each event, read the page's JSON (data-live) once and update the page in place; without a stream
+// Live refresh for the dashboard: follow the page's stream of events (a job's own, a batch's own, or every job's
+// on the lists) and, at each event, read the page's JSON (data-live) once and update the page in place; without a stream
 // (no EventSource, or while it reconnects) the JSON is read every two seconds instead, and with one a slow look
 // catches anything it may miss. Text goes in with textContent only: job data never becomes markup.
 (function () {
@@ -49,12 +49,16 @@
   var source = root.getAttribute("data-live");
   var timer = null;
 
-  function fillFields(node, data) {
+  function fillText(node, data) {
     node.querySelectorAll("[data-field]").forEach(function (el) {
       var value = data[el.getAttribute("data-field")];
       var text = value === null || value === undefined ? "" : String(value);
       if (el.textContent !== text) el.textContent = text;
     });
+  }
+
+  function fillFields(node, data) {
+    fillText(node, data);
     node.querySelectorAll(".status").forEach(function (el) {
       el.className = "status status-" + data.status;
     });
@@ -202,8 +206,103 @@
   }
   var finalLooks = 0;
 
+  // --- the batches ---------------------------------------------------------------------------
+  // The same rows and older-link as the job list, each a batch with its progress bar.
+  function fillBatchRow(tr, batch) {
+    tr.setAttribute("data-batch-id", batch.id);
+    tr.setAttribute("data-status", batch.status);
+    fillFields(tr, batch);
+    tr.querySelectorAll("a[data-href]").forEach(function (a) { a.setAttribute("href", batch.href); });
+    var key = tr.querySelector("a[data-href-field]");
+    if (batch.key_href) key.setAttribute("href", batch.key_href); else key.removeAttribute("href");
+    tr.querySelector("progress").value = batch.percent;
+  }
+
+  function updateBatchList(data) {
+    var body = document.getElementById("rows");
+    var template = document.getElementById("row-template");
+    var existing = {};
+    body.querySelectorAll("tr[data-batch-id]").forEach(function (tr) {
+      existing[tr.getAttribute("data-batch-id")] = tr;
+    });
+    var rows = data.batches.map(function (batch) {
+      var tr = existing[batch.id] || template.content.firstElementChild.cloneNode(true);
+      fillBatchRow(tr, batch);
+      return tr;
+    });
+    var same = rows.length === body.children.length && rows.every(function (tr, i) { return body.children[i] === tr; });
+    if (!same) body.replaceChildren.apply(body, rows);
+    document.getElementById("empty").hidden = rows.length > 0;
+    var older = document.getElementById("older");
+    if (data.next_cursor) {
+      var url = new URL(location.href);
+      url.searchParams.set("cursor", data.next_cursor);
+      older.href = url.pathname + url.search;
+    }
+    older.hidden = !data.next_cursor;
+    return true;
+  }
+
+  // One item of a batch's contact sheet: its status until its thumbnail comes, then the thumbnail.
+  function fillTile(li, item) {
+    li.setAttribute("data-job-id", item.id);
+    li.setAttribute("data-status", item.status);
+    var link = li.querySelector("a");
+    link.setAttribute("href", item.href);
+    link.title = item.title;
+    link.classList.toggle("video", item.kind === "video");
+    fillText(li, item);
+    if (item.thumbnail && !link.querySelector("img")) {
+      var img = document.createElement("img");
+      img.alt = "";
+      img.width = 96;
+      img.height = 96;
+      img.src = item.thumbnail;
+      var state = link.querySelector(".state");
+      if (state) state.replaceWith(img); else link.prepend(img);
+    }
+  }
+
+  function updateBatch(data) {
+    var batch = data.batch;
+    root.querySelectorAll(":scope > h1, :scope > .columns").forEach(function (node) { fillText(node, batch); });
+    document.getElementById("batch-status").className = "status status-" + batch.status;
+    document.getElementById("batch-progress").value = batch.percent;
+    Object.keys(batch.by_status).forEach(function (name) {
+      var count = root.querySelector('[data-count="' + name + '"]');
+      if (!count) return;
+      count.textContent = String(batch.by_status[name]);
+      count.closest("li").classList.toggle("none", !batch.by_status[name]);
+    });
+    document.getElementById("cancel").hidden = !batch.running;
+    var sheet = document.getElementById("sheet");
+    var template = document.getElementById("tile-template");
+    var existing = {};
+    sheet.querySelectorAll("li[data-job-id]").forEach(function (li) { existing[li.getAttribute("data-job-id")] = li; });
+    var tiles = data.tiles.map(function (item) {
+      var li = existing[item.id] || template.content.firstElementChild.cloneNode(true);
+      fillTile(li, item);
+      return li;
+    });
+    // Same nodes where the item was already shown, so loaded thumbnails are not fetched again.
+    var same = tiles.length === sheet.children.length && tiles.every(function (li, i) { return sheet.children[i] === li; });
+    if (!same) sheet.replaceChildren.apply(sheet, tiles);
+    root.setAttribute("data-batch-ended", batch.ended_flag ? "true" : "false");
+    if (data.settled) return false;
+    // Ended, its stream closed: a few more looks (every two seconds) for the thumbnails made just after the last
+    // images were stored.
+    if (batch.ended_flag) endedLooks += 1;
+    return endedLooks < 15;
+  }
+  var endedLooks = 0;
+
   // --- polling -------------------------------------------------------------------------------
-  var update = root.classList.contains("jobpage") ? updateJob : updateList;
+  var update = root.classList.contains("jobpage") ? updateJob : root.classList.contains("batchpage") ? updateBatch
+    : root.classList.contains("batchlist") ? updateBatchList : updateList;
+  var lists = update === updateList || update === updateBatchList;
+  // The page's stream and the event that tells of a change: a job page's own, else as the page says.
+  var streamUrl = root.getAttribute("data-stream") || (update === updateJob ? source + "/events" : "/live/events");
+  var streamEvent = root.getAttribute("data-stream-event") || "job";
 
   function setIndicator(state, title) {
     if (!indicator) return;
@@ -229,17 +328,19 @@
   // An event asks for a read soon; one already coming sooner is kept, so a steady stream cannot put it off.
   function soon() {
     var now = Date.now();
-    var at = Math.max(now + EVENT_DELAY, update === updateList ? readAt + LIST_GAP : 0);
+    var at = Math.max(now + EVENT_DELAY, lists ? readAt + LIST_GAP : 0);
     if (readAt >= due) { changed = true; return; }  // a read is under way: read again once it is in
     if (due > now && due <= at) return;
     schedule(at - now);
   }
 
-  // The page's stream: its job's events (ending with the job), or every job's for the list.
+  // The page's stream: its job's events (ending with the job), its batch's (ending with the batch), or every job's
+  // for the lists.
   function listen() {
     if (stream || !window.EventSource) return;
-    stream = new EventSource(update === updateJob ? source + "/events" : "/live/events");
-    stream.addEventListener("job", soon);
+    if (update === updateBatch && root.getAttribute("data-batch-ended") === "true") return;  // its stream has ended
+    stream = new EventSource(streamUrl);
+    stream.addEventListener(streamEvent, soon);
     stream.addEventListener("open", function () {
       setIndicator("ok", "following this page's events");
       schedule();
@@ -284,13 +385,16 @@
       });
   }
 
-  var ended = function () { return update === updateJob && root.getAttribute("data-terminal") === "true"; };
+  var ended = function () {
+    return (update === updateJob && root.getAttribute("data-terminal") === "true")
+      || (update === updateBatch && root.getAttribute("data-settled") === "true");
+  };
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { quiet(); return; }  // a hidden page holds no stream open
     if (!ended()) tick();
   });
   if (ended()) {
-    setIndicator("done", "this job is finished");
+    setIndicator("done", update === updateJob ? "this job is finished" : "this batch is finished");
   } else {
     setIndicator("ok", "following this page's events");
     listen();

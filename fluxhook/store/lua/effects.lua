@@ -45,6 +45,9 @@ function effects.apply(list, records)
       account_standing.accepted(KEYS[effect.accepted], strikes, effect.now)
     elseif effect.release then
       redis.call('HDEL', KEYS[effect.release], effect.member)
+    elseif effect.ended then
+      -- A job the account ran ended: its balance read before now is read again (credits/balance.py).
+      redis.call('HSET', KEYS[effect.ended], effect.account, effect.at)
     elseif effect.work then
       -- A job's member in a work line (store/work_lines.py): its owner is its app key, or the admin owner.
       -- A record always has a status: none, and the job is gone.

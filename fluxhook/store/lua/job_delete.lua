@@ -1,4 +1,4 @@
--- needs: members, slot_holders, slot_counts
+-- needs: members, slot_holders, slot_counts, batch_counts
 -- Removes a job record, the job from every index, and any credits it holds reserved.
 --
 -- ARGV[1] the spec (JSON, store/jobs.py delete), naming each key by its position in KEYS: `record`; `indexes`, the
@@ -11,8 +11,12 @@
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
 local id = spec.id
-local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage_key')
+local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage_key', 'batch_id')
 if not data[1] then return false end
+-- A batch item's batch holds one item fewer (`batch_counts` and `outbox`, with `now` and the statuses that are `ended`).
+if data[4] and data[4] ~= '' then
+  batch_counts.removed(KEYS[spec.batch_counts], data[4], data[1], spec.ended[data[1]] ~= nil, spec.now, KEYS[spec.outbox])
+end
 redis.call('DEL', KEYS[spec.record])
 -- Announced like a change (job_transition.lua): a stream following the job ends, a waiting request answers.
 redis.call('PUBLISH', spec.channel, id)
@@ -31,7 +35,7 @@ end
 if holder and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
   redis.call('HDEL', KEYS[spec.held], holder)
 end
-for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.member(spec.owner, id)) end
+for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.forms(spec.owner, id)) end
 if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('GET', KEYS[spec.bfl_task]) == id then
   redis.call('DEL', KEYS[spec.bfl_task])
 end

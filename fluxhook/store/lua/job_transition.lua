@@ -1,4 +1,4 @@
--- needs: effects, slot_time, slot_holders, members, slot_counts
+-- needs: effects, slot_time, slot_holders, members, slot_counts, batch_counts
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys the spec names by their
@@ -18,6 +18,8 @@
 -- A job whose status, or one of the fields the spec names to announce (spec.announce: field, value pairs: BFL's word,
 -- progress, cost, its recorded wait) really changes is announced on the spec's channel (its id), once per step: for
 -- requests waiting on it (Prefer: wait) and the streams following it (store/job_changes.py).
+-- A batch item's move and BFL's charge for it count in its batch's counts (spec.batch_counts: batch_counts.lua), and its
+-- batch's last item to end puts the batch's end in the outbox.
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
 -- record's notify_events asks for those (SPEC §16).
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
@@ -49,9 +51,10 @@ if spec.if_equal then ask(spec.if_equal[1]) end
 for i = 1, #(spec.if_same or {}), 2 do ask(spec.if_same[i]) end
 for i = 1, #(spec.announce or {}), 2 do ask(spec.announce[i]) end
 if spec.count then ask(spec.count) end
-local progress
+local progress, cost
 for i = 1, #spec.fields, 2 do
   if spec.fields[i] == 'progress' then progress = spec.fields[i + 1] end
+  if spec.fields[i] == 'cost_credits' then cost = spec.fields[i + 1] end
 end
 if progress or new == 'submitted' then ask('notify_events') end
 if progress then ask('progress') end
@@ -61,6 +64,9 @@ if spec.take then ask(spec.take.flag) end
 if spec.watched then ask(spec.watched.field) end
 -- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
 if spec.lines then ask('key_id') end
+-- A batch item's moves and charge are its batch's counts (spec.batch_counts, batch_counts.lua).
+ask('batch_id')
+if cost then ask('cost_credits') end
 if spec.terminal then
   ask('notify_url')
   ask('app_webhook_url')
@@ -222,13 +228,13 @@ if moving then
   if spec.slots and not holding then freed = give_back(held, pool, current == 'submitted') end
   if in_line and not held then
     local key_id = kept('key_id')
-    local member = members.member((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
+    local single, bulk = members.forms((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
     if spec.lines[pool] then
-      redis.call('ZREM', KEYS[spec.lines[pool]], member)
+      redis.call('ZREM', KEYS[spec.lines[pool]], single, bulk)
     else
-      for _, key in pairs(spec.lines) do redis.call('ZREM', KEYS[key], member) end
+      for _, key in pairs(spec.lines) do redis.call('ZREM', KEYS[key], single, bulk) end
     end
-    redis.call('ZREM', KEYS[spec.aside], member)
+    redis.call('ZREM', KEYS[spec.aside], single, bulk)
   end
   drop_kept(spec.unset)
   if spec.terminal then
@@ -240,8 +246,15 @@ if moving then
     drop_kept(spec.drop)
   end
   announce = true
+  local batch = kept('batch_id')
+  if batch and batch ~= '' then
+    batch_counts.moved(KEYS[spec.batch_counts], batch, current, new, spec.terminal, spec.now, outbox)
+  end
 elseif spec.release then
   freed = give_back(redis.call('HGET', KEYS[spec.holders], spec.id), kept('pool') or '', true)
+end
+if cost and kept('batch_id') and kept('batch_id') ~= '' then
+  batch_counts.charged(KEYS[spec.batch_counts], kept('batch_id'), tonumber(cost) - (tonumber(kept('cost_credits')) or 0))
 end
 if #drop > 0 then redis.call('HDEL', job, unpack(drop)) end
 if moving and spec.terminal then

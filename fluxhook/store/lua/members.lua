@@ -7,14 +7,24 @@
 
 local members = {}
 
-function members.member(owner, job) return owner .. ':' .. job end
+-- A batch item's member (bulk) marks its job id with '~', which sorts after every job id ('job_...'): in its owner's
+-- range, each of its owner's single jobs comes before every batch item, so a single job takes its owner's next turn
+-- (interactive first, SPEC §18) while turns between owners stay as they are. ':~' still sorts before ';'.
+function members.member(owner, job, bulk) return owner .. (bulk and ':~' or ':') .. job end
+
+-- Both forms of a job's member: the job is in a line in at most one, so removing both needs no read of which.
+function members.forms(owner, job) return owner .. ':' .. job, owner .. ':~' .. job end
 
 -- The ZRANGEBYLEX bounds of an owner's members.
 function members.owner_first(owner) return '[' .. owner .. ':' end
 function members.owner_last(owner) return '(' .. owner .. ';' end
 
 -- The job id of one of `owner`'s members.
-function members.member_job(owner, item) return string.sub(item, #owner + 2) end
+function members.member_job(owner, item)
+  local job = string.sub(item, #owner + 2)
+  if string.sub(job, 1, 1) == '~' then return string.sub(job, 2) end
+  return job
+end
 
 -- The owner of a member.
 function members.member_owner(item) return string.match(item, '^([^:]*):') end

@@ -1,7 +1,7 @@
 -- needs: slots_prelude, job_record, slots_waits, members, slots_accounts
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'), its
--- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), then, for a job made
--- here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
+-- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), whether it is a batch
+-- item ('1': its member is the bulk form, after its owner's single jobs, members.lua), then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
 -- the slot now, else it waits for a sender's dispatch to give it a turn. Not taking (its caller will not send it), it
 -- only waits, and one sender is woken to look at the lines if an account has room in its pool.
@@ -18,14 +18,14 @@ local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest
 slots_prelude.start(s, pool, true)
 if ARGV[rest + 5] ~= '?' then s.know_cap(owner, ARGV[rest + 5]) end
 local made, spec
-if ARGV[rest + 6] then
-  made, spec = job_record.create(rest + 6, K.after)
+if ARGV[rest + 7] then
+  made, spec = job_record.create(rest + 7, K.after)
   if made ~= job then
     return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
   end
 end
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
-redis.call('ZADD', pool.line, 0, members.member(owner, job))
+redis.call('ZADD', pool.line, 0, members.member(owner, job, ARGV[rest + 6] == '1'))
 s.route_of[job] = route
 if ARGV[rest + 4] ~= '1' then
   -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find

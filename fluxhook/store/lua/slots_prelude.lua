@@ -198,7 +198,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;
   -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
-    redis.call('ZREM', turn.pool.line, members.member(turn.owner, turn.job))
+    redis.call('ZREM', turn.pool.line, members.forms(turn.owner, turn.job))
     take(turn.pool, turn.account, turn.job, turn.owner)
     local head = turn.head.ref
     if turn.job == head.job then fair_turns.advance(head) else head.after = nil end

@@ -2,8 +2,10 @@
 
 The job list never overflows sideways at common desktop widths and keeps each model name on one
 line, whatever its rows hold (rows with each cell as wide as it gets are measured); a phone-sized window still
-shows each job's status, model and cost. A job's page collapses a long prompt behind "show all" (no script
-needed), and offers its file to download, its API calls as curl, and a confirmed, CSRF-protected delete.
+shows each job's status, model and cost. The filters above the list lie in whole rows, never one alone on a row:
+one row at a desktop's width, two of four on a tablet's, two columns on a phone's, where the form still filters.
+A job's page collapses a long prompt behind "show all" (no script needed), and offers its file to download, its API
+calls as curl, and a confirmed, CSRF-protected delete.
 ``make screenshots`` runs these to remake the screenshots in docs/, so they show the dashboard as it is.
 """
 
@@ -28,6 +30,7 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.store.jobs import JobStore
+from layout_checks import FAULTS, ROWS, overflow
 from receiver.dashboard_view import reason_words
 
 pytestmark = needs_chromium
@@ -190,6 +193,45 @@ def test_the_widest_rows_fit_with_each_model_on_one_line_and_room_for_the_job(br
     tab.clean()
 
 
+# The job list's filters, left to right, as the form lays them out (``layout_checks.ROWS``).
+FILTERS = ["Status", "Model", "Key", "Account", "Prompt holds", "From (UTC)", "To (UTC)", "Filter"]
+
+
+@pytest.mark.parametrize("width", [1400, 1280, 1920, 1024])
+def test_the_job_filters_take_one_row_of_a_desktop_window_two_of_a_tablet(browser_context, width):
+    tab = browser_context(width)
+    page = tab.page
+    sign_in(page)
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    page.wait_for_load_state()  # laid out with the stylesheet
+    # At 1400 px "To (UTC)" went alone onto a second row, with the button.
+    assert page.evaluate(ROWS, ".jobfilters") == ([FILTERS] if width >= 1100 else [FILTERS[:4], FILTERS[4:]])
+    assert page.evaluate(FAULTS, [".jobfilters", 11]) == []
+    tab.clean()
+
+
+def test_the_job_filters_fit_a_phone_and_filter(browser_context):
+    tab = browser_context(390, 844)
+    page = tab.page
+    sign_in(page)
+    expect(page).to_have_url(re.compile(r"/jobs$"))
+    page.wait_for_load_state()
+    rows = page.evaluate(ROWS, ".jobfilters")
+    # Two a row, the prompt's box across the window; every filter there, in the form's order.
+    assert [name for row in rows for name in row] == FILTERS, rows
+    assert max(len(row) for row in rows) == 2 and ["Prompt holds"] in rows, rows
+    assert page.evaluate(FAULTS, [".jobfilters", 11]) == []
+    scroll, client = overflow(page)
+    assert scroll <= client
+    for name in ("status", "model", "key_id", "account", "q", "from", "to"):
+        assert page.locator(f'.jobfilters [name="{name}"]').bounding_box()["width"] >= 120, name
+    page.locator('.jobfilters [name="to"]').fill("2000-01-02")
+    page.locator(".jobfilters button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/jobs\?.*to=2000-01-02"))
+    expect(page.locator("#empty")).to_be_visible()  # nothing made before 2000
+    tab.clean()
+
+
 def test_a_narrow_window_shows_status_model_and_cost(browser_context, varied_jobs, shots):
     tab = browser_context(420, 860)
     page = tab.page
@@ -234,7 +276,7 @@ def test_a_job_page_collapses_a_long_prompt_and_offers_download_curl_and_delete(
     page.locator("#api summary").click()
     commands = page.locator("#api pre").all_inner_texts()
     assert commands[0] == f'curl -s {stack_url(page)}/v1/jobs/{job["id"]} -H "Authorization: Bearer $TOKEN"'
-    assert commands[1].startswith(f"curl -s -o {job['id']}.jpg {stack_url(page)}/v1/jobs/{job['id']}/image ")
+    assert commands[1].startswith(f"curl -sL -o {job['id']}.jpg {stack_url(page)}/v1/jobs/{job['id']}/image ")
     assert '"model": "flux-kontext-max"' in commands[2]
 
     # Without this session's CSRF token the delete is refused and the job stays.

@@ -70,7 +70,7 @@ def test_copy_as_curl_copies_and_says_so(open_tab, job, tmp_path):
     expect(copies).to_have_count(3)
     copies.nth(1).click()
     expect(status).to_contain_text("Download its image")
-    assert page.evaluate("navigator.clipboard.readText()").startswith(f"curl -s -o {job['id']}.")
+    assert page.evaluate("navigator.clipboard.readText()").startswith(f"curl -sL -o {job['id']}.")
     page.screenshot(path=str(tmp_path / "copied.png"))
     tab.clean()
 

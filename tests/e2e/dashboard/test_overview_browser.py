@@ -114,7 +114,7 @@ def test_the_overview_draws_what_the_counters_say(tab, site, sim, tmp_path):
     count_at(svc, today_noon - 3 * 86400, {st.STORED: 24, st.FAILED: 1}, model="flux-dev", credits=2.0)
     count_at(svc, today_noon - 12 * 86400, {st.STORED: 5}, model="flux-kontext-max", credits=4.0)
     # The balance as a worker keeps it, read from BFL three minutes ago.
-    svc.store.usage.set_balance(1_000_000.0, now - 180, 3600, account="default")
+    svc.store.usage.set_balance(1_000_000.0, now - 180, 3600, account=svc.config.accounts[0])
 
     sign_in(page, goto="/")
     expect(page).to_have_url(base_url + "/")  # the overview is the first page after sign-in

@@ -4,7 +4,8 @@ tasks running at BFL than its ``max_active``, and another key's job is not held 
 for it; the canceled job's slot goes free once BFL says its task ended, by callback or by the sweep's polls, which go
 on after the cancel. ``GET /v1/keys/{id}`` and ``GET /v1/accounts`` count the canceled job meanwhile. Deleting
 frees no more than canceling: a job deleted while BFL runs its task is canceled and kept with its slot until BFL ends
-the task, then goes. The store's and the use cases' side: tests/unit/store/test_slots_running_on.py,
+the task, then goes; the simulator's pending limit ends a `[pending]` task nobody completes, as BFL ends every task,
+and gives a canceled job's slot back. The store's and the use cases' side: tests/unit/store/test_slots_running_on.py,
 tests/unit/lifecycle/test_canceling.py, tests/unit/lifecycle/test_removal.py."""
 
 from __future__ import annotations
@@ -136,3 +137,23 @@ def test_a_deadline_canceled_job_holds_its_slot_until_a_poll_finds_its_task_ende
     assert sim.task(sent["bfl_id"])["created_at"] >= task["completed_at"]
     assert a.wait_for(following["id"], "stored")["status"] == "stored"
     assert api.get(f"/v1/keys/{a_key['id']}").json()["canceled_running"] == 0
+
+
+def test_a_canceled_pending_jobs_slot_comes_back_when_the_simulator_ends_its_task_unasked(api, sim):
+    # A newcomer's `[pending]` job, canceled: nobody completes its task by hand. The simulator's pending limit (the
+    # dev run's is 2 minutes) ends it as BFL ends every task, and its callback gives the key's one slot back.
+    sim.settings(pending_limit=3)
+    a_key, a = make_key(api, max_active=1)
+    held = a.submit("[pending] a newcomer's job, canceled")
+    a.wait_for(held["id"], "submitted", timeout=15)
+    assert a.post(f"/v1/jobs/{held['id']}/cancel").json()["status"] == "canceled"
+    following = a.submit("[seconds-1] the newcomer's next job")
+    assert following["waiting"]["reason"] == "key_max_active"  # BFL runs the canceled job's task on: its slot
+    assert api.get(f"/v1/keys/{a_key['id']}").json()["canceled_running"] == 1
+
+    assert a.wait_for(following["id"], "stored", timeout=30)["status"] == "stored"
+    task = sim.task(held["bfl_id"])
+    assert task["completed_at"] - task["created_at"] >= 3 and task["callback_attempts"]
+    shown = api.get(f"/v1/keys/{a_key['id']}").json()
+    assert (shown["active"], shown["canceled_running"]) == (0, 0)
+    assert a.job(held["id"])["status"] == "canceled"  # its result never downloaded

@@ -4,6 +4,7 @@ Python client's ``deliveries``/``replay``, against the notification tests' stack
 from __future__ import annotations
 
 import json
+import time
 
 from cli_helpers import run_cli
 from conftest import API_TOKEN
@@ -51,6 +52,32 @@ def test_list_and_replay_failed_deliveries_from_the_command_line(napi, sim, noti
 
     usage = _cli(notify_stack, "deliveries", "replay")
     assert usage.returncode == 2 and "--state" in usage.stderr
+
+
+def test_an_admin_lists_and_replays_every_key_s_deliveries_without_naming_a_key(napi, sim, notify_stack, fourth_hooks):
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    key, app = make_key(napi, notify_url=fourth_hooks.url("/admin-sees"))
+    other, _ = make_key(napi)
+    fourth_hooks.statuses["/admin-sees"] = 404
+    job = app.submit("a fox whose app refuses it, seen by an admin")
+    failed = _state(app, job["id"], "failed")
+
+    listed = _cli(notify_stack, "deliveries", "list", "--state", "failed", "--from", since)
+    assert listed.returncode == 0, listed.stderr
+    row = next((line for line in listed.stdout.splitlines() if failed["id"] in line), None)
+    assert row is not None and "404" in row, listed.stdout  # was "no deliveries" without --key-id
+    as_json = json.loads(_cli(notify_stack, "deliveries", "list", "--json").stdout)["deliveries"]
+    assert failed["id"] in [m["id"] for m in as_json]
+    assert failed["id"] in _cli(notify_stack, "deliveries", "list", "--key-id", key["id"]).stdout
+    assert failed["id"] not in _cli(notify_stack, "deliveries", "list", "--key-id", other["id"]).stdout
+    with Client(notify_stack.base_url, API_TOKEN) as client:
+        assert failed["id"] in [m["id"] for m in client.deliveries(state="failed", since=since)]
+
+    # What the list shows, a replay sends: the key's message too.
+    fourth_hooks.statuses["/admin-sees"] = 200
+    replayed = _cli(notify_stack, "deliveries", "replay", "--state", "failed", "--from", since)
+    assert replayed.returncode == 0 and "replayed: 1" in replayed.stdout, (replayed.stdout, replayed.stderr)
+    _state(app, job["id"], "delivered")
 
 
 def test_a_key_s_notification_secret_and_targets_from_the_command_line(napi, notify_stack, fourth_hooks):

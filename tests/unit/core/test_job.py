@@ -103,6 +103,8 @@ API_JOB_FIELDS |= {"deadline"}
 API_JOB_FIELDS |= {"key_id", "account"}
 # Why a queued job waits (SPEC §11; null when it does not).
 API_JOB_FIELDS |= {"waiting"}
+# The batch it is an item of and its place there (SPEC §18; null for a single job).
+API_JOB_FIELDS |= {"batch_id", "batch_index"}
 
 
 def _stored_hash(job: Job) -> dict[str, str]:
@@ -141,6 +143,7 @@ def test_job_round_trip_of_every_spec_field():
     assert (api.pop("prompt"), api.pop("seed"), api.pop("cost"), api.pop("key_id"), api.pop("account")) == (None,) * 5
     assert api.pop("waiting") is None  # a stored job waits for nothing
     assert api.pop("deadline") is None  # made without Cancel-After
+    assert (api.pop("batch_id"), api.pop("batch_index")) == (None, None)  # a single job
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",

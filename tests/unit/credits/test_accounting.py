@@ -17,7 +17,7 @@ from fluxhook.core.job import Job
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.retention import purge_expired
 from fluxhook.services import build_services
-from fluxhook.store.effects import CountHourly, CountMetrics, CountUsage
+from fluxhook.store.effects import AccountJobEnded, CountHourly, CountMetrics, CountUsage
 from helpers import commands_during
 
 DB = 11
@@ -69,6 +69,16 @@ def test_a_price_in_the_result_replaces_the_submissions_by_its_difference():
         ("m:failed", 1), ("m:credits", 2_000_000), ("spent", 1_000_000))
 
 
+def test_an_end_of_a_job_an_account_ran_marks_the_account_for_its_balance():
+    ran = Job(id="job_x", status=st.READY, model="flux-2-pro", usage_day="2026-11-21", counted_credits=3_000_000,
+              counted_spend=3_000_000, account="eu")
+    assert accounting.on_end(ran, st.STORED, _at("2026-11-22"))[-1] == AccountJobEnded("eu", _at("2026-11-22"))
+    # Never sent (no usage_day), or a tracked task another app paid for: no account's balance moved with it.
+    for other in (Job(id="job_q", status=st.QUEUED, model="flux-2-pro", account="eu"),
+                  Job(id="job_t", status=st.SUBMITTED, bfl_id="abc", account="eu")):
+        assert not [e for e in accounting.on_end(other, st.FAILED, _at("2026-11-22")) if isinstance(e, AccountJobEnded)]
+
+
 def _day(effects) -> CountUsage:
     return next(effect for effect in effects if isinstance(effect, CountUsage))
 
@@ -106,6 +116,11 @@ def test_counters_ride_on_the_move_to_stored(svc, sim):
     assert [c["command"] for c in stored] == [f"HINCRBY fh:usage:{job.usage_day} flux-2-pro:stored 1"]
     assert not [c for c in commands if c["client_type"] != "lua" and "fh:usage:" in c["command"]
                 and not c["command"].startswith("EVALSHA")]
+    # And the mark that the account's balance is to be read again, one command of the same script.
+    marks = [c for c in commands if svc.store.keys.balance_ended in c["command"]
+             and not c["command"].startswith("EVALSHA")]
+    assert [(c["client_type"], c["command"].rsplit(" ", 1)[0]) for c in marks] == [
+        ("lua", f"HSET {svc.store.keys.balance_ended} default")]
     day = svc.store.usage.days([job.usage_day])[job.usage_day]
     assert day == {"flux-2-pro:jobs": 1, "flux-2-pro:credits": 4_500_000, "spent": 4_500_000, "flux-2-pro:stored": 1,
                    "spent#default": 4_500_000}

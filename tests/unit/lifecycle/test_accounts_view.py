@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from fluxhook.core.accounts import CoolingReason
+from fluxhook.core.accounts import Account, CoolingReason
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.accounting import account_spent_field, to_micro, utc_day
 from fluxhook.lifecycle.accounts_view import accounts_now, callers_balance
@@ -30,6 +30,11 @@ ACCOUNTS = {"BFL_ACCOUNTS": "eu,us,spare",
 @pytest.fixture()
 def svc(make_services):
     return make_services(DB, **ACCOUNTS)
+
+
+def _account(svc, name: str) -> Account:
+    """Account ``name``, as configured or as it would be (``default``, no longer configured here)."""
+    return next((a for a in svc.config.accounts if a.name == name), Account(name, "key", "https://api.bfl.ai"))
 
 
 def _in_line(svc, pool: str, job_id: str, route: str | None = None, owner: str = "admin") -> None:
@@ -66,8 +71,8 @@ def test_in_flight_by_model_cooling_balance_and_spend(svc):
     svc.redis.zadd(keys.slots("flux-kontext-max", "eu"), {"job_c": now})
     svc.store.cooldowns.cool("us", now + 30, CoolingReason.UNAVAILABLE)
     svc.store.cooldowns.cool("spare", now + 30, CoolingReason.INSUFFICIENT_CREDITS, lasting=True)
-    svc.store.usage.set_balance(1250.5, now, ttl=60, account="eu")
-    svc.store.usage.set_balance(0.0, now, ttl=60, account="spare")
+    svc.store.usage.set_balance(1250.5, now, ttl=60, account=_account(svc, "eu"))
+    svc.store.usage.set_balance(0.0, now, ttl=60, account=_account(svc, "spare"))
     svc.redis.hincrby(keys.usage(utc_day(now)), account_spent_field("eu"), to_micro(42.25))
 
     eu, us, spare = accounts_now(svc, now)
@@ -110,15 +115,29 @@ def test_queued_reads_long_lines_in_batches(svc):
 
 def test_a_callers_balance_is_its_accounts_each_read_from_that_account(svc):
     now = time.time()
-    svc.store.usage.set_balance(1_000_000.0, now - 60, ttl=60, account="eu")
-    svc.store.usage.set_balance(500.0, now - 5, ttl=60, account="us")
+    svc.store.usage.set_balance(1_000_000.0, now - 60, ttl=60, account=_account(svc, "eu"))
+    svc.store.usage.set_balance(500.0, now - 5, ttl=60, account=_account(svc, "us"))
     # A balance kept for "default", an account not configured here: no caller's credits count it.
-    svc.store.usage.set_balance(999_944.29, now, ttl=60, account="default")
+    svc.store.usage.set_balance(999_944.29, now, ttl=60, account=_account(svc, "default"))
     admin = Caller()
     assert callers_balance(svc, admin) is None  # spare's not read yet: a sum without it is no one's balance
-    svc.store.usage.set_balance(0.0, now - 10, ttl=60, account="spare")
+    svc.store.usage.set_balance(0.0, now - 10, ttl=60, account=_account(svc, "spare"))
     assert callers_balance(svc, admin) == Balance(1_000_500.0, now - 60)
     # An app key sees only the accounts its jobs may go through: by name, or by region.
     key = AppKey(id="key_0123456789abcdef", name="shop", prefix="fhk_0123", secret_sha256="0" * 64)
     assert callers_balance(svc, Caller(replace(key, accounts=("us",)))) == Balance(500.0, now - 5)
     assert callers_balance(svc, Caller(replace(key, region="eu"))) == Balance(1_000_000.0, now - 60)
+
+
+def test_a_reading_of_another_bfl_is_shown_nowhere(svc):
+    now = time.time()
+    eu = _account(svc, "eu")
+    # Kept while eu's endpoint was another (a restart moved it): no view shows that BFL's figure as eu's.
+    svc.store.usage.set_balance(999_216.0, now, ttl=60, account=replace(eu, api_base="https://api.old.example"))
+    svc.store.usage.set_balance(500.0, now, ttl=60, account=_account(svc, "us"))
+    shown = {a["name"]: a for a in accounts_now(svc, now)}
+    assert (shown["eu"]["balance"], shown["eu"]["balance_at"], shown["us"]["balance"]) == (None, None, 500.0)
+    key = AppKey(id="key_0123456789abcdef", name="shop", prefix="fhk_0123", secret_sha256="0" * 64)
+    assert callers_balance(svc, Caller(replace(key, accounts=("eu",)))) is None
+    svc.store.usage.set_balance(999_815.0, now - 1, ttl=60, account=eu)  # its own BFL's, though read before the other
+    assert callers_balance(svc, Caller(replace(key, accounts=("eu",)))) == Balance(999_815.0, now - 1)

@@ -16,7 +16,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle import notifications
+from fluxhook.lifecycle import key_admin, notifications
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.store.deliveries import member_message
 from fluxhook.store.keys import KEYS
@@ -202,3 +202,28 @@ def test_a_listing_pages_through_messages_made_at_the_same_moment(notifying, rec
     assert sorted(m.job_id for m in listed) == sorted(j.id for j in jobs)
     monkeypatch.setattr(notifications, "MAX_SCANNED", 3)
     assert len(notifications.listed(svc, None, state=None, since=0.0, until=float("inf"), limit=100)) == 3
+
+
+def test_an_admin_lists_every_keys_messages_and_its_own_jobs(notifying, receivers):
+    svc = notifying()
+    keys = [key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("shop", "blog")]
+    now = time.time()
+    jobs = [notified_job(svc, receivers[0].url())]
+    for key_id in keys:
+        job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                     created_at=now, updated_at=now, submitted_at=now, key_id=key_id,
+                                     notify_url=receivers[0].url()))
+        jobs.append(job)
+    for job in jobs:
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    assert _drain(svc, time.time() + 1) == 3
+    every = notifications.listed_for_everyone(svc, state="pending", since=0.0, until=float("inf"), limit=100)
+    assert sorted(m.job_id for m in every) == sorted(j.id for j in jobs)
+    assert [m.created_at for m in every] == sorted((m.created_at for m in every), reverse=True)
+    assert {m.owner for m in every} == {"admin", *keys}
+    assert [m.job_id for m in notifications.listed(svc, None, state=None, since=0.0, until=float("inf"),
+                                                   limit=100)] == [jobs[0].id]  # the admin tokens' jobs alone
+    assert len(notifications.listed_for_everyone(svc, state=None, since=0.0, until=float("inf"), limit=2)) == 2
+    assert notifications.listed_for_everyone(svc, state="failed", since=0.0, until=float("inf"), limit=100) == []
+    assert notifications.listed_for_everyone(svc, state=None, since=time.time() + 60, until=float("inf"),
+                                             limit=100) == []

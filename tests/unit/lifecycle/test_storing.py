@@ -154,3 +154,17 @@ def test_a_download_reads_its_job_once_counting_its_attempt_and_its_thumbnail_re
     assert len([c for c in commands if c.startswith(f"HGETALL {KEYS.job(job.id)}")]) == 1, commands
     assert [c for c in commands if c.startswith(f"HINCRBY {KEYS.job(job.id)}")] == \
         [f"HINCRBY {KEYS.job(job.id)} downloads 1"]
+
+
+def test_a_stored_job_records_the_store_its_files_went_to_however_long_its_name(make_services, spy, tmp_path):
+    # A folder's path longer than a compact hash value (64 bytes): kept in pieces, the record stays compact.
+    deep = tmp_path / ("a-folder-deep-down-" * 4) / "images"
+    svc = make_services(7, BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}",
+                        STORAGE_URL=f"file://{deep}")
+    assert len(svc.storage.location) > 64
+    job = _ready(svc, "flux-2-pro", spy.route("/where.png", body=png_bytes()), finished_ago=5)
+
+    assert download_and_store(svc, job.id, last_attempt=False) == DownloadOutcome.STORED
+
+    assert svc.jobs.get(job.id).stored_in == svc.storage.location == f"file://{deep}"
+    assert svc.redis.object("encoding", KEYS.job(job.id)) in (b"listpack", b"ziplist")

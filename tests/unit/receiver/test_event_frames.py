@@ -53,3 +53,13 @@ def test_chunks_frame_a_payload_for_http_1_1():
     assert frames.chunk(b"hello") == b"5\r\nhello\r\n"
     assert frames.chunk(b"x" * 26) == b"1a\r\n" + b"x" * 26 + b"\r\n"
     assert frames.LAST_CHUNK == b"0\r\n\r\n"
+
+
+def test_a_batch_event_is_owed_when_its_counts_status_or_cost_change_and_not_otherwise():
+    running = {"id": "bat_1", "status": "running", "counts": {"queued": 2, "total": 2}, "cost": {"credits": 0},
+               "ended_at": None, "metadata": {"a": 1}, "progress": 0}
+    seen = frames.event_id(1, frames.shown_batch(running))
+    assert not frames.owed(seen, frames.event_id(2, frames.shown_batch({**running, "metadata": {"b": 2}})))
+    for change in ({"counts": {"queued": 1, "stored": 1, "total": 2}}, {"status": "canceled"},
+                   {"cost": {"credits": 3}}, {"ended_at": "2026-11-27T00:00:00Z"}):
+        assert frames.owed(seen, frames.event_id(2, frames.shown_batch({**running, **change})))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from conftest import serve_in_thread
 from devtools.processes import wait_until
+from simulator.__main__ import parse_args
 from simulator_helpers import KEY, poll, set_settings, stats, submit, submit_ok, task_state, wait_ready
 
 # Each test on the module's simulator (tests/unit/simulator/conftest.py), reset to its start-up settings.
@@ -382,6 +383,34 @@ def test_redirect_helper(base: str) -> None:
     response = requests.get(f"{base}/redirect", params={"to": f"{base}/_sim/stats"}, allow_redirects=False, timeout=5)
     assert response.status_code == 302
     assert response.headers["Location"] == f"{base}/_sim/stats"
+
+
+def test_a_task_kept_pending_ends_after_the_pending_limit_calling_back(base: str, receiver: Receiver) -> None:
+    # BFL runs no task forever: one kept Pending (a [pending] prompt's, or any without a task delay) still ends,
+    # and with it the account's capacity it held (and fluxhook's slot of a job canceled meanwhile).
+    assert requests.get(f"{base}/_sim/settings", timeout=5).json()["pending_limit"] is None  # until told, by default
+    set_settings(base, pending_limit=0.5, max_active=2)
+    path, url = receiver.new_hook()
+    marked = submit_ok(base, "[pending] a job canceled at fluxhook", webhook_url=url)
+    set_settings(base, task_delay=None)
+    unmarked = submit_ok(base, "waits to be told")
+    assert submit(base, "a third: the account is full").status_code == 429
+    assert poll(base, marked)["status"] == "Pending"
+
+    assert wait_ready(base, marked)["status"] == "Ready" and wait_ready(base, unmarked)["status"] == "Ready"
+    assert receiver.wait_for(path)[0].json()["status"] == "Ready"
+    assert stats(base)["active"] == 0 and submit(base, "room again").status_code == 200
+    done = poll(base, marked)["result"]
+    assert done["end_time"] - done["start_time"] >= 0.5
+
+    # Its markers' outcome, as a task completed by hand; none: until told.
+    error = submit_ok(base, "[pending] [error] ends as it says")
+    assert wait_ready(base, error)["status"] == "Error"
+    set_settings(base, pending_limit=None)
+    kept = submit_ok(base, "[pending] kept")
+    assert requests.post(f"{base}/_sim/settings", json={"pending_limit": 0}, timeout=5).status_code == 400
+    assert parse_args(["--pending-limit", "120"]).pending_limit == 120.0 and parse_args([]).pending_limit is None
+    assert poll(base, kept)["status"] == "Pending"
 
 
 # -- control API ------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis
 
-from fluxhook.store.effects import USAGE_TTL, CountUsage, Effects
+from fluxhook.store.effects import USAGE_TTL, AccountJobEnded, CountUsage, Effects
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
 
@@ -30,4 +30,16 @@ def test_a_days_counters_get_their_life_when_a_count_starts_not_at_every_count(r
     assert connection.ttl(key) <= 100
     assert expires(("flux-2-pro:stored", 1)) == [f"EXPIRE {key} {USAGE_TTL}"]  # a count started in it
     assert connection.hgetall(key) == {b"flux-2-pro:jobs": b"2", b"spent": b"6000000", b"flux-2-pro:stored": b"1"}
+    connection.flushdb()
+
+
+def test_a_job_an_account_ran_ending_marks_the_account_with_one_command(redis_server):
+    connection = redis.Redis.from_url(redis_server.url.replace("/0", f"/{DB}"))
+    connection.flushdb()
+    effects = Effects(connection, KEYS, 3600, lambda tallied: None)
+    sent = commands_during(connection, DB, lambda: effects.apply([AccountJobEnded("eu", 1_795_000_000.25),
+                                                                  AccountJobEnded("default", 1_795_000_001.5)]))
+    assert [c["command"] for c in sent if c["client_type"] == "lua"] == [
+        f"HSET {KEYS.balance_ended} eu 1795000000.25", f"HSET {KEYS.balance_ended} default 1795000001.5"]
+    assert connection.hgetall(KEYS.balance_ended) == {b"eu": b"1795000000.25", b"default": b"1795000001.5"}
     connection.flushdb()

@@ -67,6 +67,24 @@ def test_a_lines_member_is_made_and_read_alike_by_python_and_the_scripts(connect
     assert [m.decode() for m in connection.zrangebylex("t:line", *owner_range(owner))] == [item]
 
 
+@pytest.mark.parametrize("owner", ["admin", "key_0123456789abcdef"])
+def test_a_batch_items_member_sorts_after_its_owners_single_jobs_and_reads_back_alike(connection, owner):
+    from fluxhook.core.job import new_job_id
+    from fluxhook.store.owners import member, member_job, owner_range
+    from fluxhook.store.scripts import source
+
+    item_id, single_id = new_job_id(1_000.0), new_job_id(2_000.0)  # the item is older
+    bulk = member(owner, item_id, bulk=True)
+    script = source("members") + ("\nreturn {members.member(ARGV[1], ARGV[2], true), members.member_job(ARGV[1], ARGV[3]),"
+                                  " members.forms(ARGV[1], ARGV[2])}")
+    made, read, *forms = [v.decode() for v in connection.eval(script, 0, owner, item_id, bulk)]
+    assert (made, read, member_job(bulk)) == (bulk, item_id, item_id)
+    assert forms == [member(owner, item_id), bulk]
+    connection.delete("t:line")
+    connection.zadd("t:line", {bulk: 0, member(owner, single_id): 0, member(owner + "x", single_id): 0})
+    assert [m.decode() for m in connection.zrangebylex("t:line", *owner_range(owner))] == [member(owner, single_id), bulk]
+
+
 def test_the_clocks_field_is_named_alike_by_python_and_the_scripts_and_is_no_owners(connection):
     from fluxhook.store.scripts import source
 

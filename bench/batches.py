@@ -1,0 +1,171 @@
+"""Benchmark: what a batch costs and what it does to its key's interactive jobs (SPEC §18).
+
+    .venv/bin/python -m bench.batches [--items 10000] [--measured 100] [--backlog 300] [--task 3] [--submit-delay 1]
+
+The Procfile's web and one worker, the simulator answering a submission after ``--submit-delay`` s with tasks of
+``--task`` s. Three figures, each beside its baseline measured in the same run:
+
+1. Creation: ``POST /v1/batches`` of ``--items`` items answered (202), in seconds; the items then canceled.
+2. Redis commands per item, run to ``stored``: ``--measured`` items of one batch against as many single jobs
+   (``POST /v1/jobs``), counted from ``INFO commandstats`` (calls, Lua's own commands included), the idle rate of the
+   same stack over the same time taken off.
+3. A single job's wait: key A (``max_active`` 4) runs a batch of ``--backlog`` items while it makes single jobs one
+   every 5 s, each timed from its creation to BFL's acceptance (``submitted``); against the same single jobs with no
+   batch running. Not part of the test suite; it prints a table and changes nothing outside temporary directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from devtools.processes import wait_until
+from fluxhook.store.keys import KEYS
+
+from .common import BenchStack, Row, Section, fmt, log, median, print_notes, print_table
+
+
+def _key(stack: BenchStack, **limits) -> requests.Session:
+    created = stack.api_session().post(f"{stack.base_url}/v1/keys", json={"name": f"bench-{time.time_ns()}",
+                                                                         **limits}, timeout=10)
+    created.raise_for_status()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {created.json()['key']}"
+    return session
+
+
+def _calls(stack: BenchStack) -> int:
+    return sum(int(stats["calls"]) for stats in stack.redis().info("commandstats").values())
+
+
+def _idle_rate(stack: BenchStack, seconds: float = 10.0) -> float:
+    before, started = _calls(stack), time.monotonic()
+    time.sleep(seconds)
+    return (_calls(stack) - before - 1) / (time.monotonic() - started)
+
+
+def _items(n: int, prompt: str) -> list[dict]:
+    return [{"input": {"prompt": f"{prompt} {i}"}} for i in range(n)]
+
+
+def _batch_ended(stack: BenchStack, app: requests.Session, batch_id: str, timeout: float) -> dict:
+    url = f"{stack.base_url}/v1/batches/{batch_id}"
+    return wait_until(lambda: (lambda b: b if b["status"] != "running" else None)(app.get(url, timeout=10).json()),
+                      timeout=timeout, interval=0.2, message=f"batch {batch_id} to end")
+
+
+def _creation(stack: BenchStack, items: int) -> float:
+    app = _key(stack)
+    started = time.monotonic()
+    # Short tasks: the items BFL took before the cancel keep their slots until BFL ends them (SPEC §3).
+    made = app.post(f"{stack.base_url}/v1/batches", json={"model": "flux-2-pro", "items": _items(items, "[seconds-1]")},
+                    timeout=120)
+    seconds = time.monotonic() - started
+    made.raise_for_status()
+    app.post(f"{stack.base_url}/v1/batches/{made.json()['id']}/cancel", timeout=300).raise_for_status()
+    return seconds
+
+
+def _commands_per_item(stack: BenchStack, n: int, task: float, idle: float) -> tuple[float, float]:
+    """Commands per stored job, less idle: single jobs, then one batch's items."""
+    app = _key(stack)
+    prompt = f"[seconds-{task:g}] measured"
+    before, started = _calls(stack), time.monotonic()
+    with ThreadPoolExecutor(8) as pool:  # as apps send them: side by side, each answered after BFL's
+        ids = list(pool.map(lambda i: app.post(f"{stack.base_url}/v1/jobs", json={"model": "flux-2-pro", "input": {
+            "prompt": f"{prompt} {i}"}}, timeout=30).json()["id"], range(n)))
+    for job_id in ids:
+        wait_until(lambda job_id=job_id: app.get(f"{stack.base_url}/v1/jobs/{job_id}", timeout=10).json()["status"]
+                   == "stored", timeout=600, interval=0.5, message="single jobs stored")
+    singles = (_calls(stack) - before - idle * (time.monotonic() - started)) / n
+    before, started = _calls(stack), time.monotonic()
+    batch = app.post(f"{stack.base_url}/v1/batches", json={"model": "flux-2-pro", "items": _items(n, prompt)},
+                     timeout=60).json()
+    ended = _batch_ended(stack, app, batch["id"], 600)
+    assert ended["counts"]["stored"] == n, ended
+    items = (_calls(stack) - before - idle * (time.monotonic() - started)) / n
+    return singles, items
+
+
+def _single_waits(stack: BenchStack, app: requests.Session, count: int, gap: float, task: float) -> list[float]:
+    """Seconds from creation to submitted of ``count`` single jobs of ``app``, one every ``gap`` s."""
+    waits = []
+    for n in range(count):
+        made = app.post(f"{stack.base_url}/v1/jobs", json={"model": "flux-2-pro", "input": {
+            "prompt": f"[seconds-{task:g}] interactive {n}"}}, timeout=30).json()
+        record = KEYS.job(made["id"])
+        wait_until(lambda record=record: stack.redis().hget(record, "submitted_at"), timeout=120, interval=0.05,
+                   message=f"single job {n} submitted")
+        created, submitted = (float(t) for t in stack.redis().hmget(record, "created_at", "submitted_at"))
+        waits.append(submitted - created)
+        time.sleep(max(0.0, gap - (time.time() - created)))
+    return waits
+
+
+def run(args) -> Section:
+    stack = BenchStack("batches", log_level=args.log_level)
+    section = Section("batches: creation, Redis commands per item, a single job's wait behind its key's batch")
+    try:
+        stack.start(workers=1)
+        stack.sim_settings(submit_delay=args.submit_delay)
+        log("batches: idle rate")
+        idle = _idle_rate(stack)
+        log(f"batches: creation of {args.items} items")
+        created = _creation(stack, args.items)
+        small = _creation(stack, 100)
+        section.rows.append(Row(f"POST /v1/batches of {args.items:,} items answered, s", fmt(created, 2),
+                                fmt(small, 2), "", "<= 5", created <= 5))
+        log(f"batches: commands per item, {args.measured} singles then a batch of as many")
+        singles, items = _commands_per_item(stack, args.measured, args.task, idle)
+        section.rows.append(Row("Redis commands per stored item, less idle", fmt(items, 1), fmt(singles, 1), "",
+                                "<= a job's + 10", items <= singles + 10))
+        app = _key(stack, max_active=4)
+        log("batches: single jobs with no batch")
+        alone = _single_waits(stack, app, args.singles, 5.0, args.task)
+        batch = app.post(f"{stack.base_url}/v1/batches", json={"model": "flux-2-pro", "items": _items(
+            args.backlog, f"[seconds-{args.task:g}] backlog")}, timeout=60).json()
+        wait_until(lambda: app.get(f"{stack.base_url}/v1/batches/{batch['id']}", timeout=10).json()["counts"]
+                   ["submitted"] >= 4, timeout=60, message="the batch holding its key's slots")
+        log(f"batches: single jobs beside a {args.backlog}-item batch")
+        beside = _single_waits(stack, app, args.singles, 5.0, args.task)
+        progress = app.get(f"{stack.base_url}/v1/batches/{batch['id']}", timeout=10).json()
+        app.post(f"{stack.base_url}/v1/batches/{batch['id']}/cancel", timeout=300)
+        turnover = args.task + args.submit_delay
+        section.rows += [
+            Row("single job created -> submitted beside its key's batch, median s", fmt(median(beside), 2),
+                fmt(median(alone), 2), "", "", None),
+            Row("single job created -> submitted beside its key's batch, max s", fmt(max(beside), 2),
+                fmt(max(alone), 2), "", f"<= no batch + one turnover ({turnover:g} s)",
+                max(beside) <= max(alone) + turnover),
+        ]
+        section.notes.append(
+            f"BFL answers a submission after {args.submit_delay:g} s; tasks of {args.task:g} s; one worker process. "
+            f"Idle: {idle:.1f} commands/s. The key's {args.singles} single jobs came one every 5 s while its "
+            f"{args.backlog}-item batch held its 4 slots ({progress['counts']['stored']} items stored by the last).")
+        return section
+    finally:
+        stack.stop()
+        stack.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.batches", description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000, help="items of the batch whose creation is timed")
+    parser.add_argument("--measured", type=int, default=100, help="jobs and items whose Redis commands are counted")
+    parser.add_argument("--backlog", type=int, default=300, help="items of the batch the single jobs run beside")
+    parser.add_argument("--singles", type=int, default=8, help="single jobs timed with and without the batch")
+    parser.add_argument("--task", type=float, default=3.0, help="seconds each task runs at BFL (3)")
+    parser.add_argument("--submit-delay", type=float, default=1.0, help="seconds BFL takes to answer a submission (1)")
+    parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the processes")
+    args = parser.parse_args(argv)
+    section = run(args)
+    print_table([section])
+    print_notes([section])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""A batch (SPEC §18): many jobs of one model made by one request, each item a job like any other, counted together.
+
+Pure: the batch's id, its statuses, its object as the API shows it, and the one rule for its status. Its counts are
+kept by the job's own steps as each item moves (``store/lua/batch_counts.lua``), so reading a batch costs the same
+whatever its size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fluxhook.core import transitions as st
+from fluxhook.core.job import iso, job_id_floor, new_job_id
+
+# The most items one batch may hold.
+MAX_ITEMS = 10_000
+_BATCH_ID = re.compile(r"^bat_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+class BatchStatus(StrEnum):
+    """A batch's status, as the API shows it."""
+
+    RUNNING = "running"
+    # Every item has ended.
+    ENDED = "ended"
+    # Its caller canceled it: no item not yet sent is sent, those sent end as a canceled job does.
+    CANCELED = "canceled"
+
+
+def new_batch_id(now: float | None = None) -> str:
+    """A batch id, ``bat_`` then 26 characters, sorting by creation time as job ids do."""
+    return "bat_" + new_job_id(now).removeprefix("job_")
+
+
+def batch_id_floor(when: float) -> str:
+    """The smallest batch id that could be made at ``when``: every id made earlier sorts below it."""
+    return "bat_" + job_id_floor(when).removeprefix("job_")
+
+
+def is_batch_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a batch id (checked before it reaches a Redis key)."""
+    return bool(_BATCH_ID.fullmatch(text or ""))
+
+
+def status_of(ended_at: float | None, canceled_at: float | None) -> BatchStatus:
+    """A batch's status: canceled once its caller canceled it (whatever its items do after), else ended once every
+    item has ended, else running."""
+    if canceled_at is not None:
+        return BatchStatus.CANCELED
+    return BatchStatus.ENDED if ended_at is not None else BatchStatus.RUNNING
+
+
+@dataclass
+class Batch:
+    """One batch as stored: what its request asked for, and its items' counts by status."""
+
+    id: str
+    model: str
+    total: int
+    created_at: float
+    key_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+    # Where its batch.ended message goes (None: nowhere), and the job.* events its items' messages are asked for.
+    notify_url: str | None = None
+    notify_events: tuple[str, ...] = ()
+    # Each status's count of its items (a status with none is left out), and what BFL charged for them so far.
+    counts: dict[str, int] = field(default_factory=dict)
+    cost_credits: float = 0.0
+    ended_at: float | None = None
+    canceled_at: float | None = None
+
+    @property
+    def status(self) -> BatchStatus:
+        return status_of(self.ended_at, self.canceled_at)
+
+    @property
+    def ended_items(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in st.TERMINAL)
+
+    @property
+    def progress(self) -> float:
+        """Ended items over all of them, 0 to 1."""
+        return round(self.ended_items / self.total, 4) if self.total else 1.0
+
+    def to_api(self) -> dict:
+        """The batch object, as the API shows it."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "status": str(self.status),
+            "counts": {**{s: self.counts.get(s, 0) for s in st.STATUSES}, "total": self.total},
+            "cost": {"credits": round(self.cost_credits, 4)},
+            "progress": self.progress,
+            "created_at": iso(self.created_at),
+            "ended_at": iso(self.ended_at),
+            "canceled_at": iso(self.canceled_at),
+            "metadata": self.metadata,
+            "key_id": self.key_id,
+            "notify_url": self.notify_url,
+            "notify_events": list(self.notify_events),
+        }

@@ -1,0 +1,229 @@
+"""Batches (SPEC §18): many jobs of one model in one request, each item a job like any other.
+
+Creating one checks every item as ``POST /v1/jobs`` checks a job (the catalog, BFL's schema, the key's models) before
+anything exists, then records the batch and its items, in line, in a few round trips: no item is sent here, a worker's
+sender sends each as a slot frees. An item waits behind its key's single jobs (interactive first: its member in line
+is the bulk form, ``store/owners.py``), and between keys every item takes its turn as a job does (SPEC §11). Each item
+reserves its budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+from fluxhook.core import tracing
+from fluxhook.core import transitions as st
+from fluxhook.core.batch import MAX_ITEMS, Batch, new_batch_id
+from fluxhook.core.deadlines import batch_cancel_ending
+from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InputRefused, InvalidItems, InvalidRequest
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import pool_for
+from fluxhook.credits.price_bounds import request_size
+from fluxhook.lifecycle.steps import ending, key_limits, routing, submission, task_inputs, timeline
+from fluxhook.lifecycle.steps.admission import check_input, usable_model
+from fluxhook.lifecycle.steps.callers import Caller
+from fluxhook.lifecycle.steps.presenting import present
+from fluxhook.media.archives import zip_stream
+from fluxhook.services import Services
+from fluxhook.store.jobs import Creation
+from fluxhook.store.slots import KnownCap
+
+log = logging.getLogger("fluxhook.batches")
+
+# Items made per round trip: each one's record and place in line are one script's step (``Slots.join_all``).
+ITEMS_PER_TRIP = 500
+# Most bad items an answer names (the count says how many there are).
+NAMED_ITEMS = 50
+# A stored file's name in a batch's archive: its item's index, then what its type is named with.
+_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
+             "video/mp4": ".mp4", "video/webm": ".webm"}
+# How long a cancel waits, all told, for BFL's answers to the sends under way as it ends the batch's items.
+CANCEL_SEND_WAIT = 15.0
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item: BFL's request for the batch's model, and the metadata its job keeps."""
+
+    input: dict
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """What a caller asks for: ``items`` of ``model``, and what the batch keeps."""
+
+    model: str
+    items: list[BatchItem]
+    metadata: dict = field(default_factory=dict)
+    # Where the batch's end (and the items' messages its job_events ask for) goes; None: nowhere.
+    notify_url: str | None = None
+    job_events: tuple[str, ...] = ()
+    # Seconds from creation to each item's deadline (``Cancel-After``); None: none.
+    cancel_after: int | None = None
+
+
+def create_batch(svc: Services, caller: Caller, request: BatchRequest) -> Batch:
+    """Check every item, then record the batch and its items (each ``queued``, in its owner's line); the batch as
+    recorded. ``InvalidItems`` (400) names each item ``POST /v1/jobs`` would refuse, and nothing is made; the model
+    and the key's limits refuse the whole as they refuse a job (``UnknownModel``, ``ModelNotAllowed``,
+    ``RateLimited``, ``BudgetExceeded``)."""
+    if not 1 <= len(request.items) <= MAX_ITEMS:
+        raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
+    model = usable_model(svc, caller, request.model)
+    _check_items(model, request.items)
+    route = routing.route_of(svc, caller, model.name, None)
+    now = time.time()
+    taken = key_limits.take_request(svc.store.app_keys, caller, now)
+    try:
+        batch = Batch(id=new_batch_id(now), model=model.name, total=len(request.items), created_at=now,
+                      key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
+                      notify_events=request.job_events)
+        jobs = [_item_job(svc, caller, request, batch, index, route, now) for index in range(len(request.items))]
+        # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
+        submission.check_budget(svc, jobs[0], key=caller.key)
+        with tracing.job_span("fluxhook.batch", batch.id):
+            svc.store.batches.create(batch)
+            _make_items(svc, caller, model, jobs, request)
+    except BaseException:
+        key_limits.give_back_request(svc.store.app_keys, taken)
+        raise
+    log.info("batch created", extra={"batch_id": batch.id, "items": batch.total, "model": batch.model})
+    return svc.store.batches.get(batch.id) or batch
+
+
+def _check_items(model, items: list[BatchItem]) -> None:
+    """``InvalidItems`` naming every item BFL's schema for ``model`` refuses (the first ``NAMED_ITEMS`` by index,
+    the first three with what is wrong)."""
+    bad = []
+    for index, item in enumerate(items):
+        try:
+            check_input(model, item.input)
+        except InputRefused as exc:
+            bad.append({"index": index, "message": exc.message.removesuffix(" (nothing was created or sent)")})
+    if bad:
+        indexes = ", ".join(str(b["index"]) for b in bad[:NAMED_ITEMS]) + (", ..." if len(bad) > NAMED_ITEMS else "")
+        named = "; ".join(f"item {b['index']}: {b['message']}" for b in bad[:3])
+        raise InvalidItems(f"{len(bad):,} of {len(items):,} items would be refused, at index {indexes} ({named}): fix "
+                           "them and send the batch again (nothing was created)", items=bad[:NAMED_ITEMS])
+
+
+def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, index: int, route: str | None,
+              now: float) -> Job:
+    item = request.items[index]
+    return Job(id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
+               pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
+               notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
+               deadline=now + request.cancel_after if request.cancel_after is not None else None,
+               batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
+
+
+def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest) -> None:
+    """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order; a large input
+    waits in storage, as a job's does. Redis makes one trip's items while the next trip's are prepared here (one
+    thread of its own sends them, one trip at a time), so the two take turns less than they would one after the
+    other."""
+    cap = KnownCap(caller.key.max_active if caller.key else None)
+    extra_events = tuple(e for e in request.job_events if e != "job.ended")
+    with ThreadPoolExecutor(1, thread_name_prefix="batch-items") as sender:
+        sent: Future | None = None
+        for start in range(0, len(jobs), ITEMS_PER_TRIP):
+            made = [_creation(svc, model, job) for job in jobs[start:start + ITEMS_PER_TRIP]]
+            if sent is not None:
+                sent.result()  # the trip before failed: nothing more is sent
+            sent = sender.submit(svc.slots.join_all, made, known_cap=cap)
+        if sent is not None:
+            sent.result()
+    if extra_events:
+        for job in jobs:
+            svc.store.deliveries.ask_events(job.id, extra_events, "job.submitted")
+
+
+def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:
+    """The item as recorded (its input in storage if large) and what records it with its place in line."""
+    size = len(json.dumps(job.input, separators=(",", ":")))
+    kept = task_inputs.keep(svc, job.id, job.input, size)
+    recorded = replace(job, input=kept,
+                       input_size=None if kept is not None else request_size(model, job.input or {}).encode())
+    return recorded, svc.jobs.creation(recorded, waiting=timeline.entry(job.id, "waiting", at=job.created_at))
+
+
+def get_batch(svc: Services, caller: Caller, batch_id: str) -> Batch:
+    """The caller's batch; ``BatchNotFound`` for none or another key's."""
+    batch = svc.store.batches.get(batch_id)
+    if batch is None or not (caller.admin or batch.key_id == caller.key_id):
+        raise BatchNotFound(f"no batch {batch_id[:40]!r}")
+    return batch
+
+
+def list_batches(svc: Services, caller: Caller, *, limit: int, cursor: str | None) -> tuple[list[Batch], str | None]:
+    """The caller's batches newest first (an admin's: every batch), ``limit`` at a time."""
+    return svc.store.batches.list(caller.key_id, every_owner=caller.admin, limit=limit, cursor=cursor)
+
+
+def items(svc: Services, batch: Batch) -> Iterator[Job]:
+    """The batch's items in their index order, as they are now, read ``ITEMS_PER_READ`` at a time (a deleted one is
+    left out)."""
+    for ids in svc.store.batches.item_ids(batch.id):
+        yield from (job for job in svc.jobs.get_many(ids) if job is not None)
+
+
+def item_page(svc: Services, batch: Batch, start: int, count: int) -> list[Job]:
+    """Up to ``count`` of the batch's items from the ``start``-th (0 the first), in their index order, as they are now
+    (a deleted one is left out): one page of them, whatever the batch's size."""
+    return [job for job in svc.jobs.get_many(svc.store.batches.item_ids_at(batch.id, start, count)) if job is not None]
+
+
+def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: float = CANCEL_SEND_WAIT) -> Batch:
+    """Cancel the caller's batch: each item not yet sent ends ``aborted`` (nothing charged), each one BFL has ends
+    ``canceled`` as a canceled job does (SPEC §3); the batch as it is then. ``AlreadyEnded`` (409) for a batch every
+    item of which had ended, or one canceled before. Sends under way are waited for ``send_wait`` seconds all told:
+    one BFL has not answered by then is left to end as BFL's answer says."""
+    batch = get_batch(svc, caller, batch_id)
+    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, time.time()):
+        raise AlreadyEnded(f"the batch has already {'ended' if batch.ended_at else 'been canceled'}; it stays as it is")
+    give_up = time.monotonic() + send_wait
+    sending: list[str] = []
+    for job in items(svc, batch):
+        if not job.terminal and ending.end(svc, job.id, batch_cancel_ending, wait=0) == ending.Ended.SENDING:
+            sending.append(job.id)
+    # A send under way at that moment: BFL's answer decides how the item ends (sent: canceled; else aborted).
+    for job_id in sending:
+        ending.end(svc, job_id, batch_cancel_ending, wait=max(0.0, give_up - time.monotonic()))
+    log.info("batch canceled", extra={"batch_id": batch.id, "still_sending": len(sending)})
+    return get_batch(svc, caller, batch.id)
+
+
+def result_of(svc: Services, job: Job) -> dict:
+    """One item's line of its batch's results (SPEC §18): its file with a fresh signed URL, its cost, its error."""
+    shown = present(svc.config, job)
+    line = {"index": job.batch_index, "job_id": job.id, "status": job.status}
+    if shown["video"]:
+        line["video"] = shown["video"]
+    else:
+        line["image"] = shown["image"]
+    return {**line, "cost": shown["cost"], "error": job.error}
+
+
+def results(svc: Services, batch: Batch) -> Iterator[bytes]:
+    """The batch's results as JSON lines, one per item in the items' order, read a page of items at a time."""
+    for job in items(svc, batch):
+        yield (json.dumps(result_of(svc, job), separators=(",", ":")) + "\n").encode()
+
+
+def archive(svc: Services, batch: Batch) -> Iterator[bytes]:
+    """A ZIP of every stored file of the batch, each named by its item's index (``00042.jpg``), then its results
+    (``results.jsonl``), streamed: memory flat whatever the files' sizes and number."""
+    def stored() -> Iterator[tuple[str, partial]]:
+        for job in items(svc, batch):
+            kept = job.video or job.image
+            if job.status == st.STORED and job.storage_key and kept:
+                suffix = _SUFFIXES.get(str(kept.get("content_type")), "")
+                yield f"{job.batch_index:05d}{suffix}", partial(svc.storage.open, job.storage_key)
+    return zip_stream(stored(), [("results.jsonl", results(svc, batch))])

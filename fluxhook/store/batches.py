@@ -1,0 +1,133 @@
+"""Batches (``core/batch.py``): a batch's record, its counts and its indexes; its items are jobs like any other.
+
+A batch is recorded with its counts (every item ``queued``) before its first item is made, so each item's moves find
+its counts there (``lua/batch_counts.lua``, run by the job's own steps). Its items are made in pipelines of
+``ITEMS_PER_TRIP`` (``Slots.join_all``): a 10,000-item batch costs a job's own commands per item, in 1/500 of the
+round trips.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator
+
+from redis import Redis
+from redis.typing import EncodableT, FieldT
+
+from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch, is_batch_id
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import owner_of
+from fluxhook.store.records import decode_hash
+from fluxhook.store.replies import text
+
+# The counts' fields of one batch that a read asks for (``lua/batch_counts.lua``).
+_COUNTED = (*st.STATUSES, "total", "cost", "ended_at")
+# A batch's items read this many at a time (its results, its cancel).
+ITEMS_PER_READ = 500
+
+
+class Batches:
+    """Every batch's record, counts and indexes."""
+
+    def __init__(self, connection: Redis, ttl: int | None = None, keys: Keys = KEYS):
+        self.connection = connection
+        self.ttl = ttl
+        self.keys = keys
+
+    def create(self, batch: Batch) -> None:
+        """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it)."""
+        k, counts = self.keys, self.keys.batch_counts
+        record: dict[FieldT, EncodableT] = {
+            "id": batch.id, "model": batch.model, "total": batch.total, "created_at": repr(batch.created_at),
+            "key_id": batch.key_id or "", "metadata": json.dumps(batch.metadata, separators=(",", ":")),
+            "notify_url": batch.notify_url or "", "notify_events": ",".join(batch.notify_events)}
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.hset(k.batch(batch.id), mapping=record)
+        if self.ttl:
+            pipe.expire(k.batch(batch.id), self.ttl)
+        fields: dict[FieldT, EncodableT] = {f"{batch.id}|total": batch.total, f"{batch.id}|{st.QUEUED}": batch.total}
+        if batch.notify_url:
+            fields[f"{batch.id}|notify"] = 1
+        pipe.hset(counts, mapping=fields)
+        pipe.zadd(k.owner_batches(owner_of(batch.key_id)), {batch.id: 0})
+        pipe.zadd(k.all_batches, {batch.id: 0})
+        pipe.execute()
+
+    def get(self, batch_id: str) -> Batch | None:
+        """The batch with this id, its counts as they are now; None if there is none. One round trip."""
+        if not is_batch_id(batch_id):
+            return None
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.hgetall(self.keys.batch(batch_id))
+        pipe.hmget(self.keys.batch_counts, [f"{batch_id}|{name}" for name in _COUNTED])
+        record, counted = pipe.execute()
+        if not record:
+            return None
+        return _batch(decode_hash(record), dict(zip(_COUNTED, counted, strict=True)))
+
+    def ttl_ms(self, batch_id: str) -> int | None:
+        """How long the batch's record still lives, in milliseconds (None: for good): its message lives as long."""
+        ttl = int(self.connection.pttl(self.keys.batch(batch_id)))
+        return ttl if ttl > 0 else None
+
+    def cancel(self, batch_id: str, now: float) -> bool:
+        """Record the batch's cancel; False if it was canceled before."""
+        return bool(self.connection.hsetnx(self.keys.batch(batch_id), "canceled_at", repr(now)))
+
+    def list(self, key_id: str | None, *, every_owner: bool, limit: int,
+             cursor: str | None = None) -> tuple[builtins.list[Batch], str | None]:
+        """Batches newest first, ``limit`` at a time after ``cursor`` (the last id the page before read): every batch
+        with ``every_owner``, else the owner of ``key_id``'s (None: the admin tokens')."""
+        index = self.keys.all_batches if every_owner else self.keys.owner_batches(owner_of(key_id))
+        ids = [text(i) for i in self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-",
+                                                                 start=0, num=limit + 1)]
+        page = ids[:limit]
+        found = [batch for batch in map(self.get, page) if batch is not None]
+        return found, (page[-1] if len(ids) > limit and page else None)
+
+    def item_ids(self, batch_id: str) -> Iterator[builtins.list[str]]:
+        """The batch's items' job ids in their index order, ``ITEMS_PER_READ`` at a time."""
+        start = "-"
+        while True:
+            ids = [text(i) for i in self.connection.zrangebylex(self.keys.batch_jobs(batch_id), start, "+",
+                                                                start=0, num=ITEMS_PER_READ)]
+            if not ids:
+                return
+            yield ids
+            start = f"({ids[-1]}"
+
+    def item_ids_at(self, batch_id: str, start: int, count: int) -> builtins.list[str]:
+        """Up to ``count`` of the batch's items' job ids from the ``start``-th (0 the first), in their index order: a
+        page of them (the dashboard's contact sheet)."""
+        return [text(i) for i in self.connection.zrangebylex(self.keys.batch_jobs(batch_id), "-", "+",
+                                                             start=start, num=count)]
+
+    def created_before(self, cutoff_id: str, limit: int) -> builtins.list[str]:
+        """Ids of up to ``limit`` batches made before the batch id ``cutoff_id`` would be, oldest first."""
+        return [text(i) for i in self.connection.zrangebylex(self.keys.all_batches, "-", f"({cutoff_id}",
+                                                             start=0, num=limit)]
+
+    def forget(self, batch_id: str) -> None:
+        """Drop a batch's record, counts and indexes (its items are jobs, removed as jobs are)."""
+        key_id = self.connection.hget(self.keys.batch(batch_id), "key_id")
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.delete(self.keys.batch(batch_id), self.keys.batch_jobs(batch_id))
+        pipe.hdel(self.keys.batch_counts, *(f"{batch_id}|{name}" for name in (*_COUNTED, "ended", "notify")))
+        pipe.zrem(self.keys.owner_batches(owner_of(text(key_id) if key_id else None)), batch_id)
+        pipe.zrem(self.keys.all_batches, batch_id)
+        pipe.execute()
+
+
+def _batch(record: dict, counted: dict) -> Batch:
+    numbers = {name: int(counted[name] or 0) for name in st.STATUSES}
+    ended_at, canceled_at = counted["ended_at"], record.get("canceled_at")
+    events = record.get("notify_events") or ""
+    return Batch(id=record["id"], model=record["model"], total=int(counted["total"] or record.get("total") or 0),
+                 created_at=float(record["created_at"]), key_id=record.get("key_id") or None,
+                 metadata=json.loads(record.get("metadata") or "{}"), notify_url=record.get("notify_url") or None,
+                 notify_events=tuple(e for e in events.split(",") if e),
+                 counts={name: n for name, n in numbers.items() if n}, cost_credits=float(counted["cost"] or 0),
+                 ended_at=float(ended_at) if ended_at else None,
+                 canceled_at=float(canceled_at) if canceled_at else None)

@@ -1,0 +1,185 @@
+"""The ``/v1/batches`` API (SPEC §18): create, read, list, results (JSON lines or a ZIP), cancel. Its event stream is
+in ``events.py`` with the other streams."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, g, request, stream_with_context
+
+from fluxhook.core import json_body
+from fluxhook.core.batch import is_batch_id
+from fluxhook.core.errors import BatchNotFound, InvalidRequest
+from fluxhook.core.job_filters import parse_limit
+from fluxhook.core.notify_events import parse_batch_events
+from fluxhook.core.strict_input import refuse_unknown
+from fluxhook.lifecycle import batching
+from fluxhook.lifecycle.batching import BatchItem, BatchRequest
+from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.steps import key_limits
+
+from .auth import require_bearer
+from .bulkheads import bfl_calls
+from .cancel_after import requested_cancel_after
+from .context import services
+from .idempotency import idempotent
+from .jobs import MAX_METADATA_BYTES
+from .json_request import body_text, json_object
+from .replicated import replicated
+
+bp = Blueprint("batches", __name__, url_prefix="/v1")
+
+NDJSON = "application/x-ndjson"
+# The fields of POST /v1/batches (with NDJSON, its query parameters but ``items``), and of each item.
+_BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
+_ITEM_FIELDS = ("input", "metadata")
+_EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
+
+
+@bp.before_request
+def authenticate():
+    require_bearer()
+
+
+def _read_body(view):
+    """Read the body (JSON, or NDJSON with the rest as query parameters) as one JSON object before anything else
+    reads it, so an ``Idempotency-Key`` is checked against the batch as a whole."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if request.mimetype == NDJSON:
+            g.json_object = _from_ndjson()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _from_ndjson() -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, value in request.args.items(multi=True):
+        refuse_unknown([name], _BATCH_FIELDS[:1] + _BATCH_FIELDS[2:], where="POST /v1/batches (NDJSON)",
+                       kind="query parameter")
+        if name in data:
+            raise InvalidRequest(f"give '{name}' once")
+        data[name] = _query_json(name, value) if name in ("metadata", "notify_events") else value
+    items = []
+    # Lines end at "\n" alone: JSON may hold U+2028 and its kind unescaped, which str.splitlines would split at.
+    for number, line in enumerate(body_text().split("\n")):
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            items.append(json_body.loads(line))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"line {number + 1} of the NDJSON body is not a JSON object: {exc.message}") from None
+    data["items"] = items
+    return data
+
+
+def _query_json(name: str, value: str) -> Any:
+    """A query parameter of an NDJSON batch that holds JSON (``metadata``, ``notify_events``)."""
+    try:
+        return json_body.loads(value)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"the query parameter '{name}' must be JSON: {exc.message}") from None
+
+
+@bp.post("/batches")
+@replicated
+@_read_body
+@idempotent
+def create():
+    """Check every item, then record the batch and its items; answers the batch (202)."""
+    data = json_object()
+    refuse_unknown(data, _BATCH_FIELDS, where="POST /v1/batches")
+    model, items = data.get("model"), data.get("items")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest(f"'model' must be a BFL model name such as 'flux-2-pro', as in {_EXAMPLE}")
+    if not isinstance(items, list):
+        raise InvalidRequest(f"'items' must be a list of items, each {{\"input\": {{...}}}}, as in {_EXAMPLE}")
+    svc = services()
+    caller = require_bearer()
+    notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
+    batch = batching.create_batch(svc, caller, BatchRequest(
+        model, [_item(index, item) for index, item in enumerate(items)], metadata=_metadata(data.get("metadata")),
+        notify_url=notify_url, job_events=parse_batch_events(data.get("notify_events")),
+        cancel_after=requested_cancel_after()))
+    g.batch_id = batch.id
+    return batch.to_api(), 202
+
+
+def _item(index: int, item: object) -> BatchItem:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"item {index} must be a JSON object such as {{\"input\": {{\"prompt\": \"...\"}}}}")
+    refuse_unknown(item, _ITEM_FIELDS, where=f"item {index} of POST /v1/batches")
+    task_input = item.get("input")
+    if not isinstance(task_input, dict) or not task_input:
+        raise InvalidRequest(f"item {index}: 'input' must be a non-empty JSON object of BFL request fields")
+    if "webhook_url" in task_input or "webhook_secret" in task_input:
+        raise InvalidRequest(f"item {index}: 'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
+    return BatchItem(task_input, _metadata(item.get("metadata"), f"item {index}: "))
+
+
+def _metadata(value: object, where: str = "") -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{where}'metadata' must be a JSON object")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"{where}'metadata' must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+@bp.get("/batches")
+def index():
+    """The caller's batches newest first, ``limit`` at a time, continued with ``cursor``."""
+    refuse_unknown(list(request.args), ("limit", "cursor"), where="GET /v1/batches", kind="query parameter")
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and not is_batch_id(cursor):
+        raise InvalidRequest("cursor is not one this service issued")
+    svc, caller, limit = services(), require_bearer(), parse_limit(request.args.get("limit"))
+    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.read_cost(limit),
+                         time.time())
+    batches, next_cursor = batching.list_batches(svc, caller, limit=limit, cursor=cursor)
+    return {"batches": [batch.to_api() for batch in batches], "next_cursor": next_cursor}
+
+
+@bp.get("/batches/<batch_id>")
+def show(batch_id: str):
+    return batching.get_batch(services(), require_bearer(), batch_id).to_api()
+
+
+@bp.get("/batches/<batch_id>/results")
+def results(batch_id: str):
+    """One JSON line per item in the items' order, or with ``format=zip`` every stored file and those lines in a ZIP,
+    streamed as they are read."""
+    refuse_unknown(list(request.args), ("format",), where=f"GET /v1/batches/{batch_id[:40]}/results",
+                   kind="query parameter")
+    form = request.args.get("format", "jsonl")
+    if form not in ("jsonl", "zip"):
+        raise InvalidRequest("'format' must be jsonl (the default) or zip")
+    svc, caller = services(), require_bearer()
+    batch = batching.get_batch(svc, caller, batch_id)
+    # Counted as the largest page of a job list, whatever the batch's size (READS_PER_MINUTE).
+    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.LARGEST_READ,
+                         time.time())
+    if form == "zip":
+        response = Response(stream_with_context(batching.archive(svc, batch)), mimetype="application/zip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.zip"'
+        return response
+    return Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl")
+
+
+@bp.post("/batches/<batch_id>/cancel")
+@replicated
+def cancel(batch_id: str):
+    """Cancel the batch; answers it as it is then. Sends under way are waited for in the room of requests waiting on
+    BFL (a hanging BFL holds back no read): with the room full, they are not."""
+    if not is_batch_id(batch_id):
+        raise BatchNotFound(f"no batch {batch_id[:40]!r}")
+    with bfl_calls().enter() as room:
+        batch = batching.cancel_batch(services(), require_bearer(), batch_id,
+                                      send_wait=batching.CANCEL_SEND_WAIT if room else 0)
+    return batch.to_api()

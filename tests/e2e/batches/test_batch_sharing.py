@@ -1,0 +1,76 @@
+"""A batch beside interactive work, over real HTTP with held BFL tasks (SPEC §18 "Interactive first, fair always"):
+a key's single job takes the next slot its key frees ahead of the key's batch, another key's jobs never wait behind
+it, a batch holds no more than its key's max_active, its items reserve the day's credits one at a time as they are
+sent, and Cancel-After ends its items as it ends a job."""
+
+from __future__ import annotations
+
+from devtools.processes import wait_until
+from key_helpers import make_key
+
+
+def _items(n: int, prompt: str) -> list[dict]:
+    return [{"input": {"prompt": f"{prompt} {i}"}} for i in range(n)]
+
+
+def _counts(client, batch_id: str) -> dict:
+    return client.get(f"/v1/batches/{batch_id}").json()["counts"]
+
+
+def _jobs(client, batch_id: str, status: str) -> list[dict]:
+    return client.get("/v1/jobs", params={"batch_id": batch_id, "status": status}).json()["jobs"]
+
+
+def test_a_single_job_takes_its_keys_next_free_slot_before_the_batch(api, sim):
+    _, a = make_key(api, max_active=2)
+    _, b = make_key(api)
+    batch = a.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(6, "[pending] catalog")}).json()
+    wait_until(lambda: _counts(a, batch["id"])["submitted"] == 2, timeout=30, interval=0.3, message="the batch at its max_active")
+    single = a.submit("[pending] a user waits for this one")
+    other = b.submit("[pending] another app's job")
+
+    # B's job is sent at once: A's batch holds A's slots, not B's.
+    assert b.wait_for(other["id"], "submitted")["status"] == "submitted"
+    assert a.job(single["id"])["status"] == "queued" and _counts(a, batch["id"])["submitted"] == 2
+    sim.complete(_jobs(a, batch["id"], "submitted")[0]["bfl_id"])
+
+    assert a.wait_for(single["id"], "submitted")["status"] == "submitted"
+    counts = _counts(a, batch["id"])
+    assert counts["queued"] == 4 and counts["submitted"] == 1  # the freed slot went to the single job
+    a.post(f"/v1/batches/{batch['id']}/cancel")
+    for job in (single, other):
+        (a if job is single else b).post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_batch_larger_than_the_days_credits_stops_there_and_its_rest_waits(api):
+    _, a = make_key(api, daily_credits=7)  # flux-2-pro tasks of 3 credits
+    _, b = make_key(api)
+    batch = a.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(5, "[seconds-1] budget")}).json()
+
+    def stopped() -> list[dict] | None:
+        counts, queued = _counts(a, batch["id"]), _jobs(a, batch["id"], "queued")
+        at_limit = [j for j in queued if (j["waiting"] or {}).get("reason") == "key_daily_credits"]
+        return at_limit if counts["stored"] >= 2 and counts["stored"] + len(at_limit) == 5 else None
+
+    waiting = wait_until(stopped, timeout=60, interval=0.5, message="the batch stopped at the day's credits")
+    assert len(waiting) >= 2
+    shown = a.get(f"/v1/batches/{batch['id']}").json()
+    # Each item reserved as it was sent: the last one sent may go past the limit by one task (it goes alone, §6).
+    assert shown["status"] == "running" and 6 <= shown["cost"]["credits"] <= 7 + 3
+    theirs = b.submit("B is not held by A's budget")
+    assert b.wait_for(theirs["id"], "stored")["status"] == "stored"
+    a.post(f"/v1/batches/{batch['id']}/cancel")
+
+
+def test_cancel_after_ends_each_item_as_it_ends_a_job(api):
+    _, a = make_key(api, max_active=1)
+    made = a.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(3, "[pending] deadline")},
+                  headers={"Cancel-After": "5s"})
+    assert made.status_code == 202, made.text
+    batch = made.json()
+
+    ended = wait_until(lambda: (lambda b: b if b["status"] == "ended" else None)(
+        a.get(f"/v1/batches/{batch['id']}").json()), timeout=30, interval=0.3, message="the batch ended by its deadline")
+
+    assert ended["counts"]["aborted"] == 2 and ended["counts"]["canceled"] == 1
+    assert {j["error"]["code"] for j in _jobs(a, batch["id"], "aborted")} == {"deadline_exceeded"}

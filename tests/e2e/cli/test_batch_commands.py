@@ -1,0 +1,236 @@
+"""``fluxhook batch submit|show|list|cancel|download`` as real processes against the session's stack (SPEC §18): a JSON
+Lines file in, its progress until it ends, its files out; and in every test a second key, to which none of it
+exists. The pure helpers (reading the file, the progress line) are in tests/unit/cli/test_batches.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+
+from cli_helpers import clean_env, run_cli
+from conftest import API_TOKEN
+from devtools.processes import ROOT, free_port, wait_until
+from fluxhook import client as fc
+from key_helpers import make_key
+
+
+def batch_cli(stack, action: str, *args: str, token: str = API_TOKEN) -> subprocess.CompletedProcess:
+    return run_cli("batch", action, "--url", stack.base_url, "--token", token, *args)
+
+
+def _file(tmp_path, *lines: str, name: str = "items.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def _submitted(result: subprocess.CompletedProcess) -> str:
+    """The batch id the command named on stderr as it made the batch."""
+    found = re.search(r"^batch (bat_\w+): ", result.stderr, re.M)
+    assert found, result.stderr
+    return found.group(1)
+
+
+def test_submit_shows_progress_until_every_item_is_stored_then_download_writes_them(stack, api, sim, tmp_path):
+    mine, a = make_key(api)
+    other, b = make_key(api)
+    items = _file(tmp_path, '{"input": {"prompt": "a catalog shot 0"}, "metadata": {"sku": 0}}',
+                  '{"prompt": "[jpeg] a catalog shot 1", "width": 512, "height": 512}',
+                  "",  # a blank line is skipped
+                  '{"input": {"prompt": "a catalog shot 2"}}')
+
+    submitted = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--metadata-json",
+                        '{"run": "cli"}', token=mine["key"])
+
+    assert submitted.returncode == 0, submitted.stderr
+    batch = json.loads(submitted.stdout)
+    assert batch["id"] == _submitted(submitted) and batch["metadata"] == {"run": "cli"}
+    assert batch["status"] == "ended" and batch["counts"]["stored"] == batch["counts"]["total"] == 3
+    # Not a terminal: plain lines, the first as it was made, the last as it ended; no bar redrawn in place.
+    assert re.search(rf"^{batch['id']} 0% 0/3 ended, 0\.0 s: \d queued", submitted.stderr, re.M), submitted.stderr
+    assert re.search(rf"^{batch['id']} 100% 3/3 ended, [\d.]+ s: 3 stored; [\d.]+ credits$", submitted.stderr, re.M)
+    assert "\r" not in submitted.stderr and f"fluxhook batch download {batch['id']} DIR" in submitted.stderr
+    jobs = {j["batch_index"]: j for j in a.get("/v1/jobs", params={"batch_id": batch["id"]}).json()["jobs"]}
+    assert jobs[0]["metadata"] == {"sku": 0} and jobs[1]["prompt"] == "[jpeg] a catalog shot 1"
+    assert sim.task(jobs[1]["bfl_id"])["prompt"] == "[jpeg] a catalog shot 1"
+
+    shown = batch_cli(stack, "show", batch["id"], token=mine["key"])
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["counts"]["stored"] == 3
+
+    out = tmp_path / "out" / "shots"
+    downloaded = batch_cli(stack, "download", batch["id"], str(out), token=mine["key"])
+
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.jpg", "00002.png", "results.jsonl"]
+    for index, job in jobs.items():
+        name = f"{index:05d}.{'jpg' if index == 1 else 'png'}"
+        assert (out / name).read_bytes() == sim.image_bytes(job["bfl_id"])
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["job_id"], r["status"]) for r in results] == [(i, jobs[i]["id"], "stored") for i in range(3)]
+    assert "wrote 3 files" in downloaded.stderr and str(out) in downloaded.stderr
+    with fc.Client(stack.base_url, mine["key"]) as client:  # what the command wrote is the client's results
+        streamed = [(r["index"], r["job_id"], r["status"]) for r in client.batches.results(batch["id"])]
+    assert streamed == [(r["index"], r["job_id"], r["status"]) for r in results]
+    # Again: the same files, replaced whole, and nothing else left behind.
+    again = batch_cli(stack, "download", batch["id"], str(out), token=mine["key"])
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00001.jpg", "00002.png", "results.jsonl"]
+
+    # The other key: none of it exists, and nothing is written.
+    elsewhere = tmp_path / "theirs"
+    for argv in (("show", batch["id"]), ("cancel", batch["id"]), ("download", batch["id"], str(elsewhere))):
+        refused = batch_cli(stack, *argv, token=other["key"])
+        assert refused.returncode == 2 and "not_found:" in refused.stderr and "(HTTP 404)" in refused.stderr, argv
+        assert refused.stdout == ""
+    assert not elsewhere.exists()
+    mine = batch_cli(stack, "list", token=mine["key"])
+    theirs = batch_cli(stack, "list", "--json", token=other["key"])
+    assert mine.returncode == 0 and theirs.returncode == 0, (mine.stderr, theirs.stderr)
+    assert mine.stdout.splitlines()[0].split() == ["ID", "STATUS", "MODEL", "CREATED", "ENDED", "COST", "ITEMS"]
+    row = next(line for line in mine.stdout.splitlines() if line.startswith(batch["id"]))
+    assert row.split()[1:3] == ["ended", "flux-2-pro"] and row.endswith("3: 3 stored")
+    assert json.loads(theirs.stdout) == {"batches": []}
+
+
+def test_an_item_that_fails_exits_1_and_the_download_has_the_others(stack, api, sim, tmp_path):
+    mine, a = make_key(api)
+    items = _file(tmp_path, '{"prompt": "a shot that works"}', '{"prompt": "[error] a shot that fails"}',
+                  '{"prompt": "[content-moderated] a shot BFL refuses"}')
+
+    submitted = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", token=mine["key"])
+
+    assert submitted.returncode == 1, submitted.stderr
+    batch = json.loads(submitted.stdout)
+    assert batch["status"] == "ended" and (batch["counts"]["stored"], batch["counts"]["failed"]) == (1, 1)
+    assert (f"batch {batch['id']} ended: 1 of 3 items stored (1 failed, 1 moderated); "
+            f"`fluxhook batch download {batch['id']} DIR` writes the stored files") in submitted.stderr
+
+    downloaded = batch_cli(stack, "download", batch["id"], str(tmp_path / "out"), token=mine["key"])
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.png", "results.jsonl"]
+    assert "2 of 3 items have no file: results.jsonl says why" in downloaded.stderr
+    results = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
+    assert [(r["status"], (r["error"] or {}).get("code")) for r in results] == [
+        ("stored", None), ("failed", "bfl_error"), ("moderated", "moderated")]
+
+
+def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, tmp_path):
+    mine, a = make_key(api, max_active=1)
+    other, b = make_key(api)
+    items = _file(tmp_path, *(json.dumps({"prompt": f"[pending] held {n}"}) for n in range(4)))
+
+    submitted = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--no-wait", token=mine["key"])
+
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip()
+    assert re.fullmatch(r"bat_\w{26}", batch_id) and f"fluxhook batch show {batch_id}" in submitted.stderr
+    wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 1, timeout=30,
+               message="one item at BFL")
+    refused = batch_cli(stack, "cancel", batch_id, token=other["key"])
+    assert refused.returncode == 2 and "not_found" in refused.stderr
+    assert a.get(f"/v1/batches/{batch_id}").json()["status"] == "running"
+
+    canceled = batch_cli(stack, "cancel", batch_id, token=mine["key"])
+
+    assert canceled.returncode == 0, canceled.stderr
+    shown = json.loads(canceled.stdout)
+    assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["canceled"]) == (3, 1)
+    assert f"batch {batch_id} canceled: 1 canceled, 3 aborted" in canceled.stderr
+    again = batch_cli(stack, "cancel", batch_id, token=mine["key"])
+    assert again.returncode == 2 and "already_ended:" in again.stderr and "(HTTP 409)" in again.stderr
+
+
+def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_exits_1(stack, api, sim, tmp_path):
+    mine, a = make_key(api)
+    items = _file(tmp_path, '{"prompt": "[pending] never ends"}', '{"prompt": "[pending] nor this"}')
+
+    timed_out = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--timeout", "1",
+                        token=mine["key"])
+
+    assert timed_out.returncode == 4, timed_out.stderr
+    batch = json.loads(timed_out.stdout)
+    assert batch["status"] == "running" and batch["id"] == _submitted(timed_out)
+    assert f"batch {batch['id']} is still running after 1 s" in timed_out.stderr
+    assert f"it goes on: fluxhook batch show {batch['id']}" in timed_out.stderr
+
+    # Watched while it is canceled: the watch ends with the batch, exit 1.
+    held = _file(tmp_path, '{"prompt": "[pending] held 0"}', '{"prompt": "[pending] held 1"}', name="held.jsonl")
+    watching = _watching(stack, held, mine["key"])
+    try:
+        batch_id = re.match(r"batch (bat_\w+): ", watching.stderr.readline()).group(1)
+        assert a.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+        out, err = watching.communicate(timeout=60)
+    finally:
+        watching.kill()
+    assert watching.returncode == 1, err
+    assert json.loads(out)["status"] == "canceled"
+    assert f"batch {batch_id} was canceled: 0 of 2 items stored (2 canceled)" in err
+
+    # Interrupted: the batch goes on, and the command says how to follow or stop it.
+    watching = _watching(stack, held, mine["key"])
+    try:
+        batch_id = re.match(r"batch (bat_\w+): ", watching.stderr.readline()).group(1)
+        watching.send_signal(signal.SIGINT)
+        out, err = watching.communicate(timeout=60)
+    finally:
+        watching.kill()
+    assert watching.returncode == 130, err
+    assert f"interrupted; the batch goes on: fluxhook batch show {batch_id}" in err and out == ""
+    assert a.get(f"/v1/batches/{batch_id}").json()["status"] == "running"
+    assert a.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+
+
+def _watching(stack, path, token: str) -> subprocess.Popen:
+    """``batch submit`` running on, its stderr read a line at a time."""
+    argv = ["batch", "submit", str(path), "--model", "flux-2-pro", "--url", stack.base_url, "--token", token]
+    return subprocess.Popen([sys.executable, "-m", "fluxhook.cli", *argv], cwd=ROOT, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):
+    mine, a = make_key(api)
+    nowhere = ("--url", f"http://127.0.0.1:{free_port()}", "--token", API_TOKEN)  # refused before any request
+    cases = [
+        (_file(tmp_path, '{"prompt": "fine"}', "", '{"prompt": "broken",}', name="a.jsonl"), "a.jsonl, line 3 is not valid JSON"),
+        (_file(tmp_path, '["a", "list"]', name="b.jsonl"), "line 1 is a JSON list, not an object"),
+        (_file(tmp_path, '{"input": {"prompt": "x"}, "model": "flux-dev"}', name="c.jsonl"),
+         "line 1: an item holds 'input' and 'metadata' only, not 'model'"),
+        (_file(tmp_path, '{"input": "a fox"}', name="d.jsonl"), "line 1: 'input' must be a non-empty JSON object"),
+        (_file(tmp_path, "", "", name="e.jsonl"), "holds no items"),
+        (tmp_path / "missing.jsonl", "cannot read"),
+    ]
+    for path, message in cases:
+        result = run_cli("batch", "submit", str(path), "--model", "flux-2-pro", *nowhere)
+        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
+    result = run_cli("batch", "submit", str(tmp_path / "x"), *nowhere)
+    assert result.returncode == 2 and "--model" in result.stderr
+    result = run_cli("batch", "submit", "-", "--model", "flux-2-pro", "--no-wait", "--timeout", "5", *nowhere)
+    assert result.returncode == 2 and "--timeout goes with watching" in result.stderr
+
+    # What the server refuses names the item and its line: nothing is made.
+    items = _file(tmp_path, '{"prompt": "fine"}', "", '{"prompt": "too wide", "width": "wide"}')
+    refused = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", token=mine["key"])
+    assert refused.returncode == 2 and "invalid_items:" in refused.stderr and "(HTTP 400)" in refused.stderr
+    assert f"item 1 is line 3 of {items}" in refused.stderr
+    assert a.get("/v1/batches").json()["batches"] == []
+
+
+def test_stdin_and_an_idempotency_key_make_one_batch(stack, api, sim):
+    mine, a = make_key(api)
+    lines = '{"prompt": "[pending] from stdin 0"}\n{"prompt": "[pending] from stdin 1"}\n'
+    argv = ["batch", "submit", "-", "--model", "flux-2-pro", "--no-wait", "--idempotency-key", "cli-run-1",
+            "--url", stack.base_url, "--token", mine["key"]]
+
+    first = subprocess.run([sys.executable, "-m", "fluxhook.cli", *argv], input=lines, capture_output=True, text=True,
+                           cwd=ROOT, env=clean_env(), timeout=60)
+    again = subprocess.run([sys.executable, "-m", "fluxhook.cli", *argv], input=lines, capture_output=True, text=True,
+                           cwd=ROOT, env=clean_env(), timeout=60)
+
+    assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
+    assert first.stdout == again.stdout and [b["id"] for b in a.get("/v1/batches").json()["batches"]] == [
+        first.stdout.strip()]
+    assert a.post(f"/v1/batches/{first.stdout.strip()}/cancel").status_code == 200

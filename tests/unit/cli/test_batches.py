@@ -1,0 +1,136 @@
+"""``fluxhook batch``'s pure helpers (fluxhook/cli/batches.py): reading a JSON Lines file of items, naming a refused
+item's line, the progress line and bar, the exit code, and writing an archive's files. The commands as processes are
+in tests/e2e/cli/test_batch_commands.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from fluxhook.cli import batches
+from fluxhook.cli.exits import CLIError, ExitCode
+
+
+def _batch(**counts) -> dict:
+    total = sum(counts.values())
+    return {"id": "bat_1", "counts": {**counts, "total": total}, "cost": {"credits": 0.0}}
+
+
+def test_read_items_takes_items_and_bare_inputs_and_skips_blank_lines():
+    lines = ['{"input": {"prompt": "a"}, "metadata": {"sku": 1}}\n', "\n", "   \n",
+             '{"prompt": "b", "width": 512}\n', '{"input": {"prompt": "c"}}']
+
+    items, numbers = batches.read_items(lines, "items.jsonl")
+
+    assert items == [{"input": {"prompt": "a"}, "metadata": {"sku": 1}}, {"input": {"prompt": "b", "width": 512}},
+                     {"input": {"prompt": "c"}}]
+    assert numbers == [1, 4, 5]
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"prompt": "a",}', "f.jsonl, line 2 is not valid JSON (Expecting property name"),
+    ("42", "f.jsonl, line 2 is a JSON int, not an object"),
+    ('{"input": {"prompt": "a"}, "n": 2}', "line 2: an item holds 'input' and 'metadata' only, not 'n'"),
+    ('{"input": {}}', "line 2: 'input' must be a non-empty JSON object"),
+    ('{"input": {"prompt": "a"}, "metadata": [1]}', "line 2: 'metadata' must be a JSON object"),
+    ("{}", "f.jsonl, line 2 is an empty object"),
+])
+def test_read_items_names_the_first_bad_line(line, message):
+    with pytest.raises(CLIError) as refused:
+        batches.read_items(['{"prompt": "fine"}', line], "f.jsonl")
+    assert message in refused.value.message and refused.value.exit_code == ExitCode.USAGE
+
+
+def test_read_items_refuses_no_items_and_too_many():
+    with pytest.raises(CLIError, match="f.jsonl holds no items"):
+        batches.read_items(["\n", ""], "f.jsonl")
+    with pytest.raises(CLIError, match="more than 10,000 items.*split -l 10000"):
+        batches.read_items(['{"prompt": "x"}'] * 10_001, "f.jsonl")
+    assert len(batches.read_items(['{"prompt": "x"}'] * 10_000, "f.jsonl")[0]) == 10_000
+
+
+def test_lines_of_maps_the_refused_items_to_their_lines():
+    message = "2 of 5 items would be refused, at index 1, 4 (item 1: width: ...; item 4: ...): fix them"
+    assert batches.lines_of(message, [1, 3, 4, 7, 9], "f.jsonl") == "item 1 is line 3, item 4 is line 9 of f.jsonl"
+    assert batches.lines_of("a batch holds 1 to 10,000 items", [1], "f.jsonl") == ""
+    assert batches.lines_of("at index 7", [1], "f.jsonl") == ""
+
+
+def test_the_progress_line_and_bar():
+    batch = {**_batch(queued=5, submitted=2, stored=2, failed=1), "cost": {"credits": 9.5}}
+    assert batches.batch_line(batch, 12.34) == "bat_1 30% 3/10 ended, 12.3 s: 5 queued, 2 submitted, 2 stored, 1 failed; " \
+                                               "9.5 credits"
+    assert batches.batch_line(_batch(queued=3), 75, "fluxhook unreachable, retrying", with_id=False) == \
+        "0% 0/3 ended, 1m15s, fluxhook unreachable, retrying: 3 queued"
+    assert batches.bar(batch, 10) == "[###-------]" and batches.bar(_batch(stored=3), 4) == "[####]"
+    assert [batches.duration(s) for s in (0, 59.94, 61, 3600 * 2 + 125)] == ["0.0 s", "59.9 s", "1m01s", "2h02m"]
+    assert batches.counts_text(batch, ("stored",)) == "5 queued, 2 submitted, 1 failed"
+
+
+def test_progress_on_a_terminal_redraws_one_line_cut_to_its_width():
+    out = io.StringIO()
+    progress = batches.BatchProgress(out, tty=True, columns=40)
+    progress.update(_batch(queued=4), 1.0)
+    progress.update(_batch(queued=2, stored=2), 2.0)
+    progress.finish(_batch(stored=4), 3.0)
+
+    drawn = out.getvalue().split("\r\x1b[K")
+    assert drawn[1] == "[--------------------] 0% 0/4 ended, 1."  # 39 characters: never a second row
+    assert drawn[2].startswith("[##########----------] 50% 2/4 ended")
+    assert drawn[3] == "[####################] 100% 4/4 ended, 3.0 s: 4 stored\n"
+
+
+def test_progress_without_a_terminal_is_a_line_when_it_moves_at_most_every_10_s_and_every_30_s_unchanged():
+    out = io.StringIO()
+    progress = batches.BatchProgress(out, tty=False)
+    for elapsed, batch in ((0, _batch(queued=4)), (5, _batch(queued=3, stored=1)), (11, _batch(queued=3, stored=1)),
+                           (20, _batch(queued=3, stored=1)), (41.5, _batch(queued=3, stored=1)),
+                           (45, _batch(queued=3, stored=1))):
+        progress.update(batch, elapsed)
+    progress.finish(_batch(stored=4), 50)
+    progress.clear()  # nothing to clear in a log
+
+    assert out.getvalue().splitlines() == [
+        "bat_1 0% 0/4 ended, 0.0 s: 4 queued",
+        "bat_1 25% 1/4 ended, 11.0 s: 3 queued, 1 stored",  # moved at 5 s, shown once 10 s had passed
+        "bat_1 25% 1/4 ended, 41.5 s: 3 queued, 1 stored",  # unchanged for 30 s: shown again
+        "bat_1 100% 4/4 ended, 50.0 s: 4 stored",
+    ]
+
+
+def test_exit_code_and_row():
+    assert batches.exit_code_for_batch(_batch(stored=3)) == ExitCode.OK
+    assert batches.exit_code_for_batch(_batch(stored=2, failed=1)) == ExitCode.JOB_FAILED
+    assert batches.exit_code_for_batch(_batch(aborted=3)) == ExitCode.JOB_FAILED
+    row = batches.batch_row({**_batch(stored=2, failed=1), "status": "ended", "model": "flux-2-pro",
+                             "created_at": "2026-11-21T10:00:00Z", "ended_at": None, "cost": {"credits": 6.0}})
+    assert row == ["bat_1", "ended", "flux-2-pro", "2026-11-21T10:00:00Z", "-", "6", "3: 2 stored, 1 failed"]
+
+
+def test_extract_writes_each_file_and_refuses_a_name_with_a_path(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as made:
+        made.writestr("00000.png", b"\x89PNG one")
+        made.writestr("00002.jpg", b"\xff\xd8 two")
+        made.writestr("results.jsonl", json.dumps({"index": 0}) + "\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "00000.png").write_bytes(b"an older one")
+
+    assert batches.extract(archive, out) == (2, len(b"\x89PNG one") + len(b"\xff\xd8 two"))
+    assert sorted(p.name for p in out.iterdir()) == ["00000.png", "00002.jpg", "results.jsonl"]
+    assert (out / "00000.png").read_bytes() == b"\x89PNG one"
+
+    for name in ("../escape.png", "/etc/x", ".hidden", "sub/00001.png"):
+        with zipfile.ZipFile(archive, "w") as made:
+            made.writestr(name, b"x")
+        with pytest.raises(CLIError) as refused:
+            batches.extract(archive, out)
+        assert refused.value.exit_code == ExitCode.UNAVAILABLE and "not a file name fluxhook makes" in refused.value.message
+    assert not (tmp_path / "escape.png").exists()
+    archive.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CLIError, match="damaged"):
+        batches.extract(archive, out)

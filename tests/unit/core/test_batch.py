@@ -1,0 +1,34 @@
+"""fluxhook/core/batch.py: a batch's status rule, its progress and its object as the API shows it."""
+
+from __future__ import annotations
+
+from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch, BatchStatus, batch_id_floor, is_batch_id, new_batch_id, status_of
+from fluxhook.core.deadlines import batch_cancel_ending
+
+
+def test_a_cancel_decides_the_status_before_the_end():
+    assert status_of(None, None) == BatchStatus.RUNNING
+    assert status_of(5.0, None) == BatchStatus.ENDED
+    assert status_of(None, 4.0) == status_of(5.0, 4.0) == BatchStatus.CANCELED
+
+
+def test_progress_counts_ended_items_over_all_and_every_status_is_shown():
+    batch = Batch(id=new_batch_id(), model="flux-2-pro", total=4, created_at=1.0,
+                  counts={st.STORED: 1, st.FAILED: 1, st.SUBMITTED: 2}, cost_credits=6.0)
+    shown = batch.to_api()
+    assert shown["progress"] == 0.5 and shown["status"] == "running" and shown["cost"] == {"credits": 6.0}
+    assert shown["counts"] == {**dict.fromkeys(st.STATUSES, 0), "stored": 1, "failed": 1, "submitted": 2, "total": 4}
+
+
+def test_ids_sort_by_time_and_are_told_from_anything_else():
+    older, newer = new_batch_id(1_000.0), new_batch_id(2_000.0)
+    assert is_batch_id(older) and not is_batch_id("job_" + older[4:]) and not is_batch_id("bat_../x")
+    assert older < batch_id_floor(1_500.0) < newer
+
+
+def test_a_batchs_cancel_aborts_what_is_unsent_and_cancels_what_bfl_has():
+    assert batch_cancel_ending(st.QUEUED).status == st.ABORTED
+    assert batch_cancel_ending(st.SUBMITTED).status == batch_cancel_ending(st.READY).status == st.CANCELED
+    assert batch_cancel_ending(st.STORED) is None
+    assert batch_cancel_ending(st.QUEUED).code == "batch_canceled"

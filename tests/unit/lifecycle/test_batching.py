@@ -1,0 +1,151 @@
+"""Batches (fluxhook/lifecycle/batching.py) in-process on a real Redis and the simulator: a batch is checked whole
+before anything exists, its items are jobs in line behind their key's single jobs, its counts follow its items' moves,
+its cancel ends each item as SPEC §18 says, and another key sees none of it. Over HTTP: tests/e2e/batches/."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.core import transitions as st
+from fluxhook.core.batch import BatchStatus
+from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidItems, ModelNotAllowed, UnknownModel
+from fluxhook.core.job_filters import JobFilter
+from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.batching import BatchItem, BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
+from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.store.keys import KEYS
+
+DB = 7
+PRO = "flux-2-pro"
+
+
+@pytest.fixture()
+def svc(make_services, sim):
+    return make_services(DB)
+
+
+def _key(svc, **limits) -> Caller:
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
+    return Caller(key)
+
+
+def _request(n: int, **fields) -> BatchRequest:
+    return BatchRequest(PRO, [BatchItem({"prompt": f"[pending] item {i}"}, {"sku": i}) for i in range(n)], **fields)
+
+
+def test_a_batch_is_recorded_with_its_items_as_jobs_in_line_in_their_order(svc, sim):
+    batch = create_batch(svc, ADMIN, _request(3, metadata={"run": "catalog"}))
+
+    assert batch.id.startswith("bat_") and batch.total == 3 and batch.status == BatchStatus.RUNNING
+    assert batch.counts == {st.QUEUED: 3} and batch.metadata == {"run": "catalog"} and batch.progress == 0
+    made = list(items(svc, batch))
+    assert [(j.batch_id, j.batch_index, j.metadata, j.status) for j in made] == [
+        (batch.id, i, {"sku": i}, st.QUEUED) for i in range(3)]
+    listed, _ = svc.jobs.list(JobFilter(batch_id=batch.id), limit=10)
+    assert {j.id for j in listed} == {j.id for j in made}
+    assert svc.slots.waiting("default") == 3 and sim.stats()["submitted"] == 0  # nothing sent in the request
+
+
+def test_bad_items_are_named_by_index_and_nothing_is_made(svc, sim):
+    request = BatchRequest(PRO, [BatchItem({"prompt": "fine"}), BatchItem({"prompt": "x", "width": "wide"}),
+                                 BatchItem({"prompt": "fine"}), BatchItem({"width": 10_000})])
+
+    with pytest.raises(InvalidItems) as refused:
+        create_batch(svc, ADMIN, request)
+
+    assert [item["index"] for item in refused.value.items] == [1, 3]
+    assert "item 1" in refused.value.message and "nothing was created" in refused.value.message
+    assert svc.redis.zcard(KEYS.all_batches) == 0 and svc.jobs.list(limit=5)[0] == []
+    assert svc.slots.waiting("default") == 0
+
+
+def test_the_model_and_the_keys_models_refuse_the_whole_batch(svc, sim):
+    with pytest.raises(UnknownModel):
+        create_batch(svc, ADMIN, BatchRequest("flux-9", [BatchItem({"prompt": "x"})]))
+    limited = _key(svc, models=["flux-dev"])
+    with pytest.raises(ModelNotAllowed):
+        create_batch(svc, limited, _request(2))
+    assert svc.redis.zcard(KEYS.all_batches) == 0
+
+
+def test_a_single_job_of_the_same_key_takes_the_next_slot_before_the_batchs_items(svc, sim):
+    app = _key(svc, max_active=1)
+    create_batch(svc, app, _request(5))
+    single = create_job(svc, app, JobRequest(PRO, {"prompt": "[pending] interactive"}), submit_here=False).job
+
+    dispatched = svc.slots.dispatch()
+
+    assert dispatched.jobs == [single.id]  # made after every item, yet first of its key
+
+
+def test_another_keys_single_jobs_and_batch_take_turns_as_the_shares_say(svc, sim):
+    a, b = _key(svc), _key(svc)
+    create_batch(svc, a, _request(30))
+    theirs = [create_job(svc, b, JobRequest(PRO, {"prompt": f"[pending] b{i}"}), submit_here=False).job.id
+              for i in range(10)]
+
+    dispatched = svc.slots.dispatch(limit=20)
+
+    # 24 slots at the simulator's account: B's 10 are not held behind A's batch made before them.
+    assert set(theirs) <= set(dispatched.jobs) and len(dispatched.jobs) == 20
+
+
+def test_another_key_neither_sees_nor_cancels_a_batch(svc, sim):
+    a, b = _key(svc), _key(svc)
+    batch = create_batch(svc, a, _request(2))
+
+    with pytest.raises(BatchNotFound):
+        get_batch(svc, b, batch.id)
+    with pytest.raises(BatchNotFound):
+        cancel_batch(svc, b, batch.id)
+    assert list_batches(svc, b, limit=10, cursor=None) == ([], None)
+    assert [x.id for x in list_batches(svc, a, limit=10, cursor=None)[0]] == [batch.id]
+    assert [x.id for x in list_batches(svc, ADMIN, limit=10, cursor=None)[0]] == [batch.id]
+    assert get_batch(svc, a, batch.id).counts == {st.QUEUED: 2}  # untouched
+
+
+def test_cancel_aborts_unsent_items_cancels_sent_ones_and_ends_the_batch_once(svc, sim):
+    app = _key(svc)
+    batch = create_batch(svc, app, _request(4, notify_url="https://example.com/hook"))
+    sent = svc.slots.dispatch(limit=2).jobs
+    from fluxhook.lifecycle import submitting
+    for job_id in sent:
+        submitting.submit_queued(svc, job_id)
+
+    canceled = cancel_batch(svc, app, batch.id)
+
+    assert canceled.status == BatchStatus.CANCELED and canceled.ended_at is not None
+    assert canceled.counts == {st.ABORTED: 2, st.CANCELED: 2} and canceled.progress == 1
+    assert canceled.cost_credits == pytest.approx(2 * 3)  # BFL's charge for the two sent stays
+    assert svc.redis.zscore(KEYS.outbox, f"{batch.id}|batch.ended") is not None
+    with pytest.raises(AlreadyEnded):
+        cancel_batch(svc, app, batch.id)
+
+
+def test_counts_follow_an_item_to_its_end_and_the_last_one_ends_the_batch(svc, sim):
+    batch = create_batch(svc, ADMIN, _request(2))
+    first, second = list(items(svc, batch))
+    assert svc.jobs.transition(first.id, st.FAILED, error={"code": "x", "message": "y"})
+    assert get_batch(svc, ADMIN, batch.id).counts == {st.QUEUED: 1, st.FAILED: 1}
+    assert get_batch(svc, ADMIN, batch.id).ended_at is None
+
+    svc.jobs.delete(second.id)
+
+    ended = get_batch(svc, ADMIN, batch.id)
+    assert ended.total == 1 and ended.counts == {st.FAILED: 1} and ended.status == BatchStatus.ENDED
+    assert svc.redis.zscore(KEYS.outbox, f"{batch.id}|batch.ended") is None  # no notify_url: no message
+
+
+def test_retention_forgets_a_batch_with_its_items(svc, sim):
+    from fluxhook.lifecycle.retention import purge_expired
+
+    batch = create_batch(svc, ADMIN, _request(2))
+    assert purge_expired(svc, time.time()) == 0 and svc.store.batches.get(batch.id) is not None
+
+    assert purge_expired(svc, time.time() + (svc.config.job_retention_days + 1) * 86400) == 2
+
+    assert svc.store.batches.get(batch.id) is None and svc.redis.zcard(KEYS.all_batches) == 0
+    assert not [f for f in svc.redis.hkeys(KEYS.batch_counts) if f.decode().startswith(batch.id)]
