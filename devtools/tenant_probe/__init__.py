@@ -1,4 +1,4 @@
-"""The tenant probe: an attacker's view of tenancy (SPEC §3, §4, §6, §7, §9, §10, §16), over HTTP against a real stack.
+"""The tenant probe: an attacker's view of tenancy (SPEC §3, §4, §6, §7, §9, §10, §16, §18), over HTTP, on a real stack.
 
     .venv/bin/python -m devtools.tenant_probe [--rows 1,3,12]        (make probe-tenants)
 
@@ -11,10 +11,11 @@ BFL_WEBHOOK_SECRET set, and the apps' notification receivers (one path per key, 
 secret). Everything listens on 127.0.0.1 only; every loop is bounded in requests and time (the
 whole run stays under ten minutes) and the stack stops at the end. Exits 1 when any row is BROKEN.
 
-Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value); everything else an attacker could do is
-done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task.
+Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value), and the batch flood its SLOWLOG for a
+figure; everything else an attacker could do is done over HTTP, with the simulator's control API (/_sim) standing in
+for BFL finishing a task and counting what BFL was sent.
 
 The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22, 30),
-rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-33); harness, receivers and sse are what they share,
-__main__ runs them.
+rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-33), rows_batches (34, 35, 38) and
+rows_batch_requests (36-37); harness, receivers and sse are what they share, __main__ runs them.
 """

@@ -10,13 +10,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import rows_bulkheads, rows_cancel, rows_limits, rows_notify, rows_reads, rows_shared, rows_streams
+from . import (
+    rows_batch_requests,
+    rows_batches,
+    rows_bulkheads,
+    rows_cancel,
+    rows_limits,
+    rows_notify,
+    rows_reads,
+    rows_shared,
+    rows_streams,
+)
 from .harness import BFL_ANSWERS_AFTER, TASK_SECONDS, Probe, Row
 
 # Every row in the order they run and are numbered: each module's rows, one concern each.
 ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS, *rows_notify.ROWS, *rows_cancel.ROWS,
                                           *rows_streams.ROWS, *rows_reads.ROWS, *rows_cancel.LATER_ROWS,
-                                          *rows_bulkheads.ROWS)
+                                          *rows_bulkheads.ROWS, *rows_batches.ROWS, *rows_batch_requests.ROWS,
+                                          *rows_batches.LATER_ROWS)
 
 
 # --------------------------------------------------------------------------- the run

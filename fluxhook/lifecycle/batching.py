@@ -45,6 +45,12 @@ _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "
              "video/mp4": ".mp4", "video/webm": ".webm"}
 # How long a cancel waits, all told, for BFL's answers to the sends under way as it ends the batch's items.
 CANCEL_SEND_WAIT = 15.0
+# How long a cancel's request ends items itself; the sweep ends the rest, ENDS_PER_SWEEP of each batch a sweep, taking
+# at most CANCELING_PER_SWEEP batches, each for CANCEL_CLAIM s (one whose sweep died is taken again after it).
+CANCEL_IN_REQUEST = 2.0
+ENDS_PER_SWEEP = 500
+CANCELING_PER_SWEEP = 4
+CANCEL_CLAIM = 60.0
 
 
 @dataclass(frozen=True)
@@ -183,21 +189,54 @@ def item_page(svc: Services, batch: Batch, start: int, count: int) -> list[Job]:
 def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: float = CANCEL_SEND_WAIT) -> Batch:
     """Cancel the caller's batch: each item not yet sent ends ``aborted`` (nothing charged), each one BFL has ends
     ``canceled`` as a canceled job does (SPEC §3); the batch as it is then. ``AlreadyEnded`` (409) for a batch every
-    item of which had ended, or one canceled before. Sends under way are waited for ``send_wait`` seconds all told:
-    one BFL has not answered by then is left to end as BFL's answer says."""
+    item of which had ended, or one canceled before.
+
+    From the moment of the cancel no item of it is sent (a sender that takes one ends it instead:
+    ``steps.submission``). This request ends its items for up to ``CANCEL_IN_REQUEST`` s (a send under way it meets
+    is waited for, ``send_wait`` s all told); the sweep ends the rest (``finish_cancels``), so the batch's counts
+    reach their end within seconds of it, whatever its size."""
     batch = get_batch(svc, caller, batch_id)
-    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, time.time()):
+    now = time.time()
+    if batch.ended_at is not None or not svc.store.batches.cancel(batch.id, now):
         raise AlreadyEnded(f"the batch has already {'ended' if batch.ended_at else 'been canceled'}; it stays as it is")
-    give_up = time.monotonic() + send_wait
-    sending: list[str] = []
-    for job in items(svc, batch):
-        if not job.terminal and ending.end(svc, job.id, batch_cancel_ending, wait=0) == ending.Ended.SENDING:
-            sending.append(job.id)
-    # A send under way at that moment: BFL's answer decides how the item ends (sent: canceled; else aborted).
-    for job_id in sending:
-        ending.end(svc, job_id, batch_cancel_ending, wait=max(0.0, give_up - time.monotonic()))
-    log.info("batch canceled", extra={"batch_id": batch.id, "still_sending": len(sending)})
+    _end_items(svc, batch.id, until=time.monotonic() + CANCEL_IN_REQUEST, send_wait=send_wait)
+    log.info("batch canceled", extra={"batch_id": batch.id})
     return get_batch(svc, caller, batch.id)
+
+
+def finish_cancels(svc: Services, now: float) -> int:
+    """The sweep's part of canceled batches: end up to ``ENDS_PER_SWEEP`` items of each it claims; how many ended."""
+    ended = 0
+    for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CANCEL_CLAIM):
+        ended += _end_items(svc, batch_id, most=ENDS_PER_SWEEP)
+    return ended
+
+
+def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: float | None = None,
+               send_wait: float = 0.0) -> int:
+    """End the canceled batch's items not ended yet, from where its cancel went last, up to ``most`` of them or until
+    ``until`` (monotonic); how many ended. Its cancel's place is kept, and its batch taken off the sweep's list once
+    a pass finds every item ended (one being sent at that moment makes another pass)."""
+    cursor, ended, sending = svc.store.batches.cancel_cursor(batch_id), 0, False
+    give_up = time.monotonic() + send_wait
+    while ended < most and (until is None or time.monotonic() < until):
+        ids = svc.store.batches.item_ids_after(batch_id, cursor, ITEMS_PER_TRIP)
+        if not ids:
+            done = not sending
+            svc.store.batches.cancel_went_on(batch_id, None if sending else cursor, done=done, again_at=time.time())
+            return ended
+        for job_id, job in zip(ids, svc.jobs.get_many(ids), strict=True):
+            cursor = job_id
+            if job is None or job.terminal:
+                continue
+            wait = max(0.0, give_up - time.monotonic())
+            outcome = ending.end(svc, job.id, batch_cancel_ending, wait=wait)
+            ended += outcome == ending.Ended.ENDED
+            sending = sending or outcome == ending.Ended.SENDING
+            if ended >= most or (until is not None and time.monotonic() >= until):
+                break
+    svc.store.batches.cancel_went_on(batch_id, cursor, done=False, again_at=time.time())
+    return ended
 
 
 def result_of(svc: Services, job: Job) -> dict:

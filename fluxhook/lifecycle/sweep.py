@@ -1,4 +1,5 @@
-"""The fallback sweep: hand due jobs to checks and end the jobs whose deadline passed; O(jobs due), not O(jobs).
+"""The fallback sweep: hand due jobs to checks, end the jobs whose deadline passed and the items of canceled batches;
+O(jobs due), not O(jobs).
 Free BFL slots are not its work (each worker's senders take them, ``worker/sending.py``), nor notifications (each
 worker's notifier takes them, ``worker/notifying.py``)."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from fluxhook.lifecycle.batching import finish_cancels
 from fluxhook.lifecycle.deadlines import enforce_deadlines
 from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
 from fluxhook.services import Services
@@ -38,6 +40,8 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     if due:
         enqueue_checks(svc.control_queue, due, claim)
     deadlines = enforce_deadlines(svc, now) if work.deadlines else 0
+    if work.canceling:
+        finish_cancels(svc, now)
     if work.moving:
         restore_work(svc, now)
     return SweepReport(due=len(due), deadlines=deadlines)

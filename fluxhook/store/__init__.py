@@ -44,11 +44,14 @@ class Snapshot(NamedTuple):
 
 
 class SweepWork(NamedTuple):
-    """What a sweep has to do now: whether any job is due, any deadline passed, any work is being moved into RQ."""
+    """What a sweep has to do now: whether any job is due, any deadline passed, any work is being moved into RQ, any
+    canceled batch's items are still to be ended."""
 
     jobs: bool
     deadlines: bool
     moving: bool
+    # A canceled batch has items still to be ended.
+    canceling: bool = False
 
 
 class Store:
@@ -105,11 +108,11 @@ class Store:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
         costs that round trip alone, not a script for each of its parts."""
         pipe = self.connection.pipeline(transaction=False)
-        for index in (self.keys.due, self.keys.deadlines):
+        for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling):
             pipe.zcount(index, "-inf", now)
         pipe.exists(*map(self.keys.work_moving, KINDS))
-        jobs, deadlines, moving = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving)
+        jobs, deadlines, canceling, moving = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving, canceling=canceling)
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

@@ -21,6 +21,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import owner_of
 from fluxhook.store.records import decode_hash
 from fluxhook.store.replies import text
+from fluxhook.store.scripts import LuaScript
 
 # The counts' fields of one batch that a read asks for (``lua/batch_counts.lua``).
 _COUNTED = (*st.STATUSES, "total", "cost", "ended_at")
@@ -35,6 +36,7 @@ class Batches:
         self.connection = connection
         self.ttl = ttl
         self.keys = keys
+        self._claim = LuaScript(connection, "claim_due")
 
     def create(self, batch: Batch) -> None:
         """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it)."""
@@ -73,8 +75,45 @@ class Batches:
         return ttl if ttl > 0 else None
 
     def cancel(self, batch_id: str, now: float) -> bool:
-        """Record the batch's cancel; False if it was canceled before."""
-        return bool(self.connection.hsetnx(self.keys.batch(batch_id), "canceled_at", repr(now)))
+        """Record the batch's cancel, its items to be ended from the first (``claim_canceling``); False if it was
+        canceled before."""
+        if not self.connection.hsetnx(self.keys.batch(batch_id), "canceled_at", repr(now)):
+            return False
+        self.connection.zadd(self.keys.batches_canceling, {batch_id: now})
+        return True
+
+    def canceled(self, batch_id: str) -> bool:
+        """Whether the batch was canceled (its items not yet sent are never sent)."""
+        return bool(self.connection.hexists(self.keys.batch(batch_id), "canceled_at"))
+
+    def claim_canceling(self, now: float, limit: int, claim: float) -> builtins.list[str]:
+        """Take up to ``limit`` canceled batches whose items are still to be ended, marking each with ``claim`` (a
+        future time): two sweeps never take the same one, and one whose taker died comes due again then."""
+        return [text(i) for i in self._claim([self.keys.batches_canceling], [repr(now), limit, repr(claim)])]
+
+    def cancel_cursor(self, batch_id: str) -> str | None:
+        """The last item whose end its cancel has seen to (None: none yet)."""
+        cursor = self.connection.hget(self.keys.batch(batch_id), "cancel_cursor")
+        return text(cursor) if cursor else None
+
+    def cancel_went_on(self, batch_id: str, cursor: str | None, *, done: bool, again_at: float) -> None:
+        """Note how far the batch's cancel has gone (``cursor``: None starts it over); ``done``: every item has
+        ended, so no sweep takes it again; else one does at ``again_at``."""
+        pipe = self.connection.pipeline(transaction=True)
+        if cursor is None:
+            pipe.hdel(self.keys.batch(batch_id), "cancel_cursor")
+        else:
+            pipe.hset(self.keys.batch(batch_id), "cancel_cursor", cursor)
+        if done:
+            pipe.zrem(self.keys.batches_canceling, batch_id)
+        else:
+            pipe.zadd(self.keys.batches_canceling, {batch_id: again_at})
+        pipe.execute()
+
+    def item_ids_after(self, batch_id: str, cursor: str | None, count: int) -> builtins.list[str]:
+        """Up to ``count`` of the batch's items' job ids after the job id ``cursor`` (None: from the first)."""
+        return [text(i) for i in self.connection.zrangebylex(self.keys.batch_jobs(batch_id),
+                                                             f"({cursor}" if cursor else "-", "+", start=0, num=count)]
 
     def list(self, key_id: str | None, *, every_owner: bool, limit: int,
              cursor: str | None = None) -> tuple[builtins.list[Batch], str | None]:
@@ -89,14 +128,10 @@ class Batches:
 
     def item_ids(self, batch_id: str) -> Iterator[builtins.list[str]]:
         """The batch's items' job ids in their index order, ``ITEMS_PER_READ`` at a time."""
-        start = "-"
-        while True:
-            ids = [text(i) for i in self.connection.zrangebylex(self.keys.batch_jobs(batch_id), start, "+",
-                                                                start=0, num=ITEMS_PER_READ)]
-            if not ids:
-                return
+        cursor = None
+        while ids := self.item_ids_after(batch_id, cursor, ITEMS_PER_READ):
             yield ids
-            start = f"({ids[-1]}"
+            cursor = ids[-1]
 
     def item_ids_at(self, batch_id: str, start: int, count: int) -> builtins.list[str]:
         """Up to ``count`` of the batch's items' job ids from the ``start``-th (0 the first), in their index order: a

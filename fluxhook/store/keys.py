@@ -436,6 +436,11 @@ class Keys:
         return f"{self.prefix}batches:{owner}"
 
     @property
+    def batches_canceling(self) -> str:
+        """The batches canceled whose items are still being ended, scored by when a sweep next takes one (a claim)."""
+        return f"{self.prefix}batches:canceling"
+
+    @property
     def all_batches(self) -> str:
         """Every batch's id, ordered like ``owner_batches``."""
         return f"{self.prefix}batches"

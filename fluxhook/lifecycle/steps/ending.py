@@ -76,8 +76,8 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
                                 error={"code": ending.code, "message": ending.message},
                                 effects=[ReleaseBudget(job.id, job.key_id),
                                          *accounting.on_end(job, ending.status, time.time())])
-    if moved:
-        task_inputs.drop(svc, job.id)
+    if moved and job.input is None:
+        task_inputs.drop(svc, job.id)  # its input waited in storage (one kept in its record went with the move)
     return bool(moved)
 
 

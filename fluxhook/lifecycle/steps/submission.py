@@ -259,6 +259,9 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     if deadlines.passed(job.deadline, time.time()):
         ending.end_unsent(svc, job, deadlines.ABORTED_AT_DEADLINE)
         return st.ABORTED
+    if job.batch_id and svc.store.batches.canceled(job.batch_id):
+        ending.end_unsent(svc, job, deadlines.ABORTED_WITH_BATCH)  # its batch was canceled while it waited its turn
+        return st.ABORTED
     key, live = _key_of(svc, job)
     if not live:
         # A job of a key revoked while it waited is never sent (its revocation may have missed it in line).

@@ -149,3 +149,31 @@ def test_retention_forgets_a_batch_with_its_items(svc, sim):
 
     assert svc.store.batches.get(batch.id) is None and svc.redis.zcard(KEYS.all_batches) == 0
     assert not [f for f in svc.redis.hkeys(KEYS.batch_counts) if f.decode().startswith(batch.id)]
+
+
+def test_a_cancel_the_request_cannot_finish_is_finished_by_the_sweep_and_nothing_more_is_sent(svc, sim, monkeypatch):
+    from fluxhook.lifecycle import batching, submitting
+    from fluxhook.lifecycle.sweep import sweep
+
+    app, other = _key(svc), _key(svc)
+    batch = create_batch(svc, app, _request(7))
+    theirs = create_job(svc, other, JobRequest(PRO, {"prompt": "[pending] B's"}), submit_here=False).job
+    taken = svc.slots.dispatch(limit=3).jobs  # slots given before the cancel, sends not made yet
+    monkeypatch.setattr(batching, "CANCEL_IN_REQUEST", 0.0)  # the request ends none of them itself
+    monkeypatch.setattr(batching, "ENDS_PER_SWEEP", 2)
+
+    canceled = cancel_batch(svc, app, batch.id)
+
+    assert canceled.status == BatchStatus.CANCELED and canceled.counts == {st.QUEUED: 7}
+    for job_id in taken:  # a sender that took an item before the cancel never sends it
+        assert submitting.submit_queued(svc, job_id) in (st.ABORTED, st.SUBMITTED)
+    sent_items = [j for j in items(svc, batch) if j.status == st.SUBMITTED]
+    assert sent_items == [] and sim.stats()["submitted"] == (1 if theirs.id in taken else 0)
+    rounds = 0
+    while get_batch(svc, app, batch.id).ended_at is None:
+        sweep(svc)
+        rounds += 1
+        assert rounds < 10
+    assert get_batch(svc, app, batch.id).counts == {st.ABORTED: 7} and rounds >= 2
+    assert svc.redis.zcard(KEYS.batches_canceling) == 0
+    assert svc.jobs.get(theirs.id).status in (st.QUEUED, st.SUBMITTED)  # the other key's job is not touched
