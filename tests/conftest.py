@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,12 +45,72 @@ E2E = Path(__file__).resolve().parent / "e2e"
 pytest.register_assert_rewrite("helpers", "credit_helpers", "key_helpers", "fair_model", "mp4_samples")
 
 
+# The end-to-end files that take longest, in seconds of one pytest process (`--durations`, 4 processes on this 2-core
+# machine): most wait out a lease, a poll interval or a deadline. `make test` hands files out in the order collected
+# (`--dist loadfile --no-loadscope-reorder`), and these come first, longest first: a long file handed out last
+# would keep one process busy while the others have ended (xdist's own order, most tests first, put the one-test
+# files that wait out a lease last). The other files follow, most tests first. An estimate only: a file that grows
+# slow belongs here, one that is gone changes nothing.
+SLOW_E2E_FILES = {
+    "jobs/test_live_progress.py": 117,
+    "faults/test_killed_mid_poll.py": 100,
+    "faults/test_killed_sender.py": 98,
+    "faults/test_lost_sends.py": 95,
+    "faults/test_killed_mid_download.py": 70,
+    "faults/test_hostile_clients.py": 64,
+    "faults/test_receiver_bulkheads.py": 61,
+    "faults/test_graceful_stop.py": 58,
+    "accounts/test_routing_and_failover.py": 57,
+    "faults/test_worker_pool.py": 52,
+    "dashboard/test_job_page_live.py": 48,
+    "faults/test_faults.py": 46,
+    "credits/test_alone_turns.py": 41,
+    "dev/test_make_run_s3.py": 35,
+    "dev/test_replicated_redis.py": 35,
+    "notify/test_notifications.py": 34,
+    "dev/test_make_run.py": 34,
+    "cli/test_one_balance.py": 33,
+    "worker/test_checking.py": 33,
+    "client/test_client_package.py": 27,
+    "api/test_uncertain_send.py": 27,
+    "jobs/test_events.py": 26,
+    "api/test_large_inputs.py": 26,
+    "dashboard/test_keys_fit.py": 26,
+    "results/test_storage_s3.py": 25,
+    "cli/test_operator_commands.py": 25,
+    "cli/test_api_commands.py": 24,
+    "credits/test_catalog_attacks.py": 23,
+    "dashboard/test_dashboard_fit.py": 22,
+    "notify/test_deliveries.py": 22,
+    "processes/test_spool_limits.py": 21,
+    "credits/test_budget_liveness.py": 20,
+    "worker/test_redis_cost.py": 20,
+    "dashboard/test_dashboard_browser.py": 20,
+    "faults/test_rotation.py": 20,
+}
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e/ is an end-to-end test: marked ``e2e``."""
+    """Every test under tests/e2e/ is an end-to-end test: marked ``e2e``; those files in SLOW_E2E_FILES's order."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
+    _longest_files_first(items)
+
+
+def _longest_files_first(items) -> None:
+    """The end-to-end tests after the others, their files ordered as SLOW_E2E_FILES says, then by their number of
+    tests; a file's own tests keep their order (the sort is stable)."""
+    e2e = [item for item in items if item.path.is_relative_to(E2E)]
+    if not e2e:
+        return
+    tests_of = Counter(item.path for item in e2e)
+
+    def rank(item) -> tuple[int, int]:
+        return -SLOW_E2E_FILES.get(item.path.relative_to(E2E).as_posix(), 0), -tests_of[item.path]
+
+    items[:] = [item for item in items if not item.path.is_relative_to(E2E)] + sorted(e2e, key=rank)
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -205,8 +205,11 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace,
-            "channel": k.job_changes}
+            "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace}
+        if not job.batch_id:
+            # Announced as made (the owner's streams show it); a batch's items are not, one by one: every web process
+            # would read 10,000 announcements for one request. Its stream shows the batch; each item, once it moves.
+            spec["channel"] = k.job_changes
         if job.bfl_id and job.tracked:
             spec["trackers"], spec["owner"] = place(keys, k.bfl_trackers(job.bfl_id)), owner_of(job.key_id)
         elif job.bfl_id:

@@ -10,7 +10,8 @@
 -- asked for the job: its `record` and its caller's live keys (`callers`), see idempotency_begin.lua. Its values:
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
 -- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
--- is announced); with a deadline, `deadlines` (that index) and `deadline` (its score); `waiting`, the timeline entry
+-- is announced; none: not announced, as a batch's items are not); with a deadline, `deadlines` (that index) and
+-- `deadline` (its score); `waiting`, the timeline entry
 -- (effects.lua's) that says why a job made in line waits (job_record.note_wait). ARGV[at + 1...]: the record's
 -- field/value pairs. Returns the id of the job made, or of the job tracking the task, and the spec as read.
 local job_record = {}

@@ -1,6 +1,6 @@
 """Several worker processes under one command (worker/processes.py): when a failed member is started again.
 
-The pool's processes themselves are tested in tests/e2e/faults/test_faults.py.
+The pool's processes themselves are tested in tests/e2e/faults/test_worker_pool.py.
 """
 
 from __future__ import annotations
