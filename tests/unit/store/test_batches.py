@@ -1,0 +1,75 @@
+"""fluxhook/store/batches.py on a real Redis: a batch's record and counts read back in one trip, each owner's list its
+own, a cancel recorded once and claimed by one sweep at a time, and a batch forgotten whole."""
+
+from __future__ import annotations
+
+import time
+
+from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch, new_batch_id
+from fluxhook.store.batches import Batches
+from fluxhook.store.keys import KEYS
+
+
+def _batch(key_id: str | None, total: int = 3, **fields) -> Batch:
+    return Batch(id=new_batch_id(), model="flux-2-pro", total=total, created_at=time.time(), key_id=key_id, **fields)
+
+
+def test_a_batch_reads_back_with_every_item_queued_and_its_message_wanted_only_with_a_url(connection):
+    batches = Batches(connection, ttl=3600)
+    made = _batch("key_a", metadata={"run": 1}, notify_url="https://a.example/h", notify_events=("job.ended",))
+    plain = _batch(None)
+    batches.create(made)
+    batches.create(plain)
+
+    read = batches.get(made.id)
+    assert read is not None and read.counts == {st.QUEUED: 3} and read.total == 3 and read.metadata == {"run": 1}
+    assert (read.notify_url, read.notify_events, read.key_id) == ("https://a.example/h", ("job.ended",), "key_a")
+    assert connection.hexists(KEYS.batch_counts, f"{made.id}|notify")
+    assert not connection.hexists(KEYS.batch_counts, f"{plain.id}|notify")
+    assert 0 < connection.ttl(KEYS.batch(made.id)) <= 3600
+    assert batches.get("bat_" + "0" * 26) is None and batches.get("../x") is None
+
+
+def test_each_owner_lists_its_own_newest_first_and_every_owner_all(connection):
+    batches = Batches(connection)
+    first, second, theirs = _batch("key_a"), _batch("key_a"), _batch("key_b")
+    for batch in (first, second, theirs):
+        batches.create(batch)
+
+    page, cursor = batches.list("key_a", every_owner=False, limit=1)
+    assert [b.id for b in page] == [second.id] and cursor == second.id
+    assert [b.id for b in batches.list("key_a", every_owner=False, limit=5, cursor=cursor)[0]] == [first.id]
+    assert [b.id for b in batches.list("key_b", every_owner=False, limit=5)[0]] == [theirs.id]
+    assert [b.id for b in batches.list(None, every_owner=True, limit=5)[0]] == [theirs.id, second.id, first.id]
+
+
+def test_a_cancel_is_recorded_once_and_one_sweep_at_a_time_takes_it(connection):
+    batches = Batches(connection)
+    batch, other = _batch("key_a"), _batch("key_b")
+    batches.create(batch)
+    batches.create(other)
+    now = time.time()
+
+    assert batches.cancel(batch.id, now) and not batches.cancel(batch.id, now + 1)
+    assert batches.canceled(batch.id) and not batches.canceled(other.id)
+    assert batches.claim_canceling(now, 10, now + 60) == [batch.id]
+    assert batches.claim_canceling(now + 1, 10, now + 61) == []  # claimed: no second sweep takes it
+    batches.cancel_went_on(batch.id, "job_X", done=False, again_at=now + 2)
+    assert batches.cancel_cursor(batch.id) == "job_X" and batches.claim_canceling(now + 2, 10, now + 62) == [batch.id]
+    batches.cancel_went_on(batch.id, None, done=True, again_at=now + 3)
+    assert batches.claim_canceling(now + 100, 10, now + 160) == [] and batches.cancel_cursor(batch.id) is None
+    assert batches.get(other.id).canceled_at is None
+
+
+def test_a_batch_forgotten_leaves_nothing_of_it_and_the_others_as_they_were(connection):
+    batches = Batches(connection)
+    gone, kept = _batch("key_a", notify_url="https://a.example/h"), _batch("key_a")
+    batches.create(gone)
+    batches.create(kept)
+
+    batches.forget(gone.id)
+
+    assert batches.get(gone.id) is None and not [f for f in connection.hkeys(KEYS.batch_counts) if gone.id.encode() in f]
+    assert [b.id for b in batches.list("key_a", every_owner=False, limit=5)[0]] == [kept.id]
+    assert batches.get(kept.id).counts == {st.QUEUED: 3}
