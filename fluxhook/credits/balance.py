@@ -171,6 +171,11 @@ def _reread(svc: Services, account: Account) -> RefreshOutcome:
     holder, lock = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}", svc.store.keys.reread_lock(account.name)
     if not svc.store.locks.acquire(lock, holder, REREAD_LOCK):
         return RefreshOutcome.SKIPPED
+    # Another process may have kept a reading since this one looked (and given the lock back): then none is due.
+    [kept_now], ended = svc.store.usage.balances([account]), svc.store.usage.ended().get(account.name)
+    if kept_now is not None and (ended is None or ended <= kept_now.at):
+        svc.store.locks.release(lock, holder)
+        return RefreshOutcome.SKIPPED
     svc.store.locks.acquire(svc.store.keys.balance_lock(account.name), holder, svc.config.bfl_credits_refresh_seconds)
     reading = _ask(svc, account, None)
     if reading is not None:

@@ -133,8 +133,9 @@ def within(seconds: float) -> Iterator[Deadline]:
     try:
         yield deadline
     except Exception as exc:
-        # Whatever a read cut short became on its way up (a requests error, a caller's own), it is the deadline's.
-        if deadline.passed:
+        # Whatever a read cut short became on its way up (a requests error, a caller's own), it is the deadline's; so is
+        # a socket's own timeout that fired at the deadline before the watchdog got to mark it (a loaded machine).
+        if deadline.passed or time.monotonic() >= deadline.at:
             raise DeadlinePassed(deadline.seconds) from exc
         raise
     finally:

@@ -11,6 +11,7 @@ screenshots`` remakes docs/batches.png, docs/batch.png and docs/batch-narrow.png
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def shot(page, folder: Path, name: str, *, full: bool = False) -> None:
 
 
 @pytest.fixture(scope="module")
-def batches(stack) -> dict:
+def batches(stack, simulator) -> Iterator[dict]:
     """An ended batch of a key with a long name (stored, failed and moderated items, metadata), and a running one of
     the catalog's longest model name, held at BFL by its key's one place: the same two at every size."""
     api = API(stack.base_url)
@@ -56,7 +57,12 @@ def batches(stack) -> dict:
     wait_until(lambda: shop.get(f"/v1/batches/{ended['id']}").json()["ended_at"], timeout=60, message="the batch's end")
     wait_until(lambda: held.get(f"/v1/batches/{running['id']}").json()["counts"]["submitted"] == 1, timeout=30,
                message="one item at BFL")
-    return {"ended": ended, "running": running}
+    yield {"ended": ended, "running": running}
+    # The session's stack is shared: the running batch goes, and its item BFL holds ends, so no later test meets it.
+    held.post(f"/v1/batches/{running['id']}/cancel")
+    for job in held.get("/v1/jobs", params={"batch_id": running["id"]}).json()["jobs"]:
+        if job["bfl_id"]:
+            simulator.complete(job["bfl_id"])
 
 
 def _fits(page, selectors: list[str], where: str) -> None:
