@@ -162,6 +162,9 @@ def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_ex
     watching = _watching(stack, held, mine["key"])
     try:
         batch_id = re.match(r"batch (bat_\w+): ", watching.stderr.readline()).group(1)
+        # Both at BFL first: an item its cancel meets before it is sent ends aborted instead.
+        wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 2, timeout=30,
+                   interval=0.2, message="both items at BFL")
         assert a.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
         out, err = watching.communicate(timeout=60)
     finally:
