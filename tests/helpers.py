@@ -158,6 +158,14 @@ def job_ids(api: API) -> list[str]:
     return [job["id"] for job in api.get("/v1/jobs", params={"limit": 100}).json()["jobs"]]
 
 
+def created_since(api: API, before: list[str]) -> list[str]:
+    """The jobs listed now that ``before`` (``job_ids``, read earlier) did not list and that are newer than its oldest:
+    what was created since. A job only leaves the list meanwhile (an earlier test's DELETE of a job whose BFL task
+    still ran is carried out when the task ends), which lets older ones in below ``before``'s oldest."""
+    oldest = min(before, default="")
+    return [job_id for job_id in job_ids(api) if job_id not in before and job_id > oldest]
+
+
 def deliver(api: API, sample_url: str, prompt: str = "[pending] attack") -> dict:
     """Submit a job, send it a proven Ready callback naming ``sample_url``, return the terminal job."""
     job = api.submit(prompt)

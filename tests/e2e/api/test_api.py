@@ -6,6 +6,7 @@ import requests
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
+from helpers import created_since, job_ids
 
 
 def _error(response: requests.Response, status: int) -> dict:
@@ -14,10 +15,6 @@ def _error(response: requests.Response, status: int) -> dict:
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
     assert body["error"]["message"]
     return body["error"]
-
-
-def _newest_ids(api: API, limit: int = 100) -> list[str]:
-    return [j["id"] for j in api.get("/v1/jobs", params={"limit": limit}).json()["jobs"]]
 
 
 def test_every_v1_call_needs_a_valid_bearer_token(stack):
@@ -41,7 +38,7 @@ def test_flask_errors_are_json_too(api):
 
 
 def test_bad_submissions_are_refused_and_create_nothing(api, sim):
-    before = _newest_ids(api)
+    before = job_ids(api)
     bad_bodies = [
         b"not json",
         b"[1, 2]",
@@ -57,23 +54,23 @@ def test_bad_submissions_are_refused_and_create_nothing(api, sim):
     for body in bad_bodies:
         kwargs = {"data": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes) else {"json": body}
         assert _error(api.post("/v1/jobs", **kwargs), 400)["code"] == "invalid_request"
-    assert _newest_ids(api) == before
+    assert created_since(api, before) == []
     assert sim.stats()["submitted"] == 0
 
 
 def test_bfl_validation_error_is_a_400_and_leaves_no_job(api, sim):
-    before = _newest_ids(api)
+    before = job_ids(api)
     response = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"width": 512}})  # no prompt: BFL says 422
     assert _error(response, 400)["code"] == "bfl_rejected"
-    assert _newest_ids(api) == before
+    assert created_since(api, before) == []
 
 
 def test_no_credits_is_a_402_and_leaves_no_job(api, sim):
     sim.settings(credits=0)
-    before = _newest_ids(api)
+    before = job_ids(api)
     answer = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"}})
     assert _error(answer, 402)["code"] == "insufficient_credits"
-    assert _newest_ids(api) == before
+    assert created_since(api, before) == []
 
 
 def test_bfl_unreachable_is_a_502(redis_server, simulator, spy, tmp_path):
@@ -136,7 +133,7 @@ def test_delete_removes_the_job(api, sim):
     wait_until(lambda: api.get(f"/v1/jobs/{job['id']}").status_code == 404, timeout=30, message="the job erased")
     assert _error(api.get(f"/v1/jobs/{job['id']}"), 404)["code"] == "not_found"
     assert _error(api.delete(f"/v1/jobs/{job['id']}"), 404)["code"] == "not_found"
-    assert job["id"] not in _newest_ids(api)
+    assert job["id"] not in job_ids(api)
 
 
 def test_health_endpoints(stack):

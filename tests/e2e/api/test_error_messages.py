@@ -16,6 +16,7 @@ import requests
 
 from conftest import API_TOKEN
 from fluxhook.core.job import MAX_PROMPT_CHARS
+from helpers import created_since, job_ids
 from receiver import MAX_REQUEST_BYTES
 
 JSON = {"Content-Type": "application/json"}
@@ -28,20 +29,16 @@ def _refusal(response: requests.Response, status: int, code: str) -> str:
     return error["message"]
 
 
-def _jobs(api) -> set[str]:
-    return {job["id"] for job in api.get("/v1/jobs", params={"limit": 100}).json()["jobs"]}
-
-
 @pytest.mark.parametrize(("body", "named"), [
     ({"model": "flux-2-pro", "prompt": "a red fox"}, "'prompt'"),
     ({"model": "flux-2-pro", "prompt": "a red fox", "width": 1024}, "'prompt', 'width'"),
 ])
 def test_a_bfl_request_at_the_top_level_is_pointed_under_input(api, body, named):
-    before = _jobs(api)
+    before = job_ids(api)
     message = _refusal(api.post("/v1/jobs", json=body), 400, "unknown_field")
     assert message.startswith(f"unknown field{'s' if ',' in named else ''} {named}: BFL's request fields go under 'input'")
     assert '"input": {"prompt": ' in message  # an example to copy
-    assert _jobs(api) == before
+    assert created_since(api, before) == []
 
 
 def test_an_empty_input_shows_the_shape_to_send(api):
@@ -64,13 +61,13 @@ def test_nan_is_named_as_what_json_lacks(api):
 
 
 def test_bfls_422_reads_as_fields_and_what_is_wrong(api):
-    before = _jobs(api)
+    before = job_ids(api)
     response = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"width": 1024}})
     message = _refusal(response, 400, "bfl_rejected")
     assert message == ("BFL's schema for flux-2-pro refuses the input (422): prompt: Field required: "
                        "fix these fields of 'input' (nothing was created or sent)")
     assert "[{" not in message and "'loc'" not in message
-    assert _jobs(api) == before
+    assert created_since(api, before) == []
 
 
 def test_a_body_without_its_content_type_says_which_header(api):

@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from conftest import API
 from devtools.processes import wait_until
 from fluxhook.store.keys import KEYS
+from helpers import created_since, job_ids
 from notify_helpers import SECRET, Delivery
 
 
@@ -143,7 +144,7 @@ def test_a_4xx_answer_is_not_retried(napi, sim, other_hooks):
     (42, "http(s) URL"),
 ])
 def test_a_notify_url_not_allowed_is_refused_and_creates_nothing(napi, sim, notify_url, why):
-    before = [j["id"] for j in napi.get("/v1/jobs", params={"limit": 100}).json()["jobs"]]
+    before = job_ids(napi)
     stats = sim.stats()
     for response in (napi.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "x"},
                                                  "notify_url": notify_url}),
@@ -151,7 +152,7 @@ def test_a_notify_url_not_allowed_is_refused_and_creates_nothing(napi, sim, noti
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert error["code"] == "invalid_request" and "notify_url" in error["message"] and why in error["message"]
-    assert [j["id"] for j in napi.get("/v1/jobs", params={"limit": 100}).json()["jobs"]] == before
+    assert created_since(napi, before) == []
     assert sim.stats()["submitted"] == stats["submitted"]
 
 
