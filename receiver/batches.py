@@ -22,7 +22,7 @@ from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.steps import key_limits
 
 from .auth import require_bearer
-from .bulkheads import bfl_calls
+from .bulkheads import batch_making, bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent
@@ -105,7 +105,7 @@ def create():
     batch = batching.create_batch(svc, caller, BatchRequest(
         model, [_item(index, item) for index, item in enumerate(items)], metadata=_metadata(data.get("metadata")),
         notify_url=notify_url, job_events=parse_batch_events(data.get("notify_events")),
-        cancel_after=requested_cancel_after()))
+        cancel_after=requested_cancel_after()), waiting_room=batch_making().enter)
     g.batch_id = batch.id
     return batch.to_api(), 202
 

@@ -23,6 +23,9 @@ from werkzeug.wsgi import ClosingIterator
 WAITING_ROOM = 100
 # Submissions of one process that may wait for BFL's answer at once; the rest go to a worker.
 BFL_CALL_ROOM = 8
+# Batches of one process that may wait at once for their turn to be made (``lifecycle.batching``); the rest are
+# answered 503 at once.
+BATCH_MAKING_ROOM = 4
 
 
 class WorkPermits:
@@ -131,12 +134,19 @@ def _set_aside() -> ContextManager:
 
 
 def init_app(app: Flask, work_permits: int) -> None:
-    """Work permits around the whole app, and the room for submissions waiting on BFL."""
+    """Work permits around the whole app, and the rooms for submissions waiting on BFL and batches waiting to be
+    made."""
     # Flask's own way to wrap its app in middleware; mypy sees a method assigned.
     app.wsgi_app = PermitMiddleware(app.wsgi_app, WorkPermits(work_permits))  # type: ignore[method-assign]
     app.extensions["fluxhook.bfl_calls"] = Room(BFL_CALL_ROOM)
+    app.extensions["fluxhook.batch_making"] = Room(BATCH_MAKING_ROOM)
 
 
 def bfl_calls() -> Room:
     """The room for this process's submissions waiting on BFL."""
     return current_app.extensions["fluxhook.bfl_calls"]
+
+
+def batch_making() -> Room:
+    """The room for this process's batches waiting for their turn to be made."""
+    return current_app.extensions["fluxhook.batch_making"]

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -21,7 +24,7 @@ from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, new_batch_id
 from fluxhook.core.deadlines import batch_cancel_ending
-from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InputRefused, InvalidItems, InvalidRequest
+from fluxhook.core.errors import AlreadyEnded, BatchesBusy, BatchNotFound, InputRefused, InvalidItems, InvalidRequest
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -51,6 +54,13 @@ CANCEL_IN_REQUEST = 2.0
 ENDS_PER_SWEEP = 500
 CANCELING_PER_SWEEP = 4
 CANCEL_CLAIM = 60.0
+# Batches made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
+# and two at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38). Another waits
+# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s; a turn whose process died lapses in MAKING_LEASE s.
+MAKING_AT_ONCE = 1
+MAKING_WAIT = 30.0
+MAKING_LOOK_GAP = 0.1
+MAKING_LEASE = 60.0
 
 
 @dataclass(frozen=True)
@@ -75,15 +85,44 @@ class BatchRequest:
     cancel_after: int | None = None
 
 
-def create_batch(svc: Services, caller: Caller, request: BatchRequest) -> Batch:
+def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
+                 waiting_room: Callable[[], ContextManager[bool]] = lambda: nullcontext(True)) -> Batch:
     """Check every item, then record the batch and its items (each ``queued``, in its owner's line); the batch as
     recorded. ``InvalidItems`` (400) names each item ``POST /v1/jobs`` would refuse, and nothing is made; the model
     and the key's limits refuse the whole as they refuse a job (``UnknownModel``, ``ModelNotAllowed``,
-    ``RateLimited``, ``BudgetExceeded``)."""
+    ``RateLimited``, ``BudgetExceeded``).
+
+    Its items are checked and made in a turn of ``MAKING_AT_ONCE``; waiting for one, the request is in
+    ``waiting_room`` (the web process's: a place in it, or False when it is full). ``BatchesBusy`` (503) when it found
+    no place or no turn in time."""
     if not 1 <= len(request.items) <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
     model = usable_model(svc, caller, request.model)
-    _check_items(model, request.items)
+    with _making_turn(svc, waiting_room):
+        _check_items(model, request.items)
+        return _create(svc, caller, request, model)
+
+
+@contextmanager
+def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[None]:
+    """One of the turns to make a batch, waited for in the room, held while the body runs."""
+    token = secrets.token_hex(8)
+    with waiting_room() as inside:
+        give_up = time.monotonic() + MAKING_WAIT
+        while not (inside and svc.store.batches.start_making(token, time.time(), at_once=MAKING_AT_ONCE,
+                                                            lease=MAKING_LEASE)):
+            if not inside or time.monotonic() >= give_up:
+                raise BatchesBusy("other batches are being made and this one found no turn; send it again in a few "
+                                  "seconds, with the same Idempotency-Key (nothing was created)", retry_after=5)
+            time.sleep(MAKING_LOOK_GAP)
+    try:
+        yield
+    finally:
+        svc.store.batches.stop_making(token)
+
+
+def _create(svc: Services, caller: Caller, request: BatchRequest, model) -> Batch:
+    """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
     route = routing.route_of(svc, caller, model.name, None)
     now = time.time()
     taken = key_limits.take_request(svc.store.app_keys, caller, now)

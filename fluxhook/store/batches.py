@@ -37,6 +37,16 @@ class Batches:
         self.ttl = ttl
         self.keys = keys
         self._claim = LuaScript(connection, "claim_due")
+        self._lease = LuaScript(connection, "lease_take")
+
+    def start_making(self, token: str, now: float, *, at_once: int, lease: float) -> bool:
+        """Take one of the ``at_once`` turns to make a batch, for the request ``token``; False while every one is
+        taken. A turn ends by ``stop_making``, or by itself ``lease`` s on (its process died)."""
+        return bool(self._lease([self.keys.batches_making], [int(now * 1000), int(lease * 1000), at_once, token]))
+
+    def stop_making(self, token: str) -> None:
+        """Give the turn back."""
+        self.connection.zrem(self.keys.batches_making, token)
 
     def create(self, batch: Batch) -> None:
         """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it)."""

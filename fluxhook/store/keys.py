@@ -441,6 +441,11 @@ class Keys:
         return f"{self.prefix}batches:canceling"
 
     @property
+    def batches_making(self) -> str:
+        """The batches being made at this moment, each a lease (``lua/lease_take.lua``): request's token -> its end."""
+        return f"{self.prefix}batches:making"
+
+    @property
     def all_batches(self) -> str:
         """Every batch's id, ordered like ``owner_batches``."""
         return f"{self.prefix}batches"

@@ -27,7 +27,7 @@ class StreamLeases:
         self.connection = connection
         self.keys = keys
         self.clock = clock
-        self._open = LuaScript(connection, "stream_open")
+        self._open = LuaScript(connection, "lease_take")
 
     def open(self, caller: str, stream_id: str, limit: int) -> bool:
         """Lease one more stream to ``caller``; False (nothing taken) if it holds ``limit`` already."""

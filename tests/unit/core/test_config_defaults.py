@@ -45,4 +45,5 @@ def test_the_web_server_listens_on_the_default_port_with_the_default_threads(mon
     from receiver import gunicorn_conf
     gunicorn_conf = importlib.reload(gunicorn_conf)
     assert gunicorn_conf.bind == f"0.0.0.0:{DEFAULT_PORT}"
-    assert gunicorn_conf.threads == field_default("web_threads") + bulkheads.WAITING_ROOM + bulkheads.BFL_CALL_ROOM
+    assert gunicorn_conf.threads == (field_default("web_threads") + bulkheads.WAITING_ROOM + bulkheads.BFL_CALL_ROOM
+                                     + bulkheads.BATCH_MAKING_ROOM)

@@ -1,0 +1,118 @@
+"""Batches made one at a time over every process (fluxhook/lifecycle/batching.py, ``MAKING_AT_ONCE``): a key's batch
+waits in its process's room while another key's is made, is made once that one's turn ends, and is refused 503 with
+nothing made when the room is full or no turn comes in time. In-process on a real Redis; the turn another process
+holds is taken through the store, as that process would."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+from devtools.processes import wait_until
+from fluxhook.core.errors import BatchesBusy, InvalidItems
+from fluxhook.lifecycle import batching, key_admin
+from fluxhook.lifecycle.batching import BatchItem, BatchRequest, create_batch, list_batches
+from fluxhook.lifecycle.steps.callers import Caller
+from fluxhook.store.keys import KEYS
+
+DB = 7
+PRO = "flux-2-pro"
+
+
+@pytest.fixture()
+def svc(make_services, sim):
+    return make_services(DB)
+
+
+def _key(svc) -> Caller:
+    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}"}, time.time())
+    return Caller(key)
+
+
+def _request(n: int) -> BatchRequest:
+    return BatchRequest(PRO, [BatchItem({"prompt": f"[pending] item {i}"}) for i in range(n)])
+
+
+def _batches(svc, caller: Caller) -> list:
+    return list_batches(svc, caller, limit=10, cursor=None)[0]
+
+
+class Room:
+    """A waiting room like the web process's: a place (or none), and whether a request is inside now."""
+
+    def __init__(self, place: bool = True):
+        self.place, self.inside = place, threading.Event()
+
+    @contextmanager
+    def enter(self) -> Iterator[bool]:
+        self.inside.set()
+        try:
+            yield self.place
+        finally:
+            self.inside.clear()
+
+
+def test_a_keys_batch_waits_while_another_keys_is_made_then_is_made(svc, sim):
+    x, v = _key(svc), _key(svc)
+    assert svc.store.batches.start_making("x's, in another process", time.time(), at_once=1, lease=60)
+    room, made, failed = Room(), [], []
+
+    def make() -> None:
+        try:
+            made.append(create_batch(svc, v, _request(3), waiting_room=room.enter))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+
+    maker = threading.Thread(target=make)
+    maker.start()
+    wait_until(room.inside.is_set, timeout=10, message="V's batch in the room")
+    assert _batches(svc, v) == [] and not made  # nothing of V's made while X's is
+
+    svc.store.batches.stop_making("x's, in another process")
+    maker.join(timeout=10)
+    assert not failed and len(made) == 1 and made[0].total == 3
+    assert [b.id for b in _batches(svc, v)] == [made[0].id] and _batches(svc, x) == []
+    assert not room.inside.is_set() and svc.redis.zcard(KEYS.batches_making) == 0  # its turn given back
+
+
+def test_a_full_room_is_refused_at_once_and_nothing_is_made(svc, sim):
+    v = _key(svc)
+    assert svc.store.batches.start_making("x's", time.time(), at_once=1, lease=60)
+    started = time.monotonic()
+
+    with pytest.raises(BatchesBusy) as refused:
+        create_batch(svc, v, _request(2), waiting_room=Room(place=False).enter)
+
+    assert time.monotonic() - started < batching.MAKING_WAIT / 2  # not waited for
+    assert refused.value.status == 503 and refused.value.retry_after
+    assert "send it again in a few seconds" in refused.value.message and "nothing was created" in refused.value.message
+    assert _batches(svc, v) == [] and svc.redis.zcard(KEYS.batches_making) == 1  # only X's turn
+
+
+def test_no_turn_in_time_is_refused_and_a_full_room_never_takes_a_free_turn(svc, sim, monkeypatch):
+    v = _key(svc)
+    monkeypatch.setattr(batching, "MAKING_WAIT", 0.3)
+    assert svc.store.batches.start_making("x's", time.time(), at_once=1, lease=60)
+    with pytest.raises(BatchesBusy):
+        create_batch(svc, v, _request(2), waiting_room=Room().enter)
+    svc.store.batches.stop_making("x's")
+    with pytest.raises(BatchesBusy):  # the room full: refused though a turn is free, and none taken
+        create_batch(svc, v, _request(2), waiting_room=Room(place=False).enter)
+    assert _batches(svc, v) == [] and svc.redis.zcard(KEYS.batches_making) == 0
+
+
+def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc, sim):
+    v = _key(svc)
+    # A process that died while making a batch: its turn ends with its lease.
+    assert svc.store.batches.start_making("dead", time.time() - 61, at_once=1, lease=60)
+    batch = create_batch(svc, v, _request(2), waiting_room=Room().enter)
+    assert batch.total == 2 and svc.redis.zcard(KEYS.batches_making) == 0
+
+    with pytest.raises(InvalidItems):
+        create_batch(svc, v, BatchRequest(PRO, [BatchItem({"prompt": "x", "width": "wide"})]))
+    assert svc.redis.zcard(KEYS.batches_making) == 0
+    assert svc.store.batches.start_making("next", time.time(), at_once=1, lease=60)
