@@ -193,9 +193,10 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
 def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:
     """The item as recorded (its input in storage if large) and what records it with its place in line."""
     size = len(json.dumps(job.input, separators=(",", ":")))
-    kept = task_inputs.keep(svc, job.id, job.input, size)
-    recorded = replace(job, input=kept,
-                       input_size=None if kept is not None else request_size(model, job.input or {}).encode())
+    if task_inputs.keep(svc, job.id, job.input, size) is None:  # in storage: its record keeps what prices it
+        recorded = replace(job, input=None, input_size=request_size(model, job.input or {}).encode())
+    else:
+        recorded = job  # as made: its input stays in its record, and no copy of the job is needed
     return recorded, svc.jobs.creation(recorded, waiting=timeline.entry(job.id, "waiting", at=job.created_at))
 
 

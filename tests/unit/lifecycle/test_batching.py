@@ -15,6 +15,7 @@ from fluxhook.core.job_filters import JobFilter
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.batching import BatchItem, BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
 from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.store.keys import KEYS
 
@@ -177,3 +178,14 @@ def test_a_cancel_the_request_cannot_finish_is_finished_by_the_sweep_and_nothing
     assert get_batch(svc, app, batch.id).counts == {st.ABORTED: 7} and rounds >= 2
     assert svc.redis.zcard(KEYS.batches_canceling) == 0
     assert svc.jobs.get(theirs.id).status in (st.QUEUED, st.SUBMITTED)  # the other key's job is not touched
+
+
+def test_a_large_items_input_waits_in_storage_and_a_small_ones_stays_in_its_record(svc, sim):
+    large = {"prompt": "a large one", "input_image": "A" * (task_inputs.INLINE_INPUT_BYTES + 1)}
+    batch = create_batch(svc, ADMIN, BatchRequest(PRO, [BatchItem({"prompt": "a small one"}), BatchItem(large)]))
+
+    small_job, large_job = items(svc, batch)
+    assert small_job.input == {"prompt": "a small one"} and small_job.input_size is None
+    assert large_job.input is None and large_job.input_size is not None  # priced without reading storage
+    assert task_inputs.load(svc, large_job.id, large_job.input) == large
+    assert task_inputs.load(svc, small_job.id, small_job.input) == {"prompt": "a small one"}
