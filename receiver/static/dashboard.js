@@ -83,33 +83,39 @@
     }
   }
 
-  function updateList(data) {
+  // A list page's table from one page of ``items`` (each with its ``id``, kept in the row's ``idAttribute``):
+  // ``fill(tr, item)`` writes a row; the "empty" line and the link to the older page follow ``nextCursor``.
+  function showPage(items, idAttribute, fill, nextCursor) {
     var body = document.getElementById("rows");
     var template = document.getElementById("row-template");
     var existing = {};
-    body.querySelectorAll("tr[data-job-id]").forEach(function (tr) {
-      existing[tr.getAttribute("data-job-id")] = tr;
+    body.querySelectorAll("tr[" + idAttribute + "]").forEach(function (tr) {
+      existing[tr.getAttribute(idAttribute)] = tr;
     });
-    var rows = data.jobs.map(function (job) {
-      var tr = existing[job.id] || template.content.firstElementChild.cloneNode(true);
-      fillRow(tr, job);
+    var rows = items.map(function (item) {
+      var tr = existing[item.id] || template.content.firstElementChild.cloneNode(true);
+      fill(tr, item);
       return tr;
     });
-    // Same nodes where the job was already shown, so loaded thumbnails are not fetched again.
+    // Same nodes where the item was already shown, so loaded thumbnails are not fetched again.
     var same = rows.length === body.children.length && rows.every(function (tr, i) { return body.children[i] === tr; });
     if (!same) body.replaceChildren.apply(body, rows);
     document.getElementById("empty").hidden = rows.length > 0;
+    var older = document.getElementById("older");
+    if (nextCursor) {
+      var url = new URL(location.href);
+      url.searchParams.set("cursor", nextCursor);
+      older.href = url.pathname + url.search;
+    }
+    older.hidden = !nextCursor;
+  }
+
+  function updateList(data) {
+    showPage(data.jobs, "data-job-id", fillRow, data.next_cursor);
     Object.keys(data.counts).forEach(function (name) {
       var el = root.querySelector('[data-count="' + name + '"]');
       if (el) el.textContent = String(data.counts[name]);
     });
-    var older = document.getElementById("older");
-    if (data.next_cursor) {
-      var url = new URL(location.href);
-      url.searchParams.set("cursor", data.next_cursor);
-      older.href = url.pathname + url.search;
-    }
-    older.hidden = !data.next_cursor;
     return true;
   }
 
@@ -219,27 +225,7 @@
   }
 
   function updateBatchList(data) {
-    var body = document.getElementById("rows");
-    var template = document.getElementById("row-template");
-    var existing = {};
-    body.querySelectorAll("tr[data-batch-id]").forEach(function (tr) {
-      existing[tr.getAttribute("data-batch-id")] = tr;
-    });
-    var rows = data.batches.map(function (batch) {
-      var tr = existing[batch.id] || template.content.firstElementChild.cloneNode(true);
-      fillBatchRow(tr, batch);
-      return tr;
-    });
-    var same = rows.length === body.children.length && rows.every(function (tr, i) { return body.children[i] === tr; });
-    if (!same) body.replaceChildren.apply(body, rows);
-    document.getElementById("empty").hidden = rows.length > 0;
-    var older = document.getElementById("older");
-    if (data.next_cursor) {
-      var url = new URL(location.href);
-      url.searchParams.set("cursor", data.next_cursor);
-      older.href = url.pathname + url.search;
-    }
-    older.hidden = !data.next_cursor;
+    showPage(data.batches, "data-batch-id", fillBatchRow, data.next_cursor);
     return true;
   }
 

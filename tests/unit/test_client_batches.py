@@ -11,7 +11,7 @@ import threading
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from conftest import API_TOKEN
 from devtools.processes import free_port
 from fluxhook import client as fc
+from helpers import serve
 
 BATCH_ID = "bat_01JD5Q0000000000000000000A"
 
@@ -106,9 +107,7 @@ def _handler(server: Streaming):
 @pytest.fixture()
 def server():
     scripted = Streaming(port=free_port())
-    httpd = ThreadingHTTPServer(("127.0.0.1", scripted.port), _handler(scripted))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    httpd = serve(scripted.port, _handler(scripted))
     yield scripted
     scripted.release.set()  # a hanging answer ends with the test
     httpd.shutdown()
