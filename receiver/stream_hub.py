@@ -330,15 +330,14 @@ class Hub:
                     self._flush(stream)
 
     def _show_batches(self) -> None:
-        """Read each followed batch once and write it to its streams that have not seen it as it is: at most one
-        event a second however fast its items move (its counts are one read, whatever its size)."""
+        """Read the followed batches (one round trip) and write each to its streams that have not seen it as it is: at
+        most one event a second however fast its items move (its counts are one read, whatever its size)."""
         with self._lock:
             streams = [s for s in self._batches if s.registered and not s.closed]
         by_batch: dict[str, list[Stream]] = {}
         for stream in streams:
             by_batch.setdefault(stream.batch_id or "", []).append(stream)
-        for batch_id, followers in by_batch.items():
-            batch = self.svc.store.batches.get(batch_id)
+        for followers, batch in zip(by_batch.values(), self.svc.store.batches.get_many(list(by_batch)), strict=True):
             for stream in followers:
                 if batch is None:
                     self._end(stream)

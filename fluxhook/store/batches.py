@@ -69,15 +69,19 @@ class Batches:
 
     def get(self, batch_id: str) -> Batch | None:
         """The batch with this id, its counts as they are now; None if there is none. One round trip."""
-        if not is_batch_id(batch_id):
-            return None
+        return self.get_many([batch_id])[0]
+
+    def get_many(self, batch_ids: builtins.list[str]) -> builtins.list[Batch | None]:
+        """The batches with these ids as ``get`` reads each, in their order, in one round trip."""
+        wanted = [batch_id for batch_id in batch_ids if is_batch_id(batch_id)]
         pipe = self.connection.pipeline(transaction=False)
-        pipe.hgetall(self.keys.batch(batch_id))
-        pipe.hmget(self.keys.batch_counts, [f"{batch_id}|{name}" for name in _COUNTED])
-        record, counted = pipe.execute()
-        if not record:
-            return None
-        return _batch(decode_hash(record), dict(zip(_COUNTED, counted, strict=True)))
+        for batch_id in wanted:
+            pipe.hgetall(self.keys.batch(batch_id))
+            pipe.hmget(self.keys.batch_counts, [f"{batch_id}|{name}" for name in _COUNTED])
+        replies = pipe.execute() if wanted else []
+        found = {batch_id: _batch(decode_hash(record), dict(zip(_COUNTED, counted, strict=True)))
+                 for batch_id, record, counted in zip(wanted, replies[::2], replies[1::2], strict=True) if record}
+        return [found.get(batch_id) for batch_id in batch_ids]
 
     def ttl_ms(self, batch_id: str) -> int | None:
         """How long the batch's record still lives, in milliseconds (None: for good): its message lives as long."""
@@ -133,7 +137,7 @@ class Batches:
         ids = [text(i) for i in self.connection.zrevrangebylex(index, f"({cursor}" if cursor else "+", "-",
                                                                  start=0, num=limit + 1)]
         page = ids[:limit]
-        found = [batch for batch in map(self.get, page) if batch is not None]
+        found = [batch for batch in self.get_many(page) if batch is not None]
         return found, (page[-1] if len(ids) > limit and page else None)
 
     def item_ids(self, batch_id: str) -> Iterator[builtins.list[str]]:

@@ -31,6 +31,21 @@ def test_a_batch_reads_back_with_every_item_queued_and_its_message_wanted_only_w
     assert batches.get("bat_" + "0" * 26) is None and batches.get("../x") is None
 
 
+
+def test_many_batches_read_in_one_round_trip_in_the_order_asked(connection):
+    batches = Batches(connection)
+    a, b = _batch("key_a"), _batch("key_b", total=5)
+    batches.create(a)
+    batches.create(b)
+    before = connection.info("stats")["total_commands_processed"]
+
+    read = batches.get_many([b.id, "bat_" + "0" * 26, "../x", a.id])
+
+    assert [x.id if x else None for x in read] == [b.id, None, None, a.id] and read[0].total == 5
+    # 2 reads per well-formed id, pipelined, and the INFO that counts them
+    assert connection.info("stats")["total_commands_processed"] - before == 2 * 3 + 1
+    assert batches.get_many([]) == []
+
 def test_each_owner_lists_its_own_newest_first_and_every_owner_all(connection):
     batches = Batches(connection)
     first, second, theirs = _batch("key_a"), _batch("key_a"), _batch("key_b")
