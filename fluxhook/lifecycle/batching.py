@@ -186,8 +186,9 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
         if sent is not None:
             sent.result()
     if extra_events:
-        for job in jobs:
-            svc.store.deliveries.ask_events(job.id, extra_events, "job.submitted")
+        for start in range(0, len(jobs), ITEMS_PER_TRIP):
+            svc.store.deliveries.ask_events([job.id for job in jobs[start:start + ITEMS_PER_TRIP]], extra_events,
+                                            "job.submitted")
 
 
 def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:

@@ -76,7 +76,7 @@ def ask_events(svc: Services, job: Job, own: tuple[str, ...] | None, key: AppKey
     key's), so its changes put them in the outbox; one it already passed (sent within the request) goes now."""
     events = wanted(own, key.notify_events if key is not None else None)
     if events and job.notify_url:
-        svc.store.deliveries.ask_events(job.id, events, SUBMITTED)
+        svc.store.deliveries.ask_events([job.id], events, SUBMITTED)
 
 
 # -- the messages of a job's events --------------------------------------------------------------

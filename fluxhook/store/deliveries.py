@@ -114,15 +114,21 @@ class Deliveries:
 
     # -- a job's side
 
-    def ask_events(self, job_id: str, events: tuple[str, ...], submitted: str) -> None:
-        """Note on the job's record the events beyond its end its notifications carry (``notify_events``); if it
-        was already submitted (sent within its request, or tracked), its ``submitted`` event goes to the outbox
-        now, as the transition would have put it there had the note been on the record."""
-        record = self.keys.job(job_id)
-        if not self._set_if_exists([record], ["notify_events", ",".join(events)]):
-            return
-        if submitted in events and self.connection.hget(record, "submitted_at"):
-            self.connection.zadd(self.keys.outbox, {f"{job_id}|{submitted}": time.time()}, nx=True)
+    def ask_events(self, job_ids: list[str], events: tuple[str, ...], submitted: str) -> None:
+        """Note on each job's record the events beyond its end its notifications carry (``notify_events``); for one
+        already submitted (sent within its request, tracked, or taken by a sender meanwhile), its ``submitted`` event
+        goes to the outbox now, as the transition would have put it there had the note been on the record. Two round
+        trips, however many jobs."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            self._set_if_exists([self.keys.job(job_id)], ["notify_events", ",".join(events)], client=pipe)
+            pipe.hget(self.keys.job(job_id), "submitted_at")  # after the note: a later submission sees the note
+        replies = pipe.execute() if job_ids else []
+        passed = [job_id for job_id, noted, submitted_at in zip(job_ids, replies[::2], replies[1::2], strict=True)
+                  if noted and submitted_at]
+        if submitted in events and passed:
+            now = time.time()
+            self.connection.zadd(self.keys.outbox, {f"{job_id}|{submitted}": now for job_id in passed}, nx=True)
 
     def progress_of(self, job_id: str) -> tuple[int, float | None]:
         """How many ``job.progress`` messages the job has, and when the last was made."""

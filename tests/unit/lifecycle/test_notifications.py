@@ -86,7 +86,7 @@ def test_events_asked_for_enter_the_outbox_and_progress_at_most_every_5_s(notify
     now = time.time()
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, created_at=now, updated_at=now,
                                  notify_url=receivers[0].url()))
-    svc.store.deliveries.ask_events(job.id, ("job.submitted", "job.progress"), "job.submitted")
+    svc.store.deliveries.ask_events([job.id], ("job.submitted", "job.progress"), "job.submitted")
     assert svc.jobs.transition(job.id, st.SUBMITTED, bfl_id=f"task-{job.id}", submitted_at=now)
     assert svc.jobs.update(job.id, progress=0.2) and svc.jobs.update(job.id, progress=0.3)
     assert sorted(_outbox(svc)) == [f"{job.id}|job.progress", f"{job.id}|job.submitted"]

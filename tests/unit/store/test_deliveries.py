@@ -64,3 +64,26 @@ def test_an_owner_s_index_keeps_its_newest_messages_only(store, connection, monk
     connection.delete(KEYS.message(_message(7).id))
     assert store.of_owner("key_0123456789abcdef", 0, "+inf", 0, 10)[1] == 5  # read, the gone one among them
     assert len(store.of_owner("key_0123456789abcdef", 0, "+inf", 0, 10)[0]) == 4 and connection.zcard(index) == 4
+
+
+def test_events_are_noted_on_many_jobs_with_a_command_or_two_each_and_a_submitted_ones_event_goes_now(store, connection):
+    queued, submitted, gone = "job_queued", "job_submitted", "job_gone"
+    connection.hset(KEYS.job(queued), mapping={"id": queued, "status": "queued"})
+    connection.hset(KEYS.job(submitted), mapping={"id": submitted, "status": "submitted", "submitted_at": "1.5"})
+    store.ask_events([gone], ("job.progress",), "job.submitted")  # its script loaded first: what follows is counted
+    before = _calls(connection)
+
+    store.ask_events([queued, submitted, gone], ("job.submitted", "job.progress"), "job.submitted")
+
+    after = _calls(connection)
+    assert {name: after[name] - before[name] for name in ("evalsha", "hget", "zadd")} == {
+        "evalsha": 3, "hget": 3, "zadd": 1}  # a note and a read a job, one ZADD for them all
+    assert connection.hget(KEYS.job(queued), "notify_events") == b"job.submitted,job.progress"
+    assert connection.hget(KEYS.job(submitted), "notify_events") == b"job.submitted,job.progress"
+    assert not connection.exists(KEYS.job(gone))  # a record that is gone is not made
+    assert [m.decode() for m in connection.zrange(KEYS.outbox, 0, -1)] == [f"{submitted}|job.submitted"]
+
+
+def _calls(connection) -> dict[str, int]:
+    stats = connection.info("commandstats")
+    return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "hget", "zadd")}
