@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Under pytest-xdist each pytest process takes ports from a range of its own, in turn, below the kernel's ephemeral
 # range: a port one process frees (a Redis it restarts, a server between two tests) is never the next one another
-# process is handed, which would let a test talk to another process's server.
+# process is handed, which would let a test talk to another process's server. The pytest process takes the first half
+# of its range, what its tests start (`make run`'s Redis, simulator and S3) the second: a port a test picked for a web
+# not started yet was once the next one such a child picked, once the test's turn came round to it.
 XDIST_PORTS, XDIST_PORTS_EACH = 20000, 1000
 _next_port = itertools.count()
 
@@ -35,16 +37,17 @@ def free_port() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
-    first = XDIST_PORTS + int(worker[2:]) * XDIST_PORTS_EACH
-    for _ in range(XDIST_PORTS_EACH):
-        port = first + next(_next_port) % XDIST_PORTS_EACH
+    half = XDIST_PORTS_EACH // 2
+    first = XDIST_PORTS + int(worker[2:]) * XDIST_PORTS_EACH + (0 if "pytest" in sys.modules else half)
+    for _ in range(half):
+        port = first + next(_next_port) % half
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue  # in use: the next one
             return port
-    raise RuntimeError(f"no free port in {first}-{first + XDIST_PORTS_EACH - 1}")
+    raise RuntimeError(f"no free port in {first}-{first + half - 1}")
 
 
 def redis_server_binary() -> str:

@@ -206,7 +206,9 @@ class Stack:
 
     def _web_answers(self) -> bool:
         if self.processes["web"].poll() is not None:
-            raise RuntimeError(f"the web process exited; see {self.var_dir / 'web.log'}")
+            log = self.var_dir / "web.log"
+            said = log.read_text(errors="replace").splitlines()[-3:] if log.exists() else []
+            raise RuntimeError("\n".join([f"the web process exited; see {log}, which ends:", *said]))
         try:
             answered = requests.get(self.base_url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:

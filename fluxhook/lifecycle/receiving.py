@@ -11,6 +11,7 @@ tracked yet, is kept for when the job knows its task.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -49,9 +50,11 @@ def _counted_as(outcome: ReportOutcome) -> str:
 
 def _notes(job_id: str, report: BFLReport):
     """What an applied callback records with its report, in the same step: its timeline entry and its count."""
+    # As of its arrival: a failure is noted after the poll that checks it is queued, and that poll can answer first.
+    arrived = time.time()
 
     def notes(outcome: ReportOutcome):
-        return [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
+        return [timeline.entry(job_id, "callback", at=arrived, outcome=_counted_as(outcome), bfl_status=report.status,
                                result=outcome),
                 metrics.counted("fluxhook_callbacks", outcome=_counted_as(outcome), reason="")]
     return notes
@@ -59,8 +62,9 @@ def _notes(job_id: str, report: BFLReport):
 
 def _hint_notes(job_id: str, report: BFLReport):
     """What a hint records on each job it reaches: its timeline entry (the callback is counted once, by its view)."""
-    return lambda outcome: [timeline.entry(job_id, "callback", outcome=_counted_as(outcome), bfl_status=report.status,
-                                           result=outcome, hint=True)]
+    arrived = time.time()  # as _notes: before the poll it queues
+    return lambda outcome: [timeline.entry(job_id, "callback", at=arrived, outcome=_counted_as(outcome),
+                                           bfl_status=report.status, result=outcome, hint=True)]
 
 
 def _apply(svc: Services, job_id: str, report: BFLReport, proven: bool, model: str | None) -> ReportOutcome:

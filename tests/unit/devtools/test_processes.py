@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from devtools.processes import XDIST_PORTS, XDIST_PORTS_EACH, PortTaken, RedisServer, free_port, group_alive, stop_processes
+from devtools.processes import ROOT, XDIST_PORTS, XDIST_PORTS_EACH, PortTaken, RedisServer, free_port, group_alive, stop_processes
 
 # A leader that ends at once on SIGTERM, and a child of its group that takes a second longer to finish.
 LINGERING_CHILD = """
@@ -58,3 +58,15 @@ def test_each_xdist_process_takes_ports_from_a_range_of_its_own(monkeypatch):
     assert all(XDIST_PORTS <= port < XDIST_PORTS + XDIST_PORTS_EACH for port in taken["gw0"])
     assert all(XDIST_PORTS + XDIST_PORTS_EACH <= port < XDIST_PORTS + 2 * XDIST_PORTS_EACH for port in taken["gw1"])
     assert len(taken["gw0"]) == len(taken["gw1"]) == 20
+
+
+def test_a_process_a_test_starts_never_picks_a_port_the_test_picked_for_a_server_not_started_yet(monkeypatch):
+    # `make run` started by a test picks its Redis's and simulator's ports while the web's, the test's pick, is unbound.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    picked_by_test = {free_port() for _ in range(XDIST_PORTS_EACH)}  # round its whole turn, as a long run does
+    child = subprocess.run([sys.executable, "-c", "from devtools.processes import free_port\n"
+                            "print(*(free_port() for _ in range(5)))"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    picked_by_child = {int(port) for port in child.stdout.split()}
+    assert len(picked_by_child) == 5 and not picked_by_child & picked_by_test, (child.stdout, child.stderr)
+    assert all(XDIST_PORTS <= port < XDIST_PORTS + XDIST_PORTS_EACH for port in picked_by_child)

@@ -18,7 +18,7 @@ from fluxhook.core.errors import CallbackRefused, Gone, NotReady
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.receiving import receive_job_callback, receive_static_callback
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps import timeline
+from fluxhook.lifecycle.steps import applying, timeline
 from fluxhook.lifecycle.steps.enqueueing import queued_download
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_LONG
@@ -138,6 +138,25 @@ def test_a_failure_callback_only_queues_a_poll_to_confirm_it(svc):
     assert (receipt.status, receipt.answer["outcome"]) == (200, "confirm_queued")
     assert svc.jobs.get(job.id).status == st.SUBMITTED
     assert [task.args for task in svc.queue.get_jobs()] == [(job.id,)]
+
+
+def test_a_failure_callback_is_on_the_timeline_before_the_poll_it_queued_even_if_the_poll_answers_first(
+        svc, monkeypatch):
+    job = _submitted(svc)
+    queued = applying.enqueue_confirm
+
+    def poll_answers_at_once(svc_, job_id):
+        # The worker's poll, taken and answered between the queueing and the callback's note.
+        done = queued(svc_, job_id)
+        time.sleep(0.02)
+        timeline.record(svc_, job_id, "poll", bfl_status="Error")
+        return done
+
+    monkeypatch.setattr(applying, "enqueue_confirm", poll_answers_at_once)
+    _on_own_url(svc, job.id, {"id": "task-own", "status": "Error", "error": "Generation failed"})
+
+    story = sorted(timeline.recent(svc.store.timeline, job.id), key=lambda entry: entry["at"])
+    assert [entry["kind"] for entry in story] == ["callback", "poll"], story
 
 
 def test_a_proven_callback_that_overtakes_the_submissions_answer_is_kept_for_its_job_an_unproven_one_is_not(svc):
