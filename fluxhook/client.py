@@ -222,7 +222,7 @@ class Batch(dict):
     """
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
-              "metadata", "key_id", "notify_url", "notify_events")
+              "metadata", "key_id", "notify_url", "notify_events", "error")
 
     def __getattr__(self, name: str) -> Any:
         try:

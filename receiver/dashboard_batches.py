@@ -79,6 +79,7 @@ def batch_detail(batch: Batch, key_name: str | None) -> dict:
         "ended": clock(batch.ended_at),
         "canceled": clock(batch.canceled_at),
         "ended_flag": batch.ended_at is not None,
+        "error": (batch.error or {}).get("message", ""),
         "metadata": json.dumps(batch.metadata, indent=2, ensure_ascii=False) if batch.metadata else "",
     }
 

@@ -70,6 +70,9 @@ class Batch:
     cost_credits: float = 0.0
     ended_at: float | None = None
     canceled_at: float | None = None
+    # The items its request asked for, and when its making stopped short of them (``interrupted``).
+    asked: int = 0
+    interrupted_at: float | None = None
 
     @property
     def status(self) -> BatchStatus:
@@ -83,6 +86,11 @@ class Batch:
     def progress(self) -> float:
         """Ended items over all of them, 0 to 1."""
         return round(self.ended_items / self.total, 4) if self.total else 1.0
+
+    @property
+    def error(self) -> dict | None:
+        """Why it holds fewer items than asked for (``interrupted``); None for a batch made whole."""
+        return interrupted(self.total, self.asked) if self.interrupted_at is not None else None
 
     def to_api(self) -> dict:
         """The batch object, as the API shows it."""
@@ -100,4 +108,13 @@ class Batch:
             "key_id": self.key_id,
             "notify_url": self.notify_url,
             "notify_events": list(self.notify_events),
+            "error": self.error,
         }
+
+
+def interrupted(made: int, asked: int) -> dict:
+    """The error of a batch whose making stopped after ``made`` of the ``asked`` items (its web process died, or
+    Redis failed it): it holds those and was canceled, so sending it again makes no item twice."""
+    return {"code": "creation_interrupted",
+            "message": f"this batch's creation stopped after {made:,} of its {asked:,} items, so it was canceled (the "
+                       "items made end as a canceled batch's do): send the batch again"}

@@ -20,6 +20,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 
+from redis.exceptions import RedisError
+
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, new_batch_id
@@ -56,7 +58,8 @@ CANCELING_PER_SWEEP = 4
 CANCEL_CLAIM = 60.0
 # Batches made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
 # and two at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38). Another waits
-# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s; a turn whose process died lapses in MAKING_LEASE s.
+# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s; a turn whose process died lapses in MAKING_LEASE s,
+# and the batch it was making is cut short (the items made, canceled) once it made none for as long.
 MAKING_AT_ONCE = 1
 MAKING_WAIT = 30.0
 MAKING_LOOK_GAP = 0.1
@@ -133,12 +136,18 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model) -> Batc
         jobs = [_item_job(svc, caller, request, batch, index, route, now) for index in range(len(request.items))]
         # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
         submission.check_budget(svc, jobs[0], key=caller.key)
-        with tracing.job_span("fluxhook.batch", batch.id):
-            svc.store.batches.create(batch)
-            _make_items(svc, caller, model, jobs, request)
+        svc.store.batches.create(batch, making_until=time.time() + MAKING_LEASE)
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)
         raise
+    with tracing.job_span("fluxhook.batch", batch.id):
+        try:
+            made = _make_items(svc, caller, model, jobs, request)
+        except BaseException:
+            _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
+            raise
+    if not made:
+        log.warning("batch cut short while it was made", extra={"batch_id": batch.id, "items": batch.total})
     log.info("batch created", extra={"batch_id": batch.id, "items": batch.total, "model": batch.model})
     return svc.store.batches.get(batch.id) or batch
 
@@ -169,19 +178,22 @@ def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch
                batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
 
 
-def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest) -> None:
+def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest) -> bool:
     """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order; a large input
     waits in storage, as a job's does. Redis makes one trip's items while the next trip's are prepared here (one
     thread of its own sends them, one trip at a time), so the two take turns less than they would one after the
-    other."""
+    other. False if the sweep cut the batch short meanwhile (its making seemed to have stopped): no more is made."""
     cap = KnownCap(caller.key.max_active if caller.key else None)
     extra_events = tuple(e for e in request.job_events if e != "job.ended")
+    batch_id = jobs[0].batch_id or ""
     with ThreadPoolExecutor(1, thread_name_prefix="batch-items") as sender:
         sent: Future | None = None
         for start in range(0, len(jobs), ITEMS_PER_TRIP):
             made = [_creation(svc, model, job) for job in jobs[start:start + ITEMS_PER_TRIP]]
             if sent is not None:
                 sent.result()  # the trip before failed: nothing more is sent
+            if not svc.store.batches.making_went_on(batch_id, time.time() + MAKING_LEASE):
+                return False
             sent = sender.submit(svc.slots.join_all, made, known_cap=cap)
         if sent is not None:
             sent.result()
@@ -189,6 +201,25 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
         for start in range(0, len(jobs), ITEMS_PER_TRIP):
             svc.store.deliveries.ask_events([job.id for job in jobs[start:start + ITEMS_PER_TRIP]], extra_events,
                                             "job.submitted")
+    return svc.store.batches.made(batch_id)
+
+
+def _cut_short(svc: Services, batch_id: str) -> None:
+    """A batch whose making stopped holds the items made and is canceled (``Batches.cut_short``)."""
+    try:
+        made, asked = svc.store.batches.cut_short(batch_id, time.time())
+    except RedisError as exc:
+        log.warning("batch not cut short; the sweep will", extra={"batch_id": batch_id, "error": type(exc).__name__})
+        return
+    log.warning("batch cut short: its making stopped", extra={"batch_id": batch_id, "made": made, "asked": asked})
+
+
+def finish_unmade(svc: Services, now: float) -> int:
+    """The sweep's part of batches whose making stopped (their web process died): each is cut short; how many."""
+    unmade = svc.store.batches.claim_unmade(now, CANCELING_PER_SWEEP, now + CANCEL_CLAIM)
+    for batch_id in unmade:
+        _cut_short(svc, batch_id)
+    return len(unmade)
 
 
 def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.lifecycle.batching import finish_cancels
+from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
 from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
 from fluxhook.services import Services
@@ -40,6 +40,8 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     if due:
         enqueue_checks(svc.control_queue, due, claim)
     deadlines = enforce_deadlines(svc, now) if work.deadlines else 0
+    if work.unmade:
+        finish_unmade(svc, now)  # first: a batch it cuts short is canceled, and its items end below
     if work.canceling:
         finish_cancels(svc, now)
     if work.moving:

@@ -52,6 +52,8 @@ class SweepWork(NamedTuple):
     moving: bool
     # A canceled batch has items still to be ended.
     canceling: bool = False
+    # A batch's making stopped before its last item (``Batches.claim_unmade``).
+    unmade: bool = False
 
 
 class Store:
@@ -108,11 +110,11 @@ class Store:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
         costs that round trip alone, not a script for each of its parts."""
         pipe = self.connection.pipeline(transaction=False)
-        for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling):
+        for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade):
             pipe.zcount(index, "-inf", now)
         pipe.exists(*map(self.keys.work_moving, KINDS))
-        jobs, deadlines, canceling, moving = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving, canceling=canceling)
+        jobs, deadlines, canceling, unmade, moving = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving, canceling=canceling, unmade=unmade)
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

@@ -38,6 +38,7 @@ class Batches:
         self.keys = keys
         self._claim = LuaScript(connection, "claim_due")
         self._lease = LuaScript(connection, "lease_take")
+        self._cut = LuaScript(connection, "batch_cut")
 
     def start_making(self, token: str, now: float, *, at_once: int, lease: float) -> bool:
         """Take one of the ``at_once`` turns to make a batch, for the request ``token``; False while every one is
@@ -48,8 +49,9 @@ class Batches:
         """Give the turn back."""
         self.connection.zrem(self.keys.batches_making, token)
 
-    def create(self, batch: Batch) -> None:
-        """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it)."""
+    def create(self, batch: Batch, *, making_until: float) -> None:
+        """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it); its making
+        counts as stopped at ``making_until`` unless it goes on (``making_went_on``) or ends (``made``)."""
         k, counts = self.keys, self.keys.batch_counts
         record: dict[FieldT, EncodableT] = {
             "id": batch.id, "model": batch.model, "total": batch.total, "created_at": repr(batch.created_at),
@@ -65,7 +67,28 @@ class Batches:
         pipe.hset(counts, mapping=fields)
         pipe.zadd(k.owner_batches(owner_of(batch.key_id)), {batch.id: 0})
         pipe.zadd(k.all_batches, {batch.id: 0})
+        pipe.zadd(k.batches_unmade, {batch.id: making_until})
         pipe.execute()
+
+    def making_went_on(self, batch_id: str, until: float) -> bool:
+        """Its making goes on until ``until`` at least; False if it was cut meanwhile (``cut_short``)."""
+        return bool(self.connection.zadd(self.keys.batches_unmade, {batch_id: until}, xx=True, ch=True))
+
+    def made(self, batch_id: str) -> bool:
+        """Its last item is made; False if it was cut meanwhile."""
+        return bool(self.connection.zrem(self.keys.batches_unmade, batch_id))
+
+    def claim_unmade(self, now: float, limit: int, claim: float) -> builtins.list[str]:
+        """Take up to ``limit`` batches whose making stopped by ``now``, as ``claim_canceling`` takes its own."""
+        return [text(i) for i in self._claim([self.keys.batches_unmade], [repr(now), limit, repr(claim)])]
+
+    def cut_short(self, batch_id: str, now: float) -> tuple[int, int]:
+        """The batch holds the items made and no more, and is canceled (``lua/batch_cut.lua``); its items made and
+        asked for."""
+        k = self.keys
+        made, asked = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
+                                 k.batches_canceling, k.outbox], [batch_id, repr(now)])
+        return int(made), int(asked)
 
     def get(self, batch_id: str) -> Batch | None:
         """The batch with this id, its counts as they are now; None if there is none. One round trip."""
@@ -166,12 +189,13 @@ class Batches:
         pipe.hdel(self.keys.batch_counts, *(f"{batch_id}|{name}" for name in (*_COUNTED, "ended", "notify")))
         pipe.zrem(self.keys.owner_batches(owner_of(text(key_id) if key_id else None)), batch_id)
         pipe.zrem(self.keys.all_batches, batch_id)
+        pipe.zrem(self.keys.batches_unmade, batch_id)
         pipe.execute()
 
 
 def _batch(record: dict, counted: dict) -> Batch:
     numbers = {name: int(counted[name] or 0) for name in st.STATUSES}
-    ended_at, canceled_at = counted["ended_at"], record.get("canceled_at")
+    ended_at, canceled_at, interrupted = counted["ended_at"], record.get("canceled_at"), record.get("interrupted_at")
     events = record.get("notify_events") or ""
     return Batch(id=record["id"], model=record["model"], total=int(counted["total"] or record.get("total") or 0),
                  created_at=float(record["created_at"]), key_id=record.get("key_id") or None,
@@ -179,4 +203,5 @@ def _batch(record: dict, counted: dict) -> Batch:
                  notify_events=tuple(e for e in events.split(",") if e),
                  counts={name: n for name, n in numbers.items() if n}, cost_credits=float(counted["cost"] or 0),
                  ended_at=float(ended_at) if ended_at else None,
-                 canceled_at=float(canceled_at) if canceled_at else None)
+                 canceled_at=float(canceled_at) if canceled_at else None,
+                 asked=int(record.get("total") or 0), interrupted_at=float(interrupted) if interrupted else None)

@@ -441,6 +441,12 @@ class Keys:
         return f"{self.prefix}batches:canceling"
 
     @property
+    def batches_unmade(self) -> str:
+        """The batches whose items are still being made, scored by when their making counts as stopped unless it goes
+        on (``Batches.making_went_on``): the sweep cuts one that stopped (``lua/batch_cut.lua``)."""
+        return f"{self.prefix}batches:unmade"
+
+    @property
     def batches_making(self) -> str:
         """The batches being made at this moment, each a lease (``lua/lease_take.lua``): request's token -> its end."""
         return f"{self.prefix}batches:making"

@@ -32,3 +32,14 @@ def test_a_batchs_cancel_aborts_what_is_unsent_and_cancels_what_bfl_has():
     assert batch_cancel_ending(st.SUBMITTED).status == batch_cancel_ending(st.READY).status == st.CANCELED
     assert batch_cancel_ending(st.STORED) is None
     assert batch_cancel_ending(st.QUEUED).code == "batch_canceled"
+
+
+
+def test_a_batch_cut_short_says_how_many_of_how_many_were_made_and_what_to_do():
+    whole = Batch(id=new_batch_id(), model="flux-2-pro", total=3, created_at=1.0, asked=3)
+    cut = Batch(id=new_batch_id(), model="flux-2-pro", total=1_500, created_at=1.0, asked=10_000, canceled_at=2.0,
+                interrupted_at=2.0)
+    assert whole.to_api()["error"] is None
+    error = cut.to_api()["error"]
+    assert error["code"] == "creation_interrupted" and cut.status == BatchStatus.CANCELED
+    assert "after 1,500 of its 10,000 items" in error["message"] and error["message"].endswith("send the batch again")

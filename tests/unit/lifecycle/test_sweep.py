@@ -77,11 +77,12 @@ def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(s
     assert feed(svc).moved == 1 and svc.queue.count == 1
 
 
-def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands(svc):
+def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_five_commands(svc):
     tracked_job(svc, "task-later", due=time.time() + 600)  # due, but not yet
 
     sent = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
             if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))]
 
-    # Which parts have work (none): not a script for each of the due jobs, deadlines, canceled batches and moves.
-    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "EXISTS"]
+    # Which parts have work (none): not a script for each of the due jobs, deadlines, canceled batches, batches whose
+    # making stopped, and moves.
+    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT", "EXISTS"]

@@ -19,8 +19,8 @@ def test_a_batch_reads_back_with_every_item_queued_and_its_message_wanted_only_w
     batches = Batches(connection, ttl=3600)
     made = _batch("key_a", metadata={"run": 1}, notify_url="https://a.example/h", notify_events=("job.ended",))
     plain = _batch(None)
-    batches.create(made)
-    batches.create(plain)
+    batches.create(made, making_until=time.time() + 60)
+    batches.create(plain, making_until=time.time() + 60)
 
     read = batches.get(made.id)
     assert read is not None and read.counts == {st.QUEUED: 3} and read.total == 3 and read.metadata == {"run": 1}
@@ -35,8 +35,8 @@ def test_a_batch_reads_back_with_every_item_queued_and_its_message_wanted_only_w
 def test_many_batches_read_in_one_round_trip_in_the_order_asked(connection):
     batches = Batches(connection)
     a, b = _batch("key_a"), _batch("key_b", total=5)
-    batches.create(a)
-    batches.create(b)
+    batches.create(a, making_until=time.time() + 60)
+    batches.create(b, making_until=time.time() + 60)
     before = connection.info("stats")["total_commands_processed"]
 
     read = batches.get_many([b.id, "bat_" + "0" * 26, "../x", a.id])
@@ -50,7 +50,7 @@ def test_each_owner_lists_its_own_newest_first_and_every_owner_all(connection):
     batches = Batches(connection)
     first, second, theirs = _batch("key_a"), _batch("key_a"), _batch("key_b")
     for batch in (first, second, theirs):
-        batches.create(batch)
+        batches.create(batch, making_until=time.time() + 60)
 
     page, cursor = batches.list("key_a", every_owner=False, limit=1)
     assert [b.id for b in page] == [second.id] and cursor == second.id
@@ -62,8 +62,8 @@ def test_each_owner_lists_its_own_newest_first_and_every_owner_all(connection):
 def test_a_cancel_is_recorded_once_and_one_sweep_at_a_time_takes_it(connection):
     batches = Batches(connection)
     batch, other = _batch("key_a"), _batch("key_b")
-    batches.create(batch)
-    batches.create(other)
+    batches.create(batch, making_until=time.time() + 60)
+    batches.create(other, making_until=time.time() + 60)
     now = time.time()
 
     assert batches.cancel(batch.id, now) and not batches.cancel(batch.id, now + 1)
@@ -80,11 +80,38 @@ def test_a_cancel_is_recorded_once_and_one_sweep_at_a_time_takes_it(connection):
 def test_a_batch_forgotten_leaves_nothing_of_it_and_the_others_as_they_were(connection):
     batches = Batches(connection)
     gone, kept = _batch("key_a", notify_url="https://a.example/h"), _batch("key_a")
-    batches.create(gone)
-    batches.create(kept)
+    batches.create(gone, making_until=time.time() + 60)
+    batches.create(kept, making_until=time.time() + 60)
 
     batches.forget(gone.id)
 
     assert batches.get(gone.id) is None and not [f for f in connection.hkeys(KEYS.batch_counts) if gone.id.encode() in f]
     assert [b.id for b in batches.list("key_a", every_owner=False, limit=5)[0]] == [kept.id]
     assert batches.get(kept.id).counts == {st.QUEUED: 3}
+
+
+def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_items_made_once(connection):
+    batches = Batches(connection, ttl=3600)
+    stopped, other = _batch("key_x"), _batch("key_v")
+    batches.create(stopped, making_until=time.time() - 1)  # its maker made one item, then made nothing for a lease
+    batches.create(other, making_until=time.time() + 60)  # another key's, being made
+    connection.zadd(KEYS.batch_jobs(stopped.id), {"job_01": 0})
+
+    now = time.time()
+    assert batches.claim_unmade(now, 10, now + 60) == [stopped.id]
+    assert batches.claim_unmade(now, 10, now + 60) == []  # one sweep takes it
+
+    assert batches.cut_short(stopped.id, now) == (1, 3)
+    cut = batches.get(stopped.id)
+    assert (cut.total, cut.counts, cut.status, cut.canceled_at is not None) == (1, {st.QUEUED: 1}, "canceled", True)
+    assert cut.to_api()["error"]["code"] == "creation_interrupted" and "after 1 of its 3 items" in \
+        cut.to_api()["error"]["message"]
+    assert connection.zscore(KEYS.batches_canceling, stopped.id) is not None  # its item is ended by the cancel sweep
+    # Its maker, had it lived, learns it was cut and makes no more.
+    assert not batches.making_went_on(stopped.id, now + 60) and not batches.made(stopped.id)
+    assert batches.cut_short(stopped.id, now + 1) == (1, 3) and batches.get(stopped.id).total == 1  # changes nothing
+
+    untouched = batches.get(other.id)
+    assert (untouched.total, untouched.status, untouched.to_api()["error"]) == (3, "running", None)
+    assert batches.making_went_on(other.id, now + 60) and batches.made(other.id)
+    assert batches.claim_unmade(now + 120, 10, now + 180) == []  # made: never cut
