@@ -37,7 +37,6 @@ import argparse
 import os
 import platform
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -58,13 +57,14 @@ from .common import (
     Row,
     Section,
     descendants,
+    exit_on_sigterm,
     fmt,
     loadavg,
     log,
     percentile,
-    print_notes,
-    print_table,
+    print_report,
     read_jobs,
+    thread_session,
     wait_all_terminal,
 )
 
@@ -194,13 +194,9 @@ def post_jobs(stack: AccountsStack, count: int | None, rate: float | None, stop:
     local = threading.local()
 
     def post(n: int) -> None:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.trust_env = False
-            local.session.headers["Authorization"] = f"Bearer {token}"
         try:
-            response = local.session.post(url, json={"model": "flux-2-pro", "input": {"prompt": f"bench accounts {n}"}},
-                                          timeout=30)
+            response = thread_session(local, token).post(
+                url, json={"model": "flux-2-pro", "input": {"prompt": f"bench accounts {n}"}}, timeout=30)
             ok, text = response.status_code == 202, f"{response.status_code} {response.text[:120]}"
         except requests.RequestException as exc:
             ok, text = False, repr(exc)
@@ -581,7 +577,7 @@ def _timed(db, call, calls: int, expect: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     started, load_start = time.monotonic(), loadavg()
     print(f"bench.accounts: phases {','.join(args.phases)}; jobs {args.jobs}, down {args.down_seconds:g} s, tasks "
           f"{args.task_delay:g} s, {args.rate:g} jobs/s, {args.workers} worker processes, {args.max_active} slots per "
@@ -595,10 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             section, found = runners[phase](args)
             sections.append(section)
             verdicts += found
-    print()
-    print_table(sections)
-    print()
-    print_notes(sections)
+    print_report(sections, spaced=True)
     print()
     for label, met in verdicts:
         print(f"{'PASS' if met else 'FAIL'}  {label}")

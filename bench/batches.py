@@ -26,7 +26,7 @@ import requests
 from devtools.processes import wait_until
 from fluxhook.store.keys import KEYS
 
-from .common import BenchStack, Row, Section, fmt, log, median, print_notes, print_table
+from .common import BenchStack, Row, Section, fmt, log, median, print_report
 
 
 def _key(stack: BenchStack, **limits) -> requests.Session:
@@ -115,9 +115,8 @@ def _single_waits(stack: BenchStack, app: requests.Session, count: int, gap: flo
 
 
 def run(args) -> Section:
-    stack = BenchStack("batches", log_level=args.log_level)
     section = Section("batches: creation, Redis commands per item, a single job's wait behind its key's batch")
-    try:
+    with BenchStack("batches", log_level=args.log_level) as stack:
         stack.start(workers=1)
         stack.sim_settings(submit_delay=args.submit_delay)
         log("batches: idle rate")
@@ -160,9 +159,6 @@ def run(args) -> Section:
             f"Idle: {idle:.1f} commands/s. The key's {args.singles} single jobs came one every 5 s while its "
             f"{args.backlog}-item batch held its 4 slots ({progress['counts']['stored']} items stored by the last).")
         return section
-    finally:
-        stack.stop()
-        stack.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,9 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submit-delay", type=float, default=1.0, help="seconds BFL takes to answer a submission (1)")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the processes")
     args = parser.parse_args(argv)
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 

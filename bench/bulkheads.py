@@ -29,7 +29,7 @@ from devtools.hanging_bfl import HangingBFL
 from devtools.processes import wait_until
 from fluxhook.core import signing
 
-from .common import BenchStack, Row, Section, fmt, log, percentile, print_notes, print_table
+from .common import BenchStack, Row, Section, fmt, log, percentile, print_report
 
 TARGET_P99_MS = 100.0
 WEB_THREADS = 4
@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the web processes")
     args = parser.parse_args(argv)
     args.hanging = [int(n) for n in args.hanging.split(",")]
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 

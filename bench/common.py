@@ -10,8 +10,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -130,11 +132,28 @@ def print_notes(sections: list[Section]) -> None:
                 print(f"  - {note}")
 
 
+def print_report(sections: list[Section], spaced: bool = False) -> None:
+    """A bench's result: the table, then its notes; ``spaced`` sets each apart from the log lines above it by a
+    blank line."""
+    if spaced:
+        print()
+    print_table(sections)
+    if spaced:
+        print()
+    print_notes(sections)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --------------------------------------------------------------------------- processes and stacks
+
+
+def exit_on_sigterm() -> None:
+    """A SIGTERM ends this process as Ctrl-C does, by an exception, so each ``finally`` on the way out runs: a plain
+    `kill` stops the bench's stacks too (their processes run in sessions of their own)."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def bench_env(port: int, log_level: str, **extra: str) -> dict[str, str]:
@@ -177,6 +196,14 @@ class BenchStack:
     def cleanup(self) -> None:
         """Remove the stack's directory (stored images can be gigabytes)."""
         shutil.rmtree(self.var_dir, ignore_errors=True)
+
+    def __enter__(self) -> "BenchStack":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """``with BenchStack(...) as stack:`` stops and removes the stack however the block ends."""
+        self.stop()
+        self.cleanup()
 
     def start_workers(self, count: int, wait: bool = True) -> list[subprocess.Popen]:
         """``count`` more of the Procfile's worker processes; waits until RQ lists them all."""
@@ -319,15 +346,23 @@ def _proc_kib(path: str, label: str) -> int:
 # --------------------------------------------------------------------------- jobs, tasks and callbacks
 
 
+def thread_session(local: threading.local, token: str | None = None) -> requests.Session:
+    """This thread's keep-alive session, kept in ``local`` (made on first use), with ``token`` as its bearer if given.
+    It ignores the environment's proxies: every request of a bench goes to 127.0.0.1."""
+    if not hasattr(local, "session"):
+        local.session = requests.Session()
+        local.session.trust_env = False
+        if token:
+            local.session.headers["Authorization"] = f"Bearer {token}"
+    return local.session
+
+
 def thread_map(func: Callable[[requests.Session, Any], Any], items: Sequence[Any], threads: int) -> list[Any]:
     """``func(session, item)`` for every item on ``threads`` threads, one keep-alive session per thread."""
     local = threading.local()
 
     def call(item):
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.trust_env = False
-        return func(local.session, item)
+        return func(thread_session(local), item)
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(call, items))
@@ -448,12 +483,23 @@ def elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def timed_ready_callback(session: requests.Session, stack: BenchStack, job: BenchJob) -> tuple[requests.Response, float]:
-    """BFL's signed Ready callback of ``job`` (its image never fetched); the answer and its round trip in ms."""
-    callback = signed_callback(stack, job, unfetched_sample(stack, job))
+def timed_ready_callback(session: requests.Session, stack: BenchStack, job: BenchJob,
+                         sample_url: str | None = None) -> tuple[requests.Response, float]:
+    """BFL's signed Ready callback of ``job`` naming ``sample_url`` (by default an image never fetched); the answer
+    and its round trip in ms."""
+    callback = signed_callback(stack, job, sample_url or unfetched_sample(stack, job))
     started = time.perf_counter()
     response = session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
     return response, elapsed_ms(started)
+
+
+def send_ready_callback(session: requests.Session, stack: BenchStack, job: BenchJob, sample_url: str | None = None) -> float:
+    """``timed_ready_callback``'s round trip in ms; an answer other than 200 stops the bench, for a refused callback's
+    job never ends and its time is no acknowledgement's."""
+    response, took = timed_ready_callback(session, stack, job, sample_url)
+    if response.status_code != 200:
+        raise RuntimeError(f"callback answered {response.status_code}: {response.text[:200]}")
+    return took
 
 
 def complete_and_sample(session: requests.Session, sim_base: str, bfl_id: str) -> str:

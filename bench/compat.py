@@ -38,9 +38,8 @@ from .common import (
     loadavg,
     log,
     percentile,
-    print_notes,
-    print_table,
-    signed_callback,
+    print_report,
+    send_ready_callback,
     thread_map,
     wrk,
 )
@@ -146,15 +145,6 @@ def polling(stack: BenchStack, jobs: list[BenchJob], path: str, interval: float,
     poller.start()
     time.sleep(2.0)  # every connection has asked once before the first callback
 
-    def finish(session: requests.Session, job_and_sample: tuple[BenchJob, str]) -> float:
-        callback = signed_callback(stack, *job_and_sample)
-        began = time.perf_counter()
-        response = session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
-        took = (time.perf_counter() - began) * 1000
-        if response.status_code != 200:
-            raise RuntimeError(f"callback answered {response.status_code}: {response.text[:200]}")
-        return took
-
     # Spread over the window, as tasks finish at BFL: its 24 tasks in flight, each taking seconds, call back a
     # few times a second at most, never all at once.
     spacing = (seconds - 4.0) / max(1, len(ready))
@@ -162,7 +152,7 @@ def polling(stack: BenchStack, jobs: list[BenchJob], path: str, interval: float,
     acks = []
     for n, job_and_sample in enumerate(ready):
         time.sleep(max(0.0, started + 2.0 + n * spacing - time.time()))
-        acks.append(finish(session, job_and_sample))
+        acks.append(send_ready_callback(session, stack, *job_and_sample))
     callbacks_in_window = time.time() - started <= seconds
     poller.join()
     return {**figures, "acks": acks, "callbacks_in_window": callbacks_in_window}
@@ -172,8 +162,7 @@ def run(args) -> Section:
     section = Section("BFL-compatible API")
     # The callbacks arrive here, as BFL's would: no job falls due for the fallback poll within the run (with the
     # default 45 s, the first step's jobs would all be polled during the second polling phase, its baseline's).
-    stack = BenchStack("compat", log_level=args.log_level, CALLBACK_GRACE_SECONDS="3600")
-    try:
+    with BenchStack("compat", log_level=args.log_level, CALLBACK_GRACE_SECONDS="3600") as stack:
         stack.start(workers=2)
         stack.sim_settings(max_active=100_000, url_ttl=7200)
         log(f"compat: {args.submissions} submissions through each route, alternated")
@@ -224,9 +213,6 @@ def run(args) -> Section:
             f"load average at the end: {loadavg()} (2 cores)",
         ]
         return section
-    finally:
-        stack.stop()
-        stack.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of web and workers")
     args = parser.parse_args(argv)
     require_tools("bench-compat", "wrk")
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 

@@ -421,7 +421,7 @@ def _drive_mixed(svc, stack, window: float, weights: dict[str, float]) -> dict:
 
 
 def report(results: dict[str, dict], args: argparse.Namespace) -> None:
-    from bench.common import Row, Section, fmt, percentile, print_notes, print_table
+    from bench.common import Row, Section, fmt, percentile, print_report
 
     def figures(r: dict) -> dict[str, float]:
         return {"p50": percentile(r["b_waits"], 50), "p99": percentile(r["b_waits"], 99),
@@ -459,12 +459,11 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> None:
         "slots kept busy, whoever's jobs they hold",
         f"load average at the end: {_loadavg()}",
     ]
-    print_table([section])
-    print_notes([section])
+    print_report([section])
 
 
 def report_stored(results: dict[str, dict], args: argparse.Namespace) -> None:
-    from bench.common import Row, Section, fmt, percentile, print_notes, print_table
+    from bench.common import Row, Section, fmt, percentile, print_report
 
     def figures(r: dict) -> dict[str, float]:
         # First stored to last: A's rate through the worker, without the wait for its first result.
@@ -506,12 +505,11 @@ def report_stored(results: dict[str, dict], args: argparse.Namespace) -> None:
         f"{args.baseline_tree}",
         f"load average at the end: {_loadavg()}",
     ]
-    print_table([section])
-    print_notes([section])
+    print_report([section])
 
 
 def report_mixed(results: dict[str, dict], args: argparse.Namespace) -> None:
-    from bench.common import Row, Section, fmt, print_notes, print_table
+    from bench.common import Row, Section, fmt, print_report
 
     fair, fifo = results[FAIR], results[BASELINE]
     weights = fair["weights"]
@@ -544,8 +542,7 @@ def report_mixed(results: dict[str, dict], args: argparse.Namespace) -> None:
         f"both runs on this tree's simulator; windows {fmt(fair['window'], 0)} s and {fmt(fifo['window'], 0)} s",
         f"load average at the end: {_loadavg()}",
     ]
-    print_table([section])
-    print_notes([section])
+    print_report([section])
 
 
 def _loadavg() -> str:

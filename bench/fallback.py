@@ -17,9 +17,7 @@ import argparse
 import heapq
 import json
 import random
-import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -41,6 +39,8 @@ from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import build_services
 from fluxhook.store.keys import KEYS
 from fluxhook.store.queues import task_queue
+
+from .common import exit_on_sigterm
 
 # The highest BFL_MAX_ACTIVE the configuration accepts: slots must never make a job wait here.
 MAX_ACTIVE = 10_000
@@ -123,8 +123,7 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=200, help="idle sweeps timed")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up waiting after this many seconds")
     args = parser.parse_args()
-    # A plain `kill` must stop the stack too (its processes run in sessions of their own): exit through finally.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
 
     var_dir = Path(tempfile.mkdtemp(prefix="fluxhook-bench-"))
     print(f"logs in {var_dir}", flush=True)

@@ -55,8 +55,7 @@ from .common import (
     fmt,
     log,
     percentile,
-    print_notes,
-    print_table,
+    print_report,
 )
 
 BASELINE_COMMIT = "194e639"
@@ -227,7 +226,7 @@ def one_design(args, tree: Path | None, attacks: list[str]) -> dict[str, dict[st
     # Spool files go to TMPDIR: a directory of the stack's own, so they can be told from any other.
     stack.env["TMPDIR"] = str(stack.var_dir / "spool")
     Path(stack.env["TMPDIR"]).mkdir()
-    try:
+    with stack:
         start_web(stack, tree)
         jobs = create_jobs(stack, 20, prompt="[pending] hostile bench")
         figures = {}
@@ -238,9 +237,6 @@ def one_design(args, tree: Path | None, attacks: list[str]) -> dict[str, dict[st
             else:
                 figures[label] = measure(stack, jobs, *ATTACKS[label], args)
         return figures
-    finally:
-        stack.stop()
-        stack.cleanup()
 
 
 def _kept(figures: dict[str, float]) -> str:
@@ -333,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    sections = run(args)
-    print_table(sections)
-    print_notes(sections)
+    print_report(run(args))
     return 0
 
 

@@ -109,7 +109,7 @@ class Ingest:
     def run(self) -> Section:
         args = self.args
         stack = self.stack
-        try:
+        with stack:
             stack.start(workers=0)
             stack.sim_settings(max_active=100_000)
             bare_port = free_port()
@@ -176,9 +176,6 @@ class Ingest:
             self.memory = tree_memory(stack.web.pid)
             self.memory["bare_rss"] = tree_memory(stack.extra[0].pid)["rss"]
             return self._section(reps)
-        finally:
-            stack.stop()
-            stack.cleanup()
 
     def _pool(self, size: int) -> list[BenchJob]:
         """``size`` submitted jobs that have had no callback: leftovers first, then fresh ones."""

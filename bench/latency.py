@@ -181,7 +181,8 @@ def run_in(tree: Path, args: argparse.Namespace, name: str) -> dict:
 
 def exit_on_sigterm() -> None:
     """A SIGTERM ends this process as Ctrl-C does, by an exception, so each ``finally`` on the way out runs (a
-    run's ``stack.stop()``, the parent's end of its run)."""
+    run's ``stack.stop()``, the parent's end of its run). Not bench.common's: a run's process has another tree's
+    bench first on its path, which may not have it."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 

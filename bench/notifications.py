@@ -43,9 +43,8 @@ from .common import (
     fmt,
     log,
     percentile,
-    print_notes,
-    print_table,
-    signed_callback,
+    print_report,
+    send_ready_callback,
     thread_map,
     wait_all_terminal,
 )
@@ -147,12 +146,7 @@ def _phase(stack: BenchStack, db, receiver: FlakyReceiver, failure: float, count
             reads.append((time.perf_counter() - started) * 1000)
 
     def callback(session, item: tuple[BenchJob, str]) -> None:
-        sent = signed_callback(stack, *item)
-        started = time.perf_counter()
-        response = session.post(sent.url, data=sent.body, headers=sent.headers, timeout=30)
-        acks.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(f"a callback answered {response.status_code}: {response.text[:200]}")
+        acks.append(send_ready_callback(session, stack, *item))
 
     readers = [threading.Thread(target=reader, daemon=True) for _ in range(2)]
     for thread in readers:
@@ -262,9 +256,7 @@ def run(args: argparse.Namespace) -> list[Section]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    sections = run(parse_args(argv))
-    print_table(sections)
-    print_notes(sections)
+    print_report(run(parse_args(argv)))
 
 
 if __name__ == "__main__":

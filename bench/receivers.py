@@ -23,7 +23,7 @@ from devtools.processes import wait_until
 from devtools.slow_receivers import SILENT, TRICKLE, PromptReceiver, SlowReceiver
 from fluxhook.store.keys import KEYS
 
-from .common import BenchStack, Row, Section, fmt, log, print_notes, print_table
+from .common import BenchStack, Row, Section, fmt, log, print_report
 
 
 def _key(stack: BenchStack, notify_url: str, **limits) -> requests.Session:
@@ -111,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--submit-delay", type=float, default=1.0, help="seconds BFL takes to answer a submission (1)")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the processes")
     args = parser.parse_args(argv)
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 

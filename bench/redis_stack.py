@@ -27,7 +27,7 @@ from rq import Worker
 from devtools.processes import RedisServer, free_port, python, start_process, stop_process, wait_until
 from devtools.stack import accounts_env, procfile_commands, start_simulator_accounts
 
-from .common import bench_env
+from .common import bench_env, thread_session
 
 NAMES = ("eu", "us")
 # Where every Redis the bench starts runs (give_redis_a_core); None: on every CPU, beside the rest.
@@ -169,13 +169,9 @@ def post_jobs(stack: TreeStack, count: int, threads: int = CLIENTS) -> tuple[lis
     token = stack.env["API_TOKENS"]
 
     def post(n: int) -> None:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            local.session.trust_env = False
-            local.session.headers["Authorization"] = f"Bearer {token}"
         try:
-            response = local.session.post(url, timeout=60, json={"model": "flux-2-pro",
-                                                                 "input": {"prompt": f"bench redis {n}"}})
+            response = thread_session(local, token).post(
+                url, timeout=60, json={"model": "flux-2-pro", "input": {"prompt": f"bench redis {n}"}})
             job_id = response.json().get("id") if response.ok else None
             text = f"{response.status_code} {response.text[:120]}"
         except (requests.RequestException, ValueError) as exc:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,14 +39,14 @@ from .common import (
     Row,
     Section,
     elapsed_ms,
+    exit_on_sigterm,
     fmt,
     in_turn,
     loadavg,
     log,
     median_of_reps,
     percentile,
-    print_notes,
-    print_table,
+    print_report,
     read_jobs,
     timed_ready_callback,
 )
@@ -283,13 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.reps = args.reps or (1 if args.quick else 3)
     args.replication_jobs = args.replication_jobs or (QUICK_JOBS if args.quick else JOBS)
-    # A plain `kill` must stop the stacks too (their processes run in sessions of their own).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     section, _ = run(args)
-    print()
-    print_table([section])
-    print()
-    print_notes([section])
+    print_report([section], spaced=True)
     return 0
 
 

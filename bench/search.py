@@ -26,7 +26,7 @@ import time
 
 import requests
 
-from bench.common import BenchStack, Row, Section, fmt, in_turn, log, percentile, print_notes, print_table
+from bench.common import BenchStack, Row, Section, fmt, in_turn, log, percentile, print_report
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.job_filters import JobFilter
@@ -90,8 +90,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    stack = BenchStack("search", log_level="WARNING", READS_PER_MINUTE="1000000").start(workers=1)
-    try:
+    with BenchStack("search", log_level="WARNING", READS_PER_MINUTE="1000000").start(workers=1) as stack:
         stack.sim_settings(submit_delay=ANSWERED_AFTER)
         admin = stack.api_session()
         created = admin.post(stack.base_url + "/v1/keys", json={"name": "bench-search"}).json()
@@ -140,11 +139,7 @@ def main() -> None:
         section.notes.append(f"{args.jobs:,} jobs ({args.jobs - 10:,} written through the store, 10 through the API), "
                              "half an app key's; requests one at a time, the cases in turn; baseline: the unfiltered "
                              "first page in the same run")
-        print_table([section])
-        print_notes([section])
-    finally:
-        stack.stop()
-        stack.cleanup()
+        print_report([section])
 
 
 if __name__ == "__main__":

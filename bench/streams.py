@@ -32,8 +32,8 @@ from bench.common import (
     fmt,
     log,
     percentile,
-    print_notes,
-    print_table,
+    print_report,
+    send_ready_callback,
     thread_map,
     timed_ready_callback,
     wait_all_terminal,
@@ -100,15 +100,9 @@ def measure(stack: BenchStack, streams: int, callbacks: int, reads: int) -> dict
         targets = [pending[n % len(pending)] for n in range(reads)]
         read_times.extend(thread_map(read, targets, 4))
 
-    def ack(session: requests.Session, job: BenchJob) -> float:
-        response, took = timed_ready_callback(session, stack, job)
-        if response.status_code != 200:
-            raise RuntimeError(f"callback answered {response.status_code}")
-        return took
-
     reader = threading.Thread(target=read_all)
     reader.start()
-    acks = thread_map(ack, finishing, 2)
+    acks = thread_map(lambda session, job: send_ready_callback(session, stack, job), finishing, 2)
     reader.join()
     wait_all_terminal(stack.redis(), [job.job_id for job in finishing], timeout=120)
     got = readers.bytes
@@ -135,8 +129,7 @@ def redis_cost(stack: BenchStack, jobs: int) -> dict[str, float]:
 
 def run(args) -> Section:
     section = Section("Streams")
-    stack = BenchStack("streams", log_level=args.log_level, MAX_STREAMS_PER_CALLER=str(max(args.streams, 20)))
-    try:
+    with BenchStack("streams", log_level=args.log_level, MAX_STREAMS_PER_CALLER=str(max(args.streams, 20))) as stack:
         stack.start(workers=2)
         stack.sim_settings(max_active=100_000, url_ttl=7200, submit_delay=1.0)
         cost = None
@@ -161,9 +154,6 @@ def run(args) -> Section:
             section.rows.append(Row("Redis commands per job, submitted to stored (no stream open)", fmt(cost["per_job"])))
             section.notes.append(f"of them PUBLISH (announcements of changes): {cost['publish']:.2f} per job")
         return section
-    finally:
-        stack.stop()
-        stack.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cost-jobs", type=int, default=100, help="jobs of the Redis cost run (0: none)")
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of web and workers")
     args = parser.parse_args(argv)
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 

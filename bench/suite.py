@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import sys
 import time
 import traceback
@@ -28,7 +27,7 @@ import traceback
 from devtools.processes import require_tools
 
 from . import footprint
-from .common import MB, Section, loadavg, log, print_notes, print_table
+from .common import MB, Section, exit_on_sigterm, loadavg, log, print_report
 
 BENCHES = ("ingest", "to_stored", "throughput", "replication")
 
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if "ingest" in args.only:
         require_tools("bench-suite", "wrk")
-    # A plain `kill` must stop the stacks too (their processes run in sessions of their own).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     started = time.monotonic()
     load_start = loadavg()
     print(f"fluxhook benchmark suite{' (--quick: 1 rep, short runs; figures are indicative only)' if args.quick else ''}")
@@ -101,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
     sections.append(footprint.section(benches.get("ingest"), benches.get("to_stored"), benches.get("throughput")))
 
-    print()
-    print_table(sections)
-    print()
-    print_notes(sections)
+    print_report(sections, spaced=True)
     if failures:
         print(f"FAILED benchmarks (see the tracebacks above): {', '.join(failures)}")
     print()

@@ -170,7 +170,7 @@ class Throughput:
     def run(self) -> Section:
         args, stack = self.args, self.stack
         results: dict[int, list[dict]] = {}
-        try:
+        with stack:
             stack.start(workers=0)
             stack.sim_settings(max_active=100_000, url_ttl=7200)
             log(f"throughput: rendering {args.files} images of 1-2 MB in the simulator")
@@ -194,9 +194,6 @@ class Throughput:
             self.redis_figures = self._redis_footprint(results)
             self.memory = tree_memory(stack.web.pid)
             return self._section(results)
-        finally:
-            stack.stop()
-            stack.cleanup()
 
     def _delete_images(self) -> None:
         for path in self.stack.images_dir.rglob("*"):

@@ -212,7 +212,7 @@ class ToStored:
 
     def run(self) -> Section:
         args, stack = self.args, self.stack
-        try:
+        with stack:
             stack.start(workers=self.concurrency)
             stack.sim_settings(max_active=100_000, image_bytes=args.image_bytes, url_ttl=7200,
                                task_delay=args.task_delay)
@@ -247,9 +247,6 @@ class ToStored:
             self.memory = tree_memory(stack.web.pid)
             self.worker_memory = [tree_memory(w.pid) for w in stack.workers]
             return self._section(reps)
-        finally:
-            stack.stop()
-            stack.cleanup()
 
     def _section(self, reps: list[dict]) -> Section:
         m = median_of_reps(reps)

@@ -18,9 +18,7 @@ when made).
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -37,14 +35,14 @@ from .common import (
     Row,
     Section,
     elapsed_ms,
+    exit_on_sigterm,
     fmt,
     in_turn,
     loadavg,
     log,
     median_of_reps,
     percentile,
-    print_notes,
-    print_table,
+    print_report,
     timed_ready_callback,
 )
 from .hostile import start_web
@@ -215,13 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         require_tools("bench-tracing", "git")
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(args.before_tree), BEFORE_COMMIT],
                        check=True, timeout=120)
-    # A plain `kill` must stop the stacks too (their processes run in sessions of their own).
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    sec = run(args)
-    print()
-    print_table([sec])
-    print()
-    print_notes([sec])
+    exit_on_sigterm()
+    print_report([run(args)], spaced=True)
     return 0
 
 

@@ -26,7 +26,7 @@ from fluxhook.credits import accounting
 from fluxhook.store.effects import CountUsage, Effects
 from fluxhook.store.keys import KEYS
 
-from .common import BenchStack, Row, Section, fmt, log, percentile, print_notes, print_table
+from .common import BenchStack, Row, Section, fmt, log, percentile, print_report
 
 TARGET_MS = 50.0
 DAYS = 366
@@ -112,8 +112,7 @@ def naive_scan(db) -> tuple[float, int]:
 
 def run(args: argparse.Namespace) -> Section:
     models = MODELS[:max(1, min(args.models, len(MODELS)))]
-    stack = BenchStack("usage", log_level="WARNING").start()
-    try:
+    with BenchStack("usage", log_level="WARNING").start() as stack:
         connection = stack.redis(decode=False)
         today = datetime.now(timezone.utc)
         log(f"writing {args.jobs:,} jobs' worth of counters: {DAYS} days x {len(models)} models")
@@ -142,9 +141,6 @@ def run(args: argparse.Namespace) -> Section:
         scan_seconds, scanned = naive_scan(scan_db)
         scan_db.flushdb()
         scaled = scan_seconds * args.jobs / max(1, scanned)
-    finally:
-        stack.stop()
-        stack.cleanup()
 
     p50, p95 = percentile(times, 50), percentile(times, 95)
     section = Section("GET /v1/usage, 366 days")
@@ -167,11 +163,7 @@ def run(args: argparse.Namespace) -> Section:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    section = run(args)
-    print()
-    print_table([section])
-    print()
-    print_notes([section])
+    print_report([run(args)], spaced=True)
     return 0
 
 

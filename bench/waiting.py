@@ -33,9 +33,8 @@ from .common import (
     fmt,
     log,
     percentile,
-    print_notes,
-    print_table,
-    signed_callback,
+    print_report,
+    send_ready_callback,
     thread_map,
 )
 
@@ -86,13 +85,7 @@ def finish_jobs(stack: BenchStack, jobs: list[BenchJob]) -> list[float]:
     def finish(session: requests.Session, job: BenchJob) -> float:
         sample = complete_and_sample(session, sim, job.bfl_id)
         fetch(session, sample)  # the simulator renders an image on its first fetch: not fluxhook's time
-        callback = signed_callback(stack, job, sample)
-        started = time.perf_counter()
-        response = session.post(callback.url, data=callback.body, headers=callback.headers, timeout=30)
-        took = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise RuntimeError(f"callback answered {response.status_code}: {response.text[:200]}")
-        return took
+        return send_ready_callback(session, stack, job, sample)
 
     return thread_map(finish, jobs, 2)
 
@@ -118,8 +111,7 @@ def one_run(stack: BenchStack, count: int, poll_interval: float | None) -> dict[
 
 def run(args) -> Section:
     section = Section("Prefer: wait")
-    stack = BenchStack("waiting", log_level=args.log_level)
-    try:
+    with BenchStack("waiting", log_level=args.log_level) as stack:
         stack.start(workers=2)
         stack.sim_settings(max_active=100_000, url_ttl=7200)
         for count in args.waiters:
@@ -141,9 +133,6 @@ def run(args) -> Section:
         section.notes.append("baseline: the same clients polling GET /v1/jobs/{id} every "
                              f"{args.poll_interval:g} s, as an app does without Prefer: wait")
         return section
-    finally:
-        stack.stop()
-        stack.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of web and workers")
     args = parser.parse_args(argv)
     args.waiters = [int(n) for n in args.waiters.split(",")]
-    section = run(args)
-    print_table([section])
-    print_notes([section])
+    print_report([run(args)])
     return 0
 
 
