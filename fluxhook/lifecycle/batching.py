@@ -58,12 +58,12 @@ CANCELING_PER_SWEEP = 4
 CANCEL_CLAIM = 60.0
 # Batches made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
 # and two at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38). Another waits
-# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s; a turn whose process died lapses in MAKING_LEASE s,
-# and the batch it was making is cut short (the items made, canceled) once it made none for as long.
+# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s. A turn goes on with each trip of items (a few tenths
+# of a second each); one that made none for MAKING_LEASE s (its process died) lapses, and its batch is cut short.
 MAKING_AT_ONCE = 1
 MAKING_WAIT = 30.0
 MAKING_LOOK_GAP = 0.1
-MAKING_LEASE = 60.0
+MAKING_LEASE = 15.0
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,14 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     if not 1 <= len(request.items) <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
     model = usable_model(svc, caller, request.model)
-    with _making_turn(svc, waiting_room):
+    with _making_turn(svc, waiting_room) as turn:
         _check_items(model, request.items)
-        return _create(svc, caller, request, model)
+        return _create(svc, caller, request, model, turn)
 
 
 @contextmanager
-def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[None]:
-    """One of the turns to make a batch, waited for in the room, held while the body runs."""
+def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[str]:
+    """One of the turns to make a batch, waited for in the room, held while the body runs; its token."""
     token = secrets.token_hex(8)
     with waiting_room() as inside:
         give_up = time.monotonic() + MAKING_WAIT
@@ -119,12 +119,12 @@ def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]
                                   "seconds, with the same Idempotency-Key (nothing was created)", retry_after=5)
             time.sleep(MAKING_LOOK_GAP)
     try:
-        yield
+        yield token
     finally:
         svc.store.batches.stop_making(token)
 
 
-def _create(svc: Services, caller: Caller, request: BatchRequest, model) -> Batch:
+def _create(svc: Services, caller: Caller, request: BatchRequest, model, turn: str) -> Batch:
     """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
     route = routing.route_of(svc, caller, model.name, None)
     now = time.time()
@@ -142,7 +142,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model) -> Batc
         raise
     with tracing.job_span("fluxhook.batch", batch.id):
         try:
-            made = _make_items(svc, caller, model, jobs, request)
+            made = _make_items(svc, caller, model, jobs, request, turn)
         except BaseException:
             _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
             raise
@@ -178,11 +178,12 @@ def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch
                batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
 
 
-def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest) -> bool:
+def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest, turn: str) -> bool:
     """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order; a large input
     waits in storage, as a job's does. Redis makes one trip's items while the next trip's are prepared here (one
     thread of its own sends them, one trip at a time), so the two take turns less than they would one after the
-    other. False if the sweep cut the batch short meanwhile (its making seemed to have stopped): no more is made."""
+    other. Each trip keeps the request's making ``turn`` and the batch's making going (``MAKING_LEASE``); False if the
+    sweep cut the batch short meanwhile (its making seemed to have stopped): no more is made."""
     cap = KnownCap(caller.key.max_active if caller.key else None)
     extra_events = tuple(e for e in request.job_events if e != "job.ended")
     batch_id = jobs[0].batch_id or ""
@@ -192,7 +193,7 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
             made = [_creation(svc, model, job) for job in jobs[start:start + ITEMS_PER_TRIP]]
             if sent is not None:
                 sent.result()  # the trip before failed: nothing more is sent
-            if not svc.store.batches.making_went_on(batch_id, time.time() + MAKING_LEASE):
+            if not svc.store.batches.making_went_on(turn, batch_id, time.time(), MAKING_LEASE):
                 return False
             sent = sender.submit(svc.slots.join_all, made, known_cap=cap)
         if sent is not None:

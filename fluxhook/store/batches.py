@@ -42,7 +42,7 @@ class Batches:
 
     def start_making(self, token: str, now: float, *, at_once: int, lease: float) -> bool:
         """Take one of the ``at_once`` turns to make a batch, for the request ``token``; False while every one is
-        taken. A turn ends by ``stop_making``, or by itself ``lease`` s on (its process died)."""
+        taken. A turn ends by ``stop_making``, or by itself ``lease`` s on unless it goes on (``making_went_on``)."""
         return bool(self._lease([self.keys.batches_making], [int(now * 1000), int(lease * 1000), at_once, token]))
 
     def stop_making(self, token: str) -> None:
@@ -70,9 +70,14 @@ class Batches:
         pipe.zadd(k.batches_unmade, {batch.id: making_until})
         pipe.execute()
 
-    def making_went_on(self, batch_id: str, until: float) -> bool:
-        """Its making goes on until ``until`` at least; False if it was cut meanwhile (``cut_short``)."""
-        return bool(self.connection.zadd(self.keys.batches_unmade, {batch_id: until}, xx=True, ch=True))
+    def making_went_on(self, token: str, batch_id: str, now: float, lease: float) -> bool:
+        """The request ``token`` goes on making batch ``batch_id``: its turn (``start_making``) and the batch's making
+        count as stopped ``lease`` s from ``now``. False if the batch was cut meanwhile (``cut_short``)."""
+        pipe = self.connection.pipeline(transaction=True)
+        pipe.zadd(self.keys.batches_making, {token: int((now + lease) * 1000)}, xx=True)
+        pipe.pexpire(self.keys.batches_making, int(lease * 1000))  # no other turn ends later than this one now does
+        pipe.zadd(self.keys.batches_unmade, {batch_id: now + lease}, xx=True, ch=True)
+        return bool(pipe.execute()[-1])
 
     def made(self, batch_id: str) -> bool:
         """Its last item is made; False if it was cut meanwhile."""

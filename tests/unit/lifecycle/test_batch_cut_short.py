@@ -82,12 +82,12 @@ def test_a_batch_whose_maker_went_silent_is_cut_by_the_sweep_and_its_maker_makes
     x = _key(svc)
     went_on, stalled, release = svc.store.batches.making_went_on, threading.Event(), threading.Event()
 
-    def silent_before_the_second_trip(batch_id, until):
+    def silent_before_the_second_trip(turn, batch_id, now, lease):
         if stalled.is_set() or len(svc.store.batches.item_ids_at(batch_id, 0, 1_000)) < batching.ITEMS_PER_TRIP:
-            return went_on(batch_id, until)
+            return went_on(turn, batch_id, now, lease)
         stalled.set()
         release.wait(timeout=30)  # as a web process stopped (SIGSTOP, a swap storm), then going on
-        return went_on(batch_id, until)
+        return went_on(turn, batch_id, time.time(), lease)
 
     monkeypatch.setattr(svc.store.batches, "making_went_on", silent_before_the_second_trip)
     answered: list = []

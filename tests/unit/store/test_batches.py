@@ -108,10 +108,23 @@ def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_ite
         cut.to_api()["error"]["message"]
     assert connection.zscore(KEYS.batches_canceling, stopped.id) is not None  # its item is ended by the cancel sweep
     # Its maker, had it lived, learns it was cut and makes no more.
-    assert not batches.making_went_on(stopped.id, now + 60) and not batches.made(stopped.id)
+    assert not batches.making_went_on("its turn", stopped.id, now, 60) and not batches.made(stopped.id)
     assert batches.cut_short(stopped.id, now + 1) == (1, 3) and batches.get(stopped.id).total == 1  # changes nothing
 
     untouched = batches.get(other.id)
     assert (untouched.total, untouched.status, untouched.to_api()["error"]) == (3, "running", None)
-    assert batches.making_went_on(other.id, now + 60) and batches.made(other.id)
+    assert batches.making_went_on("its turn", other.id, now, 60) and batches.made(other.id)
     assert batches.claim_unmade(now + 120, 10, now + 180) == []  # made: never cut
+
+
+def test_a_making_that_goes_on_keeps_its_turn_past_the_first_lease_and_one_that_stopped_loses_it(connection):
+    batches = Batches(connection, ttl=3600)
+    now, batch = time.time(), _batch("key_x")
+    assert batches.start_making("x's request", now - 10, at_once=1, lease=15)  # its turn ends at now + 5
+    batches.create(batch, making_until=now + 5)
+
+    assert batches.making_went_on("x's request", batch.id, now, 15)
+    assert not batches.start_making("v's request", now + 6, at_once=1, lease=15)  # X's goes on: V waits
+    assert batches.claim_unmade(now + 6, 10, now + 60) == []
+    assert batches.start_making("v's request", now + 16, at_once=1, lease=15)  # X's made nothing for 15 s
+    assert batches.claim_unmade(now + 16, 10, now + 60) == [batch.id]
