@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import redis
 
@@ -27,7 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # of its range, what its tests start (`make run`'s Redis, simulator and S3) the second: a port a test picked for a web
 # not started yet was once the next one such a child picked, once the test's turn came round to it.
 XDIST_PORTS, XDIST_PORTS_EACH = 20000, 1000
-_next_port = itertools.count()
+_turns: dict[int, Iterator[int]] = {}
+
+
+def _next_turn() -> int:
+    # Each process's turn starts at a place of its own (its pid): two `make run`s a test starts one after the other
+    # would otherwise be handed the same ports in the same order, a port the first freed being the second's first.
+    pid = os.getpid()
+    return next(_turns.setdefault(pid, itertools.count(pid)))
 
 
 def free_port() -> int:
@@ -40,7 +47,7 @@ def free_port() -> int:
     half = XDIST_PORTS_EACH // 2
     first = XDIST_PORTS + int(worker[2:]) * XDIST_PORTS_EACH + (0 if "pytest" in sys.modules else half)
     for _ in range(half):
-        port = first + next(_next_port) % half
+        port = first + _next_turn() % half
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))

@@ -174,6 +174,18 @@ class StreamsBusy(FluxhookError):
         self.retry_after = retry_after
 
 
+class BatchInterrupted(RetryableError):
+    """A batch's making stopped before its last item while its request went on (the process stalled past the making
+    lease): the batch holds the items made and is canceled; sent again, a new one is made."""
+
+    code = "creation_interrupted"
+    status = 503
+
+    def __init__(self, message: str = "", retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BatchesBusy(RetryableError):
     """As many batches as are made at once are being made, and this one found no turn in time: sent again in a few
     seconds (the same ``Idempotency-Key`` makes it once), it is made."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,9 +25,17 @@ from redis.exceptions import RedisError
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
-from fluxhook.core.batch import MAX_ITEMS, Batch, new_batch_id
+from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
 from fluxhook.core.deadlines import batch_cancel_ending
-from fluxhook.core.errors import AlreadyEnded, BatchesBusy, BatchNotFound, InputRefused, InvalidItems, InvalidRequest
+from fluxhook.core.errors import (
+    AlreadyEnded,
+    BatchesBusy,
+    BatchInterrupted,
+    BatchNotFound,
+    InputRefused,
+    InvalidItems,
+    InvalidRequest,
+)
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -58,8 +67,9 @@ CANCELING_PER_SWEEP = 4
 CANCEL_CLAIM = 60.0
 # Batches made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
 # and two at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38). Another waits
-# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s. A turn goes on with each trip of items (a few tenths
-# of a second each); one that made none for MAKING_LEASE s (its process died) lapses, and its batch is cut short.
+# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s. A turn goes on while its request lives (a thread of
+# its own says so every MAKING_LEASE / 3 s); one not heard of for MAKING_LEASE s (its process died) lapses, and its
+# batch is cut short.
 MAKING_AT_ONCE = 1
 MAKING_WAIT = 30.0
 MAKING_LOOK_GAP = 0.1
@@ -140,14 +150,17 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, turn: s
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)
         raise
-    with tracing.job_span("fluxhook.batch", batch.id):
+    with tracing.job_span("fluxhook.batch", batch.id), _making_goes_on(svc, turn, batch.id) as cut:
         try:
-            made = _make_items(svc, caller, model, jobs, request, turn)
+            whole = _make_items(svc, caller, model, jobs, request, cut)
         except BaseException:
             _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
             raise
-    if not made:
-        log.warning("batch cut short while it was made", extra={"batch_id": batch.id, "items": batch.total})
+    if not whole:
+        # Cut by the sweep while this process stalled: cut again, so that items a trip made since count too.
+        made, asked = _cut_short(svc, batch.id) or (0, batch.total)
+        raise BatchInterrupted(f"{interrupted(made, asked)['message']}, with the same Idempotency-Key if you gave one",
+                               retry_after=5)
     log.info("batch created", extra={"batch_id": batch.id, "items": batch.total, "model": batch.model})
     return svc.store.batches.get(batch.id) or batch
 
@@ -178,12 +191,13 @@ def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch
                batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
 
 
-def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest, turn: str) -> bool:
+def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest,
+                cut: threading.Event) -> bool:
     """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order; a large input
     waits in storage, as a job's does. Redis makes one trip's items while the next trip's are prepared here (one
     thread of its own sends them, one trip at a time), so the two take turns less than they would one after the
-    other. Each trip keeps the request's making ``turn`` and the batch's making going (``MAKING_LEASE``); False if the
-    sweep cut the batch short meanwhile (its making seemed to have stopped): no more is made."""
+    other. False if the sweep cut the batch short meanwhile (``cut``: its making seemed to have stopped): no more is
+    made."""
     cap = KnownCap(caller.key.max_active if caller.key else None)
     extra_events = tuple(e for e in request.job_events if e != "job.ended")
     batch_id = jobs[0].batch_id or ""
@@ -193,7 +207,7 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
             made = [_creation(svc, model, job) for job in jobs[start:start + ITEMS_PER_TRIP]]
             if sent is not None:
                 sent.result()  # the trip before failed: nothing more is sent
-            if not svc.store.batches.making_went_on(turn, batch_id, time.time(), MAKING_LEASE):
+            if cut.is_set():
                 return False
             sent = sender.submit(svc.slots.join_all, made, known_cap=cap)
         if sent is not None:
@@ -205,22 +219,51 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
     return svc.store.batches.made(batch_id)
 
 
-def _cut_short(svc: Services, batch_id: str) -> None:
-    """A batch whose making stopped holds the items made and is canceled (``Batches.cut_short``)."""
+@contextmanager
+def _making_goes_on(svc: Services, turn: str, batch_id: str) -> Iterator[threading.Event]:
+    """While the body runs, a thread of its own says every ``MAKING_LEASE`` / 3 s that the request's making goes on
+    (its ``turn``, the batch's entry), so a trip that takes long (inputs put in storage) is never taken for a dead
+    maker's. The event is set once it hears that the sweep cut the batch short."""
+    stop, cut = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(MAKING_LEASE / 3):
+            try:
+                if not svc.store.batches.making_went_on(turn, batch_id, time.time(), MAKING_LEASE):
+                    cut.set()
+                    return
+            except RedisError:
+                continue  # the next beat tries again; the trip under way fails by itself if Redis is gone
+
+    thread = threading.Thread(target=beat, name="batch-making", daemon=True)
+    thread.start()
     try:
-        made, asked = svc.store.batches.cut_short(batch_id, time.time())
+        yield cut
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _cut_short(svc: Services, batch_id: str, claimed: float | None = None) -> tuple[int, int] | None:
+    """A batch whose making stopped holds the items made and is canceled (``Batches.cut_short``): its items made and
+    asked for; None if its making went on since the sweep's ``claimed`` score, or Redis failed the cut (the sweep
+    tries again once the batch's making is ``MAKING_LEASE`` s old)."""
+    try:
+        cut = svc.store.batches.cut_short(batch_id, time.time(), claimed)
     except RedisError as exc:
         log.warning("batch not cut short; the sweep will", extra={"batch_id": batch_id, "error": type(exc).__name__})
-        return
-    log.warning("batch cut short: its making stopped", extra={"batch_id": batch_id, "made": made, "asked": asked})
+        return None
+    if cut is not None:
+        log.warning("batch cut short: its making stopped", extra={"batch_id": batch_id, "made": cut[0],
+                                                                 "asked": cut[1]})
+    return cut
 
 
 def finish_unmade(svc: Services, now: float) -> int:
     """The sweep's part of batches whose making stopped (their web process died): each is cut short; how many."""
-    unmade = svc.store.batches.claim_unmade(now, CANCELING_PER_SWEEP, now + CANCEL_CLAIM)
-    for batch_id in unmade:
-        _cut_short(svc, batch_id)
-    return len(unmade)
+    claim = now + CANCEL_CLAIM
+    return sum(_cut_short(svc, batch_id, claim) is not None
+               for batch_id in svc.store.batches.claim_unmade(now, CANCELING_PER_SWEEP, claim))
 
 
 def _creation(svc: Services, model, job: Job) -> tuple[Job, Creation]:

@@ -41,7 +41,7 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
         enqueue_checks(svc.control_queue, due, claim)
     deadlines = enforce_deadlines(svc, now) if work.deadlines else 0
     if work.unmade:
-        finish_unmade(svc, now)  # first: a batch it cuts short is canceled, and its items end below
+        finish_unmade(svc, now)  # a batch it cuts short is canceled: the next sweep ends its items
     if work.canceling:
         finish_cancels(svc, now)
     if work.moving:

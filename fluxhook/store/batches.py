@@ -74,26 +74,28 @@ class Batches:
         """The request ``token`` goes on making batch ``batch_id``: its turn (``start_making``) and the batch's making
         count as stopped ``lease`` s from ``now``. False if the batch was cut meanwhile (``cut_short``)."""
         pipe = self.connection.pipeline(transaction=True)
+        pipe.zscore(self.keys.batches_unmade, batch_id)
         pipe.zadd(self.keys.batches_making, {token: int((now + lease) * 1000)}, xx=True)
         pipe.pexpire(self.keys.batches_making, int(lease * 1000))  # no other turn ends later than this one now does
-        pipe.zadd(self.keys.batches_unmade, {batch_id: now + lease}, xx=True, ch=True)
-        return bool(pipe.execute()[-1])
+        pipe.zadd(self.keys.batches_unmade, {batch_id: now + lease}, xx=True)
+        return pipe.execute()[0] is not None
 
     def made(self, batch_id: str) -> bool:
         """Its last item is made; False if it was cut meanwhile."""
         return bool(self.connection.zrem(self.keys.batches_unmade, batch_id))
 
     def claim_unmade(self, now: float, limit: int, claim: float) -> builtins.list[str]:
-        """Take up to ``limit`` batches whose making stopped by ``now``, as ``claim_canceling`` takes its own."""
+        """Take up to ``limit`` batches whose making stopped by ``now``, as ``claim_canceling`` takes its own: each is
+        scored ``claim``, which ``cut_short`` checks."""
         return [text(i) for i in self._claim([self.keys.batches_unmade], [repr(now), limit, repr(claim)])]
 
-    def cut_short(self, batch_id: str, now: float) -> tuple[int, int]:
-        """The batch holds the items made and no more, and is canceled (``lua/batch_cut.lua``); its items made and
-        asked for."""
+    def cut_short(self, batch_id: str, now: float, claimed: float | None = None) -> tuple[int, int] | None:
+        """The batch holds the items made and no more, and is canceled (``lua/batch_cut.lua``): its items made and
+        asked for. With the sweep's ``claimed`` score, None (and nothing changed) if its making went on since."""
         k = self.keys
-        made, asked = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
-                                 k.batches_canceling, k.outbox], [batch_id, repr(now)])
-        return int(made), int(asked)
+        cut = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
+                         k.batches_canceling, k.outbox], [batch_id, repr(now), "" if claimed is None else repr(claimed)])
+        return None if cut is None else (int(cut[0]), int(cut[1]))
 
     def get(self, batch_id: str) -> Batch | None:
         """The batch with this id, its counts as they are now; None if there is none. One round trip."""

@@ -70,3 +70,13 @@ def test_a_process_a_test_starts_never_picks_a_port_the_test_picked_for_a_server
     picked_by_child = {int(port) for port in child.stdout.split()}
     assert len(picked_by_child) == 5 and not picked_by_child & picked_by_test, (child.stdout, child.stderr)
     assert all(XDIST_PORTS <= port < XDIST_PORTS + XDIST_PORTS_EACH for port in picked_by_child)
+
+
+def test_two_processes_started_one_after_the_other_are_not_handed_the_same_ports_in_the_same_order(monkeypatch):
+    # Two `make run`s of one test in turn: the second's first ports are not the ones the first just freed.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    picks = [subprocess.run([sys.executable, "-c", "from devtools.processes import free_port\n"
+                             "print(*(free_port() for _ in range(3)))"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30, check=True).stdout.split()
+             for _ in range(2)]
+    assert len(picks[0]) == len(picks[1]) == 3 and picks[0] != picks[1], picks

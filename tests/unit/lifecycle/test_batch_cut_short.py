@@ -13,6 +13,7 @@ import redis
 
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
+from fluxhook.core.errors import BatchInterrupted
 from fluxhook.lifecycle import batching, key_admin
 from fluxhook.lifecycle.batching import BatchItem, BatchRequest, create_batch, get_batch, list_batches
 from fluxhook.lifecycle.steps.callers import Caller
@@ -78,30 +79,73 @@ def test_a_batch_redis_failed_mid_way_holds_the_items_made_is_canceled_and_ends(
     assert (untouched.counts, str(untouched.status), untouched.to_api()["error"]) == ({st.QUEUED: 3}, "running", None)
 
 
-def test_a_batch_whose_maker_went_silent_is_cut_by_the_sweep_and_its_maker_makes_no_more(svc, monkeypatch):
-    x = _key(svc)
-    went_on, stalled, release = svc.store.batches.making_went_on, threading.Event(), threading.Event()
+def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_after_and_its_request_says_so(
+        svc, monkeypatch):
+    x, v = _key(svc), _key(svc)
+    join_all, went_on = svc.slots.join_all, svc.store.batches.making_went_on
+    stalled, release, trips = threading.Event(), threading.Event(), []
 
-    def silent_before_the_second_trip(turn, batch_id, now, lease):
-        if stalled.is_set() or len(svc.store.batches.item_ids_at(batch_id, 0, 1_000)) < batching.ITEMS_PER_TRIP:
-            return went_on(turn, batch_id, now, lease)
-        stalled.set()
-        release.wait(timeout=30)  # as a web process stopped (SIGSTOP, a swap storm), then going on
-        return went_on(turn, batch_id, time.time(), lease)
+    def stalls_on_the_second_trip(made, **kwargs):  # as a process stopped (SIGSTOP, a swap storm) mid-making
+        trips.append(len(made))
+        if len(trips) == 2:
+            stalled.set()
+            release.wait(timeout=30)
+        return join_all(made, **kwargs)
 
-    monkeypatch.setattr(svc.store.batches, "making_went_on", silent_before_the_second_trip)
-    answered: list = []
-    maker = threading.Thread(target=lambda: answered.append(create_batch(svc, x, _request(ITEMS))))
+    def heartbeat_stalls_too(*args):
+        if stalled.is_set() and not release.is_set():
+            release.wait(timeout=30)
+        return went_on(*args)
+
+    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)  # the heartbeat beats every 0.2 s
+    monkeypatch.setattr(svc.slots, "join_all", stalls_on_the_second_trip)
+    monkeypatch.setattr(svc.store.batches, "making_went_on", heartbeat_stalls_too)
+    failed: list = []
+
+    def make() -> None:
+        try:
+            create_batch(svc, x, _request(ITEMS))
+        except BatchInterrupted as exc:
+            failed.append(exc)
+
+    maker = threading.Thread(target=make)
     maker.start()
     try:
         assert stalled.wait(timeout=30)
-        assert sweep(svc, time.time() + 1) is not None and _only_batch(svc, x).interrupted_at is None  # not yet
-        sweep(svc, time.time() + batching.MAKING_LEASE + 1)  # its making stopped for a lease: cut
-        assert _only_batch(svc, x).total == 500
+        assert sweep(svc, time.time()) is not None and _only_batch(svc, x).interrupted_at is None  # heard < a lease ago
+        sweep(svc, time.time() + 1)  # not heard of for a lease: cut
+        assert _only_batch(svc, x).total == batching.ITEMS_PER_TRIP
+        others = create_batch(svc, v, _request(3))  # V's batch made meanwhile, untouched
     finally:
         release.set()
         maker.join(timeout=30)
 
-    assert len(answered) == 1 and answered[0].total == 500 and str(answered[0].status) == "canceled"
-    assert sum(map(len, svc.store.batches.item_ids(answered[0].id))) == 500  # the maker made no more
-    assert _ended_by_sweeps(svc, x, answered[0].id).counts == {st.ABORTED: 500}
+    # The stalled trip's items, made after the cut, count too; no third trip was made. The request says what happened
+    # with a 503 (its Idempotency-Key freed), never a 202 for a batch that is not what it asked for.
+    assert len(failed) == 1 and failed[0].status == 503 and failed[0].retry_after
+    assert "after 1,000 of its 1,200 items" in failed[0].message, failed[0].message
+    cut = _only_batch(svc, x)
+    assert cut.total == 2 * batching.ITEMS_PER_TRIP == sum(map(len, svc.store.batches.item_ids(cut.id)))
+    assert trips == [500, 500, 3] and str(cut.status) == "canceled"  # X's two trips, then V's one
+    assert _ended_by_sweeps(svc, x, cut.id).counts == {st.ABORTED: 2 * batching.ITEMS_PER_TRIP}
+    assert get_batch(svc, v, others.id).counts == {st.QUEUED: 3}
+
+
+def test_a_trip_slower_than_the_lease_is_not_taken_for_a_dead_makers_while_its_request_lives(svc, monkeypatch):
+    x = _key(svc)
+    join_all = svc.slots.join_all
+
+    def slow_trip(made, **kwargs):  # inputs put in a slow storage, say: the heartbeat goes on meanwhile
+        time.sleep(1.0)
+        return join_all(made, **kwargs)
+
+    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)
+    monkeypatch.setattr(svc.slots, "join_all", slow_trip)
+    done: list = []
+    maker = threading.Thread(target=lambda: done.append(create_batch(svc, x, _request(ITEMS))))
+    maker.start()
+    while maker.is_alive():
+        sweep(svc, time.time())
+        time.sleep(0.05)
+    assert len(done) == 1 and done[0].total == ITEMS and done[0].interrupted_at is None
+    assert str(done[0].status) == "running"

@@ -101,7 +101,7 @@ def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_ite
     assert batches.claim_unmade(now, 10, now + 60) == [stopped.id]
     assert batches.claim_unmade(now, 10, now + 60) == []  # one sweep takes it
 
-    assert batches.cut_short(stopped.id, now) == (1, 3)
+    assert batches.cut_short(stopped.id, now, claimed=now + 60) == (1, 3)
     cut = batches.get(stopped.id)
     assert (cut.total, cut.counts, cut.status, cut.canceled_at is not None) == (1, {st.QUEUED: 1}, "canceled", True)
     assert cut.to_api()["error"]["code"] == "creation_interrupted" and "after 1 of its 3 items" in \
@@ -110,6 +110,9 @@ def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_ite
     # Its maker, had it lived, learns it was cut and makes no more.
     assert not batches.making_went_on("its turn", stopped.id, now, 60) and not batches.made(stopped.id)
     assert batches.cut_short(stopped.id, now + 1) == (1, 3) and batches.get(stopped.id).total == 1  # changes nothing
+    connection.zadd(KEYS.batch_jobs(stopped.id), {"job_02": 0})  # a trip its stalled maker finished after the cut
+    assert batches.cut_short(stopped.id, now + 2) == (2, 3)
+    assert (batches.get(stopped.id).total, batches.get(stopped.id).counts) == (2, {st.QUEUED: 2})
 
     untouched = batches.get(other.id)
     assert (untouched.total, untouched.status, untouched.to_api()["error"]) == (3, "running", None)
@@ -128,3 +131,15 @@ def test_a_making_that_goes_on_keeps_its_turn_past_the_first_lease_and_one_that_
     assert batches.claim_unmade(now + 6, 10, now + 60) == []
     assert batches.start_making("v's request", now + 16, at_once=1, lease=15)  # X's made nothing for 15 s
     assert batches.claim_unmade(now + 16, 10, now + 60) == [batch.id]
+
+
+def test_a_batch_whose_making_went_on_after_the_sweeps_claim_is_not_cut(connection):
+    batches = Batches(connection, ttl=3600)
+    now, batch = time.time(), _batch("key_x")
+    batches.create(batch, making_until=now - 1)
+    assert batches.claim_unmade(now, 10, now + 60) == [batch.id]
+    assert batches.making_went_on("its turn", batch.id, now, 15)  # its maker's heartbeat, between claim and cut
+
+    assert batches.cut_short(batch.id, now, claimed=now + 60) is None
+    kept = batches.get(batch.id)
+    assert (kept.total, kept.status, kept.interrupted_at) == (3, "running", None) and batches.made(batch.id)
