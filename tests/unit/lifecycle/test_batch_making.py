@@ -5,6 +5,7 @@ holds is taken through the store, as that process would."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -116,3 +117,31 @@ def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc
         create_batch(svc, v, BatchRequest(PRO, [BatchItem({"prompt": "x", "width": "wide"})]))
     assert svc.redis.zcard(KEYS.batches_making) == 0
     assert svc.store.batches.start_making("next", time.time(), at_once=1, lease=60)
+
+
+def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_requests_thread_keeps_its_own(
+        svc, sim, monkeypatch):
+    x, v = _key(svc), _key(svc)
+    seen: dict[str, set[int]] = {"check": set(), "trip": set(), "cancel": set()}
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def watched(name, work):
+        def run(*args, **kwargs):
+            seen[name].add(niceness())
+            return work(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(batching, "_check_items", watched("check", batching._check_items))
+    monkeypatch.setattr(svc.slots, "join_all", watched("trip", svc.slots.join_all))
+    monkeypatch.setattr(batching, "_end_items", watched("cancel", batching._end_items))
+    before = niceness()
+
+    batch = create_batch(svc, x, _request(3))
+    batching.cancel_batch(svc, x, batch.id)
+    others = create_batch(svc, v, _request(2))  # V's, after X's: made as X's was, its own
+
+    assert seen == {name: {min(19, before + batching.MAKING_NICENESS)} for name in seen}, seen
+    assert niceness() == before  # the request's thread serves other requests after
+    assert others.total == 2 and str(batching.get_batch(svc, x, batch.id).status) == "canceled"
