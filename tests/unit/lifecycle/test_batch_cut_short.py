@@ -14,11 +14,12 @@ import redis
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BatchInterrupted
-from fluxhook.lifecycle import batching, key_admin
-from fluxhook.lifecycle.batching import BatchItem, BatchRequest, create_batch, get_batch, list_batches
+from fluxhook.lifecycle import batching
+from fluxhook.lifecycle.batching import create_batch, get_batch, list_batches
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
+from unit.lifecycle.batch_helpers import app_caller, batch_request
 
 DB = 8
 ITEMS = 2 * batching.ITEMS_PER_TRIP + 200  # three trips
@@ -29,13 +30,6 @@ def svc(make_services, sim):
     return make_services(DB)
 
 
-def _key(svc) -> Caller:
-    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}"}, time.time())
-    return Caller(key)
-
-
-def _request(n: int) -> BatchRequest:
-    return BatchRequest("flux-2-pro", [BatchItem({"prompt": f"[pending] item {i}"}) for i in range(n)])
 
 
 def _only_batch(svc, caller: Caller):
@@ -51,8 +45,8 @@ def _ended_by_sweeps(svc, caller: Caller, batch_id: str):
 
 
 def test_a_batch_redis_failed_mid_way_holds_the_items_made_is_canceled_and_ends(svc, monkeypatch):
-    x, v = _key(svc), _key(svc)
-    others = create_batch(svc, v, _request(3))
+    x, v = app_caller(svc), app_caller(svc)
+    others = create_batch(svc, v, batch_request(3))
     assert svc.redis.zscore(KEYS.batches_unmade, others.id) is None  # made whole: nothing left for the sweep
     join_all, trips = svc.slots.join_all, []
 
@@ -64,7 +58,7 @@ def test_a_batch_redis_failed_mid_way_holds_the_items_made_is_canceled_and_ends(
 
     monkeypatch.setattr(svc.slots, "join_all", second_trip_fails)
     with pytest.raises(redis.ConnectionError):
-        create_batch(svc, x, _request(ITEMS))
+        create_batch(svc, x, batch_request(ITEMS))
     monkeypatch.undo()
 
     cut = _only_batch(svc, x)
@@ -81,7 +75,7 @@ def test_a_batch_redis_failed_mid_way_holds_the_items_made_is_canceled_and_ends(
 
 def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_after_and_its_request_says_so(
         svc, monkeypatch):
-    x, v = _key(svc), _key(svc)
+    x, v = app_caller(svc), app_caller(svc)
     join_all, went_on = svc.slots.join_all, svc.store.batches.making_went_on
     stalled, release, trips = threading.Event(), threading.Event(), []
 
@@ -104,7 +98,7 @@ def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_a
 
     def make() -> None:
         try:
-            create_batch(svc, x, _request(ITEMS))
+            create_batch(svc, x, batch_request(ITEMS))
         except BatchInterrupted as exc:
             failed.append(exc)
 
@@ -115,7 +109,7 @@ def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_a
         assert sweep(svc, time.time()) is not None and _only_batch(svc, x).interrupted_at is None  # heard < a lease ago
         sweep(svc, time.time() + 1)  # not heard of for a lease: cut
         assert _only_batch(svc, x).total == batching.ITEMS_PER_TRIP
-        others = create_batch(svc, v, _request(3))  # V's batch made meanwhile, untouched
+        others = create_batch(svc, v, batch_request(3))  # V's batch made meanwhile, untouched
     finally:
         release.set()
         maker.join(timeout=30)
@@ -132,7 +126,7 @@ def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_a
 
 
 def test_a_trip_slower_than_the_lease_is_not_taken_for_a_dead_makers_while_its_request_lives(svc, monkeypatch):
-    x = _key(svc)
+    x = app_caller(svc)
     join_all = svc.slots.join_all
 
     def slow_trip(made, **kwargs):  # inputs put in a slow storage, say: the heartbeat goes on meanwhile
@@ -142,7 +136,7 @@ def test_a_trip_slower_than_the_lease_is_not_taken_for_a_dead_makers_while_its_r
     monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)
     monkeypatch.setattr(svc.slots, "join_all", slow_trip)
     done: list = []
-    maker = threading.Thread(target=lambda: done.append(create_batch(svc, x, _request(ITEMS))))
+    maker = threading.Thread(target=lambda: done.append(create_batch(svc, x, batch_request(ITEMS))))
     maker.start()
     while maker.is_alive():
         sweep(svc, time.time())

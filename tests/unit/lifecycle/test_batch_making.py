@@ -15,13 +15,13 @@ import pytest
 
 from devtools.processes import wait_until
 from fluxhook.core.errors import BatchesBusy, InvalidItems
-from fluxhook.lifecycle import batching, key_admin
+from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchItem, BatchRequest, create_batch, list_batches
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.keys import KEYS
+from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request
 
 DB = 7
-PRO = "flux-2-pro"
 
 
 @pytest.fixture()
@@ -29,13 +29,6 @@ def svc(make_services, sim):
     return make_services(DB)
 
 
-def _key(svc) -> Caller:
-    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}"}, time.time())
-    return Caller(key)
-
-
-def _request(n: int) -> BatchRequest:
-    return BatchRequest(PRO, [BatchItem({"prompt": f"[pending] item {i}"}) for i in range(n)])
 
 
 def _batches(svc, caller: Caller) -> list:
@@ -58,13 +51,13 @@ class Room:
 
 
 def test_a_keys_batch_waits_while_another_keys_is_made_then_is_made(svc, sim):
-    x, v = _key(svc), _key(svc)
+    x, v = app_caller(svc), app_caller(svc)
     assert svc.store.batches.start_making("x's, in another process", time.time(), at_once=1, lease=60)
     room, made, failed = Room(), [], []
 
     def make() -> None:
         try:
-            made.append(create_batch(svc, v, _request(3), waiting_room=room.enter))
+            made.append(create_batch(svc, v, batch_request(3), waiting_room=room.enter))
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             failed.append(exc)
 
@@ -81,12 +74,12 @@ def test_a_keys_batch_waits_while_another_keys_is_made_then_is_made(svc, sim):
 
 
 def test_a_full_room_is_refused_at_once_and_nothing_is_made(svc, sim):
-    v = _key(svc)
+    v = app_caller(svc)
     assert svc.store.batches.start_making("x's", time.time(), at_once=1, lease=60)
     started = time.monotonic()
 
     with pytest.raises(BatchesBusy) as refused:
-        create_batch(svc, v, _request(2), waiting_room=Room(place=False).enter)
+        create_batch(svc, v, batch_request(2), waiting_room=Room(place=False).enter)
 
     assert time.monotonic() - started < batching.MAKING_WAIT / 2  # not waited for
     assert refused.value.status == 503 and refused.value.retry_after
@@ -95,22 +88,22 @@ def test_a_full_room_is_refused_at_once_and_nothing_is_made(svc, sim):
 
 
 def test_no_turn_in_time_is_refused_and_a_full_room_never_takes_a_free_turn(svc, sim, monkeypatch):
-    v = _key(svc)
+    v = app_caller(svc)
     monkeypatch.setattr(batching, "MAKING_WAIT", 0.3)
     assert svc.store.batches.start_making("x's", time.time(), at_once=1, lease=60)
     with pytest.raises(BatchesBusy):
-        create_batch(svc, v, _request(2), waiting_room=Room().enter)
+        create_batch(svc, v, batch_request(2), waiting_room=Room().enter)
     svc.store.batches.stop_making("x's")
     with pytest.raises(BatchesBusy):  # the room full: refused though a turn is free, and none taken
-        create_batch(svc, v, _request(2), waiting_room=Room(place=False).enter)
+        create_batch(svc, v, batch_request(2), waiting_room=Room(place=False).enter)
     assert _batches(svc, v) == [] and svc.redis.zcard(KEYS.batches_making) == 0
 
 
 def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc, sim):
-    v = _key(svc)
+    v = app_caller(svc)
     # A process that died while making a batch: its turn ends with its lease.
     assert svc.store.batches.start_making("dead", time.time() - 61, at_once=1, lease=60)
-    batch = create_batch(svc, v, _request(2), waiting_room=Room().enter)
+    batch = create_batch(svc, v, batch_request(2), waiting_room=Room().enter)
     assert batch.total == 2 and svc.redis.zcard(KEYS.batches_making) == 0
 
     with pytest.raises(InvalidItems):
@@ -121,7 +114,7 @@ def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc
 
 def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_requests_thread_keeps_its_own(
         svc, sim, monkeypatch):
-    x, v = _key(svc), _key(svc)
+    x, v = app_caller(svc), app_caller(svc)
     seen: dict[str, set[int]] = {"check": set(), "trip": set(), "cancel": set()}
 
     def niceness() -> int:
@@ -138,9 +131,9 @@ def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_reques
     monkeypatch.setattr(batching, "_end_items", watched("cancel", batching._end_items))
     before = niceness()
 
-    batch = create_batch(svc, x, _request(3))
+    batch = create_batch(svc, x, batch_request(3))
     batching.cancel_batch(svc, x, batch.id)
-    others = create_batch(svc, v, _request(2))  # V's, after X's: made as X's was, its own
+    others = create_batch(svc, v, batch_request(2))  # V's, after X's: made as X's was, its own
 
     assert seen == {name: {min(19, before + batching.MAKING_NICENESS)} for name in seen}, seen
     assert niceness() == before  # the request's thread serves other requests after

@@ -12,15 +12,14 @@ from fluxhook.core import transitions as st
 from fluxhook.core.batch import BatchStatus
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidItems, ModelNotAllowed, UnknownModel
 from fluxhook.core.job_filters import JobFilter
-from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.batching import BatchItem, BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps import task_inputs
-from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.lifecycle.steps.callers import ADMIN
 from fluxhook.store.keys import KEYS
+from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request
 
 DB = 7
-PRO = "flux-2-pro"
 
 
 @pytest.fixture()
@@ -28,17 +27,10 @@ def svc(make_services, sim):
     return make_services(DB)
 
 
-def _key(svc, **limits) -> Caller:
-    key, _ = key_admin.create_key(svc, {"name": f"app-{time.time_ns()}", **limits}, time.time())
-    return Caller(key)
-
-
-def _request(n: int, **fields) -> BatchRequest:
-    return BatchRequest(PRO, [BatchItem({"prompt": f"[pending] item {i}"}, {"sku": i}) for i in range(n)], **fields)
 
 
 def test_a_batch_is_recorded_with_its_items_as_jobs_in_line_in_their_order(svc, sim):
-    batch = create_batch(svc, ADMIN, _request(3, metadata={"run": "catalog"}))
+    batch = create_batch(svc, ADMIN, batch_request(3, metadata={"run": "catalog"}))
 
     assert batch.id.startswith("bat_") and batch.total == 3 and batch.status == BatchStatus.RUNNING
     assert batch.counts == {st.QUEUED: 3} and batch.metadata == {"run": "catalog"} and batch.progress == 0
@@ -66,15 +58,15 @@ def test_bad_items_are_named_by_index_and_nothing_is_made(svc, sim):
 def test_the_model_and_the_keys_models_refuse_the_whole_batch(svc, sim):
     with pytest.raises(UnknownModel):
         create_batch(svc, ADMIN, BatchRequest("flux-9", [BatchItem({"prompt": "x"})]))
-    limited = _key(svc, models=["flux-dev"])
+    limited = app_caller(svc, models=["flux-dev"])
     with pytest.raises(ModelNotAllowed):
-        create_batch(svc, limited, _request(2))
+        create_batch(svc, limited, batch_request(2))
     assert svc.redis.zcard(KEYS.all_batches) == 0
 
 
 def test_a_single_job_of_the_same_key_takes_the_next_slot_before_the_batchs_items(svc, sim):
-    app = _key(svc, max_active=1)
-    create_batch(svc, app, _request(5))
+    app = app_caller(svc, max_active=1)
+    create_batch(svc, app, batch_request(5))
     single = create_job(svc, app, JobRequest(PRO, {"prompt": "[pending] interactive"}), submit_here=False).job
 
     dispatched = svc.slots.dispatch()
@@ -83,8 +75,8 @@ def test_a_single_job_of_the_same_key_takes_the_next_slot_before_the_batchs_item
 
 
 def test_another_keys_single_jobs_and_batch_take_turns_as_the_shares_say(svc, sim):
-    a, b = _key(svc), _key(svc)
-    create_batch(svc, a, _request(30))
+    a, b = app_caller(svc), app_caller(svc)
+    create_batch(svc, a, batch_request(30))
     theirs = [create_job(svc, b, JobRequest(PRO, {"prompt": f"[pending] b{i}"}), submit_here=False).job.id
               for i in range(10)]
 
@@ -95,8 +87,8 @@ def test_another_keys_single_jobs_and_batch_take_turns_as_the_shares_say(svc, si
 
 
 def test_another_key_neither_sees_nor_cancels_a_batch(svc, sim):
-    a, b = _key(svc), _key(svc)
-    batch = create_batch(svc, a, _request(2))
+    a, b = app_caller(svc), app_caller(svc)
+    batch = create_batch(svc, a, batch_request(2))
 
     with pytest.raises(BatchNotFound):
         get_batch(svc, b, batch.id)
@@ -109,8 +101,8 @@ def test_another_key_neither_sees_nor_cancels_a_batch(svc, sim):
 
 
 def test_cancel_aborts_unsent_items_cancels_sent_ones_and_ends_the_batch_once(svc, sim):
-    app = _key(svc)
-    batch = create_batch(svc, app, _request(4, notify_url="https://example.com/hook"))
+    app = app_caller(svc)
+    batch = create_batch(svc, app, batch_request(4, notify_url="https://example.com/hook"))
     sent = svc.slots.dispatch(limit=2).jobs
     from fluxhook.lifecycle import submitting
     for job_id in sent:
@@ -127,7 +119,7 @@ def test_cancel_aborts_unsent_items_cancels_sent_ones_and_ends_the_batch_once(sv
 
 
 def test_counts_follow_an_item_to_its_end_and_the_last_one_ends_the_batch(svc, sim):
-    batch = create_batch(svc, ADMIN, _request(2))
+    batch = create_batch(svc, ADMIN, batch_request(2))
     first, second = list(items(svc, batch))
     assert svc.jobs.transition(first.id, st.FAILED, error={"code": "x", "message": "y"})
     assert get_batch(svc, ADMIN, batch.id).counts == {st.QUEUED: 1, st.FAILED: 1}
@@ -143,7 +135,7 @@ def test_counts_follow_an_item_to_its_end_and_the_last_one_ends_the_batch(svc, s
 def test_retention_forgets_a_batch_with_its_items(svc, sim):
     from fluxhook.lifecycle.retention import purge_expired
 
-    batch = create_batch(svc, ADMIN, _request(2))
+    batch = create_batch(svc, ADMIN, batch_request(2))
     assert purge_expired(svc, time.time()) == 0 and svc.store.batches.get(batch.id) is not None
 
     assert purge_expired(svc, time.time() + (svc.config.job_retention_days + 1) * 86400) == 2
@@ -156,8 +148,8 @@ def test_a_cancel_the_request_cannot_finish_is_finished_by_the_sweep_and_nothing
     from fluxhook.lifecycle import batching, submitting
     from fluxhook.lifecycle.sweep import sweep
 
-    app, other = _key(svc), _key(svc)
-    batch = create_batch(svc, app, _request(7))
+    app, other = app_caller(svc), app_caller(svc)
+    batch = create_batch(svc, app, batch_request(7))
     theirs = create_job(svc, other, JobRequest(PRO, {"prompt": "[pending] B's"}), submit_here=False).job
     taken = svc.slots.dispatch(limit=3).jobs  # slots given before the cancel, sends not made yet
     monkeypatch.setattr(batching, "CANCEL_IN_REQUEST", 0.0)  # the request ends none of them itself
