@@ -12,13 +12,18 @@ class FluxhookError(Exception):
 
     code = "internal_error"
     status = 500
+    # Seconds after which the same call may succeed (the answer's Retry-After, with a 429 or 503); None: not said.
+    retry_after: float | None = None
 
-    def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
+                 retry_after: float | None = None):
         super().__init__(message or self.__class__.__doc__)
         if code:
             self.code = code
         if status:
             self.status = status
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     @property
     def message(self) -> str:
@@ -152,10 +157,6 @@ class RateLimited(FluxhookError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class TooManyStreams(RateLimited):
     """The caller holds ``MAX_STREAMS_PER_CALLER`` open streams already; one must close first."""
@@ -169,10 +170,6 @@ class StreamsBusy(FluxhookError):
     code = "streams_busy"
     status = 503
 
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class BatchInterrupted(RetryableError):
     """A batch's making stopped before its last item while its request went on (the process stalled past the making
@@ -181,10 +178,6 @@ class BatchInterrupted(RetryableError):
     code = "creation_interrupted"
     status = 503
 
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class BatchesBusy(RetryableError):
     """As many batches as are made at once are being made, and this one found no turn in time: sent again in a few
@@ -192,10 +185,6 @@ class BatchesBusy(RetryableError):
 
     code = "batches_busy"
     status = 503
-
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class JobNotFound(FluxhookError):
@@ -218,10 +207,6 @@ class SendUnderWay(RetryableError):
 
     code = "send_under_way"
     status = 503
-
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class InvalidCancelAfter(FluxhookError):
@@ -292,8 +277,7 @@ class BFLAccountDown(BFLUnavailable):
     accepted, so the task may go through another account; BFL's ``Retry-After`` in seconds, None without one."""
 
     def __init__(self, message: str = "", retry_after: float | None = None, *, out_of_capacity: bool = False):
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
         # A 503: BFL is out of capacity (with one account, that waits like a 429).
         self.out_of_capacity = out_of_capacity
 
@@ -317,10 +301,6 @@ class BFLRateLimited(BFLError, RetryableError):
 
     code = "bfl_rate_limited"
     status = 429
-
-    def __init__(self, message: str = "", retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class BFLRejected(BFLError):
@@ -410,10 +390,7 @@ class NotReplicated(RetryableError):
 
     code = "not_replicated"
     status = 503
-
-    def __init__(self, message: str = "", retry_after: float | None = 1):
-        super().__init__(message)
-        self.retry_after = retry_after
+    retry_after = 1
 
 
 class FailedOver(NotReplicated):
