@@ -115,7 +115,8 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
 
     Its items are checked and made in a turn of ``MAKING_AT_ONCE``; waiting for one, the request is in
     ``waiting_room`` (the web process's: a place in it, or False when it is full). ``BatchesBusy`` (503) when it found
-    no place or no turn in time."""
+    no place or no turn in time; ``BatchInterrupted`` (503) when its making stalled past ``MAKING_LEASE`` and the sweep
+    cut the batch short meanwhile."""
     if not 1 <= len(request.items) <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
     model = usable_model(svc, caller, request.model)
