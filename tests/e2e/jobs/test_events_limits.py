@@ -54,10 +54,12 @@ def _eventually_open(api, path: str):
 def test_a_key_never_sees_another_keys_job_on_either_stream(api, spy):
     _, mine = make_key(api)
     _, theirs = make_key(api)
-    their_job = theirs.submit("[pending] not yours")
+    # Each sent to BFL (its task named) before its callback: a job waits in line when the suite's other jobs hold the
+    # account's slots, and its request answers before it is sent.
+    their_job = theirs.wait_for(theirs.submit("[pending] not yours")["id"], "submitted")
     assert mine.get(f"/v1/jobs/{their_job['id']}/events").status_code == 404
     stream = open_stream(mine, "/v1/events")
-    my_job = mine.submit("[pending] yours")
+    my_job = mine.wait_for(mine.submit("[pending] yours")["id"], "submitted")
     for job, tenant, name in ((their_job, theirs, "theirs"), (my_job, mine, "mine")):
         assert tenant.callback(job["id"], ready_payload(job["bfl_id"], serve_png(spy, name))).status_code == 200
     shown = stream.jobs_until(lambda e: e.data["id"] == my_job["id"] and e.data["status"] == "stored")
