@@ -71,8 +71,9 @@ LEGACY_THUMBNAIL_TASK = "thumbnail-"
 LEGACY_NOTIFY_KIND = "notify"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
-# The migrating process holds its lock this long, renewed after each batch; one that died frees it by then.
-LOCK_SECONDS = 60
+# The migrating process holds its lock this long, renewed after each batch (a round trip of BATCH records); one that
+# died frees it by then, and until then every other worker waits to start (a pool's members start side by side).
+LOCK_SECONDS = 10
 # How often a process waiting for another's migration looks whether it is done.
 WAIT_INTERVAL = 0.5
 

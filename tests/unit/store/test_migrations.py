@@ -159,6 +159,15 @@ def test_two_processes_at_once_migrate_each_thing_once(store, connection):
                                                                              for j in jobs)
 
 
+def test_a_lock_left_by_a_process_that_died_migrating_holds_the_others_only_until_it_lapses(store, connection):
+    connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {_queued(store).id: 1.0})
+    connection.set(KEYS.schema_lock, "a process killed mid-migration", px=1500)
+    started = time.monotonic()
+    done = migrate(connection, _config())
+    assert done.ran and done.lines == 1 and time.monotonic() - started >= 1.0
+    assert connection.exists(KEYS.schema_lock) == 0 and is_current(connection)
+
+
 def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_become_marks(store, connection):
     config = _config()
     now = time.time()
