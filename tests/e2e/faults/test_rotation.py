@@ -47,7 +47,8 @@ def test_jobs_in_flight_survive_a_rotation_and_old_values_stop_working_once_drop
     done = api.submit("before the rotation")
     done = api.wait_for(done["id"])
     old_image_url = done["image"]["url"]
-    in_flight = api.submit("[pending] in flight during the rotation")
+    # Sent before the stack stops (the session's simulator may hold the job in line for a slot a moment).
+    in_flight = api.wait_for(api.submit("[pending] in flight during the rotation")["id"], "submitted")
     elsewhere = requests.post(f"{sim.url}/v1/flux-2-pro", headers={"x-key": SIMULATOR_KEY}, timeout=10, json={
         "prompt": "[pending] submitted by the app", "webhook_url": rotating.base_url + "/webhooks/bfl",
         "webhook_secret": STATIC_SECRET}).json()
@@ -59,11 +60,13 @@ def test_jobs_in_flight_survive_a_rotation_and_old_values_stop_working_once_drop
     assert requests.get(old_image_url, timeout=10).status_code == 200
     fresh_url = api.job(done["id"])["image"]["url"]
     assert fresh_url != old_image_url and requests.get(fresh_url, timeout=10).status_code == 200
-    # BFL calls back the URL and secret minted before the rotation; polling is 10 minutes away.
+    # BFL calls back the URL and secret minted before the rotation. A running task is polled every 10 s or so
+    # (SPEC §3, live) and a restart on a loaded host can take that long: such a poll finds it pending, and the result
+    # still comes by the callback.
     sim.complete(in_flight["bfl_id"])
     sim.complete(elsewhere["id"])
     stored = api.wait_for(in_flight["id"])
-    assert (stored["status"], stored["source"], stored["attempts"]["polls"]) == ("stored", "webhook", 0)
+    assert (stored["status"], stored["source"], stored["attempts"]["webhooks"]) == ("stored", "webhook", 1)
     tracked = api.wait_for(api.track(elsewhere["id"]).json()["id"])
     assert (tracked["status"], tracked["attempts"]["webhooks"]) == ("stored", 1)
 
@@ -71,7 +74,7 @@ def test_jobs_in_flight_survive_a_rotation_and_old_values_stop_working_once_drop
 
     assert requests.get(old_image_url, timeout=10).status_code == 401
     assert requests.get(api.job(done["id"])["image"]["url"], timeout=10).status_code == 200
-    late = api.submit("[pending] after the rotation")
+    late = api.wait_for(api.submit("[pending] after the rotation")["id"], "submitted")
     old_url = signing.job_webhook_url(rotating.base_url, SECRET_KEY, late["id"])
     old_secret = signing.job_webhook_secret(SECRET_KEY, late["id"])
     payload = ready_payload(late["bfl_id"], f"{sim.url}/x.png")

@@ -68,7 +68,6 @@ def test_a_replay_sends_the_jobs_commands_as_many_a_round_trip_as_asked():
     assert time.monotonic() - began >= 0.4  # four gaps between five trips
     assert each.reads == apart.reads == 5 and stream.reads == 1
     assert each.errors == stream.errors == apart.errors == 1  # INCR of the text sent before: that part went first
-    assert each.cpu_us > 0 and stream.cpu_us > 0
     assert min(each.scripts_us, stream.scripts_us, apart.scripts_us) > 0  # the one script's time
 
 
@@ -104,7 +103,16 @@ def test_busy_copies_each_replay_the_run_in_a_database_of_their_own():
     assert grouped.errors == each.errors == 0
     assert (grouped.trips, each.trips) == (1.0, 2.0)  # two trips or four commands, over two jobs
     assert (grouped.reads, each.reads) == (1.0, 2.0)  # what Redis read: the trips as sent
-    assert grouped.copies == 3 and grouped.cpu_us > 0 and 0 < grouped.busy and grouped.jobs_per_second > 0
+    assert grouped.copies == 3 and 0 < grouped.busy and grouped.jobs_per_second > 0
+
+
+def test_redis_cpu_is_read_for_a_run_of_many_commands():
+    # A few commands' CPU is below what reading it costs (each INFO's, less as measured by its wall time): a run
+    # of thousands is what a bench replays, and what its CPU is read for.
+    captured = Capture(before=[], run=[[b"INCR", b"counter"]] * 3000, jobs=1, trips=[3000])
+
+    assert replay(captured, 100).cpu_us > 0
+    assert busy(captured, one_a_trip=False, copies=2).cpu_us > 0
 
 
 def test_a_copy_that_fails_says_why_and_stops_the_others():
