@@ -120,8 +120,8 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     if not 1 <= len(request.items) <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
     model = usable_model(svc, caller, request.model)
-    with _making_turn(svc, waiting_room) as turn:
-        return _aside(_check_and_create, svc, caller, request, model, turn)
+    with _making_turn(svc, waiting_room) as making:
+        return _aside(_check_and_create, svc, caller, request, model, making)
 
 
 def _at_lower_priority() -> None:
@@ -140,30 +140,42 @@ def _aside(work: Callable[..., T], *args) -> T:
         return maker.submit(contextvars.copy_context().run, work, *args).result()
 
 
-def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, turn: str) -> Batch:
+def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
     _check_items(model, request.items)
-    return _create(svc, caller, request, model, turn)
+    return _create(svc, caller, request, model, making)
+
+
+@dataclass
+class _Making:
+    """A request's turn to make a batch (its ``token``), and the batch once it is recorded; ``cut`` is set once the
+    sweep cut that batch short (its making seemed to have stopped)."""
+
+    token: str
+    batch_id: str | None = None
+    cut: threading.Event = field(default_factory=threading.Event)
 
 
 @contextmanager
-def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[str]:
-    """One of the turns to make a batch, waited for in the room, held while the body runs; its token."""
-    token = secrets.token_hex(8)
+def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[_Making]:
+    """One of the turns to make a batch, waited for in the room, held while the body runs (its items checked, then
+    made) and said to go on meanwhile (``_making_goes_on``)."""
+    making = _Making(secrets.token_hex(8))
     with waiting_room() as inside:
         give_up = time.monotonic() + MAKING_WAIT
-        while not (inside and svc.store.batches.start_making(token, time.time(), at_once=MAKING_AT_ONCE,
-                                                            lease=MAKING_LEASE)):
+        while not (inside and svc.store.batches.start_making(making.token, time.time(), at_once=MAKING_AT_ONCE,
+                                                             lease=MAKING_LEASE)):
             if not inside or time.monotonic() >= give_up:
                 raise BatchesBusy("other batches are being made and this one found no turn; send it again in a few "
                                   "seconds, with the same Idempotency-Key (nothing was created)", retry_after=5)
             time.sleep(MAKING_LOOK_GAP)
     try:
-        yield token
+        with _making_goes_on(svc, making):
+            yield making
     finally:
-        svc.store.batches.stop_making(token)
+        svc.store.batches.stop_making(making.token)
 
 
-def _create(svc: Services, caller: Caller, request: BatchRequest, model, turn: str) -> Batch:
+def _create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
     """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
     route = routing.route_of(svc, caller, model.name, None)
     now = time.time()
@@ -176,12 +188,13 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, turn: s
         # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
         submission.check_budget(svc, jobs[0], key=caller.key)
         svc.store.batches.create(batch, making_until=time.time() + MAKING_LEASE)
+        making.batch_id = batch.id
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)
         raise
-    with tracing.job_span("fluxhook.batch", batch.id), _making_goes_on(svc, turn, batch.id) as cut:
+    with tracing.job_span("fluxhook.batch", batch.id):
         try:
-            whole = _make_items(svc, caller, model, jobs, request, cut)
+            whole = _make_items(svc, caller, model, jobs, request, making.cut)
         except BaseException:
             _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
             raise
@@ -250,17 +263,18 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
 
 
 @contextmanager
-def _making_goes_on(svc: Services, turn: str, batch_id: str) -> Iterator[threading.Event]:
+def _making_goes_on(svc: Services, making: _Making) -> Iterator[None]:
     """While the body runs, a thread of its own says every ``MAKING_LEASE`` / 3 s that the request's making goes on
-    (its ``turn``, the batch's entry), so a trip that takes long (inputs put in storage) is never taken for a dead
-    maker's. The event is set once it hears that the sweep cut the batch short."""
-    stop, cut = threading.Event(), threading.Event()
+    (its turn, and its batch's entry once recorded), so neither a long check of many items nor a trip that takes long
+    (inputs put in storage) is taken for a dead maker's. Sets ``making.cut`` once it hears that the sweep cut the batch
+    short."""
+    stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(MAKING_LEASE / 3):
             try:
-                if not svc.store.batches.making_went_on(turn, batch_id, time.time(), MAKING_LEASE):
-                    cut.set()
+                if not svc.store.batches.making_went_on(making.token, making.batch_id, time.time(), MAKING_LEASE):
+                    making.cut.set()
                     return
             except RedisError:
                 continue  # the next beat tries again; the trip under way fails by itself if Redis is gone
@@ -268,7 +282,7 @@ def _making_goes_on(svc: Services, turn: str, batch_id: str) -> Iterator[threadi
     thread = threading.Thread(target=beat, name="batch-making", daemon=True)
     thread.start()
     try:
-        yield cut
+        yield
     finally:
         stop.set()
         thread.join()

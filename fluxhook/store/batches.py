@@ -70,15 +70,19 @@ class Batches:
         pipe.zadd(k.batches_unmade, {batch.id: making_until})
         pipe.execute()
 
-    def making_went_on(self, token: str, batch_id: str, now: float, lease: float) -> bool:
-        """The request ``token`` goes on making batch ``batch_id``: its turn (``start_making``) and the batch's making
-        count as stopped ``lease`` s from ``now``. False if the batch was cut meanwhile (``cut_short``)."""
+    def making_went_on(self, token: str, batch_id: str | None, now: float, lease: float) -> bool:
+        """The request ``token`` goes on making batch ``batch_id`` (None: its items are checked, no batch recorded
+        yet): its turn (``start_making``) and the batch's making count as stopped ``lease`` s from ``now``. False if the
+        batch was cut meanwhile (``cut_short``)."""
         pipe = self.connection.pipeline(transaction=True)
-        pipe.zscore(self.keys.batches_unmade, batch_id)
         pipe.zadd(self.keys.batches_making, {token: int((now + lease) * 1000)}, xx=True)
         pipe.pexpire(self.keys.batches_making, int(lease * 1000))  # no other turn ends later than this one now does
+        if batch_id is None:
+            pipe.execute()
+            return True
+        pipe.zscore(self.keys.batches_unmade, batch_id)
         pipe.zadd(self.keys.batches_unmade, {batch_id: now + lease}, xx=True)
-        return pipe.execute()[0] is not None
+        return pipe.execute()[2] is not None
 
     def made(self, batch_id: str) -> bool:
         """Its last item is made; False if it was cut meanwhile."""

@@ -112,6 +112,32 @@ def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc
     assert svc.store.batches.start_making("next", time.time(), at_once=1, lease=60)
 
 
+def test_a_check_of_items_slower_than_the_lease_keeps_its_turn(svc, sim, monkeypatch):
+    x, v = app_caller(svc), app_caller(svc)
+    check, checking = batching._check_items, threading.Event()
+
+    def slow_check(model, items):  # 10,000 items on a loaded host, at the making's lower priority
+        if len(items) == 4:
+            checking.set()
+            time.sleep(2.0)
+        return check(model, items)
+
+    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)  # said to go on every 0.2 s
+    monkeypatch.setattr(batching, "MAKING_WAIT", 1.0)
+    monkeypatch.setattr(batching, "_check_items", slow_check)
+    made: list = []
+    maker = threading.Thread(target=lambda: made.append(create_batch(svc, x, batch_request(4))))
+    maker.start()
+    try:
+        assert checking.wait(timeout=10)
+        with pytest.raises(BatchesBusy):  # X's turn outlives its lease while it checks: V's waits, then is refused
+            create_batch(svc, v, batch_request(2), waiting_room=Room().enter)
+    finally:
+        maker.join(timeout=10)
+    assert len(made) == 1 and made[0].total == 4 and _batches(svc, v) == []
+    assert svc.redis.zcard(KEYS.batches_making) == 0
+
+
 def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_requests_thread_keeps_its_own(
         svc, sim, monkeypatch):
     x, v = app_caller(svc), app_caller(svc)

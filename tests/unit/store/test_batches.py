@@ -123,7 +123,9 @@ def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_ite
 def test_a_making_that_goes_on_keeps_its_turn_past_the_first_lease_and_one_that_stopped_loses_it(connection):
     batches = Batches(connection, ttl=3600)
     now, batch = time.time(), _batch("key_x")
-    assert batches.start_making("x's request", now - 10, at_once=1, lease=15)  # its turn ends at now + 5
+    assert batches.start_making("x's request", now - 20, at_once=1, lease=15)  # its turn ends at now - 5
+    assert batches.making_went_on("x's request", None, now - 10, 15)  # its items checked: no batch yet
+    assert not batches.start_making("v's request", now - 4, at_once=1, lease=15)
     batches.create(batch, making_until=now + 5)
 
     assert batches.making_went_on("x's request", batch.id, now, 15)
