@@ -59,11 +59,8 @@ def job_id_floor(when: float) -> str:
 
 
 def _encode_id(value: int) -> str:
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "job_" + "".join(reversed(chars))
+    # 26 Crockford digits of 5 bits each, the most significant first.
+    return "job_" + "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -5, -5))
 
 
 def is_job_id(text: str) -> bool:

@@ -96,18 +96,13 @@ def job_from_hash(data: dict[str, str]) -> Job:
 
 def _pieces(text: str) -> list[str]:
     """``text`` cut into pieces of at most ``_PIECE_BYTES`` bytes of UTF-8, never inside a character."""
-    pieces: list[str] = []
-    piece: list[str] = []
-    size = 0
-    for char in text:
-        width = len(char.encode("utf-8"))
-        if size + width > _PIECE_BYTES:
-            pieces.append("".join(piece))
-            piece, size = [], 0
-        piece.append(char)
-        size += width
-    if piece:
-        pieces.append("".join(piece))
+    data, pieces, start = text.encode(), [], 0
+    while start < len(data):
+        end = min(start + _PIECE_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a character's later byte: cut before its first
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start = end
     return pieces
 
 

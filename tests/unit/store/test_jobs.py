@@ -239,3 +239,14 @@ def test_a_sender_takes_the_submit_lock_and_reads_the_job_under_it_in_one_step(s
     assert store.connection.get(lock.key) == b"sender-1"
     gone = Lock(KEYS.submit_lock("job_gone"), "sender-3", 60)
     assert store.lock_for_send("job_gone", gone) == (True, None, False)
+
+
+def test_a_prompt_is_kept_in_pieces_of_at_most_64_bytes_never_cut_inside_a_character(store):
+    now = time.time()
+    prompt = "a fox é€😀 " * 40  # characters of 1 to 4 bytes, pieces falling at every offset
+    job, _ = store.create(Job(id=new_job_id(now), status=st.QUEUED, prompt=prompt, created_at=now, updated_at=now))
+    pieces = [value for name, value in store.connection.hgetall(KEYS.job(job.id)).items()
+              if name.startswith(b"prompt_")]
+    assert len(pieces) > 1 and all(len(piece) <= 64 for piece in pieces)
+    assert all(piece.decode() for piece in pieces)  # each one whole UTF-8
+    assert store.get(job.id).prompt == prompt[:2000]
