@@ -164,3 +164,19 @@ def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_reques
     assert seen == {name: {min(19, before + batching.MAKING_NICENESS)} for name in seen}, seen
     assert niceness() == before  # the request's thread serves other requests after
     assert others.total == 2 and str(batching.get_batch(svc, x, batch.id).status) == "canceled"
+
+
+def test_the_making_hands_the_interpreter_on_once_per_item_checked_and_once_per_item_made(svc, sim, monkeypatch):
+    x = app_caller(svc)
+    handed: list[str] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:  # sleep(0): the thread hands the interpreter lock on
+        if seconds == 0:
+            handed.append(threading.current_thread().name)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    items = batching.ITEMS_PER_TRIP + 3  # two trips
+    assert create_batch(svc, x, batch_request(items)).total == items
+    assert len(handed) == 2 * items and all(name.startswith("batch-making") for name in handed)
