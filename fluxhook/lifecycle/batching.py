@@ -141,9 +141,10 @@ def _aside(work: Callable[..., T], *args) -> T:
 
 
 def _let_requests_run() -> None:
-    """Hand the process's interpreter lock to a request thread waiting for it, once per item checked or made: a lower
-    CPU priority does not shorten the wait of a request served by the same process, which would otherwise last up to
-    Python's switch interval (5 ms) each time (row 38: the other key's reads held 4 of 6 runs against 1 of 6)."""
+    """Offer the process's interpreter lock to a request thread waiting for it (``sleep(0)`` lets it go; the OS may
+    run the waiter first, more so as this thread runs at a lower priority), once per item checked or made: a lower CPU
+    priority alone does not shorten the wait of a request served by the same process, up to Python's switch interval
+    (5 ms) each time (row 38: the other key's reads held 4 of 6 runs against 1 of 6)."""
     time.sleep(0)
 
 

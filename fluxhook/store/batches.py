@@ -73,7 +73,8 @@ class Batches:
     def making_went_on(self, token: str, batch_id: str | None, now: float, lease: float) -> bool:
         """The request ``token`` goes on making batch ``batch_id`` (None: its items are checked, no batch recorded
         yet): its turn (``start_making``) and the batch's making count as stopped ``lease`` s from ``now``. False if the
-        batch was cut meanwhile (``cut_short``)."""
+        batch was cut meanwhile (``cut_short``). A turn that lapsed (the whole process stalled past ``lease``) and went
+        to another request is not taken back: the two make their batches side by side, nothing lost."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.zadd(self.keys.batches_making, {token: int((now + lease) * 1000)}, xx=True)
         pipe.pexpire(self.keys.batches_making, int(lease * 1000))  # no other turn ends later than this one now does

@@ -448,7 +448,8 @@ class Keys:
 
     @property
     def batches_making(self) -> str:
-        """The batches being made at this moment, each a lease (``lua/lease_take.lua``): request's token -> its end."""
+        """The turns to make a batch taken now (its items checked, then made), each a lease (``lua/lease_take.lua``):
+        request's token -> its end."""
         return f"{self.prefix}batches:making"
 
     @property

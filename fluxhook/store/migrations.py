@@ -36,11 +36,14 @@ One process migrates at a time (``Keys.schema_lock``); another waits until it is
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, cast
+from typing import Iterator, cast
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.job import Job as RQJob
 
@@ -71,8 +74,9 @@ LEGACY_THUMBNAIL_TASK = "thumbnail-"
 LEGACY_NOTIFY_KIND = "notify"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
-# The migrating process holds its lock this long, renewed after each batch (a round trip of BATCH records); one that
-# died frees it by then, and until then every other worker waits to start (a pool's members start side by side).
+# The migrating process holds its lock this long, renewed every third of it by a thread of its own whatever a step's
+# length (a SCAN of a large keyspace); one that died frees it by then, and until then every other worker waits to start
+# (a pool's members start side by side).
 LOCK_SECONDS = 10
 # How often a process waiting for another's migration looks whether it is done.
 WAIT_INTERVAL = 0.5
@@ -113,7 +117,8 @@ def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool
     try:
         if not again and is_current(connection, keys):
             return Migrated()  # done by another between the first read and the lock
-        done = _Migration(connection, config, keys, lambda: _renew(locks, lock_token, keys)).run()
+        with _lock_renewed(locks, lock_token, keys):
+            done = _Migration(connection, config, keys).run()
         connection.set(keys.schema, SCHEMA_VERSION)
         return done
     finally:
@@ -126,19 +131,35 @@ def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
     return version is not None and int(version) >= SCHEMA_VERSION
 
 
-def _renew(locks: Locks, lock_token: str, keys: Keys) -> None:
-    # Steps change nothing twice, so a lock lapsed in between costs only work done again.
-    if locks.holder(keys.schema_lock) == lock_token:
-        locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
+@contextmanager
+def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> Iterator[None]:
+    """While the body runs, a thread of its own renews the lock every ``LOCK_SECONDS`` / 3 s while this process holds
+    it. Steps change nothing twice, so a lock lapsed meanwhile (Redis unreachable a while) costs only work done again."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LOCK_SECONDS / 3):
+            try:
+                if locks.holder(keys.schema_lock) == lock_token:
+                    locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
+            except RedisError:
+                continue  # the next look tries again; the step under way fails by itself if Redis is gone
+
+    thread = threading.Thread(target=renew, name="migration-lock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _Migration:
-    """One run of every step on one connection; ``renew`` keeps the lock between batches."""
+    """One run of every step on one connection."""
 
-    def __init__(self, connection: Redis, config: Config, keys: Keys, renew: Callable[[], None]):
+    def __init__(self, connection: Redis, config: Config, keys: Keys):
         self.connection = connection
         self.keys = keys
-        self.renew = renew
         self.pools = pools(config.pooled_limits)
         # The account every fallback of the releases that kept none used: the first configured.
         self.account = config.accounts[0].name
@@ -172,7 +193,6 @@ class _Migration:
             while ids := [text(i) for i in self.connection.zrange(old, 0, BATCH - 1)]:
                 moved += int(self._lines([old, line, self.keys.legacy_fair_owners, *map(self.keys.job, ids)],
                                          [ADMIN_OWNER, *ids]))
-                self.renew()
         return moved
 
     def old_thumbnails(self) -> int:
@@ -207,7 +227,6 @@ class _Migration:
         pipe.lpush(self.keys.work_added, 1)
         pipe.ltrim(self.keys.work_added, 0, 0)
         pipe.execute()
-        self.renew()
         return len(members)
 
     def old_slots(self) -> int:
@@ -232,7 +251,6 @@ class _Migration:
         jobs = [text(j) for j in self.connection.hkeys(legacy[0])]
         for start in range(0, len(jobs), BATCH):
             moved += int(self._holders([*legacy, self.keys.slot_holders], [ADMIN_OWNER, *jobs[start:start + BATCH]]))
-            self.renew()
         self.connection.delete(self.keys.legacy_fair_owners, self.keys.legacy_fair_charges)
         return moved
 
@@ -276,7 +294,6 @@ class _Migration:
                     kinds.append(kind)
             for kind, count in zip(kinds, write.execute(), strict=True):
                 done[kind] += int(count)
-            self.renew()
         return done["account"], done["sealed"]
 
     def _changes(self, bfl_id: str, account: str, *kept: str) -> dict[str, list[str]]:
@@ -342,7 +359,6 @@ class _Migration:
                         pipe.zadd(self.keys.notify_due, {notify_member(owner, text(host), message_id): at}, nx=True)
                         moved += 1
                 pipe.execute()
-                self.renew()
         return moved
 
     def _scored(self, key: str) -> list[tuple[str, float]]:
@@ -369,6 +385,5 @@ class _Migration:
                     # Its reservation lapses with its lease: the bound is not counted as spent for these few.
                     moved += bool(self.jobs.transition(job_id, SUBMITTED, only_from=(QUEUED,), submitted_at=at,
                                                        due=at + TASK_DEADLINE))
-            self.renew()
         return moved
 

@@ -179,4 +179,4 @@ def test_the_making_hands_the_interpreter_on_once_per_item_checked_and_once_per_
     monkeypatch.setattr(time, "sleep", sleep)
     items = batching.ITEMS_PER_TRIP + 3  # two trips
     assert create_batch(svc, x, batch_request(items)).total == items
-    assert len(handed) == 2 * items and all(name.startswith("batch-making") for name in handed)
+    assert len(handed) == 2 * items and all(name.startswith("batch-making_") for name in handed)  # the making thread (`_aside`)

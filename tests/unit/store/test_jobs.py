@@ -243,7 +243,7 @@ def test_a_sender_takes_the_submit_lock_and_reads_the_job_under_it_in_one_step(s
 
 def test_a_prompt_is_kept_in_pieces_of_at_most_64_bytes_never_cut_inside_a_character(store):
     now = time.time()
-    prompt = "a fox é€😀 " * 40  # characters of 1 to 4 bytes, pieces falling at every offset
+    prompt = "a fox é€😀" * 40  # 15 bytes of characters of 1 to 4 bytes: a 64-byte cut falls at every offset in it
     job, _ = store.create(Job(id=new_job_id(now), status=st.QUEUED, prompt=prompt, created_at=now, updated_at=now))
     pieces = [value for name, value in store.connection.hgetall(KEYS.job(job.id)).items()
               if name.startswith(b"prompt_")]

@@ -13,6 +13,7 @@ import pytest
 import redis
 from rq import Queue
 
+from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
@@ -166,6 +167,24 @@ def test_a_lock_left_by_a_process_that_died_migrating_holds_the_others_only_unti
     done = migrate(connection, _config())
     assert done.ran and done.lines == 1 and time.monotonic() - started >= 1.0
     assert connection.exists(KEYS.schema_lock) == 0 and is_current(connection)
+
+
+def test_a_migration_longer_than_its_lock_keeps_it_and_another_process_waits_for_its_end(store, connection,
+                                                                                        monkeypatch):
+    from fluxhook.store import migrations
+
+    monkeypatch.setattr(migrations, "LOCK_SECONDS", 1)  # renewed every third of a second
+    slots = migrations._Migration.old_slots
+    monkeypatch.setattr(migrations._Migration, "old_slots", lambda self: time.sleep(2.5) or slots(self))
+    connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {_queued(store).id: 1.0})
+    kwargs = {k: connection.connection_pool.connection_kwargs[k] for k in ("host", "port", "db")}
+    done: list[Migrated] = []
+    first = threading.Thread(target=lambda: done.append(migrate(redis.Redis(**kwargs), _config())))
+    first.start()
+    wait_until(lambda: connection.exists(KEYS.schema_lock), timeout=10, message="the first process to take the lock")
+    done.append(migrate(connection, _config()))  # waits 2.5 s, past the lock's second, for the first to end
+    first.join(timeout=30)
+    assert [d.ran for d in done] == [True, False] and done[0].lines == 1
 
 
 def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_become_marks(store, connection):
