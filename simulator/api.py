@@ -28,9 +28,12 @@ def submit(model: str) -> ResponseReturnValue:
     if not MODEL.fullmatch(model) or not (models.known(model) or sim.current("any_model")):
         raise Rejected(404, {"detail": "Not Found"})
     _authenticate()
+    # force=True: BFL accepts JSON bodies even without a JSON content type. Read whole before BFL's delay: a task whose
+    # client went away during it is kept, as BFL keeps one.
+    body = request.get_json(force=True, silent=True)
+    sim.received()
     time.sleep(sim.current("submit_delay"))
-    # force=True: BFL accepts JSON bodies even without a JSON content type.
-    task = sim.submit(model, request.get_json(force=True, silent=True))
+    task = sim.submit(model, body)
     time.sleep(sim.current("answer_delay"))
     polling_url = f"{sim.public_base()}/v1/get_result?id={task.id}"
     return {"id": task.id, "polling_url": polling_url, **task.answer_cost}

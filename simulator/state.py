@@ -123,6 +123,11 @@ class Simulator:
                 return round(UNLIMITED_CREDITS - self.stats.credits_spent, 2)
             return self.settings.credits
 
+    def received(self) -> None:
+        """A submission's request has arrived whole (its task is made after the submit delay)."""
+        with self.lock:
+            self.stats.received += 1
+
     def submit(self, model: str, body: Any) -> Task:
         """Accept a task or raise Rejected (the refuse switch's, then 503, 402, 429, 422 in that order)."""
         errors = validate_submission(model, body)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class Stats:
     """Counters exposed by `GET /_sim/stats`."""
 
+    # Submissions whose request arrived whole, counted before the submit delay (refused ones too).
+    received: int = 0
     # Submissions accepted (answered with a task id): a refused one is counted below, never here.
     submitted: int = 0
     # Submissions refused by the `refuse` switch (counted in rejected_503 or rejected_402 as well).
