@@ -39,6 +39,7 @@ from fluxhook.core.errors import (
     InvalidItems,
     InvalidRequest,
 )
+from fluxhook.core.heartbeats import beating
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -274,30 +275,19 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
     return svc.store.batches.made(batch_id)
 
 
-@contextmanager
-def _making_goes_on(svc: Services, making: _Making) -> Iterator[None]:
+def _making_goes_on(svc: Services, making: _Making) -> ContextManager[None]:
     """While the body runs, a thread of its own says every ``MAKING_LEASE`` / 3 s that the request's making goes on
     (its turn, and its batch's entry once recorded), so neither a long check of many items nor a trip that takes long
     (inputs put in storage) is taken for a dead maker's. Sets ``making.cut`` once it hears that the sweep cut the batch
     short."""
-    stop = threading.Event()
 
-    def beat() -> None:
-        while not stop.wait(MAKING_LEASE / 3):
-            try:
-                if not svc.store.batches.making_went_on(making.token, making.batch_id, time.time(), MAKING_LEASE):
-                    making.cut.set()
-                    return
-            except RedisError:
-                continue  # the next beat tries again; the trip under way fails by itself if Redis is gone
+    def beat() -> bool:
+        if svc.store.batches.making_went_on(making.token, making.batch_id, time.time(), MAKING_LEASE):
+            return True
+        making.cut.set()
+        return False
 
-    thread = threading.Thread(target=beat, name="batch-making", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return beating(MAKING_LEASE / 3, beat, "batch-making", missed=(RedisError,))
 
 
 def _cut_short(svc: Services, batch_id: str, claimed: float | None = None) -> tuple[int, int] | None:

@@ -36,11 +36,10 @@ One process migrates at a time (``Keys.schema_lock``); another waits until it is
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Iterator, cast
+from typing import cast
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -50,6 +49,7 @@ from rq.job import Job as RQJob
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.config import Config
+from fluxhook.core.heartbeats import beating
 from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.sealing import Sealer
@@ -131,27 +131,16 @@ def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
     return version is not None and int(version) >= SCHEMA_VERSION
 
 
-@contextmanager
-def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> Iterator[None]:
+def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextManager[None]:
     """While the body runs, a thread of its own renews the lock every ``LOCK_SECONDS`` / 3 s while this process holds
     it. Steps change nothing twice, so a lock lapsed meanwhile (Redis unreachable a while) costs only work done again."""
-    stop = threading.Event()
 
-    def renew() -> None:
-        while not stop.wait(LOCK_SECONDS / 3):
-            try:
-                if locks.holder(keys.schema_lock) == lock_token:
-                    locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
-            except RedisError:
-                continue  # the next look tries again; the step under way fails by itself if Redis is gone
+    def renew() -> bool:
+        if locks.holder(keys.schema_lock) == lock_token:
+            locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
+        return True
 
-    thread = threading.Thread(target=renew, name="migration-lock", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return beating(LOCK_SECONDS / 3, renew, "migration-lock", missed=(RedisError,))
 
 
 class _Migration:
