@@ -41,13 +41,16 @@ def test_make_run_starts_empty_and_the_overview_shows_the_first_jobs(tmp_path):
                           message="the three counted as submitted and stored")
         assert (figure(page, "submitted"), figure(page, "stored"), figure(page, "ended_badly")) == (3, 3, 0)
         assert "No jobs in the last" not in page
-        # The last hour's column of the jobs chart holds the three, drawn as stored.
+        # The jobs chart holds the three, drawn as stored: in the last hour's column, or split between the last two
+        # when the run crossed an hour (each count is keyed by its event's hour, the columns by the page's).
         jobs_chart, credits_chart = page.split('id="jobs-chart"')[1].split('id="latency-chart"')[0], \
             page.split('id="credits-chart"')[1]
-        last = re.findall(r'<g class="col" data-key="[^"]+" data-total="(\d+)">', jobs_chart)[-1]
-        assert last == "3" and 'data-series="stored" data-value="3"' in jobs_chart
-        # And today's credits, by model: the simulator's price of 3 credits each.
-        assert re.findall(r'data-total="([\d.]+)">', credits_chart)[-1] == "9"
+        columns = [int(n) for n in re.findall(r'<g class="col" data-key="[^"]+" data-total="(\d+)">', jobs_chart)]
+        assert len(columns) == 24 and sum(columns[-2:]) == 3 and sum(columns) == 3
+        assert sum(int(n) for n in re.findall(r'data-series="stored" data-value="(\d+)"', jobs_chart)) == 3
+        # And the credits by day and model: the simulator's price of 3 credits each (today's, or split at midnight).
+        spent = [float(n) for n in re.findall(r'data-total="([\d.]+)">', credits_chart)]
+        assert sum(spent[-2:]) == 9 and sum(spent) == 9
         assert 'data-series="flux-2-pro"' in credits_chart
     finally:
         process.send_signal(signal.SIGINT)
