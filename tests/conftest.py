@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -166,17 +167,23 @@ class Simulator:
         return self.http.get(sample, timeout=10).content
 
 
-@pytest.fixture(scope="session")
-def simulator(tmp_path_factory):
+def start_test_simulator(log_dir: Path) -> tuple[subprocess.Popen, Simulator]:
+    """A simulator with the suite's settings, its log in ``log_dir``: the process (to stop) and its client."""
     port = free_port()
-    log = tmp_path_factory.mktemp("sim") / "simulator.log"
     # --any-model: the suite names made-up models too (the BFL-compatible tests switch it off to see BFL's 404).
     # Room for every task the suite leaves pending: at BFL's own 24, tests that do not reset the simulator
     # would fill it, and the 429s would pause the stack's pool for the tests after them. A test that wants
     # BFL full sets max_active itself.
     roomy = [arg for flag in ("--max-active", "--max-active-kontext-max", "--max-active-video") for arg in (flag, "10000")]
-    process = start_simulator(port, str(log), "--task-delay", "0.2", "--retry-scale", "0.05", "--any-model", *roomy)
-    yield Simulator(f"http://127.0.0.1:{port}")
+    process = start_simulator(port, str(log_dir / "simulator.log"), "--task-delay", "0.2", "--retry-scale", "0.05",
+                              "--any-model", *roomy)
+    return process, Simulator(f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory):
+    process, client = start_test_simulator(tmp_path_factory.mktemp("sim"))
+    yield client
     stop_process(process)
 
 

@@ -15,7 +15,7 @@ import requests
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
-from conftest import API, service_env
+from conftest import API, service_env, start_test_simulator
 from devtools.processes import free_port, start_process, stop_process, wait_until
 from devtools.stack import SIMULATOR_KEY, Stack, procfile_commands
 from fluxhook.lifecycle.steps import schedule
@@ -87,12 +87,29 @@ def test_a_job_still_pending_after_an_hour_times_out(api, sim, stack):
 
 
 # -- slots, on a stack of its own: BFL_MAX_ACTIVE=4 and two workers (two sweeps at once) -----------
+# Its BFL is a simulator of its own too, whose counts it asserts: a job the session's stack left queued may reach the
+# session's simulator during any test.
 
 @pytest.fixture(scope="module")
-def small_stack(redis_server, simulator, _spies, tmp_path_factory):
+def _small_simulator(tmp_path_factory):
+    process, client = start_test_simulator(tmp_path_factory.mktemp("small-sim"))
+    yield client
+    stop_process(process)
+
+
+@pytest.fixture()
+def small_sim(_small_simulator):
+    """The slots stack's simulator with its start-up settings and no tasks, before and after the test."""
+    _small_simulator.reset()
+    yield _small_simulator
+    _small_simulator.reset()
+
+
+@pytest.fixture(scope="module")
+def small_stack(redis_server, _small_simulator, _spies, tmp_path_factory):
     var_dir = Path(tmp_path_factory.mktemp("small-stack"))
     env = dict(os.environ)
-    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
+    env.update(service_env(redis_server, _small_simulator, _spies[0].port, free_port(),
                            STORAGE_URL=f"file://{var_dir / 'images'}", BFL_MAX_ACTIVE="4",
                            BFL_MODEL_LIMITS="flux-kontext-max=2,flux-3-video=1"))
     env["REDIS_URL"] = redis_server.url.replace("/0", "/5")
@@ -112,20 +129,20 @@ def small(small_stack) -> API:
     return API(small_stack.base_url)
 
 
-def test_never_more_than_bfl_max_active_in_flight(small, sim):
-    sim.settings(task_delay=0.4)
+def test_never_more_than_bfl_max_active_in_flight(small, small_sim):
+    small_sim.settings(task_delay=0.4)
     jobs = [small.submit(f"slot test {n}") for n in range(20)]
     assert [j["status"] for j in jobs[:4]] == ["submitted"] * 4
     assert {j["status"] for j in jobs[4:]} == {"queued"}
     assert all(j["bfl_id"] is None for j in jobs[4:])
     for job in jobs:
         assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
-    stats = sim.stats()
+    stats = small_sim.stats()
     assert stats["submitted"] == 20 and stats["rejected_429"] == 0
     assert stats["max_active_seen"] <= 4
 
 
-def test_kontext_max_has_its_own_smaller_pool_within_bfl_max_active(small, sim):
+def test_kontext_max_has_its_own_smaller_pool_within_bfl_max_active(small, small_sim):
     kontext = [small.submit(f"[pending] k {n}", model="flux-kontext-max") for n in range(3)]
     others = [small.submit(f"[pending] o {n}") for n in range(3)]
     # BFL_MAX_ACTIVE=4, of them at most 2 flux-kontext-max: the third kontext-max job waits for its
@@ -140,34 +157,34 @@ def test_kontext_max_has_its_own_smaller_pool_within_bfl_max_active(small, sim):
     assert {j["id"]: j["waiting"]["reason"] for j in listed} == {kontext[2]["id"]: "model_limit",
                                                                  others[2]["id"]: "bfl_slots"}
     for job in kontext[:2] + others[:2]:
-        sim.complete(job["bfl_id"])
+        small_sim.complete(job["bfl_id"])
     for job in (kontext[2], others[2]):
         sent = small.wait_for(job["id"], "submitted", timeout=30)
         assert sent["waiting"] is None
-        sim.complete(sent["bfl_id"])
+        small_sim.complete(sent["bfl_id"])
     for job in kontext + others:
         assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
-    stats = sim.stats()
+    stats = small_sim.stats()
     assert stats["max_active_seen_by_model"]["flux-kontext-max"] <= 2 and stats["max_active_seen"] <= 4
 
 
-def test_bfl_429_keeps_jobs_queued_until_bfl_has_room(small, sim):
-    sim.settings(max_active=2, task_delay=0.4)
+def test_bfl_429_keeps_jobs_queued_until_bfl_has_room(small, small_sim):
+    small_sim.settings(max_active=2, task_delay=0.4)
     jobs = [small.submit(f"rate limited {n}") for n in range(6)]
     assert {j["status"] for j in jobs[2:]} <= {"queued", "submitted"}
     assert any(j["status"] == "queued" for j in jobs)
     for job in jobs:
         assert small.wait_for(job["id"], timeout=60)["status"] == "stored"
-    stats = sim.stats()
+    stats = small_sim.stats()
     assert stats["rejected_429"] >= 1 and stats["submitted"] == 6 and stats["max_active_seen"] <= 2
 
 
-def test_bfl_out_of_capacity_keeps_a_submission_queued_until_bfl_has_room(small, sim):
-    sim.settings(out_of_capacity=True)
+def test_bfl_out_of_capacity_keeps_a_submission_queued_until_bfl_has_room(small, small_sim):
+    small_sim.settings(out_of_capacity=True)
     before = datetime.now(UTC).replace(microsecond=0)
     job = small.submit("out of capacity")
     assert job["status"] == "queued" and job["bfl_id"] is None
-    assert sim.stats()["rejected_503"] == 1  # not sent again at once: BFL said it is full
+    assert small_sim.stats()["rejected_503"] == 1  # not sent again at once: BFL said it is full
     # It says why, and until when: the pool's pause (BFL's Retry-After, or the backoff) ends.
     assert job["waiting"]["reason"] == "bfl_capacity"
     until = datetime.fromisoformat(job["waiting"]["until"])
@@ -175,18 +192,18 @@ def test_bfl_out_of_capacity_keeps_a_submission_queued_until_bfl_has_room(small,
     again = small.job(job["id"])["waiting"]  # read from the pause itself: the same end, to the second
     assert again["reason"] == "bfl_capacity"
     assert abs((datetime.fromisoformat(again["until"]) - until).total_seconds()) <= 1
-    sim.settings(out_of_capacity=False)
+    small_sim.settings(out_of_capacity=False)
     done = small.wait_for(job["id"], timeout=60)
     assert (done["status"], done["waiting"]) == ("stored", None)
 
 
-def test_402_fails_queued_jobs_and_refuses_new_ones(small, sim):
+def test_402_fails_queued_jobs_and_refuses_new_ones(small, small_sim):
     holders = [small.submit(f"[pending] holder {n}") for n in range(4)]
     waiting = [small.submit(f"waiting {n}") for n in range(2)]
     assert {j["status"] for j in waiting} == {"queued"}
-    sim.settings(credits=0)
+    small_sim.settings(credits=0)
     for job in holders:
-        sim.complete(job["bfl_id"])
+        small_sim.complete(job["bfl_id"])
     for job in waiting:
         done = small.wait_for(job["id"], timeout=30)
         assert (done["status"], done["error"]["code"]) == ("failed", "insufficient_credits")
@@ -196,14 +213,14 @@ def test_402_fails_queued_jobs_and_refuses_new_ones(small, sim):
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "insufficient_credits"
 
 
-def test_two_workers_sweeping_at_once_poll_each_job_once(small, sim):
+def test_two_workers_sweeping_at_once_poll_each_job_once(small, small_sim):
     jobs = [small.submit(f"[drop] lost {n}") for n in range(4)]
     for job in jobs:
         done = small.wait_for(job["id"], timeout=30)
         assert (done["status"], done["source"]) == ("stored", "poll")
         # Done at BFL within 0.2 s, first polled after the 2 s grace: one poll finds it Ready.
         assert done["attempts"]["polls"] == 1
-        assert sim.task(job["bfl_id"])["polls"] == 1
+        assert small_sim.task(job["bfl_id"])["polls"] == 1
 
 
 def _children(pid: int) -> set[int]:
