@@ -140,6 +140,9 @@ def _daily_credits_hold(admin: API, second: API) -> None:
     assert_error(_post(app, "one more"), 402, "budget_exceeded")
     assert _post(other, "another app goes on").status_code == 202  # only that key is refused
     assert admin.get("/v1/usage", params={"key_id": created["id"]}).json()["daily_limit"] == limit
+    # What waits for tomorrow's credits is canceled: at UTC midnight it would reach a later test's simulator.
+    for job_id in {j["id"] for j in map(admin.job, ids) if j["status"] == "queued"}:
+        assert app.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "canceled"
 
 
 def test_max_active_holds_back_only_that_keys_jobs(webs, sim):
