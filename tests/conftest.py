@@ -404,7 +404,15 @@ class API:
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 10)
-        return self.http.request(method, self.base_url + path, **kwargs)
+        try:
+            return self.http.request(method, self.base_url + path, **kwargs)
+        except requests.ConnectionError as exc:
+            # gunicorn closes a keep-alive connection once it has been idle for its keepalive (5 s); a request sent
+            # on it just then is cut before any answer (RemoteDisconnected). A GET is sent once more, on a new
+            # connection, as browsers and fluxhook's own client do; never a write, and never after a timeout.
+            if method != "GET" or isinstance(exc, requests.Timeout):
+                raise
+            return self.http.request(method, self.base_url + path, **kwargs)
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.request("GET", path, **kwargs)

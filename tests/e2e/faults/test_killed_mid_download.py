@@ -15,7 +15,7 @@ from .fault_helpers import stored_exactly_once
 
 def test_worker_killed_mid_download_recovers_every_job(faults, sim):
     api = API(faults.base_url)
-    sim.settings(delivery_delay=2.0)
+    sim.settings(delivery_delay=10.0)  # room for a loaded host between a download starting and the kill
     jobs = [api.submit(f"killed mid-download {n}") for n in range(4)]
     wait_until(lambda: any(api.job(j["id"])["attempts"]["downloads"] for j in jobs), timeout=20,
                message="a download to start")

@@ -16,8 +16,12 @@ from .stream_helpers import EventStream, open_stream
 ORDER = ("queued", "submitted", "ready", "stored")
 
 
+# Each job whose first event or task is read is waited for until BFL has it: a job that waits in line (BFL's pool
+# paused by an earlier test's 429, other jobs ahead) answers its POST queued, before its task exists.
+
+
 def test_a_jobs_stream_shows_it_at_once_then_each_change_in_order_and_ends(api, spy):
-    job = api.submit("[pending] streamed")
+    job = api.wait_for(api.submit("[pending] streamed")["id"], "submitted")
     stream = open_stream(api, f"/v1/jobs/{job['id']}/events")
     assert stream.status_code == 200
     assert stream.response.headers["Content-Type"].startswith("text/event-stream")
@@ -95,11 +99,11 @@ def test_an_unknown_job_has_no_stream(api):
 
 
 def test_the_callers_stream_shows_its_running_jobs_then_every_change(api, spy):
-    before = api.submit("[pending] running before")
+    before = api.wait_for(api.submit("[pending] running before")["id"], "submitted")
     stream = open_stream(api, "/v1/events")
     first = stream.jobs_until(lambda e: e.data["id"] == before["id"])
     assert first[-1].data["status"] == "submitted"
-    made = api.submit("[pending] made after")
+    made = api.wait_for(api.submit("[pending] made after")["id"], "submitted")
     assert api.callback(made["id"], ready_payload(made["bfl_id"], serve_png(spy, "after"))).status_code == 200
     later = stream.jobs_until(lambda e: e.data["id"] == made["id"] and e.data["status"] == "stored")
     mine = [e.data["status"] for e in later if e.data["id"] == made["id"]]
@@ -125,7 +129,7 @@ def test_the_python_client_yields_the_job_at_each_change_until_it_ends(stack, ap
     from conftest import API_TOKEN
     from fluxhook import client as fc
 
-    job = api.submit("[pending] followed by the client")
+    job = api.wait_for(api.submit("[pending] followed by the client")["id"], "submitted")
     seen: list = []
     with fc.Client(stack.base_url, API_TOKEN) as fluxhook:
         for update in fluxhook.events(job["id"]):
@@ -141,7 +145,7 @@ def test_the_python_client_yields_the_job_at_each_change_until_it_ends(stack, ap
 def test_the_dashboards_streams_need_its_session(stack, api):
     from helpers import sign_in
 
-    job = api.submit("[pending] on the dashboard")
+    job = api.wait_for(api.submit("[pending] on the dashboard")["id"], "submitted")
     assert requests.get(f"{stack.base_url}/live/jobs/{job['id']}/events", timeout=5).status_code == 401
     browser, _ = sign_in(stack.base_url)
     for path in (f"/live/jobs/{job['id']}/events", "/live/events"):
@@ -153,7 +157,7 @@ def test_the_dashboards_streams_need_its_session(stack, api):
 
 
 def test_a_deleted_jobs_stream_ends_at_once(api):
-    job = api.submit("[pending] deleted while followed")
+    job = api.wait_for(api.submit("[pending] deleted while followed")["id"], "submitted")
     stream = open_stream(api, f"/v1/jobs/{job['id']}/events", read_timeout=10)
     assert stream.next_job().data["status"] == "submitted"
     started = time.monotonic()
