@@ -126,6 +126,10 @@ def test_a_batchs_page_and_its_contact_sheet_read_well(open_tab, batches, width,
     assert abs(image["width"] - boxes[0]["width"]) <= 2 and abs(image["height"] - boxes[0]["height"]) <= 2
     saved = {390: "batch-narrow.png", 1400: "batch.png"}  # docs/ shows the two sizes people see most
     shot(page, shots if width in saved else tmp_path, saved.get(width, f"batch-{width}.png"), full=True)
+    # The widest id there can be (W is the widest letter of its alphabet) stays on one line too: ids are monospace.
+    widest = "bat_" + "W" * 26
+    page.evaluate("(id) => { document.querySelector('.batchpage h1 [data-field=id]').textContent = id; }", widest)
+    assert page.evaluate(BROKEN, [".batchpage h1", [widest]]) == []
     tab.clean()
 
 
