@@ -178,13 +178,14 @@ def test_a_migration_longer_than_its_lock_keeps_it_and_another_process_waits_for
     monkeypatch.setattr(migrations._Migration, "old_slots", lambda self: time.sleep(2.5) or slots(self))
     connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {_queued(store).id: 1.0})
     kwargs = {k: connection.connection_pool.connection_kwargs[k] for k in ("host", "port", "db")}
-    done: list[Migrated] = []
-    first = threading.Thread(target=lambda: done.append(migrate(redis.Redis(**kwargs), _config())))
+    # By caller, not by who ends first: the second may see the migration done before the first has returned.
+    done: dict[str, Migrated] = {}
+    first = threading.Thread(target=lambda: done.update(first=migrate(redis.Redis(**kwargs), _config())))
     first.start()
     wait_until(lambda: connection.exists(KEYS.schema_lock), timeout=10, message="the first process to take the lock")
-    done.append(migrate(connection, _config()))  # waits 2.5 s, past the lock's second, for the first to end
+    done["second"] = migrate(connection, _config())  # waits 2.5 s, past the lock's second, for the first to end
     first.join(timeout=30)
-    assert [d.ran for d in done] == [True, False] and done[0].lines == 1
+    assert (done["first"].ran, done["second"].ran) == (True, False) and done["first"].lines == 1
 
 
 def test_a_task_tracked_once_for_everyone_becomes_its_owners_and_kept_bodies_become_marks(store, connection):
