@@ -359,14 +359,16 @@ def local_app(redis_server, simulator, _spies):
 
 
 @pytest.fixture()
-def make_services(redis_server, simulator, spy):
-    """Builds in-process Services on a Redis database of their own (flushed before and after)."""
+def make_services(redis_server, simulator, spy, tmp_path_factory):
+    """Builds in-process Services on a Redis database of their own (flushed before and after), storing files in a
+    folder of their own: the default, the checkout's var/images, is shared by every pytest process."""
     from fluxhook.core.config import Config
     from fluxhook.services import build_services
 
     made = []
 
     def build(db: int, **overrides):
+        overrides.setdefault("STORAGE_URL", f"file://{tmp_path_factory.mktemp('images')}")
         env = service_env(redis_server, simulator, spy.port, free_port(), **overrides)
         env["REDIS_URL"] = redis_server.url.replace("/0", f"/{db}")
         svc = build_services(Config.from_env(env))
