@@ -149,6 +149,16 @@ class Config:
     # Reads an app key may make a minute of the job lists (GET /v1/jobs, a search, GET /v1/events), over every web
     # process; a larger page counts more (``lifecycle.steps.key_limits.read_cost``). Admin tokens are not limited.
     reads_per_minute: int = 600
+    # Answers written while their reader reads (a batch's ZIP or JSONL, a file, a video) one caller may hold at once
+    # over every web process, and the slowest (bytes a second, over any ANSWER_RATE_WINDOW) such an answer may be read
+    # at before it is cut off (receiver/answers.py).
+    max_answers_per_caller: int = 4
+    min_answer_rate: int = 8192
+    # Jobs and batch items one app key may hold queued (not yet sent to BFL), unless the key sets its own
+    # ``max_queued``; past it a submission or batch is refused 429 queue_full and nothing is created.
+    max_queued_per_key: int = 20_000
+    # The largest batch body (JSON or NDJSON) a web process takes; past it 413.
+    max_batch_bytes: int = 67_108_864
     # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
     metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
@@ -261,6 +271,14 @@ class Config:
                                                   minimum=1, maximum=10_000),
             reads_per_minute=reader.integer("READS_PER_MINUTE", field_default("reads_per_minute"),
                                             minimum=1, maximum=1_000_000),
+            max_answers_per_caller=reader.integer("MAX_ANSWERS_PER_CALLER", field_default("max_answers_per_caller"),
+                                                  minimum=1, maximum=10_000),
+            min_answer_rate=reader.integer("MIN_ANSWER_RATE", field_default("min_answer_rate"), minimum=1,
+                                           maximum=2**30),
+            max_queued_per_key=reader.integer("MAX_QUEUED_PER_KEY", field_default("max_queued_per_key"),
+                                              minimum=1, maximum=10_000_000),
+            max_batch_bytes=reader.integer("MAX_BATCH_BYTES", field_default("max_batch_bytes"), minimum=65_536,
+                                           maximum=256 * 2**20),
             metrics_token=reader.token("METRICS_TOKEN"),
             bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,
