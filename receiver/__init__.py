@@ -85,7 +85,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     traces.init_app(app)  # after requestlog: a callback's span is current when its line is written
     replicated.init_app(app)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
-    bulkheads.init_app(app, services.config.web_threads)
+    bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)
     waiting.init_app(app, waiting.Waiters(services.store.job_changes))
     events.init_app(app)
     app.register_blueprint(jobs.bp)

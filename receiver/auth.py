@@ -112,6 +112,9 @@ def authenticate() -> Caller | None:
             found = ADMIN
         else:
             found = current_app.extensions["fluxhook.keys"].caller(token)
+            if found is not None and found.key is not None:
+                # Its next requests wait for a work permit in its key's own lane (receiver/lanes.py).
+                current_app.extensions["fluxhook.lanes"].remember(token, found.key.id, found.key.weight)
     g.caller = found
     return found
 

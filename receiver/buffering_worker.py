@@ -196,7 +196,13 @@ class BufferingWorker(ThreadWorker):
             req.must_close = True  # the answer says so: the connection ends after it
         if isinstance(conn, BufferedConn) and req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):
             return self._handle_stream(req, conn)
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:
+            # A paced answer's piece was not taken within its deadline (receiver/answers.py): the reader is below
+            # MIN_ANSWER_RATE. Its connection is closed, as gunicorn closes one whose client left.
+            self.log.info("answer cut: its reader took less than MIN_ANSWER_RATE")
+            raise StopIteration() from None
 
     def _handle_stream(self, req, conn: BufferedConn) -> bool:
         """gunicorn's ``handle_request`` for a stream: the app's answer begins it, and once the app handed it over

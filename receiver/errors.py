@@ -10,7 +10,9 @@ import redis
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from fluxhook.core.errors import FluxhookError, RangeNotSatisfiable
+from fluxhook.core.errors import FluxhookError, RangeNotSatisfiable, RateLimited
+
+from .bulkheads import remember_refusal
 
 log = logging.getLogger("fluxhook.web")
 
@@ -65,6 +67,8 @@ def init_app(app: Flask) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if exc.status in (429, 503) and retry_after:
             response.headers["Retry-After"] = retry_after_header(retry_after)
+            if exc.code == RateLimited.code and request.method == "GET":
+                remember_refusal(retry_after)  # a read over its key's rate: its next ones refused before a permit
         return response
 
     @app.errorhandler(HTTPException)

@@ -11,7 +11,7 @@ from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 
 from fluxhook.core.config import DEFAULT_PORT, field_default
-from receiver.bulkheads import BATCH_MAKING_ROOM, BFL_CALL_ROOM, WAITING_ROOM
+from receiver.bulkheads import ANSWER_ROOM, BATCH_MAKING_ROOM, BFL_CALL_ROOM, WAITING_ROOM
 from receiver.request_assembly import refusal
 
 
@@ -34,7 +34,8 @@ workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
 # for requests waiting on their job (Prefer: wait), on BFL or for a turn to make a batch, which hold a thread but
 # no CPU.
-threads = _whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROOM + BFL_CALL_ROOM + BATCH_MAKING_ROOM
+threads = (_whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROOM + BFL_CALL_ROOM + BATCH_MAKING_ROOM
+           + ANSWER_ROOM)
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.

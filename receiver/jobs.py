@@ -27,6 +27,7 @@ from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from fluxhook.services import Services
 
+from . import answers
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
@@ -231,7 +232,7 @@ def image(job_id: str):
     response = send_file(file, mimetype=content_type, etag=etag, conditional=True, max_age=3600)
     if response.status_code == 200:
         response.content_length = job.image["size"]  # send_file cannot know it from an open file
-    return _image_headers(response)
+    return answers.paced(_image_headers(response), answers.scope_of(job.key_id))
 
 
 def _image_headers(response: Response) -> Response:

@@ -20,6 +20,7 @@ from fluxhook.lifecycle import draft_caches
 from fluxhook.media import storage
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
+from . import answers
 from .auth import authenticate
 from .context import services
 
@@ -108,7 +109,7 @@ def stored_file(job_id: str, name: str):
     if wanted:
         response.headers["Content-Range"] = wanted.content_range(size)
     response.set_etag(etag)
-    return _headers(response)
+    return answers.paced(_headers(response), answers.scope_of(job.key_id))
 
 
 def storage_redirect(key: str, content_type: str, max_seconds: int) -> BaseResponse | None:

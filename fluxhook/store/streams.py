@@ -1,5 +1,5 @@
-"""The streams each caller holds open (SPEC §3: at most ``MAX_STREAMS_PER_CALLER``), counted in Redis over every web
-process.
+"""The streams each caller holds open (SPEC §3: at most ``MAX_STREAMS_PER_CALLER``), and the answers each one is being
+written (SPEC §7: at most ``MAX_ANSWERS_PER_CALLER``), counted in Redis over every web process.
 
 Each open stream is a lease (``Keys.streams_of``: stream id -> when it ends): taken by ``open``, renewed by its web
 process every ``RENEW_SECONDS`` while the stream lives, given back by ``close``. A process killed outright leaks
@@ -23,16 +23,18 @@ RENEW_SECONDS = 20
 class StreamLeases:
     """Open streams per caller, on one Redis connection."""
 
-    def __init__(self, connection: Redis, keys: Keys = KEYS, clock: Callable[[], float] = time.time):
+    def __init__(self, connection: Redis, keys: Keys = KEYS, clock: Callable[[], float] = time.time,
+                 kind: str = "streams"):
         self.connection = connection
         self.keys = keys
         self.clock = clock
+        self._key = keys.answers_of if kind == "answers" else keys.streams_of
         self._open = LuaScript(connection, "lease_take")
 
     def open(self, caller: str, stream_id: str, limit: int) -> bool:
         """Lease one more stream to ``caller``; False (nothing taken) if it holds ``limit`` already."""
         now = int(self.clock() * 1000)
-        return bool(self._open([self.keys.streams_of(caller)], [now, LEASE_SECONDS * 1000, limit, stream_id]))
+        return bool(self._open([self._key(caller)], [now, LEASE_SECONDS * 1000, limit, stream_id]))
 
     def renew(self, held: Iterable[tuple[str, str]]) -> None:
         """Extend the leases of these (caller, stream id)s, in one round trip; a lease already gone stays gone."""
@@ -42,18 +44,18 @@ class StreamLeases:
         ends = int((self.clock() + LEASE_SECONDS) * 1000)
         pipe = self.connection.pipeline(transaction=False)
         for caller in {caller for caller, _ in held}:
-            pipe.pexpire(self.keys.streams_of(caller), LEASE_SECONDS * 1000)
+            pipe.pexpire(self._key(caller), LEASE_SECONDS * 1000)
         for caller, stream_id in held:
-            pipe.zadd(self.keys.streams_of(caller), {stream_id: ends}, xx=True)
+            pipe.zadd(self._key(caller), {stream_id: ends}, xx=True)
         pipe.execute()
 
     def close(self, caller: str, stream_id: str) -> None:
         """Give the stream's lease back."""
-        self.connection.zrem(self.keys.streams_of(caller), stream_id)
+        self.connection.zrem(self._key(caller), stream_id)
 
     def held(self, caller: str) -> int:
         """How many streams ``caller`` holds now."""
-        key = self.keys.streams_of(caller)
+        key = self._key(caller)
         pipe = self.connection.pipeline(transaction=False)
         pipe.zremrangebyscore(key, "-inf", int(self.clock() * 1000))
         pipe.zcard(key)
