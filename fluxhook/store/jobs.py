@@ -21,7 +21,7 @@ from redis import Redis
 
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
-from fluxhook.core.errors import InvalidRequest
+from fluxhook.core.errors import InvalidRequest, SearchTooLong
 from fluxhook.core.job import (
     COUNTERS,
     ENDED_DROPS,
@@ -673,10 +673,16 @@ class JobStore:
 
     def _matching(self, scope: str, needle: str, bottom: str) -> builtins.list[str]:
         """The ids of ``scope`` from ``bottom`` up whose prompt holds ``needle`` (folded), newest first, read and
-        checked ``RECORDS_BATCH`` at a time."""
+        checked ``RECORDS_BATCH`` at a time; SearchTooLong past ``SEARCH_SECONDS`` (SPEC §7: a search has a time
+        bound, so one caller's searches never hold a work permit for long)."""
         found: builtins.list[str] = []
         start = "+"
+        ends = time.monotonic() + SEARCH_SECONDS
         while True:
+            if time.monotonic() > ends:
+                raise SearchTooLong(f"the search for {needle[:40]!r} read prompts for over {SEARCH_SECONDS:g} s; "
+                                    "narrow it (model, status, created_after) or search a longer text",
+                                    retry_after=SEARCH_SECONDS)
             ids = [text(i) for i in self.connection.zrevrangebylex(scope, start, bottom, start=0, num=RECORDS_BATCH)]
             if ids:
                 folded = self._folded_prompts(ids)
@@ -783,6 +789,8 @@ BOTH_FILTERS_BATCH = 200
 # matches, its whole window one page). This many a script call (``lua/job_prompts.lua``, about 1 ms of Redis each).
 RECORDS_READ = TEXT_WINDOW
 RECORDS_BATCH = 500
+# The longest a prompt search reads before it gives up (a warm search answers in milliseconds: search_matches).
+SEARCH_SECONDS = 1.0
 
 
 def _json(value: Any) -> str:
