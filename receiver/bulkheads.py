@@ -33,6 +33,11 @@ BFL_CALL_ROOM = 8
 BATCH_MAKING_ROOM = 4
 # Answers of one process being written to their readers at once (``answers``), each holding a thread but no permit.
 ANSWER_ROOM = 64
+# A refusal repeated from memory is answered after this long (at most its Retry-After), by at most TARPIT_ROOM threads
+# at once: a client that ignores 429 on a kept-alive connection sends one request a second, not hundreds, and costs
+# the process no CPU meanwhile. Past the room, refusals are answered at once.
+TARPIT_SECONDS = 1.0
+TARPIT_ROOM = 32
 
 
 class Permit:
@@ -74,6 +79,7 @@ class PermitMiddleware:
         self.permits = permits
         self.lanes = lanes
         self.refusals = refusals
+        self.tarpit = threading.BoundedSemaphore(TARPIT_ROOM)
 
     def __call__(self, environ, start_response):
         lane, weight = self.lanes.of(environ)
@@ -81,6 +87,7 @@ class PermitMiddleware:
         if environ.get("REQUEST_METHOD") == "GET":
             refused = self.refusals.answer(lane, path)
             if refused is not None:
+                self._slowly()
                 status, headers, body = refused
                 start_response(status, headers)
                 return [body]
@@ -107,6 +114,13 @@ class PermitMiddleware:
             permit.release()
             return [body]
         return ClosingIterator(answer, [permit.release])
+
+    def _slowly(self) -> None:
+        if self.tarpit.acquire(blocking=False):
+            try:
+                time.sleep(TARPIT_SECONDS)
+            finally:
+                self.tarpit.release()
 
 
 PERMIT = "fluxhook.work_permit"

@@ -11,7 +11,7 @@ from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 
 from fluxhook.core.config import DEFAULT_PORT, field_default
-from receiver.bulkheads import ANSWER_ROOM, BATCH_MAKING_ROOM, BFL_CALL_ROOM, WAITING_ROOM
+from receiver.bulkheads import ANSWER_ROOM, BATCH_MAKING_ROOM, BFL_CALL_ROOM, TARPIT_ROOM, WAITING_ROOM
 from receiver.request_assembly import refusal
 
 
@@ -35,7 +35,7 @@ workers = _whole("WEB_CONCURRENCY", "2")
 # for requests waiting on their job (Prefer: wait), on BFL or for a turn to make a batch, which hold a thread but
 # no CPU.
 threads = (_whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROOM + BFL_CALL_ROOM + BATCH_MAKING_ROOM
-           + ANSWER_ROOM)
+           + ANSWER_ROOM + TARPIT_ROOM)
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.
