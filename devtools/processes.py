@@ -155,9 +155,12 @@ class RedisServer:
 
 
 def start_process(args: list[str], env: dict[str, str], *, ready_line: str | None = None,
-                  log_path: str | None = None, timeout: float = 30.0, cwd: Path = ROOT) -> subprocess.Popen:
-    """Start ``args`` from the project root (or ``cwd``); with ``ready_line``, wait until its stdout prints it."""
-    if log_path:
+                  log_path: str | None = None, timeout: float = 30.0, cwd: Path = ROOT,
+                  fresh_log: bool = True) -> subprocess.Popen:
+    """Start ``args`` from the project root (or ``cwd``); with ``ready_line``, wait until its stdout prints it.
+    ``fresh_log=False`` appends to ``log_path``: a process started again keeps the lines that tell why the last one
+    ended."""
+    if log_path and fresh_log:
         open(log_path, "wb").close()  # a fresh log per run; then appends from every writer
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE if ready_line else out,
