@@ -72,8 +72,9 @@ def paced(response: Response, scope: str) -> Response:
     pieces = _Paced(response.response, request.environ.get(SOCKET), svc.config.min_answer_rate, room,
                     svc.store.answers, (scope, lease) if lease else None)
     response.response = pieces
-    response.direct_passthrough = True  # bytes already: werkzeug must not look into the iterable
-    response.call_on_close(pieces.end)
+    # Bytes already: werkzeug hands the iterable to the server as it is, and the server's close of it (after the last
+    # byte, a cut or a client gone) is the one close: it ends the answer.
+    response.direct_passthrough = True
     return response
 
 
@@ -122,14 +123,14 @@ class _Paced:
             self.leases.renew([self.lease])
 
     def close(self) -> None:
-        if hasattr(self.inner, "close"):
-            self.inner.close()
-
-    def end(self) -> None:
-        """Give back the answer's place and lease (once, whichever way it ended)."""
+        """Close what made the bytes, and give back the answer's place and lease (once, whichever way it ended)."""
         if self.ended:
             return
         self.ended = True
-        self.room.give_back()
-        if self.lease is not None:
-            self.leases.close(*self.lease)
+        try:
+            if hasattr(self.inner, "close"):
+                self.inner.close()
+        finally:
+            self.room.give_back()
+            if self.lease is not None:
+                self.leases.close(*self.lease)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import struct
 import time
 from functools import partial
 from typing import Any
@@ -87,6 +88,7 @@ class BufferedConn(TConn):
         self.registered = False
         self.dropped = False
         self.handed_over = False  # a stream's: the hub of streams owns the socket now
+        self.cut = False  # its answer's reader fell below MIN_ANSWER_RATE: reset, not closed
         # Every request is parsed from the bytes received (a parser of its own, made on dispatch):
         # gunicorn's per-connection set-up, which reads from the socket, is not wanted.
         self.initialized = True
@@ -200,8 +202,11 @@ class BufferingWorker(ThreadWorker):
             return super().handle_request(req, conn)
         except TimeoutError:
             # A paced answer's piece was not taken within its deadline (receiver/answers.py): the reader is below
-            # MIN_ANSWER_RATE. Its connection is closed, as gunicorn closes one whose client left.
+            # MIN_ANSWER_RATE. Its connection is reset, not closed: a close would leave the megabytes already in the
+            # socket's buffers to trickle out to it for hours, held by the kernel.
             self.log.info("answer cut: its reader took less than MIN_ANSWER_RATE")
+            if isinstance(conn, BufferedConn):
+                conn.cut = True
             raise StopIteration() from None
 
     def _handle_stream(self, req, conn: BufferedConn) -> bool:
@@ -304,6 +309,8 @@ class BufferingWorker(ThreadWorker):
             result = False
         if conn.handed_over:
             self._hand_over(conn)
+        elif conn.cut:
+            self._reset(conn)
         elif result is _WAIT:
             self._wait_for_bytes(conn)
         elif result is _GONE:
@@ -374,6 +381,14 @@ class BufferingWorker(ThreadWorker):
         conn.linger_read += len(data)
         if not data or conn.linger_read > LINGER_BYTES:
             self._drop(conn)
+
+    def _reset(self, conn: BufferedConn) -> None:
+        """Close with a reset (SO_LINGER 0): what the socket's buffers still hold for the client is dropped."""
+        try:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self._drop(conn)
 
     def _drop(self, conn: BufferedConn) -> None:
         """Close at once and forget the connection."""
