@@ -177,6 +177,12 @@ class Bfl:
     def complete(self, task_id: str) -> None:
         self.http.post(f"{self.base}/_sim/tasks/{task_id}/complete", json={"outcome": "ready"}, timeout=10)
 
+    def task_state(self, task_id: str) -> dict:
+        """One task as BFL holds it: when it completed, and each callback attempt (when it was answered, its status
+        or error); empty for a task BFL does not know."""
+        answer = self.http.get(f"{self.base}/_sim/tasks/{task_id}", timeout=30)
+        return answer.json() if answer.status_code == 200 else {}
+
     def tasks(self, marker: str) -> list[dict]:
         """Every task BFL was sent whose prompt holds ``marker``, with when it started and ended (None: it runs)."""
         listed = self.http.get(f"{self.base}/_sim/tasks", timeout=30).json()["tasks"]
