@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import Blueprint, Response, g, request, stream_with_context
@@ -22,7 +22,8 @@ from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.steps import key_limits
 
 from .auth import require_bearer
-from .bulkheads import batch_making, bfl_calls
+from .batch_room import batch_room, key_busy
+from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent
@@ -46,9 +47,13 @@ def authenticate():
 
 def _read_body(view):
     """Read the body (JSON, or NDJSON with the rest as query parameters) as one JSON object before anything else
-    reads it, so an ``Idempotency-Key`` is checked against the batch as a whole."""
+    reads it, so an ``Idempotency-Key`` is checked against the batch as a whole. A key whose batches fill its places
+    in this process's room is answered 503 before its body is parsed: a flood's batch that would be refused costs no
+    parse."""
     @wraps(view)
     def wrapper(*args, **kwargs):
+        if not batch_room().has_place(require_bearer().key_id or ""):
+            raise key_busy()
         if request.mimetype == NDJSON:
             g.json_object = _from_ndjson()
         return view(*args, **kwargs)
@@ -105,7 +110,7 @@ def create():
     batch = batching.create_batch(svc, caller, BatchRequest(
         model, [_item(index, item) for index, item in enumerate(items)], metadata=_metadata(data.get("metadata")),
         notify_url=notify_url, job_events=parse_batch_events(data.get("notify_events")),
-        cancel_after=requested_cancel_after()), waiting_room=batch_making().enter)
+        cancel_after=requested_cancel_after()), waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
 

@@ -13,7 +13,6 @@ import contextvars
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,6 +48,7 @@ from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.media.archives import zip_stream
 from fluxhook.services import Services
+from fluxhook.store.batch_turns import Rules, Ticket
 from fluxhook.store.jobs import Creation
 from fluxhook.store.slots import KnownCap
 
@@ -70,14 +70,18 @@ CANCEL_IN_REQUEST = 2.0
 ENDS_PER_SWEEP = 500
 CANCELING_PER_SWEEP = 4
 CANCEL_CLAIM = 60.0
-# Batches made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
-# and two at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38). Another waits
-# for a turn up to MAKING_WAIT s, looking every MAKING_LOOK_GAP s. A turn goes on while its request lives (a thread of
-# its own says so every MAKING_LEASE / 3 s); one not heard of for MAKING_LEASE s (its process died) lapses, and its
-# batch is cut short.
-MAKING_AT_ONCE = 1
+# Items made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
+# and two such batches at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38); so
+# one batch of the largest size, and small ones beside it, of other keys (a key makes one batch at a time, its own in
+# the order they came). The requests waiting for a turn take them in turns between keys, weights included, a turn
+# costing its batch's items (``store/batch_turns.py``): one key's flood of batches delays another key's small batch by
+# nothing, a large one by the flood's batch being made. A waiter blocks on its wake-up for up to MAKING_WAIT s all
+# told, looking at the line itself every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its
+# lease renewed). A turn goes on while its request lives (a thread of its own says so every MAKING_LEASE / 3 s); one
+# not heard of for MAKING_LEASE s (its process died) lapses, and its batch is cut short.
+MAKING_ITEMS_AT_ONCE = MAX_ITEMS + 2_000
 MAKING_WAIT = 30.0
-MAKING_LOOK_GAP = 0.1
+MAKING_LOOK_EVERY = 2.0
 MAKING_LEASE = 15.0
 # The threads that check and make a batch's items (and end a canceled one's in its request) run at a lower CPU
 # priority (a Linux thread's own nice value), so that on a host of few cores other keys' requests, Redis and the workers
@@ -114,14 +118,14 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     and the key's limits refuse the whole as they refuse a job (``UnknownModel``, ``ModelNotAllowed``,
     ``RateLimited``, ``BudgetExceeded``).
 
-    Its items are checked and made in a turn of ``MAKING_AT_ONCE``; waiting for one, the request is in
-    ``waiting_room`` (the web process's: a place in it, or False when it is full). ``BatchesBusy`` (503) when it found
-    no place or no turn in time; ``BatchInterrupted`` (503) when its making stalled past ``MAKING_LEASE`` and the sweep
-    cut the batch short meanwhile."""
+    Its items are checked and made in a turn (``MAKING_ITEMS_AT_ONCE``), taken in turns between keys; waiting for one,
+    the request is in ``waiting_room`` (the web process's: a place in it, or False when it has none for this key).
+    ``BatchesBusy`` (503) when it found no place or no turn in time; ``BatchInterrupted`` (503) when its making
+    stalled past ``MAKING_LEASE`` and the sweep cut the batch short meanwhile."""
     if not 1 <= len(request.items) <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
     model = usable_model(svc, caller, request.model)
-    with _making_turn(svc, waiting_room) as making:
+    with _making_turn(svc, caller, len(request.items), waiting_room) as making:
         return _aside(_check_and_create, svc, caller, request, model, making)
 
 
@@ -156,8 +160,8 @@ def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, mode
 
 @dataclass
 class _Making:
-    """A request's turn to make a batch (its ``token``), and the batch once it is recorded; ``cut`` is set once the
-    sweep cut that batch short (its making seemed to have stopped)."""
+    """A request's turn to make a batch (``token``: its ticket's member, ``store/batch_turns.py``), and the batch once
+    it is recorded; ``cut`` is set once the sweep cut that batch short (its making seemed to have stopped)."""
 
     token: str
     batch_id: str | None = None
@@ -165,23 +169,49 @@ class _Making:
 
 
 @contextmanager
-def _making_turn(svc: Services, waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[_Making]:
-    """One of the turns to make a batch, waited for in the room, held while the body runs (its items checked, then
-    made) and said to go on meanwhile (``_making_goes_on``)."""
-    making = _Making(secrets.token_hex(8))
+def _making_turn(svc: Services, caller: Caller, items: int,
+                 waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[_Making]:
+    """One of the turns to make a batch of ``items``, waited for in the room, held while the body runs (its items
+    checked, then made) and said to go on meanwhile (``_making_goes_on``); given back after, to the next waiter."""
+    turns, rules = svc.store.batches.turns, _rules()
     with waiting_room() as inside:
-        give_up = time.monotonic() + MAKING_WAIT
-        while not (inside and svc.store.batches.start_making(making.token, time.time(), at_once=MAKING_AT_ONCE,
-                                                             lease=MAKING_LEASE)):
-            if not inside or time.monotonic() >= give_up:
-                raise BatchesBusy("other batches are being made and this one found no turn; send it again in a few "
-                                  "seconds, with the same Idempotency-Key (nothing was created)", retry_after=5)
-            time.sleep(MAKING_LOOK_GAP)
+        if not inside:
+            raise _busy()
+        ticket = turns.join(caller.key_id, items, time.time(), rules)
+        try:
+            _wait_for_turn(svc, ticket)
+        except BaseException:
+            if turns.leave(ticket, time.time(), rules):  # its turn came as it gave up: given on
+                turns.end(ticket, time.time(), rules)
+            raise
+    making = _Making(ticket.member)
     try:
         with _making_goes_on(svc, making):
             yield making
     finally:
-        svc.store.batches.stop_making(making.token)
+        turns.end(ticket, time.time(), rules)
+
+
+def _wait_for_turn(svc: Services, ticket: Ticket) -> None:
+    """Block until ``ticket``'s turn comes: on its wake-up, pushed by whoever gives it the turn, looking at the line
+    every ``MAKING_LOOK_EVERY`` s meanwhile. ``BatchesBusy`` after ``MAKING_WAIT`` s without it."""
+    turns, give_up = svc.store.batches.turns, time.monotonic() + MAKING_WAIT
+    while not ticket.holds:
+        left = give_up - time.monotonic()
+        if left <= 0:
+            raise _busy()
+        if turns.wait(ticket, min(MAKING_LOOK_EVERY, left)):
+            return
+        ticket = turns.look(ticket, time.time(), _rules())
+
+
+def _rules() -> Rules:
+    return Rules(items_at_once=MAKING_ITEMS_AT_ONCE, lease=MAKING_LEASE)
+
+
+def _busy() -> BatchesBusy:
+    return BatchesBusy("other batches are being made and this one found no turn; send it again in a few seconds, "
+                       "with the same Idempotency-Key (nothing was created)", retry_after=5)
 
 
 def _create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:

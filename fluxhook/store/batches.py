@@ -17,6 +17,7 @@ from redis.typing import EncodableT, FieldT
 
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch, is_batch_id
+from fluxhook.store.batch_turns import BatchTurns
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import owner_of
 from fluxhook.store.records import decode_hash
@@ -37,17 +38,9 @@ class Batches:
         self.ttl = ttl
         self.keys = keys
         self._claim = LuaScript(connection, "claim_due")
-        self._lease = LuaScript(connection, "lease_take")
+        # The turns to make a batch, and the line of the requests waiting for one.
+        self.turns = BatchTurns(connection, keys)
         self._cut = LuaScript(connection, "batch_cut")
-
-    def start_making(self, token: str, now: float, *, at_once: int, lease: float) -> bool:
-        """Take one of the ``at_once`` turns to make a batch, for the request ``token``; False while every one is
-        taken. A turn ends by ``stop_making``, or by itself ``lease`` s on unless it goes on (``making_went_on``)."""
-        return bool(self._lease([self.keys.batches_making], [int(now * 1000), int(lease * 1000), at_once, token]))
-
-    def stop_making(self, token: str) -> None:
-        """Give the turn back."""
-        self.connection.zrem(self.keys.batches_making, token)
 
     def create(self, batch: Batch, *, making_until: float) -> None:
         """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it); its making
@@ -71,10 +64,11 @@ class Batches:
         pipe.execute()
 
     def making_went_on(self, token: str, batch_id: str | None, now: float, lease: float) -> bool:
-        """The request ``token`` goes on making batch ``batch_id`` (None: its items are checked, no batch recorded
-        yet): its turn (``start_making``) and the batch's making count as stopped ``lease`` s from ``now``. False if the
-        batch was cut meanwhile (``cut_short``). A turn that lapsed (the whole process stalled past ``lease``) and went
-        to another request is not taken back: the two make their batches side by side, nothing lost."""
+        """The request ``token`` (its turn's member, ``turns``) goes on making batch ``batch_id`` (None: its items are
+        checked, no batch recorded yet): its turn and the batch's making count as stopped ``lease`` s from ``now``.
+        False if the batch was cut meanwhile (``cut_short``). A turn that lapsed (the whole process stalled past
+        ``lease``) and went to another request is not taken back: the two make their batches side by side, nothing
+        lost."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.zadd(self.keys.batches_making, {token: int((now + lease) * 1000)}, xx=True)
         pipe.pexpire(self.keys.batches_making, int(lease * 1000))  # no other turn ends later than this one now does

@@ -448,9 +448,31 @@ class Keys:
 
     @property
     def batches_making(self) -> str:
-        """The turns to make a batch taken now (its items checked, then made), each a lease (``lua/lease_take.lua``):
-        request's token -> its end."""
+        """The turns to make a batch taken now (its items checked, then made), each a lease (``lua/batch_turns.lua``):
+        its waiter's member (``batch_turn_line``) -> its end (ms)."""
         return f"{self.prefix}batches:making"
+
+    @property
+    def batch_turn_line(self) -> str:
+        """The requests waiting for a turn to make a batch, members ``<owner>:<seq>.<items>`` all scored 0: one
+        lexical range per owner, in the order they came (``lua/batch_turns.lua``)."""
+        return f"{self.prefix}batchturn:line"
+
+    @property
+    def batch_turn_waiting(self) -> str:
+        """The leases of the waiters of ``batch_turn_line``: member -> when it ends (ms), unless its request looks
+        again."""
+        return f"{self.prefix}batchturn:waiting"
+
+    @property
+    def batch_turn_passes(self) -> str:
+        """The batch turns' passes by owner, their fair clock (``~clock``) and the waiters' counter (``~seq``)."""
+        return f"{self.prefix}batchturn:pass"
+
+    def batch_turn_wake(self, member: str) -> str:
+        """A waiter's wake-up list: pushed once its turn to make a batch is given, its request blocked on it."""
+        return f"{self.prefix}batchturn:wake:{member}"
+
 
     @property
     def all_batches(self) -> str:

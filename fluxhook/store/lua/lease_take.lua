@@ -1,6 +1,6 @@
 -- One more lease in a counted set, if it holds fewer than its limit: each lease ends by itself unless its holder
 -- renews it, so what a process that died held stops counting once its leases end. Used for a caller's open streams
--- (store/streams.py) and for the batches being made at once (store/batches.py).
+-- (store/streams.py); the turns to make a batch are lua/batch_turns.lua's.
 --
 -- KEYS[1] the leases (a sorted set: holder's id -> when its lease ends, ms).
 -- ARGV[1] now (ms), ARGV[2] the lease (ms), ARGV[3] the limit, ARGV[4] the new holder's id.

@@ -7,6 +7,7 @@ import time
 
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch, new_batch_id
+from fluxhook.store.batch_turns import Rules
 from fluxhook.store.batches import Batches
 from fluxhook.store.keys import KEYS
 
@@ -122,16 +123,17 @@ def test_a_batch_whose_making_stopped_is_claimed_by_one_sweep_and_cut_to_the_ite
 
 def test_a_making_that_goes_on_keeps_its_turn_past_the_first_lease_and_one_that_stopped_loses_it(connection):
     batches = Batches(connection, ttl=3600)
-    now, batch = time.time(), _batch("key_x")
-    assert batches.start_making("x's request", now - 20, at_once=1, lease=15)  # its turn ends at now - 5
-    assert batches.making_went_on("x's request", None, now - 10, 15)  # its items checked: no batch yet
-    assert not batches.start_making("v's request", now - 4, at_once=1, lease=15)
+    now, batch, at = time.time(), _batch("key_x"), Rules(items_at_once=1, lease=15)
+    x = batches.turns.join("key_x", 3, now - 20, at)  # its turn ends at now - 5
+    assert x.holds and batches.making_went_on(x.member, None, now - 10, 15)  # its items checked: no batch yet
+    v = batches.turns.join("key_v", 2, now - 4, at)
+    assert not v.holds
     batches.create(batch, making_until=now + 5)
 
-    assert batches.making_went_on("x's request", batch.id, now, 15)
-    assert not batches.start_making("v's request", now + 6, at_once=1, lease=15)  # X's goes on: V waits
+    assert batches.making_went_on(x.member, batch.id, now, 15)
+    assert not batches.turns.look(v, now + 6, at).holds  # X's goes on: V waits
     assert batches.claim_unmade(now + 6, 10, now + 60) == []
-    assert batches.start_making("v's request", now + 16, at_once=1, lease=15)  # X's made nothing for 15 s
+    assert batches.turns.look(v, now + 16, at).holds  # X's made nothing for 15 s
     assert batches.claim_unmade(now + 16, 10, now + 60) == [batch.id]
 
 
