@@ -509,7 +509,7 @@ class Client:
     # --- app keys (admin tokens only) ---
 
     def create_key(self, name: str, **limits: Any) -> dict:
-        """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active,
+        """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active, max_queued,
         requests_per_minute, weight, expires_at, accounts, region); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
@@ -518,7 +518,8 @@ class Client:
         return self._json("GET", "/v1/keys")["keys"]
 
     def update_key(self, key_id: str, **changes: Any) -> dict:
-        """Change a key's name and limits (``None`` removes a limit); the key as changed."""
+        """Change a key's name and limits (``None`` removes a limit; ``max_queued=None`` returns it to the service's
+        ``MAX_QUEUED_PER_KEY``); the key as changed."""
         return self._json("PATCH", f"/v1/keys/{_part(key_id)}", json=changes)
 
     def rotate_notify_secret(self, key_id: str) -> dict:
@@ -786,8 +787,9 @@ class Batches:
         last seen) after ``timeout`` seconds (``None``: as long as it takes).
 
         While it waits, fluxhook being unreachable for a while is not an error: the batch goes on. ``on_update(batch,
-        error)`` is called after every event that does not end the wait and every keepalive (at least every 15 s),
-        with the batch as last seen (``None`` before the first) and the error when fluxhook could not be reached.
+        error)`` is called after every event and every keepalive (at least every 15 s), with the batch as last seen
+        (``None`` before the first) and the error when fluxhook could not be reached; its last call is with the ended
+        batch, so a progress bar drawn from it ends full.
         """
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be more than 0 seconds (or None)")
@@ -796,10 +798,10 @@ class Batches:
         error: APIError | None = None
         for seen, error in self._follow(batch_id, deadline):
             batch = seen or batch
-            if batch is not None and batch.ended:
-                return batch
             if on_update:
                 on_update(batch, error)
+            if batch is not None and batch.ended:
+                return batch
         if batch is None:
             raise error or WaitTimeout(f"no answer about batch {batch_id} within {timeout:g} s",
                                        batch=Batch(id=batch_id))

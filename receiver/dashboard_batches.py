@@ -51,8 +51,14 @@ _ADMIN_WORDS = "an admin token"
 def batch_row(batch: Batch, key_name: str | None) -> dict:
     """One batch as a line of the list (and the head of its page): display strings, the same in the page and its JSON.
     ``key_name``: the name of the key that made it (None: an admin token's)."""
-    # Down, so a running batch never reads 100 %.
-    percent = math.floor(batch.progress * 100)
+    # Down, so a running batch never reads 100 %. A canceled one's bar is what it stored, not its ended items (every
+    # one of which ended, most of them aborted): a full bar would read as a batch that made everything.
+    if batch.status == BatchStatus.CANCELED:
+        percent = math.floor(batch.counts.get(st.STORED, 0) * 100 / batch.total) if batch.total else 0
+        progress = f"canceled · {percent} % stored"
+    else:
+        percent = math.floor(batch.progress * 100)
+        progress = f"{percent} %"
     return {
         "id": batch.id,
         "href": f"/batches/{batch.id}",
@@ -62,7 +68,7 @@ def batch_row(batch: Batch, key_name: str | None) -> dict:
         "key": key_name or batch.key_id or _ADMIN_WORDS,
         "key_href": f"/batches?key_id={batch.key_id}" if batch.key_id else "",
         "percent": percent,
-        "progress": f"{percent} %",
+        "progress": progress,
         "done": f"{batch.ended_items:,} of {batch.total:,} ended",
         "counts": " · ".join(f"{n:,} {name}" for name in st.STATUSES if (n := batch.counts.get(name, 0))),
         "cost": credits(round(batch.cost_credits, 4)),

@@ -16,6 +16,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
 from fluxhook.core.wait_reasons import Waiting, describe
+from fluxhook.credits.figures import format_credits
 from receiver import timeline_words
 from receiver.words import duration, reason_words
 
@@ -96,7 +97,7 @@ def api_examples(base_url: str, job: Job) -> list[dict]:
 
 def credits(amount: float | None) -> str:
     """BFL's price as the dashboard shows it (``6 credits``), or '' when BFL never said."""
-    return "" if amount is None else f"{amount:g} credit{'' if amount == 1 else 's'}"
+    return "" if amount is None else f"{format_credits(amount)} credit{'' if amount == 1 else 's'}"
 
 
 def _excerpt(text: str, limit: int) -> str:

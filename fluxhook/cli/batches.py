@@ -33,6 +33,7 @@ from fluxhook.cli.api_commands import (
     print_json,
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
+from fluxhook.credits.figures import format_credits
 
 # The most items one batch may hold (the API's limit).
 MAX_ITEMS = 10_000
@@ -178,7 +179,7 @@ def batch_line(batch: Mapping[str, Any], elapsed: float, note: str = "", *, with
     if shown:
         text += f": {shown}"
     credits = (batch.get("cost") or {}).get("credits")
-    return f"{text}; {credits:g} credits" if credits else text
+    return f"{text}; {format_credits(credits)} credits" if credits else text
 
 
 def bar(batch: Mapping[str, Any], width: int) -> str:
@@ -206,7 +207,7 @@ class BatchProgress:
 
     def update(self, batch: Mapping[str, Any], elapsed: float, note: str = "") -> None:
         if self.tty:
-            columns = self.columns or shutil.get_terminal_size((80, 24)).columns
+            columns = self.columns or _columns(self.stream)
             line = f"{bar(batch, self.BAR)} {batch_line(batch, elapsed, note, with_id=False)}"
             self.stream.write("\r\x1b[K" + line[:max(columns - 1, 10)])  # one row: \r redraws only that
             self.drawn = True
@@ -231,6 +232,16 @@ class BatchProgress:
         if self.tty and self.drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def _columns(stream: TextIO) -> int:
+    """The width of the terminal ``stream`` draws on: asked of the stream itself, since ``shutil.get_terminal_size``
+    asks stdout's, which is a file or pipe when the progress goes to a terminal's stderr (``> log``) and then says
+    80."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 def batch_row(batch: Mapping[str, Any]) -> list[str]:
@@ -288,6 +299,8 @@ def _watch(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> int
     start = time.monotonic()
 
     def show(latest: api.Batch | None, error: api.APIError | None) -> None:
+        if latest is not None and latest.ended:
+            return  # drawn once, by finish
         # A restart or a Redis blip: the batch goes on, and so does the watch.
         progress.update(latest or batch, time.monotonic() - start, "fluxhook unreachable, retrying" if error else "")
 

@@ -350,11 +350,13 @@ def test_wait_returns_the_ended_batch_riding_out_a_restart(server):
     server.answer = answer
     updates = []
     batch = server.client(retries=1).batches.wait(BATCH_ID, 30, on_update=lambda b, e: updates.append(
-        (b and b.counts.get("queued"), e and e.code)))
+        (b and b.counts.get("queued"), b and b.status, e and e.code)))
 
     assert batch.ended and batch.counts["stored"] == 3
-    # The event, its keepalive, the stream's end without the batch's, then the restart.
-    assert updates == [(3, None), (3, None), (3, "unreachable")] + [(3, "unavailable")] * 4
+    # The event, its keepalive, the stream's end without the batch's, the restart, then the end itself: a progress
+    # bar drawn from the calls ends full.
+    running = [(3, "running", None), (3, "running", None), (3, "running", "unreachable")]
+    assert updates == running + [(3, "running", "unavailable")] * 4 + [(None, "ended", None)]
 
 
 def test_wait_gives_up_at_its_timeout_with_the_batch_as_last_seen(server):

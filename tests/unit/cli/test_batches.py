@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 
 import pytest
@@ -62,7 +63,7 @@ def test_lines_of_maps_the_refused_items_to_their_lines():
 def test_the_progress_line_and_bar():
     batch = {**_batch(queued=5, submitted=2, stored=2, failed=1), "cost": {"credits": 9.5}}
     assert batches.batch_line(batch, 12.34) == "bat_1 30% 3/10 ended, 12.3 s: 5 queued, 2 submitted, 2 stored, 1 failed; " \
-                                               "9.5 credits"
+                                               "9.50 credits"
     assert batches.batch_line(_batch(queued=3), 75, "fluxhook unreachable, retrying", with_id=False) == \
         "0% 0/3 ended, 1m15s, fluxhook unreachable, retrying: 3 queued"
     assert batches.bar(batch, 10) == "[###-------]" and batches.bar(_batch(stored=3), 4) == "[####]"
@@ -134,3 +135,20 @@ def test_extract_writes_each_file_and_refuses_a_name_with_a_path(tmp_path):
     archive.write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(CLIError, match="damaged"):
         batches.extract(archive, out)
+
+
+def test_progress_on_a_terminals_stderr_is_as_wide_as_that_terminal_whatever_stdout_is(monkeypatch):
+    """``batch submit > out.json``: stdout is a file, the progress goes to the terminal's stderr, 150 columns wide."""
+    import fcntl
+    import struct
+    import termios
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    main, side = os.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
+    with os.fdopen(side, "w") as terminal:
+        progress = batches.BatchProgress(terminal)
+        progress.update({**_batch(queued=498, stored=2, failed=500), "cost": {"credits": 3000.0}}, 1.0)
+        drawn = os.read(main, 4096).decode()
+    os.close(main)
+    assert drawn.endswith("3,000 credits") and len(drawn.split("\x1b[K")[1]) > 80
