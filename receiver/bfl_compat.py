@@ -22,7 +22,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
-from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, Unauthorized, UnknownModel
+from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, QueueFull, Unauthorized, UnknownModel
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
@@ -218,7 +218,10 @@ def fluxhook_error(exc: FluxhookError):
         return _error(404, _not_found(exc.model))  # as BFL answers a path it does not serve
     if isinstance(exc, InvalidRequest):
         return _error(422, exc.message)  # BFL's status for a body it refuses
-    detail = f"{exc.code}: {exc.message}" if exc.status == 402 else exc.message
+    # A budget's 402 and a full queue's 429 name their code, as fluxhook's own error does: an app told to wait can
+    # tell a full queue (wait for its jobs) from a rate limit (wait the Retry-After) in BFL's one-string shape.
+    named = exc.status == 402 or isinstance(exc, QueueFull)
+    detail = f"{exc.code}: {exc.message}" if named else exc.message
     return _error(exc.status, detail, headers)
 
 

@@ -15,6 +15,9 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
                "models it may use, comma-separated (default: any)"),
     "daily_credits": ("--daily-credits", float, "credits it may spend per UTC day"),
     "max_active": ("--max-active", int, "its jobs at BFL at once; more wait queued"),
+    "max_queued": ("--max-queued", int, "its jobs and batch items queued for BFL at once; past it a submission, track "
+                                        "or batch is refused 429 queue_full (default: the service's "
+                                        "MAX_QUEUED_PER_KEY)"),
     "requests_per_minute": ("--requests-per-minute", int, "submissions per minute"),
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
@@ -64,10 +67,15 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     enable.add_argument("key_id", metavar="KEY_ID")
 
 
+# What 'none' does to a limit that always holds, one of its own or the service's (sent as null all the same).
+_BACK_TO_DEFAULT = {"max_queued": "; 'none' returns it to MAX_QUEUED_PER_KEY"}
+
+
 def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
     for field, (option, read, help_text) in _LIMITS.items():
+        removal = _BACK_TO_DEFAULT.get(field, "; 'none' removes it")
         parser.add_argument(option, dest=field, type=_value(read, removable), metavar="VALUE",
-                            help=help_text + ("; 'none' removes it" if removable else ""))
+                            help=help_text + (removal if removable else ""))
     for field, (option, read, help_text) in _PLACES.items():
         parser.add_argument(option, dest=field, type=_place(read), metavar="VALUE", help=help_text)
 

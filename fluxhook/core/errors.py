@@ -164,6 +164,39 @@ class TooManyStreams(RateLimited):
     code = "too_many_streams"
 
 
+class TooManyAnswers(RateLimited):
+    """The caller is being written ``MAX_ANSWERS_PER_CALLER`` answers already (ZIPs, files); one must end first."""
+
+    code = "too_many_answers"
+
+
+class AnswersBusy(FluxhookError):
+    """This web process writes as many answers as it may at once; another try may find room."""
+
+    code = "answers_busy"
+    status = 503
+
+
+class SearchTooLong(FluxhookError):
+    """A search of prompts ran past its time bound: narrowed (a model, a status, a key, a longer text), it ends in
+    time."""
+
+    code = "search_too_long"
+    status = 503
+
+
+class QueueFull(RateLimited):
+    """The app key (or the admin tokens, together one) holds as many queued jobs and batch items as it may (its
+    ``max_queued``, else ``MAX_QUEUED_PER_KEY``): nothing was created. Room comes back as its jobs go to BFL."""
+
+    code = "queue_full"
+
+    def __init__(self, message: str, *, queued: int, limit: int, retry_after: float | None = None):
+        super().__init__(message, retry_after=retry_after)
+        # What the owner held queued (its batches' room being made included) and its limit, when it was refused.
+        self.queued, self.limit = queued, limit
+
+
 class StreamsBusy(FluxhookError):
     """This web process holds as many streams as it may; another try may reach another process, or find room."""
 

@@ -226,6 +226,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         jobs = [_item_job(svc, caller, request, batch, index, route, now) for index in range(len(request.items))]
         # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
         submission.check_budget(svc, jobs[0], key=caller.key)
+        key_limits.hold_batch_room(svc, caller, batch.id, len(jobs))  # 429 queue_full, nothing made, past max_queued
         svc.store.batches.create(batch, making_until=time.time() + MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:

@@ -4,8 +4,9 @@ alike, within the caller's app key's limits.
 In order: the key's models, the input as BFL's schema reads it (its 422, before anything counts), the accounts
 the job may use (``routing``), and the key's requests per minute; the budget's reservation (402 and nothing
 created when the day is spent); the record (a large input waits in storage, never in Redis) with its place in
-line, in one step; then a BFL slot and the submission in this very request when the caller may wait on BFL
-(``submit_here``), else it waits in line, from which a worker's sender takes it (``worker/sending.py``).
+line, in one step, which makes nothing when the key's queue is full (429 ``queue_full``); then a BFL slot and the
+submission in this very request when the caller may wait on BFL (``submit_here``), else it waits in line, from which
+a worker's sender takes it (``worker/sending.py``).
 """
 
 from __future__ import annotations
@@ -67,11 +68,11 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     if not, a worker submits the job once it has a slot.
 
     Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400;
-    BFL's 422 on its own route) for an input BFL's schema refuses, ``ModelNotAllowed`` (403) or ``RateLimited``
-    (429) past the key's limits, ``BudgetExceeded`` (402) past today's credits, and BFL's errors that prove the
-    submission in hand never reached BFL (then nothing is left). A submission BFL did not answer in time may have
-    reached it: its job is ``submitted`` and awaits BFL's word on its task (``steps.reconciling``), so a retry of
-    the request finds that job, never a second task.
+    BFL's 422 on its own route) for an input BFL's schema refuses, ``ModelNotAllowed`` (403), ``RateLimited``
+    (429) or ``QueueFull`` (429, its ``max_queued``) past the key's limits, ``BudgetExceeded`` (402) past today's
+    credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is left). A
+    submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's word on its
+    task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
     """
     model = usable_model(svc, caller, request.model)
     check_input(model, request.input)
@@ -107,7 +108,8 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
     here = submit_here and not svc.store.replication.required
     # The request read its key: its max_active is the one the slots keep of it (the admin tokens have none).
     cap = KnownCap(caller.key.max_active if caller.key else None)
-    job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here, cap=cap)
+    job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here, cap=cap,
+                          queue_limit=key_limits.queue_limit(svc, caller))
     if joined.account is None:
         wait = waits.of_joined(job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
@@ -125,10 +127,11 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, rou
 
 
 def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold | None, *,
-            send_here: bool, cap: KnownCap) -> tuple[Job, Joined]:
+            send_here: bool, cap: KnownCap, queue_limit: int) -> tuple[Job, Joined]:
     """Record the admitted job (its input in storage if large) with its place in line, in one step, and its slot
     if ``send_here`` and its turn is now; the job as recorded, and its place (``Slots.join``). If
-    that fails, a large input kept in storage goes with it: a 5xx creates nothing."""
+    that fails, a large input kept in storage goes with it: a 5xx, or the key's full queue (``QueueFull``, checked in
+    that step against ``queue_limit``), creates nothing."""
     recorded = job
     try:
         kept = task_inputs.keep(svc, job.id, job.input, size)
@@ -136,7 +139,7 @@ def _record(svc: Services, job: Job, model: Model, size: int, idempotency: Hold 
                            input_size=None if kept is not None else request_size(model, job.input or {}).encode())
         waiting = timeline.entry(job.id, "waiting", at=job.created_at)
         creation = svc.jobs.creation(recorded, naming=idempotency, waiting=waiting)
-        joined = svc.slots.join(recorded, send_here=send_here, creation=creation, known_cap=cap)
+        joined = svc.slots.join(recorded, send_here=send_here, creation=creation, known_cap=cap, queue_limit=queue_limit)
     except Exception:
         if recorded.input is None:
             task_inputs.drop(svc, job.id)

@@ -45,10 +45,12 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     to the static URL before the track makes the new job ask BFL at once.
 
     ``RateLimited`` past the key's ``requests_per_minute``, which a track counts against like a submission (each
-    costs a BFL poll or more); a refused one counts nothing.
+    costs a BFL poll or more); a refused one counts nothing. ``QueueFull`` while the key's queue is full
+    (``key_limits.check_queue_room``).
     """
     now = time.time()
     account = routing.tracking_account(svc, caller, request.account)
+    key_limits.check_queue_room(svc, caller)
     taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
         submitted = svc.jobs.get_by_bfl_id(request.bfl_id)

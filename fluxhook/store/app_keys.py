@@ -3,13 +3,14 @@
 The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (the secret's first
 characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
 number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
-``daily_credits`` (credits), ``max_active``, ``requests_per_minute``, ``expires_at``, ``created_at``,
+``daily_credits`` (credits), ``max_active``, ``max_queued``, ``requests_per_minute``, ``expires_at``, ``created_at``,
 ``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
 ``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear.
 A limit that is not set has no field. Scripts may
 read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
-by owner (``Slots.set_share``), which every change of a key writes in the same step as its record.
+by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
+(none: ``MAX_QUEUED_PER_KEY``) is read from the record (``Slots.queue_limit_of``), when its caller did not read it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class AppKey:
     models: tuple[str, ...] | None = None
     daily_credits: float | None = None
     max_active: int | None = None
+    # The most of its jobs and batch items queued for BFL at once (None: the deployment's MAX_QUEUED_PER_KEY).
+    max_queued: int | None = None
     requests_per_minute: int | None = None
     expires_at: float | None = None
     # The BFL accounts its jobs may go through (names; None: any) and the region they must stay in (None: any).
@@ -95,7 +98,7 @@ def encode(name: str, value: Any) -> str:
 _LISTS = ("models", "accounts", "notify_events")
 _FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
            "accounts": str, "region": str,
-           "daily_credits": float, "max_active": int, "requests_per_minute": int, "expires_at": float,
+           "daily_credits": float, "max_active": int, "max_queued": int, "requests_per_minute": int, "expires_at": float,
            "created_at": float, "last_used_at": float, "revoked_at": float,
            "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
            "notify_rotated_at": float}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
+from fluxhook.core.transitions import QUEUED
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,25 @@ class Keys:
     def share_max_active(self) -> str:
         """Owner -> its ``max_active``, the most slots its jobs may hold at once (absent: no limit of its own)."""
         return f"{self.prefix}share:max_active"
+
+    @property
+    def queued_jobs(self) -> str:
+        """``status(QUEUED)``, named for the slot scripts' layout (``store/slot_layout.py``): its size bounds any one
+        owner's queued jobs, so a new job whose owner is far from its ``max_queued`` is let in on one ZCARD."""
+        return self.status(QUEUED)
+
+    @property
+    def queue_room(self) -> str:
+        """Room in owners' queues held for the batches being made (``lua/queue_room.lua``), a hash: owner -> the
+        items its batches being made hold room for (dropped at zero); ``~<batch id>`` -> that batch's items not made
+        yet (an owner id holds no '~')."""
+        return f"{self.prefix}queue:room"
+
+    @property
+    def queue_room_lapses(self) -> str:
+        """Each hold of ``queue_room``, ``<owner>|<batch id>``, scored by when it lapses (epoch seconds): a making that
+        stopped (its process died) gives back the room it held then."""
+        return f"{self.prefix}queue:room:lapses"
 
     def work_line(self, kind: str) -> str:
         """The jobs with a worker's task of ``kind`` to do (``work_lines.KINDS``), waiting to be moved into RQ:

@@ -22,6 +22,11 @@ over-commit an account or send a job outside its route; a job's change of status
 back (``JobStore.transition``), but a job ended on purpose while BFL runs its task on, which keeps it until BFL says
 the task ended (``JobStore.let_go``, ``steps/running_on.py``). A job that never finishes loses its slot after
 ``SLOT_LEASE`` seconds.
+
+What an owner holds queued is bounded (SPEC §7): the step that makes a job refuses it when its owner's queued jobs, with
+the room its batches being made hold, reach its ``max_queued`` (``lua/queue_room.lua``), and a batch holds room for all
+its items before its first is made (``hold_queue_room``), so neither is ever made past the limit, over any number of
+processes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling
 from fluxhook.core.config import Config
+from fluxhook.core.errors import QueueFull
 from fluxhook.core.job import Job
 from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
@@ -45,6 +51,15 @@ from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_jo
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slot_layout import script_keys
+
+# How long room held for a batch's items lasts while none of them is made (moved on every
+# ``queue_room.lua``'s RENEW_EVERY items): a making that stopped (its process died, Redis failed it) gives the room it
+# held back then. Four times a batch's making lease (``lifecycle/batching.py``, 15 s), which the sweep cuts it short at.
+QUEUE_ROOM_LEASE = 60.0
+# A queue_full refusal's Retry-After (s): room comes back as the owner's jobs go to BFL, one at each slot that frees,
+# which for a key holding thousands takes minutes; sooner would mostly be refused again. Above the Python client's
+# MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.
+QUEUE_FULL_RETRY = 60
 
 
 @dataclass(frozen=True)
@@ -132,13 +147,14 @@ class Slots:
         self._requeue = LuaScript(connection, "slots_requeue")
         self._line_states = LuaScript(connection, "slots_line_states")
         self._routes = LuaScript(connection, "slots_routes")
+        self._queue = LuaScript(connection, "slots_queue")
 
     def acquire(self, job: Job, *, send_here: bool = True, creation: Creation | None = None) -> str | None:
         """``join``'s account: the name of the account whose slot the job took, None while it waits."""
         return self.join(job, send_here=send_here, creation=creation).account
 
     def join(self, job: Job, *, send_here: bool = True, creation: Creation | None = None,
-             known_cap: KnownCap | None = None) -> Joined:
+             known_cap: KnownCap | None = None, queue_limit: int | None = None) -> Joined:
         """Put the ``queued`` job in its owner's line (its app key's, ``job.key_id``; the admin owner's without one),
         to go through an account its ``route`` allows; if its turn is now it takes a slot (``Joined.account``: what
         ``account_of`` then reads), else it waits for ``dispatch`` (``Joined.line``: what holds it back, as
@@ -147,25 +163,72 @@ class Slots:
         (``JobStore.creation``), the job is made in the same step: never recorded without its place, which nothing
         else would give it. A job made before must be recorded with the same ``key_id``: its later steps find its
         place in line by its record's. ``known_cap``: its owner's ``max_active`` as the caller read it (its request's
-        key), so the step does not ask Redis for the slots' copy."""
-        account, line = self._acquire(*self._joining(job, send_here, creation, known_cap))
+        key), so the step does not ask Redis for the slots' copy.
+
+        A job made here (``creation``) is made only if its owner has room under ``queue_limit`` (its key's
+        ``max_queued`` as the caller read it; None: read here, ``queue_limit_of``), checked in the same step:
+        ``QueueFull``, and nothing made, when it has none. A batch's item takes the room its batch holds."""
+        limit = self._limit(job, creation, queue_limit)
+        answer = self._acquire(*self._joining(job, send_here, creation, known_cap, limit))
+        return self._joined(job, answer)
+
+    def _joined(self, job: Job, answer: list) -> Joined:
+        account, line, *full = answer
+        if full and full[0]:
+            raise queue_full(owner_of(job.key_id), 1, full[0])
         return Joined(None if account is None else text(account), None if line is None else line_state(line))
 
-    def join_all(self, made: Sequence[tuple[Job, Creation]], known_cap: KnownCap | None = None) -> None:
+    def join_all(self, made: Sequence[tuple[Job, Creation]], known_cap: KnownCap | None = None,
+                 queue_limit: int | None = None) -> None:
         """``join`` each job with its ``creation``, none of them sent by the caller (``send_here=False``): in one
-        round trip, each in a step of its own, so a job made is in line whatever stops the caller after it."""
+        round trip, each in a step of its own, so a job made is in line whatever stops the caller after it. A batch's
+        items take the room it holds (``hold_queue_room``); ``QueueFull`` if one found none (its hold lapsed and its
+        owner's queue is full): the items before it are made, it and those after it are not."""
+        if not made:
+            return
+        limit = self._limit(made[0][0], made[0][1], queue_limit)
         pipe = self.connection.pipeline(transaction=False)
         for job, creation in made:
-            self._acquire(*self._joining(job, False, creation, known_cap), client=pipe)
-        pipe.execute()
+            self._acquire(*self._joining(job, False, creation, known_cap, limit), client=pipe)
+        for (job, _), answer in zip(made, pipe.execute(), strict=True):
+            self._joined(job, answer)
 
-    def _joining(self, job: Job, send_here: bool, creation: Creation | None,
-                 known_cap: KnownCap | None) -> tuple[list[str], list[Any]]:
+    def _limit(self, job: Job, creation: Creation | None, queue_limit: int | None) -> int:
+        """The limit a job made with ``creation`` is held to (none is read for a job made before)."""
+        if queue_limit is not None or creation is None:
+            return queue_limit or 0
+        return self.queue_limit_of(job.key_id)
+
+    def _joining(self, job: Job, send_here: bool, creation: Creation | None, known_cap: KnownCap | None,
+                 queue_limit: int) -> tuple[list[str], list[Any]]:
         """``slots_acquire.lua``'s keys and arguments for ``job``."""
         made = creation or Creation([], [])
         return ([*self._pool_keys(), *made.keys],
                 [*self._pool_args(), self.pool_of(job), job.id, owner_of(job.key_id), job.route or ANY_ROUTE,
-                 "1" if send_here else "0", _cap_word(known_cap), "1" if job.batch_id else "0", *made.args])
+                 "1" if send_here else "0", _cap_word(known_cap), "1" if job.batch_id else "0", queue_limit,
+                 job.batch_id or "", QUEUE_ROOM_LEASE, *made.args])
+
+    def queue_limit_of(self, key_id: str | None) -> int:
+        """The most queued jobs and batch items app key ``key_id`` (None: the admin tokens, together) may hold: its
+        record's ``max_queued``, else ``MAX_QUEUED_PER_KEY``. One read (none for the admin tokens)."""
+        own = self.connection.hget(self.keys.app_key(key_id), "max_queued") if key_id else None
+        return int(own) if own else self.config.max_queued_per_key
+
+    def hold_queue_room(self, key_id: str | None, batch_id: str, items: int, limit: int) -> None:
+        """Hold room for batch ``batch_id``'s ``items`` in its key's queue under ``limit``, which its items take as
+        they are made (``join_all``); until none is made for ``QUEUE_ROOM_LEASE`` s. ``QueueFull`` and nothing held
+        when the key's queued jobs and the room its other batches hold leave too little."""
+        full = self._queue(self._pool_keys(), [*self._pool_args(), owner_of(key_id), items, limit, batch_id,
+                                               QUEUE_ROOM_LEASE])
+        if full:
+            raise queue_full(owner_of(key_id), items, full, batch=True)
+
+    def check_queue_room(self, key_id: str | None, limit: int) -> None:
+        """``QueueFull`` when app key ``key_id`` (None: the admin tokens) has no room for one more queued job under
+        ``limit``; nothing held either way."""
+        full = self._queue(self._pool_keys(), [*self._pool_args(), owner_of(key_id), 1, limit, "", 0])
+        if full:
+            raise queue_full(owner_of(key_id), 1, full)
 
     def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
@@ -412,6 +475,30 @@ class Slots:
         for pool in self.pools:
             pipe.zrangebylex(self.keys.line(pool), *owner_range(owner))
         return [member_job(text(m)) for members in pipe.execute() for m in members]
+
+
+def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -> QueueFull:
+    """The refusal of ``items`` more for ``owner`` (a ``batch``'s, or one job's), from what ``lua/queue_room.lua``
+    found: its jobs queued, the room its batches being made hold, its limit; naming them and what to do."""
+    queued, held, limit = (int(n) for n in full)
+    holds = queued + held
+    admin = owner == ADMIN_OWNER
+    who, its = ("the admin tokens (one key, together) hold", "their") if admin else ("this app key holds", "its")
+    named = "MAX_QUEUED_PER_KEY" if admin else "max_queued"
+    also = f" ({held:,} of them for batches being made)" if held else ""
+    raise_it = "raise MAX_QUEUED_PER_KEY" if admin else "ask an admin to raise the key's max_queued (PATCH /v1/keys/{id})"
+    if not batch:
+        message = (f"{who} {holds:,} jobs and batch items queued for BFL{also}, {its} limit of {limit:,} ({named}): "
+                   f"nothing was created; send it again once some of them have gone to BFL (Retry-After), or "
+                   f"{raise_it}")
+    else:
+        room = max(0, limit - holds)
+        smaller = f", send at most {room:,} items" if room else ""
+        plural = "s" if items != 1 else ""
+        message = (f"this batch's {items:,} item{plural} would pass the limit of {limit:,} jobs and batch items queued "
+                   f"for BFL ({named}): {who} {holds:,}{also}, room for {room:,}; nothing was created; send it again "
+                   f"once enough of them have gone to BFL (Retry-After){smaller}, or {raise_it}")
+    return QueueFull(message, queued=holds, limit=limit, retry_after=QUEUE_FULL_RETRY)
 
 
 def _cap_word(known: KnownCap | None) -> str:

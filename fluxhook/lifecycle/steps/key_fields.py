@@ -21,8 +21,10 @@ from fluxhook.store.owners import DEFAULT_WEIGHT
 MAX_NAME = 100
 MAX_MODELS = 100
 MAX_WEIGHT = 100
-_LIMITS = ("models", "daily_credits", "max_active", "requests_per_minute", "weight", "expires_at", "accounts", "region",
-           "notify_url", "notify_events")
+# The largest max_queued a key may have: MAX_QUEUED_PER_KEY's own bound (what a Redis needs for it: docs/scaling.md).
+MAX_QUEUED = 10_000_000
+_LIMITS = ("models", "daily_credits", "max_active", "max_queued", "requests_per_minute", "weight", "expires_at",
+           "accounts", "region", "notify_url", "notify_events")
 _CHANGEABLE = ("name", *_LIMITS)
 
 
@@ -130,7 +132,8 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
     "notify_url": _notify_url, "notify_events": _notify_events,
     "accounts": _accounts, "region": _region,
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
-    "max_active": _whole("max_active", 1, 10_000), "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
+    "max_active": _whole("max_active", 1, 10_000), "max_queued": _whole("max_queued", 1, MAX_QUEUED),
+    "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
     "weight": _whole("weight", 1, MAX_WEIGHT),
 }
 
@@ -148,7 +151,7 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, j
     shown = {
         "id": key.id, "name": key.name, "prefix": key.prefix,
         "models": list(key.models) if key.models is not None else None,
-        "daily_credits": key.daily_credits, "max_active": key.max_active,
+        "daily_credits": key.daily_credits, "max_active": key.max_active, "max_queued": key.max_queued,
         "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
         "accounts": list(key.accounts) if key.accounts is not None else None, "region": key.region,
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),

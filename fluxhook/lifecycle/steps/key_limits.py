@@ -1,4 +1,5 @@
-"""What an app key's limits allow: its requests a minute, its credits left today, its route, and what it is near."""
+"""What an app key's limits allow: its requests a minute, its queued jobs, its credits left today, its route, and what
+it is near."""
 
 from __future__ import annotations
 
@@ -46,6 +47,27 @@ def give_back_request(store: AppKeys, taken: TakenRequest | None) -> None:
     nothing against ``requests_per_minute``."""
     if taken is not None:
         store.give_back_request(taken.key_id, taken.name)
+
+
+def queue_limit(svc: "Services", caller: Caller) -> int:
+    """The most jobs and batch items the caller may hold queued for BFL (SPEC §7): its key's ``max_queued``, else
+    ``MAX_QUEUED_PER_KEY``, which also holds the admin tokens' together (they count as one key, as in the slots' fair
+    share): Redis's room is the operator's too, and a runaway script with an admin token fills it as fast."""
+    key = caller.key
+    return key.max_queued if key is not None and key.max_queued is not None else svc.config.max_queued_per_key
+
+
+def hold_batch_room(svc: "Services", caller: Caller, batch_id: str, items: int) -> None:
+    """Hold room in the caller's queue for the ``items`` of batch ``batch_id`` before any is made, which they take as
+    they are made (``Slots.join_all``); ``QueueFull`` (429), nothing held, when they would pass ``queue_limit``: a batch
+    is refused whole, never made in part."""
+    svc.slots.hold_queue_room(caller.key_id, batch_id, items, queue_limit(svc, caller))
+
+
+def check_queue_room(svc: "Services", caller: Caller) -> None:
+    """``QueueFull`` (429) when the caller's queue has no room for one more job: a track is refused then, as a
+    submission would be (a key at its limit is told to wait, whatever it asks to add), though it queues nothing."""
+    svc.slots.check_queue_room(caller.key_id, queue_limit(svc, caller))
 
 
 # A read of a job list counts one unit for each page of this many jobs it asks for (``limit=100`` counts 5): what it

@@ -1,13 +1,17 @@
--- needs: slots_prelude, job_record, slots_waits, members, slots_accounts
+-- needs: slots_prelude, job_record, slots_waits, members, slots_accounts, queue_room
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'), its
 -- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), whether it is a batch
--- item ('1': its member is the bulk form, after its owner's single jobs, members.lua), then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
+-- item ('1': its member is the bulk form, after its owner's single jobs, members.lua), its owner's max_queued (the most
+-- it may hold queued, queue_room.lua), its batch's id ('' none) and how long the room its batch holds lasts unused (s),
+-- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
 -- the slot now, else it waits for a sender's dispatch to give it a turn. Not taking (its caller will not send it), it
 -- only waits, and one sender is woken to look at the lines if an account has room in its pool.
 -- Returns {the name of the account whose slot it took, false} or, when it waits, {false, what holds it back now
 -- (slots_waits.state)}: the wait its maker answers with, read in this same step, where a job made here has it put
--- on its timeline (job_record.note_wait).
+-- on its timeline (job_record.note_wait). A job to be made here whose owner has no room left for it under its
+-- max_queued (queue_room.lua; a batch's item takes the room its batch holds) is not made: {false, false, {its jobs
+-- queued, the room its batches hold, its limit}}, nothing written.
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
 local s = slots_accounts.read()
@@ -18,8 +22,15 @@ local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest
 slots_prelude.start(s, pool, true)
 if ARGV[rest + 5] ~= '?' then s.know_cap(owner, ARGV[rest + 5]) end
 local made, spec
-if ARGV[rest + 7] then
-  made, spec = job_record.create(rest + 7, K.after)
+if ARGV[rest + 10] then
+  local limit, batch, lease = tonumber(ARGV[rest + 7]), ARGV[rest + 8], tonumber(ARGV[rest + 9])
+  if batch == '' or not queue_room.take_held(K, owner, batch, s.now, lease) then
+    local lines = {}
+    for _, each in ipairs(s.pools) do lines[#lines + 1] = each.line end
+    local full = queue_room.full(K, lines, owner, 1, limit, s.now)
+    if full then return {false, false, full} end
+  end
+  made, spec = job_record.create(rest + 10, K.after)
   if made ~= job then
     return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
   end

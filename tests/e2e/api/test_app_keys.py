@@ -18,7 +18,8 @@ from helpers import assert_error
 from key_helpers import as_key, make_key, second_web
 
 ROUND_TRIPS_DB = 9  # a web app of its own, no stack running beside it (the stacks on 9 are other modules')
-KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "requests_per_minute", "weight",
+KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "max_queued", "requests_per_minute",
+              "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
               "canceled_running", "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
               "notify_secret_rotated_at"}
@@ -99,6 +100,7 @@ def test_a_new_key_has_no_limits_and_weight_one(api):
     pytest.param({"name": "a", "daily_credits": "10"}, "daily_credits", id="credits-as-text"),
     pytest.param({"name": "a", "max_active": 0}, "max_active", id="zero-active"),
     pytest.param({"name": "a", "max_active": 1.5}, "max_active", id="fractional-active"),
+    pytest.param({"name": "a", "max_queued": 0}, "max_queued", id="zero-queued"),
     pytest.param({"name": "a", "requests_per_minute": True}, "requests_per_minute", id="boolean-rate"),
     pytest.param({"name": "a", "weight": 0}, "weight", id="zero-weight"),
     pytest.param({"name": "a", "weight": 101}, "weight", id="heavy-weight"),

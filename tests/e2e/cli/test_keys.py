@@ -14,11 +14,12 @@ def keys_cli(stack, action: str, *args: str, token: str = API_TOKEN):
 
 def test_create_list_update_and_revoke(stack, api):
     created = keys_cli(stack, "create", "cli-shop", "--models", "flux-2-pro,flux-dev", "--requests-per-minute", "30",
-                       "--daily-credits", "12.5")
+                       "--daily-credits", "12.5", "--max-queued", "500")
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     assert key["key"].startswith("fhk_") and "shown this once" in created.stderr
     assert (key["models"], key["requests_per_minute"], key["daily_credits"]) == (["flux-2-pro", "flux-dev"], 30, 12.5)
+    assert key["max_queued"] == 500
     assert API(api.base_url, token=key["key"]).get("/v1/jobs").status_code == 200
 
     listed = keys_cli(stack, "list")
@@ -29,10 +30,11 @@ def test_create_list_update_and_revoke(stack, api):
     as_json = json.loads(keys_cli(stack, "list", "--json").stdout)
     assert key["id"] in [k["id"] for k in as_json["keys"]]
 
-    updated = keys_cli(stack, "update", key["id"], "--weight", "3", "--requests-per-minute", "none", "--name", "cli-2")
+    updated = keys_cli(stack, "update", key["id"], "--weight", "3", "--requests-per-minute", "none", "--name", "cli-2",
+                       "--max-queued", "none")
     assert updated.returncode == 0, updated.stderr
     assert (json.loads(updated.stdout)["weight"], json.loads(updated.stdout)["requests_per_minute"],
-            json.loads(updated.stdout)["name"]) == (3, None, "cli-2")
+            json.loads(updated.stdout)["name"], json.loads(updated.stdout)["max_queued"]) == (3, None, "cli-2", None)
 
     revoked = keys_cli(stack, "revoke", key["id"])
     assert revoked.returncode == 0, revoked.stderr

@@ -4,6 +4,8 @@ process against the stack: tests/e2e/cli/test_keys.py, and with a job waiting: t
 
 from __future__ import annotations
 
+import pytest
+
 from fluxhook.cli.keys import KEY_COLUMNS, _limits, key_row, waiting_for
 from fluxhook.cli.main import build_parser
 
@@ -44,3 +46,18 @@ def test_accounts_and_region_options_as_the_api_takes_them():
     assert _limits(created) == {"accounts": ["eu", "us"], "region": "eu"}
     assert _limits(lifted) == {"accounts": None, "region": None}  # null: any account, any region
     assert _limits(untouched) == {"weight": 2}
+
+
+
+def test_max_queued_is_set_and_returned_to_the_services_default_with_none(capsys):
+    parser = build_parser()
+
+    created = parser.parse_args(["keys", "create", "shop", "--max-queued", "5000"])
+    back = parser.parse_args(["keys", "update", "key_0123456789abcdef", "--max-queued", "none"])
+
+    assert _limits(created) == {"max_queued": 5000}
+    assert _limits(back) == {"max_queued": None}  # null: MAX_QUEUED_PER_KEY again, not "no limit"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["keys", "update", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "'none' returns it to MAX_QUEUED_PER_KEY" in shown and "429 queue_full" in shown

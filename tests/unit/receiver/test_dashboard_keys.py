@@ -16,3 +16,8 @@ def test_the_change_form_lifts_with_blank_or_any():
     assert places_body({"accounts": "", "region": ""}) == {"accounts": None, "region": None}
     assert places_body({"accounts": "Any", "region": "any"}) == {"accounts": None, "region": None}
     assert places_body({"accounts": "eu us", "region": "us"}) == {"accounts": ["eu", "us"], "region": "us"}
+
+
+def test_the_create_form_sends_max_queued_as_a_whole_number_only_when_given():
+    assert form_body({"name": "shop", "max_queued": " 5000 "}) == {"name": "shop", "max_queued": 5000}
+    assert form_body({"name": "shop", "max_queued": ""}) == {"name": "shop"}  # blank: MAX_QUEUED_PER_KEY
