@@ -5,8 +5,9 @@ Counted with transitions that happen anyway, as effects of the same atomic step,
 - A job fluxhook submits counts on the UTC day BFL accepted it (kept on the job as ``usage_day``):
   ``jobs`` +1 and its ``credits`` (BFL's ``cost``) with its move to ``submitted``, and the budget's
   ``spent`` by the same credits, or by what was reserved for it when BFL stated no price.
-- When it ends, ``stored`` +1, or ``failed`` +1 for any other end (failed, moderated, expired, canceled), on that
-  same day's row, so a row tells how that day's jobs went (``jobs`` minus both is still running). If
+- When it ends, ``stored`` +1, ``canceled`` +1 (canceled after BFL took it: paid, no result), or ``failed`` +1 for
+  any other end (failed, moderated, expired), on that same day's row, so a row tells how that day's jobs went
+  (``jobs`` minus the three is still running). If
   BFL's result stated another price than its answer to the submission, the difference comes with it.
 - A job BFL ran (and charged its account for) marks its account as it ends (``AccountJobEnded``): the account's
   balance, read before, is read again soon (``fluxhook.credits.balance``).
@@ -118,6 +119,10 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_i
     return fields, effects
 
 
+# The usage counter a job's end counts in: stored, canceled (sent, paid, no result), else failed.
+_ENDED_AS = {st.STORED: "stored", st.CANCELED: "canceled"}
+
+
 def on_end(job: Job, status: str, now: float, latency: float | None = None, key_name: str = "") -> list[Effect]:
     """What a job's move to terminal ``status`` at ``now`` counts (``latency``: BFL done to stored, in seconds;
     ``key_name``: the name of the job's app key, for the credits metric)."""
@@ -128,7 +133,7 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
                    (LATENCY_SUM, round(latency * 1000))]
     effects: list[Effect] = [CountHourly(utc_hour(now), tuple(hourly))]
     if job.usage_day and job.model:
-        counts = [(field(job.model, "stored" if status == st.STORED else "failed"), 1)]
+        counts = [(field(job.model, _ENDED_AS.get(status, "failed")), 1)]
         if job.cost_credits is not None:
             # BFL's result stated a price other than its answer to the submission: the result's stands.
             credits = to_micro(job.cost_credits)

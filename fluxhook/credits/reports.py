@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
-_ROW_COUNTS = frozenset(("jobs", "stored", "failed", "credits"))
+_ROW_COUNTS = frozenset(("jobs", "stored", "failed", "canceled", "credits"))
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -62,7 +62,7 @@ def days_between(start: date, end: date) -> list[str]:
 
 
 def rows(counters: Mapping[str, Mapping[str, int]]) -> list[dict]:
-    """One row per day and model with anything counted, by date then model: jobs, stored, failed, credits."""
+    """One row per day and model with anything counted, by date then model: jobs, stored, failed, canceled, credits."""
     found = []
     for day in sorted(counters):
         models: dict[str, dict[str, int]] = {}
@@ -75,6 +75,7 @@ def rows(counters: Mapping[str, Mapping[str, int]]) -> list[dict]:
             if any(counts.values()):
                 found.append({"date": day, "model": model, "jobs": counts.get("jobs", 0),
                               "stored": counts.get("stored", 0), "failed": counts.get("failed", 0),
+                              "canceled": counts.get("canceled", 0),
                               "credits": counts.get("credits", 0) / MICRO})
     return found
 
@@ -104,6 +105,7 @@ def key_rows(counters: Mapping[str, Mapping[str, int]], only: str | None = None)
             if any(row.values()):
                 found.append({"date": day, "model": model, "key_id": key_id, "jobs": row.get("jobs", 0),
                               "stored": row.get("stored", 0), "failed": row.get("failed", 0),
+                              "canceled": row.get("canceled", 0),
                               "credits": row.get("credits", 0) / MICRO})
     return found
 

@@ -26,7 +26,7 @@ def test_usage_totals_after_a_run(api, sim):
     ended = [api.wait_for(job["id"], timeout=30) for job in jobs]
     assert sorted(job["status"] for job in ended) == ["failed"] + ["stored"] * 5
     assert _row(api, model) == {"date": datetime.now(timezone.utc).date().isoformat(), "model": model, "key_id": None,
-                                "jobs": 6, "stored": 5, "failed": 1, "credits": 6.0}
+                                "jobs": 6, "stored": 5, "failed": 1, "canceled": 0, "credits": 6.0}
     after = api.get("/v1/usage").json()
     assert round(after["total_credits"] - before["total_credits"], 6) == 6.0
     assert round(after["spent_today"] - before["spent_today"], 6) == 6.0

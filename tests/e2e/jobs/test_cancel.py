@@ -60,8 +60,8 @@ def test_a_submitted_job_canceled_keeps_its_cost_and_bfls_later_result_is_never_
     assert slow_sim.stats()["delivery_requests"] == 0
     assert app.get(f"/v1/jobs/{sent['id']}/image").status_code == 410
     usage = api.get("/v1/usage", params={"key_id": created["id"]}).json()
-    assert [(row["jobs"], row["stored"], row["failed"], row["credits"]) for row in usage["days"]] == [
-        (1, 0, 1, sent["cost"]["credits"])]
+    assert [(row["jobs"], row["stored"], row["failed"], row["canceled"], row["credits"]) for row in usage["days"]] == [
+        (1, 0, 0, 1, sent["cost"]["credits"])]
 
 
 def test_an_ended_job_answers_409_and_stays_as_it_is(api, slow_sim):

@@ -53,6 +53,8 @@ def test_an_end_counts_on_the_day_of_submission_and_in_the_hour_it_happens():
     assert stored == [CountHourly("2026-11-22T00", (("stored", 1), ("latency:1", 1), ("latency_ms", 700))),
                       CountUsage("2026-11-21", (("flux-2-pro:stored", 1),))]
     assert accounting.on_end(job, st.MODERATED, _at("2026-11-21"))[1].increments == (("flux-2-pro:failed", 1),)
+    # Canceled after BFL took it: paid, no result, counted as such rather than as a failure.
+    assert accounting.on_end(job, st.CANCELED, _at("2026-11-21"))[1].increments == (("flux-2-pro:canceled", 1),)
     assert accounting.on_end(job, st.EXPIRED, _at("2026-11-21"))[0].increments == (("expired", 1),)
 
 
@@ -139,7 +141,7 @@ def test_concurrent_submissions_over_several_connections_add_up(svc, sim):
         list(pool.map(lambda n: submit_job((svc, other)[n % 2], f"many {n}", model="flux-usage-many"), range(16)))
     today = accounting.utc_day(time.time())
     assert reports.rows(svc.store.usage.days([today])) == [
-        {"date": today, "model": "flux-usage-many", "jobs": 16, "stored": 0, "failed": 0, "credits": 16.0}]
+        {"date": today, "model": "flux-usage-many", "jobs": 16, "stored": 0, "failed": 0, "canceled": 0, "credits": 16.0}]
 
 
 def test_retention_leaves_the_counters_alone(svc, sim):

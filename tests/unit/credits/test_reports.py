@@ -61,9 +61,12 @@ def test_rows_per_day_and_model_and_the_report():
                 "2026-11-22": {}}
     body = reports.report(counters, date(2026, 11, 20), date(2026, 11, 22), 5_500_000, 100.0)
     assert body == {"from": "2026-11-20", "to": "2026-11-22", "days": [
-        {"date": "2026-11-20", "model": "flux-2-pro", "key_id": None, "jobs": 2, "stored": 2, "failed": 0, "credits": 6.0},
-        {"date": "2026-11-21", "model": "flux-2-pro", "key_id": None, "jobs": 1, "stored": 0, "failed": 0, "credits": 4.5},
-        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 0, "failed": 1, "credits": 1.0},
+        {"date": "2026-11-20", "model": "flux-2-pro", "key_id": None, "jobs": 2, "stored": 2, "failed": 0,
+            "canceled": 0, "credits": 6.0},
+        {"date": "2026-11-21", "model": "flux-2-pro", "key_id": None, "jobs": 1, "stored": 0, "failed": 0,
+            "canceled": 0, "credits": 4.5},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 0, "failed": 1,
+            "canceled": 0, "credits": 1.0},
     ], "total_credits": 11.5, "daily_limit": 100.0, "spent_today": 5.5}
 
 
@@ -73,14 +76,15 @@ def test_usage_rows_split_by_app_key_and_the_admin_tokens_jobs_are_the_rest():
                                "spent": 3_000_000, "spent@key_a": 2_000_000}}
     everyone = reports.key_rows(counters)
     assert everyone == [
-        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 1, "failed": 0, "credits": 1.0},
-        {"date": "2026-11-21", "model": "flux-dev", "key_id": "key_a", "jobs": 2, "stored": 1, "failed": 0,
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": None, "jobs": 1, "stored": 1, "failed": 0,
+            "canceled": 0, "credits": 1.0},
+        {"date": "2026-11-21", "model": "flux-dev", "key_id": "key_a", "jobs": 2, "stored": 1, "failed": 0, "canceled": 0,
          "credits": 2.0},
     ]
     assert reports.key_rows(counters, "key_a") == everyone[1:]
     assert reports.key_rows(counters, "key_b") == []
     assert reports.rows(counters) == [
-        {"date": "2026-11-21", "model": "flux-dev", "jobs": 3, "stored": 2, "failed": 0, "credits": 3.0}]
+        {"date": "2026-11-21", "model": "flux-dev", "jobs": 3, "stored": 2, "failed": 0, "canceled": 0, "credits": 3.0}]
 
 
 def test_latency_quantiles_from_the_hourly_buckets():

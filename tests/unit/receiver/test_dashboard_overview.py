@@ -57,7 +57,8 @@ def test_30_days_day_by_day_from_the_hourly_counters(svc, sim):
     assert (days[today]["submitted"], days[today]["stored"]) == (1, 1) and days[today]["latency_p50"] is not None
     assert {k: days[accounting.utc_day(long_ago)][k] for k in ("submitted", "stored", "expired")} == {
         "submitted": 3, "stored": 2, "expired": 1}
-    assert seen["days"] == [{"date": today, "model": "flux-2-pro", "jobs": 1, "stored": 1, "failed": 0, "credits": 3.0}]
+    assert seen["days"] == [{"date": today, "model": "flux-2-pro", "jobs": 1, "stored": 1, "failed": 0,
+        "canceled": 0, "credits": 3.0}]
     hourly = reports.overview(svc, now, hours=24, days=2)
     assert [p["period"] for p in hourly["periods"]] == reports.hours_before(now, 24)
     assert hourly["periods"][-1]["stored"] == 1 and len(hourly["day_names"]) == 2
@@ -120,7 +121,8 @@ def test_the_page_from_the_counters():
     periods[9] = _period("2026-11-22T09", submitted=4, stored=3, moderated=1, latency_p50=3.0, latency_p95=4.0)
     periods[11] = _period("2026-11-22T11", canceled=2, aborted=1)  # as their callers asked: not ended badly
     data = {"periods": periods, "latency_p50": 0.8, "latency_p95": 3.9, "day_names": ["2026-11-21", "2026-11-22"],
-            "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3, "credits": 6.5}],
+            "days": [{"date": "2026-11-22", "model": "flux-dev", "jobs": 13, "stored": 10, "failed": 3,
+                "canceled": 0, "credits": 6.5}],
             "spent_today": 6.5, "reserved": 0.0, "daily_limit": 100.0, "pools": [], "max_active": 24,
             "keys": [{"key_id": "key_0123456789abcdef", "name": "shop", "credits": 4.5}]}
     page = view.overview_page(data, "24h", 1_795_000_060.0,
