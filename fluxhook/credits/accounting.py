@@ -120,7 +120,7 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_i
 
 
 # The usage counter a job's end counts in: stored, canceled (sent, paid, no result), else failed.
-_ENDED_AS = {st.STORED: "stored", st.CANCELED: "canceled"}
+_ENDED_AS: dict[str, str] = {st.STORED: "stored", st.CANCELED: "canceled"}
 
 
 def on_end(job: Job, status: str, now: float, latency: float | None = None, key_name: str = "") -> list[Effect]:
