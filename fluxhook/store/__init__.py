@@ -77,6 +77,7 @@ class Store:
         self.deliveries = Deliveries(connection, keys=keys)
         self.job_changes = JobChanges(connection, keys=keys)
         self.streams = StreamLeases(connection, keys=keys)
+        self.answers = StreamLeases(connection, keys=keys, kind="answers")
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys, tallies=self.tallies)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)

@@ -427,6 +427,10 @@ class Keys:
         """The streams one caller (``streams.caller_scope``) holds open, scored by when each one's lease ends (ms)."""
         return f"{self.prefix}streams:{caller}"
 
+    def answers_of(self, caller: str) -> str:
+        """The answers one caller is being written at once (a ZIP, a file: receiver/answers.py), scored as streams."""
+        return f"{self.prefix}answers:{caller}"
+
     @property
     def job_changes(self) -> str:
         """The pub/sub channel on which a job's id is published when it is made or changes (``store.job_changes``)."""
