@@ -13,6 +13,7 @@ from gunicorn import util as gunicorn_util
 from fluxhook.core.config import DEFAULT_PORT, field_default
 from receiver.bulkheads import ANSWER_ROOM, BATCH_MAKING_ROOM, BFL_CALL_ROOM, TARPIT_ROOM, WAITING_ROOM
 from receiver.request_assembly import refusal
+from receiver.variant_makers import VARIANT_ROOM
 
 
 def _whole(name: str, default: str) -> int:
@@ -32,10 +33,10 @@ bind = f"0.0.0.0:{_whole('PORT', str(DEFAULT_PORT))}"
 worker_class = "receiver.buffering_worker.BufferingWorker"
 workers = _whole("WEB_CONCURRENCY", "2")
 # WEB_THREADS work at once (receiver/bulkheads.py holds the rest back); the others are the rooms
-# for requests waiting on their job (Prefer: wait), on BFL or for a turn to make a batch, which hold a thread but
-# no CPU.
+# for requests waiting on their job (Prefer: wait), on BFL, for a turn to make a batch or for a variant to be made
+# (receiver/variant_makers.py), which hold a thread but no CPU.
 threads = (_whole("WEB_THREADS", str(field_default("web_threads"))) + WAITING_ROOM + BFL_CALL_ROOM + BATCH_MAKING_ROOM
-           + ANSWER_ROOM + TARPIT_ROOM)
+           + ANSWER_ROOM + TARPIT_ROOM + VARIANT_ROOM)
 # A socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With one
 # shared socket, the first worker to wake took every keep-alive connection of a burst and the other idled.
 # A second gunicorn could then share the port too: on_starting refuses a port already listened on.

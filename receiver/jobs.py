@@ -27,15 +27,16 @@ from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.lifecycle.tracking import TrackRequest, track_task
 from fluxhook.services import Services
 
-from . import answers
+from . import answers, variants
 from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
-from .media import authorized_job, storage_redirect
+from .media import authorized_job
 from .replicated import replicated
+from .store_redirects import storage_redirect
 from .waiting import preference_applied, waited
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1")
@@ -209,7 +210,7 @@ def _refuse_unknown_model(svc: Services, filters: JobFilter) -> None:
 
 @bp.get("/jobs/<job_id>/image")
 def image(job_id: str):
-    """The stored image, for a bearer token or a signed ``image.url``."""
+    """The stored image, or a variant of it (``w``, ``format``, ``q``), for a bearer token or a signed ``image.url``."""
     svc = services()
     job = authorized_job(job_id, "image", "image.url")
     if not job.image or not job.storage_key:
@@ -217,6 +218,9 @@ def image(job_id: str):
             raise Gone(f"job ended {job.status} with a video, not an image: read /v1/jobs/{job.id}/video"
                        if job.video else f"job ended {job.status} without an image")
         raise NotReady("the image is not stored yet")
+    ask = variants.asked()
+    if ask is not None:  # a variant (SPEC §19): its width, format and quality
+        return variants.answer(job, "image", ask)
     etag, content_type = job.image["sha256"], job.image["content_type"]
     if not is_resource_modified(request.environ, etag=etag):
         # Answered before the store is asked: a client's cached copy costs no storage request.

@@ -1,15 +1,15 @@
 """A job's stored video, its poster frame and its draft cache: ``GET /v1/jobs/{id}/video``,
 ``/poster`` and ``/draft_cache``, with byte ranges (so a ``<video>`` tag can seek), ETags, and the job's
-signed URLs. The file is streamed in pieces from the store: memory never grows with its size."""
+signed URLs; the poster's variants too (``w``, ``format``, ``q``: ``variants``). The file is streamed in pieces from
+the store: memory never grows with its size."""
 
 from __future__ import annotations
 
 import time
 from typing import IO, Iterator
 
-from flask import Blueprint, Response, g, redirect, request
+from flask import Blueprint, Response, g, request
 from werkzeug.http import is_resource_modified, parse_etags
-from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import ClosingIterator
 
 from fluxhook.core import signing
@@ -20,9 +20,10 @@ from fluxhook.lifecycle import draft_caches
 from fluxhook.media import storage
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
-from . import answers
+from . import answers, variants
 from .auth import authenticate
 from .context import services
+from .store_redirects import storage_redirect
 
 bp = Blueprint("media", __name__, url_prefix="/v1")
 
@@ -49,6 +50,8 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     if job is None or not (signed or (caller is not None and caller.sees(job))):
         raise JobNotFound(f"no job {job_id[:40]!r}")
     g.job_id = job.id
+    # Opened by its signed link: an answer any cache may keep (a variant's, ``variants``).
+    g.signed_link = signed
     _refuse_other_store(job, kind)
     return job
 
@@ -88,6 +91,9 @@ def stored_file(job_id: str, name: str):
     """The job's stored video, poster frame or draft cache, whole or a byte range."""
     job = authorized_job(job_id, name, _LINKS[name])
     key, content_type, size, etag = _file_of(job, name)
+    ask = variants.asked() if name == "poster" else None
+    if ask is not None:  # the poster's variant (SPEC §19)
+        return variants.answer(job, name, ask)
     if not is_resource_modified(request.environ, etag=etag):
         response = Response(status=304)
         response.set_etag(etag)
@@ -110,20 +116,6 @@ def stored_file(job_id: str, name: str):
         response.headers["Content-Range"] = wanted.content_range(size)
     response.set_etag(etag)
     return answers.paced(_headers(response), answers.scope_of(job.key_id))
-
-
-def storage_redirect(key: str, content_type: str, max_seconds: int) -> BaseResponse | None:
-    """A redirect to a short-lived URL of the stored file, when the store serves its own (S3) and is told to."""
-    svc = services()
-    if svc.config.s3_image_delivery != "redirect":
-        return None
-    url = svc.storage.url_for(key, min(max_seconds, svc.config.image_url_ttl_seconds), content_type)
-    if not url:
-        return None  # files have none
-    response = redirect(url, 302)
-    response.headers["Cache-Control"] = "private, no-store"  # its target expires
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 def _range(size: int, etag: str) -> ByteRange | None:

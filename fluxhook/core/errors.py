@@ -440,3 +440,31 @@ class StorageError(RetryableError):
     """The image store refused a read or a write (a full disk or an outage may pass)."""
 
     code = "storage_error"
+
+
+# --- variants of stored images (SPEC §19) ---------------------------------
+
+class InvalidVariant(InvalidRequest):
+    """A variant's ``w``, ``format`` or ``q`` is not one fluxhook makes: the message names it and what is allowed."""
+
+    code = "invalid_variant"
+
+    def __init__(self, message: str, *, parameter: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class VariantsBusy(RetryableError):
+    """This web process's variant makers have as many requests waiting as they may (or one waited past its bound):
+    asked again after ``retry_after``, the variant is made, or served if made meanwhile."""
+
+    code = "variants_busy"
+    status = 503
+
+
+class VariantFailed(FluxhookError):
+    """The stored file could not be made into the variant asked for (its bytes do not decode as an image, or it is
+    larger than a variant is made of): the original is still served without parameters."""
+
+    code = "variant_failed"
+    status = 422

@@ -27,7 +27,7 @@ from fluxhook.core.errors import StorageError
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[a-z0-9]{1,5}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
-                  "mp4": "video/mp4", "bin": "application/octet-stream", "json": "application/json"}
+                  "avif": "image/avif", "mp4": "video/mp4", "bin": "application/octet-stream", "json": "application/json"}
 
 
 class Storage(Protocol):
@@ -42,6 +42,8 @@ class Storage(Protocol):
     def open_at(self, key: str, start: int, end: int) -> IO[bytes] | None: ...
 
     def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: list[str]) -> None: ...
 
     def check_writable(self) -> None: ...
 
@@ -213,6 +215,11 @@ class FileStorage:
     def delete(self, key: str) -> None:
         """Remove the image; removing a missing image is not an error."""
         self._path(key).unlink(missing_ok=True)
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove each of ``keys``' files (a job's variants); missing ones are not an error."""
+        for key in keys:
+            self.delete(key)
 
     def exists(self, key: str) -> bool:
         """Whether a file is stored under ``key``."""
@@ -428,6 +435,13 @@ class S3Storage:
     def delete(self, key: str) -> None:
         """Remove the image; removing a missing image is not an error (S3 answers 204 either way)."""
         self._call(f"delete image {key}", "delete_object", Bucket=self.bucket, Key=self._name(key))
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove each of ``keys``' objects (a job's variants), up to 1000 in one request; missing ones are not an
+        error."""
+        names = [self._name(key) for key in keys]
+        for start in range(0, len(names), 1000):
+            self._delete_many(names[start:start + 1000])
 
     def remove_older_than(self, cutoff: float, *, partial_before: float) -> int:
         """Remove images under the prefix last written before ``cutoff``.

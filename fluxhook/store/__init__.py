@@ -30,6 +30,7 @@ from fluxhook.store.streams import StreamLeases
 from fluxhook.store.tallies import Tallies
 from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
+from fluxhook.store.variants import VariantRecords
 from fluxhook.store.watching import Watching
 from fluxhook.store.work_lines import KINDS, WorkLines
 
@@ -86,6 +87,7 @@ class Store:
         self.work = WorkLines(connection, keys=keys)
         self.watching = Watching(connection, keys=keys)
         self.batches = Batches(connection, ttl=ttl, keys=keys)
+        self.variants = VariantRecords(connection, ttl=ttl, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:

@@ -296,6 +296,15 @@ class Keys:
         """Held while some process sends the job's task to BFL."""
         return f"{self.prefix}submit:{job_id}"
 
+    def variants(self, job_id: str) -> str:
+        """The variants of a job's stored files (SPEC §19), a hash: storage key -> ``<sha256> <size>`` once stored,
+        '' while one is being made (written before its bytes, so a delete finds every key that may hold a file)."""
+        return f"{self.prefix}variants:{job_id}"
+
+    def variant_lock(self, job_id: str, storage_key: str) -> str:
+        """Held while some web process makes the variant stored under ``storage_key`` (its value a lock token)."""
+        return f"{self.prefix}variant:{job_id}:{storage_key}"
+
     def kept_marks(self, account: str, hour: int | str) -> str:
         """The tasks reported on the static URL with ``account``'s secret in UTC hour ``hour`` (s since the epoch //
         3600) that no job tracked then: a fixed-size bitmap, a bit per task id's hash (``store/kept_callbacks.py``)."""

@@ -17,7 +17,8 @@ log = logging.getLogger("fluxhook.erasing")
 
 
 def erase(svc: Services, job_id: str) -> bool:
-    """Erase the job and all that belongs to it; False if there was no record (its leftovers go anyway)."""
+    """Erase the job and all that belongs to it (its variants too); False if there was no record (its leftovers go
+    anyway)."""
     progress, _ = svc.store.deliveries.progress_of(job_id)  # read while its record is there: its messages' ids
     # The storage key as deleted, not as read before: a download may have stored the image in between.
     storage_key = svc.jobs.delete(job_id)
@@ -30,6 +31,11 @@ def erase(svc: Services, job_id: str) -> bool:
             svc.storage.delete(key)
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
+    # Its variants (SPEC §19), each key recorded before its bytes were stored: after the record, so a variant made
+    # meanwhile is either found here or deleted by its maker, who finds the record gone (``lifecycle/variants.py``).
+    variants = svc.store.variants.take_all(job_id)
+    if variants:
+        svc.storage.delete_many(variants)
     timeline.forget(svc.store, job_id)
     svc.store.deliveries.forget_job(job_id, progress)  # its notifications, their attempts and retries
     return storage_key is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fluxhook.core import signing
+from fluxhook.core import signing, variants
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting
@@ -16,12 +16,17 @@ def file_url(config: Config, job_id: str, name: str) -> str:
 
 
 def present(config: Config, job: Job, waiting: Waiting | None = None) -> dict:
-    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files and, while it is
-    ``queued``, why it waits (``waits.of``; a terminal job, as notifications send it, waits for nothing)."""
+    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files (and its image's
+    ``srcset``) and, while it is ``queued``, why it waits (``waits.of``; a terminal job, as notifications send it,
+    waits for nothing)."""
     links: dict[str, str | None] = {}
     if job.video:
         links.update(video_url=file_url(config, job.id, "video"), poster_url=file_url(config, job.id, "poster"))
     if job.draft_cache:
         links["draft_cache_url"] = file_url(config, job.id, "draft_cache")
-    return job.to_api(file_url(config, job.id, "image") if job.image else None,
-                      waiting=waiting.to_api() if waiting is not None else None, **links)
+    image_url = file_url(config, job.id, "image") if job.image else None
+    shown = job.to_api(image_url, waiting=waiting.to_api() if waiting is not None else None, **links)
+    if image_url is not None and shown["image"].get("width"):
+        # Ready for <img srcset> (SPEC §19): the signed link at each width a screen may need, its format by Accept.
+        shown["image"]["srcset"] = variants.srcset(image_url, int(shown["image"]["width"]))
+    return shown

@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 from fluxhook.core.config import DEFAULT_PORT, Config, field_default
-from receiver import bulkheads
+from receiver import bulkheads, variant_makers
 
 MINIMAL = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BFL_API_KEY": "k", "SECRET_KEY": "0123456789abcdef0123456789abcdef",
            "API_TOKENS": "token-aaaaaaaa"}
@@ -45,5 +45,7 @@ def test_the_web_server_listens_on_the_default_port_with_the_default_threads(mon
     from receiver import gunicorn_conf
     gunicorn_conf = importlib.reload(gunicorn_conf)
     assert gunicorn_conf.bind == f"0.0.0.0:{DEFAULT_PORT}"
+    # The permits, and a thread for each place of every room where a request waits holding no permit.
     assert gunicorn_conf.threads == (field_default("web_threads") + bulkheads.WAITING_ROOM + bulkheads.BFL_CALL_ROOM
-                                     + bulkheads.BATCH_MAKING_ROOM)
+                                     + bulkheads.BATCH_MAKING_ROOM + bulkheads.ANSWER_ROOM + bulkheads.TARPIT_ROOM
+                                     + variant_makers.VARIANT_ROOM)

@@ -37,7 +37,9 @@ def _opens(token: str, job_id: str) -> list[str]:
 def test_a_stored_image_has_a_link_that_opens_its_image_only():
     job = Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image=IMAGE, prompt="a fox", seed=7)
     body = presenting.present(CONFIG, job)
-    assert body == job.to_api(body["image"]["url"])  # the API's fields, the link aside
+    srcset = body["image"].pop("srcset")
+    assert body == job.to_api(body["image"]["url"])  # the API's fields, the link and its srcset aside
+    assert srcset == f"{body['image']['url']}&w=4&format=auto 4w"  # narrower than every listed width: its own
     token = _token(body["image"]["url"], job.id, "image")
     assert _opens(token, job.id) == ["image"]
     assert _opens(token, new_job_id()) == []  # nor any file of another job
@@ -73,3 +75,12 @@ def test_each_link_is_signed_afresh_with_the_current_key_and_a_previous_one_stil
     # Made before the rotation: still opens the image while the old key is listed as previous.
     assert signing.file_token_valid(rotated.secret_keys, token, job.id, "image", 60)
     assert not signing.file_token_valid(("n" * 32,), token, job.id, "image", 60)
+
+
+def test_a_stored_images_srcset_is_its_link_at_each_listed_width_up_to_its_own():
+    job = Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image={**IMAGE, "width": 1440, "height": 960})
+    image = presenting.present(CONFIG, job)["image"]
+    entries = [entry.split(" ") for entry in image["srcset"].split(", ")]
+    assert [w for _, w in entries] == ["64w", "128w", "256w", "384w", "512w", "640w", "768w", "1024w", "1280w", "1440w"]
+    assert all(url == f"{image['url']}&w={w[:-1]}&format=auto" for url, w in entries)
+    assert _opens(_token(entries[0][0], job.id, "image"), job.id) == ["image"]

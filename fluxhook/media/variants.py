@@ -1,0 +1,131 @@
+"""A stored image made into one variant (SPEC §19): its bytes at a width and in a format, with Pillow.
+
+Orientation is applied (the pixels turned as the EXIF tag says, as browsers show the original) and the colour profile
+kept (its ICC bytes written into the variant); every other piece of metadata (EXIF, XMP, comments, text chunks) is
+left out. Memory stays near the variant's own size, not the original's: a JPEG is decoded at the smallest scale
+(1/2, 1/4, 1/8) that is still as large as the variant (``Image.draft``), the rest reduced by whole factors before the
+last resampling (``reducing_gap``), and each image is closed as soon as the next one is made of it.
+
+Pillow rather than libvips (pyvips): on these images and this host Pillow took less CPU per variant and writes the
+same formats (``make bench-variants`` prints both when pyvips is installed; docs/api.md says the figures)."""
+
+from __future__ import annotations
+
+import io
+from typing import IO
+
+from PIL import Image
+
+from fluxhook.core.variants import Variant
+from fluxhook.media.storage import seekable, spool
+
+# Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
+MAX_SOURCE_PIXELS = 40_000_000
+# Each format's encoder settings beside its quality: chosen on `make bench-variants`' figures. WebP's method 2 and
+# AVIF's speed 8 keep a 512-px variant within a few tens of ms of CPU while the bytes stay far below the original's
+# (method 4 and speed 6, the libraries' defaults, took 2-3x and 5-9x the CPU for 5-10% fewer bytes).
+_OPTIONS: dict[str, dict[str, object]] = {
+    "jpeg": {"optimize": False, "progressive": False},
+    "png": {"compress_level": 6},
+    "webp": {"method": 2},
+    # One thread: a variant is made by one of the process's makers, whose number is the CPU it may take.
+    "avif": {"speed": 8, "max_threads": 1},
+}
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
+
+
+class Unmakeable(ValueError):
+    """The stored bytes cannot be made into a variant (not an image Pillow reads, or too large to decode)."""
+
+
+def make_variant(source: IO[bytes], variant: Variant) -> bytes:
+    """``variant``'s bytes of the image ``source`` (a file, or a stream that cannot seek: an S3 object's, first
+    copied to a temporary file, as decoding seeks). ``Unmakeable`` when it cannot be made."""
+    if seekable(source):
+        source.seek(0)
+        return _made(source, variant)
+    with spool(source) as copy:
+        return _made(copy, variant)
+
+
+def _made(source: IO[bytes], variant: Variant) -> bytes:
+    made: list[Image.Image] = []  # the images made on the way, closed once the bytes are written
+    try:
+        with Image.open(source) as original:
+            if original.width * original.height > MAX_SOURCE_PIXELS:
+                raise Unmakeable(f"{original.width}x{original.height} is too large to make a variant of")
+            icc = original.info.get("icc_profile")
+            turn = _TURNS.get(original.getexif().get(_ORIENTATION, 1))
+            sideways = turn in _SIDEWAYS
+            # The size as it is shown (turned), the variant's size in it, and that size in the stored pixels' axes.
+            width, height = (original.height, original.width) if sideways else original.size
+            target_width = min(variant.width, width)  # never enlarged
+            target = (target_width, max(1, round(height * target_width / width)))
+            stored = (target[1], target[0]) if sideways else target
+            if original.format == "JPEG":
+                original.draft(None, stored)
+            original.load()
+            picture: Image.Image = original
+            if picture.size != stored:
+                # A fast reduction by a whole factor first, LANCZOS only over the last factor of 3.
+                picture = _kept(made, picture.resize(stored, Image.Resampling.LANCZOS, reducing_gap=3.0))
+            if turn is not None:
+                picture = _kept(made, picture.transpose(turn))
+            picture = _kept(made, _in_mode(picture, variant.format))
+            return _encoded(picture, variant, icc)
+    except Unmakeable:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise Unmakeable(f"the stored image cannot be decoded: {type(exc).__name__}") from exc
+    finally:
+        for image in made:
+            image.close()
+
+
+def _kept(made: list[Image.Image], image: Image.Image) -> Image.Image:
+    if not any(image is other for other in made):
+        made.append(image)
+    return image
+
+
+_ORIENTATION = 0x0112  # EXIF's Orientation tag
+# How each EXIF orientation is undone (as ImageOps.exif_transpose does); 5 to 8 swap width and height.
+_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+          5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+          8: Image.Transpose.ROTATE_90}
+_SIDEWAYS = (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+             Image.Transpose.ROTATE_90)
+
+
+def _encoded(image: Image.Image, variant: Variant, icc: bytes | None) -> bytes:
+    """``image`` written as ``variant``'s format and quality, with the colour profile ``icc`` and no other metadata."""
+    # A resized or converted image carries its original's info (EXIF, XMP, comments...): none of it is written.
+    image.info = {}
+    options: dict[str, object] = dict(_OPTIONS[variant.format])
+    if variant.quality is not None:
+        options["quality"] = variant.quality
+    if icc:
+        options["icc_profile"] = icc
+    out = io.BytesIO()
+    image.save(out, format=_PILLOW_FORMATS[variant.format], **options)
+    return out.getvalue()
+
+
+def _in_mode(image: Image.Image, format_: str) -> Image.Image:
+    """``image`` in a mode ``format_`` writes: RGB (or L) for JPEG, a transparent image's alpha kept by the others."""
+    alpha = "A" in image.getbands() or "transparency" in image.info
+    if format_ == "jpeg":
+        if image.mode in ("RGB", "L"):
+            return image
+        if alpha:
+            # JPEG has no alpha: what was transparent shows white, not black.
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            flat = Image.alpha_composite(white, rgba).convert("RGB")
+            rgba.close()
+            white.close()
+            return flat
+        return image.convert("RGB")
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    return image.convert("RGBA" if alpha else "RGB")

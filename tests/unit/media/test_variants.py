@@ -1,0 +1,129 @@
+"""A stored image made into a variant (fluxhook/media/variants.py): the width asked and the aspect ratio kept, each
+format written, turned upright by its EXIF orientation, its colour profile kept and every other piece of metadata
+dropped, transparency kept where the format has it and white where it has not, read from a stream that cannot seek
+(an S3 object's), and a refusal for bytes that are no image; the rules of core/variants.py it is made by."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, ImageCms
+
+from fluxhook.core.errors import InvalidVariant
+from fluxhook.core.variants import Ask, Variant, asked, by_accept, resolve, snapped, srcset, storage_key, widths_up_to
+from fluxhook.media.variants import Unmakeable, make_variant
+
+
+def _photo(size=(1024, 768), **save) -> bytes:
+    out = io.BytesIO()
+    image = Image.merge("RGB", [Image.linear_gradient("L").resize(size), Image.radial_gradient("L").resize(size),
+                                Image.new("L", size, 90)])
+    image.save(out, save.pop("format", "JPEG"), **save)
+    return out.getvalue()
+
+
+def _made(data: bytes, variant: Variant) -> Image.Image:
+    return Image.open(io.BytesIO(make_variant(io.BytesIO(data), variant)))
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
+def test_each_format_is_written_at_the_width_with_the_aspect_ratio(fmt):
+    made = _made(_photo(), Variant(384, fmt, None if fmt == "png" else 75))
+    assert made.format == fmt.upper()
+    assert made.size == (384, 288)
+
+
+def test_exif_orientation_is_applied_and_the_other_metadata_dropped_the_icc_profile_kept():
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: 768 wide, 1024 high
+    exif[0x010F] = "a camera maker"
+    data = _photo(exif=exif.tobytes(), icc_profile=srgb, comment=b"a secret comment")
+    with Image.open(io.BytesIO(data)) as original:
+        assert original.size == (1024, 768) and original.getexif()[0x0112] == 6  # the test's own premise
+
+    for fmt in ("jpeg", "webp", "avif", "png"):
+        made = _made(data, Variant(384, fmt, None if fmt == "png" else 75))
+        assert made.size == (384, 512), fmt  # upright
+        assert made.info.get("icc_profile") == srgb, fmt
+        assert not made.getexif(), fmt
+        assert "comment" not in made.info and "xmp" not in made.info and "exif" not in made.info, fmt
+
+
+def test_transparency_is_kept_where_the_format_has_it_and_white_in_a_jpeg():
+    out = io.BytesIO()
+    Image.new("RGBA", (200, 100), (255, 0, 0, 0)).save(out, "PNG")
+
+    as_webp = _made(out.getvalue(), Variant(64, "webp", 90))
+    assert as_webp.mode == "RGBA" and as_webp.getpixel((10, 10))[3] == 0
+    as_jpeg = _made(out.getvalue(), Variant(64, "jpeg", 90))
+    assert as_jpeg.mode == "RGB" and min(as_jpeg.getpixel((10, 10))) > 240
+
+
+def test_a_stream_that_cannot_seek_is_read_as_a_file():
+    class Stream(io.RawIOBase):
+        def __init__(self, data):
+            self.inner = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return False
+
+        def readinto(self, buffer):
+            chunk = self.inner.read(len(buffer))
+            buffer[:len(chunk)] = chunk
+            return len(chunk)
+
+    made = Image.open(io.BytesIO(make_variant(Stream(_photo()), Variant(128, "webp", 50))))
+    assert made.size == (128, 96)
+
+
+def test_bytes_that_are_no_image_are_unmakeable():
+    with pytest.raises(Unmakeable):
+        make_variant(io.BytesIO(b"\xff\xd8\xff not a jpeg"), Variant(64, "webp", 75))
+
+
+def test_a_smaller_original_is_never_enlarged():
+    made = _made(_photo((300, 200)), Variant(512, "webp", 75))
+    assert made.size == (300, 200)
+
+
+def test_widths_snap_up_to_the_list_never_above_the_original():
+    assert [snapped(w, 1024) for w in (1, 64, 65, 500, 1024, 1500, 2048)] == [64, 64, 128, 512, 1024, 1024, 1024]
+    assert snapped(1300, 1440) == 1440 and snapped(2000, 4096) == 2048
+    assert widths_up_to(1024) == [64, 128, 256, 384, 512, 640, 768, 1024]
+    assert widths_up_to(1440)[-2:] == [1280, 1440] and widths_up_to(4096)[-1] == 2048
+
+
+def test_accept_lists_avif_and_webp_by_name_only():
+    assert by_accept("image/avif,image/webp,*/*;q=0.8", "jpeg") == "avif"
+    assert by_accept("image/webp;q=0.9, image/avif;q=0", "png") == "webp"
+    assert by_accept("image/*,*/*", "png") == "png"
+    assert by_accept("image/avif;q=bad", "jpeg") == "jpeg"
+
+
+def test_a_request_names_one_variant_and_its_key():
+    assert asked(lambda name: []) is None
+    ask = asked(lambda name: {"w": ["300"], "format": ["JPG"]}.get(name, []))
+    assert ask == Ask(width=300, format="jpeg")
+    variant = resolve(ask, 1024, "image/png", None)
+    assert variant == Variant(384, "jpeg", 75)
+    assert storage_key("job_x", "image", variant) == "job_x-image-384w-q75.jpg"
+    assert storage_key("job_x", "poster", resolve(Ask(format="png", quality=90), 640, "image/jpeg", None)) == \
+        "job_x-poster-640w.png"  # PNG is lossless: no quality in its key, one file whatever q says
+    auto = resolve(Ask(format="auto"), 1024, "image/webp", "text/html")
+    assert auto == Variant(1024, "webp", 75, auto=True)
+    with pytest.raises(InvalidVariant) as refused:
+        asked(lambda name: {"q": ["100"]}.get(name, []))
+    assert refused.value.parameter == "q"
+
+
+def test_a_srcset_is_the_link_at_each_width():
+    assert srcset("https://x/v1/jobs/j/image?token=t", 300) == (
+        "https://x/v1/jobs/j/image?token=t&w=64&format=auto 64w, "
+        "https://x/v1/jobs/j/image?token=t&w=128&format=auto 128w, "
+        "https://x/v1/jobs/j/image?token=t&w=256&format=auto 256w, "
+        "https://x/v1/jobs/j/image?token=t&w=300&format=auto 300w")
