@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import time
 from functools import partial, wraps
-from typing import Any
 
 from flask import Blueprint, Response, g, request, stream_with_context
 
-from fluxhook.core import json_body
 from fluxhook.core.batch import is_batch_id
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
@@ -21,6 +19,7 @@ from fluxhook.lifecycle.batching import BatchItem, BatchRequest
 from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.steps import key_limits
 
+from . import answers, batch_body
 from .auth import require_bearer
 from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
@@ -28,14 +27,12 @@ from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent
 from .jobs import MAX_METADATA_BYTES
-from .json_request import body_text, json_object
+from .json_request import json_object
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 
-NDJSON = "application/x-ndjson"
-# The fields of POST /v1/batches (with NDJSON, its query parameters but ``items``), and of each item.
-_BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
+# The fields of each item of POST /v1/batches.
 _ITEM_FIELDS = ("input", "metadata")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
 
@@ -46,49 +43,24 @@ def authenticate():
 
 
 def _read_body(view):
-    """Read the body (JSON, or NDJSON with the rest as query parameters) as one JSON object before anything else
-    reads it, so an ``Idempotency-Key`` is checked against the batch as a whole. A key whose batches fill its places
-    in this process's room is answered 503 before its body is parsed: a flood's batch that would be refused costs no
-    parse."""
+    """Read the body (JSON, or NDJSON with the rest as query parameters; at most ``MAX_BATCH_BYTES``, parsed as it
+    is read: ``batch_body``) as one JSON object before anything else reads it, so an ``Idempotency-Key`` is checked
+    against the batch as a whole. A key whose batches fill its places in this process's room is answered 503 before
+    its body is parsed: a flood's batch that would be refused costs no parse."""
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not batch_room().has_place(require_bearer().key_id or ""):
             raise key_busy()
-        if request.mimetype == NDJSON:
-            g.json_object = _from_ndjson()
+        g.json_object = batch_body.read(services().config.max_batch_bytes)
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def _from_ndjson() -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for name, value in request.args.items(multi=True):
-        refuse_unknown([name], _BATCH_FIELDS[:1] + _BATCH_FIELDS[2:], where="POST /v1/batches (NDJSON)",
-                       kind="query parameter")
-        if name in data:
-            raise InvalidRequest(f"give '{name}' once")
-        data[name] = _query_json(name, value) if name in ("metadata", "notify_events") else value
-    items = []
-    # Lines end at "\n" alone: JSON may hold U+2028 and its kind unescaped, which str.splitlines would split at.
-    for number, line in enumerate(body_text().split("\n")):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            items.append(json_body.loads(line))
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"line {number + 1} of the NDJSON body is not a JSON object: {exc.message}") from None
-    data["items"] = items
-    return data
-
-
-def _query_json(name: str, value: str) -> Any:
-    """A query parameter of an NDJSON batch that holds JSON (``metadata``, ``notify_events``)."""
-    try:
-        return json_body.loads(value)
-    except InvalidRequest as exc:
-        raise InvalidRequest(f"the query parameter '{name}' must be JSON: {exc.message}") from None
+@bp.teardown_request
+def _give_back_memory(_error) -> None:
+    """A large batch's items, kept for its request, are let go with it and their memory given back."""
+    batch_body.give_back_memory()
 
 
 @bp.post("/batches")
@@ -98,7 +70,7 @@ def _query_json(name: str, value: str) -> Any:
 def create():
     """Check every item, then record the batch and its items; answers the batch (202)."""
     data = json_object()
-    refuse_unknown(data, _BATCH_FIELDS, where="POST /v1/batches")
+    refuse_unknown(data, batch_body.BATCH_FIELDS, where="POST /v1/batches")
     model, items = data.get("model"), data.get("items")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest(f"'model' must be a BFL model name such as 'flux-2-pro', as in {_EXAMPLE}")
@@ -173,8 +145,9 @@ def results(batch_id: str):
     if form == "zip":
         response = Response(stream_with_context(batching.archive(svc, batch)), mimetype="application/zip")
         response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.zip"'
-        return response
-    return Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl")
+        return answers.paced(response, answers.scope_of(batch.key_id))
+    return answers.paced(Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl"),
+                         answers.scope_of(batch.key_id))
 
 
 @bp.post("/batches/<batch_id>/cancel")

@@ -17,8 +17,7 @@ from flask import g, request
 from fluxhook.core import json_body
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
-
-_NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
+from fluxhook.core.json_stream import NOT_AN_OBJECT
 
 
 def read_untyped_as_json() -> None:
@@ -30,22 +29,22 @@ def read_untyped_as_json() -> None:
 
 def json_object() -> dict[str, Any]:
     """The body as a JSON object, parsed on first use; InvalidRequest if it is not one (nor untyped, on a route
-    that reads untyped bodies as JSON: ``read_untyped_as_json``)."""
+    that reads untyped bodies as JSON: ``read_untyped_as_json``), or if it gives a key twice in one object."""
     if "json_object" not in g:
-        if not request.is_json and not (g.get("untyped_is_json", False) and not request.mimetype):
-            sent = (request.mimetype or "none")[:60]
-            raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
-                                 f"(this request's Content-Type: {sent})")
+        require_json()
         value = json_body.loads(_text())
         if not isinstance(value, dict):
-            raise InvalidRequest(_NOT_AN_OBJECT)
+            raise InvalidRequest(NOT_AN_OBJECT)
         g.json_object = value
     return g.json_object
 
 
-def body_text() -> str:
-    """The body as text (UTF-8), read once."""
-    return _text()
+def require_json() -> None:
+    """InvalidRequest unless the body is sent as JSON (or untyped, on a route that reads untyped bodies as JSON)."""
+    if not request.is_json and not (g.get("untyped_is_json", False) and not request.mimetype):
+        sent = (request.mimetype or "none")[:60]
+        raise InvalidRequest(f"send the body as JSON with the header 'Content-Type: application/json' "
+                             f"(this request's Content-Type: {sent})")
 
 
 def body_size() -> int:

@@ -1,10 +1,12 @@
 """JSON bodies (pure), read strictly and written a piece at a time.
 
-Read: finite numbers, valid Unicode, bounded nesting.
+Read: finite numbers, valid Unicode, bounded nesting, each key once in an object.
 
 Python's json module accepts NaN and Infinity (which fluxhook would then serve back as
-invalid JSON), lone surrogates (which Redis cannot store), and nesting deep enough to
-exhaust the stack when the value is encoded again; all of them are refused here.
+invalid JSON), lone surrogates (which Redis cannot store), nesting deep enough to
+exhaust the stack when the value is encoded again, and a key given twice in one object
+(the last one silently wins, so a body read here could mean something else to the app
+that sent it, or to a proxy that checked it); all of them are refused here.
 
 Written: a value holding a 100 MB string is encoded, hashed, stored or sent without a second whole copy
 of it in memory.
@@ -19,35 +21,86 @@ from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
 
 MAX_DEPTH = 32
+# The most of a repeated key's name an error quotes.
+_NAME_SHOWN = 60
 
 
 class _NotANumber(ValueError):
     """NaN or Infinity in the body: Python reads them, JSON has no such numbers."""
 
 
+class _RepeatedKey(ValueError):
+    """A key given twice in one object."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
 def _no_constants(name: str) -> Any:
     raise _NotANumber(name)
 
 
-def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``max_depth`` deep."""
-    try:
-        value = json.loads(raw, parse_constant=_no_constants)
-    except RecursionError:
-        raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep") from None
-    except _NotANumber as exc:
-        raise InvalidRequest(f"{exc} is not a JSON number: send a number or null") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno} "
-                             "(a trailing comma or single quotes, perhaps)") from None
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON: send it as UTF-8 text") from None
-    _check(value, max_depth)
+def _each_key_once(pairs: list[tuple[str, Any]]) -> dict:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _RepeatedKey(name)
+            seen.add(name)
     return value
 
 
-def _check(value: Any, max_depth: int) -> None:
-    stack = [(value, 1)]
+# Decodes as ``loads`` does, for readers that take a body a piece at a time (``core/json_stream.py``).
+DECODER = json.JSONDecoder(object_pairs_hook=_each_key_once, parse_constant=_no_constants)
+
+
+def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode ``raw``; raise InvalidRequest unless it is strict JSON nested at most ``max_depth`` deep, with each key
+    once in every object."""
+    try:
+        value = json.loads(raw, object_pairs_hook=_each_key_once, parse_constant=_no_constants)
+    except RecursionError:
+        raise InvalidRequest(f"the JSON is nested more than {max_depth} levels deep") from None
+    except json.JSONDecodeError as exc:
+        raise refused(exc.msg, exc.lineno, exc.colno) from None
+    except (_NotANumber, _RepeatedKey) as exc:
+        raise refused_value(exc) from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body is not valid JSON: send it as UTF-8 text") from None
+    check(value, max_depth)
+    return value
+
+
+def refused(msg: str, line: int, column: int) -> InvalidRequest:
+    """The refusal of a body that is not JSON: what the decoder said, and where."""
+    return InvalidRequest(f"the body is not valid JSON: {msg.lower()} at line {line}, column {column} "
+                          "(a trailing comma or single quotes, perhaps)")
+
+
+def refused_value(exc: ValueError) -> InvalidRequest:
+    """The refusal of a body that is JSON but not strict JSON (a number JSON has not, a key given twice)."""
+    if isinstance(exc, _RepeatedKey):
+        return repeated(exc.name)
+    return InvalidRequest(f"{exc} is not a JSON number: send a number or null")
+
+
+def repeated(name: str) -> InvalidRequest:
+    """The refusal of a body that gives the key ``name`` twice in one object."""
+    shown = name if len(name) <= _NAME_SHOWN else name[:_NAME_SHOWN] + "..."
+    return InvalidRequest(f"the key {json.dumps(shown)} is given more than once in one JSON object: give each key once "
+                          "(which one was meant is not guessed)")
+
+
+def check(value: Any, max_depth: int = MAX_DEPTH, *, depth: int = 1) -> None:
+    """InvalidRequest unless ``value`` (decoded JSON, found at ``depth`` in its body: 1 is the whole body) holds only
+    valid Unicode and the body is nested at most ``max_depth`` deep there."""
+    _check(value, max_depth, depth)
+
+
+def _check(value: Any, max_depth: int, depth: int = 1) -> None:
+    stack = [(value, depth)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
