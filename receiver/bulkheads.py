@@ -28,8 +28,8 @@ from .refusals import REMEMBER, Refusals
 WAITING_ROOM = 100
 # Submissions of one process that may wait for BFL's answer at once; the rest go to a worker.
 BFL_CALL_ROOM = 8
-# Batches of one process that may wait at once for their turn to be made (``lifecycle.batching``); the rest are
-# answered 503 at once.
+# Batches of one process that may wait at once for their turn to be made (``lifecycle.batching``), divided between
+# keys by ``batch_room``; the rest are answered 503 at once.
 BATCH_MAKING_ROOM = 4
 # Answers of one process being written to their readers at once (``answers``), each holding a thread but no permit.
 ANSWER_ROOM = 64
@@ -158,8 +158,8 @@ def _set_aside() -> ContextManager:
 
 
 def init_app(app: Flask, work_permits: int, api_tokens: tuple[str, ...]) -> None:
-    """Work permits around the whole app, and the rooms for submissions waiting on BFL, batches waiting to be made
-    and answers being written."""
+    """Work permits around the whole app, and the rooms for submissions waiting on BFL and answers being written
+    (batches waiting to be made have ``batch_room``'s)."""
     lanes = Lanes(api_tokens)
     app.extensions["fluxhook.lanes"] = lanes
     # Flask's own way to wrap its app in middleware; mypy sees a method assigned.
@@ -167,7 +167,6 @@ def init_app(app: Flask, work_permits: int, api_tokens: tuple[str, ...]) -> None
                                     Refusals())
     app.extensions["fluxhook.answers"] = Room(ANSWER_ROOM)
     app.extensions["fluxhook.bfl_calls"] = Room(BFL_CALL_ROOM)
-    app.extensions["fluxhook.batch_making"] = Room(BATCH_MAKING_ROOM)
 
 
 def lanes() -> Lanes:
@@ -197,7 +196,3 @@ def bfl_calls() -> Room:
     """The room for this process's submissions waiting on BFL."""
     return current_app.extensions["fluxhook.bfl_calls"]
 
-
-def batch_making() -> Room:
-    """The room for this process's batches waiting for their turn to be made."""
-    return current_app.extensions["fluxhook.batch_making"]

@@ -1,7 +1,7 @@
-"""Batches made one at a time over every process, in turns between keys (fluxhook/lifecycle/batching.py,
-``MAKING_AT_ONCE``, store/batch_turns.py): a key's batch waits in its process's room while another key's is made, is
-woken and made once that one's turn ends, before the rest of the other key's flood, and is refused 503 with nothing
-made when the room has no place for it or no turn comes in time. In-process on a real Redis; the turns other
+"""Batches made in turns between keys over every process (fluxhook/lifecycle/batching.py, ``MAKING_ITEMS_AT_ONCE``,
+store/batch_turns.py): a key's batch waits in its process's room while another key's that leaves no room beside it is
+made, is woken and made once that one's turn ends, before the rest of the other key's flood, and is refused 503 with
+nothing made when the room has no place for it or no turn comes in time. In-process on a real Redis; the turns other
 processes hold or wait for are taken through the store, as those processes would."""
 
 from __future__ import annotations
