@@ -1,60 +1,67 @@
 """A web process's capacity for making image variants (SPEC §19 "Bounded"), a bulkhead of its own.
 
-``MAKERS`` threads make variants, at a lower CPU priority than the threads that serve requests (a Linux thread's own
-nice value), so a process making variants still answers callbacks, job reads and file reads first. They are handed
-between owners in weighted turns (``FairPermits``, one lane per job owner, at most half of them to one), so one key
-asking for thousands of new variants at once delays another key's by at most a turn.
+``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``), at a lower CPU priority
+than the web process (nice ``MAKING_NICENESS``). Processes, not threads: Pillow holds the interpreter lock through
+parts of an encode (a JPEG's, tens of ms at 1024 px), which in a thread would stall every request of the process
+meanwhile; in a process of its own it stalls nothing, its memory is its own (the web process's stays flat whatever is
+made), and one that dies takes no request thread with it (the pool is made again). The makers are handed between owners
+in weighted turns (``FairPermits``, one lane per job owner, at most half of them to one), so one key asking for
+thousands of new variants at once delays another key's by at most a turn.
 
 A request that needs a variant made waits in the process's variant room (``VARIANT_ROOM`` threads, kept for it in
 ``gunicorn_conf``), its work permit set aside meanwhile (``bulkheads.Room``), so waiting for a maker holds no permit
 that reads and callbacks need. One owner holds at most ``PLACES_PER_OWNER`` of the room's places: past them, or past a
-full room, the request is answered 503 ``variants_busy`` with ``Retry-After`` at once, its own and no other owner's.
+full room, the request is answered 503 ``variants_busy`` with ``Retry-After`` at once, its own and no other owner's;
+past its places, an app key's next reads of that path are answered so from memory until then (``refusals``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
+import multiprocessing
 import os
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator
 
 from flask import current_app
 
 from fluxhook.core.errors import VariantsBusy
+from fluxhook.core.variants import Variant
+from fluxhook.media.variants import variant_bytes
 
-from .bulkheads import Room
+from .bulkheads import Room, remember_refusal
 from .fair_permits import FairPermits
 
 log = logging.getLogger("fluxhook.web")
 
-T = TypeVar("T")
-
-# Variants one process makes at once: a core's worth each while they run.
+# Variants one web process makes at once: a core's worth each while they run.
 MAKERS = 2
 # Requests of one process that may wait at once for a maker (or for another process's making of their variant).
 VARIANT_ROOM = 16
 # An owner's places in the room: half, so one owner's flood leaves the other half to the others.
 PLACES_PER_OWNER = VARIANT_ROOM // 2
-# How much lower the makers run than the request threads (Linux nice values, 0 to 19).
+# How much lower the makers run than the web process (Linux nice values, 0 to 19).
 MAKING_NICENESS = 10
+# A maker process is replaced after this many variants: whatever a library keeps of each, it keeps for so many only.
+VARIANTS_PER_MAKER = 500
 RETRY_SECONDS = 2
 
 
 class VariantMakers:
-    """``makers`` threads making variants in turns between owners, and the room of the requests waiting for them."""
+    """``makers`` processes making variants in turns between owners, and the room of the requests waiting for them."""
 
     def __init__(self, makers: int = MAKERS, room: int = VARIANT_ROOM, per_owner: int = PLACES_PER_OWNER):
+        self.makers = makers
         self.per_owner = per_owner
         self._turns = FairPermits(makers, per_lane=max(1, makers // 2))
         self._room = Room(room)
         self._lock = threading.Lock()
         self._places: Counter[str] = Counter()
-        # Threads of their own: a request thread, once niced, could not get its priority back without privileges.
-        self._threads = ThreadPoolExecutor(makers, thread_name_prefix="variant-maker", initializer=_at_lower_priority)
+        self._pool: ProcessPoolExecutor | None = None
 
     @contextmanager
     def waiting(self, owner: str) -> Iterator[None]:
@@ -65,6 +72,9 @@ class VariantMakers:
             if mine:
                 self._places[owner] += 1
         if not mine:
+            # The owner's own flood: its next reads of this path are refused from memory until Retry-After, before
+            # any permit or Redis step (``refusals``), so a client that ignores it costs the process nothing.
+            remember_refusal(RETRY_SECONDS)
             raise VariantsBusy(f"this key's requests fill its {self.per_owner} places among those waiting here for a "
                                "variant to be made; ask again shortly", retry_after=RETRY_SECONDS)
         try:
@@ -79,11 +89,18 @@ class VariantMakers:
                 if not self._places[owner]:
                     del self._places[owner]
 
-    def run(self, owner: str, work: Callable[[], T]) -> T:
-        """``work()`` on a maker, in ``owner``'s turn (the request's context carried over: its trace)."""
+    def make(self, owner: str, original: Callable[[], bytes], variant: Variant) -> bytes:
+        """``variant``'s bytes of the image ``original()`` returns, read and made by a maker process in ``owner``'s
+        turn."""
         self._turns.acquire(owner)
         try:
-            return self._threads.submit(contextvars.copy_context().run, work).result()
+            pool = self._processes()
+            try:
+                return pool.submit(variant_bytes, original(), variant).result()
+            except BrokenProcessPool:
+                self._replace(pool)
+                raise VariantsBusy("the process making this variant ended before it was made; ask again",
+                                   retry_after=RETRY_SECONDS) from None
         finally:
             self._turns.release(owner)
 
@@ -92,19 +109,41 @@ class VariantMakers:
         with self._lock:
             return self._places[owner]
 
+    def close(self) -> None:
+        """Stop the maker processes (a web process stopping; tests)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _processes(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # Spawned, not forked: a fork of a process with threads may copy a lock another thread holds.
+                self._pool = ProcessPoolExecutor(self.makers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_at_lower_priority,
+                                                 max_tasks_per_child=VARIANTS_PER_MAKER)
+            return self._pool
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        log.warning("a variant maker process ended; its pool is made again")
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
+
 
 def _at_lower_priority() -> None:
-    """The calling thread runs ``MAKING_NICENESS`` lower from now on (Linux; elsewhere it runs as it did)."""
-    thread = threading.get_native_id()
+    """The maker process runs ``MAKING_NICENESS`` lower than the web process that started it."""
     try:
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + MAKING_NICENESS))
+        os.nice(MAKING_NICENESS)
     except OSError:
-        log.debug("variant makers keep their threads' priority", extra={"niceness": MAKING_NICENESS})
+        pass  # it runs as the web process does
 
 
 def variant_makers() -> VariantMakers:
     """This process's variant makers, made on first use."""
     makers = current_app.extensions.get("fluxhook.variant_makers")
-    # Two first requests at once may make two; both use the one stored first (the other's threads never start).
+    # Two first requests at once may make two; both use the one stored first (the other never starts a process).
     return makers if makers is not None else current_app.extensions.setdefault("fluxhook.variant_makers",
                                                                                VariantMakers())

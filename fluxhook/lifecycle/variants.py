@@ -1,9 +1,9 @@
 """A variant of a job's stored image or video poster (SPEC §19): the stored one when it was made, else made here once
 over every web process, stored beside its original in the same store and recorded (``store/variants.py``).
 
-Making takes CPU, so it runs in the capacity its caller gives it (``Makers``: the web process's variant makers, in
-turns between owners). A request whose variant another process is making waits for that one's record instead of
-making it again, and makes it itself only if that maker's lock lapses unrecorded (it died)."""
+Making takes CPU, so its bytes are made in the capacity its caller gives it (``Makers``: the web process's variant
+makers, in turns between owners). A request whose variant another process is making waits for that one's record
+instead of making it again, and makes it itself only if that maker's lock lapses unrecorded (it died)."""
 
 from __future__ import annotations
 
@@ -12,33 +12,34 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol, TypeVar
+from typing import Callable, Protocol
 
 from fluxhook.core.errors import Gone, JobNotFound, VariantFailed, VariantsBusy
 from fluxhook.core.job import Job
 from fluxhook.core.variants import Variant, storage_key
 from fluxhook.media import posters
-from fluxhook.media.variants import Unmakeable, make_variant
+from fluxhook.media.variants import Unmakeable
 from fluxhook.services import Services
 from fluxhook.store.owners import owner_of
 from fluxhook.store.variants import Stored
 
 log = logging.getLogger("fluxhook.variants")
 
-T = TypeVar("T")
-
-# How long a maker holds a variant's lock: far above the few hundred ms the largest takes, so it lapses only with a
-# process that died.
+# How long a maker holds a variant's lock: far above the few hundred ms the largest takes (and its wait for a turn
+# among the makers), so it lapses only with a process that died.
 MAKING_LEASE = 30
+# An original larger than this is not read into memory to be made into a variant (FLUX's are a few MB).
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
 # How long a request waits for a variant made elsewhere before it is answered 503 (asked again, it is served).
 WAIT_SECONDS = 20.0
 LOOK_EVERY = 0.05
 
 
 class Makers(Protocol):
-    """The capacity variants are made in: ``run`` calls ``work`` in ``owner``'s turn and returns what it returns."""
+    """The capacity variants are made in: ``make`` returns ``variant``'s bytes of the image ``original()`` returns,
+    read and made in ``owner``'s turn (``Unmakeable`` when they cannot be made)."""
 
-    def run(self, owner: str, work: Callable[[], T]) -> T: ...
+    def make(self, owner: str, original: Callable[[], bytes], variant: Variant) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,9 @@ def made(svc: Services, job: Job, source: Source, variant: Variant, makers: Make
     original cannot be made into it; ``JobNotFound`` when the job was deleted meanwhile."""
     key = storage_key(job.id, source.name, variant)
     records = svc.store.variants
-    owner = owner_of(job.key_id)
     give_up = time.monotonic() + WAIT_SECONDS
     while True:
-        result = makers.run(owner, lambda: _make_once(svc, job, source, variant, key))
+        result = _make_once(svc, job, source, variant, key, makers)
         if result is not None:
             return result
         # Another process holds its lock: wait for its record, or for the lock to lapse unrecorded.
@@ -92,20 +92,17 @@ def made(svc: Services, job: Job, source: Source, variant: Variant, makers: Make
             time.sleep(LOOK_EVERY)
 
 
-def _make_once(svc: Services, job: Job, source: Source, variant: Variant, key: str) -> Stored | None:
+def _make_once(svc: Services, job: Job, source: Source, variant: Variant, key: str, makers: Makers) -> Stored | None:
     """Make and store the variant under its lock; the stored one if it was made meanwhile; None while another process
     holds its lock."""
     records = svc.store.variants
     token, found = records.begin(job.id, key, MAKING_LEASE)
     if token is None:
         return found
-    started = time.process_time()
+    started = time.monotonic()
     try:
-        original = svc.storage.open(source.key)
-        if original is None:
-            raise Gone(f"the stored {source.name} is missing")
-        with original:
-            data = make_variant(original, variant)
+        # Read in its turn, not before: the originals in memory are the makers' few, not every waiting request's.
+        data = makers.make(owner_of(job.key_id), lambda: _read(svc, source), variant)
         digest = hashlib.sha256(data).hexdigest()
         svc.storage.put(key, io.BytesIO(data), sha256=digest)
     except Unmakeable as exc:
@@ -122,5 +119,17 @@ def _make_once(svc: Services, job: Job, source: Source, variant: Variant, key: s
         svc.storage.delete_many(records.take_all(job.id) or [key])
         raise JobNotFound(f"no job {job.id!r}")
     log.info("variant made", extra={"job_id": job.id, "variant": key, "bytes": len(data),
-                                    "cpu_ms": round((time.process_time() - started) * 1000, 1)})
+                                    "ms": round((time.monotonic() - started) * 1000, 1)})
     return made_
+
+
+def _read(svc: Services, source: Source) -> bytes:
+    """The stored original's bytes (a maker process is handed them whole: a few MB at most)."""
+    original = svc.storage.open(source.key)
+    if original is None:
+        raise Gone(f"the stored {source.name} is missing")
+    with original:
+        data = original.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise Unmakeable(f"the stored {source.name} is larger than {MAX_SOURCE_BYTES:,} bytes")
+    return data

@@ -2,7 +2,7 @@
 
 Orientation is applied (the pixels turned as the EXIF tag says, as browsers show the original) and the colour profile
 kept (its ICC bytes written into the variant); every other piece of metadata (EXIF, XMP, comments, text chunks) is
-left out. Memory stays near the variant's own size, not the original's: a JPEG is decoded at the smallest scale
+left out. Memory stays near the variant's own size, not the decoded original's: a JPEG is decoded at the smallest scale
 (1/2, 1/4, 1/8) that is still as large as the variant (``Image.draft``), the rest reduced by whole factors before the
 last resampling (``reducing_gap``), and each image is closed as soon as the next one is made of it.
 
@@ -12,12 +12,10 @@ same formats (``make bench-variants`` prints both when pyvips is installed; docs
 from __future__ import annotations
 
 import io
-from typing import IO
 
 from PIL import Image
 
 from fluxhook.core.variants import Variant
-from fluxhook.media.storage import seekable, spool
 
 # Decoding costs memory in proportion to pixels; FLUX images are a few megapixels, never this many.
 MAX_SOURCE_PIXELS = 40_000_000
@@ -38,34 +36,26 @@ class Unmakeable(ValueError):
     """The stored bytes cannot be made into a variant (not an image Pillow reads, or too large to decode)."""
 
 
-def make_variant(source: IO[bytes], variant: Variant) -> bytes:
-    """``variant``'s bytes of the image ``source`` (a file, or a stream that cannot seek: an S3 object's, first
-    copied to a temporary file, as decoding seeks). ``Unmakeable`` when it cannot be made."""
-    if seekable(source):
-        source.seek(0)
-        return _made(source, variant)
-    with spool(source) as copy:
-        return _made(copy, variant)
-
-
-def _made(source: IO[bytes], variant: Variant) -> bytes:
+def variant_bytes(original: bytes, variant: Variant) -> bytes:
+    """``variant``'s bytes of the image ``original`` (JPEG, PNG or WebP bytes): what a maker process is handed
+    (``receiver/variant_makers``). ``Unmakeable`` when it cannot be made."""
     made: list[Image.Image] = []  # the images made on the way, closed once the bytes are written
     try:
-        with Image.open(source) as original:
-            if original.width * original.height > MAX_SOURCE_PIXELS:
-                raise Unmakeable(f"{original.width}x{original.height} is too large to make a variant of")
-            icc = original.info.get("icc_profile")
-            turn = _TURNS.get(original.getexif().get(_ORIENTATION, 1))
+        with Image.open(io.BytesIO(original)) as image:
+            if image.width * image.height > MAX_SOURCE_PIXELS:
+                raise Unmakeable(f"{image.width}x{image.height} is too large to make a variant of")
+            icc = image.info.get("icc_profile")
+            turn = _TURNS.get(image.getexif().get(_ORIENTATION, 1))
             sideways = turn in _SIDEWAYS
             # The size as it is shown (turned), the variant's size in it, and that size in the stored pixels' axes.
-            width, height = (original.height, original.width) if sideways else original.size
+            width, height = (image.height, image.width) if sideways else image.size
             target_width = min(variant.width, width)  # never enlarged
             target = (target_width, max(1, round(height * target_width / width)))
             stored = (target[1], target[0]) if sideways else target
-            if original.format == "JPEG":
-                original.draft(None, stored)
-            original.load()
-            picture: Image.Image = original
+            if image.format == "JPEG":
+                image.draft(None, stored)
+            image.load()
+            picture: Image.Image = image
             if picture.size != stored:
                 # A fast reduction by a whole factor first, LANCZOS only over the last factor of 3.
                 picture = _kept(made, picture.resize(stored, Image.Resampling.LANCZOS, reducing_gap=3.0))
@@ -78,8 +68,8 @@ def _made(source: IO[bytes], variant: Variant) -> bytes:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise Unmakeable(f"the stored image cannot be decoded: {type(exc).__name__}") from exc
     finally:
-        for image in made:
-            image.close()
+        for each in made:
+            each.close()
 
 
 def _kept(made: list[Image.Image], image: Image.Image) -> Image.Image:

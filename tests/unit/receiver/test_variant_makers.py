@@ -1,20 +1,39 @@
 """receiver/variant_makers.py: a web process's variant makers and their room. One owner holds at most its places in
 the room however many of its requests arrive (the rest 503 ``variants_busy`` with Retry-After, at once), so another
 owner's request still finds one; makers go to owners in turns, so key B's variant is made while key A's backlog
-waits; the makers run at a lower CPU priority than the request threads; a place comes back whatever ends it."""
+waits; the makers are processes of their own at a lower CPU priority; a maker that dies costs one request a 503, and
+the next is made by a new one; a place comes back whatever ends it."""
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import threading
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from PIL import Image
 
 from devtools.processes import wait_until
 from fluxhook.core.errors import VariantsBusy
+from fluxhook.core.variants import Variant
 from receiver.variant_makers import MAKING_NICENESS, PLACES_PER_OWNER, VARIANT_ROOM, VariantMakers, variant_makers
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((400, 300)).convert("RGB").save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture()
+def makers():
+    made = VariantMakers()
+    yield made
+    made.close()
 
 
 @pytest.fixture()
@@ -24,8 +43,7 @@ def request_context():
         yield app
 
 
-def test_one_owner_cannot_fill_the_room_and_another_owners_request_finds_a_place(request_context):
-    makers = VariantMakers()
+def test_one_owner_cannot_fill_the_room_and_another_owners_request_finds_a_place(request_context, makers):
     assert PLACES_PER_OWNER < VARIANT_ROOM  # the rule this test holds the room to
     refused = 0
     with ExitStack() as inside:
@@ -53,42 +71,61 @@ def test_the_room_holds_at_most_its_size_and_a_place_comes_back_when_its_request
     assert makers.places("key_a") == 0
 
 
-def test_makers_go_to_owners_in_turns_so_key_bs_variant_is_not_behind_key_as_backlog():
-    makers = VariantMakers(makers=2)
+def test_makers_go_to_owners_in_turns_so_key_bs_variant_is_not_behind_key_as_backlog(makers):
     release = threading.Event()
-    order: list[str] = []
-    busy = threading.Semaphore(0)
+    reading = threading.Semaphore(0)
+    made: list[str] = []
 
-    def slow(name):
-        def work():
-            busy.release()
-            release.wait(5)
-            order.append(name)
-            return name
-        return work
+    def slow_original():
+        reading.release()
+        release.wait(10)  # A's original is read in its turn, and takes long
+        return _jpeg()
 
-    threads = [threading.Thread(target=makers.run, args=("key_a", slow(f"a{n}"))) for n in range(6)]
+    def a_asks(n):
+        makers.make("key_a", slow_original, Variant(64, "webp", 50))
+        made.append(f"a{n}")
+
+    threads = [threading.Thread(target=a_asks, args=(n,)) for n in range(6)]
     for thread in threads:
         thread.start()
-    assert busy.acquire(timeout=5)  # A's first is being made; one maker of two is A's at most
+    assert reading.acquire(timeout=5)  # A's first holds a maker; A holds one of the two at most
     wait_until(lambda: makers._turns.waiting("key_a") == 5, timeout=5, message="A's backlog in line")
-    assert makers._turns.held("key_a") == 1
-    b_done = threading.Event()
-    threading.Thread(target=lambda: (makers.run("key_b", lambda: order.append("b")), b_done.set())).start()
-    assert b_done.wait(5)  # made on the other maker while A's backlog waits
-    assert order == ["b"]
+
+    data = makers.make("key_b", _jpeg, Variant(128, "png", None))  # on the other maker, while A's backlog waits
+
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG" and image.size == (128, 96)
+    assert made == []
     release.set()
     for thread in threads:
-        thread.join(timeout=5)
-    assert sorted(order) == ["a0", "a1", "a2", "a3", "a4", "a5", "b"]
+        thread.join(timeout=30)
+    assert sorted(made) == [f"a{n}" for n in range(6)]
 
 
-def test_makers_run_at_a_lower_priority_than_the_request_threads():
-    makers = VariantMakers(makers=1)
-    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    theirs = makers.run("key_a", lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    assert theirs == min(19, own + MAKING_NICENESS)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the request's thread is unchanged
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_makers_are_processes_of_their_own_at_a_lower_priority(makers):
+    data = makers.make("key_a", _jpeg, Variant(64, "jpeg", 75))
+
+    assert data[:3] == b"\xff\xd8\xff"
+    pids = list(makers._pool._processes)
+    assert pids and os.getpid() not in pids
+    own = _nice(os.getpid())
+    assert all(_nice(pid) == min(19, own + MAKING_NICENESS) for pid in pids)
+
+
+def test_a_maker_that_dies_costs_a_503_and_the_next_variant_is_made(makers):
+    makers.make("key_a", _jpeg, Variant(64, "webp", 75))
+    for pid in list(makers._pool._processes):
+        os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(VariantsBusy):
+        for _ in range(50):  # the pool learns of its dead processes a moment later
+            makers.make("key_a", _jpeg, Variant(64, "webp", 75))
+
+    assert makers.make("key_a", _jpeg, Variant(256, "webp", 75))[:4] == b"RIFF"
 
 
 def test_a_process_has_one_set_of_makers(request_context):
