@@ -294,6 +294,10 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
                 made.append(_creation(svc, model, job))
             if sent is not None:
                 sent.result()  # the trip before failed: nothing more is sent
+                # Asked before each trip, not only heard from the heartbeat: a process that stalled past the lease
+                # (the sweep cut its batch meanwhile) makes no trip after, whichever of its threads runs first.
+                if not cut.is_set() and not svc.store.batches.making(batch_id):
+                    cut.set()
             if cut.is_set():
                 return False
             sent = sender.submit(svc.slots.join_all, made, known_cap=cap)

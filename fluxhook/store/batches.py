@@ -79,6 +79,10 @@ class Batches:
         pipe.zadd(self.keys.batches_unmade, {batch_id: now + lease}, xx=True)
         return pipe.execute()[2] is not None
 
+    def making(self, batch_id: str) -> bool:
+        """Whether the batch's items are still being made: False once it was cut (``cut_short``) or made."""
+        return self.connection.zscore(self.keys.batches_unmade, batch_id) is not None
+
     def made(self, batch_id: str) -> bool:
         """Its last item is made; False if it was cut meanwhile."""
         return bool(self.connection.zrem(self.keys.batches_unmade, batch_id))
