@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -150,6 +150,12 @@ bench-usage: $(VENV)/.installed
 # GET /v1/jobs?q= (the prompt search) at 10,000 jobs beside the unfiltered list, over HTTP.
 bench-search: $(VENV)/.installed
 	$(PY) -m bench.search
+
+# Variants of stored images (SPEC §19): CPU per variant, bytes per format against the original, a stored variant
+# served beside the original over HTTP, the web process's RSS while 100 are made. PYVIPS_PYTHON: an interpreter with
+# pyvips[binary], to measure libvips beside Pillow.
+bench-variants: $(VENV)/.installed
+	$(PY) -m bench.variants $(if $(PYVIPS_PYTHON),--pyvips-python $(PYVIPS_PYTHON))
 
 # The BFL-compatible API: POST /v1/{model} beside POST /v1/jobs, and get_result under 200 polling clients (wrk).
 bench-compat: $(VENV)/.installed
