@@ -210,8 +210,35 @@ def slow_reader_row(p: Probe, what: str, paths: Callable[[Api, list[dict]], list
             held = list(pool.map(lambda n: running_job(b, f"B's job {n} whose callback is timed"),
                                  range(2 * CYCLES + 1)))
         settle(lambda: batch_of(a, batch_id).get("status") == "ended", 40, interval=0.3)
+        # B's images are BFL's smallest (64 x 48, made in a millisecond): BFL reports a task Ready while it makes the
+        # image, before its callback starts, and a poll of fluxhook's in that moment (~0.3 s for a 1 MP scene) would
+        # learn B's result first; then a `poll` source says nothing of the web.
+        p.bfl.settings(image_bytes=1)
+        alone, attack, acks, reads, readers, stored, size, tasks = slow_reader_windows(p, a, b, batch_id, paths, held)
     finally:
         p.bfl.settings(image_bytes=None)
+    timed = {kind: [ack_seconds(p, tasks[job_id], at) for job_id, at in done] for kind, done in acks.items()}
+    ended = [wait_job(b, job_id, lambda j: j["status"] in TERMINAL, 20)[0] for done in acks.values()
+             for job_id, _ in done]
+    finish(p, b, held[-1])
+    sources = Counter(str(job.get("source")) for job in ended)
+    holds, victim, base = judged(reads, alone, attack)
+    slowest_alone = max(s for s, _ in timed["alone"])
+    slowest = max(s for s, _ in timed["attack"])
+    calls_hold = (all(ok for _, ok in timed["attack"]) and slowest <= 1.5 * slowest_alone + CALLBACK_SLACK
+                  and sources == Counter({"webhook": len(ended)}) and all(j["status"] == "stored" for j in ended))
+    return Row(f"{SLOW_READERS} sockets of A (SO_RCVBUF {RECEIVE_BUFFER}) reading {what} at {READ_RATE} B/s",
+               f"{codes(readers.statuses)} over {CYCLES} windows; {len(stored)} stored, {size:,} B; read "
+               f"{readers.read:,} B",
+               f"{victim}; callbacks acked in {', '.join(f'{s:.2f}' for s, _ in timed['attack'])} s "
+               f"(2xx first: {all(ok for _, ok in timed['attack'])}); sources {dict(sources)}",
+               f"{base}; callbacks alone {', '.join(f'{s:.2f}' for s, _ in timed['alone'])} s",
+               holds and calls_hold and len(stored) == 3)
+
+
+def slow_reader_windows(p: Probe, a: Api, b: Api, batch_id: str, paths: Callable, held: list[str]) -> tuple:
+    """The windows of a slow reader row: A's sockets on in turns, B reading its job and BFL ending one of B's jobs in
+    each window, 2 s in."""
     items = a.get("/v1/jobs", params={"batch_id": batch_id, "limit": 100}).json().get("jobs", [])
     stored = [job for job in items if job["status"] == "stored"]
     size = sum((job.get("image") or {}).get("size", 0) for job in stored)
@@ -230,23 +257,7 @@ def slow_reader_row(p: Probe, what: str, paths: Callable[[Api, list[dict]], list
         alone, attack = alternate(lambda n: readers.start(), lambda n: readers.stop(), during)
     finally:
         reads.stop()
-    timed = {kind: [ack_seconds(p, tasks[job_id], at) for job_id, at in done] for kind, done in acks.items()}
-    ended = [wait_job(b, job_id, lambda j: j["status"] in TERMINAL, 20)[0] for done in acks.values()
-             for job_id, _ in done]
-    finish(p, b, held[-1])
-    sources = Counter(str(job.get("source")) for job in ended)
-    holds, victim, base = judged(reads, alone, attack)
-    slowest_alone = max(s for s, _ in timed["alone"])
-    slowest = max(s for s, _ in timed["attack"])
-    calls_hold = (all(ok for _, ok in timed["attack"]) and slowest <= 1.5 * slowest_alone + CALLBACK_SLACK
-                  and sources == Counter({"webhook": len(ended)}) and all(j["status"] == "stored" for j in ended))
-    return Row(f"{SLOW_READERS} sockets of A (SO_RCVBUF {RECEIVE_BUFFER}) reading {what} at {READ_RATE} B/s",
-               f"{codes(readers.statuses)} over {CYCLES} windows; {len(stored)} stored, {size:,} B; read "
-               f"{readers.read:,} B",
-               f"{victim}; callbacks acked in {', '.join(f'{s:.2f}' for s, _ in timed['attack'])} s "
-               f"(2xx first: {all(ok for _, ok in timed['attack'])}); sources {dict(sources)}",
-               f"{base}; callbacks alone {', '.join(f'{s:.2f}' for s, _ in timed['alone'])} s",
-               holds and calls_hold and len(stored) == 3)
+    return alone, attack, acks, reads, readers, stored, size, tasks
 
 
 def row_slow_zip(p: Probe) -> Row:
@@ -341,7 +352,8 @@ def flood_main(config: dict) -> None:
             status = 0
             try:
                 clock = time.monotonic()
-                status, answer, retry = send(connection, config.get("method", "GET"), config["path"], body)
+                path = config["path"].replace("{fresh}", uuid.uuid4().hex[:8])  # a search no process has kept
+                status, answer, retry = send(connection, config.get("method", "GET"), path, body)
                 if status == 202 and body:  # A's own cleanup, and room under its queued limit for the next
                     took["made"].append(time.monotonic() - clock)
                     clock = time.monotonic()
@@ -416,8 +428,8 @@ def row_read_flood(p: Probe) -> Row:
 
 
 def row_search_flood(p: Probe) -> Row:
-    """42. A's 16 connections search its 4,000 jobs of 2,000-character prompts (q matching none, limit=100), ignoring
-    429: B's GET /v1/jobs/{id} p50 and p99."""
+    """42. A's 16 connections search its 4,000 jobs of 2,000-character prompts (each q new and matching none, so no
+    process has its answer kept; limit=100), ignoring 429: B's GET /v1/jobs/{id} p50 and p99."""
     a, b = p.tenant("a-long-search", max_active=1), p.tenant("b-long-search")
     holder = running_job(a, "holds A's one slot: its searched jobs wait queued, never sent")
     words = "a lighthouse keeper's long account of the sea at dusk, the gulls and the slow tide " * 30
@@ -430,8 +442,7 @@ def row_search_flood(p: Probe) -> Row:
     one_took = time.perf_counter() - clock
     b_job = b.submit("B's job, read while A searches").json()["id"]
     wait_job(b, b_job, lambda j: j["status"] in TERMINAL, 30)
-    holds, victim, base, answers = flood_row(p, a, b, b_job, f"/v1/jobs?q=zebra-{uuid.uuid4().hex[:6]}&limit=100",
-                                             FLOODERS)
+    holds, victim, base, answers = flood_row(p, a, b, b_job, "/v1/jobs?q=zebra-{fresh}&limit=100", FLOODERS)
     a.post(f"/v1/batches/{batch_id}/cancel", timeout=120)
     finish(p, a, holder)
     return Row(f"{FLOODERS} connections of A searching {SEARCH_JOBS:,} jobs of {PROMPT_CHARS:,}-character prompts "
