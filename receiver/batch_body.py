@@ -21,7 +21,7 @@ from flask import g, request
 
 from fluxhook.core import json_body, json_stream
 from fluxhook.core.chunks import CHUNK
-from fluxhook.core.errors import InvalidRequest, PayloadTooLarge
+from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
 from fluxhook.core.strict_input import refuse_unknown
 
 from .json_request import require_json
@@ -40,13 +40,26 @@ def read(limit: int) -> dict[str, Any]:
     ``PayloadTooLarge`` (413) past ``limit`` bytes, before it is read when its length is announced."""
     size = request.content_length
     if size is not None and size > limit:
+        discard()
         raise _too_large(limit)
     body = _Capped(request.stream, limit)
     g.batch_body = body
-    if request.mimetype == NDJSON:
-        return _from_ndjson(body)
-    require_json()
-    return json_stream.load_object(body.read)
+    try:
+        if request.mimetype == NDJSON:
+            return _from_ndjson(body)
+        require_json()
+        return json_stream.load_object(body.read)
+    except FluxhookError:  # too large, or refused before its end: the rest is read, not parsed
+        discard()
+        raise
+
+
+def discard() -> None:
+    """Read the rest of the body and drop it, before a refusal that did not need it: the web worker keeps a
+    connection open for the next request only once its last request's body was read to the end (a refusal that left it
+    unread answered with keep-alive, then the connection was cut under the client's next request)."""
+    while request.stream.read(json_stream.PIECE):
+        pass
 
 
 def give_back_memory() -> None:

@@ -50,6 +50,7 @@ def _read_body(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not batch_room().has_place(require_bearer().key_id or ""):
+            batch_body.discard()  # read, not parsed: the connection stays usable
             raise key_busy()
         g.json_object = batch_body.read(services().config.max_batch_bytes)
         return view(*args, **kwargs)

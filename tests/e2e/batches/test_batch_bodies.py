@@ -6,6 +6,7 @@ In-process web apps (werkzeug's server) on a Redis database of their own, with M
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -58,10 +59,41 @@ def test_a_body_past_max_batch_bytes_is_refused_413_announced_or_chunked_and_one
     assert refused.status_code == 413 and refused.json()["error"]["code"] == "payload_too_large", refused.text
     assert _batches(a) == []  # nothing made
 
+    _refused_then_read_on_one_connection(a, [(too_large, 413)])
+
     made = _post(b, _body_of_size(LIMIT, "B's"))  # B's, at the limit, after A's refusals
     assert made.status_code == 202, made.text
     assert made.json()["counts"]["total"] == 50 and [x["id"] for x in _batches(b)] == [made.json()["id"]]
     assert _batches(a) == []
+
+
+def _refused_then_read_on_one_connection(key: API, refusals: list[tuple[bytes, int]]) -> None:
+    """Each body refused with its status, then the key's batches read on the same kept-alive connection: a refusal
+    leaves its connection usable, its body read (not parsed) to the end."""
+    host, port = key.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Authorization": key.http.headers["Authorization"], "Content-Type": "application/json"}
+    try:
+        for body, status in refusals:
+            connection.request("POST", "/v1/batches", body=body, headers=headers)
+            answer = connection.getresponse()
+            assert answer.status == status and json.loads(answer.read())["error"]["code"], answer.status
+            connection.request("GET", "/v1/batches", headers=headers)
+            again = connection.getresponse()
+            assert again.status == 200 and json.loads(again.read())["batches"] == []
+    finally:
+        connection.close()
+
+
+def test_a_large_body_refused_early_leaves_its_connection_to_gunicorn_usable(api):
+    # The Procfile's web (gunicorn and its buffering worker), with the default MAX_BATCH_BYTES: a 4 MiB body refused
+    # at its 14th byte, then the same key's read on the same connection; B's batch meanwhile is made.
+    _, a = make_key(api)
+    _, b = make_key(api)
+    _refused_then_read_on_one_connection(a, [(b'{"model": 1,, ' + b" " * 4 * 2**20 + b"}", 400)] * 2)
+    made = b.post("/v1/batches", json={"model": "flux-2-pro", "items": [{"input": {"prompt": "[pending] B's"}}]})
+    assert made.status_code == 202, made.text
+    assert b.post(f"/v1/batches/{made.json()['id']}/cancel").status_code == 200
 
 
 def test_a_body_read_in_pieces_makes_the_batch_it_says_json_or_ndjson(web):
