@@ -16,6 +16,7 @@ from fluxhook.services import Services, build_services
 from . import (
     accounts,
     auth,
+    batch_body,
     batches,
     bfl_compat,
     body_limits,
@@ -113,6 +114,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
 def _refused_before_body(config: Config, keys: KeyResolver, method: str, target: str, header) -> bool:
     """Whether a request whose head is in is refused whatever its body (so the worker never waits for it): a
-    callback on a URL fluxhook did not issue, or a request to the API with no valid token."""
+    callback on a URL fluxhook did not issue, a request to the API with no valid token, or a batch announced larger
+    than MAX_BATCH_BYTES."""
     return (webhooks.refused_before_body(config.secret_keys, method, target)
-            or auth.refused_before_body(config.api_tokens, keys, method, target, header))
+            or auth.refused_before_body(config.api_tokens, keys, method, target, header)
+            or batch_body.refused_before_body(config.max_batch_bytes, method, target, header))

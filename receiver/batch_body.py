@@ -15,7 +15,8 @@ import ctypes
 import ctypes.util
 import logging
 from functools import cache
-from typing import IO, Any
+from typing import IO, Any, Callable
+from urllib.parse import unquote
 
 from flask import g, request
 
@@ -29,6 +30,7 @@ from .json_request import require_json
 log = logging.getLogger("fluxhook.batches")
 
 NDJSON = "application/x-ndjson"
+BATCHES_PATH = "/v1/batches"
 # The fields of POST /v1/batches (with NDJSON, its query parameters but ``items``).
 BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
 # A body at least this large gives its memory back once its request has ended: a smaller one's is reused as it is.
@@ -40,7 +42,7 @@ def read(limit: int) -> dict[str, Any]:
     ``PayloadTooLarge`` (413) past ``limit`` bytes, before it is read when its length is announced."""
     size = request.content_length
     if size is not None and size > limit:
-        discard()
+        discard()  # under the Procfile's web, never received (``refused_before_body``): nothing to read
         raise _too_large(limit)
     body = _Capped(request.stream, limit)
     g.batch_body = body
@@ -52,6 +54,15 @@ def read(limit: int) -> dict[str, Any]:
     except FluxhookError:  # too large, or refused before its end: the rest is read, not parsed
         discard()
         raise
+
+
+def refused_before_body(limit: int, method: str, target: str, header: Callable[[str], str | None]) -> bool:
+    """Whether a batch is refused (413) whatever its body, its announced length past ``limit``: asked by the web worker
+    once the head is in, so such a body is never received, let alone spooled."""
+    if method != "POST" or unquote(target.partition("?")[0]) != BATCHES_PATH:
+        return False
+    length = (header("Content-Length") or "").strip()
+    return length.isdigit() and int(length) > limit
 
 
 def discard() -> None:

@@ -146,3 +146,26 @@ def test_a_key_given_twice_in_any_json_body_is_refused_400_by_name_and_nothing_i
     ok = b.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[pending] B's, the same key in two "
                                                                             "objects", "seed": 1}, "metadata": {"seed": 2}})
     assert ok.status_code == 202, ok.text  # B's body, each key once in each object, is made
+
+
+def test_a_batch_announced_past_max_batch_bytes_is_refused_before_its_body_is_received(api):
+    # The Procfile's web: 100 MiB announced (past the default MAX_BATCH_BYTES, within what the web takes at all): the
+    # head alone answers 413, the body never sent (the client waits for 100-continue and gets the refusal instead),
+    # and B's batch is made meanwhile.
+    _, a = make_key(api)
+    _, b = make_key(api)
+    host, port = a.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/batches")
+        for name, value in (("Authorization", a.http.headers["Authorization"]), ("Content-Type", "application/json"),
+                            ("Content-Length", str(100 * 2**20)), ("Expect", "100-continue")):
+            connection.putheader(name, value)
+        connection.endheaders()
+        answer = connection.getresponse()
+        assert answer.status == 413 and json.loads(answer.read())["error"]["code"] == "payload_too_large"
+    finally:
+        connection.close()
+    made = b.post("/v1/batches", json={"model": "flux-2-pro", "items": [{"input": {"prompt": "[pending] B's"}}]})
+    assert made.status_code == 202, made.text
+    assert b.post(f"/v1/batches/{made.json()['id']}/cancel").status_code == 200
