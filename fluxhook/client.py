@@ -94,6 +94,8 @@ class APIError(Exception):
         self.message = message
         self.code = code or self.default_code
         self.status = status
+        # What an ``invalid_items`` answer names: each bad item's ``{"index", "field", "message"}``.
+        self.items: list[dict] = []
 
     def __str__(self) -> str:
         text = f"{self.code}: {self.message}"
@@ -677,7 +679,8 @@ class Batches:
 
     def results(self, batch_id: str) -> Iterator[dict]:
         """Each item's result, in the items' order (``GET /v1/batches/{id}/results``): ``{"index", "job_id",
-        "status", "image"`` or ``"video"`` (with a signed ``url``, ``None`` until stored), ``"cost", "error"}``.
+        "status", "metadata"`` (the item's own, as given: what maps a result back to the app's item), ``"image"`` or
+        ``"video"`` (with a signed ``url``, ``None`` until stored), ``"cost", "error"}``.
 
         Read a line at a time as the iteration reaches it: memory stays flat whatever the batch's size. A dropped
         connection is opened again after the usual backoff, ``retries`` times in a row at most, going on after the
@@ -923,11 +926,13 @@ def _error_from(response: requests.Response) -> APIError:
     cls = _ERROR_BY_STATUS.get(status) or (InvalidRequest if 400 <= status < 500 else ServiceUnavailable)
     code: str | None = None
     message = ""
+    items: list[dict] = []
     try:
         error = response.json()["error"]
         if isinstance(error["code"], str) and isinstance(error["message"], str):
             code, message = error["code"], error["message"]
-    except (ValueError, KeyError, TypeError):
+            items = [item for item in error.get("items") or [] if isinstance(item, dict)]
+    except (ValueError, KeyError, TypeError, AttributeError):
         pass
     if code is None:
         kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
@@ -935,7 +940,9 @@ def _error_from(response: requests.Response) -> APIError:
                                           "is the URL right?"
     if cls is RateLimited:
         return RateLimited(message, code=code, status=status, retry_after=_retry_after(response))
-    return cls(message, code=code, status=status)
+    refused = cls(message, code=code, status=status)
+    refused.items = items
+    return refused
 
 
 def _retryable(exc: APIError) -> bool:

@@ -80,24 +80,64 @@ def create():
     svc = services()
     caller = require_bearer()
     notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
+    made, refused = _items(items)
     batch = batching.create_batch(svc, caller, BatchRequest(
-        model, [_item(index, item) for index, item in enumerate(items)], metadata=_metadata(data.get("metadata")),
-        notify_url=notify_url, job_events=parse_batch_events(data.get("notify_events")),
-        cancel_after=requested_cancel_after()), waiting_room=partial(batch_room().enter, caller.key_id or ""))
+        model, made, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
+        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
+        refused=refused), waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
 
 
-def _item(index: int, item: object) -> BatchItem:
+def _items(raw: list) -> tuple[list[BatchItem], list[dict]]:
+    """The items as the lifecycle takes them, and what is wrong with the shape of each bad one (``{"index", "field",
+    "message"}``, every one of them: the lifecycle names them with those BFL's schema refuses, ``batching``); a bad
+    item's place holds an empty item, never checked nor made."""
+    made: list[BatchItem] = []
+    refused: list[dict] = []
+    for index, item in enumerate(raw):
+        problems = item_problems(item)
+        if problems:
+            refused += [{"index": index, "field": where, "message": message} for where, message in problems]
+            made.append(BatchItem({}))
+        else:
+            assert isinstance(item, dict)
+            made.append(BatchItem(item["input"], item.get("metadata") or {}))
+    return made, refused
+
+
+def item_problems(item: object) -> list[tuple[str, str]]:
+    """What is wrong with the shape of one item, each as (its field, what to do); empty for a good one. A field of
+    BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it."""
     if not isinstance(item, dict):
-        raise InvalidRequest(f"item {index} must be a JSON object such as {{\"input\": {{\"prompt\": \"...\"}}}}")
-    refuse_unknown(item, _ITEM_FIELDS, where=f"item {index} of POST /v1/batches")
+        return [("item", 'an item is a JSON object such as {"input": {"prompt": "..."}, "metadata": {"sku": "..."}}')]
+    problems = []
+    for name in item:
+        if name in _ITEM_FIELDS:
+            continue
+        shown = str(name)[:40]
+        if "input" in item:
+            problems.append((shown, f"an item holds 'input' and 'metadata' only, not {shown!r}: put {shown!r} under "
+                                    "'input' if it is one of BFL's request fields, or in 'metadata' if it is yours"))
+        else:
+            problems.append((shown, f"put {shown!r} under 'input': an item is {{\"input\": {{BFL's request fields}}, "
+                                    f"\"metadata\"?: {{...}}}}, as in {{\"input\": {{{json.dumps(shown)}: ...}}}}"))
     task_input = item.get("input")
-    if not isinstance(task_input, dict) or not task_input:
-        raise InvalidRequest(f"item {index}: 'input' must be a non-empty JSON object of BFL request fields")
-    if "webhook_url" in task_input or "webhook_secret" in task_input:
-        raise InvalidRequest(f"item {index}: 'input' may not set webhook_url or webhook_secret; fluxhook sets its own")
-    return BatchItem(task_input, _metadata(item.get("metadata"), f"item {index}: "))
+    if "input" not in item:
+        if not problems:
+            problems.append(("input", "give 'input', a non-empty JSON object of BFL's request fields, as in "
+                                      '{"input": {"prompt": "..."}}'))
+    elif not isinstance(task_input, dict) or not task_input:
+        problems.append(("input", "'input' must be a non-empty JSON object of BFL's request fields, as in "
+                                  '{"input": {"prompt": "..."}}'))
+    else:
+        problems += [(f"input.{name}", f"remove 'input.{name}': fluxhook sets its own")
+                     for name in ("webhook_url", "webhook_secret") if name in task_input]
+    try:
+        _metadata(item.get("metadata"))
+    except InvalidRequest as exc:
+        problems.append(("metadata", exc.message))
+    return problems
 
 
 def _metadata(value: object, where: str = "") -> dict:

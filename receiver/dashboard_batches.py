@@ -210,9 +210,12 @@ def _outcome(batch: Batch) -> str | None:
     nothing)."""
     said = request.args.get("cancel")
     if said == "canceled" and batch.status == BatchStatus.CANCELED:
-        aborted, canceled = batch.counts.get(st.ABORTED, 0), batch.counts.get(st.CANCELED, 0)
+        aborted = batch.counts.get(st.ABORTED, 0)
+        at_bfl = batch.counts.get(st.SUBMITTED, 0) + batch.counts.get(st.READY, 0)
         return (f"Batch canceled: {aborted:,} item{'' if aborted == 1 else 's'} not yet sent ended aborted (never sent, "
-                f"nothing charged), {canceled:,} already at BFL ended canceled (BFL's charge stays).")
+                f"nothing charged); {at_bfl:,} already at BFL go{'es' if at_bfl == 1 else ''} on and "
+                f"{'is' if at_bfl == 1 else 'are'} stored as {'it ends' if at_bfl == 1 else 'they end'} (BFL charged "
+                f"{'it' if at_bfl == 1 else 'them'}).")
     if said == "ended" and batch.status != BatchStatus.RUNNING:
         return f"Nothing to cancel: this batch had already {'been canceled' if batch.canceled_at else 'ended'}."
     return None

@@ -10,7 +10,7 @@ import redis
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from fluxhook.core.errors import FluxhookError, RangeNotSatisfiable, RateLimited
+from fluxhook.core.errors import FluxhookError, InvalidItems, RangeNotSatisfiable, RateLimited
 
 from .bulkheads import remember_refusal
 
@@ -61,6 +61,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
         response = error_response(exc.status, exc.code, exc.message)
+        if isinstance(exc, InvalidItems):  # each bad item of a batch, with its field and what to do (SPEC §18)
+            response = jsonify({"error": {"code": exc.code, "message": exc.message, "items": exc.items}})
+            response.status_code = exc.status
         if isinstance(exc, RangeNotSatisfiable):
             response.headers["Content-Range"] = f"bytes */{exc.size}"
             response.headers["Accept-Ranges"] = "bytes"

@@ -37,8 +37,7 @@ from fluxhook.credits.figures import format_credits
 
 # The most items one batch may hold (the API's limit).
 MAX_ITEMS = 10_000
-ITEM_FIELDS = ("input", "metadata")
-EXAMPLE = '{"input": {"prompt": "a red fox in snow"}, "metadata": {"sku": 1}}, or {"prompt": "a red fox in snow"}'
+EXAMPLE = '{"input": {"prompt": "a red fox in snow"}, "metadata": {"sku": 1}}'
 BATCH_COLUMNS = ("ID", "STATUS", "MODEL", "CREATED", "ENDED", "COST", "ITEMS")
 # A file name of a batch's archive: its item's index and extension, or results.jsonl; nothing with a path in it.
 _ARCHIVE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z]+)?")
@@ -76,13 +75,16 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
     cancel = action("cancel", _cancel, "cancel a batch: items not yet sent end aborted (nothing charged), sent ones "
-                                       "canceled (BFL's charge stays); print it")
+                                       "go on and are stored (BFL charged them); print it")
     cancel.add_argument("batch_id", metavar="BATCH_ID")
 
     download = action("download", _download, "write every stored file of a batch into DIR (00000.png, ...: named by "
                                              "item index) with results.jsonl (one line per item)")
     download.add_argument("batch_id", metavar="BATCH_ID")
     download.add_argument("directory", metavar="DIR", help="made if missing; files of the same names are replaced")
+    download.add_argument("--name-from", metavar="FIELD", help="name each file from its item's metadata FIELD (sku: "
+                          "sku-123.png) instead of its index; characters a file name cannot hold become _, a name two "
+                          "items give gets its index added, an item without the field keeps its index name")
 
 
 def _names(text: str) -> list[str]:
@@ -92,9 +94,10 @@ def _names(text: str) -> list[str]:
 # --- pure helpers ------------------------------------------------------------
 
 def read_items(lines: Iterable[str], name: str) -> tuple[list[dict], list[int]]:
-    """The items of a JSON Lines file and, for each, its line number (from 1); blank lines are skipped. A line with an
-    ``"input"`` key is an item (``input`` and ``metadata`` only); any other JSON object is a task's input, made the
-    item's. ``CLIError`` names the first line that is neither."""
+    """The items of a JSON Lines file, each line's JSON object as it is (the file ``POST /v1/batches`` takes as
+    NDJSON, line for line: ``{"input": {...}, "metadata"?: {...}}``; the API checks every item and names each bad
+    one), and for each its line number (from 1); blank lines are skipped. ``CLIError`` names the first line that is
+    not a JSON object."""
     items: list[dict] = []
     numbers: list[int] = []
     for number, line in enumerate(lines, start=1):
@@ -108,21 +111,7 @@ def read_items(lines: Iterable[str], name: str) -> tuple[list[dict], list[int]]:
         if not isinstance(value, dict):
             raise CLIError(f"{where} is a JSON {type(value).__name__}, not an object: write one item a line, such as "
                            f"{EXAMPLE}")
-        if "input" in value:
-            unknown = sorted(set(value) - set(ITEM_FIELDS))
-            if unknown:
-                raise CLIError(f"{where}: an item holds 'input' and 'metadata' only, not {unknown[0]!r} (BFL's request "
-                               "fields go inside 'input')")
-            if not isinstance(value["input"], dict) or not value["input"]:
-                raise CLIError(f"{where}: 'input' must be a non-empty JSON object of BFL request fields")
-            if "metadata" in value and not isinstance(value["metadata"], dict):
-                raise CLIError(f"{where}: 'metadata' must be a JSON object")
-            item = value
-        else:
-            item = {"input": value}
-        if not item["input"]:
-            raise CLIError(f"{where} is an empty object: give the task's input, such as {{\"prompt\": \"...\"}}")
-        items.append(item)
+        items.append(value)
         numbers.append(number)
         if len(items) > MAX_ITEMS:
             raise CLIError(f"{name} holds more than {MAX_ITEMS:,} items, a batch's most: split it into files of "
@@ -130,6 +119,20 @@ def read_items(lines: Iterable[str], name: str) -> tuple[list[dict], list[int]]:
     if not items:
         raise CLIError(f"{name} holds no items: write one JSON object a line, such as {EXAMPLE}")
     return items, numbers
+
+
+def bad_lines(refused: list[dict], numbers: list[int], name: str, most: int = 20) -> str:
+    """Each bad item an ``invalid_items`` answer names, on a line of its own with its line in the file:
+    ``  line 4 (item 2) input.width: ...``; the first ``most`` of them."""
+    said = []
+    for problem in refused[:most]:
+        index = problem.get("index")
+        line = numbers[index] if isinstance(index, int) and 0 <= index < len(numbers) else None
+        where = f"{name}, line {line} (item {index})" if line else f"item {index}"
+        said.append(f"  {where} {problem.get('field') or ''}: {problem.get('message') or ''}")
+    if len(refused) > most:
+        said.append(f"  ... and {len(refused) - most} more")
+    return "\n".join(said)
 
 
 def lines_of(message: str, numbers: list[int], name: str) -> str:
@@ -282,6 +285,8 @@ def _submit(args: argparse.Namespace) -> int:
                                             notify_events=args.notify_events, cancel_after=args.cancel_after,
                                             idempotency_key=args.idempotency_key)
         except api.InvalidRequest as exc:
+            if exc.code == "invalid_items" and exc.items:  # each bad item on a line of its own, with its line
+                raise CLIError(f"{exc}:\n{bad_lines(exc.items, numbers, name)}") from None
             where = lines_of(exc.message, numbers, name) if exc.code == "invalid_items" else ""
             if not where:
                 raise
@@ -381,7 +386,7 @@ def _download(args: argparse.Namespace) -> int:
         archive = directory / f".{batch.id}.{uuid.uuid4().hex[:8]}.zip"
         try:
             fluxhook.batches.download(batch.id, archive)
-            files, size = extract(archive, directory)
+            files, size = extract(archive, directory, name_from=args.name_from)
         except OSError as exc:
             raise CLIError(f"cannot write in {directory}: {exc.strerror or exc}") from None
         finally:
@@ -397,23 +402,88 @@ def _download(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def extract(archive: Path, directory: Path) -> tuple[int, int]:
+def extract(archive: Path, directory: Path, *, name_from: str | None = None) -> tuple[int, int]:
     """Write each file of a batch's archive into ``directory``, a piece at a time (each appears whole, replacing one
-    of its name); how many files beside results.jsonl, and their bytes."""
+    of its name), named by its index, or with ``name_from`` by that field of its item's metadata (``file_names``);
+    how many files beside results.jsonl, and their bytes."""
     files = size = 0
     try:
         with zipfile.ZipFile(archive) as opened:
-            for info in opened.infolist():
+            infos = opened.infolist()
+            for info in infos:
                 if not _ARCHIVE_NAME.fullmatch(info.filename):
                     raise CLIError(f"the archive holds {info.filename[:80]!r}, not a file name fluxhook makes; is the "
                                    "URL fluxhook's?", ExitCode.UNAVAILABLE)
+            names = {info.filename: info.filename for info in infos}
+            if name_from is not None and "results.jsonl" in names:
+                with opened.open("results.jsonl") as lines:
+                    names = file_names([info.filename for info in infos], _metadata_of(lines), name_from)
+            for info in infos:
                 with opened.open(info) as source:
-                    _write(source, directory / info.filename)
+                    _write(source, directory / names[info.filename])
                 if info.filename != "results.jsonl":
                     files, size = files + 1, size + info.file_size
     except zipfile.BadZipFile as exc:
         raise CLIError(f"the batch's archive is damaged ({exc}); download it again", ExitCode.UNAVAILABLE) from None
     return files, size
+
+
+# What a file name made from an item's metadata may not hold: a path's separators, NUL and control characters, and
+# what Windows refuses in a name; each becomes _. Its length is capped, and it never starts with a dot (no hidden
+# file, no `..`).
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+NAME_MOST = 120
+
+
+def _metadata_of(lines: IO[bytes]) -> dict[int, Any]:
+    """Each item's metadata by its index, from a batch's results.jsonl (a line that is not fluxhook's is skipped)."""
+    found: dict[int, Any] = {}
+    for raw in lines:
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("index"), int):
+            found[line["index"]] = line.get("metadata")
+    return found
+
+
+def safe_name(value: Any) -> str | None:
+    """A file name's stem made from a metadata value (a string or a number), safe to write inside a directory: no
+    separator, NUL or control character (each becomes _), no leading dot, at most ``NAME_MOST`` characters; None for
+    a value that gives none (missing, empty, an object, only dots)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    stem = _UNSAFE.sub("_", str(value)).strip().lstrip(".").strip()[:NAME_MOST].rstrip(". ")
+    return stem or None
+
+
+def file_names(archived: list[str], metadata: Mapping[int, Any], field: str) -> dict[str, str]:
+    """Each archived file's name in the directory: its item's ``metadata[field]`` (``safe_name``) with the file's own
+    suffix, in the items' order; a name an earlier item took gets the item's index added (``sku-00007.png``); an item
+    without the field keeps its index name (``00007.png``). No two files get one name (case apart), and none is
+    results.jsonl."""
+    taken = {"results.jsonl"}
+    names: dict[str, str] = {}
+    for archived_name in sorted(archived, key=lambda n: (n == "results.jsonl", n)):
+        if archived_name == "results.jsonl":
+            names[archived_name] = archived_name
+            continue
+        index_stem, dot, suffix = archived_name.partition(".")
+        suffix = dot + suffix
+        meta = metadata.get(int(index_stem)) if index_stem.isdigit() else None
+        stem = safe_name(meta.get(field)) if isinstance(meta, dict) else None
+        candidates = [f"{stem}{suffix}", f"{stem}-{index_stem}{suffix}"] if stem else []
+        candidates.append(archived_name)
+        name = next((c for c in candidates if c.lower() not in taken), None)
+        number = 2
+        while name is None:
+            name = f"{index_stem}-{number}{suffix}"
+            name = None if name.lower() in taken else name
+            number += 1
+        taken.add(name.lower())
+        names[archived_name] = name
+    return names
 
 
 def _write(source: IO[bytes], path: Path) -> None:

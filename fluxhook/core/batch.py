@@ -25,7 +25,8 @@ class BatchStatus(StrEnum):
     RUNNING = "running"
     # Every item has ended.
     ENDED = "ended"
-    # Its caller canceled it: no item not yet sent is sent, those sent end as a canceled job does.
+    # Its caller canceled it: no item not yet sent is sent (each ends aborted), those sent go on to their end; it
+    # has ended (ended_at) once they have.
     CANCELED = "canceled"
 
 

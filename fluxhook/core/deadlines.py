@@ -59,9 +59,6 @@ CANCELED_AT_DEADLINE = Ending(st.CANCELED, DEADLINE_CODE, "its deadline (Cancel-
 BATCH_CANCELED_CODE = "batch_canceled"
 ABORTED_WITH_BATCH = Ending(st.ABORTED, BATCH_CANCELED_CODE, "its batch was canceled before it was sent to BFL; nothing "
                                                              "was charged")
-CANCELED_WITH_BATCH = Ending(st.CANCELED, BATCH_CANCELED_CODE, "its batch was canceled after it was sent to BFL, which "
-                                                               "has no cancel: its charge stays and its result is not "
-                                                               "downloaded")
 # Statuses of a job BFL has: it ends canceled either way, its charge kept.
 _SENT = (st.SUBMITTED, st.READY)
 
@@ -81,11 +78,9 @@ def deadline_ending(status: str) -> Ending | None:
 
 
 def batch_cancel_ending(status: str) -> Ending | None:
-    """How its batch's cancel ends an item in ``status`` (SPEC §18): unsent, ``aborted``; one BFL has, ``canceled``;
-    None if it has ended already."""
-    if status == st.QUEUED:
-        return ABORTED_WITH_BATCH
-    return CANCELED_WITH_BATCH if status in _SENT else None
+    """How its batch's cancel ends an item in ``status`` (SPEC §18 as amended): unsent, ``aborted``; None for one BFL
+    has (it is paid for whatever happens, so it goes on and its result is stored as any item's) or one ended."""
+    return ABORTED_WITH_BATCH if status == st.QUEUED else None
 
 
 def passed(deadline: float | None, now: float) -> bool:

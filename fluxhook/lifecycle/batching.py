@@ -57,8 +57,9 @@ T = TypeVar("T")
 
 # Items made per round trip: each one's record and place in line are one script's step (``Slots.join_all``).
 ITEMS_PER_TRIP = 500
-# Most bad items an answer names (the count says how many there are).
-NAMED_ITEMS = 50
+# Most bad items an answer names (the count says how many there are), and most of one item's fields.
+NAMED_ITEMS = 100
+NAMED_FIELDS = 10
 # A stored file's name in a batch's archive: its item's index, then what its type is named with.
 _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
              "video/mp4": ".mp4", "video/webm": ".webm"}
@@ -109,6 +110,9 @@ class BatchRequest:
     job_events: tuple[str, ...] = ()
     # Seconds from creation to each item's deadline (``Cancel-After``); None: none.
     cancel_after: int | None = None
+    # What is wrong with the shape of the bad items its body held (``{"index", "field", "message"}``, in their
+    # order): named with those BFL's schema refuses (``_check_items``); their places in ``items`` are never checked.
+    refused: list[dict] = field(default_factory=list)
 
 
 def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
@@ -154,7 +158,7 @@ def _let_requests_run() -> None:
 
 
 def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    _check_items(model, request.items)
+    _check_items(model, request.items, request.refused)
     return _create(svc, caller, request, model, making)
 
 
@@ -247,21 +251,45 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     return svc.store.batches.get(batch.id) or batch
 
 
-def _check_items(model, items: list[BatchItem]) -> None:
-    """``InvalidItems`` naming every item BFL's schema for ``model`` refuses (the first ``NAMED_ITEMS`` by index,
-    the first three with what is wrong)."""
-    bad = []
+def _check_items(model, items: list[BatchItem], refused: list[dict] | None = None) -> None:
+    """``InvalidItems`` naming every bad item: those whose shape was ``refused`` and those BFL's schema for ``model``
+    refuses, in their order; the first ``NAMED_ITEMS`` of them each with its fields (``{"index", "field",
+    "message"}``, at most ``NAMED_FIELDS`` an item) and the first three in the message."""
+    shaped: dict[int, list[dict]] = {}
+    for problem in refused or ():
+        shaped.setdefault(problem["index"], []).append(problem)
+    bad: dict[int, list[dict]] = {}
     for index, item in enumerate(items):
         _let_requests_run()
+        if index in shaped:
+            bad[index] = shaped[index]
+            continue
         try:
             check_input(model, item.input)
         except InputRefused as exc:
-            bad.append({"index": index, "message": exc.message.removesuffix(" (nothing was created or sent)")})
+            bad[index] = [{"index": index, **_field_problem(model.name, detail)} for detail in exc.detail] or \
+                [{"index": index, "field": "input", "message": exc.message}]
     if bad:
-        indexes = ", ".join(str(b["index"]) for b in bad[:NAMED_ITEMS]) + (", ..." if len(bad) > NAMED_ITEMS else "")
-        named = "; ".join(f"item {b['index']}: {b['message']}" for b in bad[:3])
-        raise InvalidItems(f"{len(bad):,} of {len(items):,} items would be refused, at index {indexes} ({named}): fix "
-                           "them and send the batch again (nothing was created)", items=bad[:NAMED_ITEMS])
+        indexes = list(bad)
+        named = ", ".join(str(i) for i in indexes[:NAMED_ITEMS]) + (", ..." if len(bad) > NAMED_ITEMS else "")
+        said = "; ".join(f"item {i}: " + ", ".join(f"{p['field']}: {p['message']}" for p in bad[i][:2])
+                         for i in indexes[:3])
+        raise InvalidItems(f"{len(bad):,} of {len(items):,} items would be refused, at index {named} ({said}): fix "
+                           "them and send the batch again (nothing was created); 'items' names each, with its field",
+                           items=[p for i in indexes[:NAMED_ITEMS] for p in bad[i][:NAMED_FIELDS]])
+
+
+def _field_problem(model: str, detail: dict) -> dict:
+    """One field BFL's schema refuses (an entry of its 422 ``detail``) as an item's problem: the field under
+    ``input``, and what to do."""
+    loc = [str(part) for part in (detail.get("loc") or []) if part != "body"]
+    where = ".".join(["input", *loc])
+    said = str(detail.get("msg") or "refused")
+    if detail.get("type") == "extra_forbidden":
+        return {"field": where, "message": f"{model} takes no field {'.'.join(loc)!r}: remove it ({said})"}
+    if detail.get("type") == "missing":
+        return {"field": where, "message": f"{model} needs {'.'.join(loc)!r}: give it under 'input'"}
+    return {"field": where, "message": f"BFL's schema for {model} refuses it: {said}; fix {where!r}"}
 
 
 def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, index: int, route: str | None,
@@ -384,9 +412,11 @@ def item_page(svc: Services, batch: Batch, start: int, count: int) -> list[Job]:
 
 
 def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: float = CANCEL_SEND_WAIT) -> Batch:
-    """Cancel the caller's batch: each item not yet sent ends ``aborted`` (nothing charged), each one BFL has ends
-    ``canceled`` as a canceled job does (SPEC §3); the batch as it is then. ``AlreadyEnded`` (409) for a batch every
-    item of which had ended, or one canceled before.
+    """Cancel the caller's batch: each item not yet sent ends ``aborted`` (nothing charged); each one BFL has goes on
+    and is stored as any item is (SPEC §18: BFL has no cancel, so it is paid for whatever happens), so no item is
+    shown in a status it later leaves for another terminal one. The batch is ``canceled`` at once and ends (``ended_at``,
+    its ``batch.ended`` message) when its last item does. The batch as it is then, its counts as they stand.
+    ``AlreadyEnded`` (409) for a batch every item of which had ended, or one canceled before.
 
     From the moment of the cancel no item of it is sent (a sender that takes one ends it instead:
     ``steps.submission``). This request ends its items for up to ``CANCEL_IN_REQUEST`` s (a send under way it meets
@@ -424,8 +454,8 @@ def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: fl
             return ended
         for job_id, job in zip(ids, svc.jobs.get_many(ids), strict=True):
             cursor = job_id
-            if job is None or job.terminal:
-                continue
+            if job is None or batch_cancel_ending(job.status) is None:
+                continue  # ended, or BFL has it: it goes on
             wait = max(0.0, give_up - time.monotonic())
             outcome = ending.end(svc, job.id, batch_cancel_ending, wait=wait)
             ended += outcome == ending.Ended.ENDED
@@ -437,9 +467,10 @@ def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: fl
 
 
 def result_of(svc: Services, job: Job) -> dict:
-    """One item's line of its batch's results (SPEC §18): its file with a fresh signed URL, its cost, its error."""
+    """One item's line of its batch's results (SPEC §18): its metadata as given (what maps it back to the caller's
+    own item), its file with a fresh signed URL, its cost, its error."""
     shown = present(svc.config, job)
-    line = {"index": job.batch_index, "job_id": job.id, "status": job.status}
+    line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata}
     if shown["video"]:
         line["video"] = shown["video"]
     else:

@@ -42,6 +42,9 @@ def test_a_batch_runs_its_items_as_jobs_and_gives_its_results_back_in_order(api)
 
     lines = [json.loads(line) for line in a.get(f"/v1/batches/{batch['id']}/results").text.splitlines()]
     assert [(x["index"], x["status"]) for x in lines] == [(0, "stored"), (1, "stored"), (2, "stored")]
+    # Each line carries its item's metadata as given, what maps it back to the app's own item.
+    assert [x["metadata"] for x in lines] == [{"sku": 0}, {"sku": 1}, {"sku": 2}]
+    assert list(lines[0]) == ["index", "job_id", "status", "metadata", "image", "cost", "error"]
     assert requests.get(lines[1]["image"]["url"], timeout=10).status_code == 200
     jobs = a.get("/v1/jobs", params={"batch_id": batch["id"]}).json()["jobs"]
     assert sorted((j["batch_index"], j["metadata"]["sku"]) for j in jobs) == [(0, 0), (1, 1), (2, 2)]
@@ -52,6 +55,8 @@ def test_a_batch_runs_its_items_as_jobs_and_gives_its_results_back_in_order(api)
     assert [n.split(".")[0] for n in names] == ["00000", "00001", "00002", "results"] and names[3] == "results.jsonl"
     stored = a.get(f"/v1/jobs/{lines[0]['job_id']}/image").content
     assert archive.read(names[0]) == stored and names[0].endswith((".png", ".jpg"))
+    zipped = [json.loads(line) for line in archive.read("results.jsonl").splitlines()]
+    assert [(x["index"], x["metadata"]) for x in zipped] == [(0, {"sku": 0}), (1, {"sku": 1}), (2, {"sku": 2})]
 
     # The other key: none of it exists.
     for path in ("", "/results", "/results?format=zip"):
@@ -62,20 +67,29 @@ def test_a_batch_runs_its_items_as_jobs_and_gives_its_results_back_in_order(api)
     assert batch["id"] in [x["id"] for x in a.get("/v1/batches").json()["batches"]]
 
 
-def test_a_bad_item_is_named_by_its_index_and_nothing_is_made(api):
+def test_every_bad_item_is_named_by_its_index_and_field_and_nothing_is_made(api):
     _, a = make_key(api)
-    items = _items(4)
+    items = _items(8)
     items[2]["input"]["width"] = "wide"
+    items[5] = {"prompt": "a shorthand line", "width": 512}  # a model's fields where 'input' belongs
+    items[7]["n"] = 1
 
     refused = a.post("/v1/batches", json={"model": "flux-2-pro", "items": items})
 
     error = assert_error(refused, 400, "invalid_items")
-    assert "at index 2 (item 2: " in error["message"] and "width" in error["message"]
+    assert "3 of 8 items would be refused, at index 2, 5, 7 (item 2: input.width: " in error["message"]
+    named = error["items"]
+    assert [(x["index"], x["field"]) for x in named] == [(2, "input.width"), (5, "prompt"), (5, "width"), (7, "n")]
+    assert "put 'prompt' under 'input'" in named[1]["message"] and "width" in named[0]["message"]
     assert a.get("/v1/batches").json()["batches"] == [] and a.get("/v1/jobs").json()["jobs"] == []
+    # At most the first 100 bad items are named; the message counts them all.
+    many = [{"input": {"prompt": "x", "width": "wide"}}] * 150
+    error = assert_error(a.post("/v1/batches", json={"model": "flux-2-pro", "items": many}), 400, "invalid_items")
+    assert error["message"].startswith("150 of 150 items would be refused") and len(error["items"]) == 100
+    assert error["items"][-1]["index"] == 99
     assert_error(a.post("/v1/batches", json={"model": "flux-2-pro", "items": []}), 400, "invalid_request")
     assert_error(a.post("/v1/batches", json={"model": "flux-9", "items": _items(1)}), 400, "unknown_model")
-    assert_error(a.post("/v1/batches", json={"model": "flux-2-pro", "items": [{"input": {"prompt": "x"}, "n": 1}]}),
-                 400, "unknown_field")
+    assert a.get("/v1/batches").json()["batches"] == []
 
 
 def test_ndjson_with_an_idempotency_key_makes_one_batch(api):
@@ -104,23 +118,47 @@ def test_ndjson_with_an_idempotency_key_makes_one_batch(api):
     assert one.json()["counts"]["total"] == 1
 
 
-def test_cancel_aborts_what_is_unsent_and_the_batch_says_so(api):
-    _, a = make_key(api, max_active=1)
+def test_cancel_aborts_what_is_unsent_and_keeps_what_bfl_has_which_is_stored(api, sim):
+    _, a = make_key(api, max_active=2)
     _, b = make_key(api)
-    batch = a.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(5, "[pending] held")}).json()
-    wait_until(lambda: a.get(f"/v1/batches/{batch['id']}").json()["counts"]["submitted"] == 1, timeout=30,
-               message="one item at BFL")
+    batch = a.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(6, "[pending] held")}).json()
+    theirs = b.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(2, "[pending] B's")}).json()
+    wait_until(lambda: a.get(f"/v1/batches/{batch['id']}").json()["counts"]["submitted"] == 2, timeout=30,
+               message="two items at BFL")
 
     canceled = a.post(f"/v1/batches/{batch['id']}/cancel")
 
     assert canceled.status_code == 200, canceled.text
     shown = canceled.json()
-    assert shown["status"] == "canceled" and shown["counts"]["aborted"] == 4 and shown["counts"]["canceled"] == 1
+    assert shown["status"] == "canceled" and shown["ended_at"] is None, shown
+    assert (shown["counts"]["aborted"], shown["counts"]["submitted"], shown["counts"]["canceled"]) == (4, 2, 0)
     assert_error(a.post(f"/v1/batches/{batch['id']}/cancel"), 409, "already_ended")
     jobs = a.get("/v1/jobs", params={"batch_id": batch["id"], "status": "aborted"}).json()["jobs"]
     assert len(jobs) == 4 and {j["error"]["code"] for j in jobs} == {"batch_canceled"}
-    theirs = b.submit("B after A's cancel")
-    assert b.wait_for(theirs["id"], "stored")["status"] == "stored"
+    assert {j["cost"] for j in jobs} == {None}  # never sent, nothing charged
+    sent = a.get("/v1/jobs", params={"batch_id": batch["id"], "status": "submitted"}).json()["jobs"]
+    assert len(sent) == 2
+    for job in sent:  # BFL finishes what it was paid for
+        sim.complete(job["bfl_id"])
+
+    def ended():
+        now = a.get(f"/v1/batches/{batch['id']}").json()
+        assert now["counts"]["canceled"] == 0, now  # never shown canceled on its way to stored
+        return now if now["ended_at"] else None
+
+    done = wait_until(ended, timeout=30, interval=0.2, message="the canceled batch to end with its sent items")
+    assert done["status"] == "canceled" and done["progress"] == 1
+    assert (done["counts"]["stored"], done["counts"]["aborted"]) == (2, 4) and done["cost"]["credits"] > 0
+    lines = [json.loads(line) for line in a.get(f"/v1/batches/{batch['id']}/results").text.splitlines()]
+    stored = [x for x in lines if x["status"] == "stored"]
+    assert sorted(x["job_id"] for x in stored) == sorted(j["id"] for j in sent)
+    assert all(requests.get(x["image"]["url"], timeout=10).status_code == 200 for x in stored)
+    # B's batch is untouched by A's cancel: still running, its items at BFL, none aborted.
+    mine = b.get(f"/v1/batches/{theirs['id']}").json()
+    assert mine["status"] == "running" and mine["counts"]["aborted"] == 0, mine
+    assert b.post(f"/v1/batches/{theirs['id']}/cancel").status_code == 200
+    for job in b.get("/v1/jobs", params={"batch_id": theirs["id"], "status": "submitted"}).json()["jobs"]:
+        sim.complete(job["bfl_id"])  # nothing left held at BFL for the next tests
 
 
 def test_the_batch_stream_sends_its_counts_then_ends(api):

@@ -38,7 +38,7 @@ def test_submit_shows_progress_until_every_item_is_stored_then_download_writes_t
     mine, a = make_key(api)
     other, b = make_key(api)
     items = _file(tmp_path, '{"input": {"prompt": "a catalog shot 0"}, "metadata": {"sku": 0}}',
-                  '{"prompt": "[jpeg] a catalog shot 1", "width": 512, "height": 512}',
+                  '{"input": {"prompt": "[jpeg] a catalog shot 1", "width": 512, "height": 512}}',
                   "",  # a blank line is skipped
                   '{"input": {"prompt": "a catalog shot 2"}}')
 
@@ -100,8 +100,8 @@ def test_submit_shows_progress_until_every_item_is_stored_then_download_writes_t
 
 def test_an_item_that_fails_exits_1_and_the_download_has_the_others(stack, api, sim, tmp_path):
     mine, a = make_key(api)
-    items = _file(tmp_path, '{"prompt": "a shot that works"}', '{"prompt": "[error] a shot that fails"}',
-                  '{"prompt": "[content-moderated] a shot BFL refuses"}')
+    items = _file(tmp_path, '{"input": {"prompt": "a shot that works"}}', '{"input": {"prompt": "[error] a shot that fails"}}',
+                  '{"input": {"prompt": "[content-moderated] a shot BFL refuses"}}')
 
     submitted = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", token=mine["key"])
 
@@ -123,7 +123,7 @@ def test_an_item_that_fails_exits_1_and_the_download_has_the_others(stack, api, 
 def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, tmp_path):
     mine, a = make_key(api, max_active=1)
     other, b = make_key(api)
-    items = _file(tmp_path, *(json.dumps({"prompt": f"[pending] held {n}"}) for n in range(4)))
+    items = _file(tmp_path, *(json.dumps({"input": {"prompt": f"[pending] held {n}"}}) for n in range(4)))
 
     submitted = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--no-wait", token=mine["key"])
 
@@ -140,15 +140,16 @@ def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, t
 
     assert canceled.returncode == 0, canceled.stderr
     shown = json.loads(canceled.stdout)
-    assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["canceled"]) == (3, 1)
-    assert f"batch {batch_id} canceled: 1 canceled, 3 aborted" in canceled.stderr
+    # The item BFL has goes on (SPEC §18): it is paid for, and stored as any item is.
+    assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["submitted"]) == (3, 1)
+    assert f"batch {batch_id} canceled: 1 submitted, 3 aborted" in canceled.stderr
     again = batch_cli(stack, "cancel", batch_id, token=mine["key"])
     assert again.returncode == 2 and "already_ended:" in again.stderr and "(HTTP 409)" in again.stderr
 
 
 def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_exits_1(stack, api, sim, tmp_path):
     mine, a = make_key(api)
-    items = _file(tmp_path, '{"prompt": "[pending] never ends"}', '{"prompt": "[pending] nor this"}')
+    items = _file(tmp_path, '{"input": {"prompt": "[pending] never ends"}}', '{"input": {"prompt": "[pending] nor this"}}')
 
     timed_out = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--timeout", "1",
                         token=mine["key"])
@@ -160,7 +161,8 @@ def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_ex
     assert f"it goes on: fluxhook batch show {batch['id']}" in timed_out.stderr
 
     # Watched while it is canceled: the watch ends with the batch, exit 1.
-    held = _file(tmp_path, '{"prompt": "[pending] held 0"}', '{"prompt": "[pending] held 1"}', name="held.jsonl")
+    held = _file(tmp_path, '{"input": {"prompt": "[pending] held 0"}}', '{"input": {"prompt": "[pending] held 1"}}',
+                 name="held.jsonl")
     watching = _watching(stack, held, mine["key"])
     try:
         batch_id = re.match(r"batch (bat_\w+): ", watching.stderr.readline()).group(1)
@@ -168,12 +170,17 @@ def test_watching_gives_up_after_its_timeout_with_exit_4_and_a_canceled_batch_ex
         wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 2, timeout=30,
                    interval=0.2, message="both items at BFL")
         assert a.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+        # Both go on: the batch ends with them (one stored, one failed at BFL).
+        held_jobs = sorted(a.get("/v1/jobs", params={"batch_id": batch_id}).json()["jobs"],
+                           key=lambda j: j["batch_index"])
+        sim.complete(held_jobs[0]["bfl_id"])
+        sim.complete(held_jobs[1]["bfl_id"], "error")
         out, err = watching.communicate(timeout=60)
     finally:
         watching.kill()
     assert watching.returncode == 1, err
     assert json.loads(out)["status"] == "canceled"
-    assert f"batch {batch_id} was canceled: 0 of 2 items stored (2 canceled)" in err
+    assert f"batch {batch_id} was canceled: 1 of 2 items stored (1 failed)" in err
 
     # Interrupted: the batch goes on, and the command says how to follow or stop it.
     watching = _watching(stack, held, mine["key"])
@@ -205,9 +212,6 @@ def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):
     cases = [
         (_file(tmp_path, '{"prompt": "fine"}', "", '{"prompt": "broken",}', name="a.jsonl"), "a.jsonl, line 3 is not valid JSON"),
         (_file(tmp_path, '["a", "list"]', name="b.jsonl"), "line 1 is a JSON list, not an object"),
-        (_file(tmp_path, '{"input": {"prompt": "x"}, "model": "flux-dev"}', name="c.jsonl"),
-         "line 1: an item holds 'input' and 'metadata' only, not 'model'"),
-        (_file(tmp_path, '{"input": "a fox"}', name="d.jsonl"), "line 1: 'input' must be a non-empty JSON object"),
         (_file(tmp_path, "", "", name="e.jsonl"), "holds no items"),
         (tmp_path / "missing.jsonl", "cannot read"),
     ]
@@ -219,17 +223,28 @@ def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):
     result = run_cli("batch", "submit", "-", "--model", "flux-2-pro", "--no-wait", "--timeout", "5", *nowhere)
     assert result.returncode == 2 and "--timeout goes with watching" in result.stderr
 
-    # What the server refuses names the item and its line: nothing is made.
-    items = _file(tmp_path, '{"prompt": "fine"}', "", '{"prompt": "too wide", "width": "wide"}')
+    # What the server refuses names every bad item and its line, as POST /v1/batches refuses the same file as NDJSON
+    # (the file is that body, line for line): a shorthand line is told to put its fields under 'input'.
+    items = _file(tmp_path, '{"input": {"prompt": "fine"}}', "", '{"input": {"prompt": "too wide", "width": "wide"}}',
+                  '{"prompt": "shorthand"}', '{"input": {"prompt": "x"}, "model": "flux-dev"}', '{"input": "a fox"}')
     refused = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", token=mine["key"])
     assert refused.returncode == 2 and "invalid_items:" in refused.stderr and "(HTTP 400)" in refused.stderr
-    assert f"item 1 is line 3 of {items}" in refused.stderr
+    assert "4 of 5 items would be refused" in refused.stderr
+    assert f"{items}, line 3 (item 1) input.width: " in refused.stderr
+    assert f"{items}, line 4 (item 2) prompt: put 'prompt' under 'input'" in refused.stderr
+    assert f"{items}, line 5 (item 3) model: an item holds 'input' and 'metadata' only" in refused.stderr
+    assert f"{items}, line 6 (item 4) input: 'input' must be a non-empty JSON object" in refused.stderr
+    as_ndjson = a.post("/v1/batches", params={"model": "flux-2-pro"}, data=items.read_bytes(),
+                       headers={"Content-Type": "application/x-ndjson"})
+    assert as_ndjson.status_code == 400, as_ndjson.text
+    assert [(x["index"], x["field"]) for x in as_ndjson.json()["error"]["items"]] == [
+        (1, "input.width"), (2, "prompt"), (3, "model"), (4, "input")]
     assert a.get("/v1/batches").json()["batches"] == []
 
 
 def test_stdin_and_an_idempotency_key_make_one_batch(stack, api, sim):
     mine, a = make_key(api)
-    lines = '{"prompt": "[pending] from stdin 0"}\n{"prompt": "[pending] from stdin 1"}\n'
+    lines = '{"input": {"prompt": "[pending] from stdin 0"}}\n{"input": {"prompt": "[pending] from stdin 1"}}\n'
     argv = ["batch", "submit", "-", "--model", "flux-2-pro", "--no-wait", "--idempotency-key", "cli-run-1",
             "--url", stack.base_url, "--token", mine["key"]]
 

@@ -165,15 +165,17 @@ def test_a_running_batch_is_followed_live_then_canceled_from_its_page(tab, held)
     expect(page).to_have_url(re.compile(rf"/batches/{batch['id']}\?cancel=canceled$"))
     outcome = page.locator("#outcome")
     expect(outcome).to_have_attribute("role", "status")
-    expect(outcome).to_contain_text("Batch canceled: 1 item not yet sent ended aborted (never sent, nothing charged), "
-                                    "1 already at BFL ended canceled")
+    expect(outcome).to_contain_text("Batch canceled: 1 item not yet sent ended aborted (never sent, nothing charged); "
+                                    "1 already at BFL goes on and is stored as it ends")
     expect(page.locator("#batch-status")).to_have_text("canceled")
     expect(page.locator("#cancel")).to_be_hidden()
     counts = page.evaluate(COUNTS)
-    assert [counts[s] for s in ("queued", "submitted", "stored", "canceled", "aborted")] == [0, 0, 1, 1, 1]
+    # The item at BFL is paid for: it goes on (SPEC §18), never shown canceled.
+    assert [counts[s] for s in ("queued", "submitted", "stored", "canceled", "aborted")] == [0, 1, 1, 0, 1]
     expect(page.locator('[data-field="canceled"]')).to_have_text(re.compile(r"^\d{4}-"))
     shown = app.get(f"/v1/batches/{batch['id']}").json()
-    assert shown["status"] == "canceled" and shown["counts"]["aborted"] == 1 and shown["counts"]["canceled"] == 1
+    assert shown["status"] == "canceled" and shown["counts"]["aborted"] == 1 and shown["counts"]["canceled"] == 0
+    assert shown["counts"]["submitted"] == 1 and shown["ended_at"] is None
     tab.clean()
 
 

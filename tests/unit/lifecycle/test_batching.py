@@ -1,6 +1,7 @@
 """Batches (fluxhook/lifecycle/batching.py) in-process on a real Redis and the simulator: a batch is checked whole
 before anything exists, its items are jobs in line behind their key's single jobs, its counts follow its items' moves,
-its cancel ends each item as SPEC §18 says, and another key sees none of it. Over HTTP: tests/e2e/batches/."""
+its cancel aborts the unsent items and lets the sent ones go on (SPEC §18), and another key sees none of it.
+Over HTTP: tests/e2e/batches/."""
 
 from __future__ import annotations
 
@@ -49,10 +50,24 @@ def test_bad_items_are_named_by_index_and_nothing_is_made(svc, sim):
     with pytest.raises(InvalidItems) as refused:
         create_batch(svc, ADMIN, request)
 
-    assert [item["index"] for item in refused.value.items] == [1, 3]
-    assert "item 1" in refused.value.message and "nothing was created" in refused.value.message
+    assert [item["index"] for item in refused.value.items] == [1, 3] or \
+        sorted({item["index"] for item in refused.value.items}) == [1, 3]
+    assert refused.value.items[0]["field"] == "input.width" and "fix 'input.width'" in refused.value.items[0]["message"]
+    assert "2 of 4 items would be refused, at index 1, 3 (item 1: input.width: " in refused.value.message
+    assert "nothing was created" in refused.value.message
     assert svc.redis.zcard(KEYS.all_batches) == 0 and svc.jobs.list(limit=5)[0] == []
     assert svc.slots.waiting("default") == 0
+
+
+def test_items_of_a_bad_shape_are_named_with_those_the_schema_refuses_in_their_order(svc, sim):
+    request = BatchRequest(PRO, [BatchItem({"prompt": "x", "width": "wide"}), BatchItem({}), BatchItem({"prompt": "ok"})],
+                           refused=[{"index": 1, "field": "prompt", "message": "put 'prompt' under 'input'"}])
+
+    with pytest.raises(InvalidItems) as refused:
+        create_batch(svc, ADMIN, request)
+
+    assert [(item["index"], item["field"]) for item in refused.value.items] == [(0, "input.width"), (1, "prompt")]
+    assert "at index 0, 1 (" in refused.value.message and svc.redis.zcard(KEYS.all_batches) == 0
 
 
 def test_the_model_and_the_keys_models_refuse_the_whole_batch(svc, sim):
@@ -100,7 +115,7 @@ def test_another_key_neither_sees_nor_cancels_a_batch(svc, sim):
     assert get_batch(svc, a, batch.id).counts == {st.QUEUED: 2}  # untouched
 
 
-def test_cancel_aborts_unsent_items_cancels_sent_ones_and_ends_the_batch_once(svc, sim):
+def test_cancel_aborts_unsent_items_lets_sent_ones_go_on_and_ends_the_batch_once_with_them(svc, sim):
     app = app_caller(svc)
     batch = create_batch(svc, app, batch_request(4, notify_url="https://example.com/hook"))
     sent = svc.slots.dispatch(limit=2).jobs
@@ -110,12 +125,21 @@ def test_cancel_aborts_unsent_items_cancels_sent_ones_and_ends_the_batch_once(sv
 
     canceled = cancel_batch(svc, app, batch.id)
 
-    assert canceled.status == BatchStatus.CANCELED and canceled.ended_at is not None
-    assert canceled.counts == {st.ABORTED: 2, st.CANCELED: 2} and canceled.progress == 1
-    assert canceled.cost_credits == pytest.approx(2 * 3)  # BFL's charge for the two sent stays
-    assert svc.redis.zscore(KEYS.outbox, f"{batch.id}|batch.ended") is not None
+    # The two BFL has are paid for: they go on (never shown canceled), the two unsent are aborted.
+    assert canceled.status == BatchStatus.CANCELED and canceled.ended_at is None
+    assert canceled.counts == {st.ABORTED: 2, st.SUBMITTED: 2} and canceled.progress == 0.5
+    assert canceled.cost_credits == pytest.approx(2 * 3)
+    assert {j.status for j in items(svc, batch) if j.id in sent} == {st.SUBMITTED}
+    assert svc.redis.zscore(KEYS.outbox, f"{batch.id}|batch.ended") is None  # not ended yet
     with pytest.raises(AlreadyEnded):
         cancel_batch(svc, app, batch.id)
+    for job_id in sent:  # BFL's results come: each is stored as any item is
+        assert svc.jobs.transition(job_id, st.READY) and svc.jobs.transition(job_id, st.STORED)
+
+    ended = get_batch(svc, app, batch.id)
+    assert ended.status == BatchStatus.CANCELED and ended.ended_at is not None and ended.progress == 1
+    assert ended.counts == {st.ABORTED: 2, st.STORED: 2}
+    assert svc.redis.zscore(KEYS.outbox, f"{batch.id}|batch.ended") is not None
 
 
 def test_counts_follow_an_item_to_its_end_and_the_last_one_ends_the_batch(svc, sim):
