@@ -59,7 +59,8 @@ def _batch_ended(stack: BenchStack, app: requests.Session, batch_id: str, timeou
                       timeout=timeout, interval=0.2, message=f"batch {batch_id} to end")
 
 
-def _creation(stack: BenchStack, items: int) -> float:
+def _creation(stack: BenchStack, items: int) -> tuple[float, float]:
+    """Seconds to answer the batch's creation, then its cancel (its unsent items aborted, SPEC §18)."""
     app = _key(stack)
     started = time.monotonic()
     # Short tasks: the items BFL took before the cancel keep their slots until BFL ends them (SPEC §3).
@@ -67,9 +68,11 @@ def _creation(stack: BenchStack, items: int) -> float:
                     timeout=120)
     seconds = time.monotonic() - started
     made.raise_for_status()
+    started = time.monotonic()
     app.post(f"{stack.base_url}/v1/batches/{made.json()['id']}/cancel", timeout=300).raise_for_status()
+    canceled = time.monotonic() - started
     _batch_ended(stack, app, made.json()["id"], 300)  # its items ended, so the figures after it count none of them
-    return seconds
+    return seconds, canceled
 
 
 def _commands_per_item(stack: BenchStack, n: int, task: float, idle: float, **limits) -> tuple[float, float]:
@@ -122,10 +125,12 @@ def run(args) -> Section:
         log("batches: idle rate")
         idle = _idle_rate(stack)
         log(f"batches: creation of {args.items} items")
-        created = _creation(stack, args.items)
-        small = _creation(stack, 100)
+        created, canceled = _creation(stack, args.items)
+        small, small_canceled = _creation(stack, 100)
         section.rows.append(Row(f"POST /v1/batches of {args.items:,} items answered, s", fmt(created, 2),
                                 fmt(small, 2), "", "<= 5", created <= 5))
+        section.rows.append(Row(f"POST /v1/batches/{{id}}/cancel of {args.items:,} items answered, s",
+                                fmt(canceled, 2), fmt(small_canceled, 2), "", "<= 3", canceled <= 3))
         log(f"batches: commands per item, {args.measured} singles then a batch of as many (max_active 4)")
         singles, items = _commands_per_item(stack, args.measured, args.task, idle, max_active=4)
         section.rows.append(Row("Redis commands per stored item, less idle (a key's max_active 4: singles too are "

@@ -752,7 +752,8 @@ class Batches:
 
     def cancel(self, batch_id: str) -> Batch:
         """Cancel the batch (``POST /v1/batches/{id}/cancel``): each item not yet sent ends ``aborted`` (nothing
-        charged), each one BFL has ends ``canceled`` as a canceled job does. The batch as canceled; ``Conflict``
+        charged); each one BFL has goes on and is stored as any item is (it is paid for: BFL has no cancel), and the
+        batch ends (``ended``) once they have. The batch as canceled, its counts as they stand; ``Conflict``
         (``already_ended``) for a batch that had ended or was canceled before, which stays as it was."""
         client = self._client
 

@@ -175,10 +175,13 @@ def test_create_sends_one_json_body_with_one_idempotency_key_across_retries(serv
 
 
 def test_a_refused_batch_is_not_retried_and_arguments_are_checked_before_asking(server):
-    server.answer = lambda seen, n: error_answer(400, "invalid_items", "1 of 2 items would be refused, at index 1")
+    named = [{"index": 1, "field": "input.width", "message": "fix 'input.width'"}]
+    server.answer = lambda seen, n: json_answer(400, {"error": {
+        "code": "invalid_items", "message": "1 of 2 items would be refused, at index 1", "items": named}})
     with pytest.raises(fc.InvalidRequest) as refused:
         server.client().batches.create("flux-2-pro", [{"input": {"prompt": "a"}}, {"input": {"width": "x"}}])
     assert (refused.value.code, refused.value.status) == ("invalid_items", 400) and len(server.seen) == 1
+    assert refused.value.items == named  # every bad item the answer names, with its field
 
     server.seen.clear()
     batches = server.client().batches

@@ -77,6 +77,13 @@ def test_submit_shows_progress_until_every_item_is_stored_then_download_writes_t
     with fc.Client(stack.base_url, mine["key"]) as client:  # what the command wrote is the client's results
         streamed = [(r["index"], r["job_id"], r["status"]) for r in client.batches.results(batch["id"])]
     assert streamed == [(r["index"], r["job_id"], r["status"]) for r in results]
+    assert [r["metadata"] for r in results] == [{"sku": 0}, {}, {}]
+    # Named from a metadata field: item 0's sku names its file; the others, without one, keep their index names.
+    named = tmp_path / "named"
+    by_sku = batch_cli(stack, "download", batch["id"], str(named), "--name-from", "sku", token=mine["key"])
+    assert by_sku.returncode == 0, by_sku.stderr
+    assert sorted(p.name for p in named.iterdir()) == ["0.png", "00001.jpg", "00002.png", "results.jsonl"]
+    assert (named / "0.png").read_bytes() == sim.image_bytes(jobs[0]["bfl_id"])
     # Again: the same files, replaced whole, and nothing else left behind.
     again = batch_cli(stack, "download", batch["id"], str(out), token=mine["key"])
     assert again.returncode == 0, again.stderr

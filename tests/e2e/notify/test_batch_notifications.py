@@ -4,6 +4,7 @@ other key's receiver gets none of it and cannot verify it."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -55,3 +56,38 @@ def test_items_notify_only_when_notify_events_asks(napi, sim, hooks):
     for job in jobs:
         [delivery] = hooks.wait_for(job["id"])
         assert Webhook(key["notify_secret"]).verify(delivery.body, delivery.headers)["data"]["batch_id"] == batch["id"]
+
+
+def test_a_canceled_batch_with_items_at_bfl_ends_with_them_and_sends_one_batch_ended(napi, sim, hooks, other_hooks):
+    key, a = make_key(napi, max_active=2, notify_url=hooks.url("/canceled"))
+    _, b = make_key(napi, notify_url=other_hooks.url("/b"))
+    batch = a.post("/v1/batches", json={"model": "flux-2-pro", "items": [
+        {"input": {"prompt": f"[pending] held {i}"}, "metadata": {"sku": f"S-{i}"}} for i in range(6)]}).json()
+    theirs = b.post("/v1/batches", json={"model": "flux-2-pro", "items": _items(2)}).json()
+    wait_until(lambda: a.get(f"/v1/batches/{batch['id']}").json()["counts"]["submitted"] == 2, timeout=30,
+               message="two items at BFL")
+
+    shown = a.post(f"/v1/batches/{batch['id']}/cancel").json()
+
+    # Counts as they stand: the two at BFL go on (never shown canceled), the four unsent are aborted; not ended yet.
+    assert (shown["counts"]["submitted"], shown["counts"]["aborted"], shown["counts"]["canceled"]) == (2, 4, 0)
+    assert shown["status"] == "canceled" and shown["ended_at"] is None
+    assert hooks.for_message(f"msg_{batch['id']}") == []
+    for job in a.get("/v1/jobs", params={"batch_id": batch["id"], "status": "submitted"}).json()["jobs"]:
+        sim.complete(job["bfl_id"])
+
+    [delivery] = hooks.wait_for(batch["id"])
+    body = Webhook(key["notify_secret"]).verify(delivery.body, delivery.headers)
+    ended = body["data"]
+    assert body["type"] == "batch.ended" and ended["status"] == "canceled" and ended["ended_at"]
+    assert (ended["counts"]["stored"], ended["counts"]["aborted"], ended["counts"]["canceled"]) == (2, 4, 0)
+    results = [json.loads(line) for line in a.get(f"/v1/batches/{batch['id']}/results").text.splitlines()]
+    assert sorted(r["metadata"]["sku"] for r in results if r["status"] == "stored") == \
+        sorted(j["metadata"]["sku"] for j in a.get("/v1/jobs", params={"batch_id": batch["id"],
+                                                                        "status": "stored"}).json()["jobs"])
+    # Exactly one message for the batch, however its items ended; B's batch, untouched, ends as its own.
+    wait_until(lambda: [m for m in a.get("/v1/deliveries").json()["deliveries"]
+                        if m["id"] == f"msg_{batch['id']}" and m["state"] == "delivered"], timeout=15)
+    other_hooks.wait_for(theirs["id"])
+    assert len(hooks.for_message(f"msg_{batch['id']}")) == 1
+    assert b.get(f"/v1/batches/{theirs['id']}").json()["counts"]["stored"] == 2
