@@ -215,7 +215,8 @@ def live_jobs():
 
 def _rows(jobs: list[Job]) -> list[dict]:
     """The jobs as lines of the list, each queued one saying why it waits."""
-    return [row(job, wait) for job, wait in zip(jobs, waits.of_jobs(services(), jobs), strict=True)]
+    svc = services()
+    return [row(job, wait, svc.config) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)]
 
 
 def _job(job_id: str) -> Job | None:

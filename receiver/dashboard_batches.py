@@ -22,6 +22,7 @@ from flask import Response, redirect, render_template, request, stream_with_cont
 
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch, BatchStatus, is_batch_id
+from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.lifecycle import batching
@@ -32,7 +33,7 @@ from . import dashboard_session as auth
 from .bulkheads import bfl_calls
 from .context import services
 from .dashboard import bp
-from .dashboard_view import clock, credits
+from .dashboard_view import SHEET, clock, credits, picture
 from .errors import error_response
 from .replicated import replicated
 
@@ -91,8 +92,9 @@ def batch_detail(batch: Batch, key_name: str | None) -> dict:
     }
 
 
-def tile(job: Job) -> dict:
-    """One item on the contact sheet: its thumbnail (the job list's, never the image itself) or its status."""
+def tile(job: Job, config: Config | None = None) -> dict:
+    """One item on the contact sheet: its thumbnail (the job list's, never the image itself) or its status; with
+    ``config``, its picture's ``srcset`` at the sheet's size (a tile takes the variant its screen needs)."""
     prompt = job.prompt or ""
     if len(prompt) > PROMPT_IN_TILE:
         prompt = prompt[:PROMPT_IN_TILE - 1].rstrip() + "…"
@@ -104,6 +106,7 @@ def tile(job: Job) -> dict:
         "label": f"#{index:,}",
         "status": job.status,
         "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
+        **(picture(config, job, SHEET) if config is not None else {"srcset": "", "sizes": ""}),
         "kind": "video" if job.video else "image" if job.image else "",
         "title": " · ".join(part for part in (f"#{index:,}", job.status, (job.error or {}).get("code", ""), prompt)
                             if part),
@@ -167,7 +170,8 @@ def _sheet_page(batch: Batch) -> tuple[int, int]:
 
 
 def _tiles(batch: Batch, page: int) -> list[dict]:
-    return [tile(job) for job in batching.item_page(services(), batch, (page - 1) * SHEET_SIZE, SHEET_SIZE)]
+    svc = services()
+    return [tile(job, svc.config) for job in batching.item_page(svc, batch, (page - 1) * SHEET_SIZE, SHEET_SIZE)]
 
 
 # --- pages ------------------------------------------------------------------------------------------------------

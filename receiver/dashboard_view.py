@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -15,8 +16,10 @@ from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
+from fluxhook.core.variants import srcset
 from fluxhook.core.wait_reasons import Waiting, describe
 from fluxhook.credits.figures import format_credits
+from fluxhook.media import posters
 from receiver import timeline_words
 from receiver.words import duration, reason_words
 
@@ -34,8 +37,9 @@ def _after(later: float | None, earlier: float | None) -> str:
     return f"+{duration(later - earlier)}" if later is not None and earlier is not None else ""
 
 
-def row(job: Job, waiting: Waiting | None = None) -> dict:
-    """One job as a line of the list; ``waiting``: why it waits, if it does (``waits.of_jobs``)."""
+def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) -> dict:
+    """One job as a line of the list; ``waiting``: why it waits, if it does (``waits.of_jobs``); with ``config``, its
+    picture's ``srcset`` at the list's size."""
     submitted = job.submitted_at
     return {
         "id": job.id,
@@ -55,11 +59,53 @@ def row(job: Job, waiting: Waiting | None = None) -> dict:
         "error": (job.error or {}).get("code", ""),
         "running": running(job),
         "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
+        **(picture(config, job, LIST) if config is not None else {"srcset": "", "sizes": ""}),
         "kind": "video" if job.video else "image" if job.image else "",
         "cost": credits(job.cost_credits),
         # The list shows the prompt's start; the job page shows it whole (at most 2,000 characters).
         "prompt": _excerpt(job.prompt or "", PROMPT_IN_LIST),
     }
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px
+    wide and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; a 3x screen
+    takes the 2x one; None: every width). The browser takes the variant its screen needs (SPEC §19), not a 256-px
+    thumbnail or the 1024-px original, and a page of 25 or 100 pictures carries no link it would hardly ever take."""
+
+    narrow_below: int
+    narrow: str
+    wide: int
+    widths: tuple[int, int] | None
+
+    def sizes(self, width: int) -> str:
+        """The ``<img sizes>`` of a picture ``width`` px wide here: never wider than the picture, which is never
+        enlarged, so a small original is taken at its own size (its one link) whatever the place."""
+        if width >= self.wide:
+            return f"(max-width: {self.narrow_below}px) {self.narrow}, {self.wide}px"
+        return f"(max-width: {self.narrow_below}px) min({self.narrow}, {width}px), {width}px"
+
+
+LIST = Place(640, "52px", 64, (64, 128))  # the list's thumbnail
+SHEET = Place(640, "90px", 120, (128, 256))  # a contact sheet's tile
+PAGE = Place(820, "calc(100vw - 70px)", 540, None)  # the job page's half of the content, all of it when narrow
+
+
+def picture(config: Config, job: Job, place: Place) -> dict:
+    """The job's stored image (a video's: its poster) shown at ``place``: ``srcset``, relative signed links (they work
+    on whatever host the dashboard is reached by, under its CSP) at the place's widths, ``format=auto``, and ``sizes``;
+    both '' when it has none."""
+    if job.image and job.storage_key:
+        name, width = "image", int(job.image.get("width") or 0)
+    elif job.video and job.poster and job.video.get("width") and job.video.get("height"):
+        name, width = "poster", posters.width_of(int(job.video["width"]), int(job.video["height"]))
+    else:
+        return {"srcset": "", "sizes": ""}
+    if not width:
+        return {"srcset": "", "sizes": ""}
+    url = f"/v1/jobs/{job.id}/{name}?token={signing.file_token(config.secret_keys, job.id, name)}"
+    return {"srcset": srcset(url, width, place.widths), "sizes": place.sizes(width)}
 
 
 # Characters of the prompt the list shows under the job's id, and the job's page before "show all".
@@ -138,7 +184,7 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         return f"/v1/jobs/{job.id}/{kind}?token={signing.file_token(config.secret_keys, job.id, kind)}"
 
     return {
-        **row(job, waiting),
+        **row(job, waiting, config),
         "waiting": waiting_words(waiting),
         "waiting_reason": str(waiting.reason) if waiting else "",
         "bfl_id": job.bfl_id or "",
@@ -151,6 +197,8 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
                                 ((job.webhooks, "callback"), (job.polls, "poll"), (job.downloads, "download"))),
         # Relative, so it works on whatever host the dashboard is reached by (and under its CSP).
         "image_url": link("image") if job.image and job.storage_key else None,
+        **({f"image_{name}": value for name, value in picture(config, job, PAGE).items()} if job.image
+           else {"image_srcset": "", "image_sizes": ""}),
         "video_url": link("video") if job.video and job.storage_key else None,
         "poster_url": link("poster") if job.video and job.poster else None,
         "image_width": image.get("width"),

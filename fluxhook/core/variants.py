@@ -158,7 +158,11 @@ def widths_up_to(original_width: int) -> list[int]:
     return widths
 
 
-def srcset(url: str, original_width: int) -> str:
+def srcset(url: str, original_width: int, between: tuple[int, int] | None = None) -> str:
     """An ``<img srcset>`` of the signed ``url`` (which has a query already) at each of ``widths_up_to``, each
-    ``format=auto``: ``url&w=64&format=auto 64w, url&w=128&format=auto 128w, ...``."""
-    return ", ".join(f"{url}&w={w}&format={AUTO} {w}w" for w in widths_up_to(original_width))
+    ``format=auto``: ``url&w=64&format=auto 64w, url&w=128&format=auto 128w, ...``; with ``between`` (narrowest,
+    widest), only those (for a place that shows the image at a known size), or the narrowest there is."""
+    widths = widths_up_to(original_width)
+    if between is not None:
+        widths = [w for w in widths if between[0] <= w <= between[1]] or widths[:1]
+    return ", ".join(f"{url}&w={w}&format={AUTO} {w}w" for w in widths)

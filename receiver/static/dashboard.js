@@ -64,6 +64,16 @@
     });
   }
 
+  // An <img>'s picture: the variants its screen needs (srcset, sizes) where the job has them, ``src`` for a browser
+  // without them. Set before ``src``, so the browser asks for one picture, not two.
+  function pictureOf(img, src, srcset, sizes) {
+    if (srcset) {
+      img.sizes = sizes;
+      img.srcset = srcset;
+    }
+    img.src = src;
+  }
+
   // --- the list ------------------------------------------------------------------------------
   function fillRow(tr, job) {
     tr.setAttribute("data-job-id", job.id);
@@ -78,7 +88,7 @@
     if (job.thumbnail && !link.querySelector("img")) {
       var img = document.createElement("img");
       img.alt = "";
-      img.src = job.thumbnail;
+      pictureOf(img, job.thumbnail, job.srcset, job.sizes);
       link.appendChild(img);
     }
   }
@@ -145,7 +155,7 @@
     img.alt = "The stored image";
     if (job.image_width) img.width = job.image_width;
     if (job.image_height) img.height = job.image_height;
-    img.src = job.image_url;
+    pictureOf(img, job.image_url, job.image_srcset, job.image_sizes);
     link.appendChild(img);
     var placeholder = figure.querySelector(".noimage");
     if (placeholder) placeholder.replaceWith(link); else figure.prepend(link);
@@ -243,7 +253,7 @@
       img.alt = "";
       img.width = 96;
       img.height = 96;
-      img.src = item.thumbnail;
+      pictureOf(img, item.thumbnail, item.srcset, item.sizes);
       var state = link.querySelector(".state");
       if (state) state.replaceWith(img); else link.prepend(img);
     }

@@ -94,8 +94,11 @@ def test_a_finished_batch_shows_its_counts_cost_and_thumbnails_in_order(tab, api
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
         assert loaded_width(image) == jobs[index]["image"]["width"]  # the simulator's images are under 256 px
     expect(tiles.nth(1).locator(".state")).to_have_text("failed")
-    sources = page.evaluate("performance.getEntriesByType('resource').map(r => new URL(r.name).pathname)")
-    assert not [s for s in sources if s.startswith("/v1/jobs/")], sources  # no full image was loaded
+    sources = page.evaluate("performance.getEntriesByType('resource').map(r => new URL(r.name))"
+                            ".map(u => u.pathname + '?' + u.searchParams.get('w'))")
+    # No full image was loaded: each tile took the variant its size needs (SPEC §19), its original's width when smaller.
+    images = [s for s in sources if s.startswith("/v1/jobs/")]
+    assert images and all(s.endswith(f"?{jobs[0]['image']['width']}") for s in images), sources
     expect(page.locator("#live")).to_have_text("final")
 
     # A tile opens its job, whose page links back to the batch.
