@@ -12,7 +12,7 @@ import zipfile
 import requests
 
 from devtools.processes import wait_until
-from helpers import assert_error
+from helpers import assert_error, assert_error_status
 from key_helpers import make_key
 
 
@@ -76,7 +76,8 @@ def test_every_bad_item_is_named_by_its_index_and_field_and_nothing_is_made(api)
 
     refused = a.post("/v1/batches", json={"model": "flux-2-pro", "items": items})
 
-    error = assert_error(refused, 400, "invalid_items")
+    error = assert_error_status(refused, 400)
+    assert error["code"] == "invalid_items" and set(error) == {"code", "message", "items"}, error
     assert "3 of 8 items would be refused, at index 2, 5, 7 (item 2: input.width: " in error["message"]
     named = error["items"]
     assert [(x["index"], x["field"]) for x in named] == [(2, "input.width"), (5, "prompt"), (5, "width"), (7, "n")]
@@ -84,7 +85,7 @@ def test_every_bad_item_is_named_by_its_index_and_field_and_nothing_is_made(api)
     assert a.get("/v1/batches").json()["batches"] == [] and a.get("/v1/jobs").json()["jobs"] == []
     # At most the first 100 bad items are named; the message counts them all.
     many = [{"input": {"prompt": "x", "width": "wide"}}] * 150
-    error = assert_error(a.post("/v1/batches", json={"model": "flux-2-pro", "items": many}), 400, "invalid_items")
+    error = assert_error_status(a.post("/v1/batches", json={"model": "flux-2-pro", "items": many}), 400)
     assert error["message"].startswith("150 of 150 items would be refused") and len(error["items"]) == 100
     assert error["items"][-1]["index"] == 99
     assert_error(a.post("/v1/batches", json={"model": "flux-2-pro", "items": []}), 400, "invalid_request")
