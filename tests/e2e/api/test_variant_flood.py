@@ -175,7 +175,8 @@ def test_one_keys_flood_of_new_variants_leaves_another_keys_reads_and_variants_a
     assert b_variant < 2.0, b_variant  # its turn, not a place behind A's hundreds
     assert statuses.count(200) >= 10, statuses.count(200)  # A's variants were being made meanwhile
     assert set(statuses) <= {200, 503}, set(statuses)
-    assert flood["retry_after"] == ["2 variants_busy"]  # past A's places: refused at once, told when to come back
+    # Past A's places: refused at once, told when to come back (a refusal repeated from memory counts its 2 s down).
+    assert flood["retry_after"] and set(flood["retry_after"]) <= {"2 variants_busy", "1 variants_busy"}
     p50_alone, p50_during = statistics.median(alone), statistics.median(during)
     p99_alone, p99_during = _p99(alone), _p99(during)
     # §7's bounds, with 5 ms (p50) and 60 ms (p99) for a host whose two cores other processes share (the suite's other
