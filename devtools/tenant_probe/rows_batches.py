@@ -251,7 +251,8 @@ def row_batch_flood(p: Probe) -> Row:
         tasks = p.bfl.tasks(marker)
         counts = [batch_of(x, b).get("counts", {}) for b in made]
         marks.append(time.monotonic())
-        # X cancels them (nothing of X's runs into the next row: its sent items end canceled, the rest aborted).
+        # X cancels them: the unsent items end aborted; the few sent go on to be stored (SPEC §18), holding X's own
+        # slots only, as a canceled task BFL still runs always did.
         cancel_asked = time.time()  # the simulator's clock: BFL should get none of X's items after this
         canceling = [pool.submit(timed, "POST", f"/v1/batches/{b}/cancel") for b in made]
         took["canceled"] = v_jobs(v, "as X's batches are canceled", 1, until=canceling)
