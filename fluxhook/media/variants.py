@@ -7,9 +7,10 @@ left out. Memory stays near the variant's own size, not the decoded original's: 
 last resampling (``reducing_gap``), and each image is closed as soon as the next one is made of it.
 
 Pillow rather than libvips (pyvips[binary] 3.2, libvips 8.18): on a photo-like 1024x1024 JPEG, at the same encoder
-efforts, Pillow took 14 ms of CPU for a 512-px WebP where libvips took 30, 46 against 76 for AVIF and 3 against 16 for
-JPEG, in bytes within 3% of each other; libvips was faster at PNG only, which a browser rarely asks for. Pillow is a
-dependency already; libvips would add an 18 MB binary wheel (``make bench-variants PYVIPS_PYTHON=...`` prints both)."""
+quality and efforts, Pillow took about half libvips' CPU for a 512-px WebP (15-16 ms against 27-34), two thirds for
+AVIF (52-56 against 66-82) and a fifth for JPEG (3-5 against 18-20), in bytes within 5% of each other; libvips was
+faster at PNG only, which a browser rarely asks for. Pillow is a dependency already; libvips would add an 18 MB
+binary wheel (``make bench-variants PYVIPS_PYTHON=...`` prints both)."""
 
 from __future__ import annotations
 
