@@ -4,7 +4,7 @@ Orientation is applied (the pixels turned as the EXIF tag says, as browsers show
 kept (its ICC bytes written into the variant); every other piece of metadata (EXIF, XMP, comments, text chunks) is
 left out. Memory stays near the variant's own size, not the decoded original's: a JPEG is decoded at the smallest scale
 (1/2, 1/4, 1/8) that is still as large as the variant (``Image.draft``), the rest reduced by whole factors before the
-last resampling (``reducing_gap``), and each image is closed as soon as the next one is made of it.
+last resampling (``reducing_gap``), and every image made on the way is closed once the bytes are written.
 
 Pillow rather than libvips (pyvips[binary] 3.2, libvips 8.18): on a photo-like 1024x1024 JPEG, at the same encoder
 quality and efforts, Pillow took about half libvips' CPU for a 512-px WebP (15-16 ms against 27-34), two thirds for
