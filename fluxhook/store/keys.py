@@ -506,7 +506,6 @@ class Keys:
         """A waiter's wake-up list: pushed once its turn to make a batch is given, its request blocked on it."""
         return f"{self.prefix}batchturn:wake:{member}"
 
-
     @property
     def all_batches(self) -> str:
         """Every batch's id, ordered like ``owner_batches``."""
