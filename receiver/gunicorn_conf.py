@@ -131,6 +131,9 @@ def write_json_error(sock, status_int, reason, mesg):
     gunicorn_util.write_nonblock(sock, refusal(status_int, reason))
 
 
+SWITCH_INTERVAL = 0.0005
+
+
 def post_worker_init(worker):
     """Freeze what the loaded app holds, so that the collector's full passes skip it.
 
@@ -139,6 +142,10 @@ def post_worker_init(worker):
     """
     gc.collect()
     gc.freeze()
+    # A thread busy in Python (a search matching prompts, a batch's items checked) hands the interpreter lock on after
+    # this long, not CPython's 5 ms: a quick request of another caller waits for it each time it needs the lock back
+    # (after each socket or Redis read), and at 5 ms a read took tens of milliseconds beside one such thread.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     # The app's services; none when gunicorn serves its own error app instead (a reload that failed to import).
     svc = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("fluxhook")
     if worker.age == 1 and svc is not None:

@@ -192,7 +192,13 @@ def index():
     key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.read_cost(listing.limit),
                          time.time())
     _refuse_unknown_model(svc, filters)
-    jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
+    svc.jobs.prompt_chars_read()  # this request's searching is counted from here
+    try:
+        jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
+    finally:
+        # A cold search's prompts read from Redis are paid for after the fact, also when it ran past its bound.
+        key_limits.charge_search(svc.store.app_keys, caller, svc.config.reads_per_minute, svc.jobs.prompt_chars_read(),
+                                 time.time())
     return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],
             "next_cursor": cursor}
 

@@ -218,8 +218,13 @@ class AppKeys:
         (``lua/app_key_take_read.lua``)."""
         cost = max(1, min(cost, burst))
         waited = self._take_read([self.keys.key_reads(key_id)],
-                                 [int(now * 1000), 60_000 / per_minute, burst, cost])
+                                 [int(now * 1000), 60_000 / per_minute, burst, cost, "0"])
         return int(waited) / 1000
+
+    def charge_read(self, key_id: str, per_minute: int, burst: int, cost: int, now: float) -> None:
+        """Count ``cost`` units already spent against the key's reads, whatever its bucket holds: its next reads wait
+        until they are paid back."""
+        self._take_read([self.keys.key_reads(key_id)], [int(now * 1000), 60_000 / per_minute, burst, cost, "1"])
 
     def give_back_request(self, key_id: str, request: str) -> None:
         """Take an admitted submission back out of the key's window: it was refused after all."""

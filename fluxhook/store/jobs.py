@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, NamedTuple, Sequence
@@ -169,6 +170,8 @@ class JobStore:
         self._prompts = LuaScript(connection, "job_prompts")
         # The prompts this process has searched (a prompt never changes once written).
         self.prompt_cache = PromptCache()
+        # Characters of prompts this thread's searches read from Redis since it last asked (``prompt_chars_read``).
+        self._chars_read = threading.local()
         # The prompt searches this process has made: made again, each reads what changed since (``_matches``).
         self.search_matches = SearchMatches()
 
@@ -714,10 +717,17 @@ class JobStore:
         unseen = [job_id for job_id in ids if job_id not in folded]
         if unseen:
             read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1"])
+            self._chars_read.value = getattr(self._chars_read, "value", 0) + sum(len(p) for p in read if p is not None)
             # A record gone (its TTL ran out before retention dropped its ids) is not kept: it has no prompt to keep.
             folded.update(self.prompt_cache.keep({job_id: text(prompt) for job_id, prompt in
                                                   zip(unseen, read, strict=True) if prompt is not None}))
         return {job_id: folded.get(job_id, "") for job_id in ids}
+
+    def prompt_chars_read(self) -> int:
+        """Characters of prompts this thread's searches read from Redis since it last asked (a search's cost: prompts
+        found in the process's cache cost nothing); asking starts the count again."""
+        read, self._chars_read.value = getattr(self._chars_read, "value", 0), 0
+        return read
 
     def created_before(self, when: float, limit: int) -> builtins.list[str]:
         """Ids of up to ``limit`` jobs made before ``when``, oldest first (reads only those)."""

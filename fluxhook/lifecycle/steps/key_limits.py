@@ -78,6 +78,9 @@ READ_PAGE = DEFAULT_LIMIT
 STREAM_READ_COST = 1
 # The largest read: a page of MAX_LIMIT jobs.
 LARGEST_READ = -(-MAX_LIMIT // READ_PAGE)
+# A search that reads this many characters of prompts from Redis costs its key one more read (about 50 prompts of
+# 2,000 characters; a warm search reads none).
+SEARCH_CHARS_PER_READ = 100_000
 # A key may read this share of a minute's reads at once (at least the largest read), then at its rate.
 BURST_SHARE = 10
 
@@ -90,6 +93,18 @@ def read_cost(limit: int) -> int:
 def read_burst(per_minute: int) -> int:
     """The units a key may spend at once: a tenth of its minute's, never less than the largest read."""
     return max(LARGEST_READ, per_minute // BURST_SHARE)
+
+
+def charge_search(store: AppKeys, caller: Caller, per_minute: int, prompt_chars: int, now: float) -> None:
+    """A search's prompts read from Redis (not from the process's cache), counted against its key's reads after the
+    fact, one unit per ``SEARCH_CHARS_PER_READ`` characters: a key whose searches make the web read megabytes pays for
+    them, and its next reads wait (SPEC §7: a key's long searches cost only its own key). Admin tokens are not
+    limited."""
+    key = caller.key
+    units = prompt_chars // SEARCH_CHARS_PER_READ
+    if key is None or units <= 0:
+        return
+    store.charge_read(key.id, per_minute, read_burst(per_minute), units, now)
 
 
 def take_read(store: AppKeys, caller: Caller, per_minute: int, cost: int, now: float) -> None:

@@ -73,3 +73,20 @@ def test_a_read_counts_one_unit_a_page_of_twenty_jobs_and_a_burst_is_a_tenth_of_
     assert [key_limits.read_cost(n) for n in (1, 20, 21, 40, 100)] == [1, 1, 2, 2, 5]
     assert key_limits.STREAM_READ_COST == 1 and key_limits.LARGEST_READ == 5
     assert [key_limits.read_burst(n) for n in (1, 60, 600, 6000)] == [5, 6, 60, 600]
+
+
+def test_a_cold_search_is_paid_for_after_the_fact_by_its_key_alone(svc):
+    now = time.time()
+    searcher, _ = key_admin.create_key(svc, {"name": "searcher"}, now)
+    calm, _ = key_admin.create_key(svc, {"name": "calm"}, now)
+    per_minute = 60  # one unit back a second
+    key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, key_limits.read_cost(100), now)
+    # 8 MB of prompts read from Redis: 80 units, counted though the bucket held 1.
+    key_limits.charge_search(svc.store.app_keys, Caller(searcher), per_minute, 8_000_000, now)
+    # 85 units spent from a bucket of 6 at one a second: refused until 79 s on (told to come back each second).
+    with pytest.raises(RateLimited):
+        key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, 1, now + 75)
+    key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, 1, now + 80)
+    key_limits.take_read(svc.store.app_keys, Caller(calm), per_minute, key_limits.read_cost(100), now)
+    key_limits.charge_search(svc.store.app_keys, Caller(searcher), per_minute, 99_999, now)  # a warm search: nothing
+    key_limits.charge_search(svc.store.app_keys, ADMIN, per_minute, 10**9, now)  # an admin is not limited
