@@ -27,12 +27,12 @@ def test_ids_sort_by_time_and_are_told_from_anything_else():
     assert older < batch_id_floor(1_500.0) < newer
 
 
-def test_a_batchs_cancel_aborts_what_is_unsent_and_cancels_what_bfl_has():
+def test_a_batchs_cancel_aborts_what_is_unsent_and_leaves_what_bfl_has_to_be_stored():
     assert batch_cancel_ending(st.QUEUED).status == st.ABORTED
-    assert batch_cancel_ending(st.SUBMITTED).status == batch_cancel_ending(st.READY).status == st.CANCELED
-    assert batch_cancel_ending(st.STORED) is None
     assert batch_cancel_ending(st.QUEUED).code == "batch_canceled"
-
+    # BFL has no cancel: an item it has is paid for, so it goes on and is stored as any item (SPEC §18).
+    assert batch_cancel_ending(st.SUBMITTED) is None and batch_cancel_ending(st.READY) is None
+    assert batch_cancel_ending(st.STORED) is None
 
 
 def test_a_batch_cut_short_says_how_many_of_how_many_were_made_and_what_to_do():
