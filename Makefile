@@ -227,7 +227,8 @@ fresh-runs:
 	sh devtools/fresh_runs.sh $(or $(RUNS),5) $(HOG)
 
 # An attacker's probe of tenancy: one app key against another over HTTP, on a stack with BFL answering after 1 s;
-# one row per attack, HOLDS or BROKEN, in about 4 minutes (docs/hostile-clients.md, "The tenant probe").
+# one row per attack, HOLDS or BROKEN, in 10 to 15 minutes (docs/hostile-clients.md, "The tenant probe"); --rows 39-44
+# runs some.
 probe-tenants: $(VENV)/.installed
 	$(PY) -m devtools.tenant_probe
 
