@@ -18,5 +18,6 @@ for BFL finishing a task and counting what BFL was sent.
 
 The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22, 30),
 rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-33), rows_batches (34, 35, 38),
-rows_batch_requests (36-37) and rows_web (39-44: no key can hold the web); harness, receivers and sse are what they share, __main__ runs them.
+rows_batch_requests (36-37), rows_web (39-44: no key can hold the web) and rows_variants (45: images served to
+people); harness, receivers and sse are what they share, __main__ runs them.
 """

@@ -20,6 +20,7 @@ from . import (
     rows_reads,
     rows_shared,
     rows_streams,
+    rows_variants,
     rows_web,
 )
 from .harness import BFL_ANSWERS_AFTER, RUN_LIMIT, TASK_SECONDS, Probe, Row
@@ -28,9 +29,10 @@ from .harness import BFL_ANSWERS_AFTER, RUN_LIMIT, TASK_SECONDS, Probe, Row
 ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS, *rows_notify.ROWS, *rows_cancel.ROWS,
                                           *rows_streams.ROWS, *rows_reads.ROWS, *rows_cancel.LATER_ROWS,
                                           *rows_bulkheads.ROWS, *rows_batches.ROWS, *rows_batch_requests.ROWS,
-                                          *rows_batches.LATER_ROWS, *rows_web.ROWS)
+                                          *rows_batches.LATER_ROWS, *rows_web.ROWS,
+                                          *rows_variants.ROWS)
 # Rows that would start past this are not run: harness.RUN_LIMIT for rows 1-38, and the time of rows_web's own.
-RUN_SECONDS = RUN_LIMIT + rows_web.ROWS_SECONDS
+RUN_SECONDS = RUN_LIMIT + rows_web.ROWS_SECONDS + rows_variants.ROW_SECONDS
 
 
 # --------------------------------------------------------------------------- the run

@@ -15,6 +15,7 @@ counted 0 is none: the connection closed or cut before one came."""
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import queue
@@ -335,6 +336,7 @@ def flood_main(config: dict) -> None:
                                                            for n in range(config["items"])]}).encode()
     on, quit_ = threading.Event(), threading.Event()
     lock, windows, cancels, busy = threading.Lock(), [Counter()], Counter(), [0]
+    paths = itertools.cycle(config["paths"]) if config.get("paths") else None  # each asked in turn (new variants)
     took: dict[str, list[float]] = {"made": [], "canceled": []}  # seconds of A's 202s, of its cancels
 
     def send(connection: http.client.HTTPConnection, method: str, path: str, data: bytes | None):
@@ -352,7 +354,8 @@ def flood_main(config: dict) -> None:
             status = 0
             try:
                 clock = time.monotonic()
-                path = config["path"].replace("{fresh}", uuid.uuid4().hex[:8])  # a search no process has kept
+                with lock:
+                    path = next(paths) if paths else config["path"].replace("{fresh}", uuid.uuid4().hex[:8])
                 status, answer, retry = send(connection, config.get("method", "GET"), path, body)
                 if status == 202 and body:  # A's own cleanup, and room under its queued limit for the next
                     took["made"].append(time.monotonic() - clock)
@@ -400,8 +403,9 @@ def flood_main(config: dict) -> None:
                       "cancels": dict(cancels), "took": took}), flush=True)
 
 
-def flood_row(p: Probe, a: Api, b: Api, b_job: str, path: str, connections: int) -> tuple[bool, str, str, dict]:
-    flood = Flood(a, path=path, connections=connections)
+def flood_row(p: Probe, a: Api, b: Api, b_job: str, path: str, connections: int,
+              **more: Any) -> tuple[bool, str, str, dict]:
+    flood = Flood(a, path=path, connections=connections, **more)
     reads = Reads(b, f"/v1/jobs/{b_job}")
     try:
         alone, attack = alternate(flood.on, flood.off)
