@@ -91,13 +91,13 @@ def snapshot(job: dict) -> dict:
     """Everything a refused request must leave as it was.
 
     Only ``updated_at`` and ``attempts.polls`` may move: the fallback sweep polls a Pending job
-    after the stack's 2 s grace period, whatever the test does. ``image.url`` is signed afresh
-    (with the time) on every read, so the rest of ``image`` is what is compared.
+    after the stack's 2 s grace period, whatever the test does. ``image.url`` and the links of ``image.srcset`` are
+    signed afresh (with the time) on every read, so the rest of ``image`` is what is compared.
     """
     kept = {key: value for key, value in job.items() if key != "updated_at"}
     kept["attempts"] = {key: value for key, value in job["attempts"].items() if key != "polls"}
     if job["image"] is not None:
-        kept["image"] = {key: value for key, value in job["image"].items() if key != "url"}
+        kept["image"] = {key: value for key, value in job["image"].items() if key not in ("url", "srcset")}
     return kept
 
 
