@@ -25,13 +25,13 @@ import time
 import uuid
 from typing import Iterable, Iterator
 
-from flask import Response, request, session
+from flask import Response, request
 
 from fluxhook.core.errors import AnswersBusy, TooManyAnswers
-from fluxhook.lifecycle.steps.callers import digest
 from fluxhook.store.streams import RENEW_SECONDS, StreamLeases
 
-from .auth import authenticate, presented_token
+from . import scopes
+from .auth import authenticate
 from .bulkheads import Room, answers_room, drop_permit
 from .context import services
 
@@ -82,14 +82,7 @@ def scope_of(owner: str | None) -> str:
     """Whose answers these count among: the app key's or admin token's that asks (as its streams count), or, for a
     signed link, the key that owns what it opens (``owner``; None: an admin's)."""
     caller = authenticate()
-    if caller is not None:
-        return caller.key_id or f"admin-{digest(presented_token() or '')[:24]}"
-    return f"links-{owner or 'admin'}"
-
-
-def session_scope() -> str:
-    """A dashboard session's answers count among its admin token's (the session keeps a fingerprint of it)."""
-    return f"session-{str(session.get('token', ''))[:24]}"
+    return scopes.of_caller(caller) if caller is not None else f"links-{owner or 'admin'}"
 
 
 class _Paced:

@@ -28,7 +28,7 @@ from fluxhook.core.job import Job
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id
 
-from . import answers
+from . import answers, scopes
 from . import dashboard_session as auth
 from .bulkheads import bfl_calls
 from .context import services
@@ -279,4 +279,4 @@ def _download(batch_id: str, form: str):
     else:
         response = Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl")
     response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.{form}"'
-    return answers.paced(response, answers.session_scope())
+    return answers.paced(response, scopes.of_session())

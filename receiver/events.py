@@ -13,17 +13,18 @@ from __future__ import annotations
 import re
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, request, session
+from flask import Blueprint, Flask, Response, current_app, g, request
 
 from fluxhook.core.errors import InvalidRequest, JobNotFound, StreamsBusy, TooManyStreams
 from fluxhook.core.job import is_job_id
 from fluxhook.lifecycle.batching import get_batch
 from fluxhook.lifecycle.steps import key_limits, waits
-from fluxhook.lifecycle.steps.callers import ADMIN, Caller, digest
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.steps.presenting import present
 
 from . import event_frames as frames
-from .auth import presented_token, require_bearer
+from . import scopes
+from .auth import require_bearer
 from .context import services
 from .dashboard import bp as dashboard_bp
 from .stream_hub import RETRY_MS, Hub, Stream
@@ -73,30 +74,23 @@ def all_events():
 @dashboard_bp.get("/live/jobs/<job_id>/events")
 def dashboard_job_events(job_id: str):
     """The job page's stream (the signed-in session is an admin's)."""
-    return _stream(ADMIN, _session_scope(), job_id)
+    return _stream(ADMIN, scopes.of_session(), job_id)
 
 
 @dashboard_bp.get("/live/batches/<batch_id>/events")
 def dashboard_batch_events(batch_id: str):
     """The batch page's stream (``dashboard_batches``): its batch as its counts change, until it ends."""
-    return _stream(ADMIN, _session_scope(), None, batch_id=batch_id)
+    return _stream(ADMIN, scopes.of_session(), None, batch_id=batch_id)
 
 
 @dashboard_bp.get("/live/events")
 def dashboard_events():
     """The job list's stream."""
-    return _stream(ADMIN, _session_scope(), None)
+    return _stream(ADMIN, scopes.of_session(), None)
 
 
 def _api_scope() -> str:
-    """Whose streams these count among: the app key's, or the admin token's (by its digest, never the token)."""
-    caller = require_bearer()
-    return caller.key_id or f"admin-{digest(presented_token() or '')[:24]}"
-
-
-def _session_scope() -> str:
-    """A dashboard session's streams count among its admin token's (the session keeps a fingerprint of it)."""
-    return f"session-{str(session.get('token', ''))[:24]}"
+    return scopes.of_caller(require_bearer())
 
 
 def _stream(viewer: Caller, scope: str, job_id: str | None, *, batch_id: str | None = None) -> Response:
