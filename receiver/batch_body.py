@@ -1,18 +1,24 @@
 """The body of ``POST /v1/batches`` (SPEC §18, §7 "What a key holds is bounded"): at most ``MAX_BATCH_BYTES``, read
-a piece at a time and parsed as it is read, and the memory it took given back to the system after.
+a piece at a time and parsed as it is read, each item checked for its shape and put in a temporary file as soon as it
+is whole, and the memory it took given back to the system after.
 
 The web worker has the body whole before the app runs (in a temporary file past a few MiB:
 ``receiver/buffering_worker.py``); read whole again here (werkzeug's ``get_data``), decoded to text and parsed, a
-250 MB body took a web process to 895 MB, and four at once to 2.8 GB, which it kept. Here the body is never held:
-NDJSON a line at a time, JSON an item at a time (``core/json_stream.py``), so what a batch holds is its items as
-parsed, once; and once its request ends, the memory its items took is handed back (glibc keeps freed memory for the
-process otherwise, so a web process that once took four large batches would hold their size for good).
+250 MB body took a web process to 895 MB, and four at once to 2.8 GB, which it kept. Parsed as it was read but its
+items kept as Python values, four 64 MiB bodies still took a web process from 61 MB to 415 MB. Here neither the body
+nor its items are held: NDJSON is read a line at a time, JSON an item at a time (``core/json_stream.py``), and each
+item goes to the batch's ``ItemSpool`` (``core/batch_items.py``) as it is parsed; what stays is the other fields,
+counts, the first bad items' problems and, with an ``Idempotency-Key``, a running digest of the items. Once its
+request ends the spool is deleted and the memory its items passed through is handed back (glibc keeps freed memory
+for the process otherwise, so a web process that once took four large batches would hold their size for good).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
+import json
 import logging
 from functools import cache
 from typing import IO, Any, Callable
@@ -21,10 +27,12 @@ from urllib.parse import unquote
 from flask import g, request
 
 from fluxhook.core import json_body, json_stream
+from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
 from fluxhook.core.strict_input import refuse_unknown
 
+from .idempotency_keys import HEADER, Parsed
 from .json_request import require_json
 
 log = logging.getLogger("fluxhook.batches")
@@ -35,25 +43,81 @@ BATCHES_PATH = "/v1/batches"
 BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
 # A body at least this large gives its memory back once its request has ended: a smaller one's is reused as it is.
 GIVE_BACK_FROM = 4 * 2**20
+# What is wrong with the shape of one item, each problem as (its field, what to do); empty for a good one.
+Shape = Callable[[Any], list[tuple[str, str]]]
 
 
-def read(limit: int) -> dict[str, Any]:
-    """The body as one JSON object (with NDJSON: its items, and the rest from the query), parsed as it is read;
-    ``PayloadTooLarge`` (413) past ``limit`` bytes, before it is read when its length is announced."""
+class BatchBody:
+    """A batch's body as read: its fields but its items (with NDJSON, its query parameters), and its items, each
+    checked by ``shape`` and spooled as it was parsed; ``listed`` once the body gave its items as an array (or
+    lines)."""
+
+    def __init__(self, shape: Shape, keyed: bool):
+        self.fields: dict[str, Any] = {}
+        self.items = ItemSpool()
+        self.listed = False
+        self.size = 0
+        self._shape = shape
+        # Only a request with an Idempotency-Key is compared with another: only its items are hashed.
+        self._digest = hashlib.sha256() if keyed else None
+
+    def add(self, item: Any) -> None:
+        """The next item as parsed: hashed for the Idempotency-Key, its shape checked, then spooled (a bad one's
+        place holds its problems, never checked nor made)."""
+        if self._digest is not None:
+            # Its keys sorted: the same item sent with its keys in another order or spaced otherwise is the same.
+            # A line each, so that items never run together ([1, 2] is not [12]).
+            self._digest.update(json.dumps(item, sort_keys=True, separators=(",", ":")).encode() + b"\n")
+        problems = self._shape(item)
+        if problems:
+            self.items.refuse(problems)
+        else:
+            self.items.add(BatchItem(item["input"], item.get("metadata") or {}))
+
+    def fingerprinted(self) -> Parsed:
+        """The batch as an ``Idempotency-Key``'s fingerprint takes it: its fields, with its items' digest for them
+        (the same batch, whether sent as JSON or NDJSON, has the same)."""
+        if self._digest is None or not self.listed:
+            return Parsed(self.fields)
+        return Parsed({**self.fields, "items": "sha256:" + self._digest.hexdigest()})
+
+
+def read(limit: int, shape: Shape) -> BatchBody:
+    """The body (with NDJSON: its items, and the rest from the query), parsed as it is read, each item checked by
+    ``shape`` and spooled as it comes; ``PayloadTooLarge`` (413) past ``limit`` bytes, before it is read when its
+    length is announced. The batch's body stays this request's (``current``) until it ends."""
     size = request.content_length
     if size is not None and size > limit:
         discard()  # under the Procfile's web, never received (``refused_before_body``): nothing to read
         raise _too_large(limit)
     body = _Capped(request.stream, limit)
-    g.batch_body = body
+    batch = g.batch_body = BatchBody(shape, keyed=request.headers.get(HEADER) is not None)
     try:
         if request.mimetype == NDJSON:
-            return _from_ndjson(body)
-        require_json()
-        return json_stream.load_object(body.read)
+            _from_ndjson(body, batch)
+        else:
+            require_json()
+            stream = json_stream.Stream("items", batch.add)
+            batch.fields = json_stream.load_object(body.read, stream=stream)
+            batch.listed = batch.fields.get("items") is stream
+            if batch.listed:
+                del batch.fields["items"]
     except FluxhookError:  # too large, or refused before its end: the rest is read, not parsed
         discard()
         raise
+    finally:
+        batch.size = body.size
+    return batch
+
+
+def current() -> BatchBody:
+    """This request's batch body, as ``read`` read it."""
+    return g.batch_body
+
+
+def fingerprinted() -> Parsed:
+    """This request's batch as an ``Idempotency-Key``'s fingerprint takes it."""
+    return current().fingerprinted()
 
 
 def refused_before_body(limit: int, method: str, target: str, header: Callable[[str], str | None]) -> bool:
@@ -74,11 +138,13 @@ def discard() -> None:
 
 
 def give_back_memory() -> None:
-    """The memory a large body's items took, given back to the system once its request has ended (glibc's
-    ``malloc_trim``; elsewhere the allocator's own way stands)."""
+    """The batch's spool deleted, and the memory a large body's items passed through given back to the system once
+    its request has ended (glibc's ``malloc_trim``; elsewhere the allocator's own way stands)."""
     body = g.pop("batch_body", None)
-    g.pop("json_object", None)  # the items parsed: the last reference to them once the view has returned
-    if body is None or body.size < GIVE_BACK_FROM:
+    if body is None:
+        return
+    body.items.close()
+    if body.size < GIVE_BACK_FROM:
         return
     trim = _malloc_trim()
     if trim is not None:
@@ -118,27 +184,25 @@ def _size(size: int) -> str:
     return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size:,} bytes"
 
 
-def _from_ndjson(body: _Capped) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+def _from_ndjson(body: _Capped, batch: BatchBody) -> None:
     for name, value in request.args.items(multi=True):
         refuse_unknown([name], BATCH_FIELDS[:1] + BATCH_FIELDS[2:], where="POST /v1/batches (NDJSON)",
                        kind="query parameter")
-        if name in data:
+        if name in batch.fields:
             raise InvalidRequest(f"give '{name}' once")
-        data[name] = _query_json(name, value) if name in ("metadata", "notify_events") else value
-    items = []
+        batch.fields[name] = _query_json(name, value) if name in ("metadata", "notify_events") else value
+    batch.listed = True
     for number, line in json_stream.ndjson_lines(body.read):
         line = line.removesuffix(b"\r")
         if not line.strip():
             continue
         try:
-            items.append(json_body.loads(str(line, "utf-8")))
+            item = json_body.loads(str(line, "utf-8"))
         except UnicodeDecodeError:
             raise InvalidRequest(f"line {number} of the NDJSON body is not UTF-8") from None
         except InvalidRequest as exc:
             raise InvalidRequest(f"line {number} of the NDJSON body is not a JSON object: {exc.message}") from None
-    data["items"] = items
-    return data
+        batch.add(item)
 
 
 def _query_json(name: str, value: str) -> Any:

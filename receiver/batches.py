@@ -15,7 +15,7 @@ from fluxhook.core.job_filters import parse_limit
 from fluxhook.core.notify_events import parse_batch_events
 from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
-from fluxhook.lifecycle.batching import BatchItem, BatchRequest
+from fluxhook.lifecycle.batching import BatchRequest
 from fluxhook.lifecycle.notifications import requested_url
 from fluxhook.lifecycle.steps import key_limits
 
@@ -25,9 +25,8 @@ from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
-from .idempotency import idempotent
+from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
-from .json_request import json_object
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -44,15 +43,15 @@ def authenticate():
 
 def _read_body(view):
     """Read the body (JSON, or NDJSON with the rest as query parameters; at most ``MAX_BATCH_BYTES``, parsed as it
-    is read: ``batch_body``) as one JSON object before anything else reads it, so an ``Idempotency-Key`` is checked
-    against the batch as a whole. A key whose batches fill its places in this process's room is answered 503 before
-    its body is parsed: a flood's batch that would be refused costs no parse."""
+    is read, each item checked for its shape and spooled: ``batch_body``) before anything else reads it, so an
+    ``Idempotency-Key`` is checked against the batch as a whole. A key whose batches fill its places in this process's
+    room is answered 503 before its body is parsed: a flood's batch that would be refused costs no parse."""
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not batch_room().has_place(require_bearer().key_id or ""):
             batch_body.discard()  # read, not parsed: the connection stays usable
             raise key_busy()
-        g.json_object = batch_body.read(services().config.max_batch_bytes)
+        batch_body.read(services().config.max_batch_bytes, item_problems)
         return view(*args, **kwargs)
 
     return wrapper
@@ -60,50 +59,33 @@ def _read_body(view):
 
 @bp.teardown_request
 def _give_back_memory(_error) -> None:
-    """A large batch's items, kept for its request, are let go with it and their memory given back."""
+    """A batch's spooled items are deleted with its request, and a large one's memory given back."""
     batch_body.give_back_memory()
 
 
 @bp.post("/batches")
 @replicated
 @_read_body
-@idempotent
+@idempotent_on(batch_body.fingerprinted)
 def create():
     """Check every item, then record the batch and its items; answers the batch (202)."""
-    data = json_object()
+    body = batch_body.current()
+    data = body.fields
     refuse_unknown(data, batch_body.BATCH_FIELDS, where="POST /v1/batches")
-    model, items = data.get("model"), data.get("items")
+    model = data.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest(f"'model' must be a BFL model name such as 'flux-2-pro', as in {_EXAMPLE}")
-    if not isinstance(items, list):
+    if not body.listed:
         raise InvalidRequest(f"'items' must be a list of items, each {{\"input\": {{...}}}}, as in {_EXAMPLE}")
     svc = services()
     caller = require_bearer()
     notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
-    made, refused = _items(items)
     batch = batching.create_batch(svc, caller, BatchRequest(
-        model, made, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
-        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
-        refused=refused), waiting_room=partial(batch_room().enter, caller.key_id or ""))
+        model, body.items, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
+        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after()),
+        waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
-
-
-def _items(raw: list) -> tuple[list[BatchItem], list[dict]]:
-    """The items as the lifecycle takes them, and what is wrong with the shape of each bad one (``{"index", "field",
-    "message"}``, every one of them: the lifecycle names them with those BFL's schema refuses, ``batching``); a bad
-    item's place holds an empty item, never checked nor made."""
-    made: list[BatchItem] = []
-    refused: list[dict] = []
-    for index, item in enumerate(raw):
-        problems = item_problems(item)
-        if problems:
-            refused += [{"index": index, "field": where, "message": message} for where, message in problems]
-            made.append(BatchItem({}))
-        else:
-            assert isinstance(item, dict)
-            made.append(BatchItem(item["input"], item.get("metadata") or {}))
-    return made, refused
 
 
 def item_problems(item: object) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from functools import wraps
+from typing import Callable
 
 import redis
 from flask import Flask, Response, g, make_response, request
@@ -100,45 +101,57 @@ def _freed(keys: IdempotencyStore, replication: Replication, held: list[Hold]) -
 LATE_RELEASES = LateReleases()
 
 
-def idempotent(view):
-    """Answer a repeated request (same bearer token and key) with the first request's answer."""
+def idempotent_on(body: Callable[[], idempotency_keys.Parsed]):
+    """Answer a repeated request (same bearer token and key, and the same ``body()``: the request's body as the
+    fingerprint takes it) with the first request's answer."""
 
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        key = request.headers.get(idempotency_keys.HEADER)
-        if key is None:
-            return view(*args, **kwargs)
-        # The blueprint has checked the token already; only its digest is used from here on.
-        token = presented_token() or ""
-        idempotency_keys.check_key(key)  # a bad key is refused before the body is read
-        use = idempotency_keys.key_use(token, key, request.method, request.path,
-                                       idempotency_keys.Parsed(json_object()))
-        first = services().store.idempotency.begin(use, KEY_HOLD_LEASE)
-        if first.state == DONE:
-            replay = Response(first.body, status=first.status, mimetype="application/json")
-            replay.headers[REPLAYED] = "true"
-            return replay
-        if first.state == REUSED:
-            raise IdempotencyKeyReused(f"this {idempotency_keys.HEADER} was first used with another request body "
-                                       "or on another endpoint")
-        if first.state == FULL:
-            raise RateLimited(f"this token holds {MAX_KEYS_PER_CALLER} {idempotency_keys.HEADER}s kept "
-                              "for replay; retry after Retry-After seconds, or send the request without a key",
-                              retry_after=first.retry_after)
-        if first.state == IN_USE:
-            raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
-                                      "retry shortly")
-        if first.state == MADE:
-            # The first request made its job but its answer was not kept (it failed after, or is still
-            # waiting): the view answers with that job, as it is now.
-            g.idempotent_job = first.job_id
-            answer = make_response(view(*args, **kwargs))
-            answer.headers[REPLAYED] = "true"
-            return answer
-        g.idempotency_hold = Hold(use, first.ticket, first.until_ms)
-        return view(*args, **kwargs)
+    def idempotent_view(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            key = request.headers.get(idempotency_keys.HEADER)
+            if key is None:
+                return view(*args, **kwargs)
+            return _keyed(view, key, body, *args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return idempotent_view
+
+
+# Most views: their body is one JSON object, parsed whole (``json_request``).
+idempotent = idempotent_on(lambda: idempotency_keys.Parsed(json_object()))
+
+
+def _keyed(view, key: str, body: Callable[[], idempotency_keys.Parsed], *args, **kwargs):
+    """``view``'s answer to a request with the ``Idempotency-Key`` ``key``: the first one's if it was kept."""
+    # The blueprint has checked the token already; only its digest is used from here on.
+    token = presented_token() or ""
+    idempotency_keys.check_key(key)  # a bad key is refused before the body is read
+    use = idempotency_keys.key_use(token, key, request.method, request.path, body())
+    first = services().store.idempotency.begin(use, KEY_HOLD_LEASE)
+    if first.state == DONE:
+        replay = Response(first.body, status=first.status, mimetype="application/json")
+        replay.headers[REPLAYED] = "true"
+        return replay
+    if first.state == REUSED:
+        raise IdempotencyKeyReused(f"this {idempotency_keys.HEADER} was first used with another request body "
+                                   "or on another endpoint")
+    if first.state == FULL:
+        raise RateLimited(f"this token holds {MAX_KEYS_PER_CALLER} {idempotency_keys.HEADER}s kept "
+                          "for replay; retry after Retry-After seconds, or send the request without a key",
+                          retry_after=first.retry_after)
+    if first.state == IN_USE:
+        raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
+                                  "retry shortly")
+    if first.state == MADE:
+        # The first request made its job but its answer was not kept (it failed after, or is still
+        # waiting): the view answers with that job, as it is now.
+        g.idempotent_job = first.job_id
+        answer = make_response(view(*args, **kwargs))
+        answer.headers[REPLAYED] = "true"
+        return answer
+    g.idempotency_hold = Hold(use, first.ticket, first.until_ms)
+    return view(*args, **kwargs)
 
 
 def made_job() -> str | None:

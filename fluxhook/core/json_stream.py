@@ -5,7 +5,8 @@ and three times over beside what it parses into. Here only the parsed values are
 
 - ``ndjson_lines``: one line at a time (NDJSON), each decoded by ``json_body.loads``;
 - ``load_object``: one JSON object, each of its values decoded as soon as it is whole, and the elements of a value
-  that is an array (a batch's ``items``) one at a time, so the text held is one element's, not the array's.
+  that is an array one at a time, so the text held is one element's, not the array's; those of one field's array
+  (``Stream``: a batch's ``items``) handed on one at a time as each is whole and not kept, so neither is the array.
 
 Both read as ``json_body.loads`` does, with Python's own decoder (``json_body.DECODER``): the same numbers (integers
 of any size), the same refusals (NaN, a key given twice, a lone surrogate, nesting past ``MAX_DEPTH``) and the same
@@ -17,7 +18,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.json_body import DECODER, MAX_DEPTH, check, refused, refused_value, repeated
@@ -56,9 +57,18 @@ def ndjson_lines(read: Read, chunk: int = PIECE) -> Iterator[tuple[int, bytes]]:
         yield number + 1, bytes(buffer[start:])
 
 
-def load_object(read: Read, *, max_depth: int = MAX_DEPTH, chunk: int = PIECE) -> dict[str, Any]:
+class Stream(NamedTuple):
+    """The field of a body's object whose array's elements go to ``each`` one at a time, as each is whole: the
+    object holds this ``Stream`` itself for the field, not the array."""
+
+    field: str
+    each: Callable[[Any], None]
+
+
+def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MAX_DEPTH,
+                chunk: int = PIECE) -> dict[str, Any]:
     """The body, which must be one JSON object, read ``chunk`` bytes at a time; InvalidRequest as ``json_body.loads``
-    refuses a body. A value that is an array is decoded an element at a time."""
+    refuses a body. A value that is an array is decoded an element at a time; ``stream``'s field's, handed on."""
     text = _Text(read, chunk, max_depth)
     if not text.next_is("{"):
         raise InvalidRequest(NOT_AN_OBJECT)
@@ -74,7 +84,14 @@ def load_object(read: Read, *, max_depth: int = MAX_DEPTH, chunk: int = PIECE) -
             if name in value:
                 raise repeated(name)
             text.expect(":")
-            value[name] = list(text.elements()) if text.next_is("[") else text.value(depth=2)
+            if not text.next_is("["):
+                value[name] = text.value(depth=2)
+            elif stream is not None and name == stream.field:
+                for element in text.elements():
+                    stream.each(element)
+                value[name] = stream
+            else:
+                value[name] = list(text.elements())
             if text.next_is("}"):
                 text.pos += 1
                 break

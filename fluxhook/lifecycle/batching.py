@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
+from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.deadlines import batch_cancel_ending
 from fluxhook.core.errors import (
     AlreadyEnded,
@@ -55,11 +56,9 @@ from fluxhook.store.slots import KnownCap
 log = logging.getLogger("fluxhook.batches")
 T = TypeVar("T")
 
-# Items made per round trip: each one's record and place in line are one script's step (``Slots.join_all``).
+# Items made per round trip: each one's record and place in line are one script's step (``Slots.join_all``); and
+# items read back from their spool at once, to be checked or made (``core/batch_items.py``).
 ITEMS_PER_TRIP = 500
-# Most bad items an answer names (the count says how many there are), and most of one item's fields.
-NAMED_ITEMS = 100
-NAMED_FIELDS = 10
 # A stored file's name in a batch's archive: its item's index, then what its type is named with.
 _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
              "video/mp4": ".mp4", "video/webm": ".webm"}
@@ -88,31 +87,24 @@ MAKING_LEASE = 15.0
 # priority (a Linux thread's own nice value), so that on a host of few cores other keys' requests, Redis and the workers
 # go first while a batch is made (`make probe-tenants` row 38: two 10,000-item batches beside another key's reads).
 MAKING_NICENESS = 10
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One item: BFL's request for the batch's model, and the metadata its job keeps."""
-
-    input: dict
-    metadata: dict = field(default_factory=dict)
+# Those threads offer the interpreter lock to a request thread waiting for it after at most this long of their work
+# (``_Pace``).
+LET_REQUESTS_RUN_EVERY = 0.001
 
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """What a caller asks for: ``items`` of ``model``, and what the batch keeps."""
+    """What a caller asks for: ``items`` of ``model`` (those refused for their shape named in it), and what the batch
+    keeps."""
 
     model: str
-    items: list[BatchItem]
+    items: ItemSpool
     metadata: dict = field(default_factory=dict)
     # Where the batch's end (and the items' messages its job_events ask for) goes; None: nowhere.
     notify_url: str | None = None
     job_events: tuple[str, ...] = ()
     # Seconds from creation to each item's deadline (``Cancel-After``); None: none.
     cancel_after: int | None = None
-    # What is wrong with the shape of the bad items its body held (``{"index", "field", "message"}``, in their
-    # order): named with those BFL's schema refuses (``_check_items``); their places in ``items`` are never checked.
-    refused: list[dict] = field(default_factory=list)
 
 
 def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
@@ -126,10 +118,10 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     the request is in ``waiting_room`` (the web process's: a place in it, or False when it has none for this key).
     ``BatchesBusy`` (503) when it found no place or no turn in time; ``BatchInterrupted`` (503) when its making
     stalled past ``MAKING_LEASE`` and the sweep cut the batch short meanwhile."""
-    if not 1 <= len(request.items) <= MAX_ITEMS:
-        raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {len(request.items):,}")
+    if not 1 <= request.items.count <= MAX_ITEMS:
+        raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {request.items.count:,}")
     model = usable_model(svc, caller, request.model)
-    with _making_turn(svc, caller, len(request.items), waiting_room) as making:
+    with _making_turn(svc, caller, request.items.count, waiting_room) as making:
         return _aside(_check_and_create, svc, caller, request, model, making)
 
 
@@ -149,16 +141,25 @@ def _aside(work: Callable[..., T], *args) -> T:
         return maker.submit(contextvars.copy_context().run, work, *args).result()
 
 
-def _let_requests_run() -> None:
-    """Offer the process's interpreter lock to a request thread waiting for it (``sleep(0)`` lets it go; the OS may
-    run the waiter first, more so as this thread runs at a lower priority), once per item checked or made: a lower CPU
-    priority alone does not shorten the wait of a request served by the same process, up to Python's switch interval
-    (5 ms) each time (row 38: the other key's reads held 4 of 6 runs against 1 of 6)."""
-    time.sleep(0)
+class _Pace:
+    """Offers the process's interpreter lock to a request thread waiting for it (``sleep(0)`` lets it go; the OS may
+    run the waiter first, more so as this thread runs at a lower priority) once ``LET_REQUESTS_RUN_EVERY`` s of work
+    have passed since it last did, asked once per item checked or made: a lower CPU priority alone does not shorten
+    the wait of a request served by the same process, up to Python's switch interval (5 ms) each time (row 38: the
+    other key's reads held 4 of 6 runs against 1 of 6). Offered once per item, it cost more than the items' own work:
+    10,000 items took 20,000 offers, 0.8 to 3 s of a batch's creation on a busy 2-core host."""
+
+    def __init__(self) -> None:
+        self._next = time.perf_counter() + LET_REQUESTS_RUN_EVERY
+
+    def __call__(self) -> None:
+        if time.perf_counter() >= self._next:
+            time.sleep(0)
+            self._next = time.perf_counter() + LET_REQUESTS_RUN_EVERY
 
 
 def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    _check_items(model, request.items, request.refused)
+    _check_items(model, request.items)
     return _create(svc, caller, request, model, making)
 
 
@@ -224,13 +225,16 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     now = time.time()
     taken = key_limits.take_request(svc.store.app_keys, caller, now)
     try:
-        batch = Batch(id=new_batch_id(now), model=model.name, total=len(request.items), created_at=now,
+        batch = Batch(id=new_batch_id(now), model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
                       notify_events=request.job_events)
-        jobs = [_item_job(svc, caller, request, batch, index, route, now) for index in range(len(request.items))]
+        item_job = partial(_item_job, svc, caller, request, batch, route, now)
         # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
-        submission.check_budget(svc, jobs[0], key=caller.key)
-        key_limits.hold_batch_room(svc, caller, batch.id, len(jobs))  # 429 queue_full, nothing made, past max_queued
+        first = next(request.items.trips(1))[0]
+        assert first is not None  # checked: no item was refused
+        submission.check_budget(svc, item_job(0, first), key=caller.key)
+        # 429 queue_full, nothing made, past max_queued.
+        key_limits.hold_batch_room(svc, caller, batch.id, batch.total)
         svc.store.batches.create(batch, making_until=time.time() + MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:
@@ -238,7 +242,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         raise
     with tracing.job_span("fluxhook.batch", batch.id):
         try:
-            whole = _make_items(svc, caller, model, jobs, request, making.cut)
+            whole = _make_items(svc, caller, model, item_job, request, making)
         except BaseException:
             _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
             raise
@@ -251,32 +255,45 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     return svc.store.batches.get(batch.id) or batch
 
 
-def _check_items(model, items: list[BatchItem], refused: list[dict] | None = None) -> None:
-    """``InvalidItems`` naming every bad item: those whose shape was ``refused`` and those BFL's schema for ``model``
-    refuses, in their order; the first ``NAMED_ITEMS`` of them each with its fields (``{"index", "field",
-    "message"}``, at most ``NAMED_FIELDS`` an item) and the first three in the message."""
+def _check_items(model, items: ItemSpool) -> None:
+    """``InvalidItems`` naming every bad item: those refused for their shape as the body was read and those BFL's
+    schema for ``model`` refuses, in their order; the first ``NAMED_ITEMS`` of them each with its fields (``{"index",
+    "field", "message"}``, at most ``NAMED_FIELDS`` an item) and the first three in the message. The items are read
+    from their spool a trip at a time."""
     shaped: dict[int, list[dict]] = {}
-    for problem in refused or ():
+    for problem in items.problems:
         shaped.setdefault(problem["index"], []).append(problem)
-    bad: dict[int, list[dict]] = {}
-    for index, item in enumerate(items):
-        _let_requests_run()
-        if index in shaped:
-            bad[index] = shaped[index]
-            continue
-        try:
-            check_input(model, item.input)
-        except InputRefused as exc:
-            bad[index] = [{"index": index, **_field_problem(model.name, detail)} for detail in exc.detail] or \
-                [{"index": index, "field": "input", "message": exc.message}]
+    named: dict[int, list[dict]] = {}
+    bad, index, pace = 0, 0, _Pace()
+    for trip in items.trips(ITEMS_PER_TRIP):
+        for item in trip:
+            pace()
+            # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
+            problems = shaped.get(index, []) if item is None else _schema_problems(model, index, item.input)
+            if item is None or problems:
+                bad += 1
+                if len(named) < NAMED_ITEMS:
+                    named[index] = problems
+            index += 1
     if bad:
-        indexes = list(bad)
-        named = ", ".join(str(i) for i in indexes[:NAMED_ITEMS]) + (", ..." if len(bad) > NAMED_ITEMS else "")
-        said = "; ".join(f"item {i}: " + ", ".join(f"{p['field']}: {p['message']}" for p in bad[i][:2])
+        indexes = list(named)
+        listed = ", ".join(str(i) for i in indexes) + (", ..." if bad > NAMED_ITEMS else "")
+        said = "; ".join(f"item {i}: " + ", ".join(f"{p['field']}: {p['message']}" for p in named[i][:2])
                          for i in indexes[:3])
-        raise InvalidItems(f"{len(bad):,} of {len(items):,} items would be refused, at index {named} ({said}): fix "
+        raise InvalidItems(f"{bad:,} of {items.count:,} items would be refused, at index {listed} ({said}): fix "
                            "them and send the batch again (nothing was created); 'items' names each, with its field",
-                           items=[p for i in indexes[:NAMED_ITEMS] for p in bad[i][:NAMED_FIELDS]])
+                           items=[p for i in indexes for p in named[i][:NAMED_FIELDS]])
+
+
+def _schema_problems(model, index: int, task_input: dict) -> list[dict]:
+    """What BFL's schema for ``model`` refuses in the ``index``-th item's input, each ``{"index", "field",
+    "message"}``; empty when it takes it."""
+    try:
+        check_input(model, task_input)
+    except InputRefused as exc:
+        return [{"index": index, **_field_problem(model.name, detail)} for detail in exc.detail] or \
+            [{"index": index, "field": "input", "message": exc.message}]
+    return []
 
 
 def _field_problem(model: str, detail: dict) -> dict:
@@ -292,9 +309,8 @@ def _field_problem(model: str, detail: dict) -> dict:
     return {"field": where, "message": f"BFL's schema for {model} refuses it: {said}; fix {where!r}"}
 
 
-def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, index: int, route: str | None,
-              now: float) -> Job:
-    item = request.items[index]
+def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, route: str | None, now: float,
+              index: int, item: BatchItem) -> Job:
     return Job(id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
                pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
@@ -302,24 +318,28 @@ def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch
                batch_id=batch.id, batch_index=index, traceparent=tracing.current_traceparent())
 
 
-def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: BatchRequest,
-                cut: threading.Event) -> bool:
-    """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order; a large input
-    waits in storage, as a job's does. Redis makes one trip's items while the next trip's are prepared here (one
-    thread of its own sends them, one trip at a time), so the two take turns less than they would one after the
-    other. False if the sweep cut the batch short meanwhile (``cut``: its making seemed to have stopped): no more is
-    made."""
+def _make_items(svc: Services, caller: Caller, model, item_job: Callable[[int, BatchItem], Job],
+                request: BatchRequest, making: _Making) -> bool:
+    """Record the items with their places in line, ``ITEMS_PER_TRIP`` to a round trip, in their order, each trip's
+    read from the spool as it comes (``item_job``: an item's job); a large input waits in storage, as a job's does.
+    Redis makes one trip's items while the next trip's are prepared here (one thread of its own sends them, one trip at
+    a time), so the two take turns less than they would one after the other. False if the sweep cut the batch short
+    meanwhile (``making.cut``: its making seemed to have stopped): no more is made."""
     cap = KnownCap(caller.key.max_active if caller.key else None)
     extra_events = tuple(e for e in request.job_events if e != "job.ended")
-    batch_id = jobs[0].batch_id or ""
+    batch_id, cut = making.batch_id or "", making.cut
+    asked: list[list[str]] = []  # each trip's jobs, once made, when they carry extra events
+    index, pace = 0, _Pace()
     # Its thread runs at the priority of the making's thread (``_aside``), which starts it.
     with ThreadPoolExecutor(1, thread_name_prefix="batch-items") as sender:
         sent: Future | None = None
-        for start in range(0, len(jobs), ITEMS_PER_TRIP):
+        for items in request.items.trips(ITEMS_PER_TRIP):
             made = []
-            for job in jobs[start:start + ITEMS_PER_TRIP]:
-                _let_requests_run()
-                made.append(_creation(svc, model, job))
+            for item in items:
+                pace()
+                assert item is not None  # checked: no item was refused
+                made.append(_creation(svc, model, item_job(index, item)))
+                index += 1
             if sent is not None:
                 sent.result()  # the trip before failed: nothing more is sent
                 # Asked before each trip, not only heard from the heartbeat: a process that stalled past the lease
@@ -329,12 +349,12 @@ def _make_items(svc: Services, caller: Caller, model, jobs: list[Job], request: 
             if cut.is_set():
                 return False
             sent = sender.submit(svc.slots.join_all, made, known_cap=cap)
+            if extra_events:
+                asked.append([job.id for job, _ in made])
         if sent is not None:
             sent.result()
-    if extra_events:
-        for start in range(0, len(jobs), ITEMS_PER_TRIP):
-            svc.store.deliveries.ask_events([job.id for job in jobs[start:start + ITEMS_PER_TRIP]], extra_events,
-                                            "job.submitted")
+    for job_ids in asked:
+        svc.store.deliveries.ask_events(job_ids, extra_events, "job.submitted")
     return svc.store.batches.made(batch_id)
 
 

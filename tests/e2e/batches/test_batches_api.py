@@ -104,6 +104,12 @@ def test_ndjson_with_an_idempotency_key_makes_one_batch(api):
     assert first.status_code == 202 and again.status_code == 202, first.text
     assert again.json()["id"] == first.json()["id"] and again.headers.get("Idempotent-Replayed") == "true"
     assert [x["id"] for x in a.get("/v1/batches").json()["batches"]] == [first.json()["id"]]
+    # The same batch as JSON, its keys in another order: the same request; other items with the same key: refused.
+    as_json = a.post("/v1/batches", headers={"Idempotency-Key": headers["Idempotency-Key"]},
+                     json={"items": [dict(reversed(item.items())) for item in _items(2)], "model": "flux-2-pro"})
+    assert as_json.status_code == 202 and as_json.json()["id"] == first.json()["id"], as_json.text
+    assert_error(a.post("/v1/batches", params={"model": "flux-2-pro"}, data=body.replace("0", "9"), headers=headers),
+                 422, "idempotency_key_reused")
     _, b = make_key(api)
     assert b.get("/v1/batches").json()["batches"] == []  # the other key: the same key, a batch of its own
     assert b.post("/v1/batches", params={"model": "flux-2-pro"}, data=body, headers=headers).json()["id"] != \

@@ -13,7 +13,7 @@ import pytest
 
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.json_stream import load_object, ndjson_lines
+from fluxhook.core.json_stream import Stream, load_object, ndjson_lines
 
 BODIES = [
     b'{}',
@@ -137,3 +137,24 @@ def test_ndjson_lines_end_at_newline_alone_whatever_the_pieces():
         assert lines == [(1, b'{"a": 1}\r'), (2, b""), (3, '{"b": "\u2028x"}'.encode()), (4, b'{"c": 3}')], size
     assert list(ndjson_lines(io.BytesIO(b"").read)) == []
     assert list(ndjson_lines(io.BytesIO(b"x\n").read)) == [(1, b"x")]
+
+
+def test_a_streamed_arrays_elements_are_handed_on_one_at_a_time_and_none_is_kept():
+    items = [{"input": {"prompt": f"item {i} " + "x" * 10_000}} for i in range(1_000)]
+    body = json.dumps({"model": "flux-2-pro", "items": items, "tags": [1, 2]}).encode()  # 10 MB
+    del items
+    seen: list[int] = []
+    stream = Stream("items", lambda item: seen.append(len(item["input"]["prompt"])))
+
+    tracemalloc.start()
+    try:
+        value = load_object(io.BytesIO(body).read, stream=stream, chunk=4096)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert value == {"model": "flux-2-pro", "items": stream, "tags": [1, 2]}  # another array is kept whole
+    assert len(seen) == 1_000 and seen[0] == len("item 0 ") + 10_000
+    assert peak < 200_000, peak  # about one item, not the 10 MB of them
+    with pytest.raises(InvalidRequest, match='the key "items"'):
+        load_object(io.BytesIO(b'{"items": [1], "items": [2]}').read, stream=Stream("items", lambda item: None))
+    assert load_object(io.BytesIO(b'{"items": 5}').read, stream=stream) == {"items": 5}  # no array: the value

@@ -17,10 +17,10 @@ import pytest
 from devtools.processes import wait_until
 from fluxhook.core.errors import BatchesBusy, InvalidItems
 from fluxhook.lifecycle import batching
-from fluxhook.lifecycle.batching import BatchItem, BatchRequest, create_batch, list_batches
+from fluxhook.lifecycle.batching import BatchRequest, create_batch, list_batches
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.batch_turns import Rules
-from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request
+from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request, spooled
 
 DB = 7
 AT = Rules(items_at_once=batching.MAKING_ITEMS_AT_ONCE, lease=60.0)
@@ -148,7 +148,7 @@ def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc
     assert batch.total == 2 and 0.5 < time.monotonic() - started < 5 and turns.holders() == []
 
     with pytest.raises(InvalidItems):
-        create_batch(svc, v, BatchRequest(PRO, [BatchItem({"prompt": "x", "width": "wide"})]))
+        create_batch(svc, v, BatchRequest(PRO, spooled({"prompt": "x", "width": "wide"})))
     assert turns.holders() == [] and turns.waiters() == []
     assert turns.join(x.key_id, 1, time.time(), AT).holds
 
@@ -158,11 +158,11 @@ def test_a_check_of_items_slower_than_the_lease_keeps_its_turn(svc, sim, monkeyp
     turns = svc.store.batches.turns
     check, checking = batching._check_items, threading.Event()
 
-    def slow_check(model, items, *refused):  # 10,000 items on a loaded host, at the making's lower priority
-        if len(items) == 4:
+    def slow_check(model, items):  # 10,000 items on a loaded host, at the making's lower priority
+        if items.count == 4:
             checking.set()
             time.sleep(2.0)
-        return check(model, items, *refused)
+        return check(model, items)
 
     monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)  # said to go on every 0.2 s
     monkeypatch.setattr(batching, "_check_items", slow_check)
@@ -212,7 +212,7 @@ def test_a_batch_is_checked_made_and_canceled_at_a_lower_priority_and_the_reques
     assert others.total == 2 and str(batching.get_batch(svc, x, batch.id).status) == "canceled"
 
 
-def test_the_making_hands_the_interpreter_on_once_per_item_checked_and_once_per_item_made(svc, sim, monkeypatch):
+def test_the_making_hands_the_interpreter_on_after_each_stretch_of_its_work_from_its_own_thread(svc, sim, monkeypatch):
     x = app_caller(svc)
     handed: list[str] = []
     real_sleep = time.sleep
@@ -223,6 +223,11 @@ def test_the_making_hands_the_interpreter_on_once_per_item_checked_and_once_per_
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(batching, "LET_REQUESTS_RUN_EVERY", 0.0)  # every item's check and making is a stretch
     items = batching.ITEMS_PER_TRIP + 3  # two trips
     assert create_batch(svc, x, batch_request(items)).total == items
     assert len(handed) == 2 * items and all(name.startswith("batch-making_") for name in handed)  # the making thread (`_aside`)
+    handed.clear()
+    monkeypatch.setattr(batching, "LET_REQUESTS_RUN_EVERY", 3600.0)  # one stretch: not handed on at all
+    assert create_batch(svc, x, batch_request(items)).total == items
+    assert handed == []

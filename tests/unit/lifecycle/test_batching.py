@@ -11,14 +11,15 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import BatchStatus
+from fluxhook.core.batch_items import BatchItem
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidItems, ModelNotAllowed, UnknownModel
 from fluxhook.core.job_filters import JobFilter
-from fluxhook.lifecycle.batching import BatchItem, BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
+from fluxhook.lifecycle.batching import BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps import task_inputs
 from fluxhook.lifecycle.steps.callers import ADMIN
 from fluxhook.store.keys import KEYS
-from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request
+from unit.lifecycle.batch_helpers import PRO, app_caller, batch_request, spooled
 
 DB = 7
 
@@ -44,8 +45,8 @@ def test_a_batch_is_recorded_with_its_items_as_jobs_in_line_in_their_order(svc, 
 
 
 def test_bad_items_are_named_by_index_and_nothing_is_made(svc, sim):
-    request = BatchRequest(PRO, [BatchItem({"prompt": "fine"}), BatchItem({"prompt": "x", "width": "wide"}),
-                                 BatchItem({"prompt": "fine"}), BatchItem({"width": 10_000})])
+    request = BatchRequest(PRO, spooled({"prompt": "fine"}, {"prompt": "x", "width": "wide"}, {"prompt": "fine"},
+                                        {"width": 10_000}))
 
     with pytest.raises(InvalidItems) as refused:
         create_batch(svc, ADMIN, request)
@@ -60,8 +61,10 @@ def test_bad_items_are_named_by_index_and_nothing_is_made(svc, sim):
 
 
 def test_items_of_a_bad_shape_are_named_with_those_the_schema_refuses_in_their_order(svc, sim):
-    request = BatchRequest(PRO, [BatchItem({"prompt": "x", "width": "wide"}), BatchItem({}), BatchItem({"prompt": "ok"})],
-                           refused=[{"index": 1, "field": "prompt", "message": "put 'prompt' under 'input'"}])
+    items = spooled({"prompt": "x", "width": "wide"})
+    items.refuse([("prompt", "put 'prompt' under 'input'")])
+    items.add(BatchItem({"prompt": "ok"}))
+    request = BatchRequest(PRO, items)
 
     with pytest.raises(InvalidItems) as refused:
         create_batch(svc, ADMIN, request)
@@ -72,7 +75,7 @@ def test_items_of_a_bad_shape_are_named_with_those_the_schema_refuses_in_their_o
 
 def test_the_model_and_the_keys_models_refuse_the_whole_batch(svc, sim):
     with pytest.raises(UnknownModel):
-        create_batch(svc, ADMIN, BatchRequest("flux-9", [BatchItem({"prompt": "x"})]))
+        create_batch(svc, ADMIN, BatchRequest("flux-9", spooled({"prompt": "x"})))
     limited = app_caller(svc, models=["flux-dev"])
     with pytest.raises(ModelNotAllowed):
         create_batch(svc, limited, batch_request(2))
@@ -198,7 +201,7 @@ def test_a_cancel_the_request_cannot_finish_is_finished_by_the_sweep_and_nothing
 
 def test_a_large_items_input_waits_in_storage_and_a_small_ones_stays_in_its_record(svc, sim):
     large = {"prompt": "a large one", "input_image": "A" * (task_inputs.INLINE_INPUT_BYTES + 1)}
-    batch = create_batch(svc, ADMIN, BatchRequest(PRO, [BatchItem({"prompt": "a small one"}), BatchItem(large)]))
+    batch = create_batch(svc, ADMIN, BatchRequest(PRO, spooled({"prompt": "a small one"}, large)))
 
     small_job, large_job = items(svc, batch)
     assert small_job.input == {"prompt": "a small one"} and small_job.input_size is None
