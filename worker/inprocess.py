@@ -33,6 +33,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 
 from fluxhook.core.stopping import StopRequested
 from fluxhook.lifecycle.steps.enqueueing import KEEPS_NOTHING
+from fluxhook.store.queues import retry_scheduled
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -46,8 +47,15 @@ HEARTBEAT_GRACE = 20
 CLEANING_LOCK_TTL = 60
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
+# How often a quiet lane beats while idle (``InProcessWorker.quiet``: every lane of a process but the one /readyz
+# reads, whose beats stay at worker_ttl - IDLE_BEAT_MARGIN): RQ's own idle worker beats every worker_ttl, 420 s.
+QUIET_BEAT_EVERY = 300.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
 SUSPENSION_CHECK_EVERY = 5.0
+# How often a maintenance that found nothing abandoned cleans a queue's registries in full anyway (RQ's own interval:
+# its finished and failed records' expiry, its worker registry). Between, a maintenance only looks whether a task was
+# abandoned (a killed worker's: its heartbeat lapsed, or it never left RQ's intermediate queue): two commands a queue.
+FULL_CLEANING_EVERY = 600.0
 
 
 class SuspensionLook:
@@ -68,6 +76,9 @@ class SuspensionLook:
 
 
 SUSPENSION = SuspensionLook()
+# When this process's next full cleaning of each queue's registries is due (time.monotonic(), by queue name): one for
+# all its lanes.
+_FULL_CLEANING_DUE: dict[str, float] = {}
 
 
 class InProcessWorker(SimpleWorker):
@@ -80,6 +91,8 @@ class InProcessWorker(SimpleWorker):
     _stopped_task: str | None
     # The task whose success RQ is recording now (handle_job_success), for cleanup_execution.
     _succeeding: str | None = None
+    # A lane /readyz need not see: it beats every QUIET_BEAT_EVERY s while idle, not every worker_ttl - 15 s.
+    quiet = False
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
@@ -132,6 +145,9 @@ class InProcessWorker(SimpleWorker):
             self._put_back(job, queue, execution, stuck=False)
             return
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if job.get_status(refresh=False) == JobStatus.SCHEDULED:
+            # A retry for later: the cron thread waiting for the earliest one may be waiting for a later one.
+            retry_scheduled(self.connection)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
         if self._ending_is_mine(job):
@@ -220,15 +236,34 @@ class InProcessWorker(SimpleWorker):
         # retry of the tasks a killed worker abandoned, for 15 minutes; and each of the lanes, which start together,
         # cleaned in turn. Kept until the next maintenance is due, as RQ's own lock on cleaning its group registries
         # is: one cleaning of a queue per interval, by whichever lane of whichever process comes first.
+        # And but for its cost at rest: a cleaning is some twenty commands a queue, so one runs in full only when a
+        # task was abandoned (RQ's own rule: its heartbeat lapsed) or FULL_CLEANING_EVERY passed.
         held = min(max(int(self.maintenance_interval) - 1, 1), CLEANING_LOCK_TTL)
         for queue in self.queues:
+            full = time.monotonic() >= _FULL_CLEANING_DUE.get(queue.name, 0.0)
+            if not full and not self._abandoned(queue):
+                continue
+            if full:  # by this lane, or by the one whose claim is held now
+                _FULL_CLEANING_DUE[queue.name] = time.monotonic() + FULL_CLEANING_EVERY
             if self.connection.set(queue.registry_cleaning_key, 1, nx=True, ex=held):
                 self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
                 clean_registries(queue)  # the lanes push no exception handlers
                 worker_registration.clean_worker_registry(queue)
                 queue.intermediate_queue.cleanup(self, queue)
+                retry_scheduled(self.connection)  # an abandoned task's retry may be scheduled for later
         # RQ's BaseWorker sets it None in __init__, which mypy takes for its type; RQ assigns now() itself.
         self.last_cleaned_at = now()  # type: ignore[assignment]
+
+    def _abandoned(self, queue: Queue) -> bool:
+        """Whether ``queue`` holds a task a killed worker left: running past its heartbeat's lapse, or taken from the
+        queue and never started (RQ's intermediate queue). Two commands."""
+        return bool(queue.started_job_registry.get_expired_job_ids() or queue.intermediate_queue.get_job_ids())
+
+    def maintain(self) -> None:
+        """What RQ's own loop does between two waits for a task, when its interval is due: clean the registries
+        (RQ's abandoned tasks retried). Not RQ's scheduler: the process's cron thread is."""
+        if self.should_run_maintenance_tasks:
+            self.clean_registries()
 
     def teardown(self) -> None:
         if getattr(self, "_beat_stop", None) is not None:
@@ -238,6 +273,8 @@ class InProcessWorker(SimpleWorker):
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         if pipeline is None and timeout is None and not self._beat_due():
             return None
+        if pipeline is None and timeout is None and self.quiet:
+            timeout = int(QUIET_BEAT_EVERY) + 60  # its record outlives its next quiet beat, as RQ's own outlives its
         # Until when the worker's record lives: each beat sets its TTL, a task's to that task's heartbeat TTL.
         self._record_until = time.monotonic() + (timeout or self.worker_ttl + 60)
         if pipeline is not None:
@@ -249,14 +286,19 @@ class InProcessWorker(SimpleWorker):
 
     def _beat_due(self) -> bool:
         """Whether a beat of RQ's dequeue loop goes out. RQ beats three times between two tasks and once per wait for
-        one, each time three commands one by one; a lane waits a second at a time. One beat once the last is
-        ``worker_ttl - IDLE_BEAT_MARGIN`` s old (/readyz wants one within 60 s), or once the record has less than
+        one, each time three commands one by one. One beat once the last is ``idle_beat_every`` s old (by default
+        ``worker_ttl - IDLE_BEAT_MARGIN``: /readyz wants one within 60 s), or once the record has less than
         ``worker_ttl`` s to live (after a task, whose beats gave it the task's heartbeat TTL), keeps it as alive."""
         last = self.last_heartbeat
         if last is None:
             return True
         left = getattr(self, "_record_until", 0.0) - time.monotonic()
-        return (now() - last).total_seconds() >= self.worker_ttl - IDLE_BEAT_MARGIN or left < self.worker_ttl
+        return (now() - last).total_seconds() >= self.idle_beat_every or left < self.worker_ttl
+
+    @property
+    def idle_beat_every(self) -> float:
+        """How often the worker beats while it waits for a task (``quiet``: a lane /readyz need not see)."""
+        return QUIET_BEAT_EVERY if self.quiet else self.worker_ttl - IDLE_BEAT_MARGIN
 
     def set_state(self, state: str, pipeline=None) -> None:
         # RQ marks the worker idle twice between two tasks; the second write tells Redis nothing new.

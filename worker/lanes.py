@@ -8,11 +8,17 @@ own (``worker.run``, SPEC §7 bulkheads): ``WORKER_DOWNLOAD_CONCURRENCY`` lanes 
 ``WORKER_CHECK_CONCURRENCY`` lanes take the sweep's checks from ``fluxhook-control``, so neither kind waits for the
 other's.
 
-Stopping belongs to the process's main thread, where signals arrive (``stop``): each lane finishes its task
-and takes no other; once the grace is over the process asks for the tasks back (``fluxhook.core.stopping``), and
-a download stops at its next piece, to go back to the front of its queue as it was (``InProcessWorker``). A
-task still in hand a moment later is stuck in a read that would end only at its timeout: its lane gives it back
-to the queue the same way, and the process ends without waiting for the read.
+At rest a kind costs Redis next to nothing (SPEC §17): one of its idle lanes, the watcher (``Watch``), waits for a task
+in RQ's own blocking take on its queue for up to ``WAIT_FOR_TASK`` (a task queued ends that wait at once, whoever queued
+it: a callback, the feeder, RQ's retry); the others wait their turn in the process. Only the process's first download
+lane beats at the pace /readyz reads; the others beat as RQ's own idle worker would (``InProcessWorker.quiet``).
+
+Stopping belongs to the process's main thread, where signals arrive (``stop``): a watcher's wait ends at once
+(``CLIENT UNBLOCK``, which ends it as its timeout would: no task taken), each lane finishes its task and takes no
+other; once the grace is over the process asks for the tasks back (``fluxhook.core.stopping``), and a download stops
+at its next piece, to go back to the front of its queue as it was (``InProcessWorker``). A task still in hand a moment
+later is stuck in a read that would end only at its timeout: its lane gives it back to the queue the same way, and the
+process ends without waiting for the read.
 """
 
 from __future__ import annotations
@@ -22,23 +28,30 @@ import threading
 import time
 from typing import Callable
 
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
 from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
 
-from .inprocess import InProcessWorker
+from .inprocess import IDLE_BEAT_MARGIN, InProcessWorker
 
 log = logging.getLogger("fluxhook.worker")
 
-# How long one wait for a task lasts before the lane looks whether to stop (RQ's own is worker_ttl - 15 s): a stop
-# waits this long for its idle lanes. Each wait is one BLPOP; the heartbeat keeps its own pace (next).
-DEQUEUE_TIMEOUT = 1
 # An idle lane beats every WORKER_TTL - 15 s (inprocess.IDLE_BEAT_MARGIN), its record living WORKER_TTL + 60 s:
-# 45 keeps the latest beat fresher than /readyz's 60 s.
+# 45 keeps the latest beat fresher than /readyz's 60 s. (The process's other lanes beat as rarely as RQ's own idle
+# worker: InProcessWorker.quiet.)
 WORKER_TTL = 45
-# How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min.
+# How long the lane watching a kind's queue waits for a task in one BLMOVE, RQ's own wait for one: bounded by that lane's
+# beat, for RQ's loop beats between two waits. A task queued ends it at once; so does a stop (Watch.unblock).
+WAIT_FOR_TASK = WORKER_TTL - IDLE_BEAT_MARGIN
+# How often a lane waiting for its turn to watch looks whether it is to stop or beat: in the process, no Redis.
+TURN_LOOK = 0.25
+# How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min. At rest a
+# maintenance is a look of two commands a queue (InProcessWorker.clean_registries), once per WAIT_FOR_TASK at most.
 MAINTENANCE_INTERVAL = 15
 # How often the worker beats for the running task; a killed worker's task counts as abandoned this long
 # plus inprocess.HEARTBEAT_GRACE after its last beat (RQ's default is 30 s).
@@ -48,25 +61,62 @@ JOB_MONITORING_INTERVAL = 10
 HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
-# How often an idle lane makes sure Redis records no task as running in its RQ worker: a primary that failed
-# over may lack the end of the worker's last task (RQ retried its own lost connection, so the lane never
-# heard of it), and would hold that task as running until its heartbeat lapsed.
+# How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its
+# last task ends: a primary that failed over may lack the end of the worker's last task (RQ retried its own lost
+# connection, so the lane never heard of it), and would hold that task as running until its heartbeat lapsed. A lane
+# that ran nothing since has nothing Redis could hold so.
 IDLE_CHECK_EVERY = 5.0
+IDLE_CHECK_FOR = 60.0
+# How long a stop keeps ending the watching lanes' waits (a CLIENT UNBLOCK sent just before a lane's BLMOVE finds
+# nothing to end), and so how long it waits for them.
+UNBLOCK_FOR = 1.0
+
+
+class Watch:
+    """The one lane of a kind that waits in Redis for a task (its BLMOVE on RQ's queue); the kind's other idle lanes
+    wait in the process for their turn to. A queue at rest so costs one wait per WAIT_FOR_TASK, not one per lane; a
+    task queued ends the watcher's wait, and the next idle lane watches as soon as it has taken it."""
+
+    def __init__(self) -> None:
+        self.turn = threading.Lock()
+        self._guard = threading.Lock()
+        self._client: int | None = None  # the watcher's connection, while it waits in Redis
+
+    def waiting(self, client: int | None) -> None:
+        with self._guard:
+            self._client = client
+
+    def unblock(self, connection: Redis) -> bool:
+        """End the watcher's wait now, as its timeout would (CLIENT UNBLOCK: it takes no task); whether one waits."""
+        with self._guard:
+            client = self._client
+        if client is None:
+            return False
+        try:
+            connection.client_unblock(client)
+        except RedisError:
+            pass  # Redis is away: the wait ends with the connection
+        return True
 
 
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_task: Callable[[], object]):
+    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_task: Callable[[], object],
+                 watch: Watch | None = None, quiet: bool = False):
         super().__init__(name=name, daemon=True)
         self.connection = connection
         self.after_task = after_task
         self.queues = queues
         self.log_level = log_level
+        self.watch = watch or Watch()
+        self.quiet = quiet
         self._stopping = False
         self._busy = False
         self._current: InProcessWorker | None = None
         self._next_idle_check = 0.0
+        self._idle_since: float | None = None  # when its last task ended (None: it ran none since its worker started)
+        self._client: int | None = None  # its connection's id in Redis (CLIENT ID), asked once per connection
 
     def stop_taking(self) -> None:
         """Take no other task once the one in hand ends (a flag: safe in a signal handler)."""
@@ -120,24 +170,60 @@ class Lane(threading.Thread):
             log.warning("tasks of a worker that lost Redis given back to RQ", extra={"lane": self.name, "tasks": given})
 
     def _check_idle(self, worker: InProcessWorker) -> None:
-        if time.monotonic() >= self._next_idle_check:
-            self._next_idle_check = time.monotonic() + IDLE_CHECK_EVERY
+        worker.heartbeat()  # when due (InProcessWorker._beat_due): the record of a lane that waits its turn lives
+        now = time.monotonic()
+        if self._idle_since is not None and now >= self._next_idle_check and now - self._idle_since < IDLE_CHECK_FOR:
+            self._next_idle_check = now + IDLE_CHECK_EVERY
             self._give_back(worker)
 
     def _take_tasks(self, worker: InProcessWorker) -> None:
+        self._idle_since = None
         while not self._stopping:
-            worker.check_for_suspension(False)
-            taken = worker.dequeue_job_and_maintain_ttl(DEQUEUE_TIMEOUT, max_idle_time=DEQUEUE_TIMEOUT)
+            taken = self._wait_for_task(worker)
             if taken is None:
-                self._check_idle(worker)
+                if not self._stopping:
+                    self._check_idle(worker)
                 continue
             self._busy = True
             try:
                 worker.execute_job(*taken)
             finally:
                 self._busy = False
+                self._idle_since = time.monotonic()
             worker.heartbeat()
             self._after_task()
+
+    def _wait_for_task(self, worker: InProcessWorker) -> tuple[Job, Queue] | None:
+        """RQ's loop between two tasks, as RQ's own dequeue runs it (its beat, its maintenance, one wait for a task),
+        for the lane whose turn it is to watch; None if no task came (or it is not this lane's turn)."""
+        if not self.watch.turn.acquire(timeout=TURN_LOOK):
+            return None
+        try:
+            if self._stopping:
+                return None
+            worker.check_for_suspension(False)
+            worker.set_state(WorkerStatus.IDLE)
+            worker.heartbeat()
+            worker.maintain()
+            if self._client is None:
+                self._client = int(worker.connection.client_id())
+            self.watch.waiting(self._client)
+            try:
+                if self._stopping:  # a stop that came before the watch was noted ended no wait
+                    return None
+                return Queue.dequeue_any(worker.queues, WAIT_FOR_TASK, connection=worker.connection,
+                                         job_class=worker.job_class, serializer=worker.serializer,
+                                         death_penalty_class=worker.death_penalty_class)
+            except DequeueTimeout:
+                return None
+            finally:
+                self.watch.waiting(None)
+        finally:
+            self.watch.turn.release()
+
+    def _connected(self, connection) -> None:
+        # A new connection (redis-py reconnects by itself) is a new client to Redis: its id is asked again.
+        self._client = None
 
     def _after_task(self) -> None:
         try:
@@ -146,18 +232,29 @@ class Lane(threading.Thread):
             log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
 
     def _worker(self) -> InProcessWorker:
-        worker = InProcessWorker(self.queues, connection=self.connection, worker_ttl=WORKER_TTL,
+        # A connection of the lane's own for RQ's commands, its wait for a task among them, so a stop can end that wait
+        # by the connection's id; its pipelines (the heartbeat thread's) take others from the pool.
+        client = Redis(connection_pool=self.connection.connection_pool, single_connection_client=True)
+        if client.connection is not None:
+            client.connection.register_connect_callback(self._connected)
+        self._client = None
+        worker = InProcessWorker(self.queues, connection=client, worker_ttl=WORKER_TTL,
                                  maintenance_interval=MAINTENANCE_INTERVAL,
                                  job_monitoring_interval=JOB_MONITORING_INTERVAL)
+        worker.quiet = self.quiet
         worker.log.setLevel(self.log_level)
         return worker
 
 
 def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object], count: int,
-          kind: str) -> list[Lane]:
+          kind: str, readiness: bool = True) -> list[Lane]:
     """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_task`` when a task of its ends (to feed
-    RQ the next work in turn)."""
-    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_task)
+    RQ the next work in turn). With ``readiness``, the first beats at the pace /readyz reads; the others are quiet.
+    ``connection``'s socket timeout must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes
+    next)."""
+    watch = Watch()
+    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_task, watch,
+                  quiet=not (readiness and number == 1))
              for number in range(1, count + 1)]
     for lane in lanes:
         lane.start()
@@ -169,19 +266,31 @@ def stop(lanes: list[Lane], hand_back_after: float, cold: Callable[[], bool]) ->
     (at once when ``cold()`` turns true: a second stop signal)."""
     for lane in lanes:
         lane.stop_taking()
+    _end_waits(lanes)
     _wait_idle(lanes, hand_back_after, cold)
     stopping.request()
     _wait_idle(lanes, HAND_BACK_GRACE, lambda: False)
     stuck = [lane for lane in lanes if lane.busy]
     for lane in stuck:
         lane.give_back()
-    # The others end their wait for a task (DEQUEUE_TIMEOUT) and sign off, waited for together. Not the stuck
-    # ones: they hold nothing now, and would keep the process until their read's timeout (a wait of 2 s for
-    # each took a pool's member past its supervisor's STOP_TIMEOUT, to be killed).
-    deadline = time.monotonic() + DEQUEUE_TIMEOUT + 1.0
+    # The others end their wait (a watcher's was ended above, the others' turn look is TURN_LOOK) and sign off, waited
+    # for together. Not the stuck ones: they hold nothing now, and would keep the process until their read's timeout
+    # (a wait of 2 s for each took a pool's member past its supervisor's STOP_TIMEOUT, to be killed).
+    deadline = time.monotonic() + UNBLOCK_FOR + TURN_LOOK
     for lane in lanes:
         if lane not in stuck:
             lane.join(max(0.0, deadline - time.monotonic()))
+
+
+def _end_waits(lanes: list[Lane]) -> None:
+    """End the watching lanes' waits for a task, again while one still waits (for UNBLOCK_FOR at most): a watcher
+    that was about to wait when the first CLIENT UNBLOCK went had none to end."""
+    watches = {id(lane.watch): (lane.watch, lane.connection) for lane in lanes}
+    deadline = time.monotonic() + UNBLOCK_FOR
+    while time.monotonic() < deadline:
+        if not [watch for watch, connection in watches.values() if watch.unblock(connection)]:
+            return
+        time.sleep(0.05)  # the watcher's thread ends its wait: nothing to wait on but the clock
 
 
 def _wait_idle(lanes: list[Lane], seconds: float, cold: Callable[[], bool]) -> None:

@@ -5,13 +5,17 @@ One thread takes the attempts whose turn it is while some of its ``size`` attemp
 worker process, each held for a lease), and hands each to one of them (``delivering.deliver``: one exchange under a
 15 s deadline). Nothing else of the worker runs in these threads and they run nothing else, so a receiver that
 trickles or never answers holds two of them for 15 s at a time, never a download, a poll, a send or another key's
-notification. With nothing to take it looks again after ``LOOK_INTERVAL``; an attempt that ends lets it look at once.
+notification. While attempts are under way it looks again every ``LOOK_INTERVAL`` (an attempt that ends lets it look at
+once). At rest (SPEC §17) it waits until the earliest message or outbox event is due (``Deliveries.next_due``), or
+until something new is: a job's end, a replay push a wake-up (``Keys.notify_added``), so a job's notification starts
+within milliseconds of its end, whichever process ends it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from redis.exceptions import RedisError
@@ -19,23 +23,25 @@ from redis.exceptions import RedisError
 from fluxhook.lifecycle.delivering import ATTEMPT_DEADLINE, deliver
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.services import Services
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes
 
 from .loops import Loop
 
 log = logging.getLogger("fluxhook.worker")
 
-# How long the notifier waits before it looks again when nothing was due: a notification goes within this long of
-# its job's end (one round trip each look, a command or two when there is nothing to take).
+# How long the notifier waits before it looks again when nothing was due while attempts are under way (their ends
+# free room, and put back what waited for it).
 LOOK_INTERVAL = 0.5
 
 
 class Notifier(Loop):
     """The notifier thread and its ``size`` attempt threads, until ``stop()``."""
 
-    def __init__(self, svc: Services, size: int):
+    def __init__(self, svc: Services, size: int, wakes: Wakes):
         super().__init__("fluxhook-notify")
         self.svc = svc
         self.size = size
+        self.wakes = wakes
         self._attempts = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-notify-attempt")
         self._room = threading.Condition()
         self._busy = 0
@@ -51,7 +57,23 @@ class Notifier(Loop):
             with self._room:
                 self._busy += 1
             self._attempts.submit(self._attempt, member)
-        return 0.0 if len(members) == free else LOOK_INTERVAL
+        if len(members) == free:
+            return 0.0
+        if free < self.size or members:
+            return LOOK_INTERVAL
+        self._rest()
+        return 0.0
+
+    def _rest(self) -> None:
+        """No attempt under way and none due now: wait until the earliest is due, or a wake-up says one is sooner."""
+        due = self.svc.store.deliveries.next_due()
+        wait = LONGEST_WAIT if due is None else due - time.time()
+        if wait <= 0 or self.stopping:
+            return
+        with self.waiting():
+            woken = self.wakes.wait(self.wakes.keys.notify_added, wait)
+        if woken == WORK and self.stopping:
+            self.wakes.give_back(self.wakes.keys.notify_added)  # another process's notifier takes it
 
     def _attempt(self, member: str) -> None:
         try:
@@ -74,8 +96,8 @@ class Notifier(Loop):
             self._room.wait_for(lambda: self._busy == 0, timeout)
 
 
-def start(svc: Services) -> Notifier:
-    """Start the worker's notifier, with ``WORKER_NOTIFY_CONCURRENCY`` attempt threads."""
-    notifier = Notifier(svc, svc.config.worker_notify_concurrency)
+def start(svc: Services, wakes: Wakes) -> Notifier:
+    """Start the worker's notifier, with ``WORKER_NOTIFY_CONCURRENCY`` attempt threads; ``wakes`` its waits at rest."""
+    notifier = Notifier(svc, svc.config.worker_notify_concurrency, wakes)
     notifier.start()
     return notifier

@@ -17,14 +17,18 @@ from fluxhook.core.config import Config
 from fluxhook.lifecycle import readiness
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
+from fluxhook.store.wakes import Wakes
 
 from . import balance, cron, feeding, lanes, notifying, runtime, sending, sweeping
+from .activity import ACTIVITY
 
 # After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
 # again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
 IMMINENT_SHUTDOWN_DELAY = 10
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
+# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the notifier, the cron.
+WAITERS = 4
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -41,17 +45,21 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     readiness.log_clock(svc)
     # Its metrics and hourly counts are written every few seconds, not with each task (and once more at the end).
     svc.store.tallies.start()
-    cron_thread = cron.start(config, svc.redis, [q.name for q in queues])
+    # The threads that wait on wake-up lists at rest, and the stop that ends their waits: see store.wakes.
+    wakes = runtime.wakes_for(config)
+    cron_thread = cron.start(config, svc.redis, [q.name for q in queues], wakes)
     sweeper = sweeping.start(svc)
     balance_reader = balance.start(svc)
-    senders = sending.start(svc, config.worker_send_concurrency)
+    senders = sending.start(svc, wakes, config.worker_send_concurrency)
     stop.on_first = senders.stop_taking
-    lanes_ = lanes.start(svc.redis, [svc.queue], config.log_level, lambda: feeding.after_task(svc),
+    # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
+    lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
+    lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _after_download(svc),
                          config.worker_download_concurrency, "download")
-    lanes_ += lanes.start(svc.redis, [svc.control_queue], config.log_level, lambda: None,
-                          config.worker_check_concurrency, "check")
-    feeder = feeding.start(svc)
-    notifier = notifying.start(svc)
+    lanes_ += lanes.start(lane_redis, [svc.control_queue], config.log_level, ACTIVITY.noted,
+                          config.worker_check_concurrency, "check", readiness=False)
+    feeder = feeding.start(svc, wakes)
+    notifier = notifying.start(svc, wakes)
     log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
                                       "checks": config.worker_check_concurrency, "notifications": notifier.size})
     try:
@@ -59,9 +67,10 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
             time.sleep(STOP_CHECK_INTERVAL)
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
-        # Every part told at once, so their waits (a second at most each) end side by side.
+        # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
         for part in (feeder, senders, notifier, cron_thread, sweeper, balance_reader):
             part.request_stop()
+        _end_waits(wakes)
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
         senders.stop()
@@ -72,6 +81,19 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         cron_thread.stop()
         svc.store.tallies.stop()
     return 0
+
+
+def _after_download(svc: Services) -> None:
+    ACTIVITY.noted()  # a job stored: its balance and its sweep follow it up
+    feeding.after_task(svc)
+
+
+def _end_waits(wakes: Wakes) -> None:
+    try:
+        wakes.stop(WAITERS)
+    except RedisError as exc:
+        # Redis is away: the waits end with their connections as the process ends.
+        log.warning("worker could not end its waits at once", extra={"error": type(exc).__name__})
 
 
 def _migrated(svc: Services, stop: _StopSignals) -> bool:

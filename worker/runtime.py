@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from redis import Redis
 from rq import get_current_job
 
-from fluxhook.services import Services
+from fluxhook.core.config import Config
+from fluxhook.services import Services, connect_redis
+from fluxhook.store.wakes import LONGEST_WAIT, Wakes
+
+# How much longer than its longest wait the socket of a wait's connection waits for Redis's answer.
+WAIT_MARGIN = 10.0
 
 _services: Services | None = None
 
@@ -26,3 +32,17 @@ def last_attempt() -> bool:
     """Whether the running task has no RQ retries left."""
     job = get_current_job()
     return job is None or not job.retries_left
+
+
+def waiting_connection(config: Config, longest: float) -> Redis:
+    """A Redis client of its own for waits of up to ``longest`` seconds: its socket waits that long for an answer and
+    ``WAIT_MARGIN`` more (the services' client gives up on a read after 10 s)."""
+    connection = connect_redis(config)
+    # Before its first connection: every connection of its pool is made with it.
+    connection.connection_pool.connection_kwargs["socket_timeout"] = longest + WAIT_MARGIN
+    return connection
+
+
+def wakes_for(config: Config) -> Wakes:
+    """The process's waits on wake-up lists (``store.wakes``), on a client of their own."""
+    return Wakes(waiting_connection(config, LONGEST_WAIT))

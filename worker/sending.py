@@ -8,8 +8,9 @@ breath, so no slot is held by a job waiting for a free worker.
 
 One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
 many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
-job joins a line (``Slots.wait_for_freed``), or a second at most while a cooldown or a pause holds a job back (its end
-pushes no wake-up), else ``IDLE_WAKE_TIMEOUT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
+job joins a line (the slots' wake-up, ``Keys.slot_freed``), or a second at most while a cooldown or a pause holds a job
+back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest, SPEC §17)
+``REST_WAIT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
 not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
 puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
 may have reached BFL.
@@ -27,7 +28,9 @@ from redis.exceptions import RedisError
 from fluxhook.core.errors import FluxhookError
 from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
+from fluxhook.store.wakes import WORK, Wakes
 
+from .activity import ACTIVITY
 from .loops import Loop
 
 log = logging.getLogger("fluxhook.worker")
@@ -43,8 +46,11 @@ WAKE_TIMEOUT = 1.0
 # owner's max_active, a route), and a slot that frees wakes a dispatcher, as a job joining a line with room does, and a
 # key's share changed. Under load, one look a second while every slot is taken was an empty dispatch a second. This
 # bound is for what comes with no wake-up: a job whose budget wait ended, a migration's, a wake-up lost with a
-# Redis that failed over. Below the connection's socket timeout (10 s).
+# Redis that failed over.
 IDLE_WAKE_TIMEOUT = 5.0
+# The same wait when no job waits in any line: only for a wake-up lost (a Redis that failed over, a process killed as it
+# took one: a stop gives it back) and a migration's.
+REST_WAIT = 120.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
 LAPSED_LOOK_EVERY = 5.0
@@ -55,9 +61,10 @@ STOP_TIMEOUT = 20.0
 class Senders(Loop):
     """The dispatcher thread and its ``size`` senders, until ``stop()``."""
 
-    def __init__(self, svc: Services, size: int = SENDERS):
+    def __init__(self, svc: Services, wakes: Wakes, size: int = SENDERS):
         super().__init__("fluxhook-dispatch")
         self.svc = svc
+        self.wakes = wakes
         self.size = size
         self._senders = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
         self._room = threading.Condition()
@@ -99,8 +106,11 @@ class Senders(Loop):
             self._send(job_id, turns.accounts[job_id])
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
+            wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else REST_WAIT
             with self.waiting():
-                self.svc.slots.wait_for_freed(WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT)
+                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait)
+            if woken == WORK and self._stopping:
+                self.wakes.give_back(self.wakes.keys.slot_freed)  # another process's dispatcher takes the turn
         return 0.0
 
     def _wait_for_a_free_sender(self) -> int:
@@ -122,13 +132,14 @@ class Senders(Loop):
         except Exception:
             log.exception("submission failed", extra={"job_id": job_id})
         finally:
+            ACTIVITY.noted()  # a job sent is due for its checks: a sweeper at rest looks
             with self._room:
                 self._busy -= 1
                 self._room.notify_all()
 
 
-def start(svc: Services, size: int = SENDERS) -> Senders:
-    """Start the worker's dispatcher and its senders."""
-    senders = Senders(svc, size)
+def start(svc: Services, wakes: Wakes, size: int = SENDERS) -> Senders:
+    """Start the worker's dispatcher and its senders; ``wakes`` the dispatcher's waits."""
+    senders = Senders(svc, wakes, size)
     senders.start()
     return senders

@@ -1,11 +1,16 @@
 """The worker's sweep: a thread of every worker process that runs the fallback sweep (``lifecycle.sweep``) once a
-second, until the process stops.
+second while its indexes hold anything, until the process stops.
 
 Every process runs one, so the sweep goes on however workers are scaled and whichever of them die. Sweeps side by
 side are harmless: what a sweep hands on it first claims atomically, moved a lease ahead (due jobs, deadlines,
 outbox members, messages due, moving work), so no two sweeps take the same thing, and what a sweep that died had
 claimed comes due again once its lease is over. A thread, not an RQ task queued every second: the task's
 queueing, RQ's records of it and a lane's turn cost Redis about seven times what the sweep itself does.
+
+At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits until this
+process does work a sweep may follow up (``activity.ACTIVITY``: a job sent, a task run, work moved), or ``REST_LOOK``
+for what another process or the web left it (a job's deadline, a batch's cancel), and sweeps again once a second from
+the look that finds something.
 """
 
 from __future__ import annotations
@@ -16,22 +21,39 @@ from fluxhook.core.live import SWEEP_INTERVAL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import Services
 
+from .activity import ACTIVITY
 from .loops import Loop
 
 # How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
 # pace of polls counts on it.
 INTERVAL = SWEEP_INTERVAL
+# How long a sweeper at rest waits before it looks again whether its indexes hold anything: a bound for what comes
+# with no work of this process's (a web's job with a deadline waits in a line a dispatcher is woken for).
+REST_LOOK = 30.0
 
 
 class Sweeper(Loop):
-    """Runs the sweep every ``INTERVAL`` seconds until ``stop()``."""
+    """Runs the sweep every ``INTERVAL`` seconds until ``stop()``; at rest, waits for work."""
 
     def __init__(self, svc: Services):
         super().__init__("fluxhook-sweep")
         self.svc = svc
+        self._worked = ACTIVITY.listener()
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self._worked.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._worked.set()
+        super().stop(timeout)
 
     def step(self) -> float:
         started = time.monotonic()
+        self._worked.clear()
+        if self.svc.store.sweep_holds_nothing():
+            self._worked.wait(REST_LOOK)
+            return 0.0
         sweep(self.svc)
         return max(0.0, INTERVAL - (time.monotonic() - started))
 

@@ -119,6 +119,12 @@ class Store:
         jobs, deadlines, canceling, unmade, moving = (int(n) > 0 for n in pipe.execute())
         return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving, canceling=canceling, unmade=unmade)
 
+    def sweep_holds_nothing(self) -> bool:
+        """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything
+        (an empty sorted set or hash does not exist). One command: what a sweeper at rest costs a look."""
+        return not self.connection.exists(self.keys.due, self.keys.deadlines, self.keys.batches_canceling,
+                                          self.keys.batches_unmade, *map(self.keys.work_moving, KINDS))
+
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""
         self.tallies.flush()

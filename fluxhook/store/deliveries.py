@@ -30,6 +30,7 @@ from redis import Redis
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.wakes import push
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
 STATES = (PENDING, DELIVERED, FAILED, DISABLED)
@@ -222,11 +223,21 @@ class Deliveries:
         for message in messages:
             pipe.hset(self.keys.message(message.id), mapping={"state": PENDING, "tries": 0})
             pipe.zadd(self.keys.notify_due, {message.member: when})
+        if messages:
+            push(pipe, self.keys.notify_added)  # a notifier at rest waits for the earliest due it knew of
         pipe.execute()
 
     def schedule(self, message: Message, when: float, pipeline) -> None:
         """On ``pipeline``: the message's first attempt is due at ``when`` (a repeat does not move it)."""
         pipeline.zadd(self.keys.notify_due, {message.member: when}, nx=True)
+
+    def next_due(self) -> float | None:
+        """When the earliest message or outbox event is due (a Unix time; an attempt under way: when its lease lapses),
+        None if none waits: what a notifier at rest waits for. Two commands."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.zrange(self.keys.notify_due, 0, 0, withscores=True)
+        pipe.zrange(self.keys.outbox, 0, 0, withscores=True)
+        return min((float(first[0][1]) for first in pipe.execute() if first), default=None)
 
     def take(self, now: float, most: int) -> Taken:
         """Take up to ``most`` messages whose attempt is due, as far as their receivers and owners have room

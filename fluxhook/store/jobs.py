@@ -363,7 +363,7 @@ class JobStore:
             # Only the keys this move can touch: the indexes of the statuses it may leave and enter.
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
             "terminal": consequences.terminal, "channel": self.keys.job_changes,
-            "batch_counts": place(keys, self.keys.batch_counts),
+            "batch_counts": place(keys, self.keys.batch_counts), "notify_added": place(keys, self.keys.notify_added),
             **self._given_back(keys, consequences, allowed), **self._terms(keys, terms),
         }
         if announce := announced(words):

@@ -268,6 +268,23 @@ class Keys:
         """A wake-up: a list holding at most one item, pushed when work joins a line: wakes one worker's feeder (BLPOP)."""
         return f"{self.prefix}work:added"
 
+    @property
+    def notify_added(self) -> str:
+        """A wake-up: a list holding at most one item, pushed when the outbox or ``notify_due`` gets something due now
+        from outside a notifier (a job's end, a replay): wakes one worker's notifier (BLPOP, ``store.wakes``)."""
+        return f"{self.prefix}notify:added"
+
+    @property
+    def retry_added(self) -> str:
+        """A wake-up: a list holding at most one item, pushed when an RQ task's retry is scheduled for later: wakes
+        one worker's cron thread, which moves retries whose time came into their queues (BLPOP, ``store.wakes``)."""
+        return f"{self.prefix}rq:retry:added"
+
+    def worker_stop(self, process: str) -> str:
+        """A worker process's stop: pushed once for each of its threads blocked on a wake-up list, so each wait
+        ends at once (BLPOP on its list and this one, ``store.wakes``)."""
+        return f"{self.prefix}worker:{process}:stop"
+
     def work_moving(self, kind: str) -> str:
         """Members of ``kind``'s line taken for RQ whose task is not yet queued -> when they were taken."""
         return f"{self.prefix}work:{kind}:moving"

@@ -9,7 +9,7 @@ keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing o
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
 key's result by the few tasks already in RQ, not by the backlog.
 
-Adding work wakes one worker's feeder (``wait_for_work``), but for work that goes straight to RQ's door: when
+Adding work wakes one worker's feeder (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
 (``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
 moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task); if its process
@@ -28,6 +28,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
+from fluxhook.store.wakes import push
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
 # URLs that live 10 minutes (FLUX.1 and FLUX.2 images), an hour (FLUX 3 Image, BFL's tools), longer (video).
@@ -92,11 +93,6 @@ class WorkLines:
         return Taken({kind: [text(item) for item in items] for kind, items in zip(kinds, lists, strict=True) if items},
                      idle=not answer)
 
-    def wait_for_work(self, timeout: float) -> bool:
-        """Block until work joins a line (True) or ``timeout`` seconds pass (False); each addition wakes one
-        waiter. Call it on a connection whose socket timeout is longer than ``timeout``."""
-        return self.connection.blpop([self.keys.work_added], timeout=timeout) is not None
-
     def queued(self, kind: str, members: list[str], pipeline) -> None:
         """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more."""
         if members:
@@ -108,7 +104,10 @@ class WorkLines:
         keys = []
         for kind in map(checked_kind, kinds):
             keys += [self.keys.work_line(kind), self.keys.work_moving(kind)]
-        return int(self._restore(keys, [repr(before)]))
+        restored = int(self._restore(keys, [repr(before)]))
+        if restored:
+            push(self.connection, self.keys.work_added)  # back in line: a feeder at rest waits for a wake-up
+        return restored
 
     def pending(self, kind: str, key_id: str | None, job_id: str) -> bool:
         """Whether the job waits in ``kind``'s line, or is being moved into RQ."""

@@ -10,13 +10,16 @@ local batch_counts = {}
 
 function batch_counts.field(batch, name) return batch .. '|' .. name end
 
--- Its last item has ended once as many have ended as it holds: its end is recorded, and its message made.
+-- Its last item has ended once as many have ended as it holds: its end is recorded, and its message made (true: a
+-- message was put in the outbox, for the caller to wake a notifier).
 function batch_counts.end_if_done(counts, batch, ended, now, outbox)
   local total = tonumber(redis.call('HGET', counts, batch_counts.field(batch, 'total')))
   if total and ended >= total and redis.call('HSETNX', counts, batch_counts.field(batch, 'ended_at'), now) == 1
      and redis.call('HEXISTS', counts, batch_counts.field(batch, 'notify')) == 1 then
     redis.call('ZADD', outbox, now, batch_counts.field(batch, 'batch.ended'))
+    return true
   end
+  return false
 end
 
 -- An item of `batch` moved from status `from` to `to`; `ended`: `to` is terminal.
@@ -25,8 +28,9 @@ function batch_counts.moved(counts, batch, from, to, ended, now, outbox)
   redis.call('HINCRBY', counts, batch_counts.field(batch, to), 1)
   if ended then
     local done = redis.call('HINCRBY', counts, batch_counts.field(batch, 'ended'), 1)
-    batch_counts.end_if_done(counts, batch, done, now, outbox)
+    return batch_counts.end_if_done(counts, batch, done, now, outbox)
   end
+  return false
 end
 
 -- BFL's charge for an item changed by `delta` credits.

@@ -7,7 +7,8 @@
 -- spec.aside, the jobs waiting aside); with the slots' owner -> slots held, job -> slot holder's entry
 -- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for (spec.freed:
 -- {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the lock freed, a key taken, and each
--- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's reservations, an RQ key).
+-- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's reservations, an RQ key), and
+-- the notifiers' wake-up (spec.notify_added), pushed when the step puts something in the outbox.
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
 --
@@ -37,6 +38,15 @@
 local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
 local new = spec.to
+
+-- Something for a notifier now in the outbox: wake one (spec.notify_added, a wake-up list: store/wakes.py), which
+-- waits at rest until the earliest due time it knows of.
+local function notify_wake()
+  if spec.notify_added then
+    redis.call('LPUSH', KEYS[spec.notify_added], 1)
+    redis.call('LTRIM', KEYS[spec.notify_added], 0, 0)
+  end
+end
 
 -- What this step reads of the record, each field once.
 local asked, at = {}, {}
@@ -122,7 +132,7 @@ local events = kept('notify_events') or ''
 -- A job whose notifications ask for its progress (its record's notify_events) has a job.progress in the outbox
 -- when its progress changes: one member per job, however many changes come before the sweep takes it.
 if progress and progress ~= '' and string.find(events, 'job.progress', 1, true) and kept('progress') ~= progress then
-  redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.progress')
+  if redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.progress') == 1 then notify_wake() end
 end
 local announce = false
 for i = 1, #(spec.announce or {}), 2 do
@@ -214,6 +224,7 @@ end
 if moving then
   if new == 'submitted' and string.find(events, 'job.submitted', 1, true) then
     redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.submitted')
+    notify_wake()
   end
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
@@ -242,13 +253,16 @@ if moving then
     local notify_url, app_webhook = kept('notify_url'), kept('app_webhook_url')
     if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then
       redis.call('ZADD', outbox, spec.now, spec.id)
+      notify_wake()
     end
     drop_kept(spec.drop)
   end
   announce = true
   local batch = kept('batch_id')
   if batch and batch ~= '' then
-    batch_counts.moved(KEYS[spec.batch_counts], batch, current, new, spec.terminal, spec.now, outbox)
+    if batch_counts.moved(KEYS[spec.batch_counts], batch, current, new, spec.terminal, spec.now, outbox) then
+      notify_wake()
+    end
   end
 elseif spec.release then
   freed = give_back(redis.call('HGET', KEYS[spec.holders], spec.id), kept('pool') or '', true)

@@ -1,6 +1,6 @@
 """The worker's balance thread (worker/balance.py): it reads each account's credits from BFL by itself, no RQ task in
 between, one process per interval whichever run, again a few seconds after an account's jobs end, and stops at once
-when told to. What a refresh and a look do: tests/unit/credits/test_balance.py."""
+when told to; at rest it looks only when its process works. What a refresh and a look do: tests/unit/credits/test_balance.py."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fluxhook.credits.balance import LOOK_EVERY, QUIET
 from fluxhook.store.effects import AccountJobEnded
 from helpers import run_older_releases_task
 from worker import balance
+from worker.activity import ACTIVITY
 
 
 def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_processes_look(make_services, sim):
@@ -42,6 +43,7 @@ def test_the_balance_thread_reads_the_credits_again_a_few_seconds_after_jobs_end
         own_sim.settings(credits=493.0)  # a job's price
         ended = time.time()
         svc.store.effects.apply([AccountJobEnded("default", ended)])  # its end's mark (accounting.on_end)
+        ACTIVITY.noted()  # by the lane whose task ended it: a reader at rest looks again at once
         read = wait_until(lambda: (lambda b: b if b.credits == 493.0 else None)(svc.store.usage.balance(account=account)),
                           timeout=QUIET + LOOK_EVERY + 3, interval=0.1, message="the balance read again after the end")
         assert read.at - ended >= QUIET - 0.5  # once the end was quiet, not at once

@@ -6,6 +6,7 @@ looks for `rq suspend` without a heartbeat. A job's task that succeeded leaves n
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 from rq import Queue, Retry
@@ -18,7 +19,7 @@ from rq.worker import WorkerStatus
 from devtools.processes import wait_until
 from fluxhook.lifecycle.steps import enqueueing
 from helpers import commands_during
-from worker.inprocess import CLEANING_LOCK_TTL, SUSPENSION, InProcessWorker
+from worker.inprocess import _FULL_CLEANING_DUE, CLEANING_LOCK_TTL, SUSPENSION, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
 TASK = "worker.retention.purge"
@@ -83,8 +84,28 @@ def test_a_queues_registries_are_cleaned_once_per_maintenance_interval_whichever
 
     rq_default = InProcessWorker([queue], connection=svc.redis)  # RQ's 10 minutes: the claim's life stays short
     svc.redis.delete(queue.registry_cleaning_key)
+    _FULL_CLEANING_DUE.clear()
     rq_default.clean_registries()
     assert 0 < svc.redis.ttl(queue.registry_cleaning_key) <= CLEANING_LOCK_TTL <= 60
+
+
+def test_at_rest_a_maintenance_looks_for_an_abandoned_task_in_two_commands_and_cleans_when_it_finds_one(make_services):
+    """SPEC §17: a queue's registries are cleaned in full once per FULL_CLEANING_EVERY; between, a maintenance only
+    looks whether a killed worker left a task (its heartbeat lapsed, RQ's own rule), and cleans at once if so."""
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    lane = InProcessWorker([queue], connection=svc.redis, maintenance_interval=15)
+    lane.clean_registries()  # the first: in full
+    svc.redis.delete(queue.registry_cleaning_key)
+
+    looks = commands_during(svc.redis, 6, lane.clean_registries)
+    assert [c["command"].split(" ")[0] for c in looks if not c["command"].startswith("SELECT")] == ["ZRANGEBYSCORE", "LRANGE"]
+
+    _, task = _started(svc.redis, queue)  # a task whose worker died: its heartbeat lapsed a minute ago
+    registry = queue.started_job_registry.key
+    svc.redis.zadd(registry, {entry: time.time() - 60 for entry in svc.redis.zrange(registry, 0, -1)})
+    lane.clean_registries()
+    assert task.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.SCHEDULED, JobStatus.QUEUED)
 
 
 def test_an_idle_lane_beats_every_worker_ttl_less_15_s_and_its_record_never_lapses(make_services):

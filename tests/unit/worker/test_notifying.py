@@ -14,7 +14,7 @@ from fluxhook.core import transitions as st
 from fluxhook.lifecycle import key_admin
 from fluxhook.store.keys import KEYS
 from notify_helpers import notified_job
-from worker import notifying
+from worker import notifying, runtime
 
 
 @pytest.fixture()
@@ -38,7 +38,7 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
     svc = make_services(11, NOTIFY_HOST_ALLOWLIST=f"{slow.host},{prompt.host}")
     key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
     held = [_ended(svc, slow.url(), key_a) for _ in range(6)]
-    notifier = notifying.Notifier(svc, 4)
+    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
     notifier.start()
     try:
         wait_until(lambda: slow.open == 2, timeout=10, message="A's receiver holding two attempts")

@@ -16,7 +16,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import SLOT_LEASE
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
-from worker import sending
+from worker import runtime, sending
 
 
 @pytest.fixture()
@@ -49,7 +49,7 @@ def _two_keys(svc) -> tuple[str, str]:
 def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], sending.Senders]:
     """Key ``key_id``'s 4 jobs sent by started senders, each holding one of the 4 slots at BFL."""
     jobs = _queue(svc, 4, key_id)
-    started = sending.start(svc, size=senders)
+    started = sending.start(svc, runtime.wakes_for(svc.config), size=senders)
     try:
         wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
     except BaseException:
@@ -61,7 +61,7 @@ def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], sending
 def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
     svc = services()
     jobs = _queue(svc, 6)
-    senders = sending.start(svc, size=2)
+    senders = sending.start(svc, runtime.wakes_for(svc.config), size=2)
     try:
         peak = 0
         deadline = time.monotonic() + 10
@@ -85,7 +85,7 @@ def test_submissions_are_sent_side_by_side_not_one_after_another(services, sim):
     svc = services()
     jobs = _queue(svc, 4)
     started = time.monotonic()
-    senders = sending.start(svc, size=4)
+    senders = sending.start(svc, runtime.wakes_for(svc.config), size=4)
     try:
         wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="4 jobs at BFL")
         # Four answers of 0.5 s each, one after another, would take 2 s.
@@ -111,7 +111,7 @@ def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
 def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(services, sim):
     svc = services()
     jobs = _queue(svc, 2)
-    senders = sending.start(svc, size=1)
+    senders = sending.start(svc, runtime.wakes_for(svc.config), size=1)
     wait_until(lambda: senders.busy() == 1, timeout=5, message="one submission under way")
     senders.stop(timeout=5)
     assert not senders.is_alive() and senders.busy() == 0
@@ -121,7 +121,7 @@ def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(servic
 
 def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_second(services, sim):
     svc = services()
-    senders = sending.start(svc, size=2)
+    senders = sending.start(svc, runtime.wakes_for(svc.config), size=2)
     try:
         time.sleep(0.3)  # its first look, at start
         # A second at a time, it would dispatch twice here; with every line empty it waits for a wake-up.
@@ -161,7 +161,7 @@ def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back
     started: list[sending.Senders] = []
 
     def send() -> None:
-        started.append(sending.start(svc, size=1))
+        started.append(sending.start(svc, runtime.wakes_for(svc.config), size=1))
         wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
 
     try:
@@ -188,7 +188,7 @@ def test_a_slot_past_its_lease_is_freed_though_every_wait_is_woken(services, sim
         svc.jobs.create(job)
         assert svc.slots.acquire(job)  # every slot held, by jobs nobody sends
     waiting = _queue(svc, 1)[0]
-    senders = sending.start(svc, size=1)
+    senders = sending.start(svc, runtime.wakes_for(svc.config), size=1)
     stop = threading.Event()
 
     def wake() -> None:

@@ -1,0 +1,298 @@
+"""Benchmark: what fluxhook costs Redis at rest (SPEC §17, "At rest it costs nothing"), beside c62e1e8.
+
+    .venv/bin/python -m bench.idle [--seconds 120] [--workers 1] [--settle 10]
+                                   [--baseline-commit c62e1e8] [--baseline-tree /tmp/fluxhook-<commit>|none]
+
+Each tree runs the Procfile's web (all its gunicorn workers) and ``--workers`` ``python -m worker`` processes on a Redis
+of their own, with the BFL simulator; one job is posted and waited for until stored, then, ``--settle`` seconds later,
+nothing happens for ``--seconds``. Over that rest the bench reads:
+
+- Redis's own ``INFO commandstats`` before and after: every command Redis ran, those run inside scripts included,
+  by command (less the bench's own ``INFO`` and ``MONITOR``);
+- ``MONITOR``: each command with the address of the connection that sent it, that address mapped to the process
+  that holds it (its local port, from the kernel's socket table): commands by process. A script's inner commands
+  count for the process whose ``EVAL``/``EVALSHA`` ran them.
+
+Both trees run one after the other in this run, each in a process of its own with its tree's code first on the path
+(the baseline: a detached ``git worktree`` of ``--baseline-commit``, made when missing, as bench/latency.py does).
+SPEC §17's figure is at most 1 command a second for a web and a worker process together (4 for 4 worker processes),
+averaged over 10 minutes: ``--seconds 600`` measures it so; the default 2 minutes reads the same rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE_COMMIT = "c62e1e8"
+# The bench's own commands: its snapshots and its MONITOR (never sent by fluxhook at rest).
+OWN = frozenset({"info", "monitor"})
+SCRIPTS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
+BUDGET_PER_PROCESS_PAIR = 1.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=120.0, help="the rest measured (SPEC §17: 600)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes beside the one web")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after the first job before the rest")
+    parser.add_argument("--baseline-commit", default=BASELINE_COMMIT)
+    parser.add_argument("--baseline-tree", default=None, help="checkout to compare with; 'none' skips the baseline")
+    parser.add_argument("--run", action="store_true", help=argparse.SUPPRESS)  # one tree, in this process
+    return parser.parse_args(argv)
+
+
+# --------------------------------------------------------------------------- one tree, in its own process
+
+
+class Monitor(threading.Thread):
+    """Counts every command Redis runs by (client address, command) until ``stop``; a script's inner commands under
+    the address of the client whose script ran them."""
+
+    def __init__(self, url: str):
+        super().__init__(name="idle-monitor", daemon=True)
+        import redis
+
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        # Redis before 7 shows a script's call, then its inner commands; 7 and later the inner commands first.
+        self.call_first = int(self.client.info("server")["redis_version"].split(".")[0]) < 7
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.counting = False
+        self._stopped = False
+
+    def run(self) -> None:
+        pending: list[str] = []  # inner commands of a script whose call has not shown yet (Redis 7)
+        last_script_client = ""
+        with self.client.monitor() as monitor:
+            self._connection = monitor.connection
+            for event in monitor.listen():
+                if self._stopped:
+                    return
+                if not self.counting:
+                    continue
+                command = str(event.get("command", "")).split(" ", 1)[0].strip('"').lower()
+                if event.get("client_type") == "lua":
+                    if self.call_first:
+                        self.counts[(last_script_client, command)] += 1
+                    else:
+                        pending.append(command)
+                    continue
+                client = f"{event.get('client_address')}:{event.get('client_port')}"
+                self.counts[(client, command)] += 1
+                if command in SCRIPTS:
+                    last_script_client = client
+                    for inner in pending:
+                        self.counts[(client, inner)] += 1
+                pending.clear()
+
+    def stop(self) -> None:
+        self._stopped = True
+        try:
+            self.client.ping()  # one more line for the monitor to read, and see the stop
+        except Exception:
+            pass
+
+
+def processes_by_port(redis_port: int, roots: dict[str, int]) -> dict[str, str]:
+    """The local address of each connection to Redis, named for the process tree (``roots``: name -> pid) holding
+    it."""
+    import psutil
+
+    named: dict[str, str] = {}
+    for name, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in tree:
+            try:
+                connections = process.net_connections(kind="tcp")
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            for conn in connections:
+                if conn.raddr and conn.raddr.port == redis_port:
+                    named[f"{conn.laddr.ip}:{conn.laddr.port}"] = name
+    return named
+
+
+def commandstats(db) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in db.info("commandstats").items()}
+
+
+class Receiver:
+    """An app's notification endpoint on 127.0.0.1: when each message's first POST came (by its webhook-id)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        arrived = self.arrived = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                arrived.setdefault(self.headers.get("webhook-id", ""), time.time())
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def first(self, job_id: str, timeout: float = 60.0) -> float:
+        deadline = time.monotonic() + timeout
+        while f"msg_{job_id}" not in self.arrived:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no notification of {job_id}")
+            time.sleep(0.01)
+        return self.arrived[f"msg_{job_id}"]
+
+
+def stored_job(stack, prompt: str) -> str:
+    from bench.common import wait_all_terminal
+
+    answer = stack.api_session().post(stack.base_url + "/v1/jobs", timeout=30,
+                                      json={"model": "flux-2-pro", "input": {"prompt": prompt}})
+    answer.raise_for_status()
+    job_id = answer.json()["id"]
+    wait_all_terminal(stack.redis(), [job_id], timeout=120)
+    return job_id
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Start a stack from the tree on the path, store one job, then count what the rest costs; then time the next
+    job's notification from its end."""
+    from bench.common import BenchStack, read_jobs
+
+    receiver = Receiver()
+    secret = "whsec_" + base64.b64encode(b"fluxhook-bench-idle-key-32-bytes").decode()
+    with BenchStack("idle", log_level="WARNING", NOTIFY_URL=f"http://127.0.0.1:{receiver.port}/hooks",
+                    NOTIFY_SECRET=secret, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receiver.port}") as stack:
+        stack.start(workers=args.workers)
+        db = stack.redis()
+        job_id = stored_job(stack, "bench-idle first job")
+        status = read_jobs(db, [job_id], ("status",))[0]["status"]
+        time.sleep(args.settle)  # the first job's after-effects: its notification, the balance's look, a thumbnail
+        monitor = Monitor(stack.env["REDIS_URL"])
+        monitor.start()
+        time.sleep(0.5)  # the monitor is listening
+        roots = {"web": stack.web.pid, **{f"worker-{n}": w.pid for n, w in enumerate(stack.workers, 1)}}
+        before = commandstats(db)
+        monitor.counting = True
+        started = time.monotonic()
+        time.sleep(args.seconds)
+        monitor.counting = False
+        after = commandstats(db)
+        elapsed = time.monotonic() - started
+        port = int(stack.env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        named = processes_by_port(port, roots)
+        monitor.stop()
+        # Waking: the next job's notification after the rest, from its end (its record's completed_at).
+        woken = stored_job(stack, "bench-idle after the rest")
+        notified = receiver.first(woken) - float(read_jobs(db, [woken], ("completed_at",))[0]["completed_at"] or "nan")
+    receiver.server.shutdown()
+    by_command = {name: after[name] - before.get(name, 0) for name in after
+                  if name not in OWN and after[name] - before.get(name, 0) > 0}
+    by_process: Counter[str] = Counter()
+    by_process_command: Counter[str] = Counter()
+    for (client, command), calls in monitor.counts.items():
+        if command in OWN:
+            continue
+        process = named.get(client, "other (closed connection)")
+        by_process[process] += calls
+        by_process_command[f"{process} {command}"] += calls
+    return {"seconds": elapsed, "first_job": status, "by_command": by_command, "by_process": dict(by_process),
+            "by_process_command": dict(by_process_command), "notified_after_end": notified}
+
+
+# --------------------------------------------------------------------------- both trees, side by side
+
+
+def ensure_baseline(tree: Path, commit: str) -> Path:
+    """The code to compare with: reused if there, else a detached worktree of ``commit``."""
+    if not (tree / "Procfile").exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+                       check=True, timeout=120)
+    return tree
+
+
+def run_in(tree: Path, args: argparse.Namespace) -> dict:
+    """One measure in its own process, with ``tree``'s code (and so its Procfile's processes) first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    command = [sys.executable, str(Path(__file__).resolve()), "--run", "--seconds", str(args.seconds),
+               "--workers", str(args.workers), "--settle", str(args.settle)]
+    child = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = child.communicate(timeout=args.seconds + args.settle + 600)
+    finally:
+        if child.poll() is None:  # stopped early: the run stops its stack on its way out
+            child.terminate()
+            try:
+                child.wait(60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    if child.returncode != 0:
+        raise RuntimeError(f"the measure in {tree} failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table(title: str, results: dict[str, dict], key: str) -> None:
+    names = sorted({name for figures in results.values() for name in figures[key]},
+                   key=lambda name: -max(f[key].get(name, 0) / f["seconds"] for f in results.values()))
+    labels = list(results)
+    print(f"\n{title} (commands a second)")
+    print(f"  {'':<40}" + "".join(f"{label:>12}" for label in labels))
+    for name in names:
+        print(f"  {name:<40}" + "".join(f"{results[label][key].get(name, 0) / results[label]['seconds']:>12.3f}"
+                                        for label in labels))
+    print(f"  {'total':<40}" + "".join(f"{sum(results[label][key].values()) / results[label]['seconds']:>12.3f}"
+                                      for label in labels))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.run:
+        print(json.dumps(measure(args)))
+        return 0
+    tree = args.baseline_tree or f"/tmp/fluxhook-{args.baseline_commit}"
+    baseline = None if tree == "none" else ensure_baseline(Path(tree), args.baseline_commit)
+    print(f"bench-idle: one web and {args.workers} worker process(es), one job stored, then {args.seconds:.0f} s "
+          f"at rest", flush=True)
+    results: dict[str, dict] = {}
+    for label, path in (("fluxhook", ROOT), (args.baseline_commit, baseline)):
+        if path is None:
+            continue
+        started = time.monotonic()
+        results[label] = run_in(path, args)
+        print(f"  {label}: measured {results[label]['seconds']:.0f} s at rest "
+              f"(first job {results[label]['first_job']}) [{time.monotonic() - started:.0f} s]", flush=True)
+    table("By command, from INFO commandstats (a script's inner commands included)", results, "by_command")
+    table("By process, from MONITOR (a script's inner commands counted for its caller)", results, "by_process")
+    table("By process and command, from MONITOR", results, "by_process_command")
+    print("\nWaking: a job's notification after the rest, from its job's end (SPEC §17: <= 0.2 s)")
+    for label, figures in results.items():
+        print(f"  {label:<12}{figures['notified_after_end']:.3f} s")
+    ours = results["fluxhook"]
+    rate = sum(ours["by_command"].values()) / ours["seconds"]
+    bound = BUDGET_PER_PROCESS_PAIR * args.workers
+    print(f"\nat rest: {rate:.3f} commands a second (target <= {bound:g}): {'met' if rate <= bound else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
