@@ -18,7 +18,7 @@ import redis
 import requests
 
 from conftest import API_TOKEN
-from devtools.processes import RedisServer, wait_until
+from devtools.processes import RedisServer
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from notify_helpers import SECRET, receiving

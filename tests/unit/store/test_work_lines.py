@@ -18,6 +18,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER, member_job
 from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.tallies import Tallies
+from fluxhook.store.wakes import TIMEOUT, WORK, Wakes
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, DRAFT_CACHE, KINDS, WorkLines
 from helpers import commands_during
 
@@ -147,7 +148,9 @@ def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(wo
 
 def test_adding_work_wakes_one_feeder(work):
     add(work, DOWNLOAD, "key_a", 3)
-    assert work.wait_for_work(0.05) and not work.wait_for_work(0.05)  # one token, however much was added
+    wakes = Wakes(work.connection)
+    # One token, however much was added.
+    assert [wakes.wait(KEYS.work_added, 0.05) for _ in range(2)] == [WORK, TIMEOUT]
 
 
 def test_a_batch_is_taken_one_turn_at_a_time(work):
@@ -174,7 +177,9 @@ def test_a_job_whose_process_died_while_moving_goes_back_in_line(work):
     assert take_members(work, DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
     assert take_members(work, DOWNLOAD, 1, now) == []  # the one moving counts against the room
     assert take_members(work, DOWNLOAD, 2, now) == [f"key_a:{kept}"]  # taken just now: still being moved
+    work.connection.delete(KEYS.work_added)
     assert work.restore([DOWNLOAD], now - 60) == 1
+    assert Wakes(work.connection).wait(KEYS.work_added, 0.05) == WORK  # a feeder at rest feeds it at once
     assert work.waiting(DOWNLOAD) == 1 and take(work, DOWNLOAD, 5) == [lost]
     assert work.pending(DOWNLOAD, "key_a", kept)
 

@@ -10,13 +10,14 @@ import threading
 import time
 
 import pytest
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import JobStatus
 
 from devtools.processes import wait_until
 from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
 from fluxhook.media.fetch import fetch_file
+from helpers import commands_during
 from worker import lanes, runtime
 from worker.processes import STOP_TIMEOUT
 
@@ -127,3 +128,27 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
         assert task.return_value() == len(first + rest)
     finally:
         lanes.stop(running, hand_back_after=5, cold=lambda: False)
+
+
+def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_within_a_second(make_services):
+    """SPEC §17: a kind's idle lanes cost Redis one BLMOVE per WAIT_FOR_TASK (its watcher's), not one a second each; a
+    task queued is taken at once; a stop ends the watcher's wait (CLIENT UNBLOCK) and signs every lane off."""
+    svc = make_services(7)
+    runtime.init(svc)
+    queue = Queue("lanes-rest-test", connection=svc.redis)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=4, kind="download")
+    try:
+        wait_until(lambda: Worker.count(queue=queue) == 4, timeout=10, message="the lanes to register")
+        time.sleep(0.5)  # each lane's start-up (its birth, its first maintenance) is over
+        sent = commands_during(svc.redis, 7, lambda: time.sleep(2.0))
+        assert [c["command"].split(" ")[0] for c in sent if not c["command"].startswith("SELECT")] == []
+
+        queued = time.time()
+        task = queue.enqueue("time.time")
+        wait_until(lambda: task.get_status(refresh=True) == JobStatus.FINISHED, timeout=5, message="the task")
+        assert float(task.return_value()) - queued < 0.5  # taken as it was queued, not at a look
+    finally:
+        started = time.monotonic()
+        lanes.stop(running, hand_back_after=5, cold=lambda: False)
+        took = time.monotonic() - started
+    assert took < 1.0 and not any(lane.is_alive() for lane in running), took

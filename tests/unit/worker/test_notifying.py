@@ -13,6 +13,7 @@ from devtools.slow_receivers import TRICKLE, PromptReceiver, SlowReceiver
 from fluxhook.core import transitions as st
 from fluxhook.lifecycle import key_admin
 from fluxhook.store.keys import KEYS
+from helpers import commands_during
 from notify_helpers import notified_job
 from worker import notifying, runtime
 
@@ -52,3 +53,23 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
         started = time.monotonic()
         notifier.stop(timeout=0.1)
         assert time.monotonic() - started < notifying.LOOK_INTERVAL + 5.5
+
+
+def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_at_once(make_services, receivers):
+    """SPEC §17: with nothing due the notifier costs Redis nothing while it waits; a job's end wakes it (the push
+    job_transition.lua makes with the outbox entry), and the notification starts within 0.2 s of the end."""
+    _, prompt = receivers
+    svc = make_services(11, NOTIFY_HOST_ALLOWLIST=prompt.host)
+    key = key_admin.create_key(svc, {"name": "a"}, time.time())[0].id
+    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
+    notifier.start()
+    try:
+        time.sleep(0.5)  # its first look found nothing: it waits
+        sent = commands_during(svc.redis, 11, lambda: time.sleep(1.5))
+        assert [c["command"] for c in sent if not c["command"].startswith("SELECT")] == []
+        job_id = _ended(svc, prompt.url(), key)
+        ended = time.time()
+        arrived = wait_until(lambda: prompt.arrived.get(f"msg_{job_id}"), timeout=5, message="the notification")
+        assert arrived - ended < 0.2
+    finally:
+        notifier.stop(timeout=0.1)

@@ -1,26 +1,39 @@
-"""What worker/inprocess.py relies on in RQ, held so that an RQ upgrade that changes it fails here, by name,
-rather than in a lane at run time: the methods it overrides keep their parameters, the attributes it reads
-exist, and RQ's worker still calls the hooks in the order and thread the subclass expects."""
+"""What worker/inprocess.py, worker/lanes.py and worker/cron.py rely on in RQ, held so that an RQ upgrade that changes
+it fails here, by name, rather than in a lane at run time: the methods it overrides keep their parameters, the
+attributes and methods it reads or calls exist, RQ's blocking take ends at CLIENT UNBLOCK as at its timeout, and RQ's
+worker still calls the hooks in the order and thread the subclass expects."""
 
 from __future__ import annotations
 
 import inspect
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from redis import Redis
 from rq import Queue
+from rq.exceptions import DequeueTimeout
 from rq.job import JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.results import Result
+from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
+from devtools.processes import wait_until
+from fluxhook.store.queues import earliest_retry
 from worker.inprocess import InProcessWorker
 
 # RQ's own (non-underscore) names the subclass calls or reads, beside the methods it overrides.
 USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_current_executions",
                 "job_monitoring_interval", "last_heartbeat", "get_state", "register_birth",
                 "dequeue_job_and_maintain_ttl", "queues", "connection", "log", "name",
-                "worker_ttl", "maintenance_interval", "last_cleaned_at")
-USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry")
+                "worker_ttl", "maintenance_interval", "last_cleaned_at",
+                # The lane's own loop between two tasks (worker.lanes.Lane._wait_for_task), RQ's dequeue's as it is.
+                "should_run_maintenance_tasks", "job_class", "serializer", "death_penalty_class")
+USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry",
+                   "dequeue_any")
+# The cron thread moves RQ's retries as RQ's scheduler does, under its locks, only when one is due (worker.cron).
+USED_FROM_SCHEDULER = ("acquire_locks", "enqueue_scheduled_jobs", "release_locks")
 # A task's end deletes the record and result of a task that keeps nothing of its success (cleanup_execution).
 USED_FROM_JOB = ("key", "result_ttl", "get_status")
 OVERRIDDEN = sorted(name for name, value in vars(InProcessWorker).items()
@@ -52,7 +65,43 @@ def test_the_names_the_subclass_reads_exist(connection):
     missing += [f"Job.{name}" for name in USED_FROM_JOB if not hasattr(task, name)]
     if Result.get_key(task.id) != f"rq:results:{task.id}":
         missing.append("Result.get_key, naming a task's result stream")
+    scheduler = RQScheduler([queue.name], connection=connection)
+    missing += [f"RQScheduler.{name}" for name in USED_FROM_SCHEDULER if not hasattr(scheduler, name)]
+    missing += [f"StartedJobRegistry.{name}" for name in ("get_expired_job_ids",)
+                if not hasattr(queue.started_job_registry, name)]
+    missing += [f"IntermediateQueue.{name}" for name in ("get_job_ids",) if not hasattr(queue.intermediate_queue, name)]
     assert not missing, f"RQ no longer has what worker/inprocess.py uses: {missing}"
+
+
+def test_rq_s_blocking_take_ends_at_client_unblock_as_at_its_timeout_taking_nothing(connection):
+    """A stop ends the watching lane's wait (worker.lanes.Watch.unblock): RQ must take it for a timeout, not a task."""
+    queue = Queue("contract-unblock", connection=connection)
+    waiter = Redis(connection_pool=connection.connection_pool, single_connection_client=True)
+    client = int(waiter.client_id())
+    ended: list[object] = []
+
+    def wait() -> None:
+        try:
+            ended.append(Queue.dequeue_any([queue], 30, connection=waiter))
+        except DequeueTimeout as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    wait_until(lambda: connection.client_unblock(client), timeout=5, message="RQ's BLMOVE to block")
+    thread.join(2)
+    assert not thread.is_alive() and isinstance(ended[0], DequeueTimeout)
+    queue.enqueue("time.time")
+    assert len(queue.get_job_ids()) == 1  # taken by nobody
+
+
+def test_rq_s_scheduled_registry_is_a_sorted_set_scored_by_the_retry_s_time(connection):
+    """The cron thread waits until the earliest retry (store.queues.earliest_retry): the registry's scores."""
+    queue = Queue("contract-retry", connection=connection)
+    at = datetime.now(timezone.utc) + timedelta(seconds=90)
+    task = queue.enqueue_at(at, "time.time")
+    assert earliest_retry(connection, [queue.name]) == pytest.approx(at.timestamp(), abs=1)
+    assert ScheduledJobRegistry(queue.name, connection=connection).get_job_ids() == [task.id]
 
 
 class Recording(InProcessWorker):
