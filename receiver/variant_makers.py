@@ -23,6 +23,7 @@ import os
 import threading
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as MakingTimedOut
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -49,6 +50,9 @@ MAKING_NICENESS = 10
 # A maker process is replaced after this many variants: whatever a library keeps of each, it keeps for so many only.
 VARIANTS_PER_MAKER = 500
 RETRY_SECONDS = 2
+# The longest a request waits for its variant once a maker has it: a 2048-px AVIF of the largest image takes a few
+# seconds; one far past that is stuck, and its request is answered rather than held with its place in the room.
+MAKE_SECONDS = 60
 
 
 class VariantMakers:
@@ -96,10 +100,17 @@ class VariantMakers:
         try:
             pool = self._processes()
             try:
-                return pool.submit(variant_bytes, original(), variant).result()
+                return pool.submit(variant_bytes, original(), variant).result(timeout=MAKE_SECONDS)
             except BrokenProcessPool:
                 self._replace(pool)
                 raise VariantsBusy("the process making this variant ended before it was made; ask again",
+                                   retry_after=RETRY_SECONDS) from None
+            except MakingTimedOut:
+                # The next requests go to a pool made again; the stuck process ends with its task.
+                log.warning("a variant took longer than %s s to make; its maker pool is made again", MAKE_SECONDS,
+                            extra={"variant": str(variant)})
+                self._replace(pool)
+                raise VariantsBusy(f"this variant was not made within {MAKE_SECONDS} s; ask again",
                                    retry_after=RETRY_SECONDS) from None
         finally:
             self._turns.release(owner)

@@ -2,7 +2,8 @@
 the room however many of its requests arrive (the rest 503 ``variants_busy`` with Retry-After, at once), so another
 owner's request still finds one; makers go to owners in turns, so key B's variant is made while key A's backlog
 waits; the makers are processes of their own at a lower CPU priority; a maker that dies costs one request a 503, and
-the next is made by a new one; a place comes back whatever ends it."""
+the next is made by a new one, as is the next after a maker stuck past ``MAKE_SECONDS``; a place comes back whatever
+ends it."""
 
 from __future__ import annotations
 
@@ -130,3 +131,24 @@ def test_a_maker_that_dies_costs_a_503_and_the_next_variant_is_made(makers):
 
 def test_a_process_has_one_set_of_makers(request_context):
     assert variant_makers() is variant_makers()
+
+
+def test_a_stuck_maker_costs_its_request_a_503_at_the_bound_and_the_next_variant_is_made(makers, monkeypatch):
+    import multiprocessing
+
+    import receiver.variant_makers as variant_makers_module
+
+    makers.make("key_a", _jpeg, Variant(64, "webp", 75))
+    stuck = multiprocessing.active_children()
+    monkeypatch.setattr(variant_makers_module, "MAKE_SECONDS", 1)
+    for child in stuck:
+        os.kill(child.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(VariantsBusy, match="not made within 1 s"):
+            makers.make("key_a", _jpeg, Variant(128, "webp", 75))
+    finally:
+        for child in stuck:
+            os.kill(child.pid, signal.SIGKILL)
+
+    assert makers.make("key_b", _jpeg, Variant(256, "webp", 75))[:4] == b"RIFF"
+    assert not {child.pid for child in stuck} & {child.pid for child in multiprocessing.active_children()}
