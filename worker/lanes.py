@@ -161,6 +161,8 @@ class Lane(threading.Thread):
                         worker.teardown()
                 except RedisError:
                     pass  # the worker's record expires by itself
+                if worker is not None:
+                    worker.connection.close()  # the lane's own connection, back to its pool
 
     def _give_back(self, lost: InProcessWorker) -> None:
         # The primary that took over may lack the end of the worker's last task (replication trails by a
