@@ -53,7 +53,9 @@ class ItemSpool:
 
     def add(self, item: BatchItem) -> None:
         """The next item, of a good shape."""
-        line = json.dumps([item.input, item.metadata], separators=(",", ":")) + "\n"
+        # UTF-8 as sent, not escaped: a line is no larger than its item was in the body (a body read here holds no
+        # lone surrogate: ``json_body`` refuses one).
+        line = json.dumps([item.input, item.metadata], separators=(",", ":"), ensure_ascii=False) + "\n"
         self._file.write(line.encode())
         self.count += 1
 
