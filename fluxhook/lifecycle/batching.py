@@ -3,9 +3,10 @@
 Creating one checks every item as ``POST /v1/jobs`` checks a job (the catalog, BFL's schema, the key's models) before
 anything exists, then records the batch and its items, in line, in a few round trips: no item is sent here, a worker's
 sender sends each as a slot frees. Its items come spooled (``core/batch_items.py``) and are read from the spool a trip
-at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory. An item waits behind its key's single jobs (interactive first: its member in line
-is the bulk form, ``store/owners.py``), and between keys every item takes its turn as a job does (SPEC §11). Each item
-reserves its budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
+at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory.
+An item waits behind its key's single jobs (interactive first: its member in line is the bulk form,
+``store/owners.py``), and between keys every item takes its turn as a job does (SPEC §11). Each item reserves its
+budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
 """
 
 from __future__ import annotations
