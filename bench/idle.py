@@ -230,14 +230,6 @@ def measure(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------- both trees, side by side
 
 
-def ensure_baseline(tree: Path, commit: str) -> Path:
-    """The code to compare with: reused if there, else a detached worktree of ``commit``."""
-    if not (tree / "Procfile").exists():
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
-                       check=True, timeout=120)
-    return tree
-
-
 def run_in(tree: Path, args: argparse.Namespace) -> dict:
     """One measure in its own process, with ``tree``'s code (and so its Procfile's processes) first on the path."""
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -277,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         print(json.dumps(measure(args)))
         return 0
+    from bench.latency import ensure_baseline
+
     tree = args.baseline_tree or f"/tmp/fluxhook-{args.baseline_commit}"
     baseline = None if tree == "none" else ensure_baseline(Path(tree), args.baseline_commit)
     print(f"bench-idle: one web and {args.workers} worker process(es), one job stored, then {args.seconds:.0f} s "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+from .loops import Loop
+
 
 class Activity:
     """The process's note that it did work, for each thread that listens."""
@@ -33,3 +35,29 @@ class Activity:
 
 
 ACTIVITY = Activity()
+
+
+class RestingLoop(Loop):
+    """A ``Loop`` whose step, at rest, waits for its process's work (``rest``); a stop ends that wait at once."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self._worked = ACTIVITY.listener()
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self._worked.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._worked.set()
+        super().stop(timeout)
+
+    def worked(self) -> bool:
+        """Whether the process did work since the last call (and forget it)."""
+        done = self._worked.is_set()
+        self._worked.clear()
+        return done
+
+    def rest(self, seconds: float) -> None:
+        """Wait ``seconds``, or until the process does work or a stop comes."""
+        self._worked.wait(seconds)

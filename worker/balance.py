@@ -16,8 +16,7 @@ from fluxhook.core.outcomes import SKIPPED
 from fluxhook.credits.balance import LOOK_EVERY, MAX_STALE, QUIET, Watch, check_every, look
 from fluxhook.services import Services
 
-from .activity import ACTIVITY
-from .loops import Loop
+from .activity import RestingLoop
 
 # How long after this process last did work (a job sent, a task run) it looks every LOOK_EVERY s: an end is read once
 # QUIET, or MAX_STALE while ends keep coming.
@@ -26,7 +25,7 @@ BUSY_FOR = MAX_STALE + QUIET + LOOK_EVERY
 REST_LOOK = 30.0
 
 
-class BalanceReader(Loop):
+class BalanceReader(RestingLoop):
     """Looks at the accounts' balances every ``LOOK_EVERY`` s while this process works (``REST_LOOK`` at rest), and
     refreshes them every ``interval`` s (each from the start of the last)."""
 
@@ -36,21 +35,11 @@ class BalanceReader(Loop):
         self.interval = check_every(svc.config.bfl_credits_refresh_seconds, svc.config.named_accounts != ())
         self.watch = Watch()
         self.next_refresh = 0.0
-        self._worked = ACTIVITY.listener()
         self._busy_until = 0.0
-
-    def request_stop(self) -> None:
-        super().request_stop()
-        self._worked.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._worked.set()
-        super().stop(timeout)
 
     def step(self) -> float:
         started = time.monotonic()
-        if self._worked.is_set():
-            self._worked.clear()
+        if self.worked():
             self._busy_until = started + BUSY_FOR
         refreshing = started >= self.next_refresh
         look(self.svc, self.watch, interval=refreshing)
@@ -59,7 +48,7 @@ class BalanceReader(Loop):
         busy = started < self._busy_until or bool(self.watch.stale)
         wake = min(started + (LOOK_EVERY if busy else REST_LOOK), self.next_refresh)
         if not busy:
-            self._worked.wait(max(0.0, wake - time.monotonic()))  # this process's work wakes it at once
+            self.rest(max(0.0, wake - time.monotonic()))  # this process's work wakes it at once
             return 0.0
         return max(0.0, wake - time.monotonic())
 

@@ -8,9 +8,9 @@ claimed comes due again once its lease is over. A thread, not an RQ task queued 
 queueing, RQ's records of it and a lane's turn cost Redis about seven times what the sweep itself does.
 
 At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits until this
-process does work a sweep may follow up (``activity.ACTIVITY``: a job sent, a task run, work moved), or ``REST_LOOK``
-for what another process or the web left it (a job's deadline, a batch's cancel), and sweeps again once a second from
-the look that finds something.
+process does work a sweep may follow up (``activity.RestingLoop``: a job sent, a task run, work moved), or
+``REST_LOOK`` for what another process or the web left it (a job's deadline, a batch's cancel), and sweeps again once a
+second from the look that finds something.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from fluxhook.core.live import SWEEP_INTERVAL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import Services
 
-from .activity import ACTIVITY
-from .loops import Loop
+from .activity import RestingLoop
 
 # How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
 # pace of polls counts on it.
@@ -32,27 +31,18 @@ INTERVAL = SWEEP_INTERVAL
 REST_LOOK = 30.0
 
 
-class Sweeper(Loop):
+class Sweeper(RestingLoop):
     """Runs the sweep every ``INTERVAL`` seconds until ``stop()``; at rest, waits for work."""
 
     def __init__(self, svc: Services):
         super().__init__("fluxhook-sweep")
         self.svc = svc
-        self._worked = ACTIVITY.listener()
-
-    def request_stop(self) -> None:
-        super().request_stop()
-        self._worked.set()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._worked.set()
-        super().stop(timeout)
 
     def step(self) -> float:
         started = time.monotonic()
-        self._worked.clear()
+        self.worked()  # what the look below finds
         if self.svc.store.sweep_holds_nothing():
-            self._worked.wait(REST_LOOK)
+            self.rest(REST_LOOK)
             return 0.0
         sweep(self.svc)
         return max(0.0, INTERVAL - (time.monotonic() - started))
