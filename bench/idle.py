@@ -11,7 +11,11 @@ nothing happens for ``--seconds``. Over that rest the bench reads:
   by command (less the bench's own ``INFO`` and ``MONITOR``);
 - ``MONITOR``: each command with the address of the connection that sent it, that address mapped to the process
   that holds it (its local port, from the kernel's socket table): commands by process. A script's inner commands
-  count for the process whose ``EVAL``/``EVALSHA`` ran them.
+  count for the process whose ``EVAL``/``EVALSHA`` ran them. (MONITOR shows no ``CLIENT`` command: those are in the
+  first count only.)
+
+Then waking (SPEC §17: within 0.2 s): a second job is posted after the rest, and its notification's first POST to a
+receiver of the bench's own is timed from the job's end (its record's ``completed_at``).
 
 Both trees run one after the other in this run, each in a process of its own with its tree's code first on the path
 (the baseline: a detached ``git worktree`` of ``--baseline-commit``, made when missing, as bench/latency.py does).
@@ -214,7 +218,7 @@ def measure(args: argparse.Namespace) -> dict:
     receiver.server.shutdown()
     by_command = {name: after[name] - before.get(name, 0) for name in after
                   if name not in OWN and after[name] - before.get(name, 0) > 0}
-    by_process: Counter[str] = Counter()
+    by_process: Counter[str] = Counter({name: 0 for name in roots})  # a process that sent nothing shows its 0
     by_process_command: Counter[str] = Counter()
     for (client, command), calls in monitor.counts.items():
         if command in OWN:
