@@ -29,6 +29,9 @@ INTERVAL = SWEEP_INTERVAL
 # How long a sweeper at rest waits before it looks again whether its indexes hold anything: a bound for what comes
 # with no work of this process's (a web's job with a deadline waits in a line a dispatcher is woken for).
 REST_LOOK = 30.0
+# While its indexes hold something, how often it looks again whether they still do, once a sweep found nothing due: a
+# look a second would add a command to each of the sweeps that run while jobs are about.
+HOLDING_LOOK = 5.0
 
 
 class Sweeper(RestingLoop):
@@ -37,14 +40,20 @@ class Sweeper(RestingLoop):
     def __init__(self, svc: Services):
         super().__init__("fluxhook-sweep")
         self.svc = svc
+        self._holding = False  # whether its indexes held anything at its last look
+        self._next_look = 0.0
 
     def step(self) -> float:
         started = time.monotonic()
-        self.worked()  # what the look below finds
-        if self.svc.store.sweep_holds_nothing():
-            self.rest(REST_LOOK)
-            return 0.0
-        sweep(self.svc)
+        if not self._holding or started >= self._next_look:
+            self.worked()  # what the look below finds
+            self._holding = not self.svc.store.sweep_holds_nothing()
+            self._next_look = started + HOLDING_LOOK
+            if not self._holding:
+                self.rest(REST_LOOK)
+                return 0.0
+        if sweep(self.svc).found:
+            self._next_look = started + HOLDING_LOOK  # busy: no look whether to rest
         return max(0.0, INTERVAL - (time.monotonic() - started))
 
 

@@ -27,6 +27,8 @@ class SweepReport:
     due: int
     # Jobs ended at their deadline (Cancel-After).
     deadlines: int = 0
+    # Whether any part had work now (the worker's sweeper looks whether it may rest only after one that had none).
+    found: bool = True
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
@@ -46,4 +48,5 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
         finish_cancels(svc, now)
     if work.moving:
         restore_work(svc, now)
-    return SweepReport(due=len(due), deadlines=deadlines)
+    return SweepReport(due=len(due), deadlines=deadlines,
+                       found=any((work.jobs, work.deadlines, work.unmade, work.canceling, work.moving)))
