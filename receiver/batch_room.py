@@ -2,10 +2,11 @@
 between keys.
 
 A request waiting for a turn holds a thread (``BATCH_MAKING_ROOM`` of them are kept for it: ``gunicorn_conf``) and
-the file its items were spooled to (``core/batch_items.py``), but no work permit. A key may hold at most ``PLACES_PER_KEY`` of the room's places, so one key
-posting batches from many connections cannot fill it: another key's batch always finds a place and waits for its
-turn, which the turns between keys in Redis then give it before the flood's next (``store/batch_turns.py``). A key's
-batch past its places is answered 503 ``batches_busy`` at once, its own and no other key's.
+the file its items were spooled to (``core/batch_items.py``), but no work permit. A key may hold at most
+``PLACES_PER_KEY`` of the room's places, so one key posting batches from many connections cannot fill it: another
+key's batch always finds a place and waits for its turn, which the turns between keys in Redis then give it before the
+flood's next (``store/batch_turns.py``). A key's batch past its places is answered 503 ``batches_busy`` at once, its
+own and no other key's.
 """
 
 from __future__ import annotations
