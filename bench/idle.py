@@ -67,7 +67,9 @@ class Monitor(threading.Thread):
         super().__init__(name="idle-monitor", daemon=True)
         import redis
 
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        # No socket timeout: at rest a MONITOR may read nothing for minutes, and redis-py's default (5 s) would end
+        # it, each new one's HELLO and CLIENT SETINFO then counted as fluxhook's.
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=None)
         # Redis before 7 shows a script's call, then its inner commands; 7 and later the inner commands first.
         self.call_first = int(self.client.info("server")["redis_version"].split(".")[0]) < 7
         self.counts: Counter[tuple[str, str]] = Counter()
