@@ -27,8 +27,9 @@ from .activity import ACTIVITY
 IMMINENT_SHUTDOWN_DELAY = 10
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
-# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the notifier, the cron.
-WAITERS = 4
+# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the notifier, the cron
+# and the sweeper.
+WAITERS = 5
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -48,7 +49,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     # The threads that wait on wake-up lists at rest, and the stop that ends their waits: see store.wakes.
     wakes = runtime.wakes_for(config)
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues], wakes)
-    sweeper = sweeping.start(svc)
+    sweeper = sweeping.start(svc, wakes)
     balance_reader = balance.start(svc)
     senders = sending.start(svc, wakes, config.worker_send_concurrency)
     stop.on_first = senders.stop_taking

@@ -7,10 +7,11 @@ outbox members, messages due, moving work), so no two sweeps take the same thing
 claimed comes due again once its lease is over. A thread, not an RQ task queued every second: the task's
 queueing, RQ's records of it and a lane's turn cost Redis about seven times what the sweep itself does.
 
-At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits until this
-process does work a sweep may follow up (``activity.RestingLoop``: a job sent, a task run, work moved), or
-``REST_LOOK`` for what another process or the web left it (a job's deadline, a batch's cancel), and sweeps again once a
-second from the look that finds something.
+At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits on the
+sweepers' wake-up list (``Keys.sweep_added``, ``store.wakes``), which the step that makes a job the first one due or
+with a deadline pushes, whichever process made it (a web's send or track, a dispatcher's send, a Cancel-After), or
+``REST_LOOK`` for what nothing announces (work a process that died left moving, a batch whose making or cut was cut
+short), and sweeps again once a second from the look that finds something.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import time
 from fluxhook.core.live import SWEEP_INTERVAL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import Services
+from fluxhook.store.wakes import WORK, Wakes
 
-from .activity import RestingLoop
+from .loops import Loop
 
 # How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
 # pace of polls counts on it.
@@ -34,31 +36,39 @@ REST_LOOK = 30.0
 HOLDING_LOOK = 5.0
 
 
-class Sweeper(RestingLoop):
+class Sweeper(Loop):
     """Runs the sweep every ``INTERVAL`` seconds until ``stop()``; at rest, waits for work."""
 
-    def __init__(self, svc: Services):
+    def __init__(self, svc: Services, wakes: Wakes):
         super().__init__("fluxhook-sweep")
         self.svc = svc
+        self.wakes = wakes
         self._holding = False  # whether its indexes held anything at its last look
         self._next_look = 0.0
 
     def step(self) -> float:
         started = time.monotonic()
         if not self._holding or started >= self._next_look:
-            self.worked()  # what the look below finds
             self._holding = not self.svc.store.sweep_holds_nothing()
             self._next_look = started + HOLDING_LOOK
             if not self._holding:
-                self.rest(REST_LOOK)
+                self._rest()
                 return 0.0
         if sweep(self.svc).found:
             self._next_look = started + HOLDING_LOOK  # busy: no look whether to rest
         return max(0.0, INTERVAL - (time.monotonic() - started))
 
 
-def start(svc: Services) -> Sweeper:
-    """Start the worker's sweep thread."""
-    sweeper = Sweeper(svc)
+    def _rest(self) -> None:
+        # A wake-up pushed after the look above waits in its list: the wait below ends at once.
+        with self.waiting():
+            woken = self.wakes.wait(self.wakes.keys.sweep_added, REST_LOOK)
+        if self.stopping and woken == WORK:
+            self.wakes.give_back(self.wakes.keys.sweep_added)  # another process's sweeper follows it up
+
+
+def start(svc: Services, wakes: Wakes) -> Sweeper:
+    """Start the worker's sweep thread; ``wakes`` its wait at rest."""
+    sweeper = Sweeper(svc, wakes)
     sweeper.start()
     return sweeper

@@ -208,7 +208,8 @@ class JobStore:
         spec: dict[str, Any] = {
             "id": job.id, "bfl_id": job.bfl_id or "", "due": _score(due), "ttl": self.ttl or "", "model": job.model or "",
             "record": place(keys, k.job(job.id)), "indexes": [place(keys, index) for index in indexes],
-            "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace}
+            "due_index": place(keys, k.due), "models": place(keys, k.models), "replace": replace,
+            "sweep_added": place(keys, k.sweep_added)}
         if not job.batch_id:
             # Announced as made (the owner's streams show it); a batch's items are not, one by one: every web process
             # would read 10,000 announcements for one request. Its stream shows the batch; each item, once it moves.
@@ -364,6 +365,7 @@ class JobStore:
             "statuses": {name: place(keys, self.keys.status(name)) for name in (*allowed, new_status) if name},
             "terminal": consequences.terminal, "channel": self.keys.job_changes,
             "batch_counts": place(keys, self.keys.batch_counts), "notify_added": place(keys, self.keys.notify_added),
+            "sweep_added": place(keys, self.keys.sweep_added),
             **self._given_back(keys, consequences, allowed), **self._terms(keys, terms),
         }
         if announce := announced(words):

@@ -275,6 +275,13 @@ class Keys:
         return f"{self.prefix}notify:added"
 
     @property
+    def sweep_added(self) -> str:
+        """A wake-up: a list holding at most one item, pushed when a job joins the sweep's due or deadline index while
+        it was empty (a web process's send, a track, a Cancel-After): wakes one worker's sweeper at rest (BLPOP,
+        ``store.wakes``), which otherwise learns of work only from its own process."""
+        return f"{self.prefix}sweep:added"
+
+    @property
     def retry_added(self) -> str:
         """A wake-up: a list holding at most one item, pushed when an RQ task's retry is scheduled for later: wakes
         one worker's cron thread, which moves retries whose time came into their queues (BLPOP, ``store.wakes``)."""

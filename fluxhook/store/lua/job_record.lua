@@ -11,7 +11,8 @@
 -- `id`, `bfl_id` ('' = none), `due` ('' = not due), `ttl` in s ('' = none), `owner` (a tracked job's app key id,
 -- or 'admin'), `replace` (the index's job is gone: this one replaces it), `model` ('' = none), `channel` (where it
 -- is announced; none: not announced, as a batch's items are not); with a deadline, `deadlines` (that index) and
--- `deadline` (its score); `waiting`, the timeline entry
+-- `deadline` (its score); `sweep_added`, the sweepers' wake-up (store/wakes.py), pushed when the job is the first in
+-- the due or deadline index (a sweeper at rest waits for it); `waiting`, the timeline entry
 -- (effects.lua's) that says why a job made in line waits (job_record.note_wait). ARGV[at + 1...]: the record's
 -- field/value pairs. Returns the id of the job made, or of the job tracking the task, and the spec as read.
 local job_record = {}
@@ -29,8 +30,19 @@ function job_record.create(at, base)
   redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
   for _, index in ipairs(spec.indexes) do redis.call('ZADD', key(index), 0, id) end
   if spec.model ~= '' then redis.call('SADD', key(spec.models), spec.model) end
-  if spec.due ~= '' then redis.call('ZADD', key(spec.due_index), spec.due, id) end
-  if spec.deadlines then redis.call('ZADD', key(spec.deadlines), spec.deadline, id) end
+  local first = false
+  if spec.due ~= '' then
+    redis.call('ZADD', key(spec.due_index), spec.due, id)
+    first = redis.call('ZCARD', key(spec.due_index)) == 1
+  end
+  if spec.deadlines then
+    redis.call('ZADD', key(spec.deadlines), spec.deadline, id)
+    first = first or redis.call('ZCARD', key(spec.deadlines)) == 1
+  end
+  if first then
+    redis.call('LPUSH', key(spec.sweep_added), 1)
+    redis.call('LTRIM', key(spec.sweep_added), 0, 0)
+  end
   -- A new job is announced like a change of one (job_transition.lua): the streams of its owner show it.
   if spec.channel then redis.call('PUBLISH', spec.channel, id) end
   local hold = spec.hold

@@ -8,7 +8,8 @@
 -- (slot_holders.lua) and job -> route, and the wake-up of a dispatcher with the lines whose jobs it is for (spec.freed:
 -- {key, lines})), the BFL task index of a bfl_id being set, the lock taken and the lock freed, a key taken, and each
 -- effect's key (a timeline, the metrics hash, a day's or an hour's counters, the budget's reservations, an RQ key), and
--- the notifiers' wake-up (spec.notify_added), pushed when the step puts something in the outbox.
+-- the notifiers' wake-up (spec.notify_added), pushed when the step puts something in the outbox, and the sweepers'
+-- (spec.sweep_added), pushed when a job just sent is the only one due.
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
 --
@@ -295,6 +296,13 @@ elseif spec.due and not spec.terminal then
   -- Watched (store/watching.py): its record's mark is later than now.
   if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
   redis.call('ZADD', due, when, spec.id)
+  -- A job just sent, the first due: a sweeper at rest waits for it (spec.sweep_added, a wake-up list:
+  -- store/wakes.py). Only as it is sent (a web process's send is no work of any worker's): its send woke a
+  -- sweeper, which rests again only once every index it reads is empty.
+  if new == 'submitted' and redis.call('ZCARD', due) == 1 then
+    redis.call('LPUSH', KEYS[spec.sweep_added], 1)
+    redis.call('LTRIM', KEYS[spec.sweep_added], 0, 0)
+  end
 end
 -- A lock that guarded the move is moot once it is made: freed without a look at whose it is.
 if spec.unlock and (moving or redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value) then

@@ -38,18 +38,27 @@ end
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
 redis.call('ZADD', pool.line, 0, members.member(owner, job, ARGV[rest + 6] == '1'))
 s.route_of[job] = route
+-- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find nothing
+-- to give (a backlog posted all together would cost a dispatch per job). Or when a timer may hold the job back (a
+-- cooldown, a pause: s.on_timer, read as the pool's room was), whose end pushes nothing: a dispatcher at rest learns
+-- of it so, and waits it out on its own.
+local function wake()
+  if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
+end
+local open = #s.open_in(pool) > 0
 if ARGV[rest + 4] ~= '1' then
-  -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find
-  -- nothing to give (a backlog posted all together would cost a dispatch per job).
-  if #s.open_in(pool) > 0 and redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
-elseif #s.open_in(pool) > 0 then
-  -- Its pool has room: whose turn it is decides (a turn of another pool may come first at an account's max_active).
-  -- Without room, none is its: the lines are not read.
-  local turn = s.pick()
-  if turn and turn.job == job then
-    s.serve(turn)
-    return {turn.account.name, false}
+  if open or s.on_timer then wake() end
+else
+  if open then
+    -- Its pool has room: whose turn it is decides (a turn of another pool may come first at an account's
+    -- max_active). Without room, none is its: the lines are not read.
+    local turn = s.pick()
+    if turn and turn.job == job then
+      s.serve(turn)
+      return {turn.account.name, false}
+    end
   end
+  if s.on_timer then wake() end
 end
 local line = slots_waits.state(s, pool.name, owner, route)
 if spec then job_record.note_wait(spec, K.after, line) end

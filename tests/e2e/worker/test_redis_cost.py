@@ -35,8 +35,11 @@ IDLE_SECONDS = 4.0
 # its job with its lock; 180 to 185 before a slot's holder was one entry, a waiting job's reason came with its place
 # in line and the balance refresh left RQ; 200 to 202 before a task's end ran without RQ reading its executions back;
 # 255 before the scripts touched only the job's own pool, line, slot and record fields; 378 to 383 before the
-# thumbnail was made by the download task. About 6 % above the measure: a regression of a few commands a job fails it.
-CEILING = 148
+# thumbnail was made by the download task. Then 146 to 148 once the worker rested (SPEC §17 "At rest it costs
+# nothing"): its loops (the sweep once a second, the lanes' waits) run only while jobs are about, so the idle rate this
+# test takes off no longer takes them out, and they count here, which §17's figure leaves out. The ceiling is §17's
+# own: a regression of a few commands a job fails it.
+CEILING = 150
 # The test's own: its INFO snapshots and its HSTRLEN confirmations.
 OWN = ("cmdstat_info", "cmdstat_hstrlen")
 
