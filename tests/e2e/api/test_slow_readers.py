@@ -49,6 +49,8 @@ class SlowReader:
         self.sock.connect((host, int(port)))
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
         self.head = self.sock.recv(1024)
+        if self.status != 200:
+            self.head += self._rest_of_refusal()
         self.closed_at: float | None = None
         self.thread = threading.Thread(target=self._trickle, daemon=True)
         self.thread.start()
@@ -56,6 +58,17 @@ class SlowReader:
     @property
     def status(self) -> int:
         return int(self.head.split(b" ", 2)[1])
+
+    def _rest_of_refusal(self) -> bytes:
+        """A refusal's body, which may come in a segment of its own after its head."""
+        answer = self.head
+        while b"\r\n\r\n" not in answer and (piece := self.sock.recv(1024)):
+            answer += piece
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(head.lower().partition(b"content-length:")[2].split(b"\r\n")[0] or 0)
+        while len(body) < length and (piece := self.sock.recv(1024)):
+            body += piece
+        return (head + b"\r\n\r\n" + body)[len(self.head):]
 
     def _trickle(self) -> None:
         try:
