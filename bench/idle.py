@@ -37,6 +37,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from devtools.slow_receivers import PromptReceiver
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "c62e1e8"
 # The bench's own commands: its snapshots and its MONITOR (never sent by fluxhook at rest).
@@ -143,36 +145,14 @@ def commandstats(db) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in db.info("commandstats").items()}
 
 
-class Receiver:
-    """An app's notification endpoint on 127.0.0.1: when each message's first POST came (by its webhook-id)."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        arrived = self.arrived = {}
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                arrived.setdefault(self.headers.get("webhook-id", ""), time.time())
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def first(self, job_id: str, timeout: float = 60.0) -> float:
-        deadline = time.monotonic() + timeout
-        while f"msg_{job_id}" not in self.arrived:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no notification of {job_id}")
-            time.sleep(0.01)
-        return self.arrived[f"msg_{job_id}"]
+def first_notification(receiver: PromptReceiver, job_id: str, timeout: float = 60.0) -> float:
+    """When the first POST of ``job_id``'s notification reached ``receiver`` (its webhook-id is ``msg_<job id>``)."""
+    deadline = time.monotonic() + timeout
+    while f"msg_{job_id}" not in receiver.arrived:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no notification of {job_id}")
+        time.sleep(0.01)
+    return receiver.arrived[f"msg_{job_id}"]
 
 
 def stored_job(stack, prompt: str) -> str:
@@ -191,7 +171,7 @@ def measure(args: argparse.Namespace) -> dict:
     job's notification from its end."""
     from bench.common import BenchStack, read_jobs
 
-    receiver = Receiver()
+    receiver = PromptReceiver()
     secret = "whsec_" + base64.b64encode(b"fluxhook-bench-idle-key-32-bytes").decode()
     with BenchStack("idle", log_level="WARNING", NOTIFY_URL=f"http://127.0.0.1:{receiver.port}/hooks",
                     NOTIFY_SECRET=secret, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receiver.port}") as stack:
@@ -216,8 +196,9 @@ def measure(args: argparse.Namespace) -> dict:
         monitor.stop()
         # Waking: the next job's notification after the rest, from its end (its record's completed_at).
         woken = stored_job(stack, "bench-idle after the rest")
-        notified = receiver.first(woken) - float(read_jobs(db, [woken], ("completed_at",))[0]["completed_at"] or "nan")
-    receiver.server.shutdown()
+        ended = float(read_jobs(db, [woken], ("completed_at",))[0]["completed_at"] or "nan")
+        notified = first_notification(receiver, woken) - ended
+    receiver.stop()
     by_command = {name: after[name] - before.get(name, 0) for name in after
                   if name not in OWN and after[name] - before.get(name, 0) > 0}
     by_process: Counter[str] = Counter({name: 0 for name in roots})  # a process that sent nothing shows its 0
