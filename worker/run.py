@@ -85,7 +85,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
 
 
 def _after_download(svc: Services) -> None:
-    ACTIVITY.noted()  # a job stored: its balance and its sweep follow it up
+    ACTIVITY.noted()  # a job stored: its balance reader follows it up
     feeding.after_task(svc)
 
 

@@ -132,7 +132,7 @@ class Senders(Loop):
         except Exception:
             log.exception("submission failed", extra={"job_id": job_id})
         finally:
-            ACTIVITY.noted()  # a job sent is due for its checks: a sweeper at rest looks
+            ACTIVITY.noted()  # a job sent: its balance reader at rest follows it up
             with self._room:
                 self._busy -= 1
                 self._room.notify_all()
