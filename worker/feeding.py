@@ -27,10 +27,8 @@ WAKE_TIMEOUT = 1.0
 # The same wait after a feed that moved nothing while a line holds work (RQ's queue full): work added then wakes a
 # feeder, and a lane that ends a task feeds; this bound is for a line another process's feeder found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
-# The same wait with every line empty: only for a wake-up lost (its process killed as it took it, a Redis that failed
-# over with it; a stop gives it back). 30 s: a job a failover's lost wake-up left is stored within a minute of it, for
-# a command every 30 s at rest.
-REST_WAIT = 30.0
+# The same wait with every line empty: only for a wake-up lost (its process killed as it took it; a stop gives it back).
+REST_WAIT = 120.0
 
 
 # Set while a work line may hold work, as this process's last feed found (and before its first): one shared by the

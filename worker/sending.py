@@ -49,9 +49,8 @@ WAKE_TIMEOUT = 1.0
 # Redis that failed over.
 IDLE_WAKE_TIMEOUT = 5.0
 # The same wait when no job waits in any line: only for a wake-up lost (a Redis that failed over, a process killed as it
-# took one: a stop gives it back) and a migration's. 30 s: a job a failover's lost wake-up left is sent within a minute
-# of it, for a command every 30 s at rest.
-REST_WAIT = 30.0
+# took one: a stop gives it back) and a migration's.
+REST_WAIT = 120.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
 LAPSED_LOOK_EVERY = 5.0
