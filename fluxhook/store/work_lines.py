@@ -7,7 +7,8 @@ into RQ (``take``, every kind in one call, then the caller queues one RQ task pe
 job), in turn across
 keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners, each task a
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
-key's result by the few tasks already in RQ, not by the backlog.
+key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
+its batch items, as in the slots' lines: a batch item's member is its bulk form (``owners.member``), which sorts after.
 
 Adding work wakes one worker's feeder (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
@@ -110,13 +111,15 @@ class WorkLines:
         return restored
 
     def pending(self, kind: str, key_id: str | None, job_id: str) -> bool:
-        """Whether the job waits in ``kind``'s line, or is being moved into RQ."""
-        item = member(owner_of(key_id), job_id)
+        """Whether the job waits in ``kind``'s line, or is being moved into RQ, in either form of its member (a
+        batch item's is its bulk form)."""
+        owner = owner_of(key_id)
+        forms = [member(owner, job_id), member(owner, job_id, bulk=True)]
         pipe = self.connection.pipeline(transaction=False)
-        pipe.zscore(self.keys.work_line(kind), item)
-        pipe.hexists(self.keys.work_moving(kind), item)
+        pipe.zmscore(self.keys.work_line(kind), forms)
+        pipe.hmget(self.keys.work_moving(kind), forms)
         waiting, moving = pipe.execute()
-        return waiting is not None or bool(moving)
+        return any(score is not None for score in waiting) or any(moving)
 
     def waiting(self, kind: str) -> int:
         """How many jobs wait in ``kind``'s line."""

@@ -313,6 +313,6 @@ local taken = spec.take and kept(spec.take.flag) and redis.call('GETDEL', KEYS[s
 -- The effects: only with a move, and only with the lock when one is named.
 local handed = {}
 if not spec.lock or locked == 1 then
-  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current}} or nil)
+  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id')}} or nil)
 end
 return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}

@@ -33,8 +33,12 @@ for k = 1, kinds do
       while #taken < room do
         local turn = turns.earliest(fair_turns.refresh(line, heads))
         if not turn then break end
-        local item = members.member(turn.owner, turn.job)
-        redis.call('ZREM', line, item)
+        -- The head's job is in the line in one of its forms (members.lua): a single job's, else a batch item's.
+        local item, bulk = members.forms(turn.owner, turn.job)
+        if redis.call('ZREM', line, item) == 0 then
+          redis.call('ZREM', line, bulk)
+          item = bulk
+        end
         redis.call('HSET', moving, item, ARGV[2])
         turns.charge(turn.owner, 1)
         fair_turns.advance(turn.head)

@@ -251,3 +251,29 @@ def test_random_backlogs_match_a_plain_model(work, connection):
         start = max(passes[best], clock)
         clock, passes[best] = start, start + 1 / weights[best]
         assert got == [lines[best].pop(0)]
+
+
+def test_a_key_s_single_job_goes_before_its_own_batch_items_and_another_key_keeps_its_turns(connection, work):
+    jobs = JobStore(connection)
+    batch = [Job(id=new_job_id(), status="stored", key_id="key_a", batch_id="batch_1") for _ in range(4)]
+    theirs = [Job(id=new_job_id(), status="stored", key_id="key_b") for _ in range(2)]
+    single = Job(id=new_job_id(), status="stored", key_id="key_a")  # made last: its id sorts after the batch's
+    for job in (*batch, *theirs, single):
+        jobs.create(job)
+    effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
+    connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: all wait in the line
+    assert effects.apply([AddWork(DOWNLOAD, job.id) for job in (*batch, *theirs, single)]) == {}
+    assert connection.zscore(KEYS.work_line(DOWNLOAD), f"key_a:~{batch[0].id}") is not None  # the bulk form
+    assert all(work.pending(DOWNLOAD, "key_a", job.id) for job in (*batch, single))
+    connection.delete(QUEUE_KEY)
+    members = take_members(work, DOWNLOAD, AHEAD, time.time())
+    # Turns alternate between the keys as before (a tie to the earliest job: B's); A's first turn is its single job,
+    # made after its whole batch; then A's batch, in order.
+    assert members == [f"key_b:{theirs[0].id}", f"key_a:{single.id}", f"key_a:~{batch[0].id}",
+                       f"key_b:{theirs[1].id}"]
+    assert work.pending(DOWNLOAD, "key_a", batch[0].id)  # moving, in its bulk form
+    pipe = connection.pipeline(transaction=True)
+    work.queued(DOWNLOAD, members, pipe)
+    pipe.execute()
+    assert not work.pending(DOWNLOAD, "key_a", batch[0].id) and work.pending(DOWNLOAD, "key_a", batch[1].id)
+    assert take(work, DOWNLOAD, 5) == [job.id for job in batch[1:]]
