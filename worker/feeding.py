@@ -69,19 +69,27 @@ class Feeder(Loop):
         self.svc = svc
         self.wakes = wakes
         self._moved = True
+        # Whether the next step feeds before it waits: until a feed has answered since the last wait began. A wait or
+        # a feed cut by a lost Redis may have taken a wake-up whose work nothing else announces again (a failover
+        # loses what its old primary held; a feed that failed moved nothing), so the step after it looks first
+        # rather than resting up to REST_WAIT on a wake-up that is gone.
+        self._look_first = False
 
     def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
         super().stop(timeout)
 
     def step(self) -> float:
-        wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
-        with self.waiting():
-            woken = self.wakes.wait(self.wakes.keys.work_added, wait)
-        if self.stopping:
-            if woken == WORK:
-                self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it
-            return 0.0
+        if not self._look_first:
+            self._look_first = True
+            wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
+            with self.waiting():
+                woken = self.wakes.wait(self.wakes.keys.work_added, wait)
+            if self.stopping:
+                if woken == WORK:
+                    self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it
+                return 0.0
         self._moved = feed_noted(self.svc) > 0
+        self._look_first = False
         if self._moved:
             ACTIVITY.noted()
         return 0.0

@@ -1,13 +1,18 @@
 """The worker's feeding (``worker/feeding.py``): a lane that ends a task feeds RQ from the work lines only while the
-process's last feed found work in one; the feeder's feed, woken by work added, is what finds it again."""
+process's last feed found work in one; the feeder's feed, woken by work added, is what finds it again, and after a feed
+cut by a lost Redis it feeds again before it rests."""
 
 from __future__ import annotations
 
 import time
 
+import redis
+
+from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_task_name, queue_handed, task_name
+from fluxhook.store.wakes import Wakes
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
 from worker import feeding
@@ -67,3 +72,31 @@ def test_a_feed_that_found_no_work_does_not_hide_work_another_feed_found_meanwhi
     monkeypatch.setattr(feeding, "feed", lane_feed_then_the_feeder_s(feeding.feed))
     assert feeding.feed_noted(svc) == 0
     assert feeding.WORK_MAY_WAIT.is_set()  # the lane's late answer ("none") does not clear what the feeder found
+
+
+def test_a_feeder_whose_feed_lost_redis_feeds_again_before_it_rests(make_services, monkeypatch):
+    svc = make_services(7)
+    svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
+    waiting = _ready(svc)  # waits in its line, its wake-up pushed
+    svc.redis.delete(svc.queue.key)  # room in RQ, announced by nothing
+    real, cut = feeding.feed, []
+
+    def feed_once_cut(svc_):
+        if not cut:
+            cut.append(1)  # the wake-up is taken, and the feed it woke loses Redis (a failover)
+            raise redis.ConnectionError("primary gone")
+        return real(svc_)
+
+    monkeypatch.setattr(feeding, "feed", feed_once_cut)
+    feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would be REST_WAIT's 120 s
+    url = svc.redis.connection_pool.connection_kwargs
+    feeder = feeding.Feeder(svc, Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])))
+    feeder._moved = False
+    feeder.start()
+    try:
+        wait_until(lambda: download_task_name(waiting) in [task_name(t) for t in svc.queue.get_job_ids()], timeout=10,
+                   message="the download fed after the lost feed")
+        assert cut == [1] and svc.store.work.waiting(DOWNLOAD) == 0
+    finally:
+        feeder.wakes.stop(1)
+        feeder.stop()
