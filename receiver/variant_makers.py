@@ -32,6 +32,7 @@ from flask import current_app
 
 from fluxhook.core.errors import VariantsBusy
 from fluxhook.core.variants import Variant
+from fluxhook.lifecycle.variants import MAKE_SECONDS
 from fluxhook.media.variants import variant_bytes
 
 from .bulkheads import Room, remember_refusal
@@ -50,9 +51,6 @@ MAKING_NICENESS = 10
 # A maker process is replaced after this many variants: whatever a library keeps of each, it keeps for so many only.
 VARIANTS_PER_MAKER = 500
 RETRY_SECONDS = 2
-# The longest a request waits for its variant once a maker has it: a 2048-px AVIF of the largest image takes a few
-# seconds; one far past that is stuck, and its request is answered rather than held with its place in the room.
-MAKE_SECONDS = 60
 
 
 class VariantMakers:

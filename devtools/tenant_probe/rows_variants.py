@@ -17,8 +17,9 @@ ROW_SECONDS = 90
 
 
 def row_variant_flood(p: Probe) -> Row:
-    """45. A's 16 connections ask for every width, format and quality of its 12 stored images (1,152 new variants),
-    ignoring 503 and 429: B's GET /v1/jobs/{id} p50 and p99; A's ask for B's image 404."""
+    """45. A's 16 connections ask for every width, format and quality of its 12 stored images (1,152 paths, 960 new
+    variants: a PNG takes no quality), ignoring 503 and 429: B's GET /v1/jobs/{id} p50 and p99; A's ask for B's
+    image 404."""
     a, b = p.tenant("a-variants"), p.tenant("b-variants")
     jobs = [a.submit(f"A's picture {n}").json()["id"] for n in range(VARIANT_JOBS)]
     for job_id in jobs:
@@ -30,7 +31,9 @@ def row_variant_flood(p: Probe) -> Row:
     wait_job(b, b_job, lambda j: j["status"] in TERMINAL, 60)
     others = a.get(f"/v1/jobs/{b_job}/image", params={"w": 256, "format": "webp"}).status_code
     holds, victim, base, answers = flood_row(p, a, b, b_job, "", FLOODERS, paths=paths)
-    return Row(f"{FLOODERS} connections of A asking for {len(paths):,} new variants of its own images, ignoring 503",
+    distinct = len(jobs) * len(WIDTHS) * (len(FORMATS) - 1) * len(QUALITIES) + len(jobs) * len(WIDTHS)
+    return Row(f"{FLOODERS} connections of A asking for {distinct:,} new variants of its own images ({len(paths):,} "
+               "paths), ignoring 503",
                f"{flood_answers(answers, CYCLES * ATTACK)}; B's image asked by A: {others}", victim, base,
                holds and others == 404)
 

@@ -25,9 +25,12 @@ from fluxhook.store.variants import Stored
 
 log = logging.getLogger("fluxhook.variants")
 
-# How long a maker holds a variant's lock: far above the few hundred ms the largest takes (and its wait for a turn
-# among the makers), so it lapses only with a process that died.
-MAKING_LEASE = 30
+# The longest a variant is waited for once a maker has it (``Makers.make``'s bound): a 2048-px AVIF of the largest image
+# takes a few seconds; one far past that is stuck, and its request is answered rather than held.
+MAKE_SECONDS = 60
+# How long a maker holds a variant's lock: the longest make and half a minute for its turn among the makers, so it
+# lapses only with a process that died, never under a make still running (which another process would make again).
+MAKING_LEASE = MAKE_SECONDS + 30
 # An original larger than this is not read into memory to be made into a variant (FLUX's are a few MB).
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
 # How long a request waits for a variant made elsewhere before it is answered 503 (asked again, it is served).
@@ -37,7 +40,8 @@ LOOK_EVERY = 0.05
 
 class Makers(Protocol):
     """The capacity variants are made in: ``make`` returns ``variant``'s bytes of the image ``original()`` returns,
-    read and made in ``owner``'s turn (``Unmakeable`` when they cannot be made)."""
+    read and made in ``owner``'s turn (``Unmakeable`` when they cannot be made), waiting at most ``MAKE_SECONDS`` once a
+    maker has it."""
 
     def make(self, owner: str, original: Callable[[], bytes], variant: Variant) -> bytes: ...
 

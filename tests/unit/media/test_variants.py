@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, PngImagePlugin
 
 from fluxhook.core.errors import InvalidVariant
 from fluxhook.core.variants import Ask, Variant, asked, by_accept, resolve, snapped, srcset, storage_key, widths_up_to
@@ -39,9 +39,10 @@ def test_exif_orientation_is_applied_and_the_other_metadata_dropped_the_icc_prof
     exif = Image.Exif()
     exif[0x0112] = 6  # shown turned 90 degrees clockwise: 768 wide, 1024 high
     exif[0x010F] = "a camera maker"
-    data = _photo(exif=exif.tobytes(), icc_profile=srgb, comment=b"a secret comment")
-    with Image.open(io.BytesIO(data)) as original:
-        assert original.size == (1024, 768) and original.getexif()[0x0112] == 6  # the test's own premise
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    data = _photo(exif=exif.tobytes(), icc_profile=srgb, comment=b"a secret comment", xmp=xmp)
+    with Image.open(io.BytesIO(data)) as original:  # the test's own premise
+        assert original.size == (1024, 768) and original.getexif()[0x0112] == 6 and original.info["xmp"] == xmp
 
     for fmt in ("jpeg", "webp", "avif", "png"):
         made = _made(data, Variant(384, fmt, None if fmt == "png" else 75))
@@ -49,6 +50,17 @@ def test_exif_orientation_is_applied_and_the_other_metadata_dropped_the_icc_prof
         assert made.info.get("icc_profile") == srgb, fmt
         assert not made.getexif(), fmt
         assert "comment" not in made.info and "xmp" not in made.info and "exif" not in made.info, fmt
+
+
+def test_a_png_s_text_chunks_are_dropped():
+    chunks = PngImagePlugin.PngInfo()
+    chunks.add_text("parameters", "a prompt and a seed")
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), (0, 128, 255)).save(out, "PNG", pnginfo=chunks)
+    with Image.open(io.BytesIO(out.getvalue())) as original:
+        assert original.info["parameters"] == "a prompt and a seed"  # the test's own premise
+    for fmt in ("png", "webp"):
+        assert "parameters" not in _made(out.getvalue(), Variant(64, fmt, None if fmt == "png" else 75)).info, fmt
 
 
 def test_transparency_is_kept_where_the_format_has_it_and_white_in_a_jpeg():
