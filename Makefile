@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -137,6 +137,11 @@ bench-bulkheads: $(VENV)/.installed
 # item beside a single job's, and a key's single jobs' wait for BFL beside its running batch and with none (about 5 min).
 bench-batches: $(VENV)/.installed
 	$(PY) -m bench.batches
+
+# A key's single jobs beside its own 1,000-item batch's queued downloads (BFL ending tasks faster than files download),
+# and another key's, timed from BFL's end to stored beside the key's single jobs with no batch (about 3 min).
+bench-download-order: $(VENV)/.installed
+	$(PY) -m bench.download_order
 
 # Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
 # then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).
