@@ -18,7 +18,8 @@ from devtools.settings_file import run_settings, write_dev_run
 from fluxhook.cli.dev_run import DEV_RUN_FILE
 from fluxhook.core.config import Config
 from fluxhook.core.errors import ConfigError
-from worker.processes import HEALTHY_AFTER, STOP_TIMEOUT, restart_delay
+from fluxhook.core.holds import STOP_TIMEOUT
+from worker.processes import HEALTHY_AFTER, restart_delay
 
 from .local_s3 import BUCKET, LocalS3, run_s3_wanted
 from .processes import ROOT, group_alive, start_process

@@ -31,6 +31,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from fluxhook.core.holds import CLEANING_LOCK_TTL, HEARTBEAT_GRACE
 from fluxhook.core.stopping import StopRequested
 from fluxhook.lifecycle.steps.enqueueing import KEEPS_NOTHING
 from fluxhook.store.queues import retry_scheduled
@@ -40,11 +41,6 @@ log = logging.getLogger("fluxhook.worker")
 # RQ's own worker waits this long less than worker_ttl for a task, and beats once per wait: an idle lane beats as
 # often (see InProcessWorker.heartbeat).
 IDLE_BEAT_MARGIN = 15
-# How long past its due beat a running task's record lasts: a killed worker's task is found abandoned (and
-# retried by RQ's maintenance) this long after the beat it missed.
-HEARTBEAT_GRACE = 20
-# The longest one worker's lock on cleaning a queue's registries lasts (see InProcessWorker.clean_registries).
-CLEANING_LOCK_TTL = 60
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
 # How often a quiet lane beats while idle (``InProcessWorker.quiet``: every lane of a process but the one /readyz

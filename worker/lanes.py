@@ -36,6 +36,7 @@ from rq.job import Job
 from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
+from fluxhook.core.holds import HAND_BACK_GRACE, JOB_MONITORING_INTERVAL
 
 from .inprocess import IDLE_BEAT_MARGIN, InProcessWorker
 
@@ -53,12 +54,6 @@ TURN_LOOK = 0.25
 # How often RQ's maintenance runs (it re-queues work abandoned by a killed worker); RQ's default is 10 min. At rest a
 # maintenance is a look of two commands a queue (InProcessWorker.clean_registries), once per WAIT_FOR_TASK at most.
 MAINTENANCE_INTERVAL = 15
-# How often the worker beats for the running task; a killed worker's task counts as abandoned this long
-# plus inprocess.HEARTBEAT_GRACE after its last beat (RQ's default is 30 s).
-JOB_MONITORING_INTERVAL = 10
-# How long a task asked back gets to stop by itself (a download stops at its next piece: a second away at the
-# slowest rate media.fetch accepts) before its lane gives it back while the task is still in a read.
-HAND_BACK_GRACE = 2.0
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
 # How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its

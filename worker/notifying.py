@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from redis.exceptions import RedisError
 
-from fluxhook.lifecycle.delivering import ATTEMPT_DEADLINE, deliver
+from fluxhook.core.holds import NOTIFY_STOP_TIMEOUT
+from fluxhook.lifecycle.delivering import deliver
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.services import Services
 from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes
@@ -88,7 +89,7 @@ class Notifier(Loop):
                 self._busy -= 1
                 self._room.notify_all()
 
-    def stop(self, timeout: float = ATTEMPT_DEADLINE + 1.0) -> None:
+    def stop(self, timeout: float = NOTIFY_STOP_TIMEOUT) -> None:
         """Take no more attempts; let those under way end (each within its deadline)."""
         super().stop(LOOK_INTERVAL + 5.0)
         self._attempts.shutdown(wait=False)

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from fluxhook.core.holds import STOP_TIMEOUT
+
 log = logging.getLogger("fluxhook.worker")
 
 CHILD_FLAG = "--child-of"
@@ -33,9 +35,6 @@ RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 HEALTHY_AFTER = 60.0
 # How often the supervisor looks at its children.
 CHECK_INTERVAL = 0.5
-# How long children get to stop before they are killed: their task's hand-back (10 s) and margin,
-# inside the 30 s a PaaS waits before it kills everything.
-STOP_TIMEOUT = 20.0
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 

@@ -14,6 +14,7 @@ from rq import Queue
 
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
+from fluxhook.core.holds import IMMINENT_SHUTDOWN_DELAY, NOTIFY_STOP_TIMEOUT, SEND_STOP_TIMEOUT
 from fluxhook.lifecycle import readiness
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
@@ -22,9 +23,6 @@ from fluxhook.store.wakes import Wakes
 from . import balance, cron, feeding, lanes, notifying, runtime, sending, sweeping
 from .activity import ACTIVITY
 
-# After SIGTERM, the tasks in hand get this long to finish before they are handed back to the queue (to run
-# again, an attempt not counted): with lanes.HAND_BACK_GRACE, well inside the 30 s a PaaS waits before SIGKILL.
-IMMINENT_SHUTDOWN_DELAY = 10
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
 # The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the notifier, the cron
@@ -66,6 +64,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     try:
         while not stop.requested:
             time.sleep(STOP_CHECK_INTERVAL)
+        stopped_at = time.monotonic()
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
@@ -74,14 +73,21 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         _end_waits(wakes)
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
         feeder.stop()
-        senders.stop()
-        notifier.stop()
+        # The sends and attempts under way went on meanwhile: each wait is counted from the stop, so the whole stop
+        # fits the supervisor's (holds.STOP_TIMEOUT), which is derived from them.
+        senders.stop(_left(stopped_at, SEND_STOP_TIMEOUT))
+        notifier.stop(_left(stopped_at, NOTIFY_STOP_TIMEOUT))
     finally:
         sweeper.stop()
         balance_reader.stop()
         cron_thread.stop()
         svc.store.tallies.stop()
     return 0
+
+
+def _left(since: float, wait: float) -> float:
+    """What is left of ``wait`` seconds counted from ``since`` (time.monotonic())."""
+    return max(0.0, since + wait - time.monotonic())
 
 
 def _after_download(svc: Services) -> None:

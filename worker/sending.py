@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from redis.exceptions import RedisError
 
 from fluxhook.core.errors import FluxhookError
+from fluxhook.core.holds import SEND_STOP_TIMEOUT
 from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
 from fluxhook.store.wakes import WORK, Wakes
@@ -54,8 +55,6 @@ REST_WAIT = 120.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
 LAPSED_LOOK_EVERY = 5.0
-# On stop, how long the submissions under way get to finish: one BFL call's bound fits a PaaS's 30 s.
-STOP_TIMEOUT = 20.0
 
 
 class Senders(Loop):
@@ -77,7 +76,7 @@ class Senders(Loop):
         """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAKE_TIMEOUT``."""
         self._stopping = True
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+    def stop(self, timeout: float = SEND_STOP_TIMEOUT) -> None:
         """Take no more turns; let the submissions under way finish (BFL may be charging for them)."""
         self._stopping = True
         self._stop_event.set()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.catalog import SHIPPED_CATALOG
 
 DEFAULT_POOL = "default"
@@ -19,11 +18,6 @@ VIDEO_POOL = "flux-3-video"
 DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = SHIPPED_CATALOG.limits()
 # The pools under the default BFL_MODEL_LIMITS.
 POOLS = (DEFAULT_POOL, *(model for model, _ in DEFAULT_MODEL_LIMITS))
-# The one-hour limit on a task, plus the sweep's margin to time the job out first.
-SLOT_LEASE = TASK_DEADLINE + 120
-# A job given a slot must reach BFL within this long, or the sweep hands it back to the queue
-# (once the submission's lock, as long, has lapsed: see submission).
-SUBMIT_LEASE = CALL_BOUND
 
 
 def pools(model_limits: tuple[tuple[str, int], ...] = DEFAULT_MODEL_LIMITS) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from typing import Iterable
 from fluxhook.bfl.client import BFLClient
 from fluxhook.core.accounts import NO_CREDITS_RECHECK, Account, CoolingReason
 from fluxhook.core.errors import FluxhookError
+from fluxhook.core.holds import REREAD_LOCK
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.services import Services
 from fluxhook.store.usage import Balance
@@ -54,10 +55,8 @@ LOOK_EVERY = 2.0
 QUIET = 5.0
 # ... or, while its jobs keep ending, once the first end not read is this old.
 MAX_STALE = 20.0
-# How long a re-read (an account's jobs ended, or it has no reading) may hold the account's re-read lock: one process
-# asks, and gives it back once the reading is kept; one that failed is tried again when it lapses. So a balance is read
-# again within QUIET + LOOK_EVERY (7 s) of an account's last end, and the read's own time (one attempt, BFL's timeouts).
-REREAD_LOCK = 10
+# A re-read's lock (``holds.REREAD_LOCK``) is given back once the reading is kept: so a balance is read again within
+# QUIET + LOOK_EVERY (7 s) of an account's last end, and the read's own time (one attempt, BFL's timeouts).
 
 
 def kept(svc: Services, accounts: Iterable[Account] | None = None) -> dict[str, Balance | None]:

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
 from fluxhook.core.accounts import Account
-from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 from fluxhook.core.errors import BudgetExceeded
+from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.budget")
 
-# As long as a job may wait in line for a slot, and its submission take.
-RESERVATION_LEASE = TASK_DEADLINE + CALL_BOUND
 # A queued job refused for the budget tries again this often, so a raised limit takes effect soon.
 RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.

@@ -42,6 +42,7 @@ from fluxhook.core.errors import (
     InvalidRequest,
 )
 from fluxhook.core.heartbeats import beating
+from fluxhook.core.holds import BATCH_MAKING_LEASE, CANCEL_CLAIM
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -71,7 +72,6 @@ CANCEL_SEND_WAIT = 15.0
 CANCEL_IN_REQUEST = 2.0
 ENDS_PER_SWEEP = 500
 CANCELING_PER_SWEEP = 4
-CANCEL_CLAIM = 60.0
 # Items made at once, over every web process: making 10,000 items keeps a core and much of Redis's busy for seconds,
 # and two such batches at once on a 2-core host doubled another key's read times (``make probe-tenants``, row 38); so
 # one batch of the largest size, and small ones beside it, of other keys (a key makes one batch at a time, its own in
@@ -79,12 +79,11 @@ CANCEL_CLAIM = 60.0
 # costing its batch's items (``store/batch_turns.py``): one key's flood of batches delays another key's small batch by
 # nothing, a large one by the flood's batch being made. A waiter blocks on its wake-up for up to MAKING_WAIT s all
 # told, looking at the line itself every MAKING_LOOK_EVERY s (a safety net for a wake-up lost with its process, and its
-# lease renewed). A turn goes on while its request lives (a thread of its own says so every MAKING_LEASE / 3 s); one
-# not heard of for MAKING_LEASE s (its process died) lapses, and its batch is cut short.
+# lease renewed). A turn goes on while its request lives (a thread of its own says so every BATCH_MAKING_LEASE / 3 s); one
+# not heard of for BATCH_MAKING_LEASE s (its process died) lapses, and its batch is cut short.
 MAKING_ITEMS_AT_ONCE = MAX_ITEMS + 2_000
 MAKING_WAIT = 30.0
 MAKING_LOOK_EVERY = 2.0
-MAKING_LEASE = 15.0
 # The threads that check and make a batch's items (and end a canceled one's in its request) run at a lower CPU
 # priority (a Linux thread's own nice value), so that on a host of few cores other keys' requests, Redis and the workers
 # go first while a batch is made (`make probe-tenants` row 38: two 10,000-item batches beside another key's reads).
@@ -119,7 +118,7 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     Its items are checked and made in a turn (``MAKING_ITEMS_AT_ONCE``), taken in turns between keys; waiting for one,
     the request is in ``waiting_room`` (the web process's: a place in it, or False when it has none for this key).
     ``BatchesBusy`` (503) when it found no place or no turn in time; ``BatchInterrupted`` (503) when its making
-    stalled past ``MAKING_LEASE`` and the sweep cut the batch short meanwhile."""
+    stalled past ``BATCH_MAKING_LEASE`` and the sweep cut the batch short meanwhile."""
     if not 1 <= request.items.count <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {request.items.count:,}")
     model = usable_model(svc, caller, request.model)
@@ -213,7 +212,7 @@ def _wait_for_turn(svc: Services, ticket: Ticket) -> None:
 
 
 def _rules() -> Rules:
-    return Rules(items_at_once=MAKING_ITEMS_AT_ONCE, lease=MAKING_LEASE)
+    return Rules(items_at_once=MAKING_ITEMS_AT_ONCE, lease=BATCH_MAKING_LEASE)
 
 
 def _busy() -> BatchesBusy:
@@ -237,7 +236,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         submission.check_budget(svc, item_job(0, first), key=caller.key)
         # 429 queue_full, nothing made, past max_queued.
         key_limits.hold_batch_room(svc, caller, batch.id, batch.total)
-        svc.store.batches.create(batch, making_until=time.time() + MAKING_LEASE)
+        svc.store.batches.create(batch, making_until=time.time() + BATCH_MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:
         key_limits.give_back_request(svc.store.app_keys, taken)
@@ -246,7 +245,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         try:
             whole = _make_items(svc, caller, model, item_job, request, making)
         except BaseException:
-            _cut_short(svc, batch.id)  # else the sweep does, once its making is MAKING_LEASE s old
+            _cut_short(svc, batch.id)  # else the sweep does, once its making is BATCH_MAKING_LEASE s old
             raise
     if not whole:
         # Cut by the sweep while this process stalled: cut again, so that items a trip made since count too.
@@ -361,24 +360,24 @@ def _make_items(svc: Services, caller: Caller, model, item_job: Callable[[int, B
 
 
 def _making_goes_on(svc: Services, making: _Making) -> ContextManager[None]:
-    """While the body runs, a thread of its own says every ``MAKING_LEASE`` / 3 s that the request's making goes on
+    """While the body runs, a thread of its own says every ``BATCH_MAKING_LEASE`` / 3 s that the request's making goes on
     (its turn, and its batch's entry once recorded), so neither a long check of many items nor a trip that takes long
     (inputs put in storage) is taken for a dead maker's. Sets ``making.cut`` once it hears that the sweep cut the batch
     short."""
 
     def beat() -> bool:
-        if svc.store.batches.making_went_on(making.token, making.batch_id, time.time(), MAKING_LEASE):
+        if svc.store.batches.making_went_on(making.token, making.batch_id, time.time(), BATCH_MAKING_LEASE):
             return True
         making.cut.set()
         return False
 
-    return beating(MAKING_LEASE / 3, beat, "batch-making", missed=(RedisError,))
+    return beating(BATCH_MAKING_LEASE / 3, beat, "batch-making", missed=(RedisError,))
 
 
 def _cut_short(svc: Services, batch_id: str, claimed: float | None = None) -> tuple[int, int] | None:
     """A batch whose making stopped holds the items made and is canceled (``Batches.cut_short``): its items made and
     asked for; None if its making went on since the sweep's ``claimed`` score, or Redis failed the cut (the sweep
-    tries again once the batch's making is ``MAKING_LEASE`` s old)."""
+    tries again once the batch's making is ``BATCH_MAKING_LEASE`` s old)."""
     try:
         cut = svc.store.batches.cut_short(batch_id, time.time(), claimed)
     except RedisError as exc:

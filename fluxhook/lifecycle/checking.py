@@ -8,8 +8,8 @@ import time
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
-from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
+from fluxhook.core.holds import CHECK_HOLD
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
@@ -21,9 +21,6 @@ from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.checking")
 
-# While a check runs the job is held this long; if the check dies (its worker killed), the job
-# comes due again then.
-CHECK_HOLD = float(CALL_BOUND)
 
 
 def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | ReportOutcome:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from fluxhook.core.deadlines import deadline_ending
+from fluxhook.core.holds import DEADLINE_CLAIM
 from fluxhook.lifecycle.steps import ending
 from fluxhook.services import Services
 
@@ -15,8 +16,6 @@ log = logging.getLogger("fluxhook.deadlines")
 
 # Most deadlines one sweep acts on; the rest wait for the next sweep, a second later.
 DEADLINE_BATCH = 500
-# A deadline taken by a sweep that died before acting on it comes due again after this long.
-DEADLINE_CLAIM = 30.0
 # A job being sent when its deadline passed is looked at again this soon: BFL's answer decides how it ends.
 SENDING_RECHECK = 1.0
 

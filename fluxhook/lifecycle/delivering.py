@@ -26,6 +26,7 @@ import requests
 from fluxhook import metrics
 from fluxhook.core import tracing
 from fluxhook.core.errors import HostNotAllowed
+from fluxhook.core.holds import ATTEMPT_DEADLINE
 from fluxhook.core.hosts import check_url
 from fluxhook.core.notify_answers import next_delay, outcome_for
 from fluxhook.core.notify_events import BATCH_ENDED, ENDED
@@ -40,9 +41,8 @@ from fluxhook.store.owners import ADMIN_OWNER
 log = logging.getLogger("fluxhook.notifications")
 
 METRIC = "fluxhook_notifications"
-# The whole of one attempt, from connecting to the receiver's last byte (SPEC §7): the app answers an
-# acknowledgement, not the work. Its connect alone gives up sooner, so an unreachable host is told apart.
-ATTEMPT_DEADLINE = 15.0
+# One attempt's whole exchange is bounded by ``holds.ATTEMPT_DEADLINE`` (SPEC §7): the app answers an acknowledgement,
+# not the work. Its connect alone gives up sooner, so an unreachable host is told apart.
 CONNECT_TIMEOUT = 5.0
 
 

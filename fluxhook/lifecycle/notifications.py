@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 from fluxhook.core.batch import Batch
 from fluxhook.core.config import Config
 from fluxhook.core.errors import DeliveryNotFound, InvalidRequest
+from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.notify_events import BATCH_ENDED, ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
 from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
@@ -32,7 +33,7 @@ from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.deliveries import ATTEMPT_LEASE, BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
+from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
 from fluxhook.store.owners import owner_of
 
 log = logging.getLogger("fluxhook.notifications")

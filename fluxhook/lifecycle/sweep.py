@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from fluxhook.core.holds import CHECK_CLAIM_LEASE
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
 from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
@@ -15,9 +16,6 @@ from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
 SWEEP_BATCH = 500
-# A claimed job whose check never ran (its worker killed before it was queued or taken) comes
-# due again after this long; a check that runs later finds its claim superseded and does nothing.
-CHECK_CLAIM_LEASE = 90.0
 
 
 @dataclass(frozen=True)

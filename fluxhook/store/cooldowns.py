@@ -12,7 +12,7 @@ from __future__ import annotations
 from redis import Redis
 
 from fluxhook.core.accounts import Cooling, CoolingReason
-from fluxhook.core.pools import SUBMIT_LEASE
+from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
@@ -43,8 +44,6 @@ PROGRESS_FIELD = "notify_progress"
 # process (SPEC §7): a receiver that trickles its answers holds two attempts, an owner's receivers at most four.
 PER_RECEIVER = 2
 PER_OWNER = 4
-# How long an attempt holds its room: longer than an attempt can take (``delivering.ATTEMPT_DEADLINE``, 15 s).
-ATTEMPT_LEASE = 60.0
 # Most messages one take looks at: those it parks (their receiver full) and the one it takes.
 TAKE_LOOKS = 200
 

@@ -50,6 +50,7 @@ from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.bfl_limits import TASK_DEADLINE
 from fluxhook.core.config import Config
 from fluxhook.core.heartbeats import beating
+from fluxhook.core.holds import MIGRATION_LOCK_SECONDS
 from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
 from fluxhook.core.sealing import Sealer
@@ -74,10 +75,9 @@ LEGACY_THUMBNAIL_TASK = "thumbnail-"
 LEGACY_NOTIFY_KIND = "notify"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
-# The migrating process holds its lock this long, renewed every third of it by a thread of its own whatever a step's
-# length (a SCAN of a large keyspace); one that died frees it by then, and until then every other worker waits to start
-# (a pool's members start side by side).
-LOCK_SECONDS = 10
+# The migrating process holds its lock ``holds.MIGRATION_LOCK_SECONDS``, renewed every third of it by a thread of its
+# own whatever a step's length (a SCAN of a large keyspace); one that died frees it by then, and until then every other
+# worker waits to start (a pool's members start side by side).
 # How often a process waiting for another's migration looks whether it is done.
 WAIT_INTERVAL = 0.5
 
@@ -110,7 +110,7 @@ def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool
     if not again and is_current(connection, keys):
         return Migrated()
     locks, lock_token = Locks(connection, keys=keys), secrets.token_hex(8)
-    while not locks.acquire(keys.schema_lock, lock_token, LOCK_SECONDS):
+    while not locks.acquire(keys.schema_lock, lock_token, MIGRATION_LOCK_SECONDS):
         time.sleep(WAIT_INTERVAL)  # another process migrates: nothing to wait on but its end
         if not again and is_current(connection, keys):
             return Migrated()
@@ -132,15 +132,15 @@ def is_current(connection: Redis, keys: Keys = KEYS) -> bool:
 
 
 def _lock_renewed(locks: Locks, lock_token: str, keys: Keys) -> AbstractContextManager[None]:
-    """While the body runs, a thread of its own renews the lock every ``LOCK_SECONDS`` / 3 s while this process holds
+    """While the body runs, a thread of its own renews the lock every ``MIGRATION_LOCK_SECONDS`` / 3 s while this process holds
     it. Steps change nothing twice, so a lock lapsed meanwhile (Redis unreachable a while) costs only work done again."""
 
     def renew() -> bool:
         if locks.holder(keys.schema_lock) == lock_token:
-            locks.connection.expire(keys.schema_lock, LOCK_SECONDS)
+            locks.connection.expire(keys.schema_lock, MIGRATION_LOCK_SECONDS)
         return True
 
-    return beating(LOCK_SECONDS / 3, renew, "migration-lock", missed=(RedisError,))
+    return beating(MIGRATION_LOCK_SECONDS / 3, renew, "migration-lock", missed=(RedisError,))
 
 
 class _Migration:

@@ -41,8 +41,9 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import ANY_ROUTE, DEFAULT_ACCOUNT, Account, Cooling
 from fluxhook.core.config import Config
 from fluxhook.core.errors import QueueFull
+from fluxhook.core.holds import QUEUE_ROOM_LEASE, SLOT_LEASE, SUBMIT_LEASE
 from fluxhook.core.job import Job
-from fluxhook.core.pools import SLOT_LEASE, SUBMIT_LEASE, pool_for, pools
+from fluxhook.core.pools import pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
 from fluxhook.store.jobs import Creation, Lock
@@ -52,10 +53,8 @@ from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slot_layout import script_keys
 
-# How long room held for a batch's items lasts while none of them is made (moved on every
-# ``queue_room.lua``'s RENEW_EVERY items): a making that stopped (its process died, Redis failed it) gives the room it
-# held back then. Four times a batch's making lease (``lifecycle/batching.py``, 15 s), which the sweep cuts it short at.
-QUEUE_ROOM_LEASE = 60.0
+# Room held for a batch's items (``holds.QUEUE_ROOM_LEASE``) is moved on every ``queue_room.lua``'s RENEW_EVERY items:
+# a making that stopped (its process died, Redis failed it) gives the room it held back when it lapses.
 # A queue_full refusal's Retry-After (s): room comes back as the owner's jobs go to BFL, one at each slot that frees,
 # which for a key holding thousands takes minutes; sooner would mostly be refused again. Above the Python client's
 # MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.

@@ -15,18 +15,13 @@ from typing import NamedTuple, Sequence
 from redis import Redis
 
 from fluxhook.core.accounts import Account
+from fluxhook.core.holds import NEXT_LEASE, WAITING_LEASE
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.tallies import Tallies
 
-# A job waiting to go alone holds later submissions back this long after its last look.
-WAITING_LEASE = 30.0
-# A boundable job that waited keeps its place ahead of the next job to go alone this long after its last look:
-# past a few looks of a job waiting out of line (budget.BOUNDED_RECHECK, at each sweep), not much more, so that
-# one that went back in line and waits there for a slot holds the next one alone back only briefly.
-NEXT_LEASE = 5.0
 # Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
 SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT = "service", "key", "bfl_account"
 

@@ -43,9 +43,6 @@ KINDS = (*DOWNLOADS, DRAFT_CACHE)
 # Tasks of the work lines that may wait in each RQ queue beyond those running: a job whose turn comes
 # later waits behind these few, not behind another key's backlog.
 AHEAD = 4
-# A member taken this long ago whose task was never queued is taken as lost with its process (or with a Redis
-# primary that failed over between the take and the queueing): a take is queued within milliseconds.
-MOVE_LEASE = 10.0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from fluxhook.core import transitions as st
 from fluxhook.core.deadlines import Ending
+from fluxhook.core.holds import ENDING_LOCK_SECONDS
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.ending")
 
-# The submit lock, held here only for the one step that ends the job (a process that dies frees it by then).
-LOCK_SECONDS = 60
 # Between looks at the submit lock while a sender holds it.
 LOOK_GAP = 0.2
 
@@ -84,7 +83,7 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
 def _end_unsent(svc: Services, job: Job, ending: Ending) -> bool | None:
     """``end_unsent`` under the job's submit lock; None while a sender holds it."""
     lock, token = svc.store.keys.submit_lock(job.id), secrets.token_hex(8)
-    if not svc.store.locks.acquire(lock, token, LOCK_SECONDS):
+    if not svc.store.locks.acquire(lock, token, ENDING_LOCK_SECONDS):
         return None
     try:
         return end_unsent(svc, job, ending)

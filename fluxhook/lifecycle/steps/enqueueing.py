@@ -22,6 +22,7 @@ from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
 from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT, MOVE_LEASE
 from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork, Handed
 from fluxhook.store.jobs import Lock
@@ -35,7 +36,6 @@ from fluxhook.store.work_lines import (
     DOWNLOADS,
     DRAFT_CACHE,
     KINDS,
-    MOVE_LEASE,
     Taken,
 )
 
@@ -85,12 +85,6 @@ def _retry(retries: int, cap: float) -> Retry:
     return Retry(max=retries, interval=intervals)  # type: ignore[arg-type]
 
 
-# One attempt may last this long: a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest accepted rate
-# (1 MiB/s) takes 35 minutes; an image's own deadline is 2 minutes.
-DOWNLOAD_TIMEOUT = 3600
-# Outlives the download's retries (at most ~4 hours) and its last attempt: a duplicate callback
-# meanwhile queues nothing.
-DOWNLOAD_LOCK_TTL = 4 * 3600 + 600 + DOWNLOAD_TIMEOUT
 
 # RQ states in which a task will still run (or is running).
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}

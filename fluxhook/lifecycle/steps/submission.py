@@ -14,7 +14,6 @@ from fluxhook.core import deadlines, signing, tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.backoff import backoff_delay
-from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.catalog import first_poll_at
 from fluxhook.core.errors import (
     BFLAccountDown,
@@ -25,6 +24,7 @@ from fluxhook.core.errors import (
     InsufficientCredits,
     InvalidRequest,
 )
+from fluxhook.core.holds import SUBMIT_LOCK_SECONDS
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -52,8 +52,6 @@ from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
 
-# A submission's lease on its job: it outlasts one submission to BFL.
-SUBMIT_LOCK_SECONDS = CALL_BOUND
 # The lock itself outlives its lease, as the trace of a submission that began and never ended (its process died, or
 # hung past the lease): BFL may have its task, so its job is never sent again (``recover_lost_send``).
 LOST_SEND_TRACE_SECONDS = 86_400

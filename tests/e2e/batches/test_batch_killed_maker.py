@@ -17,7 +17,7 @@ import requests
 
 from conftest import API
 from devtools.processes import wait_until
-from fluxhook.lifecycle.batching import MAKING_LEASE
+from fluxhook.core.holds import BATCH_MAKING_LEASE
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from key_helpers import make_key
@@ -73,10 +73,10 @@ def test_a_batch_whose_web_process_died_mid_making_is_cut_to_its_items_and_ends_
         vs = v.post("/v1/batches", timeout=60, headers={"Idempotency-Key": "v-beside-the-killed-maker"},
                     json={"model": "flux-2-pro", "items": [{"input": {"prompt": "[pending] V's item"}}] * 3})
     assert vs.status_code == 202 and vs.json()["counts"]["total"] == 3, vs.text
-    assert time.monotonic() - killed < MAKING_LEASE + 20
+    assert time.monotonic() - killed < BATCH_MAKING_LEASE + 20
 
     cut = wait_until(lambda: (lambda b: b if b["error"] else None)(x.get(f"/v1/batches/{batch_id}").json()),
-                     timeout=MAKING_LEASE + 20, message="X's batch to be cut short")
+                     timeout=BATCH_MAKING_LEASE + 20, message="X's batch to be cut short")
     made = db.zcard(KEYS.batch_jobs(batch_id))
     assert 0 < made < ITEMS and cut["counts"]["total"] == made and cut["status"] == "canceled", cut
     assert cut["error"]["code"] == "creation_interrupted"

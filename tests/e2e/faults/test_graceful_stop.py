@@ -16,9 +16,8 @@ from PIL import Image
 
 from conftest import API, ready_payload
 from devtools.processes import wait_until
+from fluxhook.core.holds import HAND_BACK_GRACE, IMMINENT_SHUTDOWN_DELAY
 from fluxhook.lifecycle.steps.enqueueing import task_name
-from worker.lanes import HAND_BACK_GRACE
-from worker.run import IMMINENT_SHUTDOWN_DELAY
 
 from .fault_helpers import DOWNLOAD_LANES, fault_stack, handed_back, handed_back_downloads, stored_exactly_once
 

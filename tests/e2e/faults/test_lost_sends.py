@@ -18,7 +18,7 @@ import requests
 
 from conftest import API
 from devtools.processes import wait_until
-from fluxhook.lifecycle.steps.submission import SUBMIT_LOCK_SECONDS
+from fluxhook.core.holds import SUBMIT_LOCK_SECONDS
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from key_helpers import make_key

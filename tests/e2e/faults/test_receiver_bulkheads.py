@@ -15,7 +15,7 @@ import redis
 from conftest import API
 from devtools.processes import wait_until
 from devtools.slow_receivers import SILENT, TRICKLE, SlowReceiver
-from fluxhook.lifecycle.delivering import ATTEMPT_DEADLINE
+from fluxhook.core.holds import ATTEMPT_DEADLINE
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from key_helpers import make_key

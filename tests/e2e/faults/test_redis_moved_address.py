@@ -17,7 +17,7 @@ from devtools.processes import RedisServer, free_port, wait_until
 from devtools.relay import Relay
 from devtools.stack import Stack
 from failover_helpers import Submitter
-from fluxhook.core.pools import SUBMIT_LEASE
+from fluxhook.core.holds import SUBMIT_LEASE
 
 
 @pytest.fixture()

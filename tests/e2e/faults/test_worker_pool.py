@@ -59,7 +59,7 @@ def test_sigterm_to_a_pool_stops_every_member_warmly_and_loses_nothing(pooled, s
     wait_until(lambda: len(_members(pooled)) == 2, timeout=30, message="two member workers")
     members = _members(pooled)
     # One download more than a member has lanes, so no member can hold them all; each longer than the stop's
-    # grace (run.IMMINENT_SHUTDOWN_DELAY), so every one in hand is cut off and must be handed back.
+    # grace (holds.IMMINENT_SHUTDOWN_DELAY), so every one in hand is cut off and must be handed back.
     sim.settings(delivery_delay=60.0)
     jobs = [api.submit(f"pool deploy {n}") for n in range(DOWNLOAD_LANES + 1)]
     # Started, they cannot end before the stop: each is in hand, and both members hold some.

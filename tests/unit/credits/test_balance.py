@@ -13,9 +13,10 @@ import pytest
 
 from devtools.processes import free_port
 from fluxhook.core.accounts import CoolingReason
+from fluxhook.core.holds import REREAD_LOCK
 from fluxhook.core.outcomes import RefreshOutcome
 from fluxhook.credits import balance
-from fluxhook.credits.balance import MAX_STALE, QUIET, REREAD_LOCK, Watch, due, look
+from fluxhook.credits.balance import MAX_STALE, QUIET, Watch, due, look
 from fluxhook.services import build_services
 from fluxhook.store.effects import AccountJobEnded
 from fluxhook.store.keys import KEYS

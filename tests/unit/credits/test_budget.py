@@ -19,6 +19,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Catalog, Price
 from fluxhook.core.config import Config
 from fluxhook.core.errors import BudgetExceeded, ConfigError
+from fluxhook.core.holds import RESERVATION_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
@@ -181,7 +182,7 @@ def test_a_job_keeps_its_reservation_and_a_dead_ones_lapses(svc):
     svc.redis.hset(KEYS.usage(accounting.utc_day(now)), accounting.SPENT, 9 * MICRO)
     assert not budget.reserve(svc, "job_b", PRO, ONE_MP, now).admitted
     assert budget.reserve(svc, "job_a", PRO, ONE_MP, now).admitted  # its own, taken when its request came in
-    later = now + budget.RESERVATION_LEASE + 1
+    later = now + RESERVATION_LEASE + 1
     assert budget.reserve(svc, "job_b", PRO, ONE_MP, later).admitted  # job_a's lapsed: its process died
     svc.store.usage.release("job_b")
     assert svc.store.usage.reserved(later) == 0

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
+from fluxhook.core.holds import NEXT_LEASE
 from fluxhook.credits import accounting, budget
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.keys import KEYS
-from fluxhook.store.usage import NEXT_LEASE
 
 DB = 12
 LIMIT = 100  # credits

@@ -11,6 +11,7 @@ import pytest
 
 from credit_helpers import LARGE, ONE_MP, PRO, VIDEO, Clock, limited_services, priced_within_catalog, settle
 from fluxhook.core import transitions as st
+from fluxhook.core.holds import WAITING_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome
 from fluxhook.core.pools import pool_for
@@ -19,7 +20,6 @@ from fluxhook.lifecycle import checking, submitting
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.keys import KEYS
-from fluxhook.store.usage import WAITING_LEASE
 
 DB = 12
 LIMIT = 12  # credits

@@ -91,7 +91,7 @@ def test_a_batch_whose_process_stalled_is_cut_by_the_sweep_counts_what_it_made_a
             release.wait(timeout=30)
         return went_on(*args)
 
-    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)  # the heartbeat beats every 0.2 s
+    monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 0.6)  # the heartbeat beats every 0.2 s
     monkeypatch.setattr(svc.slots, "join_all", stalls_on_the_second_trip)
     monkeypatch.setattr(svc.store.batches, "making_went_on", heartbeat_stalls_too)
     failed: list = []
@@ -133,7 +133,7 @@ def test_a_trip_slower_than_the_lease_is_not_taken_for_a_dead_makers_while_its_r
         time.sleep(1.0)
         return join_all(made, **kwargs)
 
-    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)
+    monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 0.6)
     monkeypatch.setattr(svc.slots, "join_all", slow_trip)
     done: list = []
     maker = threading.Thread(target=lambda: done.append(create_batch(svc, x, batch_request(ITEMS))))

@@ -142,7 +142,8 @@ def test_a_dead_processs_turn_lapses_and_a_refused_batch_gives_its_turn_back(svc
     x, v = app_caller(svc), app_caller(svc)
     turns = svc.store.batches.turns
     # A process that died while making X's batch: its turn ends with its lease, a second from now.
-    turns.join(x.key_id, FULL, time.time() - batching.MAKING_LEASE + 1, Rules(items_at_once=FULL, lease=batching.MAKING_LEASE))
+    lease = batching.BATCH_MAKING_LEASE
+    turns.join(x.key_id, FULL, time.time() - lease + 1, Rules(items_at_once=FULL, lease=lease))
     started = time.monotonic()
     batch = create_batch(svc, v, batch_request(2), waiting_room=Room().enter)
     assert batch.total == 2 and 0.5 < time.monotonic() - started < 5 and turns.holders() == []
@@ -164,7 +165,7 @@ def test_a_check_of_items_slower_than_the_lease_keeps_its_turn(svc, sim, monkeyp
             time.sleep(2.0)
         return check(model, items)
 
-    monkeypatch.setattr(batching, "MAKING_LEASE", 0.6)  # said to go on every 0.2 s
+    monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 0.6)  # said to go on every 0.2 s
     monkeypatch.setattr(batching, "_check_items", slow_check)
     made: list = []
     maker = threading.Thread(target=lambda: made.append(create_batch(svc, x, batch_request(4))))

@@ -10,11 +10,12 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
+from fluxhook.core.holds import CHECK_CLAIM_LEASE, MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK, draft_cache_task, feed
-from fluxhook.lifecycle.sweep import CHECK_CLAIM_LEASE, sweep
+from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
-from fluxhook.store.work_lines import DRAFT_CACHE, MOVE_LEASE
+from fluxhook.store.work_lines import DRAFT_CACHE
 from helpers import commands_during, tracked_job
 
 DB = 15  # no other unit test uses it; make_services flushes it before and after

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fluxhook.store.deliveries import ATTEMPT_LEASE, PER_OWNER, PER_RECEIVER, Deliveries, Message, member_message
+from fluxhook.core.holds import ATTEMPT_LEASE
+from fluxhook.store.deliveries import PER_OWNER, PER_RECEIVER, Deliveries, Message, member_message
 from fluxhook.store.keys import KEYS
 
 NOW = 1_800_000_000.0

@@ -173,7 +173,7 @@ def test_a_migration_longer_than_its_lock_keeps_it_and_another_process_waits_for
                                                                                         monkeypatch):
     from fluxhook.store import migrations
 
-    monkeypatch.setattr(migrations, "LOCK_SECONDS", 1)  # renewed every third of a second
+    monkeypatch.setattr(migrations, "MIGRATION_LOCK_SECONDS", 1)  # renewed every third of a second
     slots = migrations._Migration.old_slots
     monkeypatch.setattr(migrations._Migration, "old_slots", lambda self: time.sleep(2.5) or slots(self))
     connection.zadd(KEYS.legacy_line(DEFAULT_POOL), {_queued(store).id: 1.0})

@@ -13,12 +13,13 @@ import pytest
 
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import QueueFull
+from fluxhook.core.holds import QUEUE_ROOM_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import ADMIN_OWNER
-from fluxhook.store.slots import QUEUE_FULL_RETRY, QUEUE_ROOM_LEASE, Slots, queue_full
+from fluxhook.store.slots import QUEUE_FULL_RETRY, Slots, queue_full
 from helpers import commands_during
 from slot_helpers import _config
 

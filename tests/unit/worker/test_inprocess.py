@@ -17,9 +17,10 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from devtools.processes import wait_until
+from fluxhook.core.holds import CLEANING_LOCK_TTL
 from fluxhook.lifecycle.steps import enqueueing
 from helpers import commands_during
-from worker.inprocess import _FULL_CLEANING_DUE, CLEANING_LOCK_TTL, SUSPENSION, InProcessWorker
+from worker.inprocess import _FULL_CLEANING_DUE, SUSPENSION, InProcessWorker
 
 # Never run: the tests only start tasks, as a worker does before it runs one.
 TASK = "worker.retention.purge"

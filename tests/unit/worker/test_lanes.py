@@ -16,10 +16,10 @@ from rq.job import JobStatus
 from devtools.processes import wait_until
 from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
+from fluxhook.core.holds import HAND_BACK_GRACE, STOP_TIMEOUT
 from fluxhook.media.fetch import fetch_file
 from helpers import commands_during
 from worker import lanes, runtime
-from worker.processes import STOP_TIMEOUT
 
 # Released at the end of the test: until then a task waits on it as a download waits on a socket, in C, where
 # it cannot look whether the worker wants it back.
@@ -67,8 +67,8 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
         took = time.monotonic() - started
 
         # Not waited for once given back: 2 s for each stuck lane (8 s here) took a member past STOP_TIMEOUT.
-        assert took < 0.2 + lanes.HAND_BACK_GRACE + 1.0, took
-        assert took + 10 < STOP_TIMEOUT  # the grace (run.IMMINENT_SHUTDOWN_DELAY) and this fit the supervisor's wait
+        assert took < 0.2 + HAND_BACK_GRACE + 1.0, took
+        assert took + 10 < STOP_TIMEOUT  # the grace (holds.IMMINENT_SHUTDOWN_DELAY) and this fit the supervisor's wait
         assert sorted(_announced(caplog)) == sorted((t.id, True) for t in tasks)
         # Back in the queue as they were: queued, no retry spent (a stop is no fault of theirs), none running.
         for task in tasks:
@@ -112,7 +112,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
         lanes.stop(running, hand_back_after=0.2, cold=lambda: False)
     took = time.monotonic() - started
 
-    assert took < 0.2 + lanes.HAND_BACK_GRACE, took  # it stopped by itself: its lane did not give it back
+    assert took < 0.2 + HAND_BACK_GRACE, took  # it stopped by itself: its lane did not give it back
     assert _announced(caplog) == [(task.id, False)]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a stop, not a failure
     task.refresh()

@@ -12,8 +12,8 @@ import pytest
 
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
+from fluxhook.core.holds import SLOT_LEASE
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.pools import SLOT_LEASE
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
 from worker import runtime, sending

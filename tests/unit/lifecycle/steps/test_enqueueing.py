@@ -8,13 +8,12 @@ import time
 
 from fluxhook.core import transitions as st
 from fluxhook.core.backoff import backoff_schedule
+from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import (
     AHEAD,
-    DOWNLOAD_LOCK_TTL,
     DOWNLOAD_RETRIES,
     DOWNLOAD_RETRY_CAP,
-    DOWNLOAD_TIMEOUT,
     download_line,
     download_lock,
     download_pending,

@@ -1,0 +1,182 @@
+"""docs/architecture.md's worker page matches the code (issue 84): every thread the code starts has a row in its table
+of threads (or is named among those not in a worker process), every bound a row names is the code's, the waiters on
+wake-up lists are ``run.WAITERS``, and every value of fluxhook/core/holds.py has a row with its number."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from fnmatch import fnmatch
+from pathlib import Path
+
+from devtools.processes import ROOT
+from fluxhook.core import holds
+from worker import run
+
+PAGE = ROOT / "docs" / "architecture.md"
+# Where the threads a worker process runs are started: the worker and the code below it.
+SOURCES = [ROOT / "worker", ROOT / "fluxhook"]
+# Where a row's `module.NAME` bound is looked for.
+PACKAGES = ("worker", "fluxhook.core", "fluxhook.store", "fluxhook.net", "fluxhook.credits", "fluxhook.lifecycle")
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n### ", start + len(heading))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _table(section: str) -> list[list[str]]:
+    """The rows of the first table in ``section``, each a list of its cells (the head and its rule left out)."""
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip().strip("|").split(" | ")] for row in rows[2:]]
+
+
+def _page() -> str:
+    return PAGE.read_text()
+
+
+def _thread_rows() -> list[list[str]]:
+    return _table(_section(_page(), "### Threads"))
+
+
+def _thread_names(cell: str) -> list[str]:
+    """The names a row's first cell gives (backticked, before the parenthesis)."""
+    return re.findall(r"`([^`]+)`", cell.split("(")[0])
+
+
+# --- The threads the code starts ---
+
+def _pattern(node: ast.expr) -> str | None:
+    """A thread's name as a pattern: a literal as it is, an f-string with ``*`` for each formatted part."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "*" for part in node.values)
+    return None
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+THREAD_BASES = {"Thread", "Loop", "RestingLoop", "Timer"}
+
+
+def _named_by(call: ast.Call, params: list[str]) -> ast.expr | None:
+    """The argument a call passes for the parameter ``name`` (``params``: the callee's, in order)."""
+    for keyword in call.keywords:
+        if keyword.arg == "name":
+            return keyword.value
+    index = params.index("name") if "name" in params else -1
+    return call.args[index] if 0 <= index < len(call.args) else None
+
+
+def started_threads() -> dict[str, str]:
+    """Each thread name (a pattern) the code gives a thread it starts, with where; a helper that names a thread by its
+    own parameter ``name`` (``heartbeats.beating``, a ``Lane``) is followed to its callers."""
+    trees = {path: ast.parse(path.read_text()) for source in SOURCES for path in sorted(source.rglob("*.py"))}
+    found: dict[str, str] = {}
+    unnamed: list[str] = []
+    helpers: dict[str, list[str]] = {}  # a function or class whose parameter ``name`` names its thread: its params
+
+    def named(node: ast.expr | None, where: str, params: list[str], helper: str) -> None:
+        if isinstance(node, ast.Name) and node.id == "name" and "name" in params:
+            helpers[helper] = params
+            return
+        pattern = None if node is None else _pattern(node)
+        if pattern is None:
+            unnamed.append(where)
+        else:
+            found.setdefault(pattern, where)
+
+    for path, tree in trees.items():
+        for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
+            if not {b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in cls.bases} & THREAD_BASES:
+                continue
+            for init in [f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"]:
+                params = [a.arg for a in init.args.args[1:]]
+                for call in [n for n in ast.walk(init) if isinstance(n, ast.Call) and _call_name(n) == "__init__"]:
+                    arg = _named_by(call, []) or (call.args[0] if call.args else None)
+                    named(arg, f"{path.name}: {cls.name}", params, cls.name)
+        for func in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+            params = [a.arg for a in func.args.args]
+            for call in [n for n in ast.walk(func) if isinstance(n, ast.Call)]:
+                if _call_name(call) in ("Thread", "Timer"):
+                    named(_named_by(call, []), f"{path.name}: {func.name}", params, func.name)
+                elif _call_name(call) == "ThreadPoolExecutor":
+                    prefix = next((k.value for k in call.keywords if k.arg == "thread_name_prefix"), None)
+                    pattern = None if prefix is None else _pattern(prefix)
+                    if pattern is None:
+                        unnamed.append(f"{path.name}: {func.name}")
+                    else:
+                        found.setdefault(pattern + "*", f"{path.name}: {func.name}")
+    for path, tree in trees.items():
+        for call in [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) in helpers]:
+            node = _named_by(call, helpers[_call_name(call)])
+            pattern = None if node is None else _pattern(node)
+            if pattern is not None:
+                found.setdefault(pattern, f"{path.name}: {_call_name(call)}")
+            elif not (isinstance(node, ast.Name) and node.id == "name"):
+                unnamed.append(f"{path.name}: a call of {_call_name(call)}")
+    assert not unnamed, f"threads started without a name the page can list: {unnamed}"
+    return found
+
+
+def test_every_thread_the_code_starts_has_a_row():
+    rows = [name for row in _thread_rows() for name in _thread_names(row[0])]
+    elsewhere = _page().split("Not in a worker process:", 1)[1].split("\n\n", 1)[0]
+    listed = rows + re.findall(r"`([^`]+)`", elsewhere)
+    started = started_threads()
+    missing = [f"{pattern} ({where})" for pattern, where in started.items()
+               if not any(fnmatch(name, pattern) for name in listed)]
+    assert not missing, f"threads with no row in docs/architecture.md's table of threads: {missing}"
+    stale = [name for name in rows if name.startswith("fluxhook-")
+             and not any(fnmatch(name, pattern) for pattern in started)]
+    assert not stale, f"rows of threads the code no longer starts: {stale}"
+
+
+def test_each_bound_a_row_names_is_the_codes():
+    named = 0
+    for row in _thread_rows():
+        for module, name, number in re.findall(r"`(\w+)\.([A-Z][A-Z0-9_]+)` (\d+(?:\.\d+)?) s", " ".join(row[2:])):
+            value = _resolve(module, name)
+            assert float(value) == float(number), f"{row[0]}: {module}.{name} is {value}, the page says {number}"
+            named += 1
+    assert named >= 10  # the rows name their bounds so
+
+
+def _resolve(module: str, name: str) -> float:
+    for package in PACKAGES:
+        try:
+            found = importlib.import_module(f"{package}.{module}")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(found, name):
+            return getattr(found, name)
+    raise AssertionError(f"no {module}.{name} in {PACKAGES}")
+
+
+def test_the_rows_waiting_on_wake_up_lists_are_the_waiters_a_stop_ends():
+    waiting = [row[0] for row in _thread_rows() if "`BLPOP " in row[3]]
+    assert len(waiting) == run.WAITERS, waiting
+
+
+def _holds() -> dict[str, float]:
+    """The values holds.py defines (not those it imports), by name."""
+    tree = ast.parse(Path(holds.__file__).read_text())
+    names = [target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+             for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+             if isinstance(target, ast.Name) and target.id.isupper()]
+    return {name: getattr(holds, name) for name in names}
+
+
+def test_every_hold_has_a_row_with_its_number():
+    rows = {row[0].strip("`"): row for row in _table(_section(_page(), "### Holds"))}
+    values = _holds()
+    assert sorted(rows) == sorted(values), (f"in holds.py, no row: {sorted(set(values) - set(rows))}; "
+                                            f"a row, not in holds.py: {sorted(set(rows) - set(values))}")
+    wrong = {name: (value, rows[name][2]) for name, value in values.items() if float(rows[name][2]) != float(value)}
+    assert not wrong, f"the page's numbers differ from holds.py's (code, page): {wrong}"
