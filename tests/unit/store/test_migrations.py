@@ -267,7 +267,8 @@ def test_messages_waiting_where_the_last_release_kept_them_are_due_for_todays_no
 def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, connection):
     config = _config()
     job = as_key(store, _queued(store), "key_a")
-    connection.zadd(KEYS.slots(DEFAULT_POOL), {job.id: time.time()})
+    taken = time.time()
+    connection.zadd(KEYS.slots(DEFAULT_POOL), {job.id: taken})
     connection.hset(KEYS.legacy_slot_accounts, job.id, DEFAULT_ACCOUNT)
     connection.hset(KEYS.legacy_fair_owners, mapping={job.id: "key_a", "job_in_line": "key_a"})
     connection.hset(KEYS.legacy_fair_charges, job.id, "10")
@@ -278,10 +279,11 @@ def test_a_slot_held_as_the_last_release_kept_it_is_given_back_as_todays(store, 
     assert connection.hgetall(KEYS.slot_holders) == {job.id.encode(): b"default|key_a|10"}
     assert not connection.exists(KEYS.legacy_slot_accounts, KEYS.legacy_fair_owners, KEYS.legacy_fair_charges)
     # Given back a moment later: the slot and its owner's count go, and its turn is charged the moment it held the
-    # slot (a turn's least, 0.1 s) in place of the 10 s charged when it took it.
+    # slot (at least a turn's least, 0.1 s; more on a loaded host) in place of the 10 s charged when it took it.
     assert store.transition(job.id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    held = time.time() - taken
     assert not Slots(connection, config).holds(job) and not connection.hexists(KEYS.fair_held, "key_a")
-    assert float(connection.hget(KEYS.fair_passes, "key_a")) == pytest.approx(0.1)
+    assert 0.1 - 1e-6 <= float(connection.hget(KEYS.fair_passes, "key_a")) <= max(0.1, held) + 1e-3
     assert not connection.exists(KEYS.slot_holders)
 
 
