@@ -130,10 +130,12 @@ def test_a_trip_slower_than_the_lease_is_not_taken_for_a_dead_makers_while_its_r
     join_all = svc.slots.join_all
 
     def slow_trip(made, **kwargs):  # inputs put in a slow storage, say: the heartbeat goes on meanwhile
-        time.sleep(1.0)
+        time.sleep(1.5)
         return join_all(made, **kwargs)
 
-    monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 0.6)
+    # A lease of 1.2 s, beaten every 0.4 s: a loaded host (CI's 4 processes on 2 cores) once kept the beat off the
+    # CPU past a lease of 0.6 s; each trip is still longer than the lease.
+    monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 1.2)
     monkeypatch.setattr(svc.slots, "join_all", slow_trip)
     done: list = []
     maker = threading.Thread(target=lambda: done.append(create_batch(svc, x, batch_request(ITEMS))))
