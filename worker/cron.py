@@ -26,7 +26,7 @@ from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
 from fluxhook.store.queues import QUEUE_NAME, earliest_retry
-from fluxhook.store.wakes import STOPPED, WORK, Wakes
+from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
 from .retention import purge
 
@@ -85,7 +85,15 @@ class CronThread(threading.Thread):
                 log.warning("worker cron lost Redis; trying again", extra={"error": type(exc).__name__})
                 self._retry_known = False
                 wait = REDIS_RETRY_INTERVAL
-            if self._wait(wait) == STOPPED:
+            try:
+                woken = self._wait(wait)
+            except RedisError as exc:
+                # A wait cut by a lost Redis (a failover) must not end the thread, or no retry would move again; the
+                # retries RQ holds are read again, for a lane's wake-up may be gone with the old primary.
+                log.warning("worker cron lost Redis while it waited; trying again", extra={"error": type(exc).__name__})
+                self._retry_known = False
+                woken = STOPPED if self._stop_event.wait(REDIS_RETRY_INTERVAL) else TIMEOUT
+            if woken == STOPPED:
                 break
         self._finish()
 
