@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import threading
 import time
 
 from redis.exceptions import RedisError
@@ -61,17 +62,9 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     notifier = notifying.start(svc, wakes)
     log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
                                       "checks": config.worker_check_concurrency, "notifications": notifier.size})
-    # Each of these outlives Redis's failures and its own; one that died anyway (a bug) would leave part of the work
-    # undone in silence (a dead cron moves no retry again), so the process stops and exits 1, to be started again by
-    # the supervisor (WORKER_PROCESSES) or the platform.
-    watched = (cron_thread, sweeper, balance_reader, senders, feeder, notifier)
     dead: list[str] = []
     try:
-        while not stop.requested and not dead:
-            time.sleep(STOP_CHECK_INTERVAL)
-            dead = [part.name for part in watched if not part.is_alive()]
-        if dead:
-            log.error("worker thread died: the worker stops, and exits 1 to be started again", extra={"threads": dead})
+        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, feeder, notifier))
         stopped_at = time.monotonic()
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
@@ -91,6 +84,21 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         cron_thread.stop()
         svc.store.tallies.stop()
     return 1 if dead else 0
+
+
+def _until_stopped(stop: "_StopSignals", watched: tuple[threading.Thread, ...]) -> list[str]:
+    """Wait for a stop signal, or for one of ``watched`` to die; the names of those dead (none: a stop signal).
+
+    Each of them outlives Redis's failures and its own; one that died anyway (a bug) would leave part of the work undone
+    in silence (a dead cron moves no retry again), so the process stops and exits 1, to be started again by the
+    supervisor (WORKER_PROCESSES) or the platform."""
+    while not stop.requested:
+        time.sleep(STOP_CHECK_INTERVAL)
+        dead = [part.name for part in watched if not part.is_alive()]
+        if dead:
+            log.error("worker thread died: the worker stops, and exits 1 to be started again", extra={"threads": dead})
+            return dead
+    return []
 
 
 def _left(since: float, wait: float) -> float:
