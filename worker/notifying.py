@@ -61,18 +61,24 @@ class Notifier(Loop):
         if len(members) == free:
             return 0.0
         if free < self.size or members:
-            return LOOK_INTERVAL
+            # Attempts under way: looked at again within LOOK_INTERVAL, or at once when a job's end puts a message in
+            # the outbox, so another key's message is not held back by one receiver's slow attempts.
+            self._wait(LOOK_INTERVAL)
+            return 0.0
         self._rest()
         return 0.0
 
     def _rest(self) -> None:
         """No attempt under way and none due now: wait until the earliest is due, or a wake-up says one is sooner."""
         due = self.svc.store.deliveries.next_due()
-        wait = LONGEST_WAIT if due is None else due - time.time()
-        if wait <= 0 or self.stopping:
+        self._wait(LONGEST_WAIT if due is None else due - time.time())
+
+    def _wait(self, seconds: float) -> None:
+        """Wait ``seconds``, or until a wake-up says a message was added, or the process stops."""
+        if seconds <= 0 or self.stopping:
             return
         with self.waiting():
-            woken = self.wakes.wait(self.wakes.keys.notify_added, wait)
+            woken = self.wakes.wait(self.wakes.keys.notify_added, seconds)
         if woken == WORK and self.stopping:
             self.wakes.give_back(self.wakes.keys.notify_added)  # another process's notifier takes it
 
