@@ -22,7 +22,7 @@ from fluxhook.media.storage import Storage, storage_from_url
 from fluxhook.net.http_client import HTTPClient
 from fluxhook.store import Store
 from fluxhook.store.jobs import JobStore
-from fluxhook.store.queues import control_queue, task_queue
+from fluxhook.store.queues import task_queue
 from fluxhook.store.slots import Slots
 
 
@@ -34,7 +34,6 @@ class Services:
     redis: Redis
     store: Store
     queue: Queue
-    control_queue: Queue
     storage: Storage
     http: HTTPClient
     # One BFL client per account, by name.
@@ -108,7 +107,6 @@ def build_services(config: Config) -> Services:
         # Two days past retention: the retention task removes records (and their images) first.
         store=Store(redis, config, ttl=(config.job_retention_days + 2) * 86400),
         queue=task_queue(redis),
-        control_queue=control_queue(redis),
         storage=storage_from_url(config.storage_url, endpoint_url=config.s3_endpoint_url, region=config.s3_region),
         http=http,
         bfl_clients={account.name: BFLClient(config, http, account=account) for account in config.accounts},

@@ -76,11 +76,12 @@ class _Snapshot:
                        {(reason,): n for reason, n in _waiting(svc).items()}, ("reason",))
         yield from _credits(svc, time.time())
         yield from fm.redis_families(svc.redis)
-        queues = (svc.queue, svc.control_queue)
-        yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.",
-                       {(q.name,): q.count for q in queues}, ("queue",))
+        yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.", {(svc.queue.name,): svc.queue.count},
+                       ("queue",))
         yield fm.gauge("fluxhook_failed_tasks", "Tasks in an RQ queue's failed registry.",
-                       {(q.name,): q.failed_job_registry.count for q in queues}, ("queue",))
+                       {(svc.queue.name,): svc.queue.failed_job_registry.count}, ("queue",))
+        yield fm.gauge("fluxhook_checks_waiting", "Checks of due jobs waiting for a worker's checker (growing: the "
+                                                  "checkers fall behind).", {(): svc.store.checks.waiting()})
 
 
 def _waiting(svc) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, and a capacity of its
-own for each kind of work (SPEC §7, bulkheads): its senders (submissions), its download lanes and check lanes (RQ's
-tasks, with the feeder that moves downloads into RQ) and its notifier, until a stop signal."""
+own for each kind of work (SPEC §7, bulkheads): its senders (submissions), its checkers (the sweep's checks), its
+download lanes (RQ's tasks, with the feeder that moves downloads into RQ) and its notifier, until a stop signal."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import signal
 import threading
 import time
+from typing import Callable
 
 from redis.exceptions import RedisError
 from rq import Queue
@@ -21,14 +22,15 @@ from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 from fluxhook.store.wakes import Wakes
 
-from . import balance, cron, feeding, lanes, notifying, runtime, sending, sweeping
+from . import balance, checkers, cron, feeding, lanes, notifying, runtime, sending, sweeping
 from .activity import ACTIVITY
+from .pool import Pool
 
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
-# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the notifier, the cron
-# and the sweeper.
-WAITERS = 5
+# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the check dispatcher,
+# the notifier, the cron and the sweeper.
+WAITERS = 6
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -51,25 +53,24 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     sweeper = sweeping.start(svc, wakes)
     balance_reader = balance.start(svc)
     senders = sending.start(svc, wakes, config.worker_send_concurrency)
-    stop.on_first = senders.stop_taking
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _after_download(svc),
                          config.worker_download_concurrency, "download")
-    lanes_ += lanes.start(lane_redis, [svc.control_queue], config.log_level, ACTIVITY.noted,
-                          config.worker_check_concurrency, "check", readiness=False)
+    checkers_ = checkers.start(svc, wakes, config.worker_check_concurrency)
+    stop.on_first = _taking_stopped(senders, checkers_)
     feeder = feeding.start(svc, wakes)
     notifier = notifying.start(svc, wakes)
     log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
                                       "checks": config.worker_check_concurrency, "notifications": notifier.size})
     dead: list[str] = []
     try:
-        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, feeder, notifier))
+        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, checkers_, feeder, notifier))
         stopped_at = time.monotonic()
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
-        for part in (feeder, senders, notifier, cron_thread, sweeper, balance_reader):
+        for part in (feeder, senders, checkers_, notifier, cron_thread, sweeper, balance_reader):
             part.request_stop()
         _end_waits(wakes)
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
@@ -77,6 +78,8 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         # The sends and attempts under way went on meanwhile: each wait is counted from the stop, so the whole stop
         # fits the supervisor's (holds.STOP_TIMEOUT), which is derived from them.
         senders.stop(_left(stopped_at, SEND_STOP_TIMEOUT))
+        # A check cut off is due again once its claim lapses.
+        checkers_.stop(_left(stopped_at, IMMINENT_SHUTDOWN_DELAY))
         notifier.stop(_left(stopped_at, NOTIFY_STOP_TIMEOUT))
     finally:
         sweeper.stop()
@@ -99,6 +102,14 @@ def _until_stopped(stop: "_StopSignals", watched: tuple[threading.Thread, ...]) 
             log.error("worker thread died: the worker stops, and exits 1 to be started again", extra={"threads": dead})
             return dead
     return []
+
+
+def _taking_stopped(*pools: Pool) -> Callable[[], None]:
+    """What a first stop signal does: the pools take no more work (a flag each, safe in a signal handler)."""
+    def stop_taking() -> None:
+        for pool in pools:
+            pool.stop_taking()
+    return stop_taking
 
 
 def _left(since: float, wait: float) -> float:
@@ -158,6 +169,6 @@ class _StopSignals:
 
 
 def _queues(svc: Services) -> list[Queue]:
-    # The queues this process's RQ workers take from, for its cron's scheduler of RQ's retries: the sweep's checks and
-    # downloads (each making its thumbnail once its job is stored). Submissions and notifications are not RQ's.
-    return [svc.control_queue, svc.queue]
+    # The queues this process's RQ workers take from, for its cron's scheduler of RQ's retries: downloads (each making
+    # its thumbnail once its job is stored). Submissions, checks and notifications are not RQ's.
+    return [svc.queue]

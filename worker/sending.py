@@ -19,7 +19,6 @@ may have reached BFL.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,7 +31,7 @@ from fluxhook.services import Services
 from fluxhook.store.wakes import WORK, Wakes
 
 from .activity import ACTIVITY
-from .loops import Loop
+from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -40,9 +39,6 @@ log = logging.getLogger("fluxhook.worker")
 # 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for several accounts and a
 # slower BFL, and each idle sender costs a thread's stack, nothing else.
 SENDERS = 16
-# How long one wait for a freed slot lasts while a cooldown or a pause holds a waiting job back: its end frees
-# nothing, so no wake-up comes for it.
-WAKE_TIMEOUT = 1.0
 # The same wait otherwise: no job waits in any line, or those that wait go only when a slot frees (full slots, an
 # owner's max_active, a route), and a slot that frees wakes a dispatcher, as a job joining a line with room does, and a
 # key's share changed. Under load, one look a second while every slot is taken was an empty dispatch a second. This
@@ -57,43 +53,22 @@ REST_WAIT = 120.0
 LAPSED_LOOK_EVERY = 5.0
 
 
-class Senders(Loop):
+class Senders(Pool):
     """The dispatcher thread and its ``size`` senders, until ``stop()``."""
 
     def __init__(self, svc: Services, wakes: Wakes, size: int = SENDERS):
-        super().__init__("fluxhook-dispatch")
+        super().__init__("fluxhook-dispatch", ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send"), size)
         self.svc = svc
         self.wakes = wakes
-        self.size = size
-        self._senders = ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send")
-        self._room = threading.Condition()
-        self._busy = 0
-        self._stopping = False
         # When the next dispatch frees the slots held past their lease (time.monotonic()).
         self._next_lapsed_look = 0.0
 
-    def stop_taking(self) -> None:
-        """Take no more turns (safe in a signal handler: a flag, no lock); the dispatcher sees it within ``WAKE_TIMEOUT``."""
-        self._stopping = True
-
     def stop(self, timeout: float = SEND_STOP_TIMEOUT) -> None:
         """Take no more turns; let the submissions under way finish (BFL may be charging for them)."""
-        self._stopping = True
-        self._stop_event.set()
-        with self._room:
-            self._room.notify_all()
-        super().stop(WAKE_TIMEOUT + 5.0)  # not for a wait for a freed slot: it holds nothing
-        self._senders.shutdown(wait=False)
-        with self._room:
-            self._room.wait_for(lambda: self._busy == 0, timeout)
-
-    def busy(self) -> int:
-        """How many submissions are under way now."""
-        with self._room:
-            return self._busy
+        super().stop(timeout)
 
     def step(self) -> float:
-        free = self._wait_for_a_free_sender()
+        free = self.free_hands()
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
         now = time.monotonic()
@@ -102,7 +77,7 @@ class Senders(Loop):
             self._next_lapsed_look = now + LAPSED_LOOK_EVERY
         turns = take_turns(self.svc, free, free_lapsed=free_lapsed)
         for job_id in turns.jobs:
-            self._send(job_id, turns.accounts[job_id])
+            self.hand(self._submit, job_id, turns.accounts[job_id])
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free or a job to join a line.
             wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else REST_WAIT
@@ -111,16 +86,6 @@ class Senders(Loop):
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.slot_freed)  # another process's dispatcher takes the turn
         return 0.0
-
-    def _wait_for_a_free_sender(self) -> int:
-        with self._room:
-            self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
-            return 0 if self._stopping else self.size - self._busy
-
-    def _send(self, job_id: str, account: str) -> None:
-        with self._room:
-            self._busy += 1
-        self._senders.submit(self._submit, job_id, account)
 
     def _submit(self, job_id: str, account: str) -> None:
         try:
@@ -132,9 +97,6 @@ class Senders(Loop):
             log.exception("submission failed", extra={"job_id": job_id})
         finally:
             ACTIVITY.noted()  # a job sent: its balance reader at rest follows it up
-            with self._room:
-                self._busy -= 1
-                self._room.notify_all()
 
 
 def start(svc: Services, wakes: Wakes, size: int = SENDERS) -> Senders:

@@ -53,11 +53,10 @@ HEARTBEAT_GRACE = 20
 CLEANING_LOCK_TTL = 60
 
 # --- Checks and the sweep ---
-# A job the sweep claimed whose check never ran (its worker killed before it was queued or taken) comes due again
-# after this long; a check that runs later finds its claim superseded and does nothing.
-CHECK_CLAIM_LEASE = 90.0
-# While a check runs its job is held this long: it outlasts the check's call to BFL.
-CHECK_HOLD = float(CALL_BOUND)
+# A due job the sweep claimed is held this long, while it waits in the check line and again as its check starts (the
+# check's call to BFL ends within it); one whose check never ran or never ended (its process died) is due again then,
+# and a check that runs later finds its claim superseded and does nothing.
+CHECK_LEASE = float(CALL_BOUND)
 # A deadline taken by a sweep that died before acting on it comes due again after this long.
 DEADLINE_CLAIM = 30.0
 

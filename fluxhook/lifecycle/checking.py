@@ -9,7 +9,7 @@ import time
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
-from fluxhook.core.holds import CHECK_HOLD
+from fluxhook.core.holds import CHECK_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
@@ -18,15 +18,22 @@ from fluxhook.lifecycle.steps.applying import POLLED, apply_report
 from fluxhook.lifecycle.steps.enqueueing import ensure_download
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.services import Services
+from fluxhook.store.check_line import Check
 
 log = logging.getLogger("fluxhook.checking")
 
 
+def take_checks(svc: Services, most: int) -> list[Check]:
+    """Up to ``most`` checks from the check line whose turn it is across keys, each the caller's to run with
+    ``check_job``."""
+    return svc.store.checks.take(most)
+
 
 def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | ReportOutcome:
-    """Act on a job the sweep claimed with ``claim``; a check whose claim was superseded does nothing."""
+    """Act on a job the sweep claimed with ``claim``, held by it anew for the check; a check whose claim was superseded
+    (the job checked, changed or claimed again since) does nothing."""
     now = time.time()
-    if not svc.jobs.confirm_claim(job_id, claim, now + CHECK_HOLD):
+    if not svc.jobs.confirm_claim(job_id, claim, now + CHECK_LEASE):
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None:

@@ -1,5 +1,5 @@
-"""The fallback sweep: hand due jobs to checks, end the jobs whose deadline passed and the items of canceled batches;
-O(jobs due), not O(jobs).
+"""The fallback sweep: hand due jobs to the check line (``store.check_line``), end the jobs whose deadline passed and
+the items of canceled batches; O(jobs due), not O(jobs).
 Free BFL slots are not its work (each worker's senders take them, ``worker/sending.py``), nor notifications (each
 worker's notifier takes them, ``worker/notifying.py``)."""
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.core.holds import CHECK_CLAIM_LEASE
+from fluxhook.core.holds import CHECK_LEASE
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
-from fluxhook.lifecycle.steps.enqueueing import enqueue_checks, restore_work
+from fluxhook.lifecycle.steps.enqueueing import restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -30,15 +30,14 @@ class SweepReport:
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
-    """Claim the jobs due by ``now`` and queue a check of each; end the jobs whose deadline passed; put back in line
+    """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; put back in line
     the work whose move into RQ a dead process left unfinished. One look first says which of these have anything to
     do (a sweep runs every second in every worker process, and most find nothing)."""
     now = time.time() if now is None else now
     work = svc.store.sweep_work(now)
-    claim = now + CHECK_CLAIM_LEASE
+    claim = now + CHECK_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim) if work.jobs else []
-    if due:
-        enqueue_checks(svc.control_queue, due, claim)
+    svc.store.checks.add(due, claim)
     deadlines = enforce_deadlines(svc, now) if work.deadlines else 0
     if work.unmade:
         finish_unmade(svc, now)  # a batch it cuts short is canceled: the next sweep ends its items

@@ -13,6 +13,7 @@ from fluxhook.core.pools import pools
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.batches import Batches
+from fluxhook.store.check_line import CheckLine
 from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.deliveries import Deliveries
 from fluxhook.store.effects import Effects
@@ -85,6 +86,7 @@ class Store:
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)
+        self.checks = CheckLine(connection, keys=keys)
         self.watching = Watching(connection, keys=keys)
         self.batches = Batches(connection, ttl=ttl, keys=keys)
         self.variants = VariantRecords(connection, ttl=ttl, keys=keys)

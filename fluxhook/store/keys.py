@@ -45,6 +45,28 @@ class Keys:
         return f"{self.prefix}due"
 
     @property
+    def check_line(self) -> str:
+        """The due jobs the sweep claimed, waiting for a worker's check (``store.check_line``): members
+        ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical range."""
+        return f"{self.prefix}check:line"
+
+    @property
+    def check_claims(self) -> str:
+        """Job id -> the claim its check in ``check_line`` was made with (the due index's score the sweep gave it)."""
+        return f"{self.prefix}check:claims"
+
+    @property
+    def check_passes(self) -> str:
+        """Owner -> the virtual time of its next turn at checks, and the clock in ``owners.CLOCK``, as ``work_passes``."""
+        return f"{self.prefix}check:pass"
+
+    @property
+    def check_added(self) -> str:
+        """A wake-up: a list holding at most one item, pushed when the sweep adds checks to ``check_line``: wakes one
+        worker's check dispatcher (BLPOP, ``store.wakes``)."""
+        return f"{self.prefix}check:added"
+
+    @property
     def deadlines(self) -> str:
         """Jobs made with a deadline (``Cancel-After``), scored by it: a job leaves once it ends or its deadline was
         acted on, so the sweep reads only those due."""

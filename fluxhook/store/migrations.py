@@ -26,6 +26,8 @@ one beside another, changes nothing twice):
   the mark today's release keeps instead (``KeptCallbacks.mark_reported``);
 - a job whose submission's answer never came, which older releases kept ``queued`` (holding its slot) until BFL
   named its task, is ``submitted`` without its task as today's release keeps it, so it is never sent again;
+- the check tasks an older release queued in RQ (``LEGACY_CHECK_QUEUE``) are dropped: today's sweep puts each job in
+  the check line once its claim lapses;
 - a notification message waiting for an attempt where an older release kept it (its retries' ``Keys.messages_due``,
   its notify work line and what was being moved from it into RQ) is due in ``Keys.notify_due``, where today's
   notifiers take every attempt (an RQ task of it still queued puts it there as it runs: ``worker/notify.py``).
@@ -67,12 +69,14 @@ from fluxhook.store.work_lines import DOWNLOAD
 from fluxhook.store.work_lines import KINDS as WORK_KINDS
 
 # The shape this release keeps; each migration that changes it raises it by one.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # What a release that made thumbnails in a task of their own kept: a work line of that kind and an RQ queue.
 LEGACY_THUMBNAIL_KIND = "thumbnail"
 LEGACY_THUMBNAIL_QUEUE = Queue.redis_queue_namespace_prefix + "fluxhook-thumbnails"
 LEGACY_THUMBNAIL_TASK = "thumbnail-"
 LEGACY_NOTIFY_KIND = "notify"
+# The RQ queue of the sweep's checks of a release that ran them as RQ tasks.
+LEGACY_CHECK_QUEUE = "fluxhook-control"
 # Records (or jobs of an old line) read and rewritten per round trip.
 BATCH = 500
 # The migrating process holds its lock ``holds.MIGRATION_LOCK_SECONDS``, renewed every third of it by a thread of its
@@ -96,11 +100,12 @@ class Migrated:
     tracks: int = 0  # tracked jobs moved to their owner's place in the task's trackers, and kept bodies made marks
     uncertain: int = 0  # jobs awaiting BFL's word on their task moved from queued to submitted
     messages: int = 0  # notification messages moved to today's due set
+    checks: int = 0  # check tasks of an older release dropped from RQ
 
     def changed(self) -> int:
         """How many things it changed."""
         return (self.lines + self.slots + self.holders + self.clocks + self.accounts + self.sealed + self.tracks
-                + self.uncertain + self.messages)
+                + self.uncertain + self.messages + self.checks)
 
 
 def migrate(connection: Redis, config: Config, keys: Keys = KEYS, *, again: bool = False) -> Migrated:
@@ -170,7 +175,7 @@ class _Migration:
         accounts, sealed = self.records()
         return Migrated(ran=True, lines=lines, slots=slots, holders=holders, clocks=clocks, accounts=accounts,
                         sealed=sealed + self.kept_bodies(), tracks=self.trackers() + self.kept_for_tasks(),
-                        uncertain=self.uncertain_sends(), messages=self.old_messages())
+                        uncertain=self.uncertain_sends(), messages=self.old_messages(), checks=self.old_checks())
 
     def old_lines(self) -> int:
         """Move every job still queued in an old line into today's line of its pool (the default pool's, for a
@@ -349,6 +354,15 @@ class _Migration:
                         moved += 1
                 pipe.execute()
         return moved
+
+    def old_checks(self) -> int:
+        """Drop the check tasks an older release queued in RQ: the job each named is due again once its claim lapses,
+        and the sweep puts it in today's check line."""
+        queue = Queue(LEGACY_CHECK_QUEUE, connection=self.connection)
+        dropped = queue.count
+        if dropped:
+            queue.empty()
+        return dropped
 
     def _scored(self, key: str) -> list[tuple[str, float]]:
         # A work line's members are all scored 0: due at once, as they were.

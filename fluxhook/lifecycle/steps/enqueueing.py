@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -21,7 +21,6 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
-from fluxhook.core.bfl_limits import CALL_BOUND
 from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT, MOVE_LEASE
 from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork, Handed
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 DOWNLOAD_TASK = "worker.download.download_result"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
 CONFIRM_TASK = "worker.confirm.confirm_outcome"
-CHECK_TASK = "worker.sweep.check_job"
 
 # A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
 # download that fails for a while (the store or the delivery host) go on at least as long as a video's
@@ -67,15 +65,6 @@ CONFIRM_RETRIES = 5
 # failing) or gave up, so they stay few.
 KEEPS_NOTHING = 1  # the result_ttl that marks a task keeping nothing of its success
 _KEEP = {"result_ttl": KEEPS_NOTHING, "failure_ttl": 7 * 86400}
-# A task that recurs, a check (again and again for as long as its job waits, on the budget or on BFL) or the
-# sweep, keeps nothing of a run that succeeded: a record per run grew Redis with every recheck of every
-# waiting job, not with the jobs. A failed run is kept long enough for an operator: the failed registry
-# (``fluxhook_failed_tasks``, ``rq info``) shows a fault's failures while it lasts and an hour after, past
-# the next scrape and an alert's wait, and RQ's log line of each keeps its traceback for good. No longer,
-# since a fault that lasts fails every run: BFL erring for a day fails a check at every poll of every
-# submitted job, and a broken sweep fails at every tick of every worker's clock.
-RECURRING_FAILURE_TTL = 3600
-_RECURRING: dict[str, Any] = {"result_ttl": 0, "failure_ttl": RECURRING_FAILURE_TTL}
 
 
 def _retry(retries: int, cap: float) -> Retry:
@@ -206,16 +195,6 @@ def ensure_download(svc: "Services", job: "Job") -> bool:
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
-
-
-def enqueue_checks(queue: Queue, job_ids: list[str], claim: float) -> None:
-    """Queue one fallback check per due job the sweep claimed (no RQ retries: the due index retries)."""
-    # Within the hold a check puts on its job.
-    queue.enqueue_many([
-        Queue.prepare_data(CHECK_TASK, (job_id, claim), timeout=CALL_BOUND, description=f"check {job_id}",
-                           **_RECURRING)
-        for job_id in job_ids
-    ])
 
 
 def enqueue_confirm(svc: "Services", job_id: str) -> bool:

@@ -62,7 +62,7 @@ def _call_name(node: ast.Call) -> str:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
-THREAD_BASES = {"Thread", "Loop", "RestingLoop", "Timer"}
+THREAD_BASES = {"Thread", "Loop", "RestingLoop", "Timer", "Pool"}
 
 
 def _named_by(call: ast.Call, params: list[str]) -> ast.expr | None:

@@ -44,9 +44,9 @@ def test_a_429_on_a_poll_waits_for_retry_after(services, spy):
     job = tracked_job(svc, "busy-task", due=time.time() - 1)
     report = sweep(svc)
     assert report.due == 1
-    queued = svc.control_queue.get_jobs()
-    assert [j.func_name for j in queued] == ["worker.sweep.check_job"]
-    claim = queued[0].args[1]
+    [check] = svc.store.checks.take(10)
+    assert check.job_id == job.id
+    claim = check.claim
     before = time.time()
     assert checking.check_job(svc, job.id, claim) == CheckOutcome.RESCHEDULED
     after = svc.jobs.get(job.id)
@@ -60,7 +60,8 @@ def test_a_check_whose_claim_was_taken_does_nothing(services, sim):
     task = _bfl_task(sim, "[pending] claimed twice")
     job = tracked_job(svc, task["id"], due=time.time() - 1)
     assert sweep(svc).due == 1
-    claim = svc.control_queue.get_jobs()[0].args[1]
+    [check] = svc.store.checks.take(1)
+    claim = check.claim
     assert checking.check_job(svc, job.id, claim) == "pending"
     assert checking.check_job(svc, job.id, claim) == CheckOutcome.SKIPPED
     assert svc.jobs.get(job.id).polls == 1 and sim.task(task["id"])["polls"] == 1
@@ -97,4 +98,4 @@ def test_a_sweep_with_nothing_due_claims_nothing(services):
         tracked_job(svc, f"future-{n}", due=time.time() + 600)
     report = sweep(svc)
     assert (report.due, report.deadlines) == (0, 0)
-    assert svc.control_queue.count == 0
+    assert svc.store.checks.waiting() == 0

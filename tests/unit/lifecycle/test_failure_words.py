@@ -39,8 +39,8 @@ def test_a_failure_found_by_a_poll_says_bfls_words(svc, spy):
     spy.route("/v1/get_result?id=failed-task", 200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
     job = tracked_job(svc, "failed-task", due=time.time() - 1)
     assert sweep(svc).due == 1
-    claim = svc.control_queue.get_jobs()[0].args[1]
-    assert checking.check_job(svc, job.id, claim) == ReportOutcome.FINISHED
+    [check] = svc.store.checks.take(1)
+    assert checking.check_job(svc, job.id, check.claim) == ReportOutcome.FINISHED
     assert _said(svc, job.id) == {"code": "bfl_error", "message": SENTENCE}
 
 

@@ -1,30 +1,29 @@
-"""What waiting costs Redis (the sweep's checks, fluxhook/lifecycle/steps/enqueueing.py ``enqueue_checks``; checking.py;
-waits.py), measured on the suite's real Redis: hundreds of jobs waiting out of line for the daily budget (to go
-alone, or for the next day) come due again and again, each time claimed by the real sweep and checked by a lane's
-RQ worker, as in `python -m worker`. After the first round of checks, later rounds add no key, no timeline entry
-and no memory to speak of, so however long the jobs wait they cost O(1) records each, not one per recheck. A check
-keeps no record of its run, and one that fails stays in RQ's failed registry for an operator, for a bounded time.
+"""What waiting costs Redis (the sweep's checks, fluxhook/store/check_line.py; checking.py; waits.py), measured on the
+suite's real Redis: hundreds of jobs waiting out of line for the daily budget (to go alone, or for the next day) come
+due again and again, each time claimed by the real sweep and checked by a worker's checkers (worker/checkers.py), as
+in `python -m worker`. After the first round of checks, later rounds add no key, no timeline entry and no memory to
+speak of, so however long the jobs wait they cost O(1) records each, not one per recheck. A check keeps no record of
+its run, and one that fails is logged with its job, which is due again.
 The rules each check applies: tests/unit/lifecycle/steps/test_submission.py and test_waits.py."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
-from rq.job import Job as RQJob
 
+from devtools.processes import wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, budget
 from fluxhook.lifecycle import submitting
-from fluxhook.lifecycle.steps.enqueueing import RECURRING_FAILURE_TTL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
-from worker import runtime
-from worker.inprocess import InProcessWorker
+from worker import checkers, runtime
 
 DB = 12
 LIMIT = 100
@@ -38,6 +37,8 @@ ROUNDS = 4
 WAITS = {WaitReason.BUDGET_SETTLING: budget.ALONE_RECHECK, WaitReason.DAILY_CREDITS: budget.RECHECK}
 # RQ's records of a task: the task, its results, its executions.
 RQ_TASK_KEYS = ("rq:job:*", "rq:results:*", "rq:execution*")
+# A worker's checkers, as WORKER_CHECK_CONCURRENCY's default.
+CHECKERS = 2
 
 
 @pytest.fixture()
@@ -67,19 +68,17 @@ def _waiting(svc, count: int, reason: WaitReason) -> list[Job]:
     return jobs
 
 
-def _lane(svc) -> InProcessWorker:
-    """An RQ worker as a lane runs it (worker/lanes.py), on the control queue alone."""
-    lane = InProcessWorker([svc.control_queue], connection=svc.redis)
-    lane.log.setLevel("WARNING")
-    return lane
-
-
-def _round(svc, lane: InProcessWorker, count: int, after: float) -> None:
-    """``after`` seconds on, the sweep claims the ``count`` jobs come due and queues their checks, and a lane runs
-    them all. Each job comes due again only if its check ran and set its next look: a claim lasts longer."""
+def _round(svc, count: int, after: float) -> None:
+    """``after`` seconds on, the sweep claims the ``count`` jobs come due and puts them in the check line, and a
+    worker's checkers run them all. Each job comes due again only if its check ran and set its next look: a claim
+    lasts longer."""
     assert sweep(svc, now=time.time() + after + 1).due == count
-    assert lane.work(burst=True)
-    assert svc.control_queue.count == 0
+    pool = checkers.start(svc, runtime.wakes_for(svc.config), CHECKERS)
+    try:
+        wait_until(lambda: svc.store.checks.waiting() == 0 and pool.busy() == 0, timeout=60,
+                   message="the checkers to run every check")
+    finally:
+        pool.stop()
 
 
 def _footprint(svc) -> tuple[int, int]:
@@ -110,17 +109,15 @@ def test_jobs_waiting_on_the_budget_cost_redis_nothing_more_per_recheck(services
     jobs = _waiting(svc, JOBS, reason)
     _, waiting = _footprint(svc)
     own = waiting - empty
-    lane = _lane(svc)
 
-    _round(svc, lane, JOBS, WAITS[reason])
+    _round(svc, JOBS, WAITS[reason])
     keys_once = svc.redis.dbsize()
     timelines_once = _timeline_lengths(svc, jobs)
     for _ in range(ROUNDS - 1):
-        _round(svc, lane, JOBS, WAITS[reason])
+        _round(svc, JOBS, WAITS[reason])
     keys_after, memory_after = _footprint(svc)
 
     # Every check ran and left its job waiting, out of line, for the same reason.
-    assert svc.control_queue.failed_job_registry.count == 0
     assert {svc.jobs.get(job.id).waiting_reason for job in jobs} == {str(reason)}
     assert svc.slots.waiting(pool_for(PRICED)) == 0
     # ROUNDS rechecks of each job cost what one did: no key, no timeline entry; and all of them together less
@@ -132,26 +129,20 @@ def test_jobs_waiting_on_the_budget_cost_redis_nothing_more_per_recheck(services
     assert not _rq_task_keys(svc)
 
 
-def test_a_check_keeps_no_record_and_a_failed_one_stays_for_the_operator_for_a_bounded_time(services, spy):
+def test_a_check_keeps_no_record_and_a_failed_one_is_logged_and_due_again(services, spy, caplog):
     svc = services(BFL_API_BASE=spy.url, API_HOST_ALLOWLIST=f"127.0.0.1:{spy.port}")
     spy.route("/v1/get_result?id=pending-task", 200, b'{"id": "pending-task", "status": "Pending"}')
     spy.route("/v1/get_result?id=garbled-task", 200, b"[]")  # an answer no poll can read
     pending = tracked_job(svc, "pending-task", due=time.time() - 1)
     garbled = tracked_job(svc, "garbled-task", due=time.time() - 1)
-    lane = _lane(svc)
 
     before = time.time()
-    _round(svc, lane, 2, after=-1)
+    with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
+        _round(svc, 2, after=-1)
 
     assert svc.jobs.get(pending.id).polls == 1 and svc.jobs.get(garbled.id).polls == 1
-    assert svc.control_queue.finished_job_registry.count == 0
-    [failed] = svc.control_queue.failed_job_registry.get_job_ids()
-    task = RQJob.fetch(failed, connection=svc.redis)
-    assert task.args[0] == garbled.id
-    assert "BFLUnavailable" in (task.latest_result().exc_string or "")
-    # Kept for an operator to see, and gone after a while: a fault that lasts fails every recheck.
-    assert 0 < svc.redis.ttl(task.key) <= RECURRING_FAILURE_TTL
-    assert {key.decode() for key in _rq_task_keys(svc)} <= {task.key, f"rq:results:{failed}"}
-    assert all(0 < svc.redis.ttl(key) <= RECURRING_FAILURE_TTL for key in _rq_task_keys(svc))
+    assert not _rq_task_keys(svc) and not svc.redis.exists(KEYS.check_claims)
+    [failed] = [r for r in caplog.records if r.getMessage() == "check failed"]
+    assert (failed.job_id, failed.error) == (garbled.id, "BFLUnavailable")
     # The due index looks at it again, as at every failed poll.
     assert svc.jobs.get(garbled.id).status == st.SUBMITTED and svc.jobs.due_at(garbled.id) > before

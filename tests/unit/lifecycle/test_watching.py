@@ -36,11 +36,10 @@ def _video_task(sim, seconds: float) -> str:
 
 
 def _check_due(svc) -> None:
-    """Run the sweep, then the checks it queued, here."""
+    """Run the sweep, then the checks it put in line, here."""
     sweep(svc, time.time() + 0.01)  # due times keep milliseconds: one set a moment ago may round up past now
-    for queued in svc.control_queue.get_jobs():
-        checking.check_job(svc, *queued.args)
-        queued.delete()
+    for check in svc.store.checks.take(100):
+        checking.check_job(svc, check.job_id, check.claim)
 
 
 def test_a_newly_watched_running_job_comes_due_at_once_and_watching_again_changes_nothing(svc, sim):

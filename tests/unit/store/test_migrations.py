@@ -241,6 +241,21 @@ def test_thumbnail_work_of_a_release_with_a_thumbnail_task_joins_the_download_li
     assert migrate(connection, _config(), again=True).lines == 0  # a second run finds nothing
 
 
+def test_check_tasks_an_older_release_queued_in_rq_are_dropped_and_their_jobs_come_due_again(store, connection):
+    job = _task(store)
+    claim = time.time() + 90
+    connection.zadd(KEYS.due, {job.id: claim})  # claimed by an older release's sweep, which queued its check in RQ
+    queue = Queue("fluxhook-control", connection=connection)
+    task = queue.enqueue_call("worker.sweep.check_job", (job.id, claim))
+
+    assert migrate(connection, _config(), again=True).checks == 1
+
+    assert not connection.exists(queue.key, task.key)
+    # Due again once the older claim lapses, when today's sweep puts it in the check line.
+    assert connection.zscore(KEYS.due, job.id) == pytest.approx(claim)
+    assert migrate(connection, _config(), again=True).checks == 0
+
+
 def test_messages_waiting_where_the_last_release_kept_them_are_due_for_todays_notifiers(store, connection):
     pipe = connection.pipeline(transaction=True)
     deliveries = Deliveries(connection)

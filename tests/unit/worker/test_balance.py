@@ -28,7 +28,7 @@ def test_the_balance_thread_reads_the_credits_once_per_interval_however_many_pro
         assert not any(reader.is_alive() for reader in readers) and time.monotonic() - started < 1.0
     assert sim.stats()["credits_requests"] == 1
     # The refresh is no task of RQ's: nothing was queued for it.
-    assert svc.queue.count == 0 and svc.control_queue.count == 0
+    assert svc.queue.count == 0 and svc.store.checks.waiting() == 0
 
 
 def test_the_balance_thread_reads_the_credits_again_a_few_seconds_after_jobs_end_not_an_interval_later(

@@ -1,39 +1,31 @@
 """The worker's sweep thread (worker/sweeping.py): it runs the fallback sweep once a second by itself, no RQ task
-in between, while its indexes hold anything; at rest it waits on the sweepers' wake-up list, which a job that becomes
-the first due or with a deadline pushes whichever process made it, one command a look; it stops at once when told to,
-resting or not. What a sweep does: tests/unit/lifecycle/test_sweep.py."""
+in between, and puts due jobs in the check line, while its indexes hold anything; at rest it waits on the sweepers'
+wake-up list, which a job that becomes the first due or with a deadline pushes whichever process made it, one command
+a look; it stops at once when told to, resting or not. What a sweep does: tests/unit/lifecycle/test_sweep.py."""
 
 from __future__ import annotations
 
 import time
 
 from devtools.processes import wait_until
-from fluxhook.lifecycle.steps.enqueueing import CHECK_TASK
-from helpers import commands_during, run_older_releases_task, tracked_job
+from helpers import commands_during, tracked_job
 from worker import runtime, sweeping
 
 
-def test_the_sweep_thread_queues_a_check_for_each_job_that_comes_due_and_stops_at_once(make_services):
+def test_the_sweep_thread_puts_each_job_that_comes_due_in_the_check_line_and_stops_at_once(make_services):
     svc = make_services(6)
     sweeper = sweeping.start(svc, runtime.wakes_for(svc.config))
     try:
         first = tracked_job(svc, "task-due-first", due=time.time() - 1)  # the first due: the sweeper at rest wakes
-        wait_until(lambda: svc.control_queue.count == 1, timeout=5, message="the sweep to claim the due job")
+        wait_until(lambda: svc.store.checks.waiting() == 1, timeout=5, message="the sweep to claim the due job")
         later = tracked_job(svc, "task-due-later", due=time.time() + 1)  # a sweep or two on: the next ones see it
-        wait_until(lambda: svc.control_queue.count == 2, timeout=5, message="a later sweep to claim the next job")
+        wait_until(lambda: svc.store.checks.waiting() == 2, timeout=5, message="a later sweep to claim the next job")
     finally:
         started = time.monotonic()
         sweeper.stop()
         assert not sweeper.is_alive() and time.monotonic() - started < 1.0
-    checks = svc.control_queue.get_jobs()
-    # Only the checks: the sweep itself is no task of RQ's.
-    assert [(task.func_name, task.args[0]) for task in checks] == [(CHECK_TASK, first.id), (CHECK_TASK, later.id)]
-
-
-def test_an_older_releases_sweep_task_queued_before_a_rolling_deploy_ends_without_failing(make_services):
-    svc = make_services(6)
-    # As an older release's cron queued it every second, by name: its worker may still run beside this one.
-    run_older_releases_task(svc.control_queue, "worker.sweep.sweep")
+    # In the order of their owner's turns (one owner: its jobs' creation).
+    assert [check.job_id for check in svc.store.checks.take(10)] == [first.id, later.id]
 
 
 def test_at_rest_the_sweep_thread_costs_one_command_a_look_and_any_process_s_first_due_job_wakes_it(make_services):
@@ -48,7 +40,7 @@ def test_at_rest_the_sweep_thread_costs_one_command_a_look_and_any_process_s_fir
         # Made as a web process makes it (its own store, no word to this process): the script's push wakes it.
         started = time.monotonic()
         tracked_job(svc, "task-due", due=time.time() - 1)
-        wait_until(lambda: svc.control_queue.count == 1, timeout=2, message="the woken sweep to claim the due job")
+        wait_until(lambda: svc.store.checks.waiting() == 1, timeout=2, message="the woken sweep to claim the due job")
         assert time.monotonic() - started < sweeping.REST_LOOK / 10
     finally:
         sweeper.request_stop()
