@@ -189,7 +189,8 @@ def enter(svc: Services, members: list[str], now: float) -> int:
             target = target_of(url)
             made.append((Message(id=message_id(job.id, event, kind, number), job_id=job.id, owner=owner,
                                  event=event, kind=kind, host=_host(url), target=target,
-                                 state=DISABLED if target in off else PENDING, created_at=now),
+                                 state=DISABLED if target in off else PENDING, created_at=now,
+                                 bulk=job.batch_id is not None),
                          store.job_ttl_ms(job.id)))
     existing = store.existing([m.id for m, _ in made])
     fresh = [(m, ttl) for m, ttl in made if m.id not in existing]

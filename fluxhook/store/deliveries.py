@@ -5,18 +5,20 @@ A message (``Keys.message``) holds, as text: ``job``, ``owner`` (the job's app k
 ``kind`` (``webhook``: Standard Webhooks' body to the job's notify_url; ``bfl``: BFL's callback to the app's own
 webhook_url: the URL itself is the job's, never copied here), ``host``, ``target`` (a digest of the URL, what a 410
 disables), ``state`` (``STATES``), ``at`` (made, epoch seconds), ``tries`` (attempts since it was made or
-replayed), ``n`` (attempts in all) and one field per attempt, ``a<i>`` = ``at,status,error,ms`` for the newest
-``MAX_ATTEMPTS``. Every value stays short, so Redis keeps the hash in its compact encoding (a few hundred bytes).
-It expires with its job (the job's TTL at its making). A job's messages have ids made from its id (``ids_of``);
-its record keeps how many ``job.progress`` messages it has and when the last was made (``notify_progress``).
-Each owner's messages are listed by time (``Keys.owner_messages``), the newest ``OWNER_BOUND`` kept there: a
-caller cannot grow the index without limit (SPEC §7).
+replayed), ``n`` (attempts in all), ``bulk`` (``1`` for a batch item's message, absent otherwise) and one field per
+attempt, ``a<i>`` = ``at,status,error,ms`` for the newest ``MAX_ATTEMPTS``. Every value stays short, so Redis keeps
+the hash in its compact encoding (a few hundred bytes). It expires with its job (the job's TTL at its making). A
+job's messages have ids made from its id (``ids_of``); its record keeps how many ``job.progress`` messages it has
+and when the last was made (``notify_progress``). Each owner's messages are listed by time (``Keys.owner_messages``),
+the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit (SPEC §7).
 
-A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``
-(``Message.member``). Attempts are taken from there one way (``take``, ``lua/notify_take.lua``): earliest due first,
-at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process,
-each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose process died
-has its room back and its message due again once its lease lapses.
+A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a
+batch item's as ``<owner>|<host>|~|<id>`` (``Message.member``). Attempts are taken from there one way (``take``,
+``lua/notify_take.lua``): within a key, its single jobs' messages (and its batches' own) before its batch items', as
+in its lines (``owners.BULK``), then earliest due first, the same when they come back from behind a full receiver; at
+most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process, each
+held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose process died has its
+room back and its message due again once its lease lapses.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from redis import Redis
 
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.owners import BULK
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.wakes import push
@@ -65,20 +68,23 @@ class Message:
     tries: int = 0
     count: int = 0
     attempts: tuple[tuple, ...] = ()
+    # A batch item's (its job's ``batch_id`` set): its attempts go after its key's other messages'.
+    bulk: bool = False
 
     @property
     def member(self) -> str:
         """Its member in ``notify_due``: its owner and receiver are what its attempt's room is counted by."""
-        return notify_member(self.owner, self.host, self.id)
+        return notify_member(self.owner, self.host, self.id, bulk=self.bulk)
 
 
-def notify_member(owner: str, host: str, message_id: str) -> str:
-    """``<owner>|<host>|<message id>``; a ``|`` in the host (never in a valid one) would split it wrongly."""
-    return f"{owner}|{host.replace('|', '_')}|{message_id}"
+def notify_member(owner: str, host: str, message_id: str, *, bulk: bool = False) -> str:
+    """``<owner>|<host>|<message id>``, a batch item's (``bulk``) ``<owner>|<host>|~|<message id>``
+    (``lua/notify_room.lua`` reads the mark); a ``|`` in the host (never in a valid one) would split it wrongly."""
+    return f"{owner}|{host.replace('|', '_')}|{BULK + '|' if bulk else ''}{message_id}"
 
 
 def member_message(item: str) -> str:
-    """The message id of a ``notify_due`` member."""
+    """The message id of a ``notify_due`` member (its last field, marked or not)."""
     return item.rsplit("|", 1)[-1]
 
 
@@ -161,7 +167,8 @@ class Deliveries:
         record = self.keys.message(message.id)
         pipeline.hset(record, mapping={"job": message.job_id, "owner": message.owner, "event": message.event,
                                        "kind": message.kind, "host": message.host, "target": message.target,
-                                       "state": message.state, "at": f"{message.created_at:.3f}", "tries": 0, "n": 0})
+                                       "state": message.state, "at": f"{message.created_at:.3f}", "tries": 0, "n": 0,
+                                       **({"bulk": 1} if message.bulk else {})})
         if ttl_ms and ttl_ms > 0:
             pipeline.pexpire(record, ttl_ms)
         index = self.keys.owner_messages(message.owner)
@@ -299,7 +306,7 @@ def _from_hash(message_id: str, data: dict) -> Message | None:
                    event=fields.get("event", ""), kind=fields.get("kind", WEBHOOK), host=fields.get("host", ""),
                    target=fields.get("target", ""), state=fields.get("state", PENDING),
                    created_at=float(fields.get("at") or 0), tries=int(fields.get("tries") or 0),
-                   count=count, attempts=tuple(attempts))
+                   count=count, attempts=tuple(attempts), bulk=fields.get("bulk") == "1")
 
 
 def _attempt(value: str) -> tuple:

@@ -92,8 +92,9 @@ class Keys:
 
     @property
     def notify_due(self) -> str:
-        """Messages waiting for an attempt (``<owner>|<host>|<message id>``), scored by when it is due; one being
-        attempted stays, scored by its attempt's lease, so it comes due again if its process dies."""
+        """Messages waiting for an attempt (``<owner>|<host>|<message id>``, a batch item's ``<owner>|<host>|~|<message
+        id>``), scored by when it is due; one being attempted stays, scored by its attempt's lease, so it comes due again
+        if its process dies."""
         return f"{self.prefix}notify:due"
 
     @property
@@ -109,7 +110,8 @@ class Keys:
     @property
     def notify_parked(self) -> str:
         """Messages due whose receiver or owner had no room, out of ``notify_due`` until an attempt of theirs ends:
-        all scored 0, ``<busy field>|<due>|<member>``, a lexical range per receiver or owner."""
+        all scored 0, ``<busy field>|<due>|<member>``, a lexical range per receiver or owner; a single job's due is
+        written ``+<due>``, so it comes back before the batch items' (``lua/notify_room.lua``)."""
         return f"{self.prefix}notify:parked"
 
     def notify_off(self, owner: str) -> str:

@@ -1,7 +1,8 @@
 -- needs: notify_room
--- Take up to ARGV[5] messages due for an attempt, earliest due first, each only while its receiver has fewer than
--- ARGV[3] attempts in flight and its owner fewer than ARGV[4], across every process. A message whose receiver or
--- owner is full is parked behind it (out of the due set, so the next is looked at) until an attempt of theirs ends.
+-- Take up to ARGV[5] messages due for an attempt, earliest due first but a key's single jobs' before its batch
+-- items' (notify_room.singles_first), each only while its receiver has fewer than ARGV[3] attempts in flight and its
+-- owner fewer than ARGV[4], across every process. A message whose receiver or owner is full is parked behind it (out
+-- of the due set, so the next is looked at) until an attempt of theirs ends, and comes back in the same order.
 -- A taken message holds its room until its attempt ends (notify_finish.lua) or its lease ARGV[2] lapses: then it
 -- is due again, and its room freed here, before anything is taken. The one rule for every notification attempt.
 -- KEYS[1] due (member -> due time), KEYS[2] sending (member -> lease), KEYS[3] busy (hash), KEYS[4] parked (lexical),
@@ -20,11 +21,11 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', sending, '-inf', now, 'LIMIT
 end
 
 local taken = {}
-while #taken < want and looks > 0 do
-  looks = looks - 1
-  local head = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
-  if #head == 0 then break end
-  local member, at = head[1], head[2]
+-- The ripe messages in one read: its order is decided among all of them, not as each comes to the head.
+local ripe = want > 0 and redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, looks) or {}
+for _, item in ipairs(notify_room.singles_first(ripe)) do
+  if #taken >= want then break end
+  local member, at = item[1], item[2]
   local receiver, owner = notify_room.fields(member)
   if redis.call('ZSCORE', sending, member) then
     -- Sent again (a replay) while an attempt is under way: it waits for that attempt's end.
@@ -35,7 +36,7 @@ while #taken < want and looks > 0 do
     elseif tonumber(redis.call('HGET', busy, owner) or 0) >= per_owner then full = owner end
     if full then
       redis.call('ZREM', due, member)
-      redis.call('ZADD', parked, 0, full .. '|' .. string.format('%017.3f', tonumber(at)) .. '|' .. member)
+      redis.call('ZADD', parked, 0, notify_room.parked_entry(full, at, member))
     else
       redis.call('HINCRBY', busy, receiver, 1)
       redis.call('HINCRBY', busy, owner, 1)

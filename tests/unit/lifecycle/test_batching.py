@@ -14,6 +14,7 @@ from fluxhook.core.batch import BatchStatus
 from fluxhook.core.batch_items import BatchItem
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidItems, ModelNotAllowed, UnknownModel
 from fluxhook.core.job_filters import JobFilter
+from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.batching import BatchRequest, cancel_batch, create_batch, get_batch, items, list_batches
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps import task_inputs
@@ -208,3 +209,20 @@ def test_a_large_items_input_waits_in_storage_and_a_small_ones_stays_in_its_reco
     assert large_job.input is None and large_job.input_size is not None  # priced without reading storage
     assert task_inputs.load(svc, large_job.id, large_job.input) == large
     assert task_inputs.load(svc, small_job.id, small_job.input) == {"prompt": "a small one"}
+
+
+def test_an_item_s_notifications_go_behind_its_key_s_others_and_the_batch_s_own_end_does_not(svc, sim):
+    app = app_caller(svc)
+    batch = create_batch(svc, app, batch_request(2, notify_url="https://example.com/hook", job_events=("job.ended",)))
+    single = create_job(svc, app, JobRequest(PRO, {"prompt": "[pending] alone"}, notify_url="https://example.com/hook"),
+                        submit_here=False).job
+    for job in [*items(svc, batch), single]:
+        assert svc.jobs.transition(job.id, st.FAILED, error={"code": "x", "message": "y"})
+    now = time.time()
+    notifications.enter(svc, svc.jobs.claim_notifications(now, 10, now + 60), now)
+    # Marked as lua/notify_take.lua reads a batch item's message (after its key's single jobs'), kept so on the message.
+    due = {m.decode().rsplit("|", 1)[-1]: m.decode() for m in svc.redis.zrange(KEYS.notify_due, 0, -1)}
+    marked = {message_id for message_id, member in due.items() if "|~|" in member}
+    assert marked == {f"msg_{job.id}" for job in items(svc, batch)}
+    assert {f"msg_{single.id}", f"msg_{batch.id}"} <= set(due) - marked
+    assert all(svc.store.deliveries.get(message_id).member == member for message_id, member in due.items())
