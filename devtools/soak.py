@@ -1,17 +1,20 @@
 """Chaos soak (``make soak``): the Procfile's processes under random faults while apps keep submitting.
 
-    SOAK_MINUTES=10 SOAK_SEED=1 .venv/bin/python -m devtools.soak
+    SOAK_MINUTES=10 SOAK_SEED=1 [SOAK_BATCH_ITEMS=100] [SOAK_FAULTS=kill_worker,...] .venv/bin/python -m devtools.soak
 
 One web (gunicorn, 2 processes) and 2 workers on a real Redis with AOF, the BFL simulator (some
 callbacks dropped, some sent twice), images on a small tmpfs when run as root. For SOAK_MINUTES a
-client submits about 2 jobs a second (fluxhook.client: an Idempotency-Key per job, retries), and
-every 5-15 s one fault is injected at random: a web process or a worker SIGKILLed or SIGTERMed
+client submits about 2 jobs a second (fluxhook.client: an Idempotency-Key per job, retries) and
+a batch of SOAK_BATCH_ITEMS items every minute (0: none), and every 5-15 s one fault is injected at random (of
+SOAK_FAULTS' names when set, e.g. ``kill_worker`` alone for workers killed at random under batches): a web process
+or a worker SIGKILLed or SIGTERMed
 (workers are started again), Redis restarted, the disk filled for 20 s, BFL slow to call back or
 answering submissions 503 (out of capacity) for 20 s. Then the faults stop, everything runs, and the soak waits
 for every job to end. It reports
-jobs submitted, stored, failed by code, lost (never terminal), stored twice, callbacks answered
+jobs submitted (single and batch items), stored, failed by code, lost (never terminal), stored twice, sent to BFL
+twice (two of the simulator's tasks with one job's prompt; every prompt is unique), callbacks answered
 late (> 1 s) or not 2xx, and the longest time an acknowledged job took; it exits 1 if any job was
-lost or stored twice. Traffic stays on 127.0.0.1.
+lost, stored twice or sent twice. Traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -41,13 +44,16 @@ from fluxhook.store.keys import KEYS
 
 DRAIN_SECONDS = 600
 FAULT_GAP = (5.0, 15.0)
+# How often the app submits a batch (SOAK_BATCH_ITEMS items), the first after a few seconds.
+BATCH_EVERY = 60.0
 
 
 class Soak:
     """The processes of one soak, the faults done to them, and what the client saw."""
 
-    def __init__(self, minutes: float, seed: int):
+    def __init__(self, minutes: float, seed: int, batch_items: int = 0, faults: tuple[str, ...] = ()):
         self.minutes, self.rng = minutes, random.Random(seed)
+        self.batch_items, self.fault_names = batch_items, faults
         self.var = Path(tempfile.mkdtemp(prefix="fluxhook-soak-"))
         self.redis = RedisServer(directory=str(self._dir("redis"))).start()
         self.disk = self._dir("images")
@@ -58,6 +64,8 @@ class Soak:
         self.sim_url = f"http://127.0.0.1:{sim_port}"
         self._start_service({"REDIS_URL": self.redis.url}, self.disk, sim_port)
         self.jobs: list[str] = []
+        self.batches: list[str] = []
+        self.batch_jobs = 0
         self.submit_errors: collections.Counter = collections.Counter()
         self.faults: collections.Counter = collections.Counter()
         self.stop = threading.Event()
@@ -112,6 +120,23 @@ class Soak:
                     self.submit_errors[exc.code] += 1
                 self.stop.wait(0.5)
 
+    def submit_batches(self) -> None:
+        """An app submitting a batch every ``BATCH_EVERY`` s until told to stop (its items join ``jobs`` at the end)."""
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.token}"
+        while not self.stop.wait(5.0 if not self.batches else BATCH_EVERY):
+            items = [{"input": {"prompt": f"soak batch {uuid.uuid4().hex[:8]}"}} for _ in range(self.batch_items)]
+            try:
+                made = session.post(self.base_url + "/v1/batches", json={"model": "flux-2-pro", "items": items},
+                                    headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=60)
+            except requests.RequestException as exc:
+                self.submit_errors[f"batch: {type(exc).__name__}"] += 1
+                continue
+            if made.status_code == 202:
+                self.batches.append(made.json()["id"])
+            else:
+                self.submit_errors[f"batch: {made.status_code}"] += 1
+
     # -- the faults
 
     def chaos(self) -> None:
@@ -119,6 +144,8 @@ class Soak:
         faults = [self.kill_web_process, self.kill_worker, self.restart_redis, self.slow_bfl, self.bfl_out_of_capacity]
         if self.tmpfs:
             faults.append(self.fill_disk)
+        if self.fault_names:
+            faults = [fault for fault in faults if fault.__name__ in self.fault_names]
         while not self.stop.wait(self.rng.uniform(*FAULT_GAP)):
             fault = self.rng.choice(faults)
             try:
@@ -181,6 +208,8 @@ class Soak:
 
     def run(self) -> dict:
         threads = [threading.Thread(target=self.submit), threading.Thread(target=self.chaos)]
+        if self.batch_items:
+            threads.append(threading.Thread(target=self.submit_batches))
         for thread in threads:
             thread.start()
         started = time.monotonic()
@@ -191,6 +220,10 @@ class Soak:
         for n, worker in enumerate(self.workers):
             if worker.poll() is not None:
                 self.workers[n] = self._start("worker", n)
+        db = redis.Redis.from_url(self.redis.url, decode_responses=True)
+        items = [job for batch_id in self.batches for job in db.zrange(KEYS.batch_jobs(batch_id), 0, -1)]
+        self.batch_jobs = len(items)
+        self.jobs += items
         drained = self.drain()
         report = self.report(drained)
         report["minutes"] = round((time.monotonic() - started) / 60, 1)
@@ -224,10 +257,14 @@ class Soak:
             if stores > 1:
                 stored_twice.append(job_id)
         late, refused, errors = self._web_answers_logged()
-        return {"submitted": len(self.jobs), "submit errors (the client gave up)": dict(self.submit_errors),
+        prompts = collections.Counter(task["prompt"] for task in requests.get(
+            self.sim_url + "/_sim/tasks", timeout=30).json()["tasks"])
+        sent_twice = sum(1 for n in prompts.values() if n > 1)
+        return {"submitted": len(self.jobs), "of them batch items": self.batch_jobs, "batches": len(self.batches),
+                "submit errors (the client gave up)": dict(self.submit_errors),
                 "stored": statuses[st.STORED], "failed by code": dict(failures),
                 "lost (never terminal)": sum(n for s, n in statuses.items() if s not in st.TERMINAL),
-                "stored twice": len(stored_twice), "callbacks answered late (> 1 s)": late,
+                "stored twice": len(stored_twice), "sent to BFL twice": sent_twice, "callbacks answered late (> 1 s)": late,
                 "callbacks answered not 2xx": refused, "web answers 500 (any route)": errors,
                 "longest time to terminal, s": round(longest, 1),
                 "drain, s": round(drained, 1), "faults": dict(self.faults)}
@@ -262,7 +299,9 @@ def main() -> int:
     require_tools("soak", "pgrep")  # its faults find gunicorn's workers with it
     # A plain `kill` must stop the processes too (they run in sessions of their own).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    soak = Soak(float(os.environ.get("SOAK_MINUTES", "10")), int(os.environ.get("SOAK_SEED", "1")))
+    faults = tuple(name for name in os.environ.get("SOAK_FAULTS", "").split(",") if name)
+    soak = Soak(float(os.environ.get("SOAK_MINUTES", "10")), int(os.environ.get("SOAK_SEED", "1")),
+                int(os.environ.get("SOAK_BATCH_ITEMS", "100")), faults)
     print(f"soak: {soak.minutes:g} min, logs in {soak.var}", flush=True)
     try:
         report = soak.run()
@@ -271,7 +310,7 @@ def main() -> int:
     width = max(len(name) for name in report)
     for name, value in report.items():
         print(f"{name.ljust(width)}  {value}")
-    return 1 if report["lost (never terminal)"] or report["stored twice"] else 0
+    return 1 if report["lost (never terminal)"] or report["stored twice"] or report["sent to BFL twice"] else 0
 
 
 if __name__ == "__main__":

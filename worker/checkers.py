@@ -5,7 +5,7 @@ One thread, the check dispatcher, takes checks from the check line (``store.chec
 single jobs before its batch items) only while a checker is free to run one at once, and hands each to a checker; with
 nothing to take it waits on the check line's wake-up (``Keys.check_added``), which the sweep pushes as it adds checks,
 and a take that leaves checks in line pushes again for another process's dispatcher. A check is held by its claim,
-nothing else: one cut off (a stop, a killed process) is due again once its claim lapses (``holds.CHECK_LEASE``).
+nothing else: one cut off (a stop, a killed process) is due again once its claim lapses (``holds.CLAIM_LEASE``).
 """
 
 from __future__ import annotations

@@ -13,15 +13,12 @@ from __future__ import annotations
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 
 # --- Sends (slot lines, the dispatcher, the senders) ---
-# A submission's lease on its job (its submit lock): it outlasts one submission to BFL, retries included.
-SUBMIT_LOCK_SECONDS = CALL_BOUND
-# A job given a slot must reach BFL within this long, or the sweep's check hands it back to the line (or reconciles
-# it): once its submit lock, as long, has lapsed.
-SUBMIT_LEASE = SUBMIT_LOCK_SECONDS
+# A submission's lease on its job, its submit lock: it outlasts one submission to BFL, retries included. A job given a
+# slot must reach BFL within it, or the sweep's check hands it back to the line (or reconciles it); the one step that
+# ends a job holds the same lock as long (a process that dies frees it by then).
+SUBMIT_LEASE = CALL_BOUND
 # A slot's lease: BFL's limit on a task, plus the sweep's margin to time the job out first.
 SLOT_LEASE = TASK_DEADLINE + 120
-# The submit lock held by the one step that ends a job (a process that dies frees it by then).
-ENDING_LOCK_SECONDS = 60
 
 # --- Credits (lifecycle/steps/submission.py, credits/budget.py) ---
 # A reservation of credits: as long as a job may wait in line for a slot, and its submission take.
@@ -52,13 +49,12 @@ HEARTBEAT_GRACE = 20
 # The longest one lane's claim on cleaning a queue's registries lasts (kept until the next maintenance is due).
 CLEANING_LOCK_TTL = 60
 
-# --- Checks and the sweep ---
-# A due job the sweep claimed is held this long, while it waits in the check line and again as its check starts (the
-# check's call to BFL ends within it); one whose check never ran or never ended (its process died) is due again then,
-# and a check that runs later finds its claim superseded and does nothing.
-CHECK_LEASE = float(CALL_BOUND)
-# A deadline taken by a sweep that died before acting on it comes due again after this long.
-DEADLINE_CLAIM = 30.0
+# --- What the sweep claims ---
+# What a sweep claims is held this long: a due job, while it waits in the check line and again as its check starts (the
+# check's call to BFL ends within it); a deadline that passed; a batch canceled or whose making stopped. One whose
+# process died is due again then, and the sweep claims it again; a check that runs later finds its claim superseded and
+# does nothing.
+CLAIM_LEASE = float(CALL_BOUND)
 
 # --- Batches ---
 # A batch's making goes on while its request lives (a thread says so every third of it); one not heard of for this
@@ -67,8 +63,6 @@ BATCH_MAKING_LEASE = 15.0
 # Room held for a batch's items while none of them is made: four of its making's leases, so the sweep cuts a making
 # that stopped short before its room goes back.
 QUEUE_ROOM_LEASE = 4 * BATCH_MAKING_LEASE
-# A canceled batch whose items the sweep ends is taken for this long (one whose sweep died is taken again after it).
-CANCEL_CLAIM = 60.0
 
 # --- Notifications ---
 # The whole of one attempt, from connecting to the receiver's last byte (SPEC §7).

@@ -42,7 +42,7 @@ from fluxhook.core.errors import (
     InvalidRequest,
 )
 from fluxhook.core.heartbeats import beating
-from fluxhook.core.holds import BATCH_MAKING_LEASE, CANCEL_CLAIM
+from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
@@ -68,7 +68,7 @@ _SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "
 # How long a cancel waits, all told, for BFL's answers to the sends under way as it ends the batch's items.
 CANCEL_SEND_WAIT = 15.0
 # How long a cancel's request ends items itself; the sweep ends the rest, ENDS_PER_SWEEP of each batch a sweep, taking
-# at most CANCELING_PER_SWEEP batches, each for CANCEL_CLAIM s (one whose sweep died is taken again after it).
+# at most CANCELING_PER_SWEEP batches, each for CLAIM_LEASE s (one whose sweep died is taken again after it).
 CANCEL_IN_REQUEST = 2.0
 ENDS_PER_SWEEP = 500
 CANCELING_PER_SWEEP = 4
@@ -391,7 +391,7 @@ def _cut_short(svc: Services, batch_id: str, claimed: float | None = None) -> tu
 
 def finish_unmade(svc: Services, now: float) -> int:
     """The sweep's part of batches whose making stopped (their web process died): each is cut short; how many."""
-    claim = now + CANCEL_CLAIM
+    claim = now + CLAIM_LEASE
     return sum(_cut_short(svc, batch_id, claim) is not None
                for batch_id in svc.store.batches.claim_unmade(now, CANCELING_PER_SWEEP, claim))
 
@@ -455,7 +455,7 @@ def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: flo
 def finish_cancels(svc: Services, now: float) -> int:
     """The sweep's part of canceled batches: end up to ``ENDS_PER_SWEEP`` items of each it claims; how many ended."""
     ended = 0
-    for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CANCEL_CLAIM):
+    for batch_id in svc.store.batches.claim_canceling(now, CANCELING_PER_SWEEP, now + CLAIM_LEASE):
         ended += _end_items(svc, batch_id, most=ENDS_PER_SWEEP)
     return ended
 

@@ -9,7 +9,7 @@ import time
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.errors import BFLError, BFLRateLimited, BFLRedirectRefused
-from fluxhook.core.holds import CHECK_LEASE
+from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
@@ -33,7 +33,7 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | Report
     """Act on a job the sweep claimed with ``claim``, held by it anew for the check; a check whose claim was superseded
     (the job checked, changed or claimed again since) does nothing."""
     now = time.time()
-    if not svc.jobs.confirm_claim(job_id, claim, now + CHECK_LEASE):
+    if not svc.jobs.confirm_claim(job_id, claim, now + CLAIM_LEASE):
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from fluxhook.core.deadlines import deadline_ending
-from fluxhook.core.holds import DEADLINE_CLAIM
+from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle.steps import ending
 from fluxhook.services import Services
 
@@ -23,7 +23,7 @@ SENDING_RECHECK = 1.0
 def enforce_deadlines(svc: Services, now: float) -> int:
     """End the jobs whose deadline has passed by ``now``; how many it ended."""
     ended = 0
-    for job_id in svc.jobs.claim_deadlines(now, DEADLINE_BATCH, now + DEADLINE_CLAIM):
+    for job_id in svc.jobs.claim_deadlines(now, DEADLINE_BATCH, now + CLAIM_LEASE):
         outcome = ending.end(svc, job_id, deadline_ending, wait=0)
         if outcome == ending.Ended.SENDING:
             svc.jobs.deadline_done(job_id, again_at=now + SENDING_RECHECK)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fluxhook.core.holds import CHECK_LEASE
+from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
 from fluxhook.lifecycle.steps.enqueueing import restore_work
@@ -35,7 +35,7 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     do (a sweep runs every second in every worker process, and most find nothing)."""
     now = time.time() if now is None else now
     work = svc.store.sweep_work(now)
-    claim = now + CHECK_LEASE
+    claim = now + CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim) if work.jobs else []
     svc.store.checks.add(due, claim)
     deadlines = enforce_deadlines(svc, now) if work.deadlines else 0

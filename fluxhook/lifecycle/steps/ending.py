@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from fluxhook.core import transitions as st
 from fluxhook.core.deadlines import Ending
-from fluxhook.core.holds import ENDING_LOCK_SECONDS
+from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import task_inputs
@@ -83,7 +83,7 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
 def _end_unsent(svc: Services, job: Job, ending: Ending) -> bool | None:
     """``end_unsent`` under the job's submit lock; None while a sender holds it."""
     lock, token = svc.store.keys.submit_lock(job.id), secrets.token_hex(8)
-    if not svc.store.locks.acquire(lock, token, ENDING_LOCK_SECONDS):
+    if not svc.store.locks.acquire(lock, token, SUBMIT_LEASE):
         return None
     try:
         return end_unsent(svc, job, ending)

@@ -24,7 +24,7 @@ from fluxhook.core.errors import (
     InsufficientCredits,
     InvalidRequest,
 )
-from fluxhook.core.holds import SUBMIT_LOCK_SECONDS
+from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -105,7 +105,7 @@ def send_lock(svc: Services, job_id: str, now: float | None = None) -> SendLock:
     if taken is None:
         # A cancel's or a revocation's hold, or a submission of an older release: it lapses by itself.
         return SendLock(left=svc.store.locks.seconds_left(key))
-    left = taken + SUBMIT_LOCK_SECONDS - (time.time() if now is None else now)
+    left = taken + SUBMIT_LEASE - (time.time() if now is None else now)
     return SendLock(left=left) if left > 0 else SendLock(lost=True)
 
 

@@ -18,7 +18,7 @@ import requests
 
 from conftest import API
 from devtools.processes import wait_until
-from fluxhook.core.holds import SUBMIT_LOCK_SECONDS
+from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 from key_helpers import make_key
@@ -91,7 +91,7 @@ def test_a_job_whose_web_process_died_mid_send_is_sent_once_and_stored(lost_stac
     assert other["status"] == "submitted" and other["bfl_id"]
 
     # Past the send's lease, the sweep takes the job for one BFL may have: never sent again.
-    waiting = app_a.wait_for(job_id, "submitted", timeout=SUBMIT_LOCK_SECONDS + 30)
+    waiting = app_a.wait_for(job_id, "submitted", timeout=SUBMIT_LEASE + 30)
     assert waiting["bfl_id"] is None
     assert len(_tasks(sim, prompt)) == 1
     # BFL's callback names the task: the job follows it to the end.

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.holds import CHECK_LEASE, MOVE_LEASE
+from fluxhook.core.holds import CLAIM_LEASE, MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, feed
 from fluxhook.lifecycle.sweep import sweep
@@ -43,15 +43,15 @@ def test_each_due_job_gets_one_check_claimed_until_its_lease_runs_out(svc):
     assert sweep(svc, now).due == 2
 
     assert svc.store.checks.waiting() == 2
-    assert svc.jobs.due_at(due[0].id) == pytest.approx(now + CHECK_LEASE, abs=0.001)
+    assert svc.jobs.due_at(due[0].id) == pytest.approx(now + CLAIM_LEASE, abs=0.001)
     assert svc.jobs.due_at(later.id) == pytest.approx(now + 600, abs=0.001)
     # Claimed: the next sweep leaves them to their checks; a check that never ran is claimed again after the lease,
     # and waits in line once, with its newest claim.
     assert sweep(svc, now + 1).due == 0
-    assert sweep(svc, now + CHECK_LEASE + 1).due == 2
+    assert sweep(svc, now + CLAIM_LEASE + 1).due == 2
     checks = svc.store.checks.take(10)
     assert sorted(check.job_id for check in checks) == sorted(job.id for job in due)
-    assert {check.claim for check in checks} == {now + 2 * CHECK_LEASE + 1}
+    assert {check.claim for check in checks} == {now + 2 * CLAIM_LEASE + 1}
     assert svc.store.checks.waiting() == 0
 
 

@@ -44,7 +44,7 @@ def _sending(svc, prompt: str, lease_left: float):
     before the submission's lease ends."""
     job = _queued(svc.jobs, prompt=prompt)
     assert svc.slots.acquire(job)
-    taken = time.time() - submission.SUBMIT_LOCK_SECONDS + lease_left
+    taken = time.time() - submission.SUBMIT_LEASE + lease_left
     assert svc.store.locks.acquire(KEYS.submit_lock(job.id), submission.new_lock_token(taken),
                                    submission.LOST_SEND_TRACE_SECONDS)
     assert budget.reserve(svc, job.id, job.model, job.input).admitted
