@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -142,6 +142,12 @@ bench-batches: $(VENV)/.installed
 # and another key's, timed from BFL's end to stored beside the key's single jobs with no batch (about 3 min).
 bench-download-order: $(VENV)/.installed
 	$(PY) -m bench.download_order
+
+# Another key's first poll beside one key's 400 overdue polls (callbacks dropped, BFL answering polls after 0.3 s, one
+# worker of 2 checkers), from due to answered, beside the checks as RQ tasks first in first out (a worktree of a52e7d1
+# in /tmp, made when missing); the checkers' polls a second and Redis commands a poll beside it (about 3 min).
+bench-check-order: $(VENV)/.installed
+	$(PY) -m bench.check_order
 
 # Callbacks and reads under 300 slowloris + 50 slow bodies, beside commit 194e639 (its checkout at /tmp/fluxhook-194e639);
 # then under a disk fill, beside fd1f8a1, the code before the spool limits (/tmp/fluxhook-fd1f8a1).

@@ -62,7 +62,11 @@ def _result() -> ResponseReturnValue:
     if not task_id:
         detail = [{"loc": ["query", "id"], "msg": "Field required", "type": "missing"}]
         raise Rejected(422, {"detail": detail})
-    body = current_simulator().poll(task_id)
+    sim = current_simulator()
+    # BFL's time to answer, once a poll (here, not in get_result: a redirected poll waits once, where it lands); the
+    # task's state is read after it, as BFL answers with what it knows then.
+    time.sleep(sim.current("poll_delay"))
+    body = sim.poll(task_id)
     if body is None:
         return {"id": task_id, "status": "Task not found"}, 404
     return body

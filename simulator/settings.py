@@ -73,6 +73,9 @@ class SimSettings:
     # Seconds between BFL taking a task and its answer reaching the client (a slow network on the way back): the
     # task runs, the client does not know it yet. Kills "right after BFL accepted" are tested in that window.
     answer_delay: float = 0.0
+    # Seconds BFL takes to answer a poll (GET /v1/get_result; about 0.3 s in production): what a check costs a
+    # worker's checker, so that a backlog of polls is measured as BFL makes it last.
+    poll_delay: float = 0.0
     # The price fields of the answer to a submission: null for the real price (see pricing), or an
     # object that is sent instead, whatever its values (to test what a client makes of bad ones).
     cost_fields: dict | None = None
@@ -154,6 +157,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "refuse_retry_after": (lambda v: _integer(v, nullable=True), "an integer >= 0 (seconds) or null"),
     "submit_delay": (lambda v: _number(v) and v <= 30, "a number from 0 to 30"),
     "answer_delay": (lambda v: _number(v) and v <= 30, "a number from 0 to 30"),
+    "poll_delay": (lambda v: _number(v) and v <= 30, "a number from 0 to 30"),
     "cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "result_cost_fields": (lambda v: _price_fields(v), f"null or an object with only {list(PRICE_FIELDS)}"),
     "any_model": (lambda v: isinstance(v, bool), "a boolean"),

@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,19 @@ def test_seconds_marker_outranks_the_task_delay(base: str) -> None:
     # Tasks otherwise wait to be completed by hand: a marked one still ends by itself.
     set_settings(base, task_delay=None)
     assert wait_ready(base, submit_ok(base, "timed [seconds-0.1]"))["status"] == "Ready"
+
+
+def test_poll_delay_holds_each_answer_to_a_poll(base: str) -> None:
+    # BFL answers a poll after about 0.3 s: a bench's checks cost what they cost against it. None by default.
+    task_id = submit_ok(base, "[pending] polled")
+    assert requests.get(f"{base}/_sim/settings", timeout=5).json()["poll_delay"] == 0.0
+    set_settings(base, poll_delay=0.3)
+    started = time.monotonic()
+    assert poll(base, task_id)["status"] == "Pending"
+    assert time.monotonic() - started >= 0.3
+    assert task_state(base, task_id)["polls"] == 1
+    for bad in (-1, 31, True, "0.3"):
+        assert requests.post(f"{base}/_sim/settings", json={"poll_delay": bad}, timeout=5).status_code == 400
 
 
 def test_unknown_task_is_404(base: str) -> None:
