@@ -94,7 +94,8 @@ def _end_unsent(svc: Services, job: Job, ending: Ending) -> bool | None:
 def _end_sent(svc: Services, job: Job, ending: Ending) -> bool:
     """End a job BFL has (``submitted`` or ``ready``): what BFL charged stays counted, and the download, if one is
     queued, finds the job ended and fetches nothing. A submitted one keeps its slot while BFL runs its task on."""
+    # One that keeps its slot is due at once: its task is polled on the schedule from there (steps/running_on.py).
     return bool(svc.jobs.transition(job.id, ending.status, only_from=(st.SUBMITTED, st.READY),
-                                    terms=Terms(task_runs=True), draft_cache_source=None,
+                                    terms=Terms(task_runs=True), draft_cache_source=None, due=time.time(),
                                     error={"code": ending.code, "message": ending.message},
                                     effects=accounting.on_end(job, ending.status, time.time())))

@@ -291,7 +291,9 @@ if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 if spec.terminal and spec.deadlines and kept('deadline') then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
 if (spec.terminal and not holding) or spec.release then
   redis.call('ZREM', due, spec.id)
-elseif spec.due and not spec.terminal then
+elseif spec.due and (not spec.terminal or holding) then
+  -- A job that ends keeping its slot is due for a poll of its task (steps/running_on.py): a check of it under way as
+  -- it ended, which could not reschedule a job no longer submitted, leaves no hold of its own behind.
   local when = spec.due
   -- Watched (store/watching.py): its record's mark is later than now.
   if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end

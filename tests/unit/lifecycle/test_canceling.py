@@ -189,3 +189,20 @@ def test_another_keys_job_is_not_found_and_untouched(svc):
         canceling.cancel_job(svc, ADMIN, "job_00000000000000000000000000")
     assert svc.jobs.get(theirs.id).status == st.QUEUED and svc.slots.waiting(theirs.pool) == 1
     assert canceling.cancel_job(svc, Caller(key=svc.store.app_keys.get(OTHER.id)), theirs.id).status == st.CANCELED
+
+
+def test_a_job_ended_keeping_its_slot_while_its_poll_was_under_way_is_due_at_once_not_at_the_checks_hold(svc, sim):
+    job = _sent(svc, "[pending] canceled while its poll is under way")
+    claim = time.time() + 120
+    svc.redis.zadd(KEYS.due, {job.id: 0})
+    assert job.id in svc.jobs.claim_due(time.time(), 100, claim)
+    assert svc.jobs.confirm_claim(job.id, claim, claim)  # the check began: the job is held until its hold's end
+    before = time.time()
+
+    # It ends as the check polls it: the check, finding it no longer submitted, cannot reschedule it.
+    canceling.cancel_job(svc, ADMIN, job.id)
+    assert not svc.jobs.update(job.id, only_in=(st.SUBMITTED,), due=time.time() + 10)
+
+    # Due at once for its task's poll (steps/running_on.py), not two minutes on at the hold's end.
+    assert svc.jobs.due_at(job.id) <= time.time() and svc.jobs.due_at(job.id) >= before - 0.001
+    assert svc.slots.holds(job)
