@@ -24,11 +24,12 @@ def _url(connection) -> str:
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
-def _queued(store: JobStore, model: str = "flux-2-pro", *, prompt: str = "x", key_id: str | None = None) -> Job:
-    """A queued job of ``model`` (of app key ``key_id``; None: an admin token's), created now."""
+def _queued(store: JobStore, model: str = "flux-2-pro", *, prompt: str = "x", key_id: str | None = None,
+            deadline: float | None = None) -> Job:
+    """A queued job of ``model`` (of app key ``key_id``; None: an admin token's), created now, with its ``deadline``."""
     now = time.time()
     job = Job(id=new_job_id(now), status=st.QUEUED, model=model, pool=pool_for(model), input={"prompt": prompt},
-              created_at=now, updated_at=now, key_id=key_id)
+              created_at=now, updated_at=now, key_id=key_id, deadline=deadline)
     store.create(job)
     return job
 

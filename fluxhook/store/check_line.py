@@ -43,16 +43,17 @@ class CheckLine:
 
     def add(self, job_ids: list[str], claim: float) -> None:
         """Put the jobs the sweep claimed with ``claim`` in line (each once, with its newest claim), and wake a check
-        dispatcher: two round trips, the first reading each job's key and batch, whatever the number."""
+        dispatcher: two round trips, the first reading each job's key, batch and deadline, whatever the number."""
         if not job_ids:
             return
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(self.keys.job(job_id), "key_id", "batch_id")
+            pipe.hmget(self.keys.job(job_id), "key_id", "batch_id", "deadline")
         records = pipe.execute()
         line: dict[str, int] = {}
-        for job_id, (key_id, batch_id) in zip(job_ids, records, strict=True):
-            line[member(owner_of(text(key_id) if key_id else None), job_id, bulk=bool(batch_id))] = 0
+        for job_id, (key_id, batch_id, deadline) in zip(job_ids, records, strict=True):
+            line[member(owner_of(text(key_id) if key_id else None), job_id, bulk=bool(batch_id),
+                        deadline=float(deadline) if deadline else None)] = 0
         pipe = self.connection.pipeline(transaction=False)
         pipe.hset(self.keys.check_claims, mapping=dict.fromkeys(job_ids, repr(claim)))
         pipe.zadd(self.keys.check_line, line, nx=True)

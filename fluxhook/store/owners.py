@@ -6,6 +6,7 @@ slot line (``<owner>:<job id>``), so it may hold neither ``:`` nor anything that
 
 from __future__ import annotations
 
+import math
 import re
 
 # The owner of every job made with an admin token (API_TOKENS): together they count as one key.
@@ -29,10 +30,24 @@ def owner_of(key_id: str | None) -> str:
     return owner
 
 
-def member(owner: str, job_id: str, *, bulk: bool = False) -> str:
-    """A job's member in a line (the slots' and the work lines'): ``<owner>:<job id>``, a batch item's (``bulk``)
-    ``<owner>:~<job id>``, after each of its owner's single jobs (``lua/members.lua`` is the scripts' side of it)."""
-    return f"{owner}:{BULK if bulk else ''}{job_id}"
+def rank(deadline: float | None) -> str:
+    """What orders a job by its deadline (``Cancel-After``) among its owner's jobs of its form: the deadline's second in
+    ten digits and a '.', which sorts before every job id; '' for a job without one, which then sorts after them."""
+    return "" if deadline is None else f"{math.floor(deadline):010d}."
+
+
+def member(owner: str, job_id: str, *, bulk: bool = False, deadline: float | None = None) -> str:
+    """A job's member in a line (the slots', the work lines', the check line): ``<owner>:<job id>``, ranked by its
+    ``deadline`` (``rank``), a batch item's (``bulk``) marked with '~' before that, after each of its owner's single
+    jobs (``lua/members.lua`` is the scripts' side of it)."""
+    return f"{owner}:{BULK if bulk else ''}{rank(deadline)}{job_id}"
+
+
+def forms(owner: str, job_id: str, deadline: float | None) -> list[str]:
+    """Every form the job's member may have in a line: single or bulk, ranked by ``deadline`` and, for a job with one,
+    unranked as an older release added it (``lua/members.lua``'s ``forms``)."""
+    ranks = dict.fromkeys([rank(deadline), ""])
+    return [f"{owner}:{bulk}{r}{job_id}" for r in ranks for bulk in ("", BULK)]
 
 
 def estimate_field(slots_key: str, owner: str) -> str:
@@ -49,4 +64,8 @@ def owner_range(owner: str) -> tuple[str, str]:
 
 def member_job(item: str) -> str:
     """The job id of a line's member."""
-    return item.partition(":")[2].removeprefix(BULK)
+    job = item.partition(":")[2].removeprefix(BULK)
+    return _RANKED.sub("", job, count=1)
+
+
+_RANKED = re.compile(r"^[0-9]{10}\.")

@@ -204,7 +204,7 @@ class Slots:
         made = creation or Creation([], [])
         return ([*self._pool_keys(), *made.keys],
                 [*self._pool_args(), self.pool_of(job), job.id, owner_of(job.key_id), job.route or ANY_ROUTE,
-                 "1" if send_here else "0", _cap_word(known_cap), "1" if job.batch_id else "0", queue_limit,
+                 "1" if send_here else "0", _cap_word(known_cap), line_member(job), queue_limit,
                  job.batch_id or "", QUEUE_ROOM_LEASE, *made.args])
 
     def queue_limit_of(self, key_id: str | None) -> int:
@@ -336,8 +336,7 @@ class Slots:
         owners = [owner_of(job.key_id) for job in jobs]
         asks = [(self.pool_of(job), owner, job.route or ANY_ROUTE) for job, owner in zip(jobs, owners, strict=True)]
         distinct = list(dict.fromkeys(asks))  # jobs alike wait alike: each asked once
-        each_job = [x for job, owner in zip(jobs, owners, strict=True)
-                    for x in (job.id, self.pool_of(job), member(owner, job.id, bulk=job.batch_id is not None))]
+        each_job = [x for job in jobs for x in (job.id, self.pool_of(job), line_member(job))]
         states, places = self._ask_lines(distinct, each_job)
         lines = dict(zip(distinct, map(line_state, states), strict=True))
         return [Place(text(place)) for place in places], [lines[ask] for ask in asks]
@@ -498,6 +497,11 @@ def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -
                    f"for BFL ({named}): {who} {holds:,}{also}, room for {room:,}; nothing was created; send it again "
                    f"once enough of them have gone to BFL (Retry-After){smaller}, or {raise_it}")
     return QueueFull(message, queued=holds, limit=limit, retry_after=QUEUE_FULL_RETRY)
+
+
+def line_member(job: Job) -> str:
+    """The job's member in its pool's line: its owner's, a batch item's bulk form, ranked by its deadline."""
+    return member(owner_of(job.key_id), job.id, bulk=job.batch_id is not None, deadline=job.deadline)
 
 
 def _cap_word(known: KnownCap | None) -> str:

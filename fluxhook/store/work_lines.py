@@ -8,7 +8,7 @@ job), in turn across
 keys by the slots' own rule (``lua/fair_turns.lua``): start-time fair queueing over owners, each task a
 turn costing 1 / the owner's ``weight`` (``Keys.share_weights``). So one key's backlog delays another
 key's result by the few tasks already in RQ, not by the backlog. Within an owner's turns, its single jobs go before
-its batch items, as in the slots' lines: a batch item's member is its bulk form (``owners.member``), which sorts after.
+its batch items, then the earliest deadline, as in the slots' lines (``owners.member``).
 
 Adding work wakes one worker's feeder (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 from redis import Redis
 
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, member, owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member, owner_of
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.wakes import push
@@ -67,10 +67,12 @@ class WorkLines:
         self._take = LuaScript(connection, "work_take")
         self._restore = LuaScript(connection, "work_restore")
 
-    def add(self, kind: str, key_id: str | None, job_id: str, pipeline) -> None:
+    def add(self, kind: str, key_id: str | None, job_id: str, pipeline, *, bulk: bool = False,
+            deadline: float | None = None) -> None:
         """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI), unless it is there
-        already, and wake a feeder (``AddWork`` does the same inside a job's change)."""
-        pipeline.zadd(self.keys.work_line(checked_kind(kind)), {member(owner_of(key_id), job_id): 0}, nx=True)
+        already, and wake a feeder (``AddWork`` does the same inside a job's change, from the job's record)."""
+        item = member(owner_of(key_id), job_id, bulk=bulk, deadline=deadline)
+        pipeline.zadd(self.keys.work_line(checked_kind(kind)), {item: 0}, nx=True)
         pipeline.lpush(self.keys.work_added, 1)
         pipeline.ltrim(self.keys.work_added, 0, 0)
 
@@ -107,14 +109,13 @@ class WorkLines:
             push(self.connection, self.keys.work_added)  # back in line: a feeder at rest waits for a wake-up
         return restored
 
-    def pending(self, kind: str, key_id: str | None, job_id: str) -> bool:
-        """Whether the job waits in ``kind``'s line, or is being moved into RQ, in either form of its member (a
-        batch item's is its bulk form)."""
-        owner = owner_of(key_id)
-        forms = [member(owner, job_id), member(owner, job_id, bulk=True)]
+    def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None) -> bool:
+        """Whether the job (with its ``deadline``) waits in ``kind``'s line, or is being moved into RQ, in any form
+        of its member (``owners.forms``)."""
+        item_forms = forms(owner_of(key_id), job_id, deadline)
         pipe = self.connection.pipeline(transaction=False)
-        pipe.zmscore(self.keys.work_line(kind), forms)
-        pipe.hmget(self.keys.work_moving(kind), forms)
+        pipe.zmscore(self.keys.work_line(kind), item_forms)
+        pipe.hmget(self.keys.work_moving(kind), item_forms)
         waiting, moving = pipe.execute()
         return any(score is not None for score in waiting) or any(moving)
 

@@ -151,7 +151,7 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
 def download_pending(svc: "Services", job: "Job") -> bool:
     """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
     scheduled for a retry, or running."""
-    if svc.store.work.pending(download_line(job.model), job.key_id, job.id):
+    if svc.store.work.pending(download_line(job.model), job.key_id, job.id, job.deadline):
         return True
     return task_live(svc, queued_download(svc, job.id))
 

@@ -84,7 +84,7 @@ if #heads > 0 then
   while true do
     local turn = turns.earliest(fair_turns.refresh(line, heads), free)
     if not turn then break end
-    local next_member = members.member(turn.owner, turn.job)
+    local next_member = turn.head.item
     local items = items_of(next_member)
     if items_made > 0 and items_made + items > items_at_once then break end
     drop_waiter(next_member)

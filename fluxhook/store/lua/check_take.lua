@@ -1,6 +1,7 @@
 -- needs: members, fair_turns
 -- Take up to ARGV[1] checks from the check line, one turn at a time across owners by the slots' own rule (start-time
--- fair queueing, each check a turn costing 1 / the owner's weight), an owner's single jobs before its batch items.
+-- fair queueing, each check a turn costing 1 / the owner's weight), an owner's single jobs before its batch items, then
+-- the earliest deadline (members.lua).
 -- KEYS[1] owner -> weight (the slots' own); KEYS[2] the check line; KEYS[3] its passes (with its clock,
 -- fair_turns.lua); KEYS[4] job id -> the claim its check was made with; KEYS[5] the line's wake-up (store/wakes.py),
 -- pushed when checks are left in line, so that another process's dispatcher takes them.
@@ -21,7 +22,7 @@ while true do
     break
   end
   taken = taken + 1
-  redis.call('ZREM', line, members.forms(turn.owner, turn.job))
+  redis.call('ZREM', line, turn.head.item)
   local claim = redis.call('HGET', claims, turn.job)
   redis.call('HDEL', claims, turn.job)
   turns.charge(turn.owner, 1)

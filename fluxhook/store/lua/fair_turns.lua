@@ -10,16 +10,20 @@
 
 local fair_turns = {}
 
--- The owner's earliest job in the line (nil: none) and the one after it (false: none).
-function fair_turns.head(line, owner)
-  local items = redis.call('ZRANGEBYLEX', line, members.owner_first(owner), members.owner_last(owner), 'LIMIT', 0, 2)
-  if not items[1] then return nil, nil end
-  return members.member_job(owner, items[1]), items[2] ~= nil and members.member_job(owner, items[2])
+-- An owner's heads carry members as the line holds them: `item` its earliest member and `job` that member's job id;
+-- `after` the member after it (false: none; nil: not known yet). A taker removes `item` itself, whatever form it has.
+
+-- ``head`` set to the owner's earliest member in the line and the one after it; its job nil when it has none.
+function fair_turns.look(line, head)
+  local items = redis.call('ZRANGEBYLEX', line, members.owner_first(head.owner), members.owner_last(head.owner),
+                           'LIMIT', 0, 2)
+  head.item, head.after = items[1], items[2] or false
+  head.job = items[1] and members.member_job(head.owner, items[1])
 end
 
--- The owners with items in the line, each with its earliest job and the one after it ({owner, job, after}; after
--- false: none): one lookup of two items per owner, jumping from one owner's range to the next, whatever the number of
--- items (an owner with one item is read with the next owner's first).
+-- The owners with items in the line, each with its earliest member ({owner, job, item, after}): one lookup of two
+-- items per owner, jumping from one owner's range to the next, whatever the number of items (an owner with one item
+-- is read with the next owner's first).
 function fair_turns.heads(line)
   local found, from = {}, '-'
   while true do
@@ -27,10 +31,10 @@ function fair_turns.heads(line)
     for _, item in ipairs(items) do
       local owner, last = members.member_owner(item), found[#found]
       if last and last.owner == owner then
-        if last.after == nil then last.after = members.member_job(owner, item) end
+        if last.after == nil then last.after = item end
       else
         if last and last.after == nil then last.after = false end
-        found[#found + 1] = {owner = owner, job = members.member_job(owner, item)}
+        found[#found + 1] = {owner = owner, job = members.member_job(owner, item), item = item}
       end
     end
     local last = found[#found]
@@ -43,21 +47,22 @@ function fair_turns.heads(line)
   end
 end
 
--- A head whose job was served: its owner's next job is the one after it when that is known, else looked up when
--- next asked (fair_turns.refresh).
+-- A head whose member was served: its owner's next member is the one after it when that is known, else looked up
+-- when next asked (fair_turns.refresh).
 function fair_turns.advance(head)
   if head.after == nil then
     head.stale = true
   else
-    head.job, head.after = head.after or nil, nil
+    head.item, head.after = head.after or nil, nil
+    head.job = head.item and members.member_job(head.owner, head.item)
   end
 end
 
--- ``heads`` with each head served since its owner's next job was known looked up again; returns ``heads``.
+-- ``heads`` with each head served since its owner's next member was known looked up again; returns ``heads``.
 function fair_turns.refresh(line, heads)
   for _, head in ipairs(heads) do
     if head.stale then
-      head.job, head.after = fair_turns.head(line, head.owner)
+      fair_turns.look(line, head)
       head.stale = nil
     end
   end

@@ -73,8 +73,11 @@ if spec.slots or spec.lines then ask('pool') end
 if spec.bfl or (spec.terminal and spec.lives) then ask('created_at') end
 if spec.take then ask(spec.take.flag) end
 if spec.watched then ask(spec.watched.field) end
--- A job in line is its owner's member there: its app key's, or the admin owner's (store/owners.py).
-if spec.lines then ask('key_id') end
+-- A job in line is its owner's member there: its app key's, or the admin owner's, ranked by its deadline (members.lua).
+if spec.lines then
+  ask('key_id')
+  ask('deadline')
+end
 -- A batch item's moves and charge are its batch's counts (spec.batch_counts, batch_counts.lua).
 ask('batch_id')
 if cost then ask('cost_credits') end
@@ -89,7 +92,10 @@ local works_here = false
 for _, effect in ipairs(spec.effects or {}) do
   works_here = works_here or (effect.work ~= nil and KEYS[effect.record] == job)
 end
-if works_here then ask('key_id') end
+if works_here then
+  ask('key_id')
+  ask('deadline')
+end
 -- What it may drop: only those it has are named in its HDEL, and none at all costs no command.
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
   for _, name in ipairs(names) do ask(name) end
@@ -240,13 +246,13 @@ if moving then
   if spec.slots and not holding then freed = give_back(held, pool, current == 'submitted') end
   if in_line and not held then
     local key_id = kept('key_id')
-    local single, bulk = members.forms((key_id and key_id ~= '') and key_id or spec.admin, spec.id)
+    local forms = {members.forms((key_id and key_id ~= '') and key_id or spec.admin, spec.id, kept('deadline'))}
     if spec.lines[pool] then
-      redis.call('ZREM', KEYS[spec.lines[pool]], single, bulk)
+      redis.call('ZREM', KEYS[spec.lines[pool]], unpack(forms))
     else
-      for _, key in pairs(spec.lines) do redis.call('ZREM', KEYS[key], single, bulk) end
+      for _, key in pairs(spec.lines) do redis.call('ZREM', KEYS[key], unpack(forms)) end
     end
-    redis.call('ZREM', KEYS[spec.aside], single, bulk)
+    redis.call('ZREM', KEYS[spec.aside], unpack(forms))
   end
   drop_kept(spec.unset)
   if spec.terminal then
@@ -315,6 +321,6 @@ local taken = spec.take and kept(spec.take.flag) and redis.call('GETDEL', KEYS[s
 -- The effects: only with a move, and only with the lock when one is named.
 local handed = {}
 if not spec.lock or locked == 1 then
-  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id')}} or nil)
+  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id'), kept('deadline')}} or nil)
 end
 return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}

@@ -1,7 +1,7 @@
 -- needs: slots_prelude, job_record, slots_waits, members, slots_accounts, queue_room
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'), its
--- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), whether it is a batch
--- item ('1': its member is the bulk form, after its owner's single jobs, members.lua), its owner's max_queued (the most
+-- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), its member in the
+-- line (store/owners.py's ``member``: a batch item's bulk form, ranked by its deadline), its owner's max_queued (the most
 -- it may hold queued, queue_room.lua), its batch's id ('' none) and how long the room its batch holds lasts unused (s),
 -- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
 -- The job joins its owner's line in its pool. Taking: if it is then the one whose turn is next, it takes
@@ -36,7 +36,7 @@ if ARGV[rest + 10] then
   end
 end
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
-redis.call('ZADD', pool.line, 0, members.member(owner, job, ARGV[rest + 6] == '1'))
+redis.call('ZADD', pool.line, 0, ARGV[rest + 6])
 s.route_of[job] = route
 -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find nothing
 -- to give (a backlog posted all together would cost a dispatch per job). Or when a timer may hold the job back (a

@@ -134,14 +134,14 @@ function slots_prelude.start(s, only, keep_lapsed)
   local SCAN = 50
   local stuck = {}
   local function goable(pool, head, open)
-    if account_for(head.job, open) then return head.job end
+    if account_for(head.job, open) then return head.job, head.item end
     local seen = pool.name .. '|' .. head.owner
     if stuck[seen] then return nil end
     local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
                             'LIMIT', 1, SCAN)
     for _, m in ipairs(items) do
       local job = members.member_job(head.owner, m)
-      if account_for(job, open) then return job end
+      if account_for(job, open) then return job, m end
     end
     stuck[seen] = true
     return nil
@@ -157,11 +157,12 @@ function slots_prelude.start(s, only, keep_lapsed)
       if #open > 0 then
         local candidates = {}
         for _, head in ipairs(waiting) do
-          local job = head.job and owner_room(head.owner) and goable(pool, head, open)
+          local job, item
+          if head.job and owner_room(head.owner) then job, item = goable(pool, head, open) end
           if job then
             -- Its estimate at the account it would take is read with its pass: its turn, if it wins, costs that.
             local account = account_for(job, open)
-            candidates[#candidates + 1] = {owner = head.owner, job = job, ref = head, account = account,
+            candidates[#candidates + 1] = {owner = head.owner, job = job, item = item, ref = head, account = account,
                                            also = slot_time.estimate_field(account.pools[pool.name].slots, head.owner)}
           end
         end
@@ -198,7 +199,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;
   -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
-    redis.call('ZREM', turn.pool.line, members.forms(turn.owner, turn.job))
+    redis.call('ZREM', turn.pool.line, turn.head.item)
     take(turn.pool, turn.account, turn.job, turn.owner)
     local head = turn.head.ref
     if turn.job == head.job then fair_turns.advance(head) else head.after = nil end

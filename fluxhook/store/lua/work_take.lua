@@ -33,12 +33,8 @@ for k = 1, kinds do
       while #taken < room do
         local turn = turns.earliest(fair_turns.refresh(line, heads))
         if not turn then break end
-        -- The head's job is in the line in one of its forms (members.lua): a single job's, else a batch item's.
-        local item, bulk = members.forms(turn.owner, turn.job)
-        if redis.call('ZREM', line, item) == 0 then
-          redis.call('ZREM', line, bulk)
-          item = bulk
-        end
+        local item = turn.head.item
+        redis.call('ZREM', line, item)
         redis.call('HSET', moving, item, ARGV[2])
         turns.charge(turn.owner, 1)
         fair_turns.advance(turn.head)

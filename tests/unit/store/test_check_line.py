@@ -1,6 +1,7 @@
 """The check line (fluxhook/store/check_line.py) on a real Redis: the sweep's checks are taken in turn across keys by
-the slots' own rule (lua/fair_turns.lua), a key's single jobs before its batch items; a job claimed again waits once,
-with its newest claim; a take that leaves checks in line wakes another dispatcher; a take is one command."""
+the slots' own rule (lua/fair_turns.lua), a key's single jobs before its batch items, then the earliest deadline; a job
+claimed again waits once, with its newest claim; a take that leaves checks in line wakes another dispatcher; a take is
+one command."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ def checks(connection) -> CheckLine:
     return CheckLine(connection)
 
 
-def _jobs(store, count: int, key_id: str | None = None, batch_id: str | None = None) -> list[str]:
+def _jobs(store, count: int, key_id: str | None = None, batch_id: str | None = None,
+          deadline: float | None = None) -> list[str]:
     ids = []
     for _ in range(count):
         now = time.time()
         job = Job(id=new_job_id(now), status=st.SUBMITTED, model="flux-2-pro", bfl_id=f"task-{new_job_id()}",
-                  key_id=key_id, batch_id=batch_id, created_at=now, updated_at=now)
+                  key_id=key_id, batch_id=batch_id, created_at=now, updated_at=now, deadline=deadline)
         store.create(job)
         ids.append(job.id)
     return ids
@@ -59,6 +61,18 @@ def test_a_keys_single_job_is_checked_before_its_own_batch_items(store, checks):
     taken = [check.job_id for check in checks.take(3)]
     assert taken[0] == single and set(taken) >= {single, admins}
     assert [check.job_id for check in checks.take(100)] == [job for job in items if job not in taken]
+
+
+def test_a_keys_job_with_the_earliest_deadline_is_checked_first_and_another_key_keeps_its_turn(store, checks):
+    now = time.time()
+    plain = _jobs(store, 3, key_id="key_a")
+    [late] = _jobs(store, 1, key_id="key_a", deadline=now + 600)
+    [soon] = _jobs(store, 1, key_id="key_a", deadline=now + 60)
+    [other] = _jobs(store, 1, key_id="key_b")
+    checks.add([*plain, late, soon, other], claim=100.0)
+    taken = [check.job_id for check in checks.take(6)]
+    assert taken.index(other) <= 1  # B's one check keeps its turn
+    assert [job for job in taken if job != other] == [soon, late, *plain]
 
 
 def test_a_job_claimed_again_while_it_waits_is_in_line_once_with_its_newest_claim(store, checks):

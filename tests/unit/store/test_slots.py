@@ -253,3 +253,36 @@ def test_only_the_current_claim_may_act(store):
     assert store.confirm_claim(job.id, now + 300, now + 100)
     assert not store.confirm_claim(job.id, now + 300, now + 100)  # taken already: a second check does nothing
     assert store.claim_due(now, 10, now + 301) == []
+
+
+def test_a_freed_slot_goes_to_a_keys_earliest_deadline_and_another_key_keeps_its_turn(store, slots, connection):
+    for _ in range(3):
+        assert slots.acquire(_queued(store, key_id="key_a"))
+    now = time.time()
+    plain = _queued(store, key_id="key_a")  # the oldest waiting, with no deadline
+    late = _queued(store, key_id="key_a", deadline=now + 600)
+    soon = _queued(store, key_id="key_a", deadline=now + 60)
+    other = _queued(store, key_id="key_b")
+    for job in (plain, late, soon, other):
+        assert slots.acquire(job) is None
+    for job_id in _held(connection):
+        store.transition(job_id, st.FAILED, error={"code": "bfl_error", "message": "x"})
+    # B's one job keeps its turn; A's go by deadline, earliest first, and the one without, made first, waits.
+    given = slots.dispatch().jobs
+    assert other.id in given and [job for job in given if job != other.id] == [soon.id, late.id]
+    assert slots.waiting(DEFAULT_POOL) == 1
+    # A requeue puts a job with a deadline back at its place: before its key's job without one.
+    assert slots.requeue(soon)
+    assert slots.dispatch().jobs == [soon.id]
+
+
+def test_a_job_with_a_deadline_leaves_its_line_in_either_form_of_its_member(store, slots, connection):
+    for _ in range(3):
+        assert slots.acquire(_queued(store, key_id="key_a"))
+    ended, gone = (_queued(store, key_id="key_a", deadline=time.time() + 60) for _ in range(2))
+    assert slots.acquire(ended) is None and slots.acquire(gone) is None
+    # An older release's member of it (unranked) is taken out as well as this one's.
+    connection.zadd(KEYS.line(DEFAULT_POOL), {f"key_a:{ended.id}": 0})
+    assert store.transition(ended.id, st.CANCELED)
+    store.delete(gone.id)
+    assert slots.waiting(DEFAULT_POOL) == 0

@@ -277,3 +277,23 @@ def test_a_key_s_single_job_goes_before_its_own_batch_items_and_another_key_keep
     pipe.execute()
     assert not work.pending(DOWNLOAD, "key_a", batch[0].id) and work.pending(DOWNLOAD, "key_a", batch[1].id)
     assert take(work, DOWNLOAD, 5) == [job.id for job in batch[1:]]
+
+
+def test_a_key_s_download_with_the_earliest_deadline_goes_first_and_another_key_keeps_its_turns(connection, work):
+    jobs, now = JobStore(connection), time.time()
+    plain = Job(id=new_job_id(), status="stored", key_id="key_a")
+    late = Job(id=new_job_id(), status="stored", key_id="key_a", deadline=now + 600)
+    soon = Job(id=new_job_id(), status="stored", key_id="key_a", deadline=now + 60)
+    item = Job(id=new_job_id(), status="stored", key_id="key_a", batch_id="batch_1", deadline=now + 30)
+    theirs = Job(id=new_job_id(), status="stored", key_id="key_b")
+    for job in (plain, late, soon, item, theirs):
+        jobs.create(job)
+    effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
+    connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: all wait in the line
+    assert effects.apply([AddWork(DOWNLOAD, job.id) for job in (plain, late, soon, item, theirs)]) == {}
+    assert all(work.pending(DOWNLOAD, job.key_id, job.id, job.deadline) for job in (plain, late, soon, item, theirs))
+    connection.delete(QUEUE_KEY)
+    taken = [member_job(m) for m in take_members(work, DOWNLOAD, 5, time.time())]
+    # A's single jobs by deadline, the one without after them though made first, its batch item last; B keeps its turn.
+    assert taken.index(theirs.id) <= 1
+    assert [job for job in taken if job != theirs.id] == [soon.id, late.id, plain.id, item.id]
