@@ -1,7 +1,8 @@
 """Cancel-After over HTTP, against gunicorn, the real worker, Redis and the simulator answering after about a
 second: a job not sent by its deadline ends aborted (the simulator never sees it), one sent but not stored ends
 canceled with its cost kept and BFL's later result not downloaded, both within seconds of the deadline; a bad value
-answers 400 on both doors and creates nothing, consumes no Idempotency-Key and counts against no limit."""
+answers 400 on both doors and creates nothing, consumes no Idempotency-Key and counts against no limit; a key's job with a
+deadline goes to BFL before its older jobs without one (SPEC §15's ordering rule)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,24 @@ def test_the_drop_in_takes_cancel_after_and_get_result_says_error(api, slow_sim)
 
     assert (result["status"], result["result"]) == ("Error", None)
     assert result["details"]["code"] == "deadline_exceeded"
+
+
+def test_a_keys_job_with_a_deadline_is_sent_before_its_older_jobs_without_one(api, slow_sim):
+    _, app = make_key(api, max_active=1)
+    _, other = make_key(api, max_active=1)
+    holder = app.submit("[pending] holds the key's one place")
+    first = _submit(app, "[pending] made first, no deadline", None).json()
+    urgent = _submit(app, "[pending] made last, due in 10 minutes", "10m").json()
+    assert (first["status"], urgent["status"]) == ("queued", "queued")
+    theirs = other.submit("[pending] another key's job")  # its own place: not behind A's line
+
+    slow_sim.complete(holder["bfl_id"])
+    sent = app.wait_for(urgent["id"], "submitted", timeout=15)
+
+    assert app.job(first["id"])["status"] == "queued"
+    slow_sim.complete(sent["bfl_id"])
+    app.wait_for(first["id"], "submitted", timeout=15)
+    assert [p for p in sent_prompts(slow_sim) if p != "[pending] another key's job"] == [
+        "[pending] holds the key's one place", "[pending] made last, due in 10 minutes",
+        "[pending] made first, no deadline"]
+    assert theirs["status"] == "submitted"
