@@ -69,6 +69,11 @@ class CheckLine:
                              self.keys.check_claims, self.keys.check_added], [most, DEFAULT_WEIGHT])
         return [Check(text(answer[i]), float(answer[i + 1])) for i in range(0, len(answer), 2)]
 
+    def claim_of(self, job_id: str) -> float | None:
+        """The claim the job's check waits in line with; None if it waits in none."""
+        claim = self.connection.hget(self.keys.check_claims, job_id)
+        return None if claim is None else float(claim)
+
     def waiting(self) -> int:
         """How many checks wait in line."""
         return int(self.connection.zcard(self.keys.check_line))

@@ -332,10 +332,6 @@ class Keys:
         """Held by the job's queued or running download task (its value is the RQ task's id)."""
         return f"{self.prefix}download:{job_id}"
 
-    def confirm_lock(self, job_id: str) -> str:
-        """Held while a poll confirming a reported failure is queued."""
-        return f"{self.prefix}confirm:{job_id}"
-
     def hint_gap(self, job_id: str) -> str:
         """Held for a few seconds after a hint on the static URL made the job ask BFL (``steps.applying.hint``)."""
         return f"{self.prefix}hinted:{job_id}"

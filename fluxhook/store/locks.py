@@ -1,4 +1,4 @@
-"""Short-lived locks in Redis: who is downloading, confirming or submitting a job right now."""
+"""Short-lived locks in Redis: who is downloading or submitting a job right now."""
 
 from __future__ import annotations
 

@@ -14,13 +14,8 @@ from fluxhook.core.live import Shown
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import erasing, running_on
-from fluxhook.lifecycle.steps.enqueueing import (
-    download_lock,
-    download_task,
-    enqueue_confirm,
-    enqueue_download,
-    queue_handed,
-)
+from fluxhook.lifecycle.steps.confirming import check_now
+from fluxhook.lifecycle.steps.enqueueing import download_lock, download_task, enqueue_download, queue_handed
 from fluxhook.lifecycle.steps.schedule import READY_FIRST_CHECK
 from fluxhook.store.effects import Effect
 from fluxhook.store.jobs import Change, Terms
@@ -127,7 +122,7 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> R
         return ReportOutcome.PENDING
     if not origin.confirmed:
         # A callback could be replayed or forged: only BFL's own answer to a poll may end the job.
-        enqueue_confirm(svc, job.id)
+        check_now(svc, job.id)
         return ReportOutcome.CONFIRM_QUEUED
     new_status, code, message = st.terminal_outcome(report.status)
     if report.message and code == "bfl_error":
@@ -141,7 +136,7 @@ def _apply_to(svc: "Services", job: Job, report: BFLReport, origin: Origin) -> R
 def hint(svc: "Services", job: Job, *, attempt: str | None = None, notes: Notes = _no_notes) -> ReportOutcome:
     """A report that proves nothing of ``job``'s task, whatever it says (the static URL's: every app of the account
     holds its secret), or a task reported there before the job tracked it: BFL is asked once, with the account's
-    key, and only its answer is applied (``confirming.confirm_outcome``). A Ready BFL does not confirm changes
+    key, and only its answer is applied (its check, ``confirming.check_now``). A Ready BFL does not confirm changes
     nothing, and what is downloaded is what BFL's get_result states.
 
     ``attempt``: the counter the report adds to; ``notes(outcome)``: what to record with it.
@@ -153,7 +148,7 @@ def hint(svc: "Services", job: Job, *, attempt: str | None = None, notes: Notes 
         if attempt is not None:
             svc.jobs.count(job.id, attempt)
         if svc.store.locks.acquire(svc.store.keys.hint_gap(job.id), "1", HINT_GAP):
-            enqueue_confirm(svc, job.id)  # at most one waiting per job
+            check_now(svc, job.id)  # in the check line once, however often reported
         else:
             _poll_by(svc, job.id, time.time() + HINT_GAP)  # one more look once the gap ends, so none is lost
         outcome = ReportOutcome.CONFIRM_QUEUED
@@ -162,7 +157,10 @@ def hint(svc: "Services", job: Job, *, attempt: str | None = None, notes: Notes 
 
 
 def _poll_by(svc: "Services", job_id: str, when: float) -> None:
-    """The sweep looks at the submitted job by ``when`` at the latest (a look due sooner stays)."""
+    """The sweep looks at the submitted job by ``when`` at the latest (a look due sooner stays, and so does its check
+    waiting in line, which asks BFL sooner still)."""
+    if svc.store.checks.claim_of(job_id) is not None:
+        return
     due = svc.jobs.due_at(job_id)
     if due is None or due > when:
         svc.jobs.update(job_id, only_in=(st.SUBMITTED,), due=when)

@@ -4,7 +4,7 @@ Downloads and draft caches go through their work lines first
 (``fluxhook.store.work_lines``): a job's change of status adds it to its line (``AddWork``), and ``feed``
 moves the jobs whose turn it is from the lines into RQ while few tasks wait there, each RQ task naming
 its own job; work whose turn is now (no line holds any: taken *at once*) is queued by the change's own caller
-(``queue_handed``). Checks, confirmations and the cron thread's tasks go straight to RQ, in no line.
+(``queue_handed``). The cron thread's tasks go straight to RQ, in no line.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 DOWNLOAD_TASK = "worker.download.download_result"
 DRAFT_CACHE_TASK = "worker.draft_cache.store_draft_cache"
-CONFIRM_TASK = "worker.confirm.confirm_outcome"
 
 # A result URL lives 10 minutes (an image) or about 2 hours (a video, a draft cache): retries of a
 # download that fails for a while (the store or the delivery host) go on at least as long as a video's
@@ -53,8 +52,7 @@ CONFIRM_TASK = "worker.confirm.confirm_outcome"
 # kept waiting for hours.
 DOWNLOAD_RETRIES = 32
 DOWNLOAD_RETRY_CAP = 600
-CONFIRM_RETRIES = 5
-# A job's own tasks (its download, draft cache, a confirmation) keep nothing of a run that succeeded:
+# A job's own tasks (its download, its draft cache) keep nothing of a run that succeeded:
 # nobody reads a task's return value (the job's record and timeline say what became of it), and RQ's result of each
 # (a stream of about 4.5 KB and the task's record) was most of what a stored job held in Redis its first hour. Not
 # RQ's 0: RQ deletes such a task as it ends by reading its executions back, six round trips that are half of what
@@ -195,24 +193,6 @@ def ensure_download(svc: "Services", job: "Job") -> bool:
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
-
-
-def enqueue_confirm(svc: "Services", job_id: str) -> bool:
-    """Queue one poll of BFL to confirm a reported failure; at most one waiting per job."""
-    if not svc.store.locks.acquire(svc.store.keys.confirm_lock(job_id), "1", 60):
-        return False
-    try:
-        svc.queue.enqueue(CONFIRM_TASK, job_id, retry=_retry(CONFIRM_RETRIES, 60), job_timeout=120,
-                          description=f"confirm {job_id}", **_KEEP)
-    except BaseException:
-        release_confirm(svc, job_id)  # else BFL's retry of this callback would be answered 200 for nothing
-        raise
-    return True
-
-
-def release_confirm(svc: "Services", job_id: str) -> None:
-    """Let the next failure report for this job queue a check again."""
-    svc.store.locks.release(svc.store.keys.confirm_lock(job_id))
 
 
 @dataclass(frozen=True)

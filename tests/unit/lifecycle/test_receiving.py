@@ -137,13 +137,13 @@ def test_a_failure_callback_only_queues_a_poll_to_confirm_it(svc):
 
     assert (receipt.status, receipt.answer["outcome"]) == (200, "confirm_queued")
     assert svc.jobs.get(job.id).status == st.SUBMITTED
-    assert [task.args for task in svc.queue.get_jobs()] == [(job.id,)]
+    assert svc.store.checks.claim_of(job.id) is not None and svc.queue.get_jobs() == []  # its check, in line
 
 
 def test_a_failure_callback_is_on_the_timeline_before_the_poll_it_queued_even_if_the_poll_answers_first(
         svc, monkeypatch):
     job = _submitted(svc)
-    queued = applying.enqueue_confirm
+    queued = applying.check_now
 
     def poll_answers_at_once(svc_, job_id):
         # The worker's poll, taken and answered between the queueing and the callback's note.
@@ -152,7 +152,7 @@ def test_a_failure_callback_is_on_the_timeline_before_the_poll_it_queued_even_if
         timeline.record(svc_, job_id, "poll", bfl_status="Error")
         return done
 
-    monkeypatch.setattr(applying, "enqueue_confirm", poll_answers_at_once)
+    monkeypatch.setattr(applying, "check_now", poll_answers_at_once)
     _on_own_url(svc, job.id, {"id": "task-own", "status": "Error", "error": "Generation failed"})
 
     story = sorted(timeline.recent(svc.store.timeline, job.id), key=lambda entry: entry["at"])
@@ -182,7 +182,7 @@ def test_a_static_callback_is_a_hint_its_tracked_job_asks_bfl_and_one_not_tracke
     # No job is named to whoever posted it, and nothing of its body is taken: BFL is asked.
     assert (receipt.status, receipt.answer) == (200, {"ok": True, "outcome": "confirm_queued"})
     assert (svc.jobs.get(job.id).status, svc.jobs.get(job.id).result_url) == (st.SUBMITTED, None)
-    assert svc.redis.exists(KEYS.confirm_lock(job.id))
+    assert svc.redis.hexists(KEYS.check_claims, job.id)  # its check is in line
     early = _on_static_url(svc, ready_payload("task-not-tracked-yet", SAMPLE))
     assert (early.status, early.counted_as, early.answer["outcome"]) == (202, "kept", "kept_until_tracked")
     assert svc.store.kept.was_reported("default", "task-not-tracked-yet")
@@ -199,5 +199,5 @@ def test_the_static_secret_changes_no_job_fluxhook_submitted_and_a_wrong_one_is_
     assert (kept.status, kept.job_id, kept.answer["outcome"]) == (202, None, "kept_until_tracked")
     assert (forged.value.reason, forged.value.status) == ("bad_secret", 401)
     assert (svc.jobs.get(job.id).status, svc.jobs.get(job.id).webhooks) == (st.SUBMITTED, 0)
-    assert not svc.redis.exists(KEYS.confirm_lock(job.id))
+    assert not svc.redis.hexists(KEYS.check_claims, job.id)
     assert not svc.store.kept.was_reported("default", "task-anything")

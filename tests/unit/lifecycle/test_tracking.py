@@ -73,9 +73,9 @@ def test_a_report_kept_before_the_track_makes_it_ask_bfl_at_once(svc):
     job, created = track_task(svc, ADMIN, TrackRequest("task-called-back", model="flux-2-pro"))
 
     assert created
-    # Nothing of the report is believed: the job asks BFL (its confirming poll is queued), counted as a callback.
+    # Nothing of the report is believed: the job asks BFL (its check is in line), counted as a callback.
     assert (job.status, job.result_url, job.webhooks) == (st.SUBMITTED, None, 1)
-    assert svc.redis.exists(KEYS.confirm_lock(job.id))
+    assert svc.redis.hexists(KEYS.check_claims, job.id)
 
 
 def test_two_keys_tracking_one_task_each_get_a_job_of_their_own_and_neither_changes_the_others(svc):

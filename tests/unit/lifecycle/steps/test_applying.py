@@ -15,7 +15,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.outcomes import ReportOutcome
 from fluxhook.lifecycle.steps.applying import HINT_GAP, POLLED, Origin, apply_report, from_callback, hint
-from fluxhook.lifecycle.steps.enqueueing import CONFIRM_TASK, DOWNLOAD_TASK, download_line, download_pending, queued_download
+from fluxhook.lifecycle.steps.enqueueing import DOWNLOAD_TASK, download_line, download_pending, queued_download
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DOWNLOAD_LONG
 from helpers import commands_during, tracked_job
@@ -87,8 +87,7 @@ def test_an_unconfirmed_failure_only_queues_one_poll_to_confirm_it(svc):
     assert apply_report(svc, job.id, failure, Origin("webhook", confirmed=False)) == ReportOutcome.CONFIRM_QUEUED
 
     assert svc.jobs.get(job.id).status == st.SUBMITTED
-    queued = svc.queue.get_jobs()
-    assert [(task.func_name, task.args) for task in queued] == [(CONFIRM_TASK, (job.id,))]  # one, not two
+    assert svc.store.checks.waiting() == 1 and svc.queue.get_jobs() == []  # its check, in line once
 
 
 @pytest.mark.parametrize(("word", "status", "code"), [
@@ -159,11 +158,15 @@ def test_a_flood_of_hints_asks_bfl_once_per_gap_and_loses_none(svc):
 
     outcomes = {hint(svc, svc.jobs.get(job.id), attempt="webhooks") for _ in range(50)}
 
-    queued = svc.queue.get_jobs()
-    assert [(task.func_name, task.args) for task in queued] == [(CONFIRM_TASK, (job.id,))]
+    # One check in line, which asks BFL now; the hints within the gap leave it there.
+    assert svc.store.checks.waiting() == 1 and svc.queue.get_jobs() == []
     assert outcomes == {ReportOutcome.CONFIRM_QUEUED}  # the same answer for each, within the gap or not
-    assert started + HINT_GAP - 0.001 <= svc.jobs.due_at(job.id) <= time.time() + HINT_GAP + 0.001  # milliseconds
+    assert svc.store.checks.claim_of(job.id) == svc.jobs.due_at(job.id)
     assert svc.jobs.get(job.id).webhooks == 50
-    svc.redis.delete(svc.store.keys.hint_gap(job.id), svc.store.keys.confirm_lock(job.id))  # the gap ends
+    # Its check taken (run): a hint within the gap brings the sweep's next look to the gap's end.
+    assert [check.job_id for check in svc.store.checks.take(5)] == [job.id]
     hint(svc, svc.jobs.get(job.id))
-    assert len(svc.queue.get_jobs()) == 2
+    assert started + HINT_GAP - 0.001 <= svc.jobs.due_at(job.id) <= time.time() + HINT_GAP + 0.001  # milliseconds
+    svc.redis.delete(svc.store.keys.hint_gap(job.id))  # the gap ends
+    hint(svc, svc.jobs.get(job.id))
+    assert svc.store.checks.waiting() == 1 and svc.queue.get_jobs() == []

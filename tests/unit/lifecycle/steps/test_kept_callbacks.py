@@ -48,7 +48,7 @@ def _job(svc, bfl_id: str | None, *, tracked: bool = True, account: str = "eu", 
     return job
 
 def _confirm_queued(svc, job: Job) -> bool:
-    return svc.redis.exists(KEYS.confirm_lock(job.id)) == 1
+    return bool(svc.redis.hexists(KEYS.check_claims, job.id))  # its check is in line
 
 
 def test_a_static_report_kept_for_a_task_makes_the_job_tracking_it_ask_bfl_and_nothing_else(svc):
