@@ -2,6 +2,9 @@
 long a stopping worker waits for what it holds. One module, so a value that bounds another is seen beside it, and is
 written as the expression it is (docs/architecture.md, "Holds", lists them; a test checks the page against this module).
 
+At most eight values are independent, BFL's two limits (``CALL_BOUND``, ``TASK_DEADLINE``) among them; every other is
+written from them, by what it waits for or what it must outlast (tests/unit/core/test_holds.py counts them).
+
 Two rules recover work (SPEC §15, "Held one way"): a download-and-store task is RQ's, held by its heartbeat
 (``JOB_MONITORING_INTERVAL`` + ``HEARTBEAT_GRACE``); everything else is held by a lease here, and once it lapsed the work
 is due again. Not here: what holds a request's own place while the request lives (an ``Idempotency-Key``'s hold, a
@@ -12,42 +15,12 @@ from __future__ import annotations
 
 from fluxhook.core.bfl_limits import CALL_BOUND, TASK_DEADLINE
 
-# --- Sends (slot lines, the dispatcher, the senders) ---
-# A submission's lease on its job, its submit lock: it outlasts one submission to BFL, retries included. A job given a
-# slot must reach BFL within it, or the sweep's check hands it back to the line (or reconciles it); the one step that
-# ends a job holds the same lock as long (a process that dies frees it by then).
-SUBMIT_LEASE = CALL_BOUND
-# A slot's lease: BFL's limit on a task, plus the sweep's margin to time the job out first.
-SLOT_LEASE = TASK_DEADLINE + 120
-
-# --- Credits (lifecycle/steps/submission.py, credits/budget.py) ---
-# A reservation of credits: as long as a job may wait in line for a slot, and its submission take.
-RESERVATION_LEASE = TASK_DEADLINE + CALL_BOUND
-# A job waiting to go alone holds later submissions back this long after its last look.
-WAITING_LEASE = 30.0
-# A boundable job that waited keeps its place ahead of the next job to go alone this long after its last look: past a
-# few looks of a job waiting out of line (budget.BOUNDED_RECHECK, at each sweep), not much more.
-NEXT_LEASE = 5.0
-# A balance's re-read (an account's jobs ended, or it has no reading): one process asks BFL; a read that failed is
-# tried again as the lock lapses.
-REREAD_LOCK = 10
-
-# --- Downloads (work lines, then RQ) ---
-# One download attempt may last this long (RQ's task timeout): a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest
-# accepted rate (1 MiB/s) takes 35 minutes; an image's own deadline is 2 minutes.
-DOWNLOAD_TIMEOUT = 3600
-# A job's download lock outlives the download's retries (at most ~4 hours) and its last attempt: a duplicate callback
-# meanwhile queues nothing.
-DOWNLOAD_LOCK_TTL = 4 * 3600 + 600 + DOWNLOAD_TIMEOUT
-# A member taken from a work line this long ago whose task was never queued is taken as lost with its process (or
-# with a Redis primary that failed over between the take and the queueing): the sweep's restore_work puts it back.
-MOVE_LEASE = 10.0
-# RQ's rule for a task in a lane: its heartbeat is beaten every JOB_MONITORING_INTERVAL s; a killed worker's task is
-# found abandoned (and retried by RQ's maintenance) HEARTBEAT_GRACE s after the beat it missed.
-JOB_MONITORING_INTERVAL = 10
-HEARTBEAT_GRACE = 20
-# The longest one lane's claim on cleaning a queue's registries lasts (kept until the next maintenance is due).
-CLEANING_LOCK_TTL = 60
+# --- A live holder's hold ---
+# How long a hold outlives its holder's last sign of life. A holder whose work goes on renews it every third of it (a
+# thread of its own: core/heartbeats.py), or the one short step that holds it ends well within it; so only a holder
+# that died lets it lapse, and its work is taken up again then. A renewal missed while Redis fails over (writes stop
+# for 4-5 s, docs/operating.md) does not lapse it.
+LIVE_LEASE = 15
 
 # --- What the sweep claims ---
 # What a sweep claims is held this long: a due job, while it waits in the check line and again as its check starts (the
@@ -56,10 +29,58 @@ CLEANING_LOCK_TTL = 60
 # does nothing.
 CLAIM_LEASE = float(CALL_BOUND)
 
+# --- Sends (slot lines, the dispatcher, the senders) ---
+# A submission's lease on its job, its submit lock: it outlasts one submission to BFL, retries included. A job given a
+# slot must reach BFL within it, or the sweep's check hands it back to the line (or reconciles it); the one step that
+# ends a job holds the same lock as long (a process that dies frees it by then).
+SUBMIT_LEASE = CALL_BOUND
+# A slot's lease: a job holds its slot from its turn until it ends, which is at the latest its send reaching BFL, BFL's
+# limit on the task from there, and the sweep's check that times it out. Past all three the slot is taken as held by a
+# job that never ended, and the dispatcher's look frees it.
+SLOT_LEASE = SUBMIT_LEASE + TASK_DEADLINE + CLAIM_LEASE
+
+# --- Credits (lifecycle/steps/submission.py, credits/budget.py) ---
+# A reservation of credits: as long as a job may wait in line for a slot, and its submission take.
+RESERVATION_LEASE = TASK_DEADLINE + SUBMIT_LEASE
+# A job waiting to go alone holds later submissions back this long after its last look: a live hold renewed by its
+# looks (every budget.ALONE_RECHECK), twice as long, since the looks come through the check line, which a backlog of
+# polls may hold up, and a record that lapsed lets later submissions past the job.
+WAITING_LEASE = 2 * LIVE_LEASE
+# A boundable job that waited keeps its place ahead of the next job to go alone this long after its last look, the
+# next job alone waiting meanwhile: a live hold kept short. Its looks come at each sweep (budget.BOUNDED_RECHECK),
+# more often than a live holder's thread renews its lease (every third of it); one such third is past a few of them,
+# and not much more.
+NEXT_LEASE = LIVE_LEASE / 3
+# A balance's re-read (an account's jobs ended, or it has no reading): one process asks BFL, holding it while it asks; a
+# read that failed (or a process that died) lets it lapse, and it is tried again then.
+REREAD_LOCK = LIVE_LEASE
+
+# --- Downloads (work lines, then RQ) ---
+# One download attempt may last this long (RQ's task timeout): a video of MAX_VIDEO_BYTES (2 GiB) at fetch's slowest
+# accepted rate (1 MiB/s) takes 35 minutes; an image's own deadline is 2 minutes.
+DOWNLOAD_TIMEOUT = 3600
+# A job's download lock outlives the download's retries and its last attempt: a duplicate callback meanwhile queues
+# nothing. The retries' pauses (enqueueing's schedule) come to at most about 4.1 hours, under five attempts' timeouts;
+# with the last attempt's own, six (test_enqueueing checks it against the schedule).
+DOWNLOAD_LOCK_TTL = 6 * DOWNLOAD_TIMEOUT
+# A member taken from a work line this long ago whose task was never queued is taken as lost with its process (or
+# with a Redis primary that failed over between the take and the queueing): the sweep's restore_work puts it back. The
+# take and the queueing are one short step of a live holder.
+MOVE_LEASE = float(LIVE_LEASE)
+# RQ's rule for a task in a lane: its heartbeat is beaten every JOB_MONITORING_INTERVAL s; a killed worker's task is
+# found abandoned (and retried by RQ's maintenance) HEARTBEAT_GRACE s after the beat it missed: two beats missed, as
+# a beat comes from a thread of its own (worker/inprocess.py).
+JOB_MONITORING_INTERVAL = 10
+HEARTBEAT_GRACE = 2 * JOB_MONITORING_INTERVAL
+# The longest one lane's claim on cleaning a queue's registries lasts (kept until the next maintenance is due). A lane
+# killed with it stops the retry of abandoned tasks until it lapses: with the heartbeat's lapse before it, no longer
+# than a check cut off with its worker waits for its claim (CLAIM_LEASE, CALL_BOUND s).
+CLEANING_LOCK_TTL = CALL_BOUND - (JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE)
+
 # --- Batches ---
 # A batch's making goes on while its request lives (a thread says so every third of it); one not heard of for this
 # long (its process died) lapses, and the sweep cuts the batch short.
-BATCH_MAKING_LEASE = 15.0
+BATCH_MAKING_LEASE = float(LIVE_LEASE)
 # Room held for a batch's items while none of them is made: four of its making's leases, so the sweep cuts a making
 # that stopped short before its room goes back.
 QUEUE_ROOM_LEASE = 4 * BATCH_MAKING_LEASE
@@ -72,21 +93,27 @@ ATTEMPT_DEADLINE = 15.0
 ATTEMPT_LEASE = 4 * ATTEMPT_DEADLINE
 
 # --- A migration ---
-# The migrating process holds its lock this long, renewed every third of it; one that died frees it by then.
-MIGRATION_LOCK_SECONDS = 10
+# The migrating process holds its lock as a live holder, renewed every third of it; one that died frees it by then.
+MIGRATION_LOCK_SECONDS = LIVE_LEASE
 
-# --- Stopping (SIGTERM): each wait counted from the stop signal (worker/run.py) ---
-# The tasks in hand get this long to finish before they are asked back (to run again, the attempt not counted)...
-IMMINENT_SHUTDOWN_DELAY = 10
+# --- Stopping (SIGTERM): each wait counted from the stop signal (worker/run.py), within the platform's grace ---
+# What a PaaS waits between SIGTERM and SIGKILL (Heroku; Kubernetes' default terminationGracePeriodSeconds is 30): the
+# platform's, which the waits below share.
+PLATFORM_STOP_GRACE = 30.0
+# The tasks in hand get the first third of it to finish before they are asked back (to run again, the attempt not
+# counted)...
+IMMINENT_SHUTDOWN_DELAY = PLATFORM_STOP_GRACE / 3
 # ... and a task asked back this long to stop by itself, before its lane gives it back while still in a read.
 HAND_BACK_GRACE = 2.0
-# How long the submissions under way get to finish (BFL may be charging for them); one cut off is its lock's case.
-SEND_STOP_TIMEOUT = 20.0
-# How long the notification attempts under way get: one's deadline, and a second for one taken as the stop came.
-NOTIFY_STOP_TIMEOUT = ATTEMPT_DEADLINE + 1.0
-# What a PaaS waits between SIGTERM and SIGKILL (Heroku; Kubernetes' default terminationGracePeriodSeconds is 30).
-PLATFORM_STOP_GRACE = 30.0
-# How long a supervisor (WORKER_PROCESSES above 1) waits for its members before it kills them: longer than the longest
-# wait a member's stop makes (they run side by side, each from the signal), plus 5 s for its threads' joins and exit;
-# a member killed at it would have its sends and attempts in flight taken up again only when their leases lapse.
-STOP_TIMEOUT = max(IMMINENT_SHUTDOWN_DELAY + HAND_BACK_GRACE, SEND_STOP_TIMEOUT, NOTIFY_STOP_TIMEOUT) + 5.0
+# The submissions under way get two thirds to finish (BFL may be charging for them); one cut off is its lock's case.
+SEND_STOP_TIMEOUT = 2 * PLATFORM_STOP_GRACE / 3
+# The notification attempts under way get as long: each ends within its deadline, one taken as the stop came too.
+NOTIFY_STOP_TIMEOUT = SEND_STOP_TIMEOUT
+# How long a supervisor (WORKER_PROCESSES above 1) waits for its members before it kills them: halfway from the longest
+# wait a member's stop makes (they run side by side, each from the signal) to the platform's SIGKILL, the first half for
+# a member's threads' joins and exit, the second for the supervisor's own; a member killed at it would have its sends
+# and attempts in flight taken up again only when their leases lapse.
+STOP_TIMEOUT = (max(IMMINENT_SHUTDOWN_DELAY + HAND_BACK_GRACE, SEND_STOP_TIMEOUT, NOTIFY_STOP_TIMEOUT)
+                + PLATFORM_STOP_GRACE) / 2
+assert NOTIFY_STOP_TIMEOUT >= ATTEMPT_DEADLINE + 1  # an attempt taken up to a second after the signal ends within it
+assert STOP_TIMEOUT < PLATFORM_STOP_GRACE  # every wait ends before the platform kills the lot

@@ -1,6 +1,7 @@
 """docs/architecture.md's worker page matches the code (issue 84): every thread the code starts has a row in its table
 of threads (or is named among those not in a worker process), every bound a row names is the code's, the waiters on
-wake-up lists are ``run.WAITERS``, and every value of fluxhook/core/holds.py has a row with its number."""
+wake-up lists are ``run.WAITERS``, and every value of fluxhook/core/holds.py has a row with its number and what it
+is written as."""
 
 from __future__ import annotations
 
@@ -164,19 +165,30 @@ def test_the_rows_waiting_on_wake_up_lists_are_the_waiters_a_stop_ends():
     assert len(waiting) == run.WAITERS, waiting
 
 
-def _holds() -> dict[str, float]:
-    """The values holds.py defines (not those it imports), by name."""
+def _hold_expressions() -> dict[str, ast.expr]:
+    """The values holds.py defines (not those it imports), by name: what each is written as."""
     tree = ast.parse(Path(holds.__file__).read_text())
-    names = [target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-             for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-             if isinstance(target, ast.Name) and target.id.isupper()]
-    return {name: getattr(holds, name) for name in names}
+    return {target.id: node.value for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name) and target.id.isupper() and node.value is not None}
 
 
-def test_every_hold_has_a_row_with_its_number():
+def _written_as(value: ast.expr) -> str:
+    """A row's "written as": the expression, as ``ast.unparse`` writes it but for a ``float()`` of one name; nothing
+    for a number (an independent value)."""
+    if isinstance(value, ast.Constant):
+        return ""
+    return "`" + re.sub(r"\bfloat\((\w+)\)", r"\1", ast.unparse(value)) + "`"
+
+
+def test_every_hold_has_a_row_with_its_number_and_what_it_is_written_as():
     rows = {row[0].strip("`"): row for row in _table(_section(_page(), "### Holds"))}
-    values = _holds()
+    values = _hold_expressions()
     assert sorted(rows) == sorted(values), (f"in holds.py, no row: {sorted(set(values) - set(rows))}; "
                                             f"a row, not in holds.py: {sorted(set(rows) - set(values))}")
-    wrong = {name: (value, rows[name][2]) for name, value in values.items() if float(rows[name][2]) != float(value)}
+    wrong = {name: (getattr(holds, name), rows[name][2]) for name in values
+             if float(rows[name][2]) != float(getattr(holds, name))}
     assert not wrong, f"the page's numbers differ from holds.py's (code, page): {wrong}"
+    written = {name: (_written_as(value), rows[name][3]) for name, value in values.items()
+               if _written_as(value) != rows[name][3]}
+    assert not written, f"the page's expressions differ from holds.py's (code, page): {written}"
