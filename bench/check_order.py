@@ -286,11 +286,12 @@ class _ClaimWatch(threading.Thread):
 
 
 def _claim_lease() -> float:
-    """The lease the sweep claims a due job for: CHECK_LEASE (this tree), CHECK_CLAIM_LEASE (the baseline's)."""
+    """The lease the sweep claims a due job for, under the name the tree imported has it: CLAIM_LEASE, or an older
+    tree's CHECK_LEASE or CHECK_CLAIM_LEASE (the baseline's)."""
     from fluxhook.core import holds
 
     names = vars(holds)
-    return float(names.get("CHECK_LEASE") or names["CHECK_CLAIM_LEASE"])
+    return float(next(names[name] for name in ("CLAIM_LEASE", "CHECK_LEASE", "CHECK_CLAIM_LEASE") if name in names))
 
 
 def _first_poll(db, job_id: str) -> float:
