@@ -63,9 +63,10 @@ DOWNLOAD_TIMEOUT = 3600
 # nothing. The retries' pauses (enqueueing's schedule) come to at most about 4.1 hours, under five attempts' timeouts;
 # with the last attempt's own, six (test_enqueueing checks it against the schedule).
 DOWNLOAD_LOCK_TTL = 6 * DOWNLOAD_TIMEOUT
-# A member taken from a work line this long ago whose task was never queued is taken as lost with its process (or
-# with a Redis primary that failed over between the take and the queueing): the sweep's restore_work puts it back. The
-# take and the queueing are one short step of a live holder.
+# A move from a work line into RQ: its job is due this long after the take (lua/work_moves.lua), and its note stops
+# counting against RQ's room; a move whose task was never queued (its process died, or a Redis primary failed over
+# between the take and the queueing) is then put back in line by the job's check. The take and the queueing are one
+# short step of a live holder.
 MOVE_LEASE = float(LIVE_LEASE)
 # RQ's rule for a task in a lane: its heartbeat is beaten every JOB_MONITORING_INTERVAL s; a killed worker's task is
 # found abandoned (and retried by RQ's maintenance) HEARTBEAT_GRACE s after the beat it missed: two beats missed, as

@@ -34,13 +34,15 @@ class ReportOutcome(StrEnum):
 
 class CheckOutcome(StrEnum):
     """The sweep's check of a job: it timed out, is polled again later, went back in line for a slot, had its lost
-    download queued again, awaits BFL's word on a task its lost submission may have made, or (ended) gave back the slot
-    it kept while BFL ran its task on."""
+    download (or draft cache) queued again, awaits BFL's word on a task its lost submission may have made, or (ended)
+    gave back the slot it kept while BFL ran its task on."""
 
     TIMEOUT = "timeout"
     RESCHEDULED = "rescheduled"
     REQUEUED = "requeued"
     DOWNLOAD_REQUEUED = "download_requeued"
+    # A stored job's draft cache, whose move into RQ a process that died left unfinished, is back in its line.
+    DRAFT_CACHE_REQUEUED = "draft_cache_requeued"
     # Its submission began and never ended: it may be at BFL, so it awaits BFL's word on its task, never sent again.
     AWAITING_TASK = "awaiting_task"
     # An ended job's task ended at BFL, or had its hour: the slot the job kept for it is free.

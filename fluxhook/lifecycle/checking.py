@@ -15,7 +15,7 @@ from fluxhook.core.outcomes import CheckOutcome, ReportOutcome
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.steps import reconciling, running_on, schedule, submission, timeline, waits
 from fluxhook.lifecycle.steps.applying import POLLED, apply_report
-from fluxhook.lifecycle.steps.enqueueing import ensure_download
+from fluxhook.lifecycle.steps.enqueueing import ensure_download, ensure_draft_cache
 from fluxhook.lifecycle.steps.polling import poll_job
 from fluxhook.services import Services
 from fluxhook.store.check_line import Check
@@ -43,8 +43,13 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | Report
 
 
 def _check(svc: Services, job: Job, now: float) -> CheckOutcome | ReportOutcome:
+    if job.status == st.STORED and job.draft_cache_source and ensure_draft_cache(svc, job, now):
+        svc.jobs.let_go(job.id)  # due no more: its draft cache is back in line
+        log.warning("stored job's draft cache was not queued; put back in line", extra={"job_id": job.id})
+        return CheckOutcome.DRAFT_CACHE_REQUEUED
     if job.terminal:
-        return running_on.check(svc, job, now)  # due only while it keeps its slot for a task BFL runs on
+        # Due only while it keeps its slot for a task BFL runs on, or while its draft cache was on its way into RQ.
+        return running_on.check(svc, job, now)
     if job.status == st.QUEUED:
         return _restart_submission(svc, job, now)
     if job.status == st.READY:

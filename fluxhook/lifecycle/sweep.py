@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
-from fluxhook.lifecycle.steps.enqueueing import restore_work
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -30,9 +29,9 @@ class SweepReport:
 
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
-    """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; put back in line
-    the work whose move into RQ a dead process left unfinished. One look first says which of these have anything to
-    do (a sweep runs every second in every worker process, and most find nothing)."""
+    """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; cut short the
+    batches whose making stopped, and end those canceled. One look first says which of these have anything to do (a
+    sweep runs every second in every worker process, and most find nothing)."""
     now = time.time() if now is None else now
     work = svc.store.sweep_work(now)
     claim = now + CLAIM_LEASE
@@ -43,7 +42,5 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
         finish_unmade(svc, now)  # a batch it cuts short is canceled: the next sweep ends its items
     if work.canceling:
         finish_cancels(svc, now)
-    if work.moving:
-        restore_work(svc, now)
     return SweepReport(due=len(due), deadlines=deadlines,
-                       found=any((work.jobs, work.deadlines, work.unmade, work.canceling, work.moving)))
+                       found=any((work.jobs, work.deadlines, work.unmade, work.canceling)))

@@ -33,7 +33,7 @@ from fluxhook.store.timeline import TimelineStore
 from fluxhook.store.usage import UsageStore
 from fluxhook.store.variants import VariantRecords
 from fluxhook.store.watching import Watching
-from fluxhook.store.work_lines import KINDS, WorkLines
+from fluxhook.store.work_lines import WorkLines
 
 
 class Snapshot(NamedTuple):
@@ -46,12 +46,11 @@ class Snapshot(NamedTuple):
 
 
 class SweepWork(NamedTuple):
-    """What a sweep has to do now: whether any job is due, any deadline passed, any work is being moved into RQ, any
-    canceled batch's items are still to be ended."""
+    """What a sweep has to do now: whether any job is due, any deadline passed, any canceled batch's items are still to
+    be ended, any batch's making stopped."""
 
     jobs: bool
     deadlines: bool
-    moving: bool
     # A canceled batch has items still to be ended.
     canceling: bool = False
     # A batch's making stopped before its last item (``Batches.claim_unmade``).
@@ -117,15 +116,14 @@ class Store:
         pipe = self.connection.pipeline(transaction=False)
         for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade):
             pipe.zcount(index, "-inf", now)
-        pipe.exists(*map(self.keys.work_moving, KINDS))
-        jobs, deadlines, canceling, unmade, moving = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, moving=moving, canceling=canceling, unmade=unmade)
+        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in pipe.execute())
+        return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade)
 
     def sweep_holds_nothing(self) -> bool:
         """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything
         (an empty sorted set or hash does not exist). One command: what a sweeper at rest costs a look."""
         return not self.connection.exists(self.keys.due, self.keys.deadlines, self.keys.batches_canceling,
-                                          self.keys.batches_unmade, *map(self.keys.work_moving, KINDS))
+                                          self.keys.batches_unmade)
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

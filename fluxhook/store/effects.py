@@ -18,6 +18,7 @@ from typing import Callable, Sequence, Union
 
 from redis import Redis
 
+from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.queues import QUEUE_KEY
@@ -102,7 +103,7 @@ class AccountJobEnded:
 
 
 # Work an effect took for RQ at once (``AddWork``): kind -> members (``<owner>:<job id>``), each moving until the
-# caller queues its task (``lifecycle.steps.enqueueing.queue_handed``), else put back in line by the sweep.
+# caller queues its task (``lifecycle.steps.enqueueing.queue_handed``), else held by its lease (``lua/work_moves.lua``).
 Handed = dict[str, list[str]]
 
 
@@ -179,6 +180,7 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
                             # What taking it at once needs: every line, and what work_take.lua would read and write.
                             "kind": kind, "lines": [place(keys, store_keys.work_line(k)) for k in KINDS],
                             "moving": place(keys, store_keys.work_moving(kind)), "queue": place(keys, QUEUE_KEY),
+                            "due": place(keys, store_keys.due), "lease": MOVE_LEASE,
                             "ahead": AHEAD, "now": repr(now), "passes": place(keys, store_keys.work_passes(kind)),
                             "weights": place(keys, store_keys.share_weights), "default_weight": DEFAULT_WEIGHT})
         else:

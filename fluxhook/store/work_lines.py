@@ -13,23 +13,25 @@ its batch items, then the earliest deadline, as in the slots' lines (``owners.me
 Adding work wakes one worker's feeder (``Keys.work_added``, ``store.wakes``), but for work that goes straight to RQ's door: when
 no line holds any work and its queue has room, its turn is now, and the step that adds it takes it as the feeder would
 (``lua/effects.lua``), so its own caller queues its task, with no wake-up and no take. A job taken is noted as
-moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task); if its process
-dies in between, ``restore`` puts it back in line. From RQ on, the task
-is RQ's: its retries and a dead worker's hand-back name the same job.
+moving (``Keys.work_moving``) until its RQ task is queued (``queued``, in the same MULTI as the task), and held by a
+lease like the rest of fluxhook's own work (``lua/work_moves.lua``): if its process dies in between, the job comes due
+and its check puts the work back in line (``lifecycle.checking``). From RQ on, the task is RQ's: its retries and a
+dead worker's hand-back name the same job.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from redis import Redis
 
+from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member, owner_of
+from fluxhook.store.owners import DEFAULT_WEIGHT, forms, member, member_job, owner_of
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
-from fluxhook.store.wakes import push
 
 # Downloads wait in one line per life of their result URLs, shortest first (``lifecycle.steps.enqueueing.download_line``):
 # URLs that live 10 minutes (FLUX.1 and FLUX.2 images), an hour (FLUX 3 Image, BFL's tools), longer (video).
@@ -65,7 +67,6 @@ class WorkLines:
         self.connection = connection
         self.keys = keys
         self._take = LuaScript(connection, "work_take")
-        self._restore = LuaScript(connection, "work_restore")
 
     def add(self, kind: str, key_id: str | None, job_id: str, pipeline, *, bulk: bool = False,
             deadline: float | None = None) -> None:
@@ -80,44 +81,40 @@ class WorkLines:
         """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer
         than ``ahead`` tasks wait in a kind's RQ queue or are being moved; by kind, the kinds with any taken. Each is
-        moving until ``queued`` says its RQ task is queued. One script for every kind, atomic (feeders in many
-        processes never overfill a queue); lines with no work cost next to nothing (``lua/work_take.lua``), and
-        ``Taken.idle`` says none held any."""
+        moving until ``queued`` says its RQ task is queued, its job held by a lease (``lua/work_moves.lua``). One
+        script for every kind, atomic (feeders in many processes never overfill a queue); lines with no work cost next
+        to nothing (``lua/work_take.lua``), and ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
-        keys = [self.keys.share_weights]
+        keys = [self.keys.share_weights, self.keys.due]
         for kind in kinds:
             keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.
-        answer = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT])
+        answer = self._take(keys, [ahead, repr(now), DEFAULT_WEIGHT, MOVE_LEASE])
         lists = answer or [[] for _ in kinds]
         return Taken({kind: [text(item) for item in items] for kind, items in zip(kinds, lists, strict=True) if items},
                      idle=not answer)
 
     def queued(self, kind: str, members: list[str], pipeline) -> None:
-        """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more."""
-        if members:
-            pipeline.hdel(self.keys.work_moving(checked_kind(kind)), *members)
+        """On ``pipeline`` (the MULTI that queues their RQ tasks): the ``members`` taken are moving no more. A draft
+        cache's job (stored) is due no more either: its move's lease was all that made it due; a download's job (ready)
+        stays due as its move left it, for its check to find its download in RQ."""
+        if not members:
+            return
+        pipeline.hdel(self.keys.work_moving(checked_kind(kind)), *members)
+        if kind == DRAFT_CACHE:
+            pipeline.zrem(self.keys.due, *map(member_job, members))
 
-    def restore(self, kinds: Sequence[str], before: float) -> int:
-        """Put back in line the jobs of ``kinds`` taken before ``before`` whose RQ task was never queued; how many.
-        One script for every kind: with none moving, next to nothing."""
-        keys = []
-        for kind in map(checked_kind, kinds):
-            keys += [self.keys.work_line(kind), self.keys.work_moving(kind)]
-        restored = int(self._restore(keys, [repr(before)]))
-        if restored:
-            push(self.connection, self.keys.work_added)  # back in line: a feeder at rest waits for a wake-up
-        return restored
-
-    def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None) -> bool:
-        """Whether the job (with its ``deadline``) waits in ``kind``'s line, or is being moved into RQ, in any form
-        of its member (``owners.forms``)."""
+    def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None,
+                now: float | None = None) -> bool:
+        """Whether the job (with its ``deadline``) waits in ``kind``'s line, or is being moved into RQ (its move's
+        lease not lapsed by ``now``), in any form of its member (``owners.forms``)."""
         item_forms = forms(owner_of(key_id), job_id, deadline)
         pipe = self.connection.pipeline(transaction=False)
         pipe.zmscore(self.keys.work_line(kind), item_forms)
         pipe.hmget(self.keys.work_moving(kind), item_forms)
         waiting, moving = pipe.execute()
-        return any(score is not None for score in waiting) or any(moving)
+        since = (time.time() if now is None else now) - MOVE_LEASE
+        return any(score is not None for score in waiting) or any(float(at) > since for at in moving if at)
 
     def waiting(self, kind: str) -> int:
         """How many jobs wait in ``kind``'s line."""

@@ -21,7 +21,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from fluxhook.core.backoff import backoff_schedule
-from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT, MOVE_LEASE
+from fluxhook.core.holds import DOWNLOAD_LOCK_TTL, DOWNLOAD_TIMEOUT
 from fluxhook.media.lifetimes import HOUR_URL_LIFE, IMAGE_URL_LIFE, model_url_life
 from fluxhook.store.effects import AddWork, Handed
 from fluxhook.store.jobs import Lock
@@ -190,6 +190,17 @@ def ensure_download(svc: "Services", job: "Job") -> bool:
     return enqueue_download(svc, job.id, job.model)
 
 
+def ensure_draft_cache(svc: "Services", job: "Job", now: float) -> bool:
+    """Put the stored job's draft cache back in its line if it is neither there nor being moved into RQ: its job came
+    due, so the move that took it never queued its task (its process died in between; a task queued clears the due
+    time in the same step, ``WorkLines.queued``). True if it did. One whose URL outlived its life is given up by its
+    task, as any."""
+    if svc.store.work.pending(DRAFT_CACHE, job.key_id, job.id, job.deadline, now):
+        return False
+    queue_handed(svc, svc.store.effects.apply([draft_cache_task(job.id)]))
+    return True
+
+
 def release_download(svc: "Services", job_id: str) -> None:
     """Let the next Ready report for this job queue a download again."""
     svc.store.locks.release(svc.store.keys.download_lock(job_id))
@@ -229,8 +240,9 @@ def feed(svc: "Services") -> Taken:
 
 def queue_handed(svc: "Services", handed: Handed) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
-    when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, the
-    sweep puts the work back in line (``restore_work``). Each task has an id of its own (``task_id``), which a
+    when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, each job
+    comes due as its move's lease lapses, and its check puts the work back in line (``ensure_download``,
+    ``ensure_draft_cache``). Each task has an id of its own (``task_id``), which a
     download's lock names (its own part: 8 bytes, where the whole id would take a string's allocation of its own for
     the lock's hours), for ``download_pending``."""
     if not handed:
@@ -247,9 +259,3 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
                 svc.store.locks.relabel(svc.store.keys.download_lock(job_id), own_part(queued), pipe)
         svc.store.work.queued(kind, members, pipe)
     pipe.execute()
-
-
-def restore_work(svc: "Services", now: float) -> int:
-    """Put back in line the jobs taken from the work lines whose RQ task was never queued (their process died
-    in between); how many."""
-    return svc.store.work.restore(KINDS, now - MOVE_LEASE)

@@ -1,13 +1,13 @@
--- needs: members, account_standing, fair_turns, timeline
+-- needs: members, account_standing, fair_turns, timeline, work_moves
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
 
 -- Whether a job's work goes straight to RQ's door, taken as work_take.lua would take it: no line of any kind holds work
 -- (so its turn is now, whatever the order of kinds and owners) and its RQ queue has room. It is then moving (its
--- caller queues its task, store/work_lines.py), its owner charged its turn: no wake-up, no feeder's take.
--- ``handed``: what this step took at once before (its kind, its member, ...), those of other kinds counted here as
--- work_take.lua counts them (this kind's are in its moving hash already).
+-- caller queues its task, store/work_lines.py; work_moves.lua), its owner charged its turn: no wake-up, no feeder's
+-- take. ``handed``: what this step took at once before (its kind, its member, ...), those of other kinds counted here
+-- as work_take.lua counts them (this kind's are in its moving hash already).
 function effects.at_once(effect, owner, item, handed)
   local lines = {}
   for i, key in ipairs(effect.lines) do lines[i] = KEYS[key] end
@@ -16,8 +16,11 @@ function effects.at_once(effect, owner, item, handed)
   for i = 1, #handed, 2 do
     if handed[i] ~= effect.kind then others = others + 1 end
   end
-  if redis.call('LLEN', KEYS[effect.queue]) + redis.call('HLEN', moving) + others >= effect.ahead then return false end
-  redis.call('HSET', moving, item, effect.now)
+  local now = tonumber(effect.now)
+  if redis.call('LLEN', KEYS[effect.queue]) + work_moves.counting(moving, now, effect.lease) + others >= effect.ahead then
+    return false
+  end
+  work_moves.take(moving, KEYS[effect.due], item, effect.job, effect.now, effect.lease)
   fair_turns.new(KEYS[effect.passes], KEYS[effect.weights], effect.default_weight).charge(owner, 1)
   return true
 end

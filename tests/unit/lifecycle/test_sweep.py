@@ -1,7 +1,8 @@
 """The fallback sweep (fluxhook/lifecycle/sweep.py) in-process on a real Redis: each due job gets one check, claimed
 until its lease runs out; a finished job's notification is not the sweep's (the notifier's); work a dead process took
-from a line but never queued goes back in line; a sweep with nothing to do costs one round trip. What a check does:
-test_checking.py; the sweep's thread: tests/unit/worker/test_sweeping.py."""
+from a line but never queued is due when its move's lease lapses, and its check puts it back in line; a sweep with
+nothing to do costs one round trip. What a check does: test_checking.py; the sweep's thread:
+tests/unit/worker/test_sweeping.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.holds import CLAIM_LEASE, MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, feed
+from fluxhook.core.outcomes import CheckOutcome
+from fluxhook.lifecycle.checking import check_job, take_checks
+from fluxhook.lifecycle.steps.enqueueing import draft_cache_task, queue_handed
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from fluxhook.store.work_lines import DRAFT_CACHE
@@ -64,27 +67,38 @@ def test_a_finished_jobs_notification_is_left_in_the_outbox_for_the_notifier(svc
     assert svc.store.deliveries.of_job(notified.id) == [] and svc.queue.count == 0
 
 
-def test_work_a_dead_process_took_from_its_line_goes_back_after_the_move_lease(svc):
-    job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro"))
+def test_work_a_dead_process_took_from_its_line_is_due_when_its_move_s_lease_lapses_and_its_check_puts_it_back(svc):
+    job, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro",
+                                 draft_cache_source="https://delivery.fluxhook-test.invalid/draft.bin"))
+    queued, _ = svc.jobs.create(Job(id=new_job_id(), status=st.STORED, model="flux-2-pro",
+                                    draft_cache_source="https://delivery.fluxhook-test.invalid/draft-2.bin"))
     now = time.time()
-    # Taken to be moved into RQ at once (no line held work), then the process died before queueing its task.
+    # Taken to be moved into RQ at once (no line held work), then the process died before queueing its task; another
+    # stored job's draft cache reached RQ, which cleared its move's lease.
     assert svc.store.effects.apply([draft_cache_task(job.id)]) == {DRAFT_CACHE: [f"admin:{job.id}"]}
+    queue_handed(svc, svc.store.effects.apply([draft_cache_task(queued.id)]))
     assert svc.store.work.waiting(DRAFT_CACHE) == 0 and svc.store.work.pending(DRAFT_CACHE, None, job.id)
+    assert svc.jobs.due_at(queued.id) is None and svc.queue.count == 1
 
-    sweep(svc, now + 1)
-    assert svc.store.work.waiting(DRAFT_CACHE) == 0  # it may still be on its way
+    assert sweep(svc, now + 1).due == 0  # it may still be on its way
+    assert svc.jobs.due_at(job.id) == pytest.approx(now + MOVE_LEASE, abs=0.1)
+    # A lease later (the move's note and due time set back as the clock would have them): due, as any lease's work.
+    svc.redis.hset(KEYS.work_moving(DRAFT_CACHE), f"admin:{job.id}", now - MOVE_LEASE - 1)
+    svc.redis.zadd(KEYS.due, {job.id: now - 1})
+    assert sweep(svc, now).due == 1
+    outcomes = {check.job_id: check_job(svc, check.job_id, check.claim) for check in take_checks(svc, 10)}
 
-    sweep(svc, now + MOVE_LEASE + 1)
-    assert svc.store.work.waiting(DRAFT_CACHE) == 1
-    assert feed(svc).moved == 1 and svc.queue.count == 1
+    assert outcomes == {job.id: CheckOutcome.DRAFT_CACHE_REQUEUED}
+    # Back in its line, whose turn was now (no line held work): in RQ, beside the other, and due no more.
+    assert svc.queue.count == 2 and svc.jobs.due_at(job.id) is None and svc.store.work.waiting(DRAFT_CACHE) == 0
 
 
-def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_five_commands(svc):
+def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands(svc):
     tracked_job(svc, "task-later", due=time.time() + 600)  # due, but not yet
 
     sent = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
             if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))]
 
-    # Which parts have work (none): not a script for each of the due jobs, deadlines, canceled batches, batches whose
-    # making stopped, and moves.
-    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT", "EXISTS"]
+    # Which parts have work (none): not a script for each of the due jobs, deadlines, canceled batches and batches
+    # whose making stopped.
+    assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT"]

@@ -347,12 +347,14 @@ def test_work_whose_turn_is_now_is_taken_at_once_as_the_feeder_would_take_it(job
     moved = []
     ready = _commands(connection, lambda: moved.append(jobs.transition(job.id, st.READY, effects=[AddWork(DOWNLOAD, job.id)])))
     assert moved[0].handed == {DOWNLOAD: [f"admin:{job.id}"]}
-    # One EXISTS of every line (none holds work), RQ's queue and those moving counted; then the take: moving, its
-    # owner's turn charged (its pass and the clock read and written once, its weight read). No line, no wake-up.
+    # One EXISTS of every line (none holds work), RQ's queue and those moving counted; then the take: moving, the job
+    # held by its lease in the due index, its owner's turn charged (its pass and the clock read and written once, its
+    # weight read). No line, no wake-up.
     exists, count, take, *charge = _naming(ready, "fh:work:")
     assert exists == "EXISTS " + " ".join(KEYS.work_line(kind) for kind in KINDS)
-    assert count == f"HLEN {KEYS.work_moving(DOWNLOAD)}"
+    assert count == f"HGETALL {KEYS.work_moving(DOWNLOAD)}"
     assert take.startswith(f"HSET {KEYS.work_moving(DOWNLOAD)} admin:{job.id} ")
+    assert _naming(ready, f"ZADD {KEYS.due} ")[-1].endswith(job.id)  # after the ready job's own due time
     assert charge == [f"HMGET {KEYS.work_passes(DOWNLOAD)} admin ~clock", f"HSET {KEYS.work_passes(DOWNLOAD)} admin 1 ~clock 0"]
     assert _naming(ready, QUEUE_KEY) == [f"LLEN {QUEUE_KEY}"]
     assert not _naming(ready, "ZADD fh:work:") and not _naming(ready, KEYS.work_added)

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps.enqueueing import draft_cache_task
 from fluxhook.store.effects import AddWork, Effects
@@ -121,16 +122,14 @@ def test_one_take_goes_kind_by_kind_and_the_kinds_share_their_queue_s_room(work)
         DRAFT_CACHE: [f"key_b:{j}" for j in drafts[1:]]}
 
 
-def test_a_take_or_a_restore_with_no_work_costs_one_command_beside_the_script(work, connection):
+def test_a_take_with_no_work_costs_one_command_beside_the_script(work, connection):
     db = connection.connection_pool.connection_kwargs["db"]
     every = dict.fromkeys(KINDS, QUEUE)
     work.take(every, 4, time.time())  # loads the script
-    work.restore(KINDS, time.time())
     taken = []
-    commands = commands_during(connection, db, lambda: (taken.append(work.take(every, 4, time.time())),
-                                                         work.restore(KINDS, time.time())))
+    commands = commands_during(connection, db, lambda: taken.append(work.take(every, 4, time.time())))
     names = [c["command"].split()[0] for c in commands if not c["command"].startswith("SELECT")]
-    assert names == ["EVALSHA", "EXISTS", "EVALSHA", "EXISTS"]
+    assert names == ["EVALSHA", "EXISTS"]
     assert taken[0].idle and not taken[0].items  # no line held work: what a lane's next feed may skip
     # Work waiting, but the queue full (as under load): one look at the queue, none at a line.
     add(work, DRAFT_CACHE, "key_a")
@@ -171,17 +170,25 @@ def test_a_job_taken_is_pending_until_its_task_is_queued(work):
     assert not work.pending(DOWNLOAD, "key_a", job_id)
 
 
-def test_a_job_whose_process_died_while_moving_goes_back_in_line(work):
-    [lost, kept] = add(work, DOWNLOAD, "key_a", 2)
+def test_a_move_is_held_by_a_lease_in_the_due_index_and_one_whose_process_died_stops_counting(work):
+    [lost, kept, after] = add(work, DOWNLOAD, "key_a", 3)
     now = time.time()
     assert take_members(work, DOWNLOAD, 1, now - 120) == [f"key_a:{lost}"]  # its process died before queueing
-    assert take_members(work, DOWNLOAD, 1, now) == []  # the one moving counts against the room
-    assert take_members(work, DOWNLOAD, 2, now) == [f"key_a:{kept}"]  # taken just now: still being moved
-    work.connection.delete(KEYS.work_added)
-    assert work.restore([DOWNLOAD], now - 60) == 1
-    assert Wakes(work.connection).wait(KEYS.work_added, 0.05) == WORK  # a feeder at rest feeds it at once
-    assert work.waiting(DOWNLOAD) == 1 and take(work, DOWNLOAD, 5) == [lost]
-    assert work.pending(DOWNLOAD, "key_a", kept)
+    # Held like any of fluxhook's own work: the job due when its move's lease lapses, for its check to repair.
+    assert work.connection.zscore(KEYS.due, lost) == pytest.approx(now - 120 + MOVE_LEASE, abs=0.01)
+    assert not work.pending(DOWNLOAD, "key_a", lost, now=now)  # lapsed: its check puts it back in line
+    assert work.pending(DOWNLOAD, "key_a", lost, now=now - 120)
+    # The lapsed note counts against no room, and goes; one taken just now does.
+    assert take_members(work, DOWNLOAD, 1, now) == [f"key_a:{kept}"]
+    assert work.connection.hkeys(KEYS.work_moving(DOWNLOAD)) == [f"key_a:{kept}".encode()]
+    assert take_members(work, DOWNLOAD, 1, now) == []
+    assert work.pending(DOWNLOAD, "key_a", kept) and work.waiting(DOWNLOAD) == 1
+    # Queued: moving no more; a download's job stays due as its move left it (its check finds the task in RQ).
+    pipe = work.connection.pipeline(transaction=True)
+    work.queued(DOWNLOAD, [f"key_a:{kept}"], pipe)
+    pipe.execute()
+    assert not work.connection.exists(KEYS.work_moving(DOWNLOAD)) and work.connection.zscore(KEYS.due, kept)
+    assert take(work, DOWNLOAD, 5) == [after]
 
 
 def test_a_job_added_twice_waits_once(work):
