@@ -37,6 +37,7 @@ def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | Report
         return CheckOutcome.SKIPPED
     job = svc.jobs.get(job_id)
     if job is None:
+        svc.jobs.due_no_more(job_id)
         return CheckOutcome.SKIPPED
     with tracing.job_span("fluxhook.check", job.id, job.traceparent):
         return _check(svc, job, now)

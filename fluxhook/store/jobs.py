@@ -454,6 +454,11 @@ class JobStore:
         comes due again at ``claim`` unless ``deadline_done`` drops it first (its end was recorded)."""
         return [text(i) for i in self._claim_due([self.keys.deadlines], [repr(now), limit, _score(claim)])]
 
+    def due_no_more(self, job_id: str) -> None:
+        """A job whose record is gone is looked at no more: out of the due index (a move into RQ that took its work from
+        a line after its record was deleted made it due, ``lua/work_moves.lua``)."""
+        self.connection.zrem(self.keys.due, job_id)
+
     def deadline_done(self, job_id: str, *, again_at: float | None = None) -> None:
         """The job's deadline needs no more acting on (it ended), or (``again_at``) is looked at again then."""
         if again_at is None:

@@ -102,3 +102,13 @@ def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands(svc):
     # Which parts have work (none): not a script for each of the due jobs, deadlines, canceled batches and batches
     # whose making stopped.
     assert sent == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT"]
+
+
+def test_a_job_due_whose_record_is_gone_is_checked_once_and_due_no_more(svc):
+    # A move into RQ that took a deleted job's work from its line made it due (lua/work_moves.lua).
+    svc.redis.zadd(KEYS.due, {"job_gone": time.time() - 1})
+    assert sweep(svc).due == 1
+
+    assert [check_job(svc, check.job_id, check.claim) for check in take_checks(svc, 10)] == [CheckOutcome.SKIPPED]
+
+    assert svc.jobs.due_at("job_gone") is None
