@@ -16,7 +16,8 @@ nothing happens for ``--seconds``. Over that rest the bench reads:
 
 Then waking (SPEC §17: within 0.2 s): a second job is posted after the rest, and its notification's first POST to a
 receiver of the bench's own is timed from the job's end (its record's ``completed_at``); its download's start, from
-its callback (both from its timeline).
+its callback (both from its timeline); and with the stack's one slot (``BFL_MAX_ACTIVE=1``) held by a job whose task
+takes a second, a queued job's send, from the callback that frees the slot to its task's arrival at the simulator.
 
 Both trees run one after the other in this run, each in a process of its own with its tree's code first on the path
 (the baseline: a detached ``git worktree`` of ``--baseline-commit``, made when missing, as bench/latency.py does).
@@ -37,6 +38,8 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+
+import requests
 
 from devtools.slow_receivers import PromptReceiver
 
@@ -169,6 +172,26 @@ def download_after_callback(db, job_id: str) -> float:
     return stored[0]["at"] - stored[0]["seconds"] - min(callbacks)
 
 
+def send_after_slot_freed(stack, db) -> float:
+    """Two jobs after the rest, BFL_MAX_ACTIVE=1: the first holds the one slot for a task of a second; the second
+    waits queued until the first's callback frees it. From that callback (the first job's timeline) to the second's
+    submission reaching BFL (the simulator's record of its task)."""
+    from bench.common import wait_all_terminal
+    from fluxhook.store.keys import KEYS
+
+    session = stack.api_session()
+    made = [session.post(stack.base_url + "/v1/jobs", timeout=30,
+                         json={"model": "flux-2-pro", "input": {"prompt": prompt}}).json()
+            for prompt in ("[seconds-1] bench-idle holds the slot", "bench-idle waits for the slot")]
+    holder, queued = (job["id"] for job in made)
+    wait_all_terminal(db, [holder, queued], timeout=120)
+    entries = [json.loads(raw) for raw in db.lrange(KEYS.timeline(holder), 0, -1)]
+    freed = min(entry["at"] for entry in entries if entry["kind"] == "callback")
+    bfl_id = db.hget(KEYS.job(queued), "bfl_id")
+    task = requests.get(f"{stack.sim_base}/_sim/tasks/{bfl_id}", timeout=10).json()
+    return task["created_at"] - freed
+
+
 def stored_job(stack, prompt: str) -> str:
     from bench.common import wait_all_terminal
 
@@ -187,7 +210,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     receiver = PromptReceiver()
     secret = "whsec_" + base64.b64encode(b"fluxhook-bench-idle-key-32-bytes").decode()
-    with BenchStack("idle", log_level="WARNING", NOTIFY_URL=f"http://127.0.0.1:{receiver.port}/hooks",
+    with BenchStack("idle", log_level="WARNING", BFL_MAX_ACTIVE="1", NOTIFY_URL=f"http://127.0.0.1:{receiver.port}/hooks",
                     NOTIFY_SECRET=secret, NOTIFY_HOST_ALLOWLIST=f"127.0.0.1:{receiver.port}") as stack:
         stack.start(workers=args.workers)
         db = stack.redis()
@@ -213,6 +236,7 @@ def measure(args: argparse.Namespace) -> dict:
         ended = float(read_jobs(db, [woken], ("completed_at",))[0]["completed_at"] or "nan")
         notified = first_notification(receiver, woken) - ended
         downloaded = download_after_callback(db, woken)
+        sent = send_after_slot_freed(stack, db)
     receiver.stop()
     by_command = {name: after[name] - before.get(name, 0) for name in after
                   if name not in OWN and after[name] - before.get(name, 0) > 0}
@@ -226,7 +250,7 @@ def measure(args: argparse.Namespace) -> dict:
         by_process_command[f"{process} {command}"] += calls
     return {"seconds": elapsed, "first_job": status, "by_command": by_command, "by_process": dict(by_process),
             "by_process_command": dict(by_process_command), "notified_after_end": notified,
-            "download_after_callback": downloaded,
+            "download_after_callback": downloaded, "send_after_slot_freed": sent,
             "monitor_errors": monitor.errors[:5]}
 
 
@@ -294,10 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         if figures.get("monitor_errors"):
             print(f"\n{label}: MONITOR lines not understood (listened again): {figures['monitor_errors']}")
     print("\nWaking after the rest (SPEC §17: each <= 0.2 s): the next job's notification from its end; its download's "
-          "start from its callback")
+          "start from its callback; a queued job's send from the callback that freed its slot (BFL_MAX_ACTIVE=1)")
     for label, figures in results.items():
-        downloaded = figures.get("download_after_callback", float("nan"))
-        print(f"  {label:<12}{figures['notified_after_end']:.3f} s   {downloaded:.3f} s")
+        woken = [figures.get(name, float("nan"))
+                 for name in ("notified_after_end", "download_after_callback", "send_after_slot_freed")]
+        print(f"  {label:<12}" + "   ".join(f"{value:.3f} s" for value in woken))
     ours = results["fluxhook"]
     rate = sum(ours["by_command"].values()) / ours["seconds"]
     bound = BUDGET_PER_PROCESS_PAIR * args.workers
