@@ -31,7 +31,7 @@ from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
-from fluxhook.core.deadlines import batch_cancel_ending
+from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
 from fluxhook.core.errors import (
     AlreadyEnded,
     BatchesBusy,
@@ -499,10 +499,32 @@ def result_of(svc: Services, job: Job) -> dict:
     return {**line, "cost": shown["cost"], "error": job.error}
 
 
+def unsent_line(index: int, by_cancel: bool) -> dict:
+    """The line of an item that ended unsent and keeps no record of its own (``Batches.prune_unsent``): its index and
+    how it ended; its job id and metadata went with its record."""
+    ended = ABORTED_WITH_BATCH if by_cancel else ABORTED_AT_DEADLINE
+    return {"index": index, "job_id": None, "status": st.ABORTED, "metadata": None, "image": None, "cost": None,
+            "error": {"code": ended.code, "message": ended.message}}
+
+
+def _lines(svc: Services, batch: Batch) -> Iterator[dict]:
+    """Every item's line in the items' order: those with a record, and between them those that ended unsent
+    without one."""
+    unsent = sorted(svc.store.batches.unsent(batch.id).items()) if batch.counts.get(st.ABORTED) else []
+    at = 0
+    for job in items(svc, batch):
+        while at < len(unsent) and unsent[at][0] < (job.batch_index or 0):
+            yield unsent_line(*unsent[at])
+            at += 1
+        yield result_of(svc, job)
+    for index, by_cancel in unsent[at:]:
+        yield unsent_line(index, by_cancel)
+
+
 def results(svc: Services, batch: Batch) -> Iterator[bytes]:
     """The batch's results as JSON lines, one per item in the items' order, read a page of items at a time."""
-    for job in items(svc, batch):
-        yield (json.dumps(result_of(svc, job), separators=(",", ":")) + "\n").encode()
+    for line in _lines(svc, batch):
+        yield (json.dumps(line, separators=(",", ":")) + "\n").encode()
 
 
 def archive(svc: Services, batch: Batch) -> Iterator[bytes]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from redis import Redis
 from redis.typing import EncodableT, FieldT
@@ -41,6 +41,7 @@ class Batches:
         # The turns to make a batch, and the line of the requests waiting for one.
         self.turns = BatchTurns(connection, keys)
         self._cut = LuaScript(connection, "batch_cut")
+        self._prune = LuaScript(connection, "batch_prune")
 
     def create(self, batch: Batch, *, making_until: float) -> None:
         """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it); its making
@@ -99,6 +100,32 @@ class Batches:
         cut = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
                          k.batches_canceling, k.outbox], [batch_id, repr(now), "" if claimed is None else repr(claimed)])
         return None if cut is None else (int(cut[0]), int(cut[1]))
+
+    def prune_unsent(self, batch_id: str, model: str, key_id: str | None, job_ids: Sequence[str], *,
+                     canceled_code: str, with_messages: bool) -> int:
+        """Drop the records, timelines and indexes of those of ``job_ids`` that are the batch's items ended
+        ``aborted`` without being sent, each kept only as its batch's count and two bits at its index
+        (``lua/batch_prune.lua``); ``with_messages``: those whose notifications were asked for too. How many went."""
+        if not job_ids:
+            return 0
+        k = self.keys
+        keys = [k.batch(batch_id), k.batch_jobs(batch_id), k.batch_unsent(batch_id), k.all_jobs,
+                k.status(st.ABORTED), k.due, k.deadlines, k.outbox, k.routes, k.model_jobs(model),
+                k.key_jobs(key_id) if key_id else k.all_jobs]
+        for job_id in job_ids:
+            keys += [k.job(job_id), k.timeline(job_id)]
+        return int(self._prune(keys, [batch_id, "1" if with_messages else "0", canceled_code, *job_ids]))
+
+    def unsent(self, batch_id: str) -> dict[int, bool]:
+        """The indexes of the batch's items that ended unsent and were pruned (``prune_unsent``), each True when its
+        batch's cancel ended it (else its deadline). One read of at most two bits an item."""
+        bits = bytes(self.connection.get(self.keys.batch_unsent(batch_id)) or b"")  # type: ignore[arg-type]
+        found: dict[int, bool] = {}
+        for byte_at, byte in enumerate(bits):
+            for bit in range(0, 8, 2):
+                if byte & (0x80 >> bit):
+                    found[(byte_at * 8 + bit) // 2] = bool(byte & (0x80 >> (bit + 1)))
+        return found
 
     def get(self, batch_id: str) -> Batch | None:
         """The batch with this id, its counts as they are now; None if there is none. One round trip."""
@@ -195,7 +222,7 @@ class Batches:
         """Drop a batch's record, counts and indexes (its items are jobs, removed as jobs are)."""
         key_id = self.connection.hget(self.keys.batch(batch_id), "key_id")
         pipe = self.connection.pipeline(transaction=True)
-        pipe.delete(self.keys.batch(batch_id), self.keys.batch_jobs(batch_id))
+        pipe.delete(self.keys.batch(batch_id), self.keys.batch_jobs(batch_id), self.keys.batch_unsent(batch_id))
         pipe.hdel(self.keys.batch_counts, *(f"{batch_id}|{name}" for name in (*_COUNTED, "ended", "notify")))
         pipe.zrem(self.keys.owner_batches(owner_of(text(key_id) if key_id else None)), batch_id)
         pipe.zrem(self.keys.all_batches, batch_id)

@@ -503,6 +503,12 @@ class Keys:
         """The ids of a batch's items, ordered like ``all_jobs``: by their index too, as they are made in order."""
         return f"{self.prefix}batchjobs:{batch_id}"
 
+    def batch_unsent(self, batch_id: str) -> str:
+        """What is left of a batch's items that ended without being sent (``lua/batch_prune.lua``): a bitmap, two bits
+        per item index, the first set once the item is gone, the second when its batch's cancel ended it (else its
+        deadline)."""
+        return f"{self.prefix}batchunsent:{batch_id}"
+
     @property
     def batch_counts(self) -> str:
         """Every batch's counts, a hash of fields ``<batch id>|<name>`` (``lua/batch_counts.lua``)."""

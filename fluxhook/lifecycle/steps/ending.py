@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Callable
 
 from fluxhook.core import transitions as st
-from fluxhook.core.deadlines import Ending
+from fluxhook.core.deadlines import BATCH_CANCELED_CODE, Ending
 from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.credits import accounting
@@ -77,6 +77,13 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
                                          *accounting.on_end(job, ending.status, time.time())])
     if moved and job.input is None:
         task_inputs.drop(svc, job.id)  # its input waited in storage (one kept in its record went with the move)
+    if moved and job.batch_id and ending.status == st.ABORTED:
+        # A batch item never sent keeps no record of its own: what a key makes and cancels must not cost Redis
+        # a record an item for the retention's days. One whose own notifications were asked for keeps its record
+        # for them, unless its batch's cancel ended it (the batch's end tells of every item then).
+        svc.store.batches.prune_unsent(job.batch_id, job.model or "", job.key_id, [job.id],
+                                       canceled_code=BATCH_CANCELED_CODE,
+                                       with_messages=ending.code == BATCH_CANCELED_CODE)
     return bool(moved)
 
 
