@@ -102,10 +102,11 @@ class Batches:
         return None if cut is None else (int(cut[0]), int(cut[1]))
 
     def prune_unsent(self, batch_id: str, model: str, key_id: str | None, job_ids: Sequence[str], *,
-                     canceled_code: str, with_messages: bool) -> int:
+                     by_cancel: bool) -> int:
         """Drop the records, timelines and indexes of those of ``job_ids`` that are the batch's items ended
         ``aborted`` without being sent, each kept only as its batch's count and two bits at its index
-        (``lua/batch_prune.lua``); ``with_messages``: those whose notifications were asked for too. How many went."""
+        (``lua/batch_prune.lua``); ``by_cancel``: their batch's cancel ended them (those whose notifications were
+        asked for go too), else their deadline. How many went."""
         if not job_ids:
             return 0
         k = self.keys
@@ -114,7 +115,7 @@ class Batches:
                 k.key_jobs(key_id) if key_id else k.all_jobs]
         for job_id in job_ids:
             keys += [k.job(job_id), k.timeline(job_id)]
-        return int(self._prune(keys, [batch_id, "1" if with_messages else "0", canceled_code, *job_ids]))
+        return int(self._prune(keys, [batch_id, "1" if by_cancel else "0", *job_ids]))
 
     def unsent(self, batch_id: str) -> dict[int, bool]:
         """The indexes of the batch's items that ended unsent and were pruned (``prune_unsent``), each True when its

@@ -22,8 +22,12 @@ _OBJECT_FLOATS = ("duration", "fps")
 _OBJECT_BOOLEANS = ("has_audio",)
 # The prompt likewise, in pieces of at most 64 bytes (``prompt_0``, ``prompt_1``...), and the store's location (a
 # folder's path may be long: ``stored_in_0``...).
-_PIECED = {"prompt": "prompt_", "stored_in": "stored_in_"}
+_PIECED = {"prompt": "prompt_", "stored_in": "stored_in_", "error": "error_"}
 _PIECE_BYTES = 64
+# Pieced fields whose text is JSON. A job's error is written once, as it ends; a message of over 64 bytes whole made
+# its record a full hash table (about 1.7 KB where the compact form takes a few hundred bytes). Records written before
+# keep one ``error`` field, read as it was.
+_PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
            "uncertain_at", "deadline", "delete_asked_at")
@@ -49,6 +53,8 @@ def encode_fields(fields: dict[str, Any]) -> list[str]:
                 flat += [_OBJECTS[name] + part, ("1" if item else "0") if isinstance(item, bool) else str(item)]
             continue
         if name in _PIECED:
+            if name in _PIECED_JSON:
+                value = json.dumps(value, separators=(",", ":")) if value is not None else ""
             for number, piece in enumerate(_pieces(value or "")):
                 flat += [f"{_PIECED[name]}{number}", piece]
             continue
@@ -90,7 +96,8 @@ def job_from_hash(data: dict[str, str]) -> Job:
     for owner, parts in objects.items():
         values[owner] = parts or None
     for pieced, numbered in pieces.items():
-        values[pieced] = "".join(numbered[i] for i in sorted(numbered))
+        joined = "".join(numbered[i] for i in sorted(numbered))
+        values[pieced] = (json.loads(joined) if joined else None) if pieced in _PIECED_JSON else joined
     return Job(**values)
 
 

@@ -82,8 +82,7 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
         # a record an item for the retention's days. One whose own notifications were asked for keeps its record
         # for them, unless its batch's cancel ended it (the batch's end tells of every item then).
         svc.store.batches.prune_unsent(job.batch_id, job.model or "", job.key_id, [job.id],
-                                       canceled_code=BATCH_CANCELED_CODE,
-                                       with_messages=ending.code == BATCH_CANCELED_CODE)
+                                       by_cancel=ending.code == BATCH_CANCELED_CODE)
     return bool(moved)
 
 

@@ -7,24 +7,21 @@
 -- job's index, KEYS[5] the aborted ones', KEYS[6] the due index, KEYS[7] the deadlines, KEYS[8] the outbox, KEYS[9] the
 -- routes (a hash), KEYS[10] the model's jobs, KEYS[11] the key's jobs (every job's index again for admin-token jobs);
 -- then each item's record and timeline, in pairs.
--- ARGV[1] the batch id, ARGV[2] '1' to prune items whose notifications are asked for too (their batch was canceled:
--- its items' ends are told by the batch's own end), ARGV[3] the error code of a batch's cancel; then the job ids, in
+-- ARGV[1] the batch id, ARGV[2] '1' when the batch's cancel ended them (else their deadline): then items whose own
+-- notifications are asked for go too (the batch's own end tells of every item); then the job ids, in
 -- the order of their pairs of KEYS. Only an item of that batch, `aborted`, never sent (no `bfl_id`) goes; any other is
 -- left as it is, so a repeat, or an item that moved meanwhile, changes nothing. Returns how many went.
-local batch, with_messages, canceled_code = ARGV[1], ARGV[2] == '1', ARGV[3]
+local batch, by_cancel = ARGV[1], ARGV[2] == '1'
 local pruned = 0
-for n = 4, #ARGV do
+for n = 3, #ARGV do
   local id = ARGV[n]
-  local record, timeline = KEYS[12 + 2 * (n - 4)], KEYS[13 + 2 * (n - 4)]
-  local f = redis.call('HMGET', record, 'batch_id', 'status', 'bfl_id', 'batch_index', 'notify_url', 'error')
+  local record, timeline = KEYS[12 + 2 * (n - 3)], KEYS[13 + 2 * (n - 3)]
+  local f = redis.call('HMGET', record, 'batch_id', 'status', 'bfl_id', 'batch_index', 'notify_url')
   local index = tonumber(f[4])
   if f[1] == batch and f[2] == 'aborted' and (not f[3] or f[3] == '') and index
-     and (with_messages or not f[5] or f[5] == '') then
+     and (by_cancel or not f[5] or f[5] == '') then
     redis.call('SETBIT', KEYS[3], 2 * index, 1)
-    local ok, error = pcall(cjson.decode, f[6] or '')
-    if ok and type(error) == 'table' and error.code == canceled_code then
-      redis.call('SETBIT', KEYS[3], 2 * index + 1, 1)
-    end
+    if by_cancel then redis.call('SETBIT', KEYS[3], 2 * index + 1, 1) end
     redis.call('DEL', record, timeline)
     for k = 4, 8 do redis.call('ZREM', KEYS[k], id) end
     redis.call('ZREM', KEYS[2], id)

@@ -169,6 +169,21 @@ def test_a_stored_record_drops_bfls_urls_and_stays_compact(redis_server):
     connection.flushdb()
 
 
+def test_a_job_that_ends_with_a_long_error_keeps_a_compact_record_under_a_kib(store):
+    job = _job(store, status=st.QUEUED)
+    error = {"code": "deadline_exceeded", "message": "its deadline (Cancel-After) passed before it was sent to BFL; "
+                                                     "nothing was charged " + "é" * 40}
+    assert store.transition(job.id, st.ABORTED, error=error)
+
+    assert store.get(job.id).error == error
+    assert store.connection.object("encoding", KEYS.job(job.id)) in (b"listpack", b"ziplist")
+    assert store.connection.memory_usage(KEYS.job(job.id), samples=0) <= 1024
+    # A record written before errors were kept in pieces reads as it did.
+    store.connection.hset(KEYS.job(job.id), "error", '{"code":"old","message":"kept whole"}')
+    store.connection.hdel(KEYS.job(job.id), *[f"error_{n}" for n in range(8)])
+    assert store.get(job.id).error == {"code": "old", "message": "kept whole"}
+
+
 def test_a_new_record_leaves_out_what_it_reads_back_without(store):
     job = _job(store, status=st.QUEUED)
     kept = {name.decode() for name in store.connection.hkeys(KEYS.job(job.id))}
