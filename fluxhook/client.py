@@ -512,7 +512,8 @@ class Client:
 
     def create_key(self, name: str, **limits: Any) -> dict:
         """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active, max_queued,
-        requests_per_minute, weight, expires_at, accounts, region); its ``key`` is the secret, shown this once."""
+        requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region);
+        its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
     def keys(self) -> builtins.list[dict]:
@@ -520,8 +521,9 @@ class Client:
         return self._json("GET", "/v1/keys")["keys"]
 
     def update_key(self, key_id: str, **changes: Any) -> dict:
-        """Change a key's name and limits (``None`` removes a limit; ``max_queued=None`` returns it to the service's
-        ``MAX_QUEUED_PER_KEY``); the key as changed."""
+        """Change a key's name and limits (``None`` removes a limit; ``max_queued``, ``reads_per_minute``,
+        ``items_per_minute`` and ``items_per_day`` set to ``None`` return to the service's ``MAX_QUEUED_PER_KEY``,
+        ``READS_PER_MINUTE``, ``ITEMS_PER_MINUTE``, ``ITEMS_PER_DAY``); the key as changed."""
         return self._json("PATCH", f"/v1/keys/{_part(key_id)}", json=changes)
 
     def rotate_notify_secret(self, key_id: str) -> dict:

@@ -27,7 +27,8 @@ from .replicated import replicated
 
 log = logging.getLogger("fluxhook.dashboard")
 
-_WHOLE = ("max_active", "max_queued", "requests_per_minute", "weight")
+_WHOLE = ("max_active", "max_queued", "requests_per_minute", "reads_per_minute", "items_per_minute", "items_per_day",
+          "weight")
 
 
 def form_body(form: Any) -> dict[str, Any]:
@@ -75,7 +76,8 @@ def _page(created: dict | None = None, error: str | None = None, status: int = 2
         key["expires"], key["last_used"] = clock(record.expires_at), clock(record.last_used_at)
         key["waiting"] = waiting_counts(key["queued_by_reason"])
     return render_template("dashboard/keys.html", keys=keys, created=created, error=error, revoked=revoked,
-                           form=request.form if error else {}, max_queued=svc.config.max_queued_per_key), status
+                           form=request.form if error else {}, max_queued=svc.config.max_queued_per_key,
+                           defaults=svc.config), status
 
 
 @bp.get("/keys")

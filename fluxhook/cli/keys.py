@@ -19,6 +19,12 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
                                         "or batch is refused 429 queue_full (default: the service's "
                                         "MAX_QUEUED_PER_KEY)"),
     "requests_per_minute": ("--requests-per-minute", int, "submissions per minute"),
+    "reads_per_minute": ("--reads-per-minute", int, "its reads per minute (every request but a submission; default: "
+                                                    "the service's READS_PER_MINUTE)"),
+    "items_per_minute": ("--items-per-minute", int, "jobs and batch items it may create per minute (default: the "
+                                                    "service's ITEMS_PER_MINUTE)"),
+    "items_per_day": ("--items-per-day", int, "jobs and batch items it may create per UTC day (default: the service's "
+                                              "ITEMS_PER_DAY)"),
     "weight": ("--weight", int, "its share of BFL's slots when several keys wait (default 1)"),
     "expires_at": ("--expires-at", str, "when it stops working, ISO 8601 with a zone (2027-01-01T00:00:00Z)"),
     "notify_url": ("--notify-url", str.strip, "where its jobs' notifications go unless a job names its own"),
@@ -68,7 +74,10 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
 
 
 # What 'none' does to a limit that always holds, one of its own or the service's (sent as null all the same).
-_BACK_TO_DEFAULT = {"max_queued": "; 'none' returns it to MAX_QUEUED_PER_KEY"}
+_BACK_TO_DEFAULT = {"max_queued": "; 'none' returns it to MAX_QUEUED_PER_KEY",
+                    "reads_per_minute": "; 'none' returns it to READS_PER_MINUTE",
+                    "items_per_minute": "; 'none' returns it to ITEMS_PER_MINUTE",
+                    "items_per_day": "; 'none' returns it to ITEMS_PER_DAY"}
 
 
 def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:

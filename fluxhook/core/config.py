@@ -57,6 +57,11 @@ DEFAULT_PORT = 8000
 SENTINEL_MIN_REPLICAS = 1
 # MAX_SPOOL_BYTES's least: room for a few callbacks of 1 MiB (the room kept for them is a quarter) and a body.
 MIN_SPOOL_BYTES = 4 * 1024 * 1024
+# The largest per-key rates, as a setting or a key's own limit (``lifecycle.steps.key_fields`` takes the same bounds):
+# a value past them is a typo (a few zeros too many), refused at start rather than lifting the limit.
+MAX_READS_PER_MINUTE = 1_000_000
+MAX_ITEMS_PER_MINUTE = 10_000_000
+MAX_ITEMS_PER_DAY = 1_000_000_000
 
 
 def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
@@ -147,8 +152,16 @@ class Config:
     # Streams (GET /v1/jobs/{id}/events, GET /v1/events) one caller may hold open at once, over every web process.
     max_streams_per_caller: int = 20
     # Reads an app key may make a minute of the job lists (GET /v1/jobs, a search, GET /v1/events), over every web
-    # process; a larger page counts more (``lifecycle.steps.key_limits.read_cost``). Admin tokens are not limited.
+    # process, unless the key sets its own ``reads_per_minute``; a larger page counts more
+    # (``lifecycle.steps.key_limits.read_cost``). Admin tokens are not limited.
     reads_per_minute: int = 600
+    # Items (jobs and batch items alike) an app key may create, unless the key sets its own: a token bucket of
+    # ``items_per_minute`` a minute, and at most ``items_per_day`` a UTC day, so what a key can make Redis hold is
+    # bounded by its limits. The minute's bucket holds at least one whole batch of the largest size (``MAX_ITEMS``,
+    # 10,000: ``lifecycle.steps.key_limits.items_burst``), so no batch is ever refused for its size alone; 20,000 a
+    # minute refills that in half a minute.
+    items_per_minute: int = 20_000
+    items_per_day: int = 200_000
     # Answers written while their reader reads (a batch's ZIP or JSONL, a file, a video) one caller may hold at once
     # over every web process, and the slowest (bytes a second, over any ANSWER_RATE_WINDOW) such an answer may be read
     # at before it is cut off (receiver/answers.py).
@@ -270,7 +283,11 @@ class Config:
             max_streams_per_caller=reader.integer("MAX_STREAMS_PER_CALLER", field_default("max_streams_per_caller"),
                                                   minimum=1, maximum=10_000),
             reads_per_minute=reader.integer("READS_PER_MINUTE", field_default("reads_per_minute"),
-                                            minimum=1, maximum=1_000_000),
+                                            minimum=1, maximum=MAX_READS_PER_MINUTE),
+            items_per_minute=reader.integer("ITEMS_PER_MINUTE", field_default("items_per_minute"),
+                                            minimum=1, maximum=MAX_ITEMS_PER_MINUTE),
+            items_per_day=reader.integer("ITEMS_PER_DAY", field_default("items_per_day"),
+                                         minimum=1, maximum=MAX_ITEMS_PER_DAY),
             max_answers_per_caller=reader.integer("MAX_ANSWERS_PER_CALLER", field_default("max_answers_per_caller"),
                                                   minimum=1, maximum=10_000),
             min_answer_rate=reader.integer("MIN_ANSWER_RATE", field_default("min_answer_rate"), minimum=1,

@@ -3,7 +3,8 @@
 The record (``Keys.app_key(id)``) holds, as text: ``id``, ``name``, ``prefix`` (the secret's first
 characters, to recognise it), ``secret_sha256`` (never the secret), ``weight`` (always set, a whole
 number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (comma-separated),
-``daily_credits`` (credits), ``max_active``, ``max_queued``, ``requests_per_minute``, ``expires_at``, ``created_at``,
+``daily_credits`` (credits), ``max_active``, ``max_queued``, ``requests_per_minute``, ``reads_per_minute``,
+``items_per_minute``, ``items_per_day``, ``expires_at``, ``created_at``,
 ``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
 ``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear.
@@ -24,6 +25,7 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from fluxhook.core import transitions as st
+from fluxhook.core.config import Config
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.replies import text
@@ -51,6 +53,11 @@ class AppKey:
     # The most of its jobs and batch items queued for BFL at once (None: the deployment's MAX_QUEUED_PER_KEY).
     max_queued: int | None = None
     requests_per_minute: int | None = None
+    # Its reads a minute, and the items (jobs and batch items) it may create a minute and a UTC day; None: the
+    # deployment's READS_PER_MINUTE, ITEMS_PER_MINUTE, ITEMS_PER_DAY (the ``*_limit`` methods below say which holds).
+    reads_per_minute: int | None = None
+    items_per_minute: int | None = None
+    items_per_day: int | None = None
     expires_at: float | None = None
     # The BFL accounts its jobs may go through (names; None: any) and the region they must stay in (None: any).
     accounts: tuple[str, ...] | None = None
@@ -76,6 +83,18 @@ class AppKey:
             values[name] = tuple(m for m in raw.split(",") if m) if name in _LISTS else kind(raw)
         return cls(**values)
 
+    def reads_limit(self, config: Config) -> int:
+        """The reads a minute this key may make: its own ``reads_per_minute``, else READS_PER_MINUTE."""
+        return self.reads_per_minute if self.reads_per_minute is not None else config.reads_per_minute
+
+    def items_minute_limit(self, config: Config) -> int:
+        """The items a minute this key may create: its own ``items_per_minute``, else ITEMS_PER_MINUTE."""
+        return self.items_per_minute if self.items_per_minute is not None else config.items_per_minute
+
+    def items_day_limit(self, config: Config) -> int:
+        """The items a UTC day this key may create: its own ``items_per_day``, else ITEMS_PER_DAY."""
+        return self.items_per_day if self.items_per_day is not None else config.items_per_day
+
     def to_fields(self) -> dict[FieldT, EncodableT]:
         """The record's fields (a limit that is not set is left out)."""
         out: dict[FieldT, EncodableT] = {}
@@ -98,7 +117,8 @@ def encode(name: str, value: Any) -> str:
 _LISTS = ("models", "accounts", "notify_events")
 _FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
            "accounts": str, "region": str,
-           "daily_credits": float, "max_active": int, "max_queued": int, "requests_per_minute": int, "expires_at": float,
+           "daily_credits": float, "max_active": int, "max_queued": int, "requests_per_minute": int,
+           "reads_per_minute": int, "items_per_minute": int, "items_per_day": int, "expires_at": float,
            "created_at": float, "last_used_at": float, "revoked_at": float,
            "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
            "notify_rotated_at": float}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME
+from fluxhook.core.config import MAX_ITEMS_PER_DAY, MAX_ITEMS_PER_MINUTE, MAX_READS_PER_MINUTE
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
@@ -23,8 +24,9 @@ MAX_MODELS = 100
 MAX_WEIGHT = 100
 # The largest max_queued a key may have: MAX_QUEUED_PER_KEY's own bound (what a Redis needs for it: docs/scaling.md).
 MAX_QUEUED = 10_000_000
-_LIMITS = ("models", "daily_credits", "max_active", "max_queued", "requests_per_minute", "weight", "expires_at",
-           "accounts", "region", "notify_url", "notify_events")
+_LIMITS = ("models", "daily_credits", "max_active", "max_queued", "requests_per_minute", "reads_per_minute",
+           "items_per_minute", "items_per_day", "weight", "expires_at", "accounts", "region", "notify_url",
+           "notify_events")
 _CHANGEABLE = ("name", *_LIMITS)
 
 
@@ -134,6 +136,10 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
     "max_active": _whole("max_active", 1, 10_000), "max_queued": _whole("max_queued", 1, MAX_QUEUED),
     "requests_per_minute": _whole("requests_per_minute", 1, 100_000),
+    # Its own read and item limits, within the bounds of the settings they stand in for.
+    "reads_per_minute": _whole("reads_per_minute", 1, MAX_READS_PER_MINUTE),
+    "items_per_minute": _whole("items_per_minute", 1, MAX_ITEMS_PER_MINUTE),
+    "items_per_day": _whole("items_per_day", 1, MAX_ITEMS_PER_DAY),
     "weight": _whole("weight", 1, MAX_WEIGHT),
 }
 
@@ -152,7 +158,9 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, j
         "id": key.id, "name": key.name, "prefix": key.prefix,
         "models": list(key.models) if key.models is not None else None,
         "daily_credits": key.daily_credits, "max_active": key.max_active, "max_queued": key.max_queued,
-        "requests_per_minute": key.requests_per_minute, "weight": key.weight, "expires_at": iso(key.expires_at),
+        "requests_per_minute": key.requests_per_minute, "reads_per_minute": key.reads_per_minute,
+        "items_per_minute": key.items_per_minute, "items_per_day": key.items_per_day, "weight": key.weight,
+        "expires_at": iso(key.expires_at),
         "accounts": list(key.accounts) if key.accounts is not None else None, "region": key.region,
         "created_at": iso(key.created_at), "last_used_at": iso(key.last_used_at), "revoked_at": iso(key.revoked_at),
         "spent_today": spent_today, "jobs_today": jobs_today, "active": jobs.active,

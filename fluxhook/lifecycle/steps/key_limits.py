@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fluxhook.core.accounts import route_for
+from fluxhook.core.batch import MAX_ITEMS
 from fluxhook.core.errors import InvalidRequest, RateLimited
 from fluxhook.core.job_filters import DEFAULT_LIMIT, MAX_LIMIT
 from fluxhook.credits import accounting, reports
@@ -118,6 +119,19 @@ def take_read(store: AppKeys, caller: Caller, per_minute: int, cost: int, now: f
         raise RateLimited(f"this app key may read job lists {per_minute} times a minute (READS_PER_MINUTE; a page "
                           f"of more than {READ_PAGE} jobs counts one read per {READ_PAGE}); retry in {wait:.1f} s",
                           retry_after=wait)
+
+
+# What a key's bucket of items (``items_per_minute``) holds when full: half a minute's, and never less than one whole
+# batch of the largest size, so a batch is never refused for its size alone. At the default 20,000 a minute that is
+# exactly one 10,000-item batch at once, refilled in half a minute; a key limited to 100 a minute may still make one
+# such batch, then waits 100 minutes for the next.
+ITEMS_BURST_SHARE = 2
+
+
+def items_burst(per_minute: int) -> int:
+    """The items a key may create at once under ``per_minute``: ``per_minute / ITEMS_BURST_SHARE``, at least
+    ``MAX_ITEMS``."""
+    return max(MAX_ITEMS, per_minute // ITEMS_BURST_SHARE)
 
 
 def credits_left_today(svc: "Services", key: AppKey, now: float) -> float | None:

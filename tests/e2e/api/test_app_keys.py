@@ -19,7 +19,7 @@ from key_helpers import as_key, make_key, second_web
 
 ROUND_TRIPS_DB = 9  # a web app of its own, no stack running beside it (the stacks on 9 are other modules')
 KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "max_queued", "requests_per_minute",
-              "weight",
+              "reads_per_minute", "items_per_minute", "items_per_day", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
               "canceled_running", "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
               "notify_secret_rotated_at"}
@@ -102,6 +102,9 @@ def test_a_new_key_has_no_limits_and_weight_one(api):
     pytest.param({"name": "a", "max_active": 1.5}, "max_active", id="fractional-active"),
     pytest.param({"name": "a", "max_queued": 0}, "max_queued", id="zero-queued"),
     pytest.param({"name": "a", "requests_per_minute": True}, "requests_per_minute", id="boolean-rate"),
+    pytest.param({"name": "a", "reads_per_minute": 0}, "reads_per_minute", id="zero-reads"),
+    pytest.param({"name": "a", "items_per_minute": 2.5}, "items_per_minute", id="fractional-items"),
+    pytest.param({"name": "a", "items_per_day": "100"}, "items_per_day", id="items-as-text"),
     pytest.param({"name": "a", "weight": 0}, "weight", id="zero-weight"),
     pytest.param({"name": "a", "weight": 101}, "weight", id="heavy-weight"),
     pytest.param({"name": "a", "expires_at": "tomorrow"}, "expires_at", id="bad-time"),
@@ -143,6 +146,15 @@ def test_a_key_changes_its_name_and_limits_and_null_removes_one(api):
     assert changed["prefix"] == created["prefix"] and "key" not in changed
     assert app.get("/v1/jobs").status_code == 200  # the secret is unchanged
     assert_error(api.request("PATCH", f"/v1/keys/{created['id']}", json={"weight": -1}), 400, "invalid_request")
+    limits = api.request("PATCH", f"/v1/keys/{created['id']}",
+                         json={"reads_per_minute": 900, "items_per_minute": 700, "items_per_day": 7000}).json()
+    assert (limits["reads_per_minute"], limits["items_per_minute"], limits["items_per_day"]) == (900, 700, 7000)
+    shown = api.get(f"/v1/keys/{created['id']}").json()
+    assert (shown["reads_per_minute"], shown["items_per_minute"], shown["items_per_day"]) == (900, 700, 7000)
+    back = api.request("PATCH", f"/v1/keys/{created['id']}", json={"reads_per_minute": None}).json()
+    assert (back["reads_per_minute"], back["items_per_day"]) == (None, 7000)  # null: READS_PER_MINUTE again
+    assert "'items_per_day'" in assert_error(api.request("PATCH", f"/v1/keys/{created['id']}",
+                                                         json={"items_per_day": 0}), 400, "invalid_request")["message"]
 
 
 def test_unknown_keys_answer_404(api):

@@ -14,12 +14,14 @@ def keys_cli(stack, action: str, *args: str, token: str = API_TOKEN):
 
 def test_create_list_update_and_revoke(stack, api):
     created = keys_cli(stack, "create", "cli-shop", "--models", "flux-2-pro,flux-dev", "--requests-per-minute", "30",
-                       "--daily-credits", "12.5", "--max-queued", "500")
+                       "--daily-credits", "12.5", "--max-queued", "500", "--reads-per-minute", "900",
+                       "--items-per-minute", "700", "--items-per-day", "7000")
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     assert key["key"].startswith("fhk_") and "shown this once" in created.stderr
     assert (key["models"], key["requests_per_minute"], key["daily_credits"]) == (["flux-2-pro", "flux-dev"], 30, 12.5)
     assert key["max_queued"] == 500
+    assert (key["reads_per_minute"], key["items_per_minute"], key["items_per_day"]) == (900, 700, 7000)
     assert API(api.base_url, token=key["key"]).get("/v1/jobs").status_code == 200
 
     listed = keys_cli(stack, "list")
@@ -31,10 +33,11 @@ def test_create_list_update_and_revoke(stack, api):
     assert key["id"] in [k["id"] for k in as_json["keys"]]
 
     updated = keys_cli(stack, "update", key["id"], "--weight", "3", "--requests-per-minute", "none", "--name", "cli-2",
-                       "--max-queued", "none")
+                       "--max-queued", "none", "--items-per-day", "none")
     assert updated.returncode == 0, updated.stderr
     assert (json.loads(updated.stdout)["weight"], json.loads(updated.stdout)["requests_per_minute"],
             json.loads(updated.stdout)["name"], json.loads(updated.stdout)["max_queued"]) == (3, None, "cli-2", None)
+    assert (json.loads(updated.stdout)["items_per_day"], json.loads(updated.stdout)["reads_per_minute"]) == (None, 900)
 
     revoked = keys_cli(stack, "revoke", key["id"])
     assert revoked.returncode == 0, revoked.stderr

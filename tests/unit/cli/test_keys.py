@@ -61,3 +61,20 @@ def test_max_queued_is_set_and_returned_to_the_services_default_with_none(capsys
         parser.parse_args(["keys", "update", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "'none' returns it to MAX_QUEUED_PER_KEY" in shown and "429 queue_full" in shown
+
+
+def test_the_read_and_item_limits_are_set_and_returned_to_the_services_defaults_with_none(capsys):
+    parser = build_parser()
+
+    created = parser.parse_args(["keys", "create", "shop", "--reads-per-minute", "30", "--items-per-minute", "500",
+                                 "--items-per-day", "9000"])
+    back = parser.parse_args(["keys", "update", "key_0123456789abcdef", "--reads-per-minute", "none",
+                              "--items-per-minute", "none", "--items-per-day", "none"])
+
+    assert _limits(created) == {"reads_per_minute": 30, "items_per_minute": 500, "items_per_day": 9000}
+    assert _limits(back) == {"reads_per_minute": None, "items_per_minute": None, "items_per_day": None}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["keys", "update", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert all(f"'none' returns it to {name}" in shown for name in ("READS_PER_MINUTE", "ITEMS_PER_MINUTE",
+                                                                     "ITEMS_PER_DAY"))

@@ -91,3 +91,27 @@ def test_a_read_clock_expires_once_its_bucket_is_full(make_services):
 
     keys.take_read("key_00000000000000d4", 600, 60, 5, time.time())
     assert 0 < svc.redis.pttl(KEYS.key_reads("key_00000000000000d4")) <= 500  # 5 units of 100 ms: nothing kept past it
+
+
+def test_a_keys_own_read_and_item_limits_are_kept_and_else_the_services_hold(make_services):
+    from fluxhook.lifecycle.steps.key_fields import new_key
+
+    svc = make_services(DB)
+    keys, config = svc.store.app_keys, svc.config
+    own, _ = new_key({"name": "own", "reads_per_minute": 30, "items_per_minute": 500, "items_per_day": 9000},
+                     time.time())
+    plain, _ = new_key({"name": "plain"}, time.time())
+    keys.create(own)
+    keys.create(plain)
+
+    kept = keys.get(own.id)
+    assert (kept.reads_per_minute, kept.items_per_minute, kept.items_per_day) == (30, 500, 9000)
+    assert (kept.reads_limit(config), kept.items_minute_limit(config), kept.items_day_limit(config)) == (30, 500, 9000)
+    default = keys.get(plain.id)
+    assert (default.reads_per_minute, default.items_per_minute, default.items_per_day) == (None, None, None)
+    assert (default.reads_limit(config), default.items_minute_limit(config), default.items_day_limit(config)) == (
+        config.reads_per_minute, config.items_per_minute, config.items_per_day)
+
+    keys.change(own.id, {"items_per_day": 10}, unset=("reads_per_minute",))
+    changed = keys.get(own.id)
+    assert (changed.reads_limit(config), changed.items_day_limit(config)) == (config.reads_per_minute, 10)

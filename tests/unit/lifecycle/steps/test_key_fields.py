@@ -37,3 +37,18 @@ def test_a_new_keys_secret_names_its_id_and_is_shown_only_when_given():
     assert "key" not in shown and secret not in shown.values()
     assert (shown["id"], shown["created_at"], shown["queued_by_reason"]) == (key.id, iso(NOW), {})
     assert key_fields.present_key(key, secret=secret)["key"] == secret
+
+
+@pytest.mark.parametrize("name, high", [("reads_per_minute", 1_000_000), ("items_per_minute", 10_000_000),
+                                        ("items_per_day", 1_000_000_000)])
+def test_the_read_and_item_limits_are_whole_numbers_in_bounds_and_null_returns_them_to_the_service(name, high):
+    assert key_fields.parse({name: high}, creating=False, now=NOW) == ({name: high}, ())
+    assert key_fields.parse({name: None}, creating=False, now=NOW) == ({}, (name,))
+    for bad in (0, -1, high + 1, 1.5, "60", True):
+        with pytest.raises(InvalidRequest, match=f"^'{name}' must be a whole number from 1 to {high}, or null$"):
+            key_fields.parse({name: bad}, creating=False, now=NOW)
+    key, _ = key_fields.new_key({"name": "shop", name: 7}, NOW)
+    shown = key_fields.present_key(key)
+    assert shown[name] == 7
+    assert {other: shown[other] for other in ("reads_per_minute", "items_per_minute", "items_per_day")
+            if other != name} == dict.fromkeys({"reads_per_minute", "items_per_minute", "items_per_day"} - {name})

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from fluxhook.core.batch import MAX_ITEMS
 from fluxhook.core.errors import RateLimited
 from fluxhook.credits import accounting
 from fluxhook.lifecycle import key_admin
@@ -90,3 +91,10 @@ def test_a_cold_search_is_paid_for_after_the_fact_by_its_key_alone(svc):
     key_limits.take_read(svc.store.app_keys, Caller(calm), per_minute, key_limits.read_cost(100), now)
     key_limits.charge_search(svc.store.app_keys, Caller(searcher), per_minute, 99_999, now)  # a warm search: nothing
     key_limits.charge_search(svc.store.app_keys, ADMIN, per_minute, 10**9, now)  # an admin is not limited
+
+
+def test_the_items_bucket_holds_half_a_minute_and_never_less_than_one_whole_batch_of_the_largest_size():
+    assert MAX_ITEMS == 10_000
+    assert key_limits.items_burst(20_000) == MAX_ITEMS  # the default: one largest batch at once
+    assert [key_limits.items_burst(n) for n in (1, 100, 19_999, 40_000, 1_000_000)] == [
+        MAX_ITEMS, MAX_ITEMS, MAX_ITEMS, 20_000, 500_000]
