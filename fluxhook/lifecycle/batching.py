@@ -224,7 +224,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     """Record the checked batch and its items, the key's rate limit and budget admitting it as one job."""
     route = routing.route_of(svc, caller, model.name, None)
     now = time.time()
-    taken = key_limits.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc, caller, now, items=request.items.count)
     try:
         batch = Batch(id=new_batch_id(now), model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
@@ -239,7 +239,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         svc.store.batches.create(batch, making_until=time.time() + BATCH_MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:
-        key_limits.give_back_request(svc.store.app_keys, taken)
+        key_limits.give_back_request(svc, taken)
         raise
     with tracing.job_span("fluxhook.batch", batch.id):
         try:

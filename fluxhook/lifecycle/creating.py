@@ -78,14 +78,14 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     check_input(model, request.input)
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
-    taken = key_limits.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc, caller, now)
     try:
         job_id = new_job_id(now)
         with tracing.job_span("fluxhook.create", job_id):
             return _admit(svc, caller, request, model, route, job_id, now, submit_here)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
-        key_limits.give_back_request(svc.store.app_keys, taken)
+        key_limits.give_back_request(svc, taken)
         raise
 
 

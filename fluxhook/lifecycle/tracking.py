@@ -51,7 +51,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     now = time.time()
     account = routing.tracking_account(svc, caller, request.account)
     key_limits.check_queue_room(svc, caller)
-    taken = key_limits.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc, caller, now)
     try:
         submitted = svc.jobs.get_by_bfl_id(request.bfl_id)
         if submitted is not None and submitted.key_id == caller.key_id:
@@ -63,7 +63,7 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
             traceparent=tracing.current_traceparent(),
         ), due=_first_poll(svc, request.model, now))
     except BaseException:
-        key_limits.give_back_request(svc.store.app_keys, taken)
+        key_limits.give_back_request(svc, taken)
         raise
     if created:
         log.info("job tracked", extra={"job_id": job.id, "bfl_id": request.bfl_id})

@@ -16,6 +16,7 @@ by owner (``Slots.set_share``), which every change of a key writes in the same s
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -134,6 +135,8 @@ class AppKeys:
         self.slots = slots
         self._take_request = LuaScript(connection, "app_key_take_request")
         self._take_read = LuaScript(connection, "app_key_take_read")
+        self._take_items = LuaScript(connection, "app_key_take_items")
+        self._give_items = LuaScript(connection, "app_key_give_items")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     def create(self, key: AppKey) -> None:
@@ -246,6 +249,24 @@ class AppKeys:
         until they are paid back."""
         self._take_read([self.keys.key_reads(key_id)], [int(now * 1000), 60_000 / per_minute, burst, cost, "1"])
 
+    def take_items(self, key_id: str, items: int, per_minute: int, burst: int, per_day: int,
+                   now: float) -> tuple[str, float]:
+        """Admit ``items`` new items of the key within ``per_minute`` (a bucket of ``burst``) and ``per_day`` a UTC day
+        (``lua/app_key_take_items.lua``): ``("", 0.0)``, or which limit refuses them (``"minute"``, ``"day"``) and the
+        seconds until they would be admitted (nothing counted)."""
+        day, left_ms = _utc_day(now)
+        refused, wait_ms = self._take_items(
+            [self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
+            [int(now * 1000), 60_000 / per_minute, burst, min(items, burst), per_day, left_ms])
+        return ("", "minute", "day")[int(refused)], int(wait_ms) / 1000
+
+    def give_back_items(self, key_id: str, items: int, per_minute: int, now: float) -> None:
+        """Items admitted by ``take_items`` were not made after all (the request was refused): they count nothing
+        (``lua/app_key_give_items.lua``)."""
+        day, _ = _utc_day(now)
+        self._give_items([self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
+                         [int(now * 1000), 60_000 / per_minute, items])
+
     def give_back_request(self, key_id: str, request: str) -> None:
         """Take an admitted submission back out of the key's window: it was refused after all."""
         self.connection.zrem(self.keys.key_requests(key_id), request)
@@ -259,6 +280,12 @@ class AppKeys:
         for job_id in queued:
             pipe.zscore(self.keys.key_jobs(key_id), job_id)
         return [job_id for job_id, score in zip(queued, pipe.execute(), strict=True) if score is not None]
+
+
+def _utc_day(now: float) -> tuple[str, int]:
+    """The UTC day of ``now`` (``YYYY-MM-DD``) and the milliseconds left of it."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    return day, max(1, int((86_400 - now % 86_400) * 1000))
 
 
 def _decoded(data: dict) -> dict[str, str]:

@@ -464,6 +464,14 @@ class Keys:
         """An app key's submissions of the last minute, a sorted set scored by time (its rate limit)."""
         return f"{self.prefix}keyrate:{key_id}"
 
+    def key_items(self, key_id: str) -> str:
+        """An app key's items clock (``items_per_minute``, ``lua/token_bucket.lua``): when its bucket is full again, ms."""
+        return f"{self.prefix}keyitems:{key_id}"
+
+    def key_items_today(self, key_id: str, day: str) -> str:
+        """How many items an app key created on UTC ``day`` (``YYYY-MM-DD``; ``items_per_day``)."""
+        return f"{self.prefix}keyitems:{key_id}:{day}"
+
     def key_reads(self, key_id: str) -> str:
         """An app key's read clock (its read rate, ``READS_PER_MINUTE``): when its bucket of reads is full again, ms."""
         return f"{self.prefix}keyreads:{key_id}"

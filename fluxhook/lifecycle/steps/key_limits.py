@@ -4,7 +4,8 @@ it is near."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,31 +23,54 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TakenRequest:
-    """One submission or track counted against its key's ``requests_per_minute``, by the name it has there."""
+    """One submission or track counted against its key's limits: ``requests_per_minute`` (by the ``name`` it has
+    there; None when the key sets none) and the ``items`` it makes against ``items_per_minute`` (the key's rate then)
+    and ``items_per_day``."""
 
     key_id: str
-    name: str
+    name: str | None
+    items: int
+    items_per_minute: int
 
 
-def take_request(store: AppKeys, caller: Caller, now: float) -> TakenRequest | None:
-    """Count one submission or track against the key's ``requests_per_minute`` (None when nothing limits it), or
-    raise RateLimited (nothing counted). Only accepted requests count: one refused afterwards, for whatever reason,
-    is given back (``give_back_request``)."""
+def take_request(svc: "Services", caller: Caller, now: float, items: int = 1) -> TakenRequest | None:
+    """Count one submission or track against the key's ``requests_per_minute`` and the ``items`` it makes (jobs or
+    batch items) against its ``items_per_minute`` and ``items_per_day`` (None for an admin token), or raise
+    RateLimited (nothing counted): what a key can make Redis hold is bounded by its limits. Only accepted requests
+    count: one refused afterwards, for whatever reason, is given back (``give_back_request``)."""
     key = caller.key
-    if key is None or key.requests_per_minute is None:
+    if key is None:
         return None
+    store = svc.store.app_keys
+    per_minute, per_day = key.items_minute_limit(svc.config), key.items_day_limit(svc.config)
+    refused, wait = store.take_items(key.id, items, per_minute, items_burst(per_minute), per_day, now)
+    if refused == "day":
+        raise RateLimited(f"this app key may create {per_day:,} jobs and batch items a UTC day (items_per_day); "
+                          f"this request makes {items:,}: retry after the day ends, in {wait:.0f} s", retry_after=wait)
+    if refused:
+        raise RateLimited(f"this app key may create {per_minute:,} jobs and batch items a minute (items_per_minute, "
+                          f"at most {items_burst(per_minute):,} at once); this request makes {items:,}: retry in "
+                          f"{wait:.1f} s", retry_after=wait)
+    taken = TakenRequest(key.id, None, items, per_minute)
+    if key.requests_per_minute is None:
+        return taken
     name = secrets.token_hex(16)
     wait = store.take_request(key.id, key.requests_per_minute, now, name)
     if wait > 0:
+        give_back_request(svc, taken)
         raise RateLimited(f"this app key may submit or track {key.requests_per_minute} jobs a minute; "
                           f"retry in {wait:.1f} s", retry_after=wait)
-    return TakenRequest(key.id, name)
+    return replace(taken, name=name)
 
 
-def give_back_request(store: AppKeys, taken: TakenRequest | None) -> None:
+def give_back_request(svc: "Services", taken: TakenRequest | None) -> None:
     """A counted request was refused after all (BFL's refusal, a budget's, another key's task...): it counts
-    nothing against ``requests_per_minute``."""
-    if taken is not None:
+    nothing against ``requests_per_minute`` nor its key's items."""
+    if taken is None:
+        return
+    store = svc.store.app_keys
+    store.give_back_items(taken.key_id, taken.items, taken.items_per_minute, time.time())
+    if taken.name is not None:
         store.give_back_request(taken.key_id, taken.name)
 
 

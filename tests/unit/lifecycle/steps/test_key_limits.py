@@ -28,14 +28,14 @@ def test_requests_per_minute_counts_only_requests_not_given_back_and_an_admin_ha
     key, _ = key_admin.create_key(svc, {"name": "limited", "requests_per_minute": 1}, time.time())
     caller, now = Caller(key), time.time()
 
-    taken = key_limits.take_request(svc.store.app_keys, caller, now)
-    key_limits.give_back_request(svc.store.app_keys, taken)  # refused after all
-    key_limits.take_request(svc.store.app_keys, caller, now)
+    taken = key_limits.take_request(svc, caller, now)
+    key_limits.give_back_request(svc, taken)  # refused after all
+    key_limits.take_request(svc, caller, now)
     with pytest.raises(RateLimited) as limited:
-        key_limits.take_request(svc.store.app_keys, caller, now + 1)
+        key_limits.take_request(svc, caller, now + 1)
 
     assert limited.value.retry_after == pytest.approx(59, abs=0.01)
-    assert key_limits.take_request(svc.store.app_keys, ADMIN, now) is None
+    assert key_limits.take_request(svc, ADMIN, now) is None
 
 
 def test_a_key_near_its_daily_credits_is_told_and_what_it_may_still_spend_today(svc):
