@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import partial
 from typing import Any, Callable, cast
@@ -10,13 +11,12 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from fluxhook.core.config import Config
-from fluxhook.lifecycle.steps.callers import KeyResolver
 from fluxhook.services import Services, build_services
 
 from . import (
     accounts,
     auth,
-    batch_body,
+    batch_room,
     batches,
     bfl_compat,
     body_limits,
@@ -32,6 +32,7 @@ from . import (
     deliveries,  # noqa: F401 (its routes join the jobs blueprint)
     errors,
     events,
+    head_refusals,
     health,
     idempotency,
     jobs,
@@ -47,10 +48,13 @@ from . import (
 )
 from .body_limits import BodyLimits
 
+log = logging.getLogger("fluxhook.web")
+
 
 class App(Flask):
     """Flask, with what the web worker reads off the app it loaded (receiver/buffering_worker.py)."""
 
+    answer_before_body: Callable[[str, str, Any], bytes | None]
     refused_before_body: Callable[[str, str, Any], bool]
     body_limits: BodyLimits
 
@@ -95,7 +99,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.register_blueprint(media.bp)
     app.register_blueprint(webhooks.bp)
     # Asked by the web worker (receiver/buffering_worker.py) once a request's head is in.
-    app.refused_before_body = partial(_refused_before_body, services.config, app.extensions["fluxhook.keys"])
+    app.answer_before_body = partial(_answer_before_body, head_refusals.Judge(
+        services, app.extensions["fluxhook.keys"], partial(batch_room.room_of, app)))
+    app.refused_before_body = partial(_refused_before_body, services.config)
     # Read by the web worker once it loaded the app: what it may hold for bodies still arriving, and their pace.
     app.body_limits = body_limits.BodyLimits(services.config.max_spool_bytes, services.config.min_body_rate)
     app.register_blueprint(usage.bp)
@@ -112,10 +118,17 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     return app
 
 
-def _refused_before_body(config: Config, keys: KeyResolver, method: str, target: str, header) -> bool:
-    """Whether a request whose head is in is refused whatever its body (so the worker never waits for it): a
-    callback on a URL fluxhook did not issue, a request to the API with no valid token, or a batch announced larger
-    than MAX_BATCH_BYTES."""
-    return (webhooks.refused_before_body(config.secret_keys, method, target)
-            or auth.refused_before_body(config.api_tokens, keys, method, target, header)
-            or batch_body.refused_before_body(config.max_batch_bytes, method, target, header))
+def _answer_before_body(judge: head_refusals.Judge, method: str, target: str, header) -> bytes | None:
+    """The answer to a request whose head is in, when it is refused whatever its body (``head_refusals``): the worker
+    sends it and closes the connection, the body unread; None: its body is received."""
+    refused = head_refusals.refusal_before_body(judge, method, target, header)
+    if refused is None:
+        return None
+    log.info("request refused before its body", extra={"status": refused.error.status, "code": refused.error.code})
+    return refused.answer()
+
+
+def _refused_before_body(config: Config, method: str, target: str, header) -> bool:
+    """Whether a request whose head is in is refused whatever its body, and answered by the app from its head alone:
+    a callback on a URL fluxhook did not issue (its refusal is counted with the callbacks')."""
+    return webhooks.refused_before_body(config.secret_keys, method, target)

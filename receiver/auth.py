@@ -11,7 +11,7 @@ from flask import Flask, current_app, g, request
 from redis.exceptions import RedisError
 
 from fluxhook.core.errors import FluxhookError, Forbidden, Unauthorized
-from fluxhook.lifecycle.steps.callers import ADMIN, Caller, KeyResolver, key_id_in
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller, KeyResolver
 
 from .context import services
 
@@ -73,29 +73,28 @@ def _is_metrics_token(metrics_token: str | None, token: str) -> bool:
                                                              metrics_token.encode())
 
 
-def refused_before_body(api_tokens: Iterable[str], keys: KeyResolver, method: str, target: str,
-                        header: Callable[[str], str | None]) -> bool:
-    """Whether a request that sends a body to ``/v1`` is refused (401) whatever its body: it presents no token,
-    or one that is neither an admin token nor a usable app key (no key's, revoked or expired).
+def unauthorized_before_body(api_tokens: Iterable[str], keys: KeyResolver, method: str, target: str,
+                             header: Callable[[str], str | None]) -> Unauthorized | None:
+    """The 401 of a request that sends a body to ``/v1``, whatever its body: it presents no token, or one that is
+    neither an admin token nor a usable app key (no key's, revoked or expired); None when its token may be used.
 
-    The web worker asks this in a thread once a request's head is in, so a client without credentials never gets
-    its body received. A token shaped like a key costs the one Redis read of its record that judging it after
-    its body would (``KeyResolver.refuses``; the app's own check then finds it cached). With Redis unreachable
-    the body is received, and the app answers as it can.
+    Asked before the request's body is received (``receiver/head_refusals.py``), so a client without credentials never
+    gets its body received. A token shaped like a key costs the one Redis read of its record that judging it after
+    its body would (none when the resolver holds it: ``KeyResolver.cached``; the app's own check then finds it
+    cached). With Redis unreachable the body is received, and the app answers as it can.
     """
     if method not in BODY_METHODS or not unquote(target.partition("?")[0]).startswith(API_PREFIX):
-        return False
+        return None
     token = token_in(header)
     if token is None:
-        return True
+        return Unauthorized(_REFUSED)
     if is_admin_token(api_tokens, token):
-        return False
-    if key_id_in(token) is None:
-        return True
+        return None
     try:
-        return keys.refuses(token)
+        why = keys.refusal(token)
     except (RedisError, FluxhookError):
-        return False
+        return None
+    return None if why is None else Unauthorized(why or _UNRECOGNISED)
 
 
 def authenticate() -> Caller | None:

@@ -22,7 +22,6 @@ import json
 import logging
 from functools import cache
 from typing import IO, Any, Callable
-from urllib.parse import unquote
 
 from flask import g, request
 
@@ -88,8 +87,8 @@ def read(limit: int, shape: Shape) -> BatchBody:
     length is announced. The batch's body stays this request's (``current``) until it ends."""
     size = request.content_length
     if size is not None and size > limit:
-        discard()  # under the Procfile's web, never received (``refused_before_body``): nothing to read
-        raise _too_large(limit)
+        discard()  # under the Procfile's web, never received (``head_refusals``): nothing to read
+        raise too_large(limit)
     body = _Capped(request.stream, limit)
     batch = g.batch_body = BatchBody(shape, keyed=request.headers.get(HEADER) is not None)
     try:
@@ -118,15 +117,6 @@ def current() -> BatchBody:
 def fingerprinted() -> Parsed:
     """This request's batch as an ``Idempotency-Key``'s fingerprint takes it."""
     return current().fingerprinted()
-
-
-def refused_before_body(limit: int, method: str, target: str, header: Callable[[str], str | None]) -> bool:
-    """Whether a batch is refused (413) whatever its body, its announced length past ``limit``: asked by the web worker
-    once the head is in, so such a body is never received, let alone spooled."""
-    if method != "POST" or unquote(target.partition("?")[0]) != BATCHES_PATH:
-        return False
-    length = (header("Content-Length") or "").strip()
-    return length.isdigit() and int(length) > limit
 
 
 def discard() -> None:
@@ -171,11 +161,12 @@ class _Capped:
         piece = self._stream.read(size)
         self.size += len(piece)
         if self.size > self.limit:
-            raise _too_large(self.limit)
+            raise too_large(self.limit)
         return piece
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
+    """The refusal of a batch's body over ``limit`` (MAX_BATCH_BYTES)."""
     return PayloadTooLarge(f"the batch's body is over MAX_BATCH_BYTES ({_size(limit)}): send its items in several "
                            "batches, or smaller inputs (BFL takes image URLs instead of base64 too)")
 

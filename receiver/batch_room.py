@@ -16,7 +16,7 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
 
-from flask import current_app
+from flask import Flask, current_app
 
 from fluxhook.core.errors import BatchesBusy
 
@@ -75,6 +75,12 @@ def key_busy() -> BatchesBusy:
 
 def batch_room() -> BatchRoom:
     """This process's room for batches waiting to be made, made on first use."""
-    room = current_app.extensions.get("fluxhook.batch_room")
+    return room_of(current_app)
+
+
+def room_of(app: Flask) -> BatchRoom:
+    """``app``'s room for batches waiting to be made (one per process), made on first use; no request needed (the
+    web worker asks it before a request's body is read)."""
+    room = app.extensions.get("fluxhook.batch_room")
     # Two first requests at once make one room each, and both keep the one stored first.
-    return room if room is not None else current_app.extensions.setdefault("fluxhook.batch_room", BatchRoom())
+    return room if room is not None else app.extensions.setdefault("fluxhook.batch_room", BatchRoom())

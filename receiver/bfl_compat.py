@@ -207,22 +207,26 @@ def _error(status: int, detail, headers: dict[str, str] | None = None):
 def fluxhook_error(exc: FluxhookError):
     if isinstance(exc, BFLRejected) and exc.bfl_status:
         return _error(exc.bfl_status, exc.detail if exc.detail else exc.message)
-    headers = {}
-    retry_after = getattr(exc, "retry_after", None)
-    if exc.status == 429 or (exc.status == 503 and retry_after):
-        headers["Retry-After"] = retry_after_header(retry_after)
-    if isinstance(exc, Unauthorized):
-        # No key at all is 401; a key sent but refused is 403, as BFL answers it.
-        return _error(401 if presented_token() is None else 403, exc.message, headers)
     if isinstance(exc, UnknownModel):
         return _error(404, _not_found(exc.model))  # as BFL answers a path it does not serve
+    status, detail, retry_after = bfl_shaped(exc, presented_token() is not None)
+    return _error(status, detail, {} if retry_after is None else {"Retry-After": retry_after_header(retry_after)})
+
+
+def bfl_shaped(exc: FluxhookError, token_sent: bool) -> tuple[int, str, float | None]:
+    """A refusal as BFL answers it: its status, its ``detail``, and its Retry-After (None: none), for the answers
+    made here and those made before a request's body is read alike."""
+    retry_after = getattr(exc, "retry_after", None)
+    retry = retry_after or 0 if exc.status == 429 or (exc.status == 503 and retry_after) else None
+    if isinstance(exc, Unauthorized):
+        # No key at all is 401; a key sent but refused is 403, as BFL answers it.
+        return (403 if token_sent else 401), exc.message, retry
     if isinstance(exc, InvalidRequest):
-        return _error(422, exc.message)  # BFL's status for a body it refuses
+        return 422, exc.message, None  # BFL's status for a body it refuses
     # A budget's 402 and a full queue's 429 name their code, as fluxhook's own error does: an app told to wait can
     # tell a full queue (wait for its jobs) from a rate limit (wait the Retry-After) in BFL's one-string shape.
     named = exc.status == 402 or isinstance(exc, QueueFull)
-    detail = f"{exc.code}: {exc.message}" if named else exc.message
-    return _error(exc.status, detail, headers)
+    return exc.status, f"{exc.code}: {exc.message}" if named else exc.message, retry
 
 
 def _not_found(path: str) -> str:

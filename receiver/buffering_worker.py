@@ -273,10 +273,8 @@ class BufferingWorker(ThreadWorker):
             except Refused as refused:
                 self._send_quietly(conn, refusal(refused.status, callback=incoming.callback))
                 return _REFUSED
-            if incoming.waits_for_body and not conn.head_checked:
-                conn.head_checked = True
-                if self._refused_before_body(incoming):
-                    incoming.head_alone()
+            if incoming.waits_for_body and not conn.head_checked and self._refused_from_head(conn, incoming):
+                return _REFUSED
             if incoming.complete:
                 return None
             if len(data) < RECV_BYTES:
@@ -291,6 +289,24 @@ class BufferingWorker(ThreadWorker):
                 conn.continue_sent = True
                 self._send_quietly(conn, CONTINUE)
         return _WAIT
+
+    def _refused_from_head(self, conn: BufferedConn, incoming: RequestAssembler) -> bool:
+        """Judge a request whose head is in and whose body is still coming, once: True when the app's answer was sent
+        and its body is never to be read (the answer says Connection: close); else its body is received, or the head
+        alone handed on for the app to refuse."""
+        conn.head_checked = True
+        answer = self._answer_before_body(incoming)
+        if answer is not None:
+            self._send_quietly(conn, answer)
+            return True
+        if self._refused_before_body(incoming):
+            incoming.head_alone()
+        return False
+
+    def _answer_before_body(self, incoming: RequestAssembler) -> bytes | None:
+        """The app's answer to a request it refuses whatever its body (``answer_before_body``), or None."""
+        check = getattr(self.wsgi, "answer_before_body", None)
+        return None if check is None else check(*incoming.request_line(), incoming.header)
 
     def _refused_before_body(self, incoming: RequestAssembler) -> bool:
         """Whether the app refuses this request whatever its body (the app says: ``refused_before_body``)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
+from http import HTTPStatus
 
 import redis
 from flask import Flask, jsonify, request
@@ -30,6 +32,23 @@ def retry_after_header(seconds: float | None) -> str:
     Rounded up, so a client that waits as long as told never comes back early; both APIs' 429s use it.
     """
     return str(max(1, math.ceil(seconds or 0)))
+
+
+def closing_answer(status: int, body: dict, retry_after: float | None = None, reason: str | None = None) -> bytes:
+    """A whole HTTP/1.1 answer with the JSON ``body`` (and ``Retry-After`` when given) after which the connection
+    closes: what is answered before a request's body is read, the body left unread."""
+    data = json.dumps(body).encode()
+    retry = f"Retry-After: {retry_after_header(retry_after)}\r\n" if retry_after is not None else ""
+    head = (f"HTTP/1.1 {status} {reason or _phrase(status)}\r\nConnection: close\r\n{retry}"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+    return head.encode("latin-1") + data
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _snake(name: str) -> str:

@@ -57,8 +57,13 @@ class Parsed(NamedTuple):
 
 def key_use(token: str, key: str, method: str, path: str, body: bytes | Parsed) -> KeyUse:
     """A request with bearer ``token``'s use of ``key`` (checked)."""
-    return KeyUse(scope=_digest(token.encode()), key=_digest(check_key(key).encode()),
-                 fingerprint=fingerprint(method, path, body))
+    scope, digest = named(token, key)
+    return KeyUse(scope=scope, key=digest, fingerprint=fingerprint(method, path, body))
+
+
+def named(token: str, key: str) -> tuple[str, str]:
+    """What names bearer ``token``'s use of ``key`` (checked) in Redis, its body aside: the digests of both."""
+    return _digest(token.encode()), _digest(check_key(key).encode())
 
 
 def _digest(data: bytes) -> str:

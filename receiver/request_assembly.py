@@ -17,7 +17,6 @@ request is handed on or dropped.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from typing import IO, Iterator
@@ -26,7 +25,7 @@ from fluxhook.bfl.reports import CALLBACK_TOO_LARGE
 from fluxhook.core.chunks import CHUNK
 from receiver import MAX_REQUEST_BYTES
 from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolSpace, is_callback
-from receiver.errors import retry_after_header
+from receiver.errors import closing_answer
 
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
 # what gunicorn's limits would let one connection make a worker hold (100 fields of 8 KiB).
@@ -67,12 +66,9 @@ def refusal(status: int, reason: str | None = None, *, callback: bool = False) -
     code, message = REFUSALS.get(status, ("internal_error", "an unexpected error occurred"))
     if callback and status == 413:
         message = CALLBACK_TOO_LARGE
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
     # A 503 is the spool space's refusal (body_limits): the client may try again once bodies held have gone.
-    retry = f"Retry-After: {retry_after_header(SPOOL_RETRY_SECONDS)}\r\n" if status == 503 else ""
-    head = (f"HTTP/1.1 {status} {reason or REASONS.get(status, 'Error')}\r\nConnection: close\r\n{retry}"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode("latin-1") + body
+    return closing_answer(status, {"error": {"code": code, "message": message}},
+                          SPOOL_RETRY_SECONDS if status == 503 else None, reason)
 
 
 class Refused(Exception):

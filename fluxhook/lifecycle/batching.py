@@ -122,8 +122,18 @@ def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
     if not 1 <= request.items.count <= MAX_ITEMS:
         raise InvalidRequest(f"a batch holds 1 to {MAX_ITEMS:,} items; this one has {request.items.count:,}")
     model = usable_model(svc, caller, request.model)
-    with _making_turn(svc, caller, request.items.count, waiting_room) as making:
-        return _aside(_check_and_create, svc, caller, request, model, making)
+    # Held as soon as its items are counted, before its turn is waited for: a key at its max_queued is refused (429
+    # queue_full, nothing made) without waiting for a turn or holding a place; the items made take the room.
+    batch_id = new_batch_id(time.time())
+    key_limits.hold_batch_room(svc, caller, batch_id, request.items.count)
+    try:
+        with _making_turn(svc, caller, request.items.count, waiting_room, batch_id) as making:
+            return _aside(_check_and_create, svc, caller, request, model, making)
+    except BaseException:
+        # Refused before it was recorded (its items, no turn in time...): its room comes back now, not at its lapse.
+        if svc.store.batches.get(batch_id) is None:
+            key_limits.give_back_batch_room(svc, caller, batch_id)
+        raise
 
 
 def _at_lower_priority() -> None:
@@ -170,13 +180,15 @@ class _Making:
     it is recorded; ``cut`` is set once the sweep cut that batch short (its making seemed to have stopped)."""
 
     token: str
+    # The id its batch is to have, the room for its items held under it.
+    held: str
     batch_id: str | None = None
     cut: threading.Event = field(default_factory=threading.Event)
 
 
 @contextmanager
-def _making_turn(svc: Services, caller: Caller, items: int,
-                 waiting_room: Callable[[], ContextManager[bool]]) -> Iterator[_Making]:
+def _making_turn(svc: Services, caller: Caller, items: int, waiting_room: Callable[[], ContextManager[bool]],
+                 held: str) -> Iterator[_Making]:
     """One of the turns to make a batch of ``items``, waited for in the room, held while the body runs (its items
     checked, then made) and said to go on meanwhile (``_making_goes_on``); given back after, to the next waiter."""
     turns, rules = svc.store.batches.turns, _rules()
@@ -190,7 +202,7 @@ def _making_turn(svc: Services, caller: Caller, items: int,
             if turns.leave(ticket, time.time(), rules):  # its turn came as it gave up: given on
                 turns.end(ticket, time.time(), rules)
             raise
-    making = _Making(ticket.member)
+    making = _Making(ticket.member, held)
     try:
         with _making_goes_on(svc, making):
             yield making
@@ -226,7 +238,7 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     now = time.time()
     taken = key_limits.take_request(svc, caller, now, items=request.items.count)
     try:
-        batch = Batch(id=new_batch_id(now), model=model.name, total=request.items.count, created_at=now,
+        batch = Batch(id=making.held, model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
                       notify_events=request.job_events)
         item_job = partial(_item_job, svc, caller, request, batch, route, now)
@@ -234,8 +246,6 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         first = next(request.items.trips(1))[0]
         assert first is not None  # checked: no item was refused
         submission.check_budget(svc, item_job(0, first), key=caller.key)
-        # 429 queue_full, nothing made, past max_queued.
-        key_limits.hold_batch_room(svc, caller, batch.id, batch.total)
         svc.store.batches.create(batch, making_until=time.time() + BATCH_MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:

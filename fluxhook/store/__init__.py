@@ -21,6 +21,7 @@ from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.kept_callbacks import KeptCallbacks
+from fluxhook.store.key_counters import KeyCounters
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
 from fluxhook.store.prices import PriceChecks
@@ -82,6 +83,7 @@ class Store:
         self.idempotency = IdempotencyStore(connection, keys=keys)
         self.usage = UsageStore(connection, keys=keys, tallies=self.tallies)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
+        self.key_counters = KeyCounters(connection, self.pools, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)

@@ -222,6 +222,11 @@ class Slots:
         if full:
             raise queue_full(owner_of(key_id), items, full, batch=True)
 
+    def give_back_queue_room(self, key_id: str | None, batch_id: str) -> None:
+        """The room batch ``batch_id`` holds in its key's queue (``hold_queue_room``) comes back now, not when its
+        hold lapses: the batch was refused before any item was made."""
+        self._queue(self._pool_keys(), [*self._pool_args(), owner_of(key_id), 0, 0, batch_id, 0, "give_back"])
+
     def check_queue_room(self, key_id: str | None, limit: int) -> None:
         """``QueueFull`` when app key ``key_id`` (None: the admin tokens) has no room for one more queued job under
         ``limit``; nothing held either way."""

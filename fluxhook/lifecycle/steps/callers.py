@@ -95,6 +95,14 @@ def key_refusal(key: AppKey, now: float) -> str | None:
     return None
 
 
+def secret_refusal(key: AppKey | None, secret: str, now: float) -> str | None:
+    """Why ``secret`` makes no caller, ``key`` being the record of the key id it names (None: no such key): ``""``
+    when it is not that key's secret (or there is no key), else ``key_refusal``'s reason; None when it makes one."""
+    if key is None or not hmac.compare_digest(key.secret_sha256, digest(secret)):
+        return ""
+    return key_refusal(key, now)
+
+
 class KeyResolver:
     """Finds the app key a secret belongs to, for one process: at most one Redis read per key id per
     ``CACHE_SECONDS`` (ids that are no key's too), and a write of ``last_used_at`` at most once per ``TOUCH_EVERY``."""
@@ -125,22 +133,38 @@ class KeyResolver:
     def refuses(self, secret: str) -> bool:
         """Whether ``secret`` makes no caller (no key's, or a revoked or expired key's), judged before the request's
         body is read: the one read ``caller`` then finds cached, and no use recorded."""
+        return self.refusal(secret) is not None
+
+    def refusal(self, secret: str) -> str | None:
+        """Why ``secret`` makes no caller, as ``secret_refusal`` says (None: it makes one), its key's record read or
+        found cached; no use recorded."""
         key_id = key_id_in(secret)
         if key_id is None:
-            return True
+            return ""
         now = self.clock()
-        key = self._record(key_id, now)
-        return (key is None or not hmac.compare_digest(key.secret_sha256, digest(secret))
-                or key_refusal(key, now) is not None)
+        return secret_refusal(self._record(key_id, now), secret, now)
 
-    def _record(self, key_id: str, now: float) -> AppKey | None:
+    def cached(self, key_id: str) -> tuple[bool, AppKey | None]:
+        """Whether this process read key ``key_id``'s record within ``CACHE_SECONDS``, and the key it found (None:
+        no such key); no read."""
+        now = self.clock()
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
+            return True, cached[1]
         missed = self._missing.get(key_id)
-        if missed is not None and now - missed < CACHE_SECONDS:
-            return None
+        return missed is not None and now - missed < CACHE_SECONDS, None
+
+    def _record(self, key_id: str, now: float) -> AppKey | None:
+        known, key = self.cached(key_id)
+        if known:
+            return key
         key = self.store.get(key_id)
+        self.remember(key_id, key, now)
+        return key
+
+    def remember(self, key_id: str, key: AppKey | None, now: float) -> None:
+        """Keep key ``key_id``'s record (None: no such key) as read at ``now`` by another read than this resolver's
+        (one that read its counters with it)."""
         with self._lock:
             if key is None:
                 self._cache.pop(key_id, None)
@@ -151,7 +175,6 @@ class KeyResolver:
             else:
                 self._missing.pop(key_id, None)
                 self._cache[key_id] = (now, key)
-        return key
 
     def _touch(self, key: AppKey, now: float) -> None:
         last = max(key.last_used_at or 0.0, self._touched.get(key.id, 0.0))

@@ -89,6 +89,11 @@ def hold_batch_room(svc: "Services", caller: Caller, batch_id: str, items: int) 
     svc.slots.hold_queue_room(caller.key_id, batch_id, items, queue_limit(svc, caller))
 
 
+def give_back_batch_room(svc: "Services", caller: Caller, batch_id: str) -> None:
+    """The room held for batch ``batch_id``'s items comes back at once: it was refused before it was recorded."""
+    svc.slots.give_back_queue_room(caller.key_id, batch_id)
+
+
 def check_queue_room(svc: "Services", caller: Caller) -> None:
     """``QueueFull`` (429) when the caller's queue has no room for one more job: a track is refused then, as a
     submission would be (a key at its limit is told to wait, whatever it asks to add), though it queues nothing."""

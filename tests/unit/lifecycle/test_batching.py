@@ -226,3 +226,28 @@ def test_an_item_s_notifications_go_behind_its_key_s_others_and_the_batch_s_own_
     assert marked == {f"msg_{job.id}" for job in items(svc, batch)}
     assert {f"msg_{single.id}", f"msg_{batch.id}"} <= set(due) - marked
     assert all(svc.store.deliveries.get(message_id).member == member for message_id, member in due.items())
+
+
+def test_a_batch_past_its_keys_queue_limit_is_refused_before_it_waits_for_a_turn_and_a_refused_one_holds_no_room(
+        svc, sim):
+    from contextlib import contextmanager
+
+    from fluxhook.core.errors import QueueFull
+
+    caller = app_caller(svc, max_queued=3)
+    entered = []
+
+    @contextmanager
+    def waiting_room():
+        entered.append(True)
+        yield True
+
+    with pytest.raises(QueueFull):
+        create_batch(svc, caller, batch_request(4), waiting_room=waiting_room)
+    assert entered == [] and svc.redis.hgetall(KEYS.queue_room) == {}  # no turn waited for, no room held
+
+    with pytest.raises(InvalidItems):  # refused after its room was held: the room comes back at once
+        create_batch(svc, caller, BatchRequest(PRO, spooled({"prompt": "x", "width": "wide"})),
+                     waiting_room=waiting_room)
+    assert entered == [True] and svc.redis.hgetall(KEYS.queue_room) == {}
+    assert create_batch(svc, caller, batch_request(3), waiting_room=waiting_room).total == 3

@@ -1,5 +1,5 @@
 """A request for the API refused from its head alone, before its body is received, when it carries no valid token
-(receiver/auth.py, ``refused_before_body``), and what judging a key-shaped token then costs (``KeyResolver``: one read
+(receiver/auth.py, ``unauthorized_before_body``), and what judging a key-shaped token then costs (``KeyResolver``: one read
 of its record, whether it is found or not, the app's own check after it included)."""
 
 from __future__ import annotations
@@ -46,23 +46,23 @@ class Records:
 ])
 def test_a_body_for_the_api_is_refused_from_the_head_alone_without_a_token_that_could_be_valid(
         method, target, headers, refused):
-    from receiver.auth import refused_before_body
+    from receiver.auth import unauthorized_before_body
 
     lowered = {name.lower(): value for name, value in headers.items()}
     keys = KeyResolver(Records())
-    assert refused_before_body((API_TOKEN, SECOND_TOKEN), keys, method, target,
-                               lambda name: lowered.get(name.lower())) is refused
+    assert (unauthorized_before_body((API_TOKEN, SECOND_TOKEN), keys, method, target,
+                                     lambda name: lowered.get(name.lower())) is not None) is refused
 
 
 def test_a_real_key_is_let_through_and_a_revoked_one_or_a_wrong_secret_is_not():
-    from receiver.auth import refused_before_body
+    from receiver.auth import unauthorized_before_body
 
     good, secret = new_key({"name": "app"}, now=0.0)
     revoked, revoked_secret = new_key({"name": "gone", "revoked_at": 1.0}, now=0.0)
     keys = KeyResolver(Records(good, revoked))
 
     def refused(token: str) -> bool:
-        return refused_before_body((API_TOKEN,), keys, "POST", "/v1/jobs", {"x-key": token}.get)
+        return unauthorized_before_body((API_TOKEN,), keys, "POST", "/v1/jobs", {"x-key": token}.get) is not None
 
     assert not refused(secret)
     assert refused(revoked_secret)
