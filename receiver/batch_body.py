@@ -30,6 +30,7 @@ from fluxhook.core import json_body, json_stream
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
+from fluxhook.core.numbers import decimal
 from fluxhook.core.strict_input import refuse_unknown
 
 from .idempotency_keys import HEADER, Parsed
@@ -43,6 +44,8 @@ BATCHES_PATH = "/v1/batches"
 BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
 # A body at least this large gives its memory back once its request has ended: a smaller one's is reused as it is.
 GIVE_BACK_FROM = 4 * 2**20
+# The longest Content-Length the web worker frames a body by (18 digits): a longer one is no length of a body read here.
+MOST_LENGTH = 10**18 - 1
 # What is wrong with the shape of one item, each problem as (its field, what to do); empty for a good one.
 Shape = Callable[[Any], list[tuple[str, str]]]
 
@@ -125,8 +128,8 @@ def refused_before_body(limit: int, method: str, target: str, header: Callable[[
     once the head is in, so such a body is never received, let alone spooled."""
     if method != "POST" or unquote(target.partition("?")[0]) != BATCHES_PATH:
         return False
-    length = (header("Content-Length") or "").strip()
-    return length.isdigit() and int(length) > limit
+    announced = decimal((header("Content-Length") or "").strip(), MOST_LENGTH)
+    return announced is not None and announced > limit
 
 
 def discard() -> None:
