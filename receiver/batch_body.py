@@ -42,6 +42,8 @@ BATCHES_PATH = "/v1/batches"
 BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
 # A body at least this large gives its memory back once its request has ended: a smaller one's is reused as it is.
 GIVE_BACK_FROM = 4 * 2**20
+# The longest Content-Length the web worker frames a body by (18 digits): a longer one is no length of a body read here.
+MOST_LENGTH = 10**18 - 1
 # What is wrong with the shape of one item, each problem as (its field, what to do); empty for a good one.
 Shape = Callable[[Any], list[tuple[str, str]]]
 

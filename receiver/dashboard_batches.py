@@ -25,6 +25,7 @@ from fluxhook.core.batch import Batch, BatchStatus, is_batch_id
 from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
+from fluxhook.core.numbers import decimal
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id
 
@@ -42,6 +43,8 @@ log = logging.getLogger("fluxhook.dashboard")
 # Batches a page of the list shows; items a page of a batch's contact sheet shows.
 PAGE_SIZE = 25
 SHEET_SIZE = 200
+# The highest ``?page=`` read as asked (one past the last page shows the last): more than a batch's items ever fill.
+MAX_PAGE = 1_000_000
 # Characters of an item's prompt its tile's tooltip shows.
 PROMPT_IN_TILE = 120
 _ADMIN_WORDS = "an admin token"
@@ -165,8 +168,8 @@ def _key_name(batch: Batch) -> str | None:
 def _sheet_page(batch: Batch) -> tuple[int, int]:
     """The contact sheet's page the URL asks for (``?page=``, from 1, held to the pages there are), and how many."""
     pages = max(1, math.ceil(batch.total / SHEET_SIZE))
-    asked = request.args.get("page", "1")
-    return (min(int(asked), pages) if asked.isdigit() and int(asked) >= 1 else 1), pages
+    asked = decimal(request.args.get("page", "1"), MAX_PAGE) or 1
+    return min(asked, pages), pages
 
 
 def _tiles(batch: Batch, page: int) -> list[dict]:

@@ -15,6 +15,7 @@ from flask import redirect, render_template, request, url_for
 
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.job import iso
+from fluxhook.core.numbers import decimal
 from fluxhook.lifecycle import key_admin, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 
@@ -29,6 +30,8 @@ log = logging.getLogger("fluxhook.dashboard")
 
 _WHOLE = ("max_active", "max_queued", "requests_per_minute", "reads_per_minute", "items_per_minute", "items_per_day",
           "weight")
+# Above any bound of those fields: the API names the bound of a number read here.
+MOST_WHOLE = 10**12
 
 
 def form_body(form: Any) -> dict[str, Any]:
@@ -45,9 +48,12 @@ def form_body(form: Any) -> dict[str, Any]:
         if not text:
             continue
         try:
-            body[name] = int(text) if name in _WHOLE else float(text)
+            number = decimal(text, MOST_WHOLE) if name in _WHOLE else float(text)
         except ValueError:
-            raise InvalidRequest(f"'{name}' must be a {'whole ' if name in _WHOLE else ''}number") from None
+            number = None
+        if number is None:
+            raise InvalidRequest(f"'{name}' is {text[:40]!r}: it must be a {'whole ' if name in _WHOLE else ''}number")
+        body[name] = number
     expires = form.get("expires_at", "").strip()
     if expires:
         body["expires_at"] = expires

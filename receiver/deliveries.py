@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from flask import request
 
 from fluxhook.core.errors import Forbidden, InvalidRequest
+from fluxhook.core.numbers import decimal
 from fluxhook.lifecycle import notifications
 from fluxhook.lifecycle.steps.callers import Caller, is_key_id
 from fluxhook.store.deliveries import Message
@@ -105,9 +106,10 @@ def _owner(key_id: object) -> str | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
-        raise InvalidRequest(f"'limit' must be a whole number from 1 to {MAX_LISTED}")
-    return int(raw)
+    limit = decimal(raw, MAX_LISTED)
+    if limit is None or limit < 1:
+        raise InvalidRequest(f"'limit' is {raw[:40]!r}: it must be a whole number from 1 to {MAX_LISTED}")
+    return limit
 
 
 def _time(raw: object, name: str, default: float) -> float:

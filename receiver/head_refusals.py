@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from fluxhook.core.errors import FluxhookError, InvalidIdempotencyKey
 from fluxhook.core.models import MODEL
+from fluxhook.core.numbers import decimal
 from fluxhook.lifecycle.steps import head_limits
 from fluxhook.lifecycle.steps.callers import KeyResolver, key_id_in
 from fluxhook.lifecycle.steps.head_limits import Asks
@@ -101,8 +102,8 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
         if unauthorized is not None:
             return HeadRefusal(unauthorized, bfl, token_sent=token is not None)
         if asks is Asks.BATCH:
-            length = (header("Content-Length") or "").strip()
-            if length.isdigit() and int(length) > config.max_batch_bytes:
+            length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
+            if length is not None and length > config.max_batch_bytes:
                 return HeadRefusal(batch_body.too_large(config.max_batch_bytes))
             if not judge.batch_room().has_place(key_id or ""):
                 return HeadRefusal(key_busy())

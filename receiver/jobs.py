@@ -219,12 +219,12 @@ def image(job_id: str):
     """The stored image, or a variant of it (``w``, ``format``, ``q``), for a bearer token or a signed ``image.url``."""
     svc = services()
     job = authorized_job(job_id, "image", "image.url")
+    ask = variants.asked("image")  # a malformed query answers 400 whatever the job's state
     if not job.image or not job.storage_key:
         if job.terminal:
             raise Gone(f"job ended {job.status} with a video, not an image: read /v1/jobs/{job.id}/video"
                        if job.video else f"job ended {job.status} without an image")
         raise NotReady("the image is not stored yet")
-    ask = variants.asked()
     if ask is not None:  # a variant (SPEC §19): its width, format and quality
         return variants.answer(job, "image", ask)
     etag, content_type = job.image["sha256"], job.image["content_type"]

@@ -90,8 +90,9 @@ def _file_of(job: Job, name: str) -> tuple[str, str, int, str]:
 def stored_file(job_id: str, name: str):
     """The job's stored video, poster frame or draft cache, whole or a byte range."""
     job = authorized_job(job_id, name, _LINKS[name])
+    # A malformed query answers 400 whatever the job's state.
+    ask = variants.asked(name) if name == "poster" else None
     key, content_type, size, etag = _file_of(job, name)
-    ask = variants.asked() if name == "poster" else None
     if ask is not None:  # the poster's variant (SPEC §19)
         return variants.answer(job, name, ask)
     if not is_resource_modified(request.environ, etag=etag):

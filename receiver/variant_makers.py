@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 from collections import Counter
@@ -130,7 +131,7 @@ class VariantMakers:
             if self._pool is None:
                 # Spawned, not forked: a fork of a process with threads may copy a lock another thread holds.
                 self._pool = ProcessPoolExecutor(self.makers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_at_lower_priority,
+                                                 initializer=_maker_starts,
                                                  max_tasks_per_child=VARIANTS_PER_MAKER)
             return self._pool
 
@@ -142,12 +143,39 @@ class VariantMakers:
         broken.shutdown(wait=False, cancel_futures=True)
 
 
-def _at_lower_priority() -> None:
-    """The maker process runs ``MAKING_NICENESS`` lower than the web process that started it."""
+def _maker_starts() -> None:
+    """A maker process's start: it runs ``MAKING_NICENESS`` lower than the web process that started it, and ends
+    when that process ends."""
     try:
         os.nice(MAKING_NICENESS)
     except OSError:
         pass  # it runs as the web process does
+    _end_with_parent()
+
+
+def _end_with_parent() -> None:
+    """End this maker as soon as the web process that spawned it is gone, however it went (``kill -9`` included).
+
+    A maker waits on its task queue, whose write end it holds itself, so it never sees its parent go: orphaned
+    under PID 1 it would live on, and with it multiprocessing's resource tracker, which ends only once every
+    process holding its pipe has. ``parent_process().sentinel`` is multiprocessing's own for this: the read end of a
+    pipe whose only write end the parent holds, so the kernel makes it readable when the parent ends, however that
+    happens. A thread waits on it and ends the process. Not ``prctl(PR_SET_PDEATHSIG)``: Linux sends that signal
+    when the parent's *thread* that spawned the child ends, and makers are spawned by request threads and the
+    pool's manager thread, which may end while the web process lives on (the pool made again ends its manager),
+    killing makers mid-variant; the sentinel follows the process alone, on every platform. ``os._exit``: nothing
+    of a maker's is worth flushing, and a normal exit would wait on the queue's feeder threads, whose reader is
+    gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a spawned child (a test calling this): nothing to watch
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def variant_makers() -> VariantMakers:

@@ -16,6 +16,7 @@ from flask import Response, g, request, send_file
 from werkzeug.http import is_resource_modified
 from werkzeug.wrappers import Response as BaseResponse
 
+from fluxhook.core import signing
 from fluxhook.core import variants as rules
 from fluxhook.core.errors import Gone
 from fluxhook.core.job import Job
@@ -35,9 +36,12 @@ BEARER = "private, max-age=3600, immutable"
 STORAGE_URL_MAX_SECONDS = 300
 
 
-def asked() -> Ask | None:
-    """The variant this request's query asks for; None when it names none (the original is answered)."""
-    return rules.asked(request.args.getlist)
+def asked(source_name: str) -> Ask | None:
+    """The variant this request's query asks for of the job's ``source_name`` file; None when it names none (the
+    original is answered). Beside the variant's parameters, the query may hold the signed link's own, and nothing
+    else."""
+    return rules.asked(request.args.items(multi=True), where=f"GET /v1/jobs/{{id}}/{source_name}",
+                       beside=signing.LINK_PARAMETERS)
 
 
 def answer(job: Job, source_name: str, ask: Ask) -> BaseResponse:

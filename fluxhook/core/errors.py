@@ -257,6 +257,14 @@ class DeliveryNotFound(FluxhookError):
     status = 404
 
 
+class TaskNotTrackable(FluxhookError):
+    """A track of a BFL task that fluxhook itself sent for another owner's job: that job alone follows it, and the
+    refusal names nothing of it."""
+
+    code = "task_not_trackable"
+    status = 409
+
+
 class NotReady(FluxhookError):
     """What was asked for does not exist yet; asking again later may succeed."""
 

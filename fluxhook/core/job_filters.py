@@ -17,6 +17,7 @@ from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.batch import is_batch_id
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.models import MODEL
+from fluxhook.core.numbers import decimal
 from fluxhook.core.strict_input import refuse_unknown
 
 # The query parameters of GET /v1/jobs, and nothing else.
@@ -114,12 +115,9 @@ def parse_limit(text: str | None) -> int:
     """``limit`` as a number from 1 to ``MAX_LIMIT`` (``DEFAULT_LIMIT`` when not given)."""
     if text is None:
         return DEFAULT_LIMIT
-    try:
-        limit = int(text)
-    except ValueError:
-        raise InvalidRequest("'limit' must be a whole number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"'limit' must be between 1 and {MAX_LIMIT}")
+    limit = decimal(text, MAX_LIMIT)
+    if limit is None or limit < 1:
+        raise InvalidRequest(f"'limit' is {text[:40]!r}: it must be a whole number from 1 to {MAX_LIMIT}")
     return limit
 
 

@@ -19,6 +19,8 @@ _IMAGE_URL_SALT = "fluxhook.image-url"
 # The stored files a job may have, each with a link of its own: a token minted for one kind is
 # signed with another salt than every other kind's, so a poster's link never opens the video.
 FILE_KINDS = ("image", "video", "poster", "draft_cache")
+# The query parameters a signed link to a file adds to its URL (``?token=``): a file's route takes them beside its own.
+LINK_PARAMETERS = ("token",)
 
 Keys = Union[str, Sequence[str]]
 

@@ -8,10 +8,12 @@ bytes by asking for odd sizes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 from fluxhook.core.errors import InvalidVariant
+from fluxhook.core.numbers import decimal
+from fluxhook.core.strict_input import refuse_unknown
 
 WIDTHS = (64, 128, 256, 384, 512, 640, 768, 1024, 1280, 1536, 2048)
 FORMATS = ("jpeg", "png", "webp", "avif")
@@ -20,6 +22,10 @@ QUALITIES = (50, 75, 90)
 DEFAULT_QUALITY = 75
 # The query parameters that ask for a variant; with none of them, the original is answered as it is.
 PARAMETERS = ("w", "format", "q")
+# What a caller likely meant by a parameter a variant does not take.
+HINTS = {"width": "use w", "size": "use w", "h": "a variant keeps the original's aspect ratio: give w alone",
+         "height": "a variant keeps the original's aspect ratio: give w alone", "quality": "use q",
+         "fm": "use format", "f": "use format", "type": "use format"}
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
 _FORMAT_OF = {content_type: name for name, content_type in CONTENT_TYPES.items()}
@@ -27,9 +33,9 @@ _FORMAT_OF = {content_type: name for name, content_type in CONTENT_TYPES.items()
 SOURCES = ("image", "poster")
 
 _ALLOWED = {
-    "w": f"a width in pixels from 1 to {WIDTHS[-1]} (snapped up to one of {', '.join(map(str, WIDTHS))}, never "
+    "w": f"a width in pixels from 1 to {WIDTHS[-1]} in plain digits (snapped up to one of {', '.join(map(str, WIDTHS))}, never "
          "above the original's)",
-    "format": f"one of {', '.join(FORMATS)} or {AUTO} (AVIF or WebP as the request's Accept lists them, else the "
+    "format": f"one of {', '.join(FORMATS)} or {AUTO}, in lower case (AVIF or WebP as the request's Accept lists them, else the "
               "original's)",
     "q": f"one of {', '.join(map(str, QUALITIES))} (default {DEFAULT_QUALITY})",
 }
@@ -59,17 +65,26 @@ class Variant:
         return CONTENT_TYPES[self.format]
 
 
-def asked(values: Callable[[str], list[str]]) -> Ask | None:
-    """The variant a request's query asks for (``values(name)``: every value given for ``name``); None when it names
-    none of ``PARAMETERS`` (the original). ``InvalidVariant`` names a bad value and what is allowed."""
-    given = {name: values(name) for name in PARAMETERS}
-    if not any(given.values()):
+def asked(pairs: Iterable[tuple[str, str]], *, where: str, beside: Sequence[str] = ()) -> Ask | None:
+    """The variant a request's query asks for (``pairs``: its names and values as sent, repeats included); None when
+    it names none of ``PARAMETERS`` (the original). A name that is neither one of them nor ``beside`` (the signed
+    link's own) is ``UnknownField``; a bad or repeated value ``InvalidVariant``, naming it and what is allowed.
+
+    Each value has one spelling (``w=512``, never ``+512``, `` 512`` or ``0512``; ``format=webp``, never ``WEBP``):
+    every spelling a request may use is a URL a cache in front keeps apart, and each served the same bytes would make
+    the cache hold and fill them again for nothing."""
+    given: dict[str, list[str]] = {}
+    for name, value in pairs:
+        refuse_unknown([name], (*PARAMETERS, *beside), where=where, kind="query parameter", hints=HINTS)
+        given.setdefault(name, []).append(value)
+    if not any(name in given for name in PARAMETERS):
         return None
-    for name, found in given.items():
+    for name in PARAMETERS:
+        found = given.get(name, [])
         if len(found) > 1:
             raise InvalidVariant(f"'{name}' is given {len(found)} times; give it once: {_ALLOWED[name]}",
                                  parameter=name)
-    one = {name: found[0].strip() for name, found in given.items() if found}
+    one = {name: given[name][0] for name in PARAMETERS if name in given}
     return Ask(width=_width(one.get("w")), format=_format(one.get("format")), quality=_quality(one.get("q")))
 
 
@@ -80,28 +95,27 @@ def _refused(name: str, value: str) -> InvalidVariant:
 def _width(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= WIDTHS[-1]:
+    width = decimal(value, WIDTHS[-1])
+    if width is None or width < 1:
         raise _refused("w", value)
-    return int(value)
+    return width
 
 
 def _format(value: str | None) -> str | None:
     if value is None:
         return None
-    name = value.lower()
-    if name == "jpg":
-        return "jpeg"
-    if name not in (*FORMATS, AUTO):
+    if value not in (*FORMATS, AUTO):
         raise _refused("format", value)
-    return name
+    return value
 
 
 def _quality(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or int(value) not in QUALITIES:
+    quality = decimal(value, QUALITIES[-1])
+    if quality not in QUALITIES:
         raise _refused("q", value)
-    return int(value)
+    return quality
 
 
 def snapped(width: int, original_width: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import first_poll_at
+from fluxhook.core.errors import TaskNotTrackable
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle.steps import key_limits, recorded, routing
 from fluxhook.lifecycle.steps.callers import Caller
@@ -17,6 +18,10 @@ from fluxhook.lifecycle.steps.kept_callbacks import apply_kept_callback
 from fluxhook.services import Services
 
 log = logging.getLogger("fluxhook.jobs")
+
+# The same words whoever sent the task: they name no key, job or owner.
+REFUSED_TRACK = ("fluxhook sent this task to BFL for a job that is not this caller's, and only that job follows it; "
+                 "track only tasks your app sent to BFL itself")
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,12 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
     """The caller's job that follows the task, and whether this call created it. Tracking is per owner (an app key,
     or the admin tokens together): each owner tracking a task gets a job of its own, and asked again its job as it
     is; a task the caller's own key had fluxhook submit answers that job. No owner learns whether another tracks
-    the task or had fluxhook submit it, and no track changes another owner's job. A report of the task that came
-    to the static URL before the track makes the new job ask BFL at once.
+    the task, and no track changes another owner's job. A report of the task that came to the static URL before the
+    track makes the new job ask BFL at once.
+
+    ``TaskNotTrackable`` (409) for an app key's track of a task fluxhook submitted for another owner: its words name
+    nothing of that owner or its job. An admin's track of it is a job of the admin's own, as for any task: an admin
+    sees every job, that one and its image included, so the admin's job tells it nothing it could not read.
 
     ``RateLimited`` past the key's ``requests_per_minute``, which a track counts against like a submission (each
     costs a BFL poll or more); a refused one counts nothing. ``QueueFull`` while the key's queue is full
@@ -56,6 +65,10 @@ def track_task(svc: Services, caller: Caller, request: TrackRequest) -> tuple[Jo
         submitted = svc.jobs.get_by_bfl_id(request.bfl_id)
         if submitted is not None and submitted.key_id == caller.key_id:
             return submitted, False
+        if submitted is not None and not caller.admin:
+            # A task fluxhook sent is known to be another owner's: tracked, it would store that owner's image for
+            # the caller. A task sent elsewhere is tracked per owner, as fluxhook cannot tell whose it is.
+            raise TaskNotTrackable(REFUSED_TRACK)
         job, created = svc.jobs.create(Job(
             id=new_job_id(now), status=st.SUBMITTED, bfl_id=request.bfl_id, model=request.model,
             polling_url=request.polling_url, metadata=request.metadata, created_at=now, updated_at=now,

@@ -1,5 +1,6 @@
 """Tracking is per key (SPEC §4): when two app keys track one BFL task each gets a job of its own, neither learns
-that the other tracks it, and no key's track changes another key's job or makes it its own. Two tenants, V and X,
+that the other tracks it, and no key's track changes another key's job or makes it its own; a task fluxhook itself
+submitted for one key is refused (409) to another's track, in words that name nothing of the first. Two tenants, V and X,
 each an app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions after about a second.
 """
 
@@ -47,7 +48,7 @@ def test_a_tenant_tracking_another_tenants_task_first_takes_nothing_from_it(api,
     assert (stored_v["key_id"], stored_v["metadata"]) == (v_job["key_id"], {"by": "v"})
 
 
-def test_tracking_a_task_fluxhook_submitted_for_another_tenant_gets_a_job_of_its_own_and_learns_nothing(api, sim):
+def test_tracking_a_task_fluxhook_submitted_for_another_tenant_is_refused_naming_nothing_and_stores_nothing(api, sim):
     as_bfl(sim)
     v, x = tenants(api)
     submitted = v.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[pending] V's job"}})
@@ -55,19 +56,21 @@ def test_tracking_a_task_fluxhook_submitted_for_another_tenant_gets_a_job_of_its
     v_job = submitted.json()
     v_before = snapshot(v.job(v_job["id"]))
 
-    # X tracks V's task, and a task nobody knows: the two answers are alike.
+    # X tracks V's task: refused, in words that name nothing of V, its key or its job.
     on_v = x.track(v_job["bfl_id"])
-    unknown = x.track(f"unknown-{uuid.uuid4()}")
-    assert (on_v.status_code, unknown.status_code) == (201, 201), (on_v.text, unknown.text)
-    assert set(on_v.json()) == set(unknown.json())
-    x_job = on_v.json()
-    assert x_job["id"] != v_job["id"] and x_job["key_id"] != v_job["key_id"]
-    # V's job is as it was; V tracking its own task gets its own job back.
+    assert on_v.status_code == 409, on_v.text
+    error = on_v.json()["error"]
+    assert error["code"] == "task_not_trackable"
+    assert not any(word in on_v.text for word in (v_job["id"], v_job["key_id"], "tenant-v", v_job["bfl_id"]))
+    assert x.get("/v1/jobs").json()["jobs"] == []
+    # A task nobody knows is tracked as ever, and V's job is as it was; V tracking its own task gets it back.
+    assert x.track(f"unknown-{uuid.uuid4()}").status_code == 201
     assert snapshot(v.job(v_job["id"])) == v_before
     assert v.track(v_job["bfl_id"]).json()["id"] == v_job["id"]
 
-    # BFL finishes the task: V's job stores BFL's result through its own URL, untouched by X's job.
+    # BFL finishes the task: V's job stores BFL's result through its own URL; X holds nothing of it.
     sim.complete(v_job["bfl_id"])
     stored = v.wait_for(v_job["id"])
     assert stored["status"] == "stored" and stored["image"]["sha256"] == bfl_sha256(sim, v_job["bfl_id"])
     assert stored["attempts"]["webhooks"] == 1 and stored["key_id"] == v_job["key_id"]
+    assert v_job["bfl_id"] not in {job["bfl_id"] for job in x.get("/v1/jobs").json()["jobs"]}

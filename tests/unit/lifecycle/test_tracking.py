@@ -1,8 +1,9 @@
 """Tracking a task submitted elsewhere (fluxhook/lifecycle/tracking.py) in-process on a real Redis: the task becomes a
 job of its own per owner, tracked once whoever asks again, first polled after the callback grace (at once for a
 model that takes no webhook); a report kept before the track makes it ask BFL; another key's track of the same task
-gets a job of its own and changes nothing of the first, and a key's requests_per_minute counts only the tracks it
-accepted. Over HTTP: tests/e2e/callbacks_tenancy/."""
+gets a job of its own and changes nothing of the first, while a task fluxhook submitted for one key is refused
+(409) to another, naming nothing of it; and a key's requests_per_minute counts only the tracks it accepted. Over
+HTTP: tests/e2e/callbacks_tenancy/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.errors import RateLimited
+from fluxhook.core.errors import RateLimited, TaskNotTrackable
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
@@ -91,18 +92,37 @@ def test_two_keys_tracking_one_task_each_get_a_job_of_their_own_and_neither_chan
     assert sorted(j.id for j in svc.jobs.trackers("task-shared")) == sorted([theirs.id, mine.id])
 
 
-def test_a_task_fluxhook_submitted_answers_its_own_keys_job_and_another_key_gets_its_own(svc):
-    owner, other = _key(svc), _key(svc)
+def test_a_task_fluxhook_submitted_answers_its_own_keys_job_and_another_keys_track_is_refused_naming_nothing(svc):
+    owner, other = _key(svc), _key(svc, requests_per_minute=1)
     now = time.time()
     submitted, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
                                        key_id=owner.key_id, created_at=now, updated_at=now))
     assert svc.jobs.transition(submitted.id, st.SUBMITTED, bfl_id="task-submitted")
+    before = svc.jobs.get(submitted.id)
 
     own, created_own = track_task(svc, owner, TrackRequest("task-submitted"))
-    theirs, created = track_task(svc, other, TrackRequest("task-submitted"))
+    with pytest.raises(TaskNotTrackable) as refused:
+        track_task(svc, other, TrackRequest("task-submitted", metadata={"by": "other"}))
 
     assert (own.id, created_own) == (submitted.id, False)
-    assert created and theirs.id != submitted.id and theirs.key_id == other.key_id
+    assert refused.value.status == 409
+    assert all(word not in refused.value.message for word in (owner.key_id, submitted.id, owner.key.name))
+    assert svc.jobs.trackers("task-submitted") == [] and svc.jobs.get(submitted.id) == before
+    # Refused, it counted nothing against the key's requests_per_minute: its next track goes through.
+    assert track_task(svc, other, TrackRequest("task-sent-elsewhere"))[1]
+
+
+def test_an_admins_track_of_a_task_fluxhook_submitted_for_a_key_is_a_job_of_the_admins_own(svc):
+    owner = _key(svc)
+    now = time.time()
+    submitted, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default",
+                                       key_id=owner.key_id, created_at=now, updated_at=now))
+    assert svc.jobs.transition(submitted.id, st.SUBMITTED, bfl_id="task-of-a-key")
+
+    admins, created = track_task(svc, ADMIN, TrackRequest("task-of-a-key"))
+
+    assert created and admins.id != submitted.id and admins.key_id is None
+    assert svc.jobs.get(submitted.id).key_id == owner.key_id
 
 
 def test_a_key_past_its_requests_per_minute_is_told_when_to_retry_and_nothing_is_tracked(svc):

@@ -10,7 +10,7 @@ import io
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
-from fluxhook.core.errors import InvalidVariant
+from fluxhook.core.errors import InvalidVariant, UnknownField
 from fluxhook.core.variants import Ask, Variant, asked, by_accept, resolve, snapped, srcset, storage_key, widths_up_to
 from fluxhook.media.variants import Unmakeable, variant_bytes
 
@@ -98,8 +98,8 @@ def test_accept_lists_avif_and_webp_by_name_only():
 
 
 def test_a_request_names_one_variant_and_its_key():
-    assert asked(lambda name: []) is None
-    ask = asked(lambda name: {"w": ["300"], "format": ["JPG"]}.get(name, []))
+    assert asked([("token", "t")], where="GET /x", beside=("token",)) is None
+    ask = asked([("w", "300"), ("format", "jpeg")], where="GET /x")
     assert ask == Ask(width=300, format="jpeg")
     variant = resolve(ask, 1024, "image/png", None)
     assert variant == Variant(384, "jpeg", 75)
@@ -109,8 +109,30 @@ def test_a_request_names_one_variant_and_its_key():
     auto = resolve(Ask(format="auto"), 1024, "image/webp", "text/html")
     assert auto == Variant(1024, "webp", 75, auto=True)
     with pytest.raises(InvalidVariant) as refused:
-        asked(lambda name: {"q": ["100"]}.get(name, []))
+        asked([("q", "100")], where="GET /x")
     assert refused.value.parameter == "q"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("w", "+512"), ("w", " 512"), ("w", "512 "), ("w", "0512"), ("w", "5_12"), ("w", "５１２"), ("w", "9" * 5000),
+    ("q", "075"), ("q", "+75"), ("q", "7" * 5000), ("format", "JPEG"), ("format", "Webp"), ("format", "jpg"),
+    ("format", " webp"),
+])
+def test_a_value_has_one_spelling_and_any_other_is_refused_by_name(name, value):
+    with pytest.raises(InvalidVariant) as refused:
+        asked([(name, value)], where="GET /x")
+    assert refused.value.parameter == name and refused.value.message.startswith(f"'{name}' is ")
+
+
+def test_a_parameter_a_variant_does_not_take_is_refused_by_name_beside_the_signed_links_own():
+    assert asked([("token", "t"), ("w", "512")], where="GET /x", beside=("token",)) == Ask(width=512)
+    with pytest.raises(UnknownField) as unknown:
+        asked([("token", "t"), ("w", "512"), ("width", "512")], where="GET /x", beside=("token",))
+    assert unknown.value.field == "width" and "use w" in unknown.value.message
+    with pytest.raises(UnknownField):  # no variant asked for: still refused, never silently the original
+        asked([("download", "1")], where="GET /x", beside=("token",))
+    with pytest.raises(UnknownField):  # the signed link's parameter only where the route takes one
+        asked([("token", "t")], where="GET /x")
 
 
 def test_a_srcset_is_the_link_at_each_width():

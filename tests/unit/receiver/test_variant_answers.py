@@ -74,6 +74,9 @@ def _signed(svc, job: Job, query: str, kind: str = "image") -> str:
 @pytest.mark.parametrize(("query", "named"), [
     ("w=abc", "'w'"), ("w=0", "'w'"), ("w=4096", "'w'"), ("w=-5", "'w'"), ("w=512&w=640", "'w' is given 2 times"),
     ("format=gif", "'format'"), ("format=", "'format'"), ("q=80", "'q'"), ("q=high", "'q'"),
+    # One spelling each: what int() and lower() used to take, and int()'s digit limit (a 500 once).
+    ("w=+512", "'w'"), ("w=%2B512", "'w'"), ("w=%20512", "'w'"), ("w=0512", "'w'"), ("q=075", "'q'"), ("format=JPEG", "'format'"),
+    ("w=" + "9" * 5000, "'w'"), ("q=" + "7" * 4301, "'q'"),
 ])
 def test_a_bad_value_is_refused_400_naming_it_and_what_is_allowed(app, query, named):
     svc, client = app
@@ -89,6 +92,22 @@ def test_a_bad_value_is_refused_400_naming_it_and_what_is_allowed(app, query, na
     assert named in error["message"]
     allowed = {"w": "2048", "format": "jpeg, png, webp, avif or auto", "q": "50, 75, 90"}[named.split("'")[1]]
     assert allowed in error["message"], error["message"]
+
+
+@pytest.mark.parametrize("kind", ["image", "poster"])
+def test_a_query_parameter_a_variant_does_not_take_is_refused_by_name_and_the_signed_links_is_taken(app, kind):
+    svc, client = app
+    key_a, as_a = _key(svc, "a")
+    job = _stored(svc, key_a, video=kind == "poster")
+
+    for query in ("w=512&width=512", "width=512", "W=512"):
+        answer = client.get(f"/v1/jobs/{job.id}/{kind}?{query}", headers=as_a)
+        assert answer.status_code == 400, (query, answer.text)
+        error = answer.get_json()["error"]
+        assert error["code"] == "unknown_field" and f"'{query.split('=')[-2].split('&')[-1]}'" in error["message"]
+    signed = client.get(_signed(svc, job, "w=64&format=webp", kind=kind))
+    assert signed.status_code == 200 and signed.headers["Content-Type"] == "image/webp"
+    assert client.get(_signed(svc, job, "w=64&cache=bust", kind=kind)).status_code == 400
 
 
 def test_a_variant_is_snapped_up_never_above_the_original_and_keeps_its_aspect(app):
