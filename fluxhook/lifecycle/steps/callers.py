@@ -133,6 +133,11 @@ class KeyResolver:
         return (key is None or not hmac.compare_digest(key.secret_sha256, digest(secret))
                 or key_refusal(key, now) is not None)
 
+    def record(self, key_id: str) -> AppKey | None:
+        """The key ``key_id``'s record as this process last read it (at most ``CACHE_SECONDS`` old), whatever its
+        state: for what a key's jobs cost it when no secret is presented (a signed link's read)."""
+        return self._record(key_id, self.clock())
+
     def _record(self, key_id: str, now: float) -> AppKey | None:
         cached = self._cache.get(key_id)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
