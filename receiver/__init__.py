@@ -39,6 +39,7 @@ from . import (
     keys,
     media,
     openapi,
+    read_limits,
     replicated,
     requestlog,
     traces,
@@ -88,6 +89,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     errors.init_app(app)
     requestlog.init_app(app)
     traces.init_app(app)  # after requestlog: a callback's span is current when its line is written
+    read_limits.init_app(app)  # after both: a refused read is logged and traced as any answer
     replicated.init_app(app)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)
     bulkheads.init_app(app, services.config.web_threads, services.config.api_tokens)

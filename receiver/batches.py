@@ -4,7 +4,6 @@ in ``events.py`` with the other streams."""
 from __future__ import annotations
 
 import json
-import time
 from functools import partial, wraps
 
 from flask import Blueprint, Response, g, request, stream_with_context
@@ -17,7 +16,6 @@ from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchRequest
 from fluxhook.lifecycle.notifications import requested_url
-from fluxhook.lifecycle.steps import key_limits
 
 from . import answers, batch_body
 from .auth import require_bearer
@@ -140,8 +138,6 @@ def index():
     if cursor is not None and not is_batch_id(cursor):
         raise InvalidRequest("cursor is not one this service issued")
     svc, caller, limit = services(), require_bearer(), parse_limit(request.args.get("limit"))
-    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.read_cost(limit),
-                         time.time())
     batches, next_cursor = batching.list_batches(svc, caller, limit=limit, cursor=cursor)
     return {"batches": [batch.to_api() for batch in batches], "next_cursor": next_cursor}
 
@@ -161,10 +157,8 @@ def results(batch_id: str):
     if form not in ("jsonl", "zip"):
         raise InvalidRequest("'format' must be jsonl (the default) or zip")
     svc, caller = services(), require_bearer()
+    # Counted as the largest page of a job list, whatever the batch's size (``read_limits``).
     batch = batching.get_batch(svc, caller, batch_id)
-    # Counted as the largest page of a job list, whatever the batch's size (READS_PER_MINUTE).
-    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.LARGEST_READ,
-                         time.time())
     if form == "zip":
         response = Response(stream_with_context(batching.archive(svc, batch)), mimetype="application/zip")
         response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.zip"'

@@ -20,6 +20,7 @@ from typing import ContextManager, Iterator
 from flask import Flask, current_app, request
 from werkzeug.wsgi import ClosingIterator
 
+from .auth import API_PREFIX
 from .fair_permits import FairPermits
 from .lanes import Lanes
 from .refusals import REMEMBER, Refusals
@@ -83,7 +84,7 @@ class PermitMiddleware:
 
     def __call__(self, environ, start_response):
         lane, weight = self.lanes.of(environ)
-        path = environ.get("PATH_INFO", "")
+        path = refusal_scope(environ.get("PATH_INFO", ""))
         if environ.get("REQUEST_METHOD") == "GET":
             refused = self.refusals.answer(lane, path)
             if refused is not None:
@@ -124,6 +125,12 @@ class PermitMiddleware:
 
 
 PERMIT = "fluxhook.work_permit"
+
+
+def refusal_scope(path: str) -> str:
+    """What a read refused for its key's rate refuses with it: every GET of that key under ``/v1``, all of which
+    count against the same limit (``read_limits``); elsewhere, that path alone."""
+    return API_PREFIX if path.startswith(API_PREFIX) else path
 
 
 class Room:

@@ -11,14 +11,13 @@ answer is only the head and a ``retry:``; the web worker then hands the socket t
 from __future__ import annotations
 
 import re
-import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from fluxhook.core.errors import InvalidRequest, JobNotFound, StreamsBusy, TooManyStreams
 from fluxhook.core.job import is_job_id
 from fluxhook.lifecycle.batching import get_batch
-from fluxhook.lifecycle.steps import key_limits, waits
+from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.lifecycle.steps.presenting import present
 
@@ -109,11 +108,6 @@ def _stream(viewer: Caller, scope: str, job_id: str | None, *, batch_id: str | N
         if job.terminal and not frames.owed(last_event_id, frames.version(job.updated_at,
                                                                             present(svc.config, job, waits.of(svc, job)))):
             return Response(status=204)  # it saw the job's end: nothing more will come (a client stops reconnecting)
-    else:
-        # Its start reads the caller's running jobs: an app key's counts one read against its read rate
-        # (READS_PER_MINUTE), as a page of the job list does (an admin's, the dashboard's, are not limited).
-        key_limits.take_read(svc.store.app_keys, viewer, svc.config.reads_per_minute, key_limits.STREAM_READ_COST,
-                             time.time())
     if not request.environ.get(HAND_OVER_READY):
         raise StreamsBusy("this server cannot hold streams: serve fluxhook with its web: process (Procfile)")
     streams = hub()

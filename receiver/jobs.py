@@ -177,7 +177,7 @@ def _answer_after_wait(job: Job, status: int, warnings: list[str] | None = None,
 @bp.get("/jobs")
 def index():
     """Jobs newest first, ``limit`` at a time, continued with ``cursor``, filtered as ``core.job_filters`` says;
-    an app key lists only its own, within its read rate (``READS_PER_MINUTE``: 429 past it)."""
+    an app key lists only its own, a page counting by its ``limit`` against the key's reads (``read_limits``)."""
     listing = parse_listing(request.args.items(multi=True))
     filters = listing.filter
     if filters.key_id is not None and not callers.is_key_id(filters.key_id):
@@ -188,17 +188,13 @@ def index():
             return {"jobs": [], "next_cursor": None}  # an app key lists only its own jobs
         filters = replace(filters, key_id=caller.key_id)
     svc = services()
-    # Counted once the request is known to be good (a malformed one costs nothing), before anything is read.
-    key_limits.take_read(svc.store.app_keys, caller, svc.config.reads_per_minute, key_limits.read_cost(listing.limit),
-                         time.time())
     _refuse_unknown_model(svc, filters)
     svc.jobs.prompt_chars_read()  # this request's searching is counted from here
     try:
         jobs, cursor = svc.jobs.list(filters, listing.limit, listing.cursor)
     finally:
         # A cold search's prompts read from Redis are paid for after the fact, also when it ran past its bound.
-        key_limits.charge_search(svc.store.app_keys, caller, svc.config.reads_per_minute, svc.jobs.prompt_chars_read(),
-                                 time.time())
+        key_limits.charge_search(svc.store.app_keys, svc.config, caller, svc.jobs.prompt_chars_read(), time.time())
     return {"jobs": [present(svc.config, job, wait) for job, wait in zip(jobs, waits.of_jobs(svc, jobs), strict=True)],
             "next_cursor": cursor}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import IO, Iterator
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import is_resource_modified, parse_etags
 from werkzeug.wsgi import ClosingIterator
 
@@ -17,6 +17,7 @@ from fluxhook.core.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiabl
 from fluxhook.core.job import Job
 from fluxhook.core.transitions import STORED
 from fluxhook.lifecycle import draft_caches
+from fluxhook.lifecycle.steps import key_limits
 from fluxhook.media import storage
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
@@ -50,6 +51,11 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     if job is None or not (signed or (caller is not None and caller.sees(job))):
         raise JobNotFound(f"no job {job_id[:40]!r}")
     g.job_id = job.id
+    if caller is None:
+        # Opened by its signed link alone: a read of the job's key all the same, in that key's bucket for links
+        # (a request with a key was counted as that key's, ``read_limits``).
+        key_limits.take_link_read(svc.store.app_keys, svc.config, job.key_id,
+                                  current_app.extensions["fluxhook.keys"].record, time.time())
     # Opened by its signed link: an answer any cache may keep (a variant's, ``variants``).
     g.signed_link = signed
     _refuse_other_store(job, kind)

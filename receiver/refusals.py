@@ -2,8 +2,9 @@
 before it takes any capacity or more than one Redis step).
 
 When a key's read is refused for its rate (``429 rate_limited`` with ``Retry-After``), the answer is kept for that
-key's lane, method and path until the time it names: the key's next such requests, however many it sends without
-waiting, are answered from here before they take a work permit, a thread's Flask or a Redis step. Only reads (GET):
+key's lane and the refusal's scope (``bulkheads.refusal_scope``: every path under /v1, since every one of them counts
+against the same limit) until the time it names: the key's next GETs there, however many it sends without waiting,
+are answered from here before they take a work permit, a thread's Flask or a Redis step. Only reads (GET):
 a write's refusal may depend on its body and headers (an idempotent replay is answered, not refused).
 """
 

@@ -318,6 +318,9 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         # Tests leave many tasks pending (thousands over the suite): slots are tested on a stack of their own.
         "BFL_MAX_ACTIVE": "10000",
         "IMAGE_URL_TTL_SECONDS": "60",
+        # Every request of an app key is a read against its limit, and the suite's keys poll their jobs every 20 ms:
+        # the tests of the read limit give their keys a reads_per_minute of their own (or set this lower).
+        "READS_PER_MINUTE": "1000000",
         "WEB_CONCURRENCY": "2",
         "BFL_MODELS_FILE": str(TEST_MODELS),
     }

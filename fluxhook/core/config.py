@@ -151,8 +151,8 @@ class Config:
     min_body_rate: int = 65_536
     # Streams (GET /v1/jobs/{id}/events, GET /v1/events) one caller may hold open at once, over every web process.
     max_streams_per_caller: int = 20
-    # Reads an app key may make a minute of the job lists (GET /v1/jobs, a search, GET /v1/events), over every web
-    # process, unless the key sets its own ``reads_per_minute``; a larger page counts more
+    # Reads an app key may make a minute (every request of the key but a submission: a job, an image, a list), over
+    # every web process, unless the key sets its own ``reads_per_minute``; a larger page counts more
     # (``lifecycle.steps.key_limits.read_cost``). Admin tokens are not limited.
     reads_per_minute: int = 600
     # Items (jobs and batch items alike) an app key may create, unless the key sets its own: a token bucket of

@@ -16,8 +16,10 @@ by owner (``Slots.set_share``), which every change of a key writes in the same s
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -35,6 +37,11 @@ from fluxhook.store.slots import Slots
 
 # The window of ``requests_per_minute``.
 RATE_WINDOW = 60.0
+# A key's read buckets: its own requests, and its jobs' files read by their signed links (``lifecycle.steps.key_limits``
+# says why they are two).
+READS, LINK_READS = "reads", "links"
+# Refused buckets a process remembers at once (the least recently refused forgotten first: it asks Redis again).
+REFUSALS_KEPT = 10_000
 # Changed: the record exists and was changed; missing: no such key; revoked: it was revoked, nothing changed.
 CHANGED, MISSING, REVOKED = 1, 0, 2
 
@@ -137,6 +144,9 @@ class AppKeys:
         self._take_read = LuaScript(connection, "app_key_take_read")
         self._take_items = LuaScript(connection, "app_key_take_items")
         self._give_items = LuaScript(connection, "app_key_give_items")
+        # This process's refused read buckets: (key id, bucket) -> (when one unit is back, seconds a unit takes).
+        self._refused: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
+        self._refused_lock = threading.Lock()
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
 
     def create(self, key: AppKey) -> None:
@@ -235,14 +245,38 @@ class AppKeys:
                                     [int(now * 1000), int(RATE_WINDOW * 1000), limit, request or uuid.uuid4().hex])
         return int(waited) / 1000
 
-    def take_read(self, key_id: str, per_minute: int, burst: int, cost: int, now: float) -> float:
+    def take_read(self, key_id: str, per_minute: int, burst: int, cost: int, now: float,
+                  bucket: str = READS) -> float:
         """Admit one read costing ``cost`` units against the key's ``per_minute`` units, at most ``burst`` at once
         (0.0), or the seconds until it would be (nothing counted). A token bucket, exact over every process
-        (``lua/app_key_take_read.lua``)."""
+        (``lua/app_key_take_read.lua``); ``bucket``: READS (the key's requests) or LINK_READS (its jobs' files read
+        by their signed links).
+
+        A refusal is remembered by this process until the bucket could hold one unit again: meanwhile the key's reads
+        are refused from memory, with no Redis step (a flood ignoring ``429`` costs Redis nothing). Never longer
+        than Redis would refuse: a bucket only refills with time, so no unit can come back sooner."""
         cost = max(1, min(cost, burst))
-        waited = self._take_read([self.keys.key_reads(key_id)],
-                                 [int(now * 1000), 60_000 / per_minute, burst, cost, "0"])
-        return int(waited) / 1000
+        interval = 60.0 / per_minute
+        remembered = self.refused_for(key_id, cost, now, bucket)
+        if remembered > 0:
+            return remembered
+        waited = int(self._take_read([self._clock_of(key_id, bucket)],
+                                     [int(now * 1000), interval * 1000, burst, cost, "0"])) / 1000
+        if waited > 0:
+            self._remember(key_id, bucket, now + waited - (cost - 1) * interval, interval)
+        return waited
+
+    def refused_for(self, key_id: str, cost: int, now: float, bucket: str = READS) -> float:
+        """The seconds this process knows a read of ``cost`` units by the key would still wait (0.0: ask Redis)."""
+        with self._refused_lock:
+            kept = self._refused.get((key_id, bucket))
+            if kept is None:
+                return 0.0
+            until, interval = kept
+            if now >= until:
+                del self._refused[(key_id, bucket)]
+                return 0.0
+        return until - now + (max(1, cost) - 1) * interval
 
     def charge_read(self, key_id: str, per_minute: int, burst: int, cost: int, now: float) -> None:
         """Count ``cost`` units already spent against the key's reads, whatever its bucket holds: its next reads wait
@@ -266,6 +300,16 @@ class AppKeys:
         day, _ = _utc_day(now)
         self._give_items([self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
                          [int(now * 1000), 60_000 / per_minute, items])
+
+    def _clock_of(self, key_id: str, bucket: str) -> str:
+        return self.keys.key_link_reads(key_id) if bucket == LINK_READS else self.keys.key_reads(key_id)
+
+    def _remember(self, key_id: str, bucket: str, until: float, interval: float) -> None:
+        with self._refused_lock:
+            self._refused[(key_id, bucket)] = (until, interval)
+            self._refused.move_to_end((key_id, bucket))
+            while len(self._refused) > REFUSALS_KEPT:
+                self._refused.popitem(last=False)
 
     def give_back_request(self, key_id: str, request: str) -> None:
         """Take an admitted submission back out of the key's window: it was refused after all."""

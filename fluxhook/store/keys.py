@@ -473,8 +473,14 @@ class Keys:
         return f"{self.prefix}keyitems:{key_id}:{day}"
 
     def key_reads(self, key_id: str) -> str:
-        """An app key's read clock (its read rate, ``READS_PER_MINUTE``): when its bucket of reads is full again, ms."""
+        """An app key's read clock (its ``reads_per_minute``, else ``READS_PER_MINUTE``): when its bucket of reads is
+        full again, ms."""
         return f"{self.prefix}keyreads:{key_id}"
+
+    def key_link_reads(self, key_id: str) -> str:
+        """The read clock of an app key's jobs' files read by their signed links (a bucket of its own, at the key's
+        read rate), as ``key_reads``."""
+        return f"{self.prefix}keylinkreads:{key_id}"
 
     def signed_out(self, session: str) -> str:
         """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""

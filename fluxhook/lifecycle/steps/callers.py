@@ -144,6 +144,11 @@ class KeyResolver:
         now = self.clock()
         return secret_refusal(self._record(key_id, now), secret, now)
 
+    def record(self, key_id: str) -> AppKey | None:
+        """The key ``key_id``'s record as this process last read it (at most ``CACHE_SECONDS`` old), whatever its
+        state: for what a key's jobs cost it when no secret is presented (a signed link's read)."""
+        return self._record(key_id, self.clock())
+
     def cached(self, key_id: str) -> tuple[bool, AppKey | None]:
         """Whether this process read key ``key_id``'s record within ``CACHE_SECONDS``, and the key it found (None:
         no such key); no read."""

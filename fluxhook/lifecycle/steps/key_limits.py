@@ -7,15 +7,16 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from fluxhook.core.accounts import route_for
 from fluxhook.core.batch import MAX_ITEMS
+from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest, RateLimited
 from fluxhook.core.job_filters import DEFAULT_LIMIT, MAX_LIMIT
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.steps.callers import Caller
-from fluxhook.store.app_keys import AppKey, AppKeys
+from fluxhook.store.app_keys import LINK_READS, AppKey, AppKeys
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -100,13 +101,16 @@ def check_queue_room(svc: "Services", caller: Caller) -> None:
     svc.slots.check_queue_room(caller.key_id, queue_limit(svc, caller))
 
 
+# Every request of an app key is a read of one unit against its ``reads_per_minute`` (else READS_PER_MINUTE), cheap
+# or not (a job, an image, a variant, a stream's start...): what a key makes the web do costs that key, and a flood of
+# cheap reads is refused at its rate. Submissions and tracks are not reads: ``requests_per_minute`` counts them.
 # A read of a job list counts one unit for each page of this many jobs it asks for (``limit=100`` counts 5): what it
 # costs the web process is mostly the records it reads and answers.
 READ_PAGE = DEFAULT_LIMIT
-# Opening GET /v1/events counts one: its first jobs are read once for every stream a caller opens within a second
-# (``stream_hub.FIRST_EVENTS_SHARED_SECONDS``), and MAX_STREAMS_PER_CALLER bounds how many it holds.
+# Opening a stream counts one: GET /v1/events's first jobs are read once for every stream a caller opens within a
+# second (``stream_hub.FIRST_EVENTS_SHARED_SECONDS``), and MAX_STREAMS_PER_CALLER bounds how many it holds.
 STREAM_READ_COST = 1
-# The largest read: a page of MAX_LIMIT jobs.
+# The largest read: a page of MAX_LIMIT jobs (and a batch's results, whatever its size).
 LARGEST_READ = -(-MAX_LIMIT // READ_PAGE)
 # A search that reads this many characters of prompts from Redis costs its key one more read (about 50 prompts of
 # 2,000 characters; a warm search reads none).
@@ -125,29 +129,55 @@ def read_burst(per_minute: int) -> int:
     return max(LARGEST_READ, per_minute // BURST_SHARE)
 
 
-def charge_search(store: AppKeys, caller: Caller, per_minute: int, prompt_chars: int, now: float) -> None:
+def charge_search(store: AppKeys, config: Config, caller: Caller, prompt_chars: int, now: float) -> None:
     """A search's prompts read from Redis (not from the process's cache), counted against its key's reads after the
     fact, one unit per ``SEARCH_CHARS_PER_READ`` characters: a key whose searches make the web read megabytes pays for
-    them, and its next reads wait (SPEC §7: a key's long searches cost only its own key). Admin tokens are not
-    limited."""
+    them, and its next reads wait (a key's long searches cost only its own key). Admin tokens are not limited."""
     key = caller.key
     units = prompt_chars // SEARCH_CHARS_PER_READ
     if key is None or units <= 0:
         return
+    per_minute = key.reads_limit(config)
     store.charge_read(key.id, per_minute, read_burst(per_minute), units, now)
 
 
-def take_read(store: AppKeys, caller: Caller, per_minute: int, cost: int, now: float) -> None:
-    """Count one read of ``cost`` units against the caller's key (``READS_PER_MINUTE``, SPEC §10), or raise
-    RateLimited with the seconds until it would be admitted (nothing counted). An admin token is not limited."""
+def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: float) -> None:
+    """Count one request of ``cost`` units against the caller's key (its ``reads_per_minute``, else
+    READS_PER_MINUTE), or raise RateLimited with the seconds until it would be admitted (nothing counted). An admin
+    token is not limited. A key already refused is refused from this process's memory, with no Redis step, until
+    its bucket could admit a read (``AppKeys.take_read``)."""
     key = caller.key
     if key is None:
         return
+    per_minute = key.reads_limit(config)
     wait = store.take_read(key.id, per_minute, read_burst(per_minute), cost, now)
     if wait > 0:
-        raise RateLimited(f"this app key may read job lists {per_minute} times a minute (READS_PER_MINUTE; a page "
-                          f"of more than {READ_PAGE} jobs counts one read per {READ_PAGE}); retry in {wait:.1f} s",
-                          retry_after=wait)
+        raise RateLimited(f"this app key may make {per_minute} reads a minute (its reads_per_minute, else "
+                          f"READS_PER_MINUTE; every request but a submission counts one, a page of more than "
+                          f"{READ_PAGE} jobs one per {READ_PAGE}); retry in {wait:.1f} s", retry_after=wait)
+
+
+# A job's files opened by their signed links (``image.url``, ``srcset``, ``video.url``...) count against a bucket of
+# the job's key of their own, at the key's read rate. One bucket for both would let an app starve the page it serves
+# its users (25 images a view, through links) with its own API reads, or its API reads with a busy page; no bucket
+# would let a key read without end through the links of its own jobs. Two buckets bound a key at twice its rate, each
+# half unable to take the other's. A job of an admin token's is not limited, as its token is not.
+def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
+                   now: float) -> None:
+    """Count one read of a job's file by its signed link against the job's key (``key_id``; ``find_key`` reads its
+    record, asked only once memory has no refusal for it), or raise RateLimited. Nothing for an admin's job or a key
+    that no longer exists."""
+    if key_id is None:
+        return
+    wait = store.refused_for(key_id, 1, now, LINK_READS)
+    key = find_key(key_id) if wait <= 0 else None
+    if key is not None:
+        per_minute = key.reads_limit(config)
+        wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
+    if wait > 0:
+        raise RateLimited(f"the signed links of this app key's jobs were read as often a minute as the key's "
+                          f"reads_per_minute (else READS_PER_MINUTE) allows; retry in {wait:.1f} s, or serve them "
+                          f"through a cache, which may keep their answers a year", retry_after=wait)
 
 
 # What a key's bucket of items (``items_per_minute``) holds when full: half a minute's, and never less than one whole

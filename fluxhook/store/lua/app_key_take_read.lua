@@ -1,4 +1,4 @@
--- One read (a job list or search, a stream of every job) against an app key's read rate (READS_PER_MINUTE): a
+-- One read (any request of an app key but a submission) against its read rate (reads_per_minute, else READS_PER_MINUTE): a
 -- token bucket kept as its "theoretical arrival time" (GCRA), one value a key, exact over any number of web
 -- processes. A read costing `cost` units is admitted while the key's bucket holds that many; it refills at the
 -- rate, up to `burst`.

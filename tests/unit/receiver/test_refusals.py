@@ -18,3 +18,10 @@ def test_a_refusal_is_repeated_for_its_lane_and_path_with_its_retry_after_counte
     assert refusals.answer("key:a", "/v1/batches") is None
     now[0] = 103.0
     assert refusals.answer("key:a", "/v1/jobs") is None
+
+
+def test_a_read_refused_for_its_rate_refuses_every_get_of_its_key_under_v1_and_elsewhere_its_path_alone():
+    from receiver.bulkheads import refusal_scope
+
+    assert {refusal_scope(p) for p in ("/v1/jobs", "/v1/jobs/job_1/image", "/v1/usage")} == {"/v1/"}
+    assert refusal_scope("/metrics") == "/metrics"

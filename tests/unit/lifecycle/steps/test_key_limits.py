@@ -1,6 +1,6 @@
 """What an app key's limits allow (fluxhook/lifecycle/steps/key_limits.py) on a real Redis: requests_per_minute,
-the credits a key may still spend today, and what the doctor and the Keys page tell of a key near its limits.
-Over HTTP: tests/e2e/api/test_key_limits.py."""
+the credits a key may still spend today, the size of its items bucket, and what the doctor and the Keys page tell of
+a key near its limits. Its reads: test_key_reads.py. Over HTTP: tests/e2e/api/test_key_limits.py."""
 
 from __future__ import annotations
 
@@ -50,47 +50,6 @@ def test_a_key_near_its_daily_credits_is_told_and_what_it_may_still_spend_today(
     assert key_limits.near_limits(shown[key.id], now) == ["spent 8.5 of its 10 daily credits"]
     assert key_limits.near_limits(shown[calm.id], now) == []
     assert key_limits.credits_left_today(svc, key, now) == 1.5
-
-
-def test_a_keys_reads_are_limited_by_their_cost_and_leave_another_key_and_an_admin_alone(svc):
-    now = time.time()
-    reader, _ = key_admin.create_key(svc, {"name": "reader"}, now)
-    calm, _ = key_admin.create_key(svc, {"name": "calm"}, now)
-    per_minute = 60  # a burst of 6 units (the largest read's 5 at least), one back a second
-
-    key_limits.take_read(svc.store.app_keys, Caller(reader), per_minute, key_limits.read_cost(100), now)  # 5 units
-    key_limits.take_read(svc.store.app_keys, Caller(reader), per_minute, key_limits.read_cost(20), now)  # 1
-    with pytest.raises(RateLimited) as limited:
-        key_limits.take_read(svc.store.app_keys, Caller(reader), per_minute, key_limits.read_cost(21), now)
-
-    assert limited.value.retry_after == pytest.approx(2.0) and "READS_PER_MINUTE" in limited.value.message
-    for _ in range(6):
-        key_limits.take_read(svc.store.app_keys, Caller(calm), per_minute, key_limits.STREAM_READ_COST, now)
-    for _ in range(100):
-        key_limits.take_read(svc.store.app_keys, ADMIN, per_minute, key_limits.STREAM_READ_COST, now)
-
-
-def test_a_read_counts_one_unit_a_page_of_twenty_jobs_and_a_burst_is_a_tenth_of_the_minute():
-    assert [key_limits.read_cost(n) for n in (1, 20, 21, 40, 100)] == [1, 1, 2, 2, 5]
-    assert key_limits.STREAM_READ_COST == 1 and key_limits.LARGEST_READ == 5
-    assert [key_limits.read_burst(n) for n in (1, 60, 600, 6000)] == [5, 6, 60, 600]
-
-
-def test_a_cold_search_is_paid_for_after_the_fact_by_its_key_alone(svc):
-    now = time.time()
-    searcher, _ = key_admin.create_key(svc, {"name": "searcher"}, now)
-    calm, _ = key_admin.create_key(svc, {"name": "calm"}, now)
-    per_minute = 60  # one unit back a second
-    key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, key_limits.read_cost(100), now)
-    # 8 MB of prompts read from Redis: 80 units, counted though the bucket held 1.
-    key_limits.charge_search(svc.store.app_keys, Caller(searcher), per_minute, 8_000_000, now)
-    # 85 units spent from a bucket of 6 at one a second: refused until 79 s on (told to come back each second).
-    with pytest.raises(RateLimited):
-        key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, 1, now + 75)
-    key_limits.take_read(svc.store.app_keys, Caller(searcher), per_minute, 1, now + 80)
-    key_limits.take_read(svc.store.app_keys, Caller(calm), per_minute, key_limits.read_cost(100), now)
-    key_limits.charge_search(svc.store.app_keys, Caller(searcher), per_minute, 99_999, now)  # a warm search: nothing
-    key_limits.charge_search(svc.store.app_keys, ADMIN, per_minute, 10**9, now)  # an admin is not limited
 
 
 def test_the_items_bucket_holds_half_a_minute_and_never_less_than_one_whole_batch_of_the_largest_size():
