@@ -288,7 +288,7 @@ class AppKeys:
         """Admit ``items`` new items of the key within ``per_minute`` (a bucket of ``burst``) and ``per_day`` a UTC day
         (``lua/app_key_take_items.lua``): ``("", 0.0)``, or which limit refuses them (``"minute"``, ``"day"``) and the
         seconds until they would be admitted (nothing counted)."""
-        day, left_ms = _utc_day(now)
+        day, left_ms = utc_day_left(now)
         refused, wait_ms = self._take_items(
             [self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
             [int(now * 1000), 60_000 / per_minute, burst, min(items, burst), per_day, left_ms])
@@ -297,7 +297,7 @@ class AppKeys:
     def give_back_items(self, key_id: str, items: int, per_minute: int, now: float) -> None:
         """Items admitted by ``take_items`` were not made after all (the request was refused): they count nothing
         (``lua/app_key_give_items.lua``)."""
-        day, _ = _utc_day(now)
+        day, _ = utc_day_left(now)
         self._give_items([self.keys.key_items(key_id), self.keys.key_items_today(key_id, day)],
                          [int(now * 1000), 60_000 / per_minute, items])
 
@@ -326,7 +326,7 @@ class AppKeys:
         return [job_id for job_id, score in zip(queued, pipe.execute(), strict=True) if score is not None]
 
 
-def _utc_day(now: float) -> tuple[str, int]:
+def utc_day_left(now: float) -> tuple[str, int]:
     """The UTC day of ``now`` (``YYYY-MM-DD``) and the milliseconds left of it."""
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     return day, max(1, int((86_400 - now % 86_400) * 1000))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from fluxhook.core.errors import BudgetExceeded, FluxhookError, RateLimited
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day
+from fluxhook.lifecycle.steps import key_limits
 from fluxhook.store.app_keys import RATE_WINDOW, AppKey
 from fluxhook.store.key_counters import Counters
 from fluxhook.store.owners import owner_of
@@ -71,8 +72,28 @@ def queue_at_limit(key: AppKey, counters: Counters, now: float) -> FluxhookError
     return queue_full(owner_of(key.id), 1, counters.queue_full)
 
 
-# In the order the views meet them (a submission's rate, its budget, its place in line).
+def items_spent(key: AppKey, counters: Counters, now: float) -> RateLimited | None:
+    """Its ``items_per_day`` made today, or its ``items_per_minute`` bucket without room for one item: no job, track or
+    batch item more (a request makes one at least). The figures ``key_limits.take_request`` counts against."""
+    per_minute = key.items_per_minute or counters.items_defaults[0]
+    per_day = key.items_per_day or counters.items_defaults[1]
+    if per_day and counters.items_today >= per_day:
+        wait = seconds_until_next_day(now)
+        return RateLimited(f"this app key may create {per_day:,} jobs and batch items a UTC day (items_per_day); "
+                           f"retry after the day ends, in {wait:.0f} s", retry_after=wait)
+    if not per_minute:
+        return None
+    interval = 60.0 / per_minute
+    wait = counters.items_full_at + interval - now - key_limits.items_burst(per_minute) * interval
+    if wait <= 0:
+        return None
+    return RateLimited(f"this app key may create {per_minute:,} jobs and batch items a minute (items_per_minute); "
+                       f"retry in {wait:.1f} s", retry_after=wait)
+
+
+# In the order the views meet them (a submission's rate and items, its budget, its place in line).
 CHECKS: tuple[Check, ...] = (
+    Check(frozenset({Asks.JOB, Asks.TRACK, Asks.BATCH}), items_spent),
     Check(frozenset({Asks.JOB, Asks.TRACK, Asks.BATCH}), rate_limited),
     Check(frozenset({Asks.JOB, Asks.BATCH}), budget_spent),
     Check(frozenset({Asks.JOB, Asks.TRACK, Asks.BATCH}), queue_at_limit),
@@ -97,4 +118,5 @@ def read_counters(svc: "Services", key_id: str, idempotency: str | None = None,
     Idempotency-Key, if it sent one."""
     now = time.time() if now is None else now
     spend = (accounting.utc_day(now), accounting.spent_field(key_id))
-    return svc.store.key_counters.read(key_id, now, svc.config.max_queued_per_key, spend, idempotency)
+    return svc.store.key_counters.read(key_id, now, svc.config.max_queued_per_key, spend, idempotency,
+                                       (svc.config.items_per_minute, svc.config.items_per_day))

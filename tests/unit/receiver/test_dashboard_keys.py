@@ -29,5 +29,5 @@ def test_the_create_form_sends_max_queued_as_a_whole_number_only_when_given():
 def test_the_create_form_sends_the_read_and_item_limits_as_whole_numbers_only_when_given():
     form = {"name": "shop", "reads_per_minute": "30", "items_per_minute": " 500", "items_per_day": ""}
     assert form_body(form) == {"name": "shop", "reads_per_minute": 30, "items_per_minute": 500}
-    with pytest.raises(InvalidRequest, match="'items_per_day' must be a whole number"):
+    with pytest.raises(InvalidRequest, match="'items_per_day' is '1e5': it must be a whole number"):
         form_body({"name": "shop", "items_per_day": "1e5"})

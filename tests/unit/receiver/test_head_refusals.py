@@ -92,6 +92,22 @@ def test_a_key_at_its_rate_is_refused_429_with_retry_after_and_nothing_counted(s
     assert _refusal(judge, secret, "/v1/jobs/job_x/cancel") is None
 
 
+def test_a_key_whose_items_of_the_day_are_made_is_refused_from_the_head_another_key_not(svc):
+    key, secret = _key(svc, items_per_day=3)
+    other, others = _key(svc, items_per_day=3)
+    judge = _judge(svc)
+    assert svc.store.app_keys.take_items(key.id, 2, 20_000, 10_000, 3, time.time()) == ("", 0.0)
+    assert _refusal(judge, secret, "/v1/batches") is None
+    assert svc.store.app_keys.take_items(key.id, 1, 20_000, 10_000, 3, time.time()) == ("", 0.0)
+
+    status, body, head = _answer(_refusal(judge, secret, "/v1/batches"))
+
+    assert (status, body["error"]["code"]) == (429, "rate_limited") and b"\r\nRetry-After: " in head
+    assert "3 jobs and batch items a UTC day" in body["error"]["message"]
+    assert _refusal(judge, secret, "/v1/jobs/track").error.code == "rate_limited"
+    assert _refusal(judge, others, "/v1/batches") is None
+
+
 def test_a_key_whose_daily_credits_are_spent_is_refused_402_for_jobs_and_batches_not_tracks(svc):
     key, secret = _key(svc, daily_credits=1.0)
     judge = _judge(svc)
