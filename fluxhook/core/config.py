@@ -161,7 +161,7 @@ class Config:
     # 10,000: ``lifecycle.steps.key_limits.items_burst``), so no batch is ever refused for its size alone; 20,000 a
     # minute refills that in half a minute.
     items_per_minute: int = 20_000
-    items_per_day: int = 200_000
+    items_per_day: int = 50_000
     # Answers written while their reader reads (a batch's ZIP or JSONL, a file, a video) one caller may hold at once
     # over every web process, and the slowest (bytes a second, over any ANSWER_RATE_WINDOW) such an answer may be read
     # at before it is cut off (receiver/answers.py).

@@ -65,9 +65,9 @@ def test_the_app_hands_the_body_limits_to_the_web_worker():
     assert app.body_limits == BodyLimits(8 * 1024**2, 1000)
 
 
-def test_items_per_minute_and_per_day_default_to_20000_and_200000_and_a_bad_value_is_one_line_naming_it():
+def test_items_per_minute_and_per_day_default_to_20000_and_50000_and_a_bad_value_is_one_line_naming_it():
     config = Config.from_env(MINIMAL)
-    assert (config.reads_per_minute, config.items_per_minute, config.items_per_day) == (600, 20_000, 200_000)
+    assert (config.reads_per_minute, config.items_per_minute, config.items_per_day) == (600, 20_000, 50_000)
     config = Config.from_env(dict(MINIMAL, ITEMS_PER_MINUTE="50", ITEMS_PER_DAY="1000"))
     assert (config.items_per_minute, config.items_per_day) == (50, 1000)
     for name, bad in [("ITEMS_PER_MINUTE", "0"), ("ITEMS_PER_MINUTE", "10000001"), ("ITEMS_PER_MINUTE", "2e4"),
