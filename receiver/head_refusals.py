@@ -5,7 +5,7 @@ The web worker (``receiver/buffering_worker.py``) asks ``refusal_before_body`` i
 and its body still coming. Whatever the head can tell is judged there: no usable token (401); a batch announced larger
 than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an
 app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or ``queue_full``, 402
-``budget_exceeded``: ``lifecycle/steps/head_limits.py``). Each is a refusal the request would meet after its body too,
+``budget_exceeded``: ``lifecycle/steps/head_limits.py``), for a body announced at least ``JUDGED_FROM_BYTES``. Each is a refusal the request would meet after its body too,
 answered with the API's error (BFL's shape on its drop-in routes) and ``Connection: close``: its body is never read.
 What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip at most for the rest
 (the key's record and counters, one script). BFL's callbacks (``/webhooks``) are never judged here; with Redis
@@ -40,6 +40,10 @@ Header = Callable[[str], str | None]
 # The paths of fluxhook's own routes that make jobs; a BFL model's path is any other name under /v1 (bfl_compat).
 _ASKS = {"/v1/jobs": Asks.JOB, "/v1/jobs/track": Asks.TRACK, batch_body.BATCHES_PATH: Asks.BATCH}
 _NOT_MODELS = OWN_PATHS | {"batches"}
+# A key's counters judge a body announced at least this large (or of no announced length) from its head. A smaller
+# one costs less to receive than the judgement's Redis step, and is judged by the app in its own order (a model the
+# key may not use is a 403 before a spent budget's 402), so one request gets one answer however its bytes arrive.
+JUDGED_FROM_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,9 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
     key_id = key_id_in(token) if token is not None and asks is not None else None
     counters = None
     now = time.time()
+    large = _announced_large(header)
     try:
-        if key_id is not None and not judge.keys.cached(key_id)[0]:
+        if key_id is not None and large and not judge.keys.cached(key_id)[0]:
             # One read for both: the key's record (kept for the token's judgement, and the app's) and its counters.
             counters = _counters(judge, key_id, token or "", header, now)
             judge.keys.remember(key_id, AppKey.from_hash(counters.record) if counters.record else None, now)
@@ -108,7 +113,7 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
             if not judge.batch_room().has_place(key_id or ""):
                 return HeadRefusal(key_busy())
         key = judge.keys.cached(key_id)[1] if key_id is not None else None
-        if key is None or asks is None:
+        if key is None or asks is None or not large:
             return None
         if counters is None:
             counters = _counters(judge, key_id or "", token or "", header, now)
@@ -116,6 +121,12 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
     except RedisError:
         return None
     return None if refused is None else HeadRefusal(refused, bfl)
+
+
+def _announced_large(header: Header) -> bool:
+    """Whether the body is announced at least ``JUDGED_FROM_BYTES`` long, or its length is not announced."""
+    length = decimal((header("Content-Length") or "").strip(), batch_body.MOST_LENGTH)
+    return length is None or length >= JUDGED_FROM_BYTES
 
 
 def _counters(judge: Judge, key_id: str, token: str, header: Header, now: float) -> Counters:

@@ -117,7 +117,9 @@ def test_a_keys_small_batch_is_made_within_5_s_while_another_key_floods_10000_it
     assert [(status, code) for status, code, _ in flooded] == [(202, "")] * B_BATCHES, flooded  # never a 503
     assert max(b_times) < B_BOUND, b_times
     assert a_made_meanwhile >= 1  # A's flood was made too, in its turns
-    assert {status for status, _ in flood.answers} <= {202, 503}, flood.answers
+    # A's flood is refused only for its turns or for the items its limits allow a minute (10,000-item batches).
+    assert {answer for answer in flood.answers if answer[0] != 202} <= {(503, "batches_busy"), (429, "rate_limited")}, \
+        flood.answers
     assert all(code == "batches_busy" for status, code in flood.answers if status == 503), flood.answers
     listed = b.get("/v1/batches", params={"limit": 100}).json()["batches"]
     assert len(listed) == 2 * B_BATCHES and all(batch["key_id"] == b_key["id"] for batch in listed)

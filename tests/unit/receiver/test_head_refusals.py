@@ -14,7 +14,7 @@ from fluxhook.lifecycle.steps.callers import KeyResolver
 from fluxhook.lifecycle.steps.head_limits import Asks
 from fluxhook.lifecycle.steps.key_fields import new_key
 from receiver.batch_room import BatchRoom
-from receiver.head_refusals import Judge, asked, refusal_before_body
+from receiver.head_refusals import JUDGED_FROM_BYTES, Judge, asked, refusal_before_body
 
 DB = 10
 
@@ -90,6 +90,17 @@ def test_a_key_at_its_rate_is_refused_429_with_retry_after_and_nothing_counted(s
     # Tracks count against it too; a cancel or another route does not.
     assert _refusal(judge, secret, "/v1/jobs/track").error.code == "rate_limited"
     assert _refusal(judge, secret, "/v1/jobs/job_x/cancel") is None
+
+
+def test_a_small_body_is_left_to_the_app_whose_order_judges_it(svc):
+    key, secret = _key(svc, requests_per_minute=1)
+    judge = _judge(svc)
+    assert svc.store.app_keys.take_request(key.id, 1, time.time(), "r0") == 0
+    counted = Counted(svc.redis)
+
+    assert _refusal(judge, secret, content_length=str(JUDGED_FROM_BYTES - 1)) is None
+    assert counted.trips <= 1  # the key's record at most, not its counters
+    assert _refusal(judge, secret, content_length=str(JUDGED_FROM_BYTES)).error.code == "rate_limited"
 
 
 def test_a_key_whose_items_of_the_day_are_made_is_refused_from_the_head_another_key_not(svc):
