@@ -5,7 +5,8 @@ The web worker (``receiver/buffering_worker.py``) asks ``refusal_before_body`` i
 and its body still coming. Whatever the head can tell is judged there: no usable token (401); a batch announced larger
 than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an
 app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or ``queue_full``, 402
-``budget_exceeded``: ``lifecycle/steps/head_limits.py``), for a body announced at least ``JUDGED_FROM_BYTES``. Each is a refusal the request would meet after its body too,
+``budget_exceeded``: ``lifecycle/steps/head_limits.py``), for a body announced at least ``JUDGED_FROM_BYTES``.
+Each is a refusal the request would meet after its body too,
 answered with the API's error (BFL's shape on its drop-in routes) and ``Connection: close``: its body is never read.
 What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip at most for the rest
 (the key's record and counters, one script). BFL's callbacks (``/webhooks``) are never judged here; with Redis

@@ -154,7 +154,8 @@ def test_api_refusals_exit_2_with_the_error_code(stack, sim):
     assert result.returncode == 2 and "unknown_model:" in result.stderr
 
     result = api_cli(stack, "list", "--limit", "500")
-    assert result.returncode == 2 and "invalid_request: 'limit' is '500': it must be a whole number from 1 to 100" in result.stderr
+    assert result.returncode == 2
+    assert "invalid_request: 'limit' is '500': it must be a whole number from 1 to 100" in result.stderr
 
 
 def test_insufficient_credits_is_a_refusal(stack, sim):
