@@ -168,7 +168,9 @@ def over_http(reads: int) -> tuple[dict[str, list[float]], dict[str, float], lis
     variant, ms)."""
     with BenchStack("variants", log_level="WARNING", WEB_CONCURRENCY="1").start(workers=1) as stack:
         session = stack.api_session()
-        key = session.post(stack.base_url + "/v1/keys", json={"name": "bench-variants"}, timeout=30).json()
+        # The key's reads out of READS_PER_MINUTE's way (signed links included): this times a read, not the limit.
+        key = session.post(stack.base_url + "/v1/keys", json={"name": "bench-variants", "reads_per_minute": 1_000_000},
+                           timeout=30).json()
         app = requests.Session()
         app.headers["Authorization"] = f"Bearer {key['key']}"
         log("storing 10 photo-like 1024x1024 JPEGs")

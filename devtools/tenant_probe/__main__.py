@@ -16,6 +16,7 @@ from . import (
     rows_bulkheads,
     rows_cancel,
     rows_checks,
+    rows_costs,
     rows_limits,
     rows_notify,
     rows_reads,
@@ -31,9 +32,11 @@ ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS
                                           *rows_streams.ROWS, *rows_reads.ROWS, *rows_cancel.LATER_ROWS,
                                           *rows_bulkheads.ROWS, *rows_batches.ROWS, *rows_batch_requests.ROWS,
                                           *rows_batches.LATER_ROWS, *rows_web.ROWS,
-                                          *rows_variants.ROWS, *rows_checks.ROWS)
+                                          *rows_variants.ROWS, *rows_checks.ROWS, *rows_costs.ROWS,
+                                          *rows_variants.LATER_ROWS)
 # Rows that would start past this are not run: harness.RUN_LIMIT for rows 1-38, and the time of the later rows' own.
-RUN_SECONDS = RUN_LIMIT + rows_web.ROWS_SECONDS + rows_variants.ROW_SECONDS + rows_checks.ROW_SECONDS
+RUN_SECONDS = (RUN_LIMIT + rows_web.ROWS_SECONDS + rows_variants.ROW_SECONDS + rows_checks.ROW_SECONDS
+               + rows_costs.ROW_SECONDS + rows_variants.LATER_SECONDS)
 
 
 # --------------------------------------------------------------------------- the run

@@ -8,9 +8,10 @@ import secrets
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import redis
 import requests
@@ -36,6 +37,11 @@ RUN_LIMIT = 570.0  # seconds: rows that would start past this are not run
 # answer the request never sees.
 SLOW_BFL = 22.0
 KIB = 1024
+# Every key's reads_per_minute unless its row is about the read limit: a row's tenants poll their jobs every 50 ms,
+# and a victim's reads are timed, which READS_PER_MINUTE's default (600, ten a second) would refuse within seconds.
+ROOMY_READS = 1_000_000
+# How long a web process trusts a key record it read (fluxhook.lifecycle.steps.callers.CACHE_SECONDS), with margin.
+KEY_CACHE = 1.0
 
 
 @dataclass
@@ -253,11 +259,28 @@ class Probe:
         self.traces.stop()
 
     def tenant(self, name: str, **limits: Any) -> Api:
-        """A new app key (``limits``: its daily_credits, max_active, requests_per_minute...)."""
-        response = self.admin.post("/v1/keys", {"name": f"{name}-{uuid.uuid4().hex[:6]}", **limits})
+        """A new app key (``limits``: its daily_credits, max_active, requests_per_minute...; ROOMY_READS unless
+        ``reads_per_minute`` is given, None for the deployment's READS_PER_MINUTE)."""
+        limits = {"reads_per_minute": ROOMY_READS, **limits}
+        body = {"name": f"{name}-{uuid.uuid4().hex[:6]}", **{k: v for k, v in limits.items() if v is not None}}
+        response = self.admin.post("/v1/keys", body)
         response.raise_for_status()
         key = response.json()
         return Api(self.stack.base_url, key["key"], key["id"], key.get("notify_secret") or "")
+
+    @contextmanager
+    def default_reads(self, tenant: Api) -> Iterator[None]:
+        """The tenant's key at the deployment's READS_PER_MINUTE while the block runs (an attack on the limits), and
+        roomy again after, for its row's own reads (its jobs polled, its leftovers canceled)."""
+        self._reads(tenant, None)
+        try:
+            yield
+        finally:
+            self._reads(tenant, ROOMY_READS)
+
+    def _reads(self, tenant: Api, per_minute: int | None) -> None:
+        self.admin.call("PATCH", f"/v1/keys/{tenant.key_id}", json={"reads_per_minute": per_minute}).raise_for_status()
+        time.sleep(KEY_CACHE)  # every web process reads the key's record again
 
     def static_post(self, payload: dict, session: requests.Session | None = None) -> requests.Response:
         """A callback on the static URL with the account's secret, which every app of the account holds."""

@@ -53,7 +53,7 @@ def row_trickling_receiver(p: Probe) -> Row:
 
 def row_search_flood(p: Probe) -> Row:
     """32. X floods searches (q, limit=100, honouring Retry-After): V's GET /v1/jobs/{id} p50, X's 429s."""
-    x, v = p.tenant("x-search-flood"), p.tenant("v-search-flood")
+    x, v = p.tenant("x-search-flood", reads_per_minute=None), p.tenant("v-search-flood")
     v_job = v.submit("V's job, read while X searches").json()["id"]
     alone = read_ms(v, v_job, READS)
     stop, answers, waits = threading.Event(), [], []

@@ -1,11 +1,16 @@
-"""Row 45: images served to people (SPEC §19 "Bounded"): key A asks for thousands of new variants of its own stored
-images at once while key B reads, as rows 41-42 do for reads and searches (``rows_web``)."""
+"""Rows 45 and 51: images served to people (SPEC §19 "Bounded"): key A asks for thousands of new variants of its own
+stored images at once while key B reads, as rows 41-42 do for reads and searches (``rows_web``); and (51) asks for
+variants already made at full speed, by their signed links and with its key, against its read limits
+(``rows_costs``)."""
 
 from __future__ import annotations
 
 import random
+from urllib.parse import urlsplit
 
-from .harness import TERMINAL, Probe, Row, wait_job
+from .flood import Flood
+from .harness import TERMINAL, Api, Probe, Row, settle, wait_job
+from .rows_costs import both, under_attack
 from .rows_web import ATTACK, CYCLES, FLOODERS, flood_answers, flood_row
 
 VARIANT_JOBS = 12
@@ -39,3 +44,48 @@ def row_variant_flood(p: Probe) -> Row:
 
 
 ROWS = (row_variant_flood,)
+
+
+# --------------------------------------------------------------------------- 51: variants already made
+
+MADE_JOBS = 4
+MADE_WIDTHS = (256, 512)
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def row_made_variants(p: Probe) -> Row:
+    """51. A asks for variants already made of its 4 stored images at full speed, 8 connections by their signed links
+    (srcset) and 8 with its key, ignoring 429: B's reads and callbacks as alone; A's 429s."""
+    a, b = p.tenant("a-made-variants"), p.tenant("b-made-variants")
+    jobs = [a.submit(f"A's picture {n}, its variants made").json()["id"] for n in range(MADE_JOBS)]
+    shown = [wait_job(a, job_id, lambda j: j["status"] in TERMINAL, 60)[0] for job_id in jobs]
+    signed = [path_of(entry.split()[0]) for job in shown
+              for entry in ((job.get("image") or {}).get("srcset") or "").split(", ") if entry]
+    bearer = [f"/v1/jobs/{job_id}/image?w={w}&format=webp" for job_id in jobs for w in MADE_WIDTHS]
+    anyone = Api(p.stack.base_url)
+    # Each made once, before the flood: a variant's first ask makes it (503 variants_busy meanwhile).
+    made = sum(bool(settle(lambda api=api, path=path: api.get(path).status_code == 200, 30, interval=0.2))
+               for api, paths in ((a, bearer), (anyone, signed)) for path in paths)
+    with p.default_reads(a):
+        floods = [Flood(a, paths=bearer, connections=FLOODERS // 2),
+                  Flood(a, token=None, paths=signed, connections=FLOODERS // 2)]
+        try:
+            holds, victim, base = under_attack(p, b, both(floods, "on"), both(floods, "off"))
+        finally:
+            answers = [flood.result() for flood in floods]
+    limited = [int(answer["statuses"].get("429", 0)) for answer in answers]
+    return Row(f"{FLOODERS} connections of A asking for {len(bearer) + len(signed)} variants already made, half by "
+               "signed link, ignoring 429",
+               f"with its key {flood_answers(answers[0], CYCLES * ATTACK)}; by signed link "
+               f"{flood_answers(answers[1], CYCLES * ATTACK)}; made first {made}/{len(bearer) + len(signed)}",
+               victim, base, holds and all(limited) and made == len(bearer) + len(signed))
+
+
+# Numbered after the rows of what a key makes (rows_costs, 48-50), whose helper it shares.
+LATER_ROWS = (row_made_variants,)
+# What row 51 takes, about: its images made, then three windows alone and under attack.
+LATER_SECONDS = 90

@@ -7,23 +7,19 @@ alone, attack...), and the row HOLDS when B under attack keeps to the SPEC's bou
 with long prompts; 43. A floods 10,000-item batches from 8 connections; 44. what a key holds: its queued items
 (`429 queue_full`), a batch body's size (`413`), a duplicate JSON key (`400`).
 
-A's floods (41-43) run in a process of their own (``python -m devtools.tenant_probe.rows_web CONFIG``, told `on`,
-`off` and `quit` on its stdin), so B's timings are not A's client's interpreter lock. A key's later work waits
+A's floods (41-43) run in a process of their own (``flood``), so B's timings are not A's client's interpreter lock;
+A floods reads at the deployment's READS_PER_MINUTE, B reads under a limit out of the way. A key's later work waits
 queued behind a job holding its one slot (max_active 1, ``running_job``): nothing of A's floods reaches BFL. An answer
 counted 0 is none: the connection closed or cut before one came."""
 
 from __future__ import annotations
 
-import http.client
-import itertools
 import json
 import os
-import queue
 import select
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,7 +32,8 @@ import requests
 
 from ..processes import free_port, start_process, stop_process
 from ..stack import procfile_commands
-from .harness import BOUNDABLE, TERMINAL, Api, Probe, Row, codes, finish, settle, wait_job
+from .flood import Flood
+from .harness import BOUNDABLE, ROOMY_READS, TERMINAL, Api, Probe, Row, codes, finish, settle, wait_job
 from .rows_batches import NDJSON, batch_of, error_code, percentile, post_batch, post_ndjson
 from .rows_cancel import running_job
 
@@ -276,142 +273,16 @@ def row_slow_file(p: Probe) -> Row:
 # --------------------------------------------------------------------------- 41-43: A's floods, in a process of theirs
 
 
-class Flood:
-    """A's flood in a process of its own (``flood_main``): ``on`` and ``off`` per attack window (``off`` waits, up
-    to ``drain`` s, until what A has in flight is answered: the next window alone is alone), then its answers."""
-
-    drain = 20.0
-
-    def __init__(self, api: Api, **config: Any):
-        config = {"base": api.base, "token": api.token, **config}
-        self.process = subprocess.Popen([sys.executable, "-m", "devtools.tenant_probe.rows_web", json.dumps(config)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
-        self.drains: list[float] = []
-        self.offs = self.idles = 0
-        if self.next_line(60) != "ready":  # its body built, its imports done
-            raise RuntimeError(f"A's flooding process did not start (exit {self.process.poll()})")
-
-    def next_line(self, timeout: float) -> str:
-        try:
-            return self.lines.get(timeout=timeout).strip()
-        except queue.Empty:
-            return ""
-
-    def tell(self, word: str) -> None:
-        self.process.stdin.write(word + "\n")
-        self.process.stdin.flush()
-
-    def on(self, n: int = 0) -> None:
-        self.tell("on")
-
-    def off(self, n: int = 0) -> None:
-        """A stops, and what it has in flight is answered: the child says ``idle`` once per ``off`` (a late one,
-        after an earlier wait ran out, is not this one's)."""
-        started, self.offs = time.monotonic(), self.offs + 1
-        self.tell("off")
-        while self.idles < self.offs and time.monotonic() < started + self.drain:
-            self.idles += self.next_line(max(0.0, started + self.drain - time.monotonic())) == "idle"
-        self.drains.append(time.monotonic() - started)
-
-    def result(self) -> dict:
-        """Every answer A got, by status, and per window; its cancels (batches) and how long they took."""
-        self.tell("quit")
-        line = self.next_line(180)
-        while line == "idle":  # those of offs whose wait ran out
-            line = self.next_line(180)
-        self.process.wait(timeout=60)
-        return json.loads(line) if line else {"statuses": {}, "windows": [], "cancels": {}, "took": {}}
-
-
-def flood_main(config: dict) -> None:
-    """The flooding process: ``connections`` threads, each on a keep-alive connection of its own, sending ``method
-    path`` (``items`` > 0: a batch of that many, each 202 canceled at once) while told ``on``."""
-    host, port = config["base"].removeprefix("http://").split(":")
-    headers = {"Authorization": f"Bearer {config['token']}", "Content-Type": "application/json"}
-    body = None
-    if config.get("items"):
-        body = json.dumps({"model": "flux-2-pro", "items": [{"input": {"prompt": f"A's flood item {n}", **BOUNDABLE}}
-                                                           for n in range(config["items"])]}).encode()
-    on, quit_ = threading.Event(), threading.Event()
-    lock, windows, cancels, busy = threading.Lock(), [Counter()], Counter(), [0]
-    paths = itertools.cycle(config["paths"]) if config.get("paths") else None  # each asked in turn (new variants)
-    took: dict[str, list[float]] = {"made": [], "canceled": []}  # seconds of A's 202s, of its cancels
-
-    def send(connection: http.client.HTTPConnection, method: str, path: str, data: bytes | None):
-        connection.request(method, path, body=data, headers=headers)
-        answer = connection.getresponse()
-        return answer.status, answer.read(), answer.getheader("Retry-After")
-
-    def flood() -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=120)
-        while not quit_.is_set():
-            if not on.wait(0.1):
-                continue
-            with lock:
-                busy[0] += 1
-            status = 0
-            try:
-                clock = time.monotonic()
-                with lock:
-                    path = next(paths) if paths else config["path"].replace("{fresh}", uuid.uuid4().hex[:8])
-                status, answer, retry = send(connection, config.get("method", "GET"), path, body)
-                if status == 202 and body:  # A's own cleanup, and room under its queued limit for the next
-                    took["made"].append(time.monotonic() - clock)
-                    clock = time.monotonic()
-                    cancel = send(connection, "POST", f"/v1/batches/{json.loads(answer)['id']}/cancel", None)[0]
-                    with lock:
-                        cancels[cancel] += 1
-                        took["canceled"].append(time.monotonic() - clock)
-            except (OSError, http.client.HTTPException, ValueError, KeyError):
-                status, retry = (202 if status == 202 else 0), None  # a batch made whose cancel was cut counts made
-                connection.close()
-            with lock:
-                windows[-1][status] += 1
-                busy[0] -= 1
-            if body and status == 429:  # queue_full: A's cancels make room
-                time.sleep(min(float(retry or 1), 1.0))
-            elif body and status == 503:  # batches_busy: at once again, as the issue's attacker did
-                time.sleep(0.1)
-
-    def say_idle() -> None:
-        settle(lambda: busy[0] == 0, 30, interval=0.05)
-        print("idle", flush=True)
-
-    threads = [threading.Thread(target=flood, daemon=True) for _ in range(config["connections"])]
-    for thread in threads:
-        thread.start()
-    print("ready", flush=True)
-    for line in sys.stdin:
-        word = line.strip()
-        if word == "on":
-            with lock:
-                if windows[-1]:
-                    windows.append(Counter())
-            on.set()
-        elif word == "off":  # "idle" once what is in flight is answered; the next "on" is not held back meanwhile
-            on.clear()
-            threading.Thread(target=say_idle, daemon=True).start()
-        elif word == "quit":
-            break
-    on.clear()
-    settle(lambda: busy[0] == 0, 150)  # what is in flight is answered (and a batch made, canceled)
-    quit_.set()
-    total = sum(windows, Counter())
-    print(json.dumps({"statuses": dict(total), "windows": [dict(w) for w in windows if w],
-                      "cancels": dict(cancels), "took": took}), flush=True)
-
-
 def flood_row(p: Probe, a: Api, b: Api, b_job: str, path: str, connections: int,
               **more: Any) -> tuple[bool, str, str, dict]:
-    flood = Flood(a, path=path, connections=connections, **more)
-    reads = Reads(b, f"/v1/jobs/{b_job}")
-    try:
-        alone, attack = alternate(flood.on, flood.off)
-    finally:
-        reads.stop()
-        answers = flood.result()
+    with p.default_reads(a):  # A floods at the deployment's read limit; B's key reads without one
+        flood = Flood(a, path=path, connections=connections, **more)
+        reads = Reads(b, f"/v1/jobs/{b_job}")
+        try:
+            alone, attack = alternate(flood.on, flood.off)
+        finally:
+            reads.stop()
+            answers = flood.result()
     holds, victim, base = judged(reads, alone, attack)
     return holds, victim, base, answers
 
@@ -551,7 +422,7 @@ def row_key_holds(p: Probe) -> Row:
     """44. A's queued items past its limit (429 queue_full, nothing created, B still creates), a batch body past
     MAX_BATCH_BYTES (413), a duplicate JSON key (400)."""
     made = p.admin.post("/v1/keys", {"name": f"a-queue-{uuid.uuid4().hex[:6]}", "max_active": 1,
-                                     "max_queued": QUEUE_LIMIT})
+                                     "max_queued": QUEUE_LIMIT, "reads_per_minute": ROOMY_READS})
     if made.status_code == 201:
         key, where = made.json(), "the key's max_queued"
         a = Api(p.stack.base_url, key["key"], key["id"])
@@ -644,6 +515,3 @@ def counted(api: Api) -> tuple[int, int]:
 # What the rows take, about, besides the rest's RUN_LIMIT (__main__): up to 90 s on c62e1e8's code for row 43.
 ROWS_SECONDS = 330
 ROWS = (row_slow_zip, row_slow_file, row_read_flood, row_search_flood, row_batch_flood, row_key_holds)
-
-if __name__ == "__main__":
-    flood_main(json.loads(sys.argv[1]))
