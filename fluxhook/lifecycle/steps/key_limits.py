@@ -162,6 +162,19 @@ def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: fl
 # its users (25 images a view, through links) with its own API reads, or its API reads with a busy page; no bucket
 # would let a key read without end through the links of its own jobs. Two buckets bound a key at twice its rate, each
 # half unable to take the other's. A job of an admin token's is not limited, as its token is not.
+def refuse_refused_link(store: AppKeys, key_id: str, now: float) -> None:
+    """RateLimited when this process knows the key's links' bucket still refuses (no Redis step); else nothing."""
+    wait = store.refused_for(key_id, 1, now, LINK_READS)
+    if wait > 0:
+        raise _links_limited(wait)
+
+
+def _links_limited(wait: float) -> RateLimited:
+    return RateLimited(f"the signed links of this app key's jobs were read as often a minute as the key's "
+                       f"reads_per_minute (else READS_PER_MINUTE) allows; retry in {wait:.1f} s, or serve them "
+                       f"through a cache, which may keep their answers a year", retry_after=wait)
+
+
 def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
                    now: float) -> None:
     """Count one read of a job's file by its signed link against the job's key (``key_id``; ``find_key`` reads its
@@ -175,9 +188,7 @@ def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key:
         per_minute = key.reads_limit(config)
         wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
     if wait > 0:
-        raise RateLimited(f"the signed links of this app key's jobs were read as often a minute as the key's "
-                          f"reads_per_minute (else READS_PER_MINUTE) allows; retry in {wait:.1f} s, or serve them "
-                          f"through a cache, which may keep their answers a year", retry_after=wait)
+        raise _links_limited(wait)
 
 
 # What a key's bucket of items (``items_per_minute``) holds when full: half a minute's, and never less than one whole

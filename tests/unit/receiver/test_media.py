@@ -15,6 +15,7 @@ from conftest import API_TOKEN
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import key_admin
 from receiver import create_app
 
 OLD_STORE = "s3://fluxhook-dev/images"
@@ -83,3 +84,29 @@ def test_a_job_of_this_store_or_whose_files_were_copied_here_is_served(app):
     for job in (lost, unnamed):
         answer = client.get(f"/v1/jobs/{job.id}/image", headers=AUTH, buffered=True)
         assert answer.status_code == 410 and answer.get_json()["error"]["code"] == "gone", answer.text
+
+
+def test_a_keys_refused_signed_links_are_refused_from_memory_with_no_redis_step(make_services, tmp_path):
+    svc = make_services(6, STORAGE_URL=f"file://{tmp_path}/images", READS_PER_MINUTE="6")
+    client = create_app(services=svc).test_client()
+    key, _ = key_admin.create_key(svc, {"name": "links"}, time.time())
+    other, _ = key_admin.create_key(svc, {"name": "other"}, time.time())
+    jobs = []
+    for owner in (key, other):
+        job = _stored(svc, video=False, stored_in=svc.storage.location)
+        svc.jobs.update(job.id, only_in=(st.STORED,), key_id=owner.id)
+        _put_files(svc, job)
+        jobs.append((job, signing.file_token(svc.config.secret_key, job.id, "image")))
+    (mine, token), (theirs, their_token) = jobs
+    statuses = [client.get(f"/v1/jobs/{mine.id}/image?token={token}", buffered=True).status_code for _ in range(7)]
+    assert statuses.count(200) >= 5 and statuses[-1] == 429, statuses
+    stats = svc.redis.info("commandstats")
+    before = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("hgetall", "evalsha")}
+
+    refused = [client.get(f"/v1/jobs/{mine.id}/image?token={token}", buffered=True) for _ in range(20)]
+
+    stats = svc.redis.info("commandstats")
+    assert {answer.status_code for answer in refused} == {429}
+    assert all(stats.get(f"cmdstat_{name}", {}).get("calls", 0) == calls for name, calls in before.items())
+    # The other key's link is its own bucket's: served.
+    assert client.get(f"/v1/jobs/{theirs.id}/image?token={their_token}", buffered=True).status_code == 200
