@@ -15,6 +15,7 @@ from fluxhook.credits import accounting
 from fluxhook.store.keys import KEYS
 from helpers import read_answer, status_of
 from key_helpers import make_key
+from receiver.head_refusals import JUDGED_FROM_BYTES
 
 # Far more than any client sends before its answer: the answer must come without it.
 ANNOUNCED = 50 * 2**20
@@ -80,10 +81,11 @@ def test_a_key_in_each_refused_state_is_answered_before_its_body_while_another_k
 def test_a_key_within_its_limits_has_its_body_received(api, stack):
     created, _ = make_key(api, requests_per_minute=5, daily_credits=10, max_queued=5)
     with socket.create_connection(("127.0.0.1", int(stack.env["PORT"])), timeout=10) as sock:
-        sock.sendall(_head("/v1/jobs", created["key"], 2))
+        # Large enough that its key's counters are judged from the head (JUDGED_FROM_BYTES): they let it in.
+        sock.sendall(_head("/v1/jobs", created["key"], JUDGED_FROM_BYTES))
         sock.settimeout(1)
         with pytest.raises(TimeoutError):
             sock.recv(65536)  # waiting for the body
-        sock.sendall(b"{}")
+        sock.sendall(b"{}" + b" " * (JUDGED_FROM_BYTES - 2))
         answer = read_answer(sock, timeout=5)
     assert status_of(answer) == 400  # judged on its body: {} names no model
