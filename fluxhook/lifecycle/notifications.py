@@ -205,7 +205,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
     if done:
         svc.jobs.notifications_queued(done, pipeline=pipe)
     if later:
-        pipe.zadd(svc.store.keys.outbox, later)
+        store.into_outbox(later, pipeline=pipe)
     pipe.execute()
     return len(fresh)
 

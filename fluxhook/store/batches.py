@@ -98,7 +98,8 @@ class Batches:
         asked for. With the sweep's ``claimed`` score, None (and nothing changed) if its making went on since."""
         k = self.keys
         cut = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
-                         k.batches_canceling, k.outbox], [batch_id, repr(now), "" if claimed is None else repr(claimed)])
+                         k.batches_canceling, k.outbox, k.notify_added],
+                        [batch_id, repr(now), "" if claimed is None else repr(claimed)])
         return None if cut is None else (int(cut[0]), int(cut[1]))
 
     def prune_unsent(self, batch_id: str, model: str, key_id: str | None, job_ids: Sequence[str], *,

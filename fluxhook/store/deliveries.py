@@ -117,6 +117,7 @@ class Deliveries:
         self._take = LuaScript(connection, "notify_take")
         self._finish = LuaScript(connection, "notify_finish")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
+        self._outbox_add = LuaScript(connection, "outbox_add")
 
     # -- a job's side
 
@@ -133,8 +134,16 @@ class Deliveries:
         passed = [job_id for job_id, noted, submitted_at in zip(job_ids, replies[::2], replies[1::2], strict=True)
                   if noted and submitted_at]
         if submitted in events and passed:
-            now = time.time()
-            self.connection.zadd(self.keys.outbox, {f"{job_id}|{submitted}": now for job_id in passed}, nx=True)
+            self.into_outbox({f"{job_id}|{submitted}": time.time() for job_id in passed}, only_new=True)
+
+    def into_outbox(self, members: dict[str, float], *, only_new: bool = False, pipeline=None) -> None:
+        """Put ``members`` in the notification outbox at their scores and wake a notifier, in one step
+        (``lua/outbox_add.lua``): the one way Python makes a notifier's work due. ``only_new``: leave a member already
+        there as it is."""
+        if members:
+            self._outbox_add([self.keys.outbox, self.keys.notify_added],
+                             ["1" if only_new else "0", *(word for member, score in members.items()
+                                                         for word in (repr(score), member))], client=pipeline)
 
     def progress_of(self, job_id: str) -> tuple[int, float | None]:
         """How many ``job.progress`` messages the job has, and when the last was made."""

@@ -786,6 +786,7 @@ class JobStore:
                 "slot_counts": place(keys, k.slot_counts),
                 "lines": [place(keys, line) for line in (*map(k.line, self.pools), k.aside)],
                 "batch_counts": place(keys, k.batch_counts), "outbox": place(keys, k.outbox), "now": repr(self.clock()),
+                "notify_added": place(keys, k.notify_added),
                 "ended": dict.fromkeys(st.TERMINAL, True),
                 "channel": k.job_changes}
         key = self._delete(keys, [json.dumps(spec)])

@@ -1,3 +1,4 @@
+-- needs: outbox
 -- A batch's counts (core/batch.py), kept by the steps that move its items, in one place for each of them
 -- (job_transition.lua, job_delete.lua; store/batches.py writes a new batch's and reads them).
 --
@@ -10,27 +11,24 @@ local batch_counts = {}
 
 function batch_counts.field(batch, name) return batch .. '|' .. name end
 
--- Its last item has ended once as many have ended as it holds: its end is recorded, and its message made (true: a
--- message was put in the outbox, for the caller to wake a notifier).
-function batch_counts.end_if_done(counts, batch, ended, now, outbox)
+-- Its last item has ended once as many have ended as it holds: its end is recorded, and its message made in the
+-- outbox `box`, its notifiers woken by `wake` (outbox.lua).
+function batch_counts.end_if_done(counts, batch, ended, now, box, wake)
   local total = tonumber(redis.call('HGET', counts, batch_counts.field(batch, 'total')))
   if total and ended >= total and redis.call('HSETNX', counts, batch_counts.field(batch, 'ended_at'), now) == 1
      and redis.call('HEXISTS', counts, batch_counts.field(batch, 'notify')) == 1 then
-    redis.call('ZADD', outbox, now, batch_counts.field(batch, 'batch.ended'))
-    return true
+    outbox.add(box, wake, now, batch_counts.field(batch, 'batch.ended'), false)
   end
-  return false
 end
 
 -- An item of `batch` moved from status `from` to `to`; `ended`: `to` is terminal.
-function batch_counts.moved(counts, batch, from, to, ended, now, outbox)
+function batch_counts.moved(counts, batch, from, to, ended, now, box, wake)
   redis.call('HINCRBY', counts, batch_counts.field(batch, from), -1)
   redis.call('HINCRBY', counts, batch_counts.field(batch, to), 1)
   if ended then
     local done = redis.call('HINCRBY', counts, batch_counts.field(batch, 'ended'), 1)
-    return batch_counts.end_if_done(counts, batch, done, now, outbox)
+    batch_counts.end_if_done(counts, batch, done, now, box, wake)
   end
-  return false
 end
 
 -- BFL's charge for an item changed by `delta` credits.
@@ -39,10 +37,10 @@ function batch_counts.charged(counts, batch, delta)
 end
 
 -- An item in `status` was deleted (`ended`: the status is terminal): the batch holds one fewer, and may have ended.
-function batch_counts.removed(counts, batch, status, ended, now, outbox)
+function batch_counts.removed(counts, batch, status, ended, now, box, wake)
   redis.call('HINCRBY', counts, batch_counts.field(batch, status), -1)
   redis.call('HINCRBY', counts, batch_counts.field(batch, 'total'), -1)
   local done = tonumber(redis.call('HGET', counts, batch_counts.field(batch, 'ended'))) or 0
   if ended then done = redis.call('HINCRBY', counts, batch_counts.field(batch, 'ended'), -1) end
-  batch_counts.end_if_done(counts, batch, done, now, outbox)
+  batch_counts.end_if_done(counts, batch, done, now, box, wake)
 end

@@ -5,7 +5,8 @@
 -- after the first cut), and nothing else changes.
 --
 -- KEYS[1] the batch's record, KEYS[2] its items (Keys.batch_jobs), KEYS[3] every batch's counts (Keys.batch_counts),
--- KEYS[4] the batches not yet fully made, KEYS[5] the batches being canceled, KEYS[6] the notification outbox.
+-- KEYS[4] the batches not yet fully made, KEYS[5] the batches being canceled, KEYS[6] the notification outbox, KEYS[7]
+-- the notifiers' wake-up list.
 -- ARGV[1] the batch's id, ARGV[2] now, ARGV[3] the sweep's claim on it ('' for none): if its making went on since
 -- (its maker's heartbeat moved its score), it is not cut.
 -- Returns {items made, items asked for}, or nil if its making went on.
@@ -26,5 +27,5 @@ if redis.call('HSETNX', KEYS[1], 'canceled_at', now) == 1 or change > 0 then
   redis.call('ZADD', KEYS[5], 'NX', now, batch)
 end
 local ended = tonumber(redis.call('HGET', KEYS[3], batch_counts.field(batch, 'ended'))) or 0
-batch_counts.end_if_done(KEYS[3], batch, ended, now, KEYS[6])
+batch_counts.end_if_done(KEYS[3], batch, ended, now, KEYS[6], KEYS[7])
 return {made, asked}

@@ -7,7 +7,8 @@
 -- task's tracking jobs by owner, with the job's `owner` as the caller read it; `reservations`, the
 -- budget's; `holders` (job -> slot holder's entry, slot_holders.lua) and `held` (owner -> slots held); `slots`, each
 -- account's slots of each pool, and `slot_counts` their counts (slot_counts.lua);
--- `lines`, each pool's line and the jobs waiting aside; `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
+-- `lines`, each pool's line and the jobs waiting aside; `notify_added`, the notifiers' wake-up list (a batch's end put
+-- in the outbox wakes one, outbox.lua); `channel`, where changes are announced (not a key). Returns false if there was no job, else its storage key
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
 local id = spec.id
@@ -15,7 +16,8 @@ local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage
 if not data[1] then return false end
 -- A batch item's batch holds one item fewer (`batch_counts` and `outbox`, with `now` and the statuses that are `ended`).
 if data[4] and data[4] ~= '' then
-  batch_counts.removed(KEYS[spec.batch_counts], data[4], data[1], spec.ended[data[1]] ~= nil, spec.now, KEYS[spec.outbox])
+  batch_counts.removed(KEYS[spec.batch_counts], data[4], data[1], spec.ended[data[1]] ~= nil, spec.now, KEYS[spec.outbox],
+                       KEYS[spec.notify_added])
 end
 redis.call('DEL', KEYS[spec.record])
 -- Announced like a change (job_transition.lua): a stream following the job ends, a waiting request answers.

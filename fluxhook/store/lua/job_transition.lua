@@ -1,4 +1,4 @@
--- needs: effects, slot_time, slot_holders, members, slot_counts, batch_counts
+-- needs: effects, slot_time, slot_holders, members, slot_counts, batch_counts, outbox
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys the spec names by their
@@ -36,18 +36,12 @@
 -- kept so (BFL said its task ended, or its hour is over: steps/running_on.py), and is never due again.
 -- Returns {moved (0/1), status before ('' = no job), lock taken (0/1), the value of spec.take (false: none), the work
 -- taken at once for RQ (effects.apply), the record read back (false: not asked), a slot given back (0/1)}.
-local job, due, outbox = KEYS[1], KEYS[2], KEYS[3]
+local job, due, outbox_key = KEYS[1], KEYS[2], KEYS[3]
 local spec = cjson.decode(ARGV[1])
 local new = spec.to
 
--- Something for a notifier now in the outbox: wake one (spec.notify_added, a wake-up list: store/wakes.py), which
--- waits at rest until the earliest due time it knows of.
-local function notify_wake()
-  if spec.notify_added then
-    redis.call('LPUSH', KEYS[spec.notify_added], 1)
-    redis.call('LTRIM', KEYS[spec.notify_added], 0, 0)
-  end
-end
+-- Something for a notifier in the outbox: outbox.lua wakes one (spec.notify_added, a wake-up list: store/wakes.py).
+local notify_added = KEYS[spec.notify_added]
 
 -- What this step reads of the record, each field once.
 local asked, at = {}, {}
@@ -139,7 +133,7 @@ local events = kept('notify_events') or ''
 -- A job whose notifications ask for its progress (its record's notify_events) has a job.progress in the outbox
 -- when its progress changes: one member per job, however many changes come before the sweep takes it.
 if progress and progress ~= '' and string.find(events, 'job.progress', 1, true) and kept('progress') ~= progress then
-  if redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.progress') == 1 then notify_wake() end
+  outbox.add(outbox_key, notify_added, spec.now, spec.id .. '|job.progress', true)
 end
 local announce = false
 for i = 1, #(spec.announce or {}), 2 do
@@ -230,8 +224,7 @@ end
 
 if moving then
   if new == 'submitted' and string.find(events, 'job.submitted', 1, true) then
-    redis.call('ZADD', outbox, 'NX', spec.now, spec.id .. '|job.submitted')
-    notify_wake()
+    outbox.add(outbox_key, notify_added, spec.now, spec.id .. '|job.submitted', true)
   end
   redis.call('ZREM', KEYS[spec.statuses[current]], spec.id)
   redis.call('ZADD', KEYS[spec.statuses[new]], 0, spec.id)
@@ -259,17 +252,14 @@ if moving then
     if spec.routes and kept('route') then redis.call('HDEL', KEYS[spec.routes], spec.id) end
     local notify_url, app_webhook = kept('notify_url'), kept('app_webhook_url')
     if (notify_url and notify_url ~= '') or (app_webhook and app_webhook ~= '') then
-      redis.call('ZADD', outbox, spec.now, spec.id)
-      notify_wake()
+      outbox.add(outbox_key, notify_added, spec.now, spec.id, false)
     end
     drop_kept(spec.drop)
   end
   announce = true
   local batch = kept('batch_id')
   if batch and batch ~= '' then
-    if batch_counts.moved(KEYS[spec.batch_counts], batch, current, new, spec.terminal, spec.now, outbox) then
-      notify_wake()
-    end
+    batch_counts.moved(KEYS[spec.batch_counts], batch, current, new, spec.terminal, spec.now, outbox_key, notify_added)
   end
 elseif spec.release then
   freed = give_back(redis.call('HGET', KEYS[spec.holders], spec.id), kept('pool') or '', true)

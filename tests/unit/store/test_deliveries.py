@@ -9,6 +9,7 @@ import pytest
 from fluxhook.store import deliveries as store_module
 from fluxhook.store.deliveries import DELIVERED, PENDING, Deliveries, Message, target_of
 from fluxhook.store.keys import KEYS
+from fluxhook.store.scripts import source
 
 
 @pytest.fixture()
@@ -70,14 +71,17 @@ def test_events_are_noted_on_many_jobs_with_a_command_or_two_each_and_a_submitte
     queued, submitted, gone = "job_queued", "job_submitted", "job_gone"
     connection.hset(KEYS.job(queued), mapping={"id": queued, "status": "queued"})
     connection.hset(KEYS.job(submitted), mapping={"id": submitted, "status": "submitted", "submitted_at": "1.5"})
-    store.ask_events([gone], ("job.progress",), "job.submitted")  # its script loaded first: what follows is counted
+    store.ask_events([gone], ("job.progress",), "job.submitted")  # its scripts loaded first: what follows is counted
+    store.into_outbox({}, only_new=True)
+    connection.script_load(source("outbox_add"))
     before = _calls(connection)
 
     store.ask_events([queued, submitted, gone], ("job.submitted", "job.progress"), "job.submitted")
 
     after = _calls(connection)
-    assert {name: after[name] - before[name] for name in ("evalsha", "hget", "zadd")} == {
-        "evalsha": 3, "hget": 3, "zadd": 1}  # a note and a read a job, one ZADD for them all
+    assert {name: after[name] - before[name] for name in ("evalsha", "hget", "zadd", "lpush")} == {
+        "evalsha": 4, "hget": 3, "zadd": 1, "lpush": 1}  # a note and a read a job, one step for them all, its wake
+    assert connection.llen(KEYS.notify_added) == 1  # a notifier at rest is woken for it
     assert connection.hget(KEYS.job(queued), "notify_events") == b"job.submitted,job.progress"
     assert connection.hget(KEYS.job(submitted), "notify_events") == b"job.submitted,job.progress"
     assert not connection.exists(KEYS.job(gone))  # a record that is gone is not made
@@ -86,4 +90,4 @@ def test_events_are_noted_on_many_jobs_with_a_command_or_two_each_and_a_submitte
 
 def _calls(connection) -> dict[str, int]:
     stats = connection.info("commandstats")
-    return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "hget", "zadd")}
+    return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "hget", "zadd", "lpush")}
