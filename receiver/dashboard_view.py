@@ -335,9 +335,11 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
         entries.append(_entry(job.completed_at, "status",
                               timeline_words.ended(job.status, (job.error or {}).get("message", ""), stored_in=took)))
     entries.sort(key=order)
-    start = math.floor(job.created_at * 1000) / 1000
+    # Counted in the milliseconds they are ordered by: the job's creation is +0 ms, never "+1 ms" of its own.
+    start = order({"ts": job.created_at, "kind": "created"})[0]
     for entry in entries:
-        entry["offset"] = _after(entry["ts"], start) if entry["ts"] >= start else ""
+        at = order(entry)[0]
+        entry["offset"] = _after(at / 1000, start / 1000) if at >= start else ""
     return entries
 
 

@@ -65,12 +65,12 @@ def test_the_job_page_shows_bfls_progress_while_the_task_runs_only():
 
 
 def _stored(**fields) -> Job:
-    return Job(id="job_01JZZZZZZZZZZZZZZZZZZZZZZZ", status=st.STORED, model="flux-2-pro", created_at=NOW + 0.0004,
+    return Job(id="job_01JZZZZZZZZZZZZZZZZZZZZZZZ", status=st.STORED, model="flux-2-pro", created_at=NOW + 0.0006,
                updated_at=NOW + 3.4, submitted_at=NOW + 0.8, finished_at=NOW + 2.4, completed_at=NOW + 3.4, **fields)
 
 
 def test_a_timeline_starts_with_the_jobs_creation_even_in_the_same_millisecond():
-    # A recorded event's time is cut to the millisecond: this wait reads 0.4 ms before the job's exact creation.
+    # A recorded event's time is cut to the millisecond: this wait reads 0.6 ms before the job's exact creation.
     events = [{"at": NOW, "kind": "waiting", "reason": "bfl_slots"},
               {"at": NOW + 0.8, "kind": "submission", "outcome": "submitted", "bfl_id": "t-1"},
               {"at": NOW + 2.4, "kind": "callback", "outcome": "accepted", "bfl_status": "Ready",
