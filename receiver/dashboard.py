@@ -31,7 +31,7 @@ from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 from . import dashboard_session as auth
 from .context import services
 from .dashboard_overview import DEFAULT_RANGE, RANGES, overview_page
-from .dashboard_view import api_examples, detail, row
+from .dashboard_view import LIVE_BADGE, api_examples, detail, notify_note, row
 from .errors import error_response
 
 bp = Blueprint("dashboard", __name__)
@@ -86,7 +86,8 @@ bp.add_app_template_filter(format_credits, "credits")
 
 @bp.context_processor
 def template_values():
-    return {"csrf_token": auth.csrf_token, "signed_in": auth.signed_in, "statuses": st.STATUSES}
+    return {"csrf_token": auth.csrf_token, "signed_in": auth.signed_in, "statuses": st.STATUSES,
+            "live_badge": LIVE_BADGE}
 
 
 @bp.get("/signin")
@@ -235,10 +236,12 @@ def job_page(job_id: str):
     svc = services()
     watch(svc, job.id)  # its page open: BFL's word reaches it live (SPEC §3)
     key = svc.store.app_keys.get(job.key_id) if job.key_id else None
+    deliveries = notifications.of_job(svc, job)
+    batch = svc.store.batches.get(job.batch_id) if job.batch_id else None
     return render_template("dashboard/job.html", job=_detail(job),
                            examples=api_examples(request.host_url.rstrip("/"), job),
-                           key_id=job.key_id, key_name=key.name if key else job.key_id,
-                           deliveries=notifications.of_job(svc, job))
+                           key_id=job.key_id, key_name=key.name if key else job.key_id, deliveries=deliveries,
+                           notify_note=notify_note(job, batch, has_messages=bool(deliveries)))
 
 
 @bp.post("/jobs/<job_id>/delete")

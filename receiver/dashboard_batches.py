@@ -47,6 +47,8 @@ SHEET_SIZE = 200
 MAX_PAGE = 1_000_000
 # Characters of an item's prompt its tile's tooltip shows.
 PROMPT_IN_TILE = 120
+# Characters of an item's metadata value its tile shows (its tooltip and its job's page show it whole).
+FIELD_IN_TILE = 40
 _ADMIN_WORDS = "an admin token"
 
 
@@ -95,24 +97,47 @@ def batch_detail(batch: Batch, key_name: str | None) -> dict:
     }
 
 
-def tile(job: Job, config: Config | None = None) -> dict:
-    """One item on the contact sheet: its thumbnail (the job list's, never the image itself) or its status; with
-    ``config``, its picture's ``srcset`` at the sheet's size (a tile takes the variant its screen needs)."""
+def _plain(value) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value) != ""
+
+
+def sheet_field(metadata: list[dict]) -> str | None:
+    """The one field of the items' metadata (each item's, in the sheet's order) their tiles show under their index: a
+    catalog's pictures look alike, and on a phone a tile has room for its index and one short value (a sku) only.
+    The first field, in the order the items give them, whose values are plain (text or a number) and tell apart the
+    items that have one; else the first plain one; None when no item has one."""
+    names: dict[str, list] = {}
+    for fields in metadata:
+        for name, value in (fields or {}).items():
+            if _plain(value):
+                names.setdefault(name, []).append(value)
+    apart = [name for name, values in names.items() if len(set(map(str, values))) == len(values)]
+    chosen = apart or list(names)
+    return chosen[0] if chosen else None
+
+
+def tile(job: Job, config: Config | None = None, field: str | None = None) -> dict:
+    """One item on the contact sheet: its thumbnail (the job list's, never the image itself) or its status, its index
+    and its metadata's ``field`` (``sheet_field``); with ``config``, its picture's ``srcset`` at the sheet's size (a
+    tile takes the variant its screen needs)."""
     prompt = job.prompt or ""
     if len(prompt) > PROMPT_IN_TILE:
         prompt = prompt[:PROMPT_IN_TILE - 1].rstrip() + "…"
     index = job.batch_index if job.batch_index is not None else 0
+    value = (job.metadata or {}).get(field) if field else None
+    meta = str(value)[:FIELD_IN_TILE] if _plain(value) else ""
     return {
         "id": job.id,
         "href": f"/jobs/{job.id}",
         "index": index,
         "label": f"#{index:,}",
+        "meta": meta,
         "status": job.status,
         "thumbnail": f"/jobs/{job.id}/thumbnail" if job.thumbnail_key else None,
         **(picture(config, job, SHEET) if config is not None else {"srcset": "", "sizes": ""}),
         "kind": "video" if job.video else "image" if job.image else "",
-        "title": " · ".join(part for part in (f"#{index:,}", job.status, (job.error or {}).get("code", ""), prompt)
-                            if part),
+        "title": " · ".join(part for part in (f"#{index:,}", f"{field} {meta}" if meta else "", job.status,
+                                              (job.error or {}).get("code", ""), prompt) if part),
     }
 
 
@@ -172,9 +197,12 @@ def _sheet_page(batch: Batch) -> tuple[int, int]:
     return min(asked, pages), pages
 
 
-def _tiles(batch: Batch, page: int) -> list[dict]:
+def _tiles(batch: Batch, page: int) -> tuple[list[dict], str | None]:
+    """The tiles of the sheet's ``page``, and the metadata field they show."""
     svc = services()
-    return [tile(job, svc.config) for job in batching.item_page(svc, batch, (page - 1) * SHEET_SIZE, SHEET_SIZE)]
+    jobs = batching.item_page(svc, batch, (page - 1) * SHEET_SIZE, SHEET_SIZE)
+    field = sheet_field([job.metadata for job in jobs])
+    return [tile(job, svc.config, field) for job in jobs], field
 
 
 # --- pages ------------------------------------------------------------------------------------------------------
@@ -206,9 +234,9 @@ def batch_page(batch_id: str):
     if batch is None:
         return _missing(batch_id)
     page, pages = _sheet_page(batch)
-    tiles = _tiles(batch, page)
+    tiles, field = _tiles(batch, page)
     return render_template("dashboard/batch.html", batch=batch_detail(batch, _key_name(batch)), tiles=tiles,
-                           page=page, pages=pages, first=(page - 1) * SHEET_SIZE, sheet_size=SHEET_SIZE,
+                           field=field, page=page, pages=pages, first=(page - 1) * SHEET_SIZE, sheet_size=SHEET_SIZE,
                            settled=settled(batch, tiles), outcome=_outcome(batch))
 
 
@@ -235,7 +263,7 @@ def live_batch(batch_id: str):
     if batch is None:
         return error_response(404, "not_found", "no such batch (it may have been removed)")
     page, _ = _sheet_page(batch)
-    tiles = _tiles(batch, page)
+    tiles, _ = _tiles(batch, page)
     return {"batch": batch_detail(batch, _key_name(batch)), "tiles": tiles, "settled": settled(batch, tiles)}
 
 

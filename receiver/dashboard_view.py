@@ -7,6 +7,7 @@ a row looks the same whether the server drew it or the script updated it in plac
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -14,14 +15,29 @@ from urllib.parse import urlencode
 
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
+from fluxhook.core.outcomes import DownloadOutcome
 from fluxhook.core.variants import srcset
 from fluxhook.core.wait_reasons import Waiting, describe
 from fluxhook.credits.figures import format_credits
+from fluxhook.lifecycle.notifications import host_shown
 from fluxhook.media import posters
 from receiver import timeline_words
 from receiver.words import duration, reason_words
+
+# The header's badge on a page that follows its events, in each state the page's script gives it: its word, the
+# short line shown beside it and its tooltip. A bare "final" left people guessing what had ended.
+LIVE_BADGE = {
+    "ok": {"word": "live", "short": "updates by itself",
+           "title": "Live: this page follows its events and updates in place; no need to reload it"},
+    "done": {"word": "final", "short": "will not change",
+             "title": "Final: what this page shows has ended (the job, or the batch and its items' thumbnails), "
+                      "so the page no longer updates"},
+    "offline": {"word": "offline", "short": "retrying",
+                "title": "Offline: the page could not refresh and keeps trying; what it shows may be out of date"},
+}
 
 
 def clock(ts: float | None, *, millis: bool = False) -> str:
@@ -220,8 +236,41 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "batch_id": job.batch_id or "",
         "batch_item": f"item #{job.batch_index:,}" if job.batch_id and job.batch_index is not None else "",
         "cost_detail": _cost_detail(job),
+        **steps(job),
         "timeline": timeline(job, events),
     }
+
+
+def steps(job: Job) -> dict:
+    """The job page's facts say how long each step took, from the one before it (``3.2 s after it was sent``), in words,
+    since the timeline below counts every row from the job's creation and a bare ``+3.2 s`` beside each read as
+    one more offset of that kind; '' for a step not taken."""
+    sent = job.submitted_at
+    bfl = f"{duration(job.finished_at - sent)} after it was sent" if job.finished_at and sent else ""
+    ended = ""
+    if job.terminal and job.completed_at:
+        if job.finished_at:
+            ended = f"{duration(job.completed_at - job.finished_at)} after BFL finished"
+        elif sent:
+            ended = f"{duration(job.completed_at - sent)} after it was sent"
+    return {"bfl_took": bfl, "ended_took": ended}
+
+
+def notify_note(job: Job, batch: Batch | None, *, has_messages: bool) -> str:
+    """What the job page says of its notifications beside its messages (or in their place): a batch item's
+    ``batch.ended`` goes to its batch's ``notify_url``, and its own ``job.*`` messages only when the batch's
+    ``notify_events`` asks for them, so "no notify_url" of the item alone read as if nothing was sent at all."""
+    if not job.batch_id:
+        return "" if has_messages else "none: this job has no notify_url"
+    if batch is None or not batch.notify_url:
+        return "" if has_messages else "none: neither this item nor its batch has a notify_url"
+    ended = f"its batch's receiver, {host_shown(batch.notify_url)}, gets batch.ended when the batch's last item ends"
+    if has_messages:
+        return f"Besides this item's own messages, {ended}."
+    if batch.notify_events:
+        return f"None yet of this item's own (its batch asked for {', '.join(batch.notify_events)}); {ended}."
+    return (f"No message of this item's own: {ended}; an item sends its own job.* messages only when its batch's "
+            "notify_events asks for them.")
 
 
 def _cost_detail(job: Job) -> str:
@@ -245,12 +294,36 @@ def _image_info(image: dict) -> str:
     return text
 
 
+# Entries recorded within one millisecond read in the order such things happen: a recorded event's time is cut to the
+# millisecond, so a job's first wait is stamped before its creation's exact time, and sorting on time alone put
+# "Waiting: BFL slots" above "Job created".
+_RANK = {"created": 0, "waiting": 1, "submission": 2, "callback": 3, "poll": 4, "bfl": 5, "download": 6,
+         "draft_cache": 7, "status": 9}
+_UNKNOWN_RANK = 8  # a kind a newer release records: after what this one knows, before the job's end
+
+
+def order(entry: dict) -> tuple[int, int]:
+    """Where a timeline entry sorts: by its millisecond, then by its kind's rank."""
+    return math.floor(entry["ts"] * 1000), _RANK.get(entry["kind"], _UNKNOWN_RANK)
+
+
+def _stored_download(job: Job, events: list[dict]) -> dict | None:
+    """The download that stored the job's file, when the job ended stored: its end and the job's are one moment."""
+    if job.status != st.STORED:
+        return None
+    downloads = [e for e in events if e.get("kind") == "download" and e.get("outcome") == DownloadOutcome.STORED]
+    return downloads[-1] if downloads else None
+
+
 def timeline(job: Job, events: list[dict]) -> list[dict]:
     """The job's story, oldest first: the milestones its record holds, and every recorded event, each in words
-    (``timeline_words``)."""
+    (``timeline_words``); each entry's ``offset`` counts from the job's creation."""
     # Jobs fluxhook submits hold a slot pool; tracked ones (submitted elsewhere) do not.
     entries = [_entry(job.created_at, "created", timeline_words.created(tracked=not job.pool))]
+    stored_by = _stored_download(job, events)
     for event in events:
+        if event is stored_by:
+            continue  # said in the job's last row, where it ended
         at = event["at"]
         if event.get("kind") == "download" and isinstance(event.get("seconds"), (int, float)):
             at -= event["seconds"]  # recorded when the attempt ended; shown where it began
@@ -258,12 +331,15 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
     if job.finished_at:
         entries.append(_entry(job.finished_at, "bfl", timeline_words.bfl_finished()))
     if job.terminal and job.completed_at:
+        took = float(stored_by.get("seconds") or 0) if stored_by is not None else None
         entries.append(_entry(job.completed_at, "status",
-                              timeline_words.ended(job.status, (job.error or {}).get("message", ""))))
-    entries.sort(key=lambda e: e["ts"])
-    start = job.created_at
+                              timeline_words.ended(job.status, (job.error or {}).get("message", ""), stored_in=took)))
+    entries.sort(key=order)
+    # Counted in the milliseconds they are ordered by: the job's creation is +0 ms, never "+1 ms" of its own.
+    start = order({"ts": job.created_at, "kind": "created"})[0]
     for entry in entries:
-        entry["offset"] = _after(entry["ts"], start) if entry["ts"] >= start else ""
+        at = order(entry)[0]
+        entry["offset"] = _after(at / 1000, start / 1000) if at >= start else ""
     return entries
 
 

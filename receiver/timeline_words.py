@@ -73,10 +73,13 @@ _ENDED_TONE: dict[str, str] = {st.STORED: "ok", st.FAILED: "bad", st.MODERATED: 
                                st.CANCELED: "warn", st.ABORTED: "warn"}
 
 
-def ended(status: str, message: str = "") -> Sentence:
-    """The job's last row: the status it ended in, and its error's message if it has one."""
+def ended(status: str, message: str = "", *, stored_in: float | None = None) -> Sentence:
+    """The job's last row: the status it ended in, and its error's message if it has one. ``stored_in``: the seconds
+    of the download that stored its file, told here rather than in a row of its own, since its end is the job's."""
     if status == st.STORED and not message:
         message = "its file is ready to view and download"
+        if stored_in is not None:
+            message = f"downloaded and stored in {duration(stored_in)}; {message}"
     return Sentence(f"Job {status}", message, _ENDED_TONE.get(status, "info"))
 
 

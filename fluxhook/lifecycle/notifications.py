@@ -111,7 +111,7 @@ def targets(job: Job, event: str) -> list[tuple[str, str]]:
     return [(kind, url) for url, kind in found.items()]
 
 
-def _host(url: str) -> str:
+def host_shown(url: str) -> str:
     """The target as shown: its host and port, never its path or query (they may hold the app's own token)."""
     parts = urlsplit(url)
     try:
@@ -188,7 +188,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
         for kind, url in targets(job, event):
             target = target_of(url)
             made.append((Message(id=message_id(job.id, event, kind, number), job_id=job.id, owner=owner,
-                                 event=event, kind=kind, host=_host(url), target=target,
+                                 event=event, kind=kind, host=host_shown(url), target=target,
                                  state=DISABLED if target in off else PENDING, created_at=now,
                                  bulk=job.batch_id is not None),
                          store.job_ttl_ms(job.id)))
@@ -219,7 +219,7 @@ def _batch_messages(svc: Services, batch_id: str, now: float) -> list[tuple[Mess
     target = target_of(batch.notify_url)
     state = DISABLED if target in svc.store.deliveries.disabled(owner) else PENDING
     return [(Message(id=f"msg_{batch.id}", job_id=batch.id, owner=owner, event=BATCH_ENDED, kind=WEBHOOK,
-                     host=_host(batch.notify_url), target=target, state=state, created_at=now),
+                     host=host_shown(batch.notify_url), target=target, state=state, created_at=now),
              svc.store.batches.ttl_ms(batch.id))]
 
 

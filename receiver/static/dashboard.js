@@ -46,6 +46,8 @@
   var root = document.querySelector("[data-live]");
   if (!root) return;
   var indicator = document.getElementById("live");
+  var livebox = document.getElementById("livebox");
+  var badge = livebox ? JSON.parse(livebox.getAttribute("data-badge") || "{}") : {};
   var source = root.getAttribute("data-live");
   var timer = null;
 
@@ -300,12 +302,16 @@
   var streamUrl = root.getAttribute("data-stream") || (update === updateJob ? source + "/events" : "/live/events");
   var streamEvent = root.getAttribute("data-stream-event") || "job";
 
-  function setIndicator(state, title) {
+  // The badge's word, the short line beside it and its tooltip are the server's (``LIVE_BADGE``); ``detail`` says
+  // when it was last updated, or what went wrong.
+  function setIndicator(state, detail) {
     if (!indicator) return;
-    indicator.hidden = false;
+    var words = badge[state] || { word: state, short: "", title: "" };
+    livebox.hidden = false;
     indicator.className = "live " + state;
-    indicator.textContent = state === "ok" ? "live" : state === "done" ? "final" : "offline";
-    indicator.title = title;
+    indicator.textContent = words.word;
+    livebox.title = words.title + " (" + detail + ")";
+    document.getElementById("live-why").textContent = words.short;
   }
 
   var stream = null;

@@ -4,7 +4,8 @@
 Nothing in a batch's row, its facts or its contact sheet is covered, cut, spilling out, smaller than 10 px or past the
 window; the page is never wider than the window; a model name never breaks at its hyphen, nor a batch's id, its
 status or a count's chip; the sheet's tiles are square, in the window, several to a line at every size, each holding
-its thumbnail whole. A running batch's actions (Cancel batch, its items, its results) sit in the window. ``make
+its thumbnail whole; each tile shows its index and, under it, its item's sku, so a catalog's look-alike pictures are
+told apart on a phone too. A running batch's actions (Cancel batch, its items, its results) sit in the window. ``make
 screenshots`` remakes docs/batches.png, docs/batch.png and docs/batch-narrow.png here.
 """
 
@@ -50,7 +51,8 @@ def batches(stack, simulator) -> Iterator[dict]:
     api = API(stack.base_url)
     _, shop = make_key(api, name="newsletter-generator-prod")
     ended = shop.post("/v1/batches", json={"model": "flux-2-pro", "metadata": {"catalog": "mugs", "season": "winter"},
-                                           "items": [{"input": {"prompt": p}} for p in PROMPTS]}).json()
+                                           "items": [{"input": {"prompt": p}, "metadata": {"sku": f"MUG-{i:04d}"}}
+                                                     for i, p in enumerate(PROMPTS)]}).json()
     _, held = make_key(api, name="kontext-bulk", max_active=1)
     running = held.post("/v1/batches", json={"model": "flux-kontext-max", "items": [
         {"input": {"prompt": f"[pending] an edit that stays at BFL {i}"}} for i in range(4)]}).json()
@@ -122,6 +124,12 @@ def test_a_batchs_page_and_its_contact_sheet_read_well(open_tab, batches, width,
     assert all(abs(b["width"] - b["height"]) <= 1 and b["x"] >= 0 and b["x"] + b["width"] <= width for b in boxes)
     per_line = len([b for b in boxes if abs(b["y"] - boxes[0]["y"]) < 1])
     assert per_line >= (4 if width < 640 else 8), per_line
+    # Each item told apart by its index on its tile and its sku under it, whole and in its column.
+    expect(page.locator("#sheet .index")).to_have_text([f"#{i}" for i in range(len(PROMPTS))])
+    expect(page.locator("#sheet .meta")).to_have_text([f"MUG-{i:04d}" for i in range(len(PROMPTS))])
+    for tile, meta in zip(boxes, [m.bounding_box() for m in page.locator("#sheet .meta").all()], strict=True):
+        assert meta["y"] >= tile["y"] + tile["height"] - 1, (tile, meta)
+        assert tile["x"] - 1 <= meta["x"] and meta["x"] + meta["width"] <= tile["x"] + tile["width"] + 1, (tile, meta)
     image = page.locator("#sheet img").first.bounding_box()
     assert abs(image["width"] - boxes[0]["width"]) <= 2 and abs(image["height"] - boxes[0]["height"]) <= 2
     saved = {390: "batch-narrow.png", 1400: "batch.png"}  # docs/ shows the two sizes people see most

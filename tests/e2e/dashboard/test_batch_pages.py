@@ -84,6 +84,8 @@ def test_a_finished_batch_shows_its_counts_cost_and_thumbnails_in_order(tab, api
     expect(tiles).to_have_count(3)
     assert tiles.evaluate_all("lis => lis.map(li => li.dataset.jobId)") == [job["id"] for job in jobs]
     expect(page.locator("#sheet .index")).to_have_text(["#0", "#1", "#2"])
+    expect(page.locator("#sheet .meta")).to_have_text(["0", "1", "2"])  # each item's metadata "n", named above them
+    expect(page.locator("#sheet-range strong")).to_have_text("n")
     for job, tile in zip(jobs, tiles.all(), strict=True):
         expect(tile.locator("a")).to_have_attribute("href", f"/jobs/{job['id']}")
     thumbs = page.locator("#sheet li[data-status=stored] img")
@@ -105,6 +107,8 @@ def test_a_finished_batch_shows_its_counts_cost_and_thumbnails_in_order(tab, api
     tiles.nth(2).locator("a").click()
     expect(page).to_have_url(re.compile(f"/jobs/{jobs[2]['id']}$"))
     expect(page.locator("#batch")).to_contain_text(f"{batch['id']} item #2")
+    # Its notifications are its batch's: neither has a receiver here (a receiver's words: the unit tests).
+    expect(page.locator("#notify-note")).to_have_text("none: neither this item nor its batch has a notify_url")
     page.locator("#batch a").click()
     expect(page).to_have_url(re.compile(f"/batches/{batch['id']}$"))
 

@@ -67,7 +67,7 @@ def test_sign_in_list_filter_and_job_page(tab, api):
     expect(timeline.first).to_contain_text("Job created")
     expect(page.locator("#timeline")).to_contain_text("Sent to BFL")
     expect(page.locator("#timeline")).to_contain_text("BFL called back the result is ready")
-    expect(page.locator("#timeline")).to_contain_text("Downloaded and stored")
+    expect(page.locator("#timeline")).to_contain_text("Job stored downloaded and stored in")
     expect(page.locator("#error")).to_be_hidden()
 
     # Sign out (a POST carrying the session's CSRF token): the pages are closed again.
@@ -125,9 +125,15 @@ def test_a_pending_job_turns_stored_while_its_page_is_open(tab, api, sim, tmp_pa
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     expect(page.locator('[data-field="source"]')).to_have_text("webhook")
     expect(page.locator("#timeline")).to_contain_text("BFL called back the result is ready")
-    expect(page.locator("#timeline")).to_contain_text("Downloaded and stored")
-    expect(page.locator("#timeline")).to_contain_text("Job stored")
+    expect(page.locator("#timeline li").last).to_contain_text("Job stored downloaded and stored in")
+    expect(page.locator("#timeline")).not_to_contain_text("Downloaded and stored")  # one stored moment
     expect(page.locator("#live")).to_have_text("final")
+    # The badge says what "final" means, beside it and in its tooltip; the facts time each step in words.
+    expect(page.locator("#live-why")).to_have_text("will not change")
+    expect(page.locator("#livebox")).to_have_attribute("title", re.compile(r"^Final: what this page shows has ended"))
+    expect(page.locator('[data-field="bfl_took"]')).to_have_text(re.compile(r" after it was sent$"))
+    expect(page.locator('[data-field="ended_took"]')).to_have_text(re.compile(r" after BFL finished$"))
+    expect(page.locator("#timeline-legend")).to_contain_text("counts from the job's creation")
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=str(tmp_path / "job.png"), full_page=True)
     tab.clean()

@@ -1,9 +1,10 @@
-"""receiver/dashboard_batches.py: what a batch's page shows of it."""
+"""receiver/dashboard_batches.py: what a batch's page shows of it, and of each item on its contact sheet."""
 
 from __future__ import annotations
 
 from fluxhook.core.batch import Batch, new_batch_id
-from receiver.dashboard_batches import batch_detail
+from fluxhook.core.job import Job
+from receiver.dashboard_batches import batch_detail, sheet_field, tile
 
 
 def test_a_batch_cut_short_shows_its_error_in_words_and_a_whole_one_none():
@@ -25,3 +26,21 @@ def test_a_canceled_batchs_bar_is_what_it_stored_and_its_counts_say_how_each_ite
     running = Batch(id=new_batch_id(), model="flux-2-pro", total=1_000, created_at=1.0, asked=1_000,
                     counts={"stored": 999, "queued": 1})
     assert (batch_detail(running, None)["percent"], batch_detail(running, None)["progress"]) == (99, "99 %")
+
+
+def test_the_sheet_shows_the_metadata_field_that_tells_its_items_apart():
+    catalog = [{"catalog": "mugs", "sku": "F-1", "tags": ["a"]}, {"catalog": "mugs", "sku": "H-2"}, {}]
+    assert sheet_field(catalog) == "sku"  # "catalog" is the same for each: it tells nothing apart
+    assert sheet_field([{"catalog": "mugs"}, {"catalog": "mugs"}]) == "catalog"  # none does: the first plain one
+    assert sheet_field([{"ok": True, "nested": {"sku": "x"}}, {}]) is None  # no plain value to show
+    assert sheet_field([None, {}]) is None
+
+
+def test_a_tile_shows_its_index_and_its_field():
+    item = Job(id="job_01JZZZZZZZZZZZZZZZZZZZZZZZ", status="stored", created_at=1.0, updated_at=1.0,
+               batch_id="bat_01JZZZZZZZZZZZZZZZZZZZZZZZ", batch_index=1234, metadata={"sku": "MUG-0042-BLUE"},
+               prompt="a blue mug")
+    shown = tile(item, field="sku")
+    assert (shown["label"], shown["meta"]) == ("#1,234", "MUG-0042-BLUE")
+    assert shown["title"] == "#1,234 · sku MUG-0042-BLUE · stored · a blue mug"
+    assert tile(item)["meta"] == "" and tile(item, field="color")["meta"] == ""
