@@ -9,6 +9,7 @@ from functools import partial, wraps
 from flask import Blueprint, Response, g, request, stream_with_context
 
 from fluxhook.core.batch import is_batch_id
+from fluxhook.core.catalog import Catalog
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
 from fluxhook.core.notify_events import parse_batch_events
@@ -16,6 +17,7 @@ from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchRequest
 from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.steps.admission import item_model_message
 
 from . import answers, batch_body
 from .auth import require_bearer
@@ -25,6 +27,7 @@ from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
+from .prefer import requested_strict
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
@@ -49,7 +52,8 @@ def _read_body(view):
         if not batch_room().has_place(require_bearer().key_id or ""):
             batch_body.discard()  # read, not parsed: the connection stays usable
             raise key_busy()
-        batch_body.read(services().config.max_batch_bytes, item_problems)
+        config = services().config
+        batch_body.read(config.max_batch_bytes, partial(item_problems, catalog=config.catalog))
         return view(*args, **kwargs)
 
     return wrapper
@@ -80,20 +84,25 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
     batch = batching.create_batch(svc, caller, BatchRequest(
         model, body.items, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
-        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after()),
+        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
+        strict_input=requested_strict(request.headers.get("Prefer"))),
         waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
 
 
-def item_problems(item: object) -> list[tuple[str, str]]:
+def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[str, str]]:
     """What is wrong with the shape of one item, each as (its field, what to do); empty for a good one. A field of
-    BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it."""
+    BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it; a
+    ``model`` that a batch has once, beside its items (with the catalog's closest names to a misspelt one)."""
     if not isinstance(item, dict):
         return [("item", 'an item is a JSON object such as {"input": {"prompt": "..."}, "metadata": {"sku": "..."}}')]
     problems = []
     for name in item:
         if name in _ITEM_FIELDS:
+            continue
+        if name == "model":
+            problems.append(("model", item_model_message(catalog or Catalog({}), item[name])))
             continue
         shown = str(name)[:40]
         if "input" in item:
