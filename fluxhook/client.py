@@ -512,8 +512,8 @@ class Client:
 
     def create_key(self, name: str, **limits: Any) -> dict:
         """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active, max_queued,
-        requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region);
-        its ``key`` is the secret, shown this once."""
+        requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region,
+        strict_input); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
     def keys(self) -> builtins.list[dict]:
