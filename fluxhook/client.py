@@ -713,10 +713,13 @@ class Batches:
                     raise error from None
                 time.sleep(client._delay(failures, error))
 
-    def download(self, batch_id: str, target: str | os.PathLike | IO[bytes]) -> Path | IO[bytes]:
+    def download(self, batch_id: str, target: str | os.PathLike | IO[bytes], *,
+                 name_from: str | None = None) -> Path | IO[bytes]:
         """Save the ZIP of the batch's stored files (``GET /v1/batches/{id}/results?format=zip``): each file named by
-        its item's index (``00042.png``), then ``results.jsonl`` (as ``results`` gives it); a batch still running
-        gives what is stored so far. Streamed a piece at a time: memory stays flat whatever its size.
+        its item's index (``00042.png``), or with ``name_from`` from that field of its item's metadata (``sku-1.png``,
+        as ``fluxhook batch download --name-from`` names them), then ``results.jsonl`` (as ``results`` gives it); a
+        batch still running gives what is stored so far. Streamed a piece at a time: memory stays flat whatever its
+        size.
 
         ``target``: a path, where the archive appears whole or not at all (a download that breaks off is tried again
         from its start); or a binary file open for writing, which a download that breaks off leaves holding part of
@@ -725,7 +728,8 @@ class Batches:
         client, path = self._client, f"/v1/batches/{_part(batch_id)}/results"
 
         def opened(number: int) -> requests.Response:
-            response = client._send("GET", path, params={"format": "zip"}, stream=True)
+            params = {"format": "zip", **({"name_from": name_from} if name_from is not None else {})}
+            response = client._send("GET", path, params=params, stream=True)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip()
             if kind != "application/zip":
                 response.close()

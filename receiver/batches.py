@@ -32,6 +32,8 @@ from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 
+# The longest metadata field a results archive's files are named from.
+MAX_NAME_FROM = 100
 # The fields of each item of POST /v1/batches.
 _ITEM_FIELDS = ("input", "metadata")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
@@ -159,17 +161,23 @@ def show(batch_id: str):
 @bp.get("/batches/<batch_id>/results")
 def results(batch_id: str):
     """One JSON line per item in the items' order, or with ``format=zip`` every stored file and those lines in a ZIP,
-    streamed as they are read."""
-    refuse_unknown(list(request.args), ("format",), where=f"GET /v1/batches/{batch_id[:40]}/results",
+    streamed as they are read; with ``name_from``, the ZIP's files named from that field of their items' metadata."""
+    refuse_unknown(list(request.args), ("format", "name_from"), where=f"GET /v1/batches/{batch_id[:40]}/results",
                    kind="query parameter")
     form = request.args.get("format", "jsonl")
     if form not in ("jsonl", "zip"):
         raise InvalidRequest("'format' must be jsonl (the default) or zip")
+    name_from = request.args.get("name_from")
+    if name_from is not None and (form != "zip" or not name_from.strip() or len(name_from) > MAX_NAME_FROM):
+        raise InvalidRequest("'name_from' names the ZIP's files from a field of each item's metadata, as in "
+                             f"?format=zip&name_from=sku: give it with format=zip, a field name of 1 to {MAX_NAME_FROM} "
+                             "characters")
     svc, caller = services(), require_bearer()
     # Counted as the largest page of a job list, whatever the batch's size (``read_limits``).
     batch = batching.get_batch(svc, caller, batch_id)
     if form == "zip":
-        response = Response(stream_with_context(batching.archive(svc, batch)), mimetype="application/zip")
+        response = Response(stream_with_context(batching.archive(svc, batch, name_from=name_from)),
+                            mimetype="application/zip")
         response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.zip"'
         return answers.paced(response, answers.scope_of(batch.key_id))
     return answers.paced(Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl"),

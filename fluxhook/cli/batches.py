@@ -34,6 +34,7 @@ from fluxhook.cli.api_commands import (
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 from fluxhook.credits.figures import format_credits
+from fluxhook.media.archives import file_names
 
 # The most items one batch may hold (the API's limit).
 MAX_ITEMS = 10_000
@@ -428,13 +429,6 @@ def extract(archive: Path, directory: Path, *, name_from: str | None = None) -> 
     return files, size
 
 
-# What a file name made from an item's metadata may not hold: a path's separators, NUL and control characters, and
-# what Windows refuses in a name; each becomes _. Its length is capped, and it never starts with a dot (no hidden
-# file, no `..`).
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
-NAME_MOST = 120
-
-
 def _metadata_of(lines: IO[bytes]) -> dict[int, Any]:
     """Each item's metadata by its index, from a batch's results.jsonl (a line that is not fluxhook's is skipped)."""
     found: dict[int, Any] = {}
@@ -446,44 +440,6 @@ def _metadata_of(lines: IO[bytes]) -> dict[int, Any]:
         if isinstance(line, dict) and isinstance(line.get("index"), int):
             found[line["index"]] = line.get("metadata")
     return found
-
-
-def safe_name(value: Any) -> str | None:
-    """A file name's stem made from a metadata value (a string or a number), safe to write inside a directory: no
-    separator, NUL or control character (each becomes _), no leading dot, at most ``NAME_MOST`` characters; None for
-    a value that gives none (missing, empty, an object, only dots)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    stem = _UNSAFE.sub("_", str(value)).strip().lstrip(".").strip()[:NAME_MOST].rstrip(". ")
-    return stem or None
-
-
-def file_names(archived: list[str], metadata: Mapping[int, Any], field: str) -> dict[str, str]:
-    """Each archived file's name in the directory: its item's ``metadata[field]`` (``safe_name``) with the file's own
-    suffix, in the items' order; a name an earlier item took gets the item's index added (``sku-00007.png``); an item
-    without the field keeps its index name (``00007.png``). No two files get one name (case apart), and none is
-    results.jsonl."""
-    taken = {"results.jsonl"}
-    names: dict[str, str] = {}
-    for archived_name in sorted(archived, key=lambda n: (n == "results.jsonl", n)):
-        if archived_name == "results.jsonl":
-            names[archived_name] = archived_name
-            continue
-        index_stem, dot, suffix = archived_name.partition(".")
-        suffix = dot + suffix
-        meta = metadata.get(int(index_stem)) if index_stem.isdigit() else None
-        stem = safe_name(meta.get(field)) if isinstance(meta, dict) else None
-        candidates = [f"{stem}{suffix}", f"{stem}-{index_stem}{suffix}"] if stem else []
-        candidates.append(archived_name)
-        name = next((c for c in candidates if c.lower() not in taken), None)
-        number = 2
-        while name is None:
-            name = f"{index_stem}-{number}{suffix}"
-            name = None if name.lower() in taken else name
-            number += 1
-        taken.add(name.lower())
-        names[archived_name] = name
-    return names
 
 
 def _write(source: IO[bytes], path: Path) -> None:

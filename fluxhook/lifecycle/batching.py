@@ -50,7 +50,7 @@ from fluxhook.lifecycle.steps import ending, key_limits, routing, submission, ta
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
-from fluxhook.media.archives import zip_stream
+from fluxhook.media.archives import RESULTS, MemberNames, zip_stream
 from fluxhook.services import Services
 from fluxhook.store.batch_turns import Rules, Ticket
 from fluxhook.store.jobs import Creation
@@ -554,13 +554,17 @@ def results(svc: Services, batch: Batch) -> Iterator[bytes]:
         yield (json.dumps(line, separators=(",", ":")) + "\n").encode()
 
 
-def archive(svc: Services, batch: Batch) -> Iterator[bytes]:
-    """A ZIP of every stored file of the batch, each named by its item's index (``00042.jpg``), then its results
+def archive(svc: Services, batch: Batch, *, name_from: str | None = None) -> Iterator[bytes]:
+    """A ZIP of every stored file of the batch, each named by its item's index (``00042.jpg``), or with ``name_from``
+    from that field of its item's metadata as the command's download names them (``MemberNames``), then its results
     (``results.jsonl``), streamed: memory flat whatever the files' sizes and number."""
+    names = MemberNames(name_from) if name_from is not None else None
+
     def stored() -> Iterator[tuple[str, partial]]:
         for job in items(svc, batch):
             kept = job.video or job.image
             if job.status == st.STORED and job.storage_key and kept:
                 suffix = _SUFFIXES.get(str(kept.get("content_type")), "")
-                yield f"{job.batch_index:05d}{suffix}", partial(svc.storage.open, job.storage_key)
-    return zip_stream(stored(), [("results.jsonl", results(svc, batch))])
+                name = f"{job.batch_index:05d}{suffix}"
+                yield names.name(name, job.metadata) if names else name, partial(svc.storage.open, job.storage_key)
+    return zip_stream(stored(), [(RESULTS, results(svc, batch))])
