@@ -224,7 +224,7 @@ class Batch(dict):
     """
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
-              "metadata", "key_id", "notify_url", "notify_events", "error")
+              "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
 
     def __getattr__(self, name: str) -> Any:
         try:

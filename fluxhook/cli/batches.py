@@ -76,8 +76,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
     cancel = action("cancel", _cancel, "cancel a batch: items not yet sent end aborted (nothing charged), sent ones "
-                                       "go on and are stored (BFL charged them); print it")
+                                       "go on and are stored (BFL charged them); print it, its counts as they stand, "
+                                       "or with --wait once it has ended")
     cancel.add_argument("batch_id", metavar="BATCH_ID")
+    cancel.add_argument("--wait", action="store_true", help="wait until the items BFL has have ended too (the batch "
+                                                            "has ended), showing its progress, then print its final "
+                                                            "counts")
+    cancel.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: stop waiting after S seconds "
+                        "(exit 4; the batch's items at BFL go on; default: until it ends)")
 
     download = action("download", _download, "write every stored file of a batch into DIR (00000.png, ...: named by "
                                              "item index) with results.jsonl (one line per item)")
@@ -365,12 +371,58 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    """Cancel a batch and print it as canceled; one that had ended is a refused request (exit 2), left as it was."""
+    """Cancel a batch and print it as canceled, or with ``--wait`` once it has ended; one that had ended is a refused
+    request (exit 2), left as it was."""
+    if args.timeout is not None and not args.wait:
+        raise CLIError("--timeout goes with --wait: add --wait, or drop --timeout")
     with client_for(args) as fluxhook:
         batch = fluxhook.batches.cancel(args.batch_id)
+        if not args.wait or batch.ended:
+            print_json(batch)
+            if batch.ended:
+                print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+            else:
+                # Its items at BFL go on (BFL has no cancel), so these counts move until they end.
+                print(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
+                      f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
+                      "final counts)", file=sys.stderr)
+            return ExitCode.OK
+        print(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
+              "waiting)", file=sys.stderr)
+        batch = _until_ended(fluxhook, batch, args.timeout)
     print_json(batch)
-    print(f"batch {batch.id} canceled: {counts_text(batch)}", file=sys.stderr)
+    print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _until_ended(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> api.Batch:
+    """The batch once it has ended, followed on its event stream with its progress on stderr; ``CLIError`` (exit 4
+    or 130) when ``timeout`` passes or Ctrl-C stops the wait first."""
+    progress = BatchProgress(sys.stderr)
+    start = time.monotonic()
+
+    def show(latest: api.Batch | None, error: api.APIError | None) -> None:
+        if latest is None or not latest.ended:
+            progress.update(latest or batch, time.monotonic() - start,
+                            "fluxhook unreachable, retrying" if error else "")
+
+    try:
+        ended = fluxhook.batches.wait(batch.id, timeout, on_update=show)
+    except KeyboardInterrupt:
+        progress.clear()
+        raise CLIError(f"interrupted; batch {batch.id} stays canceled and its items at BFL go on: fluxhook batch "
+                       f"show {batch.id}", ExitCode.INTERRUPTED) from None
+    except api.WaitTimeout as exc:
+        progress.clear()
+        seen = exc.batch if exc.batch and exc.batch.counts else batch
+        print_json(seen)
+        raise CLIError(f"batch {batch.id} has not ended after {timeout:g} s ({counts_text(seen)}); its items at BFL "
+                       f"go on: fluxhook batch show {batch.id}", ExitCode.TIMEOUT) from None
+    except api.APIError:
+        progress.clear()
+        raise
+    progress.finish(ended, time.monotonic() - start)
+    return ended
 
 
 def _download(args: argparse.Namespace) -> int:

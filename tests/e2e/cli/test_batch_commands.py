@@ -149,7 +149,7 @@ def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, t
     shown = json.loads(canceled.stdout)
     # The item BFL has goes on (SPEC §18): it is paid for, and stored as any item is.
     assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["submitted"]) == (3, 1)
-    assert f"batch {batch_id} canceled: 1 submitted, 3 aborted" in canceled.stderr
+    assert f"batch {batch_id} canceled: 1 submitted, 3 aborted (so far: the items BFL has go on" in canceled.stderr
     again = batch_cli(stack, "cancel", batch_id, token=mine["key"])
     assert again.returncode == 2 and "already_ended:" in again.stderr and "(HTTP 409)" in again.stderr
 
@@ -264,3 +264,33 @@ def test_stdin_and_an_idempotency_key_make_one_batch(stack, api, sim):
     assert first.stdout == again.stdout and [b["id"] for b in a.get("/v1/batches").json()["batches"]] == [
         first.stdout.strip()]
     assert a.post(f"/v1/batches/{first.stdout.strip()}/cancel").status_code == 200
+
+
+def test_cancel_wait_waits_for_the_items_bfl_has_and_prints_the_final_counts(stack, api, sim, tmp_path):
+    mine, a = make_key(api, max_active=1)
+    items = _file(tmp_path, *(json.dumps({"input": {"prompt": f"[pending] waited {n}"}}) for n in range(3)))
+    batch_id = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--no-wait",
+                         token=mine["key"]).stdout.strip()
+    wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 1, timeout=30,
+               message="one item at BFL")
+    refused = batch_cli(stack, "cancel", batch_id, "--timeout", "5", token=mine["key"])
+    assert refused.returncode == 2 and "--timeout goes with --wait" in refused.stderr
+
+    argv = ["batch", "cancel", batch_id, "--wait", "--url", stack.base_url, "--token", mine["key"]]
+    waiting = subprocess.Popen([sys.executable, "-m", "fluxhook.cli", *argv], cwd=ROOT, env=clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["status"] == "canceled", timeout=30,
+                   message="the batch canceled")
+        assert waiting.poll() is None  # its item at BFL has not ended: nor has the wait
+        (held,) = [j for j in a.get("/v1/jobs", params={"batch_id": batch_id}).json()["jobs"] if j["bfl_id"]]
+        sim.complete(held["bfl_id"])
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, err
+    final = json.loads(out)
+    assert final["status"] == "canceled" and final["ended_at"]
+    assert (final["counts"]["stored"], final["counts"]["aborted"], final["counts"]["submitted"]) == (1, 2, 0)
+    assert f"batch {batch_id} canceled: 1 submitted, 2 aborted; waiting for the items BFL has to end" in err
+    assert f"batch {batch_id} canceled and ended: 1 stored, 2 aborted" in err, err
