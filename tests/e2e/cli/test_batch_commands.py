@@ -239,7 +239,8 @@ def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):
     assert "4 of 5 items would be refused" in refused.stderr
     assert f"{items}, line 3 (item 1) input.width: " in refused.stderr
     assert f"{items}, line 4 (item 2) prompt: put 'prompt' under 'input'" in refused.stderr
-    assert f"{items}, line 5 (item 3) model: an item holds 'input' and 'metadata' only" in refused.stderr
+    assert f"{items}, line 5 (item 3) model: a batch has one model, given once" in refused.stderr
+    assert "`fluxhook batch submit` takes --model" in refused.stderr
     assert f"{items}, line 6 (item 4) input: 'input' must be a non-empty JSON object" in refused.stderr
     as_ndjson = a.post("/v1/batches", params={"model": "flux-2-pro"}, data=items.read_bytes(),
                        headers={"Content-Type": "application/x-ndjson"})
