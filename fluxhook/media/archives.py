@@ -1,4 +1,4 @@
-"""A ZIP archive streamed as it is made (a batch's files, SPEC §18): memory flat whatever the files' sizes; and the
+"""A ZIP archive streamed as it is made (a batch's files): memory flat whatever the files' sizes; and the
 names of a batch's files, by their items' index or from a field of their metadata, the same in the archive the API
 streams (``name_from``) and in the directory ``fluxhook batch download --name-from`` writes.
 
