@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -99,6 +100,14 @@ def _loopback(host: str) -> bool:
         return bare.lower() == "localhost"
 
 
+def dev_stack(env: dict[str, str], var_dir: Path, accounts: Sequence[str] = ()) -> Stack:
+    """The dev run's stack: its web on ``HOST`` (else this machine only), and a NOTIFY_SECRET made when the environment
+    has none, so that a notify_url of the dev token's jobs reaches a receiver here as the banner says (without one to
+    sign with, an admin token's notify_url is refused)."""
+    return Stack(env=env, var_dir=var_dir, accounts=accounts, host=(env.get("HOST") or "").strip() or DEV_HOST,
+                 signs_notifications=True)
+
+
 def run_url(stack: Stack) -> str:
     """The URL the banner shows: the docs' ``localhost`` when the web is reached on this machine's loopback."""
     reach = reach_host(stack.host)
@@ -111,7 +120,8 @@ def web_lines(stack: Stack) -> list[str]:
     only = " (this machine only; HOST=0.0.0.0 to be reached from others)" if _loopback(host) else ""
     return [f"  web:    listening on {host_port(host, stack.env['PORT'])}{only}",
             "  notify: a notify_url on http://127.0.0.1:<any port> (or localhost) reaches a receiver on this "
-            "machine; NOTIFY_HOST_ALLOWLIST adds any other host:port"]
+            "machine, signed with the key's notify_secret, or for the dev token's jobs with NOTIFY_SECRET (in the "
+            "settings file below); NOTIFY_HOST_ALLOWLIST adds any other host:port"]
 
 
 def storage_lines(env: dict[str, str], s3: LocalS3 | None) -> list[str]:
@@ -292,8 +302,7 @@ def main() -> int:
         say(f"make run: RUN_S3=1 stores in a local S3 stand-in and sets {' and '.join(given)} itself: "
             f"unset {' and '.join(given)}, or RUN_S3", err=True)
         return 2
-    stack = Stack(env=env, var_dir=Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts=accounts,
-                  host=(env.get("HOST") or "").strip() or DEV_HOST)
+    stack = dev_stack(env, Path(os.environ.get("FLUXHOOK_VAR", ROOT / "var")), accounts)
     s3 = LocalS3(stack.var_dir / "s3") if s3_wanted else None
 
     def stop() -> None:

@@ -7,7 +7,7 @@ import re
 import secrets
 import shlex
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 
 from fluxhook.core.config import DEFAULT_PORT
+from fluxhook.lifecycle.steps.notify_secrets import new_secret as new_notify_secret
 from simulator.accounts import default_key
 
 from .processes import ROOT, RedisServer, free_port, python, start_process, stop_processes, wait_until
@@ -139,6 +140,9 @@ class Stack:
     redis: RedisServer | None = None
     # Where the web listens instead of the Procfile's 0.0.0.0 (the dev run's HOST); None keeps the Procfile's.
     host: str | None = None
+    # Whether a NOTIFY_SECRET is made when the environment has none (the dev run's: a notify_url of the dev token's
+    # jobs is refused without one to sign with), kept across runs as SECRET_KEY is.
+    signs_notifications: bool = False
     prepared: bool = False
 
     def prepare(self) -> dict[str, str]:
@@ -157,6 +161,8 @@ class Stack:
         env.setdefault("PORT", str(DEFAULT_PORT))  # the port the docs show: `make run` prints it
         env.setdefault("SECRET_KEY", self._persistent_secret("secret_key"))
         env.setdefault("API_TOKENS", self._persistent_secret("api_token"))
+        if self.signs_notifications and not env.get("NOTIFY_SECRET"):
+            env["NOTIFY_SECRET"] = self._persistent_secret("notify_secret", new_notify_secret)
         env.setdefault("STORAGE_URL", f"file://{self._dir('images')}")
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The Procfile names gunicorn and python: they must be this virtual environment's.
@@ -243,11 +249,12 @@ class Stack:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _persistent_secret(self, name: str) -> str:
-        # Kept across dev runs so signed image URLs and webhook URLs stay valid after a restart.
+    def _persistent_secret(self, name: str, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
+        # Kept across dev runs so signed image URLs and webhook URLs stay valid after a restart, and a receiver keeps
+        # verifying the notifications with the secret it was given.
         path = self.var_dir / name
         if not path.exists():
             # Created private: never readable by others, not even for a moment.
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-                out.write(secrets.token_urlsafe(32))
+                out.write(make())
         return path.read_text().strip()

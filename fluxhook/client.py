@@ -224,7 +224,7 @@ class Batch(dict):
     """
 
     FIELDS = ("id", "model", "status", "counts", "cost", "progress", "created_at", "ended_at", "canceled_at",
-              "metadata", "key_id", "notify_url", "notify_events", "error")
+              "metadata", "key_id", "notify_url", "notify_events", "error", "warnings")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -512,8 +512,8 @@ class Client:
 
     def create_key(self, name: str, **limits: Any) -> dict:
         """A new app key (``POST /v1/keys``) with ``limits`` (models, daily_credits, max_active, max_queued,
-        requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region);
-        its ``key`` is the secret, shown this once."""
+        requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region,
+        strict_input); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
 
     def keys(self) -> builtins.list[dict]:
@@ -713,10 +713,13 @@ class Batches:
                     raise error from None
                 time.sleep(client._delay(failures, error))
 
-    def download(self, batch_id: str, target: str | os.PathLike | IO[bytes]) -> Path | IO[bytes]:
+    def download(self, batch_id: str, target: str | os.PathLike | IO[bytes], *,
+                 name_from: str | None = None) -> Path | IO[bytes]:
         """Save the ZIP of the batch's stored files (``GET /v1/batches/{id}/results?format=zip``): each file named by
-        its item's index (``00042.png``), then ``results.jsonl`` (as ``results`` gives it); a batch still running
-        gives what is stored so far. Streamed a piece at a time: memory stays flat whatever its size.
+        its item's index (``00042.png``), or with ``name_from`` from that field of its item's metadata (``sku-1.png``,
+        as ``fluxhook batch download --name-from`` names them), then ``results.jsonl`` (as ``results`` gives it); a
+        batch still running gives what is stored so far. Streamed a piece at a time: memory stays flat whatever its
+        size.
 
         ``target``: a path, where the archive appears whole or not at all (a download that breaks off is tried again
         from its start); or a binary file open for writing, which a download that breaks off leaves holding part of
@@ -725,7 +728,8 @@ class Batches:
         client, path = self._client, f"/v1/batches/{_part(batch_id)}/results"
 
         def opened(number: int) -> requests.Response:
-            response = client._send("GET", path, params={"format": "zip"}, stream=True)
+            params = {"format": "zip", **({"name_from": name_from} if name_from is not None else {})}
+            response = client._send("GET", path, params=params, stream=True)
             kind = response.headers.get("Content-Type", "").split(";")[0].strip()
             if kind != "application/zip":
                 response.close()

@@ -9,6 +9,7 @@ from functools import partial, wraps
 from flask import Blueprint, Response, g, request, stream_with_context
 
 from fluxhook.core.batch import is_batch_id
+from fluxhook.core.catalog import Catalog
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
 from fluxhook.core.notify_events import parse_batch_events
@@ -16,6 +17,7 @@ from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchRequest
 from fluxhook.lifecycle.notifications import requested_url
+from fluxhook.lifecycle.steps.admission import item_model_message
 
 from . import answers, batch_body
 from .auth import require_bearer
@@ -25,10 +27,13 @@ from .cancel_after import requested_cancel_after
 from .context import services
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
+from .prefer import requested_strict
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
 
+# The longest metadata field a results archive's files are named from.
+MAX_NAME_FROM = 100
 # The fields of each item of POST /v1/batches.
 _ITEM_FIELDS = ("input", "metadata")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
@@ -49,7 +54,8 @@ def _read_body(view):
         if not batch_room().has_place(require_bearer().key_id or ""):
             batch_body.discard()  # read, not parsed: the connection stays usable
             raise key_busy()
-        batch_body.read(services().config.max_batch_bytes, item_problems)
+        config = services().config
+        batch_body.read(config.max_batch_bytes, partial(item_problems, catalog=config.catalog))
         return view(*args, **kwargs)
 
     return wrapper
@@ -80,20 +86,25 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config, caller.key)
     batch = batching.create_batch(svc, caller, BatchRequest(
         model, body.items, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
-        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after()),
+        job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
+        strict_input=requested_strict(request.headers.get("Prefer"))),
         waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
 
 
-def item_problems(item: object) -> list[tuple[str, str]]:
+def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[str, str]]:
     """What is wrong with the shape of one item, each as (its field, what to do); empty for a good one. A field of
-    BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it."""
+    BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it; a
+    ``model`` that a batch has once, beside its items (with the catalog's closest names to a misspelt one)."""
     if not isinstance(item, dict):
         return [("item", 'an item is a JSON object such as {"input": {"prompt": "..."}, "metadata": {"sku": "..."}}')]
     problems = []
     for name in item:
         if name in _ITEM_FIELDS:
+            continue
+        if name == "model":
+            problems.append(("model", item_model_message(catalog or Catalog({}), item[name])))
             continue
         shown = str(name)[:40]
         if "input" in item:
@@ -150,17 +161,23 @@ def show(batch_id: str):
 @bp.get("/batches/<batch_id>/results")
 def results(batch_id: str):
     """One JSON line per item in the items' order, or with ``format=zip`` every stored file and those lines in a ZIP,
-    streamed as they are read."""
-    refuse_unknown(list(request.args), ("format",), where=f"GET /v1/batches/{batch_id[:40]}/results",
+    streamed as they are read; with ``name_from``, the ZIP's files named from that field of their items' metadata."""
+    refuse_unknown(list(request.args), ("format", "name_from"), where=f"GET /v1/batches/{batch_id[:40]}/results",
                    kind="query parameter")
     form = request.args.get("format", "jsonl")
     if form not in ("jsonl", "zip"):
         raise InvalidRequest("'format' must be jsonl (the default) or zip")
+    name_from = request.args.get("name_from")
+    if name_from is not None and (form != "zip" or not name_from.strip() or len(name_from) > MAX_NAME_FROM):
+        raise InvalidRequest("'name_from' names the ZIP's files from a field of each item's metadata, as in "
+                             f"?format=zip&name_from=sku: give it with format=zip, a field name of 1 to {MAX_NAME_FROM} "
+                             "characters")
     svc, caller = services(), require_bearer()
     # Counted as the largest page of a job list, whatever the batch's size (``read_limits``).
     batch = batching.get_batch(svc, caller, batch_id)
     if form == "zip":
-        response = Response(stream_with_context(batching.archive(svc, batch)), mimetype="application/zip")
+        response = Response(stream_with_context(batching.archive(svc, batch, name_from=name_from)),
+                            mimetype="application/zip")
         response.headers["Content-Disposition"] = f'attachment; filename="{batch.id}.zip"'
         return answers.paced(response, answers.scope_of(batch.key_id))
     return answers.paced(Response(stream_with_context(batching.results(svc, batch)), mimetype="application/jsonl"),

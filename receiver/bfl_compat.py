@@ -142,7 +142,8 @@ def submit(model: str):
         return bfl_presenting.submission(svc.config, job)
     notify_url = requested_url(None, svc.config, require_bearer().key)
     request_ = JobRequest(model, task_input, notify_url=notify_url, app_webhook=app_webhook,
-                          body_size=body_size(), idempotency=key_hold(), cancel_after=requested_cancel_after())
+                          body_size=body_size(), idempotency=key_hold(), cancel_after=requested_cancel_after(),
+                          as_bfl=True)
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room).job
     ask_events(svc, job, None, require_bearer().key)

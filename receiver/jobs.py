@@ -35,6 +35,7 @@ from .context import services
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
 from .media import authorized_job
+from .prefer import requested_strict
 from .replicated import replicated
 from .store_redirects import storage_redirect
 from .waiting import preference_applied, waited
@@ -101,13 +102,14 @@ def create():
     notify_url = requested_url(data.get("notify_url"), svc.config, require_bearer().key)
     events = requested_events(data.get("notify_events"))
     request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
-                          account=account, idempotency=key_hold(), cancel_after=requested_cancel_after())
+                          account=account, idempotency=key_hold(), cancel_after=requested_cancel_after(),
+                          strict_input=requested_strict(request.headers.get("Prefer")))
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         created = create_job(svc, require_bearer(), request_, submit_here=room)
     g.job_id = created.job.id
     ask_events(svc, created.job, events, require_bearer().key)
-    return _answer_after_wait(created.job, 202, prompt_warnings(task_input), created.waiting)
+    return _answer_after_wait(created.job, 202, [*prompt_warnings(task_input), *created.warnings], created.waiting)
 
 
 # The fields of POST /v1/jobs and POST /v1/jobs/track: anything else at the top level is refused by name.

@@ -1,4 +1,4 @@
-"""``Prefer: wait=N`` (RFC 7240), read the lenient way the RFC asks for (pure)."""
+"""``Prefer: wait=N`` and ``Prefer: handling=strict`` (RFC 7240), read the lenient way the RFC asks for (pure)."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ def requested_wait(header: str | None) -> int | None:
             return None
         return int(max(MIN_WAIT, min(MAX_WAIT, seconds)))
     return None
+
+
+def requested_strict(header: str | None) -> bool:
+    """Whether a ``Prefer`` header asks for strict handling of what the request sends (``handling=strict``; any
+    other value, or none, asks for nothing: a preference is never an error)."""
+    for preference in (header or "").split(","):
+        name, _, value = preference.split(";")[0].partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "strict"
+    return False

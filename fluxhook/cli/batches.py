@@ -34,6 +34,7 @@ from fluxhook.cli.api_commands import (
 )
 from fluxhook.cli.exits import EXIT_CODES_HELP, CLIError, ExitCode
 from fluxhook.credits.figures import format_credits
+from fluxhook.media.archives import file_names
 
 # The most items one batch may hold (the API's limit).
 MAX_ITEMS = 10_000
@@ -75,8 +76,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     listing.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
     cancel = action("cancel", _cancel, "cancel a batch: items not yet sent end aborted (nothing charged), sent ones "
-                                       "go on and are stored (BFL charged them); print it")
+                                       "go on and are stored (BFL charged them); print it, its counts as they stand, "
+                                       "or with --wait once it has ended")
     cancel.add_argument("batch_id", metavar="BATCH_ID")
+    cancel.add_argument("--wait", action="store_true", help="wait until the items BFL has have ended too (the batch "
+                                                            "has ended), showing its progress, then print its final "
+                                                            "counts")
+    cancel.add_argument("--timeout", type=positive_float, metavar="S", help="with --wait: stop waiting after S seconds "
+                        "(exit 4; the batch's items at BFL go on; default: until it ends)")
 
     download = action("download", _download, "write every stored file of a batch into DIR (00000.png, ...: named by "
                                              "item index) with results.jsonl (one line per item)")
@@ -364,12 +371,58 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    """Cancel a batch and print it as canceled; one that had ended is a refused request (exit 2), left as it was."""
+    """Cancel a batch and print it as canceled, or with ``--wait`` once it has ended; one that had ended is a refused
+    request (exit 2), left as it was."""
+    if args.timeout is not None and not args.wait:
+        raise CLIError("--timeout goes with --wait: add --wait, or drop --timeout")
     with client_for(args) as fluxhook:
         batch = fluxhook.batches.cancel(args.batch_id)
+        if not args.wait or batch.ended:
+            print_json(batch)
+            if batch.ended:
+                print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
+            else:
+                # Its items at BFL go on (BFL has no cancel), so these counts move until they end.
+                print(f"batch {batch.id} canceled: {counts_text(batch)} (so far: the items BFL has go on until they "
+                      f"end; `fluxhook batch cancel {batch.id} --wait` or `fluxhook batch show {batch.id}` gives the "
+                      "final counts)", file=sys.stderr)
+            return ExitCode.OK
+        print(f"batch {batch.id} canceled: {counts_text(batch)}; waiting for the items BFL has to end (Ctrl-C stops "
+              "waiting)", file=sys.stderr)
+        batch = _until_ended(fluxhook, batch, args.timeout)
     print_json(batch)
-    print(f"batch {batch.id} canceled: {counts_text(batch)}", file=sys.stderr)
+    print(f"batch {batch.id} canceled and ended: {counts_text(batch)}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _until_ended(fluxhook: api.Client, batch: api.Batch, timeout: float | None) -> api.Batch:
+    """The batch once it has ended, followed on its event stream with its progress on stderr; ``CLIError`` (exit 4
+    or 130) when ``timeout`` passes or Ctrl-C stops the wait first."""
+    progress = BatchProgress(sys.stderr)
+    start = time.monotonic()
+
+    def show(latest: api.Batch | None, error: api.APIError | None) -> None:
+        if latest is None or not latest.ended:
+            progress.update(latest or batch, time.monotonic() - start,
+                            "fluxhook unreachable, retrying" if error else "")
+
+    try:
+        ended = fluxhook.batches.wait(batch.id, timeout, on_update=show)
+    except KeyboardInterrupt:
+        progress.clear()
+        raise CLIError(f"interrupted; batch {batch.id} stays canceled and its items at BFL go on: fluxhook batch "
+                       f"show {batch.id}", ExitCode.INTERRUPTED) from None
+    except api.WaitTimeout as exc:
+        progress.clear()
+        seen = exc.batch if exc.batch and exc.batch.counts else batch
+        print_json(seen)
+        raise CLIError(f"batch {batch.id} has not ended after {timeout:g} s ({counts_text(seen)}); its items at BFL "
+                       f"go on: fluxhook batch show {batch.id}", ExitCode.TIMEOUT) from None
+    except api.APIError:
+        progress.clear()
+        raise
+    progress.finish(ended, time.monotonic() - start)
+    return ended
 
 
 def _download(args: argparse.Namespace) -> int:
@@ -428,13 +481,6 @@ def extract(archive: Path, directory: Path, *, name_from: str | None = None) -> 
     return files, size
 
 
-# What a file name made from an item's metadata may not hold: a path's separators, NUL and control characters, and
-# what Windows refuses in a name; each becomes _. Its length is capped, and it never starts with a dot (no hidden
-# file, no `..`).
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
-NAME_MOST = 120
-
-
 def _metadata_of(lines: IO[bytes]) -> dict[int, Any]:
     """Each item's metadata by its index, from a batch's results.jsonl (a line that is not fluxhook's is skipped)."""
     found: dict[int, Any] = {}
@@ -446,44 +492,6 @@ def _metadata_of(lines: IO[bytes]) -> dict[int, Any]:
         if isinstance(line, dict) and isinstance(line.get("index"), int):
             found[line["index"]] = line.get("metadata")
     return found
-
-
-def safe_name(value: Any) -> str | None:
-    """A file name's stem made from a metadata value (a string or a number), safe to write inside a directory: no
-    separator, NUL or control character (each becomes _), no leading dot, at most ``NAME_MOST`` characters; None for
-    a value that gives none (missing, empty, an object, only dots)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return None
-    stem = _UNSAFE.sub("_", str(value)).strip().lstrip(".").strip()[:NAME_MOST].rstrip(". ")
-    return stem or None
-
-
-def file_names(archived: list[str], metadata: Mapping[int, Any], field: str) -> dict[str, str]:
-    """Each archived file's name in the directory: its item's ``metadata[field]`` (``safe_name``) with the file's own
-    suffix, in the items' order; a name an earlier item took gets the item's index added (``sku-00007.png``); an item
-    without the field keeps its index name (``00007.png``). No two files get one name (case apart), and none is
-    results.jsonl."""
-    taken = {"results.jsonl"}
-    names: dict[str, str] = {}
-    for archived_name in sorted(archived, key=lambda n: (n == "results.jsonl", n)):
-        if archived_name == "results.jsonl":
-            names[archived_name] = archived_name
-            continue
-        index_stem, dot, suffix = archived_name.partition(".")
-        suffix = dot + suffix
-        meta = metadata.get(int(index_stem)) if index_stem.isdigit() else None
-        stem = safe_name(meta.get(field)) if isinstance(meta, dict) else None
-        candidates = [f"{stem}{suffix}", f"{stem}-{index_stem}{suffix}"] if stem else []
-        candidates.append(archived_name)
-        name = next((c for c in candidates if c.lower() not in taken), None)
-        number = 2
-        while name is None:
-            name = f"{index_stem}-{number}{suffix}"
-            name = None if name.lower() in taken else name
-            number += 1
-        taken.add(name.lower())
-        names[archived_name] = name
-    return names
 
 
 def _write(source: IO[bytes], path: Path) -> None:

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from fluxhook.cli.api_commands import action_adder, client_for, print_json, print_rows
 
+# How an on/off option is read (a KeyError is a ValueError's kin to argparse: see _value).
+_ON_OFF = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 # What the limit options set, and how a value is read ('none' removes the limit on update).
 _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "models": ("--models", lambda text: [m for m in text.replace(",", " ").split() if m],
@@ -30,6 +32,9 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "notify_url": ("--notify-url", str.strip, "where its jobs' notifications go unless a job names its own"),
     "notify_events": ("--notify-events", lambda text: [e for e in text.replace(",", " ").split() if e],
                       "notifications beyond job.ended, comma-separated: job.submitted, job.progress"),
+    "strict_input": ("--strict-input", lambda text: _ON_OFF[text.strip().lower()],
+                     "on: a job or batch item whose input holds a field the model's schema does not know is refused "
+                     "(400); off (the default): it is sent and named in the answer's warnings"),
 }
 # Where its jobs may go (SPEC §14): the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
 # null, as the API spells "any account").
@@ -77,7 +82,8 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
 _BACK_TO_DEFAULT = {"max_queued": "; 'none' returns it to MAX_QUEUED_PER_KEY",
                     "reads_per_minute": "; 'none' returns it to READS_PER_MINUTE",
                     "items_per_minute": "; 'none' returns it to ITEMS_PER_MINUTE",
-                    "items_per_day": "; 'none' returns it to ITEMS_PER_DAY"}
+                    "items_per_day": "; 'none' returns it to ITEMS_PER_DAY",
+                    "strict_input": "; 'none' returns it to off"}
 
 
 def _limit_options(parser: argparse.ArgumentParser, removable: bool) -> None:
@@ -106,7 +112,7 @@ def _value(read: Callable[[str], Any], removable: bool) -> Callable[[str], Any]:
             return _NONE
         try:
             return read(text)
-        except ValueError:
+        except (ValueError, KeyError):
             raise argparse.ArgumentTypeError(f"not a valid value: {text!r}") from None
     return parse
 

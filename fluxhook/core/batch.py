@@ -74,6 +74,9 @@ class Batch:
     # The items its request asked for, and when its making stopped short of them (``interrupted``).
     asked: int = 0
     interrupted_at: float | None = None
+    # Its creation's answer only, never kept: the fields of its items' inputs the model's schema does not know, each
+    # sent as given (``{"index", "field", "message"}``, the first items' only).
+    warnings: list[dict] = field(default_factory=list)
 
     @property
     def status(self) -> BatchStatus:
@@ -110,6 +113,7 @@ class Batch:
             "notify_url": self.notify_url,
             "notify_events": list(self.notify_events),
             "error": self.error,
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
 

@@ -160,6 +160,10 @@ class Model:
         """BFL's 422 ``detail`` for the submission ``body`` to this model (empty: its schema takes it)."""
         return request_schema.refusals(self.schema, body, webhook=self.webhook)
 
+    def unknown_fields(self, body: Any) -> list[str]:
+        """The fields of ``body`` this model's schema does not know, which BFL would take or ignore unseen."""
+        return request_schema.unknown_fields(self.schema, body)
+
     @property
     def result_url_life(self) -> int:
         """Seconds a result URL of this model lives after BFL finished the task."""

@@ -171,6 +171,23 @@ def refusals(schema: Schema | None, body: Any, *, webhook: bool = True) -> list[
     return errors + _unknown(schema, named, body, webhook)
 
 
+def unknown_fields(schema: Schema | None, body: Any) -> list[str]:
+    """The fields of ``body`` that ``schema`` does not know and does not refuse, in the body's order: what BFL takes
+    or ignores unseen (a misspelt ``"colour"``, a field of another model). None for a strict schema, whose unknown
+    fields are refusals, for a schema that names no field (it knows none), and for the webhook fields, which fluxhook
+    sets itself."""
+    if schema is None or schema.strict or not schema.fields or not isinstance(body, Mapping):
+        return []
+    known = {name for name, _ in schema.fields} | set(schema.required)
+    known.update(name for field, other, _ in schema.required_when for name in (field, other))
+    return [name for name in body if name not in known and name not in _WEBHOOK_FIELDS]
+
+
+def known_fields(schema: Schema | None) -> tuple[str, ...]:
+    """The fields ``schema`` names, in its order."""
+    return tuple(name for name, _ in schema.fields) if schema else ()
+
+
 def _needed(schema: Schema, body: Mapping[str, Any]) -> set[str]:
     """The fields this body must have: the required ones, and those another field's value requires."""
     needed = set(schema.required)

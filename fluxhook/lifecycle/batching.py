@@ -47,10 +47,10 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import ending, key_limits, routing, submission, task_inputs, timeline
-from fluxhook.lifecycle.steps.admission import check_input, usable_model
+from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
-from fluxhook.media.archives import zip_stream
+from fluxhook.media.archives import RESULTS, MemberNames, zip_stream
 from fluxhook.services import Services
 from fluxhook.store.batch_turns import Rules, Ticket
 from fluxhook.store.jobs import Creation
@@ -106,6 +106,9 @@ class BatchRequest:
     job_events: tuple[str, ...] = ()
     # Seconds from creation to each item's deadline (``Cancel-After``); None: none.
     cancel_after: int | None = None
+    # Whether the request asks for strict input (``Prefer: handling=strict``): an item whose input holds a field the
+    # model's schema does not know is refused, as it is for a key with ``strict_input``.
+    strict_input: bool = False
 
 
 def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
@@ -170,8 +173,8 @@ class _Pace:
 
 
 def _check_and_create(svc: Services, caller: Caller, request: BatchRequest, model, making: _Making) -> Batch:
-    _check_items(model, request.items)
-    return _create(svc, caller, request, model, making)
+    warnings = _check_items(model, request.items, strict=strict_input(caller, request.strict_input))
+    return replace(_create(svc, caller, request, model, making), warnings=warnings)
 
 
 @dataclass
@@ -266,21 +269,34 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     return svc.store.batches.get(batch.id) or batch
 
 
-def _check_items(model, items: ItemSpool) -> None:
+def _check_items(model, items: ItemSpool, *, strict: bool = False) -> list[dict]:
     """``InvalidItems`` naming every bad item: those refused for their shape as the body was read and those BFL's
-    schema for ``model`` refuses, in their order; the first ``NAMED_ITEMS`` of them each with its fields (``{"index",
-    "field", "message"}``, at most ``NAMED_FIELDS`` an item) and the first three in the message. The items are read
-    from their spool a trip at a time."""
+    schema for ``model`` refuses (with ``strict``, those holding a field it does not know too), in their order; the
+    first ``NAMED_ITEMS`` of them each with its fields (``{"index", "field", "message"}``, at most ``NAMED_FIELDS`` an
+    item) and the first three in the message. Else the batch's warnings: the fields of its items' inputs the schema
+    does not know, each sent as given, as ``{"index", "field", "message"}``, bounded as the refusals are. The items are
+    read from their spool a trip at a time."""
     shaped: dict[int, list[dict]] = {}
     for problem in items.problems:
         shaped.setdefault(problem["index"], []).append(problem)
     named: dict[int, list[dict]] = {}
+    warned: dict[int, list[dict]] = {}
     bad, index, pace = 0, 0, _Pace()
     for trip in items.trips(ITEMS_PER_TRIP):
         for item in trip:
             pace()
             # A shape refused is named in ``shaped`` when it is among the first NAMED_ITEMS bad items, as named is.
-            problems = shaped.get(index, []) if item is None else _schema_problems(model, index, item.input)
+            if item is None:
+                problems = shaped.get(index, [])
+            else:
+                problems = _schema_problems(model, index, item.input)
+                found = unknown_input(model, item.input)
+                if strict:
+                    problems += [{"index": index, "field": where, "message": strict_refusal(said)}
+                                 for where, said in found]
+                elif found and len(warned) < NAMED_ITEMS:
+                    warned[index] = [{"index": index, "field": where, "message": said}
+                                     for where, said in found[:NAMED_FIELDS]]
             if item is None or problems:
                 bad += 1
                 if len(named) < NAMED_ITEMS:
@@ -294,6 +310,7 @@ def _check_items(model, items: ItemSpool) -> None:
         raise InvalidItems(f"{bad:,} of {items.count:,} items would be refused, at index {listed} ({said}): fix "
                            "them and send the batch again (nothing was created); 'items' names each, with its field",
                            items=[p for i in indexes for p in named[i][:NAMED_FIELDS]])
+    return [found for index_warned in warned.values() for found in index_warned]
 
 
 def _schema_problems(model, index: int, task_input: dict) -> list[dict]:
@@ -537,13 +554,17 @@ def results(svc: Services, batch: Batch) -> Iterator[bytes]:
         yield (json.dumps(line, separators=(",", ":")) + "\n").encode()
 
 
-def archive(svc: Services, batch: Batch) -> Iterator[bytes]:
-    """A ZIP of every stored file of the batch, each named by its item's index (``00042.jpg``), then its results
+def archive(svc: Services, batch: Batch, *, name_from: str | None = None) -> Iterator[bytes]:
+    """A ZIP of every stored file of the batch, each named by its item's index (``00042.jpg``), or with ``name_from``
+    from that field of its item's metadata as the command's download names them (``MemberNames``), then its results
     (``results.jsonl``), streamed: memory flat whatever the files' sizes and number."""
+    names = MemberNames(name_from) if name_from is not None else None
+
     def stored() -> Iterator[tuple[str, partial]]:
         for job in items(svc, batch):
             kept = job.video or job.image
             if job.status == st.STORED and job.storage_key and kept:
                 suffix = _SUFFIXES.get(str(kept.get("content_type")), "")
-                yield f"{job.batch_index:05d}{suffix}", partial(svc.storage.open, job.storage_key)
-    return zip_stream(stored(), [("results.jsonl", results(svc, batch))])
+                name = f"{job.batch_index:05d}{suffix}"
+                yield names.name(name, job.metadata) if names else name, partial(svc.storage.open, job.storage_key)
+    return zip_stream(stored(), [(RESULTS, results(svc, batch))])

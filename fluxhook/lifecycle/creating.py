@@ -24,7 +24,7 @@ from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import key_limits, routing, submission, task_inputs, timeline, waits
-from fluxhook.lifecycle.steps.admission import check_input, usable_model
+from fluxhook.lifecycle.steps.admission import check_input, strict_input, unknown_input_warnings, usable_model
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
@@ -51,6 +51,12 @@ class JobRequest:
     idempotency: Hold | None = None
     # Seconds from creation to the job's deadline (``Cancel-After``, ``core.deadlines``); None: it has none.
     cancel_after: int | None = None
+    # Whether the request asks for strict input (``Prefer: handling=strict``): a field of ``input`` the model's schema
+    # does not know is refused, as it is for a key with ``strict_input``.
+    strict_input: bool = False
+    # Asked through BFL's own routes, answered as BFL answers: a field BFL's schema does not know is BFL's to ignore
+    # or refuse, never a warning nor fluxhook's refusal.
+    as_bfl: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,8 @@ class Created:
 
     job: Job
     waiting: Waiting | None = None
+    # What its answer says of its input: each field the model's schema does not know, sent as given.
+    warnings: tuple[str, ...] = ()
 
 
 def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_here: bool) -> Created:
@@ -68,7 +76,8 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     if not, a worker submits the job once it has a slot.
 
     Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400;
-    BFL's 422 on its own route) for an input BFL's schema refuses, ``ModelNotAllowed`` (403), ``RateLimited``
+    BFL's 422 on its own route) for an input BFL's schema refuses, ``UnknownField`` (400) for a field of it the
+    schema does not know under strict input (else ``Created.warnings`` names it), ``ModelNotAllowed`` (403), ``RateLimited``
     (429) or ``QueueFull`` (429, its ``max_queued``) past the key's limits, ``BudgetExceeded`` (402) past today's
     credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is left). A
     submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's word on its
@@ -76,13 +85,15 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     """
     model = usable_model(svc, caller, request.model)
     check_input(model, request.input)
+    warnings = () if request.as_bfl else tuple(unknown_input_warnings(
+        model, request.input, strict=strict_input(caller, request.strict_input)))
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
     taken = key_limits.take_request(svc, caller, now)
     try:
         job_id = new_job_id(now)
         with tracing.job_span("fluxhook.create", job_id):
-            return _admit(svc, caller, request, model, route, job_id, now, submit_here)
+            return replace(_admit(svc, caller, request, model, route, job_id, now, submit_here), warnings=warnings)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
         key_limits.give_back_request(svc, taken)

@@ -7,7 +7,8 @@ number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (com
 ``items_per_minute``, ``items_per_day``, ``expires_at``, ``created_at``,
 ``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
-``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear.
+``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear, and
+``strict_input`` (``1`` or ``0``).
 A limit that is not set has no field. Scripts may
 read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
 by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -80,6 +81,8 @@ class AppKey:
     notify_secret: str | None = field(default=None, repr=False)
     notify_secret_old: str | None = field(default=None, repr=False)
     notify_rotated_at: float | None = None
+    # Whether a field of a job's input that the model's schema does not know is refused (400) rather than warned of.
+    strict_input: bool = False
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> AppKey:
@@ -115,6 +118,8 @@ class AppKey:
 
 def encode(name: str, value: Any) -> str:
     """A field's value as the record keeps it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
     if name in _LISTS:
         return ",".join(value)
     if isinstance(value, float):
@@ -123,13 +128,14 @@ def encode(name: str, value: Any) -> str:
 
 
 _LISTS = ("models", "accounts", "notify_events")
-_FIELDS = {"id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str,
-           "accounts": str, "region": str,
+_FIELDS: dict[str, Callable[[str], Any]] = {
+           "id": str, "name": str, "prefix": str, "secret_sha256": str, "weight": int, "models": str, "accounts": str,
+           "region": str,
            "daily_credits": float, "max_active": int, "max_queued": int, "requests_per_minute": int,
            "reads_per_minute": int, "items_per_minute": int, "items_per_day": int, "expires_at": float,
            "created_at": float, "last_used_at": float, "revoked_at": float,
            "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
-           "notify_rotated_at": float}
+           "notify_rotated_at": float, "strict_input": lambda raw: raw == "1"}
 
 
 class AppKeys:

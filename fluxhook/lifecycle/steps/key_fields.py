@@ -27,7 +27,10 @@ MAX_QUEUED = 10_000_000
 _LIMITS = ("models", "daily_credits", "max_active", "max_queued", "requests_per_minute", "reads_per_minute",
            "items_per_minute", "items_per_day", "weight", "expires_at", "accounts", "region", "notify_url",
            "notify_events")
-_CHANGEABLE = ("name", *_LIMITS)
+# Its settings: sent as null, a setting returns to its default.
+_SETTINGS = ("strict_input",)
+_DEFAULTS = {"weight": DEFAULT_WEIGHT, "strict_input": False}
+_CHANGEABLE = ("name", *_LIMITS, *_SETTINGS)
 
 
 def new_key(values: dict[str, Any], now: float) -> tuple[AppKey, str]:
@@ -54,9 +57,9 @@ def parse(body: Any, *, creating: bool, now: float) -> tuple[dict[str, Any], tup
     values: dict[str, Any] = {}
     unset: list[str] = []
     for name, value in body.items():
-        if value is None and name in _LIMITS:
-            if name == "weight":
-                values["weight"] = DEFAULT_WEIGHT
+        if value is None and name in (*_LIMITS, *_SETTINGS):
+            if name in _DEFAULTS:
+                values[name] = _DEFAULTS[name]
             else:
                 unset.append(name)
             continue
@@ -130,8 +133,15 @@ def _notify_events(value: Any, now: float) -> tuple[str, ...]:
     return parse_events(value)
 
 
+def _strict_input(value: Any, now: float) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequest("'strict_input' must be true (a field of a job's input that the model's schema does not "
+                             "know is refused, 400) or false (it is sent and named in the answer's warnings)")
+    return value
+
+
 _PARSERS: dict[str, Callable[[Any, float], Any]] = {
-    "notify_url": _notify_url, "notify_events": _notify_events,
+    "notify_url": _notify_url, "notify_events": _notify_events, "strict_input": _strict_input,
     "accounts": _accounts, "region": _region,
     "name": _name, "models": _models, "daily_credits": _credits, "expires_at": _expires,
     "max_active": _whole("max_active", 1, 10_000), "max_queued": _whole("max_queued", 1, MAX_QUEUED),
@@ -166,7 +176,7 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, j
         "spent_today": spent_today, "jobs_today": jobs_today, "active": jobs.active,
         "canceled_running": jobs.canceled_running, "queued": jobs.queued, "queued_by_reason": dict(jobs.by_reason),
         "notify_url": key.notify_url, "notify_events": list(key.notify_events or ()),
-        "notify_secret_rotated_at": iso(key.notify_rotated_at),
+        "notify_secret_rotated_at": iso(key.notify_rotated_at), "strict_input": key.strict_input,
     }
     if secret is not None:
         shown["key"] = secret

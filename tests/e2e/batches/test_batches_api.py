@@ -12,6 +12,7 @@ import zipfile
 import requests
 
 from devtools.processes import wait_until
+from fluxhook.media.archives import file_names
 from helpers import assert_error, assert_error_status
 from key_helpers import make_key
 
@@ -182,3 +183,28 @@ def test_the_batch_stream_sends_its_counts_then_ends(api):
     assert events and events[-1]["status"] == "ended" and events[-1]["counts"]["stored"] == 2
     assert all(e["id"] == batch["id"] for e in events)
     assert len({json.dumps(e["counts"], sort_keys=True) for e in events}) == len(events)  # each one a change
+
+
+def test_the_zip_names_its_files_from_a_metadata_field_as_the_commands_download_does(api):
+    _, a = make_key(api)
+    skus = [{"sku": "shoe/red"}, {"sku": "shoe/red"}, {}, {"sku": "00000"}]
+    made = a.post("/v1/batches", json={"model": "flux-2-pro", "items": [
+        {"input": {"prompt": f"a named shot {i}"}, "metadata": meta} for i, meta in enumerate(skus)]})
+    assert made.status_code == 202, made.text
+    batch_id = made.json()["id"]
+    assert _ended(a, batch_id)["counts"]["stored"] == 4
+    path = f"/v1/batches/{batch_id}/results"
+
+    by_index = zipfile.ZipFile(io.BytesIO(a.get(path, params={"format": "zip"}).content)).namelist()
+    named = zipfile.ZipFile(io.BytesIO(a.get(path, params={"format": "zip", "name_from": "sku"}).content))
+    suffix = "." + by_index[0].split(".")[1]
+    assert named.namelist() == [f"shoe_red{suffix}", f"shoe_red-00001{suffix}", f"00002{suffix}",
+                                f"00000{suffix}", "results.jsonl"]
+    # One rule: the names the command gives the index-named archive's files.
+    assert file_names(by_index, dict(enumerate(skus)), "sku") == dict(zip(by_index, named.namelist(), strict=True))
+    assert named.read(f"shoe_red-00001{suffix}") == zipfile.ZipFile(io.BytesIO(
+        a.get(path, params={"format": "zip"}).content)).read(f"00001{suffix}")
+
+    for params in ({"name_from": "sku"}, {"format": "zip", "name_from": ""}):
+        refused = a.get(path, params=params)
+        assert refused.status_code == 400 and "name_from" in refused.json()["error"]["message"], refused.text

@@ -149,7 +149,7 @@ def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, t
     shown = json.loads(canceled.stdout)
     # The item BFL has goes on (SPEC §18): it is paid for, and stored as any item is.
     assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["submitted"]) == (3, 1)
-    assert f"batch {batch_id} canceled: 1 submitted, 3 aborted" in canceled.stderr
+    assert f"batch {batch_id} canceled: 1 submitted, 3 aborted (so far: the items BFL has go on" in canceled.stderr
     again = batch_cli(stack, "cancel", batch_id, token=mine["key"])
     assert again.returncode == 2 and "already_ended:" in again.stderr and "(HTTP 409)" in again.stderr
 
@@ -239,7 +239,8 @@ def test_a_bad_file_is_refused_naming_its_line(stack, api, sim, tmp_path):
     assert "4 of 5 items would be refused" in refused.stderr
     assert f"{items}, line 3 (item 1) input.width: " in refused.stderr
     assert f"{items}, line 4 (item 2) prompt: put 'prompt' under 'input'" in refused.stderr
-    assert f"{items}, line 5 (item 3) model: an item holds 'input' and 'metadata' only" in refused.stderr
+    assert f"{items}, line 5 (item 3) model: a batch has one model, given once" in refused.stderr
+    assert "`fluxhook batch submit` takes --model" in refused.stderr
     assert f"{items}, line 6 (item 4) input: 'input' must be a non-empty JSON object" in refused.stderr
     as_ndjson = a.post("/v1/batches", params={"model": "flux-2-pro"}, data=items.read_bytes(),
                        headers={"Content-Type": "application/x-ndjson"})
@@ -264,3 +265,33 @@ def test_stdin_and_an_idempotency_key_make_one_batch(stack, api, sim):
     assert first.stdout == again.stdout and [b["id"] for b in a.get("/v1/batches").json()["batches"]] == [
         first.stdout.strip()]
     assert a.post(f"/v1/batches/{first.stdout.strip()}/cancel").status_code == 200
+
+
+def test_cancel_wait_waits_for_the_items_bfl_has_and_prints_the_final_counts(stack, api, sim, tmp_path):
+    mine, a = make_key(api, max_active=1)
+    items = _file(tmp_path, *(json.dumps({"input": {"prompt": f"[pending] waited {n}"}}) for n in range(3)))
+    batch_id = batch_cli(stack, "submit", str(items), "--model", "flux-2-pro", "--no-wait",
+                         token=mine["key"]).stdout.strip()
+    wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["counts"]["submitted"] == 1, timeout=30,
+               message="one item at BFL")
+    refused = batch_cli(stack, "cancel", batch_id, "--timeout", "5", token=mine["key"])
+    assert refused.returncode == 2 and "--timeout goes with --wait" in refused.stderr
+
+    argv = ["batch", "cancel", batch_id, "--wait", "--url", stack.base_url, "--token", mine["key"]]
+    waiting = subprocess.Popen([sys.executable, "-m", "fluxhook.cli", *argv], cwd=ROOT, env=clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: a.get(f"/v1/batches/{batch_id}").json()["status"] == "canceled", timeout=30,
+                   message="the batch canceled")
+        assert waiting.poll() is None  # its item at BFL has not ended: nor has the wait
+        (held,) = [j for j in a.get("/v1/jobs", params={"batch_id": batch_id}).json()["jobs"] if j["bfl_id"]]
+        sim.complete(held["bfl_id"])
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, err
+    final = json.loads(out)
+    assert final["status"] == "canceled" and final["ended_at"]
+    assert (final["counts"]["stored"], final["counts"]["aborted"], final["counts"]["submitted"]) == (1, 2, 0)
+    assert f"batch {batch_id} canceled: 1 submitted, 2 aborted; waiting for the items BFL has to end" in err
+    assert f"batch {batch_id} canceled and ended: 1 stored, 2 aborted" in err, err

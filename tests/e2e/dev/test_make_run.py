@@ -13,6 +13,7 @@ import requests
 
 from devtools.processes import wait_until
 from devtools.stack import SimAccount, accounts_env, run_account_names
+from fluxhook.cli.dev_run import DEV_RUN_FILE, read_dev_run
 from helpers import start_make_run
 
 
@@ -48,6 +49,13 @@ def test_printed_curl_submits_a_job_that_is_stored_then_sigint_stops_everything(
             timeout=20, message="the first job to be stored")
         image = requests.get(stored["image"]["url"], timeout=5)
         assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
+        # The banner's promise: a notify_url on this machine is taken for the dev token's jobs too (the run made a
+        # NOTIFY_SECRET to sign them with, in the settings file for the commands and the receiver).
+        assert any("notify: a notify_url on http://127.0.0.1:<any port>" in line for line in lines), lines
+        notified = requests.post(f"{base}/v1/jobs", headers=headers, timeout=10, json={
+            "model": "flux-2-pro", "input": {"prompt": "a notified fox"}, "notify_url": "http://127.0.0.1:9/hook"})
+        assert notified.status_code == 202, notified.text
+        assert read_dev_run(tmp_path / "var" / DEV_RUN_FILE)["NOTIFY_SECRET"].startswith("whsec_")
         port = re.search(r"localhost:(\d+)", base).group(1)
         events = _quiet_log(tmp_path / "var" / "web.log") + _quiet_log(tmp_path / "var" / "worker.log")
         assert f"Listening at: 127.0.0.1:{port} (" in "\n".join(events)  # this machine only, unless HOST

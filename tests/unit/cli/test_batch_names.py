@@ -1,5 +1,6 @@
 """``fluxhook batch download --name-from FIELD`` (SPEC §18): each stored file named from its item's metadata, never a
-path outside the directory, never two files one name, an item without the field kept at its index name."""
+path outside the directory, never two files one name, an item without the field kept at its index name. The naming
+rule is fluxhook/media/archives.py's, which the API's ``?name_from=`` archive follows too."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import zipfile
 import pytest
 
 from fluxhook.cli import batches
+from fluxhook.media import archives
 
 
 @pytest.mark.parametrize(("value", "stem"), [
     ("sku-123", "sku-123"), (42, "42"), (1.5, "1.5"), ("../../etc/passwd", "_.._etc_passwd"), ("a/b\\c", "a_b_c"),
     ("nul\x00here", "nul_here"), ("line\nbreak\x1b[31m", "line_break_[31m"), ("..", None), ("...hidden", "hidden"),
     ("  ", None), ("", None), (None, None), (True, None), ({"x": 1}, None), (["a"], None), ("C:evil", "C_evil"),
-    ("x" * 500, "x" * batches.NAME_MOST), ("café ☕", "café ☕"),
+    ("x" * 500, "x" * archives.NAME_MOST), ("café ☕", "café ☕"),
 ])
 def test_safe_name_keeps_what_a_file_name_may_hold_and_nothing_else(value, stem):
-    assert batches.safe_name(value) == stem
+    assert archives.safe_name(value) == stem
 
 
 def test_file_names_take_the_field_suffix_the_index_on_a_clash_and_fall_back_to_the_index():
@@ -26,7 +28,7 @@ def test_file_names_take_the_field_suffix_the_index_on_a_clash_and_fall_back_to_
     metadata = {0: {"sku": "A-1"}, 1: {"sku": "A-1"}, 2: {"sku": "a-1"}, 3: {"other": 1}, 4: None,
                 5: {"sku": "../00003"}}
 
-    names = batches.file_names(archived, metadata, "sku")
+    names = archives.file_names(archived, metadata, "sku")
 
     assert names == {"00000.png": "A-1.png", "00001.jpg": "A-1.jpg", "00002.png": "a-1-00002.png",
                      "00003.png": "00003.png", "00004.png": "00004.png", "00005.png": "_00003.png",
@@ -38,7 +40,7 @@ def test_a_name_clashing_with_an_index_name_never_overwrites_it():
     archived = ["00000.png", "00001.png", "00002.png"]
     metadata = {0: {"sku": "00001"}, 1: {"sku": "00001"}, 2: {"sku": "results.jsonl"}}
 
-    names = batches.file_names([*archived, "results.jsonl"], metadata, "sku")
+    names = archives.file_names([*archived, "results.jsonl"], metadata, "sku")
 
     assert len(set(names.values())) == 4 and names["results.jsonl"] == "results.jsonl"
     assert names["00000.png"] == "00001.png" and names["00001.png"] == "00001-00001.png"

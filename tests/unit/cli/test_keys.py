@@ -78,3 +78,16 @@ def test_the_read_and_item_limits_are_set_and_returned_to_the_services_defaults_
     shown = " ".join(capsys.readouterr().out.split())
     assert all(f"'none' returns it to {name}" in shown for name in ("READS_PER_MINUTE", "ITEMS_PER_MINUTE",
                                                                      "ITEMS_PER_DAY"))
+
+
+def test_strict_input_is_set_on_or_off_and_returned_to_off_with_none(capsys):
+    parser = build_parser()
+
+    assert _limits(parser.parse_args(["keys", "create", "shop", "--strict-input", "on"])) == {"strict_input": True}
+    assert _limits(parser.parse_args(["keys", "update", "key_0123456789abcdef", "--strict-input", "OFF"])) == {
+        "strict_input": False}
+    assert _limits(parser.parse_args(["keys", "update", "key_0123456789abcdef", "--strict-input", "none"])) == {
+        "strict_input": None}  # null: off, the default
+    with pytest.raises(SystemExit):
+        parser.parse_args(["keys", "create", "shop", "--strict-input", "maybe"])
+    assert "not a valid value: 'maybe'" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import sys
 import pytest
 from gunicorn.app.wsgiapp import WSGIApplication
 
-from devtools.run import DEV_HOST, DEV_NOTIFY_HOSTS, notify_allowlist, run_url, web_lines
+from devtools.run import DEV_HOST, DEV_NOTIFY_HOSTS, dev_stack, notify_allowlist, run_url, web_lines
 from devtools.stack import Stack, procfile_commands
 from fluxhook.core.config import Config
 
@@ -100,3 +100,31 @@ def test_without_the_dev_runs_allowlist_a_receiver_on_this_machine_is_refused(lo
     api, _ = local_app(14)
     refused = api.post("/v1/keys", json={"name": "app", "notify_url": "http://127.0.0.1:9000/hook"})
     assert refused.status_code == 400 and "NOTIFY_HOST_ALLOWLIST" in refused.json()["error"]["message"]
+
+
+def test_the_dev_run_makes_a_notify_secret_kept_across_runs_and_the_environments_own_wins(tmp_path):
+    env = dict(SETTINGS)
+    first = dev_stack(env, tmp_path)
+    first.prepare()
+    made = first.env["NOTIFY_SECRET"]
+    assert Config.from_env(first.env).notify_secret == made  # a Standard Webhooks secret the service takes
+    assert (tmp_path / "notify_secret").stat().st_mode & 0o777 == 0o600
+    again = dev_stack(dict(SETTINGS), tmp_path)
+    again.prepare()
+    assert again.env["NOTIFY_SECRET"] == made  # a receiver's secret stays valid after a restart
+    given = dev_stack({**SETTINGS, "NOTIFY_SECRET": NOTIFY_SECRET}, tmp_path / "given")
+    given.prepare()
+    assert given.env["NOTIFY_SECRET"] == NOTIFY_SECRET
+    # The Procfile's and the tests' stacks make none: a deployment sets its own.
+    assert "NOTIFY_SECRET" not in _prepared(tmp_path / "procfile", None).env
+
+
+def test_the_dev_tokens_job_with_a_notify_url_here_is_taken_as_the_banner_says(tmp_path, local_app):
+    stack = dev_stack(dict(SETTINGS), tmp_path)
+    stack.prepare()
+    api, _ = local_app(14, NOTIFY_HOST_ALLOWLIST=notify_allowlist({}), NOTIFY_SECRET=stack.env["NOTIFY_SECRET"])
+    made = api.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "[pending] a fox"},
+                                      "notify_url": "http://127.0.0.1:9000/hook"})
+    assert made.status_code == 202, made.text
+    (_, notify) = web_lines(stack)
+    assert "for the dev token's jobs with NOTIFY_SECRET (in the settings file below)" in notify

@@ -159,11 +159,11 @@ def test_a_check_of_items_slower_than_the_lease_keeps_its_turn(svc, sim, monkeyp
     turns = svc.store.batches.turns
     check, checking = batching._check_items, threading.Event()
 
-    def slow_check(model, items):  # 10,000 items on a loaded host, at the making's lower priority
+    def slow_check(model, items, **options):  # 10,000 items on a loaded host, at the making's lower priority
         if items.count == 4:
             checking.set()
             time.sleep(2.0)
-        return check(model, items)
+        return check(model, items, **options)
 
     monkeypatch.setattr(batching, "BATCH_MAKING_LEASE", 0.6)  # said to go on every 0.2 s
     monkeypatch.setattr(batching, "_check_items", slow_check)
