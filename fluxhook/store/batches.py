@@ -42,6 +42,7 @@ class Batches:
         self.turns = BatchTurns(connection, keys)
         self._cut = LuaScript(connection, "batch_cut")
         self._prune = LuaScript(connection, "batch_prune")
+        self._sweep_index_add = LuaScript(connection, "sweep_index_add")
 
     def create(self, batch: Batch, *, making_until: float) -> None:
         """Record a new batch, every item counted ``queued``, in one MULTI (its items are made after it); its making
@@ -61,7 +62,7 @@ class Batches:
         pipe.hset(counts, mapping=fields)
         pipe.zadd(k.owner_batches(owner_of(batch.key_id)), {batch.id: 0})
         pipe.zadd(k.all_batches, {batch.id: 0})
-        pipe.zadd(k.batches_unmade, {batch.id: making_until})
+        self._sweep_index_add([k.batches_unmade, k.sweep_added], [repr(making_until), batch.id], client=pipe)
         pipe.execute()
 
     def making_went_on(self, token: str, batch_id: str | None, now: float, lease: float) -> bool:
@@ -98,7 +99,7 @@ class Batches:
         asked for. With the sweep's ``claimed`` score, None (and nothing changed) if its making went on since."""
         k = self.keys
         cut = self._cut([k.batch(batch_id), k.batch_jobs(batch_id), k.batch_counts, k.batches_unmade,
-                         k.batches_canceling, k.outbox, k.notify_added],
+                         k.batches_canceling, k.outbox, k.notify_added, k.sweep_added],
                         [batch_id, repr(now), "" if claimed is None else repr(claimed)])
         return None if cut is None else (int(cut[0]), int(cut[1]))
 
@@ -155,7 +156,8 @@ class Batches:
         canceled before."""
         if not self.connection.hsetnx(self.keys.batch(batch_id), "canceled_at", repr(now)):
             return False
-        self.connection.zadd(self.keys.batches_canceling, {batch_id: now})
+        # The sweep ends what this request's own pass does not: a sweeper at rest is woken for it.
+        self._sweep_index_add([self.keys.batches_canceling, self.keys.sweep_added], [repr(now), batch_id])
         return True
 
     def canceled(self, batch_id: str) -> bool:
@@ -183,7 +185,8 @@ class Batches:
         if done:
             pipe.zrem(self.keys.batches_canceling, batch_id)
         else:
-            pipe.zadd(self.keys.batches_canceling, {batch_id: again_at})
+            self._sweep_index_add([self.keys.batches_canceling, self.keys.sweep_added], [repr(again_at), batch_id],
+                                  client=pipe)
         pipe.execute()
 
     def item_ids_after(self, batch_id: str, cursor: str | None, count: int) -> builtins.list[str]:

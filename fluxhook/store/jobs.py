@@ -164,6 +164,7 @@ class JobStore:
         self._count = LuaScript(connection, "job_count")
         self._attempt = LuaScript(connection, "job_attempt")
         self._delete = LuaScript(connection, "job_delete")
+        self._sweep_index_add = LuaScript(connection, "sweep_index_add")
         self._claim_due = LuaScript(connection, "claim_due")
         self._confirm_claim = LuaScript(connection, "confirm_claim")
         self._set_if_exists = LuaScript(connection, "job_set_if_exists")
@@ -464,7 +465,7 @@ class JobStore:
         if again_at is None:
             self.connection.zrem(self.keys.deadlines, job_id)
         else:
-            self.connection.zadd(self.keys.deadlines, {job_id: _score(again_at)})
+            self._sweep_index_add([self.keys.deadlines, self.keys.sweep_added], [_score(again_at), job_id])
 
     def lock_for_send(self, job_id: str, lock: Lock) -> tuple[bool, Job | None, bool]:
         """Take the job's submit ``lock`` if free, and read the job as recorded under it and whether it holds a slot,

@@ -1,4 +1,4 @@
--- needs: timeline
+-- needs: timeline, sweep_index
 -- A new job record with its indexes; for a BFL task its owner already tracks (a task is tracked once per owner, each
 -- owner's job its own), the id of the job tracking it.
 --
@@ -30,19 +30,8 @@ function job_record.create(at, base)
   redis.call('HSET', key(spec.record), unpack(ARGV, at + 1, #ARGV))
   for _, index in ipairs(spec.indexes) do redis.call('ZADD', key(index), 0, id) end
   if spec.model ~= '' then redis.call('SADD', key(spec.models), spec.model) end
-  local first = false
-  if spec.due ~= '' then
-    redis.call('ZADD', key(spec.due_index), spec.due, id)
-    first = redis.call('ZCARD', key(spec.due_index)) == 1
-  end
-  if spec.deadlines then
-    redis.call('ZADD', key(spec.deadlines), spec.deadline, id)
-    first = first or redis.call('ZCARD', key(spec.deadlines)) == 1
-  end
-  if first then
-    redis.call('LPUSH', key(spec.sweep_added), 1)
-    redis.call('LTRIM', key(spec.sweep_added), 0, 0)
-  end
+  if spec.due ~= '' then sweep_index.add(key(spec.due_index), key(spec.sweep_added), spec.due, id) end
+  if spec.deadlines then sweep_index.add(key(spec.deadlines), key(spec.sweep_added), spec.deadline, id) end
   -- A new job is announced like a change of one (job_transition.lua): the streams of its owner show it.
   if spec.channel then redis.call('PUBLISH', spec.channel, id) end
   local hold = spec.hold

@@ -1,4 +1,4 @@
--- needs: effects, slot_time, slot_holders, members, slot_counts, batch_counts, outbox
+-- needs: effects, slot_time, slot_holders, members, slot_counts, batch_counts, outbox, sweep_index
 -- A job's change of status and fields, and what must happen with it, in one atomic step.
 --
 -- KEYS[1] the job record; KEYS[2] the due index; KEYS[3] the notification outbox; then the keys the spec names by their
@@ -293,14 +293,8 @@ elseif spec.due and (not spec.terminal or holding) then
   local when = spec.due
   -- Watched (store/watching.py): its record's mark is later than now.
   if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
-  redis.call('ZADD', due, when, spec.id)
-  -- A job just sent, the first due: a sweeper at rest waits for it (spec.sweep_added, a wake-up list:
-  -- store/wakes.py). Only as it is sent (a web process's send is no work of any worker's): its send woke a
-  -- sweeper, which rests again only once every index it reads is empty.
-  if new == 'submitted' and redis.call('ZCARD', due) == 1 then
-    redis.call('LPUSH', KEYS[spec.sweep_added], 1)
-    redis.call('LTRIM', KEYS[spec.sweep_added], 0, 0)
-  end
+  -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
+  sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
 end
 -- A lock that guarded the move is moot once it is made: freed without a look at whose it is.
 if spec.unlock and (moving or redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value) then

@@ -1,4 +1,4 @@
--- needs: slots_accounts, routes, slot_time, fair_turns, members, slot_holders
+-- needs: slots_accounts, routes, slot_time, fair_turns, members, slot_holders, sweep_index
 -- Shared by the slot scripts that give and take slots: slots held past their lease freed, the owners' fair
 -- share, and what may be taken now (the accounts, pools, limits and reads are slots_accounts.lua's).
 --
@@ -183,7 +183,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     -- Counted before the slot is added (room() counted both already).
     local in_pool, over = held_in(account, pool.name), held_over(account)
     redis.call('ZADD', slots, now, job)
-    redis.call('ZADD', due, now + submit_lease, job)
+    sweep_index.add(due, s.K.sweep_added, now + submit_lease, job)
     its.held, account.held = in_pool + 1, over + 1
     redis.call('HSET', s.K.slot_counts, slots, its.held)
     if account.probation then

@@ -1,4 +1,4 @@
--- needs: slots_prelude, members, slot_holders, slot_time, slots_accounts, slot_counts
+-- needs: slots_prelude, members, slot_holders, slot_time, slots_accounts, slot_counts, sweep_index
 -- After the prelude. KEYS[K.after + 1]: the job's record (the script's own key); KEYS[K.after + 2], when given: the
 -- submit lock of the submission that gives the slot back. ARGV[rest...]: pool, job id, pause in ms (0 = none), wait in
 -- ms (0 = none), and with the lock the token it was taken with. A queued job gives its slot back and goes back in its
@@ -47,7 +47,7 @@ local function wake()
   if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
 end
 if wait > 0 then
-  redis.call('ZADD', due, now + wait / 1000, job)
+  sweep_index.add(due, K.sweep_added, now + wait / 1000, job)
   redis.call('ZREM', pool.line, member)
   redis.call('ZADD', aside, 0, member)
   if freed then wake() end
