@@ -63,6 +63,7 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
+	@sh devtools/nginx.sh
 	$(PY) -m pytest tests/e2e -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
