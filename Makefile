@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -63,6 +63,7 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-fast
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
+	@sh devtools/nginx.sh
 	$(PY) -m pytest tests/e2e -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
@@ -231,6 +232,13 @@ bench-notifications: $(VENV)/.installed
 # ~1 s), and Redis commands per stored job. About 3 minutes; `$(PY) -m bench.streams --streams 60` runs a smaller one.
 bench-streams: $(VENV)/.installed
 	$(PY) -m bench.streams
+
+# A page of 25 images read afresh every 10 s for 10 minutes through nginx's proxy_cache at two widths: the share the
+# cache answers with links stable for an hour, beside per-second links (needs nginx: devtools/nginx.sh). MINUTES=2
+# for a short run.
+bench-cdn: $(VENV)/.installed
+	@sh devtools/nginx.sh
+	$(PY) -m bench.cdn $(if $(MINUTES),--minutes $(MINUTES))
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.
 soak: $(VENV)/.installed

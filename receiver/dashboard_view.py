@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
-from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch
 from fluxhook.core.config import Config
@@ -23,6 +22,7 @@ from fluxhook.core.variants import srcset
 from fluxhook.core.wait_reasons import Waiting, describe
 from fluxhook.credits.figures import format_credits
 from fluxhook.lifecycle.notifications import host_shown
+from fluxhook.lifecycle.steps.presenting import file_path
 from fluxhook.media import posters
 from receiver import timeline_words
 from receiver.words import duration, reason_words
@@ -120,7 +120,7 @@ def picture(config: Config, job: Job, place: Place) -> dict:
         return {"srcset": "", "sizes": ""}
     if not width:
         return {"srcset": "", "sizes": ""}
-    url = f"/v1/jobs/{job.id}/{name}?token={signing.file_token(config.secret_keys, job.id, name)}"
+    url = file_path(config, job.id, name)
     return {"srcset": srcset(url, width, place.widths), "sizes": place.sizes(width)}
 
 
@@ -197,7 +197,7 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
     percent = None if job.progress is None or not running(job) else round(job.progress * 100)
 
     def link(kind: str) -> str:
-        return f"/v1/jobs/{job.id}/{kind}?token={signing.file_token(config.secret_keys, job.id, kind)}"
+        return file_path(config, job.id, kind)
 
     return {
         **row(job, waiting, config),

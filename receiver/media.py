@@ -14,12 +14,11 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import is_resource_modified, parse_etags
 from werkzeug.wsgi import ClosingIterator
 
-from fluxhook.core import signing
 from fluxhook.core.errors import Gone, JobNotFound, NotReady, RangeNotSatisfiable, Unauthorized
 from fluxhook.core.job import Job
 from fluxhook.core.transitions import STORED
 from fluxhook.lifecycle import draft_caches
-from fluxhook.lifecycle.steps import key_limits
+from fluxhook.lifecycle.steps import key_limits, presenting
 from fluxhook.media import storage
 from fluxhook.media.ranges import ByteRange, Unsatisfiable, parse_range
 
@@ -49,8 +48,7 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     svc = services()
     token = request.args.get("token")
     caller = authenticate()
-    signed = bool(token and signing.file_token_valid(svc.config.secret_keys, token, job_id, kind,
-                                                     svc.config.image_url_ttl_seconds))
+    signed = bool(token and presenting.link_opens(svc.config, token, job_id, kind))
     if caller is None and not signed:
         raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
     if caller is None and (owner := _link_owners.get(job_id)) is not None:

@@ -33,6 +33,7 @@ API_TOKEN = "test-token-0123456789"
 METRICS_TOKEN = "test-metrics-token-0123"
 STATIC_SECRET = "static-webhook-secret-0123"
 MAX_IMAGE_BYTES = 200_000
+IMAGE_URL_WINDOW = 30  # the stacks' IMAGE_URL_WINDOW_SECONDS
 MAX_VIDEO_BYTES = 3_000_000
 # The suite's own models, beside the shipped catalog (BFL_MODELS_FILE).
 TEST_MODELS = Path(__file__).with_name("models.toml")
@@ -318,6 +319,9 @@ def service_env(redis_server, simulator, spy_port: int, port: int, **overrides) 
         # Tests leave many tasks pending (thousands over the suite): slots are tested on a stack of their own.
         "BFL_MAX_ACTIVE": "10000",
         "IMAGE_URL_TTL_SECONDS": "60",
+        # Links the same for every read within 30 s: the tests that compare two reads' links wait for a window with
+        # room for them (helpers.within_one_link_window).
+        "IMAGE_URL_WINDOW_SECONDS": str(IMAGE_URL_WINDOW),
         # Every request of an app key is a read against its limit, and the suite's keys poll their jobs every 20 ms:
         # the tests of the read limit give their keys a reads_per_minute of their own (or set this lower).
         "READS_PER_MINUTE": "1000000",

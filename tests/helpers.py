@@ -92,7 +92,8 @@ def snapshot(job: dict) -> dict:
 
     Only ``updated_at`` and ``attempts.polls`` may move: the fallback sweep polls a Pending job
     after the stack's 2 s grace period, whatever the test does. ``image.url`` and the links of ``image.srcset`` are
-    signed afresh (with the time) on every read, so the rest of ``image`` is what is compared.
+    signed anew each link window (IMAGE_URL_WINDOW_SECONDS), which two reads may straddle, so the rest of ``image``
+    is what is compared.
     """
     kept = {key: value for key, value in job.items() if key != "updated_at"}
     kept["attempts"] = {key: value for key, value in job["attempts"].items() if key != "polls"}

@@ -115,6 +115,9 @@ class Config:
     max_video_bytes: int = 2_147_483_648
     job_retention_days: int = 30
     image_url_ttl_seconds: int = 3600
+    # Every read of a job within a window of this many seconds gives the same signed links (a cache keeps them);
+    # 1: a new link every second.
+    image_url_window_seconds: int = 3600
     # Credits fluxhook may spend per UTC day (None: no limit), and how often a worker asks BFL for the balance.
     bfl_daily_credit_limit: float | None = None
     bfl_credits_refresh_seconds: int = 300
@@ -319,6 +322,8 @@ def _limits(reader: _Reader, models: Catalog) -> dict[str, Any]:
         job_retention_days=reader.integer("JOB_RETENTION_DAYS", field_default("job_retention_days"), minimum=1, maximum=3650),
         image_url_ttl_seconds=reader.integer("IMAGE_URL_TTL_SECONDS", field_default("image_url_ttl_seconds"),
                                              minimum=1, maximum=7 * 86400),
+        image_url_window_seconds=reader.integer("IMAGE_URL_WINDOW_SECONDS", field_default("image_url_window_seconds"),
+                                                minimum=1, maximum=7 * 86400),
         bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
     )
 

@@ -3,15 +3,18 @@
 A token minted for one purpose (or one job) is worth nothing for any other. Every function
 takes the key or, during a rotation, the list of keys oldest first: new tokens are signed
 with the last one, and tokens signed with any of them are accepted.
+
+A file's link carries the start of the window it was read in, not the second (``link_times``): every read of a job
+within a window gives the same URLs, so a browser's or a CDN's copy of one serves the next page that shows it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Sequence, Union
+from typing import NamedTuple, Sequence, Union
 
-from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
 _WEBHOOK_URL_SALT = "fluxhook.webhook-url"
 _WEBHOOK_SECRET_SALT = "fluxhook.webhook-secret"
@@ -80,9 +83,43 @@ def _file_salt(kind: str) -> str:
     return _IMAGE_URL_SALT if kind == "image" else f"fluxhook.{kind}-url"
 
 
-def file_token(secret_key: Keys, job_id: str, kind: str) -> str:
-    """A timestamped token that lets anyone holding it fetch this job's ``kind`` file (one of FILE_KINDS), no other."""
-    return _serializer(tuple(_keys(secret_key)), _file_salt(kind), timed=True).dumps(job_id)
+class LinkTimes(NamedTuple):
+    """When a file's link read at one moment says it was signed, and how old such a link may be and still open."""
+
+    signed_at: int
+    max_age: int
+
+
+def link_times(now: float, ttl: int, window: int) -> LinkTimes:
+    """The rule of a file's link read at ``now`` (epoch seconds): it is signed as of the start of its ``window``
+    (windows start at multiples of ``window`` seconds since the epoch), so every read within one window gives the
+    same link; it opens while its age is at most ``ttl + window - 1`` seconds, so it opens at least ``ttl`` seconds
+    after the read that gave it (a read in the window's last second included) and at most ``ttl + window - 1`` after.
+    A window of 1 is a new link every second, each valid ``ttl`` seconds."""
+    second = int(now)
+    return LinkTimes(second - second % window, ttl + window - 1)
+
+
+def file_token(secret_key: Keys, job_id: str, kind: str, signed_at: int | None = None) -> str:
+    """A timestamped token that lets anyone holding it fetch this job's ``kind`` file (one of FILE_KINDS), no other;
+    dated ``signed_at`` (``link_times``; None: now)."""
+    keys = tuple(_keys(secret_key))
+    serializer = _serializer(keys, _file_salt(kind), timed=True)
+    if signed_at is None:
+        return serializer.dumps(job_id)
+    signer = _DatedSigner(list(keys), salt=_file_salt(kind), signed_at=signed_at)
+    return signer.sign(serializer.dump_payload(job_id)).decode()
+
+
+class _DatedSigner(TimestampSigner):
+    """The timed serializer's signer (same key derivation and digest), dating its token ``signed_at``, not now."""
+
+    def __init__(self, secret_key: list[str], *, salt: str, signed_at: int):
+        super().__init__(secret_key, salt=salt)
+        self._signed_at = signed_at
+
+    def get_timestamp(self) -> int:
+        return self._signed_at
 
 
 def file_token_valid(secret_key: Keys, token: str, job_id: str, kind: str, max_age: int) -> bool:

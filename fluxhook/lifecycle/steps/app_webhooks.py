@@ -84,10 +84,10 @@ def unseal(config: Config, sealed: str) -> str | None:
 
 
 def request_for(config: Config, job: Job, now: float) -> tuple[str, dict[str, str]] | None:
-    """The body and headers of one call to the app at ``now``: BFL's callback at this moment (a fresh link each
-    attempt) and, when the app gave a secret, ``X-Webhook-Secret`` and ``X-BFL-Signature`` (over the body's
-    UTF-8 bytes, exactly as they are sent). None when the secret can no longer be opened (SECRET_KEY changed
-    without keeping the old key): the app would refuse the call."""
+    """The body and headers of one call to the app at ``now``: BFL's callback at this moment (its link the one a
+    read now gives, open at least the TTL from now) and, when the app gave a secret, ``X-Webhook-Secret`` and
+    ``X-BFL-Signature`` (over the body's UTF-8 bytes, exactly as they are sent). None when the secret can no longer
+    be opened (SECRET_KEY changed without keeping the old key): the app would refuse the call."""
     body = json.dumps(bfl_presenting.callback(config, job, now), separators=(",", ":"), ensure_ascii=False)
     headers = {"Content-Type": "application/json"}
     if job.app_webhook_secret:

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import time
+
 from fluxhook.core import signing, variants
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting
 
 
-def file_url(config: Config, job_id: str, name: str) -> str:
-    """A signed link to one of the job's stored files (``image``, ``video``, ``poster``, ``draft_cache``), valid
-    ``IMAGE_URL_TTL_SECONDS`` from now, that works without a bearer token and for no other job or file."""
-    token = signing.file_token(config.secret_keys, job_id, name)
-    return f"{config.public_base_url}/v1/jobs/{job_id}/{name}?token={token}"
+def file_path(config: Config, job_id: str, name: str, now: float | None = None) -> str:
+    """The path and query of a signed link to one of the job's stored files (``image``, ``video``, ``poster``,
+    ``draft_cache``) that works without a bearer token and for no other job or file: the same for every read within
+    ``IMAGE_URL_WINDOW_SECONDS``, valid at least ``IMAGE_URL_TTL_SECONDS`` from now (``signing.link_times``)."""
+    times = signing.link_times(time.time() if now is None else now, config.image_url_ttl_seconds,
+                               config.image_url_window_seconds)
+    return f"/v1/jobs/{job_id}/{name}?token={signing.file_token(config.secret_keys, job_id, name, times.signed_at)}"
+
+
+def file_url(config: Config, job_id: str, name: str, now: float | None = None) -> str:
+    """``file_path``'s link, absolute under ``PUBLIC_BASE_URL``."""
+    return config.public_base_url + file_path(config, job_id, name, now)
+
+
+def link_opens(config: Config, token: str, job_id: str, name: str) -> bool:
+    """Whether ``token`` is a link's to the job's ``name`` file, signed with one of the keys and still in its time."""
+    max_age = signing.link_times(time.time(), config.image_url_ttl_seconds, config.image_url_window_seconds).max_age
+    return signing.file_token_valid(config.secret_keys, token, job_id, name, max_age)
 
 
 def present(config: Config, job: Job, waiting: Waiting | None = None) -> dict:
-    """The job as ``GET /v1/jobs/{id}`` answers it, with fresh signed URLs of its stored files (and its image's
+    """The job as ``GET /v1/jobs/{id}`` answers it, with the window's signed URLs of its stored files (and its image's
     ``srcset``) and, while it is ``queued``, why it waits (``waits.of``; a terminal job, as notifications send it,
     waits for nothing)."""
     links: dict[str, str | None] = {}

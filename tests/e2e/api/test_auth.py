@@ -14,12 +14,14 @@ import pytest
 import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from conftest import API_TOKEN, SECRET_KEY, STATIC_SECRET
+from conftest import API_TOKEN, IMAGE_URL_WINDOW, SECRET_KEY, STATIC_SECRET
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import signing
 from helpers import OTHER_KEY, SECOND_TOKEN, assert_error, secret_of, send_raw, snapshot, webhook_url
 
 IMAGE_URL_TTL = 60  # the stack's IMAGE_URL_TTL_SECONDS
+# The oldest a link may be and open: TTL + IMAGE_URL_WINDOW_SECONDS - 1 (a link carries its window's start).
+LINK_MAX_AGE = IMAGE_URL_TTL + IMAGE_URL_WINDOW - 1
 
 
 @pytest.mark.parametrize("authorization, status", [
@@ -111,8 +113,8 @@ def image_token_issued(job_id: str, age: int, key: str = SECRET_KEY) -> str:
 
 @pytest.mark.parametrize("age, status", [
     pytest.param(5, 200, id="fresh"),
-    pytest.param(IMAGE_URL_TTL - 15, 200, id="just-inside-the-ttl"),
-    pytest.param(IMAGE_URL_TTL + 2, 401, id="just-past-the-ttl"),
+    pytest.param(LINK_MAX_AGE - 15, 200, id="just-inside-the-ttl-and-window"),
+    pytest.param(LINK_MAX_AGE + 2, 401, id="just-past-the-ttl-and-window"),
     pytest.param(3600, 401, id="an-hour-old"),
     pytest.param(365 * 86400, 401, id="a-year-old"),
     pytest.param(-3600, 401, id="issued-in-the-future"),

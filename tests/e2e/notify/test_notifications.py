@@ -35,7 +35,7 @@ def _without_image_url(job: dict) -> dict:
     job = json.loads(json.dumps(job))
     if job["image"]:
         job["image"].pop("url")
-        job["image"].pop("srcset", None)  # its links are signed afresh at each read, as the url
+        job["image"].pop("srcset", None)  # its links are new each link window, as the url
     return job
 
 

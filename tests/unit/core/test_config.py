@@ -79,6 +79,7 @@ def test_minimal_env_gives_spec_defaults():
     assert config.max_image_bytes == 52_428_800
     assert config.job_retention_days == 30
     assert config.image_url_ttl_seconds == 3600
+    assert config.image_url_window_seconds == 3600
 
 
 def test_default_allowlists():
@@ -220,6 +221,9 @@ def test_each_missing_required_variable_is_one_line(missing, how):
         ("JOB_RETENTION_DAYS", "thirty"),
         ("IMAGE_URL_TTL_SECONDS", "0"),
         ("IMAGE_URL_TTL_SECONDS", "1h"),
+        ("IMAGE_URL_WINDOW_SECONDS", "0"),
+        ("IMAGE_URL_WINDOW_SECONDS", "1h"),
+        ("IMAGE_URL_WINDOW_SECONDS", "604801"),
         ("PORT", "0"),
         ("PORT", "70000"),
         ("PORT", "http"),
@@ -373,8 +377,8 @@ def test_weak_but_valid_settings_start_with_a_warning(changes, warned):
 
 def test_the_minimal_settings_start_without_a_warning_and_accept_small_limits():
     assert Config.from_env(env(PUBLIC_BASE_URL="https://hooks.example.com")).warnings() == []
-    small = Config.from_env(env(MAX_IMAGE_BYTES="1", IMAGE_URL_TTL_SECONDS="1"))
-    assert (small.max_image_bytes, small.image_url_ttl_seconds) == (1, 1)
+    small = Config.from_env(env(MAX_IMAGE_BYTES="1", IMAGE_URL_TTL_SECONDS="1", IMAGE_URL_WINDOW_SECONDS="1"))
+    assert (small.max_image_bytes, small.image_url_ttl_seconds, small.image_url_window_seconds) == (1, 1, 1)
 
 
 OLD_KEYS = ("old-key-0123456789abcdef0123456789", "older-key-0123456789abcdef012345678")

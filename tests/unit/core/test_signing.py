@@ -175,3 +175,47 @@ def test_an_unknown_kind_has_no_link():
     with pytest.raises(ValueError):
         signing.file_token(SECRET_KEY, "job_x", "everything")
     assert signing.file_token_valid(SECRET_KEY, signing.image_token(SECRET_KEY, "job_x"), "job_x", "nope", 60) is False
+
+
+@pytest.mark.parametrize(("ttl", "window"), [(60, 30), (3600, 3600), (60, 1), (5, 7)])
+def test_every_read_in_a_window_gives_one_link_open_at_least_the_ttl_after_the_read(ttl, window):
+    start = 1_700_000_000 - 1_700_000_000 % window + window  # a window's first second
+    reads = [start + offset / 4 for offset in range(window * 4)]  # every quarter second of the window
+    times = {signing.link_times(now, ttl, window) for now in reads}
+    assert times == {signing.LinkTimes(start, ttl + window - 1)}
+    for now in reads:
+        # The last second it opens (its age at most max_age) is at or past the read's own TTL.
+        assert start + ttl + window - 1 >= int(now + ttl)
+    # The next window's first read gives the next link.
+    assert signing.link_times(start + window, ttl, window).signed_at == start + window
+
+
+def test_a_window_of_one_second_is_a_new_link_each_second_valid_for_the_ttl():
+    assert signing.link_times(1_700_000_123.9, 60, 1) == signing.LinkTimes(1_700_000_123, 60)
+
+
+def _valid_at(monkeypatch, when: float, token: str, jid: str, max_age: int, keys=KEY) -> bool:
+    monkeypatch.setattr(itsdangerous.timed, "time", types.SimpleNamespace(time=lambda: when))
+    try:
+        return signing.file_token_valid(keys, token, jid, "image", max_age)
+    finally:
+        monkeypatch.undo()
+
+
+def test_a_windowed_link_is_the_same_token_and_opens_from_the_read_for_the_ttl_then_closes(monkeypatch):
+    jid, ttl, window = job_id(), 60, 30
+    first, last = 1_700_000_010.2, 1_700_000_039.9  # the first and the last moment of one 30-s window
+    early, late = signing.link_times(first, ttl, window), signing.link_times(last, ttl, window)
+    token = signing.file_token(KEY, jid, "image", early.signed_at)
+    assert signing.file_token(KEY, jid, "image", late.signed_at) == token  # byte-identical
+    assert _valid_at(monkeypatch, last + ttl, token, jid, late.max_age)  # the last read's full TTL
+    assert not _valid_at(monkeypatch, early.signed_at + late.max_age + 1, token, jid, late.max_age)
+    # Read with the per-second tokens of before, the last read's link would not have opened its TTL.
+    assert not _valid_at(monkeypatch, last + ttl, token, jid, ttl)
+
+
+def test_a_windowed_link_is_signed_with_the_newest_key_and_ends_when_its_key_is_dropped(monkeypatch):
+    jid, now = job_id(), 1_700_000_010.0
+    token = signing.file_token([OTHER_KEY, KEY], jid, "image", signing.link_times(now, 60, 30).signed_at)
+    assert _valid_at(monkeypatch, now, token, jid, 89, keys=[KEY])  # KEY, the newest, signed it
+    assert not _valid_at(monkeypatch, now, token, jid, 89, keys=[OTHER_KEY])  # KEY rotated away: it ends

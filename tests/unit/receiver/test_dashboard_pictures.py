@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle.steps import presenting
 from receiver.dashboard_batches import tile
 from receiver.dashboard_view import LIST, PAGE, SHEET, detail, picture, row
 
@@ -40,7 +40,7 @@ def test_each_place_offers_the_widths_its_size_needs_as_signed_auto_links():
             assert parts.path == f"/v1/jobs/{job.id}/image" and not parts.netloc  # relative: any host, the CSP's
             query = parse_qs(parts.query)
             assert query["w"] == [w[:-1]] and query["format"] == ["auto"]
-            assert signing.file_token_valid(CONFIG.secret_keys, query["token"][0], job.id, "image", 60)
+            assert presenting.link_opens(CONFIG, query["token"][0], job.id, "image")
     assert picture(CONFIG, job, LIST)["sizes"] == "(max-width: 640px) 52px, 64px"
     assert picture(CONFIG, job, PAGE)["sizes"] == "(max-width: 820px) calc(100vw - 70px), 540px"
 

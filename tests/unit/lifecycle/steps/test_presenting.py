@@ -1,15 +1,19 @@
-"""The job JSON (fluxhook/lifecycle/steps/presenting.py; pure): the API's fields, with a fresh signed link for each stored
-file that opens that file of that job only, and none for a file the job does not have."""
+"""The job JSON (fluxhook/lifecycle/steps/presenting.py; pure): the API's fields, with the window's signed link for each
+stored file that opens that file of that job only, and none for a file the job does not have."""
 
 from __future__ import annotations
 
+import types
 from urllib.parse import parse_qs, urlsplit
+
+import itsdangerous.timed
+import pytest
 
 from fluxhook.core import signing
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.lifecycle.steps import presenting
+from fluxhook.lifecycle.steps import bfl_presenting, presenting
 
 CONFIG = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32,
                           "API_TOKENS": "token-aaaaaaaa", "PUBLIC_BASE_URL": "https://fluxhook.example"})
@@ -31,7 +35,7 @@ def _token(url: str, job_id: str, kind: str) -> str:
 def _opens(token: str, job_id: str) -> list[str]:
     """The kinds of file of ``job_id`` the token opens."""
     return [kind for kind in signing.FILE_KINDS
-            if signing.file_token_valid(CONFIG.secret_keys, token, job_id, kind, CONFIG.image_url_ttl_seconds)]
+            if presenting.link_opens(CONFIG, token, job_id, kind)]
 
 
 def test_a_stored_image_has_a_link_that_opens_its_image_only():
@@ -64,17 +68,19 @@ def test_a_job_without_stored_files_has_no_link():
     assert body == job.to_api()
 
 
-def test_each_link_is_signed_afresh_with_the_current_key_and_a_previous_one_still_opens_it():
+ROTATED_ENV = {"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "n" * 32, "SECRET_KEY_PREVIOUS": "s" * 32,
+               "API_TOKENS": "token-aaaaaaaa", "PUBLIC_BASE_URL": "https://fluxhook.example"}
+
+
+def test_each_link_is_signed_with_the_current_key_and_a_previous_one_still_opens_it():
     job = Job(id=new_job_id(), status=st.STORED, image=IMAGE)
     url = presenting.file_url(CONFIG, job.id, "image")
     assert url.startswith(f"https://fluxhook.example/v1/jobs/{job.id}/image?token=")
-    rotated = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "n" * 32,
-                               "SECRET_KEY_PREVIOUS": "s" * 32, "API_TOKENS": "token-aaaaaaaa",
-                               "PUBLIC_BASE_URL": "https://fluxhook.example"})
+    rotated = Config.from_env(ROTATED_ENV)
     token = _token(url, job.id, "image")
     # Made before the rotation: still opens the image while the old key is listed as previous.
-    assert signing.file_token_valid(rotated.secret_keys, token, job.id, "image", 60)
-    assert not signing.file_token_valid(("n" * 32,), token, job.id, "image", 60)
+    assert presenting.link_opens(rotated, token, job.id, "image")
+    assert not presenting.link_opens(Config.from_env({**ROTATED_ENV, "SECRET_KEY_PREVIOUS": ""}), token, job.id, "image")
 
 
 def test_a_stored_images_srcset_is_its_link_at_each_listed_width_up_to_its_own():
@@ -84,3 +90,51 @@ def test_a_stored_images_srcset_is_its_link_at_each_listed_width_up_to_its_own()
     assert [w for _, w in entries] == ["64w", "128w", "256w", "384w", "512w", "640w", "768w", "1024w", "1280w", "1440w"]
     assert all(url == f"{image['url']}&w={w[:-1]}&format=auto" for url, w in entries)
     assert _opens(_token(entries[0][0], job.id, "image"), job.id) == ["image"]
+
+
+WINDOWED = Config.from_env({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "s" * 32,
+                            "API_TOKENS": "token-aaaaaaaa", "PUBLIC_BASE_URL": "https://fluxhook.example",
+                            "IMAGE_URL_TTL_SECONDS": "60", "IMAGE_URL_WINDOW_SECONDS": "30"})
+
+
+def _read_at(monkeypatch, when: float, job: Job) -> tuple[dict, dict]:
+    """The job JSON and the drop-in's result, both read at ``when``."""
+    monkeypatch.setattr(presenting, "time", types.SimpleNamespace(time=lambda: when))
+    return presenting.present(WINDOWED, job), bfl_presenting.result(WINDOWED, job)
+
+
+def _links(shown: dict, result: dict) -> list[str]:
+    image, video, draft = shown["image"] or {}, shown["video"] or {}, shown["draft_cache"] or {}
+    found = [image.get("url"), image.get("srcset"), video.get("url"), video.get("poster_url"), draft.get("url"),
+             (result.get("result") or {}).get("sample"), (result.get("result") or {}).get("draft_cache")]
+    return [link for link in found if link]
+
+
+@pytest.mark.parametrize("files", [{"image": {**IMAGE, "width": 1024}},
+                                   {"model": "flux-3-video", "video": VIDEO, "draft_cache": DRAFT}], ids=["image", "video"])
+def test_every_read_within_a_window_gives_byte_identical_links_and_the_next_window_new_ones(monkeypatch, files):
+    job = Job(id=new_job_id(), status=st.STORED, **{"model": "flux-2-pro", **files})
+    start = 1_700_000_010  # a 30-s window's first second
+    first = _links(*_read_at(monkeypatch, start + 0.1, job))
+    assert len(first) == (3 if "image" in files else 5)
+    assert _links(*_read_at(monkeypatch, start + 2.5, job)) == first  # two reads 2 s apart
+    assert _links(*_read_at(monkeypatch, start + 29.9, job)) == first
+    after = _links(*_read_at(monkeypatch, start + 30, job))
+    assert all(new != old for new, old in zip(after, first, strict=True))
+
+
+def _clock(monkeypatch, when: float) -> None:
+    """Both clocks a link's check reads at ``when``: the window's and itsdangerous's (a token's age)."""
+    for module in (presenting, itsdangerous.timed):
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=lambda: when))
+
+
+def test_a_link_opens_its_ttl_after_the_windows_last_read_and_not_a_window_later(monkeypatch):
+    job = Job(id=new_job_id(), status=st.STORED, model="flux-2-pro", image=IMAGE)
+    start = 1_700_000_010
+    token = _token(_read_at(monkeypatch, start + 29.9, job)[0]["image"]["url"], job.id, "image")
+    _clock(monkeypatch, start + 29.9 + 60)  # the window's last read, its TTL later
+    assert presenting.link_opens(WINDOWED, token, job.id, "image")
+    assert not presenting.link_opens(WINDOWED, token, job.id, "video")
+    _clock(monkeypatch, start + 90)  # its age past TTL + window - 1
+    assert not presenting.link_opens(WINDOWED, token, job.id, "image")
