@@ -170,9 +170,21 @@ def refuse_refused_link(store: AppKeys, key_id: str, now: float) -> None:
 
 
 def _links_limited(wait: float) -> RateLimited:
-    return RateLimited(f"the signed links of this app key's jobs were read as often a minute as the key's "
-                       f"reads_per_minute (else READS_PER_MINUTE) allows; retry in {wait:.1f} s, or serve them "
-                       f"through a cache, which may keep their answers a year", retry_after=wait)
+    return RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "
+                       f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE); retry in "
+                       f"{wait:.1f} s, or serve them through a cache, which may keep their answers a year",
+                       retry_after=wait)
+
+
+# A key's jobs' signed links may be read this many times its reads_per_minute: they are its users' <img> tags (a page
+# of 25 images a view), not its own API calls. At the default 600 that is 6,000 a minute, 100 a second, at most 600
+# at once; a page served to more people goes through a cache, or its key raises its reads_per_minute.
+LINK_READS_SHARE = 10
+
+
+def link_reads_limit(reads_per_minute: int) -> int:
+    """The reads a minute of a key's jobs' signed links: ``LINK_READS_SHARE`` times its ``reads_per_minute``."""
+    return reads_per_minute * LINK_READS_SHARE
 
 
 def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key: Callable[[str], AppKey | None],
@@ -185,7 +197,7 @@ def take_link_read(store: AppKeys, config: Config, key_id: str | None, find_key:
     wait = store.refused_for(key_id, 1, now, LINK_READS)
     key = find_key(key_id) if wait <= 0 else None
     if key is not None:
-        per_minute = key.reads_limit(config)
+        per_minute = link_reads_limit(key.reads_limit(config))
         wait = store.take_read(key_id, per_minute, read_burst(per_minute), 1, now, LINK_READS)
     if wait > 0:
         raise _links_limited(wait)
