@@ -87,7 +87,7 @@ def test_a_bad_form_says_why_and_creates_nothing(tab, api):
     page.fill('input[name="weight"]', "heavy")
     page.click('#create button[type="submit"]')
 
-    expect(page.locator("#error")).to_contain_text("'weight' must be a whole number")
+    expect(page.locator("#error")).to_contain_text("'weight' is 'heavy': it must be a whole number")
     expect(page.locator('input[name="name"]')).to_have_value("browser-bad")
     assert len(api.get("/v1/keys").json()["keys"]) == before
     tab.clean()

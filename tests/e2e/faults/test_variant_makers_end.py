@@ -72,8 +72,8 @@ def test_killing_a_web_worker_ends_its_variant_makers_and_their_resource_tracker
     assert busy, "no web worker has started variant makers"
 
     left = _descendants(busy[0])
+    commands = [_command(pid) for pid in left]  # read first: once it is killed, they end within milliseconds
     os.kill(busy[0], signal.SIGKILL)
-    commands = [_command(pid) for pid in left]
     assert any("resource_tracker" in c for c in commands) and any("spawn_main" in c for c in commands), commands
 
     running = wait_until(lambda: not [pid for pid in left if _running(pid)] or None, timeout=30, interval=0.1,
