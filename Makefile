@@ -233,11 +233,12 @@ bench-notifications: $(VENV)/.installed
 bench-streams: $(VENV)/.installed
 	$(PY) -m bench.streams
 
-# A page of 25 images read afresh every 10 s for 10 minutes through nginx's proxy_cache at two widths: the share the
-# cache answers with links stable for an hour, beside per-second links (needs nginx: devtools/nginx.sh). MINUTES=2
-# for a short run.
+# A page of 25 images read afresh every 10 s for 10 minutes, rendered in Chromium at two screen widths, each view a
+# new visitor, through nginx's proxy_cache: the share the cache answers with links stable for an hour, beside
+# per-second links (needs nginx and Chromium: devtools/nginx.sh, devtools/chromium.sh). MINUTES=2 for a short run.
 bench-cdn: $(VENV)/.installed
 	@sh devtools/nginx.sh
+	@sh devtools/chromium.sh
 	$(PY) -m bench.cdn $(if $(MINUTES),--minutes $(MINUTES))
 
 # The chaos soak: faults injected at random for SOAK_MINUTES (default 10) while jobs are submitted.

@@ -3,15 +3,17 @@
     .venv/bin/python -m bench.cdn [--minutes 10] [--every 10] [--images 25]
 
 A catalog page of ``--images`` stored images (the simulator's photo-like 1024x1024 JPEGs) is rendered from a fresh
-API read (``GET /v1/jobs``, one page of the key's jobs) every ``--every`` seconds for ``--minutes``; each image is
-fetched through Debian's nginx with ``proxy_cache`` (devtools/nginx_cache.py, as docs/api.md sets up a CDN) at two
-widths: the srcset link a browser picks for a 256-px slot on a screen of 1 and of 2 device pixels per CSS pixel
-(256w and 512w), with Chromium's ``Accept`` (so ``format=auto`` is AVIF). Plain HTTP requests of those srcset links,
-not a browser: a browser's own cache would hide repeat views from the CDN, and each view here stands for a new
-visitor. Two stacks side by side over the same minutes, each with its own nginx: ``IMAGE_URL_WINDOW_SECONDS`` at its
-default (3600) and at 1 (a new token every second, the behaviour before windows). Printed: the share of fetches the
-cache answered (target at least 95 % over 10 minutes), the fetches the web answered with bytes (its own request log)
-and how many times the web served each variant's bytes. Needs nginx (``sh devtools/nginx.sh``).
+API read (``GET /v1/jobs``, one page of the key's jobs) every ``--every`` seconds for ``--minutes``, with the API
+guide's own ``<img srcset sizes>`` snippet (devtools/browser_page.py reads it from docs/api.md), its links on Debian's
+nginx with ``proxy_cache`` (devtools/nginx_cache.py, as docs/api.md sets up a CDN). Each view opens the page in
+Debian's Chromium at two screens, a phone 390 px wide at 3x and a desktop 1,400 px wide at 1x, whose ``sizes`` take
+different variants, and scrolls through it until every image has loaded. Each opening is a new browser context:
+Chromium's own cache would otherwise answer the repeat views itself and hide them from the CDN, which sees many
+visitors, each with an empty cache. Two stacks side by side over the same minutes, each with its own nginx and
+Chromium: ``IMAGE_URL_WINDOW_SECONDS`` at its default (3600) and at 1 (a new token every second, the behaviour before
+windows). Printed: the share of image requests the cache answered (nginx's log, target at least 95 % over 10
+minutes), the service's answers with bytes per variant (its own request log) and the variant each screen took. Needs
+nginx and Chromium (``sh devtools/nginx.sh``, ``sh devtools/chromium.sh``).
 """
 
 from __future__ import annotations
@@ -22,17 +24,20 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from playwright.sync_api import sync_playwright
 
-from devtools.nginx_cache import BROWSER_ACCEPT, CachingProxy, nginx_binary
+from devtools.browser_page import ARGS, CHROMIUM, PageServer, catalog, on_host, view
+from devtools.nginx_cache import CachingProxy, nginx_binary
 
-from .common import BenchStack, Row, Section, log, print_report
+from .common import BenchStack, Row, Section, log, median, print_report
 
 SHARE_TARGET = 0.95
-SLOT = 256
-DENSITIES = (1, 2)
+# (CSS px, device pixels per CSS px): through the guide's `sizes`, 1,170 device px (the largest, 1024w) and 640.
+SCREENS = ((390, 3), (1400, 1))
 SIZE = 1024
 
 
@@ -41,26 +46,22 @@ class Run:
     """One stack's figures."""
 
     window: int
-    fetches: int = 0
-    hits: int = 0
     views: int = 0
+    requests: int = 0
+    hits: int = 0
+    not_ok: Counter = field(default_factory=Counter)
+    view_seconds: list[float] = field(default_factory=list)
     windows_seen: set[int] = field(default_factory=set)
-    served_by_web: int = 0
-    per_variant: Counter = field(default_factory=Counter)
+    taken: dict[tuple[int, int], Counter] = field(default_factory=lambda: {screen: Counter() for screen in SCREENS})
+    # The service's answers with bytes, per (job, variant), from its own request log.
+    served: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
 
-def _picked(srcset: str) -> list[str]:
-    """The srcset links a browser picks for a SLOT-px slot at each of DENSITIES: the narrowest at least that wide."""
-    entries = sorted((int(width[:-1]), url) for url, width in (entry.rsplit(" ", 1) for entry in srcset.split(", ")))
-    return [next((url for width, url in entries if width >= SLOT * density), entries[-1][1]) for density in DENSITIES]
-
-
 def _stored_page(stack: BenchStack, app: requests.Session, count: int) -> None:
-    ids = []
     for n in range(count):
         body = {"model": "flux-2-pro", "input": {"prompt": f"catalog item {n}", "width": SIZE, "height": SIZE}}
-        ids.append(app.post(stack.base_url + "/v1/jobs", json=body, timeout=30).json()["id"])
+        app.post(stack.base_url + "/v1/jobs", json=body, timeout=30).raise_for_status()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         jobs = app.get(stack.base_url + "/v1/jobs", params={"limit": count}, timeout=30).json()["jobs"]
@@ -70,10 +71,14 @@ def _stored_page(stack: BenchStack, app: requests.Session, count: int) -> None:
     raise SystemExit(f"{count} jobs not stored within 300 s")
 
 
-def _variant(url: str) -> tuple[str, str]:
-    """A link's variant, its token aside: the job's path and its width."""
-    parts = urlsplit(url)
-    return parts.path, parse_qs(parts.query)["w"][0]
+def _served(web_log: Path) -> Counter:
+    served: Counter = Counter()
+    for text in web_log.read_text(errors="replace").splitlines():
+        if text.startswith("{") and '"/v1/jobs/<job_id>/image"' in text:
+            line = json.loads(text)
+            if line.get("status") == 200:
+                served[line.get("job_id"), line.get("variant", "original")] += 1
+    return served
 
 
 def run(window: int, images: int, minutes: float, every: float, start_at: threading.Barrier, run: Run) -> None:
@@ -84,31 +89,33 @@ def run(window: int, images: int, minutes: float, every: float, start_at: thread
         app = requests.Session()
         app.headers["Authorization"] = f"Bearer {key['key']}"
         _stored_page(stack, app, images)
-        with CachingProxy(urlsplit(stack.base_url).netloc, stack.var_dir / "nginx") as cdn:
-            browser = requests.Session()
+        with CachingProxy(urlsplit(stack.base_url).netloc, stack.var_dir / "nginx") as cdn, PageServer() as page, \
+                sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             start_at.wait()
             started = time.monotonic()
             while time.monotonic() - started < minutes * 60:
                 tick = time.monotonic()
                 run.windows_seen.add(int(time.time()) // window)
                 jobs = app.get(stack.base_url + "/v1/jobs", params={"limit": images}, timeout=30).json()["jobs"]
-                for job in jobs:
-                    for url in _picked(job["image"]["srcset"]):
-                        parts = urlsplit(url)
-                        answer = browser.get(f"{cdn.base_url}{parts.path}?{parts.query}",
-                                             headers={"Accept": BROWSER_ACCEPT}, timeout=60)
-                        if answer.status_code != 200:
-                            run.errors.append(f"{answer.status_code} {answer.text[:100]}")
-                        run.fetches += 1
-                        run.hits += answer.headers.get("X-Cache-Status") == "HIT"
+                page.html = catalog([on_host(job, stack.base_url, cdn.base_url) for job in jobs])
+                for screen in SCREENS:
+                    try:
+                        run.taken[screen].update(parse_qs(urlsplit(url).query)["w"][0]
+                                                 for url in view(browser, page.url, *screen))
+                    except Exception as exc:  # noqa: BLE001 (one view that failed is a figure, not the end of the run)
+                        run.errors.append(f"{screen}: {str(exc)[:200]}")
                 run.views += 1
+                run.view_seconds.append(time.monotonic() - tick)
                 time.sleep(max(0.0, every - (time.monotonic() - tick)))
+            browser.close()
             for line in cdn.log():
-                if line["origin"] and "&w=" in line["uri"]:
-                    run.per_variant[_variant(line["uri"])] += 1
-        for text in (stack.var_dir / "web.log").read_text(errors="replace").splitlines():
-            if text.startswith("{") and '"/v1/jobs/<job_id>/image"' in text:
-                run.served_by_web += json.loads(text).get("status") == 200
+                if line["uri"].startswith("/v1/jobs/") and "/image?" in line["uri"]:
+                    run.requests += 1
+                    run.hits += line["cache"] == "HIT"
+                    if line["status"] != "200":
+                        run.not_ok[line["status"]] += 1
+        run.served = _served(stack.var_dir / "web.log")
 
 
 def main() -> None:
@@ -130,30 +137,53 @@ def main() -> None:
         thread.join()
 
     stable, per_second = runs
-    section = Section(f"A page of {args.images} images at {SLOT}w and {SLOT * 2}w, read afresh every {args.every:g} s "
-                      f"for {args.minutes:g} min, through nginx proxy_cache")
-    for name, figure in (("share answered by the cache", lambda r: f"{r.hits / max(r.fetches, 1):.1%}"),
-                         ("fetches (views x images x 2)", lambda r: f"{r.fetches:,} ({r.views} x {args.images} x 2)"),
-                         ("answered with bytes by the web", lambda r: f"{r.served_by_web:,}"),
-                         ("variants", lambda r: f"{len(r.per_variant)}"),
-                         ("times the web served each variant (min-max)",
-                          lambda r: f"{min(r.per_variant.values(), default=0)}-{max(r.per_variant.values(), default=0)}"),
-                         ("link windows seen", lambda r: f"{len(r.windows_seen)}")):
-        target = name == "share answered by the cache" and args.minutes >= 10  # a shorter run's first view weighs more
-        share = stable.hits / max(stable.fetches, 1)
+    screens = " and ".join(f"{width:,} px at {ratio}x" for width, ratio in SCREENS)
+    section = Section(f"A page of {args.images} images rendered in Chromium at {screens}, read afresh every "
+                      f"{args.every:g} s for {args.minutes:g} min, each view a new visitor, through nginx proxy_cache")
+
+    def share(r: Run) -> str:
+        return f"{r.hits / max(r.requests, 1):.1%}"
+
+    def per_kind(r: Run) -> str:
+        kinds: Counter = Counter()
+        for (_, variant), times in r.served.items():
+            kinds[variant] += times
+        return ", ".join(f"{variant}: {times:,}" for variant, times in sorted(kinds.items())) or "none"
+
+    def each(r: Run) -> str:
+        return f"{min(r.served.values(), default=0)}-{max(r.served.values(), default=0)}"
+
+    def taken(r: Run) -> str:
+        return "; ".join(f"{width:,} px {ratio}x: " + ", ".join(f"{w}w" for w in sorted(r.taken[width, ratio], key=int))
+                         for width, ratio in SCREENS)
+
+    rows = (("share of image requests answered by the cache", share),
+            ("image requests (views x images x screens)",
+             lambda r: f"{r.requests:,} ({r.views} x {args.images} x {len(SCREENS)})"),
+            ("the service's answers with bytes", lambda r: f"{sum(r.served.values()):,}"),
+            ("the service's answers per variant", per_kind),
+            ("variants served / times the service served each (min-max)", lambda r: f"{len(r.served)} / {each(r)}"),
+            ("variant each screen took", taken),
+            ("a view's time, both screens, median", lambda r: f"{median(r.view_seconds):.1f} s"),
+            ("link windows seen", lambda r: f"{len(r.windows_seen)}"))
+    for name, figure in rows:
+        target = figure is share and args.minutes >= 10  # a shorter run's first view weighs more
+        met = stable.hits / max(stable.requests, 1) >= SHARE_TARGET
         section.rows.append(Row(name, figure(stable), figure(per_second), "",
-                                f"≥ {SHARE_TARGET:.0%} over 10 min" if target else "",
-                                share >= SHARE_TARGET if target else None))
+                                f"≥ {SHARE_TARGET:.0%} over 10 min" if target else "", met if target else None))
     section.notes.append("fluxhook: IMAGE_URL_WINDOW_SECONDS=3600 (the default); baseline: IMAGE_URL_WINDOW_SECONDS=1, "
                          "a new token every second as before windows; each a stack of its own (one gunicorn web of 2 "
-                         "processes, a worker), the same minutes")
-    section.notes.append("plain HTTP fetches of the srcset links a browser picks for a 256-px slot at 1x and 2x, "
-                         "Chromium's Accept (format=auto answers AVIF); the first view of each window misses")
-    errors = stable.errors + per_second.errors
-    if errors:
-        section.notes.append(f"{len(errors)} fetches not 200, first: {errors[0]}")
+                         "processes, a worker, nginx, Chromium), the same minutes")
+    section.notes.append("each view: the docs' <img srcset sizes> snippet per job of a fresh GET /v1/jobs, opened in a "
+                         "new browser context per screen (a visitor with an empty cache) and scrolled through until "
+                         "every image loaded; Chromium's Accept makes format=auto AVIF; the first view of each window "
+                         "misses")
+    for r in runs:
+        if r.not_ok:
+            section.notes.append(f"window {r.window}: image requests not 200: {dict(r.not_ok)}")
+        if r.errors:
+            section.notes.append(f"window {r.window}: {len(r.errors)} views failed, first: {r.errors[0]}")
     print_report([section], spaced=True)
-
 
 if __name__ == "__main__":
     main()

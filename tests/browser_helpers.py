@@ -4,7 +4,6 @@ fixtures are in tests/e2e/dashboard/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -12,11 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conftest import API_TOKEN
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
+from devtools.browser_page import CHROMIUM
 
 # Each browser test module: pytestmark = needs_chromium
 needs_chromium = pytest.mark.skipif(

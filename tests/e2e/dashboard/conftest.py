@@ -7,7 +7,8 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
-from browser_helpers import ARGS, CHROMIUM, Tab
+from browser_helpers import Tab
+from devtools.browser_page import ARGS, CHROMIUM
 from helpers import sign_in
 
 

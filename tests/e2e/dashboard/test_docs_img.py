@@ -1,47 +1,22 @@
 """The API guide's `<img srcset sizes>` snippet (docs/api.md, "Ready for <img>"), read from the guide itself so the two
-cannot drift, filled with a stored job's real links and rendered in headless Chromium at a phone's 390 px and a
-desktop's 1,400 px, at the screens' usual pixel ratios: the picture never lays out wider than the window (the page
-never scrolls sideways), and the variant the browser took is not enlarged to fill it (its width, the ``w`` of its
-srcset entry, at least the laid-out width times the pixel ratio, or the largest there is). The snippet as it was,
-without its CSS, laid out 1,024 CSS px wide at 390 px and stretched the 512-px variant twice over.
+cannot drift (devtools/browser_page.py), filled with a stored job's real links and rendered in headless Chromium at a
+phone's 390 px and a desktop's 1,400 px, at the screens' usual pixel ratios: the picture never lays out wider than the
+window (the page never scrolls sideways), and the variant the browser took is not enlarged to fill it (its width, the
+``w`` of its srcset entry, at least the laid-out width times the pixel ratio, or the largest there is). The snippet as
+it was, without its CSS, laid out 1,024 CSS px wide at 390 px and stretched the 512-px variant twice over.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 
 import pytest
 
 from browser_helpers import needs_chromium
 from conftest import API
-from devtools.processes import ROOT
+from devtools.browser_page import filled, snippet
 
 pytestmark = needs_chromium
-
-GUIDE = ROOT / "docs" / "api.md"
-
-
-def snippet() -> str:
-    """The guide's HTML example that takes ``job.image.srcset`` as it is."""
-    blocks = re.findall(r"```html\n(.*?)```", GUIDE.read_text(), re.S)
-    [found] = [block for block in blocks if "{{ job.image.srcset }}" in block]
-    return found
-
-
-def filled(template: str, job: dict) -> str:
-    """The snippet as a template engine that escapes attributes (Jinja's, Django's) fills it from the job's JSON."""
-    values = {"job.image.url": job["image"]["url"], "job.image.srcset": job["image"]["srcset"],
-              "job.image.width": job["image"]["width"], "job.image.height": job["image"]["height"],
-              "job.prompt": job["prompt"]}
-
-    def value(match: re.Match) -> str:
-        return html.escape(str(values[match.group(1)]), quote=True)
-
-    page = re.sub(r"\{\{ ([\w.]+) \}\}", value, template)
-    assert "{{" not in page, page
-    return page
 
 
 def widths(srcset: str) -> dict[str, int]:

@@ -1,27 +1,33 @@
 """A real cache in front: Debian's nginx with proxy_cache (devtools/nginx_cache.py) before the Procfile's web, set up
-as docs/api.md tells a CDN to be. A page of images rendered from a fresh API read each time is answered by the cache
-from its second view on, and the service serves each variant's bytes once; a deleted job's image is gone from the
-service at once, while the CDN's copy stays until it is purged (what docs/api.md says a purge needs)."""
+as docs/api.md tells a CDN to be. A page of images rendered from a fresh API read each time, with the guide's own
+``<img srcset sizes>`` snippet, opened in Chromium at a phone's and a desktop's width, each view in a new browser
+context (a new visitor: Chromium's own cache holds nothing of the views before), is answered by the cache from its
+second view on, and the service serves each variant's bytes once; a deleted job's image is gone from the service at
+once, while the CDN's copy stays until it is purged (what docs/api.md says a purge needs)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 
+from browser_helpers import needs_chromium
+from devtools.browser_page import ARGS, CHROMIUM, PageServer, catalog, on_host, view
 from devtools.nginx_cache import BROWSER_ACCEPT, CachingProxy, nginx_binary
 from devtools.processes import wait_until
 from helpers import assert_error
 from key_helpers import make_key
 from link_helpers import next_second, within_one_link_window
 
-# What a page asks of each image: a 256-px slot, on a screen of 1 and of 2 device pixels per CSS pixel.
-PAGE_WIDTHS = (256, 512)
+# Two screens whose windows take different variants of a 1024-px image through the guide's `sizes`: a phone 390 px
+# wide at 3x asks for 1,170 device px (the largest there is, 1024w) and a desktop's 640-px column at 1x for 640w.
+SCREENS = {(390, 3): "1024", (1400, 1): "640"}
 VIEWS = 3
+JOBS = 3
 
 
 @pytest.fixture()
@@ -38,9 +44,17 @@ def photos(sim):
     return sim
 
 
-def _stored(client, prompt: str) -> dict:
-    answer = client.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": prompt, "width": 512,
-                                                                            "height": 512}})
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def _stored(client, prompt: str, size: int = 512) -> dict:
+    answer = client.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": prompt, "width": size,
+                                                                            "height": size}})
     assert answer.status_code == 202, answer.text
     job = client.wait_for(answer.json()["id"], timeout=30)
     assert job["status"] == "stored", job
@@ -53,58 +67,64 @@ def _through(cdn: CachingProxy, url: str) -> str:
     return f"{cdn.base_url}{parts.path}?{parts.query}"
 
 
-def _page(client, cdn: CachingProxy, job_ids: list[str]) -> list[str]:
-    """The images a page shows, from a fresh read of each job: each srcset's link at the page's widths, on the CDN."""
-    urls = []
-    for job_id in job_ids:
-        srcset = dict(reversed(entry.rsplit(" ", 1)) for entry in client.get(f"/v1/jobs/{job_id}").json()["image"][
-            "srcset"].split(", "))
-        urls += [_through(cdn, srcset[f"{width}w"]) for width in PAGE_WIDTHS]
-    return urls
-
-
 def _fetch(url: str) -> requests.Response:
     answer = requests.get(url, headers={"Accept": BROWSER_ACCEPT}, timeout=30)
     assert answer.status_code == 200, (url, answer.status_code, answer.text[:200])
     return answer
 
 
-def _served_by_the_web(stack, job_ids: list[str]) -> int:
-    """How many times the service answered one of these jobs' images with their bytes (its own request log)."""
-    served = 0
+def _image_lines(cdn: CachingProxy) -> list[dict]:
+    return [line for line in cdn.log() if line["uri"].startswith("/v1/jobs/")]
+
+
+def _lines_after(cdn: CachingProxy, seen: int) -> list[dict]:
+    """A view's lines: nginx logs a request once it has answered it, so they are waited for before the next view."""
+    def logged() -> list[dict] | None:
+        lines = _image_lines(cdn)
+        return lines[seen:] if len(lines) == seen + JOBS else None
+    return wait_until(logged, message="nginx's log lines of the view")
+
+
+def _served_by_the_web(stack, job_ids: list[str]) -> list[tuple[str, str]]:
+    """The service's answers with bytes of these jobs' images (its own request log): job and variant, one a time."""
+    served = []
     for line in (stack.var_dir / "web.log").read_text(errors="replace").splitlines():
         if line.startswith("{") and '"/v1/jobs/<job_id>/image"' in line:
             entry = json.loads(line)
-            served += entry.get("job_id") in job_ids and entry.get("status") == 200
+            if entry.get("job_id") in job_ids and entry.get("status") == 200:
+                served.append((entry["job_id"], entry.get("variant", "")))
     return served
 
 
-def test_a_page_rendered_from_fresh_reads_is_the_caches_from_its_second_view(stack, api, photos, cdn):
+@needs_chromium
+def test_a_page_rendered_from_fresh_reads_is_the_caches_from_its_second_view(stack, api, photos, cdn, chromium):
     _, client = make_key(api)
-    job_ids = [_stored(client, f"a valley for the CDN {n}")["id"] for n in range(3)]
-    within_one_link_window(12)
-    views, bodies = [], {}
-    for _ in range(VIEWS):
-        started = time.time()
-        urls = _page(client, cdn, job_ids)
-        answers = [_fetch(url) for url in urls]
-        views.append([answer.headers.get("X-Cache-Status") for answer in answers])
-        for url, answer in zip(urls, answers, strict=True):
-            assert answer.headers["Content-Type"] == "image/avif"
-            bodies.setdefault(url, set()).add(hashlib.sha256(answer.content).hexdigest())
-        next_second(started)  # each view's read in a later second than the last: per-second links would differ
+    job_ids = [_stored(client, f"a valley for the CDN {n}", 1024)["id"] for n in range(JOBS)]
+    within_one_link_window(20)
+    views, taken = [], {screen: set() for screen in SCREENS}
+    with PageServer() as page:
+        for _ in range(VIEWS):
+            started = time.time()
+            # A fresh read of each job, as an app's server renders each view.
+            page.html = catalog([on_host(client.get(f"/v1/jobs/{job_id}").json(), stack.base_url, cdn.base_url)
+                                 for job_id in job_ids])
+            for width, ratio in SCREENS:
+                seen = len(_image_lines(cdn))
+                for url in view(chromium, page.url, width, ratio):
+                    taken[width, ratio].add(parse_qs(urlsplit(url).query)["w"][0])
+                views.append([line["cache"] for line in _lines_after(cdn, seen)])
+            next_second(started)  # each view's read in a later second than the last: per-second links would differ
 
-    variants = len(job_ids) * len(PAGE_WIDTHS)
-    assert len(bodies) == variants and all(len(seen) == 1 for seen in bodies.values())  # one URL per variant
-    assert views[0] == ["MISS"] * variants
-    assert views[1:] == [["HIT"] * variants] * (VIEWS - 1)
+    assert taken == {screen: {w} for screen, w in SCREENS.items()}  # the browser's choice, through `sizes`
+    assert views[:len(SCREENS)] == [["MISS"] * JOBS] * len(SCREENS)
+    assert views[len(SCREENS):] == [["HIT"] * JOBS] * (len(views) - len(SCREENS))
     # The origin was asked once per variant (nginx's log), and the web served each one's bytes once (its own log).
-    logged = wait_until(lambda: (lambda lines: lines if len(lines) == variants * VIEWS else None)(
-        [line for line in cdn.log() if line["uri"].startswith("/v1/jobs/")]), message="nginx's log lines")
-    asked = [line["uri"] for line in logged if line["origin"]]
-    assert sorted(asked) == sorted(urlsplit(url).path + "?" + urlsplit(url).query for url in bodies)
-    wait_until(lambda: _served_by_the_web(stack, job_ids) >= variants, message="the web's log")
-    assert _served_by_the_web(stack, job_ids) == variants
+    asked = [(urlsplit(line["uri"]).path, parse_qs(urlsplit(line["uri"]).query)["w"][0])
+             for line in _image_lines(cdn) if line["origin"]]
+    assert sorted(asked) == sorted((f"/v1/jobs/{job_id}/image", w) for job_id in job_ids for w in SCREENS.values())
+    variants = sorted((job_id, f"{w}w avif") for job_id in job_ids for w in SCREENS.values())
+    wait_until(lambda: len(_served_by_the_web(stack, job_ids)) >= len(variants), message="the web's log")
+    assert sorted(_served_by_the_web(stack, job_ids)) == variants
 
 
 def test_a_deleted_jobs_image_is_gone_from_the_service_at_once_and_the_cdns_copy_awaits_a_purge(stack, api,
