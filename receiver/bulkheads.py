@@ -107,7 +107,7 @@ class PermitMiddleware:
             permit.release()
             raise
         until = environ.get(REMEMBER)
-        if until is not None and captured and lane.startswith("key:"):
+        if until is not None and captured and lane.startswith(KEYED_LANES):
             body = b"".join(answer)  # a refusal's few hundred bytes of JSON
             if hasattr(answer, "close"):
                 answer.close()
@@ -125,6 +125,8 @@ class PermitMiddleware:
 
 
 PERMIT = "fluxhook.work_permit"
+# The lanes of one key (its requests, its jobs' signed links), whose refusals are repeated from memory.
+KEYED_LANES = ("key:", "link:")
 
 
 def refusal_scope(path: str) -> str:

@@ -3,11 +3,15 @@
 A lane per app key, one for the admin tokens, one for BFL's callbacks, one for signed file links, one for the
 dashboard's sessions, and one for everything else. A key's lane is known only once its secret was checked (``auth``
 remembers it here): a made-up or unchecked token waits in the ``unknown`` lane, so inventing tokens buys no turns.
+A signed link of a job whose key this process has seen (``remember_link``, as the link was first opened) waits in
+that key's lane for links: one key's flood of links takes turns with the others' instead of filling the shared
+``links`` lane, and its refusals are repeated from memory, slowly, like a key's own (``bulkheads``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from typing import Iterable
@@ -23,6 +27,10 @@ OTHER = "other"
 # Secrets whose key is remembered (their digests): the least recently used forgotten first.
 KNOWN_KEYS = 10_000
 _CALLBACKS = "/webhooks/"
+# Jobs whose key is remembered for their signed links: the least recently opened forgotten first.
+KNOWN_LINKS = 10_000
+# The job a file path names: /v1/jobs/{id}/image, /video, /poster, /draft_cache.
+_JOB_FILE = re.compile(r"/v1/jobs/(job_[0-9A-Za-z]{1,40})/[a-z_]+")
 _SESSION_COOKIE = "fluxhook_session="
 
 
@@ -32,6 +40,7 @@ class Lanes:
     def __init__(self, api_tokens: Iterable[str]):
         self.api_tokens = tuple(api_tokens)
         self._known: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._links: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, secret: str, key_id: str, weight: int) -> None:
@@ -41,6 +50,17 @@ class Lanes:
             self._known.move_to_end(_digest(secret))
             while len(self._known) > KNOWN_KEYS:
                 self._known.popitem(last=False)
+
+    def remember_link(self, job_id: str, key_id: str | None) -> None:
+        """Job ``job_id`` was opened by its signed link and is ``key_id``'s (None: an admin token's): its links wait in
+        that key's lane for links (a job's key never changes)."""
+        if key_id is None:
+            return
+        with self._lock:
+            self._links[job_id] = f"link:{key_id}"
+            self._links.move_to_end(job_id)
+            while len(self._links) > KNOWN_LINKS:
+                self._links.popitem(last=False)
 
     def of(self, environ: dict) -> tuple[str, int]:
         """(lane, weight) of the request whose WSGI ``environ`` this is."""
@@ -53,7 +73,9 @@ class Lanes:
             with self._lock:
                 return self._known.get(_digest(token), (UNKNOWN, 1))
         if "token=" in environ.get("QUERY_STRING", ""):
-            return LINKS, 1
+            job = _JOB_FILE.fullmatch(environ.get("PATH_INFO", ""))
+            with self._lock:
+                return (self._links.get(job.group(1), LINKS) if job else LINKS), 1
         if _SESSION_COOKIE in environ.get("HTTP_COOKIE", ""):
             return DASHBOARD, 1
         return OTHER, 1

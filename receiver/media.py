@@ -5,9 +5,7 @@ the store: memory never grows with its size."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from typing import IO, Iterator
 
 from flask import Blueprint, Response, current_app, g, request
@@ -35,11 +33,6 @@ STORAGE_URL_MAX_SECONDS = 3600
 _PIECE = 256 * 1024
 _LINKS = {"video": "video.url", "poster": "video.poster_url", "draft_cache": "draft_cache.url"}
 _NAMES = {"video": "the video", "poster": "the poster frame", "draft_cache": "the draft cache"}
-# The app key of each job lately opened by its signed link, in this process (a job's key never changes): a key whose
-# links' bucket is refused is then refused from memory, with no Redis step, not after its job's record is read.
-LINK_OWNERS_KEPT = 10_000
-_link_owners: OrderedDict[str, str | None] = OrderedDict()
-_link_owners_lock = threading.Lock()
 
 
 def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
@@ -51,8 +44,6 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     signed = bool(token and presenting.link_opens(svc.config, token, job_id, kind))
     if caller is None and not signed:
         raise Unauthorized(f"send a bearer token, or use the job's signed {link} (it expires)")
-    if caller is None and (owner := _link_owners.get(job_id)) is not None:
-        key_limits.refuse_refused_link(svc.store.app_keys, owner, time.time())
     job = svc.jobs.get(job_id)
     # An app key's bearer token opens only its own jobs; the signed link opens the job it was made for.
     if job is None or not (signed or (caller is not None and caller.sees(job))):
@@ -61,21 +52,14 @@ def authorized_job(job_id: str, kind: str, link: str = "URL") -> Job:
     if caller is None:
         # Opened by its signed link alone: a read of the job's key all the same, in that key's bucket for links
         # (a request with a key was counted as that key's, ``read_limits``).
-        _keep_link_owner(job.id, job.key_id)
+        # Its next links wait in its key's lane for links, their refusals repeated from memory (``lanes``).
+        current_app.extensions["fluxhook.lanes"].remember_link(job.id, job.key_id)
         key_limits.take_link_read(svc.store.app_keys, svc.config, job.key_id,
                                   current_app.extensions["fluxhook.keys"].record, time.time())
     # Opened by its signed link: an answer any cache may keep (a variant's, ``variants``).
     g.signed_link = signed
     _refuse_other_store(job, kind)
     return job
-
-
-def _keep_link_owner(job_id: str, key_id: str | None) -> None:
-    with _link_owners_lock:
-        _link_owners[job_id] = key_id
-        _link_owners.move_to_end(job_id)
-        while len(_link_owners) > LINK_OWNERS_KEPT:
-            _link_owners.popitem(last=False)
 
 
 def _refuse_other_store(job: Job, kind: str) -> None:

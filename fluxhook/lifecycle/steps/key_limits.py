@@ -162,13 +162,6 @@ def take_read(store: AppKeys, config: Config, caller: Caller, cost: int, now: fl
 # its users (25 images a view, through links) with its own API reads, or its API reads with a busy page; no bucket
 # would let a key read without end through the links of its own jobs. Two buckets bound a key at twice its rate, each
 # half unable to take the other's. A job of an admin token's is not limited, as its token is not.
-def refuse_refused_link(store: AppKeys, key_id: str, now: float) -> None:
-    """RateLimited when this process knows the key's links' bucket still refuses (no Redis step); else nothing."""
-    wait = store.refused_for(key_id, 1, now, LINK_READS)
-    if wait > 0:
-        raise _links_limited(wait)
-
-
 def _links_limited(wait: float) -> RateLimited:
     return RateLimited(f"the signed links of this app key's jobs were read as often a minute as they may be "
                        f"({LINK_READS_SHARE} times the key's reads_per_minute, else READS_PER_MINUTE); retry in "

@@ -38,3 +38,17 @@ def test_the_keys_remembered_are_bounded(monkeypatch):
         lanes.remember(f"fhk_{n}", f"key_{n}", 1)
     assert lanes.of(environ(authorization="Bearer fhk_0")) == (UNKNOWN, 1)  # the oldest forgotten
     assert lanes.of(environ(authorization="Bearer fhk_2")) == ("key:key_2", 1)
+
+
+def test_a_jobs_signed_links_wait_in_its_keys_lane_for_links_once_its_key_is_known():
+    lanes = Lanes(())
+    lanes.remember_link("job_A1", "key_a")
+    lanes.remember_link("job_B1", "key_b")
+    lanes.remember_link("job_X1", None)  # an admin token's job: the shared lane
+    assert lanes.of(environ("/v1/jobs/job_A1/image", "w=256&token=abc")) == ("link:key_a", 1)
+    assert lanes.of(environ("/v1/jobs/job_B1/poster", "token=abc")) == ("link:key_b", 1)
+    for path in ("/v1/jobs/job_X1/image", "/v1/jobs/job_new/image", "/v1/jobs/job_A1"):
+        assert lanes.of(environ(path, "token=abc")) == (LINKS, 1), path
+    # A key's own bearer requests stay in its key's lane, apart from its links'.
+    lanes.remember("fhk_a", "key_a", 1)
+    assert lanes.of(environ("/v1/jobs/job_A1/image", "token=abc", authorization="Bearer fhk_a")) == ("key:key_a", 1)
