@@ -171,8 +171,9 @@ def alone_p99(gateway: Gateway, scenario: str, args: argparse.Namespace) -> floa
 
 def measure(gateway: Gateway, scenario: str, args: argparse.Namespace) -> tuple[RunFigures, float | None]:
     """One gateway through one scenario on a fresh stack: its figures, and the second app's p99 alone (second_app)."""
-    gateway.start(bfl_settings(args))
     try:
+        # Inside the try: a stop (Ctrl-C, SIGTERM) during a slow start still stops what had started.
+        gateway.start(bfl_settings(args))
         alone = alone_p99(gateway, scenario, args) if scenario == "second_app" else None
         first = made(scenario, "main", "a", args.requests)
         second = made(scenario, "main", "b", args.second) if scenario == "second_app" else []
@@ -192,7 +193,9 @@ def measure(gateway: Gateway, scenario: str, args: argparse.Namespace) -> tuple[
     finally:
         gateway.stop()
     redis_calls = None if redis_before is None or redis_after is None else redis_after - redis_before
-    return figures(outcomes, stats_before, stats_after, tasks, SLOTS, cpu, rss.peak, redis_calls), alone
+    run = figures(outcomes, stats_before, stats_after, tasks, SLOTS, cpu, rss.peak, redis_calls)
+    run.opens_refused = gateway.opens_refused
+    return run, alone
 
 
 def _midway(gateway: Gateway, scenario: str, args: argparse.Namespace, progress: Progress, second: list[Outcome]) -> None:

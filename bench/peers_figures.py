@@ -54,6 +54,7 @@ class RunFigures:
     redis_per_image: float | None
     app_p99: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    opens_refused: int = 0  # the gateway's 429s to a client opening an image (waited out, asked again)
 
     @property
     def calls_per_image(self) -> float:
@@ -145,6 +146,7 @@ def rows(flux: RunFigures, lite: RunFigures, alone: dict[str, float] | None = No
         both("Redis commands per image", lambda f: "no Redis" if f.redis_per_image is None else fmt(f.redis_per_image, 0)),
         both("paid / lost (expired, gone, dup.)",
              lambda f: f"{f.paid} / {f.lost} ({f.lost_expired}, {f.lost_gone}, {f.duplicated})"),
+        both("image opens answered 429 (retried)", lambda f: str(f.opens_refused)),
         both("failed requests", lambda f: ", ".join(f"{k} x{v}" for k, v in sorted(f.errors.items())) or "0"),
     ]
     if alone is not None:

@@ -33,6 +33,7 @@ from .peers_tls import make_certificate
 
 MODEL = peers_litellm.MODEL
 WAIT = 60
+OPEN_TRIES = 5
 JOB_ENDED = ("stored", "failed", "expired", "moderated", "canceled", "aborted")
 _IMAGE_FLAGS = ("--scene-images", "--image-format", "jpeg")
 
@@ -73,12 +74,22 @@ class Gateway:
     def come_back(self, session: requests.Session, outcome: Outcome) -> None:
         """A client that gave up asks again for what it asked, where the gateway has a way."""
 
+    opens_refused = 0
+
     def opens(self, session: requests.Session, url: str) -> bool:
-        try:
-            response = session.get(url, timeout=60)
-        except requests.RequestException:
-            return False
-        return response.status_code == 200 and len(response.content) > 0
+        """The image at ``url`` opens. A 429 is waited out (its Retry-After) and asked again, a few times: the image
+        is still there, the key's reads are paced (fluxhook counts a signed link against its job's key's
+        reads_per_minute), and an app showing many at once meets it; how many were refused is printed."""
+        for _ in range(OPEN_TRIES):
+            try:
+                response = session.get(url, timeout=60)
+            except requests.RequestException:
+                return False
+            if response.status_code != 429:
+                return response.status_code == 200 and len(response.content) > 0
+            self.opens_refused += 1
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 30.0))
+        return False
 
     def pids(self) -> list[int]: ...
 
@@ -112,8 +123,9 @@ class Fluxhook(Gateway):
             self.keys[app] = made.json()["key"]
 
     def stop(self) -> None:
-        self.bench.stop()
-        self.bench.cleanup()
+        if hasattr(self, "bench"):
+            self.bench.stop()
+            self.bench.cleanup()
 
     def session(self, app: str) -> requests.Session:
         session = _session()
@@ -204,7 +216,8 @@ class LiteLLM(Gateway):
                 stop()
             except (AttributeError, subprocess.SubprocessError, OSError):
                 pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if hasattr(self, "dir"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def session(self, app: str) -> requests.Session:
         # Both apps hold the master key: virtual keys need LiteLLM's Postgres.
