@@ -146,7 +146,7 @@ def rows(flux: RunFigures, lite: RunFigures, alone: dict[str, float] | None = No
         both("Redis commands per image", lambda f: "no Redis" if f.redis_per_image is None else fmt(f.redis_per_image, 0)),
         both("paid / lost (expired, gone, dup.)",
              lambda f: f"{f.paid} / {f.lost} ({f.lost_expired}, {f.lost_gone}, {f.duplicated})"),
-        both("image opens answered 429 (retried)", lambda f: str(f.opens_refused)),
+        both("client reads answered 429 (retried)", lambda f: str(f.opens_refused)),
         both("failed requests", lambda f: ", ".join(f"{k} x{v}" for k, v in sorted(f.errors.items())) or "0"),
     ]
     if alone is not None:

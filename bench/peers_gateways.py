@@ -174,12 +174,18 @@ class Fluxhook(Gateway):
                                  headers={"Idempotency-Key": outcome.prompt}, timeout=WAIT + 30)
             if again.status_code == 202:
                 outcome.job_id = again.json()["id"]
-            elif again.status_code == 409:  # the first request is still being answered
-                time.sleep(1)
+            elif again.status_code in (409, 429):  # the first request is still being answered; or paced
+                time.sleep(float(again.headers.get("Retry-After") or 1))
             else:
                 return
-        job = session.get(f"{self.bench.base_url}/v1/jobs/{outcome.job_id}", headers={"Prefer": f"wait={WAIT}"},
-                          timeout=WAIT + 30).json()
+        for _ in range(OPEN_TRIES):
+            read = session.get(f"{self.bench.base_url}/v1/jobs/{outcome.job_id}", headers={"Prefer": f"wait={WAIT}"},
+                               timeout=WAIT + 30)
+            if read.status_code != 429:  # a burst of 300 reads meets the key's reads_per_minute: waited out
+                break
+            self.opens_refused += 1
+            time.sleep(float(read.headers.get("Retry-After") or 1))
+        job = read.json()
         if job.get("status") == "stored":
             outcome.url = job["image"]["url"]
 
