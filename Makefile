@@ -202,6 +202,20 @@ bench-accounts: $(VENV)/.installed
 bench-latency: $(VENV)/.installed
 	$(PY) -m bench.latency
 
+# fluxhook beside LiteLLM's proxy (its black_forest_labs/ provider) on one BFL workload (SPEC §15's BFL: 24 slots,
+# 1 s submissions, 8 s tasks, URLs expiring after 60 s): 300 requests from 20 clients, a second app arriving mid-way,
+# BFL answering 429 for 30 s, clients giving up after 5 s; both columns per scenario (docs/benchmarks.md). LiteLLM
+# goes into a virtualenv of its own, .venv-peers/, at the version bench/peers_litellm.py pins, never into fluxhook's
+# requirements. About 25 minutes; QUICK=1 runs the smoke version (about 8).
+.PHONY: bench-peers
+bench-peers: $(VENV)/.installed
+	@version=$$($(PY) -c 'from bench.peers_litellm import VERSION; print(VERSION)') && \
+	if [ "$$(cat .venv-peers/.installed 2>/dev/null)" != "$$version" ]; then \
+	    rm -rf .venv-peers && $(PYTHON) -m venv .venv-peers && \
+	    .venv-peers/bin/pip install --quiet --disable-pip-version-check "litellm[proxy]==$$version" && \
+	    echo "$$version" > .venv-peers/.installed; fi
+	$(PY) -m bench.peers $(if $(QUICK),--quick)
+
 # What a stored job costs Redis (SPEC §17): commands, Redis CPU and memory per stored job and the commands that cost
 # most, read from Redis's INFO, at 150 and 450 jobs, one and two accounts, beside f16fbba (a worktree of it in
 # /tmp/bench-f16fbba, made when missing and removed after), Redis holding a retention's 100,000 keys with a TTL and
