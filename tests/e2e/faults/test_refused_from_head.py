@@ -15,6 +15,7 @@ from fluxhook.credits import accounting
 from fluxhook.store.keys import KEYS
 from helpers import read_answer, status_of
 from key_helpers import make_key
+from receiver.buffering_worker import HOLD_SECONDS
 from receiver.head_refusals import JUDGED_FROM_BYTES
 
 # Far more than any client sends before its answer: the answer must come without it.
@@ -27,10 +28,14 @@ def _head(path: str, secret: str, length: int = ANNOUNCED) -> bytes:
 
 
 def _answered_without_body(stack, path: str, secret: str, length: int = ANNOUNCED) -> tuple[int, bytes, dict]:
-    """Send only the head; the whole answer (the server closes after it), its status, head and JSON body."""
+    """Send only the head; the whole answer (the server closes after it), its status, head and JSON body. A refusal
+    for now (429, 503) comes HOLD_SECONDS after the head (the loop holds it, no thread); any other at once."""
     with socket.create_connection(("127.0.0.1", int(stack.env["PORT"])), timeout=10) as sock:
+        sent = time.monotonic()
         sock.sendall(_head(path, secret, length))
         answer = read_answer(sock, timeout=5)
+        took = time.monotonic() - sent
+    assert (took >= HOLD_SECONDS * 0.9) == (status_of(answer) in (429, 503)), (path, took, answer[:40])
     assert answer, f"{path}: no answer without the body (the server waits for it)"
     head, _, body = answer.partition(b"\r\n\r\n")
     assert b"\r\nConnection: close\r\n" in head, head
