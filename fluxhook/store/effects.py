@@ -181,7 +181,6 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
                             "kind": kind, "lines": [place(keys, store_keys.work_line(k)) for k in KINDS],
                             "moving": place(keys, store_keys.work_moving(kind)), "queue": place(keys, QUEUE_KEY),
                             "due": place(keys, store_keys.due), "lease": MOVE_LEASE,
-                            "sweep_added": place(keys, store_keys.sweep_added),
                             "ahead": AHEAD, "now": repr(now), "passes": place(keys, store_keys.work_passes(kind)),
                             "weights": place(keys, store_keys.share_weights), "default_weight": DEFAULT_WEIGHT})
         else:

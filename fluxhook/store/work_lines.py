@@ -85,7 +85,7 @@ class WorkLines:
         script for every kind, atomic (feeders in many processes never overfill a queue); lines with no work cost next
         to nothing (``lua/work_take.lua``), and ``Taken.idle`` says none held any."""
         kinds = [checked_kind(kind) for kind in queues]
-        keys = [self.keys.share_weights, self.keys.due, self.keys.sweep_added]
+        keys = [self.keys.share_weights, self.keys.due]
         for kind in kinds:
             keys += [self.keys.work_line(kind), self.keys.work_moving(kind), self.keys.work_passes(kind), queues[kind]]
         # Nothing at all (no list a kind) when no line holds work.

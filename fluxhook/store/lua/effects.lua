@@ -20,7 +20,7 @@ function effects.at_once(effect, owner, item, handed)
   if redis.call('LLEN', KEYS[effect.queue]) + work_moves.counting(moving, now, effect.lease) + others >= effect.ahead then
     return false
   end
-  work_moves.take(moving, KEYS[effect.due], KEYS[effect.sweep_added], item, effect.job, effect.now, effect.lease)
+  work_moves.take(moving, KEYS[effect.due], item, effect.job, effect.now, effect.lease)
   fair_turns.new(KEYS[effect.passes], KEYS[effect.weights], effect.default_weight).charge(owner, 1)
   return true
 end

@@ -6,11 +6,13 @@
 local outbox = {}
 
 -- Put `member` in the outbox `key` at `score` (`nx`: only if it is not there already) and wake a notifier; whether
--- it was added.
+-- it was added. A member left as it was (`nx`, there already) wakes nobody: whoever put it there woke one.
 function outbox.add(key, wake, score, member, nx)
   local added
   if nx then added = redis.call('ZADD', key, 'NX', score, member) else added = redis.call('ZADD', key, score, member) end
-  redis.call('LPUSH', wake, 1)
-  redis.call('LTRIM', wake, 0, 0)
+  if added == 1 or not nx then
+    redis.call('LPUSH', wake, 1)
+    redis.call('LTRIM', wake, 0, 0)
+  end
   return added == 1
 end

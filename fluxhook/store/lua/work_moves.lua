@@ -1,4 +1,3 @@
--- needs: sweep_index
 -- A job's work on its way from its work line into RQ (store/work_lines.py), in one place for the two scripts that take
 -- it (work_take.lua, a feed; effects.lua, at once). It is noted in its kind's moving hash (member -> when taken), where
 -- it counts against the RQ queue's room until the MULTI that queues its task clears it; and the job is held by a lease
@@ -18,9 +17,11 @@ function work_moves.counting(moving, now, lease)
   return count
 end
 
--- `item` (job `job`'s member) taken at `now`: noted as moving, the job held by its lease in the due index `due` (a
--- sweeper at rest woken through `wake`, sweep_index.lua: a move its process did not finish comes due).
-function work_moves.take(moving, due, wake, item, job, now, lease)
+-- `item` (job `job`'s member) taken at `now`: noted as moving, the job held by its lease in the due index `due`. No
+-- sweeper is woken for it (sweep_index.lua's rule, its one exception): the lease is on work in hand, due only if its
+-- process dies mid-move, which a sweeper at rest finds at its next look (worker/sweeping.py's REST_LOOK); a wake
+-- here would cost every download a command (a stored job's 150).
+function work_moves.take(moving, due, item, job, now, lease)
   redis.call('HSET', moving, item, now)
-  sweep_index.add(due, wake, string.format('%.3f', now + lease), job)
+  redis.call('ZADD', due, string.format('%.3f', now + lease), job)
 end

@@ -4,15 +4,14 @@
 -- 1 / the owner's weight), while fewer than ARGV[1] tasks wait in the RQ queue the kind's tasks go to, counting those
 -- being moved and those this call took before for that queue. Every kind in one call, and the lines looked at
 -- together first: a feed with no work waiting costs one command, and kinds after the last with work none.
--- KEYS[1] owner -> weight (the slots' own); KEYS[2] the due index; KEYS[3] the sweepers' wake-up list; then four
--- keys a kind: its work line; its members
+-- KEYS[1] owner -> weight (the slots' own); KEYS[2] the due index; then four keys a kind: its work line; its members
 -- being moved into RQ (member -> when taken, work_moves.lua); its passes (with its clock, fair_turns.lua); the RQ queue
 -- its tasks go to (a list).
 -- ARGV[1] most tasks waiting in a queue; ARGV[2] now; ARGV[3] the weight of an owner without one; ARGV[4] a move's
 -- lease (s).
 -- Returns, a list a kind in KEYS' order, the members taken (`<owner>:<job id>`), each moving (work_moves.take) until
 -- its RQ task is queued; an empty list when no line holds work.
-local PER_KIND, FIRST = 4, 4
+local PER_KIND, FIRST = 4, 3
 local kinds = (#KEYS - FIRST + 1) / PER_KIND
 local lines = {}
 for k = 1, kinds do lines[k] = KEYS[FIRST + (k - 1) * PER_KIND] end
@@ -38,7 +37,7 @@ for k = 1, kinds do
         if not turn then break end
         local item = turn.head.item
         redis.call('ZREM', line, item)
-        work_moves.take(moving, KEYS[2], KEYS[3], item, turn.job, ARGV[2], lease)
+        work_moves.take(moving, KEYS[2], item, turn.job, ARGV[2], lease)
         turns.charge(turn.owner, 1)
         fair_turns.advance(turn.head)
         taken[#taken + 1] = item
