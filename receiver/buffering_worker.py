@@ -379,15 +379,18 @@ class BufferingWorker(ThreadWorker):
         self._watch(conn, self._on_held_readable)
 
     def _on_held_readable(self, conn: BufferedConn, _sock) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:  # the client gave up: nothing to answer
-            self._let_go(conn)
+        if self._drained(conn) == b"":  # the client gave up: nothing to answer
             self._drop(conn)
+
+    @staticmethod
+    def _drained(conn: BufferedConn) -> bytes | None:
+        """What the client sent, read to be dropped: b"" once it closed (or its socket failed), None if nothing yet."""
+        try:
+            return conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
 
     def _let_go(self, conn: BufferedConn) -> bytes | None:
         answer, conn.held_answer = conn.held_answer, None
@@ -429,12 +432,9 @@ class BufferingWorker(ThreadWorker):
         self._watch(conn, self._on_linger_readable)
 
     def _on_linger_readable(self, conn: BufferedConn, _sock) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = self._drained(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.linger_read += len(data)
         if not data or conn.linger_read > LINGER_BYTES:
             self._drop(conn)
