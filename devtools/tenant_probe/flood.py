@@ -170,9 +170,11 @@ def flood_main(config: dict) -> None:
                       "cancels": dict(cancels), "took": took, "sent": sent}), flush=True)
 
 
-def head_first(host: str, port: int, headers: dict, path: str, body: bytes) -> tuple[int, bytes, str | None, int]:
+def head_first(host: str, port: int, headers: dict, path: str, body: bytes,
+               head_wait: float = HEAD_WAIT) -> tuple[int, bytes, str | None, int]:
     """A POST on a connection of its own whose head goes first: its body follows, a piece at a time, only while no
-    answer has come (as a client sending ``Expect: 100-continue`` would). Its status (0: none), answer, Retry-After,
+    answer has come (as a client sending ``Expect: 100-continue`` would; ``head_wait`` 0: at once). Its status (0:
+    none), answer, Retry-After,
     and the bytes of its body sent before the answer."""
     early, answer = 0, b""
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
@@ -180,7 +182,7 @@ def head_first(host: str, port: int, headers: dict, path: str, body: bytes) -> t
         try:
             sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{head}Content-Length: {len(body)}\r\n"
                          "Connection: close\r\n\r\n".encode())
-            waited = select.select([sock], [], [], HEAD_WAIT)[0]
+            waited = select.select([sock], [], [], head_wait)[0]
             while not waited and early < len(body):
                 sock.sendall(body[early:early + CHUNK])
                 early = min(len(body), early + CHUNK)

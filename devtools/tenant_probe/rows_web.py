@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import struct
 import subprocess
@@ -32,7 +31,7 @@ import requests
 
 from ..processes import free_port, start_process, stop_process
 from ..stack import procfile_commands
-from .flood import Flood
+from .flood import Flood, head_first
 from .harness import BOUNDABLE, ROOMY_READS, TERMINAL, Api, Probe, Row, codes, finish, settle, wait_job
 from .rows_batches import NDJSON, batch_of, error_code, percentile, post_batch, post_ndjson
 from .rows_cancel import running_job
@@ -481,29 +480,13 @@ def fresh_post(api: Api, path: str, text: str, kind: str = "application/json") -
     """A POST on a connection of its own, its body sent until an answer comes (a server refusing a body may answer
     before it has it all): the answer's status (0: none) and error code."""
     host, port = api.base.removeprefix("http://").split(":")
-    body, answer = text.encode(), b""
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        try:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {api.token}\r\n"
-                         f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
-            for at in range(0, len(body), 65536):
-                if select.select([sock], [], [], 0)[0]:
-                    break  # answered already
-                sock.sendall(body[at:at + 65536])
-        except OSError:
-            pass
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except OSError:
-            pass
-    head, _, rest = answer.partition(b"\r\n\r\n")
-    parts = head.split(b" ")
+    status, rest, _, _ = head_first(host, int(port), {"Authorization": f"Bearer {api.token}", "Content-Type": kind},
+                                    path, text.encode(), head_wait=0)
     try:
         code = (json.loads(rest).get("error") or {}).get("code")
     except (ValueError, AttributeError):
         code = None
-    return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0), code
+    return status, code
 
 
 def counted(api: Api) -> tuple[int, int]:
