@@ -202,7 +202,7 @@ bench-accounts: $(VENV)/.installed
 bench-latency: $(VENV)/.installed
 	$(PY) -m bench.latency
 
-# fluxhook beside LiteLLM's proxy (its black_forest_labs/ provider) on one BFL workload (SPEC §15's BFL: 24 slots,
+# fluxhook beside LiteLLM's proxy (its black_forest_labs/ provider) on one BFL workload (BFL as it behaves: 24 slots,
 # 1 s submissions, 8 s tasks, URLs expiring after 60 s): 300 requests from 20 clients, a second app arriving mid-way,
 # BFL answering 429 for 30 s, clients giving up after 5 s; both columns per scenario (docs/benchmarks.md). LiteLLM
 # goes into a virtualenv of its own, .venv-peers/, at the version bench/peers_litellm.py pins, never into fluxhook's

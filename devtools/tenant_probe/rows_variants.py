@@ -1,4 +1,5 @@
-"""Rows 45 and 51: images served to people (SPEC §19 "Bounded"): key A asks for thousands of new variants of its own
+"""Rows 45 and 51: images served to people (variants made in a room of their own per web process):
+key A asks for thousands of new variants of its own
 stored images at once while key B reads, as rows 41-42 do for reads and searches (``rows_web``); and (51) asks for
 variants already made at full speed, by their signed links and with its key, against its read limits
 (``rows_costs``)."""
