@@ -112,7 +112,7 @@ def test_jobs_waiting_on_the_budget_cost_redis_nothing_more_per_recheck(services
     own = waiting - empty
 
     _round(svc, JOBS, WAITS[reason])
-    keys_once = svc.redis.dbsize()
+    keys_once, _ = _footprint(svc)
     timelines_once = _timeline_lengths(svc, jobs)
     for _ in range(ROUNDS - 1):
         _round(svc, JOBS, WAITS[reason])
