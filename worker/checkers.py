@@ -1,11 +1,17 @@
 """The worker's checkers: a bounded set of threads that run the sweep's checks (``lifecycle.checking``), fluxhook's own
 work, not RQ's.
 
-One thread, the check dispatcher, takes checks from the check line (``store.check_line``: turns across keys, a key's
-single jobs before its batch items) only while a checker is free to run one at once, and hands each to a checker; with
-nothing to take it waits on the check line's wake-up (``Keys.check_added``), which the sweep pushes as it adds checks,
-and a take that leaves checks in line pushes again for another process's dispatcher. A check is held by its claim,
-nothing else: one cut off (a stop, a killed process) is due again once its claim lapses (``holds.CLAIM_LEASE``).
+Each BFL account has ``size`` checkers of its own (WORKER_CHECK_CONCURRENCY), its part of the process's hands: a check
+polls BFL through its job's account, and an account whose polls BFL answers slowly (each bounded by a whole-exchange
+deadline) so holds only its own checkers, while another account's checks are taken as if it were idle.
+
+One thread, the check dispatcher, takes checks from the accounts' check lines (``store.check_line``: turns across keys
+over every line, a key's single jobs before its batch items) only while a checker of their account is free to run one
+at once, and hands each to a checker; with nothing to take for the accounts with room it waits on the lines' wake-up
+(``Keys.check_added``), which the sweep pushes as it adds checks, which a take that leaves checks in line pushes again
+for another process's dispatcher, and which a checker of a full account pushes as it ends (``Pool.nudge``). A check is
+held by its claim, nothing else: one cut off (a stop, a killed process) is due again once its claim lapses
+(``holds.CLAIM_LEASE``).
 """
 
 from __future__ import annotations
@@ -32,26 +38,37 @@ REST_WAIT = 120.0
 
 
 class Checkers(Pool):
-    """The check dispatcher and its ``size`` checkers, until ``stop()``."""
+    """The check dispatcher and ``size`` checkers for each BFL account, until ``stop()``."""
 
     def __init__(self, svc: Services, wakes: Wakes, size: int):
-        super().__init__("fluxhook-check-dispatch", ThreadPoolExecutor(size, thread_name_prefix="fluxhook-check"), size)
+        self.accounts = svc.store.checks.accounts
+        hands = size * len(self.accounts)
+        super().__init__("fluxhook-check-dispatch", ThreadPoolExecutor(hands, thread_name_prefix="fluxhook-check"),
+                         hands, part_size=size)
         self.svc = svc
         self.wakes = wakes
 
     def step(self) -> float:
-        free = self.free_hands()
-        if free == 0:
+        rooms = self.rooms(self.accounts)
+        room = sum(rooms.values())
+        if room == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
-        checks = take_checks(self.svc, free)
+        freed = self.freed
+        checks = take_checks(self.svc, room, rooms)
         for check in checks:
-            self.hand(self._check, check)
-        if len(checks) < free:
-            with self.waiting():
-                woken = self.wakes.wait(self.wakes.keys.check_added, REST_WAIT)
+            self.hand(self._check, check, part=check.account)
+        if len(checks) < room:
+            with self.resting(freed) as rest:
+                woken = self.wakes.wait(self.wakes.keys.check_added, REST_WAIT) if rest else None
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.check_added)  # another process's dispatcher takes the checks
         return 0.0
+
+    def nudge(self) -> None:
+        try:
+            self.wakes.give_back(self.wakes.keys.check_added)
+        except RedisError:
+            pass  # the dispatcher's own wait ends with Redis, and the account's checks stay in line for it
 
     def _check(self, check: Check) -> None:
         try:

@@ -1,11 +1,16 @@
 """A dispatcher thread and its hands: the dispatcher takes work only while a hand is free to do it at once, so nothing
-it took waits in the process for a free thread (the senders' submissions, the checkers' checks)."""
+it took waits in the process for a free thread (the senders' submissions, the checkers' checks).
+
+Hands may be shared out in parts (the checkers' BFL accounts): a part holds at most ``part_size`` of them, so work of
+one part that hangs holds that part's hands and no other's. While its dispatcher waits in Redis for work of the parts
+with room, a hand that a full part frees ends that wait (``nudge``): its part's work may be waiting already."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Hashable, Iterable, Iterator
 
 from .loops import Loop
 
@@ -18,12 +23,17 @@ class Pool(Loop):
     """The dispatcher (this thread, ``name``; ``step`` is the subclass's) and its hands, ``size`` threads of ``hands``,
     until ``stop()``."""
 
-    def __init__(self, name: str, hands: ThreadPoolExecutor, size: int):
+    def __init__(self, name: str, hands: ThreadPoolExecutor, size: int, part_size: int | None = None):
         super().__init__(name)
         self.size = size
+        self.part_size = part_size or size
         self._hands = hands
         self._room = threading.Condition()
         self._busy = 0
+        self._busy_in: dict[Hashable, int] = {}
+        # How many hands full parts have freed so far, and whether the dispatcher waits in Redis (``resting``).
+        self._freed = 0
+        self._resting = False
         self._stopping = False
 
     def stop_taking(self) -> None:
@@ -53,16 +63,59 @@ class Pool(Loop):
             self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
             return 0 if self._stopping else self.size - self._busy
 
-    def hand(self, work: Callable[..., None], *args) -> None:
-        """Give ``work(*args)`` to a free hand (``free_hands`` said one is)."""
+    def rooms(self, parts: Iterable[Hashable]) -> dict[Hashable, int]:
+        """How many hands each of ``parts`` may take now, waiting up to ``WAKE_TIMEOUT`` for one to have room; none
+        once stopping."""
+        parts = list(parts)
+
+        def room(part: Hashable) -> int:
+            return max(0, min(self.size - self._busy, self.part_size - self._busy_in.get(part, 0)))
+
+        with self._room:
+            self._room.wait_for(lambda: self._stopping or any(room(part) for part in parts), WAKE_TIMEOUT)
+            return {part: 0 if self._stopping else room(part) for part in parts}
+
+    @property
+    def freed(self) -> int:
+        """How many hands full parts have freed so far: what ``resting`` compares against."""
+        with self._room:
+            return self._freed
+
+    @contextmanager
+    def resting(self, freed: int) -> Iterator[bool]:
+        """Around the dispatcher's wait in Redis for work, after a take made when ``freed`` read so: True to wait, False
+        when a full part freed a hand since (its waiting work may go now). A hand a full part frees during the wait
+        ends it (``nudge``)."""
+        with self._room:
+            self._resting = self._freed == freed
+            rest = self._resting
+        try:
+            with self.waiting():
+                yield rest
+        finally:
+            with self._room:
+                self._resting = False
+
+    def nudge(self) -> None:
+        """End the dispatcher's wait in Redis (``resting``): a full part freed a hand."""
+
+    def hand(self, work: Callable[..., None], *args, part: Hashable = None) -> None:
+        """Give ``work(*args)`` to a free hand of ``part`` (``free_hands`` or ``rooms`` said one is)."""
         with self._room:
             self._busy += 1
-        self._hands.submit(self._run, work, args)
+            self._busy_in[part] = self._busy_in.get(part, 0) + 1
+        self._hands.submit(self._run, work, part, args)
 
-    def _run(self, work: Callable[..., None], args: tuple) -> None:
+    def _run(self, work: Callable[..., None], part: Hashable, args: tuple) -> None:
         try:
             work(*args)
         finally:
             with self._room:
                 self._busy -= 1
+                self._busy_in[part] -= 1
+                full = self._busy_in[part] + 1 == self.part_size
+                self._freed += full
+                nudge = full and self._resting
                 self._room.notify_all()
+            if nudge:
+                self.nudge()

@@ -62,7 +62,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     feeder = feeding.start(svc, wakes)
     notifier = notifying.start(svc, wakes)
     log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
-                                      "checks": config.worker_check_concurrency, "notifications": notifier.size})
+                                      "checks": checkers_.size, "notifications": notifier.size})
     dead: list[str] = []
     try:
         dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, checkers_, feeder, notifier))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Mapping
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
@@ -23,10 +24,10 @@ from fluxhook.store.check_line import Check
 log = logging.getLogger("fluxhook.checking")
 
 
-def take_checks(svc: Services, most: int) -> list[Check]:
-    """Up to ``most`` checks from the check line whose turn it is across keys, each the caller's to run with
-    ``check_job``."""
-    return svc.store.checks.take(most)
+def take_checks(svc: Services, most: int, rooms: Mapping[str, int] | None = None) -> list[Check]:
+    """Up to ``most`` checks from the check lines whose turn it is across keys, at most ``rooms[account]`` of each BFL
+    account's (None: up to ``most`` of each), each the caller's to run with ``check_job``."""
+    return svc.store.checks.take(most, rooms)
 
 
 def check_job(svc: Services, job_id: str, claim: float) -> CheckOutcome | ReportOutcome:

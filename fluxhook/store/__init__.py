@@ -67,8 +67,8 @@ class Store:
         self.pools = pools(config.pooled_limits)
         sealer = Sealer(config.secret_keys)
         self.tallies = Tallies(connection, keys)
-        self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools,
-                             accounts=tuple(account.name for account in config.accounts), sealer=sealer,
+        accounts = tuple(account.name for account in config.accounts)
+        self.jobs = JobStore(connection, ttl=ttl, keys=keys, pools=self.pools, accounts=accounts, sealer=sealer,
                              tallies=self.tallies)
         self.slots = Slots(connection, config, keys=keys)
         self.cooldowns = Cooldowns(connection, keys=keys)
@@ -87,7 +87,7 @@ class Store:
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)
-        self.checks = CheckLine(connection, keys=keys)
+        self.checks = CheckLine(connection, keys=keys, accounts=accounts)
         self.watching = Watching(connection, keys=keys)
         self.batches = Batches(connection, ttl=ttl, keys=keys)
         self.variants = VariantRecords(connection, ttl=ttl, keys=keys)

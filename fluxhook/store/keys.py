@@ -44,15 +44,15 @@ class Keys:
         """Active job ids scored by when the fallback sweep should next look at them."""
         return f"{self.prefix}due"
 
-    @property
-    def check_line(self) -> str:
-        """The due jobs the sweep claimed, waiting for a worker's check (``store.check_line``): members
-        ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical range."""
-        return f"{self.prefix}check:line"
+    def check_line(self, account: str = DEFAULT_ACCOUNT) -> str:
+        """The due jobs of ``account``'s tasks the sweep claimed, waiting for a worker's check (``store.check_line``):
+        members ``<owner>:<job id>`` (a batch item's ``<owner>:~<job id>``) all scored 0, each owner's one lexical
+        range. One line per account, so that each account's checks are taken by checkers of its own."""
+        return self._of_account(account, "check:line")
 
     @property
     def check_claims(self) -> str:
-        """Job id -> the claim its check in ``check_line`` was made with (the due index's score the sweep gave it)."""
+        """Job id -> the claim its check in its ``check_line`` was made with (the due index's score the sweep gave it)."""
         return f"{self.prefix}check:claims"
 
     @property
@@ -62,7 +62,7 @@ class Keys:
 
     @property
     def check_added(self) -> str:
-        """A wake-up: a list holding at most one item, pushed when the sweep adds checks to ``check_line``: wakes one
+        """A wake-up: a list holding at most one item, pushed when the sweep adds checks to a ``check_line``: wakes one
         worker's check dispatcher (BLPOP, ``store.wakes``)."""
         return f"{self.prefix}check:added"
 
