@@ -1,7 +1,8 @@
 """The check line (fluxhook/store/check_line.py) on a real Redis: the sweep's checks are taken in turn across keys by
 the slots' own rule (lua/fair_turns.lua), a key's single jobs before its batch items, then the earliest deadline; a job
 claimed again waits once, with its newest claim; a take that leaves checks in line wakes another dispatcher; a take is
-one command."""
+one command; each BFL account's checks wait in a line of their own, taken at most as many as the account has room
+for, the turns across keys one rule over every line."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ def checks(connection) -> CheckLine:
 
 
 def _jobs(store, count: int, key_id: str | None = None, batch_id: str | None = None,
-          deadline: float | None = None) -> list[str]:
+          deadline: float | None = None, account: str | None = None) -> list[str]:
     ids = []
     for _ in range(count):
         now = time.time()
         job = Job(id=new_job_id(now), status=st.SUBMITTED, model="flux-2-pro", bfl_id=f"task-{new_job_id()}",
-                  key_id=key_id, batch_id=batch_id, created_at=now, updated_at=now, deadline=deadline)
+                  key_id=key_id, batch_id=batch_id, created_at=now, updated_at=now, deadline=deadline,
+                  account=account)
         store.create(job)
         ids.append(job.id)
     return ids
@@ -107,3 +109,36 @@ def test_a_take_is_one_command_and_one_of_an_empty_line_runs_one_look(store, che
     assert _sent(checks, lambda: checks.take(4))[0] == ["EVALSHA"]
     checks.take(100)
     assert _sent(checks, lambda: checks.take(4)) == (["EVALSHA"], ["ZRANGEBYLEX"])
+
+
+def test_each_accounts_checks_wait_in_its_own_line_and_a_take_gives_each_account_at_most_its_room(store, connection):
+    checks = CheckLine(connection, accounts=("x", "y"))
+    x_backlog = _jobs(store, 10, key_id="key_a", account="x")
+    y_jobs = _jobs(store, 3, key_id="key_a", account="y")
+    # No task yet, or one of an account no longer configured: the first account's line.
+    unsent, removed = _jobs(store, 1, key_id="key_b"), _jobs(store, 1, key_id="key_b", account="gone")
+    checks.add([*x_backlog, *y_jobs, *unsent, *removed], claim=100.0)
+    assert checks.waiting_by_account() == {"x": 12, "y": 3} and checks.waiting() == 15
+    assert connection.zcard(KEYS.check_line("x")) == 12 and connection.zcard(KEYS.check_line("y")) == 3
+
+    taken = checks.take(10, {"x": 2, "y": 5})
+    by_account = {account: [c.job_id for c in taken if c.account == account] for account in ("x", "y")}
+    assert by_account["y"] == y_jobs and len(by_account["x"]) == 2
+    # Key b's one turn comes among the first, in x's line beside key a's backlog: the turns are one rule.
+    assert set(by_account["x"]) & {*unsent, *removed}
+    assert checks.take(10, {"y": 5}) == []  # x has no room: its checks wait
+    assert len(checks.take(20)) == 10 and checks.waiting() == 0
+
+
+def test_a_take_wakes_another_dispatcher_for_checks_it_leaves_for_want_of_room_and_reads_no_line_without_room(
+        store, connection):
+    checks, wakes = CheckLine(connection, accounts=("x", "y")), Wakes(connection)
+    checks.add(_jobs(store, 3, key_id="key_a", account="x"), claim=100.0)
+    assert wakes.wait(KEYS.check_added, 0.05) == WORK
+    assert len(checks.take(10, {"x": 2, "y": 2})) == 2  # x's room ran out with one of x's left
+    assert wakes.wait(KEYS.check_added, 0.05) == WORK
+    checks.take(1, {"y": 1})  # the script loaded
+    # x without room: its line is not read, and its check left there wakes no one: a checker of x's that ends does.
+    assert _sent(checks, lambda: checks.take(2, {"x": 0, "y": 2})) == (["EVALSHA"], ["ZRANGEBYLEX"])
+    assert wakes.wait(KEYS.check_added, 0.05) == TIMEOUT
+    assert len(checks.take(2, {"x": 2})) == 1

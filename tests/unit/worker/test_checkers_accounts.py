@@ -1,7 +1,7 @@
 """The worker's checkers apart per BFL account (worker/checkers.py, fluxhook/store/check_line.py): account X whose
 polls BFL answers only after 10 s holds X's own checkers and no other's, so account Y's job that BFL failed reads
-``failed`` within 1.1 s of BFL's failure, as it does with X idle (measured in the same test). A spy host plays both
-accounts' BFL, each with its own key."""
+``failed`` within 1.1 s of BFL's failure, as it does with X idle (measured in the same test); X's checks left in line
+run as X's checkers free. A spy host plays both accounts' BFL, each with its own key."""
 
 from __future__ import annotations
 
@@ -81,6 +81,9 @@ def test_an_account_whose_polls_bfl_answers_in_10_s_delays_no_other_accounts_che
         slow = _failed_after(svc, spy, beside_x)
         # Y's check went while every checker of X's still waited for BFL, and X's other checks waited in line.
         assert x_polls() == CHECKERS and svc.store.checks.waiting_by_account()["x"] == X_JOBS - CHECKERS
+        # BFL answers X: each checker of X's that ends wakes the resting dispatcher for X's checks left in line.
+        released.set()
+        wait_until(lambda: x_polls() == X_JOBS, timeout=5, message="X's checks left in line to run as X's checkers free")
     finally:
         released.set()
         pool.stop()
