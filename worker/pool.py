@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Hashable, Iterable, Iterator
+from typing import Callable, Hashable, Iterable, Iterator, TypeVar
 
 from .loops import Loop
+
+Part = TypeVar("Part", bound=Hashable)
 
 # How long the dispatcher waits at most for a free hand before it looks again whether to stop; and how long a stop
 # waits for its step under way (a dispatch), before it waits for the work in hand.
@@ -63,12 +65,12 @@ class Pool(Loop):
             self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
             return 0 if self._stopping else self.size - self._busy
 
-    def rooms(self, parts: Iterable[Hashable]) -> dict[Hashable, int]:
+    def rooms(self, parts: Iterable[Part]) -> dict[Part, int]:
         """How many hands each of ``parts`` may take now, waiting up to ``WAKE_TIMEOUT`` for one to have room; none
         once stopping."""
         parts = list(parts)
 
-        def room(part: Hashable) -> int:
+        def room(part: Part) -> int:
             return max(0, min(self.size - self._busy, self.part_size - self._busy_in.get(part, 0)))
 
         with self._room:
