@@ -10,19 +10,20 @@ the attacker got, what the victim saw, a figure, and HOLDS or BROKEN. The stack 
 BFL_WEBHOOK_SECRET set, and the apps' notification receivers (one path per key, each verifying with its key's own
 secret). Everything listens on 127.0.0.1 only; every loop is bounded in requests and time (rows 1-38 stop
 starting after 570 s, rows 39-44 take up to 330 s more, row 45 about 90 s, rows 46-47 about 60 s, rows 48-50 about
-PROBE_CHURN_MINUTES (3) and 200 s, row 51 about 90 s, so a whole run stays under 25 minutes) and the stack stops at
-the end. Exits 1 when any row is BROKEN.
+PROBE_CHURN_MINUTES (3) and 200 s, rows 51 and 52 about 90 s each, so a whole run stays under 27 minutes) and the
+stack stops at the end. Exits 1 when any row is BROKEN.
 
 Only the Redis rows read Redis (MEMORY USAGE, DBSIZE and a scan of every value), the batch flood its SLOWLOG, the
-check flood the check line's length and the churn (48) its used_memory for a figure; everything else an attacker
-could do is done over HTTP, with the simulator's control API (/_sim) standing in for BFL finishing a task and
-counting what BFL was sent.
+check flood (46) and the slow account (52) a check line's length and the churn (48) its used_memory for a figure;
+everything else an attacker could do is done over HTTP, with the simulator's control API (/_sim) standing in for BFL
+finishing a task and counting what BFL was sent.
 
 The rows live by concern: rows_shared (1-5), rows_limits (6-13), rows_notify (14-19), rows_cancel (20-22, 30),
 rows_streams (23-25), rows_reads (26-29), rows_bulkheads (31-33), rows_batches (34, 35, 38),
 rows_batch_requests (36-37), rows_web (39-44: no key can hold the web), rows_variants (45, 51: images served to
-people), rows_checks (46-47: failure reports and the check line) and rows_costs (48-50: what a key makes costs that
-key); harness, flood (an attacker's flood in a process of its own), receivers and sse are what they share, __main__
-runs them. Every key reads under a roomy reads_per_minute (harness.ROOMY_READS) but an attacker whose row is about the
+people), rows_checks (46-47: failure reports and the check line), rows_costs (48-50: what a key makes costs that
+key) and rows_accounts (52: one BFL account's slow polls hold up no other's checks, on a stack of its own with two
+accounts); harness, flood (an attacker's flood in a process of its own), receivers and sse are what they share,
+__main__ runs them. Every key reads under a roomy reads_per_minute (harness.ROOMY_READS) but an attacker whose row is about the
 read limit, which floods at the deployment's READS_PER_MINUTE.
 """

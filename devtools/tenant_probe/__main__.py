@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import (
+    rows_accounts,
     rows_batch_requests,
     rows_batches,
     rows_bulkheads,
@@ -33,10 +34,10 @@ ROWS: tuple[Callable[[Probe], Row], ...] = (*rows_shared.ROWS, *rows_limits.ROWS
                                           *rows_bulkheads.ROWS, *rows_batches.ROWS, *rows_batch_requests.ROWS,
                                           *rows_batches.LATER_ROWS, *rows_web.ROWS,
                                           *rows_variants.ROWS, *rows_checks.ROWS, *rows_costs.ROWS,
-                                          *rows_variants.LATER_ROWS)
+                                          *rows_variants.LATER_ROWS, *rows_accounts.ROWS)
 # Rows that would start past this are not run: harness.RUN_LIMIT for rows 1-38, and the time of the later rows' own.
 RUN_SECONDS = (RUN_LIMIT + rows_web.ROWS_SECONDS + rows_variants.ROW_SECONDS + rows_checks.ROW_SECONDS
-               + rows_costs.ROW_SECONDS + rows_variants.LATER_SECONDS)
+               + rows_costs.ROW_SECONDS + rows_variants.LATER_SECONDS + rows_accounts.ROW_SECONDS)
 
 
 # --------------------------------------------------------------------------- the run
