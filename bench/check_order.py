@@ -233,7 +233,9 @@ def _line_length(db) -> int:
 
     OWN.add()
     if hasattr(KEYS, "check_line"):
-        return int(db.zcard(KEYS.check_line))
+        # The default account's line: a method since each account has its own, a property before.
+        line = KEYS.check_line
+        return int(db.zcard(line() if callable(line) else line))
     # The baseline's queue of check tasks (CONTROL_QUEUE_NAME, its fluxhook/store/queues.py), by RQ's key of it.
     return int(db.llen("rq:queue:fluxhook-control"))
 

@@ -62,7 +62,7 @@ def _polls(p: Probe) -> dict[str, int]:
 
 
 def _check_line(p: Probe) -> int:
-    return int(p.redis.zcard(KEYS.check_line))
+    return int(p.redis.zcard(KEYS.check_line()))
 
 
 def _bfl_tasks(p: Probe, prompts: list[str], threads: int = 16) -> list[str]:
