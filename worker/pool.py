@@ -1,9 +1,10 @@
 """A dispatcher thread and its hands: the dispatcher takes work only while a hand is free to do it at once, so nothing
 it took waits in the process for a free thread (the senders' submissions, the checkers' checks).
 
-Hands may be shared out in parts (the checkers' BFL accounts): a part holds at most ``part_size`` of them, so work of
-one part that hangs holds that part's hands and no other's. While its dispatcher waits in Redis for work of the parts
-with room, a hand that a full part frees ends that wait (``nudge``): its part's work may be waiting already."""
+Hands are shared out in parts (the BFL accounts, of the senders and of the checkers): a part holds at most
+``part_size`` of them, so work of one part that hangs holds that part's hands and no other's. While its dispatcher waits
+in Redis for work of the parts with room, a hand that a full part frees ends that wait (``nudge``): its part's work may
+be waiting already."""
 
 from __future__ import annotations
 
@@ -59,12 +60,6 @@ class Pool(Loop):
         with self._room:
             return self._busy
 
-    def free_hands(self) -> int:
-        """How many hands are free, waiting up to ``WAKE_TIMEOUT`` for one; 0 once stopping."""
-        with self._room:
-            self._room.wait_for(lambda: self._busy < self.size or self._stopping, WAKE_TIMEOUT)
-            return 0 if self._stopping else self.size - self._busy
-
     def rooms(self, parts: Iterable[Part]) -> dict[Part, int]:
         """How many hands each of ``parts`` may take now, waiting up to ``WAKE_TIMEOUT`` for one to have room; none
         once stopping."""
@@ -102,7 +97,7 @@ class Pool(Loop):
         """End the dispatcher's wait in Redis (``resting``): a full part freed a hand."""
 
     def hand(self, work: Callable[..., None], *args, part: Hashable = None) -> None:
-        """Give ``work(*args)`` to a free hand of ``part`` (``free_hands`` or ``rooms`` said one is)."""
+        """Give ``work(*args)`` to a free hand of ``part`` (``rooms`` said one is)."""
         with self._room:
             self._busy += 1
             self._busy_in[part] = self._busy_in.get(part, 0) + 1

@@ -54,10 +54,13 @@ LAPSED_LOOK_EVERY = 5.0
 
 
 class Senders(Pool):
-    """The dispatcher thread and its ``size`` senders, until ``stop()``."""
+    """The dispatcher thread and ``size`` senders for each BFL account, until ``stop()``."""
 
     def __init__(self, svc: Services, wakes: Wakes, size: int = SENDERS):
-        super().__init__("fluxhook-dispatch", ThreadPoolExecutor(size, thread_name_prefix="fluxhook-send"), size)
+        self.accounts = tuple(account.name for account in svc.config.accounts)
+        hands = size * len(self.accounts)
+        super().__init__("fluxhook-dispatch", ThreadPoolExecutor(hands, thread_name_prefix="fluxhook-send"), hands,
+                         part_size=size)
         self.svc = svc
         self.wakes = wakes
         # When the next dispatch frees the slots held past their lease (time.monotonic()).
@@ -68,24 +71,34 @@ class Senders(Pool):
         super().stop(timeout)
 
     def step(self) -> float:
-        free = self.free_hands()
+        rooms = self.rooms(self.accounts)
+        free = sum(rooms.values())
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
         now = time.monotonic()
         free_lapsed = now >= self._next_lapsed_look
         if free_lapsed:
             self._next_lapsed_look = now + LAPSED_LOOK_EVERY
-        turns = take_turns(self.svc, free, free_lapsed=free_lapsed)
+        freed = self.freed
+        turns = take_turns(self.svc, free, free_lapsed=free_lapsed, senders=rooms)
         for job_id in turns.jobs:
-            self.hand(self._submit, job_id, turns.accounts[job_id])
+            account = turns.accounts[job_id]
+            self.hand(self._submit, job_id, account, part=account)
         if len(turns.jobs) < free:
-            # Nothing more may go now: wait for a slot to free or a job to join a line.
+            # Nothing more may go now: wait for a slot to free, a job to join a line, or a sender of an account whose
+            # senders were all busy to end.
             wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else REST_WAIT
-            with self.waiting():
-                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait)
+            with self.resting(freed) as rest:
+                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait) if rest else None
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.slot_freed)  # another process's dispatcher takes the turn
         return 0.0
+
+    def nudge(self) -> None:
+        try:
+            self.wakes.give_back(self.wakes.keys.slot_freed)
+        except RedisError:
+            pass  # the dispatcher's own wait ends with Redis, and the account's jobs stay in line for it
 
     def _submit(self, job_id: str, account: str) -> None:
         try:

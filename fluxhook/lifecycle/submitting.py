@@ -5,6 +5,7 @@ puts the job back in line, and any other fails it."""
 from __future__ import annotations
 
 import time
+from typing import Mapping
 
 from redis.exceptions import RedisError
 
@@ -17,12 +18,14 @@ from fluxhook.store.effects import ReleaseBudget
 from fluxhook.store.slots import Dispatched
 
 
-def take_turns(svc: Services, limit: int, *, free_lapsed: bool = True) -> Dispatched:
+def take_turns(svc: Services, limit: int, *, free_lapsed: bool = True,
+               senders: Mapping[str, int] | None = None) -> Dispatched:
     """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): each to be sent at
     once with ``submit_queued``, by the account whose slot it took. The caller asks for no more than it can send
-    now, so a slot is held only by a task being sent or run at BFL. ``free_lapsed``: free the slots held past their
-    lease first (a caller that dispatches often does so once in a while)."""
-    return svc.slots.dispatch(limit, free_lapsed=free_lapsed)
+    now, so a slot is held only by a task being sent or run at BFL: ``senders``, when given, how many of each BFL
+    account's jobs it can send now. ``free_lapsed``: free the slots held past their lease first (a caller that
+    dispatches often does so once in a while)."""
+    return svc.slots.dispatch(limit, free_lapsed=free_lapsed, senders=senders)
 
 
 def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str:

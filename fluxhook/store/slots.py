@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from redis import Redis
 
@@ -234,13 +234,16 @@ class Slots:
         if full:
             raise queue_full(owner_of(key_id), 1, full)
 
-    def dispatch(self, limit: int = 100, *, free_lapsed: bool = True) -> Dispatched:
+    def dispatch(self, limit: int = 100, *, free_lapsed: bool = True,
+                 senders: Mapping[str, int] | None = None) -> Dispatched:
         """Hand free slots to waiting jobs, one owner's turn at a time: which, the account of each one's slot, and
         whether jobs still wait in a line, and on a timer (``Dispatched``). One round trip. ``free_lapsed=False`` leaves
         the slots held past their lease for a later dispatch to free (the dispatcher frees them every few seconds, not at
-        each dispatch)."""
-        jobs, accounts, waiting, on_timer = self._dispatch(self._pool_keys(),
-                                                           [*self._pool_args(), limit, "1" if free_lapsed else "0"])
+        each dispatch). ``senders``: at most that many jobs of each account (one not named: none), the caller's
+        senders free for it."""
+        rooms = [] if senders is None else [senders.get(account.name, 0) for account in self.accounts]
+        jobs, accounts, waiting, on_timer = self._dispatch(
+            self._pool_keys(), [*self._pool_args(), limit, "1" if free_lapsed else "0", *rooms])
         names = [text(job) for job in jobs]
         return Dispatched(names, dict(zip(names, map(text, accounts), strict=True)), bool(waiting), bool(on_timer))
 

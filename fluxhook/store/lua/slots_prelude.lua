@@ -58,6 +58,8 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function room(account, pool)
     local its = account.pools[pool.name]
     if held_in(account, pool.name) >= its.limit then return false end
+    -- No sender of the caller's free for the account (s.senders, a dispatch's): one that ends wakes its dispatcher.
+    if s.senders and s.senders[account.name] <= 0 then return false end
     if cooling(account) or paused_ms(its) ~= -2 then
       s.on_timer = true
       return false
@@ -201,6 +203,7 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, turn.head.item)
     take(turn.pool, turn.account, turn.job, turn.owner)
+    if s.senders then s.senders[turn.account.name] = s.senders[turn.account.name] - 1 end
     local head = turn.head.ref
     if turn.job == head.job then fair_turns.advance(head) else head.after = nil end
   end
