@@ -6,11 +6,16 @@ slot is taken only when a sender is free to send its job at once: the job whose 
 (``submitting.take_turns``, the slots' one fair-share rule) is handed a slot and sent in the same
 breath, so no slot is held by a job waiting for a free worker.
 
-One thread, the dispatcher, does the taking: while some of the ``size`` senders are free it takes that
-many turns, and hands each job to a sender; with nothing to take it waits until a slot is freed or a
-job joins a line (the slots' wake-up, ``Keys.slot_freed``), or a second at most while a cooldown or a pause holds a job
-back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest, SPEC §17)
-``REST_WAIT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
+Each BFL account has ``size`` senders of its own (WORKER_SEND_CONCURRENCY), its part of the process's hands: an
+account whose submissions hang (each bounded by a whole-exchange deadline) holds only its own, and another account's
+jobs are sent as if it were idle.
+
+One thread, the dispatcher, does the taking: while some of an account's senders are free it takes turns, no more of
+the account's jobs than it has senders free (``Slots.dispatch``), and hands each job to a sender of its account; with
+nothing to take it waits until a slot is freed or a job joins a line (the slots' wake-up, ``Keys.slot_freed``, which a
+sender of an account whose senders were all busy also pushes as it ends), or a second at most while a cooldown or a
+pause holds a job back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest, when
+a process costs Redis next to nothing) ``REST_WAIT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
 not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
 puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
 may have reached BFL.
@@ -35,9 +40,9 @@ from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
 
-# Submissions one worker process has under way at once. An account of 24 slots whose submissions take
-# 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for several accounts and a
-# slower BFL, and each idle sender costs a thread's stack, nothing else.
+# Submissions one worker process has under way at once for each BFL account. An account of 24 slots whose submissions
+# take 1 s and tasks 8 s needs about 3 (24 / 9 s, a second each); this leaves room for a slower BFL, and a sender is a
+# thread made only once that many sends were under way at once, then idle at the cost of its stack.
 SENDERS = 16
 # The same wait otherwise: no job waits in any line, or those that wait go only when a slot frees (full slots, an
 # owner's max_active, a route), and a slot that frees wakes a dispatcher, as a job joining a line with room does, and a

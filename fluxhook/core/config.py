@@ -123,9 +123,9 @@ class Config:
     bfl_credits_refresh_seconds: int = 300
     log_level: str = "INFO"
     worker_processes: int = 1
-    # Capacity of each kind of a worker process's work (SPEC §7, bulkheads): submissions to BFL at once, RQ tasks of
-    # downloads (with their store and thumbnail) at once, checks (polls) at once for each BFL account (one account's
-    # slow polls hold its own checkers only), notification attempts.
+    # Capacity of each kind of a worker process's work (its bulkheads): submissions to BFL at once for each BFL
+    # account, RQ tasks of downloads (with their store and thumbnail) at once, checks (polls) at once for each BFL
+    # account (one account's slow answers hold its own senders and checkers only), notification attempts.
     worker_send_concurrency: int = 16
     worker_download_concurrency: int = 4
     worker_check_concurrency: int = 2
