@@ -81,6 +81,14 @@ class Replication:
             raise FailedOver("Redis failed over while this request was handled, so its answer may be wrong; "
                              + RETRY_HINT)
 
+    def check_settled(self, primary: str) -> None:
+        """``check_primary``, and ``FailedOver`` too while the sentinels are replacing the primary or most name another:
+        in a planned switch the old primary keeps its id and answers for some seconds, from what it is about to drop."""
+        self.check_primary(primary)
+        if self._sentinels_moving():
+            raise FailedOver("Redis's sentinels are replacing the primary this request read from, so its answer may "
+                             "be wrong; " + RETRY_HINT)
+
     def confirm(self, primary: str) -> None:
         """Return once every replica online (at least ``replicas``) has every write the primary ``primary`` took so
         far, or ``replicas`` have and none left; raise ``NotReplicated`` if they do not within ``wait_ms``
