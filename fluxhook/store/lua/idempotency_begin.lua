@@ -26,7 +26,8 @@ local now = tonumber(ARGV[5])
 if record[1] then
   if record[1] ~= ARGV[1] then return {'reused'} end
   if record[2] == 'done' then return {'done', record[3], record[4]} end
-  local held = record[6] and tonumber(record[7] or 0) > now and (record[8] or '') == ARGV[7]
+  -- A hold with no primary named is one taken before holds named it: held as before.
+  local held = record[6] and tonumber(record[7] or 0) > now and (not record[8] or record[8] == ARGV[7])
   if held then return {'in_use'} end
   if record[5] then return {'made', record[5]} end
   -- A hold that lapsed with its primary and made no job: this request's now (it counts among the caller's keys).
