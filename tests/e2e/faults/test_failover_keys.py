@@ -1,4 +1,4 @@
-"""A request refused in a Redis switch leaves its Idempotency-Key free (SPEC §13): the Procfile's web and worker on a
+"""A request refused in a Redis switch leaves its Idempotency-Key free: the Procfile's web and worker on a
 primary, two replicas and three sentinels (devtools/replicated_redis.py), REDIS_MIN_REPLICAS=1, the primary switched
 over as planned (SENTINEL FAILOVER). A retry after the switch makes the job, or gets the one the first request made,
 and is never answered 409 idempotency_key_in_use, even where the first request's release of its key was lost with
