@@ -29,8 +29,10 @@ first sent in those windows and sent again, and the seconds writes were unavaila
 submitting from the request: the longest stretch without a 202, from the last one before a refusal
 to the next). Every probe's answers, in order and timed from the kill or the request, are printed
 with each failover and kept in the run's failovers.json; the jobs lost, each with its 202's time, in
-lost.json. It exits 1 when the
-``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, or left one never terminal.
+lost.json. It counts the submissions answered ``409 idempotency_key_in_use`` (all, from the web's log, and those to
+the probes): a request refused in a switch leaves its key free, so a retry is never answered 409 for it. It exits 1
+when the ``REDIS_MIN_REPLICAS=1`` run lost a job or a key change, did a job twice, left one never terminal, or
+answered such a 409.
 Everything stays on 127.0.0.1; logs are kept in the directory printed first.
 """
 
@@ -361,6 +363,7 @@ class FailoverRun(Soak):
         self._list_lost(jobs - found)
         kills = [f for f in self.failovers if f.kind == "kill"]
         planned = [f for f in self.failovers if f.kind == "planned"]
+        probes_in_use = sum(1 for answers in self.answers for _, _, what in answers if what.startswith("409"))
         unavailable = [f.unavailable if f.unavailable is not None else PROBE_LIMIT for f in kills]
         return {
             "failovers (primary SIGKILLed)": len(kills),
@@ -373,6 +376,8 @@ class FailoverRun(Soak):
             "sent to BFL twice (one Idempotency-Key)": len(sent_twice),
             "stored twice": self._stored_twice(found),
             "submissions given up (client's code)": dict(self.submit_errors) or "none",
+            # A key left held by a request refused in a switch: its retries are answered 409 (the client retries them).
+            "409 idempotency_key_in_use, all / to the probes": f"{self._in_use_answers()} / {probes_in_use}",
             "app keys created (201) / lost": f"{len(self.keys_created)} / {keys_lost}",
             "app keys revoked (204) / working again": f"{len(self.keys_revoked)} / {revocations_lost}",
             "key changes refused (client's code)": dict(self.key_errors) or "none",
@@ -411,6 +416,19 @@ class FailoverRun(Soak):
             "planned: old primary a replica again, s": " ".join(
                 f"{f.restart:.1f}" if f.restart is not None else "-" for f in planned) or "-",
         }
+
+    def _in_use_answers(self) -> int:
+        """From the web's request log: submissions answered 409 (on POST /v1/jobs only idempotency_key_in_use)."""
+        count = 0
+        for log in self.var.glob("web-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                count += (entry.get("event") == "request" and entry.get("method") == "POST"
+                          and entry.get("route") == "/v1/jobs" and entry.get("status") == 409)
+        return count
 
     def _list_lost(self, lost: set[str]) -> None:
         """The jobs lost, each with its 202's time (s from the start) and failover window, in lost.json."""
@@ -546,6 +564,7 @@ def main() -> int:
         return 0
     missed = (first["lost (acknowledged, then 404)"] or first["never terminal"] or first["stored twice"]
               or first["sent to BFL twice (one Idempotency-Key)"] or first["planned failovers (SENTINEL FAILOVER)"] < 1
+              or first["409 idempotency_key_in_use, all / to the probes"] != "0 / 0"
               or any(not value.endswith(" / 0") for name, value in first.items() if name.startswith("app keys")))
     return 1 if missed else 0
 

@@ -128,7 +128,9 @@ def _keyed(view, key: str, body: Callable[[], idempotency_keys.Parsed], *args, *
     token = presented_token() or ""
     idempotency_keys.check_key(key)  # a bad key is refused before the body is read
     use = idempotency_keys.key_use(token, key, request.method, request.path, body())
-    first = services().store.idempotency.begin(use, KEY_HOLD_LEASE)
+    # The primary the request began on (``replicated``): a hold taken on a primary since replaced has lapsed.
+    primary = g.get("replication_primary") or ""
+    first = services().store.idempotency.begin(use, KEY_HOLD_LEASE, primary)
     if first.state == DONE:
         replay = Response(first.body, status=first.status, mimetype="application/json")
         replay.headers[REPLAYED] = "true"
@@ -141,6 +143,10 @@ def _keyed(view, key: str, body: Callable[[], idempotency_keys.Parsed], *args, *
                           "for replay; retry after Retry-After seconds, or send the request without a key",
                           retry_after=first.retry_after)
     if first.state == IN_USE:
+        if primary:
+            # The hold read may be one a switch left on the old primary, its release taken by the new one: the retry
+            # is refused 503 until this process reaches the new primary, where that hold has lapsed.
+            services().store.replication.check_settled(primary)
         raise IdempotencyKeyInUse(f"the first request with this {idempotency_keys.HEADER} is still being handled; "
                                   "retry shortly")
     if first.state == MADE:
@@ -150,7 +156,7 @@ def _keyed(view, key: str, body: Callable[[], idempotency_keys.Parsed], *args, *
         answer = make_response(view(*args, **kwargs))
         answer.headers[REPLAYED] = "true"
         return answer
-    g.idempotency_hold = Hold(use, first.ticket, first.until_ms)
+    g.idempotency_hold = Hold(use, first.ticket, first.until_ms, primary)
     return view(*args, **kwargs)
 
 

@@ -1,14 +1,37 @@
-"""A client that keeps submitting through a Redis failover, for the failover tests (tests/e2e/faults/)."""
+"""The failover tests' stack and load (tests/e2e/faults/): the Procfile's web and worker behind Redis Sentinel with
+REDIS_MIN_REPLICAS=1, and a client that keeps submitting through a Redis failover."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import requests
 
-from conftest import API
+from conftest import API, service_env
+from devtools.processes import free_port
+from devtools.replicated_redis import ReplicatedRedis
+from devtools.stack import Stack
+
+
+def failover_stack(redis_server, simulator, spies, tmp_path: Path, replicas: int = 1):
+    """A primary, ``replicas`` replicas and three sentinels (devtools/replicated_redis.py), the stack on them; yields
+    both, stops both."""
+    topology = ReplicatedRedis(directory=str(tmp_path / "redis"), replicas=replicas).start()
+    env = dict(os.environ)
+    env.update(service_env(redis_server, simulator, spies[0].port, free_port(),
+                           STORAGE_URL=f"file://{tmp_path / 'images'}", REDIS_MIN_REPLICAS="1"))
+    env.update(topology.env())
+    running = Stack(env=env, var_dir=Path(tmp_path))
+    try:
+        running.start()
+        yield running, topology
+    finally:
+        running.stop()
+        topology.stop()
 
 
 class Submitter(threading.Thread):

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from redis import Redis
 
+from fluxhook.core.errors import FailedOver
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
@@ -43,12 +44,14 @@ class Begin(NamedTuple):
 
 
 class Hold(NamedTuple):
-    """A request's hold on a key: its use of the key and its ticket. The job the request makes names itself in the
-    key's record in the same step (``JobStore.create``), so a repeat finds that job whatever else fails."""
+    """A request's hold on a key: its use of the key and its ticket, until when it lasts and the primary it was taken
+    on (``begin``). The job the request makes names itself in the key's record in the same step (``JobStore.create``),
+    so a repeat finds that job whatever else fails."""
 
     use: KeyUse
     ticket: str
     until_ms: int
+    primary: str = ""
 
 
 class IdempotencyStore:
@@ -61,13 +64,15 @@ class IdempotencyStore:
         self._finish = LuaScript(connection, "idempotency_finish")
         self._abandon = LuaScript(connection, "idempotency_abandon")
 
-    def begin(self, use: KeyUse, lease: float) -> Begin:
-        """Hold the key for ``lease`` seconds, or say what became of the first request (one round trip)."""
+    def begin(self, use: KeyUse, lease: float, primary: str = "") -> Begin:
+        """Hold the key for ``lease`` seconds, or say what became of the first request (one round trip). ``primary``:
+        the replication id of the primary the request began on, when its writes wait for replicas (``Replication``).
+        A hold taken on another primary than the request's own has lapsed: its request is never acknowledged."""
         # The ticket tells this request's hold from a later one on the same key with the same body.
         ticket = secrets.token_hex(16)
         lease_ms, now = max(1, int(lease * 1000)), _now_ms()
         reply = self._begin(self._keys(use), [use.fingerprint, lease_ms, ticket, MAX_KEYS_PER_CALLER, now,
-                                              KEEP_SECONDS * 1000])
+                                              KEEP_SECONDS * 1000, primary])
         state = text(reply[0])
         if state == HELD:
             return Begin(HELD, ticket=ticket, until_ms=now + lease_ms)
@@ -104,9 +109,17 @@ def record_keys(keys: Keys, use: KeyUse) -> list[str]:
 
 def naming_args(hold: Hold) -> dict[str, str]:
     """What job_create.lua needs to name its job in ``hold``'s record: its fingerprint and ticket, until when it
-    holds the key (ms), how long the record lives (ms), now (ms); each as text, as Redis keeps it."""
+    holds the key (ms) and the primary it was taken on, how long the record lives (ms), now (ms); each as text, as
+    Redis keeps it."""
     return {"fingerprint": hold.use.fingerprint, "ticket": hold.ticket, "until": str(hold.until_ms),
-            "lives": str(KEEP_SECONDS * 1000), "now": str(_now_ms())}
+            "primary": hold.primary, "lives": str(KEEP_SECONDS * 1000), "now": str(_now_ms())}
+
+
+def key_taken() -> FailedOver:
+    """The refusal of a job whose request's hold on its key is another request's now (job_record.lua made nothing):
+    a retry took the key once this request's hold lapsed, with its lease or with the primary it was taken on."""
+    return FailedOver("this request's Idempotency-Key was taken by a retry while it was handled (Redis failed over, "
+                      "or its hold lapsed): nothing was made; retry it with the same key to get that retry's answer")
 
 
 def _now_ms() -> int:

@@ -38,7 +38,7 @@ from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
 from fluxhook.core.sealing import Sealer
 from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
-from fluxhook.store.idempotency import Hold, naming_args, record_keys
+from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
 from fluxhook.store.job_changes import announced
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, owner_of
@@ -179,12 +179,16 @@ class JobStore:
     def create(self, job: Job, *, due: float | None = None, naming: Hold | None = None) -> tuple[Job, bool]:
         """Store a new job (due for the sweep at ``due``, if given); for a ``bfl_id`` its owner (app key, or the admin)
         already tracks, return that job instead: a task is tracked once per owner. Returns (job, created). With
-        ``naming``, the Idempotency-Key's record names the job in the same step. A queued job to be sent is made
-        with its place in line instead (``creation``, ``Slots.acquire``)."""
+        ``naming``, the Idempotency-Key's record names the job in the same step, and nothing is made when that key is
+        another request's now (``key_taken``). A queued job to be sent is made with its place in line instead
+        (``creation``, ``Slots.acquire``)."""
         replace = False
         while True:
             made = self.creation(job, due=due, naming=naming, replace=replace)
-            stored_id = text(self._create(made.keys, made.args))
+            stored = self._create(made.keys, made.args)
+            if stored is None:
+                raise key_taken()
+            stored_id = text(stored)
             if stored_id == job.id:
                 return job, True
             existing = self.get(stored_id)

@@ -32,6 +32,9 @@ from redis.sentinel import SentinelConnectionPool
 from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.keys import KEYS, Keys
 
+# The primaries whose replicas online are remembered: the current one and those a switch's requests may still
+# have begun on.
+KEPT_PRIMARIES = 4
 RETRY_HINT = "retry it (with the same Idempotency-Key to get the first answer if it had one)"
 
 
@@ -49,8 +52,10 @@ class Replication:
         # request would otherwise start from the old primary's id and be refused for it).
         self._primary: str | None = None
         self._primary_at: tuple | None = None
-        # Replicas online on that primary at the last confirmation: the next WAIT asks for all of them.
-        self._online = 0
+        # Replicas online at the last confirmation on each primary (by replication id): the next WAIT there asks for
+        # all of them. Kept per primary, not for the last one seen: in a switch the threads' requests straddle both,
+        # and a request begun on the old primary must still wait for the replica its promotion took away.
+        self._online: dict[str, int] = {}
 
     @property
     def required(self) -> bool:
@@ -81,36 +86,50 @@ class Replication:
             raise FailedOver("Redis failed over while this request was handled, so its answer may be wrong; "
                              + RETRY_HINT)
 
+    def check_settled(self, primary: str) -> None:
+        """``check_primary``, and ``FailedOver`` too while the sentinels are replacing the primary or most name another:
+        in a planned switch the old primary keeps its id and answers for some seconds, from what it is about to drop."""
+        self.check_primary(primary)
+        if self._sentinels_moving():
+            raise FailedOver("Redis's sentinels are replacing the primary this request read from, so its answer may "
+                             "be wrong; " + RETRY_HINT)
+
     def confirm(self, primary: str) -> None:
         """Return once every replica online (at least ``replicas``) has every write the primary ``primary`` took so
         far, or ``replicas`` have and none left; raise ``NotReplicated`` if they do not within ``wait_ms``
         (``ReplicasMissing`` if fewer than ``replicas`` are online), ``FailedOver`` if the primary is another one
         now or the sentinels are replacing it."""
-        seen = self._online if self._primary == primary else 0
-        wanted = max(self.replicas, seen)
+        wanted = max(self.replicas, self._online.get(primary, 0))
         pipe = self._connection.pipeline(transaction=False)
         pipe.incr(self._keys.replication_marker)
         pipe.wait(wanted, self.wait_ms)
         pipe.info("replication")
         _, acknowledged, info = pipe.execute()
-        self._seen(info["master_replid"])
+        # What this connection reached, not what the process saw last: other threads' requests move that meanwhile.
+        took = info["master_replid"]
+        self._seen(took)
         online = sum(1 for key, value in info.items()
                      if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
-        if self._primary != primary:
-            self._online = online
+        if took != primary:
+            self._online_on(took, online)
             raise FailedOver("Redis failed over while this request was handled, so what it wrote may be lost; "
                              + RETRY_HINT)
         if acknowledged < max(wanted, online) and self._sentinels_moving():
             # The replica gone is still waited for: the one left would confirm what the old primary then drops.
             raise FailedOver("Redis's sentinels are replacing the primary that took this request's writes, so "
                              "what it wrote may be lost; " + RETRY_HINT)
-        self._online = online
+        self._online_on(primary, online)
         if acknowledged >= wanted:
             return
         if acknowledged < self.replicas:
             error = ReplicasMissing if online < self.replicas else NotReplicated
             raise error(f"Redis's replicas did not confirm this request's writes within {self.wait_ms} ms "
                         f"({acknowledged} of {self.replicas}, {online} attached); " + RETRY_HINT)
+
+    def _online_on(self, primary: str, online: int) -> None:
+        if primary not in self._online and len(self._online) >= KEPT_PRIMARIES:
+            self._online.pop(next(iter(self._online)))  # the earliest seen: long replaced
+        self._online[primary] = online
 
     def _sentinels_moving(self) -> bool:
         """Under Sentinel: whether a sentinel is failing the master over or most name another one than this

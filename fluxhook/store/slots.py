@@ -46,6 +46,7 @@ from fluxhook.core.job import Job
 from fluxhook.core.pools import pool_for, pools
 from fluxhook.core.wait_reasons import LineState, Place
 from fluxhook.store import cooldowns
+from fluxhook.store.idempotency import key_taken
 from fluxhook.store.jobs import Creation, Lock
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
@@ -172,9 +173,11 @@ class Slots:
         return self._joined(job, answer)
 
     def _joined(self, job: Job, answer: list) -> Joined:
-        account, line, *full = answer
-        if full and full[0]:
-            raise queue_full(owner_of(job.key_id), 1, full[0])
+        account, line, *refused = answer
+        if refused and refused[0]:
+            raise queue_full(owner_of(job.key_id), 1, refused[0])
+        if refused[1:]:
+            raise key_taken()
         return Joined(None if account is None else text(account), None if line is None else line_state(line))
 
     def join_all(self, made: Sequence[tuple[Job, Creation]], known_cap: KnownCap | None = None,

@@ -14,13 +14,21 @@
 -- `deadline` (its score); `sweep_added`, the sweepers' wake-up (store/wakes.py), pushed when the job is the first in
 -- the due or deadline index (a sweeper at rest waits for it); `waiting`, the timeline entry
 -- (effects.lua's) that says why a job made in line waits (job_record.note_wait). ARGV[at + 1...]: the record's
--- field/value pairs. Returns the id of the job made, or of the job tracking the task, and the spec as read.
+-- field/value pairs. Returns the id of the job made, or of the job tracking the task, and the spec as read; false
+-- (nothing made) when the hold's key is another request's now.
 local job_record = {}
 
 function job_record.create(at, base)
   local spec = cjson.decode(ARGV[at])
   local function key(n) return KEYS[base + n] end
   local id = spec.id
+  local hold = spec.hold
+  if hold then
+    -- A hold another request has now (a retry took the key once this one's hold lapsed, by its lease or with the
+    -- primary it was taken on) has that request's job, or will: this one makes none, so none is sent twice.
+    local held = redis.call('HMGET', key(hold.record), 'fingerprint', 'ticket')
+    if held[1] and (held[1] ~= hold.fingerprint or held[2] ~= hold.ticket) then return false, spec end
+  end
   local existing
   if spec.trackers then existing = redis.call('HGET', key(spec.trackers), spec.owner)
   elseif spec.bfl_task then existing = redis.call('GET', key(spec.bfl_task)) end
@@ -34,21 +42,17 @@ function job_record.create(at, base)
   if spec.deadlines then sweep_index.add(key(spec.deadlines), key(spec.sweep_added), spec.deadline, id) end
   -- A new job is announced like a change of one (job_transition.lua): the streams of its owner show it.
   if spec.channel then redis.call('PUBLISH', spec.channel, id) end
-  local hold = spec.hold
   if hold then
     -- The hold names its job in the same step as the job is made, so a repeat of the request finds the job,
     -- whatever becomes of the first request. A hold that is gone was on a primary that failed over before
-    -- it reached this one: made again here. A hold another request has now is left alone.
+    -- it reached this one: made again here.
     local record, callers = key(hold.record), key(hold.callers)
-    local held = redis.call('HMGET', record, 'fingerprint', 'ticket')
-    if not held[1] or (held[1] == hold.fingerprint and held[2] == hold.ticket) then
-      redis.call('HSET', record, 'fingerprint', hold.fingerprint, 'state', 'pending', 'ticket', hold.ticket,
-                 'until', hold['until'], 'job', id)
-      local lives, now = tonumber(hold.lives), tonumber(hold.now)
-      redis.call('PEXPIRE', record, lives)
-      redis.call('ZADD', callers, now + lives, record)
-      redis.call('PEXPIRE', callers, lives)
-    end
+    redis.call('HSET', record, 'fingerprint', hold.fingerprint, 'state', 'pending', 'ticket', hold.ticket,
+               'until', hold['until'], 'primary', hold.primary, 'job', id)
+    local lives, now = tonumber(hold.lives), tonumber(hold.now)
+    redis.call('PEXPIRE', record, lives)
+    redis.call('ZADD', callers, now + lives, record)
+    redis.call('PEXPIRE', callers, lives)
   end
   if spec.ttl ~= '' then
     redis.call('EXPIRE', key(spec.record), spec.ttl)

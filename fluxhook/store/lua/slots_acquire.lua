@@ -11,7 +11,8 @@
 -- (slots_waits.state)}: the wait its maker answers with, read in this same step, where a job made here has it put
 -- on its timeline (job_record.note_wait). A job to be made here whose owner has no room left for it under its
 -- max_queued (queue_room.lua; a batch's item takes the room its batch holds) is not made: {false, false, {its jobs
--- queued, the room its batches hold, its limit}}, nothing written.
+-- queued, the room its batches hold, its limit}}, nothing written; one whose Idempotency-Key's hold is another
+-- request's now (job_record.create) is not made either: {false, false, false, 'taken'}.
 -- Made in the same step as its place: a queued job recorded is always in line or holding a slot (and then due),
 -- whatever stops its maker after, a Redis turned replica or the process itself.
 local s = slots_accounts.read()
@@ -31,6 +32,7 @@ if ARGV[rest + 10] then
     if full then return {false, false, full} end
   end
   made, spec = job_record.create(rest + 10, K.after)
+  if not made then return {false, false, false, 'taken'} end
   if made ~= job then
     return redis.error_reply('slots_acquire: a job made with its place in line is a new one, tracking no task')
   end

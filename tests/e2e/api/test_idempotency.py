@@ -12,6 +12,7 @@ import pytest
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
 from fluxhook.core import transitions as st
+from fluxhook.core.errors import FailedOver
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.store import idempotency as idempotency_store
 from fluxhook.store.idempotency import DONE, HELD, IN_USE, KEEP_SECONDS, MADE, Begin, Hold, IdempotencyStore
@@ -237,12 +238,40 @@ def test_a_hold_lost_with_a_failed_over_primary_is_made_again_by_its_job(local_a
     assert store.abandon(use, lost.ticket)  # it failed, on the new primary
     assert store.begin(use, lease=60) == Begin(MADE, job_id=job.id)
     assert 0 < connection.pttl(KEYS.idempotency(use.scope, use.key)) <= KEEP_SECONDS * 1000
-    # A hold another request has now is not taken by a late job of an older one.
+    # A hold another request has now is not taken by a late job of an older one, nor is that job made (it would be
+    # sent beside the one the holder makes).
     other = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
     holder = store.begin(other, lease=60)
-    jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"), naming=Hold(other, "an-older-ticket", 0))
-    assert store.begin(other, lease=60).state == IN_USE
+    late = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro")
+    with pytest.raises(FailedOver):
+        jobs.create(late, naming=Hold(other, "an-older-ticket", 0))
+    assert jobs.get(late.id) is None and store.begin(other, lease=60).state == IN_USE
     assert store.abandon(other, holder.ticket) and store.begin(other, lease=60).state == HELD
+
+
+
+def test_a_hold_taken_on_a_primary_since_replaced_has_lapsed(local_app):
+    """A request that began on a primary a switch replaced is never acknowledged, and its release may have been lost
+    with that primary: its retry on the new one makes the job, or gets the one it made, never 409."""
+    _, connection = local_app(DB)
+    store, jobs = IdempotencyStore(connection), JobStore(connection)
+    use = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    old = store.begin(use, lease=60, primary="old-primary")
+    assert store.begin(use, lease=60, primary="old-primary").state == IN_USE
+    retry = store.begin(use, lease=60, primary="new-primary")
+    assert retry.state == HELD and store.begin(use, lease=60, primary="new-primary").state == IN_USE
+    # The first request, still running on the new primary, makes no job beside the retry's, nor frees its key.
+    late = Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro")
+    with pytest.raises(FailedOver):
+        jobs.create(late, naming=Hold(use, old.ticket, old.until_ms, "old-primary"))
+    assert jobs.get(late.id) is None and not store.abandon(use, old.ticket)
+    # A first request that made its job before the switch: the retry answers with it.
+    made = idempotency_keys.key_use(API_TOKEN, _key(), "POST", "/v1/jobs", b"{}")
+    first = store.begin(made, lease=60, primary="old-primary")
+    job, _ = jobs.create(Job(id=new_job_id(), status=st.QUEUED, model="flux-2-pro"),
+                         naming=Hold(made, first.ticket, first.until_ms, "old-primary"))
+    assert store.begin(made, lease=60, primary="old-primary").state == IN_USE
+    assert store.begin(made, lease=60, primary="new-primary") == Begin(MADE, job_id=job.id)
 
 
 # --- whose key ---------------------------------------------------------------------------------

@@ -5,16 +5,11 @@ submitted with Idempotency-Keys; every acknowledged job is found and stored afte
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from conftest import API, service_env
-from devtools.processes import free_port, wait_until
-from devtools.replicated_redis import ReplicatedRedis
-from devtools.stack import Stack
-from failover_helpers import Submitter
+from conftest import API
+from devtools.processes import wait_until
+from failover_helpers import Submitter, failover_stack
 
 # The sentinels' own failover time (down-after 1 s, then an election) is what writes wait for; then
 # the killed node's return as a replica, which REDIS_MIN_REPLICAS=1 needs; 5 s beyond both is allowed.
@@ -22,23 +17,12 @@ SLACK = 5.0
 
 
 @pytest.fixture()
-def failover_stack(redis_server, simulator, _spies, tmp_path):
-    topology = ReplicatedRedis(directory=str(tmp_path / "redis")).start()
-    env = dict(os.environ)
-    env.update(service_env(redis_server, simulator, _spies[0].port, free_port(),
-                           STORAGE_URL=f"file://{tmp_path / 'images'}", REDIS_MIN_REPLICAS="1"))
-    env.update(topology.env())
-    running = Stack(env=env, var_dir=Path(tmp_path))
-    try:
-        running.start()
-        yield running, topology
-    finally:
-        running.stop()
-        topology.stop()
+def failover(redis_server, simulator, _spies, tmp_path):
+    yield from failover_stack(redis_server, simulator, _spies, tmp_path)
 
 
-def test_acknowledged_jobs_survive_a_failover_and_writes_resume(failover_stack):
-    stack, topology = failover_stack
+def test_acknowledged_jobs_survive_a_failover_and_writes_resume(failover):
+    stack, topology = failover
     api = API(stack.base_url)
     submitter = Submitter(api)
     submitter.start()

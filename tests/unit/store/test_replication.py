@@ -12,6 +12,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from devtools.processes import RedisServer, wait_until
+from devtools.relay import Relay
 from devtools.replicated_redis import ReplicatedRedis
 from fluxhook.core.errors import FailedOver, NotReplicated, ReplicasMissing
 from fluxhook.store.jobs import JobStore
@@ -92,6 +93,34 @@ def test_a_promoted_replica_is_another_primary(tmp_path):
     finally:
         old.stop()
         new.stop()
+
+
+def test_a_request_begun_on_a_primary_waits_for_the_replicas_seen_there_whatever_another_saw_since(pair):
+    """In a switch the process's requests straddle two primaries: one that began on the old primary still waits for
+    the replica its promotion took away (the sentinels are then asked), though another request saw the new one."""
+    primary, replica = pair
+    second, elsewhere = RedisServer().start(), RedisServer().start()
+    address = Relay(primary.port).start()
+    try:
+        joined = redis.Redis.from_url(second.url)
+        joined.replicaof("127.0.0.1", primary.port)
+        wait_until(lambda: joined.info("replication").get("master_link_status") == "up", timeout=15,
+                   message="the second replica to sync")
+        replication = Replication(redis.Redis(port=address.port), replicas=1, wait_ms=1000)
+        began = replication.primary()
+        replication.confirm(began)  # two replicas online there
+        address.retarget(elsewhere.port, close_existing=True)
+        with pytest.raises(FailedOver):
+            replication.check_primary(began)  # another request reached another primary
+        address.retarget(primary.port, close_existing=True)
+        second.stop(kill=True)  # the replica a promotion takes away
+        started = time.monotonic()
+        replication.confirm(began)  # confirmed by the one left only once the missing one was waited for
+        assert time.monotonic() - started >= 0.9
+    finally:
+        address.stop()
+        second.stop(kill=True)
+        elsewhere.stop()
 
 
 def test_a_script_refused_by_a_replica_is_told_apart(pair):
