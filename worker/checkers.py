@@ -19,16 +19,13 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.lifecycle.checking import check_job, take_checks
 from fluxhook.services import Services
 from fluxhook.store.check_line import Check
-from fluxhook.store.wakes import WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .activity import ACTIVITY
 from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
 
-# How long the dispatcher waits for a wake-up when no check waits: only for one lost (a Redis that failed over, a
-# process killed as it took one: a stop gives it back); the sweep pushes one with every check it adds.
-REST_WAIT = 120.0
 
 
 class Checkers(Pool):
@@ -38,6 +35,9 @@ class Checkers(Pool):
         super().__init__("fluxhook-check-dispatch", ThreadPoolExecutor(size, thread_name_prefix="fluxhook-check"), size)
         self.svc = svc
         self.wakes = wakes
+        # With no check in line it waits as long as a wait lasts: the sweep pushes a wake-up with every check it adds,
+        # and the process's guard (worker/guarding.py) finds a check whose wake-up was lost.
+        self._line = Watched(present=(svc.store.keys.check_line,))
 
     def step(self) -> float:
         free = self.free_hands()
@@ -48,7 +48,7 @@ class Checkers(Pool):
             self.hand(self._check, check)
         if len(checks) < free:
             with self.waiting():
-                woken = self.wakes.wait(self.wakes.keys.check_added, REST_WAIT)
+                woken = self.wakes.wait(self.wakes.keys.check_added, LONGEST_WAIT, self._line)
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.check_added)  # another process's dispatcher takes the checks
         return 0.0
