@@ -25,6 +25,7 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
+from fluxhook.core.holds import PURGE_TIMEOUT
 from fluxhook.store.queues import QUEUE_NAME, earliest_retry, retries_watched
 from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
@@ -135,7 +136,7 @@ class CronThread(threading.Thread):
     def _start(self) -> tuple[CronScheduler, RQScheduler]:
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
-                      job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+                      job_timeout=PURGE_TIMEOUT, result_ttl=86400, failure_ttl=7 * 86400)
         cron.register_birth()
         # Not registered as a running scheduler (its record would need a beat every 15 s): it holds its locks only
         # while it moves retries.

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from fluxhook.core.holds import STOP_LIST_TTL
 from fluxhook.store.keys import KEYS, Keys
 
 # The longest one wait lasts: a wait for longer waits again. The waits' connection's socket timeout must outlast it.
 LONGEST_WAIT = 300.0
-# How long a process's stop list outlives its stop: its threads take their items within a second.
-STOP_TTL = 60
 # Woken by the list waited on, by the process's stop, or by neither within the timeout.
 WORK, STOPPED, TIMEOUT = "work", "stop", "timeout"
 
@@ -127,5 +126,5 @@ class Wakes:
             return
         pipe = self.connection.pipeline(transaction=False)
         pipe.rpush(self.stop_key, *([1] * waiters))
-        pipe.expire(self.stop_key, STOP_TTL)
+        pipe.expire(self.stop_key, int(STOP_LIST_TTL))
         pipe.execute()
