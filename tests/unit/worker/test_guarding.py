@@ -15,15 +15,20 @@ from fluxhook.lifecycle.steps.enqueueing import download_task_name, task_name
 from fluxhook.store.owners import member, owner_of
 from fluxhook.store.wakes import Wakes
 from fluxhook.store.work_lines import DOWNLOAD
-from worker import feeding, guarding
+from helpers import tracked_job
+from worker import feeding, guarding, sweeping
 
 GUARD = 2.0
 
 
+def _wakes(svc) -> Wakes:
+    url = svc.redis.connection_pool.connection_kwargs
+    return Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"]))
+
+
 def test_a_download_whose_wake_up_was_lost_goes_to_rq_within_the_guard(make_services):
     svc = make_services(7)
-    url = svc.redis.connection_pool.connection_kwargs
-    wakes = Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"]))
+    wakes = _wakes(svc)
     feeding.WORK_MAY_WAIT.clear()  # as at rest: every line found empty
     feeder = feeding.Feeder(svc, wakes)
     feeder._moved = False
@@ -45,3 +50,26 @@ def test_a_download_whose_wake_up_was_lost_goes_to_rq_within_the_guard(make_serv
         guard.stop()
         wakes.stop(1)
         feeder.stop()
+
+
+def test_a_due_job_whose_wake_up_was_lost_is_claimed_by_a_resting_sweeper_within_the_guard(make_services):
+    svc = make_services(6)
+    job = tracked_job(svc, "task-due-unannounced", due=time.time() - 1)
+    due = svc.redis.zscore(svc.store.keys.due, job.id)
+    svc.redis.zrem(svc.store.keys.due, job.id)  # the indexes empty: the sweeper rests
+    svc.redis.delete(svc.store.keys.sweep_added)
+    wakes = _wakes(svc)
+    sweeper = sweeping.start(svc, wakes)
+    guard = guarding.start(wakes, GUARD)
+    try:
+        wait_until(lambda: wakes._resting, timeout=5, message="the sweeper to rest")
+        # Made due with no wake-up, as an older release's process or a primary that failed over leaves it.
+        svc.redis.zadd(svc.store.keys.due, {job.id: due})
+        added = time.monotonic()
+        wait_until(lambda: svc.store.checks.waiting() == 1, timeout=GUARD + 5, message="the sweep to claim the job")
+        assert time.monotonic() - added <= GUARD + 1.0
+    finally:
+        guard.stop()
+        sweeper.request_stop()
+        wakes.stop(1)
+        sweeper.stop()
