@@ -46,9 +46,11 @@ def test_a_stop_ends_each_of_its_process_s_waits_at_once_and_not_another_process
 
 def _resting(wakes: Wakes, key: str, watched: Watched, outcomes: list[str]) -> threading.Thread:
     """A waiter at rest on ``key`` in a thread of its own, watching ``watched``; its outcome goes to ``outcomes``."""
+    blocked = wakes.connection.info("clients")["blocked_clients"]
     thread = threading.Thread(target=lambda: outcomes.append(wakes.wait(key, 5.0, watched)), daemon=True)
     thread.start()
-    wait_until(lambda: wakes._resting, timeout=2, message="the waiter to rest")
+    wait_until(lambda: wakes._resting and wakes.connection.info("clients")["blocked_clients"] > blocked, timeout=2,
+               message="the waiter to rest")
     return thread
 
 
