@@ -234,3 +234,11 @@ def test_the_fair_share_page_gives_a_move_its_lease():
     fair = (ROOT / "docs" / "fair-share.md").read_text().replace("\n", " ")
     stated = re.search(r"`MOVE_LEASE` \((\d+) s\)", fair)
     assert stated and float(stated.group(1)) == hold_values.MOVE_LEASE, stated
+
+
+def test_each_bound_the_fair_share_page_names_is_the_codes():
+    fair = (ROOT / "docs" / "fair-share.md").read_text().replace("\n", " ")
+    named = re.findall(r"`(\w+)\.([A-Z][A-Z0-9_]+)` (\d+(?:\.\d+)?) s", fair)
+    assert len(named) >= 3, named
+    for module, name, number in named:
+        assert float(_resolve(module, name)) == float(number), f"{module}.{name} is not {number} s"
