@@ -216,13 +216,16 @@ def test_the_worker_page_names_each_kind_of_capacity_at_its_default():
 
 
 def test_the_kinds_of_work_line_the_pages_list_are_the_codes():
-    from fluxhook.store.work_lines import KINDS
+    from fluxhook.store.work_lines import AHEAD, KINDS
 
     glossary = next(line for line in _page().splitlines() if line.startswith("| **kind** |"))
     assert _backticked(glossary.split(":", 1)[1]) == list(KINDS), glossary
     fair = (ROOT / "docs" / "fair-share.md").read_text()
     listed = re.search(r"Each kind \(([^)]*)\) has a", fair.replace("\n", " "))
     assert listed and _backticked(listed.group(1)) == list(KINDS), listed
+    feed = next(line for line in _page().splitlines() if line.startswith("| **feed** |"))
+    ahead = re.search(r"`AHEAD` \((\d+)\)", feed)
+    assert ahead and int(ahead.group(1)) == AHEAD, feed
     # Notifications are taken by the notifier (lua/notify_take.lua), not fed from a work line.
     row = next(line for line in _page().splitlines() if line.startswith("| `work_lines.py` |"))
     assert "notification" not in row.split("|")[2], row
