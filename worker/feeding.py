@@ -82,7 +82,7 @@ class Feeder(Loop):
         if not self._look_first:
             self._look_first = True
             resting = not (self._moved or WORK_MAY_WAIT.is_set())
-            wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if not resting else LONGEST_WAIT
+            wait = WAKE_TIMEOUT if self._moved else LONGEST_WAIT if resting else IDLE_WAKE_TIMEOUT
             with self.waiting():
                 woken = self.wakes.wait(self.wakes.keys.work_added, wait, self._lines if resting else None)
             if self.stopping:
