@@ -17,13 +17,13 @@ from devtools.replicated_redis import ReplicatedRedis
 from devtools.stack import Stack
 
 
-def failover_stack(redis_server, simulator, spies, tmp_path: Path, replicas: int = 1):
-    """A primary, ``replicas`` replicas and three sentinels (devtools/replicated_redis.py), the stack on them; yields
-    both, stops both."""
+def failover_stack(redis_server, simulator, spies, tmp_path: Path, replicas: int = 1, **settings: str):
+    """A primary, ``replicas`` replicas and three sentinels (devtools/replicated_redis.py), the stack on them with
+    ``settings`` besides; yields both, stops both."""
     topology = ReplicatedRedis(directory=str(tmp_path / "redis"), replicas=replicas).start()
     env = dict(os.environ)
     env.update(service_env(redis_server, simulator, spies[0].port, free_port(),
-                           STORAGE_URL=f"file://{tmp_path / 'images'}", REDIS_MIN_REPLICAS="1"))
+                           STORAGE_URL=f"file://{tmp_path / 'images'}", REDIS_MIN_REPLICAS="1", **settings))
     env.update(topology.env())
     running = Stack(env=env, var_dir=Path(tmp_path))
     try:

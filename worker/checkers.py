@@ -25,16 +25,13 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.lifecycle.checking import check_job, take_checks
 from fluxhook.services import Services
 from fluxhook.store.check_line import Check
-from fluxhook.store.wakes import WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .activity import ACTIVITY
 from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
 
-# How long the dispatcher waits for a wake-up when no check waits: only for one lost (a Redis that failed over, a
-# process killed as it took one: a stop gives it back); the sweep pushes one with every check it adds.
-REST_WAIT = 120.0
 
 
 class Checkers(Pool):
@@ -47,6 +44,9 @@ class Checkers(Pool):
                          hands, part_size=size)
         self.svc = svc
         self.wakes = wakes
+        # With no check in line it waits as long as a wait lasts: the sweep pushes a wake-up with every check it adds,
+        # and the process's guard (worker/guarding.py) finds a check whose wake-up was lost.
+        self._lines = Watched(present=tuple(map(svc.store.keys.check_line, self.accounts)))
 
     def step(self) -> float:
         rooms = self.rooms(self.accounts)
@@ -59,7 +59,7 @@ class Checkers(Pool):
             self.hand(self._check, check, part=check.account)
         if len(checks) < room:
             with self.resting(freed) as rest:
-                woken = self.wakes.wait(self.wakes.keys.check_added, REST_WAIT) if rest else None
+                woken = self.wakes.wait(self.wakes.keys.check_added, LONGEST_WAIT, self._lines) if rest else None
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.check_added)  # another process's dispatcher takes the checks
         return 0.0

@@ -25,7 +25,8 @@ from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 
 from fluxhook.core.config import Config
-from fluxhook.store.queues import QUEUE_NAME, earliest_retry
+from fluxhook.core.holds import PURGE_TIMEOUT
+from fluxhook.store.queues import QUEUE_NAME, earliest_retry, retries_watched
 from fluxhook.store.wakes import STOPPED, TIMEOUT, WORK, Wakes
 
 from .retention import purge
@@ -122,7 +123,9 @@ class CronThread(threading.Thread):
 
     def _wait(self, seconds: float) -> str:
         """Wait ``seconds``, or until a lane schedules a retry (its due time read again then) or the process stops."""
-        woken = self.wakes.wait(self.wakes.keys.retry_added, seconds)
+        # The guard (worker/guarding.py) looks meanwhile for a retry due sooner whose wake-up was lost.
+        watched = retries_watched(self.connection, self.queue_names, self._retry_due) if self._retry_known else None
+        woken = self.wakes.wait(self.wakes.keys.retry_added, seconds, watched)
         if woken == WORK:
             if self._stop_event.is_set():
                 self.wakes.give_back(self.wakes.keys.retry_added)  # another process's cron moves it
@@ -133,7 +136,7 @@ class CronThread(threading.Thread):
     def _start(self) -> tuple[CronScheduler, RQScheduler]:
         cron = CronScheduler(connection=self.connection, logging_level=self.config.log_level)
         cron.register(purge, QUEUE_NAME, interval=RETENTION_INTERVAL, ttl=RETENTION_INTERVAL,
-                      job_timeout=1800, result_ttl=86400, failure_ttl=7 * 86400)
+                      job_timeout=PURGE_TIMEOUT, result_ttl=86400, failure_ttl=7 * 86400)
         cron.register_birth()
         # Not registered as a running scheduler (its record would need a beat every 15 s): it holds its locks only
         # while it moves retries.

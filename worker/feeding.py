@@ -8,7 +8,8 @@ feeder is woken.) Lanes feed too, each time one of them ends a task, while the p
 unwoken, a second after a feed that moved work (work added while every feeder was busy is never left waiting for the
 next addition), five seconds after one that moved none while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line
 another process's feeder found holding work is this process's lanes' to feed again within those five seconds. With
-every line empty (at rest, SPEC §17) its wait lasts ``REST_WAIT``: only an addition, which wakes it, can end it sooner.
+every line empty (at rest) its wait lasts as long as a wait does: only an addition, which wakes it, ends it sooner, or
+the process's guard (worker/guarding.py), which finds work in a line whose wake-up was lost.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 
 from fluxhook.lifecycle.steps.enqueueing import feed
 from fluxhook.services import Services
-from fluxhook.store.wakes import WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .activity import ACTIVITY
 from .loops import Loop
@@ -27,8 +28,6 @@ WAKE_TIMEOUT = 1.0
 # The same wait after a feed that moved nothing while a line holds work (RQ's queue full): work added then wakes a
 # feeder, and a lane that ends a task feeds; this bound is for a line another process's feeder found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
-# The same wait with every line empty: only for a wake-up lost (its process killed as it took it; a stop gives it back).
-REST_WAIT = 120.0
 
 
 # Set while a work line may hold work, as this process's last feed found (and before its first): one shared by the
@@ -72,8 +71,9 @@ class Feeder(Loop):
         # Whether the next step feeds before it waits: until a feed has answered since the last wait began. A wait or
         # a feed cut by a lost Redis may have taken a wake-up whose work nothing else announces again (a failover
         # loses what its old primary held; a feed that failed moved nothing), so the step after it looks first
-        # rather than resting up to REST_WAIT on a wake-up that is gone.
+        # rather than resting on a wake-up that is gone until the guard finds its work.
         self._look_first = False
+        self._lines = Watched(present=svc.store.work.line_keys())
 
     def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
         super().stop(timeout)
@@ -81,9 +81,10 @@ class Feeder(Loop):
     def step(self) -> float:
         if not self._look_first:
             self._look_first = True
-            wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
+            resting = not (self._moved or WORK_MAY_WAIT.is_set())
+            wait = WAKE_TIMEOUT if self._moved else LONGEST_WAIT if resting else IDLE_WAKE_TIMEOUT
             with self.waiting():
-                woken = self.wakes.wait(self.wakes.keys.work_added, wait)
+                woken = self.wakes.wait(self.wakes.keys.work_added, wait, self._lines if resting else None)
             if self.stopping:
                 if woken == WORK:
                     self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it

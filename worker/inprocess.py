@@ -31,21 +31,22 @@ from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
-from fluxhook.core.holds import CLEANING_LOCK_TTL, HEARTBEAT_GRACE
+from fluxhook.core.holds import (
+    CLEANING_LOCK_TTL,
+    HEARTBEAT_GRACE,
+    IDLE_BEAT_MARGIN,
+    QUIET_BEAT_EVERY,
+    QUIET_RECORD_TTL,
+    RQ_RECORD_MARGIN,
+)
 from fluxhook.core.stopping import StopRequested
 from fluxhook.lifecycle.steps.enqueueing import KEEPS_NOTHING
 from fluxhook.store.queues import retry_scheduled
 
 log = logging.getLogger("fluxhook.worker")
 
-# RQ's own worker waits this long less than worker_ttl for a task, and beats once per wait: an idle lane beats as
-# often (see InProcessWorker.heartbeat).
-IDLE_BEAT_MARGIN = 15
 # How often the heartbeat thread looks whether the task in hand is due a beat.
 BEAT_CHECK_INTERVAL = 1.0
-# How often a quiet lane beats while idle (``InProcessWorker.quiet``: every lane of a process but the one /readyz
-# reads, whose beats stay at worker_ttl - IDLE_BEAT_MARGIN): RQ's own idle worker beats every worker_ttl, 420 s.
-QUIET_BEAT_EVERY = 300.0
 # How often the worker asks whether `rq suspend` was run (RQ: before every task).
 SUSPENSION_CHECK_EVERY = 5.0
 # How often a maintenance that found nothing abandoned cleans a queue's registries in full anyway (RQ's own interval:
@@ -87,7 +88,7 @@ class InProcessWorker(SimpleWorker):
     _stopped_task: str | None
     # The task whose success RQ is recording now (handle_job_success), for cleanup_execution.
     _succeeding: str | None = None
-    # A lane /readyz need not see: it beats every QUIET_BEAT_EVERY s while idle, not every worker_ttl - 15 s.
+    # A lane /readyz need not see: it beats every QUIET_BEAT_EVERY s while idle, not every worker_ttl - IDLE_BEAT_MARGIN.
     quiet = False
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -270,9 +271,10 @@ class InProcessWorker(SimpleWorker):
         if pipeline is None and timeout is None and not self._beat_due():
             return None
         if pipeline is None and timeout is None and self.quiet:
-            timeout = int(QUIET_BEAT_EVERY) + 60  # its record outlives its next quiet beat, as RQ's own outlives its
-        # Until when the worker's record lives: each beat sets its TTL, a task's to that task's heartbeat TTL.
-        self._record_until = time.monotonic() + (timeout or self.worker_ttl + 60)
+            timeout = QUIET_RECORD_TTL
+        # Until when the worker's record lives: each beat sets its TTL (RQ's own, worker_ttl and its margin, unless
+        # told), a task's to that task's heartbeat TTL.
+        self._record_until = time.monotonic() + (timeout or self.worker_ttl + RQ_RECORD_MARGIN)
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline)
         with self.connection.pipeline(transaction=False) as pipe:

@@ -36,16 +36,12 @@ from rq.job import Job
 from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
-from fluxhook.core.holds import HAND_BACK_GRACE, JOB_MONITORING_INTERVAL
+from fluxhook.core.holds import HAND_BACK_GRACE, IDLE_BEAT_MARGIN, JOB_MONITORING_INTERVAL, WORKER_TTL
 
-from .inprocess import IDLE_BEAT_MARGIN, InProcessWorker
+from .inprocess import InProcessWorker
 
 log = logging.getLogger("fluxhook.worker")
 
-# An idle lane beats every WORKER_TTL - 15 s (inprocess.IDLE_BEAT_MARGIN), its record living WORKER_TTL + 60 s:
-# 45 keeps the latest beat fresher than /readyz's 60 s. (The process's other lanes beat as rarely as RQ's own idle
-# worker: InProcessWorker.quiet.)
-WORKER_TTL = 45
 # How long the lane watching a kind's queue waits for a task in one BLMOVE, RQ's own wait for one: bounded by that lane's
 # beat, for RQ's loop beats between two waits. A task queued ends it at once; so does a stop (Watch.unblock).
 WAIT_FOR_TASK = WORKER_TTL - IDLE_BEAT_MARGIN

@@ -24,7 +24,7 @@ from fluxhook.core.holds import NOTIFY_STOP_TIMEOUT
 from fluxhook.lifecycle.delivering import deliver
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.services import Services
-from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .loops import Loop
 
@@ -70,15 +70,17 @@ class Notifier(Loop):
 
     def _rest(self) -> None:
         """No attempt under way and none due now: wait until the earliest is due, or a wake-up says one is sooner."""
-        due = self.svc.store.deliveries.next_due()
-        self._wait(LONGEST_WAIT if due is None else due - time.time())
+        deliveries = self.svc.store.deliveries
+        due = deliveries.next_due()
+        # The guard (worker/guarding.py) looks meanwhile for a message due sooner whose wake-up was lost.
+        self._wait(LONGEST_WAIT if due is None else due - time.time(), deliveries.watched(due))
 
-    def _wait(self, seconds: float) -> None:
-        """Wait ``seconds``, or until a wake-up says a message was added, or the process stops."""
+    def _wait(self, seconds: float, watched: Watched | None = None) -> None:
+        """Wait ``seconds``, or until a wake-up says a message was added, or the process stops; ``watched``: at rest."""
         if seconds <= 0 or self.stopping:
             return
         with self.waiting():
-            woken = self.wakes.wait(self.wakes.keys.notify_added, seconds)
+            woken = self.wakes.wait(self.wakes.keys.notify_added, seconds, watched)
         if woken == WORK and self.stopping:
             self.wakes.give_back(self.wakes.keys.notify_added)  # another process's notifier takes it
 

@@ -22,7 +22,7 @@ from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 from fluxhook.store.wakes import Wakes
 
-from . import balance, checkers, cron, feeding, lanes, notifying, runtime, sending, sweeping
+from . import balance, checkers, cron, feeding, guarding, lanes, notifying, runtime, sending, sweeping
 from .activity import ACTIVITY
 from .pool import Pool
 
@@ -61,16 +61,17 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     stop.on_first = _taking_stopped(senders, checkers_)
     feeder = feeding.start(svc, wakes)
     notifier = notifying.start(svc, wakes)
+    guard = guarding.start(wakes, config.wake_guard_seconds)
     log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
                                       "checks": checkers_.size, "notifications": notifier.size})
     dead: list[str] = []
     try:
-        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, checkers_, feeder, notifier))
+        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, checkers_, feeder, notifier, guard))
         stopped_at = time.monotonic()
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
-        for part in (feeder, senders, checkers_, notifier, cron_thread, sweeper, balance_reader):
+        for part in (feeder, senders, checkers_, notifier, cron_thread, sweeper, balance_reader, guard):
             part.request_stop()
         _end_waits(wakes)
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
@@ -82,9 +83,8 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
         checkers_.stop(_left(stopped_at, IMMINENT_SHUTDOWN_DELAY))
         notifier.stop(_left(stopped_at, NOTIFY_STOP_TIMEOUT))
     finally:
-        sweeper.stop()
-        balance_reader.stop()
-        cron_thread.stop()
+        for part in (sweeper, guard, balance_reader, cron_thread):
+            part.stop()
         svc.store.tallies.stop()
     return 1 if dead else 0
 

@@ -14,8 +14,9 @@ One thread, the dispatcher, does the taking: while some of an account's senders 
 the account's jobs than it has senders free (``Slots.dispatch``), and hands each job to a sender of its account; with
 nothing to take it waits until a slot is freed or a job joins a line (the slots' wake-up, ``Keys.slot_freed``, which a
 sender of an account whose senders were all busy also pushes as it ends), or a second at most while a cooldown or a
-pause holds a job back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest, when
-a process costs Redis next to nothing) ``REST_WAIT``: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
+pause holds a job back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest)
+as long as a wait lasts, the lines watched by the process's guard (worker/guarding.py) for a wake-up lost: the
+dispatch says which. Queued jobs wait in the slots' lines in Redis,
 not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
 puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
 may have reached BFL.
@@ -33,7 +34,7 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.core.holds import SEND_STOP_TIMEOUT
 from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
-from fluxhook.store.wakes import WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .activity import ACTIVITY
 from .pool import WAKE_TIMEOUT, Pool
@@ -50,9 +51,6 @@ SENDERS = 16
 # bound is for what comes with no wake-up: a job whose budget wait ended, a migration's, a wake-up lost with a
 # Redis that failed over.
 IDLE_WAKE_TIMEOUT = 5.0
-# The same wait when no job waits in any line: only for a wake-up lost (a Redis that failed over, a process killed as it
-# took one: a stop gives it back) and a migration's.
-REST_WAIT = 120.0
 # How often a dispatch first frees the slots held past their lease (a job that never ended: SLOT_LEASE is its task's
 # hour and more); the dispatches between, one per freed slot under load, leave them (a command a pool each).
 LAPSED_LOOK_EVERY = 5.0
@@ -70,6 +68,7 @@ class Senders(Pool):
         self.wakes = wakes
         # When the next dispatch frees the slots held past their lease (time.monotonic()).
         self._next_lapsed_look = 0.0
+        self._lines = Watched(present=svc.slots.line_keys())
 
     def stop(self, timeout: float = SEND_STOP_TIMEOUT) -> None:
         """Take no more turns; let the submissions under way finish (BFL may be charging for them)."""
@@ -91,10 +90,11 @@ class Senders(Pool):
             self.hand(self._submit, job_id, account, part=account)
         if len(turns.jobs) < free:
             # Nothing more may go now: wait for a slot to free, a job to join a line, or a sender of an account whose
-            # senders were all busy to end.
-            wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else REST_WAIT
+            # senders were all busy to end. At rest (no job in any line) the guard looks at the lines for a wake-up lost.
+            resting = not (turns.on_timer or turns.waiting)
+            wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else LONGEST_WAIT
             with self.resting(freed) as rest:
-                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait) if rest else None
+                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait, self._lines if resting else None) if rest else None
             if woken == WORK and self._stopping:
                 self.wakes.give_back(self.wakes.keys.slot_freed)  # another process's dispatcher takes the turn
         return 0.0

@@ -9,9 +9,10 @@ queueing, RQ's records of it and a lane's turn cost Redis about seven times what
 
 At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits on the
 sweepers' wake-up list (``Keys.sweep_added``, ``store.wakes``), which the step that makes a job the first one due or
-with a deadline pushes, whichever process made it (a web's send or track, a dispatcher's send, a Cancel-After), or
-``REST_LOOK`` for what nothing announces (work a process that died left moving, a batch whose making or cut was cut
-short), and sweeps again once a second from the look that finds something.
+with a deadline pushes, whichever process made it (a web's send or track, a dispatcher's send, a Cancel-After); what
+nothing announces (work a process that died left moving, a batch whose making or cut was cut short) and a wake-up lost,
+the process's guard finds in its indexes within ``WAKE_GUARD_SECONDS`` (worker/guarding.py); it sweeps again once a
+second from the look that finds something.
 """
 
 from __future__ import annotations
@@ -21,16 +22,13 @@ import time
 from fluxhook.core.live import SWEEP_INTERVAL
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.services import Services
-from fluxhook.store.wakes import WORK, Wakes
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 
 from .loops import Loop
 
 # How often the sweep runs (from the start of one to the start of the next, when one takes less): the watched
 # pace of polls counts on it.
 INTERVAL = SWEEP_INTERVAL
-# How long a sweeper at rest waits before it looks again whether its indexes hold anything: a bound for what comes
-# with no work of this process's (a web's job with a deadline waits in a line a dispatcher is woken for).
-REST_LOOK = 30.0
 # While its indexes hold something, how often it looks again whether they still do, once a sweep found nothing due: a
 # look a second would add a command to each of the sweeps that run while jobs are about.
 HOLDING_LOOK = 5.0
@@ -45,6 +43,7 @@ class Sweeper(Loop):
         self.wakes = wakes
         self._holding = False  # whether its indexes held anything at its last look
         self._next_look = 0.0
+        self._indexes = Watched(present=svc.store.sweep_keys)
 
     def step(self) -> float:
         started = time.monotonic()
@@ -62,7 +61,7 @@ class Sweeper(Loop):
     def _rest(self) -> None:
         # A wake-up pushed after the look above waits in its list: the wait below ends at once.
         with self.waiting():
-            woken = self.wakes.wait(self.wakes.keys.sweep_added, REST_LOOK)
+            woken = self.wakes.wait(self.wakes.keys.sweep_added, LONGEST_WAIT, self._indexes)
         if self.stopping and woken == WORK:
             self.wakes.give_back(self.wakes.keys.sweep_added)  # another process's sweeper follows it up
 

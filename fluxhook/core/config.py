@@ -62,6 +62,8 @@ MIN_SPOOL_BYTES = 4 * 1024 * 1024
 MAX_READS_PER_MINUTE = 1_000_000
 MAX_ITEMS_PER_MINUTE = 10_000_000
 MAX_ITEMS_PER_DAY = 1_000_000_000
+# A wake-up guard past a waiter's own longest wait (store/wakes.LONGEST_WAIT) would guard nothing.
+MAX_WAKE_GUARD = 300
 
 
 def parse_model_limits(text: str) -> tuple[tuple[str, int], ...]:
@@ -123,6 +125,10 @@ class Config:
     bfl_credits_refresh_seconds: int = 300
     log_level: str = "INFO"
     worker_processes: int = 1
+    # The longest a worker's waiter at rest goes without a look at its line (worker/guarding.py): what a wake-up lost
+    # to a Redis failover or to a process of an older release costs at most. The look is one command a process per
+    # guard, so a shorter one costs more at rest (10 s: 0.1 a second).
+    wake_guard_seconds: int = 10
     # Capacity of each kind of a worker process's work (its bulkheads): submissions to BFL at once for each BFL
     # account, RQ tasks of downloads (with their store and thumbnail) at once, checks (polls) at once for each BFL
     # account (one account's slow answers hold its own senders and checkers only), notification attempts.
@@ -267,6 +273,8 @@ class Config:
                 "BFL_CREDITS_REFRESH_SECONDS", field_default("bfl_credits_refresh_seconds"), minimum=1, maximum=86400),
             log_level=reader.choice("LOG_LEVEL", field_default("log_level"), ("DEBUG", "INFO", "WARNING", "ERROR")),
             worker_processes=reader.integer("WORKER_PROCESSES", field_default("worker_processes"), minimum=1, maximum=32),
+            wake_guard_seconds=reader.integer("WAKE_GUARD_SECONDS", field_default("wake_guard_seconds"), minimum=1,
+                                              maximum=MAX_WAKE_GUARD),
             worker_send_concurrency=reader.capacity("WORKER_SEND_CONCURRENCY", field_default("worker_send_concurrency")),
             worker_download_concurrency=reader.capacity("WORKER_DOWNLOAD_CONCURRENCY",
                                                         field_default("worker_download_concurrency")),

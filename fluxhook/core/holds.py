@@ -2,8 +2,10 @@
 long a stopping worker waits for what it holds. One module, so a value that bounds another is seen beside it, and is
 written as the expression it is (docs/architecture.md, "Holds", lists them; a test checks the page against this module).
 
-At most eight values are independent, BFL's two limits (``CALL_BOUND``, ``TASK_DEADLINE``) among them; every other is
-written from them, by what it waits for or what it must outlast (tests/unit/core/test_holds.py counts them).
+At most ten values are independent, BFL's two limits (``CALL_BOUND``, ``TASK_DEADLINE``) and RQ's one margin
+(``RQ_RECORD_MARGIN``) among them; every other is written from them, by what it waits for or what it must outlast
+(tests/unit/core/test_holds.py counts them, and fails on a lease, lock, TTL, claim or timeout written as a number
+anywhere else in the tree, Python or Lua).
 
 Two rules recover work (SPEC §15, "Held one way"): a download-and-store task is RQ's, held by its heartbeat
 (``JOB_MONITORING_INTERVAL`` + ``HEARTBEAT_GRACE``); everything else is held by a lease here, and once it lapsed the work
@@ -34,6 +36,11 @@ CLAIM_LEASE = float(CALL_BOUND)
 # slot must reach BFL within it, or the sweep's check hands it back to the line (or reconciles it); the one step that
 # ends a job holds the same lock as long (a process that dies frees it by then).
 SUBMIT_LEASE = CALL_BOUND
+# The submit lock outlives its lease, as the trace of a submission that began and never ended (its process died, or hung
+# past the lease): BFL may have its task, so its job is never sent again (submission.recover_lost_send). The job's
+# check finds it within SLOT_LEASE while workers run; a day covers an outage of every worker that long, past which a
+# job still queued could be sent twice.
+LOST_SEND_TRACE = 86_400
 # A slot's lease: a job holds its slot from its turn until it ends, which is at the latest its send reaching BFL, BFL's
 # limit on the task from there, and the sweep's check that times it out. Past all three the slot is taken as held by a
 # job that never ended, and the dispatcher's look frees it.
@@ -68,15 +75,34 @@ DOWNLOAD_LOCK_TTL = 6 * DOWNLOAD_TIMEOUT
 # between the take and the queueing) is then put back in line by the job's check. The take and the queueing are one
 # short step of a live holder.
 MOVE_LEASE = float(LIVE_LEASE)
-# RQ's rule for a task in a lane: its heartbeat is beaten every JOB_MONITORING_INTERVAL s; a killed worker's task is
-# found abandoned (and retried by RQ's maintenance) HEARTBEAT_GRACE s after the beat it missed: two beats missed, as
-# a beat comes from a thread of its own (worker/inprocess.py).
-JOB_MONITORING_INTERVAL = 10
+# RQ's rule for a task in a lane is a live hold of two live leases: its heartbeat is beaten every third of it
+# (JOB_MONITORING_INTERVAL, a command each, so a download of seconds beats once or not at all), from a thread of its own
+# (worker/inprocess.py); a killed worker's task is found abandoned (and retried by RQ's maintenance) HEARTBEAT_GRACE s
+# after the beat it missed: two beats missed. Whole seconds: RQ writes them as a key's TTL.
+JOB_MONITORING_INTERVAL = 2 * LIVE_LEASE // 3
 HEARTBEAT_GRACE = 2 * JOB_MONITORING_INTERVAL
 # The longest one lane's claim on cleaning a queue's registries lasts (kept until the next maintenance is due). A lane
 # killed with it stops the retry of abandoned tasks until it lapses: with the heartbeat's lapse before it, no longer
 # than a check cut off with its worker waits for its claim (CLAIM_LEASE, CALL_BOUND s).
 CLEANING_LOCK_TTL = CALL_BOUND - (JOB_MONITORING_INTERVAL + HEARTBEAT_GRACE)
+
+# A purge of what retention drops (worker/cron.py queues it hourly) runs as a task in a download lane: half of what a
+# download attempt may take, so it ends, or is cut, well before the next one is queued.
+PURGE_TIMEOUT = DOWNLOAD_TIMEOUT // 2
+
+# --- A lane's record in RQ (worker/lanes.py, worker/inprocess.py) ---
+# RQ's own: a worker's record lives this long past its worker_ttl after each beat (Worker.heartbeat, register_birth).
+RQ_RECORD_MARGIN = 60
+# A lane's worker_ttl: the watching lane beats once per wait for a task, its wait lasting WORKER_TTL - IDLE_BEAT_MARGIN,
+# two live leases (30 s: /readyz wants a beat within 60 s, so one missed beat is not a lane gone); its record outlives
+# each beat by a live lease more, as RQ's own by 15 s.
+IDLE_BEAT_MARGIN = LIVE_LEASE
+WORKER_TTL = 3 * LIVE_LEASE
+# A quiet lane (every lane of a process but the one /readyz reads) beats this often while idle: a beat is three
+# commands, and at rest a process's quiet lanes beat side by side (RQ's own idle worker beats every 420 s). Its record
+# outlives its next quiet beat by RQ's margin, as RQ's own outlives its.
+QUIET_BEAT_EVERY = 300
+QUIET_RECORD_TTL = QUIET_BEAT_EVERY + RQ_RECORD_MARGIN
 
 # --- Batches ---
 # A batch's making goes on while its request lives (a thread says so every third of it); one not heard of for this
@@ -101,6 +127,9 @@ MIGRATION_LOCK_SECONDS = LIVE_LEASE
 # What a PaaS waits between SIGTERM and SIGKILL (Heroku; Kubernetes' default terminationGracePeriodSeconds is 30): the
 # platform's, which the waits below share.
 PLATFORM_STOP_GRACE = 30.0
+# A process's stop list (store/wakes.py), pushed once per waiting thread: its threads take their items within a second,
+# and none outlives the platform's SIGKILL.
+STOP_LIST_TTL = PLATFORM_STOP_GRACE
 # The tasks in hand get the first third of it to finish before they are asked back (to run again, the attempt not
 # counted)...
 IMMINENT_SHUTDOWN_DELAY = PLATFORM_STOP_GRACE / 3

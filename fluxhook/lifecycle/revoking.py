@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fluxhook.core import transitions as st
+from fluxhook.core.holds import SUBMIT_LEASE
 from fluxhook.lifecycle.steps import revoked_jobs
 from fluxhook.store.keys import KEYS
 
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fluxhook.keys")
 
-# The job's submit lock, held here only for the one step that ends the job (a process that dies frees it by then).
-_LOCK_SECONDS = 60
 
 
 def revoke(svc: Services, key_id: str, now: float | None = None) -> bool:
@@ -34,7 +33,9 @@ def end_queued(svc: Services, job_id: str) -> bool:
     """End a queued job of a revoked key, unless some process is sending it to BFL right now (then it
     is submitted and finishes like the key's other submitted jobs). Whether it ended."""
     lock = KEYS.submit_lock(job_id)
-    if not svc.store.locks.acquire(lock, "revoked", _LOCK_SECONDS):
+    # The job's submit lock, held for the one step that ends the job, as long as the step that ends any job holds it
+    # (lifecycle/steps/ending.py): a process that dies frees it by then.
+    if not svc.store.locks.acquire(lock, "revoked", SUBMIT_LEASE):
         return False
     try:
         job = svc.jobs.get(job_id)

@@ -124,8 +124,12 @@ class Store:
     def sweep_holds_nothing(self) -> bool:
         """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything
         (an empty sorted set or hash does not exist). One command: what a sweeper at rest costs a look."""
-        return not self.connection.exists(self.keys.due, self.keys.deadlines, self.keys.batches_canceling,
-                                          self.keys.batches_unmade)
+        return not self.connection.exists(*self.sweep_keys)
+
+    @property
+    def sweep_keys(self) -> tuple[str, ...]:
+        """The indexes ``sweep_work`` reads: what a sweeper at rest watches (``store.wakes.Watched``)."""
+        return self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade
 
     def metrics_fields(self) -> dict[bytes, bytes]:
         """Every recorded metric field and its value (see ``fluxhook.metrics``), this process's tally written first."""

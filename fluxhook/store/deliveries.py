@@ -34,7 +34,7 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import BULK
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
-from fluxhook.store.wakes import push
+from fluxhook.store.wakes import Watched, push
 
 PENDING, DELIVERED, FAILED, DISABLED = "pending", "delivered", "failed", "disabled"
 STATES = (PENDING, DELIVERED, FAILED, DISABLED)
@@ -245,6 +245,11 @@ class Deliveries:
     def schedule(self, message: Message, when: float, pipeline) -> None:
         """On ``pipeline``: the message's first attempt is due at ``when`` (a repeat does not move it)."""
         pipeline.zadd(self.keys.notify_due, {message.member: when}, nx=True)
+
+    def watched(self, due: float | None) -> Watched:
+        """What a notifier at rest watches, knowing of nothing due (``due`` None) or of the earliest due at ``due``."""
+        keys = (self.keys.notify_due, self.keys.outbox)
+        return Watched(present=keys) if due is None else Watched(earlier=tuple((key, due) for key in keys))
 
     def next_due(self) -> float | None:
         """When the earliest message or outbox event is due (a Unix time; an attempt under way: when its lease lapses),

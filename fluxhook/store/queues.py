@@ -10,7 +10,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from fluxhook.store.keys import KEYS
-from fluxhook.store.wakes import push
+from fluxhook.store.wakes import Watched, push
 
 QUEUE_NAME = "fluxhook"
 # Its list in Redis, as RQ names it: a work line's script looks whether it has room (store/work_lines.py).
@@ -25,6 +25,13 @@ def task_queue(connection: Redis) -> Queue:
 def retry_scheduled(target) -> None:
     """On ``target`` (a connection or a pipeline): an RQ task's retry was scheduled for later; wake a cron thread."""
     push(target, KEYS.retry_added)
+
+
+def retries_watched(connection: Redis, queue_names: Sequence[str], due: float | None) -> Watched:
+    """What a cron thread at rest watches: RQ's scheduled registries of ``queue_names``, knowing of no retry (``due``
+    None) or of the earliest at ``due``."""
+    keys = tuple(ScheduledJobRegistry(name, connection=connection).key for name in queue_names)
+    return Watched(present=keys) if due is None else Watched(earlier=tuple((key, due) for key in keys))
 
 
 def earliest_retry(connection: Redis, queue_names: Sequence[str]) -> float | None:

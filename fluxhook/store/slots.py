@@ -299,6 +299,10 @@ class Slots:
         """The pool the job's task counts against (its recorded one, if the accounts' model limits still name it)."""
         return job.pool if job.pool in self.pools else pool_for(job.model, self.config.pooled_limits)
 
+    def line_keys(self) -> tuple[str, ...]:
+        """Every pool's line: what a dispatcher at rest watches (``store.wakes.Watched``)."""
+        return tuple(self.keys.line(pool) for pool in self.pools)
+
     def slot_keys(self) -> list[str]:
         """Every account's slots of every pool: where a job may hold one."""
         return [self.keys.slots(pool, account.name) for account in self.accounts for pool in self.pools]

@@ -5,6 +5,11 @@ A wake-up list holds at most one item; whoever adds work pushes it (``push``), a
 Redis one command per wait, whose bound is the thread's own (a due time, a heartbeat), not a poll's. Each push wakes
 one waiter, in whichever process.
 
+A wake-up can still be lost: a primary that failed over had not passed it on, a process of an older release added work
+the way it did. So a waiter at rest says what it watches (``Watched``: the keys that hold its work) while it waits, and
+the process's guard (worker/guarding.py) looks at all of them every ``WAKE_GUARD_SECONDS`` (``look``: one command while
+nothing is there), pushing again the wake-up of a waiter whose work is there: a lost wake-up costs at most the guard.
+
 A stop ends every wait at once: the process pushes its stop list once for each of its waiting threads (``stop``),
 rather than each wait being cut short to look. A thread that took a wake-up and then finds its process stopping puts
 it back (``give_back``), so the work it announced wakes another process's thread.
@@ -13,18 +18,29 @@ it back (``give_back``), so the work it announced wakes another process's thread
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from dataclasses import dataclass
 
 from redis import Redis
 
+from fluxhook.core.holds import STOP_LIST_TTL
 from fluxhook.store.keys import KEYS, Keys
 
 # The longest one wait lasts: a wait for longer waits again. The waits' connection's socket timeout must outlast it.
 LONGEST_WAIT = 300.0
-# How long a process's stop list outlives its stop: its threads take their items within a second.
-STOP_TTL = 60
 # Woken by the list waited on, by the process's stop, or by neither within the timeout.
 WORK, STOPPED, TIMEOUT = "work", "stop", "timeout"
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What a waiter at rest waits for, for the guard's look: keys that exist only while they hold its work
+    (``present``: an empty list, set or hash does not exist), and sorted sets scored by due time, each with the earliest
+    due time the waiter knows (``earlier``: an entry scored before it is one it has not seen)."""
+
+    present: tuple[str, ...] = ()
+    earlier: tuple[tuple[str, float], ...] = ()
 
 
 def push(target, key: str) -> None:
@@ -41,15 +57,64 @@ class Wakes:
         self.keys = keys
         # The process's own stop list: its pid and a random part, for a pid is reused across containers.
         self.stop_key = keys.worker_stop(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        # The waiters at rest now, by thread: the wake-up each waits on and what it watches.
+        self._resting: dict[int, tuple[str, Watched]] = {}
+        self._lock = threading.Lock()
 
-    def wait(self, key: str, timeout: float) -> str:
+    def wait(self, key: str, timeout: float, watched: Watched | None = None) -> str:
         """Block until ``key`` is pushed (``WORK``), the process stops (``STOPPED``) or ``timeout`` seconds pass
-        (``TIMEOUT``)."""
-        answer = self.connection.blpop([key, self.stop_key], timeout=min(max(timeout, 0.01), LONGEST_WAIT))
+        (``TIMEOUT``). ``watched``: the waiter is at rest, its work where it says, which the guard looks at meanwhile
+        (``look``)."""
+        thread = threading.get_ident()
+        if watched is not None:
+            with self._lock:
+                self._resting[thread] = (key, watched)
+        try:
+            answer = self.connection.blpop([key, self.stop_key], timeout=min(max(timeout, 0.01), LONGEST_WAIT))
+        finally:
+            if watched is not None:
+                with self._lock:
+                    self._resting.pop(thread, None)
         if answer is None:
             return TIMEOUT
         woken = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
         return STOPPED if woken == self.stop_key else WORK
+
+    def look(self) -> list[str]:
+        """The guard's look: push again the wake-up of each waiter at rest whose work is there (its wake-up was lost);
+        which were pushed. One command while nothing is there (an ``EXISTS`` of every key watched for being there), and
+        one more for each sorted set watched for an earlier entry (a waiter that knows of work due later)."""
+        with self._lock:
+            resting = list(self._resting.values())
+        if not resting:
+            return []
+        present = sorted({name for _, watched in resting for name in watched.present})
+        pipe = self.connection.pipeline(transaction=False)
+        if present:
+            pipe.exists(*present)
+        for name, due in (pair for _, watched in resting for pair in watched.earlier):
+            pipe.zcount(name, "-inf", f"({due!r}")
+        answers = iter(pipe.execute())
+        anything_present = bool(next(answers)) if present else False
+        lost = {key for key, watched in resting if any([next(answers) for _ in watched.earlier])}
+        if anything_present:
+            lost |= self._holding({key: watched.present for key, watched in resting if watched.present})
+        if lost:
+            pipe = self.connection.pipeline(transaction=False)
+            for key in sorted(lost):
+                push(pipe, key)
+            pipe.execute()
+        return sorted(lost)
+
+    def _holding(self, present: dict[str, tuple[str, ...]]) -> set[str]:
+        """Of the waiters' wake-ups ``present`` names, those whose keys hold something now (one command each: a waiter's
+        work was found somewhere, rare at rest)."""
+        if len(present) == 1:
+            return set(present)
+        pipe = self.connection.pipeline(transaction=False)
+        for names in present.values():
+            pipe.exists(*names)
+        return {key for key, count in zip(present, pipe.execute(), strict=True) if count}
 
     def give_back(self, key: str) -> None:
         """Push ``key`` again: a wake-up taken by a thread that will not act on it (its process is stopping)."""
@@ -61,5 +126,5 @@ class Wakes:
             return
         pipe = self.connection.pipeline(transaction=False)
         pipe.rpush(self.stop_key, *([1] * waiters))
-        pipe.expire(self.stop_key, STOP_TTL)
+        pipe.expire(self.stop_key, int(STOP_LIST_TTL))
         pipe.execute()

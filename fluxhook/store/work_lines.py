@@ -77,6 +77,10 @@ class WorkLines:
         pipeline.lpush(self.keys.work_added, 1)
         pipeline.ltrim(self.keys.work_added, 0, 0)
 
+    def line_keys(self) -> tuple[str, ...]:
+        """Every kind's line: what a feeder at rest watches (``store.wakes.Watched``)."""
+        return tuple(self.keys.work_line(kind) for kind in KINDS)
+
     def take(self, queues: Mapping[str, str], ahead: int, now: float) -> Taken:
         """Members (``<owner>:<job id>``, see ``owners.member_job``) from the lines of the kinds in ``queues`` (kind ->
         the RQ queue its tasks go to, a list), kind by kind in that order, one turn at a time across keys, while fewer

@@ -24,7 +24,7 @@ from fluxhook.core.errors import (
     InsufficientCredits,
     InvalidRequest,
 )
-from fluxhook.core.holds import SUBMIT_LEASE
+from fluxhook.core.holds import LOST_SEND_TRACE, SUBMIT_LEASE
 from fluxhook.core.job import Job
 from fluxhook.core.outcomes import SKIPPED
 from fluxhook.core.wait_reasons import Waiting, WaitReason
@@ -52,9 +52,6 @@ from fluxhook.store.usage import Reservation
 
 log = logging.getLogger("fluxhook.submitting")
 
-# The lock itself outlives its lease, as the trace of a submission that began and never ended (its process died, or
-# hung past the lease): BFL may have its task, so its job is never sent again (``recover_lost_send``).
-LOST_SEND_TRACE_SECONDS = 86_400
 # While BFL keeps answering 429 or cannot be reached, the pool waits at most this long between tries.
 MAX_PAUSE = 60.0
 
@@ -194,7 +191,7 @@ def submit_in_request(svc: Services, job_id: str, task_input: dict | None, *, ac
 
 
 def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
-    return Lock(svc.store.keys.submit_lock(job_id), token or new_lock_token(), LOST_SEND_TRACE_SECONDS)
+    return Lock(svc.store.keys.submit_lock(job_id), token or new_lock_token(), LOST_SEND_TRACE)
 
 
 def _under_lock(svc: Services, job_id: str, attempt: _Attempt, task_input: dict | None, primary: str | None,

@@ -19,7 +19,7 @@ end
 
 -- `item` (job `job`'s member) taken at `now`: noted as moving, the job held by its lease in the due index `due`. No
 -- sweeper is woken for it (sweep_index.lua's rule, its one exception): the lease is on work in hand, due only if its
--- process dies mid-move, which a sweeper at rest finds at its next look (worker/sweeping.py's REST_LOOK); a wake
+-- process dies mid-move, which the guard of a sweeper at rest finds at its next look (worker/guarding.py); a wake
 -- here would cost every download a command (a stored job's 150).
 function work_moves.take(moving, due, item, job, now, lease)
   redis.call('HSET', moving, item, now)

@@ -230,6 +230,9 @@ def test_each_missing_required_variable_is_one_line(missing, how):
         ("WORKER_PROCESSES", "0"),
         ("WORKER_PROCESSES", "33"),
         ("WORKER_PROCESSES", "two"),
+        ("WAKE_GUARD_SECONDS", "0"),
+        ("WAKE_GUARD_SECONDS", "301"),
+        ("WAKE_GUARD_SECONDS", "10s"),
     ],
 )
 def test_each_bad_value_is_exactly_one_line_naming_the_variable(name, value):

@@ -192,3 +192,56 @@ def test_every_hold_has_a_row_with_its_number_and_what_it_is_written_as():
     written = {name: (_written_as(value), rows[name][3]) for name, value in values.items()
                if _written_as(value) != rows[name][3]}
     assert not written, f"the page's expressions differ from holds.py's (code, page): {written}"
+
+
+# --- The facts the worker's pages state, against the code ---
+
+def _backticked(text: str) -> list[str]:
+    return re.findall(r"`([a-z_]+)`", text)
+
+
+def test_the_worker_page_names_each_kind_of_capacity_at_its_default():
+    from fluxhook.core.config import field_default
+
+    text = _page()
+    intro = _section(text, "## The worker: one download and one submission").split("```", 1)[0]
+    said = {what: int(n) for n, what in re.findall(
+        r"(\d+) (?:\*\*)?(senders|download \*\*lanes|checkers|attempt threads)", intro)}
+    assert said == {"senders": field_default("worker_send_concurrency"),
+                    "download **lanes": field_default("worker_download_concurrency"),
+                    "checkers": field_default("worker_check_concurrency"),
+                    "attempt threads": field_default("worker_notify_concurrency")}, said
+    # Checks are fluxhook's own work, taken by a dispatcher: no lane of RQ's runs them.
+    assert "check **lanes**" not in text and "check lanes (" not in text
+
+
+def test_the_kinds_of_work_line_the_pages_list_are_the_codes():
+    from fluxhook.store.work_lines import AHEAD, KINDS
+
+    glossary = next(line for line in _page().splitlines() if line.startswith("| **kind** |"))
+    assert _backticked(glossary.split(":", 1)[1]) == list(KINDS), glossary
+    fair = (ROOT / "docs" / "fair-share.md").read_text()
+    listed = re.search(r"Each kind \(([^)]*)\) has a", fair.replace("\n", " "))
+    assert listed and _backticked(listed.group(1)) == list(KINDS), listed
+    feed = next(line for line in _page().splitlines() if line.startswith("| **feed** |"))
+    ahead = re.search(r"`AHEAD` \((\d+)\)", feed)
+    assert ahead and int(ahead.group(1)) == AHEAD, feed
+    # Notifications are taken by the notifier (lua/notify_take.lua), not fed from a work line.
+    row = next(line for line in _page().splitlines() if line.startswith("| `work_lines.py` |"))
+    assert "notification" not in row.split("|")[2], row
+
+
+def test_the_fair_share_page_gives_a_move_its_lease():
+    from fluxhook.core import holds as hold_values
+
+    fair = (ROOT / "docs" / "fair-share.md").read_text().replace("\n", " ")
+    stated = re.search(r"`MOVE_LEASE` \((\d+) s\)", fair)
+    assert stated and float(stated.group(1)) == hold_values.MOVE_LEASE, stated
+
+
+def test_each_bound_the_fair_share_page_names_is_the_codes():
+    fair = (ROOT / "docs" / "fair-share.md").read_text().replace("\n", " ")
+    named = re.findall(r"`(\w+)\.([A-Z][A-Z0-9_]+)` (\d+(?:\.\d+)?) s", fair)
+    assert len(named) >= 3, named
+    for module, name, number in named:
+        assert float(_resolve(module, name)) == float(number), f"{module}.{name} is not {number} s"

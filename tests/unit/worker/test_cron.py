@@ -46,11 +46,11 @@ def test_a_wait_cut_by_a_lost_redis_leaves_the_cron_running_and_it_moves_the_ret
     wakes = runtime.wakes_for(svc.config)
     real, cut = wakes.wait, []
 
-    def wait_cut_once(key, timeout):
+    def wait_cut_once(key, timeout, watched=None):
         if not cut:
             cut.append(1)
             raise redis.ConnectionError("primary gone")  # as a failover's SIGKILL of the primary ends a BLPOP
-        return real(key, timeout)
+        return real(key, timeout, watched)
 
     monkeypatch.setattr(wakes, "wait", wait_cut_once)
     thread = cron.start(svc.config, svc.redis, [queue.name], wakes)

@@ -88,7 +88,7 @@ def test_a_feeder_whose_feed_lost_redis_feeds_again_before_it_rests(make_service
         return real(svc_)
 
     monkeypatch.setattr(feeding, "feed", feed_once_cut)
-    feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would be REST_WAIT's 120 s
+    feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would last until the guard's look
     url = svc.redis.connection_pool.connection_kwargs
     feeder = feeding.Feeder(svc, Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])))
     feeder._moved = False

@@ -41,7 +41,7 @@ def test_at_rest_the_sweep_thread_costs_one_command_a_look_and_any_process_s_fir
         started = time.monotonic()
         tracked_job(svc, "task-due", due=time.time() - 1)
         wait_until(lambda: svc.store.checks.waiting() == 1, timeout=2, message="the woken sweep to claim the due job")
-        assert time.monotonic() - started < sweeping.REST_LOOK / 10
+        assert time.monotonic() - started < 1.0  # woken, not found by the guard's look
     finally:
         sweeper.request_stop()
         started = time.monotonic()

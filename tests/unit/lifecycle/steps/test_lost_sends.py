@@ -46,7 +46,7 @@ def _sending(svc, prompt: str, lease_left: float):
     assert svc.slots.acquire(job)
     taken = time.time() - submission.SUBMIT_LEASE + lease_left
     assert svc.store.locks.acquire(KEYS.submit_lock(job.id), submission.new_lock_token(taken),
-                                   submission.LOST_SEND_TRACE_SECONDS)
+                                   submission.LOST_SEND_TRACE)
     assert budget.reserve(svc, job.id, job.model, job.input).admitted
     return job
 
