@@ -7,11 +7,11 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fluxhook.core.end_users import BlockReason, EndUserLimits, parse_end_user
+from fluxhook.core.end_users import EndUserLimits, parse_end_user
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.credits import accounting
 from fluxhook.lifecycle.key_admin import find_key
-from fluxhook.lifecycle.steps.end_user_limits import limits_of
+from fluxhook.lifecycle.steps.end_user_limits import blocked_why, limits_of
 from fluxhook.lifecycle.steps.key_fields import end_user_limits
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.end_users import EndUserRecord
@@ -34,17 +34,6 @@ def described(svc: "Services", key: AppKey, end_user: str, record: EndUserRecord
             "effective_limits": limits_of(key, record).to_api(), "date": day,
             "spent_today": accounting.from_micro(today.pop("credits", 0)), "today": today,
             "blocked": blocked is not None, "blocked_reason": blocked.value if blocked else None}
-
-
-def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
-    """Why the end user is blocked today (the rule of ``lua/end_user_take.lua``), None when it is not."""
-    if record.blocked == day:
-        return BlockReason.MANUAL
-    lifted = record.lifted[1] if record.lifted and record.lifted[0] == day else 0
-    limit = key.end_user_moderation_limit
-    if limit is not None and moderated - lifted >= limit:
-        return BlockReason.MODERATED
-    return None
 
 
 def show(svc: "Services", key_id: str, end_user: str, now: float) -> dict:

@@ -120,6 +120,15 @@ class EndUsers:
             self.connection.zrem(self.keys.end_user_queued(key_id, end_user), *gone)
         return len(gone)
 
+    def standing(self, key_id: str, end_users: list[str], day: str) -> list[tuple[EndUserRecord, int]]:
+        """Each end user's record and its moderated jobs of ``day``, in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for end_user in end_users:
+            pipe.hget(self.keys.end_users(key_id), end_user)
+            pipe.hget(self.keys.end_user_day(key_id, day), f"{end_user}:moderated")
+        read = pipe.execute()
+        return [(EndUserRecord.decode(read[2 * n]), int(read[2 * n + 1] or 0)) for n in range(len(end_users))]
+
     def record(self, key_id: str, end_user: str) -> EndUserRecord:
         return EndUserRecord.decode(self.connection.hget(self.keys.end_users(key_id), end_user))
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fluxhook import metrics
+from fluxhook.core.batch_items import MAX_END_USERS
 from fluxhook.core.end_users import BlockReason, EndUserLimits, named
-from fluxhook.core.errors import EndUserBlocked, FluxhookError, QueueFull, RateLimited
+from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day
 from fluxhook.lifecycle.steps.callers import Caller
@@ -61,6 +62,41 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
         metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
         raise refusal
     return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record).daily_credits)
+
+
+def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, float]:
+    """The daily credits of each of a batch's ``end_users`` whose key limits them (its items' sends stay within
+    them, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
+    whole. Its items count against their key's own rates and queue, not their end users' (a batch is one request).
+    Nothing for an admin token's batch."""
+    key = caller.key
+    if key is None or not end_users:
+        return {}
+    if len(end_users) > MAX_END_USERS:
+        raise InvalidRequest(f"a batch's items may name at most {MAX_END_USERS:,} end users; split it")
+    day, names = accounting.utc_day(now), sorted(end_users)
+    credits = {}
+    for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
+        why = blocked_why(key, record, moderated, day)
+        if why is not None:
+            verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
+            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
+            raise _refusal(key, end_user, Taken(verdict, moderated, record), now)
+        limit = limits_of(key, record).daily_credits
+        if limit is not None:
+            credits[end_user] = limit
+    return credits
+
+
+def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
+    """Why the end user is blocked on ``day`` (the rule of ``lua/end_user_take.lua``), None when it is not."""
+    if record.blocked == day:
+        return BlockReason.MANUAL
+    lifted = record.lifted[1] if record.lifted and record.lifted[0] == day else 0
+    limit = key.end_user_moderation_limit
+    if limit is not None and moderated - lifted >= limit:
+        return BlockReason.MODERATED
+    return None
 
 
 def give_back(svc: "Services", taken: TakenEndUser | None) -> None:

@@ -145,3 +145,22 @@ def test_the_end_user_is_on_the_job_and_filters_the_list(svc):
     everyone, _ = svc.jobs.list(JobFilter(end_user="x"))
     assert {j.id for j in everyone} == {mine.id, admins.id}
     assert svc.jobs.get(_make(svc, a, None).id).to_api()["end_user"] is None
+
+
+def test_a_batch_names_an_end_user_for_all_its_items_or_per_item_and_a_blocked_one_refuses_it_whole(svc):
+    from fluxhook.core.batch_items import BatchItem, ItemSpool
+    from fluxhook.lifecycle.batching import BatchRequest, create_batch, items, result_of
+
+    a = app_caller(svc, end_user_limits={"daily_credits": 5})
+    spool = ItemSpool.of([BatchItem({"prompt": "[pending] own"}, {}, "z"), BatchItem({"prompt": "[pending] all"})])
+    batch = create_batch(svc, a, BatchRequest(PRO, spool, end_user="x"))
+
+    made = list(items(svc, batch))
+    assert [(j.end_user, j.end_user_daily_credits) for j in made] == [("z", 5.0), ("x", 5.0)]
+    assert [result_of(svc, j)["end_user"] for j in made] == ["z", "x"]
+    end_user_admin.block(svc, a.key_id, "z", time.time())
+    before = _made(svc)
+    with pytest.raises(EndUserBlocked):
+        create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] z"}, {}, "z")])))
+    assert _made(svc) == before
+    assert create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] y"}, {}, "y")])))
