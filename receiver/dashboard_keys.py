@@ -16,7 +16,7 @@ from flask import redirect, render_template, request, url_for
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.job import iso
 from fluxhook.core.numbers import decimal
-from fluxhook.lifecycle import key_admin, revoking
+from fluxhook.lifecycle import end_user_admin, key_admin, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 
 from . import dashboard_session as auth
@@ -84,6 +84,19 @@ def _page(created: dict | None = None, error: str | None = None, status: int = 2
     return render_template("dashboard/keys.html", keys=keys, created=created, error=error, revoked=revoked,
                            form=request.form if error else {}, max_queued=svc.config.max_queued_per_key,
                            defaults=svc.config), status
+
+
+@bp.get("/keys/<key_id>")
+def key_page(key_id: str):
+    """One key: its spend, what its end users may do, and its end users of today with the most credits spent."""
+    svc = services()
+    try:
+        record = key_admin.find_key(svc, key_id)
+    except KeyNotFound:
+        return error_response(404, "not_found", "no such app key")
+    now = time.time()
+    return render_template("dashboard/key.html", key=key_admin.described(svc, [record], now)[0],
+                           end_users=end_user_admin.top(svc, record.id, now))
 
 
 @bp.get("/keys")

@@ -13,7 +13,7 @@ import requests
 
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from helpers import assert_error, stack_on_db
+from helpers import assert_error, sign_in, stack_on_db
 from key_helpers import as_key, make_key, second_web
 
 DB = 11
@@ -126,5 +126,11 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
     assert all("end_user" not in (app.get(f"/v1/jobs/{j['id']}").json().get("input") or {}) for j in jobs)
     rows = app.get("/v1/usage?group_by=end_user").json()["days"]
     assert [(r["end_user"], r["jobs"]) for r in rows] == [("shopper-1", 2)]
+    # The key's page on the dashboard lists it among its top end users; the admin API too.
+    created_id = jobs[0]["key_id"]
+    assert admin.get(f"/v1/keys/{created_id}/end_users").json()["end_users"][0]["end_user"] == "shopper-1"
+    http, _ = sign_in(admin.base_url)
+    page = http.get(f"{admin.base_url}/keys/{created_id}", timeout=10)
+    assert page.status_code == 200 and 'data-end-user="shopper-1"' in page.text
     assert_error(_post(app, "too long", "x" * 129), 400)
     assert_error(app.get("/v1/usage?group_by=model"), 400)
