@@ -16,7 +16,7 @@ from flask import redirect, render_template, request, url_for
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.job import iso
 from fluxhook.core.numbers import decimal
-from fluxhook.lifecycle import end_user_admin, key_admin, revoking
+from fluxhook.lifecycle import key_admin, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 
 from . import dashboard_session as auth
@@ -96,7 +96,7 @@ def key_page(key_id: str):
         return error_response(404, "not_found", "no such app key")
     now = time.time()
     return render_template("dashboard/key.html", key=key_admin.described(svc, [record], now)[0],
-                           end_users=end_user_admin.top(svc, record.id, now))
+                           end_users=key_admin.top_end_users(svc, record.id, now))
 
 
 @bp.get("/keys")

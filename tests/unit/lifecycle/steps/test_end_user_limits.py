@@ -1,4 +1,4 @@
-"""An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py, end_user_admin.py):
+"""An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py; its admin, key_admin.py):
 past one, the key's own answer for that limit naming the end user, nothing created or counted, while the key's other
 end users and another key's end user of the same name go on. In-process on a real Redis and the simulator; over
 HTTP and under concurrency: tests/e2e/api/test_end_users.py."""
@@ -13,7 +13,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, EndUserBlocked, QueueFull, RateLimited
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import end_user_admin
+from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.store.keys import KEYS
@@ -56,7 +56,7 @@ def test_an_end_users_requests_per_minute_refuse_only_it(svc, sim):
 
 def test_an_end_users_own_limits_override_its_keys(svc):
     a = app_caller(svc, end_user_limits={"requests_per_minute": 1})
-    end_user_admin.set_limits(svc, a.key_id, "vip", {"requests_per_minute": 3}, time.time())
+    key_admin.set_end_user_limits(svc, a.key_id, "vip", {"requests_per_minute": 3}, time.time())
     for n in range(3):
         _make(svc, a, "vip", f"[pending] vip {n}")
     with pytest.raises(RateLimited):
@@ -65,7 +65,7 @@ def test_an_end_users_own_limits_override_its_keys(svc):
     with pytest.raises(RateLimited):
         _make(svc, a, "plain")
 
-    shown = end_user_admin.show(svc, a.key_id, "vip", time.time())
+    shown = key_admin.show_end_user(svc, a.key_id, "vip", time.time())
     assert shown["limits"]["requests_per_minute"] == 3 and shown["effective_limits"]["requests_per_minute"] == 3
 
 
@@ -85,7 +85,7 @@ def test_an_end_users_max_queued_refuses_queue_full_and_room_comes_back_as_its_j
 
 def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc):
     a, b = app_caller(svc), app_caller(svc)
-    shown = end_user_admin.block(svc, a.key_id, "x", time.time())
+    shown = key_admin.block_end_user(svc, a.key_id, "x", time.time())
     assert shown["blocked"] and shown["blocked_reason"] == "manual"
     before = _made(svc)
 
@@ -96,7 +96,7 @@ def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc)
     assert "end user 'x'" in caught.value.message and "admin" in caught.value.message
     assert _made(svc) == before
     assert _make(svc, a, "y").status == st.QUEUED and _make(svc, b, "x").status == st.QUEUED
-    end_user_admin.unblock(svc, a.key_id, "x", time.time())
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
     assert _make(svc, a, "x").status == st.QUEUED
 
 
@@ -109,9 +109,9 @@ def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_for_the_day
         _make(svc, a, "x")
 
     assert "moderated 2 of its jobs today" in caught.value.message and "end_user_moderation_limit" in caught.value.message
-    assert end_user_admin.show(svc, a.key_id, "x", time.time())["blocked_reason"] == "moderated"
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["blocked_reason"] == "moderated"
     assert _make(svc, a, "y").status == st.QUEUED
-    end_user_admin.unblock(svc, a.key_id, "x", time.time())
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
     assert _make(svc, a, "x").status == st.QUEUED  # its moderations until the unblock are forgiven
     svc.redis.hincrby(KEYS.end_user_day(a.key_id, day), "x:moderated", 2)
     with pytest.raises(EndUserBlocked):
@@ -130,7 +130,7 @@ def test_an_end_users_daily_credits_spent_refuse_it_402_naming_it(svc):
     assert caught.value.status == 402 and "end user 'x'" in caught.value.message
     assert _made(svc) == before
     assert _make(svc, a, "y").end_user_daily_credits == 1.0
-    assert end_user_admin.show(svc, a.key_id, "x", time.time())["spent_today"] == 1.0
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["spent_today"] == 1.0
 
 
 def test_the_end_user_is_on_the_job_and_filters_the_list(svc):
@@ -158,7 +158,7 @@ def test_a_batch_names_an_end_user_for_all_its_items_or_per_item_and_a_blocked_o
     made = list(items(svc, batch))
     assert [(j.end_user, j.end_user_daily_credits) for j in made] == [("z", 5.0), ("x", 5.0)]
     assert [result_of(svc, j)["end_user"] for j in made] == ["z", "x"]
-    end_user_admin.block(svc, a.key_id, "z", time.time())
+    key_admin.block_end_user(svc, a.key_id, "z", time.time())
     before = _made(svc)
     with pytest.raises(EndUserBlocked):
         create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] z"}, {}, "z")])))
