@@ -32,6 +32,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
+from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import (
     AlreadyEnded,
     BatchesBusy,
@@ -347,11 +348,12 @@ def _end_users(request: BatchRequest) -> set[str]:
 
 
 def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch,
-              placed: tuple[str | None, dict[str, float]], now: float, index: int, item: BatchItem) -> Job:
-    """An item's job; ``placed``: its route, and the daily credits of each end user whose key limits them."""
-    route, credits = placed
+              placed: tuple[str | None, dict[str, EndUserLimits]], now: float, index: int, item: BatchItem) -> Job:
+    """An item's job; ``placed``: its route, and the limits of each of the batch's end users."""
+    route, limits = placed
     end_user = item.end_user if item.end_user is not None else request.end_user
-    return Job(end_user=end_user, end_user_daily_credits=credits.get(end_user or ""),
+    own = limits.get(end_user or "", EndUserLimits())
+    return Job(end_user=end_user, end_user_daily_credits=own.daily_credits, end_user_max_active=own.max_active,
                id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
                pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,

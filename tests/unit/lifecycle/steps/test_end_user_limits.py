@@ -164,3 +164,26 @@ def test_a_batch_names_an_end_user_for_all_its_items_or_per_item_and_a_blocked_o
         create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] z"}, {}, "z")])))
     assert _made(svc) == before
     assert create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] y"}, {}, "y")])))
+
+
+def test_past_an_end_users_max_active_its_next_job_waits_aside_and_others_go_on(svc, sim):
+    from fluxhook.core.wait_reasons import WaitReason
+    from fluxhook.lifecycle.steps import end_user_limits, submission
+
+    a = app_caller(svc, end_user_limits={"max_active": 1})
+
+    def sent(end_user: str):
+        return create_job(svc, a, JobRequest(PRO, {"prompt": "[pending] at bfl"}, end_user=end_user),
+                          submit_here=True).job
+
+    first = sent("x")
+    second = sent("x")
+
+    assert first.status == st.SUBMITTED and first.end_user_max_active == 1
+    assert second.status == st.QUEUED
+    assert svc.jobs.get(second.id).waiting_reason == WaitReason.END_USER_MAX_ACTIVE
+    assert sent("y").status == st.SUBMITTED  # its key's other end user goes on
+    assert end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))
+    assert submission.wait_out_of_line(svc, svc.jobs.get(second.id)) == st.QUEUED  # it looked, and waits on
+    svc.jobs.transition(first.id, st.FAILED, only_from=(st.SUBMITTED,))
+    assert not end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))  # its place came back
