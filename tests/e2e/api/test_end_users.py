@@ -134,3 +134,23 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
     assert page.status_code == 200 and 'data-end-user="shopper-1"' in page.text
     assert_error(_post(app, "too long", "x" * 129), 400)
     assert_error(app.get("/v1/usage?group_by=model"), 400)
+
+
+def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_and_counted(webs, sim):
+    admin, _ = webs
+    created, app = make_key(admin, end_user_moderation_limit=2)
+
+    for n in range(2):
+        moderated = _post(app, f"[content-moderated] {n}", "x").json()
+        wait_until(lambda job=moderated: app.get(f"/v1/jobs/{job['id']}").json()["status"] == "moderated",
+                   timeout=30, message="moderated by BFL")
+
+    refused = assert_error(_post(app, "once more", "x"), 403, "end_user_blocked")
+    assert "moderated 2 of its jobs today" in refused["message"]
+    assert _post(app, "y goes on", "y").status_code == 202
+    rows = app.get("/v1/usage?end_user=x").json()["days"]
+    assert [(r["jobs"], r["moderated"]) for r in rows] == [(2, 2)]
+    shown = admin.get(f"/v1/keys/{created['id']}/end_users/x").json()
+    assert shown["blocked_reason"] == "moderated" and shown["today"]["moderated"] == 2
+    admin.post(f"/v1/keys/{created['id']}/end_users/x/unblock")
+    assert _post(app, "forgiven", "x").status_code == 202
