@@ -9,6 +9,7 @@ queued jobs only while its key limits them, each expiring on its own (docs/scali
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -27,6 +28,8 @@ RATE_WINDOW = 60.0
 # How long an end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait
 # (its hour), and than a task BFL runs (its hour).
 QUEUED_LIFE = 2 * 3600.0
+# How long after an end user's job was counted its record may still be on its way (its request's creation).
+UNMADE_GRACE = 60.0
 # The statuses of a job that holds its place under its end user's max_active: being sent (still queued: a send that
 # did not happen gives its place back), or at BFL.
 _SENDING_OR_AT_BFL = (st.QUEUED, st.SUBMITTED, st.READY)
@@ -138,14 +141,19 @@ class EndUsers:
 
     def _prune(self, key: str, job_ids: tuple[str, ...], still: tuple[str, ...]) -> int:
         """Drop from the ids in ``key`` those whose jobs' status is none of ``still`` (nor will be again: a job
-        never goes back to ``queued``, nor from an end to BFL); how many were dropped."""
+        never goes back to ``queued``, nor from an end to BFL), and those with no record ``UNMADE_GRACE`` s after
+        they were counted (a job is counted before its request records it: younger, it may be on its way); how
+        many were dropped."""
         if not job_ids:
             return 0
         pipe = self.connection.pipeline(transaction=False)
+        pipe.zmscore(key, list(job_ids))
         for job_id in job_ids:
             pipe.hget(self.keys.job(job_id), "status")
-        gone = [job_id for job_id, status in zip(job_ids, pipe.execute(), strict=True)
-                if status is None or text(status) not in still]
+        counted_at, *statuses = pipe.execute()
+        made_by = (time.time() - UNMADE_GRACE) * 1000
+        gone = [job_id for job_id, at, status in zip(job_ids, counted_at, statuses, strict=True)
+                if (status is None and (at is None or at < made_by)) or (status is not None and text(status) not in still)]
         if gone:
             self.connection.zrem(key, *gone)
         return len(gone)
