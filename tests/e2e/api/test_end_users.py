@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cli_helpers import run_cli
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
 from helpers import assert_error, sign_in, stack_on_db
@@ -132,6 +133,8 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
     http, _ = sign_in(admin.base_url)
     page = http.get(f"{admin.base_url}/keys/{created_id}", timeout=10)
     assert page.status_code == 200 and 'data-end-user="shopper-1"' in page.text
+    printed = run_cli("keys", "end-users", "--url", admin.base_url, "--token", API_TOKEN, created_id)
+    assert printed.returncode == 0 and "shopper-1" in printed.stdout and "END USER" in printed.stdout
     assert_error(_post(app, "too long", "x" * 129), 400)
     assert_error(app.get("/v1/usage?group_by=model"), 400)
 
