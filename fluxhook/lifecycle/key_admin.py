@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from fluxhook.core.accounts import Account
 from fluxhook.core.end_users import EndUserLimits, parse_end_user
@@ -140,7 +140,7 @@ def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, 
     if isinstance(body, dict) and set(body) == {"limits"}:
         body = body["limits"]
     limits = end_user_limits(body, now, name="the body") if body is not None else EndUserLimits()
-    record = svc.store.end_users.change(key.id, end_user, lambda r: replace(r, limits=limits))
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, limits=limits))
     log.info("end user limits set", extra={"key_id": key.id, "fields": sorted(k for k, v in limits.to_api().items()
                                                                            if v is not None)})
     return end_user_described(svc, key, end_user, record, now)
@@ -151,7 +151,7 @@ def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> d
     key = find_key(svc, key_id)
     end_user = _end_user(end_user)
     day = accounting.utc_day(now)
-    record = svc.store.end_users.change(key.id, end_user, lambda r: replace(r, blocked=day))
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
     log.info("end user blocked", extra={"key_id": key.id})
     return end_user_described(svc, key, end_user, record, now)
 
@@ -163,7 +163,7 @@ def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) ->
     end_user = _end_user(end_user)
     day = accounting.utc_day(now)
     moderated = svc.store.end_users.counters_of(key.id, end_user, day).get("moderated", 0)
-    record = svc.store.end_users.change(key.id, end_user,
+    record = _change_end_user(svc, key, end_user,
                                         lambda r: replace(r, blocked=None, lifted=(day, moderated) if moderated else None))
     log.info("end user unblocked", extra={"key_id": key.id})
     return end_user_described(svc, key, end_user, record, now)
@@ -178,6 +178,15 @@ def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) ->
              "credits": accounting.from_micro(counts.get("credits", 0)),
              **{c: counts.get(c, 0) for c in ("stored", "failed", "canceled", "moderated")}}
             for name, counts in ranked[:limit]]
+
+
+def _change_end_user(svc: "Services", key: AppKey, end_user: str,
+                     change: Callable[[EndUserRecord], EndUserRecord]) -> EndUserRecord:
+    """Change the end user's record, its key marked first as one whose new jobs read their end user's record (within
+    a second on every web process, as any change of a key)."""
+    if not key.end_user_records:
+        svc.store.app_keys.change(key.id, {"end_user_records": True})
+    return svc.store.end_users.change(key.id, end_user, change)
 
 
 def _end_user(end_user: str) -> str:

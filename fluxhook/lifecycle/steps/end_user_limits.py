@@ -44,7 +44,8 @@ class TakenEndUser:
     key_id: str
     end_user: str
     job_id: str
-    member: str
+    # Its request's member in its minute's requests; None: nothing was taken in Redis for it.
+    member: str | None
     # Its limits, as its job keeps those its sends are held to (its daily credits, its max_active).
     limits: EndUserLimits
 
@@ -61,6 +62,11 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
     key = caller.key
     if key is None or end_user is None:
         return None
+    defaults = key.end_user_limits or EndUserLimits()
+    if not (key.end_user_records or key.end_user_moderation_limit or defaults.requests_per_minute
+            or defaults.max_queued):
+        # Nothing its key set can refuse it here (no block, no rate, no queue of its own): no Redis step for it.
+        return TakenEndUser(key.id, end_user, job_id, None, defaults)
     member = secrets.token_hex(16)
     taken = _take(svc, key, end_user, job_id, member, now)
     if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
@@ -137,7 +143,7 @@ def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
 
 def give_back(svc: "Services", taken: TakenEndUser | None) -> None:
     """A counted job was refused after all (its key's limits, the budget, BFL): it counts nothing for its end user."""
-    if taken is not None:
+    if taken is not None and taken.member is not None:
         svc.store.end_users.give_back(taken.key_id, taken.end_user, job_id=taken.job_id, member=taken.member)
 
 

@@ -85,8 +85,11 @@ def test_an_end_users_max_queued_refuses_queue_full_and_room_comes_back_as_its_j
 
 def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc):
     a, b = app_caller(svc), app_caller(svc)
+    assert a.key.end_user_records is False  # until an admin sets something for one, no job reads its end user's
     shown = key_admin.block_end_user(svc, a.key_id, "x", time.time())
     assert shown["blocked"] and shown["blocked_reason"] == "manual"
+    a = Caller(svc.store.app_keys.get(a.key_id))  # the key as a request reads it now
+    assert a.key.end_user_records is True
     before = _made(svc)
 
     with pytest.raises(EndUserBlocked) as caught:
