@@ -117,8 +117,13 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
 
     sent = app.post("/v1/flux-2-pro", json={"prompt": "from the drop-in", "end_user": "shopper-1"})
     assert sent.status_code == 200, sent.text
-    by_header = app.post("/v1/flux-2-pro", json={"prompt": "by header"}, headers={"X-End-User": "shopper-1"})
+    by_header = app.post("/v1/flux-2-pro", json={"prompt": "by header"},
+                         headers={"X-End-User": "shopper-1", "Idempotency-Key": "order-1"})
     assert by_header.status_code == 200
+    # The same key with another end user is another request.
+    other = app.post("/v1/flux-2-pro", json={"prompt": "by header"},
+                     headers={"X-End-User": "shopper-2", "Idempotency-Key": "order-1"})
+    assert other.status_code == 422 and "Idempotency-Key was first used" in other.text
     jobs = app.get("/v1/jobs?end_user=shopper-1").json()["jobs"]
     assert {j["id"] for j in jobs} == {sent.json()["id"], by_header.json()["id"]}
     assert all(j["end_user"] == "shopper-1" for j in jobs)
