@@ -1,0 +1,178 @@
+"""What an app key lets each of its end users do: its block of the day, its requests a minute and its queued jobs,
+checked and taken in one step in Redis for each new job that names one (``lua/end_user_take.lua``); its daily credits
+are one more limit of the budget's (``credits.budget``).
+
+Each refusal is the key's own answer for that limit, naming the end user: nothing is created, nothing sent, and the
+key's other end users go on.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fluxhook import metrics
+from fluxhook.core import transitions as st
+from fluxhook.core.batch_items import MAX_END_USERS
+from fluxhook.core.end_users import BlockReason, EndUserLimits, named
+from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
+from fluxhook.core.job import Job
+from fluxhook.core.wait_reasons import Waiting, WaitReason
+from fluxhook.credits import accounting
+from fluxhook.credits.budget import seconds_until_next_day
+from fluxhook.lifecycle.steps import waits
+from fluxhook.lifecycle.steps.callers import Caller
+from fluxhook.store.app_keys import AppKey
+from fluxhook.store.end_users import EndUserRecord, Taken, Verdict
+from fluxhook.store.jobs import Lock
+
+if TYPE_CHECKING:
+    from fluxhook.services import Services
+
+# How soon a refused end user's full queue is worth asking again about.
+QUEUE_RETRY = 5.0
+# How often a job waiting for its end user's max_active looks again: a task BFL runs takes seconds.
+ACTIVE_RECHECK = 2.0
+
+
+@dataclass(frozen=True)
+class TakenEndUser:
+    """One new job counted against its end user's limits, given back if the job is refused after all."""
+
+    key_id: str
+    end_user: str
+    job_id: str
+    # Its request's member in its minute's requests; None: nothing was taken in Redis for it.
+    member: str | None
+    # Its limits, as its job keeps those its sends are held to (its daily credits, its max_active).
+    limits: EndUserLimits
+
+
+def limits_of(key: AppKey, record: EndUserRecord) -> EndUserLimits:
+    """What one end user of ``key`` may do: the key's ``end_user_limits``, with the end user's own in their place."""
+    return (key.end_user_limits or EndUserLimits()).over(record.limits)
+
+
+def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now: float) -> TakenEndUser | None:
+    """Count the new job ``job_id`` of ``end_user`` against what its key set for it, or raise the key's own refusal
+    for that limit naming the end user (nothing counted): ``EndUserBlocked`` (403), ``RateLimited`` or ``QueueFull``
+    (429). None for a request naming no end user, or made with an admin token (its end users have no limits)."""
+    key = caller.key
+    if key is None or end_user is None:
+        return None
+    defaults = key.end_user_limits or EndUserLimits()
+    if not (key.end_user_records or key.end_user_moderation_limit or defaults.requests_per_minute
+            or defaults.max_queued):
+        # Nothing its key set can refuse it here (no block, no rate, no queue of its own): no Redis step for it.
+        return TakenEndUser(key.id, end_user, job_id, None, defaults)
+    member = secrets.token_hex(16)
+    taken = _take(svc, key, end_user, job_id, member, now)
+    if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
+        taken = _take(svc, key, end_user, job_id, member, now)
+    if taken.verdict is not Verdict.TAKEN:
+        refusal = _refusal(key, end_user, taken, now)
+        metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
+        raise refusal
+    return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record))
+
+
+def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, EndUserLimits]:
+    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and
+    max_active, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
+    whole. Its items count against their key's own rates and queue, not their end users' (a batch is one request).
+    Nothing for an admin token's batch."""
+    key = caller.key
+    if key is None or not end_users:
+        return {}
+    if len(end_users) > MAX_END_USERS:
+        raise InvalidRequest(f"a batch's items may name at most {MAX_END_USERS:,} end users; split it")
+    day, names = accounting.utc_day(now), sorted(end_users)
+    credits: dict[str, EndUserLimits] = {}
+    for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
+        why = blocked_why(key, record, moderated, day)
+        if why is not None:
+            verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
+            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
+            raise _refusal(key, end_user, Taken(verdict, moderated, record), now)
+        credits[end_user] = limits_of(key, record)
+    return credits
+
+
+def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
+    """Why the end user is blocked on ``day`` (the rule of ``lua/end_user_take.lua``), None when it is not."""
+    if record.blocked == day:
+        return BlockReason.MANUAL
+    lifted = record.lifted[1] if record.lifted and record.lifted[0] == day else 0
+    limit = key.end_user_moderation_limit
+    if limit is not None and moderated - lifted >= limit:
+        return BlockReason.MODERATED
+    return None
+
+
+def take_active(svc: "Services", job: Job) -> bool:
+    """Whether the job may be sent now under its end user's ``max_active`` (its place taken, given back by
+    ``give_back_active`` if it is not sent after all); always for a job without that limit."""
+    if job.end_user_max_active is None or job.key_id is None or job.end_user is None:
+        return True
+    return svc.store.end_users.take_active(job.key_id, job.end_user, job.id, job.end_user_max_active, time.time())
+
+
+def give_back_active(svc: "Services", job: Job) -> None:
+    if job.end_user_max_active is not None and job.key_id is not None and job.end_user is not None:
+        svc.store.end_users.give_back_active(job.key_id, job.end_user, job.id)
+
+
+def still_waits_for_active(svc: "Services", job: Job) -> bool:
+    """Whether a job waiting aside for its end user's ``max_active`` must wait on (a look: nothing taken)."""
+    if job.waiting_reason != WaitReason.END_USER_MAX_ACTIVE or job.end_user_max_active is None:
+        return False
+    assert job.key_id is not None and job.end_user is not None  # only such a job waits for it
+    return not svc.store.end_users.has_active_room(job.key_id, job.end_user, job.end_user_max_active)
+
+
+def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
+    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active``
+    jobs at BFL: looked at again every ``ACTIVE_RECHECK`` seconds, its key's other end users going on meanwhile.
+    ``queued``."""
+    waits.begin(svc, job, Waiting(WaitReason.END_USER_MAX_ACTIVE))
+    svc.slots.requeue(job, wait=ACTIVE_RECHECK, unlock=lock)
+    return st.QUEUED
+
+
+def give_back(svc: "Services", taken: TakenEndUser | None) -> None:
+    """A counted job was refused after all (its key's limits, the budget, BFL): it counts nothing for its end user."""
+    if taken is not None and taken.member is not None:
+        svc.store.end_users.give_back(taken.key_id, taken.end_user, job_id=taken.job_id, member=taken.member)
+
+
+def _take(svc: "Services", key: AppKey, end_user: str, job_id: str, member: str, now: float) -> Taken:
+    return svc.store.end_users.take(key.id, end_user, job_id=job_id, member=member, day=accounting.utc_day(now),
+                                    now=now, moderation_limit=key.end_user_moderation_limit,
+                                    defaults=key.end_user_limits or EndUserLimits())
+
+
+_REASONS = {Verdict.BLOCKED: BlockReason.MANUAL.value, Verdict.MODERATED: BlockReason.MODERATED.value,
+            Verdict.RATE_LIMITED: "rate_limited", Verdict.QUEUE_FULL: "queue_full"}
+
+
+def _refusal(key: AppKey, end_user: str, taken: Taken, now: float) -> FluxhookError:
+    who = named(end_user)
+    until = seconds_until_next_day(now)
+    hours, rest = divmod(int(until), 3600)
+    if taken.verdict is Verdict.BLOCKED:
+        return EndUserBlocked(f"{who} is blocked for today by an admin of this app key: its new jobs are refused until "
+                              f"it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")
+    if taken.verdict is Verdict.MODERATED:
+        return EndUserBlocked(f"{who} is blocked for today: BFL moderated {taken.figure} of its jobs today, this app "
+                              f"key's end_user_moderation_limit of {key.end_user_moderation_limit}; its new jobs are "
+                              f"refused until it is unblocked or the UTC day ends (in {hours} h {rest // 60} min)")
+    limits = limits_of(key, taken.record)
+    if taken.verdict is Verdict.RATE_LIMITED:
+        wait = taken.figure / 1000
+        return RateLimited(f"{who} may submit {limits.requests_per_minute} jobs a minute with this app key "
+                           f"(requests_per_minute of its end user limits); retry in {wait:.1f} s", retry_after=wait)
+    return QueueFull(f"{who} holds {taken.figure:,} jobs queued for BFL, its limit with this app key (max_queued of "
+                     f"its end user limits): nothing was created; send it again once some of them have gone to BFL "
+                     f"(Retry-After)", queued=taken.figure, limit=taken.figure, retry_after=QUEUE_RETRY)

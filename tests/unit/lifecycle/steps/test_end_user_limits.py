@@ -1,0 +1,192 @@
+"""An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py; its admin, key_admin.py):
+past one, the key's own answer for that limit naming the end user, nothing created or counted, while the key's other
+end users and another key's end user of the same name go on. In-process on a real Redis and the simulator; over
+HTTP and under concurrency: tests/e2e/api/test_end_users.py."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fluxhook.core import transitions as st
+from fluxhook.core.errors import BudgetExceeded, EndUserBlocked, QueueFull, RateLimited
+from fluxhook.core.job_filters import JobFilter
+from fluxhook.credits import accounting
+from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.creating import JobRequest, create_job
+from fluxhook.lifecycle.steps.callers import ADMIN, Caller
+from fluxhook.store.keys import KEYS
+from unit.lifecycle.batch_helpers import PRO, app_caller
+
+DB = 15  # make_services flushes it before and after
+
+
+@pytest.fixture()
+def svc(make_services, sim):
+    return make_services(DB)
+
+
+def _make(svc, caller: Caller, end_user: str | None, prompt: str = "[pending] eu"):
+    return create_job(svc, caller, JobRequest(PRO, {"prompt": prompt}, end_user=end_user), submit_here=False).job
+
+
+def _made(svc) -> int:
+    return svc.redis.zcard(KEYS.all_jobs)
+
+
+def test_an_end_users_requests_per_minute_refuse_only_it(svc, sim):
+    a = app_caller(svc, end_user_limits={"requests_per_minute": 2})
+    b = app_caller(svc, end_user_limits={"requests_per_minute": 2})
+    for n in range(2):
+        _make(svc, a, "x", f"[pending] x {n}")
+    before = _made(svc)
+
+    with pytest.raises(RateLimited) as caught:
+        _make(svc, a, "x")
+
+    assert caught.value.code == "rate_limited" and caught.value.retry_after and "end user 'x'" in caught.value.message
+    assert _made(svc) == before  # nothing created
+    # Its key's other end user, the same name with another key, and no end user at all go on.
+    assert _make(svc, a, "y").status == st.QUEUED
+    assert _make(svc, b, "x").status == st.QUEUED
+    assert _make(svc, a, None).status == st.QUEUED
+    assert sim.stats()["submitted"] == 0
+
+
+def test_an_end_users_own_limits_override_its_keys(svc):
+    a = app_caller(svc, end_user_limits={"requests_per_minute": 1})
+    key_admin.set_end_user_limits(svc, a.key_id, "vip", {"requests_per_minute": 3}, time.time())
+    for n in range(3):
+        _make(svc, a, "vip", f"[pending] vip {n}")
+    with pytest.raises(RateLimited):
+        _make(svc, a, "vip")
+    _make(svc, a, "plain")
+    with pytest.raises(RateLimited):
+        _make(svc, a, "plain")
+
+    shown = key_admin.show_end_user(svc, a.key_id, "vip", time.time())
+    assert shown["limits"]["requests_per_minute"] == 3 and shown["effective_limits"]["requests_per_minute"] == 3
+
+
+def test_an_end_users_max_queued_refuses_queue_full_and_room_comes_back_as_its_jobs_leave_the_line(svc):
+    a = app_caller(svc, end_user_limits={"max_queued": 2})
+    first = _make(svc, a, "x")
+    _make(svc, a, "x")
+
+    with pytest.raises(QueueFull) as caught:
+        _make(svc, a, "x")
+
+    assert caught.value.code == "queue_full" and "end user 'x'" in caught.value.message
+    assert _make(svc, a, "y").status == st.QUEUED
+    svc.jobs.transition(first.id, st.CANCELED, only_from=(st.QUEUED,))
+    assert _make(svc, a, "x").status == st.QUEUED  # the canceled job's room came back
+
+
+def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc):
+    a, b = app_caller(svc), app_caller(svc)
+    assert a.key.end_user_records is False  # until an admin sets something for one, no job reads its end user's
+    shown = key_admin.block_end_user(svc, a.key_id, "x", time.time())
+    assert shown["blocked"] and shown["blocked_reason"] == "manual"
+    a = Caller(svc.store.app_keys.get(a.key_id))  # the key as a request reads it now
+    assert a.key.end_user_records is True
+    before = _made(svc)
+
+    with pytest.raises(EndUserBlocked) as caught:
+        _make(svc, a, "x")
+
+    assert (caught.value.status, caught.value.code) == (403, "end_user_blocked")
+    assert "end user 'x'" in caught.value.message and "admin" in caught.value.message
+    assert _made(svc) == before
+    assert _make(svc, a, "y").status == st.QUEUED and _make(svc, b, "x").status == st.QUEUED
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
+    assert _make(svc, a, "x").status == st.QUEUED
+
+
+def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_for_the_day(svc):
+    a = app_caller(svc, end_user_moderation_limit=2)
+    day = accounting.utc_day(time.time())
+    svc.redis.hincrby(KEYS.end_user_day(a.key_id, day), "x:moderated", 2)
+
+    with pytest.raises(EndUserBlocked) as caught:
+        _make(svc, a, "x")
+
+    assert "moderated 2 of its jobs today" in caught.value.message and "end_user_moderation_limit" in caught.value.message
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["blocked_reason"] == "moderated"
+    assert _make(svc, a, "y").status == st.QUEUED
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
+    assert _make(svc, a, "x").status == st.QUEUED  # its moderations until the unblock are forgiven
+    svc.redis.hincrby(KEYS.end_user_day(a.key_id, day), "x:moderated", 2)
+    with pytest.raises(EndUserBlocked):
+        _make(svc, a, "x")
+
+
+def test_an_end_users_daily_credits_spent_refuse_it_402_naming_it(svc):
+    a = app_caller(svc, end_user_limits={"daily_credits": 1})
+    day = accounting.utc_day(time.time())
+    svc.redis.hincrby(KEYS.end_user_day(a.key_id, day), "x:credits", accounting.to_micro(1))
+    before = _made(svc)
+
+    with pytest.raises(BudgetExceeded) as caught:
+        _make(svc, a, "x")
+
+    assert caught.value.status == 402 and "end user 'x'" in caught.value.message
+    assert _made(svc) == before
+    assert _make(svc, a, "y").end_user_daily_credits == 1.0
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["spent_today"] == 1.0
+
+
+def test_the_end_user_is_on_the_job_and_filters_the_list(svc):
+    a = app_caller(svc)
+    mine = _make(svc, a, "x")
+    _make(svc, a, "y")
+    admins = _make(svc, ADMIN, "x")
+
+    assert svc.jobs.get(mine.id).to_api()["end_user"] == "x"
+    listed, _ = svc.jobs.list(JobFilter(key_id=a.key_id, end_user="x"))
+    assert [j.id for j in listed] == [mine.id]
+    everyone, _ = svc.jobs.list(JobFilter(end_user="x"))
+    assert {j.id for j in everyone} == {mine.id, admins.id}
+    assert svc.jobs.get(_make(svc, a, None).id).to_api()["end_user"] is None
+
+
+def test_a_batch_names_an_end_user_for_all_its_items_or_per_item_and_a_blocked_one_refuses_it_whole(svc):
+    from fluxhook.core.batch_items import BatchItem, ItemSpool
+    from fluxhook.lifecycle.batching import BatchRequest, create_batch, items, result_of
+
+    a = app_caller(svc, end_user_limits={"daily_credits": 5})
+    spool = ItemSpool.of([BatchItem({"prompt": "[pending] own"}, {}, "z"), BatchItem({"prompt": "[pending] all"})])
+    batch = create_batch(svc, a, BatchRequest(PRO, spool, end_user="x"))
+
+    made = list(items(svc, batch))
+    assert [(j.end_user, j.end_user_daily_credits) for j in made] == [("z", 5.0), ("x", 5.0)]
+    assert [result_of(svc, j)["end_user"] for j in made] == ["z", "x"]
+    key_admin.block_end_user(svc, a.key_id, "z", time.time())
+    before = _made(svc)
+    with pytest.raises(EndUserBlocked):
+        create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] z"}, {}, "z")])))
+    assert _made(svc) == before
+    assert create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] y"}, {}, "y")])))
+
+
+def test_past_an_end_users_max_active_its_next_job_waits_aside_and_others_go_on(svc, sim):
+    from fluxhook.core.wait_reasons import WaitReason
+    from fluxhook.lifecycle.steps import end_user_limits, submission
+
+    a = app_caller(svc, end_user_limits={"max_active": 1})
+
+    def sent(end_user: str):
+        return create_job(svc, a, JobRequest(PRO, {"prompt": "[pending] at bfl"}, end_user=end_user),
+                          submit_here=True).job
+
+    first = sent("x")
+    second = sent("x")
+
+    assert first.status == st.SUBMITTED and first.end_user_max_active == 1
+    assert second.status == st.QUEUED
+    assert svc.jobs.get(second.id).waiting_reason == WaitReason.END_USER_MAX_ACTIVE
+    assert sent("y").status == st.SUBMITTED  # its key's other end user goes on
+    assert end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))
+    assert submission.wait_out_of_line(svc, svc.jobs.get(second.id)) == st.QUEUED  # it looked, and waits on
+    svc.jobs.transition(first.id, st.FAILED, only_from=(st.SUBMITTED,))
+    assert not end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))  # its place came back
