@@ -64,10 +64,10 @@ def test_the_guard_s_look_costs_nothing_with_no_waiter_at_rest_and_one_command_w
 
     assert sent() == []
     outcomes: list[str] = []
-    lines = Watched(present=(KEYS.work_line("download"), KEYS.check_line))
+    lines = Watched(present=(KEYS.work_line("download"), KEYS.check_line()))
     thread = _resting(wakes, KEYS.work_added, lines, outcomes)
     try:
-        assert sent() == [f"EXISTS {KEYS.check_line} {KEYS.work_line('download')}"]
+        assert sent() == [f"EXISTS {KEYS.check_line()} {KEYS.work_line('download')}"]
         assert outcomes == []
     finally:
         wakes.stop(1)
@@ -79,7 +79,7 @@ def test_the_guard_s_look_wakes_a_waiter_at_rest_whose_work_came_with_no_wake_up
     wakes = Wakes(connection)
     outcomes: list[str] = []
     feeder = _resting(wakes, KEYS.work_added, Watched(present=(KEYS.work_line("download"),)), outcomes)
-    checker = _resting(wakes, KEYS.check_added, Watched(present=(KEYS.check_line,)), outcomes)
+    checker = _resting(wakes, KEYS.check_added, Watched(present=(KEYS.check_line(),)), outcomes)
     # Work in a line, its wake-up lost (a primary that failed over, an older release's process).
     connection.zadd(KEYS.work_line("download"), {"key-a:job": 0})
     assert wakes.look() == [KEYS.work_added]
