@@ -4,7 +4,8 @@ a job waiting in line for a BFL slot (pure).
 Two kinds of wait, told apart by where the job stands:
 
 * **In line** for a slot (``Place.LINE``): the reason is read from the slots as they are now, never written, so
-  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), every BFL account it
+  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), storage is behind and
+  new sends wait for it to catch up (``storage``, ``until`` about when), every BFL account it
   may use cools down (``account_cooling``, ``until`` the first recovers), BFL said it is full
   and the pool pauses (``bfl_capacity``, ``until`` the pause ends), its model's own limit is reached
   (``model_limit``), or every one of ``BFL_MAX_ACTIVE``'s slots is taken (``bfl_slots``). When several hold, the
@@ -37,6 +38,9 @@ class WaitReason(StrEnum):
     BFL_CAPACITY = "bfl_capacity"
     # Every BFL account the job may use cools down after BFL's refusals (SPEC §14).
     ACCOUNT_COOLING = "account_cooling"
+    # Storage is behind: the results BFL finished and fluxhook has not stored would take too long to store
+    # (core/pacing.py); new sends go as it catches up.
+    STORAGE = "storage"
 
 
 # Each reason in words, for the dashboard and the command line.
@@ -49,6 +53,8 @@ DESCRIPTIONS: dict[WaitReason, str] = {
     WaitReason.BUDGET_SETTLING: "it goes alone, once the prices of the submissions under way are known",
     WaitReason.BFL_CAPACITY: "BFL said it is full (429 or 503)",
     WaitReason.ACCOUNT_COOLING: "every BFL account it may use cools down after BFL's refusals (503, 5xx, 402)",
+    WaitReason.STORAGE: "storage is behind: the results not yet stored would take too long to store before their "
+                        "URLs lapse (STORE_PACING_SHARE); sends go on as it catches up",
 }
 
 
@@ -95,8 +101,8 @@ class Place(StrEnum):
 class LineState:
     """What decides whether a job in line could take a slot now: its owner's slots (read only with a limit) and
     ``max_active`` (None: no limit of its own), its pool's slots and limit, ``BFL_MAX_ACTIVE``, and when the pool's
-    pause ends (None: not paused), over the accounts it may use that take tasks; and when the first of those
-    accounts recovers, when every one cools down (None: one takes tasks)."""
+    pause ends (None: not paused), over the accounts it may use that take tasks; when the first of those
+    accounts recovers, when every one cools down (None: one takes tasks); and whether sends wait for storage."""
 
     owner_held: int
     owner_cap: int | None
@@ -105,12 +111,17 @@ class LineState:
     total_limit: int
     paused_until: float | None = None
     cooling_until: float | None = None
+    # New sends wait for storage (core/pacing.py), and about when they may go again (None: unknown).
+    storage_held: bool = False
+    storage_until: float | None = None
 
 
 def in_line(state: LineState, now: float) -> Waiting:
     """The reason a job in line waits, from the slots as they are (the module's doc gives the order)."""
     if state.owner_cap is not None and state.owner_held >= state.owner_cap:
         return Waiting(WaitReason.KEY_MAX_ACTIVE)
+    if state.storage_held:
+        return Waiting(WaitReason.STORAGE, state.storage_until)
     if state.cooling_until is not None:
         return Waiting(WaitReason.ACCOUNT_COOLING, state.cooling_until)
     if state.paused_until is not None and state.paused_until > now:

@@ -27,6 +27,7 @@ from fluxhook.store.locks import Locks
 from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
+from fluxhook.store.pacing import Pacer
 from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
 from fluxhook.store.tallies import Tallies
@@ -56,6 +57,8 @@ class SweepWork(NamedTuple):
     canceling: bool = False
     # A batch's making stopped before its last item (``Batches.claim_unmade``).
     unmade: bool = False
+    # Results BFL finished that fluxhook has not stored yet: what sends are paced by (``Pacer``).
+    ready: int = 0
 
 
 class Store:
@@ -91,6 +94,7 @@ class Store:
         self.watching = Watching(connection, keys=keys)
         self.batches = Batches(connection, ttl=ttl, keys=keys)
         self.variants = VariantRecords(connection, ttl=ttl, keys=keys)
+        self.pacer = Pacer(connection, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
@@ -118,8 +122,10 @@ class Store:
         pipe = self.connection.pipeline(transaction=False)
         for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade):
             pipe.zcount(index, "-inf", now)
-        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade)
+        self.pacer.waiting(pipe)
+        *found, ready = pipe.execute()
+        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in found)
+        return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade, ready=int(ready))
 
     def sweep_holds_nothing(self) -> bool:
         """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything

@@ -58,6 +58,8 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function room(account, pool)
     local its = account.pools[pool.name]
     if held_in(account, pool.name) >= its.limit then return false end
+    -- Storage is behind (store_pacing.lua): no send goes, whichever the account; the mark's lift wakes a dispatch.
+    if s.storage_held() then return false end
     if cooling(account) or paused_ms(its) ~= -2 then
       s.on_timer = true
       return false

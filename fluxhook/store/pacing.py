@@ -1,0 +1,75 @@
+"""Sends paced by storage, in Redis: the stored counts sends are paced by, and the mark that holds new sends back
+while the backlog of results not yet stored is too long to store before their URLs lapse (``core.pacing``'s rule,
+applied by ``lua/store_pacing.lua``).
+
+What it costs: a stored result adds nothing to its own step; its count is tallied by its process
+(``effects.CountStored``) and written with the process's other counts every few seconds. The backlog is the ready
+jobs' index's size, which the job's moves keep already. Each worker's sweep reads that size once a second and judges
+only at the floor or past it, or while its last judgement held sends back (``Pacer.judging``); the slot scripts read
+the mark in the one look they make for cooldowns and pauses, so a send costs nothing more while no mark is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis import Redis
+
+from fluxhook.core import transitions as st
+from fluxhook.core.pacing import MIN_SPAN, RATE_WINDOW, Backlog, PacingRule
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.replies import text
+from fluxhook.store.scripts import LuaScript
+
+# How long the mark holds sends back unless judged again: a pacer that died holds nothing longer (the dispatchers'
+# own wait then bounds how late the held jobs go).
+HELD_GUARD = 10.0
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One reading: whether new sends wait for storage, the backlog it read, and when they may go again (None:
+    unknown, or not held)."""
+
+    holds: bool
+    backlog: Backlog
+    until: float | None = None
+
+
+class Pacer:
+    """Storage's pacing of sends, on one connection."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._script = LuaScript(connection, "store_pacing")
+        # Whether this process's last judgement held sends back: it judges again below the floor, to lift the mark.
+        self.judging = False
+
+    def waiting(self, pipe) -> None:
+        """Queue on ``pipe`` the read of the backlog's size (the ready jobs): one command."""
+        pipe.zcard(self.keys.status(st.READY))
+
+    def judge(self, now: float, rule: PacingRule) -> Judged:
+        """Set the mark (sends wait) or lift it (a dispatcher woken in the same step), by ``rule``."""
+        judged = self._run(now, rule, judge=True)
+        self.judging = judged.holds
+        return judged
+
+    def read(self, now: float, rule: PacingRule) -> Judged:
+        """The backlog and the rate now, as a judgement would find them; nothing written."""
+        return self._run(now, rule, judge=False)
+
+    def held(self) -> bool:
+        """Whether new sends wait for storage now (the mark is set)."""
+        return bool(self.connection.exists(self.keys.store_held))
+
+    def _run(self, now: float, rule: PacingRule, *, judge: bool) -> Judged:
+        minute = int(now) // 60
+        keys = [self.keys.status(st.READY), self.keys.stored_counts(minute), self.keys.stored_counts(minute - 1),
+                self.keys.store_held, self.keys.slot_freed]
+        args = [repr(now), repr(rule.share), repr(rule.shortest_life), rule.floor, int(HELD_GUARD * 1000), RATE_WINDOW,
+                MIN_SPAN, "1" if judge else "0"]
+        holds, waiting, stored, span, until = self._script(keys, args)
+        return Judged(bool(holds), Backlog(int(waiting), int(stored), float(text(span))),
+                      float(text(until)) if text(until) else None)
