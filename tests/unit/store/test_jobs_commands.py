@@ -67,10 +67,13 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
         f"HSET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} 2"], commands
     # No count of slots; at most the due index's, as the job's send lease makes it due (sweep_index.lua).
     assert {c for c in commands if c.startswith("ZCARD")} <= {f"ZCARD {KEYS.due}"}, commands
-    # No account cools down and no pool is paused: one EXISTS of every cooldown and pause says so, and none is read.
-    assert _naming(commands, "EXISTS fh:acct") == [
-        f"EXISTS {KEYS.cooling('default')} {KEYS.paused(DEFAULT_POOL)} {KEYS.paused(KONTEXT_MAX_POOL)}"], commands
+    # No account cools down, no pool is paused and storage holds no send back: one EXISTS of every cooldown, pause and
+    # storage's mark says so, and none is read.
+    assert _naming(commands, "EXISTS fh:store:held") == [
+        f"EXISTS {KEYS.store_held} {KEYS.cooling('default')} {KEYS.paused(DEFAULT_POOL)} "
+        f"{KEYS.paused(KONTEXT_MAX_POOL)}"], commands
     assert not _naming(commands, "PTTL") and not _naming(commands, "HMGET fh:acct")
+    assert not _naming(commands, f"GET {KEYS.store_held}")
     # Its owner's pass is read with the clock and its estimate of slot time (kept beside them), and the pass and the
     # clock written with its turn: one command each.
     assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
