@@ -43,8 +43,8 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
         finish_unmade(svc, now)  # a batch it cuts short is canceled: the next sweep ends its items
     if work.canceling:
         finish_cancels(svc, now)
-    # New sends wait while storage is behind, and go as it catches up: judged here, once a second in every worker,
-    # from the backlog the look above read.
+    # New sends wait while storage is behind, and go as it catches up: judged here, in every worker, from the
+    # backlog the look above read.
     pace(svc, work.ready, now)
     return SweepReport(due=len(due), deadlines=deadlines,
                        found=any((work.jobs, work.deadlines, work.unmade, work.canceling)))

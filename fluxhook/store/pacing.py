@@ -4,8 +4,9 @@ applied by ``lua/store_pacing.lua``).
 
 What it costs: a stored result adds nothing to its own step; its count is tallied by its process
 (``effects.CountStored``) and written with the process's other counts every few seconds. The backlog is the ready
-jobs' index's size, which the job's moves keep already. Each worker's sweep reads that size once a second and judges
-only at the floor or past it, or while its last judgement held sends back (``Pacer.judging``); the slot scripts read
+jobs' index's size, which the job's moves keep already. Each worker's sweep reads that size every few seconds
+(``LOOK_EVERY``; each second while its last judgement held sends back, ``Pacer.judging``) and judges only at the floor
+or past it, or while it held them (to lift the mark); the slot scripts read
 the mark in the one look they make for cooldowns and pauses, so a send costs nothing more while no mark is set.
 """
 
@@ -21,6 +22,10 @@ from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
+# How often a sweep reads the backlog while sends go (it reads it at each sweep while they wait, to lift the mark as
+# soon as storage catches up): the most sends that go past the bound are this long's, a small part of the bound's
+# minutes, for a command every few seconds rather than each second.
+LOOK_EVERY = 5.0
 # How long the mark holds sends back unless judged again: a pacer that died holds nothing longer (the dispatchers'
 # own wait then bounds how late the held jobs go).
 HELD_GUARD = 10.0
@@ -45,6 +50,15 @@ class Pacer:
         self._script = LuaScript(connection, "store_pacing")
         # Whether this process's last judgement held sends back: it judges again below the floor, to lift the mark.
         self.judging = False
+        self._next_look = 0.0
+
+    def looks(self, now: float) -> bool:
+        """Whether the sweep at ``now`` reads the backlog: each sweep while this process holds sends back, else every
+        ``LOOK_EVERY`` seconds."""
+        if not self.judging and now < self._next_look:
+            return False
+        self._next_look = now + LOOK_EVERY
+        return True
 
     def waiting(self, pipe) -> None:
         """Queue on ``pipe`` the read of the backlog's size (the ready jobs): one command."""

@@ -1,5 +1,5 @@
 """Sends paced by storage (``core.pacing``): the rule as the settings and the model catalog give it, and its
-judgement, made by each worker's sweep (``lifecycle.sweep``) once a second from the backlog the sweep's one look read."""
+judgement, made by each worker's sweep (``lifecycle.sweep``) from the backlog the sweep's one look read."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def rule_of(config: Config) -> PacingRule:
     return PacingRule(config.store_pacing_share, float(min(lives)) if lives else 600.0, config.store_pacing_floor)
 
 
-def pace(svc: Services, ready: int, now: float) -> Judged | None:
-    """Judge whether new sends wait for storage, given ``ready`` results not stored (read by the caller): only at
-    the floor or past it, or while this process's last judgement held them (to lift its mark); else None, and
-    nothing asked of Redis."""
+def pace(svc: Services, ready: int | None, now: float) -> Judged | None:
+    """Judge whether new sends wait for storage, given ``ready`` results not stored (read by the caller; None: not
+    read this time): only at the floor or past it, or while this process's last judgement held them (to lift its
+    mark); else None, and nothing asked of Redis."""
     rule = rule_of(svc.config)
-    if not rule.on or (ready < rule.floor and not svc.store.pacer.judging):
+    if ready is None or not rule.on or (ready < rule.floor and not svc.store.pacer.judging):
         return None
     return svc.store.pacer.judge(now, rule)

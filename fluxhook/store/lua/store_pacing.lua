@@ -35,15 +35,15 @@ local span = oldest and math.min(window, math.max(0, now - oldest)) or 0
 local rate = stored > 0 and stored / math.max(span, min_span) or 0
 local bound = share * life
 local holds = share > 0 and waiting > 0 and waiting >= floor and (rate == 0 or waiting / rate >= bound)
-local until = ''
+local go_at = ''
 if holds and rate > 0 then
-  until = fmt(now + math.max(0, (waiting - math.max(bound * rate, floor)) / rate))
+  go_at = fmt(now + math.max(0, (waiting - math.max(bound * rate, floor)) / rate))
 end
 if judge then
   if holds then
-    redis.call('SET', KEYS[4], until .. '|' .. waiting .. '|' .. fmt(rate), 'PX', ARGV[5])
+    redis.call('SET', KEYS[4], go_at .. '|' .. waiting .. '|' .. fmt(rate), 'PX', ARGV[5])
   elseif redis.call('DEL', KEYS[4]) == 1 then
     if redis.call('LPUSH', KEYS[5], 1) > 1 then redis.call('LTRIM', KEYS[5], 0, 0) end
   end
 end
-return {holds and 1 or 0, waiting, stored, fmt(span), until}
+return {holds and 1 or 0, waiting, stored, fmt(span), go_at}
