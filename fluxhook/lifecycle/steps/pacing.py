@@ -26,3 +26,9 @@ def pace(svc: Services, ready: int | None, now: float) -> Judged | None:
     if ready is None or not rule.on or (ready < rule.floor and not svc.store.pacer.judging):
         return None
     return svc.store.pacer.judge(now, rule)
+
+
+def backlog_now(svc: Services, now: float) -> Judged:
+    """The backlog and the rate storage kept now, as a judgement would find them (nothing written): for /metrics and
+    the dashboard."""
+    return svc.store.pacer.read(now, rule_of(svc.config))
