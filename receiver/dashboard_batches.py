@@ -34,7 +34,7 @@ from . import dashboard_session as auth
 from .bulkheads import bfl_calls
 from .context import services
 from .dashboard import bp
-from .dashboard_view import SHEET, clock, credits, picture
+from .dashboard_view import SHEET, batch_done, clock, credits, picture
 from .errors import error_response
 from .replicated import replicated
 
@@ -75,7 +75,7 @@ def batch_row(batch: Batch, key_name: str | None) -> dict:
         "key_href": f"/batches?key_id={batch.key_id}" if batch.key_id else "",
         "percent": percent,
         "progress": progress,
-        "done": f"{batch.ended_items:,} of {batch.total:,} ended",
+        "done": batch_done(batch),
         "counts": " · ".join(f"{n:,} {name}" for name in st.STATUSES if (n := batch.counts.get(name, 0))),
         "cost": credits(round(batch.cost_credits, 4)),
         "created": clock(batch.created_at),

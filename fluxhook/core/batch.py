@@ -69,6 +69,8 @@ class Batch:
     # Each status's count of its items (a status with none is left out), and what BFL charged for them so far.
     counts: dict[str, int] = field(default_factory=dict)
     cost_credits: float = 0.0
+    # Its items BFL was sent (each paid for whatever follows: a cancel saves only the others).
+    sent: int = 0
     ended_at: float | None = None
     canceled_at: float | None = None
     # The items its request asked for, and when its making stopped short of them (``interrupted``).
@@ -105,6 +107,7 @@ class Batch:
             "counts": {**{s: self.counts.get(s, 0) for s in st.STATUSES}, "total": self.total},
             "cost": {"credits": round(self.cost_credits, 4)},
             "progress": self.progress,
+            "sent": self.sent,
             "created_at": iso(self.created_at),
             "ended_at": iso(self.ended_at),
             "canceled_at": iso(self.canceled_at),

@@ -31,8 +31,9 @@ class SweepReport:
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
     """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; cut short the
-    batches whose making stopped, and end those canceled; judge whether new sends wait for storage. One look first says which of these have anything to do (a
-    sweep runs every second in every worker process, and most find nothing)."""
+    batches whose making stopped, and end those canceled; judge whether new sends wait for storage. One look first
+    says which of these have anything to do (a sweep runs every second in every worker process, and most find
+    nothing)."""
     now = time.time() if now is None else now
     work = svc.store.sweep_work(now)
     claim = now + CLAIM_LEASE

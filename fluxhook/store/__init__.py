@@ -24,10 +24,10 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.key_counters import KeyCounters
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
+from fluxhook.store.pacing import Pacer
 from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
-from fluxhook.store.pacing import Pacer
 from fluxhook.store.slots import Slots
 from fluxhook.store.streams import StreamLeases
 from fluxhook.store.tallies import Tallies

@@ -2,7 +2,8 @@
 
 Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
 are views, not records: nothing decides anything by them but sends paced by storage, which read the stored counts
-(``CountStored``) as a rate over a minute, where counts late by a flush or lost with a process only make it careful. So a ``CountMetrics`` or ``CountHourly`` effect is not
+(``CountStored``) as a rate over a minute, where counts late by a flush or lost with a process only make it careful.
+So a ``CountMetrics``, ``CountHourly`` or ``CountStored`` effect is not
 done in its transition's step: once the transition moved (and took its lock, if it names one), or once
 ``Effects.apply`` did the rest, its amounts are added to this process's tally. A process that ``start``\\ s the tally
 (a worker, a web process) writes it every ``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each
