@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 import pytest
 
 from credit_helpers import finish_job, submit_job
-from fluxhook.credits import accounting, reports
-from fluxhook.credits.figures import epoch
 from fluxhook.core.batch import Batch
 from fluxhook.core.pacing import Backlog
+from fluxhook.credits import accounting, reports
+from fluxhook.credits.figures import epoch
 from fluxhook.store.effects import CountHourly
 from fluxhook.store.pacing import Judged
 from receiver import dashboard_overview as view
