@@ -178,7 +178,7 @@ def page():
     now = time.time()
     svc = services()
     data = reports.overview(svc, now, **RANGES[span])
-    storage = storage_panel(pacing.backlog_now(svc, now), svc.store.pacer.held())
+    storage = storage_panel(pacing.backlog_now(svc, now), svc.store.pacer.level_now())
     recent, _ = svc.store.batches.list(None, every_owner=True, limit=RECENT_BATCHES)
     return render_template("dashboard/overview.html",
                            view=overview_page(data, span, now, accounts=accounts_view.accounts_now(svc, now),

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch, BatchStatus
+from fluxhook.core.pacing import BULK, NONE
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.figures import epoch, format_credits, read_ago
 from fluxhook.store.pacing import Judged
@@ -192,9 +193,9 @@ def balances(accounts: list[dict], now: float) -> list[dict]:
     return shown
 
 
-def storage_panel(judged: Judged, held: bool) -> dict:
+def storage_panel(judged: Judged, level: str) -> dict:
     """Storage now: the results BFL finished that fluxhook has not stored, how long storing them takes at the rate it
-    stored over the last minute, and whether new sends wait for it (waiting reason ``storage``)."""
+    stored over the last minute, and what waits for it (``level``, the mark's: waiting reason ``storage``)."""
     backlog = judged.backlog
     rate = f"{backlog.rate:.1f} a second over the last minute" if backlog.rate > 0 else "none stored in the last minute"
     if backlog.waiting == 0:
@@ -203,13 +204,16 @@ def storage_panel(judged: Judged, held: bool) -> dict:
         seconds = "storing them: not measured yet"
     else:
         seconds = f"about {duration(backlog.seconds)} of storing"
-    if not held:
+    what = "batch items' sends wait" if level == BULK else "new sends wait"
+    if level == NONE:
         state = "sends go"
     elif judged.until is not None:
-        state = f"new sends wait for storage (waiting reason storage), until about {clock(judged.until)} UTC"
+        state = f"{what} for storage (waiting reason storage), until about {clock(judged.until)} UTC"
     else:
-        state = "new sends wait for storage (waiting reason storage) until it stores again"
-    return {"waiting": backlog.waiting, "seconds": seconds, "rate": rate, "held": held, "state": state}
+        state = f"{what} for storage (waiting reason storage) until it stores again"
+    if level == BULK:
+        state += "; single jobs still go"
+    return {"waiting": backlog.waiting, "seconds": seconds, "rate": rate, "held": level != NONE, "state": state}
 
 
 def running_batches(batches: list[Batch]) -> list[dict]:

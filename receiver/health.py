@@ -8,6 +8,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
+from fluxhook.core.pacing import NONE
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, balance, reports
 from fluxhook.lifecycle import readiness
@@ -99,7 +100,8 @@ def _storage(svc, waiting: dict[str, int], now: float):
                    ("store",))
     yield fm.gauge("fluxhook_store_backlog", "Results BFL finished that fluxhook has not stored yet.",
                    {(svc.storage.location,): judged.backlog.waiting}, ("store",))
-    held = svc.store.pacer.held()
+    # Jobs in line while storage holds sends back (batch items first: a key's single jobs in line then are few).
+    held = svc.store.pacer.level_now() != NONE
     yield fm.gauge("fluxhook_sends_waiting_storage", "Jobs whose send to BFL waits for storage to catch up "
                                                      "(STORE_PACING_SHARE).", {(): sum(waiting.values()) if held else 0})
 

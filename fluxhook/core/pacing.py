@@ -7,6 +7,10 @@ a share of the shortest URL life (``STORE_PACING_SHARE``, half by default): the 
 at BFL and a rate that falls. Below a few results per download lane (``STORE_PACING_FLOOR``) nothing is judged: a
 cold start has no rate yet, and a small backlog drains before any URL could lapse.
 
+Batch items wait first; single jobs (someone waits for each) wait only once the backlog passes halfway from the
+bound to the whole life: the one ordering rule (a key's single jobs before its batch items) holds here too, and a
+single job's result still lands well inside its URL's life.
+
 ``store/lua/store_pacing.lua`` applies the same rule in Redis; a test holds the two to the same answers.
 """
 
@@ -39,6 +43,11 @@ class PacingRule:
         return self.share * self.shortest_life
 
     @property
+    def single_bound(self) -> float:
+        """The seconds of storing past which single jobs wait too: halfway from the bound to the whole life."""
+        return (self.share + 1) / 2 * self.shortest_life
+
+    @property
     def on(self) -> bool:
         return self.share > 0
 
@@ -65,12 +74,24 @@ class Backlog:
         return self.waiting / self.rate if self.rate > 0 else math.inf
 
 
+# What waits for storage: nothing, batch items, or every send.
+NONE, BULK, ALL = "", "bulk", "all"
+
+
 def holds(rule: PacingRule, backlog: Backlog) -> bool:
-    """Whether new sends wait for storage: pacing on, the backlog at its floor or past it, and storing it would take
-    the whole bound or more."""
+    """Whether new sends of batch items wait for storage: pacing on, the backlog at its floor or past it, and storing
+    it would take the whole bound or more."""
     if not rule.on or backlog.waiting < rule.floor:
         return False
     return backlog.seconds >= rule.bound
+
+
+def level(rule: PacingRule, backlog: Backlog) -> str:
+    """What waits for storage: ``ALL`` past the single jobs' bound, ``BULK`` (batch items) past the bound, else
+    ``NONE``."""
+    if not holds(rule, backlog):
+        return NONE
+    return ALL if backlog.seconds >= rule.single_bound else BULK
 
 
 def drained_in(rule: PacingRule, backlog: Backlog) -> float | None:

@@ -111,16 +111,22 @@ class LineState:
     total_limit: int
     paused_until: float | None = None
     cooling_until: float | None = None
-    # New sends wait for storage (core/pacing.py), and about when they may go again (None: unknown).
-    storage_held: bool = False
+    # What waits for storage (core/pacing.py): "all" (every send), "bulk" (batch items), None (nothing); and about
+    # when batch items may go again (None: unknown).
+    storage: str | None = None
     storage_until: float | None = None
 
+    def held_by_storage(self, bulk: bool) -> bool:
+        """Whether storage holds a job back: every send, or a batch item (``bulk``) while batch items wait."""
+        return self.storage == "all" or (self.storage == "bulk" and bulk)
 
-def in_line(state: LineState, now: float) -> Waiting:
-    """The reason a job in line waits, from the slots as they are (the module's doc gives the order)."""
+
+def in_line(state: LineState, now: float, bulk: bool = False) -> Waiting:
+    """The reason a job in line waits, from the slots as they are (the module's doc gives the order); ``bulk``: a
+    batch item's."""
     if state.owner_cap is not None and state.owner_held >= state.owner_cap:
         return Waiting(WaitReason.KEY_MAX_ACTIVE)
-    if state.storage_held:
+    if state.held_by_storage(bulk):
         return Waiting(WaitReason.STORAGE, state.storage_until)
     if state.cooling_until is not None:
         return Waiting(WaitReason.ACCOUNT_COOLING, state.cooling_until)
@@ -132,11 +138,12 @@ def in_line(state: LineState, now: float) -> Waiting:
     return Waiting(WaitReason.BFL_SLOTS)
 
 
-def waiting(status: str, place: Place, line: LineState | None, recorded: Waiting | None, now: float) -> Waiting | None:
+def waiting(status: str, place: Place, line: LineState | None, recorded: Waiting | None, now: float,
+            bulk: bool = False) -> Waiting | None:
     """Why a job waits: None unless it is ``queued`` and waits (not while it holds a slot); in line, the slots say
-    (``line``); out of line, its ``recorded`` wait does."""
+    (``line``; ``bulk``: a batch item's); out of line, its ``recorded`` wait does."""
     if status != st.QUEUED or place is Place.SLOT:
         return None
     if place is Place.LINE and line is not None:
-        return in_line(line, now)
+        return in_line(line, now, bulk)
     return recorded

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from fluxhook.core import transitions as st
-from fluxhook.core.pacing import MIN_SPAN, RATE_WINDOW, Backlog, PacingRule
+from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, RATE_WINDOW, Backlog, PacingRule
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
@@ -33,12 +33,16 @@ HELD_GUARD = 10.0
 
 @dataclass(frozen=True)
 class Judged:
-    """One reading: whether new sends wait for storage, the backlog it read, and when they may go again (None:
-    unknown, or not held)."""
+    """One reading: what waits for storage (``core.pacing``'s ``NONE``, ``BULK``, ``ALL``), the backlog it read, and
+    when batch items may go again (None: unknown, or none wait)."""
 
-    holds: bool
+    level: str
     backlog: Backlog
     until: float | None = None
+
+    @property
+    def holds(self) -> bool:
+        return self.level != NONE
 
 
 class Pacer:
@@ -74,9 +78,13 @@ class Pacer:
         """The backlog and the rate now, as a judgement would find them; nothing written."""
         return self._run(now, rule, judge=False)
 
-    def held(self) -> bool:
-        """Whether new sends wait for storage now (the mark is set)."""
-        return bool(self.connection.exists(self.keys.store_held))
+    def level_now(self) -> str:
+        """What waits for storage now (``NONE``, ``BULK``: batch items, ``ALL``), as the mark says."""
+        mark = self.connection.get(self.keys.store_held)
+        if mark is None:
+            return NONE
+        parts = text(mark).split("|")
+        return parts[3] if len(parts) > 3 and parts[3] in (BULK, ALL) else ALL
 
     def _run(self, now: float, rule: PacingRule, *, judge: bool) -> Judged:
         minute = int(now) // 60
@@ -84,6 +92,6 @@ class Pacer:
                 self.keys.store_held, self.keys.slot_freed]
         args = [repr(now), repr(rule.share), repr(rule.shortest_life), rule.floor, int(HELD_GUARD * 1000), RATE_WINDOW,
                 MIN_SPAN, "1" if judge else "0"]
-        holds, waiting, stored, span, until = self._script(keys, args)
-        return Judged(bool(holds), Backlog(int(waiting), int(stored), float(text(span))),
+        level, waiting, stored, span, until = self._script(keys, args)
+        return Judged(text(level), Backlog(int(waiting), int(stored), float(text(span))),
                       float(text(until)) if text(until) else None)

@@ -520,9 +520,9 @@ def line_state(state: list) -> LineState:
     """What holds a job in line back, as ``lua/slots_waits.lua`` lists it."""
     owner_held, cap, pool_held, pool_limit, total_limit, paused, cooling = state[:7]
     # A timeline entry an older release wrote has no storage's part: it waited for none.
-    storage, storage_until = [*state[7:], 0, ""][:2]
+    storage, storage_until = [*(text(x) for x in state[7:]), "", ""][:2]
     return LineState(owner_held=int(owner_held), owner_cap=int(cap) if cap else None, pool_held=int(pool_held),
                      pool_limit=int(pool_limit), total_limit=int(total_limit),
                      paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None,
-                     storage_held=bool(int(storage)), storage_until=float(storage_until) if storage_until else None)
+                     storage=storage or None, storage_until=float(storage_until) if storage_until else None)
 

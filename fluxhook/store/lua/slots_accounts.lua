@@ -127,6 +127,12 @@ function slots_accounts.read()
     end
     return storage_mark
   end
+  -- What waits for storage: 'all' (every send), 'bulk' (batch items: a key's single jobs go before them), or false.
+  local function storage_level()
+    local mark = storage_held()
+    if not mark then return false end
+    return string.match(mark, '^[^|]*|[^|]*|[^|]*|(%a+)$') or 'all'
+  end
   -- The ms left of the pool's pause at the account (PTTL: -2 for none), read once per script: the dispatch asks it
   -- at each turn, and a wait's reason asks it again.
   local function paused_ms(its)
@@ -173,5 +179,6 @@ function slots_accounts.read()
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
           cap = cap, know_cap = know_cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
-          paused_ms = paused_ms, held_in = held_in, held_over = held_over, storage_held = storage_held}
+          paused_ms = paused_ms, held_in = held_in, held_over = held_over, storage_held = storage_held,
+          storage_level = storage_level}
 end

@@ -61,5 +61,7 @@ else
   if s.on_timer then wake() end
 end
 local line = slots_waits.state(s, pool.name, owner, route)
+-- Storage holding batch items back holds no single job: the state is this job's own.
+if line[8] == 'bulk' and not members.is_bulk(ARGV[rest + 6]) then line[8], line[9] = '', '' end
 if spec then job_record.note_wait(spec, K.after, line) end
 return {false, line}

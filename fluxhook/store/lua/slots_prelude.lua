@@ -58,8 +58,8 @@ function slots_prelude.start(s, only, keep_lapsed)
   local function room(account, pool)
     local its = account.pools[pool.name]
     if held_in(account, pool.name) >= its.limit then return false end
-    -- Storage is behind (store_pacing.lua): no send goes, whichever the account; the mark's lift wakes a dispatch.
-    if s.storage_held() then return false end
+    -- Storage is far behind (store_pacing.lua): no send goes, whichever the account; the mark's lift wakes a dispatch.
+    if s.storage_level() == 'all' then return false end
     if cooling(account) or paused_ms(its) ~= -2 then
       s.on_timer = true
       return false
@@ -158,9 +158,12 @@ function slots_prelude.start(s, only, keep_lapsed)
       local open = #waiting > 0 and open_in(pool) or {}
       if #open > 0 then
         local candidates = {}
+        -- Storage behind holds batch items back (store_pacing.lua); an owner's single jobs come before its items.
+        local bulk_held = s.storage_level() == 'bulk'
         for _, head in ipairs(waiting) do
           local job, item
           if head.job and owner_room(head.owner) then job, item = goable(pool, head, open) end
+          if job and bulk_held and members.is_bulk(item) then job = nil end
           if job then
             -- Its estimate at the account it would take is read with its pass: its turn, if it wins, costs that.
             local account = account_for(job, open)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from fluxhook.core.pacing import MIN_SPAN, Backlog, PacingRule, drained_in, holds
+from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, Backlog, PacingRule, drained_in, holds, level
 
 RULE = PacingRule(share=0.5, shortest_life=600, floor=16)
 
@@ -47,3 +47,14 @@ def test_sends_go_again_once_the_backlog_drains_to_the_bound():
     assert drained_in(RULE, Backlog(waiting=30)) is None
     # A slow store: 30 fit the bound, 14 over it take 140 s.
     assert drained_in(RULE, Backlog(waiting=44, stored=6, span=60)) == 140
+
+
+def test_batch_items_wait_at_the_bound_and_single_jobs_only_halfway_from_it_to_the_whole_life():
+    assert RULE.single_bound == 450
+    one_a_second = dict(stored=60, span=60)
+    assert level(RULE, Backlog(waiting=299, **one_a_second)) == NONE
+    assert level(RULE, Backlog(waiting=300, **one_a_second)) == BULK
+    assert level(RULE, Backlog(waiting=449, **one_a_second)) == BULK
+    assert level(RULE, Backlog(waiting=450, **one_a_second)) == ALL
+    # Nothing stored of late at the floor: every send waits.
+    assert level(RULE, Backlog(waiting=16)) == ALL

@@ -172,14 +172,16 @@ def test_the_accounts_panel_in_words():
 
 
 def test_storage_now_in_words_and_the_running_batches_sent_beside_ended():
-    quiet = view.storage_panel(Judged(False, Backlog(0)), held=False)
+    quiet = view.storage_panel(Judged("", Backlog(0)), "")
     assert quiet["state"] == "sends go" and quiet["seconds"] == "nothing waits to be stored"
-    behind = view.storage_panel(Judged(True, Backlog(400, stored=60, span=60), until=1_800_000_100.0), held=True)
+    behind = view.storage_panel(Judged("all", Backlog(400, stored=60, span=60), until=1_800_000_100.0), "all")
     assert behind["held"] and behind["rate"] == "1.0 a second over the last minute"
     assert behind["seconds"].startswith("about ") and "waiting reason storage" in behind["state"]
     assert "until about" in behind["state"]
-    cold = view.storage_panel(Judged(True, Backlog(40)), held=True)
+    cold = view.storage_panel(Judged("all", Backlog(40)), "all")
     assert cold["seconds"] == "storing them: not measured yet" and "until it stores again" in cold["state"]
+    items = view.storage_panel(Judged("bulk", Backlog(350, stored=60, span=60)), "bulk")
+    assert items["state"].startswith("batch items' sends wait") and items["state"].endswith("single jobs still go")
 
     running = Batch(id="bat_1", model="flux-2-pro", total=500, created_at=1.0, counts={"stored": 80, "queued": 300,
                                                                                        "submitted": 120}, sent=200)

@@ -5,11 +5,12 @@ a dispatcher in the same step, and the jobs held go in their owners' turns, anot
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from fluxhook.core import transitions as st
-from fluxhook.core.pacing import Backlog, PacingRule, holds
+from fluxhook.core.pacing import ALL, BULK, NONE, Backlog, PacingRule, holds, level
 from fluxhook.core.wait_reasons import WaitReason, in_line
 from fluxhook.store.effects import STORED_TTL, CountStored
 from fluxhook.store.keys import KEYS
@@ -53,7 +54,7 @@ def test_the_lua_judges_as_the_rule(connection, pacer, waiting, stored_ago):
     assert judged.backlog.waiting == waiting and judged.backlog.stored == len(recent)
     assert judged.backlog.span == (min(60, NOW - min(recent)) if recent else 0)
     assert judged.holds is holds(RULE, judged.backlog)
-    assert judged.holds is holds(RULE, Backlog(waiting, len(recent), judged.backlog.span))
+    assert judged.level == level(RULE, Backlog(waiting, len(recent), judged.backlog.span))
     # A reading writes nothing.
     assert not connection.exists(KEYS.store_held)
 
@@ -70,7 +71,7 @@ def test_the_mark_holds_every_send_back_and_each_waiting_job_says_storage(connec
     slots = Slots(connection, _config(bfl_max_active=3))
     _backlog(connection, 10)  # nothing stored of late: ten results would never be stored
     judged = pacer.judge(time.time(), RULE)
-    assert judged.holds and judged.until is None and pacer.judging
+    assert judged.level == ALL and judged.until is None and pacer.judging
     assert 0 < connection.pttl(KEYS.store_held) <= HELD_GUARD * 1000
     job = _queued(store)
     # Room at BFL, and yet it waits, saying why.
@@ -79,7 +80,7 @@ def test_the_mark_holds_every_send_back_and_each_waiting_job_says_storage(connec
     assert in_line(joined.line, time.time()).reason is WaitReason.STORAGE
     assert slots.dispatch().jobs == []
     [line] = slots.line_states([(job.pool, "admin", None)])
-    assert line.storage_held and in_line(line, time.time()).reason is WaitReason.STORAGE
+    assert line.storage == ALL and in_line(line, time.time()).reason is WaitReason.STORAGE
 
 
 def test_a_mark_with_a_rate_says_about_when_sends_go_again(connection, pacer):
@@ -143,4 +144,28 @@ def test_a_sweep_reads_the_backlog_every_few_seconds_and_each_second_while_it_ho
 
 def test_pacing_off_sets_no_mark(connection, pacer):
     _backlog(connection, 10_000)
-    assert not pacer.judge(NOW, PacingRule(0, 600, 4)).holds and not connection.exists(KEYS.store_held)
+    assert pacer.judge(NOW, PacingRule(0, 600, 4)).level == NONE and not connection.exists(KEYS.store_held)
+
+
+def test_past_the_bound_batch_items_wait_and_single_jobs_go_until_halfway_to_the_whole_life(connection, store, pacer):
+    slots = Slots(connection, _config(bfl_max_active=3))
+    _stored(connection, *([59.0 - i for i in range(60)]))  # one a second: the bound is 300, single jobs' 450
+    _backlog(connection, 350)
+    assert pacer.judge(NOW, RULE).level == BULK
+    item = replace(_queued(store), batch_id="bat_1")
+    store.connection.hset(KEYS.job(item.id), "batch_id", "bat_1")
+    joined = slots.join(item)
+    assert joined.account is None and in_line(joined.line, time.time(), bulk=True).reason is WaitReason.STORAGE
+    single = _queued(store)
+    joined = slots.join(single)
+    assert joined.account is not None  # a single job goes: someone waits for it
+    connection.delete(KEYS.slot_freed)
+    _backlog(connection, 460)
+    assert pacer.judge(NOW, RULE).level == ALL
+    held = _queued(store)
+    joined = slots.join(held)
+    assert joined.account is None and in_line(joined.line, time.time()).reason is WaitReason.STORAGE
+    # Back to batch items only: the single job held goes at once, woken in the same step; the item still waits.
+    _backlog(connection, 350)
+    assert pacer.judge(NOW, RULE).level == BULK and connection.llen(KEYS.slot_freed) == 1
+    assert slots.dispatch().jobs == [held.id]
