@@ -5,7 +5,8 @@ applied by ``lua/store_pacing.lua``).
 What it costs: a stored result adds nothing to its own step; its count is tallied by its process
 (``effects.CountStored``) and written with the process's other counts every few seconds. The backlog is the ready
 jobs' index's size, which the job's moves keep already. Each worker's sweep reads that size every few seconds
-(``LOOK_EVERY``; each second while its last judgement held sends back, ``Pacer.judging``) and judges only at the floor
+(``LOOK_EVERY``; each second while its last judgement held sends back, ``Pacer.judging``, or the backlog was near the
+floor, ``Pacer.near``) and judges only at the floor
 or past it, or while it held them (to lift the mark); the slot scripts read
 the mark in the one look they make for cooldowns and pauses, so a send costs nothing more while no mark is set.
 """
@@ -54,12 +55,15 @@ class Pacer:
         self._script = LuaScript(connection, "store_pacing")
         # Whether this process's last judgement held sends back: it judges again below the floor, to lift the mark.
         self.judging = False
+        # Whether its last look found the backlog near its floor: it looks each second then, so a fast BFL does not
+        # pile a few seconds of results past the floor before the first judgement.
+        self.near = False
         self._next_look = 0.0
 
     def looks(self, now: float) -> bool:
-        """Whether the sweep at ``now`` reads the backlog: each sweep while this process holds sends back, else every
-        ``LOOK_EVERY`` seconds."""
-        if not self.judging and now < self._next_look:
+        """Whether the sweep at ``now`` reads the backlog: each sweep while this process holds sends back or the
+        backlog is near its floor, else every ``LOOK_EVERY`` seconds."""
+        if not (self.judging or self.near) and now < self._next_look:
             return False
         self._next_look = now + LOOK_EVERY
         return True

@@ -23,6 +23,8 @@ def pace(svc: Services, ready: int | None, now: float) -> Judged | None:
     read this time): only at the floor or past it, or while this process's last judgement held them (to lift its
     mark); else None, and nothing asked of Redis."""
     rule = rule_of(svc.config)
+    if ready is not None:
+        svc.store.pacer.near = ready >= rule.floor // 2
     if ready is None or not rule.on or (ready < rule.floor and not svc.store.pacer.judging):
         return None
     return svc.store.pacer.judge(now, rule)

@@ -1,5 +1,5 @@
 """Sends paced by storage, end to end: the Procfile's processes, BFL finishing results about twice as fast as the one
-worker's one download lane stores them, each link living 20 s with no fresh link for a lapsed one. Key A's batch
+worker's one download lane stores them, each link living 30 s with no fresh link for a lapsed one. Key A's batch
 is held back by storage (its items wait with reason ``storage``), key B's single jobs still go as room comes, and no
 result's link lapses before its download: 0 expired, 0 deliveries refused for a lapsed link."""
 
@@ -15,8 +15,10 @@ from devtools.processes import RedisServer, wait_until
 from helpers import stack_on_db
 from key_helpers import make_key
 
-ITEMS = 80
-URL_LIFE = 20
+ITEMS = 200
+# Long enough for what BFL finishes before the first judgement (a sweep reads the backlog every few seconds until it
+# nears the floor), short enough that the held backlog's seconds are judged against it.
+URL_LIFE = 30
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +33,11 @@ def paced(own_redis, simulator, _spies, tmp_path):
     models = tmp_path / "models.toml"
     models.write_text(f'[models."flux-2-pro"]\nkind = "image"\nurl_life = {URL_LIFE}\n', encoding="utf-8")
     simulator.reset()
-    # Four slots of tasks of 0.3 s finish about ten a second; one lane storing each file in 0.2 s keeps five.
+    # Six slots of tasks of 0.3 s finish over ten a second; one lane storing each file in 0.2 s keeps five. With pacing
+    # off and links of 16 s, 84 of the 200 lapsed before their downloads.
     simulator.settings(url_ttl=URL_LIFE, fresh_links=False, delivery_delay=0.2, task_delay=0.3)
     with stack_on_db(own_redis, simulator, _spies[0].port, Path(tmp_path), 0, BFL_MODELS_FILE=str(models),
-                     BFL_MAX_ACTIVE="4", WORKER_DOWNLOAD_CONCURRENCY="1", STORE_PACING_FLOOR="4") as running:
+                     BFL_MAX_ACTIVE="6", WORKER_DOWNLOAD_CONCURRENCY="1", STORE_PACING_FLOOR="4") as running:
         yield API(running.base_url, token=API_TOKEN)
     simulator.reset()
 
