@@ -140,6 +140,9 @@ def test_a_sweep_reads_the_backlog_every_few_seconds_and_each_second_while_it_ho
     _backlog(connection, 10)
     pacer.judge(NOW + LOOK_EVERY, RULE)
     assert pacer.looks(NOW + LOOK_EVERY + 1) and pacer.looks(NOW + LOOK_EVERY + 2)
+    # Near the floor (the sweep's last look said so), it looks each second too.
+    pacer.judging, pacer.near = False, True
+    assert pacer.looks(NOW + 100) and pacer.looks(NOW + 101)
 
 
 def test_pacing_off_sets_no_mark(connection, pacer):
