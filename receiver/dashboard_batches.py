@@ -26,6 +26,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.core.numbers import decimal
+from fluxhook.core.wait_reasons import describe
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id
 
@@ -94,6 +95,7 @@ def batch_detail(batch: Batch, key_name: str | None) -> dict:
         "ended_flag": batch.ended_at is not None,
         "error": (batch.error or {}).get("message", ""),
         "metadata": json.dumps(batch.metadata, indent=2, ensure_ascii=False) if batch.metadata else "",
+        "waiting": f"its queued items wait: {describe(batch.waiting.reason)}" if batch.waiting else "",
     }
 
 

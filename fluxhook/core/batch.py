@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import iso, job_id_floor, new_job_id
+from fluxhook.core.wait_reasons import Waiting
 
 # The most items one batch may hold.
 MAX_ITEMS = 10_000
@@ -79,6 +80,9 @@ class Batch:
     # Its creation's answer only, never kept: the fields of its items' inputs the model's schema does not know, each
     # sent as given (``{"index", "field", "message"}``, the first items' only).
     warnings: list[dict] = field(default_factory=list)
+    # Why its queued items wait, when a reason holds them all (storage behind: ``storage``); None otherwise. Read with
+    # the batch (``batching.get_batch``), never kept.
+    waiting: Waiting | None = None
 
     @property
     def status(self) -> BatchStatus:
@@ -108,6 +112,7 @@ class Batch:
             "cost": {"credits": round(self.cost_credits, 4)},
             "progress": self.progress,
             "sent": self.sent,
+            "waiting": self.waiting.to_api() if self.waiting else None,
             "created_at": iso(self.created_at),
             "ended_at": iso(self.ended_at),
             "canceled_at": iso(self.canceled_at),

@@ -56,6 +56,9 @@ def test_no_result_expires_when_storage_is_slower_than_bfl_and_another_key_still
 
     held = wait_until(held_for_storage, timeout=60, interval=0.2, message="the batch's items held by storage")
     assert held["waiting"]["reason"] == "storage"
+    # The batch says so too, while it holds items queued.
+    wait_until(lambda: (a.get(f"/v1/batches/{batch['id']}").json()["waiting"] or {}).get("reason") == "storage",
+               timeout=30, interval=0.2, message="the batch waiting for storage")
     # While A's batch waits for storage, B's single job goes as room comes, in its turn.
     single = b.submit("another app's job")
     assert b.wait_for(single["id"], "stored", timeout=60)["status"] == "stored"
