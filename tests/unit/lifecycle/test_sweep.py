@@ -117,18 +117,3 @@ def test_a_job_due_whose_record_is_gone_is_checked_once_and_due_no_more(svc):
 
     assert svc.jobs.due_at("job_gone") is None
 
-
-def test_the_sweep_holds_sends_for_storage_past_the_floor_and_wakes_a_dispatcher_once_it_drains(svc):
-    floor = svc.config.store_pacing_floor
-    ready = {f"job_{i:04d}": 0 for i in range(floor)}
-    svc.redis.zadd(KEYS.status(st.READY), ready)
-    now = time.time()
-    sweep(svc, now)
-    # Nothing stored of late, and a backlog at the floor: every send waits.
-    assert svc.redis.get(KEYS.store_held) is not None and svc.store.pacer.judging
-    svc.redis.delete(KEYS.slot_freed)
-    svc.redis.zrem(KEYS.status(st.READY), *list(ready)[1:])
-    # Judged again at the next sweep (each second while it holds), which lifts the mark and wakes one dispatcher.
-    sweep(svc, now + 1)
-    assert svc.redis.get(KEYS.store_held) is None and not svc.store.pacer.judging
-    assert svc.redis.llen(KEYS.slot_freed) == 1
