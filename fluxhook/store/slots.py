@@ -125,9 +125,11 @@ class EndedHolder:
 
 @dataclass(frozen=True)
 class KnownCap:
-    """An owner's ``max_active`` as its caller read it (None: no limit of its own): ``Slots.join`` asks Redis for none."""
+    """An owner's ``max_active`` as its caller read it (None: no limit of its own), and its ``weight`` when the caller
+    read that too (None: not read): ``Slots.join`` asks Redis for neither."""
 
     max_active: int | None
+    weight: float | None = None
 
 
 class Slots:
@@ -510,10 +512,12 @@ def line_member(job: Job) -> str:
 
 
 def _cap_word(known: KnownCap | None) -> str:
-    """``slots_acquire.lua``'s word for an owner's limit its caller read: '?' not read, '' none, else the limit."""
+    """``slots_acquire.lua``'s word for an owner's limit its caller read: '?' not read, '' none, else the limit; then
+    '|' and its weight when the caller read that too."""
     if known is None:
         return "?"
-    return "" if known.max_active is None else str(known.max_active)
+    cap = "" if known.max_active is None else str(known.max_active)
+    return cap if known.weight is None else f"{cap}|{known.weight!r}"
 
 
 def line_state(state: list) -> LineState:

@@ -95,6 +95,8 @@ function slots_prelude.start(s, only, keep_lapsed)
 
   -- Whose turn is next, by the rule of fair_turns.lua.
   local turns = fair_turns.new(passes, weights, default_weight)
+  -- An owner's weight its caller read already (the request's key): not asked of Redis.
+  function s.know_weight(owner, w) turns.weight_of[owner] = (w and w > 0) and w or default_weight end
 
   -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner (fair_turns.heads). An
   -- owner's head served is looked up again only when its next one is asked for and was not read with it. The lines of

@@ -111,6 +111,18 @@ def test_a_new_job_whose_caller_read_its_key_s_max_active_asks_redis_for_none_an
     assert slots.join(_queued(jobs), known_cap=KnownCap(None)).account == "default"
 
 
+def test_a_new_job_whose_caller_read_its_key_s_weight_asks_redis_for_none_and_its_turn_is_charged_by_it(jobs, slots,
+                                                                                                          connection):
+    slots.set_share("key_w", 4, None)
+    job = as_key(jobs, _queued(jobs), "key_w")
+    commands = _commands(connection, lambda: slots.join(job, known_cap=KnownCap(None, 4.0)))
+    assert slots.account_of(job.id) == "default"
+    assert not _naming(commands, KEYS.share_weights) and not _naming(commands, KEYS.share_max_active), commands
+    # The holder's entry keeps the weight its turn was charged by, as when the weight is read from Redis.
+    entry = connection.hget(KEYS.slot_holders, job.id).decode().split("|")
+    assert float(entry[-1]) == 4.0, entry
+
+
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
     commands = _commands(connection, lambda: slots.dispatch(free_lapsed=False))
     assert _names(commands) == ["ZRANGEBYLEX"] * len(slots.pools), commands
