@@ -6,9 +6,9 @@ What it costs: a stored result adds nothing to its own step; its count is tallie
 (``effects.CountStored``) and written with the process's other counts every few seconds. The backlog is the ready
 jobs' index's size, which the job's moves keep already. Each worker's sweep reads that size every few seconds
 (``LOOK_EVERY``; each second while its last judgement held sends back, ``Pacer.judging``, or the backlog was near the
-floor, ``Pacer.near``) and judges only at the floor
-or past it, or while it held them (to lift the mark); the slot scripts read
-the mark in the one look they make for cooldowns and pauses, so a send costs nothing more while no mark is set.
+floor, ``Pacer.near``) and judges only at the floor or past it, or while it held them (to lift the mark); the slot
+scripts read the mark in the one look they make for cooldowns and pauses, so a send costs nothing more while no mark
+is set.
 """
 
 from __future__ import annotations
