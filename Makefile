@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-paced bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -138,6 +138,11 @@ bench-bulkheads: $(VENV)/.installed
 # item beside a single job's, and a key's single jobs' wait for BFL beside its running batch and with none (about 5 min).
 bench-batches: $(VENV)/.installed
 	$(PY) -m bench.batches
+
+# A 5,000-item batch and another key's single jobs with BFL finishing four times what one worker stores: no result
+# expires with sends paced by storage, beside the same run with pacing off. ITEMS=300 for a shorter run.
+bench-paced: $(VENV)/.installed
+	$(PY) -m bench.paced $(if $(ITEMS),--items $(ITEMS))
 
 # A key's single jobs beside its own 1,000-item batch's queued downloads (BFL ending tasks faster than files download),
 # and another key's, timed from BFL's end to stored beside the key's single jobs with no batch (about 3 min).

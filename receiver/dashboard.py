@@ -23,14 +23,14 @@ from fluxhook.credits import reports
 from fluxhook.credits.figures import format_credits
 from fluxhook.lifecycle import accounts_view, notifications
 from fluxhook.lifecycle.removal import remove_job
-from fluxhook.lifecycle.steps import timeline, waits
+from fluxhook.lifecycle.steps import pacing, timeline, waits
 from fluxhook.lifecycle.steps.callers import is_key_id, key_id_in
 from fluxhook.lifecycle.watching import watch
 from fluxhook.media.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 
 from . import dashboard_session as auth
 from .context import services
-from .dashboard_overview import DEFAULT_RANGE, RANGES, overview_page
+from .dashboard_overview import DEFAULT_RANGE, RANGES, overview_page, running_batches, storage_panel
 from .dashboard_view import LIVE_BADGE, api_examples, detail, notify_note, row
 from .errors import error_response
 
@@ -38,6 +38,8 @@ bp = Blueprint("dashboard", __name__)
 log = logging.getLogger("fluxhook.dashboard")
 
 PAGE_SIZE = 25
+# The newest batches the overview looks among for those running.
+RECENT_BATCHES = 10
 # Thumbnails are at most a few tens of KiB; anything bigger is not one of ours.
 MAX_THUMBNAIL_BYTES = 1024 * 1024
 _OPEN = ("dashboard.sign_in_form", "dashboard.sign_in")
@@ -176,8 +178,11 @@ def page():
     now = time.time()
     svc = services()
     data = reports.overview(svc, now, **RANGES[span])
+    storage = storage_panel(pacing.backlog_now(svc, now), svc.store.pacer.level_now())
+    recent, _ = svc.store.batches.list(None, every_owner=True, limit=RECENT_BATCHES)
     return render_template("dashboard/overview.html",
-                           view=overview_page(data, span, now, accounts=accounts_view.accounts_now(svc, now)))
+                           view=overview_page(data, span, now, accounts=accounts_view.accounts_now(svc, now),
+                                              storage=storage, batches=running_batches(recent)))
 
 
 @bp.get("/jobs", endpoint="jobs")

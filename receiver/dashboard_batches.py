@@ -26,6 +26,7 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import AlreadyEnded, BatchNotFound, InvalidRequest
 from fluxhook.core.job import Job
 from fluxhook.core.numbers import decimal
+from fluxhook.core.wait_reasons import describe
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller, is_key_id
 
@@ -34,7 +35,7 @@ from . import dashboard_session as auth
 from .bulkheads import bfl_calls
 from .context import services
 from .dashboard import bp
-from .dashboard_view import SHEET, clock, credits, picture
+from .dashboard_view import SHEET, batch_done, clock, credits, picture
 from .errors import error_response
 from .replicated import replicated
 
@@ -75,7 +76,7 @@ def batch_row(batch: Batch, key_name: str | None) -> dict:
         "key_href": f"/batches?key_id={batch.key_id}" if batch.key_id else "",
         "percent": percent,
         "progress": progress,
-        "done": f"{batch.ended_items:,} of {batch.total:,} ended",
+        "done": batch_done(batch),
         "counts": " · ".join(f"{n:,} {name}" for name in st.STATUSES if (n := batch.counts.get(name, 0))),
         "cost": credits(round(batch.cost_credits, 4)),
         "created": clock(batch.created_at),
@@ -94,6 +95,7 @@ def batch_detail(batch: Batch, key_name: str | None) -> dict:
         "ended_flag": batch.ended_at is not None,
         "error": (batch.error or {}).get("message", ""),
         "metadata": json.dumps(batch.metadata, indent=2, ensure_ascii=False) if batch.metadata else "",
+        "waiting": f"its queued items wait: {describe(batch.waiting.reason)}" if batch.waiting else "",
     }
 
 

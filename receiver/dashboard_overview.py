@@ -12,11 +12,14 @@ from typing import Mapping
 from markupsafe import Markup
 
 from fluxhook.core import transitions as st
+from fluxhook.core.batch import Batch, BatchStatus
+from fluxhook.core.pacing import BULK, NONE
 from fluxhook.core.pools import DEFAULT_POOL
 from fluxhook.credits.figures import epoch, format_credits, read_ago
+from fluxhook.store.pacing import Judged
 
 from .charts import Column, Series, bar_chart, gauge_bar, line_chart
-from .dashboard_view import clock, duration
+from .dashboard_view import batch_done, clock, duration
 
 # What each range reads: the 24 hours hour by hour (and the credits of the days they touch), or 30 days day by day.
 RANGES: dict[str, dict] = {"24h": {"hours": 24, "days": 2, "by_day": False}, "30d": {"days": 30, "by_day": True}}
@@ -190,7 +193,36 @@ def balances(accounts: list[dict], now: float) -> list[dict]:
     return shown
 
 
-def overview_page(data: dict, span: str, now: float | None = None, accounts: list[dict] | None = None) -> dict:
+def storage_panel(judged: Judged, level: str) -> dict:
+    """Storage now: the results BFL finished that fluxhook has not stored, how long storing them takes at the rate it
+    stored over the last minute, and what waits for it (``level``, the mark's: waiting reason ``storage``)."""
+    backlog = judged.backlog
+    rate = f"{backlog.rate:.1f} a second over the last minute" if backlog.rate > 0 else "none stored in the last minute"
+    if backlog.waiting == 0:
+        seconds = "nothing waits to be stored"
+    elif backlog.seconds == math.inf:
+        seconds = "storing them: not measured yet"
+    else:
+        seconds = f"about {duration(backlog.seconds)} of storing"
+    what = "batch items' sends wait" if level == BULK else "new sends wait"
+    if level == NONE:
+        state = "sends go"
+    elif judged.until is not None:
+        state = f"{what} for storage (waiting reason storage), until about {clock(judged.until)} UTC"
+    else:
+        state = f"{what} for storage (waiting reason storage) until it stores again"
+    if level == BULK:
+        state += "; single jobs still go"
+    return {"waiting": backlog.waiting, "seconds": seconds, "rate": rate, "held": level != NONE, "state": state}
+
+
+def running_batches(batches: list[Batch]) -> list[dict]:
+    """The running batches among ``batches``: each with its items sent beside those ended."""
+    return [{"id": b.id, "model": b.model, "done": batch_done(b)} for b in batches if b.status == BatchStatus.RUNNING]
+
+
+def overview_page(data: dict, span: str, now: float | None = None, accounts: list[dict] | None = None,
+                  storage: dict | None = None, batches: list[dict] | None = None) -> dict:
     """Everything the overview page shows for ``span`` (a key of RANGES), from ``usage.overview``'s answer and the
     ``accounts`` as ``GET /v1/accounts`` lists them."""
     periods = data["periods"]
@@ -223,4 +255,6 @@ def overview_page(data: dict, span: str, now: float | None = None, accounts: lis
         "pools": pools(data),
         "keys": data["keys"],
         "accounts": accounts_panel(accounts or [], now),
+        "storage": storage,
+        "batches": batches or [],
     }

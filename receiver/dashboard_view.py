@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from fluxhook.core import transitions as st
-from fluxhook.core.batch import Batch
+from fluxhook.core.batch import Batch, BatchStatus
 from fluxhook.core.config import Config
 from fluxhook.core.job import Job, iso
 from fluxhook.core.outcomes import DownloadOutcome
@@ -346,3 +346,10 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
 def _entry(ts: float, kind: str, said: timeline_words.Sentence) -> dict:
     return {"ts": ts, "at": iso(ts), "clock": clock(ts, millis=True), "kind": kind, "title": said.title,
             "text": said.text, "tone": said.tone}
+
+
+def batch_done(batch: Batch) -> str:
+    """``120 sent · 80 of 500 ended``: a batch's items ended, and while it runs those BFL was sent (each paid for
+    whatever follows: what a cancel would save is the rest)."""
+    sent = f"{batch.sent:,} sent · " if batch.status == BatchStatus.RUNNING else ""
+    return f"{sent}{batch.ended_items:,} of {batch.total:,} ended"

@@ -8,10 +8,11 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from fluxhook import metrics as fm
+from fluxhook.core.pacing import NONE
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.credits import accounting, balance, reports
 from fluxhook.lifecycle import readiness
-from fluxhook.lifecycle.steps import waits
+from fluxhook.lifecycle.steps import pacing, waits
 from fluxhook.lifecycle.steps.key_limits import key_route
 
 from .auth import require_metrics_reader
@@ -74,6 +75,7 @@ class _Snapshot:
         yield fm.gauge("fluxhook_jobs_waiting", "Queued jobs waiting, by why (SPEC §11; one waiting aside whose reason "
                                                "is not recorded is in none).",
                        {(reason,): n for reason, n in _waiting(svc).items()}, ("reason",))
+        yield from _storage(svc, now.waiting, time.time())
         yield from _credits(svc, time.time())
         yield from fm.redis_families(svc.redis)
         yield fm.gauge("fluxhook_queue_depth", "Tasks waiting on an RQ queue.", {(svc.queue.name,): svc.queue.count},
@@ -82,6 +84,26 @@ class _Snapshot:
                        {(svc.queue.name,): svc.queue.failed_job_registry.count}, ("queue",))
         yield fm.gauge("fluxhook_checks_waiting", "Checks of due jobs waiting for a worker's checker (growing: the "
                                                   "checkers fall behind).", {(): svc.store.checks.waiting()})
+
+
+def _storage(svc, waiting: dict[str, int], now: float):
+    """How many seconds of storing wait (the results BFL finished that fluxhook has not stored, at the rate it stored
+    over the last minute): what an autoscaler scales worker processes on; and how many sends wait for storage."""
+    judged = pacing.backlog_now(svc, now)
+    seconds = judged.backlog.seconds
+    # No rate yet (a cold start, or storage stopped): the backlog's size stands for its seconds, one a result, so the
+    # figure still grows with it rather than reading as infinite.
+    yield fm.gauge("fluxhook_store_backlog_seconds", "Seconds of storing waiting: results BFL finished and fluxhook has "
+                                                     "not stored, at the rate stored over the last minute (all "
+                                                     "workers). Scale worker processes on it.",
+                   {(svc.storage.location,): seconds if seconds != float("inf") else float(judged.backlog.waiting)},
+                   ("store",))
+    yield fm.gauge("fluxhook_store_backlog", "Results BFL finished that fluxhook has not stored yet.",
+                   {(svc.storage.location,): judged.backlog.waiting}, ("store",))
+    # Jobs in line while storage holds sends back (batch items first: a key's single jobs in line then are few).
+    held = svc.store.pacer.level_now() != NONE
+    yield fm.gauge("fluxhook_sends_waiting_storage", "Jobs whose send to BFL waits for storage to catch up "
+                                                     "(STORE_PACING_SHARE).", {(): sum(waiting.values()) if held else 0})
 
 
 def _waiting(svc) -> dict[str, int]:

@@ -25,13 +25,18 @@ def deliver(filename: str) -> ResponseReturnValue:
     """Serve a task's image if the link's signature and expiry check out."""
     sim = current_simulator()
     plan = sim.delivery_plan()
+    # A link is judged by when its request came, not by when its slow delivery got round to it.
+    arrived = time.time()
     if plan.delay:
         time.sleep(plan.delay)  # simulated storage latency, not a wait for a condition
     if plan.fail_status is not None:
         return Response(f"Simulated failure {plan.fail_status}", status=plan.fail_status, content_type="text/plain")
     task_id, _, ext = filename.rpartition(".")
     exp, sig = request.args.get("exp", ""), request.args.get("sig", "")
-    if not sim.signer.verify(task_id, exp, sig) or is_expired(int(exp)):
+    if not sim.signer.verify(task_id, exp, sig):
+        return _auth_failed()
+    if is_expired(int(exp), arrived):
+        sim.count_expired_delivery()
         return _auth_failed()
     task = sim.deliverable(task_id, ext)
     if task is None:

@@ -47,6 +47,9 @@ class SimSettings:
     delivery_fail_count: int = 0
     delivery_delay: float = 0.0
     delivery_truncate: bool = False
+    # Whether each poll of a Ready task mints a fresh link (BFL's way of saving a result whose link lapsed); false:
+    # polls give the first link again, so a result downloaded past its link's life is lost (expired) for good.
+    fresh_links: bool = True
     # FLUX 3 video (models named *video*): seconds a task takes (Pending, Reasoning, Generating, then
     # Ready), its URLs' life, the MP4's length (null: the seconds the task was priced for, as BFL bills what it
     # makes), the size it is padded to (null: as rendered), the
@@ -144,6 +147,7 @@ _VALIDATORS: dict[str, tuple[Any, str]] = {
     "delivery_fail_count": (_integer, "an integer >= 0"),
     "delivery_delay": (_number, "a number >= 0"),
     "delivery_truncate": (lambda v: isinstance(v, bool), "a boolean"),
+    "fresh_links": (lambda v: isinstance(v, bool), "a boolean"),
     "video_delay": (_number, "a number >= 0"),
     "video_url_ttl": (lambda v: _integer(v, minimum=None), "an integer"),
     "video_seconds": (lambda v: v is None or (_number(v) and 0.1 <= v <= 30), "a number from 0.1 to 30 or null"),

@@ -30,6 +30,6 @@ class UrlSigner:
         return hmac.compare_digest(self.sign(task_id, exp), sig)
 
 
-def is_expired(exp: int) -> bool:
-    """A link is valid through its expiry second and refused afterwards."""
-    return time.time() > exp
+def is_expired(exp: int, at: float | None = None) -> bool:
+    """A link is valid through its expiry second and refused afterwards (``at``: when asked; None: now)."""
+    return (time.time() if at is None else at) > exp

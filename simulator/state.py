@@ -179,10 +179,12 @@ class Simulator:
                 return None
             task.polls += 1
             self.stats.polls_total += 1
-            # Each poll of a Ready task mints a fresh link: how clients recover from expiry.
+            # Each poll of a Ready task mints a fresh link: how clients recover from expiry (unless fresh links
+            # are off: the first link again, lapsed or not).
             sample = None
             if task.outcome == "ready":
-                sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base())
+                sample = self._sample_url(task, self.settings.url_ttl, self.settings.public_base(),
+                                          fresh=self.settings.fresh_links)
             return task.poll_body(sample, self._draft_url(task, self.settings.public_base()), self._running(task))
 
     def _running(self, task: Task) -> tuple[str, float]:
@@ -307,6 +309,11 @@ class Simulator:
 
     # -- stats ---------------------------------------------------------------
 
+    def count_expired_delivery(self) -> None:
+        """A delivery refused because its link had lapsed."""
+        with self.lock:
+            self.stats.deliveries_expired += 1
+
     def stats_view(self) -> dict[str, Any]:
         """Counters as JSON."""
         with self.lock:
@@ -351,8 +358,10 @@ class Simulator:
             return "duplicate"
         return "send"
 
-    def _sample_url(self, task: Task, ttl: int, base: str, ext: str | None = None) -> str:
-        exp = self.signer.expiry(self._url_life(task, ttl))
+    def _sample_url(self, task: Task, ttl: int, base: str, ext: str | None = None, *, fresh: bool = True) -> str:
+        exp = self.signer.expiry(self._url_life(task, ttl)) if fresh or task.link_exp is None else task.link_exp
+        if ext is None and task.link_exp is None:
+            task.link_exp = exp
         sig = self.signer.sign(task.id, exp)
         return f"{base}/delivery/{task.id}.{ext or task.image_format}?exp={exp}&sig={sig}"
 

@@ -24,6 +24,8 @@ class Stats:
     callbacks_sent: int = 0
     callbacks_delivered: int = 0
     delivery_requests: int = 0
+    # Deliveries refused because their link had lapsed: results the client came for too late.
+    deliveries_expired: int = 0
     # Credits charged for the tasks submitted, and how often GET /v1/credits was asked.
     credits_spent: float = 0.0
     credits_requests: int = 0

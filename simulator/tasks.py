@@ -94,6 +94,8 @@ class Task:
     size: tuple[int, int] = DEFAULT_SIZE
     # The names of the submission's fields (not their values: inputs can be large), for tests to see what BFL got.
     fields: tuple[str, ...] = ()
+    # When the first link to its result lapses: with fresh links off, every poll gives that link again.
+    link_exp: int | None = None
 
     @property
     def is_video(self) -> bool:

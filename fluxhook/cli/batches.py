@@ -176,13 +176,16 @@ def duration(seconds: float) -> str:
 
 
 def batch_line(batch: Mapping[str, Any], elapsed: float, note: str = "", *, with_id: bool = True) -> str:
-    """``bat_… 40% 4/10 ended, 12.3 s: 6 submitted, 3 stored, 1 failed; 9 credits``: what the progress shows, what
-    matters most first (a terminal's line is cut at its width)."""
+    """``bat_… 40% 7/10 sent, 4/10 ended, 12.3 s: 6 submitted, 3 stored, 1 failed; 9 credits``: what the progress
+    shows, what matters most first (a terminal's line is cut at its width). Sent only while it runs: what a cancel
+    would save is what BFL was not sent yet."""
     total = (batch.get("counts") or {}).get("total") or 0
     ended = ended_items(batch)
     percent = 100 * ended // total if total else 100
     text = f"{batch.get('id')} " if with_id else ""
-    text += f"{percent}% {ended}/{total} ended, {duration(elapsed)}"
+    sent = batch.get("sent")
+    text += f"{percent}% " + (f"{sent}/{total} sent, " if sent is not None and batch.get("status") == "running" else "")
+    text += f"{ended}/{total} ended, {duration(elapsed)}"
     if note:
         text += f", {note}"
     shown = counts_text(batch)

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import iso, job_id_floor, new_job_id
+from fluxhook.core.wait_reasons import Waiting
 
 # The most items one batch may hold.
 MAX_ITEMS = 10_000
@@ -69,6 +70,8 @@ class Batch:
     # Each status's count of its items (a status with none is left out), and what BFL charged for them so far.
     counts: dict[str, int] = field(default_factory=dict)
     cost_credits: float = 0.0
+    # Its items BFL was sent (each paid for whatever follows: a cancel saves only the others).
+    sent: int = 0
     ended_at: float | None = None
     canceled_at: float | None = None
     # The items its request asked for, and when its making stopped short of them (``interrupted``).
@@ -77,6 +80,9 @@ class Batch:
     # Its creation's answer only, never kept: the fields of its items' inputs the model's schema does not know, each
     # sent as given (``{"index", "field", "message"}``, the first items' only).
     warnings: list[dict] = field(default_factory=list)
+    # Why its queued items wait, when a reason holds them all (storage behind: ``storage``); None otherwise. Read with
+    # the batch (``batching.get_batch``), never kept.
+    waiting: Waiting | None = None
 
     @property
     def status(self) -> BatchStatus:
@@ -105,6 +111,8 @@ class Batch:
             "counts": {**{s: self.counts.get(s, 0) for s in st.STATUSES}, "total": self.total},
             "cost": {"credits": round(self.cost_credits, 4)},
             "progress": self.progress,
+            "sent": self.sent,
+            "waiting": self.waiting.to_api() if self.waiting else None,
             "created_at": iso(self.created_at),
             "ended_at": iso(self.ended_at),
             "canceled_at": iso(self.canceled_at),

@@ -129,6 +129,13 @@ class Config:
     # to a Redis failover or to a process of an older release costs at most. The look is one command a process per
     # guard, so a shorter one costs more at rest (10 s: 0.1 a second).
     wake_guard_seconds: int = 10
+    # Sends paced by storage (core/pacing.py): a send to BFL goes only while the results BFL finished and fluxhook has
+    # not stored can be stored, at the rate storage kept over the last minute, within this share of the shortest
+    # result URL life (0 < share <= 1; 0 turns pacing off, for a benchmark's baseline only: results then expire when
+    # BFL outruns storage). Below the floor's backlog nothing is judged: no rate at a cold start, and a few results per
+    # download lane drain long before a URL lapses.
+    store_pacing_share: float = 0.5
+    store_pacing_floor: int = 32
     # Capacity of each kind of a worker process's work (its bulkheads): submissions to BFL at once for each BFL
     # account, RQ tasks of downloads (with their store and thumbnail) at once, checks (polls) at once for each BFL
     # account (one account's slow answers hold its own senders and checkers only), notification attempts.
@@ -334,6 +341,9 @@ def _limits(reader: _Reader, models: Catalog) -> dict[str, Any]:
         image_url_window_seconds=reader.integer("IMAGE_URL_WINDOW_SECONDS", field_default("image_url_window_seconds"),
                                                 minimum=1, maximum=7 * 86400),
         bfl_daily_credit_limit=reader.positive_number("BFL_DAILY_CREDIT_LIMIT", maximum=1e9),
+        store_pacing_share=reader.share("STORE_PACING_SHARE", field_default("store_pacing_share")),
+        store_pacing_floor=reader.integer("STORE_PACING_FLOOR", field_default("store_pacing_floor"), minimum=1,
+                                          maximum=1_000_000),
     )
 
 
@@ -465,6 +475,20 @@ class _Reader:
             return default
         if not minimum <= number <= maximum:
             self._fail(name, f"must be between {minimum} and {maximum}, got {number}")
+            return default
+        return number
+
+    def share(self, name: str, default: float) -> float:
+        """A share between 0 (none: what it shares out is off) and 1."""
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not 0 <= number <= 1:  # NaN fails too
+            self._fail(name, f"must be a number from 0 to 1 (0: off), got {value[:40]!r}")
             return default
         return number
 

@@ -4,7 +4,8 @@ a job waiting in line for a BFL slot (pure).
 Two kinds of wait, told apart by where the job stands:
 
 * **In line** for a slot (``Place.LINE``): the reason is read from the slots as they are now, never written, so
-  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), every BFL account it
+  no dispatch pays for it: the job's app key holds its ``max_active`` (``key_max_active``), storage is behind and
+  new sends wait for it to catch up (``storage``, ``until`` about when), every BFL account it
   may use cools down (``account_cooling``, ``until`` the first recovers), BFL said it is full
   and the pool pauses (``bfl_capacity``, ``until`` the pause ends), its model's own limit is reached
   (``model_limit``), or every one of ``BFL_MAX_ACTIVE``'s slots is taken (``bfl_slots``). When several hold, the
@@ -39,6 +40,9 @@ class WaitReason(StrEnum):
     ACCOUNT_COOLING = "account_cooling"
     # Its app key's limit of its end user's jobs at BFL at once (``end_user_limits.max_active``).
     END_USER_MAX_ACTIVE = "end_user_max_active"
+    # Storage is behind: the results BFL finished and fluxhook has not stored would take too long to store
+    # (core/pacing.py); new sends go as it catches up.
+    STORAGE = "storage"
 
 
 # Each reason in words, for the dashboard and the command line.
@@ -52,6 +56,8 @@ DESCRIPTIONS: dict[WaitReason, str] = {
     WaitReason.BFL_CAPACITY: "BFL said it is full (429 or 503)",
     WaitReason.ACCOUNT_COOLING: "every BFL account it may use cools down after BFL's refusals (503, 5xx, 402)",
     WaitReason.END_USER_MAX_ACTIVE: "its end user has as many jobs at BFL as its app key lets one (max_active)",
+    WaitReason.STORAGE: "storage is behind: the results not yet stored would take too long to store before their "
+                        "URLs lapse (STORE_PACING_SHARE); sends go on as it catches up",
 }
 
 
@@ -98,8 +104,8 @@ class Place(StrEnum):
 class LineState:
     """What decides whether a job in line could take a slot now: its owner's slots (read only with a limit) and
     ``max_active`` (None: no limit of its own), its pool's slots and limit, ``BFL_MAX_ACTIVE``, and when the pool's
-    pause ends (None: not paused), over the accounts it may use that take tasks; and when the first of those
-    accounts recovers, when every one cools down (None: one takes tasks)."""
+    pause ends (None: not paused), over the accounts it may use that take tasks; when the first of those
+    accounts recovers, when every one cools down (None: one takes tasks); and whether sends wait for storage."""
 
     owner_held: int
     owner_cap: int | None
@@ -108,12 +114,23 @@ class LineState:
     total_limit: int
     paused_until: float | None = None
     cooling_until: float | None = None
+    # What waits for storage (core/pacing.py): "all" (every send), "bulk" (batch items), None (nothing); and about
+    # when batch items may go again (None: unknown).
+    storage: str | None = None
+    storage_until: float | None = None
+
+    def held_by_storage(self, bulk: bool) -> bool:
+        """Whether storage holds a job back: every send, or a batch item (``bulk``) while batch items wait."""
+        return self.storage == "all" or (self.storage == "bulk" and bulk)
 
 
-def in_line(state: LineState, now: float) -> Waiting:
-    """The reason a job in line waits, from the slots as they are (the module's doc gives the order)."""
+def in_line(state: LineState, now: float, bulk: bool = False) -> Waiting:
+    """The reason a job in line waits, from the slots as they are (the module's doc gives the order); ``bulk``: a
+    batch item's."""
     if state.owner_cap is not None and state.owner_held >= state.owner_cap:
         return Waiting(WaitReason.KEY_MAX_ACTIVE)
+    if state.held_by_storage(bulk):
+        return Waiting(WaitReason.STORAGE, state.storage_until)
     if state.cooling_until is not None:
         return Waiting(WaitReason.ACCOUNT_COOLING, state.cooling_until)
     if state.paused_until is not None and state.paused_until > now:
@@ -124,11 +141,12 @@ def in_line(state: LineState, now: float) -> Waiting:
     return Waiting(WaitReason.BFL_SLOTS)
 
 
-def waiting(status: str, place: Place, line: LineState | None, recorded: Waiting | None, now: float) -> Waiting | None:
+def waiting(status: str, place: Place, line: LineState | None, recorded: Waiting | None, now: float,
+            bulk: bool = False) -> Waiting | None:
     """Why a job waits: None unless it is ``queued`` and waits (not while it holds a slot); in line, the slots say
-    (``line``); out of line, its ``recorded`` wait does."""
+    (``line``; ``bulk``: a batch item's); out of line, its ``recorded`` wait does."""
     if status != st.QUEUED or place is Place.SLOT:
         return None
     if place is Place.LINE and line is not None:
-        return in_line(line, now)
+        return in_line(line, now, bulk)
     return recorded

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
-from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
+from fluxhook.core.batch import MAX_ITEMS, Batch, BatchStatus, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
 from fluxhook.core.end_users import EndUserLimits
@@ -45,7 +45,9 @@ from fluxhook.core.errors import (
 from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
 from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pacing import NONE
 from fluxhook.core.pools import pool_for
+from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits.price_bounds import request_size
 from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, routing, submission, task_inputs, timeline
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
@@ -453,7 +455,17 @@ def get_batch(svc: Services, caller: Caller, batch_id: str) -> Batch:
     batch = svc.store.batches.get(batch_id)
     if batch is None or not (caller.admin or batch.key_id == caller.key_id):
         raise BatchNotFound(f"no batch {batch_id[:40]!r}")
-    return batch
+    return with_wait(svc, batch)
+
+
+def with_wait(svc: Services, batch: Batch) -> Batch:
+    """``batch`` with why its queued items wait, when storage holds batch items back (one read, only for a running
+    batch with items queued)."""
+    if batch.status != BatchStatus.RUNNING or not batch.counts.get(st.QUEUED):
+        return batch
+    if svc.store.pacer.level_now() == NONE:
+        return batch
+    return replace(batch, waiting=Waiting(WaitReason.STORAGE))
 
 
 def list_batches(svc: Services, caller: Caller, *, limit: int, cursor: str | None) -> tuple[list[Batch], str | None]:

@@ -30,6 +30,7 @@ from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.services import Services
 from fluxhook.store.idempotency import Hold
+from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.slots import Joined, KnownCap
 
 log = logging.getLogger("fluxhook.jobs")
@@ -132,8 +133,10 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job
     # by the client's retry of the unacknowledged request. A job this request does not send takes no
     # slot here: a worker's sender takes one for it when it can send it at once.
     here = submit_here and not svc.store.replication.required
-    # The request read its key: its max_active is the one the slots keep of it (the admin tokens have none).
-    cap = KnownCap(caller.key.max_active if caller.key else None)
+    # The request read its key: its max_active and weight are the ones the slots keep of it (the admin tokens have
+    # none: no limit, the default weight).
+    cap = KnownCap(caller.key.max_active if caller.key else None,
+                   float(caller.key.weight) if caller.key else DEFAULT_WEIGHT)
     job, joined = _record(svc, job, model, request.body_size, request.idempotency, send_here=here, cap=cap,
                           queue_limit=key_limits.queue_limit(svc, caller))
     if joined.account is None:

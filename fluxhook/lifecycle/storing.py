@@ -29,7 +29,7 @@ from fluxhook.media import lifetimes, posters
 from fluxhook.media.fetch import FetchedResult, SizeLimits, fetch_result
 from fluxhook.media.sniff import VIDEO
 from fluxhook.services import Services
-from fluxhook.store.effects import Effect
+from fluxhook.store.effects import CountStored, Effect
 from fluxhook.store.jobs import Terms
 
 log = logging.getLogger("fluxhook.storing")
@@ -190,7 +190,7 @@ def _store(svc: Services, job: Job, url: str, image: FetchedResult, started: flo
     # A dearer price in BFL's result adds to the credits metric under the job's key, as its submission did.
     app_key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     effects = [*_notes(job.id, DownloadOutcome.STORED, time.perf_counter() - started),
-               metrics.observed("fluxhook_completion_to_stored_seconds", latency),
+               metrics.observed("fluxhook_completion_to_stored_seconds", latency), CountStored(now),
                *accounting.on_end(job, st.STORED, now, latency, key_name=app_key.name if app_key else "")]
     if job.draft_cache_source:
         effects.append(draft_cache_task(job.id))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fluxhook.core.holds import CLAIM_LEASE
 from fluxhook.lifecycle.batching import finish_cancels, finish_unmade
 from fluxhook.lifecycle.deadlines import enforce_deadlines
+from fluxhook.lifecycle.steps.pacing import pace
 from fluxhook.services import Services
 
 # Most jobs one sweep claims; the rest wait for the next sweep, a second later.
@@ -30,8 +31,9 @@ class SweepReport:
 
 def sweep(svc: Services, now: float | None = None) -> SweepReport:
     """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; cut short the
-    batches whose making stopped, and end those canceled. One look first says which of these have anything to do (a
-    sweep runs every second in every worker process, and most find nothing)."""
+    batches whose making stopped, and end those canceled; judge whether new sends wait for storage. One look first
+    says which of these have anything to do (a sweep runs every second in every worker process, and most find
+    nothing)."""
     now = time.time() if now is None else now
     work = svc.store.sweep_work(now)
     claim = now + CLAIM_LEASE
@@ -42,5 +44,8 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
         finish_unmade(svc, now)  # a batch it cuts short is canceled: the next sweep ends its items
     if work.canceling:
         finish_cancels(svc, now)
+    # New sends wait while storage is behind, and go as it catches up: judged here, in every worker, from the
+    # backlog the look above read.
+    pace(svc, work.ready, now)
     return SweepReport(due=len(due), deadlines=deadlines,
                        found=any((work.jobs, work.deadlines, work.unmade, work.canceling)))

@@ -25,6 +25,7 @@ from fluxhook.store.kept_callbacks import KeptCallbacks
 from fluxhook.store.key_counters import KeyCounters
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.locks import Locks
+from fluxhook.store.pacing import Pacer
 from fluxhook.store.prices import PriceChecks
 from fluxhook.store.replication import Replication
 from fluxhook.store.sessions import SignedOutSessions
@@ -57,6 +58,9 @@ class SweepWork(NamedTuple):
     canceling: bool = False
     # A batch's making stopped before its last item (``Batches.claim_unmade``).
     unmade: bool = False
+    # Results BFL finished that fluxhook has not stored yet: what sends are paced by (``Pacer``); None when this sweep
+    # did not look (``Pacer.looks``).
+    ready: int | None = None
 
 
 class Store:
@@ -93,6 +97,7 @@ class Store:
         self.watching = Watching(connection, keys=keys)
         self.batches = Batches(connection, ttl=ttl, keys=keys)
         self.variants = VariantRecords(connection, ttl=ttl, keys=keys)
+        self.pacer = Pacer(connection, keys=keys)
         self.replication = Replication(connection, config.redis_min_replicas, config.redis_wait_ms, keys=keys)
 
     def snapshot(self, now: float) -> Snapshot:
@@ -116,12 +121,18 @@ class Store:
 
     def sweep_work(self, now: float) -> SweepWork:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
-        costs that round trip alone, not a script for each of its parts."""
+        costs that round trip alone, not a script for each of its parts. The backlog sends are paced by is read in
+        it when the pacer looks (``Pacer.looks``)."""
         pipe = self.connection.pipeline(transaction=False)
         for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade):
             pipe.zcount(index, "-inf", now)
-        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in pipe.execute())
-        return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade)
+        looks = self.pacer.looks(now)
+        if looks:
+            self.pacer.waiting(pipe)
+        found = pipe.execute()
+        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in found[:4])
+        return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade,
+                         ready=int(found[4]) if looks else None)
 
     def sweep_holds_nothing(self) -> bool:
         """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything

@@ -25,7 +25,7 @@ from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 
 # The counts' fields of one batch that a read asks for (``lua/batch_counts.lua``).
-_COUNTED = (*st.STATUSES, "total", "cost", "ended_at")
+_COUNTED = (*st.STATUSES, "total", "cost", "ended_at", "sent")
 # A batch's items read this many at a time (its results, its cancel).
 ITEMS_PER_READ = 500
 
@@ -244,6 +244,7 @@ def _batch(record: dict, counted: dict) -> Batch:
                  metadata=json.loads(record.get("metadata") or "{}"), notify_url=record.get("notify_url") or None,
                  notify_events=tuple(e for e in events.split(",") if e),
                  counts={name: n for name, n in numbers.items() if n}, cost_credits=float(counted["cost"] or 0),
+                 sent=int(counted["sent"] or 0),
                  ended_at=float(ended_at) if ended_at else None,
                  canceled_at=float(canceled_at) if canceled_at else None,
                  asked=int(record.get("total") or 0), interrupted_at=float(interrupted) if interrupted else None)

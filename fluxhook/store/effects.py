@@ -20,6 +20,7 @@ from redis import Redis
 
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import Job
+from fluxhook.core.pacing import RATE_BUCKET, RATE_WINDOW
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.queues import QUEUE_KEY
@@ -84,6 +85,18 @@ class CountHourly:
 
 
 @dataclass(frozen=True)
+class CountStored:
+    """One result stored at ``at``: counted in its minute's stored counts (``Keys.stored_counts``), in its bucket,
+    the rate sends to BFL are paced by (``core.pacing``)."""
+
+    at: float
+
+    @property
+    def increments(self) -> tuple[tuple[str, int], ...]:
+        return ((str(int(self.at) // RATE_BUCKET * RATE_BUCKET), 1),)
+
+
+@dataclass(frozen=True)
 class ReleaseBudget:
     """Drop the job's reservation of credits against the daily limit (``Keys.budget_held``), and against its
     app key's (``Keys.key_budget_held``) and its BFL account's (``Keys.bfl_account_budget_held``) when named."""
@@ -133,11 +146,11 @@ def handed(reply) -> Handed:
     return found
 
 
-Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountEndUser, CountHourly, ReleaseBudget, AccountAccepted,
-               AccountJobEnded]
+Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountEndUser, CountHourly, CountStored,
+               ReleaseBudget, AccountAccepted, AccountJobEnded]
 
 # The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
-TALLIED = (CountMetrics, CountHourly)
+TALLIED = (CountMetrics, CountHourly, CountStored)
 
 
 def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
@@ -155,13 +168,19 @@ HOURLY_TTL = 35 * 86400
 END_USER_TTL = 35 * 86400
 
 
-def counters_key(keys, effect: Union[CountUsage, CountEndUser, CountHourly]) -> tuple[str, int]:
+# A minute's stored counts outlive the window the rate is read over, and the minute before it.
+STORED_TTL = 3 * RATE_WINDOW
+
+
+def counters_key(keys, effect: Union[CountUsage, CountEndUser, CountHourly, CountStored]) -> tuple[str, int]:
     """The hash a counting effect adds to, and how long that hash is kept: after the count that started a field in it
     (usage, ``lua/effects.lua``), after its last change (hourly outcomes, ``lua/tally_write.lua``)."""
     if isinstance(effect, CountUsage):
         return keys.usage(effect.day), USAGE_TTL
     if isinstance(effect, CountEndUser):
         return keys.end_user_day(effect.owner, effect.day), END_USER_TTL
+    if isinstance(effect, CountStored):
+        return keys.stored_counts(int(effect.at) // 60), STORED_TTL
     return keys.hourly(effect.hour), HOURLY_TTL
 
 

@@ -324,6 +324,18 @@ class Keys:
         """Set while BFL asked ``account``'s ``pool`` to wait (Retry-After); expires by itself."""
         return self._of_account(account, f"paused:{pool}")
 
+    def stored_counts(self, minute: int) -> str:
+        """The results stored in one minute (epoch seconds // 60), all workers together: a hash of a bucket's first
+        second -> how many (``core.pacing.RATE_BUCKET`` s each), tallied by each process; the rate sends are paced by."""
+        return f"{self.prefix}stored:{minute}"
+
+    @property
+    def store_held(self) -> str:
+        """Set while new sends to BFL wait for storage (``lua/store_pacing.lua``): ``<until>|<backlog>|<rate>``
+        (``until`` '' when no rate says); it lives a guard's while unless renewed, so a pacer that died holds nothing
+        for long."""
+        return f"{self.prefix}store:held"
+
     def strikes(self, pool: str, account: str = DEFAULT_ACCOUNT) -> str:
         """BFL's refusals of ``account``'s ``pool`` (or of the whole account: pool ``*``) in a row, for the backoff."""
         return self._of_account(account, f"strikes:{pool}")

@@ -11,7 +11,7 @@ from fluxhook.store.keys import Keys
 
 # Each is a ``Keys`` attribute, and the script's ``K.<name>``: one key each, first, in this order.
 SHARED = ("due", "fair_held", "fair_passes", "share_weights", "share_max_active", "slot_holders", "routes",
-          "slot_freed", "aside", "slot_counts", "queued_jobs", "queue_room", "queue_room_lapses", "sweep_added")
+          "slot_freed", "aside", "slot_counts", "queued_jobs", "queue_room", "queue_room_lapses", "sweep_added", "store_held")
 # Then per pool, in the scripts' order of pools: ``K.pool[i].<name>`` (``Keys.<name>(pool)``).
 PER_POOL = ("line",)
 # Then per account, in their order: ``K.account[j].<name>`` (``Keys.<name>(account)``), then per pool

@@ -126,9 +126,11 @@ class EndedHolder:
 
 @dataclass(frozen=True)
 class KnownCap:
-    """An owner's ``max_active`` as its caller read it (None: no limit of its own): ``Slots.join`` asks Redis for none."""
+    """An owner's ``max_active`` as its caller read it (None: no limit of its own), and its ``weight`` when the caller
+    read that too (None: not read): ``Slots.join`` asks Redis for neither."""
 
     max_active: int | None
+    weight: float | None = None
 
 
 class Slots:
@@ -520,16 +522,21 @@ def line_member(job: Job) -> str:
 
 
 def _cap_word(known: KnownCap | None) -> str:
-    """``slots_acquire.lua``'s word for an owner's limit its caller read: '?' not read, '' none, else the limit."""
+    """``slots_acquire.lua``'s word for an owner's limit its caller read: '?' not read, '' none, else the limit; then
+    '|' and its weight when the caller read that too."""
     if known is None:
         return "?"
-    return "" if known.max_active is None else str(known.max_active)
+    cap = "" if known.max_active is None else str(known.max_active)
+    return cap if known.weight is None else f"{cap}|{known.weight!r}"
 
 
 def line_state(state: list) -> LineState:
     """What holds a job in line back, as ``lua/slots_waits.lua`` lists it."""
-    owner_held, cap, pool_held, pool_limit, total_limit, paused, cooling = state
+    owner_held, cap, pool_held, pool_limit, total_limit, paused, cooling = state[:7]
+    # A timeline entry an older release wrote has no storage's part: it waited for none.
+    storage, storage_until = [*(text(x) for x in state[7:]), "", ""][:2]
     return LineState(owner_held=int(owner_held), owner_cap=int(cap) if cap else None, pool_held=int(pool_held),
                      pool_limit=int(pool_limit), total_limit=int(total_limit),
-                     paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None)
+                     paused_until=float(paused) if paused else None, cooling_until=float(cooling) if cooling else None,
+                     storage=storage or None, storage_until=float(storage_until) if storage_until else None)
 

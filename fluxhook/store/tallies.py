@@ -1,7 +1,9 @@
 """The metrics hash's counts and the hourly outcome counters, tallied in the process and written together.
 
 Prometheus's counters (``Keys.metrics``, ``fluxhook.metrics``) and the dashboard's hourly counters (``Keys.hourly``)
-are views, not records: nothing decides anything by them. So a ``CountMetrics`` or ``CountHourly`` effect is not
+are views, not records: nothing decides anything by them but sends paced by storage, which read the stored counts
+(``CountStored``) as a rate over a minute, where counts late by a flush or lost with a process only make it careful.
+So a ``CountMetrics``, ``CountHourly`` or ``CountStored`` effect is not
 done in its transition's step: once the transition moved (and took its lock, if it names one), or once
 ``Effects.apply`` did the rest, its amounts are added to this process's tally. A process that ``start``\\ s the tally
 (a worker, a web process) writes it every ``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each
@@ -28,7 +30,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 from redis import Redis
 from redis.exceptions import RedisError
 
-from fluxhook.store.effects import CountHourly, CountMetrics, Effect, counters_key
+from fluxhook.store.effects import CountHourly, CountMetrics, CountStored, Effect, counters_key
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.scripts import LuaScript
 
@@ -93,7 +95,7 @@ class Tallies:
         for effect in effects:
             if isinstance(effect, CountMetrics):
                 _add_to(metrics, effect.increments)
-            elif isinstance(effect, CountHourly):
+            elif isinstance(effect, (CountHourly, CountStored)):
                 _add_to(hours.setdefault(counters_key(self.keys, effect), {}), effect.increments)
         if not metrics and not hours:
             return

@@ -77,7 +77,8 @@ def _named_wait(item: dict) -> dict:
     line = item.pop("line", None)
     if isinstance(line, list):
         try:
-            item.update(in_line(line_state(line), item["at"]).to_api())
+            # Its maker read the state for this very job (a single job's holds no wait of batch items for storage).
+            item.update(in_line(line_state(line), item["at"], bulk=True).to_api())
         except (TypeError, ValueError):
             pass  # a state this release cannot read: the entry says it waited, not why
     return item

@@ -30,7 +30,8 @@ def of_jobs(svc: Services, jobs: Sequence[Job]) -> list[Waiting | None]:
         return [None] * len(jobs)
     places, lines = svc.slots.look(queued)
     now = time.time()
-    found = {job.id: waiting(job.status, place, line, Waiting.recorded(job.waiting_reason, job.waiting_until), now)
+    found = {job.id: waiting(job.status, place, line, Waiting.recorded(job.waiting_reason, job.waiting_until), now,
+                             bulk=job.batch_id is not None)
              for job, place, line in zip(queued, places, lines, strict=True)}
     return [found.get(job.id) for job in jobs]
 
@@ -61,7 +62,7 @@ def of_joined(job: Job, line: LineState | None) -> Waiting | None:
     """Why a new job that did not get a slot waits, from ``line``: what held it back as it joined its line
     (``Slots.join``), which its timeline got in the same step (``timeline.recent`` names the reason from it), both as
     of the job's creation."""
-    return waiting(job.status, Place.LINE, line, None, job.created_at)
+    return waiting(job.status, Place.LINE, line, None, job.created_at, bulk=job.batch_id is not None)
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ def of_keys(svc: Services, key_ids: Sequence[str | None],
         reasons: Counter[str] = Counter()
         for pool, count in mine.in_line.items():
             if count:
-                reasons[str(in_line(lines[pool, owner, (routes or {}).get(key_id)], now).reason)] += count
+                # Counted as batch items: while storage holds only those back, a key's single jobs in line are few
+                # and brief (they go first).
+                reasons[str(in_line(lines[pool, owner, (routes or {}).get(key_id)], now, bulk=True).reason)] += count
         for job_id in mine.aside:
             wait = Waiting.recorded(*recorded[job_id])
             if wait is not None:

@@ -4,7 +4,7 @@
 --
 -- Every batch's counts live in one hash (Keys.batch_counts), so a step names it in KEYS whatever job it moves: the
 -- fields of batch `b` are `b|total` (its items), `b|<status>` (its items in that status), `b|ended` (those ended),
--- `b|cost` (credits BFL charged for them), `b|ended_at` (when its last item ended) and `b|notify` (present: its end is
+-- `b|cost` (credits BFL charged for them), `b|sent` (those BFL was sent: a cancel saves only the rest), `b|ended_at` (when its last item ended) and `b|notify` (present: its end is
 -- a batch.ended message, put in the outbox as `b|batch.ended`). Reading a batch is one HMGET, whatever its size.
 
 local batch_counts = {}
@@ -25,6 +25,7 @@ end
 function batch_counts.moved(counts, batch, from, to, ended, now, box, wake)
   redis.call('HINCRBY', counts, batch_counts.field(batch, from), -1)
   redis.call('HINCRBY', counts, batch_counts.field(batch, to), 1)
+  if from == 'queued' and to == 'submitted' then redis.call('HINCRBY', counts, batch_counts.field(batch, 'sent'), 1) end
   if ended then
     local done = redis.call('HINCRBY', counts, batch_counts.field(batch, 'ended'), 1)
     batch_counts.end_if_done(counts, batch, done, now, box, wake)

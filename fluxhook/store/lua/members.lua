@@ -35,6 +35,9 @@ function members.forms(owner, job, deadline)
   return owner .. ':' .. rank .. job, owner .. ':' .. members.BULK .. rank .. job, owner .. ':' .. job, owner .. ':' .. members.BULK .. job
 end
 
+-- Whether a member is a batch item's (bulk form).
+function members.is_bulk(item) return string.find(item, ':' .. members.BULK, 1, true) ~= nil end
+
 -- The ZRANGEBYLEX bounds of an owner's members.
 function members.owner_first(owner) return '[' .. owner .. ':' end
 function members.owner_last(owner) return '(' .. owner .. ';' end

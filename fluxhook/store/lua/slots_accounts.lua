@@ -1,7 +1,7 @@
 -- needs: slot_layout, slot_holders, slot_counts
 -- The slot scripts' reading of their ARGV and KEYS (store/slots.py builds both): the accounts and their pools,
 -- their limits, and reads: an owner's slots held and limit, an account's slots held (a count missing is written as
--- it is made, slot_counts.lua), its cooldown and pauses.
+-- it is made, slot_counts.lua), its cooldown and pauses; storage's mark.
 --
 -- KEYS: named by store/slot_layout.py (K, below); a script's own key follows, at K.after + 1.
 -- ARGV[1] now, ARGV[2] the slot lease (s), ARGV[3] the submit lease (s), ARGV[4] the admin owner,
@@ -81,19 +81,21 @@ function slots_accounts.read()
   local function owner_room(owner)
     return not cap(owner) or held_of(owner) < cap(owner)
   end
-  -- Whether no account cools down (or is on probation) and no pool is paused at any: one EXISTS of all their keys,
-  -- asked once per script when one is first needed. A cooldown's record and a pause live only while they hold
-  -- (account_cool.lua, slots_requeue.lua), so with none found none is read; else each is read as asked.
-  local quiet_asked = false
+  -- Whether no account cools down (or is on probation), no pool is paused at any and sends do not wait for storage:
+  -- one EXISTS of all their keys, asked once per script when one is first needed. A cooldown's record, a pause and
+  -- storage's mark live only while they hold (account_cool.lua, slots_requeue.lua, store_pacing.lua), so with none
+  -- found none is read; else each is read as asked.
+  local quiet_asked, storage_mark = false, nil
   local function ask_quiet()
     if quiet_asked then return end
     quiet_asked = true
-    local keys = {}
+    local keys = {K.store_held}
     for _, account in ipairs(accounts) do
       keys[#keys + 1] = account.cooling
       for _, pool in ipairs(pools) do keys[#keys + 1] = account.pools[pool.name].paused end
     end
     if redis.call('EXISTS', unpack(keys)) > 0 then return end
+    storage_mark = false
     for _, account in ipairs(accounts) do
       account.cool_read = {false, false, false}
       for _, pool in ipairs(pools) do account.pools[pool.name].paused_ms = -2 end
@@ -115,6 +117,21 @@ function slots_accounts.read()
   local function cooldown_until(account)
     ask_quiet()
     return slots_accounts.cooldown_until(account, now)
+  end
+  -- Storage's mark while new sends wait for it (store_pacing.lua: '<until>|<backlog>|<rate>'), else false: read once
+  -- per script. Every account's every pool is held back by it, and its lift wakes a dispatcher: no timer waits on it.
+  local function storage_held()
+    if storage_mark == nil then
+      ask_quiet()
+      if storage_mark == nil then storage_mark = redis.call('GET', K.store_held) or false end
+    end
+    return storage_mark
+  end
+  -- What waits for storage: 'all' (every send), 'bulk' (batch items: a key's single jobs go before them), or false.
+  local function storage_level()
+    local mark = storage_held()
+    if not mark then return false end
+    return string.match(mark, '^[^|]*|[^|]*|[^|]*|(%a+)$') or 'all'
   end
   -- The ms left of the pool's pause at the account (PTTL: -2 for none), read once per script: the dispatch asks it
   -- at each turn, and a wait's reason asks it again.
@@ -162,5 +179,6 @@ function slots_accounts.read()
           route_index = route_index, fair = fair, pools = pools, by_name = by_name, accounts = accounts,
           account_named = account_named, rest = rest, fmt = fmt, held_by = held_by, held_of = held_of,
           cap = cap, know_cap = know_cap, owner_room = owner_room, cool_of = cool_of, cooling = cooling, cooldown_until = cooldown_until,
-          paused_ms = paused_ms, held_in = held_in, held_over = held_over}
+          paused_ms = paused_ms, held_in = held_in, held_over = held_over, storage_held = storage_held,
+          storage_level = storage_level}
 end

@@ -1,6 +1,7 @@
 -- needs: slots_prelude, job_record, slots_waits, members, slots_accounts, queue_room
 -- ARGV[rest...]: pool, job id, its owner, its route ('*': any account), whether it may take a slot now ('1'/'0'), its
--- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis), its member in the
+-- owner's max_active as its caller read it ('': none of its own; '?': not read, so asked of Redis; then '|' and its
+-- weight when the caller read that too), its member in the
 -- line (store/owners.py's ``member``: a batch item's bulk form, ranked by its deadline), its owner's max_queued (the most
 -- it may hold queued, queue_room.lua), its batch's id ('' none) and how long the room its batch holds lasts unused (s),
 -- then, for a job made here, its record as job_record.lua makes it (the spec, its keys after K.after; the fields).
@@ -21,7 +22,10 @@ local pool, job, owner, route = s.by_name[ARGV[rest]], ARGV[rest + 1], ARGV[rest
 -- Slots past their lease are left to the dispatcher, which frees them every few seconds (a job in line is dispatched
 -- once they are): a new job does not look for them.
 slots_prelude.start(s, pool, true)
-if ARGV[rest + 5] ~= '?' then s.know_cap(owner, ARGV[rest + 5]) end
+-- Its owner's limit, and weight, as its caller read them ('?': not read; 'cap|weight' with the weight).
+local cap_word, weight_word = string.match(ARGV[rest + 5], '^([^|]*)|?(.*)$')
+if cap_word ~= '?' then s.know_cap(owner, cap_word) end
+if weight_word ~= '' then s.know_weight(owner, tonumber(weight_word)) end
 local made, spec
 if ARGV[rest + 10] then
   local limit, batch, lease = tonumber(ARGV[rest + 7]), ARGV[rest + 8], tonumber(ARGV[rest + 9])
@@ -63,5 +67,7 @@ else
   if s.on_timer then wake() end
 end
 local line = slots_waits.state(s, pool.name, owner, route)
+-- Storage holding batch items back holds no single job: the state is this job's own.
+if line[8] == 'bulk' and not members.is_bulk(ARGV[rest + 6]) then line[8], line[9] = '', '' end
 if spec then job_record.note_wait(spec, K.after, line) end
 return {false, line}

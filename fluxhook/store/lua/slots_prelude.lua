@@ -60,6 +60,8 @@ function slots_prelude.start(s, only, keep_lapsed)
     if held_in(account, pool.name) >= its.limit then return false end
     -- No sender of the caller's free for the account (s.senders, a dispatch's): one that ends wakes its dispatcher.
     if s.senders and s.senders[account.name] <= 0 then return false end
+    -- Storage is far behind (store_pacing.lua): no send goes, whichever the account; the mark's lift wakes a dispatch.
+    if s.storage_level() == 'all' then return false end
     if cooling(account) or paused_ms(its) ~= -2 then
       s.on_timer = true
       return false
@@ -95,6 +97,8 @@ function slots_prelude.start(s, only, keep_lapsed)
 
   -- Whose turn is next, by the rule of fair_turns.lua.
   local turns = fair_turns.new(passes, weights, default_weight)
+  -- An owner's weight its caller read already (the request's key): not asked of Redis.
+  function s.know_weight(owner, w) turns.weight_of[owner] = (w and w > 0) and w or default_weight end
 
   -- The owners with jobs in a pool's line, each with its earliest job: one lookup per owner (fair_turns.heads). An
   -- owner's head served is looked up again only when its next one is asked for and was not read with it. The lines of
@@ -158,9 +162,12 @@ function slots_prelude.start(s, only, keep_lapsed)
       local open = #waiting > 0 and open_in(pool) or {}
       if #open > 0 then
         local candidates = {}
+        -- Storage behind holds batch items back (store_pacing.lua); an owner's single jobs come before its items.
+        local bulk_held = s.storage_level() == 'bulk'
         for _, head in ipairs(waiting) do
           local job, item
           if head.job and owner_room(head.owner) then job, item = goable(pool, head, open) end
+          if job and bulk_held and members.is_bulk(item) then job = nil end
           if job then
             -- Its estimate at the account it would take is read with its pass: its turn, if it wins, costs that.
             local account = account_for(job, open)

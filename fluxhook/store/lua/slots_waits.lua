@@ -9,7 +9,8 @@ local slots_waits = {}
 -- {owner's slots held (0 when it has no max_active: not read), its max_active ('' for none), the pool's slots held and
 -- its limit, and every pool's limit (max_active), over the accounts the route allows that are not cooling down; when
 -- the pool's pause ends at every one of them ('' if one is not paused); when the first of the accounts the route
--- allows recovers, when every one cools down ('')}.
+-- allows recovers, when every one cools down (''); what waits for storage ('all', 'bulk': batch items, '': nothing);
+-- and when batch items may go again ('': unknown, or not waiting)}.
 function slots_waits.state(s, pool, owner, route)
   local usable, warm, cooling_until, paused_until = 0, 0, nil, nil
   local all_paused = true
@@ -38,7 +39,9 @@ function slots_waits.state(s, pool, owner, route)
     end
   end
   local cap = s.cap(owner)
+  local storage = s.storage_held()
   return {cap and s.held_of(owner) or 0, cap and tostring(cap) or '', pool_held, pool_limit, total_limit,
           (warm > 0 and all_paused) and s.fmt(paused_until) or '',
-          (usable > 0 and warm == 0) and s.fmt(cooling_until) or ''}
+          (usable > 0 and warm == 0) and s.fmt(cooling_until) or '',
+          s.storage_level() or '', storage and string.match(storage, '^([^|]*)') or ''}
 end

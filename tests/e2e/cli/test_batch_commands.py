@@ -51,7 +51,9 @@ def test_submit_shows_progress_until_every_item_is_stored_then_download_writes_t
     assert batch["status"] == "ended" and batch["counts"]["stored"] == batch["counts"]["total"] == 3
     # Not a terminal: plain lines, the first as it was made (its items queued, or already at BFL on a quick stack),
     # the last as it ended; no bar redrawn in place.
-    assert re.search(rf"^{batch['id']} 0% 0/3 ended, 0\.0 s: \d (queued|submitted)", submitted.stderr, re.M), \
+    # While it runs, its items sent beside those ended.
+    assert re.search(rf"^{batch['id']} 0% \d/3 sent, 0/3 ended, 0\.0 s: \d (queued|submitted)", submitted.stderr,
+                     re.M), \
         submitted.stderr
     assert re.search(rf"^{batch['id']} 100% 3/3 ended, [\d.]+ s: 3 stored; [\d.]+ credits$", submitted.stderr, re.M)
     assert "\r" not in submitted.stderr and f"fluxhook batch download {batch['id']} DIR" in submitted.stderr

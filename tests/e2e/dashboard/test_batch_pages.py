@@ -152,7 +152,9 @@ def test_a_running_batch_is_followed_live_then_canceled_from_its_page(tab, held)
     # The first item is stored in a few seconds; the second stays at BFL; the third waits for the key's one place.
     batch = make_batch(app, ["a quick sketch [seconds-3]", "[pending] a slow mural", "a third, never sent"])
     # The open list shows it as it comes (it follows every job's events, as the job list does).
-    expect(page.locator(f'tr[data-batch-id="{batch["id"]}"] [data-field="done"]')).to_have_text("0 of 3 ended")
+    # While it runs, its items BFL was sent beside those ended: what a cancel would save.
+    expect(page.locator(f'tr[data-batch-id="{batch["id"]}"] [data-field="done"]')).to_have_text(
+        re.compile(r"^[0-2] sent · 0 of 3 ended$"))
     page.goto(f"/batches/{batch['id']}")
     expect(page.locator("#batch-status")).to_have_text("running")
     page.evaluate("window.notReloaded = true")
@@ -162,7 +164,7 @@ def test_a_running_batch_is_followed_live_then_canceled_from_its_page(tab, held)
     page.wait_for_function(f"() => ({COUNTS})().stored === 1 && ({COUNTS})().submitted === 1", timeout=30_000)
     expect(page.locator("#sheet li").nth(0).locator("img")).to_have_count(1, timeout=30_000)
     expect(page.locator("#sheet li").nth(1)).to_have_attribute("data-status", "submitted")
-    expect(page.locator('[data-field="done"]')).to_have_text("1 of 3 ended")
+    expect(page.locator('[data-field="done"]')).to_have_text("2 sent · 1 of 3 ended")
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#live")).to_have_text("live")
 

@@ -68,6 +68,14 @@ def test_the_progress_line_and_bar():
     assert batches.counts_text(batch, ("stored",)) == "5 queued, 2 submitted, 1 failed"
 
 
+def test_a_running_batchs_line_shows_its_items_sent_beside_those_ended():
+    # What a cancel would save is what BFL was not sent yet: 5 of 10 here.
+    running = {**_batch(queued=5, submitted=2, stored=2, failed=1), "status": "running", "sent": 5}
+    assert batches.batch_line(running, 1.0) == "bat_1 30% 5/10 sent, 3/10 ended, 1.0 s: 5 queued, 2 submitted, " \
+                                               "2 stored, 1 failed"
+    assert "sent" not in batches.batch_line({**running, "status": "ended"}, 1.0)
+
+
 def test_progress_on_a_terminal_redraws_one_line_cut_to_its_width():
     out = io.StringIO()
     progress = batches.BatchProgress(out, tty=True, columns=40)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fluxhook.core import transitions as st
 from fluxhook.core.batch import Batch, BatchStatus, batch_id_floor, is_batch_id, new_batch_id, status_of
 from fluxhook.core.deadlines import batch_cancel_ending
+from fluxhook.core.wait_reasons import Waiting, WaitReason
 
 
 def test_a_cancel_decides_the_status_before_the_end():
@@ -19,6 +20,13 @@ def test_progress_counts_ended_items_over_all_and_every_status_is_shown():
     shown = batch.to_api()
     assert shown["progress"] == 0.5 and shown["status"] == "running" and shown["cost"] == {"credits": 6.0}
     assert shown["counts"] == {**dict.fromkeys(st.STATUSES, 0), "stored": 1, "failed": 1, "submitted": 2, "total": 4}
+    assert shown["sent"] == 0 and shown["waiting"] is None
+
+
+def test_its_items_sent_and_why_its_queued_items_wait():
+    batch = Batch(id=new_batch_id(), model="flux-2-pro", total=10, created_at=1.0, counts={st.QUEUED: 6, st.SUBMITTED: 4},
+                  sent=4, waiting=Waiting(WaitReason.STORAGE))
+    assert batch.to_api()["sent"] == 4 and batch.to_api()["waiting"] == {"reason": "storage"}
 
 
 def test_ids_sort_by_time_and_are_told_from_anything_else():

@@ -9,9 +9,12 @@ from datetime import datetime, timezone
 import pytest
 
 from credit_helpers import finish_job, submit_job
+from fluxhook.core.batch import Batch
+from fluxhook.core.pacing import Backlog
 from fluxhook.credits import accounting, reports
 from fluxhook.credits.figures import epoch
 from fluxhook.store.effects import CountHourly
+from fluxhook.store.pacing import Judged
 from receiver import dashboard_overview as view
 
 DB = 3
@@ -166,3 +169,22 @@ def test_the_accounts_panel_in_words():
     assert idle["balance_read"] == ""
     assert cooling["cooling"] and cooling["state"] == "cooling: BFL unavailable, until 2026-11-21 10:00:30 UTC"
     assert broke["state"] == "cooling: out of credits, next look at the balance 2026-11-21 10:00:30 UTC"
+
+
+def test_storage_now_in_words_and_the_running_batches_sent_beside_ended():
+    quiet = view.storage_panel(Judged("", Backlog(0)), "")
+    assert quiet["state"] == "sends go" and quiet["seconds"] == "nothing waits to be stored"
+    behind = view.storage_panel(Judged("all", Backlog(400, stored=60, span=60), until=1_800_000_100.0), "all")
+    assert behind["held"] and behind["rate"] == "1.0 a second over the last minute"
+    assert behind["seconds"].startswith("about ") and "waiting reason storage" in behind["state"]
+    assert "until about" in behind["state"]
+    cold = view.storage_panel(Judged("all", Backlog(40)), "all")
+    assert cold["seconds"] == "storing them: not measured yet" and "until it stores again" in cold["state"]
+    items = view.storage_panel(Judged("bulk", Backlog(350, stored=60, span=60)), "bulk")
+    assert items["state"].startswith("batch items' sends wait") and items["state"].endswith("single jobs still go")
+
+    running = Batch(id="bat_1", model="flux-2-pro", total=500, created_at=1.0, counts={"stored": 80, "queued": 300,
+                                                                                       "submitted": 120}, sent=200)
+    ended = Batch(id="bat_2", model="flux-2-pro", total=1, created_at=1.0, counts={"stored": 1}, ended_at=2.0)
+    assert view.running_batches([running, ended]) == [
+        {"id": "bat_1", "model": "flux-2-pro", "done": "200 sent · 80 of 500 ended"}]

@@ -18,6 +18,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import WaitReason
 from fluxhook.lifecycle import key_admin
+from fluxhook.store.effects import CountStored
 
 DB = 12
 PRO, KONTEXT = "flux-2-pro", "flux-kontext-max"
@@ -97,3 +98,27 @@ def test_a_redis_that_refuses_info_leaves_the_families_without_series(redis_serv
     finally:
         admin.acl_deluser(user)
         admin.close()
+
+
+def test_the_seconds_of_storing_waiting_and_the_sends_held_for_storage(running):
+    api, svc = running
+    samples = _scrape(api)
+    [store] = [dict(labels)["store"] for name, labels in samples if name == "fluxhook_store_backlog_seconds"]
+    assert samples[("fluxhook_store_backlog_seconds", (("store", store),))] == 0
+    assert samples[("fluxhook_sends_waiting_storage", ())] == 0
+
+    # 40 results not stored, 60 stored over the last minute (one a second): 40 s of storing wait.
+    now = time.time()
+    svc.redis.zadd(svc.store.keys.status(st.READY), {f"job_{i:03d}": 0 for i in range(40)})
+    svc.store.tallies.add([CountStored(now - 60 + i) for i in range(5, 65)])
+    samples = _scrape(api)
+    assert 35 <= samples[("fluxhook_store_backlog_seconds", (("store", store),))] <= 50
+    assert samples[("fluxhook_store_backlog", (("store", store),))] == 40
+
+    # Storage holds sends back: every job in line waits for it, and says so.
+    svc.redis.set(svc.store.keys.store_held, "|40|0.1", px=10_000)
+    _queued(svc, PRO, takes_a_slot=False)
+    _queued(svc, PRO, takes_a_slot=False)
+    samples = _scrape(api)
+    assert samples[("fluxhook_sends_waiting_storage", ())] == 2
+    assert samples[("fluxhook_jobs_waiting", (("reason", "storage"),))] == 2

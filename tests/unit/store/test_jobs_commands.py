@@ -67,10 +67,13 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
         f"HSET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} 2"], commands
     # No count of slots; at most the due index's, as the job's send lease makes it due (sweep_index.lua).
     assert {c for c in commands if c.startswith("ZCARD")} <= {f"ZCARD {KEYS.due}"}, commands
-    # No account cools down and no pool is paused: one EXISTS of every cooldown and pause says so, and none is read.
-    assert _naming(commands, "EXISTS fh:acct") == [
-        f"EXISTS {KEYS.cooling('default')} {KEYS.paused(DEFAULT_POOL)} {KEYS.paused(KONTEXT_MAX_POOL)}"], commands
+    # No account cools down, no pool is paused and storage holds no send back: one EXISTS of every cooldown, pause and
+    # storage's mark says so, and none is read.
+    assert _naming(commands, "EXISTS fh:store:held") == [
+        f"EXISTS {KEYS.store_held} {KEYS.cooling('default')} {KEYS.paused(DEFAULT_POOL)} "
+        f"{KEYS.paused(KONTEXT_MAX_POOL)}"], commands
     assert not _naming(commands, "PTTL") and not _naming(commands, "HMGET fh:acct")
+    assert not _naming(commands, f"GET {KEYS.store_held}")
     # Its owner's pass is read with the clock and its estimate of slot time (kept beside them), and the pass and the
     # clock written with its turn: one command each.
     assert _names(_naming(commands, "fh:fair:pass")) == ["HMGET", "HSET"], commands
@@ -106,6 +109,18 @@ def test_a_new_job_whose_caller_read_its_key_s_max_active_asks_redis_for_none_an
     commands = _commands(connection, lambda: slots.join(second, known_cap=KnownCap(1)))
     assert slots.account_of(second.id) is None and not _naming(commands, KEYS.share_max_active), commands
     assert slots.join(_queued(jobs), known_cap=KnownCap(None)).account == "default"
+
+
+def test_a_new_job_whose_caller_read_its_key_s_weight_asks_redis_for_none_and_its_turn_is_charged_by_it(jobs, slots,
+                                                                                                          connection):
+    slots.set_share("key_w", 4, None)
+    job = as_key(jobs, _queued(jobs), "key_w")
+    commands = _commands(connection, lambda: slots.join(job, known_cap=KnownCap(None, 4.0)))
+    assert slots.account_of(job.id) == "default"
+    assert not _naming(commands, KEYS.share_weights) and not _naming(commands, KEYS.share_max_active), commands
+    # The holder's entry keeps the weight its turn was charged by, as when the weight is read from Redis.
+    entry = connection.hget(KEYS.slot_holders, job.id).decode().split("|")
+    assert float(entry[-1]) == 4.0, entry
 
 
 def test_a_dispatch_of_empty_lines_reads_no_room_and_no_turn(slots, connection):
