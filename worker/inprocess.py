@@ -22,6 +22,7 @@ import time
 from redis.exceptions import RedisError
 from rq import worker_registration
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
@@ -90,6 +91,26 @@ class InProcessWorker(SimpleWorker):
     # A lane /readyz need not see: it beats every QUIET_BEAT_EVERY s while idle, not every worker_ttl - 15 s.
     quiet = False
 
+    def prepare_execution(self, job: Job) -> Execution:
+        # RQ writes the execution in a MULTI of its own and the task's start (prepare_job_execution) in another just
+        # after: both go in the start's, one round trip.
+        self._starting = self.connection.pipeline()
+        execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=self._starting, worker_name=self.name)
+        self.executions[execution.id] = execution
+        self.set_state(WorkerStatus.BUSY, pipeline=self._starting)
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # RQ's, in the MULTI that prepare_execution began; without RQ's own heartbeat of the task, whose one field
+        # prepare_for_execution writes in the same HSET as its start.
+        with self._starting as pipe:
+            self.heartbeat(self.get_heartbeat_ttl(job), pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            if remove_from_intermediate_queue:
+                pipe.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
+            pipe.execute()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
         self._hold(job, execution)
@@ -146,12 +167,29 @@ class InProcessWorker(SimpleWorker):
             retry_scheduled(self.connection)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
-        if self._ending_is_mine(job):
-            self._succeeding = job.id  # read by cleanup_execution, which RQ calls on every path a task ends by
-            try:
+        if not self._ending_is_mine(job):
+            return
+        self._succeeding = job.id  # read by cleanup_execution, which RQ calls on every path a task ends by
+        try:
+            if job.result_ttl == KEEPS_NOTHING:
+                self._end_keeping_nothing(job, execution)
+            else:
                 super().handle_job_success(job, queue, started_job_registry, execution)
-            finally:
-                self._succeeding = None
+        finally:
+            self._succeeding = None
+
+    def _end_keeping_nothing(self, job: Job, execution) -> None:
+        """The success of a task that keeps nothing of it, in one MULTI: the worker's counts and the task's execution
+        gone with its record (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two
+        round trips: fluxhook gives no task any) and writes a result, a finished record and their TTLs that the same
+        MULTI deletes."""
+        assert job.started_at and job.ended_at  # RQ set both before calling its end
+        with self.connection.pipeline() as pipe:
+            self.increment_successful_job_count(pipeline=pipe)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            pipe.execute()
+        self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
 
     def _ending_is_mine(self, job: Job) -> bool:
         """Whether to record how ``job`` ended: not if its lane gave it back to the queue while it ran (a read that
