@@ -40,8 +40,9 @@ IDLE_SECONDS = 4.0
 # test takes off no longer takes them out, and they count here, which §17's figure leaves out. The ceiling is §17's
 # own: a regression of a few commands a job fails it.
 CEILING = 150
+TRIPS_CEILING = 30
 # The test's own: its INFO snapshots and its HSTRLEN confirmations.
-OWN = ("cmdstat_info", "cmdstat_hstrlen")
+OWN = ("info", "hstrlen")
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +59,15 @@ def measured(own_redis, simulator, _spies, tmp_path_factory):
         yield running
 
 
-def _calls(db: redis.Redis) -> int:
-    """Every command Redis has run (those run by scripts included, as Redis counts them), less the test's own."""
-    stats = db.info("commandstats")
-    return sum(int(v["calls"]) for name, v in stats.items() if name not in OWN)
+def _calls(db: redis.Redis) -> tuple[int, int]:
+    """Every command Redis has run (those run by scripts included, as Redis counts them), less the test's own, and
+    its reads of client sockets (``total_reads_processed``: one a round trip), less the test's own (one a command:
+    it pipelines none)."""
+    info = db.info("all")
+    stats = {k.removeprefix("cmdstat_"): v for k, v in info.items() if k.startswith("cmdstat_")}
+    own = sum(int(stats[name]["calls"]) for name in OWN if name in stats)
+    calls = sum(int(v["calls"]) for name, v in stats.items() if name not in OWN)
+    return calls, int(info["total_reads_processed"]) - own
 
 
 def _post(base_url: str, n: int) -> str:
@@ -78,7 +84,8 @@ def test_a_stored_job_costs_redis_fewer_commands_than_the_ceiling(measured, sim)
     time.sleep(IDLE_SECONDS / 2)  # the stack's start-up settles: its first sweep, its migration, its cron thread's jobs
     idle_from, idle_started = _calls(db), time.monotonic()
     time.sleep(IDLE_SECONDS)  # the idle window itself: what the stack costs with no job, per second
-    idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)
+    idle_to, idle_seconds = _calls(db), time.monotonic() - idle_started
+    idle_rate, idle_reads = ((idle_to[i] - idle_from[i]) / idle_seconds for i in (0, 1))
 
     before, started = _calls(db), time.monotonic()
     with ThreadPoolExecutor(8) as pool:
@@ -89,8 +96,10 @@ def test_a_stored_job_costs_redis_fewer_commands_than_the_ceiling(measured, sim)
     wait_until(lambda: all(db.hstrlen(KEYS.job(j), "thumbnail_key") for j in ids), timeout=10,
                message="every thumbnail recorded")
     time.sleep(1.0)  # the tasks' ends and the lanes' feeds after them
-    spent = _calls(db) - before - idle_rate * (time.monotonic() - started)
+    after, seconds = _calls(db), time.monotonic() - started
 
-    per_job = spent / JOBS
-    print(f"{per_job:.0f} commands a stored job ({idle_rate:.0f}/s idle)")
+    per_job = (after[0] - before[0] - idle_rate * seconds) / JOBS
+    trips = (after[1] - before[1] - idle_reads * seconds) / JOBS
+    print(f"{per_job:.1f} commands and {trips:.1f} round trips a stored job ({idle_rate:.1f} and {idle_reads:.1f}/s idle)")
     assert 0 < per_job <= CEILING, f"{per_job:.0f} commands a stored job, above {CEILING} ({idle_rate:.0f}/s idle)"
+    assert 0 < trips <= TRIPS_CEILING, f"{trips:.1f} round trips a stored job, above {TRIPS_CEILING}"
