@@ -102,9 +102,13 @@ class InProcessWorker(SimpleWorker):
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         # RQ's, in the MULTI that prepare_execution began; without RQ's own heartbeat of the task, whose one field
-        # prepare_for_execution writes in the same HSET as its start.
+        # prepare_for_execution writes in the same HSET as its start; and with the worker's beat only when its record
+        # would lapse before the heartbeat thread's first beat of the task (after a task's end it has worker_ttl + 60 s
+        # left, which RQ's beat here would cut to the task's heartbeat TTL).
         with self._starting as pipe:
-            self.heartbeat(self.get_heartbeat_ttl(job), pipeline=pipe)
+            ttl = self.get_heartbeat_ttl(job)
+            if getattr(self, "_record_until", 0.0) - time.monotonic() < ttl:
+                self.heartbeat(ttl, pipeline=pipe)
             job.prepare_for_execution(self.name, pipeline=pipe)
             pipe.persist(job.key)
             if remove_from_intermediate_queue:
