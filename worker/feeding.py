@@ -4,11 +4,12 @@ A callback puts its job in the download line and wakes one worker's feeder (``Wo
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
 feeder is woken.) Lanes feed too, each time one of them ends a task, while the process's last feed found work in a line
-(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder also feeds
-unwoken, a second after a feed that moved work (work added while every feeder was busy is never left waiting for the
-next addition), five seconds after one that moved none while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line
-another process's feeder found holding work is this process's lanes' to feed again within those five seconds. With
-every line empty (at rest, SPEC §17) its wait lasts ``REST_WAIT``: only an addition, which wakes it, can end it sooner.
+(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder waits on
+the wake-up list alone: an addition made while it fed left its item in the list, so its next wait ends at once, and
+while a line holds work the lanes' feeds at their tasks' ends move it as RQ's queue makes room. It feeds unwoken only
+five seconds after a feed while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line another process's feeder found
+holding work is this process's lanes' to feed again within those five seconds. With every line empty (at rest) its
+wait lasts ``REST_WAIT``: only an addition, which wakes it, can end it sooner.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from fluxhook.store.wakes import WORK, Wakes
 from .activity import ACTIVITY
 from .loops import Loop
 
-# How long one wait for new work lasts before the feeder feeds anyway and looks whether to stop.
+# How long a stop waits for the feeder's loop beyond its feed.
 WAKE_TIMEOUT = 1.0
-# The same wait after a feed that moved nothing while a line holds work (RQ's queue full): work added then wakes a
-# feeder, and a lane that ends a task feeds; this bound is for a line another process's feeder found holding work.
+# How long one wait lasts while a line may hold work: work added wakes a feeder, and a lane that ends a task feeds; this
+# bound is for a line another process's feeder found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
 # The same wait with every line empty: only for a wake-up lost (its process killed as it took it; a stop gives it back).
 REST_WAIT = 120.0
@@ -62,13 +63,12 @@ def after_task(svc: Services) -> None:
 
 
 class Feeder(Loop):
-    """Feeds RQ from the work lines whenever work is added (or a second passes), until ``stop()``."""
+    """Feeds RQ from the work lines whenever work is added, until ``stop()``."""
 
     def __init__(self, svc: Services, wakes: Wakes):
         super().__init__("fluxhook-feed")
         self.svc = svc
         self.wakes = wakes
-        self._moved = True
         # Whether the next step feeds before it waits: until a feed has answered since the last wait began. A wait or
         # a feed cut by a lost Redis may have taken a wake-up whose work nothing else announces again (a failover
         # loses what its old primary held; a feed that failed moved nothing), so the step after it looks first
@@ -81,16 +81,16 @@ class Feeder(Loop):
     def step(self) -> float:
         if not self._look_first:
             self._look_first = True
-            wait = WAKE_TIMEOUT if self._moved else IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
+            wait = IDLE_WAKE_TIMEOUT if WORK_MAY_WAIT.is_set() else REST_WAIT
             with self.waiting():
                 woken = self.wakes.wait(self.wakes.keys.work_added, wait)
             if self.stopping:
                 if woken == WORK:
                     self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it
                 return 0.0
-        self._moved = feed_noted(self.svc) > 0
+        moved = feed_noted(self.svc) > 0
         self._look_first = False
-        if self._moved:
+        if moved:
             ACTIVITY.noted()
         return 0.0
 
