@@ -72,8 +72,9 @@ class Feeder(Loop):
         # Whether the next step feeds before it waits: until a feed has answered since the last wait began. A wait or
         # a feed cut by a lost Redis may have taken a wake-up whose work nothing else announces again (a failover
         # loses what its old primary held; a feed that failed moved nothing), so the step after it looks first
-        # rather than resting up to REST_WAIT on a wake-up that is gone.
-        self._look_first = False
+        # rather than resting up to REST_WAIT on a wake-up that is gone. So does its first step: work a process before it
+        # left in a line moves at once, and a feeder with none rests from its start.
+        self._look_first = True
 
     def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
         super().stop(timeout)
