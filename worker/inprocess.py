@@ -7,7 +7,8 @@ worker killed outright has its task found abandoned (and retried) after RQ's hea
 with a work horse. An idle lane's heartbeat goes out as one pipeline every ``worker_ttl - 15`` seconds (RQ's own
 worker beats once per wait for a task, which lasts that long), not three times a second; an unchanged state is not
 written again: round trips to Redis were the worker's own main cost. A task that keeps nothing of its success
-(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record and result go in RQ's end of it.
+(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record goes in its end's one MULTI, and no result is
+written.
 
 A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
 gives back while stuck in a read) goes back to the front of its queue as it was: not failed, no retry spent.
@@ -26,7 +27,6 @@ from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
-from rq.results import Result
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
@@ -359,11 +359,11 @@ class InProcessWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
         self.heartbeat(pipeline=pipeline)
         if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
-            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record and its result, written
-            # earlier in this MULTI with a second to live, go with it. Left to expire, they stay in memory until
-            # Redis's expiry comes across them: at its pace of a few hundred keys a second, hours among the
-            # millions of job keys a retention keeps with a TTL.
-            pipeline.delete(job.key, Result.get_key(job.id))
+            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record goes with it, and no
+            # result was written (_end_keeping_nothing). Left to expire, it would stay in memory until Redis's expiry
+            # came across it: at its pace of a few hundred keys a second, hours among the millions of job keys a
+            # retention keeps with a TTL.
+            pipeline.delete(job.key)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not

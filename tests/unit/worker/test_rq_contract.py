@@ -16,7 +16,6 @@ from rq.exceptions import DequeueTimeout
 from rq.executions import Execution
 from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
-from rq.results import Result
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
@@ -37,7 +36,7 @@ USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job",
                    "dequeue_any", "intermediate_queue_key")
 # The cron thread moves RQ's retries as RQ's scheduler does, under its locks, only when one is due (worker.cron).
 USED_FROM_SCHEDULER = ("acquire_locks", "enqueue_scheduled_jobs", "release_locks")
-# A task's end deletes the record and result of a task that keeps nothing of its success (cleanup_execution).
+# A task's end deletes the record of a task that keeps nothing of its success (cleanup_execution).
 USED_FROM_JOB = ("key", "result_ttl", "get_status", "prepare_for_execution")
 OVERRIDDEN = sorted(name for name, value in vars(InProcessWorker).items()
                     if inspect.isfunction(value) and not name.startswith("_") and hasattr(SimpleWorker, name))
@@ -66,8 +65,6 @@ def test_the_names_the_subclass_reads_exist(connection):
     missing += [f"Queue.{name}" for name in USED_FROM_QUEUE if not hasattr(queue, name)]
     task = queue.enqueue("time.time")
     missing += [f"Job.{name}" for name in USED_FROM_JOB if not hasattr(task, name)]
-    if Result.get_key(task.id) != f"rq:results:{task.id}":
-        missing.append("Result.get_key, naming a task's result stream")
     scheduler = RQScheduler([queue.name], connection=connection)
     missing += [f"RQScheduler.{name}" for name in USED_FROM_SCHEDULER if not hasattr(scheduler, name)]
     missing += [f"StartedJobRegistry.{name}" for name in ("get_expired_job_ids",)
