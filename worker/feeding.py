@@ -4,12 +4,13 @@ A callback puts its job in the download line and wakes one worker's feeder (``Wo
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
 feeder is woken.) Lanes feed too, each time one of them ends a task, while the process's last feed found work in a line
-(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder also feeds
-unwoken, a second after a feed that moved work (work added while every feeder was busy is never left waiting for the
-next addition), five seconds after one that moved none while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line
-another process's feeder found holding work is this process's lanes' to feed again within those five seconds. With
-every line empty (at rest) its wait lasts as long as a wait does: only an addition, which wakes it, ends it sooner, or
-the process's guard (worker/guarding.py), which finds work in a line whose wake-up was lost.
+(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder waits on
+the wake-up list alone: an addition made while it fed left its item in the list, so its next wait ends at once, and
+while a line holds work the lanes' feeds at their tasks' ends move it as RQ's queue makes room. It feeds unwoken only
+five seconds after a feed while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line another process's feeder found
+holding work is this process's lanes' to feed again within those five seconds. With every line empty (at rest) its
+wait lasts as long as a wait does: only an addition, which wakes it, ends it sooner, or the process's guard
+(worker/guarding.py), which finds work in a line whose wake-up was lost.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
 from .activity import ACTIVITY
 from .loops import Loop
 
-# How long one wait for new work lasts before the feeder feeds anyway and looks whether to stop.
+# How long a stop waits for the feeder's loop beyond its feed.
 WAKE_TIMEOUT = 1.0
-# The same wait after a feed that moved nothing while a line holds work (RQ's queue full): work added then wakes a
-# feeder, and a lane that ends a task feeds; this bound is for a line another process's feeder found holding work.
+# How long one wait lasts while a line may hold work: work added wakes a feeder, and a lane that ends a task feeds; this
+# bound is for a line another process's feeder found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
 
 
@@ -61,18 +62,18 @@ def after_task(svc: Services) -> None:
 
 
 class Feeder(Loop):
-    """Feeds RQ from the work lines whenever work is added (or a second passes), until ``stop()``."""
+    """Feeds RQ from the work lines whenever work is added, until ``stop()``."""
 
     def __init__(self, svc: Services, wakes: Wakes):
         super().__init__("fluxhook-feed")
         self.svc = svc
         self.wakes = wakes
-        self._moved = True
         # Whether the next step feeds before it waits: until a feed has answered since the last wait began. A wait or
         # a feed cut by a lost Redis may have taken a wake-up whose work nothing else announces again (a failover
         # loses what its old primary held; a feed that failed moved nothing), so the step after it looks first
-        # rather than resting on a wake-up that is gone until the guard finds its work.
-        self._look_first = False
+        # rather than resting on a wake-up that is gone until the guard finds its work. So does its first step: work a
+        # process before it left in a line moves at once, and a feeder with none rests from its start.
+        self._look_first = True
         self._lines = Watched(present=svc.store.work.line_keys())
 
     def stop(self, timeout: float = WAKE_TIMEOUT + 5.0) -> None:
@@ -81,17 +82,17 @@ class Feeder(Loop):
     def step(self) -> float:
         if not self._look_first:
             self._look_first = True
-            resting = not (self._moved or WORK_MAY_WAIT.is_set())
-            wait = WAKE_TIMEOUT if self._moved else LONGEST_WAIT if resting else IDLE_WAKE_TIMEOUT
+            resting = not WORK_MAY_WAIT.is_set()
+            wait = LONGEST_WAIT if resting else IDLE_WAKE_TIMEOUT
             with self.waiting():
                 woken = self.wakes.wait(self.wakes.keys.work_added, wait, self._lines if resting else None)
             if self.stopping:
                 if woken == WORK:
                     self.wakes.give_back(self.wakes.keys.work_added)  # another process's feeder moves it
                 return 0.0
-        self._moved = feed_noted(self.svc) > 0
+        moved = feed_noted(self.svc) > 0
         self._look_first = False
-        if self._moved:
+        if moved:
             ACTIVITY.noted()
         return 0.0
 

@@ -7,7 +7,8 @@ worker killed outright has its task found abandoned (and retried) after RQ's hea
 with a work horse. An idle lane's heartbeat goes out as one pipeline every ``worker_ttl - 15`` seconds (RQ's own
 worker beats once per wait for a task, which lasts that long), not three times a second; an unchanged state is not
 written again: round trips to Redis were the worker's own main cost. A task that keeps nothing of its success
-(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record and result go in RQ's end of it.
+(``enqueueing.KEEPS_NOTHING``) leaves nothing in Redis: its record goes in its end's one MULTI, and no result is
+written.
 
 A task the stopping worker takes back (one that ended by raising ``stopping.StopRequested``, or one its lane
 gives back while stuck in a read) goes back to the front of its queue as it was: not failed, no retry spent.
@@ -22,10 +23,10 @@ import time
 from redis.exceptions import RedisError
 from rq import worker_registration
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.registry import clean_registries
-from rq.results import Result
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
@@ -91,6 +92,30 @@ class InProcessWorker(SimpleWorker):
     # A lane /readyz need not see: it beats every QUIET_BEAT_EVERY s while idle, not every worker_ttl - IDLE_BEAT_MARGIN.
     quiet = False
 
+    def prepare_execution(self, job: Job) -> Execution:
+        # RQ writes the execution in a MULTI of its own and the task's start (prepare_job_execution) in another just
+        # after: both go in the start's, one round trip.
+        self._starting = self.connection.pipeline()
+        execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=self._starting, worker_name=self.name)
+        self.executions[execution.id] = execution
+        self.set_state(WorkerStatus.BUSY, pipeline=self._starting)
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # RQ's, in the MULTI that prepare_execution began; without RQ's own heartbeat of the task, whose one field
+        # prepare_for_execution writes in the same HSET as its start; and with the worker's beat only when its record
+        # would lapse before the heartbeat thread's first beat of the task (after a task's end it has worker_ttl + 60 s
+        # left, which RQ's beat here would cut to the task's heartbeat TTL).
+        with self._starting as pipe:
+            ttl = self.get_heartbeat_ttl(job)
+            if getattr(self, "_record_until", 0.0) - time.monotonic() < ttl:
+                self.heartbeat(ttl, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            if remove_from_intermediate_queue:
+                pipe.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
+            pipe.execute()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         execution = self.prepare_execution(job)
         self._hold(job, execution)
@@ -147,12 +172,29 @@ class InProcessWorker(SimpleWorker):
             retry_scheduled(self.connection)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry, execution) -> None:
-        if self._ending_is_mine(job):
-            self._succeeding = job.id  # read by cleanup_execution, which RQ calls on every path a task ends by
-            try:
+        if not self._ending_is_mine(job):
+            return
+        self._succeeding = job.id  # read by cleanup_execution, which RQ calls on every path a task ends by
+        try:
+            if job.result_ttl == KEEPS_NOTHING:
+                self._end_keeping_nothing(job, execution)
+            else:
                 super().handle_job_success(job, queue, started_job_registry, execution)
-            finally:
-                self._succeeding = None
+        finally:
+            self._succeeding = None
+
+    def _end_keeping_nothing(self, job: Job, execution) -> None:
+        """The success of a task that keeps nothing of it, in one MULTI: the worker's counts and the task's execution
+        gone with its record (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two
+        round trips: fluxhook gives no task any) and writes a result, a finished record and their TTLs that the same
+        MULTI deletes."""
+        assert job.started_at and job.ended_at  # RQ set both before calling its end
+        with self.connection.pipeline() as pipe:
+            self.increment_successful_job_count(pipeline=pipe)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
+            self.cleanup_execution(job, pipeline=pipe, execution=execution)
+            pipe.execute()
+        self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
 
     def _ending_is_mine(self, job: Job) -> bool:
         """Whether to record how ``job`` ended: not if its lane gave it back to the queue while it ran (a read that
@@ -319,11 +361,11 @@ class InProcessWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
         self.heartbeat(pipeline=pipeline)
         if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
-            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record and its result, written
-            # earlier in this MULTI with a second to live, go with it. Left to expire, they stay in memory until
-            # Redis's expiry comes across them: at its pace of a few hundred keys a second, hours among the
-            # millions of job keys a retention keeps with a TTL.
-            pipeline.delete(job.key, Result.get_key(job.id))
+            # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record goes with it, and no
+            # result was written (_end_keeping_nothing). Left to expire, it would stay in memory until Redis's expiry
+            # came across it: at its pace of a few hundred keys a second, hours among the millions of job keys a
+            # retention keeps with a TTL.
+            pipeline.delete(job.key)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # The heartbeat thread beats every job_monitoring_interval, as a forking worker does; not

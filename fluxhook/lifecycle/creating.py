@@ -147,7 +147,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job
         # that a sender took it meanwhile, which its next read or its stream says anyway.
         return Created(job, wait)
     try:
-        return Created(submission.submit_in_request(svc, job.id, request.input, account=joined.account))
+        return Created(submission.submit_in_request(svc, job, request.input, account=joined.account))
     except (BFLError, BudgetExceeded):
         # The task never reached BFL (one that may have is a job: submit recorded it): leave nothing behind.
         svc.jobs.delete(job.id)

@@ -183,14 +183,14 @@ def submit(svc: Services, job_id: str, task_input: dict | None = None, primary: 
     return _under_lock(svc, job_id, _Attempt(_submit_lock(svc, job_id, lock_token)), task_input, primary, account)
 
 
-def submit_in_request(svc: Services, job_id: str, task_input: dict | None, *, account: str) -> Job:
-    """``submit`` for the request that creates the job and answers with it: a refusal of the budget raises
-    ``BudgetExceeded`` (the request answers 402 and creates nothing) instead of keeping the job waiting. The job as
-    recorded after its submission: the step that records BFL's answer hands the record back (no read after it),
-    else it is read (``JobNotFound`` once gone)."""
-    attempt = _Attempt(_submit_lock(svc, job_id, None), in_request=True)
-    _under_lock(svc, job_id, attempt, task_input, None, account)
-    return attempt.recorded or recorded.current(svc, job_id)
+def submit_in_request(svc: Services, job: Job, task_input: dict | None, *, account: str) -> Job:
+    """``submit`` for the request that creates ``job`` (as it recorded it, with a slot of ``account``) and answers
+    with it: a refusal of the budget raises ``BudgetExceeded`` (the request answers 402 and creates nothing) instead
+    of keeping the job waiting. The job as recorded after its submission: the step that records BFL's answer hands
+    the record back (no read after it), else it is read (``JobNotFound`` once gone)."""
+    attempt = _Attempt(_submit_lock(svc, job.id, None), in_request=True)
+    _under_lock(svc, job.id, attempt, task_input, None, account, made=job)
+    return attempt.recorded or recorded.current(svc, job.id)
 
 
 def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
@@ -198,11 +198,16 @@ def _submit_lock(svc: Services, job_id: str, token: str | None) -> Lock:
 
 
 def _under_lock(svc: Services, job_id: str, attempt: _Attempt, task_input: dict | None, primary: str | None,
-                account: str | None) -> str:
+                account: str | None, made: Job | None = None) -> str:
     """The submission under the job's submit lock, taken with the job's read, and freed once it is over (unless
-    the step that recorded BFL's answer freed it)."""
-    # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
-    taken, current, holds = svc.jobs.lock_for_send(job_id, attempt.lock)
+    the step that recorded BFL's answer freed it). ``made``: the job as the caller recorded it with its slot a moment
+    ago (the request that creates it), which no read would tell it more of: no other caller has its id yet."""
+    current: Job | None = made
+    if made is not None:
+        taken, holds = svc.store.locks.acquire(*attempt.lock), True
+    else:
+        # Under the lock a cancel or a deadline also takes: the job as it is now, not as read before.
+        taken, current, holds = svc.jobs.lock_for_send(job_id, attempt.lock)
     if not taken:
         return SKIPPED
     try:

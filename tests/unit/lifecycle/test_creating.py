@@ -62,16 +62,18 @@ def test_a_job_created_where_its_caller_may_wait_is_sent_to_bfl_with_its_own_cal
     assert svc.slots.holds(job) and svc.jobs.get(job.id).input is None  # BFL has the input now
 
 
-def test_a_job_sent_by_its_request_is_answered_as_recorded_without_a_read_after_bfl_s_answer(svc, sim):
+def test_a_job_sent_by_its_request_is_sent_and_answered_as_recorded_without_a_read(svc, sim):
     made: list = []
     commands = commands_during(svc.redis, DB, lambda: made.append(create_job(
         svc, ADMIN, JobRequest(PRO, {"prompt": "[pending] answered"}), submit_here=True).job))
     [job] = made
 
-    # Read once, under its submit lock, before it is sent; the step that records BFL's answer hands the record back.
+    # Never read outside a script: the request sends it as it recorded it, with the slot it took (no other caller
+    # has its id yet), and the step that records BFL's answer hands the record back.
     reads = [c["command"] for c in commands
-             if c["command"].startswith(f"HGETALL {KEYS.job(job.id)}") and c["client_type"] != "lua"]
-    assert len(reads) == 1
+             if c["command"].startswith((f"HGETALL {KEYS.job(job.id)}", f"HEXISTS {KEYS.slot_holders}"))
+             and c["client_type"] != "lua"]
+    assert reads == []
     assert job == svc.jobs.get(job.id) and job.status == st.SUBMITTED
     assert sim.task(job.bfl_id)["prompt"] == "[pending] answered"
 

@@ -91,7 +91,6 @@ def test_a_feeder_whose_feed_lost_redis_feeds_again_before_it_rests(make_service
     feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would last until the guard's look
     url = svc.redis.connection_pool.connection_kwargs
     feeder = feeding.Feeder(svc, Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])))
-    feeder._moved = False
     feeder.start()
     try:
         wait_until(lambda: download_task_name(waiting) in [task_name(t) for t in svc.queue.get_job_ids()], timeout=10,

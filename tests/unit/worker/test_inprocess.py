@@ -174,9 +174,9 @@ def test_a_lane_looks_for_rq_suspend_without_a_heartbeat_and_waits_while_suspend
 
 
 def test_a_jobs_task_that_succeeded_leaves_nothing_in_redis_as_its_one_multi_ends_it(make_services):
-    """RQ deletes a task kept 0 s by reading its executions back (six round trips); kept one second, its end is the
-    one MULTI, which deletes its record and result once RQ has written them: left to expire, they would stay until
-    Redis's expiry came across them, hours among a retention's keys."""
+    """RQ deletes a task kept 0 s by reading its executions back (six round trips); a task kept one second ends in
+    one MULTI, which deletes its record and its execution, with no round trip before it for the dependents RQ's own
+    end watches and reads (no task of fluxhook's has any), and no result written to be deleted."""
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
     options = enqueueing._download_options()
@@ -189,14 +189,14 @@ def test_a_jobs_task_that_succeeded_leaves_nothing_in_redis_as_its_one_multi_end
     names = [c.split(" ", 1)[0] for c in sent]
     reads = [c for c in sent if c.split(" ")[0] in ("ZRANGE", "ZREMRANGEBYSCORE") and "executions" in c]
     assert reads == []
-    # Gone at once, not a second later; RQ's end wrote them first (its status, its result), or they would be there.
-    assert not svc.redis.exists(task.key, Result.get_key(task.id))
-    ended = sent.index(next(c for c in sent if c.startswith(f"HSET {task.key} status finished")))
-    dropped = [i for i, c in enumerate(sent) if c.startswith(f"DEL {task.key} {Result.get_key(task.id)}")]
-    assert len(dropped) == 1 and ended < dropped[0]
-    assert sent.index(next(c for c in sent if c.startswith(f"XADD {Result.get_key(task.id)}"))) < dropped[0]
+    assert not svc.redis.exists(task.key, Result.get_key(task.id), *svc.redis.keys("rq:execution*"))
+    assert not [c for c in sent if c.startswith(("WATCH", "XADD")) or task.dependents_key in c]
+    assert not svc.redis.zcard("rq:finished:lanes-test")
+    dropped = [i for i, c in enumerate(sent) if c == f"DEL {task.key}"]
+    assert len(dropped) == 1
     opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")  # in the end's own MULTI
     assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
+    assert any(c.startswith("HINCRBY") and "successful_job_count" in c for c in sent[opened:dropped[0]])
 
 
 def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):

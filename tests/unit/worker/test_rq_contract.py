@@ -13,9 +13,9 @@ import pytest
 from redis import Redis
 from rq import Queue
 from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
 from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
-from rq.results import Result
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
@@ -29,13 +29,15 @@ USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_
                 "dequeue_job_and_maintain_ttl", "queues", "connection", "log", "name",
                 "worker_ttl", "maintenance_interval", "last_cleaned_at",
                 # The lane's own loop between two tasks (worker.lanes.Lane._wait_for_task), RQ's dequeue's as it is.
-                "should_run_maintenance_tasks", "job_class", "serializer", "death_penalty_class")
+                "should_run_maintenance_tasks", "job_class", "serializer", "death_penalty_class",
+                # A task's start in one MULTI, and the end of one that keeps nothing (worker.inprocess).
+                "executions", "increment_successful_job_count", "increment_total_working_time")
 USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry",
-                   "dequeue_any")
+                   "dequeue_any", "intermediate_queue_key")
 # The cron thread moves RQ's retries as RQ's scheduler does, under its locks, only when one is due (worker.cron).
 USED_FROM_SCHEDULER = ("acquire_locks", "enqueue_scheduled_jobs", "release_locks")
-# A task's end deletes the record and result of a task that keeps nothing of its success (cleanup_execution).
-USED_FROM_JOB = ("key", "result_ttl", "get_status")
+# A task's end deletes the record of a task that keeps nothing of its success (cleanup_execution).
+USED_FROM_JOB = ("key", "result_ttl", "get_status", "prepare_for_execution")
 OVERRIDDEN = sorted(name for name, value in vars(InProcessWorker).items()
                     if inspect.isfunction(value) and not name.startswith("_") and hasattr(SimpleWorker, name))
 
@@ -63,12 +65,11 @@ def test_the_names_the_subclass_reads_exist(connection):
     missing += [f"Queue.{name}" for name in USED_FROM_QUEUE if not hasattr(queue, name)]
     task = queue.enqueue("time.time")
     missing += [f"Job.{name}" for name in USED_FROM_JOB if not hasattr(task, name)]
-    if Result.get_key(task.id) != f"rq:results:{task.id}":
-        missing.append("Result.get_key, naming a task's result stream")
     scheduler = RQScheduler([queue.name], connection=connection)
     missing += [f"RQScheduler.{name}" for name in USED_FROM_SCHEDULER if not hasattr(scheduler, name)]
     missing += [f"StartedJobRegistry.{name}" for name in ("get_expired_job_ids",)
                 if not hasattr(queue.started_job_registry, name)]
+    missing += [] if hasattr(Execution, "create") else ["Execution.create"]
     missing += [f"IntermediateQueue.{name}" for name in ("get_job_ids",) if not hasattr(queue.intermediate_queue, name)]
     assert not missing, f"RQ no longer has what worker/inprocess.py uses: {missing}"
 
