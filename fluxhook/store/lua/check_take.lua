@@ -14,7 +14,7 @@ if #heads == 0 then return {} end
 local turns = fair_turns.new(passes, weights, tonumber(ARGV[2]))
 local out, taken = {}, 0
 while true do
-  local turn = turns.earliest(fair_turns.refresh(line, heads))
+  local turn = turns.earliest(turns.refresh(line, heads))
   if not turn then break end
   if taken == want then
     redis.call('LPUSH', wake, 1)
@@ -25,7 +25,7 @@ while true do
   redis.call('ZREM', line, turn.head.item)
   local claim = redis.call('HGET', claims, turn.job)
   redis.call('HDEL', claims, turn.job)
-  turns.charge(turn.owner, 1)
+  turns.charge(turn.owner, 1, turn.head)
   fair_turns.advance(turn.head)
   -- One without a claim (its entry lost with a Redis that failed over) is due again once its claim lapses.
   if claim then

@@ -110,7 +110,7 @@ function slots_prelude.start(s, only, keep_lapsed)
       end
       heads[pool.name] = known_empty(pool) and {} or fair_turns.heads(pool.line)
     end
-    return fair_turns.refresh(pool.line, heads[pool.name])
+    return turns.refresh(pool.line, heads[pool.name])
   end
 
   -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
@@ -137,8 +137,9 @@ function slots_prelude.start(s, only, keep_lapsed)
     if account_for(head.job, open) then return head.job, head.item end
     local seen = pool.name .. '|' .. head.owner
     if stuck[seen] then return nil end
-    local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
-                            'LIMIT', 1, SCAN)
+    -- An owner with end users' jobs: among those of the end user whose turn it is (fair_turns.lua).
+    local items = redis.call('ZRANGEBYLEX', pool.line, head.first or members.owner_first(head.owner),
+                             head.last or members.owner_last(head.owner), 'LIMIT', 1, SCAN)
     for _, m in ipairs(items) do
       local job = members.member_job(head.owner, m)
       if account_for(job, open) then return job, m end
@@ -176,8 +177,8 @@ function slots_prelude.start(s, only, keep_lapsed)
     return best
   end
 
-  -- Give the job a slot of the account's pool, as the owner's turn.
-  local function take(pool, account, job, owner)
+  -- Give the job a slot of the account's pool, as the owner's turn (and its end user's, from its ``head``).
+  local function take(pool, account, job, owner, head)
     local its = account.pools[pool.name]
     local slots = its.slots
     -- Counted before the slot is added (room() counted both already).
@@ -192,7 +193,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     end
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
     local cost = slot_time.estimate(passes, slots, owner, turns.also[slot_time.estimate_field(slots, owner)])
-    turns.charge(owner, cost)
+    turns.charge(owner, cost, head)
     redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
   end
 
@@ -200,9 +201,9 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, turn.head.item)
-    take(turn.pool, turn.account, turn.job, turn.owner)
     local head = turn.head.ref
-    if turn.job == head.job then fair_turns.advance(head) else head.after = nil end
+    take(turn.pool, turn.account, turn.job, turn.owner, head)
+    fair_turns.served(head, turn.job)
   end
 
   s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in
