@@ -249,7 +249,7 @@ function fair_turns.new(passes, weights, default_weight)
           fair_turns.split(line, head)
           group = head.groups and pick_inner(line, head)
         end
-        head.group, head.picked = group, turns.version[head.owner]
+        head.group, head.picked, head.line = group, turns.version[head.owner], line
         if group then head.item, head.job, head.after = group.item, group.job, group.after end
         -- Where its turn's member is: the range a caller looks further in for another of the same end user's.
         head.first, head.last = group and group.first, group and group.last
@@ -259,7 +259,8 @@ function fair_turns.new(passes, weights, default_weight)
   end
 
   -- Give the owner its turn, costing ``cost`` / its weight: the clock moves to the turn's start, in the same write.
-  -- With ``head`` (the owner's, as turns.refresh left it), its end user's turn too, costing it ``cost``.
+  -- With ``head`` (the owner's, as turns.refresh left it, its member served already taken out of the line), its end
+  -- user's turn too, costing it ``cost``.
   function turns.charge(owner, cost, head)
     local s = turns.start(owner)
     turns.clock = s
@@ -271,7 +272,10 @@ function fair_turns.new(passes, weights, default_weight)
       local inner_s = inner_start(owner, group.tag)
       turns.inner[clock] = inner_s
       write[#write + 1], write[#write + 2] = clock, string.format('%.17g', inner_s)
-      if group.after == false then
+      -- Taken out of the line by now: whether more of it waits, when not known, is whether its range holds any.
+      local more = group.after
+      if more == nil then more = #redis.call('ZRANGEBYLEX', head.line, group.first, group.last, 'LIMIT', 0, 1) > 0 end
+      if not more then
         -- Nothing of it waits after this turn: it keeps no pass.
         dropped = turns.inner[field] and field
         turns.inner[field] = false

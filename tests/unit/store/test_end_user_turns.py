@@ -1,0 +1,168 @@
+"""Fair turns inside a key on a real Redis: a key's turns (at BFL's slots, in the work lines, in the check line) go in
+turns between its app's end users by the rule between keys (``lua/fair_turns.lua``), its share against other keys
+its own however many end users it names, and a key naming none taken as it always was."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fair_model import FairModel
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.core.pools import DEFAULT_POOL, pool_for
+from fluxhook.store.jobs import JobStore
+from fluxhook.store.keys import KEYS
+from fluxhook.store.owners import forms, member, member_job, owner_range, tag
+from fluxhook.store.scripts import source
+from fluxhook.store.slots import Slots
+from fluxhook.store.work_lines import DOWNLOAD, WorkLines
+from helpers import commands_during
+from slot_helpers import _config
+
+FAIL = {"code": "bfl_error", "message": "x"}
+_BASE = time.time()
+_count = iter(range(10**9))
+QUEUE = "test:rq:queue"
+
+
+def _take(work: WorkLines, most: int) -> list[str]:
+    """Up to ``most`` members of the download line, their RQ tasks queued at once (as enqueueing.feed does)."""
+    members = work.take({DOWNLOAD: QUEUE}, most, time.time()).items.get(DOWNLOAD, [])
+    pipe = work.connection.pipeline(transaction=True)
+    work.queued(DOWNLOAD, members, pipe)
+    pipe.execute()
+    return members
+
+
+def _queued(store: JobStore, key_id: str | None, end_user: str | None = None) -> Job:
+    """A queued job of app key ``key_id`` for ``end_user``, created strictly after every earlier one."""
+    created = _BASE + next(_count) * 0.001
+    job = Job(id=new_job_id(created), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
+              input={"prompt": "x"}, created_at=created, updated_at=created, key_id=key_id, end_user=end_user)
+    store.create(job)
+    return job
+
+
+def _end(store: JobStore, job_id: str) -> None:
+    assert store.transition(job_id, st.FAILED, error=FAIL)
+
+
+@pytest.mark.parametrize("end_user", ["u1", "a:b;c ~!é" * 10, "x" * 128])
+def test_an_end_users_member_is_made_and_read_alike_by_python_and_the_scripts(connection, end_user):
+    job_id = new_job_id()
+    script = source("members") + ("\nreturn {members.member(ARGV[1], ARGV[2], false, nil, ARGV[3]),"
+                                  " members.member(ARGV[1], ARGV[2], true, ARGV[4], ARGV[3]), members.tag(ARGV[3]),"
+                                  " members.member_job(ARGV[1], ARGV[5]), members.forms(ARGV[1], ARGV[2], ARGV[4],"
+                                  " ARGV[3])}")
+    bulk = member("key_a", job_id, bulk=True, deadline=1_800_000_000.0, end_user=end_user)
+    single, made_bulk, made_tag, read, *made_forms = [
+        v.decode() for v in connection.eval(script, 0, "key_a", job_id, end_user, "1800000000", bulk)]
+    assert single == member("key_a", job_id, end_user=end_user) and made_bulk == bulk and made_tag == tag(end_user)
+    assert read == member_job(bulk) == member_job(single) == job_id
+    assert made_forms == forms("key_a", job_id, 1_800_000_000.0, end_user)
+    # Within its key's range, before the key's jobs of no end user of its form.
+    connection.zadd("t:line", {single: 0, bulk: 0, member("key_a", new_job_id(0.0)): 0, member("key_ab", job_id): 0})
+    got = [m.decode() for m in connection.zrangebylex("t:line", *owner_range("key_a"))]
+    assert got[0] == single and got[-1] == bulk and len(got) == 3
+
+
+def test_one_end_user_flooding_delays_another_of_its_key_by_one_turn_and_the_other_key_by_none(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=2))
+    running = [j.id for j in (_queued(store, "key_a", "flood"), _queued(store, "key_b"))]
+    assert all(slots.acquire(store.get(job_id)) for job_id in running)
+    flood = [_queued(store, "key_a", "flood") for _ in range(100)]
+    for job in flood:
+        assert not slots.acquire(job)
+    for _ in range(6):  # key A's other end user, and key B, each send a job while A's flooder's backlog waits
+        other, b = _queued(store, "key_a", "other"), _queued(store, "key_b")
+        assert not slots.acquire(other) and not slots.acquire(b)
+        given = []
+        for _ in range(4):  # four slots free one after another: A's two turns and B's two
+            _end(store, running.pop(0))
+            given += slots.dispatch().jobs
+            running.append(given[-1])
+        # Key B's share as ever; key A's other end user within one of A's turns, never a place behind the backlog.
+        assert b.id in given and [j for j in given if j != b.id][:2].count(other.id) == 1
+        assert sum(1 for j in given if j in {job.id for job in flood}) == 2
+    assert slots.waiting_of("key_a") == [j.id for j in flood[12:]]
+
+
+def test_a_key_naming_a_thousand_end_users_takes_one_share_not_a_thousand(store, connection):
+    work = WorkLines(connection)
+    pipe = connection.pipeline(transaction=True)
+    for n in range(1000):
+        work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n}")
+    b = [new_job_id() for _ in range(20)]
+    for job_id in b:
+        work.add(DOWNLOAD, "key_b", job_id, pipe)
+    pipe.execute()
+    taken = [member_job(m) for m in _take(work, 40)]
+    assert sum(1 for j in taken if j in set(b)) == 20  # half of the turns: one key against one key
+    assert [m.partition(":")[0] for m in _take(work, 10)] == ["key_a"] * 10
+
+
+def test_the_end_users_of_a_key_alternate_in_its_turns_each_in_its_own_order(connection):
+    work = WorkLines(connection)
+    pipe = connection.pipeline(transaction=True)
+    flood = [new_job_id(_BASE + i) for i in range(50)]
+    for job_id in flood:
+        work.add(DOWNLOAD, "key_a", job_id, pipe, end_user="flood")
+    late = [new_job_id(_BASE + 100 + i) for i in range(3)]
+    for job_id in late:
+        work.add(DOWNLOAD, "key_a", job_id, pipe, end_user="late")
+    plain = new_job_id(_BASE + 200)
+    work.add(DOWNLOAD, "key_a", plain, pipe)  # the key's own job, of no end user: one more taker of its turns
+    pipe.execute()
+    taken = [member_job(m) for m in _take(work, 9)]
+    assert taken == [flood[0], late[0], plain, flood[1], late[1], flood[2], late[2], flood[3], flood[4]]
+
+
+def test_an_end_user_keeps_a_pass_only_while_its_jobs_wait(connection):
+    work = WorkLines(connection)
+    pipe = connection.pipeline(transaction=True)
+    for n in range(50):
+        work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=f"user-{n % 25}")
+    pipe.execute()
+    assert len(_take(work, 30)) == 30
+    kept = [f.decode() for f in connection.hkeys(KEYS.work_passes(DOWNLOAD)) if b"!" in f]
+    assert len(kept) == 1 + 20  # the key's end users' clock, and those of the 20 with a job still waiting
+    assert len(_take(work, 30)) == 20
+    assert [f.decode() for f in connection.hkeys(KEYS.work_passes(DOWNLOAD)) if b"!" in f] == ["key_a!~"]
+
+
+def test_a_key_naming_no_end_user_is_taken_as_the_model_takes_it_with_no_command_for_end_users(
+        store, connection, redis_server):
+    slots = Slots(connection, _config(bfl_max_active=2))
+    model = FairModel(total=2, limits={DEFAULT_POOL: 2, "flux-kontext-max": 2})
+    now = time.time()
+    jobs = []
+    for n in range(12):
+        job = _queued(store, ("key_a", "key_b", None)[n % 3])
+        owner = job.key_id or "admin"
+        assert bool(slots.acquire(job)) == model.acquire(job.id, DEFAULT_POOL, owner, now)
+        jobs.append(job.id)
+    db = connection.connection_pool.connection_kwargs.get("db", 0)
+    for held in jobs[:2]:
+        _end(store, held)
+        model.end(held, now, ran=False)
+    given: list[str] = []
+    seen = commands_during(connection, db, lambda: given.extend(slots.dispatch().jobs))
+    assert given == model.dispatch(now)
+    assert not [c for c in seen if "!" in c["command"] and "EVALSHA" not in c["command"]]
+
+
+def test_an_end_users_job_leaves_every_line_as_it_ends_or_is_deleted(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=1))
+    holder = _queued(store, "key_a", "u")
+    assert slots.acquire(holder)
+    waiting = [_queued(store, "key_a", "u") for _ in range(3)]
+    for job in waiting:
+        assert not slots.acquire(job)
+    _end(store, waiting[0].id)
+    store.delete(waiting[1].id)
+    assert slots.waiting_of("key_a") == [waiting[2].id]
+    _end(store, holder.id)
+    assert slots.dispatch().jobs == [waiting[2].id]
+    assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
