@@ -73,12 +73,21 @@ class ListFilters(TypedDict, total=False):
     key_id: str
     batch_id: str
     account: str
+    end_user: str
     q: str
     since: When
     until: When
 
 
 _QUERY_NAMES = {"since": "from", "until": "to"}
+
+
+class SubmitOptions(TypedDict, total=False):
+    """``Client.submit``'s further options: ``notify_events``, ``cancel_after`` and ``end_user``."""
+
+    notify_events: list[str] | None
+    cancel_after: str | None
+    end_user: str | None
 
 
 # --- errors ------------------------------------------------------------------------------------------
@@ -190,7 +199,7 @@ class Job(dict):
 
     FIELDS = ("id", "bfl_id", "model", "status", "bfl_status", "source", "created_at", "updated_at",
               "completed_at", "image", "error", "metadata", "attempts", "prompt", "seed", "progress", "cost",
-              "video", "draft_cache", "batch_id", "batch_index")
+              "video", "draft_cache", "batch_id", "batch_index", "end_user")
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -294,8 +303,11 @@ class Client:
 
     def submit(self, model: str, input: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
                notify_url: str | None = None, idempotency_key: str | None = None, wait: int | None = None,
-               notify_events: list[str] | None = None, cancel_after: str | None = None) -> Job:
+               **more: Unpack[SubmitOptions]) -> Job:
         """Submit a task to BFL through fluxhook (``POST /v1/jobs``); ``input`` holds BFL's request fields.
+
+        ``end_user`` names your app's own user the job is for (an opaque id of at most 128 characters, never sent to
+        BFL): the key's limits per end user apply to it, and usage is counted by it.
 
         ``wait`` (1-60 s) asks the server to answer once the job ends or that time has passed; ``notify_events``
         the notifications beyond its end (``job.submitted``, ``job.progress``); ``cancel_after`` (``30s``, ``5m``,
@@ -306,8 +318,14 @@ class Client:
             body["metadata"] = dict(metadata)
         if notify_url is not None:
             body["notify_url"] = notify_url
+        unknown = sorted(set(more) - set(SubmitOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown option {unknown[0]!r}: submit() takes {', '.join(SubmitOptions.__annotations__)}")
+        notify_events, cancel_after, end_user = more.get("notify_events"), more.get("cancel_after"), more.get("end_user")
         if notify_events is not None:
             body["notify_events"] = list(notify_events)
+        if end_user is not None:
+            body["end_user"] = end_user
         return Job(self._json("POST", "/v1/jobs", json=body, wait=wait, idempotency_key=_key(idempotency_key),
                               headers={"Cancel-After": cancel_after} if cancel_after is not None else None))
 
@@ -354,7 +372,8 @@ class Client:
     def list(self, *, page_size: int = 100, **filters: Unpack[ListFilters]) -> Iterator[Job]:
         """Every job, newest first, fetched a page at a time; each filter given narrows it (``GET /v1/jobs``):
         ``status``, ``model``, ``key_id`` (an admin's: an app key lists only its own), ``account`` (the BFL account
-        that ran it), ``q`` (text its prompt holds, in any case), ``since`` (created at or after) and ``until``
+        that ran it), ``end_user`` (the app's own user it was made for), ``q`` (text its prompt holds, in any
+        case), ``since`` (created at or after) and ``until``
         (created before). ``since`` and ``until`` take a timezone-aware ``datetime``, a ``date`` (its whole UTC
         day: ``since=d, until=d`` is that day) or the API's own string (``"2026-11-21T10:00:00Z"``)."""
         pages = self.pages(page_size=page_size, **filters)
@@ -515,6 +534,19 @@ class Client:
         requests_per_minute, reads_per_minute, items_per_minute, items_per_day, weight, expires_at, accounts, region,
         strict_input); its ``key`` is the secret, shown this once."""
         return self._json("POST", "/v1/keys", json={"name": name, **limits})
+
+    def end_users(self, key_id: str) -> builtins.list[dict]:
+        """App key ``key_id``'s end users of today with the most credits spent, each with today's counts (an admin's;
+        ``GET /v1/keys/{id}/end_users``)."""
+        return self._json("GET", f"/v1/keys/{_part(key_id)}/end_users")["end_users"]
+
+    def end_user(self, key_id: str, end_user: str, *, block: bool | None = None) -> dict:
+        """One end user of app key ``key_id``: its limits, today's counts and spend, its block; ``block`` True blocks
+        it for the rest of the UTC day, False lifts its block (an admin's)."""
+        path = f"/v1/keys/{_part(key_id)}/end_users/{_part(end_user)}"
+        if block is None:
+            return self._json("GET", path)
+        return self._json("POST", path + ("/block" if block else "/unblock"))
 
     def keys(self) -> builtins.list[dict]:
         """Every app key, newest first, without secrets."""

@@ -42,6 +42,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fluxhook_credits_spent": ("BFL credits charged for the tasks fluxhook submitted, by model and app key (its "
                                "name; empty for admin tokens' jobs), as BFL stated them (a later, lower price in a "
                                "result is not subtracted).", ("model", "key", "account")),
+    "fluxhook_end_user_refusals": ("New jobs of an app key's end user refused by what its key set for it, by app key "
+                                   "(its name) and reason (blocked, moderated: blocked for BFL's moderations today, "
+                                   "rate_limited, queue_full, budget_exceeded).", ("key", "reason")),
     "fluxhook_price_over_catalog": ("Submissions BFL charged more than the model catalog's bound, by model (its "
                                     "requests then go alone until the catalog is corrected).", ("model",)),
 }

@@ -22,7 +22,8 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter, ValidationError
 
-from fluxhook.core.errors import BFLRejected, FluxhookError, InvalidRequest, QueueFull, Unauthorized, UnknownModel
+from fluxhook.core.end_users import FIELD
+from fluxhook.core.errors import BFLRejected, EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, Unauthorized, UnknownModel
 from fluxhook.core.job import is_job_id
 from fluxhook.core.models import MODEL, MODEL_NAME
 from fluxhook.credits import balance
@@ -37,6 +38,7 @@ from .auth import presented_token, require_bearer
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
+from .end_users import requested_end_user
 from .errors import retry_after_header
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object, read_untyped_as_json
@@ -132,7 +134,10 @@ def submit(model: str):
     """BFL's submission: the body is the request for BFL (its ``webhook_url``/``webhook_secret`` are the app's own,
     kept by fluxhook); answers BFL's ``{id, polling_url, cost, input_mp, output_mp}``."""
     svc = services()
-    task_input, app_webhook = app_webhooks.split_body(json_object(), svc.config)
+    body = json_object()
+    # The app's own user is fluxhook's to keep: BFL never sees it.
+    end_user = requested_end_user(body.pop(FIELD, None))
+    task_input, app_webhook = app_webhooks.split_body(body, svc.config)
     if not task_input:
         raise InvalidRequest("the body must hold BFL request fields, such as 'prompt'")
     if (made := made_job()) is not None:
@@ -143,7 +148,7 @@ def submit(model: str):
     notify_url = requested_url(None, svc.config, require_bearer().key)
     request_ = JobRequest(model, task_input, notify_url=notify_url, app_webhook=app_webhook,
                           body_size=body_size(), idempotency=key_hold(), cancel_after=requested_cancel_after(),
-                          as_bfl=True)
+                          as_bfl=True, end_user=end_user)
     with bfl_calls().enter() as room:
         job = create_job(svc, require_bearer(), request_, submit_here=room).job
     ask_events(svc, job, None, require_bearer().key)
@@ -226,7 +231,7 @@ def bfl_shaped(exc: FluxhookError, token_sent: bool) -> tuple[int, str, float | 
         return 422, exc.message, None  # BFL's status for a body it refuses
     # A budget's 402 and a full queue's 429 name their code, as fluxhook's own error does: an app told to wait can
     # tell a full queue (wait for its jobs) from a rate limit (wait the Retry-After) in BFL's one-string shape.
-    named = exc.status == 402 or isinstance(exc, QueueFull)
+    named = exc.status == 402 or isinstance(exc, (QueueFull, EndUserBlocked))
     return exc.status, f"{exc.code}: {exc.message}" if named else exc.message, retry
 
 

@@ -32,6 +32,7 @@ from .auth import require_bearer
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
+from .end_users import requested_end_user
 from .idempotency import idempotent, key_hold, made_job
 from .json_request import body_size, json_object
 from .media import authorized_job
@@ -103,7 +104,8 @@ def create():
     events = requested_events(data.get("notify_events"))
     request_ = JobRequest(model, task_input, metadata=_metadata(data), notify_url=notify_url, body_size=body_size(),
                           account=account, idempotency=key_hold(), cancel_after=requested_cancel_after(),
-                          strict_input=requested_strict(request.headers.get("Prefer")))
+                          strict_input=requested_strict(request.headers.get("Prefer")),
+                          end_user=requested_end_user(data.get("end_user")))
     # While as many submissions of this process wait on BFL as it may, a worker sends this one.
     with bfl_calls().enter() as room:
         created = create_job(svc, require_bearer(), request_, submit_here=room)
@@ -113,7 +115,7 @@ def create():
 
 
 # The fields of POST /v1/jobs and POST /v1/jobs/track: anything else at the top level is refused by name.
-_JOB_FIELDS = ("model", "input", "metadata", "notify_url", "notify_events", "account")
+_JOB_FIELDS = ("model", "input", "metadata", "notify_url", "notify_events", "account", "end_user")
 _TRACK_FIELDS = ("bfl_id", "polling_url", "model", "metadata", "notify_url", "notify_events", "account")
 _EXAMPLE = '{"model": "flux-2-pro", "input": {"prompt": "a red fox in snow"}}'
 # A field of BFL's request sent at the top level, the likeliest unknown field: where it goes.

@@ -6,9 +6,11 @@ import time
 
 from flask import Blueprint, request
 
+from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.credits.reports import usage_report
+from fluxhook.credits.reports import end_user_report, usage_report
 from fluxhook.lifecycle.steps.callers import is_key_id
+from fluxhook.store.owners import owner_of
 
 from .auth import require_bearer
 from .context import services
@@ -32,6 +34,12 @@ def show():
         raise InvalidRequest("'key_id' must be an app key's id, such as 'key_0123456789abcdef'")
     if not caller.admin:
         key_id = caller.key_id
+    group_by, end_user = request.args.get("group_by") or None, request.args.get("end_user") or None
+    if group_by not in (None, "end_user"):
+        raise InvalidRequest("'group_by' may be 'end_user' (rows per end user and day), or left out")
+    if group_by or end_user:
+        return end_user_report(svc, request.args.get("from") or None, request.args.get("to") or None, time.time(),
+                               owner_of(key_id), parse_end_user(end_user))
     limit = None
     if key_id is not None:
         key = caller.key if caller.key_id == key_id else svc.store.app_keys.get(key_id)

@@ -1,4 +1,4 @@
-"""``fluxhook keys create|list|update|revoke|notify-secret|notify-enable``: app keys over the API, with an admin
+"""``fluxhook keys create|list|update|revoke|end-users|notify-secret|notify-enable``: app keys over the API, with an admin
 token."""
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ def add_commands(command: Callable[..., argparse.ArgumentParser], target: argpar
     rotate = action("notify-secret", _rotate, "give a key a new notification secret, printed this once; for a day "
                                               "notifications carry both the old and the new signature")
     rotate.add_argument("key_id", metavar="KEY_ID")
+
+    end_users = action("end-users", _end_users, "a key's end users of today with the most credits spent; with "
+                                                "--block or --unblock END_USER, block or unblock one for the day")
+    end_users.add_argument("key_id", metavar="KEY_ID")
+    end_users.add_argument("--block", metavar="END_USER", help="block this end user until the UTC day ends")
+    end_users.add_argument("--unblock", metavar="END_USER", help="lift this end user's block of today")
+    end_users.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
 
     enable = action("notify-enable", _enable, "send a key's notifications again to the targets a 410 disabled")
     enable.add_argument("key_id", metavar="KEY_ID")
@@ -195,6 +202,24 @@ def _rotate(args: argparse.Namespace) -> int:
         rotated = fluxhook.rotate_notify_secret(args.key_id)
     print(rotated["notify_secret"])
     print("the new notification secret is shown this once; the old one also signs for 24 hours", file=sys.stderr)
+    return 0
+
+
+END_USER_COLUMNS = ("END USER", "JOBS", "CREDITS", "STORED", "FAILED", "CANCELED", "MODERATED")
+
+
+def _end_users(args: argparse.Namespace) -> int:
+    with client_for(args) as fluxhook:
+        if args.block or args.unblock:
+            print_json(fluxhook.end_user(args.key_id, args.block or args.unblock, block=bool(args.block)))
+            return 0
+        users = fluxhook.end_users(args.key_id)
+    if args.json:
+        print_json({"end_users": users})
+    else:
+        print_rows(END_USER_COLUMNS, [[u["end_user"], str(u["jobs"]), f"{u['credits']:g}", str(u["stored"]),
+                                       str(u["failed"]), str(u["canceled"]), str(u["moderated"])] for u in users],
+                   "no end user named by this key's jobs today")
     return 0
 
 

@@ -117,6 +117,13 @@ class ModelNotAllowed(Forbidden):
     code = "model_not_allowed"
 
 
+class EndUserBlocked(Forbidden):
+    """The end user is blocked for the rest of its UTC day (its key's moderation limit, or an admin's block): nothing
+    is created for it until an admin unblocks it or the day ends."""
+
+    code = "end_user_blocked"
+
+
 class KeyNotFound(FluxhookError):
     """No app key has this id."""
 

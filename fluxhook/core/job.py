@@ -157,6 +157,11 @@ class Job:
     usage_day: str | None = None
     # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.
     key_id: str | None = None
+    # The app's own user the job was made for (``core.end_users``): opaque, never sent to BFL; None: none was named.
+    end_user: str | None = None
+    # Its end user's daily credits as its key set them when the job was made, which its submission's budget asks
+    # (``credits.budget``); None: no such limit.
+    end_user_daily_credits: float | None = None
     # The batch the job is an item of (``core/batch.py``), and its place among the batch's items; None: a single job.
     batch_id: str | None = None
     batch_index: int | None = None
@@ -229,6 +234,7 @@ class Job:
             "draft_cache": draft_cache,
             "cost": self.cost(),
             "key_id": self.key_id,
+            "end_user": self.end_user,
             "batch_id": self.batch_id,
             "batch_index": self.batch_index,
             "account": self.account,

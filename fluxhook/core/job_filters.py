@@ -1,7 +1,7 @@
 """What a job list (``GET /v1/jobs``, the dashboard's) may be filtered by, and the rule of each filter.
 
 The store answers a ``JobFilter`` (``fluxhook.store.jobs``): ``status``, ``model``, ``key_id`` and ``batch_id`` from their
-indexes, ``since``/``until`` as bounds of the ids (ids sort by creation time), ``account`` and ``text`` by reading
+indexes, ``since``/``until`` as bounds of the ids (ids sort by creation time), ``account``, ``end_user`` and ``text`` by reading
 the records themselves, ``text`` only among the newest ``TEXT_WINDOW`` jobs of the list's scope.
 """
 
@@ -15,13 +15,14 @@ from datetime import date, datetime, timedelta, timezone
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import ACCOUNT_NAME
 from fluxhook.core.batch import is_batch_id
+from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.models import MODEL
 from fluxhook.core.numbers import decimal
 from fluxhook.core.strict_input import refuse_unknown
 
 # The query parameters of GET /v1/jobs, and nothing else.
-LIST_PARAMETERS = ("status", "model", "key_id", "batch_id", "account", "q", "from", "to", "limit", "cursor")
+LIST_PARAMETERS = ("status", "model", "key_id", "batch_id", "account", "end_user", "q", "from", "to", "limit", "cursor")
 # What a caller likely meant by a parameter the list does not take.
 LIST_HINTS = {
     "prompt": "to find jobs by their prompt, use q", "search": "to find jobs by their prompt, use q",
@@ -52,6 +53,9 @@ class JobFilter:
     batch_id: str | None = None
     # The BFL account that ran it.
     account: str | None = None
+    # The end user it was made for (``core.end_users``): no index, read from the records as ``account`` is, so naming
+    # an end user costs a job's creation nothing.
+    end_user: str | None = None
     # Its prompt holds this, in any case (``prompt_holds``).
     text: str | None = None
     # Made at or after ``since``, and before ``until`` (epoch seconds).
@@ -67,6 +71,8 @@ class JobFilter:
             raise InvalidRequest("'batch_id' must be a batch's id such as bat_01JD5Q... (GET /v1/batches lists them)")
         if self.account is not None and not ACCOUNT_NAME.fullmatch(self.account):
             raise InvalidRequest("'account' must be the name of a BFL account (GET /v1/accounts lists them)")
+        if self.end_user is not None:
+            parse_end_user(self.end_user, "end_user")
         if self.text is not None and not 1 <= len(self.text) <= MAX_TEXT_CHARS:
             raise InvalidRequest(f"'q' must be 1 to {MAX_TEXT_CHARS} characters")
         if self.since is not None and self.until is not None and self.since >= self.until:
@@ -75,7 +81,7 @@ class JobFilter:
     @property
     def reads_records(self) -> bool:
         """Whether a job's record must be read to know if it is in (no index answers ``account`` or ``text``)."""
-        return self.account is not None or self.text is not None
+        return self.account is not None or self.end_user is not None or self.text is not None
 
 
 EVERY_JOB = JobFilter()
@@ -105,7 +111,8 @@ def parse_listing(pairs: Iterable[tuple[str, str]]) -> Listing:
     given = {name: value for name, value in values.items() if value != ""}
     return Listing(
         JobFilter(status=given.get("status"), model=given.get("model"), key_id=given.get("key_id"),
-                  batch_id=given.get("batch_id"), account=given.get("account"), text=given.get("q"),
+                  batch_id=given.get("batch_id"), account=given.get("account"), end_user=given.get("end_user"),
+                  text=given.get("q"),
                   since=parse_time("from", given["from"]) if "from" in given else None,
                   until=parse_time("to", given["to"]) if "to" in given else None),
         limit=parse_limit(given.get("limit")), cursor=given.get("cursor"))

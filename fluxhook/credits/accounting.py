@@ -19,6 +19,11 @@ A job created with an app key counts also under that key: its fields again with 
 the model (``flux-2-pro@key_0123:credits``), and its budget spend as ``spent@<key id>``, in the same
 day's hash and the same atomic step, so a key's spend is one more field a limit can read.
 
+A job made for an end user (``core.end_users``) counts also in its owner's end users' day (``CountEndUser``):
+``<end user>:jobs`` and ``<end user>:credits`` (its spend: BFL's price, or its reservation when BFL stated none) as it
+is submitted, and how it ended (``stored``, ``canceled``, ``moderated``, else ``failed``), on the day it was
+submitted; its credits are what its end user's daily limit reads.
+
 Credits are counted as whole micro-credits, so sums are exact.
 
 The reports read from these counters are ``fluxhook.credits.reports``.
@@ -34,7 +39,8 @@ from fluxhook.bfl.costs import Cost
 from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT
 from fluxhook.core.job import Job
-from fluxhook.store.effects import AccountJobEnded, CountHourly, CountMetrics, CountUsage, Effect
+from fluxhook.store.effects import AccountJobEnded, CountEndUser, CountHourly, CountMetrics, CountUsage, Effect
+from fluxhook.store.owners import owner_of
 
 MICRO = 1_000_000
 # The budget's spend, a field of each day's counters beside the per-model ones.
@@ -97,12 +103,13 @@ def utc_hour(when: float) -> str:
 # --- what transitions count ---------------------------------------------------------------------------
 
 def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_id: str | None = None,
-                 key_name: str = "", account: str = DEFAULT_ACCOUNT) -> tuple[dict[str, Any], list[Effect]]:
+                 key_name: str = "", account: str = DEFAULT_ACCOUNT,
+                 end_user: str | None = None) -> tuple[dict[str, Any], list[Effect]]:
     """What a job records and counts when BFL accepted its task at ``now``: the job's fields and the effects.
 
     ``reserved`` (micro-credits) is what the budget held for it, counted as spend when BFL stated no price;
     ``key_id`` and ``key_name`` are the app key that created the job (none for an admin token's); ``account``
-    the BFL account that was charged.
+    the BFL account that was charged; ``end_user`` the job's end user, whose day counts the job and its spend.
     """
     day = utc_day(now)
     credits = to_micro(cost.credits) if cost is not None and cost.credits is not None else None
@@ -114,6 +121,8 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_i
                                      (SPENT, spend)], key_id), (account_spent_field(account), spend))),
         CountHourly(utc_hour(now), (("submitted", 1),)),
     ]
+    if end_user:
+        effects.append(CountEndUser(owner_of(key_id), day, ((f"{end_user}:jobs", 1), (f"{end_user}:credits", spend))))
     if credits:
         effects.append(_credits_metric(model, credits, key_name, account))
     return fields, effects
@@ -121,6 +130,8 @@ def on_submitted(model: str, cost: Cost | None, reserved: int, now: float, key_i
 
 # The usage counter a job's end counts in: stored, canceled (sent, paid, no result), else failed.
 _ENDED_AS: dict[str, str] = {st.STORED: "stored", st.CANCELED: "canceled"}
+# An end user's day tells its moderated jobs apart too: its key may block it for them.
+_END_USER_ENDED_AS: dict[str, str] = {**_ENDED_AS, st.MODERATED: "moderated"}
 
 
 def on_end(job: Job, status: str, now: float, latency: float | None = None, key_name: str = "") -> list[Effect]:
@@ -144,6 +155,11 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
                     effects.append(_credits_metric(job.model, credits - (job.counted_credits or 0), key_name,
                                                    job.account))
         effects.append(CountUsage(job.usage_day, _with_key(counts, job.key_id)))
+        if job.end_user:
+            ended = [(f"{job.end_user}:{_END_USER_ENDED_AS.get(status, 'failed')}", 1)]
+            if job.cost_credits is not None and to_micro(job.cost_credits) != (job.counted_spend or 0):
+                ended.append((f"{job.end_user}:credits", to_micro(job.cost_credits) - (job.counted_spend or 0)))
+            effects.append(CountEndUser(owner_of(job.key_id), job.usage_day, tuple(ended)))
     if job.usage_day and job.account:
         # A job the account ran (and was charged for) ended: its balance is read again soon (``credits.balance``).
         effects.append(AccountJobEnded(job.account, now))

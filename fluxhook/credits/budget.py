@@ -34,19 +34,21 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from fluxhook import metrics
 from fluxhook.bfl.costs import Cost
 from fluxhook.core.accounts import Account
+from fluxhook.core.end_users import named
 from fluxhook.core.errors import BudgetExceeded
 from fluxhook.core.holds import RESERVATION_LEASE
+from fluxhook.core.job import Job
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting, price_bounds
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.owners import owner_of
 from fluxhook.store.prices import PriceCheck
-from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, KEY_LIMIT, Limit, Reservation, ReserveMode
+from fluxhook.store.usage import BFL_ACCOUNT_LIMIT, END_USER_LIMIT, KEY_LIMIT, Limit, Reservation, ReserveMode
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
@@ -94,10 +96,28 @@ def summary(spent: int, reserved: int, limit: float | None, refused: bool = Fals
     return refused, text + ("; new submissions are refused until 00:00 UTC" if refused else "")
 
 
-def limits(svc: "Services", now: float, key: AppKey | None = None, account: Account | None = None) -> list[Limit]:
+class EndUserBudget(NamedTuple):
+    """An end user's daily credits with its app key, as its job carries them (``Job.end_user_daily_credits``)."""
+
+    key_id: str
+    end_user: str
+    daily_credits: float
+
+
+def end_user_of(job: Job) -> EndUserBudget | None:
+    """The end user's daily credits a job's submission must stay within; None when its key sets none for it."""
+    if job.key_id is None or job.end_user is None or job.end_user_daily_credits is None:
+        return None
+    return EndUserBudget(job.key_id, job.end_user, job.end_user_daily_credits)
+
+
+def limits(svc: "Services", now: float, key: AppKey | None = None, account: Account | None = None,
+           end_user: EndUserBudget | None = None) -> list[Limit]:
     """The credit limits a submission must stay within today: the service's ``BFL_DAILY_CREDIT_LIMIT``, its app
-    key's ``daily_credits`` and the BFL account's own ``BFL_<NAME>_DAILY_CREDIT_LIMIT`` (``account``: the one that
-    sends it, known once it holds a slot), each when set."""
+    key's ``daily_credits``, the BFL account's own ``BFL_<NAME>_DAILY_CREDIT_LIMIT`` (``account``: the one that
+    sends it, known once it holds a slot) and its end user's daily credits with that key, each when set: an end
+    user's allowance is one more limit of the same reservation, so a burst of its jobs passes it by one job's price
+    at most, as a key's do."""
     day, service = accounting.utc_day(now), svc.config.bfl_daily_credit_limit
     found = []
     if service is not None:
@@ -108,41 +128,47 @@ def limits(svc: "Services", now: float, key: AppKey | None = None, account: Acco
     if account is not None and account.daily_credit_limit is not None:
         found.append(svc.store.usage.bfl_account_limit(day, accounting.account_spent_field(account.name), account.name,
                                                        accounting.to_micro(account.daily_credit_limit)))
+    if end_user is not None:
+        found.append(svc.store.usage.end_user_limit(day, end_user.key_id, end_user.end_user,
+                                                    accounting.to_micro(end_user.daily_credits)))
     return found
 
 
 def reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-            now: float | None = None, *, key: AppKey | None = None, account: Account | None = None) -> Reservation | None:
+            now: float | None = None, *, key: AppKey | None = None, account: Account | None = None,
+            end_user: EndUserBudget | None = None) -> Reservation | None:
     """Admit the job's submission (``body``: its BFL request fields, or their size) against today's limits (the
     service's, its app key's ``key``, and the BFL ``account``'s that sends it), reserving the bound of its price
     in each (or all that is left, when it must go alone).
 
     None when no limit is set (nothing is reserved); else the store's answer: admitted, refused, or waiting.
     """
-    return _ask(svc, job_id, model, body, now, key, account, ReserveMode.RESERVE)
+    return _ask(svc, job_id, model, body, now, ReserveMode.RESERVE, (key, account, end_user))
 
 
 def look_again(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
-               now: float | None = None, *, key: AppKey | None = None) -> Reservation | None:
+               now: float | None = None, *, key: AppKey | None = None,
+               end_user: EndUserBudget | None = None) -> Reservation | None:
     """What ``reserve`` would decide now for a job waiting aside, renewing its record of waiting (its turn to go
     alone) as ``reserve`` would while it must still wait, and reserving nothing when it may go: it reserves when
     it is sent. So a look never drops what a send of the same job under way holds."""
-    return _ask(svc, job_id, model, body, now, key, None, ReserveMode.LOOK)
+    return _ask(svc, job_id, model, body, now, ReserveMode.LOOK, (key, None, end_user))
 
 
 def would_reserve(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size,
                   now: float | None = None, *, key: AppKey | None = None,
-                  account: Account | None = None) -> Reservation | None:
+                  account: Account | None = None, end_user: EndUserBudget | None = None) -> Reservation | None:
     """What ``reserve`` would decide now, reserving nothing."""
-    return _ask(svc, job_id, model, body, now, key, account, ReserveMode.DRY_RUN)
+    return _ask(svc, job_id, model, body, now, ReserveMode.DRY_RUN, (key, account, end_user))
 
 
 def _ask(svc: "Services", job_id: str, model: str, body: Mapping[str, Any] | price_bounds.Size, now: float | None,
-         key: AppKey | None, account: Account | None, mode: ReserveMode) -> Reservation | None:
+         mode: ReserveMode, payers: tuple[AppKey | None, Account | None, EndUserBudget | None]) -> Reservation | None:
     """The one ask behind ``reserve``, ``look_again`` and ``would_reserve``: the limits that apply, and the turn of
     the job's owner (its app key's, or the admin tokens', as for slots) among those that go alone."""
     now = time.time() if now is None else now
-    found = limits(svc, now, key, account)
+    key, account, end_user = payers
+    found = limits(svc, now, key, account, end_user)
     if not found:
         return None
     return svc.store.usage.reserve(job_id, found, most(svc, model, body), now=now, lease=RESERVATION_LEASE,
@@ -174,19 +200,19 @@ def standing(svc: "Services", now: float | None = None) -> Reservation | None:
 
 
 def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any], now: float | None = None,
-              key: AppKey | None = None) -> None:
+              key: AppKey | None = None, end_user: EndUserBudget | None = None) -> None:
     """Whether a new job may be created: ``BudgetExceeded`` when the budget refuses it now, so that nothing is.
     It reserves nothing: its sender reserves when it sends it (``reserve``), so that a job that waits for a
     slot, its key's ``max_active``, its account's day or a cooling account holds nothing against anyone's limit."""
     now = time.time() if now is None else now
-    reservation = would_reserve(svc, job_id, model, body, now, key=key)
+    reservation = would_reserve(svc, job_id, model, body, now, key=key, end_user=end_user)
     if reservation is not None and not reservation.admitted and not reservation.waits:
-        raise BudgetExceeded(refusal_of(svc, reservation, now, key))
+        raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
 
 
 def _by_key(reservation: Reservation, key: AppKey | None) -> bool:
     """Whether the app key's ``daily_credits`` decided a refusal or a wait, not the service's limit."""
-    return key is not None and reservation.decided_by == KEY_LIMIT
+    return key is not None and reservation.decided_by in (KEY_LIMIT, END_USER_LIMIT)
 
 
 class Refusal(Enum):
@@ -228,10 +254,16 @@ def waiting_for(svc: "Services", reservation: Reservation, now: float, key: AppK
     return Waiting(reason, now + seconds_until_next_day(now))
 
 
-def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None) -> str:
-    """The message of a refusal by whichever limit decided it: the account's, or the app key's. An app key is
-    told the figures of its own limit only: the service's spend and others' reservations are the operator's."""
+def refusal_of(svc: "Services", reservation: Reservation, now: float, key: AppKey | None = None,
+               end_user: EndUserBudget | None = None) -> str:
+    """The message of a refusal by whichever limit decided it: the account's, the app key's, or its end user's. An
+    app key is told the figures of its own limits only: the service's spend and others' reservations are the
+    operator's."""
     hours, rest = divmod(int(seconds_until_next_day(now)), 3600)
+    if end_user is not None and reservation.decided_by == END_USER_LIMIT:
+        return (f"{named(end_user.end_user)} has spent its credits for today with this app key: "
+                f"{accounting.from_micro(reservation.spent):g} of its daily_credits {end_user.daily_credits:g} (its "
+                f"end user limits); its new submissions are refused until 00:00 UTC (in {hours} h {rest // 60} min)")
     if key is None:
         limit = svc.config.bfl_daily_credit_limit
         assert limit is not None  # without a key's limit, only the service's refuses

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.pools import pool_limit
@@ -147,6 +147,33 @@ def usage_report(svc: "Services", first: str | None, last: str | None, now: floa
     shown = {day: counters[day] for day in names}
     limit = daily_limit if key_id else svc.config.bfl_daily_credit_limit
     return report(shown, start, end, spent_today(svc, now, counters, key_id), limit, key_id)
+
+
+# The most rows ``GET /v1/usage?group_by=end_user`` answers: those with the most credits first.
+MAX_END_USER_ROWS = 1000
+# What an end user's row counts, besides its credits (``store.end_users.COUNTERS``).
+_END_USER_COUNTS = ("jobs", "stored", "failed", "canceled", "moderated")
+
+
+def end_user_report(svc: "Services", first: str | None, last: str | None, now: float, owner: str,
+                    end_user: str | None = None) -> dict:
+    """``GET /v1/usage?group_by=end_user`` (``&end_user=`` for one): jobs, how they ended and credits per end user of
+    ``owner`` (an app key, or the admin tokens) and UTC day, from the end users' day counters (kept some weeks:
+    older days read as none). At most ``MAX_END_USER_ROWS`` rows, those with the most credits first; ``truncated``
+    says some were left out."""
+    today = datetime.fromtimestamp(now, timezone.utc).date()
+    start, end = parse_range(first, last, today)
+    found: list[dict[str, Any]] = []
+    for day, users in svc.store.end_users.counters(owner, days_between(start, end)).items():
+        for name, counts in users.items():
+            if end_user is None or name == end_user:
+                found.append({"date": day, "end_user": name, **{c: counts.get(c, 0) for c in _END_USER_COUNTS},
+                              "credits": from_micro(counts.get("credits", 0))})
+    found.sort(key=lambda row: (-row["credits"], -row["jobs"], row["date"], row["end_user"]))
+    shown = sorted(found[:MAX_END_USER_ROWS], key=lambda row: (row["date"], -row["credits"], row["end_user"]))
+    return {"from": start.isoformat(), "to": end.isoformat(), "group_by": "end_user", "days": shown,
+            "total_credits": from_micro(sum(round(row["credits"] * MICRO) for row in found)),
+            "truncated": len(found) > MAX_END_USER_ROWS}
 
 
 def credits_by_key(counters: Mapping[str, Mapping[str, int]], names: Mapping[str, str]) -> list[dict]:

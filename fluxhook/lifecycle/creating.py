@@ -23,7 +23,7 @@ from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.core.wait_reasons import Waiting
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle.steps import key_limits, routing, submission, task_inputs, timeline, waits
+from fluxhook.lifecycle.steps import end_user_limits, key_limits, routing, submission, task_inputs, timeline, waits
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, unknown_input_warnings, usable_model
 from fluxhook.lifecycle.steps.app_webhooks import AppWebhook
 from fluxhook.lifecycle.steps.callers import Caller
@@ -57,6 +57,8 @@ class JobRequest:
     # Asked through BFL's own routes, answered as BFL answers: a field BFL's schema does not know is BFL's to ignore
     # or refuse, never a warning nor fluxhook's refusal.
     as_bfl: bool = False
+    # The app's own user the job is for (``core.end_users``): never sent to BFL; limited as its key sets.
+    end_user: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
     Raises ``UnknownModel`` (400) for a model the catalog does not know (nothing is sent), ``InputRefused`` (400;
     BFL's 422 on its own route) for an input BFL's schema refuses, ``UnknownField`` (400) for a field of it the
     schema does not know under strict input (else ``Created.warnings`` names it), ``ModelNotAllowed`` (403), ``RateLimited``
-    (429) or ``QueueFull`` (429, its ``max_queued``) past the key's limits, ``BudgetExceeded`` (402) past today's
+    (429) or ``QueueFull`` (429, its ``max_queued``) past the key's limits or its end user's, ``EndUserBlocked``
+    (403), ``BudgetExceeded`` (402) past today's
     credits, and BFL's errors that prove the submission in hand never reached BFL (then nothing is left). A
     submission BFL did not answer in time may have reached it: its job is ``submitted`` and awaits BFL's word on its
     task (``steps.reconciling``), so a retry of the request finds that job, never a second task.
@@ -89,28 +92,38 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
         model, request.input, strict=strict_input(caller, request.strict_input)))
     route = routing.route_of(svc, caller, model.name, request.account)
     now = time.time()
+    job_id = new_job_id(now)
     taken = key_limits.take_request(svc, caller, now)
+    for_end_user = None
     try:
-        job_id = new_job_id(now)
+        for_end_user = end_user_limits.take(svc, caller, request.end_user, job_id, now)
         with tracing.job_span("fluxhook.create", job_id):
-            return replace(_admit(svc, caller, request, model, route, job_id, now, submit_here), warnings=warnings)
+            job = _new_job(svc, caller, request, route, job_id, now,
+                           for_end_user.daily_credits if for_end_user else None)
+            return replace(_admit(svc, caller, request, model, job, submit_here), warnings=warnings)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
         key_limits.give_back_request(svc, taken)
+        end_user_limits.give_back(svc, for_end_user)
         raise
 
 
-def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, route: str | None, job_id: str,
-           now: float, submit_here: bool) -> Created:
-    """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
+def _new_job(svc: Services, caller: Caller, request: JobRequest, route: str | None, job_id: str, now: float,
+             end_user_credits: float | None) -> Job:
+    """The job a request makes, as it will be recorded (``end_user_credits``: its end user's daily credits)."""
     webhook = request.app_webhook
-    job = Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
+    return Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
+              end_user=request.end_user, end_user_daily_credits=end_user_credits,
               deadline=now + request.cancel_after if request.cancel_after is not None else None,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None,
               traceparent=tracing.current_traceparent())
+
+
+def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job: Job, submit_here: bool) -> Created:
+    """The budget's reservation, the record, a place in line (and a slot), the submission in hand."""
     submission.check_budget(svc, job, key=caller.key)
     # With replicas required, a worker sends the job: from here it would always reach BFL before the
     # request's WAIT, so a job lost in a failover would be paid for, then created and paid for again

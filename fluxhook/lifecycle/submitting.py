@@ -47,7 +47,7 @@ def submit_queued(svc: Services, job_id: str, account: str | None = None) -> str
         message = exc.message if isinstance(exc, FluxhookError) else f"submission failed: {type(exc).__name__}"
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": _failure_code(exc), "message": message},
-                            effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, time.time())])
+                            effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, time.time())])
         task_inputs.drop(svc, job.id)
         if not isinstance(exc, BFLError):
             raise

@@ -17,6 +17,7 @@ from fluxhook.store.check_line import CheckLine
 from fluxhook.store.cooldowns import Cooldowns
 from fluxhook.store.deliveries import Deliveries
 from fluxhook.store.effects import Effects
+from fluxhook.store.end_users import EndUsers
 from fluxhook.store.idempotency import IdempotencyStore
 from fluxhook.store.job_changes import JobChanges
 from fluxhook.store.jobs import JobStore
@@ -84,6 +85,7 @@ class Store:
         self.usage = UsageStore(connection, keys=keys, tallies=self.tallies)
         self.app_keys = AppKeys(connection, self.slots, keys=keys)
         self.key_counters = KeyCounters(connection, self.pools, keys=keys)
+        self.end_users = EndUsers(connection, keys=keys)
         self.signed_out = SignedOutSessions(connection, keys=keys)
         self.prices = PriceChecks(connection, keys=keys)
         self.work = WorkLines(connection, keys=keys)

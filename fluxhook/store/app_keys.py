@@ -8,7 +8,8 @@ number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (com
 ``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
 ``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear, and
-``strict_input`` (``1`` or ``0``).
+``strict_input`` (``1`` or ``0``), ``end_user_limits`` (JSON of the limits each end user gets) and
+``end_user_moderation_limit``.
 A limit that is not set has no field. Scripts may
 read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
 by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
@@ -30,6 +31,7 @@ from redis.typing import EncodableT, FieldT
 
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
+from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.keys import KEYS, Keys
 from fluxhook.store.owners import DEFAULT_WEIGHT
 from fluxhook.store.replies import text
@@ -83,6 +85,10 @@ class AppKey:
     notify_rotated_at: float | None = None
     # Whether a field of a job's input that the model's schema does not know is refused (400) rather than warned of.
     strict_input: bool = False
+    # What each of its end users may do unless its own record says otherwise (``core.end_users``; None: no limit of
+    # theirs), and how many of an end user's jobs BFL may moderate in a UTC day before it is blocked (None: never).
+    end_user_limits: EndUserLimits | None = None
+    end_user_moderation_limit: int | None = None
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> AppKey:
@@ -120,6 +126,8 @@ def encode(name: str, value: Any) -> str:
     """A field's value as the record keeps it."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, EndUserLimits):
+        return value.encode()
     if name in _LISTS:
         return ",".join(value)
     if isinstance(value, float):
@@ -135,7 +143,8 @@ _FIELDS: dict[str, Callable[[str], Any]] = {
            "reads_per_minute": int, "items_per_minute": int, "items_per_day": int, "expires_at": float,
            "created_at": float, "last_used_at": float, "revoked_at": float,
            "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
-           "notify_rotated_at": float, "strict_input": lambda raw: raw == "1"}
+           "notify_rotated_at": float, "strict_input": lambda raw: raw == "1",
+           "end_user_limits": EndUserLimits.decode, "end_user_moderation_limit": int}
 
 
 class AppKeys:

@@ -19,6 +19,7 @@ from typing import Callable, Sequence, Union
 from redis import Redis
 
 from fluxhook.core.holds import MOVE_LEASE
+from fluxhook.core.job import Job
 from fluxhook.store.cooldowns import ACCOUNT_WIDE
 from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT
 from fluxhook.store.queues import QUEUE_KEY
@@ -66,6 +67,15 @@ class CountUsage:
 
 
 @dataclass(frozen=True)
+class CountEndUser:
+    """Add to one UTC day's counters of an owner's end users (``Keys.end_user_day``): (field, amount) pairs."""
+
+    owner: str
+    day: str
+    increments: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class CountHourly:
     """Add to one UTC hour's outcome counters (``Keys.hourly``): (field, amount) pairs, whole numbers."""
 
@@ -81,6 +91,14 @@ class ReleaseBudget:
     job_id: str
     key_id: str | None = None
     account: str | None = None
+    # The job's end user, when its key limits that end user's credits (``Job.end_user_daily_credits``).
+    end_user: str | None = None
+
+    @classmethod
+    def of(cls, job: Job, account: str | None = None) -> ReleaseBudget:
+        """The job's reservations, wherever it may hold one."""
+        limited = job.end_user if job.end_user_daily_credits is not None else None
+        return cls(job.id, job.key_id, account, limited)
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,7 @@ def handed(reply) -> Handed:
     return found
 
 
-Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountHourly, ReleaseBudget, AccountAccepted,
+Effect = Union[AddWork, AddTimelineEntry, CountMetrics, CountUsage, CountEndUser, CountHourly, ReleaseBudget, AccountAccepted,
                AccountJobEnded]
 
 # The effects not done in Redis's step but tallied in the process (``store/tallies.py``).
@@ -131,13 +149,19 @@ def split(effects: Sequence[Effect]) -> tuple[list[Effect], list[Effect]]:
 # Usage counters outlive the year GET /v1/usage can ask for; hourly outcomes serve the dashboard's recent view.
 USAGE_TTL = 400 * 86400
 HOURLY_TTL = 35 * 86400
+# An owner's end users' counters of a day: what GET /v1/usage?group_by=end_user reads, and what an end user's daily
+# limits read today; a few weeks, so that an app with a million end users a month holds a bounded amount
+# (docs/scaling.md).
+END_USER_TTL = 35 * 86400
 
 
-def counters_key(keys, effect: Union[CountUsage, CountHourly]) -> tuple[str, int]:
+def counters_key(keys, effect: Union[CountUsage, CountEndUser, CountHourly]) -> tuple[str, int]:
     """The hash a counting effect adds to, and how long that hash is kept: after the count that started a field in it
     (usage, ``lua/effects.lua``), after its last change (hourly outcomes, ``lua/tally_write.lua``)."""
     if isinstance(effect, CountUsage):
         return keys.usage(effect.day), USAGE_TTL
+    if isinstance(effect, CountEndUser):
+        return keys.end_user_day(effect.owner, effect.day), END_USER_TTL
     return keys.hourly(effect.hour), HOURLY_TTL
 
 
@@ -158,13 +182,15 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
         if isinstance(effect, AddTimelineEntry):
             entries.append({"timeline": place(keys, store_keys.timeline(effect.job_id)), "entry": effect.entry,
                             "cap": TIMELINE_CAP, "ttl": timeline_ttl})
-        elif isinstance(effect, CountUsage):
+        elif isinstance(effect, (CountUsage, CountEndUser)):
             key, ttl = counters_key(store_keys, effect)
             entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
                             "ttl": ttl})
         elif isinstance(effect, ReleaseBudget):
             held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else []) \
-                + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else [])
+                + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else []) \
+                + ([store_keys.end_user_budget_held(effect.key_id, effect.end_user)]
+                   if effect.key_id and effect.end_user else [])
             entries += [{"release": place(keys, key), "member": effect.job_id} for key in held]
         elif isinstance(effect, AccountAccepted):
             strikes = [store_keys.strikes(effect.pool, effect.account), store_keys.strikes(ACCOUNT_WIDE, effect.account)]

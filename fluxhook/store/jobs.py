@@ -713,9 +713,10 @@ class JobStore:
                 asked.zmscore(other, ids)
             scores = asked.execute()
             ids = [job_id for n, job_id in enumerate(ids) if all(score[n] is not None for score in scores)]
-        if filters.account is None or not ids:
+        if (filters.account is None and filters.end_user is None) or not ids:
             return ids
-        kept = self._prompts([self.keys.job(job_id) for job_id in ids], [filters.account, ""])
+        kept = self._prompts([self.keys.job(job_id) for job_id in ids],
+                             [filters.account or "", "", filters.end_user or ""])
         return [job_id for job_id, there in zip(ids, kept, strict=True) if there is not None]
 
     def _folded_prompts(self, ids: builtins.list[str]) -> dict[str, str]:
@@ -724,7 +725,7 @@ class JobStore:
         folded = self.prompt_cache.known(ids)
         unseen = [job_id for job_id in ids if job_id not in folded]
         if unseen:
-            read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1"])
+            read = self._prompts([self.keys.job(job_id) for job_id in unseen], ["", "1", ""])
             self._chars_read.value = getattr(self._chars_read, "value", 0) + sum(len(p) for p in read if p is not None)
             # A record gone (its TTL ran out before retention dropped its ids) is not kept: it has no prompt to keep.
             folded.update(self.prompt_cache.keep({job_id: text(prompt) for job_id, prompt in

@@ -482,6 +482,29 @@ class Keys:
         read rate), as ``key_reads``."""
         return f"{self.prefix}keylinkreads:{key_id}"
 
+    def end_users(self, key_id: str) -> str:
+        """What an app key set for each of its end users by hand (``store/end_users.py``): end user -> JSON of its
+        limits and its block of the day. Only admins write it, one field an end user named."""
+        return f"{self.prefix}endusers:{key_id}"
+
+    def end_user_day(self, owner: str, day: str) -> str:
+        """One UTC day's counters of an owner's end users (an app key's, or the admin tokens'): ``<end user>:<counter>``
+        -> whole number (``fluxhook.credits.accounting``); it expires some weeks after the day."""
+        return f"{self.prefix}enduserday:{owner}:{day}"
+
+    def end_user_requests(self, key_id: str, end_user: str) -> str:
+        """An end user's submissions of the last minute, as ``key_requests`` holds its key's."""
+        return f"{self.prefix}endusrate:{key_id}:{end_user}"
+
+    def end_user_queued(self, key_id: str, end_user: str) -> str:
+        """The ids of an end user's jobs made while its key limits its queued jobs (those still queued, and some that
+        left the line since, pruned as its limit is reached), scored by creation (ms)."""
+        return f"{self.prefix}endusqueued:{key_id}:{end_user}"
+
+    def end_user_budget_held(self, key_id: str, end_user: str) -> str:
+        """Credits reserved against an end user's daily_credits, as ``key_budget_held`` holds its key's."""
+        return f"{self.prefix}budget:held:eu:{key_id}:{end_user}"
+
     def signed_out(self, session: str) -> str:
         """Set once the dashboard session ``session`` (a digest of its id) was signed out, for its cookie's lifetime."""
         return f"{self.prefix}signedout:{session}"

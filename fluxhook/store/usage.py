@@ -23,7 +23,7 @@ from fluxhook.store.scripts import LuaScript
 from fluxhook.store.tallies import Tallies
 
 # Whose limit a ``Limit`` is: BFL_DAILY_CREDIT_LIMIT, an app key's daily_credits, BFL_<NAME>_DAILY_CREDIT_LIMIT.
-SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT = "service", "key", "bfl_account"
+SERVICE_LIMIT, KEY_LIMIT, BFL_ACCOUNT_LIMIT, END_USER_LIMIT = "service", "key", "bfl_account", "end_user"
 
 
 class ReserveMode(str, Enum):
@@ -91,6 +91,12 @@ class UsageStore:
         """App key ``key_id``'s daily_credits on ``day`` (its spend in ``spent_field`` of the day's counters)."""
         return Limit(self.keys.usage(day), spent_field, self.keys.key_budget_held(key_id), limit, KEY_LIMIT)
 
+    def end_user_limit(self, day: str, key_id: str, end_user: str, limit: int) -> Limit:
+        """An end user's daily_credits with app key ``key_id`` on ``day`` (its spend is its ``credits`` counter of the
+        day, ``store/end_users.py``)."""
+        return Limit(self.keys.end_user_day(key_id, day), f"{end_user}:credits",
+                     self.keys.end_user_budget_held(key_id, end_user), limit, END_USER_LIMIT)
+
     def bfl_account_limit(self, day: str, spent_field: str, account: str, limit: int) -> Limit:
         """BFL account ``account``'s own daily limit on ``day`` (its charges in ``spent_field``)."""
         return Limit(self.keys.usage(day), spent_field, self.keys.bfl_account_budget_held(account), limit,
@@ -120,13 +126,16 @@ class UsageStore:
         return Reservation(state == 1, spent, reserved, amount, waits=state == 2, limit_index=max(0, index - 1),
                            decided_by=decided, alone=alone == 1)
 
-    def release(self, job_id: str, key_id: str | None = None, account: str | None = None) -> None:
-        """Drop the job's reservation (its submission failed or will not happen), its app key's and its BFL
-        account's too."""
+    def release(self, job_id: str, key_id: str | None = None, account: str | None = None,
+                end_user: str | None = None) -> None:
+        """Drop the job's reservation (its submission failed or will not happen), its app key's, its BFL
+        account's and its end user's (one whose key limits its credits) too."""
         pipe = self.connection.pipeline(transaction=True)
         pipe.hdel(self.keys.budget_held, job_id)
         if key_id:
             pipe.hdel(self.keys.key_budget_held(key_id), job_id)
+        if key_id and end_user:
+            pipe.hdel(self.keys.end_user_budget_held(key_id, end_user), job_id)
         if account:
             pipe.hdel(self.keys.bfl_account_budget_held(account), job_id)
         pipe.execute()

@@ -73,7 +73,7 @@ def end_unsent(svc: Services, job: Job, ending: Ending) -> bool:
     reservation go, nothing is charged, its input is dropped. Whether it moved."""
     moved = svc.jobs.transition(job.id, ending.status, only_from=(st.QUEUED,), input=None,
                                 error={"code": ending.code, "message": ending.message},
-                                effects=[ReleaseBudget(job.id, job.key_id),
+                                effects=[ReleaseBudget.of(job),
                                          *accounting.on_end(job, ending.status, time.time())])
     if moved and job.input is None:
         task_inputs.drop(svc, job.id)  # its input waited in storage (one kept in its record went with the move)

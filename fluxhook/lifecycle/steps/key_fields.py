@@ -9,6 +9,7 @@ from typing import Any
 
 from fluxhook.core.accounts import ACCOUNT_NAME, MAX_ACCOUNTS, REGION_NAME
 from fluxhook.core.config import MAX_ITEMS_PER_DAY, MAX_ITEMS_PER_MINUTE, MAX_READS_PER_MINUTE
+from fluxhook.core.end_users import LIMIT_FIELDS, EndUserLimits
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
@@ -26,7 +27,7 @@ MAX_WEIGHT = 100
 MAX_QUEUED = 10_000_000
 _LIMITS = ("models", "daily_credits", "max_active", "max_queued", "requests_per_minute", "reads_per_minute",
            "items_per_minute", "items_per_day", "weight", "expires_at", "accounts", "region", "notify_url",
-           "notify_events")
+           "notify_events", "end_user_limits", "end_user_moderation_limit")
 # Its settings: sent as null, a setting returns to its default.
 _SETTINGS = ("strict_input",)
 _DEFAULTS = {"weight": DEFAULT_WEIGHT, "strict_input": False}
@@ -133,6 +134,26 @@ def _notify_events(value: Any, now: float) -> tuple[str, ...]:
     return parse_events(value)
 
 
+# The most queued jobs a key may let one end user hold: its queue's ids are read back whole when it is full.
+MAX_END_USER_QUEUED = 10_000
+
+
+def end_user_limits(value: Any, now: float = 0.0, *, name: str = "end_user_limits") -> EndUserLimits:
+    """An ``end_user_limits`` object (or an end user's own limits, ``name``): the key's own limit fields, each
+    read as the key's is; null for a field leaves that limit unset."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"'{name}' must be an object of {', '.join(LIMIT_FIELDS)} (each optional), or null")
+    unknown = sorted(set(value) - set(LIMIT_FIELDS))
+    if unknown:
+        raise InvalidRequest(f"unknown field {unknown[0]!r} in '{name}'; it has {', '.join(LIMIT_FIELDS)}")
+    parsers = {"requests_per_minute": _PARSERS["requests_per_minute"], "max_active": _PARSERS["max_active"],
+               "max_queued": _whole("max_queued", 1, MAX_END_USER_QUEUED), "daily_credits": _credits}
+    try:
+        return EndUserLimits(**{k: parsers[k](v, now) for k, v in value.items() if v is not None})
+    except InvalidRequest as error:
+        raise InvalidRequest(f"in '{name}': {error.message}") from None
+
+
 def _strict_input(value: Any, now: float) -> bool:
     if not isinstance(value, bool):
         raise InvalidRequest("'strict_input' must be true (a field of a job's input that the model's schema does not "
@@ -151,6 +172,8 @@ _PARSERS: dict[str, Callable[[Any, float], Any]] = {
     "items_per_minute": _whole("items_per_minute", 1, MAX_ITEMS_PER_MINUTE),
     "items_per_day": _whole("items_per_day", 1, MAX_ITEMS_PER_DAY),
     "weight": _whole("weight", 1, MAX_WEIGHT),
+    "end_user_limits": end_user_limits,
+    "end_user_moderation_limit": _whole("end_user_moderation_limit", 1, 100_000),
 }
 
 
@@ -177,6 +200,8 @@ def present_key(key: AppKey, *, spent_today: float = 0.0, jobs_today: int = 0, j
         "canceled_running": jobs.canceled_running, "queued": jobs.queued, "queued_by_reason": dict(jobs.by_reason),
         "notify_url": key.notify_url, "notify_events": list(key.notify_events or ()),
         "notify_secret_rotated_at": iso(key.notify_rotated_at), "strict_input": key.strict_input,
+        "end_user_limits": (key.end_user_limits or EndUserLimits()).to_api(),
+        "end_user_moderation_limit": key.end_user_moderation_limit,
     }
     if secret is not None:
         shown["key"] = secret

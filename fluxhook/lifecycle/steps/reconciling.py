@@ -39,8 +39,8 @@ def await_task(svc: Services, job: Job, account: Account, reserved: int = 0) -> 
     now = time.time()
     # BFL states no price without an answer: the bound counts against every limit until its result says.
     fields, effects = accounting.on_submitted(job.model or "", None, reserved, now, key_id=job.key_id,
-                                              account=account.name)
-    effects.append(ReleaseBudget(job.id, job.key_id, account.name))
+                                              account=account.name, end_user=job.end_user)
+    effects.append(ReleaseBudget.of(job, account.name))
     recorded = durable.record_durably(svc, lambda: svc.jobs.transition(
         job.id, st.SUBMITTED, only_from=(st.QUEUED,), uncertain_at=now, account=account.name, submitted_at=now,
         input=None, due=now + UNCERTAIN_FOR, effects=effects, **fields))

@@ -25,7 +25,7 @@ def fail(svc: Services, job: Job) -> bool:
         job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
         error={"code": KEY_REVOKED, "message": "the app key that created this job was revoked before it was sent "
                                                "to BFL; nothing was charged"},
-        effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)])
+        effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, now)])
     if moved:
         timeline.record(svc, job.id, "submission", outcome=KEY_REVOKED)
         task_inputs.drop(svc, job.id)

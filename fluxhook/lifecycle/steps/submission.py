@@ -119,7 +119,7 @@ def check_budget(svc: Services, job: Job, key: AppKey | None = None) -> None:
     """Before a new job is created: ``BudgetExceeded`` (402) when today's ``BFL_DAILY_CREDIT_LIMIT`` or its app
     key's ``daily_credits`` leave nothing, so that nothing is created. Nothing is reserved until it is sent."""
     try:
-        budget.admission(svc, job.id, job.model or "", job.input or {}, key=key)
+        budget.admission(svc, job.id, job.model or "", job.input or {}, key=key, end_user=budget.end_user_of(job))
     except BudgetExceeded:
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
         raise
@@ -138,7 +138,7 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
         return None  # its submission fails it
     request = _request_or_size(svc, job, None)
     # Asked again: while it must wait, its record of waiting to go alone is renewed; it reserves nothing here.
-    reservation = budget.look_again(svc, job.id, job.model or "", request, key=key)
+    reservation = budget.look_again(svc, job.id, job.model or "", request, key=key, end_user=budget.end_user_of(job))
     if reservation is None or reservation.admitted:
         return None  # it reserves when it is sent
     return _over_budget(svc, job, reservation, key, budget.refusal_kind(reservation))
@@ -269,7 +269,8 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     account = svc.config.account(slot_account or svc.slots.account_of(job.id))
     # A large input waiting in storage is read only once the budget lets its job go.
     measured = _request_or_size(svc, job, task_input)
-    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account)
+    reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account,
+                                 end_user=budget.end_user_of(job))
     if reservation is not None and not reservation.admitted:
         return _refused(svc, job, reservation, account, key, attempt.in_request, attempt.lock)
     try:
@@ -284,7 +285,7 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
     except BaseException as exc:
         if reservation is not None:
             # Not sent: back in line or failed, the job holds nothing against anyone's limit.
-            svc.store.usage.release(job.id, job.key_id, account.name)
+            svc.store.usage.release(job.id, job.key_id, account.name, ReleaseBudget.of(job).end_user)
         if not isinstance(exc, FluxhookError):
             raise
         return _not_sent(svc, job, account, exc, attempt.lock)
@@ -315,7 +316,7 @@ def _refused(svc: Services, job: Job, reservation: Reservation, account: Account
     if in_request and refusal is Refusal.SPENT:
         # Others took the last credits between the request's look and now: refused as at its look.
         metrics.count(svc, "fluxhook_submissions", outcome="budget_exceeded")
-        raise BudgetExceeded(budget.refusal_of(svc, reservation, time.time(), key))
+        raise BudgetExceeded(budget.refusal_of(svc, reservation, time.time(), key, budget.end_user_of(job)))
     return _over_budget(svc, job, reservation, key, refusal, lock)
 
 
@@ -342,9 +343,9 @@ def _record(svc: Services, sent: _Sent) -> str:
     # (``keep_early_callback``) taken, so a callback kept after it finds the task recorded.
     fields, effects = accounting.on_submitted(job.model or "", task["cost"], reservation.amount if reservation else 0, now,
                                              key_id=job.key_id, key_name=sent.key.name if sent.key else "",
-                                             account=account.name)
+                                             account=account.name, end_user=job.end_user)
     if reservation is not None:
-        effects.append(ReleaseBudget(job.id, job.key_id, account.name))
+        effects.append(ReleaseBudget.of(job, account.name))
     effects.append(metrics.counted("fluxhook_submissions", outcome="submitted", account=account.name))
     entry = timeline.entry(job.id, "submission", outcome="submitted", bfl_id=task["id"], account=account.name)
     accepted = AccountAccepted(account.name, svc.slots.pool_of(job), now)
@@ -448,7 +449,7 @@ def _over_budget(svc: Services, job: Job, reservation: Reservation, key: AppKey 
         svc.jobs.transition(job.id, st.FAILED, only_from=(st.QUEUED,), input=None,
                             error={"code": "timeout", "message": "today's credits (BFL_DAILY_CREDIT_LIMIT) were spent "
                                                                  "for the whole hour the job could wait"},
-                            effects=[ReleaseBudget(job.id, job.key_id), *accounting.on_end(job, st.FAILED, now)])
+                            effects=[ReleaseBudget.of(job), *accounting.on_end(job, st.FAILED, now)])
         task_inputs.drop(svc, job.id)
         return st.FAILED
     wait = budget.recheck_in(now)

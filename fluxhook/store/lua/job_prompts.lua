@@ -1,11 +1,12 @@
 -- What a job list's `account` and `q` filters read of each record (store/jobs.py JobStore._admitted), so that
 -- reading 10,000 records is a few round trips, not 10,000.
--- KEYS: job records. ARGV[1]: the account a job must have run on ('' = any); ARGV[2]: '1' to read prompts.
--- Returns per record: false if it is gone or ran on another account; else its prompt (its pieces `prompt_0`,
+-- KEYS: job records. ARGV[1]: the account a job must have run on ('' = any); ARGV[2]: '1' to read prompts;
+-- ARGV[3]: the end user it must have been made for ('' = any).
+-- Returns per record: false if it is gone, ran on another account or was made for another end user; else its prompt (its pieces `prompt_0`,
 -- `prompt_1`... joined, as store/records.py keeps them; '' when none) if asked, or 1. Read only; a caller passes
 -- a few hundred records a call, so Redis is held a millisecond or two at a time.
-local account, prompts = ARGV[1], ARGV[2] == '1'
-local asked = {'id', 'account'}
+local account, prompts, end_user = ARGV[1], ARGV[2] == '1', ARGV[3] or ''
+local asked = {'id', 'account', 'end_user'}
 -- Most prompts fit the first pieces: read in one HMGET, the rest of a longer one piece by piece.
 local FIRST = 8
 if prompts then
@@ -14,8 +15,8 @@ end
 
 local function prompt_of(key, got)
   local pieces, n = {}, 0
-  while n < FIRST and got[n + 3] do
-    pieces[n + 1] = got[n + 3]
+  while n < FIRST and got[n + 4] do
+    pieces[n + 1] = got[n + 4]
     n = n + 1
   end
   while n >= FIRST do
@@ -31,7 +32,7 @@ local out = {}
 for i, key in ipairs(KEYS) do
   local got = redis.call('HMGET', key, unpack(asked))
   local kept = false
-  if got[1] and (account == '' or got[2] == account) then
+  if got[1] and (account == '' or got[2] == account) and (end_user == '' or got[3] == end_user) then
     kept = prompts and prompt_of(key, got) or 1
   end
   out[i] = kept

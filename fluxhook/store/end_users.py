@@ -1,0 +1,163 @@
+"""An app key's end users in Redis: what an admin set for each (its limits, its block of the day), its limits' counts,
+and its counters of each UTC day.
+
+Bounded per end user: a record only for those an admin set something for; a day's counters (a few fields an end
+user active that day, in one hash per key and day, kept ``END_USER_DAYS``); a minute's requests and the ids of its
+queued jobs only while its key limits them, each expiring on its own (docs/scaling.md states the bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import WatchError
+
+from fluxhook.core import transitions as st
+from fluxhook.core.end_users import EndUserLimits
+from fluxhook.store.keys import KEYS, Keys
+from fluxhook.store.replies import text
+from fluxhook.store.scripts import LuaScript
+
+# The window of an end user's requests_per_minute.
+RATE_WINDOW = 60.0
+# How long an end user's queued ids are kept after its last new job: longer than a queued job may wait (its hour).
+QUEUED_LIFE = 2 * 3600.0
+# The counters of an end user's day (``fluxhook.credits.accounting``): jobs sent, credits spent, and how they ended.
+COUNTERS = ("jobs", "credits", "stored", "failed", "canceled", "moderated")
+
+
+class Verdict(IntEnum):
+    """``lua/end_user_take.lua``'s word."""
+
+    TAKEN = 0
+    BLOCKED = 1
+    MODERATED = 2
+    RATE_LIMITED = 3
+    QUEUE_FULL = 4
+
+
+@dataclass(frozen=True)
+class EndUserRecord:
+    """What an admin set for one end user of a key: its own limits (over the key's defaults), the UTC day it is
+    blocked on by hand (None: not), and the moderations forgiven by its last unblock (day, count)."""
+
+    limits: EndUserLimits = EndUserLimits()
+    blocked: str | None = None
+    lifted: tuple[str, int] | None = None
+
+    @classmethod
+    def decode(cls, raw: str | bytes | None) -> EndUserRecord:
+        if not raw:
+            return cls()
+        values = json.loads(raw)
+        lifted = values.get("lifted")
+        return cls(EndUserLimits.decode(json.dumps(values.get("limits") or {})), values.get("blocked"),
+                   (str(lifted[0]), int(lifted[1])) if lifted else None)
+
+    def encode(self) -> str:
+        values: dict[str, Any] = {}
+        if self.limits:
+            values["limits"] = json.loads(self.limits.encode())
+        if self.blocked:
+            values["blocked"] = self.blocked
+        if self.lifted:
+            values["lifted"] = list(self.lifted)
+        return json.dumps(values, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The take's word: its verdict, its figure (``Verdict``), the end user's record, and its queued ids (only with
+    ``QUEUE_FULL``)."""
+
+    verdict: Verdict
+    figure: int
+    record: EndUserRecord
+    queued: tuple[str, ...] = ()
+
+
+class EndUsers:
+    """The end users of app keys on one Redis connection."""
+
+    def __init__(self, connection: Redis, keys: Keys = KEYS):
+        self.connection = connection
+        self.keys = keys
+        self._take = LuaScript(connection, "end_user_take")
+
+    def take(self, key_id: str, end_user: str, *, job_id: str, member: str, day: str, now: float,
+             moderation_limit: int | None, defaults: EndUserLimits) -> Taken:
+        """Check and take one new job of ``end_user`` (``lua/end_user_take.lua``)."""
+        keys = [self.keys.end_users(key_id), self.keys.end_user_day(key_id, day),
+                self.keys.end_user_requests(key_id, end_user), self.keys.end_user_queued(key_id, end_user)]
+        verdict, figure, raw, *queued = self._take(keys, [
+            end_user, int(now * 1000), int(RATE_WINDOW * 1000), member, job_id, day, moderation_limit or 0,
+            defaults.requests_per_minute or 0, defaults.max_queued or 0, int(QUEUED_LIFE * 1000)])
+        return Taken(Verdict(int(verdict)), int(figure), EndUserRecord.decode(text(raw)),
+                     tuple(text(i) for i in queued))
+
+    def give_back(self, key_id: str, end_user: str, *, job_id: str, member: str) -> None:
+        """A taken job was refused after all: it counts against neither the end user's rate nor its queue."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.zrem(self.keys.end_user_requests(key_id, end_user), member)
+        pipe.zrem(self.keys.end_user_queued(key_id, end_user), job_id)
+        pipe.execute()
+
+    def prune(self, key_id: str, end_user: str, job_ids: tuple[str, ...]) -> int:
+        """Drop from the end user's queued ids those whose jobs are no longer queued (a status never returns to
+        ``queued``, so a drop is never wrong); how many were dropped."""
+        if not job_ids:
+            return 0
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self.keys.job(job_id), "status")
+        gone = [job_id for job_id, status in zip(job_ids, pipe.execute(), strict=True)
+                if status is None or text(status) != st.QUEUED]
+        if gone:
+            self.connection.zrem(self.keys.end_user_queued(key_id, end_user), *gone)
+        return len(gone)
+
+    def record(self, key_id: str, end_user: str) -> EndUserRecord:
+        return EndUserRecord.decode(self.connection.hget(self.keys.end_users(key_id), end_user))
+
+    def change(self, key_id: str, end_user: str, change) -> EndUserRecord:
+        """Apply ``change`` (record -> record) to the end user's record in one step (optimistic: retried if it
+        changed meanwhile); the record as kept. An empty record is removed."""
+        where = self.keys.end_users(key_id)
+        with self.connection.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(where)
+                    changed = change(EndUserRecord.decode(pipe.hget(where, end_user)))
+                    pipe.multi()
+                    if changed == EndUserRecord():
+                        pipe.hdel(where, end_user)
+                    else:
+                        pipe.hset(where, end_user, changed.encode())
+                    pipe.execute()
+                    return changed
+                except WatchError:
+                    continue
+
+    def counters(self, owner: str, days: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """Day -> end user -> counter -> count, for ``owner``'s end users on each of ``days``, in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self.keys.end_user_day(owner, day))
+        found: dict[str, dict[str, dict[str, int]]] = {}
+        for day, values in zip(days, pipe.execute(), strict=True):
+            per_user: dict[str, dict[str, int]] = {}
+            for name, count in values.items():
+                end_user, _, counter = text(name).rpartition(":")
+                if counter in COUNTERS:
+                    per_user.setdefault(end_user, {})[counter] = int(count)
+            found[day] = per_user
+        return found
+
+    def counters_of(self, owner: str, end_user: str, day: str) -> dict[str, int]:
+        """One end user's counters of ``day``."""
+        read = self.connection.hmget(self.keys.end_user_day(owner, day), [f"{end_user}:{c}" for c in COUNTERS])
+        return {counter: int(v or 0) for counter, v in zip(COUNTERS, read, strict=True)}
