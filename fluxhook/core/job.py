@@ -158,6 +158,7 @@ class Job:
     # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.
     key_id: str | None = None
     # The app's own user the job was made for (``core.end_users``): opaque, never sent to BFL; None: none was named.
+    # Its key's turns are taken in turns between its end users (``store/lua/fair_turns.lua``).
     end_user: str | None = None
     # Its end user's daily credits as its key set them when the job was made, which its submission's budget asks
     # (``credits.budget``); None: no such limit.
@@ -165,9 +166,6 @@ class Job:
     # The batch the job is an item of (``core/batch.py``), and its place among the batch's items; None: a single job.
     batch_id: str | None = None
     batch_index: int | None = None
-    # The app's own user the job is for, as its request named it (opaque, never sent to BFL); None: none named. Its
-    # key's turns are taken in turns between its end users (``store/lua/fair_turns.lua``).
-    end_user: str | None = None
     counted_credits: int | None = None
     counted_spend: int | None = None
     # While a large input waits in storage: what its request asks for (``price_bounds.Size.encode``),
