@@ -102,10 +102,17 @@ function fair_turns.split(line, head)
     local first, last = fair_turns.group_bounds(owner, bulk, tag)
     groups[1] = {tag = tag, item = head.item, job = head.job, after = false, first = first, last = last}
   else
-    local from = '[' .. owner .. ':' .. (bulk and members.BULK or '')
     local to = bulk and members.owner_last(owner) or ('(' .. owner .. ':' .. members.BULK)
+    -- What the owner's own lookup read is not read again: its earliest two members (the second, of another form,
+    -- says its form holds no more), and on from them.
+    local items, from = {head.item}, nil
+    if head.after == nil then
+      from = '[' .. head.item
+    elseif head.after and members.form(owner, head.after) == bulk then
+      items[2] = head.after
+    end
     while true do
-      local items = redis.call('ZRANGEBYLEX', line, from, to, 'LIMIT', 0, 2)
+      if from then items = redis.call('ZRANGEBYLEX', line, from, to, 'LIMIT', 0, 2) end
       for _, item in ipairs(items) do
         local _, its = members.form(owner, item)
         local last = groups[#groups]
@@ -145,7 +152,7 @@ end
 -- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight, and the
 -- clock, are read once per script, when first needed (a script that finds no owner waiting reads none).
 function fair_turns.new(passes, weights, default_weight)
-  local turns = {pass_of = {}, weight_of = {}, also = {}, inner = {}, version = {}}
+  local turns = {pass_of = {}, weight_of = {}, also = {}, inner = {}, version = {}, later = {}}
 
   function turns.weight(owner)
     if turns.weight_of[owner] == nil then
@@ -163,10 +170,14 @@ function fair_turns.new(passes, weights, default_weight)
       local fields = {owner}
       if turns.clock == nil then fields[2] = fair_turns.CLOCK end
       if also then fields[#fields + 1] = also end
+      local at = #fields
+      -- Its end users' fields its turn would need (turns.refresh), in the same command.
+      for _, field in ipairs(turns.later[owner] or {}) do fields[#fields + 1] = field end
       local read = redis.call('HMGET', passes, unpack(fields))
       turns.pass_of[owner] = tonumber(read[1] or 0)
       if turns.clock == nil then turns.clock = tonumber(read[2] or 0) end
-      if also then turns.also[also] = read[#fields] or false end
+      if also then turns.also[also] = read[at] or false end
+      for i = at + 1, #fields do turns.inner[fields[i]] = read[i] and tonumber(read[i]) or false end
     end
     return math.max(turns.pass_of[owner], turns.clock)
   end
@@ -186,9 +197,8 @@ function fair_turns.new(passes, weights, default_weight)
     return best
   end
 
-  -- The passes of ``owner``'s end users ``groups`` (and their clock) in ``turns.inner``, those not read yet read in
-  -- one command.
-  local function read_inner(owner, groups)
+  -- The fields of ``owner``'s end users ``groups`` (their passes, and their clock) not read yet.
+  local function unread(owner, groups)
     local known, fields = turns.inner, {}
     local clock = fair_turns.inner_field(owner, '~')
     if known[clock] == nil then fields[1] = clock end
@@ -196,9 +206,16 @@ function fair_turns.new(passes, weights, default_weight)
       local field = fair_turns.inner_field(owner, group.tag)
       if known[field] == nil then fields[#fields + 1] = field end
     end
+    return fields
+  end
+
+  -- The passes of ``owner``'s end users ``groups`` (and their clock) in ``turns.inner``, those not read yet read in
+  -- one command.
+  local function read_inner(owner, groups)
+    local fields = unread(owner, groups)
     if #fields == 0 then return end
     local read = redis.call('HMGET', passes, unpack(fields))
-    for i, field in ipairs(fields) do known[field] = read[i] and tonumber(read[i]) or false end
+    for i, field in ipairs(fields) do turns.inner[field] = read[i] and tonumber(read[i]) or false end
   end
 
   -- When the turn of ``owner``'s end user of ``tag`` starts: its pass, or the owner's end users' clock if later.
@@ -216,6 +233,12 @@ function fair_turns.new(passes, weights, default_weight)
         group.item, group.after, group.stale = items[1], items[2] or false, nil
         group.job = group.item and members.member_job(head.owner, group.item)
       end
+    end
+    if #head.groups == 1 then
+      -- No choice to make: what its turn needs of its end user is read with the owner's pass, if that is still to
+      -- be read (turns.start), else as it is charged.
+      turns.later[head.owner] = unread(head.owner, head.groups)
+      return head.groups[1].job and head.groups[1]
     end
     read_inner(head.owner, head.groups)
     local best, best_start
@@ -268,6 +291,7 @@ function fair_turns.new(passes, weights, default_weight)
     local write = {owner, string.format('%.17g', turns.pass_of[owner]), fair_turns.CLOCK, string.format('%.17g', s)}
     local group, dropped = head and head.group, nil
     if group then
+      read_inner(owner, {group})
       local field, clock = fair_turns.inner_field(owner, group.tag), fair_turns.inner_field(owner, '~')
       local inner_s = inner_start(owner, group.tag)
       turns.inner[clock] = inner_s

@@ -130,12 +130,13 @@ function slots_prelude.start(s, only, keep_lapsed)
 
   -- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
   -- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
-  -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
+  -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill). An
+  -- owner with end users' jobs is looked at end user by end user (its head's range, fair_turns.lua).
   local SCAN = 50
   local stuck = {}
   local function goable(pool, head, open)
     if account_for(head.job, open) then return head.job, head.item end
-    local seen = pool.name .. '|' .. head.owner
+    local seen = pool.name .. '|' .. (head.first or head.owner)
     if stuck[seen] then return nil end
     -- An owner with end users' jobs: among those of the end user whose turn it is (fair_turns.lua).
     local items = redis.call('ZRANGEBYLEX', pool.line, head.first or members.owner_first(head.owner),

@@ -4,9 +4,14 @@ its own however many end users it names, and a key naming none taken as it alway
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from fair_model import FairModel
 from fluxhook.core import transitions as st
@@ -20,6 +25,8 @@ from fluxhook.store.slots import Slots
 from fluxhook.store.work_lines import DOWNLOAD, WorkLines
 from helpers import commands_during
 from slot_helpers import _config
+
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
 FAIL = {"code": "bfl_error", "message": "x"}
 _BASE = time.time()
@@ -166,3 +173,98 @@ def test_an_end_users_job_leaves_every_line_as_it_ends_or_is_deleted(store, conn
     _end(store, holder.id)
     assert slots.dispatch().jobs == [waiting[2].id]
     assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
+
+
+@pytest.mark.parametrize("backlog", [0, 1])
+def test_an_end_users_job_alone_in_its_key_costs_a_take_no_more_commands_than_a_job_of_none(connection, backlog):
+    work = WorkLines(connection)
+    db = connection.connection_pool.connection_kwargs.get("db", 0)
+
+    def commands(end_user: str | None) -> list[str]:
+        pipe = connection.pipeline(transaction=True)
+        for _ in range(1 + backlog):
+            work.add(DOWNLOAD, "key_a", new_job_id(), pipe, end_user=end_user)
+        pipe.execute()
+        seen = commands_during(connection, db, lambda: _take(work, 1))
+        _take(work, 10)
+        # A connection's first command selects its database and a script's first run may load it: not the take's.
+        return [c["command"].split()[0] for c in seen if c["command"].split()[0] not in ("SELECT", "SCRIPT")]
+
+    _take(work, 1)
+    plain, named = commands(None), commands("u1")
+    # With more of its own waiting, one lookup of whether any is left (its pass is kept only while one is).
+    assert len(named) == len(plain) + backlog, "\n".join(map(str, (plain, named)))
+
+
+class TwoLevelModel:
+    """The work lines' turns in plain Python, end users included: start-time fair queueing between owners (a turn
+    costs 1 / weight), and inside an owner between the end users of its first form (single jobs, else batch items),
+    each end user's turn costing 1, its pass kept only while its form holds more of it."""
+
+    def __init__(self, weights: dict[str, float]):
+        self.weights, self.items = weights, {}  # owner -> {member: (bulk, tag, job id)}
+        self.passes, self.clock, self.inner, self.inner_clock = {}, 0.0, {}, {}
+
+    def add(self, owner: str, job_id: str, bulk: bool, deadline: float | None, end_user: str | None) -> None:
+        self.items.setdefault(owner, {})[member(owner, job_id, bulk=bulk, deadline=deadline, end_user=end_user)] = (
+            bulk, tag(end_user), job_id)
+
+    def _inner_pick(self, owner: str):
+        held = self.items[owner]
+        bulk = held[min(held)][0]  # its first form: single jobs while it has any
+        groups: dict[str, list[str]] = {}
+        for item in sorted(held):
+            if held[item][0] == bulk:
+                groups.setdefault(held[item][1], []).append(item)
+        clock = self.inner_clock.get(owner, 0.0)
+
+        def start(t: str) -> float:
+            return max(self.inner.get((owner, t), 0.0), clock)
+        t = min(groups, key=lambda t: (start(t), held[groups[t][0]][2]))
+        return t, groups[t], start(t)
+
+    def take(self) -> str | None:
+        best = None
+        for owner, held in self.items.items():
+            if not held:
+                continue
+            t, group, inner_start = self._inner_pick(owner)
+            s = max(self.passes.get(owner, 0.0), self.clock)
+            job = held[group[0]][2]
+            if best is None or (s, job) < (best[0], best[1]):
+                best = (s, job, owner, t, group, inner_start)
+        if best is None:
+            return None
+        s, job, owner, t, group, inner_start = best
+        del self.items[owner][group[0]]
+        self.clock, self.passes[owner] = s, s + 1 / self.weights.get(owner, 1)
+        self.inner_clock[owner] = inner_start
+        if len(group) > 1:
+            self.inner[owner, t] = inner_start + 1
+        else:
+            self.inner.pop((owner, t), None)
+        return job
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=hs.lists(hs.one_of(
+    hs.tuples(hs.just("add"), hs.sampled_from(["key_a", "key_b", "admin"]),
+              hs.sampled_from([None, "u1", "u2", "u3", "a much longer end user: ~!;"]), hs.booleans(),
+              hs.sampled_from([None, 1_800_000_000.0, 1_700_000_000.0])),
+    hs.tuples(hs.just("take"), hs.integers(1, 4))), min_size=5, max_size=60))
+def test_random_runs_of_end_users_and_keys_match_the_two_level_model(connection, steps):
+    connection.flushdb()
+    connection.hset(KEYS.share_weights, mapping={"key_a": 2, "key_b": 1})
+    work, model = WorkLines(connection), TwoLevelModel({"key_a": 2, "key_b": 1})
+    for n, step in enumerate(steps):
+        if step[0] == "add":
+            _, owner, end_user, bulk, deadline = step
+            job_id = new_job_id(_BASE + n)
+            pipe = connection.pipeline(transaction=True)
+            work.add(DOWNLOAD, None if owner == "admin" else owner, job_id, pipe, bulk=bulk, deadline=deadline,
+                     end_user=end_user)
+            pipe.execute()
+            model.add(owner, job_id, bulk, deadline, end_user)
+        else:
+            expected = [j for j in (model.take() for _ in range(step[1])) if j is not None]
+            assert [member_job(m) for m in _take(work, step[1])] == expected
