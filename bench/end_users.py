@@ -35,7 +35,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.common import BenchStack, Row, Section, exit_on_sigterm, fmt, log, percentile, print_report, read_jobs, thread_session
+from bench.common import (
+    BenchStack,
+    Row,
+    Section,
+    exit_on_sigterm,
+    fmt,
+    log,
+    median,
+    percentile,
+    print_report,
+    read_jobs,
+    thread_session,
+)
 
 TARGET_RATIO = 1.5
 TARGET_EXTRA_COMMANDS = 5
@@ -57,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--task-delay", type=float, default=2.0,
                         help="seconds a task takes at BFL, on average (each between half and 1.5 times it)")
     parser.add_argument("--cost-jobs", type=int, default=20, help="jobs of each kind whose Redis commands are counted")
+    parser.add_argument("--cost-rounds", type=int, default=3,
+                        help="rounds of the count, each of both kinds (their medians are shown)")
     args = parser.parse_args(argv)
     if args.others * 2 + 1 > args.end_users:
         parser.error("--end-users must leave the others one end user each, in both phases, beside the flooder")
@@ -83,8 +97,13 @@ class Poster:
             return list(pool.map(lambda pair: self.post(*pair), prompts_and_users))
 
 
+def _by_command(db) -> dict[str, int]:
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in db.info("commandstats").items()
+            if name not in OWN}
+
+
 def _calls(db) -> int:
-    return sum(int(v["calls"]) for name, v in db.info("commandstats").items() if name not in OWN)
+    return sum(_by_command(db).values())
 
 
 def _wait(what: str, done, timeout: float = WAIT_TIMEOUT) -> None:
@@ -95,19 +114,23 @@ def _wait(what: str, done, timeout: float = WAIT_TIMEOUT) -> None:
         time.sleep(0.2)
 
 
-def commands_per_job(stack: BenchStack, poster: Poster, jobs: int, end_users: list[str | None]) -> float:
-    """Redis commands per stored job of ``jobs`` posted at once, the n-th of end user ``end_users[n]``."""
+def commands_per_job(stack: BenchStack, poster: Poster, jobs: int,
+                     end_users: list[str | None]) -> tuple[float, dict[str, float]]:
+    """Redis commands per stored job of ``jobs`` posted at once, the n-th of end user ``end_users[n]``; and per job
+    by command (the idle rate not taken off)."""
     from fluxhook.store.keys import KEYS
 
     db = stack.redis()
     idle_from, idle_started = _calls(db), time.monotonic()
     time.sleep(IDLE_SECONDS)
     idle_rate = (_calls(db) - idle_from) / (time.monotonic() - idle_started)
-    before, started = _calls(db), time.monotonic()
+    before, started = _by_command(db), time.monotonic()
     ids = poster.many([(f"bench end users cost {n}", end_users[n]) for n in range(jobs)])
     _wait("every job stored with its thumbnail", lambda: all(db.hstrlen(KEYS.job(j), "thumbnail_key") for j in ids))
     time.sleep(1.0)  # the tasks' ends and the lanes' feeds after them
-    return (_calls(db) - before - idle_rate * (time.monotonic() - started)) / jobs
+    after = _by_command(db)
+    by_command = {name: (calls - before.get(name, 0)) / jobs for name, calls in after.items()}
+    return sum(by_command.values()) - idle_rate * (time.monotonic() - started) / jobs, by_command
 
 
 def seconds(rng: random.Random, task_delay: float) -> str:
@@ -155,9 +178,18 @@ def run(args: argparse.Namespace) -> dict:
         poster = Poster(stack, made.json()["key"])
         users = [f"user-{n}" for n in range(1, args.end_users)]
 
-        log(f"Redis commands: {args.cost_jobs} stored jobs of no end user, then {args.cost_jobs} of one each")
-        without = commands_per_job(stack, poster, args.cost_jobs, [None] * args.cost_jobs)
-        named = commands_per_job(stack, poster, args.cost_jobs, users[-args.cost_jobs:])
+        counts: dict[str, list[float]] = {"without": [], "named": []}
+        more: dict[str, float] = {}
+        for round_ in range(args.cost_rounds):
+            log(f"Redis commands, round {round_ + 1} of {args.cost_rounds}: {args.cost_jobs} stored jobs of no end "
+                f"user, then {args.cost_jobs} of one each")
+            count, plain = commands_per_job(stack, poster, args.cost_jobs, [None] * args.cost_jobs)
+            counts["without"].append(count)
+            named_by = users[-(round_ + 1) * args.cost_jobs:][:args.cost_jobs]
+            count, named = commands_per_job(stack, poster, args.cost_jobs, named_by)
+            counts["named"].append(count)
+            for name in set(plain) | set(named):
+                more[name] = more.get(name, 0.0) + (named.get(name, 0.0) - plain.get(name, 0.0)) / args.cost_rounds
 
         log(f"alone: {args.others} jobs of {args.others} end users, one every {args.every:g} s")
         alone, _, _ = trickle(stack, poster, users[:args.others], args.every, "alone", args.task_delay)
@@ -173,7 +205,9 @@ def run(args: argparse.Namespace) -> dict:
         read = read_jobs(stack.redis(), flood, ["submitted_at", "finished_at"])
         left = sum(1 for r in read if not r["submitted_at"])
         ends = sorted(t for r in read if r["finished_at"] and since <= (t := float(r["finished_at"])) <= until)
-        return {"without": without, "named": named, "alone": alone, "flooded": flooded, "flood_left": left,
+        return {"without": median(counts["without"]), "named": median(counts["named"]),
+                "extras": [n - w for n, w in zip(counts["named"], counts["without"], strict=True)], "alone": alone,
+                "flooded": flooded, "flood_left": left, "more": more,
                 "flood_posted_in": posted_in, "turns": [b - a for a, b in zip(ends, ends[1:], strict=False)]}
     finally:
         stack.stop()
@@ -184,7 +218,7 @@ def report(args: argparse.Namespace, figures: dict) -> None:
     alone, flooded = figures["alone"], figures["flooded"]
     alone_p99, flooded_p99 = percentile(alone, 99), percentile(flooded, 99)
     ratio = flooded_p99 / alone_p99 if alone_p99 else float("inf")
-    extra = figures["named"] - figures["without"]
+    extra = median(figures["extras"])
     turns = figures["turns"]
     beyond = (flooded_p99 - alone_p99) / percentile(turns, 99) if len(turns) > 1 else float("nan")
     shown = Section(
@@ -203,10 +237,15 @@ def report(args: argparse.Namespace, figures: dict) -> None:
          f"jobs in line for the whole trickle."])
     cost = Section(
         "Redis commands per stored job (baseline: no end user named)",
-        [Row("an end user named", fmt(figures["named"], 1), fmt(figures["without"], 1), f"{extra:+.1f}",
+        [Row("an end user named (median difference of the rounds)", fmt(figures["named"], 1),
+             fmt(figures["without"], 1), f"{extra:+.1f}",
              f"<= +{TARGET_EXTRA_COMMANDS}", extra <= TARGET_EXTRA_COMMANDS)],
         [f"{args.cost_jobs} jobs of each posted at once and waited for until stored with their thumbnails; INFO "
-         f"commandstats before and after, less the stack's idle rate just before."])
+         f"commandstats before and after, less the stack's idle rate just before; medians of {args.cost_rounds} "
+         f"rounds (each round's difference: {', '.join(f'{e:+.1f}' for e in figures['extras'])}).",
+         "By command, a job with an end user named against one without (the rounds' mean, those of 0.3 or more): "
+         + ", ".join(f"{name} {value:+.1f}" for value, name in
+                     sorted(((v, n) for n, v in figures["more"].items() if abs(v) >= 0.3), reverse=True))])
     print_report([shown, cost], spaced=True)
 
 
