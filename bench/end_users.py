@@ -33,7 +33,9 @@ import argparse
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from bench.common import (
     BenchStack,
@@ -84,7 +86,7 @@ class Poster:
         self.url, self.secret, self.local = stack.base_url + "/v1/jobs", secret, threading.local()
 
     def post(self, prompt: str, end_user: str | None) -> str:
-        body = {"model": "flux-2-pro", "input": {"prompt": prompt}}
+        body: dict[str, Any] = {"model": "flux-2-pro", "input": {"prompt": prompt}}
         if end_user is not None:
             body["end_user"] = end_user
         response = thread_session(self.local, self.secret).post(self.url, json=body, timeout=60)
@@ -115,7 +117,7 @@ def _wait(what: str, done, timeout: float = WAIT_TIMEOUT) -> None:
 
 
 def commands_per_job(stack: BenchStack, poster: Poster, jobs: int,
-                     end_users: list[str | None]) -> tuple[float, dict[str, float]]:
+                     end_users: Sequence[str | None]) -> tuple[float, dict[str, float]]:
     """Redis commands per stored job of ``jobs`` posted at once, the n-th of end user ``end_users[n]``; and per job
     by command (the idle rate not taken off)."""
     from fluxhook.store.keys import KEYS
@@ -160,7 +162,8 @@ def trickle(stack: BenchStack, poster: Poster, users: list[str], every: float, l
         return all(r["submitted_at"] for r in read_jobs(db, ids, ["submitted_at"]))
 
     _wait(f"the {label} jobs accepted by BFL", accepted)
-    waits = [float(r["submitted_at"]) - float(r["created_at"]) for r in read_jobs(db, ids, ["created_at", "submitted_at"])]
+    waits = [float(r["submitted_at"] or "nan") - float(r["created_at"] or "nan")
+             for r in read_jobs(db, ids, ["created_at", "submitted_at"])]
     return waits, *window
 
 
