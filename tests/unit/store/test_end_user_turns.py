@@ -17,6 +17,7 @@ from fair_model import FairModel
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, pool_for
+from fluxhook.store.check_line import CheckLine
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import forms, member, member_job, owner_range, tag
@@ -268,3 +269,30 @@ def test_random_runs_of_end_users_and_keys_match_the_two_level_model(connection,
         else:
             expected = [j for j in (model.take() for _ in range(step[1])) if j is not None]
             assert [member_job(m) for m in _take(work, step[1])] == expected
+
+
+def _submitted(store: JobStore, key_id: str, end_user: str | None, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        created = _BASE + next(_count) * 0.001
+        job = Job(id=new_job_id(created), status=st.SUBMITTED, model="flux-2-pro", bfl_id=f"task-{new_job_id()}",
+                  key_id=key_id, created_at=created, updated_at=created, end_user=end_user)
+        store.create(job)
+        ids.append(job.id)
+    return ids
+
+
+def test_the_check_line_takes_a_keys_checks_in_turns_between_its_end_users(store, connection):
+    checks = CheckLine(connection)
+    flood, other = _submitted(store, "key_a", "flood", 50), _submitted(store, "key_a", "other", 2)
+    checks.add([*flood, *other], claim=1.0)
+    assert [c.job_id for c in checks.take(5)] == [flood[0], other[0], flood[1], other[1], flood[2]]
+
+
+def test_a_job_handed_back_goes_back_to_its_end_users_place(store, connection):
+    slots = Slots(connection, _config(bfl_max_active=1))
+    first, second = _queued(store, "key_a", "u"), _queued(store, "key_a", "u")
+    assert slots.acquire(first) and not slots.acquire(second)
+    assert slots.requeue(store.get(first.id))  # BFL refused it: its slot back, it in line again, first of the two
+    assert slots.waiting_of("key_a") == [first.id, second.id]
+    assert slots.dispatch().jobs == [first.id]
