@@ -18,12 +18,15 @@ from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, pool_for
 from fluxhook.store.check_line import CheckLine
+from fluxhook.store.effects import AddWork, Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import forms, member, member_job, owner_range, tag
 from fluxhook.store.scripts import source
+from fluxhook.store.queues import QUEUE_KEY
 from fluxhook.store.slots import Slots
-from fluxhook.store.work_lines import DOWNLOAD, WorkLines
+from fluxhook.store.tallies import Tallies
+from fluxhook.store.work_lines import AHEAD, DOWNLOAD, WorkLines
 from helpers import commands_during
 from slot_helpers import _config
 
@@ -296,3 +299,17 @@ def test_a_job_handed_back_goes_back_to_its_end_users_place(store, connection):
     assert slots.requeue(store.get(first.id))  # BFL refused it: its slot back, it in line again, first of the two
     assert slots.waiting_of("key_a") == [first.id, second.id]
     assert slots.dispatch().jobs == [first.id]
+
+
+def test_a_download_added_with_a_jobs_change_is_its_end_users_member(store, connection):
+    work = WorkLines(connection)
+    jobs = [Job(id=new_job_id(_BASE + n), status="stored", key_id="key_a", end_user=eu)
+            for n, eu in enumerate(["flood", "flood", "flood", "other"])]
+    for job in jobs:
+        store.create(job)
+    effects = Effects(connection, KEYS, 3600, Tallies(connection).add)
+    connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: all wait in the line
+    assert effects.apply([AddWork(DOWNLOAD, job.id) for job in jobs]) == {}
+    assert all(work.pending(DOWNLOAD, "key_a", job.id, end_user=job.end_user) for job in jobs)
+    connection.delete(QUEUE_KEY)
+    assert [member_job(m) for m in _take(work, 3)] == [jobs[0].id, jobs[3].id, jobs[1].id]
