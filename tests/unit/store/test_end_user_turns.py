@@ -22,8 +22,8 @@ from fluxhook.store.effects import AddWork, Effects
 from fluxhook.store.jobs import JobStore
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import forms, member, member_job, owner_range, tag
-from fluxhook.store.scripts import source
 from fluxhook.store.queues import QUEUE_KEY
+from fluxhook.store.scripts import source
 from fluxhook.store.slots import Slots
 from fluxhook.store.tallies import Tallies
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, WorkLines
