@@ -4,6 +4,7 @@ its own however many end users it names, and a key naming none taken as it alway
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 import time
 from pathlib import Path
@@ -313,3 +314,50 @@ def test_a_download_added_with_a_jobs_change_is_its_end_users_member(store, conn
     assert all(work.pending(DOWNLOAD, "key_a", job.id, end_user=job.end_user) for job in jobs)
     connection.delete(QUEUE_KEY)
     assert [member_job(m) for m in _take(work, 3)] == [jobs[0].id, jobs[3].id, jobs[1].id]
+
+
+START = 1_800_000_000.0
+
+
+class Clock:
+    """The scripts' clock, run by hand."""
+
+    def __init__(self):
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_keys_end_users_share_its_slot_time_not_its_number_of_tasks(connection):
+    """One key, its end user ``long`` of 30 s tasks beside ``short`` of 1 s, each with a backlog, on 4 slots for 5
+    minutes (the scripts' clock run by hand): each end user's turns are settled to its tasks' own seconds. Charged
+    the key's estimate as it takes a slot (one average for both), the long one is ahead by its tasks in flight: 0.60
+    of the time, where shares by count of tasks would give it 0.97."""
+    clock = Clock()
+    store, slots = JobStore(connection, clock=clock), Slots(connection, _config(bfl_max_active=4), clock=clock)
+    lengths = {"long": 30.0, "short": 1.0}
+    end_user_of, started = {}, []
+    for end_user, length in lengths.items():
+        for _ in range(int(300 / length) * 4 + 4):
+            created = clock() + next(_count) * 0.001
+            job = Job(id=new_job_id(created), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
+                      input={"prompt": "x"}, created_at=created, updated_at=created, key_id="key_a",
+                      end_user=end_user)
+            store.create(job)
+            end_user_of[job.id] = end_user
+            if slots.acquire(job):
+                started.append(job.id)
+    used, ends = dict.fromkeys(lengths, 0.0), []
+    while True:
+        for job_id in [*started, *slots.dispatch().jobs]:
+            assert store.transition(job_id, st.SUBMITTED, bfl_id=f"b-{job_id}")
+            heapq.heappush(ends, (clock.now + lengths[end_user_of[job_id]], job_id))
+        started = []
+        end, job_id = heapq.heappop(ends)
+        if end > START + 300:
+            break
+        clock.now = end
+        used[end_user_of[job_id]] += lengths[end_user_of[job_id]]
+        assert store.transition(job_id, st.READY, result_url="https://x/r.png")
+    assert used["long"] / sum(used.values()) == pytest.approx(0.5, abs=0.15), used
