@@ -148,11 +148,20 @@ function fair_turns.inner_field(owner, tag)
   return owner .. '!' .. tag
 end
 
+-- An end user's pass is kept as '<pass>@<job>', the job whose turn began it: a slot given back settles the pass its
+-- turn was charged to (slot_time.lua), never one begun since that pass was dropped. The pass (a number) and the job
+-- of a field's value; nil for none.
+function fair_turns.inner_value(raw)
+  if not raw then return nil end
+  local pass, born = string.match(raw, '^([^@]*)@(.*)$')
+  return tonumber(pass or raw), born
+end
+
 -- The turns of one scheduler: its passes (hash owner -> pass, and its clock in the field CLOCK), the weights
 -- (hash owner -> weight; absent or not positive: default_weight). Each owner's pass and weight, and the
 -- clock, are read once per script, when first needed (a script that finds no owner waiting reads none).
 function fair_turns.new(passes, weights, default_weight)
-  local turns = {pass_of = {}, weight_of = {}, also = {}, inner = {}, version = {}, later = {}}
+  local turns = {pass_of = {}, weight_of = {}, also = {}, inner = {}, born = {}, version = {}, later = {}}
 
   function turns.weight(owner)
     if turns.weight_of[owner] == nil then
@@ -177,7 +186,7 @@ function fair_turns.new(passes, weights, default_weight)
       turns.pass_of[owner] = tonumber(read[1] or 0)
       if turns.clock == nil then turns.clock = tonumber(read[2] or 0) end
       if also then turns.also[also] = read[at] or false end
-      for i = at + 1, #fields do turns.inner[fields[i]] = read[i] and tonumber(read[i]) or false end
+      for i = at + 1, #fields do turns.keep_inner(fields[i], read[i]) end
     end
     return math.max(turns.pass_of[owner], turns.clock)
   end
@@ -195,6 +204,12 @@ function fair_turns.new(passes, weights, default_weight)
       end
     end
     return best
+  end
+
+  -- An end user's field as read (false: none).
+  function turns.keep_inner(field, raw)
+    local pass, born = fair_turns.inner_value(raw)
+    turns.inner[field], turns.born[field] = pass or false, born
   end
 
   -- The fields of ``owner``'s end users ``groups`` (their passes, and their clock) not read yet.
@@ -215,7 +230,7 @@ function fair_turns.new(passes, weights, default_weight)
     local fields = unread(owner, groups)
     if #fields == 0 then return end
     local read = redis.call('HMGET', passes, unpack(fields))
-    for i, field in ipairs(fields) do turns.inner[field] = read[i] and tonumber(read[i]) or false end
+    for i, field in ipairs(fields) do turns.keep_inner(field, read[i]) end
   end
 
   -- When the turn of ``owner``'s end user of ``tag`` starts: its pass, or the owner's end users' clock if later.
@@ -283,13 +298,15 @@ function fair_turns.new(passes, weights, default_weight)
 
   -- Give the owner its turn, costing ``cost`` / its weight: the clock moves to the turn's start, in the same write.
   -- With ``head`` (the owner's, as turns.refresh left it, its member served already taken out of the line), its end
-  -- user's turn too, costing it ``cost``.
+  -- user's turn too, costing it ``cost``; ``turns.mark`` then says which pass it charged ('<tag>@<job>', for its slot
+  -- holder's entry), nil when it kept none.
   function turns.charge(owner, cost, head)
     local s = turns.start(owner)
     turns.clock = s
     turns.pass_of[owner] = s + cost / turns.weight(owner)
     local write = {owner, string.format('%.17g', turns.pass_of[owner]), fair_turns.CLOCK, string.format('%.17g', s)}
     local group, dropped = head and head.group, nil
+    turns.mark = nil
     if group then
       read_inner(owner, {group})
       local field, clock = fair_turns.inner_field(owner, group.tag), fair_turns.inner_field(owner, '~')
@@ -304,8 +321,10 @@ function fair_turns.new(passes, weights, default_weight)
         dropped = turns.inner[field] and field
         turns.inner[field] = false
       else
-        turns.inner[field] = inner_s + cost
-        write[#write + 1], write[#write + 2] = field, string.format('%.17g', turns.inner[field])
+        local born = turns.inner[field] and turns.born[field] or head.job
+        turns.inner[field], turns.born[field] = inner_s + cost, born
+        write[#write + 1], write[#write + 2] = field, string.format('%.17g', turns.inner[field]) .. '@' .. born
+        turns.mark = group.tag .. '@' .. born
       end
       turns.version[owner] = (turns.version[owner] or 0) + 1
     end

@@ -153,7 +153,7 @@ for _, name in ipairs(holding and spec.hold.keeps or {}) do keeps[name] = true e
 -- the turn that took it, see slots_prelude.lua; ``pool``: its record's): charged the time it held it, and ``ran``:
 -- its task ran at BFL, so that time teaches its pool's estimate. Whether a slot was freed.
 local function give_back(held, pool, ran)
-  local account, holder, charged, taken_at, weight, tag = slot_holders.parse(held)
+  local account, holder, charged, taken_at, weight, mark = slot_holders.parse(held)
   if not account then return false end
   local freed = false
   -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
@@ -171,7 +171,7 @@ local function give_back(held, pool, ran)
       local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
                  default_weight = spec.fair.default_weight}
       slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)), ran, weight,
-                       tag)
+                       mark)
     end
   end
   redis.call('HDEL', KEYS[spec.holders], spec.id)

@@ -28,9 +28,9 @@ end
 -- charged when it took the slot (its slot holder's entry, slot_holders.lua). ``held`` seconds are charged in its
 -- place, nil when the task never reached BFL (then nothing is); ``learned``: whether they are a task's whole time at
 -- BFL, for the owner's average in the pool; ``weight``: the owner's weight its turn was charged by (nil: read now);
--- ``tag``: the end user whose turn inside the owner it was (fair_turns.lua), whose pass is settled alike (it weighs 1
--- there) while it keeps one, in the same read and write.
-function slot_time.settle(f, slots, owner, charged, held, learned, weight, tag)
+-- ``mark``: the pass of the owner's end user the turn charged (its slot holder's, fair_turns.lua), settled alike (an
+-- end user weighs 1 there) while that very pass is kept, in the same read and write.
+function slot_time.settle(f, slots, owner, charged, held, learned, weight, mark)
   local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
   local w = weight or tonumber(redis.call('HGET', f.weights, owner))
@@ -38,6 +38,8 @@ function slot_time.settle(f, slots, owner, charged, held, learned, weight, tag)
   local fields = {owner}
   local field = learned and slot_time.estimate_field(slots, owner)
   if field then fields[#fields + 1] = field end
+  local tag, born
+  if mark then tag, born = string.match(mark, '^([^@]*)@(.*)$') end
   local inner = tag and fair_turns.inner_field(owner, tag)
   if inner then fields[#fields + 1] = inner end
   local read = #fields > 1 and redis.call('HMGET', f.passes, unpack(fields)) or {redis.call('HGET', f.passes, owner)}
@@ -47,7 +49,9 @@ function slot_time.settle(f, slots, owner, charged, held, learned, weight, tag)
     average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
     write[#write + 1], write[#write + 2] = field, string.format('%.17g', average)
   end
-  local its = inner and tonumber(read[#fields])
-  if its then write[#write + 1], write[#write + 2] = inner, string.format('%.17g', its + used - charged) end
+  local its, its_born = fair_turns.inner_value(inner and read[#fields])
+  if its and its_born == born then
+    write[#write + 1], write[#write + 2] = inner, string.format('%.17g', its + used - charged) .. '@' .. born
+  end
   redis.call('HSET', f.passes, unpack(write))
 end

@@ -41,10 +41,10 @@ function slots_prelude.start(s, only, keep_lapsed)
       for i = 1, #expired, 2 do
         local job, taken = expired[i], tonumber(expired[i + 1])
         redis.call('ZREM', slots, job)
-        local _, owner, charged, _, weight, tag = slot_holders.parse(redis.call('HGET', holders, job))
+        local _, owner, charged, _, weight, mark = slot_holders.parse(redis.call('HGET', holders, job))
         redis.call('HDEL', holders, job)
         if owner then release(owner) end
-        slot_time.settle(fair, slots, owner, charged, now - taken, false, weight, tag)
+        slot_time.settle(fair, slots, owner, charged, now - taken, false, weight, mark)
       end
       its.held = redis.call('ZCARD', slots)
       recounted[#recounted + 1], recounted[#recounted + 2] = slots, its.held
@@ -196,7 +196,7 @@ function slots_prelude.start(s, only, keep_lapsed)
     local cost = slot_time.estimate(passes, slots, owner, turns.also[slot_time.estimate_field(slots, owner)])
     turns.charge(owner, cost, head)
     redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner),
-                                                       head and head.group and head.group.tag))
+                                                       turns.mark))
   end
 
   -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;

@@ -24,7 +24,7 @@ if lock and redis.call('GET', lock) == ARGV[rest + 4] then redis.call('DEL', loc
 local owner = (key_id and key_id ~= '') and key_id or admin
 -- A batch item's member is its bulk form, ranked by its deadline (members.lua): back at its place in its owner's order.
 local member = members.member(owner, job, batch_id and batch_id ~= '', deadline, end_user)
-local held_at, holder, charged, _, weight, tag = slot_holders.parse(redis.call('HGET', holders, job))
+local held_at, holder, charged, _, weight, mark = slot_holders.parse(redis.call('HGET', holders, job))
 local account = account_named[held_at or '']
 redis.call('HDEL', holders, job)
 local paused, freed
@@ -36,7 +36,7 @@ for _, each in ipairs(accounts) do
     its.held, each.held = its.held and its.held - 1, each.held and each.held - 1
     release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
-    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight, tag)
+    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight, mark)
     freed = true
     account = account or each
   end

@@ -332,7 +332,7 @@ class Clock:
 def test_a_keys_end_users_share_its_slot_time_not_its_number_of_tasks(connection):
     """One key, its end user ``long`` of 30 s tasks beside ``short`` of 1 s, each with a backlog, on 4 slots for 5
     minutes (the scripts' clock run by hand): each end user's turns are settled to its tasks' own seconds. Charged
-    the key's estimate as it takes a slot (one average for both), the long one is ahead by its tasks in flight: 0.60
+    the key's estimate as it takes a slot (one average for both), the long one is ahead by its tasks in flight: 0.59
     of the time, where shares by count of tasks would give it 0.97."""
     clock = Clock()
     store, slots = JobStore(connection, clock=clock), Slots(connection, _config(bfl_max_active=4), clock=clock)
