@@ -39,7 +39,7 @@ log = logging.getLogger("fluxhook.batches")
 NDJSON = "application/x-ndjson"
 BATCHES_PATH = "/v1/batches"
 # The fields of POST /v1/batches (with NDJSON, its query parameters but ``items``).
-BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events")
+BATCH_FIELDS = ("model", "items", "metadata", "notify_url", "notify_events", "end_user")
 # A body at least this large gives its memory back once its request has ended: a smaller one's is reused as it is.
 GIVE_BACK_FROM = 4 * 2**20
 # The longest Content-Length the web worker frames a body by (18 digits): a longer one is no length of a body read here.
@@ -73,7 +73,7 @@ class BatchBody:
         if problems:
             self.items.refuse(problems)
         else:
-            self.items.add(BatchItem(item["input"], item.get("metadata") or {}))
+            self.items.add(BatchItem(item["input"], item.get("metadata") or {}, item.get("end_user")))
 
     def fingerprinted(self) -> Parsed:
         """The batch as an ``Idempotency-Key``'s fingerprint takes it: its fields, with its items' digest for them

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, request, stream_with_context
 
 from fluxhook.core.batch import is_batch_id
 from fluxhook.core.catalog import Catalog
+from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
 from fluxhook.core.notify_events import parse_batch_events
@@ -25,6 +26,7 @@ from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
 from .cancel_after import requested_cancel_after
 from .context import services
+from .end_users import requested_end_user
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
 from .prefer import requested_strict
@@ -35,7 +37,7 @@ bp = Blueprint("batches", __name__, url_prefix="/v1")
 # The longest metadata field a results archive's files are named from.
 MAX_NAME_FROM = 100
 # The fields of each item of POST /v1/batches.
-_ITEM_FIELDS = ("input", "metadata")
+_ITEM_FIELDS = ("input", "metadata", "end_user")
 _EXAMPLE = '{"model": "flux-2-pro", "items": [{"input": {"prompt": "a red fox in snow"}}]}'
 
 
@@ -87,14 +89,16 @@ def create():
     batch = batching.create_batch(svc, caller, BatchRequest(
         model, body.items, metadata=_metadata(data.get("metadata")), notify_url=notify_url,
         job_events=parse_batch_events(data.get("notify_events")), cancel_after=requested_cancel_after(),
-        strict_input=requested_strict(request.headers.get("Prefer"))),
+        strict_input=requested_strict(request.headers.get("Prefer")),
+        end_user=requested_end_user(data.get("end_user"))),
         waiting_room=partial(batch_room().enter, caller.key_id or ""))
     g.batch_id = batch.id
     return batch.to_api(), 202
 
 
 def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[str, str]]:
-    """What is wrong with the shape of one item, each as (its field, what to do); empty for a good one. A field of
+    """What is wrong with the shape of one item, each as (its field, what to do); empty for a good one (its
+    ``end_user``, if it names one, its own in place of the batch's). A field of
     BFL's request where ``input`` belongs (``{"prompt": ...}``, a line of the shorthand) is told to go under it; a
     ``model`` that a batch has once, beside its items (with the catalog's closest names to a misspelt one)."""
     if not isinstance(item, dict):
@@ -108,7 +112,7 @@ def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[st
             continue
         shown = str(name)[:40]
         if "input" in item:
-            problems.append((shown, f"an item holds 'input' and 'metadata' only, not {shown!r}: put {shown!r} under "
+            problems.append((shown, f"an item holds 'input', 'metadata' and 'end_user' only, not {shown!r}: put {shown!r} under "
                                     "'input' if it is one of BFL's request fields, or in 'metadata' if it is yours"))
         else:
             problems.append((shown, f"put {shown!r} under 'input': an item is {{\"input\": {{BFL's request fields}}, "
@@ -128,6 +132,10 @@ def item_problems(item: object, catalog: Catalog | None = None) -> list[tuple[st
         _metadata(item.get("metadata"))
     except InvalidRequest as exc:
         problems.append(("metadata", exc.message))
+    try:
+        parse_end_user(item.get("end_user"))
+    except InvalidRequest as exc:
+        problems.append(("end_user", exc.message))
     return problems
 
 

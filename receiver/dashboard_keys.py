@@ -86,6 +86,19 @@ def _page(created: dict | None = None, error: str | None = None, status: int = 2
                            defaults=svc.config), status
 
 
+@bp.get("/keys/<key_id>")
+def key_page(key_id: str):
+    """One key: its spend, what its end users may do, and its end users of today with the most credits spent."""
+    svc = services()
+    try:
+        record = key_admin.find_key(svc, key_id)
+    except KeyNotFound:
+        return error_response(404, "not_found", "no such app key")
+    now = time.time()
+    return render_template("dashboard/key.html", key=key_admin.described(svc, [record], now)[0],
+                           end_users=key_admin.top_end_users(svc, record.id, now))
+
+
 @bp.get("/keys")
 def keys():
     """Every app key, newest first, and the form that creates one; after a revocation (``?revoked=``), a word

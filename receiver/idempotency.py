@@ -12,6 +12,7 @@ import redis
 from flask import Flask, Response, g, make_response, request
 
 from fluxhook.core.bfl_limits import CALL_BOUND
+from fluxhook.core.end_users import HEADER as END_USER_HEADER
 from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotReplicated, RateLimited
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
 from fluxhook.store.replication import Replication
@@ -127,7 +128,10 @@ def _keyed(view, key: str, body: Callable[[], idempotency_keys.Parsed], *args, *
     # The blueprint has checked the token already; only its digest is used from here on.
     token = presented_token() or ""
     idempotency_keys.check_key(key)  # a bad key is refused before the body is read
-    use = idempotency_keys.key_use(token, key, request.method, request.path, body())
+    # The end user a header names is part of the request, as the body's would be: another one is another request.
+    end_user = request.headers.get(END_USER_HEADER)
+    path = request.path if end_user is None else f"{request.path}\n{END_USER_HEADER}: {end_user}"
+    use = idempotency_keys.key_use(token, key, request.method, path, body())
     first = services().store.idempotency.begin(use, KEY_HOLD_LEASE)
     if first.state == DONE:
         replay = Response(first.body, status=first.status, mimetype="application/json")

@@ -8,7 +8,7 @@ import time
 from flask import Blueprint
 
 from fluxhook.core.errors import KeyNotFound
-from fluxhook.lifecycle import end_user_admin, key_admin, notifications, revoking
+from fluxhook.lifecycle import key_admin, notifications, revoking
 from fluxhook.lifecycle.steps import callers, key_fields, notify_secrets
 from fluxhook.store.app_keys import AppKey
 
@@ -78,35 +78,35 @@ def enable_notifications(key_id: str):
 @bp.get("/keys/<key_id>/end_users")
 def end_users_top(key_id: str):
     """The key's end users of today with the most credits spent."""
-    return {"key_id": key_id, "end_users": end_user_admin.top(services(), key_admin.find_key(services(), key_id).id,
+    return {"key_id": key_id, "end_users": key_admin.top_end_users(services(), key_admin.find_key(services(), key_id).id,
                                                               time.time())}
 
 
 @bp.get("/keys/<key_id>/end_users/<end_user>")
 def end_user_show(key_id: str, end_user: str):
     """One end user of the key: its limits, today's counts and spend, its block."""
-    return end_user_admin.show(services(), key_id, end_user, time.time())
+    return key_admin.show_end_user(services(), key_id, end_user, time.time())
 
 
 @bp.put("/keys/<key_id>/end_users/<end_user>")
 @replicated
 def end_user_set(key_id: str, end_user: str):
     """The end user's own limits, in place of the key's end_user_limits."""
-    return end_user_admin.set_limits(services(), key_id, end_user, json_object(), time.time())
+    return key_admin.set_end_user_limits(services(), key_id, end_user, json_object(), time.time())
 
 
 @bp.post("/keys/<key_id>/end_users/<end_user>/block")
 @replicated
 def end_user_block(key_id: str, end_user: str):
     """Block the end user until it is unblocked or the UTC day ends."""
-    return end_user_admin.block(services(), key_id, end_user, time.time())
+    return key_admin.block_end_user(services(), key_id, end_user, time.time())
 
 
 @bp.post("/keys/<key_id>/end_users/<end_user>/unblock")
 @replicated
 def end_user_unblock(key_id: str, end_user: str):
     """Lift the end user's block of today."""
-    return end_user_admin.unblock(services(), key_id, end_user, time.time())
+    return key_admin.unblock_end_user(services(), key_id, end_user, time.time())
 
 
 @bp.delete("/keys/<key_id>")

@@ -20,6 +20,8 @@ NAMED_ITEMS = 100
 NAMED_FIELDS = 10
 # Most bytes of items (as spooled) a trip holds, past its first item: 500 items of 25 kB prompts were 12 MB.
 TRIP_BYTES = 2 * 2**20
+# Most end users one batch's items may name: each is checked against its key's limits before any item is made.
+MAX_END_USERS = 1000
 # The line of an item whose shape was refused: its place is kept, and it is never checked nor made.
 _REFUSED = b"null\n"
 
@@ -30,6 +32,8 @@ class BatchItem:
 
     input: dict
     metadata: dict = field(default_factory=dict)
+    # The app's own user the item is for (``core.end_users``), its own or the batch's; None: none.
+    end_user: str | None = None
 
 
 class ItemSpool:
@@ -42,6 +46,8 @@ class ItemSpool:
         self.count = 0
         self.refused = 0
         self.problems: list[dict] = []
+        # The end users its items name (at most MAX_END_USERS + 1 kept: one more says there are too many).
+        self.end_users: set[str] = set()
 
     @classmethod
     def of(cls, items: Iterable[BatchItem]) -> ItemSpool:
@@ -55,9 +61,12 @@ class ItemSpool:
         """The next item, of a good shape."""
         # UTF-8 as sent, not escaped: a line is no larger than its item was in the body (a body read here holds no
         # lone surrogate: ``json_body`` refuses one).
-        line = json.dumps([item.input, item.metadata], separators=(",", ":"), ensure_ascii=False) + "\n"
+        kept = [item.input, item.metadata] + ([item.end_user] if item.end_user is not None else [])
+        line = json.dumps(kept, separators=(",", ":"), ensure_ascii=False) + "\n"
         self._file.write(line.encode())
         self.count += 1
+        if item.end_user is not None and len(self.end_users) <= MAX_END_USERS:
+            self.end_users.add(item.end_user)
 
     def refuse(self, problems: list[tuple[str, str]]) -> None:
         """The next item, refused for its shape: each of ``problems`` is its field and what to do."""

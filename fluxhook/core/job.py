@@ -163,6 +163,9 @@ class Job:
     # Its end user's daily credits as its key set them when the job was made, which its submission's budget asks
     # (``credits.budget``); None: no such limit.
     end_user_daily_credits: float | None = None
+    # And its end user's max_active: at most that many of its end user's jobs at BFL at once, its sends wait aside
+    # meanwhile (``steps/end_user_limits.py``); None: no such limit.
+    end_user_max_active: int | None = None
     # The batch the job is an item of (``core/batch.py``), and its place among the batch's items; None: a single job.
     batch_id: str | None = None
     batch_index: int | None = None

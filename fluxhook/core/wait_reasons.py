@@ -10,8 +10,8 @@ Two kinds of wait, told apart by where the job stands:
   (``model_limit``), or every one of ``BFL_MAX_ACTIVE``'s slots is taken (``bfl_slots``). When several hold, the
   first of that list is named: the key's own limit would still hold it back with BFL's room free.
 * **Out of line** (``Place.ASIDE``): the budget keeps it aside (the day's credits, its key's, or a price to
-  settle first); the reason is recorded on the job when the wait begins, with ``until`` when known, and goes
-  with the job's move out of ``queued``.
+  settle first), or its end user's ``max_active`` does; the reason is recorded on the job when the wait begins, with
+  ``until`` when known, and goes with the job's move out of ``queued``.
 
 A job holding a slot (``Place.SLOT``) waits for nothing: it is being sent.
 """
@@ -37,6 +37,8 @@ class WaitReason(StrEnum):
     BFL_CAPACITY = "bfl_capacity"
     # Every BFL account the job may use cools down after BFL's refusals (SPEC §14).
     ACCOUNT_COOLING = "account_cooling"
+    # Its app key's limit of its end user's jobs at BFL at once (``end_user_limits.max_active``).
+    END_USER_MAX_ACTIVE = "end_user_max_active"
 
 
 # Each reason in words, for the dashboard and the command line.
@@ -49,6 +51,7 @@ DESCRIPTIONS: dict[WaitReason, str] = {
     WaitReason.BUDGET_SETTLING: "it goes alone, once the prices of the submissions under way are known",
     WaitReason.BFL_CAPACITY: "BFL said it is full (429 or 503)",
     WaitReason.ACCOUNT_COOLING: "every BFL account it may use cools down after BFL's refusals (503, 5xx, 402)",
+    WaitReason.END_USER_MAX_ACTIVE: "its end user has as many jobs at BFL as its app key lets one (max_active)",
 }
 
 

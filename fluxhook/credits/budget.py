@@ -207,6 +207,8 @@ def admission(svc: "Services", job_id: str, model: str, body: Mapping[str, Any],
     now = time.time() if now is None else now
     reservation = would_reserve(svc, job_id, model, body, now, key=key, end_user=end_user)
     if reservation is not None and not reservation.admitted and not reservation.waits:
+        if reservation.decided_by == END_USER_LIMIT and key is not None:
+            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason="budget_exceeded")
         raise BudgetExceeded(refusal_of(svc, reservation, now, key, end_user))
 
 

@@ -32,6 +32,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.batch import MAX_ITEMS, Batch, interrupted, new_batch_id
 from fluxhook.core.batch_items import NAMED_FIELDS, NAMED_ITEMS, BatchItem, ItemSpool
 from fluxhook.core.deadlines import ABORTED_AT_DEADLINE, ABORTED_WITH_BATCH, batch_cancel_ending
+from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import (
     AlreadyEnded,
     BatchesBusy,
@@ -46,7 +47,7 @@ from fluxhook.core.holds import BATCH_MAKING_LEASE, CLAIM_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.credits.price_bounds import request_size
-from fluxhook.lifecycle.steps import ending, key_limits, routing, submission, task_inputs, timeline
+from fluxhook.lifecycle.steps import end_user_limits, ending, key_limits, routing, submission, task_inputs, timeline
 from fluxhook.lifecycle.steps.admission import check_input, strict_input, strict_refusal, unknown_input, usable_model
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.lifecycle.steps.presenting import present
@@ -109,6 +110,8 @@ class BatchRequest:
     # Whether the request asks for strict input (``Prefer: handling=strict``): an item whose input holds a field the
     # model's schema does not know is refused, as it is for a key with ``strict_input``.
     strict_input: bool = False
+    # The app's own user every item is for unless it names its own (``core.end_users``).
+    end_user: str | None = None
 
 
 def create_batch(svc: Services, caller: Caller, request: BatchRequest, *,
@@ -244,7 +247,8 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
         batch = Batch(id=making.held, model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
                       notify_events=request.job_events)
-        item_job = partial(_item_job, svc, caller, request, batch, route, now)
+        credits = end_user_limits.for_batch(svc, caller, _end_users(request), now)
+        item_job = partial(_item_job, svc, caller, request, batch, (route, credits), now)
         # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
         first = next(request.items.trips(1))[0]
         assert first is not None  # checked: no item was refused
@@ -337,9 +341,20 @@ def _field_problem(model: str, detail: dict) -> dict:
     return {"field": where, "message": f"BFL's schema for {model} refuses it: {said}; fix {where!r}"}
 
 
-def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, route: str | None, now: float,
-              index: int, item: BatchItem) -> Job:
-    return Job(id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
+def _end_users(request: BatchRequest) -> set[str]:
+    """The end users a batch's items are for: theirs, and the batch's for those that name none."""
+    named = set(request.items.end_users)
+    return named | {request.end_user} if request.end_user is not None else named
+
+
+def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch,
+              placed: tuple[str | None, dict[str, EndUserLimits]], now: float, index: int, item: BatchItem) -> Job:
+    """An item's job; ``placed``: its route, and the limits of each of the batch's end users."""
+    route, limits = placed
+    end_user = item.end_user if item.end_user is not None else request.end_user
+    own = limits.get(end_user or "", EndUserLimits())
+    return Job(end_user=end_user, end_user_daily_credits=own.daily_credits, end_user_max_active=own.max_active,
+               id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
                pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
                deadline=now + request.cancel_after if request.cancel_after is not None else None,
@@ -518,7 +533,8 @@ def result_of(svc: Services, job: Job) -> dict:
     """One item's line of its batch's results (SPEC §18): its metadata as given (what maps it back to the caller's
     own item), its file with a fresh signed URL, its cost, its error."""
     shown = present(svc.config, job)
-    line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata}
+    line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,
+            "end_user": job.end_user}
     if shown["video"]:
         line["video"] = shown["video"]
     else:
@@ -530,7 +546,8 @@ def unsent_line(index: int, by_cancel: bool) -> dict:
     """The line of an item that ended unsent and keeps no record of its own (``Batches.prune_unsent``): its index and
     how it ended; its job id and metadata went with its record."""
     ended = ABORTED_WITH_BATCH if by_cancel else ABORTED_AT_DEADLINE
-    return {"index": index, "job_id": None, "status": st.ABORTED, "metadata": None, "image": None, "cost": None,
+    return {"index": index, "job_id": None, "status": st.ABORTED, "metadata": None, "end_user": None, "image": None,
+            "cost": None,
             "error": {"code": ended.code, "message": ended.message}}
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from fluxhook.core import tracing
 from fluxhook.core import transitions as st
 from fluxhook.core.catalog import Model
+from fluxhook.core.end_users import EndUserLimits
 from fluxhook.core.errors import BFLError, BudgetExceeded
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
@@ -99,7 +100,7 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
         for_end_user = end_user_limits.take(svc, caller, request.end_user, job_id, now)
         with tracing.job_span("fluxhook.create", job_id):
             job = _new_job(svc, caller, request, route, job_id, now,
-                           for_end_user.daily_credits if for_end_user else None)
+                           for_end_user.limits if for_end_user else EndUserLimits())
             return replace(_admit(svc, caller, request, model, job, submit_here), warnings=warnings)
     except BaseException:
         # Only accepted submissions count against requests_per_minute: a refused one gives its count back.
@@ -109,13 +110,14 @@ def create_job(svc: Services, caller: Caller, request: JobRequest, *, submit_her
 
 
 def _new_job(svc: Services, caller: Caller, request: JobRequest, route: str | None, job_id: str, now: float,
-             end_user_credits: float | None) -> Job:
-    """The job a request makes, as it will be recorded (``end_user_credits``: its end user's daily credits)."""
+             end_user: EndUserLimits) -> Job:
+    """The job a request makes, as it will be recorded (``end_user``: its end user's limits)."""
     webhook = request.app_webhook
     return Job(id=job_id, status=st.QUEUED, model=request.model, metadata=request.metadata,
               input=request.input, pool=pool_for(request.model, svc.config.pooled_limits), created_at=now,
               route=route, updated_at=now, notify_url=request.notify_url, key_id=caller.key_id,
-              end_user=request.end_user, end_user_daily_credits=end_user_credits,
+              end_user=request.end_user, end_user_daily_credits=end_user.daily_credits,
+              end_user_max_active=end_user.max_active,
               deadline=now + request.cancel_after if request.cancel_after is not None else None,
               app_webhook_url=webhook.url if webhook else None,
               app_webhook_secret=webhook.sealed_secret if webhook else None,

@@ -1,22 +1,26 @@
 """The admin's use cases for app keys: create, find, change and describe them (``/v1/keys`` and the dashboard's
-Keys page; revoking one is ``revoking``)."""
+Keys page; revoking one is ``revoking``), and their end users: read one, set its own limits, block and unblock it, list
+a key's top end users (``/v1/keys/{id}/end_users``, the dashboard's key page, the CLI)."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from fluxhook.core.accounts import Account
+from fluxhook.core.end_users import EndUserLimits, parse_end_user
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
 from fluxhook.core.notify_urls import check_notify_url, field_wording
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.steps import notify_secrets, waits
 from fluxhook.lifecycle.steps.callers import is_key_id
-from fluxhook.lifecycle.steps.key_fields import new_key, parse, present_key
+from fluxhook.lifecycle.steps.end_user_limits import blocked_why, limits_of
+from fluxhook.lifecycle.steps.key_fields import end_user_limits, new_key, parse, present_key
 from fluxhook.lifecycle.steps.key_limits import key_route
 from fluxhook.store.app_keys import MISSING, REVOKED, AppKey
+from fluxhook.store.end_users import EndUserRecord
 from fluxhook.store.owners import owner_of
 
 log = logging.getLogger("fluxhook.keys")
@@ -105,3 +109,88 @@ def change_key(svc: "Services", key_id: str, body: Any, now: float) -> AppKey:
         raise KeyRevoked("this app key is revoked; create a new one")
     log.info("app key changed", extra={"key_id": key_id, "fields": sorted([*values, *unset])})
     return find_key(svc, key_id)
+
+
+# How many end users a key's top list shows.
+TOP = 10
+
+
+def end_user_described(svc: "Services", key: AppKey, end_user: str, record: EndUserRecord, now: float) -> dict:
+    """One end user of ``key``: its own limits, those that hold for it, today's counts and spend, and its block."""
+    day = accounting.utc_day(now)
+    today = svc.store.end_users.counters_of(key.id, end_user, day)
+    blocked = blocked_why(key, record, today.get("moderated", 0), day)
+    return {"key_id": key.id, "end_user": end_user, "limits": record.limits.to_api(),
+            "effective_limits": limits_of(key, record).to_api(), "date": day,
+            "spent_today": accounting.from_micro(today.pop("credits", 0)), "today": today,
+            "blocked": blocked is not None, "blocked_reason": blocked.value if blocked else None}
+
+
+def show_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
+    key = find_key(svc, key_id)
+    end_user = _end_user(end_user)
+    return end_user_described(svc, key, end_user, svc.store.end_users.record(key.id, end_user), now)
+
+
+def set_end_user_limits(svc: "Services", key_id: str, end_user: str, body: Any, now: float) -> dict:
+    """Set the end user's own limits (``PUT``: the body is the whole of them, ``{}`` or null fields leaving the
+    key's defaults)."""
+    key = find_key(svc, key_id)
+    end_user = _end_user(end_user)
+    if isinstance(body, dict) and set(body) == {"limits"}:
+        body = body["limits"]
+    limits = end_user_limits(body, now, name="the body") if body is not None else EndUserLimits()
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, limits=limits))
+    log.info("end user limits set", extra={"key_id": key.id, "fields": sorted(k for k, v in limits.to_api().items()
+                                                                           if v is not None)})
+    return end_user_described(svc, key, end_user, record, now)
+
+
+def block_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
+    """Block the end user for the rest of the UTC day: its new jobs are refused (403 ``end_user_blocked``)."""
+    key = find_key(svc, key_id)
+    end_user = _end_user(end_user)
+    day = accounting.utc_day(now)
+    record = _change_end_user(svc, key, end_user, lambda r: replace(r, blocked=day))
+    log.info("end user blocked", extra={"key_id": key.id})
+    return end_user_described(svc, key, end_user, record, now)
+
+
+def unblock_end_user(svc: "Services", key_id: str, end_user: str, now: float) -> dict:
+    """Lift the end user's block of today, by hand or for moderation: the moderations counted until now are forgiven,
+    the next ones count towards the key's limit again."""
+    key = find_key(svc, key_id)
+    end_user = _end_user(end_user)
+    day = accounting.utc_day(now)
+    moderated = svc.store.end_users.counters_of(key.id, end_user, day).get("moderated", 0)
+    record = _change_end_user(svc, key, end_user,
+                                        lambda r: replace(r, blocked=None, lifted=(day, moderated) if moderated else None))
+    log.info("end user unblocked", extra={"key_id": key.id})
+    return end_user_described(svc, key, end_user, record, now)
+
+
+def top_end_users(svc: "Services", key_id: str, now: float, limit: int = TOP) -> list[dict]:
+    """The key's end users of today with the most credits spent (then jobs), each with today's counts."""
+    day = accounting.utc_day(now)
+    users = svc.store.end_users.counters(key_id, [day])[day]
+    ranked = sorted(users.items(), key=lambda item: (-item[1].get("credits", 0), -item[1].get("jobs", 0), item[0]))
+    return [{"end_user": name, "jobs": counts.get("jobs", 0),
+             "credits": accounting.from_micro(counts.get("credits", 0)),
+             **{c: counts.get(c, 0) for c in ("stored", "failed", "canceled", "moderated")}}
+            for name, counts in ranked[:limit]]
+
+
+def _change_end_user(svc: "Services", key: AppKey, end_user: str,
+                     change: Callable[[EndUserRecord], EndUserRecord]) -> EndUserRecord:
+    """Change the end user's record, its key marked first as one whose new jobs read their end user's record (within
+    a second on every web process, as any change of a key)."""
+    if not key.end_user_records:
+        svc.store.app_keys.change(key.id, {"end_user_records": True})
+    return svc.store.end_users.change(key.id, end_user, change)
+
+
+def _end_user(end_user: str) -> str:
+    named = parse_end_user(end_user, "end_user")
+    if named is None:
+        raise InvalidRequest("name an end user")
+    return named

@@ -9,7 +9,7 @@ number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (com
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
 ``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear, and
 ``strict_input`` (``1`` or ``0``), ``end_user_limits`` (JSON of the limits each end user gets) and
-``end_user_moderation_limit``.
+``end_user_moderation_limit``, and ``end_user_records`` (``1`` once an admin set something for one of its end users).
 A limit that is not set has no field. Scripts may
 read ``weight`` and ``max_active`` of a job's key straight from the record; the slots keep their own copy
 by owner (``Slots.set_share``), which every change of a key writes in the same step as its record; ``max_queued``
@@ -89,6 +89,9 @@ class AppKey:
     # theirs), and how many of an end user's jobs BFL may moderate in a UTC day before it is blocked (None: never).
     end_user_limits: EndUserLimits | None = None
     end_user_moderation_limit: int | None = None
+    # Whether an admin ever set an end user's own limits or blocked one (``store/end_users.py``): until then a new job
+    # of its end users has nothing of theirs to read unless its key's limits ask for a count.
+    end_user_records: bool = False
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> AppKey:
@@ -144,7 +147,8 @@ _FIELDS: dict[str, Callable[[str], Any]] = {
            "created_at": float, "last_used_at": float, "revoked_at": float,
            "notify_url": str, "notify_events": str, "notify_secret": str, "notify_secret_old": str,
            "notify_rotated_at": float, "strict_input": lambda raw: raw == "1",
-           "end_user_limits": EndUserLimits.decode, "end_user_moderation_limit": int}
+           "end_user_limits": EndUserLimits.decode, "end_user_moderation_limit": int,
+           "end_user_records": lambda raw: raw == "1"}
 
 
 class AppKeys:

@@ -9,6 +9,7 @@ queued jobs only while its key limits them, each expiring on its own (docs/scali
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -24,8 +25,14 @@ from fluxhook.store.scripts import LuaScript
 
 # The window of an end user's requests_per_minute.
 RATE_WINDOW = 60.0
-# How long an end user's queued ids are kept after its last new job: longer than a queued job may wait (its hour).
+# How long an end user's queued ids (and its ids at BFL) are kept after its last: longer than a queued job may wait
+# (its hour), and than a task BFL runs (its hour).
 QUEUED_LIFE = 2 * 3600.0
+# How long after an end user's job was counted its record may still be on its way (its request's creation).
+UNMADE_GRACE = 60.0
+# The statuses of a job that holds its place under its end user's max_active: being sent (still queued: a send that
+# did not happen gives its place back), or at BFL.
+_SENDING_OR_AT_BFL = (st.QUEUED, st.SUBMITTED, st.READY)
 # The counters of an end user's day (``fluxhook.credits.accounting``): jobs sent, credits spent, and how they ended.
 COUNTERS = ("jobs", "credits", "stored", "failed", "canceled", "moderated")
 
@@ -87,6 +94,7 @@ class EndUsers:
         self.connection = connection
         self.keys = keys
         self._take = LuaScript(connection, "end_user_take")
+        self._active = LuaScript(connection, "end_user_active")
 
     def take(self, key_id: str, end_user: str, *, job_id: str, member: str, day: str, now: float,
              moderation_limit: int | None, defaults: EndUserLimits) -> Taken:
@@ -99,6 +107,26 @@ class EndUsers:
         return Taken(Verdict(int(verdict)), int(figure), EndUserRecord.decode(text(raw)),
                      tuple(text(i) for i in queued))
 
+    def take_active(self, key_id: str, end_user: str, job_id: str, limit: int, now: float) -> bool:
+        """Whether the job may go to BFL under its end user's ``max_active`` (``lua/end_user_active.lua``), taking its
+        place; those that left BFL are pruned once when its places seem full."""
+        key = self.keys.end_user_active(key_id, end_user)
+        for _ in range(2):
+            held, *ids = self._active([key], [job_id, limit, int(now * 1000), int(QUEUED_LIFE * 1000)])
+            if int(held) or not self._prune(key, tuple(text(i) for i in ids), _SENDING_OR_AT_BFL):
+                return bool(int(held))
+        return False
+
+    def has_active_room(self, key_id: str, end_user: str, limit: int) -> bool:
+        """Whether a job of the end user could take a place at BFL now (a look: it takes none)."""
+        key = self.keys.end_user_active(key_id, end_user)
+        ids = tuple(text(i) for i in self.connection.zrange(key, 0, -1))
+        return len(ids) < limit or len(ids) - self._prune(key, ids, _SENDING_OR_AT_BFL) < limit
+
+    def give_back_active(self, key_id: str, end_user: str, job_id: str) -> None:
+        """The job was not sent after all: its place at BFL comes back."""
+        self.connection.zrem(self.keys.end_user_active(key_id, end_user), job_id)
+
     def give_back(self, key_id: str, end_user: str, *, job_id: str, member: str) -> None:
         """A taken job was refused after all: it counts against neither the end user's rate nor its queue."""
         pipe = self.connection.pipeline(transaction=False)
@@ -109,16 +137,35 @@ class EndUsers:
     def prune(self, key_id: str, end_user: str, job_ids: tuple[str, ...]) -> int:
         """Drop from the end user's queued ids those whose jobs are no longer queued (a status never returns to
         ``queued``, so a drop is never wrong); how many were dropped."""
+        return self._prune(self.keys.end_user_queued(key_id, end_user), job_ids, (st.QUEUED,))
+
+    def _prune(self, key: str, job_ids: tuple[str, ...], still: tuple[str, ...]) -> int:
+        """Drop from the ids in ``key`` those whose jobs' status is none of ``still`` (nor will be again: a job
+        never goes back to ``queued``, nor from an end to BFL), and those with no record ``UNMADE_GRACE`` s after
+        they were counted (a job is counted before its request records it: younger, it may be on its way); how
+        many were dropped."""
         if not job_ids:
             return 0
         pipe = self.connection.pipeline(transaction=False)
+        pipe.zmscore(key, list(job_ids))
         for job_id in job_ids:
             pipe.hget(self.keys.job(job_id), "status")
-        gone = [job_id for job_id, status in zip(job_ids, pipe.execute(), strict=True)
-                if status is None or text(status) != st.QUEUED]
+        counted_at, *statuses = pipe.execute()
+        made_by = (time.time() - UNMADE_GRACE) * 1000
+        gone = [job_id for job_id, at, status in zip(job_ids, counted_at, statuses, strict=True)
+                if (status is None and (at is None or at < made_by)) or (status is not None and text(status) not in still)]
         if gone:
-            self.connection.zrem(self.keys.end_user_queued(key_id, end_user), *gone)
+            self.connection.zrem(key, *gone)
         return len(gone)
+
+    def standing(self, key_id: str, end_users: list[str], day: str) -> list[tuple[EndUserRecord, int]]:
+        """Each end user's record and its moderated jobs of ``day``, in one round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for end_user in end_users:
+            pipe.hget(self.keys.end_users(key_id), end_user)
+            pipe.hget(self.keys.end_user_day(key_id, day), f"{end_user}:moderated")
+        read = pipe.execute()
+        return [(EndUserRecord.decode(read[2 * n]), int(read[2 * n + 1] or 0)) for n in range(len(end_users))]
 
     def record(self, key_id: str, end_user: str) -> EndUserRecord:
         return EndUserRecord.decode(self.connection.hget(self.keys.end_users(key_id), end_user))

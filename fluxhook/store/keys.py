@@ -501,6 +501,11 @@ class Keys:
         left the line since, pruned as its limit is reached), scored by creation (ms)."""
         return f"{self.prefix}endusqueued:{key_id}:{end_user}"
 
+    def end_user_active(self, key_id: str, end_user: str) -> str:
+        """The ids of an end user's jobs sent while its key limits its jobs at BFL (those still there, and some that
+        ended since, pruned as its limit is reached), scored by when they were sent (ms)."""
+        return f"{self.prefix}endusactive:{key_id}:{end_user}"
+
     def end_user_budget_held(self, key_id: str, end_user: str) -> str:
         """Credits reserved against an end user's daily_credits, as ``key_budget_held`` holds its key's."""
         return f"{self.prefix}budget:held:eu:{key_id}:{end_user}"

@@ -31,7 +31,7 @@ _PIECED_JSON = ("error",)
 _FLOATS = ("created_at", "updated_at", "completed_at", "submitted_at", "finished_at", "notified_at", "app_notified_at",
            "progress", "cost_credits", "cost_input_mp", "cost_output_mp", "draft_cache_since", "waiting_until",
            "uncertain_at", "deadline", "delete_asked_at", "end_user_daily_credits")
-_INTEGERS = ("seed", "counted_credits", "counted_spend", "batch_index")
+_INTEGERS = ("seed", "counted_credits", "counted_spend", "batch_index", "end_user_max_active")
 
 
 # What a record without the field reads as (``job_from_hash``'s defaults): a new job's record leaves these out.

@@ -331,3 +331,17 @@ def test_arguments_are_checked_before_any_request(scripted):
             fc.Client(url, token)
     assert scripted.seen == []
     assert API_TOKEN not in repr(client)
+
+
+def test_an_end_user_goes_with_a_submission_and_filters_the_list(scripted):
+    scripted.answer = lambda seen, n: (json_answer(202, job_body(end_user="shopper-1")) if seen.method == "POST"
+                                       else json_answer(200, {"jobs": [], "next_cursor": None}))
+    client = scripted.client()
+    job = client.submit("flux-2-pro", {"prompt": "x"}, end_user="shopper-1", cancel_after="5m")
+    assert job.end_user == "shopper-1"
+    assert json.loads(scripted.seen[0].body)["end_user"] == "shopper-1"
+    assert scripted.seen[0].headers["Cancel-After"] == "5m"
+    list(client.list(end_user="shopper-1"))
+    assert parse_qs(urlsplit(scripted.seen[-1].path).query)["end_user"] == ["shopper-1"]
+    with pytest.raises(TypeError, match="unknown option 'enduser'"):
+        client.submit("flux-2-pro", {"prompt": "x"}, enduser="shopper-1")  # type: ignore[call-arg]

@@ -9,23 +9,32 @@ key's other end users go on.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fluxhook import metrics
+from fluxhook.core import transitions as st
+from fluxhook.core.batch_items import MAX_END_USERS
 from fluxhook.core.end_users import BlockReason, EndUserLimits, named
-from fluxhook.core.errors import EndUserBlocked, FluxhookError, QueueFull, RateLimited
+from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
+from fluxhook.core.job import Job
+from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day
+from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.end_users import EndUserRecord, Taken, Verdict
+from fluxhook.store.jobs import Lock
 
 if TYPE_CHECKING:
     from fluxhook.services import Services
 
 # How soon a refused end user's full queue is worth asking again about.
 QUEUE_RETRY = 5.0
+# How often a job waiting for its end user's max_active looks again: a task BFL runs takes seconds.
+ACTIVE_RECHECK = 2.0
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,10 @@ class TakenEndUser:
     key_id: str
     end_user: str
     job_id: str
-    member: str
-    # Its daily credits, as the budget asks them of its submission (None: none).
-    daily_credits: float | None
+    # Its request's member in its minute's requests; None: nothing was taken in Redis for it.
+    member: str | None
+    # Its limits, as its job keeps those its sends are held to (its daily credits, its max_active).
+    limits: EndUserLimits
 
 
 def limits_of(key: AppKey, record: EndUserRecord) -> EndUserLimits:
@@ -52,6 +62,11 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
     key = caller.key
     if key is None or end_user is None:
         return None
+    defaults = key.end_user_limits or EndUserLimits()
+    if not (key.end_user_records or key.end_user_moderation_limit or defaults.requests_per_minute
+            or defaults.max_queued):
+        # Nothing its key set can refuse it here (no block, no rate, no queue of its own): no Redis step for it.
+        return TakenEndUser(key.id, end_user, job_id, None, defaults)
     member = secrets.token_hex(16)
     taken = _take(svc, key, end_user, job_id, member, now)
     if taken.verdict is Verdict.QUEUE_FULL and svc.store.end_users.prune(key.id, end_user, taken.queued):
@@ -60,12 +75,75 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
         refusal = _refusal(key, end_user, taken, now)
         metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[taken.verdict])
         raise refusal
-    return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record).daily_credits)
+    return TakenEndUser(key.id, end_user, job_id, member, limits_of(key, taken.record))
+
+
+def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, EndUserLimits]:
+    """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and
+    max_active, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
+    whole. Its items count against their key's own rates and queue, not their end users' (a batch is one request).
+    Nothing for an admin token's batch."""
+    key = caller.key
+    if key is None or not end_users:
+        return {}
+    if len(end_users) > MAX_END_USERS:
+        raise InvalidRequest(f"a batch's items may name at most {MAX_END_USERS:,} end users; split it")
+    day, names = accounting.utc_day(now), sorted(end_users)
+    credits: dict[str, EndUserLimits] = {}
+    for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
+        why = blocked_why(key, record, moderated, day)
+        if why is not None:
+            verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
+            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
+            raise _refusal(key, end_user, Taken(verdict, moderated, record), now)
+        credits[end_user] = limits_of(key, record)
+    return credits
+
+
+def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
+    """Why the end user is blocked on ``day`` (the rule of ``lua/end_user_take.lua``), None when it is not."""
+    if record.blocked == day:
+        return BlockReason.MANUAL
+    lifted = record.lifted[1] if record.lifted and record.lifted[0] == day else 0
+    limit = key.end_user_moderation_limit
+    if limit is not None and moderated - lifted >= limit:
+        return BlockReason.MODERATED
+    return None
+
+
+def take_active(svc: "Services", job: Job) -> bool:
+    """Whether the job may be sent now under its end user's ``max_active`` (its place taken, given back by
+    ``give_back_active`` if it is not sent after all); always for a job without that limit."""
+    if job.end_user_max_active is None or job.key_id is None or job.end_user is None:
+        return True
+    return svc.store.end_users.take_active(job.key_id, job.end_user, job.id, job.end_user_max_active, time.time())
+
+
+def give_back_active(svc: "Services", job: Job) -> None:
+    if job.end_user_max_active is not None and job.key_id is not None and job.end_user is not None:
+        svc.store.end_users.give_back_active(job.key_id, job.end_user, job.id)
+
+
+def still_waits_for_active(svc: "Services", job: Job) -> bool:
+    """Whether a job waiting aside for its end user's ``max_active`` must wait on (a look: nothing taken)."""
+    if job.waiting_reason != WaitReason.END_USER_MAX_ACTIVE or job.end_user_max_active is None:
+        return False
+    assert job.key_id is not None and job.end_user is not None  # only such a job waits for it
+    return not svc.store.end_users.has_active_room(job.key_id, job.end_user, job.end_user_max_active)
+
+
+def wait_for_active(svc: "Services", job: Job, lock: Lock | None = None) -> str:
+    """The job waits aside, its slot (and its send's ``lock``) given back, while its end user has ``max_active``
+    jobs at BFL: looked at again every ``ACTIVE_RECHECK`` seconds, its key's other end users going on meanwhile.
+    ``queued``."""
+    waits.begin(svc, job, Waiting(WaitReason.END_USER_MAX_ACTIVE))
+    svc.slots.requeue(job, wait=ACTIVE_RECHECK, unlock=lock)
+    return st.QUEUED
 
 
 def give_back(svc: "Services", taken: TakenEndUser | None) -> None:
     """A counted job was refused after all (its key's limits, the budget, BFL): it counts nothing for its end user."""
-    if taken is not None:
+    if taken is not None and taken.member is not None:
         svc.store.end_users.give_back(taken.key_id, taken.end_user, job_id=taken.job_id, member=taken.member)
 
 

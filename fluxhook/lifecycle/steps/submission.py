@@ -34,6 +34,7 @@ from fluxhook.credits.price_bounds import Size
 from fluxhook.lifecycle.steps import (
     cooling,
     durable,
+    end_user_limits,
     ending,
     reconciling,
     recorded,
@@ -136,6 +137,8 @@ def wait_out_of_line(svc: Services, job: Job) -> str | None:
     key, live = _key_of(svc, job)
     if not live:
         return None  # its submission fails it
+    if end_user_limits.still_waits_for_active(svc, job):
+        return end_user_limits.wait_for_active(svc, job)
     request = _request_or_size(svc, job, None)
     # Asked again: while it must wait, its record of waiting to go alone is renewed; it reserves nothing here.
     reservation = budget.look_again(svc, job.id, job.model or "", request, key=key, end_user=budget.end_user_of(job))
@@ -267,11 +270,14 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         return st.FAILED
     # The account whose slot the job holds sends it.
     account = svc.config.account(slot_account or svc.slots.account_of(job.id))
+    if not end_user_limits.take_active(svc, job):
+        return end_user_limits.wait_for_active(svc, job, attempt.lock)
     # A large input waiting in storage is read only once the budget lets its job go.
     measured = _request_or_size(svc, job, task_input)
     reservation = budget.reserve(svc, job.id, job.model or "", measured, key=key, account=account,
                                  end_user=budget.end_user_of(job))
     if reservation is not None and not reservation.admitted:
+        end_user_limits.give_back_active(svc, job)
         return _refused(svc, job, reservation, account, key, attempt.in_request, attempt.lock)
     try:
         request, task = _send(svc, job, measured, account, primary)
@@ -283,8 +289,9 @@ def _submit(svc: Services, job: Job, task_input: dict | None, primary: str | Non
         return reconciling.await_task(svc, job, account,
                                       _stand_in(svc, job, measured, reservation.amount if reservation else 0))
     except BaseException as exc:
+        # Not sent: back in line or failed, the job holds nothing against anyone's limit.
+        end_user_limits.give_back_active(svc, job)
         if reservation is not None:
-            # Not sent: back in line or failed, the job holds nothing against anyone's limit.
             svc.store.usage.release(job.id, job.key_id, account.name, ReleaseBudget.of(job).end_user)
         if not isinstance(exc, FluxhookError):
             raise

@@ -22,7 +22,7 @@ KEY_FIELDS = {"id", "name", "prefix", "models", "daily_credits", "max_active", "
               "reads_per_minute", "items_per_minute", "items_per_day", "weight",
               "expires_at", "created_at", "last_used_at", "revoked_at", "spent_today", "jobs_today", "active",
               "canceled_running", "queued", "queued_by_reason", "accounts", "region", "notify_url", "notify_events",
-              "notify_secret_rotated_at", "strict_input"}
+              "notify_secret_rotated_at", "strict_input", "end_user_limits", "end_user_moderation_limit"}
 
 
 def _iso(when: float) -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from cli_helpers import run_cli
 from conftest import API, API_TOKEN
 from devtools.processes import wait_until
-from helpers import assert_error, stack_on_db
+from helpers import assert_error, sign_in, stack_on_db
 from key_helpers import as_key, make_key, second_web
 
 DB = 11
@@ -116,8 +117,13 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
 
     sent = app.post("/v1/flux-2-pro", json={"prompt": "from the drop-in", "end_user": "shopper-1"})
     assert sent.status_code == 200, sent.text
-    by_header = app.post("/v1/flux-2-pro", json={"prompt": "by header"}, headers={"X-End-User": "shopper-1"})
+    by_header = app.post("/v1/flux-2-pro", json={"prompt": "by header"},
+                         headers={"X-End-User": "shopper-1", "Idempotency-Key": "order-1"})
     assert by_header.status_code == 200
+    # The same key with another end user is another request.
+    other = app.post("/v1/flux-2-pro", json={"prompt": "by header"},
+                     headers={"X-End-User": "shopper-2", "Idempotency-Key": "order-1"})
+    assert other.status_code == 422 and "Idempotency-Key was first used" in other.text
     jobs = app.get("/v1/jobs?end_user=shopper-1").json()["jobs"]
     assert {j["id"] for j in jobs} == {sent.json()["id"], by_header.json()["id"]}
     assert all(j["end_user"] == "shopper-1" for j in jobs)
@@ -126,5 +132,33 @@ def test_the_end_user_is_kept_by_fluxhook_and_never_reaches_bfl(webs, sim):
     assert all("end_user" not in (app.get(f"/v1/jobs/{j['id']}").json().get("input") or {}) for j in jobs)
     rows = app.get("/v1/usage?group_by=end_user").json()["days"]
     assert [(r["end_user"], r["jobs"]) for r in rows] == [("shopper-1", 2)]
+    # The key's page on the dashboard lists it among its top end users; the admin API too.
+    created_id = jobs[0]["key_id"]
+    assert admin.get(f"/v1/keys/{created_id}/end_users").json()["end_users"][0]["end_user"] == "shopper-1"
+    http, _ = sign_in(admin.base_url)
+    page = http.get(f"{admin.base_url}/keys/{created_id}", timeout=10)
+    assert page.status_code == 200 and 'data-end-user="shopper-1"' in page.text
+    printed = run_cli("keys", "end-users", "--url", admin.base_url, "--token", API_TOKEN, created_id)
+    assert printed.returncode == 0 and "shopper-1" in printed.stdout and "END USER" in printed.stdout
     assert_error(_post(app, "too long", "x" * 129), 400)
     assert_error(app.get("/v1/usage?group_by=model"), 400)
+
+
+def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_and_counted(webs, sim):
+    admin, _ = webs
+    created, app = make_key(admin, end_user_moderation_limit=2)
+
+    for n in range(2):
+        moderated = _post(app, f"[content-moderated] {n}", "x").json()
+        wait_until(lambda job=moderated: app.get(f"/v1/jobs/{job['id']}").json()["status"] == "moderated",
+                   timeout=30, message="moderated by BFL")
+
+    refused = assert_error(_post(app, "once more", "x"), 403, "end_user_blocked")
+    assert "moderated 2 of its jobs today" in refused["message"]
+    assert _post(app, "y goes on", "y").status_code == 202
+    rows = app.get("/v1/usage?end_user=x").json()["days"]
+    assert [(r["jobs"], r["moderated"]) for r in rows] == [(2, 2)]
+    shown = admin.get(f"/v1/keys/{created['id']}/end_users/x").json()
+    assert shown["blocked_reason"] == "moderated" and shown["today"]["moderated"] == 2
+    admin.post(f"/v1/keys/{created['id']}/end_users/x/unblock")
+    assert _post(app, "forgiven", "x").status_code == 202

@@ -45,7 +45,7 @@ def test_a_batch_runs_its_items_as_jobs_and_gives_its_results_back_in_order(api)
     assert [(x["index"], x["status"]) for x in lines] == [(0, "stored"), (1, "stored"), (2, "stored")]
     # Each line carries its item's metadata as given, what maps it back to the app's own item.
     assert [x["metadata"] for x in lines] == [{"sku": 0}, {"sku": 1}, {"sku": 2}]
-    assert list(lines[0]) == ["index", "job_id", "status", "metadata", "image", "cost", "error"]
+    assert list(lines[0]) == ["index", "job_id", "status", "metadata", "end_user", "image", "cost", "error"]
     assert requests.get(lines[1]["image"]["url"], timeout=10).status_code == 200
     jobs = a.get("/v1/jobs", params={"batch_id": batch["id"]}).json()["jobs"]
     assert sorted((j["batch_index"], j["metadata"]["sku"]) for j in jobs) == [(0, 0), (1, 1), (2, 2)]

@@ -101,6 +101,8 @@ API_JOB_FIELDS |= {"prompt", "seed", "cost"}
 API_JOB_FIELDS |= {"deadline"}
 # The app key that created the job (null for an admin token's).
 API_JOB_FIELDS |= {"key_id", "account"}
+# The app's own user it was made for (null when none was named).
+API_JOB_FIELDS |= {"end_user"}
 # Why a queued job waits (SPEC §11; null when it does not).
 API_JOB_FIELDS |= {"waiting"}
 # The batch it is an item of and its place there (SPEC §18; null for a single job).
@@ -144,6 +146,7 @@ def test_job_round_trip_of_every_spec_field():
     assert api.pop("waiting") is None  # a stored job waits for nothing
     assert api.pop("deadline") is None  # made without Cancel-After
     assert (api.pop("batch_id"), api.pop("batch_index")) == (None, None)  # a single job
+    assert api.pop("end_user") is None  # made naming no end user
     assert api == {
         "id": job.id,
         "bfl_id": "abc-123",

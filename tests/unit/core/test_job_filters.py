@@ -45,7 +45,8 @@ def test_an_unknown_parameter_is_named(name, hint):
         parse_listing([("status", "stored"), (name, "x")])
     assert refused.value.field == name and refused.value.code == "unknown_field" and refused.value.status == 400
     assert refused.value.message.startswith(f"unknown query parameter '{name}': {hint}")
-    assert "GET /v1/jobs takes status, model, key_id, batch_id, account, q, from, to, limit, cursor" in refused.value.message
+    assert ("GET /v1/jobs takes status, model, key_id, batch_id, account, end_user, q, from, to, limit, cursor"
+            in refused.value.message)
 
 
 def test_a_repeated_parameter_is_refused():

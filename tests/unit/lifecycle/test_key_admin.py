@@ -1,6 +1,7 @@
 """The admin's use cases for app keys (fluxhook/lifecycle/key_admin.py) in-process on a real Redis: create, find and
-change a key, and their refusals. Who a key's secret makes: steps/test_callers.py; its fields: steps/test_key_fields.py;
-what its limits allow: steps/test_key_limits.py. The record in Redis: tests/unit/store/test_app_keys.py; over HTTP:
+change a key, and their refusals; its top end users (their own limits and blocks: steps/test_end_user_limits.py). Who
+a key's secret makes: steps/test_callers.py; its fields: steps/test_key_fields.py; what its limits allow:
+steps/test_key_limits.py. The record in Redis: tests/unit/store/test_app_keys.py; over HTTP:
 tests/e2e/api/test_app_keys.py and test_key_limits.py."""
 
 from __future__ import annotations
@@ -71,3 +72,26 @@ def test_a_change_sets_limits_and_null_removes_one_but_a_revoked_or_unknown_key_
     with pytest.raises(KeyRevoked):
         key_admin.change_key(svc, key.id, {"name": "back again"}, time.time())
     assert svc.store.app_keys.get(key.id).name == "shop"
+
+
+def test_a_keys_end_user_limits_are_read_like_its_own_and_its_top_end_users_are_its_own(svc):
+    from fluxhook.credits import accounting
+    from fluxhook.store.effects import CountEndUser
+
+    with pytest.raises(InvalidRequest, match="in 'end_user_limits': 'max_queued' must be a whole number"):
+        key_admin.create_key(svc, {"name": "shop", "end_user_limits": {"max_queued": 0}}, time.time())
+    with pytest.raises(InvalidRequest, match="unknown field 'weight' in 'end_user_limits'"):
+        key_admin.create_key(svc, {"name": "shop", "end_user_limits": {"weight": 2}}, time.time())
+    key, _ = key_admin.create_key(svc, {"name": "shop", "end_user_limits": {"daily_credits": 5}}, time.time())
+    other, _ = key_admin.create_key(svc, {"name": "other"}, time.time())
+    assert key_admin.find_key(svc, key.id).end_user_limits.daily_credits == 5.0
+    day = accounting.utc_day(time.time())
+    svc.store.effects.apply([CountEndUser(key.id, day, (("big:jobs", 2), ("big:credits", 6_000_000))),
+                             CountEndUser(key.id, day, (("small:jobs", 1), ("small:credits", 3_000_000))),
+                             CountEndUser(other.id, day, (("huge:jobs", 9), ("huge:credits", 90_000_000)))])
+
+    top = key_admin.top_end_users(svc, key.id, time.time())
+
+    assert [(u["end_user"], u["jobs"], u["credits"]) for u in top] == [("big", 2, 6.0), ("small", 1, 3.0)]
+    changed = key_admin.change_key(svc, key.id, {"end_user_limits": None}, time.time())
+    assert changed.end_user_limits is None

@@ -18,12 +18,13 @@ def test_a_good_item_has_no_problem():
 @pytest.mark.parametrize(("item", "expected"), [
     ({"prompt": "a fox"}, [("prompt", "put 'prompt' under 'input'")]),
     ({"prompt": "a fox", "width": 512}, [("prompt", "put 'prompt' under 'input'"), ("width", "put 'width' under")]),
-    ({"input": {"prompt": "a"}, "seed": 1}, [("seed", "an item holds 'input' and 'metadata' only, not 'seed'")]),
+    ({"input": {"prompt": "a"}, "seed": 1}, [("seed", "an item holds 'input', 'metadata' and 'end_user' only, not 'seed'")]),
     ({}, [("input", "give 'input'")]),
     ({"input": {}}, [("input", "'input' must be a non-empty JSON object")]),
     ({"input": "a fox"}, [("input", "'input' must be a non-empty JSON object")]),
     ({"input": {"prompt": "a", "webhook_url": "x"}}, [("input.webhook_url", "fluxhook sets its own")]),
     ({"input": {"prompt": "a"}, "metadata": [1]}, [("metadata", "'metadata' must be a JSON object")]),
+    ({"input": {"prompt": "a"}, "end_user": "x" * 129}, [("end_user", "'end_user' must be a string of 1 to 128")]),
     ("a fox", [("item", "an item is a JSON object")]),
 ])
 def test_each_problem_names_its_field_and_what_to_do(item, expected):

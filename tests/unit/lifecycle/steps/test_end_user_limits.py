@@ -1,4 +1,4 @@
-"""An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py, end_user_admin.py):
+"""An app key's limits for each of its end users (fluxhook/lifecycle/steps/end_user_limits.py; its admin, key_admin.py):
 past one, the key's own answer for that limit naming the end user, nothing created or counted, while the key's other
 end users and another key's end user of the same name go on. In-process on a real Redis and the simulator; over
 HTTP and under concurrency: tests/e2e/api/test_end_users.py."""
@@ -13,7 +13,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.errors import BudgetExceeded, EndUserBlocked, QueueFull, RateLimited
 from fluxhook.core.job_filters import JobFilter
 from fluxhook.credits import accounting
-from fluxhook.lifecycle import end_user_admin
+from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.creating import JobRequest, create_job
 from fluxhook.lifecycle.steps.callers import ADMIN, Caller
 from fluxhook.store.keys import KEYS
@@ -56,7 +56,7 @@ def test_an_end_users_requests_per_minute_refuse_only_it(svc, sim):
 
 def test_an_end_users_own_limits_override_its_keys(svc):
     a = app_caller(svc, end_user_limits={"requests_per_minute": 1})
-    end_user_admin.set_limits(svc, a.key_id, "vip", {"requests_per_minute": 3}, time.time())
+    key_admin.set_end_user_limits(svc, a.key_id, "vip", {"requests_per_minute": 3}, time.time())
     for n in range(3):
         _make(svc, a, "vip", f"[pending] vip {n}")
     with pytest.raises(RateLimited):
@@ -65,7 +65,7 @@ def test_an_end_users_own_limits_override_its_keys(svc):
     with pytest.raises(RateLimited):
         _make(svc, a, "plain")
 
-    shown = end_user_admin.show(svc, a.key_id, "vip", time.time())
+    shown = key_admin.show_end_user(svc, a.key_id, "vip", time.time())
     assert shown["limits"]["requests_per_minute"] == 3 and shown["effective_limits"]["requests_per_minute"] == 3
 
 
@@ -85,8 +85,11 @@ def test_an_end_users_max_queued_refuses_queue_full_and_room_comes_back_as_its_j
 
 def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc):
     a, b = app_caller(svc), app_caller(svc)
-    shown = end_user_admin.block(svc, a.key_id, "x", time.time())
+    assert a.key.end_user_records is False  # until an admin sets something for one, no job reads its end user's
+    shown = key_admin.block_end_user(svc, a.key_id, "x", time.time())
     assert shown["blocked"] and shown["blocked_reason"] == "manual"
+    a = Caller(svc.store.app_keys.get(a.key_id))  # the key as a request reads it now
+    assert a.key.end_user_records is True
     before = _made(svc)
 
     with pytest.raises(EndUserBlocked) as caught:
@@ -96,7 +99,7 @@ def test_a_blocked_end_user_is_refused_403_until_unblocked_and_others_go_on(svc)
     assert "end user 'x'" in caught.value.message and "admin" in caught.value.message
     assert _made(svc) == before
     assert _make(svc, a, "y").status == st.QUEUED and _make(svc, b, "x").status == st.QUEUED
-    end_user_admin.unblock(svc, a.key_id, "x", time.time())
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
     assert _make(svc, a, "x").status == st.QUEUED
 
 
@@ -109,9 +112,9 @@ def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_for_the_day
         _make(svc, a, "x")
 
     assert "moderated 2 of its jobs today" in caught.value.message and "end_user_moderation_limit" in caught.value.message
-    assert end_user_admin.show(svc, a.key_id, "x", time.time())["blocked_reason"] == "moderated"
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["blocked_reason"] == "moderated"
     assert _make(svc, a, "y").status == st.QUEUED
-    end_user_admin.unblock(svc, a.key_id, "x", time.time())
+    key_admin.unblock_end_user(svc, a.key_id, "x", time.time())
     assert _make(svc, a, "x").status == st.QUEUED  # its moderations until the unblock are forgiven
     svc.redis.hincrby(KEYS.end_user_day(a.key_id, day), "x:moderated", 2)
     with pytest.raises(EndUserBlocked):
@@ -130,7 +133,7 @@ def test_an_end_users_daily_credits_spent_refuse_it_402_naming_it(svc):
     assert caught.value.status == 402 and "end user 'x'" in caught.value.message
     assert _made(svc) == before
     assert _make(svc, a, "y").end_user_daily_credits == 1.0
-    assert end_user_admin.show(svc, a.key_id, "x", time.time())["spent_today"] == 1.0
+    assert key_admin.show_end_user(svc, a.key_id, "x", time.time())["spent_today"] == 1.0
 
 
 def test_the_end_user_is_on_the_job_and_filters_the_list(svc):
@@ -145,3 +148,45 @@ def test_the_end_user_is_on_the_job_and_filters_the_list(svc):
     everyone, _ = svc.jobs.list(JobFilter(end_user="x"))
     assert {j.id for j in everyone} == {mine.id, admins.id}
     assert svc.jobs.get(_make(svc, a, None).id).to_api()["end_user"] is None
+
+
+def test_a_batch_names_an_end_user_for_all_its_items_or_per_item_and_a_blocked_one_refuses_it_whole(svc):
+    from fluxhook.core.batch_items import BatchItem, ItemSpool
+    from fluxhook.lifecycle.batching import BatchRequest, create_batch, items, result_of
+
+    a = app_caller(svc, end_user_limits={"daily_credits": 5})
+    spool = ItemSpool.of([BatchItem({"prompt": "[pending] own"}, {}, "z"), BatchItem({"prompt": "[pending] all"})])
+    batch = create_batch(svc, a, BatchRequest(PRO, spool, end_user="x"))
+
+    made = list(items(svc, batch))
+    assert [(j.end_user, j.end_user_daily_credits) for j in made] == [("z", 5.0), ("x", 5.0)]
+    assert [result_of(svc, j)["end_user"] for j in made] == ["z", "x"]
+    key_admin.block_end_user(svc, a.key_id, "z", time.time())
+    before = _made(svc)
+    with pytest.raises(EndUserBlocked):
+        create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] z"}, {}, "z")])))
+    assert _made(svc) == before
+    assert create_batch(svc, a, BatchRequest(PRO, ItemSpool.of([BatchItem({"prompt": "[pending] y"}, {}, "y")])))
+
+
+def test_past_an_end_users_max_active_its_next_job_waits_aside_and_others_go_on(svc, sim):
+    from fluxhook.core.wait_reasons import WaitReason
+    from fluxhook.lifecycle.steps import end_user_limits, submission
+
+    a = app_caller(svc, end_user_limits={"max_active": 1})
+
+    def sent(end_user: str):
+        return create_job(svc, a, JobRequest(PRO, {"prompt": "[pending] at bfl"}, end_user=end_user),
+                          submit_here=True).job
+
+    first = sent("x")
+    second = sent("x")
+
+    assert first.status == st.SUBMITTED and first.end_user_max_active == 1
+    assert second.status == st.QUEUED
+    assert svc.jobs.get(second.id).waiting_reason == WaitReason.END_USER_MAX_ACTIVE
+    assert sent("y").status == st.SUBMITTED  # its key's other end user goes on
+    assert end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))
+    assert submission.wait_out_of_line(svc, svc.jobs.get(second.id)) == st.QUEUED  # it looked, and waits on
+    svc.jobs.transition(first.id, st.FAILED, only_from=(st.SUBMITTED,))
+    assert not end_user_limits.still_waits_for_active(svc, svc.jobs.get(second.id))  # its place came back
