@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-bulkheads bench-batches bench-paced bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-end-users bench-bulkheads bench-batches bench-paced bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -127,6 +127,12 @@ bench-waiting: $(VENV)/.installed
 # stored` runs one phase (slots, stored, mixed) alone.
 bench-fairness: $(VENV)/.installed
 	$(PY) -m bench.fairness
+
+# One app key's 1,000 end users, one of them flooding it with 500 jobs, the others posting single jobs (BFL answering
+# each submission after 1 s, tasks of 1 to 3 s, 24 slots): the others' p99 to BFL beside the same trickle with no
+# flood, in the same run; and Redis commands per stored job with an end user named and without. About 3 minutes.
+bench-end-users: $(VENV)/.installed
+	$(PY) -m bench.end_users
 
 # Callbacks and reads while 0, 16 and 64 submissions hang at BFL, with and without the web's rooms; then another key's
 # job and notification while a receiver trickles or never answers 100 messages (bench/receivers.py).

@@ -158,6 +158,7 @@ class Job:
     # The app key that created the job (see ``fluxhook.app_keys``); None for an admin token's.
     key_id: str | None = None
     # The app's own user the job was made for (``core.end_users``): opaque, never sent to BFL; None: none was named.
+    # Its key's turns are taken in turns between its end users (``store/lua/fair_turns.lua``).
     end_user: str | None = None
     # Its end user's daily credits as its key set them when the job was made, which its submission's budget asks
     # (``credits.budget``); None: no such limit.

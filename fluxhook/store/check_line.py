@@ -65,13 +65,13 @@ class CheckLine:
             return
         pipe = self.connection.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(self.keys.job(job_id), "key_id", "batch_id", "deadline", "account")
+            pipe.hmget(self.keys.job(job_id), "key_id", "batch_id", "deadline", "account", "end_user")
         records = pipe.execute()
         lines: dict[str, dict[str, int]] = {}
-        for job_id, (key_id, batch_id, deadline, account) in zip(job_ids, records, strict=True):
+        for job_id, (key_id, batch_id, deadline, account, end_user) in zip(job_ids, records, strict=True):
             line = lines.setdefault(self.line_of(text(account) if account else None), {})
             line[member(owner_of(text(key_id) if key_id else None), job_id, bulk=bool(batch_id),
-                        deadline=float(deadline) if deadline else None)] = 0
+                        deadline=float(deadline) if deadline else None, end_user=text(end_user) if end_user else None)] = 0
         pipe = self.connection.pipeline(transaction=False)
         pipe.hset(self.keys.check_claims, mapping=dict.fromkeys(job_ids, repr(claim)))
         for account, line in lines.items():

@@ -6,6 +6,7 @@ slot line (``<owner>:<job id>``), so it may hold neither ``:`` nor anything that
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -19,6 +20,11 @@ DEFAULT_WEIGHT = 1
 CLOCK = "~clock"
 # What marks a batch item's member (``member``): '~' sorts after every job id, so its owner's single jobs go first.
 BULK = "~"
+# What marks an end user's job (``member``): '!' and its end user's tag, then ':', after its form's '~'. '!' sorts before
+# every rank, job id and '~', so each end user's members are one lexical range at the head of its form's part of its
+# owner's range, before those of no end user (``lua/members.lua`` says why).
+END_USER = "!"
+TAG_CHARS = 16
 _OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -36,18 +42,29 @@ def rank(deadline: float | None) -> str:
     return "" if deadline is None else f"{math.floor(deadline):010d}."
 
 
-def member(owner: str, job_id: str, *, bulk: bool = False, deadline: float | None = None) -> str:
+def tag(end_user: str | None) -> str:
+    """The tag of an app's end user in a line's member: a digest, so it holds neither ':' nor ';' whatever the end
+    user's text ('' for none)."""
+    return hashlib.sha1(end_user.encode()).hexdigest()[:TAG_CHARS] if end_user else ""
+
+
+def _marked(end_user: str | None) -> str:
+    return f"{END_USER}{tag(end_user)}:" if end_user else ""
+
+
+def member(owner: str, job_id: str, *, bulk: bool = False, deadline: float | None = None,
+           end_user: str | None = None) -> str:
     """A job's member in a line (the slots', the work lines', the check line): ``<owner>:<job id>``, ranked by its
-    ``deadline`` (``rank``), a batch item's (``bulk``) marked with '~' before that, after each of its owner's single
-    jobs (``lua/members.lua`` is the scripts' side of it)."""
-    return f"{owner}:{BULK if bulk else ''}{rank(deadline)}{job_id}"
+    ``deadline`` (``rank``), marked with its ``end_user``'s tag before that, a batch item's (``bulk``) marked with '~'
+    before both, after each of its owner's single jobs (``lua/members.lua`` is the scripts' side of it)."""
+    return f"{owner}:{BULK if bulk else ''}{_marked(end_user)}{rank(deadline)}{job_id}"
 
 
-def forms(owner: str, job_id: str, deadline: float | None) -> list[str]:
+def forms(owner: str, job_id: str, deadline: float | None, end_user: str | None = None) -> list[str]:
     """Every form the job's member may have in a line: single or bulk, ranked by ``deadline`` and, for a job with one,
     unranked as an older release added it (``lua/members.lua``'s ``forms``)."""
-    ranks = dict.fromkeys([rank(deadline), ""])
-    return [f"{owner}:{bulk}{r}{job_id}" for r in ranks for bulk in ("", BULK)]
+    ranks, mark = dict.fromkeys([rank(deadline), ""]), _marked(end_user)
+    return [f"{owner}:{bulk}{mark}{r}{job_id}" for r in ranks for bulk in ("", BULK)]
 
 
 def estimate_field(slots_key: str, owner: str) -> str:
@@ -65,7 +82,8 @@ def owner_range(owner: str) -> tuple[str, str]:
 def member_job(item: str) -> str:
     """The job id of a line's member."""
     job = item.partition(":")[2].removeprefix(BULK)
-    return _RANKED.sub("", job, count=1)
+    return _RANKED.sub("", _END_USER.sub("", job, count=1), count=1)
 
 
 _RANKED = re.compile(r"^[0-9]{10}\.")
+_END_USER = re.compile(r"^![0-9a-f]+:")

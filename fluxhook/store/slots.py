@@ -517,8 +517,10 @@ def queue_full(owner: str, items: int, full: Sequence, *, batch: bool = False) -
 
 
 def line_member(job: Job) -> str:
-    """The job's member in its pool's line: its owner's, a batch item's bulk form, ranked by its deadline."""
-    return member(owner_of(job.key_id), job.id, bulk=job.batch_id is not None, deadline=job.deadline)
+    """The job's member in its pool's line: its owner's, a batch item's bulk form, its end user's, ranked by its
+    deadline."""
+    return member(owner_of(job.key_id), job.id, bulk=job.batch_id is not None, deadline=job.deadline,
+                  end_user=job.end_user)
 
 
 def _cap_word(known: KnownCap | None) -> str:

@@ -69,10 +69,10 @@ class WorkLines:
         self._take = LuaScript(connection, "work_take")
 
     def add(self, kind: str, key_id: str | None, job_id: str, pipeline, *, bulk: bool = False,
-            deadline: float | None = None) -> None:
+            deadline: float | None = None, end_user: str | None = None) -> None:
         """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline`` (a MULTI), unless it is there
         already, and wake a feeder (``AddWork`` does the same inside a job's change, from the job's record)."""
-        item = member(owner_of(key_id), job_id, bulk=bulk, deadline=deadline)
+        item = member(owner_of(key_id), job_id, bulk=bulk, deadline=deadline, end_user=end_user)
         pipeline.zadd(self.keys.work_line(checked_kind(kind)), {item: 0}, nx=True)
         pipeline.lpush(self.keys.work_added, 1)
         pipeline.ltrim(self.keys.work_added, 0, 0)
@@ -109,10 +109,10 @@ class WorkLines:
             pipeline.zrem(self.keys.due, *map(member_job, members))
 
     def pending(self, kind: str, key_id: str | None, job_id: str, deadline: float | None = None,
-                now: float | None = None) -> bool:
-        """Whether the job (with its ``deadline``) waits in ``kind``'s line, or is being moved into RQ (its move's
-        lease not lapsed by ``now``), in any form of its member (``owners.forms``)."""
-        item_forms = forms(owner_of(key_id), job_id, deadline)
+                now: float | None = None, end_user: str | None = None) -> bool:
+        """Whether the job (with its ``deadline`` and ``end_user``) waits in ``kind``'s line, or is being moved into RQ
+        (its move's lease not lapsed by ``now``), in any form of its member (``owners.forms``)."""
+        item_forms = forms(owner_of(key_id), job_id, deadline, end_user)
         pipe = self.connection.pipeline(transaction=False)
         pipe.zmscore(self.keys.work_line(kind), item_forms)
         pipe.hmget(self.keys.work_moving(kind), item_forms)

@@ -149,7 +149,8 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
 def download_pending(svc: "Services", job: "Job") -> bool:
     """Whether the job's download will still run: it waits in the download line, or its RQ task is queued,
     scheduled for a retry, or running."""
-    if svc.store.work.pending(download_line(job.model), job.key_id, job.id, job.deadline):
+    if svc.store.work.pending(download_line(job.model), job.key_id, job.id, job.deadline,
+                              end_user=job.end_user):
         return True
     return task_live(svc, queued_download(svc, job.id))
 
@@ -195,7 +196,7 @@ def ensure_draft_cache(svc: "Services", job: "Job", now: float) -> bool:
     due, so the move that took it never queued its task (its process died in between; a task queued clears the due
     time in the same step, ``WorkLines.queued``). True if it did. One whose URL outlived its life is given up by its
     task, as any."""
-    if svc.store.work.pending(DRAFT_CACHE, job.key_id, job.id, job.deadline, now):
+    if svc.store.work.pending(DRAFT_CACHE, job.key_id, job.id, job.deadline, now, job.end_user):
         return False
     queue_handed(svc, svc.store.effects.apply([draft_cache_task(job.id)]))
     return True

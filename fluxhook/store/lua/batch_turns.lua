@@ -82,7 +82,7 @@ if #heads > 0 then
   local turns = fair_turns.new(passes, weights, tonumber(ARGV[6]))
   local function free(owner) return not busy[owner] end
   while true do
-    local turn = turns.earliest(fair_turns.refresh(line, heads), free)
+    local turn = turns.earliest(turns.refresh(line, heads), free)
     if not turn then break end
     local next_member = turn.head.item
     local items = items_of(next_member)

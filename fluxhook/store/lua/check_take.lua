@@ -26,7 +26,7 @@ while true do
   -- The next turn among the lines with room; and whether a line without room still holds a check.
   local turn, from, left = nil, nil, false
   for _, line in ipairs(lines) do
-    local heads = fair_turns.refresh(line.key, line.heads)
+    local heads = turns.refresh(line.key, line.heads)
     if line.room > 0 then
       local best = turns.earliest(heads, nil, turn)
       if best ~= turn then turn, from = best, line end
@@ -47,7 +47,7 @@ while true do
   redis.call('ZREM', from.key, turn.head.item)
   local claim = redis.call('HGET', claims, turn.job)
   redis.call('HDEL', claims, turn.job)
-  turns.charge(turn.owner, 1)
+  turns.charge(turn.owner, 1, turn.head)
   fair_turns.advance(turn.head)
   -- One without a claim (its entry lost with a Redis that failed over, or its job taken from another account's line
   -- first) is due again once its claim lapses.

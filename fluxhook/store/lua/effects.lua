@@ -25,7 +25,7 @@ function effects.at_once(effect, owner, item, handed)
   return true
 end
 
--- ``records`` (optional): record key -> {its key_id, its status, its batch_id, its deadline} as the caller's script read them (a transition's own
+-- ``records`` (optional): record key -> {its key_id, its status, its batch_id, its deadline, its end_user} as the caller's script read them (a transition's own
 -- job), so a work line's effect for that job reads nothing again.
 -- Returns the work taken at once for RQ (effects.at_once), as a flat list: its kind, its member, and so on.
 function effects.apply(list, records)
@@ -57,15 +57,15 @@ function effects.apply(list, records)
       -- A batch item's member is its bulk form, ranked by its deadline (members.lua): its key's single jobs go first in
       -- its owner's turns, then the earliest deadline.
       local known = records and records[KEYS[effect.record]]
-      local key_id, status, batch, deadline
-      if known then key_id, status, batch, deadline = known[1], known[2], known[3], known[4]
+      local key_id, status, batch, deadline, end_user
+      if known then key_id, status, batch, deadline, end_user = known[1], known[2], known[3], known[4], known[5]
       else
-        key_id, status, batch, deadline = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status', 'batch_id',
-                                                            'deadline'))
+        key_id, status, batch, deadline, end_user = unpack(redis.call('HMGET', KEYS[effect.record], 'key_id', 'status',
+                                                                      'batch_id', 'deadline', 'end_user'))
       end
       if status then
         local owner = (key_id and key_id ~= '') and key_id or effect.admin
-        local item = members.member(owner, effect.job, batch and batch ~= '', deadline)
+        local item = members.member(owner, effect.job, batch and batch ~= '', deadline, end_user)
         if effects.at_once(effect, owner, item, handed) then
           handed[#handed + 1] = effect.kind
           handed[#handed + 1] = item

@@ -12,7 +12,8 @@
 -- ('' if none).
 local spec = cjson.decode(ARGV[1])
 local id = spec.id
-local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage_key', 'batch_id', 'deadline')
+local data = redis.call('HMGET', KEYS[spec.record], 'status', 'bfl_id', 'storage_key', 'batch_id', 'deadline',
+                        'end_user')
 if not data[1] then return false end
 -- A batch item's batch holds one item fewer (`batch_counts` and `outbox`, with `now` and the statuses that are `ended`).
 if data[4] and data[4] ~= '' then
@@ -37,7 +38,7 @@ end
 if holder and freed > 0 and redis.call('HINCRBY', KEYS[spec.held], holder, -1) <= 0 then
   redis.call('HDEL', KEYS[spec.held], holder)
 end
-for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.forms(spec.owner, id, data[5])) end
+for _, key in ipairs(spec.lines) do redis.call('ZREM', KEYS[key], members.forms(spec.owner, id, data[5], data[6])) end
 if data[2] and data[2] ~= '' and data[2] == spec.bfl_id and redis.call('GET', KEYS[spec.bfl_task]) == id then
   redis.call('DEL', KEYS[spec.bfl_task])
 end

@@ -71,6 +71,7 @@ if spec.watched then ask(spec.watched.field) end
 if spec.lines then
   ask('key_id')
   ask('deadline')
+  ask('end_user')
 end
 -- A batch item's moves and charge are its batch's counts (spec.batch_counts, batch_counts.lua).
 ask('batch_id')
@@ -89,6 +90,7 @@ end
 if works_here then
   ask('key_id')
   ask('deadline')
+  ask('end_user')
 end
 -- What it may drop: only those it has are named in its HDEL, and none at all costs no command.
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
@@ -151,7 +153,7 @@ for _, name in ipairs(holding and spec.hold.keeps or {}) do keeps[name] = true e
 -- the turn that took it, see slots_prelude.lua; ``pool``: its record's): charged the time it held it, and ``ran``:
 -- its task ran at BFL, so that time teaches its pool's estimate. Whether a slot was freed.
 local function give_back(held, pool, ran)
-  local account, holder, charged, taken_at, weight = slot_holders.parse(held)
+  local account, holder, charged, taken_at, weight, mark = slot_holders.parse(held)
   if not account then return false end
   local freed = false
   -- Its slot is its account's, in its pool's slots; else in another of that account's pools (a pool renamed).
@@ -168,7 +170,8 @@ local function give_back(held, pool, ran)
       slot_counts.freed(KEYS[spec.slot_counts], KEYS[key])
       local f = {passes = KEYS[spec.fair.passes], weights = KEYS[spec.fair.weights],
                  default_weight = spec.fair.default_weight}
-      slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)), ran, weight)
+      slot_time.settle(f, KEYS[key], holder, charged, math.max(0, tonumber(spec.now) - tonumber(taken)), ran, weight,
+                       mark)
     end
   end
   redis.call('HDEL', KEYS[spec.holders], spec.id)
@@ -239,7 +242,8 @@ if moving then
   if spec.slots and not holding then freed = give_back(held, pool, current == 'submitted') end
   if in_line and not held then
     local key_id = kept('key_id')
-    local forms = {members.forms((key_id and key_id ~= '') and key_id or spec.admin, spec.id, kept('deadline'))}
+    local forms = {members.forms((key_id and key_id ~= '') and key_id or spec.admin, spec.id, kept('deadline'),
+                                       kept('end_user'))}
     if spec.lines[pool] then
       redis.call('ZREM', KEYS[spec.lines[pool]], unpack(forms))
     else
@@ -305,6 +309,7 @@ local taken = spec.take and kept(spec.take.flag) and redis.call('GETDEL', KEYS[s
 -- The effects: only with a move, and only with the lock when one is named.
 local handed = {}
 if not spec.lock or locked == 1 then
-  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id'), kept('deadline')}} or nil)
+  handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id'), kept('deadline'),
+                                                          kept('end_user')}} or nil)
 end
 return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}

@@ -1,3 +1,4 @@
+-- needs: fair_turns
 -- The rule of slot time, shared by every script that gives a slot back (slots_prelude.lua,
 -- job_transition.lua): an owner's turn is charged an estimate when it takes the slot (its recent
 -- average), and settled when the slot is given back, to the seconds it was held; a slot
@@ -26,19 +27,31 @@ end
 -- f: the fair-share keys {passes, weights} and default_weight. ``charged``: what the owner's turn was
 -- charged when it took the slot (its slot holder's entry, slot_holders.lua). ``held`` seconds are charged in its
 -- place, nil when the task never reached BFL (then nothing is); ``learned``: whether they are a task's whole time at
--- BFL, for the owner's average in the pool; ``weight``: the owner's weight its turn was charged by (nil: read now).
-function slot_time.settle(f, slots, owner, charged, held, learned, weight)
+-- BFL, for the owner's average in the pool; ``weight``: the owner's weight its turn was charged by (nil: read now);
+-- ``mark``: the pass of the owner's end user the turn charged (its slot holder's, fair_turns.lua), settled alike (an
+-- end user weighs 1 there) while that very pass is kept, in the same read and write.
+function slot_time.settle(f, slots, owner, charged, held, learned, weight, mark)
   local used = held and math.max(held, slot_time.MIN_TURN) or 0
   if not owner then return end
   local w = weight or tonumber(redis.call('HGET', f.weights, owner))
   if w == nil or w <= 0 then w = f.default_weight end
+  local fields = {owner}
   local field = learned and slot_time.estimate_field(slots, owner)
-  local read = field and redis.call('HMGET', f.passes, owner, field) or {redis.call('HGET', f.passes, owner)}
+  if field then fields[#fields + 1] = field end
+  local tag, born
+  if mark then tag, born = string.match(mark, '^([^@]*)@(.*)$') end
+  local inner = tag and fair_turns.inner_field(owner, tag)
+  if inner then fields[#fields + 1] = inner end
+  local read = #fields > 1 and redis.call('HMGET', f.passes, unpack(fields)) or {redis.call('HGET', f.passes, owner)}
   local write = {owner, string.format('%.17g', tonumber(read[1] or 0) + (used - charged) / w)}
   if field then
     local average = tonumber(read[2])
     average = average and (average + (used - average) * slot_time.ESTIMATE_WEIGHT) or used
-    write[3], write[4] = field, string.format('%.17g', average)
+    write[#write + 1], write[#write + 2] = field, string.format('%.17g', average)
+  end
+  local its, its_born = fair_turns.inner_value(inner and read[#fields])
+  if its and its_born == born then
+    write[#write + 1], write[#write + 2] = inner, string.format('%.17g', its + used - charged) .. '@' .. born
   end
   redis.call('HSET', f.passes, unpack(write))
 end

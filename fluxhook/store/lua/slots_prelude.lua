@@ -41,10 +41,10 @@ function slots_prelude.start(s, only, keep_lapsed)
       for i = 1, #expired, 2 do
         local job, taken = expired[i], tonumber(expired[i + 1])
         redis.call('ZREM', slots, job)
-        local _, owner, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))
+        local _, owner, charged, _, weight, mark = slot_holders.parse(redis.call('HGET', holders, job))
         redis.call('HDEL', holders, job)
         if owner then release(owner) end
-        slot_time.settle(fair, slots, owner, charged, now - taken, false, weight)
+        slot_time.settle(fair, slots, owner, charged, now - taken, false, weight, mark)
       end
       its.held = redis.call('ZCARD', slots)
       recounted[#recounted + 1], recounted[#recounted + 2] = slots, its.held
@@ -116,7 +116,7 @@ function slots_prelude.start(s, only, keep_lapsed)
       end
       heads[pool.name] = known_empty(pool) and {} or fair_turns.heads(pool.line)
     end
-    return fair_turns.refresh(pool.line, heads[pool.name])
+    return turns.refresh(pool.line, heads[pool.name])
   end
 
   -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
@@ -136,15 +136,17 @@ function slots_prelude.start(s, only, keep_lapsed)
 
   -- An owner's jobs may differ in route (an admin's naming accounts): when its earliest job cannot go now, its
   -- earliest that can does, looked for among its first SCAN jobs in the line, so one blocked job holds up
-  -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill).
+  -- none of its owner's others. Nothing can go for an owner in a pool stays so for the script (slots only fill). An
+  -- owner with end users' jobs is looked at end user by end user (its head's range, fair_turns.lua).
   local SCAN = 50
   local stuck = {}
   local function goable(pool, head, open)
     if account_for(head.job, open) then return head.job, head.item end
-    local seen = pool.name .. '|' .. head.owner
+    local seen = pool.name .. '|' .. (head.first or head.owner)
     if stuck[seen] then return nil end
-    local items = redis.call('ZRANGEBYLEX', pool.line, members.owner_first(head.owner), members.owner_last(head.owner),
-                            'LIMIT', 1, SCAN)
+    -- An owner with end users' jobs: among those of the end user whose turn it is (fair_turns.lua).
+    local items = redis.call('ZRANGEBYLEX', pool.line, head.first or members.owner_first(head.owner),
+                             head.last or members.owner_last(head.owner), 'LIMIT', 1, SCAN)
     for _, m in ipairs(items) do
       local job = members.member_job(head.owner, m)
       if account_for(job, open) then return job, m end
@@ -185,8 +187,8 @@ function slots_prelude.start(s, only, keep_lapsed)
     return best
   end
 
-  -- Give the job a slot of the account's pool, as the owner's turn.
-  local function take(pool, account, job, owner)
+  -- Give the job a slot of the account's pool, as the owner's turn (and its end user's, from its ``head``).
+  local function take(pool, account, job, owner, head)
     local its = account.pools[pool.name]
     local slots = its.slots
     -- Counted before the slot is added (room() counted both already).
@@ -201,18 +203,19 @@ function slots_prelude.start(s, only, keep_lapsed)
     end
     held_by[owner] = redis.call('HINCRBY', held, owner, 1)
     local cost = slot_time.estimate(passes, slots, owner, turns.also[slot_time.estimate_field(slots, owner)])
-    turns.charge(owner, cost)
-    redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner)))
+    turns.charge(owner, cost, head)
+    redis.call('HSET', holders, job, slot_holders.value(account.name, owner, cost, now, turns.weight(owner),
+                                                       turns.mark))
   end
 
   -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;
   -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
     redis.call('ZREM', turn.pool.line, turn.head.item)
-    take(turn.pool, turn.account, turn.job, turn.owner)
     if s.senders then s.senders[turn.account.name] = s.senders[turn.account.name] - 1 end
     local head = turn.head.ref
-    if turn.job == head.job then fair_turns.advance(head) else head.after = nil end
+    take(turn.pool, turn.account, turn.job, turn.owner, head)
+    fair_turns.served(head, turn.job)
   end
 
   s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in

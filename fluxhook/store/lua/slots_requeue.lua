@@ -12,8 +12,8 @@ local now, K, due, admin, fair, rest = s.now, s.K, s.due, s.admin, s.fair, s.res
 local accounts, account_named, holders, release = s.accounts, s.account_named, s.holders, s.release
 local pool, job, pause, wait = s.by_name[ARGV[rest]], ARGV[rest + 1], tonumber(ARGV[rest + 2]), tonumber(ARGV[rest + 3])
 local aside = K.aside
-local status, key_id, batch_id, deadline = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', 'key_id', 'batch_id',
-                                                             'deadline'))
+local status, key_id, batch_id, deadline, end_user = unpack(redis.call('HMGET', KEYS[K.after + 1], 'status', 'key_id',
+                                                                       'batch_id', 'deadline', 'end_user'))
 if status ~= 'queued' then return 0 end
 -- The submission's lock goes with its slot: a dispatcher woken below may hand the job a slot again right away, and a
 -- sender must then find the lock free, not held by the submission still returning (it would skip the job, which
@@ -23,8 +23,8 @@ if lock and redis.call('GET', lock) == ARGV[rest + 4] then redis.call('DEL', loc
 -- Its owner: its app key, or the admin owner (store/owners.py).
 local owner = (key_id and key_id ~= '') and key_id or admin
 -- A batch item's member is its bulk form, ranked by its deadline (members.lua): back at its place in its owner's order.
-local member = members.member(owner, job, batch_id and batch_id ~= '', deadline)
-local held_at, holder, charged, _, weight = slot_holders.parse(redis.call('HGET', holders, job))
+local member = members.member(owner, job, batch_id and batch_id ~= '', deadline, end_user)
+local held_at, holder, charged, _, weight, mark = slot_holders.parse(redis.call('HGET', holders, job))
 local account = account_named[held_at or '']
 redis.call('HDEL', holders, job)
 local paused, freed
@@ -36,7 +36,7 @@ for _, each in ipairs(accounts) do
     its.held, each.held = its.held and its.held - 1, each.held and each.held - 1
     release(holder or owner)
     -- Its task never reached BFL: the turn costs nothing.
-    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight)
+    slot_time.settle(fair, its.slots, holder or owner, charged or 0, nil, false, weight, mark)
     freed = true
     account = account or each
   end

@@ -33,12 +33,12 @@ for k = 1, kinds do
     if room > 0 then
       local turns = fair_turns.new(passes, KEYS[1], default_weight)
       while #taken < room do
-        local turn = turns.earliest(fair_turns.refresh(line, heads))
+        local turn = turns.earliest(turns.refresh(line, heads))
         if not turn then break end
         local item = turn.head.item
         redis.call('ZREM', line, item)
         work_moves.take(moving, KEYS[2], item, turn.job, ARGV[2], lease)
-        turns.charge(turn.owner, 1)
+        turns.charge(turn.owner, 1, turn.head)
         fair_turns.advance(turn.head)
         taken[#taken + 1] = item
       end
