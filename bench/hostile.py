@@ -12,7 +12,7 @@ sends ``--samples`` signed callbacks (``Pending`` reports for submitted jobs) an
 ``--hold`` seconds at least; the longest time the server kept any hostile connection open is
 reported (one still open when the attack ends counts as held to the end).
 
-Then the disk fill (SPEC §7, bodies cannot fill the disk): ``--fill-connections`` clients (20) each
+Then the disk fill (docs/operating.md, bodies cannot fill the disk): ``--fill-connections`` clients (20) each
 send ``--fill-mib`` MiB (200) of a body announced as 256 MiB at once, then a byte every 8 s, to
 /signin, to /healthz (a GET with a body) and to /v1/jobs with a forged key in turn (none with
 credentials); one the server closes comes back a second later. Meanwhile the same callbacks and

@@ -1,4 +1,4 @@
-"""Benchmark: what fluxhook costs Redis at rest (SPEC §17, "At rest it costs nothing"), beside c62e1e8.
+"""Benchmark: what fluxhook costs Redis at rest (docs/scaling.md, "At rest it costs nothing"), beside c62e1e8.
 
     .venv/bin/python -m bench.idle [--seconds 120] [--workers 1] [--settle 10]
                                    [--baseline-commit c62e1e8] [--baseline-tree /tmp/fluxhook-<commit>|none]
@@ -14,14 +14,14 @@ nothing happens for ``--seconds``. Over that rest the bench reads:
   count for the process whose ``EVAL``/``EVALSHA`` ran them. (MONITOR shows no ``CLIENT`` command: those are in the
   first count only.)
 
-Then waking (SPEC §17: within 0.2 s): a second job is posted after the rest, and its notification's first POST to a
+Then waking (docs/scaling.md: within 0.2 s): a second job is posted after the rest, and its notification's first POST to a
 receiver of the bench's own is timed from the job's end (its record's ``completed_at``); its download's start, from
 its callback (both from its timeline); and with the stack's one slot (``BFL_MAX_ACTIVE=1``) held by a job whose task
 takes a second, a queued job's send, from the callback that frees the slot to its task's arrival at the simulator.
 
 Both trees run one after the other in this run, each in a process of its own with its tree's code first on the path
 (the baseline: a detached ``git worktree`` of ``--baseline-commit``, made when missing, as bench/latency.py does).
-SPEC §17's figure is at most 1 command a second for a web and a worker process together (4 for 4 worker processes),
+docs/scaling.md's figure is at most 1 command a second for a web and a worker process together (4 for 4 worker processes),
 averaged over 10 minutes: ``--seconds 600`` measures it so; the default 2 minutes reads the same rate.
 """
 
@@ -53,7 +53,7 @@ BUDGET_PER_PROCESS_PAIR = 1.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=120.0, help="the rest measured (SPEC §17: 600)")
+    parser.add_argument("--seconds", type=float, default=120.0, help="the rest measured (docs/scaling.md: 600)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes beside the one web")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after the first job before the rest")
     parser.add_argument("--baseline-commit", default=BASELINE_COMMIT)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, figures in results.items():
         if figures.get("monitor_errors"):
             print(f"\n{label}: MONITOR lines not understood (listened again): {figures['monitor_errors']}")
-    print("\nWaking after the rest (SPEC §17: each <= 0.2 s): the next job's notification from its end; its download's "
+    print("\nWaking after the rest (docs/scaling.md: each <= 0.2 s): the next job's notification from its end; its download's "
           "start from its callback; a queued job's send from the callback that freed its slot (BFL_MAX_ACTIVE=1)")
     for label, figures in results.items():
         woken = [figures.get(name, float("nan"))

@@ -1,4 +1,4 @@
-"""Benchmark: the worker under BFL's real latency (SPEC §15), beside the code before the senders.
+"""Benchmark: the worker under BFL's real latency, beside the code before the senders.
 
     .venv/bin/python -m bench.latency [--jobs 300] [--submit-delay 1] [--task-delay 8] [--delivery-delay 0]
                                       [--runs one,two,p2,p4] [--baseline-commit 1bb671f]
@@ -139,7 +139,7 @@ def slots_busy(records: list[dict], submit_delay: float, slots: int) -> tuple[fl
     """The share of the slots busy while jobs queued, and the jobs sent to BFL per second meanwhile.
 
     A slot is busy from its submission's start (BFL's answer, ``submit_delay`` before ``submitted_at``) to the task's
-    end (``finished_at``), as SPEC §15 counts a turn. "While jobs queued": from the moment the first ``slots`` jobs
+    end (``finished_at``), as docs/architecture.md counts a turn. "While jobs queued": from the moment the first ``slots`` jobs
     were being sent or run to the start of the last job's submission (after it, nothing waits). The busy share is
     the integral of busy slots over that window, over ``slots`` times its length. The rate is what that keeps
     flowing, Little's law: busy slots over the time a job holds one (its turn, measured). Counting the jobs sent

@@ -1,4 +1,4 @@
-"""Benchmark: notifications under a flaky receiver (SPEC §16): every message delivered or failed, none lost.
+"""Benchmark: notifications under a flaky receiver: every message delivered or failed, none lost.
 
     .venv/bin/python -m bench.notifications [--jobs 1000] [--failure 0.5] [--settle 600] [--workers 2] [--callers 4]
                                            [--window 20]

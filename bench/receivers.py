@@ -1,4 +1,4 @@
-"""Benchmark: an app's receiver holds only its own messages (SPEC §7, bulkheads).
+"""Benchmark: an app's receiver holds only its own messages (docs/operating.md, bulkheads).
 
     .venv/bin/python -m bench.receivers [--messages 100] [--jobs 5] [--task 3] [--submit-delay 1]
 

@@ -1,4 +1,4 @@
-"""Benchmark: what a stored job costs Redis (SPEC §17), beside f16fbba measured in the same run.
+"""Benchmark: what a stored job costs Redis, beside f16fbba measured in the same run.
 
     .venv/bin/python -m bench.redis_cost [--quick] [--jobs 150,450] [--accounts 1,2] [--baseline-tree DIR|none]
                                          [--retained 100000] [--replay/--no-replay] [--steps/--no-steps]

@@ -32,7 +32,7 @@ from .common import bench_env, thread_session
 NAMES = ("eu", "us")
 # Where every Redis the bench starts runs (give_redis_a_core); None: on every CPU, beside the rest.
 _REDIS_CPUS: set[int] | None = None
-# BFL's slots per account (SPEC §15's figures): fluxhook's bound, BFL's own set far above it.
+# BFL's slots per account (docs/architecture.md's figures): fluxhook's bound, BFL's own set far above it.
 SLOTS = 24
 CLIENTS = 32
 

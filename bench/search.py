@@ -14,7 +14,7 @@ of its own. Each web process keeps the prompts it has searched (store/prompt_cac
 a process's first; the first (every prompt of the window read from Redis) is timed apart, through the store in this
 process with a fresh cache each time, the web's figure without its HTTP. The app key's reads are not limited here
 (READS_PER_MINUTE set out of the way): this times a search, not the limit.
-Target (SPEC §3, issue 52): p95 ≤ 100 ms for the search at 10,000 jobs.
+Target (docs/api.md, issue 52): p95 ≤ 100 ms for the search at 10,000 jobs.
 Not part of the test suite; it prints a table and changes nothing outside a temporary directory.
 """
 

@@ -1,4 +1,4 @@
-"""Benchmark: what traces cost an answer (SPEC §7): on (OTLP/HTTP to a local collector), off (no OTEL_* setting),
+"""Benchmark: what traces cost an answer: on (OTLP/HTTP to a local collector), off (no OTEL_* setting),
 and the code from before traces.
 
     .venv/bin/python -m bench.tracing [--quick] [--reps 3] [--jobs 300] [--before-tree PATH]

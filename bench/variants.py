@@ -1,4 +1,4 @@
-"""Benchmark: what variants of stored images cost (SPEC §19), beside serving the original in the same run.
+"""Benchmark: what variants of stored images cost, beside serving the original in the same run.
 
     .venv/bin/python -m bench.variants [--reps 30] [--reads 300] [--pyvips-python PATH]
 

@@ -75,7 +75,7 @@ WINDOW_BEFORE = 5.0
 WINDOW_AFTER = 10.0
 PROBE_LIMIT = 60.0  # a failover that keeps writes away longer is reported as this
 DRAIN_SECONDS = 300
-# The load's acknowledged jobs should all be stored this soon after it ends (SPEC §15: the pipeline keeps up).
+# The load's acknowledged jobs should all be stored this soon after it ends (docs/architecture.md: the pipeline keeps up).
 STORED_WITHIN = 60.0
 # How long BFL takes to answer a submission, as the real one does.
 SUBMIT_DELAY = 1.0

@@ -52,7 +52,7 @@ class LocalS3:
         return f"http://127.0.0.1:{self.port}"
 
     def settings(self) -> dict[str, str]:
-        """The service's settings for this store: those of any S3-compatible service (SPEC §2, README)."""
+        """The service's settings for this store: those of any S3-compatible service (docs/operating.md, README)."""
         return {"STORAGE_URL": f"s3://{BUCKET}/{PREFIX}", "S3_ENDPOINT_URL": self.url, **CREDENTIALS}
 
     def start(self) -> LocalS3:

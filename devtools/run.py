@@ -26,10 +26,10 @@ from .local_s3 import BUCKET, LocalS3, run_s3_wanted
 from .processes import ROOT, group_alive, start_process
 from .stack import Stack, host_port, procfile_commands, reach_host, run_account_names
 
-# Where the web listens unless HOST says otherwise (SPEC §8): a dev run's token and dashboard are for this machine.
+# Where the web listens unless HOST says otherwise: a dev run's token and dashboard are for this machine.
 # The Procfile's web keeps production's 0.0.0.0:$PORT.
 DEV_HOST = "127.0.0.1"
-# What a notify_url may name during a dev run beside NOTIFY_HOST_ALLOWLIST (SPEC §8), so that docs/api.md's
+# What a notify_url may name during a dev run beside NOTIFY_HOST_ALLOWLIST, so that docs/api.md's
 # walk-through works as written: a receiver on this machine, at any port.
 DEV_NOTIFY_HOSTS = ("127.0.0.1:*", "localhost:*")
 # A worker that ends unasked is started again as the worker's own supervisor starts a child again

@@ -1,4 +1,4 @@
-"""``GET /v1/accounts``: admin tokens see the BFL accounts (SPEC §14), never their keys."""
+"""``GET /v1/accounts``: admin tokens see the BFL accounts, never their keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Answers written while their reader reads: a batch's results (JSONL, ZIP), a stored file or video (SPEC §7 "No key
+"""Answers written while their reader reads: a batch's results (JSONL, ZIP), a stored file or video (docs/operating.md "No key
 can hold the web").
 
 Such an answer is made by its thread as the reader takes it, so a slow reader holds that thread for as long as it

@@ -1,6 +1,6 @@
-"""The body of ``POST /v1/batches`` (SPEC §18, §7 "What a key holds is bounded"): at most ``MAX_BATCH_BYTES``, read
-a piece at a time and parsed as it is read, each item checked for its shape and put in a temporary file as soon as it
-is whole, and the memory it took given back to the system after.
+"""The body of ``POST /v1/batches`` (docs/api.md, docs/operating.md "What a key holds is bounded"): at most
+``MAX_BATCH_BYTES``, read a piece at a time and parsed as it is read, each item checked for its shape and put in a
+temporary file as soon as it is whole, and the memory it took given back to the system after.
 
 The web worker has the body whole before the app runs (in a temporary file past a few MiB:
 ``receiver/buffering_worker.py``); read whole again here (werkzeug's ``get_data``), decoded to text and parsed, a

@@ -1,4 +1,4 @@
-"""The ``/v1/batches`` API (SPEC §18): create, read, list, results (JSON lines or a ZIP), cancel. Its event stream is
+"""The ``/v1/batches`` API: create, read, list, results (JSON lines or a ZIP), cancel. Its event stream is
 in ``events.py`` with the other streams."""
 
 from __future__ import annotations

@@ -174,14 +174,14 @@ def get_result():
     job = svc.jobs.get(task_id) if is_job_id(task_id) else None
     if job is None or not require_bearer().sees(job):  # another key's job is one BFL would not know
         return bfl_presenting.not_found(task_id[:200])
-    watch(svc, job.id)  # an app polling get_result watches its job (SPEC §3 "Live")
+    watch(svc, job.id)  # an app polling get_result watches its job (docs/api.md "Live")
     job, seconds = waited(job)
     return preference_applied(jsonify(bfl_presenting.result(svc.config, job)), seconds)
 
 
 @bp.get("/credits")
 def credits():
-    """What the caller may still spend (SPEC §9): for an app key with daily_credits, what is left of them today;
+    """What the caller may still spend: for an app key with daily_credits, what is left of them today;
     else the balance of the BFL accounts it may use (an admin token: every one), each account's last reading (the
     one every view shows, a worker's or the doctor's) added up, asked now if one is not kept. The answer is BFL's
     own, ``{"credits"}``; ``Last-Modified`` says when the oldest reading of the sum was taken."""

@@ -1,4 +1,4 @@
-"""Limits on request bodies still arriving, which no caller can bend (SPEC §7).
+"""Limits on request bodies still arriving, which no caller can bend.
 
 The web worker (``receiver/buffering_worker.py``) receives every request whole before a thread serves it, so
 until a body is in, the process holds its bytes: in memory, or in a temporary file past ``MEMORY_BODY_BYTES``

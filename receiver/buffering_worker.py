@@ -416,7 +416,7 @@ class BufferingWorker(ThreadWorker):
             pass
 
     def _close(self, conn: BufferedConn) -> None:
-        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112 §9.6)."""
+        """Half-close and let the client's last bytes drain, on the loop with the rest (RFC 9112 docs/bfl-compatible.md.6)."""
         self.receiving.discard(conn)
         if conn.incoming is not None:
             conn.incoming.discard()

@@ -30,7 +30,7 @@ def cancel(job_id: str):
 
 def cancel_in_room(caller: Caller, job_id: str) -> Job:
     """Cancel a job for a request. A cancel that meets the job's send waits for BFL's answer in the room of requests
-    waiting on BFL, its work permit set aside (SPEC §7: a hanging BFL holds back no callback or read); with the room
+    waiting on BFL, its work permit set aside (docs/operating.md: a hanging BFL holds back no callback or read); with the room
     full it does not wait (503 ``send_under_way``, to be sent again)."""
     with bfl_calls().enter() as room:
         return cancel_job(services(), caller, job_id, wait=SEND_WAIT if room else 0)

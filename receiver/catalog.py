@@ -22,7 +22,7 @@ def index():
     """Every model of the catalog the caller may use (an app key with ``models``: those alone), in the catalog's order."""
     caller = require_bearer()
     config = services().config
-    # The limit in force (SPEC §12): BFL_MODEL_LIMITS (defaulting to the catalog's) within BFL_MAX_ACTIVE, or
+    # The limit in force: BFL_MODEL_LIMITS (defaulting to the catalog's) within BFL_MAX_ACTIVE, or
     # BFL_MAX_ACTIVE itself for a model without a limit of its own (its tasks share the account's slots).
     return {"models": [{**model.describe(),
                         "max_active": limit_in(config.bfl_max_active, config.bfl_model_limits, model.name)}

@@ -239,7 +239,7 @@ def job_page(job_id: str):
     if job is None:
         return render_template("dashboard/missing.html", job_id=job_id if is_job_id(job_id) else None), 404
     svc = services()
-    watch(svc, job.id)  # its page open: BFL's word reaches it live (SPEC §3)
+    watch(svc, job.id)  # its page open: BFL's word reaches it live
     key = svc.store.app_keys.get(job.key_id) if job.key_id else None
     deliveries = notifications.of_job(svc, job)
     batch = svc.store.batches.get(job.batch_id) if job.batch_id else None

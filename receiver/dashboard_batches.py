@@ -1,4 +1,4 @@
-"""The dashboard's batches (SPEC §18): the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page,
+"""The dashboard's batches: the Batches page (``/batches``: every batch, newest first, ``PAGE_SIZE`` a page,
 each with its status, a progress bar, its counts and cost; ``?key_id=`` one app key's), and a batch's page
 (``/batches/{id}``: its counts by status, progress, cost so far, times and metadata; a contact sheet of its items'
 thumbnails in their index order, ``SHEET_SIZE`` a page, each a link to its job; its items in the job list; its results

@@ -1,4 +1,4 @@
-"""The dashboard's notifications (SPEC §16): the Deliveries page lists the failed and disabled messages of every app
+"""The dashboard's notifications: the Deliveries page lists the failed and disabled messages of every app
 (each with its attempts and a replay button), replays every failed one at once, and enables the targets a 410
 disabled; a job's page lists its own messages with the same replay button. Every form is CSRF-protected.
 

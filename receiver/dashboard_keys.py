@@ -62,7 +62,7 @@ def form_body(form: Any) -> dict[str, Any]:
 
 
 def places_body(form: Any) -> dict[str, Any]:
-    """The form's BFL accounts (comma- or space-separated names) and region as the API takes them (SPEC §14): blank
+    """The form's BFL accounts (comma- or space-separated names) and region as the API takes them: blank
     or ``any`` is ``null``, any account; the API says what is wrong with a name."""
     names = [a for a in form.get("accounts", "").replace(",", " ").split() if a]
     region = form.get("region", "").strip()

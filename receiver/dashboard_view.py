@@ -87,7 +87,7 @@ def row(job: Job, waiting: Waiting | None = None, config: Config | None = None) 
 class Place:
     """Where the dashboard shows a job's picture: its CSS width (dashboard.css) in a window up to ``narrow_below`` px
     wide and in a wider one, and the widths its srcset offers there (a 1x screen's to a 2x screen's; a 3x screen
-    takes the 2x one; None: every width). The browser takes the variant its screen needs (SPEC §19), not a 256-px
+    takes the 2x one; None: every width). The browser takes the variant its screen needs, not a 256-px
     thumbnail or the 1024-px original, and a page of 25 or 100 pictures carries no link it would hardly ever take."""
 
     narrow_below: int
@@ -232,7 +232,7 @@ def detail(config: Config, job: Job, events: list[dict], waiting: Waiting | None
         "prompt_chars": f"{len(job.prompt or ''):,}",
         "download_name": _download_name(job),
         "seed": "" if job.seed is None else str(job.seed),
-        # The batch it is an item of, and its place there (SPEC §18); '' for a single job.
+        # The batch it is an item of, and its place there; '' for a single job.
         "batch_id": job.batch_id or "",
         "batch_item": f"item #{job.batch_index:,}" if job.batch_id and job.batch_index is not None else "",
         "cost_detail": _cost_detail(job),

@@ -1,4 +1,4 @@
-"""The notifications console over HTTP (SPEC §16): every message of a job with each attempt, the caller's messages
+"""The notifications console over HTTP: every message of a job with each attempt, the caller's messages
 by state and time, and replay, one or many, each with its own ``webhook-id``.
 
 Its routes join the jobs blueprint (``/v1``), so they are authenticated as the job routes are. A key sees and

@@ -80,7 +80,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(FluxhookError)
     def fluxhook_error(exc: FluxhookError):
         response = error_response(exc.status, exc.code, exc.message)
-        if isinstance(exc, InvalidItems):  # each bad item of a batch, with its field and what to do (SPEC §18)
+        if isinstance(exc, InvalidItems):  # each bad item of a batch, with its field and what to do
             response = jsonify({"error": {"code": exc.code, "message": exc.message, "items": exc.items}})
             response.status_code = exc.status
         if isinstance(exc, RangeNotSatisfiable):

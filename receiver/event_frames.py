@@ -1,4 +1,4 @@
-"""What a job stream sends (SPEC §3 "Streams"), pure: its frames, each event's ``id:`` and what a reconnect is owed.
+"""What a job stream sends (docs/api.md "Streams"), pure: its frames, each event's ``id:`` and what a reconnect is owed.
 
 An event ``job`` carries the job as ``GET /v1/jobs/{id}`` shows it. Its id is the job's version,
 ``<updated_at in ms>-<digest>``, the digest over what a stream shows changing (``SHOWN``): a reconnect whose
@@ -32,7 +32,7 @@ def _digest(shown_: dict, names: tuple[str, ...]) -> str:
     return hashlib.sha256(picked.encode()).hexdigest()[:12]
 
 
-# What a batch's stream shows changing (SPEC §18): its batch object's.
+# What a batch's stream shows changing: its batch object's.
 BATCH_SHOWN = ("status", "counts", "cost", "ended_at")
 
 

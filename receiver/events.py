@@ -1,4 +1,4 @@
-"""Streams of job events (SPEC §3 "Streams"): ``GET /v1/jobs/{id}/events`` and ``GET /v1/events`` as
+"""Streams of job events (docs/api.md "Streams"): ``GET /v1/jobs/{id}/events`` and ``GET /v1/events`` as
 ``text/event-stream``, and the dashboard's own two (signed in, for its job page and job list).
 
 The request is checked and answered here like any other: the job looked up (404 for one the caller does not see),

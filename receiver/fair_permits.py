@@ -1,4 +1,5 @@
-"""A web process's work permits, handed between callers in turns (SPEC §7 "No key can hold the web", §11's rule).
+"""A web process's work permits, handed between callers in turns (docs/operating.md "No key can hold the web",
+docs/fair-share.md's rule).
 
 Each request waits in its caller's line (its *lane*: an app key, the admin tokens, BFL's callbacks...). A permit that
 frees goes to the lane whose turn it is, and the turn moves on after ``weight`` permits, so a caller with a hundred

@@ -72,7 +72,7 @@ class _Snapshot:
                                                        "reason.",
                        {(a.account.name, a.cooling.reason): 1 for a in accounts if a.cooling is not None},
                        ("account", "reason"))
-        yield fm.gauge("fluxhook_jobs_waiting", "Queued jobs waiting, by why (SPEC §11; one waiting aside whose reason "
+        yield fm.gauge("fluxhook_jobs_waiting", "Queued jobs waiting, by why (docs/fair-share.md; one waiting aside whose reason "
                                                "is not recorded is in none).",
                        {(reason,): n for reason, n in _waiting(svc).items()}, ("reason",))
         yield from _storage(svc, now.waiting, time.time())

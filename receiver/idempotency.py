@@ -32,7 +32,7 @@ REPLAYED = "Idempotent-Replayed"
 KEY_HOLD_LEASE = CALL_BOUND + MAX_WAIT + 30
 # A key Redis would not free, or whose release its replicas did not confirm (a primary turned replica in a failover,
 # or out of reach for a moment), is freed again from a thread of this process, every RELEASE_INTERVAL s for
-# RELEASE_TRIES tries (a failover's worth): else the client's retry of the 5xx, which SPEC §3 allows, is answered 409
+# RELEASE_TRIES tries (a failover's worth): else the client's retry of the 5xx, which docs/api.md allows, is answered 409
 # until the whole hold lapses.
 RELEASE_INTERVAL = 0.5
 RELEASE_TRIES = 60

@@ -225,7 +225,7 @@ def image(job_id: str):
             raise Gone(f"job ended {job.status} with a video, not an image: read /v1/jobs/{job.id}/video"
                        if job.video else f"job ended {job.status} without an image")
         raise NotReady("the image is not stored yet")
-    if ask is not None:  # a variant (SPEC §19): its width, format and quality
+    if ask is not None:  # a variant: its width, format and quality
         return variants.answer(job, "image", ask)
     etag, content_type = job.image["sha256"], job.image["content_type"]
     if not is_resource_modified(request.environ, etag=etag):

@@ -99,7 +99,7 @@ def stored_file(job_id: str, name: str):
     # A malformed query answers 400 whatever the job's state.
     ask = variants.asked(name) if name == "poster" else None
     key, content_type, size, etag = _file_of(job, name)
-    if ask is not None:  # the poster's variant (SPEC §19)
+    if ask is not None:  # the poster's variant
         return variants.answer(job, name, ask)
     if not is_resource_modified(request.environ, etag=etag):
         response = Response(status=304)

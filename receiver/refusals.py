@@ -1,4 +1,4 @@
-"""Refusals a web process repeats without working them out again (SPEC §7: a request over its key's limits is refused
+"""Refusals a web process repeats without working them out again (docs/operating.md: a request over its key's limits is refused
 before it takes any capacity or more than one Redis step).
 
 When a key's read is refused for its rate (``429 rate_limited`` with ``Retry-After``), the answer is kept for that

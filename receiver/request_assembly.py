@@ -80,7 +80,7 @@ class Refused(Exception):
 
 
 class _Chunks:
-    """Where a chunked body ends, found as its bytes go by (RFC 9112 §7.1); the bytes are not decoded."""
+    """Where a chunked body ends, found as its bytes go by (RFC 9112 docs/operating.md.1); the bytes are not decoded."""
 
     def __init__(self):
         self.line = bytearray()

@@ -1,4 +1,4 @@
-"""The open streams of one web process, served by one thread (SPEC §3 "Streams", §7 bulkheads).
+"""The open streams of one web process, served by one thread (docs/api.md "Streams", docs/operating.md bulkheads).
 
 A stream's request is answered like any other (a work permit, a thread, a few Redis reads: ``receiver/events.py``);
 then the web worker hands its socket over (``buffering_worker.BufferingWorker``) and the request's thread and
@@ -59,7 +59,7 @@ FIRST_JOBS = 100
 FIRST_EVENTS_SHARED_SECONDS = 1.0
 # How long a client waits before it reconnects (text/event-stream's ``retry``).
 RETRY_MS = 3000
-# A batch's streams are shown its batch at most this often (SPEC §18: at most one event a second).
+# A batch's streams are shown its batch at most this often (docs/api.md: at most one event a second).
 BATCH_SECONDS = 1.0
 
 

@@ -1,4 +1,4 @@
-"""A web process's capacity for making image variants (SPEC §19 "Bounded"), a bulkhead of its own.
+"""A web process's capacity for making image variants (docs/api.md "Bounded"), a bulkhead of its own.
 
 ``MAKERS`` processes of its own make the variants' bytes (``media.variants.variant_bytes``), at a lower CPU priority
 than the web process (nice ``MAKING_NICENESS``). Processes, not threads: Pillow holds the interpreter lock through

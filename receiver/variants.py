@@ -1,4 +1,4 @@
-"""Variants of a job's stored image or video poster over HTTP (SPEC §19): ``w``, ``format`` and ``q`` on
+"""Variants of a job's stored image or video poster over HTTP: ``w``, ``format`` and ``q`` on
 ``GET /v1/jobs/{id}/image`` and ``/poster``, the variant found or made once (``lifecycle/variants.py``, in this
 process's ``variant_makers``) and answered as a stored file is: a strong ``ETag`` (its bytes' sha256) and ``304``,
 a redirect to the store where the store serves its own files (S3), else its bytes streamed, written while the reader

@@ -106,7 +106,7 @@ def waited(job: Job) -> tuple[Job, int | None]:
     with the N applied; None when the request does not prefer to wait."""
     seconds = requested_wait(request.headers.get("Prefer"))
     if seconds is not None and not job.terminal:
-        watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live (SPEC §3)
+        watch(services(), job.id, seconds)  # watched while it waits: BFL's word reaches it live
     applied = seconds is not None and (job.terminal or waiters().wait(job.id, seconds, lambda: _finished(job.id)))
     if applied and not job.terminal:
         now = services().jobs.get(job.id)

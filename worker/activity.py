@@ -1,6 +1,6 @@
 """What this worker process did that its resting threads follow up: a job sent, a task run, work moved into RQ.
 
-The balance reader looks at Redis on its own pace only while there is work about (SPEC §17): at rest it waits for this
+The balance reader looks at Redis on its own pace only while there is work about: at rest it waits for this
 process to do some (``noted``), or for a long bound that covers work another process or the web left it. (The sweeper
 at rest waits on a wake-up list in Redis instead, ``worker/sweeping.py``: work the web leaves it is its to follow up
 at once.) Each listener has its own event, so one waking does not consume another's.

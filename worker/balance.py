@@ -21,7 +21,7 @@ from .activity import RestingLoop
 # How long after this process last did work (a job sent, a task run) it looks every LOOK_EVERY s: an end is read once
 # QUIET, or MAX_STALE while ends keep coming.
 BUSY_FOR = MAX_STALE + QUIET + LOOK_EVERY
-# How often a reader at rest looks (SPEC §17): for the ends of jobs another process or the web ended.
+# How often a reader at rest looks: for the ends of jobs another process or the web ended.
 REST_LOOK = 30.0
 
 

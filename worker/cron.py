@@ -5,7 +5,7 @@ Each worker runs one. A thread, not the child processes RQ would fork: each chil
 dyno's memory, and a thread cannot outlive its worker, even one killed with SIGKILL. (The sweep and the balance refresh
 are threads of their own, ``worker.sweeping`` and ``worker.balance``, not tasks of this cron.)
 
-At rest it costs Redis next to nothing (SPEC §17): RQ's own scheduler looks for due retries every second; this thread
+At rest it costs Redis next to nothing: RQ's own scheduler looks for due retries every second; this thread
 waits instead until the earliest retry RQ holds is due (``queues.earliest_retry``), the cron's next job or its next beat,
 on the wake-up a lane pushes when it schedules a retry for later (``queues.retry_scheduled``), so a retry that comes due
 sooner than the one waited for is seen at once. It takes RQ's scheduler's locks only to move the retries due, and

@@ -4,11 +4,11 @@ A download or a poll spends most of its time waiting on the network, and one tas
 result wait for every task ahead of it. So a worker process takes several RQ tasks at once, each lane an ordinary RQ
 worker (``InProcessWorker``) with its own registration, heartbeats and task records: a task still survives its
 worker's death (RQ finds it abandoned and retries it) and is retried as RQ's ``Retry`` says. Each kind has lanes of its
-own (``worker.run``, SPEC §7 bulkheads): ``WORKER_DOWNLOAD_CONCURRENCY`` lanes take downloads from ``fluxhook`` and
+own (``worker.run``, docs/operating.md bulkheads): ``WORKER_DOWNLOAD_CONCURRENCY`` lanes take downloads from ``fluxhook`` and
 ``WORKER_CHECK_CONCURRENCY`` lanes take the sweep's checks from ``fluxhook-control``, so neither kind waits for the
 other's.
 
-At rest a kind costs Redis next to nothing (SPEC §17): one of its idle lanes, the watcher (``Watch``), waits for a task
+At rest a kind costs Redis next to nothing: one of its idle lanes, the watcher (``Watch``), waits for a task
 in RQ's own blocking take on its queue for up to ``WAIT_FOR_TASK`` (a task queued ends that wait at once, whoever queued
 it: a callback, the feeder, RQ's retry); the others wait their turn in the process. Only the process's first download
 lane beats at the pace /readyz reads; the others beat as RQ's own idle worker would (``InProcessWorker.quiet``).

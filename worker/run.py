@@ -1,5 +1,5 @@
 """One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, and a capacity of its
-own for each kind of work (SPEC §7, bulkheads): its senders (submissions), its checkers (the sweep's checks), its
+own for each kind of work (docs/operating.md, bulkheads): its senders (submissions), its checkers (the sweep's checks), its
 download lanes (RQ's tasks, with the feeder that moves downloads into RQ) and its notifier, until a stop signal."""
 
 from __future__ import annotations

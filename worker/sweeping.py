@@ -7,7 +7,7 @@ outbox members, messages due, moving work), so no two sweeps take the same thing
 claimed comes due again once its lease is over. A thread, not an RQ task queued every second: the task's
 queueing, RQ's records of it and a lane's turn cost Redis about seven times what the sweep itself does.
 
-At rest (SPEC §17) its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits on the
+At rest its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits on the
 sweepers' wake-up list (``Keys.sweep_added``, ``store.wakes``), which the step that makes a job the first one due or
 with a deadline pushes, whichever process made it (a web's send or track, a dispatcher's send, a Cancel-After); what
 nothing announces (work a process that died left moving, a batch whose making or cut was cut short) and a wake-up lost,

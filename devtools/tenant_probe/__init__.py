@@ -1,4 +1,5 @@
-"""The tenant probe: an attacker's view of tenancy (SPEC §3, §4, §6, §7, §9, §10, §16, §18), over HTTP, on a real stack.
+"""The tenant probe: an attacker's view of tenancy (docs/api.md, docs/callbacks.md, docs/operating.md,
+docs/bfl-compatible.md, docs/keys.md), over HTTP, on a real stack.
 
     .venv/bin/python -m devtools.tenant_probe [--rows 1,3,12]        (make probe-tenants)
 

@@ -1,4 +1,4 @@
-"""Rows 36-37: what X's batch asks for (SPEC §18, §16): its batch.ended sent to V's receiver, and hostile bodies on
+"""Rows 36-37: what X's batch asks for (docs/api.md): its batch.ended sent to V's receiver, and hostile bodies on
 ``POST /v1/batches`` (JSON and NDJSON): each refused whole, nothing made."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rows 34, 35 and 38: batches (SPEC §18) between tenants: X reaching V's batch by every door, X's batch far larger
+"""Rows 34, 35 and 38: batches between tenants: X reaching V's batch by every door, X's batch far larger
 than its daily_credits, and X's 10,000-item batches beside V's single jobs. Rows 36-37 (what X's batch asks for) are
 ``rows_batch_requests``'; what both use is here."""
 
@@ -251,7 +251,7 @@ def row_batch_flood(p: Probe) -> Row:
         tasks = p.bfl.tasks(marker)
         counts = [batch_of(x, b).get("counts", {}) for b in made]
         marks.append(time.monotonic())
-        # X cancels them: the unsent items end aborted; the few sent go on to be stored (SPEC §18), holding X's own
+        # X cancels them: the unsent items end aborted; the few sent go on to be stored, holding X's own
         # slots only, as a canceled task BFL still runs always did.
         cancel_asked = time.time()  # the simulator's clock: BFL should get none of X's items after this
         canceling = [pool.submit(timed, "POST", f"/v1/batches/{b}/cancel") for b in made]

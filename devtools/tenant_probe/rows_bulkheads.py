@@ -1,6 +1,6 @@
-"""Rows 31-33: what X holds of V's by the worker and by reads (SPEC §7 "Bulkheads", §10): X's receiver trickling its
-answers to X's notifications, and X flooding searches; and what of V's reaches the operator's trace collector (SPEC §7
-"Traces"), a system more people can read than the service."""
+"""Rows 31-33: what X holds of V's by the worker and by reads (docs/operating.md "Bulkheads", docs/keys.md): X's
+receiver trickling its answers to X's notifications, and X flooding searches; and what of V's reaches the operator's
+trace collector (docs/operating.md "Traces"), a system more people can read than the service."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .rows_streams import read_ms
 TRICKLED = 60  # X's cheap notifications (jobs canceled while they wait for X's one slot) to its trickling receiver
 READS = 60  # V's reads of its job, timed, alone and while X searches
 SEARCHERS = 4  # X's threads searching at once
-READ_RATIO = 1.5  # how much X's searches may raise V's read p50 (SPEC §10)
+READ_RATIO = 1.5  # how much X's searches may raise V's read p50
 
 
 def _timed_end(api: Api, prompt: str) -> tuple[str, float]:

@@ -1,4 +1,4 @@
-"""Rows 20-22 and 30: ending another's job (SPEC §3 "Cancel", "Deadlines"): X cancels V's job by every door, sends
+"""Rows 20-22 and 30: ending another's job (docs/api.md "Cancel", "Deadlines"): X cancels V's job by every door, sends
 hostile ``Cancel-After`` values, and sets a deadline beside V's job; and X cancels its own running tasks again and
 again, to run more of them at BFL than its ``max_active`` ("Canceling frees nothing BFL still uses")."""
 

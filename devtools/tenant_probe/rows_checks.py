@@ -1,4 +1,4 @@
-"""Rows 46-47: the check line (SPEC §15): a failure reported by callback, or a hint on the static URL, puts the job's
+"""Rows 46-47: the check line: a failure reported by callback, or a hint on the static URL, puts the job's
 check in the line at once (``lifecycle/steps/confirming.check_now``), taken in turns across keys by the worker's check
 dispatcher (``worker/checkers.py``, ``store/lua/check_take.lua``), and only BFL's answer to that poll ends the job.
 

@@ -1,4 +1,4 @@
-"""Rows 14-19: the apps' notifications (SPEC §16): forged, listed, replayed, another's key, 410 and a flood."""
+"""Rows 14-19: the apps' notifications: forged, listed, replayed, another's key, 410 and a flood."""
 
 from __future__ import annotations
 

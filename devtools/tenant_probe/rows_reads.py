@@ -1,6 +1,6 @@
-"""Rows 26-29: what X can make of V's jobs by reading (SPEC §3 "Live", "Search", §9): watching V's job to make the
-shared BFL account poll it, searching for V's jobs and prompts, hostile names echoed in ``unknown_field``, and
-bodies BFL's schema refuses spending anyone's limits."""
+"""Rows 26-29: what X can make of V's jobs by reading (docs/api.md "Live", "Search", docs/bfl-compatible.md): watching
+V's job to make the shared BFL account poll it, searching for V's jobs and prompts, hostile names echoed in
+``unknown_field``, and bodies BFL's schema refuses spending anyone's limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rows 23-25: the job streams (SPEC §3 "Streams", §7): X reaching V's jobs through its streams and crafted
+"""Rows 23-25: the job streams (docs/api.md "Streams", docs/operating.md): X reaching V's jobs through its streams and crafted
 ``Last-Event-ID``s, and X holding every stream it may, never reading, while V streams, reads and gets its callbacks."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Rows 39-44: no key can hold the web (SPEC §7 "No key can hold the web", §10, §18; issue 83). Key A attacks, key B
-is the victim; B's figures are taken alone and under attack in the same row, in alternating windows (alone, attack,
-alone, attack...), and the row HOLDS when B under attack keeps to the SPEC's bound against B alone:
+"""Rows 39-44: no key can hold the web (docs/operating.md "No key can hold the web", docs/keys.md, docs/api.md; issue
+83). Key A attacks, key B is the victim; B's figures are taken alone and under attack in the same row, in alternating
+windows (alone, attack, alone, attack...), and the row HOLDS when B under attack keeps to the contract's bound against B
+alone:
 
 39. 16 of A's sockets (4 KB receive buffer) read A's own batch's ZIP at 1 KB/s; 40. the same on A's stored file;
 41. A's 16 connections flood `GET /v1/jobs?limit=100` ignoring 429; 42. the same with long searches over many jobs
@@ -40,7 +41,7 @@ ALONE, ATTACK = 4.0, 5.0  # seconds of each window
 CYCLES = 3  # alone + attack, this many times
 GUARD = 1.0  # seconds at a window's start whose reads are not counted: the change settling
 READ_PAUSE = 0.02  # seconds between B's reads
-P50_RATIO, P99_RATIO, SLACK_MS = 1.5, 3.0, 1.0  # SPEC §7: B's reads within 1.5x (p50) and 3x (p99) of alone
+P50_RATIO, P99_RATIO, SLACK_MS = 1.5, 3.0, 1.0  # docs/operating.md: B's reads within 1.5x (p50) and 3x (p99) of alone
 CALLBACK_SLACK = 0.05  # s: a callback under attack is acknowledged within 1.5x of alone's slowest and this
 SLOW_READERS, READ_RATE, RECEIVE_BUFFER = 16, 1024, 4096  # A's sockets, each reading 1 KB a second, 4 KB SO_RCVBUF
 # Each of A's stored files (the simulator's image_bytes): past what a loopback socket's send buffer grows to (4 MiB,
@@ -49,7 +50,7 @@ FILE_BYTES = 8_000_000
 FLOODERS = 16  # A's connections flooding reads, ignoring 429
 SEARCH_JOBS, PROMPT_CHARS = 4000, 2000  # A's jobs its searches look through, their prompts as long as a job keeps
 BATCH_FLOODERS, FLOOD_ITEMS = 8, 10_000  # A's connections posting 10,000-item batches, retrying on 503
-BATCH_ANSWER = 5.0  # s: B's 3-item batch answered 202 within this under A's flood (SPEC §18)
+BATCH_ANSWER = 5.0  # s: B's 3-item batch answered 202 within this under A's flood
 BATCH_WINDOW, BATCH_DRAIN = 8.0, 10.0  # s: A's flood on, and then the most its batches in flight are waited for
 QUEUE_LIMIT = 5  # A's max_queued (or MAX_QUEUED_PER_KEY on a web of its own, before keys have the field)
 BODY_LIMIT = 1024 * 1024  # MAX_BATCH_BYTES on that web

@@ -1,4 +1,4 @@
-"""``fluxhook batch submit|show|list|cancel|download``: batches over the API (SPEC §18), through
+"""``fluxhook batch submit|show|list|cancel|download``: batches over the API, through
 :mod:`fluxhook.client` like any app.
 
 ``submit`` reads a JSON Lines file, one item a line: ``{"input": {BFL's request fields}, "metadata"?: {...}}``, or a

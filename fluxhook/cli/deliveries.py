@@ -1,4 +1,4 @@
-"""``fluxhook deliveries list|replay``: the notifications console over the API (SPEC §16): every message with its
+"""``fluxhook deliveries list|replay``: the notifications console over the API: every message with its
 attempts, and replay with the messages' own webhook-ids."""
 
 from __future__ import annotations

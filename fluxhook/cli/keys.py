@@ -36,7 +36,7 @@ _LIMITS: dict[str, tuple[str, Callable[[str], Any], str]] = {
                      "on: a job or batch item whose input holds a field the model's schema does not know is refused "
                      "(400); off (the default): it is sent and named in the answer's warnings"),
 }
-# Where its jobs may go (SPEC §14): the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
+# Where its jobs may go: the BFL accounts by name, or a region; 'any' lifts the restriction (sent as
 # null, as the API spells "any account").
 _PLACES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "accounts": ("--accounts", lambda text: [a for a in text.replace(",", " ").split() if a],

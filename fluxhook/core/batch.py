@@ -1,4 +1,4 @@
-"""A batch (SPEC §18): many jobs of one model made by one request, each item a job like any other, counted together.
+"""A batch: many jobs of one model made by one request, each item a job like any other, counted together.
 
 Pure: the batch's id, its statuses, its object as the API shows it, and the one rule for its status. Its counts are
 kept by the job's own steps as each item moves (``store/lua/batch_counts.lua``), so reading a batch costs the same

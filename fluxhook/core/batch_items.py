@@ -1,4 +1,4 @@
-"""A batch's items between its request's body and their making (SPEC §18, §7 "What a key holds is bounded").
+"""A batch's items between its request's body and their making (docs/api.md, docs/operating.md "What a key holds is bounded").
 
 A batch body may be ``MAX_BATCH_BYTES`` (64 MiB); kept as parsed Python values, four such bodies at once took a web
 process from 61 MB to 415 MB. Here each item goes, as soon as it is read, to a temporary file (one compact JSON line

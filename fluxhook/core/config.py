@@ -53,7 +53,7 @@ _NOTIFY_URL_WORDING = Wording(
 )
 DEFAULT_PORT = 8000
 # REDIS_MIN_REPLICAS's default with REDIS_SENTINELS: a Sentinel deployment has a replica by design, and without the
-# check a failover, even a planned one, loses what the old primary acknowledged (SPEC §13).
+# check a failover, even a planned one, loses what the old primary acknowledged.
 SENTINEL_MIN_REPLICAS = 1
 # MAX_SPOOL_BYTES's least: room for a few callbacks of 1 MiB (the room kept for them is a quarter) and a body.
 MIN_SPOOL_BYTES = 4 * 1024 * 1024

@@ -78,7 +78,7 @@ def deadline_ending(status: str) -> Ending | None:
 
 
 def batch_cancel_ending(status: str) -> Ending | None:
-    """How its batch's cancel ends an item in ``status`` (SPEC §18 as amended): unsent, ``aborted``; None for one BFL
+    """How its batch's cancel ends an item in ``status`` (docs/api.md as amended): unsent, ``aborted``; None for one BFL
     has (it is paid for whatever happens, so it goes on and its result is stored as any item's) or one ended."""
     return ABORTED_WITH_BATCH if status == st.QUEUED else None
 

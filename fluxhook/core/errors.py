@@ -457,7 +457,7 @@ class StorageError(RetryableError):
     code = "storage_error"
 
 
-# --- variants of stored images (SPEC §19) ---------------------------------
+# --- variants of stored images ---------------------------------
 
 class InvalidVariant(InvalidRequest):
     """A variant's ``w``, ``format`` or ``q`` is not one fluxhook makes: the message names it and what is allowed."""

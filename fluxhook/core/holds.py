@@ -7,7 +7,7 @@ At most ten values are independent, BFL's two limits (``CALL_BOUND``, ``TASK_DEA
 (tests/unit/core/test_holds.py counts them, and fails on a lease, lock, TTL, claim or timeout written as a number
 anywhere else in the tree, Python or Lua).
 
-Two rules recover work (SPEC §15, "Held one way"): a download-and-store task is RQ's, held by its heartbeat
+Two rules recover work (docs/architecture.md, "Held one way"): a download-and-store task is RQ's, held by its heartbeat
 (``JOB_MONITORING_INTERVAL`` + ``HEARTBEAT_GRACE``); everything else is held by a lease here, and once it lapsed the work
 is due again. Not here: what holds a request's own place while the request lives (an ``Idempotency-Key``'s hold, a
 stream's lease, a variant's making, a waiter in a batch-making line), and records kept for a time (not work).
@@ -113,7 +113,7 @@ BATCH_MAKING_LEASE = float(LIVE_LEASE)
 QUEUE_ROOM_LEASE = 4 * BATCH_MAKING_LEASE
 
 # --- Notifications ---
-# The whole of one attempt, from connecting to the receiver's last byte (SPEC §7).
+# The whole of one attempt, from connecting to the receiver's last byte.
 ATTEMPT_DEADLINE = 15.0
 # How long an attempt holds its message and its room (and an outbox claim its events): four of its deadlines, so
 # only a process that died lets it lapse.

@@ -87,7 +87,7 @@ class Job:
     # BFL's last progress (0-1) while the task runs (kept once it ended: the job JSON shows it only while it runs).
     progress: float | None = None
     # BFL's last running word (Pending, Reasoning, Generating...), kept once BFL said the task ended: the drop-in's
-    # get_result shows it until the file is stored (SPEC §9), never going back to Pending meanwhile.
+    # get_result shows it until the file is stored, never going back to Pending meanwhile.
     bfl_running: str | None = None
     source: str | None = None
     created_at: float = 0.0

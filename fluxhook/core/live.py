@@ -1,4 +1,4 @@
-"""A running job, live (SPEC §3): what it shows of BFL's reports never moves backwards, and how fresh it is (pure).
+"""A running job, live: what it shows of BFL's reports never moves backwards, and how fresh it is (pure).
 
 BFL's reports of one task come by two roads (polls and callbacks) that may cross, and a poll answered by another
 of BFL's hosts may be older than the last one: a job that showed ``Reasoning 0.32`` must not show ``Pending`` after

@@ -1,4 +1,4 @@
-"""What a receiver's answer to a notification means, and when the next attempt goes (pure; SPEC §16).
+"""What a receiver's answer to a notification means, and when the next attempt goes (pure; docs/api.md).
 
 ``2xx`` delivers; ``410 Gone`` disables the target for the job's key; ``408``, ``429``, ``5xx``, a timeout or a
 connection error are tried again, up to ``NOTIFY_RETRIES`` times, the n-th after a uniform draw in [d/2, d] with

@@ -1,4 +1,4 @@
-"""The events a notification may be of (SPEC §16), and the one rule for a ``notify_events`` setting (pure).
+"""The events a notification may be of, and the one rule for a ``notify_events`` setting (pure).
 
 ``job.ended`` goes to every target, asked or not; ``job.submitted`` and ``job.progress`` only where a job's or its
 key's ``notify_events`` names them (a job's own list, when it has one, else its key's).
@@ -29,7 +29,7 @@ def wanted(job_events: tuple[str, ...] | None, key_events: tuple[str, ...] | Non
     return tuple(job_events if job_events is not None else key_events or ())
 
 
-# A batch's end (SPEC §18): sent to its notify_url whatever its notify_events say.
+# A batch's end: sent to its notify_url whatever its notify_events say.
 BATCH_ENDED = "batch.ended"
 BATCH_EVENTS = (BATCH_ENDED, *EVENTS)
 

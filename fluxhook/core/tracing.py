@@ -1,4 +1,4 @@
-"""Traces (SPEC §7): one trace per job, across the web and the worker, exported by the OpenTelemetry SDK.
+"""Traces: one trace per job, across the web and the worker, exported by the OpenTelemetry SDK.
 
 On only when the environment names where traces go (``OTEL_EXPORTER_OTLP_ENDPOINT``,
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_TRACES_EXPORTER``); the SDK reads the rest of its ``OTEL_*``

@@ -53,7 +53,7 @@ BFL_FAILURES = frozenset({BFL_ERROR, BFL_FAILED, BFL_REQUEST_MODERATED, BFL_CONT
 
 _SPELLINGS = {
     # Only BFL's own words and its webhooks' spellings of them: any other word (Processing, Queued...) is one BFL
-    # added, kept as sent (SPEC §4), not taken for Pending.
+    # added, kept as sent, not taken for Pending.
     "pending": BFL_PENDING,
     "ready": BFL_READY, "success": BFL_READY, "succeeded": BFL_READY,
     "error": BFL_ERROR,
@@ -85,7 +85,7 @@ class Consequences(NamedTuple):
     terminal: bool
     # It ends while BFL may still run its task (BFL has no cancel): if BFL has the task (the job is ``submitted``), the
     # slot stays held instead of freed, and the sweep goes on polling the task, until BFL says the task ended or its
-    # hour is over (SPEC §3, ``steps/running_on.py``).
+    # hour is over (docs/api.md, ``steps/running_on.py``).
     hold_slot: bool = False
 
 

@@ -1,4 +1,4 @@
-"""A stored image's variants (SPEC §19), as rules without I/O: what ``w``, ``format`` and ``q`` may say, the one variant a
+"""A stored image's variants, as rules without I/O: what ``w``, ``format`` and ``q`` may say, the one variant a
 request names of one original (its width snapped up to the list and never above the original's, its format chosen
 by ``Accept`` for ``auto``), where it is stored beside the original, and the job's ``srcset``.
 

@@ -1,4 +1,4 @@
-"""Why a ``queued`` job waits (SPEC §11): the reasons' words, what each means, and the rule that names the reason of
+"""Why a ``queued`` job waits: the reasons' words, what each means, and the rule that names the reason of
 a job waiting in line for a BFL slot (pure).
 
 Two kinds of wait, told apart by where the job stands:
@@ -36,7 +36,7 @@ class WaitReason(StrEnum):
     DAILY_CREDITS = "daily_credits"
     BUDGET_SETTLING = "budget_settling"
     BFL_CAPACITY = "bfl_capacity"
-    # Every BFL account the job may use cools down after BFL's refusals (SPEC §14).
+    # Every BFL account the job may use cools down after BFL's refusals.
     ACCOUNT_COOLING = "account_cooling"
     # Its app key's limit of its end user's jobs at BFL at once (``end_user_limits.max_active``).
     END_USER_MAX_ACTIVE = "end_user_max_active"

@@ -12,7 +12,7 @@ Each worker process's balance thread looks every ``LOOK_EVERY`` s (``look``), an
   (``check_every``), and only a look that takes the refresh lock, held for the whole interval, asks. So BFL is asked
   at most once per interval whatever the number of workers, and at most a fraction of an interval late. One that fails
   is not retried before the next interval.
-- soon after the account's jobs end (SPEC §7: within 30 s of the last one): the end of each job the account ran marks
+- soon after the account's jobs end (docs/operating.md: within 30 s of the last one): the end of each job the account ran marks
   it, in the end's own step (``AccountJobEnded``, one ``HSET``); every look reads the marks (one command) and asks
   again once the account's last end is ``QUIET`` s old, so a burst of ends costs one read, or, while its jobs keep
   ending, once the first end not read is ``MAX_STALE`` s old.

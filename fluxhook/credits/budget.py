@@ -19,7 +19,7 @@ limit (an app key's) is one more entry of the list.
 reserves nothing then. A job reserves when it is sent, holding a slot (in the request, or in a worker's
 sender), and BFL's answer settles it: only jobs being sent hold reservations, so a job that waits for a
 slot, its key's ``max_active``, its account's day or a cooling account holds none against anyone's limit
-(SPEC §6). A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the
+. A queued job refused waits on its own, looked at again every ``RECHECK`` seconds, until the
 next UTC day or its hour is up; one that waits to go alone, every ``ALONE_RECHECK`` seconds, its record
 of waiting keeping its turn; a boundable one held by a send alone, at each sweep (``BOUNDED_RECHECK``).
 Each goes back in line only once the budget would let it go, so
@@ -60,7 +60,7 @@ RECHECK = 60.0
 # A job waiting to go alone is tried again this soon: the others settle as soon as BFL answers them.
 ALONE_RECHECK = 2.0
 # A boundable job waiting for a send alone to settle is tried again this soon, at the next sweep: it waits for
-# that one price, BFL's answer to one submission, about a second (SPEC §6: it is sent within 3 s).
+# that one price, BFL's answer to one submission, about a second (docs/callbacks.md: it is sent within 3 s).
 BOUNDED_RECHECK = 0.5
 
 

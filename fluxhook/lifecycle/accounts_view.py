@@ -1,4 +1,4 @@
-"""The BFL accounts as an operator sees them (SPEC §14): ``GET /v1/accounts``, the dashboard's accounts panel and
+"""The BFL accounts as an operator sees them: ``GET /v1/accounts``, the dashboard's accounts panel and
 ``fluxhook accounts`` all show this one answer, so they never disagree.
 
 Per account: where it is (name, region, host; never its key), what it does now (tasks in flight per model, and of
@@ -57,7 +57,7 @@ def accounts_now(svc: Services, now: float) -> list[dict]:
 
 
 def _in_flight_by_model(svc: Services) -> dict[str, dict[str, int]]:
-    """Each account's tasks at BFL by model (SPEC §14), from the jobs holding its slots: two round trips in all (at
+    """Each account's tasks at BFL by model, from the jobs holding its slots: two round trips in all (at
     most 32 accounts' slots). A job deleted between the two reads is counted under ``unknown``."""
     holders = svc.store.slots.holders_by_account()
     models = iter(svc.jobs.models_of([job_id for held in holders.values() for job_id in held]))

@@ -1,11 +1,11 @@
-"""Batches (SPEC §18): many jobs of one model in one request, each item a job like any other.
+"""Batches: many jobs of one model in one request, each item a job like any other.
 
 Creating one checks every item as ``POST /v1/jobs`` checks a job (the catalog, BFL's schema, the key's models) before
 anything exists, then records the batch and its items, in line, in a few round trips: no item is sent here, a worker's
 sender sends each as a slot frees. Its items come spooled (``core/batch_items.py``) and are read from the spool a trip
 at a time for each pass, the check's then the making's, so a batch of any size holds about a trip of them in memory.
 An item waits behind its key's single jobs (interactive first: its member in line is the bulk form,
-``store/owners.py``), and between keys every item takes its turn as a job does (SPEC §11). Each item reserves its
+``store/owners.py``), and between keys every item takes its turn as a job does. Each item reserves its
 budget as it is sent, so a batch larger than a day's credits stops there, its rest waiting.
 """
 
@@ -488,7 +488,7 @@ def item_page(svc: Services, batch: Batch, start: int, count: int) -> list[Job]:
 
 def cancel_batch(svc: Services, caller: Caller, batch_id: str, *, send_wait: float = CANCEL_SEND_WAIT) -> Batch:
     """Cancel the caller's batch: each item not yet sent ends ``aborted`` (nothing charged); each one BFL has goes on
-    and is stored as any item is (SPEC §18: BFL has no cancel, so it is paid for whatever happens), so no item is
+    and is stored as any item is (docs/api.md: BFL has no cancel, so it is paid for whatever happens), so no item is
     shown in a status it later leaves for another terminal one. The batch is ``canceled`` at once and ends (``ended_at``,
     its ``batch.ended`` message) when its last item does. The batch as it is then, its counts as they stand.
     ``AlreadyEnded`` (409) for a batch every item of which had ended, or one canceled before.
@@ -542,7 +542,7 @@ def _end_items(svc: Services, batch_id: str, *, most: int = MAX_ITEMS, until: fl
 
 
 def result_of(svc: Services, job: Job) -> dict:
-    """One item's line of its batch's results (SPEC §18): its metadata as given (what maps it back to the caller's
+    """One item's line of its batch's results: its metadata as given (what maps it back to the caller's
     own item), its file with a fresh signed URL, its cost, its error."""
     shown = present(svc.config, job)
     line = {"index": job.batch_index, "job_id": job.id, "status": job.status, "metadata": job.metadata,

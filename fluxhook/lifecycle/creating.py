@@ -143,7 +143,7 @@ def _admit(svc: Services, caller: Caller, request: JobRequest, model: Model, job
         wait = waits.of_joined(job, joined.line)
         log.info("job queued: waiting for a BFL slot", extra={"job_id": job.id, "model": job.model,
                                                               "waiting": wait.reason if wait else None})
-        # The job as this step made it: a read back would cost every queued job a command (SPEC §17) to learn
+        # The job as this step made it: a read back would cost every queued job a command to learn
         # that a sender took it meanwhile, which its next read or its stream says anyway.
         return Created(job, wait)
     try:

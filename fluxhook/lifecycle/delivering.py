@@ -1,4 +1,4 @@
-"""One attempt of one notification message (SPEC §16): sent to its target, kept with its answer, and what the answer
+"""One attempt of one notification message: sent to its target, kept with its answer, and what the answer
 means done: delivered, tried again later (at least as late as a ``Retry-After`` asks), failed past its last retry,
 or its target disabled by a ``410 Gone``.
 
@@ -41,7 +41,7 @@ from fluxhook.store.owners import ADMIN_OWNER
 log = logging.getLogger("fluxhook.notifications")
 
 METRIC = "fluxhook_notifications"
-# One attempt's whole exchange is bounded by ``holds.ATTEMPT_DEADLINE`` (SPEC §7): the app answers an acknowledgement,
+# One attempt's whole exchange is bounded by ``holds.ATTEMPT_DEADLINE``: the app answers an acknowledgement,
 # not the work. Its connect alone gives up sooner, so an unreachable host is told apart.
 CONNECT_TIMEOUT = 5.0
 
@@ -83,7 +83,7 @@ def deliver(svc: Services, member: str, now: float | None = None) -> str:
 
 @dataclass(frozen=True)
 class _Subject:
-    """What a message tells of, as its attempt finds it: a job, or a batch (``batch.ended``, SPEC §18)."""
+    """What a message tells of, as its attempt finds it: a job, or a batch (``batch.ended``, docs/api.md)."""
 
     id: str
     url: str | None

@@ -1,4 +1,4 @@
-"""Notifications to the user's app (SPEC §16): which settings a job's notifications follow, the messages made of
+"""Notifications to the user's app: which settings a job's notifications follow, the messages made of
 its events, and the operator's console over them (listing, replay, enabling a disabled target). One attempt of
 one message is ``delivering``.
 
@@ -211,7 +211,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
 
 
 def _batch_messages(svc: Services, batch_id: str, now: float) -> list[tuple[Message, int | None]]:
-    """The ``batch.ended`` message of a batch (SPEC §18), to its notify_url; none if it is gone or has none."""
+    """The ``batch.ended`` message of a batch, to its notify_url; none if it is gone or has none."""
     batch = svc.store.batches.get(batch_id)
     if batch is None or not batch.notify_url:
         return []

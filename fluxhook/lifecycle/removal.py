@@ -1,7 +1,7 @@
 """Removing a job and everything kept for it (``DELETE /v1/jobs/{id}``, the dashboard's Delete, retention): the
 record, its image or video, their thumbnail, poster and draft cache, its timeline, its notifications.
 
-Deleting frees nothing BFL still uses (SPEC §3): a job that holds a BFL slot for a task BFL runs (or is being sent)
+Deleting frees nothing BFL still uses: a job that holds a BFL slot for a task BFL runs (or is being sent)
 ends first as a cancel ends it, keeping its slot, and goes once BFL says its task ended or its hour is over
 (``steps/erasing.py``, as ``steps/running_on.py`` gives the slot back). Else it goes at once."""
 

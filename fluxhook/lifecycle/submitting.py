@@ -20,7 +20,7 @@ from fluxhook.store.slots import Dispatched
 
 def take_turns(svc: Services, limit: int, *, free_lapsed: bool = True,
                senders: Mapping[str, int] | None = None) -> Dispatched:
-    """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, SPEC §11): each to be sent at
+    """Give up to ``limit`` free BFL slots to the jobs whose turn it is (fair share, docs/fair-share.md): each to be sent at
     once with ``submit_queued``, by the account whose slot it took. The caller asks for no more than it can send
     now, so a slot is held only by a task being sent or run at BFL: ``senders``, when given, how many of each BFL
     account's jobs it can send now. ``free_lapsed``: free the slots held past their lease first (a caller that

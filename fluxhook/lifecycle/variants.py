@@ -1,4 +1,4 @@
-"""A variant of a job's stored image or video poster (SPEC §19): the stored one when it was made, else made here once
+"""A variant of a job's stored image or video poster: the stored one when it was made, else made here once
 over every web process, stored beside its original in the same store and recorded (``store/variants.py``).
 
 Making takes CPU, so its bytes are made in the capacity its caller gives it (``Makers``: the web process's variant

@@ -1,5 +1,5 @@
 """Someone watches a job (an open stream, a ``Prefer: wait``, the drop-in's ``get_result``, its dashboard page): for
-the next few seconds, what BFL reports of its task reaches the record within ``live.WATCHED_WITHIN`` (SPEC §3
+the next few seconds, what BFL reports of its task reaches the record within ``live.WATCHED_WITHIN`` (docs/api.md
 "Live"), where any other running job's takes up to ``live.UNWATCHED_WITHIN``. Only what is watched is polled that
 often: BFL's polls are requests on the account's key, shared by every tenant."""
 

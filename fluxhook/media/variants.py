@@ -1,4 +1,4 @@
-"""A stored image made into one variant (SPEC §19): its bytes at a width and in a format, with Pillow.
+"""A stored image made into one variant: its bytes at a width and in a format, with Pillow.
 
 Orientation is applied (the pixels turned as the EXIF tag says, as browsers show the original) and the colour profile
 kept (its ICC bytes written into the variant); every other piece of metadata (EXIF, XMP, comments, text chunks) is

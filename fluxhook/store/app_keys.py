@@ -76,7 +76,7 @@ class AppKey:
     created_at: float = 0.0
     last_used_at: float | None = None
     revoked_at: float | None = None
-    # Where its jobs' notifications go when a job names no notify_url, and the events it asks for (SPEC §16).
+    # Where its jobs' notifications go when a job names no notify_url, and the events it asks for.
     notify_url: str | None = None
     notify_events: tuple[str, ...] | None = None
     # Sealed: the secret that signs its notifications, the one it replaced and when (both sign for a day).

@@ -1,4 +1,4 @@
-"""Turns to make a batch, over every web process (SPEC §18 "made in turns between keys", ``lua/batch_turns.lua``).
+"""Turns to make a batch, over every web process (docs/api.md "made in turns between keys", ``lua/batch_turns.lua``).
 
 Making a batch of 10,000 items keeps a core and much of Redis busy for seconds, so only so many items are made at once
 (``lifecycle.batching.MAKING_ITEMS_AT_ONCE``: one batch of the largest size and small ones beside it), and at most one

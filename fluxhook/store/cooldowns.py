@@ -1,4 +1,4 @@
-"""BFL accounts cooling down after BFL's refusals (SPEC §14), shared by every process: one hash per account,
+"""BFL accounts cooling down after BFL's refusals, shared by every process: one hash per account,
 read by the slot dispatch (``lua/slots_prelude.lua``), so no process sends a task through a cooling account.
 
 Once a cooldown is over, the account is on probation: the dispatch gives it one job, and no other until BFL

@@ -1,4 +1,4 @@
-"""Notification messages in Redis (SPEC §16, §17): one small hash per message, its attempts inside it, nothing per
+"""Notification messages in Redis (docs/api.md, docs/scaling.md): one small hash per message, its attempts inside it, nothing per
 attempt and nothing per job beyond two short fields of its record.
 
 A message (``Keys.message``) holds, as text: ``job``, ``owner`` (the job's app key id, or ``admin``), ``event``,
@@ -10,7 +10,7 @@ attempt, ``a<i>`` = ``at,status,error,ms`` for the newest ``MAX_ATTEMPTS``. Ever
 the hash in its compact encoding (a few hundred bytes). It expires with its job (the job's TTL at its making). A
 job's messages have ids made from its id (``ids_of``); its record keeps how many ``job.progress`` messages it has
 and when the last was made (``notify_progress``). Each owner's messages are listed by time (``Keys.owner_messages``),
-the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit (SPEC §7).
+the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
 A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a
 batch item's as ``<owner>|<host>|~|<id>`` (``Message.member``). Attempts are taken from there one way (``take``,
@@ -44,7 +44,7 @@ OWNER_BOUND = 100_000
 # The job record's field: "<job.progress messages made>,<when the last was made>".
 PROGRESS_FIELD = "notify_progress"
 # Attempts in flight at once to one receiver (an owner's host and port), and for one owner, over every worker
-# process (SPEC §7): a receiver that trickles its answers holds two attempts, an owner's receivers at most four.
+# process: a receiver that trickles its answers holds two attempts, an owner's receivers at most four.
 PER_RECEIVER = 2
 PER_OWNER = 4
 # Most messages one take looks at: those it parks (their receiver full) and the one it takes.

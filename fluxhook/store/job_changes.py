@@ -20,7 +20,7 @@ from fluxhook.store.keys import KEYS, Keys
 log = logging.getLogger("fluxhook.waiting")
 
 # The record's fields whose change is announced beside the status: what a job's stream shows changing (its
-# ``bfl_status``, ``progress``, ``cost`` and ``waiting``, SPEC §3).
+# ``bfl_status``, ``progress``, ``cost`` and ``waiting``, docs/api.md).
 ANNOUNCED_FIELDS = frozenset({"bfl_status", "progress", "cost_credits", "cost_input_mp", "cost_output_mp",
                               "waiting_reason", "waiting_until"})
 

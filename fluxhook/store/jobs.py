@@ -688,7 +688,7 @@ class JobStore:
 
     def _matching(self, scope: str, needle: str, bottom: str) -> builtins.list[str]:
         """The ids of ``scope`` from ``bottom`` up whose prompt holds ``needle`` (folded), newest first, read and
-        checked ``RECORDS_BATCH`` at a time; SearchTooLong past ``SEARCH_SECONDS`` (SPEC §7: a search has a time
+        checked ``RECORDS_BATCH`` at a time; SearchTooLong past ``SEARCH_SECONDS`` (docs/operating.md: a search has a time
         bound, so one caller's searches never hold a work permit for long)."""
         found: builtins.list[str] = []
         start = "+"

@@ -353,7 +353,7 @@ class Keys:
         return f"{self.prefix}submit:{job_id}"
 
     def variants(self, job_id: str) -> str:
-        """The variants of a job's stored files (SPEC §19), a hash: storage key -> ``<sha256> <size>`` once stored,
+        """The variants of a job's stored files, a hash: storage key -> ``<sha256> <size>`` once stored,
         '' while one is being made (written before its bytes, so a delete finds every key that may hold a file)."""
         return f"{self.prefix}variants:{job_id}"
 

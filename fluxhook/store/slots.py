@@ -23,7 +23,7 @@ back (``JobStore.transition``), but a job ended on purpose while BFL runs its ta
 the task ended (``JobStore.let_go``, ``steps/running_on.py``). A job that never finishes loses its slot after
 ``SLOT_LEASE`` seconds.
 
-What an owner holds queued is bounded (SPEC §7): the step that makes a job refuses it when its owner's queued jobs, with
+What an owner holds queued is bounded: the step that makes a job refuses it when its owner's queued jobs, with
 the room its batches being made hold, reach its ``max_queued`` (``lua/queue_room.lua``), and a batch holds room for all
 its items before its first is made (``hold_queue_room``), so neither is ever made past the limit, over any number of
 processes.

@@ -1,5 +1,5 @@
-"""The streams each caller holds open (SPEC §3: at most ``MAX_STREAMS_PER_CALLER``), and the answers each one is being
-written (SPEC §7: at most ``MAX_ANSWERS_PER_CALLER``), counted in Redis over every web process.
+"""The streams each caller holds open (docs/api.md: at most ``MAX_STREAMS_PER_CALLER``), and the answers each one is being
+written (docs/operating.md: at most ``MAX_ANSWERS_PER_CALLER``), counted in Redis over every web process.
 
 Each open stream is a lease (``Keys.streams_of``: stream id -> when it ends): taken by ``open``, renewed by its web
 process every ``RENEW_SECONDS`` while the stream lives, given back by ``close``. A process killed outright leaks

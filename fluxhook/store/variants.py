@@ -1,4 +1,4 @@
-"""The variants of each job's stored files (SPEC §19) that were made, and who is making one now.
+"""The variants of each job's stored files that were made, and who is making one now.
 
 Each job has one hash (``Keys.variants``) of the storage keys of its variants: a key is written there (empty) before
 its bytes are stored and gets ``<sha256> <size>`` once they are, so deleting the job finds every key that may hold a

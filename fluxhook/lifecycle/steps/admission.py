@@ -15,7 +15,7 @@ from fluxhook.services import Services
 
 
 def check_input(model: Model, task_input: dict) -> None:
-    """Refuse, before anything is created or counted, an input BFL's schema for ``model`` refuses (SPEC §9): BFL's
+    """Refuse, before anything is created or counted, an input BFL's schema for ``model`` refuses: BFL's
     own 422 ``detail`` goes with it, for the BFL-compatible route to answer as BFL would."""
     refused = model.refusals(task_input)
     if refused:

@@ -1,7 +1,7 @@
 """Confirming a failure report: a failure BFL reported by callback (or a report that proves nothing of its task) is
 believed only once BFL's answer to a poll agrees, since a forged or stale failure must not end a job BFL still runs.
 
-The poll is the job's own check, put in the check line now rather than at its next poll (SPEC §15: polls and checks
+The poll is the job's own check, put in the check line now rather than at its next poll (docs/architecture.md: polls and checks
 are fluxhook's own work, held by the sweep's lease): the job is claimed as the sweep claims it, so a process that dies
 before the check leaves it due again when the claim lapses, and a job reported twice while it waits is in line once.
 """

@@ -1,4 +1,4 @@
-"""An account that failed a submission cools down (SPEC §14): for every process at once, through Redis, so the
+"""An account that failed a submission cools down: for every process at once, through Redis, so the
 job and the others waiting go through another account they may use, or wait ``queued`` for its recovery."""
 
 from __future__ import annotations

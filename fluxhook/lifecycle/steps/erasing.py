@@ -1,7 +1,7 @@
 """Erasing a job and everything kept for it: the record, its image or video, their thumbnail, poster and draft cache,
 its timeline, its notifications. Now (``erase``: ``lifecycle/removal.py``, retention), or, for a job whose DELETE came
 while BFL ran its task, once it gives its slot back (``asked``, then ``erase_if_asked`` as ``running_on`` frees it):
-BFL has no cancel, so the slot stays held while BFL counts the task (SPEC §3)."""
+BFL has no cancel, so the slot stays held while BFL counts the task."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def erase(svc: Services, job_id: str) -> bool:
             svc.storage.delete(key)
     else:
         svc.jobs.forget(job_id)  # the record expired by its TTL: only index entries are left
-    # Its variants (SPEC §19), each key recorded before its bytes were stored: after the record, so a variant made
+    # Its variants, each key recorded before its bytes were stored: after the record, so a variant made
     # meanwhile is either found here or deleted by its maker, who finds the record gone (``lifecycle/variants.py``).
     variants = svc.store.variants.take_all(job_id)
     if variants:

@@ -76,7 +76,7 @@ def give_back_request(svc: "Services", taken: TakenRequest | None) -> None:
 
 
 def queue_limit(svc: "Services", caller: Caller) -> int:
-    """The most jobs and batch items the caller may hold queued for BFL (SPEC §7): its key's ``max_queued``, else
+    """The most jobs and batch items the caller may hold queued for BFL: its key's ``max_queued``, else
     ``MAX_QUEUED_PER_KEY``, which also holds the admin tokens' together (they count as one key, as in the slots' fair
     share): Redis's room is the operator's too, and a runaway script with an admin token fills it as fast."""
     key = caller.key

@@ -1,4 +1,4 @@
-"""Each app key's own notification secret (SPEC §16): made with the key, shown once, kept sealed, rotated with a day
+"""Each app key's own notification secret: made with the key, shown once, kept sealed, rotated with a day
 in which both the old and the new one sign, so an app can switch without missing a notification.
 
 A secret is the Standard Webhooks kind, ``whsec_`` + base64 of 32 random bytes. An app holds only its own key's

@@ -42,6 +42,6 @@ def present(config: Config, job: Job, waiting: Waiting | None = None) -> dict:
     image_url = file_url(config, job.id, "image") if job.image else None
     shown = job.to_api(image_url, waiting=waiting.to_api() if waiting is not None else None, **links)
     if image_url is not None and shown["image"].get("width"):
-        # Ready for <img srcset> (SPEC §19): the signed link at each width a screen may need, its format by Accept.
+        # Ready for <img srcset>: the signed link at each width a screen may need, its format by Accept.
         shown["image"]["srcset"] = variants.srcset(image_url, int(shown["image"]["width"]))
     return shown

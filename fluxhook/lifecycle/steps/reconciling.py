@@ -1,10 +1,9 @@
 """A submission whose answer never came (a timeout after it was sent, a cut connection, a 504), made by a worker's
-sender or within the request that creates the job (SPEC §6, §14): BFL may have the task and charge for it, so it is
-never sent again, through this account or another. The job is ``submitted`` without a task, keeps its slot at the
-account, and counts its price's bound as spent while BFL has not said; it waits for BFL's callback to its own URL,
-proven by its own secret, which names the task: the job then follows that task as any other (polled, stored), and
-BFL's stated price settles the bound. Without one by the task's deadline it fails, saying so.
-"""
+sender or within the request that creates the job (docs/callbacks.md, docs/accounts.md): BFL may have the task and
+charge for it, so it is never sent again, through this account or another. The job is ``submitted`` without a task,
+keeps its slot at the account, and counts its price's bound as spent while BFL has not said; it waits for BFL's callback
+to its own URL, proven by its own secret, which names the task: the job then follows that task as any other (polled,
+stored), and BFL's stated price settles the bound. Without one by the task's deadline it fails, saying so. """
 
 from __future__ import annotations
 

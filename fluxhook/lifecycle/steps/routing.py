@@ -1,4 +1,4 @@
-"""Routing a job to BFL accounts (SPEC §14): the accounts a new job may use, as its key and request narrow them.
+"""Routing a job to BFL accounts: the accounts a new job may use, as its key and request narrow them.
 
 Which of them sends it is decided later, in the atomic step that gives it a slot (``store.slots``): the least
 busy that is not cooling down and has room. This step only records the job's route, so residency and billing hold

@@ -1,4 +1,4 @@
-"""A job ended on purpose while BFL runs its task on (SPEC §3, "Canceling frees nothing BFL still uses").
+"""A job ended on purpose while BFL runs its task on (docs/api.md, "Canceling frees nothing BFL still uses").
 
 BFL has no cancel: the task of a job that ends ``canceled`` once sent (by a cancel or its deadline) keeps running at
 BFL, and BFL counts it against the account's slots. So the job keeps its slot as it ends (``steps.ending``,

@@ -3,7 +3,7 @@
 A ``submitted`` job is first polled ``CALLBACK_GRACE_SECONDS`` after BFL accepted it, or ``UNWATCHED_POLL_INTERVAL``
 (10 s) after if that is sooner, then at intervals that start at a quarter of the grace period (at least 1 s) and
 grow by half each time up to ``UNWATCHED_POLL_INTERVAL``, each jittered by ±20 % so a burst of jobs does not poll in
-step: what BFL reports reaches a running job within 15 s (SPEC §3 "Live"). With the default 45 s grace that is polls
+step: what BFL reports reaches a running job within 15 s (docs/api.md "Live"). With the default 45 s grace that is polls
 at about 10, 20, 30 s..., until BFL answers (its callback: a task done within 10 s, most images, is never polled) or
 ``POLL_DEADLINE`` has passed (then ``failed`` / ``timeout``). While someone watches the job
 (``lifecycle.watching``), ``WATCHED_POLL_DUE`` after each poll began instead, unjittered (a watched job is one of

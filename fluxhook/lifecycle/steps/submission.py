@@ -414,7 +414,7 @@ def _not_sent(svc: Services, job: Job, account: Account, exc: FluxhookError, loc
     while its account cools or BFL is full; any other error propagates."""
     _count_not_sent(svc, job, account, exc)
     if svc.config.named_accounts and isinstance(exc, (BFLAccountDown, InsufficientCredits)):
-        # Several accounts (SPEC §14): this one cools for every process, and a job that never reached BFL goes
+        # Several accounts: this one cools for every process, and a job that never reached BFL goes
         # back in line, for another account it may use or this one's recovery.
         cooling.cool_after(svc, account, exc)
         svc.slots.requeue(job, unlock=lock)

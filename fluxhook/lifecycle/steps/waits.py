@@ -1,4 +1,4 @@
-"""Why queued jobs wait (SPEC §11): for the job JSON, its timeline, the dashboard and a key's ``queued`` count.
+"""Why queued jobs wait: for the job JSON, its timeline, the dashboard and a key's ``queued`` count.
 
 A job in line for a slot is asked of the slots as they are when it is read (``store/lua/slots_line_states.lua``
 reads them as the dispatch does, ``core.wait_reasons.in_line`` names the reason): the dispatch writes nothing for

@@ -1,7 +1,7 @@
 -- needs: members, fair_turns
 -- Turns to make a batch (store/batch_turns.py), over every web process: batches of at most ARGV[3] items all told are
 -- made at once (any one batch when none is), at most one of each owner, and the requests waiting for a turn take them
--- in turns between owners (SPEC §11's rule, fair_turns.lua: start-time fair queueing, weights included), each owner's
+-- in turns between owners (docs/fair-share.md's rule, fair_turns.lua: start-time fair queueing, weights included), each owner's
 -- waiters in the order they came (FIFO). A turn costs its owner the batch's items / its weight: a key that floods
 -- 10,000-item batches waits behind another key's small one, not the other way; and as one owner's batch is made,
 -- another owner's whose items fit beside it is made at once, not after it.

@@ -13,7 +13,7 @@
 -- * A job that already holds a live reservation in a limit keeps it, and is admitted while the day's
 --   spend is below the limit.
 --
--- Going alone is fair (SPEC §6): the jobs that must go alone take turns between owners as slots do.
+-- Going alone is fair: the jobs that must go alone take turns between owners as slots do.
 -- * Each one that waits records itself ('<deadline> 0 waits <owner>'). Of those, the next to go alone is
 --   the leader: its owner is the one whose turn comes first (fair_turns.lua: each owner's go-alone sends
 --   cost it 1 / its weight, in the limit's own passes and clock), and within an owner the oldest job. Only

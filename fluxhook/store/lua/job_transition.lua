@@ -23,14 +23,14 @@
 -- A batch item's move and BFL's charge for it count in its batch's counts (spec.batch_counts: batch_counts.lua), and its
 -- batch's last item to end puts the batch's end in the outbox.
 -- The outbox gets the job's id when it ends, and '<id>|job.submitted' or '<id>|job.progress' when its
--- record's notify_events asks for those (SPEC §16).
+-- record's notify_events asks for those.
 -- Leaving its line (any move out of queued), a job's recorded wait goes (spec.unset: its fields).
 -- spec.out_of_line: the caller knows the job is in no line (a dispatch gave it a slot); its move looks for no place.
 -- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
 -- flag goes with the step.
 -- spec.read_back: the record as the step leaves it goes with the answer (HGETALL's list), for a caller that would
 -- read it next (a request answering with the job it just sent).
--- spec.hold {keeps}: the job ends while BFL may still run its task (BFL has no cancel, SPEC §3): if it is 'submitted'
+-- spec.hold {keeps}: the job ends while BFL may still run its task (BFL has no cancel, docs/api.md): if it is 'submitted'
 -- and holds a slot, it keeps the slot, stays due on its poll schedule and keeps the fields ``keeps`` names, for
 -- BFL still counts the task against the account's slots. spec.release: no move; an ended job gives back the slot it
 -- kept so (BFL said its task ended, or its hour is over: steps/running_on.py), and is never due again.

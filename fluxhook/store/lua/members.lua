@@ -3,7 +3,7 @@
 --
 -- A line (the slots', the work lines' and the check line) is a sorted set whose members are `<owner>:<job id>`, all
 -- scored 0, so an owner's members are one lexical range. An owner id holds no ':' and nothing that sorts between ':'
--- and ';' (owners.py), so its range ends before ';'. Within an owner's range the order is SPEC §15's rule after the
+-- and ';' (owners.py), so its range ends before ';'. Within an owner's range the order is docs/architecture.md's rule after the
 -- turns between owners: its single jobs before its batch items ('~'), then the earliest deadline (a job's
 -- `Cancel-After`: its rank, the deadline's second in ten digits and a '.', sorts before every job id, 'job_...'),
 -- then creation order (job ids sort by time).
@@ -12,7 +12,7 @@ local members = {}
 
 -- A batch item's member (bulk) marks its job id with '~', which sorts after every job id ('job_...') and every rank: in
 -- its owner's range, each of its owner's single jobs comes before every batch item, so a single job takes its owner's
--- next turn (interactive first, SPEC §18) while turns between owners stay as they are. ':~' still sorts before ';'.
+-- next turn (interactive first, docs/api.md) while turns between owners stay as they are. ':~' still sorts before ';'.
 members.BULK = '~'
 
 -- What orders a job by its deadline among its owner's jobs of its form: '' for a job without one (nil, false or ''),

@@ -1,5 +1,5 @@
 -- needs: members
--- What an owner may hold queued (SPEC §7, "What a key holds is bounded"): its jobs waiting for a slot (in a pool's
+-- What an owner may hold queued (docs/operating.md, "What a key holds is bounded"): its jobs waiting for a slot (in a pool's
 -- line or aside) and the items its batches being made have yet to make, at most its limit (its app key's
 -- max_queued, else MAX_QUEUED_PER_KEY: store/slots.py passes it). Checked in the very step that makes a job
 -- (slots_acquire.lua) or holds room for a batch's items (slots_queue.lua), so no two makers over any number of

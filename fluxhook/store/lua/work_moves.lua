@@ -1,7 +1,7 @@
 -- A job's work on its way from its work line into RQ (store/work_lines.py), in one place for the two scripts that take
 -- it (work_take.lua, a feed; effects.lua, at once). It is noted in its kind's moving hash (member -> when taken), where
 -- it counts against the RQ queue's room until the MULTI that queues its task clears it; and the job is held by a lease
--- like any of fluxhook's own work (SPEC §15): its due time `lease` ahead. Should its mover die in between, the lease
+-- like any of fluxhook's own work: its due time `lease` ahead. Should its mover die in between, the lease
 -- lapses: the note no longer counts (dropped at the next look), and the job comes due; its check finds its work in no
 -- line, note or RQ queue and puts it back in line (lifecycle/checking.py). No recovery of its own.
 local work_moves = {}

@@ -1,4 +1,4 @@
-"""Several BFL accounts from outside (SPEC §14): the Procfile's web and worker with two simulated accounts, eu and
+"""Several BFL accounts from outside: the Procfile's web and worker with two simulated accounts, eu and
 us, each its own endpoint, key and switch. Residency (an EU key's tasks reach only EU accounts, also while they are
 down), billing (a client's key spends only its account), failover and waiting, and nothing sent twice."""
 
@@ -217,7 +217,7 @@ def test_bfls_balance_is_every_accounts_together_for_an_admin_and_its_own_accoun
     admin = api.get("/v1/credits")
     assert admin.status_code == 200, admin.text
     assert admin.json()["credits"] == pytest.approx(sum(balances.values()), abs=1)
-    # A key bound to eu sees eu's balance only (SPEC §9: no daily_credits of its own).
+    # A key bound to eu sees eu's balance only (docs/bfl-compatible.md: no daily_credits of its own).
     assert eu_app.get("/v1/credits").json()["credits"] == pytest.approx(balances["eu"], abs=1)
 
 

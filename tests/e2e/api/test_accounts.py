@@ -1,4 +1,4 @@
-"""The BFL accounts as the operator sees them (SPEC §14), over real HTTP against the Procfile's processes and one
+"""The BFL accounts as the operator sees them, over real HTTP against the Procfile's processes and one
 simulator serving two accounts, ``eu`` and ``us``: ``GET /v1/accounts`` lists both (never a key, admin tokens only),
 and once ``eu``'s switch answers 503 and a job was sent its way, shows it cooling; ``/metrics``, the dashboard's
 accounts panel and ``fluxhook accounts`` say the same."""
@@ -104,7 +104,7 @@ def test_in_flight_counts_each_accounts_tasks_by_model(accounts_stack):
 
 
 def test_an_account_that_refused_shows_cooling_everywhere(accounts_stack):
-    """Needs the dispatch of SPEC §14 (core, merged): a job goes to the least busy account, ties to the first (eu),
+    """Needs the dispatch of docs/accounts.md (core, merged): a job goes to the least busy account, ties to the first (eu),
     and one refused with 503 cools that account and goes through the other. Jobs are submitted until one was sent
     through eu, so the test holds however the dispatch breaks ties."""
     admin = API(accounts_stack.base_url)

@@ -1,7 +1,7 @@
 """Each app key's limits, over real HTTP against the Procfile's processes and a second web process: each
 refuses only that key while other keys go on, and holds under concurrency over several processes; a revoked
 key's queued jobs end ``failed`` / ``key_revoked``, unpaid, while its submitted ones finish; a job a key's limit
-holds back says so (``waiting``) in its JSON, on its page and in its key's counts (SPEC §11)."""
+holds back says so (``waiting``) in its JSON, on its page and in its key's counts."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def _idle(admin: API) -> bool:
 
 
 def test_a_job_waiting_for_its_keys_spent_daily_credits_says_so_everywhere(webs, limits_stack, sim):
-    """SPEC §11: a job accepted 202 that its key's spent daily_credits hold back says why in its JSON, its page and
+    """docs/fair-share.md: a job accepted 202 that its key's spent daily_credits hold back says why in its JSON, its page and
     its key's counts (the reason was once only in the worker's log, and the key's queued count missed the job)."""
     admin, _ = webs
     wait_until(lambda: _idle(admin), timeout=30, interval=0.2, message="the stack's earlier jobs to end")

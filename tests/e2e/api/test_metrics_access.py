@@ -1,4 +1,4 @@
-"""/metrics is not public (SPEC §7): it names every app key and what each spends, so it answers only an admin token
+"""/metrics is not public: it names every app key and what each spends, so it answers only an admin token
 or METRICS_TOKEN, and METRICS_TOKEN opens nothing else. Over real HTTP against the session stack."""
 
 from __future__ import annotations

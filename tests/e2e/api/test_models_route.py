@@ -1,4 +1,4 @@
-"""``GET /v1/models`` and the names the submission routes refuse (SPEC §12), over HTTP against the Procfile's
+"""``GET /v1/models`` and the names the submission routes refuse, over HTTP against the Procfile's
 processes: nothing but a catalog model the caller may use reaches BFL."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a key holds is bounded (SPEC §7, issue 83), over real HTTP against the session stack and a second web process:
+"""What a key holds is bounded (docs/operating.md, issue 83), over real HTTP against the session stack and a second web process:
 past its ``max_queued`` a key's ``POST /v1/jobs``, ``POST /v1/{model}`` (BFL's shape), track and batch answer ``429``
 ``queue_full`` with ``Retry-After`` and create nothing (no job, no batch, no ``Idempotency-Key`` answer kept), while
 another key goes on; over two web processes at once exactly the limit is taken. Each key has ``max_active`` 1 and its

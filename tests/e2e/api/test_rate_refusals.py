@@ -1,4 +1,4 @@
-"""A key's requests_per_minute counts what it says, accepted submissions and tracks (SPEC §10): a request refused
+"""A key's requests_per_minute counts what it says, accepted submissions and tracks: a request refused
 for any other reason, on any route, counts nothing. Over real HTTP against the session stack."""
 
 from __future__ import annotations

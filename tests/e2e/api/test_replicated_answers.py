@@ -1,4 +1,4 @@
-"""REDIS_MIN_REPLICAS=1 (SPEC §13): a submission's 202, a callback's 200, a key's creation and revocation
+"""REDIS_MIN_REPLICAS=1: a submission's 202, a callback's 200, a key's creation and revocation
 and an Idempotency-Key's record are answered only once a replica has them; otherwise 503 with Retry-After,
 and a submission retried with its Idempotency-Key gets the first job. An in-process app on the suite's
 Redis, with a real replica attached to it for the confirmed half."""

@@ -1,4 +1,4 @@
-"""No key can hold the web by reading slowly (SPEC §7 "No key can hold the web"): the Procfile's processes, one web
+"""No key can hold the web by reading slowly (docs/operating.md "No key can hold the web"): the Procfile's processes, one web
 process with its 4 work permits. Key A reads its own batch's ZIP from 16 sockets with a 4 KB receive buffer at 1 KB a
 second; key B, meanwhile, reads its job, submits one and has BFL's callback for it acknowledged. A is written at most
 ``MAX_ANSWERS_PER_CALLER`` answers at once (the rest ``429``), each one is cut once its reader falls below

@@ -1,4 +1,4 @@
-"""POST /v1/jobs/track counts against an app key's requests_per_minute like a submission (SPEC §5, §10): each
+"""POST /v1/jobs/track counts against an app key's requests_per_minute like a submission (docs/callbacks.md, docs/keys.md): each
 track costs a BFL poll or more, so 30 at once on a key allowed 3 a minute make at most 3 jobs. Over real HTTP
 against the session stack, in parallel."""
 

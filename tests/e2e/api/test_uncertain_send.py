@@ -1,4 +1,4 @@
-"""A send whose outcome is unknown is a job (SPEC §6), end to end: the Procfile's web and worker processes, Redis and
+"""A send whose outcome is unknown is a job, end to end: the Procfile's web and worker processes, Redis and
 the simulator answering a submission only after fluxhook's read timeout (``bfl_limits.TIMEOUT``, 20 s) has given up
 on it, while BFL, like the simulator, keeps the task. The request that sent it answers 202 with a ``submitted`` job
 (200 in BFL's shape on the drop-in ``POST /v1/{model}``), a retry with its ``Idempotency-Key`` gets that job, BFL

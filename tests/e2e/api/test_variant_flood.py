@@ -1,9 +1,10 @@
-"""Variants asked for by the hundred from one key while another key reads (SPEC §19 "Bounded", §7 "No key can hold the
-web"): the Procfile's processes, one web process with its 4 work permits and its 2 variant makers. Key A asks for
-hundreds of new variants of its photo-like images from 48 connections at once; key B meanwhile reads its job and its
-image, and asks for a variant of its own. B's reads stay within §7's bounds of alone (p50 1.5x, p99 3x, with a few ms
-for a shared host), B's variant is made in its turn, not behind A's backlog, A's requests past its places are
-answered 503 with Retry-After at once, and the web process's memory stays flat while A's variants are made."""
+"""Variants asked for by the hundred from one key while another key reads (docs/api.md "Bounded", docs/operating.md "No
+key can hold the web"): the Procfile's processes, one web process with its 4 work permits and its 2 variant makers. Key
+A asks for hundreds of new variants of its photo-like images from 48 connections at once; key B meanwhile reads its job
+and its image, and asks for a variant of its own. B's reads stay within docs/operating.md's bounds of alone (p50 1.5x,
+p99 3x, with a few ms for a shared host), B's variant is made in its turn, not behind A's backlog, A's requests past its
+places are answered 503 with Retry-After at once, and the web process's memory stays flat while A's variants are
+made."""
 
 from __future__ import annotations
 
@@ -181,8 +182,8 @@ def test_one_keys_flood_of_new_variants_leaves_another_keys_reads_and_variants_a
     assert flood["retry_after"] and set(flood["retry_after"]) <= {"2 variants_busy", "1 variants_busy"}
     p50_alone, p50_during = statistics.median(alone), statistics.median(during)
     p99_alone, p99_during = _p99(alone), _p99(during)
-    # §7's bounds, with 5 ms (p50) and 60 ms (p99) for a host whose two cores other processes share (the suite's other
-    # stacks, other test runs: a few ms of scheduling on a loaded host is not the flood's).
+    # docs/operating.md's bounds, with 5 ms (p50) and 60 ms (p99) for a host whose two cores other processes share
+    # (the suite's other stacks, other test runs: a few ms of scheduling on a loaded host is not the flood's).
     assert p50_during <= 1.5 * p50_alone + 0.005, (p50_alone, p50_during)
     assert p99_during <= 3 * p99_alone + 0.060, (p99_alone, p99_during)
 

@@ -1,8 +1,9 @@
-"""What a batch's body may hold (SPEC §7 "What a key holds is bounded", §18; issue 83 point 4), over real HTTP: a body
-past MAX_BATCH_BYTES is answered 413 `payload_too_large` naming the setting and its limit, announced or chunked, and
-nothing is made, while another key's batch at the limit is made; a body read a piece at a time means what it means
-read whole; a key given twice in any JSON body is answered 400 naming it, on every JSON route, and nothing is made.
-In-process web apps (werkzeug's server) on a Redis database of their own, with MAX_BATCH_BYTES at its smallest."""
+"""What a batch's body may hold (docs/operating.md "What a key holds is bounded", docs/api.md; issue 83 point 4), over
+real HTTP: a body past MAX_BATCH_BYTES is answered 413 `payload_too_large` naming the setting and its limit, announced
+or chunked, and nothing is made, while another key's batch at the limit is made; a body read a piece at a time means
+what it means read whole; a key given twice in any JSON body is answered 400 naming it, on every JSON route, and nothing
+is made. In-process web apps (werkzeug's server) on a Redis database of their own, with MAX_BATCH_BYTES at its
+smallest."""
 
 from __future__ import annotations
 

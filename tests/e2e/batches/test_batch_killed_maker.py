@@ -1,7 +1,7 @@
-"""A web process SIGKILLed while it makes key X's 10,000-item batch (SPEC §18, §7): the batch it left holds the items
-made and is canceled, with `creation_interrupted` saying how many of how many, and ends, so X sending it again makes
-no item twice; key V's batch, posted meanwhile, waits for the dead process's turn to lapse and is made; V never sees
-X's. The Procfile's processes of this module's own on Redis and the simulator."""
+"""A web process SIGKILLed while it makes key X's 10,000-item batch (docs/api.md, docs/operating.md): the batch it left
+holds the items made and is canceled, with `creation_interrupted` saying how many of how many, and ends, so X sending it
+again makes no item twice; key V's batch, posted meanwhile, waits for the dead process's turn to lapse and is made; V
+never sees X's. The Procfile's processes of this module's own on Redis and the simulator."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_a_batch_whose_web_process_died_mid_making_is_cut_to_its_items_and_ends_
     assert listed["jobs"] and all(job["batch_id"] == batch_id for job in listed["jobs"])
 
     def ended():
-        # The items BFL has go on (SPEC §18): BFL finishes them, and they are stored as any item is.
+        # The items BFL has go on: BFL finishes them, and they are stored as any item is.
         for job in x.get("/v1/jobs", params={"batch_id": batch_id, "status": "submitted"}).json()["jobs"]:
             sim.complete(job["bfl_id"])
         return (lambda b: b if b["ended_at"] else None)(x.get(f"/v1/batches/{batch_id}").json())

@@ -1,9 +1,9 @@
-"""Batches made one at a time, in turns between keys (SPEC §18 with §7's bulkheads), over real HTTP: while a batch is
-being made, others wait for their turn in their web process's room, which holds no work permit, so another key's
-jobs and reads go on; a key whose batches fill its places in the room is answered 503 `batches_busy` with Retry-After
-at once and nothing made, and another key's batch still finds a place; each waiting batch is made once the turn is
-free, the other key's before the rest of the first key's. The turn is held here as another process making a batch
-would hold it: through the store."""
+"""Batches made one at a time, in turns between keys (docs/api.md with docs/operating.md's bulkheads), over real HTTP:
+while a batch is being made, others wait for their turn in their web process's room, which holds no work permit, so
+another key's jobs and reads go on; a key whose batches fill its places in the room is answered 503 `batches_busy` with
+Retry-After at once and nothing made, and another key's batch still finds a place; each waiting batch is made once the
+turn is free, the other key's before the rest of the first key's. The turn is held here as another process making a
+batch would hold it: through the store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A web process's memory while large batch bodies arrive, and after (SPEC §7 "What a key holds is bounded", issue 83
+"""A web process's memory while large batch bodies arrive, and after (docs/operating.md "What a key holds is bounded", issue 83
 point 4): four keys' bodies at once take the process to a height that does not grow with their size (each is parsed
 as it is read and its items spooled to a file as they come, never held: four 64 MiB bodies took it from 61 MB to
 415 MB while their items were kept), and once they are answered the process gives that memory back (it kept 2.4 GB

@@ -1,4 +1,4 @@
-"""A batch beside interactive work, over real HTTP with held BFL tasks (SPEC §18 "Interactive first, fair always"):
+"""A batch beside interactive work, over real HTTP with held BFL tasks (docs/api.md "Interactive first, fair always"):
 a key's single job takes the next slot its key frees ahead of the key's batch, another key's jobs never wait behind
 it, a batch holds no more than its key's max_active, its items reserve the day's credits one at a time as they are
 sent, and Cancel-After ends its items as it ends a job."""
@@ -61,7 +61,7 @@ def test_a_batch_larger_than_the_days_credits_stops_there_and_its_rest_waits(api
     waiting = wait_until(stopped, timeout=60, interval=0.5, message="the batch stopped at the day's credits")
     assert len(waiting) >= 2
     shown = a.get(f"/v1/batches/{batch['id']}").json()
-    # Each item reserved as it was sent: the last one sent may go past the limit by one task (it goes alone, §6).
+    # Each item reserved as it was sent: the last one sent may go past the limit by one task (it goes alone, docs/callbacks.md).
     assert shown["status"] == "running" and 6 <= shown["cost"]["credits"] <= 7 + 3
     theirs = b.submit("B is not held by A's budget")
     assert b.wait_for(theirs["id"], "stored")["status"] == "stored"
@@ -106,7 +106,7 @@ def test_a_single_job_is_stored_ahead_of_its_own_batch_s_queued_downloads(api, s
         return took - sum(entry["seconds"] for entry in entries if entry["kind"] == "download")
 
     mine, theirs = a.submit("a user waits for this one"), b.submit("another app's job")
-    # Its own download's time + 2 s (SPEC §15's rule), not the 10 s of the batch's downloads queued before it: at most
+    # Its own download's time + 2 s (docs/architecture.md's rule), not the 10 s of the batch's downloads queued before it: at most
     # the downloads already in the lanes and the few RQ holds ahead (AHEAD, 4 for 4 lanes) go first.
     assert waited_after_ready(a, mine) <= 2.0
     assert _counts(a, batch["id"])["stored"] < 40  # the batch's downloads were still queued

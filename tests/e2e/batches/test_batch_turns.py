@@ -1,4 +1,4 @@
-"""A batch turn is fair between keys (SPEC §18 "made in turns between keys", issue 83 point 3): while key A floods
+"""A batch turn is fair between keys (docs/api.md "made in turns between keys", issue 83 point 3): while key A floods
 10,000-item batches from 8 connections, sending each again as soon as it is answered (503 included), key B's small
 batches are answered 202 within 5 s, and B is never answered 503; what A is refused is A's alone. B's figures alone
 are measured first, in the same run. The Procfile's processes of this module's own (two web processes) on Redis and
@@ -26,7 +26,7 @@ DB = 12  # this module's stack (the other modules on it run theirs before or aft
 FLOOD_CONNECTIONS = 8
 FLOOD_ITEMS = 10_000
 B_BATCHES = 4
-B_BOUND = 5.0  # SPEC §18: another key's small batch is answered within 5 s
+B_BOUND = 5.0  # docs/api.md: another key's small batch is answered within 5 s
 
 
 @pytest.fixture(scope="module")

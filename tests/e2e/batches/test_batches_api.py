@@ -1,4 +1,4 @@
-"""Batches over real HTTP against the Procfile's processes (SPEC §18): a batch made whole (JSON or NDJSON), its items
+"""Batches over real HTTP against the Procfile's processes: a batch made whole (JSON or NDJSON), its items
 jobs like any other, its counts, results as JSON lines and as a ZIP, its stream and its cancel; and in every test the
 other key, which sees none of it and whose own work goes on."""
 

@@ -1,9 +1,9 @@
-"""BFL's 422 up front (SPEC §9, §12): a body the model's schema refuses answers BFL's 422 at ``POST /v1/{model}``
-and 400 at ``POST /v1/jobs`` before anything exists or counts (no job, no task at BFL, the key's minute and day
-untouched, its Idempotency-Key still free), with or without Redis replicas (REDIS_MIN_REPLICAS=1, where nothing
-is sent within the request); unknown fields BFL may take still reach it; a FLUX 3 video costs what BFL charges;
-a 64-bit seed is kept exactly. In-process web apps on the suite's Redis and simulator (a real replica attached
-for the replicated half); the seed through the Procfile's stack."""
+"""BFL's 422 up front (docs/bfl-compatible.md, docs/models.md): a body the model's schema refuses answers BFL's 422 at
+``POST /v1/{model}`` and 400 at ``POST /v1/jobs`` before anything exists or counts (no job, no task at BFL, the key's
+minute and day untouched, its Idempotency-Key still free), with or without Redis replicas (REDIS_MIN_REPLICAS=1, where
+nothing is sent within the request); unknown fields BFL may take still reach it; a FLUX 3 video costs what BFL charges;
+a 64-bit seed is kept exactly. In-process web apps on the suite's Redis and simulator (a real replica attached for the
+replicated half); the seed through the Procfile's stack."""
 
 from __future__ import annotations
 

@@ -284,7 +284,7 @@ def test_credits_tell_an_app_key_of_its_own_limit_when_it_has_one(base):
         assert answered.status_code == 200, answered.text
         return answered.json()
 
-    # Without daily_credits of its own, what the accounts it may use have left (SPEC §9).
+    # Without daily_credits of its own, what the accounts it may use have left.
     assert isinstance(credits(unlimited)["credits"], (int, float))
     assert credits(limited) == {"credits": 40.0}
 

@@ -164,7 +164,7 @@ def test_an_app_written_for_bfl_accepts_fluxhooks_call(base, apps, sim, written_
         assert image.status_code == 200 and image.headers["Content-Type"].startswith("image/")
     else:
         assert read["error"] == error and read["message"]
-    # BFL's callback fields (SPEC §9), with what get_result answers in them.
+    # BFL's callback fields, with what get_result answers in them.
     sent = json.loads(call["raw"])
     assert set(sent) == {"id", "status", "result", "progress", "details", "timestamp",
                          *(() if error is None else ("error", "message"))}

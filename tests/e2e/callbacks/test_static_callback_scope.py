@@ -1,9 +1,8 @@
-"""What the static callback URL's secret proves (SPEC §4, §14), against the Procfile's web and worker over real
-HTTP: nothing of a task by itself (every app that submits its own tasks holds that secret): a callback there makes
-the jobs tracking the task through its account ask BFL, whichever came first, the callback or the track, and never
-touches a job fluxhook submitted. And what it may make Redis keep for tasks nobody tracks: a bit per task in a
-bitmap of fixed size per account (§7), so made-up task ids cost nobody anything.
-"""
+"""What the static callback URL's secret proves (docs/callbacks.md, docs/accounts.md), against the Procfile's web and
+worker over real HTTP: nothing of a task by itself (every app that submits its own tasks holds that secret): a callback
+there makes the jobs tracking the task through its account ask BFL, whichever came first, the callback or the track, and
+never touches a job fluxhook submitted. And what it may make Redis keep for tasks nobody tracks: a bit per task in a
+bitmap of fixed size per account (docs/operating.md), so made-up task ids cost nobody anything. """
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""What the static URL keeps for tasks nobody tracks yet is bounded per app key and in total, so one tenant's
-flood never fills another's room (SPEC §4, §7). The static secret is the account's, so a callback cannot be told
-apart by key: what is kept is only that a task was reported, a bit in a fixed bitmap, never refused. Two tenants,
-V and X, each an app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions
+"""What the static URL keeps for tasks nobody tracks yet is bounded per app key and in total, so one tenant's flood
+never fills another's room (docs/callbacks.md, docs/operating.md). The static secret is the account's, so a callback
+cannot be told apart by key: what is kept is only that a task was reported, a bit in a fixed bitmap, never refused. Two
+tenants, V and X, each an app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions
 after about a second."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A Ready on the static callback URL is a hint, never a result (SPEC §4): every app that submits its own tasks
+"""A Ready on the static callback URL is a hint, never a result: every app that submits its own tasks
 through an account holds the account's static secret, so fluxhook downloads only what BFL's own get_result states
 for the task, after one poll with the account's key. Two tenants, V and X, each an app key, against the Procfile's
 web and worker over real HTTP, with BFL answering submissions after about a second."""

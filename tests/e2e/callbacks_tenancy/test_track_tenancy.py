@@ -1,4 +1,4 @@
-"""Tracking is per key (SPEC §4): when two app keys track one BFL task each gets a job of its own, neither learns
+"""Tracking is per key: when two app keys track one BFL task each gets a job of its own, neither learns
 that the other tracks it, and no key's track changes another key's job or makes it its own; a task fluxhook itself
 submitted for one key is refused (409) to another's track, in words that name nothing of the first. Two tenants, V and X,
 each an app key, against the Procfile's web and worker over real HTTP, with BFL answering submissions after about a second.

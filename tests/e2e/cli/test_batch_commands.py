@@ -1,4 +1,4 @@
-"""``fluxhook batch submit|show|list|cancel|download`` as real processes against the session's stack (SPEC §18): a JSON
+"""``fluxhook batch submit|show|list|cancel|download`` as real processes against the session's stack: a JSON
 Lines file in, its progress until it ends, its files out; and in every test a second key, to which none of it
 exists. The pure helpers (reading the file, the progress line) are in tests/unit/cli/test_batches.py."""
 
@@ -149,7 +149,7 @@ def test_no_wait_prints_the_id_and_cancel_ends_what_is_unsent(stack, api, sim, t
 
     assert canceled.returncode == 0, canceled.stderr
     shown = json.loads(canceled.stdout)
-    # The item BFL has goes on (SPEC §18): it is paid for, and stored as any item is.
+    # The item BFL has goes on: it is paid for, and stored as any item is.
     assert shown["status"] == "canceled" and (shown["counts"]["aborted"], shown["counts"]["submitted"]) == (3, 1)
     assert f"batch {batch_id} canceled: 1 submitted, 3 aborted (so far: the items BFL has go on" in canceled.stderr
     again = batch_cli(stack, "cancel", batch_id, token=mine["key"])

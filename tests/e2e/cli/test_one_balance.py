@@ -1,4 +1,4 @@
-"""One balance, and a doctor that tells the truth (SPEC §7), against a `make run` as a user starts it for a team: two
+"""One balance, and a doctor that tells the truth, against a `make run` as a user starts it for a team: two
 BFL accounts (the simulator's eu and us), Redis through Sentinel, files in S3 (moto's server). The doctor runs in a
 new shell, with only what a user exports; every view of a balance (`fluxhook accounts`, `fluxhook credits`, the
 overview, `/metrics`, `/v1/accounts`) shows each account's one reading, and an admin's `/v1/credits` their sum with

@@ -1,4 +1,4 @@
-"""Going alone is fair (SPEC §6): jobs that must go alone take turns between owners, so one key's queue of them
+"""Going alone is fair: jobs that must go alone take turns between owners, so one key's queue of them
 delays another key's job by at most one such send, however many it queues. Against the Procfile's processes,
 with BFL answering each submission after about a second.
 

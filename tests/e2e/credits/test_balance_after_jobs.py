@@ -1,4 +1,4 @@
-"""Every view of a balance shows BFL's own reading (SPEC §7), through the Procfile's processes: after a restart on
+"""Every view of a balance shows BFL's own reading, through the Procfile's processes: after a restart on
 another BFL (another endpoint and key), the previous BFL's reading is shown nowhere and the new one's is read at once,
 though the interval's lock of the worker before the restart still holds; and after jobs end, an admin's
 ``GET /v1/credits`` shows BFL's new balance within 30 s of the last end, BFL asked once for the burst. The rules
@@ -30,7 +30,7 @@ from helpers import sign_in
 # The previous BFL's balance, as the stack kept it before its restart, and the BFL it runs on now.
 OLD, NEW = 999_216.0, 999_815.0
 JOBS = 5
-# SPEC §7: within 30 s of the last job an account ran ending.
+# docs/operating.md: within 30 s of the last job an account ran ending.
 WITHIN = 30.0
 
 

@@ -1,5 +1,5 @@
 """A job holding the daily budget's only reservation "sent alone" reaches BFL as soon as a slot frees, however
-many jobs that must wait for it are ahead of it in line (SPEC §6's limits, with few BFL slots).
+many jobs that must wait for it are ahead of it in line (docs/callbacks.md's limits, with few BFL slots).
 
 The starvation this stops: with BFL_MAX_ACTIVE=2, the jobs waiting for the budget came back in line every
 2 s, ahead of the job sent alone (they were created first), took the free slots, were refused by the budget,

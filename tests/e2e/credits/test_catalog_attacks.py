@@ -1,5 +1,5 @@
-"""The attacks on the daily limits that the model catalog stops (SPEC §6, §12), against the Procfile's processes and
-a second web process, with BFL answering each submission after about a second.
+"""The attacks on the daily limits that the model catalog stops (docs/callbacks.md, docs/models.md), against the
+Procfile's processes and a second web process, with BFL answering each submission after about a second.
 
 Before the catalog, fluxhook learned each model's bound from the gap between what it measured and what BFL
 charged, so a caller could teach it a low one: sides sent as 4096.0 (measured as 4096, priced by BFL's

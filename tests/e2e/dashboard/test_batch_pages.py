@@ -1,4 +1,4 @@
-"""The dashboard's batch pages (SPEC §18 "Seen and used") against the session stack, in headless Chromium and as a
+"""The dashboard's batch pages (docs/api.md "Seen and used") against the session stack, in headless Chromium and as a
 signed-in browser's HTTP session: the Batches list (linked from the sections), a finished batch's page with its counts,
 cost and a contact sheet of its items' thumbnails in their order (each a link to its job), its items in the job list
 and its results as JSON lines and a ZIP; a running batch's page following it without a reload, then canceled from
@@ -98,7 +98,7 @@ def test_a_finished_batch_shows_its_counts_cost_and_thumbnails_in_order(tab, api
     expect(tiles.nth(1).locator(".state")).to_have_text("failed")
     sources = page.evaluate("performance.getEntriesByType('resource').map(r => new URL(r.name))"
                             ".map(u => u.pathname + '?' + u.searchParams.get('w'))")
-    # No full image was loaded: each tile took the variant its size needs (SPEC §19), its original's width when smaller.
+    # No full image was loaded: each tile took the variant its size needs, its original's width when smaller.
     images = [s for s in sources if s.startswith("/v1/jobs/")]
     assert images and all(s.endswith(f"?{jobs[0]['image']['width']}") for s in images), sources
     expect(page.locator("#live")).to_have_text("final")
@@ -179,7 +179,7 @@ def test_a_running_batch_is_followed_live_then_canceled_from_its_page(tab, held)
     expect(page.locator("#batch-status")).to_have_text("canceled")
     expect(page.locator("#cancel")).to_be_hidden()
     counts = page.evaluate(COUNTS)
-    # The item at BFL is paid for: it goes on (SPEC §18), never shown canceled.
+    # The item at BFL is paid for: it goes on, never shown canceled.
     assert [counts[s] for s in ("queued", "submitted", "stored", "canceled", "aborted")] == [0, 1, 1, 0, 1]
     expect(page.locator('[data-field="canceled"]')).to_have_text(re.compile(r"^\d{4}-"))
     shown = app.get(f"/v1/batches/{batch['id']}").json()

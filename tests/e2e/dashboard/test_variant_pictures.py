@@ -1,4 +1,4 @@
-"""The dashboard's pictures are the variants each screen needs (SPEC §19), in headless Chromium on the session stack,
+"""The dashboard's pictures are the variants each screen needs, in headless Chromium on the session stack,
 at a 1x and a 2x screen: the job list takes 64- or 128-px links of its ``srcset``, a batch's contact sheet 128 or 256,
 the job page 640 or 1024 (its half of a 1280-px window), each ``format=auto``, answered AVIF to Chromium; each page's
 pictures weigh less than the thumbnails or the original it showed before; a row that turns stored while the list is

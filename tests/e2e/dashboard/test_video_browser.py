@@ -51,7 +51,7 @@ def test_the_list_shows_the_poster_and_bfls_words_while_a_task_runs(tab, api, si
     expect(row(page, thinking["id"]).locator('[data-field="running"]')).to_have_text("Reasoning · 35 %")
     thumbnail = row(page, video["id"]).locator(".thumb a.video img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
-    # The poster (320x180) as the variant the list's 64 px need (SPEC §19), not the 256-px thumbnail.
+    # The poster (320x180) as the variant the list's 64 px need, not the 256-px thumbnail.
     assert loaded_width(thumbnail) == 64
     assert "/poster?" in thumbnail.evaluate("img => img.currentSrc") and "w=64&format=auto" in thumbnail.evaluate(
         "img => img.currentSrc")

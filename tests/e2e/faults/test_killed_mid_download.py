@@ -1,4 +1,4 @@
-"""A worker killed outright mid-download (SPEC §7: an interrupted job completes within two minutes once a worker
+"""A worker killed outright mid-download (docs/operating.md: an interrupted job completes within two minutes once a worker
 runs again): RQ finds the killed task abandoned once its heartbeat lapses and runs it again; every job is stored
 once. A stack of its own (fault_helpers), on a Redis of its own."""
 

@@ -1,4 +1,4 @@
-"""A worker killed outright mid-poll (SPEC §7: an interrupted job completes within two minutes once a worker runs
+"""A worker killed outright mid-poll (docs/operating.md: an interrupted job completes within two minutes once a worker runs
 again): the check's hold lapses and the job is polled again, by the new worker. A stack of its own (fault_helpers),
 on a Redis of its own, that may poll BFL at the spy host too."""
 

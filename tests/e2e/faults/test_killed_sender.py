@@ -1,9 +1,10 @@
-"""A worker killed right after BFL took the task it was sending (SPEC §6: a task is never sent to BFL twice for one
-job; §7: an interrupted job completes within two minutes once a worker runs again). The Procfile's processes on Redis
-and the simulator, which answers a submission 30 s after taking its task, so the kill falls between the two. The job is
-never sent again: once the send's lease is over, another worker's sweep takes it for one BFL may have, and BFL's
-callback to the job's own URL names the task it follows to ``stored``. Another app's job goes through meanwhile. A
-module of its own, beside test_lost_sends.py's web process killed mid-send: each waits out a send's lease."""
+"""A worker killed right after BFL took the task it was sending (docs/callbacks.md: a task is never sent to BFL twice
+for one job; docs/operating.md: an interrupted job completes within two minutes once a worker runs again). The
+Procfile's processes on Redis and the simulator, which answers a submission 30 s after taking its task, so the kill
+falls between the two. The job is never sent again: once the send's lease is over, another worker's sweep takes it for
+one BFL may have, and BFL's callback to the job's own URL names the task it follows to ``stored``. Another app's job
+goes through meanwhile. A module of its own, beside test_lost_sends.py's web process killed mid-send: each waits out a
+send's lease."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""A web process killed while its request was sending a job to BFL (SPEC §6: a task is never sent to BFL twice for
-one job; §7: an interrupted job completes once the processes run again). The Procfile's processes on Redis and the
+"""A web process killed while its request was sending a job to BFL (docs/callbacks.md: a task is never sent to BFL twice for
+one job; docs/operating.md: an interrupted job completes once the processes run again). The Procfile's processes on Redis and the
 simulator, which takes the task 5 s after the send, as BFL keeps a task whose client went away. Once the send's
 lease is over, the worker's sweep takes the job for one BFL may have: it is never sent again, and BFL's callback to
 the job's own URL names the task it then follows to ``stored``. Another app's job, sent meanwhile, goes through at

@@ -1,4 +1,4 @@
-"""An app's receiver holds only its own messages (SPEC §7, bulkheads): the Procfile's processes with BFL answering a
+"""An app's receiver holds only its own messages (docs/operating.md, bulkheads): the Procfile's processes with BFL answering a
 submission after 1 s and tasks of 3 s. Key A's receiver answers ``HTTP/1.1 200 OK`` and then a byte every 4 s (then
 key C's, one that never answers), and A makes 100 cheap notifications (jobs canceled while they wait for A's one
 slot); key B's job is then stored and notified as fast as the same job before any of it, in the same run. A's receiver

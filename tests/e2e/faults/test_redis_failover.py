@@ -1,4 +1,4 @@
-"""A Redis failover under load (SPEC §13): the Procfile's web and worker on a primary, a replica and three
+"""A Redis failover under load: the Procfile's web and worker on a primary, a replica and three
 sentinels (devtools/replicated_redis.py), REDIS_MIN_REPLICAS=1. The primary is SIGKILLed while jobs are
 submitted with Idempotency-Keys; every acknowledged job is found and stored afterwards, nothing answers
 500, and the processes write to the new primary without a restart; a wake-up the old primary took with it costs a

@@ -1,4 +1,4 @@
-"""A managed Redis that fails over behind one address (SPEC §13): the Procfile's web and worker on
+"""A managed Redis that fails over behind one address: the Procfile's web and worker on
 REDIS_URL alone, a relay standing for the provider's endpoint. The replica is promoted and the old
 primary made its replica; the address moves to the new primary while connections opened before stay
 on the old one, which now answers READONLY. Writes go on at the new primary, nothing answers 500."""

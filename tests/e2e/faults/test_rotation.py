@@ -61,7 +61,7 @@ def test_jobs_in_flight_survive_a_rotation_and_old_values_stop_working_once_drop
     fresh_url = api.job(done["id"])["image"]["url"]
     assert fresh_url != old_image_url and requests.get(fresh_url, timeout=10).status_code == 200
     # BFL calls back the URL and secret minted before the rotation. A running task is polled every 10 s or so
-    # (SPEC §3, live) and a restart on a loaded host can take that long: such a poll finds it pending, and the result
+    # (docs/api.md, live) and a restart on a loaded host can take that long: such a poll finds it pending, and the result
     # still comes by the callback.
     sim.complete(in_flight["bfl_id"])
     sim.complete(elsewhere["id"])

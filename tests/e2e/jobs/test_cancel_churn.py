@@ -1,4 +1,4 @@
-"""Canceling frees nothing BFL still uses (SPEC §3), over HTTP against gunicorn, the real worker, Redis and the
+"""Canceling frees nothing BFL still uses, over HTTP against gunicorn, the real worker, Redis and the
 simulator: BFL has no cancel, so a key that submits a long task, cancels it and submits again never has more of its
 tasks running at BFL than its ``max_active``, and another key's job is not held up behind the tasks BFL still runs
 for it; the canceled job's slot goes free once BFL says its task ended, by callback or by the sweep's polls, which go

@@ -2,7 +2,7 @@
 second: a job not sent by its deadline ends aborted (the simulator never sees it), one sent but not stored ends
 canceled with its cost kept and BFL's later result not downloaded, both within seconds of the deadline; a bad value
 answers 400 on both doors and creates nothing, consumes no Idempotency-Key and counts against no limit; a key's job with a
-deadline goes to BFL before its older jobs without one (SPEC §15's ordering rule)."""
+deadline goes to BFL before its older jobs without one (docs/architecture.md's ordering rule)."""
 
 from __future__ import annotations
 

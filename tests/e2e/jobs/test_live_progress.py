@@ -1,4 +1,4 @@
-"""SPEC §3 "Live" through the Procfile's processes: a FLUX 3 video's Reasoning, Generating and rising progress reach
+"""docs/api.md "Live" through the Procfile's processes: a FLUX 3 video's Reasoning, Generating and rising progress reach
 its job within 3 s while someone watches it (the drop-in's get_result, a Prefer: wait) and within 15 s unwatched,
 compared with the simulator's own state of the task (its control API, read beside the job), and never backwards; a
 polled video edit no longer goes Pending, Reasoning, Pending, Ready. The simulator answers submissions after a
@@ -124,7 +124,7 @@ def bfl_headers() -> dict:
 
 def get_result(base: str, job_id: str) -> Callable[[], Sample]:
     """The app's own poll of the drop-in's get_result, as BFL's docs write it (it watches the job), beside the job's
-    status: get_result says Ready only once the file is stored (SPEC §9), and shows BFL's last running word while the
+    status: get_result says Ready only once the file is stored, and shows BFL's last running word while the
     job is ``ready``, so BFL's Ready reaches the job as its status. The status is read first: a job read stored is
     Ready in the get_result read after it."""
     api = API(base)

@@ -1,4 +1,4 @@
-"""A batch's notifications (SPEC §18): one ``batch.ended`` message, the batch object, signed with its key's secret
+"""A batch's notifications: one ``batch.ended`` message, the batch object, signed with its key's secret
 and listed in the deliveries console; its items' ``job.*`` messages only when ``notify_events`` asks. Two keys: the
 other key's receiver gets none of it and cannot verify it."""
 

@@ -1,4 +1,4 @@
-"""The notifications console end to end (SPEC §16): events and the body's shape, every attempt listed, replay with
+"""The notifications console end to end: events and the body's shape, every attempt listed, replay with
 the same webhook-id, a 410 disabling a target until it is enabled, Retry-After honoured, a key seeing only its own,
 and an app's failing receiver logged as WARNING lines, never a traceback. Receivers: tests/e2e/notify/conftest.py."""
 

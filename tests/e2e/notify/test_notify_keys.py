@@ -1,4 +1,4 @@
-"""Each app its own notifications (SPEC §16 "Whose"): a key's notify_url and its own secret, shown once and
+"""Each app its own notifications (docs/api.md "Whose"): a key's notify_url and its own secret, shown once and
 rotated with a day of two signatures, so no app can sign another app's notifications (the tenant attack)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Request bodies cannot fill the disk or the memory (SPEC §7), against the Procfile's web process over real
+"""Request bodies cannot fill the disk or the memory, against the Procfile's web process over real
 sockets on 127.0.0.1: a body sent fast and then trickled is cut off (408) and its spool file freed, with or
 without credentials; the bodies held at once never pass MAX_SPOOL_BYTES, the next one is answered 503 with
 Retry-After at once, and callbacks still get through.
@@ -28,7 +28,7 @@ from helpers import read_answer, status_of, web_worker_pids
 
 MIB = 1024 * 1024
 MAX_SPOOL_BYTES = 8 * MIB
-# SPEC: no connection holds spooled bytes past 30 s below MIN_BODY_RATE (the default, 64 KiB/s, here).
+# The contract: no connection holds spooled bytes past 30 s below MIN_BODY_RATE (the default, 64 KiB/s, here).
 CUT_WITHIN = 30.0
 
 

@@ -1,4 +1,4 @@
-"""Traces (SPEC §7): with OTEL_EXPORTER_OTLP_ENDPOINT set, each job is one trace across the web and the worker,
+"""Traces: with OTEL_EXPORTER_OTLP_ENDPOINT set, each job is one trace across the web and the worker,
 sent over OTLP/HTTP to a collector this test runs; unset, nothing of the SDK is installed and nothing is sent.
 
 A stack of its own (Redis database 13) with notifications on, so the trace has every step of a job's life, and

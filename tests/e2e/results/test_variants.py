@@ -1,4 +1,4 @@
-"""Variants of stored images through the Procfile's web (two gunicorn workers) and worker (SPEC §19), of photo-like
+"""Variants of stored images through the Procfile's web (two gunicorn workers) and worker, of photo-like
 images (the simulator's JPEG landscapes at the size asked): widths, formats and their bytes against the original's,
 the caching headers of a signed link and of a bearer token, ``auto`` by Accept, 304; first requests at once, spread
 over both web processes, make a variant once; ``srcset`` in the job and in a batch's results lines, each of its links

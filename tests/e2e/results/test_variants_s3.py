@@ -1,4 +1,4 @@
-"""Variants of stored images in an S3 bucket (SPEC §19), through the Procfile's web and worker with
+"""Variants of stored images in an S3 bucket, through the Procfile's web and worker with
 ``STORAGE_URL=s3://...`` and a real S3 server process (moto in server mode) on 127.0.0.1: a variant is made once and
 stored beside its original in the bucket; the answer redirects to it as the original's does (``Vary: Accept`` kept
 for ``auto``), a stored one answers ``304`` without asking the bucket, a web process with

@@ -1,4 +1,4 @@
-"""The worker's work is fair too (SPEC §11): with one worker whose lanes are all busy, key A's results arriving
+"""The worker's work is fair too: with one worker whose lanes are all busy, key A's results arriving
 at once and key B's one just after, B's result waits behind the few tasks already in RQ, not after A's
 backlog. Through the Procfile's processes on a stack of its own (one worker), the simulator and the spy
 host. The rule itself, on Redis: tests/unit/store/test_work_lines.py."""

@@ -1,8 +1,8 @@
-"""At rest it costs nothing, and waking costs nothing (SPEC §17): the Procfile's web and one worker process on a Redis
+"""At rest it costs nothing, and waking costs nothing: the Procfile's web and one worker process on a Redis
 of their own, a job stored first, then Redis's own ``INFO commandstats`` read over a rest of ``WINDOW`` seconds; and a
 job's notification after a rest, timed from its job's end to the receiver's first POST.
 
-The figures SPEC §17 holds to are over 10 minutes (``make bench-idle --seconds 600`` measures them); this reads the same
+The figures docs/scaling.md holds to are over 10 minutes (``make bench-idle --seconds 600`` measures them); this reads the same
 rate over a shorter window, once the first job's after-effects are over (``SETTLE``: the lanes' checks after a task,
 the balance read after an end). The test's own commands stay out of the count: it reads ``INFO`` and the job's record
 with ``HSTRLEN`` and ``HGET`` before and after the window, never during it.
@@ -26,9 +26,9 @@ from notify_helpers import SECRET, receiving
 # After the first job: its lanes' checks for a lost end (worker.lanes.IDLE_CHECK_FOR) and its balance's reads are over.
 SETTLE = 62.0
 WINDOW = 30.0
-# SPEC §17: a web process and a worker process together, at most one command a second.
+# docs/scaling.md: a web process and a worker process together, at most one command a second.
 AT_REST_MOST = 1.0
-# SPEC §17: a notification's first attempt starts within 0.2 s of its job's end; the margin is its POST's own time on
+# docs/scaling.md: a notification's first attempt starts within 0.2 s of its job's end; the margin is its POST's own time on
 # a shared machine.
 WAKE_MOST = 0.2 + 0.15
 OWN = ("cmdstat_info",)

@@ -1,4 +1,4 @@
-"""``fluxhook batch download --name-from FIELD`` (SPEC §18): each stored file named from its item's metadata, never a
+"""``fluxhook batch download --name-from FIELD``: each stored file named from its item's metadata, never a
 path outside the directory, never two files one name, an item without the field kept at its index name. The naming
 rule is fluxhook/media/archives.py's, which the API's ``?name_from=`` archive follows too."""
 

@@ -1,4 +1,4 @@
-"""``fluxhook doctor``'s Redis lines under Sentinel (SPEC §13), against a real primary, replica and three sentinels
+"""``fluxhook doctor``'s Redis lines under Sentinel, against a real primary, replica and three sentinels
 (devtools/replicated_redis.py): the primary it reaches is named, not REDIS_URL's placeholder host; what an
 acknowledgement waits for; and what REDIS_MIN_REPLICAS=0 risks there."""
 

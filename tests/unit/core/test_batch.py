@@ -38,7 +38,7 @@ def test_ids_sort_by_time_and_are_told_from_anything_else():
 def test_a_batchs_cancel_aborts_what_is_unsent_and_leaves_what_bfl_has_to_be_stored():
     assert batch_cancel_ending(st.QUEUED).status == st.ABORTED
     assert batch_cancel_ending(st.QUEUED).code == "batch_canceled"
-    # BFL has no cancel: an item it has is paid for, so it goes on and is stored as any item (SPEC §18).
+    # BFL has no cancel: an item it has is paid for, so it goes on and is stored as any item.
     assert batch_cancel_ending(st.SUBMITTED) is None and batch_cancel_ending(st.READY) is None
     assert batch_cancel_ending(st.STORED) is None
 

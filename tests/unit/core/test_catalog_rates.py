@@ -66,7 +66,7 @@ def test_models_that_take_no_webhook_are_sent_without_and_polled_from_their_subm
     assert first_poll_at(edit, 1000.0, 45.0) == 1000.0
     assert first_poll_at(edit, 1000.0, 45.0, watched=True) == 1000.0
     # A model that takes webhooks keeps them, and waits for its callback for the grace period first, at most as
-    # long as a running job's state may take to reach it (SPEC §3 "Live": 15 s unwatched, 3 s watched).
+    # long as a running job's state may take to reach it (docs/api.md "Live": 15 s unwatched, 3 s watched).
     assert takes_webhook(VIDEO) and takes_webhook(None)
     assert without_webhook(VIDEO, body) == body
     assert first_poll_at(VIDEO, 1000.0, 45.0) == first_poll_at(None, 1000.0, 45.0) == 1010.0

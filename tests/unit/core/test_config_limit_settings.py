@@ -1,4 +1,4 @@
-"""The settings of the limits no caller can bend (SPEC §7): MAX_SPOOL_BYTES and MIN_BODY_RATE for bodies still
+"""The settings of the limits no caller can bend: MAX_SPOOL_BYTES and MIN_BODY_RATE for bodies still
 arriving, METRICS_TOKEN for /metrics. Read once into the typed Config, with one line per bad value; the app hands
 the first two to the web worker (receiver/buffering_worker.py). Pure: no processes."""
 

@@ -27,7 +27,7 @@ SENTINEL = {"REDIS_SENTINELS": "10.0.0.5:26379", "REDIS_SENTINEL_MASTER": "fluxh
 
 
 def test_under_sentinel_an_acknowledgement_waits_for_one_replica_unless_told_otherwise():
-    # SPEC §13: a Sentinel deployment has a replica by design; without the wait a failover loses acknowledged writes.
+    # docs/operating.md: a Sentinel deployment has a replica by design; without the wait a failover loses acknowledged writes.
     assert Config.from_env(env(**SENTINEL)).redis_min_replicas == SENTINEL_MIN_REPLICAS == 1
     assert Config.from_env(env(**SENTINEL, REDIS_MIN_REPLICAS="0")).redis_min_replicas == 0
     assert Config.from_env(env(**SENTINEL, REDIS_MIN_REPLICAS="2")).redis_min_replicas == 2

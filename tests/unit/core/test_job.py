@@ -103,9 +103,9 @@ API_JOB_FIELDS |= {"deadline"}
 API_JOB_FIELDS |= {"key_id", "account"}
 # The app's own user it was made for (null when none was named).
 API_JOB_FIELDS |= {"end_user"}
-# Why a queued job waits (SPEC §11; null when it does not).
+# Why a queued job waits (docs/fair-share.md; null when it does not).
 API_JOB_FIELDS |= {"waiting"}
-# The batch it is an item of and its place there (SPEC §18; null for a single job).
+# The batch it is an item of and its place there (docs/api.md; null for a single job).
 API_JOB_FIELDS |= {"batch_id", "batch_index"}
 
 

@@ -1,4 +1,4 @@
-"""Going alone is fair (``store/lua/budget_reserve.lua``, SPEC §6, issue 50 point 1): the jobs that must go alone take
+"""Going alone is fair (``store/lua/budget_reserve.lua``, docs/callbacks.md, issue 50 point 1): the jobs that must go alone take
 turns between owners (weighted, as slots are), one owner's queue of them delays another owner's boundable job by at
 most one send alone, and never under a limit the two do not share. In real Redis, with the clock given. Through the
 real processes: tests/e2e/credits/test_alone_turns.py."""

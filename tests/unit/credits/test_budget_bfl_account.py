@@ -1,5 +1,5 @@
 """A BFL account's own daily limit (``BFL_<NAME>_DAILY_CREDIT_LIMIT``) is one more limit of the reservation (issue 45
-point 4, SPEC §6): reserved as a job is sent by that account, so however many are sent at once its spend ends at
+point 4, docs/callbacks.md): reserved as a job is sent by that account, so however many are sent at once its spend ends at
 most one job's price over. In-process on a real Redis and the simulator answering each submission after 0.3 s, so
 that the sends overlap; the code that compared the day's spend before sending let every one of them through."""
 

@@ -1,4 +1,4 @@
-"""No tenant holds the budget hostage (issue 45 point 1, SPEC §6): a reservation is held only by a job being sent.
+"""No tenant holds the budget hostage (issue 45 point 1, docs/callbacks.md): a reservation is held only by a job being sent.
 Jobs that wait for a slot, their key's ``max_active`` or BFL's room reserve nothing, so another tenant's job is
 admitted at once. In-process on a real Redis and the simulator; each test failed on the code that reserved at
 admission (a key's nine queued flux-2-max jobs held 826 credits for an hour)."""

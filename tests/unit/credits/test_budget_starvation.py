@@ -181,7 +181,7 @@ def test_the_sweeps_look_lets_a_job_waiting_to_go_alone_back_in_line_still_ahead
     claim = due + 60
     assert svc.jobs.claim_due(due, 10, claim) == [alone.id]
     assert checking.check_job(svc, alone.id, claim) == CheckOutcome.REQUEUED
-    # Back in line for the next free slot, it reserves nothing until it is sent (SPEC §6), but its record of waiting
+    # Back in line for the next free slot, it reserves nothing until it is sent, but its record of waiting
     # to go alone holds a job arriving meanwhile back; sent, it holds all that is left.
     assert svc.slots.waiting(alone.pool) == 1
     assert svc.store.usage.reserved(time.time()) == 0

@@ -1,4 +1,4 @@
-"""A model BFL has not yet priced within its catalog entry goes alone under a limit (issue 45 point 4, SPEC §6):
+"""A model BFL has not yet priced within its catalog entry goes alone under a limit (issue 45 point 4, docs/callbacks.md):
 BFL states a price only in its answer, about a second after the send, so without this every send of that second
 would pass its bound before the first answer showed the entry wrong. In-process on a real Redis, and the
 simulator answering each submission after 0.3 s so that the sends overlap."""

@@ -1,5 +1,5 @@
 """deploy/prometheus.yml: the scrape job for /metrics sends a bearer token, from a file, since /metrics is not
-public (SPEC §7). Pure file checks, like tests/test_deploy.py."""
+public. Pure file checks, like tests/test_deploy.py."""
 
 from __future__ import annotations
 

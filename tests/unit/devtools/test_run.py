@@ -1,4 +1,4 @@
-"""``make run``'s own settings (devtools/run.py, devtools/stack.py), SPEC §8: its web listens on 127.0.0.1 unless
+"""``make run``'s own settings (devtools/run.py, devtools/stack.py), README.md: its web listens on 127.0.0.1 unless
 ``HOST`` says otherwise while the Procfile's command keeps production's 0.0.0.0, and a key's ``notify_url`` may name
 a receiver on this machine. The run itself: tests/e2e/dev/test_make_run.py."""
 

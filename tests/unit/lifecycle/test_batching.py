@@ -1,6 +1,6 @@
 """Batches (fluxhook/lifecycle/batching.py) in-process on a real Redis and the simulator: a batch is checked whole
 before anything exists, its items are jobs in line behind their key's single jobs, its counts follow its items' moves,
-its cancel aborts the unsent items and lets the sent ones go on (SPEC §18), and another key sees none of it.
+its cancel aborts the unsent items and lets the sent ones go on, and another key sees none of it.
 Over HTTP: tests/e2e/batches/."""
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def test_a_submitted_job_canceled_keeps_its_cost_and_its_later_result_is_never_d
     assert svc.store.locks.holder(KEYS.download_lock(job.id)) is None  # no download was queued
 
 
-# --- canceling frees nothing BFL still uses (SPEC §3) -----------------------------------------------------------
+# --- canceling frees nothing BFL still uses -----------------------------------------------------------
 
 def _sent(svc, prompt: str, key_id: str | None = None) -> Job:
     """A job BFL has, sent from its slot as a worker's sender sends it."""

@@ -1,4 +1,4 @@
-"""A key's queued jobs and batch items are bounded (SPEC §7, issue 83): creating a job (fluxhook/lifecycle/creating.py),
+"""A key's queued jobs and batch items are bounded (docs/operating.md, issue 83): creating a job (fluxhook/lifecycle/creating.py),
 a batch (batching.py) or a track (tracking.py) past the key's ``max_queued`` (else ``MAX_QUEUED_PER_KEY``, which holds
 the admin tokens together) is refused ``QueueFull`` and makes nothing, counts nothing; another key goes on meanwhile.
 In-process on a real Redis and the simulator; over HTTP: tests/e2e/api/test_queue_full.py."""

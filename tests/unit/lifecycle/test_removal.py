@@ -1,6 +1,6 @@
 """Removing a job (fluxhook/lifecycle/removal.py) on a real Redis and a real directory: the record, its result and
 every file made beside it, its timeline; and a job whose record already expired leaves no index entry behind.
-Deleting frees nothing BFL still uses (SPEC §3, ``waits_for_bfl``): a job whose task BFL runs ends as a cancel ends it
+Deleting frees nothing BFL still uses (docs/api.md, ``waits_for_bfl``): a job whose task BFL runs ends as a cancel ends it
 and keeps its slot under its key's max_active until BFL says the task ended, then goes (steps/erasing.py). Over HTTP:
 tests/e2e/jobs/test_cancel_churn.py."""
 
@@ -105,7 +105,7 @@ def test_a_job_whose_record_expired_leaves_no_index_entry_nor_timeline(svc):
     assert svc.store.timeline.newest(job.id) == []
 
 
-# --- deleting frees nothing BFL still uses (SPEC §3) ------------------------------------------------------------
+# --- deleting frees nothing BFL still uses ------------------------------------------------------------
 
 SENT = 1_000_000.0
 

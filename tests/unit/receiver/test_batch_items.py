@@ -1,4 +1,4 @@
-"""The shape of each item of ``POST /v1/batches`` (receiver/batches.py, SPEC §18): every bad item found, each problem
+"""The shape of each item of ``POST /v1/batches`` (receiver/batches.py, docs/api.md): every bad item found, each problem
 with its field and what to do; a model's fields where ``input`` belongs told to go under it. Each item checked and
 spooled as the body is read (receiver/batch_body.py), and the batch's fingerprint for an ``Idempotency-Key``."""
 

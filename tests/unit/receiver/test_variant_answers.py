@@ -1,4 +1,4 @@
-"""Variants of a stored image over HTTP (SPEC §19, receiver/variants.py) on an in-process app (its Flask test client)
+"""Variants of a stored image over HTTP (docs/api.md, receiver/variants.py) on an in-process app (its Flask test client)
 over a Redis database of its own: a bad ``w``, ``format`` or ``q`` answered 400 naming it and what is allowed; each
 answer's ETag, 304, Cache-Control (public for a signed link, private for a bearer token) and Vary; ``auto`` by
 Accept; ``srcset`` in the job's JSON; key A's variants made and served while key B gets 404 for them and its own

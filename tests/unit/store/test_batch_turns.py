@@ -1,4 +1,4 @@
-"""fluxhook/store/batch_turns.py on a real Redis: turns to make a batch go to the keys in turns (SPEC §11's rule,
+"""fluxhook/store/batch_turns.py on a real Redis: turns to make a batch go to the keys in turns (docs/fair-share.md's rule,
 weights included, a turn costing its batch's items), each key's waiters in the order they came; whoever gives a turn
 wakes its waiter; a maker or a waiter whose process died stops counting once its lease ends. Two keys in each test:
 what one key does, and what the other sees."""

@@ -1,6 +1,6 @@
 """Notification messages in Redis (fluxhook/store/deliveries.py) on a real Redis: a message stays one compact hash
-whatever its attempts (SPEC §17), keeps its newest 40 attempts in order, expires with its job, and an owner's index
-is bounded (SPEC §7)."""
+whatever its attempts, keeps its newest 40 attempts in order, expires with its job, and an owner's index
+is bounded."""
 
 from __future__ import annotations
 

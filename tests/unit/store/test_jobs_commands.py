@@ -1,4 +1,4 @@
-"""What a job's steps cost Redis (SPEC §17), command by command as MONITOR sees them: a new job's place in line and its
+"""What a job's steps cost Redis, command by command as MONITOR sees them: a new job's place in line and its
 slot, a dispatch of empty lines, and the transitions of a job from queued to stored touch only the job's own pool,
 line, slot and record fields, and read and write its record once each."""
 

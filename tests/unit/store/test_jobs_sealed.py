@@ -1,4 +1,4 @@
-"""BFL's delivery URLs are kept sealed in a job's record (SPEC §7): read back as they were, compared in place by a
+"""BFL's delivery URLs are kept sealed in a job's record: read back as they were, compared in place by a
 transition, across a rotation of SECRET_KEY and for a record kept before sealing."""
 
 from __future__ import annotations

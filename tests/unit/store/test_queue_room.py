@@ -1,4 +1,4 @@
-"""What an owner holds queued is bounded (SPEC §7; fluxhook/store/lua/queue_room.lua, Slots.join, hold_queue_room): a
+"""What an owner holds queued is bounded (docs/operating.md; fluxhook/store/lua/queue_room.lua, Slots.join, hold_queue_room): a
 job is made only in a step that finds its owner under its max_queued, counting its jobs in every pool's line and
 aside and the room its batches being made hold; a batch holds room for all its items before its first is made, or
 none. Always two owners: A at its limit, B beside it going on. On the unit tests' Redis (database 3)."""

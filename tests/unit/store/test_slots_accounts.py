@@ -1,4 +1,4 @@
-"""Slots over several BFL accounts on a real Redis (SPEC §14): each account its own limits, a job only through an
+"""Slots over several BFL accounts on a real Redis: each account its own limits, a job only through an
 account its route allows, the least busy first, none through a cooling account, and a slot given back moves on."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Turns in slot time (SPEC §11; fluxhook/store/lua/slot_time.lua): a key of long tasks gets the same share
+"""Turns in slot time (docs/fair-share.md; fluxhook/store/lua/slot_time.lua): a key of long tasks gets the same share
 of BFL's slot time as a key of short ones, not the same number of tasks, and a slot given back before its
 task reached BFL costs no turn. On a real Redis, with the clock the scripts read run by hand."""
 

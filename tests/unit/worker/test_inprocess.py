@@ -91,7 +91,7 @@ def test_a_queues_registries_are_cleaned_once_per_maintenance_interval_whichever
 
 
 def test_at_rest_a_maintenance_looks_for_an_abandoned_task_in_two_commands_and_cleans_when_it_finds_one(make_services):
-    """SPEC §17: a queue's registries are cleaned in full once per FULL_CLEANING_EVERY; between, a maintenance only
+    """docs/scaling.md: a queue's registries are cleaned in full once per FULL_CLEANING_EVERY; between, a maintenance only
     looks whether a killed worker left a task (its heartbeat lapsed, RQ's own rule), and cleans at once if so."""
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)

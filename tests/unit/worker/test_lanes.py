@@ -131,7 +131,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
 
 
 def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_within_a_second(make_services):
-    """SPEC §17: a kind's idle lanes cost Redis one BLMOVE per WAIT_FOR_TASK (its watcher's), not one a second each; a
+    """docs/scaling.md: a kind's idle lanes cost Redis one BLMOVE per WAIT_FOR_TASK (its watcher's), not one a second each; a
     task queued is taken at once; a stop ends the watcher's wait (CLIENT UNBLOCK) and signs every lane off."""
     svc = make_services(7)
     runtime.init(svc)

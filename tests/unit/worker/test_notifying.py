@@ -63,7 +63,7 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
 
 
 def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_at_once(make_services, receivers):
-    """SPEC §17: with nothing due the notifier costs Redis nothing while it waits; a job's end wakes it (the push
+    """docs/scaling.md: with nothing due the notifier costs Redis nothing while it waits; a job's end wakes it (the push
     job_transition.lua makes with the outbox entry), and the notification starts within 0.2 s of the end."""
     _, prompt = receivers
     svc = make_services(11, NOTIFY_HOST_ALLOWLIST=prompt.host)

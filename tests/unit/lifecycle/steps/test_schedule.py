@@ -67,7 +67,7 @@ def _polls_until_seen(completes_at: float, grace: float, rng: random.Random) -> 
 
 @pytest.mark.parametrize("grace", [2, 45])
 def test_an_unwatched_running_jobs_state_is_polled_within_twelve_seconds(grace):
-    # SPEC §3 "Live": within 15 s unwatched. The schedule's share is at most 12 s (10 s, +20 % jitter); the
+    # docs/api.md "Live": within 15 s unwatched. The schedule's share is at most 12 s (10 s, +20 % jitter); the
     # sweep's second and the check's run make the rest. Tasks of up to ten minutes, lost callbacks or progress.
     rng = random.Random(7)
     lags = [_polls_until_seen(t / 10, grace, rng)[1] for t in range(0, 6001)]
