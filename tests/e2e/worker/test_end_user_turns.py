@@ -11,18 +11,11 @@ import pytest
 import requests
 
 from conftest import API
-from devtools.processes import RedisServer, wait_until
+from devtools.processes import wait_until
 from helpers import stack_on_db
 from key_helpers import make_key
 
 BACKLOG = 8
-
-
-@pytest.fixture(scope="module")
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

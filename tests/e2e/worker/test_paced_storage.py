@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import API, API_TOKEN
-from devtools.processes import RedisServer, wait_until
+from devtools.processes import wait_until
 from helpers import stack_on_db
 from key_helpers import make_key
 
@@ -19,13 +19,6 @@ ITEMS = 200
 # Long enough for what BFL finishes before the first judgement (a sweep reads the backlog every few seconds until it
 # nears the floor), short enough that the held backlog's seconds are judged against it.
 URL_LIFE = 30
-
-
-@pytest.fixture(scope="module")
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture()

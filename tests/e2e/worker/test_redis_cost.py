@@ -20,7 +20,7 @@ import redis
 import requests
 
 from conftest import API_TOKEN
-from devtools.processes import RedisServer, wait_until
+from devtools.processes import wait_until
 from fluxhook.media import thumbnails
 from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
@@ -50,13 +50,6 @@ CEILING = 140
 TRIPS_CEILING = 18
 # The test's own: its INFO snapshots and its HSTRLEN confirmations.
 OWN = ("info", "hstrlen")
-
-
-@pytest.fixture(scope="module")
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
