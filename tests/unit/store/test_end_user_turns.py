@@ -162,7 +162,8 @@ def test_a_key_naming_no_end_user_is_taken_as_the_model_takes_it_with_no_command
     given: list[str] = []
     seen = commands_during(connection, db, lambda: given.extend(slots.dispatch().jobs))
     assert given == model.dispatch(now)
-    assert not [c for c in seen if "!" in c["command"] and "EVALSHA" not in c["command"]]
+    # A script's own text names end users' fields (its first run on a fresh server loads it): not a command for them.
+    assert not [c for c in seen if "!" in c["command"] and not c["command"].startswith(("EVAL", "SCRIPT"))]
 
 
 def test_an_end_users_job_leaves_every_line_as_it_ends_or_is_deleted(store, connection):
