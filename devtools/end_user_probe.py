@@ -312,6 +312,15 @@ def bad_input(p: EndUserProbe, a: Api) -> None:
         status = raw_request(base, token, line, body)
         # Two headers reach the app joined by the server ("one,two"): one more name the app sent, not a bypass.
         row("4 bad X-End-User", name, status[:140], " 202 " not in status[:13] or name == "two headers")
+    joined = [j.get("end_user") for j in a.get("/v1/jobs", params={"limit": 5}).json()["jobs"]][:1]
+    row("4 two X-End-User headers", "X-End-User: one + X-End-User: two", f"the job's end_user {joined} (one more "
+        "name, not a refusal)", True)
+    for name, value in {"number": 7, "129 chars": "z" * 129, "newline": "a\nb"}.items():
+        got = a.call("POST", f"/v1/{MODEL}", json={"prompt": "bad drop-in", "end_user": value, **SIZE})
+        row("4 bad end_user (drop-in body)", name, err(got)[:120], got.status_code == 422)
+    for path in ("/v1/jobs", "/v1/usage"):
+        got = a.get(path, params={"end_user": "a\x01b"})
+        row("4 bad ?end_user=", f"{path}?end_user=a%01b", err(got)[:100], got.status_code == 400)
     body = b'{"model": "flux-2-pro", "end_user": "ab\xff", "input": {"prompt": "raw"}}'
     status = raw_request(base, token, b"", body)
     row("4 non-UTF-8 in body", "end_user with byte 0xff in JSON", status[:120], " 400 " in status[:13])
