@@ -162,3 +162,37 @@ def test_an_end_user_moderated_as_often_as_its_keys_limit_is_blocked_and_counted
     assert shown["blocked_reason"] == "moderated" and shown["today"]["moderated"] == 2
     admin.post(f"/v1/keys/{created['id']}/end_users/x/unblock")
     assert _post(app, "forgiven", "x").status_code == 202
+
+
+def test_a_non_ascii_end_user_is_one_end_user_by_header_and_by_body_and_bytes_not_utf8_are_refused(webs, sim):
+    """The header is read as UTF-8, as the JSON body is: an app naming 'jürgen' in X-End-User (as curl and most
+    clients send it) names the end user its body names, so one person never gets two allowances by switching routes;
+    bytes that are not UTF-8 are a 400 (BFL's 422) and nothing is made. Another key's 'jürgen' goes on."""
+    admin, _ = webs
+    created, app = make_key(admin, end_user_limits={"requests_per_minute": 2})
+    _, other_key = make_key(admin, end_user_limits={"requests_per_minute": 2})
+    name = "jürgen-ß"
+    utf8 = {"X-End-User": name.encode()}
+
+    assert _post(app, "by body 1", name).status_code == 202
+    both = app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "both"}, "end_user": name},
+                    headers=utf8)
+    assert both.status_code == 202, both.text
+    assert both.json()["end_user"] == name
+    # Its minute's two are spent: by header, on fluxhook's route and BFL's, it is the same end user.
+    assert "end user 'jürgen-ß'" in assert_error(
+        app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "by header"}}, headers=utf8),
+        429, "rate_limited")["message"]
+    dropin = app.post("/v1/flux-2-pro", json={"prompt": "by header"}, headers=utf8)
+    assert dropin.status_code == 429, dropin.text
+    assert other_key.post("/v1/flux-2-pro", json={"prompt": "b's"}, headers=utf8).status_code == 200
+
+    before = len(app.get("/v1/jobs?limit=100").json()["jobs"])
+    for raw in (b"ab\xff\xfe", b"caf\xe9"):
+        assert "UTF-8" in assert_error(
+            app.post("/v1/jobs", json={"model": "flux-2-pro", "input": {"prompt": "bad bytes"}},
+                     headers={"X-End-User": raw}), 400)["message"]
+        refused = app.post("/v1/flux-2-pro", json={"prompt": "bad bytes"}, headers={"X-End-User": raw})
+        assert refused.status_code == 422 and "UTF-8" in refused.json()["detail"], refused.text
+    assert len(app.get("/v1/jobs?limit=100").json()["jobs"]) == before
+    assert [j["end_user"] for j in app.get("/v1/jobs?limit=100").json()["jobs"]] == [name, name]
