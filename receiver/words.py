@@ -15,6 +15,10 @@ def duration(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+# A reason whose own words would widen the job list's column past its room; its description says the rest.
+SHORTER = {"end_user_max_active": "end user limit"}
+
+
 def reason_words(reason: str) -> str:
-    """A wait's reason as a few words (``key daily credits``, ``BFL slots``)."""
-    return str(reason).replace("_", " ").replace("bfl", "BFL")
+    """A wait's reason as a few words (``key daily credits``, ``BFL slots``, ``end user limit``)."""
+    return SHORTER.get(str(reason), str(reason).replace("_", " ").replace("bfl", "BFL"))
