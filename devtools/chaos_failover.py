@@ -57,7 +57,7 @@ from redis.sentinel import Sentinel
 
 from devtools.processes import free_port, python, redis_server_binary, start_process
 from devtools.replicated_redis import ReplicatedRedis
-from devtools.soak import Soak
+from devtools.soak import Soak, logged_requests
 from devtools.stack import SIMULATOR_KEY
 from fluxhook import client as fluxhook_client
 from fluxhook.store.keys import KEYS
@@ -419,16 +419,8 @@ class FailoverRun(Soak):
 
     def _in_use_answers(self) -> int:
         """From the web's request log: submissions answered 409 (on POST /v1/jobs only idempotency_key_in_use)."""
-        count = 0
-        for log in self.var.glob("web-*.log"):
-            for line in log.read_text(errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                count += (entry.get("event") == "request" and entry.get("method") == "POST"
-                          and entry.get("route") == "/v1/jobs" and entry.get("status") == 409)
-        return count
+        return sum(entry.get("method") == "POST" and entry.get("route") == "/v1/jobs" and entry.get("status") == 409
+                   for entry in logged_requests(self.var))
 
     def _list_lost(self, lost: set[str]) -> None:
         """The jobs lost, each with its 202's time (s from the start) and failover window, in lost.json."""

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -46,6 +47,18 @@ DRAIN_SECONDS = 600
 FAULT_GAP = (5.0, 15.0)
 # How often the app submits a batch (SOAK_BATCH_ITEMS items), the first after a few seconds.
 BATCH_EVERY = 60.0
+
+
+def logged_requests(var: Path) -> Iterator[dict]:
+    """The requests the web processes of ``var`` logged, each its JSON entry (a line that is not one is skipped)."""
+    for log in var.glob("web-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == "request":
+                yield entry
 
 
 class Soak:
@@ -272,19 +285,12 @@ class Soak:
     def _web_answers_logged(self) -> tuple[int, dict, int]:
         """From the web's request log: callbacks answered late, callbacks not 2xx by status, 500s on any route."""
         late, refused, errors = 0, collections.Counter(), 0
-        for log in self.var.glob("web-*.log"):
-            for line in log.read_text(errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("event") != "request":
-                    continue
-                errors += entry.get("status") == 500
-                if str(entry.get("route", "")).startswith("/webhooks/"):
-                    late += entry.get("duration_ms", 0) > 1000
-                    if not 200 <= entry.get("status", 0) < 300:
-                        refused[entry["status"]] += 1
+        for entry in logged_requests(self.var):
+            errors += entry.get("status") == 500
+            if str(entry.get("route", "")).startswith("/webhooks/"):
+                late += entry.get("duration_ms", 0) > 1000
+                if not 200 <= entry.get("status", 0) < 300:
+                    refused[entry["status"]] += 1
         return late, dict(refused), errors
 
     def close(self) -> None:
