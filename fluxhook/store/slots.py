@@ -61,6 +61,9 @@ from fluxhook.store.slot_layout import script_keys
 # MAX_RETRY_AFTER (30 s), so the client hands the refusal to its caller (who decides) rather than sleeping through it.
 QUEUE_FULL_RETRY = 60
 
+# Refusals in a row are forgotten an hour after the last.
+STRIKES_TTL = 3600
+
 
 @dataclass(frozen=True)
 class AccountNow:
@@ -150,6 +153,7 @@ class Slots:
         self._line_states = LuaScript(connection, "slots_line_states")
         self._routes = LuaScript(connection, "slots_routes")
         self._queue = LuaScript(connection, "slots_queue")
+        self._strike = LuaScript(connection, "slot_strike")
 
     def acquire(self, job: Job, *, send_here: bool = True, creation: Creation | None = None) -> str | None:
         """``join``'s account: the name of the account whose slot the job took, None while it waits."""
@@ -320,12 +324,9 @@ class Slots:
         return args
 
     def strike(self, pool: str, account: str = DEFAULT_ACCOUNT) -> int:
-        """Count one more refusal in a row from the account's BFL for ``pool`` (``cooldowns.ACCOUNT_WIDE``: any); the count."""
-        key = self.keys.strikes(pool, account)
-        pipe = self.connection.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, 3600)
-        return int(pipe.execute()[0])
+        """Count one more refusal in a row from the account's BFL for ``pool`` (``cooldowns.ACCOUNT_WIDE``: any),
+        unless the pool's pause there already runs (``lua/slot_strike.lua``); the count, kept for an hour."""
+        return int(self._strike([self.keys.strikes(pool, account), self.keys.paused(pool, account)], [STRIKES_TTL]))
 
     def in_flight(self, pool: str) -> int:
         """How many slots of ``pool`` are held, over every account."""

@@ -119,7 +119,7 @@ NOT_HOLDS = {
     ("fluxhook/store/jobs.py", "DEFAULT_TIMELINE_TTL"): KEPT,
     ("fluxhook/store/variants.py", "DEFAULT_TTL"): KEPT,
     ("fluxhook/store/kept_callbacks.py", "expire"): KEPT,
-    ("fluxhook/store/slots.py", "expire"): KEPT,  # refusals in a row, counted for an hour
+    ("fluxhook/store/slots.py", "STRIKES_TTL"): KEPT,  # refusals in a row, counted for an hour
     ("worker/cron.py", "result_ttl"): KEPT,
     ("worker/cron.py", "failure_ttl"): KEPT,
     ("fluxhook/store/lua/app_key_take_items.lua", None): KEPT,  # a key's items of the day, kept an hour past it

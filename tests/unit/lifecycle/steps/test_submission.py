@@ -125,3 +125,17 @@ def test_a_sender_that_stalled_past_its_lease_sends_nothing_once_its_slot_went_b
     # Still in line, so the next dispatch gives it a slot and a sender, which sends it.
     assert svc.slots.dispatch().jobs == [job.id]
     assert submission.submit(svc, job.id) == st.SUBMITTED and sim.stats()["submitted"] == sent + 1
+
+
+def test_refusals_of_submissions_in_flight_together_count_as_one_round_of_backoff(svc, sim):
+    # BFL's window met by two sends at once: both refused with Retry-After 1. The second refusal answers a send made
+    # before the first one's pause began, so the pool backs off once, not twice; after the pause, the next counts.
+    first, second = _queued(svc.jobs, prompt="one"), _queued(svc.jobs, prompt="two")
+    assert svc.slots.acquire(first) and svc.slots.acquire(second)
+    strikes = KEYS.strikes(DEFAULT_POOL, "default")
+    assert submission.wait_for_room(svc, first, 1.0) == 1.0
+    assert submission.wait_for_room(svc, second, 1.0) == 1.0
+    assert int(svc.redis.get(strikes)) == 1
+    svc.redis.delete(KEYS.paused(DEFAULT_POOL, "default"))  # the pause is over; BFL refuses the next send too
+    submission.wait_for_room(svc, first, 1.0)
+    assert int(svc.redis.get(strikes)) == 2
