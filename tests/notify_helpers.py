@@ -35,13 +35,14 @@ class Delivery:
 @dataclass
 class Receiver:
     """Records POSTs; answers 200, or 500 while ``failures`` lasts, or a status scripted per path (with a
-    ``Retry-After`` scripted per path too)."""
+    ``Retry-After`` scripted per path too), each ``delay`` seconds after it came (a receiver that takes its time)."""
 
     port: int
     deliveries: list[Delivery] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     retry_after: dict[str, str] = field(default_factory=dict)
     failures: int = 0
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hooks/fluxhook") -> str:
@@ -80,6 +81,8 @@ def _handler(receiver: Receiver):
             with receiver.lock:
                 receiver.deliveries.append(Delivery(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                     body, time.time()))
+            if receiver.delay:
+                time.sleep(receiver.delay)  # the receiver's own work before it answers
             self.send_response(status)
             if self.path in receiver.retry_after:
                 self.send_header("Retry-After", receiver.retry_after[self.path])
@@ -111,8 +114,8 @@ def receiving(count: int) -> Iterator[list[Receiver]]:
 
 
 def fresh(receiver: Receiver) -> Receiver:
-    """The receiver with no failures or scripted answers left by an earlier test."""
-    receiver.failures, receiver.statuses, receiver.retry_after = 0, {}, {}
+    """The receiver with no failures, scripted answers or delay left by an earlier test."""
+    receiver.failures, receiver.statuses, receiver.retry_after, receiver.delay = 0, {}, {}, 0.0
     return receiver
 
 

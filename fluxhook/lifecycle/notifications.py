@@ -34,7 +34,7 @@ from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services
 from fluxhook.store.app_keys import AppKey
 from fluxhook.store.deliveries import BFL, DISABLED, PENDING, STATES, WEBHOOK, Message, target_of
-from fluxhook.store.owners import owner_of
+from fluxhook.store.owners import owner_of, tag
 
 log = logging.getLogger("fluxhook.notifications")
 
@@ -190,7 +190,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
             made.append((Message(id=message_id(job.id, event, kind, number), job_id=job.id, owner=owner,
                                  event=event, kind=kind, host=host_shown(url), target=target,
                                  state=DISABLED if target in off else PENDING, created_at=now,
-                                 bulk=job.batch_id is not None),
+                                 bulk=job.batch_id is not None, tag=tag(job.end_user)),
                          store.job_ttl_ms(job.id)))
     existing = store.existing([m.id for m, _ in made])
     fresh = [(m, ttl) for m, ttl in made if m.id not in existing]

@@ -5,7 +5,8 @@ A message (``Keys.message``) holds, as text: ``job``, ``owner`` (the job's app k
 ``kind`` (``webhook``: Standard Webhooks' body to the job's notify_url; ``bfl``: BFL's callback to the app's own
 webhook_url: the URL itself is the job's, never copied here), ``host``, ``target`` (a digest of the URL, what a 410
 disables), ``state`` (``STATES``), ``at`` (made, epoch seconds), ``tries`` (attempts since it was made or
-replayed), ``n`` (attempts in all), ``bulk`` (``1`` for a batch item's message, absent otherwise) and one field per
+replayed), ``n`` (attempts in all), ``bulk`` (``1`` for a batch item's message, absent otherwise), ``eu`` (its job's
+end user's tag, ``owners.tag``, absent for none) and one field per
 attempt, ``a<i>`` = ``at,status,error,ms`` for the newest ``MAX_ATTEMPTS``. Every value stays short, so Redis keeps
 the hash in its compact encoding (a few hundred bytes). It expires with its job (the job's TTL at its making). A
 job's messages have ids made from its id (``ids_of``); its record keeps how many ``job.progress`` messages it has
@@ -13,12 +14,13 @@ and when the last was made (``notify_progress``). Each owner's messages are list
 the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
 A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a
-batch item's as ``<owner>|<host>|~|<id>`` (``Message.member``). Attempts are taken from there one way (``take``,
-``lua/notify_take.lua``): within a key, its single jobs' messages (and its batches' own) before its batch items', as
-in its lines (``owners.BULK``), then earliest due first, the same when they come back from behind a full receiver; at
-most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over every process, each
-held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose process died has its
-room back and its message due again once its lease lapses.
+batch item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id (``Message.member``).
+Attempts are taken from there one way (``take``, ``lua/notify_take.lua``): within a key, in turns between its end
+users (those of none together as one), and within each its single jobs' messages (and its batches' own) before its
+batch items', as in its lines (``owners.BULK``), then earliest due first, the same when they come back from behind a
+full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over
+every process, each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose
+process died has its room back and its message due again once its lease lapses.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from redis import Redis
 
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import BULK
+from fluxhook.store.owners import BULK, END_USER
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.wakes import Watched, push
@@ -68,19 +70,23 @@ class Message:
     tries: int = 0
     count: int = 0
     attempts: tuple[tuple, ...] = ()
-    # A batch item's (its job's ``batch_id`` set): its attempts go after its key's other messages'.
+    # A batch item's (its job's ``batch_id`` set): its attempts go after its end user's other messages'.
     bulk: bool = False
+    # Its job's end user's tag (``owners.tag``; '' for none): its attempts take turns with the key's other end users'.
+    tag: str = ""
 
     @property
     def member(self) -> str:
         """Its member in ``notify_due``: its owner and receiver are what its attempt's room is counted by."""
-        return notify_member(self.owner, self.host, self.id, bulk=self.bulk)
+        return notify_member(self.owner, self.host, self.id, bulk=self.bulk, tag=self.tag)
 
 
-def notify_member(owner: str, host: str, message_id: str, *, bulk: bool = False) -> str:
-    """``<owner>|<host>|<message id>``, a batch item's (``bulk``) ``<owner>|<host>|~|<message id>``
-    (``lua/notify_room.lua`` reads the mark); a ``|`` in the host (never in a valid one) would split it wrongly."""
-    return f"{owner}|{host.replace('|', '_')}|{BULK + '|' if bulk else ''}{message_id}"
+def notify_member(owner: str, host: str, message_id: str, *, bulk: bool = False, tag: str = "") -> str:
+    """``<owner>|<host>|<message id>``, a batch item's (``bulk``) ``<owner>|<host>|~|<message id>``, an end user's
+    (``tag``) with ``!<tag>|`` before the id (``lua/notify_room.lua`` reads the marks); a ``|`` in the host (never in
+    a valid one) would split it wrongly."""
+    return (f"{owner}|{host.replace('|', '_')}|{BULK + '|' if bulk else ''}{END_USER + tag + '|' if tag else ''}"
+            f"{message_id}")
 
 
 def member_message(item: str) -> str:
@@ -177,7 +183,8 @@ class Deliveries:
         pipeline.hset(record, mapping={"job": message.job_id, "owner": message.owner, "event": message.event,
                                        "kind": message.kind, "host": message.host, "target": message.target,
                                        "state": message.state, "at": f"{message.created_at:.3f}", "tries": 0, "n": 0,
-                                       **({"bulk": 1} if message.bulk else {})})
+                                       **({"bulk": 1} if message.bulk else {}),
+                                       **({"eu": message.tag} if message.tag else {})})
         if ttl_ms and ttl_ms > 0:
             pipeline.pexpire(record, ttl_ms)
         index = self.keys.owner_messages(message.owner)
@@ -320,7 +327,8 @@ def _from_hash(message_id: str, data: dict) -> Message | None:
                    event=fields.get("event", ""), kind=fields.get("kind", WEBHOOK), host=fields.get("host", ""),
                    target=fields.get("target", ""), state=fields.get("state", PENDING),
                    created_at=float(fields.get("at") or 0), tries=int(fields.get("tries") or 0),
-                   count=count, attempts=tuple(attempts), bulk=fields.get("bulk") == "1")
+                   count=count, attempts=tuple(attempts), bulk=fields.get("bulk") == "1",
+                   tag=fields.get("eu", ""))
 
 
 def _attempt(value: str) -> tuple:

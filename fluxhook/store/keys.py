@@ -93,8 +93,8 @@ class Keys:
     @property
     def notify_due(self) -> str:
         """Messages waiting for an attempt (``<owner>|<host>|<message id>``, a batch item's ``<owner>|<host>|~|<message
-        id>``), scored by when it is due; one being attempted stays, scored by its attempt's lease, so it comes due again
-        if its process dies."""
+        id>``, an end user's with ``!<tag>|`` before the id), scored by when it is due; one being attempted stays, scored
+        by its attempt's lease, so it comes due again if its process dies."""
         return f"{self.prefix}notify:due"
 
     @property
@@ -104,14 +104,17 @@ class Keys:
 
     @property
     def notify_busy(self) -> str:
-        """Attempts in flight, a hash: ``r:<owner>|<host>`` (one receiver of one owner) and ``o:<owner>`` -> count."""
+        """Attempts in flight, a hash: ``r:<owner>|<host>`` (one receiver of one owner) and ``o:<owner>`` -> count; and
+        ``n:<either>`` -> the end user whose message parked behind it came back last, dropped with its count once
+        nothing is in flight or parked there (``lua/notify_room.lua``)."""
         return f"{self.prefix}notify:busy"
 
     @property
     def notify_parked(self) -> str:
         """Messages due whose receiver or owner had no room, out of ``notify_due`` until an attempt of theirs ends:
         all scored 0, ``<busy field>|<due>|<member>``, a lexical range per receiver or owner; a single job's due is
-        written ``+<due>``, so it comes back before the batch items' (``lua/notify_room.lua``)."""
+        written ``+<due>``, so it comes back before the batch items', an end user's `` 0.<group><form><due>``, a range
+        per end user, ahead of those of none (``lua/notify_room.lua``)."""
         return f"{self.prefix}notify:parked"
 
     def notify_off(self, owner: str) -> str:

@@ -2,7 +2,8 @@
 -- in which their messages get it.
 -- A member is `<owner>|<host>|<message id>`; its receiver's busy field `r:<owner>|<host>`, its owner's `o:<owner>`.
 -- A batch item's message is `<owner>|<host>|~|<message id>`: marked '~' as members.lua marks a batch item's line
--- member, in a field of its own so that the id stays the member's last field, where every reader finds it (an older
+-- member, and a message of an app's end user carries `!<its tag>|` (members.lua's tag) before the id, after any '~|':
+-- each mark in a field of its own so that the id stays the member's last field, where every reader finds it (an older
 -- release's, which knows no mark, too).
 local notify_room = {}
 
@@ -15,32 +16,59 @@ function notify_room.bulk(member)
   return string.match(member, '^[^|]*|[^|]*|~|') ~= nil
 end
 
+-- Of a member: whether it is a batch item's, and its end user's tag ('' for none, as every older member).
+function notify_room.form(member)
+  local rest = string.match(member, '^[^|]*|[^|]*|(.*)$') or ''
+  local bulk = string.sub(rest, 1, 2) == '~|'
+  if bulk then rest = string.sub(rest, 3) end
+  return bulk, string.match(rest, '^!(%x+)|') or ''
+end
+
 -- The order of the ripe messages `ripe` (ZRANGEBYSCORE ... WITHSCORES: member, due, ...) as {member, due} pairs: an
--- owner's messages keep the places they had among everyone's, and in them its single jobs' (and its batches' own)
--- go before its batch items', each earliest due first. A key's batch of thousands of items then never holds the room
--- of one of its receivers from its single job's notification, and another key's messages keep their places.
-function notify_room.singles_first(ripe)
+-- owner's messages keep the places they had among everyone's, and its end users (those of none together as one) take
+-- them in turns, the one whose earliest message is due first going first; each end user's single jobs' (and its
+-- batches' own) before its batch items', each earliest due first. An end user with hundreds of messages then holds
+-- another's by one turn, a key's batch of thousands of items never holds the room of one of its receivers from its
+-- single job's notification, and another key's messages keep their places. A key that names no end user has one
+-- group: its order is what it always was.
+function notify_room.turns(ripe)
   local order, owners = {}, {}
   for i = 1, #ripe, 2 do
     local member = ripe[i]
     local _, owner = notify_room.fields(member)
     local mine = owners[owner]
     if not mine then
-      mine = {places = {}, single = {}, bulk = {}}
+      mine = {places = {}, groups = {}, of = {}}
       owners[owner] = mine
     end
     order[#order + 1] = false
     mine.places[#mine.places + 1] = #order
-    local kind = notify_room.bulk(member) and mine.bulk or mine.single
+    local bulk, tag = notify_room.form(member)
+    local group = mine.of[tag]
+    if not group then
+      group = {single = {}, bulk = {}}
+      mine.of[tag] = group
+      mine.groups[#mine.groups + 1] = group
+    end
+    local kind = bulk and group.bulk or group.single
     kind[#kind + 1] = {member, ripe[i + 1]}
   end
   for _, mine in pairs(owners) do
-    local n = 0
-    for _, kind in ipairs({mine.single, mine.bulk}) do
-      for _, item in ipairs(kind) do
-        n = n + 1
-        order[mine.places[n]] = item
+    local lines = {}
+    for _, group in ipairs(mine.groups) do
+      local line = group.single
+      for _, item in ipairs(group.bulk) do line[#line + 1] = item end
+      lines[#lines + 1] = line
+    end
+    local n, round = 0, 1
+    while n < #mine.places do
+      for _, line in ipairs(lines) do
+        if line[round] then
+          n = n + 1
+          order[mine.places[n]] = line[round]
+        end
       end
+      round = round + 1
     end
   end
   return order
@@ -50,26 +78,77 @@ end
 -- A single job's due is written `+<due>`: '+' sorts before every digit, so its message comes back before the owner's
 -- batch items' (and before those parked by a release without the mark), and tonumber reads it as it reads a plain
 -- one, here and in an older release's unpark.
+-- An end user's message is written ` 0.<group><form><due in ms>`: ' ' sorts before '+', so the end users' messages
+-- are ahead of those of none, each end user's one range (its group: its tag's first 12 hex digits as 15 decimal
+-- ones), in it its single jobs' (form 0) before its batch items' (1), each earliest due first. An older release's
+-- unpark reads it as a number too (a small one: the message is due at once), so it takes such entries back as its
+-- own; this release's finds the end user whose turn is next (notify_room.unpark).
 function notify_room.parked_entry(field, at, member)
-  return field .. '|' .. (notify_room.bulk(member) and '' or '+') .. string.format('%017.3f', tonumber(at)) .. '|'
-    .. member
-end
-
--- Back in the due set, at its own due time, the first message parked behind `field` (an attempt of its ended).
-function notify_room.unpark(due, parked, field)
-  local prefix = field .. '|'
-  local first = redis.call('ZRANGEBYLEX', parked, '[' .. prefix, '(' .. prefix .. '\255', 'LIMIT', 0, 1)[1]
-  if first then
-    redis.call('ZREM', parked, first)
-    local at, member = string.match(string.sub(first, #prefix + 1), '^([^|]*)|(.*)$')
-    redis.call('ZADD', due, 'NX', tonumber(at), member)
+  local bulk, tag = notify_room.form(member)
+  if tag ~= '' then
+    return field .. '| 0.' .. notify_room.group(tag) .. (bulk and '1' or '0')
+      .. string.format('%016.0f', tonumber(at) * 1000) .. '|' .. member
   end
+  return field .. '|' .. (bulk and '' or '+') .. string.format('%017.3f', tonumber(at)) .. '|' .. member
 end
 
--- An attempt of `member` ends: its receiver and owner have room for one more, which the first parked takes.
+-- The group of an end user's parked messages: its tag's first 12 hex digits (48 bits, exact in a Lua number).
+function notify_room.group(tag)
+  return string.format('%015.0f', tonumber(string.sub(tag, 1, 12), 16))
+end
+
+-- An end user's group of a parked entry's text after its field's '|' (nil for an entry of no end user), and its due.
+function notify_room.parked_due(text)
+  local group, due = string.match(text, '^ 0%.(%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d)%d(%-?%d+)$')
+  if group then return group, tonumber(due) / 1000 end
+  return nil, tonumber(text)
+end
+
+-- The busy hash's field that names the end user group of `field` last served from behind it ('' for those of none).
+function notify_room.turn_field(field)
+  return 'n:' .. field
+end
+
+-- Back in the due set, at its own due time, the first message parked behind `field` (an attempt of its ended): while
+-- only messages of no end user wait, the earliest (singles first); once an end user's do, that of the next end user
+-- after the one last served (busy's turn field), in the order of their groups and then those of none, round and
+-- round. Whether one was.
+function notify_room.unpark(due, busy, parked, field)
+  local prefix = field .. '|'
+  local last = '(' .. prefix .. '\255'
+  local first = redis.call('ZRANGEBYLEX', parked, '[' .. prefix, last, 'LIMIT', 0, 1)[1]
+  if not first then return false end
+  local at, member = string.match(string.sub(first, #prefix + 1), '^([^|]*)|(.*)$')
+  local group
+  group, at = notify_room.parked_due(at)
+  if group then
+    local turn = notify_room.turn_field(field)
+    local served = redis.call('HGET', busy, turn)
+    if served and served ~= '' then
+      -- ':' sorts after every digit: past every entry of the group served last.
+      local after = redis.call('ZRANGEBYLEX', parked, '[' .. prefix .. ' 0.' .. served .. ':', last, 'LIMIT', 0, 1)[1]
+      if after then
+        first = after
+        at, member = string.match(string.sub(first, #prefix + 1), '^([^|]*)|(.*)$')
+        group, at = notify_room.parked_due(at)
+      end
+    end
+    redis.call('HSET', busy, turn, group or '')
+  end
+  redis.call('ZREM', parked, first)
+  redis.call('ZADD', due, 'NX', at, member)
+  return true
+end
+
+-- An attempt of `member` ends: its receiver and owner have room for one more, which the first parked takes. A field
+-- with no attempt in flight and nothing parked leaves the busy hash, its turn field with it.
 function notify_room.release(due, busy, parked, member)
   for _, field in ipairs({notify_room.fields(member)}) do
-    if redis.call('HINCRBY', busy, field, -1) <= 0 then redis.call('HDEL', busy, field) end
-    notify_room.unpark(due, parked, field)
+    local left = redis.call('HINCRBY', busy, field, -1)
+    if notify_room.unpark(due, busy, parked, field) then
+      if left <= 0 then redis.call('HDEL', busy, field) end
+    elseif left <= 0 then
+      redis.call('HDEL', busy, field, notify_room.turn_field(field))
+    end
   end
 end

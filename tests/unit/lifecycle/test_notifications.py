@@ -20,6 +20,7 @@ from fluxhook.lifecycle import key_admin, notifications
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.store.deliveries import member_message
 from fluxhook.store.keys import KEYS
+from fluxhook.store.owners import tag
 from notify_helpers import SECRET, notified_job
 
 
@@ -63,6 +64,25 @@ def test_the_outbox_becomes_one_message_per_job_and_attempts_even_when_repeated(
     svc.redis.zadd(KEYS.outbox, {j.id: now for j in jobs})
     assert _drain(svc, now + 1) == 0
     assert _outbox(svc) == [] and all(len(svc.store.deliveries.of_job(j.id)) == 1 for j in jobs)
+
+
+def test_a_job_s_end_user_marks_its_messages_so_they_take_its_turn(notifying, receivers):
+    svc = notifying()
+    now = time.time()
+    jobs = {name: svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                      created_at=now, updated_at=now, submitted_at=now,
+                                      notify_url=receivers[0].url(), end_user=name))[0]
+            for name in ("shopper-42", None)}
+    for job in jobs.values():
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    taken = due_attempts(svc, 8, time.time())
+    [mine] = svc.store.deliveries.of_job(jobs["shopper-42"].id)
+    [theirs] = svc.store.deliveries.of_job(jobs[None].id)
+    # The end user's tag is on its message's hash, so the member read back is the one in the due set.
+    assert mine.tag == tag("shopper-42") and theirs.tag == ""
+    assert sorted(taken) == sorted([mine.member, theirs.member])
+    assert f"|!{mine.tag}|{mine.id}" in mine.member and "!" not in theirs.member
+    assert member_message(mine.member) == mine.id
 
 
 def _drain(svc, now: float) -> int:
