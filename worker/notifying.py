@@ -6,7 +6,8 @@ flight to one receiver and 4 for one owner over every worker process, each held 
 of them (``delivering.deliver``: one exchange under a 15 s deadline). Nothing else of the worker runs in these threads
 and they run nothing else, so a receiver that trickles or never answers holds two of them for 15 s at a time, never a
 download, a poll, a send or another key's notification. While attempts are under way it looks again every
-``LOOK_INTERVAL`` (an attempt that ends lets it look at once). At rest it waits until the earliest message or
+``LOOK_INTERVAL``; an attempt that ends and brings back a message parked behind its receiver or key wakes it at once
+(``lua/notify_finish.lua``). At rest it waits until the earliest message or
 outbox event is due (``Deliveries.next_due``), or until something new is: a job's end, a replay push a wake-up
 (``Keys.notify_added``), so a job's notification starts within milliseconds of its end, whichever process ends it.
 """

@@ -276,7 +276,8 @@ class Deliveries:
 
     def finish(self, member: str, due: float | None, pipeline=None) -> None:
         """An attempt of ``member`` ended (or it will not be attempted): its room back, due again at ``due``."""
-        self._finish(self._room_keys, [member, "" if due is None else f"{due:.3f}"], client=pipeline)
+        self._finish([*self._room_keys, self.keys.notify_added], [member, "" if due is None else f"{due:.3f}"],
+                     client=pipeline)
 
     @property
     def _room_keys(self) -> list[str]:

@@ -141,14 +141,17 @@ function notify_room.unpark(due, busy, parked, field)
 end
 
 -- An attempt of `member` ends: its receiver and owner have room for one more, which the first parked takes. A field
--- with no attempt in flight and nothing parked leaves the busy hash, its turn field with it.
+-- with no attempt in flight and nothing parked leaves the busy hash, its turn field with it. Whether one came back.
 function notify_room.release(due, busy, parked, member)
+  local back = false
   for _, field in ipairs({notify_room.fields(member)}) do
     local left = redis.call('HINCRBY', busy, field, -1)
     if notify_room.unpark(due, busy, parked, field) then
+      back = true
       if left <= 0 then redis.call('HDEL', busy, field) end
     elseif left <= 0 then
       redis.call('HDEL', busy, field, notify_room.turn_field(field))
     end
   end
+  return back
 end

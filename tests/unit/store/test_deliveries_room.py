@@ -114,3 +114,15 @@ def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends
     store.record(messages[0], (NOW, None, "timeout", 15_000), "pending", NOW + 60)  # the attempt ends
     assert store.take(NOW + 1, 8).members == [messages[2].member]
     assert store.connection.zscore(KEYS.notify_due, messages[0].member) is None  # not recreated
+
+
+def test_an_attempt_s_end_that_brings_a_parked_message_back_wakes_a_notifier_and_one_that_does_not_wakes_none(store):
+    slow = _due(store, A, "slow.example.com:443", 3)
+    theirs = _due(store, B, "fast.example.com:443", 1)
+    assert sorted(store.take(NOW, 8).members) == sorted(slow[:2] + theirs)
+    store.connection.delete(KEYS.notify_added)
+    store.finish(theirs[0], None)  # nothing of B's waits behind its receiver: nobody to wake
+    assert store.connection.llen(KEYS.notify_added) == 0
+    store.finish(slow[0], None)  # A's third comes back into the room it freed: a notifier takes it now
+    assert store.connection.llen(KEYS.notify_added) == 1
+    assert store.take(NOW, 8).members == [slow[2]]

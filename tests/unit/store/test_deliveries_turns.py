@@ -144,4 +144,6 @@ def test_a_message_costs_fewer_commands_than_before_end_users_took_turns(store, 
             store.finish(held.pop(0), None)
 
     sent = [c for c in commands_during(connection, 3, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]
-    assert len(sent) <= COMMANDS_BEFORE, len(sent)
+    # Plus, at most, one wake-up a message (an LPUSH) for each that came back into the room an attempt freed
+    # (notify_finish.lua): without it the notifier left that room empty for up to its look interval.
+    assert len(sent) <= COMMANDS_BEFORE + 200, len(sent)
