@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             if p99_alone is not None:
                 alone[name] = p99_alone
             log(f"{scenario}: {name} done in {time.monotonic() - started:.0f} s")
-        if len(results) == 2:
-            table = render(scenario, rows(results["fluxhook"], results["litellm"], alone or None))
+        if results:
+            table = render(scenario, rows(results.get("fluxhook"), results.get("litellm"), alone or None))
             tables.append(table)
             print("\n" + table + "\n", flush=True)
     print("\n\n".join(tables))

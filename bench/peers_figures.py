@@ -126,11 +126,12 @@ def figures(outcomes: list[Outcome], stats_before: dict, stats_after: dict, task
         app_p99={app: percentile(values, 99) for app, values in by_app.items()}, errors=errors)
 
 
-def rows(flux: RunFigures, lite: RunFigures, alone: dict[str, float] | None = None) -> list[tuple[str, str, str]]:
-    """The table's lines for one scenario: (figure, fluxhook, LiteLLM)."""
+def rows(flux: RunFigures | None, lite: RunFigures | None,
+         alone: dict[str, float] | None = None) -> list[tuple[str, str, str]]:
+    """The table's lines for one scenario: (figure, fluxhook, LiteLLM); a gateway not run (None) reads "-"."""
 
     def both(label: str, get) -> tuple[str, str, str]:
-        return label, get(flux), get(lite)
+        return label, "-" if flux is None else get(flux), "-" if lite is None else get(lite)
 
     lines = [
         both("completed, image opens later", lambda f: f"{f.usable_later}/{f.requests}"),
@@ -150,8 +151,10 @@ def rows(flux: RunFigures, lite: RunFigures, alone: dict[str, float] | None = No
         both("failed requests", lambda f: ", ".join(f"{k} x{v}" for k, v in sorted(f.errors.items())) or "0"),
     ]
     if alone is not None:
-        lines.append(("second app p99 (alone)", f"{fmt(flux.app_p99.get('b'), 1, ' s')} ({fmt(alone.get('fluxhook'), 1, ' s')})",
-                      f"{fmt(lite.app_p99.get('b'), 1, ' s')} ({fmt(alone.get('litellm'), 1, ' s')})"))
+        def second(figures: RunFigures | None, name: str) -> str:
+            return "-" if figures is None else f"{fmt(figures.app_p99.get('b'), 1, ' s')} ({fmt(alone.get(name), 1, ' s')})"
+
+        lines.append(("second app p99 (alone)", second(flux, "fluxhook"), second(lite, "litellm")))
     return lines
 
 
