@@ -91,13 +91,35 @@ def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) 
     day, names = accounting.utc_day(now), sorted(end_users)
     credits: dict[str, EndUserLimits] = {}
     for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
-        why = blocked_why(key, record, moderated, day)
-        if why is not None:
-            verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
-            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
-            raise _refusal(key, end_user, Taken(verdict, moderated, record), now)
+        refused = _blocked(svc, key, end_user, record, moderated, now)
+        if refused is not None:
+            raise refused
         credits[end_user] = limits_of(key, record)
     return credits
+
+
+def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> EndUserBlocked | None:
+    """The refusal (403 ``end_user_blocked``, naming why) of a request of ``end_user`` blocked today, read from Redis
+    (one round trip); None when it is not, or when its key blocks none (nothing set by hand, no moderation limit:
+    no Redis step)."""
+    if not (key.end_user_records or key.end_user_moderation_limit):
+        return None
+    day = accounting.utc_day(now)
+    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], day)
+    return _blocked(svc, key, end_user, record, moderated, now)
+
+
+def _blocked(svc: "Services", key: AppKey, end_user: str, record: EndUserRecord, moderated: int,
+             now: float) -> EndUserBlocked | None:
+    """The refusal of ``end_user`` (its ``record`` and its moderated jobs today), counted, when it is blocked."""
+    why = blocked_why(key, record, moderated, accounting.utc_day(now))
+    if why is None:
+        return None
+    verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
+    metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
+    refusal = _refusal(key, end_user, Taken(verdict, moderated, record), now)
+    assert isinstance(refusal, EndUserBlocked)
+    return refusal
 
 
 def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
