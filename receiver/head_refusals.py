@@ -10,9 +10,9 @@ refuses (400); an app key whose counters refuse the job, track or batch it asks 
 at least ``JUDGED_FROM_BYTES``.
 Each is a refusal the request would meet after its body too,
 answered with the API's error (BFL's shape on its drop-in routes) and ``Connection: close``: its body is never read.
-What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip at most for the rest
-(the key's record and counters, one script; an end user's block of the day, one more, only for a key that blocks
-end users). BFL's callbacks (``/webhooks``) are never judged here; with Redis
+What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip for the rest (the key's
+record and counters, one script), and one more for an end user named by the header of a key that blocks end users
+(its record and moderations of the day). BFL's callbacks (``/webhooks``) are never judged here; with Redis
 unreachable nothing is refused here, and the app answers as it can once the body is in.
 """
 
