@@ -44,6 +44,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
 from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolSpace
+from receiver.end_users import join_repeated
 from receiver.events import HAND_OVER, HAND_OVER_READY, STREAM_PATH
 from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
 
@@ -205,6 +206,8 @@ class BufferingWorker(ThreadWorker):
         return super().handle(conn)  # gunicorn's own, reading the request from memory, never the socket
 
     def handle_request(self, req, conn):
+        # Before gunicorn makes the environ, which joins a repeated header's values with ',' (a name may hold one).
+        join_repeated(req.headers)
         if isinstance(conn, BufferedConn) and conn.must_close:
             req.must_close = True  # the answer says so: the connection ends after it
         if isinstance(conn, BufferedConn) and req.method == "GET" and STREAM_PATH.fullmatch(req.path or ""):

@@ -4,12 +4,15 @@ refuses.
 The web worker (``receiver/buffering_worker.py``) asks ``refusal_before_body`` in a thread once a request's head is in
 and its body still coming. Whatever the head can tell is judged there: no usable token (401); a batch announced larger
 than ``MAX_BATCH_BYTES`` (413) or whose key fills its places in this process's batch room (503 ``batches_busy``); an
-app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or ``queue_full``, 402
-``budget_exceeded``: ``lifecycle/steps/head_limits.py``), for a body announced at least ``JUDGED_FROM_BYTES``.
+end user named by the X-End-User header that its key blocked today (403 ``end_user_blocked``), or a header the app
+refuses (400); an app key whose counters refuse the job, track or batch it asks for (429 ``rate_limited`` or
+``queue_full``, 402 ``budget_exceeded``: ``lifecycle/steps/head_limits.py``); each of these two for a body announced
+at least ``JUDGED_FROM_BYTES``.
 Each is a refusal the request would meet after its body too,
 answered with the API's error (BFL's shape on its drop-in routes) and ``Connection: close``: its body is never read.
-What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip at most for the rest
-(the key's record and counters, one script). BFL's callbacks (``/webhooks``) are never judged here; with Redis
+What it costs: nothing for a token that is no key's or a full batch room, one Redis round trip for the rest (the key's
+record and counters, one script), and one more for an end user named by the header of a key that blocks end users
+(its record and moderations of the day). BFL's callbacks (``/webhooks``) are never judged here; with Redis
 unreachable nothing is refused here, and the app answers as it can once the body is in.
 """
 
@@ -22,10 +25,11 @@ from urllib.parse import unquote
 
 from redis.exceptions import RedisError
 
-from fluxhook.core.errors import FluxhookError, InvalidIdempotencyKey
+from fluxhook.core.end_users import HEADER
+from fluxhook.core.errors import FluxhookError, InvalidIdempotencyKey, InvalidRequest
 from fluxhook.core.models import MODEL
 from fluxhook.core.numbers import decimal
-from fluxhook.lifecycle.steps import head_limits
+from fluxhook.lifecycle.steps import end_user_limits, head_limits
 from fluxhook.lifecycle.steps.callers import KeyResolver, key_id_in
 from fluxhook.lifecycle.steps.head_limits import Asks
 from fluxhook.services import Services
@@ -35,6 +39,7 @@ from fluxhook.store.key_counters import Counters
 from . import auth, batch_body, idempotency_keys
 from .batch_room import BatchRoom, key_busy
 from .bfl_compat import OWN_PATHS, bfl_shaped
+from .end_users import header_end_user
 from .errors import closing_answer
 
 Header = Callable[[str], str | None]
@@ -116,12 +121,26 @@ def refusal_before_body(judge: Judge, method: str, target: str, header: Header) 
         key = judge.keys.cached(key_id)[1] if key_id is not None else None
         if key is None or asks is None or not large:
             return None
+        blocked = _end_user_blocked(judge, key, header, now)
+        if blocked is not None:
+            return HeadRefusal(blocked, bfl)
         if counters is None:
             counters = _counters(judge, key_id or "", token or "", header, now)
         refused = head_limits.refusal(asks, key, counters, now)
     except RedisError:
         return None
     return None if refused is None else HeadRefusal(refused, bfl)
+
+
+def _end_user_blocked(judge: Judge, key: AppKey, header: Header, now: float) -> FluxhookError | None:
+    """The refusal of the end user the X-End-User header names when its key blocked it today (403
+    ``end_user_blocked``), or of a header the app would refuse whatever the body (400); None for none (an end user
+    named in the body is judged with the body)."""
+    try:
+        end_user = header_end_user(header(HEADER))
+    except InvalidRequest as exc:
+        return exc
+    return None if end_user is None else end_user_limits.blocked_refusal(judge.svc, key, end_user, now)
 
 
 def _announced_large(header: Header) -> bool:

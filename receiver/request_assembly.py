@@ -23,8 +23,10 @@ from typing import IO, Iterator
 
 from fluxhook.bfl.reports import CALLBACK_TOO_LARGE
 from fluxhook.core.chunks import CHUNK
+from fluxhook.core.end_users import HEADER as END_USER_HEADER
 from receiver import MAX_REQUEST_BYTES
 from receiver.body_limits import CALLBACK_BODY_BYTES, SPOOL_RETRY_SECONDS, SpoolSpace, is_callback
+from receiver.end_users import REPEATED
 from receiver.errors import closing_answer
 
 # Larger than any head a client of fluxhook sends (a callback's is well under 2 KiB), far below
@@ -269,10 +271,13 @@ class RequestAssembler:
         return parts[0].decode("latin-1"), parts[1].decode("latin-1")
 
     def header(self, name: str) -> str | None:
-        """The value of the head's first header ``name`` (case-insensitive), stripped; None if it has none."""
+        """The value of the head's first header ``name`` (case-insensitive), stripped; None if it has none. An
+        X-End-User header sent more than once: all its values, joined as the app is handed them (``join_repeated``)."""
         pattern = rb"\n" + re.escape(name.encode("latin-1")) + rb"[ \t]*:[ \t]*([^\r\n]*)"
-        found = re.search(pattern, bytes(self.head), re.IGNORECASE)
-        return found.group(1).decode("latin-1").strip() if found else None
+        found = [value.decode("latin-1").strip() for value in re.findall(pattern, bytes(self.head), re.IGNORECASE)]
+        if not found:
+            return None
+        return REPEATED.join(found) if name.lower() == END_USER_HEADER.lower() else found[0]
 
     def head_alone(self) -> None:
         """Hand on the head without the body (the app refuses the request whatever its body says)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -46,8 +47,9 @@ class ItemSpool:
         self.count = 0
         self.refused = 0
         self.problems: list[dict] = []
-        # The end users its items name (at most MAX_END_USERS + 1 kept: one more says there are too many).
-        self.end_users: set[str] = set()
+        # The end users its items name, each with how many of them (at most MAX_END_USERS + 1 kept: one more says
+        # there are too many).
+        self.end_users: Counter[str] = Counter()
 
     @classmethod
     def of(cls, items: Iterable[BatchItem]) -> ItemSpool:
@@ -65,8 +67,8 @@ class ItemSpool:
         line = json.dumps(kept, separators=(",", ":"), ensure_ascii=False) + "\n"
         self._file.write(line.encode())
         self.count += 1
-        if item.end_user is not None and len(self.end_users) <= MAX_END_USERS:
-            self.end_users.add(item.end_user)
+        if item.end_user is not None and (item.end_user in self.end_users or len(self.end_users) <= MAX_END_USERS):
+            self.end_users[item.end_user] += 1
 
     def refuse(self, problems: list[tuple[str, str]]) -> None:
         """The next item, refused for its shape: each of ``problems`` is its field and what to do."""

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
-from fluxhook.core.errors import InvalidRequest
+from fluxhook.core import transitions as st
+from fluxhook.core.deadlines import Ending
+from fluxhook.core.errors import EndUserBlocked, InvalidRequest
 
 MAX_END_USER = 128
 # The request header that names the end user for clients that cannot change BFL's body (its drop-in routes).
@@ -28,6 +30,18 @@ class BlockReason(str, Enum):
 
     MODERATED = "moderated"  # BFL moderated its jobs as many times today as its key's end_user_moderation_limit
     MANUAL = "manual"  # an admin blocked it (POST /v1/keys/{id}/end_users/{end_user}/block)
+
+
+# How a job of a blocked end user that was not yet sent to BFL ends, by why it was blocked: canceled, as a caller's
+# cancel ends a queued job (never sent, nothing charged), with the code a new request of it is refused with.
+BLOCKED_ENDINGS = {
+    BlockReason.MANUAL: Ending(st.CANCELED, EndUserBlocked.code, "its end user was blocked by an admin of its app key "
+                                                                  "before it was sent to BFL; nothing was charged"),
+    BlockReason.MODERATED: Ending(st.CANCELED, EndUserBlocked.code, "its end user was blocked for today, BFL having "
+                                                                     "moderated as many of its jobs as its app key's "
+                                                                     "end_user_moderation_limit, before it was sent to "
+                                                                     "BFL; nothing was charged"),
+}
 
 
 def parse_end_user(value: Any, where: str = FIELD) -> str | None:

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager as ContextManager
@@ -245,20 +246,28 @@ def _create(svc: Services, caller: Caller, request: BatchRequest, model, making:
     route = routing.route_of(svc, caller, model.name, None)
     now = time.time()
     taken = key_limits.take_request(svc, caller, now, items=request.items.count)
+    for_end_users = None
     try:
         batch = Batch(id=making.held, model=model.name, total=request.items.count, created_at=now,
                       key_id=caller.key_id, metadata=request.metadata, notify_url=request.notify_url,
                       notify_events=request.job_events)
-        credits = end_user_limits.for_batch(svc, caller, _end_users(request), now)
-        item_job = partial(_item_job, svc, caller, request, batch, (route, credits), now)
-        # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing.
+        items = _end_user_items(request)
+        credits = end_user_limits.for_batch(svc, caller, set(items), now)
+        # Each item one request and one queued job of its end user: refused whole (429) past one, as for its key.
+        for_end_users = end_user_limits.take_batch(svc, caller, items, credits, now)
+        placed = _Placed(route, credits, for_end_users.job_ids() if for_end_users is not None else {})
+        item_job = partial(_item_job, svc, caller, request, batch, placed, now)
+        # Admitted as one job would be: 402 and nothing made when the day's credits leave nothing. (A job of its own
+        # id: the ids counted are the items'.)
         first = next(request.items.trips(1))[0]
         assert first is not None  # checked: no item was refused
-        submission.check_budget(svc, item_job(0, first), key=caller.key)
+        looked_at = _item_job(svc, caller, request, batch, replace(placed, job_ids={}), now, 0, first)
+        submission.check_budget(svc, looked_at, key=caller.key)
         svc.store.batches.create(batch, making_until=time.time() + BATCH_MAKING_LEASE)
         making.batch_id = batch.id
     except BaseException:
         key_limits.give_back_request(svc, taken)
+        end_user_limits.give_back_batch(svc, for_end_users)
         raise
     with tracing.job_span("fluxhook.batch", batch.id):
         try:
@@ -343,20 +352,35 @@ def _field_problem(model: str, detail: dict) -> dict:
     return {"field": where, "message": f"BFL's schema for {model} refuses it: {said}; fix {where!r}"}
 
 
-def _end_users(request: BatchRequest) -> set[str]:
-    """The end users a batch's items are for: theirs, and the batch's for those that name none."""
-    named = set(request.items.end_users)
-    return named | {request.end_user} if request.end_user is not None else named
+def _end_user_items(request: BatchRequest) -> Counter[str]:
+    """The end users a batch's items are for, each with how many: theirs, and the batch's for those that name none."""
+    items = Counter(request.items.end_users)
+    unnamed = request.items.count - request.items.refused - sum(items.values())
+    if request.end_user is not None and unnamed > 0:
+        items[request.end_user] += unnamed
+    return items
 
 
-def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch,
-              placed: tuple[str | None, dict[str, EndUserLimits]], now: float, index: int, item: BatchItem) -> Job:
-    """An item's job; ``placed``: its route, and the limits of each of the batch's end users."""
-    route, limits = placed
+@dataclass(frozen=True)
+class _Placed:
+    """What the items' jobs are made with: their route, the limits of each of the batch's end users, and the ids
+    of the jobs of those its end users' max_queued counted, in their items' order (``TakenBatch.job_ids``)."""
+
+    route: str | None
+    limits: dict[str, EndUserLimits]
+    job_ids: dict[str, Iterator[str]]
+
+
+def _item_job(svc: Services, caller: Caller, request: BatchRequest, batch: Batch, placed: _Placed, now: float,
+              index: int, item: BatchItem) -> Job:
+    """An item's job; its id the next its end user's queue counted (``placed``), else a new one."""
     end_user = item.end_user if item.end_user is not None else request.end_user
-    own = limits.get(end_user or "", EndUserLimits())
+    own = placed.limits.get(end_user or "", EndUserLimits())
+    counted = placed.job_ids.get(end_user or "")
+    route = placed.route
     return Job(end_user=end_user, end_user_daily_credits=own.daily_credits, end_user_max_active=own.max_active,
-               id=new_job_id(now), status=st.QUEUED, model=batch.model, metadata=item.metadata, input=item.input,
+               id=next(counted) if counted is not None else new_job_id(now), status=st.QUEUED,
+               model=batch.model, metadata=item.metadata, input=item.input,
                pool=pool_for(batch.model, svc.config.pooled_limits), created_at=now, updated_at=now, route=route,
                notify_url=request.notify_url if request.job_events else None, key_id=caller.key_id,
                deadline=now + request.cancel_after if request.cancel_after is not None else None,

@@ -87,6 +87,28 @@ class Taken:
     queued: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class BatchAsk:
+    """One end user's part of a batch: its limits (0: none) and its items (with a max_queued, its items' job ids)."""
+
+    end_user: str
+    requests_per_minute: int
+    max_queued: int
+    items: int
+    job_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchTaken:
+    """``lua/end_user_take_batch.lua``'s word: ``TAKEN``, or the verdict of the end user ``refused`` (its ask) with
+    its figure (``RATE_LIMITED``: ms until its items fit, 0 never; ``QUEUE_FULL``: its limit, then its queued ids)."""
+
+    verdict: Verdict
+    refused: BatchAsk | None = None
+    figure: int = 0
+    queued: tuple[str, ...] = ()
+
+
 class EndUsers:
     """The end users of app keys on one Redis connection."""
 
@@ -95,6 +117,7 @@ class EndUsers:
         self.keys = keys
         self._take = LuaScript(connection, "end_user_take")
         self._active = LuaScript(connection, "end_user_active")
+        self._take_batch = LuaScript(connection, "end_user_take_batch")
 
     def take(self, key_id: str, end_user: str, *, job_id: str, member: str, day: str, now: float,
              moderation_limit: int | None, defaults: EndUserLimits) -> Taken:
@@ -106,6 +129,31 @@ class EndUsers:
             defaults.requests_per_minute or 0, defaults.max_queued or 0, int(QUEUED_LIFE * 1000)])
         return Taken(Verdict(int(verdict)), int(figure), EndUserRecord.decode(text(raw)),
                      tuple(text(i) for i in queued))
+
+    def take_batch(self, key_id: str, asks: list[BatchAsk], *, prefix: str, now: float) -> BatchTaken:
+        """Check and take a batch's items against each of their end users' requests_per_minute and max_queued, all
+        or none (``lua/end_user_take_batch.lua``); ``prefix`` names this request's members in the windows."""
+        keys: list[str] = []
+        args: list = [int(now * 1000), int(RATE_WINDOW * 1000), prefix, int(QUEUED_LIFE * 1000), len(asks)]
+        for ask in asks:
+            keys += [self.keys.end_user_requests(key_id, ask.end_user), self.keys.end_user_queued(key_id, ask.end_user)]
+            args += [ask.requests_per_minute, ask.max_queued, ask.items, *(ask.job_ids if ask.max_queued else ())]
+        verdict, *rest = self._take_batch(keys, args)
+        if int(verdict) == Verdict.TAKEN:
+            return BatchTaken(Verdict.TAKEN)
+        place, figure, *queued = rest
+        return BatchTaken(Verdict(int(verdict)), asks[int(place) - 1], int(figure), tuple(text(i) for i in queued))
+
+    def give_back_batch(self, key_id: str, asks: list[BatchAsk], *, prefix: str) -> None:
+        """A batch taken was refused after all: its items count against neither their end users' rates nor queues."""
+        pipe = self.connection.pipeline(transaction=False)
+        for place, ask in enumerate(asks, start=1):
+            if ask.requests_per_minute:
+                pipe.zrem(self.keys.end_user_requests(key_id, ask.end_user),
+                          *(f"{prefix}:{place}:{n}" for n in range(1, ask.items + 1)))
+            if ask.max_queued and ask.job_ids:
+                pipe.zrem(self.keys.end_user_queued(key_id, ask.end_user), *ask.job_ids)
+        pipe.execute()
 
     def take_active(self, key_id: str, end_user: str, job_id: str, limit: int, now: float) -> bool:
         """Whether the job may go to BFL under its end user's ``max_active`` (``lua/end_user_active.lua``), taking its

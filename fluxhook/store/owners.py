@@ -74,6 +74,13 @@ def estimate_field(slots_key: str, owner: str) -> str:
     return f"~{slots_key}|{owner}"
 
 
+def end_user_ranges(owner: str, end_user: str) -> list[tuple[str, str]]:
+    """The ZRANGEBYLEX bounds of ``owner``'s members of ``end_user``: its single jobs' range, then its batch items'
+    (each form's members of one end user are one lexical range, as its mark ends with ':')."""
+    mark = _marked(end_user)
+    return [(f"[{owner}:{bulk}{mark}", f"({owner}:{bulk}{mark[:-1]};") for bulk in ("", BULK)]
+
+
 def owner_range(owner: str) -> tuple[str, str]:
     """The ZRANGEBYLEX bounds of ``owner``'s members: one lexical range, as an owner id holds no ':'."""
     return f"[{owner}:", f"({owner};"

@@ -49,7 +49,15 @@ from fluxhook.store import cooldowns
 from fluxhook.store.idempotency import key_taken
 from fluxhook.store.jobs import Creation, Lock
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import ADMIN_OWNER, DEFAULT_WEIGHT, member, member_job, owner_of, owner_range
+from fluxhook.store.owners import (
+    ADMIN_OWNER,
+    DEFAULT_WEIGHT,
+    end_user_ranges,
+    member,
+    member_job,
+    owner_of,
+    owner_range,
+)
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.slot_layout import script_keys
@@ -396,6 +404,15 @@ class Slots:
             in_line = {pool: int(next(rest)) for pool in self.pools}
             jobs[owner] = OwnerJobs(in_line, [member_job(text(m)) for m in next(rest)])
         return self._read_now(answers[:count], owners), jobs
+
+    def end_user_waiting(self, key_id: str | None, end_user: str) -> list[str]:
+        """The ids of app key ``key_id``'s queued jobs of ``end_user`` that wait in a pool's line or aside (not those
+        holding a slot: their senders look at them). One round trip."""
+        pipe = self.connection.pipeline(transaction=False)
+        for line in (*self.line_keys(), self.keys.aside):
+            for bounds in end_user_ranges(owner_of(key_id), end_user):
+                pipe.zrangebylex(line, *bounds)
+        return list(dict.fromkeys(member_job(text(m)) for found in pipe.execute() for m in found))
 
     def accounts_now(self) -> list[AccountNow]:
         """Every account's slots, pauses and cooldown now: one round trip."""

@@ -11,21 +11,21 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 from fluxhook import metrics
 from fluxhook.core import transitions as st
 from fluxhook.core.batch_items import MAX_END_USERS
 from fluxhook.core.end_users import BlockReason, EndUserLimits, named
 from fluxhook.core.errors import EndUserBlocked, FluxhookError, InvalidRequest, QueueFull, RateLimited
-from fluxhook.core.job import Job
+from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.wait_reasons import Waiting, WaitReason
 from fluxhook.credits import accounting
 from fluxhook.credits.budget import seconds_until_next_day
 from fluxhook.lifecycle.steps import waits
 from fluxhook.lifecycle.steps.callers import Caller
 from fluxhook.store.app_keys import AppKey
-from fluxhook.store.end_users import EndUserRecord, Taken, Verdict
+from fluxhook.store.end_users import RATE_WINDOW, BatchAsk, BatchTaken, EndUserRecord, Taken, Verdict
 from fluxhook.store.jobs import Lock
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def take(svc: "Services", caller: Caller, end_user: str | None, job_id: str, now
 def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) -> dict[str, EndUserLimits]:
     """The limits of each of a batch's ``end_users`` (its items' sends stay within their daily credits and
     max_active, as a job's do), or ``EndUserBlocked`` (403) when one is blocked today, naming it: the batch is refused
-    whole. Its items count against their key's own rates and queue, not their end users' (a batch is one request).
+    whole. Its items' counts against their end users' requests_per_minute and max_queued are ``take_batch``'s.
     Nothing for an admin token's batch."""
     key = caller.key
     if key is None or not end_users:
@@ -91,13 +91,108 @@ def for_batch(svc: "Services", caller: Caller, end_users: set[str], now: float) 
     day, names = accounting.utc_day(now), sorted(end_users)
     credits: dict[str, EndUserLimits] = {}
     for end_user, (record, moderated) in zip(names, svc.store.end_users.standing(key.id, names, day), strict=True):
-        why = blocked_why(key, record, moderated, day)
-        if why is not None:
-            verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
-            metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
-            raise _refusal(key, end_user, Taken(verdict, moderated, record), now)
+        refused = _blocked(svc, key, end_user, record, moderated, now)
+        if refused is not None:
+            raise refused
         credits[end_user] = limits_of(key, record)
     return credits
+
+
+@dataclass(frozen=True)
+class TakenBatch:
+    """A batch's items counted against their end users' requests_per_minute and max_queued (``asks``: those limited
+    by either, each with the job ids its items are to have under a max_queued), given back if the batch is refused
+    after all."""
+
+    key_id: str
+    prefix: str
+    asks: tuple[BatchAsk, ...]
+
+    def job_ids(self) -> dict[str, Iterator[str]]:
+        """For each end user counted under its max_queued, the ids of its items' jobs, in its items' order."""
+        return {ask.end_user: iter(ask.job_ids) for ask in self.asks if ask.job_ids}
+
+
+def take_batch(svc: "Services", caller: Caller, items: Mapping[str, int], limits: Mapping[str, EndUserLimits],
+               now: float) -> TakenBatch | None:
+    """Count a batch's items (``items``: how many for each end user; ``limits``: each one's, from ``for_batch``)
+    against their end users' ``requests_per_minute`` (each item one request, as a job of its own would be) and
+    ``max_queued`` (each item one queued job), all or none in one step (``lua/end_user_take_batch.lua``), or raise
+    the refusal a job of the first end user past one meets, naming it (429 ``rate_limited`` or ``queue_full``):
+    the batch is refused whole, nothing counted, as its key's own queue refuses it. None when none of its end users
+    is limited by either (no Redis step), or for an admin token's batch."""
+    if caller.key is None:
+        return None
+    asks = []
+    for end_user, count in sorted(items.items()):
+        own = limits.get(end_user) or EndUserLimits()
+        rate, queue = own.requests_per_minute or 0, own.max_queued or 0
+        if rate or queue:
+            ids = tuple(new_job_id(now) for _ in range(count)) if queue and count <= queue else ()
+            asks.append(BatchAsk(end_user, rate, queue, count, ids))
+    if not asks:
+        return None
+    store, prefix = svc.store.end_users, secrets.token_hex(16)
+    taken = store.take_batch(caller.key.id, asks, prefix=prefix, now=now)
+    if taken.verdict is Verdict.QUEUE_FULL and taken.refused is not None \
+            and store.prune(caller.key.id, taken.refused.end_user, taken.queued):
+        taken = store.take_batch(caller.key.id, asks, prefix=prefix, now=now)
+    if taken.verdict is not Verdict.TAKEN:
+        metrics.count(svc, "fluxhook_end_user_refusals", key=caller.key.name, reason=_REASONS[taken.verdict])
+        raise _batch_refusal(taken)
+    return TakenBatch(caller.key.id, prefix, tuple(asks))
+
+
+def give_back_batch(svc: "Services", taken: TakenBatch | None) -> None:
+    """A counted batch was refused after all: its items count nothing for their end users."""
+    if taken is not None:
+        svc.store.end_users.give_back_batch(taken.key_id, list(taken.asks), prefix=taken.prefix)
+
+
+def _batch_refusal(taken: BatchTaken) -> FluxhookError:
+    ask = taken.refused
+    assert ask is not None  # a refusal names its end user
+    who = named(ask.end_user)
+    if taken.verdict is Verdict.RATE_LIMITED:
+        rate = ask.requests_per_minute
+        if taken.figure == 0:
+            return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
+                               f"with this app key (requests_per_minute of its end user limits; each item counts "
+                               f"one): nothing was created; send at most {rate} of its items a minute",
+                               retry_after=RATE_WINDOW)
+        wait = taken.figure / 1000
+        return RateLimited(f"this batch holds {ask.items:,} items for {who}, who may submit {rate} jobs a minute "
+                           f"with this app key (requests_per_minute of its end user limits; each item counts one): "
+                           f"nothing was created; retry in {wait:.1f} s", retry_after=wait)
+    queued = len(taken.queued)
+    return QueueFull(f"this batch holds {ask.items:,} items for {who}, who holds {queued:,} jobs queued for BFL "
+                     f"with this app key, and may hold {ask.max_queued:,} (max_queued of its end user limits; each "
+                     f"item counts one): nothing was created; send it again once some of them have gone to BFL "
+                     f"(Retry-After), or split it", queued=queued, limit=ask.max_queued, retry_after=QUEUE_RETRY)
+
+
+def blocked_refusal(svc: "Services", key: AppKey, end_user: str, now: float) -> EndUserBlocked | None:
+    """The refusal (403 ``end_user_blocked``, naming why) of a request of ``end_user`` blocked today, read from Redis
+    (one round trip); None when it is not, or when its key blocks none (nothing set by hand, no moderation limit:
+    no Redis step)."""
+    if not (key.end_user_records or key.end_user_moderation_limit):
+        return None
+    day = accounting.utc_day(now)
+    [(record, moderated)] = svc.store.end_users.standing(key.id, [end_user], day)
+    return _blocked(svc, key, end_user, record, moderated, now)
+
+
+def _blocked(svc: "Services", key: AppKey, end_user: str, record: EndUserRecord, moderated: int,
+             now: float) -> EndUserBlocked | None:
+    """The refusal of ``end_user`` (its ``record`` and its moderated jobs today), counted, when it is blocked."""
+    why = blocked_why(key, record, moderated, accounting.utc_day(now))
+    if why is None:
+        return None
+    verdict = Verdict.BLOCKED if why is BlockReason.MANUAL else Verdict.MODERATED
+    metrics.count(svc, "fluxhook_end_user_refusals", key=key.name, reason=_REASONS[verdict])
+    refusal = _refusal(key, end_user, Taken(verdict, moderated, record), now)
+    assert isinstance(refusal, EndUserBlocked)
+    return refusal
 
 
 def blocked_why(key: AppKey, record: EndUserRecord, moderated: int, day: str) -> BlockReason | None:
