@@ -250,7 +250,8 @@ def beside_flood(stack: BenchStack, flooder: Poster, end_user: str | None, poste
 
 def make_key(stack: BenchStack, name: str, args: argparse.Namespace) -> Poster:
     made = stack.api_session().post(stack.base_url + "/v1/keys", json={
-        "name": name, "requests_per_minute": 100_000, "max_queued": max(1000, args.flood * 2)}, timeout=30)
+        "name": name, "requests_per_minute": 100_000, "reads_per_minute": 100_000,
+        "max_queued": max(1000, args.flood * 2)}, timeout=30)
     made.raise_for_status()
     return Poster(stack, made.json()["key"])
 
