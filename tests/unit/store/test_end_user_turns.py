@@ -233,7 +233,8 @@ class TwoLevelModel:
             return max(self.inner.get((owner, t), 0.0), clock)
         # Level, one keeping no pass (just come) before one that keeps one; then the earliest job.
         t = min(groups, key=lambda t: (start(t), (owner, t) in self.inner, held[groups[t][0]][2]))
-        return t, groups[t], start(t)
+        # A form naming no end user is served as an owner's always was: no turn of its end users is charged.
+        return t, groups[t], start(t) if set(groups) != {""} else None
 
     def take(self) -> str | None:
         best = None
@@ -250,6 +251,8 @@ class TwoLevelModel:
         s, job, owner, t, group, inner_start = best
         del self.items[owner][group[0]]
         self.clock, self.passes[owner] = s, s + 1 / self.weights.get(owner, 1)
+        if inner_start is None:
+            return job
         self.inner_clock[owner] = inner_start
         if len(group) > 1:
             self.inner[owner, t] = inner_start + 1
