@@ -239,8 +239,10 @@ function fair_turns.new(passes, weights, default_weight)
                     turns.inner[fair_turns.inner_field(owner, '~')] or 0)
   end
 
-  -- Of ``head``'s groups (an owner with end users' jobs), the one of the end user whose turn comes first (ties: the
-  -- earliest job), or nil when none has a member left.
+  -- Of ``head``'s groups (an owner with end users' jobs), the one of the end user whose turn comes first, or nil when
+  -- none has a member left. Level with the clock, an end user keeping no pass (its jobs just came) goes before one
+  -- that keeps one: slot time given back may bring a backlog's pass down to the clock, and its older job would then
+  -- take a turn from the newcomer, one more than the backlog is owed. Then the earliest job.
   local function pick_inner(line, head)
     for _, group in ipairs(head.groups) do
       if group.stale then
@@ -256,12 +258,14 @@ function fair_turns.new(passes, weights, default_weight)
       return head.groups[1].job and head.groups[1]
     end
     read_inner(head.owner, head.groups)
-    local best, best_start
+    local best, best_start, best_kept
     for _, group in ipairs(head.groups) do
       if group.job then
         local s = inner_start(head.owner, group.tag)
-        if best == nil or s < best_start or (s == best_start and group.job < best.job) then
-          best, best_start = group, s
+        local kept = turns.inner[fair_turns.inner_field(head.owner, group.tag)] ~= false
+        if best == nil or s < best_start
+            or (s == best_start and (best_kept and not kept or (kept == best_kept and group.job < best.job))) then
+          best, best_start, best_kept = group, s, kept
         end
       end
     end

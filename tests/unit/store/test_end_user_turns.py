@@ -87,7 +87,7 @@ def test_one_end_user_flooding_delays_another_of_its_key_by_one_turn_and_the_oth
     flood = [_queued(store, "key_a", "flood") for _ in range(100)]
     for job in flood:
         assert not slots.acquire(job)
-    for _ in range(6):  # key A's other end user, and key B, each send a job while A's flooder's backlog waits
+    for round_ in range(6):  # key A's other end user, and key B, each send a job while A's flooder's backlog waits
         other, b = _queued(store, "key_a", "other"), _queued(store, "key_b")
         assert not slots.acquire(other) and not slots.acquire(b)
         given = []
@@ -95,8 +95,12 @@ def test_one_end_user_flooding_delays_another_of_its_key_by_one_turn_and_the_oth
             _end(store, running.pop(0))
             given += slots.dispatch().jobs
             running.append(given[-1])
-        # Key B's share as ever; key A's other end user within one of A's turns, never a place behind the backlog.
-        assert b.id in given and [j for j in given if j != b.id][:2].count(other.id) == 1
+        # Key B's share as ever; key A's other end user within one of A's turns, never a place behind the backlog:
+        # the first of A's turns once the flooder keeps a pass (its slots given back unsent credit it to the clock,
+        # level with the other, which goes first), the second while it kept none (level too, its older job first).
+        a_turns = [j for j in given if j != b.id]
+        assert b.id in given and a_turns[:2].count(other.id) == 1
+        assert round_ == 0 or a_turns[0] == other.id
         assert sum(1 for j in given if j in {job.id for job in flood}) == 2
     assert slots.waiting_of("key_a") == [j.id for j in flood[12:]]
 
@@ -205,7 +209,8 @@ def test_an_end_users_job_alone_in_its_key_costs_a_take_no_more_commands_than_a_
 class TwoLevelModel:
     """The work lines' turns in plain Python, end users included: start-time fair queueing between owners (a turn
     costs 1 / weight), and inside an owner between the end users of its first form (single jobs, else batch items),
-    each end user's turn costing 1, its pass kept only while its form holds more of it."""
+    each end user's turn costing 1, its pass kept only while its form holds more of it; level, one keeping no pass
+    goes first."""
 
     def __init__(self, weights: dict[str, float]):
         self.weights, self.items = weights, {}  # owner -> {member: (bulk, tag, job id)}
@@ -226,8 +231,10 @@ class TwoLevelModel:
 
         def start(t: str) -> float:
             return max(self.inner.get((owner, t), 0.0), clock)
-        t = min(groups, key=lambda t: (start(t), held[groups[t][0]][2]))
-        return t, groups[t], start(t)
+        # Level, one keeping no pass (just come) before one that keeps one; then the earliest job.
+        t = min(groups, key=lambda t: (start(t), (owner, t) in self.inner, held[groups[t][0]][2]))
+        # A form naming no end user is served as an owner's always was: no turn of its end users is charged.
+        return t, groups[t], start(t) if set(groups) != {""} else None
 
     def take(self) -> str | None:
         best = None
@@ -244,6 +251,8 @@ class TwoLevelModel:
         s, job, owner, t, group, inner_start = best
         del self.items[owner][group[0]]
         self.clock, self.passes[owner] = s, s + 1 / self.weights.get(owner, 1)
+        if inner_start is None:
+            return job
         self.inner_clock[owner] = inner_start
         if len(group) > 1:
             self.inner[owner, t] = inner_start + 1
@@ -362,3 +371,48 @@ def test_a_keys_end_users_share_its_slot_time_not_its_number_of_tasks(connection
         used[end_user_of[job_id]] += lengths[end_user_of[job_id]]
         assert store.transition(job_id, st.READY, result_url="https://x/r.png")
     assert used["long"] / sum(used.values()) == pytest.approx(0.5, abs=0.15), used
+
+
+def test_a_backlog_credited_its_slot_time_back_takes_no_turn_before_a_newcomer_of_its_key(connection):
+    """Slot time given back credits the flooder's pass (its turns were charged 10 s, its tasks took a second), down
+    to the key's end users' clock, where a newcomer's turn starts too: level, the newcomer goes first. Else the
+    backlog's older job would win the tie and take the slot that freed first, one turn more than it is owed."""
+    clock = Clock()
+    store, slots = JobStore(connection, clock=clock), Slots(connection, _config(bfl_max_active=2), clock=clock)
+
+    def queued(end_user: str) -> Job:
+        created = clock() + next(_count) * 0.001
+        job = Job(id=new_job_id(created), status=st.QUEUED, model="flux-2-pro", pool=pool_for("flux-2-pro"),
+                  input={"prompt": "x"}, created_at=created, updated_at=created, key_id="key_a", end_user=end_user)
+        store.create(job)
+        return job
+
+    def sent(job_id: str) -> None:
+        assert store.transition(job_id, st.SUBMITTED, bfl_id=f"b-{job_id}")
+
+    def ended(*job_ids: str) -> None:
+        for job_id in job_ids:
+            assert store.transition(job_id, st.READY, result_url="https://x/r.png")
+
+    running = [queued("flood") for _ in range(2)]
+    for job in running:
+        assert slots.acquire(job)
+        sent(job.id)
+    backlog = [queued("flood") for _ in range(8)]
+    for job in backlog:
+        assert not slots.acquire(job)
+    # Ten seconds a task, learned; each of the backlog's turns below is charged that.
+    clock.now += 10
+    ended(running[0].id)
+    assert slots.dispatch().jobs == [backlog[0].id]
+    sent(backlog[0].id)
+    clock.now += 0.5
+    ended(running[1].id)
+    assert slots.dispatch().jobs == [backlog[1].id]
+    sent(backlog[1].id)
+    other = queued("someone else")
+    assert not slots.acquire(other)
+    # Both of the backlog's tasks end within a second: nearly 20 s given back to the flooder's pass.
+    clock.now += 0.5
+    ended(backlog[0].id, backlog[1].id)
+    assert slots.dispatch().jobs == [other.id, backlog[2].id]
