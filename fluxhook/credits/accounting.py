@@ -159,7 +159,8 @@ def on_end(job: Job, status: str, now: float, latency: float | None = None, key_
             ended = [(f"{job.end_user}:{_END_USER_ENDED_AS.get(status, 'failed')}", 1)]
             if job.cost_credits is not None and to_micro(job.cost_credits) != (job.counted_spend or 0):
                 ended.append((f"{job.end_user}:credits", to_micro(job.cost_credits) - (job.counted_spend or 0)))
-            effects.append(CountEndUser(owner_of(job.key_id), job.usage_day, tuple(ended)))
+            # The same day's hash its acceptance counted the job in: its life is set.
+            effects.append(CountEndUser(owner_of(job.key_id), job.usage_day, tuple(ended), life_set=True))
     if job.usage_day and job.account:
         # A job the account ran (and was charged for) ended: its balance is read again soon (``credits.balance``).
         effects.append(AccountJobEnded(job.account, now))

@@ -69,11 +69,14 @@ class CountUsage:
 
 @dataclass(frozen=True)
 class CountEndUser:
-    """Add to one UTC day's counters of an owner's end users (``Keys.end_user_day``): (field, amount) pairs."""
+    """Add to one UTC day's counters of an owner's end users (``Keys.end_user_day``): (field, amount) pairs.
+    ``life_set``: the day's hash has its life already (the job's count when BFL accepted it, on the same day's hash,
+    set it), so a field that starts here sets none again."""
 
     owner: str
     day: str
     increments: tuple[tuple[str, int], ...]
+    life_set: bool = False
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,9 @@ def encode(effects: Sequence[Effect], store_keys, keys: list[str], timeline_ttl:
                             "cap": TIMELINE_CAP, "ttl": timeline_ttl})
         elif isinstance(effect, (CountUsage, CountEndUser)):
             key, ttl = counters_key(store_keys, effect)
+            kept = isinstance(effect, CountEndUser) and effect.life_set
             entries.append({"counters": place(keys, key), "increments": [list(i) for i in effect.increments],
-                            "ttl": ttl})
+                            **({} if kept else {"ttl": ttl})})
         elif isinstance(effect, ReleaseBudget):
             held = [store_keys.budget_held] + ([store_keys.key_budget_held(effect.key_id)] if effect.key_id else []) \
                 + ([store_keys.bfl_account_budget_held(effect.account)] if effect.account else []) \

@@ -10,6 +10,7 @@ import pytest
 from fluxhook.core.end_users import EndUserLimits
 from fluxhook.store.effects import END_USER_TTL, CountEndUser
 from fluxhook.store.keys import KEYS
+from helpers import commands_during
 
 DB = 12
 KEY, OTHER = "key_00000000000000e1", "key_00000000000000e2"
@@ -63,3 +64,15 @@ def test_a_limited_end_users_minute_and_queue_expire_on_their_own(svc):
     assert per_user <= LIMITED_BYTES
     for key in svc.redis.scan_iter(match=f"{KEYS.prefix}endus*:{KEY}:*", count=1000):
         assert 0 < svc.redis.pttl(key) <= 2 * 3600 * 1000
+
+
+def test_a_job_s_end_counted_in_the_hash_its_acceptance_gave_a_life_sets_none_again(svc):
+    svc.store.effects.apply([CountEndUser(KEY, DAY, (("first:jobs", 1), ("first:credits", 3_000_000)))])
+    life = svc.redis.ttl(KEYS.end_user_day(KEY, DAY))
+    ended = commands_during(svc.redis, DB, lambda: svc.store.effects.apply(
+        [CountEndUser(KEY, DAY, (("first:stored", 1),), life_set=True)]))
+    assert [c["command"].split()[0] for c in ended if c["command"].startswith(("HINCRBY", "EXPIRE"))] == ["HINCRBY"]
+    assert 0 < svc.redis.ttl(KEYS.end_user_day(KEY, DAY)) <= life
+    # Another owner's day, counted first at an end: its life is set as before.
+    svc.store.effects.apply([CountEndUser(OTHER, DAY, (("one:stored", 1),))])
+    assert 0 < svc.redis.ttl(KEYS.end_user_day(OTHER, DAY)) <= END_USER_TTL
