@@ -53,9 +53,10 @@ MAINTENANCE_INTERVAL = 15
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
 # How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its
-# last task ends: a primary that failed over may lack the end of the worker's last task (RQ retried its own lost
-# connection, so the lane never heard of it), and would hold that task as running until its heartbeat lapsed. A lane
-# that ran nothing since has nothing Redis could hold so.
+# last task ends, from IDLE_CHECK_EVERY after it (one at once would come before a failover could; a lane that takes
+# tasks that often checks nothing between them): a primary that failed over may lack the end of the worker's last task
+# (RQ retried its own lost connection, so the lane never heard of it), and would hold that task as running until its
+# heartbeat lapsed. A lane that ran nothing since has nothing Redis could hold so.
 IDLE_CHECK_EVERY = 5.0
 IDLE_CHECK_FOR = 60.0
 # How long a stop keeps ending the watching lanes' waits (a CLIENT UNBLOCK sent just before a lane's BLMOVE finds
@@ -183,6 +184,7 @@ class Lane(threading.Thread):
             finally:
                 self._busy = False
                 self._idle_since = time.monotonic()
+                self._next_idle_check = self._idle_since + IDLE_CHECK_EVERY
             worker.heartbeat()
             self._after_task()
 

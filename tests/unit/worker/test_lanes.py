@@ -152,3 +152,27 @@ def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_
         lanes.stop(running, hand_back_after=5, cold=lambda: False)
         took = time.monotonic() - started
     assert took < 1.0 and not any(lane.is_alive() for lane in running), took
+
+
+def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_services, monkeypatch):
+    """A lane looks whether Redis still holds a task of its as running (a failover that lost its end) from
+    IDLE_CHECK_EVERY after its last task ends, for IDLE_CHECK_FOR: not the moment it waits for the next."""
+    monkeypatch.setattr(lanes, "IDLE_CHECK_EVERY", 2.0)
+    svc = make_services(7)
+    runtime.init(svc)
+    queue = Queue("lanes-check-test", connection=svc.redis)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=2, kind="download")
+    try:
+        wait_until(lambda: Worker.count(queue=queue) == 2, timeout=10, message="the lanes to register")
+        tasks = [queue.enqueue("time.time") for _ in range(6)]
+        wait_until(lambda: all(t.get_status(refresh=True) == JobStatus.FINISHED for t in tasks), timeout=5,
+                   message="the tasks")
+
+        def checks(seconds: float) -> list[str]:
+            sent = commands_during(svc.redis, 7, lambda: time.sleep(seconds))
+            return [c["command"] for c in sent if c["command"].startswith("SMEMBERS rq:worker:")]
+
+        assert checks(1.0) == []  # just after their tasks
+        assert checks(2.0)  # idle long enough: each lane that ran a task looks
+    finally:
+        lanes.stop(running, hand_back_after=5, cold=lambda: False)
