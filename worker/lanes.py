@@ -94,11 +94,11 @@ class Watch:
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_task: Callable[[], object],
+    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_take: Callable[[], object],
                  watch: Watch | None = None, quiet: bool = False):
         super().__init__(name=name, daemon=True)
         self.connection = connection
-        self.after_task = after_task
+        self.after_take = after_take
         self.queues = queues
         self.log_level = log_level
         self.watch = watch or Watch()
@@ -178,6 +178,7 @@ class Lane(threading.Thread):
                 if not self._stopping:
                     self._check_idle(worker)
                 continue
+            self._after_take()
             self._busy = True
             try:
                 worker.execute_job(*taken)
@@ -186,7 +187,6 @@ class Lane(threading.Thread):
                 self._idle_since = time.monotonic()
                 self._next_idle_check = self._idle_since + IDLE_CHECK_EVERY
             worker.heartbeat()
-            self._after_task()
 
     def _wait_for_task(self, worker: InProcessWorker) -> tuple[Job, Queue] | None:
         """RQ's loop between two tasks, as RQ's own dequeue runs it (its beat, its maintenance, one wait for a task),
@@ -220,9 +220,9 @@ class Lane(threading.Thread):
         # A new connection (redis-py reconnects by itself) is a new client to Redis: its id is asked again.
         self._client = None
 
-    def _after_task(self) -> None:
+    def _after_take(self) -> None:
         try:
-            self.after_task()
+            self.after_take()
         except RedisError as exc:
             log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
 
@@ -241,14 +241,14 @@ class Lane(threading.Thread):
         return worker
 
 
-def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object], count: int,
+def start(connection, queues: list[Queue], log_level: str, after_take: Callable[[], object], count: int,
           kind: str, readiness: bool = True) -> list[Lane]:
-    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_task`` when a task of its ends (to feed
-    RQ the next work in turn). With ``readiness``, the first beats at the pace /readyz reads; the others are quiet.
+    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_take`` as it takes a task, before running it
+    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). With ``readiness``, the first beats at the pace /readyz reads; the others are quiet.
     ``connection``'s socket timeout must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes
     next)."""
     watch = Watch()
-    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_task, watch,
+    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_take, watch,
                   quiet=not (readiness and number == 1))
              for number in range(1, count + 1)]
     for lane in lanes:
