@@ -185,14 +185,12 @@ class InProcessWorker(SimpleWorker):
             self._succeeding = None
 
     def _end_keeping_nothing(self, job: Job, execution) -> None:
-        """The success of a task that keeps nothing of it, in one MULTI: the worker's counts and the task's execution
-        gone with its record (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two
-        round trips: fluxhook gives no task any) and writes a result, a finished record and their TTLs that the same
-        MULTI deletes."""
-        assert job.started_at and job.ended_at  # RQ set both before calling its end
+        """The success of a task that keeps nothing of it, in one MULTI: the worker's count of successes (``rq info``
+        shows it; not its total working time, which nothing shows) and the task's execution gone with its record
+        (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two round trips: fluxhook
+        gives no task any) and writes a result, a finished record and their TTLs that the same MULTI deletes."""
         with self.connection.pipeline() as pipe:
             self.increment_successful_job_count(pipeline=pipe)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             pipe.execute()
         self.log.info("Successfully completed job %s on worker %s", job.id, self.name)

@@ -197,6 +197,7 @@ def test_a_jobs_task_that_succeeded_leaves_nothing_in_redis_as_its_one_multi_end
     opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")  # in the end's own MULTI
     assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
     assert any(c.startswith("HINCRBY") and "successful_job_count" in c for c in sent[opened:dropped[0]])
+    assert not [c for c in sent if "total_working_time" in c]  # a figure nothing shows
 
 
 def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):

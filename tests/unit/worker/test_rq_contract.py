@@ -31,7 +31,7 @@ USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_
                 # The lane's own loop between two tasks (worker.lanes.Lane._wait_for_task), RQ's dequeue's as it is.
                 "should_run_maintenance_tasks", "job_class", "serializer", "death_penalty_class",
                 # A task's start in one MULTI, and the end of one that keeps nothing (worker.inprocess).
-                "executions", "increment_successful_job_count", "increment_total_working_time")
+                "executions", "increment_successful_job_count")
 USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry",
                    "dequeue_any", "intermediate_queue_key")
 # The cron thread moves RQ's retries as RQ's scheduler does, under its locks, only when one is due (worker.cron).
