@@ -246,9 +246,9 @@ class Lane(threading.Thread):
 def start(connection, queues: list[Queue], log_level: str, after_take: Callable[[], object], count: int,
           kind: str, readiness: bool = True) -> list[Lane]:
     """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_take`` as it takes a task, before running it
-    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). With ``readiness``, the first beats at the pace /readyz reads; the others are quiet.
-    ``connection``'s socket timeout must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes
-    next)."""
+    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). With
+    ``readiness``, the first beats at the pace /readyz reads; the others are quiet. ``connection``'s socket timeout
+    must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes next)."""
     watch = Watch()
     lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_take, watch,
                   quiet=not (readiness and number == 1))
