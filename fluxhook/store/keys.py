@@ -127,9 +127,9 @@ class Keys:
         """Every counter and histogram bucket, one hash field each (see ``fluxhook.metrics``)."""
         return f"{self.prefix}metrics"
 
-    def tally_mark(self, batch_id: str) -> str:
-        """The mark of one batch of a process's tallied counts written (``store/tallies.py``)."""
-        return f"{self.prefix}tally:{batch_id}"
+    def tally_marks(self, tally_id: str) -> str:
+        """One process's marks of the batches of its tallied counts written (``store/tallies.py``)."""
+        return f"{self.prefix}tally:{tally_id}"
 
     def _of_account(self, account: str, name: str) -> str:
         """Key ``name`` of one BFL account's: the default account's keep the names of releases before accounts, so an

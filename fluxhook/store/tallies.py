@@ -13,8 +13,8 @@ once. A reading of either (``Store.metrics_fields``, ``UsageStore.hours``) write
 What it costs: a process killed outright (SIGKILL) loses what it tallied since its last write, at most
 ``FLUSH_INTERVAL`` seconds of counts; other processes' counts show up to that late in a reading. A write that
 fails is tried again, as it was, before the next one: each write is a batch with an id of its own, marked as
-written in the same step (``lua/tally_write.lua``: a key of its own, which lapses), so one whose answer was lost never
-counts twice. A transition
+written in the same step (``lua/tally_write.lua``: one hash of marks a process, a mark going once its answer came),
+so one whose answer was lost never counts twice. A transition
 run again after a failover lost it counts again. The usage counters (``CountUsage``), which budgets and spend read, are
 not tallied: they stay in the transition's step.
 """
@@ -39,7 +39,7 @@ log = logging.getLogger("fluxhook.metrics")
 # How often a started tally is written: what a process killed outright loses at most, and how late other
 # processes' counts may show.
 FLUSH_INTERVAL = 5.0
-# A batch's mark outlives any try of it again: a process's next write tries its unwritten ones first.
+# A process's marks outlive any try of a batch again: its next write tries its unwritten ones first.
 BATCH_MARK_SECONDS = 600
 
 
@@ -66,6 +66,9 @@ class Tallies:
         self._hours: dict[tuple[str, int], dict[str, int]] = {}
         # Batches taken from the tally whose write failed: each is written as it was, by its id, before the next.
         self._unwritten: list[_Batch] = []
+        # The marks of this tally's batches written, and those whose answer came (their marks go with the next write).
+        self._marks = keys.tally_marks(uuid.uuid4().hex)
+        self._answered: list[str] = []
         self._write = LuaScript(connection, "tally_write")
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -118,8 +121,9 @@ class Tallies:
                     self._unwritten.remove(batch)
 
     def _write_batch(self, batch: _Batch) -> None:
-        keys = [self.keys.tally_mark(batch.id), self.keys.metrics]
-        args: list[str | int] = [BATCH_MARK_SECONDS, len(batch.metrics)]
+        keys = [self._marks, self.keys.metrics]
+        args: list[str | int] = [BATCH_MARK_SECONDS, len(self._answered), *self._answered, batch.id,
+                                 len(batch.metrics)]
         for field, amount in batch.metrics.items():
             args += [field, repr(amount) if isinstance(amount, float) else amount,
                      "f" if isinstance(amount, float) else "i"]
@@ -129,6 +133,7 @@ class Tallies:
             for field, whole in fields.items():
                 args += [field, whole]
         self._write(keys, args)
+        self._answered = [batch.id]
 
     def _merge(self, metrics: dict[str, int | float], hours: dict[tuple[str, int], dict[str, int]]) -> None:
         """Add counts to the tally (under its lock)."""

@@ -1,14 +1,23 @@
 -- Writes one batch of a process's tallied counts (store/tallies.py), once: a batch whose answer was lost is sent
--- again with the same id, and its mark says it was written, so it never counts twice.
+-- again with the same id, and the process's marks say it was written, so it never counts twice.
 --
--- KEYS[1] the batch's mark (a key that lives ARGV[1] s: no answer to forget), KEYS[2] the metrics hash, then the
--- hourly counters' hashes.
--- ARGV[1] how long the mark lives (s), ARGV[2] the number n of metrics fields, and n triples (field, amount, 'f' for a
--- float or 'i' for a whole number); then for each hourly hash (KEYS[2 + h]): its TTL, its number of fields m, and m
--- pairs (field, amount).
+-- KEYS[1] the process's marks (a hash: batch id -> 1), KEYS[2] the metrics hash, then the hourly counters' hashes.
+-- ARGV[1] how long the marks live (s), ARGV[2] the number c of batches whose answer came (their marks go), then
+-- their c ids; then the batch's id, the number n of metrics fields, and n triples (field, amount, 'f' for a float
+-- or 'i' for a whole number); then for each hourly hash (KEYS[2 + h]): its TTL, its number of fields m, and m pairs
+-- (field, amount).
 -- Returns 1 if written now, 0 if it was written before.
-if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return 0 end
+local marks, ttl = KEYS[1], ARGV[1]
 local at = 2
+for _ = 1, tonumber(ARGV[2]) do
+  at = at + 1
+  redis.call('HDEL', marks, ARGV[at])
+end
+local batch = ARGV[at + 1]
+local fresh = redis.call('HSETNX', marks, batch, 1) == 1
+redis.call('EXPIRE', marks, ttl)
+if not fresh then return 0 end
+at = at + 2
 for _ = 1, tonumber(ARGV[at]) do
   local field, amount, kind = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   if kind == 'f' then
