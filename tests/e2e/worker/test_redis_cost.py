@@ -30,18 +30,19 @@ JOBS = 20
 CLIENTS = 8
 IDLE_SECONDS = 4.0
 # Measured with this test (20 jobs, a slot for each: no job waits for one), three runs each: 117.0 to 119.1 commands
-# and 13.1 to 13.6 round trips a stored job, the machine shared with other work (load 1 to 3), once a lane's task end
-# wrote its state and beat in one HSET, its start wrote neither its state nor a PERSIST of a task with no TTL, RQ's
-# record of a task went in one HSET with no SADD of its queue, a download handed at once was queued under its lock's
-# own part (no relabel) and held due by its move's lease alone, and RQ's total working time was no longer written (8
-# commands a job); and the loops while jobs are about did less: a tally's write marks its batch in one SET, the sweep
-# looks at empty deadline and batch indexes with one EXISTS, the balance looks every 5 s, a lane checks for a lost
-# end only once idle and feeds as it takes a task, not as it ends one (a full queue had no room then). Counted
-# before with the jobs before the count posted one at a time (each web thread's connection then opened in the count,
-# about 0.6 commands and round trips a job): 128.7 to 129.5 and 14.9 to 15.4 lightly loaded, 129.3 to 132.5 and 15.1
-# to 16.3 busy (four CPU burners, or the unit suite, beside it on 2 cores). What varies from run to run is mostly the
-# work a burst of callbacks sends through the download line while RQ's queue is full (about 7 commands more for each
-# such job) and the loops, which grow with the run's length: a busy machine counts more of both.
+# and 13.1 to 13.8 round trips a stored job, the machine shared with other work (load 1 to 4; 118.3 beside four CPU
+# burners, 119.0 on Debian's Redis 7), once a lane's task end wrote its state and beat in one HSET, its start wrote
+# neither its state nor a PERSIST of a task with no TTL, RQ's record of a task went in one HSET with no SADD of its
+# queue, a download handed at once was queued under its lock's own part (no relabel) and held due by its move's lease
+# alone, and RQ's total working time was no longer written (8 commands a job); and the loops while jobs are about did
+# less: a tally's write gives an hourly hash its life only as a count starts in it, the sweep looks at empty deadline
+# and batch indexes with one EXISTS, the balance looks every 5 s, a lane checks for a lost end only once idle and
+# feeds as it takes a task, not as it ends one (a full queue had no room then). Counted before with the jobs before
+# the count posted one at a time (each web thread's connection then opened in the count, about 0.6 commands and round
+# trips a job): 128.7 to 129.5 and 14.9 to 15.4 lightly loaded, 129.3 to 132.5 and 15.1 to 16.3 busy (four CPU
+# burners, or the unit suite, beside it on 2 cores). What varies from run to run is mostly the work a burst of
+# callbacks sends through the download line while RQ's queue is full (about 7 commands more for each such job) and the
+# loops, which grow with the run's length: a busy machine counts more of both.
 # Earlier: 146.0 to 150.4 before a job's RQ task started in one MULTI and ended in one, its start beat the worker only
 # when its record would lapse, the request that creates a job sent it with its lock alone, and the feeder waited on its
 # wake-up list; 139 to 140 once the slot scripts read every account's slots held in one count, and cooldowns and pauses
