@@ -3,10 +3,11 @@
 A callback puts its job in the download line and wakes one worker's feeder (``WorkLines.wait_for_work``),
 which moves the jobs whose turn it is into RQ (``enqueueing.feed``); the callback's answer waits for none
 of it. (With no work in any line and room in RQ, its turn is now: the callback queues the task itself, and no
-feeder is woken.) Lanes feed too, each time one of them ends a task, while the process's last feed found work in a line
-(``WORK_MAY_WAIT``): with every line empty a lane's feed would find nothing, at every task's end. The feeder waits on
+feeder is woken.) Lanes feed too, each time one of them takes a task (the take makes room in RQ's queue; a task's end
+makes none), while the process's last feed found work in a line (``WORK_MAY_WAIT``): with every line empty a lane's
+feed would find nothing, at every take. The feeder waits on
 the wake-up list alone: an addition made while it fed left its item in the list, so its next wait ends at once, and
-while a line holds work the lanes' feeds at their tasks' ends move it as RQ's queue makes room. It feeds unwoken only
+while a line holds work the lanes' feeds at their takes move it as RQ's queue makes room. It feeds unwoken only
 five seconds after a feed while a line may hold work (``IDLE_WAKE_TIMEOUT``): so a line another process's feeder found
 holding work is this process's lanes' to feed again within those five seconds. With every line empty (at rest) its
 wait lasts as long as a wait does: only an addition, which wakes it, ends it sooner, or the process's guard
@@ -55,8 +56,8 @@ def feed_noted(svc: Services) -> int:
     return fed.moved
 
 
-def after_task(svc: Services) -> None:
-    """What a lane does when a task of its ends: room in RQ's queue, fed from the lines if one may hold work."""
+def after_take(svc: Services) -> None:
+    """What a lane does as it takes a task: room in RQ's queue, fed from the lines if one may hold work."""
     if WORK_MAY_WAIT.is_set():
         feed_noted(svc)
 

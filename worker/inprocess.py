@@ -29,7 +29,7 @@ from rq.queue import Queue
 from rq.registry import clean_registries
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
-from rq.utils import now
+from rq.utils import now, utcformat
 from rq.worker import SimpleWorker, WorkerStatus
 
 from fluxhook.core.holds import (
@@ -98,7 +98,9 @@ class InProcessWorker(SimpleWorker):
         self._starting = self.connection.pipeline()
         execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=self._starting, worker_name=self.name)
         self.executions[execution.id] = execution
-        self.set_state(WorkerStatus.BUSY, pipeline=self._starting)
+        # Busy in the process (RQ's own loop reads it there), not written: RQ's record of the task says it runs, and
+        # the end's one HSET writes the worker's state with its beat.
+        self._state = WorkerStatus.BUSY
         return execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
@@ -111,7 +113,8 @@ class InProcessWorker(SimpleWorker):
             if getattr(self, "_record_until", 0.0) - time.monotonic() < ttl:
                 self.heartbeat(ttl, pipeline=pipe)
             job.prepare_for_execution(self.name, pipeline=pipe)
-            pipe.persist(job.key)
+            if job.ttl:  # RQ's PERSIST: only a task queued to lapse unless started has a TTL to lift
+                pipe.persist(job.key)
             if remove_from_intermediate_queue:
                 pipe.lrem(Queue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
             pipe.execute()
@@ -184,14 +187,12 @@ class InProcessWorker(SimpleWorker):
             self._succeeding = None
 
     def _end_keeping_nothing(self, job: Job, execution) -> None:
-        """The success of a task that keeps nothing of it, in one MULTI: the worker's counts and the task's execution
-        gone with its record (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two
-        round trips: fluxhook gives no task any) and writes a result, a finished record and their TTLs that the same
-        MULTI deletes."""
-        assert job.started_at and job.ended_at  # RQ set both before calling its end
+        """The success of a task that keeps nothing of it, in one MULTI: the worker's count of successes (``rq info``
+        shows it; not its total working time, which nothing shows) and the task's execution gone with its record
+        (``cleanup_execution``). RQ's own end watches and reads the task's dependents first (two round trips: fluxhook
+        gives no task any) and writes a result, a finished record and their TTLs that the same MULTI deletes."""
         with self.connection.pipeline() as pipe:
             self.increment_successful_job_count(pipeline=pipe)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipe)
             self.cleanup_execution(job, pipeline=pipe, execution=execution)
             pipe.execute()
         self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
@@ -358,8 +359,13 @@ class InProcessWorker(SimpleWorker):
         # Idle from the moment the task's end is written, in the same round trip: RQ writes it
         # in one of its own just after. So is the worker's beat: the task's beats left its record
         # the task's heartbeat TTL, and the dequeue loop would beat at once in a round trip of its own.
-        self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
-        self.heartbeat(pipeline=pipeline)
+        # Both in one HSET, and without the beat's TTL of the worker's executions: a lane runs one task at a
+        # time, so the set this end emptied is gone.
+        self._state = WorkerStatus.IDLE
+        self.last_heartbeat = now()
+        self._record_until = time.monotonic() + self.worker_ttl + RQ_RECORD_MARGIN
+        pipeline.hset(self.key, mapping={"state": WorkerStatus.IDLE, "last_heartbeat": utcformat(self.last_heartbeat)})
+        pipeline.expire(self.key, self.worker_ttl + RQ_RECORD_MARGIN)
         if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
             # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record goes with it, and no
             # result was written (_end_keeping_nothing). Left to expire, it would stay in memory until Redis's expiry

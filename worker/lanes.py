@@ -37,6 +37,7 @@ from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
 from fluxhook.core.holds import HAND_BACK_GRACE, IDLE_BEAT_MARGIN, JOB_MONITORING_INTERVAL, WORKER_TTL
+from fluxhook.store.queues import listed
 
 from .inprocess import InProcessWorker
 
@@ -53,9 +54,10 @@ MAINTENANCE_INTERVAL = 15
 # How long to wait before trying again after Redis failed to answer.
 REDIS_RETRY_INTERVAL = 1.0
 # How often an idle lane makes sure Redis records no task as running in its RQ worker, for IDLE_CHECK_FOR after its
-# last task ends: a primary that failed over may lack the end of the worker's last task (RQ retried its own lost
-# connection, so the lane never heard of it), and would hold that task as running until its heartbeat lapsed. A lane
-# that ran nothing since has nothing Redis could hold so.
+# last task ends, from IDLE_CHECK_EVERY after it (one at once would come before a failover could; a lane that takes
+# tasks that often checks nothing between them): a primary that failed over may lack the end of the worker's last task
+# (RQ retried its own lost connection, so the lane never heard of it), and would hold that task as running until its
+# heartbeat lapsed. A lane that ran nothing since has nothing Redis could hold so.
 IDLE_CHECK_EVERY = 5.0
 IDLE_CHECK_FOR = 60.0
 # How long a stop keeps ending the watching lanes' waits (a CLIENT UNBLOCK sent just before a lane's BLMOVE finds
@@ -93,11 +95,11 @@ class Watch:
 class Lane(threading.Thread):
     """One RQ worker on ``queues``, taking and running tasks in this thread until ``stop_taking``."""
 
-    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_task: Callable[[], object],
+    def __init__(self, connection, queues: list[Queue], name: str, log_level: str, after_take: Callable[[], object],
                  watch: Watch | None = None, quiet: bool = False):
         super().__init__(name=name, daemon=True)
         self.connection = connection
-        self.after_task = after_task
+        self.after_take = after_take
         self.queues = queues
         self.log_level = log_level
         self.watch = watch or Watch()
@@ -136,6 +138,7 @@ class Lane(threading.Thread):
             try:
                 worker = self._current = self._worker()  # it names itself to Redis: Redis may be away
                 worker.register_birth()
+                listed(worker.connection, self.queues)
                 worker.set_state(WorkerStatus.STARTED)
                 if lost is not None:
                     self._give_back(lost)
@@ -177,14 +180,15 @@ class Lane(threading.Thread):
                 if not self._stopping:
                     self._check_idle(worker)
                 continue
+            self._after_take()
             self._busy = True
             try:
                 worker.execute_job(*taken)
             finally:
                 self._busy = False
                 self._idle_since = time.monotonic()
+                self._next_idle_check = self._idle_since + IDLE_CHECK_EVERY
             worker.heartbeat()
-            self._after_task()
 
     def _wait_for_task(self, worker: InProcessWorker) -> tuple[Job, Queue] | None:
         """RQ's loop between two tasks, as RQ's own dequeue runs it (its beat, its maintenance, one wait for a task),
@@ -218,9 +222,9 @@ class Lane(threading.Thread):
         # A new connection (redis-py reconnects by itself) is a new client to Redis: its id is asked again.
         self._client = None
 
-    def _after_task(self) -> None:
+    def _after_take(self) -> None:
         try:
-            self.after_task()
+            self.after_take()
         except RedisError as exc:
             log.warning("lane could not feed the next task; the sweep will", extra={"error": type(exc).__name__})
 
@@ -239,14 +243,14 @@ class Lane(threading.Thread):
         return worker
 
 
-def start(connection, queues: list[Queue], log_level: str, after_task: Callable[[], object], count: int,
+def start(connection, queues: list[Queue], log_level: str, after_take: Callable[[], object], count: int,
           kind: str, readiness: bool = True) -> list[Lane]:
-    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_task`` when a task of its ends (to feed
-    RQ the next work in turn). With ``readiness``, the first beats at the pace /readyz reads; the others are quiet.
-    ``connection``'s socket timeout must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes
-    next)."""
+    """Start ``count`` lanes of ``kind`` on ``queues``; each calls ``after_take`` as it takes a task, before running it
+    (to feed RQ the next work in turn: the take made the room in RQ's queue, which a task's end does not). With
+    ``readiness``, the first beats at the pace /readyz reads; the others are quiet. ``connection``'s socket timeout
+    must outlast WAIT_FOR_TASK (RQ's worker raises it so for the connections it makes next)."""
     watch = Watch()
-    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_task, watch,
+    lanes = [Lane(connection, queues, f"fluxhook-{kind}-{number}", log_level, after_take, watch,
                   quiet=not (readiness and number == 1))
              for number in range(1, count + 1)]
     for lane in lanes:

@@ -55,7 +55,7 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     senders = sending.start(svc, wakes, config.worker_send_concurrency)
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
-    lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _after_download(svc),
+    lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
     checkers_ = checkers.start(svc, wakes, config.worker_check_concurrency)
     stop.on_first = _taking_stopped(senders, checkers_)
@@ -117,9 +117,9 @@ def _left(since: float, wait: float) -> float:
     return max(0.0, since + wait - time.monotonic())
 
 
-def _after_download(svc: Services) -> None:
-    ACTIVITY.noted()  # a job stored: its balance reader follows it up
-    feeding.after_task(svc)
+def _download_taken(svc: Services) -> None:
+    ACTIVITY.noted()  # a job's download under way: its balance reader follows its end up
+    feeding.after_take(svc)
 
 
 def _end_waits(wakes: Wakes) -> None:

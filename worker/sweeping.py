@@ -7,7 +7,7 @@ outbox members, messages due, moving work), so no two sweeps take the same thing
 claimed comes due again once its lease is over. A thread, not an RQ task queued every second: the task's
 queueing, RQ's records of it and a lane's turn cost Redis about seven times what the sweep itself does.
 
-At rest its indexes hold nothing (one command says so, ``Store.sweep_holds_nothing``): it waits on the
+At rest its indexes hold nothing (one round trip says so, ``Store.sweep_holds``): it waits on the
 sweepers' wake-up list (``Keys.sweep_added``, ``store.wakes``), which the step that makes a job the first one due or
 with a deadline pushes, whichever process made it (a web's send or track, a dispatcher's send, a Cancel-After); what
 nothing announces (work a process that died left moving, a batch whose making or cut was cut short) and a wake-up lost,
@@ -42,18 +42,21 @@ class Sweeper(Loop):
         self.svc = svc
         self.wakes = wakes
         self._holding = False  # whether its indexes held anything at its last look
+        self._rare = True  # whether the deadlines' and batches' may hold something (Store.sweep_work)
         self._next_look = 0.0
         self._indexes = Watched(present=svc.store.sweep_keys)
 
     def step(self) -> float:
         started = time.monotonic()
         if not self._holding or started >= self._next_look:
-            self._holding = not self.svc.store.sweep_holds_nothing()
+            self._holding, self._rare = self.svc.store.sweep_holds()
             self._next_look = started + HOLDING_LOOK
             if not self._holding:
                 self._rest()
                 return 0.0
-        if sweep(self.svc).found:
+        report = sweep(self.svc, rare=self._rare)
+        self._rare = report.rare
+        if report.found:
             self._next_look = started + HOLDING_LOOK  # busy: no look whether to rest
         return max(0.0, INTERVAL - (time.monotonic() - started))
 

@@ -49,14 +49,15 @@ MIN_KEEP = 3600
 # How often a worker's clock checks whether the interval has passed (see the module's docstring).
 CHECKS_PER_INTERVAL = 5
 
-# How often a worker's balance thread looks for accounts whose jobs ended since their balance was read.
-LOOK_EVERY = 2.0
 # An account's balance is read again once its last job's end is this old (a burst of ends costs one read)...
 QUIET = 5.0
+# How often a worker's balance thread looks for accounts whose jobs ended since their balance was read: a look more
+# often than QUIET would find no end old enough that the look before had not found, while jobs end (two commands each).
+LOOK_EVERY = QUIET
 # ... or, while its jobs keep ending, once the first end not read is this old.
 MAX_STALE = 20.0
 # A re-read's lock (``holds.REREAD_LOCK``) is given back once the reading is kept: so a balance is read again within
-# QUIET + LOOK_EVERY (7 s) of an account's last end, and the read's own time (one attempt, BFL's timeouts).
+# QUIET + LOOK_EVERY (10 s) of an account's last end, and the read's own time (one attempt, BFL's timeouts).
 
 
 def kept(svc: Services, accounts: Iterable[Account] | None = None) -> dict[str, Balance | None]:

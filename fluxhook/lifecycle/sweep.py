@@ -27,15 +27,17 @@ class SweepReport:
     deadlines: int = 0
     # Whether any part had work now (the worker's sweeper looks whether it may rest only after one that had none).
     found: bool = True
+    # Whether the deadlines' and batches' indexes may hold something (``Store.sweep_work``).
+    rare: bool = True
 
 
-def sweep(svc: Services, now: float | None = None) -> SweepReport:
+def sweep(svc: Services, now: float | None = None, rare: bool = True) -> SweepReport:
     """Claim the jobs due by ``now`` and put each in the check line; end the jobs whose deadline passed; cut short the
     batches whose making stopped, and end those canceled; judge whether new sends wait for storage. One look first
     says which of these have anything to do (a sweep runs every second in every worker process, and most find
-    nothing)."""
+    nothing). ``rare``: whether the deadlines and batches may hold anything, as the caller last looked."""
     now = time.time() if now is None else now
-    work = svc.store.sweep_work(now)
+    work = svc.store.sweep_work(now, rare)
     claim = now + CLAIM_LEASE
     due = svc.jobs.claim_due(now, SWEEP_BATCH, claim) if work.jobs else []
     svc.store.checks.add(due, claim)
@@ -48,4 +50,4 @@ def sweep(svc: Services, now: float | None = None) -> SweepReport:
     # backlog the look above read.
     pace(svc, work.ready, now)
     return SweepReport(due=len(due), deadlines=deadlines,
-                       found=any((work.jobs, work.deadlines, work.unmade, work.canceling)))
+                       found=any((work.jobs, work.deadlines, work.unmade, work.canceling)), rare=work.rare)

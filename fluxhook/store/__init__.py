@@ -61,6 +61,8 @@ class SweepWork(NamedTuple):
     # Results BFL finished that fluxhook has not stored yet: what sends are paced by (``Pacer``); None when this sweep
     # did not look (``Pacer.looks``).
     ready: int | None = None
+    # Whether the deadlines' and batches' indexes may hold something (``Store.sweep_work``'s ``rare``).
+    rare: bool = True
 
 
 class Store:
@@ -119,25 +121,40 @@ class Store:
         return Snapshot(by_status=dict(zip(st.STATUSES, by_status, strict=False)), in_flight=in_flight,
                         waiting=dict(zip(self.pools, waiting, strict=False)), due=values[-1])
 
-    def sweep_work(self, now: float) -> SweepWork:
+    def sweep_work(self, now: float, rare: bool = True) -> SweepWork:
         """What a sweep at ``now`` has to do (``SweepWork``), in one round trip: a sweep that finds nothing to do
         costs that round trip alone, not a script for each of its parts. The backlog sends are paced by is read in
-        it when the pacer looks (``Pacer.looks``)."""
+        it when the pacer looks (``Pacer.looks``). ``rare``: whether the deadlines and batches, which most jobs never
+        put in their indexes, may hold something (``sweep_holds``); if not, one EXISTS of theirs stands for their
+        three counts, and they are counted in a second trip only once it finds something."""
         pipe = self.connection.pipeline(transaction=False)
-        for index in (self.keys.due, self.keys.deadlines, self.keys.batches_canceling, self.keys.batches_unmade):
+        for index in self.sweep_keys if rare else self.sweep_keys[:1]:
             pipe.zcount(index, "-inf", now)
+        if not rare:
+            pipe.exists(*self.sweep_keys[1:])
         looks = self.pacer.looks(now)
         if looks:
             self.pacer.waiting(pipe)
         found = pipe.execute()
-        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in found[:4])
+        counts = found[:4] if rare else [found[0], 0, 0, 0]
+        if not rare and found[1]:
+            pipe = self.connection.pipeline(transaction=False)
+            for index in self.sweep_keys[1:]:
+                pipe.zcount(index, "-inf", now)
+            counts = [found[0], *pipe.execute()]
+        jobs, deadlines, canceling, unmade = (int(n) > 0 for n in counts)
         return SweepWork(jobs=jobs, deadlines=deadlines, canceling=canceling, unmade=unmade,
-                         ready=int(found[4]) if looks else None)
+                         ready=int(found[-1]) if looks else None, rare=rare or bool(found[1]))
 
-    def sweep_holds_nothing(self) -> bool:
-        """Whether no sweep has anything to do, now or later: none of the indexes ``sweep_work`` reads holds anything
-        (an empty sorted set or hash does not exist). One command: what a sweeper at rest costs a look."""
-        return not self.connection.exists(*self.sweep_keys)
+    def sweep_holds(self) -> tuple[bool, bool]:
+        """Whether a sweep has anything to do, now or later (any index ``sweep_work`` reads holds anything: an empty
+        sorted set or hash does not exist), and whether the deadlines' and batches' do; in one round trip. What a
+        sweeper at rest costs a look."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.exists(*self.sweep_keys[:1])
+        pipe.exists(*self.sweep_keys[1:])
+        due, rare = pipe.execute()
+        return bool(due or rare), bool(rare)
 
     @property
     def sweep_keys(self) -> tuple[str, ...]:

@@ -177,11 +177,11 @@ def accept_ready(svc: "Services", job_id: str, task_id: str, report: BFLReport, 
     """
     # The job's model says which download line it joins (its URL's life): read only when the caller does not know it.
     download = download_task(job_id, model if model is not None else svc.jobs.model_of(job_id))
-    terms = Terms(if_equal=("bfl_id", task_id) if task_id else None, count=origin.attempt,
-                  lock=download_lock(svc.store.keys, job_id))
+    lock = download_lock(svc.store.keys, job_id)
+    terms = Terms(if_equal=("bfl_id", task_id) if task_id else None, count=origin.attempt, lock=lock)
     change = svc.jobs.transition(job_id, st.READY, terms=terms, effects=[download, *effects],
                                  **ready_fields(report, origin))
-    queue_handed(svc, change.handed)
+    queue_handed(svc, change.handed, lock.value)
     return change
 
 

@@ -78,8 +78,9 @@ _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.
 
 
 def download_lock(keys: Keys, job_id: str) -> Lock:
-    """The lock a job's next download holds, from its Ready to its end: a duplicate callback meanwhile queues nothing."""
-    return Lock(keys.download_lock(job_id), "1", DOWNLOAD_LOCK_TTL)
+    """The lock a job's next download holds, from its Ready to its end: a duplicate callback meanwhile queues nothing.
+    Held with the own part of the RQ id its task takes when the step that takes it queues it at once (``task_id``)."""
+    return Lock(keys.download_lock(job_id), secrets.token_hex(4), DOWNLOAD_LOCK_TTL)
 
 
 def download_task_name(job_id: str) -> str:
@@ -142,7 +143,7 @@ def enqueue_download(svc: "Services", job_id: str, model: str | None) -> bool:
     except BaseException:
         svc.store.locks.release(lock.key)
         raise
-    queue_handed(svc, taken)
+    queue_handed(svc, taken, lock.value)
     return True
 
 
@@ -239,13 +240,14 @@ def feed(svc: "Services") -> Taken:
     return taken
 
 
-def queue_handed(svc: "Services", handed: Handed) -> None:
+def queue_handed(svc: "Services", handed: Handed, own: str | None = None) -> None:
     """Queue the RQ tasks of work taken from the lines (``feed``) or at once by the step that added it (``AddWork``,
     when no line held any), in one MULTI that clears their ``moving`` mark. Should this process die first, each job
     comes due as its move's lease lapses, and its check puts the work back in line (``ensure_download``,
     ``ensure_draft_cache``). Each task has an id of its own (``task_id``), which a
     download's lock names (its own part: 8 bytes, where the whole id would take a string's allocation of its own for
-    the lock's hours), for ``download_pending``."""
+    the lock's hours), for ``download_pending``: ``own``, the part the lock was taken with by the step that handed a
+    download at once, which so needs no relabel."""
     if not handed:
         return
     pipe = svc.redis.pipeline(transaction=True)
@@ -253,10 +255,10 @@ def queue_handed(svc: "Services", handed: Handed) -> None:
         task = _TASKS[kind]
         for member in members:
             job_id = member_job(member)
-            queued = task_id(task.name(job_id))
+            queued = task_id(task.name(job_id), own if kind in DOWNLOADS else None)
             svc.queue.enqueue_call(task.func, (job_id,), job_id=queued, description=f"{kind} {job_id}",
                                    pipeline=pipe, **task.options())
-            if kind in DOWNLOADS:
+            if kind in DOWNLOADS and own is None:
                 svc.store.locks.relabel(svc.store.keys.download_lock(job_id), own_part(queued), pipe)
         svc.store.work.queued(kind, members, pipe)
     pipe.execute()

@@ -289,17 +289,8 @@ end
 if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 -- An ended job's deadline (Cancel-After) has nothing left to end.
 if spec.terminal and spec.deadlines and kept('deadline') then redis.call('ZREM', KEYS[spec.deadlines], spec.id) end
-if (spec.terminal and not holding) or spec.release then
-  redis.call('ZREM', due, spec.id)
-elseif spec.due and (not spec.terminal or holding) then
-  -- A job that ends keeping its slot is due for a poll of its task (steps/running_on.py): a check of it under way as
-  -- it ended, which could not reschedule a job no longer submitted, leaves no hold of its own behind.
-  local when = spec.due
-  -- Watched (store/watching.py): its record's mark is later than now.
-  if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
-  -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
-  sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
-end
+local undue = (spec.terminal and not holding) or spec.release
+if undue then redis.call('ZREM', due, spec.id) end
 -- A lock that guarded the move is moot once it is made: freed without a look at whose it is.
 if spec.unlock and (moving or redis.call('GET', KEYS[spec.unlock.key]) == spec.unlock.value) then
   redis.call('DEL', KEYS[spec.unlock.key])
@@ -311,5 +302,18 @@ local handed = {}
 if not spec.lock or locked == 1 then
   handed = effects.apply(spec.effects, works_here and {[job] = {kept('key_id'), moving and new or current, kept('batch_id'), kept('deadline'),
                                                           kept('end_user')}} or nil)
+end
+-- Its own work taken at once for RQ holds it due by that work's lease (work_moves.lua), which its due time would only
+-- write again.
+local leased = false
+for i = 2, #handed, 2 do leased = leased or string.find(handed[i], spec.id, 1, true) ~= nil end
+if spec.due and not undue and not leased then
+  -- A job that ends keeping its slot is due for a poll of its task (steps/running_on.py): a check of it under way as
+  -- it ended, which could not reschedule a job no longer submitted, leaves no hold of its own behind.
+  local when = spec.due
+  -- Watched (store/watching.py): its record's mark is later than now.
+  if spec.watched and (tonumber(kept(spec.watched.field)) or 0) > tonumber(spec.now) then when = spec.watched.due end
+  -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
+  sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
 end
 return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}

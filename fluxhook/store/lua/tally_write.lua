@@ -30,10 +30,12 @@ end
 for h = 3, #KEYS do
   local hour_ttl, count = ARGV[at + 1], tonumber(ARGV[at + 2])
   at = at + 2
+  -- Its life is set when a count starts in it (a field that was none), as the usage counters' (effects.lua).
+  local started = false
   for _ = 1, count do
-    redis.call('HINCRBY', KEYS[h], ARGV[at + 1], ARGV[at + 2])
+    started = redis.call('HINCRBY', KEYS[h], ARGV[at + 1], ARGV[at + 2]) == tonumber(ARGV[at + 2]) or started
     at = at + 2
   end
-  redis.call('EXPIRE', KEYS[h], hour_ttl)
+  if started then redis.call('EXPIRE', KEYS[h], hour_ttl) end
 end
 return 1

@@ -26,28 +26,33 @@ from fluxhook.store.keys import KEYS
 from helpers import stack_on_db
 
 JOBS = 20
+# How many requests the count (and the jobs before it) posts at once.
+CLIENTS = 8
 IDLE_SECONDS = 4.0
-# Measured with this test (20 jobs, a slot for each: no job waits for one), three runs each: 128.7 to 129.5 commands
-# and 14.9 to 15.4 round trips a stored job with the machine lightly loaded, 129.3 to 132.5 and 15.1 to 16.3 with it
-# busy (four CPU burners, or the unit suite, beside it on 2 cores), once a job's RQ task started in one MULTI and ended
-# in one (no WATCH and read of dependents, no result written to be deleted), its start beat the worker only when its
-# record would lapse, the request that creates a job sent it with its lock alone (no read of what it had just
-# recorded), and the feeder waited on its wake-up list rather than feeding a second after each feed. Before, counted
-# the same way: 146.0 to 148.3 and 17.2 to 18.8 lightly loaded, 148.0 to 150.4 and 18.1 to 19.9 busy. What is left
-# above the contract's 120 and 16 is mostly the loops that run while jobs are about (the sweep once a second, the
-# balance look, the lanes' idle checks and maintenance, the metrics' flushes) and the work a burst of callbacks sends
-# through the download line while RQ's queue is full (about 7 commands more for each such job): both grow with the
-# run's length, so a busy machine counts more of them. The ceilings leave room for such a run, not for a new command
-# a job.
-# Earlier: 139 to 140 once the slot scripts read every account's slots held in one count, and cooldowns and pauses in
-# one EXISTS; 152 to 153 once work whose turn is now went to RQ from the change that added it; 161 to 163 before a slot
-# freed with no job in any line woke no dispatcher; 180 to 185 before a slot's holder was one entry; 200 to 202 before a
-# task's end ran without RQ reading its executions back; 255 before the scripts touched only the job's own pool, line,
-# slot and record fields; 378 to 383 before the thumbnail was made by the download task. The first job, before the
-# count, opens the processes' connections and loads their scripts, once a process. Sends paced by storage add about
-# 0.1 a job (a count tallied per process, the backlog read every few seconds by a sweep).
-CEILING = 140
-TRIPS_CEILING = 18
+# Measured with this test (20 jobs, a slot for each: no job waits for one), three runs each: 117.0 to 119.1 commands
+# and 13.1 to 13.8 round trips a stored job, the machine shared with other work (load 1 to 4; 118.3 beside four CPU
+# burners, 119.0 on Debian's Redis 7), once a lane's task end wrote its state and beat in one HSET, its start wrote
+# neither its state nor a PERSIST of a task with no TTL, RQ's record of a task went in one HSET with no SADD of its
+# queue, a download handed at once was queued under its lock's own part (no relabel) and held due by its move's lease
+# alone, and RQ's total working time was no longer written (8 commands a job); and the loops while jobs are about did
+# less: a tally's write gives an hourly hash its life only as a count starts in it, the sweep looks at empty deadline
+# and batch indexes with one EXISTS, the balance looks every 5 s, a lane checks for a lost end only once idle and
+# feeds as it takes a task, not as it ends one (a full queue had no room then). Counted before with the jobs before
+# the count posted one at a time (each web thread's connection then opened in the count, about 0.6 commands and round
+# trips a job): 128.7 to 129.5 and 14.9 to 15.4 lightly loaded, 129.3 to 132.5 and 15.1 to 16.3 busy (four CPU
+# burners, or the unit suite, beside it on 2 cores). What varies from run to run is mostly the work a burst of
+# callbacks sends through the download line while RQ's queue is full (about 7 commands more for each such job) and the
+# loops, which grow with the run's length: a busy machine counts more of both.
+# Earlier: 146.0 to 150.4 before a job's RQ task started in one MULTI and ended in one, its start beat the worker only
+# when its record would lapse, the request that creates a job sent it with its lock alone, and the feeder waited on its
+# wake-up list; 139 to 140 once the slot scripts read every account's slots held in one count, and cooldowns and pauses
+# in one EXISTS; 152 to 153 once work whose turn is now went to RQ from the change that added it; 161 to 163 before a
+# slot freed with no job in any line woke no dispatcher; 180 to 185 before a slot's holder was one entry; 200 to 202
+# before a task's end ran without RQ reading its executions back; 255 before the scripts touched only the job's own
+# pool, line, slot and record fields; 378 to 383 before the thumbnail was made by the download task. Sends paced by
+# storage add about 0.1 a job (a count tallied per process, the backlog read every few seconds by a sweep).
+CEILING = 120
+TRIPS_CEILING = 16
 # The test's own: its INFO snapshots and its HSTRLEN confirmations.
 OWN = ("info", "hstrlen")
 
@@ -86,15 +91,19 @@ def test_a_stored_job_costs_redis_fewer_commands_than_the_ceiling(measured, sim)
     time.sleep(IDLE_SECONDS)  # the idle window itself: what the stack costs at rest, per second
     idle_to, idle_seconds = _calls(db), time.monotonic() - idle_started
     idle_rate, idle_reads = ((idle_to[i] - idle_from[i]) / idle_seconds for i in (0, 1))
-    # One job before the count, as a stack that has run one: its processes' connections opened and scripts loaded (a
+    # Jobs before the count, as a stack that has run some: its processes' connections opened and scripts loaded (a
     # new connection's HELLO and PING, a first EVALSHA's NOSCRIPT and its SCRIPT LOAD, once a process), not a job's
-    # cost. The loops it wakes run on into the count, as they would for the jobs counted.
-    first = _post(measured.base_url, JOBS)
-    wait_until(lambda: db.hstrlen(KEYS.job(first), "thumbnail_key"), timeout=60, message="the first job stored")
-    time.sleep(1.0)  # its task's end
+    # cost. As many at once as the count posts at once, so every web thread the count's requests reach has its
+    # connection (one job warmed one: each other's two trips and commands, about 0.6 of each a job, were counted).
+    # The loops they wake run on into the count, as they would for the jobs counted.
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        warm = list(pool.map(lambda n: _post(measured.base_url, n), range(JOBS, JOBS + CLIENTS)))
+    wait_until(lambda: all(db.hstrlen(KEYS.job(j), "thumbnail_key") for j in warm), timeout=60,
+               message="the jobs before the count stored")
+    time.sleep(1.0)  # their tasks' ends
 
     before, started = _calls(db), time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(CLIENTS) as pool:
         ids = list(pool.map(lambda n: _post(measured.base_url, n), range(JOBS)))
     wait_until(lambda: all((images / thumbnails.key_for(j)).exists() for j in ids), timeout=60,
                message="every job stored with its thumbnail")

@@ -93,7 +93,7 @@ def test_work_a_dead_process_took_from_its_line_is_due_when_its_move_s_lease_lap
     assert svc.queue.count == 2 and svc.jobs.due_at(job.id) is None and svc.store.work.waiting(DRAFT_CACHE) == 0
 
 
-def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands(svc):
+def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands_or_two_with_no_deadline_or_batch(svc):
     tracked_job(svc, "task-later", due=time.time() + 600)  # due, but not yet
 
     sent = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
@@ -106,6 +106,16 @@ def test_a_sweep_with_nothing_to_do_is_one_round_trip_of_four_commands(svc):
     again = [c["command"].split(" ")[0] for c in commands_during(svc.redis, DB, lambda: sweep(svc))
              if not c["command"].startswith(("SELECT", "HELLO", "CLIENT SETINFO"))]
     assert again == ["ZCOUNT", "ZCOUNT", "ZCOUNT", "ZCOUNT"]
+    # A sweeper that found the deadlines' and batches' indexes empty at its last look (Store.sweep_holds), as when no
+    # job has a deadline and no batch runs, looks at them with one EXISTS; one that finds something counts them at once.
+    reports = []
+    quick = [c["command"].split(" ")[0] for c in commands_during(
+        svc.redis, DB, lambda: reports.append(sweep(svc, rare=False))) if c["command"].startswith(("ZCOUNT", "EXISTS"))]
+    assert quick == ["ZCOUNT", "EXISTS"] and not reports[0].rare
+    svc.redis.zadd(svc.store.keys.deadlines, {"job_gone": time.time() + 600})
+    found = [c["command"].split(" ")[0] for c in commands_during(
+        svc.redis, DB, lambda: reports.append(sweep(svc, rare=False))) if c["command"].startswith(("ZCOUNT", "EXISTS"))]
+    assert found == ["ZCOUNT", "EXISTS", "ZCOUNT", "ZCOUNT", "ZCOUNT"] and reports[1].rare
 
 
 def test_a_job_due_whose_record_is_gone_is_checked_once_and_due_no_more(svc):

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from fluxhook.core import transitions as st
+from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS, WATCHED_UNTIL
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
@@ -278,13 +279,14 @@ def test_ready_gives_back_its_own_slot_and_stored_looks_for_none(jobs, slots, co
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-3")
     connection.rpush(QUEUE_KEY, *["busy"] * AHEAD)  # RQ's queue full: its download waits in its line
     ready = _commands(connection, lambda: jobs.transition(job.id, st.READY, result_url="https://x/" + "u" * 200,
-                                                          effects=[AddWork(DOWNLOAD, job.id)]))
+                                                          due=time.time() + 15, effects=[AddWork(DOWNLOAD, job.id)]))
     # Its slot goes with one ZREM: when it took it and its owner's weight are its holder's entry's, not read again.
     assert _on(ready, KEYS.slots(DEFAULT_POOL)) == [f"ZREM {KEYS.slots(DEFAULT_POOL)} {job.id}"]
     assert not _naming(ready, "ZSCORE") and not _naming(ready, KEYS.share_weights)
     # Its download joins the work line with its owner from the transition's one read of the record.
     assert _names(_on(ready, KEYS.job(job.id))).count("HMGET") == 1
     assert _naming(ready, "ZADD fh:work:") == [f"ZADD {KEYS.work_line(DOWNLOAD)} NX 0 admin:{job.id}"]
+    assert len(_naming(ready, f"ZADD {KEYS.due} ")) == 1  # its own due time: no lease holds it
     # Another pool is named once: by the one EXISTS that asks whether a job waits in any line for the slot freed. None
     # does, so no dispatcher is woken.
     assert _names(_naming(ready, KONTEXT_MAX_POOL)) == ["EXISTS"]
@@ -362,7 +364,8 @@ def test_work_whose_turn_is_now_is_taken_at_once_as_the_feeder_would_take_it(job
     slots.acquire(job)
     jobs.transition(job.id, st.SUBMITTED, bfl_id="task-4")
     moved = []
-    ready = _commands(connection, lambda: moved.append(jobs.transition(job.id, st.READY, effects=[AddWork(DOWNLOAD, job.id)])))
+    ready = _commands(connection, lambda: moved.append(jobs.transition(job.id, st.READY, due=time.time() + 60,
+                                                                       effects=[AddWork(DOWNLOAD, job.id)])))
     assert moved[0].handed == {DOWNLOAD: [f"admin:{job.id}"]}
     # One EXISTS of every line (none holds work), RQ's queue and those moving counted; then the take: moving, the job
     # held by its lease in the due index, its owner's turn charged (its pass and the clock read and written once, its
@@ -371,7 +374,9 @@ def test_work_whose_turn_is_now_is_taken_at_once_as_the_feeder_would_take_it(job
     assert exists == "EXISTS " + " ".join(KEYS.work_line(kind) for kind in KINDS)
     assert count == f"HGETALL {KEYS.work_moving(DOWNLOAD)}"
     assert take.startswith(f"HSET {KEYS.work_moving(DOWNLOAD)} admin:{job.id} ")
-    assert _naming(ready, f"ZADD {KEYS.due} ")[-1].endswith(job.id)  # after the ready job's own due time
+    # Held due by its lease alone: the ready job's own due time, which the lease would write again, is not written.
+    [due] = _naming(ready, f"ZADD {KEYS.due} ")
+    assert due.endswith(job.id) and float(due.split(" ")[2]) == pytest.approx(time.time() + MOVE_LEASE, abs=5)
     assert charge == [f"HMGET {KEYS.work_passes(DOWNLOAD)} admin ~clock", f"HSET {KEYS.work_passes(DOWNLOAD)} admin 1 ~clock 0"]
     assert _naming(ready, QUEUE_KEY) == [f"LLEN {QUEUE_KEY}"]
     assert not _naming(ready, "ZADD fh:work:") and not _naming(ready, KEYS.work_added)

@@ -11,7 +11,7 @@ from fluxhook.store.keys import KEYS
 from fluxhook.store.scripts import LuaScript
 
 ROOT = Path(__file__).resolve().parents[3] / "fluxhook"
-# The indexes a sweeper at rest waits on (Store.sweep_holds_nothing), as the scripts and the store name them.
+# The indexes a sweeper at rest waits on (Store.sweep_holds), as the scripts and the store name them.
 _INDEXES = r"((?<!notify_)due\b|due_index|deadlines|batches_canceling|batches_unmade|KEYS\[5\])"
 _LUA_WRITE = re.compile(r"ZADD',\s*(key\()?[^,]*" + _INDEXES)
 # A re-scoring of what is there already (XX) brings nothing new due that a sweeper at rest could miss.

@@ -89,7 +89,11 @@ def test_a_started_tally_writes_many_jobs_counts_in_one_round_trip_one_hincrby_a
     assert [c["command"] for c in sent if c["client_type"] == "lua"][2:] == [
         "HINCRBY fh:metrics fluxhook_downloads 3",
         "HINCRBYFLOAT fh:metrics fluxhook_download_seconds_sum 0.75", f"HINCRBY fh:hourly:{HOUR} failed 3",
-        f"EXPIRE fh:hourly:{HOUR} {HOURLY_TTL}"]  # after the batch's mark (HSETNX, EXPIRE)
+        f"EXPIRE fh:hourly:{HOUR} {HOURLY_TTL}"]  # after the batch's mark (HSETNX, EXPIRE); its count started: its life
+    # The next batch's count goes on in the same hour's hash, whose life is set already.
+    store.transition(_submitted(store).id, st.FAILED, effects=[CountHourly(HOUR, (("failed", 1),))])
+    again = [c["command"] for c in commands_during(connection, DB, started.flush) if c["client_type"] == "lua"]
+    assert again[3:] == [f"HINCRBY fh:hourly:{HOUR} failed 1"]  # after the last mark's HDEL and this one's
     assert _metrics(connection) == {"fluxhook_downloads": 3, "fluxhook_download_seconds_sum": 0.75}
     assert _sent(connection, started.flush) == []  # nothing left: no round trip at all
 

@@ -197,6 +197,7 @@ def test_a_jobs_task_that_succeeded_leaves_nothing_in_redis_as_its_one_multi_end
     opened = max(i for i in range(dropped[0]) if names[i] == "MULTI")  # in the end's own MULTI
     assert "EXEC" not in names[opened:dropped[0]] and "EXEC" in names[dropped[0]:]
     assert any(c.startswith("HINCRBY") and "successful_job_count" in c for c in sent[opened:dropped[0]])
+    assert not [c for c in sent if "total_working_time" in c]  # a figure nothing shows
 
 
 def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):
@@ -214,3 +215,23 @@ def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):
     assert 500 < svc.redis.ttl(failed.key)  # a failed run is kept to look at
     assert retried.get_status(refresh=True) == JobStatus.SCHEDULED  # its retry waits, its record whole
     worker.teardown()
+
+
+def test_a_tasks_start_lifts_only_a_ttl_it_has_and_its_end_writes_the_lanes_state_and_beat_in_one_hset(make_services):
+    svc = make_services(6)
+    queue = Queue("lanes-test", connection=svc.redis)
+    plain = queue.enqueue("builtins.len", "abc", result_ttl=enqueueing.KEEPS_NOTHING)
+    lapsing = queue.enqueue("builtins.len", "abcd", result_ttl=enqueueing.KEEPS_NOTHING, ttl=600)
+    lane = InProcessWorker([queue], connection=svc.redis, name="lane-one-hset")
+    sent = [c["command"] for c in commands_during(svc.redis, 6, lambda: lane.work(burst=True))]
+
+    assert [c for c in sent if c.startswith("PERSIST")] == [f"PERSIST {lapsing.key}"]  # its TTL would end it mid-run
+    ends = [c for c in sent if c.startswith(f"HSET {lane.key} state idle last_heartbeat ")]
+    assert len(ends) == 2  # one HSET at each task's end
+    assert f"HSET {lane.key} state busy" not in sent  # its task's record says it runs
+    for task in (plain, lapsing):  # the end's MULTI, which deletes the task's record
+        end = sent.index(f"DEL {task.key}")
+        opened = max(i for i in range(end) if sent[i] == "MULTI")
+        assert not [c for c in sent[opened:end] if c.startswith(f"EXPIRE {lane.key}:executions")]  # emptied: gone
+    assert lane.get_state() == WorkerStatus.IDLE
+    assert not svc.redis.exists(plain.key, lapsing.key)

@@ -18,6 +18,7 @@ from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.holds import HAND_BACK_GRACE, STOP_TIMEOUT
 from fluxhook.media.fetch import fetch_file
+from fluxhook.store.queues import TaskQueue
 from helpers import commands_during
 from worker import lanes, runtime
 
@@ -56,7 +57,7 @@ def test_tasks_stuck_in_a_read_are_handed_back_and_the_lanes_stop_within_the_gra
                                                                                                 caplog):
     svc = make_services(7)
     queue = Queue("lanes-stop-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=4, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4, kind="download")
     _gate.acquire()
     try:
         tasks = [queue.enqueue(stuck, retry=Retry(max=1, interval=60)) for _ in range(4)]
@@ -105,7 +106,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
     url = spy.route("/slow-body.bin", body=Paced())
     task = queue.enqueue(download, url, retry=Retry(max=1, interval=60))
     waiting = queue.enqueue(download, url)  # behind it in line (one lane): the handed-back task goes before it
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1, kind="download")
     wait_until(lambda: running[0].busy and spy.hits, timeout=20, message="the download in flight")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="fluxhook.worker"):
@@ -122,7 +123,7 @@ def test_a_download_in_flight_stops_at_its_next_piece_goes_back_to_the_front_and
 
     stopping.withdraw()  # the restart: the same task, whole this time
     spy.route("/slow-body.bin", body=first + rest)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=1, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=1, kind="download")
     try:
         wait_until(lambda: task.get_status(refresh=True) == JobStatus.FINISHED, timeout=20, message="the download")
         assert task.return_value() == len(first + rest)
@@ -136,7 +137,7 @@ def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_
     svc = make_services(7)
     runtime.init(svc)
     queue = Queue("lanes-rest-test", connection=svc.redis)
-    running = lanes.start(svc.redis, [queue], "WARNING", after_task=lambda: None, count=4, kind="download")
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=4, kind="download")
     try:
         wait_until(lambda: Worker.count(queue=queue) == 4, timeout=10, message="the lanes to register")
         time.sleep(0.5)  # each lane's start-up (its birth, its first maintenance) is over
@@ -152,3 +153,44 @@ def test_idle_lanes_wait_in_one_blocking_take_a_task_ends_it_at_once_and_a_stop_
         lanes.stop(running, hand_back_after=5, cold=lambda: False)
         took = time.monotonic() - started
     assert took < 1.0 and not any(lane.is_alive() for lane in running), took
+
+
+def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_services, monkeypatch):
+    """A lane looks whether Redis still holds a task of its as running (a failover that lost its end) from
+    IDLE_CHECK_EVERY after its last task ends, for IDLE_CHECK_FOR: not the moment it waits for the next."""
+    monkeypatch.setattr(lanes, "IDLE_CHECK_EVERY", 2.0)
+    svc = make_services(7)
+    runtime.init(svc)
+    queue = Queue("lanes-check-test", connection=svc.redis)
+    running = lanes.start(svc.redis, [queue], "WARNING", after_take=lambda: None, count=2, kind="download")
+    try:
+        wait_until(lambda: Worker.count(queue=queue) == 2, timeout=10, message="the lanes to register")
+        tasks = [queue.enqueue("time.time") for _ in range(6)]
+        wait_until(lambda: all(t.get_status(refresh=True) == JobStatus.FINISHED for t in tasks), timeout=5,
+                   message="the tasks")
+
+        def checks(seconds: float) -> list[str]:
+            sent = commands_during(svc.redis, 7, lambda: time.sleep(seconds))
+            return [c["command"] for c in sent if c["command"].startswith("SMEMBERS rq:worker:")]
+
+        assert checks(1.0) == []  # just after their tasks
+        assert checks(2.0)  # idle long enough: each lane that ran a task looks
+    finally:
+        lanes.stop(running, hand_back_after=5, cold=lambda: False)
+
+
+def test_a_lane_feeds_as_it_takes_a_task_whose_take_made_room_in_rq_s_queue_not_once_it_ran(make_services):
+    svc = make_services(7)
+    runtime.init(svc)
+    queue = TaskQueue("lanes-take-test", connection=svc.redis)
+    tasks = [queue.enqueue("time.time") for _ in range(3)]
+    seen: list[tuple[str, int]] = []  # at each feed: the first task's status, and how many wait in RQ's queue
+    running = lanes.start(svc.redis, [queue], "WARNING", count=1, kind="download",
+                          after_take=lambda: seen.append((tasks[0].get_status(refresh=True), queue.count)))
+    try:
+        wait_until(lambda: all(t.get_status(refresh=True) == JobStatus.FINISHED for t in tasks), timeout=10,
+                   message="the tasks")
+    finally:
+        lanes.stop(running, hand_back_after=5, cold=lambda: False)
+    assert seen[0] == (JobStatus.QUEUED, 2) and len(seen) == 3  # taken, not yet run: one place freed in the queue
+    assert queue in Queue.all(connection=svc.redis)  # listed by its lane (rq info), not by each enqueue

@@ -20,7 +20,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from devtools.processes import wait_until
-from fluxhook.store.queues import earliest_retry
+from fluxhook.store.queues import TaskQueue, earliest_retry
 from worker.inprocess import InProcessWorker
 
 # RQ's own (non-underscore) names the subclass calls or reads, beside the methods it overrides.
@@ -31,7 +31,7 @@ USED_FROM_RQ = ("prepare_execution", "perform_job", "maintain_heartbeats", "get_
                 # The lane's own loop between two tasks (worker.lanes.Lane._wait_for_task), RQ's dequeue's as it is.
                 "should_run_maintenance_tasks", "job_class", "serializer", "death_penalty_class",
                 # A task's start in one MULTI, and the end of one that keeps nothing (worker.inprocess).
-                "executions", "increment_successful_job_count", "increment_total_working_time")
+                "executions", "increment_successful_job_count")
 USED_FROM_QUEUE = ("registry_cleaning_key", "intermediate_queue", "enqueue_job", "started_job_registry",
                    "dequeue_any", "intermediate_queue_key")
 # The cron thread moves RQ's retries as RQ's scheduler does, under its locks, only when one is due (worker.cron).
@@ -172,3 +172,15 @@ def test_rq_reports_a_failing_task_to_handle_exception_then_handle_job_failure_i
     assert "handle_job_success" not in names
     threads = {thread for name, thread in worker.calls if name in ("handle_exception", "handle_job_failure")}
     assert len(threads) == 1, "StopRequested's hand-back needs both calls in the thread that ran the task"
+
+
+@pytest.mark.parametrize("name", ["_persist_job", "enqueue_job"])
+def test_the_task_queue_overrides_methods_rq_calls_with_their_parameters(name):
+    # fluxhook's queue (store/queues.py) writes a task's record in one HSET (RQ's private _persist_job), and enqueues
+    # without listing its queue again (enqueue_job, to RQ's private _enqueue_job).
+    ours, theirs = (inspect.signature(getattr(cls, name)) for cls in (TaskQueue, Queue))
+    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.parameters.values()], f"RQ's Queue.{name}{theirs} changed"
+    assert "_persist_job(job, pipe" in inspect.getsource(Queue._enqueue_async_job)
+    assert "return self._enqueue_job(job, pipeline=pipeline, at_front=at_front, unique=unique)" in inspect.getsource(
+        Queue.enqueue_job)

@@ -28,7 +28,7 @@ def test_the_sweep_thread_puts_each_job_that_comes_due_in_the_check_line_and_sto
     assert [check.job_id for check in svc.store.checks.take(10)] == [first.id, later.id]
 
 
-def test_at_rest_the_sweep_thread_costs_one_command_a_look_and_any_process_s_first_due_job_wakes_it(make_services):
+def test_at_rest_the_sweep_thread_costs_one_round_trip_a_look_and_any_process_s_first_due_job_wakes_it(make_services):
     svc = make_services(6)
     wakes = runtime.wakes_for(svc.config)
     sweeper = sweeping.start(svc, wakes)

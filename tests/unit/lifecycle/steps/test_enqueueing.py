@@ -29,6 +29,7 @@ from fluxhook.lifecycle.steps.enqueueing import (
 from fluxhook.media import lifetimes
 from fluxhook.store.owners import ADMIN_OWNER, member
 from fluxhook.store.work_lines import DOWNLOAD, DOWNLOAD_HOUR, DOWNLOAD_LONG, DRAFT_CACHE
+from helpers import commands_during
 
 
 class _Low(random.Random):
@@ -185,3 +186,21 @@ def test_a_download_queued_again_while_rq_still_ends_the_last_one_keeps_its_reco
     [second] = svc.queue.get_job_ids()
     assert second != first and svc.redis.ttl(svc.queue.fetch_job(second).key) == -1
     assert svc.queue.fetch_job(second).get_status() == "queued" and queued_download(svc, job_id) == second
+
+
+def test_a_download_handed_at_once_is_queued_under_its_locks_own_part_with_no_relabel_and_its_record_in_one_hset(
+        make_services):
+    svc = make_services(6)
+    now = time.time()
+    job_id = svc.jobs.create(Job(id=new_job_id(now), status=st.READY, model="flux-2-pro", pool="default",
+                                 created_at=now, updated_at=now))[0].id
+    lock = download_lock(svc.store.keys, job_id)
+    assert svc.store.locks.acquire(*lock)
+    handed = svc.store.effects.apply([download_task(job_id, "flux-2-pro")])
+    sent = [c["command"] for c in commands_during(svc.redis, 6, lambda: queue_handed(svc, handed, lock.value))]
+    [queued] = svc.queue.get_job_ids()
+    assert queued == f"{download_task_name(job_id)}-{lock.value}" and queued_download(svc, job_id) == queued
+    assert not [c for c in sent if c.startswith(("SET ", "SADD "))]  # the lock names the task; the lanes list the queue
+    # RQ writes the task's status in an HSET of its own before its record, which holds the status too.
+    assert [c.split(" ")[0] for c in sent if svc.queue.fetch_job(queued).key in c] == ["HSET"]
+    assert svc.queue.fetch_job(queued).get_status() == "queued"
