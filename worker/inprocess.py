@@ -98,9 +98,7 @@ class InProcessWorker(SimpleWorker):
         self._starting = self.connection.pipeline()
         execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=self._starting, worker_name=self.name)
         self.executions[execution.id] = execution
-        # Busy in the process (RQ's own loop reads it there), not written: RQ's record of the task says it runs, and
-        # the end's one HSET writes the worker's state with its beat.
-        self._state = WorkerStatus.BUSY
+        self.set_state(WorkerStatus.BUSY, pipeline=self._starting)
         return execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
