@@ -37,7 +37,6 @@ from rq.worker import WorkerStatus
 
 from fluxhook.core import stopping
 from fluxhook.core.holds import HAND_BACK_GRACE, IDLE_BEAT_MARGIN, JOB_MONITORING_INTERVAL, WORKER_TTL
-from fluxhook.store.queues import listed
 
 from .inprocess import InProcessWorker
 
@@ -138,7 +137,6 @@ class Lane(threading.Thread):
             try:
                 worker = self._current = self._worker()  # it names itself to Redis: Redis may be away
                 worker.register_birth()
-                listed(worker.connection, self.queues)
                 worker.set_state(WorkerStatus.STARTED)
                 if lost is not None:
                     self._give_back(lost)

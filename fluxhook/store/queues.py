@@ -21,26 +21,12 @@ QUEUE_KEY = Queue.redis_queue_namespace_prefix + QUEUE_NAME
 
 class TaskQueue(Queue):
     """RQ's queue, but for a task's record written in one HSET: RQ writes its status in one of its own just before the
-    record, whose every field (the status among them) its ``save`` writes again; and without RQ's SADD of the queue to
-    the queues ``rq info`` lists at every enqueue, which the worker's lanes make as they start (``listed``). No task of
-    fluxhook's depends on another or is rate limited, which RQ's own enqueue would see to."""
-
-    def enqueue_job(self, job: Job, pipeline: Pipeline | None = None, at_front: bool = False,
-                    unique: bool = False) -> Job:
-        if unique or job._dependency_ids or job.has_rate_limit:
-            return super().enqueue_job(job, pipeline, at_front, unique)
-        job.origin = self.name
-        return self._enqueue_job(job, pipeline=pipeline, at_front=at_front)
+    record, whose every field (the status among them) its ``save`` writes again."""
 
     def _persist_job(self, job: Job, pipeline: Pipeline, status: JobStatus = JobStatus.QUEUED) -> None:
         job._status = status
         job.save(pipeline=pipeline)
         job.cleanup(ttl=job.ttl, pipeline=pipeline)
-
-
-def listed(connection: Redis, queues: Sequence[Queue]) -> None:
-    """Add ``queues`` to those ``rq info`` lists (RQ's set of queues), as a worker taking from them starts."""
-    connection.sadd(Queue.redis_queues_keys, *(queue.key for queue in queues))
 
 
 def task_queue(connection: Redis) -> Queue:

@@ -18,7 +18,6 @@ from fluxhook.core import stopping
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.holds import HAND_BACK_GRACE, STOP_TIMEOUT
 from fluxhook.media.fetch import fetch_file
-from fluxhook.store.queues import TaskQueue
 from helpers import commands_during
 from worker import lanes, runtime
 
@@ -182,7 +181,7 @@ def test_a_lane_checks_for_a_lost_end_once_idle_a_while_not_between_tasks(make_s
 def test_a_lane_feeds_as_it_takes_a_task_whose_take_made_room_in_rq_s_queue_not_once_it_ran(make_services):
     svc = make_services(7)
     runtime.init(svc)
-    queue = TaskQueue("lanes-take-test", connection=svc.redis)
+    queue = Queue("lanes-take-test", connection=svc.redis)
     tasks = [queue.enqueue("time.time") for _ in range(3)]
     seen: list[tuple[str, int]] = []  # at each feed: the first task's status, and how many wait in RQ's queue
     running = lanes.start(svc.redis, [queue], "WARNING", count=1, kind="download",
@@ -193,4 +192,3 @@ def test_a_lane_feeds_as_it_takes_a_task_whose_take_made_room_in_rq_s_queue_not_
     finally:
         lanes.stop(running, hand_back_after=5, cold=lambda: False)
     assert seen[0] == (JobStatus.QUEUED, 2) and len(seen) == 3  # taken, not yet run: one place freed in the queue
-    assert queue in Queue.all(connection=svc.redis)  # listed by its lane (rq info), not by each enqueue
