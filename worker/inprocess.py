@@ -29,7 +29,7 @@ from rq.queue import Queue
 from rq.registry import clean_registries
 from rq.suspension import WORKERS_SUSPENDED
 from rq.timeouts import TimerDeathPenalty
-from rq.utils import now, utcformat
+from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
 from fluxhook.core.holds import (
@@ -357,13 +357,8 @@ class InProcessWorker(SimpleWorker):
         # Idle from the moment the task's end is written, in the same round trip: RQ writes it
         # in one of its own just after. So is the worker's beat: the task's beats left its record
         # the task's heartbeat TTL, and the dequeue loop would beat at once in a round trip of its own.
-        # Both in one HSET, and without the beat's TTL of the worker's executions: a lane runs one task at a
-        # time, so the set this end emptied is gone.
-        self._state = WorkerStatus.IDLE
-        self.last_heartbeat = now()
-        self._record_until = time.monotonic() + self.worker_ttl + RQ_RECORD_MARGIN
-        pipeline.hset(self.key, mapping={"state": WorkerStatus.IDLE, "last_heartbeat": utcformat(self.last_heartbeat)})
-        pipeline.expire(self.key, self.worker_ttl + RQ_RECORD_MARGIN)
+        self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+        self.heartbeat(pipeline=pipeline)
         if job.result_ttl == KEEPS_NOTHING and self._succeeding == job.id:
             # A task that keeps nothing of its success (enqueueing.KEEPS_NOTHING): its record goes with it, and no
             # result was written (_end_keeping_nothing). Left to expire, it would stay in memory until Redis's expiry

@@ -6,9 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from redis import Redis
-from redis.client import Pipeline
 from rq import Queue
-from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from fluxhook.store.keys import KEYS
@@ -19,19 +17,9 @@ QUEUE_NAME = "fluxhook"
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + QUEUE_NAME
 
 
-class TaskQueue(Queue):
-    """RQ's queue, but for a task's record written in one HSET: RQ writes its status in one of its own just before the
-    record, whose every field (the status among them) its ``save`` writes again."""
-
-    def _persist_job(self, job: Job, pipeline: Pipeline, status: JobStatus = JobStatus.QUEUED) -> None:
-        job._status = status
-        job.save(pipeline=pipeline)
-        job.cleanup(ttl=job.ttl, pipeline=pipeline)
-
-
 def task_queue(connection: Redis) -> Queue:
     """fluxhook's RQ queue for downloads and confirmations on ``connection``."""
-    return TaskQueue(QUEUE_NAME, connection=connection)
+    return Queue(QUEUE_NAME, connection=connection)
 
 
 def retry_scheduled(target) -> None:

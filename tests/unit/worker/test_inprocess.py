@@ -217,7 +217,7 @@ def test_a_success_kept_on_purpose_and_a_failure_stay(make_services):
     worker.teardown()
 
 
-def test_a_tasks_start_lifts_only_a_ttl_it_has_and_its_end_writes_the_lanes_state_and_beat_in_one_hset(make_services):
+def test_a_tasks_start_lifts_only_a_ttl_it_has(make_services):
     svc = make_services(6)
     queue = Queue("lanes-test", connection=svc.redis)
     plain = queue.enqueue("builtins.len", "abc", result_ttl=enqueueing.KEEPS_NOTHING)
@@ -226,11 +226,5 @@ def test_a_tasks_start_lifts_only_a_ttl_it_has_and_its_end_writes_the_lanes_stat
     sent = [c["command"] for c in commands_during(svc.redis, 6, lambda: lane.work(burst=True))]
 
     assert [c for c in sent if c.startswith("PERSIST")] == [f"PERSIST {lapsing.key}"]  # its TTL would end it mid-run
-    ends = [c for c in sent if c.startswith(f"HSET {lane.key} state idle last_heartbeat ")]
-    assert len(ends) == 2  # one HSET at each task's end
-    for task in (plain, lapsing):  # the end's MULTI, which deletes the task's record
-        end = sent.index(f"DEL {task.key}")
-        opened = max(i for i in range(end) if sent[i] == "MULTI")
-        assert not [c for c in sent[opened:end] if c.startswith(f"EXPIRE {lane.key}:executions")]  # emptied: gone
     assert lane.get_state() == WorkerStatus.IDLE
     assert not svc.redis.exists(plain.key, lapsing.key)

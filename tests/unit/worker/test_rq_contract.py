@@ -20,7 +20,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from devtools.processes import wait_until
-from fluxhook.store.queues import TaskQueue, earliest_retry
+from fluxhook.store.queues import earliest_retry
 from worker.inprocess import InProcessWorker
 
 # RQ's own (non-underscore) names the subclass calls or reads, beside the methods it overrides.
@@ -173,10 +173,3 @@ def test_rq_reports_a_failing_task_to_handle_exception_then_handle_job_failure_i
     threads = {thread for name, thread in worker.calls if name in ("handle_exception", "handle_job_failure")}
     assert len(threads) == 1, "StopRequested's hand-back needs both calls in the thread that ran the task"
 
-
-def test_the_task_queues_one_hset_record_overrides_a_method_rq_calls_with_its_parameters():
-    # fluxhook's queue (store/queues.py) writes a task's record in one HSET by overriding RQ's private _persist_job.
-    ours, theirs = (inspect.signature(cls._persist_job) for cls in (TaskQueue, Queue))
-    assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == [
-        (p.name, p.kind, p.default) for p in theirs.parameters.values()], f"RQ's Queue._persist_job{theirs} changed"
-    assert "_persist_job(job, pipe" in inspect.getsource(Queue._enqueue_async_job)
