@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-end-users bench-bulkheads bench-batches bench-paced bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants image-check screenshots clean
+.PHONY: run lint test test-fast test-other-redis bench bench-suite bench-keys bench-waiting bench-fairness bench-end-users bench-bulkheads bench-batches bench-paced bench-download-order bench-check-order bench-hostile bench-video bench-usage bench-search bench-variants bench-compat bench-replication bench-tracing bench-accounts bench-latency bench-notifications bench-redis bench-idle bench-streams bench-cdn soak chaos-failover fresh-runs probe-tenants trace-modules image-check screenshots clean
 
 # --no-compile: a process compiles the modules it imports, once, rather than pip every file of every package
 # up front (boto3's, av's...), which was a third of the install's time.
@@ -287,6 +287,12 @@ fresh-runs:
 # runs some.
 probe-tenants: $(VENV)/.installed
 	$(PY) -m devtools.tenant_probe
+
+# Which of the service's modules (files under fluxhook/, receiver/, worker/) one job runs, from POST /v1/jobs to stored
+# and its notification delivered, in each web and worker process, and on how many threads (docs/development.md,
+# "Which modules one job runs"). About 15 seconds.
+trace-modules: $(VENV)/.installed
+	$(PY) -m devtools.module_trace
 
 # The container image built from deploy/Dockerfile and run like users run it (web, worker, Redis,
 # the simulator, a graceful stop, docker-compose.yml). Not part of `make test`: needs root on
