@@ -46,6 +46,9 @@ $(VENV)/.installed-s3: $(VENV)/.installed-run requirements-s3.txt
 # machine, and with the bytecode below the end-to-end half from 886-915 s to 625-644 s (docs/development.md, "Tests").
 # TEST_PROCESSES=2 make test runs them two at a time, as before.
 TEST_PROCESSES ?= 4
+# The end-to-end half waits longer still (leases lapsing, rests, browsers), a few of its tests for 90 s each: six
+# processes took it from 768 s to 597 s on this machine, both runs beside two other test runs (docs/development.md).
+E2E_PROCESSES ?= 6
 
 # The suite starts hundreds of Python processes (gunicorn, workers, simulators, the commands), and each compiled every
 # module it imported where PYTHONDONTWRITEBYTECODE is set (as on CI's machine), pytest its rewritten test modules in
@@ -54,7 +57,7 @@ TEST_PROCESSES ?= 4
 test test-fast test-other-redis screenshots: export PYTHONDONTWRITEBYTECODE :=
 test test-fast test-other-redis screenshots: export PYTHONPYCACHEPREFIX := $(abspath $(VENV))/pycache
 
-# The fast half first, then the end-to-end tests in TEST_PROCESSES pytest processes (pytest-xdist), each with a whole
+# The fast half first, then the end-to-end tests in E2E_PROCESSES pytest processes (pytest-xdist), each with a whole
 # stack of its own (tests/conftest.py's session fixtures: Redis, simulator, web, worker, on ports and in folders of
 # its own). --dist loadfile keeps a file's tests in one process, which makes the file's own stacks and browser once;
 # --no-loadscope-reorder hands the files out in the order collected: the longest first (tests/conftest.py,
@@ -64,7 +67,7 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory test-other-redis
 	@sh devtools/chromium.sh
 	@sh devtools/nginx.sh
-	$(PY) -m pytest tests/e2e -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder --durations=30
+	$(PY) -m pytest tests/e2e -n $(E2E_PROCESSES) --dist loadfile --no-loadscope-reorder --durations=30
 
 # ruff (pyflakes, pycodestyle, import order, bugbear, the size of functions), the import layers, then mypy's types
 # over fluxhook/, receiver/ and worker/ (all configured in pyproject.toml). mypy takes 5-6 s cold, under 0.5 s with its

@@ -41,10 +41,11 @@ def test_the_list_shows_the_poster_and_bfls_words_while_a_task_runs(tab, api, si
     page = tab.page
     video = _video_job(api, spy)
     thinking = api.submit("[pending] a video still reasoning")
-    # Not polled while the page is watched: the simulator's poll answer (Pending) would replace the callbacks' words.
-    redis.Redis.from_url(stack.env["REDIS_URL"]).zadd(KEYS.due, {thinking["id"]: time.time() + 3600})
     assert api.callback(thinking["id"], {"id": thinking["bfl_id"], "status": "Reasoning",
                                          "progress": 0.35}).status_code == 200
+    # Not polled while the page is watched: the simulator's poll answer (Pending, 50 %) would replace the callbacks'
+    # progress. After the callback, which sets the running job's next look itself.
+    redis.Redis.from_url(stack.env["REDIS_URL"]).zadd(KEYS.due, {thinking["id"]: time.time() + 3600})
 
     sign_in(page)
 
