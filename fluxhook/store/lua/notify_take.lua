@@ -51,10 +51,17 @@ if #heads > 1 then
 elseif heads[1] then
   heads[1].at, heads[1].job = 1, heads[1].place
 end
+-- The owner whose turn is next, with a message left; nil when none has.
+local function next_head()
+  if turns then
+    local turn = turns.earliest(heads)
+    return turn and turn.head
+  end
+  return heads[1] and heads[1].job and heads[1]
+end
 while #taken < want do
-  local head = turns and turns.earliest(heads) or (heads[1] and heads[1].job and {head = heads[1]})
+  local head = next_head()
   if not head then break end
-  head = head.head
   local item = head.line[head.at]
   head.at = head.at + 1
   head.job = head.line[head.at] and head.line[head.at][4]
