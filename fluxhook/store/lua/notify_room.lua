@@ -34,10 +34,12 @@ function notify_room.deadline(member, at)
 end
 
 -- The ripe messages `ripe` (ZRANGEBYSCORE ... WITHSCORES: member, due, ...) as each owner's line, in the order its
--- messages are to go: {owner, line = {{member, due, deadline, place}, ...}, place}, owners in the order their first
--- messages came (place: a message's among the ripe). In an owner's line its end users (those of none together as one)
--- take turns, the one whose earliest deadline comes first going first; each end user's single jobs' (and its
--- batches' own) before its batch items', each earliest deadline first (notify_room.deadline), then earliest due.
+-- messages are to go, a head as fair_turns.earliest reads one: {owner, line = {{member, due, deadline, place}, ...},
+-- at = 1 (its next message's index in line), job = its next message's place among the ripe (what breaks a tie
+-- between owners: the earlier due)}, owners in the order their first messages came. In an owner's line its end users
+-- (those of none together as one) take turns, the one whose earliest deadline comes first going first; each end
+-- user's single jobs' (and its batches' own) before its batch items', each earliest deadline first
+-- (notify_room.deadline), then earliest due.
 -- Between owners the turns are fair_turns.lua's (notify_take.lua). An end user with hundreds of messages then holds
 -- another's by one turn, and a key's batch of thousands of items never holds the room of one of its receivers from
 -- its single job's notification.
@@ -70,18 +72,19 @@ function notify_room.lines(ripe)
       table.sort(group.bulk, before)
       local single, bulk = group.single[1], group.bulk[1]
       group.first = (single and not (bulk and before(bulk, single))) and single or bulk
-      for _, item in ipairs(group.bulk) do group.single[#group.single + 1] = item end
-      total = total + #group.single
+      group.line = group.single
+      for _, item in ipairs(group.bulk) do group.line[#group.line + 1] = item end
+      total = total + #group.line
     end
     table.sort(mine.groups, function(a, b) return before(a.first, b.first) end)
     local line, round = {}, 1
     while #line < total do
       for _, group in ipairs(mine.groups) do
-        if group.single[round] then line[#line + 1] = group.single[round] end
+        if group.line[round] then line[#line + 1] = group.line[round] end
       end
       round = round + 1
     end
-    mine.line, mine.place, mine.groups, mine.of = line, line[1][4], nil, nil
+    mine.line, mine.at, mine.job, mine.groups, mine.of = line, 1, line[1][4], nil, nil
   end
   return owners
 end

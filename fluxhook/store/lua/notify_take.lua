@@ -46,10 +46,8 @@ local turns
 if #heads > 1 then
   turns = fair_turns.new(KEYS[6], KEYS[7], tonumber(ARGV[7]))
   local ids = {}
-  for i, head in ipairs(heads) do ids[i], head.at, head.job = head.owner, 1, head.place end
+  for i, head in ipairs(heads) do ids[i] = head.owner end
   turns.read(ids)
-elseif heads[1] then
-  heads[1].at, heads[1].job = 1, heads[1].place
 end
 -- The owner whose turn is next, with a message left; nil when none has.
 local function next_head()
