@@ -90,7 +90,7 @@ function notify_room.lines(ripe)
 end
 
 -- A message parked behind `field` (full): `<field>|<deadline>|<member>`, a lexical range per field, earliest deadline
--- first (notify_room.deadline: its due, or its job's deadline when earlier; what it is due at again once it comes back).
+-- first (notify_room.deadline: its due, or its job's deadline when earlier; when it is due again once it is back).
 -- A single job's is written `+<deadline>`: '+' sorts before every digit, so its message comes back before the owner's
 -- batch items' (and before those parked by a release without the mark), and tonumber reads it as it reads a plain
 -- one, here and in an older release's unpark.
