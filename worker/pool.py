@@ -1,5 +1,5 @@
 """A dispatcher thread and its hands: the dispatcher takes work only while a hand is free to do it at once, so nothing
-it took waits in the process for a free thread (the senders' submissions, the checkers' checks).
+it took waits in the process for a free thread (the senders' submissions, the checkers' checks, the notifier's attempts).
 
 Hands are shared out in parts (the BFL accounts, of the senders and of the checkers): a part holds at most
 ``part_size`` of them, so work of one part that hangs holds that part's hands and no other's. While its dispatcher waits

@@ -6,10 +6,12 @@ A job's events enter the outbox in the script that changes the job (``lua/job_tr
 when it has a target; ``job.submitted`` and ``job.progress`` when its record's ``notify_events`` asks. A worker's
 notifier (``worker/notifying.py``) takes them from there in two hand-offs: ``due_attempts`` makes each event into
 messages (``enter``: one per distinct target, each a hash of its own in ``store.deliveries`` with a ``webhook-id``
-that every attempt and every replay carries), due at once, and takes the messages whose attempt is due as far as
-their receiver has room; ``delivering.deliver`` makes the attempt. A retry is due again in the same set, taken by
-the same rule. At least once: a member leaves the outbox only in the MULTI that keeps its messages, and a message
-leaves the due set only when an attempt of it has ended.
+that every attempt and every replay carries), due at once, and takes the messages whose attempt is due by the rule of
+every line (turns between keys by weight, then between a key's end users, single jobs before batch items, then the
+earliest deadline: its job's when that comes first, else its due time) as far as their receiver has room;
+``delivering.deliver`` makes the attempt. A retry is due again in the same set, taken by the same rule. At least
+once: a member leaves the outbox only in the MULTI that keeps its messages, and a message leaves the due set only when
+an attempt of it has ended.
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ def enter(svc: Services, members: list[str], now: float) -> int:
             made.append((Message(id=message_id(job.id, event, kind, number), job_id=job.id, owner=owner,
                                  event=event, kind=kind, host=host_shown(url), target=target,
                                  state=DISABLED if target in off else PENDING, created_at=now,
-                                 bulk=job.batch_id is not None, tag=tag(job.end_user)),
+                                 bulk=job.batch_id is not None, tag=tag(job.end_user), deadline=job.deadline),
                          store.job_ttl_ms(job.id)))
     existing = store.existing([m.id for m, _ in made])
     fresh = [(m, ttl) for m, ttl in made if m.id not in existing]

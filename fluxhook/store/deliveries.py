@@ -6,7 +6,7 @@ A message (``Keys.message``) holds, as text: ``job``, ``owner`` (the job's app k
 webhook_url: the URL itself is the job's, never copied here), ``host``, ``target`` (a digest of the URL, what a 410
 disables), ``state`` (``STATES``), ``at`` (made, epoch seconds), ``tries`` (attempts since it was made or
 replayed), ``n`` (attempts in all), ``bulk`` (``1`` for a batch item's message, absent otherwise), ``eu`` (its job's
-end user's tag, ``owners.tag``, absent for none) and one field per
+end user's tag, ``owners.tag``, absent for none), ``dl`` (its job's deadline, absent for none) and one field per
 attempt, ``a<i>`` = ``at,status,error,ms`` for the newest ``MAX_ATTEMPTS``. Every value stays short, so Redis keeps
 the hash in its compact encoding (a few hundred bytes). It expires with its job (the job's TTL at its making). A
 job's messages have ids made from its id (``ids_of``); its record keeps how many ``job.progress`` messages it has
@@ -14,13 +14,15 @@ and when the last was made (``notify_progress``). Each owner's messages are list
 the newest ``OWNER_BOUND`` kept there: a caller cannot grow the index without limit.
 
 A message waiting for an attempt, its first or a retry, is in ``Keys.notify_due`` as ``<owner>|<host>|<id>``, a
-batch item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id (``Message.member``).
-Attempts are taken from there one way (``take``, ``lua/notify_take.lua``): within a key, in turns between its end
-users (those of none together as one), and within each its single jobs' messages (and its batches' own) before its
-batch items', as in its lines (``owners.BULK``), then earliest due first, the same when they come back from behind a
-full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and ``PER_OWNER`` for one owner, over
-every process, each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room back (``finish``), and one whose
-process died has its room back and its message due again once its lease lapses.
+batch item's as ``<owner>|<host>|~|<id>``, an app's end user's with ``!<its tag>|`` before the id, one whose job has a
+deadline with ``@<deadline>|`` before it (``Message.member``). Attempts are taken from there one way (``take``,
+``lua/notify_take.lua``) by the rule of every line: turns between keys in proportion to their ``weight``
+(``lua/fair_turns.lua``), within a key in turns between its end users (those of none together as one), and within
+each its single jobs' messages (and its batches' own) before its batch items', as in its lines (``owners.BULK``),
+then the earliest deadline (its job's, when that comes before its due time; else its due time), the same when they
+come back from behind a full receiver; at most ``PER_RECEIVER`` in flight to one receiver of one owner and
+``PER_OWNER`` for one owner, over every process, each held for ``ATTEMPT_LEASE``; an attempt that ends gives its room
+back (``finish``), and one whose process died has its room back and its message due again once its lease lapses.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from redis import Redis
 
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.keys import KEYS, Keys
-from fluxhook.store.owners import BULK, END_USER
+from fluxhook.store.owners import BULK, DEFAULT_WEIGHT, END_USER
 from fluxhook.store.replies import text
 from fluxhook.store.scripts import LuaScript
 from fluxhook.store.wakes import Watched, push
@@ -74,19 +76,22 @@ class Message:
     bulk: bool = False
     # Its job's end user's tag (``owners.tag``; '' for none): its attempts take turns with the key's other end users'.
     tag: str = ""
+    # Its job's deadline (``Cancel-After``; None: none): its message goes before its end user's due later.
+    deadline: float | None = None
 
     @property
     def member(self) -> str:
         """Its member in ``notify_due``: its owner and receiver are what its attempt's room is counted by."""
-        return notify_member(self.owner, self.host, self.id, bulk=self.bulk, tag=self.tag)
+        return notify_member(self.owner, self.host, self.id, bulk=self.bulk, tag=self.tag, deadline=self.deadline)
 
 
-def notify_member(owner: str, host: str, message_id: str, *, bulk: bool = False, tag: str = "") -> str:
+def notify_member(owner: str, host: str, message_id: str, *, bulk: bool = False, tag: str = "",
+                  deadline: float | None = None) -> str:
     """``<owner>|<host>|<message id>``, a batch item's (``bulk``) ``<owner>|<host>|~|<message id>``, an end user's
-    (``tag``) with ``!<tag>|`` before the id (``lua/notify_room.lua`` reads the marks); a ``|`` in the host (never in
-    a valid one) would split it wrongly."""
+    (``tag``) with ``!<tag>|`` before the id, then ``@<deadline>|`` for a job with one (``lua/notify_room.lua`` reads
+    the marks); a ``|`` in the host (never in a valid one) would split it wrongly."""
     return (f"{owner}|{host.replace('|', '_')}|{BULK + '|' if bulk else ''}{END_USER + tag + '|' if tag else ''}"
-            f"{message_id}")
+            f"{'' if deadline is None else f'@{deadline:.3f}|'}{message_id}")
 
 
 def member_message(item: str) -> str:
@@ -184,7 +189,8 @@ class Deliveries:
                                        "kind": message.kind, "host": message.host, "target": message.target,
                                        "state": message.state, "at": f"{message.created_at:.3f}", "tries": 0, "n": 0,
                                        **({"bulk": 1} if message.bulk else {}),
-                                       **({"eu": message.tag} if message.tag else {})})
+                                       **({"eu": message.tag} if message.tag else {}),
+                                       **({"dl": f"{message.deadline:.3f}"} if message.deadline is not None else {})})
         if ttl_ms and ttl_ms > 0:
             pipeline.pexpire(record, ttl_ms)
         index = self.keys.owner_messages(message.owner)
@@ -267,11 +273,13 @@ class Deliveries:
         return min((float(first[0][1]) for first in pipe.execute() if first), default=None)
 
     def take(self, now: float, most: int) -> Taken:
-        """Take up to ``most`` messages whose attempt is due, as far as their receivers and owners have room
-        (``lua/notify_take.lua``); each is the caller's to attempt until ``finish`` or its lease lapses."""
-        members, events = self._take(self._room_keys + [self.keys.outbox],
+        """Take up to ``most`` messages whose attempt is due, in turns between their owners by their weights, as far as
+        their receivers and owners have room (``lua/notify_take.lua``); each is the caller's to attempt until
+        ``finish`` or its lease lapses."""
+        members, events = self._take([*self._room_keys, self.keys.outbox, self.keys.notify_passes,
+                                      self.keys.share_weights],
                                      [repr(now), f"{now + ATTEMPT_LEASE:.3f}", PER_RECEIVER, PER_OWNER, most,
-                                      TAKE_LOOKS])
+                                      TAKE_LOOKS, DEFAULT_WEIGHT])
         return Taken([text(m) for m in members], int(events) > 0)
 
     def finish(self, member: str, due: float | None, pipeline=None) -> None:
@@ -329,7 +337,7 @@ def _from_hash(message_id: str, data: dict) -> Message | None:
                    target=fields.get("target", ""), state=fields.get("state", PENDING),
                    created_at=float(fields.get("at") or 0), tries=int(fields.get("tries") or 0),
                    count=count, attempts=tuple(attempts), bulk=fields.get("bulk") == "1",
-                   tag=fields.get("eu", ""))
+                   tag=fields.get("eu", ""), deadline=float(fields["dl"]) if "dl" in fields else None)
 
 
 def _attempt(value: str) -> tuple:

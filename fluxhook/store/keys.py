@@ -93,7 +93,8 @@ class Keys:
     @property
     def notify_due(self) -> str:
         """Messages waiting for an attempt (``<owner>|<host>|<message id>``, a batch item's ``<owner>|<host>|~|<message
-        id>``, an end user's with ``!<tag>|`` before the id), scored by when it is due; one being attempted stays, scored
+        id>``, an end user's with ``!<tag>|`` before the id, one whose job has a deadline with ``@<deadline>|``), scored
+        by when it is due; one being attempted stays, scored
         by its attempt's lease, so it comes due again if its process dies."""
         return f"{self.prefix}notify:due"
 
@@ -110,11 +111,16 @@ class Keys:
         return f"{self.prefix}notify:busy"
 
     @property
+    def notify_passes(self) -> str:
+        """The owners' turns for notification attempts (``lua/fair_turns.lua``): owner -> pass, and the clock."""
+        return f"{self.prefix}notify:passes"
+
+    @property
     def notify_parked(self) -> str:
         """Messages due whose receiver or owner had no room, out of ``notify_due`` until an attempt of theirs ends:
-        all scored 0, ``<busy field>|<due>|<member>``, a lexical range per receiver or owner; a single job's due is
-        written ``+<due>``, so it comes back before the batch items', an end user's `` 0.<group><form><due>``, a range
-        per end user, ahead of those of none (``lua/notify_room.lua``)."""
+        all scored 0, ``<busy field>|<deadline>|<member>``, a lexical range per receiver or owner; a single job's is
+        written ``+<deadline>``, so it comes back before the batch items', an end user's `` 0.<group><form><deadline>``,
+        a range per end user, ahead of those of none (``lua/notify_room.lua``)."""
         return f"{self.prefix}notify:parked"
 
     def notify_off(self, owner: str) -> str:

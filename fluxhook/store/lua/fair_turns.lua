@@ -191,6 +191,19 @@ function fair_turns.new(passes, weights, default_weight)
     return math.max(turns.pass_of[owner], turns.clock)
   end
 
+  -- The passes and weights of ``owners`` (ids), with the clock, in two commands: for a caller that knows every owner
+  -- it will ask of, where turns.start and turns.weight read each in commands of its own.
+  function turns.read(owners)
+    local read = redis.call('HMGET', passes, fair_turns.CLOCK, unpack(owners))
+    local given = redis.call('HMGET', weights, unpack(owners))
+    turns.clock = tonumber(read[1] or 0)
+    for i, owner in ipairs(owners) do
+      turns.pass_of[owner] = tonumber(read[i + 1] or 0)
+      local w = tonumber(given[i])
+      turns.weight_of[owner] = (w ~= nil and w > 0) and w or default_weight
+    end
+  end
+
   -- Of ``heads`` ({owner, job, also}, job nil once an owner has none left; also: see start) whose owner
   -- ``eligible`` lets through (all if nil), the one whose turn comes first, or ``best`` if that comes earlier still:
   -- {owner, job, start, head}, or nil.

@@ -2,9 +2,10 @@
 -- in which their messages get it.
 -- A member is `<owner>|<host>|<message id>`; its receiver's busy field `r:<owner>|<host>`, its owner's `o:<owner>`.
 -- A batch item's message is `<owner>|<host>|~|<message id>`: marked '~' as members.lua marks a batch item's line
--- member, and a message of an app's end user carries `!<its tag>|` (members.lua's tag) before the id, after any '~|':
--- each mark in a field of its own so that the id stays the member's last field, where every reader finds it (an older
--- release's, which knows no mark, too).
+-- member; a message of an app's end user carries `!<its tag>|` (members.lua's tag) before the id, after any '~|'; and
+-- one whose job has a deadline (`Cancel-After`) carries `@<deadline>|` before the id, after both: each mark in a
+-- field of its own so that the id stays the member's last field, where every reader finds it (an older release's,
+-- which knows no mark, too).
 local notify_room = {}
 
 function notify_room.fields(member)
@@ -12,37 +13,47 @@ function notify_room.fields(member)
   return 'r:' .. (owner or '') .. '|' .. (host or ''), 'o:' .. (owner or '')
 end
 
-function notify_room.bulk(member)
-  return string.match(member, '^[^|]*|[^|]*|~|') ~= nil
-end
-
--- Of a member: whether it is a batch item's, and its end user's tag ('' for none, as every older member).
+-- Of a member: whether it is a batch item's, its end user's tag ('' for none, as every older member), and its job's
+-- deadline (nil for none).
 function notify_room.form(member)
   local rest = string.match(member, '^[^|]*|[^|]*|(.*)$') or ''
   local bulk = string.sub(rest, 1, 2) == '~|'
   if bulk then rest = string.sub(rest, 3) end
-  return bulk, string.match(rest, '^!(%x+)|') or ''
+  local tag = string.match(rest, '^!(%x+)|')
+  if tag then rest = string.sub(rest, #tag + 3) end
+  return bulk, tag or '', tonumber(string.match(rest, '^@([%d.]+)|'))
 end
 
--- The order of the ripe messages `ripe` (ZRANGEBYSCORE ... WITHSCORES: member, due, ...) as {member, due} pairs: an
--- owner's messages keep the places they had among everyone's, and its end users (those of none together as one) take
--- them in turns, the one whose earliest message is due first going first; each end user's single jobs' (and its
--- batches' own) before its batch items', each earliest due first. An end user with hundreds of messages then holds
--- another's by one turn, a key's batch of thousands of items never holds the room of one of its receivers from its
--- single job's notification, and another key's messages keep their places. A key that names no end user has one
--- group: its order is what it always was.
-function notify_room.turns(ripe)
-  local order, owners = {}, {}
+-- A message's deadline, what orders it among its end user's messages of its form (earliest first): its job's
+-- deadline when that comes before `at`, when the message is due, else `at`. A job's deadline makes its message more
+-- urgent, never less: a key's messages without one are not held behind it, and one due is never waiting for a later
+-- deadline to pass. Being no later than `at`, it is also when a parked message is due again (notify_room.unpark).
+function notify_room.deadline(member, at)
+  local _, _, deadline = notify_room.form(member)
+  return deadline and math.min(deadline, at) or at
+end
+
+-- The ripe messages `ripe` (ZRANGEBYSCORE ... WITHSCORES: member, due, ...) as each owner's line, in the order its
+-- messages are to go, a head as fair_turns.earliest reads one: {owner, line = {{member, due, deadline, place}, ...},
+-- at = 1 (its next message's index in line), job = its next message's place among the ripe (what breaks a tie
+-- between owners: the earlier due)}, owners in the order their first messages came. In an owner's line its end users
+-- (those of none together as one) take turns, the one whose earliest deadline comes first going first; each end
+-- user's single jobs' (and its batches' own) before its batch items', each earliest deadline first
+-- (notify_room.deadline), then earliest due.
+-- Between owners the turns are fair_turns.lua's (notify_take.lua). An end user with hundreds of messages then holds
+-- another's by one turn, and a key's batch of thousands of items never holds the room of one of its receivers from
+-- its single job's notification.
+function notify_room.lines(ripe)
+  local owners, of = {}, {}
   for i = 1, #ripe, 2 do
     local member = ripe[i]
-    local _, owner = notify_room.fields(member)
-    local mine = owners[owner]
+    local owner = string.match(member, '^([^|]*)|') or ''
+    local mine = of[owner]
     if not mine then
-      mine = {places = {}, groups = {}, of = {}}
-      owners[owner] = mine
+      mine = {owner = owner, groups = {}, of = {}}
+      of[owner] = mine
+      owners[#owners + 1] = mine
     end
-    order[#order + 1] = false
-    mine.places[#mine.places + 1] = #order
     local bulk, tag = notify_room.form(member)
     local group = mine.of[tag]
     if not group then
@@ -51,45 +62,51 @@ function notify_room.turns(ripe)
       mine.groups[#mine.groups + 1] = group
     end
     local kind = bulk and group.bulk or group.single
-    kind[#kind + 1] = {member, ripe[i + 1]}
+    kind[#kind + 1] = {member, ripe[i + 1], notify_room.deadline(member, tonumber(ripe[i + 1])), i}
   end
-  for _, mine in pairs(owners) do
-    local lines = {}
+  local function before(a, b) return a[3] < b[3] or (a[3] == b[3] and a[4] < b[4]) end
+  for _, mine in ipairs(owners) do
+    local total = 0
     for _, group in ipairs(mine.groups) do
-      local line = group.single
-      for _, item in ipairs(group.bulk) do line[#line + 1] = item end
-      lines[#lines + 1] = line
+      table.sort(group.single, before)
+      table.sort(group.bulk, before)
+      local single, bulk = group.single[1], group.bulk[1]
+      group.first = (single and not (bulk and before(bulk, single))) and single or bulk
+      group.line = group.single
+      for _, item in ipairs(group.bulk) do group.line[#group.line + 1] = item end
+      total = total + #group.line
     end
-    local n, round = 0, 1
-    while n < #mine.places do
-      for _, line in ipairs(lines) do
-        if line[round] then
-          n = n + 1
-          order[mine.places[n]] = line[round]
-        end
+    table.sort(mine.groups, function(a, b) return before(a.first, b.first) end)
+    local line, round = {}, 1
+    while #line < total do
+      for _, group in ipairs(mine.groups) do
+        if group.line[round] then line[#line + 1] = group.line[round] end
       end
       round = round + 1
     end
+    mine.line, mine.at, mine.job, mine.groups, mine.of = line, 1, line[1][4], nil, nil
   end
-  return order
+  return owners
 end
 
--- A message parked behind `field` (full): `<field>|<due>|<member>`, a lexical range per field, earliest due first.
--- A single job's due is written `+<due>`: '+' sorts before every digit, so its message comes back before the owner's
+-- A message parked behind `field` (full): `<field>|<deadline>|<member>`, a lexical range per field, earliest deadline
+-- first (notify_room.deadline: its due, or its job's deadline when earlier; when it is due again once it is back).
+-- A single job's is written `+<deadline>`: '+' sorts before every digit, so its message comes back before the owner's
 -- batch items' (and before those parked by a release without the mark), and tonumber reads it as it reads a plain
 -- one, here and in an older release's unpark.
--- An end user's message is written ` 0.<group><form><due in ms>`: ' ' sorts before '+', so the end users' messages
--- are ahead of those of none, each end user's one range (its group: its tag's first 12 hex digits as 15 decimal
--- ones), in it its single jobs' (form 0) before its batch items' (1), each earliest due first. An older release's
--- unpark reads it as a number too (a small one: the message is due at once), so it takes such entries back as its
--- own; this release's finds the end user whose turn is next (notify_room.unpark).
+-- An end user's message is written ` 0.<group><form><deadline in ms>`: ' ' sorts before '+', so the end users'
+-- messages are ahead of those of none, each end user's one range (its group: its tag's first 12 hex digits as 15
+-- decimal ones), in it its single jobs' (form 0) before its batch items' (1), each earliest deadline first. An older
+-- release's unpark reads it as a number too (a small one: the message is due at once), so it takes such entries back
+-- as its own; this release's finds the end user whose turn is next (notify_room.unpark).
 function notify_room.parked_entry(field, at, member)
   local bulk, tag = notify_room.form(member)
+  local deadline = notify_room.deadline(member, tonumber(at))
   if tag ~= '' then
     return field .. '| 0.' .. notify_room.group(tag) .. (bulk and '1' or '0')
-      .. string.format('%016.0f', tonumber(at) * 1000) .. '|' .. member
+      .. string.format('%016.0f', deadline * 1000) .. '|' .. member
   end
-  return field .. '|' .. (bulk and '' or '+') .. string.format('%017.3f', tonumber(at)) .. '|' .. member
+  return field .. '|' .. (bulk and '' or '+') .. string.format('%017.3f', deadline) .. '|' .. member
 end
 
 -- The group of an end user's parked messages: its tag's first 12 hex digits (48 bits, exact in a Lua number).

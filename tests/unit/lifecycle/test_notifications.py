@@ -85,6 +85,24 @@ def test_a_job_s_end_user_marks_its_messages_so_they_take_its_turn(notifying, re
     assert member_message(mine.member) == mine.id
 
 
+def test_a_job_s_deadline_marks_its_messages_so_they_go_by_it(notifying, receivers):
+    svc = notifying()
+    now = time.time()
+    jobs = {deadline: svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                          created_at=now, updated_at=now, submitted_at=now,
+                                          notify_url=receivers[0].url(), deadline=deadline))[0]
+            for deadline in (now + 60.5, None)}
+    for job in jobs.values():
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    taken = due_attempts(svc, 8, time.time())
+    [ranked] = svc.store.deliveries.of_job(jobs[now + 60.5].id)
+    [plain] = svc.store.deliveries.of_job(jobs[None].id)
+    # The deadline is on its message's hash, so the member read back is the one in the due set.
+    assert ranked.deadline == pytest.approx(now + 60.5, abs=0.001) and plain.deadline is None
+    assert sorted(taken) == sorted([ranked.member, plain.member])
+    assert f"|@{now + 60.5:.3f}|{ranked.id}" in ranked.member and "@" not in plain.member
+
+
 def _drain(svc, now: float) -> int:
     """The outbox's due events made messages (what the notifier does before it takes attempts); how many."""
     return notifications.enter(svc, svc.jobs.claim_notifications(now, 10, now + 60), now)

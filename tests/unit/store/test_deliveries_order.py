@@ -41,14 +41,14 @@ def _due(store: Deliveries, owner: str, host: str, count: int, at: float, bulk: 
 def test_a_key_s_single_job_goes_before_its_batch_items_parked_behind_its_full_receiver(store):
     items = _due(store, A, SLOW, 10, NOW - 10)
     theirs = _due(store, B, OTHER, 3, NOW - 9)  # another key's batch, to a receiver of its own
-    assert store.take(NOW, 8).members == items[:PER_RECEIVER] + theirs[:PER_RECEIVER]
+    assert store.take(NOW, 8).members == [items[0], theirs[0], items[1], theirs[1]]  # the keys in turns
     # The single job ends after the whole batch: its receiver is full, so it is parked behind the batch's items.
     [single] = _due(store, A, SLOW, 1, NOW - 1, bulk=False, name="single")
     assert store.take(NOW, 8).members == []
     store.finish(items[0], None)
     store.finish(theirs[0], None)
     # The receiver's room goes to the single job's message, not to the batch's next item; the other key's receiver
-    # is untouched by it: its own next item, in its place (due before the single job's).
+    # is untouched by it: its own next item, its turn level with A's and due first.
     assert store.take(NOW + 1, 8).members == [theirs[2], single]
     store.finish(items[1], None)
     store.finish(single, None)
@@ -59,18 +59,20 @@ def test_a_key_s_single_job_ripe_behind_its_batch_items_takes_its_receiver_s_roo
     items = _due(store, A, SLOW, 5, NOW - 10)
     theirs = _due(store, B, OTHER, 1, NOW - 5)
     [single] = _due(store, A, SLOW, 1, NOW - 1, bulk=False, name="single")
-    # A's messages fill A's places among the ripe, single first; B's keeps its place between them.
-    assert store.take(NOW, 8).members == [single, items[0], theirs[0]]
+    # A's messages go single first; the keys take turns, B's message first, its turn level with A's and its message
+    # due before A's single.
+    assert store.take(NOW, 8).members == [theirs[0], single, items[0]]
     store.finish(items[0], None)
     assert store.take(NOW + 1, 8).members == [items[1]]
 
 
 def test_another_key_s_order_is_its_own(store):
-    # B's batch items are due before A's single job: A's single goes first among A's messages only.
+    # B's batch items are due before A's single job: A's single goes first among A's messages only, and the keys
+    # take turns whatever their messages' forms.
     theirs = _due(store, B, OTHER, 2, NOW - 10)
     mine = _due(store, A, SLOW, 1, NOW - 5, name="single", bulk=False)
-    assert store.take(NOW, 2).members == theirs  # as many as asked for: B's, due first
-    assert store.take(NOW, 2).members == mine
+    assert store.take(NOW, 2).members == [theirs[0], *mine]  # as many as asked for
+    assert store.take(NOW, 2).members == theirs[1:]
 
 
 def test_a_batch_item_s_message_is_marked_and_read_back_so(store):
