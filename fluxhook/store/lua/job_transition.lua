@@ -29,7 +29,7 @@
 -- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
 -- flag goes with the step.
 -- spec.read_back: the record as the step leaves it goes with the answer (HGETALL's list), for a caller that would
--- read it next (a request answering with the job it just sent).
+-- read it next (a request answering with the job it just sent): the step's one read of the record is then all of it.
 -- spec.hold {keeps}: the job ends while BFL may still run its task (BFL has no cancel, docs/api.md): if it is 'submitted'
 -- and holds a slot, it keeps the slot, stays due on its poll schedule and keeps the fields ``keeps`` names, for
 -- BFL still counts the task against the account's slots. spec.release: no move; an ended job gives back the slot it
@@ -96,7 +96,18 @@ end
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
   for _, name in ipairs(names) do ask(name) end
 end
-local read = redis.call('HMGET', job, unpack(asked))
+-- A step that answers with the record (spec.read_back) reads all of it at once instead: what it asks is in that read,
+-- and the answer is that read with the step's writes made (``whole``), not a read again after them.
+local read, whole
+if spec.read_back then
+  whole = {}
+  local all = redis.call('HGETALL', job)
+  for i = 1, #all, 2 do whole[all[i]] = all[i + 1] end
+  read = {}
+  for i, name in ipairs(asked) do read[i] = whole[name] or false end
+else
+  read = redis.call('HMGET', job, unpack(asked))
+end
 local function kept(name) return read[at[name]] end
 -- When the record's life ends as it was made to live (spec.lives after created_at), or nil: a life none, or one that
 -- reads as over by this clock (ahead of the one that made the record); then the record's own TTL is asked instead.
@@ -200,7 +211,7 @@ if moving then
 end
 if spec.count then
   write[#write + 1] = spec.count
-  write[#write + 1] = (tonumber(kept(spec.count)) or 0) + 1
+  write[#write + 1] = string.format('%d', (tonumber(kept(spec.count)) or 0) + 1)
 end
 local written = {}
 for i = 1, #spec.fields, 2 do
@@ -316,4 +327,15 @@ if spec.due and not undue and not leased then
   -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
   sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
 end
-return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}
+-- The record as the step left it: its read, with what the step wrote and without what it dropped.
+local back = false
+if whole then
+  for i = 1, #write, 2 do whole[write[i]] = write[i + 1] end
+  for _, name in ipairs(drop) do whole[name] = nil end
+  back = {}
+  for name, value in pairs(whole) do
+    back[#back + 1] = name
+    back[#back + 1] = value
+  end
+end
+return {1, current, locked, taken, handed, back, freed and 1 or 0}

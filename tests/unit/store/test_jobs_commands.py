@@ -236,6 +236,20 @@ def test_a_job_a_dispatch_gave_its_slot_is_sent_without_a_look_for_its_place(job
     assert jobs.get(job.id).status == st.SUBMITTED and slots.account_of(job.id) == "default"
 
 
+def test_a_sent_job_read_back_is_its_one_read_of_the_record_with_the_step_s_writes(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    changes = []
+    commands = _commands(connection, lambda: changes.append(jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-6", bfl_status="Pending", input=None,
+        terms=Terms(out_of_line=True, read_back=True, count="polls"))))
+    # Read once, all of it, before the writes; not read again after them.
+    assert _names(_on(commands, KEYS.job(job.id))) == ["HGETALL", "HSET", "HDEL"], commands
+    assert changes[0].record == jobs.get(job.id)
+    assert changes[0].record.status == st.SUBMITTED and changes[0].record.bfl_id == "task-6"
+    assert changes[0].record.input is None and changes[0].record.polls == 1
+
+
 def test_a_sent_job_with_no_body_kept_for_it_looks_for_none(jobs, slots, connection):
     job = _queued(jobs)
     slots.acquire(job)
