@@ -13,9 +13,10 @@
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
 --
--- The record is read once (one HMGET of what this step needs of it), written once (one HSET of the fields with a
--- value, the status and the counter; one HDEL of the fields cleared, the wait it leaves and, once it ends, what an
--- ended job keeps no longer). Only the job's own slot and line are touched: its account is job -> account's, its pool
+-- The record is read once (one HMGET of what this step needs of it; all of it, one HGETALL, where the step answers
+-- with it or may end the job), written once (one HSET of the fields with a value, the status and the counter; one HDEL
+-- of the fields cleared and the wait it leaves; a job that ends is written anew, without what an ended job keeps no
+-- longer). Only the job's own slot and line are touched: its account is job -> account's, its pool
 -- and route its record's (a pool the spec does not name: every line).
 -- A job whose status, or one of the fields the spec names to announce (spec.announce: field, value pairs: BFL's word,
 -- progress, cost, its recorded wait) really changes is announced on the spec's channel (its id), once per step: for
@@ -96,10 +97,11 @@ end
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
   for _, name in ipairs(names) do ask(name) end
 end
--- A step that answers with the record (spec.read_back) reads all of it at once instead: what it asks is in that read,
--- and the answer is that read with the step's writes made (``whole``), not a read again after them.
+-- A step that answers with the record (spec.read_back) or may end the job reads all of it at once instead: what it
+-- asks is in that read, and the record as the step leaves it is that read with the step's writes made (``whole``,
+-- ``as_left``), not a read again after them.
 local read, whole
-if spec.read_back then
+if spec.read_back or spec.terminal then
   whole = {}
   local all = redis.call('HGETALL', job)
   for i = 1, #all, 2 do whole[all[i]] = all[i + 1] end
@@ -218,7 +220,9 @@ for i = 1, #spec.fields, 2 do
   write[#write + 1], write[#write + 2] = spec.fields[i], spec.fields[i + 1]
   written[spec.fields[i]] = true
 end
-if #write > 0 then redis.call('HSET', job, unpack(write)) end
+-- A job that ends is written anew as it ends (below): its writes and drops go with that.
+local anew = moving and spec.terminal
+if #write > 0 and not anew then redis.call('HSET', job, unpack(write)) end
 -- The fields cleared, then (with the move) the wait it leaves and what an ended job keeps no longer: those it has.
 local drop = {}
 local function drop_kept(names)
@@ -282,20 +286,32 @@ end
 if cost and kept('batch_id') and kept('batch_id') ~= '' then
   batch_counts.charged(KEYS[spec.batch_counts], kept('batch_id'), tonumber(cost) - (tonumber(kept('cost_credits')) or 0))
 end
-if #drop > 0 then redis.call('HDEL', job, unpack(drop)) end
-if moving and spec.terminal then
-  -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
-  -- not: written again as it now is, it takes a third of the memory for the rest of its days. Every record that
-  -- ends has outgrown it but one ended before it held any of those (canceled in line with a short input), so the
-  -- encoding is not asked (a command at every end, to spare two at a rare one). Its life ends where it was made to
-  -- (life_end), so its TTL need not be read.
-  local ends = life_end()
-  if ends then
-    redis.call('RESTORE', job, math.floor(ends * 1000), redis.call('DUMP', job), 'REPLACE', 'ABSTTL')
-  else
-    local ttl = redis.call('PTTL', job)
-    redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')
+-- The record as the step leaves it (``whole``, its one read, with what the step wrote and without what it dropped), as
+-- HGETALL's list.
+local function as_left()
+  for i = 1, #write, 2 do whole[write[i]] = write[i + 1] end
+  for _, name in ipairs(drop) do whole[name] = nil end
+  local flat = {}
+  for name, value in pairs(whole) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
   end
+  return flat
+end
+if #drop > 0 and not anew then redis.call('HDEL', job, unpack(drop)) end
+if anew then
+  -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
+  -- not: made anew as it now is, it takes a third of the memory for the rest of its days. Every record that ends has
+  -- outgrown it but one ended before it held any of those (canceled in line with a short input), so the encoding is
+  -- not asked, and the record is made anew from the step's one read rather than written, then dumped and restored.
+  -- Its life ends where it was made to (life_end), so its TTL need not be read.
+  local ends = life_end()
+  local ttl = not ends and redis.call('PTTL', job)
+  local left = as_left()
+  redis.call('DEL', job)
+  redis.call('HSET', job, unpack(left))
+  if ends then redis.call('PEXPIREAT', job, math.floor(ends * 1000))
+  elseif ttl > 0 then redis.call('PEXPIRE', job, ttl) end
 end
 if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 -- An ended job's deadline (Cancel-After) has nothing left to end.
@@ -327,15 +343,4 @@ if spec.due and not undue and not leased then
   -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
   sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
 end
--- The record as the step left it: its read, with what the step wrote and without what it dropped.
-local back = false
-if whole then
-  for i = 1, #write, 2 do whole[write[i]] = write[i + 1] end
-  for _, name in ipairs(drop) do whole[name] = nil end
-  back = {}
-  for name, value in pairs(whole) do
-    back[#back + 1] = name
-    back[#back + 1] = value
-  end
-end
-return {1, current, locked, taken, handed, back, freed and 1 or 0}
+return {1, current, locked, taken, handed, spec.read_back and as_left() or false, freed and 1 or 0}

@@ -333,7 +333,8 @@ def test_a_slot_held_by_an_entry_of_an_older_release_is_given_back_by_its_score(
     assert not _naming(stored, "slot") and not _naming(stored, "fh:line:")  # it holds neither since ready
     assert not _naming(stored, "fh:fair:")  # nor has it anything of the fair share's left to drop
     assert not _naming(stored, KEYS.routes) and not _naming(stored, KEYS.deadlines)  # it had neither
-    assert _names(_on(stored, KEYS.job(job.id))).count("HDEL") == 1
+    # Made anew from the step's one read, without what it keeps no longer, living as long as it was made to.
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "DEL", "HSET", "PEXPIREAT"], stored
 
 
 def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots, connection):
@@ -349,7 +350,7 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, image=image,
                                                            storage_key=f"{job.id}.jpg"))
     # Written again compact, to end where it was made to (created_at and its life): its TTL is not read.
-    assert _names(_on(stored, KEYS.job(job.id))) == ["HMGET", "HSET", "HDEL", "DUMP", "RESTORE"], stored
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "DEL", "HSET", "PEXPIREAT"], stored
     kept = {name.decode() for name in connection.hkeys(KEYS.job(job.id))}
     assert not kept & set(ENDED_DROPS), kept & set(ENDED_DROPS)
     assert not kept & {WATCHED_UNTIL, EARLY_KEPT}  # named here too: the list alone would prove only itself
@@ -357,6 +358,18 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     assert connection.memory_usage(KEYS.job(job.id), samples=0) <= 1024
     assert 86000 < connection.ttl(KEYS.job(job.id)) <= 86400
     assert jobs.get(job.id).image == image
+
+
+def test_an_ended_record_whose_life_reads_as_over_here_keeps_the_life_redis_gives_it(jobs, connection):
+    # Made by a process whose clock was two days behind: its own life (a day) reads as over by this clock, so the
+    # record, made anew as it ends, keeps the TTL Redis had for it (read in the step), not none.
+    job = _queued(jobs)
+    connection.hset(KEYS.job(job.id), "created_at", str(time.time() - 2 * 86400))
+    connection.expire(KEYS.job(job.id), 5000)
+    stored = _commands(connection, lambda: jobs.transition(job.id, st.CANCELED, error={"code": "x", "message": "y"}))
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "PTTL", "DEL", "HSET", "PEXPIRE"], stored
+    assert 4990 < connection.ttl(KEYS.job(job.id)) <= 5000
+    assert jobs.get(job.id).status == st.CANCELED and jobs.get(job.id).error == {"code": "x", "message": "y"}
 
 
 def test_a_timeline_is_trimmed_past_its_cap_and_given_its_life_once(jobs, connection):
