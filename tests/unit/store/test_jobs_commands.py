@@ -61,8 +61,11 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
     commands = _commands(connection, lambda: slots.acquire(job))
     other = _naming(commands, KONTEXT_MAX_POOL)
     # Its held slots count toward its account's limit, read with its own pool's in one HMGET of the counts (no ZCARD),
-    # and a job waiting there might go first: nothing else of it.
-    assert sorted(_names(other)) == ["EXISTS", "HMGET", "ZRANGEBYLEX"], other
+    # a pause of it is asked with every other pause and cooldown, and whether a job waits in its line (which might go
+    # first) with every line: nothing else of it.
+    assert sorted(_names(other)) == ["EXISTS", "EXISTS", "HMGET"], other
+    # None waits in any line: the job takes its slot without joining its line, which it would leave at once.
+    assert _naming(commands, "fh:line:") == [f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)}"]
     assert _naming(commands, KEYS.slot_counts) == [
         f"HMGET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}",
         f"HSET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} 2"], commands
@@ -81,7 +84,7 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
     assert _naming(commands, "HMGET fh:fair:pass")[0].split(" ")[2:] == [
         "admin", CLOCK, estimate_field(KEYS.slots(DEFAULT_POOL), "admin")]
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
-    assert len(commands) <= 25, commands
+    assert len(commands) <= 22, commands
 
 
 def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots, connection):
@@ -179,18 +182,27 @@ def test_a_dispatch_that_gives_one_of_an_owner_s_jobs_knows_its_next_from_the_on
     assert _names(_naming(commands, f" {KEYS.line(DEFAULT_POOL)} ")) == ["ZRANGEBYLEX", "ZRANGEBYLEX", "ZREM"], commands
 
 
-def test_the_lines_of_the_later_pools_are_asked_at_once_whether_one_holds_a_job(connection):
-    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 2)))
+def test_the_lines_are_asked_at_once_whether_one_holds_a_job_and_one_that_does_is_read_as_before(connection):
+    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 1)))
     slots = Slots(connection, config)
     jobs = JobStore(connection, ttl=86400, pools=slots.pools)
     assert slots.pools == (DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL)
     job = _queued(jobs)
     commands = _commands(connection, lambda: slots.acquire(job))
-    later = [c for c in commands if KEYS.line(KONTEXT_MAX_POOL) in c or KEYS.line(VIDEO_POOL) in c]
-    assert later == [f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
-    # One that holds a job is read as before: the later pools' turns are not lost.
-    video = _queued(jobs, "flux-3-video")
-    assert slots.acquire(video) == "default" and slots.account_of(video.id) == "default"
+    assert _naming(commands, "fh:line:") == [
+        f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
+    assert slots.account_of(job.id) == "default"
+    # A video job waits for the video pool's one slot: a new job joins its line and its turn is read as it always was,
+    # the later pools' lines asked at once whether one holds a job.
+    assert slots.acquire(_queued(jobs, "flux-3-video")) == "default"
+    waiting = _queued(jobs, "flux-3-video")
+    assert slots.acquire(waiting) is None
+    job = _queued(jobs)
+    commands = _commands(connection, lambda: slots.acquire(job))
+    assert f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}" in commands
+    assert _names(_on(commands, KEYS.line(DEFAULT_POOL))) == ["EXISTS", "ZADD", "ZRANGEBYLEX", "ZREM"], commands
+    assert slots.account_of(job.id) == "default" and slots.account_of(waiting.id) is None
+    assert connection.zcard(KEYS.line(VIDEO_POOL)) == 1 and connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):
