@@ -7,7 +7,8 @@ So a ``CountMetrics``, ``CountHourly`` or ``CountStored`` effect is not
 done in its transition's step: once the transition moved (and took its lock, if it names one), or once
 ``Effects.apply`` did the rest, its amounts are added to this process's tally. A process that ``start``\\ s the tally
 (a worker, a web process) writes it every ``FLUSH_INTERVAL`` seconds in one round trip, a ``HINCRBY`` for each
-field however many jobs added to it, and once more as it stops; any other (a command, a test) writes each at
+field however many jobs added to it (a hash of three fields or more: one ``HMGET`` and one ``HSET``, lua/counters.lua),
+and once more as it stops; any other (a command, a test) writes each at
 once. A reading of either (``Store.metrics_fields``, ``UsageStore.hours``) writes the process's own tally first.
 
 What it costs: a process killed outright (SIGKILL) loses what it tallied since its last write, at most

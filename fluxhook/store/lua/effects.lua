@@ -1,4 +1,4 @@
--- needs: members, account_standing, fair_turns, timeline, work_moves
+-- needs: members, account_standing, fair_turns, timeline, work_moves, counters
 -- The one routine that does effects (store/effects.py encodes them): prepended to every script that
 -- applies some. Each effect names its keys by position in KEYS.
 local effects = {}
@@ -37,12 +37,9 @@ function effects.apply(list, records)
       -- Their life is set when a count starts in them (a field that was none): a day's counters change on that day
       -- and the few after, so that is their first change, give or take days of their 400. An effect with no ttl
       -- counts in a hash whose life is set already.
-      local started = false
-      for _, increment in ipairs(effect.increments) do
-        local now = redis.call('HINCRBY', KEYS[effect.counters], increment[1], increment[2])
-        started = started or now == tonumber(increment[2])
+      if counters.add(KEYS[effect.counters], effect.increments) and effect.ttl then
+        redis.call('EXPIRE', KEYS[effect.counters], effect.ttl)
       end
-      if started and effect.ttl then redis.call('EXPIRE', KEYS[effect.counters], effect.ttl) end
     elseif effect.accepted then
       local strikes = {}
       for i, key in ipairs(effect.strikes) do strikes[i] = KEYS[key] end

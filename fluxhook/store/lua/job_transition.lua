@@ -13,9 +13,10 @@
 -- ARGV[1] the spec (JSON, see JobStore.transition).
 -- Runs after effects.lua (effects.apply) and slot_time.lua.
 --
--- The record is read once (one HMGET of what this step needs of it), written once (one HSET of the fields with a
--- value, the status and the counter; one HDEL of the fields cleared, the wait it leaves and, once it ends, what an
--- ended job keeps no longer). Only the job's own slot and line are touched: its account is job -> account's, its pool
+-- The record is read once (one HMGET of what this step needs of it; all of it, one HGETALL, where the step answers
+-- with it or may end the job), written once (one HSET of the fields with a value, the status and the counter; one HDEL
+-- of the fields cleared and the wait it leaves; a job that ends is written anew, without what an ended job keeps no
+-- longer). Only the job's own slot and line are touched: its account is job -> account's, its pool
 -- and route its record's (a pool the spec does not name: every line).
 -- A job whose status, or one of the fields the spec names to announce (spec.announce: field, value pairs: BFL's word,
 -- progress, cost, its recorded wait) really changes is announced on the spec's channel (its id), once per step: for
@@ -29,7 +30,7 @@
 -- spec.take {key, flag}: a key whose value the step takes (GETDEL) if the record's flag field says one was kept; the
 -- flag goes with the step.
 -- spec.read_back: the record as the step leaves it goes with the answer (HGETALL's list), for a caller that would
--- read it next (a request answering with the job it just sent).
+-- read it next (a request answering with the job it just sent): the step's one read of the record is then all of it.
 -- spec.hold {keeps}: the job ends while BFL may still run its task (BFL has no cancel, docs/api.md): if it is 'submitted'
 -- and holds a slot, it keeps the slot, stays due on its poll schedule and keeps the fields ``keeps`` names, for
 -- BFL still counts the task against the account's slots. spec.release: no move; an ended job gives back the slot it
@@ -96,7 +97,19 @@ end
 for _, names in ipairs({spec.clear or {}, spec.unset or {}, spec.terminal and spec.drop or {}}) do
   for _, name in ipairs(names) do ask(name) end
 end
-local read = redis.call('HMGET', job, unpack(asked))
+-- A step that answers with the record (spec.read_back) or may end the job reads all of it at once instead: what it
+-- asks is in that read, and the record as the step leaves it is that read with the step's writes made (``whole``,
+-- ``as_left``), not a read again after them.
+local read, whole
+if spec.read_back or spec.terminal then
+  whole = {}
+  local all = redis.call('HGETALL', job)
+  for i = 1, #all, 2 do whole[all[i]] = all[i + 1] end
+  read = {}
+  for i, name in ipairs(asked) do read[i] = whole[name] or false end
+else
+  read = redis.call('HMGET', job, unpack(asked))
+end
 local function kept(name) return read[at[name]] end
 -- When the record's life ends as it was made to live (spec.lives after created_at), or nil: a life none, or one that
 -- reads as over by this clock (ahead of the one that made the record); then the record's own TTL is asked instead.
@@ -200,14 +213,16 @@ if moving then
 end
 if spec.count then
   write[#write + 1] = spec.count
-  write[#write + 1] = (tonumber(kept(spec.count)) or 0) + 1
+  write[#write + 1] = string.format('%d', (tonumber(kept(spec.count)) or 0) + 1)
 end
 local written = {}
 for i = 1, #spec.fields, 2 do
   write[#write + 1], write[#write + 2] = spec.fields[i], spec.fields[i + 1]
   written[spec.fields[i]] = true
 end
-if #write > 0 then redis.call('HSET', job, unpack(write)) end
+-- A job that ends is written anew as it ends (below): its writes and drops go with that.
+local anew = moving and spec.terminal
+if #write > 0 and not anew then redis.call('HSET', job, unpack(write)) end
 -- The fields cleared, then (with the move) the wait it leaves and what an ended job keeps no longer: those it has.
 local drop = {}
 local function drop_kept(names)
@@ -271,20 +286,32 @@ end
 if cost and kept('batch_id') and kept('batch_id') ~= '' then
   batch_counts.charged(KEYS[spec.batch_counts], kept('batch_id'), tonumber(cost) - (tonumber(kept('cost_credits')) or 0))
 end
-if #drop > 0 then redis.call('HDEL', job, unpack(drop)) end
-if moving and spec.terminal then
-  -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
-  -- not: written again as it now is, it takes a third of the memory for the rest of its days. Every record that
-  -- ends has outgrown it but one ended before it held any of those (canceled in line with a short input), so the
-  -- encoding is not asked (a command at every end, to spare two at a rare one). Its life ends where it was made to
-  -- (life_end), so its TTL need not be read.
-  local ends = life_end()
-  if ends then
-    redis.call('RESTORE', job, math.floor(ends * 1000), redis.call('DUMP', job), 'REPLACE', 'ABSTTL')
-  else
-    local ttl = redis.call('PTTL', job)
-    redis.call('RESTORE', job, ttl > 0 and ttl or 0, redis.call('DUMP', job), 'REPLACE')
+-- The record as the step leaves it (``whole``, its one read, with what the step wrote and without what it dropped), as
+-- HGETALL's list.
+local function as_left()
+  for i = 1, #write, 2 do whole[write[i]] = write[i + 1] end
+  for _, name in ipairs(drop) do whole[name] = nil end
+  local flat = {}
+  for name, value in pairs(whole) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
   end
+  return flat
+end
+if #drop > 0 and not anew then redis.call('HDEL', job, unpack(drop)) end
+if anew then
+  -- A record that outgrew Redis's compact encoding (a long value: BFL's URLs, an input) keeps it, fields dropped or
+  -- not: made anew as it now is, it takes a third of the memory for the rest of its days. Every record that ends has
+  -- outgrown it but one ended before it held any of those (canceled in line with a short input), so the encoding is
+  -- not asked, and the record is made anew from the step's one read rather than written, then dumped and restored.
+  -- Its life ends where it was made to (life_end), so its TTL need not be read.
+  local ends = life_end()
+  local ttl = not ends and redis.call('PTTL', job)
+  local left = as_left()
+  redis.call('DEL', job)
+  redis.call('HSET', job, unpack(left))
+  if ends then redis.call('PEXPIREAT', job, math.floor(ends * 1000))
+  elseif ttl > 0 then redis.call('PEXPIRE', job, ttl) end
 end
 if announce then redis.call('PUBLISH', spec.channel, spec.id) end
 -- An ended job's deadline (Cancel-After) has nothing left to end.
@@ -316,4 +343,4 @@ if spec.due and not undue and not leased then
   -- The first due: a sweeper at rest waits for it (spec.sweep_added, sweep_index.lua).
   sweep_index.add(due, KEYS[spec.sweep_added], when, spec.id)
 end
-return {1, current, locked, taken, handed, spec.read_back and redis.call('HGETALL', job) or false, freed and 1 or 0}
+return {1, current, locked, taken, handed, spec.read_back and as_left() or false, freed and 1 or 0}

@@ -42,8 +42,22 @@ if ARGV[rest + 10] then
   end
 end
 if route ~= '*' then redis.call('HSET', s.route_index, job, route) end
-redis.call('ZADD', pool.line, 0, ARGV[rest + 6])
 s.route_of[job] = route
+local item, taking = ARGV[rest + 6], ARGV[rest + 4] == '1'
+local open = #s.open_in(pool) > 0
+-- A job that may take a slot of a pool with room, while no line holds a job, has its turn read without joining its
+-- line first (which it would leave at once): one EXISTS of every line in place of its ZADD, the read of its line and
+-- the ZREM. It joins its line only if it waits.
+local listed = true
+if taking and open then
+  local lines = {}
+  for i, each in ipairs(s.pools) do lines[i] = each.line end
+  if redis.call('EXISTS', unpack(lines)) == 0 then
+    s.alone(pool, owner, job, item)
+    listed = false
+  end
+end
+if listed then redis.call('ZADD', pool.line, 0, item) end
 -- A sender is woken only when the pool has room: else a freed slot wakes one, and a dispatch now would find nothing
 -- to give (a backlog posted all together would cost a dispatch per job). Or when a timer may hold the job back (a
 -- cooldown, a pause: s.on_timer, read as the pool's room was), whose end pushes nothing: a dispatcher at rest learns
@@ -51,8 +65,7 @@ s.route_of[job] = route
 local function wake()
   if redis.call('LPUSH', K.slot_freed, 1) > 1 then redis.call('LTRIM', K.slot_freed, 0, 0) end
 end
-local open = #s.open_in(pool) > 0
-if ARGV[rest + 4] ~= '1' then
+if not taking then
   if open or s.on_timer then wake() end
 else
   if open then
@@ -64,10 +77,11 @@ else
       return {turn.account.name, false}
     end
   end
+  if not listed then redis.call('ZADD', pool.line, 0, item) end
   if s.on_timer then wake() end
 end
 local line = slots_waits.state(s, pool.name, owner, route)
 -- Storage holding batch items back holds no single job: the state is this job's own.
-if line[8] == 'bulk' and not members.is_bulk(ARGV[rest + 6]) then line[8], line[9] = '', '' end
+if line[8] == 'bulk' and not members.is_bulk(item) then line[8], line[9] = '', '' end
 if spec then job_record.note_wait(spec, K.after, line) end
 return {false, line}

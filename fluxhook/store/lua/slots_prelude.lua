@@ -16,7 +16,7 @@ local slots_prelude = {}
 -- that pool's; another pool's left a moment longer only counts as held until the next dispatch frees it; none with
 -- ``keep_lapsed``: a dispatch between the dispatcher's looks for them), then adds to
 -- ``s`` (slots_accounts.read()'s context) what a slot script calls: release(owner), pick(), serve(turn), open_in(pool)
--- (the accounts with room in it now) and any_waiting(). Returns ``s``.
+-- (the accounts with room in it now), alone(pool, owner, job, item) and any_waiting(). Returns ``s``.
 function slots_prelude.start(s, only, keep_lapsed)
   local now, slot_lease, submit_lease, due, held = s.now, s.slot_lease, s.submit_lease, s.due, s.held
   local passes, weights, default_weight = s.passes, s.weights, s.default_weight
@@ -119,6 +119,16 @@ function slots_prelude.start(s, only, keep_lapsed)
     return turns.refresh(pool.line, heads[pool.name])
   end
 
+  -- Every line is known empty (its caller's one EXISTS of them all found none) but for ``job``, a job of ``owner`` that
+  -- has not joined its ``pool``'s line (its member there ``item``): the heads are what they would read with it there
+  -- alone, and a turn it wins takes it out of no line.
+  local unlisted = {}
+  local function alone(pool, owner, job, item)
+    for _, each in ipairs(pools) do heads[each.name] = {} end
+    heads[pool.name] = {{owner = owner, job = job, item = item, after = false}}
+    unlisted[job] = true
+  end
+
   -- Whether a job still waits in a pool's line, from the heads this script read (a served one looked up again): a
   -- dispatch that found no turn read every pool's already, and so found every cooldown and pause that holds one back.
   local function any_waiting()
@@ -211,14 +221,14 @@ function slots_prelude.start(s, only, keep_lapsed)
   -- Take the picked job out of its line and give it its slot. Its owner's head moves on when the job was its head;
   -- a later job served in its place (goable) may have been the one known after it, which is then no longer known.
   local function serve(turn)
-    redis.call('ZREM', turn.pool.line, turn.head.item)
+    if not unlisted[turn.job] then redis.call('ZREM', turn.pool.line, turn.head.item) end
     if s.senders then s.senders[turn.account.name] = s.senders[turn.account.name] - 1 end
     local head = turn.head.ref
     take(turn.pool, turn.account, turn.job, turn.owner, head)
     fair_turns.served(head, turn.job)
   end
 
-  s.release, s.pick, s.serve, s.route_of, s.open_in = release, pick, serve, route_of, open_in
+  s.release, s.pick, s.serve, s.route_of, s.open_in, s.alone = release, pick, serve, route_of, open_in, alone
   s.any_waiting = any_waiting
   return s
 end

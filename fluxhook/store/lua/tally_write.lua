@@ -1,3 +1,4 @@
+-- needs: counters
 -- Writes one batch of a process's tallied counts (store/tallies.py), once: a batch whose answer was lost is sent
 -- again with the same id, and the process's marks say it was written, so it never counts twice.
 --
@@ -18,24 +19,21 @@ local fresh = redis.call('HSETNX', marks, batch, 1) == 1
 redis.call('EXPIRE', marks, ttl)
 if not fresh then return 0 end
 at = at + 2
-for _ = 1, tonumber(ARGV[at]) do
-  local field, amount, kind = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  if kind == 'f' then
-    redis.call('HINCRBYFLOAT', KEYS[2], field, amount)
-  else
-    redis.call('HINCRBY', KEYS[2], field, amount)
-  end
+local metrics = {}
+for i = 1, tonumber(ARGV[at]) do
+  metrics[i] = {ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] == 'f'}
   at = at + 3
 end
+if #metrics > 0 then counters.add(KEYS[2], metrics) end
 for h = 3, #KEYS do
   local hour_ttl, count = ARGV[at + 1], tonumber(ARGV[at + 2])
   at = at + 2
-  -- Its life is set when a count starts in it (a field that was none), as the usage counters' (effects.lua).
-  local started = false
-  for _ = 1, count do
-    started = redis.call('HINCRBY', KEYS[h], ARGV[at + 1], ARGV[at + 2]) == tonumber(ARGV[at + 2]) or started
+  local hours = {}
+  for i = 1, count do
+    hours[i] = {ARGV[at + 1], ARGV[at + 2]}
     at = at + 2
   end
-  if started then redis.call('EXPIRE', KEYS[h], hour_ttl) end
+  -- Its life is set when a count starts in it (a field that was none), as the usage counters' (effects.lua).
+  if counters.add(KEYS[h], hours) then redis.call('EXPIRE', KEYS[h], hour_ttl) end
 end
 return 1

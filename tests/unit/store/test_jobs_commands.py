@@ -61,8 +61,11 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
     commands = _commands(connection, lambda: slots.acquire(job))
     other = _naming(commands, KONTEXT_MAX_POOL)
     # Its held slots count toward its account's limit, read with its own pool's in one HMGET of the counts (no ZCARD),
-    # and a job waiting there might go first: nothing else of it.
-    assert sorted(_names(other)) == ["EXISTS", "HMGET", "ZRANGEBYLEX"], other
+    # a pause of it is asked with every other pause and cooldown, and whether a job waits in its line (which might go
+    # first) with every line: nothing else of it.
+    assert sorted(_names(other)) == ["EXISTS", "EXISTS", "HMGET"], other
+    # None waits in any line: the job takes its slot without joining its line, which it would leave at once.
+    assert _naming(commands, "fh:line:") == [f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)}"]
     assert _naming(commands, KEYS.slot_counts) == [
         f"HMGET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} {KEYS.slots(KONTEXT_MAX_POOL)}",
         f"HSET {KEYS.slot_counts} {KEYS.slots(DEFAULT_POOL)} 2"], commands
@@ -81,7 +84,7 @@ def test_a_new_job_looks_at_another_pool_only_for_its_slot_counts_and_its_line(j
     assert _naming(commands, "HMGET fh:fair:pass")[0].split(" ")[2:] == [
         "admin", CLOCK, estimate_field(KEYS.slots(DEFAULT_POOL), "admin")]
     assert not _naming(commands, KEYS.routes)  # its route is known: not read back
-    assert len(commands) <= 25, commands
+    assert len(commands) <= 22, commands
 
 
 def test_a_job_that_waits_says_why_in_the_step_that_puts_it_in_line(jobs, slots, connection):
@@ -179,18 +182,27 @@ def test_a_dispatch_that_gives_one_of_an_owner_s_jobs_knows_its_next_from_the_on
     assert _names(_naming(commands, f" {KEYS.line(DEFAULT_POOL)} ")) == ["ZRANGEBYLEX", "ZRANGEBYLEX", "ZREM"], commands
 
 
-def test_the_lines_of_the_later_pools_are_asked_at_once_whether_one_holds_a_job(connection):
-    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 2)))
+def test_the_lines_are_asked_at_once_whether_one_holds_a_job_and_one_that_does_is_read_as_before(connection):
+    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 1)))
     slots = Slots(connection, config)
     jobs = JobStore(connection, ttl=86400, pools=slots.pools)
     assert slots.pools == (DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL)
     job = _queued(jobs)
     commands = _commands(connection, lambda: slots.acquire(job))
-    later = [c for c in commands if KEYS.line(KONTEXT_MAX_POOL) in c or KEYS.line(VIDEO_POOL) in c]
-    assert later == [f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
-    # One that holds a job is read as before: the later pools' turns are not lost.
-    video = _queued(jobs, "flux-3-video")
-    assert slots.acquire(video) == "default" and slots.account_of(video.id) == "default"
+    assert _naming(commands, "fh:line:") == [
+        f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
+    assert slots.account_of(job.id) == "default"
+    # A video job waits for the video pool's one slot: a new job joins its line and its turn is read as it always was,
+    # the later pools' lines asked at once whether one holds a job.
+    assert slots.acquire(_queued(jobs, "flux-3-video")) == "default"
+    waiting = _queued(jobs, "flux-3-video")
+    assert slots.acquire(waiting) is None
+    job = _queued(jobs)
+    commands = _commands(connection, lambda: slots.acquire(job))
+    assert f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}" in commands
+    assert _names(_on(commands, KEYS.line(DEFAULT_POOL))) == ["EXISTS", "ZADD", "ZRANGEBYLEX", "ZREM"], commands
+    assert slots.account_of(job.id) == "default" and slots.account_of(waiting.id) is None
+    assert connection.zcard(KEYS.line(VIDEO_POOL)) == 1 and connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):
@@ -234,6 +246,20 @@ def test_a_job_a_dispatch_gave_its_slot_is_sent_without_a_look_for_its_place(job
     assert not _naming(commands, KEYS.slot_holders) and not _naming(commands, "fh:line:"), commands
     assert not _naming(commands, KEYS.aside)
     assert jobs.get(job.id).status == st.SUBMITTED and slots.account_of(job.id) == "default"
+
+
+def test_a_sent_job_read_back_is_its_one_read_of_the_record_with_the_step_s_writes(jobs, slots, connection):
+    job = _queued(jobs)
+    slots.acquire(job)
+    changes = []
+    commands = _commands(connection, lambda: changes.append(jobs.transition(
+        job.id, st.SUBMITTED, only_from=(st.QUEUED,), bfl_id="task-6", bfl_status="Pending", input=None,
+        terms=Terms(out_of_line=True, read_back=True, count="polls"))))
+    # Read once, all of it, before the writes; not read again after them.
+    assert _names(_on(commands, KEYS.job(job.id))) == ["HGETALL", "HSET", "HDEL"], commands
+    assert changes[0].record == jobs.get(job.id)
+    assert changes[0].record.status == st.SUBMITTED and changes[0].record.bfl_id == "task-6"
+    assert changes[0].record.input is None and changes[0].record.polls == 1
 
 
 def test_a_sent_job_with_no_body_kept_for_it_looks_for_none(jobs, slots, connection):
@@ -319,7 +345,8 @@ def test_a_slot_held_by_an_entry_of_an_older_release_is_given_back_by_its_score(
     assert not _naming(stored, "slot") and not _naming(stored, "fh:line:")  # it holds neither since ready
     assert not _naming(stored, "fh:fair:")  # nor has it anything of the fair share's left to drop
     assert not _naming(stored, KEYS.routes) and not _naming(stored, KEYS.deadlines)  # it had neither
-    assert _names(_on(stored, KEYS.job(job.id))).count("HDEL") == 1
+    # Made anew from the step's one read, without what it keeps no longer, living as long as it was made to.
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "DEL", "HSET", "PEXPIREAT"], stored
 
 
 def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots, connection):
@@ -335,7 +362,7 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     stored = _commands(connection, lambda: jobs.transition(job.id, st.STORED, image=image,
                                                            storage_key=f"{job.id}.jpg"))
     # Written again compact, to end where it was made to (created_at and its life): its TTL is not read.
-    assert _names(_on(stored, KEYS.job(job.id))) == ["HMGET", "HSET", "HDEL", "DUMP", "RESTORE"], stored
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "DEL", "HSET", "PEXPIREAT"], stored
     kept = {name.decode() for name in connection.hkeys(KEYS.job(job.id))}
     assert not kept & set(ENDED_DROPS), kept & set(ENDED_DROPS)
     assert not kept & {WATCHED_UNTIL, EARLY_KEPT}  # named here too: the list alone would prove only itself
@@ -343,6 +370,18 @@ def test_an_ended_record_keeps_none_of_what_only_a_running_job_needs(jobs, slots
     assert connection.memory_usage(KEYS.job(job.id), samples=0) <= 1024
     assert 86000 < connection.ttl(KEYS.job(job.id)) <= 86400
     assert jobs.get(job.id).image == image
+
+
+def test_an_ended_record_whose_life_reads_as_over_here_keeps_the_life_redis_gives_it(jobs, connection):
+    # Made by a process whose clock was two days behind: its own life (a day) reads as over by this clock, so the
+    # record, made anew as it ends, keeps the TTL Redis had for it (read in the step), not none.
+    job = _queued(jobs)
+    connection.hset(KEYS.job(job.id), "created_at", str(time.time() - 2 * 86400))
+    connection.expire(KEYS.job(job.id), 5000)
+    stored = _commands(connection, lambda: jobs.transition(job.id, st.CANCELED, error={"code": "x", "message": "y"}))
+    assert _names(_on(stored, KEYS.job(job.id))) == ["HGETALL", "PTTL", "DEL", "HSET", "PEXPIRE"], stored
+    assert 4990 < connection.ttl(KEYS.job(job.id)) <= 5000
+    assert jobs.get(job.id).status == st.CANCELED and jobs.get(job.id).error == {"code": "x", "message": "y"}
 
 
 def test_a_timeline_is_trimmed_past_its_cap_and_given_its_life_once(jobs, connection):

@@ -1,8 +1,8 @@
 """The metrics' and hourly counts tallied in the process (fluxhook/store/tallies.py), on a real Redis: a started
-tally writes nothing with the transitions it counts, then every count in one round trip, one HINCRBY a field;
-it counts only what the transition's step would have (a move, with its lock); a failed write is kept for the next,
-and one whose answer was lost counts once;
-a reading writes the process's own first; an unstarted one (a command, a test) writes at once."""
+tally writes nothing with the transitions it counts, then every count in one round trip, one HINCRBY a field (a hash
+of three fields or more: one HMGET and one HSET); it counts only what the transition's step would have (a move, with
+its lock); a failed write is kept for the next, and one whose answer was lost counts once; a reading writes the
+process's own first; an unstarted one (a command, a test) writes at once."""
 
 from __future__ import annotations
 
@@ -193,3 +193,20 @@ def test_an_unstarted_tally_writes_each_count_at_once(connection):
     tallies = Tallies(connection)
     tallies.add([STORED])
     assert _metrics(connection) == {"fluxhook_downloads": 1, "fluxhook_download_seconds_sum": 0.25}
+
+
+def test_three_fields_or_more_of_a_hash_are_written_in_one_hmget_and_one_hset_floats_added_as_floats(connection,
+                                                                                                     started):
+    three = CountMetrics((("fluxhook_downloads", 1), ("fluxhook_download_seconds_sum", 0.1),
+                          ("fluxhook_download_seconds_count", 1)))
+    started.add([three, three, CountHourly(HOUR, (("stored", 1), ("failed", 1), ("expired", 1)))])
+    sent = [c["command"].split(" ")[:2] for c in commands_during(connection, DB, started.flush)
+            if c["client_type"] == "lua"]
+    assert [name for name, key in sent if key in (KEYS.metrics, KEYS.hourly(HOUR))] == ["HMGET", "HSET", "HMGET", "HSET",
+                                                                                          "EXPIRE"]
+    started.add([three])
+    started.flush()
+    assert _metrics(connection) == {"fluxhook_downloads": 3, "fluxhook_download_seconds_count": 3,
+                                    "fluxhook_download_seconds_sum": pytest.approx(0.3)}
+    assert connection.hgetall(KEYS.hourly(HOUR)) == {b"stored": b"1", b"failed": b"1", b"expired": b"1"}
+    assert 0 < connection.ttl(KEYS.hourly(HOUR)) <= HOURLY_TTL
