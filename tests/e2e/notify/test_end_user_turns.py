@@ -70,11 +70,12 @@ def test_one_end_user_s_flood_holds_another_s_notification_by_a_turn_and_another
     assert theirs_notified.at - theirs_ended < 2.0
     assert theirs_notified.path == "/b" and calm_notified.path == "/k"
 
-    # The rest of the flood drains at the receiver's pace, two in flight: an attempt's end that lets the next one go
-    # wakes the notifier (notify_finish.lua), where a look every 0.5 s took about 50 s for the 200.
+    # The rest of the flood drains at the receiver's pace, two in flight (at best 5 s for the 200): an attempt's end
+    # that lets the next one go wakes the notifier (notify_finish.lua), where a look every 0.5 s took about 50 s. The
+    # bound is twice one at a time, room for a machine the other test processes load.
     wait_until(lambda: len(flood_arrivals()) == FLOOD, timeout=60, message="the whole flood delivered")
     drained = flood_arrivals()
-    assert max(drained) - calm_notified.at < FLOOD * hooks.delay, (max(drained) - calm_notified.at)
+    assert max(drained) - calm_notified.at < 2 * FLOOD * hooks.delay, (max(drained) - calm_notified.at)
 
     for app, holder in holders:
         app.post(f"/v1/jobs/{holder['id']}/cancel")
