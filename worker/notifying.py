@@ -32,6 +32,7 @@ from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
 
+
 class Notifier(Pool):
     """The notifier's dispatcher and its ``size`` attempt threads, until ``stop()``."""
 
