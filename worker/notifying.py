@@ -6,11 +6,12 @@ end users, a key's single jobs' before its batch items', then the earliest deadl
 receiver and 4 for one owner over every worker process, each held for a lease), and hands each to one of them
 (``delivering.deliver``: one exchange under a 15 s deadline). Nothing else of the worker runs in these threads and they
 run nothing else, so a receiver that trickles or never answers holds two of them for 15 s at a time, never a download,
-a poll, a send or another key's notification. While attempts are under way it looks again every ``LOOK_INTERVAL``; an
-attempt that ends and brings back a message parked behind its receiver or key wakes it at once
-(``lua/notify_finish.lua``). At rest it waits until the earliest message or outbox event is due
-(``Deliveries.next_due``), or until something new is: a job's end, a replay push a wake-up (``Keys.notify_added``), so
-a job's notification starts within milliseconds of its end, whichever process ends it.
+a poll, a send or another key's notification. With nothing more to take, attempts under way or not, it waits until the
+earliest message or outbox event is due (``Deliveries.next_due``: an attempt under way is, when its lease lapses), or
+until something is sooner: whatever makes a message due pushes a wake-up (``Keys.notify_added``) in the same step, a
+job's end, a replay, an attempt's end that sets a retry or brings back a message parked behind its receiver or key
+(``lua/notify_finish.lua``), so a job's notification starts within milliseconds of its end and a retry at its due
+time, whichever process ends it.
 """
 
 from __future__ import annotations
@@ -25,16 +26,11 @@ from fluxhook.core.holds import NOTIFY_STOP_TIMEOUT
 from fluxhook.lifecycle.delivering import deliver
 from fluxhook.lifecycle.notifications import due_attempts
 from fluxhook.services import Services
-from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
+from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes
 
 from .pool import WAKE_TIMEOUT, Pool
 
 log = logging.getLogger("fluxhook.worker")
-
-# How long the notifier waits before it looks again when nothing was due while attempts are under way: an attempt's
-# end that makes its message due again later (a retry), and another process's attempt whose lease lapses, push no
-# wake-up.
-LOOK_INTERVAL = 0.5
 
 
 class Notifier(Pool):
@@ -54,30 +50,32 @@ class Notifier(Pool):
         free = self.rooms([None])[None]
         if free == 0:
             return WAKE_TIMEOUT if self._stopping else 0.0
+        freed = self.freed
         members = due_attempts(self.svc, free)
         for member in members:
             self.hand(self._attempt, member)
         if len(members) == free:
             return 0.0
-        if free < self.size or members:
-            # Attempts under way: looked at again within LOOK_INTERVAL, or at once when a job's end puts a message in
-            # the outbox, so another key's message is not held back by one receiver's slow attempts.
-            self._wait(LOOK_INTERVAL)
-            return 0.0
-        # No attempt under way and none due now: until the earliest is due, or a wake-up says one is sooner; the
-        # guard (worker/guarding.py) looks meanwhile for a message due sooner whose wake-up was lost.
+        # Nothing more may go now, attempts under way or not: until the earliest message or outbox event is due (an
+        # attempt under way's, when its lease lapses: another process's that died), or a wake-up says one is sooner,
+        # or every hand was busy and one freed; the guard (worker/guarding.py) looks meanwhile for a message due
+        # sooner whose wake-up was lost.
         due = self.svc.store.deliveries.next_due()
-        self._wait(LONGEST_WAIT if due is None else due - time.time(), self.svc.store.deliveries.watched(due))
-        return 0.0
-
-    def _wait(self, seconds: float, watched: Watched | None = None) -> None:
-        """Wait ``seconds``, or until a wake-up says a message was added, or the process stops; ``watched``: at rest."""
+        seconds = LONGEST_WAIT if due is None else due - time.time()
         if seconds <= 0 or self._stopping:
-            return
-        with self.waiting():
-            woken = self.wakes.wait(self.wakes.keys.notify_added, seconds, watched)
+            return 0.0
+        with self.resting(freed) as rest:
+            woken = (self.wakes.wait(self.wakes.keys.notify_added, seconds, self.svc.store.deliveries.watched(due))
+                     if rest else None)
         if woken == WORK and self._stopping:
             self.wakes.give_back(self.wakes.keys.notify_added)  # another process's notifier takes it
+        return 0.0
+
+    def nudge(self) -> None:
+        try:
+            self.wakes.give_back(self.wakes.keys.notify_added)
+        except RedisError:
+            pass  # the dispatcher's own wait ends with Redis, and what waits is still due for it
 
     def _attempt(self, member: str) -> None:
         try:

@@ -134,7 +134,7 @@ def due_attempts(svc: Services, most: int, now: float | None = None) -> list[str
     # taken again once it lapses, as an attempt is.
     events = svc.jobs.claim_notifications(now, NOTIFY_BATCH, now + ATTEMPT_LEASE)
     if events:
-        enter(svc, events, now)
+        enter(svc, events, now, taking=most - len(taken.members))
     more = svc.store.deliveries.take(now, most - len(taken.members)).members if len(taken.members) < most else []
     return taken.members + more
 
@@ -149,14 +149,15 @@ def take_back(svc: Services, name: str, now: float | None = None) -> str:
     message = svc.store.deliveries.get(name)
     if message is not None and message.state == PENDING:
         pipe = svc.redis.pipeline(transaction=True)
-        svc.store.deliveries.schedule(message, now, pipe)
+        svc.store.deliveries.schedule([message], now, pipe, wake=True)
         pipe.execute()
     return DeliveryOutcome.SKIPPED
 
 
-def enter(svc: Services, members: list[str], now: float) -> int:
+def enter(svc: Services, members: list[str], now: float, taking: int = 0) -> int:
     """Make the messages of outbox ``members`` (``<job id>`` for its end, ``<job id>|<event>`` otherwise), those to
-    send due at once, taking the members out of the outbox in the same MULTI; how many were made.
+    send due at once, taking the members out of the outbox in the same MULTI; how many were made. ``taking``: how many
+    the caller, a notifier, takes itself at once; a notifier is woken in the same step for more than that.
 
     A message that already exists (a repeat after a crash) is not made again. A ``job.progress`` within
     ``PROGRESS_GAP`` of the job's last one stays in the outbox until the gap ends, and then carries the job as it
@@ -199,8 +200,8 @@ def enter(svc: Services, members: list[str], now: float) -> int:
     pipe = svc.redis.pipeline(transaction=True)
     for message, ttl in fresh:
         store.add(message, ttl, pipe)
-        if message.state == PENDING:
-            store.schedule(message, now, pipe)
+    pending = [message for message, _ in fresh if message.state == PENDING]
+    store.schedule(pending, now, pipe, wake=len(pending) > taking)
     for job_id, number in progressed.items():
         store.note_progress(job_id, number, now, pipe)
     done = [m for m in members if m not in later]

@@ -255,9 +255,15 @@ class Deliveries:
             push(pipe, self.keys.notify_added)  # a notifier at rest waits for the earliest due it knew of
         pipe.execute()
 
-    def schedule(self, message: Message, when: float, pipeline) -> None:
-        """On ``pipeline``: the message's first attempt is due at ``when`` (a repeat does not move it)."""
-        pipeline.zadd(self.keys.notify_due, {message.member: when}, nx=True)
+    def schedule(self, messages: list[Message], when: float, pipeline, *, wake: bool) -> None:
+        """On ``pipeline``: the messages' first attempts are due at ``when`` (a repeat does not move one), and with
+        ``wake`` a notifier is woken for them in the same step, once however many (the caller's step is the one that
+        made them due; only a notifier that takes them itself at once has none to wake)."""
+        if not messages:
+            return
+        pipeline.zadd(self.keys.notify_due, {message.member: when for message in messages}, nx=True)
+        if wake:
+            push(pipeline, self.keys.notify_added)
 
     def watched(self, due: float | None) -> Watched:
         """What a notifier at rest watches, knowing of nothing due (``due`` None) or of the earliest due at ``due``."""

@@ -265,3 +265,26 @@ def test_an_admin_lists_every_keys_messages_and_its_own_jobs(notifying, receiver
     assert notifications.listed_for_everyone(svc, state="failed", since=0.0, until=float("inf"), limit=100) == []
     assert notifications.listed_for_everyone(svc, state=None, since=time.time() + 60, until=float("inf"),
                                              limit=100) == []
+
+
+def test_messages_made_due_beyond_what_their_notifier_takes_and_an_older_release_s_task_wake_a_notifier(notifying,
+                                                                                                         receivers):
+    """Whatever makes a message due wakes a notifier in the same step, once however many: the notifier making them
+    wakes none for those it takes itself at once, and an older release's queued task (``take_back``) wakes one."""
+    svc = notifying()
+    jobs = [notified_job(svc, receivers[0].url()) for _ in range(3)]
+    for job in jobs:
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    now = time.time()
+    svc.redis.delete(KEYS.notify_added)
+    events = svc.jobs.claim_notifications(now, 10, now + 60)
+    assert notifications.enter(svc, events[:2], now, taking=2) == 2
+    assert svc.redis.llen(KEYS.notify_added) == 0  # its notifier takes both at once
+    assert notifications.enter(svc, events[2:], now, taking=0) == 1
+    assert svc.redis.lrange(KEYS.notify_added, 0, -1) == [b"1"]
+    [message] = svc.store.deliveries.of_job(jobs[0].id)
+    svc.redis.delete(KEYS.notify_added)
+    svc.redis.zrem(KEYS.notify_due, message.member)  # an older release's task holds it instead
+    notifications.take_back(svc, message.id, now)
+    assert svc.redis.zscore(KEYS.notify_due, message.member) == pytest.approx(now, abs=0.001)
+    assert svc.redis.lrange(KEYS.notify_added, 0, -1) == [b"1"]

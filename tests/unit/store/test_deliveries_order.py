@@ -33,7 +33,7 @@ def _due(store: Deliveries, owner: str, host: str, count: int, at: float, bulk: 
     pipe = store.connection.pipeline(transaction=True)
     for n, message in enumerate(messages):
         store.add(message, None, pipe)
-        store.schedule(message, at + n / 1000, pipe)
+        store.schedule([message], at + n / 1000, pipe, wake=False)
     pipe.execute()
     return [m.member for m in messages]
 

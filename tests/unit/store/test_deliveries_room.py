@@ -32,7 +32,7 @@ def _due(store: Deliveries, owner: str, host: str, count: int, at: float = NOW -
     for n in range(first, first + count):
         message = Message(id=f"msg_{owner}_{host}_{n:04d}", job_id=f"job_{n}", owner=owner, event="job.ended",
                           kind="webhook", host=host, target="t")
-        store.schedule(message, at + n / 1000, pipe)
+        store.schedule([message], at + n / 1000, pipe, wake=False)
         members.append(message.member)
     pipe.execute()
     return members
@@ -106,7 +106,7 @@ def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends
     pipe = store.connection.pipeline(transaction=True)
     for n, message in enumerate(messages):
         store.add(message, None, pipe)
-        store.schedule(message, NOW - 10 + n, pipe)
+        store.schedule([message], NOW - 10 + n, pipe, wake=False)
     pipe.execute()
     assert store.take(NOW, 8).members == [messages[0].member, messages[1].member]
     store.forget_job("job_0", 0)  # deleted while its attempt is under way: the receiver still holds it
@@ -116,7 +116,7 @@ def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends
     assert store.connection.zscore(KEYS.notify_due, messages[0].member) is None  # not recreated
 
 
-def test_an_attempt_s_end_that_brings_a_parked_message_back_wakes_a_notifier_and_one_that_does_not_wakes_none(store):
+def test_an_attempt_s_end_that_brings_a_parked_message_back_or_sets_a_retry_wakes_a_notifier_else_none(store):
     slow = _due(store, A, "slow.example.com:443", 3)
     theirs = _due(store, B, "fast.example.com:443", 1)
     assert sorted(store.take(NOW, 8).members) == sorted(slow[:2] + theirs)
@@ -126,3 +126,6 @@ def test_an_attempt_s_end_that_brings_a_parked_message_back_wakes_a_notifier_and
     store.finish(slow[0], None)  # A's third comes back into the room it freed: a notifier takes it now
     assert store.connection.llen(KEYS.notify_added) == 1
     assert store.take(NOW, 8).members == [slow[2]]
+    store.connection.delete(KEYS.notify_added)
+    store.finish(slow[1], NOW + 30)  # a retry, and A's room back with nothing behind it: one wake-up for the step
+    assert store.connection.lrange(KEYS.notify_added, 0, -1) == [b"1"]

@@ -35,7 +35,7 @@ def _due(store: Deliveries, owner: str, count: int, at: float, *, end_user: str 
     pipe = store.connection.pipeline(transaction=True)
     for n, message in enumerate(messages):
         store.add(message, None, pipe)
-        store.schedule(message, at + n / 1000, pipe)
+        store.schedule([message], at + n / 1000, pipe, wake=False)
     pipe.execute()
     return [m.member for m in messages]
 

@@ -30,7 +30,7 @@ def _add(store: Deliveries, messages: list[tuple[Message, float]]) -> list[str]:
     pipe = store.connection.pipeline(transaction=True)
     for message, at in messages:
         store.add(message, None, pipe)
-        store.schedule(message, at, pipe)
+        store.schedule([message], at, pipe, wake=False)
     pipe.execute()
     return [message.member for message, _ in messages]
 

@@ -1,7 +1,7 @@
 """The worker's notifier (worker/notifying.py) in-process on a real Redis, with two app keys: key A's receiver
 trickles its answers, key B's answers at once. A holds two of the notifier's attempt threads, never more, each until
-its 15 s deadline; B's notifications go at once beside them (woken by their jobs' ends, not at the next look), and a
-notifier stops without waiting for a look."""
+its 15 s deadline; B's notifications go at once beside them (woken by their jobs' ends), a retry another process's
+attempt set goes at its due time though the notifier looks at nothing meanwhile, and a notifier stops at once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from devtools.processes import wait_until
 from devtools.slow_receivers import TRICKLE, PromptReceiver, SlowReceiver
 from fluxhook.core import transitions as st
 from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.notifications import due_attempts
+from fluxhook.store.deliveries import PENDING, member_message
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
 from notify_helpers import notified_job
@@ -45,7 +47,7 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
     try:
         wait_until(lambda: slow.open == 2, timeout=10, message="A's receiver holding two attempts")
         # B's jobs end one after another while A's attempts hold the notifier busy: each end's wake-up starts B's
-        # notification at once, not at the notifier's next look (up to LOOK_INTERVAL later).
+        # notification at once.
         late = []
         for _ in range(4):
             theirs = _ended(svc, prompt.url(), key_b)
@@ -58,8 +60,8 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
         assert svc.redis.zcard(KEYS.notify_parked) == len(held) - 2  # A's others wait behind their receiver
     finally:
         started = time.monotonic()
-        notifier.stop(timeout=0.1)
-        assert time.monotonic() - started < notifying.LOOK_INTERVAL + 5.5
+        _stop(notifier)
+        assert time.monotonic() - started < 1.5
 
 
 def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_at_once(make_services, receivers):
@@ -79,4 +81,45 @@ def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_
         arrived = wait_until(lambda: prompt.arrived.get(f"msg_{job_id}"), timeout=5, message="the notification")
         assert arrived - ended < 0.2
     finally:
-        notifier.stop(timeout=0.1)
+        _stop(notifier)
+
+
+def _stop(notifier: notifying.Notifier) -> None:
+    """Stop ``notifier`` as its process does: its wait ends at once (the process's stop list), then its attempts."""
+    notifier.wakes.stop(1)
+    notifier.stop(timeout=0.1)
+
+
+def _blocked(svc) -> int:
+    """How many clients of the test's database wait in a BLPOP now (the notifier's wait for a wake-up)."""
+    return sum(1 for client in svc.redis.client_list() if client["cmd"] == "blpop" and client["db"] == "11")
+
+
+def test_a_retry_another_process_s_attempt_set_wakes_a_notifier_with_attempts_under_way_for_its_due_time(
+        make_services, receivers):
+    """A notifier with an attempt under way waits for the earliest due time it knows of or a wake-up, not on a short
+    timer: an attempt another process ends with a retry wakes it in the same step (lua/notify_finish.lua), it waits
+    for the retry's due time making no command meanwhile, and the retry goes within 0.2 s of it."""
+    slow, prompt = receivers
+    svc = make_services(11, NOTIFY_HOST_ALLOWLIST=f"{slow.host},{prompt.host}")
+    other = make_services(11, NOTIFY_HOST_ALLOWLIST=f"{slow.host},{prompt.host}")  # another worker process
+    key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
+    _ended(svc, prompt.url(), key_b)
+    [theirs] = due_attempts(other, 4)  # the other process's attempt of B's message is under way
+    _ended(svc, slow.url(), key_a)
+    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
+    notifier.start()
+    try:
+        wait_until(lambda: slow.open == 1 and _blocked(svc) == 1, timeout=10,
+                   message="the notifier waiting beside its attempt under way")
+        message = other.store.deliveries.get(member_message(theirs))
+        due = time.time() + 2.0
+        other.store.deliveries.record(message, (time.time(), 503, None, 5), PENDING, due)  # its attempt ends: a retry
+        sent = commands_during(svc.redis, 11, lambda: time.sleep(max(0.0, due - 0.05 - time.time())))
+        waits = [n for n, c in enumerate(sent) if c["command"].startswith("BLPOP")]
+        # At most the wake-up's own look (a take, the earliest due time) ends in one wait, the last command until due.
+        assert len(waits) <= 1 and (not waits or waits[0] == len(sent) - 1), [c["command"] for c in sent]
+        arrived = wait_until(lambda: prompt.arrived.get(member_message(theirs)), timeout=5, message="the retry")
+        assert due <= arrived < due + 0.2, arrived - due
+    finally:
+        _stop(notifier)
