@@ -16,6 +16,7 @@ from conftest import serve_in_thread
 from devtools.processes import free_port, wait_until
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
+from helpers import commands_during
 
 SECRET = "whsec_" + base64.b64encode(b"fluxhook-notify-test-key-32-byte").decode()
 
@@ -125,3 +126,17 @@ def notified_job(svc, notify_url: str | None) -> Job:
     job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
                                  created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url))
     return job
+
+
+def drain_commands(store, connection, now: float, db: int = 3) -> list[dict]:
+    """The commands (but SCRIPT and SELECT) a notifier of two hands sends to database ``db`` to attempt every message
+    due at ``now`` in ``store`` (a ``Deliveries``), each attempt ending with no retry."""
+    def drain():
+        held: list[str] = []
+        while True:
+            held += store.take(now, 2).members
+            if not held:
+                return
+            store.finish(held.pop(0), None)
+
+    return [c for c in commands_during(connection, db, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]

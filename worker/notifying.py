@@ -57,9 +57,10 @@ class Notifier(Pool):
         if len(members) == free:
             return 0.0
         # Nothing more may go now, attempts under way or not: until the earliest message or outbox event is due (an
-        # attempt under way's, when its lease lapses: another process's that died), or a wake-up says one is sooner,
-        # or every hand was busy and one freed; the guard (worker/guarding.py) looks meanwhile for a message due
-        # sooner whose wake-up was lost.
+        # attempt under way's, when its lease lapses: another process's that died), or a wake-up says one is sooner
+        # (a hand's end that frees room pushes one: notify_finish.lua); the guard (worker/guarding.py) looks
+        # meanwhile for a message due sooner whose wake-up was lost. The pool is never full here, so no hand's end
+        # needs to end this wait.
         due = self.svc.store.deliveries.next_due()
         seconds = LONGEST_WAIT if due is None else due - time.time()
         if seconds <= 0 or self._stopping:
@@ -70,12 +71,6 @@ class Notifier(Pool):
         if woken == WORK and self._stopping:
             self.wakes.give_back(self.wakes.keys.notify_added)  # another process's notifier takes it
         return 0.0
-
-    def nudge(self) -> None:
-        try:
-            self.wakes.give_back(self.wakes.keys.notify_added)
-        except RedisError:
-            pass  # the dispatcher's own wait ends with Redis, and what waits is still due for it
 
     def _attempt(self, member: str) -> None:
         try:

@@ -10,7 +10,7 @@ import pytest
 from fluxhook.store.deliveries import PER_RECEIVER, Deliveries, Message
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import tag
-from helpers import commands_during
+from notify_helpers import drain_commands
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -136,14 +136,5 @@ def test_the_busy_hash_is_empty_once_every_attempt_has_ended(store, connection):
 def test_a_message_costs_no_more_commands_than_before_keys_took_turns_by_weight(store, connection, end_users):
     for n, end_user in enumerate(end_users):
         _due(store, A, 200 // len(end_users), NOW - 10 + n, end_user=end_user)
-
-    def drain():
-        held = []
-        while True:
-            held += store.take(NOW, 2).members
-            if not held:
-                return
-            store.finish(held.pop(0), None)
-
-    sent = [c for c in commands_during(connection, 3, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]
+    sent = drain_commands(store, connection, NOW)
     assert len(sent) <= COMMANDS_BEFORE[end_users], len(sent)

@@ -11,7 +11,7 @@ import pytest
 
 from fluxhook.store.deliveries import Deliveries, Message
 from fluxhook.store.keys import KEYS
-from helpers import commands_during
+from notify_helpers import drain_commands
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -121,14 +121,5 @@ def test_a_message_s_deadline_is_kept_on_it_and_marks_its_member(store):
 
 def test_two_keys_messages_cost_no_more_commands_than_before_keys_took_turns_by_weight(store, connection):
     _backlogs(store, 100)
-
-    def drain():
-        held = []
-        while True:
-            held += store.take(NOW, 2).members
-            if not held:
-                return
-            store.finish(held.pop(0), None)
-
-    sent = [c for c in commands_during(connection, 3, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]
+    sent = drain_commands(store, connection, NOW)
     assert len(sent) <= TWO_KEYS_BEFORE, len(sent)
