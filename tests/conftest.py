@@ -47,49 +47,53 @@ E2E = Path(__file__).resolve().parent / "e2e"
 pytest.register_assert_rewrite("helpers", "credit_helpers", "key_helpers", "fair_model", "mp4_samples")
 
 
-# The end-to-end files that take longest, in seconds of one pytest process (`--durations`, 4 processes on this 2-core
-# machine): most wait out a lease, a poll interval or a deadline. `make test` hands files out in the order collected
-# (`--dist loadfile --no-loadscope-reorder`), and these come first, longest first: a long file handed out last
-# would keep one process busy while the others have ended (xdist's own order, most tests first, put the one-test
-# files that wait out a lease last). The other files follow, most tests first. An estimate only: a file that grows
-# slow belongs here, one that is gone changes nothing.
+# The end-to-end files that take longest, in seconds of one pytest process (a run's JUnit report, 4 processes on this
+# 2-core machine, 2026-11-29): most wait out a lease, a poll interval or a deadline. `make test` hands files out in
+# the order collected (`--dist loadfile --no-loadscope-reorder`), and these come first, longest first: a long file
+# handed out last would keep one process busy while the others have ended (xdist's own order, most tests first, put
+# the one-test files that wait out a lease last). The other files follow, most tests first. An estimate only: a file
+# that grows slow belongs here, one that is gone changes nothing.
 SLOW_E2E_FILES = {
-    "jobs/test_live_progress.py": 109,
-    "faults/test_killed_sender.py": 101,
-    "faults/test_killed_mid_poll.py": 100,
+    "jobs/test_live_progress.py": 106,
+    "worker_rest/test_at_rest.py": 106,
+    "faults/test_killed_sender.py": 100,
     "faults/test_lost_sends.py": 100,
-    "faults/test_killed_mid_download.py": 65,
-    "faults/test_hostile_clients.py": 60,
-    "faults/test_receiver_bulkheads.py": 60,
-    "accounts/test_routing_and_failover.py": 55,
-    "dashboard/test_job_page_live.py": 51,
-    "faults/test_faults.py": 46,
-    "dashboard/test_dashboard_fit.py": 46,
-    "dev/test_store_switch.py": 43,
-    "faults/test_worker_pool.py": 43,
-    "credits/test_alone_turns.py": 40,
-    "cli/test_one_balance.py": 40,
-    "faults/test_graceful_stop.py": 39,
-    "notify/test_notifications.py": 38,
-    "results/test_storage_s3.py": 37,
-    "dev/test_replicated_redis.py": 36,
-    "dashboard/test_keys_fit.py": 33,
-    "worker/test_checking.py": 33,
-    "cli/test_operator_commands.py": 32,
-    "dev/test_make_run_s3.py": 30,
-    "dev/test_make_run.py": 29,
-    "cli/test_api_commands.py": 27,
-    "api/test_uncertain_send.py": 27,
-    "cli/test_batch_commands.py": 26,
-    "jobs/test_events.py": 26,
-    "client/test_client_package.py": 26,
-    "dashboard/test_dashboard_browser.py": 25,
-    "notify/test_deliveries.py": 22,
-    "credits/test_budget_liveness.py": 22,
-    "worker/test_redis_cost.py": 21,
-    "credits/test_catalog_attacks.py": 21,
-    "processes/test_spool_limits.py": 21,
-    "api/test_large_inputs.py": 21,
+    "faults/test_killed_mid_poll.py": 99,
+    "batches/test_batch_memory.py": 71,
+    "faults/test_hostile_clients.py": 59,
+    "faults/test_receiver_bulkheads.py": 59,
+    "dashboard/test_dashboard_fit.py": 56,
+    "dashboard/test_job_page_live.py": 56,
+    "faults/test_faults.py": 55,
+    "faults/test_worker_pool.py": 53,
+    "worker/test_paced_storage.py": 52,
+    "faults/test_killed_mid_download.py": 49,
+    "accounts/test_routing_and_failover.py": 48,
+    "faults/test_graceful_stop.py": 45,
+    "bfl_compat/test_bfl_sdk.py": 42,
+    "credits/test_alone_turns.py": 42,
+    "dev/test_replicated_redis.py": 37,
+    "dashboard/test_batch_fit.py": 36,
+    "worker/test_redis_cost_end_users.py": 31,
+    "notify/test_notifications.py": 31,
+    "cli/test_one_balance.py": 31,
+    "results/test_s3.py": 31,
+    "dashboard/test_variant_pictures.py": 30,
+    "batches/test_batch_sharing.py": 29,
+    "api/test_key_limits.py": 28,
+    "worker/test_checking.py": 27,
+    "faults/test_redis_failover.py": 27,
+    "results/test_variants_s3.py": 27,
+    "api/test_variant_flood.py": 26,
+    "api/test_uncertain_send.py": 26,
+    "batches/test_batch_killed_maker.py": 26,
+    "results/test_storage_s3.py": 26,
+    "api/test_large_inputs.py": 26,
+    "dev/test_make_run_s3.py": 25,
+    "credits/test_catalog_attacks.py": 24,
+    "dev/test_make_run_restarts.py": 24,
+    "dashboard/test_keys_fit.py": 23,
+    "dashboard/test_overview_browser.py": 22,
 }
 
 
