@@ -140,3 +140,14 @@ def drain_commands(store, connection, now: float, db: int = 3) -> list[dict]:
             store.finish(held.pop(0), None)
 
     return [c for c in commands_during(connection, db, drain) if c["command"].split()[0] not in ("SCRIPT", "SELECT")]
+
+
+def add_due(store, messages) -> list[str]:
+    """Each (message, when) of ``messages`` kept in ``store`` (a ``Deliveries``) and due at ``when``, in one MULTI, no
+    notifier woken; their members."""
+    pipe = store.connection.pipeline(transaction=True)
+    for message, at in messages:
+        store.add(message, None, pipe)
+        store.schedule([message], at, pipe, wake=False)
+    pipe.execute()
+    return [message.member for message, _ in messages]

@@ -68,13 +68,7 @@ def test_the_outbox_becomes_one_message_per_job_and_attempts_even_when_repeated(
 
 def test_a_job_s_end_user_marks_its_messages_so_they_take_its_turn(notifying, receivers):
     svc = notifying()
-    now = time.time()
-    jobs = {name: svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
-                                      created_at=now, updated_at=now, submitted_at=now,
-                                      notify_url=receivers[0].url(), end_user=name))[0]
-            for name in ("shopper-42", None)}
-    for job in jobs.values():
-        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    jobs = _failed_jobs(svc, receivers[0].url(), "end_user", ("shopper-42", None), time.time())
     taken = due_attempts(svc, 8, time.time())
     [mine] = svc.store.deliveries.of_job(jobs["shopper-42"].id)
     [theirs] = svc.store.deliveries.of_job(jobs[None].id)
@@ -88,12 +82,7 @@ def test_a_job_s_end_user_marks_its_messages_so_they_take_its_turn(notifying, re
 def test_a_job_s_deadline_marks_its_messages_so_they_go_by_it(notifying, receivers):
     svc = notifying()
     now = time.time()
-    jobs = {deadline: svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
-                                          created_at=now, updated_at=now, submitted_at=now,
-                                          notify_url=receivers[0].url(), deadline=deadline))[0]
-            for deadline in (now + 60.5, None)}
-    for job in jobs.values():
-        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    jobs = _failed_jobs(svc, receivers[0].url(), "deadline", (now + 60.5, None), now)
     taken = due_attempts(svc, 8, time.time())
     [ranked] = svc.store.deliveries.of_job(jobs[now + 60.5].id)
     [plain] = svc.store.deliveries.of_job(jobs[None].id)
@@ -101,6 +90,17 @@ def test_a_job_s_deadline_marks_its_messages_so_they_go_by_it(notifying, receive
     assert ranked.deadline == pytest.approx(now + 60.5, abs=0.001) and plain.deadline is None
     assert sorted(taken) == sorted([ranked.member, plain.member])
     assert f"|@{now + 60.5:.3f}|{ranked.id}" in ranked.member and "@" not in plain.member
+
+
+def _failed_jobs(svc, notify_url: str, field: str, values: tuple, now: float) -> dict:
+    """A submitted job notifying ``notify_url`` for each of ``values`` of its ``field``, each then failed: by value."""
+    jobs = {value: svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                       created_at=now, updated_at=now, submitted_at=now, notify_url=notify_url,
+                                       **{field: value}))[0]
+            for value in values}
+    for job in jobs.values():
+        svc.jobs.transition(job.id, st.FAILED, error={"code": "timeout", "message": "x"})
+    return jobs
 
 
 def _drain(svc, now: float) -> int:

@@ -9,6 +9,7 @@ import pytest
 from fluxhook.store.deliveries import PER_RECEIVER, TAKE_LOOKS, Deliveries, Message
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
+from notify_helpers import add_due
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -30,12 +31,7 @@ def _due(store: Deliveries, owner: str, host: str, count: int, at: float, bulk: 
     """``count`` messages of ``owner`` to ``host``, a batch's items (``bulk``) or single jobs', due from ``at`` a
     millisecond apart; their members."""
     messages = [_message(owner, host, f"{name}{n:04d}", bulk) for n in range(count)]
-    pipe = store.connection.pipeline(transaction=True)
-    for n, message in enumerate(messages):
-        store.add(message, None, pipe)
-        store.schedule([message], at + n / 1000, pipe, wake=False)
-    pipe.execute()
-    return [m.member for m in messages]
+    return add_due(store, [(message, at + n / 1000) for n, message in enumerate(messages)])
 
 
 def test_a_key_s_single_job_goes_before_its_batch_items_parked_behind_its_full_receiver(store):

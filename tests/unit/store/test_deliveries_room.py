@@ -10,6 +10,7 @@ import redis
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.store.deliveries import PER_OWNER, Deliveries, Message, member_message
 from fluxhook.store.keys import KEYS
+from notify_helpers import add_due
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -103,11 +104,7 @@ def test_members_name_their_message(store):
 def test_a_deleted_job_s_message_under_way_keeps_its_room_until_its_attempt_ends(store):
     messages = [Message(id=f"msg_job_{n}", job_id=f"job_{n}", owner=A, event="job.ended", kind="webhook",
                         host="slow.example.com:443", target="t") for n in range(3)]
-    pipe = store.connection.pipeline(transaction=True)
-    for n, message in enumerate(messages):
-        store.add(message, None, pipe)
-        store.schedule([message], NOW - 10 + n, pipe, wake=False)
-    pipe.execute()
+    add_due(store, [(message, NOW - 10 + n) for n, message in enumerate(messages)])
     assert store.take(NOW, 8).members == [messages[0].member, messages[1].member]
     store.forget_job("job_0", 0)  # deleted while its attempt is under way: the receiver still holds it
     assert store.take(NOW + 1, 8).members == []

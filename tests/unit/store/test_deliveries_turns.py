@@ -10,7 +10,7 @@ import pytest
 from fluxhook.store.deliveries import PER_RECEIVER, Deliveries, Message
 from fluxhook.store.keys import KEYS
 from fluxhook.store.owners import tag
-from notify_helpers import drain_commands
+from notify_helpers import add_due, drain_commands
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -32,12 +32,7 @@ def _due(store: Deliveries, owner: str, count: int, at: float, *, end_user: str 
     messages = [Message(id=f"msg_{owner}_{name}_{'b' if bulk else 's'}{n:04d}", job_id=f"job_{name}_{n}", owner=owner,
                         event="job.ended", kind="webhook", host=host, target="t", bulk=bulk, tag=tag(end_user))
                 for n in range(count)]
-    pipe = store.connection.pipeline(transaction=True)
-    for n, message in enumerate(messages):
-        store.add(message, None, pipe)
-        store.schedule([message], at + n / 1000, pipe, wake=False)
-    pipe.execute()
-    return [m.member for m in messages]
+    return add_due(store, [(message, at + n / 1000) for n, message in enumerate(messages)])
 
 
 def _drain(store: Deliveries, held: list[str], steps: int) -> list[str]:

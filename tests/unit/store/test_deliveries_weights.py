@@ -11,7 +11,7 @@ import pytest
 
 from fluxhook.store.deliveries import Deliveries, Message
 from fluxhook.store.keys import KEYS
-from notify_helpers import drain_commands
+from notify_helpers import add_due, drain_commands
 
 NOW = 1_800_000_000.0
 A, B = "key_aaaaaaaaaaaaaaaa", "key_bbbbbbbbbbbbbbbb"
@@ -26,15 +26,6 @@ def store(connection) -> Deliveries:
     return Deliveries(connection)
 
 
-def _add(store: Deliveries, messages: list[tuple[Message, float]]) -> list[str]:
-    pipe = store.connection.pipeline(transaction=True)
-    for message, at in messages:
-        store.add(message, None, pipe)
-        store.schedule([message], at, pipe, wake=False)
-    pipe.execute()
-    return [message.member for message, _ in messages]
-
-
 def _backlogs(store: Deliveries, count: int, owners: tuple[str, ...] = (A, B)) -> dict[str, list[str]]:
     """``count`` messages of each of ``owners``, each to a receiver of its own, the owners' due in turn a millisecond
     apart; their members by owner."""
@@ -43,7 +34,7 @@ def _backlogs(store: Deliveries, count: int, owners: tuple[str, ...] = (A, B)) -
         for k, owner in enumerate(owners):
             message = Message(id=f"msg_{owner}_{n:04d}", job_id=f"job_{n}", owner=owner, event="job.ended",
                               kind="webhook", host=f"r{n}.example.com:443", target="t")
-            found[owner] += _add(store, [(message, NOW - 10 + (2 * n + k) / 1000)])
+            found[owner] += add_due(store, [(message, NOW - 10 + (2 * n + k) / 1000)])
     return found
 
 
@@ -68,7 +59,7 @@ def test_keys_of_no_weight_take_turns_whatever_their_messages_due_times(store):
     # A's whole backlog is due before B's first: B's messages still take every other attempt.
     mine = _backlogs(store, 30, (A,))[A]
     late = Message(id="msg_late", job_id="job_late", owner=B, event="job.ended", kind="webhook", host=SLOW, target="t")
-    [theirs] = _add(store, [(late, NOW - 1)])
+    [theirs] = add_due(store, [(late, NOW - 1)])
     assert store.take(NOW, 4).members[:2] == [mine[0], theirs]
 
 
@@ -76,7 +67,7 @@ def _ranked(store: Deliveries, deadlines: dict[str, tuple[float, float | None]])
     """Messages of A to one receiver, by name: (due, job's deadline); their members by name."""
     messages = [(Message(id=f"msg_{name}", job_id=f"job_{name}", owner=A, event="job.ended", kind="webhook", host=SLOW,
                          target="t", deadline=deadline), at) for name, (at, deadline) in deadlines.items()]
-    return dict(zip(deadlines, _add(store, messages), strict=True))
+    return dict(zip(deadlines, add_due(store, messages), strict=True))
 
 
 # Due times and deadlines: y's deadline comes before everyone's due time; z's after its own due time, so z goes by
