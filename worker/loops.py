@@ -59,11 +59,16 @@ class Loop(threading.Thread):
         while not self._stop_event.wait(pause):
             try:
                 pause = self.step()
-            except RedisError as exc:
-                log.warning("worker thread lost Redis; trying again", extra={"worker_thread": self.name,
-                                                                             "error": type(exc).__name__})
-                pause = RETRY_INTERVAL
-            except Exception:
+            except Exception as exc:
                 # The next step may well succeed: the thread must not die for one failure.
-                log.exception("worker thread's step failed", extra={"worker_thread": self.name})
+                failed(self.name, exc)
                 pause = RETRY_INTERVAL
+
+
+def failed(thread: str, exc: Exception) -> None:
+    """Log a step of ``thread`` that failed (``exc``): to be tried again after ``RETRY_INTERVAL``."""
+    if isinstance(exc, RedisError):
+        log.warning("worker thread lost Redis; trying again", extra={"worker_thread": thread,
+                                                                     "error": type(exc).__name__})
+    else:
+        log.exception("worker thread's step failed", extra={"worker_thread": thread})

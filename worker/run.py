@@ -1,6 +1,6 @@
-"""One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, and a capacity of its
-own for each kind of work (docs/operating.md, bulkheads): its senders (submissions), its checkers (the sweep's checks), its
-download lanes (RQ's tasks, with the feeder that moves downloads into RQ) and its notifier, until a stop signal."""
+"""One worker process's life: fluxhook's services, its cron thread, its sweep, its balance reader, its download lanes
+(RQ's tasks) and its dispatcher, which takes each kind of fluxhook's own work (worker/kinds.py: sends, checks,
+notifications, feeds into RQ) with a capacity of its own (docs/operating.md, bulkheads), until a stop signal."""
 
 from __future__ import annotations
 
@@ -9,28 +9,25 @@ import logging
 import signal
 import threading
 import time
-from typing import Callable
 
 from redis.exceptions import RedisError
 from rq import Queue
 
 from fluxhook.core import tracing
 from fluxhook.core.config import Config
-from fluxhook.core.holds import IMMINENT_SHUTDOWN_DELAY, NOTIFY_STOP_TIMEOUT, SEND_STOP_TIMEOUT
+from fluxhook.core.holds import IMMINENT_SHUTDOWN_DELAY
 from fluxhook.lifecycle import readiness
 from fluxhook.services import Services, build_services
 from fluxhook.store import migrations
 from fluxhook.store.wakes import Wakes
 
-from . import balance, checkers, cron, feeding, guarding, lanes, notifying, runtime, sending, sweeping
+from . import balance, cron, dispatcher, feeding, guarding, kinds, lanes, runtime, sweeping
 from .activity import ACTIVITY
-from .pool import Pool
 
 # How often the main thread looks whether a stop was asked for (a signal also ends its wait).
 STOP_CHECK_INTERVAL = 0.5
-# The threads of a process that wait on wake-up lists (store.wakes): the feeder, the dispatcher, the check dispatcher,
-# the notifier, the cron and the sweeper.
-WAITERS = 6
+# The threads of a process that wait on wake-up lists (store.wakes): the dispatcher, the cron and the sweeper.
+WAITERS = 3
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -52,36 +49,33 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     cron_thread = cron.start(config, svc.redis, [q.name for q in queues], wakes)
     sweeper = sweeping.start(svc, wakes)
     balance_reader = balance.start(svc)
-    senders = sending.start(svc, wakes, config.worker_send_concurrency)
     # The lanes' own client: a watcher's wait for a task lasts lanes.WAIT_FOR_TASK.
     lane_redis = runtime.waiting_connection(config, lanes.WAIT_FOR_TASK)
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
-    checkers_ = checkers.start(svc, wakes, config.worker_check_concurrency)
-    stop.on_first = _taking_stopped(senders, checkers_)
-    feeder = feeding.start(svc, wakes)
-    notifier = notifying.start(svc, wakes)
+    dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc))
+    # Safe in a signal handler: a flag.
+    stop.on_first = lambda: dispatcher_.stop_taking(*kinds.TAKEN_UNTIL_SIGNAL)
     guard = guarding.start(wakes, config.wake_guard_seconds)
-    log.info("worker started", extra={"senders": senders.size, "downloads": config.worker_download_concurrency,
-                                      "checks": checkers_.size, "notifications": notifier.size})
+    log.info("worker started", extra={"senders": config.worker_send_concurrency,
+                                      "downloads": config.worker_download_concurrency,
+                                      "checks": config.worker_check_concurrency,
+                                      "notifications": config.worker_notify_concurrency})
     dead: list[str] = []
     try:
-        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, senders, checkers_, feeder, notifier, guard))
+        dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, dispatcher_, guard))
         stopped_at = time.monotonic()
         log.info("worker stopping: the tasks in hand finish or go back to the queue",
                  extra={"hand_back_after_s": IMMINENT_SHUTDOWN_DELAY})
         # Every part told at once, so their waits end side by side: those on wake-up lists by the stop's pushes.
-        for part in (feeder, senders, checkers_, notifier, cron_thread, sweeper, balance_reader, guard):
+        for part in (dispatcher_, cron_thread, sweeper, balance_reader, guard):
             part.request_stop()
         _end_waits(wakes)
         lanes.stop(lanes_, IMMINENT_SHUTDOWN_DELAY, cold=lambda: stop.count > 1)
-        feeder.stop()
-        # The sends and attempts under way went on meanwhile: each wait is counted from the stop, so the whole stop
-        # fits the supervisor's (holds.STOP_TIMEOUT), which is derived from them.
-        senders.stop(_left(stopped_at, SEND_STOP_TIMEOUT))
-        # A check cut off is due again once its claim lapses.
-        checkers_.stop(_left(stopped_at, IMMINENT_SHUTDOWN_DELAY))
-        notifier.stop(_left(stopped_at, NOTIFY_STOP_TIMEOUT))
+        # The sends, checks and attempts under way went on meanwhile: each kind's wait is counted from the stop
+        # (SEND_STOP_TIMEOUT, IMMINENT_SHUTDOWN_DELAY, NOTIFY_STOP_TIMEOUT), so the whole stop fits the supervisor's
+        # (holds.STOP_TIMEOUT), which is derived from them.
+        dispatcher_.stop(since=stopped_at)
     finally:
         for part in (sweeper, guard, balance_reader, cron_thread):
             part.stop()
@@ -102,19 +96,6 @@ def _until_stopped(stop: "_StopSignals", watched: tuple[threading.Thread, ...]) 
             log.error("worker thread died: the worker stops, and exits 1 to be started again", extra={"threads": dead})
             return dead
     return []
-
-
-def _taking_stopped(*pools: Pool) -> Callable[[], None]:
-    """What a first stop signal does: the pools take no more work (a flag each, safe in a signal handler)."""
-    def stop_taking() -> None:
-        for pool in pools:
-            pool.stop_taking()
-    return stop_taking
-
-
-def _left(since: float, wait: float) -> float:
-    """What is left of ``wait`` seconds counted from ``since`` (time.monotonic())."""
-    return max(0.0, since + wait - time.monotonic())
 
 
 def _download_taken(svc: Services) -> None:
@@ -147,7 +128,7 @@ def _migrated(svc: Services, stop: _StopSignals) -> bool:
 
 
 class _StopSignals:
-    """Counts the stop signals this process gets; the first stops the senders taking turns at once.
+    """Counts the stop signals this process gets; the first stops sends and checks being taken at once.
     Its handler only sets flags: one that took a lock could deadlock on the one the interrupted thread holds."""
 
     def __init__(self, stop_signals: tuple[int, ...]):

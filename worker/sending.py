@@ -10,13 +10,13 @@ Each BFL account has ``size`` senders of its own (WORKER_SEND_CONCURRENCY), its 
 account whose submissions hang (each bounded by a whole-exchange deadline) holds only its own, and another account's
 jobs are sent as if it were idle.
 
-One thread, the dispatcher, does the taking: while some of an account's senders are free it takes turns, no more of
-the account's jobs than it has senders free (``Slots.dispatch``), and hands each job to a sender of its account; with
-nothing to take it waits until a slot is freed or a job joins a line (the slots' wake-up, ``Keys.slot_freed``, which a
-sender of an account whose senders were all busy also pushes as it ends), or a second at most while a cooldown or a
-pause holds a job back (its end pushes no wake-up), ``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest)
-as long as a wait lasts, the lines watched by the process's guard (worker/guarding.py) for a wake-up lost: the
-dispatch says which. Queued jobs wait in the slots' lines in Redis,
+The process's dispatcher (worker/dispatcher.py) does the taking, sends being one of its kinds: while some of an
+account's senders are free it takes turns, no more of the account's jobs than it has senders free (``Slots.dispatch``),
+and hands each job to a sender of its account; with nothing to take, sends wait until a slot is freed or a job joins a
+line (the slots' wake-up, ``Keys.slot_freed``; a sender of an account whose senders were all busy nudges the
+dispatcher as it ends), or a second at most while a cooldown or a pause holds a job back (its end pushes no wake-up),
+``IDLE_WAKE_TIMEOUT`` while other jobs wait, else (at rest) as long as a wait lasts, the lines watched by the process's
+guard (worker/guarding.py) for a wake-up lost: the dispatch says which. Queued jobs wait in the slots' lines in Redis,
 not in RQ: a sender that dies with its process leaves a job holding a slot that is not at BFL, and the sweep's check
 puts it back in line once its submission's lease is over (``checking._restart_submission``), or reconciles it when it
 may have reached BFL.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -34,10 +35,10 @@ from fluxhook.core.errors import FluxhookError
 from fluxhook.core.holds import SEND_STOP_TIMEOUT
 from fluxhook.lifecycle.submitting import submit_queued, take_turns
 from fluxhook.services import Services
-from fluxhook.store.wakes import LONGEST_WAIT, WORK, Wakes, Watched
+from fluxhook.store.wakes import LONGEST_WAIT, Watched
 
 from .activity import ACTIVITY
-from .pool import WAKE_TIMEOUT, Pool
+from .dispatcher import WAKE_TIMEOUT, Kind, Taken
 
 log = logging.getLogger("fluxhook.worker")
 
@@ -56,69 +57,43 @@ IDLE_WAKE_TIMEOUT = 5.0
 LAPSED_LOOK_EVERY = 5.0
 
 
-class Senders(Pool):
-    """The dispatcher thread and ``size`` senders for each BFL account, until ``stop()``."""
+class Sends(Kind):
+    """Sends: ``size`` senders for each BFL account; a stop lets the submissions under way finish (BFL may be charging
+    for them)."""
 
-    def __init__(self, svc: Services, wakes: Wakes, size: int = SENDERS):
-        self.accounts = tuple(account.name for account in svc.config.accounts)
-        hands = size * len(self.accounts)
-        super().__init__("fluxhook-dispatch", ThreadPoolExecutor(hands, thread_name_prefix="fluxhook-send"), hands,
-                         part_size=size)
+    def __init__(self, svc: Services, size: int = SENDERS):
+        accounts = tuple(account.name for account in svc.config.accounts)
+        super().__init__("send", svc.store.keys.slot_freed, accounts, size,
+                         ThreadPoolExecutor(size * len(accounts), thread_name_prefix="fluxhook-send"),
+                         SEND_STOP_TIMEOUT)
         self.svc = svc
-        self.wakes = wakes
         # When the next dispatch frees the slots held past their lease (time.monotonic()).
         self._next_lapsed_look = 0.0
         self._lines = Watched(present=svc.slots.line_keys())
 
-    def stop(self, timeout: float = SEND_STOP_TIMEOUT) -> None:
-        """Take no more turns; let the submissions under way finish (BFL may be charging for them)."""
-        super().stop(timeout)
-
-    def step(self) -> float:
-        rooms = self.rooms(self.accounts)
+    def take(self, rooms: dict[Any, int]) -> Taken:
         free = sum(rooms.values())
-        if free == 0:
-            return WAKE_TIMEOUT if self._stopping else 0.0
         now = time.monotonic()
         free_lapsed = now >= self._next_lapsed_look
         if free_lapsed:
             self._next_lapsed_look = now + LAPSED_LOOK_EVERY
-        freed = self.freed
         turns = take_turns(self.svc, free, free_lapsed=free_lapsed, senders=rooms)
-        for job_id in turns.jobs:
-            account = turns.accounts[job_id]
-            self.hand(self._submit, job_id, account, part=account)
-        if len(turns.jobs) < free:
-            # Nothing more may go now: wait for a slot to free, a job to join a line, or a sender of an account whose
-            # senders were all busy to end. At rest (no job in any line) the guard looks at the lines for a wake-up lost.
-            resting = not (turns.on_timer or turns.waiting)
-            wait = WAKE_TIMEOUT if turns.on_timer else IDLE_WAKE_TIMEOUT if turns.waiting else LONGEST_WAIT
-            with self.resting(freed) as rest:
-                woken = self.wakes.wait(self.wakes.keys.slot_freed, wait, self._lines if resting else None) if rest else None
-            if woken == WORK and self._stopping:
-                self.wakes.give_back(self.wakes.keys.slot_freed)  # another process's dispatcher takes the turn
-        return 0.0
+        jobs = [(turns.accounts[job_id], job_id) for job_id in turns.jobs]
+        if len(jobs) == free:
+            return Taken(jobs)
+        # Nothing more may go now: wait for a slot to free, a job to join a line, or a sender of an account whose
+        # senders were all busy to end. At rest (no job in any line) the guard looks at the lines for a wake-up lost.
+        if turns.on_timer:
+            return Taken(jobs, WAKE_TIMEOUT)
+        return Taken(jobs, IDLE_WAKE_TIMEOUT) if turns.waiting else Taken(jobs, LONGEST_WAIT, self._lines)
 
-    def nudge(self) -> None:
+    def run(self, part: Any, item: str) -> None:
         try:
-            self.wakes.give_back(self.wakes.keys.slot_freed)
-        except RedisError:
-            pass  # the dispatcher's own wait ends with Redis, and the account's jobs stay in line for it
-
-    def _submit(self, job_id: str, account: str) -> None:
-        try:
-            submit_queued(self.svc, job_id, account)
+            submit_queued(self.svc, item, str(part))
         except (FluxhookError, RedisError) as exc:
             # submit_queued has put the job back in line or failed it; this only says so.
-            log.warning("submission did not reach BFL", extra={"job_id": job_id, "error": type(exc).__name__})
+            log.warning("submission did not reach BFL", extra={"job_id": item, "error": type(exc).__name__})
         except Exception:
-            log.exception("submission failed", extra={"job_id": job_id})
+            log.exception("submission failed", extra={"job_id": item})
         finally:
             ACTIVITY.noted()  # a job sent: its balance reader at rest follows it up
-
-
-def start(svc: Services, wakes: Wakes, size: int = SENDERS) -> Senders:
-    """Start the worker's dispatcher and its senders; ``wakes`` the dispatcher's waits."""
-    senders = Senders(svc, wakes, size)
-    senders.start()
-    return senders

@@ -1,9 +1,9 @@
 """Wake-up lists: how a worker's thread at rest waits for the work that would end its wait, in Redis, for free.
 
 A wake-up list holds at most one item; whoever adds work pushes it (``push``), and a waiting thread blocks on it
-(``Wakes.wait``: one ``BLPOP`` of the list and its process's stop list, however long). A thread at rest so costs
-Redis one command per wait, whose bound is the thread's own (a due time, a heartbeat), not a poll's. Each push wakes
-one waiter, in whichever process.
+(``Wakes.wait``: one ``BLPOP`` of the list and its process's stop list, however long; ``Wakes.wait_any``: of several
+lists, the process's dispatcher's, and its own nudge list). A thread at rest so costs Redis one command per wait, whose
+bound is the thread's own (a due time, a heartbeat), not a poll's. Each push wakes one waiter, in whichever process.
 
 A wake-up can still be lost: a primary that failed over had not passed it on, a process of an older release added work
 the way it did. So a waiter at rest says what it watches (``Watched``: the keys that hold its work) while it waits, and
@@ -21,6 +21,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from redis import Redis
 
@@ -57,35 +58,53 @@ class Wakes:
         self.keys = keys
         # The process's own stop list: its pid and a random part, for a pid is reused across containers.
         self.stop_key = keys.worker_stop(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        # The waiters at rest now, by thread: the wake-up each waits on and what it watches.
-        self._resting: dict[int, tuple[str, Watched]] = {}
+        # The process's own nudges of its dispatcher (``nudge``): beside its stop list, named after it.
+        self.nudge_key = f"{self.stop_key}:nudge"
+        # The waiters at rest now, by thread: the wake-ups each waits on, each with what it watches.
+        self._resting: dict[int, Mapping[str, Watched]] = {}
         self._lock = threading.Lock()
 
     def wait(self, key: str, timeout: float, watched: Watched | None = None) -> str:
         """Block until ``key`` is pushed (``WORK``), the process stops (``STOPPED``) or ``timeout`` seconds pass
         (``TIMEOUT``). ``watched``: the waiter is at rest, its work where it says, which the guard looks at meanwhile
         (``look``)."""
+        woken, _ = self.wait_any([key], timeout, None if watched is None else {key: watched})
+        return WORK if woken == key else woken
+
+    def wait_any(self, keys: Sequence[str], timeout: float,
+                 watched: Mapping[str, Watched] | None = None) -> tuple[str, str | None]:
+        """Block until one of ``keys`` is pushed (that key and the item taken from it), the process stops
+        (``STOPPED``) or ``timeout`` seconds pass (``TIMEOUT``), with no item. ``watched``: the wake-ups of ``keys``
+        at rest, each with what it watches, which the guard looks at meanwhile (``look``)."""
         thread = threading.get_ident()
-        if watched is not None:
+        if watched:
             with self._lock:
-                self._resting[thread] = (key, watched)
+                self._resting[thread] = watched
         try:
-            answer = self.connection.blpop([key, self.stop_key], timeout=min(max(timeout, 0.01), LONGEST_WAIT))
+            answer = self.connection.blpop([*keys, self.stop_key], timeout=min(max(timeout, 0.01), LONGEST_WAIT))
         finally:
-            if watched is not None:
+            if watched:
                 with self._lock:
                     self._resting.pop(thread, None)
         if answer is None:
-            return TIMEOUT
-        woken = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
-        return STOPPED if woken == self.stop_key else WORK
+            return TIMEOUT, None
+        woken, item = (part.decode() if isinstance(part, bytes) else part for part in answer)
+        return (STOPPED, None) if woken == self.stop_key else (woken, item)
+
+    def nudge(self, item: str) -> None:
+        """Push ``item`` on the process's own nudge list: its dispatcher waits on it beside its wake-ups. It expires
+        as the stop list does, should the process end before it is taken."""
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.rpush(self.nudge_key, item)
+        pipe.expire(self.nudge_key, int(STOP_LIST_TTL))
+        pipe.execute()
 
     def look(self) -> list[str]:
         """The guard's look: push again the wake-up of each waiter at rest whose work is there (its wake-up was lost);
         which were pushed. One command while nothing is there (an ``EXISTS`` of every key watched for being there), and
         one more for each sorted set watched for an earlier entry (a waiter that knows of work due later)."""
         with self._lock:
-            resting = list(self._resting.values())
+            resting = [pair for waits in self._resting.values() for pair in waits.items()]
         if not resting:
             return []
         present = sorted({name for _, watched in resting for name in watched.present})

@@ -23,7 +23,7 @@ from fluxhook.lifecycle import submitting
 from fluxhook.lifecycle.sweep import sweep
 from fluxhook.store.keys import KEYS
 from helpers import tracked_job
-from worker import checkers, runtime
+from worker import checkers, dispatcher, runtime
 
 DB = 12
 LIMIT = 100
@@ -73,7 +73,7 @@ def _round(svc, count: int, after: float) -> None:
     worker's checkers run them all. Each job comes due again only if its check ran and set its next look: a claim
     lasts longer."""
     assert sweep(svc, now=time.time() + after + 1).due == count
-    pool = checkers.start(svc, runtime.wakes_for(svc.config), CHECKERS)
+    pool = dispatcher.start(runtime.wakes_for(svc.config), [checkers.Checks(svc, CHECKERS)])
     try:
         wait_until(lambda: svc.store.checks.waiting() == 0 and pool.busy() == 0, timeout=60,
                    message="the checkers to run every check")

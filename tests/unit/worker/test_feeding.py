@@ -1,6 +1,6 @@
 """The worker's feeding (``worker/feeding.py``): a lane that ends a task feeds RQ from the work lines only while the
-process's last feed found work in one; the feeder's feed, woken by work added, is what finds it again, and after a feed
-cut by a lost Redis it feeds again before it rests."""
+process's last feed found work in one; the dispatcher's feed, woken by work added, is what finds it again, and after a
+feed cut by a lost Redis it feeds again before it rests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fluxhook.lifecycle.steps.enqueueing import AHEAD, download_task, download_t
 from fluxhook.store.wakes import Wakes
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import commands_during
-from worker import feeding
+from worker import dispatcher, feeding
 
 
 def _ready(svc) -> str:
@@ -74,7 +74,7 @@ def test_a_feed_that_found_no_work_does_not_hide_work_another_feed_found_meanwhi
     assert feeding.WORK_MAY_WAIT.is_set()  # the lane's late answer ("none") does not clear what the feeder found
 
 
-def test_a_feeder_whose_feed_lost_redis_feeds_again_before_it_rests(make_services, monkeypatch):
+def test_a_dispatcher_whose_feed_lost_redis_feeds_again_before_it_rests(make_services, monkeypatch):
     svc = make_services(7)
     svc.redis.rpush(svc.queue.key, *[f"busy-{n}" for n in range(AHEAD)])
     waiting = _ready(svc)  # waits in its line, its wake-up pushed
@@ -90,8 +90,7 @@ def test_a_feeder_whose_feed_lost_redis_feeds_again_before_it_rests(make_service
     monkeypatch.setattr(feeding, "feed", feed_once_cut)
     feeding.WORK_MAY_WAIT.clear()  # as after a rest: its next wait would last until the guard's look
     url = svc.redis.connection_pool.connection_kwargs
-    feeder = feeding.Feeder(svc, Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])))
-    feeder.start()
+    feeder = dispatcher.start(Wakes(redis.Redis(host=url["host"], port=url["port"], db=url["db"])), [feeding.Feeds(svc)])
     try:
         wait_until(lambda: download_task_name(waiting) in [task_name(t) for t in svc.queue.get_job_ids()], timeout=10,
                    message="the download fed after the lost feed")

@@ -17,7 +17,7 @@ from fluxhook.store.owners import member, owner_of
 from fluxhook.store.wakes import Wakes
 from fluxhook.store.work_lines import DOWNLOAD
 from helpers import tracked_job
-from worker import feeding, guarding, sending, sweeping
+from worker import dispatcher, feeding, guarding, sending, sweeping
 
 GUARD = 2.0
 
@@ -31,12 +31,10 @@ def test_a_download_whose_wake_up_was_lost_goes_to_rq_within_the_guard(make_serv
     svc = make_services(7)
     wakes = _wakes(svc)
     feeding.WORK_MAY_WAIT.clear()  # as at rest: every line found empty
-    feeder = feeding.Feeder(svc, wakes)
-    feeder._moved = False
-    feeder.start()
+    feeder = dispatcher.start(wakes, [feeding.Feeds(svc)])
     guard = guarding.start(wakes, GUARD)
     try:
-        wait_until(lambda: wakes._resting, timeout=5, message="the feeder to rest")
+        wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher's feeds to rest")
         now = time.time()
         job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.READY, model="flux-2-pro", pool="default",
                                      created_at=now, updated_at=now, key_id="key-a"))
@@ -86,7 +84,7 @@ def test_a_queued_job_whose_wake_up_a_dying_process_took_is_sent_by_a_resting_di
     stealing.start()
     wait_until(lambda: svc.redis.info("clients")["blocked_clients"] >= 1, timeout=5, message="the thief to block")
     wakes = _wakes(svc)
-    senders = sending.start(svc, wakes, size=2)
+    senders = dispatcher.start(wakes, [sending.Sends(svc, 2)])
     guard = guarding.start(wakes, GUARD)
     try:
         wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher to rest")
@@ -103,4 +101,4 @@ def test_a_queued_job_whose_wake_up_a_dying_process_took_is_sent_by_a_resting_di
     finally:
         guard.stop()
         wakes.stop(1)
-        senders.stop(timeout=5)
+        senders.stop()

@@ -18,7 +18,7 @@ from fluxhook.store.deliveries import PENDING, member_message
 from fluxhook.store.keys import KEYS
 from helpers import commands_during
 from notify_helpers import notified_job
-from worker import notifying, runtime
+from worker import dispatcher, notifying, runtime
 
 
 @pytest.fixture()
@@ -42,8 +42,7 @@ def test_a_trickling_receiver_holds_two_attempt_threads_and_another_key_s_messag
     svc = make_services(11, NOTIFY_HOST_ALLOWLIST=f"{slow.host},{prompt.host}")
     key_a, key_b = (key_admin.create_key(svc, {"name": name}, time.time())[0].id for name in ("a", "b"))
     held = [_ended(svc, slow.url(), key_a) for _ in range(6)]
-    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
-    notifier.start()
+    notifier = _start(svc)
     try:
         wait_until(lambda: slow.open == 2, timeout=10, message="A's receiver holding two attempts")
         # B's jobs end one after another while A's attempts hold the notifier busy: each end's wake-up starts B's
@@ -70,8 +69,7 @@ def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_
     _, prompt = receivers
     svc = make_services(11, NOTIFY_HOST_ALLOWLIST=prompt.host)
     key = key_admin.create_key(svc, {"name": "a"}, time.time())[0].id
-    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
-    notifier.start()
+    notifier = _start(svc)
     try:
         time.sleep(0.5)  # its first look found nothing: it waits
         sent = commands_during(svc.redis, 11, lambda: time.sleep(1.5))
@@ -84,10 +82,16 @@ def test_at_rest_the_notifier_waits_for_a_job_s_end_and_its_notification_starts_
         _stop(notifier)
 
 
-def _stop(notifier: notifying.Notifier) -> None:
-    """Stop ``notifier`` as its process does: its wait ends at once (the process's stop list), then its attempts."""
+def _start(svc) -> dispatcher.Dispatcher:
+    """A dispatcher of notification attempts alone, with 4 attempt threads."""
+    return dispatcher.start(runtime.wakes_for(svc.config), [notifying.Notifications(svc, 4)])
+
+
+def _stop(notifier: dispatcher.Dispatcher) -> None:
+    """Stop ``notifier`` as its process does: its wait ends at once (the process's stop list); its attempts under way,
+    each within its deadline, are not waited for (their stop began a whole NOTIFY_STOP_TIMEOUT ago)."""
     notifier.wakes.stop(1)
-    notifier.stop(timeout=0.1)
+    notifier.stop(since=time.monotonic() - notifying.NOTIFY_STOP_TIMEOUT)
 
 
 def _blocked(svc) -> int:
@@ -107,8 +111,7 @@ def test_a_retry_another_process_s_attempt_set_wakes_a_notifier_with_attempts_un
     _ended(svc, prompt.url(), key_b)
     [theirs] = due_attempts(other, 4)  # the other process's attempt of B's message is under way
     _ended(svc, slow.url(), key_a)
-    notifier = notifying.Notifier(svc, 4, runtime.wakes_for(svc.config))
-    notifier.start()
+    notifier = _start(svc)
     try:
         wait_until(lambda: slow.open == 1 and _blocked(svc) == 1, timeout=10,
                    message="the notifier waiting beside its attempt under way")

@@ -1,7 +1,7 @@
-"""The worker's senders (worker/sending.py): a slot is taken only when a sender can send its job at once,
-several submissions are under way at once, freed slots go on without a sweep, and with no job in a line the
-dispatcher waits for one to join. Against the suite's
-simulator answering each submission after a delay, as BFL does."""
+"""The worker's senders (worker/sending.py, a kind of worker/dispatcher.py): a slot is taken only when a sender can
+send its job at once, several submissions are under way at once, freed slots go on without a sweep, and with no job in
+a line the dispatcher waits for one to join. Against the suite's simulator answering each submission after a delay, as
+BFL does."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fluxhook.core.holds import SLOT_LEASE
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.lifecycle import key_admin
 from helpers import commands_during
-from worker import runtime, sending
+from worker import dispatcher, runtime, sending
 
 
 @pytest.fixture()
@@ -46,14 +46,19 @@ def _two_keys(svc) -> tuple[str, str]:
     return key_a, key_b
 
 
-def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], sending.Senders]:
+def _start(svc, senders: int) -> dispatcher.Dispatcher:
+    """A dispatcher of sends alone, ``senders`` for each account."""
+    return dispatcher.start(runtime.wakes_for(svc.config), [sending.Sends(svc, senders)])
+
+
+def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], dispatcher.Dispatcher]:
     """Key ``key_id``'s 4 jobs sent by started senders, each holding one of the 4 slots at BFL."""
     jobs = _queue(svc, 4, key_id)
-    started = sending.start(svc, runtime.wakes_for(svc.config), size=senders)
+    started = _start(svc, senders)
     try:
         wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="every slot at BFL")
     except BaseException:
-        started.stop(timeout=5)
+        started.stop()
         raise
     return jobs, started
 
@@ -61,7 +66,7 @@ def _hold_every_slot(svc, key_id: str, senders: int) -> tuple[list[Job], sending
 def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
     svc = services()
     jobs = _queue(svc, 6)
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=2)
+    senders = _start(svc, 2)
     try:
         peak = 0
         deadline = time.monotonic() + 10
@@ -78,20 +83,20 @@ def test_two_senders_hold_at_most_two_slots_while_they_send(services, sim):
         assert _statuses(svc, jobs).count(st.SUBMITTED) == 4  # all 4 slots busy at BFL
         assert svc.slots.in_flight("default") == 4
     finally:
-        senders.stop(timeout=5)
+        senders.stop()
 
 
 def test_submissions_are_sent_side_by_side_not_one_after_another(services, sim):
     svc = services()
     jobs = _queue(svc, 4)
     started = time.monotonic()
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=4)
+    senders = _start(svc, 4)
     try:
         wait_until(lambda: _statuses(svc, jobs) == [st.SUBMITTED] * 4, timeout=10, message="4 jobs at BFL")
         # Four answers of 0.5 s each, one after another, would take 2 s.
         assert time.monotonic() - started < 1.6
     finally:
-        senders.stop(timeout=5)
+        senders.stop()
 
 
 def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
@@ -105,15 +110,15 @@ def test_a_freed_slot_goes_to_the_next_turn_without_a_sweep(services, sim):
         wait_until(lambda: svc.jobs.get(b_one[0].id).status == st.SUBMITTED, timeout=5, message="B's job sent")
         assert _statuses(svc, a_more) == [st.QUEUED] * 3
     finally:
-        senders.stop(timeout=5)
+        senders.stop()
 
 
 def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(services, sim):
     svc = services()
     jobs = _queue(svc, 2)
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=1)
+    senders = _start(svc, 1)
     wait_until(lambda: senders.busy() == 1, timeout=5, message="one submission under way")
-    senders.stop(timeout=5)
+    senders.stop()
     assert not senders.is_alive() and senders.busy() == 0
     assert sorted(_statuses(svc, jobs)) == [st.QUEUED, st.SUBMITTED]  # the one under way reached BFL
     assert svc.slots.in_flight("default") == 1  # the other took no slot
@@ -121,7 +126,7 @@ def test_stopping_takes_no_more_turns_and_lets_the_sends_under_way_finish(servic
 
 def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_second(services, sim):
     svc = services()
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=2)
+    senders = _start(svc, 2)
     try:
         time.sleep(0.3)  # its first look, at start
         # A second at a time, it would dispatch twice here; with every line empty it waits for a wake-up.
@@ -132,7 +137,7 @@ def test_with_no_job_in_a_line_the_dispatcher_waits_for_one_to_join_not_for_the_
         wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
         assert time.monotonic() - woken < sending.IDLE_WAKE_TIMEOUT - 1
     finally:
-        senders.stop(timeout=5)
+        senders.stop()
 
 
 def test_with_every_slot_taken_the_dispatcher_waits_for_one_to_free_not_for_the_second(services, sim):
@@ -152,16 +157,16 @@ def test_with_every_slot_taken_the_dispatcher_waits_for_one_to_free_not_for_the_
         wait_until(lambda: svc.jobs.get(waiting.id).status == st.SUBMITTED, timeout=5, message="the job sent")
         assert time.monotonic() - freed < sending.IDLE_WAKE_TIMEOUT - 1  # woken by the slot, not by its bound
     finally:
-        senders.stop(timeout=5)
+        senders.stop()
 
 
 def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back(services, sim):
     svc = services()
     job = _queue(svc, 1)[0]
-    started: list[sending.Senders] = []
+    started: list[dispatcher.Dispatcher] = []
 
     def send() -> None:
-        started.append(sending.start(svc, runtime.wakes_for(svc.config), size=1))
+        started.append(_start(svc, 1))
         wait_until(lambda: svc.jobs.get(job.id).status == st.SUBMITTED, timeout=5, message="the job sent")
 
     try:
@@ -175,7 +180,7 @@ def test_a_sender_sends_by_the_account_the_dispatch_gave_without_reading_it_back
         assert svc.jobs.get(job.id).account == "default"
     finally:
         for senders in started:
-            senders.stop(timeout=5)
+            senders.stop()
 
 
 def test_a_slot_past_its_lease_is_freed_though_every_wait_is_woken(services, sim):
@@ -188,7 +193,7 @@ def test_a_slot_past_its_lease_is_freed_though_every_wait_is_woken(services, sim
         svc.jobs.create(job)
         assert svc.slots.acquire(job)  # every slot held, by jobs nobody sends
     waiting = _queue(svc, 1)[0]
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=1)
+    senders = _start(svc, 1)
     stop = threading.Event()
 
     def wake() -> None:
@@ -205,4 +210,4 @@ def test_a_slot_past_its_lease_is_freed_though_every_wait_is_woken(services, sim
                    message="the waiting job sent in a lapsed slot")
     finally:
         stop.set()
-        senders.stop(timeout=5)
+        senders.stop()

@@ -14,7 +14,7 @@ from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from worker import runtime, sending
+from worker import dispatcher, runtime, sending
 
 DB = 6
 # Senders per account, and X's jobs: more than X's senders, so X's line keeps jobs while every one of them hangs.
@@ -58,7 +58,7 @@ def _sent_after(svc, account: str) -> float:
 
 
 def test_an_account_whose_submissions_hang_delays_no_other_accounts_send(svc, hanging):
-    senders = sending.start(svc, runtime.wakes_for(svc.config), size=SENDERS)
+    senders = dispatcher.start(runtime.wakes_for(svc.config), [sending.Sends(svc, SENDERS)])
     try:
         idle = _sent_after(svc, "y")  # X idle: nothing of X's in line or being sent
 
@@ -74,6 +74,6 @@ def test_an_account_whose_submissions_hang_delays_no_other_accounts_send(svc, ha
                    message="X's jobs left in line to be sent as X's senders free")
     finally:
         hanging.release.set()
-        senders.stop(timeout=5)
+        senders.stop()
     assert idle <= WITHIN and slow <= WITHIN, f"Y's job sent {idle:.2f} s after queued with X idle, {slow:.2f} s with X hanging"
     print(f"Y's job at BFL {idle:.3f} s after queued with X idle, {slow:.3f} s with X's submissions hanging")

@@ -1,0 +1,208 @@
+"""One worker process's dispatcher: one thread that takes every kind of fluxhook's own work (worker/kinds.py: sends,
+checks, notifications, feeds into RQ), each only while a hand of its kind is free to do it at once, so nothing it took
+waits in the process for a free thread.
+
+Each kind has hands of its own (``Kind.hands``, a bounded ThreadPoolExecutor: a bulkhead), shared out in parts (the BFL
+accounts, of sends and of checks): a part holds at most ``part_size`` of them, so work of one part that hangs holds
+that part's hands and no other part's, nor another kind's. A kind with no hands (feeds) does its work in its take.
+
+A step takes from each kind with room that is due: at the start, once woken for it, once its own bound passed, after a
+wait or a take cut by a lost Redis. A kind that filled its room is due again at once; one that did not says how long it
+may wait, and what it watches at rest (``Watched``, for the guard). With nothing due, the dispatcher waits in one
+``BLPOP`` over the wake-up lists of the kinds with room, the process's stop list and its own nudge list, until the
+earliest kind's bound: a hand that a full part frees while it waits pushes its kind there (``Wakes.nudge``), for that
+part's work may be waiting already. With every kind full it waits for a hand to free, in the process alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Hashable, Sequence
+
+from redis.exceptions import RedisError
+
+from fluxhook.store.wakes import Wakes, Watched
+
+from .loops import RETRY_INTERVAL, Loop, failed
+
+# How long the dispatcher with every kind full waits at most for a free hand before it looks again whether to stop;
+# and how long a stop waits for its step under way (a take), before it waits for the work in hand.
+WAKE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a kind's take took, each item with its part; how long the kind may wait before its next take (0: it filled
+    its room, so at once); what it watches while it rests (None: not at rest, its wait is bounded anyway)."""
+
+    items: Sequence[tuple[Hashable, Any]] = ()
+    wait: float = 0.0
+    watched: Watched | None = None
+
+
+@dataclass
+class Kind:
+    """A kind of work: its ``name``; its wake-up list; its ``parts`` and at most ``part_size`` hands each, of
+    ``hands`` (None: its take does its work); how long a stop waits for the work in its hands."""
+
+    name: str
+    wake: str
+    parts: tuple[Hashable, ...] = (None,)
+    part_size: int = 0
+    hands: ThreadPoolExecutor | None = None
+    stop_timeout: float = 0.0
+    busy: dict[Hashable, int] = field(default_factory=dict)
+    # How many hands its full parts have freed: a wait that began after a take must not miss one freed between.
+    freed: int = 0
+
+    def take(self, rooms: dict[Any, int]) -> Taken:
+        """Take at most ``rooms`` items of each part (none if it has no hands)."""
+        raise NotImplementedError
+
+    def run(self, part: Hashable, item: Any) -> None:
+        """Do one item, in a hand of ``part``."""
+        raise NotImplementedError
+
+
+class Dispatcher(Loop):
+    """The process's dispatcher thread and the hands of its ``kinds``, until ``stop()``."""
+
+    def __init__(self, wakes: Wakes, kinds: Sequence[Kind]):
+        super().__init__("fluxhook-dispatch")
+        self.wakes = wakes
+        self.kinds = {kind.name: kind for kind in kinds}
+        self._room = threading.Condition()
+        self._resting = False
+        # When each kind's next take is due (time.monotonic()), and what it watches until then.
+        self._due = dict.fromkeys(self.kinds, 0.0)
+        self._watched: dict[str, Watched | None] = dict.fromkeys(self.kinds)
+        self._not_taking: frozenset[str] = frozenset()
+
+    def stop_taking(self, *names: str) -> None:
+        """Take no more work of the kinds ``names`` (all: none named). Safe in a signal handler: no lock."""
+        self._not_taking = self._not_taking | frozenset(names or self.kinds)
+
+    def stop(self, since: float | None = None) -> None:
+        """Take no more work; let each kind's work in hand finish, for up to its ``stop_timeout`` counted from
+        ``since`` (time.monotonic(); now if None)."""
+        since = time.monotonic() if since is None else since
+        self._stop_event.set()
+        with self._room:
+            self._room.notify_all()
+        super().stop(WAKE_TIMEOUT + 5.0)  # not for a wait for work: it holds nothing
+        kinds = [kind for kind in self.kinds.values() if kind.hands is not None]
+        for kind in kinds:
+            kind.hands.shutdown(wait=False)  # type: ignore[union-attr]
+        for kind in kinds:
+            with self._room:
+                self._room.wait_for(partial(self._idle, kind), max(0.0, since + kind.stop_timeout - time.monotonic()))
+
+    @staticmethod
+    def _idle(kind: Kind) -> bool:
+        return not any(kind.busy.values())
+
+    def busy(self) -> int:
+        """How many hands are at work now."""
+        with self._room:
+            return sum(sum(kind.busy.values()) for kind in self.kinds.values())
+
+    def _rooms(self, kind: Kind) -> dict[Any, int] | None:
+        """How many items of each part ``kind`` may take now; None if it may take none (under ``_room``)."""
+        if self.stopping or kind.name in self._not_taking:
+            return None
+        if kind.hands is None:
+            return {}
+        rooms = {part: max(0, kind.part_size - kind.busy.get(part, 0)) for part in kind.parts}
+        return rooms if any(rooms.values()) else None
+
+    def step(self) -> float:
+        with self._room:
+            rooms = {name: self._rooms(kind) for name, kind in self.kinds.items()}
+            if all(room is None for room in rooms.values()):
+                self._room.wait_for(lambda: self.stopping or any(map(self._rooms, self.kinds.values())),
+                                    WAKE_TIMEOUT)
+                return 0.0
+            freed = {name: kind.freed for name, kind in self.kinds.items()}
+        open_ = {name: room for name, room in rooms.items() if room is not None}
+        for name in self.kinds.keys() - open_.keys():
+            self._due[name] = 0.0  # taken at once when it has room again
+        for name, room in open_.items():
+            if self._due[name] <= time.monotonic():
+                self._take(self.kinds[name], room)
+        wait = min(self._due[name] for name in open_) - time.monotonic()
+        if wait > 0:
+            self._rest([self.kinds[name] for name in open_], freed, wait)
+        return 0.0
+
+    def _take(self, kind: Kind, rooms: dict[Any, int]) -> None:
+        try:
+            taken = kind.take(rooms)
+        except Exception as exc:
+            # The other kinds go on; this one takes again after a pause.
+            failed(f"{self.name} ({kind.name})", exc)
+            self._due[kind.name] = time.monotonic() + RETRY_INTERVAL
+            return
+        for part, item in taken.items:
+            with self._room:
+                kind.busy[part] = kind.busy.get(part, 0) + 1
+            kind.hands.submit(self._run, kind, part, item)  # type: ignore[union-attr]
+        self._due[kind.name] = time.monotonic() + taken.wait
+        self._watched[kind.name] = taken.watched
+
+    def _rest(self, kinds: list[Kind], freed: dict[str, int], wait: float) -> None:
+        """Wait up to ``wait`` seconds for a wake-up of ``kinds`` or a nudge: not at all if a full part freed a hand
+        since ``freed`` was read."""
+        with self._room:
+            missed = [name for name, kind in self.kinds.items() if kind.freed != freed[name]]
+            self._resting = not missed
+        for name in missed:
+            self._due[name] = 0.0
+        if missed:
+            return
+        wakes = {kind.wake: kind for kind in kinds}
+        watched = {kind.wake: self._watched[kind.name] for kind in kinds if self._watched[kind.name] is not None}
+        try:
+            with self.waiting():
+                woken, item = self.wakes.wait_any([*wakes, self.wakes.nudge_key], wait, watched)  # type: ignore[arg-type]
+        except RedisError:
+            # The wait may have taken a wake-up whose work nothing announces again (a failover): every kind looks.
+            self._due = dict.fromkeys(self._due, 0.0)
+            raise
+        finally:
+            with self._room:
+                self._resting = False
+        if woken == self.wakes.nudge_key and item in self._due:
+            self._due[item] = 0.0
+        elif woken in wakes:
+            kind = wakes[woken]
+            if self.stopping or kind.name in self._not_taking:
+                self.wakes.give_back(woken)  # another process's dispatcher takes its work
+            else:
+                self._due[kind.name] = 0.0
+
+    def _run(self, kind: Kind, part: Hashable, item: Any) -> None:
+        try:
+            kind.run(part, item)
+        finally:
+            with self._room:
+                kind.busy[part] -= 1
+                full = kind.busy[part] + 1 == kind.part_size
+                kind.freed += full
+                nudge = full and self._resting
+                self._room.notify_all()
+            if nudge:
+                try:
+                    self.wakes.nudge(kind.name)
+                except RedisError:
+                    pass  # the dispatcher's own wait ends with Redis, and the part's work stays in line for it
+
+
+def start(wakes: Wakes, kinds: Sequence[Kind]) -> Dispatcher:
+    """Start the process's dispatcher for ``kinds``; ``wakes`` its waits."""
+    dispatcher = Dispatcher(wakes, kinds)
+    dispatcher.start()
+    return dispatcher
