@@ -29,8 +29,8 @@ from fluxhook.store.wakes import LONGEST_WAIT, Watched
 from .activity import ACTIVITY
 from .dispatcher import Kind, Taken
 
-# How long one wait lasts while a line may hold work: work added wakes a feeder, and a lane that ends a task feeds; this
-# bound is for a line another process's feeder found holding work.
+# How long one wait lasts while a line may hold work: work added wakes a dispatcher, and a lane that ends a task feeds;
+# this bound is for a line another process's feed found holding work.
 IDLE_WAKE_TIMEOUT = 5.0
 
 

@@ -10,7 +10,7 @@ other's.
 
 At rest a kind costs Redis next to nothing: one of its idle lanes, the watcher (``Watch``), waits for a task
 in RQ's own blocking take on its queue for up to ``WAIT_FOR_TASK`` (a task queued ends that wait at once, whoever queued
-it: a callback, the feeder, RQ's retry); the others wait their turn in the process. Only the process's first download
+it: a callback, a feed, RQ's retry); the others wait their turn in the process. Only the process's first download
 lane beats at the pace /readyz reads; the others beat as RQ's own idle worker would (``InProcessWorker.quiet``).
 
 Stopping belongs to the process's main thread, where signals arrive (``stop``): a watcher's wait ends at once

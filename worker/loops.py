@@ -1,4 +1,4 @@
-"""A worker process's background threads (the dispatcher, the feeder, the sweep): one step after another until stopped,
+"""A worker process's background threads (the dispatcher, the sweep, the guard): one step after another until stopped,
 each step outliving a Redis outage or a failure of its own."""
 
 from __future__ import annotations

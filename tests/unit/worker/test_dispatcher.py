@@ -1,0 +1,104 @@
+"""The worker's dispatcher (worker/dispatcher.py) over several kinds: a kind whose hands are all busy delays no other
+kind's take (sends hanging at BFL, every sender of the account busy: a check the sweep adds is taken as soon as with
+sends idle, measured in the same test), and at rest the dispatcher waits in one command for every kind."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from devtools.hanging_bfl import HangingBFL
+from devtools.processes import wait_until
+from fluxhook.core import transitions as st
+from fluxhook.core.job import Job, new_job_id
+from fluxhook.lifecycle import key_admin
+from fluxhook.lifecycle.sweep import sweep
+from helpers import commands_during
+from worker import checkers, dispatcher, feeding, kinds, runtime, sending
+
+DB = 6
+# Senders per account, and key A's jobs: more than its senders, so sends stay full while every one of them hangs.
+SENDERS = 2
+A_JOBS = 2 * SENDERS
+# How soon key B's check must have polled BFL once the sweep put it in line.
+WITHIN = 0.5
+
+
+@pytest.fixture()
+def hanging():
+    bfl = HangingBFL()  # its submissions hang until released; its polls answer Pending at once
+    yield bfl
+    bfl.stop()
+
+
+def _queued(svc, key_id: str) -> Job:
+    now = time.time()
+    job = Job(id=new_job_id(now), status=st.QUEUED, model="flux-2-pro", pool="default", key_id=key_id,
+              input={"prompt": "[pending] sent by a sender"}, created_at=now, updated_at=now)
+    svc.jobs.create(job)
+    assert not svc.slots.acquire(job, send_here=False)
+    return job
+
+
+def _checked_after(svc, key_id: str) -> float:
+    """The seconds from the sweep putting a due job of ``key_id`` in the check line to its poll."""
+    now = time.time()
+    job, _ = svc.jobs.create(Job(id=new_job_id(now), status=st.SUBMITTED, bfl_id=f"task-{new_job_id()}",
+                                 key_id=key_id, created_at=now, updated_at=now, submitted_at=now,
+                                 account=svc.config.accounts[0].name), due=now - 1)
+    started = time.monotonic()
+    assert sweep(svc).due == 1
+    wait_until(lambda: svc.jobs.get(job.id).polls == 1, timeout=5, message=f"{key_id}'s check to poll BFL")
+    return time.monotonic() - started
+
+
+def test_a_kind_whose_hands_all_hang_delays_no_other_kinds_take(make_services, hanging):
+    svc = make_services(DB, BFL_API_BASE=hanging.url, API_HOST_ALLOWLIST=hanging.host)
+    wakes = runtime.wakes_for(svc.config)
+    started = dispatcher.start(wakes, [sending.Sends(svc, SENDERS), checkers.Checks(svc, 2)])
+    try:
+        idle = _checked_after(svc, "key_b")  # sends idle: nothing in line or being sent
+
+        key_a = key_admin.create_key(svc, {"name": "a"}, time.time())[0].id
+        a_jobs = [_queued(svc, key_a) for _ in range(A_JOBS)]
+        wait_until(lambda: hanging.hanging == SENDERS, timeout=5, message="every sender in a hanging send")
+        full = _checked_after(svc, "key_b")
+        # B's check went while every sender still waited for BFL, and A's other jobs waited in line.
+        assert hanging.submissions == SENDERS
+        assert [svc.jobs.get(job.id).status for job in a_jobs].count(st.QUEUED) == A_JOBS
+        hanging.release.set()
+        wait_until(lambda: all(svc.jobs.get(job.id).status == st.SUBMITTED for job in a_jobs), timeout=10,
+                   message="A's jobs left in line to be sent as the senders free")
+    finally:
+        hanging.release.set()
+        wakes.stop(1)
+        started.stop()
+    assert idle <= WITHIN and full <= WITHIN, f"B's check polled {idle:.2f} s after its sweep with sends idle, " \
+                                              f"{full:.2f} s with every sender hanging"
+
+
+def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_services):
+    svc = make_services(DB)
+    wakes = runtime.wakes_for(svc.config)
+    started: list[dispatcher.Dispatcher] = []
+
+    def rest() -> None:
+        started.append(dispatcher.start(wakes, kinds.kinds(svc)))
+        wait_until(lambda: wakes._resting, timeout=5, message="the dispatcher to rest")
+        time.sleep(1.5)  # at rest: it sends nothing more
+
+    try:
+        sent = [c["command"] for c in commands_during(svc.redis, DB, rest)]
+        waits = [command for command in sent if command.startswith("BLPOP")]
+        assert len(waits) == 1, sent
+        keys = svc.store.keys
+        assert sorted(waits[0].split()[1:-1]) == sorted([keys.slot_freed, keys.check_added, keys.notify_added,
+                                                         keys.work_added, wakes.nudge_key, wakes.stop_key]), waits
+        assert not feeding.WORK_MAY_WAIT.is_set()  # its feed found every line empty
+        # Its last command: the wait goes on.
+        assert sent[-1] == waits[0]
+    finally:
+        wakes.stop(1)
+        for one in started:
+            one.stop()
