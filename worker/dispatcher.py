@@ -1,18 +1,15 @@
-"""One worker process's dispatcher: one thread that takes every kind of fluxhook's own work (worker/kinds.py: sends,
-checks, notifications, feeds into RQ), each only while a hand of its kind is free to do it at once, so nothing it took
-waits in the process for a free thread.
+"""One worker process's dispatcher: one thread that takes every kind of fluxhook's own work (worker/kinds.py), each
+only while a hand of its kind is free to do it at once, so nothing it took waits in the process for a free thread.
 
-Each kind has hands of its own (``Kind.hands``, a bounded ThreadPoolExecutor: a bulkhead), shared out in parts (the BFL
-accounts, of sends and of checks): a part holds at most ``part_size`` of them, so work of one part that hangs holds
-that part's hands and no other part's, nor another kind's. A kind with no hands (feeds) does its work in its take.
+Each kind has hands of its own (a bounded ThreadPoolExecutor: a bulkhead), shared out in parts (the BFL accounts, of
+sends and checks): a part holds at most ``part_size``, so work of one part that hangs holds that part's hands and no
+other part's, nor another kind's. A kind with no hands (feeds) does its work in its take.
 
-A step takes from each kind with room that is due: at the start, once woken for it, once its own bound passed, after a
-wait or a take cut by a lost Redis. A kind that filled its room is due again at once; one that did not says how long it
-may wait, and what it watches at rest (``Watched``, for the guard). With nothing due, the dispatcher waits in one
-``BLPOP`` over the wake-up lists of the kinds with room, the process's stop list and its own nudge list, until the
-earliest kind's bound: a hand that a full part frees while it waits pushes its kind there (``Wakes.nudge``), for that
-part's work may be waiting already. With every kind full it waits for a hand to free, in the process alone.
-"""
+A step takes from each kind with room that is due: at the start, once woken for it, at its own bound, after a wait or
+a take cut by a lost Redis; a kind that filled its room is due again at once. With none due, the dispatcher waits in
+one ``BLPOP`` over the wake-ups of the kinds with room, the process's stop list and its own nudge list, which a hand
+that a full part frees pushes (its part's work may be waiting already), until the earliest kind's bound; with every
+kind full, for a hand to free, in the process alone."""
 
 from __future__ import annotations
 
@@ -36,8 +33,8 @@ WAKE_TIMEOUT = 1.0
 
 @dataclass(frozen=True)
 class Taken:
-    """What a kind's take took, each item with its part; how long the kind may wait before its next take (0: it filled
-    its room, so at once); what it watches while it rests (None: not at rest, its wait is bounded anyway)."""
+    """What a take took, each item with its part; how long until the kind's next take (0: it filled its room); what
+    it watches at rest, for the guard (None: not at rest)."""
 
     items: Sequence[tuple[Hashable, Any]] = ()
     wait: float = 0.0
@@ -56,8 +53,6 @@ class Kind:
     hands: ThreadPoolExecutor | None = None
     stop_timeout: float = 0.0
     busy: dict[Hashable, int] = field(default_factory=dict)
-    # How many hands its full parts have freed: a wait that began after a take must not miss one freed between.
-    freed: int = 0
 
     def take(self, rooms: dict[Any, int]) -> Taken:
         """Take at most ``rooms`` items of each part (none if it has no hands)."""
@@ -122,11 +117,12 @@ class Dispatcher(Loop):
     def step(self) -> float:
         with self._room:
             rooms = {name: self._rooms(kind) for name, kind in self.kinds.items()}
-            if all(room is None for room in rooms.values()):
-                self._room.wait_for(lambda: self.stopping or any(map(self._rooms, self.kinds.values())),
-                                    WAKE_TIMEOUT)
+            # A hand a full part frees from here on nudges: the wait for work that follows takes the nudge.
+            self._resting = any(room is not None for room in rooms.values())
+            if not self._resting:
+                self._room.wait_for(lambda: self.stopping or any(self._rooms(kind) is not None
+                                                                 for kind in self.kinds.values()), WAKE_TIMEOUT)
                 return 0.0
-            freed = {name: kind.freed for name, kind in self.kinds.items()}
         open_ = {name: room for name, room in rooms.items() if room is not None}
         for name in self.kinds.keys() - open_.keys():
             self._due[name] = 0.0  # taken at once when it has room again
@@ -135,7 +131,7 @@ class Dispatcher(Loop):
                 self._take(self.kinds[name], room)
         wait = min(self._due[name] for name in open_) - time.monotonic()
         if wait > 0:
-            self._rest([self.kinds[name] for name in open_], freed, wait)
+            self._rest([self.kinds[name] for name in open_], wait)
         return 0.0
 
     def _take(self, kind: Kind, rooms: dict[Any, int]) -> None:
@@ -153,36 +149,23 @@ class Dispatcher(Loop):
         self._due[kind.name] = time.monotonic() + taken.wait
         self._watched[kind.name] = taken.watched
 
-    def _rest(self, kinds: list[Kind], freed: dict[str, int], wait: float) -> None:
-        """Wait up to ``wait`` seconds for a wake-up of ``kinds`` or a nudge: not at all if a full part freed a hand
-        since ``freed`` was read."""
-        with self._room:
-            missed = [name for name, kind in self.kinds.items() if kind.freed != freed[name]]
-            self._resting = not missed
-        for name in missed:
-            self._due[name] = 0.0
-        if missed:
-            return
+    def _rest(self, kinds: list[Kind], wait: float) -> None:
+        """Wait up to ``wait`` seconds for a wake-up of ``kinds`` or a nudge (one pushed since the take ends it at
+        once)."""
         wakes = {kind.wake: kind for kind in kinds}
-        watched = {kind.wake: self._watched[kind.name] for kind in kinds if self._watched[kind.name] is not None}
+        watched = {kind.wake: what for kind in kinds if (what := self._watched[kind.name]) is not None}
         try:
             with self.waiting():
-                woken, item = self.wakes.wait_any([*wakes, self.wakes.nudge_key], wait, watched)  # type: ignore[arg-type]
+                woken, item = self.wakes.wait_any([*wakes, self.wakes.nudge_key], wait, watched)
         except RedisError:
             # The wait may have taken a wake-up whose work nothing announces again (a failover): every kind looks.
             self._due = dict.fromkeys(self._due, 0.0)
             raise
-        finally:
-            with self._room:
-                self._resting = False
-        if woken == self.wakes.nudge_key and item in self._due:
-            self._due[item] = 0.0
-        elif woken in wakes:
-            kind = wakes[woken]
-            if self.stopping or kind.name in self._not_taking:
-                self.wakes.give_back(woken)  # another process's dispatcher takes its work
-            else:
-                self._due[kind.name] = 0.0
+        name = wakes[woken].name if woken in wakes else item if woken == self.wakes.nudge_key else None
+        if woken in wakes and (self.stopping or name in self._not_taking):
+            self.wakes.give_back(woken)  # another process's dispatcher takes its work
+        elif name in self._due:
+            self._due[name] = 0.0
 
     def _run(self, kind: Kind, part: Hashable, item: Any) -> None:
         try:
@@ -190,9 +173,7 @@ class Dispatcher(Loop):
         finally:
             with self._room:
                 kind.busy[part] -= 1
-                full = kind.busy[part] + 1 == kind.part_size
-                kind.freed += full
-                nudge = full and self._resting
+                nudge = kind.busy[part] + 1 == kind.part_size and self._resting and not self.stopping
                 self._room.notify_all()
             if nudge:
                 try:

@@ -54,13 +54,11 @@ def run(config: Config, stop_signals: tuple[int, ...]) -> int:
     lanes_ = lanes.start(lane_redis, [svc.queue], config.log_level, lambda: _download_taken(svc),
                          config.worker_download_concurrency, "download")
     dispatcher_ = dispatcher.start(wakes, kinds.kinds(svc))
-    # Safe in a signal handler: a flag.
-    stop.on_first = lambda: dispatcher_.stop_taking(*kinds.TAKEN_UNTIL_SIGNAL)
+    # A send or a check taken after a stop signal may be cut off: the first stops them (a flag, safe in a handler).
+    stop.on_first = lambda: dispatcher_.stop_taking("send", "check")
     guard = guarding.start(wakes, config.wake_guard_seconds)
-    log.info("worker started", extra={"senders": config.worker_send_concurrency,
-                                      "downloads": config.worker_download_concurrency,
-                                      "checks": config.worker_check_concurrency,
-                                      "notifications": config.worker_notify_concurrency})
+    log.info("worker started", extra={"downloads": config.worker_download_concurrency, **{
+        kind.name: kind.part_size * len(kind.parts) for kind in dispatcher_.kinds.values() if kind.hands}})
     dead: list[str] = []
     try:
         dead = _until_stopped(stop, (cron_thread, sweeper, balance_reader, dispatcher_, guard))

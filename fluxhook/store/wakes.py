@@ -92,8 +92,7 @@ class Wakes:
         return (STOPPED, None) if woken == self.stop_key else (woken, item)
 
     def nudge(self, item: str) -> None:
-        """Push ``item`` on the process's own nudge list: its dispatcher waits on it beside its wake-ups. It expires
-        as the stop list does, should the process end before it is taken."""
+        """Push ``item`` on the process's own nudge list (its dispatcher waits on it); it expires as the stop list."""
         pipe = self.connection.pipeline(transaction=False)
         pipe.rpush(self.nudge_key, item)
         pipe.expire(self.nudge_key, int(STOP_LIST_TTL))

@@ -72,6 +72,7 @@ def test_a_kind_whose_hands_all_hang_delays_no_other_kinds_take(make_services, h
                    message="A's jobs left in line to be sent as the senders free")
     finally:
         hanging.release.set()
+        started.request_stop()
         wakes.stop(1)
         started.stop()
     assert idle <= WITHIN and full <= WITHIN, f"B's check polled {idle:.2f} s after its sweep with sends idle, " \
@@ -99,6 +100,7 @@ def test_at_rest_the_dispatcher_waits_for_every_kind_in_one_command(make_service
         # Its last command: the wait goes on.
         assert sent[-1] == waits[0]
     finally:
-        wakes.stop(1)
         for one in started:
+            one.request_stop()
+            wakes.stop(1)
             one.stop()

@@ -96,5 +96,6 @@ def test_a_dispatcher_whose_feed_lost_redis_feeds_again_before_it_rests(make_ser
                    message="the download fed after the lost feed")
         assert cut == [1] and svc.store.work.waiting(DOWNLOAD) == 0
     finally:
+        feeder.request_stop()
         feeder.wakes.stop(1)
         feeder.stop()

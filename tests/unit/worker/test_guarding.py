@@ -47,6 +47,7 @@ def test_a_download_whose_wake_up_was_lost_goes_to_rq_within_the_guard(make_serv
         assert svc.store.work.waiting(DOWNLOAD) == 0
     finally:
         guard.stop()
+        feeder.request_stop()
         wakes.stop(1)
         feeder.stop()
 
@@ -100,5 +101,6 @@ def test_a_queued_job_whose_wake_up_a_dying_process_took_is_sent_by_a_resting_di
         assert time.monotonic() - added <= GUARD + 1.0
     finally:
         guard.stop()
+        senders.request_stop()
         wakes.stop(1)
         senders.stop()

@@ -90,6 +90,7 @@ def _start(svc) -> dispatcher.Dispatcher:
 def _stop(notifier: dispatcher.Dispatcher) -> None:
     """Stop ``notifier`` as its process does: its wait ends at once (the process's stop list); its attempts under way,
     each within its deadline, are not waited for (their stop began a whole NOTIFY_STOP_TIMEOUT ago)."""
+    notifier.request_stop()
     notifier.wakes.stop(1)
     notifier.stop(since=time.monotonic() - notifying.NOTIFY_STOP_TIMEOUT)
 
