@@ -89,10 +89,9 @@ class Dispatcher(Loop):
         with self._room:
             self._room.notify_all()
         super().stop(WAKE_TIMEOUT + 5.0)  # not for a wait for work: it holds nothing
-        kinds = [kind for kind in self.kinds.values() if kind.hands is not None]
-        for kind in kinds:
-            kind.hands.shutdown(wait=False)  # type: ignore[union-attr]
-        for kind in kinds:
+        for hands in [kind.hands for kind in self.kinds.values() if kind.hands is not None]:
+            hands.shutdown(wait=False)
+        for kind in self.kinds.values():
             with self._room:
                 self._room.wait_for(partial(self._idle, kind), max(0.0, since + kind.stop_timeout - time.monotonic()))
 
