@@ -325,6 +325,11 @@ class Keys:
         ends at once (BLPOP on its list and this one, ``store.wakes``)."""
         return f"{self.prefix}worker:{process}:stop"
 
+    def worker_nudge(self, process: str) -> str:
+        """A worker process's nudges of its own dispatcher: a hand freed in a full part pushes the kind's name, which
+        ends the dispatcher's wait (``Wakes.nudge``); it expires as the stop list does."""
+        return f"{self.prefix}worker:{process}:nudge"
+
     def work_moving(self, kind: str) -> str:
         """Members of ``kind``'s line taken for RQ whose task is not yet queued -> when they were taken."""
         return f"{self.prefix}work:{kind}:moving"

@@ -57,9 +57,9 @@ class Wakes:
         self.connection = connection
         self.keys = keys
         # The process's own stop list: its pid and a random part, for a pid is reused across containers.
-        self.stop_key = keys.worker_stop(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        # The process's own nudges of its dispatcher (``nudge``): beside its stop list, named after it.
-        self.nudge_key = f"{self.stop_key}:nudge"
+        process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.stop_key = keys.worker_stop(process)
+        self.nudge_key = keys.worker_nudge(process)
         # The waiters at rest now, by thread: the wake-ups each waits on, each with what it watches.
         self._resting: dict[int, Mapping[str, Watched]] = {}
         self._lock = threading.Lock()
