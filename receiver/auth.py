@@ -118,11 +118,6 @@ def authenticate() -> Caller | None:
     return found
 
 
-def bearer_token_valid() -> bool:
-    """Whether the request carries a valid admin token or app key."""
-    return authenticate() is not None
-
-
 def require_bearer() -> Caller:
     """The caller; 401 unless the request carries a valid admin token or app key."""
     found = authenticate()

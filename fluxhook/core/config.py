@@ -192,7 +192,6 @@ class Config:
     # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
     metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
-    bfl_models_file: str | None = None
     catalog: Catalog = SHIPPED_CATALOG
     # BFL_ACCOUNTS and each one's BFL_<NAME>_* settings; empty: the one default account of the BFL_* settings.
     named_accounts: tuple[Account, ...] = ()
@@ -316,7 +315,6 @@ class Config:
             max_batch_bytes=reader.integer("MAX_BATCH_BYTES", field_default("max_batch_bytes"), minimum=65_536,
                                            maximum=256 * 2**20),
             metrics_token=reader.token("METRICS_TOKEN"),
-            bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,
         )
         config = replace(config, named_accounts=reader.accounts(config))

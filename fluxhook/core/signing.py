@@ -131,16 +131,6 @@ def file_token_valid(secret_key: Keys, token: str, job_id: str, kind: str, max_a
         return False
 
 
-def image_token(secret_key: Keys, job_id: str) -> str:
-    """A signed link's token for the job's image."""
-    return file_token(secret_key, job_id, "image")
-
-
-def image_token_valid(secret_key: Keys, token: str, job_id: str, max_age: int) -> bool:
-    """Whether ``token`` opens ``job_id``'s image (minted within ``max_age`` seconds)."""
-    return file_token_valid(secret_key, token, job_id, "image", max_age)
-
-
 def job_webhook_url(public_base_url: str, secret_key: Keys, job_id: str, model: str | None = None) -> str:
     """The callback URL sent to BFL for this job (of ``model``)."""
     return f"{public_base_url}/webhooks/bfl/{webhook_token(secret_key, job_id, model)}"

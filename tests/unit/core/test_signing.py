@@ -76,8 +76,8 @@ def test_webhook_token_garbage_is_none(garbage):
 
 def test_webhook_token_and_image_token_are_not_interchangeable():
     jid = job_id()
-    assert signing.job_id_from_webhook_token(KEY, signing.image_token(KEY, jid)) is None
-    assert signing.image_token_valid(KEY, signing.webhook_token(KEY, jid), jid, 3600) is False
+    assert signing.job_id_from_webhook_token(KEY, signing.file_token(KEY, jid, "image")) is None
+    assert signing.file_token_valid(KEY, signing.webhook_token(KEY, jid), jid, "image", 3600) is False
 
 
 def test_job_webhook_secret_differs_between_jobs_and_keys_and_is_stable():
@@ -93,16 +93,16 @@ def test_job_webhook_secret_differs_between_jobs_and_keys_and_is_stable():
 
 def test_image_token_valid_for_its_job_only():
     a, b = job_id(), job_id()
-    token = signing.image_token(KEY, a)
-    assert signing.image_token_valid(KEY, token, a, 3600) is True
-    assert signing.image_token_valid(KEY, token, b, 3600) is False
-    assert signing.image_token_valid(OTHER_KEY, token, a, 3600) is False
+    token = signing.file_token(KEY, a, "image")
+    assert signing.file_token_valid(KEY, token, a, "image", 3600) is True
+    assert signing.file_token_valid(KEY, token, b, "image", 3600) is False
+    assert signing.file_token_valid(OTHER_KEY, token, a, "image", 3600) is False
 
 
 def _mint_image_token_at(monkeypatch, when: float, jid: str) -> str:
     monkeypatch.setattr(itsdangerous.timed, "time", types.SimpleNamespace(time=lambda: when))
     try:
-        return signing.image_token(KEY, jid)
+        return signing.file_token(KEY, jid, "image")
     finally:
         monkeypatch.undo()
 
@@ -112,9 +112,9 @@ def test_image_token_expires_after_max_age(monkeypatch):
 
     jid = job_id()
     old = _mint_image_token_at(monkeypatch, time.time() - 7200, jid)
-    assert signing.image_token_valid(KEY, old, jid, 3600) is False
-    assert signing.image_token_valid(KEY, old, jid, 7100) is False
-    assert signing.image_token_valid(KEY, old, jid, 10_000) is True
+    assert signing.file_token_valid(KEY, old, jid, "image", 3600) is False
+    assert signing.file_token_valid(KEY, old, jid, "image", 7100) is False
+    assert signing.file_token_valid(KEY, old, jid, "image", 10_000) is True
 
 
 def test_image_token_from_the_future_is_refused(monkeypatch):
@@ -122,24 +122,24 @@ def test_image_token_from_the_future_is_refused(monkeypatch):
 
     jid = job_id()
     future = _mint_image_token_at(monkeypatch, time.time() + 7200, jid)
-    assert signing.image_token_valid(KEY, future, jid, 3600) is False
+    assert signing.file_token_valid(KEY, future, jid, "image", 3600) is False
 
 
 def test_image_token_negative_max_age_refuses_fresh_token():
     jid = job_id()
-    assert signing.image_token_valid(KEY, signing.image_token(KEY, jid), jid, -1) is False
+    assert signing.file_token_valid(KEY, signing.file_token(KEY, jid, "image"), jid, "image", -1) is False
 
 
 def test_image_token_tampered_is_invalid():
     jid = job_id()
-    token = signing.image_token(KEY, jid)
+    token = signing.file_token(KEY, jid, "image")
     tampered = _tamper_signature(token)
-    assert signing.image_token_valid(KEY, tampered, jid, 3600) is False
+    assert signing.file_token_valid(KEY, tampered, jid, "image", 3600) is False
 
 
 @pytest.mark.parametrize("garbage", ["", "x", "...", "a.b.c", "a" * 300, "\u00e9\u00e9.x.y"])
 def test_image_token_garbage_is_false(garbage):
-    assert signing.image_token_valid(KEY, garbage, job_id(), 3600) is False
+    assert signing.file_token_valid(KEY, garbage, job_id(), "image", 3600) is False
 
 
 def test_job_webhook_url_shape():
@@ -174,7 +174,7 @@ def test_each_kind_has_its_own_token():
 def test_an_unknown_kind_has_no_link():
     with pytest.raises(ValueError):
         signing.file_token(SECRET_KEY, "job_x", "everything")
-    assert signing.file_token_valid(SECRET_KEY, signing.image_token(SECRET_KEY, "job_x"), "job_x", "nope", 60) is False
+    assert signing.file_token_valid(SECRET_KEY, signing.file_token(SECRET_KEY, "job_x", "image"), "job_x", "nope", 60) is False
 
 
 @pytest.mark.parametrize(("ttl", "window"), [(60, 30), (3600, 3600), (60, 1), (5, 7)])
