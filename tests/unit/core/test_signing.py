@@ -1,5 +1,6 @@
-"""Tokens and secrets derived from SECRET_KEY (fluxhook/core/signing.py): webhook-URL tokens, per-job
-webhook secrets and signed image URLs.
+"""What SECRET_KEY guards (fluxhook/core/signing.py): webhook-URL tokens, per-job webhook secrets and signed image
+URLs; values kept in Redis sealed: deterministic under one key, opened by every key of a rotation, and a value kept in
+the clear told apart (the migration seals it: tests/unit/store/test_migrations.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from conftest import SECRET_KEY
 from fluxhook.core import signing
 from fluxhook.core.job import new_job_id
+from fluxhook.core.signing import Sealer
 
 KEY = "unit-test-secret-key-0123456789"
 OTHER_KEY = "another-secret-key-9876543210"
@@ -219,3 +221,34 @@ def test_a_windowed_link_is_signed_with_the_newest_key_and_ends_when_its_key_is_
     token = signing.file_token([OTHER_KEY, KEY], jid, "image", signing.link_times(now, 60, 30).signed_at)
     assert _valid_at(monkeypatch, now, token, jid, 89, keys=[KEY])  # KEY, the newest, signed it
     assert not _valid_at(monkeypatch, now, token, jid, 89, keys=[OTHER_KEY])  # KEY rotated away: it ends
+
+
+# --- Sealed ---
+
+OLD, NEW = "o" * 32, "n" * 32
+URL = "https://delivery.example/a.png?se=2026-11-23&sig=abc%2Fdef"
+
+
+def test_a_sealed_text_hides_it_opens_to_it_and_seals_the_same_each_time():
+    sealer = Sealer((NEW,))
+    sealed = sealer.seal_text(URL)
+    assert "sig" not in sealed and "delivery" not in sealed
+    assert sealer.seal_text(URL) == sealed
+    assert sealer.open_text(sealed) == URL
+
+
+def test_every_key_of_a_rotation_opens_what_it_sealed_and_the_newest_seals():
+    before, after = Sealer((OLD,)), Sealer((OLD, NEW))
+    assert after.open_text(before.seal_text(URL)) == URL
+    assert after.seal_text(URL) == Sealer((NEW,)).seal_text(URL)
+    assert set(after.sealings(URL)) == {before.seal_text(URL), after.seal_text(URL)}
+    assert after.open(before.seal(b"{}")) == b"{}"
+
+
+def test_a_value_no_key_opens_is_none_and_one_kept_unsealed_is_told_apart():
+    assert Sealer((NEW,)).open_text(Sealer((OLD,)).seal_text(URL)) is None
+    assert Sealer((NEW,)).open(Sealer((OLD,)).seal(b"{}")) is None
+    assert Sealer((NEW,)).open_text("s1:not base64!") is None
+    assert Sealer.is_sealed(Sealer((OLD,)).seal_text(URL)) and Sealer.is_sealed(Sealer((OLD,)).seal(b"{}"))
+    assert not Sealer.is_sealed(URL) and not Sealer.is_sealed(b'{"id": "x"}')
+    assert Sealer((NEW,)).open_text(URL) is None and Sealer((NEW,)).open(b'{"id": "x"}') is None
