@@ -24,12 +24,11 @@ from . import answers, batch_body
 from .auth import require_bearer
 from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
-from .cancel_after import requested_cancel_after
 from .context import services
 from .end_users import requested_end_user
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
-from .prefer import requested_strict
+from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")
