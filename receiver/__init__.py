@@ -23,6 +23,7 @@ from . import (
     bulkheads,
     canceling,  # noqa: F401 (its route joins the jobs blueprint)
     catalog,
+    context,
     dashboard,
     dashboard_batches,  # noqa: F401 (its routes join the dashboard's blueprint)
     dashboard_cancel,  # noqa: F401 (its route joins the dashboard's blueprint)
@@ -41,7 +42,6 @@ from . import (
     openapi,
     read_limits,
     replicated,
-    requestlog,
     traces,
     usage,
     waiting,
@@ -87,8 +87,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.extensions["fluxhook"] = services
     auth.init_app(app)
     errors.init_app(app)
-    requestlog.init_app(app)
-    traces.init_app(app)  # after requestlog: a callback's span is current when its line is written
+    context.init_app(app)
+    traces.init_app(app)  # after context's: a callback's span is current when its line is written
     read_limits.init_app(app)  # after both: a refused read is logged and traced as any answer
     replicated.init_app(app)  # before idempotency: see replicated.init_app
     idempotency.init_app(app)

@@ -112,15 +112,10 @@ def authenticate() -> Caller | None:
         else:
             found = current_app.extensions["fluxhook.keys"].caller(token)
             if found is not None and found.key is not None:
-                # Its next requests wait for a work permit in its key's own lane (receiver/lanes.py).
+                # Its next requests wait for a work permit in its key's own lane (receiver/bulkheads.py).
                 current_app.extensions["fluxhook.lanes"].remember(token, found.key.id, found.key.weight)
     g.caller = found
     return found
-
-
-def bearer_token_valid() -> bool:
-    """Whether the request carries a valid admin token or app key."""
-    return authenticate() is not None
 
 
 def require_bearer() -> Caller:

@@ -6,7 +6,7 @@ The web worker has the body whole before the app runs (in a temporary file past 
 ``receiver/buffering_worker.py``); read whole again here (werkzeug's ``get_data``), decoded to text and parsed, a
 250 MB body took a web process to 895 MB, and four at once to 2.8 GB, which it kept. Parsed as it was read but its
 items kept as Python values, four 64 MiB bodies still took a web process from 61 MB to 415 MB. Here neither the body
-nor its items are held: NDJSON is read a line at a time, JSON an item at a time (``core/json_stream.py``), and each
+nor its items are held: NDJSON is read a line at a time, JSON an item at a time (``core/json_body.py``), and each
 item goes to the batch's ``ItemSpool`` (``core/batch_items.py``) as it is parsed; what stays is the other fields,
 counts, the first bad items' problems and, with an ``Idempotency-Key``, a running digest of the items. Once its
 request ends the spool is deleted and the memory its items passed through is handed back (glibc keeps freed memory
@@ -25,7 +25,7 @@ from typing import IO, Any, Callable
 
 from flask import g, request
 
-from fluxhook.core import json_body, json_stream
+from fluxhook.core import json_body
 from fluxhook.core.batch_items import BatchItem, ItemSpool
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import FluxhookError, InvalidRequest, PayloadTooLarge
@@ -98,8 +98,8 @@ def read(limit: int, shape: Shape) -> BatchBody:
             _from_ndjson(body, batch)
         else:
             require_json()
-            stream = json_stream.Stream("items", batch.add)
-            batch.fields = json_stream.load_object(body.read, stream=stream)
+            stream = json_body.Stream("items", batch.add)
+            batch.fields = json_body.load_object(body.read, stream=stream)
             batch.listed = batch.fields.get("items") is stream
             if batch.listed:
                 del batch.fields["items"]
@@ -125,7 +125,7 @@ def discard() -> None:
     """Read the rest of the body and drop it, before a refusal that did not need it: the web worker keeps a
     connection open for the next request only once its last request's body was read to the end (a refusal that left it
     unread answered with keep-alive, then the connection was cut under the client's next request)."""
-    while request.stream.read(json_stream.PIECE):
+    while request.stream.read(json_body.PIECE):
         pass
 
 
@@ -185,7 +185,7 @@ def _from_ndjson(body: _Capped, batch: BatchBody) -> None:
             raise InvalidRequest(f"give '{name}' once")
         batch.fields[name] = _query_json(name, value) if name in ("metadata", "notify_events") else value
     batch.listed = True
-    for number, line in json_stream.ndjson_lines(body.read):
+    for number, line in json_body.ndjson_lines(body.read):
         line = line.removesuffix(b"\r")
         if not line.strip():
             continue

@@ -13,7 +13,7 @@ from fluxhook.core.catalog import Catalog
 from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import BatchNotFound, InvalidRequest
 from fluxhook.core.job_filters import parse_limit
-from fluxhook.core.notify_events import parse_batch_events
+from fluxhook.core.notify_rules import parse_batch_events
 from fluxhook.core.strict_input import refuse_unknown
 from fluxhook.lifecycle import batching
 from fluxhook.lifecycle.batching import BatchRequest
@@ -24,12 +24,11 @@ from . import answers, batch_body
 from .auth import require_bearer
 from .batch_room import batch_room, key_busy
 from .bulkheads import bfl_calls
-from .cancel_after import requested_cancel_after
 from .context import services
 from .end_users import requested_end_user
 from .idempotency import idempotent_on
 from .jobs import MAX_METADATA_BYTES
-from .prefer import requested_strict
+from .preferences import requested_cancel_after, requested_strict
 from .replicated import replicated
 
 bp = Blueprint("batches", __name__, url_prefix="/v1")

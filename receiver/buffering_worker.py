@@ -43,7 +43,7 @@ from gunicorn.http import wsgi
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from receiver import MAX_REQUEST_BYTES
-from receiver.body_limits import RATE_WINDOW_SECONDS, BodyLimits, BodyPace, SpoolSpace
+from receiver.body_limits import BodyLimits, BodyPace, SpoolSpace
 from receiver.end_users import join_repeated
 from receiver.events import HAND_OVER, HAND_OVER_READY, STREAM_PATH
 from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refusal
@@ -51,10 +51,6 @@ from receiver.request_assembly import CONTINUE, Refused, RequestAssembler, refus
 # A request's head (request line and headers) must be in within this many seconds of its first
 # byte (of the connection's opening, for its first request).
 HEAD_SECONDS = 10.0
-# A body must arrive at MIN_BODY_RATE at least over any window of this length (body_limits.BodyPace), so it is
-# first judged this long after its head is in: a steady client on a slow link gets any time it needs; one that
-# trickles, or stalls after sending much fast, is cut off within a window of falling below the rate.
-BODY_GRACE_SECONDS = RATE_WINDOW_SECONDS
 # How long a closing connection waits for the client's FIN (its last bytes are read and dropped).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024

@@ -1,28 +1,51 @@
 """Bulkheads in the web process: kinds of work that cannot take each other's capacity.
 
 A process works on at most ``WEB_THREADS`` requests at once: a work permit each, taken before Flask sees the request
-and handed between callers in turns (``fair_permits``: each caller's lane, told by ``lanes`` from the request's head).
+and handed between callers in turns (``FairPermits``: each caller's lane, told by ``Lanes`` from the request's head).
 A read refused for its key's rate is repeated from memory before any permit is taken (``refusals``). A request that
 waits on something else (its job's end with ``Prefer: wait``, BFL's answer to a submission) sets its permit aside
 meanwhile and waits in a room of its own, of bounded size; a full room means the request is answered another way at
 once (the job as it is; the submission handed to a worker), so callbacks, job reads and file reads always find a
 permit. An answer written while its reader reads (``answers``) gives its permit back for good. gunicorn's thread pool
 is as large as the permits and the rooms together (``receiver/gunicorn_conf.py``).
+
+Whose line a request waits in for a work permit, told from its head alone (no Redis, no body): a lane per app key, one
+for the admin tokens, one for BFL's callbacks, one for signed file links, one for the dashboard's sessions, and one for
+everything else. A key's lane is known only once its secret was checked (``auth`` remembers it here): a made-up or
+unchecked token waits in the ``unknown`` lane, so inventing tokens buys no turns. A signed link of a job whose key this
+process has seen (``remember_link``, as the link was first opened) waits in that key's lane for links: one key's flood
+of links takes turns with the others' instead of filling the shared ``links`` lane, and its refusals are repeated from
+memory, slowly, like a key's own.
+
+The permits are handed between callers in turns (docs/operating.md "No key can hold the web") by the rule every line
+of fluxhook's work is served by (``fluxhook.core.fair_turns``, docs/fair-share.md). Each request waits in its
+caller's lane. A permit that frees goes to the waiting lane whose turn starts first, each permit a turn costing the
+lane 1 / its ``weight``, so a caller with a hundred requests waiting delays another caller's request by at most one
+turn, whatever arrives first, and a lane back from idle starts level with the others. Within a lane requests keep the
+order they came in. A lane holds at most ``per_lane`` permits at once (half of them by default): with its requests
+long at work (a search, a batch's results being made), the rest still serve the others at once. A permit is handed to
+its waiter, never left free for a newcomer to take: ``threading.Semaphore`` lets a newcomer take a permit before a
+thread already woken for it, which leaves some requests waiting far longer than others.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import re
 import threading
 import time
+from collections import OrderedDict, deque
 from contextlib import contextmanager, nullcontext
-from typing import ContextManager, Iterator
+from dataclasses import dataclass, field
+from typing import ContextManager, Iterable, Iterator
 
 from flask import Flask, current_app, request
 from werkzeug.wsgi import ClosingIterator
 
-from .auth import API_PREFIX
-from .fair_permits import FairPermits
-from .lanes import Lanes
+from fluxhook.core.fair_turns import FairTurns
+
+from .auth import API_PREFIX, is_admin_token, token_in
 from .refusals import REMEMBER, Refusals
 
 # Requests of one process that may wait for their job's end at once (Prefer: wait).
@@ -40,6 +63,147 @@ ANSWER_ROOM = 64
 TARPIT_SECONDS = 1.0
 TARPIT_ROOM = 32
 
+
+# --- Lanes: whose line a request waits in ---
+
+BFL = "bfl"
+ADMIN = "admin"
+UNKNOWN = "unknown"
+LINKS = "links"
+DASHBOARD = "dashboard"
+OTHER = "other"
+# Secrets whose key is remembered (their digests): the least recently used forgotten first.
+KNOWN_KEYS = 10_000
+_CALLBACKS = "/webhooks/"
+# Jobs whose key is remembered for their signed links: the least recently opened forgotten first.
+KNOWN_LINKS = 10_000
+# The job a file path names: /v1/jobs/{id}/image, /video, /poster, /draft_cache.
+_JOB_FILE = re.compile(r"/v1/jobs/(job_[0-9A-Za-z]{1,40})/[a-z_]+")
+_SESSION_COOKIE = "fluxhook_session="
+
+
+class Lanes:
+    """The lane of each request, and the app keys whose secrets were checked (by their digests, never the secrets)."""
+
+    def __init__(self, api_tokens: Iterable[str]):
+        self.api_tokens = tuple(api_tokens)
+        self._known: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._links: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, secret: str, key_id: str, weight: int) -> None:
+        """``secret`` was checked as ``key_id``'s, which has ``weight``: its requests wait in that key's lane."""
+        with self._lock:
+            self._known[_digest(secret)] = (f"key:{key_id}", weight)
+            self._known.move_to_end(_digest(secret))
+            while len(self._known) > KNOWN_KEYS:
+                self._known.popitem(last=False)
+
+    def remember_link(self, job_id: str, key_id: str | None) -> None:
+        """Job ``job_id`` was opened by its signed link and is ``key_id``'s (None: an admin token's): its links wait in
+        that key's lane for links (a job's key never changes)."""
+        if key_id is None:
+            return
+        with self._lock:
+            self._links[job_id] = f"link:{key_id}"
+            self._links.move_to_end(job_id)
+            while len(self._links) > KNOWN_LINKS:
+                self._links.popitem(last=False)
+
+    def of(self, environ: dict) -> tuple[str, int]:
+        """(lane, weight) of the request whose WSGI ``environ`` this is."""
+        if environ.get("PATH_INFO", "").startswith(_CALLBACKS):
+            return BFL, 1
+        token = token_in(lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))
+        if token is not None:
+            if is_admin_token(self.api_tokens, token):
+                return ADMIN, 1
+            with self._lock:
+                return self._known.get(_digest(token), (UNKNOWN, 1))
+        if "token=" in environ.get("QUERY_STRING", ""):
+            job = _JOB_FILE.fullmatch(environ.get("PATH_INFO", ""))
+            with self._lock:
+                return (self._links.get(job.group(1), LINKS) if job else LINKS), 1
+        if _SESSION_COOKIE in environ.get("HTTP_COOKIE", ""):
+            return DASHBOARD, 1
+        return OTHER, 1
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# --- The permits, handed between the lanes in turns ---
+
+@dataclass
+class _Waiter:
+    arrived: int  # the process's count of requests when it came: ties go to the earliest
+    weight: int
+    turn: threading.Event = field(default_factory=threading.Event)
+
+
+class FairPermits:
+    """At most ``count`` requests at work at once, handed to the waiting lanes in weighted turns."""
+
+    def __init__(self, count: int, per_lane: int | None = None):
+        self.count = count
+        self.per_lane = per_lane if per_lane is not None else max(1, count // 2)
+        self._lock = threading.Lock()
+        self._free = count
+        self._held: dict[str, int] = {}
+        self._lines: dict[str, deque[_Waiter]] = {}  # the lanes with requests waiting, each in the order they came
+        self._turns: FairTurns[str] = FairTurns()
+        self._arrivals = itertools.count()
+
+    def acquire(self, lane: str, weight: int = 1) -> None:
+        """Wait for a permit, in ``lane``'s line, behind its own earlier requests and the lanes whose turn is first."""
+        with self._lock:
+            waiter = _Waiter(next(self._arrivals), max(1, weight))
+            self._lines.setdefault(lane, deque()).append(waiter)
+            self._hand_on()
+        waiter.turn.wait()
+
+    def release(self, lane: str) -> None:
+        """Give ``lane``'s permit back: to the lane whose turn starts first among those that may take one, or to the
+        free ones."""
+        with self._lock:
+            held = self._held[lane] - 1
+            if held:
+                self._held[lane] = held
+            else:
+                del self._held[lane]
+            self._free += 1
+            self._hand_on()
+
+    def held(self, lane: str) -> int:
+        """Permits ``lane`` holds now."""
+        with self._lock:
+            return self._held.get(lane, 0)
+
+    def waiting(self, lane: str) -> int:
+        """Requests of ``lane`` waiting for a permit now."""
+        with self._lock:
+            return len(self._lines.get(lane, ()))
+
+    def _hand_on(self) -> None:
+        """Give free permits to waiting lanes in turn; a lane at its ``per_lane`` waits for one of its own."""
+        while self._free:
+            turn = self._turns.earliest((lane, line[0].arrived) for lane, line in self._lines.items()
+                                        if self._held.get(lane, 0) < self.per_lane)
+            if turn is None:
+                return
+            lane = turn[0]
+            line = self._lines[lane]
+            waiter = line.popleft()
+            if not line:
+                del self._lines[lane]
+            self._turns.serve(lane, 1, waiter.weight)
+            self._free -= 1
+            self._held[lane] = self._held.get(lane, 0) + 1
+            waiter.turn.set()
+
+
+# --- A request's permit, and the rooms ---
 
 class Permit:
     """One request's hold on a work permit, in its lane."""

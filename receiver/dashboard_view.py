@@ -24,8 +24,8 @@ from fluxhook.credits.figures import format_credits
 from fluxhook.lifecycle.notifications import host_shown
 from fluxhook.lifecycle.steps.presenting import file_path
 from fluxhook.media import posters
-from receiver import timeline_words
-from receiver.words import duration, reason_words
+from receiver import dashboard_words
+from receiver.dashboard_words import duration, reason_words
 
 # The header's badge on a page that follows its events, in each state the page's script gives it: its word, the
 # short line shown beside it and its tooltip. A bare "final" left people guessing what had ended.
@@ -317,9 +317,9 @@ def _stored_download(job: Job, events: list[dict]) -> dict | None:
 
 def timeline(job: Job, events: list[dict]) -> list[dict]:
     """The job's story, oldest first: the milestones its record holds, and every recorded event, each in words
-    (``timeline_words``); each entry's ``offset`` counts from the job's creation."""
+    (``dashboard_words``); each entry's ``offset`` counts from the job's creation."""
     # Jobs fluxhook submits hold a slot pool; tracked ones (submitted elsewhere) do not.
-    entries = [_entry(job.created_at, "created", timeline_words.created(tracked=not job.pool))]
+    entries = [_entry(job.created_at, "created", dashboard_words.created(tracked=not job.pool))]
     stored_by = _stored_download(job, events)
     for event in events:
         if event is stored_by:
@@ -327,13 +327,13 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
         at = event["at"]
         if event.get("kind") == "download" and isinstance(event.get("seconds"), (int, float)):
             at -= event["seconds"]  # recorded when the attempt ended; shown where it began
-        entries.append(_entry(at, event.get("kind", ""), timeline_words.sentence(event)))
+        entries.append(_entry(at, event.get("kind", ""), dashboard_words.sentence(event)))
     if job.finished_at:
-        entries.append(_entry(job.finished_at, "bfl", timeline_words.bfl_finished()))
+        entries.append(_entry(job.finished_at, "bfl", dashboard_words.bfl_finished()))
     if job.terminal and job.completed_at:
         took = float(stored_by.get("seconds") or 0) if stored_by is not None else None
         entries.append(_entry(job.completed_at, "status",
-                              timeline_words.ended(job.status, (job.error or {}).get("message", ""), stored_in=took)))
+                              dashboard_words.ended(job.status, (job.error or {}).get("message", ""), stored_in=took)))
     entries.sort(key=order)
     # Counted in the milliseconds they are ordered by: the job's creation is +0 ms, never "+1 ms" of its own.
     start = order({"ts": job.created_at, "kind": "created"})[0]
@@ -343,7 +343,7 @@ def timeline(job: Job, events: list[dict]) -> list[dict]:
     return entries
 
 
-def _entry(ts: float, kind: str, said: timeline_words.Sentence) -> dict:
+def _entry(ts: float, kind: str, said: dashboard_words.Sentence) -> dict:
     return {"ts": ts, "at": iso(ts), "clock": clock(ts, millis=True), "kind": kind, "title": said.title,
             "text": said.text, "tone": said.tone}
 

@@ -17,7 +17,7 @@ from fluxhook.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, NotR
 from fluxhook.store.idempotency import DONE, FULL, IN_USE, MADE, MAX_KEYS_PER_CALLER, REUSED, Hold, IdempotencyStore
 from fluxhook.store.replication import Replication
 from receiver import idempotency_keys
-from receiver.prefer import MAX_WAIT
+from receiver.preferences import MAX_WAIT
 
 from .auth import presented_token
 from .context import services

@@ -17,7 +17,7 @@ from flask import g, request
 from fluxhook.core import json_body
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.json_stream import NOT_AN_OBJECT
+from fluxhook.core.json_body import NOT_AN_OBJECT
 
 
 def read_untyped_as_json() -> None:

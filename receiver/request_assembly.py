@@ -57,8 +57,6 @@ REFUSALS = {
     503: ("unavailable", "this web process holds as many request bodies as it may (MAX_SPOOL_BYTES); send the "
                          "request again after Retry-After"),
 }
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
-           503: "Service Unavailable"}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 

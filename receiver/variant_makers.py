@@ -36,8 +36,7 @@ from fluxhook.core.variants import Variant
 from fluxhook.lifecycle.variants import MAKE_SECONDS
 from fluxhook.media.variants import variant_bytes
 
-from .bulkheads import Room, remember_refusal
-from .fair_permits import FairPermits
+from .bulkheads import FairPermits, Room, remember_refusal
 
 log = logging.getLogger("fluxhook.web")
 

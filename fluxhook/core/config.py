@@ -19,7 +19,7 @@ from fluxhook.core.catalog import load as load_catalog
 from fluxhook.core.errors import ConfigError, InvalidRequest
 from fluxhook.core.hosts import HostPattern, parse_host_pattern
 from fluxhook.core.models import MODEL
-from fluxhook.core.notify_urls import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
+from fluxhook.core.notify_rules import MAX_NOTIFY_URL, Wording, check_form, check_notify_url
 from fluxhook.core.pools import DEFAULT_MODEL_LIMITS as DEFAULT_LIMITS
 from fluxhook.core.pools import KONTEXT_MAX_POOL
 
@@ -44,7 +44,7 @@ MAKE_A_SECRET = "make one with: openssl rand -hex 32 (or python3 -c 'import secr
 # Standard Webhooks: a secret is "whsec_" and the base64 of 24 to 64 random bytes.
 NOTIFY_SECRET_PREFIX = "whsec_"
 NOTIFY_SECRET_BYTES = (24, 64)
-# NOTIFY_URL follows a job's notify_url's rule (notify_urls), in a setting's words.
+# NOTIFY_URL follows a job's notify_url's rule (notify_rules), in a setting's words.
 _NOTIFY_URL_WORDING = Wording(
     malformed="must be an http:// or https:// URL of printable ASCII characters without spaces",
     too_long=f"must be at most {MAX_NOTIFY_URL} characters",
@@ -192,7 +192,6 @@ class Config:
     # A bearer token that opens /metrics and nothing else (Prometheus's), besides the admin tokens.
     metrics_token: str | None = None
     # The model catalog, with BFL_MODELS_FILE merged over the shipped one.
-    bfl_models_file: str | None = None
     catalog: Catalog = SHIPPED_CATALOG
     # BFL_ACCOUNTS and each one's BFL_<NAME>_* settings; empty: the one default account of the BFL_* settings.
     named_accounts: tuple[Account, ...] = ()
@@ -316,7 +315,6 @@ class Config:
             max_batch_bytes=reader.integer("MAX_BATCH_BYTES", field_default("max_batch_bytes"), minimum=65_536,
                                            maximum=256 * 2**20),
             metrics_token=reader.token("METRICS_TOKEN"),
-            bfl_models_file=reader.string("BFL_MODELS_FILE") or None,
             catalog=models,
         )
         config = replace(config, named_accounts=reader.accounts(config))

@@ -9,7 +9,7 @@ one turn of each owner waiting.
 
 The lines kept in Redis give turns by this rule in Lua, their passes and clock in a hash (``store/lua/fair_turns.lua``,
 with the BFL slots' and end users' own parts beside it); ``FairTurns`` keeps them in one process's memory (the web's
-work permits, ``receiver/fair_permits.py``). tests/unit/core/test_fair_turns.py serves the same owners through both
+work permits, ``receiver/bulkheads.py``). tests/unit/core/test_fair_turns.py serves the same owners through both
 and finds them served in the same order.
 """
 

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from fluxhook.core.errors import HostNotAllowed
 
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PATTERN_LABEL = re.compile(r"^(?:\*|[a-z0-9*](?:[a-z0-9*-]{0,61}[a-z0-9*])?)$")
 # The port of an entry that takes any port: only this machine's loopback may be named so.
 ANY_PORT = 0

@@ -30,7 +30,7 @@ ENDED_DROPS = ("result_url", "polling_url", "bfl_running", "ready_proven", "usag
 # What an ended job still holding its slot keeps of those until it gives the slot back (``steps/running_on.py``): the
 # sweep polls its task where BFL said to.
 HOLD_KEEPS = ("polling_url",)
-# Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.sealing``).
+# Those that open a result while they live (their ``sig=``): sealed as they are kept (``fluxhook.core.signing``).
 SEALED_FIELDS = ("result_url", "draft_cache_source")
 # How much of the task's prompt a job keeps.
 MAX_PROMPT_CHARS = 2000

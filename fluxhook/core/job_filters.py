@@ -18,8 +18,7 @@ from fluxhook.core.batch import is_batch_id
 from fluxhook.core.end_users import parse_end_user
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.models import MODEL
-from fluxhook.core.numbers import decimal
-from fluxhook.core.strict_input import refuse_unknown
+from fluxhook.core.strict_input import decimal, refuse_unknown
 
 # The query parameters of GET /v1/jobs, and nothing else.
 LIST_PARAMETERS = ("status", "model", "key_id", "batch_id", "account", "end_user", "q", "from", "to", "limit", "cursor")

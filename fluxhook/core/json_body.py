@@ -10,12 +10,28 @@ that sent it, or to a proxy that checked it); all of them are refused here.
 
 Written: a value holding a 100 MB string is encoded, hashed, stored or sent without a second whole copy
 of it in memory.
+
+Read a piece at a time: a large body is parsed as it is read, never held whole.
+
+A batch's body may be 64 MiB (``MAX_BATCH_BYTES``): read whole, then decoded to text, then parsed, it was held two
+and three times over beside what it parses into. Here only the parsed values are kept:
+
+- ``ndjson_lines``: one line at a time (NDJSON), each decoded by ``loads``;
+- ``load_object``: one JSON object, each of its values decoded as soon as it is whole, and the elements of a value
+  that is an array one at a time, so the text held is one element's, not the array's; those of one field's array
+  (``Stream``: a batch's ``items``) handed on one at a time as each is whole and not kept, so neither is the array.
+
+Both read as ``loads`` does, with Python's own decoder (``DECODER``): the same numbers (integers
+of any size), the same refusals (NaN, a key given twice, a lone surrogate, nesting past ``MAX_DEPTH``) and the same
+messages, whether a body comes whole or in pieces.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
-from typing import Any
+import re
+from typing import Any, Callable, Iterator, NamedTuple
 
 from fluxhook.core.chunks import CHUNK
 from fluxhook.core.errors import InvalidRequest
@@ -52,7 +68,7 @@ def _each_key_once(pairs: list[tuple[str, Any]]) -> dict:
     return value
 
 
-# Decodes as ``loads`` does, for readers that take a body a piece at a time (``core/json_stream.py``).
+# Decodes as ``loads`` does, for the readers that take a body a piece at a time (``load_object``, ``ndjson_lines``).
 DECODER = json.JSONDecoder(object_pairs_hook=_each_key_once, parse_constant=_no_constants)
 
 
@@ -125,6 +141,192 @@ def _valid_text(text: str) -> None:
     except UnicodeEncodeError:
         raise InvalidRequest("the JSON holds a string that is not valid Unicode (a lone surrogate)") from None
 
+
+# --- Read a piece at a time ---
+
+# Reads up to n bytes of the body; b"" once it has ended.
+Read = Callable[[int], bytes]
+# Bytes read at a time: the text held beyond the values parsed is about this (a value longer than it, its length).
+PIECE = 64 * 1024
+
+# A body that is JSON but no object.
+NOT_AN_OBJECT = "the body must be a JSON object (Content-Type: application/json)"
+_SPACE = re.compile(r"[ \t\n\r]*")
+# A decoder's error this close to the end of the text read so far may be the body cut there (``tru``, ``-``, ``\u00``):
+# more is read and the value decoded again.
+_CUT_NEAR_END = 12
+
+
+def ndjson_lines(read: Read, chunk: int = PIECE) -> Iterator[tuple[int, bytes]]:
+    """Each line of the body (its number from 1, and its bytes without the ``\\n``), read ``chunk`` bytes at a time.
+    Lines end at ``\\n`` alone: JSON may hold U+2028 and its kind unescaped, which ``str.splitlines`` would split at."""
+    buffer, number, start, searched = bytearray(), 0, 0, 0
+    while True:
+        end = buffer.find(b"\n", searched)
+        if end >= 0:
+            number += 1
+            yield number, bytes(buffer[start:end])
+            start = searched = end + 1
+            continue
+        piece = read(chunk)
+        if not piece:
+            break
+        del buffer[:start]  # once per piece read, not once per line: many short lines cost no copy each
+        start, searched = 0, len(buffer)
+        buffer += piece
+    if start < len(buffer):
+        yield number + 1, bytes(buffer[start:])
+
+
+class Stream(NamedTuple):
+    """The field of a body's object whose array's elements go to ``each`` one at a time, as each is whole: the
+    object holds this ``Stream`` itself for the field, not the array."""
+
+    field: str
+    each: Callable[[Any], None]
+
+
+def load_object(read: Read, *, stream: Stream | None = None, max_depth: int = MAX_DEPTH,
+                chunk: int = PIECE) -> dict[str, Any]:
+    """The body, which must be one JSON object, read ``chunk`` bytes at a time; InvalidRequest as ``loads``
+    refuses a body. A value that is an array is decoded an element at a time; ``stream``'s field's, handed on."""
+    text = _Text(read, chunk, max_depth)
+    if not text.next_is("{"):
+        raise InvalidRequest(NOT_AN_OBJECT)
+    text.pos += 1
+    value: dict[str, Any] = {}
+    if text.next_is("}"):
+        text.pos += 1
+    else:
+        while True:
+            if not text.next_is('"'):
+                raise text.refused("Expecting property name enclosed in double quotes")
+            name = text.value(depth=2)
+            if name in value:
+                raise repeated(name)
+            text.expect(":")
+            if not text.next_is("["):
+                value[name] = text.value(depth=2)
+            elif stream is not None and name == stream.field:
+                for element in text.elements():
+                    stream.each(element)
+                value[name] = stream
+            else:
+                value[name] = list(text.elements())
+            if text.next_is("}"):
+                text.pos += 1
+                break
+            text.expect(",")
+    if not text.next_is(None):
+        raise text.refused("Extra data")
+    return value
+
+
+class _Text:
+    """The body's text, decoded from UTF-8 as it is read; only the part not yet parsed is held (``text[pos:]``)."""
+
+    def __init__(self, read: Read, chunk: int, max_depth: int):
+        self._read, self._chunk, self.max_depth = read, chunk, max_depth
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.text, self.pos, self.ended = "", 0, False
+        # Where ``text`` starts in the body: lines before it, and the column its first character is at (from 0).
+        self._lines, self._column = 0, 0
+
+    def more(self, at_least: int = 0) -> bool:
+        """Read at least ``at_least`` more characters (one chunk's worth at least), dropping what was parsed; False
+        once the body has ended."""
+        if self.ended:
+            return False
+        if self.pos:
+            parsed = self.text[:self.pos]
+            newlines = parsed.count("\n")
+            self._lines += newlines
+            self._column = len(parsed) - parsed.rfind("\n") - 1 if newlines else self._column + len(parsed)
+            self.text, self.pos = self.text[self.pos:], 0
+        pieces, got = [], 0
+        while got < max(at_least, 1):
+            raw = self._read(self._chunk)
+            try:
+                piece = self._utf8.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                raise InvalidRequest("the body is not valid JSON: it is not UTF-8") from None
+            pieces.append(piece)
+            got += len(piece)
+            if not raw:
+                self.ended = True
+                break
+        self.text += "".join(pieces)
+        return True
+
+    def next_is(self, char: str | None) -> bool:
+        """Whether the next character past white space is ``char`` (None: the body's end)."""
+        self.skip_space()
+        if self.pos >= len(self.text):
+            return char is None
+        return self.text[self.pos] == char
+
+    def skip_space(self) -> None:
+        """Move past white space, reading more while the text read so far ends in it."""
+        while True:
+            space = _SPACE.match(self.text, self.pos)  # matches "" too
+            self.pos = space.end() if space else self.pos
+            if self.pos < len(self.text) or not self.more():
+                return
+
+    def expect(self, char: str) -> None:
+        if not self.next_is(char):
+            raise self.refused(f"Expecting '{char}' delimiter")
+        self.pos += 1
+
+    def value(self, depth: int) -> Any:
+        """The next JSON value, at ``depth`` in the body, read until it is whole; refused as ``loads``
+        refuses one."""
+        self.skip_space()
+        while True:
+            try:
+                value, end = DECODER.raw_decode(self.text, self.pos)
+            except RecursionError:
+                raise InvalidRequest(f"the JSON is nested more than {self.max_depth} levels deep") from None
+            except json.JSONDecodeError as exc:
+                if self.ended or not self._maybe_cut(exc):
+                    raise self.refused(exc.msg, exc.pos) from None
+                self.more(len(self.text) - self.pos)  # twice as much text: a long value costs its length, not its square
+                continue
+            except ValueError as exc:  # NaN, a key given twice
+                raise refused_value(exc) from None
+            if end > len(self.text) - _CUT_NEAR_END and self.more():
+                continue  # a number may go on in the next piece (``1.`` of ``1.5``)
+            self.pos = end
+            check(value, self.max_depth, depth=depth)
+            return value
+
+    def elements(self) -> Iterator[Any]:
+        """The elements of the array that comes next (a value of the body's object), each decoded once it is
+        whole."""
+        self.expect("[")
+        if self.next_is("]"):
+            self.pos += 1
+            return
+        while True:
+            yield self.value(depth=3)
+            if self.next_is("]"):
+                self.pos += 1
+                return
+            self.expect(",")
+
+    def _maybe_cut(self, exc: json.JSONDecodeError) -> bool:
+        return exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _CUT_NEAR_END
+
+    def refused(self, msg: str, at: int | None = None) -> InvalidRequest:
+        """The refusal of the body as not JSON, at ``at`` in ``text`` (the parser's place by default)."""
+        at = self.pos if at is None else at
+        newline = self.text.rfind("\n", 0, at)
+        line = self._lines + self.text.count("\n", 0, at) + 1
+        column = at - newline if newline >= 0 else self._column + at + 1
+        return refused(msg, line, column)
+
+
+# --- Written a piece at a time ---
 
 def json_chunks(value, chunk: int = CHUNK, *, sort_keys: bool = False, ensure_ascii: bool = True):
     """``value`` as compact JSON (``json.dumps(value, separators=(",", ":"), sort_keys=..., ensure_ascii=...)``),

@@ -92,12 +92,3 @@ def level(rule: PacingRule, backlog: Backlog) -> str:
     if not holds(rule, backlog):
         return NONE
     return ALL if backlog.seconds >= rule.single_bound else BULK
-
-
-def drained_in(rule: PacingRule, backlog: Backlog) -> float | None:
-    """About how long until sends may go again while ``holds`` (the backlog stored down to the bound at the rate);
-    None when no rate says (nothing stored of late)."""
-    if backlog.rate <= 0:
-        return None
-    room = max(rule.bound * backlog.rate, float(rule.floor))
-    return max(0.0, (backlog.waiting - room) / backlog.rate)

@@ -13,7 +13,6 @@ from fluxhook.core.catalog import SHIPPED_CATALOG
 
 DEFAULT_POOL = "default"
 KONTEXT_MAX_POOL = "flux-kontext-max"
-VIDEO_POOL = "flux-3-video"
 # BFL_MODEL_LIMITS' default: the models the catalog says BFL limits below the account's.
 DEFAULT_MODEL_LIMITS: tuple[tuple[str, int], ...] = SHIPPED_CATALOG.limits()
 # The pools under the default BFL_MODEL_LIMITS.

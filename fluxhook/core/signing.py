@@ -1,19 +1,31 @@
-"""Tokens and secrets derived from SECRET_KEY with itsdangerous, one salt per purpose.
+"""What SECRET_KEY guards, each with keys derived from it, one salt per purpose: tokens and secrets signed with
+itsdangerous, and what Redis keeps sealed.
 
-A token minted for one purpose (or one job) is worth nothing for any other. Every function
-takes the key or, during a rotation, the list of keys oldest first: new tokens are signed
-with the last one, and tokens signed with any of them are accepted.
+Every function and ``Sealer`` takes the key or, during a rotation (``SECRET_KEY_PREVIOUS``), the keys oldest first:
+the newest signs and seals, and every one of them still opens what it signed or sealed.
 
-A file's link carries the start of the window it was read in, not the second (``link_times``): every read of a job
-within a window gives the same URLs, so a browser's or a CDN's copy of one serves the next page that shows it.
+Signed: a token minted for one purpose (or one job) is worth nothing for any other. A file's link carries the start of
+the window it was read in, not the second (``link_times``): every read of a job within a window gives the same URLs,
+so a browser's or a CDN's copy of one serves the next page that shows it.
+
+Sealed: what fluxhook keeps in Redis that would give its reader something for a while: BFL's delivery URLs (their
+``sig=`` opens a result for minutes to hours) and the callback bodies that carry them. Redis's memory, its AOF and its
+replicas then hold nothing a reader could fetch. Sealing is deterministic (AES-SIV): the same text under the same key
+seals the same, so the store can compare a sealed field with a value in place (a download's result is recorded only
+while the job's URL is still the one it fetched); ``sealings`` gives each key's seal of a value, so a comparison holds
+across a rotation too. What an older release kept in the clear is sealed once by the migration (``store.migrations``,
+with ``is_sealed``): a value without the mark opens to nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 from typing import NamedTuple, Sequence, Union
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from itsdangerous import BadSignature, Signer, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
 _WEBHOOK_URL_SALT = "fluxhook.webhook-url"
@@ -131,16 +143,61 @@ def file_token_valid(secret_key: Keys, token: str, job_id: str, kind: str, max_a
         return False
 
 
-def image_token(secret_key: Keys, job_id: str) -> str:
-    """A signed link's token for the job's image."""
-    return file_token(secret_key, job_id, "image")
-
-
-def image_token_valid(secret_key: Keys, token: str, job_id: str, max_age: int) -> bool:
-    """Whether ``token`` opens ``job_id``'s image (minted within ``max_age`` seconds)."""
-    return file_token_valid(secret_key, token, job_id, "image", max_age)
-
-
 def job_webhook_url(public_base_url: str, secret_key: Keys, job_id: str, model: str | None = None) -> str:
     """The callback URL sent to BFL for this job (of ``model``)."""
     return f"{public_base_url}/webhooks/bfl/{webhook_token(secret_key, job_id, model)}"
+
+
+_SEALING_SALT = b"fluxhook-sealed-in-redis"
+# Marks a sealed value: no URL begins so, and no callback body (JSON) begins with a NUL.
+_TEXT_MARK = "s1:"
+_BYTES_MARK = b"\x00s1"
+
+
+class Sealer:
+    """Seals and opens values with keys derived from ``secret_keys`` (oldest first, as ``Config.secret_keys``)."""
+
+    def __init__(self, secret_keys: tuple[str, ...]):
+        # Newest first: it seals; each older one still opens.
+        self._keys = [AESSIV(hashlib.sha512(_SEALING_SALT + key.encode()).digest()) for key in reversed(secret_keys)]
+
+    def seal(self, data: bytes) -> bytes:
+        return _BYTES_MARK + self._keys[0].encrypt(data, None)
+
+    def open(self, kept: bytes) -> bytes | None:
+        """What ``seal`` sealed; None if no key opens it."""
+        if not kept.startswith(_BYTES_MARK):
+            return None
+        for key in self._keys:
+            try:
+                return key.decrypt(kept[len(_BYTES_MARK):], None)
+            except InvalidTag:
+                continue
+        return None
+
+    def seal_text(self, text: str) -> str:
+        return self._text(self._keys[0], text)
+
+    def open_text(self, kept: str) -> str | None:
+        """What ``seal_text`` sealed; None if no key opens it."""
+        if not kept.startswith(_TEXT_MARK):
+            return None
+        try:
+            sealed = base64.urlsafe_b64decode(kept[len(_TEXT_MARK):])
+        except ValueError:
+            return None
+        opened = self.open(_BYTES_MARK + sealed)
+        return None if opened is None else opened.decode()
+
+    def sealings(self, text: str) -> list[str]:
+        """Each way ``text`` may be kept: sealed by each key of the rotation."""
+        return [self._text(key, text) for key in self._keys]
+
+    @staticmethod
+    def is_sealed(kept: str | bytes) -> bool:
+        """Whether ``kept`` is a sealed value (``seal`` or ``seal_text``'s, whichever key), not one kept in the clear."""
+        return kept.startswith(_BYTES_MARK) if isinstance(kept, bytes) else kept.startswith(_TEXT_MARK)
+
+    @staticmethod
+    def _text(key: AESSIV, text: str) -> str:
+        return _TEXT_MARK + base64.urlsafe_b64encode(key.encrypt(text.encode(), None)).decode()

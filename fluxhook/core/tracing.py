@@ -52,11 +52,6 @@ def wanted(environ=os.environ) -> bool:
     return exporters != "none" and any((environ.get(name) or "").strip() for name in _SWITCHES)
 
 
-def enabled() -> bool:
-    """Whether this process exports traces (``setup`` found them asked for)."""
-    return _tracer is not None
-
-
 def setup(service_name: str) -> bool:
     """Install the SDK's provider, its exporters and the requests and Redis instrumentations, if the
     environment asks for traces (``wanted``); whether traces are on. Once per process."""

@@ -28,8 +28,7 @@ from fluxhook.core import tracing
 from fluxhook.core.errors import HostNotAllowed
 from fluxhook.core.holds import ATTEMPT_DEADLINE
 from fluxhook.core.hosts import check_url
-from fluxhook.core.notify_answers import next_delay, outcome_for
-from fluxhook.core.notify_events import BATCH_ENDED, ENDED
+from fluxhook.core.notify_rules import BATCH_ENDED, ENDED, next_delay, outcome_for
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.notifications import batch_payload, payload, signed_headers, target_url
 from fluxhook.lifecycle.steps import app_webhooks, notify_secrets

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from fluxhook.core.accounts import Account
 from fluxhook.core.end_users import BlockReason, EndUserLimits, parse_end_user
 from fluxhook.core.errors import InvalidRequest, KeyNotFound, KeyRevoked
-from fluxhook.core.notify_urls import check_notify_url, field_wording
+from fluxhook.core.notify_rules import check_notify_url, field_wording
 from fluxhook.credits import accounting, reports
 from fluxhook.lifecycle.steps import end_user_blocks, notify_secrets, waits
 from fluxhook.lifecycle.steps.callers import is_key_id

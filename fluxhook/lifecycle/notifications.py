@@ -29,8 +29,18 @@ from fluxhook.core.config import Config
 from fluxhook.core.errors import DeliveryNotFound, InvalidRequest
 from fluxhook.core.holds import ATTEMPT_LEASE
 from fluxhook.core.job import Job
-from fluxhook.core.notify_events import BATCH_ENDED, ENDED, PROGRESS, PROGRESS_GAP, SUBMITTED, parse_events, wanted
-from fluxhook.core.notify_urls import check_form, check_notify_url, field_wording
+from fluxhook.core.notify_rules import (
+    BATCH_ENDED,
+    ENDED,
+    PROGRESS,
+    PROGRESS_GAP,
+    SUBMITTED,
+    check_form,
+    check_notify_url,
+    field_wording,
+    parse_events,
+    wanted,
+)
 from fluxhook.core.outcomes import DeliveryOutcome
 from fluxhook.lifecycle.steps.presenting import present
 from fluxhook.services import Services

@@ -10,7 +10,7 @@ from redis import Redis
 from fluxhook.core import transitions as st
 from fluxhook.core.config import Config
 from fluxhook.core.pools import pools
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.app_keys import AppKeys
 from fluxhook.store.batches import Batches
 from fluxhook.store.check_line import CheckLine

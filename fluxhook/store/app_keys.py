@@ -7,7 +7,7 @@ number >= 1, default 1: its share of BFL's slots), and when set: ``models`` (com
 ``items_per_minute``, ``items_per_day``, ``expires_at``, ``created_at``,
 ``last_used_at``, ``revoked_at`` (epoch seconds), and its notifications' settings (``notify_url``,
 ``notify_events``, comma-separated) and secrets (``notify_secret``, and for a day after a rotation
-``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.sealing``), never in the clear, and
+``notify_secret_old`` with ``notify_rotated_at``), each secret sealed (``core.signing``), never in the clear, and
 ``strict_input`` (``1`` or ``0``), ``end_user_limits`` (JSON of the limits each end user gets) and
 ``end_user_moderation_limit``, and ``end_user_records`` (``1`` once an admin set something for one of its end users).
 A limit that is not set has no field. Scripts may

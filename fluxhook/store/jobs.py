@@ -36,7 +36,7 @@ from fluxhook.core.job import (
 from fluxhook.core.job_filters import EVERY_JOB, TEXT_WINDOW, JobFilter
 from fluxhook.core.live import Shown, shown
 from fluxhook.core.pools import POOLS
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.effects import AddTimelineEntry, AddWork, Effect, Handed, encode, handed, place, split
 from fluxhook.store.idempotency import Hold, key_taken, naming_args, record_keys
 from fluxhook.store.job_changes import announced

@@ -11,7 +11,7 @@ from typing import Callable, cast
 from redis import Redis
 
 from fluxhook.core.job import EARLY_KEPT
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.core.transitions import ACTIVE
 from fluxhook.store.jobs import Take
 from fluxhook.store.keys import KEYS, Keys

@@ -55,7 +55,7 @@ from fluxhook.core.heartbeats import beating
 from fluxhook.core.holds import MIGRATION_LOCK_SECONDS
 from fluxhook.core.job import SEALED_FIELDS
 from fluxhook.core.pools import DEFAULT_POOL, pools
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.core.transitions import QUEUED, SUBMITTED
 from fluxhook.store.deliveries import notify_member
 from fluxhook.store.jobs import JobStore

@@ -28,7 +28,7 @@ from fluxhook.bfl.verification import SECRET_HEADER, SIGNATURE_HEADER, body_sign
 from fluxhook.core.config import Config
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import Job
-from fluxhook.core.notify_urls import check_notify_url, field_wording
+from fluxhook.core.notify_rules import check_notify_url, field_wording
 from fluxhook.lifecycle.steps import bfl_presenting
 
 URL_FIELD, SECRET_FIELD = "webhook_url", "webhook_secret"

@@ -13,8 +13,7 @@ from fluxhook.core.end_users import LIMIT_FIELDS, EndUserLimits
 from fluxhook.core.errors import InvalidRequest
 from fluxhook.core.job import iso
 from fluxhook.core.models import MODEL
-from fluxhook.core.notify_events import parse_events
-from fluxhook.core.notify_urls import check_form, field_wording
+from fluxhook.core.notify_rules import check_form, field_wording, parse_events
 from fluxhook.lifecycle.steps.callers import ID_PREFIX, SECRET_PREFIX, digest
 from fluxhook.lifecycle.steps.waits import KeyJobs
 from fluxhook.store.app_keys import AppKey

@@ -13,7 +13,7 @@ import base64
 import secrets
 from typing import TYPE_CHECKING
 
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.app_keys import AppKey
 
 if TYPE_CHECKING:

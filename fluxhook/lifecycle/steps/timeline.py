@@ -29,7 +29,7 @@ log = logging.getLogger("fluxhook.events")
 
 
 class Kind(StrEnum):
-    """Every kind of entry a timeline holds. The dashboard has a sentence for each (``receiver.timeline_words``),
+    """Every kind of entry a timeline holds. The dashboard has a sentence for each (``receiver.dashboard_words``),
     so a kind is added here first: an entry of any other kind is refused."""
 
     SUBMISSION = "submission"

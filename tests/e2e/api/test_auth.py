@@ -106,7 +106,7 @@ class _IssuedAt(TimestampSigner):
 
 
 def image_token_issued(job_id: str, age: int, key: str = SECRET_KEY) -> str:
-    """An image token exactly like signing.image_token's, but issued ``age`` seconds ago (negative: in the future)."""
+    """An image token exactly like signing.file_token's, but issued ``age`` seconds ago (negative: in the future)."""
     signer = type("Signer", (_IssuedAt,), {"issued_at": int(time.time()) - age})
     return URLSafeTimedSerializer(key, salt="fluxhook.image-url", signer=signer).dumps(job_id)
 
@@ -124,7 +124,7 @@ def test_signed_image_url_expires(two_stored_jobs, stack, age, status):
     token = image_token_issued(a["id"], age)
     # The hand-made token is the real thing: signing.py itself accepts it when age is no issue.
     if age >= 0:
-        assert signing.image_token_valid(SECRET_KEY, token, a["id"], 10 * 365 * 86400)
+        assert signing.file_token_valid(SECRET_KEY, token, a["id"], "image", 10 * 365 * 86400)
 
     response = requests.get(f"{stack.base_url}/v1/jobs/{a['id']}/image", params={"token": token}, timeout=10)
 
@@ -148,7 +148,7 @@ def test_signed_image_url_of_one_job_does_not_open_another(two_stored_jobs, stac
         "token_of_a_on_b": [("token", token_a)],
         "token_of_a_with_path_of_b_appended": [("token", token_a + b["id"])],
         "two_tokens_a_then_b_on_b": [("token", token_a), ("token", token_b)],
-        "token_of_b_other_key": [("token", signing.image_token(OTHER_KEY, b["id"]))],
+        "token_of_b_other_key": [("token", signing.file_token(OTHER_KEY, b["id"], "image"))],
         "webhook_token_of_b": [("token", signing.webhook_token(SECRET_KEY, b["id"]))],
         "webhook_secret_of_b": [("token", secret_of(b["id"]))],
         "bearer_token_as_image_token": [("token", API_TOKEN)],

@@ -1,7 +1,7 @@
 """A web process's capacity is divided between keys, not first come (docs/operating.md "No key can hold the web"): the
 Procfile's processes, one web process with its 4 work permits. Key A floods reads from 16 connections and ignores
 ``429``; its refusals come from the process's memory, with no Redis step, and key B's reads are answered all the
-while. The turns themselves: tests/unit/receiver/test_fair_permits.py."""
+while. The turns themselves: tests/unit/receiver/test_bulkheads.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A job's page over real HTTP (the session stack's web, worker and Redis, and the simulator): it names the BFL
 account that ran the job, as the job's JSON does, and tells its story in sentences a person reads, never
-fluxhook's codes. The words themselves: tests/unit/receiver/test_timeline_words.py."""
+fluxhook's codes. The words themselves: tests/unit/receiver/test_dashboard_words.py."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from conftest import API, ready_payload
 from devtools.processes import RedisServer, wait_until
 from fluxhook.core.config import Config
 from fluxhook.core.outcomes import DownloadOutcome
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.lifecycle.steps import schedule
 from fluxhook.store.keys import KEYS
 

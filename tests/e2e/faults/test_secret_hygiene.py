@@ -20,7 +20,7 @@ from conftest import API, API_TOKEN, SECRET_KEY, STATIC_SECRET, ready_payload
 from devtools.processes import wait_until
 from devtools.stack import SIMULATOR_KEY
 from fluxhook.core import signing
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.keys import KEYS
 from helpers import OTHER_KEY, SECOND_TOKEN, hmac_hex, nested, raw_exchange, secret_of, serve_png, webhook_url
 

@@ -449,7 +449,7 @@ def test_signed_image_url_works_for_its_own_job_only(api, sim, spy):
                                    params={"token": webhook_token}, timeout=10), 401)
 
     # An image token minted with another SECRET_KEY.
-    foreign = signing.image_token("another-key-0123456789abcdef", job_a["id"])
+    foreign = signing.file_token("another-key-0123456789abcdef", job_a["id"], "image")
     assert_error_body(requests.get(f"{api.base_url}/v1/jobs/{job_a['id']}/image",
                                    params={"token": foreign}, timeout=10), 401)
 
@@ -460,7 +460,7 @@ def test_signed_image_url_works_for_its_own_job_only(api, sim, spy):
 
     stale = URLSafeTimedSerializer(SECRET_KEY, salt=signing._IMAGE_URL_SALT,
                                    signer=IssuedAnHourAgo).dumps(job_a["id"])
-    assert signing.image_token_valid(SECRET_KEY, stale, job_a["id"], 7200)  # only its age is wrong
+    assert signing.file_token_valid(SECRET_KEY, stale, job_a["id"], "image", 7200)  # only its age is wrong
     assert_error_body(requests.get(f"{api.base_url}/v1/jobs/{job_a['id']}/image",
                                    params={"token": stale}, timeout=10), 401)
 

@@ -1,5 +1,4 @@
-"""The job list's parameters (fluxhook/core/job_filters.py): which it takes, how each is read, the prompt rule;
-and strict input's refusal of what an API does not define (fluxhook/core/strict_input.py)."""
+"""The job list's parameters (fluxhook/core/job_filters.py): which it takes, how each is read, the prompt rule."""
 
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ from fluxhook.core.job_filters import (
     parse_time,
     prompt_holds,
 )
-from fluxhook.core.strict_input import refuse_unknown
 
 
 def _at(text: str) -> float:
@@ -93,16 +91,3 @@ def test_the_prompt_rule_ignores_case_in_any_script():
     assert prompt_holds("Café ÉCLAIR", "éclair") and prompt_holds("Straße", "STRASSE")
     assert prompt_holds("Москва ночью", "МОСКВА")
     assert not prompt_holds("a red fox", "lighthouse") and not prompt_holds(None, "fox")
-
-
-def test_strict_input_names_the_first_unknown_field_and_says_what_to_do():
-    refuse_unknown({"model": 1, "input": 2}, ("model", "input"), where="POST /v1/jobs")  # nothing unknown
-    with pytest.raises(UnknownField) as refused:
-        refuse_unknown({"model": 1, "prompt": 2, "width": 3}, ("model", "input"), where="POST /v1/jobs",
-                       hints={"deadline": "use Cancel-After"}, advice="BFL's fields go under 'input'")
-    assert refused.value.field == "prompt"
-    assert refused.value.message == ("unknown fields 'prompt', 'width': BFL's fields go under 'input' "
-                                     "(POST /v1/jobs takes model, input)")
-    with pytest.raises(UnknownField, match="^unknown field 'deadline': use Cancel-After "):
-        refuse_unknown({"deadline": "5m"}, ("model",), where="POST /v1/jobs", hints={"deadline": "use Cancel-After"},
-                       advice="other")

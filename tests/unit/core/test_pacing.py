@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, Backlog, PacingRule, drained_in, holds, level
+from fluxhook.core.pacing import ALL, BULK, MIN_SPAN, NONE, Backlog, PacingRule, holds, level
 
 RULE = PacingRule(share=0.5, shortest_life=600, floor=16)
 
@@ -39,14 +39,6 @@ def test_pacing_off_never_holds():
 def test_a_first_burst_is_a_rate_over_one_bucket_at_least():
     assert Backlog(waiting=1, stored=10, span=0).rate == 10 / MIN_SPAN
     assert Backlog(waiting=0, stored=0, span=30).rate == 0 and Backlog(waiting=0).seconds == 0
-
-
-def test_sends_go_again_once_the_backlog_drains_to_the_bound():
-    backlog = Backlog(waiting=1400, stored=240, span=60)  # 4/s: 1,200 fit the bound, 200 over it
-    assert drained_in(RULE, backlog) == 50
-    assert drained_in(RULE, Backlog(waiting=30)) is None
-    # A slow store: 30 fit the bound, 14 over it take 140 s.
-    assert drained_in(RULE, Backlog(waiting=44, stored=6, span=60)) == 140
 
 
 def test_batch_items_wait_at_the_bound_and_single_jobs_only_halfway_from_it_to_the_whole_life():

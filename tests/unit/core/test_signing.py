@@ -1,5 +1,6 @@
-"""Tokens and secrets derived from SECRET_KEY (fluxhook/core/signing.py): webhook-URL tokens, per-job
-webhook secrets and signed image URLs.
+"""What SECRET_KEY guards (fluxhook/core/signing.py): webhook-URL tokens, per-job webhook secrets and signed image
+URLs; values kept in Redis sealed: deterministic under one key, opened by every key of a rotation, and a value kept in
+the clear told apart (the migration seals it: tests/unit/store/test_migrations.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from conftest import SECRET_KEY
 from fluxhook.core import signing
 from fluxhook.core.job import new_job_id
+from fluxhook.core.signing import Sealer
 
 KEY = "unit-test-secret-key-0123456789"
 OTHER_KEY = "another-secret-key-9876543210"
@@ -76,8 +78,8 @@ def test_webhook_token_garbage_is_none(garbage):
 
 def test_webhook_token_and_image_token_are_not_interchangeable():
     jid = job_id()
-    assert signing.job_id_from_webhook_token(KEY, signing.image_token(KEY, jid)) is None
-    assert signing.image_token_valid(KEY, signing.webhook_token(KEY, jid), jid, 3600) is False
+    assert signing.job_id_from_webhook_token(KEY, signing.file_token(KEY, jid, "image")) is None
+    assert signing.file_token_valid(KEY, signing.webhook_token(KEY, jid), jid, "image", 3600) is False
 
 
 def test_job_webhook_secret_differs_between_jobs_and_keys_and_is_stable():
@@ -93,16 +95,16 @@ def test_job_webhook_secret_differs_between_jobs_and_keys_and_is_stable():
 
 def test_image_token_valid_for_its_job_only():
     a, b = job_id(), job_id()
-    token = signing.image_token(KEY, a)
-    assert signing.image_token_valid(KEY, token, a, 3600) is True
-    assert signing.image_token_valid(KEY, token, b, 3600) is False
-    assert signing.image_token_valid(OTHER_KEY, token, a, 3600) is False
+    token = signing.file_token(KEY, a, "image")
+    assert signing.file_token_valid(KEY, token, a, "image", 3600) is True
+    assert signing.file_token_valid(KEY, token, b, "image", 3600) is False
+    assert signing.file_token_valid(OTHER_KEY, token, a, "image", 3600) is False
 
 
 def _mint_image_token_at(monkeypatch, when: float, jid: str) -> str:
     monkeypatch.setattr(itsdangerous.timed, "time", types.SimpleNamespace(time=lambda: when))
     try:
-        return signing.image_token(KEY, jid)
+        return signing.file_token(KEY, jid, "image")
     finally:
         monkeypatch.undo()
 
@@ -112,9 +114,9 @@ def test_image_token_expires_after_max_age(monkeypatch):
 
     jid = job_id()
     old = _mint_image_token_at(monkeypatch, time.time() - 7200, jid)
-    assert signing.image_token_valid(KEY, old, jid, 3600) is False
-    assert signing.image_token_valid(KEY, old, jid, 7100) is False
-    assert signing.image_token_valid(KEY, old, jid, 10_000) is True
+    assert signing.file_token_valid(KEY, old, jid, "image", 3600) is False
+    assert signing.file_token_valid(KEY, old, jid, "image", 7100) is False
+    assert signing.file_token_valid(KEY, old, jid, "image", 10_000) is True
 
 
 def test_image_token_from_the_future_is_refused(monkeypatch):
@@ -122,24 +124,24 @@ def test_image_token_from_the_future_is_refused(monkeypatch):
 
     jid = job_id()
     future = _mint_image_token_at(monkeypatch, time.time() + 7200, jid)
-    assert signing.image_token_valid(KEY, future, jid, 3600) is False
+    assert signing.file_token_valid(KEY, future, jid, "image", 3600) is False
 
 
 def test_image_token_negative_max_age_refuses_fresh_token():
     jid = job_id()
-    assert signing.image_token_valid(KEY, signing.image_token(KEY, jid), jid, -1) is False
+    assert signing.file_token_valid(KEY, signing.file_token(KEY, jid, "image"), jid, "image", -1) is False
 
 
 def test_image_token_tampered_is_invalid():
     jid = job_id()
-    token = signing.image_token(KEY, jid)
+    token = signing.file_token(KEY, jid, "image")
     tampered = _tamper_signature(token)
-    assert signing.image_token_valid(KEY, tampered, jid, 3600) is False
+    assert signing.file_token_valid(KEY, tampered, jid, "image", 3600) is False
 
 
 @pytest.mark.parametrize("garbage", ["", "x", "...", "a.b.c", "a" * 300, "\u00e9\u00e9.x.y"])
 def test_image_token_garbage_is_false(garbage):
-    assert signing.image_token_valid(KEY, garbage, job_id(), 3600) is False
+    assert signing.file_token_valid(KEY, garbage, job_id(), "image", 3600) is False
 
 
 def test_job_webhook_url_shape():
@@ -174,7 +176,7 @@ def test_each_kind_has_its_own_token():
 def test_an_unknown_kind_has_no_link():
     with pytest.raises(ValueError):
         signing.file_token(SECRET_KEY, "job_x", "everything")
-    assert signing.file_token_valid(SECRET_KEY, signing.image_token(SECRET_KEY, "job_x"), "job_x", "nope", 60) is False
+    assert signing.file_token_valid(SECRET_KEY, signing.file_token(SECRET_KEY, "job_x", "image"), "job_x", "nope", 60) is False
 
 
 @pytest.mark.parametrize(("ttl", "window"), [(60, 30), (3600, 3600), (60, 1), (5, 7)])
@@ -219,3 +221,34 @@ def test_a_windowed_link_is_signed_with_the_newest_key_and_ends_when_its_key_is_
     token = signing.file_token([OTHER_KEY, KEY], jid, "image", signing.link_times(now, 60, 30).signed_at)
     assert _valid_at(monkeypatch, now, token, jid, 89, keys=[KEY])  # KEY, the newest, signed it
     assert not _valid_at(monkeypatch, now, token, jid, 89, keys=[OTHER_KEY])  # KEY rotated away: it ends
+
+
+# --- Sealed ---
+
+OLD, NEW = "o" * 32, "n" * 32
+URL = "https://delivery.example/a.png?se=2026-11-23&sig=abc%2Fdef"
+
+
+def test_a_sealed_text_hides_it_opens_to_it_and_seals_the_same_each_time():
+    sealer = Sealer((NEW,))
+    sealed = sealer.seal_text(URL)
+    assert "sig" not in sealed and "delivery" not in sealed
+    assert sealer.seal_text(URL) == sealed
+    assert sealer.open_text(sealed) == URL
+
+
+def test_every_key_of_a_rotation_opens_what_it_sealed_and_the_newest_seals():
+    before, after = Sealer((OLD,)), Sealer((OLD, NEW))
+    assert after.open_text(before.seal_text(URL)) == URL
+    assert after.seal_text(URL) == Sealer((NEW,)).seal_text(URL)
+    assert set(after.sealings(URL)) == {before.seal_text(URL), after.seal_text(URL)}
+    assert after.open(before.seal(b"{}")) == b"{}"
+
+
+def test_a_value_no_key_opens_is_none_and_one_kept_unsealed_is_told_apart():
+    assert Sealer((NEW,)).open_text(Sealer((OLD,)).seal_text(URL)) is None
+    assert Sealer((NEW,)).open(Sealer((OLD,)).seal(b"{}")) is None
+    assert Sealer((NEW,)).open_text("s1:not base64!") is None
+    assert Sealer.is_sealed(Sealer((OLD,)).seal_text(URL)) and Sealer.is_sealed(Sealer((OLD,)).seal(b"{}"))
+    assert not Sealer.is_sealed(URL) and not Sealer.is_sealed(b'{"id": "x"}')
+    assert Sealer((NEW,)).open_text(URL) is None and Sealer((NEW,)).open(b'{"id": "x"}') is None

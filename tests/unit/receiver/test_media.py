@@ -87,7 +87,7 @@ def test_a_job_of_this_store_or_whose_files_were_copied_here_is_served(app):
 
 
 def test_a_keys_refused_signed_links_are_refused_from_memory_with_no_redis_step(make_services, tmp_path):
-    # Its lane for links (receiver/lanes.py) keeps the refusal, and repeats it slowly (bulkheads.TARPIT_SECONDS).
+    # Its lane for links (receiver/bulkheads.py) keeps the refusal, and repeats it slowly (bulkheads.TARPIT_SECONDS).
     svc = make_services(6, STORAGE_URL=f"file://{tmp_path}/images", READS_PER_MINUTE="6")
     client = create_app(services=svc).test_client()
     key, _ = key_admin.create_key(svc, {"name": "links"}, time.time())

@@ -12,7 +12,7 @@ import pytest
 from fluxhook.core import transitions as st
 from fluxhook.core.holds import MOVE_LEASE
 from fluxhook.core.job import EARLY_KEPT, ENDED_DROPS, WATCHED_UNTIL
-from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL
+from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
 from fluxhook.store.effects import AddTimelineEntry, AddWork
 from fluxhook.store.jobs import JobStore, Lock, Take, Terms
 from fluxhook.store.keys import KEYS
@@ -25,6 +25,8 @@ from helpers import commands_during
 from slot_helpers import _config, _queued, as_key
 
 DB = 3  # the unit tests' slot database (tests/unit/conftest.py)
+# A model with a pool of its own in the shipped catalog, beside flux-kontext-max.
+VIDEO = "flux-3-video"
 
 
 @pytest.fixture()
@@ -183,14 +185,14 @@ def test_a_dispatch_that_gives_one_of_an_owner_s_jobs_knows_its_next_from_the_on
 
 
 def test_the_lines_are_asked_at_once_whether_one_holds_a_job_and_one_that_does_is_read_as_before(connection):
-    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO_POOL, 1)))
+    config = replace(_config(bfl_max_active=4), bfl_model_limits=((KONTEXT_MAX_POOL, 2), (VIDEO, 1)))
     slots = Slots(connection, config)
     jobs = JobStore(connection, ttl=86400, pools=slots.pools)
-    assert slots.pools == (DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO_POOL)
+    assert slots.pools == (DEFAULT_POOL, KONTEXT_MAX_POOL, VIDEO)
     job = _queued(jobs)
     commands = _commands(connection, lambda: slots.acquire(job))
     assert _naming(commands, "fh:line:") == [
-        f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}"], commands
+        f"EXISTS {KEYS.line(DEFAULT_POOL)} {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO)}"], commands
     assert slots.account_of(job.id) == "default"
     # A video job waits for the video pool's one slot: a new job joins its line and its turn is read as it always was,
     # the later pools' lines asked at once whether one holds a job.
@@ -199,10 +201,10 @@ def test_the_lines_are_asked_at_once_whether_one_holds_a_job_and_one_that_does_i
     assert slots.acquire(waiting) is None
     job = _queued(jobs)
     commands = _commands(connection, lambda: slots.acquire(job))
-    assert f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO_POOL)}" in commands
+    assert f"EXISTS {KEYS.line(KONTEXT_MAX_POOL)} {KEYS.line(VIDEO)}" in commands
     assert _names(_on(commands, KEYS.line(DEFAULT_POOL))) == ["EXISTS", "ZADD", "ZRANGEBYLEX", "ZREM"], commands
     assert slots.account_of(job.id) == "default" and slots.account_of(waiting.id) is None
-    assert connection.zcard(KEYS.line(VIDEO_POOL)) == 1 and connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
+    assert connection.zcard(KEYS.line(VIDEO)) == 1 and connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
 
 
 def test_a_sent_job_leaves_only_its_own_line_and_reads_and_writes_its_record_once(jobs, slots, connection):

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from fluxhook.core import transitions as st
 from fluxhook.core.job import Job, new_job_id
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.keys import KEYS
 from fluxhook.store.migrations import migrate

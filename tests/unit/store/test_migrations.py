@@ -18,7 +18,7 @@ from fluxhook.core import transitions as st
 from fluxhook.core.accounts import DEFAULT_ACCOUNT, Account
 from fluxhook.core.job import EARLY_KEPT, Job, new_job_id
 from fluxhook.core.pools import DEFAULT_POOL, KONTEXT_MAX_POOL
-from fluxhook.core.sealing import Sealer
+from fluxhook.core.signing import Sealer
 from fluxhook.store.deliveries import Deliveries, Message
 from fluxhook.store.jobs import JobStore, Terms
 from fluxhook.store.kept_callbacks import KeptCallbacks

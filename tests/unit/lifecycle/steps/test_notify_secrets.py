@@ -1,6 +1,6 @@
 """Each key's notification secret (fluxhook/lifecycle/steps/notify_secrets.py) on a real Redis (database 11): made
 with the key and sealed, a day of two secrets after a rotation, one made on first need for a key of an older release;
-and the one rule for ``notify_events`` (fluxhook/core/notify_events.py)."""
+and the one rule for ``notify_events`` (fluxhook/core/notify_rules.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.notify_events import parse_events, wanted
+from fluxhook.core.notify_rules import parse_events, wanted
 from fluxhook.lifecycle import key_admin
 from fluxhook.lifecycle.steps import notify_secrets
 from notify_helpers import SECRET

@@ -1,10 +1,10 @@
-"""Reading ``Prefer: wait=N`` (receiver/prefer.py)."""
+"""Reading ``Prefer: wait=N`` (receiver/preferences.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from receiver.prefer import requested_wait
+from receiver.preferences import requested_wait
 
 
 @pytest.mark.parametrize("header,seconds", [

@@ -1,4 +1,4 @@
-"""Every timeline entry the lifecycle can record reads as plain words (receiver/timeline_words.py).
+"""Every timeline entry the lifecycle can record reads as plain words (receiver/dashboard_words.py).
 
 The kinds are read from ``timeline.Kind`` and from the code itself (every ``timeline.record``/``timeline.entry``
 call in fluxhook/, worker/ and receiver/, parsed), the outcomes from the enums and error classes they come
@@ -18,7 +18,7 @@ from fluxhook.core.outcomes import DownloadOutcome, ReportOutcome
 from fluxhook.core.wait_reasons import WaitReason, describe
 from fluxhook.lifecycle.steps import timeline
 from fluxhook.lifecycle.steps.timeline import Kind
-from receiver.timeline_words import BY_KIND, Sentence, bfl_says, created, ended, sentence, words
+from receiver.dashboard_words import BY_KIND, Sentence, bfl_says, created, ended, sentence, words
 
 ROOT = Path(__file__).resolve().parents[3]
 # BFL's status words, as transitions names them (BFL_PENDING, ...).

@@ -1,4 +1,4 @@
-"""fluxhook/core/json_stream.py and json_body.py's strict rules: a body read a piece at a time means what it means read
+"""fluxhook/core/json_body.py's strict rules: a body read a piece at a time means what it means read
 whole (json_body.loads), at every place a piece may end, refusals included (a key given twice, NaN, a lone surrogate,
 nesting past 32); and what is held while it is read is the values parsed, not the body's text."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from fluxhook.core import json_body
 from fluxhook.core.errors import InvalidRequest
-from fluxhook.core.json_stream import Stream, load_object, ndjson_lines
+from fluxhook.core.json_body import Stream, load_object, ndjson_lines
 
 BODIES = [
     b'{}',
