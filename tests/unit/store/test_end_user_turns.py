@@ -29,7 +29,7 @@ from fluxhook.store.slots import Slots
 from fluxhook.store.tallies import Tallies
 from fluxhook.store.work_lines import AHEAD, DOWNLOAD, WorkLines
 from helpers import commands_during
-from slot_helpers import _config
+from slot_helpers import _config, waiting_of
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "fluxhook-hypothesis")
 
@@ -102,7 +102,7 @@ def test_one_end_user_flooding_delays_another_of_its_key_by_one_turn_and_the_oth
         assert b.id in given and a_turns[:2].count(other.id) == 1
         assert round_ == 0 or a_turns[0] == other.id
         assert sum(1 for j in given if j in {job.id for job in flood}) == 2
-    assert slots.waiting_of("key_a") == [j.id for j in flood[12:]]
+    assert waiting_of(slots, "key_a") == [j.id for j in flood[12:]]
 
 
 def test_a_key_naming_a_thousand_end_users_takes_one_share_not_a_thousand(store, connection):
@@ -179,7 +179,7 @@ def test_an_end_users_job_leaves_every_line_as_it_ends_or_is_deleted(store, conn
         assert not slots.acquire(job)
     _end(store, waiting[0].id)
     store.delete(waiting[1].id)
-    assert slots.waiting_of("key_a") == [waiting[2].id]
+    assert waiting_of(slots, "key_a") == [waiting[2].id]
     _end(store, holder.id)
     assert slots.dispatch().jobs == [waiting[2].id]
     assert connection.zcard(KEYS.line(DEFAULT_POOL)) == 0
@@ -308,7 +308,7 @@ def test_a_job_handed_back_goes_back_to_its_end_users_place(store, connection):
     first, second = _queued(store, "key_a", "u"), _queued(store, "key_a", "u")
     assert slots.acquire(first) and not slots.acquire(second)
     assert slots.requeue(store.get(first.id))  # BFL refused it: its slot back, it in line again, first of the two
-    assert slots.waiting_of("key_a") == [first.id, second.id]
+    assert waiting_of(slots, "key_a") == [first.id, second.id]
     assert slots.dispatch().jobs == [first.id]
 
 
