@@ -1,5 +1,5 @@
-"""The slot tests' config, Redis URL and queued jobs, for the tests of slots, model pools and the fair share (their Redis
-connection and job store are fixtures of tests/unit/conftest.py)."""
+"""The slot tests' config, Redis URL and queued jobs, for the tests of slots, model pools, work lines and the fair share
+(their Redis connection and job store are fixtures of tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from fluxhook.core.config import Config
 from fluxhook.core.job import Job, new_job_id
 from fluxhook.core.pools import pool_for
 from fluxhook.store.jobs import JobStore
-from fluxhook.store.owners import member_job, owner_of, owner_range
+from fluxhook.store.owners import member, member_job, owner_of, owner_range
 from fluxhook.store.replies import text
 from fluxhook.store.slots import Slots
+from fluxhook.store.work_lines import WorkLines, checked_kind
 
 
 def _config(bfl_max_active_kontext_max: int = 6, **limits) -> Config:
@@ -70,3 +71,12 @@ def slot_freed(slots: Slots, timeout: float) -> bool:
     """Whether a slot was freed or a job joined a line without taking one (the wake-up a dispatcher at rest waits on)
     within ``timeout`` seconds; takes that wake-up."""
     return slots.connection.blpop([slots.keys.slot_freed], timeout=timeout) is not None
+
+
+def add_work(work: WorkLines, kind: str, key_id: str | None, job_id: str, pipeline, **fields) -> None:
+    """Put the job of app key ``key_id`` in ``kind``'s line on ``pipeline``, unless it is there already, and wake a
+    feeder: what the effect ``AddWork`` does from a job's record, for a job that has none. ``fields``: the member's
+    ``bulk``, ``deadline`` and ``end_user``."""
+    pipeline.zadd(work.keys.work_line(checked_kind(kind)), {member(owner_of(key_id), job_id, **fields): 0}, nx=True)
+    pipeline.lpush(work.keys.work_added, 1)
+    pipeline.ltrim(work.keys.work_added, 0, 0)
